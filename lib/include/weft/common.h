@@ -1,0 +1,56 @@
+/*
+ * weft/common.h - export macro, size-versioned options, poll results.
+ *
+ * Included by every other public header; not meant to be included alone.
+ */
+#ifndef WEFT_COMMON_H
+#define WEFT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(WEFT_STATIC_DEFINE)
+#define WEFT_API
+#elif defined(WEFT_BUILDING)
+#define WEFT_API __attribute__((visibility("default")))
+#else
+#define WEFT_API
+#endif
+
+/*
+ * Options structs start with `size_t sz`. Fill them with WEFT_OPTS so that
+ * `sz` is set and every field you do not name is zero (zero always means
+ * "the default"):
+ *
+ *     WEFT_OPTS(weft_runtime_opts, o, .workers = 4);
+ *     weft_runtime_create(&o, &rt);
+ *
+ * The library reads fields only up to `sz`, so a program built against an
+ * older header keeps working; bytes past the fields the library knows must
+ * be zero, otherwise the call fails with -EINVAL.
+ */
+#define WEFT_OPTS(TYPE, NAME, ...)                                  \
+	struct TYPE NAME = ({                                       \
+		memset(&NAME, 0, sizeof(struct TYPE));              \
+		(struct TYPE){ .sz = sizeof(struct TYPE), __VA_ARGS__ }; \
+	})
+
+/* What a poll function returns. */
+enum weft_poll {
+	WEFT_READY = 0,   /* done: the task completes */
+	WEFT_PENDING = 1, /* not done: a waker will schedule the next poll */
+};
+
+/* "No limit" for calls that take a timeout in nanoseconds. */
+#define WEFT_FOREVER UINT64_MAX
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_COMMON_H */

@@ -1,0 +1,55 @@
+/*
+ * weft/metrics.h - runtime metrics snapshot.
+ *
+ * Per-worker counters are kept by each worker on its own cache line and
+ * published at maintenance (every event_interval ticks) and before parking,
+ * so a snapshot lags a busy worker by at most one maintenance interval.
+ * Counters only grow; subtract two snapshots for a rate.
+ */
+#ifndef WEFT_METRICS_H
+#define WEFT_METRICS_H
+
+#include <weft/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct weft_runtime;
+
+struct weft_worker_metrics {
+	uint64_t park_count;           /* times the worker went to sleep */
+	uint64_t noop_count;           /* unparked, then parked again without polling */
+	uint64_t steal_count;          /* tasks stolen from other workers */
+	uint64_t steal_operations;     /* successful steal operations */
+	uint64_t poll_count;           /* task polls */
+	uint64_t busy_ns;              /* time spent polling tasks */
+	uint64_t local_schedule_count; /* tasks scheduled from this worker locally */
+	uint64_t overflow_count;       /* times the local queue overflowed to inject */
+	uint64_t local_queue_depth;    /* tasks in the local ring now (LIFO slot excluded) */
+	uint64_t mean_poll_ns;         /* EWMA of poll time */
+	uint64_t thread_id;            /* kernel tid of the thread holding the core, 0 if none */
+};
+
+struct weft_metrics {
+	unsigned workers;
+	uint64_t alive_tasks;          /* spawned, not yet completed */
+	uint64_t spawned_tasks;        /* ever spawned */
+	uint64_t inject_depth;         /* tasks in the inject queue now */
+	uint64_t remote_schedule_count;/* tasks scheduled from outside the workers */
+	uint64_t budget_forced_yield_count;
+	struct weft_worker_metrics worker[]; /* `workers` entries */
+};
+
+/*
+ * Allocate and fill a snapshot with `workers` entries; release it with
+ * weft_metrics_free(). Works on a runtime that is shut down (final figures).
+ * Errors: -EINVAL (NULL argument), -ENOMEM.
+ */
+WEFT_API int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out);
+WEFT_API void weft_metrics_free(struct weft_metrics *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_METRICS_H */

@@ -1,0 +1,229 @@
+/*
+ * weft.h - the public API of libweft, a work-stealing task runtime for C.
+ *
+ * Conventions (every call below):
+ *  - Calls return 0 or a negative errno value; nothing is reported through
+ *    `errno`. weft_strerror() turns a code into text.
+ *  - Constructors fill an out-parameter and leave it untouched on failure.
+ *  - Options structs are size-versioned: fill them with WEFT_OPTS().
+ *
+ * Ownership in one paragraph: a runtime belongs to the caller of
+ * weft_runtime_create() until weft_runtime_destroy(). A spawned task's
+ * `state` belongs to weft from the moment weft_spawn_poll() is called:
+ * `drop(state)` runs exactly once, whatever the spawn returned. A join
+ * handle (`struct weft_task *`) is consumed exactly once, by weft_join(),
+ * a weft_join_poll() that returned ready, or weft_detach(). A waker is a
+ * value that owns a reference: each clone must be woken by value or dropped.
+ */
+#ifndef WEFT_WEFT_H
+#define WEFT_WEFT_H
+
+#include <weft/common.h>
+#include <weft/metrics.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct weft_runtime;
+struct weft_task;
+struct weft_cx;
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Largest accepted `workers`. */
+#define WEFT_MAX_WORKERS 256
+
+struct weft_runtime_opts {
+	size_t sz;            /* sizeof(struct weft_runtime_opts); WEFT_OPTS sets it */
+	/* Worker threads (= cores). 0: the number of CPUs in the caller's
+	 * affinity mask. 1..WEFT_MAX_WORKERS, otherwise -EINVAL. */
+	int workers;
+	/* Ticks between maintenance passes. 0: 61. At most 1,000,000. */
+	uint32_t event_interval;
+	/* Ticks between inject-queue-first checks. 0: self-tuned from the mean
+	 * poll time (target 200 us, clamped to 2..127). At most 1,000,000. */
+	uint32_t global_queue_interval;
+	/* Turn the LIFO slot off: tasks woken or spawned by a running task go
+	 * to the back of the local queue instead of running next. */
+	bool disable_lifo_slot;
+	/* Seed for the runtime's seed generator (steal-victim choice).
+	 * 0: random. The same non-zero seed gives the same per-core seeds. */
+	uint64_t rng_seed;
+	/* Worker threads are named "<prefix>-<n>". NULL: "weft-worker".
+	 * At most 11 bytes, so the name fits Linux's 15-byte limit. */
+	const char *thread_name_prefix;
+	/* Called on each worker thread when it starts and before it exits,
+	 * with `hook_arg` and the worker's index. May be NULL. */
+	void (*on_thread_start)(void *hook_arg, unsigned worker);
+	void (*on_thread_stop)(void *hook_arg, unsigned worker);
+	void *hook_arg;
+};
+
+/*
+ * Create a runtime and start its worker threads.
+ * Errors: -EINVAL (NULL out, bad opts: wrong sz, non-zero bytes past the
+ * known fields, out-of-range values), -ENOMEM, -EAGAIN or another error of
+ * pthread_create (threads already started are stopped and joined).
+ * `opts` may be NULL for all defaults.
+ */
+WEFT_API int weft_runtime_create(const struct weft_runtime_opts *opts,
+				 struct weft_runtime **out);
+
+/*
+ * Stop the runtime: refuse new spawns (-ESHUTDOWN), cancel every task that
+ * has not completed (each task's drop runs exactly once; joiners get
+ * -ECANCELED), and join the worker threads. Waits at most `timeout_ns` for a
+ * worker busy in a poll (WEFT_FOREVER: no limit); on -ETIMEDOUT call it again
+ * to keep waiting. Idempotent: 0 once shut down.
+ * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers),
+ * -ETIMEDOUT.
+ */
+WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns);
+
+/*
+ * Shut down (without a time limit) if that was not done, then free the
+ * runtime. Every join handle must have been consumed and every waker
+ * dropped first; otherwise -EBUSY and nothing is freed (call again later).
+ * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers), -EBUSY.
+ */
+WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
+
+/*
+ * Run fn(arg) on the calling thread inside rt's context and store its return
+ * value in *result (result may be NULL). Spawns from fn go to the inject
+ * queue; weft_join() inside it blocks this thread.
+ * Errors: -EINVAL (NULL rt or fn), -EDEADLK (called from a worker thread of
+ * any weft runtime), -ESHUTDOWN (rt is shut down); fn does not run then.
+ */
+WEFT_API int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *arg),
+			   void *arg, void **result);
+
+/* The runtime whose task or block_on the calling thread is running, else NULL. */
+WEFT_API struct weft_runtime *weft_runtime_current(void);
+
+/* -------------------------------------------------------------- poll tasks */
+
+/*
+ * A poll function advances a task. Return WEFT_READY when the task is done
+ * (optionally after weft_cx_set_result()), or WEFT_PENDING after arranging
+ * for a waker (weft_cx_waker(cx), cloned) to be woken when it can progress.
+ * A task that wakes its own waker by reference and returns WEFT_PENDING
+ * yields: it is polled again after the tasks already queued.
+ */
+typedef enum weft_poll (*weft_poll_fn)(void *state, struct weft_cx *cx);
+typedef void (*weft_drop_fn)(void *state);
+
+/*
+ * Spawn a poll task. `drop` (may be NULL) runs exactly once with `state`: on
+ * completion, on abort, at shutdown, or before this call returns an error.
+ * `out` (may be NULL: detached) receives the join handle.
+ * From a worker of rt the task goes to the LIFO slot (runs next); from any
+ * other thread it goes to the inject queue.
+ * Errors: -EINVAL (NULL rt or poll), -ESHUTDOWN, -ENOMEM.
+ */
+WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
+			     void *state, weft_drop_fn drop,
+			     struct weft_task **out);
+
+/* ------------------------------------------------------------ join handles */
+
+/*
+ * Wait for the task to finish and consume the handle. *result (may be NULL)
+ * receives the pointer the task set with weft_cx_set_result() (NULL if none).
+ * Blocks the calling thread; must not be called from a worker thread.
+ * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
+ * consumed), -EINVAL (NULL task), -EDEADLK (called from a worker thread:
+ * the handle is not consumed).
+ */
+WEFT_API int weft_join(struct weft_task *task, void **result);
+
+/*
+ * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
+ * valid; cx's waker will be woken when the task finishes), or, with the
+ * handle consumed: 0 (result stored) or -ECANCELED.
+ * -EINVAL for a NULL task or cx (handle not consumed).
+ */
+WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
+			    void **result);
+
+/* Consume the handle without waiting; the task keeps running. -EINVAL if NULL. */
+WEFT_API int weft_detach(struct weft_task *task);
+
+/*
+ * Request cancellation. A task not yet complete is cancelled before its next
+ * poll (or when its current poll returns): its drop runs, its joiner gets
+ * -ECANCELED. No effect on a finished task. Does not consume the handle.
+ * -EINVAL if NULL.
+ */
+WEFT_API int weft_abort(struct weft_task *task);
+
+/* True once the task has completed or been cancelled. */
+WEFT_API bool weft_task_is_finished(const struct weft_task *task);
+
+/* A number unique among the tasks of the process (never 0). */
+WEFT_API uint64_t weft_task_id(const struct weft_task *task);
+
+/* ---------------------------------------------------------------- wakers */
+
+/*
+ * A waker schedules a task (or unblocks a thread). It is a plain value that
+ * owns one reference; the vtable is public so other resources can make
+ * their own wakers.
+ */
+struct weft_waker_vtable {
+	void *(*clone)(void *data);      /* new reference; returns the new data */
+	void (*wake)(void *data);        /* wake and release the reference */
+	void (*wake_by_ref)(void *data); /* wake, keep the reference */
+	void (*drop)(void *data);        /* release the reference */
+};
+
+typedef struct weft_waker {
+	const struct weft_waker_vtable *vtable;
+	void *data;
+} weft_waker;
+
+/* All of these may be called from any thread. */
+WEFT_API weft_waker weft_waker_clone(const weft_waker *w);
+WEFT_API void weft_waker_wake(weft_waker *w);          /* consumes *w */
+WEFT_API void weft_waker_wake_by_ref(const weft_waker *w);
+WEFT_API void weft_waker_drop(weft_waker *w);          /* consumes *w */
+/* True if both wake the same task: a stored waker need not be replaced. */
+WEFT_API bool weft_waker_will_wake(const weft_waker *a, const weft_waker *b);
+
+/* ----------------------------------------------------------- poll context */
+
+/* The current task's waker, borrowed for the duration of the poll: clone it
+ * to keep it. */
+WEFT_API const weft_waker *weft_cx_waker(struct weft_cx *cx);
+/* Set the pointer a joiner receives; meaningful with WEFT_READY. */
+WEFT_API void weft_cx_set_result(struct weft_cx *cx, void *result);
+/* The running task's runtime and id. */
+WEFT_API struct weft_runtime *weft_cx_runtime(struct weft_cx *cx);
+WEFT_API uint64_t weft_cx_task_id(struct weft_cx *cx);
+
+/* ------------------------------------------------------ cooperative budget */
+
+/*
+ * Each poll runs under a budget of WEFT_BUDGET resource operations (tasks
+ * run from the LIFO slot share their parent's). A resource (channel, I/O)
+ * calls weft_budget_poll_proceed() before doing work: WEFT_READY consumes one
+ * unit; WEFT_PENDING means the budget is spent, the task has been woken to
+ * run again later, and the resource must return PENDING. If the resource
+ * then turns out not to be ready, weft_budget_refund() returns the unit.
+ */
+#define WEFT_BUDGET 128
+
+WEFT_API enum weft_poll weft_budget_poll_proceed(struct weft_cx *cx);
+WEFT_API void weft_budget_refund(struct weft_cx *cx);
+WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
+
+/* ----------------------------------------------------------------- errors */
+
+/* Text for a negative errno returned by weft (or any errno value). */
+WEFT_API const char *weft_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_WEFT_H */

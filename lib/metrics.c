@@ -1,0 +1,48 @@
+/*
+ * metrics.c - snapshot of the runtime's counters. Per-core counters are
+ * read from their published copies (relaxed atomics written by the owner at
+ * maintenance, before parking and at exit); depths are read live.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "runtime.h"
+
+int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
+{
+	if (!rt || !out)
+		return -EINVAL;
+	struct weft_metrics *m = calloc(1, sizeof(*m) + rt->n * sizeof(m->worker[0]));
+	if (!m)
+		return -ENOMEM;
+	m->workers = rt->n;
+	m->alive_tasks = weft__owned_len(&rt->owned);
+	m->spawned_tasks = weft__owned_added(&rt->owned);
+	m->inject_depth = weft__inject_len(&rt->inject);
+	pthread_mutex_lock(&rt->inject.lock);
+	m->remote_schedule_count = rt->inject.remote_pushes;
+	pthread_mutex_unlock(&rt->inject.lock);
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct weft__core *c = &rt->cores[i];
+		struct weft_worker_metrics *w = &m->worker[i];
+#define RD(f) atomic_load_explicit(&c->pub.f, memory_order_relaxed)
+		w->park_count = RD(park_count);
+		w->noop_count = RD(noop_count);
+		w->steal_count = RD(steal_count);
+		w->steal_operations = RD(steal_operations);
+		w->poll_count = RD(poll_count);
+		w->busy_ns = RD(busy_ns);
+		w->local_schedule_count = RD(local_schedule_count);
+		w->overflow_count = RD(overflow_count);
+		w->mean_poll_ns = RD(mean_poll_ns);
+		m->budget_forced_yield_count += RD(budget_forced_yields);
+#undef RD
+		w->local_queue_depth = weft__ring_len(&c->ring);
+		w->thread_id = (uint64_t)atomic_load_explicit(&rt->workers[i].tid,
+							      memory_order_relaxed);
+	}
+	*out = m;
+	return 0;
+}
+
+void weft_metrics_free(struct weft_metrics *m) { free(m); }

@@ -1,0 +1,124 @@
+/*
+ * park.c - putting threads to sleep and waking them.
+ *
+ * Parker (one per worker): a 32-bit futex word, EMPTY / PARKED / NOTIFIED.
+ *  park:   CAS NOTIFIED->EMPTY and return (a wake came first); else CAS
+ *          EMPTY->PARKED and FUTEX_WAIT while the word is PARKED; return
+ *          once a CAS NOTIFIED->EMPTY succeeds.
+ *  unpark: exchange to NOTIFIED; FUTEX_WAKE only if the old value was PARKED.
+ * All operations on the word are seq_cst RMWs: the exchange in unpark is the
+ * release that the parker's successful CAS acquires, so whatever the waker
+ * wrote before unpark is visible after park returns (ThreadSanitizer sees
+ * this through the atomics, not through the futex syscall). Spurious returns
+ * from FUTEX_WAIT are harmless: the loop re-checks the word.
+ *
+ * Thread parker: the same word in a refcounted heap object, one per thread
+ * that blocks outside the runtime (weft_join). Wakers made from it hold a
+ * reference, so a waker may outlive the wait that created it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);
+}
+
+void weft__futex_wake(_Atomic uint32_t *addr, int n)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static void park_word(_Atomic uint32_t *w)
+{
+	uint32_t exp = PARK_NOTIFIED;
+	if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
+		return;
+	exp = PARK_EMPTY;
+	if (!atomic_compare_exchange_strong(w, &exp, PARK_PARKED)) {
+		/* Only an unpark can have changed it: consume the notification. */
+		if (atomic_exchange(w, PARK_EMPTY) != PARK_NOTIFIED)
+			weft__die("parker in state %u", exp);
+		return;
+	}
+	for (;;) {
+		weft__futex_wait(w, PARK_PARKED, NULL);
+		exp = PARK_NOTIFIED;
+		if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
+			return;
+	}
+}
+
+static void unpark_word(_Atomic uint32_t *w)
+{
+	if (atomic_exchange(w, PARK_NOTIFIED) == PARK_PARKED)
+		weft__futex_wake(w, 1);
+}
+
+void weft__parker_park(struct weft__parker *p) { park_word(&p->state); }
+void weft__parker_unpark(struct weft__parker *p) { unpark_word(&p->state); }
+
+/* ------------------------------------------------------- thread parkers */
+
+struct weft__tparker {
+	_Atomic uint32_t word;
+	_Atomic uint64_t refs;
+};
+
+static pthread_key_t tparker_key;
+static pthread_once_t tparker_once = PTHREAD_ONCE_INIT;
+static __thread struct weft__tparker *tparker_tls;
+
+static void tparker_unref(struct weft__tparker *p)
+{
+	/* acq_rel: the last holder sees every earlier holder's use. */
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+		free(p);
+}
+
+static void tparker_thread_exit(void *p) { tparker_unref(p); }
+static void tparker_key_make(void) { pthread_key_create(&tparker_key, tparker_thread_exit); }
+
+struct weft__tparker *weft__tparker_self(void)
+{
+	struct weft__tparker *p = tparker_tls;
+	if (p)
+		return p;
+	pthread_once(&tparker_once, tparker_key_make);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	atomic_init(&p->word, PARK_EMPTY);
+	atomic_init(&p->refs, 1);
+	tparker_tls = p;
+	pthread_setspecific(tparker_key, p);
+	return p;
+}
+
+static void *tw_clone(void *d)
+{
+	struct weft__tparker *p = d;
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+static void tw_wake_by_ref(void *d) { unpark_word(&((struct weft__tparker *)d)->word); }
+static void tw_wake(void *d) { tw_wake_by_ref(d); tparker_unref(d); }
+static void tw_drop(void *d) { tparker_unref(d); }
+
+static const struct weft_waker_vtable tparker_vtable = {
+	.clone = tw_clone, .wake = tw_wake, .wake_by_ref = tw_wake_by_ref, .drop = tw_drop,
+};
+
+weft_waker weft__tparker_waker(struct weft__tparker *p)
+{
+	return (weft_waker){ .vtable = &tparker_vtable, .data = tw_clone(p) };
+}
+
+void weft__tparker_park(struct weft__tparker *p) { park_word(&p->word); }

@@ -1,0 +1,188 @@
+/*
+ * queue.c - the per-core run queue: a bounded ring of 256 task pointers with
+ * one owner and any number of thieves, of which at most one copies at a time.
+ *
+ * Indices are free-running 32-bit counters masked by 255, so tail - head is
+ * the length even across wrap-around and full (256) is told from empty (0).
+ * `head` packs two indices, (steal << 32) | real:
+ *  - real:  the next slot the owner pops;
+ *  - steal: the first slot a thief is still copying out of. steal == real
+ *           when no thief is at work.
+ * The owner computes free space against `steal`, never `real`, so a slot a
+ * thief is still reading is never overwritten.
+ *
+ * Owner push: write the slot, then a release store of tail publishes it.
+ * Thief: acquire-load head, acquire-load tail (pairs with that release, so
+ * the slots below tail are visible), claim n = ceil(len/2) slots by CAS-ing
+ * real forward while leaving steal behind, copy the pointers into its own
+ * ring, then CAS steal up to the current real, which hands the slots back to
+ * the owner (acq_rel: the owner's next acquire load of head orders the reuse
+ * of those slots after our reads). A thief that finds steal != real gives up:
+ * someone else is copying.
+ * Owner pop: CAS real forward (and steal with it when no thief works).
+ * Overflow: when 256 are queued and no thief works, the owner claims the
+ * oldest 128 with one CAS and hands them, plus the new task, to the caller
+ * for the inject queue.
+ */
+#include "queue.h"
+#include "runtime.h"
+
+#define HALF (WEFT_RING_CAP / 2)
+
+static inline uint32_t h_real(uint64_t h) { return (uint32_t)h; }
+static inline uint32_t h_steal(uint64_t h) { return (uint32_t)(h >> 32); }
+static inline uint64_t h_pack(uint32_t steal, uint32_t real)
+{
+	return ((uint64_t)steal << 32) | real;
+}
+
+void weft__ring_init(struct weft__ring *q)
+{
+	atomic_init(&q->head, 0);
+	atomic_init(&q->tail, 0);
+	for (unsigned i = 0; i < WEFT_RING_CAP; i++)
+		atomic_init(&q->slot[i], NULL);
+}
+
+unsigned weft__ring_free_owner(const struct weft__ring *q)
+{
+	/* acquire: pairs with a thief's release of its claim (see header). */
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	return WEFT_RING_CAP - (tail - h_steal(h));
+}
+
+unsigned weft__ring_push_owner(struct weft__ring *q, struct weft_task *t,
+			       struct weft__tlist *overflow)
+{
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	for (;;) {
+		/* acquire: pairs with the thief's acq_rel CAS releasing slots. */
+		uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+		uint32_t steal = h_steal(h), real = h_real(h);
+		if (tail - steal < WEFT_RING_CAP) {
+			atomic_store_explicit(&q->slot[tail & WEFT_RING_MASK], t,
+					      memory_order_relaxed);
+			/* release: publishes the slot to thieves (their acquire of tail). */
+			atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+			return 0;
+		}
+		if (steal != real) {
+			/* A thief is copying and will free room soon; this one
+			 * task goes to the inject queue instead of waiting. */
+			weft__tlist_push(overflow, t);
+			return 1;
+		}
+		/* Full and no thief: claim the oldest half in one CAS. */
+		uint64_t nh = h_pack(real + HALF, real + HALF);
+		if (!atomic_compare_exchange_strong_explicit(&q->head, &h, nh,
+							     memory_order_acq_rel,
+							     memory_order_acquire))
+			continue; /* a thief got in first; retry */
+		for (uint32_t i = 0; i < HALF; i++)
+			weft__tlist_push(overflow,
+					 atomic_load_explicit(&q->slot[(real + i) & WEFT_RING_MASK],
+							      memory_order_relaxed));
+		weft__tlist_push(overflow, t);
+		return HALF + 1;
+	}
+}
+
+void weft__ring_push_batch_owner(struct weft__ring *q, struct weft__tlist *batch)
+{
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	struct weft_task *t;
+	if (batch->n > weft__ring_free_owner(q))
+		weft__die("batch of %zu does not fit the ring", batch->n);
+	while ((t = weft__tlist_pop(batch)))
+		atomic_store_explicit(&q->slot[tail++ & WEFT_RING_MASK], t, memory_order_relaxed);
+	/* release: publishes the slots to thieves. */
+	atomic_store_explicit(&q->tail, tail, memory_order_release);
+}
+
+struct weft_task *weft__ring_pop_owner(struct weft__ring *q)
+{
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	for (;;) {
+		uint32_t steal = h_steal(h), real = h_real(h);
+		if (real == tail)
+			return NULL;
+		uint64_t nh = steal == real ? h_pack(real + 1, real + 1)
+					    : h_pack(steal, real + 1);
+		/* acq_rel: orders against thieves claiming the same slots. */
+		if (atomic_compare_exchange_weak_explicit(&q->head, &h, nh,
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			return atomic_load_explicit(&q->slot[real & WEFT_RING_MASK],
+						    memory_order_relaxed);
+	}
+}
+
+struct weft_task *weft__ring_steal(struct weft__ring *src, struct weft__ring *dst,
+				   unsigned *n_stolen, unsigned *src_depth)
+{
+	uint32_t dtail = atomic_load_explicit(&dst->tail, memory_order_relaxed);
+	uint64_t dh = atomic_load_explicit(&dst->head, memory_order_acquire);
+	if (dtail - h_steal(dh) > HALF)
+		return NULL;
+
+	uint64_t h = atomic_load_explicit(&src->head, memory_order_acquire);
+	uint32_t first, n, avail;
+	for (;;) {
+		uint32_t steal = h_steal(h), real = h_real(h);
+		if (steal != real)
+			return NULL; /* another thief is copying */
+		/* acquire: pairs with the owner's release store of tail. */
+		uint32_t tail = atomic_load_explicit(&src->tail, memory_order_acquire);
+		avail = tail - real;
+		if (avail == 0)
+			return NULL;
+		if (avail > WEFT_RING_CAP) { /* head moved under us; reload */
+			h = atomic_load_explicit(&src->head, memory_order_acquire);
+			continue;
+		}
+		n = avail - avail / 2;
+		first = real;
+		if (atomic_compare_exchange_weak_explicit(&src->head, &h,
+							  h_pack(steal, real + n),
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			break;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct weft_task *t = atomic_load_explicit(
+			&src->slot[(first + i) & WEFT_RING_MASK], memory_order_relaxed);
+		atomic_store_explicit(&dst->slot[(dtail + i) & WEFT_RING_MASK], t,
+				      memory_order_relaxed);
+	}
+	/* Release the claim: steal catches up with real. acq_rel: our slot
+	 * reads above happen before the owner (acquire of head) reuses them. */
+	h = atomic_load_explicit(&src->head, memory_order_acquire);
+	for (;;) {
+		if (h_steal(h) != first)
+			weft__die("ring steal claim lost (steal %u, expected %u)", h_steal(h), first);
+		uint64_t nh = h_pack(h_real(h), h_real(h));
+		if (atomic_compare_exchange_weak_explicit(&src->head, &h, nh,
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			break;
+	}
+	*n_stolen = n;
+	*src_depth = avail;
+	n--;
+	struct weft_task *ret = atomic_load_explicit(&dst->slot[(dtail + n) & WEFT_RING_MASK],
+						     memory_order_relaxed);
+	if (n)
+		/* release: publishes the copied slots to thieves of dst. */
+		atomic_store_explicit(&dst->tail, dtail + n, memory_order_release);
+	return ret;
+}
+
+unsigned weft__ring_len(const struct weft__ring *q)
+{
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	uint32_t len = tail - h_real(h);
+	return len > WEFT_RING_CAP ? 0 : len;
+}

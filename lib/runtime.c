@@ -1,0 +1,312 @@
+/*
+ * runtime.c - options, create, spawn, block_on, shutdown, destroy.
+ *
+ * Shutdown protocol:
+ *  1. set `shutdown`, close the inject queue and the owned-task list (after
+ *     this no spawn is accepted and no task can enter a queue for good),
+ *     wake every worker;
+ *  2. join the workers (bounded by the caller's timeout; a worker stuck in a
+ *     poll keeps the runtime in this step and the call can be repeated);
+ *  3. with no worker left, cancel every task still on the owned list (its
+ *     drop runs, its joiner gets -ECANCELED) on the calling thread;
+ *  4. drain the LIFO slots, rings and the inject queue, releasing the
+ *     references the queues held.
+ * A spawn that raced with step 1 either failed to bind (-ESHUTDOWN, its
+ * drop ran) or was bound before and is cancelled in step 3; a task pushed
+ * into the closed inject queue had its reference dropped by the pusher.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <urcu-bp.h>
+
+#include "runtime.h"
+
+#define DEFAULT_EVENT_INTERVAL 61
+#define MAX_INTERVAL 1000000u
+#define MAX_PREFIX 11
+
+static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (!in)
+		return 0;
+	if (in->sz < offsetof(struct weft_runtime_opts, workers))
+		return -EINVAL;
+	size_t known = sizeof(*o);
+	if (in->sz > known) {
+		const unsigned char *tail = (const unsigned char *)in + known;
+		for (size_t i = 0; i < in->sz - known; i++)
+			if (tail[i])
+				return -EINVAL;
+	}
+	memcpy(o, in, in->sz < known ? in->sz : known);
+	o->sz = known;
+	if (o->workers < 0 || o->workers > WEFT_MAX_WORKERS)
+		return -EINVAL;
+	if (o->event_interval > MAX_INTERVAL || o->global_queue_interval > MAX_INTERVAL)
+		return -EINVAL;
+	if (o->thread_name_prefix &&
+	    (!o->thread_name_prefix[0] || strlen(o->thread_name_prefix) > MAX_PREFIX))
+		return -EINVAL;
+	return 0;
+}
+
+static unsigned default_workers(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return n > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : (unsigned)n;
+	}
+	return 1;
+}
+
+static void rt_free(struct weft_runtime *rt)
+{
+	weft__alloc_fini(rt);
+	weft__registry_fini(rt);
+	weft__owned_fini(&rt->owned);
+	weft__idle_fini(&rt->idle);
+	weft__inject_fini(&rt->inject);
+	pthread_mutex_destroy(&rt->shutdown_lock);
+	free(rt->workers);
+	free(rt->cores);
+	free(rt);
+}
+
+static void stop_started(struct weft_runtime *rt)
+{
+	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
+	for (unsigned i = 0; i < rt->n; i++)
+		if (rt->workers[i].started)
+			weft__parker_unpark(&rt->workers[i].parker);
+	for (unsigned i = 0; i < rt->n; i++)
+		if (rt->workers[i].started)
+			pthread_join(rt->workers[i].thread, NULL);
+}
+
+int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtime **out)
+{
+	struct weft_runtime_opts o;
+	int rc;
+	if (!out)
+		return -EINVAL;
+	if ((rc = read_opts(opts, &o)))
+		return rc;
+
+	struct weft_runtime *rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return -ENOMEM;
+	rt->opts = o;
+	rt->n = o.workers ? (unsigned)o.workers : default_workers();
+	rt->event_interval = o.event_interval ? o.event_interval : DEFAULT_EVENT_INTERVAL;
+	rt->fixed_gqi = o.global_queue_interval;
+	snprintf(rt->name_prefix, sizeof(rt->name_prefix), "%s",
+		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
+	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */
+	atomic_init(&rt->shutdown, false);
+	pthread_mutex_init(&rt->shutdown_lock, NULL);
+	weft__inject_init(&rt->inject);
+
+	rt->cores = aligned_alloc(WEFT_CACHELINE, rt->n * sizeof(struct weft__core));
+	rt->workers = aligned_alloc(WEFT_CACHELINE, rt->n * sizeof(struct weft__worker));
+	if (!rt->cores || !rt->workers || weft__idle_init(&rt->idle, rt->n) ||
+	    weft__owned_init(&rt->owned, rt->n) || weft__registry_init(rt)) {
+		/* partial init: free what exists */
+		free(rt->idle.sleepers);
+		weft__owned_fini(&rt->owned);
+		free(rt->registry);
+		free(rt->cores);
+		free(rt->workers);
+		free(rt);
+		return -ENOMEM;
+	}
+	memset(rt->cores, 0, rt->n * sizeof(struct weft__core));
+	memset(rt->workers, 0, rt->n * sizeof(struct weft__worker));
+
+	if (o.rng_seed) {
+		rt->seedgen = o.rng_seed;
+	} else if (getrandom(&rt->seedgen, sizeof(rt->seedgen), GRND_NONBLOCK) !=
+		   sizeof(rt->seedgen)) {
+		rt->seedgen = weft__now_ns() ^ (uintptr_t)rt;
+	}
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct weft__core *c = &rt->cores[i];
+		weft__ring_init(&c->ring);
+		c->index = i;
+		c->gqi = GQI_START_VALUE;
+		c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
+		weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
+		atomic_init(&c->sleeping, false);
+	}
+	weft__alloc_init(rt);
+
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		w->rt = rt;
+		w->index = i;
+		atomic_init(&w->tid, 0);
+		atomic_init(&w->parker.state, PARK_EMPTY);
+		rc = -pthread_create(&w->thread, NULL, weft__worker_main, w);
+		if (rc) {
+			stop_started(rt);
+			rt_free(rt);
+			return rc;
+		}
+		w->started = true;
+	}
+	*out = rt;
+	return 0;
+}
+
+/* --------------------------------------------------------------- spawning */
+
+int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
+		    weft_drop_fn drop, struct weft_task **out)
+{
+	if (!rt || !poll) {
+		if (drop)
+			drop(state);
+		return -EINVAL;
+	}
+	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+		if (drop)
+			drop(state);
+		return -ESHUTDOWN;
+	}
+	struct weft_task *t = weft__task_alloc(rt);
+	if (!t) {
+		if (drop)
+			drop(state);
+		return -ENOMEM;
+	}
+	weft__task_init(t, rt, poll, state, drop, out != NULL);
+	if (weft__owned_bind(&rt->owned, t) < 0) {
+		weft__task_free(t);
+		if (drop)
+			drop(state);
+		return -ESHUTDOWN;
+	}
+	if (out)
+		*out = t;
+	weft__schedule(rt, t, false);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- block_on */
+
+int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void **result)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	struct weft__ctx *prev = weft__ctx();
+	if (prev && prev->worker)
+		return -EDEADLK;
+	if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+		return -ESHUTDOWN;
+	struct weft__ctx ctx = { .rt = rt };
+	weft__ctx_set(&ctx);
+	void *r = fn(arg);
+	weft__ctx_set(prev);
+	if (result)
+		*result = r;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- shutdown */
+
+static bool on_worker_of(struct weft_runtime *rt)
+{
+	struct weft__ctx *c = weft__ctx();
+	return c && c->worker && c->rt == rt;
+}
+
+static void drain_queues(struct weft_runtime *rt)
+{
+	struct weft_task *t;
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct weft__core *c = &rt->cores[i];
+		if ((t = c->lifo)) {
+			c->lifo = NULL;
+			weft__task_unref(t);
+		}
+		while ((t = weft__ring_pop_owner(&c->ring)))
+			weft__task_unref(t);
+	}
+	struct weft__tlist b = WEFT__TLIST_INIT;
+	while (weft__inject_pop_batch(&rt->inject, 256, &b))
+		while ((t = weft__tlist_pop(&b)))
+			weft__task_unref(t);
+}
+
+int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
+{
+	if (!rt)
+		return -EINVAL;
+	if (on_worker_of(rt))
+		return -EDEADLK;
+	pthread_mutex_lock(&rt->shutdown_lock);
+	if (rt->shut_down) {
+		pthread_mutex_unlock(&rt->shutdown_lock);
+		return 0;
+	}
+	if (!rt->closing) {
+		rt->closing = true;
+		atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
+		weft__inject_close(&rt->inject);
+		weft__owned_close(&rt->owned);
+		for (unsigned i = 0; i < rt->n; i++)
+			weft__parker_unpark(&rt->workers[i].parker);
+	}
+	struct timespec deadline;
+	if (timeout_ns != WEFT_FOREVER) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		uint64_t ns = (uint64_t)deadline.tv_nsec + timeout_ns % 1000000000ull;
+		deadline.tv_sec += (time_t)(timeout_ns / 1000000000ull + ns / 1000000000ull);
+		deadline.tv_nsec = (long)(ns % 1000000000ull);
+	}
+	for (unsigned i = 0; i < rt->n; i++) {
+		struct weft__worker *w = &rt->workers[i];
+		if (w->joined)
+			continue;
+		int rc = timeout_ns == WEFT_FOREVER ? pthread_join(w->thread, NULL)
+						    : pthread_timedjoin_np(w->thread, NULL, &deadline);
+		if (rc == ETIMEDOUT) {
+			pthread_mutex_unlock(&rt->shutdown_lock);
+			return -ETIMEDOUT;
+		}
+		if (rc)
+			weft__die("pthread_join: %s", strerror(rc));
+		w->joined = true;
+	}
+	struct weft_task *t;
+	while ((t = weft__owned_first(&rt->owned)))
+		weft__task_shutdown(t);
+	drain_queues(rt);
+	rt->shut_down = true;
+	pthread_mutex_unlock(&rt->shutdown_lock);
+	return 0;
+}
+
+int weft_runtime_destroy(struct weft_runtime *rt)
+{
+	if (!rt)
+		return -EINVAL;
+	if (on_worker_of(rt))
+		return -EDEADLK;
+	int rc = weft_runtime_shutdown(rt, WEFT_FOREVER);
+	if (rc)
+		return rc;
+	if (weft__alloc_in_use(rt))
+		return -EBUSY;
+	rt_free(rt);
+	return 0;
+}

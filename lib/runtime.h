@@ -1,0 +1,261 @@
+/*
+ * runtime.h - internal structures shared by the scheduler's files: the
+ * runtime, its cores, worker threads, the inject queue, the owned-task list,
+ * the idle set, parkers, the registry and the per-core task caches.
+ *
+ * Ownership: a core (index i) is driven by exactly one worker thread at a
+ * time; fields marked "owner" are touched only by that thread. Fields other
+ * threads read are atomics, on their own cache lines.
+ */
+#ifndef WEFT_RUNTIME_H
+#define WEFT_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <weft/weft.h>
+
+#include "queue.h"
+#include "task.h"
+#include "tlist.h"
+
+#define WEFT_CACHELINE 128
+#define GQI_START_VALUE 61  /* first global queue interval, before tuning */
+
+/* ---------------------------------------------------------------- die */
+__attribute__((noreturn, format(printf, 4, 5)))
+void weft__die_at(const char *file, int line, const char *func, const char *fmt, ...);
+#define weft__die(...) weft__die_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+
+/* --------------------------------------------------------------- rand.c */
+struct weft__rng { uint32_t one, two; };
+void weft__rng_seed(struct weft__rng *r, uint64_t seed);
+uint32_t weft__rng_next(struct weft__rng *r);
+/* Uniform in [0, n) by multiply-shift. */
+uint32_t weft__rng_below(struct weft__rng *r, uint32_t n);
+/* The runtime's seed generator: splitmix64 over a 64-bit counter. */
+uint64_t weft__seedgen_next(uint64_t *state);
+
+/* --------------------------------------------------------------- park.c */
+/* A parker is one futex word: EMPTY, PARKED or NOTIFIED. */
+enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2 };
+struct weft__parker { _Atomic uint32_t state; };
+void weft__parker_park(struct weft__parker *p);
+void weft__parker_unpark(struct weft__parker *p);
+/* Futex helpers (return the raw syscall result; errors are ignored by callers
+ * that loop on the word anyway). */
+void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel);
+void weft__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* A waker for a thread blocked outside the runtime (weft_join, block_on). */
+struct weft__tparker;
+struct weft__tparker *weft__tparker_self(void);   /* this thread's, lazily made */
+weft_waker weft__tparker_waker(struct weft__tparker *p); /* a new reference */
+void weft__tparker_park(struct weft__tparker *p);
+
+/* ------------------------------------------------------------- inject.c */
+struct weft__inject {
+	pthread_mutex_t lock;
+	struct weft_task *head, *tail;   /* under lock */
+	bool closed;                     /* under lock */
+	uint64_t remote_pushes;          /* under lock */
+	_Atomic size_t len;              /* written under lock, read anywhere */
+};
+void weft__inject_init(struct weft__inject *q);
+void weft__inject_fini(struct weft__inject *q);
+/* 0, or -ESHUTDOWN when closed (the caller still owns t). */
+int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote);
+/* Pushes the whole batch; 0, or -ESHUTDOWN when closed (batch untouched). */
+int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *batch);
+/* Pop up to max tasks into out; returns how many. */
+size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__tlist *out);
+void weft__inject_close(struct weft__inject *q);
+static inline size_t weft__inject_len(struct weft__inject *q)
+{
+	return atomic_load_explicit(&q->len, memory_order_acquire);
+}
+
+/* -------------------------------------------------------------- owned.c */
+struct weft__owned_shard {
+	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
+	struct weft_task *head;          /* under lock */
+	bool closed;                     /* under lock */
+	_Atomic uint64_t len;            /* written under lock */
+	_Atomic uint64_t added;          /* written under lock */
+};
+struct weft__owned {
+	unsigned mask;
+	struct weft__owned_shard *shard;
+};
+int weft__owned_init(struct weft__owned *o, unsigned workers);
+void weft__owned_fini(struct weft__owned *o);
+/* 0, or -ESHUTDOWN once closed. */
+int weft__owned_bind(struct weft__owned *o, struct weft_task *t);
+void weft__owned_remove(struct weft__owned *o, struct weft_task *t);
+void weft__owned_close(struct weft__owned *o);
+/* Any task still listed (it stays listed until it completes), or NULL. */
+struct weft_task *weft__owned_first(struct weft__owned *o);
+uint64_t weft__owned_len(struct weft__owned *o);
+uint64_t weft__owned_added(struct weft__owned *o);
+
+/* -------------------------------------------------------------- alloc.c */
+/* Per-core task cache: a private free list plus a stack other threads push
+ * freed tasks onto. Index `workers` is the shared cache for foreign threads. */
+struct weft__task_cache {
+	struct weft_task *free;          /* owner */
+	_Alignas(WEFT_CACHELINE) struct weft_task *_Atomic remote_free;
+};
+struct weft_task *weft__task_alloc(struct weft_runtime *rt);
+void weft__task_free(struct weft_task *t);
+int weft__alloc_init(struct weft_runtime *rt);
+/* Number of task slots not on a free list (used at destroy). */
+size_t weft__alloc_in_use(struct weft_runtime *rt);
+void weft__alloc_fini(struct weft_runtime *rt);
+
+/* ------------------------------------------------------------- idle.c */
+/* state: (unparked << 32) | searching; sleepers: stack of core indices. */
+struct weft__idle {
+	_Alignas(WEFT_CACHELINE) _Atomic uint64_t state;
+	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
+	unsigned *sleepers;              /* under lock */
+	unsigned nsleepers;              /* under lock */
+	unsigned n;
+};
+#define IDLE_UNPARK_ONE (1ull << 32)
+#define IDLE_SEARCHING(s) ((uint32_t)(s))
+#define IDLE_UNPARKED(s) ((uint32_t)((s) >> 32))
+
+/* ---------------------------------------------------------- counters */
+struct weft__counters {
+	uint64_t park_count, noop_count, steal_count, steal_operations;
+	uint64_t poll_count, busy_ns, local_schedule_count, overflow_count;
+	uint64_t budget_forced_yields;
+};
+struct weft__pub_counters {
+	_Atomic uint64_t park_count, noop_count, steal_count, steal_operations;
+	_Atomic uint64_t poll_count, busy_ns, local_schedule_count, overflow_count;
+	_Atomic uint64_t budget_forced_yields, mean_poll_ns;
+};
+
+/* --------------------------------------------------------------- core */
+struct weft__core {
+	struct weft__ring ring;                   /* aligned inside */
+	/* owner-only from here */
+	_Alignas(WEFT_CACHELINE) unsigned index;
+	struct weft_task *lifo;
+	struct weft__rng rng;
+	uint32_t tick;
+	uint32_t gqi;                             /* global queue interval */
+	bool is_searching;
+	double ewma_poll_ns;
+	uint64_t batch_start_ns;
+	uint64_t batch_polls;
+	uint64_t polls_at_unpark;
+	uint64_t id_next, id_end;                 /* task id block */
+	struct weft__counters c;
+	struct weft__task_cache cache;            /* aligned inside */
+	/* read by others */
+	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
+	struct weft__pub_counters pub;
+};
+
+/* -------------------------------------------------------------- worker */
+struct weft__worker {
+	struct weft_runtime *rt;
+	unsigned index;
+	pthread_t thread;
+	bool started, joined;
+	_Atomic int tid;
+	_Alignas(WEFT_CACHELINE) struct weft__parker parker;
+};
+
+/* ------------------------------------------------------------ registry */
+/* Which thread holds which core; replaced whole and read under RCU. */
+struct weft__registry {
+	unsigned n;
+	struct weft__worker *holder[];            /* per core; NULL if none */
+};
+int weft__registry_init(struct weft_runtime *rt);
+void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w);
+void weft__registry_unpark(struct weft_runtime *rt, unsigned core);
+void weft__registry_fini(struct weft_runtime *rt);
+
+/* ------------------------------------------------------------ context */
+/* What the calling thread is doing for weft: a worker holding a core, or a
+ * thread inside block_on. Read only through weft__ctx() (see worker.c). */
+struct weft_cx {
+	struct weft_task *task;
+	weft_waker waker;
+	void *result;
+	bool result_set;
+	unsigned *budget;
+	struct weft__core *core;
+};
+struct weft__ctx {
+	struct weft_runtime *rt;
+	struct weft__worker *worker;              /* NULL outside workers */
+	struct weft__core *core;                  /* NULL if no core held */
+	unsigned budget;
+	struct weft_cx *cx;                       /* the poll in progress */
+};
+struct weft__ctx *weft__ctx(void);
+void weft__ctx_set(struct weft__ctx *c);
+
+/* ------------------------------------------------------------ runtime */
+struct weft_runtime {
+	struct weft_runtime_opts opts;
+	char name_prefix[16];
+	unsigned n;                               /* cores = worker threads */
+	uint32_t event_interval;
+	uint32_t fixed_gqi;                       /* 0: self-tuned */
+	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
+	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
+	struct weft__idle idle;
+	struct weft__owned owned;
+	struct weft__core *cores;                 /* n, cache-aligned */
+	struct weft__worker *workers;             /* n */
+	struct weft__registry *registry;          /* RCU: rcu_dereference / rcu_assign_pointer */
+	pthread_mutex_t registry_lock;
+	/* task memory */
+	struct weft__task_cache foreign;
+	pthread_mutex_t foreign_lock;
+	pthread_mutex_t slab_lock;
+	void *slabs;
+	size_t slab_count;
+	/* shutdown */
+	pthread_mutex_t shutdown_lock;
+	bool closing, shut_down;
+	uint64_t seedgen;
+};
+
+/* ------------------------------------------------------------- task.c */
+void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,
+		     void *arg, weft_drop_fn drop, bool join);
+/* Run the poll for a Notified reference held by the caller (worker). */
+void weft__task_run(struct weft_task *t, struct weft_cx *cx);
+/* Drop one reference; frees the task on the last. */
+void weft__task_unref(struct weft_task *t);
+/* Runtime shutdown: cancel a task taken off the owned list (no worker runs). */
+void weft__task_shutdown(struct weft_task *t);
+extern const struct weft_waker_vtable weft__task_waker_vtable;
+
+/* ------------------------------------------------------------ worker.c */
+/* Submit a Notified reference: to this thread's core if it holds one of rt's
+ * cores (LIFO unless is_yield), else to the inject queue. */
+void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield);
+void *weft__worker_main(void *arg);
+uint64_t weft__now_ns(void);
+void weft__core_publish(struct weft__core *c);
+/* Idle protocol (idle.c) */
+int weft__idle_init(struct weft__idle *idle, unsigned n);
+void weft__idle_fini(struct weft__idle *idle);
+void weft__idle_notify(struct weft_runtime *rt);
+bool weft__idle_try_search(struct weft__idle *idle);
+bool weft__idle_end_search(struct weft__idle *idle);
+bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searching);
+void weft__idle_notify_if_work(struct weft_runtime *rt);
+
+#endif /* WEFT_RUNTIME_H */

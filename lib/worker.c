@@ -1,0 +1,333 @@
+/*
+ * worker.c - the worker loop and task scheduling.
+ *
+ * Each worker thread holds one core for its whole life (block_in_place, a
+ * later feature, will hand cores between threads). The loop:
+ *   tick; every event_interval ticks: maintenance (publish metrics, retune
+ *   the global queue interval); every global_queue_interval ticks: the
+ *   inject queue first (fairness to remote spawns); otherwise the LIFO
+ *   slot, the ring, then a batch from the inject queue; nothing local:
+ *   search (steal half of a random victim's ring, then inject); nothing
+ *   anywhere: park (idle.c decides who is woken).
+ *
+ * A task woken or spawned by the running task goes to the LIFO slot and
+ * runs next, at most MAX_LIFO_POLLS in a row and only while the budget of
+ * the first poll lasts, so two tasks waking each other cannot starve the
+ * ring. The LIFO slot is not stealable; a task displaced from it goes to
+ * the ring, where it is.
+ *
+ * Thread-local context is read only through weft__ctx(), a noinline
+ * function with a compiler barrier: once fibers exist, a task may resume on
+ * another thread, and a cached TLS address would point at the old one.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define MAX_LIFO_POLLS 3
+#define TARGET_GQI_NS 200000.0 /* time between inject-first checks */
+#define GQI_MIN 2
+#define GQI_MAX 127
+#define EWMA_ALPHA 0.1
+#define SEARCH_ROUNDS 2
+
+static __thread struct weft__ctx *tls_ctx;
+
+__attribute__((noinline)) struct weft__ctx *weft__ctx(void)
+{
+	struct weft__ctx *c = tls_ctx;
+	__asm__ volatile("" ::: "memory");
+	return c;
+}
+
+__attribute__((noinline)) void weft__ctx_set(struct weft__ctx *c)
+{
+	__asm__ volatile("" ::: "memory");
+	tls_ctx = c;
+}
+
+struct weft_runtime *weft_runtime_current(void)
+{
+	struct weft__ctx *c = weft__ctx();
+	return c ? c->rt : NULL;
+}
+
+uint64_t weft__now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- scheduling */
+
+/* Push to this core's ring; an overflow batch goes to the inject queue. */
+static void push_local(struct weft_runtime *rt, struct weft__core *c, struct weft_task *t)
+{
+	struct weft__tlist over = WEFT__TLIST_INIT;
+	if (!weft__ring_push_owner(&c->ring, t, &over))
+		return;
+	if (over.n > 1)
+		c->c.overflow_count++;
+	if (weft__inject_push_batch(&rt->inject, &over) < 0) {
+		/* Closed by shutdown: the sweep cancels these tasks. */
+		struct weft_task *x;
+		while ((x = weft__tlist_pop(&over)))
+			weft__task_unref(x);
+	}
+}
+
+void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->rt == rt && ctx->core) {
+		struct weft__core *c = ctx->core;
+		c->c.local_schedule_count++;
+		if (is_yield || rt->opts.disable_lifo_slot) {
+			push_local(rt, c, t);
+		} else {
+			struct weft_task *prev = c->lifo;
+			c->lifo = t;
+			if (!prev)
+				return; /* runs next on this core; nobody to wake */
+			push_local(rt, c, prev);
+		}
+		weft__idle_notify(rt);
+		return;
+	}
+	if (weft__inject_push(&rt->inject, t, true) < 0) {
+		weft__task_unref(t); /* shut down: the sweep cancels it */
+		return;
+	}
+	weft__idle_notify(rt);
+}
+
+/* --------------------------------------------------------------- metrics */
+
+void weft__core_publish(struct weft__core *c)
+{
+#define PUB(f) atomic_store_explicit(&c->pub.f, c->c.f, memory_order_relaxed)
+	PUB(park_count); PUB(noop_count); PUB(steal_count); PUB(steal_operations);
+	PUB(poll_count); PUB(busy_ns); PUB(local_schedule_count); PUB(overflow_count);
+	PUB(budget_forced_yields);
+#undef PUB
+	atomic_store_explicit(&c->pub.mean_poll_ns, (uint64_t)c->ewma_poll_ns,
+			      memory_order_relaxed);
+}
+
+static void batch_start(struct weft__core *c)
+{
+	c->batch_start_ns = weft__now_ns();
+	c->batch_polls = 0;
+}
+
+static void batch_end(struct weft__core *c)
+{
+	uint64_t now = weft__now_ns();
+	uint64_t elapsed = now - c->batch_start_ns;
+	c->c.busy_ns += elapsed;
+	if (c->batch_polls) {
+		double mean = (double)elapsed / (double)c->batch_polls;
+		/* weight of this batch: 1 - (1 - alpha)^polls */
+		double keep = 1.0;
+		for (uint64_t i = 0; i < c->batch_polls && keep > 1e-6; i++)
+			keep *= 1.0 - EWMA_ALPHA;
+		c->ewma_poll_ns = (1.0 - keep) * mean + keep * c->ewma_poll_ns;
+	}
+	c->batch_start_ns = now;
+	c->batch_polls = 0;
+}
+
+static void retune(struct weft_runtime *rt, struct weft__core *c)
+{
+	if (rt->fixed_gqi)
+		return;
+	double v = TARGET_GQI_NS / (c->ewma_poll_ns > 1.0 ? c->ewma_poll_ns : 1.0);
+	uint32_t n = v < GQI_MIN ? GQI_MIN : v > GQI_MAX ? GQI_MAX : (uint32_t)v;
+	if (n > c->gqi + 2 || n + 2 < c->gqi)
+		c->gqi = n;
+}
+
+static void maintenance(struct weft_runtime *rt, struct weft__core *c)
+{
+	batch_end(c);
+	retune(rt, c);
+	weft__core_publish(c);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static struct weft_task *inject_batch(struct weft_runtime *rt, struct weft__core *c)
+{
+	size_t len = weft__inject_len(&rt->inject);
+	if (!len)
+		return NULL;
+	size_t cap = weft__ring_free_owner(&c->ring);
+	if (cap > WEFT_RING_CAP / 2)
+		cap = WEFT_RING_CAP / 2;
+	size_t n = len / rt->n + 1;
+	if (n > cap + 1)
+		n = cap + 1;
+	struct weft__tlist b = WEFT__TLIST_INIT;
+	if (!weft__inject_pop_batch(&rt->inject, n, &b))
+		return NULL;
+	struct weft_task *t = weft__tlist_pop(&b);
+	if (b.n)
+		weft__ring_push_batch_owner(&c->ring, &b);
+	return t;
+}
+
+static struct weft_task *next_task(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft_task *t;
+	uint32_t gqi = rt->fixed_gqi ? rt->fixed_gqi : c->gqi;
+	if (c->tick % gqi == 0) {
+		struct weft__tlist b = WEFT__TLIST_INIT;
+		if (weft__inject_pop_batch(&rt->inject, 1, &b))
+			return weft__tlist_pop(&b);
+	}
+	if ((t = c->lifo)) {
+		c->lifo = NULL;
+		return t;
+	}
+	if ((t = weft__ring_pop_owner(&c->ring)))
+		return t;
+	return inject_batch(rt, c);
+}
+
+static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *c)
+{
+	if (!c->is_searching) {
+		if (!weft__idle_try_search(&rt->idle))
+			return NULL;
+		c->is_searching = true;
+	}
+	for (int round = 0; round < SEARCH_ROUNDS; round++) {
+		unsigned n = rt->n;
+		unsigned start = weft__rng_below(&c->rng, n);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned v = start + i < n ? start + i : start + i - n;
+			if (v == c->index)
+				continue;
+			unsigned got, depth;
+			struct weft_task *t = weft__ring_steal(&rt->cores[v].ring, &c->ring,
+							       &got, &depth);
+			if (t) {
+				c->c.steal_count += got;
+				c->c.steal_operations++;
+				return t;
+			}
+		}
+		struct weft_task *t = inject_batch(rt, c);
+		if (t)
+			return t;
+		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+			break;
+		sched_yield(); /* a short pause: a futex wake costs far more */
+	}
+	return NULL;
+}
+
+static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__core *c,
+		     struct weft_task *t)
+{
+	if (c->is_searching) {
+		c->is_searching = false;
+		if (weft__idle_end_search(&rt->idle))
+			weft__idle_notify(rt); /* last searcher: relay the search */
+	}
+	struct weft_cx cx = { .budget = &ctx->budget, .core = c };
+	ctx->budget = WEFT_BUDGET;
+	ctx->cx = &cx;
+	c->c.poll_count++;
+	c->batch_polls++;
+	weft__task_run(t, &cx);
+	for (int lifo_polls = 0; c->lifo; lifo_polls++) {
+		t = c->lifo;
+		c->lifo = NULL;
+		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0) {
+			push_local(rt, c, t);
+			weft__idle_notify(rt);
+			break;
+		}
+		c->c.poll_count++;
+		c->batch_polls++;
+		weft__task_run(t, &cx);
+	}
+	ctx->cx = NULL;
+}
+
+static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c)
+{
+	c->c.park_count++;
+	if (c->c.poll_count == c->polls_at_unpark)
+		c->c.noop_count++;
+	weft__core_publish(c);
+	bool searching = c->is_searching;
+	c->is_searching = false;
+	if (weft__idle_park(rt, c, searching))
+		weft__idle_notify_if_work(rt);
+	for (;;) {
+		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+			return;
+		weft__parker_park(&w->parker);
+		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+			return;
+		/* acquire: pairs with the notifier's release when it popped us. */
+		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
+			break;
+		/* still listed: a spurious wake (or a stale notification) */
+	}
+	c->is_searching = true; /* the notifier counted us as searching */
+	c->polls_at_unpark = c->c.poll_count;
+}
+
+void *weft__worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft_runtime *rt = w->rt;
+	struct weft__core *c = &rt->cores[w->index];
+	struct weft__ctx ctx = { .rt = rt, .worker = w, .core = c };
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
+	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */
+	pthread_setname_np(pthread_self(), name);
+	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
+	weft__ctx_set(&ctx);
+	weft__registry_set(rt, c->index, w);
+	if (rt->opts.on_thread_start)
+		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+
+	batch_start(c);
+	while (!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+		c->tick++;
+		if (c->tick % rt->event_interval == 0)
+			maintenance(rt, c);
+		struct weft_task *t = next_task(rt, c);
+		if (!t) {
+			batch_end(c);
+			t = steal_work(rt, c);
+			if (!t) {
+				park(rt, w, c);
+				batch_start(c);
+				continue;
+			}
+		}
+		run_task(rt, &ctx, c, t);
+	}
+	batch_end(c);
+	weft__core_publish(c);
+
+	if (rt->opts.on_thread_stop)
+		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
+	weft__registry_set(rt, c->index, NULL);
+	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
+	weft__ctx_set(NULL);
+	return NULL;
+}
