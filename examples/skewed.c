@@ -1,0 +1,63 @@
+/*
+ * skewed.c - all work is spawned from one worker, so the others must steal.
+ * Prints, once per interval, each worker's polls and steals from the
+ * runtime's metrics.  Usage: skewed [SECONDS] [WORKERS]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <weft/weft.h>
+
+struct job { int yields; };
+
+static enum weft_poll work(void *state, struct weft_cx *cx)
+{
+	struct job *j = state;
+	volatile unsigned x = 0;
+	for (int i = 0; i < 2000; i++) x += i; /* a little CPU per poll */
+	if (j->yields-- > 0) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+/* One task, on one worker, spawns a wave of 512 jobs; they land in its ring. */
+static enum weft_poll spawner(void *state, struct weft_cx *cx)
+{
+	for (int i = 0; i < 512; i++) {
+		struct job *j = malloc(sizeof(*j));
+		j->yields = 4;
+		weft_spawn_poll(weft_cx_runtime(cx), work, j, free, NULL);
+	}
+	return WEFT_READY;
+}
+
+int main(int argc, char **argv)
+{
+	int secs = argc > 1 ? atoi(argv[1]) : 5, workers = argc > 2 ? atoi(argv[2]) : 0;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	struct weft_runtime *rt;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc) { fprintf(stderr, "create: %s\n", weft_strerror(rc)); return 1; }
+	for (int s = 0; s < secs * 10; s++) {
+		struct weft_task *t;
+		weft_spawn_poll(rt, spawner, NULL, NULL, &t);
+		weft_join(t, NULL);
+		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+		if (s % 10 != 9)
+			continue;
+		struct weft_metrics *m;
+		if (weft_runtime_metrics(rt, &m) == 0) {
+			printf("t=%2ds alive=%-6llu", s / 10 + 1, (unsigned long long)m->alive_tasks);
+			for (unsigned w = 0; w < m->workers; w++)
+				printf(" | w%u polls=%-8llu stolen=%-7llu parks=%llu", w,
+				       (unsigned long long)m->worker[w].poll_count,
+				       (unsigned long long)m->worker[w].steal_count,
+				       (unsigned long long)m->worker[w].park_count);
+			printf("\n");
+			weft_metrics_free(m);
+		}
+	}
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}
