@@ -240,6 +240,8 @@ static void drain_queues(struct weft_runtime *rt)
 		}
 		while ((t = weft__ring_pop_owner(&c->ring)))
 			weft__task_unref(t);
+		while ((t = weft__tlist_pop(&c->deferred)))
+			weft__task_unref(t);
 	}
 	struct weft__tlist b = WEFT__TLIST_INIT;
 	while (weft__inject_pop_batch(&rt->inject, 256, &b))

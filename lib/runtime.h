@@ -149,6 +149,8 @@ struct weft__core {
 	struct weft__rng rng;
 	uint32_t tick;
 	uint32_t gqi;                             /* global queue interval */
+	uint32_t polls_since_global;              /* polls since the last inject-first check */
+	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;
 	double ewma_poll_ns;
 	uint64_t batch_start_ns;

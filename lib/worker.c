@@ -88,7 +88,14 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
 		c->c.local_schedule_count++;
-		if (is_yield || rt->opts.disable_lifo_slot) {
+		if (is_yield) {
+			/* Deferred until local work runs out (or maintenance), so a
+			 * yielding task cannot keep the ring non-empty forever and
+			 * starve the inject queue. */
+			weft__tlist_push(&c->deferred, t);
+			return;
+		}
+		if (rt->opts.disable_lifo_slot) {
 			push_local(rt, c, t);
 		} else {
 			struct weft_task *prev = c->lifo;
@@ -153,8 +160,21 @@ static void retune(struct weft_runtime *rt, struct weft__core *c)
 		c->gqi = n;
 }
 
+/* Move yielded tasks to the ring, where peers can steal them. */
+static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
+{
+	if (!c->deferred.n)
+		return false;
+	struct weft_task *t;
+	while ((t = weft__tlist_pop(&c->deferred)))
+		push_local(rt, c, t);
+	weft__idle_notify(rt);
+	return true;
+}
+
 static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
+	flush_deferred(rt, c);
 	batch_end(c);
 	retune(rt, c);
 	weft__core_publish(c);
@@ -186,10 +206,12 @@ static struct weft_task *next_task(struct weft_runtime *rt, struct weft__core *c
 {
 	struct weft_task *t;
 	uint32_t gqi = rt->fixed_gqi ? rt->fixed_gqi : c->gqi;
-	if (c->tick % gqi == 0) {
-		struct weft__tlist b = WEFT__TLIST_INIT;
-		if (weft__inject_pop_batch(&rt->inject, 1, &b))
-			return weft__tlist_pop(&b);
+	if (c->polls_since_global >= gqi) {
+		/* Fairness to remote spawns: inject first, as a batch, so a
+		 * worker whose local work never runs out still drains it. */
+		c->polls_since_global = 0;
+		if ((t = inject_batch(rt, c)))
+			return t;
 	}
 	if ((t = c->lifo)) {
 		c->lifo = NULL;
@@ -246,6 +268,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 	ctx->cx = &cx;
 	c->c.poll_count++;
 	c->batch_polls++;
+	c->polls_since_global++;
 	weft__task_run(t, &cx);
 	for (int lifo_polls = 0; c->lifo; lifo_polls++) {
 		t = c->lifo;
@@ -257,6 +280,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 		}
 		c->c.poll_count++;
 		c->batch_polls++;
+		c->polls_since_global++;
 		weft__task_run(t, &cx);
 	}
 	ctx->cx = NULL;
@@ -310,6 +334,8 @@ void *weft__worker_main(void *arg)
 		if (c->tick % rt->event_interval == 0)
 			maintenance(rt, c);
 		struct weft_task *t = next_task(rt, c);
+		if (!t && flush_deferred(rt, c))
+			continue;
 		if (!t) {
 			batch_end(c);
 			t = steal_work(rt, c);
