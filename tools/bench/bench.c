@@ -1,0 +1,650 @@
+/*
+ * bench.c - weft-bench: the scheduler benchmarks of ../shared/design/BENCHMARKS.md.
+ *
+ *     weft-bench BENCH ITERATIONS [WORKERS]
+ *     weft-bench list
+ *
+ * One case per process. The runtime is created once with WORKERS workers
+ * (default 2); the process's main thread stays outside the runtime and
+ * drives. Background tasks (busy cases) are started before the PEER_WARMUP
+ * (default 1) untimed warm-up batches and stopped after the last timed
+ * batch. Each timed batch is one sample of monotonic wall time;
+ * getrusage(RUSAGE_SELF) is read just before the first and just after the
+ * last timed batch. stdout gets exactly one line:
+ *
+ *   weft <bench> <workers> median_ns_per_batch=N min=N max=N mean=N p10=N
+ *   p90=N iters=N cpu_ns_per_batch=N user_ns_per_batch=N sys_ns_per_batch=N
+ *   cpu_util=X.XX vcsw_per_batch=N ivcsw_per_batch=N
+ *
+ * stderr gets the cross-core cache-line round trip (`# rtt_ns=N`) measured
+ * before the runtime is created and after it is destroyed, so figures taken
+ * while the host slows cross-core traffic can be told apart.
+ *
+ * Every case is written with poll tasks. Shared state the tasks touch lives
+ * in `g`, each contended word on its own cache line.
+ */
+#include <weft/weft.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CACHE_LINE 64
+#define NUM_SPAWN 10000u        /* spawn_many_*, remote_idle, remote_busy */
+#define NUM_SPAWN_BUSY2 1000u   /* spawn_many_remote_busy2 */
+#define YIELD_TASKS 200u        /* yield_many */
+#define NUM_YIELD 1000u         /* yield_many */
+#define CHAIN_DEPTH 1000u       /* chained_spawn */
+#define STALL_NS 10000u         /* stall(): 10 us */
+#define RTT_NS 50000000u        /* round-trip probe: 50 ms */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+/* ------------------------------------------------------------- utilities */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Fatal error, callable from any thread (workers included): no atexit. */
+__attribute__((noreturn, format(printf, 1, 2)))
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("weft-bench: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stdout);
+	_exit(1);
+}
+
+#define CHECK(call)                                                          \
+	do {                                                                 \
+		int rc_ = (call);                                            \
+		if (__builtin_expect(rc_ != 0, 0))                           \
+			die("%s:%d: %s: %s", __FILE__, __LINE__, #call,      \
+			    weft_strerror(rc_));                             \
+	} while (0)
+
+/* BENCHMARKS.md: read the monotonic clock, then sched_yield() until 10 us
+ * have passed. */
+static void stall(void)
+{
+	uint64_t t0 = now_ns();
+
+	while (now_ns() - t0 < STALL_NS)
+		sched_yield();
+}
+
+/*
+ * One-shot signal for the main thread. word: 0 = not set, 1 = main sleeps
+ * on it, 2 = set. set() is one exchange, plus a FUTEX_WAKE only when main is
+ * actually asleep. wait() spins briefly, then announces itself with 0 -> 1
+ * and sleeps while the word is 1; FUTEX_WAIT compares the word atomically in
+ * the kernel, so a set() between the CAS and the sleep is not lost. Only
+ * the main thread waits and resets; at most one set() per reset.
+ */
+struct signal {
+	_Alignas(CACHE_LINE) _Atomic uint32_t word;
+};
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+	return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+static void signal_reset(struct signal *s)
+{
+	/* Relaxed: the spawn that follows publishes it to the tasks. */
+	atomic_store_explicit(&s->word, 0, memory_order_relaxed);
+}
+
+static void signal_set(struct signal *s)
+{
+	/* acq_rel: the release half pairs with the acquire loads in
+	 * signal_wait(); the acquire half pairs with the waiter's CAS, so the
+	 * value 1 seen here means the waiter is (about to be) in FUTEX_WAIT. */
+	if (atomic_exchange_explicit(&s->word, 2, memory_order_acq_rel) == 1)
+		futex(&s->word, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static void signal_wait(struct signal *s)
+{
+	for (int i = 0; i < 128; i++) {
+		/* acquire: pairs with the exchange in signal_set(). */
+		if (atomic_load_explicit(&s->word, memory_order_acquire) == 2)
+			return;
+		cpu_relax();
+	}
+	uint32_t expect = 0;
+	/* acq_rel CAS: pairs with the exchange in signal_set(). */
+	if (!atomic_compare_exchange_strong_explicit(&s->word, &expect, 1,
+						     memory_order_acq_rel,
+						     memory_order_acquire)) {
+		if (expect == 2)
+			return;
+	}
+	/* acquire: pairs with the exchange in signal_set(). */
+	while (atomic_load_explicit(&s->word, memory_order_acquire) != 2)
+		futex(&s->word, FUTEX_WAIT_PRIVATE, 1); /* EAGAIN/EINTR: re-check */
+}
+
+/* --------------------------------------------------------- shared state */
+
+struct bg_state { /* one background task of spawn_many_remote_busy */
+	_Alignas(CACHE_LINE) bool yielded;
+};
+
+static struct {
+	struct weft_runtime *rt;
+	int workers;
+
+	/* Countdown: the task that takes it from 1 to 0 sets `done`. */
+	_Alignas(CACHE_LINE) _Atomic uint32_t remaining;
+	struct signal done;
+
+	/* Background work of the busy cases: runs while `flag` is set. */
+	_Alignas(CACHE_LINE) _Atomic bool flag;
+	_Alignas(CACHE_LINE) _Atomic uint32_t chains_alive;
+	struct signal chains_done;
+
+	/* Allocated once in setup, reused by every batch. */
+	_Alignas(CACHE_LINE) struct weft_task **handles;
+	struct weft_task **bg_handles;
+	struct bg_state *bg;
+	unsigned n_bg;
+	uint32_t *yield_left; /* yield_many: one counter per task */
+} g;
+
+static void countdown(void)
+{
+	/* acq_rel: each task's release publishes its accesses to per-task state
+	 * (yield_left[], reused by the next batch); the last task's acquire
+	 * gathers them and its signal_set() hands them to main. Free on x86. */
+	if (atomic_fetch_sub_explicit(&g.remaining, 1, memory_order_acq_rel) == 1)
+		signal_set(&g.done);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n, sz);
+
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+/* ------------------------------------------------------------ poll tasks */
+
+static enum weft_poll task_empty(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_READY;
+}
+
+static enum weft_poll task_countdown(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	countdown();
+	return WEFT_READY;
+}
+
+/* spawn_many_local_worker: all 10,000 spawns from one worker-side poll. */
+static enum weft_poll task_spawner(void *state, struct weft_cx *cx)
+{
+	struct weft_runtime *rt = weft_cx_runtime(cx);
+
+	(void)state;
+
+	for (unsigned i = 0; i < NUM_SPAWN; i++)
+		CHECK(weft_spawn_poll(rt, task_countdown, NULL, NULL, NULL));
+	return WEFT_READY;
+}
+
+/* spawn_many_remote_busy: while (flag) { yield; stall(); } */
+static enum weft_poll task_busy_loop(void *state, struct weft_cx *cx)
+{
+	struct bg_state *st = state;
+
+	if (st->yielded)
+		stall();
+	if (!atomic_load_explicit(&g.flag, memory_order_relaxed))
+		return WEFT_READY;
+	st->yielded = true;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+/* spawn_many_remote_busy2: one link of a chain. While the flag is set,
+ * stall, then spawn the successor from the worker (LIFO slot). */
+static enum weft_poll task_busy_link(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	if (!atomic_load_explicit(&g.flag, memory_order_relaxed)) {
+		/* Relaxed: the signal carries the ordering. */
+		if (atomic_fetch_sub_explicit(&g.chains_alive, 1,
+					      memory_order_relaxed) == 1)
+			signal_set(&g.chains_done);
+		return WEFT_READY;
+	}
+	stall();
+	CHECK(weft_spawn_poll(weft_cx_runtime(cx), task_busy_link, NULL, NULL,
+			      NULL));
+	return WEFT_READY;
+}
+
+/* yield_many: yield NUM_YIELD times, then count down. */
+static enum weft_poll task_yielder(void *state, struct weft_cx *cx)
+{
+	uint32_t *left = state;
+
+	if (*left == 0) {
+		countdown();
+		return WEFT_READY;
+	}
+	--*left;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+/* chained_spawn: the state is the remaining depth, stored in the pointer. */
+static enum weft_poll task_chain(void *state, struct weft_cx *cx)
+{
+	uintptr_t n = (uintptr_t)state;
+
+	if (n == 0)
+		signal_set(&g.done);
+	else
+		CHECK(weft_spawn_poll(weft_cx_runtime(cx), task_chain,
+				      (void *)(n - 1), NULL, NULL));
+	return WEFT_READY;
+}
+
+/* ----------------------------------------------------------------- cases */
+
+static void batch_spawn_many_local(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_SPAWN, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < NUM_SPAWN; i++)
+		CHECK(weft_spawn_poll(g.rt, task_countdown, NULL, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void batch_spawn_many_local_worker(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_SPAWN, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn_poll(g.rt, task_spawner, NULL, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void spawn_join(unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		CHECK(weft_spawn_poll(g.rt, task_empty, NULL, NULL,
+				      &g.handles[i]));
+	for (unsigned i = 0; i < n; i++)
+		CHECK(weft_join(g.handles[i], NULL));
+}
+
+static void setup_handles(void)
+{
+	g.handles = xcalloc(NUM_SPAWN, sizeof(*g.handles));
+}
+
+static void batch_remote_10k(void)
+{
+	spawn_join(NUM_SPAWN);
+}
+
+static void batch_remote_1k(void)
+{
+	spawn_join(NUM_SPAWN_BUSY2);
+}
+
+static void setup_remote_busy(void)
+{
+	setup_handles();
+	g.n_bg = 2u * (unsigned)g.workers;
+	g.bg = xcalloc(g.n_bg, sizeof(*g.bg));
+	g.bg_handles = xcalloc(g.n_bg, sizeof(*g.bg_handles));
+	atomic_store_explicit(&g.flag, true, memory_order_relaxed);
+	for (unsigned i = 0; i < g.n_bg; i++)
+		CHECK(weft_spawn_poll(g.rt, task_busy_loop, &g.bg[i], NULL,
+				      &g.bg_handles[i]));
+}
+
+static void teardown_remote_busy(void)
+{
+	atomic_store_explicit(&g.flag, false, memory_order_relaxed);
+	for (unsigned i = 0; i < g.n_bg; i++)
+		CHECK(weft_join(g.bg_handles[i], NULL));
+}
+
+static void setup_remote_busy2(void)
+{
+	setup_handles();
+	atomic_store_explicit(&g.flag, true, memory_order_relaxed);
+	atomic_store_explicit(&g.chains_alive, (uint32_t)g.workers,
+			      memory_order_relaxed);
+	signal_reset(&g.chains_done);
+	for (int i = 0; i < g.workers; i++)
+		CHECK(weft_spawn_poll(g.rt, task_busy_link, NULL, NULL, NULL));
+}
+
+static void teardown_remote_busy2(void)
+{
+	atomic_store_explicit(&g.flag, false, memory_order_relaxed);
+	signal_wait(&g.chains_done); /* every chain has ended */
+}
+
+static void setup_yield_many(void)
+{
+	g.yield_left = xcalloc(YIELD_TASKS, sizeof(*g.yield_left));
+}
+
+static void batch_yield_many(void)
+{
+	atomic_store_explicit(&g.remaining, YIELD_TASKS, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < YIELD_TASKS; i++) {
+		g.yield_left[i] = NUM_YIELD;
+		CHECK(weft_spawn_poll(g.rt, task_yielder, &g.yield_left[i],
+				      NULL, NULL));
+	}
+	signal_wait(&g.done); /* all 200 tasks have signalled */
+}
+
+static void batch_chained_spawn(void)
+{
+	signal_reset(&g.done);
+	CHECK(weft_spawn_poll(g.rt, task_chain, (void *)(uintptr_t)CHAIN_DEPTH,
+			      NULL, NULL));
+	signal_wait(&g.done);
+}
+
+struct bench_case {
+	const char *name;
+	unsigned ops;          /* operations per batch (for the README/list) */
+	const char *what;
+	void (*setup)(void);   /* before warm-up; may be NULL */
+	void (*batch)(void);
+	void (*teardown)(void);/* after the last timed batch; may be NULL */
+};
+
+static const struct bench_case cases[] = {
+	{ "spawn_many_local", NUM_SPAWN,
+	  "main spawns 10,000 tasks; each counts down, the last signals main",
+	  NULL, batch_spawn_many_local, NULL },
+	{ "spawn_many_local_worker", NUM_SPAWN,
+	  "one task spawns the 10,000 countdown tasks from a worker",
+	  NULL, batch_spawn_many_local_worker, NULL },
+	{ "spawn_many_remote_idle", NUM_SPAWN,
+	  "main spawns 10,000 empty tasks, then joins them in order",
+	  setup_handles, batch_remote_10k, NULL },
+	{ "spawn_many_remote_busy", NUM_SPAWN,
+	  "remote_idle while 2*W tasks loop { yield; stall() }",
+	  setup_remote_busy, batch_remote_10k, teardown_remote_busy },
+	{ "spawn_many_remote_busy2", NUM_SPAWN_BUSY2,
+	  "1,000 remote spawns + joins while W chains stall and respawn",
+	  setup_remote_busy2, batch_remote_1k, teardown_remote_busy2 },
+	{ "yield_many", YIELD_TASKS * NUM_YIELD,
+	  "200 tasks each yield 1,000 times, then signal main",
+	  setup_yield_many, batch_yield_many, NULL },
+	{ "chained_spawn", CHAIN_DEPTH,
+	  "a chain of 1,000 worker-side spawns; the last signals main",
+	  NULL, batch_chained_spawn, NULL },
+};
+#define N_CASES (sizeof(cases) / sizeof(cases[0]))
+
+/* -------------------------------------------------- cross-core round trip */
+
+/*
+ * Two threads bounce a counter on one cache line for 50 ms: the prober
+ * makes it odd, the partner makes it even again. Mean ns per round trip.
+ * Nothing is pinned; the probe gives up if the partner never answers.
+ */
+static struct {
+	_Alignas(CACHE_LINE) _Atomic uint64_t ball;
+	_Alignas(CACHE_LINE) _Atomic bool stop;
+} rtt;
+
+static void *rtt_partner(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		uint64_t v;
+
+		/* acquire: pairs with the prober's release store. */
+		while (((v = atomic_load_explicit(&rtt.ball,
+						  memory_order_acquire)) & 1) == 0) {
+			if (atomic_load_explicit(&rtt.stop, memory_order_relaxed))
+				return NULL;
+			cpu_relax();
+		}
+		/* release: pairs with the prober's acquire load. */
+		atomic_store_explicit(&rtt.ball, v + 1, memory_order_release);
+	}
+}
+
+static void print_rtt(const char *phase)
+{
+	pthread_t th;
+	int rc;
+
+	atomic_store_explicit(&rtt.ball, 0, memory_order_relaxed);
+	atomic_store_explicit(&rtt.stop, false, memory_order_relaxed);
+	rc = pthread_create(&th, NULL, rtt_partner, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "# rtt_ns=-1 phase=%s (pthread_create: %s)\n",
+			phase, strerror(rc));
+		return;
+	}
+	uint64_t t0 = now_ns(), t1 = t0, rounds = 0, v = 0;
+	bool stuck = false;
+
+	while (!stuck) {
+		/* release: pairs with the partner's acquire load. */
+		atomic_store_explicit(&rtt.ball, v + 1, memory_order_release);
+		unsigned spins = 0;
+		/* acquire: pairs with the partner's release store. */
+		while (atomic_load_explicit(&rtt.ball, memory_order_acquire) != v + 2) {
+			cpu_relax();
+			if ((++spins & 0xffff) == 0 && now_ns() - t0 > 4u * RTT_NS) {
+				stuck = true; /* partner not scheduled */
+				break;
+			}
+		}
+		if (stuck)
+			break;
+		v += 2;
+		rounds++;
+		if ((rounds & 255) == 0 && (t1 = now_ns()) - t0 >= RTT_NS)
+			break;
+	}
+	if (stuck)
+		t1 = now_ns();
+	atomic_store_explicit(&rtt.stop, true, memory_order_relaxed);
+	pthread_join(th, NULL);
+	if (rounds == 0)
+		fprintf(stderr, "# rtt_ns=-1 phase=%s (no round trip)\n", phase);
+	else
+		fprintf(stderr, "# rtt_ns=%" PRIu64 " phase=%s rounds=%" PRIu64 "\n",
+			(t1 - t0) / rounds, phase, rounds);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: weft-bench BENCH ITERATIONS [WORKERS]\n"
+		"       weft-bench list\n"
+		"\n"
+		"Run one benchmark case: PEER_WARMUP (env, default 1) untimed\n"
+		"batches, then ITERATIONS timed batches, on a runtime with WORKERS\n"
+		"workers (default 2). Prints one result line on stdout and the\n"
+		"cross-core round trip (# rtt_ns=N) before and after on stderr.\n"
+		"\n"
+		"Examples:\n"
+		"    weft-bench list\n"
+		"    weft-bench spawn_many_local 100\n"
+		"    PEER_WARMUP=5 weft-bench yield_many 50 4\n");
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static uint64_t tv_ns(struct timeval tv)
+{
+	return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
+
+/* Rounded per-batch quotient. */
+static uint64_t per(uint64_t total, uint64_t n)
+{
+	return (total + n / 2) / n;
+}
+
+int main(int argc, char **argv)
+{
+	const struct bench_case *bc = NULL;
+	long iters, workers = 2, warmup = 1;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "list")) {
+		for (size_t i = 0; i < N_CASES; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
+	}
+	if (argc < 3 || argc > 4) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < N_CASES; i++)
+		if (!strcmp(argv[1], cases[i].name))
+			bc = &cases[i];
+	if (!bc) {
+		fprintf(stderr, "weft-bench: unknown case '%s' (try: weft-bench list)\n",
+			argv[1]);
+		return 2;
+	}
+	if (!parse_long(argv[2], 1, 100000000, &iters)) {
+		fprintf(stderr, "weft-bench: bad ITERATIONS '%s'\n", argv[2]);
+		return 2;
+	}
+	if (argc == 4 && !parse_long(argv[3], 1, WEFT_MAX_WORKERS, &workers)) {
+		fprintf(stderr, "weft-bench: bad WORKERS '%s' (1..%d)\n", argv[3],
+			WEFT_MAX_WORKERS);
+		return 2;
+	}
+	const char *env = getenv("PEER_WARMUP");
+	if (env && *env && !parse_long(env, 0, 100000000, &warmup)) {
+		fprintf(stderr, "weft-bench: bad PEER_WARMUP '%s'\n", env);
+		return 2;
+	}
+
+	uint64_t *samples = xcalloc((size_t)iters, sizeof(*samples));
+
+	print_rtt("before");
+
+	WEFT_OPTS(weft_runtime_opts, opts, .workers = (int)workers);
+	CHECK(weft_runtime_create(&opts, &g.rt));
+	g.workers = (int)workers;
+
+	if (bc->setup)
+		bc->setup();
+	for (long i = 0; i < warmup; i++)
+		bc->batch();
+
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
+	uint64_t start = now_ns(), t = start;
+	for (long i = 0; i < iters; i++) {
+		bc->batch();
+		uint64_t t2 = now_ns();
+		samples[i] = t2 - t;
+		t = t2;
+	}
+	getrusage(RUSAGE_SELF, &ru1);
+	uint64_t wall = now_ns() - start;
+
+	if (bc->teardown)
+		bc->teardown();
+	CHECK(weft_runtime_destroy(g.rt));
+	g.rt = NULL;
+
+	uint64_t n = (uint64_t)iters, sum = 0;
+	qsort(samples, n, sizeof(*samples), cmp_u64);
+	for (uint64_t i = 0; i < n; i++)
+		sum += samples[i];
+	uint64_t user = tv_ns(ru1.ru_utime) - tv_ns(ru0.ru_utime);
+	uint64_t sys = tv_ns(ru1.ru_stime) - tv_ns(ru0.ru_stime);
+	uint64_t vcsw = (uint64_t)(ru1.ru_nvcsw - ru0.ru_nvcsw);
+	uint64_t ivcsw = (uint64_t)(ru1.ru_nivcsw - ru0.ru_nivcsw);
+
+	printf("weft %s %ld median_ns_per_batch=%" PRIu64 " min=%" PRIu64
+	       " max=%" PRIu64 " mean=%" PRIu64 " p10=%" PRIu64 " p90=%" PRIu64
+	       " iters=%" PRIu64 " cpu_ns_per_batch=%" PRIu64
+	       " user_ns_per_batch=%" PRIu64 " sys_ns_per_batch=%" PRIu64
+	       " cpu_util=%.2f vcsw_per_batch=%" PRIu64
+	       " ivcsw_per_batch=%" PRIu64 "\n",
+	       bc->name, workers, samples[n / 2], samples[0], samples[n - 1],
+	       sum / n, samples[n / 10], samples[9 * n / 10], n,
+	       per(user + sys, n), per(user, n), per(sys, n),
+	       wall ? (double)(user + sys) / (double)wall : 0.0,
+	       per(vcsw, n), per(ivcsw, n));
+	fflush(stdout);
+
+	print_rtt("after");
+	free(samples);
+	return 0;
+}
