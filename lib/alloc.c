@@ -55,7 +55,7 @@ static struct weft_task *refill(struct weft_runtime *rt, struct weft__task_cache
 		c->free = list->qnext;
 		return list;
 	}
-	struct slab *s = aligned_alloc(WEFT_CACHELINE, sizeof(*s));
+	struct slab *s = weft__alloc_aligned(sizeof(*s));
 	if (!s)
 		return NULL;
 	pthread_mutex_lock(&rt->slab_lock);

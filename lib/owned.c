@@ -16,7 +16,7 @@ int weft__owned_init(struct weft__owned *o, unsigned workers)
 	unsigned n = 4;
 	while (n < workers * 4)
 		n <<= 1;
-	o->shard = aligned_alloc(WEFT_CACHELINE, n * sizeof(*o->shard));
+	o->shard = weft__alloc_aligned(n * sizeof(*o->shard));
 	if (!o->shard)
 		return -ENOMEM;
 	o->mask = n - 1;

@@ -116,8 +116,8 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	weft__inject_init(&rt->inject);
 
-	rt->cores = aligned_alloc(WEFT_CACHELINE, rt->n * sizeof(struct weft__core));
-	rt->workers = aligned_alloc(WEFT_CACHELINE, rt->n * sizeof(struct weft__worker));
+	rt->cores = weft__alloc_aligned(rt->n * sizeof(struct weft__core));
+	rt->workers = weft__alloc_aligned(rt->n * sizeof(struct weft__worker));
 	if (!rt->cores || !rt->workers || weft__idle_init(&rt->idle, rt->n) ||
 	    weft__owned_init(&rt->owned, rt->n) || weft__registry_init(rt)) {
 		/* partial init: free what exists */

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include <weft/weft.h>
@@ -29,6 +30,13 @@
 __attribute__((noreturn, format(printf, 4, 5)))
 void weft__die_at(const char *file, int line, const char *func, const char *fmt, ...);
 #define weft__die(...) weft__die_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+
+/* Cache-line aligned allocation: aligned_alloc wants a size that is a
+ * multiple of the alignment, so round up. Free with free(). */
+static inline void *weft__alloc_aligned(size_t size)
+{
+	return aligned_alloc(WEFT_CACHELINE, (size + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
+}
 
 /* --------------------------------------------------------------- rand.c */
 struct weft__rng { uint32_t one, two; };
