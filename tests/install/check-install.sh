@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install weft into a scratch prefix, then build a program against it twice:
+# with pkg-config and with CMake's find_package(weft). Run both.
+# Usage: check-install.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+libdir=$(find "$tmp/prefix" -name weft.pc -printf '%h\n' | head -1)
+test -n "$libdir" || { echo "weft.pc not installed"; exit 1; }
+test -f "$tmp/prefix/include/weft/weft.h" || { echo "headers not installed"; exit 1; }
+
+# pkg-config, shared library
+export PKG_CONFIG_PATH="$libdir"
+cc -std=gnu11 "$src/examples/hello.c" -o "$tmp/hello-pc" $(pkg-config --cflags --libs weft) \
+   -Wl,-rpath,"$(dirname "$libdir")"
+"$tmp/hello-pc" | grep -q "task 7 -> 49"
+
+# CMake package config
+mkdir -p "$tmp/proj"
+cp "$src/examples/hello.c" "$tmp/proj/"
+cat > "$tmp/proj/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.20)
+project(use_weft C)
+find_package(weft 0.1 REQUIRED)
+add_executable(hello hello.c)
+target_link_libraries(hello PRIVATE weft::weft)
+CM
+cmake -S "$tmp/proj" -B "$tmp/proj/build" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
+ninja -C "$tmp/proj/build" >/dev/null
+LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/proj/build/hello" | grep -q "task 7 -> 49"
+
+# The shared library exports only weft_ symbols.
+bad=$(nm -D --defined-only "$(dirname "$libdir")/libweft.so" | awk '{print $3}' | grep -v '^weft_' || true)
+test -z "$bad" || { echo "unexpected exported symbols: $bad"; exit 1; }
+echo "install check passed"

@@ -1,0 +1,622 @@
+/*
+ * test_lifecycle.c - the life of a poll task and of its join handle.
+ *
+ * The matrix crosses what happens to the task
+ *   ready    completes on its first poll
+ *   woken    pending, then woken by value from a foreign thread, then ready
+ *   abort_before   aborted before its first poll
+ *   abort_running  aborted while its poll runs (the poll then returns PENDING
+ *                  without arranging a wake: cancellation must happen when
+ *                  the poll returns)
+ *   abort_pending  aborted while idle and pending, holding a waker clone
+ *   abort_after    aborted after completion (no effect)
+ * with what happens to the handle
+ *   join           weft_join (blocking where the task is not done yet)
+ *   detach_early   detached before the first poll (or right after the abort)
+ *   detach_late    detached after the task finished
+ * and checks: drop runs exactly once, the poll count is exact, polls never
+ * overlap, join returns 0 with the result pointer or -ECANCELED, and
+ * weft_runtime_destroy returns 0 (no handle or waker leaked).
+ *
+ * Runtimes have one worker and a gate task (common/wt.h) holds it while the
+ * test arranges "before the first poll" situations, which makes them
+ * deterministic.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+enum beh { B_READY, B_WOKEN, B_ABORT_BEFORE, B_ABORT_RUNNING, B_ABORT_PENDING, B_ABORT_AFTER };
+enum hmode { H_JOIN, H_DETACH_EARLY, H_DETACH_LATE };
+
+struct lc {
+	enum beh beh;
+	atomic_int polls, drops, in_poll, overlap, errors;
+	atomic_int running; /* B_ABORT_RUNNING: the poll has started */
+	atomic_int go;      /* B_ABORT_RUNNING: the poll may return */
+	atomic_int stored;  /* a waker clone is in `waker` */
+	weft_waker waker;
+	int result_tag;     /* its address is the task's result */
+};
+
+static void lc_drop(void *s)
+{
+	struct lc *st = s;
+	atomic_fetch_add(&st->drops, 1);
+	if (atomic_load(&st->in_poll))
+		atomic_fetch_add(&st->errors, 1); /* dropped while being polled */
+}
+
+static enum weft_poll lc_poll(void *s, struct weft_cx *cx)
+{
+	struct lc *st = s;
+	if (atomic_fetch_add(&st->in_poll, 1) != 0)
+		atomic_fetch_add(&st->overlap, 1);
+	if (atomic_load(&st->drops))
+		atomic_fetch_add(&st->errors, 1); /* polled after its drop */
+	int n = atomic_fetch_add(&st->polls, 1) + 1;
+	enum weft_poll ret = WEFT_READY;
+
+	switch (st->beh) {
+	case B_READY:
+	case B_ABORT_BEFORE: /* must never run */
+	case B_ABORT_AFTER:
+		weft_cx_set_result(cx, &st->result_tag);
+		break;
+	case B_WOKEN:
+		if (n == 1) {
+			st->waker = weft_waker_clone(weft_cx_waker(cx));
+			atomic_store_explicit(&st->stored, 1, memory_order_release);
+			ret = WEFT_PENDING;
+		} else {
+			weft_cx_set_result(cx, &st->result_tag);
+		}
+		break;
+	case B_ABORT_RUNNING:
+		atomic_store(&st->running, 1);
+		while (!atomic_load(&st->go))
+			usleep(50);
+		ret = WEFT_PENDING; /* nothing will wake it: only the abort ends it */
+		break;
+	case B_ABORT_PENDING:
+		if (n == 1) {
+			st->waker = weft_waker_clone(weft_cx_waker(cx));
+			atomic_store_explicit(&st->stored, 1, memory_order_release);
+		}
+		ret = WEFT_PENDING;
+		break;
+	}
+	atomic_fetch_sub(&st->in_poll, 1);
+	return ret;
+}
+
+static void *waker_thread(void *arg)
+{
+	struct lc *st = arg;
+	while (!atomic_load_explicit(&st->stored, memory_order_acquire))
+		usleep(100);
+	wt_sleep_ms(20); /* let the joiner block first */
+	weft_waker_wake(&st->waker);
+	return NULL;
+}
+
+static struct lc lc_st;
+static struct wt_gate lc_gate;
+
+static void lifecycle(enum beh beh, enum hmode hm)
+{
+	struct lc *st = &lc_st;
+	memset(st, 0, sizeof *st);
+	st->beh = beh;
+	struct weft_runtime *rt = wt_rt_create(1);
+	wt_gate_hold(rt, &lc_gate);
+
+	struct weft_task *h = NULL;
+	int rc = weft_spawn_poll(rt, lc_poll, st, lc_drop, &h);
+	cr_assert_eq(rc, 0, "spawn = %d", rc);
+	cr_assert_not_null(h);
+	cr_assert_neq(weft_task_id(h), 0);
+	cr_assert_not(weft_task_is_finished(h), "finished before its first poll");
+
+	if (beh == B_ABORT_BEFORE)
+		cr_assert_eq(weft_abort(h), 0);
+	if (hm == H_DETACH_EARLY && (beh == B_READY || beh == B_WOKEN || beh == B_ABORT_BEFORE)) {
+		cr_assert_eq(weft_detach(h), 0);
+		h = NULL;
+	}
+	cr_assert_eq(atomic_load(&st->polls), 0, "polled while the only worker was busy");
+	wt_gate_open(&lc_gate);
+
+	pthread_t wth = 0;
+	switch (beh) {
+	case B_WOKEN:
+		cr_assert_eq(pthread_create(&wth, NULL, waker_thread, st), 0);
+		break;
+	case B_ABORT_RUNNING:
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&st->running), WT_LONG_MS), "never polled");
+		cr_assert_not(weft_task_is_finished(h), "finished while its poll runs");
+		cr_assert_eq(weft_abort(h), 0);
+		if (hm == H_DETACH_EARLY) {
+			cr_assert_eq(weft_detach(h), 0);
+			h = NULL;
+		}
+		wt_sleep_ms(5);
+		cr_assert_eq(atomic_load(&st->drops), 0, "dropped while its poll runs");
+		if (h)
+			cr_assert_not(weft_task_is_finished(h), "finished while its poll runs");
+		atomic_store(&st->go, 1);
+		break;
+	case B_ABORT_PENDING:
+		cr_assert(WT_WAIT_UNTIL(atomic_load_explicit(&st->stored, memory_order_acquire),
+					WT_LONG_MS), "never polled");
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&st->in_poll) == 0, WT_LONG_MS));
+		cr_assert_eq(weft_abort(h), 0);
+		if (hm == H_DETACH_EARLY) {
+			cr_assert_eq(weft_detach(h), 0);
+			h = NULL;
+		}
+		break;
+	case B_ABORT_AFTER:
+		cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(h), WT_LONG_MS), "never finished");
+		cr_assert_eq(weft_abort(h), 0, "abort of a finished task");
+		if (hm == H_DETACH_EARLY) {
+			cr_assert_eq(weft_detach(h), 0);
+			h = NULL;
+		}
+		break;
+	default:
+		break;
+	}
+
+	bool cancelled = beh == B_ABORT_BEFORE || beh == B_ABORT_RUNNING || beh == B_ABORT_PENDING;
+	if (h && hm == H_JOIN) {
+		void *res = (void *)0x1;
+		rc = weft_join(h, &res);
+		if (cancelled) {
+			cr_assert_eq(rc, -ECANCELED, "join of an aborted task = %d", rc);
+		} else {
+			cr_assert_eq(rc, 0, "join = %d (%s)", rc, weft_strerror(rc));
+			cr_assert_eq(res, &st->result_tag, "join result %p, want %p", res,
+				     (void *)&st->result_tag);
+		}
+		h = NULL;
+	} else if (h) {
+		cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(h), WT_LONG_MS), "never finished");
+		cr_assert_eq(weft_detach(h), 0);
+		h = NULL;
+	}
+	/* drop runs on completion / cancellation, not only at destroy */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&st->drops) == 1, WT_LONG_MS),
+		  "drop ran %d times after the task finished", atomic_load(&st->drops));
+
+	if (beh == B_ABORT_PENDING) {
+		/* waking a cancelled task is a no-op (and consumes the clone) */
+		weft_waker_wake(&st->waker);
+		wt_sleep_ms(20);
+	}
+	if (beh == B_WOKEN)
+		cr_assert_eq(pthread_join(wth, NULL), 0);
+
+	wt_rt_destroy(rt);
+
+	static const int want_polls[] = {
+		[B_READY] = 1, [B_WOKEN] = 2, [B_ABORT_BEFORE] = 0,
+		[B_ABORT_RUNNING] = 1, [B_ABORT_PENDING] = 1, [B_ABORT_AFTER] = 1,
+	};
+	cr_assert_eq(atomic_load(&st->drops), 1, "drop ran %d times", atomic_load(&st->drops));
+	cr_assert_eq(atomic_load(&st->polls), want_polls[beh], "polled %d times, want %d",
+		     atomic_load(&st->polls), want_polls[beh]);
+	cr_assert_eq(atomic_load(&st->overlap), 0, "two polls of one task overlapped");
+	cr_assert_eq(atomic_load(&st->errors), 0, "polled after drop, or dropped during a poll");
+	cr_assert_eq(atomic_load(&lc_gate.drops), 1);
+}
+
+#define LC(b, bn, m, mn)                                                         \
+	Test(lifecycle, bn##__##mn, .timeout = WT_TMO(15)) { lifecycle(b, m); }
+#define LC_ROW(b, bn)                                                            \
+	LC(b, bn, H_JOIN, join)                                                  \
+	LC(b, bn, H_DETACH_EARLY, detach_early)                                  \
+	LC(b, bn, H_DETACH_LATE, detach_late)
+
+LC_ROW(B_READY, ready)
+LC_ROW(B_WOKEN, woken)
+LC_ROW(B_ABORT_BEFORE, abort_before)
+LC_ROW(B_ABORT_RUNNING, abort_running)
+LC_ROW(B_ABORT_PENDING, abort_pending)
+LC_ROW(B_ABORT_AFTER, abort_after)
+
+/* ------------------------------------------------------------ wakers */
+
+/* A task that stays pending, storing waker clones; it completes once `done`
+ * is set and it is polled. Records the poll count. */
+struct pend {
+	atomic_int polls, drops, in_poll, overlap;
+	atomic_int running, go; /* optional spin inside the first poll */
+	atomic_int spin_first;
+	atomic_int done;
+	atomic_int stored;
+	weft_waker w1, w2;
+};
+
+static enum weft_poll pend_poll(void *s, struct weft_cx *cx)
+{
+	struct pend *p = s;
+	if (atomic_fetch_add(&p->in_poll, 1) != 0)
+		atomic_fetch_add(&p->overlap, 1);
+	int n = atomic_fetch_add(&p->polls, 1) + 1;
+	bool done = atomic_load(&p->done); /* read at entry: set later, it needs a wake */
+	if (n == 1) {
+		p->w1 = weft_waker_clone(weft_cx_waker(cx));
+		p->w2 = weft_waker_clone(&p->w1);
+		atomic_store_explicit(&p->stored, 1, memory_order_release);
+		if (atomic_load(&p->spin_first)) {
+			atomic_store(&p->running, 1);
+			while (!atomic_load(&p->go))
+				usleep(50);
+		}
+	}
+	enum weft_poll r = done ? WEFT_READY : WEFT_PENDING;
+	atomic_fetch_sub(&p->in_poll, 1);
+	return r;
+}
+
+static void pend_drop(void *s)
+{
+	struct pend *p = s;
+	atomic_fetch_add(&p->drops, 1);
+}
+
+static struct pend pend_st;
+
+Test(waker, wake_after_completion_is_noop, .timeout = WT_TMO(10))
+{
+	struct pend *p = &pend_st;
+	memset(p, 0, sizeof *p);
+	atomic_store(&p->done, 1); /* completes on the first poll, keeping clones */
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, pend_poll, p, pend_drop, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p->drops) == 1, WT_LONG_MS));
+	cr_assert(weft_waker_will_wake(&p->w1, &p->w2), "two clones of one task's waker");
+
+	weft_waker_wake_by_ref(&p->w2);
+	weft_waker_wake_by_ref(&p->w2);
+	weft_waker_wake(&p->w1);
+	weft_waker_drop(&p->w2);
+	wt_sleep_ms(30);
+	cr_assert_eq(atomic_load(&p->polls), 1, "a completed task was polled again");
+	cr_assert_eq(atomic_load(&p->drops), 1);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&p->drops), 1);
+}
+
+Test(waker, double_wake_enqueues_once, .timeout = WT_TMO(10))
+{
+	struct pend *p = &pend_st;
+	memset(p, 0, sizeof *p);
+	struct wt_gate g;
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, pend_poll, p, pend_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load_explicit(&p->stored, memory_order_acquire) &&
+				atomic_load(&p->in_poll) == 0, WT_LONG_MS));
+	cr_assert_eq(atomic_load(&p->polls), 1);
+
+	/* the only worker is busy: every wake below lands while the task is
+	 * idle or already scheduled, so they must coalesce into one poll */
+	wt_gate_hold(rt, &g);
+	weft_waker_wake_by_ref(&p->w1);
+	weft_waker_wake_by_ref(&p->w2);
+	weft_waker w3 = weft_waker_clone(&p->w1);
+	weft_waker_wake(&w3);
+	weft_waker_wake_by_ref(&p->w1);
+	wt_gate_open(&g);
+
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p->polls) >= 2, WT_LONG_MS), "the wake was lost");
+	wt_sleep_ms(50);
+	cr_assert_eq(atomic_load(&p->polls), 2, "4 wakes of a queued task gave %d polls, want 1",
+		     atomic_load(&p->polls) - 1);
+
+	/* a final wake by value completes it */
+	atomic_store(&p->done, 1);
+	weft_waker_wake(&p->w1);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&p->polls), 3);
+	weft_waker_drop(&p->w2);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&p->drops), 1);
+	cr_assert_eq(atomic_load(&p->overlap), 0);
+}
+
+Test(waker, wake_while_running_repolls_after_return, .timeout = WT_TMO(10))
+{
+	struct pend *p = &pend_st;
+	memset(p, 0, sizeof *p);
+	atomic_store(&p->spin_first, 1);
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, pend_poll, p, pend_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p->running), WT_LONG_MS));
+
+	/* woken from a foreign thread during its poll, which then returns
+	 * PENDING without arranging anything itself */
+	atomic_store(&p->done, 1);
+	weft_waker_wake_by_ref(&p->w1);
+	wt_sleep_ms(10);
+	cr_assert_eq(atomic_load(&p->polls), 1, "re-polled while still running");
+	atomic_store(&p->go, 1);
+
+	cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(h), WT_LONG_MS),
+		  "a wake during the poll was lost");
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&p->polls), 2);
+	cr_assert_eq(atomic_load(&p->overlap), 0, "the re-poll overlapped the running poll");
+	weft_waker_drop(&p->w1);
+	weft_waker_drop(&p->w2);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&p->drops), 1);
+}
+
+Test(waker, will_wake_distinguishes_tasks, .timeout = WT_TMO(10))
+{
+	static struct pend a, b;
+	memset(&a, 0, sizeof a);
+	memset(&b, 0, sizeof b);
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *ha, *hb;
+	cr_assert_eq(weft_spawn_poll(rt, pend_poll, &a, pend_drop, &ha), 0);
+	cr_assert_eq(weft_spawn_poll(rt, pend_poll, &b, pend_drop, &hb), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load_explicit(&a.stored, memory_order_acquire) &&
+				atomic_load_explicit(&b.stored, memory_order_acquire), WT_LONG_MS));
+	cr_assert(weft_waker_will_wake(&a.w1, &a.w2));
+	cr_assert_not(weft_waker_will_wake(&a.w1, &b.w1));
+	atomic_store(&a.done, 1);
+	atomic_store(&b.done, 1);
+	weft_waker_wake(&a.w1);
+	weft_waker_wake(&b.w2);
+	cr_assert_eq(weft_join(ha, NULL), 0);
+	cr_assert_eq(weft_join(hb, NULL), 0);
+	weft_waker_drop(&a.w2);
+	weft_waker_drop(&b.w1);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&a.drops) + atomic_load(&b.drops), 2);
+}
+
+/* ------------------------------------------------------------- yield */
+
+#define ORDER_MAX 16
+static atomic_int order_n;
+static int order[ORDER_MAX];
+
+struct yld {
+	int tag;
+	int yields;     /* times to yield before completing */
+	atomic_int polls;
+};
+
+static enum weft_poll yld_poll(void *s, struct weft_cx *cx)
+{
+	struct yld *y = s;
+	int i = atomic_fetch_add(&order_n, 1);
+	if (i < ORDER_MAX)
+		order[i] = y->tag;
+	if (atomic_fetch_add(&y->polls, 1) < y->yields) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+Test(yield, self_wake_repolls_exactly, .timeout = WT_TMO(10))
+{
+	static struct yld y = { .tag = 1, .yields = 1000 };
+	atomic_store(&y.polls, 0);
+	static atomic_int drops;
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, yld_poll, &y, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&y.polls), 1001);
+	/* a NULL drop is allowed */
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, &drops, wt_drop_count, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&drops) == 1, WT_LONG_MS));
+	wt_rt_destroy(rt);
+}
+
+/* "A task that wakes its own waker by reference and returns PENDING yields:
+ * it is polled again after the tasks already queued." */
+Test(yield, runs_after_already_queued_tasks, .timeout = WT_TMO(10))
+{
+	static struct yld a = { .tag = 'A', .yields = 1 };
+	static struct yld b = { .tag = 'B' }, c = { .tag = 'C' };
+	struct wt_gate g;
+	struct weft_runtime *rt = wt_rt_create(1);
+	wt_gate_hold(rt, &g);
+	struct weft_task *h[3];
+	cr_assert_eq(weft_spawn_poll(rt, yld_poll, &a, NULL, &h[0]), 0);
+	cr_assert_eq(weft_spawn_poll(rt, yld_poll, &b, NULL, &h[1]), 0);
+	cr_assert_eq(weft_spawn_poll(rt, yld_poll, &c, NULL, &h[2]), 0);
+	wt_gate_open(&g);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(weft_join(h[i], NULL), 0);
+	cr_assert_eq(atomic_load(&order_n), 4);
+	cr_assert(order[0] == 'A' && order[1] == 'B' && order[2] == 'C' && order[3] == 'A',
+		  "poll order %c%c%c%c, want ABCA", order[0], order[1], order[2], order[3]);
+	wt_rt_destroy(rt);
+}
+
+/* --------------------------------------------------- join_poll in a task */
+
+struct child {
+	atomic_int polls, drops;
+	int yields;
+	int tag;
+};
+
+static enum weft_poll child_poll(void *s, struct weft_cx *cx)
+{
+	struct child *c = s;
+	if (atomic_fetch_add(&c->polls, 1) < c->yields) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	weft_cx_set_result(cx, &c->tag);
+	return WEFT_READY;
+}
+
+static void child_drop(void *s)
+{
+	struct child *c = s;
+	atomic_fetch_add(&c->drops, 1);
+}
+
+struct parent {
+	struct child ch;
+	struct weft_task *h;
+	bool abort_child;
+	atomic_int polls, drops, errors, pendings;
+	int join_rc;
+	void *got;
+	int tag;
+};
+
+static enum weft_poll parent_poll(void *s, struct weft_cx *cx)
+{
+	struct parent *p = s;
+	atomic_fetch_add(&p->polls, 1);
+	if (!p->h) {
+		int rc = weft_spawn_poll(weft_cx_runtime(cx), child_poll, &p->ch, child_drop, &p->h);
+		if (rc != 0 || !p->h) {
+			atomic_fetch_add(&p->errors, 1);
+			return WEFT_READY;
+		}
+		void *r = NULL;
+		if (weft_join_poll(NULL, cx, &r) != -EINVAL)
+			atomic_fetch_add(&p->errors, 1);
+		if (weft_join_poll(p->h, NULL, &r) != -EINVAL) /* must not consume */
+			atomic_fetch_add(&p->errors, 1);
+		if (p->abort_child && weft_abort(p->h) != 0)
+			atomic_fetch_add(&p->errors, 1);
+	}
+	void *res = (void *)0x1;
+	int rc = weft_join_poll(p->h, cx, &res);
+	if (rc == WEFT_PENDING) {
+		atomic_fetch_add(&p->pendings, 1);
+		return WEFT_PENDING;
+	}
+	p->join_rc = rc;
+	p->got = res;
+	p->h = NULL;
+	weft_cx_set_result(cx, &p->tag);
+	return WEFT_READY;
+}
+
+static void parent_drop(void *s)
+{
+	struct parent *p = s;
+	atomic_fetch_add(&p->drops, 1);
+}
+
+static void join_poll_case(bool abort_child, int yields)
+{
+	static struct parent p;
+	memset(&p, 0, sizeof p);
+	p.abort_child = abort_child;
+	p.ch.yields = yields;
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, parent_poll, &p, parent_drop, &h), 0);
+	void *res = NULL;
+	cr_assert_eq(weft_join(h, &res), 0);
+	cr_assert_eq(res, &p.tag);
+	cr_assert_eq(atomic_load(&p.errors), 0, "spawn from a task failed or join_poll "
+		     "accepted a NULL argument");
+	/* one worker: the child (in the LIFO slot) cannot have run before the
+	 * parent's first join_poll, which therefore must be PENDING */
+	cr_assert_geq(atomic_load(&p.pendings), 1, "join_poll never returned PENDING");
+	if (abort_child) {
+		cr_assert_eq(p.join_rc, -ECANCELED, "join_poll of an aborted child = %d", p.join_rc);
+		cr_assert_eq(atomic_load(&p.ch.polls), 0, "aborted child was polled");
+	} else {
+		cr_assert_eq(p.join_rc, 0, "join_poll = %d", p.join_rc);
+		cr_assert_eq(p.got, &p.ch.tag, "join_poll result %p", p.got);
+		cr_assert_eq(atomic_load(&p.ch.polls), yields + 1);
+	}
+	cr_assert_eq(atomic_load(&p.polls), atomic_load(&p.pendings) + 1);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&p.drops), 1);
+	cr_assert_eq(atomic_load(&p.ch.drops), 1);
+}
+
+Test(join_poll, child_ready, .timeout = WT_TMO(10)) { join_poll_case(false, 0); }
+Test(join_poll, child_yields, .timeout = WT_TMO(10)) { join_poll_case(false, 5); }
+Test(join_poll, child_aborted, .timeout = WT_TMO(10)) { join_poll_case(true, 0); }
+
+/* ------------------------------------------------------ ids and results */
+
+struct idt {
+	atomic_ullong cx_id;
+	struct weft_runtime *_Atomic cx_rt;
+	atomic_int drops;
+	int idx;
+};
+
+static enum weft_poll idt_poll(void *s, struct weft_cx *cx)
+{
+	struct idt *t = s;
+	atomic_store(&t->cx_id, weft_cx_task_id(cx));
+	atomic_store(&t->cx_rt, weft_cx_runtime(cx));
+	weft_cx_set_result(cx, (void *)(uintptr_t)(t->idx * 8 + 8));
+	return WEFT_READY;
+}
+
+static void idt_drop(void *s)
+{
+	struct idt *t = s;
+	atomic_fetch_add(&t->drops, 1);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(task, ids_unique_nonzero_and_results_delivered, .timeout = WT_TMO(20))
+{
+	enum { PER = 1000 };
+	static struct idt st[2 * PER];
+	static uint64_t ids[2 * PER];
+	struct weft_runtime *rt[2] = { wt_rt_create(2), wt_rt_create(1) };
+	struct weft_task **h = calloc(2 * PER, sizeof *h);
+	cr_assert_not_null(h);
+	for (int i = 0; i < 2 * PER; i++) {
+		memset(&st[i], 0, sizeof st[i]);
+		st[i].idx = i;
+		cr_assert_eq(weft_spawn_poll(rt[i % 2], idt_poll, &st[i], idt_drop, &h[i]), 0);
+		ids[i] = weft_task_id(h[i]);
+		cr_assert_neq(ids[i], 0, "task id 0");
+	}
+	for (int i = 0; i < 2 * PER; i++) {
+		void *res = NULL;
+		cr_assert_eq(weft_join(h[i], &res), 0);
+		cr_assert_eq(res, (void *)(uintptr_t)(i * 8 + 8), "task %d: result %p", i, res);
+		cr_assert_eq(atomic_load(&st[i].cx_id), ids[i],
+			     "weft_cx_task_id %llu != weft_task_id %llu",
+			     (unsigned long long)atomic_load(&st[i].cx_id),
+			     (unsigned long long)ids[i]);
+		cr_assert_eq(atomic_load(&st[i].cx_rt), rt[i % 2], "weft_cx_runtime is not the spawner's");
+	}
+	qsort(ids, 2 * PER, sizeof ids[0], cmp_u64);
+	for (int i = 1; i < 2 * PER; i++)
+		cr_assert_neq(ids[i], ids[i - 1], "task id %llu used twice",
+			      (unsigned long long)ids[i]);
+	wt_rt_destroy(rt[0]);
+	wt_rt_destroy(rt[1]);
+	for (int i = 0; i < 2 * PER; i++)
+		cr_assert_eq(atomic_load(&st[i].drops), 1);
+	free(h);
+}
