@@ -163,6 +163,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		}
 		w->started = true;
 	}
+	WEFT_PROBE(runtime_create, (uintptr_t)rt, rt->n);
 	*out = rt;
 	return 0;
 }
@@ -262,6 +263,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	}
 	if (!rt->closing) {
 		rt->closing = true;
+		WEFT_PROBE(runtime_shutdown, (uintptr_t)rt);
 		atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 		weft__inject_close(&rt->inject);
 		weft__owned_close(&rt->owned);

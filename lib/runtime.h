@@ -19,6 +19,8 @@
 
 #include <weft/weft.h>
 
+#include "probe_abi.h"
+#include "probes.h"
 #include "queue.h"
 #include "task.h"
 #include "tlist.h"
@@ -137,11 +139,8 @@ struct weft__idle {
 #define IDLE_UNPARKED(s) ((uint32_t)((s) >> 32))
 
 /* ---------------------------------------------------------- counters */
-struct weft__counters {
-	uint64_t park_count, noop_count, steal_count, steal_operations;
-	uint64_t poll_count, busy_ns, local_schedule_count, overflow_count;
-	uint64_t budget_forced_yields;
-};
+/* Owner-written running counters: struct weft_probe_counters (probe_abi.h),
+ * whose layout the BPF programs read through the maintenance probe. */
 struct weft__pub_counters {
 	_Atomic uint64_t park_count, noop_count, steal_count, steal_operations;
 	_Atomic uint64_t poll_count, busy_ns, local_schedule_count, overflow_count;
@@ -165,7 +164,7 @@ struct weft__core {
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;
 	uint64_t id_next, id_end;                 /* task id block */
-	struct weft__counters c;
+	struct weft_probe_counters c;
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
@@ -197,7 +196,8 @@ void weft__registry_fini(struct weft_runtime *rt);
 /* What the calling thread is doing for weft: a worker holding a core, or a
  * thread inside block_on. Read only through weft__ctx() (see worker.c). */
 struct weft_cx {
-	struct weft_task *task;
+	struct weft_task *task;                   /* NULL: a thread blocked in weft__wait */
+	struct weft_runtime *rt;
 	weft_waker waker;
 	void *result;
 	bool result_set;
@@ -240,6 +240,17 @@ struct weft_runtime {
 	bool closing, shut_down;
 	uint64_t seedgen;
 };
+
+/* ------------------------------------------------------------- wait.c */
+struct weft_wait;
+typedef enum weft_poll (*weft__wait_poll_fn)(void *arg, struct weft_cx *cx);
+/*
+ * Block the caller until poll(arg, cx) returns WEFT_READY: a thread outside
+ * the runtime parks between polls (a fiber will suspend). `w` (may be NULL)
+ * is the wait-list entry the poll links, for cancelling a suspended fiber.
+ * Returns 0, -EDEADLK from a poll task on a worker, -ENOMEM.
+ */
+int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
 
 /* ------------------------------------------------------------- task.c */
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,

@@ -137,6 +137,7 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		return;
 	}
 	cx->task = t;
+	cx->rt = t->rt;
 	cx->waker = (weft_waker){ &weft__task_waker_vtable, t };
 	cx->result = NULL;
 	cx->result_set = false;
@@ -412,14 +413,15 @@ void weft_cx_set_result(struct weft_cx *cx, void *result)
 	cx->result_set = true;
 }
 
-struct weft_runtime *weft_cx_runtime(struct weft_cx *cx) { return cx->task->rt; }
-uint64_t weft_cx_task_id(struct weft_cx *cx) { return cx->task->id; }
+struct weft_runtime *weft_cx_runtime(struct weft_cx *cx) { return cx->rt; }
+uint64_t weft_cx_task_id(struct weft_cx *cx) { return cx->task ? cx->task->id : 0; }
 
 enum weft_poll weft_budget_poll_proceed(struct weft_cx *cx)
 {
 	if (*cx->budget == 0) {
 		/* Spent: make sure the task runs again, after the others. */
-		cx->core->c.budget_forced_yields++;
+		if (cx->core)
+			cx->core->c.budget_forced_yields++;
 		weft_waker_wake_by_ref(&cx->waker);
 		return WEFT_PENDING;
 	}

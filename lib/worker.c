@@ -74,6 +74,7 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 		return;
 	if (over.n > 1)
 		c->c.overflow_count++;
+	WEFT_PROBE(overflow, c->index, over.n, (uintptr_t)rt);
 	if (weft__inject_push_batch(&rt->inject, &over) < 0) {
 		/* Closed by shutdown: the sweep cancels these tasks. */
 		struct weft_task *x;
@@ -178,6 +179,8 @@ static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 	batch_end(c);
 	retune(rt, c);
 	weft__core_publish(c);
+	WEFT_PROBE(maintenance, c->index, &c->c, weft__ring_len(&c->ring),
+		   weft__inject_len(&rt->inject), (uintptr_t)rt);
 }
 
 /* ------------------------------------------------------------- the loop */
@@ -242,6 +245,7 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			if (t) {
 				c->c.steal_count += got;
 				c->c.steal_operations++;
+				WEFT_PROBE(steal, c->index, v, got, depth, (uintptr_t)rt);
 				return t;
 			}
 		}
@@ -252,6 +256,7 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			break;
 		sched_yield(); /* a short pause: a futex wake costs far more */
 	}
+	WEFT_PROBE(steal_fail, c->index, (uintptr_t)rt);
 	return NULL;
 }
 
@@ -292,16 +297,18 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;
 	weft__core_publish(c);
+	WEFT_PROBE(park, c->index, WEFT_PARK_FUTEX, weft__ring_len(&c->ring),
+		   weft__inject_len(&rt->inject), (uintptr_t)rt);
 	bool searching = c->is_searching;
 	c->is_searching = false;
 	if (weft__idle_park(rt, c, searching))
 		weft__idle_notify_if_work(rt);
 	for (;;) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
-			return;
+			goto shutdown;
 		weft__parker_park(&w->parker);
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
-			return;
+			goto shutdown;
 		/* acquire: pairs with the notifier's release when it popped us. */
 		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
 			break;
@@ -309,6 +316,10 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 	}
 	c->is_searching = true; /* the notifier counted us as searching */
 	c->polls_at_unpark = c->c.poll_count;
+	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_NOTIFIED, (uintptr_t)rt);
+	return;
+shutdown:
+	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_SHUTDOWN, (uintptr_t)rt);
 }
 
 void *weft__worker_main(void *arg)
@@ -327,6 +338,8 @@ void *weft__worker_main(void *arg)
 	weft__registry_set(rt, c->index, w);
 	if (rt->opts.on_thread_start)
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+	WEFT_PROBE(worker_start, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
+		   (uintptr_t)rt);
 
 	batch_start(c);
 	while (!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
@@ -350,6 +363,8 @@ void *weft__worker_main(void *arg)
 	batch_end(c);
 	weft__core_publish(c);
 
+	WEFT_PROBE(worker_stop, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
+		   (uintptr_t)rt);
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
 	weft__registry_set(rt, c->index, NULL);

@@ -1,0 +1,61 @@
+/*
+ * probes.h - USDT probe points, provider "weft".
+ *
+ * Every probe has its own semaphore (a counter the tracer increments while
+ * attached), so a probe nobody watches costs one load and a predictable
+ * branch, and its arguments are not even computed. Probes fire on
+ * scheduling decisions, never per task poll. Each probe's last argument is
+ * the runtime id (the runtime's address), so several runtimes in one
+ * process can be told apart.
+ *
+ *   runtime_create(rt_id, workers)
+ *   runtime_shutdown(rt_id)
+ *   worker_start(core, tid, rt_id)              worker_stop(core, tid, rt_id)
+ *   steal(thief, victim, n_stolen, victim_depth_before, rt_id)
+ *   steal_fail(thief, rt_id)                    searched every queue, found nothing
+ *   park(core, kind, local_depth, inject_depth, rt_id)   kind: WEFT_PARK_*
+ *   unpark(core, reason, rt_id)                 reason: WEFT_UNPARK_*
+ *   notify(from_core, to_core, rt_id)           from_core -1: not a worker
+ *   overflow(core, n, rt_id)                    n tasks moved to inject
+ *   maintenance(core, counters, local_depth, inject_depth, rt_id)
+ *                                               counters: struct weft_probe_counters *
+ *
+ * Build with -DWEFT_PROBES=OFF to compile them out entirely.
+ */
+#ifndef WEFT_PROBES_H
+#define WEFT_PROBES_H
+
+#include "probe_abi.h"
+
+#ifdef WEFT_WITH_PROBES
+#define _SDT_HAS_SEMAPHORES 1
+#define SDT_USE_VARIADIC 1
+#include <sys/sdt.h>
+
+#define WEFT__SEMA(name) weft_##name##_semaphore
+#define WEFT__DECLARE_SEMA(name) \
+	extern volatile unsigned short WEFT__SEMA(name) __attribute__((visibility("hidden")))
+WEFT__DECLARE_SEMA(runtime_create);
+WEFT__DECLARE_SEMA(runtime_shutdown);
+WEFT__DECLARE_SEMA(worker_start);
+WEFT__DECLARE_SEMA(worker_stop);
+WEFT__DECLARE_SEMA(steal);
+WEFT__DECLARE_SEMA(steal_fail);
+WEFT__DECLARE_SEMA(park);
+WEFT__DECLARE_SEMA(unpark);
+WEFT__DECLARE_SEMA(notify);
+WEFT__DECLARE_SEMA(overflow);
+WEFT__DECLARE_SEMA(maintenance);
+
+#define WEFT_PROBE_ENABLED(name) __builtin_expect(WEFT__SEMA(name) != 0, 0)
+#define WEFT_PROBE(name, ...)                                         \
+	do {                                                          \
+		if (WEFT_PROBE_ENABLED(name))                         \
+			STAP_PROBEV(weft, name, __VA_ARGS__);         \
+	} while (0)
+#else
+#define WEFT_PROBE_ENABLED(name) 0
+#define WEFT_PROBE(name, ...) do { } while (0)
+#endif
+
+#endif /* WEFT_PROBES_H */
