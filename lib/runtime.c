@@ -31,6 +31,9 @@
 #define DEFAULT_EVENT_INTERVAL 61
 #define MAX_INTERVAL 1000000u
 #define MAX_PREFIX 11
+#define DEFAULT_FIBER_STACK (64 * 1024)
+#define MIN_FIBER_STACK (16 * 1024)
+#define MAX_FIBER_STACK (1024ul * 1024 * 1024)
 
 static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opts *o)
 {
@@ -52,6 +55,9 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 		return -EINVAL;
 	if (o->event_interval > MAX_INTERVAL || o->global_queue_interval > MAX_INTERVAL)
 		return -EINVAL;
+	if (o->fiber_stack_size &&
+	    (o->fiber_stack_size < MIN_FIBER_STACK || o->fiber_stack_size > MAX_FIBER_STACK))
+		return -EINVAL;
 	if (o->thread_name_prefix &&
 	    (!o->thread_name_prefix[0] || strlen(o->thread_name_prefix) > MAX_PREFIX))
 		return -EINVAL;
@@ -71,6 +77,8 @@ static unsigned default_workers(void)
 
 static void rt_free(struct weft_runtime *rt)
 {
+	for (unsigned i = 0; i < rt->n; i++)
+		weft__fiber_pool_fini(&rt->cores[i]);
 	weft__alloc_fini(rt);
 	weft__registry_fini(rt);
 	weft__owned_fini(&rt->owned);
@@ -109,6 +117,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	rt->n = o.workers ? (unsigned)o.workers : default_workers();
 	rt->event_interval = o.event_interval ? o.event_interval : DEFAULT_EVENT_INTERVAL;
 	rt->fixed_gqi = o.global_queue_interval;
+	rt->fiber_stack_size = o.fiber_stack_size ? o.fiber_stack_size : DEFAULT_FIBER_STACK;
 	snprintf(rt->name_prefix, sizeof(rt->name_prefix), "%s",
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */

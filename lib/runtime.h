@@ -19,6 +19,7 @@
 
 #include <weft/weft.h>
 
+#include "fiber.h"
 #include "probe_abi.h"
 #include "probes.h"
 #include "queue.h"
@@ -165,6 +166,8 @@ struct weft__core {
 	uint64_t polls_at_unpark;
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
+	struct weft__stack *stack_pool;           /* fiber stacks */
+	unsigned stack_pool_n;
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
@@ -201,6 +204,7 @@ struct weft_cx {
 	weft_waker waker;
 	void *result;
 	bool result_set;
+	int error;                                /* READY with an error for the joiner */
 	unsigned *budget;
 	struct weft__core *core;
 };
@@ -210,6 +214,7 @@ struct weft__ctx {
 	struct weft__core *core;                  /* NULL if no core held */
 	unsigned budget;
 	struct weft_cx *cx;                       /* the poll in progress */
+	struct weft__fiber *fiber;                /* the fiber running on this thread */
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);
@@ -221,6 +226,7 @@ struct weft_runtime {
 	unsigned n;                               /* cores = worker threads */
 	uint32_t event_interval;
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
+	size_t fiber_stack_size;
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
 	struct weft__idle idle;
@@ -243,6 +249,7 @@ struct weft_runtime {
 
 /* ------------------------------------------------------------- wait.c */
 struct weft_wait;
+void weft_wait_cancel(struct weft_wait *w);  /* lib/sync */
 typedef enum weft_poll (*weft__wait_poll_fn)(void *arg, struct weft_cx *cx);
 /*
  * Block the caller until poll(arg, cx) returns WEFT_READY: a thread outside

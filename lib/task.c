@@ -65,7 +65,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->id = task_id_next(rt);
 	t->owned_prev = t->owned_next = NULL;
 	t->join_waker = (weft_waker){ NULL, NULL };
-	t->cancelled = false;
+	t->err = 0;
 }
 
 static void ref_inc(struct weft_task *t)
@@ -98,12 +98,12 @@ static void unref2(struct weft_task *t)
  * the joiner, leave the owned list, and release the caller's reference and
  * the list's.
  */
-static void complete(struct weft_task *t, void *result, bool cancelled)
+static void complete(struct weft_task *t, void *result, int err)
 {
 	if (t->drop)
 		t->drop(t->arg);
 	t->result = result;
-	t->cancelled = cancelled;
+	t->err = (int16_t)err;
 	/* acq_rel: the joiner's acquire of COMPLETE sees result and drop's work. */
 	uint64_t s = atomic_fetch_xor_explicit(&t->state, T_RUNNING | T_COMPLETE,
 					       memory_order_acq_rel);
@@ -133,7 +133,7 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	} while (!CAS_WORD(t, s, ns));
 
 	if (ns & T_CANCELLED) {
-		complete(t, NULL, true);
+		complete(t, NULL, -ECANCELED);
 		return;
 	}
 	cx->task = t;
@@ -141,15 +141,16 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	cx->waker = (weft_waker){ &weft__task_waker_vtable, t };
 	cx->result = NULL;
 	cx->result_set = false;
+	cx->error = 0;
 	enum weft_poll r = t->poll(t->arg, cx);
 	if (r == WEFT_READY) {
-		complete(t, cx->result, false);
+		complete(t, cx->result, cx->error);
 		return;
 	}
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
 		if (s & T_CANCELLED) {
-			complete(t, NULL, true);
+			complete(t, NULL, -ECANCELED);
 			return;
 		}
 		ns = s & ~T_RUNNING;
@@ -173,7 +174,7 @@ void weft__task_shutdown(struct weft_task *t)
 		ns = s | T_RUNNING | T_CANCELLED;
 	} while (!CAS_WORD(t, s, ns));
 	ref_inc(t); /* complete() releases the caller's reference */
-	complete(t, NULL, true);
+	complete(t, NULL, -ECANCELED);
 }
 
 /* ------------------------------------------------------------------ wakers */
@@ -291,7 +292,7 @@ static void handle_release(struct weft_task *t)
 
 static int take_output(struct weft_task *t, void **result)
 {
-	int rc = t->cancelled ? -ECANCELED : 0;
+	int rc = t->err;
 	if (result)
 		*result = rc ? NULL : t->result;
 	handle_release(t);
@@ -344,11 +345,21 @@ int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 	return take_output(task, result);
 }
 
+static enum weft_poll join_wait_poll(void *arg, struct weft_cx *cx)
+{
+	return join_register(arg, &cx->waker) ? WEFT_READY : WEFT_PENDING;
+}
+
 int weft_join(struct weft_task *task, void **result)
 {
 	if (!task)
 		return -EINVAL;
 	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->fiber) {
+		/* Suspend the fiber until the task completes. */
+		weft__wait(join_wait_poll, task, NULL);
+		return take_output(task, result);
+	}
 	if (ctx && ctx->worker)
 		return -EDEADLK;
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)

@@ -41,7 +41,7 @@ struct weft_task {
 	weft_waker join_waker;          /* guarded by the JOIN_WAKER protocol */
 	uint16_t cache;                 /* index of the cache the memory came from */
 	uint16_t shard;                 /* owned-list shard */
-	bool cancelled;                 /* outcome: cancelled rather than ready */
+	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
 	bool live;                      /* memory is in use (checked at destroy) */
 };
 

@@ -6,7 +6,8 @@
  *  - on a thread outside the runtime, the cx carries a waker for the
  *    thread's parker and an unlimited budget; between polls the thread
  *    sleeps on its futex;
- *  - inside a fiber (once fibers exist) the fiber suspends between polls;
+ *  - inside a fiber the fiber suspends between polls, and a wait entry `w`
+ *    is remembered so that cancelling the suspended fiber unlinks it;
  *  - inside a plain poll task on a worker it refuses with -EDEADLK: blocking
  *    there would stall the worker; such tasks use the poll form.
  */
@@ -17,8 +18,19 @@
 
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
 {
-	(void)w;
 	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->fiber) {
+		struct weft__fiber *f = ctx->fiber;
+		/* Poll with the fiber's own cx (its task's waker and budget);
+		 * suspend between polls. Nothing thread-local is kept across
+		 * the suspension: f lives in the task's state. */
+		while (poll(arg, f->cx) == WEFT_PENDING) {
+			f->waiting = w;
+			weft__fiber_suspend(f);
+			f->waiting = NULL;
+		}
+		return 0;
+	}
 	if (ctx && ctx->worker)
 		return -EDEADLK;
 	struct weft__tparker *p = weft__tparker_self();

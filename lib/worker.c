@@ -334,6 +334,7 @@ void *weft__worker_main(void *arg)
 	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */
 	pthread_setname_np(pthread_self(), name);
 	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
+	void *altstack = weft__fiber_thread_init();
 	weft__ctx_set(&ctx);
 	weft__registry_set(rt, c->index, w);
 	if (rt->opts.on_thread_start)
@@ -370,5 +371,6 @@ void *weft__worker_main(void *arg)
 	weft__registry_set(rt, c->index, NULL);
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
+	weft__fiber_thread_fini(altstack);
 	return NULL;
 }

@@ -58,6 +58,9 @@ struct weft_runtime_opts {
 	void (*on_thread_start)(void *hook_arg, unsigned worker);
 	void (*on_thread_stop)(void *hook_arg, unsigned worker);
 	void *hook_arg;
+	/* Usable stack of each fiber, in bytes (a guard page comes on top).
+	 * 0: 64 KiB. 16 KiB .. 1 GiB, otherwise -EINVAL. */
+	size_t fiber_stack_size;
 };
 
 /*
@@ -126,22 +129,55 @@ WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
 			     void *state, weft_drop_fn drop,
 			     struct weft_task **out);
 
+/* ------------------------------------------------------------------ fibers */
+
+/*
+ * Spawn a fiber task: fn(arg) runs on its own stack (fiber_stack_size) and
+ * may call blocking-style weft functions - weft_join, weft_yield, the
+ * blocking calls of weft/sync.h - which suspend the fiber, not the thread.
+ * Its return value is the task's result. `out` may be NULL (detached).
+ * From a worker the fiber goes to the LIFO slot like any local spawn. The
+ * stack is taken from a per-core pool when the fiber first runs and given
+ * back when it finishes. A fiber may resume on another worker thread after
+ * a suspension: do not keep the address of a thread-local variable (errno
+ * included) across a weft call. A stack overflow hits a guard page; weft
+ * reports the task id and aborts.
+ * Errors: -EINVAL (NULL rt or fn), -ESHUTDOWN, -ENOMEM; fn does not run.
+ */
+WEFT_API int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
+			struct weft_task **out);
+
+/* True when called from inside a fiber. */
+WEFT_API bool weft_in_fiber(void);
+
+/*
+ * Let other tasks run. In a fiber: requeue behind the ready tasks and
+ * suspend. Outside the runtime: sched_yield(). Returns 0, or -EDEADLK from
+ * a poll task (which yields by waking itself and returning WEFT_PENDING).
+ */
+WEFT_API int weft_yield(void);
+
+/* Sleep. Needs the time driver, which does not exist yet: -ENOTSUP. */
+WEFT_API int weft_sleep_ns(uint64_t ns);
+
 /* ------------------------------------------------------------ join handles */
 
 /*
  * Wait for the task to finish and consume the handle. *result (may be NULL)
- * receives the pointer the task set with weft_cx_set_result() (NULL if none).
- * Blocks the calling thread; must not be called from a worker thread.
+ * receives the pointer the task set with weft_cx_set_result() or a fiber's
+ * return value (NULL if none). In a fiber it suspends the fiber; on any
+ * other thread outside the runtime it blocks the thread.
  * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
- * consumed), -EINVAL (NULL task), -EDEADLK (called from a worker thread:
- * the handle is not consumed).
+ * consumed), -ENOMEM (a fiber whose stack could not be mapped: it never
+ * ran; consumed), -EINVAL (NULL task), -EDEADLK (called from a poll task on a
+ * worker thread: the handle is not consumed; use weft_join_poll).
  */
 WEFT_API int weft_join(struct weft_task *task, void **result);
 
 /*
  * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
  * valid; cx's waker will be woken when the task finishes), or, with the
- * handle consumed: 0 (result stored) or -ECANCELED.
+ * handle consumed: 0 (result stored), -ECANCELED or -ENOMEM (as weft_join).
  * -EINVAL for a NULL task or cx (handle not consumed).
  */
 WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,

@@ -1,0 +1,227 @@
+/*
+ * test_fiber.c - fiber tasks: spawn/join, yield, results, recursion on the
+ * default stack, migration between workers, cancellation while suspended,
+ * errors, and the scale test (1,000,000 fibers x 10 yields).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+static atomic_long g_done;
+
+static void *yield_n(void *arg)
+{
+	long n = (long)arg;
+	for (long i = 0; i < n; i++)
+		cr_assert_eq(weft_yield(), 0);
+	atomic_fetch_add(&g_done, 1);
+	return (void *)(n * 3);
+}
+
+Test(fiber, spawn_join_result, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t[64];
+	for (long i = 0; i < 64; i++)
+		cr_assert_eq(weft_spawn(rt, yield_n, (void *)i, &t[i]), 0);
+	for (long i = 0; i < 64; i++) {
+		void *r = NULL;
+		cr_assert_eq(weft_join(t[i], &r), 0);
+		cr_assert_eq((long)r, i * 3);
+	}
+	wt_rt_destroy(rt);
+}
+
+static struct weft_runtime *g_rt;
+
+static void *join_children(void *arg)
+{
+	long n = (long)arg, sum = 0;
+	struct weft_task *t[16];
+	cr_assert(weft_in_fiber());
+	cr_assert_eq(weft_runtime_current(), g_rt);
+	for (long i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn(g_rt, yield_n, (void *)(i + 1), &t[i]), 0);
+	for (long i = 0; i < n; i++) {
+		void *r;
+		cr_assert_eq(weft_join(t[i], &r), 0); /* suspends this fiber */
+		sum += (long)r;
+	}
+	return (void *)sum;
+}
+
+Test(fiber, fiber_joins_fibers, .timeout = WT_TMO(30))
+{
+	for (int w = 1; w <= 4; w *= 2) {
+		g_rt = wt_rt_create(w);
+		struct weft_task *t;
+		void *r;
+		cr_assert_eq(weft_spawn(g_rt, join_children, (void *)16, &t), 0);
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq((long)r, 3 * (16 * 17 / 2));
+		wt_rt_destroy(g_rt);
+	}
+	cr_assert_not(weft_in_fiber());
+}
+
+static int recurse(int depth)
+{
+	volatile char frame[512];
+	frame[0] = (char)depth;
+	frame[511] = 1;
+	return depth ? recurse(depth - 1) + frame[511] : frame[0];
+}
+
+static void *deep(void *arg) { return (void *)(long)recurse((int)(long)arg); }
+
+Test(fiber, bounded_recursion_on_default_stack, .timeout = WT_TMO(30))
+{
+	/* ~80 frames of > 512 bytes: ~45 KiB of a 64 KiB stack. */
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	void *r;
+	cr_assert_eq(weft_spawn(rt, deep, (void *)80, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((long)r, 80);
+	wt_rt_destroy(rt);
+}
+
+/* Thread identity read through a call the compiler cannot fold. */
+static __attribute__((noinline)) long my_tid(void) { return syscall(SYS_gettid); }
+
+struct mig { atomic_long moves; atomic_long bad; };
+static struct mig g_mig;
+
+static void *migrator(void *arg)
+{
+	(void)arg;
+	long tid = my_tid();
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(weft_yield(), 0);
+		long now = my_tid();
+		if (now != tid)
+			atomic_fetch_add(&g_mig.moves, 1);
+		tid = now;
+		/* after any resume, the runtime context is this runtime's */
+		if (weft_runtime_current() != g_rt || !weft_in_fiber())
+			atomic_fetch_add(&g_mig.bad, 1);
+		volatile unsigned x = 0;
+		for (int k = 0; k < 200; k++) x += k; /* some work so steals happen */
+	}
+	return NULL;
+}
+
+Test(fiber, migration_between_workers, .timeout = WT_TMO(60))
+{
+	g_rt = wt_rt_create(2);
+	enum { N = 400 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn(g_rt, migrator, NULL, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	cr_assert_eq(atomic_load(&g_mig.bad), 0);
+	cr_assert_gt(atomic_load(&g_mig.moves), 0, "no fiber ever resumed on another worker");
+	wt_rt_destroy(g_rt);
+}
+
+static atomic_int g_parked_fibers;
+static atomic_int g_release;
+
+static void *wait_forever(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&g_parked_fibers, 1);
+	while (!atomic_load(&g_release))
+		weft_yield();
+	return NULL;
+}
+
+Test(fiber, abort_suspended_and_shutdown_pending, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	atomic_store(&g_parked_fibers, 0);
+	atomic_store(&g_release, 0);
+	enum { N = 100 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn(rt, wait_forever, NULL, &t[i]), 0);
+	WT_WAIT_UNTIL(atomic_load(&g_parked_fibers) == N, WT_LONG_MS);
+	for (int i = 0; i < N / 2; i++)
+		cr_assert_eq(weft_abort(t[i]), 0);
+	for (int i = 0; i < N / 2; i++)
+		cr_assert_eq(weft_join(t[i], NULL), -ECANCELED);
+	/* The rest are still suspended at shutdown: cancelled, stacks freed. */
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	for (int i = N / 2; i < N; i++)
+		cr_assert_eq(weft_join(t[i], NULL), -ECANCELED);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+static enum weft_poll poll_calls_yield(void *state, struct weft_cx *cx)
+{
+	int *rc = state;
+	rc[0] = weft_yield();
+	rc[1] = weft_in_fiber();
+	return WEFT_READY;
+}
+
+Test(fiber, errors, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t = (void *)0x1;
+	cr_assert_eq(weft_spawn(NULL, yield_n, NULL, &t), -EINVAL);
+	cr_assert_eq(weft_spawn(rt, NULL, NULL, &t), -EINVAL);
+	cr_assert_eq(t, (void *)0x1, "out untouched on failure");
+	cr_assert_eq(weft_sleep_ns(1000), -ENOTSUP);
+	cr_assert_eq(weft_yield(), 0, "outside the runtime weft_yield is sched_yield");
+	int rc[2] = { 99, 99 };
+	cr_assert_eq(weft_spawn_poll(rt, poll_calls_yield, rc, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(rc[0], -EDEADLK, "weft_yield from a poll task");
+	cr_assert_eq(rc[1], 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_spawn(rt, yield_n, NULL, &t), -ESHUTDOWN);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+
+	WEFT_OPTS(weft_runtime_opts, small, .fiber_stack_size = 4096);
+	cr_assert_eq(weft_runtime_create(&small, &rt), -EINVAL);
+	WEFT_OPTS(weft_runtime_opts, huge, .fiber_stack_size = (size_t)4 << 30);
+	cr_assert_eq(weft_runtime_create(&huge, &rt), -EINVAL);
+	WEFT_OPTS(weft_runtime_opts, big, .workers = 1, .fiber_stack_size = 1 << 20);
+	cr_assert_eq(weft_runtime_create(&big, &rt), 0);
+	cr_assert_eq(weft_spawn(rt, deep, (void *)1500, &t), 0); /* ~800 KiB deep */
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((long)r, 1500);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/*
+ * 1,000,000 fibers x 10 yields. Spawned in waves of 100 live fibers:
+ * every suspended fiber holds a stack, and each stack costs two kernel
+ * mappings (guard + stack), so 1,000,000 at once would exceed the default
+ * vm.max_map_count (65,530); waves that fit the per-core stack pools also
+ * keep the test about reuse rather than about mmap.
+ */
+Test(fiber_stress, million_fibers_ten_yields, .timeout = WT_TMO(240))
+{
+	for (int w = 1; w <= 2; w++) {
+		struct weft_runtime *rt = wt_rt_create(w == 1 ? 1 : 4);
+		atomic_store(&g_done, 0);
+		enum { WAVE = 100, TOTAL = 1000000 };
+		static struct weft_task *t[WAVE];
+		for (long base = 0; base < TOTAL; base += WAVE) {
+			for (long i = 0; i < WAVE; i++)
+				cr_assert_eq(weft_spawn(rt, yield_n, (void *)10, &t[i]), 0);
+			for (long i = 0; i < WAVE; i++)
+				cr_assert_eq(weft_join(t[i], NULL), 0);
+		}
+		cr_assert_eq(atomic_load(&g_done), TOTAL);
+		wt_rt_destroy(rt);
+	}
+}
