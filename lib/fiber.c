@@ -281,6 +281,8 @@ static void fiber_drop(void *state)
 		 * (nothing on it runs again). */
 		if (f->waiting && weft_wait_cancel)
 			weft_wait_cancel(f->waiting);
+		if (f->timer)
+			weft__timer_cancel(f->timer_rt, f->timer);
 #ifdef WEFT_TSAN
 		if (f->tsan_fiber)
 			__tsan_destroy_fiber(f->tsan_fiber);
@@ -334,12 +336,6 @@ int weft_yield(void)
 		return -EDEADLK;
 	sched_yield();
 	return 0;
-}
-
-int weft_sleep_ns(uint64_t ns)
-{
-	(void)ns;
-	return -ENOTSUP; /* needs the time driver */
 }
 
 /* ---------------------------------------------------- overflow reporting */

@@ -29,6 +29,8 @@ struct weft__fiber {
 	void *sched_sp;                 /* worker's saved stack pointer while the fiber runs */
 	struct weft_cx *cx;             /* the poll in progress */
 	struct weft_wait *waiting;      /* wait entry to cancel if dropped while suspended */
+	struct weft__timer *timer;      /* timer to cancel likewise (sleep, timeouts) */
+	struct weft_runtime *timer_rt;
 	uint64_t task_id;
 	int done;
 	/* sanitizer bookkeeping */

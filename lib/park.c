@@ -56,14 +56,35 @@ static void park_word(_Atomic uint32_t *w)
 	}
 }
 
-static void unpark_word(_Atomic uint32_t *w)
+static uint32_t unpark_word(_Atomic uint32_t *w)
 {
-	if (atomic_exchange(w, PARK_NOTIFIED) == PARK_PARKED)
+	uint32_t old = atomic_exchange(w, PARK_NOTIFIED);
+	if (old == PARK_PARKED)
 		weft__futex_wake(w, 1);
+	return old;
 }
 
 void weft__parker_park(struct weft__parker *p) { park_word(&p->state); }
-void weft__parker_unpark(struct weft__parker *p) { unpark_word(&p->state); }
+
+void weft__parker_unpark(struct weft__parker *p)
+{
+	if (unpark_word(&p->state) == PARK_DRIVER) {
+		uint64_t one = 1;
+		ssize_t n = write(p->evfd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+bool weft__parker_begin_driver(struct weft__parker *p)
+{
+	uint32_t exp = PARK_EMPTY;
+	if (atomic_compare_exchange_strong(&p->state, &exp, PARK_DRIVER))
+		return true;
+	atomic_exchange(&p->state, PARK_EMPTY); /* consume the notification */
+	return false;
+}
+
+void weft__parker_end_driver(struct weft__parker *p) { atomic_exchange(&p->state, PARK_EMPTY); }
 
 /* ------------------------------------------------------- thread parkers */
 
@@ -122,3 +143,29 @@ weft_waker weft__tparker_waker(struct weft__tparker *p)
 }
 
 void weft__tparker_park(struct weft__tparker *p) { park_word(&p->word); }
+
+bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns)
+{
+	_Atomic uint32_t *w = &p->word;
+	uint32_t exp = PARK_NOTIFIED;
+	if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
+		return true;
+	exp = PARK_EMPTY;
+	if (!atomic_compare_exchange_strong(w, &exp, PARK_PARKED)) {
+		atomic_exchange(w, PARK_EMPTY);
+		return true;
+	}
+	for (;;) {
+		uint64_t now = weft__now_ns();
+		if (now >= deadline_ns) {
+			/* Time is up; a notification racing with us is kept. */
+			return atomic_exchange(w, PARK_EMPTY) == PARK_NOTIFIED;
+		}
+		uint64_t left = deadline_ns - now;
+		struct timespec ts = { (time_t)(left / 1000000000ull), (long)(left % 1000000000ull) };
+		weft__futex_wait(w, PARK_PARKED, &ts);
+		exp = PARK_NOTIFIED;
+		if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
+			return true;
+	}
+}

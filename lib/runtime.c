@@ -80,6 +80,7 @@ static void rt_free(struct weft_runtime *rt)
 	for (unsigned i = 0; i < rt->n; i++)
 		weft__fiber_pool_fini(&rt->cores[i]);
 	weft__alloc_fini(rt);
+	weft__driver_fini(rt);
 	weft__registry_fini(rt);
 	weft__owned_fini(&rt->owned);
 	weft__idle_fini(&rt->idle);
@@ -157,6 +158,18 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&c->sleeping, false);
 	}
 	weft__alloc_init(rt);
+	if ((rc = weft__driver_init(rt))) {
+		weft__alloc_fini(rt);
+		weft__registry_fini(rt);
+		weft__owned_fini(&rt->owned);
+		weft__idle_fini(&rt->idle);
+		weft__inject_fini(&rt->inject);
+		pthread_mutex_destroy(&rt->shutdown_lock);
+		free(rt->workers);
+		free(rt->cores);
+		free(rt);
+		return rc;
+	}
 
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__worker *w = &rt->workers[i];
@@ -164,6 +177,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		w->index = i;
 		atomic_init(&w->tid, 0);
 		atomic_init(&w->parker.state, PARK_EMPTY);
+		w->parker.evfd = rt->driver.evfd;
 		rc = -pthread_create(&w->thread, NULL, weft__worker_main, w);
 		if (rc) {
 			stop_started(rt);

@@ -20,6 +20,7 @@
 #include <weft/weft.h>
 
 #include "fiber.h"
+#include "wheel.h"
 #include "probe_abi.h"
 #include "probes.h"
 #include "queue.h"
@@ -52,8 +53,15 @@ uint64_t weft__seedgen_next(uint64_t *state);
 
 /* --------------------------------------------------------------- park.c */
 /* A parker is one futex word: EMPTY, PARKED or NOTIFIED. */
-enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2 };
-struct weft__parker { _Atomic uint32_t state; };
+enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2, PARK_DRIVER = 3 };
+struct weft__parker {
+	_Atomic uint32_t state;
+	int evfd;                                 /* the driver's eventfd, for PARK_DRIVER */
+};
+/* Driver parking: EMPTY -> PARK_DRIVER (false if a notification was
+ * pending, which is consumed); end: back to EMPTY. */
+bool weft__parker_begin_driver(struct weft__parker *p);
+void weft__parker_end_driver(struct weft__parker *p);
 void weft__parker_park(struct weft__parker *p);
 void weft__parker_unpark(struct weft__parker *p);
 /* Futex helpers (return the raw syscall result; errors are ignored by callers
@@ -66,6 +74,8 @@ struct weft__tparker;
 struct weft__tparker *weft__tparker_self(void);   /* this thread's, lazily made */
 weft_waker weft__tparker_waker(struct weft__tparker *p); /* a new reference */
 void weft__tparker_park(struct weft__tparker *p);
+/* Park until woken (true) or deadline_ns passes (false). */
+bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns);
 
 /* ------------------------------------------------------------- inject.c */
 struct weft__inject {
@@ -219,6 +229,17 @@ struct weft__ctx {
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);
 
+/* ------------------------------------------------------------ driver.c */
+struct weft__driver {
+	pthread_mutex_t lock;                     /* held by the thread in epoll_wait */
+	int epfd, evfd;
+	uint64_t start_ns;
+	_Atomic bool io_registered;               /* any fd ever registered */
+	_Alignas(WEFT_CACHELINE) pthread_mutex_t wheel_lock;
+	struct weft__wheel wheel;
+	_Atomic uint64_t next_ms;                 /* earliest timer, UINT64_MAX: none */
+	_Atomic uint64_t sleep_until_ms;          /* what the driver thread sleeps to */
+};
 /* ------------------------------------------------------------ runtime */
 struct weft_runtime {
 	struct weft_runtime_opts opts;
@@ -229,6 +250,7 @@ struct weft_runtime {
 	size_t fiber_stack_size;
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
+	struct weft__driver driver;
 	struct weft__idle idle;
 	struct weft__owned owned;
 	struct weft__core *cores;                 /* n, cache-aligned */
@@ -247,6 +269,21 @@ struct weft_runtime {
 	uint64_t seedgen;
 };
 
+/* ------------------------------------------------------ driver.c API */
+struct weft_runtime;
+int weft__driver_init(struct weft_runtime *rt);
+void weft__driver_fini(struct weft_runtime *rt);
+void weft__driver_wake(struct weft_runtime *rt);
+uint64_t weft__driver_now_ms(struct weft_runtime *rt);
+bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p);
+void weft__driver_poll_nowait(struct weft_runtime *rt);
+void weft__timers_process(struct weft_runtime *rt);
+enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
+				uint64_t deadline_ns, struct weft_cx *cx);
+void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
+/* io.c: readiness delivered by the driver for a registration. */
+void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
+
 /* ------------------------------------------------------------- wait.c */
 struct weft_wait;
 void weft_wait_cancel(struct weft_wait *w);  /* lib/sync */
@@ -258,6 +295,10 @@ typedef enum weft_poll (*weft__wait_poll_fn)(void *arg, struct weft_cx *cx);
  * Returns 0, -EDEADLK from a poll task on a worker, -ENOMEM.
  */
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
+/* The same with a deadline (CLOCK_MONOTONIC ns, WEFT_FOREVER for none):
+ * -ETIMEDOUT when it passes first; the caller then cancels `w` itself. */
+int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			uint64_t deadline_ns);
 
 /* ------------------------------------------------------------- task.c */
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,

@@ -447,3 +447,15 @@ void weft_budget_refund(struct weft_cx *cx)
 }
 
 unsigned weft_budget_remaining(struct weft_cx *cx) { return *cx->budget; }
+
+int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns)
+{
+	if (!task)
+		return -EINVAL;
+	uint64_t now = weft__now_ns();
+	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);
+	if (rc)
+		return rc; /* -ETIMEDOUT, -EDEADLK, -ENOMEM: the handle stays valid */
+	return take_output(task, result);
+}

@@ -3,34 +3,55 @@
  *
  * Every weft resource has a poll form, `poll(arg, cx)`, that registers cx's
  * waker when it cannot finish. weft__wait turns that into a blocking call:
+ *  - inside a fiber the fiber suspends between polls (it is polled again
+ *    when the waker fires), and its pending wait entry `w` and deadline
+ *    timer are remembered so that cancelling the suspended fiber unlinks
+ *    them before its stack is discarded;
  *  - on a thread outside the runtime, the cx carries a waker for the
  *    thread's parker and an unlimited budget; between polls the thread
- *    sleeps on its futex;
- *  - inside a fiber the fiber suspends between polls, and a wait entry `w`
- *    is remembered so that cancelling the suspended fiber unlinks it;
+ *    sleeps on its futex (with a timeout for a deadline);
  *  - inside a plain poll task on a worker it refuses with -EDEADLK: blocking
  *    there would stall the worker; such tasks use the poll form.
+ * Nothing thread-local is held across a suspension: the fiber is reached
+ * through weft__ctx() before it and lives in the task's state.
  */
 #include <errno.h>
 #include <limits.h>
 
 #include "runtime.h"
 
-int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
+static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
+		      struct weft_wait *w, uint64_t deadline_ns)
+{
+	struct weft__timer timer = { 0 };
+	struct weft_runtime *rt = f->cx->rt;
+	int rc = 0;
+	for (;;) {
+		if (poll && poll(arg, f->cx) == WEFT_READY)
+			break;
+		if (deadline_ns != WEFT_FOREVER &&
+		    weft__timer_poll(rt, &timer, deadline_ns, f->cx) == WEFT_READY) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		f->waiting = w;
+		f->timer = deadline_ns != WEFT_FOREVER ? &timer : NULL;
+		f->timer_rt = rt;
+		weft__fiber_suspend(f);
+		f->waiting = NULL;
+		f->timer = NULL;
+	}
+	if (deadline_ns != WEFT_FOREVER)
+		weft__timer_cancel(rt, &timer);
+	return rc;
+}
+
+int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			uint64_t deadline_ns)
 {
 	struct weft__ctx *ctx = weft__ctx();
-	if (ctx && ctx->fiber) {
-		struct weft__fiber *f = ctx->fiber;
-		/* Poll with the fiber's own cx (its task's waker and budget);
-		 * suspend between polls. Nothing thread-local is kept across
-		 * the suspension: f lives in the task's state. */
-		while (poll(arg, f->cx) == WEFT_PENDING) {
-			f->waiting = w;
-			weft__fiber_suspend(f);
-			f->waiting = NULL;
-		}
-		return 0;
-	}
+	if (ctx && ctx->fiber)
+		return wait_fiber(ctx->fiber, poll, arg, w, deadline_ns);
 	if (ctx && ctx->worker)
 		return -EDEADLK;
 	struct weft__tparker *p = weft__tparker_self();
@@ -44,8 +65,22 @@ int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
 		.core = NULL,
 		.rt = ctx ? ctx->rt : NULL,
 	};
-	while (poll(arg, &cx) == WEFT_PENDING)
-		weft__tparker_park(p);
+	int rc = 0;
+	while (poll(arg, &cx) == WEFT_PENDING) {
+		if (deadline_ns == WEFT_FOREVER) {
+			weft__tparker_park(p);
+		} else if (!weft__tparker_park_until(p, deadline_ns)) {
+			if (poll(arg, &cx) == WEFT_READY)
+				break;
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
 	weft_waker_drop(&cx.waker);
-	return 0;
+	return rc;
+}
+
+int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
+{
+	return weft__wait_deadline(poll, arg, w, WEFT_FOREVER);
 }

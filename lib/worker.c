@@ -175,6 +175,7 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 
 static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
+	weft__driver_poll_nowait(rt);
 	flush_deferred(rt, c);
 	batch_end(c);
 	retune(rt, c);
@@ -306,7 +307,8 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 	for (;;) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
-		weft__parker_park(&w->parker);
+		if (!weft__driver_park(rt, &w->parker))
+			weft__parker_park(&w->parker);
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
 		/* acquire: pairs with the notifier's release when it popped us. */

@@ -167,6 +167,7 @@ static enum weft_poll poll_calls_yield(void *state, struct weft_cx *cx)
 	int *rc = state;
 	rc[0] = weft_yield();
 	rc[1] = weft_in_fiber();
+	rc[2] = weft_sleep_ns(1000);
 	return WEFT_READY;
 }
 
@@ -177,13 +178,14 @@ Test(fiber, errors, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_spawn(NULL, yield_n, NULL, &t), -EINVAL);
 	cr_assert_eq(weft_spawn(rt, NULL, NULL, &t), -EINVAL);
 	cr_assert_eq(t, (void *)0x1, "out untouched on failure");
-	cr_assert_eq(weft_sleep_ns(1000), -ENOTSUP);
+	cr_assert_eq(weft_sleep_ns(1000), 0, "outside the runtime weft_sleep_ns sleeps the thread");
 	cr_assert_eq(weft_yield(), 0, "outside the runtime weft_yield is sched_yield");
-	int rc[2] = { 99, 99 };
+	int rc[3] = { 99, 99, 99 };
 	cr_assert_eq(weft_spawn_poll(rt, poll_calls_yield, rc, NULL, &t), 0);
 	cr_assert_eq(weft_join(t, NULL), 0);
 	cr_assert_eq(rc[0], -EDEADLK, "weft_yield from a poll task");
 	cr_assert_eq(rc[1], 0);
+	cr_assert_eq(rc[2], -EDEADLK, "weft_sleep_ns from a poll task");
 	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
 	cr_assert_eq(weft_spawn(rt, yield_n, NULL, &t), -ESHUTDOWN);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);

@@ -20,6 +20,7 @@
 
 #include <weft/common.h>
 #include <weft/metrics.h>
+#include <weft/time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -156,9 +157,6 @@ WEFT_API bool weft_in_fiber(void);
  * a poll task (which yields by waking itself and returning WEFT_PENDING).
  */
 WEFT_API int weft_yield(void);
-
-/* Sleep. Needs the time driver, which does not exist yet: -ENOTSUP. */
-WEFT_API int weft_sleep_ns(uint64_t ns);
 
 /* ------------------------------------------------------------ join handles */
 

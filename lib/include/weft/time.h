@@ -1,0 +1,70 @@
+/*
+ * weft/time.h - sleeping, timers, intervals, timeouts.
+ *
+ * Times are CLOCK_MONOTONIC nanoseconds (weft_now_ns()). Timers live in the
+ * runtime's hierarchical wheel (1 ms resolution): they never fire early and
+ * fire within about 1 ms of their deadline plus the time to wake a worker.
+ * Blocking-style calls suspend a fiber, block a thread outside the runtime,
+ * and return -EDEADLK from a poll task (which uses the poll forms).
+ */
+#ifndef WEFT_TIME_H_PUBLIC
+#define WEFT_TIME_H_PUBLIC
+
+#include <weft/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct weft_cx;
+struct weft_task;
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+WEFT_API uint64_t weft_now_ns(void);
+
+/* Sleep for ns / until deadline_ns. 0, -EDEADLK (poll task), -ECANCELED
+ * never (a cancelled fiber does not return). */
+WEFT_API int weft_sleep_ns(uint64_t ns);
+WEFT_API int weft_sleep_until(uint64_t deadline_ns);
+
+/*
+ * A timer for poll tasks: caller-owned (keep it in the task's state),
+ * zero-initialised (WEFT_TIMER_INIT). weft_timer_poll returns WEFT_READY
+ * once deadline_ns has passed, else registers cx's waker (the deadline of
+ * the first poll counts until the timer fires or is cancelled). A task
+ * dropped while its timer is pending must call weft_timer_cancel from its
+ * drop function. After READY or cancel the timer can be polled again for a
+ * new deadline. Cancel is O(1).
+ */
+struct weft_timer { uint64_t _opaque[10]; };
+#define WEFT_TIMER_INIT { { 0 } }
+WEFT_API enum weft_poll weft_timer_poll(struct weft_timer *t, struct weft_cx *cx,
+					uint64_t deadline_ns);
+WEFT_API void weft_timer_cancel(struct weft_timer *t);
+
+/*
+ * A periodic tick: first tick one period after init, then every period;
+ * ticks missed while nobody waited are skipped (no burst), like Go's Ticker.
+ */
+struct weft_interval {
+	struct weft_timer timer;
+	uint64_t next_ns, period_ns;
+};
+/* -EINVAL for a NULL iv or a zero period. */
+WEFT_API int weft_interval_init(struct weft_interval *iv, uint64_t period_ns);
+WEFT_API enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx *cx);
+/* Blocking-style: 0 at the next tick, -EDEADLK from a poll task. */
+WEFT_API int weft_interval_tick(struct weft_interval *iv);
+WEFT_API void weft_interval_cancel(struct weft_interval *iv);
+
+/*
+ * weft_join with a time limit: -ETIMEDOUT if the task has not finished
+ * within timeout_ns (the handle is then NOT consumed). Otherwise as
+ * weft_join.
+ */
+WEFT_API int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_TIME_H_PUBLIC */

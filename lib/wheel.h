@@ -1,0 +1,41 @@
+/*
+ * wheel.h - hierarchical timer wheel (see wheel.c).
+ */
+#ifndef WEFT_WHEEL_H
+#define WEFT_WHEEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <weft/weft.h>
+
+#define WHEEL_LEVELS 6
+#define WHEEL_SLOTS 64
+
+enum { TIMER_IDLE = 0, TIMER_PENDING = 1, TIMER_FIRED = 2 };
+
+struct weft__timer {
+	struct weft__timer *prev, *next;
+	uint64_t when_ms;                 /* deadline, ms since the runtime started */
+	weft_waker waker;                 /* under the wheel lock */
+	_Atomic uint8_t state;            /* TIMER_*; FIRED written under the lock */
+	uint8_t level, slot;
+};
+
+struct weft__wheel {
+	uint64_t elapsed;                             /* ms: everything before has fired */
+	uint64_t occupied[WHEEL_LEVELS];              /* bit per non-empty slot */
+	struct weft__timer *slot[WHEEL_LEVELS][WHEEL_SLOTS];
+};
+
+void weft__wheel_init(struct weft__wheel *w);
+/* Insert a timer with when_ms set; false if it is already due (not inserted). */
+bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t);
+void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t);
+/* Earliest deadline of any timer (ms), or UINT64_MAX. */
+uint64_t weft__wheel_next(const struct weft__wheel *w);
+/* Advance to now_ms; every timer due is unlinked and appended to *fired
+ * (linked through next), in deadline order. */
+void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired);
+
+#endif /* WEFT_WHEEL_H */

@@ -1,0 +1,206 @@
+/*
+ * test_time.c - the timer wheel alone, then timers in a runtime: many
+ * random sleeps (none early, lateness reported), cancellation, fiber
+ * sleeps, join with a timeout, intervals.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "wt.h"
+#include "wheel.h"
+
+/* ------------------------------------------------------------ the wheel */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(wheel, fires_in_order_never_early_across_levels, .timeout = WT_TMO(30))
+{
+	enum { N = 20000 };
+	static struct weft__timer t[N];
+	static uint64_t want[N];
+	struct weft__wheel w;
+	weft__wheel_init(&w);
+	uint64_t seed = 42;
+	for (int i = 0; i < N; i++) {
+		/* spread over every level: 1 ms .. ~12 days */
+		uint64_t span = 1ull << (wt_rand(&seed) % 30);
+		t[i].when_ms = 1 + wt_rand(&seed) % span;
+		want[i] = t[i].when_ms;
+		cr_assert(weft__wheel_insert(&w, &t[i]));
+	}
+	qsort(want, N, sizeof(want[0]), cmp_u64);
+	int got = 0;
+	uint64_t now = 0, last = 0;
+	while (got < N) {
+		uint64_t next = weft__wheel_next(&w);
+		cr_assert_neq(next, UINT64_MAX);
+		cr_assert_geq(next, now);
+		/* jump to the next deadline in random-size steps */
+		now = next + wt_rand(&seed) % 3;
+		struct weft__timer *fired = NULL;
+		weft__wheel_advance(&w, now, &fired);
+		for (struct weft__timer *f = fired; f; f = f->next) {
+			cr_assert_leq(f->when_ms, now, "fired early: %lu > %lu",
+				      (unsigned long)f->when_ms, (unsigned long)now);
+			cr_assert_geq(f->when_ms, last, "out of order");
+			cr_assert_eq(f->when_ms, want[got], "timer %d: %lu, want %lu", got,
+				     (unsigned long)f->when_ms, (unsigned long)want[got]);
+			last = f->when_ms;
+			got++;
+		}
+	}
+	cr_assert_eq(weft__wheel_next(&w), UINT64_MAX);
+}
+
+Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
+{
+	static struct weft__timer t[1000];
+	struct weft__wheel w;
+	weft__wheel_init(&w);
+	for (int i = 0; i < 1000; i++) {
+		t[i].when_ms = 10 + (uint64_t)i * 37;
+		cr_assert(weft__wheel_insert(&w, &t[i]));
+	}
+	for (int i = 0; i < 1000; i += 2)
+		weft__wheel_remove(&w, &t[i]);
+	struct weft__timer *fired = NULL;
+	weft__wheel_advance(&w, 1000000, &fired);
+	int n = 0;
+	for (struct weft__timer *f = fired; f; f = f->next) {
+		cr_assert_eq((f - t) % 2, 1, "a removed timer fired");
+		n++;
+	}
+	cr_assert_eq(n, 500);
+}
+
+/* -------------------------------------------------------- poll-task sleeps */
+
+struct sleeper {
+	struct weft_timer timer;
+	uint64_t deadline, fired_at;
+	atomic_int *fires;
+};
+
+static enum weft_poll sleeper_poll(void *state, struct weft_cx *cx)
+{
+	struct sleeper *s = state;
+	if (weft_timer_poll(&s->timer, cx, s->deadline) == WEFT_PENDING)
+		return WEFT_PENDING;
+	s->fired_at = weft_now_ns();
+	atomic_fetch_add(s->fires, 1);
+	return WEFT_READY;
+}
+
+static void sleeper_drop(void *state)
+{
+	struct sleeper *s = state;
+	weft_timer_cancel(&s->timer); /* no-op once fired */
+}
+
+Test(timers, hundred_thousand_random_sleeps_half_cancelled, .timeout = WT_TMO(120))
+{
+	enum { N = 100000 };
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct sleeper *s = calloc(N, sizeof(*s));
+	struct weft_task **h = calloc(N, sizeof(*h));
+	atomic_int fires = 0;
+	uint64_t seed = 7, start = weft_now_ns();
+	(void)start;
+	for (int i = 0; i < N; i++) {
+		s[i].deadline = weft_now_ns() + (wt_rand(&seed) % 50000) * 1000; /* 0..50 ms */
+		s[i].fires = &fires;
+		cr_assert_eq(weft_spawn_poll(rt, sleeper_poll, &s[i], sleeper_drop, &h[i]), 0);
+		/* cancel the odd ones: before their first poll, or with their
+		 * timer pending in the wheel (the drop removes it) */
+		if (i % 2)
+			cr_assert_eq(weft_abort(h[i]), 0);
+	}
+	int cancelled = 0;
+	uint64_t *late = calloc(N, sizeof(*late));
+	int n_late = 0;
+	for (int i = 0; i < N; i++) {
+		int rc = weft_join(h[i], NULL);
+		if (i % 2 == 0) {
+			cr_assert_eq(rc, 0);
+			cr_assert_geq(s[i].fired_at, s[i].deadline, "timer %d fired early", i);
+			late[n_late++] = s[i].fired_at - s[i].deadline;
+		} else if (rc == -ECANCELED) {
+			cancelled++;
+			cr_assert_eq(s[i].fired_at, 0, "a cancelled timer fired");
+		} else {
+			cr_assert_eq(rc, 0); /* fired before the abort reached it */
+		}
+	}
+	cr_assert_eq(atomic_load(&fires), N - cancelled);
+	cr_assert_gt(cancelled, N / 4, "aborts should catch most pending timers");
+	qsort(late, n_late, sizeof(late[0]), cmp_u64);
+	cr_log_info("timers: %d fired, %d cancelled; lateness p50 %.2f ms p99 %.2f ms max %.2f ms",
+		    n_late, cancelled, late[n_late / 2] / 1e6, late[n_late * 99 / 100] / 1e6,
+		    late[n_late - 1] / 1e6);
+	free(late);
+	free(s);
+	free(h);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------------ fiber sleeps */
+
+static atomic_int g_early;
+
+static void *fiber_sleeps(void *arg)
+{
+	uint64_t ns = (uint64_t)(uintptr_t)arg;
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = weft_now_ns();
+		cr_assert_eq(weft_sleep_ns(ns), 0);
+		if (weft_now_ns() - t0 < ns)
+			atomic_fetch_add(&g_early, 1);
+	}
+	return NULL;
+}
+
+static void *sleep_long(void *arg)
+{
+	(void)arg;
+	weft_sleep_ns(30ull * 1000000000ull);
+	return (void *)1;
+}
+
+Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t[200];
+	for (int i = 0; i < 200; i++)
+		cr_assert_eq(weft_spawn(rt, fiber_sleeps, (void *)(uintptr_t)((i % 20 + 1) * 500000), &t[i]), 0);
+	for (int i = 0; i < 200; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	cr_assert_eq(atomic_load(&g_early), 0);
+
+	/* join with a timeout: times out, handle still valid; abort cancels
+	 * the sleeping fiber (its timer leaves the wheel). */
+	struct weft_task *f;
+	cr_assert_eq(weft_spawn(rt, sleep_long, NULL, &f), 0);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_join_timeout(f, NULL, 20 * 1000000ull), -ETIMEDOUT);
+	uint64_t waited = weft_now_ns() - t0;
+	cr_assert_geq(waited, 20 * 1000000ull);
+	cr_assert_lt(waited, 2000 * 1000000ull);
+	cr_assert_eq(weft_abort(f), 0);
+	cr_assert_eq(weft_join(f, NULL), -ECANCELED);
+
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, 0), -EINVAL);
+	cr_assert_eq(weft_interval_init(&iv, 5 * 1000000ull), 0);
+	t0 = weft_now_ns();
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_interval_tick(&iv), 0);
+	cr_assert_geq(weft_now_ns() - t0, 20 * 1000000ull);
+	wt_rt_destroy(rt);
+}
