@@ -229,6 +229,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	struct weft__fiber *f = state;
 	struct weft__ctx *ctx = weft__ctx();
 	if (!f->stack) {
+		f->task_id = weft_cx_task_id(cx);
 		f->stack = stack_take(cx->rt);
 		if (!f->stack) {
 			/* Out of memory or of mappings (each stack is two: see
@@ -309,7 +310,7 @@ int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct w
 	int rc = weft_spawn_poll(rt, fiber_poll, f, fiber_drop, &t);
 	if (rc)
 		return rc; /* fiber_drop freed f */
-	f->task_id = weft_task_id(t);
+	/* f may already have run and been freed: do not touch it here. */
 	if (out)
 		*out = t;
 	else
