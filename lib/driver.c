@@ -35,6 +35,14 @@ int weft__driver_init(struct weft_runtime *rt)
 	struct weft__driver *d = &rt->driver;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->wheel_lock, NULL);
+	pthread_mutex_init(&d->retired_lock, NULL);
+	d->retired = NULL;
+	d->regs = NULL;
+	atomic_init(&d->retired_any, false);
+	atomic_init(&d->io_registered, false);
+	atomic_init(&d->io_registered_count, 0);
+	atomic_init(&d->io_deregistered_count, 0);
+	atomic_init(&d->io_ready_events, 0);
 	weft__wheel_init(&d->wheel);
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->next_ms, UINT64_MAX);
@@ -61,6 +69,8 @@ int weft__driver_init(struct weft_runtime *rt)
 void weft__driver_fini(struct weft_runtime *rt)
 {
 	struct weft__driver *d = &rt->driver;
+	weft__io_fini(rt);
+	pthread_mutex_destroy(&d->retired_lock);
 	close(d->evfd);
 	close(d->epfd);
 	pthread_mutex_destroy(&d->lock);
@@ -196,6 +206,7 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 		return;
 	if (pthread_mutex_trylock(&rt->driver.lock))
 		return;
+	weft__io_free_retired(rt);
 	struct epoll_event ev[EVENTS_PER_WAIT];
 	int n = epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
 	if (n > 0)
@@ -218,6 +229,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 		pthread_mutex_unlock(&d->lock);
 		return true;
 	}
+	weft__io_free_retired(rt);
 	uint64_t next = atomic_load_explicit(&d->next_ms, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
 	int timeout = -1;

@@ -1,11 +1,553 @@
 /*
- * io.c - readiness registrations for file descriptors (epoll, edge-triggered).
+ * io.c - readiness registrations (epoll, edge-triggered) and the socket
+ * calls built on them.
+ *
+ * A registration holds the fd, a readiness word and one waker per
+ * direction. Readiness word: (tick << 8) | bits. The driver ORs in the bits
+ * of each epoll event and bumps the tick (one CAS); clearing (after an
+ * operation returned EAGAIN) succeeds only if the tick is still the one the
+ * caller read before trying, so readiness that arrived in between survives.
+ * Wakers are guarded by a small mutex: a waiter stores its waker, then
+ * re-reads readiness, so an event between its first check and the store is
+ * seen either by the re-read or by the driver's wake.
+ *
+ * Lifetime: epoll events carry the registration's address. Deregistering
+ * removes the fd from epoll first and then retires the registration; it is
+ * freed only when a later driver pass begins (the driver lock is held
+ * across each epoll_wait + dispatch), so no event still in hand can point
+ * at freed memory. Retired entries left at destroy are freed then.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <weft/io.h>
+
 #include "runtime.h"
+
+#define RD_BITS 0xffull
+#define RD_TICK_ONE 0x100ull
+
+struct weft_io {
+	struct weft_runtime *rt;
+	int fd;
+	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
+	_Atomic int refs;               /* the owner's + one per blocking call in progress */
+	_Atomic uint64_t readiness;
+	pthread_mutex_t lock;
+	weft_waker rwaker, wwaker;
+	struct weft_io *retired_next;
+	struct weft_io *reg_prev, *reg_next;  /* live registrations, under regs_lock */
+};
+
+/* Internal readiness bit: the runtime shut down; operations fail. */
+#define RD_SHUTDOWN 0x20u
+
+static unsigned epoll_to_bits(uint32_t ev)
+{
+	unsigned b = 0;
+	if (ev & (EPOLLIN | EPOLLPRI))
+		b |= WEFT_IO_READABLE;
+	if (ev & EPOLLOUT)
+		b |= WEFT_IO_WRITABLE;
+	if (ev & (EPOLLHUP | EPOLLRDHUP))
+		b |= WEFT_IO_HUP;
+	if (ev & EPOLLERR)
+		b |= WEFT_IO_ERROR;
+	return b;
+}
+
+static void set_bits(struct weft_io *io, unsigned bits)
+{
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
+	/* release: a waiter that sees the bits sees what the driver saw. */
+	while (!atomic_compare_exchange_weak_explicit(&io->readiness, &r,
+						      ((r & ~RD_BITS) + RD_TICK_ONE) | (r & RD_BITS) | bits,
+						      memory_order_acq_rel, memory_order_relaxed))
+		;
+}
+
+static void wake_dir(struct weft_io *io, unsigned bits)
+{
+	weft_waker r = { 0 }, w = { 0 };
+	pthread_mutex_lock(&io->lock);
+	if (bits & (WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED)) {
+		r = io->rwaker;
+		io->rwaker = (weft_waker){ 0 };
+	}
+	if (bits & (WEFT_IO_WRITABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED)) {
+		w = io->wwaker;
+		io->wwaker = (weft_waker){ 0 };
+	}
+	pthread_mutex_unlock(&io->lock);
+	weft_waker_wake(&r);
+	weft_waker_wake(&w);
+}
 
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 {
-	(void)rt;
-	(void)reg;
-	(void)events;
+	struct weft_io *io = reg;
+	unsigned bits = epoll_to_bits(events);
+	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
+	set_bits(io, bits);
+	wake_dir(io, bits);
+}
+
+void weft__io_free_retired(struct weft_runtime *rt)
+{
+	struct weft__driver *d = &rt->driver;
+	if (!atomic_load_explicit(&d->retired_any, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&d->retired_lock);
+	struct weft_io *io = d->retired;
+	d->retired = NULL;
+	atomic_store_explicit(&d->retired_any, false, memory_order_relaxed);
+	pthread_mutex_unlock(&d->retired_lock);
+	while (io) {
+		struct weft_io *next = io->retired_next;
+		weft_waker_drop(&io->rwaker); /* stored by a waiter racing with close */
+		weft_waker_drop(&io->wwaker);
+		pthread_mutex_destroy(&io->lock);
+		free(io);
+		io = next;
+	}
+}
+
+int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
+{
+	if (!rt || fd < 0 || !out)
+		return -EINVAL;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	struct weft_io *io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	io->rt = rt;
+	io->fd = fd;
+	struct stat st;
+	io->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	atomic_init(&io->readiness, 0);
+	atomic_init(&io->refs, 1);
+	pthread_mutex_init(&io->lock, NULL);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
+				  .data.ptr = io };
+	atomic_store_explicit(&rt->driver.io_registered, true, memory_order_relaxed);
+	if (epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		int e = -errno;
+		pthread_mutex_destroy(&io->lock);
+		free(io);
+		return e;
+	}
+	atomic_fetch_add_explicit(&rt->driver.io_registered_count, 1, memory_order_relaxed);
+	struct weft__driver *d = &rt->driver;
+	pthread_mutex_lock(&d->retired_lock);
+	io->reg_next = d->regs;
+	if (d->regs)
+		d->regs->reg_prev = io;
+	d->regs = io;
+	pthread_mutex_unlock(&d->retired_lock);
+	*out = io;
+	return 0;
+}
+
+void weft__io_shutdown(struct weft_runtime *rt)
+{
+	/* No worker is left: release the wakers (task references) that live
+	 * registrations hold, and make further operations fail. The structs
+	 * stay valid until closed, or until destroy frees them. */
+	struct weft__driver *d = &rt->driver;
+	pthread_mutex_lock(&d->retired_lock);
+	for (struct weft_io *io = d->regs; io; io = io->reg_next) {
+		set_bits(io, RD_SHUTDOWN);
+		pthread_mutex_lock(&io->lock);
+		weft_waker_drop(&io->rwaker);
+		weft_waker_drop(&io->wwaker);
+		pthread_mutex_unlock(&io->lock);
+	}
+	pthread_mutex_unlock(&d->retired_lock);
+	weft__io_free_retired(rt);
+}
+
+void weft__io_fini(struct weft_runtime *rt)
+{
+	struct weft__driver *d = &rt->driver;
+	struct weft_io *io = d->regs;
+	d->regs = NULL;
+	while (io) {
+		struct weft_io *next = io->reg_next;
+		pthread_mutex_destroy(&io->lock);
+		free(io);
+		io = next;
+	}
+	weft__io_free_retired(rt);
+}
+
+static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1, memory_order_relaxed); }
+
+/* The last reference retires the registration: it is freed at the next
+ * driver pass, when no epoll event in hand can still point at it. */
+static void io_unref(struct weft_io *io)
+{
+	/* acq_rel: the freeing side sees every use by the others. */
+	if (atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	struct weft__driver *d = &io->rt->driver;
+	pthread_mutex_lock(&d->retired_lock);
+	io->retired_next = d->retired;
+	d->retired = io;
+	atomic_store_explicit(&d->retired_any, true, memory_order_relaxed);
+	pthread_mutex_unlock(&d->retired_lock);
+}
+
+static int detach(struct weft_io *io)
+{
+	if (!io)
+		return -EINVAL;
+	struct weft__driver *d = &io->rt->driver;
+	int fd = io->fd;
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+	set_bits(io, WEFT_IO_CLOSED);
+	wake_dir(io, WEFT_IO_CLOSED);
+	atomic_fetch_add_explicit(&d->io_deregistered_count, 1, memory_order_relaxed);
+	pthread_mutex_lock(&d->retired_lock);
+	if (io->reg_prev)
+		io->reg_prev->reg_next = io->reg_next;
+	else
+		d->regs = io->reg_next;
+	if (io->reg_next)
+		io->reg_next->reg_prev = io->reg_prev;
+	pthread_mutex_unlock(&d->retired_lock);
+	io_unref(io); /* the owner's reference; blocking calls in progress keep theirs */
+	return fd;
+}
+
+int weft_io_close(struct weft_io *io)
+{
+	int fd = detach(io);
+	if (fd < 0)
+		return fd;
+	return close(fd) ? -errno : 0;
+}
+
+int weft_io_deregister(struct weft_io *io) { return detach(io); }
+int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }
+
+/* ------------------------------------------------------------- poll form */
+
+static unsigned ready_mask(uint64_t r, unsigned interest)
+{
+	unsigned always = WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN;
+	return (unsigned)(r & RD_BITS) & (interest | always);
+}
+
+enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsigned interest,
+				  struct weft_io_ready *ready)
+{
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	unsigned m = ready_mask(r, interest);
+	if (!m) {
+		pthread_mutex_lock(&io->lock);
+		if (interest & WEFT_IO_READABLE && !weft_waker_will_wake(&io->rwaker, &cx->waker)) {
+			weft_waker_drop(&io->rwaker);
+			io->rwaker = weft_waker_clone(&cx->waker);
+		}
+		if (interest & WEFT_IO_WRITABLE && !weft_waker_will_wake(&io->wwaker, &cx->waker)) {
+			weft_waker_drop(&io->wwaker);
+			io->wwaker = weft_waker_clone(&cx->waker);
+		}
+		pthread_mutex_unlock(&io->lock);
+		/* re-read: an event between the first read and the store */
+		r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+		m = ready_mask(r, interest);
+		if (!m)
+			return WEFT_PENDING;
+	}
+	if (ready)
+		*ready = (struct weft_io_ready){ .mask = m, .tick = r >> 8 };
+	return WEFT_READY;
+}
+
+void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready)
+{
+	unsigned clear = ready.mask & (WEFT_IO_READABLE | WEFT_IO_WRITABLE);
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
+	while ((r >> 8) == ready.tick && (r & clear)) {
+		if (atomic_compare_exchange_weak_explicit(&io->readiness, &r, r & ~(uint64_t)clear,
+							  memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+}
+
+/* --------------------------------------------------------- blocking form */
+
+struct wait_arg {
+	struct weft_io *io;
+	unsigned interest;
+	struct weft_io_ready ready;
+};
+
+static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
+{
+	struct wait_arg *a = arg;
+	return weft_io_poll_ready(a->io, cx, a->interest, &a->ready);
+}
+
+static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns);
+
+int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
+{
+	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
+		return -EINVAL;
+	io_ref(io);
+	int rc = io_wait_ref(io, events, timeout_ns);
+	io_unref(io);
+	return rc;
+}
+
+/* The caller holds a reference on io. */
+static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
+{
+	struct wait_arg a = { .io = io, .interest = events };
+	uint64_t deadline = WEFT_FOREVER;
+	if (timeout_ns != WEFT_FOREVER) {
+		uint64_t now = weft__now_ns();
+		deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+	}
+	int rc = weft__wait_deadline(wait_poll, &a, NULL, deadline);
+	if (rc)
+		return rc;
+	if (a.ready.mask & WEFT_IO_CLOSED)
+		return -EBADF;
+	if (a.ready.mask & RD_SHUTDOWN)
+		return -ESHUTDOWN;
+	return (int)a.ready.mask;
+}
+
+/* Run op until it stops returning EAGAIN, waiting for `dir` in between.
+ * The caller holds a reference on io (see the REF wrappers below). */
+#define IO_RETRY(io, dir, call)                                                   \
+	do {                                                                      \
+		for (;;) {                                                        \
+			uint64_t r_ = atomic_load_explicit(&(io)->readiness,      \
+							   memory_order_acquire); \
+			if (r_ & WEFT_IO_CLOSED)                                  \
+				return -EBADF;                                    \
+			if (r_ & RD_SHUTDOWN)                                     \
+				return -ESHUTDOWN;                                \
+			ssize_t n_ = (call);                                      \
+			if (n_ >= 0)                                              \
+				return n_;                                        \
+			int e_ = errno;                                           \
+			if (e_ == EINTR)                                          \
+				continue;                                         \
+			if (e_ != EAGAIN && e_ != EWOULDBLOCK)                    \
+				return -e_;                                       \
+			weft_io_clear_ready((io), (struct weft_io_ready){ (dir), r_ >> 8 }); \
+			int w_ = io_wait_ref((io), (dir), WEFT_FOREVER);          \
+			if (w_ < 0)                                               \
+				return w_;                                        \
+		}                                                                 \
+	} while (0)
+
+static ssize_t read_ref(struct weft_io *io, void *buf, size_t n, int flags, bool sock)
+{
+	IO_RETRY(io, WEFT_IO_READABLE, sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
+}
+
+ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
+{
+	if (!io)
+		return -EINVAL;
+	io_ref(io);
+	ssize_t r = read_ref(io, buf, n, 0, false);
+	io_unref(io);
+	return r;
+}
+
+ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
+{
+	if (!io)
+		return -EINVAL;
+	io_ref(io);
+	ssize_t r = read_ref(io, buf, n, flags, true);
+	io_unref(io);
+	return r;
+}
+
+static ssize_t write_some(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
+{
+	IO_RETRY(io, WEFT_IO_WRITABLE,
+		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL) : write(io->fd, buf, n));
+}
+
+static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
+{
+	if (!io)
+		return -EINVAL;
+	size_t done = 0;
+	ssize_t err = 0;
+	io_ref(io);
+	while (done < n) {
+		ssize_t w = write_some(io, (const char *)buf + done, n - done, flags, sock);
+		if (w < 0) {
+			err = w;
+			break;
+		}
+		done += (size_t)w;
+	}
+	io_unref(io);
+	return done || !err ? (ssize_t)done : err;
+}
+
+ssize_t weft_write(struct weft_io *io, const void *buf, size_t n)
+{
+	return write_all(io, buf, n, 0, io && io->is_socket);
+}
+
+ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
+{
+	return write_all(io, buf, n, flags, true);
+}
+
+static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
+{
+	IO_RETRY(l, WEFT_IO_READABLE, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+}
+
+int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr *addr,
+		socklen_t *addrlen)
+{
+	if (!listener || !out)
+		return -EINVAL;
+	io_ref(listener);
+	int fd = accept_once(listener, addr, addrlen);
+	io_unref(listener);
+	if (fd < 0)
+		return fd;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	int rc = weft_io_register(listener->rt, fd, out);
+	if (rc)
+		close(fd);
+	return rc;
+}
+
+int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+		 struct weft_io **out)
+{
+	if (!rt || !addr || !out)
+		return -EINVAL;
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct weft_io *io;
+	int rc = weft_io_register(rt, fd, &io);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	if (connect(fd, addr, len) && errno != EINPROGRESS) {
+		rc = -errno;
+		weft_io_close(io);
+		return rc;
+	}
+	rc = weft_io_wait(io, WEFT_IO_WRITABLE, WEFT_FOREVER); /* io is ours alone here */
+	if (rc >= 0) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		rc = -err;
+	}
+	if (rc) {
+		weft_io_close(io);
+		return rc;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*out = io;
+	return 0;
+}
+
+static int resolve(const char *host, uint16_t port, bool passive, struct addrinfo **res)
+{
+	char p[8];
+	snprintf(p, sizeof(p), "%u", port);
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = passive ? AI_PASSIVE : 0 };
+	int rc = getaddrinfo(host, p, &hints, res);
+	if (rc == EAI_MEMORY)
+		return -ENOMEM;
+	if (rc == EAI_SYSTEM)
+		return -errno;
+	return rc ? -EADDRNOTAVAIL : 0;
+}
+
+int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port, int backlog,
+		    struct weft_io **out)
+{
+	if (!rt || !out || backlog < 0)
+		return -EINVAL;
+	struct addrinfo *ai;
+	int rc = resolve(host, port, true, &ai);
+	if (rc)
+		return rc;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
+		return rc;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, backlog ? backlog : SOMAXCONN)) {
+		rc = -errno;
+		close(fd);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	rc = weft_io_register(rt, fd, out);
+	if (rc)
+		close(fd);
+	return rc;
+}
+
+int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port, struct weft_io **out)
+{
+	if (!rt || !host || !out)
+		return -EINVAL;
+	struct addrinfo *ai;
+	int rc = resolve(host, port, false, &ai);
+	if (rc)
+		return rc;
+	rc = weft_connect(rt, ai->ai_addr, ai->ai_addrlen, out);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+int weft_io_local_port(const struct weft_io *io)
+{
+	if (!io)
+		return -EINVAL;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(io->fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -EAFNOSUPPORT;
 }

@@ -19,6 +19,9 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	m->alive_tasks = weft__owned_len(&rt->owned);
 	m->spawned_tasks = weft__owned_added(&rt->owned);
 	m->inject_depth = weft__inject_len(&rt->inject);
+	m->io_fds_registered = atomic_load_explicit(&rt->driver.io_registered_count, memory_order_relaxed);
+	m->io_fds_deregistered = atomic_load_explicit(&rt->driver.io_deregistered_count, memory_order_relaxed);
+	m->io_ready_events = atomic_load_explicit(&rt->driver.io_ready_events, memory_order_relaxed);
 	pthread_mutex_lock(&rt->inject.lock);
 	m->remote_schedule_count = rt->inject.remote_pushes;
 	pthread_mutex_unlock(&rt->inject.lock);

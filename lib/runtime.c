@@ -318,6 +318,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);
+	weft__io_shutdown(rt);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);
 	return 0;

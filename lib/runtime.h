@@ -235,6 +235,11 @@ struct weft__driver {
 	int epfd, evfd;
 	uint64_t start_ns;
 	_Atomic bool io_registered;               /* any fd ever registered */
+	_Atomic uint64_t io_registered_count, io_deregistered_count, io_ready_events;
+	pthread_mutex_t retired_lock;
+	struct weft_io *retired;                  /* deregistered, freed at the next driver pass */
+	struct weft_io *regs;                     /* live registrations (under retired_lock) */
+	_Atomic bool retired_any;
 	_Alignas(WEFT_CACHELINE) pthread_mutex_t wheel_lock;
 	struct weft__wheel wheel;
 	_Atomic uint64_t next_ms;                 /* earliest timer, UINT64_MAX: none */
@@ -283,6 +288,9 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
 /* io.c: readiness delivered by the driver for a registration. */
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
+void weft__io_free_retired(struct weft_runtime *rt);
+void weft__io_shutdown(struct weft_runtime *rt);
+void weft__io_fini(struct weft_runtime *rt);
 
 /* ------------------------------------------------------------- wait.c */
 struct weft_wait;

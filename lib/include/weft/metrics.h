@@ -38,6 +38,9 @@ struct weft_metrics {
 	uint64_t inject_depth;         /* tasks in the inject queue now */
 	uint64_t remote_schedule_count;/* tasks scheduled from outside the workers */
 	uint64_t budget_forced_yield_count;
+	uint64_t io_fds_registered;    /* ever registered with the I/O driver */
+	uint64_t io_fds_deregistered;
+	uint64_t io_ready_events;      /* readiness events delivered by epoll */
 	struct weft_worker_metrics worker[]; /* `workers` entries */
 };
 

@@ -21,6 +21,7 @@
 #include <weft/common.h>
 #include <weft/metrics.h>
 #include <weft/time.h>
+#include <weft/io.h>
 
 #ifdef __cplusplus
 extern "C" {
