@@ -66,8 +66,6 @@
 void weft__ctx_switch(void **save_sp, void *new_sp);
 void weft__fiber_trampoline(void);
 void weft__fiber_main(struct weft__fiber *f) __attribute__((noreturn, used));
-/* Weak until lib/sync provides it, so this file links on its own. */
-extern void weft_wait_cancel(struct weft_wait *w) __attribute__((weak));
 
 static size_t page_size(void)
 {
@@ -280,7 +278,7 @@ static void fiber_drop(void *state)
 	if (f->stack) {
 		/* Cancelled while suspended: forget its wait, discard its stack
 		 * (nothing on it runs again). */
-		if (f->waiting && weft_wait_cancel)
+		if (f->waiting)
 			weft_wait_cancel(f->waiting);
 		if (f->timer)
 			weft__timer_cancel(f->timer_rt, f->timer);

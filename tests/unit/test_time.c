@@ -204,3 +204,42 @@ Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
 	cr_assert_geq(weft_now_ns() - t0, 20 * 1000000ull);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------------ channel timeouts */
+
+static struct weft_chan *g_ch;
+
+static void *fiber_recv_timeout(void *arg)
+{
+	(void)arg;
+	uint64_t v, t0 = weft_now_ns();
+	int rc = weft_chan_recv_timeout(g_ch, &v, 10 * 1000000ull);
+	if (rc != -ETIMEDOUT || weft_now_ns() - t0 < 10 * 1000000ull)
+		return (void *)1;
+	rc = weft_chan_recv_timeout(g_ch, &v, 5000 * 1000000ull); /* the main thread sends */
+	return (void *)(long)(rc == 0 && v == 77 ? 0 : 2);
+}
+
+Test(timers, channel_recv_send_timeouts, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &g_ch), 0);
+	uint64_t v = 5;
+	/* thread: empty channel times out; full channel send times out */
+	cr_assert_eq(weft_chan_recv_timeout(g_ch, &v, 5 * 1000000ull), -ETIMEDOUT);
+	cr_assert_eq(weft_chan_send_timeout(g_ch, &v, 5 * 1000000ull), 0);
+	cr_assert_eq(weft_chan_send_timeout(g_ch, &v, 5 * 1000000ull), -ETIMEDOUT);
+	cr_assert_eq(weft_chan_recv(g_ch, &v), 0);
+	cr_assert_eq(v, 5);
+	/* fiber: times out first, then receives */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, fiber_recv_timeout, NULL, &t), 0);
+	wt_sleep_ms(50);
+	v = 77;
+	cr_assert_eq(weft_chan_send(g_ch, &v), 0);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((long)r, 0);
+	cr_assert_eq(weft_chan_destroy(g_ch), 0);
+	wt_rt_destroy(rt);
+}

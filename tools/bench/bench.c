@@ -47,6 +47,10 @@
 #define YIELD_TASKS 200u        /* yield_many */
 #define NUM_YIELD 1000u         /* yield_many */
 #define CHAIN_DEPTH 1000u       /* chained_spawn */
+#define NUM_PINGS 1000u         /* ping_pong */
+#define FANOUT_PRODUCERS 64u    /* fanout_mpsc */
+#define FANOUT_ITEMS 10000u     /* fanout_mpsc: per producer */
+#define FANOUT_CAPACITY 1024u   /* fanout_mpsc */
 #define STALL_NS 10000u         /* stall(): 10 us */
 #define RTT_NS 50000000u        /* round-trip probe: 50 ms */
 
@@ -160,6 +164,27 @@ struct bg_state { /* one background task of spawn_many_remote_busy */
 	_Alignas(CACHE_LINE) bool yielded;
 };
 
+/* ping_pong: task A and its partner B; reused by every batch (the last A
+ * signals main only after every B has sent, and B touches nothing of its
+ * state after its send). */
+struct pp_b {
+	struct weft_oneshot *rx1, *tx2;
+	struct weft_wait w;
+};
+
+struct pp_a {
+	_Alignas(CACHE_LINE) struct weft_oneshot *rx2;
+	bool started;
+	struct weft_wait w;
+	struct pp_b b;
+};
+
+/* fanout_mpsc: one producer. */
+struct fan_producer {
+	_Alignas(CACHE_LINE) uint64_t next;
+	struct weft_wait w;
+};
+
 static struct {
 	struct weft_runtime *rt;
 	int workers;
@@ -179,6 +204,13 @@ static struct {
 	struct bg_state *bg;
 	unsigned n_bg;
 	uint32_t *yield_left; /* yield_many: one counter per task */
+	struct pp_a *pp;      /* ping_pong: NUM_PINGS pairs */
+
+	/* fanout_mpsc */
+	struct weft_chan *chan;
+	struct fan_producer *fan;
+	_Alignas(CACHE_LINE) struct weft_wait fan_w; /* the consumer's */
+	uint64_t fan_count, fan_sum;                  /* consumer-only until done */
 } g;
 
 static void countdown(void)
@@ -287,6 +319,92 @@ static enum weft_poll task_chain(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* ping_pong B: await the first oneshot, then send on the second. */
+static enum weft_poll task_pp_b(void *state, struct weft_cx *cx)
+{
+	struct pp_b *b = state;
+	void *v;
+	int rc = weft_oneshot_recv_poll(b->rx1, &b->w, cx, &v);
+
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	CHECK(rc);
+	CHECK(weft_oneshot_send(b->tx2, NULL));
+	return WEFT_READY;
+}
+
+/* ping_pong A: make two oneshots, spawn B, send on the first, await the
+ * second; the last A to finish signals main. */
+static enum weft_poll task_pp_a(void *state, struct weft_cx *cx)
+{
+	struct pp_a *a = state;
+	void *v;
+
+	if (!a->started) {
+		struct weft_oneshot *o1, *o2;
+
+		a->started = true;
+		CHECK(weft_oneshot_create(NULL, &o1));
+		CHECK(weft_oneshot_create(NULL, &o2));
+		a->b.rx1 = o1;
+		a->b.tx2 = o2;
+		a->rx2 = o2;
+		CHECK(weft_spawn_poll(weft_cx_runtime(cx), task_pp_b, &a->b, NULL, NULL));
+		CHECK(weft_oneshot_send(o1, NULL));
+	}
+	int rc = weft_oneshot_recv_poll(a->rx2, &a->w, cx, &v);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	CHECK(rc);
+	countdown();
+	return WEFT_READY;
+}
+
+static enum weft_poll task_pp_root(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	for (unsigned i = 0; i < NUM_PINGS; i++) {
+		g.pp[i].started = false;
+		CHECK(weft_spawn_poll(weft_cx_runtime(cx), task_pp_a, &g.pp[i], NULL, NULL));
+	}
+	return WEFT_READY;
+}
+
+/* fanout_mpsc producer: send 1..FANOUT_ITEMS. */
+static enum weft_poll task_fan_producer(void *state, struct weft_cx *cx)
+{
+	struct fan_producer *p = state;
+
+	while (p->next <= FANOUT_ITEMS) {
+		int rc = weft_chan_send_poll(g.chan, &p->w, cx, &p->next);
+
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		CHECK(rc);
+		p->next++;
+	}
+	countdown(); /* last touch of *p: the next batch may reuse it */
+	return WEFT_READY;
+}
+
+/* fanout_mpsc consumer: receive every item, then count down. */
+static enum weft_poll task_fan_consumer(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	while (g.fan_count < (uint64_t)FANOUT_PRODUCERS * FANOUT_ITEMS) {
+		uint64_t x;
+		int rc = weft_chan_recv_poll(g.chan, &g.fan_w, cx, &x);
+
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		CHECK(rc);
+		g.fan_count++;
+		g.fan_sum += x;
+	}
+	countdown();
+	return WEFT_READY;
+}
+
 /* ----------------------------------------------------------------- cases */
 
 static void batch_spawn_many_local(void)
@@ -391,6 +509,51 @@ static void batch_chained_spawn(void)
 	signal_wait(&g.done);
 }
 
+static void setup_ping_pong(void)
+{
+	g.pp = xcalloc(NUM_PINGS, sizeof(*g.pp));
+}
+
+static void batch_ping_pong(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_PINGS, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn_poll(g.rt, task_pp_root, NULL, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void setup_fanout_mpsc(void)
+{
+	CHECK(weft_chan_create(sizeof(uint64_t), FANOUT_CAPACITY, &g.chan));
+	g.fan = xcalloc(FANOUT_PRODUCERS, sizeof(*g.fan));
+}
+
+static void batch_fanout_mpsc(void)
+{
+	const uint64_t want_sum =
+		(uint64_t)FANOUT_PRODUCERS * FANOUT_ITEMS * (FANOUT_ITEMS + 1) / 2;
+
+	g.fan_count = g.fan_sum = 0;
+	/* The consumer and every producer count down; the last signals. */
+	atomic_store_explicit(&g.remaining, FANOUT_PRODUCERS + 1, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn_poll(g.rt, task_fan_consumer, NULL, NULL, NULL));
+	for (unsigned i = 0; i < FANOUT_PRODUCERS; i++) {
+		g.fan[i].next = 1;
+		CHECK(weft_spawn_poll(g.rt, task_fan_producer, &g.fan[i], NULL, NULL));
+	}
+	signal_wait(&g.done); /* all items received, every producer done */
+	if (g.fan_count != (uint64_t)FANOUT_PRODUCERS * FANOUT_ITEMS || g.fan_sum != want_sum)
+		die("fanout_mpsc: received %" PRIu64 " items summing to %" PRIu64
+		    ", want %u summing to %" PRIu64, g.fan_count, g.fan_sum,
+		    FANOUT_PRODUCERS * FANOUT_ITEMS, want_sum);
+}
+
+static void teardown_fanout_mpsc(void)
+{
+	CHECK(weft_chan_destroy(g.chan));
+}
+
 struct bench_case {
 	const char *name;
 	unsigned ops;          /* operations per batch (for the README/list) */
@@ -422,6 +585,12 @@ static const struct bench_case cases[] = {
 	{ "chained_spawn", CHAIN_DEPTH,
 	  "a chain of 1,000 worker-side spawns; the last signals main",
 	  NULL, batch_chained_spawn, NULL },
+	{ "ping_pong", NUM_PINGS,
+	  "1,000 task pairs bounce a oneshot each way; the last signals main",
+	  setup_ping_pong, batch_ping_pong, NULL },
+	{ "fanout_mpsc", FANOUT_PRODUCERS * FANOUT_ITEMS,
+	  "64 producers x 10,000 u64 on a capacity-1024 channel, one consumer",
+	  setup_fanout_mpsc, batch_fanout_mpsc, teardown_fanout_mpsc },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 

@@ -22,6 +22,7 @@
 #include <weft/metrics.h>
 #include <weft/time.h>
 #include <weft/io.h>
+#include <weft/sync.h>
 
 #ifdef __cplusplus
 extern "C" {

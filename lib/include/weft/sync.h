@@ -1,0 +1,327 @@
+/*
+ * weft/sync.h - synchronisation between tasks and threads: oneshot, bounded
+ * channel, notify, async mutex, counting semaphore, wait group.
+ *
+ * Included by weft/weft.h; it may also be included alone.
+ *
+ * Two forms of every waiting call:
+ *  - poll form `weft_X_Y_poll(obj, w, cx, ...)` for poll tasks. It returns
+ *    0 or a negative errno when done, or WEFT_PENDING after linking the
+ *    caller-owned wait entry `w` into the object's FIFO wait list with a
+ *    clone of cx's waker. Call it again (with the same `w`) when woken. Each
+ *    call consumes one unit of the cooperative budget (refunded when the
+ *    call returns WEFT_PENDING for lack of readiness); when the budget is
+ *    spent it returns WEFT_PENDING and the task is polled again later.
+ *  - blocking form `weft_X_Y(obj, ...)`: blocks a thread outside the
+ *    runtime (and, once fibers exist, suspends the calling fiber). From a
+ *    poll task on a worker thread it returns -EDEADLK and does nothing:
+ *    poll tasks use the poll form.
+ *
+ * Wait entries and cancellation. A `struct weft_wait` belongs to the caller;
+ * initialise it with WEFT_WAIT_INIT (or zero it) and use it for one object at
+ * a time. A poll task keeps its entry in its state and calls
+ * weft_wait_cancel() on it from its drop function: if the task is aborted
+ * (weft_abort, runtime shutdown) while waiting, the entry is unlinked, its
+ * waker dropped, and anything already granted to it (a notify permit, the
+ * mutex, semaphore permits, a channel slot or item) is passed on to the next
+ * waiter, so nothing leaks and no wakeup is lost. After a poll form returned
+ * a result (not WEFT_PENDING) the entry is unlinked again and may be reused
+ * or freed; weft_wait_cancel on it is a no-op. An entry must not be freed
+ * while linked: cancel it first. The object an entry is linked to must stay
+ * alive until the entry is cancelled or the poll form has returned a result.
+ *
+ *     struct rx { struct weft_chan *ch; struct weft_wait w; uint64_t sum; };
+ *
+ *     static enum weft_poll rx_poll(void *state, struct weft_cx *cx)
+ *     {
+ *             struct rx *r = state;
+ *             uint64_t x;
+ *             int rc;
+ *             while ((rc = weft_chan_recv_poll(r->ch, &r->w, cx, &x)) == 0)
+ *                     r->sum += x;
+ *             return rc == WEFT_PENDING ? WEFT_PENDING : WEFT_READY; // -EPIPE: done
+ *     }
+ *
+ *     static void rx_drop(void *state)
+ *     {
+ *             struct rx *r = state;
+ *             weft_wait_cancel(&r->w);   // aborted while waiting: leave the list
+ *             free(r);
+ *     }
+ *
+ * Inside a fiber the runtime cancels the entry of a blocking call itself
+ * when the fiber is dropped while suspended.
+ *
+ * Calls that take an object return -EINVAL for a NULL object or a NULL
+ * required pointer, and for a wait entry linked to a different object.
+ * Objects are allocated with malloc by their constructor (-ENOMEM on
+ * failure; *out untouched) and freed by the matching destroy (or, for the
+ * oneshot, when both ends are gone). A destroy that finds waiters still
+ * linked (or holding a grant not yet collected) returns -EBUSY and frees
+ * nothing. Unless stated otherwise, every call may be made from any thread,
+ * inside or outside the runtime, concurrently with the others.
+ */
+#ifndef WEFT_SYNC_H
+#define WEFT_SYNC_H
+
+#include <weft/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct weft_cx;
+struct weft_waker_vtable;
+
+/* ------------------------------------------------------------ wait entries */
+
+/*
+ * One waiter's place in an object's wait list. All fields are private to
+ * weft; the struct is public only so that callers can embed it (in a poll
+ * task's state, on a stack) without an allocation.
+ */
+struct weft_wait {
+	struct weft_wait *_next, *_prev;             /* list links while linked */
+	void *_queue;                                /* the wait list; NULL when idle */
+	const struct weft_waker_vtable *_waker_vtable; /* cloned waker while linked */
+	void *_waker_data;
+	uint64_t _arg;                               /* per-object (permits wanted, ...) */
+	uint32_t _state;                             /* idle / linked / granted */
+	uint32_t _grant;                             /* what was granted */
+};
+
+/* Initialiser for an idle entry (all zero). */
+#define WEFT_WAIT_INIT { 0 }
+
+/*
+ * Leave the wait list: unlink `w` if linked, drop its waker, and pass on
+ * whatever had already been granted to it but not yet collected by a poll.
+ * No-op on an idle (zeroed, or already completed/cancelled) entry; NULL is
+ * ignored. Must not run concurrently with a poll form using the same entry.
+ */
+WEFT_API void weft_wait_cancel(struct weft_wait *w);
+
+/* ----------------------------------------------------------------- oneshot */
+
+/*
+ * A single value (a pointer) from one sender to one receiver.
+ *
+ * Ownership: weft_oneshot_create() returns one object with two ends, the
+ * sender and the receiver, both held by the caller (hand them to two
+ * tasks). The sender end is consumed exactly once, by weft_oneshot_send()
+ * or weft_oneshot_sender_drop(); the receiver end exactly once, by a receive
+ * that returned 0 or -EPIPE, or by weft_oneshot_receiver_drop(). The object
+ * is freed when both ends are consumed; do not touch it afterwards.
+ * `value_drop` (may be NULL) is called with a value that was sent but never
+ * received (the receiver was dropped after the send).
+ */
+struct weft_oneshot;
+
+/* Errors: -EINVAL (NULL out), -ENOMEM. */
+WEFT_API int weft_oneshot_create(void (*value_drop)(void *value),
+				 struct weft_oneshot **out);
+
+/*
+ * Send `value` and consume the sender end. Never blocks.
+ * Returns 0, or -EPIPE when the receiver end is already gone (the value is
+ * not delivered and stays the caller's; the sender end is still consumed),
+ * or -EINVAL (NULL o; nothing consumed).
+ */
+WEFT_API int weft_oneshot_send(struct weft_oneshot *o, void *value);
+
+/* Consume the sender end without sending: the receiver gets -EPIPE. */
+WEFT_API int weft_oneshot_sender_drop(struct weft_oneshot *o);
+
+/*
+ * Receive (poll form). WEFT_PENDING: nothing yet, `w` linked. 0: *value
+ * holds the sent value. -EPIPE: the sender end was dropped without sending.
+ * 0 and -EPIPE consume the receiver end (the object may be freed at once);
+ * -EINVAL consumes nothing.
+ */
+WEFT_API int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w,
+				    struct weft_cx *cx, void **value);
+
+/* Receive (blocking form). 0 and -EPIPE consume the receiver end, as above;
+ * -EDEADLK (on a worker), -ENOMEM and -EINVAL consume nothing. */
+WEFT_API int weft_oneshot_recv(struct weft_oneshot *o, void **value);
+
+/* Receive without waiting: 0 or -EPIPE (receiver consumed, as above), or
+ * -EAGAIN (nothing sent yet; nothing consumed). Not while the receiver's
+ * wait entry is linked (cancel it first; a linked entry is a fatal error). */
+WEFT_API int weft_oneshot_try_recv(struct weft_oneshot *o, void **value);
+
+/*
+ * Consume the receiver end without receiving. A value already sent is
+ * passed to value_drop. A poll task must weft_wait_cancel() its entry
+ * before this call (a still-linked entry is a fatal error).
+ */
+WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
+
+/* ----------------------------------------------------------------- channel */
+
+/*
+ * Bounded multi-producer multi-consumer channel of fixed-size items, copied
+ * in and out by value (memcpy of item_size bytes).
+ *
+ * Ownership: created by weft_chan_create(), freed by weft_chan_destroy()
+ * once no call on it is in progress and no wait entry is linked to it;
+ * items still buffered are discarded then. Any number of senders and
+ * receivers may use it concurrently.
+ *
+ * Semantics: items leave the buffer in the order they were sent (FIFO);
+ * each item is received exactly once. Senders blocked on a full channel and
+ * receivers blocked on an empty one are woken in FIFO order: a slot freed
+ * (an item sent) is reserved for the first waiting sender (receiver), so a
+ * later caller cannot overtake it. (When several woken receivers hold
+ * reservations at once, which of the buffered items each takes depends on
+ * the order in which they run.) After weft_chan_close(), sends fail with
+ * -EPIPE (waiting senders are woken and get -EPIPE), and receivers take
+ * the items still buffered, then get -EPIPE.
+ */
+struct weft_chan;
+
+/* Errors: -EINVAL (NULL out, item_size 0, capacity 0, or a buffer size
+ * that overflows), -ENOMEM. */
+WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
+			      struct weft_chan **out);
+
+/* Free the channel. -EBUSY (nothing freed) while wait entries are linked. */
+WEFT_API int weft_chan_destroy(struct weft_chan *ch);
+
+/* Close: idempotent, returns 0. Wakes every waiting sender (-EPIPE) and, once
+ * the buffer is empty, every waiting receiver (-EPIPE). */
+WEFT_API int weft_chan_close(struct weft_chan *ch);
+
+/* Send a copy of item_size bytes at `item`. Poll form: 0, WEFT_PENDING
+ * (full; `w` linked), -EPIPE (closed; the item is not sent). */
+WEFT_API int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w,
+				 struct weft_cx *cx, const void *item);
+/* Blocking form: 0, -EPIPE, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_chan_send(struct weft_chan *ch, const void *item);
+/* 0, -EAGAIN (full, or earlier senders are waiting), -EPIPE (closed). */
+WEFT_API int weft_chan_try_send(struct weft_chan *ch, const void *item);
+
+/* Receive into item_size bytes at `item`. Poll form: 0, WEFT_PENDING
+ * (empty; `w` linked), -EPIPE (closed and drained). */
+WEFT_API int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w,
+				 struct weft_cx *cx, void *item);
+/* Blocking form: 0, -EPIPE, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_chan_recv(struct weft_chan *ch, void *item);
+/* 0, -EAGAIN (nothing available to a new receiver), -EPIPE (closed, drained). */
+WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
+/* Blocking send/recv with a time limit: -ETIMEDOUT when it passes first
+ * (nothing was sent / received). Otherwise as weft_chan_send/recv. */
+WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
+WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns);
+
+/* ------------------------------------------------------------------ notify */
+
+/*
+ * Wake tasks waiting for an event. weft_notify_one() wakes the first waiter
+ * or, if nobody waits, stores one permit (at most one) that the next wait
+ * consumes at once. weft_notify_all() wakes every waiter linked before the
+ * call and stores no permit.
+ *
+ * Ownership: weft_notify_create() / weft_notify_destroy() (-EBUSY while
+ * entries are linked).
+ */
+struct weft_notify;
+
+WEFT_API int weft_notify_create(struct weft_notify **out);
+WEFT_API int weft_notify_destroy(struct weft_notify *n);
+WEFT_API int weft_notify_one(struct weft_notify *n);
+WEFT_API int weft_notify_all(struct weft_notify *n);
+/* Poll form: 0 (notified or permit consumed) or WEFT_PENDING. */
+WEFT_API int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w,
+				   struct weft_cx *cx);
+/* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_notify_wait(struct weft_notify *n);
+
+/* ------------------------------------------------------------------- mutex */
+
+/*
+ * Async mutex: a task waiting for it suspends instead of blocking its
+ * worker. Fair under contention: unlock hands the mutex directly to the
+ * first waiter (FIFO), so a later caller cannot barge in. It is not tied
+ * to a thread: any task or thread may unlock it (typically the one that
+ * locked it, possibly after moving to another worker).
+ *
+ * Ownership: weft_mutex_create() / weft_mutex_destroy() (-EBUSY while
+ * locked or while entries are linked).
+ */
+struct weft_mutex;
+
+WEFT_API int weft_mutex_create(struct weft_mutex **out);
+WEFT_API int weft_mutex_destroy(struct weft_mutex *m);
+/* Poll form: 0 (the caller holds the mutex) or WEFT_PENDING. */
+WEFT_API int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w,
+				  struct weft_cx *cx);
+/* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_mutex_lock(struct weft_mutex *m);
+/* 0 or -EBUSY (held, or others are waiting). */
+WEFT_API int weft_mutex_try_lock(struct weft_mutex *m);
+/* 0, or -EPERM if the mutex is not locked. */
+WEFT_API int weft_mutex_unlock(struct weft_mutex *m);
+
+/* --------------------------------------------------------------- semaphore */
+
+/*
+ * Counting semaphore. Waiters are served strictly in FIFO order: a request
+ * for n permits at the head of the list holds back smaller later requests
+ * until it is satisfied (no starvation of large requests).
+ *
+ * Ownership: weft_sem_create() / weft_sem_destroy() (-EBUSY while entries
+ * are linked).
+ */
+struct weft_sem;
+
+/* Largest number of permits a semaphore holds or a request asks for. */
+#define WEFT_SEM_MAX_PERMITS ((uint64_t)1 << 60)
+
+/* Errors: -EINVAL (NULL out, permits > WEFT_SEM_MAX_PERMITS), -ENOMEM. */
+WEFT_API int weft_sem_create(uint64_t permits, struct weft_sem **out);
+WEFT_API int weft_sem_destroy(struct weft_sem *s);
+/* Poll form: 0 (n permits taken) or WEFT_PENDING; -EINVAL for n >
+ * WEFT_SEM_MAX_PERMITS. n = 0 succeeds at once. */
+WEFT_API int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n,
+				     struct weft_wait *w, struct weft_cx *cx);
+/* Blocking form: 0, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_sem_acquire_n(struct weft_sem *s, uint64_t n);
+/* 0, or -EAGAIN (not enough permits, or earlier requests are waiting). */
+WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
+/* Return n permits: 0, or -EOVERFLOW (the count would pass
+ * WEFT_SEM_MAX_PERMITS; nothing released). */
+WEFT_API int weft_sem_release_n(struct weft_sem *s, uint64_t n);
+/* Permits currently available (a snapshot). */
+WEFT_API uint64_t weft_sem_available(struct weft_sem *s);
+
+/* --------------------------------------------------------------- waitgroup */
+
+/*
+ * Go's WaitGroup: a counter; waiters wake when it reaches zero. A wait on
+ * a zero counter returns at once. Every waiter linked when the counter
+ * reaches zero is released, even if the counter is raised again before it
+ * runs.
+ *
+ * Ownership: weft_waitgroup_create() / weft_waitgroup_destroy() (-EBUSY
+ * while entries are linked).
+ */
+struct weft_waitgroup;
+
+WEFT_API int weft_waitgroup_create(struct weft_waitgroup **out);
+WEFT_API int weft_waitgroup_destroy(struct weft_waitgroup *wg);
+/* Add delta (may be negative). -EINVAL if the counter would go below zero
+ * or past INT64_MAX (counter unchanged). */
+WEFT_API int weft_waitgroup_add(struct weft_waitgroup *wg, int64_t delta);
+/* weft_waitgroup_add(wg, -1). */
+WEFT_API int weft_waitgroup_done(struct weft_waitgroup *wg);
+/* Poll form: 0 (counter reached zero) or WEFT_PENDING. */
+WEFT_API int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wait *w,
+				      struct weft_cx *cx);
+/* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
+WEFT_API int weft_waitgroup_wait(struct weft_waitgroup *wg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_SYNC_H */

@@ -1,0 +1,149 @@
+/*
+ * notify.c - weft_notify: wake one waiter (or store one permit), or all.
+ *
+ * Owns: the wait list and `permit` (0 or 1). Everything is under `lock`.
+ * Invariants (under the lock): permit set => no waiter linked (notify_one
+ * grants the head before it would store a permit, and a wait consumes a
+ * stored permit before it would link).
+ * notify_all bumps `gen` and grants, in batches of WEFT__WAKES_MAX, the
+ * head entries linked with an older generation: waiters that arrive while
+ * it runs are not released by it. A cancelled entry holding a notify_one
+ * grant (WQ_GRANT_PERMIT) passes it to the next waiter or back to `permit`;
+ * a notify_all grant (WQ_GRANT_ALL) is not passed on.
+ * Memory ordering: the lock (acquire/release) orders everything; wakers
+ * are woken after unlock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct weft_notify {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	bool permit;
+	uint64_t gen;
+};
+
+static bool notify_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			     struct weft__wakes *wk)
+{
+	struct weft_notify *n = weft__container_of(q, struct weft_notify, q);
+	(void)arg;
+	if (grant == WQ_GRANT_PERMIT && !weft__waitq_grant_head(q, WQ_GRANT_PERMIT, wk))
+		n->permit = true;
+	return false;
+}
+
+int weft_notify_create(struct weft_notify **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct weft_notify *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	weft__waitq_init(&n->q, &n->lock, notify_on_cancel);
+	*out = n;
+	return 0;
+}
+
+int weft_notify_destroy(struct weft_notify *n)
+{
+	if (!n)
+		return -EINVAL;
+	weft__slock_lock(&n->lock);
+	bool busy = n->q.outstanding != 0;
+	weft__slock_unlock(&n->lock);
+	if (busy)
+		return -EBUSY;
+	free(n);
+	return 0;
+}
+
+int weft_notify_one(struct weft_notify *n)
+{
+	if (!n)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	weft__slock_lock(&n->lock);
+	if (!weft__waitq_grant_head(&n->q, WQ_GRANT_PERMIT, &wk))
+		n->permit = true;
+	weft__slock_unlock(&n->lock);
+	weft__wakes_run(&wk);
+	return 0;
+}
+
+int weft_notify_all(struct weft_notify *n)
+{
+	if (!n)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	weft__slock_lock(&n->lock);
+	uint64_t gen = ++n->gen;
+	for (;;) {
+		while (!weft__wakes_full(&wk) && n->q.head && n->q.head->_arg < gen)
+			weft__waitq_grant_head(&n->q, WQ_GRANT_ALL, &wk);
+		bool more = n->q.head && n->q.head->_arg < gen;
+		weft__slock_unlock(&n->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return 0;
+		weft__slock_lock(&n->lock);
+	}
+}
+
+int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w, struct weft_cx *cx)
+{
+	if (!n || !w || !cx || !weft__wait_usable(w, &n->q))
+		return -EINVAL;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint32_t grant;
+	weft__slock_lock(&n->lock);
+	switch (weft__waitq_poll_entry(&n->q, w, cx, &grant)) {
+	case WQ_GRANTED:
+		weft__slock_unlock(&n->lock);
+		return 0;
+	case WQ_LINKED:
+		break;
+	default:
+		if (n->permit) {
+			n->permit = false;
+			weft__slock_unlock(&n->lock);
+			return 0;
+		}
+		weft__waitq_link(&n->q, w, weft_cx_waker(cx), n->gen);
+		break;
+	}
+	weft__slock_unlock(&n->lock);
+	weft_budget_refund(cx);
+	return WEFT_PENDING;
+}
+
+struct notify_wait_args { struct weft_notify *n; struct weft_wait *w; int rc; };
+
+static enum weft_poll notify_wait_fn(void *arg, struct weft_cx *cx)
+{
+	struct notify_wait_args *a = arg;
+	int rc = weft_notify_wait_poll(a->n, a->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+int weft_notify_wait(struct weft_notify *n)
+{
+	if (!n)
+		return -EINVAL;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct notify_wait_args a = { n, &w, 0 };
+	int rc = weft__wait(notify_wait_fn, &a, &w);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}

@@ -1,0 +1,190 @@
+/*
+ * oneshot.c - weft_oneshot: one pointer from one sender to one receiver.
+ *
+ * Owns: the object itself (freed by whichever end is consumed second), the
+ * value while it is sent but not received (value_drop'd if the receiver is
+ * dropped without receiving), and a wait list that holds at most the
+ * receiver's entry.
+ * Invariants (under `lock`): `sent` and `sender_gone` never go back to
+ * false; sent => sender_gone; once receiver_gone is set, nothing but
+ * the sender end touches the object. The end whose consumption finds the
+ * other already gone frees the object, after unlocking (the other end's
+ * last access was under the lock, so the unlock/lock pair orders it before
+ * the free).
+ * The send grants the waiting receiver WQ_GRANT_WAKE: nothing to pass on
+ * at cancel; the value stays in the object for the receiver end.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct weft_oneshot {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	void *value;
+	void (*value_drop)(void *value);
+	bool sent, sender_gone, receiver_gone;
+};
+
+int weft_oneshot_create(void (*value_drop)(void *value), struct weft_oneshot **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct weft_oneshot *o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	weft__waitq_init(&o->q, &o->lock, NULL);
+	o->value_drop = value_drop;
+	*out = o;
+	return 0;
+}
+
+/* Consume the sender end; rc 0 with sent value, else just drop it. */
+static int sender_release(struct weft_oneshot *o, bool send, void *value)
+{
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	int rc = 0;
+	weft__slock_lock(&o->lock);
+	if (o->sender_gone)
+		weft__die("oneshot %p: sender end consumed twice", (void *)o);
+	o->sender_gone = true;
+	bool free_it = o->receiver_gone;
+	if (o->receiver_gone) {
+		rc = send ? -EPIPE : 0;
+	} else {
+		if (send) {
+			o->value = value;
+			o->sent = true;
+		}
+		weft__waitq_grant_head(&o->q, WQ_GRANT_WAKE, &wk);
+	}
+	weft__slock_unlock(&o->lock);
+	weft__wakes_run(&wk);
+	if (free_it)
+		free(o);
+	return rc;
+}
+
+int weft_oneshot_send(struct weft_oneshot *o, void *value)
+{
+	if (!o)
+		return -EINVAL;
+	return sender_release(o, true, value);
+}
+
+int weft_oneshot_sender_drop(struct weft_oneshot *o)
+{
+	if (!o)
+		return -EINVAL;
+	return sender_release(o, false, NULL);
+}
+
+/* Under the lock: 0 (*value received) or -EPIPE (sender dropped), both
+ * consuming the receiver end, or -EAGAIN. When it returns 0 or -EPIPE
+ * the sender end is gone too: the caller frees o after unlocking. */
+static int try_take(struct weft_oneshot *o, void **value)
+{
+	int rc;
+	if (o->sent) {
+		*value = o->value;
+		o->value = NULL;
+		o->sent = false;
+		rc = 0;
+	} else if (o->sender_gone) {
+		rc = -EPIPE;
+	} else {
+		return -EAGAIN;
+	}
+	o->receiver_gone = true;
+	return rc;
+}
+
+int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx *cx,
+			   void **value)
+{
+	if (!o || !w || !cx || !value || !weft__wait_usable(w, &o->q))
+		return -EINVAL;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint32_t grant;
+	weft__slock_lock(&o->lock);
+	if (weft__waitq_poll_entry(&o->q, w, cx, &grant) != WQ_LINKED) {
+		int rc = try_take(o, value);
+		if (rc != -EAGAIN) {
+			weft__slock_unlock(&o->lock);
+			free(o);
+			return rc;
+		}
+		weft__waitq_link(&o->q, w, weft_cx_waker(cx), 0);
+	}
+	weft__slock_unlock(&o->lock);
+	weft_budget_refund(cx);
+	return WEFT_PENDING;
+}
+
+struct oneshot_recv_args { struct weft_oneshot *o; struct weft_wait *w; void **value; int rc; };
+
+static enum weft_poll oneshot_recv_fn(void *arg, struct weft_cx *cx)
+{
+	struct oneshot_recv_args *a = arg;
+	int rc = weft_oneshot_recv_poll(a->o, a->w, cx, a->value);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+int weft_oneshot_recv(struct weft_oneshot *o, void **value)
+{
+	if (!o || !value)
+		return -EINVAL;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct oneshot_recv_args a = { o, &w, value, 0 };
+	int rc = weft__wait(oneshot_recv_fn, &a, &w);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}
+
+int weft_oneshot_try_recv(struct weft_oneshot *o, void **value)
+{
+	if (!o || !value)
+		return -EINVAL;
+	weft__slock_lock(&o->lock);
+	if (o->q.outstanding)
+		weft__die("oneshot %p: try_recv while a wait entry is linked", (void *)o);
+	int rc = try_take(o, value);
+	weft__slock_unlock(&o->lock);
+	if (rc != -EAGAIN)
+		free(o);
+	return rc;
+}
+
+int weft_oneshot_receiver_drop(struct weft_oneshot *o)
+{
+	if (!o)
+		return -EINVAL;
+	weft__slock_lock(&o->lock);
+	if (o->q.outstanding)
+		weft__die("oneshot %p: receiver dropped with its wait entry linked "
+			  "(weft_wait_cancel it first)", (void *)o);
+	if (o->receiver_gone)
+		weft__die("oneshot %p: receiver end consumed twice", (void *)o);
+	o->receiver_gone = true;
+	void *v = o->sent ? o->value : NULL;
+	bool drop_v = o->sent;
+	o->sent = false;
+	o->value = NULL;
+	bool free_it = o->sender_gone;
+	void (*vd)(void *) = o->value_drop;
+	weft__slock_unlock(&o->lock);
+	if (drop_v && vd)
+		vd(v);
+	if (free_it)
+		free(o);
+	return 0;
+}

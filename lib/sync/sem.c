@@ -1,0 +1,175 @@
+/*
+ * sem.c - weft_sem: counting semaphore, strict FIFO.
+ *
+ * Owns: `permits` and the wait list, under `lock`. Each linked entry's
+ * _arg is the number of permits it asks for.
+ * Invariants (under `lock`): the head waiter (if any) asks for more than
+ * `permits` - requests are granted strictly in list order, so a large
+ * request at the head is never starved by smaller later ones, and a new
+ * request is served at once only when nobody waits. A grant
+ * (WQ_GRANT_PERMIT) moves the head's permits out of `permits` into the
+ * entry; a cancelled entry holding a grant returns them, and any cancel
+ * (the head leaving may unblock the next) re-runs the grant loop.
+ * The grant loop stops when the wake batch is full and says so; callers
+ * then unlock, wake, and run it again.
+ * Memory ordering: the lock orders everything; wakers woken after unlock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct weft_sem {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	uint64_t permits;
+};
+
+/* Under the lock: grant to head waiters while they fit; true if stopped
+ * because wk is full. */
+static bool grant_loop(struct weft_sem *s, struct weft__wakes *wk)
+{
+	while (s->q.head && s->q.head->_arg <= s->permits) {
+		if (weft__wakes_full(wk))
+			return true;
+		s->permits -= s->q.head->_arg;
+		weft__waitq_grant_head(&s->q, WQ_GRANT_PERMIT, wk);
+	}
+	return false;
+}
+
+static bool sem_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			  struct weft__wakes *wk)
+{
+	struct weft_sem *s = weft__container_of(q, struct weft_sem, q);
+	if (grant == WQ_GRANT_PERMIT)
+		s->permits += arg;
+	return grant_loop(s, wk);
+}
+
+int weft_sem_create(uint64_t permits, struct weft_sem **out)
+{
+	if (!out || permits > WEFT_SEM_MAX_PERMITS)
+		return -EINVAL;
+	struct weft_sem *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	weft__waitq_init(&s->q, &s->lock, sem_on_cancel);
+	s->permits = permits;
+	*out = s;
+	return 0;
+}
+
+int weft_sem_destroy(struct weft_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	weft__slock_lock(&s->lock);
+	bool busy = s->q.outstanding != 0;
+	weft__slock_unlock(&s->lock);
+	if (busy)
+		return -EBUSY;
+	free(s);
+	return 0;
+}
+
+int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
+			    struct weft_cx *cx)
+{
+	if (!s || !w || !cx || n > WEFT_SEM_MAX_PERMITS || !weft__wait_usable(w, &s->q))
+		return -EINVAL;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint32_t grant;
+	weft__slock_lock(&s->lock);
+	switch (weft__waitq_poll_entry(&s->q, w, cx, &grant)) {
+	case WQ_GRANTED:
+		weft__slock_unlock(&s->lock);
+		return 0;
+	case WQ_LINKED:
+		break;
+	default:
+		if (n == 0 || (weft__waitq_empty(&s->q) && s->permits >= n)) {
+			s->permits -= n;
+			weft__slock_unlock(&s->lock);
+			return 0;
+		}
+		weft__waitq_link(&s->q, w, weft_cx_waker(cx), n);
+		break;
+	}
+	weft__slock_unlock(&s->lock);
+	weft_budget_refund(cx);
+	return WEFT_PENDING;
+}
+
+int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n)
+{
+	if (!s || n > WEFT_SEM_MAX_PERMITS)
+		return -EINVAL;
+	int rc = -EAGAIN;
+	weft__slock_lock(&s->lock);
+	if (n == 0 || (weft__waitq_empty(&s->q) && s->permits >= n)) {
+		s->permits -= n;
+		rc = 0;
+	}
+	weft__slock_unlock(&s->lock);
+	return rc;
+}
+
+int weft_sem_release_n(struct weft_sem *s, uint64_t n)
+{
+	if (!s)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	weft__slock_lock(&s->lock);
+	if (n > WEFT_SEM_MAX_PERMITS || s->permits > WEFT_SEM_MAX_PERMITS - n) {
+		weft__slock_unlock(&s->lock);
+		return -EOVERFLOW;
+	}
+	s->permits += n;
+	for (;;) {
+		bool more = grant_loop(s, &wk);
+		weft__slock_unlock(&s->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return 0;
+		weft__slock_lock(&s->lock);
+	}
+}
+
+uint64_t weft_sem_available(struct weft_sem *s)
+{
+	if (!s)
+		return 0;
+	weft__slock_lock(&s->lock);
+	uint64_t p = s->permits;
+	weft__slock_unlock(&s->lock);
+	return p;
+}
+
+struct sem_args { struct weft_sem *s; uint64_t n; struct weft_wait *w; int rc; };
+
+static enum weft_poll sem_acquire_fn(void *arg, struct weft_cx *cx)
+{
+	struct sem_args *a = arg;
+	int rc = weft_sem_acquire_n_poll(a->s, a->n, a->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+int weft_sem_acquire_n(struct weft_sem *s, uint64_t n)
+{
+	if (!s || n > WEFT_SEM_MAX_PERMITS)
+		return -EINVAL;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct sem_args a = { s, n, &w, 0 };
+	int rc = weft__wait(sem_acquire_fn, &a, &w);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}

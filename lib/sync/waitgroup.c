@@ -1,0 +1,134 @@
+/*
+ * waitgroup.c - weft_waitgroup: Go's WaitGroup.
+ *
+ * Owns: the counter, a generation number and the wait list, under `lock`.
+ * Invariants (under `lock`): count >= 0; count == 0 => every linked entry
+ * has _arg == gen (entries record the generation they linked in). When the
+ * counter reaches zero, gen is bumped and every entry of an older
+ * generation is granted WQ_GRANT_WAKE (in batches of WEFT__WAKES_MAX,
+ * unlocking between batches); those waiters return 0 even if the counter
+ * was raised again meanwhile. Nothing is passed on at cancel.
+ * Memory ordering: the lock orders everything: a waiter that returns 0
+ * sees whatever the tasks that called done() wrote before it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct weft_waitgroup {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	int64_t count;
+	uint64_t gen;
+};
+
+int weft_waitgroup_create(struct weft_waitgroup **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct weft_waitgroup *wg = calloc(1, sizeof(*wg));
+	if (!wg)
+		return -ENOMEM;
+	weft__waitq_init(&wg->q, &wg->lock, NULL);
+	*out = wg;
+	return 0;
+}
+
+int weft_waitgroup_destroy(struct weft_waitgroup *wg)
+{
+	if (!wg)
+		return -EINVAL;
+	weft__slock_lock(&wg->lock);
+	bool busy = wg->q.outstanding != 0;
+	weft__slock_unlock(&wg->lock);
+	if (busy)
+		return -EBUSY;
+	free(wg);
+	return 0;
+}
+
+int weft_waitgroup_add(struct weft_waitgroup *wg, int64_t delta)
+{
+	if (!wg)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	weft__slock_lock(&wg->lock);
+	int64_t c = wg->count;
+	if ((delta < 0 && c + delta < 0) || (delta > 0 && c > INT64_MAX - delta)) {
+		weft__slock_unlock(&wg->lock);
+		return -EINVAL;
+	}
+	wg->count = c + delta;
+	if (wg->count != 0 || weft__waitq_empty(&wg->q)) {
+		weft__slock_unlock(&wg->lock);
+		return 0;
+	}
+	uint64_t gen = ++wg->gen;
+	for (;;) {
+		while (!weft__wakes_full(&wk) && wg->q.head && wg->q.head->_arg < gen)
+			weft__waitq_grant_head(&wg->q, WQ_GRANT_WAKE, &wk);
+		bool more = wg->q.head && wg->q.head->_arg < gen;
+		weft__slock_unlock(&wg->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return 0;
+		weft__slock_lock(&wg->lock);
+	}
+}
+
+int weft_waitgroup_done(struct weft_waitgroup *wg) { return weft_waitgroup_add(wg, -1); }
+
+int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wait *w, struct weft_cx *cx)
+{
+	if (!wg || !w || !cx || !weft__wait_usable(w, &wg->q))
+		return -EINVAL;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint32_t grant;
+	weft__slock_lock(&wg->lock);
+	switch (weft__waitq_poll_entry(&wg->q, w, cx, &grant)) {
+	case WQ_GRANTED:
+		weft__slock_unlock(&wg->lock);
+		return 0;
+	case WQ_LINKED:
+		break;
+	default:
+		if (wg->count == 0) {
+			weft__slock_unlock(&wg->lock);
+			return 0;
+		}
+		weft__waitq_link(&wg->q, w, weft_cx_waker(cx), wg->gen);
+		break;
+	}
+	weft__slock_unlock(&wg->lock);
+	weft_budget_refund(cx);
+	return WEFT_PENDING;
+}
+
+struct wg_args { struct weft_waitgroup *wg; struct weft_wait *w; int rc; };
+
+static enum weft_poll wg_wait_fn(void *arg, struct weft_cx *cx)
+{
+	struct wg_args *a = arg;
+	int rc = weft_waitgroup_wait_poll(a->wg, a->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+int weft_waitgroup_wait(struct weft_waitgroup *wg)
+{
+	if (!wg)
+		return -EINVAL;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct wg_args a = { wg, &w, 0 };
+	int rc = weft__wait(wg_wait_fn, &a, &w);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}

@@ -1,0 +1,173 @@
+/*
+ * waitlist.c - the lock, the FIFO wait list and weft_wait_cancel shared by
+ * the primitives of lib/sync/. The entry state machine and the lost-wakeup
+ * argument are in waitlist.h.
+ *
+ * Owns: nothing beyond the entries' links and the wakers cloned into
+ * linked entries (each clone is either moved out by a grant and woken, or
+ * dropped by weft_wait_cancel). `outstanding` counts entries linked or
+ * granted but not consumed, so destroy can refuse while any exist.
+ */
+#include <errno.h>
+#include <sched.h>
+
+#include "waitlist.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
+
+void weft__slock_lock_slow(struct weft__slock *l)
+{
+	for (int i = 0; i < 100; i++) {
+		cpu_relax();
+		uint32_t e = 0;
+		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+		    /* acquire: pairs with the release in weft__slock_unlock. */
+		    atomic_compare_exchange_weak_explicit(&l->v, &e, 1, memory_order_acquire,
+							  memory_order_relaxed))
+			return;
+	}
+	/* Announce a sleeper (2) and sleep while held; whoever takes it here
+	 * keeps 2, so its unlock wakes the next sleeper (maybe needlessly). */
+	/* acquire: pairs with the release in weft__slock_unlock. */
+	while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
+		weft__futex_wait(&l->v, 2, NULL);
+}
+
+void weft__wakes_run(struct weft__wakes *wk)
+{
+	for (unsigned i = 0; i < wk->n; i++)
+		weft_waker_wake(&wk->w[i]);
+	wk->n = 0;
+}
+
+void weft__waitq_init(struct weft__waitq *q, struct weft__slock *lock,
+		      weft__waitq_cancel_fn on_cancel)
+{
+	q->lock = lock;
+	q->head = q->tail = NULL;
+	q->outstanding = 0;
+	q->on_cancel = on_cancel;
+}
+
+static weft_waker entry_waker(struct weft_wait *w)
+{
+	return (weft_waker){ w->_waker_vtable, w->_waker_data };
+}
+
+static void entry_set_waker(struct weft_wait *w, weft_waker k)
+{
+	w->_waker_vtable = k.vtable;
+	w->_waker_data = k.data;
+}
+
+static void unlink_entry(struct weft__waitq *q, struct weft_wait *w)
+{
+	if (w->_prev)
+		w->_prev->_next = w->_next;
+	else
+		q->head = w->_next;
+	if (w->_next)
+		w->_next->_prev = w->_prev;
+	else
+		q->tail = w->_prev;
+	w->_next = w->_prev = NULL;
+}
+
+void weft__waitq_link(struct weft__waitq *q, struct weft_wait *w, const weft_waker *waker,
+		      uint64_t arg)
+{
+	w->_next = NULL;
+	w->_prev = q->tail;
+	if (q->tail)
+		q->tail->_next = w;
+	else
+		q->head = w;
+	q->tail = w;
+	w->_queue = q;
+	w->_arg = arg;
+	w->_state = WQ_LINKED;
+	w->_grant = WQ_GRANT_NONE;
+	entry_set_waker(w, weft_waker_clone(waker));
+	q->outstanding++;
+}
+
+void weft__waitq_refresh(struct weft_wait *w, const weft_waker *waker)
+{
+	weft_waker old = entry_waker(w);
+	if (weft_waker_will_wake(&old, waker))
+		return;
+	weft_waker_drop(&old);
+	entry_set_waker(w, weft_waker_clone(waker));
+}
+
+struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
+					 struct weft__wakes *wk)
+{
+	struct weft_wait *w = q->head;
+	if (!w)
+		return NULL;
+	if (weft__wakes_full(wk))
+		weft__die("wake batch overflow");
+	unlink_entry(q, w);
+	w->_state = WQ_GRANTED;
+	w->_grant = grant;
+	wk->w[wk->n++] = entry_waker(w);
+	entry_set_waker(w, (weft_waker){ NULL, NULL });
+	return w;
+}
+
+uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w)
+{
+	if (w->_state != WQ_GRANTED)
+		weft__die("wait entry %p in state %u, expected granted", (void *)w, w->_state);
+	uint32_t g = w->_grant;
+	w->_state = WQ_IDLE;
+	w->_grant = WQ_GRANT_NONE;
+	w->_queue = NULL;
+	q->outstanding--;
+	return g;
+}
+
+void weft_wait_cancel(struct weft_wait *w)
+{
+	if (!w || !w->_queue)
+		return;
+	struct weft__waitq *q = w->_queue;
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	weft_waker mine = { NULL, NULL };
+	uint32_t grant;
+
+	weft__slock_lock(q->lock);
+	if (w->_state == WQ_LINKED) {
+		unlink_entry(q, w);
+		mine = entry_waker(w);
+		entry_set_waker(w, (weft_waker){ NULL, NULL });
+		grant = WQ_GRANT_NONE;
+	} else if (w->_state == WQ_GRANTED) {
+		grant = w->_grant;
+	} else {
+		weft__die("wait entry %p attached but in state %u", (void *)w, w->_state);
+	}
+	uint64_t arg = w->_arg;
+	w->_state = WQ_IDLE;
+	w->_grant = WQ_GRANT_NONE;
+	w->_queue = NULL;
+	q->outstanding--;
+	bool more = q->on_cancel ? q->on_cancel(q, grant, arg, &wk) : false;
+	weft__slock_unlock(q->lock);
+	weft__wakes_run(&wk);
+	weft_waker_drop(&mine);
+	while (more) {
+		weft__slock_lock(q->lock);
+		more = q->on_cancel(q, WQ_GRANT_NONE, 0, &wk);
+		weft__slock_unlock(q->lock);
+		weft__wakes_run(&wk);
+	}
+}

@@ -1,0 +1,154 @@
+/*
+ * waitlist.h - what every primitive of lib/sync/ shares: a small lock, the
+ * FIFO wait list of `struct weft_wait` entries, and a batch of wakers to
+ * wake after the lock is released.
+ *
+ * Entry states (all transitions under the owning object's lock):
+ *   IDLE    --link-->   LINKED    (the waiter's poll: waker cloned in)
+ *   LINKED  --grant-->  GRANTED   (a notifier: unlinked, waker moved out to
+ *                                  be woken after unlock, _grant says what)
+ *   GRANTED --consume-> IDLE      (the waiter's next poll)
+ *   LINKED/GRANTED --weft_wait_cancel--> IDLE (grant passed on by the hook)
+ * `_queue` is written only by the waiter's own calls (link, consume,
+ * cancel), never by notifiers, so weft_wait_cancel may read it without the
+ * lock to find which lock to take. `_state`, `_grant`, the links and the
+ * waker are read and written only under the lock.
+ *
+ * Lost wakeups: a waiter checks its condition and links itself under the
+ * same lock a notifier takes to change the condition, so a notifier either
+ * ran before (the waiter sees the change) or after (it finds the entry).
+ * The waker is woken after unlock; the woken poll takes the lock, whose
+ * release/acquire makes the grant visible.
+ */
+#ifndef WEFT_SYNC_WAITLIST_H
+#define WEFT_SYNC_WAITLIST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime.h"
+
+#define weft__container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+/* --------------------------------------------------------------- lock */
+
+/*
+ * A futex lock (Drepper's "mutex 2"): 0 free, 1 held, 2 held with sleepers.
+ * Spins briefly before sleeping: critical sections are a few list and
+ * buffer operations. Acquire on lock pairs with release on unlock.
+ */
+struct weft__slock { _Atomic uint32_t v; };
+
+void weft__slock_lock_slow(struct weft__slock *l);
+
+static inline void weft__slock_lock(struct weft__slock *l)
+{
+	uint32_t e = 0;
+	/* acquire: pairs with the release in weft__slock_unlock. */
+	if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->v, &e, 1,
+								     memory_order_acquire,
+								     memory_order_relaxed), 1))
+		return;
+	weft__slock_lock_slow(l);
+}
+
+static inline void weft__slock_unlock(struct weft__slock *l)
+{
+	/* release: pairs with the acquire in weft__slock_lock(_slow). */
+	if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
+		weft__futex_wake(&l->v, 1);
+}
+
+/* -------------------------------------------------------------- wakes */
+
+#define WEFT__WAKES_MAX 16
+
+/* Wakers taken out of granted entries, woken after unlock. */
+struct weft__wakes {
+	unsigned n;
+	weft_waker w[WEFT__WAKES_MAX];
+};
+
+static inline bool weft__wakes_full(const struct weft__wakes *wk)
+{
+	return wk->n == WEFT__WAKES_MAX;
+}
+
+/* Wake (consuming) every collected waker; empties the batch. */
+void weft__wakes_run(struct weft__wakes *wk);
+
+/* ---------------------------------------------------------- wait list */
+
+enum { WQ_IDLE = 0, WQ_LINKED = 1, WQ_GRANTED = 2 };
+/* What a grant carries. */
+enum {
+	WQ_GRANT_NONE = 0,
+	WQ_GRANT_WAKE = 1,   /* "look again"; nothing to pass on */
+	WQ_GRANT_PERMIT = 2, /* something the waiter now owns (passed on at cancel) */
+	WQ_GRANT_ALL = 3,    /* notify_all: notified, nothing to pass on */
+};
+
+struct weft__waitq;
+
+/*
+ * Called under the lock by weft_wait_cancel after it took an entry out:
+ * `grant` is WQ_GRANT_NONE if it was still linked, else what it held;
+ * `arg` is its _arg. Passes on what it held, collecting wakers into wk.
+ * Returns true if it stopped because wk is full and must be called again
+ * (with grant WQ_GRANT_NONE, after the batch was woken).
+ */
+typedef bool (*weft__waitq_cancel_fn)(struct weft__waitq *q, uint32_t grant,
+				      uint64_t arg, struct weft__wakes *wk);
+
+struct weft__waitq {
+	struct weft__slock *lock;
+	struct weft_wait *head, *tail;
+	size_t outstanding;            /* entries linked or granted-not-consumed */
+	weft__waitq_cancel_fn on_cancel;
+};
+
+void weft__waitq_init(struct weft__waitq *q, struct weft__slock *lock,
+		      weft__waitq_cancel_fn on_cancel);
+
+static inline bool weft__waitq_empty(const struct weft__waitq *q) { return !q->head; }
+
+/* The entry may be used with q: idle, or already attached to q. */
+static inline bool weft__wait_usable(const struct weft_wait *w, const struct weft__waitq *q)
+{
+	return !w->_queue || w->_queue == q;
+}
+
+/* Link an idle entry at the tail with a clone of `waker`. Under the lock. */
+void weft__waitq_link(struct weft__waitq *q, struct weft_wait *w, const weft_waker *waker,
+		      uint64_t arg);
+/* A linked entry polled again: keep its place, refresh the waker. */
+void weft__waitq_refresh(struct weft_wait *w, const weft_waker *waker);
+/* Unlink the head, mark it granted with `grant`, move its waker into wk.
+ * Returns the entry (do not touch it after unlock), or NULL if empty. */
+struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
+					 struct weft__wakes *wk);
+/* A granted entry's own poll: back to idle. Returns the grant. */
+uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);
+
+/*
+ * The common prologue of a poll form, under the lock. Returns:
+ *   WQ_LINKED  - still waiting (waker refreshed): return WEFT_PENDING;
+ *   WQ_GRANTED - *grant holds what was granted; the entry is idle again;
+ *   WQ_IDLE    - not attached: check the condition.
+ */
+static inline uint32_t weft__waitq_poll_entry(struct weft__waitq *q, struct weft_wait *w,
+					      struct weft_cx *cx, uint32_t *grant)
+{
+	if (w->_queue != q)
+		return WQ_IDLE;
+	if (w->_state == WQ_LINKED) {
+		weft__waitq_refresh(w, weft_cx_waker(cx));
+		return WQ_LINKED;
+	}
+	*grant = weft__waitq_consume(q, w);
+	return WQ_GRANTED;
+}
+
+#endif /* WEFT_SYNC_WAITLIST_H */

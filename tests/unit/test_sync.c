@@ -1,0 +1,1250 @@
+/*
+ * test_sync.c - the contract of weft/sync.h, one primitive at a time.
+ *
+ * For each primitive: its non-waiting semantics and error codes on the
+ * test thread; waiting poll tasks (a generic `waiter` task below) woken in
+ * FIFO order; abort while waiting (the task's drop calls weft_wait_cancel:
+ * the others still get woken, nothing leaks, weft_runtime_destroy == 0 and
+ * the object's destroy == 0); abort of a waiter that was already granted
+ * something (it must pass the grant on); close while waiting; the blocking
+ * forms from plain threads outside the runtime; and -EDEADLK for a
+ * blocking form called from a poll task on a worker (fibers will lift it).
+ *
+ * "Pending in order": each waiter is spawned and seen parked (its poll
+ * returned WEFT_PENDING with the entry linked) before the next is spawned,
+ * so the wait-list order is the spawn order. workers = 1 where a gate task
+ * must keep the only worker busy while the test thread arranges a race.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+/* ------------------------------------------------------- generic waiter */
+
+enum op {
+	OP_ONESHOT_RECV, OP_CHAN_RECV, OP_CHAN_SEND, OP_NOTIFY, OP_MUTEX, OP_SEM, OP_WG,
+	OP_BLOCKING, /* call every blocking form once, record the return codes */
+};
+
+static atomic_int order_ctr; /* completion order across waiters */
+
+struct waiter {
+	enum op op;
+	void *obj;
+	uint64_t arg;             /* chan send value, sem n */
+	struct weft_wait w;
+	atomic_int polls;
+	atomic_int parked;        /* returned WEFT_PENDING at least once */
+	atomic_int done;          /* rc/got/order valid */
+	atomic_int drops;
+	int rc;
+	uint64_t got;
+	int order;
+	bool unlock_after;        /* OP_MUTEX: unlock right after acquiring */
+	bool own_receiver;        /* OP_ONESHOT_RECV: drop must drop the receiver */
+	int blocking_rc[7];
+	struct weft_task *h;
+};
+
+static enum weft_poll waiter_poll(void *state, struct weft_cx *cx)
+{
+	struct waiter *t = state;
+	int rc = 0;
+	void *v = NULL;
+	atomic_fetch_add(&t->polls, 1);
+	switch (t->op) {
+	case OP_ONESHOT_RECV:
+		rc = weft_oneshot_recv_poll(t->obj, &t->w, cx, &v);
+		if (rc != WEFT_PENDING) {
+			t->own_receiver = false;
+			t->got = (uintptr_t)v;
+		}
+		break;
+	case OP_CHAN_RECV:
+		rc = weft_chan_recv_poll(t->obj, &t->w, cx, &t->got);
+		break;
+	case OP_CHAN_SEND:
+		rc = weft_chan_send_poll(t->obj, &t->w, cx, &t->arg);
+		break;
+	case OP_NOTIFY:
+		rc = weft_notify_wait_poll(t->obj, &t->w, cx);
+		break;
+	case OP_MUTEX:
+		rc = weft_mutex_lock_poll(t->obj, &t->w, cx);
+		if (rc == 0 && t->unlock_after)
+			weft_mutex_unlock(t->obj);
+		break;
+	case OP_SEM:
+		rc = weft_sem_acquire_n_poll(t->obj, t->arg, &t->w, cx);
+		break;
+	case OP_WG:
+		rc = weft_waitgroup_wait_poll(t->obj, &t->w, cx);
+		break;
+	case OP_BLOCKING: {
+		void **objs = t->obj;
+		void *val;
+		uint64_t item = 0;
+		t->blocking_rc[0] = weft_oneshot_recv(objs[0], &val);
+		t->blocking_rc[1] = weft_chan_recv(objs[1], &item);
+		t->blocking_rc[2] = weft_chan_send(objs[1], &item);
+		t->blocking_rc[3] = weft_notify_wait(objs[2]);
+		t->blocking_rc[4] = weft_mutex_lock(objs[3]);
+		t->blocking_rc[5] = weft_sem_acquire_n(objs[4], 1);
+		t->blocking_rc[6] = weft_waitgroup_wait(objs[5]);
+		break;
+	}
+	}
+	if (rc == WEFT_PENDING) {
+		atomic_store(&t->parked, 1);
+		return WEFT_PENDING;
+	}
+	t->rc = rc;
+	t->order = atomic_fetch_add(&order_ctr, 1);
+	atomic_store(&t->done, 1); /* seq_cst: publishes rc, got, order */
+	return WEFT_READY;
+}
+
+static void waiter_drop(void *state)
+{
+	struct waiter *t = state;
+	weft_wait_cancel(&t->w);
+	if (t->own_receiver)
+		weft_oneshot_receiver_drop(t->obj);
+	atomic_fetch_add(&t->drops, 1);
+}
+
+static void waiter_spawn(struct weft_runtime *rt, struct waiter *t, enum op op, void *obj,
+			 uint64_t arg)
+{
+	memset(t, 0, sizeof(*t));
+	t->op = op;
+	t->obj = obj;
+	t->arg = arg;
+	t->own_receiver = op == OP_ONESHOT_RECV;
+	int rc = weft_spawn_poll(rt, waiter_poll, t, waiter_drop, &t->h);
+	cr_assert_eq(rc, 0, "spawn waiter = %d", rc);
+}
+
+/* Spawn and wait until the task has linked its entry. */
+static void waiter_park(struct weft_runtime *rt, struct waiter *t, enum op op, void *obj,
+			uint64_t arg)
+{
+	waiter_spawn(rt, t, op, obj, arg);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&t->parked) || atomic_load(&t->done), WT_LONG_MS),
+		  "waiter never polled");
+	cr_assert(!atomic_load(&t->done), "waiter finished at once (rc %d), expected to wait",
+		  t->rc);
+}
+
+static void waiter_expect_done(struct waiter *t, int rc, const char *what)
+{
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&t->done), WT_LONG_MS), "%s: waiter never woken", what);
+	cr_assert_eq(t->rc, rc, "%s: rc %d (%s), want %d", what, t->rc, weft_strerror(t->rc), rc);
+}
+
+static void waiter_join(struct waiter *t, int want)
+{
+	int rc = weft_join(t->h, NULL);
+	cr_assert_eq(rc, want, "join waiter = %d, want %d", rc, want);
+	t->h = NULL;
+	cr_assert_eq(atomic_load(&t->drops), 1, "waiter drop ran %d times", atomic_load(&t->drops));
+}
+
+/* Abort a waiter and check its drop ran once (join gives -ECANCELED). */
+static void waiter_abort(struct waiter *t)
+{
+	cr_assert_eq(weft_abort(t->h), 0);
+	waiter_join(t, -ECANCELED);
+	cr_assert(!atomic_load(&t->done));
+}
+
+/* Still waiting after a pause: nothing woke it. */
+static void waiter_still_waiting(struct waiter *t, const char *what)
+{
+	wt_sleep_ms(30);
+	cr_assert(!atomic_load(&t->done), "%s: woken (rc %d), expected to keep waiting", what,
+		  t->rc);
+}
+
+/* ------------------------------------------------------------ wait entry */
+
+Test(wait, cancel_idle_entry_is_noop, .timeout = WT_TMO(10))
+{
+	struct weft_wait w = WEFT_WAIT_INIT;
+	weft_wait_cancel(&w);
+	weft_wait_cancel(&w);
+	weft_wait_cancel(NULL);
+	struct weft_wait z;
+	memset(&z, 0, sizeof(z));
+	weft_wait_cancel(&z);
+}
+
+/* An entry linked to one object is refused by another (-EINVAL). */
+Test(wait, entry_of_another_object_einval, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_notify *n1, *n2;
+	cr_assert_eq(weft_notify_create(&n1), 0);
+	cr_assert_eq(weft_notify_create(&n2), 0);
+	struct waiter t;
+	waiter_park(rt, &t, OP_NOTIFY, n1, 0);
+	t.obj = n2; /* next poll uses the other object with the linked entry */
+	cr_assert_eq(weft_notify_one(n1), 0); /* wakes the task; its poll now uses n2 */
+	waiter_expect_done(&t, -EINVAL, "entry linked elsewhere");
+	/* The entry was granted by n1 and never consumed; the task's drop
+	 * cancels it, which stores the notify_one permit back in n1. */
+	waiter_join(&t, 0);
+	cr_assert_eq(weft_notify_wait(n1), 0, "the cancelled grant became a permit");
+	cr_assert_eq(weft_notify_destroy(n1), 0);
+	cr_assert_eq(weft_notify_destroy(n2), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------------- oneshot */
+
+static atomic_int value_drops;
+static void count_value_drop(void *v) { (void)v; atomic_fetch_add(&value_drops, 1); }
+
+Test(oneshot, send_then_try_recv, .timeout = WT_TMO(10))
+{
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	void *v = NULL;
+	cr_assert_eq(weft_oneshot_try_recv(o, &v), -EAGAIN);
+	cr_assert_eq(weft_oneshot_send(o, (void *)0x1234), 0);
+	cr_assert_eq(weft_oneshot_try_recv(o, &v), 0); /* frees o */
+	cr_assert_eq(v, (void *)0x1234);
+}
+
+Test(oneshot, errors, .timeout = WT_TMO(10))
+{
+	void *v;
+	cr_assert_eq(weft_oneshot_create(NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_oneshot_send(NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_oneshot_sender_drop(NULL), -EINVAL);
+	cr_assert_eq(weft_oneshot_receiver_drop(NULL), -EINVAL);
+	cr_assert_eq(weft_oneshot_try_recv(NULL, &v), -EINVAL);
+	cr_assert_eq(weft_oneshot_recv(NULL, &v), -EINVAL);
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	cr_assert_eq(weft_oneshot_recv(o, NULL), -EINVAL); /* nothing consumed */
+	cr_assert_eq(weft_oneshot_sender_drop(o), 0);
+	cr_assert_eq(weft_oneshot_try_recv(o, &v), -EPIPE); /* frees o */
+}
+
+Test(oneshot, receiver_gone_send_epipe, .timeout = WT_TMO(10))
+{
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(count_value_drop, &o), 0);
+	cr_assert_eq(weft_oneshot_receiver_drop(o), 0);
+	cr_assert_eq(weft_oneshot_send(o, (void *)1), -EPIPE); /* frees o */
+	cr_assert_eq(atomic_load(&value_drops), 0, "a refused value is the sender's");
+}
+
+Test(oneshot, unreceived_value_dropped, .timeout = WT_TMO(10))
+{
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(count_value_drop, &o), 0);
+	cr_assert_eq(weft_oneshot_send(o, (void *)1), 0);
+	cr_assert_eq(weft_oneshot_receiver_drop(o), 0);
+	cr_assert_eq(atomic_load(&value_drops), 1);
+}
+
+Test(oneshot, task_waits_then_receives, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	struct waiter t;
+	waiter_park(rt, &t, OP_ONESHOT_RECV, o, 0);
+	waiter_still_waiting(&t, "nothing sent");
+	cr_assert_eq(weft_oneshot_send(o, (void *)0xabc), 0);
+	waiter_expect_done(&t, 0, "send");
+	cr_assert_eq(t.got, 0xabc);
+	waiter_join(&t, 0);
+	wt_rt_destroy(rt);
+}
+
+Test(oneshot, sender_drop_wakes_with_epipe, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	struct waiter t;
+	waiter_park(rt, &t, OP_ONESHOT_RECV, o, 0);
+	cr_assert_eq(weft_oneshot_sender_drop(o), 0);
+	waiter_expect_done(&t, -EPIPE, "sender dropped");
+	waiter_join(&t, 0);
+	wt_rt_destroy(rt);
+}
+
+Test(oneshot, abort_while_waiting, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(count_value_drop, &o), 0);
+	struct waiter t;
+	waiter_park(rt, &t, OP_ONESHOT_RECV, o, 0);
+	waiter_abort(&t); /* drop: cancel entry, drop the receiver */
+	cr_assert_eq(weft_oneshot_send(o, (void *)7), -EPIPE); /* frees o */
+	cr_assert_eq(atomic_load(&value_drops), 0);
+	wt_rt_destroy(rt);
+}
+
+struct thread_recv { struct weft_oneshot *o; void *v; int rc; };
+
+static void *oneshot_recv_thread(void *arg)
+{
+	struct thread_recv *a = arg;
+	a->rc = weft_oneshot_recv(a->o, &a->v);
+	return NULL;
+}
+
+Test(oneshot, blocking_recv_on_plain_thread, .timeout = WT_TMO(20))
+{
+	struct thread_recv a = { 0 };
+	cr_assert_eq(weft_oneshot_create(NULL, &a.o), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, oneshot_recv_thread, &a), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_oneshot_send(a.o, (void *)99), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(a.rc, 0);
+	cr_assert_eq(a.v, (void *)99);
+}
+
+/* ---------------------------------------------------------------- channel */
+
+Test(chan, errors, .timeout = WT_TMO(10))
+{
+	struct weft_chan *ch = (void *)1;
+	cr_assert_eq(weft_chan_create(8, 4, NULL), -EINVAL);
+	cr_assert_eq(weft_chan_create(0, 4, &ch), -EINVAL);
+	cr_assert_eq(weft_chan_create(8, 0, &ch), -EINVAL);
+	cr_assert_eq(weft_chan_create(SIZE_MAX / 2, 4, &ch), -EINVAL);
+	cr_assert_eq(ch, (void *)1, "out written by a failed create");
+	uint64_t x = 0;
+	cr_assert_eq(weft_chan_try_send(NULL, &x), -EINVAL);
+	cr_assert_eq(weft_chan_try_recv(NULL, &x), -EINVAL);
+	cr_assert_eq(weft_chan_send(NULL, &x), -EINVAL);
+	cr_assert_eq(weft_chan_recv(NULL, &x), -EINVAL);
+	cr_assert_eq(weft_chan_close(NULL), -EINVAL);
+	cr_assert_eq(weft_chan_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_chan_create(8, 4, &ch), 0);
+	cr_assert_eq(weft_chan_try_send(ch, NULL), -EINVAL);
+	cr_assert_eq(weft_chan_try_recv(ch, NULL), -EINVAL);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+Test(chan, fifo_full_empty_close_drain, .timeout = WT_TMO(10))
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 4, &ch), 0);
+	uint64_t x;
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN);
+	for (uint64_t i = 0; i < 4; i++)
+		cr_assert_eq(weft_chan_try_send(ch, &i), 0);
+	x = 4;
+	cr_assert_eq(weft_chan_try_send(ch, &x), -EAGAIN, "full at capacity");
+	/* Wrap around the ring a few times. */
+	for (uint64_t i = 0; i < 40; i++) {
+		cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+		cr_assert_eq(x, i);
+		uint64_t y = i + 4;
+		cr_assert_eq(weft_chan_try_send(ch, &y), 0);
+	}
+	cr_assert_eq(weft_chan_close(ch), 0);
+	cr_assert_eq(weft_chan_close(ch), 0, "close is idempotent");
+	x = 0;
+	cr_assert_eq(weft_chan_try_send(ch, &x), -EPIPE);
+	cr_assert_eq(weft_chan_send(ch, &x), -EPIPE, "blocking send after close");
+	for (uint64_t i = 40; i < 44; i++) {
+		cr_assert_eq(weft_chan_recv(ch, &x), 0, "drain after close");
+		cr_assert_eq(x, i);
+	}
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EPIPE);
+	cr_assert_eq(weft_chan_recv(ch, &x), -EPIPE);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+Test(chan, large_items_copied, .timeout = WT_TMO(10))
+{
+	struct weft_chan *ch;
+	char a[100], b[100];
+	cr_assert_eq(weft_chan_create(sizeof(a), 3, &ch), 0);
+	for (int k = 0; k < 10; k++) {
+		memset(a, 'a' + k, sizeof(a));
+		cr_assert_eq(weft_chan_try_send(ch, a), 0);
+		memset(a, 0, sizeof(a));
+		cr_assert_eq(weft_chan_try_recv(ch, b), 0);
+		for (size_t i = 0; i < sizeof(b); i++)
+			cr_assert_eq(b[i], 'a' + k);
+	}
+	cr_assert_eq(weft_chan_destroy(ch), 0, "items still buffered are discarded");
+}
+
+Test(chan, receivers_woken_fifo, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 8, &ch), 0);
+	struct waiter r[4];
+	for (int i = 0; i < 4; i++)
+		waiter_park(rt, &r[i], OP_CHAN_RECV, ch, 0);
+	uint64_t x = 0;
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN);
+	for (uint64_t i = 0; i < 4; i++) {
+		x = 100 + i;
+		cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+		waiter_expect_done(&r[i], 0, "receiver");
+		cr_assert_eq(r[i].got, 100 + i, "receiver %d got %llu", (int)i,
+			     (unsigned long long)r[i].got);
+		for (int j = (int)i + 1; j < 4; j++)
+			cr_assert(!atomic_load(&r[j].done), "receiver %d woken before %d", j, (int)i);
+	}
+	for (int i = 0; i < 4; i++)
+		waiter_join(&r[i], 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(chan, senders_woken_fifo_no_barging, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &ch), 0);
+	uint64_t x = 1;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	struct waiter s[3];
+	for (int i = 0; i < 3; i++)
+		waiter_park(rt, &s[i], OP_CHAN_SEND, ch, 10 + (uint64_t)i);
+	for (uint64_t want = 1; want <= 12; want = want == 1 ? 10 : want + 1) {
+		cr_assert_eq(weft_chan_recv(ch, &x), 0);
+		cr_assert_eq(x, want, "received %llu, want %llu", (unsigned long long)x,
+			     (unsigned long long)want);
+		if (want < 12) {
+			/* The freed slot belongs to the first waiting sender. */
+			uint64_t y = 999;
+			int rc = weft_chan_try_send(ch, &y);
+			cr_assert_eq(rc, -EAGAIN, "try_send overtook a waiting sender (%d)", rc);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		waiter_expect_done(&s[i], 0, "sender");
+		waiter_join(&s[i], 0);
+	}
+	/* (The values 10, 11, 12 arriving in that order is the FIFO check: each
+	 * sender's completion is recorded after its send, so `order` may not be.) */
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(chan, close_while_waiting, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *full, *empty;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &full), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &empty), 0);
+	uint64_t x = 5;
+	cr_assert_eq(weft_chan_try_send(full, &x), 0);
+	struct waiter s[2], r[3];
+	for (int i = 0; i < 2; i++)
+		waiter_park(rt, &s[i], OP_CHAN_SEND, full, 1);
+	for (int i = 0; i < 3; i++)
+		waiter_park(rt, &r[i], OP_CHAN_RECV, empty, 0);
+	cr_assert_eq(weft_chan_close(full), 0);
+	cr_assert_eq(weft_chan_close(empty), 0);
+	for (int i = 0; i < 2; i++)
+		waiter_expect_done(&s[i], -EPIPE, "sender on closed channel");
+	for (int i = 0; i < 3; i++)
+		waiter_expect_done(&r[i], -EPIPE, "receiver on closed empty channel");
+	/* The buffered item survives the close for receivers. */
+	struct waiter d;
+	waiter_spawn(rt, &d, OP_CHAN_RECV, full, 0);
+	waiter_expect_done(&d, 0, "drain after close");
+	cr_assert_eq(d.got, 5);
+	waiter_join(&d, 0);
+	for (int i = 0; i < 2; i++)
+		waiter_join(&s[i], 0);
+	for (int i = 0; i < 3; i++)
+		waiter_join(&r[i], 0);
+	cr_assert_eq(weft_chan_destroy(full), 0);
+	cr_assert_eq(weft_chan_destroy(empty), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(chan, abort_while_waiting, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 4, &ch), 0);
+	struct waiter r[3];
+	for (int i = 0; i < 3; i++)
+		waiter_park(rt, &r[i], OP_CHAN_RECV, ch, 0);
+	cr_assert_eq(weft_chan_destroy(ch), -EBUSY, "destroy with linked waiters");
+	waiter_abort(&r[1]);
+	uint64_t x = 1;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	x = 2;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	waiter_expect_done(&r[0], 0, "first receiver");
+	waiter_expect_done(&r[2], 0, "third receiver");
+	/* Woken in order; which buffered item each takes depends on which
+	 * of the two runs first. */
+	cr_assert(r[0].got + r[2].got == 3 && r[0].got * r[2].got == 2,
+		  "receivers got %llu and %llu", (unsigned long long)r[0].got,
+		  (unsigned long long)r[2].got);
+	waiter_join(&r[0], 0);
+	waiter_join(&r[2], 0);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN, "no item duplicated");
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * The item reserved for a woken receiver that is aborted before it runs
+ * goes to the next receiver. workers = 1 and a gate hold the worker while
+ * the send grants the item and the abort lands.
+ */
+Test(chan, abort_granted_receiver_passes_item, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 4, &ch), 0);
+	struct waiter r[2];
+	for (int i = 0; i < 2; i++)
+		waiter_park(rt, &r[i], OP_CHAN_RECV, ch, 0);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	uint64_t x = 42;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0); /* granted to r[0], which cannot run */
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN, "the item is reserved");
+	cr_assert_eq(weft_abort(r[0].h), 0);
+	wt_gate_open(&g);
+	waiter_join(&r[0], -ECANCELED);
+	waiter_expect_done(&r[1], 0, "second receiver after the first was aborted");
+	cr_assert_eq(r[1].got, 42);
+	waiter_join(&r[1], 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Same for the slot reserved for a woken sender. */
+Test(chan, abort_granted_sender_passes_slot, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &ch), 0);
+	uint64_t x = 1;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	struct waiter s[2];
+	for (int i = 0; i < 2; i++)
+		waiter_park(rt, &s[i], OP_CHAN_SEND, ch, 10 + (uint64_t)i);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0); /* slot granted to s[0] */
+	cr_assert_eq(weft_abort(s[0].h), 0);
+	wt_gate_open(&g);
+	waiter_join(&s[0], -ECANCELED);
+	waiter_expect_done(&s[1], 0, "second sender");
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+	cr_assert_eq(x, 11);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN);
+	waiter_join(&s[1], 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Shutdown cancels waiting tasks: their drops cancel the entries. */
+Test(chan, shutdown_with_waiters, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &ch), 0);
+	struct waiter r[4];
+	for (int i = 0; i < 4; i++)
+		waiter_park(rt, &r[i], OP_CHAN_RECV, ch, 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_detach(r[i].h), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(atomic_load(&r[i].drops), 1);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+struct chan_thread { struct weft_chan *ch; uint64_t n; uint64_t sum; int rc; };
+
+static void *chan_producer(void *arg)
+{
+	struct chan_thread *a = arg;
+	for (uint64_t i = 1; i <= a->n && !a->rc; i++)
+		a->rc = weft_chan_send(a->ch, &i);
+	return NULL;
+}
+
+static void *chan_consumer(void *arg)
+{
+	struct chan_thread *a = arg;
+	uint64_t x, last = 0;
+	int rc;
+	while ((rc = weft_chan_recv(a->ch, &x)) == 0) {
+		if (x != last + 1)
+			a->rc = -1000; /* out of order */
+		last = x;
+		a->sum += x;
+		a->n++;
+	}
+	if (rc != -EPIPE)
+		a->rc = rc;
+	return NULL;
+}
+
+Test(chan, blocking_threads_outside_runtime, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 2, &ch), 0);
+	struct chan_thread p = { ch, 20000, 0, 0 }, c = { ch, 0, 0, 0 };
+	pthread_t tp, tc;
+	cr_assert_eq(pthread_create(&tc, NULL, chan_consumer, &c), 0);
+	cr_assert_eq(pthread_create(&tp, NULL, chan_producer, &p), 0);
+	pthread_join(tp, NULL);
+	cr_assert_eq(p.rc, 0);
+	cr_assert_eq(weft_chan_close(ch), 0);
+	pthread_join(tc, NULL);
+	cr_assert_eq(c.rc, 0, "consumer rc %d", c.rc);
+	cr_assert_eq(c.n, 20000);
+	cr_assert_eq(c.sum, 20000ull * 20001 / 2);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+/* ----------------------------------------------------------------- notify */
+
+Test(notify, permit_stored_once, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(NULL), -EINVAL);
+	cr_assert_eq(weft_notify_create(&n), 0);
+	cr_assert_eq(weft_notify_one(n), 0);
+	cr_assert_eq(weft_notify_one(n), 0); /* at most one permit */
+	cr_assert_eq(weft_notify_wait(n), 0, "permit consumed without waiting");
+	struct waiter t;
+	waiter_park(rt, &t, OP_NOTIFY, n, 0);
+	waiter_still_waiting(&t, "only one permit");
+	cr_assert_eq(weft_notify_one(n), 0);
+	waiter_expect_done(&t, 0, "notify_one");
+	waiter_join(&t, 0);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(notify, one_fifo_all_wakes_rest_no_permit, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(&n), 0);
+	enum { N = 40 }; /* more than one wake batch */
+	static struct waiter t[N];
+	for (int i = 0; i < N; i++)
+		waiter_park(rt, &t[i], OP_NOTIFY, n, 0);
+	cr_assert_eq(weft_notify_one(n), 0);
+	waiter_expect_done(&t[0], 0, "first waiter");
+	waiter_still_waiting(&t[1], "notify_one wakes one");
+	cr_assert_eq(weft_notify_all(n), 0);
+	for (int i = 1; i < N; i++)
+		waiter_expect_done(&t[i], 0, "notify_all");
+	for (int i = 0; i < N; i++)
+		waiter_join(&t[i], 0);
+	struct waiter late;
+	waiter_park(rt, &late, OP_NOTIFY, n, 0); /* notify_all stored no permit */
+	waiter_abort(&late);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(notify, abort_granted_passes_permit, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(&n), 0);
+	struct waiter t[2];
+	for (int i = 0; i < 2; i++)
+		waiter_park(rt, &t[i], OP_NOTIFY, n, 0);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_notify_one(n), 0); /* granted to t[0] */
+	cr_assert_eq(weft_abort(t[0].h), 0);
+	wt_gate_open(&g);
+	waiter_join(&t[0], -ECANCELED);
+	waiter_expect_done(&t[1], 0, "the permit went to the next waiter");
+	waiter_join(&t[1], 0);
+	/* And with nobody left, a cancelled permit is stored. */
+	waiter_park(rt, &t[0], OP_NOTIFY, n, 0);
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_notify_one(n), 0);
+	cr_assert_eq(weft_abort(t[0].h), 0);
+	wt_gate_open(&g);
+	waiter_join(&t[0], -ECANCELED);
+	cr_assert_eq(weft_notify_wait(n), 0, "the permit was stored");
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(notify, abort_while_waiting, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(&n), 0);
+	struct waiter t[3];
+	for (int i = 0; i < 3; i++)
+		waiter_park(rt, &t[i], OP_NOTIFY, n, 0);
+	cr_assert_eq(weft_notify_destroy(n), -EBUSY);
+	waiter_abort(&t[0]);
+	cr_assert_eq(weft_notify_one(n), 0);
+	waiter_expect_done(&t[1], 0, "second waiter is now first");
+	waiter_still_waiting(&t[2], "one notify");
+	cr_assert_eq(weft_notify_one(n), 0);
+	waiter_expect_done(&t[2], 0, "third");
+	waiter_join(&t[1], 0);
+	waiter_join(&t[2], 0);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
+struct notify_thread { struct weft_notify *n; int rc; atomic_int started; };
+
+static void *notify_thread(void *arg)
+{
+	struct notify_thread *a = arg;
+	atomic_store(&a->started, 1);
+	a->rc = weft_notify_wait(a->n);
+	return NULL;
+}
+
+Test(notify, blocking_wait_on_plain_thread, .timeout = WT_TMO(20))
+{
+	struct notify_thread a = { 0 };
+	cr_assert_eq(weft_notify_create(&a.n), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, notify_thread, &a), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&a.started), WT_LONG_MS));
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_notify_one(a.n), 0); /* wakes it, or leaves a permit */
+	pthread_join(th, NULL);
+	cr_assert_eq(a.rc, 0);
+	cr_assert_eq(weft_notify_destroy(a.n), 0);
+}
+
+/* ------------------------------------------------------------------ mutex */
+
+Test(mutex, try_lock_unlock_errors, .timeout = WT_TMO(10))
+{
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(NULL), -EINVAL);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_unlock(m), -EPERM);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	cr_assert_eq(weft_mutex_try_lock(m), -EBUSY);
+	cr_assert_eq(weft_mutex_destroy(m), -EBUSY, "destroy while locked");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_mutex_lock(m), 0, "blocking lock of a free mutex");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_mutex_try_lock(NULL), -EINVAL);
+	cr_assert_eq(weft_mutex_unlock(NULL), -EINVAL);
+	cr_assert_eq(weft_mutex_lock(NULL), -EINVAL);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+Test(mutex, fifo_handoff_no_barging, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	struct waiter t[5];
+	for (int i = 0; i < 5; i++)
+		waiter_park(rt, &t[i], OP_MUTEX, m, 0);
+	/* t[i] keeps the mutex; the test thread unlocks on its behalf. */
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(weft_mutex_unlock(m), 0);
+		waiter_expect_done(&t[i], 0, "lock hand-off");
+		for (int j = i + 1; j < 5; j++)
+			cr_assert(!atomic_load(&t[j].done), "waiter %d got the mutex before %d", j, i);
+		cr_assert_eq(weft_mutex_try_lock(m), -EBUSY, "barged in after hand-off to %d", i);
+	}
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	for (int i = 0; i < 5; i++)
+		waiter_join(&t[i], 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(mutex, abort_waiting_and_granted, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	struct waiter t[3];
+	for (int i = 0; i < 3; i++)
+		waiter_park(rt, &t[i], OP_MUTEX, m, 0);
+	t[2].unlock_after = true; /* read at its next poll, after the wake below */
+	waiter_abort(&t[1]);      /* unlinked while waiting */
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_mutex_unlock(m), 0); /* handed to t[0], which cannot run */
+	cr_assert_eq(weft_abort(t[0].h), 0);   /* its drop hands it on to t[2] */
+	wt_gate_open(&g);
+	waiter_join(&t[0], -ECANCELED);
+	waiter_expect_done(&t[2], 0, "the mutex went to the next live waiter");
+	waiter_join(&t[2], 0);
+	cr_assert_eq(weft_mutex_try_lock(m), 0, "t[2] unlocked it");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+	wt_rt_destroy(rt);
+}
+
+struct mutex_thread { struct weft_mutex *m; long *counter; int n; int rc; };
+
+static void *mutex_thread(void *arg)
+{
+	struct mutex_thread *a = arg;
+	for (int i = 0; i < a->n && !a->rc; i++) {
+		a->rc = weft_mutex_lock(a->m);
+		long v = *a->counter;
+		if ((i & 63) == 0)
+			sched_yield();
+		*a->counter = v + 1;
+		if (!a->rc)
+			a->rc = weft_mutex_unlock(a->m);
+	}
+	return NULL;
+}
+
+Test(mutex, blocking_threads_mutual_exclusion, .timeout = WT_TMO(30))
+{
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	long counter = 0;
+	struct mutex_thread a[4];
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++) {
+		a[i] = (struct mutex_thread){ m, &counter, 5000, 0 };
+		cr_assert_eq(pthread_create(&th[i], NULL, mutex_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(a[i].rc, 0);
+	}
+	cr_assert_eq(counter, 20000);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+/* -------------------------------------------------------------- semaphore */
+
+Test(sem, counts_and_errors, .timeout = WT_TMO(10))
+{
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(0, NULL), -EINVAL);
+	cr_assert_eq(weft_sem_create(WEFT_SEM_MAX_PERMITS + 1, &s), -EINVAL);
+	cr_assert_eq(weft_sem_create(3, &s), 0);
+	cr_assert_eq(weft_sem_available(s), 3);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 2), 0);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 2), -EAGAIN);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 0), 0);
+	cr_assert_eq(weft_sem_acquire_n(s, 1), 0, "blocking acquire that fits");
+	cr_assert_eq(weft_sem_available(s), 0);
+	cr_assert_eq(weft_sem_try_acquire_n(s, WEFT_SEM_MAX_PERMITS + 1), -EINVAL);
+	cr_assert_eq(weft_sem_acquire_n(s, WEFT_SEM_MAX_PERMITS + 1), -EINVAL);
+	cr_assert_eq(weft_sem_release_n(s, 3), 0);
+	cr_assert_eq(weft_sem_release_n(s, WEFT_SEM_MAX_PERMITS), -EOVERFLOW);
+	cr_assert_eq(weft_sem_available(s), 3, "a refused release changes nothing");
+	cr_assert_eq(weft_sem_release_n(NULL, 1), -EINVAL);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+}
+
+Test(sem, strict_fifo_large_request_first, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(0, &s), 0);
+	struct waiter big, small;
+	waiter_park(rt, &big, OP_SEM, s, 3);
+	waiter_park(rt, &small, OP_SEM, s, 1);
+	cr_assert_eq(weft_sem_release_n(s, 1), 0);
+	waiter_still_waiting(&small, "small request behind a large one");
+	cr_assert_eq(weft_sem_try_acquire_n(s, 1), -EAGAIN, "try_acquire overtook waiters");
+	cr_assert_eq(weft_sem_release_n(s, 2), 0);
+	waiter_expect_done(&big, 0, "large request");
+	waiter_still_waiting(&small, "no permit left");
+	cr_assert_eq(weft_sem_release_n(s, 2), 0);
+	waiter_expect_done(&small, 0, "small request");
+	cr_assert_eq(weft_sem_available(s), 1);
+	waiter_join(&big, 0);
+	waiter_join(&small, 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(sem, abort_head_unblocks_next_and_granted_returns_permits, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(1, &s), 0);
+	struct waiter big, small;
+	waiter_park(rt, &big, OP_SEM, s, 5);
+	waiter_park(rt, &small, OP_SEM, s, 1);
+	cr_assert_eq(weft_sem_destroy(s), -EBUSY);
+	waiter_abort(&big); /* the head leaves: the small request now fits */
+	waiter_expect_done(&small, 0, "request behind the aborted head");
+	waiter_join(&small, 0);
+	cr_assert_eq(weft_sem_available(s), 0);
+	/* A granted request that is aborted returns its permits. */
+	struct waiter a, b;
+	waiter_park(rt, &a, OP_SEM, s, 2);
+	waiter_park(rt, &b, OP_SEM, s, 2);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_sem_release_n(s, 2), 0); /* granted to a */
+	cr_assert_eq(weft_abort(a.h), 0);
+	wt_gate_open(&g);
+	waiter_join(&a, -ECANCELED);
+	waiter_expect_done(&b, 0, "permits passed on");
+	waiter_join(&b, 0);
+	cr_assert_eq(weft_sem_available(s), 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Many small requests released at once: more than one wake batch. */
+Test(sem, release_many_waiters, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(0, &s), 0);
+	enum { N = 50 };
+	static struct waiter t[N];
+	for (int i = 0; i < N; i++)
+		waiter_park(rt, &t[i], OP_SEM, s, 1);
+	cr_assert_eq(weft_sem_release_n(s, N + 3), 0);
+	for (int i = 0; i < N; i++) {
+		waiter_expect_done(&t[i], 0, "released");
+		waiter_join(&t[i], 0);
+	}
+	cr_assert_eq(weft_sem_available(s), 3);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+/* -------------------------------------------------------------- waitgroup */
+
+Test(waitgroup, counts_and_errors, .timeout = WT_TMO(10))
+{
+	struct weft_waitgroup *wg;
+	cr_assert_eq(weft_waitgroup_create(NULL), -EINVAL);
+	cr_assert_eq(weft_waitgroup_create(&wg), 0);
+	cr_assert_eq(weft_waitgroup_wait(wg), 0, "wait on zero returns at once");
+	cr_assert_eq(weft_waitgroup_done(wg), -EINVAL, "below zero");
+	cr_assert_eq(weft_waitgroup_add(wg, 2), 0);
+	cr_assert_eq(weft_waitgroup_add(wg, INT64_MAX), -EINVAL, "overflow");
+	cr_assert_eq(weft_waitgroup_add(wg, -3), -EINVAL);
+	cr_assert_eq(weft_waitgroup_add(wg, -2), 0);
+	cr_assert_eq(weft_waitgroup_wait(wg), 0);
+	cr_assert_eq(weft_waitgroup_add(NULL, 1), -EINVAL);
+	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+}
+
+Test(waitgroup, waiters_released_at_zero, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_waitgroup *wg;
+	cr_assert_eq(weft_waitgroup_create(&wg), 0);
+	cr_assert_eq(weft_waitgroup_add(wg, 3), 0);
+	enum { N = 20 };
+	static struct waiter t[N];
+	for (int i = 0; i < N; i++)
+		waiter_park(rt, &t[i], OP_WG, wg, 0);
+	cr_assert_eq(weft_waitgroup_destroy(wg), -EBUSY, "destroy with linked waiters");
+	waiter_abort(&t[5]);
+	cr_assert_eq(weft_waitgroup_done(wg), 0);
+	cr_assert_eq(weft_waitgroup_done(wg), 0);
+	waiter_still_waiting(&t[0], "count 1");
+	cr_assert_eq(weft_waitgroup_done(wg), 0);
+	/* Raised again at once: the waiters of the zero still return. */
+	cr_assert_eq(weft_waitgroup_add(wg, 1), 0);
+	for (int i = 0; i < N; i++) {
+		if (i == 5)
+			continue;
+		waiter_expect_done(&t[i], 0, "count reached zero");
+		waiter_join(&t[i], 0);
+	}
+	struct waiter late;
+	waiter_park(rt, &late, OP_WG, wg, 0);
+	cr_assert_eq(weft_waitgroup_done(wg), 0);
+	waiter_expect_done(&late, 0, "second round");
+	waiter_join(&late, 0);
+	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+	wt_rt_destroy(rt);
+}
+
+struct wg_thread { struct weft_waitgroup *wg; int rc; atomic_int done; };
+
+static void *wg_thread(void *arg)
+{
+	struct wg_thread *a = arg;
+	a->rc = weft_waitgroup_wait(a->wg);
+	atomic_store(&a->done, 1);
+	return NULL;
+}
+
+static enum weft_poll wg_done_task(void *state, struct weft_cx *cx)
+{
+	weft_waitgroup_done(state);
+	return WEFT_READY;
+}
+
+Test(waitgroup, blocking_wait_on_plain_thread, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct wg_thread a = { 0 };
+	cr_assert_eq(weft_waitgroup_create(&a.wg), 0);
+	cr_assert_eq(weft_waitgroup_add(a.wg, 100), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wg_thread, &a), 0);
+	for (int i = 0; i < 99; i++)
+		cr_assert_eq(weft_spawn_poll(rt, wg_done_task, a.wg, NULL, NULL), 0);
+	wt_sleep_ms(20);
+	cr_assert(!atomic_load(&a.done), "released before the last done");
+	cr_assert_eq(weft_spawn_poll(rt, wg_done_task, a.wg, NULL, NULL), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(a.rc, 0);
+	cr_assert_eq(weft_waitgroup_destroy(a.wg), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------- blocking forms on workers */
+
+/*
+ * A poll task calling the blocking forms gets -EDEADLK from each (until
+ * fibers land), and nothing is consumed or linked: afterwards every object
+ * is intact and destroys cleanly.
+ */
+Test(blocking, from_poll_task_edeadlk, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_oneshot *o;
+	struct weft_chan *ch;
+	struct weft_notify *n;
+	struct weft_mutex *m;
+	struct weft_sem *s;
+	struct weft_waitgroup *wg;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &ch), 0);
+	cr_assert_eq(weft_notify_create(&n), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_sem_create(5, &s), 0);
+	cr_assert_eq(weft_waitgroup_create(&wg), 0);
+	void *objs[6] = { o, ch, n, m, s, wg };
+	struct waiter t;
+	waiter_spawn(rt, &t, OP_BLOCKING, objs, 0);
+	waiter_expect_done(&t, 0, "blocking calls");
+	waiter_join(&t, 0);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(t.blocking_rc[i], -EDEADLK, "blocking call %d = %d (%s), want -EDEADLK",
+			     i, t.blocking_rc[i], weft_strerror(t.blocking_rc[i]));
+	/* Nothing consumed: */
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_sem_available(s), 5);
+	cr_assert_eq(weft_oneshot_send(o, (void *)1), 0);
+	void *v;
+	cr_assert_eq(weft_oneshot_try_recv(o, &v), 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------------------ budget */
+
+/* A task receiving from a channel that always has items still yields: each
+ * poll form consumes budget and returns WEFT_PENDING once it is spent. */
+struct budget_state { struct weft_chan *ch; struct weft_wait w; int got; int pendings; atomic_int done; };
+
+static enum weft_poll budget_poll(void *state, struct weft_cx *cx)
+{
+	struct budget_state *b = state;
+	for (;;) {
+		uint64_t x;
+		int rc = weft_chan_recv_poll(b->ch, &b->w, cx, &x);
+		if (rc == WEFT_PENDING) {
+			b->pendings++;
+			return WEFT_PENDING;
+		}
+		if (rc == -EPIPE) {
+			atomic_store(&b->done, 1);
+			return WEFT_READY;
+		}
+		b->got++;
+	}
+}
+
+Test(budget, poll_forms_respect_budget, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct budget_state b = { 0 };
+	enum { N = 3 * WEFT_BUDGET + 5 };
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), N, &b.ch), 0);
+	for (uint64_t i = 0; i < N; i++)
+		cr_assert_eq(weft_chan_try_send(b.ch, &i), 0);
+	cr_assert_eq(weft_chan_close(b.ch), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, budget_poll, &b, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(b.got, N);
+	cr_assert_geq(b.pendings, 3, "only %d forced yields for %d items", b.pendings, N);
+	cr_assert_eq(weft_chan_destroy(b.ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------------------ fibers */
+
+/*
+ * Inside a fiber the blocking forms suspend the fiber (weft__wait), so the
+ * same calls work there and on plain threads.
+ */
+struct fchan { struct weft_chan *ch; uint64_t n; uint64_t sum; int rc; };
+
+static void *fiber_producer(void *arg)
+{
+	struct fchan *a = arg;
+	for (uint64_t i = 1; i <= a->n && !a->rc; i++)
+		a->rc = weft_chan_send(a->ch, &i);
+	return NULL;
+}
+
+static void *fiber_consumer(void *arg)
+{
+	struct fchan *a = arg;
+	uint64_t x;
+	int rc;
+	while ((rc = weft_chan_recv(a->ch, &x)) == 0) {
+		a->sum += x;
+		a->n++;
+	}
+	a->rc = rc == -EPIPE ? 0 : rc;
+	return NULL;
+}
+
+Test(fiber, chan_blocking_calls_suspend, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 4, &ch), 0);
+	struct fchan p[2] = { { ch, 5000, 0, 0 }, { ch, 5000, 0, 0 } };
+	struct fchan c[2] = { { ch, 0, 0, 0 }, { ch, 0, 0, 0 } };
+	struct weft_task *hp[2], *hc[2];
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(weft_spawn(rt, fiber_consumer, &c[i], &hc[i]), 0);
+		cr_assert_eq(weft_spawn(rt, fiber_producer, &p[i], &hp[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(weft_join(hp[i], NULL), 0);
+		cr_assert_eq(p[i].rc, 0, "producer fiber rc %d", p[i].rc);
+	}
+	cr_assert_eq(weft_chan_close(ch), 0);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(weft_join(hc[i], NULL), 0);
+		cr_assert_eq(c[i].rc, 0, "consumer fiber rc %d", c[i].rc);
+	}
+	cr_assert_eq(c[0].n + c[1].n, 10000);
+	cr_assert_eq(c[0].sum + c[1].sum, 2 * 5000ull * 5001 / 2);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+struct fmutex { struct weft_mutex *m; long *counter; int rc; };
+
+static void *fiber_mutex_worker(void *arg)
+{
+	struct fmutex *a = arg;
+	for (int i = 0; i < 300 && !a->rc; i++) {
+		a->rc = weft_mutex_lock(a->m);
+		long v = *a->counter;
+		if (i % 10 == 0)
+			weft_yield(); /* hold the mutex across a suspension */
+		*a->counter = v + 1;
+		if (!a->rc)
+			a->rc = weft_mutex_unlock(a->m);
+	}
+	return NULL;
+}
+
+Test(fiber, mutex_across_suspension, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	long counter = 0;
+	struct fmutex a[8];
+	struct weft_task *h[8];
+	for (int i = 0; i < 8; i++) {
+		a[i] = (struct fmutex){ m, &counter, 0 };
+		cr_assert_eq(weft_spawn(rt, fiber_mutex_worker, &a[i], &h[i]), 0);
+	}
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(weft_join(h[i], NULL), 0);
+		cr_assert_eq(a[i].rc, 0);
+	}
+	cr_assert_eq(counter, 8 * 300);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+	wt_rt_destroy(rt);
+}
+
+static void *fiber_lock_once(void *arg)
+{
+	struct fmutex *a = arg;
+	a->rc = weft_mutex_lock(a->m);
+	if (!a->rc) {
+		++*a->counter;
+		a->rc = weft_mutex_unlock(a->m);
+	}
+	return NULL;
+}
+
+/* A fiber aborted while suspended in a blocking call leaves the wait list
+ * (the runtime cancels its entry), and a grant it had not yet collected is
+ * passed on. */
+Test(fiber, abort_suspended_waiters, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	long counter = 0;
+	struct fmutex a[3];
+	struct weft_task *h[3];
+	for (int i = 0; i < 3; i++) {
+		a[i] = (struct fmutex){ m, &counter, 0 };
+		cr_assert_eq(weft_spawn(rt, fiber_lock_once, &a[i], &h[i]), 0);
+		wt_sleep_ms(10); /* let it suspend in weft_mutex_lock, in order */
+	}
+	cr_assert_eq(weft_abort(h[1]), 0);        /* waiting in the list */
+	cr_assert_eq(weft_join(h[1], NULL), -ECANCELED);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_mutex_unlock(m), 0);    /* handed to a[0], which cannot run */
+	cr_assert_eq(weft_abort(h[0]), 0);        /* its cancel hands it to a[2] */
+	wt_gate_open(&g);
+	cr_assert_eq(weft_join(h[0], NULL), -ECANCELED);
+	cr_assert_eq(weft_join(h[2], NULL), 0);
+	cr_assert_eq(a[2].rc, 0);
+	cr_assert_eq(counter, 1, "only the last fiber ran its critical section");
+	cr_assert_eq(weft_mutex_destroy(m), 0, "the mutex ended free, no entry linked");
+	wt_rt_destroy(rt);
+}
