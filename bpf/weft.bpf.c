@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: MIT
+/*
+ * weft.bpf.c - kernel side of schedtop.
+ *
+ * Runtime view: one program per USDT probe of libweft (provider "weft",
+ * lib/probes.h). Each event updates the per-core aggregates in .bss
+ * (struct weft_bpf_core, the thief x victim matrix, log2 histograms) and,
+ * only while user space sets `trace_on`, writes a struct weft_bpf_event to
+ * the ring buffer `rb` (a full ring counts in `drops`, never blocks).
+ *
+ * Kernel view of the same threads (tp_btf, no tracefs needed): sched_switch
+ * (on-CPU time, voluntary/involuntary switches, involuntary ones while the
+ * core's ring held tasks), sched_migrate_task, and futex waits from the
+ * raw syscall tracepoints sys_enter/sys_exit. These filter on the target's
+ * tgid (`target_tgid`, set before load); a thread is mapped to its core the
+ * first time it fires a USDT probe carrying that core (tstate map); other
+ * threads of the process land in slot WEFT_BPF_OTHER.
+ *
+ * Concurrency: a core's fields are written by the thread holding the core,
+ * except the victim-side steal counters and `notified`, which other threads
+ * update with atomic adds. User space reads .bss while programs run; a u64
+ * read is never torn, a snapshot is not atomic across fields (at most the
+ * events in flight during the copy are missing, picked up next interval).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/usdt.bpf.h>
+#include "weft.h"
+#include "probe_abi.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+const volatile __u32 target_tgid = 0; /* 0: kernel-side programs count nothing */
+
+/* Written by user space after load. */
+__u32 trace_on = 0;
+__u64 filter_rt = 0; /* 0: every runtime of the process */
+
+/* Aggregates, read by user space through the mmapped .bss. */
+struct weft_bpf_core cores[WEFT_BPF_SLOTS];
+struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
+struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
+__u64 drops = 0;
+__u64 events = 0;          /* ring buffer events written */
+__u64 usdt_events = 0;     /* USDT probe hits counted */
+__u64 cores_dropped = 0;   /* events for cores >= WEFT_BPF_MAX_CORES */
+__u64 last_rt = 0;
+__u64 workers_declared = 0;
+__u64 runtimes_created = 0;
+__u64 runtimes_shutdown = 0;
+__u64 workers_started = 0;
+__u64 workers_stopped = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} rb SEC(".maps");
+
+struct tstate {
+	__u64 oncpu_start;
+	__u64 futex_ts;
+	__u32 slot;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct tstate);
+} tstate SEC(".maps");
+
+#define FUTEX_CMD_MASK 0x7f
+#define FUTEX_WAIT_ 0
+#define FUTEX_WAIT_BITSET_ 9
+#if defined(__TARGET_ARCH_x86)
+#define NR_FUTEX 202
+#define NR_FUTEX_WAITV 449
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_FUTEX 98
+#define NR_FUTEX_WAITV 449
+#else
+#define NR_FUTEX -1
+#define NR_FUTEX_WAITV -1
+#endif
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0, shift;
+	shift = (v > 0xFFFFFFFFull) << 5; v >>= shift; r |= shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; r |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; r |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; r |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; r |= shift;
+	r |= (v >> 1);
+	return r;
+}
+
+static __always_inline void hist_add(__u32 slot, __u32 kind, __u64 v)
+{
+	__u32 b = log2_u64(v);
+	if (b >= WEFT_BPF_HIST_SLOTS)
+		b = WEFT_BPF_HIST_SLOTS - 1;
+	if (slot >= WEFT_BPF_SLOTS || kind >= WEFT_H_NR)
+		return;
+	__sync_fetch_and_add(&hists[slot][kind].slot[b], 1);
+}
+
+static __always_inline struct weft_bpf_core *core_get(long core)
+{
+	__u32 i = (__u32)core;
+	if (core < 0 || i >= WEFT_BPF_MAX_CORES) {
+		__sync_fetch_and_add(&cores_dropped, 1);
+		return 0;
+	}
+	return &cores[i];
+}
+
+static __always_inline bool rt_skip(__u64 rt)
+{
+	__u64 f = filter_rt;
+	return f && f != rt;
+}
+
+static __always_inline void set_state(struct weft_bpf_core *c, __u32 st, __u64 now)
+{
+	__u32 old = c->state;
+	if (old < WEFT_ST_NR && c->state_ts)
+		c->state_ns[old] += now - c->state_ts;
+	c->state = st;
+	c->state_ts = now;
+}
+
+/* Learn which core the current thread holds (kernel-side attribution). */
+static __always_inline void learn_tid(struct weft_bpf_core *c, long core)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	if (c->tid == tid)
+		return;
+	c->tid = tid;
+	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (ts) {
+		ts->slot = (__u32)core;
+	} else {
+		struct tstate n = { .slot = (__u32)core };
+		bpf_map_update_elem(&tstate, &tid, &n, BPF_ANY);
+	}
+}
+
+/* Read the core's own (unpublished) poll counters through the pointer
+ * learned at maintenance. */
+static __always_inline void read_polls(struct weft_bpf_core *c, __u64 now)
+{
+	struct weft_probe_counters pc;
+	if (!c->counters_ptr)
+		return;
+	if (bpf_probe_read_user(&pc, sizeof(pc), (void *)c->counters_ptr))
+		return;
+	if (pc.poll_count != c->polls)
+		c->last_poll_change_ts = now;
+	c->polls = pc.poll_count;
+	c->busy_ns = pc.busy_ns;
+}
+
+static __always_inline void emit(__u32 type, long core, __u64 rt, __s64 a0, __s64 a1, __s64 a2,
+				 __u64 now)
+{
+	if (!trace_on)
+		return;
+	struct weft_bpf_event *e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&drops, 1);
+		return;
+	}
+	e->ts = now;
+	e->rt_id = rt;
+	e->a0 = a0;
+	e->a1 = a1;
+	e->a2 = a2;
+	e->core = (int)core;
+	e->type = type;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->cpu = bpf_get_smp_processor_id();
+	bpf_ringbuf_submit(e, 0);
+	__sync_fetch_and_add(&events, 1);
+}
+
+/* ------------------------------------------------------------- USDT side */
+
+SEC("usdt")
+int BPF_USDT(weft_runtime_create, __u64 rt, long workers)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	__sync_fetch_and_add(&runtimes_created, 1);
+	last_rt = rt;
+	workers_declared = workers;
+	emit(WEFT_EV_RUNTIME_CREATE, -1, rt, workers, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_runtime_shutdown, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	__sync_fetch_and_add(&runtimes_shutdown, 1);
+	emit(WEFT_EV_RUNTIME_SHUTDOWN, -1, rt, 0, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_worker_start, long core, long tid, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&workers_started, 1);
+	c->rt_id = rt;
+	learn_tid(c, core);
+	set_state(c, WEFT_ST_SEARCHING, now);
+	c->last_event_ts = now;
+	emit(WEFT_EV_WORKER_START, core, rt, tid, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&workers_stopped, 1);
+	read_polls(c, now);
+	set_state(c, WEFT_ST_STOPPED, now);
+	c->last_event_ts = now;
+	emit(WEFT_EV_WORKER_STOP, core, rt, tid, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_steal, long thief, long victim, long n, long depth, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(thief);
+	if (!c)
+		return 0;
+	c->rt_id = rt;
+	learn_tid(c, thief);
+	c->steal_ops_in++;
+	c->tasks_stolen_in += n;
+	hist_add((__u32)thief, WEFT_H_STEAL_BATCH, n);
+	set_state(c, WEFT_ST_RUNNING, now);
+	c->last_event_ts = now;
+	struct weft_bpf_core *v = core_get(victim);
+	if (v) {
+		__sync_fetch_and_add(&v->steal_ops_out, 1);
+		__sync_fetch_and_add(&v->tasks_stolen_out, n);
+		/* the ring held `depth` before, n were taken */
+		v->local_depth = depth > n ? depth - n : 0;
+	}
+	__u32 ti = (__u32)thief, vi = (__u32)victim;
+	if (ti < WEFT_BPF_MAX_CORES && vi < WEFT_BPF_MAX_CORES) {
+		__sync_fetch_and_add(&matrix[ti][vi].ops, 1);
+		__sync_fetch_and_add(&matrix[ti][vi].tasks, n);
+	}
+	emit(WEFT_EV_STEAL, thief, rt, victim, n, depth, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_steal_fail, long core, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	c->steal_fails++;
+	if (c->state != WEFT_ST_SEARCHING)
+		set_state(c, WEFT_ST_SEARCHING, now);
+	c->last_event_ts = now;
+	emit(WEFT_EV_STEAL_FAIL, core, rt, 0, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_park, long core, long kind, long local_depth, long inject_depth, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	c->rt_id = rt;
+	learn_tid(c, core);
+	c->parks++;
+	read_polls(c, now);
+	if (c->have_unpark && c->counters_ptr && c->polls == c->polls_at_unpark)
+		c->noop_unparks++;
+	c->have_unpark = 0;
+	c->local_depth = local_depth;
+	c->inject_depth = inject_depth;
+	set_state(c, WEFT_ST_PARKED, now);
+	c->park_ts = now;
+	c->last_event_ts = now;
+	emit(WEFT_EV_PARK, core, rt, kind, local_depth, inject_depth, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_unpark, long core, long reason, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	learn_tid(c, core);
+	if (c->park_ts) {
+		c->park_ns += now - c->park_ts;
+		hist_add((__u32)core, WEFT_H_PARK_NS, now - c->park_ts);
+		c->park_ts = 0;
+	}
+	__u64 nts = c->notify_ts;
+	if (nts && nts <= now) {
+		hist_add((__u32)core, WEFT_H_UNPARK_LAT_NS, now - nts);
+		c->notify_ts = 0;
+	}
+	if (reason == WEFT_UNPARK_NOTIFIED) {
+		c->unparks++;
+		read_polls(c, now);
+		c->polls_at_unpark = c->polls;
+		c->have_unpark = 1;
+	}
+	set_state(c, WEFT_ST_SEARCHING, now);
+	c->last_event_ts = now;
+	emit(WEFT_EV_UNPARK, core, rt, reason, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_notify, long from, long to, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *t = core_get(to);
+	if (t) {
+		__sync_fetch_and_add(&t->notified, 1);
+		t->notify_ts = now;
+	}
+	if (from >= 0) {
+		struct weft_bpf_core *f = core_get(from);
+		if (f) {
+			f->notifies_sent++;
+			/* a worker notifies while it runs tasks (or relays a search) */
+		}
+	}
+	emit(WEFT_EV_NOTIFY, from, rt, to, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_overflow, long core, long n, __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	if (n > 1)
+		c->overflows++;
+	else
+		c->overflow_spills++;
+	c->overflow_tasks += n;
+	set_state(c, WEFT_ST_RUNNING, now);
+	c->last_event_ts = now;
+	emit(WEFT_EV_OVERFLOW, core, rt, n, 0, 0, now);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(weft_maintenance, long core, __u64 counters, long local_depth, long inject_depth,
+	     __u64 rt)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	struct weft_bpf_core *c = core_get(core);
+	if (!c)
+		return 0;
+	c->rt_id = rt;
+	learn_tid(c, core);
+	c->counters_ptr = counters;
+	read_polls(c, now);
+	c->local_depth = local_depth;
+	if ((__u64)local_depth > c->depth_max)
+		c->depth_max = local_depth;
+	c->inject_depth = inject_depth;
+	if (c->state != WEFT_ST_RUNNING)
+		set_state(c, WEFT_ST_RUNNING, now);
+	c->last_event_ts = now;
+	return 0;
+}
+
+/* ----------------------------------------------------------- kernel side */
+
+static __always_inline struct tstate *tstate_get(__u32 tid, bool create)
+{
+	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (ts || !create)
+		return ts;
+	struct tstate n = { .slot = WEFT_BPF_OTHER };
+	bpf_map_update_elem(&tstate, &tid, &n, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&tstate, &tid);
+}
+
+static __always_inline struct weft_bpf_core *slot_get(__u32 slot)
+{
+	if (slot >= WEFT_BPF_SLOTS)
+		return 0;
+	return &cores[slot];
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 tgid = target_tgid;
+	if (!tgid)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	if ((__u32)prev->tgid == tgid) {
+		struct tstate *ts = tstate_get((__u32)prev->pid, true);
+		if (ts) {
+			struct weft_bpf_core *c = slot_get(ts->slot);
+			if (c) {
+				if (ts->oncpu_start && now > ts->oncpu_start)
+					__sync_fetch_and_add(&c->oncpu_ns, now - ts->oncpu_start);
+				if (preempt) {
+					__sync_fetch_and_add(&c->invol_switches, 1);
+					if (ts->slot < WEFT_BPF_MAX_CORES && c->local_depth > 0 &&
+					    c->state == WEFT_ST_RUNNING)
+						c->invol_with_work++;
+				} else {
+					__sync_fetch_and_add(&c->vol_switches, 1);
+				}
+			}
+			ts->oncpu_start = 0;
+		}
+	}
+	if ((__u32)next->tgid == tgid) {
+		struct tstate *ts = tstate_get((__u32)next->pid, true);
+		if (ts)
+			ts->oncpu_start = now;
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_migrate_task")
+int BPF_PROG(weft_sched_migrate, struct task_struct *p, int dest_cpu)
+{
+	__u32 tgid = target_tgid;
+	if (!tgid || (__u32)p->tgid != tgid)
+		return 0;
+	struct tstate *ts = tstate_get((__u32)p->pid, true);
+	if (!ts)
+		return 0;
+	struct weft_bpf_core *c = slot_get(ts->slot);
+	if (c)
+		__sync_fetch_and_add(&c->migrations, 1);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long id)
+{
+	__u32 tgid = target_tgid;
+	__u64 pt = bpf_get_current_pid_tgid();
+	if (!tgid || (__u32)(pt >> 32) != tgid)
+		return 0;
+	bool wait = false;
+	if (id == NR_FUTEX) {
+		unsigned long op = BPF_CORE_READ(regs, si);
+		op &= FUTEX_CMD_MASK;
+		wait = op == FUTEX_WAIT_ || op == FUTEX_WAIT_BITSET_;
+	} else if (id == NR_FUTEX_WAITV) {
+		wait = true;
+	}
+	if (!wait)
+		return 0;
+	struct tstate *ts = tstate_get((__u32)pt, true);
+	if (ts)
+		ts->futex_ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
+{
+	__u32 tgid = target_tgid;
+	__u64 pt = bpf_get_current_pid_tgid();
+	if (!tgid || (__u32)(pt >> 32) != tgid)
+		return 0;
+	__u32 tid = (__u32)pt;
+	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (!ts || !ts->futex_ts)
+		return 0;
+	__u64 d = bpf_ktime_get_ns() - ts->futex_ts;
+	ts->futex_ts = 0;
+	struct weft_bpf_core *c = slot_get(ts->slot);
+	if (!c)
+		return 0;
+	__sync_fetch_and_add(&c->futex_waits, 1);
+	__sync_fetch_and_add(&c->futex_wait_ns, d);
+	hist_add(ts->slot, WEFT_H_FUTEX_NS, d);
+	return 0;
+}

@@ -1,0 +1,120 @@
+/*
+ * weft.h - types shared by bpf/weft.bpf.c (kernel side) and the user side
+ * (tools/schedtop). Fixed-size types only; compiled with clang -target bpf
+ * and with the host compiler. Nothing here is part of libweft's ABI: the
+ * probe ABI is lib/probe_abi.h.
+ *
+ * All aggregates live in the program's .bss (one mmapped array map), so user
+ * space reads a whole snapshot without a syscall per key. Counters only grow;
+ * the user side subtracts two snapshots for a rate. Gauges (depths, state)
+ * hold the latest value.
+ */
+#ifndef WEFT_BPF_H
+#define WEFT_BPF_H
+
+/* Cores the BPF side tracks one by one; events on higher core indexes are
+ * counted in `cores_dropped` only. Slot WEFT_BPF_OTHER holds the process's
+ * threads that are not workers (the kernel-side columns only). */
+#define WEFT_BPF_MAX_CORES 64
+#define WEFT_BPF_OTHER WEFT_BPF_MAX_CORES
+#define WEFT_BPF_SLOTS (WEFT_BPF_MAX_CORES + 1)
+#define WEFT_BPF_HIST_SLOTS 32  /* log2 buckets: [2^i, 2^(i+1)) */
+
+/* Worker state as the probes show it. */
+enum weft_bpf_state {
+	WEFT_ST_UNKNOWN = 0,
+	WEFT_ST_RUNNING = 1,   /* last probe showed it running tasks */
+	WEFT_ST_SEARCHING = 2, /* unparked, no sign of work yet */
+	WEFT_ST_PARKED = 3,    /* between park and unpark */
+	WEFT_ST_STOPPED = 4,   /* after worker_stop */
+	WEFT_ST_NR = 5,
+};
+
+/* Histograms kept per core. */
+enum weft_bpf_hist {
+	WEFT_H_PARK_NS = 0,    /* park -> unpark */
+	WEFT_H_UNPARK_LAT_NS,  /* notify(to this core) -> unpark probe (running again) */
+	WEFT_H_STEAL_BATCH,    /* tasks per steal operation (as thief) */
+	WEFT_H_FUTEX_NS,       /* time asleep in futex waits (kernel view) */
+	WEFT_H_NR,
+};
+
+struct weft_bpf_core {
+	/* runtime view (USDT) */
+	unsigned long long steal_ops_in;    /* successful steals as thief */
+	unsigned long long tasks_stolen_in;
+	unsigned long long steal_ops_out;   /* times robbed, as victim */
+	unsigned long long tasks_stolen_out;
+	unsigned long long steal_fails;     /* searched everything, found nothing */
+	unsigned long long parks;
+	unsigned long long unparks;         /* notified (shutdown not counted) */
+	unsigned long long noop_unparks;    /* unparked, parked again without a poll */
+	unsigned long long overflows;       /* ring full: half moved (= runtime overflow_count) */
+	unsigned long long overflow_spills; /* single task spilled while a thief copied */
+	unsigned long long overflow_tasks;  /* tasks moved to inject, both kinds */
+	unsigned long long notified;        /* notify(to this core) */
+	unsigned long long notifies_sent;   /* notify(from this core) */
+	unsigned long long park_ns;         /* completed parks */
+	unsigned long long state_ns[WEFT_ST_NR];
+	unsigned long long polls;           /* latest poll_count read from the core's counters */
+	unsigned long long busy_ns;         /* latest busy_ns read from the core's counters */
+	unsigned long long rt_id;
+	unsigned long long counters_ptr;    /* user address of the core's counters (maintenance) */
+	unsigned long long polls_at_unpark;
+	unsigned long long local_depth;     /* latest */
+	unsigned long long inject_depth;    /* latest seen by this core */
+	unsigned long long depth_max;       /* max local depth seen (reset by user side) */
+	unsigned long long state_ts;
+	unsigned long long park_ts;
+	unsigned long long notify_ts;
+	unsigned long long last_event_ts;   /* last USDT event of this core */
+	unsigned long long last_poll_change_ts;
+	unsigned int state;
+	unsigned int tid;
+	unsigned int have_unpark;
+	unsigned int pad;
+	/* kernel view (tracepoints), threads of the target only */
+	unsigned long long oncpu_ns;
+	unsigned long long vol_switches;
+	unsigned long long invol_switches;
+	unsigned long long invol_with_work; /* preempted while its local ring held tasks */
+	unsigned long long migrations;
+	unsigned long long futex_waits;
+	unsigned long long futex_wait_ns;
+};
+
+struct weft_bpf_hist_slots {
+	unsigned long long slot[WEFT_BPF_HIST_SLOTS];
+};
+
+struct weft_bpf_steal_cell {
+	unsigned long long ops;
+	unsigned long long tasks;
+};
+
+/* Trace events (ring buffer), written only while `trace_on` is set. */
+enum weft_ev_type {
+	WEFT_EV_RUNTIME_CREATE = 1, /* a0 workers */
+	WEFT_EV_RUNTIME_SHUTDOWN,
+	WEFT_EV_WORKER_START,       /* core, a0 tid */
+	WEFT_EV_WORKER_STOP,        /* core, a0 tid */
+	WEFT_EV_STEAL,              /* core thief, a0 victim, a1 n_stolen, a2 victim depth before */
+	WEFT_EV_STEAL_FAIL,         /* core */
+	WEFT_EV_PARK,               /* core, a0 kind, a1 local depth, a2 inject depth */
+	WEFT_EV_UNPARK,             /* core, a0 reason */
+	WEFT_EV_NOTIFY,             /* core from (-1 not a worker), a0 to */
+	WEFT_EV_OVERFLOW,           /* core, a0 n */
+	WEFT_EV_NR,
+};
+
+struct weft_bpf_event {
+	unsigned long long ts;      /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) */
+	unsigned long long rt_id;
+	long long a0, a1, a2;
+	int core;
+	unsigned int type;
+	unsigned int tid;
+	unsigned int cpu;
+};
+
+#endif /* WEFT_BPF_H */

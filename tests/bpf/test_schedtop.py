@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""BPF tests of schedtop against a running weft runtime (tests/bpf/weft_load).
+
+    test_schedtop.py SCHEDTOP WEFT_LOAD LIBWEFT TEST
+
+TEST is one of:
+  counts    BPF per-worker steal/park/overflow counts == the runtime's own
+            metrics. Bound: exact (0). weft_load waits for SIGUSR1 before it
+            creates its runtime, schedtop is attached by then, and the final
+            BPF snapshot is taken after the process exited, so no event of
+            the runtime's life is outside the window. (Attaching to a runtime
+            already running would miss the probes in flight during attach and
+            the runtime's published metrics lag by up to one maintenance
+            interval, 61 ticks, per worker.)
+  json      --batch --json: one valid JSON object per interval, non-zero
+            steals on the thieves, matrix rows sum to steals_in.
+  trace     trace mode: trace-event JSON parses, every steal flow has its
+            start and end, spans on one track do not overlap; JSON lines
+            parse and agree with the flows.
+  unpriv    without capabilities: exit 77 and the fix printed.
+  bpftrace  the probes are standard USDT: bpftrace counts steals.
+
+Exit 0 pass, 1 fail, 77 skip (needs root or CAP_BPF+CAP_PERFMON). When the
+environment variable CI is "true", a skip is a failure: CI runs as root.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def skip(msg):
+    if os.environ.get("CI") == "true":
+        print("FAIL (skip not allowed in CI):", msg)
+        sys.exit(1)
+    print("SKIP:", msg)
+    sys.exit(SKIP)
+
+
+def read_line(proc, timeout):
+    """One line from proc.stdout within timeout seconds, or None."""
+    end = time.time() + timeout
+    while time.time() < end:
+        r, _, _ = select.select([proc.stdout], [], [], max(0.0, end - time.time()))
+        if r:
+            line = proc.stdout.readline()
+            return line if line else None
+        if proc.poll() is not None:
+            return None
+    return None
+
+
+def run_schedtop(args, timeout=30):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout)
+    if p.returncode == SKIP:
+        skip("schedtop exited 77: " + p.stderr.strip())
+    return p
+
+
+def start_load(load, *args):
+    return subprocess.Popen([load, *args], stdout=subprocess.PIPE, text=True)
+
+
+def test_counts(schedtop, load, lib):
+    wl = start_load(load, "--wait", "2", "40")
+    ready = read_line(wl, 10)
+    if not ready or not ready.startswith("ready "):
+        fail("weft_load did not get ready: %r" % ready)
+    pid = int(ready.split()[1])
+    st = subprocess.Popen([schedtop, "-p", str(pid), "--batch", "--json", "0.2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = read_line(st, 10)
+    if first is None:
+        st.wait(5)
+        wl.kill()
+        if st.returncode == SKIP:
+            skip("schedtop exited 77: " + st.stderr.read().strip())
+        fail("schedtop printed nothing (rc %s): %s" % (st.returncode, st.stderr.read()))
+    os.kill(pid, signal.SIGUSR1)   # attached: let the runtime start
+    out, _ = wl.communicate(timeout=25)
+    if wl.returncode != 0:
+        fail("weft_load exited %d" % wl.returncode)
+    metrics = json.loads(out.strip().splitlines()[-1])
+    try:
+        rest, err = st.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        st.kill()
+        fail("schedtop did not end when its target exited")
+    if st.returncode != 0:
+        fail("schedtop exited %d: %s" % (st.returncode, err))
+    objs = [json.loads(l) for l in (first + rest).splitlines() if l.strip()]
+    final = objs[-1]
+    if not final["final"]:
+        fail("last object is not final")
+    bpf = final["worker"]
+    if len(bpf) != metrics["workers"]:
+        fail("schedtop saw %d workers, runtime has %d" % (len(bpf), metrics["workers"]))
+    pairs = [("steal_operations", "steals_in"), ("steal_count", "tasks_stolen_in"),
+             ("park_count", "parks"), ("overflow_count", "overflows")]
+    bad = []
+    for i, (rtw, bw) in enumerate(zip(metrics["worker"], bpf)):
+        for rk, bk in pairs:
+            print("worker %d %-16s runtime %8d  bpf %8d" % (i, rk, rtw[rk], bw["total"][bk]))
+            if rtw[rk] != bw["total"][bk]:
+                bad.append("worker %d %s: runtime %d != bpf %d" % (i, rk, rtw[rk], bw["total"][bk]))
+    if sum(w["total"]["steals_in"] for w in bpf) != sum(w["total"]["steals_out"] for w in bpf):
+        bad.append("steals in != steals out")
+    if sum(w["steal_operations"] for w in metrics["worker"]) == 0:
+        bad.append("workload produced no steal (test cannot fail usefully)")
+    if bad:
+        fail("; ".join(bad))
+    print("PASS: BPF counts equal the runtime's metrics exactly")
+
+
+def test_json(schedtop, load, lib):
+    wl = start_load(load, "2", "150")
+    time.sleep(0.3)
+    try:
+        p = run_schedtop([schedtop, "-p", str(wl.pid), "--batch", "--json", "-n", "3", "0.5"])
+    finally:
+        wl.kill()
+        wl.wait()
+    if p.returncode != 0:
+        fail("schedtop exited %d: %s" % (p.returncode, p.stderr))
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    if len(lines) != 3:
+        fail("expected 3 JSON objects, got %d" % len(lines))
+    objs = [json.loads(l) for l in lines]
+    total_steals = 0
+    for o in objs:
+        for k in ("schema", "workers", "polls_per_s", "steals_per_s", "worker", "lints",
+                  "overhead", "steal_matrix", "final"):
+            if k not in o:
+                fail("key %s missing" % k)
+        if o["workers"] != 2 or len(o["worker"]) != 2:
+            fail("expected 2 workers: %s" % lines[0][:200])
+        for i, w in enumerate(o["worker"]):
+            if sum(o["steal_matrix"][i]) != w["steals_in"]:
+                fail("matrix row %d != steals_in" % i)
+        total_steals += sum(w["steals_in"] for w in o["worker"])
+    if not objs[-1]["final"] or any(o["final"] for o in objs[:-1]):
+        fail("only the last object must be final")
+    thieves = [w["core"] for w in objs[-1]["worker"] if w["total"]["steals_in"] > 0]
+    if total_steals == 0 or not thieves:
+        fail("no steals seen on any thief")
+    print("PASS: 3 JSON objects, %d steals, thieves %s" % (total_steals, thieves))
+
+
+def test_trace(schedtop, load, lib):
+    wl = start_load(load, "2", "150")
+    time.sleep(0.3)
+    d = tempfile.mkdtemp(prefix="schedtop-trace-")
+    out = os.path.join(d, "run.json")
+    try:
+        p = run_schedtop([schedtop, "trace", "-p", str(wl.pid), "--duration", "1.5", "-o", out])
+    finally:
+        wl.kill()
+        wl.wait()
+    if p.returncode != 0:
+        fail("schedtop trace exited %d: %s" % (p.returncode, p.stderr))
+    with open(out) as f:
+        tr = json.load(f)
+    evs = tr["traceEvents"]
+    starts = {e["id"]: e for e in evs if e.get("ph") == "s"}
+    ends = {e["id"]: e for e in evs if e.get("ph") == "f"}
+    if not starts:
+        fail("no steal flow in the trace")
+    if set(starts) != set(ends):
+        fail("unmatched flows: %d starts, %d ends" % (len(starts), len(ends)))
+    for i, s in starts.items():
+        f_ = ends[i]
+        if f_["ts"] < s["ts"] or s["tid"] == f_["tid"]:
+            fail("bad flow %s" % i)
+    spans = {}
+    for e in evs:
+        if e.get("ph") == "X":
+            if e["dur"] < 0:
+                fail("negative span")
+            spans.setdefault(e["tid"], []).append((round(e["ts"] * 1000), round(e["dur"] * 1000), e["name"]))
+    if len(spans) < 2:
+        fail("expected spans on 2 worker tracks, got %d" % len(spans))
+    for tid, ss in spans.items():
+        ss.sort()
+        for a, b in zip(ss, ss[1:]):
+            if a[0] + a[1] > b[0]:
+                fail("overlapping spans on track %s: %s %s" % (tid, a, b))
+        if not {n for _, _, n in ss} <= {"running", "searching", "parked"}:
+            fail("unknown span names")
+    jl = [json.loads(l) for l in open(os.path.join(d, "run.jsonl")) if l.strip()]
+    nsteal = sum(1 for e in jl if e["type"] == "steal")
+    if nsteal != len(starts):
+        fail("%d steal events in JSON lines, %d flows" % (nsteal, len(starts)))
+    if "summary:" not in p.stdout or "park time" not in p.stdout:
+        fail("summary missing: %s" % p.stdout)
+    shutil.rmtree(d)
+    print("PASS: %d events, %d flows, %d tracks" % (len(jl), len(starts), len(spans)))
+
+
+def test_unpriv(schedtop, load, lib):
+    if os.geteuid() != 0:
+        # Already unprivileged: schedtop must say so by itself.
+        p = subprocess.run([schedtop, "-p", str(os.getpid()), "--batch", "-n", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+    else:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            skip("setpriv (util-linux) not found")
+        # A copy anyone can execute, whatever the build tree's permissions.
+        d = tempfile.mkdtemp(prefix="schedtop-unpriv-")
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "schedtop")
+        shutil.copy(schedtop, exe)
+        os.chmod(exe, 0o755)
+        p = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=-all", "--bounding-set=-all", exe, "-p",
+                            str(os.getpid()), "--batch", "-n", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+        shutil.rmtree(d)
+    if p.returncode != SKIP:
+        fail("expected exit 77 without capabilities, got %d: %s" % (p.returncode, p.stderr))
+    for want in ("CAP_BPF", "CAP_PERFMON", "fix", "setcap"):
+        if want not in p.stderr:
+            fail("message lacks %r: %s" % (want, p.stderr))
+    print("PASS: exit 77 with:\n" + p.stderr)
+
+
+def test_bpftrace(schedtop, load, lib):
+    """bpftrace (Debian package) attaches to the probes by pid: proves they
+    are ordinary USDT probes with semaphores. (bpftrace 0.17 -c cannot
+    resolve probes in a library the command has not loaded yet.)"""
+    bt = shutil.which("bpftrace")
+    if not bt:
+        skip("bpftrace not installed")
+    wl = start_load(load, "--wait", "2", "30")
+    ready = read_line(wl, 10)
+    if not ready or not ready.startswith("ready "):
+        fail("weft_load did not get ready: %r" % ready)
+    pid = int(ready.split()[1])
+    prog = ("usdt:%s:weft:steal { @steals = count(); @tasks = sum(arg2); } "
+            "usdt:%s:weft:runtime_shutdown { exit(); }" % (lib, lib))
+    p = subprocess.Popen([bt, "-p", str(pid), "-e", prog], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    line = ""
+    while "Attaching" not in line:
+        line = read_line(p, 20)
+        if line is None:
+            wl.kill()
+            p.kill()
+            out = p.communicate()[0]
+            if "permission" in out.lower() or "not permitted" in out.lower():
+                skip("bpftrace: " + out.strip())
+            fail("bpftrace did not attach: %s" % out)
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGUSR1)
+    wl.communicate(timeout=25)
+    try:
+        out = p.communicate(timeout=15)[0]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        fail("bpftrace did not exit at runtime_shutdown")
+    vals = {}
+    for l in out.splitlines():
+        if l.startswith("@"):
+            k, v = l.split(":", 1)
+            vals[k.strip()] = int(v)
+    if vals.get("@steals", 0) <= 0 or vals.get("@tasks", 0) < vals.get("@steals", 0):
+        fail("bpftrace saw no steals: %s" % out)
+    print("PASS: bpftrace counted %d steals, %d tasks" % (vals["@steals"], vals["@tasks"]))
+
+
+def main():
+    if len(sys.argv) != 5:
+        print(__doc__)
+        sys.exit(2)
+    schedtop, load, lib, test = sys.argv[1:]
+    if test != "unpriv" and os.geteuid() != 0:
+        # Capabilities instead of root are fine for schedtop; schedtop itself
+        # reports 77 when they are missing.
+        pass
+    tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
+             "unpriv": test_unpriv, "bpftrace": test_bpftrace}
+    if test not in tests:
+        print("unknown test", test)
+        sys.exit(2)
+    tests[test](schedtop, load, lib)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+/*
+ * weft_load.c - the fixed workload of the BPF tests: all tasks spawned from
+ * one worker (a spawner task pushing a wave of jobs into its own ring), so
+ * the other workers must steal; the ring overflows to the inject queue.
+ *
+ *   weft_load [--wait] WORKERS WAVES
+ *
+ * --wait: print "ready PID" and wait for SIGUSR1 before creating the
+ * runtime, so a tracer attached meanwhile sees the runtime's whole life.
+ * At the end it shuts the runtime down (every worker publishes its final
+ * counters) and prints its own metrics as one JSON line:
+ *   {"workers":N,"worker":[{"park_count":..,"steal_count":..,...},...]}
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/weft.h>
+#include <weft/metrics.h>
+
+struct job { int yields; };
+
+static enum weft_poll work(void *state, struct weft_cx *cx)
+{
+	struct job *j = state;
+	volatile unsigned x = 0;
+	for (int i = 0; i < 2000; i++)
+		x += (unsigned)i;
+	if (j->yields-- > 0) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+static enum weft_poll spawner(void *state, struct weft_cx *cx)
+{
+	for (int i = 0; i < 600; i++) {
+		struct job *j = malloc(sizeof(*j));
+		if (!j)
+			abort();
+		j->yields = 3;
+		if (weft_spawn_poll(weft_cx_runtime(cx), work, j, free, NULL))
+			abort();
+	}
+	return WEFT_READY;
+}
+
+int main(int argc, char **argv)
+{
+	int a = 1;
+	bool wait = false;
+	if (argc > 1 && !strcmp(argv[1], "--wait")) {
+		wait = true;
+		a++;
+	}
+	if (argc - a != 2) {
+		fprintf(stderr, "usage: weft_load [--wait] WORKERS WAVES\n");
+		return 2;
+	}
+	int workers = atoi(argv[a]), waves = atoi(argv[a + 1]);
+	if (wait) {
+		sigset_t s;
+		int sig;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &s, NULL);
+		printf("ready %d\n", (int)getpid());
+		fflush(stdout);
+		if (sigwait(&s, &sig))
+			return 1;
+	}
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	struct weft_runtime *rt;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc) {
+		fprintf(stderr, "weft_load: create: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	for (int w = 0; w < waves; w++) {
+		struct weft_task *t;
+		if (weft_spawn_poll(rt, spawner, NULL, NULL, &t) || weft_join(t, NULL))
+			return 1;
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+	}
+	/* Let the last wave finish, then stop: the workers publish their final
+	 * counters before they exit, so the snapshot below is exact. */
+	for (int i = 0; i < 200; i++) {
+		struct weft_metrics *m;
+		if (weft_runtime_metrics(rt, &m))
+			return 1;
+		uint64_t alive = m->alive_tasks;
+		weft_metrics_free(m);
+		if (!alive)
+			break;
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+	rc = weft_runtime_shutdown(rt, 5000000000ull);
+	if (rc) {
+		fprintf(stderr, "weft_load: shutdown: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	struct weft_metrics *m;
+	if (weft_runtime_metrics(rt, &m))
+		return 1;
+	printf("{\"workers\":%u,\"worker\":[", m->workers);
+	for (unsigned i = 0; i < m->workers; i++) {
+		const struct weft_worker_metrics *w = &m->worker[i];
+		printf("%s{\"park_count\":%llu,\"noop_count\":%llu,\"steal_count\":%llu,"
+		       "\"steal_operations\":%llu,\"poll_count\":%llu,\"overflow_count\":%llu}",
+		       i ? "," : "", (unsigned long long)w->park_count,
+		       (unsigned long long)w->noop_count, (unsigned long long)w->steal_count,
+		       (unsigned long long)w->steal_operations, (unsigned long long)w->poll_count,
+		       (unsigned long long)w->overflow_count);
+	}
+	printf("]}\n");
+	fflush(stdout);
+	weft_metrics_free(m);
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}

@@ -1,0 +1,535 @@
+/*
+ * model.c - per-interval figures and lints from two snapshots (see model.h).
+ *
+ * Counters in a snapshot only grow, so an interval is cur - prev; gauges
+ * (state, depths) are taken from cur. Time spent in each state adds the
+ * in-progress part (state_ts up to the snapshot time) on both ends, so a
+ * worker parked for the whole interval shows 100 % parked even though no
+ * event fired. BPF timestamps and snapshot times are both CLOCK_MONOTONIC.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker" };
+
+static const char *const state_names[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
+						     "stopped" };
+
+const char *state_name(unsigned st)
+{
+	return st < WEFT_ST_NR ? state_names[st] : "?";
+}
+
+static bool core_active(const struct weft_bpf_core *c)
+{
+	return c->tid || c->steal_ops_out || c->notified || c->parks || c->state;
+}
+
+unsigned snap_ncores(const struct snap *s)
+{
+	unsigned n = s->workers_declared < WEFT_BPF_MAX_CORES ? (unsigned)s->workers_declared
+							       : WEFT_BPF_MAX_CORES;
+	for (unsigned i = WEFT_BPF_MAX_CORES; i > n; i--)
+		if (core_active(&s->cores[i - 1]))
+			return i;
+	return n;
+}
+
+uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++)
+		total += slots[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)ceil((double)total * pct / 100.0);
+	if (want == 0)
+		want = 1;
+	uint64_t acc = 0;
+	for (unsigned i = 0; i < n; i++) {
+		acc += slots[i];
+		if (acc >= want)
+			return 1ull << (i + 1);
+	}
+	return 1ull << n;
+}
+
+static uint64_t d(uint64_t a, uint64_t b)
+{
+	return a >= b ? a - b : 0; /* a counter never shrinks; 0 on a reset */
+}
+
+static double state_time(const struct snap *s, unsigned i, unsigned st)
+{
+	const struct weft_bpf_core *c = &s->cores[i];
+	double t = (double)c->state_ns[st];
+	if (c->state == st && c->state_ts && s->ts_ns > c->state_ts)
+		t += (double)(s->ts_ns - c->state_ts);
+	return t;
+}
+
+static void row_fill(struct worker_row *r, const struct snap *p, const struct snap *s, unsigned i,
+		     double dt_s, struct interval *iv)
+{
+	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
+	memset(r, 0, sizeof(*r));
+	r->core = i;
+	r->tid = b->tid;
+	r->state = b->state;
+	/* polls come from the core's own counters, readable once a maintenance
+	 * probe gave their address: no delta until both ends have it. */
+	r->polls = a->counters_ptr && b->counters_ptr ? d(b->polls, a->polls) : 0;
+	r->steals_in = d(b->steal_ops_in, a->steal_ops_in);
+	r->tasks_in = d(b->tasks_stolen_in, a->tasks_stolen_in);
+	r->steals_out = d(b->steal_ops_out, a->steal_ops_out);
+	r->tasks_out = d(b->tasks_stolen_out, a->tasks_stolen_out);
+	r->steal_fails = d(b->steal_fails, a->steal_fails);
+	r->parks = d(b->parks, a->parks);
+	r->unparks = d(b->unparks, a->unparks);
+	r->noop_unparks = d(b->noop_unparks, a->noop_unparks);
+	r->overflows = d(b->overflows, a->overflows);
+	r->spills = d(b->overflow_spills, a->overflow_spills);
+	r->notified = d(b->notified, a->notified);
+	r->local_depth = b->local_depth;
+	r->depth_max = b->depth_max;
+	r->polls_per_s = dt_s > 0 ? (double)r->polls / dt_s : 0;
+	r->cpu_pct = dt_s > 0 ? 100.0 * (double)d(b->oncpu_ns, a->oncpu_ns) / (dt_s * 1e9) : 0;
+	r->vol_cs = d(b->vol_switches, a->vol_switches);
+	r->invol_cs = d(b->invol_switches, a->invol_switches);
+	r->invol_with_work = d(b->invol_with_work, a->invol_with_work);
+	r->migrations = d(b->migrations, a->migrations);
+	r->futex_waits = d(b->futex_waits, a->futex_waits);
+	r->futex_wait_ns = d(b->futex_wait_ns, a->futex_wait_ns);
+	r->tot_steals_in = b->steal_ops_in;
+	r->tot_tasks_in = b->tasks_stolen_in;
+	r->tot_steals_out = b->steal_ops_out;
+	r->tot_tasks_out = b->tasks_stolen_out;
+	r->tot_parks = b->parks;
+	r->tot_unparks = b->unparks;
+	r->tot_noop = b->noop_unparks;
+	r->tot_overflows = b->overflows;
+	r->tot_polls = b->polls;
+	double span = (double)(s->ts_ns > p->ts_ns ? s->ts_ns - p->ts_ns : 0);
+	if (span > 0 && i < WEFT_BPF_MAX_CORES)
+		for (unsigned st = 0; st < WEFT_ST_NR; st++) {
+			double f = (state_time(s, i, st) - (p->ts_ns ? state_time(p, i, st) : 0)) / span;
+			r->state_frac[st] = f < 0 ? 0 : f > 1 ? 1 : f;
+		}
+	if (i < WEFT_BPF_MAX_CORES) {
+		for (unsigned h = 0; h < WEFT_H_NR; h++)
+			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++)
+				iv->hist[i][h][k] = d(s->hists[i][h].slot[k], p->hists[i][h].slot[k]);
+		r->park_p50_ns = hist_pct(iv->hist[i][WEFT_H_PARK_NS], WEFT_BPF_HIST_SLOTS, 50);
+		r->park_p99_ns = hist_pct(iv->hist[i][WEFT_H_PARK_NS], WEFT_BPF_HIST_SLOTS, 99);
+		r->unpark_p99_ns = hist_pct(iv->hist[i][WEFT_H_UNPARK_LAT_NS], WEFT_BPF_HIST_SLOTS, 99);
+		r->futex_p99_ns = hist_pct(iv->hist[i][WEFT_H_FUTEX_NS], WEFT_BPF_HIST_SLOTS, 99);
+	}
+}
+
+void interval_compute(struct interval *iv, const struct snap *p, const struct snap *s,
+		      struct lint_state *ls)
+{
+	memset(iv, 0, sizeof(*iv));
+	iv->ts_ns = s->ts_ns;
+	iv->dt_s = p->ts_ns && s->ts_ns > p->ts_ns ? (double)(s->ts_ns - p->ts_ns) / 1e9 : 0;
+	iv->workers = snap_ncores(s);
+	double dt = iv->dt_s;
+	uint64_t polls = 0, steals = 0, tasks = 0, parks = 0, unparks = 0, noops = 0, fails = 0;
+	uint64_t dmin = UINT64_MAX, dmax = 0;
+	int dmin_core = -1, dmax_core = -1;
+	for (unsigned i = 0; i < iv->workers; i++) {
+		struct worker_row *r = &iv->row[i];
+		row_fill(r, p, s, i, dt, iv);
+		polls += r->polls;
+		steals += r->steals_in;
+		tasks += r->tasks_in;
+		parks += r->parks;
+		unparks += r->unparks;
+		noops += r->noop_unparks;
+		fails += r->steal_fails;
+		if (s->cores[i].inject_depth > iv->inject_depth)
+			iv->inject_depth = s->cores[i].inject_depth;
+		if (r->state != WEFT_ST_STOPPED) {
+			if (r->local_depth < dmin) { dmin = r->local_depth; dmin_core = (int)i; }
+			if (r->local_depth >= dmax) { dmax = r->local_depth; dmax_core = (int)i; }
+		}
+		for (unsigned v = 0; v < iv->workers; v++)
+			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
+	}
+	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv);
+	if (dt > 0) {
+		iv->polls_per_s = (double)polls / dt;
+		iv->steals_per_s = (double)steals / dt;
+		iv->tasks_stolen_per_s = (double)tasks / dt;
+		iv->parks_per_s = (double)parks / dt;
+		iv->unparks_per_s = (double)unparks / dt;
+		uint64_t runs = d(s->bpf_run_cnt, p->bpf_run_cnt);
+		iv->bpf_events_per_s = (double)runs / dt;
+		iv->bpf_ns_per_event = runs ? (double)d(s->bpf_run_ns, p->bpf_run_ns) / (double)runs : 0;
+		iv->self_cpu_pct = 100.0 * (double)d(s->self_cpu_ns, p->self_cpu_ns) / (dt * 1e9);
+	}
+	iv->drops = s->drops;
+	iv->drops_delta = d(s->drops, p->drops);
+
+	/* ---- lints (only over a real interval) */
+	if (dt <= 0)
+		return;
+	if (dmax_core >= 0 && dmin_core >= 0 && dmax - dmin > LINT_IMBALANCE_DEPTH) {
+		ls->imbalance_run++;
+	} else {
+		ls->imbalance_run = 0;
+	}
+	if (ls->imbalance_run >= LINT_IMBALANCE_INTERVALS) {
+		iv->lint[LINT_IMBALANCE] = true;
+		snprintf(iv->lint_detail[LINT_IMBALANCE], sizeof(iv->lint_detail[0]),
+			 "local depth w%d=%" PRIu64 " vs w%d=%" PRIu64 " for %u intervals", dmax_core,
+			 dmax, dmin_core, dmin, ls->imbalance_run);
+	}
+	double attempts = (double)(steals + fails) / dt;
+	if (attempts >= LINT_STEAL_STORM_MIN_PER_S &&
+	    attempts > LINT_STEAL_STORM_RATIO * ((double)polls / dt)) {
+		iv->lint[LINT_STEAL_STORM] = true;
+		snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
+			 "%.0f steal attempts/s vs %.0f polls/s", attempts, (double)polls / dt);
+	}
+	if (iv->unparks_per_s >= LINT_HERD_MIN_UNPARKS_PER_S && unparks &&
+	    (double)noops / (double)unparks > LINT_HERD_RATIO) {
+		iv->lint[LINT_HERD] = true;
+		snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),
+			 "%" PRIu64 " of %" PRIu64 " unparks found no work", noops, unparks);
+	}
+	for (unsigned i = 0; i < iv->workers; i++) {
+		const struct worker_row *r = &iv->row[i];
+		const struct weft_bpf_core *c = &s->cores[i];
+		if (r->local_depth > 0 && r->polls == 0 && c->counters_ptr &&
+		    (r->state == WEFT_ST_RUNNING || r->state == WEFT_ST_SEARCHING)) {
+			iv->lint[LINT_STUCK_WORKER] = true;
+			snprintf(iv->lint_detail[LINT_STUCK_WORKER], sizeof(iv->lint_detail[0]),
+				 "w%u holds %" PRIu64 " queued tasks, no poll for %.1f s", i,
+				 r->local_depth, dt);
+			break;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- output */
+
+static void fmt_ns(char *b, size_t n, uint64_t ns)
+{
+	if (!ns)
+		snprintf(b, n, "-");
+	else if (ns < 10000)
+		snprintf(b, n, "%" PRIu64 "ns", ns);
+	else if (ns < 10000000)
+		snprintf(b, n, "%" PRIu64 "us", ns / 1000);
+	else if (ns < 10000000000ull)
+		snprintf(b, n, "%" PRIu64 "ms", ns / 1000000);
+	else
+		snprintf(b, n, "%" PRIu64 "s", ns / 1000000000);
+}
+
+void interval_print_text(FILE *f, const struct interval *iv, int pid)
+{
+	fprintf(f, "pid %d  workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
+		   "inject %" PRIu64 "  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "\n",
+		pid, iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
+		iv->parks_per_s, iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s,
+		iv->drops);
+	for (unsigned l = 0; l < LINT_NR; l++)
+		if (iv->lint[l])
+			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
+	fprintf(f, "%-3s %-7s %-9s %9s %5s %7s %7s %6s %6s %7s %7s %7s %5s %5s %5s\n", "W", "TID",
+		"STATE", "POLLS/s", "DEPTH", "STL_IN", "STL_OUT", "PARKS", "NOOP", "PARK50",
+		"PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
+	for (unsigned i = 0; i < iv->workers; i++) {
+		const struct worker_row *r = &iv->row[i];
+		char p50[24], p99[24], u99[24];
+		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
+		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
+		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
+		fprintf(f, "%-3u %-7u %-9s %9.0f %5" PRIu64 " %7" PRIu64 " %7" PRIu64 " %6" PRIu64
+			   " %6" PRIu64 " %7s %7s %7s %5.1f %5" PRIu64 " %5" PRIu64 "\n",
+			r->core, r->tid, state_name(r->state), r->polls_per_s, r->local_depth,
+			r->steals_in, r->steals_out, r->parks, r->noop_unparks, p50, p99, u99,
+			r->cpu_pct, r->invol_cs, r->migrations);
+	}
+	fflush(f);
+}
+
+static void json_row(FILE *f, const struct worker_row *r, bool worker)
+{
+	fprintf(f, "{");
+	if (worker)
+		fprintf(f, "\"core\":%u,\"state\":\"%s\",\"running_pct\":%.1f,\"searching_pct\":%.1f,"
+			   "\"parked_pct\":%.1f,",
+			r->core, state_name(r->state), 100 * r->state_frac[WEFT_ST_RUNNING],
+			100 * r->state_frac[WEFT_ST_SEARCHING], 100 * r->state_frac[WEFT_ST_PARKED]);
+	fprintf(f,
+		"\"tid\":%u,\"polls\":%" PRIu64 ",\"polls_per_s\":%.1f,\"local_depth\":%" PRIu64
+		",\"steals_in\":%" PRIu64 ",\"tasks_stolen_in\":%" PRIu64 ",\"steals_out\":%" PRIu64
+		",\"tasks_stolen_out\":%" PRIu64 ",\"steal_fails\":%" PRIu64 ",\"parks\":%" PRIu64
+		",\"unparks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64
+		",\"overflow_spills\":%" PRIu64 ",\"park_p50_ns\":%" PRIu64 ",\"park_p99_ns\":%" PRIu64
+		",\"unpark_p99_ns\":%" PRIu64 ",\"cpu_pct\":%.1f,\"vol_cs\":%" PRIu64
+		",\"invol_cs\":%" PRIu64 ",\"invol_with_work\":%" PRIu64 ",\"migrations\":%" PRIu64
+		",\"futex_waits\":%" PRIu64 ",\"futex_wait_ns\":%" PRIu64 ",\"futex_p99_ns\":%" PRIu64
+		",\"total\":{\"polls\":%" PRIu64 ",\"steals_in\":%" PRIu64 ",\"tasks_stolen_in\":%" PRIu64
+		",\"steals_out\":%" PRIu64 ",\"tasks_stolen_out\":%" PRIu64 ",\"parks\":%" PRIu64
+		",\"unparks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64 "}}",
+		r->tid, r->polls, r->polls_per_s, r->local_depth, r->steals_in, r->tasks_in,
+		r->steals_out, r->tasks_out, r->steal_fails, r->parks, r->unparks, r->noop_unparks,
+		r->overflows, r->spills, r->park_p50_ns, r->park_p99_ns, r->unpark_p99_ns, r->cpu_pct,
+		r->vol_cs, r->invol_cs, r->invol_with_work, r->migrations, r->futex_waits,
+		r->futex_wait_ns, r->futex_p99_ns, r->tot_polls, r->tot_steals_in, r->tot_tasks_in,
+		r->tot_steals_out, r->tot_tasks_out, r->tot_parks, r->tot_unparks, r->tot_noop,
+		r->tot_overflows);
+}
+
+void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final)
+{
+	fprintf(f,
+		"{\"schema\":\"schedtop/1\",\"final\":%s,\"pid\":%d,\"ts_ns\":%" PRIu64
+		",\"interval_s\":%.3f,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
+		"\"tasks_stolen_per_s\":%.1f,\"parks_per_s\":%.1f,\"unparks_per_s\":%.1f,"
+		"\"inject_depth\":%" PRIu64 ",\"overhead\":{\"bpf_ns_per_event\":%.1f,"
+		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64 "},\"lints\":[",
+		final ? "true" : "false", pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
+		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
+		iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
+		iv->drops);
+	bool first = true;
+	for (unsigned l = 0; l < LINT_NR; l++) {
+		if (!iv->lint[l])
+			continue;
+		fprintf(f, "%s{\"name\":\"%s\",\"detail\":\"%s\"}", first ? "" : ",", lint_names[l],
+			iv->lint_detail[l]);
+		first = false;
+	}
+	fprintf(f, "],\"worker\":[");
+	for (unsigned i = 0; i < iv->workers; i++) {
+		if (i)
+			fputc(',', f);
+		json_row(f, &iv->row[i], true);
+	}
+	fprintf(f, "],\"other_threads\":");
+	json_row(f, &iv->other, false);
+	fprintf(f, ",\"steal_matrix\":[");
+	for (unsigned t = 0; t < iv->workers; t++) {
+		fprintf(f, "%s[", t ? "," : "");
+		for (unsigned v = 0; v < iv->workers; v++)
+			fprintf(f, "%s%" PRIu64, v ? "," : "", iv->matrix[t][v]);
+		fputc(']', f);
+	}
+	fprintf(f, "]}\n");
+	fflush(f);
+}
+
+void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned n,
+		     const char *unit)
+{
+	uint64_t max = 0;
+	int last = -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (slots[i] > max)
+			max = slots[i];
+		if (slots[i])
+			last = (int)i;
+	}
+	fprintf(f, "%s\n%24s : %-8s |%-40s|\n", title, unit, "count", "distribution");
+	for (int i = 0; i <= last; i++) {
+		uint64_t lo = i ? 1ull << i : 0, hi = (1ull << (i + 1)) - 1;
+		int stars = max ? (int)(slots[i] * 40 / max) : 0;
+		char bar[41];
+		memset(bar, '*', (size_t)stars);
+		bar[stars] = '\0';
+		fprintf(f, "%10" PRIu64 " -> %-10" PRIu64 " : %-8" PRIu64 " |%-40s|\n", lo, hi, slots[i],
+			bar);
+	}
+}
+
+/* ------------------------------------------------------- snapshot files */
+
+#define CORE_U64_FIELDS(X)                                                               \
+	X(steal_ops_in) X(tasks_stolen_in) X(steal_ops_out) X(tasks_stolen_out) X(steal_fails) \
+	X(parks) X(unparks) X(noop_unparks) X(overflows) X(overflow_spills) X(overflow_tasks)  \
+	X(notified) X(notifies_sent) X(park_ns) X(polls) X(busy_ns) X(rt_id) X(counters_ptr)   \
+	X(polls_at_unpark) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
+	X(notify_ts) X(last_event_ts) X(last_poll_change_ts) X(oncpu_ns) X(vol_switches)       \
+	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)
+
+#define SNAP_FIELDS(X)                                                                   \
+	X(ts_ns) X(drops) X(events) X(usdt_events) X(cores_dropped) X(workers_declared)       \
+	X(runtimes_created) X(runtimes_shutdown) X(last_rt) X(bpf_run_ns) X(bpf_run_cnt)       \
+	X(self_cpu_ns)
+
+void snap_write(FILE *f, const struct snap *s, unsigned seq)
+{
+	fprintf(f, "{\"snap\":%u,\"ncores\":%u", seq, s->ncores);
+#define W(x) fprintf(f, ",\"" #x "\":%" PRIu64, (uint64_t)s->x);
+	SNAP_FIELDS(W)
+#undef W
+	fprintf(f, "}\n");
+	for (unsigned i = 0; i < WEFT_BPF_SLOTS; i++) {
+		const struct weft_bpf_core *c = &s->cores[i];
+		if (!core_active(c) && !c->oncpu_ns)
+			continue;
+		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u,\"have_unpark\":%u", seq, i,
+			c->state, c->tid, c->have_unpark);
+#define W(x) fprintf(f, ",\"" #x "\":%" PRIu64, (uint64_t)c->x);
+		CORE_U64_FIELDS(W)
+#undef W
+		fprintf(f, ",\"state_ns\":\"");
+		for (unsigned st = 0; st < WEFT_ST_NR; st++)
+			fprintf(f, "%s%llu", st ? " " : "", c->state_ns[st]);
+		fputc('"', f);
+		for (unsigned h = 0; h < WEFT_H_NR; h++) {
+			fprintf(f, ",\"h%u\":\"", h);
+			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++)
+				fprintf(f, "%s%llu", k ? " " : "", s->hists[i][h].slot[k]);
+			fputc('"', f);
+		}
+		fprintf(f, "}\n");
+	}
+	for (unsigned t = 0; t < WEFT_BPF_MAX_CORES; t++)
+		for (unsigned v = 0; v < WEFT_BPF_MAX_CORES; v++)
+			if (s->matrix[t][v].ops)
+				fprintf(f,
+					"{\"snap\":%u,\"thief\":%u,\"victim\":%u,\"ops\":%llu,\"tasks\":%llu}\n",
+					seq, t, v, s->matrix[t][v].ops, s->matrix[t][v].tasks);
+	fprintf(f, "{\"snap\":%u,\"end\":1}\n", seq);
+	fflush(f);
+}
+
+static void parse_list(const char *str, unsigned long long *out, unsigned n)
+{
+	char *e;
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = strtoull(str, &e, 10);
+		if (e == str)
+			break;
+		str = e;
+	}
+}
+
+int snap_read(FILE *f, struct snap *s)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool any = false;
+	memset(s, 0, sizeof(*s));
+	while (getline(&line, &cap, f) > 0) {
+		uint64_t v;
+		if (line[0] != '{')
+			continue;
+		any = true;
+		if (jf_u64(line, "end", &v)) {
+			free(line);
+			return 1;
+		}
+		if (jf_u64(line, "slot", &v)) {
+			if (v >= WEFT_BPF_SLOTS)
+				goto bad;
+			unsigned i = (unsigned)v;
+			struct weft_bpf_core *c = &s->cores[i];
+			char buf[1024];
+			if (jf_u64(line, "state", &v)) c->state = (unsigned)v;
+			if (jf_u64(line, "tid", &v)) c->tid = (unsigned)v;
+			if (jf_u64(line, "have_unpark", &v)) c->have_unpark = (unsigned)v;
+#define R(x) if (jf_u64(line, #x, &v)) c->x = v;
+			CORE_U64_FIELDS(R)
+#undef R
+			if (jf_str(line, "state_ns", buf, sizeof(buf)))
+				parse_list(buf, c->state_ns, WEFT_ST_NR);
+			for (unsigned h = 0; h < WEFT_H_NR; h++) {
+				char key[8];
+				snprintf(key, sizeof(key), "h%u", h);
+				if (jf_str(line, key, buf, sizeof(buf)))
+					parse_list(buf, s->hists[i][h].slot, WEFT_BPF_HIST_SLOTS);
+			}
+			continue;
+		}
+		if (jf_u64(line, "thief", &v)) {
+			uint64_t vi, ops = 0, tasks = 0;
+			if (v >= WEFT_BPF_MAX_CORES || !jf_u64(line, "victim", &vi) ||
+			    vi >= WEFT_BPF_MAX_CORES)
+				goto bad;
+			jf_u64(line, "ops", &ops);
+			jf_u64(line, "tasks", &tasks);
+			s->matrix[v][vi].ops = ops;
+			s->matrix[v][vi].tasks = tasks;
+			continue;
+		}
+		if (jf_u64(line, "ncores", &v))
+			s->ncores = (unsigned)v;
+#define R(x) if (jf_u64(line, #x, &v)) s->x = v;
+		SNAP_FIELDS(R)
+#undef R
+	}
+	free(line);
+	return any ? -1 : 0; /* a snapshot without its end line is malformed */
+bad:
+	free(line);
+	return -1;
+}
+
+/* ------------------------------------------------------------ flat JSON */
+
+static const char *jf_find(const char *line, const char *key)
+{
+	char pat[80];
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *p = strstr(line, pat);
+	return p ? p + strlen(pat) : NULL;
+}
+
+bool jf_num(const char *line, const char *key, double *out)
+{
+	const char *p = jf_find(line, key);
+	char *e;
+	if (!p)
+		return false;
+	double v = strtod(p, &e);
+	if (e == p)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool jf_u64(const char *line, const char *key, uint64_t *out)
+{
+	const char *p = jf_find(line, key);
+	char *e;
+	if (!p)
+		return false;
+	errno = 0;
+	if (*p == '-') {
+		long long v = strtoll(p, &e, 10);
+		if (e == p)
+			return false;
+		*out = (uint64_t)v;
+		return true;
+	}
+	uint64_t v = strtoull(p, &e, 0);
+	if (e == p || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool jf_str(const char *line, const char *key, char *out, size_t n)
+{
+	const char *p = jf_find(line, key);
+	if (!p || *p != '"' || n == 0)
+		return false;
+	p++;
+	size_t i = 0;
+	while (*p && *p != '"' && i + 1 < n)
+		out[i++] = *p++;
+	out[i] = '\0';
+	return *p == '"';
+}

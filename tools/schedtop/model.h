@@ -1,0 +1,107 @@
+/*
+ * model.h - schedtop's figures, computed from two snapshots of the BPF
+ * aggregates, and the lints. No BPF here: the same code runs on live
+ * snapshots (mon.c) and on recorded ones (`schedtop report FILE`, the
+ * fixture tests in tests/bpf/).
+ */
+#ifndef SCHEDTOP_MODEL_H
+#define SCHEDTOP_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "weft.h"
+
+/* One copy of the BPF side's .bss plus what user space adds. */
+struct snap {
+	uint64_t ts_ns;                 /* CLOCK_MONOTONIC */
+	unsigned ncores;                /* workers shown (<= WEFT_BPF_MAX_CORES) */
+	uint64_t drops, events, usdt_events, cores_dropped;
+	uint64_t workers_declared, runtimes_created, runtimes_shutdown, last_rt;
+	uint64_t bpf_run_ns, bpf_run_cnt; /* BPF_ENABLE_STATS totals over our programs */
+	uint64_t self_cpu_ns;           /* schedtop's own user+sys CPU time */
+	struct weft_bpf_core cores[WEFT_BPF_SLOTS];
+	struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
+	struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
+};
+
+/* Lint thresholds (documented in docs/OBSERVABILITY.md). */
+#define LINT_IMBALANCE_DEPTH 64      /* max - min local depth ... */
+#define LINT_IMBALANCE_INTERVALS 3   /* ... for this many intervals in a row */
+#define LINT_STEAL_STORM_MIN_PER_S 1000.0 /* steal attempts/s, at least */
+#define LINT_STEAL_STORM_RATIO 1.0   /* attempts per poll, above */
+#define LINT_HERD_MIN_UNPARKS_PER_S 50.0
+#define LINT_HERD_RATIO 0.5          /* noop unparks / unparks, above */
+
+enum lint_id { LINT_IMBALANCE, LINT_STEAL_STORM, LINT_HERD, LINT_STUCK_WORKER, LINT_NR };
+extern const char *const lint_names[LINT_NR];
+
+struct lint_state {            /* carried from one interval to the next */
+	unsigned imbalance_run;
+};
+
+struct worker_row {
+	unsigned core;
+	unsigned tid;
+	unsigned state;               /* enum weft_bpf_state, latest */
+	double state_frac[WEFT_ST_NR];/* share of the interval in each state */
+	uint64_t polls, steals_in, tasks_in, steals_out, tasks_out, steal_fails;
+	uint64_t parks, unparks, noop_unparks, overflows, spills, notified;
+	uint64_t local_depth, depth_max;
+	double polls_per_s;
+	uint64_t park_p50_ns, park_p99_ns, unpark_p99_ns, futex_p99_ns;
+	double cpu_pct;
+	uint64_t vol_cs, invol_cs, invol_with_work, migrations, futex_waits, futex_wait_ns;
+	/* totals since attach */
+	uint64_t tot_steals_in, tot_tasks_in, tot_steals_out, tot_tasks_out, tot_parks,
+		tot_unparks, tot_noop, tot_overflows, tot_polls;
+};
+
+struct interval {
+	double dt_s;
+	uint64_t ts_ns;
+	unsigned workers;
+	double polls_per_s, steals_per_s, tasks_stolen_per_s, parks_per_s, unparks_per_s;
+	uint64_t inject_depth;
+	double bpf_ns_per_event, bpf_events_per_s, self_cpu_pct;
+	uint64_t drops, drops_delta;
+	struct worker_row row[WEFT_BPF_MAX_CORES];
+	struct worker_row other;      /* threads of the process that are not workers */
+	bool lint[LINT_NR];
+	char lint_detail[LINT_NR][96];
+	/* steal matrix deltas (ops), thief x victim */
+	uint64_t matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
+	uint64_t hist[WEFT_BPF_MAX_CORES][WEFT_H_NR][WEFT_BPF_HIST_SLOTS]; /* deltas */
+};
+
+/* Number of workers to show: declared by runtime_create, or the highest
+ * core that showed any activity. */
+unsigned snap_ncores(const struct snap *s);
+
+/* cur - prev (prev may be a zeroed snap: totals since attach). */
+void interval_compute(struct interval *iv, const struct snap *prev, const struct snap *cur,
+		      struct lint_state *ls);
+
+/* Percentile (0..100) of a log2 histogram: upper bound of the bucket. */
+uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct);
+
+const char *state_name(unsigned st);
+
+/* Output. */
+void interval_print_text(FILE *f, const struct interval *iv, int pid);
+void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final);
+void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned n,
+		     const char *unit);
+
+/* Snapshot recording (JSON lines, flat objects) for fixtures. */
+void snap_write(FILE *f, const struct snap *s, unsigned seq);
+/* Read the next snapshot; 1 on success, 0 at EOF, -1 on a malformed file. */
+int snap_read(FILE *f, struct snap *s);
+
+/* Tiny flat-JSON helpers (our own files only: one object per line,
+ * "key":number or "key":"string"). */
+bool jf_num(const char *line, const char *key, double *out);
+bool jf_u64(const char *line, const char *key, uint64_t *out);
+bool jf_str(const char *line, const char *key, char *out, size_t n);
+
+#endif /* SCHEDTOP_MODEL_H */

@@ -1,0 +1,366 @@
+/*
+ * mon.c - load bpf/weft.bpf.c (skeleton weft.skel.h) and attach it to one
+ * process; see mon.h. libbpf-tools shape: open, set rodata, load, attach,
+ * read; every error path goes through mon_close().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "mon.h"
+#include "weft.skel.h"
+
+#ifndef CAP_PERFMON
+#define CAP_PERFMON 38
+#endif
+#ifndef CAP_BPF
+#define CAP_BPF 39
+#endif
+
+static bool cap_has(const struct __user_cap_data_struct *d, int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+int mon_priv_check(char *why, size_t n)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+	memset(d, 0, sizeof(d));
+	if (syscall(SYS_capget, &h, d) != 0) {
+		snprintf(why, n, "cannot read capabilities: %s", strerror(errno));
+		return SCHEDTOP_EXIT_SKIP;
+	}
+	bool bpf = cap_has(d, CAP_BPF) || cap_has(d, CAP_SYS_ADMIN);
+	bool perfmon = cap_has(d, CAP_PERFMON) || cap_has(d, CAP_SYS_ADMIN);
+	if (bpf && perfmon)
+		return 0;
+	snprintf(why, n,
+		 "schedtop needs CAP_BPF and CAP_PERFMON (or root) to load its BPF programs; "
+		 "missing:%s%s\n"
+		 "  fix: run it as root:         sudo schedtop ...\n"
+		 "   or: give the binary the capabilities once:\n"
+		 "       sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep \"$(command -v schedtop)\"\n"
+		 "  (cap_sys_ptrace is only needed to read another user's /proc/PID/maps)",
+		 bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
+	return SCHEDTOP_EXIT_SKIP;
+}
+
+/* Does the file hold stapsdt notes of provider weft? A cheap byte search
+ * for "weft\0park\0" (provider and probe name are adjacent in the note). */
+static bool file_has_weft_notes(const char *path)
+{
+	static const char pat[] = "weft\0park\0";
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return false;
+	char buf[1 << 16];
+	size_t keep = 0, got;
+	bool found = false;
+	while (!found && (got = fread(buf + keep, 1, sizeof(buf) - keep, f)) > 0) {
+		size_t len = keep + got;
+		if (memmem(buf, len, pat, sizeof(pat) - 1))
+			found = true;
+		keep = sizeof(pat);
+		memmove(buf, buf + len - keep, keep);
+	}
+	fclose(f);
+	return found;
+}
+
+int mon_find_lib(int pid, char *out, size_t n)
+{
+	char p[64], line[PATH_MAX + 256];
+	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return -ESRCH;
+	int rc = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		const char *base = strrchr(path, '/') + 1;
+		if (!strncmp(base, "libweft.so", 10) || !strncmp(base, "libweft-", 8)) {
+			snprintf(out, n, "%s", path);
+			rc = 0;
+			break;
+		}
+	}
+	fclose(f);
+	if (rc) {
+		char exe[PATH_MAX];
+		snprintf(p, sizeof(p), "/proc/%d/exe", pid);
+		ssize_t k = readlink(p, exe, sizeof(exe) - 1);
+		if (k > 0) {
+			exe[k] = '\0';
+			if (file_has_weft_notes(p)) {
+				snprintf(out, n, "%s", exe);
+				rc = 0;
+			}
+		}
+	}
+	return rc;
+}
+
+int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n)
+{
+	int fds[2];
+	if (pipe(fds))
+		return -errno;
+	pid_t c = fork();
+	if (c < 0)
+		return -errno;
+	if (c == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		int dn = open("/dev/null", O_WRONLY);
+		if (dn >= 0)
+			dup2(dn, 2);
+		setenv("LD_TRACE_LOADED_OBJECTS", "1", 1);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	char line[PATH_MAX + 64];
+	int rc = -ENOENT;
+	while (f && fgets(line, sizeof(line), f)) {
+		/* "\tlibweft.so.0 => /path/libweft.so.0 (0x...)" */
+		char *arrow = strstr(line, "=> ");
+		if (!strstr(line, "libweft") || !arrow)
+			continue;
+		char *path = arrow + 3, *sp = strchr(path, ' ');
+		if (sp)
+			*sp = '\0';
+		path[strcspn(path, "\n")] = '\0';
+		if (rc && path[0] == '/') {
+			char real[PATH_MAX];
+			snprintf(out, n, "%s", realpath(path, real) ? real : path);
+			rc = 0;
+		}
+	}
+	if (f)
+		fclose(f);
+	waitpid(c, NULL, 0);
+	if (rc) {
+		/* statically linked: the probes are in the executable */
+		char exe[PATH_MAX];
+		const char *cand = argv[0];
+		if (!strchr(cand, '/')) {
+			const char *path = getenv("PATH");
+			char *dup = strdup(path ? path : "/usr/bin:/bin");
+			for (char *save = NULL, *dir = strtok_r(dup, ":", &save); dir;
+			     dir = strtok_r(NULL, ":", &save)) {
+				snprintf(exe, sizeof(exe), "%s/%s", dir, cand);
+				if (access(exe, X_OK) == 0) {
+					cand = exe;
+					break;
+				}
+			}
+			free(dup);
+		}
+		char real[PATH_MAX];
+		if (realpath(cand, real) && file_has_weft_notes(real)) {
+			snprintf(out, n, "%s", real);
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
+static bool verbose_libbpf;
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !verbose_libbpf)
+		return 0;
+	if (level == LIBBPF_WARN || verbose_libbpf)
+		return vfprintf(stderr, fmt, args);
+	return 0;
+}
+
+static const char *const usdt_names[] = { "runtime_create", "runtime_shutdown", "worker_start",
+					  "worker_stop", "steal", "steal_fail", "park",
+					  "unpark", "notify", "overflow", "maintenance" };
+
+int mon_open(struct mon *m, int pid, const char *lib, bool verbose)
+{
+	int err;
+	memset(m, 0, sizeof(*m));
+	m->stats_fd = -1;
+	m->pid = pid;
+	snprintf(m->lib, sizeof(m->lib), "%s", lib);
+	verbose_libbpf = verbose;
+	libbpf_set_print(libbpf_print);
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+		fprintf(stderr, "schedtop: this kernel has no BTF (/sys/kernel/btf/vmlinux): "
+				"BPF programs cannot work here (CONFIG_DEBUG_INFO_BTF=y is needed)\n");
+		return -EOPNOTSUPP;
+	}
+	m->skel = weft_bpf__open();
+	if (!m->skel) {
+		err = -errno;
+		fprintf(stderr, "schedtop: cannot open the BPF object: %s\n", strerror(-err));
+		return err ? err : -EINVAL;
+	}
+	m->skel->rodata->target_tgid = (unsigned)pid;
+	err = weft_bpf__load(m->skel);
+	if (err) {
+		fprintf(stderr, "schedtop: cannot load the BPF programs: %s%s\n", strerror(-err),
+			verbose ? "" : " (-v shows the verifier log)");
+		goto fail;
+	}
+	/* BPF_ENABLE_STATS: our own run time per event, as bpftop does. The
+	 * stats stay on only while this fd is open. */
+	m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, m->skel->obj) {
+		const char *name = bpf_program__name(prog);
+		struct bpf_link *l = NULL;
+		const char *probe = NULL;
+		for (size_t i = 0; i < sizeof(usdt_names) / sizeof(usdt_names[0]); i++)
+			if (!strcmp(name + 5, usdt_names[i]))
+				probe = usdt_names[i];
+		if (probe)
+			l = bpf_program__attach_usdt(prog, pid, lib, "weft", probe, NULL);
+		else
+			l = bpf_program__attach(prog);
+		if (!l) {
+			err = -errno;
+			fprintf(stderr, "schedtop: cannot attach %s%s%s: %s\n", name,
+				probe ? " to weft:" : "", probe ? probe : "", strerror(-err));
+			if (err == -ENOENT && probe)
+				fprintf(stderr, "schedtop: %s has no weft:%s probe (built with "
+						"-DWEFT_PROBES=OFF?)\n", lib, probe);
+			goto fail;
+		}
+		if (m->nlinks < (int)(sizeof(m->links) / sizeof(m->links[0])))
+			m->links[m->nlinks++] = l;
+	}
+	return 0;
+fail:
+	mon_close(m);
+	if (err == -EPERM || err == -EACCES)
+		return err;
+	return err ? err : -EINVAL;
+}
+
+void mon_snapshot(struct mon *m, struct snap *s)
+{
+	struct timespec ts;
+	struct rusage ru;
+	const struct weft_bpf__bss *b = m->skel->bss;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	memset(s, 0, sizeof(*s));
+	s->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	memcpy(s->cores, (const void *)b->cores, sizeof(s->cores));
+	memcpy(s->hists, (const void *)b->hists, sizeof(s->hists));
+	memcpy(s->matrix, (const void *)b->matrix, sizeof(s->matrix));
+	s->drops = b->drops;
+	s->events = b->events;
+	s->usdt_events = b->usdt_events;
+	s->cores_dropped = b->cores_dropped;
+	s->workers_declared = b->workers_declared;
+	s->runtimes_created = b->runtimes_created;
+	s->runtimes_shutdown = b->runtimes_shutdown;
+	s->last_rt = b->last_rt;
+	s->ncores = snap_ncores(s);
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, m->skel->obj) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+			s->bpf_run_ns += info.run_time_ns;
+			s->bpf_run_cnt += info.run_cnt;
+		}
+	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		s->self_cpu_ns = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+				 (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+}
+
+struct rb_ctx {
+	mon_event_fn fn;
+	void *ctx;
+};
+static struct rb_ctx rbc;
+
+static int rb_cb(void *ctx, void *data, size_t size)
+{
+	if (size < sizeof(struct weft_bpf_event))
+		return 0;
+	return rbc.fn(rbc.ctx, data);
+}
+
+int mon_trace_start(struct mon *m, mon_event_fn fn, void *ctx)
+{
+	rbc.fn = fn;
+	rbc.ctx = ctx;
+	m->rb = ring_buffer__new(bpf_map__fd(m->skel->maps.rb), rb_cb, NULL, NULL);
+	if (!m->rb)
+		return -errno;
+	m->skel->bss->trace_on = 1;
+	return 0;
+}
+
+void mon_trace_stop(struct mon *m)
+{
+	if (m->skel)
+		m->skel->bss->trace_on = 0;
+}
+
+int mon_trace_poll(struct mon *m, int timeout_ms)
+{
+	return m->rb ? ring_buffer__poll(m->rb, timeout_ms) : -EINVAL;
+}
+
+void mon_close(struct mon *m)
+{
+	if (m->rb)
+		ring_buffer__free(m->rb);
+	m->rb = NULL;
+	for (int i = 0; i < m->nlinks; i++)
+		bpf_link__destroy(m->links[i]);
+	m->nlinks = 0;
+	if (m->skel)
+		weft_bpf__destroy(m->skel);
+	m->skel = NULL;
+	if (m->stats_fd >= 0)
+		close(m->stats_fd);
+	m->stats_fd = -1;
+}
+
+bool mon_target_gone(int pid)
+{
+	char p[64], buf[512];
+	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return true;
+	bool gone = false;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *rp = strrchr(buf, ')');
+		if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
+			gone = true;
+	}
+	fclose(f);
+	return gone;
+}

@@ -1,0 +1,60 @@
+/*
+ * mon.h - the BPF side of schedtop: privilege check, finding the library
+ * that holds the weft probes, loading weft.bpf.c, attaching it to one
+ * process, reading snapshots and draining the trace ring buffer.
+ */
+#ifndef SCHEDTOP_MON_H
+#define SCHEDTOP_MON_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include "model.h"
+
+#define SCHEDTOP_EXIT_SKIP 77
+
+struct weft_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+struct mon {
+	struct weft_bpf *skel;
+	int pid;
+	char lib[PATH_MAX];
+	int stats_fd;
+	struct ring_buffer *rb;
+	struct bpf_link *links[24];
+	int nlinks;
+};
+
+/* 0 when this process may load and attach BPF programs; otherwise fills
+ * `why` with what is missing and how to fix it, and returns 77. */
+int mon_priv_check(char *why, size_t n);
+
+/* The file whose USDT notes carry provider weft, as mapped by `pid`:
+ * libweft.so, or the executable when weft is linked statically. 0, -ENOENT
+ * (no weft in that process), -ESRCH (no such process). */
+int mon_find_lib(int pid, char *out, size_t n);
+
+/* The libweft that `argv[0]` would load (ld.so's trace mode), or the
+ * executable itself when it holds the probes. 0 or -ENOENT. */
+int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n);
+
+/* Load and attach to `pid` (USDT in `lib`, tracepoints filtered on the
+ * pid). 0; -EPERM/-EACCES (privileges), -EOPNOTSUPP (BPF cannot work here:
+ * no BTF, no uprobes...), other -errno. */
+int mon_open(struct mon *m, int pid, const char *lib, bool verbose);
+
+/* Copy the aggregates. */
+void mon_snapshot(struct mon *m, struct snap *s);
+
+typedef int (*mon_event_fn)(void *ctx, const struct weft_bpf_event *e);
+int mon_trace_start(struct mon *m, mon_event_fn fn, void *ctx);
+void mon_trace_stop(struct mon *m);
+int mon_trace_poll(struct mon *m, int timeout_ms); /* events consumed or -errno */
+void mon_close(struct mon *m);
+
+/* Is `pid` gone? (exited, or a zombie) */
+bool mon_target_gone(int pid);
+
+#endif /* SCHEDTOP_MON_H */

@@ -1,0 +1,669 @@
+/*
+ * schedtop - watch a running weft runtime: the runtime's view (USDT probes:
+ * steals, parks, unparks, queue depths) joined with the kernel's view of the
+ * same threads (sched_switch, migrations, futex waits).
+ *
+ *   schedtop -p PID [interval [count]]            live view (ncurses)
+ *   schedtop -p PID --batch [-n N] [--json]       text / one JSON object per interval
+ *   schedtop trace -p PID --duration S -o FILE    trace-event JSON + JSON lines
+ *   schedtop [opts] -- CMD ARGS...                start CMD and watch it
+ *   schedtop list                                 processes that use weft
+ *   schedtop report FILE [--json]                 replay recorded snapshots (no BPF)
+ *   schedtop convert EVENTS.jsonl -o FILE         JSON lines -> trace-event JSON (no BPF)
+ *
+ * Exit: 0 ok, 1 failure, 2 usage, 77 when BPF cannot work here (privileges,
+ * kernel). The target exiting ends schedtop with a final summary.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mon.h"
+#include "model.h"
+#include "trace.h"
+#include "tui.h"
+
+static volatile sig_atomic_t exiting;
+static void on_sig(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static const char usage_text[] =
+	"Usage: schedtop [-p PID] [-v] [--batch [-n N] [--json]] [interval [count]]\n"
+	"       schedtop [options] -- CMD [ARGS...]\n"
+	"       schedtop trace (-p PID | -- CMD...) --duration S [--warmup S] -o FILE\n"
+	"       schedtop list\n"
+	"       schedtop report SNAPSHOTS.jsonl [--json]\n"
+	"       schedtop convert EVENTS.jsonl -o TRACE.json\n"
+	"\n"
+	"Watch the workers of a weft runtime: steals, parks, queue depths (USDT\n"
+	"probes of libweft) joined with the kernel's view of the same threads.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID       process to watch\n"
+	"  -b, --batch         no terminal UI: one report per interval on stdout\n"
+	"  -n, --count N       stop after N intervals (same as the count argument)\n"
+	"  -j, --json          with --batch: one JSON object per line\n"
+	"  -r, --record FILE   also write raw snapshots (for `schedtop report`)\n"
+	"  -d, --duration S    trace: seconds to record (default 5)\n"
+	"  -w, --warmup S      trace: seconds to wait before recording (default 0)\n"
+	"  -o, --output FILE   trace/convert: trace-event JSON to FILE, JSON lines to\n"
+	"                      FILE with .jsonl instead of .json\n"
+	"  -v, --verbose       libbpf debug output\n"
+	"  -h, --help          this help\n"
+	"  interval            seconds between reports (default 1, may be fractional)\n"
+	"  count               number of reports (default: until the target exits)\n"
+	"\n"
+	"Examples:\n"
+	"  schedtop -p $(pidof myserver)           # live view, 1 s refresh\n"
+	"  schedtop -p 1234 --batch -n 5 --json    # 5 JSON objects, 1 per second\n"
+	"  schedtop -p 1234 --batch 0.5 10         # text, every 0.5 s, 10 times\n"
+	"  schedtop trace -p 1234 --duration 3 -o run.json   # open run.json in ui.perfetto.dev\n"
+	"  schedtop --batch -- build/examples/skewed 5 2     # start a program and watch it\n"
+	"  schedtop list                           # which processes use weft\n"
+	"\n"
+	"Live view keys: q quit, h help, s change sort, 1 workers, 2 steal matrix,\n"
+	"3 histograms. Exit status: 0 ok, 1 failure, 2 usage, 77 BPF unavailable.\n";
+
+static int usage_err(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "schedtop: ");
+	fprintf(stderr, fmt, arg ? arg : "");
+	fprintf(stderr, "\nTry 'schedtop -h' for more information.\n");
+	return 2;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+	char *e;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (e == s || *e || errno || v < 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_int(const char *s, long *out)
+{
+	char *e;
+	errno = 0;
+	long v = strtol(s, &e, 10);
+	if (e == s || *e || errno || v < 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ------------------------------------------------------------------ list */
+
+static int cmd_list(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	if (!d) {
+		perror("schedtop: /proc");
+		return 1;
+	}
+	printf("%-8s %-16s %s\n", "PID", "COMM", "PROBES IN");
+	while ((de = readdir(d))) {
+		long pid;
+		char lib[PATH_MAX], p[64], comm[32] = "?";
+		if (!parse_int(de->d_name, &pid) || pid == getpid())
+			continue;
+		if (mon_find_lib((int)pid, lib, sizeof(lib)))
+			continue;
+		snprintf(p, sizeof(p), "/proc/%ld/comm", pid);
+		FILE *f = fopen(p, "r");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		printf("%-8ld %-16s %s\n", pid, comm, lib);
+		found++;
+	}
+	closedir(d);
+	if (!found)
+		fprintf(stderr, "schedtop: no running process uses weft (or none you may inspect)\n");
+	return 0;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static int cmd_report(const char *path, bool json)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
+	struct interval *iv = calloc(1, sizeof(*iv));
+	struct lint_state ls = { 0 };
+	int rc = 0, n = 0, r;
+	if (!prev || !cur || !iv) {
+		rc = 1;
+		goto out;
+	}
+	while ((r = snap_read(f, cur)) == 1) {
+		if (n++ > 0) {
+			interval_compute(iv, prev, cur, &ls);
+			if (json)
+				interval_print_json(stdout, iv, 0, false);
+			else
+				interval_print_text(stdout, iv, 0);
+		}
+		struct snap *t = prev;
+		prev = cur;
+		cur = t;
+	}
+	if (r < 0) {
+		fprintf(stderr, "schedtop: %s: malformed snapshot %d\n", path, n + 1);
+		rc = 1;
+	} else if (n < 2) {
+		fprintf(stderr, "schedtop: %s: need at least 2 snapshots, found %d\n", path, n);
+		rc = 1;
+	}
+out:
+	fclose(f);
+	free(prev);
+	free(cur);
+	free(iv);
+	return rc;
+}
+
+/* --------------------------------------------------------------- convert */
+
+static void jsonl_name(const char *out, char *buf, size_t n)
+{
+	size_t l = strlen(out);
+	if (l > 5 && !strcmp(out + l - 5, ".json"))
+		snprintf(buf, n, "%.*s.jsonl", (int)(l - 5), out);
+	else
+		snprintf(buf, n, "%s.jsonl", out);
+}
+
+static int write_chrome(const struct evbuf *b, const char *out, int pid)
+{
+	FILE *f = fopen(out, "w");
+	struct trace_stats st;
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	trace_chrome_write(f, b, pid, &st);
+	if (fclose(f)) {
+		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "schedtop: wrote %s (%zu spans, %zu steal flows)\n", out, st.spans, st.flows);
+	return 0;
+}
+
+static int cmd_convert(const char *in, const char *out)
+{
+	FILE *f = fopen(in, "r");
+	struct evbuf b = { 0 };
+	size_t bad = 0;
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", in, strerror(errno));
+		return 1;
+	}
+	int r = trace_jsonl_read(f, &b, &bad);
+	fclose(f);
+	if (r) {
+		fprintf(stderr, "schedtop: %s:%zu: not a schedtop event line\n", in, bad);
+		evbuf_free(&b);
+		return 1;
+	}
+	evbuf_sort(&b);
+	int rc = write_chrome(&b, out, 0);
+	trace_summary(stdout, &b);
+	evbuf_free(&b);
+	return rc;
+}
+
+/* ------------------------------------------------------ attach (BPF modes) */
+
+struct target {
+	int pid;
+	pid_t child;      /* `-- CMD`: our child, started after attach */
+	int go_fd;        /* write end: lets the child exec */
+	int pidfd;
+};
+
+static int start_child(char *const cmd[], struct target *t)
+{
+	int fds[2];
+	if (pipe(fds))
+		return -errno;
+	pid_t c = fork();
+	if (c < 0)
+		return -errno;
+	if (c == 0) {
+		char x;
+		close(fds[1]);
+		/* Wait until the probes are attached (or schedtop gave up). */
+		if (read(fds[0], &x, 1) != 1)
+			_exit(127);
+		close(fds[0]);
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "schedtop: %s: %s\n", cmd[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[0]);
+	t->child = c;
+	t->pid = c;
+	t->go_fd = fds[1];
+	return 0;
+}
+
+static void release_child(struct target *t)
+{
+	if (t->go_fd >= 0) {
+		if (write(t->go_fd, "g", 1) != 1)
+			perror("schedtop: start child");
+		close(t->go_fd);
+		t->go_fd = -1;
+	}
+}
+
+/* Returns 0 or the exit code to leave with. */
+static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose)
+{
+	char why[1024], lib[PATH_MAX];
+	if (mon_priv_check(why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		return SCHEDTOP_EXIT_SKIP;
+	}
+	int r;
+	if (cmd) {
+		r = mon_find_lib_for_cmd(cmd, lib, sizeof(lib));
+		if (r) {
+			fprintf(stderr, "schedtop: %s does not load libweft and holds no weft probes\n",
+				cmd[0]);
+			return 1;
+		}
+		r = start_child(cmd, t);
+		if (r) {
+			fprintf(stderr, "schedtop: fork: %s\n", strerror(-r));
+			return 1;
+		}
+	} else {
+		r = mon_find_lib(t->pid, lib, sizeof(lib));
+		if (r == -ESRCH) {
+			fprintf(stderr, "schedtop: no process %d (or no permission to read its maps)\n",
+				t->pid);
+			return 1;
+		}
+		if (r) {
+			fprintf(stderr, "schedtop: process %d does not use weft (no libweft mapped, "
+					"no weft probes in its executable)\n", t->pid);
+			return 1;
+		}
+	}
+	r = mon_open(m, t->pid, lib, verbose);
+	if (r) {
+		if (t->child > 0) {
+			close(t->go_fd); /* the child exits 127 without running CMD */
+			t->go_fd = -1;
+			waitpid(t->child, NULL, 0);
+		}
+		if (r == -EPERM || r == -EACCES) {
+			fprintf(stderr, "schedtop: the kernel refused BPF (%s). Run as root, or check "
+					"kernel.unprivileged_bpf_disabled, lockdown and seccomp.\n",
+				strerror(-r));
+			return SCHEDTOP_EXIT_SKIP;
+		}
+		if (r == -EOPNOTSUPP || r == -ENOSYS || r == -EINVAL)
+			return SCHEDTOP_EXIT_SKIP;
+		return 1;
+	}
+	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	if (t->child > 0)
+		release_child(t);
+	return 0;
+}
+
+/* Sleep up to `ms`; true if the target exited meanwhile. */
+static bool wait_target(struct target *t, int ms)
+{
+	if (t->pidfd >= 0) {
+		struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+		int r = poll(&p, 1, ms);
+		if (r > 0)
+			return true;
+		return false;
+	}
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	return mon_target_gone(t->pid);
+}
+
+static int reap(struct target *t)
+{
+	int st = 0;
+	if (t->child > 0 && waitpid(t->child, &st, 0) == t->child) {
+		t->child = 0;
+		if (WIFEXITED(st) && WEXITSTATUS(st))
+			fprintf(stderr, "schedtop: %d exited with status %d\n", t->pid,
+				WEXITSTATUS(st));
+		else if (WIFSIGNALED(st))
+			fprintf(stderr, "schedtop: %d killed by signal %d\n", t->pid, WTERMSIG(st));
+	}
+	return 0;
+}
+
+static int run_batch(struct mon *m, struct target *t, double interval, long count, bool json,
+		     FILE *rec)
+{
+	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
+	struct interval *iv = calloc(1, sizeof(*iv));
+	struct lint_state ls = { 0 };
+	unsigned seq = 0;
+	if (!prev || !cur || !iv) {
+		free(prev); free(cur); free(iv);
+		return 1;
+	}
+	mon_snapshot(m, prev);
+	if (rec)
+		snap_write(rec, prev, seq++);
+	if (!json)
+		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid, m->lib);
+	fflush(stdout);
+	for (long n = 1; !exiting; n++) {
+		bool gone = false;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		long ms = (long)(interval * 1000);
+		while (!exiting && !gone) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+			if (el >= ms)
+				break;
+			gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
+		}
+		mon_snapshot(m, cur);
+		if (rec)
+			snap_write(rec, cur, seq++);
+		interval_compute(iv, prev, cur, &ls);
+		bool last = gone || exiting || (count && n >= count);
+		if (json) {
+			interval_print_json(stdout, iv, t->pid, last);
+		} else {
+			if (gone)
+				printf("--- target %d exited; final interval:\n", t->pid);
+			interval_print_text(stdout, iv, t->pid);
+			if (last) {
+				printf("--- totals since attach\n%-3s %10s %10s %10s %10s %8s %8s %8s\n", "W",
+				       "POLLS", "STEALS_IN", "TASKS_IN", "STEALS_OUT", "PARKS", "NOOP",
+				       "OVERFL");
+				for (unsigned i = 0; i < iv->workers; i++) {
+					const struct worker_row *r = &iv->row[i];
+					printf("%-3u %10llu %10llu %10llu %10llu %8llu %8llu %8llu\n", i,
+					       (unsigned long long)r->tot_polls,
+					       (unsigned long long)r->tot_steals_in,
+					       (unsigned long long)r->tot_tasks_in,
+					       (unsigned long long)r->tot_steals_out,
+					       (unsigned long long)r->tot_parks,
+					       (unsigned long long)r->tot_noop,
+					       (unsigned long long)r->tot_overflows);
+				}
+			} else {
+				printf("\n");
+			}
+		}
+		fflush(stdout);
+		struct snap *x = prev;
+		prev = cur;
+		cur = x;
+		if (last)
+			break;
+	}
+	free(prev);
+	free(cur);
+	free(iv);
+	return 0;
+}
+
+struct trace_ctx {
+	struct evbuf b;
+	int err;
+};
+
+static int on_event(void *ctx, const struct weft_bpf_event *e)
+{
+	struct trace_ctx *tc = ctx;
+	if (evbuf_push(&tc->b, e)) {
+		tc->err = -ENOMEM;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int run_trace(struct mon *m, struct target *t, double warmup, double duration,
+		     const char *out)
+{
+	struct trace_ctx tc = { .err = 0 };
+	bool gone = false;
+	int rc = 0;
+	if (warmup > 0) {
+		fprintf(stderr, "schedtop: warming up %.1f s\n", warmup);
+		gone = wait_target(t, (int)(warmup * 1000));
+	}
+	int r = mon_trace_start(m, on_event, &tc);
+	if (r) {
+		fprintf(stderr, "schedtop: ring buffer: %s\n", strerror(-r));
+		return 1;
+	}
+	fprintf(stderr, "schedtop: tracing pid %d for %.1f s\n", t->pid, duration);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!exiting && !gone && !tc.err) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (el >= duration)
+			break;
+		r = mon_trace_poll(m, 100);
+		if (r < 0 && r != -EINTR) {
+			fprintf(stderr, "schedtop: ring buffer poll: %s\n", strerror(-r));
+			rc = 1;
+			break;
+		}
+		gone = mon_target_gone(t->pid);
+	}
+	mon_trace_stop(m);
+	while (mon_trace_poll(m, 0) > 0)
+		;
+	uint64_t drops = 0;
+	struct snap *s = calloc(1, sizeof(*s));
+	if (s) {
+		mon_snapshot(m, s);
+		drops = s->drops;
+		free(s);
+	}
+	if (tc.err) {
+		fprintf(stderr, "schedtop: out of memory after %zu events\n", tc.b.n);
+		rc = 1;
+	}
+	evbuf_sort(&tc.b);
+	char jl[PATH_MAX];
+	jsonl_name(out, jl, sizeof(jl));
+	FILE *f = fopen(jl, "w");
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", jl, strerror(errno));
+		rc = 1;
+	} else {
+		for (size_t i = 0; i < tc.b.n; i++)
+			trace_jsonl_write(f, &tc.b.ev[i]);
+		fclose(f);
+		fprintf(stderr, "schedtop: wrote %s (%zu events)\n", jl, tc.b.n);
+	}
+	if (write_chrome(&tc.b, out, t->pid))
+		rc = 1;
+	if (gone)
+		printf("target %d exited during the trace\n", t->pid);
+	trace_summary(stdout, &tc.b);
+	printf("ring buffer drops: %llu%s\n", (unsigned long long)drops,
+	       drops ? " (events lost: the trace is incomplete)" : "");
+	evbuf_free(&tc.b);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+	enum { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT } mode = M_TOP;
+	char **cmd = NULL;
+	int nopt = argc;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			nopt = i;
+			cmd = argv + i + 1;
+			argv[i] = NULL;
+			break;
+		}
+	if (cmd && !cmd[0])
+		return usage_err("-- needs a command%s", NULL);
+	int first = 1;
+	if (nopt > 1) {
+		if (!strcmp(argv[1], "trace")) mode = M_TRACE;
+		else if (!strcmp(argv[1], "list")) mode = M_LIST;
+		else if (!strcmp(argv[1], "report")) mode = M_REPORT;
+		else if (!strcmp(argv[1], "convert")) mode = M_CONVERT;
+		if (mode != M_TOP)
+			first = 2;
+	}
+	static const struct option lo[] = {
+		{ "pid", required_argument, 0, 'p' },   { "batch", no_argument, 0, 'b' },
+		{ "count", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
+		{ "record", required_argument, 0, 'r' },
+		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
+		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
+		{ "help", no_argument, 0, 'h' },        { 0, 0, 0, 0 },
+	};
+	long pid = 0, count = 0;
+	bool batch = false, json = false, verbose = false;
+	double interval = 1.0, duration = 5.0, warmup = 0.0;
+	const char *out = NULL, *record = NULL;
+	char **av = argv + first - 1;
+	int ac = nopt - first + 1;
+	optind = 1;
+	opterr = 0;
+	int o;
+	while ((o = getopt_long(ac, av, ":p:bn:jr:d:w:o:vh", lo, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			if (!parse_int(optarg, &pid) || pid <= 0)
+				return usage_err("invalid PID '%s'", optarg);
+			break;
+		case 'b': batch = true; break;
+		case 'n':
+			if (!parse_int(optarg, &count) || count <= 0)
+				return usage_err("invalid count '%s'", optarg);
+			break;
+		case 'j': json = true; break;
+		case 'r': record = optarg; break;
+		case 'd':
+			if (!parse_double(optarg, &duration) || duration <= 0)
+				return usage_err("invalid duration '%s'", optarg);
+			break;
+		case 'w':
+			if (!parse_double(optarg, &warmup))
+				return usage_err("invalid warmup '%s'", optarg);
+			break;
+		case 'o': out = optarg; break;
+		case 'v': verbose = true; break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		case ':': return usage_err("option needs an argument: %s", av[optind - 1]);
+		default: return usage_err("unknown option '%s'", av[optind - 1]);
+		}
+	}
+	char **pos = av + optind;
+	int npos = ac - optind;
+
+	switch (mode) {
+	case M_LIST:
+		if (npos)
+			return usage_err("list takes no arguments%s", NULL);
+		return cmd_list();
+	case M_REPORT:
+		if (npos != 1)
+			return usage_err("report needs one snapshot file%s", NULL);
+		return cmd_report(pos[0], json);
+	case M_CONVERT:
+		if (npos != 1 || !out)
+			return usage_err("convert needs EVENTS.jsonl and -o FILE%s", NULL);
+		return cmd_convert(pos[0], out);
+	case M_TRACE:
+		if (npos)
+			return usage_err("trace takes no positional argument ('%s')", pos[0]);
+		if (!out)
+			return usage_err("trace needs -o FILE%s", NULL);
+		break;
+	case M_TOP:
+		if (npos > 2)
+			return usage_err("too many arguments ('%s')", pos[2]);
+		if (npos >= 1 && (!parse_double(pos[0], &interval) || interval < 0.01))
+			return usage_err("invalid interval '%s'", pos[0]);
+		if (npos == 2 && (!parse_int(pos[1], &count) || count <= 0))
+			return usage_err("invalid count '%s'", pos[1]);
+		if (json && !batch)
+			return usage_err("--json needs --batch%s", NULL);
+		break;
+	}
+	if (!pid && !cmd)
+		return usage_err("need -p PID or -- CMD%s", NULL);
+	if (pid && cmd)
+		return usage_err("-p and -- CMD exclude each other%s", NULL);
+
+	FILE *rec = NULL;
+	if (record && !(rec = fopen(record, "w"))) {
+		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
+		return 1;
+	}
+	struct sigaction sa = { .sa_handler = on_sig };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct mon m;
+	struct target t = { .pid = (int)pid, .child = 0, .go_fd = -1, .pidfd = -1 };
+	int rc = attach(&m, &t, cmd, verbose);
+	if (rc) {
+		if (rec)
+			fclose(rec);
+		return rc;
+	}
+	if (mode == M_TRACE)
+		rc = run_trace(&m, &t, warmup, duration, out);
+	else if (batch)
+		rc = run_batch(&m, &t, interval, count, json, rec);
+	else
+		rc = tui_run(&m, t.pid, interval, count, t.pidfd, &exiting);
+	mon_close(&m);
+	if (t.child > 0) {
+		if (!mon_target_gone(t.pid))
+			kill(t.child, SIGTERM); /* we stopped first (count, Ctrl-C) */
+		reap(&t);
+	}
+	if (t.pidfd >= 0)
+		close(t.pidfd);
+	if (rec)
+		fclose(rec);
+	return rc;
+}

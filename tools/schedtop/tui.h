@@ -1,0 +1,15 @@
+/*
+ * tui.h - schedtop's live view (ncurses): workers, steal matrix, histograms.
+ */
+#ifndef SCHEDTOP_TUI_H
+#define SCHEDTOP_TUI_H
+
+#include <signal.h>
+#include "mon.h"
+
+/* Runs until q, Ctrl-C (*exiting), `count` refreshes or the target's exit
+ * (pidfd readable; -1 to poll /proc). Returns the exit code. */
+int tui_run(struct mon *m, int pid, double interval, long count, int pidfd,
+	    volatile sig_atomic_t *exiting);
+
+#endif
