@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <urcu-bp.h>
+
 #include "runtime.h"
 
 int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
@@ -22,6 +24,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	m->io_fds_registered = atomic_load_explicit(&rt->driver.io_registered_count, memory_order_relaxed);
 	m->io_fds_deregistered = atomic_load_explicit(&rt->driver.io_deregistered_count, memory_order_relaxed);
 	m->io_ready_events = atomic_load_explicit(&rt->driver.io_ready_events, memory_order_relaxed);
+	weft__blocking_metrics(rt, m);
 	pthread_mutex_lock(&rt->inject.lock);
 	m->remote_schedule_count = rt->inject.remote_pushes;
 	pthread_mutex_unlock(&rt->inject.lock);
@@ -41,8 +44,12 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 		m->budget_forced_yield_count += RD(budget_forced_yields);
 #undef RD
 		w->local_queue_depth = weft__ring_len(&c->ring);
-		w->thread_id = (uint64_t)atomic_load_explicit(&rt->workers[i].tid,
-							      memory_order_relaxed);
+		/* the thread holding the core now (block_in_place moves cores) */
+		rcu_read_lock();
+		struct weft__registry *r = rcu_dereference(rt->registry);
+		struct weft__worker *h = r->holder[i];
+		w->thread_id = h ? (uint64_t)atomic_load_explicit(&h->tid, memory_order_relaxed) : 0;
+		rcu_read_unlock();
 	}
 	*out = m;
 	return 0;

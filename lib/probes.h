@@ -17,6 +17,7 @@
  *   unpark(core, reason, rt_id)                 reason: WEFT_UNPARK_*
  *   notify(from_core, to_core, rt_id)           from_core -1: not a worker
  *   overflow(core, n, rt_id)                    n tasks moved to inject
+ *   block_in_place(core, tid, rt_id)            the thread tid hands core to a new thread
  *   maintenance(core, counters, local_depth, inject_depth, rt_id)
  *                                               counters: struct weft_probe_counters *
  *
@@ -46,6 +47,7 @@ WEFT__DECLARE_SEMA(unpark);
 WEFT__DECLARE_SEMA(notify);
 WEFT__DECLARE_SEMA(overflow);
 WEFT__DECLARE_SEMA(maintenance);
+WEFT__DECLARE_SEMA(block_in_place);
 
 #define WEFT_PROBE_ENABLED(name) __builtin_expect(WEFT__SEMA(name) != 0, 0)
 #define WEFT_PROBE(name, ...)                                         \

@@ -55,6 +55,8 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 		return -EINVAL;
 	if (o->event_interval > MAX_INTERVAL || o->global_queue_interval > MAX_INTERVAL)
 		return -EINVAL;
+	if (o->max_blocking_threads > 65536)
+		return -EINVAL;
 	if (o->fiber_stack_size &&
 	    (o->fiber_stack_size < MIN_FIBER_STACK || o->fiber_stack_size > MAX_FIBER_STACK))
 		return -EINVAL;
@@ -77,6 +79,14 @@ static unsigned default_workers(void)
 
 static void rt_free(struct weft_runtime *rt)
 {
+	while (rt->extra) {
+		struct weft__extra *e = rt->extra;
+		rt->extra = e->next;
+		free(e->w);
+		free(e);
+	}
+	pthread_mutex_destroy(&rt->extra_lock);
+	weft__blocking_fini(rt);
 	for (unsigned i = 0; i < rt->n; i++)
 		weft__fiber_pool_fini(&rt->cores[i]);
 	weft__alloc_fini(rt);
@@ -123,7 +133,10 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */
 	atomic_init(&rt->shutdown, false);
+	atomic_init(&rt->handoffs, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
+	pthread_mutex_init(&rt->extra_lock, NULL);
+	rt->extra = NULL;
 	weft__inject_init(&rt->inject);
 
 	rt->cores = weft__alloc_aligned(rt->n * sizeof(struct weft__core));
@@ -158,7 +171,10 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&c->sleeping, false);
 	}
 	weft__alloc_init(rt);
+	weft__blocking_init(rt);
 	if ((rc = weft__driver_init(rt))) {
+		weft__blocking_fini(rt);
+		pthread_mutex_destroy(&rt->extra_lock);
 		weft__alloc_fini(rt);
 		weft__registry_fini(rt);
 		weft__owned_fini(&rt->owned);
@@ -290,10 +306,15 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 		weft__inject_close(&rt->inject);
 		weft__owned_close(&rt->owned);
-		for (unsigned i = 0; i < rt->n; i++)
+		for (unsigned i = 0; i < rt->n; i++) {
 			weft__parker_unpark(&rt->workers[i].parker);
+			weft__registry_unpark(rt, i); /* the core's current thread */
+		}
 	}
 	struct timespec deadline;
+	uint64_t now_mono = weft__now_ns();
+	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
+					 ? WEFT_FOREVER : now_mono + timeout_ns;
 	if (timeout_ns != WEFT_FOREVER) {
 		clock_gettime(CLOCK_REALTIME, &deadline);
 		uint64_t ns = (uint64_t)deadline.tv_nsec + timeout_ns % 1000000000ull;
@@ -314,10 +335,38 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 			weft__die("pthread_join: %s", strerror(rc));
 		w->joined = true;
 	}
+	/* Threads started by block_in_place; more may appear while we join. */
+	for (;;) {
+		struct weft__worker *w = NULL;
+		pthread_mutex_lock(&rt->extra_lock);
+		for (struct weft__extra *e = rt->extra; e; e = e->next)
+			if (e->w->started && !e->w->joined) {
+				w = e->w;
+				break;
+			}
+		pthread_mutex_unlock(&rt->extra_lock);
+		if (!w)
+			break;
+		weft__parker_unpark(&w->parker);
+		int rc = timeout_ns == WEFT_FOREVER ? pthread_join(w->thread, NULL)
+						    : pthread_timedjoin_np(w->thread, NULL, &deadline);
+		if (rc == ETIMEDOUT) {
+			pthread_mutex_unlock(&rt->shutdown_lock);
+			return -ETIMEDOUT;
+		}
+		if (rc)
+			weft__die("pthread_join: %s", strerror(rc));
+		w->joined = true;
+	}
+	if (weft__blocking_shutdown(rt, deadline_mono)) {
+		pthread_mutex_unlock(&rt->shutdown_lock);
+		return -ETIMEDOUT;
+	}
 	struct weft_task *t;
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);
+	weft__blocking_drain(rt);
 	weft__io_shutdown(rt);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);

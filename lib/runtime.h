@@ -245,6 +245,16 @@ struct weft__driver {
 	_Atomic uint64_t next_ms;                 /* earliest timer, UINT64_MAX: none */
 	_Atomic uint64_t sleep_until_ms;          /* what the driver thread sleeps to */
 };
+/* ----------------------------------------------------------- blocking.c */
+struct weft__blocking {
+	pthread_mutex_t lock;
+	pthread_cond_t work, gone;
+	struct weft__tlist queue;                 /* jobs not started */
+	unsigned threads, idle, max;
+	uint64_t keep_alive_ns, exited;
+	bool closed;
+};
+
 /* ------------------------------------------------------------ runtime */
 struct weft_runtime {
 	struct weft_runtime_opts opts;
@@ -259,7 +269,12 @@ struct weft_runtime {
 	struct weft__idle idle;
 	struct weft__owned owned;
 	struct weft__core *cores;                 /* n, cache-aligned */
-	struct weft__worker *workers;             /* n */
+	struct weft__worker *workers;             /* n: the first thread of each core */
+	pthread_mutex_t extra_lock;
+	struct weft__extra { struct weft__worker *w; struct weft__extra *next; } *extra;
+	                                          /* threads started by block_in_place */
+	_Atomic uint64_t handoffs;
+	struct weft__blocking blocking;
 	struct weft__registry *registry;          /* RCU: rcu_dereference / rcu_assign_pointer */
 	pthread_mutex_t registry_lock;
 	/* task memory */
@@ -324,6 +339,17 @@ extern const struct weft_waker_vtable weft__task_waker_vtable;
  * cores (LIFO unless is_yield), else to the inject queue. */
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield);
 void *weft__worker_main(void *arg);
+/* block_in_place support (worker.c): move a core's LIFO task and deferred
+ * yields to its ring; make and start another thread for a core. */
+void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c);
+struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core);
+int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w);
+/* blocking.c */
+int weft__blocking_init(struct weft_runtime *rt);
+void weft__blocking_fini(struct weft_runtime *rt);
+int weft__blocking_shutdown(struct weft_runtime *rt, uint64_t deadline_ns); /* monotonic */
+void weft__blocking_drain(struct weft_runtime *rt);
+void weft__blocking_metrics(struct weft_runtime *rt, struct weft_metrics *m);
 uint64_t weft__now_ns(void);
 void weft__core_publish(struct weft__core *c);
 /* Idle protocol (idle.c) */

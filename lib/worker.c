@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -81,6 +82,50 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 		while ((x = weft__tlist_pop(&over)))
 			weft__task_unref(x);
 	}
+}
+
+void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft_task *t;
+	if ((t = c->lifo)) {
+		c->lifo = NULL;
+		push_local(rt, c, t);
+	}
+	while ((t = weft__tlist_pop(&c->deferred)))
+		push_local(rt, c, t);
+	weft__idle_notify(rt);
+}
+
+struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core)
+{
+	struct weft__worker *w = weft__alloc_aligned(sizeof(*w));
+	struct weft__extra *e = malloc(sizeof(*e));
+	if (!w || !e) {
+		free(w);
+		free(e);
+		return NULL;
+	}
+	memset(w, 0, sizeof(*w));
+	w->rt = rt;
+	w->index = core;
+	atomic_init(&w->tid, 0);
+	atomic_init(&w->parker.state, PARK_EMPTY);
+	w->parker.evfd = rt->driver.evfd;
+	e->w = w;
+	pthread_mutex_lock(&rt->extra_lock);
+	e->next = rt->extra;
+	rt->extra = e;
+	pthread_mutex_unlock(&rt->extra_lock);
+	return w;
+}
+
+int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
+{
+	pthread_mutex_lock(&rt->extra_lock);
+	int rc = pthread_create(&w->thread, NULL, weft__worker_main, w);
+	w->started = rc == 0;
+	pthread_mutex_unlock(&rt->extra_lock);
+	return -rc;
 }
 
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
@@ -276,6 +321,8 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 	c->batch_polls++;
 	c->polls_since_global++;
 	weft__task_run(t, &cx);
+	if (ctx->core != c)
+		goto handed_off; /* block_in_place gave the core to another thread */
 	for (int lifo_polls = 0; c->lifo; lifo_polls++) {
 		t = c->lifo;
 		c->lifo = NULL;
@@ -288,7 +335,10 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 		c->batch_polls++;
 		c->polls_since_global++;
 		weft__task_run(t, &cx);
+		if (ctx->core != c)
+			goto handed_off;
 	}
+handed_off:
 	ctx->cx = NULL;
 }
 
@@ -362,15 +412,20 @@ void *weft__worker_main(void *arg)
 			}
 		}
 		run_task(rt, &ctx, c, t);
+		if (!ctx.core)
+			break; /* handed off: this thread retires */
 	}
-	batch_end(c);
-	weft__core_publish(c);
+	if (ctx.core) {
+		batch_end(c);
+		weft__core_publish(c);
+	}
 
 	WEFT_PROBE(worker_stop, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
 		   (uintptr_t)rt);
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
-	weft__registry_set(rt, c->index, NULL);
+	if (ctx.core)
+		weft__registry_set(rt, c->index, NULL);
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);

@@ -41,6 +41,11 @@ struct weft_metrics {
 	uint64_t io_fds_registered;    /* ever registered with the I/O driver */
 	uint64_t io_fds_deregistered;
 	uint64_t io_ready_events;      /* readiness events delivered by epoll */
+	uint64_t blocking_threads;     /* blocking-pool threads alive now */
+	uint64_t blocking_idle_threads;
+	uint64_t blocking_queue_depth; /* jobs waiting for a blocking thread */
+	uint64_t blocking_threads_exited; /* pool threads that exited after keep-alive */
+	uint64_t block_in_place_count; /* core hand-offs by weft_block_in_place */
 	struct weft_worker_metrics worker[]; /* `workers` entries */
 };
 

@@ -64,6 +64,11 @@ struct weft_runtime_opts {
 	/* Usable stack of each fiber, in bytes (a guard page comes on top).
 	 * 0: 64 KiB. 16 KiB .. 1 GiB, otherwise -EINVAL. */
 	size_t fiber_stack_size;
+	/* Blocking pool (weft_spawn_blocking): at most this many threads.
+	 * 0: 512. At most 65,536. */
+	unsigned max_blocking_threads;
+	/* An idle blocking thread exits after this long. 0: 10 s. */
+	uint64_t blocking_keep_alive_ns;
 };
 
 /*
@@ -159,6 +164,31 @@ WEFT_API bool weft_in_fiber(void);
  * a poll task (which yields by waking itself and returning WEFT_PENDING).
  */
 WEFT_API int weft_yield(void);
+
+/* ----------------------------------------------------------- blocking work */
+
+/*
+ * Run fn(arg) on a thread of the runtime's blocking pool, for work that
+ * blocks (file I/O, DNS, long CPU work). The pool grows to
+ * max_blocking_threads; beyond that jobs queue. Idle threads exit after
+ * blocking_keep_alive_ns. The join handle works like any other (result =
+ * fn's return value); weft_abort cancels a job that has not started, not
+ * one that runs. `out` may be NULL (detached). Shutdown cancels queued
+ * jobs and waits (within its timeout) for running ones.
+ * Errors: -EINVAL, -ESHUTDOWN, -ENOMEM; fn does not run.
+ */
+WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
+				 struct weft_task **out);
+
+/*
+ * Run fn(arg) on this worker thread while another thread takes over this
+ * worker's core (its queues), so the runtime keeps all its workers running
+ * tasks while fn blocks. Afterwards the calling task continues; the thread
+ * gets its core back if nobody took it, else it retires once the task's
+ * poll returns. From outside a worker it just calls fn. *result (may be
+ * NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
+ */
+WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
 /* ------------------------------------------------------------ join handles */
 

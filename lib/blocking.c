@@ -1,0 +1,248 @@
+/*
+ * blocking.c - the blocking pool (weft_spawn_blocking) and core hand-off
+ * (weft_block_in_place).
+ *
+ * Pool: a FIFO of jobs under one mutex; threads are created on demand up to
+ * max_blocking_threads, wait on a condition variable when idle and exit
+ * after blocking_keep_alive_ns without work. A job is an ordinary task
+ * (same state word, join handle, owned list); a pool thread "polls" it
+ * once, which runs fn to completion. Abort before the job starts cancels
+ * it (the poll sees CANCELLED); a running job cannot be interrupted. Pool
+ * threads are detached: shutdown closes the pool and waits, bounded by its
+ * timeout, until the count of threads reaches zero; a thread touches
+ * nothing of the runtime after it has unlocked the pool for the last time.
+ *
+ * Hand-off: weft_block_in_place on a worker W holding core C moves C's LIFO
+ * task and deferred yields to C's ring, gives up C (W's context no longer
+ * has a core), and starts a new worker thread T for C, which publishes
+ * itself as C's holder in the RCU registry and continues C's worker loop
+ * with C's queues as they are. W runs fn without a core; when the task's
+ * poll returns, W's loop sees it has no core and the thread exits. C never
+ * stops being driven, so the runtime keeps `workers` threads polling tasks.
+ * Every thread ever started for the runtime is on `rt->threads`, which
+ * shutdown joins.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+#define DEFAULT_MAX_BLOCKING 512
+#define DEFAULT_KEEP_ALIVE_NS (10ull * 1000000000ull)
+
+struct job { void *(*fn)(void *); void *arg; };
+
+static enum weft_poll job_poll(void *state, struct weft_cx *cx)
+{
+	struct job *j = state;
+	weft_cx_set_result(cx, j->fn(j->arg));
+	return WEFT_READY;
+}
+
+int weft__blocking_init(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b->work, &ca);
+	pthread_cond_init(&b->gone, &ca);
+	pthread_condattr_destroy(&ca);
+	b->queue = (struct weft__tlist)WEFT__TLIST_INIT;
+	b->threads = b->idle = 0;
+	b->exited = 0;
+	b->closed = false;
+	b->max = rt->opts.max_blocking_threads ? rt->opts.max_blocking_threads : DEFAULT_MAX_BLOCKING;
+	b->keep_alive_ns = rt->opts.blocking_keep_alive_ns ? rt->opts.blocking_keep_alive_ns
+							   : DEFAULT_KEEP_ALIVE_NS;
+	return 0;
+}
+
+void weft__blocking_fini(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->work);
+	pthread_cond_destroy(&b->gone);
+}
+
+static void *pool_thread(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	struct weft__blocking *b = &rt->blocking;
+	unsigned budget = WEFT_BUDGET;
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (!b->queue.n && !b->closed) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + b->keep_alive_ns % 1000000000ull;
+			ts.tv_sec += (time_t)(b->keep_alive_ns / 1000000000ull + ns / 1000000000ull);
+			ts.tv_nsec = (long)(ns % 1000000000ull);
+			b->idle++;
+			int rc = pthread_cond_timedwait(&b->work, &b->lock, &ts);
+			b->idle--;
+			if (rc == ETIMEDOUT && !b->queue.n) {
+				b->exited++;
+				goto out;
+			}
+		}
+		if (b->closed)
+			goto out;
+		struct weft_task *t = weft__tlist_pop(&b->queue);
+		pthread_mutex_unlock(&b->lock);
+		struct weft_cx cx = { .budget = &budget };
+		budget = WEFT_BUDGET;
+		weft__task_run(t, &cx);
+		pthread_mutex_lock(&b->lock);
+	}
+out:
+	b->threads--;
+	pthread_cond_broadcast(&b->gone);
+	pthread_mutex_unlock(&b->lock); /* last touch of rt */
+	return NULL;
+}
+
+int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
+			struct weft_task **out)
+{
+	if (!rt || !fn)
+		return -EINVAL;
+	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+		return -ESHUTDOWN;
+	struct job *j = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fn = fn;
+	j->arg = arg;
+	struct weft_task *t = weft__task_alloc(rt);
+	if (!t) {
+		free(j);
+		return -ENOMEM;
+	}
+	weft__task_init(t, rt, job_poll, j, free, out != NULL);
+	if (weft__owned_bind(&rt->owned, t) < 0) {
+		weft__task_free(t);
+		free(j);
+		return -ESHUTDOWN;
+	}
+	if (out)
+		*out = t;
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	if (b->closed) {
+		pthread_mutex_unlock(&b->lock);
+		weft__task_unref(t); /* the shutdown sweep cancels it */
+		return 0;
+	}
+	weft__tlist_push(&b->queue, t);
+	if (b->idle > b->queue.n - 1) {
+		pthread_cond_signal(&b->work);
+	} else if (b->threads < b->max) {
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &at, pool_thread, rt) == 0)
+			b->threads++;
+		/* else: the job waits for a thread that exists or comes later */
+		pthread_attr_destroy(&at);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* Shutdown: refuse new jobs, let running ones finish (until the deadline). */
+int weft__blocking_shutdown(struct weft_runtime *rt, uint64_t deadline_ns)
+{
+	struct weft__blocking *b = &rt->blocking;
+	/* the condition variables run on CLOCK_MONOTONIC, like deadline_ns */
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
+	pthread_mutex_lock(&b->lock);
+	b->closed = true;
+	pthread_cond_broadcast(&b->work);
+	while (b->threads) {
+		if (deadline_ns == WEFT_FOREVER) {
+			pthread_cond_wait(&b->gone, &b->lock);
+		} else if (pthread_cond_timedwait(&b->gone, &b->lock, &ts) == ETIMEDOUT) {
+			pthread_mutex_unlock(&b->lock);
+			return -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return 0;
+}
+
+/* After the sweep: release the queue's references to cancelled jobs. */
+void weft__blocking_drain(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	struct weft_task *t;
+	pthread_mutex_lock(&b->lock);
+	struct weft__tlist q = b->queue;
+	b->queue = (struct weft__tlist)WEFT__TLIST_INIT;
+	pthread_mutex_unlock(&b->lock);
+	while ((t = weft__tlist_pop(&q)))
+		weft__task_unref(t);
+}
+
+void weft__blocking_metrics(struct weft_runtime *rt, struct weft_metrics *m)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	m->blocking_threads = b->threads;
+	m->blocking_idle_threads = b->idle;
+	m->blocking_queue_depth = b->queue.n;
+	m->blocking_threads_exited = b->exited;
+	pthread_mutex_unlock(&b->lock);
+	m->block_in_place_count = atomic_load_explicit(&rt->handoffs, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------- hand-off */
+
+int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
+{
+	if (!fn)
+		return -EINVAL;
+	struct weft__ctx *ctx = weft__ctx();
+	if (!ctx || !ctx->worker || !ctx->core) {
+		void *r = fn(arg);
+		if (result)
+			*result = r;
+		return 0;
+	}
+	struct weft_runtime *rt = ctx->rt;
+	struct weft__core *c = ctx->core;
+	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+		void *r = fn(arg); /* no new thread during shutdown */
+		if (result)
+			*result = r;
+		return 0;
+	}
+	/* Leave nothing on the core that only this thread could run. */
+	weft__core_release_local(rt, c);
+	struct weft__worker *nw = weft__worker_new(rt, c->index);
+	if (nw) {
+		/* Give the core up, then start its new driver. */
+		ctx->core = NULL;
+		if (ctx->cx)
+			ctx->cx->core = NULL;
+		if (weft__worker_start(rt, nw)) {
+			/* No thread: keep the core and block it, as without block_in_place. */
+			ctx->core = c;
+			if (ctx->cx)
+				ctx->cx->core = c;
+		} else {
+			atomic_fetch_add_explicit(&rt->handoffs, 1, memory_order_relaxed);
+			WEFT_PROBE(block_in_place, c->index, (int)syscall(SYS_gettid), (uintptr_t)rt);
+		}
+	}
+	void *r = fn(arg);
+	if (result)
+		*result = r;
+	return 0;
+}

@@ -1,0 +1,202 @@
+/*
+ * test_blocking.c - the blocking pool (limits, queueing, keep-alive, abort,
+ * shutdown) and block_in_place (a rendezvous that deadlocks unless the
+ * blocked worker's core keeps running tasks on another thread).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+static atomic_int g_running, g_max_running, g_ran;
+
+static void *sleepy_job(void *arg)
+{
+	int now = atomic_fetch_add(&g_running, 1) + 1;
+	int m = atomic_load(&g_max_running);
+	while (now > m && !atomic_compare_exchange_weak(&g_max_running, &m, now))
+		;
+	wt_sleep_ms((unsigned)(uintptr_t)arg);
+	atomic_fetch_sub(&g_running, 1);
+	atomic_fetch_add(&g_ran, 1);
+	return (void *)((uintptr_t)arg * 2);
+}
+
+static struct weft_runtime *rt_blocking(unsigned max, uint64_t keep_alive_ns)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .max_blocking_threads = max,
+		  .blocking_keep_alive_ns = keep_alive_ns);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+Test(blocking, more_jobs_than_threads_queue_and_finish, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_blocking(3, 0);
+	atomic_store(&g_running, 0);
+	atomic_store(&g_max_running, 0);
+	atomic_store(&g_ran, 0);
+	enum { N = 30 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)10, &t[i]), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_leq(m->blocking_threads, 3);
+	cr_assert_gt(m->blocking_queue_depth, 0, "jobs beyond the limit should queue");
+	weft_metrics_free(m);
+	for (int i = 0; i < N; i++) {
+		void *r;
+		cr_assert_eq(weft_join(t[i], &r), 0);
+		cr_assert_eq((uintptr_t)r, 20);
+	}
+	cr_assert_eq(atomic_load(&g_ran), N);
+	cr_assert_leq(atomic_load(&g_max_running), 3, "more threads than max_blocking_threads");
+	cr_assert_geq(atomic_load(&g_max_running), 2);
+	wt_rt_destroy(rt);
+}
+
+Test(blocking, idle_threads_exit_after_keep_alive, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_blocking(4, 50 * 1000000ull);
+	struct weft_task *t[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)20, &t[i]), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_gt(m->blocking_threads, 0);
+	weft_metrics_free(m);
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->blocking_threads == 0 && m->blocking_threads_exited >= 1,
+				   WT_LONG_MS),
+		  "idle blocking threads did not exit after keep-alive");
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
+static atomic_int g_gate;
+static void *wait_gate(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&g_gate))
+		usleep(1000);
+	return NULL;
+}
+
+Test(blocking, abort_queued_job_and_shutdown_with_queue, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_blocking(1, 0);
+	atomic_store(&g_gate, 0);
+	struct weft_task *busy, *queued, *later;
+	cr_assert_eq(weft_spawn_blocking(rt, wait_gate, NULL, &busy), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &queued), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &later), 0);
+	cr_assert_eq(weft_abort(queued), 0);
+	atomic_store(&g_gate, 1);
+	cr_assert_eq(weft_join(busy, NULL), 0);
+	cr_assert_eq(weft_join(queued, NULL), -ECANCELED, "a job aborted before it ran is cancelled");
+	cr_assert_eq(weft_join(later, NULL), 0);
+
+	/* shutdown: the running job finishes, the queued one is cancelled */
+	atomic_store(&g_gate, 0);
+	cr_assert_eq(weft_spawn_blocking(rt, wait_gate, NULL, &busy), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &queued), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_runtime_shutdown(rt, 20 * 1000000ull), -ETIMEDOUT, "the running job blocks shutdown");
+	atomic_store(&g_gate, 1);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_join(busy, NULL), 0);
+	cr_assert_eq(weft_join(queued, NULL), -ECANCELED);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, NULL, NULL), -ESHUTDOWN);
+	cr_assert_eq(weft_spawn_blocking(NULL, sleepy_job, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/* ------------------------------------------------------- block_in_place */
+
+static atomic_int g_spinners, g_release;
+
+static void *until_released(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&g_release))
+		usleep(100);
+	return (void *)7;
+}
+
+static enum weft_poll blocker_poll(void *state, struct weft_cx *cx)
+{
+	void *r = NULL;
+	int *rc = state;
+	*rc = weft_block_in_place(until_released, NULL, &r);
+	weft_cx_set_result(cx, r);
+	return WEFT_READY;
+}
+
+/* Two of these must run at the same time to get past the rendezvous. */
+static enum weft_poll spinner_poll(void *state, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_spinners, 1);
+	uint64_t end = wt_now_ns() + 10ull * 1000000000ull;
+	while (atomic_load(&g_spinners) < 2 && wt_now_ns() < end)
+		;
+	if (atomic_load(&g_spinners) >= 2)
+		atomic_store(&g_release, 1);
+	return WEFT_READY;
+}
+
+static void *fiber_blocker(void *arg)
+{
+	void *r = NULL;
+	weft_block_in_place(until_released, NULL, &r);
+	weft_yield(); /* the fiber goes on, on whichever worker */
+	return r;
+}
+
+Test(block_in_place, runtime_keeps_all_workers_running, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		atomic_store(&g_spinners, 0);
+		atomic_store(&g_release, 0);
+		struct weft_task *b, *s1, *s2;
+		int rc = 99;
+		if (round == 0)
+			cr_assert_eq(weft_spawn_poll(rt, blocker_poll, &rc, NULL, &b), 0);
+		else
+			cr_assert_eq(weft_spawn(rt, fiber_blocker, NULL, &b), 0);
+		wt_sleep_ms(20); /* the blocker occupies one worker */
+		cr_assert_eq(weft_spawn_poll(rt, spinner_poll, NULL, NULL, &s1), 0);
+		cr_assert_eq(weft_spawn_poll(rt, spinner_poll, NULL, NULL, &s2), 0);
+		cr_assert_eq(weft_join(s1, NULL), 0);
+		cr_assert_eq(weft_join(s2, NULL), 0);
+		cr_assert_eq(atomic_load(&g_release), 1,
+			     "two spinners never ran in parallel: the blocked core stood still");
+		void *r;
+		cr_assert_eq(weft_join(b, &r), 0);
+		cr_assert_eq((uintptr_t)r, 7);
+		if (round == 0)
+			cr_assert_eq(rc, 0);
+		struct weft_metrics *m = wt_metrics(rt);
+		cr_assert_geq(m->block_in_place_count, 1);
+		weft_metrics_free(m);
+		/* still a working runtime after the hand-off */
+		struct weft_task *t[1000];
+		for (int i = 0; i < 1000; i++)
+			cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &t[i]), 0);
+		for (int i = 0; i < 1000; i++)
+			cr_assert_eq(weft_join(t[i], NULL), 0);
+		wt_rt_destroy(rt);
+	}
+}
+
+Test(block_in_place, outside_a_worker_just_calls, .timeout = WT_TMO(10))
+{
+	void *r = NULL;
+	atomic_store(&g_release, 1);
+	cr_assert_eq(weft_block_in_place(until_released, NULL, &r), 0);
+	cr_assert_eq((uintptr_t)r, 7);
+	cr_assert_eq(weft_block_in_place(NULL, NULL, &r), -EINVAL);
+}
