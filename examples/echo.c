@@ -1,0 +1,37 @@
+/*
+ * echo.c - a TCP echo server: one fiber per connection.
+ * Usage: echo [PORT] (default 7007; binds 127.0.0.1). Try: nc 127.0.0.1 7007
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <weft/weft.h>
+
+static void *serve(void *arg)
+{
+	struct weft_io *c = arg;
+	char buf[4096];
+	ssize_t n;
+	while ((n = weft_read(c, buf, sizeof(buf))) > 0) /* suspends, never blocks a worker */
+		if (weft_write(c, buf, (size_t)n) < 0)
+			break;
+	weft_io_close(c);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	struct weft_runtime *rt;
+	struct weft_io *l, *c;
+	int port = argc > 1 ? atoi(argv[1]) : 7007, rc;
+	if ((rc = weft_runtime_create(NULL, &rt)) ||
+	    (rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)port, 128, &l))) {
+		fprintf(stderr, "echo: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("echo: listening on 127.0.0.1:%d\n", weft_io_local_port(l));
+	fflush(stdout);
+	while ((rc = weft_accept(l, &c, NULL, NULL)) == 0) /* main thread blocks here */
+		weft_spawn(rt, serve, c, NULL);
+	fprintf(stderr, "echo: accept: %s\n", weft_strerror(rc));
+	return 1;
+}

@@ -1,0 +1,29 @@
+/* fibers.c - producers and a consumer as plain functions on fibers. */
+#include <stdio.h>
+#include <weft/weft.h>
+
+static struct weft_chan *ch;
+static void *produce(void *arg)
+{
+	for (long i = 1; i <= 1000; i++) {
+		long v = (long)arg * 1000 + i;
+		weft_chan_send(ch, &v); /* suspends this fiber while the channel is full */
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	struct weft_runtime *rt; struct weft_task *p[4];
+	long v, sum = 0;
+	if (weft_runtime_create(NULL, &rt) || weft_chan_create(sizeof(long), 16, &ch))
+		return 1;
+	for (long i = 0; i < 4; i++)
+		weft_spawn(rt, produce, (void *)i, &p[i]);
+	for (int n = 0; n < 4000 && weft_chan_recv(ch, &v) == 0; n++)
+		sum += v; /* main is not a fiber: recv blocks this thread */
+	for (int i = 0; i < 4; i++)
+		weft_join(p[i], NULL);
+	printf("sum %ld\n", sum); /* 6000000 + 4 * 500500 = 8002000 */
+	return weft_chan_destroy(ch) || weft_runtime_destroy(rt);
+}
