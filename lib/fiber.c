@@ -69,10 +69,13 @@ void weft__fiber_main(struct weft__fiber *f) __attribute__((noreturn, used));
 
 static size_t page_size(void)
 {
-	static size_t ps;
-	if (!ps)
-		ps = (size_t)sysconf(_SC_PAGESIZE);
-	return ps;
+	static _Atomic size_t ps;
+	size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
+	if (!v) {
+		v = (size_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&ps, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 /* --------------------------------------------------------------- stacks */

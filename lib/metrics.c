@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include <urcu-bp.h>
-
 #include "runtime.h"
 
 int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
@@ -45,11 +43,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 #undef RD
 		w->local_queue_depth = weft__ring_len(&c->ring);
 		/* the thread holding the core now (block_in_place moves cores) */
-		rcu_read_lock();
-		struct weft__registry *r = rcu_dereference(rt->registry);
-		struct weft__worker *h = r->holder[i];
-		w->thread_id = h ? (uint64_t)atomic_load_explicit(&h->tid, memory_order_relaxed) : 0;
-		rcu_read_unlock();
+		w->thread_id = weft__registry_tid(rt, i);
 	}
 	*out = m;
 	return 0;

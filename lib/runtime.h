@@ -203,6 +203,7 @@ struct weft__registry {
 int weft__registry_init(struct weft_runtime *rt);
 void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w);
 void weft__registry_unpark(struct weft_runtime *rt, unsigned core);
+uint64_t weft__registry_tid(struct weft_runtime *rt, unsigned core); /* 0: none */
 void weft__registry_fini(struct weft_runtime *rt);
 
 /* ------------------------------------------------------------ context */
@@ -277,6 +278,7 @@ struct weft_runtime {
 	struct weft__blocking blocking;
 	struct weft__registry *registry;          /* RCU: rcu_dereference / rcu_assign_pointer */
 	pthread_mutex_t registry_lock;
+	char registry_gp;                         /* TSan token for grace periods (registry.c) */
 	/* task memory */
 	struct weft__task_cache foreign;
 	pthread_mutex_t foreign_lock;

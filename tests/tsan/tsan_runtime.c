@@ -1,0 +1,445 @@
+/*
+ * tsan_runtime.c - concurrency scenarios run under ThreadSanitizer:
+ * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
+ * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
+ * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, timers, io,
+ * blocking, cycles.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <weft/weft.h>
+
+#include "queue.h"
+#include "task.h"
+#include "tlist.h"
+#include "tsan_check.h"
+
+static struct weft_runtime *mk(int workers)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	struct weft_runtime *rt;
+	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+static void rm_rt(struct weft_runtime *rt) { CHECK_EQ(weft_runtime_destroy(rt), 0); }
+
+/* ------------------------------------------------------------------ ring */
+
+static struct weft__ring g_ring;
+static atomic_long g_seen_total;
+static atomic_int g_owner_done;
+
+static void *thief(void *arg)
+{
+	struct weft__ring *mine = arg;
+	long n = 0;
+	while (!atomic_load(&g_owner_done) || weft__ring_len(&g_ring)) {
+		unsigned got, depth;
+		struct weft_task *t = weft__ring_steal(&g_ring, mine, &got, &depth);
+		if (!t)
+			continue;
+		n++;
+		while (weft__ring_pop_owner(mine))
+			n++;
+	}
+	atomic_fetch_add(&g_seen_total, n);
+	return NULL;
+}
+
+static void scenario_ring(void)
+{
+	enum { N = 200000 };
+	static struct weft_task tasks[N];
+	static struct weft__ring thief_ring[2];
+	weft__ring_init(&g_ring);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++) {
+		weft__ring_init(&thief_ring[i]);
+		pthread_create(&th[i], NULL, thief, &thief_ring[i]);
+	}
+	long own = 0, over = 0;
+	for (int i = 0; i < N; i++) {
+		struct weft__tlist o = WEFT__TLIST_INIT;
+		over += weft__ring_push_owner(&g_ring, &tasks[i], &o);
+		if (i % 3 == 0 && weft__ring_pop_owner(&g_ring))
+			own++;
+	}
+	atomic_store(&g_owner_done, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	while (weft__ring_pop_owner(&g_ring))
+		own++;
+	CHECK_EQ(own + over + atomic_load(&g_seen_total), N);
+}
+
+/* ----------------------------------------------------------------- spawn */
+
+static atomic_long g_done;
+
+static enum weft_poll leaf(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_done, 1);
+	return WEFT_READY;
+}
+
+static enum weft_poll fan(void *s, struct weft_cx *cx)
+{
+	long n = (long)s;
+	for (long i = 0; i < n; i++)
+		CHECK_EQ(weft_spawn_poll(weft_cx_runtime(cx), leaf, NULL, NULL, NULL), 0);
+	atomic_fetch_add(&g_done, 1);
+	return WEFT_READY;
+}
+
+static struct weft_runtime *g_rt;
+
+static void *remote_spawner(void *arg)
+{
+	for (int i = 0; i < 2000; i++)
+		CHECK_EQ(weft_spawn_poll(g_rt, i % 10 ? leaf : fan, (void *)10L, NULL, NULL), 0);
+	return NULL;
+}
+
+static void scenario_spawn(void)
+{
+	for (int w = 1; w <= 4; w *= 2) {
+		g_rt = mk(w);
+		atomic_store(&g_done, 0);
+		pthread_t th[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&th[i], NULL, remote_spawner, NULL);
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		long want = 2 * (2000 + 200 * 10);
+		for (int i = 0; i < 20000 && atomic_load(&g_done) < want; i++)
+			usleep(500);
+		CHECK_EQ(atomic_load(&g_done), want);
+		rm_rt(g_rt);
+	}
+}
+
+/* ------------------------------------------------------------------ wake */
+
+struct sleeper { weft_waker w; atomic_int armed; atomic_int polls; atomic_int stop; };
+
+static enum weft_poll wait_wakes(void *s, struct weft_cx *cx)
+{
+	struct sleeper *z = s;
+	atomic_fetch_add(&z->polls, 1);
+	if (atomic_load(&z->stop))
+		return WEFT_READY;
+	if (!atomic_load(&z->armed)) {
+		z->w = weft_waker_clone(weft_cx_waker(cx));
+		atomic_store(&z->armed, 1); /* publishes z->w */
+	}
+	return WEFT_PENDING;
+}
+
+static void drop_waker(void *s)
+{
+	struct sleeper *z = s;
+	weft_waker_drop(&z->w);
+}
+
+enum { NZ = 64 };
+static struct sleeper g_z[NZ];
+static weft_waker g_mine[NZ]; /* our own clones: the task drops its copy when it ends */
+
+static void *waker_thread(void *arg)
+{
+	for (int r = 0; r < 300; r++)
+		for (int i = 0; i < NZ; i++)
+			weft_waker_wake_by_ref(&g_mine[i]);
+	return NULL;
+}
+
+static void scenario_wake(void)
+{
+	g_rt = mk(2);
+	struct weft_task *t[NZ];
+	for (int i = 0; i < NZ; i++)
+		CHECK_EQ(weft_spawn_poll(g_rt, wait_wakes, &g_z[i], drop_waker, &t[i]), 0);
+	for (int i = 0; i < NZ; i++) {
+		while (!atomic_load(&g_z[i].armed))
+			usleep(100);
+		g_mine[i] = weft_waker_clone(&g_z[i].w);
+	}
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, waker_thread, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < NZ; i++) {
+		atomic_store(&g_z[i].stop, 1);
+		weft_waker_wake(&g_mine[i]);
+	}
+	for (int i = 0; i < NZ; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	rm_rt(g_rt);
+}
+
+/* ----------------------------------------------------------------- abort */
+
+static enum weft_poll yielder(void *s, struct weft_cx *cx)
+{
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static atomic_int g_drops;
+static void count_drop(void *s) { atomic_fetch_add(&g_drops, 1); }
+
+static void scenario_abort(void)
+{
+	g_rt = mk(2);
+	enum { N = 2000 };
+	static struct weft_task *t[N];
+	atomic_store(&g_drops, 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_spawn_poll(g_rt, yielder, NULL, count_drop, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_abort(t[i]), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_join(t[i], NULL), -ECANCELED);
+	CHECK_EQ(atomic_load(&g_drops), N);
+	rm_rt(g_rt);
+}
+
+/* -------------------------------------------------------------- shutdown */
+
+static atomic_long g_attempts;
+
+static void *spawn_until_refused(void *arg)
+{
+	for (;;) {
+		atomic_fetch_add(&g_attempts, 1);
+		int rc = weft_spawn_poll(g_rt, yielder, NULL, count_drop, NULL);
+		if (rc == -ESHUTDOWN)
+			return NULL;
+		CHECK_EQ(rc, 0);
+	}
+}
+
+static void scenario_shutdown(void)
+{
+	for (int round = 0; round < 5; round++) {
+		g_rt = mk(2);
+		atomic_store(&g_drops, 0);
+		atomic_store(&g_attempts, 0);
+		pthread_t th[2];
+		for (int i = 0; i < 2; i++)
+			pthread_create(&th[i], NULL, spawn_until_refused, NULL);
+		usleep(5000);
+		CHECK_EQ(weft_runtime_shutdown(g_rt, WEFT_FOREVER), 0);
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		CHECK_EQ(atomic_load(&g_drops), atomic_load(&g_attempts));
+		rm_rt(g_rt);
+	}
+}
+
+/* ---------------------------------------------------------------- fibers */
+
+static void *migrate(void *arg)
+{
+	for (int i = 0; i < 100; i++)
+		weft_yield();
+	atomic_fetch_add(&g_done, 1);
+	return NULL;
+}
+
+static void scenario_fibers(void)
+{
+	g_rt = mk(2);
+	atomic_store(&g_done, 0);
+	enum { N = 200 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_spawn(g_rt, migrate, NULL, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	CHECK_EQ(atomic_load(&g_done), N);
+	rm_rt(g_rt);
+}
+
+/* ------------------------------------------------------------------ chan */
+
+static struct weft_chan *g_ch;
+static atomic_long g_sum;
+
+static void *producer(void *arg)
+{
+	for (long i = 1; i <= 2000; i++)
+		CHECK_EQ(weft_chan_send(g_ch, &i), 0);
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	long v, s = 0;
+	while (weft_chan_recv(g_ch, &v) == 0)
+		s += v;
+	atomic_fetch_add(&g_sum, s);
+	return NULL;
+}
+
+static void scenario_chan(void)
+{
+	g_rt = mk(2);
+	CHECK_EQ(weft_chan_create(sizeof(long), 8, &g_ch), 0);
+	struct weft_task *p[4], *c[2];
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(g_rt, consumer, NULL, &c[i]), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_spawn(g_rt, producer, NULL, &p[i]), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_join(p[i], NULL), 0);
+	CHECK_EQ(weft_chan_close(g_ch), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(c[i], NULL), 0);
+	CHECK_EQ(atomic_load(&g_sum), 4L * 2000 * 2001 / 2);
+	CHECK_EQ(weft_chan_destroy(g_ch), 0);
+	rm_rt(g_rt);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static void *nap(void *arg)
+{
+	uint64_t d = (uint64_t)(uintptr_t)arg * 100000;
+	uint64_t t0 = weft_now_ns();
+	CHECK_EQ(weft_sleep_ns(d), 0);
+	CHECK(weft_now_ns() - t0 >= d, "early");
+	return NULL;
+}
+
+static void scenario_timers(void)
+{
+	g_rt = mk(2);
+	enum { N = 500 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_spawn(g_rt, nap, (void *)(uintptr_t)(i % 50), &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	rm_rt(g_rt);
+}
+
+/* -------------------------------------------------------------------- io */
+
+static struct weft_io *g_a, *g_b;
+
+static void *pinger(void *arg)
+{
+	char c = 'x';
+	for (int i = 0; i < 500; i++) {
+		CHECK_EQ(weft_write(g_a, &c, 1), 1);
+		CHECK_EQ(weft_read(g_a, &c, 1), 1);
+	}
+	return NULL;
+}
+
+static void *ponger(void *arg)
+{
+	char c;
+	for (int i = 0; i < 500; i++) {
+		CHECK_EQ(weft_read(g_b, &c, 1), 1);
+		CHECK_EQ(weft_write(g_b, &c, 1), 1);
+	}
+	return NULL;
+}
+
+static void scenario_io(void)
+{
+	g_rt = mk(2);
+	int sv[2];
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	CHECK_EQ(weft_io_register(g_rt, sv[0], &g_a), 0);
+	CHECK_EQ(weft_io_register(g_rt, sv[1], &g_b), 0);
+	struct weft_task *p, *q;
+	CHECK_EQ(weft_spawn(g_rt, pinger, NULL, &p), 0);
+	CHECK_EQ(weft_spawn(g_rt, ponger, NULL, &q), 0);
+	CHECK_EQ(weft_join(p, NULL), 0);
+	CHECK_EQ(weft_join(q, NULL), 0);
+	weft_io_close(g_a);
+	weft_io_close(g_b);
+	rm_rt(g_rt);
+}
+
+/* -------------------------------------------------------------- blocking */
+
+static void *slow(void *arg)
+{
+	usleep(2000);
+	return arg;
+}
+
+static void *bip(void *arg)
+{
+	void *r;
+	CHECK_EQ(weft_block_in_place(slow, arg, &r), 0);
+	return r;
+}
+
+static void scenario_blocking(void)
+{
+	g_rt = mk(2);
+	struct weft_task *t[40];
+	for (long i = 0; i < 40; i++) {
+		if (i % 2)
+			CHECK_EQ(weft_spawn_blocking(g_rt, slow, (void *)i, &t[i]), 0);
+		else
+			CHECK_EQ(weft_spawn(g_rt, bip, (void *)i, &t[i]), 0);
+	}
+	for (long i = 0; i < 40; i++) {
+		void *r;
+		CHECK_EQ(weft_join(t[i], &r), 0);
+		CHECK_EQ((long)r, i);
+	}
+	rm_rt(g_rt);
+}
+
+/* ---------------------------------------------------------------- cycles */
+
+static void scenario_cycles(void)
+{
+	for (int i = 0; i < 50; i++) {
+		struct weft_runtime *rt = mk(1 + i % 3);
+		for (int k = 0; k < 20; k++)
+			CHECK_EQ(weft_spawn_poll(rt, leaf, NULL, NULL, NULL), 0);
+		rm_rt(rt);
+	}
+}
+
+static const struct { const char *name; void (*fn)(void); } scenarios[] = {
+	{ "ring", scenario_ring },         { "spawn", scenario_spawn },
+	{ "wake", scenario_wake },         { "abort", scenario_abort },
+	{ "shutdown", scenario_shutdown }, { "fibers", scenario_fibers },
+	{ "chan", scenario_chan },         { "timers", scenario_timers },
+	{ "io", scenario_io },             { "blocking", scenario_blocking },
+	{ "cycles", scenario_cycles },
+};
+
+int main(int argc, char **argv)
+{
+	int passed = 0;
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], scenarios[i].name))
+			continue;
+		scenarios[i].fn();
+		printf("tsan %s: ok\n", scenarios[i].name);
+		passed++;
+	}
+	if (!passed) {
+		fprintf(stderr, "usage: tsan_runtime [SCENARIO]\n");
+		return 2;
+	}
+	printf("%d passed, 0 failed\n", passed);
+	return 0;
+}
