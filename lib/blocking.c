@@ -112,6 +112,8 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 {
 	if (!rt || !fn)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
 		return -ESHUTDOWN;
 	struct job *j = malloc(sizeof(*j));

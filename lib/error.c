@@ -28,6 +28,8 @@ const char *weft_strerror(int err)
 	case EBUSY: return "busy: join handles or wakers still outstanding";
 	case EPIPE: return "peer closed";
 	case ENOTSUP: return "not supported";
+	case ECHILD: return "the runtime belongs to the parent process (called after fork)";
+	case EBADF: return "the registration was closed";
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";

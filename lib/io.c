@@ -126,6 +126,8 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 {
 	if (!rt || fd < 0 || !out)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -errno;
@@ -346,6 +348,8 @@ static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 				return -EBADF;                                    \
 			if (r_ & RD_SHUTDOWN)                                     \
 				return -ESHUTDOWN;                                \
+			if (WEFT__FORKED((io)->rt))                               \
+				return -ECHILD;                                   \
 			ssize_t n_ = (call);                                      \
 			if (n_ >= 0)                                              \
 				return n_;                                        \

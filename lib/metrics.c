@@ -12,6 +12,8 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 {
 	if (!rt || !out)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	struct weft_metrics *m = calloc(1, sizeof(*m) + rt->n * sizeof(m->worker[0]));
 	if (!m)
 		return -ENOMEM;

@@ -121,9 +121,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	if ((rc = read_opts(opts, &o)))
 		return rc;
 
+	weft__fork_watch();
 	struct weft_runtime *rt = calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;
+	rt->fork_gen = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
 	rt->opts = o;
 	rt->n = o.workers ? (unsigned)o.workers : default_workers();
 	rt->event_interval = o.event_interval ? o.event_interval : DEFAULT_EVENT_INTERVAL;
@@ -217,6 +219,11 @@ int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 			drop(state);
 		return -EINVAL;
 	}
+	if (WEFT__FORKED(rt)) {
+		if (drop)
+			drop(state);
+		return -ECHILD;
+	}
 	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
 		if (drop)
 			drop(state);
@@ -247,6 +254,8 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 {
 	if (!rt || !fn)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	struct weft__ctx *prev = weft__ctx();
 	if (prev && prev->worker)
 		return -EDEADLK;
@@ -293,6 +302,8 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 {
 	if (!rt)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	if (on_worker_of(rt))
 		return -EDEADLK;
 	pthread_mutex_lock(&rt->shutdown_lock);
@@ -377,6 +388,8 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 {
 	if (!rt)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD; /* not freed: its locks may be held forever here */
 	if (on_worker_of(rt))
 		return -EDEADLK;
 	int rc = weft_runtime_shutdown(rt, WEFT_FOREVER);

@@ -256,6 +256,16 @@ struct weft__blocking {
 	bool closed;
 };
 
+/* ------------------------------------------------------------ fork.c */
+/* Bumped in the child of every fork(). A runtime remembers the value it was
+ * created under; a different value means we are in a forked child, whose
+ * copy of the runtime has no threads and possibly locked mutexes: every
+ * public call refuses with -ECHILD before touching anything. */
+extern _Atomic unsigned weft__fork_gen;
+void weft__fork_watch(void);
+#define WEFT__FORKED(rt) \
+	(atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != (rt)->fork_gen)
+
 /* ------------------------------------------------------------ runtime */
 struct weft_runtime {
 	struct weft_runtime_opts opts;
@@ -289,6 +299,7 @@ struct weft_runtime {
 	pthread_mutex_t shutdown_lock;
 	bool closing, shut_down;
 	uint64_t seedgen;
+	unsigned fork_gen;                        /* weft__fork_gen at create */
 };
 
 /* ------------------------------------------------------ driver.c API */

@@ -354,6 +354,8 @@ int weft_join(struct weft_task *task, void **result)
 {
 	if (!task)
 		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		/* Suspend the fiber until the task completes. */
@@ -378,6 +380,8 @@ int weft_detach(struct weft_task *task)
 {
 	if (!task)
 		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
 	handle_release(task);
 	return 0;
 }
@@ -386,6 +390,8 @@ int weft_abort(struct weft_task *task)
 {
 	if (!task)
 		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
 	uint64_t s = atomic_load_explicit(&task->state, memory_order_acquire);
 	uint64_t ns;
 	bool submit;
@@ -452,6 +458,8 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 {
 	if (!task)
 		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);

@@ -1,6 +1,10 @@
 /*
  * weft.h - the public API of libweft, a work-stealing task runtime for C.
  *
+ * fork(): a child process must not use its parent's runtime (its threads
+ * did not come along). Every call that takes a runtime, task or registration
+ * made before the fork returns -ECHILD in the child; exec works as usual.
+ *
  * Conventions (every call below):
  *  - Calls return 0 or a negative errno value; nothing is reported through
  *    `errno`. weft_strerror() turns a code into text.

@@ -1,0 +1,159 @@
+/*
+ * test_hardening.c - faults from outside the library: fork() with a live
+ * runtime (the child gets -ECHILD from every call, never a hang, and can
+ * exec), and a SIGPROF storm during a mixed load (no lost wakeup, EINTR
+ * handled everywhere).
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+static enum weft_poll yield_forever(void *s, struct weft_cx *cx)
+{
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static int g_child_drops;
+static void child_drop(void *s) { g_child_drops++; }
+static void *noop_fn(void *a) { return a; }
+
+/* Runs in the child: every call refuses; returns a bitmask of failures. */
+static int child_checks(struct weft_runtime *rt, struct weft_task *t)
+{
+	int bad = 0;
+	struct weft_task *nt;
+	if (weft_spawn_poll(rt, yield_forever, NULL, child_drop, &nt) != -ECHILD || g_child_drops != 1)
+		bad |= 1;
+	if (weft_spawn(rt, noop_fn, NULL, &nt) != -ECHILD)
+		bad |= 2;
+	if (weft_join(t, NULL) != -ECHILD)
+		bad |= 4;
+	if (weft_block_on(rt, noop_fn, NULL, NULL) != -ECHILD)
+		bad |= 8;
+	struct weft_metrics *m;
+	if (weft_runtime_metrics(rt, &m) != -ECHILD)
+		bad |= 16;
+	int sv[2];
+	struct weft_io *io;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || weft_io_register(rt, sv[0], &io) != -ECHILD)
+		bad |= 32;
+	if (weft_spawn_blocking(rt, noop_fn, NULL, NULL) != -ECHILD)
+		bad |= 64;
+	if (weft_runtime_shutdown(rt, WEFT_FOREVER) != -ECHILD || weft_runtime_destroy(rt) != -ECHILD)
+		bad |= 128;
+	return bad;
+}
+
+Test(fork, child_gets_clear_errors_and_can_exec, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, yield_forever, NULL, NULL, &t), 0); /* keeps workers busy */
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10); /* a hang shows as SIGALRM */
+		int bad = child_checks(rt, t);
+		if (bad)
+			_exit(bad);
+		execl("/bin/sh", "sh", "-c", "exit 42", (char *)NULL);
+		_exit(99);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d (a hang ends in SIGALRM)",
+		  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 42, "child failures: mask %d", WEXITSTATUS(st));
+	/* the parent's runtime is untouched */
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert_eq(weft_join(t, NULL), -ECANCELED);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------------ SIGPROF */
+
+static atomic_long g_prof;
+static void on_prof(int sig) { atomic_fetch_add(&g_prof, 1); }
+
+static atomic_long g_done;
+
+static enum weft_poll yield_n(void *s, struct weft_cx *cx)
+{
+	long *n = s;
+	if ((*n)-- > 0) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	atomic_fetch_add(&g_done, 1);
+	return WEFT_READY;
+}
+
+static struct weft_chan *g_ch;
+
+static void *fiber_mix(void *arg)
+{
+	long id = (long)arg, v;
+	for (int i = 0; i < 50; i++) {
+		if (id % 2) {
+			v = id;
+			cr_assert_eq(weft_chan_send(g_ch, &v), 0);
+		} else {
+			cr_assert_eq(weft_chan_recv(g_ch, &v), 0);
+		}
+		if (i % 10 == 0)
+			cr_assert_eq(weft_sleep_ns(200000), 0);
+		weft_yield();
+	}
+	atomic_fetch_add(&g_done, 1);
+	return NULL;
+}
+
+Test(signals, sigprof_storm_loses_no_wakeup, .timeout = WT_TMO(120))
+{
+	struct sigaction sa = { .sa_handler = on_prof };
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: interrupted syscalls do return EINTR */
+	cr_assert_eq(sigaction(SIGPROF, &sa, NULL), 0);
+	struct itimerval it = { { 0, 100 }, { 0, 100 } };
+	cr_assert_eq(setitimer(ITIMER_PROF, &it, NULL), 0);
+
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_chan_create(sizeof(long), 4, &g_ch), 0);
+	enum { NP = 20000, NF = 200 };
+	static long left[NP];
+	static struct weft_task *tp[NP], *tf[NF];
+	/* ITIMER_PROF ticks with the scheduler clock (a few ms), not every
+	 * 100 us: repeat the load until a few hundred signals have landed. */
+	int rounds = 0;
+	while (atomic_load(&g_prof) < 300 && rounds < 200) {
+		atomic_store(&g_done, 0);
+		for (int i = 0; i < NP; i++) {
+			left[i] = i % 7;
+			cr_assert_eq(weft_spawn_poll(rt, yield_n, &left[i], NULL, &tp[i]), 0);
+		}
+		for (long i = 0; i < NF; i++)
+			cr_assert_eq(weft_spawn(rt, fiber_mix, (void *)i, &tf[i]), 0);
+		for (int i = 0; i < NP; i++)
+			cr_assert_eq(weft_join(tp[i], NULL), 0);
+		for (int i = 0; i < NF; i++)
+			cr_assert_eq(weft_join(tf[i], NULL), 0);
+		cr_assert_eq(atomic_load(&g_done), NP + NF);
+		rounds++;
+	}
+	cr_log_info("sigprof storm: %ld signals over %d rounds", (long)atomic_load(&g_prof), rounds);
+
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_PROF, &off, NULL);
+	cr_assert_gt(atomic_load(&g_prof), 10, "the storm did not happen");
+	cr_assert_eq(weft_chan_destroy(g_ch), 0);
+	wt_rt_destroy(rt);
+}
