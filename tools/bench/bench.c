@@ -20,8 +20,16 @@
  * before the runtime is created and after it is destroyed, so figures taken
  * while the host slows cross-core traffic can be told apart.
  *
- * Every case is written with poll tasks. Shared state the tasks touch lives
- * in `g`, each contended word on its own cache line.
+ * Cases are written with poll tasks; the `*_fiber` cases do the same work
+ * with fiber tasks (weft_spawn) and the blocking-style calls. Shared state
+ * the tasks touch lives in `g`, each contended word on its own cache line.
+ *
+ * fiber_rss is a memory measurement rather than a speed one: each batch
+ * suspends 100,000 fibers (64 KiB stacks) on a waitgroup, reads the resident
+ * set from /proc/self/statm, then releases them; stderr gets
+ * `# fiber_rss ...` with the figures. Every stack is two mappings (guard +
+ * stack), so it needs vm.max_map_count above 2 x 100,000 plus the process's
+ * other mappings; the case checks that first and says what to raise.
  */
 #include <weft/weft.h>
 
@@ -51,6 +59,11 @@
 #define FANOUT_PRODUCERS 64u    /* fanout_mpsc */
 #define FANOUT_ITEMS 10000u     /* fanout_mpsc: per producer */
 #define FANOUT_CAPACITY 1024u   /* fanout_mpsc */
+#define NUM_TIMERS 10000u       /* timers, timers_fiber */
+#define TIMER_SLEEP_NS 1000000u /* timers: 1 ms */
+#define CTX_YIELDS 100000u      /* ctx_switch_fiber: yields per batch */
+#define RSS_FIBERS 100000u      /* fiber_rss */
+#define FIBER_STACK (64u << 10) /* fiber_stack_size of every case (the default) */
 #define STALL_NS 10000u         /* stall(): 10 us */
 #define RTT_NS 50000000u        /* round-trip probe: 50 ms */
 
@@ -179,6 +192,17 @@ struct pp_a {
 	struct pp_b b;
 };
 
+/* ping_pong_fiber: the two oneshots of one pair, set by A before it spawns B. */
+struct ppf {
+	_Alignas(CACHE_LINE) struct weft_oneshot *o1, *o2;
+};
+
+/* timers: one task's state. */
+struct tm_state {
+	struct weft_timer t;
+	uint64_t deadline; /* 0 until the first poll */
+};
+
 /* fanout_mpsc: one producer. */
 struct fan_producer {
 	_Alignas(CACHE_LINE) uint64_t next;
@@ -205,6 +229,13 @@ static struct {
 	unsigned n_bg;
 	uint32_t *yield_left; /* yield_many: one counter per task */
 	struct pp_a *pp;      /* ping_pong: NUM_PINGS pairs */
+	struct ppf *ppf;      /* ping_pong_fiber: NUM_PINGS pairs */
+	struct tm_state *tm;  /* timers: NUM_TIMERS states */
+
+	/* fiber_rss */
+	struct weft_waitgroup *gate;
+	_Alignas(CACHE_LINE) _Atomic uint32_t suspended;
+	uint64_t rss_base, rss_peak, rss_after; /* bytes */
 
 	/* fanout_mpsc */
 	struct weft_chan *chan;
@@ -405,6 +436,111 @@ static enum weft_poll task_fan_consumer(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* timers: sleep 1 ms (deadline taken at the first poll), then count down. */
+static enum weft_poll task_timer(void *state, struct weft_cx *cx)
+{
+	struct tm_state *s = state;
+
+	if (s->deadline == 0)
+		s->deadline = weft_now_ns() + TIMER_SLEEP_NS;
+	if (weft_timer_poll(&s->t, cx, s->deadline) == WEFT_PENDING)
+		return WEFT_PENDING;
+	countdown();
+	return WEFT_READY;
+}
+
+/* ---------------------------------------------------------------- fibers */
+
+static void *fiber_countdown(void *arg)
+{
+	(void)arg;
+	countdown();
+	return NULL;
+}
+
+/* yield_many_fiber: weft_yield NUM_YIELD times, then count down. */
+static void *fiber_yielder(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < NUM_YIELD; i++)
+		CHECK(weft_yield());
+	countdown();
+	return NULL;
+}
+
+/* ctx_switch_fiber: the only fiber on a one-worker runtime yields
+ * CTX_YIELDS times: each weft_yield is one switch out to the worker's
+ * scheduler loop, one requeue, one switch back in. */
+static void *fiber_ctx_switch(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < CTX_YIELDS; i++)
+		CHECK(weft_yield());
+	signal_set(&g.done);
+	return NULL;
+}
+
+/* ping_pong_fiber B: blocking recv on the first oneshot, send on the
+ * second. Its last touch of *p is reading p->o2 before the send. */
+static void *fiber_pp_b(void *arg)
+{
+	struct ppf *p = arg;
+	struct weft_oneshot *o2 = p->o2;
+	void *v;
+
+	CHECK(weft_oneshot_recv(p->o1, &v));
+	CHECK(weft_oneshot_send(o2, NULL));
+	return NULL;
+}
+
+/* ping_pong_fiber A: make two oneshots, spawn B, send on the first, block
+ * on the second; the last A to finish signals main. */
+static void *fiber_pp_a(void *arg)
+{
+	struct ppf *p = arg;
+	struct weft_oneshot *o1, *o2;
+	void *v;
+
+	CHECK(weft_oneshot_create(NULL, &o1));
+	CHECK(weft_oneshot_create(NULL, &o2));
+	p->o1 = o1;
+	p->o2 = o2;
+	CHECK(weft_spawn(g.rt, fiber_pp_b, p, NULL));
+	CHECK(weft_oneshot_send(o1, NULL));
+	CHECK(weft_oneshot_recv(o2, &v));
+	countdown();
+	return NULL;
+}
+
+static void *fiber_pp_root(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < NUM_PINGS; i++)
+		CHECK(weft_spawn(g.rt, fiber_pp_a, &g.ppf[i], NULL));
+	return NULL;
+}
+
+/* timers_fiber: weft_sleep_ns(1 ms), then count down. */
+static void *fiber_timer(void *arg)
+{
+	(void)arg;
+	CHECK(weft_sleep_ns(TIMER_SLEEP_NS));
+	countdown();
+	return NULL;
+}
+
+/* fiber_rss: announce, then suspend on the gate until main opens it. */
+static void *fiber_gated(void *arg)
+{
+	(void)arg;
+	/* Relaxed: main only counts; the 20 ms it then sleeps lets the last
+	 * fibers finish suspending. */
+	atomic_fetch_add_explicit(&g.suspended, 1, memory_order_relaxed);
+	CHECK(weft_waitgroup_wait(g.gate));
+	countdown();
+	return NULL;
+}
+
 /* ----------------------------------------------------------------- cases */
 
 static void batch_spawn_many_local(void)
@@ -554,9 +690,162 @@ static void teardown_fanout_mpsc(void)
 	CHECK(weft_chan_destroy(g.chan));
 }
 
+static void batch_spawn_many_local_fiber(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_SPAWN, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < NUM_SPAWN; i++)
+		CHECK(weft_spawn(g.rt, fiber_countdown, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void batch_yield_many_fiber(void)
+{
+	atomic_store_explicit(&g.remaining, YIELD_TASKS, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < YIELD_TASKS; i++)
+		CHECK(weft_spawn(g.rt, fiber_yielder, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void batch_ctx_switch_fiber(void)
+{
+	signal_reset(&g.done);
+	CHECK(weft_spawn(g.rt, fiber_ctx_switch, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void setup_ping_pong_fiber(void)
+{
+	g.ppf = xcalloc(NUM_PINGS, sizeof(*g.ppf));
+}
+
+static void batch_ping_pong_fiber(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_PINGS, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn(g.rt, fiber_pp_root, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+static void setup_timers(void)
+{
+	g.tm = xcalloc(NUM_TIMERS, sizeof(*g.tm));
+}
+
+static void batch_timers(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_TIMERS, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < NUM_TIMERS; i++) {
+		/* The previous batch's timers have fired: start afresh. */
+		g.tm[i] = (struct tm_state){ .t = WEFT_TIMER_INIT };
+		CHECK(weft_spawn_poll(g.rt, task_timer, &g.tm[i], NULL, NULL));
+	}
+	signal_wait(&g.done);
+}
+
+static void batch_timers_fiber(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_TIMERS, memory_order_relaxed);
+	signal_reset(&g.done);
+	for (unsigned i = 0; i < NUM_TIMERS; i++)
+		CHECK(weft_spawn(g.rt, fiber_timer, NULL, NULL));
+	signal_wait(&g.done);
+}
+
+/* Resident set in bytes, from /proc/self/statm (second field, pages). */
+static uint64_t rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2)
+		die("cannot read /proc/self/statm");
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static long count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	int c;
+
+	if (!f)
+		return -1;
+	while ((c = getc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+static void setup_fiber_rss(void)
+{
+	/* Each suspended fiber holds a stack of two mappings (PROT_NONE
+	 * guard + stack). A fiber whose stack cannot be mapped never runs, so
+	 * check first instead of waiting forever. */
+	long max_maps = -1, maps = count_lines("/proc/self/maps");
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+
+	if (f) {
+		if (fscanf(f, "%ld", &max_maps) != 1)
+			max_maps = -1;
+		fclose(f);
+	}
+	long need = 2L * RSS_FIBERS + (maps > 0 ? maps : 0) + 1000;
+	if (max_maps >= 0 && max_maps < need)
+		die("fiber_rss: vm.max_map_count is %ld; %u suspended fibers need "
+		    "about %ld mappings (2 per stack). As root: "
+		    "sysctl -w vm.max_map_count=%ld (scripts/bench does this "
+		    "temporarily)", max_maps, RSS_FIBERS, need, need);
+	CHECK(weft_waitgroup_create(&g.gate));
+	g.rss_base = rss_bytes();
+}
+
+static void batch_fiber_rss(void)
+{
+	atomic_store_explicit(&g.remaining, RSS_FIBERS, memory_order_relaxed);
+	atomic_store_explicit(&g.suspended, 0, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_waitgroup_add(g.gate, 1));
+	for (unsigned i = 0; i < RSS_FIBERS; i++)
+		CHECK(weft_spawn(g.rt, fiber_gated, NULL, NULL));
+	uint64_t t0 = now_ns();
+	while (atomic_load_explicit(&g.suspended, memory_order_relaxed) < RSS_FIBERS) {
+		if (now_ns() - t0 > 60ull * 1000000000u)
+			die("fiber_rss: only %u of %u fibers started in 60 s",
+			    atomic_load_explicit(&g.suspended, memory_order_relaxed),
+			    RSS_FIBERS);
+		usleep(1000);
+	}
+	usleep(20000); /* the last ones finish suspending */
+	uint64_t rss = rss_bytes();
+	if (rss > g.rss_peak)
+		g.rss_peak = rss;
+	CHECK(weft_waitgroup_done(g.gate));
+	signal_wait(&g.done);
+	g.rss_after = rss_bytes();
+}
+
+static void teardown_fiber_rss(void)
+{
+	const double mib = 1024.0 * 1024.0;
+
+	fprintf(stderr,
+		"# fiber_rss fibers=%u stack_kib=%u rss_base_mib=%.1f "
+		"rss_suspended_mib=%.1f rss_after_release_mib=%.1f "
+		"per_fiber_kib=%.2f\n",
+		RSS_FIBERS, FIBER_STACK >> 10, (double)g.rss_base / mib,
+		(double)g.rss_peak / mib, (double)g.rss_after / mib,
+		(double)(g.rss_peak - g.rss_base) / 1024.0 / RSS_FIBERS);
+	CHECK(weft_waitgroup_destroy(g.gate));
+}
+
 struct bench_case {
 	const char *name;
 	unsigned ops;          /* operations per batch (for the README/list) */
+	int workers;           /* fixed worker count; 0: WORKERS from argv */
 	const char *what;
 	void (*setup)(void);   /* before warm-up; may be NULL */
 	void (*batch)(void);
@@ -564,33 +853,54 @@ struct bench_case {
 };
 
 static const struct bench_case cases[] = {
-	{ "spawn_many_local", NUM_SPAWN,
+	{ "spawn_many_local", NUM_SPAWN, 0,
 	  "main spawns 10,000 tasks; each counts down, the last signals main",
 	  NULL, batch_spawn_many_local, NULL },
-	{ "spawn_many_local_worker", NUM_SPAWN,
+	{ "spawn_many_local_worker", NUM_SPAWN, 0,
 	  "one task spawns the 10,000 countdown tasks from a worker",
 	  NULL, batch_spawn_many_local_worker, NULL },
-	{ "spawn_many_remote_idle", NUM_SPAWN,
+	{ "spawn_many_remote_idle", NUM_SPAWN, 0,
 	  "main spawns 10,000 empty tasks, then joins them in order",
 	  setup_handles, batch_remote_10k, NULL },
-	{ "spawn_many_remote_busy", NUM_SPAWN,
+	{ "spawn_many_remote_busy", NUM_SPAWN, 0,
 	  "remote_idle while 2*W tasks loop { yield; stall() }",
 	  setup_remote_busy, batch_remote_10k, teardown_remote_busy },
-	{ "spawn_many_remote_busy2", NUM_SPAWN_BUSY2,
+	{ "spawn_many_remote_busy2", NUM_SPAWN_BUSY2, 0,
 	  "1,000 remote spawns + joins while W chains stall and respawn",
 	  setup_remote_busy2, batch_remote_1k, teardown_remote_busy2 },
-	{ "yield_many", YIELD_TASKS * NUM_YIELD,
+	{ "yield_many", YIELD_TASKS * NUM_YIELD, 0,
 	  "200 tasks each yield 1,000 times, then signal main",
 	  setup_yield_many, batch_yield_many, NULL },
-	{ "chained_spawn", CHAIN_DEPTH,
+	{ "chained_spawn", CHAIN_DEPTH, 0,
 	  "a chain of 1,000 worker-side spawns; the last signals main",
 	  NULL, batch_chained_spawn, NULL },
-	{ "ping_pong", NUM_PINGS,
+	{ "ping_pong", NUM_PINGS, 0,
 	  "1,000 task pairs bounce a oneshot each way; the last signals main",
 	  setup_ping_pong, batch_ping_pong, NULL },
-	{ "fanout_mpsc", FANOUT_PRODUCERS * FANOUT_ITEMS,
+	{ "fanout_mpsc", FANOUT_PRODUCERS * FANOUT_ITEMS, 0,
 	  "64 producers x 10,000 u64 on a capacity-1024 channel, one consumer",
 	  setup_fanout_mpsc, batch_fanout_mpsc, teardown_fanout_mpsc },
+	{ "timers", NUM_TIMERS, 0,
+	  "10,000 tasks each sleep 1 ms (weft_timer_poll), then count down",
+	  setup_timers, batch_timers, NULL },
+	{ "spawn_many_local_fiber", NUM_SPAWN, 0,
+	  "spawn_many_local with fibers: main spawns 10,000 countdown fibers",
+	  NULL, batch_spawn_many_local_fiber, NULL },
+	{ "yield_many_fiber", YIELD_TASKS * NUM_YIELD, 0,
+	  "200 fibers each weft_yield 1,000 times, then signal main",
+	  NULL, batch_yield_many_fiber, NULL },
+	{ "ping_pong_fiber", NUM_PINGS, 0,
+	  "ping_pong with fibers and the blocking weft_oneshot_recv",
+	  setup_ping_pong_fiber, batch_ping_pong_fiber, NULL },
+	{ "ctx_switch_fiber", CTX_YIELDS, 1,
+	  "one fiber on a 1-worker runtime weft_yields 100,000 times",
+	  NULL, batch_ctx_switch_fiber, NULL },
+	{ "timers_fiber", NUM_TIMERS, 0,
+	  "10,000 fibers each weft_sleep_ns(1 ms), then count down",
+	  NULL, batch_timers_fiber, NULL },
+	{ "fiber_rss", RSS_FIBERS, 0,
+	  "100,000 fibers suspend on a waitgroup; RSS (stderr) while suspended",
+	  setup_fiber_rss, batch_fiber_rss, teardown_fiber_rss },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -677,6 +987,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: weft-bench BENCH ITERATIONS [WORKERS]\n"
 		"       weft-bench list\n"
+		"       weft-bench rtt      (only the round trip, on stderr)\n"
 		"\n"
 		"Run one benchmark case: PEER_WARMUP (env, default 1) untimed\n"
 		"batches, then ITERATIONS timed batches, on a runtime with WORKERS\n"
@@ -729,6 +1040,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc == 2 && !strcmp(argv[1], "rtt")) { /* for scripts: rtt only */
+		print_rtt("now");
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "list")) {
 		for (size_t i = 0; i < N_CASES; i++)
 			printf("%s\n", cases[i].name);
@@ -765,7 +1080,10 @@ int main(int argc, char **argv)
 
 	print_rtt("before");
 
-	WEFT_OPTS(weft_runtime_opts, opts, .workers = (int)workers);
+	if (bc->workers)
+		workers = bc->workers;
+	WEFT_OPTS(weft_runtime_opts, opts, .workers = (int)workers,
+		  .fiber_stack_size = FIBER_STACK);
 	CHECK(weft_runtime_create(&opts, &g.rt));
 	g.workers = (int)workers;
 

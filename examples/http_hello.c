@@ -1,0 +1,127 @@
+/*
+ * http_hello.c - the HTTP/1.1 "hello" server of the benchmarks.
+ *
+ *     http_hello PORT [WORKERS]      (WORKERS: default one per CPU)
+ *
+ * Binds 127.0.0.1:PORT. One fiber per connection, TCP_NODELAY, keep-alive:
+ * read up to 4 KiB, count complete requests by scanning for CRLFCRLF (the
+ * scan state carries over between reads, so pipelined and split requests
+ * are both counted right), answer N requests with N copies of a fixed
+ * response in one write, close at end of stream. Request bodies are not
+ * supported (GET only), as in the benchmark.
+ *
+ *     wrk -t2 -c64 -d5s http://127.0.0.1:PORT/
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <weft/weft.h>
+
+#define RESPONSE "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" \
+		 "Content-Length: 13\r\n\r\nHello, world!"
+#define RESP_LEN (sizeof(RESPONSE) - 1)
+#define READ_SIZE 4096
+/* A 4 KiB read holds at most 4096 / 4 request ends. */
+#define MAX_BATCH (READ_SIZE / 4)
+
+static char responses[MAX_BATCH * RESP_LEN]; /* MAX_BATCH copies, read-only after main */
+static struct weft_runtime *rt;
+
+/* Count the CRLFCRLF in buf[0..n); *state is how much of "\r\n\r\n" the
+ * previous bytes matched (0..3), carried from one read to the next. */
+static size_t count_requests(const char *buf, size_t n, unsigned *state)
+{
+	size_t count = 0;
+	unsigned s = *state;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+		if (c == '\r')
+			s = (s == 2) ? 3 : 1;
+		else if (c == '\n' && (s == 1 || s == 3)) {
+			if (s == 3) {
+				count++;
+				s = 0;
+			} else {
+				s = 2;
+			}
+		} else {
+			s = 0;
+		}
+	}
+	*state = s;
+	return count;
+}
+
+static void *connection(void *arg)
+{
+	struct weft_io *io = arg;
+	char buf[READ_SIZE];
+	unsigned state = 0;
+	int one = 1;
+
+	setsockopt(weft_io_fd(io), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (;;) {
+		ssize_t n = weft_read(io, buf, sizeof(buf));
+		if (n <= 0) /* 0: end of stream; < 0: error */
+			break;
+		size_t reqs = count_requests(buf, (size_t)n, &state);
+		if (reqs && weft_write(io, responses, reqs * RESP_LEN) < 0)
+			break;
+	}
+	weft_io_close(io);
+	return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+	struct weft_io *listener = arg;
+
+	for (;;) {
+		struct weft_io *conn;
+		int rc = weft_accept(listener, &conn, NULL, NULL);
+		if (rc < 0) {
+			fprintf(stderr, "http_hello: accept: %s\n", weft_strerror(rc));
+			continue; /* e.g. -EMFILE: keep serving the others */
+		}
+		if (weft_spawn(rt, connection, conn, NULL) < 0)
+			weft_io_close(conn);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	long port = argc >= 2 ? strtol(argv[1], NULL, 10) : -1;
+	long workers = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+	if (argc < 2 || argc > 3 || port < 0 || port > 65535 || workers < 0 ||
+	    workers > WEFT_MAX_WORKERS) {
+		fprintf(stderr, "usage: http_hello PORT [WORKERS]\n");
+		return 2;
+	}
+	for (size_t i = 0; i < MAX_BATCH; i++)
+		memcpy(responses + i * RESP_LEN, RESPONSE, RESP_LEN);
+	signal(SIGPIPE, SIG_IGN); /* a client gone mid-write is an error return */
+
+	struct weft_io *listener;
+	struct weft_task *t;
+	WEFT_OPTS(weft_runtime_opts, opts, .workers = (int)workers);
+	int rc = weft_runtime_create(&opts, &rt);
+	if (!rc)
+		rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)port, 1024, &listener);
+	if (rc) {
+		fprintf(stderr, "http_hello: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("http_hello: listening on 127.0.0.1:%d\n", weft_io_local_port(listener));
+	fflush(stdout);
+	rc = weft_spawn(rt, acceptor, listener, &t);
+	if (!rc)
+		rc = weft_join(t, NULL); /* serves until killed */
+	fprintf(stderr, "http_hello: %s\n", weft_strerror(rc));
+	return 1;
+}
