@@ -14,7 +14,10 @@
  * Stacks: mmap'd with a PROT_NONE guard page at the bottom, default 64 KiB,
  * taken from the current core's pool at the first poll and given back to
  * the pool of whichever core finishes the fiber (up to STACK_POOL_MAX per
- * core; beyond that, and off a core, they are unmapped). A fiber that never
+ * core, 256 = 17 MiB of address space; beyond that, and off a core, they
+ * go to a runtime-wide pool of up to SHARED_POOL_MAX under a mutex, and
+ * only then are unmapped). mmap/mprotect/munmap serialise on the process's
+ * memory-map lock, so reuse matters when many fibers come and go. A fiber that never
  * suspends thus borrows a pooled stack for one poll.
  *
  * Overflow: each worker thread has an alternate signal stack and a
@@ -61,7 +64,8 @@
 #define WEFT_VALGRIND 1
 #endif
 
-#define STACK_POOL_MAX 64
+#define STACK_POOL_MAX 256
+#define SHARED_POOL_MAX 4096
 
 void weft__ctx_switch(void **save_sp, void *new_sp);
 void weft__fiber_trampoline(void);
@@ -120,6 +124,19 @@ static struct weft__stack *stack_take(struct weft_runtime *rt)
 		c->stack_pool_n--;
 		return s;
 	}
+	if (atomic_load_explicit(&rt->stacks_n, memory_order_relaxed)) {
+		pthread_mutex_lock(&rt->stacks_lock);
+		struct weft__stack *s = rt->stacks;
+		if (s) {
+			rt->stacks = s->next;
+			atomic_store_explicit(&rt->stacks_n,
+					      atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) - 1,
+					      memory_order_relaxed);
+		}
+		pthread_mutex_unlock(&rt->stacks_lock);
+		if (s)
+			return s;
+	}
 	return stack_map(rt->fiber_stack_size);
 }
 
@@ -138,7 +155,27 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack *s)
 		c->stack_pool_n++;
 		return;
 	}
+	if (atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) < SHARED_POOL_MAX) {
+		pthread_mutex_lock(&rt->stacks_lock);
+		s->next = rt->stacks;
+		rt->stacks = s;
+		atomic_store_explicit(&rt->stacks_n,
+				      atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		pthread_mutex_unlock(&rt->stacks_lock);
+		return;
+	}
 	stack_unmap(s);
+}
+
+void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
+{
+	while (rt->stacks) {
+		struct weft__stack *s = rt->stacks;
+		rt->stacks = s->next;
+		stack_unmap(s);
+	}
+	pthread_mutex_destroy(&rt->stacks_lock);
 }
 
 void weft__fiber_pool_fini(struct weft__core *c)
@@ -231,6 +268,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	struct weft__ctx *ctx = weft__ctx();
 	if (!f->stack) {
 		f->task_id = weft_cx_task_id(cx);
+		f->rt = cx->rt;
 		f->stack = stack_take(cx->rt);
 		if (!f->stack) {
 			/* Out of memory or of mappings (each stack is two: see
@@ -289,11 +327,7 @@ static void fiber_drop(void *state)
 		if (f->tsan_fiber)
 			__tsan_destroy_fiber(f->tsan_fiber);
 #endif
-		struct weft__ctx *ctx = weft__ctx();
-		if (ctx && ctx->core)
-			stack_give(ctx->rt, f->stack);
-		else
-			stack_unmap(f->stack);
+		stack_give(f->rt, f->stack);
 	}
 	free(f);
 }

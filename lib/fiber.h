@@ -32,6 +32,7 @@ struct weft__fiber {
 	struct weft__timer *timer;      /* timer to cancel likewise (sleep, timeouts) */
 	struct weft_runtime *timer_rt;
 	uint64_t task_id;
+	struct weft_runtime *rt;        /* set at the first poll */
 	int done;
 	/* sanitizer bookkeeping */
 	void *fake_stack;               /* ASan fake stack of the side being left */
@@ -42,8 +43,9 @@ struct weft__fiber {
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);
-/* Return every pooled stack of a core to the system. */
+/* Return every pooled stack of a core / of the runtime to the system. */
 void weft__fiber_pool_fini(struct weft__core *c);
+void weft__fiber_shared_pool_fini(struct weft_runtime *rt);
 /* Per worker thread: alternate signal stack + the guard-page fault handler. */
 void *weft__fiber_thread_init(void);
 void weft__fiber_thread_fini(void *altstack);

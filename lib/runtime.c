@@ -89,6 +89,7 @@ static void rt_free(struct weft_runtime *rt)
 	weft__blocking_fini(rt);
 	for (unsigned i = 0; i < rt->n; i++)
 		weft__fiber_pool_fini(&rt->cores[i]);
+	weft__fiber_shared_pool_fini(rt);
 	weft__alloc_fini(rt);
 	weft__driver_fini(rt);
 	weft__registry_fini(rt);
@@ -139,6 +140,9 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	pthread_mutex_init(&rt->extra_lock, NULL);
 	rt->extra = NULL;
+	pthread_mutex_init(&rt->stacks_lock, NULL);
+	rt->stacks = NULL;
+	atomic_init(&rt->stacks_n, 0);
 	weft__inject_init(&rt->inject);
 
 	rt->cores = weft__alloc_aligned(rt->n * sizeof(struct weft__core));

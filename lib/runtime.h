@@ -174,6 +174,7 @@ struct weft__core {
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;
+	uint64_t last_maint_probe_ns;
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
 	struct weft__stack *stack_pool;           /* fiber stacks */
@@ -274,6 +275,9 @@ struct weft_runtime {
 	uint32_t event_interval;
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
+	pthread_mutex_t stacks_lock;              /* runtime-wide fiber stack pool */
+	struct weft__stack *stacks;
+	_Atomic unsigned stacks_n;
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
 	struct weft__driver driver;
