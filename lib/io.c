@@ -337,9 +337,17 @@ static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 	return (int)a.ready.mask;
 }
 
+static inline bool short_xfer(ssize_t n, size_t want)
+{
+	return want && n > 0 && (size_t)n < want; /* want 0: accept, never "short" */
+}
+
 /* Run op until it stops returning EAGAIN, waiting for `dir` in between.
+ * A short transfer (fewer bytes than asked) means the kernel buffer ran
+ * dry or full: readiness is cleared then (tick-guarded), so the next call
+ * waits for the driver instead of paying a read/write that returns EAGAIN.
  * The caller holds a reference on io (see the REF wrappers below). */
-#define IO_RETRY(io, dir, call)                                                   \
+#define IO_RETRY(io, dir, want, call)                                                   \
 	do {                                                                      \
 		for (;;) {                                                        \
 			uint64_t r_ = atomic_load_explicit(&(io)->readiness,      \
@@ -351,8 +359,12 @@ static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 			if (WEFT__FORKED((io)->rt))                               \
 				return -ECHILD;                                   \
 			ssize_t n_ = (call);                                      \
-			if (n_ >= 0)                                              \
+			if (n_ >= 0) {                                            \
+				if (short_xfer(n_, (want)))                       \
+					weft_io_clear_ready((io),                 \
+						(struct weft_io_ready){ (dir), r_ >> 8 }); \
 				return n_;                                        \
+			}                                                         \
 			int e_ = errno;                                           \
 			if (e_ == EINTR)                                          \
 				continue;                                         \
@@ -367,7 +379,7 @@ static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 
 static ssize_t read_ref(struct weft_io *io, void *buf, size_t n, int flags, bool sock)
 {
-	IO_RETRY(io, WEFT_IO_READABLE, sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
+	IO_RETRY(io, WEFT_IO_READABLE, n, sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
 }
 
 ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
@@ -392,7 +404,7 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 
 static ssize_t write_some(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
 {
-	IO_RETRY(io, WEFT_IO_WRITABLE,
+	IO_RETRY(io, WEFT_IO_WRITABLE, n,
 		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL) : write(io->fd, buf, n));
 }
 
@@ -427,7 +439,7 @@ ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
 
 static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
 {
-	IO_RETRY(l, WEFT_IO_READABLE, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+	IO_RETRY(l, WEFT_IO_READABLE, 0, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr *addr,
