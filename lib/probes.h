@@ -19,7 +19,8 @@
  *   overflow(core, n, rt_id)                    n tasks moved to inject
  *   block_in_place(core, tid, rt_id)            the thread tid hands core to a new thread
  *   maintenance(core, counters, local_depth, inject_depth, rt_id)
- *                                               counters: struct weft_probe_counters *
+ *                                               counters: struct weft_probe_counters *;
+ *                                               at most once per ms per core
  *
  * Build with -DWEFT_PROBES=OFF to compile them out entirely.
  */

@@ -225,8 +225,13 @@ static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 	batch_end(c);
 	retune(rt, c);
 	weft__core_publish(c);
-	WEFT_PROBE(maintenance, c->index, &c->c, weft__ring_len(&c->ring),
-		   weft__inject_len(&rt->inject), (uintptr_t)rt);
+	/* At most once per millisecond per core: each firing under a tracer
+	 * is a trap, and maintenance comes every event_interval polls. */
+	if (WEFT_PROBE_ENABLED(maintenance) && c->batch_start_ns - c->last_maint_probe_ns >= 1000000) {
+		c->last_maint_probe_ns = c->batch_start_ns;
+		WEFT_PROBE(maintenance, c->index, &c->c, weft__ring_len(&c->ring),
+			   weft__inject_len(&rt->inject), (uintptr_t)rt);
+	}
 }
 
 /* ------------------------------------------------------------- the loop */
