@@ -137,7 +137,7 @@ void weft__alloc_fini(struct weft_runtime *rt)
 	struct slab *s = rt->slabs;
 	while (s) {
 		struct slab *next = s->next;
-		free(s);
+		weft__free(s);
 		s = next;
 	}
 	rt->slabs = NULL;

@@ -116,20 +116,20 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 		return -ECHILD;
 	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
 		return -ESHUTDOWN;
-	struct job *j = malloc(sizeof(*j));
+	struct job *j = weft__malloc(sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->fn = fn;
 	j->arg = arg;
 	struct weft_task *t = weft__task_alloc(rt);
 	if (!t) {
-		free(j);
+		weft__free(j);
 		return -ENOMEM;
 	}
-	weft__task_init(t, rt, job_poll, j, free, out != NULL);
+	weft__task_init(t, rt, job_poll, j, weft__free, out != NULL);
 	if (weft__owned_bind(&rt->owned, t) < 0) {
 		weft__task_free(t);
-		free(j);
+		weft__free(j);
 		return -ESHUTDOWN;
 	}
 	if (out)

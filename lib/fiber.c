@@ -329,14 +329,14 @@ static void fiber_drop(void *state)
 #endif
 		stack_give(f->rt, f->stack);
 	}
-	free(f);
+	weft__free(f);
 }
 
 int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct weft_task **out)
 {
 	if (!rt || !fn)
 		return -EINVAL;
-	struct weft__fiber *f = calloc(1, sizeof(*f));
+	struct weft__fiber *f = weft__calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->fn = fn;

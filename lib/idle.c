@@ -33,7 +33,7 @@
 
 int weft__idle_init(struct weft__idle *idle, unsigned n)
 {
-	idle->sleepers = calloc(n, sizeof(unsigned));
+	idle->sleepers = weft__calloc(n, sizeof(unsigned));
 	if (!idle->sleepers)
 		return -ENOMEM;
 	idle->nsleepers = 0;
@@ -45,7 +45,7 @@ int weft__idle_init(struct weft__idle *idle, unsigned n)
 
 void weft__idle_fini(struct weft__idle *idle)
 {
-	free(idle->sleepers);
+	weft__free(idle->sleepers);
 	idle->sleepers = NULL;
 	pthread_mutex_destroy(&idle->lock);
 }

@@ -117,7 +117,7 @@ void weft__io_free_retired(struct weft_runtime *rt)
 		weft_waker_drop(&io->rwaker); /* stored by a waiter racing with close */
 		weft_waker_drop(&io->wwaker);
 		pthread_mutex_destroy(&io->lock);
-		free(io);
+		weft__free(io);
 		io = next;
 	}
 }
@@ -133,7 +133,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		return -errno;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	struct weft_io *io = calloc(1, sizeof(*io));
+	struct weft_io *io = weft__calloc(1, sizeof(*io));
 	if (!io)
 		return -ENOMEM;
 	io->rt = rt;
@@ -149,7 +149,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	if (epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int e = -errno;
 		pthread_mutex_destroy(&io->lock);
-		free(io);
+		weft__free(io);
 		return e;
 	}
 	atomic_fetch_add_explicit(&rt->driver.io_registered_count, 1, memory_order_relaxed);
@@ -190,7 +190,7 @@ void weft__io_fini(struct weft_runtime *rt)
 	while (io) {
 		struct weft_io *next = io->reg_next;
 		pthread_mutex_destroy(&io->lock);
-		free(io);
+		weft__free(io);
 		io = next;
 	}
 	weft__io_free_retired(rt);

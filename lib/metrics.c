@@ -14,7 +14,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 		return -EINVAL;
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
-	struct weft_metrics *m = calloc(1, sizeof(*m) + rt->n * sizeof(m->worker[0]));
+	struct weft_metrics *m = weft__calloc(1, sizeof(*m) + rt->n * sizeof(m->worker[0]));
 	if (!m)
 		return -ENOMEM;
 	m->workers = rt->n;
@@ -51,4 +51,4 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	return 0;
 }
 
-void weft_metrics_free(struct weft_metrics *m) { free(m); }
+void weft_metrics_free(struct weft_metrics *m) { weft__free(m); }

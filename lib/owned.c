@@ -37,7 +37,7 @@ void weft__owned_fini(struct weft__owned *o)
 		return;
 	for (unsigned i = 0; i <= o->mask; i++)
 		pthread_mutex_destroy(&o->shard[i].lock);
-	free(o->shard);
+	weft__free(o->shard);
 	o->shard = NULL;
 }
 

@@ -101,7 +101,7 @@ static void tparker_unref(struct weft__tparker *p)
 {
 	/* acq_rel: the last holder sees every earlier holder's use. */
 	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
-		free(p);
+		weft__free(p);
 }
 
 static void tparker_thread_exit(void *p) { tparker_unref(p); }
@@ -113,7 +113,7 @@ struct weft__tparker *weft__tparker_self(void)
 	if (p)
 		return p;
 	pthread_once(&tparker_once, tparker_key_make);
-	p = calloc(1, sizeof(*p));
+	p = weft__calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	atomic_init(&p->word, PARK_EMPTY);

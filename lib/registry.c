@@ -5,14 +5,13 @@
  * application threads that never registered with liburcu) use the
  * "bulletproof" flavour, urcu-bp, whose readers register themselves on
  * first use. They look a core's holder up under rcu_read_lock() with no
- * lock. Writers (a thread starting, leaving, or taking over a core) copy
- * the table under `registry_lock`, publish the copy with
- * rcu_assign_pointer (release), wait for a grace period, and free the old
- * table: no reader can still hold it.
+ * lock. Writers (a thread starting, leaving, or taking over a core) publish
+ * the new holder in the core's slot with rcu_assign_pointer (release) under
+ * `registry_lock`, then wait for a grace period: after it, no reader can
+ * still be using the previous holder.
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <urcu-bp.h>
 
@@ -20,33 +19,35 @@
 
 /*
  * ThreadSanitizer cannot see liburcu's ordering (the library is not
- * instrumented, and rcu_dereference is a volatile load): the pointer is
- * read and published through C11 atomics in TSan builds, and the grace
- * period is annotated - each reader "releases" a token when it leaves its
- * read-side section, the writer "acquires" it after synchronize_rcu, which
- * is exactly the edge the grace period guarantees.
+ * instrumented, and rcu_dereference is a volatile load): slots are read and
+ * published through C11 atomics in TSan builds, and the grace period is
+ * annotated - each reader "releases" a token when it leaves its read-side
+ * section, the writer "acquires" it after synchronize_rcu, which is exactly
+ * the edge the grace period guarantees.
  */
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
-#define REG_LOAD(rt) __atomic_load_n(&(rt)->registry, __ATOMIC_ACQUIRE)
-#define REG_STORE(rt, r) __atomic_store_n(&(rt)->registry, (r), __ATOMIC_RELEASE)
+#define SLOT_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define SLOT_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define GP_READER_DONE(rt) __tsan_release(&(rt)->registry_gp)
 #define GP_WRITER_AFTER(rt) __tsan_acquire(&(rt)->registry_gp)
 #else
-#define REG_LOAD(rt) rcu_dereference((rt)->registry)
-#define REG_STORE(rt, r) rcu_assign_pointer((rt)->registry, (r))
+#define SLOT_LOAD(p) rcu_dereference(*(p))
+#define SLOT_STORE(p, v) rcu_assign_pointer(*(p), (v))
 #define GP_READER_DONE(rt) do { } while (0)
 #define GP_WRITER_AFTER(rt) do { } while (0)
 #endif
 
-static struct weft__registry *reg_new(unsigned n)
-{
-	return calloc(1, sizeof(struct weft__registry) + n * sizeof(struct weft__worker *));
-}
-
+/*
+ * The table has one slot per core, allocated once at create; an update
+ * replaces one slot (the published entry is the worker struct), so starting
+ * or retiring a thread never allocates and cannot fail. After the grace
+ * period no reader holds the previous entry, which its owner may then free.
+ */
 int weft__registry_init(struct weft_runtime *rt)
 {
-	struct weft__registry *r = reg_new(rt->n);
+	struct weft__registry *r =
+		weft__calloc(1, sizeof(struct weft__registry) + rt->n * sizeof(struct weft__worker *));
 	if (!r)
 		return -ENOMEM;
 	r->n = rt->n;
@@ -57,28 +58,18 @@ int weft__registry_init(struct weft_runtime *rt)
 
 void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w)
 {
-	pthread_mutex_lock(&rt->registry_lock);
-	struct weft__registry *old = rt->registry;
-	struct weft__registry *r = reg_new(old->n);
-	if (!r) {
-		/* Tiny allocation; without it nobody could wake this core. */
-		weft__die("out of memory updating the worker registry");
-	}
-	memcpy(r, old, sizeof(*r) + old->n * sizeof(r->holder[0]));
-	r->holder[core] = w;
-	/* release: readers that see the new table see its contents. */
-	REG_STORE(rt, r);
+	pthread_mutex_lock(&rt->registry_lock); /* one writer per slot at a time */
+	/* release: a reader that sees w sees it initialised (its parker). */
+	SLOT_STORE(&rt->registry->holder[core], w);
 	pthread_mutex_unlock(&rt->registry_lock);
 	synchronize_rcu();
 	GP_WRITER_AFTER(rt);
-	free(old);
 }
 
 void weft__registry_unpark(struct weft_runtime *rt, unsigned core)
 {
 	rcu_read_lock();
-	struct weft__registry *r = REG_LOAD(rt);
-	struct weft__worker *w = r->holder[core];
+	struct weft__worker *w = SLOT_LOAD(&rt->registry->holder[core]);
 	if (w)
 		weft__parker_unpark(&w->parker);
 	GP_READER_DONE(rt);
@@ -88,8 +79,7 @@ void weft__registry_unpark(struct weft_runtime *rt, unsigned core)
 uint64_t weft__registry_tid(struct weft_runtime *rt, unsigned core)
 {
 	rcu_read_lock();
-	struct weft__registry *r = REG_LOAD(rt);
-	struct weft__worker *w = r->holder[core];
+	struct weft__worker *w = SLOT_LOAD(&rt->registry->holder[core]);
 	uint64_t tid = w ? (uint64_t)atomic_load_explicit(&w->tid, memory_order_relaxed) : 0;
 	GP_READER_DONE(rt);
 	rcu_read_unlock();
@@ -98,6 +88,6 @@ uint64_t weft__registry_tid(struct weft_runtime *rt, unsigned core)
 
 void weft__registry_fini(struct weft_runtime *rt)
 {
-	free(rt->registry);
+	weft__free(rt->registry);
 	pthread_mutex_destroy(&rt->registry_lock);
 }

@@ -82,8 +82,8 @@ static void rt_free(struct weft_runtime *rt)
 	while (rt->extra) {
 		struct weft__extra *e = rt->extra;
 		rt->extra = e->next;
-		free(e->w);
-		free(e);
+		weft__free(e->w);
+		weft__free(e);
 	}
 	pthread_mutex_destroy(&rt->extra_lock);
 	weft__blocking_fini(rt);
@@ -97,9 +97,9 @@ static void rt_free(struct weft_runtime *rt)
 	weft__idle_fini(&rt->idle);
 	weft__inject_fini(&rt->inject);
 	pthread_mutex_destroy(&rt->shutdown_lock);
-	free(rt->workers);
-	free(rt->cores);
-	free(rt);
+	weft__free(rt->workers);
+	weft__free(rt->cores);
+	weft__free(rt);
 }
 
 static void stop_started(struct weft_runtime *rt)
@@ -123,7 +123,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		return rc;
 
 	weft__fork_watch();
-	struct weft_runtime *rt = calloc(1, sizeof(*rt));
+	struct weft_runtime *rt = weft__calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;
 	rt->fork_gen = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
@@ -150,12 +150,12 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	if (!rt->cores || !rt->workers || weft__idle_init(&rt->idle, rt->n) ||
 	    weft__owned_init(&rt->owned, rt->n) || weft__registry_init(rt)) {
 		/* partial init: free what exists */
-		free(rt->idle.sleepers);
+		weft__free(rt->idle.sleepers);
 		weft__owned_fini(&rt->owned);
-		free(rt->registry);
-		free(rt->cores);
-		free(rt->workers);
-		free(rt);
+		weft__free(rt->registry);
+		weft__free(rt->cores);
+		weft__free(rt->workers);
+		weft__free(rt);
 		return -ENOMEM;
 	}
 	memset(rt->cores, 0, rt->n * sizeof(struct weft__core));
@@ -187,9 +187,9 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		weft__idle_fini(&rt->idle);
 		weft__inject_fini(&rt->inject);
 		pthread_mutex_destroy(&rt->shutdown_lock);
-		free(rt->workers);
-		free(rt->cores);
-		free(rt);
+		weft__free(rt->workers);
+		weft__free(rt->cores);
+		weft__free(rt);
 		return rc;
 	}
 
@@ -209,6 +209,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		w->started = true;
 	}
 	WEFT_PROBE(runtime_create, (uintptr_t)rt, rt->n);
+	weft__runtime_count(1);
 	*out = rt;
 	return 0;
 }
@@ -402,5 +403,6 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 	if (weft__alloc_in_use(rt))
 		return -EBUSY;
 	rt_free(rt);
+	weft__runtime_count(-1);
 	return 0;
 }

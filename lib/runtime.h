@@ -35,12 +35,13 @@ __attribute__((noreturn, format(printf, 4, 5)))
 void weft__die_at(const char *file, int line, const char *func, const char *fmt, ...);
 #define weft__die(...) weft__die_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
 
-/* Cache-line aligned allocation: aligned_alloc wants a size that is a
- * multiple of the alignment, so round up. Free with free(). */
-static inline void *weft__alloc_aligned(size_t size)
-{
-	return aligned_alloc(WEFT_CACHELINE, (size + WEFT_CACHELINE - 1) & ~(size_t)(WEFT_CACHELINE - 1));
-}
+/* mem.c: every allocation of the library goes through the allocator set
+ * with weft_set_allocator (default: malloc/aligned_alloc/free). */
+void *weft__malloc(size_t n);
+void *weft__calloc(size_t n, size_t size);
+void *weft__alloc_aligned(size_t size);   /* cache-line aligned; free with weft__free */
+void weft__free(void *p);
+void weft__runtime_count(int delta);      /* live runtimes: the allocator is fixed while > 0 */
 
 /* --------------------------------------------------------------- rand.c */
 struct weft__rng { uint32_t one, two; };
@@ -196,7 +197,7 @@ struct weft__worker {
 };
 
 /* ------------------------------------------------------------ registry */
-/* Which thread holds which core; replaced whole and read under RCU. */
+/* Which thread holds which core: one RCU-published slot per core. */
 struct weft__registry {
 	unsigned n;
 	struct weft__worker *holder[];            /* per core; NULL if none */

@@ -99,10 +99,10 @@ void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core)
 {
 	struct weft__worker *w = weft__alloc_aligned(sizeof(*w));
-	struct weft__extra *e = malloc(sizeof(*e));
+	struct weft__extra *e = weft__malloc(sizeof(*e));
 	if (!w || !e) {
-		free(w);
-		free(e);
+		weft__free(w);
+		weft__free(e);
 		return NULL;
 	}
 	memset(w, 0, sizeof(*w));

@@ -151,12 +151,12 @@ int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 {
 	if (!out || item_size == 0 || capacity == 0 || capacity > SIZE_MAX / item_size)
 		return -EINVAL;
-	struct weft_chan *ch = calloc(1, sizeof(*ch));
+	struct weft_chan *ch = weft__calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->buf = malloc(capacity * item_size);
+	ch->buf = weft__malloc(capacity * item_size);
 	if (!ch->buf) {
-		free(ch);
+		weft__free(ch);
 		return -ENOMEM;
 	}
 	ch->item_size = item_size;
@@ -176,8 +176,8 @@ int weft_chan_destroy(struct weft_chan *ch)
 	weft__slock_unlock(&ch->lock);
 	if (busy)
 		return -EBUSY;
-	free(ch->buf);
-	free(ch);
+	weft__free(ch->buf);
+	weft__free(ch);
 	return 0;
 }
 

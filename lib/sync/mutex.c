@@ -43,7 +43,7 @@ int weft_mutex_create(struct weft_mutex **out)
 {
 	if (!out)
 		return -EINVAL;
-	struct weft_mutex *m = calloc(1, sizeof(*m));
+	struct weft_mutex *m = weft__calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	weft__waitq_init(&m->q, &m->lock, mutex_on_cancel);
@@ -60,7 +60,7 @@ int weft_mutex_destroy(struct weft_mutex *m)
 	weft__slock_unlock(&m->lock);
 	if (busy)
 		return -EBUSY;
-	free(m);
+	weft__free(m);
 	return 0;
 }
 

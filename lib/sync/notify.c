@@ -39,7 +39,7 @@ int weft_notify_create(struct weft_notify **out)
 {
 	if (!out)
 		return -EINVAL;
-	struct weft_notify *n = calloc(1, sizeof(*n));
+	struct weft_notify *n = weft__calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	weft__waitq_init(&n->q, &n->lock, notify_on_cancel);
@@ -56,7 +56,7 @@ int weft_notify_destroy(struct weft_notify *n)
 	weft__slock_unlock(&n->lock);
 	if (busy)
 		return -EBUSY;
-	free(n);
+	weft__free(n);
 	return 0;
 }
 

@@ -31,7 +31,7 @@ int weft_oneshot_create(void (*value_drop)(void *value), struct weft_oneshot **o
 {
 	if (!out)
 		return -EINVAL;
-	struct weft_oneshot *o = calloc(1, sizeof(*o));
+	struct weft_oneshot *o = weft__calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
 	weft__waitq_init(&o->q, &o->lock, NULL);
@@ -63,7 +63,7 @@ static int sender_release(struct weft_oneshot *o, bool send, void *value)
 	weft__slock_unlock(&o->lock);
 	weft__wakes_run(&wk);
 	if (free_it)
-		free(o);
+		weft__free(o);
 	return rc;
 }
 
@@ -114,7 +114,7 @@ int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct w
 		int rc = try_take(o, value);
 		if (rc != -EAGAIN) {
 			weft__slock_unlock(&o->lock);
-			free(o);
+			weft__free(o);
 			return rc;
 		}
 		weft__waitq_link(&o->q, w, weft_cx_waker(cx), 0);
@@ -160,7 +160,7 @@ int weft_oneshot_try_recv(struct weft_oneshot *o, void **value)
 	int rc = try_take(o, value);
 	weft__slock_unlock(&o->lock);
 	if (rc != -EAGAIN)
-		free(o);
+		weft__free(o);
 	return rc;
 }
 
@@ -185,6 +185,6 @@ int weft_oneshot_receiver_drop(struct weft_oneshot *o)
 	if (drop_v && vd)
 		vd(v);
 	if (free_it)
-		free(o);
+		weft__free(o);
 	return 0;
 }

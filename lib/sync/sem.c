@@ -51,7 +51,7 @@ int weft_sem_create(uint64_t permits, struct weft_sem **out)
 {
 	if (!out || permits > WEFT_SEM_MAX_PERMITS)
 		return -EINVAL;
-	struct weft_sem *s = calloc(1, sizeof(*s));
+	struct weft_sem *s = weft__calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	weft__waitq_init(&s->q, &s->lock, sem_on_cancel);
@@ -69,7 +69,7 @@ int weft_sem_destroy(struct weft_sem *s)
 	weft__slock_unlock(&s->lock);
 	if (busy)
 		return -EBUSY;
-	free(s);
+	weft__free(s);
 	return 0;
 }
 

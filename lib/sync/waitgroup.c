@@ -27,7 +27,7 @@ int weft_waitgroup_create(struct weft_waitgroup **out)
 {
 	if (!out)
 		return -EINVAL;
-	struct weft_waitgroup *wg = calloc(1, sizeof(*wg));
+	struct weft_waitgroup *wg = weft__calloc(1, sizeof(*wg));
 	if (!wg)
 		return -ENOMEM;
 	weft__waitq_init(&wg->q, &wg->lock, NULL);
@@ -44,7 +44,7 @@ int weft_waitgroup_destroy(struct weft_waitgroup *wg)
 	weft__slock_unlock(&wg->lock);
 	if (busy)
 		return -EBUSY;
-	free(wg);
+	weft__free(wg);
 	return 0;
 }
 

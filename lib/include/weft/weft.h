@@ -288,6 +288,22 @@ WEFT_API enum weft_poll weft_budget_poll_proceed(struct weft_cx *cx);
 WEFT_API void weft_budget_refund(struct weft_cx *cx);
 WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
 
+/* -------------------------------------------------------------- allocator */
+
+/*
+ * Where weft gets its memory. alloc(size, align, ctx) returns memory aligned
+ * to `align` (a power of two, at most 128) or NULL; free(p, ctx) releases
+ * it. Process-wide; set it before creating any runtime or sync object.
+ * NULL restores malloc/free. Errors: -EINVAL (a NULL function), -EBUSY (a
+ * runtime exists). Fiber stacks come from mmap, not from here.
+ */
+struct weft_allocator {
+	void *(*alloc)(size_t size, size_t align, void *ctx);
+	void (*free)(void *p, void *ctx);
+	void *ctx;
+};
+WEFT_API int weft_set_allocator(const struct weft_allocator *a);
+
 /* ----------------------------------------------------------------- errors */
 
 /* Text for a negative errno returned by weft (or any errno value). */

@@ -1,0 +1,239 @@
+/*
+ * test_alloc_faults.c - allocation failure at the Nth allocation, for every
+ * N an operation makes: runtime create, poll-task spawn, fiber spawn,
+ * blocking spawn, channel and other sync objects, I/O registration, metrics
+ * snapshots. Each failure must return -ENOMEM, leave nothing allocated
+ * (counted exactly by the test's allocator, installed with
+ * weft_set_allocator) and leave the runtime working for the next call.
+ * Timers allocate nothing (their entry lives in the caller's state).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+static atomic_long n_calls, n_live;
+static atomic_long fail_at; /* 0: never; N: the Nth call after arming */
+
+static void *t_alloc(size_t size, size_t align, void *ctx)
+{
+	long n = atomic_fetch_add(&n_calls, 1) + 1;
+	long f = atomic_load(&fail_at);
+	if (f && n == f)
+		return NULL;
+	void *p = align <= 16 ? malloc(size) : aligned_alloc(align, (size + align - 1) & ~(align - 1));
+	if (p)
+		atomic_fetch_add(&n_live, 1);
+	return p;
+}
+
+static void t_free(void *p, void *ctx)
+{
+	atomic_fetch_sub(&n_live, 1);
+	free(p);
+}
+
+static const struct weft_allocator counting = { t_alloc, t_free, NULL };
+
+static void arm(long n)
+{
+	atomic_store(&n_calls, 0);
+	atomic_store(&fail_at, n);
+}
+
+static void disarm(void) { atomic_store(&fail_at, 0); }
+
+/* op(arg) -> 0 on success (and undoes itself), negative errno on failure. */
+typedef int (*op_fn)(void *arg);
+
+/* Run op with the 1st, 2nd, ... allocation failing until it succeeds. */
+static int fail_each(op_fn op, void *arg, const char *what)
+{
+	for (long n = 1; n < 1000; n++) {
+		long live_before = atomic_load(&n_live);
+		arm(n);
+		int rc = op(arg);
+		disarm();
+		long made = atomic_load(&n_calls);
+		if (rc == 0) {
+			cr_assert_lt(made, n, "%s: succeeded although allocation %ld failed", what, n);
+			return (int)n - 1; /* allocations it needs */
+		}
+		cr_assert_eq(rc, -ENOMEM, "%s with allocation %ld failing: %d (%s)", what, n, rc,
+			     weft_strerror(rc));
+		cr_assert_eq(atomic_load(&n_live), live_before,
+			     "%s leaked %ld allocations when allocation %ld failed", what,
+			     atomic_load(&n_live) - live_before, n);
+	}
+	cr_assert_fail("%s never succeeded", what);
+	return -1;
+}
+
+static struct weft_runtime *g_rt;
+
+static int op_create(void *arg)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2);
+	struct weft_runtime *rt;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc == 0)
+		cr_assert_eq(weft_runtime_destroy(rt), 0);
+	return rc;
+}
+
+static atomic_int g_drops;
+static void count_drop(void *s) { atomic_fetch_add(&g_drops, 1); }
+
+static int op_spawn_poll(void *arg)
+{
+	/* a fresh runtime: the first spawn must allocate a task slab */
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	disarm();
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	usleep(2000); /* the worker registers itself (allocates) before we count */
+	long live = atomic_load(&n_live);
+	arm(atomic_load((atomic_long *)arg));
+	int before = atomic_load(&g_drops);
+	struct weft_task *t;
+	int rc = weft_spawn_poll(rt, wt_poll_ready, NULL, count_drop, &t);
+	disarm();
+	cr_assert_eq(atomic_load(&g_drops), before + (rc != 0), "drop must run once on failure");
+	if (rc == 0)
+		cr_assert_eq(weft_join(t, NULL), 0);
+	else
+		cr_assert_eq(atomic_load(&n_live), live, "failed spawn leaked");
+	/* the runtime still works */
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+	return rc;
+}
+
+static void *fiber_fn(void *a) { return a; }
+
+static int op_spawn_fiber(void *arg)
+{
+	struct weft_task *t;
+	int rc = weft_spawn(g_rt, fiber_fn, (void *)1, &t);
+	if (rc == 0) {
+		void *r;
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq((long)r, 1);
+	}
+	return rc;
+}
+
+static int op_spawn_blocking(void *arg)
+{
+	struct weft_task *t;
+	int rc = weft_spawn_blocking(g_rt, fiber_fn, (void *)2, &t);
+	if (rc == 0)
+		cr_assert_eq(weft_join(t, NULL), 0);
+	return rc;
+}
+
+static int op_chan(void *arg)
+{
+	struct weft_chan *ch;
+	int rc = weft_chan_create(8, 16, &ch);
+	if (rc == 0)
+		cr_assert_eq(weft_chan_destroy(ch), 0);
+	return rc;
+}
+
+static int op_sync_misc(void *arg)
+{
+	struct weft_mutex *m = NULL;
+	struct weft_sem *s = NULL;
+	struct weft_notify *n = NULL;
+	struct weft_waitgroup *wg = NULL;
+	struct weft_oneshot *o = NULL;
+	int rc;
+	if ((rc = weft_mutex_create(&m)))
+		goto out;
+	if ((rc = weft_sem_create(3, &s)))
+		goto out;
+	if ((rc = weft_notify_create(&n)))
+		goto out;
+	if ((rc = weft_waitgroup_create(&wg)))
+		goto out;
+	if ((rc = weft_oneshot_create(NULL, &o)))
+		goto out;
+	weft_oneshot_sender_drop(o);
+	weft_oneshot_receiver_drop(o);
+out:
+	if (m)
+		weft_mutex_destroy(m);
+	if (s)
+		weft_sem_destroy(s);
+	if (n)
+		weft_notify_destroy(n);
+	if (wg)
+		weft_waitgroup_destroy(wg);
+	return rc;
+}
+
+static int op_io(void *arg)
+{
+	int *sv = arg;
+	struct weft_io *io;
+	int rc = weft_io_register(g_rt, sv[0], &io);
+	if (rc == 0)
+		cr_assert_eq(weft_io_deregister(io), sv[0]);
+	return rc;
+}
+
+static int op_metrics(void *arg)
+{
+	struct weft_metrics *m;
+	int rc = weft_runtime_metrics(g_rt, &m);
+	if (rc == 0)
+		weft_metrics_free(m);
+	return rc;
+}
+
+Test(alloc_faults, every_allocation_of_every_operation, .timeout = WT_TMO(60))
+{
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	/* the main thread's parker, made on first join, is not part of an op */
+	{
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+		struct weft_runtime *rt;
+		struct weft_task *t;
+		cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+		cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		cr_assert_eq(weft_set_allocator(NULL), -EBUSY, "allocator swapped under a runtime");
+		cr_assert_eq(weft_runtime_destroy(rt), 0);
+	}
+	int k = fail_each(op_create, NULL, "weft_runtime_create");
+	cr_assert_geq(k, 5);
+	cr_log_info("create makes %d allocations", k);
+
+	for (long n = 1; n <= 3; n++) {
+		atomic_long at = n;
+		op_spawn_poll(&at);
+	}
+
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2);
+	cr_assert_eq(weft_runtime_create(&o, &g_rt), 0);
+	usleep(2000);
+	cr_assert_geq(fail_each(op_spawn_fiber, NULL, "weft_spawn (fiber)"), 1);
+	cr_assert_geq(fail_each(op_spawn_blocking, NULL, "weft_spawn_blocking"), 1);
+	cr_assert_geq(fail_each(op_chan, NULL, "weft_chan_create"), 2);
+	cr_assert_geq(fail_each(op_sync_misc, NULL, "mutex/sem/notify/waitgroup/oneshot"), 5);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_geq(fail_each(op_io, sv, "weft_io_register"), 1);
+	cr_assert_geq(fail_each(op_metrics, NULL, "weft_runtime_metrics"), 1);
+	close(sv[0]);
+	close(sv[1]);
+	cr_assert_eq(weft_runtime_destroy(g_rt), 0);
+	usleep(20000); /* retired registrations are freed by the last driver pass */
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
