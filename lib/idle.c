@@ -53,6 +53,7 @@ void weft__idle_fini(struct weft__idle *idle)
 void weft__idle_notify(struct weft_runtime *rt)
 {
 	struct weft__idle *idle = &rt->idle;
+	WEFT_CHAOS_POINT();
 	/* seq_cst RMW, not a load: see the header comment. */
 	uint64_t s = atomic_fetch_add_explicit(&idle->state, 0, memory_order_seq_cst);
 	if (IDLE_SEARCHING(s) != 0 || IDLE_UNPARKED(s) >= idle->n)
@@ -100,6 +101,7 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 	atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
 	idle->sleepers[idle->nsleepers++] = c->index;
 	pthread_mutex_unlock(&idle->lock);
+	WEFT_CHAOS_POINT(); /* between announcing idle and the rescan */
 	return searching && IDLE_SEARCHING(prev) == 1;
 }
 

@@ -28,6 +28,7 @@ static void set_len(struct weft__inject *q, size_t len)
 
 int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote)
 {
+	WEFT_CHAOS_POINT();
 	t->qnext = NULL;
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) {

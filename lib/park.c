@@ -48,6 +48,7 @@ static void park_word(_Atomic uint32_t *w)
 			weft__die("parker in state %u", exp);
 		return;
 	}
+	WEFT_CHAOS_POINT();
 	for (;;) {
 		weft__futex_wait(w, PARK_PARKED, NULL);
 		exp = PARK_NOTIFIED;
@@ -58,6 +59,7 @@ static void park_word(_Atomic uint32_t *w)
 
 static uint32_t unpark_word(_Atomic uint32_t *w)
 {
+	WEFT_CHAOS_POINT();
 	uint32_t old = atomic_exchange(w, PARK_NOTIFIED);
 	if (old == PARK_PARKED)
 		weft__futex_wake(w, 1);

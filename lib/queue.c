@@ -73,6 +73,7 @@ unsigned weft__ring_push_owner(struct weft__ring *q, struct weft_task *t,
 			weft__tlist_push(overflow, t);
 			return 1;
 		}
+		WEFT_CHAOS_POINT();
 		/* Full and no thief: claim the oldest half in one CAS. */
 		uint64_t nh = h_pack(real + HALF, real + HALF);
 		if (!atomic_compare_exchange_strong_explicit(&q->head, &h, nh,
@@ -110,6 +111,7 @@ struct weft_task *weft__ring_pop_owner(struct weft__ring *q)
 			return NULL;
 		uint64_t nh = steal == real ? h_pack(real + 1, real + 1)
 					    : h_pack(steal, real + 1);
+		WEFT_CHAOS_POINT();
 		/* acq_rel: orders against thieves claiming the same slots. */
 		if (atomic_compare_exchange_weak_explicit(&q->head, &h, nh,
 							  memory_order_acq_rel,
@@ -144,6 +146,7 @@ struct weft_task *weft__ring_steal(struct weft__ring *src, struct weft__ring *ds
 		}
 		n = avail - avail / 2;
 		first = real;
+		WEFT_CHAOS_POINT();
 		if (atomic_compare_exchange_weak_explicit(&src->head, &h,
 							  h_pack(steal, real + n),
 							  memory_order_acq_rel,
@@ -156,6 +159,7 @@ struct weft_task *weft__ring_steal(struct weft__ring *src, struct weft__ring *ds
 		atomic_store_explicit(&dst->slot[(dtail + i) & WEFT_RING_MASK], t,
 				      memory_order_relaxed);
 	}
+	WEFT_CHAOS_POINT(); /* the owner runs while we hold the claim */
 	/* Release the claim: steal catches up with real. acq_rel: our slot
 	 * reads above happen before the owner (acquire of head) reuses them. */
 	h = atomic_load_explicit(&src->head, memory_order_acquire);

@@ -19,6 +19,7 @@
 
 #include <weft/weft.h>
 
+#include "chaos.h"
 #include "fiber.h"
 #include "wheel.h"
 #include "probe_abi.h"

@@ -102,6 +102,7 @@ static void complete(struct weft_task *t, void *result, int err)
 {
 	if (t->drop)
 		t->drop(t->arg);
+	WEFT_CHAOS_POINT();
 	t->result = result;
 	t->err = (int16_t)err;
 	/* acq_rel: the joiner's acquire of COMPLETE sees result and drop's work. */
@@ -121,6 +122,7 @@ static void complete(struct weft_task *t, void *result, int err)
 
 void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 {
+	WEFT_CHAOS_POINT();
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	uint64_t ns;
 	do {
@@ -147,6 +149,7 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		complete(t, cx->result, cx->error);
 		return;
 	}
+	WEFT_CHAOS_POINT(); /* wakes land between the poll and the idle transition */
 	s = atomic_load_explicit(&t->state, memory_order_acquire);
 	do {
 		if (s & T_CANCELLED) {
@@ -181,6 +184,7 @@ void weft__task_shutdown(struct weft_task *t)
 
 static void wake_by_val(struct weft_task *t)
 {
+	WEFT_CHAOS_POINT();
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	uint64_t ns;
 	bool submit;
@@ -203,6 +207,7 @@ static void wake_by_val(struct weft_task *t)
 
 static void wake_by_ref(struct weft_task *t)
 {
+	WEFT_CHAOS_POINT();
 	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
 	uint64_t ns;
 	bool submit;
