@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""Tests of weft-load, scripts/demo and the report (label load).
+
+    test_load.py BUILD_DIR SOURCE_DIR TEST [ARG]
+
+TEST is one of:
+  shape NAME  weft-load --shape NAME runs 1 s on 2 workers: exit 0, --json is
+              one JSON object, tasks completed > 0, the completed graph equals
+              the seed's (count and digest), no operation errors, no
+              cancelled tasks, per-worker metrics for 2 workers.
+  seed        --units: the same seed gives the same task count and graph
+              digest with 1 and 3 workers (and equals the enumerated graph);
+              another seed gives another graph; a timed run completes the
+              exact graph of the units it issued.
+  args        bad arguments: exit 2 and a message naming the problem.
+  demo        scripts/demo --duration 5 non-interactively (stdin/stdout not a
+              terminal), with WEFT_DEMO_BUILD pointing at this build: trace
+              and report exist, out/trace.json parses with worker spans and
+              steal flows, the report has every section, the steal matrix
+              of the skewed shape is non-zero, nothing is fetched.
+  demo-nobpf  the same with WEFT_DEMO_NO_BPF=1: the report says what was left
+              out and why, out/trace.json holds counter tracks.
+  render      headless Chromium screenshot of the demo's report: a PNG that
+              is not blank (many colours, a sizeable non-white share).
+
+Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
+"""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+SKIP = 77
+SECTIONS = ["summary", "throughput", "timeline", "steal-matrix", "park-histogram",
+            "unpark-histogram", "latency", "notes"]
+SHAPES = ["skewed", "fork-join", "bursty", "ping-pong", "timers", "blocking", "echo", "mixed"]
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def skip(msg):
+    if os.environ.get("CI") == "true":
+        print("FAIL (skip not allowed in CI):", msg)
+        sys.exit(1)
+    print("SKIP:", msg)
+    sys.exit(SKIP)
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def run(args, timeout=60, env=None, **kw):
+    p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout, env=env, **kw)
+    return p
+
+
+def load_json(load, *args, timeout=60):
+    p = run([load, *args, "--json"], timeout=timeout)
+    if p.returncode != 0:
+        fail("%s exited %d\nstdout: %s\nstderr: %s" % (" ".join(args), p.returncode, p.stdout, p.stderr[-2000:]))
+    try:
+        return json.loads(p.stdout), p
+    except ValueError as e:
+        fail("--json output does not parse (%s): %r" % (e, p.stdout[:500]))
+
+
+# ------------------------------------------------------------------ weft-load
+
+def test_shape(load, name):
+    d, p = load_json(load, "--shape", name, "--duration", "1", "--workers", "2", "--interval", "0.5")
+    check(d["shape"] == name, "shape %r in JSON" % d["shape"])
+    check(d["tasks"]["completed"] > 0, "no task completed")
+    check(d["throughput"]["tasks"] > 0 and d["throughput"]["tasks_per_s"] > 0, "no throughput in the window")
+    g = d["graph"]
+    check(g["complete"] and g["tasks_expected"] == g["tasks_completed"] and g["digest_expected"] == g["digest_completed"],
+          "graph differs from the seed's: %s" % g)
+    check(d["tasks"]["cancelled"] == 0, "cancelled tasks: %d" % d["tasks"]["cancelled"])
+    check(d["op_errors"] == 0, "operation errors: %d" % d["op_errors"])
+    check(d["units"]["incomplete"] == 0, "incomplete units: %s" % d["units"])
+    check(d["workers"] == 2 and len(d["per_worker"]) == 2, "per-worker metrics for 2 workers")
+    lat = d["latency_ns"]["task"]
+    check(lat["count"] > 0 and 0 < lat["p50"] <= lat["p99"] <= lat["max"], "latency percentiles: %s" %
+          {k: lat[k] for k in ("count", "p50", "p99", "max")})
+    check(sum(w["polls"] for w in d["per_worker"]) >= d["tasks"]["completed"], "fewer polls than tasks")
+    # progress lines on stderr (every 0.5 s here)
+    check(re.search(r"tasks/s .* steals/s", p.stderr), "no progress line on stderr: %r" % p.stderr[:300])
+    if name in ("ping-pong", "timers", "echo", "blocking"):
+        check(d["throughput"]["ops"] > 0, "no %s" % d["throughput"]["ops_name"])
+    if name == "blocking":
+        r = d["runtime"]
+        check(r["block_in_place_count"] > 0, "blocking: no block_in_place hand-off counted")
+    if name == "echo":
+        check(d["runtime"]["io_ready_events"] > 0, "echo: no I/O events")
+    print("ok: %s: %d tasks, %.0f tasks/s, p99 %d ns" % (name, d["tasks"]["completed"],
+                                                        d["throughput"]["tasks_per_s"], lat["p99"]))
+
+
+def test_seed(load):
+    def graph(shape, seed, workers, units):
+        d, _ = load_json(load, "--shape", shape, "--seed", str(seed), "--workers", str(workers),
+                         "--units", str(units), "-q")
+        g = d["graph"]
+        check(g["complete"], "%s seed %d: graph incomplete: %s" % (shape, seed, g))
+        check(g["units"] == units, "%s: %d units issued, asked %d" % (shape, g["units"], units))
+        return g["tasks_completed"], g["digest_completed"]
+
+    for shape, units in (("fork-join", 40), ("skewed", 6), ("mixed", 12), ("bursty", 5)):
+        a = graph(shape, 7, 1, units)
+        b = graph(shape, 7, 3, units)
+        check(a == b, "%s: seed 7 gave %s with 1 worker and %s with 3" % (shape, a, b))
+        c = graph(shape, 8, 2, units)
+        check(c[1] != a[1], "%s: seeds 7 and 8 gave the same graph %s" % (shape, a))
+        print("ok: %s seed 7: %d tasks digest %s (1 and 3 workers); seed 8: %d tasks" % (shape, a[0], a[1], c[0]))
+    # a timed run: the units issued are completed exactly as enumerated
+    d, _ = load_json(load, "--shape", "fork-join", "--seed", "7", "--duration", "0.5", "-q")
+    g = d["graph"]
+    check(g["complete"], "timed run: graph incomplete: %s" % g)
+    # and its prefix is the --units graph of the same length
+    n = g["units"]
+    e = graph("fork-join", 7, 2, n)
+    check(e == (g["tasks_completed"], g["digest_completed"]),
+          "timed run of %d units %s != --units %d %s" % (n, (g["tasks_completed"], g["digest_completed"]), n, e))
+    print("ok: timed run of %d units == --units %d" % (n, n))
+
+
+def test_args(load):
+    cases = [
+        ([], "--shape is required"),
+        (["--shape", "nope"], "unknown shape"),
+        (["--shape", "skewed", "--rate", "5", "--concurrency", "2"], "exclude each other"),
+        (["--shape", "skewed", "--workers", "0"], "--workers"),
+        (["--shape", "skewed", "--workers", "x"], "--workers"),
+        (["--shape", "skewed", "--duration", "0"], "--duration"),
+        (["--shape", "skewed", "--duration", "-1"], "--duration"),
+        (["--shape", "skewed", "--warmup", "abc"], "--warmup"),
+        (["--shape", "skewed", "--rate", "0"], "--rate"),
+        (["--shape", "skewed", "--concurrency", "0"], "--concurrency"),
+        (["--shape", "skewed", "--seed", "-3"], "--seed"),
+        (["--shape", "skewed", "--units", "0"], "--units"),
+        (["--shape", "skewed", "--bogus"], "unknown option"),
+        (["--shape", "skewed", "--duration"], "needs an argument"),
+        (["--shape", "skewed", "stray"], "unexpected argument"),
+    ]
+    for args, want in cases:
+        p = run([load, *args], timeout=10)
+        check(p.returncode == 2, "%s: exit %d, want 2" % (args, p.returncode))
+        check(want in p.stderr, "%s: stderr %r lacks %r" % (args, p.stderr, want))
+    p = run([load, "--help"], timeout=10)
+    check(p.returncode == 0 and "--concurrency" in p.stdout and "skewed" in p.stdout, "--help")
+    print("ok: %d bad argument lists exit 2 with a message" % len(cases))
+
+
+# --------------------------------------------------------------------- demo
+
+def report_data(html):
+    m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    check(m, "report: no embedded report-data")
+    return json.loads(m.group(1).replace("<\\/", "</"))
+
+
+def check_report_common(path):
+    check(os.path.getsize(path) > 5000, "report too small")
+    html = open(path, encoding="utf-8").read()
+    check(html.lstrip().lower().startswith("<!doctype html>") and html.rstrip().endswith("</html>"), "report is not a whole HTML page")
+    for sec in SECTIONS:
+        check('<section id="%s">' % sec in html, "report: no section %s" % sec)
+    # self-contained: nothing that makes the browser fetch anything
+    check(not re.search(r'<(script|link|img|iframe)[^>]+(src|href)=', html, re.I), "report loads an external resource")
+    check(not re.search(r'url\(|@import', html), "report CSS fetches something")
+    scripts = re.findall(r'<script([^>]*)>', html)
+    check(all('type="application/json"' in s for s in scripts), "report has executable script")
+    check(html.count("<svg") >= 5, "report has %d SVG charts" % html.count("<svg"))
+    d = report_data(html)
+    check(d["sections"] == SECTIONS, "report sections %s" % d["sections"])
+    check(len(d["throughput_series"]) >= 4, "throughput series has %d points" % len(d["throughput_series"]))
+    check(any(v > 0 for _, v in d["throughput_series"]), "throughput all zero")
+    return html, d
+
+
+def run_demo(src, build, out, extra_env=None):
+    env = dict(os.environ)
+    env["WEFT_DEMO_BUILD"] = build
+    env.update(extra_env or {})
+    shutil.rmtree(out, ignore_errors=True)
+    # stdin and stdout are pipes: the non-interactive path, as in CI
+    p = run([os.path.join(src, "scripts", "demo"), "--duration", "5", "--out", out], timeout=150, env=env, cwd=src)
+    print(p.stdout[-3000:])
+    if p.returncode != 0:
+        fail("scripts/demo exited %d\n%s" % (p.returncode, p.stderr[-3000:]))
+    for f in ("trace.json", "report.html", "load.json"):
+        check(os.path.isfile(os.path.join(out, f)), "demo did not write %s" % f)
+    return p
+
+
+def test_demo(src, build):
+    out = os.path.join(build, "tests", "load", "demo-out")
+    schedtop = os.path.join(build, "tools", "schedtop", "schedtop")
+    if not os.access(schedtop, os.X_OK):
+        skip("schedtop is not built here (no kernel BTF or BPF toolchain): the demo cannot trace")
+    p = run_demo(src, build, out)
+    if "no live BPF view" in p.stdout:
+        skip("BPF cannot work here (%s); the demo ran without it" %
+             re.search(r"no live BPF view: (.*)", p.stdout).group(1))
+    check("schedtop --batch" in p.stdout and "STL_IN" in p.stdout, "no schedtop batch view in the demo output")
+    with open(os.path.join(out, "trace.json")) as f:
+        tr = json.load(f)
+    evs = tr["traceEvents"]
+    spans = [e for e in evs if e.get("ph") == "X"]
+    flows = [e for e in evs if e.get("ph") == "s"]
+    check(spans, "trace.json: no worker state spans")
+    check(flows, "trace.json: no steal flows")
+    check({e["name"] for e in spans} >= {"running", "parked"}, "trace.json: span names %s" % {e["name"] for e in spans})
+    with open(os.path.join(out, "trace.jsonl")) as f:
+        n = sum(1 for line in f if json.loads(line))
+    check(n > 0, "trace.jsonl empty")
+    html, d = check_report_common(os.path.join(out, "report.html"))
+    check(d["bpf"] and not d["left_out"], "report says BPF data was left out: %s" % d["left_out"])
+    m = d["steal_matrix"]
+    check(m and len(m) == 4, "steal matrix shape: %s" % m)
+    total = sum(map(sum, m))
+    check(total > 0, "steal matrix is all zero for skewed")
+    check(all(m[i][i] == 0 for i in range(len(m))), "a worker stole from itself")
+    check(sum(1 for row in m if sum(row) > 0) >= 2, "fewer than 2 thieves in the steal matrix")
+    check(d.get("park_hist"), "no park histogram data")
+    check(d.get("unpark_hist") is not None, "no unpark histogram data")
+    check('data-total-steals="%d"' % total in html, "steal matrix SVG does not carry the total")
+    print("ok: demo: %d trace events, %d spans, %d steal flows, steal matrix total %d" % (n, len(spans), len(flows), total))
+
+
+def test_demo_nobpf(src, build):
+    out = os.path.join(build, "tests", "load", "demo-out-nobpf")
+    p = run_demo(src, build, out, {"WEFT_DEMO_NO_BPF": "1"})
+    check("no live BPF view" in p.stdout and "left out" in p.stdout, "demo does not say what was left out")
+    check("tasks/s" in p.stdout, "demo did not show weft-load's progress")
+    html, d = check_report_common(os.path.join(out, "report.html"))
+    check(not d["bpf"] and d["no_bpf_reason"], "report does not say why BPF is missing")
+    check(set(d["left_out"]) >= {"steal matrix", "park-time histogram", "unpark-latency histogram"},
+          "left_out: %s" % d["left_out"])
+    check("WEFT_DEMO_NO_BPF" in html and "left out" in html, "report does not explain the missing views")
+    with open(os.path.join(out, "trace.json")) as f:
+        tr = json.load(f)
+    check(any(e.get("ph") == "C" for e in tr["traceEvents"]), "fallback trace.json has no counter tracks")
+    check(not os.path.exists(os.path.join(out, "trace.jsonl")), "stale trace.jsonl left behind")
+    print("ok: demo without BPF: report built from metrics, left out: %s" % ", ".join(d["left_out"]))
+
+
+# ------------------------------------------------------------------- render
+
+def png_pixels(path):
+    """Decode an 8-bit RGB/RGBA, non-interlaced PNG (what Chromium writes)."""
+    data = open(path, "rb").read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "screenshot is not a PNG")
+    pos, idat, w = 8, [], None
+    while pos < len(data):
+        ln, ty = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + ln]
+        if ty == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            check(depth == 8 and ctype in (2, 6) and interlace == 0, "unexpected PNG format %d/%d/%d" % (depth, ctype, interlace))
+            bpp = 3 if ctype == 2 else 4
+        elif ty == b"IDAT":
+            idat.append(body)
+        pos += 12 + ln
+    raw = zlib.decompress(b"".join(idat))
+    stride = w * bpp
+    prev = bytearray(stride)
+    rows = []
+    i = 0
+    for _ in range(h):
+        f = raw[i]
+        line = bytearray(raw[i + 1:i + 1 + stride])
+        i += 1 + stride
+        for x in range(stride):
+            a = line[x - bpp] if x >= bpp else 0
+            b = prev[x]
+            c = prev[x - bpp] if x >= bpp else 0
+            if f == 1:
+                line[x] = (line[x] + a) & 255
+            elif f == 2:
+                line[x] = (line[x] + b) & 255
+            elif f == 3:
+                line[x] = (line[x] + ((a + b) >> 1)) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, h, bpp, rows
+
+
+def test_render(src, build):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        skip("chromium is not installed (apt-get install chromium): the report's structure is checked by load_demo only")
+    report = os.path.join(build, "tests", "load", "demo-out", "report.html")
+    if not os.path.isfile(report):
+        report = os.path.join(build, "tests", "load", "demo-out-nobpf", "report.html")
+    check(os.path.isfile(report), "no report to render (run load_demo first)")
+    tmp = tempfile.mkdtemp(prefix="weft-render-")
+    try:
+        shot = os.path.join(tmp, "shot.png")
+        p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                 "--user-data-dir=" + os.path.join(tmp, "profile"), "--window-size=1000,2400",
+                 "--screenshot=" + shot, "file://" + report], timeout=90)
+        check(os.path.isfile(shot), "chromium wrote no screenshot (exit %d): %s" % (p.returncode, p.stderr[-1500:]))
+        w, h, bpp, rows = png_pixels(shot)
+        check(w >= 900 and h >= 2000, "screenshot %dx%d" % (w, h))
+        colours, ink, total = set(), 0, 0
+        for y in range(0, h, 4):
+            r = rows[y]
+            for x in range(0, w * bpp, 4 * bpp):
+                px = r[x:x + 3]
+                total += 1
+                colours.add(px)
+                if sum(px) < 3 * 235:
+                    ink += 1
+        share = ink / total
+        print("render: %dx%d, %d colours, %.1f%% non-white" % (w, h, len(colours), 100 * share))
+        check(len(colours) >= 20, "screenshot has only %d colours: blank?" % len(colours))
+        check(share > 0.05, "screenshot is %.1f%% non-white: blank?" % (100 * share))
+        keep = os.path.join(build, "tests", "load", "report-screenshot.png")
+        shutil.copy(shot, keep)
+        print("ok: report renders (screenshot kept at %s)" % keep)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    if len(sys.argv) < 4:
+        print(__doc__)
+        return 2
+    build, src, test = sys.argv[1], sys.argv[2], sys.argv[3]
+    load = os.path.join(build, "tools", "load", "weft-load")
+    if test == "shape":
+        test_shape(load, sys.argv[4])
+    elif test == "seed":
+        test_seed(load)
+    elif test == "args":
+        test_args(load)
+    elif test == "demo":
+        test_demo(src, build)
+    elif test == "demo-nobpf":
+        test_demo_nobpf(src, build)
+    elif test == "render":
+        test_render(src, build)
+    else:
+        print("unknown test", test)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1043 @@
+/*
+ * load.c - weft-load: load generator for weft with live progress, task
+ * latency percentiles and the runtime's per-worker metrics.
+ *
+ *   weft-load --shape NAME [--workers N] [--duration S] [--warmup S]
+ *             [--rate R | --concurrency C] [--seed S] [--units N] [--json]
+ *
+ * The driver (main thread, outside the runtime) issues units (see load.h):
+ * closed loop keeps C units in flight (a new one starts when one completes),
+ * open loop starts R units per second whatever happens to the earlier ones.
+ * After warmup + duration (or N units) it stops issuing, waits for the units
+ * in flight (at most --drain seconds), shuts the runtime down (so every
+ * worker publishes its final counters) and prints the summary.
+ *
+ * Statistics are per thread (each worker and fiber completion records into
+ * the thread it runs on; single writer, relaxed atomics so the progress
+ * thread may read them while they change) and summed on demand.
+ *
+ * Exit: 0 ok, 1 failure (runtime error, echo errors, lost tasks), 2 usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "load.h"
+
+struct weft_runtime *load_rt;
+uint64_t load_seed = 1;
+
+/* ------------------------------------------------------------- histogram */
+
+unsigned hist_index(uint64_t v)
+{
+	if (v < HIST_SUB)
+		return (unsigned)v;
+	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+	unsigned top = (unsigned)(v >> (msb - 4)); /* 16..31 */
+	unsigned i = (msb - 3) * HIST_SUB + (top & 15u);
+	return i < HIST_N ? i : HIST_N - 1;
+}
+
+uint64_t hist_lower(unsigned i)
+{
+	if (i < HIST_SUB)
+		return i;
+	unsigned msb = i / HIST_SUB + 3, sub = i % HIST_SUB;
+	return (uint64_t)(16 + sub) << (msb - 4);
+}
+
+uint64_t hist_upper(unsigned i)
+{
+	if (i < HIST_SUB)
+		return i;
+	unsigned msb = i / HIST_SUB + 3;
+	return hist_lower(i) + ((uint64_t)1 << (msb - 4)) - 1;
+}
+
+struct hist {
+	uint64_t b[HIST_N];
+	uint64_t count, sum, min, max;
+};
+
+static void hist_clear(struct hist *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->min = UINT64_MAX;
+}
+
+static uint64_t hist_pct(const struct hist *h, double p)
+{
+	if (!h->count)
+		return 0;
+	uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->count), seen = 0;
+	if (want < 1)
+		want = 1;
+	for (unsigned i = 0; i < HIST_N; i++) {
+		seen += h->b[i];
+		if (seen >= want) {
+			uint64_t u = hist_upper(i);
+			return u < h->max ? u : h->max;
+		}
+	}
+	return h->max;
+}
+
+/* ------------------------------------------------------ per-thread stats */
+
+struct tstats {
+	atomic_uint_fast64_t done, cancelled, digest, ops, op_errors;
+	atomic_uint_fast64_t lat_sum, lat_min, lat_max, op_sum, op_max;
+	atomic_uint_fast64_t unit_sum, unit_max;
+	atomic_uint_fast64_t lat[HIST_N], op[HIST_N], unit[HIST_N];
+	struct tstats *next;
+};
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tstats *stats_all;
+static __thread struct tstats *stats_tls;
+
+/* Single-writer add: only the owning thread writes its tstats. */
+static inline void add(atomic_uint_fast64_t *p, uint64_t v)
+{
+	atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+/* noinline + barrier: a fiber may move to another thread between two weft
+ * calls, so the thread-local pointer is looked up afresh on every use. */
+static __attribute__((noinline)) struct tstats *my_stats(void)
+{
+	__asm__ volatile("" ::: "memory");
+	struct tstats *s = stats_tls;
+	if (s)
+		return s;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		abort();
+	atomic_store_explicit(&s->lat_min, UINT64_MAX, memory_order_relaxed);
+	pthread_mutex_lock(&stats_lock);
+	s->next = stats_all;
+	stats_all = s;
+	pthread_mutex_unlock(&stats_lock);
+	stats_tls = s;
+	return s;
+}
+
+static atomic_long units_done, units_lost;
+static sem_t unit_slots; /* closed loop: free slots */
+static bool closed_loop;
+static uint64_t lat_cut_ns; /* record task latency only for completions after this */
+
+void node_init(struct node *n, struct unit *u, uint64_t hash)
+{
+	atomic_fetch_add_explicit(&u->refs, 1, memory_order_relaxed);
+	n->u = u;
+	n->hash = hash;
+	n->done = false;
+	n->t_spawn = weft_now_ns();
+}
+
+static void unit_put(struct unit *u)
+{
+	/* acq_rel: the last one sees every node's writes before freeing. */
+	if (atomic_fetch_sub_explicit(&u->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (atomic_load_explicit(&u->lost, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&units_lost, 1, memory_order_relaxed);
+	} else {
+		uint64_t now = weft_now_ns(), lat = now > u->t_start ? now - u->t_start : 0;
+		if (now >= lat_cut_ns) {
+			struct tstats *s = my_stats();
+			add(&s->unit[hist_index(lat)], 1);
+			add(&s->unit_sum, lat);
+			if (lat > atomic_load_explicit(&s->unit_max, memory_order_relaxed))
+				atomic_store_explicit(&s->unit_max, lat, memory_order_relaxed);
+		}
+	}
+	atomic_fetch_add_explicit(&units_done, 1, memory_order_release); /* pairs with drain */
+	if (closed_loop)
+		sem_post(&unit_slots);
+	free(u);
+}
+
+void node_done(struct node *n)
+{
+	uint64_t now = weft_now_ns(), lat = now - n->t_spawn;
+	struct tstats *s = my_stats();
+	add(&s->done, 1);
+	add(&s->digest, n->hash);
+	if (now >= lat_cut_ns) {
+		add(&s->lat[hist_index(lat)], 1);
+		add(&s->lat_sum, lat);
+		if (lat < atomic_load_explicit(&s->lat_min, memory_order_relaxed))
+			atomic_store_explicit(&s->lat_min, lat, memory_order_relaxed);
+		if (lat > atomic_load_explicit(&s->lat_max, memory_order_relaxed))
+			atomic_store_explicit(&s->lat_max, lat, memory_order_relaxed);
+	}
+	n->done = true;
+	unit_put(n->u);
+}
+
+void node_drop(struct node *n)
+{
+	if (n->done)
+		return;
+	add(&my_stats()->cancelled, 1);
+	atomic_store_explicit(&n->u->lost, true, memory_order_relaxed);
+	n->done = true;
+	unit_put(n->u);
+}
+
+void op_record(uint64_t latency_ns)
+{
+	struct tstats *s = my_stats();
+	add(&s->ops, 1);
+	if (weft_now_ns() >= lat_cut_ns) {
+		add(&s->op[hist_index(latency_ns)], 1);
+		add(&s->op_sum, latency_ns);
+		if (latency_ns > atomic_load_explicit(&s->op_max, memory_order_relaxed))
+			atomic_store_explicit(&s->op_max, latency_ns, memory_order_relaxed);
+	}
+}
+
+void op_error(void)
+{
+	add(&my_stats()->op_errors, 1);
+}
+
+struct totals {
+	uint64_t done, cancelled, digest, ops, op_errors;
+	struct hist lat, op, unit;
+};
+
+static void totals_read(struct totals *t, bool hists)
+{
+	memset(t, 0, sizeof(*t));
+	hist_clear(&t->lat);
+	hist_clear(&t->op);
+	hist_clear(&t->unit);
+	pthread_mutex_lock(&stats_lock);
+	for (struct tstats *s = stats_all; s; s = s->next) {
+#define RD(f) atomic_load_explicit(&s->f, memory_order_relaxed)
+		t->done += RD(done);
+		t->cancelled += RD(cancelled);
+		t->digest += RD(digest);
+		t->ops += RD(ops);
+		t->op_errors += RD(op_errors);
+		if (!hists)
+			continue;
+		for (unsigned i = 0; i < HIST_N; i++) {
+			uint64_t a = RD(lat[i]), b = RD(op[i]), c = RD(unit[i]);
+			t->lat.b[i] += a;
+			t->lat.count += a;
+			t->op.b[i] += b;
+			t->op.count += b;
+			t->unit.b[i] += c;
+			t->unit.count += c;
+		}
+		t->unit.sum += RD(unit_sum);
+		if (RD(unit_max) > t->unit.max)
+			t->unit.max = RD(unit_max);
+		t->lat.sum += RD(lat_sum);
+		t->op.sum += RD(op_sum);
+		if (RD(lat_min) < t->lat.min)
+			t->lat.min = RD(lat_min);
+		if (RD(lat_max) > t->lat.max)
+			t->lat.max = RD(lat_max);
+		if (RD(op_max) > t->op.max)
+			t->op.max = RD(op_max);
+#undef RD
+	}
+	pthread_mutex_unlock(&stats_lock);
+	/* op and unit minimum: from the histogram */
+	for (unsigned i = 0; t->op.count && i < HIST_N; i++)
+		if (t->op.b[i]) {
+			t->op.min = hist_lower(i);
+			break;
+		}
+	for (unsigned i = 0; t->unit.count && i < HIST_N; i++)
+		if (t->unit.b[i]) {
+			t->unit.min = hist_lower(i);
+			break;
+		}
+}
+
+/* --------------------------------------------------------------- options */
+
+struct cfg {
+	const struct shape *shape;
+	int workers;
+	double duration, warmup, rate, interval, drain;
+	unsigned concurrency;
+	uint64_t units;
+	bool json, quiet, have_rate, have_conc, seed_set;
+	const char *output;
+};
+
+static const char usage_text[] =
+	"Usage: weft-load --shape NAME [--workers N] [--duration S] [--warmup S]\n"
+	"                 [--rate R | --concurrency C] [--seed S] [--units N] [--json]\n"
+	"\n"
+	"Run a workload on a weft runtime; print progress on stderr once per\n"
+	"second and a summary at the end (throughput, task latency spawn ->\n"
+	"completion, per-worker steals/parks/overflows from the runtime's metrics).\n"
+	"\n"
+	"  -s, --shape NAME       workload (see below)\n"
+	"  -w, --workers N        worker threads (default: CPUs)\n"
+	"  -d, --duration S       seconds to measure after the warmup (default 10)\n"
+	"  -W, --warmup S         seconds of load before measuring (default 0)\n"
+	"  -r, --rate R           open loop: start R units per second\n"
+	"  -c, --concurrency C    closed loop: keep C units in flight\n"
+	"  -S, --seed S           graph seed (default 1); same seed -> same task graph\n"
+	"  -u, --units N          issue exactly N units, no time limit (exact task count)\n"
+	"  -j, --json             print the summary as one JSON object on stdout\n"
+	"  -o, --output FILE      also write the JSON summary (with the time series) to FILE\n"
+	"  -i, --interval S       progress interval (default 1)\n"
+	"      --drain S          wait at most S seconds for units in flight (default 10)\n"
+	"  -q, --quiet            no progress lines\n"
+	"  -l, --list             list shapes\n"
+	"  -h, --help             this text\n"
+	"\n"
+	"A unit is one wave / tree / burst / pair / connection of the shape; the\n"
+	"graph of unit k (task count, parameters) depends only on the shape, the\n"
+	"seed and k. A timed run issues units 0..n-1 and drains them, so its task\n"
+	"count and graph digest equal the enumerated ones for its n; --units N\n"
+	"fixes n. Exit: 0 ok, 1 failure, 2 usage.\n"
+	"\n"
+	"Examples:\n"
+	"  weft-load --shape skewed --workers 4 --duration 20\n"
+	"  weft-load --shape echo --concurrency 64 --duration 5 --json\n"
+	"  weft-load --shape bursty --rate 50 --duration 10\n"
+	"  weft-load --shape fork-join --units 100 --seed 7 --json\n";
+
+static void list_shapes(FILE *f)
+{
+	fprintf(f, "Shapes:\n");
+	for (const struct shape *const *s = load_shapes; *s; s++)
+		fprintf(f, "  %-10s %s\n", (*s)->name, (*s)->help);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "weft-load: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'weft-load --help'.\n");
+	return 2;
+}
+
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	if (!*s || *s == '-' || *s == '+')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_args(int argc, char **argv, struct cfg *c)
+{
+	static const struct option opts[] = {
+		{ "shape", required_argument, NULL, 's' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'W' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "concurrency", required_argument, NULL, 'c' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "units", required_argument, NULL, 'u' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "drain", required_argument, NULL, 'D' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *shape = NULL;
+	uint64_t u;
+	int o;
+	*c = (struct cfg){ .duration = 10, .interval = 1, .drain = 10 };
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":s:w:d:W:r:c:S:u:jo:i:qlh", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': shape = optarg; break;
+		case 'w':
+			if (!parse_u64(optarg, 1, WEFT_MAX_WORKERS, &u))
+				return usage_error("--workers: expected 1..256, got '%s'", optarg);
+			c->workers = (int)u;
+			break;
+		case 'd':
+			if (!parse_double(optarg, 0.001, 1e6, &c->duration))
+				return usage_error("--duration: expected seconds > 0, got '%s'", optarg);
+			break;
+		case 'W':
+			if (!parse_double(optarg, 0, 1e6, &c->warmup))
+				return usage_error("--warmup: expected seconds >= 0, got '%s'", optarg);
+			break;
+		case 'r':
+			if (!parse_double(optarg, 1e-3, 1e9, &c->rate))
+				return usage_error("--rate: expected units per second > 0, got '%s'", optarg);
+			c->have_rate = true;
+			break;
+		case 'c':
+			if (!parse_u64(optarg, 1, 1000000, &u))
+				return usage_error("--concurrency: expected 1..1000000, got '%s'", optarg);
+			c->concurrency = (unsigned)u;
+			c->have_conc = true;
+			break;
+		case 'S':
+			if (!parse_u64(optarg, 0, UINT64_MAX, &load_seed))
+				return usage_error("--seed: expected an unsigned integer, got '%s'", optarg);
+			break;
+		case 'u':
+			if (!parse_u64(optarg, 1, UINT64_MAX, &c->units))
+				return usage_error("--units: expected a count >= 1, got '%s'", optarg);
+			break;
+		case 'j': c->json = true; break;
+		case 'o': c->output = optarg; break;
+		case 'i':
+			if (!parse_double(optarg, 0.05, 3600, &c->interval))
+				return usage_error("--interval: expected 0.05..3600 seconds, got '%s'", optarg);
+			break;
+		case 'D':
+			if (!parse_double(optarg, 0, 3600, &c->drain))
+				return usage_error("--drain: expected seconds >= 0, got '%s'", optarg);
+			break;
+		case 'q': c->quiet = true; break;
+		case 'l': list_shapes(stdout); exit(0);
+		case 'h': fputs(usage_text, stdout); list_shapes(stdout); exit(0);
+		case ':': return usage_error("option %s needs an argument", argv[optind - 1]);
+		default: return usage_error("unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!shape) {
+		fprintf(stderr, "weft-load: --shape is required\n");
+		list_shapes(stderr);
+		return 2;
+	}
+	for (const struct shape *const *s = load_shapes; *s; s++)
+		if (!strcmp((*s)->name, shape))
+			c->shape = *s;
+	if (!c->shape) {
+		fprintf(stderr, "weft-load: unknown shape '%s'\n", shape);
+		list_shapes(stderr);
+		return 2;
+	}
+	if (c->have_rate && c->have_conc)
+		return usage_error("--rate (open loop) and --concurrency (closed loop) exclude each other%s", "");
+	if (!c->have_rate && !c->have_conc) {
+		if (c->shape->open_loop) {
+			c->rate = c->shape->default_rate;
+			c->have_rate = true;
+		} else {
+			c->concurrency = c->shape->default_conc;
+		}
+	}
+	closed_loop = !c->have_rate;
+	return 0;
+}
+
+/* ---------------------------------------------------------- progress/series */
+
+struct sample {
+	double t;                /* seconds since start */
+	uint64_t tasks, ops;     /* completed so far */
+	uint64_t units_issued, units_done;
+	uint64_t p50, p99;       /* task latency over the interval */
+	struct weft_metrics *m;  /* runtime metrics snapshot */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	struct sample *s;
+	size_t n, cap;
+} series = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, NULL, 0, 0 };
+
+static struct cfg cfg;
+static uint64_t t0_ns;
+static atomic_long units_issued;
+static volatile sig_atomic_t interrupted;
+
+static uint64_t sum_steal_ops(const struct weft_metrics *m, bool tasks)
+{
+	uint64_t s = 0;
+	for (unsigned i = 0; i < m->workers; i++)
+		s += tasks ? m->worker[i].steal_count : m->worker[i].steal_operations;
+	return s;
+}
+
+static uint64_t sum_parks(const struct weft_metrics *m)
+{
+	uint64_t s = 0;
+	for (unsigned i = 0; i < m->workers; i++)
+		s += m->worker[i].park_count;
+	return s;
+}
+
+static struct hist prev_lat; /* progress thread only */
+
+static void take_sample(void)
+{
+	struct sample s = { .t = (double)(weft_now_ns() - t0_ns) / 1e9 };
+	struct totals t;
+	totals_read(&t, true);
+	s.tasks = t.done;
+	s.ops = t.ops;
+	s.units_issued = (uint64_t)atomic_load(&units_issued);
+	s.units_done = (uint64_t)atomic_load(&units_done);
+	struct hist d;
+	hist_clear(&d);
+	for (unsigned i = 0; i < HIST_N; i++) {
+		d.b[i] = t.lat.b[i] - prev_lat.b[i];
+		d.count += d.b[i];
+		if (d.b[i])
+			d.max = hist_upper(i);
+	}
+	s.p50 = hist_pct(&d, 50);
+	s.p99 = hist_pct(&d, 99);
+	prev_lat = t.lat;
+	if (weft_runtime_metrics(load_rt, &s.m))
+		s.m = NULL;
+	pthread_mutex_lock(&series.lock);
+	if (series.n == series.cap) {
+		size_t nc = series.cap ? series.cap * 2 : 64;
+		struct sample *p = realloc(series.s, nc * sizeof(*p));
+		if (!p)
+			abort();
+		series.s = p;
+		series.cap = nc;
+	}
+	series.s[series.n++] = s;
+	struct sample *prev = series.n > 1 ? &series.s[series.n - 2] : NULL;
+	pthread_mutex_unlock(&series.lock);
+
+	if (cfg.quiet)
+		return;
+	double dt = prev ? s.t - prev->t : s.t;
+	uint64_t ptasks = prev ? prev->tasks : 0;
+	uint64_t psteal = prev && prev->m ? sum_steal_ops(prev->m, false) : 0;
+	uint64_t pstolen = prev && prev->m ? sum_steal_ops(prev->m, true) : 0;
+	uint64_t pparks = prev && prev->m ? sum_parks(prev->m) : 0;
+	if (dt <= 0)
+		dt = 1;
+	fprintf(stderr,
+		"weft-load: %6.1fs %s tasks/s %9.0f  steals/s %7.0f (%8.0f tasks)  parks/s %6.0f"
+		"  p99 %7.1fus  inflight %ld\n",
+		s.t, cfg.warmup > 0 && s.t < cfg.warmup ? "warmup" : "      ",
+		(double)(s.tasks - ptasks) / dt,
+		s.m ? (double)(sum_steal_ops(s.m, false) - psteal) / dt : 0.0,
+		s.m ? (double)(sum_steal_ops(s.m, true) - pstolen) / dt : 0.0,
+		s.m ? (double)(sum_parks(s.m) - pparks) / dt : 0.0, (double)s.p99 / 1e3,
+		(long)(s.units_issued - s.units_done));
+}
+
+static void *progress_main(void *arg)
+{
+	struct timespec ts;
+	uint64_t next = t0_ns;
+	pthread_mutex_lock(&series.lock);
+	while (!series.stop) {
+		next += (uint64_t)(cfg.interval * 1e9);
+		ts.tv_sec = (time_t)(next / 1000000000u);
+		ts.tv_nsec = (long)(next % 1000000000u);
+		while (!series.stop && pthread_cond_timedwait(&series.cond, &series.lock, &ts) != ETIMEDOUT)
+			;
+		if (series.stop)
+			break;
+		pthread_mutex_unlock(&series.lock);
+		take_sample();
+		pthread_mutex_lock(&series.lock);
+	}
+	pthread_mutex_unlock(&series.lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ driver */
+
+static void on_signal(int sig)
+{
+	interrupted = 1;
+}
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !interrupted)
+		;
+}
+
+static void issue(uint64_t k, uint64_t t_start)
+{
+	struct unit *u = calloc(1, sizeof(*u));
+	if (!u)
+		abort();
+	u->idx = k;
+	u->t_start = t_start;
+	atomic_init(&u->refs, 1);
+	atomic_fetch_add_explicit(&units_issued, 1, memory_order_relaxed);
+	cfg.shape->start(u);
+	unit_put(u); /* the issuer's reference */
+}
+
+/* Issue units k.. until the deadline (or --units); returns the next k.
+ * Open loop keeps its schedule in next_open across calls. */
+static uint64_t next_open;
+
+static uint64_t drive(uint64_t k, uint64_t deadline)
+{
+	if (closed_loop) {
+		for (; !interrupted && (!cfg.units || k < cfg.units); k++) {
+			struct timespec ts = { (time_t)(deadline / 1000000000u),
+					       (long)(deadline % 1000000000u) };
+			int rc;
+			while ((rc = sem_clockwait(&unit_slots, CLOCK_MONOTONIC, &ts)) && errno == EINTR &&
+			       !interrupted)
+				;
+			if (rc)
+				break;
+			issue(k, weft_now_ns());
+		}
+	} else {
+		uint64_t mean = (uint64_t)(1e9 / cfg.rate);
+		for (; !interrupted && (!cfg.units || k < cfg.units); k++) {
+			if (next_open >= deadline)
+				break;
+			sleep_until(next_open);
+			if (interrupted)
+				break;
+			/* unit latency counts from the scheduled start, so a
+			 * driver that falls behind does not hide the queueing
+			 * (no coordinated omission) */
+			issue(k, next_open);
+			double g = cfg.shape->gap ? cfg.shape->gap(k) : 1.0;
+			next_open += (uint64_t)((double)mean * g);
+		}
+	}
+	return k;
+}
+
+/* -------------------------------------------------------------- output */
+
+static void json_hist_summary(FILE *f, const struct hist *h)
+{
+	fprintf(f,
+		"{\"count\":%" PRIu64 ",\"min\":%" PRIu64 ",\"mean\":%.0f,\"p50\":%" PRIu64
+		",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64
+		",\"buckets\":[",
+		h->count, h->count ? h->min : 0, h->count ? (double)h->sum / (double)h->count : 0.0,
+		hist_pct(h, 50), hist_pct(h, 90), hist_pct(h, 99), hist_pct(h, 99.9), h->max);
+	bool first = true;
+	for (unsigned i = 0; i < HIST_N; i++)
+		if (h->b[i]) {
+			fprintf(f, "%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]", first ? "" : ",",
+				hist_lower(i), hist_upper(i), h->b[i]);
+			first = false;
+		}
+	fprintf(f, "]}");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+struct result {
+	uint64_t issued, t_measure, t_deadline, t_end;
+	uint64_t tasks_at_measure, tasks_at_deadline, ops_at_measure, ops_at_deadline;
+	struct totals tot;
+	struct gsum expect;
+	struct weft_metrics *m;
+	bool drained;
+	int rc;
+};
+
+static void write_json(FILE *f, const struct result *r, bool with_series)
+{
+	const struct shape *sh = cfg.shape;
+	double meas = (double)(r->t_deadline - r->t_measure) / 1e9;
+	if (meas <= 0)
+		meas = 1e-9;
+	uint64_t tasks = r->tasks_at_deadline - r->tasks_at_measure;
+	uint64_t ops = r->ops_at_deadline - r->ops_at_measure;
+	fprintf(f, "{\"tool\":\"weft-load\",\"version\":1,\"shape\":\"%s\",\"workers\":%u,", sh->name,
+		r->m ? r->m->workers : 0);
+	if (closed_loop)
+		fprintf(f, "\"mode\":\"closed\",\"concurrency\":%u,\"rate\":null,", cfg.concurrency);
+	else
+		fprintf(f, "\"mode\":\"open\",\"concurrency\":null,\"rate\":%g,", cfg.rate);
+	fprintf(f, "\"seed\":%" PRIu64 ",\"duration_s\":%g,\"warmup_s\":%g,\"units_limit\":%" PRIu64
+		   ",\"interrupted\":%s,",
+		load_seed, cfg.duration, cfg.warmup, cfg.units, interrupted ? "true" : "false");
+	fprintf(f, "\"clock\":\"CLOCK_MONOTONIC\",\"t0_ns\":%" PRIu64 ",\"measure_start_ns\":%" PRIu64
+		   ",\"measure_end_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64 ",\"measured_s\":%.6f,",
+		t0_ns, r->t_measure, r->t_deadline, r->t_end, meas);
+	fprintf(f, "\"throughput\":{\"tasks\":%" PRIu64 ",\"tasks_per_s\":%.1f,\"ops\":%" PRIu64
+		   ",\"ops_per_s\":%.1f,\"ops_name\":",
+		tasks, (double)tasks / meas, ops, (double)ops / meas);
+	if (sh->ops_name)
+		json_str(f, sh->ops_name);
+	else
+		fputs("null", f);
+	fprintf(f, "},");
+	fprintf(f, "\"units\":{\"issued\":%" PRIu64 ",\"completed\":%ld,\"incomplete\":%ld},",
+		r->issued, atomic_load(&units_done) - atomic_load(&units_lost),
+		(long)r->issued - (atomic_load(&units_done) - atomic_load(&units_lost)));
+	fprintf(f, "\"tasks\":{\"completed\":%" PRIu64 ",\"cancelled\":%" PRIu64 "},", r->tot.done,
+		r->tot.cancelled);
+	fprintf(f, "\"graph\":{\"units\":%" PRIu64 ",\"tasks_expected\":%" PRIu64
+		   ",\"digest_expected\":\"%016" PRIx64 "\",\"tasks_completed\":%" PRIu64
+		   ",\"digest_completed\":\"%016" PRIx64 "\",\"complete\":%s},",
+		r->issued, r->expect.nodes, r->expect.digest, r->tot.done, r->tot.digest,
+		r->expect.nodes == r->tot.done && r->expect.digest == r->tot.digest ? "true" : "false");
+	fprintf(f, "\"latency_ns\":{\"task\":");
+	json_hist_summary(f, &r->tot.lat);
+	fprintf(f, ",\"op\":");
+	if (sh->op_latency) {
+		json_hist_summary(f, &r->tot.op);
+		fprintf(f, ",\"op_what\":");
+		json_str(f, sh->op_latency);
+	} else {
+		fputs("null", f);
+	}
+	fprintf(f, ",\"unit\":");
+	json_hist_summary(f, &r->tot.unit);
+	fprintf(f, ",\"unit_what\":\"%s\"},\"op_errors\":%" PRIu64 ",",
+		closed_loop ? "unit issue to its last task's completion"
+			    : "unit scheduled start to its last task's completion",
+		r->tot.op_errors);
+	const struct weft_metrics *m = r->m;
+	if (m) {
+		fprintf(f, "\"runtime\":{\"spawned_tasks\":%" PRIu64 ",\"alive_tasks\":%" PRIu64
+			   ",\"remote_schedule_count\":%" PRIu64 ",\"budget_forced_yield_count\":%" PRIu64
+			   ",\"io_ready_events\":%" PRIu64 ",\"blocking_threads\":%" PRIu64
+			   ",\"blocking_threads_exited\":%" PRIu64 ",\"block_in_place_count\":%" PRIu64 "},",
+			m->spawned_tasks, m->alive_tasks, m->remote_schedule_count,
+			m->budget_forced_yield_count, m->io_ready_events, m->blocking_threads,
+			m->blocking_threads_exited, m->block_in_place_count);
+		fprintf(f, "\"per_worker\":[");
+		for (unsigned i = 0; i < m->workers; i++) {
+			const struct weft_worker_metrics *w = &m->worker[i];
+			fprintf(f, "%s{\"worker\":%u,\"polls\":%" PRIu64 ",\"busy_ns\":%" PRIu64
+				   ",\"steal_operations\":%" PRIu64 ",\"tasks_stolen\":%" PRIu64
+				   ",\"parks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64
+				   ",\"local_schedule\":%" PRIu64 ",\"mean_poll_ns\":%" PRIu64 "}",
+				i ? "," : "", i, w->poll_count, w->busy_ns, w->steal_operations,
+				w->steal_count, w->park_count, w->noop_count, w->overflow_count,
+				w->local_schedule_count, w->mean_poll_ns);
+		}
+		fprintf(f, "],");
+	}
+	fprintf(f, "\"per_worker_scope\":\"whole run (warmup and drain included), after shutdown\"");
+	if (with_series) {
+		fprintf(f, ",\"series\":[");
+		pthread_mutex_lock(&series.lock);
+		for (size_t i = 0; i < series.n; i++) {
+			const struct sample *s = &series.s[i];
+			fprintf(f, "%s{\"t\":%.3f,\"tasks\":%" PRIu64 ",\"ops\":%" PRIu64
+				   ",\"units_issued\":%" PRIu64 ",\"units_done\":%" PRIu64
+				   ",\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64,
+				i ? ",\n" : "\n", s->t, s->tasks, s->ops, s->units_issued, s->units_done,
+				s->p50, s->p99);
+			if (s->m) {
+				fprintf(f, ",\"inject_depth\":%" PRIu64 ",\"alive_tasks\":%" PRIu64
+					   ",\"worker\":[",
+					s->m->inject_depth, s->m->alive_tasks);
+				for (unsigned w = 0; w < s->m->workers; w++) {
+					const struct weft_worker_metrics *x = &s->m->worker[w];
+					fprintf(f, "%s[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+						   ",%" PRIu64 ",%" PRIu64 "]",
+						w ? "," : "", x->poll_count, x->busy_ns, x->steal_operations,
+						x->steal_count, x->park_count, x->overflow_count,
+						x->local_queue_depth);
+				}
+				fprintf(f, "]");
+			}
+			fprintf(f, "}");
+		}
+		pthread_mutex_unlock(&series.lock);
+		fprintf(f, "],\"series_worker_fields\":[\"polls\",\"busy_ns\",\"steal_operations\","
+			   "\"tasks_stolen\",\"parks\",\"overflows\",\"local_depth\"]");
+	}
+	fprintf(f, "}\n");
+}
+
+static void fmt_ns(char *buf, size_t n, uint64_t ns)
+{
+	if (ns < 10000)
+		snprintf(buf, n, "%" PRIu64 "ns", ns);
+	else if (ns < 10000000)
+		snprintf(buf, n, "%.1fus", (double)ns / 1e3);
+	else if (ns < 10000000000ull)
+		snprintf(buf, n, "%.1fms", (double)ns / 1e6);
+	else
+		snprintf(buf, n, "%.2fs", (double)ns / 1e9);
+}
+
+static void print_hist_line(const char *what, const struct hist *h)
+{
+	char a[6][32];
+	fmt_ns(a[0], 32, h->count ? h->min : 0);
+	fmt_ns(a[1], 32, hist_pct(h, 50));
+	fmt_ns(a[2], 32, hist_pct(h, 90));
+	fmt_ns(a[3], 32, hist_pct(h, 99));
+	fmt_ns(a[4], 32, hist_pct(h, 99.9));
+	fmt_ns(a[5], 32, h->max);
+	printf("%s (%" PRIu64 "):\n  min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", what,
+	       h->count, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+static void print_text(const struct result *r)
+{
+	const struct shape *sh = cfg.shape;
+	const struct weft_metrics *m = r->m;
+	double meas = (double)(r->t_deadline - r->t_measure) / 1e9;
+	if (meas <= 0)
+		meas = 1e-9;
+	uint64_t tasks = r->tasks_at_deadline - r->tasks_at_measure;
+	uint64_t ops = r->ops_at_deadline - r->ops_at_measure;
+	printf("weft-load: shape %s, %u workers, ", sh->name, m ? m->workers : 0);
+	if (closed_loop)
+		printf("closed loop (concurrency %u)", cfg.concurrency);
+	else
+		printf("open loop (%g units/s)", cfg.rate);
+	printf(", seed %" PRIu64 ", measured %.2f s", load_seed, meas);
+	if (cfg.warmup > 0)
+		printf(" after %.1f s warmup", cfg.warmup);
+	printf("%s\n", interrupted ? " (interrupted)" : "");
+	printf("throughput: %.0f tasks/s (%" PRIu64 " tasks)", (double)tasks / meas, tasks);
+	if (sh->ops_name)
+		printf(", %.0f %s/s", (double)ops / meas, sh->ops_name);
+	printf("\n");
+	print_hist_line("task latency, spawn -> completion", &r->tot.lat);
+	if (sh->op_latency)
+		print_hist_line(sh->op_latency, &r->tot.op);
+	print_hist_line(closed_loop ? "unit latency, issue -> last task done"
+				    : "unit latency, scheduled start -> last task done",
+			&r->tot.unit);
+	printf("graph: %" PRIu64 " units, %" PRIu64 " tasks expected, %" PRIu64
+	       " completed, %" PRIu64 " cancelled, digest %016" PRIx64 " %s\n",
+	       r->issued, r->expect.nodes, r->tot.done, r->tot.cancelled, r->tot.digest,
+	       r->expect.nodes == r->tot.done && r->expect.digest == r->tot.digest
+		       ? "(complete: matches the seed's graph)"
+		       : "(INCOMPLETE: differs from the seed's graph)");
+	if (r->tot.op_errors)
+		printf("errors: %" PRIu64 "\n", r->tot.op_errors);
+	if (!m)
+		return;
+	printf("runtime metrics (whole run):\n");
+	printf("  %-6s %11s %6s %10s %11s %8s %7s %9s %11s\n", "worker", "polls", "busy%",
+	       "steal_ops", "stolen", "parks", "noops", "overflows", "local_sched");
+	double wall = (double)(r->t_end - t0_ns);
+	uint64_t tot[8] = { 0 };
+	for (unsigned i = 0; i < m->workers; i++) {
+		const struct weft_worker_metrics *w = &m->worker[i];
+		printf("  %-6u %11" PRIu64 " %5.1f%% %10" PRIu64 " %11" PRIu64 " %8" PRIu64 " %7" PRIu64
+		       " %9" PRIu64 " %11" PRIu64 "\n",
+		       i, w->poll_count, wall > 0 ? 100.0 * (double)w->busy_ns / wall : 0.0,
+		       w->steal_operations, w->steal_count, w->park_count, w->noop_count,
+		       w->overflow_count, w->local_schedule_count);
+		tot[0] += w->poll_count;
+		tot[1] += w->steal_operations;
+		tot[2] += w->steal_count;
+		tot[3] += w->park_count;
+		tot[4] += w->noop_count;
+		tot[5] += w->overflow_count;
+		tot[6] += w->local_schedule_count;
+	}
+	printf("  %-6s %11" PRIu64 " %6s %10" PRIu64 " %11" PRIu64 " %8" PRIu64 " %7" PRIu64
+	       " %9" PRIu64 " %11" PRIu64 "\n",
+	       "all", tot[0], "", tot[1], tot[2], tot[3], tot[4], tot[5], tot[6]);
+	printf("  spawned %" PRIu64 ", remote schedules %" PRIu64 ", forced yields %" PRIu64,
+	       m->spawned_tasks, m->remote_schedule_count, m->budget_forced_yield_count);
+	if (m->io_ready_events)
+		printf(", io events %" PRIu64, m->io_ready_events);
+	if (m->block_in_place_count || m->blocking_threads_exited || m->blocking_threads)
+		printf(", block_in_place %" PRIu64 ", blocking threads %" PRIu64,
+		       m->block_in_place_count, m->blocking_threads);
+	printf("\n");
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+	int rc = parse_args(argc, argv, &cfg);
+	if (rc)
+		return rc;
+	FILE *out = NULL;
+	if (cfg.output && !(out = fopen(cfg.output, "w"))) {
+		fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+		return 1;
+	}
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	WEFT_OPTS(weft_runtime_opts, o, .workers = cfg.workers, .rng_seed = load_seed ? load_seed : 1,
+		  .thread_name_prefix = "load");
+	rc = weft_runtime_create(&o, &load_rt);
+	if (rc) {
+		fprintf(stderr, "weft-load: runtime: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	if (closed_loop && sem_init(&unit_slots, 0, cfg.concurrency)) {
+		perror("weft-load: sem_init");
+		return 1;
+	}
+	if (cfg.shape->setup && (rc = cfg.shape->setup())) {
+		weft_runtime_destroy(load_rt);
+		return 1;
+	}
+
+	struct result r = { 0 };
+	t0_ns = weft_now_ns();
+	r.t_measure = t0_ns + (uint64_t)(cfg.warmup * 1e9);
+	uint64_t deadline = cfg.units ? UINT64_MAX : r.t_measure + (uint64_t)(cfg.duration * 1e9);
+	lat_cut_ns = r.t_measure;
+	pthread_t prog;
+	pthread_condattr_t ca; /* the progress thread sleeps on CLOCK_MONOTONIC deadlines */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&series.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&prog, NULL, progress_main, NULL)) {
+		fprintf(stderr, "weft-load: cannot start the progress thread\n");
+		return 1;
+	}
+	struct totals t;
+	next_open = t0_ns;
+	if (cfg.warmup > 0 && !cfg.units) {
+		/* Load during the warmup, then take the baseline at its end. */
+		r.issued = drive(0, r.t_measure);
+		totals_read(&t, false);
+		r.tasks_at_measure = t.done;
+		r.ops_at_measure = t.ops;
+	}
+	r.issued = drive(r.issued, deadline);
+	r.t_deadline = weft_now_ns();
+	if (r.t_deadline < r.t_measure)
+		r.t_measure = r.t_deadline; /* interrupted during warmup */
+	totals_read(&t, false);
+	r.tasks_at_deadline = t.done;
+	r.ops_at_deadline = t.ops;
+
+	/* Drain: wait for the units in flight. */
+	if (cfg.shape->teardown && !cfg.shape->drained)
+		cfg.shape->teardown();
+	uint64_t drain_end = weft_now_ns() + (uint64_t)(cfg.drain * 1e9);
+	bool torn_down = !cfg.shape->teardown || !cfg.shape->drained;
+	for (;;) {
+		bool units_ok = (uint64_t)atomic_load_explicit(&units_done, memory_order_acquire) >= r.issued;
+		if (units_ok && !torn_down) {
+			cfg.shape->teardown(); /* e.g. close the echo listener */
+			torn_down = true;
+		}
+		if (units_ok && (!cfg.shape->drained || cfg.shape->drained())) {
+			r.drained = true;
+			break;
+		}
+		if (weft_now_ns() >= drain_end)
+			break;
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	if (!torn_down)
+		cfg.shape->teardown();
+	if (!r.drained)
+		fprintf(stderr, "weft-load: %ld of %" PRIu64 " units still running after %.1f s of drain;"
+				" shutting down cancels them\n",
+			(long)r.issued - atomic_load(&units_done), r.issued, cfg.drain);
+
+	pthread_mutex_lock(&series.lock);
+	series.stop = true;
+	pthread_cond_signal(&series.cond);
+	pthread_mutex_unlock(&series.lock);
+	pthread_join(prog, NULL);
+	/* One last sample so the series covers the drain too. */
+	bool q = cfg.quiet;
+	cfg.quiet = true;
+	take_sample();
+	cfg.quiet = q;
+
+	rc = weft_runtime_shutdown(load_rt, 10ull * 1000000000u);
+	if (rc) {
+		fprintf(stderr, "weft-load: shutdown: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	r.t_end = weft_now_ns();
+	if (weft_runtime_metrics(load_rt, &r.m))
+		r.m = NULL;
+	totals_read(&r.tot, true);
+	for (uint64_t k = 0; k < r.issued; k++)
+		cfg.shape->enumerate(k, &r.expect);
+
+	if (cfg.json)
+		write_json(stdout, &r, false);
+	else
+		print_text(&r);
+	if (out) {
+		write_json(out, &r, true);
+		if (fclose(out)) {
+			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+			rc = 1;
+		}
+	}
+	fflush(stdout);
+	int status = 0;
+	if (r.tot.op_errors) {
+		fprintf(stderr, "weft-load: %" PRIu64 " operation errors\n", r.tot.op_errors);
+		status = 1;
+	}
+	if (!r.drained)
+		status = 1;
+	weft_metrics_free(r.m);
+	for (size_t i = 0; i < series.n; i++)
+		weft_metrics_free(series.s[i].m);
+	free(series.s);
+	rc = weft_runtime_destroy(load_rt);
+	if (rc) {
+		fprintf(stderr, "weft-load: destroy: %s\n", weft_strerror(rc));
+		status = 1;
+	}
+	return status;
+}

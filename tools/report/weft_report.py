@@ -1,0 +1,777 @@
+#!/usr/bin/env python3
+"""weft_report.py - one self-contained HTML page about a weft-load run.
+
+    weft_report.py --load LOAD.json [--events TRACE.jsonl] -o REPORT.html
+    weft_report.py --load LOAD.json --no-bpf "REASON" [--write-trace TRACE.json] -o REPORT.html
+
+LOAD.json is written by `weft-load --output` (summary, per-worker runtime
+metrics and a time series sampled once per interval). TRACE.jsonl holds the
+events of `schedtop trace` (steal, steal_fail, park, unpark, notify,
+overflow, worker_start/stop; ts_ns on CLOCK_MONOTONIC, like weft-load's t0_ns).
+
+Sections (each an element with that id): summary, throughput, timeline,
+steal-matrix, park-histogram, unpark-histogram, latency, notes. Without
+events the BPF-only views (steal matrix, worker states, park and unpark
+histograms) say why they are missing and show what the runtime's metrics do
+know instead. With --write-trace and no events it also writes a Chrome/
+Perfetto trace-event file with counter tracks from the metrics series.
+
+Inline SVG and CSS only: no script runs, nothing is fetched. The numbers
+behind the charts are embedded as JSON (<script type="application/json"
+id="report-data">) for tests and other tools.
+
+Standard library only (python3 >= 3.9).
+"""
+import argparse
+import html
+import json
+import math
+import sys
+
+STATE_COLOR = {"running": "#2e7d32", "searching": "#f9a825", "parked": "#b0bec5"}
+PALETTE = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037", "#ad1457"]
+
+
+def esc(s):
+    return html.escape(str(s), quote=True)
+
+
+def fmt_ns(ns):
+    ns = float(ns)
+    if ns < 1e3:
+        return "%.0f ns" % ns
+    if ns < 1e6:
+        return "%.1f µs" % (ns / 1e3)
+    if ns < 1e9:
+        return "%.2f ms" % (ns / 1e6)
+    return "%.2f s" % (ns / 1e9)
+
+
+def fmt_num(x):
+    x = float(x)
+    if abs(x) >= 1e9:
+        return "%.2fG" % (x / 1e9)
+    if abs(x) >= 1e6:
+        return "%.2fM" % (x / 1e6)
+    if abs(x) >= 1e4:
+        return "%.1fk" % (x / 1e3)
+    if x == int(x):
+        return "%d" % x
+    return "%.1f" % x
+
+
+def nice_ceil(v):
+    if v <= 0:
+        return 1.0
+    e = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 2.5, 5, 10):
+        if v <= m * e:
+            return m * e
+    return 10 * e
+
+
+# ---------------------------------------------------------------- events
+
+def read_events(path):
+    evs, bad = [], 0
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                evs.append(json.loads(line))
+            except ValueError:
+                bad += 1
+    evs.sort(key=lambda e: e.get("ts_ns", 0))
+    return evs, bad
+
+
+def analyse_events(evs, workers, t0_ns):
+    """Worker state spans, steal matrix, park durations, unpark latencies.
+
+    State rules are those of schedtop's trace.c (docs/OBSERVABILITY.md):
+    worker_start, unpark and steal_fail start `searching`; steal and
+    overflow mean `running`; park starts `parked`; worker_stop ends the
+    track. A worker that finds work in its own ring or the inject queue
+    fires no probe, so `searching` after an unpark is an upper bound.
+    """
+    n = workers
+    for e in evs:
+        c = e.get("core", -1)
+        if isinstance(c, int) and c >= n:
+            n = c + 1
+        v = e.get("victim")
+        if isinstance(v, int) and v >= n:
+            n = v + 1
+    matrix = [[0] * n for _ in range(n)]        # steal operations [thief][victim]
+    matrix_tasks = [[0] * n for _ in range(n)]  # tasks stolen
+    spans = [[] for _ in range(n)]              # (start_s, end_s, state)
+    cur = [None] * n                            # (state, start_ns)
+    park_at = [None] * n
+    notify_at = [None] * n
+    park_ns, unpark_ns = [], []
+    counts = {}
+    first = evs[0]["ts_ns"] if evs else t0_ns
+    last = evs[-1]["ts_ns"] if evs else t0_ns
+
+    def switch(c, state, ts):
+        if cur[c] is not None:
+            st, since = cur[c]
+            if st == state:
+                return
+            if ts > since:
+                spans[c].append(((since - t0_ns) / 1e9, (ts - t0_ns) / 1e9, st))
+        cur[c] = (state, ts) if state else None
+
+    for e in evs:
+        ty, ts, c = e.get("type"), e.get("ts_ns", 0), e.get("core", -1)
+        counts[ty] = counts.get(ty, 0) + 1
+        valid = isinstance(c, int) and 0 <= c < n
+        if ty == "steal" and valid:
+            v = e.get("victim", -1)
+            if 0 <= v < n:
+                matrix[c][v] += 1
+                matrix_tasks[c][v] += e.get("n", 0)
+            switch(c, "running", ts)
+        elif ty == "overflow" and valid:
+            switch(c, "running", ts)
+        elif ty in ("unpark", "worker_start", "steal_fail") and valid:
+            if ty == "unpark":
+                if park_at[c] is not None:
+                    park_ns.append(ts - park_at[c])
+                    park_at[c] = None
+                if notify_at[c] is not None and e.get("reason", 0) == 0:
+                    unpark_ns.append(ts - notify_at[c])
+                notify_at[c] = None
+            switch(c, "searching", ts)
+        elif ty == "park" and valid:
+            park_at[c] = ts
+            notify_at[c] = None
+            switch(c, "parked", ts)
+        elif ty == "notify":
+            to = e.get("to", -1)
+            if isinstance(to, int) and 0 <= to < n and notify_at[to] is None:
+                notify_at[to] = ts  # the first notify since it parked
+        elif ty == "worker_stop" and valid:
+            switch(c, None, ts)
+    for c in range(n):
+        if cur[c] is not None:
+            switch(c, None, last)
+    return {
+        "workers": n,
+        "matrix": matrix,
+        "matrix_tasks": matrix_tasks,
+        "spans": spans,
+        "park_ns": park_ns,
+        "unpark_ns": unpark_ns,
+        "counts": counts,
+        "window_s": [(first - t0_ns) / 1e9, (last - t0_ns) / 1e9],
+    }
+
+
+# ---------------------------------------------------------------- series
+
+def series_rates(load):
+    """Per-interval rates from the cumulative series of weft-load."""
+    out = []
+    series = load.get("series", [])
+    if not series:
+        return out
+    # the run starts at t = 0 with every counter at zero
+    first = series[0]
+    prev = {"t": 0.0, "tasks": 0, "ops": 0, "p50_ns": 0, "p99_ns": 0}
+    if first.get("worker"):
+        prev["worker"] = [[0] * len(first["worker"][0]) for _ in first["worker"]]
+    for s in series:
+        # skip a sliver (the last sample is taken when the drain ends)
+        if s["t"] - prev["t"] >= 0.25:
+            dt = s["t"] - prev["t"]
+            row = {
+                "t0": prev["t"], "t1": s["t"],
+                "tasks_per_s": (s["tasks"] - prev["tasks"]) / dt,
+                "p99_ns": s.get("p99_ns", 0), "p50_ns": s.get("p50_ns", 0),
+            }
+            pw, w = prev.get("worker"), s.get("worker")
+            if pw and w and len(pw) == len(w):
+                row["busy"] = [max(0.0, min(1.0, (a[1] - b[1]) / 1e9 / dt)) for a, b in zip(w, pw)]
+                row["steals_per_s"] = sum(a[2] - b[2] for a, b in zip(w, pw)) / dt
+                row["stolen_per_s"] = sum(a[3] - b[3] for a, b in zip(w, pw)) / dt
+                row["parks_per_s"] = sum(a[4] - b[4] for a, b in zip(w, pw)) / dt
+                row["worker_steals"] = [(a[2] - b[2]) / dt for a, b in zip(w, pw)]
+                row["worker_parks"] = [(a[4] - b[4]) / dt for a, b in zip(w, pw)]
+                row["depth"] = [a[6] for a in w]
+            out.append(row)
+            prev = s
+    return out
+
+
+# ---------------------------------------------------------------- SVG bits
+
+def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
+               x_label="seconds since start", y_fmt=fmt_num, shade=None):
+    """Polylines over a shared x axis. shade: (x0, x1, label) band."""
+    ml, mr, mt, mb = 64, 16, 24, 36
+    pw, ph = width - ml - mr, height - mt - mb
+    allx = [x for xs in xs_list for x in xs] or [0, 1]
+    ally = [y for ys in ys_list for y in ys] or [0]
+    x0, x1 = min(allx), max(allx)
+    if x1 <= x0:
+        x1 = x0 + 1
+    ymax = nice_ceil(max(ally) * 1.05 if ally else 1)
+
+    def X(x):
+        return ml + (x - x0) / (x1 - x0) * pw
+
+    def Y(y):
+        return mt + ph - (y / ymax) * ph
+
+    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
+         % (width, height, width, height, esc(title))]
+    o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
+    if shade and shade[1] > shade[0]:
+        a, b = max(x0, shade[0]), min(x1, shade[1])
+        if b > a:
+            o.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#eceff1"><title>%s</title></rect>'
+                     % (X(a), mt, X(b) - X(a), ph, esc(shade[2])))
+            o.append('<text x="%.1f" y="%d" class="small">%s</text>' % (X(a) + 3, mt + 12, esc(shade[2])))
+    for i in range(5):
+        yv = ymax * i / 4
+        o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>' % (ml, ml + pw, Y(yv), Y(yv)))
+        o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>' % (ml - 6, Y(yv) + 4, esc(y_fmt(yv))))
+    for i in range(6):
+        xv = x0 + (x1 - x0) * i / 5
+        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%.1f</text>' % (X(xv), mt + ph + 16, xv))
+    o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">%s</text>' % (ml + pw / 2, height - 4, esc(x_label)))
+    for xs, ys, name, col in zip(xs_list, ys_list, names, colors):
+        if not xs:
+            continue
+        pts = " ".join("%.1f,%.1f" % (X(x), Y(y)) for x, y in zip(xs, ys))
+        o.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></polyline>'
+                 % (pts, col, esc(name)))
+        for x, y in zip(xs, ys):
+            o.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s at %.1f s: %s</title></circle>'
+                     % (X(x), Y(y), col, esc(name), x, esc(y_fmt(y))))
+    lx = ml + 8
+    for name, col in zip(names, colors):
+        o.append('<rect x="%d" y="6" width="10" height="10" fill="%s"/><text x="%d" y="15" class="small">%s</text>'
+                 % (lx, col, lx + 14, esc(name)))
+        lx += 24 + 7 * len(name)
+    o.append("</svg>")
+    return "\n".join(o)
+
+
+def histogram_svg(title, values_ns, width=900, height=220, color="#1565c0"):
+    """Log2-bucket histogram of durations (ns)."""
+    if not values_ns:
+        return '<p class="missing">No samples.</p>', []
+    buckets = {}
+    for v in values_ns:
+        b = max(0, int(math.floor(math.log2(max(v, 1)))))
+        buckets[b] = buckets.get(b, 0) + 1
+    lo, hi = min(buckets), max(buckets)
+    keys = list(range(lo, hi + 1))
+    counts = [buckets.get(k, 0) for k in keys]
+    ml, mr, mt, mb = 64, 16, 16, 48
+    pw, ph = width - ml - mr, height - mt - mb
+    cmax = nice_ceil(max(counts))
+    bw = pw / len(keys)
+    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
+         % (width, height, width, height, esc(title))]
+    o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
+    for i in range(5):
+        yv = cmax * i / 4
+        y = mt + ph - yv / cmax * ph
+        o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>' % (ml, ml + pw, y, y))
+        o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>' % (ml - 6, y + 4, fmt_num(yv)))
+    step = max(1, len(keys) // 12)
+    for i, (k, c) in enumerate(zip(keys, counts)):
+        h = c / cmax * ph
+        x = ml + i * bw
+        o.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s – %s: %d</title></rect>'
+                 % (x + 1, mt + ph - h, max(bw - 2, 1), h, color, esc(fmt_ns(2 ** k)), esc(fmt_ns(2 ** (k + 1))), c))
+        if i % step == 0:
+            o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%s</text>'
+                     % (x + bw / 2, mt + ph + 14, esc(fmt_ns(2 ** k))))
+    o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">duration (log2 buckets, lower bound)</text>'
+             % (ml + pw / 2, height - 8))
+    o.append("</svg>")
+    return "\n".join(o), [[2 ** k, 2 ** (k + 1), c] for k, c in zip(keys, counts)]
+
+
+def pct(values, p):
+    if not values:
+        return 0
+    s = sorted(values)
+    i = min(len(s) - 1, max(0, int(math.ceil(p / 100 * len(s))) - 1))
+    return s[i]
+
+
+def timeline_svg(workers, spans, rates, t_range, width=900):
+    """One row per worker: BPF states (if spans) and busy % from metrics."""
+    ml, mr, mt = 90, 16, 10
+    pw = width - ml - mr
+    rows = []
+    if spans is not None:
+        rows.append("states")
+    if rates and "busy" in rates[0]:
+        rows.append("busy")
+    row_h, gap = 18, 10
+    per_worker = len(rows) * row_h + gap
+    height = mt + workers * per_worker + 40
+    x0, x1 = t_range
+    if x1 <= x0:
+        x1 = x0 + 1
+    nbins = pw
+
+    def X(t):
+        return ml + (t - x0) / (x1 - x0) * pw
+
+    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="worker timeline">'
+         % (width, height, width, height)]
+    totals = []
+    for w in range(workers):
+        y = mt + w * per_worker
+        o.append('<text x="%d" y="%d" class="label" text-anchor="end">worker %d</text>' % (ml - 8, y + 13, w))
+        r = 0
+        tot = {"running": 0.0, "searching": 0.0, "parked": 0.0}
+        if "states" in rows:
+            # dominant state per pixel column, merged into runs
+            acc = [dict() for _ in range(nbins)]
+            for (a, b, st) in spans[w]:
+                tot[st] = tot.get(st, 0.0) + (b - a)
+                if b <= x0 or a >= x1:
+                    continue
+                a, b = max(a, x0), min(b, x1)
+                fa = (a - x0) / (x1 - x0) * nbins
+                fb = (b - x0) / (x1 - x0) * nbins
+                i = int(fa)
+                while i < nbins and i < fb:
+                    ov = min(fb, i + 1) - max(fa, i)
+                    if ov > 0:
+                        acc[i][st] = acc[i].get(st, 0.0) + ov
+                    i += 1
+            run_st, run_start = None, 0
+            for i in range(nbins + 1):
+                st = max(acc[i], key=acc[i].get) if i < nbins and acc[i] else None
+                if st != run_st:
+                    if run_st is not None:
+                        o.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"><title>worker %d %s</title></rect>'
+                                 % (ml + run_start, y + r * row_h, i - run_start, row_h - 2, STATE_COLOR[run_st], w, run_st))
+                    run_st, run_start = st, i
+            r += 1
+        if "busy" in rows:
+            for row in rates:
+                if row["t1"] <= x0 or row["t0"] >= x1:
+                    continue
+                b = row["busy"][w] if w < len(row["busy"]) else 0
+                xa, xb = X(max(row["t0"], x0)), X(min(row["t1"], x1))
+                o.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#2e7d32" fill-opacity="%.2f" stroke="#fff" stroke-width="0.5">'
+                         '<title>worker %d %.1f–%.1f s: busy %.0f%%</title></rect>'
+                         % (xa, y + r * row_h, max(xb - xa, 0.5), row_h - 2, 0.08 + 0.92 * b, w, row["t0"], row["t1"], 100 * b))
+            r += 1
+        totals.append(tot)
+    ya = mt + workers * per_worker + 4
+    for i in range(6):
+        xv = x0 + (x1 - x0) * i / 5
+        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%.1f</text>' % (X(xv), ya + 10, xv))
+    o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">seconds since start</text>' % (ml + pw / 2, ya + 28))
+    o.append("</svg>")
+    return "\n".join(o), rows, totals
+
+
+def matrix_svg(matrix, tasks, cell=None):
+    n = len(matrix)
+    cell = cell or max(28, min(64, 560 // max(n, 1)))
+    ml, mt = 110, 56
+    width, height = ml + n * cell + 120, mt + n * cell + 20
+    vmax = max([v for row in matrix for v in row] + [1])
+    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="steal matrix" id="steal-matrix-svg" data-total-steals="%d">'
+         % (width, height, width, height, sum(map(sum, matrix)))]
+    o.append('<text x="%d" y="14" class="label" text-anchor="middle">victim (stolen from)</text>' % (ml + n * cell / 2))
+    o.append('<text x="14" y="%d" class="label" transform="rotate(-90 14 %d)" text-anchor="middle">thief</text>'
+             % (mt + n * cell / 2, mt + n * cell / 2))
+    for v in range(n):
+        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">w%d</text>' % (ml + v * cell + cell / 2, mt - 8, v))
+    for t in range(n):
+        o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">w%d</text>' % (ml - 8, mt + t * cell + cell / 2 + 4, t))
+        for v in range(n):
+            c = matrix[t][v]
+            f = math.sqrt(c / vmax) if c else 0
+            r, g, b = int(255 - f * (255 - 13)), int(255 - f * (255 - 71)), int(255 - f * (255 - 161))
+            fill = "#%02x%02x%02x" % (r, g, b) if t != v else "#f5f5f5"
+            o.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#cfd8dc"><title>w%d stole from w%d: %d steals, %d tasks</title></rect>'
+                     % (ml + v * cell, mt + t * cell, cell, cell, fill, t, v, c, tasks[t][v]))
+            if cell >= 28:
+                o.append('<text x="%.1f" y="%.1f" class="cell" text-anchor="middle" fill="%s">%s</text>'
+                         % (ml + v * cell + cell / 2, mt + t * cell + cell / 2 + 4, "#fff" if f > 0.55 else "#263238",
+                            "–" if t == v else fmt_num(c)))
+    # scale
+    sx = ml + n * cell + 24
+    for i in range(11):
+        f = i / 10
+        r, g, b = int(255 - f * (255 - 13)), int(255 - f * (255 - 71)), int(255 - f * (255 - 161))
+        o.append('<rect x="%d" y="%.1f" width="14" height="%.1f" fill="#%02x%02x%02x"/>'
+                 % (sx, mt + (10 - i) * n * cell / 11, n * cell / 11 + 0.5, r, g, b))
+    o.append('<text x="%d" y="%d" class="axis">%s</text>' % (sx + 18, mt + 8, fmt_num(vmax)))
+    o.append('<text x="%d" y="%d" class="axis">0</text>' % (sx + 18, mt + n * cell))
+    o.append("</svg>")
+    return "\n".join(o)
+
+
+# ---------------------------------------------------------------- trace
+
+def write_metrics_trace(load, rates, path):
+    """Chrome trace-event JSON with counter tracks from the metrics series."""
+    pid = 1
+    t0 = load.get("t0_ns", 0)
+    ev = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+           "args": {"name": "weft-load %s (runtime metrics; no BPF)" % load.get("shape", "?")}}]
+    for r in rates:
+        ts = r["t0"] * 1e6
+        ev.append({"name": "tasks/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
+                   "args": {"tasks/s": round(r["tasks_per_s"], 1)}})
+        if "busy" in r:
+            ev.append({"name": "steals/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
+                       "args": {"operations": round(r["steals_per_s"], 1), "tasks": round(r["stolen_per_s"], 1)}})
+            ev.append({"name": "parks/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
+                       "args": {"parks/s": round(r["parks_per_s"], 1)}})
+            for w, b in enumerate(r["busy"]):
+                ev.append({"name": "worker %d busy %%" % w, "ph": "C", "pid": pid, "tid": 0, "ts": ts,
+                           "args": {"busy": round(100 * b, 1)}})
+    with open(path, "w") as f:
+        json.dump({"displayTimeUnit": "ms", "otherData": {"tool": "weft_report", "t0_ns": t0,
+                   "source": "weft-load metrics series"}, "traceEvents": ev}, f)
+
+
+# ---------------------------------------------------------------- page
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#263238;margin:0;background:#fafafa}
+header{background:#263238;color:#fff;padding:18px 28px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#b0bec5}
+main{max-width:980px;margin:0 auto;padding:8px 24px 40px}
+section{background:#fff;border:1px solid #e0e0e0;border-radius:8px;padding:14px 18px;margin:18px 0}
+h2{font-size:17px;margin:0 0 6px} p.lead{margin:0 0 10px;color:#546e7a}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+td,th{padding:3px 10px;border-bottom:1px solid #eceff1;text-align:right} th{background:#f5f5f5}
+td:first-child,th:first-child{text-align:left}
+.kpis{display:flex;flex-wrap:wrap;gap:12px;margin:6px 0 14px}
+.kpi{background:#eceff1;border-radius:6px;padding:8px 14px;min-width:130px}
+.kpi b{display:block;font-size:20px} .kpi span{color:#546e7a;font-size:12px}
+.missing{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 12px;margin:8px 0}
+.ok{color:#2e7d32} .bad{color:#c62828}
+svg.chart{max-width:100%;height:auto;display:block;margin:6px 0}
+svg .plot{fill:#fff;stroke:#cfd8dc} svg .grid{stroke:#eceff1}
+svg .axis{font-size:11px;fill:#607d8b} svg .small{font-size:11px;fill:#455a64}
+svg .label{font-size:12px;fill:#263238} svg .cell{font-size:11px}
+.legend span{display:inline-block;margin-right:14px} .sw{display:inline-block;width:12px;height:12px;vertical-align:-1px;margin-right:4px}
+code{background:#eceff1;padding:1px 4px;border-radius:3px}
+"""
+
+
+def build(load, ev, bad_lines, no_bpf, events_path):
+    workers = load.get("workers") or len(load.get("per_worker", [])) or 1
+    rates = series_rates(load)
+    t0 = load.get("t0_ns", 0)
+    warm = load.get("warmup_s", 0) or 0
+    run_end = (load.get("end_ns", t0) - t0) / 1e9 if load.get("end_ns") else (rates[-1]["t1"] if rates else 1)
+    an = analyse_events(ev, workers, t0) if ev is not None else None
+    data = {"shape": load.get("shape"), "workers": workers, "bpf": an is not None,
+            "no_bpf_reason": no_bpf, "sections": []}
+    left_out = []
+    s = []  # html parts
+
+    # ---- header
+    mode = ("closed loop, concurrency %s" % load.get("concurrency")) if load.get("mode") == "closed" \
+        else ("open loop, %s units/s" % load.get("rate"))
+    s.append('<header><h1>weft load report — %s</h1><p>%d workers · %s · seed %s · measured %.1f s%s</p></header><main>'
+             % (esc(load.get("shape")), workers, esc(mode), esc(load.get("seed")), load.get("measured_s", 0),
+                (" after %.1f s warmup" % warm) if warm else ""))
+    if no_bpf:
+        s.append('<div class="missing"><b>Recorded without BPF.</b> %s. The steal matrix, the worker '
+                 'running/searching/parked timeline and the park / unpark histograms come from '
+                 'schedtop\'s probes and are left out; the views below use weft-load\'s own runtime '
+                 'metrics (busy %%, steals and parks per second per worker).</div>' % esc(no_bpf))
+
+    # ---- summary
+    thr = load.get("throughput", {})
+    lat = (load.get("latency_ns") or {}).get("task") or {}
+    g = load.get("graph", {})
+    pw = load.get("per_worker", [])
+    s.append('<section id="summary"><h2>Summary</h2>')
+    s.append('<div class="kpis">')
+    kp = [("tasks/s", fmt_num(thr.get("tasks_per_s", 0))),
+          ("tasks completed (measured)", fmt_num(thr.get("tasks", 0))),
+          ("task latency p50", fmt_ns(lat.get("p50", 0))),
+          ("task latency p99", fmt_ns(lat.get("p99", 0))),
+          ("steal operations", fmt_num(sum(w.get("steal_operations", 0) for w in pw))),
+          ("tasks stolen", fmt_num(sum(w.get("tasks_stolen", 0) for w in pw))),
+          ("parks", fmt_num(sum(w.get("parks", 0) for w in pw)))]
+    if thr.get("ops_name"):
+        kp.insert(2, (thr["ops_name"] + "/s", fmt_num(thr.get("ops_per_s", 0))))
+    for k, v in kp:
+        s.append('<div class="kpi"><b>%s</b><span>%s</span></div>' % (esc(v), esc(k)))
+    s.append("</div>")
+    s.append("<table><tr><th>run</th><th></th></tr>")
+    rows = [("shape", load.get("shape")), ("mode", mode), ("workers", workers), ("seed", load.get("seed")),
+            ("measured", "%.2f s (warmup %.1f s)" % (load.get("measured_s", 0), warm)),
+            ("units issued / completed", "%s / %s" % (load.get("units", {}).get("issued"), load.get("units", {}).get("completed"))),
+            ("task graph", "%s tasks, digest %s — %s" % (g.get("tasks_completed"), g.get("digest_completed"),
+                                                       "matches the seed's graph" if g.get("complete") else "INCOMPLETE")),
+            ("task latency (spawn → completion)", "min %s · p50 %s · p90 %s · p99 %s · p99.9 %s · max %s"
+             % tuple(fmt_ns(lat.get(k, 0)) for k in ("min", "p50", "p90", "p99", "p999", "max")))]
+    op = (load.get("latency_ns") or {}).get("op")
+    if op and op.get("count"):
+        rows.append((load["latency_ns"].get("op_what", "op latency"), "p50 %s · p99 %s · max %s"
+                     % (fmt_ns(op.get("p50", 0)), fmt_ns(op.get("p99", 0)), fmt_ns(op.get("max", 0)))))
+    un = (load.get("latency_ns") or {}).get("unit")
+    if un and un.get("count"):
+        rows.append(("unit latency (%s)" % load["latency_ns"].get("unit_what", ""), "p50 %s · p99 %s · max %s"
+                     % (fmt_ns(un.get("p50", 0)), fmt_ns(un.get("p99", 0)), fmt_ns(un.get("max", 0)))))
+    if load.get("op_errors"):
+        rows.append(("errors", load.get("op_errors")))
+    for k, v in rows:
+        s.append("<tr><td>%s</td><td style='text-align:left'>%s</td></tr>" % (esc(k), esc(v)))
+    s.append("</table>")
+    # per-worker table
+    s.append("<h3>Per worker</h3><table><tr><th>worker</th><th>polls</th><th>busy</th><th>steal ops</th>"
+             "<th>tasks stolen</th><th>parks</th><th>no-op unparks</th><th>overflows</th>")
+    if an:
+        s.append("<th>stolen from it</th><th>park p50</th><th>park p99</th>")
+    s.append("</tr>")
+    wall_ns = max(1, load.get("end_ns", 0) - t0)
+    per_core_park = {}
+    if an:
+        # per-core park times for the table
+        per_core_park = {c: [] for c in range(an["workers"])}
+        # recompute per core (cheap)
+        pa = [None] * an["workers"]
+        for e in ev:
+            c = e.get("core", -1)
+            if not (isinstance(c, int) and 0 <= c < an["workers"]):
+                continue
+            if e.get("type") == "park":
+                pa[c] = e["ts_ns"]
+            elif e.get("type") == "unpark" and pa[c] is not None:
+                per_core_park[c].append(e["ts_ns"] - pa[c])
+                pa[c] = None
+    for i, w in enumerate(pw):
+        s.append("<tr><td>w%d</td><td>%s</td><td>%.0f%%</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                 % (i, fmt_num(w.get("polls", 0)), 100.0 * w.get("busy_ns", 0) / wall_ns, fmt_num(w.get("steal_operations", 0)),
+                    fmt_num(w.get("tasks_stolen", 0)), fmt_num(w.get("parks", 0)), fmt_num(w.get("noop_unparks", 0)),
+                    fmt_num(w.get("overflows", 0))))
+        if an:
+            out_ = sum(an["matrix"][t][i] for t in range(an["workers"])) if i < an["workers"] else 0
+            pk = per_core_park.get(i, [])
+            s.append("<td>%s</td><td>%s</td><td>%s</td>" % (fmt_num(out_), fmt_ns(pct(pk, 50)) if pk else "–",
+                                                            fmt_ns(pct(pk, 99)) if pk else "–"))
+        s.append("</tr>")
+    s.append("</table><p class='lead'>Polls, busy, steals, parks and overflows: the runtime's own counters "
+             "(whole run, read after shutdown). %s</p></section>"
+             % ("Stolen-from and park percentiles: schedtop's trace window." if an else ""))
+    data["sections"].append("summary")
+
+    # ---- throughput over time
+    s.append('<section id="throughput"><h2>Throughput over time</h2>'
+             '<p class="lead">Tasks completed per second, sampled by weft-load every interval; steals and parks per '
+             'second from the runtime metrics (a busy worker publishes them every 61 ticks).</p>')
+    xs = [r["t1"] for r in rates]
+    if rates:
+        s.append(line_chart("tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]],
+                            shade=(0, warm, "warmup") if warm else None))
+        if "steals_per_s" in rates[0]:
+            ops_ = sum(r["steals_per_s"] * (r["t1"] - r["t0"]) for r in rates)
+            moved = sum(r["stolen_per_s"] * (r["t1"] - r["t0"]) for r in rates)
+            s.append('<p class="lead">Steal operations and parks per second (all workers); each steal moved '
+                     '%.1f tasks on average.</p>' % (moved / ops_ if ops_ else 0))
+            s.append(line_chart("steals and parks per second", [xs, xs],
+                                [[r["steals_per_s"] for r in rates], [r["parks_per_s"] for r in rates]],
+                                ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]],
+                                height=200, shade=(0, warm, "warmup") if warm else None))
+        s.append(line_chart("task latency per interval", [xs, xs], [[r["p50_ns"] for r in rates], [r["p99_ns"] for r in rates]],
+                            ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns))
+    else:
+        s.append('<p class="missing">The run was shorter than one sampling interval: no time series.</p>')
+    s.append("</section>")
+    data["sections"].append("throughput")
+    data["throughput_series"] = [[round(r["t1"], 3), round(r["tasks_per_s"], 1)] for r in rates]
+
+    # ---- timeline
+    s.append('<section id="timeline"><h2>Worker timeline: busy, searching, parked</h2>')
+    t_range = (0.0, max(run_end, xs[-1] if xs else 1))
+    svg, rows_, totals = timeline_svg(workers if not an else an["workers"], an["spans"] if an else None, rates, t_range)
+    legend = ""
+    if an:
+        legend = "".join('<span><i class="sw" style="background:%s"></i>%s</span>' % (c, n) for n, c in STATE_COLOR.items())
+        s.append('<p class="lead">Top row of each worker: its state from schedtop\'s probes (dominant state per pixel; '
+                 'hover for names). A worker that finds work in its own queue fires no probe, so <i>searching</i> after an '
+                 'unpark is an upper bound (it lasts until the next steal or overflow). Second row: busy %% per interval '
+                 'from the runtime metrics (darker = busier). Trace window: %.1f–%.1f s.</p>' % tuple(an["window_s"]))
+        data["state_seconds"] = [{k: round(v, 4) for k, v in t.items()} for t in totals]
+    else:
+        s.append('<p class="lead">Busy %% per worker and interval from the runtime metrics (darker = busier).</p>'
+                 '<p class="missing">Searching and parked spans need schedtop\'s probes: left out (%s).</p>' % esc(no_bpf))
+        left_out.append("worker running/searching/parked spans")
+    s.append('<div class="legend">%s<span><i class="sw" style="background:#2e7d32;opacity:.5"></i>busy %% (metrics)</span></div>' % legend)
+    s.append(svg + "</section>")
+    data["sections"].append("timeline")
+
+    # ---- steal matrix
+    s.append('<section id="steal-matrix"><h2>Steal matrix</h2>')
+    if an:
+        tot = sum(map(sum, an["matrix"]))
+        s.append('<p class="lead">Successful steal operations in the trace window: row = thief, column = victim '
+                 '(hover for the tasks moved). %s steal operations, %s tasks.</p>'
+                 % (fmt_num(tot), fmt_num(sum(map(sum, an["matrix_tasks"])))))
+        s.append(matrix_svg(an["matrix"], an["matrix_tasks"]))
+        data["steal_matrix"] = an["matrix"]
+        data["steal_matrix_tasks"] = an["matrix_tasks"]
+    else:
+        s.append('<p class="missing">Who stole from whom is only in schedtop\'s <code>steal</code> probe: left out (%s). '
+                 'The runtime counts steals per thief only:</p>' % esc(no_bpf))
+        s.append("<table><tr><th>thief</th><th>steal operations</th><th>tasks stolen</th></tr>%s</table>"
+                 % "".join("<tr><td>w%d</td><td>%s</td><td>%s</td></tr>" % (i, fmt_num(w.get("steal_operations", 0)),
+                                                                        fmt_num(w.get("tasks_stolen", 0))) for i, w in enumerate(pw)))
+        left_out.append("steal matrix")
+        data["steal_matrix"] = None
+    s.append("</section>")
+    data["sections"].append("steal-matrix")
+
+    # ---- park / unpark histograms
+    s.append('<section id="park-histogram"><h2>Park time</h2>')
+    if an:
+        svg, hb = histogram_svg("park duration", an["park_ns"], color=PALETTE[3])
+        pk = an["park_ns"]
+        s.append('<p class="lead">How long workers slept: <code>park</code> → <code>unpark</code> of the same worker, '
+                 '%d parks, p50 %s, p90 %s, p99 %s, max %s.</p>%s'
+                 % (len(pk), fmt_ns(pct(pk, 50)), fmt_ns(pct(pk, 90)), fmt_ns(pct(pk, 99)), fmt_ns(max(pk) if pk else 0), svg))
+        data["park_hist"] = hb
+    else:
+        s.append('<p class="missing">Park durations come from schedtop\'s <code>park</code>/<code>unpark</code> probes: '
+                 'left out (%s).</p>' % esc(no_bpf))
+        if rates and "worker_parks" in rates[0]:
+            s.append('<p class="lead">Parks per second per worker (runtime metrics):</p>')
+            s.append(line_chart("parks per second", [xs] * workers, [[r["worker_parks"][w] for r in rates] for w in range(workers)],
+                                ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180))
+        left_out.append("park-time histogram")
+        data["park_hist"] = None
+    s.append("</section>")
+    data["sections"].append("park-histogram")
+
+    s.append('<section id="unpark-histogram"><h2>Unpark latency</h2>')
+    if an:
+        svg, hb = histogram_svg("unpark latency", an["unpark_ns"], color=PALETTE[5])
+        up = an["unpark_ns"]
+        s.append('<p class="lead">From the first <code>notify</code> aimed at a parked worker to its <code>unpark</code> '
+                 '(it is running again): %d wake-ups, p50 %s, p99 %s, max %s.</p>%s'
+                 % (len(up), fmt_ns(pct(up, 50)), fmt_ns(pct(up, 99)), fmt_ns(max(up) if up else 0), svg))
+        data["unpark_hist"] = hb
+    else:
+        s.append('<p class="missing">Needs the <code>notify</code> and <code>unpark</code> probes: left out (%s).</p>' % esc(no_bpf))
+        left_out.append("unpark-latency histogram")
+        data["unpark_hist"] = None
+    s.append("</section>")
+    data["sections"].append("unpark-histogram")
+
+    # ---- task latency
+    s.append('<section id="latency"><h2>Task latency (spawn → completion)</h2>')
+    buckets = lat.get("buckets") or []
+    if buckets:
+        # expand to log2 buckets for display
+        vals = {}
+        for lo, hi, c in buckets:
+            k = max(0, int(math.floor(math.log2(max(lo, 1)))))
+            vals[k] = vals.get(k, 0) + c
+        keys = sorted(vals)
+        lo_k, hi_k = keys[0], keys[-1]
+        counts = [vals.get(k, 0) for k in range(lo_k, hi_k + 1)]
+        svg = histogram_from_counts(list(range(lo_k, hi_k + 1)), counts, PALETTE[0])
+        s.append('<p class="lead">%s tasks completed after the warmup; p50 %s, p99 %s, p99.9 %s, max %s.</p>%s'
+                 % (fmt_num(lat.get("count", 0)), fmt_ns(lat.get("p50", 0)), fmt_ns(lat.get("p99", 0)),
+                    fmt_ns(lat.get("p999", 0)), fmt_ns(lat.get("max", 0)), svg))
+    else:
+        s.append('<p class="missing">No task completed in the measured window.</p>')
+    s.append("</section>")
+    data["sections"].append("latency")
+
+    # ---- notes
+    s.append('<section id="notes"><h2>Notes</h2><ul>')
+    if an:
+        s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>out/trace.json</code> in "
+                 "ui.perfetto.dev or chrome://tracing for every span and steal arrow.</li>"
+                 % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(an["counts"].items()))),
+                    (", %d unreadable lines skipped" % bad_lines) if bad_lines else ""))
+    else:
+        s.append("<li><b>Left out:</b> %s — %s.</li>" % (esc(", ".join(left_out)), esc(no_bpf)))
+        s.append("<li><code>out/trace.json</code> holds counter tracks (tasks/s, steals/s, parks/s, busy %% per worker) "
+                 "from the runtime metrics instead of per-event spans.</li>")
+    s.append("<li>Per-worker runtime counters cover the whole run (warmup and drain included); throughput and latency "
+             "cover the measured window.</li>")
+    s.append("<li>Same seed, same graph: the graph of unit <i>k</i> depends only on the shape, seed and <i>k</i>; this "
+             "run issued %s units and completed %s tasks (digest %s).</li>"
+             % (esc(g.get("units")), esc(g.get("tasks_completed")), esc(g.get("digest_completed"))))
+    s.append("</ul></section>")
+    data["sections"].append("notes")
+    data["left_out"] = left_out
+    s.append('<script type="application/json" id="report-data">%s</script>'
+             % json.dumps(data).replace("</", "<\\/"))
+    s.append("</main>")
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>weft load report — %s</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"><style>%s</style></head><body>%s</body></html>\n'
+            % (esc(load.get("shape")), CSS, "\n".join(s)))
+
+
+def histogram_from_counts(keys, counts, color, width=900, height=220):
+    ml, mr, mt, mb = 64, 16, 16, 48
+    pw, ph = width - ml - mr, height - mt - mb
+    cmax = nice_ceil(max(counts) if counts else 1)
+    bw = pw / max(len(keys), 1)
+    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="latency histogram">'
+         % (width, height, width, height)]
+    o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
+    for i in range(5):
+        yv = cmax * i / 4
+        y = mt + ph - yv / cmax * ph
+        o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>' % (ml, ml + pw, y, y))
+        o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>' % (ml - 6, y + 4, fmt_num(yv)))
+    step = max(1, len(keys) // 12)
+    for i, (k, c) in enumerate(zip(keys, counts)):
+        h = c / cmax * ph
+        x = ml + i * bw
+        o.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s – %s: %d</title></rect>'
+                 % (x + 1, mt + ph - h, max(bw - 2, 1), h, color, esc(fmt_ns(2 ** k)), esc(fmt_ns(2 ** (k + 1))), c))
+        if i % step == 0:
+            o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%s</text>' % (x + bw / 2, mt + ph + 14, esc(fmt_ns(2 ** k))))
+    o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">latency (log2 buckets, lower bound)</text>' % (ml + pw / 2, height - 8))
+    o.append("</svg>")
+    return "\n".join(o)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="Build the weft load report (self-contained HTML).")
+    ap.add_argument("--load", required=True, help="weft-load --output JSON")
+    ap.add_argument("--events", help="schedtop trace JSON lines (FILE.jsonl)")
+    ap.add_argument("--no-bpf", metavar="REASON", help="no BPF events: say why in the report")
+    ap.add_argument("--write-trace", metavar="FILE", help="without events: write counter tracks as trace-event JSON")
+    ap.add_argument("-o", "--output", required=True)
+    a = ap.parse_args(argv)
+    if not a.events and not a.no_bpf:
+        ap.error("give --events FILE or --no-bpf REASON")
+    with open(a.load) as f:
+        load = json.load(f)
+    ev, bad = None, 0
+    if a.events:
+        ev, bad = read_events(a.events)
+    html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events)
+    with open(a.output, "w") as f:
+        f.write(html_text)
+    if a.write_trace and not a.events:
+        write_metrics_trace(load, series_rates(load), a.write_trace)
+    print("weft_report: wrote %s (%d KiB)%s" % (a.output, len(html_text) // 1024,
+                                               "" if a.events else "; without BPF: " + a.no_bpf))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
