@@ -19,8 +19,10 @@
  * with C's queues as they are. W runs fn without a core; when the task's
  * poll returns, W's loop sees it has no core and the thread exits. C never
  * stops being driven, so the runtime keeps `workers` threads polling tasks.
- * Every thread ever started for the runtime is on `rt->threads`, which
- * shutdown joins.
+ * Worker threads are detached and counted (rt->live_threads); shutdown
+ * waits for the count to reach zero. A retired hand-off thread's struct is
+ * freed when both its thread has exited and a successor has replaced it in
+ * the registry (after the grace period, no reader holds it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -235,6 +237,7 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 			ctx->cx->core = NULL;
 		if (weft__worker_start(rt, nw)) {
 			/* No thread: keep the core and block it, as without block_in_place. */
+			weft__free(nw);
 			ctx->core = c;
 			if (ctx->cx)
 				ctx->cx->core = c;

@@ -56,14 +56,17 @@ int weft__registry_init(struct weft_runtime *rt)
 	return 0;
 }
 
-void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w)
+struct weft__worker *weft__registry_set(struct weft_runtime *rt, unsigned core,
+					struct weft__worker *w)
 {
 	pthread_mutex_lock(&rt->registry_lock); /* one writer per slot at a time */
+	struct weft__worker *prev = rt->registry->holder[core];
 	/* release: a reader that sees w sees it initialised (its parker). */
 	SLOT_STORE(&rt->registry->holder[core], w);
 	pthread_mutex_unlock(&rt->registry_lock);
 	synchronize_rcu();
 	GP_WRITER_AFTER(rt);
+	return prev; /* no reader holds it any more */
 }
 
 void weft__registry_unpark(struct weft_runtime *rt, unsigned core)

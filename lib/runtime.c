@@ -79,13 +79,8 @@ static unsigned default_workers(void)
 
 static void rt_free(struct weft_runtime *rt)
 {
-	while (rt->extra) {
-		struct weft__extra *e = rt->extra;
-		rt->extra = e->next;
-		weft__free(e->w);
-		weft__free(e);
-	}
-	pthread_mutex_destroy(&rt->extra_lock);
+	pthread_mutex_destroy(&rt->threads_lock);
+	pthread_cond_destroy(&rt->threads_cv);
 	weft__blocking_fini(rt);
 	for (unsigned i = 0; i < rt->n; i++)
 		weft__fiber_pool_fini(&rt->cores[i]);
@@ -102,15 +97,31 @@ static void rt_free(struct weft_runtime *rt)
 	weft__free(rt);
 }
 
-static void stop_started(struct weft_runtime *rt)
+/* Wait until every worker thread has counted itself out (no deadline:
+ * WEFT_FOREVER). 0 or -ETIMEDOUT. */
+static int wait_threads(struct weft_runtime *rt, uint64_t deadline_ns)
+{
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull) };
+	int rc = 0;
+	pthread_mutex_lock(&rt->threads_lock);
+	while (rt->live_threads && !rc) {
+		if (deadline_ns == WEFT_FOREVER)
+			pthread_cond_wait(&rt->threads_cv, &rt->threads_lock);
+		else if (pthread_cond_timedwait(&rt->threads_cv, &rt->threads_lock, &ts) == ETIMEDOUT)
+			rc = rt->live_threads ? -ETIMEDOUT : 0;
+	}
+	pthread_mutex_unlock(&rt->threads_lock);
+	return rc;
+}
+
+static void stop_started(struct weft_runtime *rt, unsigned started)
 {
 	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 	for (unsigned i = 0; i < rt->n; i++)
-		if (rt->workers[i].started)
-			weft__parker_unpark(&rt->workers[i].parker);
-	for (unsigned i = 0; i < rt->n; i++)
-		if (rt->workers[i].started)
-			pthread_join(rt->workers[i].thread, NULL);
+		weft__parker_unpark(&rt->workers[i].parker);
+	wait_threads(rt, WEFT_FOREVER);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(rt->workers[i].thread, NULL);
 }
 
 int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtime **out)
@@ -138,8 +149,13 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	atomic_init(&rt->shutdown, false);
 	atomic_init(&rt->handoffs, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
-	pthread_mutex_init(&rt->extra_lock, NULL);
-	rt->extra = NULL;
+	pthread_mutex_init(&rt->threads_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rt->threads_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	rt->live_threads = 0;
 	pthread_mutex_init(&rt->stacks_lock, NULL);
 	rt->stacks = NULL;
 	atomic_init(&rt->stacks_n, 0);
@@ -180,7 +196,8 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	weft__blocking_init(rt);
 	if ((rc = weft__driver_init(rt))) {
 		weft__blocking_fini(rt);
-		pthread_mutex_destroy(&rt->extra_lock);
+		pthread_mutex_destroy(&rt->threads_lock);
+		pthread_cond_destroy(&rt->threads_cv);
 		weft__alloc_fini(rt);
 		weft__registry_fini(rt);
 		weft__owned_fini(&rt->owned);
@@ -200,13 +217,12 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&w->tid, 0);
 		atomic_init(&w->parker.state, PARK_EMPTY);
 		w->parker.evfd = rt->driver.evfd;
-		rc = -pthread_create(&w->thread, NULL, weft__worker_main, w);
+		rc = weft__worker_start(rt, w);
 		if (rc) {
-			stop_started(rt);
+			stop_started(rt, i);
 			rt_free(rt);
 			return rc;
 		}
-		w->started = true;
 	}
 	WEFT_PROBE(runtime_create, (uintptr_t)rt, rt->n);
 	weft__runtime_count(1);
@@ -327,52 +343,21 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 			weft__registry_unpark(rt, i); /* the core's current thread */
 		}
 	}
-	struct timespec deadline;
 	uint64_t now_mono = weft__now_ns();
 	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
 					 ? WEFT_FOREVER : now_mono + timeout_ns;
-	if (timeout_ns != WEFT_FOREVER) {
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		uint64_t ns = (uint64_t)deadline.tv_nsec + timeout_ns % 1000000000ull;
-		deadline.tv_sec += (time_t)(timeout_ns / 1000000000ull + ns / 1000000000ull);
-		deadline.tv_nsec = (long)(ns % 1000000000ull);
+	/* Every worker thread, including those started or retired by
+	 * block_in_place, counts itself out as its last act. */
+	if (wait_threads(rt, deadline_mono)) {
+		pthread_mutex_unlock(&rt->shutdown_lock);
+		return -ETIMEDOUT;
 	}
 	for (unsigned i = 0; i < rt->n; i++) {
-		struct weft__worker *w = &rt->workers[i];
-		if (w->joined)
-			continue;
-		int rc = timeout_ns == WEFT_FOREVER ? pthread_join(w->thread, NULL)
-						    : pthread_timedjoin_np(w->thread, NULL, &deadline);
-		if (rc == ETIMEDOUT) {
-			pthread_mutex_unlock(&rt->shutdown_lock);
-			return -ETIMEDOUT;
+		/* counted out already: these joins return at once */
+		if (!rt->workers[i].joined) {
+			pthread_join(rt->workers[i].thread, NULL);
+			rt->workers[i].joined = true;
 		}
-		if (rc)
-			weft__die("pthread_join: %s", strerror(rc));
-		w->joined = true;
-	}
-	/* Threads started by block_in_place; more may appear while we join. */
-	for (;;) {
-		struct weft__worker *w = NULL;
-		pthread_mutex_lock(&rt->extra_lock);
-		for (struct weft__extra *e = rt->extra; e; e = e->next)
-			if (e->w->started && !e->w->joined) {
-				w = e->w;
-				break;
-			}
-		pthread_mutex_unlock(&rt->extra_lock);
-		if (!w)
-			break;
-		weft__parker_unpark(&w->parker);
-		int rc = timeout_ns == WEFT_FOREVER ? pthread_join(w->thread, NULL)
-						    : pthread_timedjoin_np(w->thread, NULL, &deadline);
-		if (rc == ETIMEDOUT) {
-			pthread_mutex_unlock(&rt->shutdown_lock);
-			return -ETIMEDOUT;
-		}
-		if (rc)
-			weft__die("pthread_join: %s", strerror(rc));
-		w->joined = true;
 	}
 	if (weft__blocking_shutdown(rt, deadline_mono)) {
 		pthread_mutex_unlock(&rt->shutdown_lock);

@@ -192,7 +192,9 @@ struct weft__worker {
 	struct weft_runtime *rt;
 	unsigned index;
 	pthread_t thread;
-	bool started, joined;
+	bool extra;                               /* started by block_in_place: detached, freed by refcount */
+	bool joined;                              /* first thread of a core: joined at shutdown */
+	_Atomic int refs;                         /* extra only: thread + registry holder */
 	_Atomic int tid;
 	_Alignas(WEFT_CACHELINE) struct weft__parker parker;
 };
@@ -204,7 +206,9 @@ struct weft__registry {
 	struct weft__worker *holder[];            /* per core; NULL if none */
 };
 int weft__registry_init(struct weft_runtime *rt);
-void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w);
+/* Publish w as the core's holder; returns the previous holder. */
+struct weft__worker *weft__registry_set(struct weft_runtime *rt, unsigned core,
+					struct weft__worker *w);
 void weft__registry_unpark(struct weft_runtime *rt, unsigned core);
 uint64_t weft__registry_tid(struct weft_runtime *rt, unsigned core); /* 0: none */
 void weft__registry_fini(struct weft_runtime *rt);
@@ -287,9 +291,13 @@ struct weft_runtime {
 	struct weft__owned owned;
 	struct weft__core *cores;                 /* n, cache-aligned */
 	struct weft__worker *workers;             /* n: the first thread of each core */
-	pthread_mutex_t extra_lock;
-	struct weft__extra { struct weft__worker *w; struct weft__extra *next; } *extra;
-	                                          /* threads started by block_in_place */
+	/* Every worker thread counts itself out as its last act, and shutdown
+	 * waits for the count to reach zero. The first thread of each core is
+	 * then joined (so none outlives destroy); threads started by
+	 * block_in_place are detached, so retired ones leave nothing behind. */
+	pthread_mutex_t threads_lock;
+	pthread_cond_t threads_cv;                /* CLOCK_MONOTONIC */
+	unsigned live_threads;
 	_Atomic uint64_t handoffs;
 	struct weft__blocking blocking;
 	struct weft__registry *registry;          /* RCU: rcu_dereference / rcu_assign_pointer */
@@ -362,6 +370,9 @@ void *weft__worker_main(void *arg);
  * yields to its ring; make and start another thread for a core. */
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c);
 struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core);
+void weft__worker_unref(struct weft__worker *w);
+/* Start a thread running the worker loop for w (counted in live_threads;
+ * detached if w->extra). 0 or a negative pthread_create error. */
 int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w);
 /* blocking.c */
 int weft__blocking_init(struct weft_runtime *rt);

@@ -99,32 +99,43 @@ void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core)
 {
 	struct weft__worker *w = weft__alloc_aligned(sizeof(*w));
-	struct weft__extra *e = weft__malloc(sizeof(*e));
-	if (!w || !e) {
-		weft__free(w);
-		weft__free(e);
+	if (!w)
 		return NULL;
-	}
 	memset(w, 0, sizeof(*w));
 	w->rt = rt;
 	w->index = core;
+	w->extra = true;
+	atomic_init(&w->refs, 2); /* its thread, and its time as the core's holder */
 	atomic_init(&w->tid, 0);
 	atomic_init(&w->parker.state, PARK_EMPTY);
 	w->parker.evfd = rt->driver.evfd;
-	e->w = w;
-	pthread_mutex_lock(&rt->extra_lock);
-	e->next = rt->extra;
-	rt->extra = e;
-	pthread_mutex_unlock(&rt->extra_lock);
 	return w;
+}
+
+void weft__worker_unref(struct weft__worker *w)
+{
+	/* acq_rel: the freeing side sees the other holder's last use. */
+	if (w->extra && atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
+		weft__free(w);
 }
 
 int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
 {
-	pthread_mutex_lock(&rt->extra_lock);
-	int rc = pthread_create(&w->thread, NULL, weft__worker_main, w);
-	w->started = rc == 0;
-	pthread_mutex_unlock(&rt->extra_lock);
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	if (w->extra)
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&rt->threads_lock);
+	rt->live_threads++;
+	pthread_mutex_unlock(&rt->threads_lock);
+	int rc = pthread_create(&w->thread, &at, weft__worker_main, w);
+	pthread_attr_destroy(&at);
+	if (rc) {
+		pthread_mutex_lock(&rt->threads_lock);
+		rt->live_threads--;
+		pthread_cond_broadcast(&rt->threads_cv);
+		pthread_mutex_unlock(&rt->threads_lock);
+	}
 	return -rc;
 }
 
@@ -393,7 +404,9 @@ void *weft__worker_main(void *arg)
 	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
 	void *altstack = weft__fiber_thread_init();
 	weft__ctx_set(&ctx);
-	weft__registry_set(rt, c->index, w);
+	struct weft__worker *prev = weft__registry_set(rt, c->index, w);
+	if (prev && prev != w)
+		weft__worker_unref(prev); /* a retired hand-off thread's holder reference */
 	if (rt->opts.on_thread_start)
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
 	WEFT_PROBE(worker_start, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
@@ -429,10 +442,15 @@ void *weft__worker_main(void *arg)
 		   (uintptr_t)rt);
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
-	if (ctx.core)
-		weft__registry_set(rt, c->index, NULL);
+	if (ctx.core && weft__registry_set(rt, c->index, NULL) == w)
+		weft__worker_unref(w); /* holder reference */
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);
+	weft__worker_unref(w); /* thread reference; w may be gone now */
+	pthread_mutex_lock(&rt->threads_lock);
+	rt->live_threads--;
+	pthread_cond_broadcast(&rt->threads_cv);
+	pthread_mutex_unlock(&rt->threads_lock); /* the thread's last touch of rt */
 	return NULL;
 }
