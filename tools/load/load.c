@@ -99,12 +99,31 @@ struct tstats {
 	atomic_uint_fast64_t lat_sum, lat_min, lat_max, op_sum, op_max;
 	atomic_uint_fast64_t unit_sum, unit_max;
 	atomic_uint_fast64_t lat[HIST_N], op[HIST_N], unit[HIST_N];
-	struct tstats *next;
+	struct tstats *next;      /* all stats ever made (for the sums) */
+	struct tstats *free_next; /* recycled after its thread exited */
 };
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tstats *stats_all;
 static __thread struct tstats *stats_tls;
+/* Stats of exited threads, handed to the next new thread: block_in_place
+ * starts a thread per hand-off, so per-thread stats must be recycled or
+ * memory grows with every hand-off. Counts keep accumulating (only sums
+ * are reported), and there is still one writer at a time. */
+static struct tstats *stats_free;
+static pthread_key_t stats_key;
+static pthread_once_t stats_once = PTHREAD_ONCE_INIT;
+
+static void stats_thread_exit(void *p)
+{
+	struct tstats *s = p;
+	pthread_mutex_lock(&stats_lock);
+	s->free_next = stats_free;
+	stats_free = s;
+	pthread_mutex_unlock(&stats_lock);
+}
+
+static void stats_key_make(void) { pthread_key_create(&stats_key, stats_thread_exit); }
 
 /* Single-writer add: only the owning thread writes its tstats. */
 static inline void add(atomic_uint_fast64_t *p, uint64_t v)
@@ -121,15 +140,24 @@ static __attribute__((noinline)) struct tstats *my_stats(void)
 	struct tstats *s = stats_tls;
 	if (s)
 		return s;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		abort();
-	atomic_store_explicit(&s->lat_min, UINT64_MAX, memory_order_relaxed);
+	pthread_once(&stats_once, stats_key_make);
 	pthread_mutex_lock(&stats_lock);
-	s->next = stats_all;
-	stats_all = s;
+	s = stats_free;
+	if (s)
+		stats_free = s->free_next;
 	pthread_mutex_unlock(&stats_lock);
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			abort();
+		atomic_store_explicit(&s->lat_min, UINT64_MAX, memory_order_relaxed);
+		pthread_mutex_lock(&stats_lock);
+		s->next = stats_all;
+		stats_all = s;
+		pthread_mutex_unlock(&stats_lock);
+	}
 	stats_tls = s;
+	pthread_setspecific(stats_key, s);
 	return s;
 }
 
