@@ -10,8 +10,20 @@
  *
  * Kernel view of the same threads (tp_btf, no tracefs needed): sched_switch
  * (on-CPU time, voluntary/involuntary switches, involuntary ones while the
- * core's ring held tasks), sched_migrate_task, and futex waits from the
- * raw syscall tracepoints sys_enter/sys_exit. These filter on the target's
+ * core's ring held tasks), sched_migrate_task, and futex sleeps. A futex
+ * sleep is timed inside sched_switch itself: a thread of the target that
+ * switches out voluntarily while its user registers (bpf_task_pt_regs) show
+ * it inside futex(FUTEX_WAIT / WAIT_BITSET) or futex_waitv is asleep in a
+ * futex until it is switched in again. That costs no program beyond
+ * sched_switch, which runs anyway. Kernels without bpf_task_pt_regs (before
+ * 5.15) fail that load; user space then clears `futex_from_switch` and
+ * loads the raw syscall tracepoints sys_enter/sys_exit instead, which run
+ * for every syscall on the machine and time a wait from syscall entry to
+ * exit (a wait that returns at once, EAGAIN, counts too). fentry on the
+ * futex syscall functions would fire only for futex calls, but is refused
+ * on some kernels (EPERM) and still runs for every futex call on the
+ * machine, so it is not used.
+All filter on the target's
  * tgid (`target_tgid`, set before load); a thread is mapped to its core the
  * first time it fires a USDT probe carrying that core (tstate map); other
  * threads of the process land in slot WEFT_BPF_OTHER.
@@ -33,6 +45,8 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 const volatile __u32 target_tgid = 0; /* 0: kernel-side programs count nothing */
+/* 1: futex sleeps from sched_switch; 0: from sys_enter/sys_exit (set before load) */
+const volatile __u32 futex_from_switch = 1;
 
 /* Written by user space after load. */
 __u32 trace_on = 0;
@@ -450,6 +464,46 @@ static __always_inline struct weft_bpf_core *slot_get(__u32 slot)
 	return &cores[slot];
 }
 
+/* Futex waits: futex_ts is set when a wait starts and consumed when the
+ * thread comes back (switched in, or syscall exit for the tracepoints). */
+static __always_inline void futex_done(struct tstate *ts, __u64 now)
+{
+	if (!ts->futex_ts)
+		return;
+	__u64 d = now > ts->futex_ts ? now - ts->futex_ts : 0;
+	ts->futex_ts = 0;
+	struct weft_bpf_core *c = slot_get(ts->slot);
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->futex_waits, 1);
+	__sync_fetch_and_add(&c->futex_wait_ns, d);
+	hist_add(ts->slot, WEFT_H_FUTEX_NS, d);
+}
+
+static __always_inline bool futex_call_waits(long nr, unsigned long op)
+{
+	op &= FUTEX_CMD_MASK;
+	if (nr == NR_FUTEX)
+		return op == FUTEX_WAIT_ || op == FUTEX_WAIT_BITSET_;
+	return nr == NR_FUTEX_WAITV;
+}
+
+/* Is `t` (switching out voluntarily) inside a futex wait? Its user
+ * registers, saved at syscall entry, hold the syscall number and args. */
+static __always_inline bool task_in_futex_wait(struct task_struct *t)
+{
+	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!r)
+		return false;
+#if defined(__TARGET_ARCH_x86)
+	return futex_call_waits((long)BPF_CORE_READ(r, orig_ax), BPF_CORE_READ(r, si));
+#elif defined(__TARGET_ARCH_arm64)
+	return futex_call_waits((long)BPF_CORE_READ(r, syscallno), BPF_CORE_READ(r, regs[1]));
+#else
+	return false;
+#endif
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -474,12 +528,17 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 				}
 			}
 			ts->oncpu_start = 0;
+			if (futex_from_switch && !preempt && task_in_futex_wait(prev))
+				ts->futex_ts = now;
 		}
 	}
 	if ((__u32)next->tgid == tgid) {
 		struct tstate *ts = tstate_get((__u32)next->pid, true);
-		if (ts)
+		if (ts) {
 			ts->oncpu_start = now;
+			if (futex_from_switch)
+				futex_done(ts, now);
+		}
 	}
 	return 0;
 }
@@ -499,6 +558,8 @@ int BPF_PROG(weft_sched_migrate, struct task_struct *p, int dest_cpu)
 	return 0;
 }
 
+/* Fallback (futex_from_switch == 0): the raw syscall tracepoints, which
+ * run for every syscall on the machine. Not loaded otherwise. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long id)
 {
@@ -506,15 +567,7 @@ int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long id)
 	__u64 pt = bpf_get_current_pid_tgid();
 	if (!tgid || (__u32)(pt >> 32) != tgid)
 		return 0;
-	bool wait = false;
-	if (id == NR_FUTEX) {
-		unsigned long op = BPF_CORE_READ(regs, si);
-		op &= FUTEX_CMD_MASK;
-		wait = op == FUTEX_WAIT_ || op == FUTEX_WAIT_BITSET_;
-	} else if (id == NR_FUTEX_WAITV) {
-		wait = true;
-	}
-	if (!wait)
+	if (!futex_call_waits(id, PT_REGS_PARM2_CORE_SYSCALL(regs)))
 		return 0;
 	struct tstate *ts = tstate_get((__u32)pt, true);
 	if (ts)
@@ -531,15 +584,7 @@ int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	__u32 tid = (__u32)pt;
 	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
-	if (!ts || !ts->futex_ts)
-		return 0;
-	__u64 d = bpf_ktime_get_ns() - ts->futex_ts;
-	ts->futex_ts = 0;
-	struct weft_bpf_core *c = slot_get(ts->slot);
-	if (!c)
-		return 0;
-	__sync_fetch_and_add(&c->futex_waits, 1);
-	__sync_fetch_and_add(&c->futex_wait_ns, d);
-	hist_add(ts->slot, WEFT_H_FUTEX_NS, d);
+	if (ts)
+		futex_done(ts, bpf_ktime_get_ns());
 	return 0;
 }

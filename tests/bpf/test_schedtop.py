@@ -18,6 +18,10 @@ TEST is one of:
             start and end, spans on one track do not overlap; JSON lines
             parse and agree with the flows.
   unpriv    without capabilities: exit 77 and the fix printed.
+  nobpf     --no-bpf as an unprivileged user (nobody, via setpriv) against
+            weft_load run as that user too: per-worker perf task-clock and
+            /proc context switches in the JSON, the BPF columns listed as
+            missing with the fix, exit 0.
   bpftrace  the probes are standard USDT: bpftrace counts steals.
 
 Exit 0 pass, 1 fail, 77 skip (needs root or CAP_BPF+CAP_PERFMON). When the
@@ -237,6 +241,91 @@ def test_unpriv(schedtop, load, lib):
     print("PASS: exit 77 with:\n" + p.stderr)
 
 
+def unpriv_copies(d, schedtop, load, lib):
+    """schedtop, weft_load and libweft (under the soname weft_load needs)
+    copied where anyone may execute them, whatever the build tree's
+    permissions. Returns the paths of schedtop and weft_load."""
+    os.chmod(d, 0o755)
+    out = {}
+    for name, src in (("schedtop", schedtop), ("weft_load", load)):
+        out[name] = os.path.join(d, name)
+        shutil.copy(src, out[name])
+        os.chmod(out[name], 0o755)
+    ldd = subprocess.run(["ldd", load], stdout=subprocess.PIPE, text=True).stdout
+    for l in ldd.splitlines():
+        parts = l.split()
+        if parts and parts[0].startswith("libweft"):
+            shutil.copy(lib, os.path.join(d, parts[0]))
+            os.chmod(os.path.join(d, parts[0]), 0o755)
+    return out["schedtop"], out["weft_load"]
+
+
+def test_nobpf(schedtop, load, lib):
+    d = None
+    env = dict(os.environ)
+    if os.geteuid() != 0:
+        prefix = []
+    else:
+        setpriv = shutil.which("setpriv")
+        if not setpriv:
+            skip("setpriv (util-linux) not found")
+        d = tempfile.mkdtemp(prefix="schedtop-nobpf-")
+        schedtop, load = unpriv_copies(d, schedtop, load, lib)
+        env["LD_LIBRARY_PATH"] = d
+        # nobody, no capabilities: perf_event_open on its own process only
+        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                  "--inh-caps=-all", "--bounding-set=-all"]
+    wl = subprocess.Popen(prefix + [load, "2", "120"], stdout=subprocess.DEVNULL, env=env)
+    try:
+        time.sleep(0.3)
+        p = subprocess.run(prefix + [schedtop, "-p", str(wl.pid), "--no-bpf", "--batch",
+                                     "--json", "-n", "3", "0.4"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+    finally:
+        wl.kill()
+        wl.wait()
+        if d:
+            shutil.rmtree(d)
+    if p.returncode != 0:
+        fail("schedtop --no-bpf exited %d: %s" % (p.returncode, p.stderr))
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    if len(objs) != 3:
+        fail("expected 3 JSON objects, got %d: %s" % (len(objs), p.stdout[:300]))
+    for o in objs:
+        if o["schema"] != "schedtop-nobpf/1" or o["bpf"] is not False:
+            fail("not a no-BPF object: %s" % str(o)[:200])
+        if o["workers"] != 2 or len(o["worker"]) != 2:
+            fail("expected 2 workers: %s" % str(o)[:300])
+        for k in ("steals_in", "parks", "polls_per_s", "local_depth", "lints"):
+            if k not in o["missing"]:
+                fail("%s not listed as missing: %s" % (k, o["missing"]))
+        for want in ("BPF", "cap_bpf", "cap_perfmon"):
+            if want not in o["missing_why"]:
+                fail("missing_why lacks %r: %s" % (want, o["missing_why"]))
+        if not o["perf"]["ok"]:
+            fail("perf_event_open failed on the user's own process: %s" % o["perf"]["error"])
+        for w in o["worker"]:
+            for k in ("task_clock_ns", "context_switches", "cpu_migrations", "vol_cs",
+                      "invol_cs", "cpu_pct", "kstate"):
+                if k not in w:
+                    fail("worker key %s missing: %s" % (k, w))
+            if not w["comm"].startswith("weft-worker-"):
+                fail("not a worker thread: %s" % w["comm"])
+    final = objs[-1]
+    if not final["final"] or any(o["final"] for o in objs[:-1]):
+        fail("only the last object must be final")
+    clk = [w["total"]["task_clock_ns"] for w in final["worker"]]
+    cs = [w["total"]["vol_cs"] + w["total"]["invol_cs"] + w["total"]["context_switches"]
+          for w in final["worker"]]
+    if not all(c > 0 for c in clk):
+        fail("a worker has no task-clock time: %s" % clk)
+    if not all(c > 0 for c in cs):
+        fail("a worker has no context switch: %s" % cs)
+    print("PASS: --no-bpf as uid %s: task-clock ns %s, context switches %s, perf user-only %s"
+          % ("65534" if prefix else os.geteuid(), clk, cs, final["perf"]["user_mode_only"]))
+
+
 def test_bpftrace(schedtop, load, lib):
     """bpftrace (Debian package) attaches to the probes by pid: proves they
     are ordinary USDT probes with semaphores. (bpftrace 0.17 -c cannot
@@ -291,7 +380,7 @@ def main():
         # reports 77 when they are missing.
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
-             "unpriv": test_unpriv, "bpftrace": test_bpftrace}
+             "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

@@ -203,6 +203,8 @@ int main(int argc, char **argv)
 	/* imbalance needs LINT_IMBALANCE_INTERVALS (3) intervals in a row */
 	test_lint("imbalance.snap.jsonl", 4, 1u << LINT_IMBALANCE, 0);
 	test_lint("storm.snap.jsonl", 1, 1u << LINT_STEAL_STORM, 1u << LINT_STEAL_STORM);
+	/* not in the first interval after attach, when polls/s is still unknown */
+	test_lint("storm-attach.snap.jsonl", 2, 1u << LINT_STEAL_STORM, 0);
 	test_lint("herd.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("stuck.snap.jsonl", 1, 1u << LINT_STUCK_WORKER, 1u << LINT_STUCK_WORKER);
 	test_trace();

@@ -142,9 +142,13 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	uint64_t polls = 0, steals = 0, tasks = 0, parks = 0, unparks = 0, noops = 0, fails = 0;
 	uint64_t dmin = UINT64_MAX, dmax = 0;
 	int dmin_core = -1, dmax_core = -1;
+	bool polls_known = true; /* every live worker's poll counter read at both ends */
 	for (unsigned i = 0; i < iv->workers; i++) {
 		struct worker_row *r = &iv->row[i];
 		row_fill(r, p, s, i, dt, iv);
+		if (s->cores[i].state != WEFT_ST_STOPPED &&
+		    !(p->cores[i].counters_ptr && s->cores[i].counters_ptr))
+			polls_known = false;
 		polls += r->polls;
 		steals += r->steals_in;
 		tasks += r->tasks_in;
@@ -174,6 +178,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		iv->self_cpu_pct = 100.0 * (double)d(s->self_cpu_ns, p->self_cpu_ns) / (dt * 1e9);
 	}
 	iv->drops = s->drops;
+	snprintf(iv->futex_src, sizeof(iv->futex_src), "%s", s->futex_src);
 	iv->drops_delta = d(s->drops, p->drops);
 
 	/* ---- lints (only over a real interval) */
@@ -190,8 +195,11 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			 "local depth w%d=%" PRIu64 " vs w%d=%" PRIu64 " for %u intervals", dmax_core,
 			 dmax, dmin_core, dmin, ls->imbalance_run);
 	}
+	/* steal-storm compares with polls/s: not before every worker's poll
+	 * counter was read at both ends of the interval (the first interval
+	 * after attach shows 0 polls/s until each worker passed maintenance). */
 	double attempts = (double)(steals + fails) / dt;
-	if (attempts >= LINT_STEAL_STORM_MIN_PER_S &&
+	if (polls_known && attempts >= LINT_STEAL_STORM_MIN_PER_S &&
 	    attempts > LINT_STEAL_STORM_RATIO * ((double)polls / dt)) {
 		iv->lint[LINT_STEAL_STORM] = true;
 		snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
@@ -236,10 +244,10 @@ static void fmt_ns(char *b, size_t n, uint64_t ns)
 void interval_print_text(FILE *f, const struct interval *iv, int pid)
 {
 	fprintf(f, "pid %d  workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
-		   "inject %" PRIu64 "  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "\n",
+		   "inject %" PRIu64 "  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "  futex %s\n",
 		pid, iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
 		iv->parks_per_s, iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s,
-		iv->drops);
+		iv->drops, iv->futex_src[0] ? iv->futex_src : "-");
 	for (unsigned l = 0; l < LINT_NR; l++)
 		if (iv->lint[l])
 			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
@@ -297,11 +305,12 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final
 		",\"interval_s\":%.3f,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
 		"\"tasks_stolen_per_s\":%.1f,\"parks_per_s\":%.1f,\"unparks_per_s\":%.1f,"
 		"\"inject_depth\":%" PRIu64 ",\"overhead\":{\"bpf_ns_per_event\":%.1f,"
-		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64 "},\"lints\":[",
+		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64
+		",\"futex_probe\":\"%s\"},\"lints\":[",
 		final ? "true" : "false", pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
 		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
 		iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
-		iv->drops);
+		iv->drops, iv->futex_src);
 	bool first = true;
 	for (unsigned l = 0; l < LINT_NR; l++) {
 		if (!iv->lint[l])
@@ -373,6 +382,8 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 #define W(x) fprintf(f, ",\"" #x "\":%" PRIu64, (uint64_t)s->x);
 	SNAP_FIELDS(W)
 #undef W
+	if (s->futex_src[0])
+		fprintf(f, ",\"futex_src\":\"%s\"", s->futex_src);
 	fprintf(f, "}\n");
 	for (unsigned i = 0; i < WEFT_BPF_SLOTS; i++) {
 		const struct weft_bpf_core *c = &s->cores[i];
@@ -466,6 +477,7 @@ int snap_read(FILE *f, struct snap *s)
 		}
 		if (jf_u64(line, "ncores", &v))
 			s->ncores = (unsigned)v;
+		jf_str(line, "futex_src", s->futex_src, sizeof(s->futex_src));
 #define R(x) if (jf_u64(line, #x, &v)) s->x = v;
 		SNAP_FIELDS(R)
 #undef R

@@ -20,6 +20,7 @@ struct snap {
 	uint64_t workers_declared, runtimes_created, runtimes_shutdown, last_rt;
 	uint64_t bpf_run_ns, bpf_run_cnt; /* BPF_ENABLE_STATS totals over our programs */
 	uint64_t self_cpu_ns;           /* schedtop's own user+sys CPU time */
+	char futex_src[64];             /* programs timing futex waits (mon.h) */
 	struct weft_bpf_core cores[WEFT_BPF_SLOTS];
 	struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
 	struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
@@ -65,6 +66,7 @@ struct interval {
 	uint64_t inject_depth;
 	double bpf_ns_per_event, bpf_events_per_s, self_cpu_pct;
 	uint64_t drops, drops_delta;
+	char futex_src[64];           /* from the snapshot: sched_switch or tp_btf:... */
 	struct worker_row row[WEFT_BPF_MAX_CORES];
 	struct worker_row other;      /* threads of the process that are not workers */
 	bool lint[LINT_NR];

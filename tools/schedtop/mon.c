@@ -55,7 +55,9 @@ int mon_priv_check(char *why, size_t n)
 		 "  fix: run it as root:         sudo schedtop ...\n"
 		 "   or: give the binary the capabilities once:\n"
 		 "       sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep \"$(command -v schedtop)\"\n"
-		 "  (cap_sys_ptrace is only needed to read another user's /proc/PID/maps)",
+		 "  (cap_sys_ptrace is only needed to read another user's /proc/PID/maps)\n"
+		 "  without privileges: schedtop --no-bpf -p PID shows the perf counters and\n"
+		 "  /proc figures of your own processes' worker threads",
 		 bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
 	return SCHEDTOP_EXIT_SKIP;
 }
@@ -198,6 +200,74 @@ static const char *const usdt_names[] = { "runtime_create", "runtime_shutdown", 
 					  "worker_stop", "steal", "steal_fail", "park",
 					  "unpark", "notify", "overflow", "maintenance" };
 
+static bool is_futex_tp(const struct bpf_program *p)
+{
+	const char *n = bpf_program__name(p);
+	return !strcmp(n, "weft_sys_enter") || !strcmp(n, "weft_sys_exit");
+}
+
+/* Open and load the skeleton. Futex sleeps are timed in sched_switch
+ * (`switch_futex`), or by the raw syscall tracepoints. */
+static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
+{
+	m->skel = weft_bpf__open();
+	if (!m->skel) {
+		int err = -errno;
+		fprintf(stderr, "schedtop: cannot open the BPF object: %s\n", strerror(-err));
+		return err ? err : -EINVAL;
+	}
+	m->skel->rodata->target_tgid = (unsigned)pid;
+	m->skel->rodata->futex_from_switch = switch_futex;
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, m->skel->obj)
+		if (is_futex_tp(prog))
+			bpf_program__set_autoload(prog, !switch_futex);
+	int err = weft_bpf__load(m->skel);
+	if (err) {
+		if (!switch_futex || verbose)
+			fprintf(stderr, "schedtop: cannot load the BPF programs%s: %s%s\n",
+				switch_futex ? " (futex sleeps in sched_switch)" : "",
+				strerror(-err), verbose ? "" : " (-v shows the verifier log)");
+		return err;
+	}
+	snprintf(m->futex_src, sizeof(m->futex_src), "%s",
+		 switch_futex ? "sched_switch" : "tp_btf:sys_enter,sys_exit");
+	return 0;
+}
+
+static int attach_all(struct mon *m, int pid, const char *lib)
+{
+	struct bpf_program *prog;
+	bpf_object__for_each_program(prog, m->skel->obj) {
+		const char *name = bpf_program__name(prog);
+		struct bpf_link *l = NULL;
+		const char *probe = NULL;
+		if (!bpf_program__autoload(prog))
+			continue;
+		for (size_t i = 0; i < sizeof(usdt_names) / sizeof(usdt_names[0]); i++)
+			if (!strcmp(name + 5, usdt_names[i]))
+				probe = usdt_names[i];
+		if (probe)
+			l = bpf_program__attach_usdt(prog, pid, lib, "weft", probe, NULL);
+		else
+			l = bpf_program__attach(prog);
+		if (!l) {
+			int err = -errno;
+			fprintf(stderr, "schedtop: cannot attach %s%s%s: %s\n", name,
+				probe ? " to weft:" : "", probe ? probe : "", strerror(-err));
+			if (err == -ENOENT && probe)
+				fprintf(stderr, "schedtop: %s has no weft:%s probe (built with "
+						"-DWEFT_PROBES=OFF?)\n", lib, probe);
+			return err ? err : -EINVAL;
+		}
+		if (m->nlinks < (int)(sizeof(m->links) / sizeof(m->links[0])))
+			m->links[m->nlinks++] = l;
+		else
+			bpf_link__destroy(l), fprintf(stderr, "schedtop: too many links\n");
+	}
+	return 0;
+}
+
 int mon_open(struct mon *m, int pid, const char *lib, bool verbose)
 {
 	int err;
@@ -213,49 +283,26 @@ int mon_open(struct mon *m, int pid, const char *lib, bool verbose)
 				"BPF programs cannot work here (CONFIG_DEBUG_INFO_BTF=y is needed)\n");
 		return -EOPNOTSUPP;
 	}
-	m->skel = weft_bpf__open();
-	if (!m->skel) {
-		err = -errno;
-		fprintf(stderr, "schedtop: cannot open the BPF object: %s\n", strerror(-err));
-		return err ? err : -EINVAL;
+	/* SCHEDTOP_FUTEX=tp forces the syscall tracepoints. */
+	const char *want = getenv("SCHEDTOP_FUTEX");
+	bool switch_futex = !(want && !strcmp(want, "tp"));
+	err = load_skel(m, pid, switch_futex, verbose);
+	if (err && switch_futex && err != -EPERM && err != -EACCES) {
+		/* before 5.15 (no bpf_task_pt_regs): the tracepoints */
+		if (verbose)
+			fprintf(stderr, "schedtop: futex sleeps from sched_switch failed (%s); "
+					"using the sys_enter/sys_exit tracepoints\n", strerror(-err));
+		mon_close(m);
+		err = load_skel(m, pid, false, verbose);
 	}
-	m->skel->rodata->target_tgid = (unsigned)pid;
-	err = weft_bpf__load(m->skel);
-	if (err) {
-		fprintf(stderr, "schedtop: cannot load the BPF programs: %s%s\n", strerror(-err),
-			verbose ? "" : " (-v shows the verifier log)");
-		goto fail;
+	if (!err) {
+		/* BPF_ENABLE_STATS: our own run time per event, as bpftop does.
+		 * The stats stay on only while this fd is open. */
+		m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		err = attach_all(m, pid, lib);
+		if (!err)
+			return 0;
 	}
-	/* BPF_ENABLE_STATS: our own run time per event, as bpftop does. The
-	 * stats stay on only while this fd is open. */
-	m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-
-	struct bpf_program *prog;
-	bpf_object__for_each_program(prog, m->skel->obj) {
-		const char *name = bpf_program__name(prog);
-		struct bpf_link *l = NULL;
-		const char *probe = NULL;
-		for (size_t i = 0; i < sizeof(usdt_names) / sizeof(usdt_names[0]); i++)
-			if (!strcmp(name + 5, usdt_names[i]))
-				probe = usdt_names[i];
-		if (probe)
-			l = bpf_program__attach_usdt(prog, pid, lib, "weft", probe, NULL);
-		else
-			l = bpf_program__attach(prog);
-		if (!l) {
-			err = -errno;
-			fprintf(stderr, "schedtop: cannot attach %s%s%s: %s\n", name,
-				probe ? " to weft:" : "", probe ? probe : "", strerror(-err));
-			if (err == -ENOENT && probe)
-				fprintf(stderr, "schedtop: %s has no weft:%s probe (built with "
-						"-DWEFT_PROBES=OFF?)\n", lib, probe);
-			goto fail;
-		}
-		if (m->nlinks < (int)(sizeof(m->links) / sizeof(m->links[0])))
-			m->links[m->nlinks++] = l;
-	}
-	return 0;
-fail:
 	mon_close(m);
 	if (err == -EPERM || err == -EACCES)
 		return err;
@@ -282,6 +329,7 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	s->runtimes_shutdown = b->runtimes_shutdown;
 	s->last_rt = b->last_rt;
 	s->ncores = snap_ncores(s);
+	snprintf(s->futex_src, sizeof(s->futex_src), "%s", m->futex_src);
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, m->skel->obj) {
 		struct bpf_prog_info info;

@@ -25,6 +25,7 @@ struct mon {
 	struct ring_buffer *rb;
 	struct bpf_link *links[24];
 	int nlinks;
+	char futex_src[64]; /* which programs time futex waits (sched_switch or tp_btf:...) */
 };
 
 /* 0 when this process may load and attach BPF programs; otherwise fills
@@ -41,7 +42,9 @@ int mon_find_lib(int pid, char *out, size_t n);
 int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n);
 
 /* Load and attach to `pid` (USDT in `lib`, tracepoints filtered on the
- * pid). 0; -EPERM/-EACCES (privileges), -EOPNOTSUPP (BPF cannot work here:
+ * pid). Futex sleeps are timed in sched_switch, or, when that cannot load
+ * (kernel before 5.15), by the sys_enter/sys_exit tracepoints (environment
+ * SCHEDTOP_FUTEX=tp forces them); the choice is in m->futex_src. 0; -EPERM/-EACCES (privileges), -EOPNOTSUPP (BPF cannot work here:
  * no BTF, no uprobes...), other -errno. */
 int mon_open(struct mon *m, int pid, const char *lib, bool verbose);
 

@@ -5,6 +5,7 @@
  *
  *   schedtop -p PID [interval [count]]            live view (ncurses)
  *   schedtop -p PID --batch [-n N] [--json]       text / one JSON object per interval
+ *   schedtop -p PID --no-bpf [--batch [--json]]   no privileges: perf counters + /proc
  *   schedtop trace -p PID --duration S -o FILE    trace-event JSON + JSON lines
  *   schedtop [opts] -- CMD ARGS...                start CMD and watch it
  *   schedtop list                                 processes that use weft
@@ -12,7 +13,8 @@
  *   schedtop convert EVENTS.jsonl -o FILE         JSON lines -> trace-event JSON (no BPF)
  *
  * Exit: 0 ok, 1 failure, 2 usage, 77 when BPF cannot work here (privileges,
- * kernel). The target exiting ends schedtop with a final summary.
+ * kernel); --no-bpf never needs BPF, so it never exits 77. The target
+ * exiting ends schedtop with a final summary.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fallback.h"
 #include "mon.h"
 #include "model.h"
 #include "trace.h"
@@ -41,6 +44,7 @@ static void on_sig(int sig)
 
 static const char usage_text[] =
 	"Usage: schedtop [-p PID] [-v] [--batch [-n N] [--json]] [interval [count]]\n"
+	"       schedtop -p PID --no-bpf [--prefix NAME] [--batch [--json]] [interval [count]]\n"
 	"       schedtop [options] -- CMD [ARGS...]\n"
 	"       schedtop trace (-p PID | -- CMD...) --duration S [--warmup S] -o FILE\n"
 	"       schedtop list\n"
@@ -56,6 +60,13 @@ static const char usage_text[] =
 	"  -n, --count N       stop after N intervals (same as the count argument)\n"
 	"  -j, --json          with --batch: one JSON object per line\n"
 	"  -r, --record FILE   also write raw snapshots (for `schedtop report`)\n"
+	"      --no-bpf        no BPF, no privileges needed: per worker thread the\n"
+	"                      software perf counters (task-clock, context switches,\n"
+	"                      migrations) and /proc; the columns that need BPF are\n"
+	"                      listed as missing. Without it, schedtop exits 77 when\n"
+	"                      it may not load BPF (it never falls back by itself)\n"
+	"      --prefix NAME   --no-bpf: worker threads are named NAME-<n>\n"
+	"                      (default weft-worker, the runtime's thread_name_prefix)\n"
 	"  -d, --duration S    trace: seconds to record (default 5)\n"
 	"  -w, --warmup S      trace: seconds to wait before recording (default 0)\n"
 	"  -o, --output FILE   trace/convert: trace-event JSON to FILE, JSON lines to\n"
@@ -72,9 +83,11 @@ static const char usage_text[] =
 	"  schedtop trace -p 1234 --duration 3 -o run.json   # open run.json in ui.perfetto.dev\n"
 	"  schedtop --batch -- build/examples/skewed 5 2     # start a program and watch it\n"
 	"  schedtop list                           # which processes use weft\n"
+	"  schedtop -p 1234 --no-bpf --batch -n 3  # as an ordinary user, own process\n"
 	"\n"
 	"Live view keys: q quit, h help, s change sort, 1 workers, 2 steal matrix,\n"
-	"3 histograms. Exit status: 0 ok, 1 failure, 2 usage, 77 BPF unavailable.\n";
+	"3 histograms. Exit status: 0 ok, 1 failure, 2 usage, 77 BPF unavailable\n"
+	"(never with --no-bpf).\n";
 
 static int usage_err(const char *fmt, const char *arg)
 {
@@ -523,6 +536,79 @@ static int run_trace(struct mon *m, struct target *t, double warmup, double dura
 	return rc;
 }
 
+/* --------------------------------------------------------------- no BPF */
+
+static int run_fallback(struct target *t, char *const cmd[], const char *prefix, double interval,
+			long count, bool batch, bool json)
+{
+	char why[1024], bpf_why[320];
+	if (mon_priv_check(why, sizeof(why)))
+		snprintf(bpf_why, sizeof(bpf_why),
+			 "steals/parks/polls/depths need BPF: run as root or grant "
+			 "cap_bpf,cap_perfmon (sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep "
+			 "\"$(command -v schedtop)\")");
+	else
+		snprintf(bpf_why, sizeof(bpf_why),
+			 "BPF not used (--no-bpf): run without --no-bpf for these columns");
+	if (cmd) {
+		int r = start_child(cmd, t);
+		if (r) {
+			fprintf(stderr, "schedtop: fork: %s\n", strerror(-r));
+			return 1;
+		}
+		release_child(t);
+	}
+	struct fallback *fb = malloc(sizeof(*fb));
+	if (!fb)
+		return 1;
+	if (fb_open(fb, t->pid, prefix, bpf_why) || fb_sample(fb)) {
+		fprintf(stderr, "schedtop: no process %d (or no permission to read /proc/%d/task)\n",
+			t->pid, t->pid);
+		free(fb);
+		return 1;
+	}
+	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	bool tty = !batch && isatty(1);
+	if (!json)
+		printf("Watching pid %d without BPF (perf_event_open + /proc). Ctrl-C to stop.\n",
+		       t->pid);
+	fflush(stdout);
+	for (long n = 1; !exiting; n++) {
+		bool gone = false;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		long ms = (long)(interval * 1000);
+		while (!exiting && !gone) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+			if (el >= ms)
+				break;
+			gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
+		}
+		/* A gone process has no /proc/PID/task: the last values stay. */
+		if (fb_sample(fb))
+			gone = true;
+		bool last = gone || exiting || (count && n >= count);
+		if (json) {
+			fb_print_json(stdout, fb, last);
+		} else {
+			if (tty)
+				printf("\033[H\033[2J");
+			if (gone)
+				printf("--- target %d exited; final interval:\n", t->pid);
+			fb_print_text(stdout, fb);
+			if (!tty && !last)
+				printf("\n");
+		}
+		fflush(stdout);
+		if (last)
+			break;
+	}
+	fb_close(fb);
+	free(fb);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -554,10 +640,12 @@ int main(int argc, char **argv)
 		{ "record", required_argument, 0, 'r' },
 		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
 		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },        { 0, 0, 0, 0 },
+		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
+		{ "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
 	};
 	long pid = 0, count = 0;
-	bool batch = false, json = false, verbose = false;
+	bool batch = false, json = false, verbose = false, no_bpf = false;
+	const char *prefix = "weft-worker";
 	double interval = 1.0, duration = 5.0, warmup = 0.0;
 	const char *out = NULL, *record = NULL;
 	char **av = argv + first - 1;
@@ -588,6 +676,12 @@ int main(int argc, char **argv)
 			break;
 		case 'o': out = optarg; break;
 		case 'v': verbose = true; break;
+		case 'N': no_bpf = true; break;
+		case 'P':
+			if (!optarg[0] || strlen(optarg) > 11 || strchr(optarg, '/'))
+				return usage_err("invalid thread name prefix '%s' (1 to 11 bytes)", optarg);
+			prefix = optarg;
+			break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		case ':': return usage_err("option needs an argument: %s", av[optind - 1]);
 		default: return usage_err("unknown option '%s'", av[optind - 1]);
@@ -630,6 +724,10 @@ int main(int argc, char **argv)
 		return usage_err("need -p PID or -- CMD%s", NULL);
 	if (pid && cmd)
 		return usage_err("-p and -- CMD exclude each other%s", NULL);
+	if (no_bpf && mode != M_TOP)
+		return usage_err("--no-bpf works with the live view and --batch only%s", NULL);
+	if (no_bpf && record)
+		return usage_err("--record needs BPF (it records BPF snapshots)%s", NULL);
 
 	FILE *rec = NULL;
 	if (record && !(rec = fopen(record, "w"))) {
@@ -643,7 +741,12 @@ int main(int argc, char **argv)
 
 	struct mon m;
 	struct target t = { .pid = (int)pid, .child = 0, .go_fd = -1, .pidfd = -1 };
-	int rc = attach(&m, &t, cmd, verbose);
+	int rc;
+	if (no_bpf) {
+		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
+		goto done;
+	}
+	rc = attach(&m, &t, cmd, verbose);
 	if (rc) {
 		if (rec)
 			fclose(rec);
@@ -656,6 +759,7 @@ int main(int argc, char **argv)
 	else
 		rc = tui_run(&m, t.pid, interval, count, t.pidfd, &exiting);
 	mon_close(&m);
+done:
 	if (t.child > 0) {
 		if (!mon_target_gone(t.pid))
 			kill(t.child, SIGTERM); /* we stopped first (count, Ctrl-C) */

@@ -54,9 +54,10 @@ static void header(const struct interval *iv, int pid)
 	mvprintw(0, 0, "schedtop  pid %d  workers %u  tasks(polls)/s %.0f  steals/s %.0f  parks/s %.0f"
 		       "  inject %llu", pid, iv->workers, iv->polls_per_s, iv->steals_per_s,
 		 iv->parks_per_s, (unsigned long long)iv->inject_depth);
-	mvprintw(1, 0, "overhead: bpf %.0f ns/event, %.0f events/s, schedtop cpu %.1f%%, drops %llu",
+	mvprintw(1, 0, "overhead: bpf %.0f ns/event, %.0f events/s, schedtop cpu %.1f%%, drops %llu"
+		       "  futex: %s",
 		 iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
-		 (unsigned long long)iv->drops);
+		 (unsigned long long)iv->drops, iv->futex_src[0] ? iv->futex_src : "-");
 	int y = 2;
 	move(y, 0);
 	for (unsigned l = 0; l < LINT_NR; l++) {
