@@ -133,16 +133,27 @@ static enum weft_poll mutex_lock_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-int weft_mutex_lock(struct weft_mutex *m)
+static int mutex_lock_until(struct weft_mutex *m, uint64_t deadline)
 {
 	if (!m)
 		return -EINVAL;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct mutex_args a = { m, &w, 0 };
-	int rc = weft__wait(mutex_lock_fn, &a, &w);
+	int rc = weft__wait_deadline(mutex_lock_fn, &a, &w, deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
+}
+
+int weft_mutex_lock(struct weft_mutex *m)
+{
+	return mutex_lock_until(m, WEFT_FOREVER);
+}
+
+int weft_mutex_lock_timeout(struct weft_mutex *m, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return mutex_lock_until(m, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns);
 }

@@ -134,16 +134,27 @@ static enum weft_poll notify_wait_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-int weft_notify_wait(struct weft_notify *n)
+static int notify_wait_until(struct weft_notify *n, uint64_t deadline)
 {
 	if (!n)
 		return -EINVAL;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct notify_wait_args a = { n, &w, 0 };
-	int rc = weft__wait(notify_wait_fn, &a, &w);
+	int rc = weft__wait_deadline(notify_wait_fn, &a, &w, deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
+}
+
+int weft_notify_wait(struct weft_notify *n)
+{
+	return notify_wait_until(n, WEFT_FOREVER);
+}
+
+int weft_notify_wait_timeout(struct weft_notify *n, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return notify_wait_until(n, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns);
 }

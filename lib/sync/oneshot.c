@@ -136,18 +136,29 @@ static enum weft_poll oneshot_recv_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-int weft_oneshot_recv(struct weft_oneshot *o, void **value)
+static int oneshot_recv_until(struct weft_oneshot *o, void **value, uint64_t deadline)
 {
 	if (!o || !value)
 		return -EINVAL;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct oneshot_recv_args a = { o, &w, value, 0 };
-	int rc = weft__wait(oneshot_recv_fn, &a, &w);
+	int rc = weft__wait_deadline(oneshot_recv_fn, &a, &w, deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
+}
+
+int weft_oneshot_recv(struct weft_oneshot *o, void **value)
+{
+	return oneshot_recv_until(o, value, WEFT_FOREVER);
+}
+
+int weft_oneshot_recv_timeout(struct weft_oneshot *o, void **value, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return oneshot_recv_until(o, value, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns);
 }
 
 int weft_oneshot_try_recv(struct weft_oneshot *o, void **value)

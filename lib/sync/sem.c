@@ -160,16 +160,27 @@ static enum weft_poll sem_acquire_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-int weft_sem_acquire_n(struct weft_sem *s, uint64_t n)
+static int sem_acquire_n_until(struct weft_sem *s, uint64_t n, uint64_t deadline)
 {
 	if (!s || n > WEFT_SEM_MAX_PERMITS)
 		return -EINVAL;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct sem_args a = { s, n, &w, 0 };
-	int rc = weft__wait(sem_acquire_fn, &a, &w);
+	int rc = weft__wait_deadline(sem_acquire_fn, &a, &w, deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
+}
+
+int weft_sem_acquire_n(struct weft_sem *s, uint64_t n)
+{
+	return sem_acquire_n_until(s, n, WEFT_FOREVER);
+}
+
+int weft_sem_acquire_n_timeout(struct weft_sem *s, uint64_t n, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return sem_acquire_n_until(s, n, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns);
 }

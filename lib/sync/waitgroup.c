@@ -119,16 +119,27 @@ static enum weft_poll wg_wait_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-int weft_waitgroup_wait(struct weft_waitgroup *wg)
+static int waitgroup_wait_until(struct weft_waitgroup *wg, uint64_t deadline)
 {
 	if (!wg)
 		return -EINVAL;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct wg_args a = { wg, &w, 0 };
-	int rc = weft__wait(wg_wait_fn, &a, &w);
+	int rc = weft__wait_deadline(wg_wait_fn, &a, &w, deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
+}
+
+int weft_waitgroup_wait(struct weft_waitgroup *wg)
+{
+	return waitgroup_wait_until(wg, WEFT_FOREVER);
+}
+
+int weft_waitgroup_wait_timeout(struct weft_waitgroup *wg, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return waitgroup_wait_until(wg, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns);
 }

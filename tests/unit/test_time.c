@@ -243,3 +243,65 @@ Test(timers, channel_recv_send_timeouts, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_chan_destroy(g_ch), 0);
 	wt_rt_destroy(rt);
 }
+
+/* -------------------------------------------- timeouts on every sync wait */
+
+struct sync_objs {
+	struct weft_mutex *m;
+	struct weft_sem *s;
+	struct weft_notify *n;
+	struct weft_waitgroup *wg;
+	struct weft_oneshot *o;
+};
+
+static int all_time_out(struct sync_objs *x)
+{
+	const uint64_t t = 3 * 1000000ull;
+	void *v;
+	int bad = 0;
+	bad |= (weft_mutex_lock_timeout(x->m, t) != -ETIMEDOUT) << 0;
+	bad |= (weft_sem_acquire_n_timeout(x->s, 2, t) != -ETIMEDOUT) << 1;
+	bad |= (weft_notify_wait_timeout(x->n, t) != -ETIMEDOUT) << 2;
+	bad |= (weft_waitgroup_wait_timeout(x->wg, t) != -ETIMEDOUT) << 3;
+	bad |= (weft_oneshot_recv_timeout(x->o, &v, t) != -ETIMEDOUT) << 4;
+	return bad;
+}
+
+static void *fiber_all_time_out(void *arg) { return (void *)(long)all_time_out(arg); }
+
+Test(timers, every_sync_wait_has_a_timeout, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct sync_objs x;
+	cr_assert_eq(weft_mutex_create(&x.m), 0);
+	cr_assert_eq(weft_mutex_lock(x.m), 0); /* held: others time out */
+	cr_assert_eq(weft_sem_create(1, &x.s), 0);
+	cr_assert_eq(weft_notify_create(&x.n), 0);
+	cr_assert_eq(weft_waitgroup_create(&x.wg), 0);
+	cr_assert_eq(weft_waitgroup_add(x.wg, 1), 0);
+	cr_assert_eq(weft_oneshot_create(NULL, &x.o), 0);
+	cr_assert_eq(all_time_out(&x), 0, "from a thread"); /* plain thread */
+	struct weft_task *t;
+	void *r;
+	cr_assert_eq(weft_spawn(rt, fiber_all_time_out, &x, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((long)r, 0, "from a fiber: mask %ld", (long)r);
+	/* nothing was taken: the same objects still work */
+	cr_assert_eq(weft_mutex_unlock(x.m), 0);
+	cr_assert_eq(weft_mutex_lock_timeout(x.m, 1000000000ull), 0);
+	cr_assert_eq(weft_mutex_unlock(x.m), 0);
+	cr_assert_eq(weft_sem_acquire_n_timeout(x.s, 1, 1000000000ull), 0);
+	cr_assert_eq(weft_notify_one(x.n), 0);
+	cr_assert_eq(weft_notify_wait_timeout(x.n, 1000000000ull), 0);
+	cr_assert_eq(weft_waitgroup_done(x.wg), 0);
+	cr_assert_eq(weft_waitgroup_wait_timeout(x.wg, 1000000000ull), 0);
+	cr_assert_eq(weft_oneshot_send(x.o, (void *)5), 0);
+	void *v;
+	cr_assert_eq(weft_oneshot_recv_timeout(x.o, &v, 1000000000ull), 0);
+	cr_assert_eq((long)v, 5);
+	weft_mutex_destroy(x.m);
+	weft_sem_destroy(x.s);
+	weft_notify_destroy(x.n);
+	weft_waitgroup_destroy(x.wg);
+	wt_rt_destroy(rt);
+}

@@ -144,6 +144,7 @@ WEFT_API int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w,
 /* Receive (blocking form). 0 and -EPIPE consume the receiver end, as above;
  * -EDEADLK (on a worker), -ENOMEM and -EINVAL consume nothing. */
 WEFT_API int weft_oneshot_recv(struct weft_oneshot *o, void **value);
+WEFT_API int weft_oneshot_recv_timeout(struct weft_oneshot *o, void **value, uint64_t timeout_ns);
 
 /* Receive without waiting: 0 or -EPIPE (receiver consumed, as above), or
  * -EAGAIN (nothing sent yet; nothing consumed). Not while the receiver's
@@ -209,6 +210,10 @@ WEFT_API int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w,
 WEFT_API int weft_chan_recv(struct weft_chan *ch, void *item);
 /* 0, -EAGAIN (nothing available to a new receiver), -EPIPE (closed, drained). */
 WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
+/* Every blocking-style wait here also has a _timeout form taking a time
+ * limit in ns: -ETIMEDOUT when it passes first, with nothing taken (no
+ * item, permit, lock or value; a grant that raced with the timeout is passed
+ * on to the next waiter). */
 /* Blocking send/recv with a time limit: -ETIMEDOUT when it passes first
  * (nothing was sent / received). Otherwise as weft_chan_send/recv. */
 WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
@@ -236,6 +241,7 @@ WEFT_API int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w,
 				   struct weft_cx *cx);
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_notify_wait(struct weft_notify *n);
+WEFT_API int weft_notify_wait_timeout(struct weft_notify *n, uint64_t timeout_ns);
 
 /* ------------------------------------------------------------------- mutex */
 
@@ -258,6 +264,7 @@ WEFT_API int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w,
 				  struct weft_cx *cx);
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_mutex_lock(struct weft_mutex *m);
+WEFT_API int weft_mutex_lock_timeout(struct weft_mutex *m, uint64_t timeout_ns);
 /* 0 or -EBUSY (held, or others are waiting). */
 WEFT_API int weft_mutex_try_lock(struct weft_mutex *m);
 /* 0, or -EPERM if the mutex is not locked. */
@@ -287,6 +294,7 @@ WEFT_API int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n,
 				     struct weft_wait *w, struct weft_cx *cx);
 /* Blocking form: 0, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_sem_acquire_n(struct weft_sem *s, uint64_t n);
+WEFT_API int weft_sem_acquire_n_timeout(struct weft_sem *s, uint64_t n, uint64_t timeout_ns);
 /* 0, or -EAGAIN (not enough permits, or earlier requests are waiting). */
 WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
 /* Return n permits: 0, or -EOVERFLOW (the count would pass
@@ -320,6 +328,7 @@ WEFT_API int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wai
 				      struct weft_cx *cx);
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_waitgroup_wait(struct weft_waitgroup *wg);
+WEFT_API int weft_waitgroup_wait_timeout(struct weft_waitgroup *wg, uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }
