@@ -49,6 +49,48 @@ struct weft_io {
 	struct weft_io *reg_prev, *reg_next;  /* live registrations, under regs_lock */
 };
 
+/*
+ * Registration slab: registrations come from chunks of SLAB_REGS and go
+ * back to a free list (under retired_lock) when retired, so connection
+ * churn does not hit the allocator; chunks are freed at destroy.
+ */
+#define SLAB_REGS 64
+struct reg_chunk {
+	struct reg_chunk *next;
+	struct weft_io reg[SLAB_REGS];
+};
+
+static struct weft_io *reg_alloc(struct weft__driver *d)
+{
+	pthread_mutex_lock(&d->retired_lock);
+	struct weft_io *io = d->reg_free;
+	if (io) {
+		d->reg_free = io->retired_next;
+	} else {
+		struct reg_chunk *c = weft__malloc(sizeof(*c));
+		if (c) {
+			c->next = d->reg_chunks;
+			d->reg_chunks = c;
+			for (unsigned i = 1; i < SLAB_REGS; i++) {
+				c->reg[i].retired_next = d->reg_free;
+				d->reg_free = &c->reg[i];
+			}
+			io = &c->reg[0];
+		}
+	}
+	pthread_mutex_unlock(&d->retired_lock);
+	if (io)
+		memset(io, 0, sizeof(*io));
+	return io;
+}
+
+/* Caller holds retired_lock. */
+static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
+{
+	io->retired_next = d->reg_free;
+	d->reg_free = io;
+}
+
 /* Internal readiness bit: the runtime shut down; operations fail. */
 #define RD_SHUTDOWN 0x20u
 
@@ -117,7 +159,9 @@ void weft__io_free_retired(struct weft_runtime *rt)
 		weft_waker_drop(&io->rwaker); /* stored by a waiter racing with close */
 		weft_waker_drop(&io->wwaker);
 		pthread_mutex_destroy(&io->lock);
-		weft__free(io);
+		pthread_mutex_lock(&d->retired_lock);
+		reg_put_locked(d, io);
+		pthread_mutex_unlock(&d->retired_lock);
 		io = next;
 	}
 }
@@ -133,7 +177,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		return -errno;
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	struct weft_io *io = weft__calloc(1, sizeof(*io));
+	struct weft_io *io = reg_alloc(&rt->driver);
 	if (!io)
 		return -ENOMEM;
 	io->rt = rt;
@@ -149,7 +193,9 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	if (epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		int e = -errno;
 		pthread_mutex_destroy(&io->lock);
-		weft__free(io);
+		pthread_mutex_lock(&rt->driver.retired_lock);
+		reg_put_locked(&rt->driver, io);
+		pthread_mutex_unlock(&rt->driver.retired_lock);
 		return e;
 	}
 	atomic_fetch_add_explicit(&rt->driver.io_registered_count, 1, memory_order_relaxed);
@@ -190,10 +236,15 @@ void weft__io_fini(struct weft_runtime *rt)
 	while (io) {
 		struct weft_io *next = io->reg_next;
 		pthread_mutex_destroy(&io->lock);
-		weft__free(io);
 		io = next;
 	}
 	weft__io_free_retired(rt);
+	while (d->reg_chunks) {
+		struct reg_chunk *c = d->reg_chunks;
+		d->reg_chunks = c->next;
+		weft__free(c);
+	}
+	d->reg_free = NULL;
 }
 
 static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1, memory_order_relaxed); }

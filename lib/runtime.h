@@ -247,6 +247,8 @@ struct weft__driver {
 	pthread_mutex_t retired_lock;
 	struct weft_io *retired;                  /* deregistered, freed at the next driver pass */
 	struct weft_io *regs;                     /* live registrations (under retired_lock) */
+	struct weft_io *reg_free;                 /* registration slab: free entries */
+	struct reg_chunk *reg_chunks;             /* and its chunks */
 	_Atomic bool retired_any;
 	_Alignas(WEFT_CACHELINE) pthread_mutex_t wheel_lock;
 	struct weft__wheel wheel;
