@@ -35,12 +35,34 @@
 #define MIN_FIBER_STACK (16 * 1024)
 #define MAX_FIBER_STACK (1024ul * 1024 * 1024)
 
+#define OPT_FIELD(f) { offsetof(struct weft_runtime_opts, f), sizeof(((struct weft_runtime_opts *)0)->f) }
+
+/* A size an older header could have produced ends between fields (in
+ * padding, or exactly at a field's end); one ending inside a field (half a
+ * pointer) is refused. */
+static bool sz_splits_a_field(size_t sz)
+{
+	static const struct { size_t off, len; } fields[] = {
+		OPT_FIELD(sz), OPT_FIELD(workers), OPT_FIELD(event_interval),
+		OPT_FIELD(global_queue_interval), OPT_FIELD(disable_lifo_slot), OPT_FIELD(rng_seed),
+		OPT_FIELD(thread_name_prefix), OPT_FIELD(on_thread_start), OPT_FIELD(on_thread_stop),
+		OPT_FIELD(hook_arg), OPT_FIELD(fiber_stack_size), OPT_FIELD(max_blocking_threads),
+		OPT_FIELD(blocking_keep_alive_ns),
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (sz > fields[i].off && sz < fields[i].off + fields[i].len)
+			return true;
+	return false;
+}
+
 static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	if (!in)
 		return 0;
 	if (in->sz < offsetof(struct weft_runtime_opts, workers))
+		return -EINVAL;
+	if (sz_splits_a_field(in->sz))
 		return -EINVAL;
 	size_t known = sizeof(*o);
 	if (in->sz > known) {

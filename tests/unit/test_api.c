@@ -1057,3 +1057,14 @@ Test(strerror, distinct_texts, .timeout = WT_TMO(10))
 	cr_assert_not_null(weft_strerror(INT_MIN));
 	cr_assert_not_null(weft_strerror(EINVAL)); /* "or any errno value" */
 }
+
+Test(opts, size_ending_inside_a_field_is_refused, .timeout = WT_TMO(10))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	struct weft_runtime *rt = NULL;
+	o.sz = offsetof(struct weft_runtime_opts, thread_name_prefix) + 4; /* half a pointer */
+	cr_assert_eq(weft_runtime_create(&o, &rt), -EINVAL);
+	o.sz = offsetof(struct weft_runtime_opts, thread_name_prefix); /* an older header's end */
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
