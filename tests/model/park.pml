@@ -1,0 +1,273 @@
+/*
+ * park.pml - no lost wakeup in weft's park/unpark protocol.
+ *
+ * Models lib/idle.c (the searching counter, the sleepers stack, notify, the
+ * last-searcher rescan), lib/park.c (the parker word with futex semantics)
+ * and the worker loop of lib/worker.c (next_task, steal_work, run_task,
+ * park) for N workers. A foreign thread pushes FOREIGN tasks into the inject
+ * queue (worker.c:156-160 weft__schedule from outside a worker); the first
+ * SPAWN tasks run spawn one child each onto the worker's ring
+ * (worker.c:145 push_local + worker.c:153 notify - the disable_lifo_slot
+ * path and the path of a task displaced from the LIFO slot; a task that
+ * stays in the LIFO slot is run by its own worker before it can search or
+ * park, worker.c:331, and needs no wake).
+ *
+ * Queues are counts: the ring (lib/queue.c) and inject queue (lib/inject.c)
+ * are checked elsewhere (tests/queue, tests/fuzz/ring); here each pop,
+ * steal and batch take is one atomic step. A steal's stolen tasks become
+ * visible in the thief's ring only at its final tail store, but the thief is
+ * then running and relays the search (worker.c:317-321) after that store,
+ * so the atomic step loses nothing.
+ *
+ * Properties (see tests/model/CMakeLists.txt for how pan is run):
+ *  - safety (-DSAFETY, pan -a is not needed): the monitor asserts there is
+ *    no state where work is queued, every worker sleeps in FUTEX_WAIT and no
+ *    push is between its enqueue and the end of its notify; an invalid end
+ *    state (everyone blocked while a task was never run) is a lost wakeup
+ *    too. Once every task has run, a shutdown thread (runtime.c:322-328:
+ *    flag, unpark all) ends the workers, so a correct run terminates.
+ *  - termination (-DNP, pan -l): no cycle, i.e. no execution that spins
+ *    forever without finishing.
+ *
+ * Deliberately broken variants (must FAIL; registered as such in ctest):
+ *  -DBROKEN_PLAIN_LOAD  notify reads `state` with a plain load instead of the
+ *     RMW at idle.c:57. Under C11 a (non-RMW) load after the release store
+ *     of the push may be satisfied before that store is visible to the
+ *     parker (store->load reordering); modelled by taking the snapshot of
+ *     `state` before the push becomes visible.
+ *  -DBROKEN_NO_RESCAN   the last searcher parks without the rescan
+ *     (worker.c:360-361 weft__idle_notify_if_work skipped).
+ *  -DBROKEN_NO_FUTEX_WAKE  unpark sets NOTIFIED but never calls FUTEX_WAKE.
+ */
+
+#ifndef N
+#define N 2
+#endif
+#ifndef FOREIGN
+#define FOREIGN 2               /* tasks pushed by the foreign thread */
+#endif
+#ifndef SPAWN
+#define SPAWN 1                 /* tasks that spawn a child when run */
+#endif
+#define TOTAL (FOREIGN + SPAWN)
+#ifndef SEARCH_ROUNDS
+#define SEARCH_ROUNDS 2         /* worker.c:38; the tests may lower it to 1 */
+#endif
+
+byte ring[N];                   /* tasks in rt->cores[i].ring */
+byte inject = 0;                /* tasks in rt->inject */
+byte ran = 0;                   /* tasks polled */
+byte spawn_left = SPAWN;
+byte inflight = 0;              /* pushes whose notify has not returned */
+
+#define RING_LEN(x) (ring[x] != 0)
+#define INJECT_LEN  (inject != 0)
+
+#include "idle.pml"
+
+#if N == 2
+#define ALL_FSLEEP (fsleep[0] && fsleep[1])
+#define QUEUED (inject + ring[0] + ring[1] > 0)
+#elif N == 3
+#define ALL_FSLEEP (fsleep[0] && fsleep[1] && fsleep[2])
+#define QUEUED (inject + ring[0] + ring[1] + ring[2] > 0)
+#else
+#error "N must be 2 or 3"
+#endif
+
+/* A push (the atomic step `enq`) followed by weft__idle_notify. */
+#ifdef BROKEN_PLAIN_LOAD
+#define PUSH_AND_NOTIFY(enq) \
+	atomic { inflight++; nu = unparked; ns = searching }; \
+	atomic { enq }; \
+	notify_decide(); \
+	inflight--
+#else
+#define PUSH_AND_NOTIFY(enq) \
+	atomic { enq; inflight++ }; \
+	notify(); \
+	inflight--
+#endif
+
+/* queue.c:166-183 weft__ring_pop_owner */
+inline ring_pop(me) {
+	atomic { if :: ring[me] > 0 -> ring[me]--; got = true :: else -> skip fi }
+}
+
+/* worker.c:239-257 inject_batch: take len/n + 1 (at most len), run the
+ * first, push the rest to the own ring. */
+inline inject_batch(me) {
+	atomic {
+		if
+		:: inject > 0 ->
+			k = inject / N + 1;
+			if :: k > inject -> k = inject :: else -> skip fi;
+			inject = inject - k;
+			ring[me] = ring[me] + k - 1;
+			got = true
+		:: else -> skip
+		fi
+	}
+}
+
+/* queue.c:185-243 weft__ring_steal: ceil(n/2) of src, one returned. */
+inline steal(me, src) {
+	atomic {
+		if
+		:: ring[src] > 0 ->
+			k = ring[src] - ring[src] / 2;
+			ring[src] = ring[src] - k;
+			ring[me] = ring[me] + k - 1;
+			got = true
+		:: else -> skip
+		fi
+	}
+}
+
+proctype worker(byte me)
+{
+	byte nu, ns, core, old, prev, ok, i, j, k, v, round;
+	bool was, last, got, is_searching = false;
+
+	/* Purely local computation is folded into the atomic step of the
+	 * shared access next to it, and dead temporaries are zeroed, so the
+	 * state space holds only states that differ in what the C code could
+	 * observe. */
+loop:
+	atomic {
+		nu = 0; ns = 0; core = 0; old = 0; prev = 0; ok = 0; i = 0; j = 0;
+		k = 0; v = 0; round = 0; was = false; last = false; got = false;
+		if :: shutdown -> goto done :: else -> skip fi   /* worker.c:403 */
+	};
+	/* next_task, worker.c:259-277 (gqi inject-first: same two sources) */
+	atomic { ring_pop(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:274 */
+	atomic { inject_batch(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:276 */
+
+	/* steal_work, worker.c:279-312 */
+	if
+	:: !is_searching ->
+		try_search();                             /* worker.c:282 */
+		if
+		:: ok == 0 -> goto park                   /* worker.c:283 */
+		:: else -> is_searching = true            /* worker.c:284 */
+		fi
+	:: else -> skip
+	fi;
+	do
+	:: round < SEARCH_ROUNDS ->
+#if N > 2
+		select(k : 0 .. N - 1);                   /* worker.c:288 random start */
+#endif
+		j = 0;
+		do
+		:: j < N ->
+			atomic {
+				v = (k + j) % N; j++;
+				if
+				:: v != me ->
+					steal(me, v);     /* worker.c:294 */
+					if :: got -> goto running :: else -> skip fi
+				:: else -> skip           /* worker.c:291 */
+				fi
+			}
+		:: else -> break
+		od;
+		atomic { inject_batch(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:303 */
+		atomic { if :: shutdown -> break :: else -> round++ fi }  /* worker.c:306-308 */
+	:: else -> break
+	od;
+	goto park;
+
+running:	/* run_task, worker.c:314-348 */
+	if
+	:: is_searching ->
+		is_searching = false;                     /* worker.c:318 */
+		end_search();                             /* worker.c:319 */
+		if :: last -> notify() :: else -> skip fi /* worker.c:320 relay */
+	:: else -> skip
+	fi;
+	atomic {
+		ran++;                                    /* the poll */
+		if
+		:: spawn_left > 0 -> spawn_left--; got = true
+		:: else -> got = false
+		fi
+	};
+	if
+	:: got -> PUSH_AND_NOTIFY(ring[me]++)             /* worker.c:145 + 153 */
+	:: else -> skip
+	fi;
+	goto loop;
+
+park:	/* park, worker.c:350-380 */
+	atomic {
+		was = is_searching;                       /* worker.c:358 */
+		is_searching = false                      /* worker.c:359 */
+	};
+	idle_park(me);                                    /* worker.c:360 */
+#ifndef BROKEN_NO_RESCAN
+	if :: last -> notify_if_work() :: else -> skip fi; /* worker.c:361 */
+#endif
+	atomic { nu = 0; ns = 0; core = 0; old = 0; prev = 0; i = 0; was = false; last = false };
+	do
+	:: shutdown -> goto done                          /* worker.c:363 */
+	:: else ->
+		park_word(me);                            /* worker.c:365-366 */
+		atomic {
+			ok = 0;
+			if :: shutdown -> goto done :: else -> skip fi;  /* worker.c:367 */
+			if
+			:: !sleeping[me] -> break         /* worker.c:370-371 */
+			:: else -> skip                   /* spurious / stale */
+			fi
+		}
+	od;
+	is_searching = true;                              /* worker.c:374 */
+	goto loop;
+done:
+	skip
+}
+
+/* An application thread: weft_spawn_poll from outside the runtime. */
+proctype foreign()
+{
+	byte nu, ns, core, old, n = 0;
+	do
+	:: n < FOREIGN ->
+		PUSH_AND_NOTIFY(inject++);                /* worker.c:156-160 */
+		atomic { n++; nu = 0; ns = 0; core = 0; old = 0 }
+	:: else -> break
+	od
+}
+
+/* weft_runtime_shutdown once every task ran: runtime.c:322 and 325-328. */
+proctype shutter()
+{
+	byte old, i = 0;
+	ran == TOTAL;
+	shutdown = true;
+	do
+	:: i < N -> unpark(i); i++
+	:: else -> break
+	od
+}
+
+/* No state where work is queued, every worker sleeps in FUTEX_WAIT and no
+ * wake is on its way. */
+active proctype monitor()
+{
+end:	atomic { (QUEUED && ALL_FSLEEP && inflight == 0 && !shutdown) -> assert(false) }
+}
+
+init
+{
+	atomic {
+		byte w = 0;
+		do
+		:: w < N -> run worker(w); w++
+		:: else -> break
+		od;
+		run foreign();
+		run shutter()
+	}
+}
