@@ -108,7 +108,8 @@ static void rt_free(struct weft_runtime *rt)
 		weft__fiber_pool_fini(&rt->cores[i]);
 	weft__fiber_shared_pool_fini(rt);
 	weft__alloc_fini(rt);
-	weft__driver_fini(rt);
+	if (rt->driver_up)
+		weft__driver_fini(rt);
 	weft__registry_fini(rt);
 	weft__owned_fini(&rt->owned);
 	weft__idle_fini(&rt->idle);
@@ -217,20 +218,10 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	weft__alloc_init(rt);
 	weft__blocking_init(rt);
 	if ((rc = weft__driver_init(rt))) {
-		weft__blocking_fini(rt);
-		pthread_mutex_destroy(&rt->threads_lock);
-		pthread_cond_destroy(&rt->threads_cv);
-		weft__alloc_fini(rt);
-		weft__registry_fini(rt);
-		weft__owned_fini(&rt->owned);
-		weft__idle_fini(&rt->idle);
-		weft__inject_fini(&rt->inject);
-		pthread_mutex_destroy(&rt->shutdown_lock);
-		weft__free(rt->workers);
-		weft__free(rt->cores);
-		weft__free(rt);
+		rt_free(rt);
 		return rc;
 	}
+	rt->driver_up = true;
 
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__worker *w = &rt->workers[i];

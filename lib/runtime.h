@@ -316,6 +316,7 @@ struct weft_runtime {
 	bool closing, shut_down;
 	uint64_t seedgen;
 	unsigned fork_gen;                        /* weft__fork_gen at create */
+	bool driver_up;                           /* driver initialised (for rt_free) */
 };
 
 /* ------------------------------------------------------ driver.c API */
