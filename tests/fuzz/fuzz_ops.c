@@ -29,14 +29,7 @@
 
 #include <weft/weft.h>
 
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "fuzz_ops: %s:%d: check failed: %s\n", __FILE__,       \
-				__LINE__, #c);                                           \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
+#include "fuzz_check.h"
 
 #define MAXT 24
 

@@ -28,14 +28,7 @@
 
 #include <weft/weft.h>
 
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "fuzz_opts: %s:%d: check failed: %s\n", __FILE__,      \
-				__LINE__, #c);                                           \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
+#include "fuzz_check.h"
 
 typedef struct weft_runtime_opts opts_t;
 #define KNOWN sizeof(opts_t)

@@ -24,14 +24,7 @@
 #include "task.h"
 #include "tlist.h"
 
-#define CHECK(c)                                                                         \
-	do {                                                                             \
-		if (!(c)) {                                                              \
-			fprintf(stderr, "fuzz_ring: %s:%d: check failed: %s\n", __FILE__,      \
-				__LINE__, #c);                                           \
-			abort();                                                         \
-		}                                                                        \
-	} while (0)
+#include "fuzz_check.h"
 
 #define MAXT 4096
 
