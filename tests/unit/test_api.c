@@ -873,6 +873,16 @@ static void mt_drop(void *s)
 	atomic_fetch_add(&t->drops, 1);
 }
 
+/* Worker threads start asynchronously: one may not have published itself
+ * yet when the others have done all the work. */
+static bool all_workers_registered(const struct weft_metrics *m)
+{
+	for (unsigned w = 0; w < m->workers; w++)
+		if (!m->worker[w].thread_id)
+			return false;
+	return true;
+}
+
 Test(metrics, counts_after_quiet_period, .timeout = WT_TMO(15))
 {
 	enum { W = 3, N = 5000 };
@@ -899,7 +909,8 @@ Test(metrics, counts_after_quiet_period, .timeout = WT_TMO(15))
 	}), WT_LONG_MS), "not all tasks completed");
 	/* workers publish before they park */
 	WT_METRICS_UNTIL(rt, m, WT_SUM_WORKERS(m, poll_count) >= (uint64_t)want_polls &&
-			 m->alive_tasks == 0 && WT_SUM_WORKERS(m, park_count) >= W, 2000);
+			 m->alive_tasks == 0 && WT_SUM_WORKERS(m, park_count) >= W &&
+			 all_workers_registered(m), 2000);
 	cr_assert_eq(m->workers, W);
 	cr_assert_eq(m->spawned_tasks, N, "spawned_tasks %llu, want %d",
 		     (unsigned long long)m->spawned_tasks, N);
