@@ -3,10 +3,18 @@
  * calls built on them.
  *
  * A registration holds the fd, a readiness word and one waker per
- * direction. Readiness word: (tick << 8) | bits. The driver ORs in the bits
- * of each epoll event and bumps the tick (one CAS); clearing (after an
- * operation returned EAGAIN) succeeds only if the tick is still the one the
- * caller read before trying, so readiness that arrived in between survives.
+ * direction. Readiness word: (tick << 8) | bits. The driver ORs in the
+ * READABLE/WRITABLE bits of each epoll event and bumps the tick (one CAS);
+ * clearing (after an operation returned EAGAIN) succeeds only if the tick is
+ * still the one the caller read before trying, so readiness that arrived in
+ * between survives. HUP and ERROR are states, not edges: each event (epoll
+ * reports the fd's whole current mask) replaces them, so a socket that was
+ * "hung up" only while unconnected does not stay so (a stale HUP made every
+ * wait return at once and a reader spin on EAGAIN). EPOLLRDHUP (the peer
+ * shut its write side) wakes readers only; EPOLLHUP (both directions) and
+ * EPOLLERR wake writers too. Readiness polls spend the cooperative budget,
+ * like every other resource, so a task that keeps finding readiness still
+ * yields.
  * Wakers are guarded by a small mutex: a waiter stores its waker, then
  * re-reads readiness, so an event between its first check and the store is
  * seen either by the re-read or by the driver's wake.
@@ -91,8 +99,12 @@ static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
 	d->reg_free = io;
 }
 
-/* Internal readiness bit: the runtime shut down; operations fail. */
+/* Internal readiness bits: the runtime shut down (operations fail); both
+ * directions hung up (EPOLLHUP: writers wake too, and see WEFT_IO_HUP). */
 #define RD_SHUTDOWN 0x20u
+#define RD_WRHUP 0x40u
+/* The state-like bits each event replaces. */
+#define RD_STATE (WEFT_IO_HUP | WEFT_IO_ERROR | RD_WRHUP)
 
 static unsigned epoll_to_bits(uint32_t ev)
 {
@@ -103,30 +115,41 @@ static unsigned epoll_to_bits(uint32_t ev)
 		b |= WEFT_IO_WRITABLE;
 	if (ev & (EPOLLHUP | EPOLLRDHUP))
 		b |= WEFT_IO_HUP;
+	if (ev & EPOLLHUP)
+		b |= RD_WRHUP;
 	if (ev & EPOLLERR)
 		b |= WEFT_IO_ERROR;
 	return b;
 }
 
-static void set_bits(struct weft_io *io, unsigned bits)
+/* OR `bits` into the readiness word and bump the tick; the bits in `state`
+ * are replaced (cleared unless in `bits`) instead. */
+static void update_bits(struct weft_io *io, unsigned bits, unsigned state)
 {
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
 	/* release: a waiter that sees the bits sees what the driver saw. */
-	while (!atomic_compare_exchange_weak_explicit(&io->readiness, &r,
-						      ((r & ~RD_BITS) + RD_TICK_ONE) | (r & RD_BITS) | bits,
-						      memory_order_acq_rel, memory_order_relaxed))
+	while (!atomic_compare_exchange_weak_explicit(
+		&io->readiness, &r,
+		((r & ~RD_BITS) + RD_TICK_ONE) | (r & RD_BITS & ~(uint64_t)state) | bits,
+		memory_order_acq_rel, memory_order_relaxed))
 		;
 }
+
+static void set_bits(struct weft_io *io, unsigned bits) { update_bits(io, bits, RD_STATE); }
+
+/* Which waiters an event with these bits concerns. */
+#define WAKES_READERS (WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN)
+#define WAKES_WRITERS (WEFT_IO_WRITABLE | RD_WRHUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN)
 
 static void wake_dir(struct weft_io *io, unsigned bits)
 {
 	weft_waker r = { 0 }, w = { 0 };
 	pthread_mutex_lock(&io->lock);
-	if (bits & (WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED)) {
+	if (bits & WAKES_READERS) {
 		r = io->rwaker;
 		io->rwaker = (weft_waker){ 0 };
 	}
-	if (bits & (WEFT_IO_WRITABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED)) {
+	if (bits & WAKES_WRITERS) {
 		w = io->wwaker;
 		io->wwaker = (weft_waker){ 0 };
 	}
@@ -140,7 +163,7 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 	struct weft_io *io = reg;
 	unsigned bits = epoll_to_bits(events);
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
-	set_bits(io, bits);
+	update_bits(io, bits, RD_STATE);
 	wake_dir(io, bits);
 }
 
@@ -299,18 +322,32 @@ int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }
 
 /* ------------------------------------------------------------- poll form */
 
+/* The bits of readiness word r that satisfy `interest`, as reported to the
+ * caller: readers see HUP (the peer will send nothing more), writers only a
+ * full hang-up (reported as HUP too); errors, close and shutdown end every
+ * wait. */
 static unsigned ready_mask(uint64_t r, unsigned interest)
 {
-	unsigned always = WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN;
-	return (unsigned)(r & RD_BITS) & (interest | always);
+	unsigned b = (unsigned)(r & RD_BITS), m = b & (WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN);
+	if (interest & WEFT_IO_READABLE)
+		m |= b & WAKES_READERS;
+	if (interest & WEFT_IO_WRITABLE) {
+		m |= b & (WAKES_WRITERS & ~RD_WRHUP);
+		if (b & RD_WRHUP)
+			m |= WEFT_IO_HUP;
+	}
+	return m;
 }
 
 enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsigned interest,
 				  struct weft_io_ready *ready)
 {
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING; /* spent: the task was woken to run again later */
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
 	unsigned m = ready_mask(r, interest);
 	if (!m) {
+		weft_budget_refund(cx);
 		pthread_mutex_lock(&io->lock);
 		if (interest & WEFT_IO_READABLE && !weft_waker_will_wake(&io->rwaker, &cx->waker)) {
 			weft_waker_drop(&io->rwaker);
@@ -411,6 +448,7 @@ static inline bool short_xfer(ssize_t n, size_t want)
 				return -ECHILD;                                   \
 			ssize_t n_ = (call);                                      \
 			if (n_ >= 0) {                                            \
+				weft__coop_spend();                               \
 				if (short_xfer(n_, (want)))                       \
 					weft_io_clear_ready((io),                 \
 						(struct weft_io_ready){ (dir), r_ >> 8 }); \
@@ -519,15 +557,17 @@ int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* connect first, register after: an unconnected TCP socket polls as
+	 * EPOLLHUP, which is not news the caller wants. */
+	if (connect(fd, addr, len) && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
 	struct weft_io *io;
 	int rc = weft_io_register(rt, fd, &io);
 	if (rc) {
 		close(fd);
-		return rc;
-	}
-	if (connect(fd, addr, len) && errno != EINPROGRESS) {
-		rc = -errno;
-		weft_io_close(io);
 		return rc;
 	}
 	rc = weft_io_wait(io, WEFT_IO_WRITABLE, WEFT_FOREVER); /* io is ours alone here */

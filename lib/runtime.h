@@ -352,6 +352,11 @@ int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
  * -ETIMEDOUT when it passes first; the caller then cancels `w` itself. */
 int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 			uint64_t deadline_ns);
+/* One unit of the cooperative budget for a blocking-style operation that
+ * finished without waiting: a fiber that has spent its budget yields here
+ * (so a fiber whose socket is always ready still lets the others run).
+ * No-op outside a fiber. */
+void weft__coop_spend(void);
 
 /* ------------------------------------------------------------- task.c */
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,

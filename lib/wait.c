@@ -84,3 +84,13 @@ int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
 {
 	return weft__wait_deadline(poll, arg, w, WEFT_FOREVER);
 }
+
+void weft__coop_spend(void)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	if (!ctx || !ctx->fiber)
+		return;
+	struct weft__fiber *f = ctx->fiber;
+	if (weft_budget_poll_proceed(f->cx) == WEFT_PENDING)
+		weft__fiber_suspend(f); /* woken by the call above: runs again later */
+}

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -213,6 +215,66 @@ Test(io, full_buffer_eagain_then_drained, .timeout = WT_TMO(30))
 	weft_io_close(a);
 	weft_io_close(b);
 	wt_rt_destroy(rt);
+}
+
+/*
+ * Regression (the soak stall): a TCP socket registered before connect()
+ * reports EPOLLHUP once (an unconnected socket is "hung up"). If that
+ * stale HUP stayed in the readiness word, every readable wait returned at
+ * once, the reader spun on read() = EAGAIN without ever yielding, and on
+ * one worker the echo server it waits for never ran. The reader must make
+ * progress: readiness follows the socket's current state, and readiness
+ * polls consume the cooperative budget.
+ */
+static void *echo_one(void *arg)
+{
+	struct weft_io *l = arg, *c;
+	char ch;
+	if (weft_accept(l, &c, NULL, NULL))
+		return (void *)-1L;
+	long rc = weft_read(c, &ch, 1) == 1 && weft_write(c, &ch, 1) == 1 ? 0 : -2;
+	weft_io_close(c);
+	return (void *)rc;
+}
+
+static void *register_then_connect(void *arg)
+{
+	struct weft_io *l = arg, *c;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (fd < 0 || weft_io_register(g_rt, fd, &c))
+		return (void *)-1L;
+	weft_sleep_ns(20 * 1000000ull); /* the driver sees the unconnected HUP */
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)weft_io_local_port(l)),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) && errno != EINPROGRESS)
+		return (void *)-2L;
+	if (weft_io_wait(c, WEFT_IO_WRITABLE, WEFT_FOREVER) < 0)
+		return (void *)-3L;
+	char ch = 'q';
+	if (weft_write(c, &ch, 1) != 1)
+		return (void *)-4L;
+	ch = 0;
+	long rc = weft_read(c, &ch, 1) == 1 && ch == 'q' ? 0 : -5;
+	weft_io_close(c);
+	return (void *)rc;
+}
+
+Test(io, stale_hup_does_not_starve_the_worker, .timeout = WT_TMO(20))
+{
+	g_rt = wt_rt_create(1);
+	struct weft_io *l;
+	cr_assert_eq(weft_tcp_listen(g_rt, "127.0.0.1", 0, 16, &l), 0);
+	struct weft_task *srv, *cli;
+	cr_assert_eq(weft_spawn(g_rt, echo_one, l, &srv), 0);
+	cr_assert_eq(weft_spawn(g_rt, register_then_connect, l, &cli), 0);
+	void *r1, *r2;
+	cr_assert_eq(weft_join(cli, &r1), 0);
+	cr_assert_eq(weft_join(srv, &r2), 0);
+	cr_assert_eq((long)r1, 0);
+	cr_assert_eq((long)r2, 0);
+	weft_io_close(l);
+	wt_rt_destroy(g_rt);
 }
 
 Test(io, errors, .timeout = WT_TMO(10))
