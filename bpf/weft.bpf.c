@@ -76,7 +76,7 @@ struct tstate {
 	__u64 oncpu_start;
 	__u64 futex_ts;
 	__u32 slot;
-	__u32 pad;
+	__u32 park_sleep;  /* asleep in its park (futex parker word or epoll_wait) */
 };
 
 struct {
@@ -92,12 +92,21 @@ struct {
 #if defined(__TARGET_ARCH_x86)
 #define NR_FUTEX 202
 #define NR_FUTEX_WAITV 449
+#define NR_EPOLL_WAIT 232
+#define NR_EPOLL_PWAIT 281
+#define NR_EPOLL_PWAIT2 441
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_FUTEX 98
 #define NR_FUTEX_WAITV 449
+#define NR_EPOLL_WAIT -1 /* arm64 has epoll_pwait only */
+#define NR_EPOLL_PWAIT 22
+#define NR_EPOLL_PWAIT2 441
 #else
 #define NR_FUTEX -1
 #define NR_FUTEX_WAITV -1
+#define NR_EPOLL_WAIT -1
+#define NR_EPOLL_PWAIT -1
+#define NR_EPOLL_PWAIT2 -1
 #endif
 
 static __always_inline __u32 log2_u64(__u64 v)
@@ -163,9 +172,12 @@ static __always_inline void learn_tid(struct weft_bpf_core *c, long core)
 	}
 }
 
-/* Read the core's own (unpublished) poll counters through the pointer
- * learned at maintenance. */
-static __always_inline void read_polls(struct weft_bpf_core *c, __u64 now)
+/* Read the core's own running counters (struct weft_probe_counters)
+ * through the pointer learned at worker_start or maintenance. Only while
+ * the core's thread is current: it writes them with plain stores. Parks,
+ * unparks, no-op unparks and failed searches come from here, so the park
+ * path needs no probe while schedtop only aggregates. */
+static __always_inline void read_counters(struct weft_bpf_core *c, __u64 now, bool park_depths)
 {
 	struct weft_probe_counters pc;
 	if (!c->counters_ptr)
@@ -176,6 +188,15 @@ static __always_inline void read_polls(struct weft_bpf_core *c, __u64 now)
 		c->last_poll_change_ts = now;
 	c->polls = pc.poll_count;
 	c->busy_ns = pc.busy_ns;
+	c->parks = pc.park_count;
+	c->noop_unparks = pc.noop_count;
+	c->unparks = pc.unpark_count;
+	c->steal_fails = pc.steal_fail_count;
+	c->park_word = pc.park_word;
+	if (park_depths) {
+		c->local_depth = pc.park_local_depth;
+		c->inject_depth = pc.park_inject_depth;
+	}
 }
 
 static __always_inline void emit(__u32 type, long core, __u64 rt, __s64 a0, __s64 a1, __s64 a2,
@@ -230,7 +251,7 @@ int BPF_USDT(weft_runtime_shutdown, __u64 rt)
 }
 
 SEC("usdt")
-int BPF_USDT(weft_worker_start, long core, long tid, __u64 rt)
+int BPF_USDT(weft_worker_start, long core, long tid, __u64 counters, __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
@@ -241,7 +262,9 @@ int BPF_USDT(weft_worker_start, long core, long tid, __u64 rt)
 		return 0;
 	__sync_fetch_and_add(&workers_started, 1);
 	c->rt_id = rt;
+	c->counters_ptr = counters;
 	learn_tid(c, core);
+	read_counters(c, now, false);
 	set_state(c, WEFT_ST_SEARCHING, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_START, core, rt, tid, 0, 0, now);
@@ -259,7 +282,7 @@ int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
 	if (!c)
 		return 0;
 	__sync_fetch_and_add(&workers_stopped, 1);
-	read_polls(c, now);
+	read_counters(c, now, false);
 	set_state(c, WEFT_ST_STOPPED, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_STOP, core, rt, tid, 0, 0, now);
@@ -299,103 +322,51 @@ int BPF_USDT(weft_steal, long thief, long victim, long n, long depth, __u64 rt)
 	return 0;
 }
 
+/*
+ * The park path: steal_fail, park, unpark and notify fire once or more per
+ * park cycle, which on a runtime that parks and wakes all the time is
+ * hundreds of thousands of uprobe traps per second. schedtop attaches them
+ * only to record a trace; its counts and histograms come from the core's
+ * counters and from the scheduler tracepoints below (see sched_switch and
+ * sched_wakeup), which cost no trap. So these programs only emit events.
+ */
 SEC("usdt")
 int BPF_USDT(weft_steal_fail, long core, __u64 rt)
 {
-	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
-	if (!c)
-		return 0;
-	c->steal_fails++;
-	if (c->state != WEFT_ST_SEARCHING)
-		set_state(c, WEFT_ST_SEARCHING, now);
-	c->last_event_ts = now;
-	emit(WEFT_EV_STEAL_FAIL, core, rt, 0, 0, 0, now);
+	emit(WEFT_EV_STEAL_FAIL, core, rt, 0, 0, 0, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(weft_park, long core, long kind, long local_depth, long inject_depth, __u64 rt)
 {
-	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
-	if (!c)
-		return 0;
-	c->rt_id = rt;
-	learn_tid(c, core);
-	c->parks++;
-	read_polls(c, now);
-	if (c->have_unpark && c->counters_ptr && c->polls == c->polls_at_unpark)
-		c->noop_unparks++;
-	c->have_unpark = 0;
-	c->local_depth = local_depth;
-	c->inject_depth = inject_depth;
-	set_state(c, WEFT_ST_PARKED, now);
-	c->park_ts = now;
-	c->last_event_ts = now;
-	emit(WEFT_EV_PARK, core, rt, kind, local_depth, inject_depth, now);
+	emit(WEFT_EV_PARK, core, rt, kind, local_depth, inject_depth, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(weft_unpark, long core, long reason, __u64 rt)
 {
-	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
-	if (!c)
-		return 0;
-	learn_tid(c, core);
-	if (c->park_ts) {
-		c->park_ns += now - c->park_ts;
-		hist_add((__u32)core, WEFT_H_PARK_NS, now - c->park_ts);
-		c->park_ts = 0;
-	}
-	__u64 nts = c->notify_ts;
-	if (nts && nts <= now) {
-		hist_add((__u32)core, WEFT_H_UNPARK_LAT_NS, now - nts);
-		c->notify_ts = 0;
-	}
-	if (reason == WEFT_UNPARK_NOTIFIED) {
-		c->unparks++;
-		read_polls(c, now);
-		c->polls_at_unpark = c->polls;
-		c->have_unpark = 1;
-	}
-	set_state(c, WEFT_ST_SEARCHING, now);
-	c->last_event_ts = now;
-	emit(WEFT_EV_UNPARK, core, rt, reason, 0, 0, now);
+	emit(WEFT_EV_UNPARK, core, rt, reason, 0, 0, bpf_ktime_get_ns());
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(weft_notify, long from, long to, __u64 rt)
 {
-	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *t = core_get(to);
-	if (t) {
-		__sync_fetch_and_add(&t->notified, 1);
-		t->notify_ts = now;
-	}
-	if (from >= 0) {
-		struct weft_bpf_core *f = core_get(from);
-		if (f) {
-			f->notifies_sent++;
-			/* a worker notifies while it runs tasks (or relays a search) */
-		}
-	}
-	emit(WEFT_EV_NOTIFY, from, rt, to, 0, 0, now);
+	emit(WEFT_EV_NOTIFY, from, rt, to, 0, 0, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -434,7 +405,7 @@ int BPF_USDT(weft_maintenance, long core, __u64 counters, long local_depth, long
 	c->rt_id = rt;
 	learn_tid(c, core);
 	c->counters_ptr = counters;
-	read_polls(c, now);
+	read_counters(c, now, false);
 	c->local_depth = local_depth;
 	if ((__u64)local_depth > c->depth_max)
 		c->depth_max = local_depth;
@@ -488,20 +459,69 @@ static __always_inline bool futex_call_waits(long nr, unsigned long op)
 	return nr == NR_FUTEX_WAITV;
 }
 
-/* Is `t` (switching out voluntarily) inside a futex wait? Its user
- * registers, saved at syscall entry, hold the syscall number and args. */
-static __always_inline bool task_in_futex_wait(struct task_struct *t)
+/* The syscall `t` (switching out voluntarily) is in, from its user
+ * registers saved at syscall entry: number, first and second argument. */
+struct sys_args {
+	long nr;
+	unsigned long a0, a1;
+};
+
+static __always_inline bool task_sys_args(struct task_struct *t, struct sys_args *a)
 {
 	struct pt_regs *r = (struct pt_regs *)bpf_task_pt_regs(t);
 	if (!r)
 		return false;
 #if defined(__TARGET_ARCH_x86)
-	return futex_call_waits((long)BPF_CORE_READ(r, orig_ax), BPF_CORE_READ(r, si));
+	a->nr = (long)BPF_CORE_READ(r, orig_ax);
+	a->a0 = BPF_CORE_READ(r, di);
+	a->a1 = BPF_CORE_READ(r, si);
+	return true;
 #elif defined(__TARGET_ARCH_arm64)
-	return futex_call_waits((long)BPF_CORE_READ(r, syscallno), BPF_CORE_READ(r, regs[1]));
+	a->nr = (long)BPF_CORE_READ(r, syscallno);
+	a->a0 = BPF_CORE_READ(r, orig_x0);
+	a->a1 = BPF_CORE_READ(r, regs[1]);
+	return true;
 #else
 	return false;
 #endif
+}
+
+/* A worker parks in one of two places: a futex wait on its parker word, or
+ * epoll_wait when it holds the driver. */
+static __always_inline bool is_park_sleep(const struct sys_args *a, const struct weft_bpf_core *c)
+{
+	if (a->nr == NR_EPOLL_WAIT || a->nr == NR_EPOLL_PWAIT || a->nr == NR_EPOLL_PWAIT2)
+		return true;
+	return c->park_word && a->a0 == c->park_word && futex_call_waits(a->nr, a->a1);
+}
+
+/* The core's thread goes to sleep in its park: take the counters (they are
+ * the thread's own, and it is current) and start the park. */
+static __always_inline void park_begin(struct weft_bpf_core *c, struct tstate *ts, __u64 now)
+{
+	read_counters(c, now, true);
+	set_state(c, WEFT_ST_PARKED, now);
+	c->park_ts = now;
+	c->last_event_ts = now;
+	ts->park_sleep = 1;
+}
+
+/* ... and runs again: the park's length, and the latency from the wake-up
+ * (sched_wakeup, usually a notifier's futex wake or eventfd write). */
+static __always_inline void park_end(struct weft_bpf_core *c, struct tstate *ts, __u64 now)
+{
+	ts->park_sleep = 0;
+	__u64 p = c->park_ts;
+	if (p && now > p) {
+		c->park_ns += now - p;
+		hist_add(ts->slot, WEFT_H_PARK_NS, now - p);
+	}
+	c->park_ts = 0;
+	__u64 w = c->notify_ts;
+	if (w && now >= w)
+		hist_add(ts->slot, WEFT_H_UNPARK_LAT_NS, now - w);
+	c->notify_ts = 0;
+	set_state(c, WEFT_ST_SEARCHING, now);
 }
 
 SEC("tp_btf/sched_switch")
@@ -528,8 +548,16 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 				}
 			}
 			ts->oncpu_start = 0;
-			if (futex_from_switch && !preempt && task_in_futex_wait(prev))
-				ts->futex_ts = now;
+			struct sys_args a;
+			if (futex_from_switch && !preempt && task_sys_args(prev, &a)) {
+				if (futex_call_waits(a.nr, a.a1))
+					ts->futex_ts = now;
+				/* the core's current thread only: a hand-off
+				 * thread that gave the core up is not parked */
+				if (c && ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid &&
+				    is_park_sleep(&a, c))
+					park_begin(c, ts, now);
+			}
 		}
 	}
 	if ((__u32)next->tgid == tgid) {
@@ -538,6 +566,45 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 			ts->oncpu_start = now;
 			if (futex_from_switch)
 				futex_done(ts, now);
+			if (ts->park_sleep) {
+				struct weft_bpf_core *c = slot_get(ts->slot);
+				if (c)
+					park_end(c, ts, now);
+				else
+					ts->park_sleep = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+/* A parked worker thread is woken: count it for its core (and for the
+ * waker's, when a worker of the process woke it) and stamp the wake for
+ * the unpark latency. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(weft_sched_wakeup, struct task_struct *p)
+{
+	__u32 tgid = target_tgid;
+	if (!tgid || (__u32)p->tgid != tgid)
+		return 0;
+	__u32 tid = (__u32)p->pid;
+	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (!ts || !ts->park_sleep)
+		return 0;
+	struct weft_bpf_core *c = slot_get(ts->slot);
+	if (!c)
+		return 0;
+	if (!c->notify_ts)
+		c->notify_ts = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&c->notified, 1);
+	__u64 pt = bpf_get_current_pid_tgid();
+	if ((__u32)(pt >> 32) == tgid) {
+		__u32 wtid = (__u32)pt;
+		struct tstate *wts = bpf_map_lookup_elem(&tstate, &wtid);
+		if (wts && wts->slot < WEFT_BPF_MAX_CORES) {
+			struct weft_bpf_core *f = slot_get(wts->slot);
+			if (f)
+				__sync_fetch_and_add(&f->notifies_sent, 1);
 		}
 	}
 	return 0;

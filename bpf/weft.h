@@ -32,8 +32,8 @@ enum weft_bpf_state {
 
 /* Histograms kept per core. */
 enum weft_bpf_hist {
-	WEFT_H_PARK_NS = 0,    /* park -> unpark */
-	WEFT_H_UNPARK_LAT_NS,  /* notify(to this core) -> unpark probe (running again) */
+	WEFT_H_PARK_NS = 0,    /* one park sleep: asleep in the park -> running again */
+	WEFT_H_UNPARK_LAT_NS,  /* woken from a park sleep (sched_wakeup) -> running again */
 	WEFT_H_STEAL_BATCH,    /* tasks per steal operation (as thief) */
 	WEFT_H_FUTEX_NS,       /* time asleep in futex waits (kernel view) */
 	WEFT_H_NR,
@@ -45,6 +45,9 @@ struct weft_bpf_core {
 	unsigned long long tasks_stolen_in;
 	unsigned long long steal_ops_out;   /* times robbed, as victim */
 	unsigned long long tasks_stolen_out;
+	/* parks, unparks, noop_unparks, steal_fails: the core's own counters
+	 * (struct weft_probe_counters), read whenever its thread is current
+	 * in a probe or goes to sleep in its park */
 	unsigned long long steal_fails;     /* searched everything, found nothing */
 	unsigned long long parks;
 	unsigned long long unparks;         /* notified (shutdown not counted) */
@@ -52,26 +55,26 @@ struct weft_bpf_core {
 	unsigned long long overflows;       /* ring full: half moved (= runtime overflow_count) */
 	unsigned long long overflow_spills; /* single task spilled while a thief copied */
 	unsigned long long overflow_tasks;  /* tasks moved to inject, both kinds */
-	unsigned long long notified;        /* notify(to this core) */
-	unsigned long long notifies_sent;   /* notify(from this core) */
-	unsigned long long park_ns;         /* completed parks */
+	unsigned long long notified;        /* woken from a park sleep (sched_wakeup) */
+	unsigned long long notifies_sent;   /* park sleeps of others this core's thread woke */
+	unsigned long long park_ns;         /* completed park sleeps */
 	unsigned long long state_ns[WEFT_ST_NR];
 	unsigned long long polls;           /* latest poll_count read from the core's counters */
 	unsigned long long busy_ns;         /* latest busy_ns read from the core's counters */
 	unsigned long long rt_id;
-	unsigned long long counters_ptr;    /* user address of the core's counters (maintenance) */
-	unsigned long long polls_at_unpark;
+	unsigned long long counters_ptr;    /* user address of the core's counters */
+	unsigned long long park_word;       /* user address of the thread's futex parker word */
 	unsigned long long local_depth;     /* latest */
 	unsigned long long inject_depth;    /* latest seen by this core */
 	unsigned long long depth_max;       /* max local depth seen (reset by user side) */
 	unsigned long long state_ts;
-	unsigned long long park_ts;
-	unsigned long long notify_ts;
+	unsigned long long park_ts;         /* current park sleep began */
+	unsigned long long notify_ts;       /* the parked thread was woken */
 	unsigned long long last_event_ts;   /* last USDT event of this core */
 	unsigned long long last_poll_change_ts;
 	unsigned int state;
 	unsigned int tid;
-	unsigned int have_unpark;
+	unsigned int pad0;
 	unsigned int pad;
 	/* kernel view (tracepoints), threads of the target only */
 	unsigned long long oncpu_ns;

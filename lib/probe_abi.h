@@ -3,9 +3,13 @@
  * programs that read them. Plain fixed-size types only: this header is
  * compiled both into the library and with clang -target bpf.
  *
- * The `maintenance` probe passes a pointer to struct weft_probe_counters,
- * the core's running counters; a BPF program reads it with
- * bpf_probe_read_user. Fields are only ever appended.
+ * The `worker_start` and `maintenance` probes pass a pointer to struct
+ * weft_probe_counters, the core's running counters (owner-written, plain
+ * stores); a BPF program reads it with bpf_probe_read_user while the
+ * owning thread is current (at a probe, or when it goes to sleep), so it
+ * sees them consistent. This is how schedtop counts parks, unparks and
+ * failed searches without a probe on the park path. Fields are only ever
+ * appended.
  */
 #ifndef WEFT_PROBE_ABI_H
 #define WEFT_PROBE_ABI_H
@@ -20,6 +24,13 @@ struct weft_probe_counters {
 	unsigned long long local_schedule_count;
 	unsigned long long overflow_count;
 	unsigned long long budget_forced_yields;
+	unsigned long long steal_fail_count;     /* searches that found nothing */
+	unsigned long long unpark_count;         /* unparked by a notifier */
+	unsigned long long park_local_depth;     /* ring length at the latest park */
+	unsigned long long park_inject_depth;    /* inject depth at the latest park */
+	unsigned long long park_word;            /* address of the holder thread's futex
+						  * parker word (set when a thread takes
+						  * the core) */
 };
 
 /* `park` probe, argument kind */

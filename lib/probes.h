@@ -10,7 +10,8 @@
  *
  *   runtime_create(rt_id, workers)
  *   runtime_shutdown(rt_id)
- *   worker_start(core, tid, rt_id)              worker_stop(core, tid, rt_id)
+ *   worker_start(core, tid, counters, rt_id)    counters: struct weft_probe_counters *
+ *   worker_stop(core, tid, rt_id)
  *   steal(thief, victim, n_stolen, victim_depth_before, rt_id)
  *   steal_fail(thief, rt_id)                    searched every queue, found nothing
  *   park(core, kind, local_depth, inject_depth, rt_id)   kind: WEFT_PARK_*

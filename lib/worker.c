@@ -318,6 +318,7 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			break;
 		sched_yield(); /* a short pause: a futex wake costs far more */
 	}
+	c->c.steal_fail_count++;
 	WEFT_PROBE(steal_fail, c->index, (uintptr_t)rt);
 	return NULL;
 }
@@ -364,8 +365,11 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;
 	weft__core_publish(c);
-	WEFT_PROBE(park, c->index, WEFT_PARK_FUTEX, weft__ring_len(&c->ring),
-		   weft__inject_len(&rt->inject), (uintptr_t)rt);
+	/* for tracers, which read the counters when this thread goes to sleep */
+	c->c.park_local_depth = weft__ring_len(&c->ring);
+	c->c.park_inject_depth = weft__inject_len(&rt->inject);
+	WEFT_PROBE(park, c->index, WEFT_PARK_FUTEX, c->c.park_local_depth, c->c.park_inject_depth,
+		   (uintptr_t)rt);
 	bool searching = c->is_searching;
 	c->is_searching = false;
 	if (weft__idle_park(rt, c, searching))
@@ -384,6 +388,7 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 	}
 	c->is_searching = true; /* the notifier counted us as searching */
 	c->polls_at_unpark = c->c.poll_count;
+	c->c.unpark_count++;
 	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_NOTIFIED, (uintptr_t)rt);
 	return;
 shutdown:
@@ -409,8 +414,9 @@ void *weft__worker_main(void *arg)
 		weft__worker_unref(prev); /* a retired hand-off thread's holder reference */
 	if (rt->opts.on_thread_start)
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
 	WEFT_PROBE(worker_start, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
-		   (uintptr_t)rt);
+		   &c->c, (uintptr_t)rt);
 
 	batch_start(c);
 	while (!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {

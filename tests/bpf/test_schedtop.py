@@ -113,7 +113,8 @@ def test_counts(schedtop, load, lib):
     if len(bpf) != metrics["workers"]:
         fail("schedtop saw %d workers, runtime has %d" % (len(bpf), metrics["workers"]))
     pairs = [("steal_operations", "steals_in"), ("steal_count", "tasks_stolen_in"),
-             ("park_count", "parks"), ("overflow_count", "overflows")]
+             ("park_count", "parks"), ("overflow_count", "overflows"),
+             ("noop_count", "noop_unparks")]
     bad = []
     for i, (rtw, bw) in enumerate(zip(metrics["worker"], bpf)):
         for rk, bk in pairs:
@@ -160,6 +161,15 @@ def test_json(schedtop, load, lib):
     thieves = [w["core"] for w in objs[-1]["worker"] if w["total"]["steals_in"] > 0]
     if total_steals == 0 or not thieves:
         fail("no steals seen on any thief")
+    # park time and unpark latency come from sched_switch/sched_wakeup (no
+    # park-path probe is attached outside `trace`): they must be measured
+    parked = [w for o in objs for w in o["worker"] if w["parks"] > 0]
+    if not parked:
+        fail("the workload never parked a worker (test cannot fail usefully)")
+    if not any(w["park_p99_ns"] > 0 for w in parked):
+        fail("parks counted but no park time measured")
+    if not any(w["unpark_p99_ns"] > 0 for w in parked):
+        fail("parks counted but no unpark latency measured")
     print("PASS: 3 JSON objects, %d steals, thieves %s" % (total_steals, thieves))
 
 

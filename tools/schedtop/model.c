@@ -367,7 +367,7 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 	X(steal_ops_in) X(tasks_stolen_in) X(steal_ops_out) X(tasks_stolen_out) X(steal_fails) \
 	X(parks) X(unparks) X(noop_unparks) X(overflows) X(overflow_spills) X(overflow_tasks)  \
 	X(notified) X(notifies_sent) X(park_ns) X(polls) X(busy_ns) X(rt_id) X(counters_ptr)   \
-	X(polls_at_unpark) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
+	X(park_word) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
 	X(notify_ts) X(last_event_ts) X(last_poll_change_ts) X(oncpu_ns) X(vol_switches)       \
 	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)
 
@@ -389,8 +389,8 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 		const struct weft_bpf_core *c = &s->cores[i];
 		if (!core_active(c) && !c->oncpu_ns)
 			continue;
-		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u,\"have_unpark\":%u", seq, i,
-			c->state, c->tid, c->have_unpark);
+		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u", seq, i, c->state,
+			c->tid);
 #define W(x) fprintf(f, ",\"" #x "\":%" PRIu64, (uint64_t)c->x);
 		CORE_U64_FIELDS(W)
 #undef W
@@ -450,7 +450,6 @@ int snap_read(FILE *f, struct snap *s)
 			char buf[1024];
 			if (jf_u64(line, "state", &v)) c->state = (unsigned)v;
 			if (jf_u64(line, "tid", &v)) c->tid = (unsigned)v;
-			if (jf_u64(line, "have_unpark", &v)) c->have_unpark = (unsigned)v;
 #define R(x) if (jf_u64(line, #x, &v)) c->x = v;
 			CORE_U64_FIELDS(R)
 #undef R

@@ -235,7 +235,15 @@ static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
 	return 0;
 }
 
-static int attach_all(struct mon *m, int pid, const char *lib)
+/* Fired on every park cycle: attached only to record a trace (see
+ * bpf/weft.bpf.c). */
+static bool is_park_path_probe(const char *probe)
+{
+	return !strcmp(probe, "steal_fail") || !strcmp(probe, "park") || !strcmp(probe, "unpark") ||
+	       !strcmp(probe, "notify");
+}
+
+static int attach_all(struct mon *m, int pid, const char *lib, bool trace)
 {
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, m->skel->obj) {
@@ -247,6 +255,8 @@ static int attach_all(struct mon *m, int pid, const char *lib)
 		for (size_t i = 0; i < sizeof(usdt_names) / sizeof(usdt_names[0]); i++)
 			if (!strcmp(name + 5, usdt_names[i]))
 				probe = usdt_names[i];
+		if (probe && !trace && is_park_path_probe(probe))
+			continue;
 		if (probe)
 			l = bpf_program__attach_usdt(prog, pid, lib, "weft", probe, NULL);
 		else
@@ -268,7 +278,7 @@ static int attach_all(struct mon *m, int pid, const char *lib)
 	return 0;
 }
 
-int mon_open(struct mon *m, int pid, const char *lib, bool verbose)
+int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace)
 {
 	int err;
 	memset(m, 0, sizeof(*m));
@@ -299,7 +309,7 @@ int mon_open(struct mon *m, int pid, const char *lib, bool verbose)
 		/* BPF_ENABLE_STATS: our own run time per event, as bpftop does.
 		 * The stats stay on only while this fd is open. */
 		m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-		err = attach_all(m, pid, lib);
+		err = attach_all(m, pid, lib, trace);
 		if (!err)
 			return 0;
 	}

@@ -46,7 +46,9 @@ int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n);
  * (kernel before 5.15), by the sys_enter/sys_exit tracepoints (environment
  * SCHEDTOP_FUTEX=tp forces them); the choice is in m->futex_src. 0; -EPERM/-EACCES (privileges), -EOPNOTSUPP (BPF cannot work here:
  * no BTF, no uprobes...), other -errno. */
-int mon_open(struct mon *m, int pid, const char *lib, bool verbose);
+/* trace: also attach the park-path probes (steal_fail, park, unpark,
+ * notify), which only feed the event stream; the counts never need them. */
+int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace);
 
 /* Copy the aggregates. */
 void mon_snapshot(struct mon *m, struct snap *s);

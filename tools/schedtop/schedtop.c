@@ -295,7 +295,7 @@ static void release_child(struct target *t)
 }
 
 /* Returns 0 or the exit code to leave with. */
-static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose)
+static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose, bool trace)
 {
 	char why[1024], lib[PATH_MAX];
 	if (mon_priv_check(why, sizeof(why))) {
@@ -328,7 +328,7 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			return 1;
 		}
 	}
-	r = mon_open(m, t->pid, lib, verbose);
+	r = mon_open(m, t->pid, lib, verbose, trace);
 	if (r) {
 		if (t->child > 0) {
 			close(t->go_fd); /* the child exits 127 without running CMD */
@@ -746,7 +746,7 @@ int main(int argc, char **argv)
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
 	}
-	rc = attach(&m, &t, cmd, verbose);
+	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE);
 	if (rc) {
 		if (rec)
 			fclose(rec);
