@@ -42,7 +42,7 @@ All filter on the target's
 #include "weft.h"
 #include "probe_abi.h"
 
-char LICENSE[] SEC("license") = "Dual MIT/GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 target_tgid = 0; /* 0: kernel-side programs count nothing */
 /* 1: futex sleeps from sched_switch; 0: from sys_enter/sys_exit (set before load) */
