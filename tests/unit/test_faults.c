@@ -1,12 +1,14 @@
 /*
  * test_faults.c - resource failures: the -EAGAIN and -ENOMEM paths of
- * weft_runtime_create and weft_spawn_poll.
+ * weft_runtime_create and weft_spawn_poll, and a fiber whose stack cannot
+ * be mapped.
  *
- * This executable defines pthread_create and aligned_alloc itself; libweft
- * (the shared library) resolves them here, so a test can make the Nth call
- * fail. Both forward to the next definition (libc, or the sanitizer's
- * interceptor) otherwise. Under ASan, LeakSanitizer checks that failed
- * creates free what they allocated.
+ * This executable defines pthread_create, aligned_alloc, mmap, mprotect and
+ * munmap itself; libweft (the shared library) resolves them here, so a test
+ * can make the Nth call (or a fiber stack's mapping) fail. All forward to
+ * the next definition (libc, or the sanitizer's interceptor) otherwise.
+ * Under ASan, LeakSanitizer checks that failed calls free what they
+ * allocated.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -16,6 +18,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 #define SENTINEL_RT ((struct weft_runtime *)(uintptr_t)0xdead0001)
 #define SENTINEL_TASK ((struct weft_task *)(uintptr_t)0xdead0002)
@@ -179,4 +182,208 @@ Test(faults, spawn_enomem_drops_once, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 	cr_assert_eq(atomic_load(&drops), 3);
 	cr_assert_eq(atomic_load(&polls), 1);
+}
+
+/* ---------------------------------------------------- fiber stack faults */
+
+/*
+ * A fiber takes its stack at its first poll (lib/fiber.c): mmap of the
+ * stack size plus a guard page, then mprotect of the guard page. The
+ * interposed mmap/mprotect/munmap below recognise a stack by its length
+ * (STK_SIZE, a size nothing else here maps, plus one page), fail it while
+ * asked to, and count stack mappings made and unmapped: LeakSanitizer does
+ * not see mmap, so "no stack leaked" is checked by the count.
+ */
+#define STK_SIZE (100 * 1024)
+
+static size_t stk_len;                         /* STK_SIZE + one page */
+static atomic_int stk_fail_mmap, stk_fail_mprotect;
+static atomic_int stk_maps, stk_unmaps, stk_mmap_failed, stk_mprotect_failed;
+static void *_Atomic stk_last;                 /* the last stack mapping made */
+
+static bool is_stack(size_t len, int flags, int fd)
+{
+	return stk_len && len == stk_len && (flags & MAP_ANONYMOUS) && fd == -1;
+}
+
+INTERPOSE void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	static void *(*real)(void *, size_t, int, int, int, off_t);
+	if (!real)
+		real = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
+	bool stack = is_stack(len, flags, fd);
+	if (stack && atomic_load(&stk_fail_mmap)) {
+		atomic_fetch_add(&stk_mmap_failed, 1);
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	void *p = real(addr, len, prot, flags, fd, off);
+	if (stack && p != MAP_FAILED) {
+		atomic_fetch_add(&stk_maps, 1);
+		atomic_store(&stk_last, p);
+	}
+	return p;
+}
+
+INTERPOSE int mprotect(void *addr, size_t len, int prot)
+{
+	static int (*real)(void *, size_t, int);
+	if (!real)
+		real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "mprotect");
+	/* only the guard page of the stack just mapped */
+	if (atomic_load(&stk_fail_mprotect) && prot == PROT_NONE && addr == atomic_load(&stk_last)) {
+		atomic_fetch_add(&stk_mprotect_failed, 1);
+		errno = ENOMEM;
+		return -1;
+	}
+	return real(addr, len, prot);
+}
+
+INTERPOSE int munmap(void *addr, size_t len)
+{
+	static int (*real)(void *, size_t);
+	if (!real)
+		real = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
+	int rc = real(addr, len);
+	if (rc == 0 && stk_len && len == stk_len)
+		atomic_fetch_add(&stk_unmaps, 1);
+	return rc;
+}
+
+static atomic_int fib_runs;
+
+static void *fib_fn(void *arg)
+{
+	atomic_fetch_add(&fib_runs, 1);
+	weft_yield(); /* suspend once: the stack is really switched to and back */
+	return arg;
+}
+
+/* A poll task that spawns a fiber from a worker and joins it with
+ * weft_join_poll: the worker's own stack pool is consulted first. */
+struct fib_parent {
+	struct weft_task *child;
+	int spawn_rc;
+	atomic_int join_rc;
+	atomic_int done;
+};
+
+static enum weft_poll fib_parent_poll(void *s, struct weft_cx *cx)
+{
+	struct fib_parent *p = s;
+	if (!p->child) {
+		p->spawn_rc = weft_spawn(weft_cx_runtime(cx), fib_fn, (void *)1, &p->child);
+		if (p->spawn_rc) {
+			atomic_store(&p->done, 1);
+			return WEFT_READY;
+		}
+	}
+	void *res = (void *)0x1;
+	int rc = weft_join_poll(p->child, cx, &res);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	if (res != NULL)
+		rc = 1000; /* a failed join must not hand out a result */
+	atomic_store(&p->join_rc, rc);
+	atomic_store(&p->done, 1);
+	return WEFT_READY;
+}
+
+static struct weft_runtime *stk_rt_create(void)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .fiber_stack_size = STK_SIZE);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	stk_len = STK_SIZE + (size_t)sysconf(_SC_PAGESIZE);
+	atomic_store(&stk_maps, 0);
+	atomic_store(&stk_unmaps, 0);
+	atomic_store(&stk_mmap_failed, 0);
+	atomic_store(&stk_mprotect_failed, 0);
+	atomic_store(&fib_runs, 0);
+	return rt;
+}
+
+/* With stacks available again, fibers run, and every mapping made is gone
+ * after destroy. */
+static void stk_recover_and_destroy(struct weft_runtime *rt)
+{
+	enum { K = 64 };
+	struct weft_task *h[K];
+	int runs0 = atomic_load(&fib_runs);
+	for (uintptr_t i = 0; i < K; i++)
+		cr_assert_eq(weft_spawn(rt, fib_fn, (void *)(i + 10), &h[i]), 0);
+	for (uintptr_t i = 0; i < K; i++) {
+		void *res = NULL;
+		int rc = weft_join(h[i], &res);
+		cr_assert_eq(rc, 0, "fiber %zu after the fault: join = %d (%s)", (size_t)i, rc,
+			     weft_strerror(rc));
+		cr_assert_eq((uintptr_t)res, i + 10);
+	}
+	cr_assert_eq(atomic_load(&fib_runs) - runs0, K);
+	cr_assert_gt(atomic_load(&stk_maps), 0,
+		     "no stack mapping of %zu bytes seen: the interposition does not work", stk_len);
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&stk_maps), atomic_load(&stk_unmaps),
+		     "%d fiber stacks mapped, %d unmapped after destroy", atomic_load(&stk_maps),
+		     atomic_load(&stk_unmaps));
+	stk_len = 0;
+}
+
+Test(faults, fiber_stack_mmap_fails, .timeout = WT_TMO(20))
+{
+	/* A fresh runtime: every stack pool is empty, so the first poll of each
+	 * fiber below has to map a stack, and that fails. */
+	struct weft_runtime *rt = stk_rt_create();
+	atomic_store(&stk_fail_mmap, 1);
+
+	/* joined from a plain thread */
+	struct weft_task *a;
+	cr_assert_eq(weft_spawn(rt, fib_fn, (void *)7, &a), 0,
+		     "spawn itself does not map the stack");
+	void *res = (void *)0x1;
+	int rc = weft_join(a, &res);
+	cr_assert_eq(rc, -ENOMEM, "join of a fiber without a stack = %d (%s)", rc,
+		     weft_strerror(rc));
+	cr_assert_null(res, "a failed join handed out a result");
+
+	/* detached: nobody joins it; its state must still be freed (LSan) */
+	cr_assert_eq(weft_spawn(rt, fib_fn, NULL, NULL), 0);
+
+	/* spawned and joined from a poll task on a worker */
+	static struct fib_parent p;
+	memset(&p, 0, sizeof p);
+	struct weft_task *ph;
+	cr_assert_eq(weft_spawn_poll(rt, fib_parent_poll, &p, NULL, &ph), 0);
+	cr_assert_eq(weft_join(ph, NULL), 0);
+	cr_assert_eq(p.spawn_rc, 0);
+	cr_assert_eq(atomic_load(&p.join_rc), -ENOMEM, "weft_join_poll of a fiber without a stack = %d",
+		     atomic_load(&p.join_rc));
+
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&stk_mmap_failed) >= 3, WT_LONG_MS),
+		  "%d stack mmaps failed, want 3 (the detached fiber was never polled?)",
+		  atomic_load(&stk_mmap_failed));
+	atomic_store(&stk_fail_mmap, 0);
+	cr_assert_eq(atomic_load(&fib_runs), 0, "a fiber ran without a stack");
+	cr_assert_eq(atomic_load(&stk_maps), 0);
+
+	stk_recover_and_destroy(rt);
+}
+
+Test(faults, fiber_stack_guard_mprotect_fails, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = stk_rt_create();
+	atomic_store(&stk_fail_mprotect, 1);
+	struct weft_task *a;
+	cr_assert_eq(weft_spawn(rt, fib_fn, (void *)7, &a), 0);
+	int rc = weft_join(a, NULL);
+	atomic_store(&stk_fail_mprotect, 0);
+	cr_assert_eq(rc, -ENOMEM, "join of a fiber whose guard page failed = %d (%s)", rc,
+		     weft_strerror(rc));
+	cr_assert_eq(atomic_load(&stk_mprotect_failed), 1);
+	cr_assert_eq(atomic_load(&fib_runs), 0, "a fiber ran on a stack without a guard page");
+	/* the mapping whose guard page failed went straight back */
+	cr_assert_eq(atomic_load(&stk_maps), 1);
+	cr_assert_eq(atomic_load(&stk_unmaps), 1, "the half-made stack was not unmapped");
+
+	stk_recover_and_destroy(rt);
 }
