@@ -130,6 +130,9 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	}
 	weft__task_init(t, rt, job_poll, j, weft__free, out != NULL);
 	if (weft__owned_bind(&rt->owned, t) < 0) {
+		/* A free slot must not look like a live handle (task.c,
+		 * handle_consumed). */
+		atomic_store_explicit(&t->state, 0, memory_order_relaxed);
 		weft__task_free(t);
 		weft__free(j);
 		return -ESHUTDOWN;

@@ -1,16 +1,10 @@
 /*
  * park.c - putting threads to sleep and waking them.
  *
- * Parker (one per worker): a 32-bit futex word, EMPTY / PARKED / NOTIFIED.
- *  park:   CAS NOTIFIED->EMPTY and return (a wake came first); else CAS
- *          EMPTY->PARKED and FUTEX_WAIT while the word is PARKED; return
- *          once a CAS NOTIFIED->EMPTY succeeds.
- *  unpark: exchange to NOTIFIED; FUTEX_WAKE only if the old value was PARKED.
- * All operations on the word are seq_cst RMWs: the exchange in unpark is the
- * release that the parker's successful CAS acquires, so whatever the waker
- * wrote before unpark is visible after park returns (ThreadSanitizer sees
- * this through the atomics, not through the futex syscall). Spurious returns
- * from FUTEX_WAIT are harmless: the loop re-checks the word.
+ * Parker (one per worker): a 32-bit futex word, EMPTY / PARKED / NOTIFIED
+ * (or DRIVER while its thread sleeps in the driver). The handshake on the
+ * word, and why it loses no wakeup, is in park_core.h; this file adds the
+ * futex calls, the driver's eventfd and the thread parkers.
  *
  * Thread parker: the same word in a refcounted heap object, one per thread
  * that blocks outside the runtime (weft_join). Wakers made from it hold a
@@ -36,41 +30,11 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-static void park_word(_Atomic uint32_t *w)
-{
-	uint32_t exp = PARK_NOTIFIED;
-	if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
-		return;
-	exp = PARK_EMPTY;
-	if (!atomic_compare_exchange_strong(w, &exp, PARK_PARKED)) {
-		/* Only an unpark can have changed it: consume the notification. */
-		if (atomic_exchange(w, PARK_EMPTY) != PARK_NOTIFIED)
-			weft__die("parker in state %u", exp);
-		return;
-	}
-	WEFT_CHAOS_POINT();
-	for (;;) {
-		weft__futex_wait(w, PARK_PARKED, NULL);
-		exp = PARK_NOTIFIED;
-		if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
-			return;
-	}
-}
-
-static uint32_t unpark_word(_Atomic uint32_t *w)
-{
-	WEFT_CHAOS_POINT();
-	uint32_t old = atomic_exchange(w, PARK_NOTIFIED);
-	if (old == PARK_PARKED)
-		weft__futex_wake(w, 1);
-	return old;
-}
-
-void weft__parker_park(struct weft__parker *p) { park_word(&p->state); }
+void weft__parker_park(struct weft__parker *p) { weft__park_word(&p->state); }
 
 void weft__parker_unpark(struct weft__parker *p)
 {
-	if (unpark_word(&p->state) == PARK_DRIVER) {
+	if (weft__unpark_word(&p->state) == PARK_DRIVER) {
 		uint64_t one = 1;
 		ssize_t n = write(p->evfd, &one, sizeof(one));
 		(void)n;
@@ -79,14 +43,10 @@ void weft__parker_unpark(struct weft__parker *p)
 
 bool weft__parker_begin_driver(struct weft__parker *p)
 {
-	uint32_t exp = PARK_EMPTY;
-	if (atomic_compare_exchange_strong(&p->state, &exp, PARK_DRIVER))
-		return true;
-	atomic_exchange(&p->state, PARK_EMPTY); /* consume the notification */
-	return false;
+	return weft__park_word_begin_driver(&p->state);
 }
 
-void weft__parker_end_driver(struct weft__parker *p) { atomic_exchange(&p->state, PARK_EMPTY); }
+void weft__parker_end_driver(struct weft__parker *p) { weft__park_word_end_driver(&p->state); }
 
 /* ------------------------------------------------------- thread parkers */
 
@@ -131,7 +91,7 @@ static void *tw_clone(void *d)
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
 	return p;
 }
-static void tw_wake_by_ref(void *d) { unpark_word(&((struct weft__tparker *)d)->word); }
+static void tw_wake_by_ref(void *d) { weft__unpark_word(&((struct weft__tparker *)d)->word); }
 static void tw_wake(void *d) { tw_wake_by_ref(d); tparker_unref(d); }
 static void tw_drop(void *d) { tparker_unref(d); }
 
@@ -144,7 +104,7 @@ weft_waker weft__tparker_waker(struct weft__tparker *p)
 	return (weft_waker){ .vtable = &tparker_vtable, .data = tw_clone(p) };
 }
 
-void weft__tparker_park(struct weft__tparker *p) { park_word(&p->word); }
+void weft__tparker_park(struct weft__tparker *p) { weft__park_word(&p->word); }
 
 bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns)
 {

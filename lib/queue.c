@@ -25,7 +25,9 @@
  * for the inject queue.
  */
 #include "queue.h"
-#include "runtime.h"
+/* Not runtime.h: this file also builds alone into tests/harness/ring_harness.c. */
+#include "chaos.h"
+#include "die.h"
 
 #define HALF (WEFT_RING_CAP / 2)
 

@@ -271,6 +271,9 @@ int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 	}
 	weft__task_init(t, rt, poll, state, drop, out != NULL);
 	if (weft__owned_bind(&rt->owned, t) < 0) {
+		/* A free slot must not look like a live handle (task.c,
+		 * handle_consumed). */
+		atomic_store_explicit(&t->state, 0, memory_order_relaxed);
 		weft__task_free(t);
 		if (drop)
 			drop(state);

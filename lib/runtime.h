@@ -32,9 +32,7 @@
 #define GQI_START_VALUE 61  /* first global queue interval, before tuning */
 
 /* ---------------------------------------------------------------- die */
-__attribute__((noreturn, format(printf, 4, 5)))
-void weft__die_at(const char *file, int line, const char *func, const char *fmt, ...);
-#define weft__die(...) weft__die_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+#include "die.h"
 
 /* mem.c: every allocation of the library goes through the allocator set
  * with weft_set_allocator (default: malloc/aligned_alloc/free). */
@@ -54,8 +52,9 @@ uint32_t weft__rng_below(struct weft__rng *r, uint32_t n);
 uint64_t weft__seedgen_next(uint64_t *state);
 
 /* --------------------------------------------------------------- park.c */
-/* A parker is one futex word: EMPTY, PARKED or NOTIFIED. */
-enum { PARK_EMPTY = 0, PARK_PARKED = 1, PARK_NOTIFIED = 2, PARK_DRIVER = 3 };
+/* A parker is one futex word: EMPTY, PARKED, NOTIFIED or DRIVER; the word
+ * protocol and the futex helpers are in park_core.h. */
+#include "park_core.h"
 struct weft__parker {
 	_Atomic uint32_t state;
 	int evfd;                                 /* the driver's eventfd, for PARK_DRIVER */
@@ -66,10 +65,6 @@ bool weft__parker_begin_driver(struct weft__parker *p);
 void weft__parker_end_driver(struct weft__parker *p);
 void weft__parker_park(struct weft__parker *p);
 void weft__parker_unpark(struct weft__parker *p);
-/* Futex helpers (return the raw syscall result; errors are ignored by callers
- * that loop on the word anyway). */
-void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel);
-void weft__futex_wake(_Atomic uint32_t *addr, int n);
 
 /* A waker for a thread blocked outside the runtime (weft_join, block_on). */
 struct weft__tparker;

@@ -25,14 +25,14 @@
  * so the poll sees what the waker wrote and the joiner sees the result.
  * Reference increments are relaxed (the incrementer already holds one);
  * decrements are acq_rel so the freeing thread sees every earlier use.
+ *
+ * The transitions themselves (each CAS loop or fetch-op on the word) are in
+ * task_state.h, as functions of the word alone, so that they also compile
+ * into tests/harness/state_harness.c; this file acts on what they return.
  */
 #include <errno.h>
 
 #include "runtime.h"
-
-#define CAS_WORD(t, s, ns) \
-	atomic_compare_exchange_weak_explicit(&(t)->state, &(s), (ns), \
-					      memory_order_acq_rel, memory_order_acquire)
 
 static _Atomic uint64_t next_task_id = 1;
 
@@ -54,8 +54,7 @@ static uint64_t task_id_next(struct weft_runtime *rt)
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,
 		     void *arg, weft_drop_fn drop, bool join)
 {
-	uint64_t s = T_NOTIFIED | (join ? 3 * T_REF_ONE | T_JOIN_INTEREST : 2 * T_REF_ONE);
-	atomic_store_explicit(&t->state, s, memory_order_relaxed);
+	atomic_store_explicit(&t->state, weft__ts_initial(join), memory_order_relaxed);
 	t->qnext = NULL;
 	t->poll = poll;
 	t->arg = arg;
@@ -70,26 +69,26 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 
 static void ref_inc(struct weft_task *t)
 {
-	uint64_t prev = atomic_fetch_add_explicit(&t->state, T_REF_ONE, memory_order_relaxed);
+	uint64_t prev = weft__ts_ref_inc(&t->state);
 	if (T_REFS(prev) >= (1ull << 40))
 		weft__die("task %llu: reference count overflow", (unsigned long long)t->id);
 }
 
 void weft__task_unref(struct weft_task *t)
 {
-	uint64_t prev = atomic_fetch_sub_explicit(&t->state, T_REF_ONE, memory_order_acq_rel);
-	if (T_REFS(prev) == 0)
+	uint64_t refs = weft__ts_unref(&t->state, 1);
+	if (refs == 0)
 		weft__die("task %llu: reference count underflow", (unsigned long long)t->id);
-	if (T_REFS(prev) == 1)
+	if (refs == 1)
 		weft__task_free(t);
 }
 
 static void unref2(struct weft_task *t)
 {
-	uint64_t prev = atomic_fetch_sub_explicit(&t->state, 2 * T_REF_ONE, memory_order_acq_rel);
-	if (T_REFS(prev) < 2)
+	uint64_t refs = weft__ts_unref(&t->state, 2);
+	if (refs < 2)
 		weft__die("task %llu: reference count underflow", (unsigned long long)t->id);
-	if (T_REFS(prev) == 2)
+	if (refs == 2)
 		weft__task_free(t);
 }
 
@@ -106,13 +105,10 @@ static void complete(struct weft_task *t, void *result, int err)
 	t->result = result;
 	t->err = (int16_t)err;
 	/* acq_rel: the joiner's acquire of COMPLETE sees result and drop's work. */
-	uint64_t s = atomic_fetch_xor_explicit(&t->state, T_RUNNING | T_COMPLETE,
-					       memory_order_acq_rel);
+	uint64_t s = weft__ts_complete(&t->state);
 	if ((s & T_JOIN_INTEREST) && (s & T_JOIN_WAKER)) {
 		weft_waker_wake_by_ref(&t->join_waker);
-		uint64_t s2 = atomic_fetch_and_explicit(&t->state, ~T_JOIN_WAKER,
-							memory_order_acq_rel);
-		if (!(s2 & T_JOIN_INTEREST))
+		if (weft__ts_join_waker_done(&t->state))
 			/* The handle went away meanwhile and left the waker to us. */
 			weft_waker_drop(&t->join_waker);
 	}
@@ -123,20 +119,16 @@ static void complete(struct weft_task *t, void *result, int err)
 void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 {
 	WEFT_CHAOS_POINT();
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	do {
-		if (s & T_LIFECYCLE) {
-			/* Running elsewhere or complete: this Notified is stale. */
-			weft__task_unref(t);
-			return;
-		}
-		ns = (s | T_RUNNING) & ~T_NOTIFIED;
-	} while (!CAS_WORD(t, s, ns));
-
-	if (ns & T_CANCELLED) {
+	switch (weft__ts_run(&t->state)) {
+	case TS_RUN_STALE:
+		/* Running elsewhere or complete: this Notified is stale. */
+		weft__task_unref(t);
+		return;
+	case TS_RUN_CANCEL:
 		complete(t, NULL, -ECANCELED);
 		return;
+	case TS_RUN_POLL:
+		break;
 	}
 	cx->task = t;
 	cx->rt = t->rt;
@@ -150,32 +142,27 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		return;
 	}
 	WEFT_CHAOS_POINT(); /* wakes land between the poll and the idle transition */
-	s = atomic_load_explicit(&t->state, memory_order_acquire);
-	do {
-		if (s & T_CANCELLED) {
-			complete(t, NULL, -ECANCELED);
-			return;
-		}
-		ns = s & ~T_RUNNING;
-	} while (!CAS_WORD(t, s, ns));
-	if (ns & T_NOTIFIED)
+	switch (weft__ts_idle(&t->state)) {
+	case TS_IDLE_CANCEL:
+		complete(t, NULL, -ECANCELED);
+		return;
+	case TS_IDLE_REQUEUE:
 		/* Woken during its own poll: our reference becomes the Notified,
 		 * and the task goes behind the others (a yield). */
 		weft__schedule(t->rt, t, true);
-	else
+		return;
+	case TS_IDLE_DONE:
 		weft__task_unref(t);
+		return;
+	}
 }
 
 void weft__task_shutdown(struct weft_task *t)
 {
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	do {
-		if (s & T_LIFECYCLE)
-			weft__die("task %llu listed but %s at shutdown", (unsigned long long)t->id,
-				  s & T_RUNNING ? "running" : "complete");
-		ns = s | T_RUNNING | T_CANCELLED;
-	} while (!CAS_WORD(t, s, ns));
+	uint64_t s = weft__ts_shutdown(&t->state);
+	if (s)
+		weft__die("task %llu listed but %s at shutdown", (unsigned long long)t->id,
+			  s & T_RUNNING ? "running" : "complete");
 	ref_inc(t); /* complete() releases the caller's reference */
 	complete(t, NULL, -ECANCELED);
 }
@@ -185,44 +172,22 @@ void weft__task_shutdown(struct weft_task *t)
 static void wake_by_val(struct weft_task *t)
 {
 	WEFT_CHAOS_POINT();
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	bool submit;
-	do {
-		submit = false;
-		if (s & T_RUNNING) {
-			ns = (s | T_NOTIFIED) - T_REF_ONE;  /* the poller holds a ref */
-		} else if (s & (T_COMPLETE | T_NOTIFIED)) {
-			ns = s - T_REF_ONE;
-		} else {
-			ns = s | T_NOTIFIED;                /* our ref becomes the Notified */
-			submit = true;
-		}
-	} while (!CAS_WORD(t, s, ns));
-	if (submit)
+	switch (weft__ts_wake_by_val(&t->state)) {
+	case TS_WAKE_SUBMIT:
 		weft__schedule(t->rt, t, false);
-	else if (T_REFS(ns) == 0)
+		break;
+	case TS_WAKE_FREE:
 		weft__task_free(t);
+		break;
+	case TS_WAKE_NONE:
+		break;
+	}
 }
 
 static void wake_by_ref(struct weft_task *t)
 {
 	WEFT_CHAOS_POINT();
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	bool submit;
-	do {
-		submit = false;
-		if (s & T_RUNNING) {
-			ns = s | T_NOTIFIED;
-		} else if (s & (T_COMPLETE | T_NOTIFIED)) {
-			return;
-		} else {
-			ns = (s | T_NOTIFIED) + T_REF_ONE;
-			submit = true;
-		}
-	} while (!CAS_WORD(t, s, ns));
-	if (submit)
+	if (weft__ts_wake_by_ref(&t->state))
 		weft__schedule(t->rt, t, false);
 }
 
@@ -277,30 +242,53 @@ bool weft_waker_will_wake(const weft_waker *a, const weft_waker *b)
 
 /* ------------------------------------------------------------ join handles */
 
-/* Give up the handle: clear JOIN_INTEREST, settle the waker slot, unref. */
-static void handle_release(struct weft_task *t)
+/*
+ * A handle is live exactly while JOIN_INTEREST is set: weft__task_init sets
+ * it for a task spawned with a handle, only handle_release clears it, and a
+ * slot on a free list never carries it (the last reference goes only after
+ * the handle's; a spawn that fails after init clears the word before freeing
+ * the slot). So a handle call that finds it clear is a second use of a
+ * consumed handle, answered with -EINVAL before anything is touched. Task
+ * memory stays in the runtime's slabs until destroy, so the load itself is
+ * sound; what it cannot tell is a slot already reused by a newer task that
+ * has a handle of its own: the stale handle then aliases that one (see
+ * docs/RELIABILITY.md, "join twice"). The flag is read where the state word
+ * is loaded anyway, so the check costs no extra cache miss.
+ */
+static inline bool handle_consumed(struct weft_task *t)
 {
-	uint64_t s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	do {
-		if (s & T_COMPLETE)
-			ns = s & ~T_JOIN_INTEREST;
-		else
-			ns = s & ~(T_JOIN_INTEREST | T_JOIN_WAKER);
-	} while (!CAS_WORD(t, s, ns));
-	/* The slot is ours unless the task completed with JOIN_WAKER still
-	 * set, in which case the runtime drops it after waking. */
-	if (!((s & T_COMPLETE) && (s & T_JOIN_WAKER)))
+	return !(atomic_load_explicit(&t->state, memory_order_relaxed) & T_JOIN_INTEREST);
+}
+
+/* Give up the handle: clear JOIN_INTEREST, settle the waker slot, unref.
+ * false (nothing done) if the handle was already consumed. */
+static bool handle_release(struct weft_task *t)
+{
+	switch (weft__ts_handle_release(&t->state)) {
+	case TS_RELEASE_CONSUMED:
+		return false;
+	case TS_RELEASE_DROP_WAKER:
 		weft_waker_drop(&t->join_waker);
+		break;
+	case TS_RELEASE_KEEP_WAKER:
+		/* The task completed with JOIN_WAKER still set: the runtime
+		 * drops the waker after waking it. */
+		break;
+	}
 	weft__task_unref(t);
+	return true;
 }
 
 static int take_output(struct weft_task *t, void **result)
 {
 	int rc = t->err;
+	void *r = rc ? NULL : t->result;
+	/* Read before the release: that may free the task. Fails only when
+	 * another thread consumed the same handle meanwhile. */
+	if (!handle_release(t))
+		return -EINVAL;
 	if (result)
-		*result = rc ? NULL : t->result;
-	handle_release(t);
+		*result = r;
 	return rc;
 }
 
@@ -317,29 +305,19 @@ static bool join_register(struct weft_task *t, const weft_waker *w)
 		if (weft_waker_will_wake(&t->join_waker, w))
 			return false;
 		/* Take the slot back to replace the waker. */
-		uint64_t ns;
-		do {
-			if (s & T_COMPLETE)
-				return true;
-			ns = s & ~T_JOIN_WAKER;
-		} while (!CAS_WORD(t, s, ns));
+		if (weft__ts_join_take_slot(&t->state, s))
+			return true;
 	}
-	/* The slot is ours: store, then publish with JOIN_WAKER. */
+	/* The slot is ours: store, then publish with JOIN_WAKER. If the task
+	 * completed first, the slot stays ours; handle_release drops it. */
 	weft_waker_drop(&t->join_waker);
 	t->join_waker = weft_waker_clone(w);
-	s = atomic_load_explicit(&t->state, memory_order_acquire);
-	uint64_t ns;
-	do {
-		if (s & T_COMPLETE)
-			return true; /* slot stays ours; handle_release drops it */
-		ns = s | T_JOIN_WAKER;
-	} while (!CAS_WORD(t, s, ns));
-	return false;
+	return weft__ts_join_publish(&t->state);
 }
 
 int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 {
-	if (!task || !cx)
+	if (!task || !cx || handle_consumed(task))
 		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
@@ -361,6 +339,8 @@ int weft_join(struct weft_task *task, void **result)
 		return -EINVAL;
 	if (WEFT__FORKED(task->rt))
 		return -ECHILD;
+	if (handle_consumed(task))
+		return -EINVAL;
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		/* Suspend the fiber until the task completes. */
@@ -387,8 +367,7 @@ int weft_detach(struct weft_task *task)
 		return -EINVAL;
 	if (WEFT__FORKED(task->rt))
 		return -ECHILD;
-	handle_release(task);
-	return 0;
+	return handle_release(task) ? 0 : -EINVAL;
 }
 
 int weft_abort(struct weft_task *task)
@@ -397,23 +376,16 @@ int weft_abort(struct weft_task *task)
 		return -EINVAL;
 	if (WEFT__FORKED(task->rt))
 		return -ECHILD;
-	uint64_t s = atomic_load_explicit(&task->state, memory_order_acquire);
-	uint64_t ns;
-	bool submit;
-	do {
-		submit = false;
-		if (s & (T_COMPLETE | T_CANCELLED))
-			return 0;
-		if (s & (T_RUNNING | T_NOTIFIED)) {
-			/* The poller (or the queued run) sees CANCELLED. */
-			ns = s | T_NOTIFIED | T_CANCELLED;
-		} else {
-			ns = (s | T_NOTIFIED | T_CANCELLED) + T_REF_ONE;
-			submit = true;
-		}
-	} while (!CAS_WORD(task, s, ns));
-	if (submit)
+	switch (weft__ts_abort(&task->state)) {
+	case TS_ABORT_CONSUMED:
+		return -EINVAL; /* see handle_consumed */
+	case TS_ABORT_SUBMIT:
 		weft__schedule(task->rt, task, false);
+		return 0;
+	case TS_ABORT_NONE:
+		/* finished, or the poller (or the queued run) sees CANCELLED */
+		return 0;
+	}
 	return 0;
 }
 
@@ -465,6 +437,8 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 		return -EINVAL;
 	if (WEFT__FORKED(task->rt))
 		return -ECHILD;
+	if (handle_consumed(task))
+		return -EINVAL;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);

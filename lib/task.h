@@ -10,18 +10,7 @@
 
 #include <weft/weft.h>
 
-/* State word bits. The reference count lives above the flags. */
-#define T_RUNNING       (1ull << 0)
-#define T_COMPLETE      (1ull << 1)
-#define T_LIFECYCLE     (T_RUNNING | T_COMPLETE)
-#define T_NOTIFIED      (1ull << 2)
-#define T_JOIN_INTEREST (1ull << 3)
-#define T_JOIN_WAKER    (1ull << 4)
-#define T_CANCELLED     (1ull << 5)
-#define T_REF_SHIFT     6
-#define T_REF_ONE       (1ull << T_REF_SHIFT)
-#define T_FLAGS_MASK    (T_REF_ONE - 1)
-#define T_REFS(s)       ((s) >> T_REF_SHIFT)
+#include "task_state.h"   /* the state word: bits and transitions */
 
 struct weft_runtime;
 

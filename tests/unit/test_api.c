@@ -696,6 +696,123 @@ Test(join, result_may_be_null_and_abort_of_finished_is_noop, .timeout = WT_TMO(1
 	wt_rt_destroy(rt);
 }
 
+/*
+ * Join twice: a consumed handle used again is refused with -EINVAL by every
+ * handle call, and touches nothing. Two cases: the task's memory is free
+ * (joined, all references gone, slot not yet reused), and the task is still
+ * alive (detached while pending, so the owned list still references it).
+ * The case the check cannot see - a slot already reused by a newer task
+ * with a handle - is not tested: the stale pointer then names that task.
+ */
+struct consumed_probe {
+	struct weft_task *h;
+	atomic_int rc;
+	atomic_int done;
+};
+
+static enum weft_poll consumed_probe_poll(void *s, struct weft_cx *cx)
+{
+	struct consumed_probe *p = s;
+	void *res = (void *)0x1;
+	int rc = weft_join_poll(p->h, cx, &res);
+	if (rc == -EINVAL && res != (void *)0x1)
+		rc = 1000; /* refused but wrote the result */
+	atomic_store(&p->rc, rc);
+	atomic_store(&p->done, 1);
+	return WEFT_READY;
+}
+
+/* Every handle call on `h` (consumed) from this thread and from a poll task. */
+static void expect_consumed(struct weft_runtime *rt, struct weft_task *h, const char *what)
+{
+	void *res = (void *)0x1;
+	int rc = weft_join(h, &res);
+	cr_assert_eq(rc, -EINVAL, "%s: weft_join = %d (%s)", what, rc, weft_strerror(rc));
+	cr_assert_eq(res, (void *)0x1, "%s: a refused join wrote the result", what);
+	rc = weft_join_timeout(h, &res, 1000000);
+	cr_assert_eq(rc, -EINVAL, "%s: weft_join_timeout = %d (%s)", what, rc, weft_strerror(rc));
+	rc = weft_detach(h);
+	cr_assert_eq(rc, -EINVAL, "%s: weft_detach = %d (%s)", what, rc, weft_strerror(rc));
+	rc = weft_abort(h);
+	cr_assert_eq(rc, -EINVAL, "%s: weft_abort = %d (%s)", what, rc, weft_strerror(rc));
+	static struct consumed_probe p;
+	memset(&p, 0, sizeof p);
+	p.h = h;
+	struct weft_task *ph;
+	cr_assert_eq(weft_spawn_poll(rt, consumed_probe_poll, &p, NULL, &ph), 0);
+	cr_assert_eq(weft_join(ph, NULL), 0);
+	cr_assert_eq(atomic_load(&p.rc), -EINVAL, "%s: weft_join_poll = %d", what,
+		     atomic_load(&p.rc));
+}
+
+static void *fiber_join_twice(void *arg)
+{
+	struct weft_task *h;
+	if (weft_spawn_poll(weft_runtime_current(), val_poll, NULL, NULL, &h))
+		return (void *)1;
+	if (weft_join(h, NULL))
+		return (void *)2;
+	if (weft_join(h, NULL) != -EINVAL)
+		return (void *)3;
+	if (weft_detach(h) != -EINVAL)
+		return (void *)4;
+	return NULL;
+}
+
+Test(join, twice_after_join_einval, .timeout = WT_TMO(10))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, val_poll, NULL, NULL, &h), 0);
+	uint64_t id = weft_task_id(h);
+	void *res = NULL;
+	cr_assert_eq(weft_join(h, &res), 0);
+	cr_assert_eq((uintptr_t)res, id * 2);
+	expect_consumed(rt, h, "joined");
+
+	/* the same from a fiber (weft_join suspends there) */
+	struct weft_task *f;
+	cr_assert_eq(weft_spawn(rt, fiber_join_twice, NULL, &f), 0);
+	cr_assert_eq(weft_join(f, &res), 0);
+	cr_assert_null(res, "fiber: check %zu failed", (size_t)(uintptr_t)res);
+
+	/* nothing was released twice: no reference is missing or left over */
+	wt_rt_destroy(rt);
+}
+
+struct parked_task {
+	weft_waker waker;
+	atomic_int polls;
+};
+
+static enum weft_poll parked_poll(void *s, struct weft_cx *cx)
+{
+	struct parked_task *p = s;
+	if (atomic_fetch_add(&p->polls, 1) == 0) {
+		p->waker = weft_waker_clone(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+Test(join, twice_after_detach_of_live_task_einval, .timeout = WT_TMO(10))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct parked_task p;
+	memset(&p, 0, sizeof p);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, parked_poll, &p, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.polls) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_detach(h), 0);
+	/* the task is pending, its memory alive (the owned list and the waker
+	 * hold it): a join here would wait for ever, an abort cancel it */
+	expect_consumed(rt, h, "detached");
+	weft_waker_wake(&p.waker);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.polls) == 2, WT_LONG_MS),
+		  "the refused abort cancelled the task (%d polls)", atomic_load(&p.polls));
+	wt_rt_destroy(rt);
+}
+
 /* ----------------------------------------------------------- shutdown */
 
 Test(shutdown, null_and_idempotent, .timeout = WT_TMO(10))

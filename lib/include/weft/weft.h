@@ -197,14 +197,22 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
 /* ------------------------------------------------------------ join handles */
 
 /*
+ * A consumed handle must not be used again. The calls below detect it and
+ * return -EINVAL without touching the task, as long as the task's memory has
+ * not been taken by a newer task spawned with a handle; after that the old
+ * pointer may name the newer task. A diagnostic, not a guarantee.
+ */
+
+/*
  * Wait for the task to finish and consume the handle. *result (may be NULL)
  * receives the pointer the task set with weft_cx_set_result() or a fiber's
  * return value (NULL if none). In a fiber it suspends the fiber; on any
  * other thread outside the runtime it blocks the thread.
  * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
  * consumed), -ENOMEM (a fiber whose stack could not be mapped: it never
- * ran; consumed), -EINVAL (NULL task), -EDEADLK (called from a poll task on a
- * worker thread: the handle is not consumed; use weft_join_poll).
+ * ran; consumed), -EINVAL (NULL task or a consumed handle), -EDEADLK
+ * (called from a poll task on a worker thread: the handle is not consumed;
+ * use weft_join_poll).
  */
 WEFT_API int weft_join(struct weft_task *task, void **result);
 
@@ -212,19 +220,20 @@ WEFT_API int weft_join(struct weft_task *task, void **result);
  * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
  * valid; cx's waker will be woken when the task finishes), or, with the
  * handle consumed: 0 (result stored), -ECANCELED or -ENOMEM (as weft_join).
- * -EINVAL for a NULL task or cx (handle not consumed).
+ * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle.
  */
 WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
 			    void **result);
 
-/* Consume the handle without waiting; the task keeps running. -EINVAL if NULL. */
+/* Consume the handle without waiting; the task keeps running. -EINVAL if
+ * NULL or already consumed. */
 WEFT_API int weft_detach(struct weft_task *task);
 
 /*
  * Request cancellation. A task not yet complete is cancelled before its next
  * poll (or when its current poll returns): its drop runs, its joiner gets
  * -ECANCELED. No effect on a finished task. Does not consume the handle.
- * -EINVAL if NULL.
+ * -EINVAL if NULL or already consumed (joined or detached).
  */
 WEFT_API int weft_abort(struct weft_task *task);
 
