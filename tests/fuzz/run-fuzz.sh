@@ -13,7 +13,7 @@ work=$(mktemp -d /tmp/weft-fuzz.XXXXXX)
 status=0
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-for t in ring opts ops; do
+for t in ring opts ops schedtop; do
 	bin=$build/tests/fuzz/fuzz_$t
 	if [ ! -x "$bin" ]; then
 		echo "run-fuzz: $bin missing (build with -DWEFT_FUZZ=ON)" >&2
@@ -39,7 +39,10 @@ for t in ring opts ops; do
 	# the inputs per process well below that.
 	extra=()
 	[ "$t" = opts ] && extra=(-runs=120000)
-	if ! "$bin" -max_total_time="$secs" "${extra[@]}" -timeout=20 -rss_limit_mb=4096 -max_len=512 \
+	# schedtop reads recorded files: a pair of snapshots alone is ~300 bytes.
+	maxlen=512
+	[ "$t" = schedtop ] && maxlen=4096
+	if ! "$bin" -max_total_time="$secs" "${extra[@]}" -timeout=20 -rss_limit_mb=4096 -max_len=$maxlen \
 		-artifact_prefix="$work/$t/crash/" -print_final_stats=1 \
 		"$work/$t/corpus" >"$work/$t.log" 2>&1; then
 		tail -60 "$work/$t.log"
