@@ -172,15 +172,46 @@ static __always_inline void learn_tid(struct weft_bpf_core *c, long core)
 	}
 }
 
-/* Read the core's own running counters (struct weft_probe_counters)
- * through the pointer learned at worker_start or maintenance. Only while
- * the core's thread is current: it writes them with plain stores. Parks,
- * unparks, no-op unparks and failed searches come from here, so the park
- * path needs no probe while schedtop only aggregates. */
-static __always_inline void read_counters(struct weft_bpf_core *c, __u64 now, bool park_depths)
+/*
+ * The core's own running counters (struct weft_probe_counters, lib/
+ * probe_abi.h), read through the address learned at worker_start or
+ * maintenance, only while the core's thread is current: it writes them with
+ * plain stores. Parks, unparks, no-op unparks, failed searches, steals (in,
+ * out, the thief x victim matrix, tasks per steal) all come from here, so
+ * neither the park path nor the steal path needs a probe while schedtop
+ * only aggregates. The first read of a core's counters is a baseline: what
+ * the runtime did before schedtop attached is not counted.
+ */
+struct core_last {
+	__u64 ptr;        /* the counters these values came from (0: none yet) */
+	__u64 parks, noops, unparks, fails, steal_ops, steal_tasks;
+	__u64 bins[WEFT_PROBE_STEAL_BINS];
+	struct weft_probe_steal row[WEFT_BPF_MAX_CORES];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);  /* a map, not .bss: user space never reads it */
+	__uint(max_entries, WEFT_BPF_MAX_CORES);
+	__type(key, __u32);
+	__type(value, struct core_last);
+} last SEC(".maps");
+
+struct steal_row {
+	struct weft_probe_steal e[WEFT_BPF_MAX_CORES];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct steal_row);
+} row_scratch SEC(".maps");
+
+#define D(field, now_v) ({ __u64 d_ = (now_v) - l->field; l->field = (now_v); d_; })
+
+static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, __u64 now,
+					  bool park_depths)
 {
 	struct weft_probe_counters pc;
-	if (!c->counters_ptr)
+	if (!c->counters_ptr || slot >= WEFT_BPF_MAX_CORES)
 		return;
 	if (bpf_probe_read_user(&pc, sizeof(pc), (void *)c->counters_ptr))
 		return;
@@ -188,14 +219,70 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u64 now, bo
 		c->last_poll_change_ts = now;
 	c->polls = pc.poll_count;
 	c->busy_ns = pc.busy_ns;
-	c->parks = pc.park_count;
-	c->noop_unparks = pc.noop_count;
-	c->unparks = pc.unpark_count;
-	c->steal_fails = pc.steal_fail_count;
 	c->park_word = pc.park_word;
 	if (park_depths) {
 		c->local_depth = pc.park_local_depth;
 		c->inject_depth = pc.park_inject_depth;
+	}
+	struct core_last *l = bpf_map_lookup_elem(&last, &slot);
+	if (!l)
+		return;
+	__u32 zero = 0;
+	struct steal_row *row = bpf_map_lookup_elem(&row_scratch, &zero);
+	__u64 n = pc.steal_from_n;
+	if (n > WEFT_BPF_MAX_CORES)
+		n = WEFT_BPF_MAX_CORES;
+	__u32 sz = (__u32)n * sizeof(struct weft_probe_steal);
+	if (sz > sizeof(struct steal_row))
+		sz = sizeof(struct steal_row);
+	if (!row || !pc.steal_from || bpf_probe_read_user(row, sz, (void *)pc.steal_from))
+		n = 0;
+	bool base = l->ptr != c->counters_ptr; /* first read, or a new runtime */
+	l->ptr = c->counters_ptr;
+	if (base) {
+		l->parks = pc.park_count;
+		l->noops = pc.noop_count;
+		l->unparks = pc.unpark_count;
+		l->fails = pc.steal_fail_count;
+		l->steal_ops = pc.steal_operations;
+		l->steal_tasks = pc.steal_count;
+		for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++)
+			l->bins[b] = pc.steal_batch_log2[b];
+		for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
+			if (v >= n)
+				break;
+			l->row[v] = row->e[v];
+		}
+		return;
+	}
+	c->parks += D(parks, pc.park_count);
+	c->noop_unparks += D(noops, pc.noop_count);
+	c->unparks += D(unparks, pc.unpark_count);
+	c->steal_fails += D(fails, pc.steal_fail_count);
+	__u64 ops = D(steal_ops, pc.steal_operations);
+	c->steal_ops_in += ops;
+	c->tasks_stolen_in += D(steal_tasks, pc.steal_count);
+	if (!ops)
+		return;
+	c->last_event_ts = now;
+	for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++) {
+		__u64 d = pc.steal_batch_log2[b] - l->bins[b];
+		l->bins[b] = pc.steal_batch_log2[b];
+		if (d)
+			__sync_fetch_and_add(&hists[slot][WEFT_H_STEAL_BATCH].slot[b], d);
+	}
+	for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
+		if (v >= n)
+			break;
+		__u64 dops = row->e[v].ops - l->row[v].ops;
+		__u64 dtasks = row->e[v].tasks - l->row[v].tasks;
+		if (!dops)
+			continue;
+		l->row[v] = row->e[v];
+		__sync_fetch_and_add(&matrix[slot][v].ops, dops);
+		__sync_fetch_and_add(&matrix[slot][v].tasks, dtasks);
+		__sync_fetch_and_add(&cores[v].steal_ops_out, dops);
+		__sync_fetch_and_add(&cores[v].tasks_stolen_out, dtasks);
 	}
 }
 
@@ -264,7 +351,7 @@ int BPF_USDT(weft_worker_start, long core, long tid, __u64 counters, __u64 rt)
 	c->rt_id = rt;
 	c->counters_ptr = counters;
 	learn_tid(c, core);
-	read_counters(c, now, false);
+	read_counters(c, (__u32)core, now, false);
 	set_state(c, WEFT_ST_SEARCHING, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_START, core, rt, tid, 0, 0, now);
@@ -282,43 +369,22 @@ int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
 	if (!c)
 		return 0;
 	__sync_fetch_and_add(&workers_stopped, 1);
-	read_counters(c, now, false);
+	read_counters(c, (__u32)core, now, false);
 	set_state(c, WEFT_ST_STOPPED, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_STOP, core, rt, tid, 0, 0, now);
 	return 0;
 }
 
+/* Steals are counted from the thief's counters (read_counters); this
+ * program, attached only by `schedtop trace`, records the event. */
 SEC("usdt")
 int BPF_USDT(weft_steal, long thief, long victim, long n, long depth, __u64 rt)
 {
-	__u64 now = bpf_ktime_get_ns();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(thief);
-	if (!c)
-		return 0;
-	c->rt_id = rt;
-	learn_tid(c, thief);
-	c->steal_ops_in++;
-	c->tasks_stolen_in += n;
-	hist_add((__u32)thief, WEFT_H_STEAL_BATCH, n);
-	set_state(c, WEFT_ST_RUNNING, now);
-	c->last_event_ts = now;
-	struct weft_bpf_core *v = core_get(victim);
-	if (v) {
-		__sync_fetch_and_add(&v->steal_ops_out, 1);
-		__sync_fetch_and_add(&v->tasks_stolen_out, n);
-		/* the ring held `depth` before, n were taken */
-		v->local_depth = depth > n ? depth - n : 0;
-	}
-	__u32 ti = (__u32)thief, vi = (__u32)victim;
-	if (ti < WEFT_BPF_MAX_CORES && vi < WEFT_BPF_MAX_CORES) {
-		__sync_fetch_and_add(&matrix[ti][vi].ops, 1);
-		__sync_fetch_and_add(&matrix[ti][vi].tasks, n);
-	}
-	emit(WEFT_EV_STEAL, thief, rt, victim, n, depth, now);
+	emit(WEFT_EV_STEAL, thief, rt, victim, n, depth, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -405,7 +471,7 @@ int BPF_USDT(weft_maintenance, long core, __u64 counters, long local_depth, long
 	c->rt_id = rt;
 	learn_tid(c, core);
 	c->counters_ptr = counters;
-	read_counters(c, now, false);
+	read_counters(c, (__u32)core, now, false);
 	c->local_depth = local_depth;
 	if ((__u64)local_depth > c->depth_max)
 		c->depth_max = local_depth;
@@ -499,7 +565,7 @@ static __always_inline bool is_park_sleep(const struct sys_args *a, const struct
  * the thread's own, and it is current) and start the park. */
 static __always_inline void park_begin(struct weft_bpf_core *c, struct tstate *ts, __u64 now)
 {
-	read_counters(c, now, true);
+	read_counters(c, ts->slot, now, true);
 	set_state(c, WEFT_ST_PARKED, now);
 	c->park_ts = now;
 	c->last_event_ts = now;

@@ -14,6 +14,16 @@
 #ifndef WEFT_PROBE_ABI_H
 #define WEFT_PROBE_ABI_H
 
+/* Steals by one core, per victim (victims 0..WEFT_PROBE_STEAL_VICTIMS-1),
+ * and its steal sizes by log2 bucket (1, 2-3, 4-7, ..., 128). */
+#define WEFT_PROBE_STEAL_VICTIMS 64
+#define WEFT_PROBE_STEAL_BINS 8
+
+struct weft_probe_steal {
+	unsigned long long ops;
+	unsigned long long tasks;
+};
+
 struct weft_probe_counters {
 	unsigned long long park_count;
 	unsigned long long noop_count;
@@ -31,6 +41,11 @@ struct weft_probe_counters {
 	unsigned long long park_word;            /* address of the holder thread's futex
 						  * parker word (set when a thread takes
 						  * the core) */
+	unsigned long long steal_from;           /* address of struct weft_probe_steal
+						  * [steal_from_n]: this core's steals
+						  * by victim */
+	unsigned long long steal_from_n;
+	unsigned long long steal_batch_log2[WEFT_PROBE_STEAL_BINS];
 };
 
 /* `park` probe, argument kind */

@@ -174,6 +174,7 @@ struct weft__core {
 	uint64_t last_maint_probe_ns;
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
+	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
 	struct weft__stack *stack_pool;           /* fiber stacks */
 	unsigned stack_pool_n;
 	struct weft__task_cache cache;            /* aligned inside */

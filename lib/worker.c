@@ -307,6 +307,14 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			if (t) {
 				c->c.steal_count += got;
 				c->c.steal_operations++;
+				/* per victim and by size, for tracers (no probe trap
+				 * needed to draw the steal matrix) */
+				if (v < WEFT_PROBE_STEAL_VICTIMS) {
+					c->steal_from[v].ops++;
+					c->steal_from[v].tasks += got;
+				}
+				unsigned b = got > 1 ? 31u - (unsigned)__builtin_clz(got) : 0;
+				c->c.steal_batch_log2[b < WEFT_PROBE_STEAL_BINS ? b : WEFT_PROBE_STEAL_BINS - 1]++;
 				WEFT_PROBE(steal, c->index, v, got, depth, (uintptr_t)rt);
 				return t;
 			}
@@ -415,6 +423,8 @@ void *weft__worker_main(void *arg)
 	if (rt->opts.on_thread_start)
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
 	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
+	c->c.steal_from = (uintptr_t)c->steal_from;
+	c->c.steal_from_n = rt->n < WEFT_PROBE_STEAL_VICTIMS ? rt->n : WEFT_PROBE_STEAL_VICTIMS;
 	WEFT_PROBE(worker_start, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
 		   &c->c, (uintptr_t)rt);
 

@@ -235,12 +235,12 @@ static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
 	return 0;
 }
 
-/* Fired on every park cycle: attached only to record a trace (see
- * bpf/weft.bpf.c). */
-static bool is_park_path_probe(const char *probe)
+/* Fired on every steal or park cycle: attached only to record a trace;
+ * the counts come from the cores' counters (see bpf/weft.bpf.c). */
+static bool is_trace_only_probe(const char *probe)
 {
-	return !strcmp(probe, "steal_fail") || !strcmp(probe, "park") || !strcmp(probe, "unpark") ||
-	       !strcmp(probe, "notify");
+	return !strcmp(probe, "steal") || !strcmp(probe, "steal_fail") || !strcmp(probe, "park") ||
+	       !strcmp(probe, "unpark") || !strcmp(probe, "notify");
 }
 
 static int attach_all(struct mon *m, int pid, const char *lib, bool trace)
@@ -255,7 +255,7 @@ static int attach_all(struct mon *m, int pid, const char *lib, bool trace)
 		for (size_t i = 0; i < sizeof(usdt_names) / sizeof(usdt_names[0]); i++)
 			if (!strcmp(name + 5, usdt_names[i]))
 				probe = usdt_names[i];
-		if (probe && !trace && is_park_path_probe(probe))
+		if (probe && !trace && is_trace_only_probe(probe))
 			continue;
 		if (probe)
 			l = bpf_program__attach_usdt(prog, pid, lib, "weft", probe, NULL);
