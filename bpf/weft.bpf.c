@@ -205,6 +205,9 @@ struct {
 	__type(value, struct steal_row);
 } row_scratch SEC(".maps");
 
+_Static_assert((WEFT_BPF_MAX_CORES & (WEFT_BPF_MAX_CORES - 1)) == 0,
+	       "read_counters masks core slots with WEFT_BPF_MAX_CORES - 1");
+
 #define D(field, now_v) ({ __u64 d_ = (now_v) - l->field; l->field = (now_v); d_; })
 
 static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, __u64 now,
@@ -265,11 +268,19 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 	if (!ops)
 		return;
 	c->last_event_ts = now;
+	/* slot < WEFT_BPF_MAX_CORES (checked above), but the verifier may not
+	 * see it through clang's rematerialised copies: mask it, hidden from
+	 * the optimizer so the mask stays */
+	__u32 si = slot;
+	asm volatile("" : "+r"(si));
+	si &= WEFT_BPF_MAX_CORES - 1;
+	struct weft_bpf_hist_slots *hb = &hists[si][WEFT_H_STEAL_BATCH];
+	struct weft_bpf_steal_cell *mrow = matrix[si];
 	for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++) {
 		__u64 d = pc.steal_batch_log2[b] - l->bins[b];
 		l->bins[b] = pc.steal_batch_log2[b];
 		if (d)
-			__sync_fetch_and_add(&hists[slot][WEFT_H_STEAL_BATCH].slot[b], d);
+			__sync_fetch_and_add(&hb->slot[b], d);
 	}
 	for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
 		if (v >= n)
@@ -279,10 +290,13 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 		if (!dops)
 			continue;
 		l->row[v] = row->e[v];
-		__sync_fetch_and_add(&matrix[slot][v].ops, dops);
-		__sync_fetch_and_add(&matrix[slot][v].tasks, dtasks);
-		__sync_fetch_and_add(&cores[v].steal_ops_out, dops);
-		__sync_fetch_and_add(&cores[v].tasks_stolen_out, dtasks);
+		__sync_fetch_and_add(&mrow[v].ops, dops);
+		__sync_fetch_and_add(&mrow[v].tasks, dtasks);
+		struct weft_bpf_core *vc = core_get(v);
+		if (vc) {
+			__sync_fetch_and_add(&vc->steal_ops_out, dops);
+			__sync_fetch_and_add(&vc->tasks_stolen_out, dtasks);
+		}
 	}
 }
 

@@ -335,6 +335,13 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			t->go_fd = -1;
 			waitpid(t->child, NULL, 0);
 		}
+		if ((r == -EPERM || r == -EACCES) && geteuid() == 0) {
+			/* root already: the verifier (EACCES) or a lockdown refused it */
+			fprintf(stderr, "schedtop: the kernel refused the BPF programs as root (%s): "
+					"the verifier rejected one, or lockdown forbids BPF; -v shows "
+					"the verifier log\n", strerror(-r));
+			return 1;
+		}
 		if (r == -EPERM || r == -EACCES) {
 			fprintf(stderr, "schedtop: the kernel refused BPF (%s). Run as root, or check "
 					"kernel.unprivileged_bpf_disabled, lockdown and seccomp.\n",
