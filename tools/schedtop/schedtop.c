@@ -18,7 +18,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "fallback.h"
 #include "mon.h"
 #include "model.h"
@@ -89,36 +89,6 @@ static const char usage_text[] =
 	"3 histograms. Exit status: 0 ok, 1 failure, 2 usage, 77 BPF unavailable\n"
 	"(never with --no-bpf).\n";
 
-static int usage_err(const char *fmt, const char *arg)
-{
-	fprintf(stderr, "schedtop: ");
-	fprintf(stderr, fmt, arg ? arg : "");
-	fprintf(stderr, "\nTry 'schedtop -h' for more information.\n");
-	return 2;
-}
-
-static bool parse_double(const char *s, double *out)
-{
-	char *e;
-	errno = 0;
-	double v = strtod(s, &e);
-	if (e == s || *e || errno || v < 0)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_int(const char *s, long *out)
-{
-	char *e;
-	errno = 0;
-	long v = strtol(s, &e, 10);
-	if (e == s || *e || errno || v < 0)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* ------------------------------------------------------------------ list */
 
 static int cmd_list(void)
@@ -132,9 +102,9 @@ static int cmd_list(void)
 	}
 	printf("%-8s %-16s %s\n", "PID", "COMM", "PROBES IN");
 	while ((de = readdir(d))) {
-		long pid;
-		char lib[PATH_MAX], p[64], comm[32] = "?";
-		if (!parse_int(de->d_name, &pid) || pid == getpid())
+		char lib[PATH_MAX], p[64], comm[32] = "?", *e;
+		long pid = strtol(de->d_name, &e, 10);
+		if (e == de->d_name || *e || pid <= 0 || pid == getpid())
 			continue;
 		if (mon_find_lib((int)pid, lib, sizeof(lib)))
 			continue;
@@ -620,121 +590,26 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 
 int main(int argc, char **argv)
 {
-	enum { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT } mode = M_TOP;
-	char **cmd = NULL;
-	int nopt = argc;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--")) {
-			nopt = i;
-			cmd = argv + i + 1;
-			argv[i] = NULL;
-			break;
-		}
-	if (cmd && !cmd[0])
-		return usage_err("-- needs a command%s", NULL);
-	int first = 1;
-	if (nopt > 1) {
-		if (!strcmp(argv[1], "trace")) mode = M_TRACE;
-		else if (!strcmp(argv[1], "list")) mode = M_LIST;
-		else if (!strcmp(argv[1], "report")) mode = M_REPORT;
-		else if (!strcmp(argv[1], "convert")) mode = M_CONVERT;
-		if (mode != M_TOP)
-			first = 2;
+	struct schedtop_args a;
+	int pr = schedtop_parse_args(argc, argv, &a, stderr);
+	if (pr)
+		return pr;
+	if (a.help) {
+		fputs(usage_text, stdout);
+		return 0;
 	}
-	static const struct option lo[] = {
-		{ "pid", required_argument, 0, 'p' },   { "batch", no_argument, 0, 'b' },
-		{ "count", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
-		{ "record", required_argument, 0, 'r' },
-		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
-		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
-		{ "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
-	};
-	long pid = 0, count = 0;
-	bool batch = false, json = false, verbose = false, no_bpf = false;
-	const char *prefix = "weft-worker";
-	double interval = 1.0, duration = 5.0, warmup = 0.0;
-	const char *out = NULL, *record = NULL;
-	char **av = argv + first - 1;
-	int ac = nopt - first + 1;
-	optind = 1;
-	opterr = 0;
-	int o;
-	while ((o = getopt_long(ac, av, ":p:bn:jr:d:w:o:vh", lo, NULL)) != -1) {
-		switch (o) {
-		case 'p':
-			if (!parse_int(optarg, &pid) || pid <= 0)
-				return usage_err("invalid PID '%s'", optarg);
-			break;
-		case 'b': batch = true; break;
-		case 'n':
-			if (!parse_int(optarg, &count) || count <= 0)
-				return usage_err("invalid count '%s'", optarg);
-			break;
-		case 'j': json = true; break;
-		case 'r': record = optarg; break;
-		case 'd':
-			if (!parse_double(optarg, &duration) || duration <= 0)
-				return usage_err("invalid duration '%s'", optarg);
-			break;
-		case 'w':
-			if (!parse_double(optarg, &warmup))
-				return usage_err("invalid warmup '%s'", optarg);
-			break;
-		case 'o': out = optarg; break;
-		case 'v': verbose = true; break;
-		case 'N': no_bpf = true; break;
-		case 'P':
-			if (!optarg[0] || strlen(optarg) > 11 || strchr(optarg, '/'))
-				return usage_err("invalid thread name prefix '%s' (1 to 11 bytes)", optarg);
-			prefix = optarg;
-			break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		case ':': return usage_err("option needs an argument: %s", av[optind - 1]);
-		default: return usage_err("unknown option '%s'", av[optind - 1]);
-		}
+	switch (a.mode) {
+	case M_LIST: return cmd_list();
+	case M_REPORT: return cmd_report(a.pos[0], a.json);
+	case M_CONVERT: return cmd_convert(a.pos[0], a.out);
+	case M_TRACE: case M_TOP: break;
 	}
-	char **pos = av + optind;
-	int npos = ac - optind;
-
-	switch (mode) {
-	case M_LIST:
-		if (npos)
-			return usage_err("list takes no arguments%s", NULL);
-		return cmd_list();
-	case M_REPORT:
-		if (npos != 1)
-			return usage_err("report needs one snapshot file%s", NULL);
-		return cmd_report(pos[0], json);
-	case M_CONVERT:
-		if (npos != 1 || !out)
-			return usage_err("convert needs EVENTS.jsonl and -o FILE%s", NULL);
-		return cmd_convert(pos[0], out);
-	case M_TRACE:
-		if (npos)
-			return usage_err("trace takes no positional argument ('%s')", pos[0]);
-		if (!out)
-			return usage_err("trace needs -o FILE%s", NULL);
-		break;
-	case M_TOP:
-		if (npos > 2)
-			return usage_err("too many arguments ('%s')", pos[2]);
-		if (npos >= 1 && (!parse_double(pos[0], &interval) || interval < 0.01))
-			return usage_err("invalid interval '%s'", pos[0]);
-		if (npos == 2 && (!parse_int(pos[1], &count) || count <= 0))
-			return usage_err("invalid count '%s'", pos[1]);
-		if (json && !batch)
-			return usage_err("--json needs --batch%s", NULL);
-		break;
-	}
-	if (!pid && !cmd)
-		return usage_err("need -p PID or -- CMD%s", NULL);
-	if (pid && cmd)
-		return usage_err("-p and -- CMD exclude each other%s", NULL);
-	if (no_bpf && mode != M_TOP)
-		return usage_err("--no-bpf works with the live view and --batch only%s", NULL);
-	if (no_bpf && record)
-		return usage_err("--record needs BPF (it records BPF snapshots)%s", NULL);
+	enum schedtop_mode mode = a.mode;
+	char **cmd = a.cmd;
+	long pid = a.pid, count = a.count;
+	bool batch = a.batch, json = a.json, verbose = a.verbose, no_bpf = a.no_bpf;
+	const char *prefix = a.prefix, *out = a.out, *record = a.record;
+	double interval = a.interval, duration = a.duration, warmup = a.warmup;
 
 	FILE *rec = NULL;
 	if (record && !(rec = fopen(record, "w"))) {

@@ -1,0 +1,164 @@
+/*
+ * args.c - schedtop's command line (see args.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+
+static int usage_err(FILE *err, const char *fmt, const char *arg)
+{
+	fprintf(err, "schedtop: ");
+	fprintf(err, fmt, arg ? arg : "");
+	fprintf(err, "\nTry 'schedtop -h' for more information.\n");
+	return SCHEDTOP_ARGS_USAGE;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+	char *e;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (e == s || *e || errno || !(v >= 0) || v > 1e9) /* !(v >= 0): NaN too */
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_int(const char *s, long *out)
+{
+	char *e;
+	errno = 0;
+	long v = strtol(s, &e, 10);
+	if (e == s || *e || errno || v < 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int check_mode(struct schedtop_args *a, FILE *err)
+{
+	char **pos = a->pos;
+	int npos = a->npos;
+	switch (a->mode) {
+	case M_LIST:
+		if (npos)
+			return usage_err(err, "list takes no arguments%s", NULL);
+		return SCHEDTOP_ARGS_OK;
+	case M_REPORT:
+		if (npos != 1)
+			return usage_err(err, "report needs one snapshot file%s", NULL);
+		return SCHEDTOP_ARGS_OK;
+	case M_CONVERT:
+		if (npos != 1 || !a->out)
+			return usage_err(err, "convert needs EVENTS.jsonl and -o FILE%s", NULL);
+		return SCHEDTOP_ARGS_OK;
+	case M_TRACE:
+		if (npos)
+			return usage_err(err, "trace takes no positional argument ('%s')", pos[0]);
+		if (!a->out)
+			return usage_err(err, "trace needs -o FILE%s", NULL);
+		break;
+	case M_TOP:
+		if (npos > 2)
+			return usage_err(err, "too many arguments ('%s')", pos[2]);
+		if (npos >= 1 && (!parse_double(pos[0], &a->interval) || a->interval < 0.01))
+			return usage_err(err, "invalid interval '%s'", pos[0]);
+		if (npos == 2 && (!parse_int(pos[1], &a->count) || a->count <= 0))
+			return usage_err(err, "invalid count '%s'", pos[1]);
+		if (a->json && !a->batch)
+			return usage_err(err, "--json needs --batch%s", NULL);
+		break;
+	}
+	/* the modes that watch a process */
+	if (!a->pid && !a->cmd)
+		return usage_err(err, "need -p PID or -- CMD%s", NULL);
+	if (a->pid && a->cmd)
+		return usage_err(err, "-p and -- CMD exclude each other%s", NULL);
+	if (a->no_bpf && a->mode != M_TOP)
+		return usage_err(err, "--no-bpf works with the live view and --batch only%s", NULL);
+	if (a->no_bpf && a->record)
+		return usage_err(err, "--record needs BPF (it records BPF snapshots)%s", NULL);
+	return SCHEDTOP_ARGS_OK;
+}
+
+int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *err)
+{
+	*a = (struct schedtop_args){
+		.mode = M_TOP, .prefix = "weft-worker", .interval = 1.0, .duration = 5.0,
+	};
+	int nopt = argc;
+	for (int i = 1; i < argc; i++)
+		if (argv[i] && !strcmp(argv[i], "--")) {
+			nopt = i;
+			a->cmd = argv + i + 1;
+			argv[i] = NULL;
+			break;
+		}
+	if (a->cmd && !a->cmd[0])
+		return usage_err(err, "-- needs a command%s", NULL);
+	int first = 1;
+	if (nopt > 1) {
+		if (!strcmp(argv[1], "trace")) a->mode = M_TRACE;
+		else if (!strcmp(argv[1], "list")) a->mode = M_LIST;
+		else if (!strcmp(argv[1], "report")) a->mode = M_REPORT;
+		else if (!strcmp(argv[1], "convert")) a->mode = M_CONVERT;
+		if (a->mode != M_TOP)
+			first = 2;
+	}
+	static const struct option lo[] = {
+		{ "pid", required_argument, 0, 'p' },   { "batch", no_argument, 0, 'b' },
+		{ "count", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
+		{ "record", required_argument, 0, 'r' },
+		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
+		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
+		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
+		{ "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
+	};
+	char **av = argv + first - 1; /* av[0] stands in for the program name */
+	int ac = nopt - first + 1;
+	optind = 0; /* glibc: full reinitialisation, the parser may run again */
+	opterr = 0;
+	int o;
+	while ((o = getopt_long(ac, av, ":p:bn:jr:d:w:o:vh", lo, NULL)) != -1) {
+		switch (o) {
+		case 'p':
+			if (!parse_int(optarg, &a->pid) || a->pid <= 0 || a->pid > 0x7fffffff)
+				return usage_err(err, "invalid PID '%s'", optarg);
+			break;
+		case 'b': a->batch = true; break;
+		case 'n':
+			if (!parse_int(optarg, &a->count) || a->count <= 0)
+				return usage_err(err, "invalid count '%s'", optarg);
+			break;
+		case 'j': a->json = true; break;
+		case 'r': a->record = optarg; break;
+		case 'd':
+			if (!parse_double(optarg, &a->duration) || a->duration <= 0)
+				return usage_err(err, "invalid duration '%s'", optarg);
+			break;
+		case 'w':
+			if (!parse_double(optarg, &a->warmup))
+				return usage_err(err, "invalid warmup '%s'", optarg);
+			break;
+		case 'o': a->out = optarg; break;
+		case 'v': a->verbose = true; break;
+		case 'N': a->no_bpf = true; break;
+		case 'P':
+			if (!optarg[0] || strlen(optarg) > 11 || strchr(optarg, '/'))
+				return usage_err(err, "invalid thread name prefix '%s' (1 to 11 bytes)",
+						 optarg);
+			a->prefix = optarg;
+			break;
+		case 'h': a->help = true; return SCHEDTOP_ARGS_OK;
+		case ':': return usage_err(err, "option needs an argument: %s", av[optind - 1]);
+		default: return usage_err(err, "unknown option '%s'", av[optind - 1]);
+		}
+	}
+	a->pos = av + optind;
+	a->npos = ac - optind;
+	return check_mode(a, err);
+}

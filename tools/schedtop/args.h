@@ -1,0 +1,39 @@
+/*
+ * args.h - schedtop's command line, parsed and checked without side
+ * effects (no BPF, no fork), so that main() only dispatches and the parser
+ * can be fuzzed on its own (tests/fuzz/fuzz_schedtop.c).
+ */
+#ifndef SCHEDTOP_ARGS_H
+#define SCHEDTOP_ARGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum schedtop_mode { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT };
+
+struct schedtop_args {
+	enum schedtop_mode mode;
+	char **cmd;             /* the command after "--", or NULL */
+	long pid, count;        /* count 0: until the target exits or Ctrl-C */
+	bool batch, json, verbose, no_bpf, help;
+	const char *prefix;     /* worker thread name prefix for --no-bpf */
+	const char *out, *record;
+	double interval, duration, warmup;
+	char **pos;             /* positional arguments left (report/convert: the file) */
+	int npos;
+};
+
+#define SCHEDTOP_ARGS_OK 0
+#define SCHEDTOP_ARGS_USAGE 2   /* the message went to `err` */
+
+/*
+ * Parse argv (argc entries) into *a. "--" in argv is replaced by NULL (the
+ * command after it is a->cmd). Returns SCHEDTOP_ARGS_OK (a->help: print the
+ * usage and exit 0) or SCHEDTOP_ARGS_USAGE. Every check that needs no
+ * system call is done here: option values, the mode's positional
+ * arguments, -p vs "--", and --no-bpf / --record combinations. Safe to
+ * call many times in one process (getopt is reset).
+ */
+int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *err);
+
+#endif /* SCHEDTOP_ARGS_H */
