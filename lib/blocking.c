@@ -58,6 +58,7 @@ int weft__blocking_init(struct weft_runtime *rt)
 	b->threads = b->idle = 0;
 	b->exited = 0;
 	b->closed = false;
+	atomic_init(&b->starved, false);
 	b->max = rt->opts.max_blocking_threads ? rt->opts.max_blocking_threads : DEFAULT_MAX_BLOCKING;
 	b->keep_alive_ns = rt->opts.blocking_keep_alive_ns ? rt->opts.blocking_keep_alive_ns
 							   : DEFAULT_KEEP_ALIVE_NS;
@@ -109,6 +110,21 @@ out:
 	return NULL;
 }
 
+/* Start one more pool thread (under b->lock). If the system refuses, the
+ * job stays queued: a running thread takes it, or the next spawn or a
+ * worker's maintenance (when no thread exists at all) tries again. */
+static void start_thread_locked(struct weft_runtime *rt, struct weft__blocking *b)
+{
+	pthread_t th;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &at, pool_thread, rt) == 0)
+		b->threads++;
+	atomic_store_explicit(&b->starved, b->threads == 0, memory_order_relaxed);
+	pthread_attr_destroy(&at);
+}
+
 int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 			struct weft_task **out)
 {
@@ -147,20 +163,25 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 		return 0;
 	}
 	weft__tlist_push(&b->queue, t);
-	if (b->idle > b->queue.n - 1) {
+	if (b->idle > b->queue.n - 1)
 		pthread_cond_signal(&b->work);
-	} else if (b->threads < b->max) {
-		pthread_t th;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &at, pool_thread, rt) == 0)
-			b->threads++;
-		/* else: the job waits for a thread that exists or comes later */
-		pthread_attr_destroy(&at);
-	}
+	else if (b->threads < b->max)
+		start_thread_locked(rt, b);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
+}
+
+void weft__blocking_retry(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	if (!atomic_load_explicit(&b->starved, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (!b->closed && b->queue.n && !b->threads)
+		start_thread_locked(rt, b);
+	else
+		atomic_store_explicit(&b->starved, false, memory_order_relaxed);
+	pthread_mutex_unlock(&b->lock);
 }
 
 /* Shutdown: refuse new jobs, let running ones finish (until the deadline). */

@@ -259,7 +259,12 @@ struct weft__blocking {
 	unsigned threads, idle, max;
 	uint64_t keep_alive_ns, exited;
 	bool closed;
+	/* A job is queued but no pool thread exists (pthread_create failed):
+	 * worker maintenance retries starting one. */
+	_Atomic bool starved;
 };
+/* From worker maintenance: start a pool thread if jobs wait with none. */
+void weft__blocking_retry(struct weft_runtime *rt);
 
 /* ------------------------------------------------------------ fork.c */
 /* Bumped in the child of every fork(). A runtime remembers the value it was

@@ -232,6 +232,7 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
 	weft__driver_poll_nowait(rt);
+	weft__blocking_retry(rt);
 	flush_deferred(rt, c);
 	batch_end(c);
 	retune(rt, c);
@@ -369,6 +370,7 @@ handed_off:
 
 static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c)
 {
+	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
 	c->c.park_count++;
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;

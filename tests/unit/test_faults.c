@@ -387,3 +387,45 @@ Test(faults, fiber_stack_guard_mprotect_fails, .timeout = WT_TMO(20))
 
 	stk_recover_and_destroy(rt);
 }
+
+/* pthread_create failing for the blocking pool: spawn_blocking still
+ * succeeds and the job waits in the queue; once threads can be created
+ * again, the runtime starts one by itself (a worker retries when it parks
+ * or runs maintenance), without another spawn_blocking. */
+static atomic_int blocking_ran;
+
+static void *blocking_job(void *arg)
+{
+	atomic_fetch_add(&blocking_ran, 1);
+	return arg;
+}
+
+static enum weft_poll nudge_poll(void *s, struct weft_cx *cx) { return WEFT_READY; }
+
+Test(faults, blocking_pool_queues_while_pthread_create_fails, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	atomic_store(&blocking_ran, 0);
+	atomic_store(&pc_calls, 0);
+	atomic_store(&pc_fail_at, -1); /* every thread creation fails */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_blocking(rt, blocking_job, (void *)7L, &t), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->blocking_threads, 0);
+	cr_assert_eq(m->blocking_queue_depth, 1, "the job must wait in the queue");
+	weft_metrics_free(m);
+	wt_sleep_ms(50);
+	cr_assert_eq(atomic_load(&blocking_ran), 0);
+	cr_assert_geq(atomic_load(&pc_calls), 1, "the pool did not even try to start a thread");
+	/* a worker that parks or runs maintenance retries: still failing */
+	cr_assert_eq(weft_spawn_poll(rt, nudge_poll, NULL, NULL, NULL), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(atomic_load(&blocking_ran), 0);
+	atomic_store(&pc_fail_at, 0); /* threads can be created again */
+	cr_assert_eq(weft_spawn_poll(rt, nudge_poll, NULL, NULL, NULL), 0);
+	void *res;
+	cr_assert_eq(weft_join(t, &res), 0);
+	cr_assert_eq((long)res, 7);
+	cr_assert_eq(atomic_load(&blocking_ran), 1);
+	wt_rt_destroy(rt);
+}
