@@ -46,6 +46,14 @@ void weft__die_at(const char *file, int line, const char *func, const char *fmt,
 	abort();
 }
 
+/* The scenario variant to run: HARNESS_MODE when a checker build fixes it,
+ * else the plain run cycles through the n variants. */
+#ifdef HARNESS_MODE
+#define HARNESS_PICK_MODE(iter, n) ((void)(iter), (unsigned)(HARNESS_MODE))
+#else
+#define HARNESS_PICK_MODE(iter, n) ((unsigned)(iter) % (n))
+#endif
+
 #ifdef HARNESS_MODEL
 #define HARNESS_JITTER() do { } while (0)
 #define harness_seed(salt) ((void)(salt))

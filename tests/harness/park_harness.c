@@ -186,12 +186,7 @@ static void *notifier(void *arg)
 
 static void scenario(unsigned iter, bool broken)
 {
-#ifdef HARNESS_MODE
-	(void)iter;
-	mode = HARNESS_MODE;
-#else
-	mode = iter & 1;
-#endif
+	mode = HARNESS_PICK_MODE(iter, 2);
 	broken_run = broken;
 	if (broken)
 		mode = 0;

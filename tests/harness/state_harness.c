@@ -273,12 +273,7 @@ static void *handle(void *arg)
 
 static void scenario(unsigned iter, bool broken)
 {
-#ifdef HARNESS_MODE
-	(void)iter;
-	mode = HARNESS_MODE;
-#else
-	mode = iter % N_MODES;
-#endif
+	mode = HARNESS_PICK_MODE(iter, N_MODES);
 	broken_run = broken;
 	if (broken)
 		mode = 0;
