@@ -325,6 +325,18 @@ static __always_inline void emit(__u32 type, long core, __u64 rt, __s64 a0, __s6
 
 /* ------------------------------------------------------------- USDT side */
 
+/* The programs of the probes that fire per steal or park cycle: attached
+ * only by `schedtop trace`, they record the event and count nothing (the
+ * counts come from read_counters and the scheduler tracepoints). */
+static __always_inline int trace_only(__u32 type, long core, __u64 rt, __s64 a0, __s64 a1, __s64 a2)
+{
+	if (rt_skip(rt))
+		return 0;
+	__sync_fetch_and_add(&usdt_events, 1);
+	emit(type, core, rt, a0, a1, a2, bpf_ktime_get_ns());
+	return 0;
+}
+
 SEC("usdt")
 int BPF_USDT(weft_runtime_create, __u64 rt, long workers)
 {
@@ -390,16 +402,10 @@ int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
 	return 0;
 }
 
-/* Steals are counted from the thief's counters (read_counters); this
- * program, attached only by `schedtop trace`, records the event. */
 SEC("usdt")
 int BPF_USDT(weft_steal, long thief, long victim, long n, long depth, __u64 rt)
 {
-	if (rt_skip(rt))
-		return 0;
-	__sync_fetch_and_add(&usdt_events, 1);
-	emit(WEFT_EV_STEAL, thief, rt, victim, n, depth, bpf_ktime_get_ns());
-	return 0;
+	return trace_only(WEFT_EV_STEAL, thief, rt, victim, n, depth);
 }
 
 /*
@@ -408,46 +414,30 @@ int BPF_USDT(weft_steal, long thief, long victim, long n, long depth, __u64 rt)
  * hundreds of thousands of uprobe traps per second. schedtop attaches them
  * only to record a trace; its counts and histograms come from the core's
  * counters and from the scheduler tracepoints below (see sched_switch and
- * sched_wakeup), which cost no trap. So these programs only emit events.
+ * sched_wakeup), which cost no trap. Likewise steal (see trace_only).
  */
 SEC("usdt")
 int BPF_USDT(weft_steal_fail, long core, __u64 rt)
 {
-	if (rt_skip(rt))
-		return 0;
-	__sync_fetch_and_add(&usdt_events, 1);
-	emit(WEFT_EV_STEAL_FAIL, core, rt, 0, 0, 0, bpf_ktime_get_ns());
-	return 0;
+	return trace_only(WEFT_EV_STEAL_FAIL, core, rt, 0, 0, 0);
 }
 
 SEC("usdt")
 int BPF_USDT(weft_park, long core, long kind, long local_depth, long inject_depth, __u64 rt)
 {
-	if (rt_skip(rt))
-		return 0;
-	__sync_fetch_and_add(&usdt_events, 1);
-	emit(WEFT_EV_PARK, core, rt, kind, local_depth, inject_depth, bpf_ktime_get_ns());
-	return 0;
+	return trace_only(WEFT_EV_PARK, core, rt, kind, local_depth, inject_depth);
 }
 
 SEC("usdt")
 int BPF_USDT(weft_unpark, long core, long reason, __u64 rt)
 {
-	if (rt_skip(rt))
-		return 0;
-	__sync_fetch_and_add(&usdt_events, 1);
-	emit(WEFT_EV_UNPARK, core, rt, reason, 0, 0, bpf_ktime_get_ns());
-	return 0;
+	return trace_only(WEFT_EV_UNPARK, core, rt, reason, 0, 0);
 }
 
 SEC("usdt")
 int BPF_USDT(weft_notify, long from, long to, __u64 rt)
 {
-	if (rt_skip(rt))
-		return 0;
-	__sync_fetch_and_add(&usdt_events, 1);
-	emit(WEFT_EV_NOTIFY, from, rt, to, 0, 0, bpf_ktime_get_ns());
-	return 0;
+	return trace_only(WEFT_EV_NOTIFY, from, rt, to, 0, 0);
 }
 
 SEC("usdt")

@@ -343,6 +343,23 @@ static bool wait_target(struct target *t, int ms)
 	return mon_target_gone(t->pid);
 }
 
+/* Sleep one interval (Ctrl-C ends it early); true if the target exited. */
+static bool wait_interval(struct target *t, double interval)
+{
+	bool gone = false;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long ms = (long)(interval * 1000);
+	while (!exiting && !gone) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (el >= ms)
+			break;
+		gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
+	}
+	return gone;
+}
+
 static int reap(struct target *t)
 {
 	int st = 0;
@@ -375,17 +392,7 @@ static int run_batch(struct mon *m, struct target *t, double interval, long coun
 		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid, m->lib);
 	fflush(stdout);
 	for (long n = 1; !exiting; n++) {
-		bool gone = false;
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		long ms = (long)(interval * 1000);
-		while (!exiting && !gone) {
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-			if (el >= ms)
-				break;
-			gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
-		}
+		bool gone = wait_interval(t, interval);
 		mon_snapshot(m, cur);
 		if (rec)
 			snap_write(rec, cur, seq++);
@@ -551,17 +558,7 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		       t->pid);
 	fflush(stdout);
 	for (long n = 1; !exiting; n++) {
-		bool gone = false;
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		long ms = (long)(interval * 1000);
-		while (!exiting && !gone) {
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-			if (el >= ms)
-				break;
-			gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
-		}
+		bool gone = wait_interval(t, interval);
 		/* A gone process has no /proc/PID/task: the last values stay. */
 		if (fb_sample(fb))
 			gone = true;
