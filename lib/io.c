@@ -135,7 +135,7 @@ static void update_bits(struct weft_io *io, unsigned bits, unsigned state)
 		;
 }
 
-static void set_bits(struct weft_io *io, unsigned bits) { update_bits(io, bits, RD_STATE); }
+static void set_bits(struct weft_io *io, unsigned bits) { update_bits(io, bits, 0); }
 
 /* Which waiters an event with these bits concerns. */
 #define WAKES_READERS (WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN)
