@@ -23,8 +23,19 @@ TEST is one of:
             /proc context switches in the JSON, the BPF columns listed as
             missing with the fix, exit 0.
   bpftrace  the probes are standard USDT: bpftrace counts steals.
+  caps      the privilege model (docs/OBSERVABILITY.md, Privileges), as an
+            administrator sets it up: a copy owned by a group, mode 0750, file
+            capabilities cap_bpf,cap_perfmon,cap_sys_admin=p, used by nobody
+            in that group. Attaching to nobody's own weft_load works and
+            leaves schedtop with CapEff and CapPrm 0; attaching to root's
+            process, or to nobody's own non-dumpable one, is refused with the
+            reason and makes no bpf() or perf_event_open() call (strace); a
+            command started with `--` runs as nobody with no capabilities; a
+            set-user-ID copy is refused; a copy with only cap_bpf,cap_perfmon names CAP_SYS_ADMIN when the
+            kernel refuses the uprobes (Linux 6.16+); a user outside the
+            group cannot run the copy.
 
-Exit 0 pass, 1 fail, 77 skip (needs root or CAP_BPF+CAP_PERFMON). When the
+Exit 0 pass, 1 fail, 77 skip (needs root or the capabilities of docs/OBSERVABILITY.md, Privileges). When the
 environment variable CI is "true", a skip is a failure: CI runs as root.
 """
 import json
@@ -336,6 +347,170 @@ def test_nobpf(schedtop, load, lib):
           % ("65534" if prefix else os.geteuid(), clk, cs, final["perf"]["user_mode_only"]))
 
 
+NOBODY = 65534
+SCHEDTOP_GID = 64999   # the group that may run the capability copy (numeric: no /etc/group entry needed)
+
+
+def proc_status(pid):
+    """{'Uid': [...], 'CapEff': int, ...} of a live process."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            k, _, v = l.partition(":")
+            v = v.split()
+            if k in ("Uid", "Gid"):
+                out[k] = [int(x) for x in v]
+            elif k.startswith("Cap"):
+                out[k] = int(v[0], 16)
+    return out
+
+
+def test_caps(schedtop, load, lib):
+    if os.geteuid() != 0:
+        skip("needs root to set file capabilities and switch users")
+    for tool in ("setpriv", "setcap", "strace"):
+        if not shutil.which(tool):
+            skip("%s not found (scripts/setup-deps installs it)" % tool)
+    d = tempfile.mkdtemp(prefix="schedtop-caps-")
+    procs = []
+    try:
+        schedtop, load = unpriv_copies(d, schedtop, load, lib)
+        env = dict(os.environ, LD_LIBRARY_PATH=d)
+        # The documented install: group-owned, 0750, permitted-only capabilities.
+        full = os.path.join(d, "schedtop-caps")
+        shutil.copy(schedtop, full)
+        os.chown(full, 0, SCHEDTOP_GID)
+        os.chmod(full, 0o750)
+        subprocess.run(["setcap", "cap_bpf,cap_perfmon,cap_sys_admin=p", full], check=True)
+        partial = os.path.join(d, "schedtop-bpf-perfmon")
+        shutil.copy(schedtop, partial)
+        os.chown(partial, 0, SCHEDTOP_GID)
+        os.chmod(partial, 0o750)
+        subprocess.run(["setcap", "cap_bpf,cap_perfmon=p", partial], check=True)
+        # setpriv still holds root's capabilities when it execs (they go only
+        # at that exec), so the exec permission check would pass for anyone:
+        # a shell with none left execs the program, as a login would.
+        base = ["setpriv", "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--inh-caps=-all"]
+        shell = ["sh", "-c", 'exec "$@"', "sh"]
+        user = base + ["--groups=%d" % SCHEDTOP_GID] + shell
+        outsider = base + ["--clear-groups"] + shell
+
+        def load_as(prefix, *extra):
+            p = subprocess.Popen(prefix + [load, *extra, "2", "3000"], stdout=subprocess.DEVNULL,
+                                 env=env)
+            procs.append(p)
+            time.sleep(0.3)
+            if p.poll() is not None:
+                fail("weft_load %s exited early (%s)" % (extra, p.returncode))
+            return p.pid
+
+        own = load_as(outsider)
+        roots = load_as([])
+        undumpable = load_as(outsider, "--undumpable")
+        if proc_status(own)["Uid"] != [NOBODY] * 4:
+            fail("weft_load does not run as nobody: %s" % proc_status(own))
+
+        # 1. Not in the group: the copy cannot even be executed.
+        p = subprocess.run(outsider + [full, "-p", str(own), "--batch", "-n", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=20)
+        if p.returncode == 0 or "ermission denied" not in p.stderr:
+            fail("a user outside the group ran the 0750 copy: rc %d %s" % (p.returncode, p.stderr))
+
+        # 2. Own process: works, and no capability is left after the attach.
+        st = subprocess.Popen(user + [full, "-p", str(own), "--batch", "--json", "-n", "3", "0.4"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        procs.append(st)
+        first = read_line(st, 15)
+        if first is None:
+            st.wait(5)
+            fail("schedtop as nobody printed nothing (rc %s): %s" % (st.returncode,
+                                                                     st.stderr.read()))
+        caps = proc_status(st.pid)
+        rest, err = st.communicate(timeout=20)
+        if st.returncode != 0:
+            fail("schedtop as nobody on its own process exited %d: %s" % (st.returncode, err))
+        objs = [json.loads(l) for l in (first + rest).splitlines() if l.strip()]
+        if len(objs) != 3 or objs[-1]["workers"] != 2:
+            fail("expected 3 JSON objects with 2 workers: %s" % (first + rest)[:300])
+        if sum(w["total"]["polls"] for w in objs[-1]["worker"]) == 0:
+            fail("attached, but saw no poll: %s" % objs[-1])
+        if caps["Uid"] != [NOBODY] * 4 or caps["CapEff"] or caps["CapPrm"] or caps["CapInh"] \
+                or caps["CapAmb"]:
+            fail("schedtop after the attach: uid %s CapEff %x CapPrm %x CapInh %x CapAmb %x" %
+                 (caps["Uid"], caps["CapEff"], caps["CapPrm"], caps["CapInh"], caps["CapAmb"]))
+        print("ok: nobody attached to its own process; afterwards uid %s, CapEff %x CapPrm %x"
+              % (caps["Uid"], caps["CapEff"], caps["CapPrm"]))
+
+        # 3. Refusals: root's process, and nobody's own non-dumpable one. No
+        #    BPF program loaded, no perf event opened: nothing changed.
+        for target, want in ((roots, "real uid is 0 (root)"), (undumpable, "not dumpable")):
+            log = os.path.join(d, "strace.%d" % target)
+            p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=bpf,perf_event_open", "-o", log]
+                               + user + [full, "-p", str(target), "--batch", "-n", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, timeout=30)
+            with open(log) as f:
+                calls = [l for l in f if "bpf(" in l or "perf_event_open(" in l]
+            if p.returncode != 1 or want not in p.stderr or "not attaching" not in p.stderr:
+                fail("expected a refusal (%r, exit 1), got rc %d: %s" % (want, p.returncode,
+                                                                       p.stderr))
+            if calls:
+                fail("refused, but schedtop made %d BPF/perf calls: %s" % (len(calls), calls[:3]))
+            print("ok: refused with no bpf()/perf_event_open() call:", p.stderr.strip())
+
+        # 4. `-- CMD`: runs as nobody with no capabilities.
+        st = subprocess.Popen(user + [full, "--batch", "-n", "2", "0.4", "--", load, "2", "3000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        procs.append(st)
+        line = read_line(st, 15) or ""
+        if not line.startswith("Attached to pid "):
+            st.kill()
+            fail("schedtop -- CMD: %r %s" % (line, st.stderr.read()))
+        child = int(line.split()[3])
+        c = proc_status(child)
+        st.communicate(timeout=20)
+        if c["Uid"] != [NOBODY] * 4 or c["CapEff"] or c["CapPrm"] or c["CapInh"] or c["CapAmb"]:
+            fail("the command runs with uid %s CapEff %x CapPrm %x CapInh %x CapAmb %x" %
+                 (c["Uid"], c["CapEff"], c["CapPrm"], c["CapInh"], c["CapAmb"]))
+        print("ok: -- CMD ran as uid %s with CapEff %x CapPrm %x" % (c["Uid"], c["CapEff"],
+                                                                   c["CapPrm"]))
+
+        # 5. A set-user-ID root copy is refused before it does anything.
+        suid = os.path.join(d, "schedtop-suid")
+        shutil.copy(schedtop, suid)
+        os.chmod(suid, 0o4755)
+        p = subprocess.run(outsider + [suid, "-p", str(own), "--batch", "-n", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=20)
+        if p.returncode != 1 or "set-user-ID" not in p.stderr:
+            fail("a set-user-ID copy was not refused: rc %d %s" % (p.returncode, p.stderr))
+        print("ok: set-user-ID copy refused:", p.stderr.strip())
+
+        # 6. Without CAP_SYS_ADMIN: fine before Linux 6.16; since, the uprobes
+        #    are refused and the message names exactly CAP_SYS_ADMIN.
+        p = subprocess.run(user + [partial, "-p", str(own), "--batch", "-n", "1", "0.3"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=30)
+        rel = tuple(int(x) for x in os.uname().release.split(".")[:2])
+        if p.returncode == SKIP:
+            if "Missing: CAP_SYS_ADMIN" not in p.stderr or "CAP_BPF\n" in p.stderr:
+                fail("the refusal does not name exactly CAP_SYS_ADMIN: %s" % p.stderr)
+            print("ok: cap_bpf,cap_perfmon only: exit 77 naming CAP_SYS_ADMIN")
+        elif p.returncode == 0 and rel < (6, 16):
+            print("ok: cap_bpf,cap_perfmon suffice on Linux %d.%d" % rel)
+        else:
+            fail("cap_bpf,cap_perfmon only on Linux %d.%d: rc %d %s" % (rel + (p.returncode,
+                                                                          p.stderr)))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        shutil.rmtree(d)
+    print("PASS: the privilege model holds")
+
+
 def test_bpftrace(schedtop, load, lib):
     """bpftrace (Debian package) attaches to the probes by pid: proves they
     are ordinary USDT probes with semaphores. (bpftrace 0.17 -c cannot
@@ -390,7 +565,8 @@ def main():
         # reports 77 when they are missing.
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
-             "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace}
+             "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
+             "caps": test_caps}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

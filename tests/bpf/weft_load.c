@@ -3,8 +3,10 @@
  * one worker (a spawner task pushing a wave of jobs into its own ring), so
  * the other workers must steal; the ring overflows to the inject queue.
  *
- *   weft_load [--wait] WORKERS WAVES
+ *   weft_load [--wait] [--undumpable] WORKERS WAVES
  *
+ * --undumpable: prctl(PR_SET_DUMPABLE, 0) first, as a process that gained
+ * privileges at exec would be (schedtop's access check must refuse it).
  * --wait: print "ready PID" and wait for SIGUSR1 before creating the
  * runtime, so a tracer attached meanwhile sees the runtime's whole life.
  * At the end it shuts the runtime down (every worker publishes its final
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft/weft.h>
@@ -52,12 +55,18 @@ int main(int argc, char **argv)
 {
 	int a = 1;
 	bool wait = false;
-	if (argc > 1 && !strcmp(argv[1], "--wait")) {
-		wait = true;
-		a++;
+	for (; a < argc && argv[a][0] == '-' && argv[a][1] == '-'; a++) {
+		if (!strcmp(argv[a], "--wait")) {
+			wait = true;
+		} else if (!strcmp(argv[a], "--undumpable")) {
+			if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+				return 1;
+		} else {
+			break;
+		}
 	}
 	if (argc - a != 2) {
-		fprintf(stderr, "usage: weft_load [--wait] WORKERS WAVES\n");
+		fprintf(stderr, "usage: weft_load [--wait] [--undumpable] WORKERS WAVES\n");
 		return 2;
 	}
 	int workers = atoi(argv[a]), waves = atoi(argv[a + 1]);

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,45 +21,8 @@
 #include <bpf/libbpf.h>
 
 #include "mon.h"
+#include "priv.h"
 #include "weft.skel.h"
-
-#ifndef CAP_PERFMON
-#define CAP_PERFMON 38
-#endif
-#ifndef CAP_BPF
-#define CAP_BPF 39
-#endif
-
-static bool cap_has(const struct __user_cap_data_struct *d, int cap)
-{
-	return d[cap / 32].effective & (1u << (cap % 32));
-}
-
-int mon_priv_check(char *why, size_t n)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capget, &h, d) != 0) {
-		snprintf(why, n, "cannot read capabilities: %s", strerror(errno));
-		return SCHEDTOP_EXIT_SKIP;
-	}
-	bool bpf = cap_has(d, CAP_BPF) || cap_has(d, CAP_SYS_ADMIN);
-	bool perfmon = cap_has(d, CAP_PERFMON) || cap_has(d, CAP_SYS_ADMIN);
-	if (bpf && perfmon)
-		return 0;
-	snprintf(why, n,
-		 "schedtop needs CAP_BPF and CAP_PERFMON (or root) to load its BPF programs; "
-		 "missing:%s%s\n"
-		 "  fix: run it as root:         sudo schedtop ...\n"
-		 "   or: give the binary the capabilities once:\n"
-		 "       sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep \"$(command -v schedtop)\"\n"
-		 "  (cap_sys_ptrace is only needed to read another user's /proc/PID/maps)\n"
-		 "  without privileges: schedtop --no-bpf -p PID shows the perf counters and\n"
-		 "  /proc figures of your own processes' worker threads",
-		 bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
-	return SCHEDTOP_EXIT_SKIP;
-}
 
 /* Does the file hold stapsdt notes of provider weft? A cheap byte search
  * for "weft\0park\0" (provider and probe name are adjacent in the note). */
@@ -129,6 +91,8 @@ int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n)
 	if (c < 0)
 		return -errno;
 	if (c == 0) {
+		if (priv_child())
+			_exit(127);
 		dup2(fds[1], 1);
 		close(fds[0]);
 		int dn = open("/dev/null", O_WRONLY);
@@ -224,6 +188,7 @@ static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
 			bpf_program__set_autoload(prog, !switch_futex);
 	int err = weft_bpf__load(m->skel);
 	if (err) {
+		m->step = MON_STEP_LOAD;
 		if (!switch_futex || verbose)
 			fprintf(stderr, "schedtop: cannot load the BPF programs%s: %s%s\n",
 				switch_futex ? " (futex sleeps in sched_switch)" : "",
@@ -263,6 +228,7 @@ static int attach_all(struct mon *m, int pid, const char *lib, bool trace)
 			l = bpf_program__attach(prog);
 		if (!l) {
 			int err = -errno;
+			m->step = probe ? MON_STEP_USDT : MON_STEP_TP;
 			fprintf(stderr, "schedtop: cannot attach %s%s%s: %s\n", name,
 				probe ? " to weft:" : "", probe ? probe : "", strerror(-err));
 			if (err == -ENOENT && probe)
@@ -309,6 +275,7 @@ int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace)
 		/* BPF_ENABLE_STATS: our own run time per event, as bpftop does.
 		 * The stats stay on only while this fd is open. */
 		m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		m->stats_err = m->stats_fd < 0 ? -errno : 0;
 		err = attach_all(m, pid, lib, trace);
 		if (!err)
 			return 0;

@@ -1,5 +1,5 @@
 /*
- * mon.h - the BPF side of schedtop: privilege check, finding the library
+ * mon.h - the BPF side of schedtop: finding the library
  * that holds the weft probes, loading weft.bpf.c, attaching it to one
  * process, reading snapshots and draining the trace ring buffer.
  */
@@ -17,6 +17,9 @@ struct weft_bpf;
 struct ring_buffer;
 struct bpf_link;
 
+/* Where mon_open failed, for naming the capability that was missing. */
+enum mon_step { MON_STEP_NONE, MON_STEP_LOAD, MON_STEP_USDT, MON_STEP_TP };
+
 struct mon {
 	struct weft_bpf *skel;
 	int pid;
@@ -26,26 +29,27 @@ struct mon {
 	struct bpf_link *links[24];
 	int nlinks;
 	char futex_src[64]; /* which programs time futex waits (sched_switch or tp_btf:...) */
+	enum mon_step step; /* the step that failed, after mon_open returned an error */
+	int stats_err;      /* BPF_ENABLE_STATS refused (-errno): no BPF run-time figures */
 };
-
-/* 0 when this process may load and attach BPF programs; otherwise fills
- * `why` with what is missing and how to fix it, and returns 77. */
-int mon_priv_check(char *why, size_t n);
 
 /* The file whose USDT notes carry provider weft, as mapped by `pid`:
  * libweft.so, or the executable when weft is linked statically. 0, -ENOENT
  * (no weft in that process), -ESRCH (no such process). */
 int mon_find_lib(int pid, char *out, size_t n);
 
-/* The libweft that `argv[0]` would load (ld.so's trace mode), or the
- * executable itself when it holds the probes. 0 or -ENOENT. */
+/* The libweft that `argv[0]` would load (ld.so's trace mode, run in a
+ * child with the caller's ids and no capabilities), or the executable
+ * itself when it holds the probes. 0 or -ENOENT. */
 int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n);
 
 /* Load and attach to `pid` (USDT in `lib`, tracepoints filtered on the
  * pid). Futex sleeps are timed in sched_switch, or, when that cannot load
  * (kernel before 5.15), by the sys_enter/sys_exit tracepoints (environment
- * SCHEDTOP_FUTEX=tp forces them); the choice is in m->futex_src. 0; -EPERM/-EACCES (privileges), -EOPNOTSUPP (BPF cannot work here:
- * no BTF, no uprobes...), other -errno. */
+ * SCHEDTOP_FUTEX=tp forces them); the choice is in m->futex_src. 0;
+ * -EPERM/-EACCES (privileges; m->step says where), -EOPNOTSUPP (BPF
+ * cannot work here: no BTF, no uprobes...), other -errno. Needs the
+ * capabilities raised (priv_raise); keeps working after they are dropped. */
 /* trace: also attach the park-path probes (steal_fail, park, unpark,
  * notify), which only feed the event stream; the counts never need them. */
 int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace);

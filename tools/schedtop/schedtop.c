@@ -32,6 +32,7 @@
 #include "fallback.h"
 #include "mon.h"
 #include "model.h"
+#include "priv.h"
 #include "trace.h"
 #include "tui.h"
 
@@ -86,8 +87,13 @@ static const char usage_text[] =
 	"  schedtop -p 1234 --no-bpf --batch -n 3  # as an ordinary user, own process\n"
 	"\n"
 	"Live view keys: q quit, h help, s change sort, 1 workers, 2 steal matrix,\n"
-	"3 histograms. Exit status: 0 ok, 1 failure, 2 usage, 77 BPF unavailable\n"
-	"(never with --no-bpf).\n";
+	"3 histograms.\n"
+	"\n"
+	"Privileges: root, or a copy with `setcap cap_bpf,cap_perfmon,cap_sys_admin=p`\n"
+	"(docs/OBSERVABILITY.md, Privileges); capabilities are used only to load and\n"
+	"attach, and only your own (dumpable) processes may be watched unless root.\n"
+	"Exit status: 0 ok, 1 failure (also: not allowed to watch that process),\n"
+	"2 usage, 77 BPF unavailable: a capability missing, no BTF (never with --no-bpf).\n";
 
 /* ------------------------------------------------------------------ list */
 
@@ -239,6 +245,11 @@ static int start_child(char *const cmd[], struct target *t)
 	if (c == 0) {
 		char x;
 		close(fds[1]);
+		/* The caller's own ids and no capabilities, whatever schedtop holds. */
+		if (priv_child()) {
+			perror("schedtop: dropping capabilities for the command");
+			_exit(127);
+		}
 		/* Wait until the probes are attached (or schedtop gave up). */
 		if (read(fds[0], &x, 1) != 1)
 			_exit(127);
@@ -264,11 +275,51 @@ static void release_child(struct target *t)
 	}
 }
 
-/* Returns 0 or the exit code to leave with. */
+/* Sleep up to `ms`; true if the target exited meanwhile. */
+static bool wait_target(struct target *t, int ms)
+{
+	if (t->pidfd >= 0) {
+		struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+		int r = poll(&p, 1, ms);
+		if (r > 0)
+			return true;
+		return false;
+	}
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	return mon_target_gone(t->pid);
+}
+
+/* mon_open failed: say why, as precisely as the step and the privileges
+ * allow. Returns the exit code. */
+static int attach_failed(const struct mon *m, int r)
+{
+	char why[1024];
+	if (r != -EPERM && r != -EACCES)
+		return r == -EOPNOTSUPP || r == -ENOSYS || r == -EINVAL ? SCHEDTOP_EXIT_SKIP : 1;
+	if (priv_explain(m->step, r, why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		return SCHEDTOP_EXIT_SKIP;
+	}
+	if (priv_is_root()) {
+		/* root already: the verifier (EACCES) or a lockdown refused it */
+		fprintf(stderr, "schedtop: the kernel refused the BPF programs as root (%s): "
+				"the verifier rejected one, or lockdown forbids BPF; -v shows "
+				"the verifier log\n", strerror(-r));
+		return 1;
+	}
+	fprintf(stderr, "schedtop: the kernel refused BPF (%s) although schedtop held every "
+			"capability it needs: lockdown, a security module (SELinux, AppArmor) "
+			"or seccomp forbids it; -v shows libbpf's log\n", strerror(-r));
+	return SCHEDTOP_EXIT_SKIP;
+}
+
+/* Check who may be watched, raise the capabilities, load and attach, drop
+ * them for good. Returns 0 or the exit code to leave with. */
 static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose, bool trace)
 {
 	char why[1024], lib[PATH_MAX];
-	if (mon_priv_check(why, sizeof(why))) {
+	if (priv_missing(why, sizeof(why))) {
 		fprintf(stderr, "%s\n", why);
 		return SCHEDTOP_EXIT_SKIP;
 	}
@@ -286,6 +337,17 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			return 1;
 		}
 	} else {
+		/* The pidfd pins the process we checked: if it exits before the
+		 * attach is done, its pid may name someone else's by then. */
+		t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+		if (t->pidfd < 0 && errno == ESRCH) {
+			fprintf(stderr, "schedtop: no process %d\n", t->pid);
+			return 1;
+		}
+		if (priv_may_observe(t->pid, why, sizeof(why))) {
+			fprintf(stderr, "%s\n", why);
+			return 1;
+		}
 		r = mon_find_lib(t->pid, lib, sizeof(lib));
 		if (r == -ESRCH) {
 			fprintf(stderr, "schedtop: no process %d (or no permission to read its maps)\n",
@@ -298,49 +360,40 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			return 1;
 		}
 	}
-	r = mon_open(m, t->pid, lib, verbose, trace);
-	if (r) {
+	r = priv_raise();
+	if (!r)
+		r = mon_open(m, t->pid, lib, verbose, trace);
+	else
+		fprintf(stderr, "schedtop: cannot raise its capabilities: %s\n", strerror(-r));
+	int code = r ? attach_failed(m, r) : 0;
+	if (!r && t->pidfd >= 0 && wait_target(t, 0)) {
+		fprintf(stderr, "schedtop: process %d exited while schedtop attached\n", t->pid);
+		code = 1;
+	}
+	if (priv_drop(why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		code = 1;
+	}
+	if (code) {
+		if (!r)
+			mon_close(m);
 		if (t->child > 0) {
 			close(t->go_fd); /* the child exits 127 without running CMD */
 			t->go_fd = -1;
 			waitpid(t->child, NULL, 0);
+			t->child = 0;
 		}
-		if ((r == -EPERM || r == -EACCES) && geteuid() == 0) {
-			/* root already: the verifier (EACCES) or a lockdown refused it */
-			fprintf(stderr, "schedtop: the kernel refused the BPF programs as root (%s): "
-					"the verifier rejected one, or lockdown forbids BPF; -v shows "
-					"the verifier log\n", strerror(-r));
-			return 1;
-		}
-		if (r == -EPERM || r == -EACCES) {
-			fprintf(stderr, "schedtop: the kernel refused BPF (%s). Run as root, or check "
-					"kernel.unprivileged_bpf_disabled, lockdown and seccomp.\n",
-				strerror(-r));
-			return SCHEDTOP_EXIT_SKIP;
-		}
-		if (r == -EOPNOTSUPP || r == -ENOSYS || r == -EINVAL)
-			return SCHEDTOP_EXIT_SKIP;
-		return 1;
+		return code;
 	}
-	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	if (m->stats_err)
+		fprintf(stderr, "schedtop: no BPF run-time figures (BPF_ENABLE_STATS: %s; it needs "
+				"CAP_SYS_ADMIN): the overhead line shows 0 ns per run\n",
+			strerror(-m->stats_err));
+	if (t->pidfd < 0)
+		t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
 	if (t->child > 0)
 		release_child(t);
 	return 0;
-}
-
-/* Sleep up to `ms`; true if the target exited meanwhile. */
-static bool wait_target(struct target *t, int ms)
-{
-	if (t->pidfd >= 0) {
-		struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
-		int r = poll(&p, 1, ms);
-		if (r > 0)
-			return true;
-		return false;
-	}
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-	return mon_target_gone(t->pid);
 }
 
 /* Sleep one interval (Ctrl-C ends it early); true if the target exited. */
@@ -526,11 +579,11 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 			long count, bool batch, bool json)
 {
 	char why[1024], bpf_why[320];
-	if (mon_priv_check(why, sizeof(why)))
+	if (priv_missing(why, sizeof(why)))
 		snprintf(bpf_why, sizeof(bpf_why),
 			 "steals/parks/polls/depths need BPF: run as root or grant "
-			 "cap_bpf,cap_perfmon (sudo setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep "
-			 "\"$(command -v schedtop)\")");
+			 "cap_bpf,cap_perfmon,cap_sys_admin (sudo setcap "
+			 "cap_bpf,cap_perfmon,cap_sys_admin=p \"$(command -v schedtop)\")");
 	else
 		snprintf(bpf_why, sizeof(bpf_why),
 			 "BPF not used (--no-bpf): run without --no-bpf for these columns");
@@ -594,6 +647,18 @@ int main(int argc, char **argv)
 	if (a.help) {
 		fputs(usage_text, stdout);
 		return 0;
+	}
+	char why[1024];
+	if (priv_init(why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		return 1;
+	}
+	/* Only the BPF load and attach use capabilities: an ordinary user's
+	 * copy gives them up at once for everything else. */
+	bool bpf_mode = (a.mode == M_TOP || a.mode == M_TRACE) && !a.no_bpf;
+	if (!bpf_mode && !priv_is_root() && priv_drop(why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		return 1;
 	}
 	switch (a.mode) {
 	case M_LIST: return cmd_list();
