@@ -1,0 +1,100 @@
+/*
+ * test_sym.c - schedtop's symbolizer (tools/schedtop/sym.c, libdwfl) on a
+ * real process: tests/bpf/sym_target prints addresses whose function, file
+ * and line it knows; each must come back as printed. Also: a process that
+ * does not exist is -ESRCH, an address nothing maps is -ENOENT.
+ *
+ *   test_sym SYM_TARGET
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sym.h"
+
+static int failures;
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			printf(__VA_ARGS__);                                              \
+			printf("\n");                                                     \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: test_sym SYM_TARGET\n");
+		return 2;
+	}
+	int fds[2];
+	if (pipe(fds))
+		return 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execl(argv[1], argv[1], (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	unsigned long long ra = 0, here = 0, create = 0;
+	int line = 0;
+	if (!f || fscanf(f, "%llx %d %llx %llx", &ra, &line, &here, &create) != 4) {
+		printf("FAIL: sym_target printed no addresses\n");
+		kill(pid, SIGKILL);
+		return 1;
+	}
+
+	struct sym_ctx *c;
+	int r = sym_open(&c, pid);
+	CHECK(r == 0, "sym_open: %s", strerror(-r));
+	if (r == 0) {
+		struct sym_info s;
+		char buf[512];
+
+		r = sym_lookup(c, ra, true, &s);
+		sym_format(&s, ra, buf, sizeof(buf));
+		printf("return address %#llx -> %s\n", ra, buf);
+		CHECK(r == 0 && !strcmp(s.func, "main"), "return address: func %s", s.func);
+		CHECK(strstr(s.file, "sym_target.c") && s.line == line,
+		      "return address: %s:%d, expected sym_target.c:%d", s.file, s.line, line);
+		CHECK(!strcmp(s.module, "sym_target"), "module %s", s.module);
+
+		r = sym_lookup(c, here, false, &s);
+		sym_format(&s, here, buf, sizeof(buf));
+		printf("here %#llx -> %s\n", here, buf);
+		CHECK(r == 0 && !strcmp(s.func, "here") && s.offset == 0, "here: %s+%llu", s.func,
+		      (unsigned long long)s.offset);
+
+		r = sym_lookup(c, create, false, &s);
+		sym_format(&s, create, buf, sizeof(buf));
+		printf("weft_runtime_create %#llx -> %s\n", create, buf);
+		CHECK(r == 0 && !strcmp(s.func, "weft_runtime_create"), "shared lib: func %s",
+		      s.func);
+		CHECK(!strncmp(s.module, "libweft.so", 10), "shared lib: module %s", s.module);
+		CHECK(strstr(s.file, "runtime.c") && s.line > 0, "shared lib: %s:%d", s.file,
+		      s.line);
+
+		r = sym_lookup(c, 16, false, &s);
+		CHECK(r == -ENOENT, "unmapped address: %d", r);
+		sym_close(c);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	r = sym_open(&c, pid);
+	CHECK(r == -ESRCH, "a reaped process: %d (%s)", r, strerror(-r));
+	if (!r)
+		sym_close(c);
+	if (failures)
+		return 1;
+	printf("PASS: symbols, lines and modules as the target printed them\n");
+	return 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * sym.h - code addresses of a running process to function, file and line,
+ * through elfutils' libdwfl: the modules from /proc/PID/maps, ELF symbol
+ * tables, DWARF line tables (and separate debug files where installed).
+ *
+ * Runs with the caller's own credentials only (schedtop has dropped its
+ * capabilities before it symbolizes): libdwfl opens the target's maps and
+ * files as the user, so it sees only what the user may read.
+ */
+#ifndef SCHEDTOP_SYM_H
+#define SCHEDTOP_SYM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sym_ctx;
+
+struct sym_info {
+	char func[128];   /* "" when no symbol covers the address */
+	uint64_t offset;  /* address - function start */
+	char file[256];   /* source file, "" without line information */
+	int line;         /* 0 without line information */
+	char module[128]; /* basename of the mapped file, "" when none maps it */
+};
+
+/* Report the modules `pid` maps now. 0 or -errno (-ESRCH: no such
+ * process, -EACCES: its maps are not the caller's to read). */
+int sym_open(struct sym_ctx **out, int pid);
+
+/* Re-read the maps (after a dlopen in the target). 0 or -errno. */
+int sym_refresh(struct sym_ctx *c);
+
+/* Symbolize `addr`. For a return address (a call site) pass
+ * `return_address` true: the line is looked up one byte earlier, inside
+ * the call instruction. 0 when at least the module is known; -ENOENT when
+ * nothing maps the address. */
+int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym_info *out);
+
+/* "func+0x1c (file.c:42)" / "func+0x1c [libfoo.so]" / "0x7f... [?]" */
+void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n);
+
+void sym_close(struct sym_ctx *c);
+
+#endif /* SCHEDTOP_SYM_H */
