@@ -13,6 +13,68 @@
  *
  * weft__fiber_trampoline is the lr of a fresh fiber's frame: it calls
  * weft__fiber_main(x19) and never returns.
+ *
+ * Checked against the AAPCS64 callee-saved set (by reading: no aarch64
+ * machine runs this here, see issue 17). Offsets are from the saved sp.
+ *
+ *   register        saved at      notes
+ *   x19-x28         [0]..[72]     stp pairs; x19 carries f into a new fiber
+ *   x29 (fp)        [80]          0 in a new frame: the frame chain ends there
+ *   x30 (lr)        [88]          `ret` after the restore jumps to it
+ *   sp              *save_sp      sp after `sub #176`, the frame's address;
+ *                                 16-aligned: it was at entry (AAPCS64) and
+ *                                 176 = 11 * 16, so every [sp, #n] is legal
+ *                                 with SP alignment checking on
+ *   d8-d15          [96]..[152]   low 64 bits of v8-v15, all the PCS keeps;
+ *                                 the high halves are caller-saved
+ *   FPCR            [160]         rounding mode, FZ, trap enables: they
+ *                                 belong to the fiber, as MXCSR's control
+ *                                 bits do on x86
+ *   (pad)           [168]         keeps the frame a multiple of 16
+ *
+ * Not saved, and why that is right:
+ *  - x0-x17, v0-v7, v16-v31, NZCV, SVE z/p/FFR beyond d8-d15: caller-saved;
+ *    the C caller assumes the call clobbers them. x9 is the scratch here.
+ *  - x18, the platform register: Linux does not reserve it, and GCC and
+ *    Clang treat it as a caller-clobbered temporary, so no caller relies on
+ *    it across this call. The switch leaves it untouched: after a switch it
+ *    holds whatever the other side had. Builds that do reserve it
+ *    (-ffixed-x18, Clang's shadow call stack, where x18 is the per-thread
+ *    shadow stack pointer) are not supported: fibers would share the
+ *    thread's shadow stack.
+ *  - FPSR (cumulative exception flags IOC..IDC, QC): AAPCS64 does not
+ *    preserve it across a call ("may have any value on entry"). So FP
+ *    exception flags belong to the thread, not the fiber: fetestexcept()
+ *    across a suspension point says nothing (a fiber may resume on another
+ *    thread). On x86 the SSE flags happen to travel inside MXCSR. If
+ *    fiber-local flags are ever wanted, the pad slot [168] can hold FPSR.
+ *  - TPIDR_EL0 (TLS base), TPIDR2_EL0 and SME state (PSTATE.SM, ZA): per
+ *    thread and not switched. Nothing may keep a thread-local address
+ *    across a suspension (fiber.c; weft__ctx() is noinline behind a
+ *    compiler barrier so the TLS base is re-read); a fiber must not suspend
+ *    in streaming mode or with ZA live or dormant.
+ *
+ * The first frame (frame_init in fiber.c) matches this layout: sp = 16-
+ * aligned top - 176, x19 = f at [0], x29 = 0 at [80], x30 = the trampoline
+ * at [88], FPCR of the thread that first polls the fiber at [160], the rest
+ * zero. The first switch into it leaves sp = top (16-aligned) and `ret`s
+ * into the trampoline, which clears x29 again (as x86 clears rbp), passes
+ * x19 in x0 and calls weft__fiber_main with sp 16-aligned, as AAPCS64
+ * requires at a call; `brk` stands where x86 has `ud2`.
+ *
+ * BTI and PAC: this object has no .note.gnu.property, so a build with
+ * -mbranch-protection=bti/standard links libweft without the BTI property
+ * (ld drops it; -z force-bti would warn): not a fault, but no enforcement.
+ * Adding the property would need at most `bti c` at weft__ctx_switch: it
+ * is reached only by a direct `bl` (hidden symbol, no PLT) and the
+ * trampoline only by `ret`, neither of which BTI checks. pac-ret: this is
+ * a leaf and stores lr unsigned; compiled callers sign their own lr against
+ * their own sp, which the switch hands back unchanged, and Linux keys are
+ * per process, so a fiber resumed on another thread authenticates its
+ * frames (unless some thread calls prctl(PR_PAC_RESET_KEYS)). The unsigned
+ * lr at [88] of a suspended fiber is a hardening gap, as on x86 without a
+ * shadow stack. No CFI here (x86 marks its trampoline .cfi_undefined rip):
+ * frame-pointer unwinders stop at x29 = 0, DWARF ones at the missing FDE.
  */
 	.text
 	.globl	weft__ctx_switch
