@@ -16,6 +16,88 @@
  * COMPLETE -> the joiner) is a release the other side acquires. Reference
  * increments are relaxed (the incrementer already holds one); decrements
  * are acq_rel, so whoever frees sees every earlier use.
+ *
+ * Memory-ordering argument in the C11 model alone (x86 hides the weak
+ * cases: there every locked RMW is a full fence). After weft__task_init's
+ * relaxed store (the task reaches other threads only through a queue's
+ * release/acquire or the spawner's handle), every write to the word is an
+ * RMW. Two facts carry everything below:
+ *  (R1) RMWs on one location are totally ordered (modification order) and
+ *       each reads the value just before its own write, so of two threads
+ *       that both RMW the word, the later one sees the earlier one's write.
+ *       This is what replaces seq_cst for the store->load (SB) pairs
+ *       here: poller "read the event, then idle-CAS" against waker "write
+ *       the event, then wake-CAS", and the queued run against a wake of a
+ *       task already NOTIFIED (wake_by_ref, note below).
+ *  (R2) Every RMW, relaxed ones included, continues the release sequence
+ *       of every earlier release on the word (RMW chain). An acquire that
+ *       reads any later value synchronises with all of them.
+ *
+ *  operation          order  pairs with / shape / why enough
+ *  ref_inc            rlx    nothing: the caller holds a reference, so the
+ *                            count cannot reach 0 meanwhile, and a clone
+ *                            publishes no data. Still an RMW: (R2) holds.
+ *  unref              ac_rl  each drop's release with the last drop's
+ *                            acquire, through the chain of decrements
+ *                            (R2): MP, every use happens before the free.
+ *  run (CAS)          ac_rl  acquire: the idle CAS that ended the previous
+ *                            poll and any waker CAS since (R2): MP, this
+ *                            poll sees the last poll's and the wakers'
+ *                            writes on whatever worker it runs.
+ *  idle (CAS)         ac_rl  release: the next run / completer / shutdown
+ *                            (MP). Against a concurrent wake: (R1), see
+ *                            above; if the wake came first the idle CAS
+ *                            sees NOTIFIED (requeue), else the wake sees
+ *                            RUNNING clear and submits; either way the
+ *                            next run acquires the waker's release (MP).
+ *  complete (xor)     ac_rl  release: result, err, drop's effects -> the
+ *                            joiner's acquire that sees COMPLETE (MP).
+ *                            acquire: join_publish's release, so the
+ *                            waker in the slot is visible (MP).
+ *  join_waker_done    ac_rl  release: the completer's last use of the slot
+ *                            -> handle_release / join_take_slot (MP);
+ *                            acquire: handle_release's, before the
+ *                            completer drops a slot left to it (MP).
+ *  shutdown (CAS)     ac_rl  acquire: the last idle CAS, so drop on the
+ *                            shutdown thread sees the last poll (MP).
+ *  wake_by_val (CAS)  ac_rl  release: the waker's writes -> the next run
+ *                            (MP, or (R1) when racing idle); acquire: on
+ *                            TS_WAKE_FREE it frees, as unref.
+ *  wake_by_ref (CAS)  ac_rl  release as wake_by_val. Also writes (the same
+ *                            value) when the task is already NOTIFIED and
+ *                            idle; see the note below.
+ *  handle_release     ac_rl  release: the handle's reads of the output and
+ *                            its slot use -> the completer / last unref;
+ *                            acquire: join_waker_done's release, before
+ *                            it drops the slot (DROP_WAKER after COMPLETE).
+ *  join_take_slot     ac_rl  acquire (success or failure): COMPLETE seen
+ *                            -> the output is readable (MP).
+ *  join_publish       ac_rl  release: the slot's waker -> complete's
+ *                            acquire (MP); acquire: as join_take_slot.
+ *  abort (CAS)        ac_rl  release: CANCELLED -> run / idle; no data
+ *                            rides on the bit, the queue hands the task.
+ *  first acquire      acq    used only on paths that return without a
+ *  load of each loop         write: STALE, CANCEL, CONSUMED, and COMPLETE
+ *                            (output readable, MP as above).
+ * Nothing here is seq_cst: no protocol on the word needs a store->load
+ * order between two locations beyond what (R1) gives.
+ *
+ * wake_by_ref on an already NOTIFIED, idle task used to return after its
+ * acquire load, without writing. That leaves a real SB: waker [write the
+ * event; load the word = NOTIFIED] against the queued run [run-CAS the
+ * word; read the event = old]. Without seq_cst on all four nothing forbids
+ * both old values, and then the poll misses the event and no wake follows:
+ * a lost wakeup. Concrete case in task.c: complete() does its COMPLETE RMW
+ * on task T, then wakes T's joiner J by ref; if J is already queued, J's
+ * next poll may load T's word without COMPLETE and return PENDING for
+ * good. There x86 forbids it (the locked RMW before the load is a fence);
+ * C11 does not, nor AArch64 when acquire loads are RCpc (LDAPR), POWER or
+ * RISC-V. With a plain store for the event even x86 shows it (store
+ * buffering: a scratch litmus of a relaxed store then this wake, against
+ * run + load, lost 532 wakes in 2M tries on x86_64, none after the fix).
+ * Writing the word (same value) puts the wake in the word's modification
+ * order (R1): before the run (the run acquires it, MP) or after (the CAS
+ * fails, retries, finds RUNNING and sets NOTIFIED).
  */
 #ifndef WEFT_TASK_STATE_H
 #define WEFT_TASK_STATE_H
@@ -175,8 +257,13 @@ static inline bool weft__ts_wake_by_ref(_Atomic uint64_t *w)
 		submit = false;
 		if (s & T_RUNNING) {
 			ns = s | T_NOTIFIED;
-		} else if (s & (T_COMPLETE | T_NOTIFIED)) {
+		} else if (s & T_COMPLETE) {
 			return false;
+		} else if (s & T_NOTIFIED) {
+			/* Already queued: write the same value anyway, a release
+			 * the queued run acquires (see the header: a load alone
+			 * is SB with that run, and can lose this wake). */
+			ns = s;
 		} else {
 			ns = (s | T_NOTIFIED) + T_REF_ONE;
 			submit = true;

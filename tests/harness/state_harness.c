@@ -9,6 +9,8 @@
  *    (run -> poll -> idle / complete, as weft__task_run does);
  *  - waker:  sets `event`, wakes by reference, then wakes by value (which
  *    consumes its reference), as a sync primitive releasing a waiter does;
+ *    in modes 6-7 it wakes by reference only and then drops its reference,
+ *    as task.c's complete() wakes a join waker;
  *  - handle: per mode, abort first or not, then join (register a join waker
  *    and take the output if already complete), detach, or register a join
  *    waker and then detach.
@@ -26,7 +28,11 @@
  *
  * Modes (HARNESS_MODE for a checker; the plain run cycles through all):
  * 0 join, 2 detach, 4 register a join waker then detach (weft_join_poll
- * PENDING, then weft_detach); +1: abort first.
+ * PENDING, then weft_detach), 6 join with a by-ref-only waker; +1: abort
+ * first. Mode 6 is the SB shape of task_state.h's note on wake_by_ref: the
+ * task starts NOTIFIED and queued, so a wake before the first run finds it
+ * NOTIFIED; were that wake a load only, the first poll could miss `event`
+ * (a checker finds it; x86 practically never shows it).
  * --broken: the waker sets `event` but drops its reference instead of
  * waking; the no-lost-wakeup check must catch it.
  */
@@ -36,7 +42,8 @@
 #include "../../lib/task_state.h"
 
 /* mode: bit 0 abort first; mode >> 1: how the handle goes */
-enum { M_ABORT = 1, H_JOIN = 0, H_DETACH = 1, H_REGISTER_DETACH = 2, N_MODES = 6 };
+enum { M_ABORT = 1, H_JOIN = 0, H_DETACH = 1, H_REGISTER_DETACH = 2, H_JOIN_BYREF = 3,
+       N_MODES = 8 };
 
 #define HARNESS_PATHS(X) X(poll_pending) X(poll_ready) X(woken_while_running) \
 	X(run_cancelled) X(idle_cancelled) X(wake_submits) X(abort_submits) X(waker_frees) \
@@ -183,6 +190,10 @@ static void *waker(void *arg)
 		submit();
 	}
 	HARNESS_JITTER();
+	if (mode >> 1 == H_JOIN_BYREF) {
+		unref(1); /* by reference only: the drop is not a wake */
+		return NULL;
+	}
 	switch (weft__ts_wake_by_val(&word)) {
 	case TS_WAKE_SUBMIT:
 		HARNESS_HIT(wake_submits);
