@@ -17,6 +17,49 @@
  * sees this through the atomics, not through the futex syscall). Spurious
  * returns from FUTEX_WAIT are harmless: the loop re-checks the word.
  *
+ * The ordering argument in the C11 model alone. Every write to the word
+ * after init is an RMW, so (as for the task state word) the RMWs are
+ * totally ordered and each sees the one before it (W1), and an acquire
+ * reading any value synchronises with every earlier release on the word,
+ * RMWs continuing release sequences (W2).
+ *
+ *  operation                        needs        pairs with / shape
+ *  unpark: exchange -> NOTIFIED     release      the consuming RMW below:
+ *                                                MP, the waker's writes
+ *                                                before unpark are visible
+ *                                                after park. An exchange,
+ *                                                not "load, store if not
+ *                                                NOTIFIED": a load-only
+ *                                                path would be SB with the
+ *                                                parker and lose the MP.
+ *  park: CAS NOTIFIED -> EMPTY,     acquire      that exchange, or a later
+ *    the loop's CAS; park and                    one (W2: two notifiers'
+ *    begin_driver: exchange ->                   exchanges chain): MP.
+ *    EMPTY after a failed CAS
+ *  park: CAS EMPTY -> PARKED;       atomicity    against unpark's exchange
+ *    driver: CAS EMPTY -> DRIVER    (W1)         (W1): the exchange either
+ *                                                comes first (our CAS fails
+ *                                                and we consume) or sees
+ *                                                PARKED / DRIVER and wakes
+ *                                                us (FUTEX_WAKE / eventfd).
+ *  end_driver: exchange -> EMPTY    acquire      a notification that came
+ *                                                during epoll_wait is
+ *                                                consumed: MP as above.
+ * The futex adds one SB that C11 does not see: the kernel's check of the
+ * word in FUTEX_WAIT against the waker's check for sleepers in FUTEX_WAKE.
+ * The kernel closes it (both serialise on the hash bucket, with full
+ * barriers on each side, kernel/futex/waitwake.c); unpark calls FUTEX_WAKE
+ * whenever it replaced PARKED, and FUTEX_WAIT returns at once unless the
+ * word is still PARKED.
+ *
+ * All of these are seq_cst, which this handshake does not need: acq_rel
+ * RMWs would do (W1, W2). On AArch64 seq_cst and acq_rel RMWs are the same
+ * instructions (LDAXR/STLXR, or SWPAL/CASAL), on x86 both are locked, so it
+ * costs nothing. The callers' own SB (idle.c: push then notify, against
+ * announce-parked then rescan) is closed by idle.c's seq_cst RMWs on its
+ * own word, not by this one; weakening these would need that re-checked.
+ * park.c's weft__tparker_park_until repeats these steps with a timeout.
+ *
  * Only the word logic is here, static inline (it compiles into park.c as
  * before); the futex calls are weft__futex_wait / weft__futex_wake, defined
  * in park.c, or by tests/harness/park_harness.c, which builds this file

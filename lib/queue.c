@@ -23,6 +23,70 @@
  * Overflow: when 256 are queued and no thief works, the owner claims the
  * oldest 128 with one CAS and hands them, plus the new task, to the caller
  * for the inject queue.
+ *
+ * Memory-ordering argument in the C11 model alone (x86 would hide LB and
+ * make every CAS a fence). "Owner" is the thread holding the core; a
+ * hand-off (block_in_place) starts the next holder with pthread_create,
+ * which orders the old holder's accesses before the new one's.
+ *  (Q1) head is only ever written by CAS (never a plain store after init).
+ *       So two claims of one slot cannot both succeed (RMW atomicity), and
+ *       an acquire load of head synchronises with every earlier release CAS
+ *       on it, since later CASes continue its release sequence.
+ *  (Q2) steal and real only move forward (mod 2^32), so an old head is a
+ *       safe head: the owner sees less room than there is, and a thief's
+ *       CAS from an old head fails. (ABA needs 2^32 claims meanwhile.)
+ *  (Q3) tail and the slots are written only by the ring's owner (a thief
+ *       writes slots of its own ring, which it owns). The owner's relaxed
+ *       loads of tail read its own last store.
+ * There is no SB: owner and thieves settle every conflict (pop, steal,
+ * overflow taking the same slots) with CASes on the one word head (Q1),
+ * never by one side storing and then loading another location. (Chase-Lev,
+ * whose owner pops at the other end, needs a seq_cst fence there.)
+ *
+ *  operation                    order   pairs with / shape / why enough
+ *  push, push_batch: slots      rlx +   thief's acquire load of tail, then
+ *    then store tail            rel     its slot loads: MP. The slot write
+ *                                       happens before the read, so the
+ *                                       read cannot return an older value
+ *                                       (coherence); the task's contents
+ *                                       ride along.
+ *  push, free_owner, and the    acq     the thief's claim-release CAS: LB.
+ *    thief's load of dst head           Thief [read slot i; CAS steal past
+ *                                       i] vs owner [load head, steal > i;
+ *                                       write slot i again]: the release/
+ *                                       acquire pair makes the read happen
+ *                                       before the write, so it cannot read
+ *                                       it. C11 allows LB for relaxed
+ *                                       accesses: both halves are needed.
+ *  steal: claim CAS             ac_rl   atomicity only (Q1); the slots were
+ *                                       published by tail (MP above).
+ *  steal: load tail             acq     push's release store of tail (MP).
+ *  steal: slot loads/stores     rlx     published by tail, kept from reuse
+ *                                       by the LB pair; dst's own tail
+ *                                       release publishes the copies (MP).
+ *  steal: claim-release CAS     ac_rl   release: the LB pair above. Its
+ *                                       acquire is not needed.
+ *  steal: first load of head    acq     with every head CAS a release, the
+ *                                       tail loaded next is >= real (MP:
+ *                                       who moved real had seen that tail),
+ *                                       so avail is not negative; a head
+ *                                       older than tail (avail > 256) is
+ *                                       reloaded. Not needed for safety:
+ *                                       the CAS validates head.
+ *  pop: CAS                     ac_rl   atomicity against thieves (Q1); the
+ *                                       slot is the owner's own write.
+ *                                       release: tail >= real for the loads
+ *                                       above and weft__ring_len; acquire:
+ *                                       not needed (the next push reloads).
+ *  overflow: CAS                ac_rl   succeeds only with steal == real,
+ *                                       i.e. no claim open; then the owner
+ *                                       reads its own slots. release: as
+ *                                       pop; acquire: as push's head load.
+ *  ring_len: head, then tail    acq     tail >= real as above; tail more
+ *                                       than 256 ahead of an old head reads
+ *                                       as 0 (a snapshot). The idle rescan
+ *                                       gets its ordering from idle.c.
+ * Nothing here is seq_cst.
  */
 #include "queue.h"
 /* Not runtime.h: this file also builds alone into tests/harness/ring_harness.c. */
