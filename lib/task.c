@@ -141,6 +141,13 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		complete(t, cx->result, cx->error);
 		return;
 	}
+	if (r != WEFT_PENDING)
+		/* A programming error like an invalid enum (often a poll form's
+		 * negative errno returned as is). Taken as PENDING, the task
+		 * would wait forever for a waker nobody registered. */
+		weft__die("task %llu: poll function returned %d, not WEFT_READY (%d) or "
+			  "WEFT_PENDING (%d)", (unsigned long long)t->id, (int)r, WEFT_READY,
+			  WEFT_PENDING);
 	WEFT_CHAOS_POINT(); /* wakes land between the poll and the idle transition */
 	switch (weft__ts_idle(&t->state)) {
 	case TS_IDLE_CANCEL:

@@ -125,6 +125,9 @@ WEFT_API struct weft_runtime *weft_runtime_current(void);
  * for a waker (weft_cx_waker(cx), cloned) to be woken when it can progress.
  * A task that wakes its own waker by reference and returns WEFT_PENDING
  * yields: it is polled again after the tasks already queued.
+ * Any other return value (for instance a poll form's negative errno passed
+ * through) is a programming error: weft aborts with "task <id>: poll
+ * function returned <value>, not WEFT_READY (0) or WEFT_PENDING (1)".
  */
 typedef enum weft_poll (*weft_poll_fn)(void *state, struct weft_cx *cx);
 typedef void (*weft_drop_fn)(void *state);

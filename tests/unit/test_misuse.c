@@ -1,0 +1,97 @@
+/*
+ * test_misuse.c - misuse answered (issue 14): each mistake a new user made
+ * in a client program either returns the -errno its header documents or
+ * aborts with a message that says what was wrong, instead of hanging,
+ * crashing or returning a code the header does not list.
+ *
+ * Aborts are checked in a forked child (stderr to a pipe, alarm(10) against
+ * a hang): the child must die of SIGABRT and its message must name the
+ * mistake.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+/* ------------------------------------------------------------ death tests */
+
+/* Run fn in a child with stderr captured into out; it must abort (SIGABRT)
+ * within 10 s. */
+static void expect_abort(void (*fn)(void), char *out, size_t outsz)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], STDERR_FILENO);
+		alarm(10); /* a hang dies of SIGALRM, not SIGABRT */
+		fn();
+		_exit(0);
+	}
+	close(p[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len < outsz - 1 && (n = read(p[0], out + len, outsz - 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	out[len] = 0;
+	close(p[0]);
+	int st = 0;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		  "child did not abort: %s %d; stderr: \"%s\"",
+		  WIFSIGNALED(st) ? "killed by signal" : "exited with", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+		  out);
+}
+
+#define EXPECT_IN(out, needle) \
+	cr_assert(strstr((out), (needle)), "abort message lacks \"%s\": \"%s\"", (needle), (out))
+
+/* ------------------------------------------- (a) poll returns a bad value */
+
+static enum weft_poll bad_poll(void *state, struct weft_cx *cx)
+{
+	return (enum weft_poll)7;
+}
+
+static void child_bad_poll(void)
+{
+	struct weft_runtime *rt = NULL;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	if (weft_runtime_create(&o, &rt))
+		_exit(3);
+	struct weft_task *t;
+	if (weft_spawn_poll(rt, bad_poll, NULL, NULL, &t))
+		_exit(4);
+	fprintf(stderr, "spawned task %llu\n", (unsigned long long)weft_task_id(t));
+	weft_join(t, NULL); /* before: hangs (7 was taken as PENDING) */
+	_exit(5);
+}
+
+Test(misuse, poll_returns_neither_ready_nor_pending_aborts, .timeout = WT_TMO(30))
+{
+	char out[4096], needle[96];
+	unsigned long long id = 0;
+	expect_abort(child_bad_poll, out, sizeof out);
+	cr_assert_eq(sscanf(out, "spawned task %llu", &id), 1, "%s", out);
+	snprintf(needle, sizeof needle, "task %llu: poll function returned 7", id);
+	EXPECT_IN(out, needle);
+	EXPECT_IN(out, "WEFT_PENDING");
+}
