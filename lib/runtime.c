@@ -64,6 +64,11 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 		return -EINVAL;
 	if (sz_splits_a_field(in->sz))
 		return -EINVAL;
+	/* The caller's object may be smaller than any sz claims: scan its
+	 * tail only up to the documented bound (SIZE_MAX scanned into
+	 * unmapped memory). */
+	if (in->sz > WEFT_OPTS_MAX_SZ)
+		return -EINVAL;
 	size_t known = sizeof(*o);
 	if (in->sz > known) {
 		const unsigned char *tail = (const unsigned char *)in + known;

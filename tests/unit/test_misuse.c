@@ -95,3 +95,21 @@ Test(misuse, poll_returns_neither_ready_nor_pending_aborts, .timeout = WT_TMO(30
 	EXPECT_IN(out, needle);
 	EXPECT_IN(out, "WEFT_PENDING");
 }
+
+/* ------------------------------------------------ (b) an absurd opts.sz */
+
+Test(misuse, opts_sz_beyond_bound_is_refused_without_reading, .timeout = WT_TMO(10))
+{
+	/* Zero bytes well past WEFT_OPTS_MAX_SZ: only the bound refuses. */
+	static struct { struct weft_runtime_opts o; unsigned char tail[2 * WEFT_OPTS_MAX_SZ]; } x;
+	struct weft_runtime *rt = (struct weft_runtime *)&x; /* must stay untouched */
+	x.o.workers = 1;
+	x.o.sz = SIZE_MAX; /* before: scanned SIZE_MAX bytes for a non-zero one: SIGSEGV */
+	cr_assert_eq(weft_runtime_create(&x.o, &rt), -EINVAL);
+	x.o.sz = WEFT_OPTS_MAX_SZ + 1;
+	cr_assert_eq(weft_runtime_create(&x.o, &rt), -EINVAL);
+	cr_assert_eq(rt, (struct weft_runtime *)&x, "out-parameter written on failure");
+	x.o.sz = WEFT_OPTS_MAX_SZ; /* the largest size accepted, tail all zero */
+	cr_assert_eq(weft_runtime_create(&x.o, &rt), 0);
+	wt_rt_destroy(rt);
+}

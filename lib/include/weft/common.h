@@ -34,7 +34,13 @@ extern "C" {
  * The library reads fields only up to `sz`, so a program built against an
  * older header keeps working; bytes past the fields the library knows must
  * be zero, otherwise the call fails with -EINVAL.
+ *
+ * The library cannot tell how large the caller's object really is, so it
+ * trusts `sz` only up to WEFT_OPTS_MAX_SZ: a larger `sz` (SIZE_MAX, a
+ * garbage value) fails with -EINVAL before any byte past the known fields
+ * is read. Options structs stay far below this bound.
  */
+#define WEFT_OPTS_MAX_SZ 4096
 #define WEFT_OPTS(TYPE, NAME, ...)                                  \
 	struct TYPE NAME = ({                                       \
 		memset(&NAME, 0, sizeof(struct TYPE));              \

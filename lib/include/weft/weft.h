@@ -77,8 +77,9 @@ struct weft_runtime_opts {
 
 /*
  * Create a runtime and start its worker threads.
- * Errors: -EINVAL (NULL out, bad opts: wrong sz, non-zero bytes past the
- * known fields, out-of-range values), -ENOMEM, -EAGAIN or another error of
+ * Errors: -EINVAL (NULL out, bad opts: wrong sz - below the `workers`
+ * field, inside a field, or above WEFT_OPTS_MAX_SZ -, non-zero bytes past
+ * the known fields, out-of-range values), -ENOMEM, -EAGAIN or another error of
  * pthread_create (threads already started are stopped and joined).
  * `opts` may be NULL for all defaults.
  */
