@@ -149,7 +149,10 @@ static bool recv_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 
 int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 {
-	if (!out || item_size == 0 || capacity == 0 || capacity > SIZE_MAX / item_size)
+	/* Division, not a product that could wrap: capacity * item_size <=
+	 * WEFT_CHAN_MAX_BYTES. */
+	if (!out || item_size == 0 || capacity == 0 || item_size > WEFT_CHAN_MAX_BYTES ||
+	    capacity > WEFT_CHAN_MAX_BYTES / item_size)
 		return -EINVAL;
 	struct weft_chan *ch = weft__calloc(1, sizeof(*ch));
 	if (!ch)

@@ -113,3 +113,37 @@ Test(misuse, opts_sz_beyond_bound_is_refused_without_reading, .timeout = WT_TMO(
 	cr_assert_eq(weft_runtime_create(&x.o, &rt), 0);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------ (c) channel buffer too large */
+
+static atomic_long c_allocs;
+static void *c_alloc(size_t size, size_t align, void *ctx)
+{
+	atomic_fetch_add(&c_allocs, 1);
+	return align <= 16 ? malloc(size) : aligned_alloc(align, (size + align - 1) & ~(align - 1));
+}
+static void c_free(void *p, void *ctx) { free(p); }
+
+Test(misuse, chan_create_buffer_too_large_is_einval, .timeout = WT_TMO(10))
+{
+	static const struct weft_allocator counting = { c_alloc, c_free, NULL };
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	struct weft_chan *ch = (struct weft_chan *)&counting;
+	static const struct { size_t item, cap; } bad[] = {
+		{ 1, SIZE_MAX },                         /* before: malloc(SIZE_MAX), -ENOMEM */
+		{ 1, WEFT_CHAN_MAX_BYTES + 1 },
+		{ 4096, WEFT_CHAN_MAX_BYTES / 4096 + 1 },
+		{ SIZE_MAX / 2 + 1, 2 },                 /* the product overflows */
+		{ SIZE_MAX, 1 },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = weft_chan_create(bad[i].item, bad[i].cap, &ch);
+		cr_assert_eq(rc, -EINVAL, "weft_chan_create(%zu, %zu) = %d (%s), want -EINVAL",
+			     bad[i].item, bad[i].cap, rc, weft_strerror(rc));
+	}
+	cr_assert_eq(ch, (struct weft_chan *)&counting, "out-parameter written on failure");
+	cr_assert_eq(atomic_load(&c_allocs), 0, "a refused channel allocated memory");
+	cr_assert_eq(weft_chan_create(8, 1024, &ch), 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}

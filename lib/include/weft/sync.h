@@ -181,8 +181,13 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  */
 struct weft_chan;
 
-/* Errors: -EINVAL (NULL out, item_size 0, capacity 0, or a buffer size
- * that overflows), -ENOMEM. */
+/* Largest buffer (item_size * capacity bytes) a channel may have: 1 TiB. */
+#define WEFT_CHAN_MAX_BYTES ((size_t)1 << 40)
+
+/* The buffer of item_size * capacity bytes is allocated here, at once.
+ * Errors: -EINVAL (NULL out, item_size 0, capacity 0, or a buffer larger
+ * than WEFT_CHAN_MAX_BYTES or whose size overflows; nothing is allocated),
+ * -ENOMEM (a buffer within the bound that cannot be allocated). */
 WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
 			      struct weft_chan **out);
 
