@@ -189,12 +189,24 @@ void weft__io_free_retired(struct weft_runtime *rt)
 	}
 }
 
+/* New registrations are refused once shutdown began: the driver would
+ * never report on them, and shutdown would not mark them. seq_cst pairs
+ * with the store in weft_runtime_shutdown. */
+static bool shut_down(struct weft_runtime *rt)
+{
+	return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst);
+}
+
+static void io_unref(struct weft_io *io);
+
 int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 {
 	if (!rt || fd < 0 || !out)
 		return -EINVAL;
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
+	if (shut_down(rt))
+		return -ESHUTDOWN; /* checked again, under the lock, below */
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -errno;
@@ -221,14 +233,25 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		pthread_mutex_unlock(&rt->driver.retired_lock);
 		return e;
 	}
-	atomic_fetch_add_explicit(&rt->driver.io_registered_count, 1, memory_order_relaxed);
 	struct weft__driver *d = &rt->driver;
 	pthread_mutex_lock(&d->retired_lock);
+	/* Shutdown sets the flag before weft__io_shutdown takes this lock
+	 * to mark every listed registration: a registration listed first is
+	 * marked there, one that comes later sees the flag here. */
+	if (shut_down(rt)) {
+		pthread_mutex_unlock(&d->retired_lock);
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+		/* A driver pass may hold an event for io: retire it (freed
+		 * at the next pass or at destroy), do not reuse it at once. */
+		io_unref(io);
+		return -ESHUTDOWN;
+	}
 	io->reg_next = d->regs;
 	if (d->regs)
 		d->regs->reg_prev = io;
 	d->regs = io;
 	pthread_mutex_unlock(&d->retired_lock);
+	atomic_fetch_add_explicit(&rt->driver.io_registered_count, 1, memory_order_relaxed);
 	*out = io;
 	return 0;
 }
@@ -554,6 +577,8 @@ int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t
 {
 	if (!rt || !addr || !out)
 		return -EINVAL;
+	if (shut_down(rt))
+		return -ESHUTDOWN;
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -606,6 +631,8 @@ int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port, in
 {
 	if (!rt || !out || backlog < 0)
 		return -EINVAL;
+	if (shut_down(rt))
+		return -ESHUTDOWN; /* before binding the port */
 	struct addrinfo *ai;
 	int rc = resolve(host, port, true, &ai);
 	if (rc)
@@ -635,6 +662,8 @@ int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port, s
 {
 	if (!rt || !host || !out)
 		return -EINVAL;
+	if (shut_down(rt))
+		return -ESHUTDOWN; /* before resolving */
 	struct addrinfo *ai;
 	int rc = resolve(host, port, false, &ai);
 	if (rc)

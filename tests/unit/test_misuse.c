@@ -147,3 +147,46 @@ Test(misuse, chan_create_buffer_too_large_is_einval, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_chan_destroy(ch), 0);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
+
+/* ----------------------------------- (d) I/O on a shut-down runtime */
+
+static void *nop_fn(void *arg) { return arg; }
+
+Test(misuse, io_entry_points_on_shut_down_runtime_eshutdown, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_io *lst;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 16, &lst), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+
+	struct weft_io *io = NULL;
+	int rc = weft_tcp_listen(rt, "127.0.0.1", 0, 16, &io); /* before: 0 */
+	cr_assert_eq(rc, -ESHUTDOWN, "weft_tcp_listen = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_null(io);
+
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	rc = weft_io_register(rt, sv[0], &io);
+	cr_assert_eq(rc, -ESHUTDOWN, "weft_io_register = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_null(io);
+	close(sv[0]);
+	close(sv[1]);
+
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(1) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rc = weft_connect(rt, (struct sockaddr *)&a, sizeof a, &io);
+	cr_assert_eq(rc, -ESHUTDOWN, "weft_connect = %d (%s)", rc, weft_strerror(rc));
+	rc = weft_tcp_connect(rt, "127.0.0.1", 1, &io);
+	cr_assert_eq(rc, -ESHUTDOWN, "weft_tcp_connect = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_null(io);
+
+	rc = weft_accept(lst, &io, NULL, NULL);
+	cr_assert_eq(rc, -ESHUTDOWN, "weft_accept = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_null(io);
+	cr_assert_eq(weft_io_close(lst), 0);
+
+	/* the task entry points answered so already */
+	cr_assert_eq(weft_spawn(rt, nop_fn, NULL, NULL), -ESHUTDOWN);
+	cr_assert_eq(weft_spawn_blocking(rt, nop_fn, NULL, NULL), -ESHUTDOWN);
+	wt_rt_destroy(rt);
+}

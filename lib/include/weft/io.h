@@ -7,7 +7,10 @@
  * through weft: a task waiting on the fd then gets -EBADF instead of
  * waiting forever. Close every registration before weft_runtime_destroy:
  * after shutdown, operations on a registration fail with -ESHUTDOWN, and
- * destroy frees registrations still open (their fds stay open). All calls return a byte count or 0 on success, or a
+ * destroy frees registrations still open (their fds stay open). Once
+ * weft_runtime_shutdown has begun, calls that would make a registration
+ * (weft_io_register, weft_accept, weft_connect, weft_tcp_listen,
+ * weft_tcp_connect) fail with -ESHUTDOWN, as spawns do. All calls return a byte count or 0 on success, or a
  * negative errno; blocking-style calls return -EDEADLK from a poll task
  * (use weft_io_poll_ready there).
  */
@@ -33,8 +36,10 @@ struct weft_io;
 #define WEFT_IO_ERROR    0x8u
 #define WEFT_IO_CLOSED   0x10u /* weft_io_close was called */
 
-/* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM, or
- * the epoll_ctl error (e.g. -EPERM for a regular file). */
+/* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM,
+ * -ESHUTDOWN (rt is shut down or shutting down; fd untouched unless the
+ * shutdown raced with the call, and never closed), or the epoll_ctl error
+ * (e.g. -EPERM for a regular file). */
 WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out);
 /* Deregister and close the fd; wakes every waiter with -EBADF. */
 WEFT_API int weft_io_close(struct weft_io *io);
@@ -64,13 +69,16 @@ WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
 WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
 WEFT_API ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags);
-/* Accept a connection, registered with the listener's runtime. addr/len may be NULL. */
+/* Accept a connection, registered with the listener's runtime. addr/len may
+ * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). */
 WEFT_API int weft_accept(struct weft_io *listener, struct weft_io **out,
 			 struct sockaddr *addr, socklen_t *addrlen);
 WEFT_API int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
 			  struct weft_io **out);
 /* TCP over IPv4/IPv6 by host name or address ("127.0.0.1", "::1", "localhost").
- * Listen: port 0 picks a free port (see weft_io_local_port). */
+ * Listen: port 0 picks a free port (see weft_io_local_port).
+ * weft_connect, weft_tcp_listen and weft_tcp_connect return -ESHUTDOWN on
+ * a runtime that is shut down (nothing is resolved, bound or connected). */
 WEFT_API int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port,
 			     int backlog, struct weft_io **out);
 WEFT_API int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port,
