@@ -31,6 +31,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,6 +430,49 @@ int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 	return rc;
 }
 
+/*
+ * A wait ran out of time: before saying -ETIMEDOUT, ask the fd itself.
+ * The readiness word learns of readiness only from the driver's epoll
+ * edges, and the first edge of a new registration may still be on its
+ * way (the driver asleep or busy), so weft_io_wait(io, WRITABLE, 0) right
+ * after weft_io_register said -ETIMEDOUT for a writable socket. A
+ * zero-timeout poll(2) reports the fd's state now. The word is read again
+ * afterwards: if the registration was closed meanwhile, the fd number
+ * poll(2) saw may already name another file, and -EBADF is the answer.
+ */
+static int timed_out(struct weft_io *io, unsigned events)
+{
+	short want = 0;
+	if (events & WEFT_IO_READABLE)
+		want |= POLLIN | POLLPRI | POLLRDHUP;
+	if (events & WEFT_IO_WRITABLE)
+		want |= POLLOUT;
+	struct pollfd p = { .fd = io->fd, .events = want };
+	int n;
+	while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	unsigned b = 0;
+	if (n > 0 && !(p.revents & POLLNVAL)) {
+		if (p.revents & (POLLIN | POLLPRI))
+			b |= WEFT_IO_READABLE;
+		if (p.revents & POLLOUT)
+			b |= WEFT_IO_WRITABLE;
+		if (p.revents & (POLLHUP | POLLRDHUP))
+			b |= WEFT_IO_HUP;
+		if (p.revents & POLLHUP)
+			b |= RD_WRHUP;
+		if (p.revents & POLLERR)
+			b |= WEFT_IO_ERROR;
+	}
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	if (r & WEFT_IO_CLOSED)
+		return -EBADF;
+	if (r & RD_SHUTDOWN)
+		return -ESHUTDOWN;
+	unsigned m = ready_mask(b, events);
+	return m ? (int)m : -ETIMEDOUT;
+}
+
 /* The caller holds a reference on io. */
 static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 {
@@ -439,6 +483,8 @@ static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 		deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 	}
 	int rc = weft__wait_deadline(wait_poll, &a, NULL, deadline);
+	if (rc == -ETIMEDOUT)
+		return timed_out(io, events);
 	if (rc)
 		return rc;
 	if (a.ready.mask & WEFT_IO_CLOSED)

@@ -190,3 +190,36 @@ Test(misuse, io_entry_points_on_shut_down_runtime_eshutdown, .timeout = WT_TMO(2
 	cr_assert_eq(weft_spawn_blocking(rt, nop_fn, NULL, NULL), -ESHUTDOWN);
 	wt_rt_destroy(rt);
 }
+
+/* -------------------------- (e) zero timeout checks current readiness */
+
+Test(misuse, io_wait_zero_timeout_sees_current_readiness, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int i = 0; i < 200; i++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		cr_assert_eq(write(sv[1], "x", 1), 1);
+		struct weft_io *io;
+		cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+		/* right after registering: the driver may not have seen the
+		 * first edge yet (before: -ETIMEDOUT most of the time) */
+		int rc = weft_io_wait(io, WEFT_IO_WRITABLE, 0);
+		cr_assert(rc > 0 && (rc & WEFT_IO_WRITABLE), "round %d: wait(WRITABLE, 0) = %d (%s)",
+			  i, rc, weft_strerror(rc));
+		rc = weft_io_wait(io, WEFT_IO_READABLE, 0);
+		cr_assert(rc > 0 && (rc & WEFT_IO_READABLE), "round %d: wait(READABLE, 0) = %d (%s)",
+			  i, rc, weft_strerror(rc));
+		cr_assert_eq(weft_io_close(io), 0);
+		close(sv[1]);
+	}
+	/* nothing to read: timeout 0 still times out */
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 0), -ETIMEDOUT);
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}

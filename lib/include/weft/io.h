@@ -60,7 +60,11 @@ WEFT_API enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *c
 WEFT_API void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready);
 
 /* Wait until one of `events` is ready: returns the ready mask (> 0),
- * -ETIMEDOUT, -EBADF (closed), -EDEADLK. timeout_ns: WEFT_FOREVER for none. */
+ * -ETIMEDOUT, -EBADF (closed), -ESHUTDOWN, -EDEADLK, -ENOMEM.
+ * timeout_ns: WEFT_FOREVER for none; 0 reports whether the fd is ready now,
+ * without waiting. A wait that runs out of time asks the fd (poll(2) with
+ * timeout 0) before returning -ETIMEDOUT, so readiness the driver has not
+ * reported yet - right after weft_io_register, say - is not missed. */
 WEFT_API int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns);
 
 /* Socket calls (blocking-style). read/recv return 0 at end of stream.
