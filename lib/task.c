@@ -93,9 +93,14 @@ static void unref2(struct weft_task *t)
 }
 
 /*
- * Finish a task the caller has RUNNING: run drop, publish the outcome, wake
- * the joiner, leave the owned list, and release the caller's reference and
- * the list's.
+ * Finish a task the caller has RUNNING: run drop, leave the owned list,
+ * publish the outcome, wake the joiner, and release the caller's reference
+ * and the list's (the list's reference outlives the unlink).
+ *
+ * The task leaves the owned list before COMPLETE is published, so a joiner
+ * released by it (or anyone who saw weft_task_is_finished) finds the task
+ * no longer counted in alive_tasks. Shutdown's sweep does not miss a task
+ * unlinked early: it runs only once no thread can be completing one.
  */
 static void complete(struct weft_task *t, void *result, int err)
 {
@@ -104,7 +109,9 @@ static void complete(struct weft_task *t, void *result, int err)
 	WEFT_CHAOS_POINT();
 	t->result = result;
 	t->err = (int16_t)err;
-	/* acq_rel: the joiner's acquire of COMPLETE sees result and drop's work. */
+	weft__owned_remove(&t->rt->owned, t);
+	/* acq_rel: the joiner's acquire of COMPLETE sees result, drop's work
+	 * and the unlink (the shard's count) above. */
 	uint64_t s = weft__ts_complete(&t->state);
 	if ((s & T_JOIN_INTEREST) && (s & T_JOIN_WAKER)) {
 		weft_waker_wake_by_ref(&t->join_waker);
@@ -112,7 +119,6 @@ static void complete(struct weft_task *t, void *result, int err)
 			/* The handle went away meanwhile and left the waker to us. */
 			weft_waker_drop(&t->join_waker);
 	}
-	weft__owned_remove(&t->rt->owned, t);
 	unref2(t);
 }
 

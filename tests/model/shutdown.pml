@@ -75,13 +75,13 @@ inline unref(t) {
 	}
 }
 
-/* task.c:101-120 complete(): drop, publish, leave the owned list, unref2. */
+/* task.c complete(): drop, leave the owned list, publish, unref2. */
 inline complete(t) {
-	atomic { assert(t_live[t]); t_drops[t]++ };       /* task.c:103-104 drop */
-	atomic { t_running[t] = false; t_complete[t] = true };  /* task.c:108 xor */
-	mutex_lock(owned_lock);                           /* owned.c:172-178 */
+	atomic { assert(t_live[t]); t_drops[t]++ };       /* task.c drop */
+	mutex_lock(owned_lock);                           /* owned.c weft__owned_remove */
 	t_listed[t] = false;
 	mutex_unlock(owned_lock);
+	atomic { t_running[t] = false; t_complete[t] = true };  /* task.c weft__ts_complete */
 	atomic {                                          /* task.c:119 unref2 */
 		assert(t_live[t] && t_refs[t] >= 2);
 		t_refs[t] = t_refs[t] - 2;

@@ -223,3 +223,26 @@ Test(misuse, io_wait_zero_timeout_sees_current_readiness, .timeout = WT_TMO(30))
 	close(sv[1]);
 	wt_rt_destroy(rt);
 }
+
+/* ---------------------------- (f) alive_tasks drops before the joiner */
+
+static enum weft_poll ready_poll(void *state, struct weft_cx *cx) { return WEFT_READY; }
+
+Test(misuse, alive_tasks_zero_once_join_returned, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int i = 0; i < 20000; i++) {
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, ready_poll, NULL, NULL, &t), 0);
+		if (i & 1)
+			while (!weft_task_is_finished(t)) /* join's fast path */
+				;
+		cr_assert_eq(weft_join(t, NULL), 0);
+		struct weft_metrics *m = wt_metrics(rt);
+		uint64_t alive = m->alive_tasks;
+		weft_metrics_free(m);
+		cr_assert_eq(alive, 0, "round %d: alive_tasks %llu just after weft_join returned", i,
+			     (unsigned long long)alive);
+	}
+	wt_rt_destroy(rt);
+}

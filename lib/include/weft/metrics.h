@@ -33,7 +33,9 @@ struct weft_worker_metrics {
 
 struct weft_metrics {
 	unsigned workers;
-	uint64_t alive_tasks;          /* spawned, not yet completed */
+	uint64_t alive_tasks;          /* spawned, not yet completed; a task stops
+					* counting before weft_join returns it or
+					* weft_task_is_finished says true */
 	uint64_t spawned_tasks;        /* ever spawned */
 	uint64_t inject_depth;         /* tasks in the inject queue now */
 	uint64_t remote_schedule_count;/* tasks scheduled from outside the workers */
