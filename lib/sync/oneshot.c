@@ -40,15 +40,18 @@ int weft_oneshot_create(void (*value_drop)(void *value), struct weft_oneshot **o
 	return 0;
 }
 
-/* Consume the sender end; rc 0 with sent value, else just drop it. */
-static int sender_release(struct weft_oneshot *o, bool send, void *value)
+/* Consume the sender end; rc 0 with sent value, else just drop it. `call`
+ * names the public function for the misuse message. */
+static int sender_release(struct weft_oneshot *o, bool send, void *value, const char *call)
 {
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	int rc = 0;
 	weft__slock_lock(&o->lock);
 	if (o->sender_gone)
-		weft__die("oneshot %p: sender end consumed twice", (void *)o);
+		weft__die("%s on oneshot %p: the sender end was already consumed (by "
+			  "weft_oneshot_send or weft_oneshot_sender_drop); it is consumed "
+			  "exactly once", call, (void *)o);
 	o->sender_gone = true;
 	bool free_it = o->receiver_gone;
 	if (o->receiver_gone) {
@@ -71,14 +74,14 @@ int weft_oneshot_send(struct weft_oneshot *o, void *value)
 {
 	if (!o)
 		return -EINVAL;
-	return sender_release(o, true, value);
+	return sender_release(o, true, value, "weft_oneshot_send");
 }
 
 int weft_oneshot_sender_drop(struct weft_oneshot *o)
 {
 	if (!o)
 		return -EINVAL;
-	return sender_release(o, false, NULL);
+	return sender_release(o, false, NULL, "weft_oneshot_sender_drop");
 }
 
 /* Under the lock: 0 (*value received) or -EPIPE (sender dropped), both
@@ -184,7 +187,8 @@ int weft_oneshot_receiver_drop(struct weft_oneshot *o)
 		weft__die("oneshot %p: receiver dropped with its wait entry linked "
 			  "(weft_wait_cancel it first)", (void *)o);
 	if (o->receiver_gone)
-		weft__die("oneshot %p: receiver end consumed twice", (void *)o);
+		weft__die("weft_oneshot_receiver_drop on oneshot %p: the receiver end was "
+			  "already consumed; it is consumed exactly once", (void *)o);
 	o->receiver_gone = true;
 	void *v = o->sent ? o->value : NULL;
 	bool drop_v = o->sent;

@@ -246,3 +246,23 @@ Test(misuse, alive_tasks_zero_once_join_returned, .timeout = WT_TMO(60))
 	}
 	wt_rt_destroy(rt);
 }
+
+/* --------------------------------------------- (g) oneshot sent twice */
+
+static void child_oneshot_send_twice(void)
+{
+	struct weft_oneshot *o;
+	if (weft_oneshot_create(NULL, &o))
+		_exit(3);
+	weft_oneshot_send(o, (void *)1);
+	weft_oneshot_send(o, (void *)2); /* the receiver end is still alive */
+	_exit(5);
+}
+
+Test(misuse, oneshot_second_send_aborts_naming_the_call, .timeout = WT_TMO(30))
+{
+	char out[4096];
+	expect_abort(child_oneshot_send_twice, out, sizeof out);
+	EXPECT_IN(out, "weft_oneshot_send");
+	EXPECT_IN(out, "sender end");
+}

@@ -112,6 +112,13 @@ WEFT_API void weft_wait_cancel(struct weft_wait *w);
  * or weft_oneshot_sender_drop(); the receiver end exactly once, by a receive
  * that returned 0 or -EPIPE, or by weft_oneshot_receiver_drop(). The object
  * is freed when both ends are consumed; do not touch it afterwards.
+ * Consuming an end twice (a second weft_oneshot_send, a send after
+ * weft_oneshot_sender_drop, a second weft_oneshot_receiver_drop) is a
+ * programming error, not an error code: while the other end is still
+ * alive weft aborts with a message naming the call ("weft_oneshot_send on
+ * oneshot 0x...: the sender end was already consumed ..."); once both
+ * ends are consumed the object is freed and the call is a use after free,
+ * which cannot be detected.
  * `value_drop` (may be NULL) is called with a value that was sent but never
  * received (the receiver was dropped after the send).
  */
@@ -125,11 +132,12 @@ WEFT_API int weft_oneshot_create(void (*value_drop)(void *value),
  * Send `value` and consume the sender end. Never blocks.
  * Returns 0, or -EPIPE when the receiver end is already gone (the value is
  * not delivered and stays the caller's; the sender end is still consumed),
- * or -EINVAL (NULL o; nothing consumed).
+ * or -EINVAL (NULL o; nothing consumed). A second send aborts (see above).
  */
 WEFT_API int weft_oneshot_send(struct weft_oneshot *o, void *value);
 
-/* Consume the sender end without sending: the receiver gets -EPIPE. */
+/* Consume the sender end without sending: the receiver gets -EPIPE.
+ * After a send or another sender_drop it aborts (see above). */
 WEFT_API int weft_oneshot_sender_drop(struct weft_oneshot *o);
 
 /*
