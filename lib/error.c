@@ -10,10 +10,19 @@
 
 #include "runtime.h"
 
+/*
+ * Texts fit every call that can return the code: the generic meaning
+ * first, what it means for a particular call only as "e.g.". 0 and
+ * WEFT_PENDING (1) are the other values of the same int space (poll forms
+ * return them); a positive value other than WEFT_PENDING is taken as an
+ * errno value.
+ */
 const char *weft_strerror(int err)
 {
 	if (err == INT_MIN)
 		return "unknown error";
+	if (err == WEFT_PENDING)
+		return "pending: not finished yet, the waker will be woken (WEFT_PENDING, not an error)";
 	if (err < 0)
 		err = -err;
 	switch (err) {
@@ -21,15 +30,22 @@ const char *weft_strerror(int err)
 	case EINVAL: return "invalid argument";
 	case ENOMEM: return "out of memory";
 	case EAGAIN: return "resource temporarily unavailable (try again)";
-	case ESHUTDOWN: return "runtime is shut down";
-	case EDEADLK: return "would deadlock: called from a runtime worker thread";
-	case ECANCELED: return "task was cancelled";
+	case ESHUTDOWN: return "shut down (e.g. the runtime was shut down)";
+	case EDEADLK: return "would deadlock (e.g. a blocking call from a poll task, "
+			     "or a runtime's own worker waiting for that runtime)";
+	case ECANCELED: return "cancelled (e.g. the task was aborted, or cancelled by shutdown)";
 	case ETIMEDOUT: return "timed out";
-	case EBUSY: return "busy: join handles or wakers still outstanding";
-	case EPIPE: return "peer closed";
+	case EBUSY: return "busy (e.g. a mutex already held, or a destroy while join "
+			   "handles, wakers or wait entries are outstanding)";
+	case EPIPE: return "the other end is closed (e.g. a closed channel, a dropped "
+			   "oneshot end, a socket the peer closed)";
 	case ENOTSUP: return "not supported";
-	case ECHILD: return "the runtime belongs to the parent process (called after fork)";
-	case EBADF: return "the registration was closed";
+	case ECHILD: return "object of the parent process (e.g. a runtime used in a "
+			    "child after fork)";
+	case EBADF: return "bad file descriptor (e.g. the I/O registration was closed)";
+	case EPERM: return "operation not permitted (e.g. unlocking a mutex that is not locked)";
+	case EOVERFLOW: return "value too large (e.g. a semaphore count past WEFT_SEM_MAX_PERMITS)";
+	case EADDRNOTAVAIL: return "address not available (e.g. a host name that does not resolve)";
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";

@@ -266,3 +266,31 @@ Test(misuse, oneshot_second_send_aborts_naming_the_call, .timeout = WT_TMO(30))
 	EXPECT_IN(out, "weft_oneshot_send");
 	EXPECT_IN(out, "sender end");
 }
+
+/* ------------------------------------------------ (h) generic strerror */
+
+Test(misuse, strerror_texts_fit_every_call, .timeout = WT_TMO(10))
+{
+	const char *p = weft_strerror(WEFT_PENDING);
+	cr_assert(strstr(p, "pending") && !strstr(p, "not permitted"),
+		  "weft_strerror(WEFT_PENDING) = \"%s\"", p);
+	cr_assert(strstr(weft_strerror(-EPERM), "not permitted"), "%s", weft_strerror(-EPERM));
+	cr_assert(strstr(weft_strerror(WEFT_READY), "success"));
+	/* A code several calls return: its text starts with the generic
+	 * meaning; what it means for one call comes only after "e.g.". */
+	static const struct { int code; const char *specific; } c[] = {
+		{ -EBUSY, "join" },            /* also weft_mutex_try_lock, destroys */
+		{ -EBUSY, "waker" },
+		{ -EDEADLK, "worker" },        /* also blocking calls from poll tasks */
+		{ -ECANCELED, "task" },
+		{ -EPIPE, "peer" },            /* also channels, oneshots */
+		{ -EBADF, "registration" },    /* also a bad fd given to weft_io_register */
+		{ -ESHUTDOWN, "runtime" },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		const char *s = weft_strerror(c[i].code), *spec = strstr(s, c[i].specific);
+		const char *eg = strstr(s, "e.g.");
+		cr_assert(!spec || (eg && eg < spec), "weft_strerror(%d) = \"%s\": \"%s\" is not generic",
+			  c[i].code, s, c[i].specific);
+	}
+}

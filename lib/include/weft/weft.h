@@ -319,7 +319,13 @@ WEFT_API int weft_set_allocator(const struct weft_allocator *a);
 
 /* ----------------------------------------------------------------- errors */
 
-/* Text for a negative errno returned by weft (or any errno value). */
+/*
+ * Text for a value a weft call returns: 0, WEFT_PENDING, or a negative
+ * errno. The text fits every call that returns the code (the meaning for
+ * one call follows as "e.g."). A positive value other than WEFT_PENDING is
+ * taken as an errno value; EPERM equals WEFT_PENDING, so pass -EPERM. The
+ * string is static; never NULL.
+ */
 WEFT_API const char *weft_strerror(int err);
 
 #ifdef __cplusplus
