@@ -17,6 +17,12 @@ cc -std=gnu11 "$src/examples/hello.c" -o "$tmp/hello-pc" $(pkg-config --cflags -
    -Wl,-rpath,"$(dirname "$libdir")"
 "$tmp/hello-pc" | grep -q "task 7 -> 49"
 
+# Standard C11, pedantic: the public headers and WEFT_OPTS_INIT need no GNU
+# extension (WEFT_OPTS does: a statement expression).
+cc -std=c11 -pedantic -Wall -Wextra -Werror "$src/tests/install/opts_c11.c" -o "$tmp/opts-c11" \
+   $(pkg-config --cflags --libs weft) -Wl,-rpath,"$(dirname "$libdir")"
+"$tmp/opts-c11" | grep -q "opts_c11: 49"
+
 # CMake package config
 mkdir -p "$tmp/proj"
 cp "$src/examples/hello.c" "$tmp/proj/"

@@ -294,3 +294,28 @@ Test(misuse, strerror_texts_fit_every_call, .timeout = WT_TMO(10))
 			  c[i].code, s, c[i].specific);
 	}
 }
+
+/* ------------------------------------- (i) options in pedantic C11 */
+
+Test(misuse, opts_init_fills_sz_and_named_fields, .timeout = WT_TMO(10))
+{
+	struct weft_runtime_opts o = WEFT_OPTS_INIT(weft_runtime_opts, .workers = 2,
+						   .event_interval = 31);
+	cr_assert_eq(o.sz, sizeof(struct weft_runtime_opts));
+	cr_assert_eq(o.workers, 2);
+	cr_assert_eq(o.event_interval, 31);
+	cr_assert_eq(o.global_queue_interval, 0);
+	cr_assert_null(o.thread_name_prefix);
+	struct weft_runtime_opts d = WEFT_OPTS_INIT(weft_runtime_opts);
+	cr_assert_eq(d.sz, sizeof(struct weft_runtime_opts));
+	cr_assert_eq(d.workers, 0);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->workers, 2);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+	/* as an argument, without a variable */
+	cr_assert_eq(weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1), &rt), 0);
+	wt_rt_destroy(rt);
+}

@@ -24,12 +24,19 @@ extern "C" {
 #endif
 
 /*
- * Options structs start with `size_t sz`. Fill them with WEFT_OPTS so that
- * `sz` is set and every field you do not name is zero (zero always means
- * "the default"):
+ * Options structs start with `size_t sz`. Fill them with WEFT_OPTS_INIT (or
+ * WEFT_OPTS) so that `sz` is set and every field you do not name is zero
+ * (zero always means "the default"):
  *
- *     WEFT_OPTS(weft_runtime_opts, o, .workers = 4);
+ *     struct weft_runtime_opts o = WEFT_OPTS_INIT(weft_runtime_opts, .workers = 4);
  *     weft_runtime_create(&o, &rt);
+ *
+ * WEFT_OPTS_INIT(TYPE, fields...) is a compound literal of `struct TYPE`,
+ * standard C11 (clean under -std=c11 -pedantic); the field list may be
+ * empty (WEFT_OPTS_INIT(weft_runtime_opts)), and it can be used where an
+ * expression is wanted (&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1)).
+ * WEFT_OPTS(TYPE, NAME, fields...) declares NAME and also zeroes its
+ * padding first; it uses a GNU statement expression (GCC, Clang).
  *
  * The library reads fields only up to `sz`, so a program built against an
  * older header keeps working; bytes past the fields the library knows must
@@ -41,6 +48,17 @@ extern "C" {
  * is read. Options structs stay far below this bound.
  */
 #define WEFT_OPTS_MAX_SZ 4096
+#define WEFT_OPTS_INIT(...)                                             \
+	((struct WEFT__OPTS_TYPE(__VA_ARGS__, ~)){                     \
+		.sz = sizeof(struct WEFT__OPTS_TYPE(__VA_ARGS__, ~)),   \
+		WEFT__OPTS_FIELDS(__VA_ARGS__, ) })
+/* Split "TYPE, fields..." without ever passing an empty variadic list
+ * (which C11 does not allow): the extra argument is `~` for the type
+ * and empty for the fields, leaving a trailing comma, which an initializer
+ * list accepts. */
+#define WEFT__OPTS_TYPE(TYPE, ...) TYPE
+#define WEFT__OPTS_FIELDS(TYPE, ...) __VA_ARGS__
+
 #define WEFT_OPTS(TYPE, NAME, ...)                                  \
 	struct TYPE NAME = ({                                       \
 		memset(&NAME, 0, sizeof(struct TYPE));              \

@@ -9,7 +9,8 @@
  *  - Calls return 0 or a negative errno value; nothing is reported through
  *    `errno`. weft_strerror() turns a code into text.
  *  - Constructors fill an out-parameter and leave it untouched on failure.
- *  - Options structs are size-versioned: fill them with WEFT_OPTS().
+ *  - Options structs are size-versioned: fill them with WEFT_OPTS_INIT()
+ *    (standard C11) or WEFT_OPTS() (GNU C); see weft/common.h.
  *
  * Ownership in one paragraph: a runtime belongs to the caller of
  * weft_runtime_create() until weft_runtime_destroy(). A spawned task's
@@ -42,7 +43,7 @@ struct weft_cx;
 #define WEFT_MAX_WORKERS 256
 
 struct weft_runtime_opts {
-	size_t sz;            /* sizeof(struct weft_runtime_opts); WEFT_OPTS sets it */
+	size_t sz;            /* sizeof(struct weft_runtime_opts); WEFT_OPTS_INIT sets it */
 	/* Worker threads (= cores). 0: the number of CPUs in the caller's
 	 * affinity mask. 1..WEFT_MAX_WORKERS, otherwise -EINVAL. */
 	int workers;

@@ -1,0 +1,43 @@
+/*
+ * opts_c11.c - a client in standard C: built by check-install.sh against
+ * the installed headers with -std=c11 -pedantic -Werror, so the public
+ * headers and WEFT_OPTS_INIT stay free of GNU extensions.
+ */
+#include <stdio.h>
+
+#include <weft/weft.h>
+
+static enum weft_poll square(void *state, struct weft_cx *cx)
+{
+	long *x = state;
+	*x *= *x;
+	weft_cx_set_result(cx, state);
+	return WEFT_READY;
+}
+
+int main(void)
+{
+	struct weft_runtime_opts o = WEFT_OPTS_INIT(weft_runtime_opts, .workers = 2,
+						   .thread_name_prefix = "c11");
+	struct weft_runtime_opts d = WEFT_OPTS_INIT(weft_runtime_opts);
+	struct weft_runtime *rt, *rt2;
+	struct weft_task *t;
+	long x = 7;
+	void *r = NULL;
+	int rc;
+	if (d.sz != sizeof(d) || d.workers != 0 || o.sz != sizeof(o) || o.workers != 2)
+		return 1;
+	if ((rc = weft_runtime_create(&o, &rt)) ||
+	    (rc = weft_spawn_poll(rt, square, &x, NULL, &t)) ||
+	    (rc = weft_join(t, &r)) || (rc = weft_runtime_destroy(rt))) {
+		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	if ((rc = weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1), &rt2)) ||
+	    (rc = weft_runtime_destroy(rt2))) {
+		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("opts_c11: %ld\n", *(long *)r);
+	return 0;
+}
