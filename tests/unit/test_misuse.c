@@ -191,6 +191,66 @@ Test(misuse, io_entry_points_on_shut_down_runtime_eshutdown, .timeout = WT_TMO(2
 	wt_rt_destroy(rt);
 }
 
+/* Registrations racing shutdown: each is refused (-ESHUTDOWN) or made
+ * before shutdown marked the registrations, so a wait on it ends with
+ * -ESHUTDOWN; none is left that no driver reports on (-ETIMEDOUT). */
+#define RACE_REGS 4096
+static struct weft_runtime *race_rt;
+static struct weft_io *race_io[2][RACE_REGS];
+static int race_peer[2][RACE_REGS];
+static atomic_int race_n[2], race_bad;
+
+static void *race_registrar(void *arg)
+{
+	long k = (long)arg;
+	for (int i = 0; i < RACE_REGS; i++) {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+			atomic_fetch_add(&race_bad, 1);
+			break;
+		}
+		int rc = weft_io_register(race_rt, sv[0], &race_io[k][i]);
+		if (rc) {
+			close(sv[0]);
+			close(sv[1]);
+			if (rc != -ESHUTDOWN)
+				atomic_fetch_add(&race_bad, 1);
+			break;
+		}
+		race_peer[k][i] = sv[1];
+		atomic_store(&race_n[k], i + 1);
+	}
+	return NULL;
+}
+
+Test(misuse, io_register_racing_shutdown_refused_or_marked, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < 20; round++) {
+		race_rt = wt_rt_create(1);
+		atomic_store(&race_n[0], 0);
+		atomic_store(&race_n[1], 0);
+		pthread_t th[2];
+		for (long k = 0; k < 2; k++)
+			cr_assert_eq(pthread_create(&th[k], NULL, race_registrar, (void *)k), 0);
+		while (atomic_load(&race_n[0]) + atomic_load(&race_n[1]) < 8 * (round + 1))
+			sched_yield();
+		cr_assert_eq(weft_runtime_shutdown(race_rt, WEFT_FOREVER), 0);
+		for (int k = 0; k < 2; k++)
+			pthread_join(th[k], NULL);
+		cr_assert_eq(atomic_load(&race_bad), 0, "a registration failed otherwise");
+		for (int k = 0; k < 2; k++) {
+			for (int i = 0; i < atomic_load(&race_n[k]); i++) {
+				int rc = weft_io_wait(race_io[k][i], WEFT_IO_READABLE, 0);
+				cr_assert_eq(rc, -ESHUTDOWN, "round %d: registration %d/%d: wait = %d (%s)",
+					     round, k, i, rc, weft_strerror(rc));
+				cr_assert_eq(weft_io_close(race_io[k][i]), 0);
+				close(race_peer[k][i]);
+			}
+		}
+		wt_rt_destroy(race_rt);
+	}
+}
+
 /* -------------------------- (e) zero timeout checks current readiness */
 
 Test(misuse, io_wait_zero_timeout_sees_current_readiness, .timeout = WT_TMO(30))
