@@ -94,6 +94,8 @@ Test(misuse, poll_returns_neither_ready_nor_pending_aborts, .timeout = WT_TMO(30
 	snprintf(needle, sizeof needle, "task %llu: poll function returned 7", id);
 	EXPECT_IN(out, needle);
 	EXPECT_IN(out, "WEFT_PENDING");
+	/* the file named relative to the source tree (no_build_paths) */
+	EXPECT_IN(out, "weft: fatal: lib/task.c:");
 }
 
 /* ------------------------------------------------ (b) an absurd opts.sz */
@@ -325,6 +327,7 @@ Test(misuse, oneshot_second_send_aborts_naming_the_call, .timeout = WT_TMO(30))
 	expect_abort(child_oneshot_send_twice, out, sizeof out);
 	EXPECT_IN(out, "weft_oneshot_send");
 	EXPECT_IN(out, "sender end");
+	EXPECT_IN(out, "weft: fatal: lib/sync/oneshot.c:");
 }
 
 /* ------------------------------------------------ (h) generic strerror */
