@@ -11,17 +11,23 @@
  * its suspension point; so nothing may keep a thread-local address across
  * one (weft__ctx() is the only way to the current worker).
  *
- * Stacks: mmap'd with a PROT_NONE guard page at the bottom, default 64 KiB,
- * taken from the current core's pool at the first poll and given back to
- * the pool of whichever core finishes the fiber (up to STACK_POOL_MAX per
- * core, 256 = 17 MiB of address space; beyond that, and off a core, they
- * go to a runtime-wide pool of up to SHARED_POOL_MAX under a mutex, and
- * only then are unmapped). mmap/mprotect/munmap serialise on the process's
- * memory-map lock, so reuse matters when many fibers come and go. A fiber that never
- * suspends thus borrows a pooled stack for one poll.
+ * Stacks: slots of slabs (fiber.h), one MAP_NORESERVE mmap per slab of up
+ * to 4,096 stacks, each above a 64 KiB guard region installed with
+ * MADV_GUARD_INSTALL (no VMA split), or with mprotect(PROT_NONE) on a
+ * kernel that does not know it (then two VMAs per stack in use). A fiber
+ * takes its stack in weft_spawn, so a spawn that returned 0 runs; the
+ * fiber's drop gives it back. Free stacks: the current core's cache (owner
+ * only, up to CORE_CACHE_MAX), then the runtime's warm list (up to
+ * SHARED_WARM_MAX) and cold list under the pool mutex; a stack going
+ * anywhere else has its pages given back (MADV_DONTNEED) and goes to the
+ * cold list. Nothing is unmapped before destroy: mmap/munmap take the
+ * process's memory-map lock for writing and shoot down TLBs, madvise only
+ * reads it. weft__fiber_trim gives back idle stacks' pages over time (at
+ * maintenance: what a core's cache held throughout a period; before
+ * parking: all but IDLE_KEEP), so RSS returns after a burst.
  *
  * Overflow: each worker thread has an alternate signal stack and a
- * SIGSEGV/SIGBUS handler; a fault inside the running fiber's guard page is
+ * SIGSEGV/SIGBUS handler; a fault inside the running fiber's guard region is
  * reported (task id, stack size) with write(2) and the process aborts. Any
  * other fault restores the previous disposition and re-faults.
  *
@@ -64,8 +70,23 @@
 #define WEFT_VALGRIND 1
 #endif
 
-#define STACK_POOL_MAX 256
-#define SHARED_POOL_MAX 4096
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
+#define GUARD_MIN (64 * 1024)       /* address space below each stack; no RAM */
+#define SLAB_BYTES (256ul << 20)    /* address space per slab mmap */
+#define SLAB_SLOTS_MAX 4096u
+#define CORE_CACHE_MAX 64           /* warm stacks a core keeps */
+#define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
+#define SHARED_WARM_MAX 64          /* warm stacks in the runtime-wide pool */
+#define SHARED_IDLE_KEEP 16
+#define TRIM_PERIOD_NS 500000000ull /* timed trim at maintenance, per core */
+
+enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
 
 void weft__ctx_switch(void **save_sp, void *new_sp);
 void weft__fiber_trampoline(void);
@@ -84,117 +105,290 @@ static size_t page_size(void)
 
 /* --------------------------------------------------------------- stacks */
 
-static inline char *stack_top(struct weft__stack *s) { return (char *)s; }
-static inline char *stack_guard(struct weft__stack *s) { return s->map; }
+static inline char *stack_top(struct weft_runtime *rt, struct weft__stack *s)
+{
+	return s->lo + rt->stacks.stack_size;
+}
 
-static struct weft__stack *stack_map(size_t size)
+void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size)
+{
+	struct weft__stack_pool *p = &rt->stacks;
+	size_t ps = page_size();
+	pthread_mutex_init(&p->lock, NULL);
+	p->warm = p->cold = NULL;
+	atomic_init(&p->warm_n, 0);
+	p->slabs = NULL;
+	p->stack_size = (stack_size + ps - 1) & ~(ps - 1);
+	p->guard_size = GUARD_MIN > ps ? GUARD_MIN : ps;
+	p->slot_size = p->guard_size + p->stack_size;
+	size_t n = SLAB_BYTES / p->slot_size;
+	p->slab_slots = n < 1 ? 1 : n > SLAB_SLOTS_MAX ? SLAB_SLOTS_MAX : (unsigned)n;
+	p->guard_mode = GUARD_UNKNOWN;
+	atomic_init(&p->reserved, 0);
+	atomic_init(&p->failures, 0);
+	atomic_init(&p->live, 0);
+}
+
+/* Under p->lock: a new slab at the head of the list. Its header (struct
+ * weft__slab and the slot descriptors) is the first pages of the mapping
+ * itself, so stacks cost no allocation (weft_set_allocator). 0 or -ENOMEM. */
+static int slab_new(struct weft__stack_pool *p)
 {
 	size_t ps = page_size();
-	size_t len = ((size + ps - 1) & ~(ps - 1)) + ps; /* + guard */
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	size_t hdr = sizeof(struct weft__slab) + p->slab_slots * sizeof(struct weft__stack);
+	hdr = (hdr + ps - 1) & ~(ps - 1);
+	size_t len = hdr + p->slab_slots * p->slot_size;
+	/* MAP_STACK: no transparent huge pages (6.7+), which would map the
+	 * guards of untouched neighbours and a whole 2 MiB per stack; older
+	 * kernels get the same from MADV_NOHUGEPAGE (whole mapping, no split). */
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (m == MAP_FAILED)
-		return NULL;
-	if (mprotect(m, ps, PROT_NONE)) {
-		munmap(m, len);
-		return NULL;
-	}
-	struct weft__stack *s = (struct weft__stack *)((char *)m + len - 64);
-	s->map = m;
-	s->map_len = len;
-	s->next = NULL;
-#ifdef WEFT_VALGRIND
-	VALGRIND_STACK_REGISTER((char *)m + ps, (char *)s);
-#endif
-	return s;
+		return -ENOMEM;
+	(void)madvise(m, len, MADV_NOHUGEPAGE);
+	struct weft__slab *sl = m;
+	sl->map = m;
+	sl->map_len = len;
+	sl->nslots = p->slab_slots;
+	sl->carved = 0;
+	char *slots = (char *)m + hdr;
+	for (unsigned i = 0; i < sl->nslots; i++)
+		sl->slot[i].lo = slots + (size_t)i * p->slot_size + p->guard_size;
+	sl->next = p->slabs;
+	p->slabs = sl;
+	atomic_fetch_add_explicit(&p->reserved, len, memory_order_relaxed);
+	return 0;
 }
 
-static void stack_unmap(struct weft__stack *s)
+/*
+ * Under p->lock: guard the region below a slot's stack. MADV_GUARD_INSTALL
+ * (Linux 6.13+) puts markers in the page tables: the mapping stays one VMA.
+ * Older kernels answer EINVAL (a sandbox filtering the call may say EPERM
+ * or ENOSYS); from then on this runtime uses mprotect, which splits the
+ * mapping (two VMAs per stack, so vm.max_map_count bounds live fibers),
+ * and an ENOMEM from it means the mappings ran out: -EAGAIN.
+ */
+static int guard_install(struct weft__stack_pool *p, struct weft__stack *s)
 {
-	munmap(s->map, s->map_len);
+	char *g = s->lo - p->guard_size;
+	if (p->guard_mode != GUARD_MPROTECT) {
+		if (madvise(g, p->guard_size, MADV_GUARD_INSTALL) == 0) {
+			p->guard_mode = GUARD_MADVISE;
+			return 0;
+		}
+		int e = errno;
+		bool unknown = e == EINVAL || e == EPERM || e == ENOSYS;
+		if (!unknown || p->guard_mode == GUARD_MADVISE)
+			return e == EAGAIN ? -EAGAIN : -ENOMEM;
+		p->guard_mode = GUARD_MPROTECT;
+	}
+	if (mprotect(g, p->guard_size, PROT_NONE) == 0)
+		return 0;
+	return errno == ENOMEM ? -EAGAIN : -ENOMEM;
 }
 
-static struct weft__stack *stack_take(struct weft_runtime *rt)
+static struct weft__stack_cache *core_cache(struct weft_runtime *rt)
 {
 	struct weft__ctx *ctx = weft__ctx();
-	struct weft__core *c = ctx ? ctx->core : NULL;
-	if (c && c->stack_pool) {
-		struct weft__stack *s = c->stack_pool;
-		c->stack_pool = s->next;
-		c->stack_pool_n--;
-		return s;
+	return ctx && ctx->rt == rt && ctx->core ? &ctx->core->stacks : NULL;
+}
+
+/* A stack for a new fiber: this core's cache, the runtime's warm then cold
+ * lists, a new slot of the newest slab, a new slab. 0, -ENOMEM or -EAGAIN. */
+static int stack_take(struct weft_runtime *rt, struct weft__stack **out)
+{
+	struct weft__stack_pool *p = &rt->stacks;
+	struct weft__stack_cache *c = core_cache(rt);
+	struct weft__stack *s;
+	if (c && (s = c->head)) {
+		c->head = s->next;
+		if (--c->n < c->low)
+			c->low = c->n;
+		*out = s;
+		return 0;
 	}
-	if (atomic_load_explicit(&rt->stacks_n, memory_order_relaxed)) {
-		pthread_mutex_lock(&rt->stacks_lock);
-		struct weft__stack *s = rt->stacks;
-		if (s) {
-			rt->stacks = s->next;
-			atomic_store_explicit(&rt->stacks_n,
-					      atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) - 1,
-					      memory_order_relaxed);
+	int rc = 0;
+	pthread_mutex_lock(&p->lock);
+	if ((s = p->warm)) {
+		p->warm = s->next;
+		atomic_store_explicit(&p->warm_n,
+				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
+	} else if ((s = p->cold)) {
+		p->cold = s->next;
+	} else {
+		if (!p->slabs || p->slabs->carved == p->slabs->nslots)
+			rc = slab_new(p);
+		if (!rc) {
+			struct weft__slab *sl = p->slabs;
+			s = &sl->slot[sl->carved];
+			if (!(rc = guard_install(p, s))) {
+				sl->carved++;
+#ifdef WEFT_VALGRIND
+				VALGRIND_STACK_REGISTER(s->lo, s->lo + p->stack_size);
+#endif
+			}
 		}
-		pthread_mutex_unlock(&rt->stacks_lock);
-		if (s)
-			return s;
 	}
-	return stack_map(rt->fiber_stack_size);
+	pthread_mutex_unlock(&p->lock);
+	if (rc) {
+		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+static void stack_dontneed(struct weft_runtime *rt, struct weft__stack *s)
+{
+	if (s->warm) {
+		(void)madvise(s->lo, rt->stacks.stack_size, MADV_DONTNEED);
+		s->warm = false;
+	}
+}
+
+/* Stacks whose memory was given back, onto the cold list. */
+static void push_cold(struct weft__stack_pool *p, struct weft__stack *head, struct weft__stack *tail)
+{
+	pthread_mutex_lock(&p->lock);
+	tail->next = p->cold;
+	p->cold = head;
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void stack_give(struct weft_runtime *rt, struct weft__stack *s)
 {
+	struct weft__stack_pool *p = &rt->stacks;
 #ifdef WEFT_ASAN
 	/* The frames of the fiber that used it left redzones behind. */
-	size_t ps = page_size();
-	ASAN_UNPOISON_MEMORY_REGION(stack_guard(s) + ps, (size_t)(stack_top(s) - stack_guard(s)) - ps);
+	ASAN_UNPOISON_MEMORY_REGION(s->lo, p->stack_size);
 #endif
-	struct weft__ctx *ctx = weft__ctx();
-	struct weft__core *c = ctx && ctx->rt == rt ? ctx->core : NULL;
-	if (c && c->stack_pool_n < STACK_POOL_MAX) {
-		s->next = c->stack_pool;
-		c->stack_pool = s;
-		c->stack_pool_n++;
+	struct weft__stack_cache *c = core_cache(rt);
+	if (c && c->n < CORE_CACHE_MAX) {
+		s->next = c->head;
+		c->head = s;
+		c->n++;
 		return;
 	}
-	if (atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) < SHARED_POOL_MAX) {
-		pthread_mutex_lock(&rt->stacks_lock);
-		s->next = rt->stacks;
-		rt->stacks = s;
-		atomic_store_explicit(&rt->stacks_n,
-				      atomic_load_explicit(&rt->stacks_n, memory_order_relaxed) + 1,
+	if (s->warm) {
+		pthread_mutex_lock(&p->lock);
+		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+		if (n < SHARED_WARM_MAX) {
+			s->next = p->warm;
+			p->warm = s;
+			atomic_store_explicit(&p->warm_n, n + 1, memory_order_relaxed);
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+		pthread_mutex_unlock(&p->lock);
+		stack_dontneed(rt, s); /* outside the lock: it is a system call */
+	}
+	push_cold(p, s, s);
+}
+
+void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
+{
+	struct weft__stack_pool *p = &rt->stacks;
+	struct weft__stack_cache *c = &core->stacks;
+	unsigned drop = 0;
+	bool shared = idle;
+	if (idle) {
+		drop = c->n > IDLE_KEEP ? c->n - IDLE_KEEP : 0;
+	} else if (c->n <= IDLE_KEEP &&
+		   atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= SHARED_IDLE_KEEP) {
+		c->low = c->n; /* nothing to trim: no clock read */
+	} else {
+		/* Stacks that stayed in the cache for a whole period were not
+		 * needed in it. */
+		uint64_t now = weft__now_ns();
+		if (now - c->trimmed_ns >= TRIM_PERIOD_NS) {
+			drop = c->low > IDLE_KEEP ? c->low - IDLE_KEEP : 0;
+			c->trimmed_ns = now;
+			c->low = c->n - drop;
+			shared = true;
+		}
+	}
+	if (drop) {
+		struct weft__stack *head = c->head, *tail = NULL;
+		for (unsigned i = 0; i < drop; i++) {
+			tail = c->head;
+			c->head = tail->next;
+			stack_dontneed(rt, tail);
+		}
+		c->n -= drop;
+		if (c->low > c->n)
+			c->low = c->n;
+		push_cold(p, head, tail);
+	}
+	/* The runtime-wide warm list, by whoever gets to it first. */
+	if (shared && atomic_load_explicit(&p->warm_n, memory_order_relaxed) > SHARED_IDLE_KEEP &&
+	    pthread_mutex_trylock(&p->lock) == 0) {
+		struct weft__stack *list = NULL;
+		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+		while (n > SHARED_IDLE_KEEP) {
+			struct weft__stack *s = p->warm;
+			p->warm = s->next;
+			s->next = list;
+			list = s;
+			n--;
+		}
+		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
+		pthread_mutex_unlock(&p->lock);
+		if (list) {
+			struct weft__stack *tail = list;
+			for (struct weft__stack *s = list; s; s = s->next) {
+				stack_dontneed(rt, s);
+				tail = s;
+			}
+			push_cold(p, list, tail);
+		}
+	}
+}
+
+static void live_add(struct weft_runtime *rt, int64_t d)
+{
+	struct weft__stack_cache *c = core_cache(rt);
+	if (c) /* owner only: a plain read-modify-write, atomic for metrics */
+		atomic_store_explicit(&c->live, atomic_load_explicit(&c->live, memory_order_relaxed) + d,
 				      memory_order_relaxed);
-		pthread_mutex_unlock(&rt->stacks_lock);
-		return;
-	}
-	stack_unmap(s);
+	else
+		atomic_fetch_add_explicit(&rt->stacks.live, d, memory_order_relaxed);
+}
+
+int64_t weft__fiber_live(struct weft_runtime *rt)
+{
+	int64_t n = atomic_load_explicit(&rt->stacks.live, memory_order_relaxed);
+	for (unsigned i = 0; i < rt->n; i++)
+		n += atomic_load_explicit(&rt->cores[i].stacks.live, memory_order_relaxed);
+	return n < 0 ? 0 : n;
 }
 
 void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
 {
-	while (rt->stacks) {
-		struct weft__stack *s = rt->stacks;
-		rt->stacks = s->next;
-		stack_unmap(s);
+	struct weft__stack_pool *p = &rt->stacks;
+	while (p->slabs) {
+		struct weft__slab *sl = p->slabs;
+		p->slabs = sl->next;
+		munmap(sl->map, sl->map_len); /* header included */
 	}
-	pthread_mutex_destroy(&rt->stacks_lock);
+	p->warm = p->cold = NULL;
+	pthread_mutex_destroy(&p->lock);
 }
 
 void weft__fiber_pool_fini(struct weft__core *c)
 {
-	while (c->stack_pool) {
-		struct weft__stack *s = c->stack_pool;
-		c->stack_pool = s->next;
-		stack_unmap(s);
-	}
-	c->stack_pool_n = 0;
+	/* The stacks belong to the runtime's slabs. */
+	c->stacks.head = NULL;
+	c->stacks.n = 0;
 }
 
 /* ------------------------------------------------------------ switching */
 
 /* Lay out a first frame so that weft__ctx_switch "returns" into the
  * trampoline with f in a callee-saved register. */
-static void *frame_init(struct weft__stack *s, struct weft__fiber *f)
+static void *frame_init(struct weft_runtime *rt, struct weft__stack *s, struct weft__fiber *f)
 {
-	uintptr_t top = (uintptr_t)stack_top(s) & ~(uintptr_t)15;
+	uintptr_t top = (uintptr_t)stack_top(rt, s) & ~(uintptr_t)15;
 #if defined(__x86_64__)
 	uint64_t *sp = (uint64_t *)(top - 24); /* after `ret`, rsp % 16 == 0 */
 	sp -= 7;
@@ -266,18 +460,13 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 {
 	struct weft__fiber *f = state;
 	struct weft__ctx *ctx = weft__ctx();
-	if (!f->stack) {
+	if (!f->started) {
+		f->started = true;
 		f->task_id = weft_cx_task_id(cx);
-		f->rt = cx->rt;
-		f->stack = stack_take(cx->rt);
-		if (!f->stack) {
-			/* Out of memory or of mappings (each stack is two: see
-			 * vm.max_map_count). The fiber never runs; its joiner
-			 * gets -ENOMEM. */
-			cx->error = -ENOMEM;
-			return WEFT_READY;
-		}
-		f->sp = frame_init(f->stack, f);
+		f->stack->warm = true;
+		/* here, not at spawn: the fiber starts with the FP control
+		 * words of the worker that runs it first */
+		f->sp = frame_init(f->rt, f->stack, f);
 #ifdef WEFT_TSAN
 		f->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -287,9 +476,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	ctx->fiber = f;
 #ifdef WEFT_ASAN
 	void *fake = NULL;
-	size_t ps = page_size();
-	__sanitizer_start_switch_fiber(&fake, stack_guard(f->stack) + ps,
-				       (size_t)(stack_top(f->stack) - stack_guard(f->stack)) - ps);
+	__sanitizer_start_switch_fiber(&fake, f->stack->lo, f->rt->stacks.stack_size);
 #endif
 #ifdef WEFT_TSAN
 	f->tsan_sched = __tsan_get_current_fiber();
@@ -307,18 +494,16 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	__tsan_destroy_fiber(f->tsan_fiber);
 	f->tsan_fiber = NULL;
 #endif
-	stack_give(cx->rt, f->stack);
-	f->stack = NULL;
 	weft_cx_set_result(cx, f->result);
-	return WEFT_READY;
+	return WEFT_READY; /* fiber_drop gives the stack back */
 }
 
 static void fiber_drop(void *state)
 {
 	struct weft__fiber *f = state;
-	if (f->stack) {
-		/* Cancelled while suspended: forget its wait, discard its stack
-		 * (nothing on it runs again). */
+	if (f->started && !f->done) {
+		/* Cancelled while suspended: forget its wait; nothing on its
+		 * stack runs again. */
 		if (f->waiting)
 			weft_wait_cancel(f->waiting);
 		if (f->timer)
@@ -327,8 +512,9 @@ static void fiber_drop(void *state)
 		if (f->tsan_fiber)
 			__tsan_destroy_fiber(f->tsan_fiber);
 #endif
-		stack_give(f->rt, f->stack);
 	}
+	stack_give(f->rt, f->stack);
+	live_add(f->rt, -1);
 	weft__free(f);
 }
 
@@ -339,12 +525,21 @@ int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct w
 	struct weft__fiber *f = weft__calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
+	/* The stack now, so a fiber that cannot have one is refused here
+	 * rather than failing unseen later. */
+	int rc = stack_take(rt, &f->stack);
+	if (rc) {
+		weft__free(f);
+		return rc;
+	}
 	f->fn = fn;
 	f->arg = arg;
+	f->rt = rt;
+	live_add(rt, 1);
 	struct weft_task *t = NULL;
-	int rc = weft_spawn_poll(rt, fiber_poll, f, fiber_drop, &t);
+	rc = weft_spawn_poll(rt, fiber_poll, f, fiber_drop, &t);
 	if (rc)
-		return rc; /* fiber_drop freed f */
+		return rc; /* fiber_drop gave the stack back and freed f */
 	/* f may already have run and been freed: do not touch it here. */
 	if (out)
 		*out = t;
@@ -398,8 +593,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	struct weft__ctx *ctx = weft__ctx();
 	struct weft__fiber *f = ctx ? ctx->fiber : NULL;
 	if (f && f->stack) {
-		char *lo = stack_guard(f->stack), *a = si->si_addr;
-		if (a >= lo && a < lo + page_size()) {
+		char *lo = f->stack->lo - f->rt->stacks.guard_size, *a = si->si_addr;
+		if (a >= lo && a < f->stack->lo) {
 			char msg[160];
 			size_t n = 0;
 			const char *p1 = "weft: fiber stack overflow in task ";
@@ -408,7 +603,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 			memcpy(msg + n, p1, strlen(p1)); n += strlen(p1);
 			n += fmt_u64(msg + n, f->task_id);
 			memcpy(msg + n, p2, strlen(p2)); n += strlen(p2);
-			n += fmt_u64(msg + n, (uint64_t)(f->stack->map_len - page_size()));
+			n += fmt_u64(msg + n, (uint64_t)f->rt->stacks.stack_size);
 			memcpy(msg + n, p3, strlen(p3)); n += strlen(p3);
 			ssize_t w = write(STDERR_FILENO, msg, n);
 			(void)w;

@@ -4,6 +4,9 @@
 #ifndef WEFT_FIBER_H
 #define WEFT_FIBER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,19 +15,61 @@ struct weft__core;
 struct weft_cx;
 struct weft_wait;
 
-/* A stack: the mapping [map, map + map_len) holds a PROT_NONE guard page at
- * the bottom, the usable stack, and this descriptor at the very top. */
+/*
+ * Stacks live in slabs: one mmap (MAP_NORESERVE) holding a header (this
+ * struct and the slot descriptors), then `nslots` slots, each a guard region
+ * (at least 64 KiB, MADV_GUARD_INSTALL or PROT_NONE) below a stack. The
+ * descriptors live in the header, not on the stacks, so a stack whose pages
+ * went back to the kernel (MADV_DONTNEED) sits on a free list without a
+ * resident page.
+ */
 struct weft__stack {
-	void *map;
+	char *lo;                       /* lowest usable byte; the guard is just below */
+	struct weft__stack *next;       /* free-list link */
+	bool warm;                      /* may hold resident pages (a fiber ran on it) */
+};
+
+struct weft__slab {
+	struct weft__slab *next;
+	char *map;
 	size_t map_len;
-	struct weft__stack *next;       /* pool link */
+	unsigned nslots;
+	unsigned carved;                /* slots [0, carved) have their guard and were handed out */
+	struct weft__stack slot[];
+};
+
+/* Per core (struct weft__core): stacks ready for reuse, owner only; `live`
+ * is read by metrics. */
+struct weft__stack_cache {
+	struct weft__stack *head;
+	unsigned n;
+	unsigned low;                   /* fewest held since the last timed trim */
+	uint64_t trimmed_ns;            /* time of the last timed trim */
+	_Atomic int64_t live;           /* fibers spawned minus fibers ended on this core */
+};
+
+/* Per runtime. */
+struct weft__stack_pool {
+	pthread_mutex_t lock;
+	struct weft__stack *warm;       /* free, maybe resident */
+	struct weft__stack *cold;       /* free, pages given back */
+	_Atomic unsigned warm_n;        /* written under lock, peeked without */
+	struct weft__slab *slabs;       /* newest first; only the newest has uncarved slots */
+	size_t stack_size;              /* usable bytes, a page multiple */
+	size_t guard_size;
+	size_t slot_size;               /* guard + stack */
+	unsigned slab_slots;
+	int guard_mode;                 /* under lock: GUARD_UNKNOWN / _MADVISE / _MPROTECT */
+	_Atomic uint64_t reserved;      /* bytes of address space in slabs */
+	_Atomic uint64_t failures;      /* spawns refused for want of a stack */
+	_Atomic int64_t live;           /* fibers spawned minus ended off any core */
 };
 
 struct weft__fiber {
 	void *(*fn)(void *);
 	void *arg;
 	void *result;
-	struct weft__stack *stack;      /* NULL until the first poll */
+	struct weft__stack *stack;      /* taken at spawn, given back when done or dropped */
 	void *sp;                       /* fiber's saved stack pointer while suspended */
 	void *sched_sp;                 /* worker's saved stack pointer while the fiber runs */
 	struct weft_cx *cx;             /* the poll in progress */
@@ -32,7 +77,8 @@ struct weft__fiber {
 	struct weft__timer *timer;      /* timer to cancel likewise (sleep, timeouts) */
 	struct weft_runtime *timer_rt;
 	uint64_t task_id;
-	struct weft_runtime *rt;        /* set at the first poll */
+	struct weft_runtime *rt;
+	bool started;                   /* polled at least once */
 	int done;
 	/* sanitizer bookkeeping */
 	void *fake_stack;               /* ASan fake stack of the side being left */
@@ -43,9 +89,17 @@ struct weft__fiber {
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);
-/* Return every pooled stack of a core / of the runtime to the system. */
+/* Runtime create: the stack pool for stacks of `stack_size` usable bytes. */
+void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size);
+/* Give idle stacks' memory back (MADV_DONTNEED). From the core's holder:
+ * at maintenance (`idle` false: stacks the core has not needed for a
+ * while) and before parking (`idle` true: all but a few). */
+void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
+/* Runtime destroy: forget a core's cached stacks / unmap every slab. */
 void weft__fiber_pool_fini(struct weft__core *c);
 void weft__fiber_shared_pool_fini(struct weft_runtime *rt);
+/* Metrics: live fibers (spawned, not ended). */
+int64_t weft__fiber_live(struct weft_runtime *rt);
 /* Per worker thread: alternate signal stack + the guard-page fault handler. */
 void *weft__fiber_thread_init(void);
 void weft__fiber_thread_fini(void *altstack);

@@ -184,9 +184,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	pthread_cond_init(&rt->threads_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	rt->live_threads = 0;
-	pthread_mutex_init(&rt->stacks_lock, NULL);
-	rt->stacks = NULL;
-	atomic_init(&rt->stacks_n, 0);
+	weft__fiber_pool_init(rt, rt->fiber_stack_size);
 	weft__inject_init(&rt->inject);
 
 	rt->cores = weft__alloc_aligned(rt->n * sizeof(struct weft__core));

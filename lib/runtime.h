@@ -175,8 +175,7 @@ struct weft__core {
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
-	struct weft__stack *stack_pool;           /* fiber stacks */
-	unsigned stack_pool_n;
+	struct weft__stack_cache stacks;          /* fiber stacks (fiber.h) */
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
@@ -284,9 +283,7 @@ struct weft_runtime {
 	uint32_t event_interval;
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
-	pthread_mutex_t stacks_lock;              /* runtime-wide fiber stack pool */
-	struct weft__stack *stacks;
-	_Atomic unsigned stacks_n;
+	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
 	struct weft__driver driver;

@@ -233,6 +233,7 @@ static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
 	weft__driver_poll_nowait(rt);
 	weft__blocking_retry(rt);
+	weft__fiber_trim(rt, c, false);
 	flush_deferred(rt, c);
 	batch_end(c);
 	retune(rt, c);
@@ -371,6 +372,7 @@ handed_off:
 static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c)
 {
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
+	weft__fiber_trim(rt, c, true); /* idle stacks' memory back, beyond a few */
 	c->c.park_count++;
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;

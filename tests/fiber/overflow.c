@@ -1,30 +1,87 @@
-/* overflow.c - a fiber that recurses without bound; weft must report the
- * task and abort (checked by overflow.sh). */
+/* overflow.c - a fiber that overflows its stack; weft must report the task
+ * and abort (checked by overflow.sh).
+ *
+ *   fiber_overflow deep|big [fallback]
+ *
+ * deep: recursion in 1 KiB frames. big: 40 KiB frames - built without
+ * -fstack-clash-protection, so a frame's first store lands up to 40 KiB
+ * below the previous one: it must hit the 64 KiB guard region, not the
+ * memory beyond. fallback: this program's madvise() answers EINVAL to
+ * MADV_GUARD_INSTALL, as a kernel before 6.13 does, so weft guards stacks
+ * with mprotect instead (libweft resolves madvise here: the executable
+ * exports it).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <weft/weft.h>
 
-static volatile int limit = 1 << 30; /* never reached; hides the recursion from -Winfinite-recursion */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
-static int forever(int n)
+static volatile int limit = 1 << 30; /* never reached; hides the recursion from -Winfinite-recursion */
+static int fallback, guard_refused;
+
+__attribute__((visibility("default"))) int madvise(void *addr, size_t len, int advice)
+{
+	static int (*real)(void *, size_t, int);
+	if (!real)
+		real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
+	if (fallback && advice == MADV_GUARD_INSTALL) {
+		guard_refused++;
+		errno = EINVAL;
+		return -1;
+	}
+	return real(addr, len, advice);
+}
+
+static int deep(int n)
 {
 	volatile char frame[1024];
 	frame[0] = (char)n;
 	if (n >= limit)
 		return 0;
-	return forever(n + 1) + frame[0];
+	return deep(n + 1) + frame[0];
 }
 
-static void *run(void *arg) { return (void *)(long)forever((int)(long)arg); }
-
-int main(void)
+static int big(int n)
 {
+	volatile char frame[40 * 1024];
+	frame[0] = (char)n; /* the lowest address of the frame, touched first */
+	if (n >= limit)
+		return 0;
+	return big(n + 1) + frame[0];
+}
+
+static void *wait_fn(void *wg) { return (void *)(long)weft_waitgroup_wait(wg); }
+static void *run_deep(void *arg) { return (void *)(long)deep((int)(long)arg); }
+static void *run_big(void *arg) { return (void *)(long)big((int)(long)arg); }
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || (strcmp(argv[1], "deep") && strcmp(argv[1], "big"))) {
+		fprintf(stderr, "usage: fiber_overflow deep|big [fallback]\n");
+		return 2;
+	}
+	fallback = argc > 2 && !strcmp(argv[2], "fallback");
 	struct weft_runtime *rt;
-	struct weft_task *t;
+	struct weft_task *t, *quiet;
 	if (weft_runtime_create(NULL, &rt))
 		return 2;
-	if (weft_spawn(rt, run, NULL, &t))
+	/* A fiber suspended next to the one that overflows: its stack sits in
+	 * the slot just below, where a frame jumping the guard would land. */
+	struct weft_waitgroup *wg;
+	if (weft_waitgroup_create(&wg) || weft_waitgroup_add(wg, 1) ||
+	    weft_spawn(rt, wait_fn, wg, &quiet))
 		return 2;
-	printf("task %llu\n", (unsigned long long)weft_task_id(t));
+	if (weft_spawn(rt, argv[1][0] == 'd' ? run_deep : run_big, NULL, &t))
+		return 2;
+	printf("task %llu guard_install_refused %d\n", (unsigned long long)weft_task_id(t),
+	       guard_refused);
 	fflush(stdout);
 	weft_join(t, NULL);
 	return 3; /* not reached: the overflow aborts */

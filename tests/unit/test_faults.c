@@ -1,11 +1,11 @@
 /*
  * test_faults.c - resource failures: the -EAGAIN and -ENOMEM paths of
- * weft_runtime_create and weft_spawn_poll, and a fiber whose stack cannot
- * be mapped.
+ * weft_runtime_create and weft_spawn_poll, a fiber whose stack cannot be
+ * had, and fiber guards on a kernel without MADV_GUARD_INSTALL.
  *
- * This executable defines pthread_create, aligned_alloc, mmap, mprotect and
- * munmap itself; libweft (the shared library) resolves them here, so a test
- * can make the Nth call (or a fiber stack's mapping) fail. All forward to
+ * This executable defines pthread_create, aligned_alloc, mmap, madvise,
+ * mprotect and munmap itself; libweft (the shared library) resolves them
+ * here, so a test can make the Nth call (or a fiber stack's mapping) fail. All forward to
  * the next definition (libc, or the sanitizer's interceptor) otherwise.
  * Under ASan, LeakSanitizer checks that failed calls free what they
  * allocated.
@@ -187,23 +187,31 @@ Test(faults, spawn_enomem_drops_once, .timeout = WT_TMO(20))
 /* ---------------------------------------------------- fiber stack faults */
 
 /*
- * A fiber takes its stack at its first poll (lib/fiber.c): mmap of the
- * stack size plus a guard page, then mprotect of the guard page. The
- * interposed mmap/mprotect/munmap below recognise a stack by its length
- * (STK_SIZE, a size nothing else here maps, plus one page), fail it while
- * asked to, and count stack mappings made and unmapped: LeakSanitizer does
- * not see mmap, so "no stack leaked" is checked by the count.
+ * A fiber takes its stack at weft_spawn (lib/fiber.c): from a pool, else a
+ * new slot of a slab - one mmap (MAP_NORESERVE | MAP_STACK) of many stacks -
+ * whose 64 KiB guard region is installed with madvise(MADV_GUARD_INSTALL),
+ * or mprotect(PROT_NONE) where the kernel answers EINVAL. The interposed
+ * mmap/madvise/mprotect/munmap below recognise slabs by their flags and
+ * guards by their length, fail them while asked to, and count slabs mapped
+ * and unmapped: LeakSanitizer does not see mmap, so "no slab leaked" is
+ * checked by the count.
  */
 #define STK_SIZE (100 * 1024)
+#define GUARD_LEN (64 * 1024)
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
 
-static size_t stk_len;                         /* STK_SIZE + one page */
-static atomic_int stk_fail_mmap, stk_fail_mprotect;
+static atomic_bool stk_watch;                  /* count and fail only while set */
+static atomic_int stk_fail_mmap, stk_fail_mprotect, stk_guard_einval;
 static atomic_int stk_maps, stk_unmaps, stk_mmap_failed, stk_mprotect_failed;
-static void *_Atomic stk_last;                 /* the last stack mapping made */
+static atomic_int stk_guard_madvise, stk_guard_mprotect;
+static _Atomic size_t stk_slab_len;
 
-static bool is_stack(size_t len, int flags, int fd)
+static bool is_slab(int flags, int fd)
 {
-	return stk_len && len == stk_len && (flags & MAP_ANONYMOUS) && fd == -1;
+	return atomic_load(&stk_watch) && (flags & MAP_NORESERVE) && (flags & MAP_STACK) &&
+	       (flags & MAP_ANONYMOUS) && fd == -1;
 }
 
 INTERPOSE void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -211,18 +219,33 @@ INTERPOSE void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
 	static void *(*real)(void *, size_t, int, int, int, off_t);
 	if (!real)
 		real = (void *(*)(void *, size_t, int, int, int, off_t))dlsym(RTLD_NEXT, "mmap");
-	bool stack = is_stack(len, flags, fd);
-	if (stack && atomic_load(&stk_fail_mmap)) {
+	bool slab = is_slab(flags, fd);
+	if (slab && atomic_load(&stk_fail_mmap)) {
 		atomic_fetch_add(&stk_mmap_failed, 1);
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
 	void *p = real(addr, len, prot, flags, fd, off);
-	if (stack && p != MAP_FAILED) {
+	if (slab && p != MAP_FAILED) {
 		atomic_fetch_add(&stk_maps, 1);
-		atomic_store(&stk_last, p);
+		atomic_store(&stk_slab_len, len);
 	}
 	return p;
+}
+
+INTERPOSE int madvise(void *addr, size_t len, int advice)
+{
+	static int (*real)(void *, size_t, int);
+	if (!real)
+		real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "madvise");
+	if (atomic_load(&stk_watch) && advice == MADV_GUARD_INSTALL) {
+		atomic_fetch_add(&stk_guard_madvise, 1);
+		if (atomic_load(&stk_guard_einval)) {
+			errno = EINVAL; /* as a kernel before 6.13 */
+			return -1;
+		}
+	}
+	return real(addr, len, advice);
 }
 
 INTERPOSE int mprotect(void *addr, size_t len, int prot)
@@ -230,11 +253,13 @@ INTERPOSE int mprotect(void *addr, size_t len, int prot)
 	static int (*real)(void *, size_t, int);
 	if (!real)
 		real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "mprotect");
-	/* only the guard page of the stack just mapped */
-	if (atomic_load(&stk_fail_mprotect) && prot == PROT_NONE && addr == atomic_load(&stk_last)) {
-		atomic_fetch_add(&stk_mprotect_failed, 1);
-		errno = ENOMEM;
-		return -1;
+	if (atomic_load(&stk_watch) && prot == PROT_NONE && len == GUARD_LEN) {
+		if (atomic_load(&stk_fail_mprotect)) {
+			atomic_fetch_add(&stk_mprotect_failed, 1);
+			errno = ENOMEM; /* as when vm.max_map_count is reached */
+			return -1;
+		}
+		atomic_fetch_add(&stk_guard_mprotect, 1);
 	}
 	return real(addr, len, prot);
 }
@@ -245,9 +270,21 @@ INTERPOSE int munmap(void *addr, size_t len)
 	if (!real)
 		real = (int (*)(void *, size_t))dlsym(RTLD_NEXT, "munmap");
 	int rc = real(addr, len);
-	if (rc == 0 && stk_len && len == stk_len)
+	if (rc == 0 && atomic_load(&stk_watch) && len == atomic_load(&stk_slab_len))
 		atomic_fetch_add(&stk_unmaps, 1);
 	return rc;
+}
+
+static unsigned map_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	cr_assert_not_null(f);
+	unsigned n = 0;
+	int ch;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
 }
 
 static atomic_int fib_runs;
@@ -257,6 +294,35 @@ static void *fib_fn(void *arg)
 	atomic_fetch_add(&fib_runs, 1);
 	weft_yield(); /* suspend once: the stack is really switched to and back */
 	return arg;
+}
+
+/* Holds fibers suspended until the test opens it. */
+static struct weft_waitgroup *stk_gate;
+
+static void *gated_fn(void *arg)
+{
+	atomic_fetch_add(&fib_runs, 1);
+	weft_waitgroup_wait(stk_gate);
+	return arg;
+}
+
+static void gate_close(void)
+{
+	cr_assert_eq(weft_waitgroup_create(&stk_gate), 0);
+	cr_assert_eq(weft_waitgroup_add(stk_gate, 1), 0);
+}
+
+static void gate_open_and_join(struct weft_task **h, int k)
+{
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&fib_runs) == k, WT_LONG_MS), "%d of %d fibers ran",
+		  atomic_load(&fib_runs), k);
+	cr_assert_eq(weft_waitgroup_done(stk_gate), 0);
+	for (uintptr_t i = 0; i < (uintptr_t)k; i++) {
+		void *res;
+		cr_assert_eq(weft_join(h[i], &res), 0);
+		cr_assert_eq((uintptr_t)res, i);
+	}
+	cr_assert_eq(weft_waitgroup_destroy(stk_gate), 0);
 }
 
 /* A poll task that spawns a fiber from a worker and joins it with
@@ -294,16 +360,27 @@ static struct weft_runtime *stk_rt_create(void)
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .fiber_stack_size = STK_SIZE);
 	struct weft_runtime *rt = NULL;
 	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
-	stk_len = STK_SIZE + (size_t)sysconf(_SC_PAGESIZE);
 	atomic_store(&stk_maps, 0);
 	atomic_store(&stk_unmaps, 0);
 	atomic_store(&stk_mmap_failed, 0);
 	atomic_store(&stk_mprotect_failed, 0);
+	atomic_store(&stk_guard_madvise, 0);
+	atomic_store(&stk_guard_mprotect, 0);
+	atomic_store(&stk_slab_len, 0);
 	atomic_store(&fib_runs, 0);
+	atomic_store(&stk_watch, true);
 	return rt;
 }
 
-/* With stacks available again, fibers run, and every mapping made is gone
+static uint64_t stk_failures(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t n = m->fiber_stack_alloc_failures;
+	weft_metrics_free(m);
+	return n;
+}
+
+/* With stacks available again, fibers run, and every slab mapped is gone
  * after destroy. */
 static void stk_recover_and_destroy(struct weft_runtime *rt)
 {
@@ -320,72 +397,113 @@ static void stk_recover_and_destroy(struct weft_runtime *rt)
 		cr_assert_eq((uintptr_t)res, i + 10);
 	}
 	cr_assert_eq(atomic_load(&fib_runs) - runs0, K);
-	cr_assert_gt(atomic_load(&stk_maps), 0,
-		     "no stack mapping of %zu bytes seen: the interposition does not work", stk_len);
+	cr_assert_gt(atomic_load(&stk_maps), 0, "no slab mapping seen: the interposition does not work");
 	wt_rt_destroy(rt);
 	cr_assert_eq(atomic_load(&stk_maps), atomic_load(&stk_unmaps),
-		     "%d fiber stacks mapped, %d unmapped after destroy", atomic_load(&stk_maps),
+		     "%d stack slabs mapped, %d unmapped after destroy", atomic_load(&stk_maps),
 		     atomic_load(&stk_unmaps));
-	stk_len = 0;
+	atomic_store(&stk_watch, false);
 }
 
 Test(faults, fiber_stack_mmap_fails, .timeout = WT_TMO(20))
 {
-	/* A fresh runtime: every stack pool is empty, so the first poll of each
-	 * fiber below has to map a stack, and that fails. */
+	/* A fresh runtime has no slab: the first spawn has to map one, and
+	 * that fails. The spawn says so; nothing runs later. */
 	struct weft_runtime *rt = stk_rt_create();
 	atomic_store(&stk_fail_mmap, 1);
 
-	/* joined from a plain thread */
-	struct weft_task *a;
-	cr_assert_eq(weft_spawn(rt, fib_fn, (void *)7, &a), 0,
-		     "spawn itself does not map the stack");
-	void *res = (void *)0x1;
-	int rc = weft_join(a, &res);
-	cr_assert_eq(rc, -ENOMEM, "join of a fiber without a stack = %d (%s)", rc,
-		     weft_strerror(rc));
-	cr_assert_null(res, "a failed join handed out a result");
+	struct weft_task *a = SENTINEL_TASK;
+	int rc = weft_spawn(rt, fib_fn, (void *)7, &a);
+	cr_assert_eq(rc, -ENOMEM, "spawn without a stack = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq(a, SENTINEL_TASK, "out written by a failed spawn");
 
-	/* detached: nobody joins it; its state must still be freed (LSan) */
-	cr_assert_eq(weft_spawn(rt, fib_fn, NULL, NULL), 0);
+	/* detached: refused just the same, not lost silently */
+	rc = weft_spawn(rt, fib_fn, NULL, NULL);
+	cr_assert_eq(rc, -ENOMEM, "detached spawn without a stack = %d", rc);
 
-	/* spawned and joined from a poll task on a worker */
+	/* spawned from a poll task on a worker (the core's cache is empty) */
 	static struct fib_parent p;
 	memset(&p, 0, sizeof p);
 	struct weft_task *ph;
 	cr_assert_eq(weft_spawn_poll(rt, fib_parent_poll, &p, NULL, &ph), 0);
 	cr_assert_eq(weft_join(ph, NULL), 0);
-	cr_assert_eq(p.spawn_rc, 0);
-	cr_assert_eq(atomic_load(&p.join_rc), -ENOMEM, "weft_join_poll of a fiber without a stack = %d",
-		     atomic_load(&p.join_rc));
+	cr_assert_eq(p.spawn_rc, -ENOMEM, "spawn from a worker without a stack = %d", p.spawn_rc);
 
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&stk_mmap_failed) >= 3, WT_LONG_MS),
-		  "%d stack mmaps failed, want 3 (the detached fiber was never polled?)",
-		  atomic_load(&stk_mmap_failed));
 	atomic_store(&stk_fail_mmap, 0);
+	cr_assert_eq(atomic_load(&stk_mmap_failed), 3);
+	cr_assert_eq(stk_failures(rt), 3, "stack allocation failures not counted");
+	wt_sleep_ms(20);
 	cr_assert_eq(atomic_load(&fib_runs), 0, "a fiber ran without a stack");
 	cr_assert_eq(atomic_load(&stk_maps), 0);
 
 	stk_recover_and_destroy(rt);
 }
 
+/* A kernel without MADV_GUARD_INSTALL (EINVAL): guards fall back to
+ * mprotect, one per stack, each splitting the slab's mapping. */
+Test(faults, fiber_guard_fallback_mprotect, .timeout = WT_TMO(20))
+{
+	enum { K = 100 };
+	struct weft_runtime *rt = stk_rt_create();
+	atomic_store(&stk_guard_einval, 1);
+	unsigned maps0 = map_count();
+	gate_close();
+	struct weft_task *h[K];
+	for (uintptr_t i = 0; i < K; i++)
+		cr_assert_eq(weft_spawn(rt, gated_fn, (void *)i, &h[i]), 0);
+	cr_assert_eq(atomic_load(&stk_guard_madvise), 1, "the guard madvise was tried %d times",
+		     atomic_load(&stk_guard_madvise));
+	cr_assert_eq(atomic_load(&stk_guard_mprotect), K, "%d PROT_NONE guards for %d stacks",
+		     atomic_load(&stk_guard_mprotect), K);
+	unsigned maps1 = map_count();
+	cr_assert_geq(maps1, maps0 + 2 * K - 2, "fallback guards split the slab: %u -> %u mappings",
+		      maps0, maps1);
+	gate_open_and_join(h, K);
+	atomic_store(&stk_guard_einval, 0);
+	stk_recover_and_destroy(rt);
+}
+
+/* With MADV_GUARD_INSTALL, stacks cost no mapping of their own. */
+Test(faults, fiber_guards_do_not_split_the_mapping, .timeout = WT_TMO(20))
+{
+	enum { K = 1000 };
+	struct weft_runtime *rt = stk_rt_create();
+	unsigned maps0 = map_count();
+	gate_close();
+	static struct weft_task *h[K];
+	for (uintptr_t i = 0; i < K; i++)
+		cr_assert_eq(weft_spawn(rt, gated_fn, (void *)i, &h[i]), 0);
+	unsigned maps1 = map_count();
+	cr_assert_eq(atomic_load(&stk_guard_madvise), K);
+	cr_assert_eq(atomic_load(&stk_guard_mprotect), 0);
+	cr_assert_eq(atomic_load(&stk_maps), 1, "%d slabs for %d stacks", atomic_load(&stk_maps), K);
+	/* the slab, and a few for the allocator (more under ASan); the
+	 * fallback would add 2 per stack */
+	cr_assert_lt(maps1, maps0 + K / 20, "%d stacks: %u -> %u mappings", K, maps0, maps1);
+	gate_open_and_join(h, K);
+	stk_recover_and_destroy(rt);
+}
+
+/* The fallback's mprotect fails as it does when vm.max_map_count is
+ * reached: the spawn returns -EAGAIN. */
 Test(faults, fiber_stack_guard_mprotect_fails, .timeout = WT_TMO(20))
 {
 	struct weft_runtime *rt = stk_rt_create();
+	atomic_store(&stk_guard_einval, 1);
 	atomic_store(&stk_fail_mprotect, 1);
-	struct weft_task *a;
-	cr_assert_eq(weft_spawn(rt, fib_fn, (void *)7, &a), 0);
-	int rc = weft_join(a, NULL);
+	struct weft_task *a = SENTINEL_TASK;
+	int rc = weft_spawn(rt, fib_fn, (void *)7, &a);
 	atomic_store(&stk_fail_mprotect, 0);
-	cr_assert_eq(rc, -ENOMEM, "join of a fiber whose guard page failed = %d (%s)", rc,
-		     weft_strerror(rc));
+	cr_assert_eq(rc, -EAGAIN, "spawn whose guard failed = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq(a, SENTINEL_TASK);
 	cr_assert_eq(atomic_load(&stk_mprotect_failed), 1);
-	cr_assert_eq(atomic_load(&fib_runs), 0, "a fiber ran on a stack without a guard page");
-	/* the mapping whose guard page failed went straight back */
-	cr_assert_eq(atomic_load(&stk_maps), 1);
-	cr_assert_eq(atomic_load(&stk_unmaps), 1, "the half-made stack was not unmapped");
-
+	cr_assert_eq(stk_failures(rt), 1);
+	wt_sleep_ms(20);
+	cr_assert_eq(atomic_load(&fib_runs), 0, "a fiber ran on a stack without a guard");
+	/* the slot whose guard failed is tried again by the next spawn */
 	stk_recover_and_destroy(rt);
+	cr_assert_geq(atomic_load(&stk_guard_mprotect), 1, "the recovered stacks have no guard");
+	atomic_store(&stk_guard_einval, 0);
 }
 
 /* pthread_create failing for the blocking pool: spawn_blocking still

@@ -204,11 +204,9 @@ Test(fiber, errors, .timeout = WT_TMO(30))
 }
 
 /*
- * 1,000,000 fibers x 10 yields. Spawned in waves of 100 live fibers:
- * every suspended fiber holds a stack, and each stack costs two kernel
- * mappings (guard + stack), so 1,000,000 at once would exceed the default
- * vm.max_map_count (65,530); waves that fit the per-core stack pools also
- * keep the test about reuse rather than about mmap.
+ * 1,000,000 fibers x 10 yields, spawned in waves of 100 live fibers: waves
+ * that fit the per-core stack caches keep the test about reuse (a million
+ * at once is test_fiber_scale's).
  */
 Test(fiber_stress, million_fibers_ten_yields, .timeout = WT_TMO(240))
 {

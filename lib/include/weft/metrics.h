@@ -48,6 +48,10 @@ struct weft_metrics {
 	uint64_t blocking_queue_depth; /* jobs waiting for a blocking thread */
 	uint64_t blocking_threads_exited; /* pool threads that exited after keep-alive */
 	uint64_t block_in_place_count; /* core hand-offs by weft_block_in_place */
+	uint64_t fibers_live;          /* fibers spawned and not yet finished (each holds a stack) */
+	uint64_t fiber_stack_bytes_reserved; /* address space of the stack slabs, guards included
+	                                      * (not RAM: idle stacks' pages are given back) */
+	uint64_t fiber_stack_alloc_failures; /* weft_spawn calls refused for want of a stack */
 	struct weft_worker_metrics worker[]; /* `workers` entries */
 };
 

@@ -66,7 +66,8 @@ struct weft_runtime_opts {
 	void (*on_thread_start)(void *hook_arg, unsigned worker);
 	void (*on_thread_stop)(void *hook_arg, unsigned worker);
 	void *hook_arg;
-	/* Usable stack of each fiber, in bytes (a guard page comes on top).
+	/* Usable stack of each fiber, in bytes (rounded up to a page; a 64
+	 * KiB guard region of address space, no RAM, sits below it).
 	 * 0: 64 KiB. 16 KiB .. 1 GiB, otherwise -EINVAL. */
 	size_t fiber_stack_size;
 	/* Blocking pool (weft_spawn_blocking): at most this many threads.
@@ -153,13 +154,29 @@ WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
  * may call blocking-style weft functions - weft_join, weft_yield, the
  * blocking calls of weft/sync.h - which suspend the fiber, not the thread.
  * Its return value is the task's result. `out` may be NULL (detached).
- * From a worker the fiber goes to the LIFO slot like any local spawn. The
- * stack is taken from a per-core pool when the fiber first runs and given
- * back when it finishes. A fiber may resume on another worker thread after
- * a suspension: do not keep the address of a thread-local variable (errno
- * included) across a weft call. A stack overflow hits a guard page; weft
- * reports the task id and aborts.
- * Errors: -EINVAL (NULL rt or fn), -ESHUTDOWN, -ENOMEM; fn does not run.
+ * From a worker the fiber goes to the LIFO slot like any local spawn. A
+ * fiber may resume on another worker thread after a suspension: do not keep
+ * the address of a thread-local variable (errno included) across a weft
+ * call.
+ *
+ * Stacks: taken by this call (so a fiber that returned 0 has one and will
+ * run), given back when the fiber finishes. They are slots of large
+ * MAP_NORESERVE mappings, each with a 64 KiB guard region below it; a
+ * stack costs address space and the pages the fiber touches, and idle
+ * stacks give their pages back (MADV_DONTNEED), so memory returns after a
+ * burst. An overflow lands in the guard region; weft reports the task id
+ * and aborts. A frame larger than the guard could jump it: build code that
+ * runs in fibers with -fstack-clash-protection (gcc, clang), as weft is.
+ * Guards are installed with madvise(MADV_GUARD_INSTALL), Linux 6.13+, which
+ * costs no kernel mapping. On older kernels weft falls back to
+ * mprotect(PROT_NONE), which splits the mapping: each stack in use then
+ * costs two mappings, so live fibers are bounded by vm.max_map_count / 2
+ * (32,765 by default) and the spawn past it fails with -EAGAIN.
+ *
+ * Errors: -EINVAL (NULL rt or fn), -ESHUTDOWN, -ENOMEM (no memory or
+ * address space for a stack), -EAGAIN (the guard of a new stack could not
+ * be installed: out of kernel mappings, on the fallback); fn does not run.
+ * Stack allocation failures are counted in weft_metrics.
  */
 WEFT_API int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
 			struct weft_task **out);
@@ -214,17 +231,19 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * return value (NULL if none). In a fiber it suspends the fiber; on any
  * other thread outside the runtime it blocks the thread.
  * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
- * consumed), -ENOMEM (a fiber whose stack could not be mapped: it never
- * ran; consumed), -EINVAL (NULL task or a consumed handle), -EDEADLK
+ * consumed), -EINVAL (NULL task or a consumed handle), -EDEADLK
  * (called from a poll task on a worker thread: the handle is not consumed;
- * use weft_join_poll).
+ * use weft_join_poll), -ENOMEM (a plain thread's first wait could not
+ * allocate its parker; not consumed). A fiber's stack is taken at
+ * weft_spawn, so a fiber that was spawned runs: its join never reports a
+ * missing stack.
  */
 WEFT_API int weft_join(struct weft_task *task, void **result);
 
 /*
  * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
  * valid; cx's waker will be woken when the task finishes), or, with the
- * handle consumed: 0 (result stored), -ECANCELED or -ENOMEM (as weft_join).
+ * handle consumed: 0 (result stored) or -ECANCELED (as weft_join).
  * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle.
  */
 WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
@@ -309,7 +328,8 @@ WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
  * to `align` (a power of two, at most 128) or NULL; free(p, ctx) releases
  * it. Process-wide; set it before creating any runtime or sync object.
  * NULL restores malloc/free. Errors: -EINVAL (a NULL function), -EBUSY (a
- * runtime exists). Fiber stacks come from mmap, not from here.
+ * runtime exists). Fiber stacks (and their descriptors) come from mmap,
+ * not from here.
  */
 struct weft_allocator {
 	void *(*alloc)(size_t size, size_t align, void *ctx);
