@@ -328,10 +328,22 @@ static bool join_register(struct weft_task *t, const weft_waker *w)
 	return weft__ts_join_publish(&t->state);
 }
 
+/* A task waiting for itself would wait forever. */
+static bool joins_itself(struct weft_task *task, struct weft_cx *cx)
+{
+	if (!cx) {
+		struct weft__ctx *ctx = weft__ctx();
+		cx = ctx && ctx->fiber ? ctx->fiber->cx : NULL;
+	}
+	return cx && cx->task == task;
+}
+
 int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 {
 	if (!task || !cx || handle_consumed(task))
 		return -EINVAL;
+	if (joins_itself(task, cx))
+		return -EDEADLK;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	if (!join_register(task, &cx->waker)) {
@@ -354,6 +366,8 @@ int weft_join(struct weft_task *task, void **result)
 		return -ECHILD;
 	if (handle_consumed(task))
 		return -EINVAL;
+	if (joins_itself(task, NULL))
+		return -EDEADLK;
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		/* Suspend the fiber until the task completes. */
@@ -452,6 +466,8 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 		return -ECHILD;
 	if (handle_consumed(task))
 		return -EINVAL;
+	if (joins_itself(task, NULL))
+		return -EDEADLK;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);

@@ -203,6 +203,60 @@ Test(fiber, errors, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* A task that joins its own handle gets -EDEADLK at once (it used to wait
+ * forever), and the handle stays valid for the real joiner. */
+static struct weft_task *_Atomic self_handle;
+static atomic_int self_rc[3];
+
+static void *join_self(void *arg)
+{
+	struct weft_task *me;
+	while (!(me = atomic_load(&self_handle)))
+		weft_yield();
+	void *r = (void *)0x1;
+	atomic_store(&self_rc[0], weft_join(me, &r));
+	atomic_store(&self_rc[1], weft_join_timeout(me, NULL, 1000000));
+	atomic_store(&self_rc[2], r == (void *)0x1 ? 0 : 1000); /* result untouched */
+	return arg;
+}
+
+static enum weft_poll poll_join_self(void *s, struct weft_cx *cx)
+{
+	struct weft_task *me = atomic_load(&self_handle);
+	if (!me) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	atomic_store(&self_rc[0], weft_join_poll(me, cx, NULL));
+	return WEFT_READY;
+}
+
+Test(fiber, join_self_is_edeadlk, .timeout = WT_TMO(10))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	atomic_store(&self_handle, NULL);
+	cr_assert_eq(weft_spawn(rt, join_self, (void *)42, &t), 0);
+	atomic_store(&self_handle, t);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0, "the handle must survive the self-join");
+	cr_assert_eq((long)r, 42);
+	cr_assert_eq(atomic_load(&self_rc[0]), -EDEADLK, "weft_join(self) = %d",
+		     atomic_load(&self_rc[0]));
+	cr_assert_eq(atomic_load(&self_rc[1]), -EDEADLK, "weft_join_timeout(self) = %d",
+		     atomic_load(&self_rc[1]));
+	cr_assert_eq(atomic_load(&self_rc[2]), 0, "a failed self-join wrote the result");
+
+	atomic_store(&self_handle, NULL);
+	atomic_store(&self_rc[0], 99);
+	cr_assert_eq(weft_spawn_poll(rt, poll_join_self, NULL, NULL, &t), 0);
+	atomic_store(&self_handle, t);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&self_rc[0]), -EDEADLK, "weft_join_poll(self) = %d",
+		     atomic_load(&self_rc[0]));
+	wt_rt_destroy(rt);
+}
+
 /*
  * 1,000,000 fibers x 10 yields, spawned in waves of 100 live fibers: waves
  * that fit the per-core stack caches keep the test about reuse (a million

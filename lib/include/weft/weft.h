@@ -232,8 +232,8 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * other thread outside the runtime it blocks the thread.
  * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
  * consumed), -EINVAL (NULL task or a consumed handle), -EDEADLK
- * (called from a poll task on a worker thread: the handle is not consumed;
- * use weft_join_poll), -ENOMEM (a plain thread's first wait could not
+ * (called from a poll task on a worker thread, or by the task itself: the
+ * handle is not consumed; use weft_join_poll), -ENOMEM (a plain thread's first wait could not
  * allocate its parker; not consumed). A fiber's stack is taken at
  * weft_spawn, so a fiber that was spawned runs: its join never reports a
  * missing stack.
@@ -244,7 +244,8 @@ WEFT_API int weft_join(struct weft_task *task, void **result);
  * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
  * valid; cx's waker will be woken when the task finishes), or, with the
  * handle consumed: 0 (result stored) or -ECANCELED (as weft_join).
- * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle.
+ * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle;
+ * -EDEADLK when cx is the task's own (not consumed).
  */
 WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
 			    void **result);
