@@ -176,6 +176,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */
 	atomic_init(&rt->shutdown, false);
 	atomic_init(&rt->handoffs, 0);
+	atomic_init(&rt->remote_schedules, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	pthread_mutex_init(&rt->threads_lock, NULL);
 	pthread_condattr_t ca;
@@ -406,6 +407,17 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 		return rc;
 	if (weft__alloc_in_use(rt))
 		return -EBUSY;
+	/*
+	 * A thread without a core may still be in weft__schedule after its
+	 * task was queued, ran and was joined (a foreign wake by value, a
+	 * spawn): wait for it to leave (a few instructions and a futex wake
+	 * at most). Read after the count of task memory: if that count saw a
+	 * free made by such a thread (its last reference, dropped inside the
+	 * call: the inject queue was closed), the increment that preceded the
+	 * free is visible too; acquire pairs with the release decrement.
+	 */
+	while (atomic_load_explicit(&rt->remote_schedules, memory_order_acquire))
+		sched_yield();
 	rt_free(rt);
 	weft__runtime_count(-1);
 	return 0;

@@ -286,6 +286,9 @@ struct weft_runtime {
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
+	/* Threads holding no core of this runtime that are inside
+	 * weft__schedule: destroy waits for zero before freeing (worker.c). */
+	_Alignas(WEFT_CACHELINE) _Atomic unsigned remote_schedules;
 	struct weft__driver driver;
 	struct weft__idle idle;
 	struct weft__owned owned;
@@ -369,7 +372,8 @@ extern const struct weft_waker_vtable weft__task_waker_vtable;
 
 /* ------------------------------------------------------------ worker.c */
 /* Submit a Notified reference: to this thread's core if it holds one of rt's
- * cores (LIFO unless is_yield), else to the inject queue. */
+ * cores (LIFO unless is_yield), else to the inject queue (counted in
+ * rt->remote_schedules until the call has stopped touching rt). */
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield);
 void *weft__worker_main(void *arg);
 /* block_in_place support (worker.c): move a core's LIFO task and deferred

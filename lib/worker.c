@@ -164,11 +164,21 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 		weft__idle_notify(rt);
 		return;
 	}
-	if (weft__inject_push(&rt->inject, t, true) < 0) {
+	/*
+	 * No core: the inject queue. Once the task is in it, it can run and
+	 * complete, its joiner return and the runtime be destroyed while this
+	 * thread still notifies. The count keeps destroy from freeing rt until
+	 * we are out (Tokio keeps the runtime alive across the same call
+	 * through the scheduler handle's reference). rt is live at the
+	 * increment: the Notified reference we hold keeps destroy at -EBUSY.
+	 * seq_cst increment, release decrement: see weft_runtime_destroy.
+	 */
+	atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_seq_cst);
+	if (weft__inject_push(&rt->inject, t, true) < 0)
 		weft__task_unref(t); /* shut down: the sweep cancels it */
-		return;
-	}
-	weft__idle_notify(rt);
+	else
+		weft__idle_notify(rt);
+	atomic_fetch_sub_explicit(&rt->remote_schedules, 1, memory_order_release); /* last touch of rt */
 }
 
 /* --------------------------------------------------------------- metrics */

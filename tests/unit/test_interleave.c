@@ -1,0 +1,126 @@
+/*
+ * test_interleave.c - races forced into one interleaving.
+ *
+ * This executable defines pthread_mutex_unlock itself; libweft (the shared
+ * library) resolves it here. A thread that sets `pause_after_unlock` stops
+ * right after its next unlock returns, until the test lets it go, so a test
+ * can hold a thread between two steps of a library call (the inject
+ * queue's unlock and what follows it) while other threads act. Every
+ * other unlock forwards to the next definition untouched.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+#include <dlfcn.h>
+#include <weft/metrics.h>
+
+/* default visibility: the project builds everything with -fvisibility=hidden */
+#define INTERPOSE __attribute__((visibility("default")))
+
+static __thread bool pause_after_unlock;
+static atomic_int paused, go, resumed;
+
+INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	static int (*_Atomic real)(pthread_mutex_t *);
+	int (*fn)(pthread_mutex_t *) = atomic_load(&real);
+	if (!fn) {
+		fn = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_unlock");
+		atomic_store(&real, fn);
+	}
+	int rc = fn(m);
+	if (pause_after_unlock) {
+		pause_after_unlock = false;
+		atomic_store(&paused, 1);
+		/* bounded: a broken test must not hang the suite */
+		uint64_t end = wt_now_ns() + 20ull * 1000000000ull;
+		while (!atomic_load(&go) && wt_now_ns() < end)
+			usleep(100);
+		atomic_store(&resumed, 1);
+	}
+	return rc;
+}
+
+/* ------------------------------------------- foreign wake vs destroy */
+
+static weft_waker saved_waker;
+static atomic_int first_poll_done, wake_seen;
+
+/* Pending until woken once: the first poll leaves its waker for the
+ * foreign thread. */
+static enum weft_poll wait_for_wake(void *s, struct weft_cx *cx)
+{
+	if (atomic_load(&wake_seen))
+		return WEFT_READY;
+	saved_waker = weft_waker_clone(weft_cx_waker(cx));
+	atomic_store(&first_poll_done, 1);
+	return WEFT_PENDING;
+}
+
+static void *foreign_waker(void *arg)
+{
+	weft_waker w = saved_waker;
+	atomic_store(&wake_seen, 1);
+	pause_after_unlock = true; /* the first unlock is the inject queue's */
+	weft_waker_wake(&w);
+	pause_after_unlock = false;
+	return NULL;
+}
+
+static void *release_later(void *arg)
+{
+	wt_sleep_ms(200);
+	atomic_store(&go, 1);
+	return NULL;
+}
+
+static uint64_t parks(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t n = m->worker[0].park_count;
+	weft_metrics_free(m);
+	return n;
+}
+
+/*
+ * A foreign thread wakes a task by value and stops right after pushing it
+ * into the inject queue, before it notifies a worker. The task runs, is
+ * joined, and destroy is called while the waking thread is still inside
+ * the runtime: destroy must wait for it to leave. Before the fix destroy
+ * freed the runtime at once and the waker's idle notify read freed memory
+ * (heap-use-after-free under ASan; here also: destroy returned before the
+ * waker had even resumed).
+ */
+Test(interleave, foreign_wake_racing_destroy, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	cr_assert(WT_WAIT_UNTIL(parks(rt) >= 1, WT_LONG_MS), "the worker never parked");
+	uint64_t p0 = parks(rt);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, wait_for_wake, NULL, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&first_poll_done), WT_LONG_MS));
+	/* parked again: the first poll is over and the task is idle */
+	cr_assert(WT_WAIT_UNTIL(parks(rt) > p0, WT_LONG_MS), "the worker did not park again");
+
+	pthread_t f, r;
+	cr_assert_eq(pthread_create(&f, NULL, foreign_waker, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&paused), WT_LONG_MS),
+		  "the waking thread never stopped after the inject push");
+	/* The waker has not notified: a spawn from here wakes the worker,
+	 * which runs both tasks. */
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, NULL), 0);
+	cr_assert_eq(weft_join_timeout(t, NULL, 5000000000ull * WEFT_TEST_SLOW), 0);
+	cr_assert_eq(atomic_load(&resumed), 0);
+
+	cr_assert_eq(pthread_create(&r, NULL, release_later, NULL), 0);
+	int rc = weft_runtime_destroy(rt);
+	int resumed_at_return = atomic_load(&resumed);
+	pthread_join(r, NULL);
+	pthread_join(f, NULL);
+	cr_assert_eq(rc, 0, "destroy = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq(resumed_at_return, 1,
+		     "destroy freed the runtime while a foreign wake was still inside it");
+}
