@@ -422,7 +422,7 @@ void *weft__worker_main(void *arg)
 	struct weft__worker *w = arg;
 	struct weft_runtime *rt = w->rt;
 	struct weft__core *c = &rt->cores[w->index];
-	struct weft__ctx ctx = { .rt = rt, .worker = w, .core = c };
+	struct weft__ctx ctx = { .rt = rt, .worker = w }; /* the core comes after the hook */
 	char name[32];
 
 	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
@@ -434,8 +434,13 @@ void *weft__worker_main(void *arg)
 	struct weft__worker *prev = weft__registry_set(rt, c->index, w);
 	if (prev && prev != w)
 		weft__worker_unref(prev); /* a retired hand-off thread's holder reference */
+	/* The hook runs before this thread drives the core, so it holds none:
+	 * block_in_place there just calls fn (it used to hand the core to a
+	 * new thread, and then this one drove it too), and a blocking call
+	 * parks the thread. */
 	if (rt->opts.on_thread_start)
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+	ctx.core = c;
 	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
 	c->c.steal_from = (uintptr_t)c->steal_from;
 	c->c.steal_from_n = rt->n < WEFT_PROBE_STEAL_VICTIMS ? rt->n : WEFT_PROBE_STEAL_VICTIMS;

@@ -200,3 +200,55 @@ Test(block_in_place, outside_a_worker_just_calls, .timeout = WT_TMO(10))
 	cr_assert_eq((uintptr_t)r, 7);
 	cr_assert_eq(weft_block_in_place(NULL, NULL, &r), -EINVAL);
 }
+
+/* ------------------------------------- block_in_place from the start hook */
+
+static atomic_int g_hook_bip_calls, g_hook_bip_ok;
+
+static void *hook_blocking_fn(void *arg)
+{
+	wt_sleep_ms(10);
+	return (void *)11;
+}
+
+/* The first worker thread to start blocks in place inside the hook. */
+static void start_hook_blocks_in_place(void *arg, unsigned w)
+{
+	if (atomic_fetch_add(&g_hook_bip_calls, 1) != 0)
+		return;
+	void *r = NULL;
+	int rc = weft_block_in_place(hook_blocking_fn, NULL, &r);
+	atomic_store(&g_hook_bip_ok, rc == 0 && r == (void *)11);
+}
+
+/*
+ * The hook runs on the worker thread before it drives its core. Before the
+ * fix the core was already installed, block_in_place handed it to a new
+ * thread, and the hook's thread went on into the loop anyway: two threads
+ * drove one core, both parked it, the idle count underflowed and nothing
+ * was ever woken again (issue 13, item 2).
+ */
+Test(block_in_place, from_the_thread_start_hook, .timeout = WT_TMO(60))
+{
+	atomic_store(&g_hook_bip_calls, 0);
+	atomic_store(&g_hook_bip_ok, 0);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1,
+		  .on_thread_start = start_hook_blocks_in_place);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_hook_bip_ok), WT_LONG_MS),
+		  "block_in_place in the start hook did not return fn's result");
+	for (int round = 0; round < 3; round++) {
+		wt_sleep_ms(30); /* every thread that drives the core parks */
+		enum { N = 200 };
+		struct weft_task *t[N];
+		for (int i = 0; i < N; i++)
+			cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &t[i]), 0);
+		for (int i = 0; i < N; i++) {
+			int rc = weft_join_timeout(t[i], NULL, 2000000000ull * WEFT_TEST_SLOW);
+			cr_assert_eq(rc, 0, "round %d task %d: join = %d (%s): the runtime stalled",
+				     round, i, rc, weft_strerror(rc));
+		}
+	}
+	wt_rt_destroy(rt);
+}

@@ -62,7 +62,9 @@ struct weft_runtime_opts {
 	 * At most 11 bytes, so the name fits Linux's 15-byte limit. */
 	const char *thread_name_prefix;
 	/* Called on each worker thread when it starts and before it exits,
-	 * with `hook_arg` and the worker's index. May be NULL. */
+	 * with `hook_arg` and the worker's index. May be NULL. The start
+	 * hook runs before the thread takes up its core: spawns from it go
+	 * to the inject queue, and weft_block_in_place in it just calls fn. */
 	void (*on_thread_start)(void *hook_arg, unsigned worker);
 	void (*on_thread_stop)(void *hook_arg, unsigned worker);
 	void *hook_arg;
