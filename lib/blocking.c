@@ -16,8 +16,10 @@
  * task and deferred yields to C's ring, gives up C (W's context no longer
  * has a core), and starts a new worker thread T for C, which publishes
  * itself as C's holder in the RCU registry and continues C's worker loop
- * with C's queues as they are. W runs fn without a core; when the task's
- * poll returns, W's loop sees it has no core and the thread exits. C never
+ * with C's queues as they are. W runs fn without a core (and, for a fiber,
+ * outside the fiber's context, so fn stays on W): weft's blocking calls in
+ * fn park W like any thread outside the runtime. When the task's poll
+ * returns, W's loop sees it has no core and the thread exits. C never
  * stops being driven, so the runtime keeps `workers` threads polling tasks.
  * Worker threads are detached and counted (rt->live_threads); shutdown
  * waits for the count to reach zero. A retired hand-off thread's struct is
@@ -253,6 +255,7 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 	}
 	/* Leave nothing on the core that only this thread could run. */
 	weft__core_release_local(rt, c);
+	struct weft__fiber *fiber = ctx->fiber;
 	struct weft__worker *nw = weft__worker_new(rt, c->index);
 	if (nw) {
 		/* Give the core up, then start its new driver. */
@@ -268,9 +271,16 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 		} else {
 			atomic_fetch_add_explicit(&rt->handoffs, 1, memory_order_relaxed);
 			WEFT_PROBE(block_in_place, c->index, (int)syscall(SYS_gettid), (uintptr_t)rt);
+			/* fn is ordinary blocking code on this thread, which holds
+			 * no core now: weft's blocking calls in it park the thread
+			 * (a fiber's would suspend it and move fn elsewhere). */
+			ctx->fiber = NULL;
+			ctx->fiber_in_place = fiber; /* for the overflow report */
 		}
 	}
 	void *r = fn(arg);
+	ctx->fiber = fiber; /* fn never suspended: same thread, same ctx */
+	ctx->fiber_in_place = NULL;
 	if (result)
 		*result = r;
 	return 0;

@@ -563,7 +563,7 @@ int weft_yield(void)
 		weft__fiber_suspend(f);
 		return 0;
 	}
-	if (ctx && ctx->worker)
+	if (ctx && ctx->core)
 		return -EDEADLK;
 	sched_yield();
 	return 0;
@@ -591,7 +591,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 {
 	(void)uc;
 	struct weft__ctx *ctx = weft__ctx();
-	struct weft__fiber *f = ctx ? ctx->fiber : NULL;
+	struct weft__fiber *f = !ctx ? NULL : ctx->fiber ? ctx->fiber : ctx->fiber_in_place;
 	if (f && f->stack) {
 		char *lo = f->stack->lo - f->rt->stacks.guard_size, *a = si->si_addr;
 		if (a >= lo && a < f->stack->lo) {

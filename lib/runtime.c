@@ -298,8 +298,8 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
 	struct weft__ctx *prev = weft__ctx();
-	if (prev && prev->worker)
-		return -EDEADLK;
+	if (prev && prev->core)
+		return -EDEADLK; /* it would stall the core (not so inside block_in_place) */
 	if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 		return -ESHUTDOWN;
 	struct weft__ctx ctx = { .rt = rt };

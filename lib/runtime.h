@@ -228,6 +228,8 @@ struct weft__ctx {
 	unsigned budget;
 	struct weft_cx *cx;                       /* the poll in progress */
 	struct weft__fiber *fiber;                /* the fiber running on this thread */
+	struct weft__fiber *fiber_in_place;       /* fiber whose block_in_place fn runs here
+						     (on its stack, as plain code) */
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);
@@ -346,7 +348,8 @@ typedef enum weft_poll (*weft__wait_poll_fn)(void *arg, struct weft_cx *cx);
  * Block the caller until poll(arg, cx) returns WEFT_READY: a thread outside
  * the runtime parks between polls (a fiber will suspend). `w` (may be NULL)
  * is the wait-list entry the poll links, for cancelling a suspended fiber.
- * Returns 0, -EDEADLK from a poll task on a worker, -ENOMEM.
+ * Returns 0, -EDEADLK from a poll task on a thread that holds a core,
+ * -ENOMEM.
  */
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
 /* The same with a deadline (CLOCK_MONOTONIC ns, WEFT_FOREVER for none):

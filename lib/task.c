@@ -374,7 +374,7 @@ int weft_join(struct weft_task *task, void **result)
 		weft__wait(join_wait_poll, task, NULL);
 		return take_output(task, result);
 	}
-	if (ctx && ctx->worker)
+	if (ctx && ctx->core)
 		return -EDEADLK;
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
 		return take_output(task, result);

@@ -55,7 +55,7 @@ int weft_sleep_until(uint64_t deadline_ns)
 		int rc = weft__wait_deadline((weft__wait_poll_fn)0, NULL, NULL, deadline_ns);
 		return rc == -ETIMEDOUT ? 0 : rc;
 	}
-	if (ctx && ctx->worker)
+	if (ctx && ctx->core)
 		return -EDEADLK;
 	(void)sleep_poll;
 	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull),

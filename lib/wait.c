@@ -10,8 +10,10 @@
  *  - on a thread outside the runtime, the cx carries a waker for the
  *    thread's parker and an unlimited budget; between polls the thread
  *    sleeps on its futex (with a timeout for a deadline);
- *  - inside a plain poll task on a worker it refuses with -EDEADLK: blocking
- *    there would stall the worker; such tasks use the poll form.
+ *  - inside a plain poll task on a thread that drives a core it refuses
+ *    with -EDEADLK: blocking there would stall the core; such tasks use the
+ *    poll form. A worker thread inside weft_block_in_place has given its
+ *    core away and blocks like any other thread.
  * Nothing thread-local is held across a suspension: the fiber is reached
  * through weft__ctx() before it and lives in the task's state.
  */
@@ -52,8 +54,8 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber)
 		return wait_fiber(ctx->fiber, poll, arg, w, deadline_ns);
-	if (ctx && ctx->worker)
-		return -EDEADLK;
+	if (ctx && ctx->core)
+		return -EDEADLK; /* a poll task: it would stall the core */
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;

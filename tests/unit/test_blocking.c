@@ -252,3 +252,118 @@ Test(block_in_place, from_the_thread_start_hook, .timeout = WT_TMO(60))
 	}
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------ blocking calls inside block_in_place */
+
+#include <sys/syscall.h>
+#include <weft/sync.h>
+#include <weft/time.h>
+
+struct inside {
+	struct weft_runtime *rt;
+	struct weft_chan *ch;
+	int spawn_rc, join_rc, sleep_rc, fiber_rc, recv_rc, block_on_rc, yield_rc;
+	uintptr_t joined, received, block_on_r;
+	long tid_before, tid_after;
+};
+
+static enum weft_poll result_poll(void *state, struct weft_cx *cx)
+{
+	weft_cx_set_result(cx, state);
+	return WEFT_READY;
+}
+
+static void *send_later(void *arg)
+{
+	weft_sleep_ns(2000000);
+	int v = 33;
+	weft_chan_send(arg, &v);
+	return NULL;
+}
+
+static void *echo(void *arg) { return arg; }
+
+/* fn of block_in_place: every kind of blocking weft call. */
+static void *blocking_calls(void *arg)
+{
+	struct inside *in = arg;
+	in->tid_before = syscall(SYS_gettid);
+	struct weft_task *t;
+	void *r = NULL;
+	in->spawn_rc = weft_spawn_poll(in->rt, result_poll, (void *)21, NULL, &t);
+	in->join_rc = in->spawn_rc ? in->spawn_rc : weft_join(t, &r);
+	if (in->join_rc == -EDEADLK)
+		weft_detach(t);
+	in->joined = (uintptr_t)r;
+	in->sleep_rc = weft_sleep_ns(1000000);
+	in->fiber_rc = weft_spawn(in->rt, send_later, in->ch, NULL);
+	int v = 0;
+	in->recv_rc = weft_chan_recv(in->ch, &v);
+	in->received = (uintptr_t)v;
+	r = NULL;
+	in->block_on_rc = weft_block_on(in->rt, echo, (void *)5, &r);
+	in->block_on_r = (uintptr_t)r;
+	in->yield_rc = weft_yield();
+	in->tid_after = syscall(SYS_gettid);
+	return (void *)7;
+}
+
+static enum weft_poll bip_calls_poll(void *state, struct weft_cx *cx)
+{
+	void *r = NULL;
+	if (weft_block_in_place(blocking_calls, state, &r) == 0)
+		weft_cx_set_result(cx, r);
+	return WEFT_READY;
+}
+
+static void *bip_calls_fiber(void *arg)
+{
+	void *r = NULL;
+	weft_block_in_place(blocking_calls, arg, &r);
+	weft_yield(); /* and the fiber goes on as a fiber */
+	return r;
+}
+
+/*
+ * Inside block_in_place the thread has given its core away, so weft's
+ * blocking calls block it like any thread outside the runtime. Before the
+ * fix they tested "is a worker thread" instead of "holds a core" and all
+ * returned -EDEADLK (issue 13, item 3); from a fiber they suspended it
+ * instead, so fn went on on another thread. One worker: only the thread
+ * that took over the core can run what fn waits for.
+ */
+Test(block_in_place, blocking_calls_work_inside, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(1);
+		struct inside in = { .rt = rt };
+		cr_assert_eq(weft_chan_create(sizeof(int), 1, &in.ch), 0);
+		struct weft_task *b;
+		if (round == 0)
+			cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, &in, NULL, &b), 0);
+		else
+			cr_assert_eq(weft_spawn(rt, bip_calls_fiber, &in, &b), 0);
+		void *r = NULL;
+		cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
+		const char *who = round == 0 ? "poll task" : "fiber";
+		cr_assert_eq((uintptr_t)r, 7, "%s: block_in_place did not return fn's result", who);
+		cr_assert_eq(in.spawn_rc, 0, "%s: spawn = %d", who, in.spawn_rc);
+		cr_assert_eq(in.join_rc, 0, "%s: join = %d (%s)", who, in.join_rc,
+			     weft_strerror(in.join_rc));
+		cr_assert_eq(in.joined, 21);
+		cr_assert_eq(in.sleep_rc, 0, "%s: sleep = %d (%s)", who, in.sleep_rc,
+			     weft_strerror(in.sleep_rc));
+		cr_assert_eq(in.fiber_rc, 0);
+		cr_assert_eq(in.recv_rc, 0, "%s: chan_recv = %d (%s)", who, in.recv_rc,
+			     weft_strerror(in.recv_rc));
+		cr_assert_eq(in.received, 33);
+		cr_assert_eq(in.block_on_rc, 0, "%s: block_on = %d (%s)", who, in.block_on_rc,
+			     weft_strerror(in.block_on_rc));
+		cr_assert_eq(in.block_on_r, 5);
+		cr_assert_eq(in.yield_rc, 0, "%s: yield = %d", who, in.yield_rc);
+		cr_assert_eq(in.tid_before, in.tid_after,
+			     "%s: fn moved to another thread in the middle", who);
+		cr_assert_eq(weft_chan_destroy(in.ch), 0);
+		wt_rt_destroy(rt);
+	}
+}

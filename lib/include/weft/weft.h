@@ -115,8 +115,9 @@ WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
  * Run fn(arg) on the calling thread inside rt's context and store its return
  * value in *result (result may be NULL). Spawns from fn go to the inject
  * queue; weft_join() inside it blocks this thread.
- * Errors: -EINVAL (NULL rt or fn), -EDEADLK (called from a worker thread of
- * any weft runtime), -ESHUTDOWN (rt is shut down); fn does not run then.
+ * Errors: -EINVAL (NULL rt or fn), -EDEADLK (called from a task on a worker
+ * thread of any weft runtime, except inside weft_block_in_place), -ESHUTDOWN
+ * (rt is shut down); fn does not run then.
  */
 WEFT_API int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *arg),
 			   void *arg, void **result);
@@ -217,6 +218,10 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * gets its core back if nobody took it, else it retires once the task's
  * poll returns. From outside a worker it just calls fn. *result (may be
  * NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
+ * fn runs on the calling thread from start to end, which holds no core
+ * meanwhile: weft's blocking calls (weft_join, weft_sleep_ns,
+ * weft_block_on, the blocking forms of weft/sync.h and weft/io.h) block
+ * the thread there, also when the caller is a fiber.
  */
 WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
