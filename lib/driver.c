@@ -9,7 +9,9 @@
  * driver wake their tasks from a thread that holds no core, so they go to
  * the inject queue and the idle protocol wakes whoever should run them.
  * Running workers also poll the driver without blocking at maintenance,
- * so a busy runtime still fires timers and sees I/O.
+ * so a busy runtime still fires timers and sees I/O. While any other
+ * worker runs, the driver's sleeper also wakes every WEFT_WATCH_MS to look
+ * for a LIFO task stuck behind a long poll (worker.c, rescue_lifo).
  *
  * Timers: the wheel (time.c) under `wheel_lock`. `next_ms` caches the
  * earliest deadline so maintenance can skip the lock when nothing is due.
@@ -49,6 +51,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->next_ms, UINT64_MAX);
 	atomic_init(&d->sleep_until_ms, UINT64_MAX);
+	atomic_init(&d->unwatched, false);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return -errno;
@@ -242,8 +245,25 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 		uint64_t now = weft__driver_now_ms(rt);
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
 	}
+	/*
+	 * The LIFO watch (worker.c, rescue_lifo): while another worker is
+	 * unparked, its poll may last with a task waiting in its LIFO slot that
+	 * no sleeping worker hears of, so wake every WEFT_WATCH_MS to look.
+	 * With every other worker parked, sleep as the timers allow and say so
+	 * in `unwatched`; a LIFO push that sees it writes the eventfd. seq_cst
+	 * store then load, against the pusher's unpark (a seq_cst RMW on
+	 * idle.state) then seq_cst load of `unwatched`: either we see it
+	 * unparked, or it sees the flag.
+	 */
+	atomic_store_explicit(&d->unwatched, true, memory_order_seq_cst);
+	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0) {
+		atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
+		if (timeout < 0 || timeout > WEFT_WATCH_MS)
+			timeout = WEFT_WATCH_MS;
+	}
 	struct epoll_event ev[EVENTS_PER_WAIT];
 	int n = epoll_wait(d->epfd, ev, EVENTS_PER_WAIT, timeout);
+	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_ms, UINT64_MAX, memory_order_relaxed);
 	weft__parker_end_driver(p);
 	/* Wake what is ready from a thread without a core: tasks go to the

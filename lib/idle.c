@@ -15,6 +15,10 @@
  *  - A worker that parks decrements `unparked` (and `searching`) and lists
  *    itself, under the lock. If it was the last searcher it rescans every
  *    queue and notifies if anything is there.
+ *  - A sleeper that wakes on its own with work in hand (the driver's LIFO
+ *    watch, worker.c) unlists itself and counts itself unparked and
+ *    searching, exactly as a notifier that popped it would have; if a
+ *    notifier did pop it meanwhile, that count stands and nothing changes.
  *
  * No lost wakeup: notify reads `state` with an RMW (fetch_add 0, seq_cst)
  * after its push, and a parking worker changes `state` with a seq_cst RMW
@@ -103,6 +107,24 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 	pthread_mutex_unlock(&idle->lock);
 	WEFT_CHAOS_POINT(); /* between announcing idle and the rescan */
 	return searching && IDLE_SEARCHING(prev) == 1;
+}
+
+void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__idle *idle = &rt->idle;
+	pthread_mutex_lock(&idle->lock);
+	if (atomic_load_explicit(&c->sleeping, memory_order_relaxed)) {
+		for (unsigned i = 0; i < idle->nsleepers; i++) {
+			if (idle->sleepers[i] == c->index) {
+				idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+				break;
+			}
+		}
+		/* as a notifier that popped us would */
+		atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
+		atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&idle->lock);
 }
 
 void weft__idle_notify_if_work(struct weft_runtime *rt)

@@ -218,6 +218,9 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
 		weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
 		atomic_init(&c->sleeping, false);
+		atomic_init(&c->lifo, NULL);
+		atomic_init(&c->poll_seq, 0);
+		atomic_init(&c->watch, 0);
 	}
 	weft__alloc_init(rt);
 	weft__blocking_init(rt);
@@ -324,10 +327,8 @@ static void drain_queues(struct weft_runtime *rt)
 	struct weft_task *t;
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__core *c = &rt->cores[i];
-		if ((t = c->lifo)) {
-			c->lifo = NULL;
+		if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 			weft__task_unref(t);
-		}
 		while ((t = weft__ring_pop_owner(&c->ring)))
 			weft__task_unref(t);
 		while ((t = weft__tlist_pop(&c->deferred)))

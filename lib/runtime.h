@@ -30,6 +30,11 @@
 
 #define WEFT_CACHELINE 128
 #define GQI_START_VALUE 61  /* first global queue interval, before tuning */
+/* LIFO rescue (worker.c): a core's LIFO task may be taken by another worker
+ * once the core has been in one poll this long; the driver's sleeper checks
+ * this often while any worker is unparked. */
+#define WEFT_STALL_NS (10 * 1000000ull)
+#define WEFT_WATCH_MS 5
 
 /* ---------------------------------------------------------------- die */
 #include "die.h"
@@ -160,7 +165,10 @@ struct weft__core {
 	struct weft__ring ring;                   /* aligned inside */
 	/* owner-only from here */
 	_Alignas(WEFT_CACHELINE) unsigned index;
-	struct weft_task *lifo;
+	/* The owner's exchange puts and takes; another worker takes it (an
+	 * exchange too) only when the core is stuck in one poll (worker.c,
+	 * rescue_lifo). */
+	struct weft_task *_Atomic lifo;
 	struct weft__rng rng;
 	uint32_t tick;
 	uint32_t gqi;                             /* global queue interval */
@@ -179,6 +187,10 @@ struct weft__core {
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
+	_Atomic uint64_t poll_seq;                /* owner: poll_count at each poll's start */
+	_Atomic uint64_t watch;                   /* others: (uint32_t)poll_seq << 32 | time in
+						     2^20 ns units, last seen with a LIFO
+						     task waiting (worker.c, rescue_lifo) */
 	struct weft__pub_counters pub;
 };
 
@@ -251,6 +263,9 @@ struct weft__driver {
 	struct weft__wheel wheel;
 	_Atomic uint64_t next_ms;                 /* earliest timer, UINT64_MAX: none */
 	_Atomic uint64_t sleep_until_ms;          /* what the driver thread sleeps to */
+	/* The driver thread sleeps with no LIFO watch (every other worker was
+	 * parked when it went to sleep): a LIFO push wakes it (worker.c). */
+	_Alignas(WEFT_CACHELINE) _Atomic bool unwatched;
 };
 /* ----------------------------------------------------------- blocking.c */
 struct weft__blocking {
@@ -402,6 +417,9 @@ void weft__idle_notify(struct weft_runtime *rt);
 bool weft__idle_try_search(struct weft__idle *idle);
 bool weft__idle_end_search(struct weft__idle *idle);
 bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searching);
+/* A sleeper that leaves on its own (the driver's watch found a LIFO task to
+ * rescue): counted unparked and searching, unless a notifier already did. */
+void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
 void weft__idle_notify_if_work(struct weft_runtime *rt);
 
 #endif /* WEFT_RUNTIME_H */

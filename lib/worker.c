@@ -14,7 +14,8 @@
  * runs next, at most MAX_LIFO_POLLS in a row and only while the budget of
  * the first poll lasts, so two tasks waking each other cannot starve the
  * ring. The LIFO slot is not stealable; a task displaced from it goes to
- * the ring, where it is.
+ * the ring, where it is. Only when the core has been in one poll for
+ * WEFT_STALL_NS may another worker take the slot's task (rescue_lifo).
  *
  * Thread-local context is read only through weft__ctx(), a noinline
  * function with a compiler barrier: once fibers exist, a task may resume on
@@ -87,10 +88,8 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
-	if ((t = c->lifo)) {
-		c->lifo = NULL;
+	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		push_local(rt, c, t);
-	}
 	while ((t = weft__tlist_pop(&c->deferred)))
 		push_local(rt, c, t);
 	weft__idle_notify(rt);
@@ -155,10 +154,17 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 		if (rt->opts.disable_lifo_slot) {
 			push_local(rt, c, t);
 		} else {
-			struct weft_task *prev = c->lifo;
-			c->lifo = t;
+			/* acq_rel: a rescuer's acquire exchange sees the task's
+			 * contents; exchanges on both sides give it to one. */
+			struct weft_task *prev = atomic_exchange_explicit(&c->lifo, t,
+									  memory_order_acq_rel);
+			/* t runs next on this core - unless the poll in progress
+			 * lasts; then only the driver's watch can see it. seq_cst:
+			 * see weft__driver_park. */
+			if (atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst))
+				weft__driver_wake(rt);
 			if (!prev)
-				return; /* runs next on this core; nobody to wake */
+				return; /* nobody to wake */
 			push_local(rt, c, prev);
 		}
 		weft__idle_notify(rt);
@@ -239,12 +245,61 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 	return true;
 }
 
+/*
+ * LIFO rescue. A task in a core's LIFO slot runs right after the poll in
+ * progress, and the slot is not stealable (stealing it would cost the
+ * locality it exists for). When that poll lasts (CPU work, a blocking call)
+ * the task would wait for all of it while other workers idle. So other
+ * workers look at the slots when a search finds nothing, at maintenance,
+ * and while they sleep through the driver's sleeper, which wakes every
+ * WEFT_WATCH_MS while any worker runs (driver.c). A core is stuck when its
+ * poll_seq has not moved for WEFT_STALL_NS while a LIFO task waited; the
+ * observers share their sample in one word, `watch`, so a sample is always
+ * a (sequence, time) pair that was seen together, whoever wrote it last.
+ * Owner and rescuer take the task with an exchange: exactly one gets it.
+ */
+#define WATCH_UNIT_SHIFT 20  /* time unit of `watch`: 2^20 ns, ~1 ms */
+
+static struct weft_task *rescue_lifo(struct weft_runtime *rt, struct weft__core *self)
+{
+	uint32_t now = 0;
+	bool have_now = false;
+	for (unsigned v = 0; v < rt->n; v++) {
+		struct weft__core *vc = &rt->cores[v];
+		if (vc == self || !atomic_load_explicit(&vc->lifo, memory_order_relaxed))
+			continue;
+		if (!have_now) {
+			now = (uint32_t)(weft__now_ns() >> WATCH_UNIT_SHIFT);
+			have_now = true;
+		}
+		uint32_t seq = (uint32_t)atomic_load_explicit(&vc->poll_seq, memory_order_relaxed);
+		uint64_t seen = atomic_load_explicit(&vc->watch, memory_order_relaxed);
+		if ((uint32_t)(seen >> 32) != seq) {
+			atomic_store_explicit(&vc->watch, (uint64_t)seq << 32 | now,
+					      memory_order_relaxed);
+			continue;
+		}
+		if ((uint32_t)(now - (uint32_t)seen) < (WEFT_STALL_NS >> WATCH_UNIT_SHIFT))
+			continue;
+		/* acquire: pairs with the owner's acq_rel exchange that put it. */
+		struct weft_task *t = atomic_exchange_explicit(&vc->lifo, NULL, memory_order_acquire);
+		if (t)
+			return t;
+	}
+	return NULL;
+}
+
 static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
+	struct weft_task *t;
 	weft__driver_poll_nowait(rt);
 	weft__blocking_retry(rt);
 	weft__fiber_trim(rt, c, false);
 	flush_deferred(rt, c);
+	if ((t = rescue_lifo(rt, c))) {
+		push_local(rt, c, t); /* queued as if spawned here: stealable */
+		weft__idle_notify(rt);
+	}
 	batch_end(c);
 	retune(rt, c);
 	weft__core_publish(c);
@@ -290,10 +345,9 @@ static struct weft_task *next_task(struct weft_runtime *rt, struct weft__core *c
 		if ((t = inject_batch(rt, c)))
 			return t;
 	}
-	if ((t = c->lifo)) {
-		c->lifo = NULL;
+	if (atomic_load_explicit(&c->lifo, memory_order_relaxed) &&
+	    (t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		return t;
-	}
 	if ((t = weft__ring_pop_owner(&c->ring)))
 		return t;
 	return inject_batch(rt, c);
@@ -338,6 +392,9 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			break;
 		sched_yield(); /* a short pause: a futex wake costs far more */
 	}
+	struct weft_task *t = rescue_lifo(rt, c);
+	if (t)
+		return t;
 	c->c.steal_fail_count++;
 	WEFT_PROBE(steal_fail, c->index, (uintptr_t)rt);
 	return NULL;
@@ -357,12 +414,14 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 	c->c.poll_count++;
 	c->batch_polls++;
 	c->polls_since_global++;
+	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
 	weft__task_run(t, &cx);
 	if (ctx->core != c)
 		goto handed_off; /* block_in_place gave the core to another thread */
-	for (int lifo_polls = 0; c->lifo; lifo_polls++) {
-		t = c->lifo;
-		c->lifo = NULL;
+	for (int lifo_polls = 0; atomic_load_explicit(&c->lifo, memory_order_relaxed); lifo_polls++) {
+		t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire);
+		if (!t)
+			break; /* rescued by another worker */
 		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0) {
 			push_local(rt, c, t);
 			weft__idle_notify(rt);
@@ -371,6 +430,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 		c->c.poll_count++;
 		c->batch_polls++;
 		c->polls_since_global++;
+		atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
 		weft__task_run(t, &cx);
 		if (ctx->core != c)
 			goto handed_off;
@@ -379,8 +439,12 @@ handed_off:
 	ctx->cx = NULL;
 }
 
-static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c)
+/* Sleep until notified; returns NULL, or a task rescued from another
+ * core's LIFO slot (rescue_lifo) when the driver's watch woke us. */
+static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
+			      struct weft__core *c)
 {
+	struct weft_task *t = NULL;
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
 	weft__fiber_trim(rt, c, true); /* idle stacks' memory back, beyond a few */
 	c->c.park_count++;
@@ -406,15 +470,22 @@ static void park(struct weft_runtime *rt, struct weft__worker *w, struct weft__c
 		/* acquire: pairs with the notifier's release when it popped us. */
 		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
 			break;
-		/* still listed: a spurious wake (or a stale notification) */
+		/* Still listed: a spurious wake, a stale notification, or the
+		 * driver's watch. A LIFO task stuck behind a long poll is ours
+		 * to run: leave as if notified. */
+		if ((t = rescue_lifo(rt, c))) {
+			weft__idle_unpark_self(rt, c);
+			break;
+		}
 	}
-	c->is_searching = true; /* the notifier counted us as searching */
+	c->is_searching = true; /* the notifier (or unpark_self) counted us as searching */
 	c->polls_at_unpark = c->c.poll_count;
 	c->c.unpark_count++;
 	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_NOTIFIED, (uintptr_t)rt);
-	return;
+	return t;
 shutdown:
 	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_SHUTDOWN, (uintptr_t)rt);
+	return NULL;
 }
 
 void *weft__worker_main(void *arg)
@@ -459,9 +530,10 @@ void *weft__worker_main(void *arg)
 			batch_end(c);
 			t = steal_work(rt, c);
 			if (!t) {
-				park(rt, w, c);
+				t = park(rt, w, c);
 				batch_start(c);
-				continue;
+				if (!t)
+					continue;
 			}
 		}
 		run_task(rt, &ctx, c, t);

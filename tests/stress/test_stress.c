@@ -517,6 +517,60 @@ Test(stress, blocked_worker_others_progress, .timeout = WT_TMO(30))
 	cons_fini();
 }
 
+/* ------------------------------------------------------------ LIFO strand */
+
+/*
+ * A task spawns a child, which goes to its worker's LIFO slot, and then
+ * spins in the same poll for LS_POLL_MS. The child must not wait for the
+ * poll to end: the LIFO slot is not stealable, but once the owner has been
+ * in one poll for the stall threshold (10 ms) an idle worker takes the task
+ * over. Before the fix the child started only after the long poll (issue
+ * 13, item 5); with the slot disabled it ran at once.
+ */
+#define LS_POLL_MS (300 * WEFT_TEST_SLOW)
+
+static _Atomic uint64_t ls_spawned_ns, ls_child_ns;
+static atomic_int ls_spawn_rc;
+
+static enum weft_poll ls_child_poll(void *state, struct weft_cx *cx)
+{
+	atomic_store(&ls_child_ns, wt_now_ns());
+	return WEFT_READY;
+}
+
+static enum weft_poll ls_long_poll(void *state, struct weft_cx *cx)
+{
+	atomic_store(&ls_spawned_ns, wt_now_ns());
+	atomic_store(&ls_spawn_rc, weft_spawn_poll(weft_cx_runtime(cx), ls_child_poll, NULL, NULL,
+						   NULL));
+	uint64_t end = wt_now_ns() + LS_POLL_MS * 1000000ull;
+	while (wt_now_ns() < end)
+		; /* a long poll: CPU work the worker cannot leave */
+	return WEFT_READY;
+}
+
+Test(stress, lifo_child_not_stranded_behind_long_poll, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&ls_child_ns, 0);
+		wt_sleep_ms(20); /* both workers idle, asleep */
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, ls_long_poll, NULL, NULL, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		cr_assert_eq(atomic_load(&ls_spawn_rc), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&ls_child_ns) != 0, WT_LONG_MS),
+			  "the child never ran");
+		uint64_t waited = atomic_load(&ls_child_ns) - atomic_load(&ls_spawned_ns);
+		cr_log_info("round %d: the child started %.1f ms after its spawn", round,
+			    (double)waited / 1e6);
+		cr_assert_lt(waited, LS_POLL_MS / 2 * 1000000ull,
+			     "round %d: the child waited %.1f ms in the LIFO slot behind a %d ms poll",
+			     round, (double)waited / 1e6, LS_POLL_MS);
+	}
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------ shutdown_pending */
 
 enum { SD_N = 100000, SD_WORKERS = 2, SD_JOINERS = 4 };

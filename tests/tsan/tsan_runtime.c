@@ -3,13 +3,14 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, timers, io,
- * blocking, cycles.
+ * blocking, cycles, lifo.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <weft/weft.h>
@@ -417,13 +418,62 @@ static void scenario_cycles(void)
 	}
 }
 
+/* ------------------------------------------------------------------ lifo */
+
+/*
+ * A parent spawns a child into its worker's LIFO slot and spins 5-25 ms in
+ * the same poll. Past 10-20 ms the other worker rescues the child, close to
+ * the moment the owner itself takes it after the poll: each child must run
+ * exactly once, and the slot's exchanges must not race.
+ */
+enum { NL = 40 };
+static atomic_int g_child_runs[NL];
+
+static enum weft_poll lifo_child(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_child_runs[(long)s], 1);
+	return WEFT_READY;
+}
+
+static long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static enum weft_poll lifo_parent(void *s, struct weft_cx *cx)
+{
+	CHECK_EQ(weft_spawn_poll(weft_cx_runtime(cx), lifo_child, s, NULL, NULL), 0);
+	long end = mono_ns() + (5 + (long)s % 21) * 1000000L;
+	while (mono_ns() < end)
+		;
+	return WEFT_READY;
+}
+
+static void scenario_lifo(void)
+{
+	g_rt = mk(2);
+	for (long i = 0; i < NL; i++) {
+		struct weft_task *t;
+		CHECK_EQ(weft_spawn_poll(g_rt, lifo_parent, (void *)i, NULL, &t), 0);
+		CHECK_EQ(weft_join(t, NULL), 0);
+	}
+	for (long i = 0; i < NL; i++)
+		for (int k = 0; k < 20000 && !atomic_load(&g_child_runs[i]); k++)
+			usleep(500);
+	rm_rt(g_rt);
+	for (long i = 0; i < NL; i++)
+		CHECK_EQ(atomic_load(&g_child_runs[i]), 1);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "ring", scenario_ring },         { "spawn", scenario_spawn },
 	{ "wake", scenario_wake },         { "abort", scenario_abort },
 	{ "shutdown", scenario_shutdown }, { "fibers", scenario_fibers },
 	{ "chan", scenario_chan },         { "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
-	{ "cycles", scenario_cycles },
+	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
 };
 
 int main(int argc, char **argv)
