@@ -2,11 +2,14 @@
  * test_interleave.c - races forced into one interleaving.
  *
  * This executable defines pthread_mutex_unlock itself; libweft (the shared
- * library) resolves it here. A thread that sets `pause_after_unlock` stops
- * right after its next unlock returns, until the test lets it go, so a test
- * can hold a thread between two steps of a library call (the inject
- * queue's unlock and what follows it) while other threads act. Every
- * other unlock forwards to the next definition untouched.
+ * library) resolves it here. A thread that sets `pause_on` stops right
+ * after its next unlock of that mutex (PAUSE_ANY: of any mutex) returns,
+ * until the test lets it go, so a test can hold a thread between two steps
+ * of a library call (the inject queue's unlock and what follows it) while
+ * other threads act. A thread that sets `record_next` has its next
+ * unlocked mutex stored in `recorded` (to learn a mutex's address from a
+ * call whose first unlock it is). Every unlock forwards to the next
+ * definition.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -20,7 +23,10 @@
 /* default visibility: the project builds everything with -fvisibility=hidden */
 #define INTERPOSE __attribute__((visibility("default")))
 
-static __thread bool pause_after_unlock;
+#define PAUSE_ANY ((pthread_mutex_t *)1)
+static __thread pthread_mutex_t *pause_on;
+static __thread bool record_next;
+static pthread_mutex_t *_Atomic recorded;
 static atomic_int paused, go, resumed;
 
 INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
@@ -32,8 +38,12 @@ INTERPOSE int pthread_mutex_unlock(pthread_mutex_t *m)
 		atomic_store(&real, fn);
 	}
 	int rc = fn(m);
-	if (pause_after_unlock) {
-		pause_after_unlock = false;
+	if (record_next) {
+		record_next = false;
+		atomic_store(&recorded, m);
+	}
+	if (pause_on && (pause_on == PAUSE_ANY || pause_on == m)) {
+		pause_on = NULL;
 		atomic_store(&paused, 1);
 		/* bounded: a broken test must not hang the suite */
 		uint64_t end = wt_now_ns() + 20ull * 1000000000ull;
@@ -64,9 +74,9 @@ static void *foreign_waker(void *arg)
 {
 	weft_waker w = saved_waker;
 	atomic_store(&wake_seen, 1);
-	pause_after_unlock = true; /* the first unlock is the inject queue's */
+	pause_on = PAUSE_ANY; /* the first unlock is the inject queue's */
 	weft_waker_wake(&w);
-	pause_after_unlock = false;
+	pause_on = NULL;
 	return NULL;
 }
 
@@ -123,4 +133,76 @@ Test(interleave, foreign_wake_racing_destroy, .timeout = WT_TMO(60))
 	cr_assert_eq(rc, 0, "destroy = %d (%s)", rc, weft_strerror(rc));
 	cr_assert_eq(resumed_at_return, 1,
 		     "destroy freed the runtime while a foreign wake was still inside it");
+}
+
+/* ------------------------------------------ foreign spawn vs destroy */
+
+static atomic_int spawned_ran, spawn_rc;
+
+static enum weft_poll note_run(void *s, struct weft_cx *cx)
+{
+	atomic_store(&spawned_ran, 1);
+	return WEFT_READY;
+}
+
+static void *foreign_spawner(void *arg)
+{
+	pause_on = atomic_load(&recorded); /* the inject queue's lock */
+	atomic_store(&spawn_rc, weft_spawn_poll(arg, note_run, NULL, NULL, NULL));
+	pause_on = NULL;
+	return NULL;
+}
+
+/*
+ * The same window for a detached spawn from a thread outside the runtime:
+ * the task runs (its effect is all the caller can wait for) while the
+ * spawning thread has not yet notified. Destroy must wait for it too.
+ */
+Test(interleave, foreign_spawn_racing_destroy, .timeout = WT_TMO(60))
+{
+	atomic_store(&paused, 0);
+	atomic_store(&go, 0);
+	atomic_store(&resumed, 0);
+	atomic_store(&first_poll_done, 0);
+	atomic_store(&wake_seen, 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+
+	/* A spawn takes other locks before the inject queue's (task cache,
+	 * owned list): learn the inject lock's address from a foreign wake,
+	 * whose first unlock it is. */
+	cr_assert(WT_WAIT_UNTIL(parks(rt) >= 1, WT_LONG_MS), "the worker never parked");
+	uint64_t p0 = parks(rt);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, wait_for_wake, NULL, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&first_poll_done), WT_LONG_MS));
+	cr_assert(WT_WAIT_UNTIL(parks(rt) > p0, WT_LONG_MS), "the worker did not park again");
+	weft_waker w = saved_waker;
+	atomic_store(&wake_seen, 1);
+	atomic_store(&recorded, NULL);
+	record_next = true;
+	weft_waker_wake(&w);
+	record_next = false;
+	cr_assert_not_null(atomic_load(&recorded));
+	cr_assert_eq(weft_join_timeout(t, NULL, 5000000000ull * WEFT_TEST_SLOW), 0);
+
+	pthread_t f, r;
+	cr_assert_eq(pthread_create(&f, NULL, foreign_spawner, rt), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&paused), WT_LONG_MS),
+		  "the spawning thread never stopped after the inject push");
+	struct weft_task *nudge;
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &nudge), 0);
+	cr_assert_eq(weft_join_timeout(nudge, NULL, 5000000000ull * WEFT_TEST_SLOW), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&spawned_ran), WT_LONG_MS),
+		  "the task spawned from the stopped thread never ran");
+	cr_assert_eq(atomic_load(&resumed), 0);
+
+	cr_assert_eq(pthread_create(&r, NULL, release_later, NULL), 0);
+	int rc = weft_runtime_destroy(rt);
+	int resumed_at_return = atomic_load(&resumed);
+	pthread_join(r, NULL);
+	pthread_join(f, NULL);
+	cr_assert_eq(rc, 0, "destroy = %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq(atomic_load(&spawn_rc), 0);
+	cr_assert_eq(resumed_at_return, 1,
+		     "destroy freed the runtime while a foreign spawn was still inside it");
 }
