@@ -328,12 +328,15 @@ static bool join_register(struct weft_task *t, const weft_waker *w)
 	return weft__ts_join_publish(&t->state);
 }
 
-/* A task waiting for itself would wait forever. */
+/* A task waiting for itself would wait forever. Blocking forms (cx NULL)
+ * look at the poll in progress on this thread: a fiber's, or, inside
+ * weft_block_in_place (where the fiber is set aside and the thread blocks),
+ * the blocking task's. */
 static bool joins_itself(struct weft_task *task, struct weft_cx *cx)
 {
 	if (!cx) {
 		struct weft__ctx *ctx = weft__ctx();
-		cx = ctx && ctx->fiber ? ctx->fiber->cx : NULL;
+		cx = !ctx ? NULL : ctx->fiber ? ctx->fiber->cx : ctx->cx;
 	}
 	return cx && cx->task == task;
 }

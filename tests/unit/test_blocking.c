@@ -262,7 +262,8 @@ Test(block_in_place, from_the_thread_start_hook, .timeout = WT_TMO(60))
 struct inside {
 	struct weft_runtime *rt;
 	struct weft_chan *ch;
-	int spawn_rc, join_rc, sleep_rc, fiber_rc, recv_rc, block_on_rc, yield_rc;
+	struct weft_task *_Atomic self;           /* the blocking task's own handle */
+	int spawn_rc, join_rc, sleep_rc, fiber_rc, recv_rc, block_on_rc, yield_rc, self_join_rc;
 	uintptr_t joined, received, block_on_r;
 	long tid_before, tid_after;
 };
@@ -304,6 +305,10 @@ static void *blocking_calls(void *arg)
 	in->block_on_rc = weft_block_on(in->rt, echo, (void *)5, &r);
 	in->block_on_r = (uintptr_t)r;
 	in->yield_rc = weft_yield();
+	/* joining its own task would wait forever: refused, handle kept */
+	while (!atomic_load(&in->self))
+		usleep(100);
+	in->self_join_rc = weft_join_timeout(atomic_load(&in->self), NULL, 2000000000ull);
 	in->tid_after = syscall(SYS_gettid);
 	return (void *)7;
 }
@@ -343,6 +348,7 @@ Test(block_in_place, blocking_calls_work_inside, .timeout = WT_TMO(60))
 			cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, &in, NULL, &b), 0);
 		else
 			cr_assert_eq(weft_spawn(rt, bip_calls_fiber, &in, &b), 0);
+		atomic_store(&in.self, b);
 		void *r = NULL;
 		cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
 		const char *who = round == 0 ? "poll task" : "fiber";
@@ -361,6 +367,8 @@ Test(block_in_place, blocking_calls_work_inside, .timeout = WT_TMO(60))
 			     weft_strerror(in.block_on_rc));
 		cr_assert_eq(in.block_on_r, 5);
 		cr_assert_eq(in.yield_rc, 0, "%s: yield = %d", who, in.yield_rc);
+		cr_assert_eq(in.self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
+			     in.self_join_rc, weft_strerror(in.self_join_rc));
 		cr_assert_eq(in.tid_before, in.tid_after,
 			     "%s: fn moved to another thread in the middle", who);
 		cr_assert_eq(weft_chan_destroy(in.ch), 0);
