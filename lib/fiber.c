@@ -537,7 +537,7 @@ int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct w
 	f->rt = rt;
 	live_add(rt, 1);
 	struct weft_task *t = NULL;
-	rc = weft_spawn_poll(rt, fiber_poll, f, fiber_drop, &t);
+	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, __builtin_return_address(0));
 	if (rc)
 		return rc; /* fiber_drop gave the stack back and freed f */
 	/* f may already have run and been freed: do not touch it here. */

@@ -8,8 +8,9 @@
  * stores); a BPF program reads it with bpf_probe_read_user while the
  * owning thread is current (at a probe, or when it goes to sleep), so it
  * sees them consistent. This is how schedtop counts parks, unparks and
- * failed searches without a probe on the park path. Fields are only ever
- * appended.
+ * failed searches without a probe on the park path. schedtop also reads
+ * the struct straight from the target's memory (the cur_* fields, while
+ * a poll lasts). Fields are only ever appended.
  */
 #ifndef WEFT_PROBE_ABI_H
 #define WEFT_PROBE_ABI_H
@@ -46,6 +47,38 @@ struct weft_probe_counters {
 						  * by victim */
 	unsigned long long steal_from_n;
 	unsigned long long steal_batch_log2[WEFT_PROBE_STEAL_BINS];
+	/* What the core is running, for schedtop's long-poll lint. Written by
+	 * the owner around every poll (plain stores; poll_count above is the
+	 * poll's sequence number); cur_task_id is 0 between polls. A reader
+	 * outside (schedtop, process_vm_readv) may see a mix of two polls in
+	 * one read: it believes a value only when two reads agree. */
+	unsigned long long cur_task_id;
+	unsigned long long cur_poll_fn;      /* the task's poll function */
+	unsigned long long cur_spawn_site;   /* return address of the spawn call */
+};
+
+/* The runtimes of a process, for readers outside it: schedtop's long-poll
+ * lint finds the dynamic symbol weft_probe_registry in libweft (or the
+ * executable) and reads it with process_vm_readv, so it knows every core's
+ * counters even in a runtime created before it attached, without a probe.
+ * A runtime takes a free slot at create and clears it at destroy, under a
+ * lock; `gen` is odd while a slot changes, so a reader that sees the same
+ * even gen before and after its copy has a consistent copy. The first
+ * WEFT_PROBE_REG_SLOTS live runtimes are listed. */
+#define WEFT_PROBE_REG_SLOTS 16
+#define WEFT_PROBE_REG_MAGIC 0x0067657274666577ull /* "weftreg" */
+
+struct weft_probe_reg_slot {
+	unsigned long long rt;        /* runtime address; 0: free */
+	unsigned long long ncores;
+	unsigned long long counters;  /* core 0's struct weft_probe_counters */
+	unsigned long long stride;    /* bytes from one core's counters to the next */
+};
+
+struct weft_probe_registry {
+	unsigned long long magic;
+	unsigned long long gen;
+	struct weft_probe_reg_slot slot[WEFT_PROBE_REG_SLOTS];
 };
 
 /* `park` probe, argument kind */

@@ -3,7 +3,43 @@
  * probe increments its semaphore (the kernel does it for uprobes with a
  * reference counter offset); the library only reads them.
  */
+#include <pthread.h>
+#include <stddef.h>
+
 #include "probes.h"
+#include "runtime.h"
+
+/* The registry (probe_abi.h). Exported: readers find it by its dynamic
+ * symbol. Writers hold reg_lock; gen's release stores order the slot
+ * writes for a reader that checks gen before and after. */
+__attribute__((visibility("default"))) struct weft_probe_registry weft_probe_registry = {
+	.magic = WEFT_PROBE_REG_MAGIC,
+};
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void weft__probe_register(struct weft_runtime *rt, bool add)
+{
+	struct weft_probe_registry *r = &weft_probe_registry;
+	pthread_mutex_lock(&reg_lock);
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++) {
+		struct weft_probe_reg_slot *s = &r->slot[i];
+		if (s->rt != (add ? 0 : (uintptr_t)rt))
+			continue;
+		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		if (add) {
+			s->ncores = rt->n;
+			s->counters = (uintptr_t)&rt->cores[0].c;
+			s->stride = sizeof(rt->cores[0]);
+			s->rt = (uintptr_t)rt;
+		} else {
+			s->rt = 0;
+		}
+		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+		break;
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
 
 #ifdef WEFT_WITH_PROBES
 #define WEFT__DEFINE_SEMA(name) \

@@ -28,7 +28,12 @@
 #ifndef WEFT_PROBES_H
 #define WEFT_PROBES_H
 
+#include <stdbool.h>
 #include "probe_abi.h"
+
+struct weft_runtime;
+/* List rt in weft_probe_registry (add) or take it out (probe_abi.h). */
+void weft__probe_register(struct weft_runtime *rt, bool add);
 
 #ifdef WEFT_WITH_PROBES
 #define _SDT_HAS_SEMAPHORES 1

@@ -245,6 +245,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		}
 	}
 	WEFT_PROBE(runtime_create, (uintptr_t)rt, rt->n);
+	weft__probe_register(rt, true);
 	weft__runtime_count(1);
 	*out = rt;
 	return 0;
@@ -254,6 +255,12 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 
 int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 		    weft_drop_fn drop, struct weft_task **out)
+{
+	return weft__spawn_poll_at(rt, poll, state, drop, out, __builtin_return_address(0));
+}
+
+int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
+			weft_drop_fn drop, struct weft_task **out, void *site)
 {
 	if (!rt || !poll) {
 		if (drop)
@@ -277,6 +284,7 @@ int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 		return -ENOMEM;
 	}
 	weft__task_init(t, rt, poll, state, drop, out != NULL);
+	t->spawn_site = site;
 	if (weft__owned_bind(&rt->owned, t) < 0) {
 		/* A free slot must not look like a live handle (task.c,
 		 * handle_consumed). */
@@ -419,6 +427,7 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 	 */
 	while (atomic_load_explicit(&rt->remote_schedules, memory_order_acquire))
 		sched_yield();
+	weft__probe_register(rt, false);
 	rt_free(rt);
 	weft__runtime_count(-1);
 	return 0;

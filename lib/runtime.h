@@ -378,6 +378,10 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 void weft__coop_spend(void);
 
 /* ------------------------------------------------------------- task.c */
+/* weft_spawn_poll with the spawn site to publish (the caller's return
+ * address: the public spawn calls pass their own caller's). */
+int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
+			weft_drop_fn drop, struct weft_task **out, void *site);
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,
 		     void *arg, weft_drop_fn drop, bool join);
 /* Run the poll for a Notified reference held by the caller (worker). */

@@ -65,6 +65,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->owned_prev = t->owned_next = NULL;
 	t->join_waker = (weft_waker){ NULL, NULL };
 	t->err = 0;
+	t->spawn_site = NULL;
 }
 
 static void ref_inc(struct weft_task *t)

@@ -32,6 +32,7 @@ struct weft_task {
 	uint16_t shard;                 /* owned-list shard */
 	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
 	bool live;                      /* memory is in use (checked at destroy) */
+	void *spawn_site;               /* return address of the spawn call (probes) */
 };
 
 _Static_assert(sizeof(struct weft_task) <= 128, "task header fits two cache lines");

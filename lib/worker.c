@@ -88,6 +88,7 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
+	c->c.cur_task_id = 0; /* the poll goes on without this core */
 	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		push_local(rt, c, t);
 	while ((t = weft__tlist_pop(&c->deferred)))
@@ -400,6 +401,26 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 	return NULL;
 }
 
+/* One poll of t on c: count it, publish what runs (poll_seq for the LIFO
+ * rescue; the cur_* counters for schedtop's long-poll lint: plain stores
+ * on a line the owner writes anyway, no clock read) and run it. t may be
+ * gone when this returns; so may the core (block_in_place), which then
+ * cleared cur_task_id itself. */
+static inline void poll_task(struct weft__ctx *ctx, struct weft__core *c, struct weft_task *t,
+			     struct weft_cx *cx)
+{
+	c->c.poll_count++;
+	c->batch_polls++;
+	c->polls_since_global++;
+	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
+	c->c.cur_task_id = t->id;
+	c->c.cur_poll_fn = (uintptr_t)t->poll;
+	c->c.cur_spawn_site = (uintptr_t)t->spawn_site;
+	weft__task_run(t, cx);
+	if (ctx->core == c)
+		c->c.cur_task_id = 0;
+}
+
 static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__core *c,
 		     struct weft_task *t)
 {
@@ -411,11 +432,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 	struct weft_cx cx = { .budget = &ctx->budget, .core = c };
 	ctx->budget = WEFT_BUDGET;
 	ctx->cx = &cx;
-	c->c.poll_count++;
-	c->batch_polls++;
-	c->polls_since_global++;
-	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
-	weft__task_run(t, &cx);
+	poll_task(ctx, c, t, &cx);
 	if (ctx->core != c)
 		goto handed_off; /* block_in_place gave the core to another thread */
 	for (int lifo_polls = 0; atomic_load_explicit(&c->lifo, memory_order_relaxed); lifo_polls++) {
@@ -427,11 +444,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 			weft__idle_notify(rt);
 			break;
 		}
-		c->c.poll_count++;
-		c->batch_polls++;
-		c->polls_since_global++;
-		atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
-		weft__task_run(t, &cx);
+		poll_task(ctx, c, t, &cx);
 		if (ctx->core != c)
 			goto handed_off;
 	}
