@@ -23,6 +23,12 @@ TEST is one of:
             /proc context switches in the JSON, the BPF columns listed as
             missing with the fix, exit 0.
   bpftrace  the probes are standard USDT: bpftrace counts steals.
+  longpoll  tests/bpf/stall_target spins 2 s in one poll: while it spins,
+            schedtop's long-poll lint names the task, spin_poll with its
+            file:line and the spawn call's file:line, within one interval
+            (0.25 s) of the 100 ms threshold; a healthy weft_load under
+            schedtop gets no long-poll lint in any interval, the first one
+            after attaching included.
   caps      the privilege model (docs/OBSERVABILITY.md, Privileges), as an
             administrator sets it up: a copy owned by a group, mode 0750, file
             capabilities cap_bpf,cap_perfmon,cap_sys_admin=p, used by nobody
@@ -347,6 +353,85 @@ def test_nobpf(schedtop, load, lib):
           % ("65534" if prefix else os.geteuid(), clk, cs, final["perf"]["user_mode_only"]))
 
 
+def lints_of(obj, name):
+    return [l["detail"] for l in obj["lints"] if l["name"] == name]
+
+
+def test_longpoll(schedtop, load, lib):
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    tp = subprocess.Popen([target, "2.0"], stdout=subprocess.PIPE, text=True)
+    st = None
+    try:
+        ready = read_line(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            fail("stall_target did not get ready: %r" % ready)
+        pid = int(ready.split()[1])
+        st = subprocess.Popen([schedtop, "-p", str(pid), "--batch", "--json", "0.25"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = read_line(st, 10)
+        if first is None:
+            st.wait(5)
+            if st.returncode == SKIP:
+                skip("schedtop exited 77: " + st.stderr.read().strip())
+            fail("schedtop printed nothing (rc %s): %s" % (st.returncode, st.stderr.read()))
+        if lints_of(json.loads(first), "long-poll"):
+            fail("long-poll before the spin: %s" % first)
+        os.kill(pid, signal.SIGUSR1)
+        t0 = time.time()
+        lines = read_line(tp, 10) or ""
+        if not lines.startswith("spawn_line "):
+            fail("stall_target printed %r" % lines)
+        f = lines.split()
+        spawn_line, fn_line = int(f[1]), int(f[3])
+        flagged = []   # (seconds after the spin started, detail)
+        while True:
+            l = read_line(st, 10)
+            if l is None:
+                break
+            o = json.loads(l)
+            for d in lints_of(o, "long-poll"):
+                flagged.append((time.time() - t0, d))
+            if o["final"]:
+                break
+        st.wait(10)
+    finally:
+        for p in (tp, st):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+    if not flagged:
+        fail("a 2 s poll was never flagged")
+    when, detail = flagged[0]
+    print("first long-poll %.2f s after the spin began: %s" % (when, detail))
+    for want in ("in one poll for", "(still running)", "spin_poll",
+                 "stall_target.c:%d" % spawn_line, "spawned at main"):
+        if want not in detail:
+            fail("long-poll detail lacks %r: %s" % (want, detail))
+    if not any("stall_target.c:%d" % l in detail.split("spawned at")[0]
+               for l in (fn_line, fn_line + 1)):
+        fail("poll function not at stall_target.c:%d: %s" % (fn_line, detail))
+    # 100 ms threshold + one 0.25 s interval + a sample period and slack
+    if when > 0.1 + 0.25 + 0.25:
+        fail("flagged %.2f s after the spin began: later than one interval past 100 ms" % when)
+    if len(flagged) < 4:
+        fail("flagged in %d intervals of a 2 s spin" % len(flagged))
+    # Healthy: many short polls, no long-poll lint, first interval included.
+    wl = start_load(load, "2", "100")
+    try:
+        time.sleep(0.2)
+        p = run_schedtop([schedtop, "-p", str(wl.pid), "--batch", "--json", "-n", "6", "0.25"])
+    finally:
+        wl.kill()
+        wl.wait()
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    if len(objs) != 6:
+        fail("healthy run: %d objects: %s" % (len(objs), p.stderr))
+    bad = [d for o in objs for d in lints_of(o, "long-poll")]
+    if bad:
+        fail("long-poll on a healthy load: %s" % bad)
+    print("PASS: long poll named in %d intervals; healthy load: none in 6" % len(flagged))
+
+
 NOBODY = 65534
 SCHEDTOP_GID = 64999   # the group that may run the capability copy (numeric: no /etc/group entry needed)
 
@@ -566,7 +651,7 @@ def main():
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
-             "caps": test_caps}
+             "caps": test_caps, "longpoll": test_longpoll}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

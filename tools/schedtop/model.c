@@ -15,7 +15,8 @@
 
 #include "model.h"
 
-const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker" };
+const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker",
+					  "long-poll" };
 
 static const char *const state_names[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
 						     "stopped" };

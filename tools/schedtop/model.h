@@ -34,7 +34,10 @@ struct snap {
 #define LINT_HERD_MIN_UNPARKS_PER_S 50.0
 #define LINT_HERD_RATIO 0.5          /* noop unparks / unparks, above */
 
-enum lint_id { LINT_IMBALANCE, LINT_STEAL_STORM, LINT_HERD, LINT_STUCK_WORKER, LINT_NR };
+#define LINT_LONG_POLL_MS 100      /* long-poll: one poll longer than this (live only, stall.c) */
+
+enum lint_id { LINT_IMBALANCE, LINT_STEAL_STORM, LINT_HERD, LINT_STUCK_WORKER, LINT_LONG_POLL,
+	       LINT_NR };
 extern const char *const lint_names[LINT_NR];
 
 struct lint_state {            /* carried from one interval to the next */
@@ -70,7 +73,7 @@ struct interval {
 	struct worker_row row[WEFT_BPF_MAX_CORES];
 	struct worker_row other;      /* threads of the process that are not workers */
 	bool lint[LINT_NR];
-	char lint_detail[LINT_NR][96];
+	char lint_detail[LINT_NR][384];
 	/* steal matrix deltas (ops), thief x victim */
 	uint64_t matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
 	uint64_t hist[WEFT_BPF_MAX_CORES][WEFT_H_NR][WEFT_BPF_HIST_SLOTS]; /* deltas */

@@ -33,6 +33,7 @@
 #include "mon.h"
 #include "model.h"
 #include "priv.h"
+#include "stall.h"
 #include "trace.h"
 #include "tui.h"
 
@@ -396,8 +397,16 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 	return 0;
 }
 
-/* Sleep one interval (Ctrl-C ends it early); true if the target exited. */
-static bool wait_interval(struct target *t, double interval)
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleep one interval (Ctrl-C ends it early); true if the target exited.
+ * With `st`, sample the cores' current polls every 50 ms meanwhile. */
+static bool wait_interval(struct target *t, double interval, struct stall *st)
 {
 	bool gone = false;
 	struct timespec t0, t1;
@@ -408,7 +417,10 @@ static bool wait_interval(struct target *t, double interval)
 		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (el >= ms)
 			break;
-		gone = wait_target(t, (int)(ms - el < 200 ? ms - el : 200));
+		long slice = st ? 50 : 200;
+		gone = wait_target(t, (int)(ms - el < slice ? ms - el : slice));
+		if (st)
+			stall_sample(st, now_ns());
 	}
 	return gone;
 }
@@ -427,8 +439,8 @@ static int reap(struct target *t)
 	return 0;
 }
 
-static int run_batch(struct mon *m, struct target *t, double interval, long count, bool json,
-		     FILE *rec)
+static int run_batch(struct mon *m, struct stall *st, struct target *t, double interval,
+		     long count, bool json, FILE *rec)
 {
 	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
 	struct interval *iv = calloc(1, sizeof(*iv));
@@ -445,11 +457,12 @@ static int run_batch(struct mon *m, struct target *t, double interval, long coun
 		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid, m->lib);
 	fflush(stdout);
 	for (long n = 1; !exiting; n++) {
-		bool gone = wait_interval(t, interval);
+		bool gone = wait_interval(t, interval, st);
 		mon_snapshot(m, cur);
 		if (rec)
 			snap_write(rec, cur, seq++);
 		interval_compute(iv, prev, cur, &ls);
+		stall_lint(st, iv, now_ns());
 		bool last = gone || exiting || (count && n >= count);
 		if (json) {
 			interval_print_json(stdout, iv, t->pid, last);
@@ -611,7 +624,7 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		       t->pid);
 	fflush(stdout);
 	for (long n = 1; !exiting; n++) {
-		bool gone = wait_interval(t, interval);
+		bool gone = wait_interval(t, interval, NULL);
 		/* A gone process has no /proc/PID/task: the last values stay. */
 		if (fb_sample(fb))
 			gone = true;
@@ -696,12 +709,15 @@ int main(int argc, char **argv)
 			fclose(rec);
 		return rc;
 	}
+	struct stall st;
+	stall_init(&st, t.pid, (uint64_t)LINT_LONG_POLL_MS * 1000000ull);
 	if (mode == M_TRACE)
 		rc = run_trace(&m, &t, warmup, duration, out);
 	else if (batch)
-		rc = run_batch(&m, &t, interval, count, json, rec);
+		rc = run_batch(&m, &st, &t, interval, count, json, rec);
 	else
-		rc = tui_run(&m, t.pid, interval, count, t.pidfd, &exiting);
+		rc = tui_run(&m, &st, t.pid, interval, count, t.pidfd, &exiting);
+	stall_fini(&st);
 	mon_close(&m);
 done:
 	if (t.child > 0) {

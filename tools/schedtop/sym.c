@@ -97,6 +97,40 @@ int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym
 	return 0;
 }
 
+struct find {
+	const char *name;
+	uint64_t addr;
+	bool found;
+};
+
+static int find_in_module(Dwfl_Module *m, void **userdata, const char *mname, Dwarf_Addr base,
+			  void *arg)
+{
+	struct find *f = arg;
+	int n = dwfl_module_getsymtab(m);
+	for (int i = 1; i < n; i++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *s = dwfl_module_getsym_info(m, i, &sym, &addr, NULL, NULL, NULL);
+		if (s && sym.st_shndx != SHN_UNDEF && !strcmp(s, f->name)) {
+			f->addr = addr;
+			f->found = true;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
+int sym_find(struct sym_ctx *c, const char *name, uint64_t *addr)
+{
+	struct find f = { .name = name };
+	dwfl_getmodules(c->dwfl, find_in_module, &f, 0);
+	if (!f.found)
+		return -ENOENT;
+	*addr = f.addr;
+	return 0;
+}
+
 void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n)
 {
 	const char *file = strrchr(s->file, '/');

@@ -37,6 +37,11 @@ int sym_refresh(struct sym_ctx *c);
  * nothing maps the address. */
 int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym_info *out);
 
+/* The address of the data or function symbol `name` in any module of the
+ * target (the first found; dynamic and static symbol tables). 0 or
+ * -ENOENT. */
+int sym_find(struct sym_ctx *c, const char *name, uint64_t *addr);
+
 /* "func+0x1c (file.c:42)" / "func+0x1c [libfoo.so]" / "0x7f... [?]" */
 void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n);
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "model.h"
+#include "stall.h"
 #include "tui.h"
 
 #define SPARK_N 16
@@ -215,7 +216,7 @@ static void view_help(void)
 		mvprintw(4 + (int)i, 2, "%s", lines[i]);
 }
 
-int tui_run(struct mon *m, int pid, double interval, long count, int pidfd,
+int tui_run(struct mon *m, struct stall *st, int pid, double interval, long count, int pidfd,
 	    volatile sig_atomic_t *exiting)
 {
 	struct tui t;
@@ -265,10 +266,13 @@ int tui_run(struct mon *m, int pid, double interval, long count, int pidfd,
 		} else {
 			gone = mon_target_gone(pid);
 		}
+		uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+		stall_sample(st, now_ns);
 		if (el >= interval || gone) {
 			last = now;
 			mon_snapshot(m, cur);
 			interval_compute(iv, prev, cur, &ls);
+			stall_lint(st, iv, now_ns);
 			for (unsigned w = 0; w < iv->workers; w++)
 				t.spark[w][t.spark_pos] = iv->row[w].local_depth;
 			t.spark_pos = (t.spark_pos + 1) % SPARK_N;

@@ -9,7 +9,8 @@
 
 /* Runs until q, Ctrl-C (*exiting), `count` refreshes or the target's exit
  * (pidfd readable; -1 to poll /proc). Returns the exit code. */
-int tui_run(struct mon *m, int pid, double interval, long count, int pidfd,
+struct stall;
+int tui_run(struct mon *m, struct stall *st, int pid, double interval, long count, int pidfd,
 	    volatile sig_atomic_t *exiting);
 
 #endif

@@ -1,0 +1,66 @@
+/*
+ * stall_target.c - a real program with one long poll, for schedtop's
+ * long-poll lint (tests/bpf/test_schedtop.py longpoll).
+ *
+ *   stall_target SECONDS
+ *
+ * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
+ * schedtop can attach first), then spawns spin_poll, which spins SECONDS
+ * in a single poll without yielding, and prints "spawn_line N fn_line M":
+ * the source lines of the spawn call and of spin_poll's definition, which
+ * the lint must name. Then it joins the task and exits.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/weft.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const int fn_line = __LINE__ + 1;
+static enum weft_poll spin_poll(void *state, struct weft_cx *cx)
+{
+	double end = now_s() + *(double *)state;
+	volatile unsigned long x = 0;
+	while (now_s() < end)
+		x++;
+	return WEFT_READY;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: stall_target SECONDS\n");
+		return 2;
+	}
+	double secs = atof(argv[1]);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2);
+	struct weft_runtime *rt;
+	if (weft_runtime_create(&o, &rt))
+		return 1;
+	sigset_t s;
+	int sig;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &s, NULL);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	if (sigwait(&s, &sig))
+		return 1;
+	struct weft_task *t;
+	int rc = weft_spawn_poll(rt, spin_poll, &secs, NULL, &t), spawn_line = __LINE__;
+	if (rc)
+		return 1;
+	printf("spawn_line %d fn_line %d\n", spawn_line, fn_line);
+	fflush(stdout);
+	if (weft_join(t, NULL))
+		return 1;
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}
