@@ -214,9 +214,10 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
 /*
  * Run fn(arg) on this worker thread while another thread takes over this
  * worker's core (its queues), so the runtime keeps all its workers running
- * tasks while fn blocks. Afterwards the calling task continues; the thread
- * gets its core back if nobody took it, else it retires once the task's
- * poll returns. From outside a worker it just calls fn. *result (may be
+ * tasks while fn blocks (today a new thread is started for the core on
+ * every call). Afterwards the calling task continues on this thread, which
+ * holds no core and retires once the task's poll returns; the core stays
+ * with the new thread. From outside a worker it just calls fn. *result (may be
  * NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
  * fn runs on the calling thread from start to end, which holds no core
  * meanwhile: weft's blocking calls (weft_join, weft_sleep_ns,
