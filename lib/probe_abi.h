@@ -47,14 +47,13 @@ struct weft_probe_counters {
 						  * by victim */
 	unsigned long long steal_from_n;
 	unsigned long long steal_batch_log2[WEFT_PROBE_STEAL_BINS];
-	/* What the core is running, for schedtop's long-poll lint. Written by
-	 * the owner around every poll (plain stores; poll_count above is the
-	 * poll's sequence number); cur_task_id is 0 between polls. A reader
-	 * outside (schedtop, process_vm_readv) may see a mix of two polls in
-	 * one read: it believes a value only when two reads agree. */
-	unsigned long long cur_task_id;
-	unsigned long long cur_poll_fn;      /* the task's poll function */
-	unsigned long long cur_spawn_site;   /* return address of the spawn call */
+	/* The task being polled (its address; 0 between polls), for schedtop's
+	 * long-poll lint: one plain store by the owner before and after every
+	 * poll (poll_count above is the poll's sequence number). A reader
+	 * outside (schedtop, process_vm_readv) takes the task's id, poll
+	 * function and spawn site from the task itself, at the offsets the
+	 * registry gives, and believes them only when two reads agree. */
+	unsigned long long cur_task;
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll
@@ -78,6 +77,9 @@ struct weft_probe_reg_slot {
 struct weft_probe_registry {
 	unsigned long long magic;
 	unsigned long long gen;
+	/* where, in a task (cur_task), its id, poll function and spawn site
+	 * (the return address of the weft_spawn_poll / weft_spawn call) are */
+	unsigned long long task_id_off, task_poll_off, task_spawn_off;
 	struct weft_probe_reg_slot slot[WEFT_PROBE_REG_SLOTS];
 };
 

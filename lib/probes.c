@@ -8,12 +8,16 @@
 
 #include "probes.h"
 #include "runtime.h"
+#include "task.h"
 
 /* The registry (probe_abi.h). Exported: readers find it by its dynamic
  * symbol. Writers hold reg_lock; gen's release stores order the slot
  * writes for a reader that checks gen before and after. */
 __attribute__((visibility("default"))) struct weft_probe_registry weft_probe_registry = {
 	.magic = WEFT_PROBE_REG_MAGIC,
+	.task_id_off = offsetof(struct weft_task, id),
+	.task_poll_off = offsetof(struct weft_task, poll),
+	.task_spawn_off = offsetof(struct weft_task, spawn_site),
 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 

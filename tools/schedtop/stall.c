@@ -2,8 +2,9 @@
  * stall.c - see stall.h.
  *
  * Around every poll the runtime writes, in the core's counters (lib/
- * probe_abi.h), poll_count (the poll's sequence number), cur_task_id (0
- * between polls), cur_poll_fn and cur_spawn_site. Where each core's
+ * probe_abi.h), poll_count (the poll's sequence number) and cur_task (the
+ * task's address, 0 between polls); the task's id, poll function and spawn
+ * site are read from the task itself, at offsets the registry gives. Where each core's
  * counters are, the target lists in weft_probe_registry, an exported
  * symbol schedtop finds with libdwfl - so runtimes created before schedtop
  * attached, whose worker_start probes it never saw, are covered too.
@@ -12,8 +13,8 @@
  * attaching allows exactly this), every sample: each 50 ms while it waits
  * for the next interval (100 ms in the live view). The owner's stores are
  * plain, so one read may mix two polls; a poll counts once two reads agree
- * on all four values, and its age runs from the first of them: a lower
- * bound, short by at most one sample period. The runtime pays four plain
+ * on all of them, and its age runs from the first of them: a lower
+ * bound, short by at most one sample period. The runtime pays two plain
  * stores per poll and no clock read.
  */
 #include <errno.h>
@@ -92,15 +93,23 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 				c->seen = false;
 				continue;
 			}
-			if (c->seen && c->seq == pc.poll_count && c->task == pc.cur_task_id &&
-			    c->fn == pc.cur_poll_fn && c->site == pc.cur_spawn_site) {
+			uint64_t id = 0, fn = 0, site = 0;
+			if (pc.cur_task &&
+			    (peek(st->pid, pc.cur_task + st->reg.task_id_off, &id, sizeof(id)) ||
+			     peek(st->pid, pc.cur_task + st->reg.task_poll_off, &fn, sizeof(fn)) ||
+			     peek(st->pid, pc.cur_task + st->reg.task_spawn_off, &site, sizeof(site)))) {
+				c->seen = false;
+				continue;
+			}
+			if (c->seen && c->seq == pc.poll_count && c->task == id && c->fn == fn &&
+			    c->site == site) {
 				c->confirmed = true;
 				continue;
 			}
 			c->seq = pc.poll_count;
-			c->task = pc.cur_task_id;
-			c->fn = pc.cur_poll_fn;
-			c->site = pc.cur_spawn_site;
+			c->task = id;
+			c->fn = fn;
+			c->site = site;
 			c->since_ns = now_ns;
 			c->seen = true;
 			c->confirmed = false;
