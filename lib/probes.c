@@ -29,15 +29,17 @@ void weft__probe_register(struct weft_runtime *rt, bool add)
 		struct weft_probe_reg_slot *s = &r->slot[i];
 		if (s->rt != (add ? 0 : (uintptr_t)rt))
 			continue;
+		/* Seqlock writer: gen odd, the slot, gen even. Each store is a
+		 * release, so none moves above the odd gen (no standalone
+		 * fence: ThreadSanitizer rejects one). */
 		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
-		__atomic_thread_fence(__ATOMIC_RELEASE);
 		if (add) {
-			s->ncores = rt->n;
-			s->counters = (uintptr_t)&rt->cores[0].c;
-			s->stride = sizeof(rt->cores[0]);
-			s->rt = (uintptr_t)rt;
+			__atomic_store_n(&s->ncores, rt->n, __ATOMIC_RELEASE);
+			__atomic_store_n(&s->counters, (uintptr_t)&rt->cores[0].c, __ATOMIC_RELEASE);
+			__atomic_store_n(&s->stride, sizeof(rt->cores[0]), __ATOMIC_RELEASE);
+			__atomic_store_n(&s->rt, (uintptr_t)rt, __ATOMIC_RELEASE);
 		} else {
-			s->rt = 0;
+			__atomic_store_n(&s->rt, 0, __ATOMIC_RELEASE);
 		}
 		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
 		break;
