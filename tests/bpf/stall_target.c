@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <weft/weft.h>
 
+#include "ready_wait.h"
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -45,14 +47,7 @@ int main(int argc, char **argv)
 	struct weft_runtime *rt;
 	if (weft_runtime_create(&o, &rt))
 		return 1;
-	sigset_t s;
-	int sig;
-	sigemptyset(&s);
-	sigaddset(&s, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &s, NULL);
-	printf("ready %d\n", (int)getpid());
-	fflush(stdout);
-	if (sigwait(&s, &sig))
+	if (ready_wait())
 		return 1;
 	struct weft_task *t;
 	int rc = weft_spawn_poll(rt, spin_poll, &secs, NULL, &t), spawn_line = __LINE__;

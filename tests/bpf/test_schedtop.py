@@ -95,21 +95,30 @@ def start_load(load, *args):
     return subprocess.Popen([load, *args], stdout=subprocess.PIPE, text=True)
 
 
-def test_counts(schedtop, load, lib):
-    wl = start_load(load, "--wait", "2", "40")
-    ready = read_line(wl, 10)
+def attach_when_ready(schedtop, proc, name, interval):
+    """proc printed "ready PID" (tests/bpf/ready_wait.h): start schedtop
+    --batch --json on it. Returns (pid, schedtop process, its first line);
+    skips on 77, fails (killing proc) when it prints nothing."""
+    ready = read_line(proc, 10)
     if not ready or not ready.startswith("ready "):
-        fail("weft_load did not get ready: %r" % ready)
+        proc.kill()
+        fail("%s did not get ready: %r" % (name, ready))
     pid = int(ready.split()[1])
-    st = subprocess.Popen([schedtop, "-p", str(pid), "--batch", "--json", "0.2"],
+    st = subprocess.Popen([schedtop, "-p", str(pid), "--batch", "--json", interval],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = read_line(st, 10)
     if first is None:
         st.wait(5)
-        wl.kill()
+        proc.kill()
         if st.returncode == SKIP:
             skip("schedtop exited 77: " + st.stderr.read().strip())
         fail("schedtop printed nothing (rc %s): %s" % (st.returncode, st.stderr.read()))
+    return pid, st, first
+
+
+def test_counts(schedtop, load, lib):
+    wl = start_load(load, "--wait", "2", "40")
+    pid, st, first = attach_when_ready(schedtop, wl, "weft_load", "0.2")
     os.kill(pid, signal.SIGUSR1)   # attached: let the runtime start
     out, _ = wl.communicate(timeout=25)
     if wl.returncode != 0:
@@ -362,18 +371,7 @@ def test_longpoll(schedtop, load, lib):
     tp = subprocess.Popen([target, "2.0"], stdout=subprocess.PIPE, text=True)
     st = None
     try:
-        ready = read_line(tp, 10)
-        if not ready or not ready.startswith("ready "):
-            fail("stall_target did not get ready: %r" % ready)
-        pid = int(ready.split()[1])
-        st = subprocess.Popen([schedtop, "-p", str(pid), "--batch", "--json", "0.25"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = read_line(st, 10)
-        if first is None:
-            st.wait(5)
-            if st.returncode == SKIP:
-                skip("schedtop exited 77: " + st.stderr.read().strip())
-            fail("schedtop printed nothing (rc %s): %s" % (st.returncode, st.stderr.read()))
+        pid, st, first = attach_when_ready(schedtop, tp, "stall_target", "0.25")
         if lints_of(json.loads(first), "long-poll"):
             fail("long-poll before the spin: %s" % first)
         os.kill(pid, signal.SIGUSR1)

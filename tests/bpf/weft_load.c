@@ -23,6 +23,8 @@
 #include <weft/weft.h>
 #include <weft/metrics.h>
 
+#include "ready_wait.h"
+
 struct job { int yields; };
 
 static enum weft_poll work(void *state, struct weft_cx *cx)
@@ -70,17 +72,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int workers = atoi(argv[a]), waves = atoi(argv[a + 1]);
-	if (wait) {
-		sigset_t s;
-		int sig;
-		sigemptyset(&s);
-		sigaddset(&s, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &s, NULL);
-		printf("ready %d\n", (int)getpid());
-		fflush(stdout);
-		if (sigwait(&s, &sig))
-			return 1;
-	}
+	if (wait && ready_wait())
+		return 1;
 	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
 	struct weft_runtime *rt;
 	int rc = weft_runtime_create(&o, &rt);
