@@ -3,7 +3,7 @@
  * weft.bpf.c - kernel side of schedtop.
  *
  * Runtime view: one program per USDT probe of libweft (provider "weft",
- * lib/probes.h). Each event updates the per-core aggregates in .bss
+ * lib/probe/probes.h). Each event updates the per-core aggregates in .bss
  * (struct weft_bpf_core, the thief x victim matrix, log2 histograms) and,
  * only while user space sets `trace_on`, writes a struct weft_bpf_event to
  * the ring buffer `rb` (a full ring counts in `drops`, never blocks).

@@ -2,7 +2,7 @@
  * weft.h - types shared by bpf/weft.bpf.c (kernel side) and the user side
  * (tools/schedtop). Fixed-size types only; compiled with clang -target bpf
  * and with the host compiler. Nothing here is part of libweft's ABI: the
- * probe ABI is lib/probe_abi.h.
+ * probe ABI is lib/probe/probe_abi.h.
  *
  * All aggregates live in the program's .bss (one mmapped array map), so user
  * space reads a whole snapshot without a syscall per key. Counters only grow;

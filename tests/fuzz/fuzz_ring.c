@@ -1,5 +1,5 @@
 /*
- * fuzz_ring.c - lib/queue.c (the per-core ring) against a sequential model.
+ * fuzz_ring.c - lib/sched/queue.c (the per-core ring) against a sequential model.
  *
  * Two rings, A and B, both driven by the fuzzer thread (single-threaded:
  * the ring's concurrency is covered by tests/queue and tests/tsan). Each

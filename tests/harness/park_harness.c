@@ -1,5 +1,5 @@
 /*
- * park_harness.c - the parker's handshake (lib/park_core.h, what park.c
+ * park_harness.c - the parker's handshake (lib/sched/park_core.h, what park.c
  * and the driver use) between one parked worker and two notifiers.
  *
  * Parker: until both notifiers' work is visible, park - on the futex
@@ -29,7 +29,7 @@
 #include "harness.h"
 
 /* The library's own handshake, not a copy. */
-#include "../../lib/park_core.h"
+#include "../../lib/sched/park_core.h"
 
 enum { NOTIFIERS = 2 };
 

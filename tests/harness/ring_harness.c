@@ -1,5 +1,5 @@
 /*
- * ring_harness.c - the per-core run queue (lib/queue.c, compiled here as it
+ * ring_harness.c - the per-core run queue (lib/sched/queue.c, compiled here as it
  * is, with a 4-slot ring) under one owner and THIEVES thieves.
  *
  * Owner: pushes PUSHES tasks, writing each task's id (plain) just before
@@ -35,8 +35,8 @@
 #include "harness.h"
 
 /* The library's own code, not a copy. */
-#include "../../lib/queue.c"
-#include "../../lib/tlist.c"
+#include "../../lib/sched/queue.c"
+#include "../../lib/sched/tlist.c"
 
 #define HARNESS_PATHS(X) X(overflow_half) X(overflow_one) X(owner_pop) X(owner_pop_empty) \
 	X(steal) X(steal_batch) X(steal_nothing) X(drained_at_end)

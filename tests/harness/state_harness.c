@@ -1,5 +1,5 @@
 /*
- * state_harness.c - the task state word (lib/task_state.h, the transitions
+ * state_harness.c - the task state word (lib/sched/task_state.h, the transitions
  * task.c drives) under a worker, a waker and the join handle's owner.
  *
  * One task, spawned with a join handle, and one waker clone; the run queue
@@ -39,7 +39,7 @@
 #include "harness.h"
 
 /* The library's own transitions, not a copy. */
-#include "../../lib/task_state.h"
+#include "../../lib/sched/task_state.h"
 
 /* mode: bit 0 abort first; mode >> 1: how the handle goes */
 enum { M_ABORT = 1, H_JOIN = 0, H_DETACH = 1, H_REGISTER_DETACH = 2, H_JOIN_BYREF = 3,

@@ -1,6 +1,6 @@
 /*
- * idle.pml - the idle protocol (lib/idle.c) and the worker parker
- * (lib/park.c), shared by park.pml and shutdown.pml.
+ * idle.pml - the idle protocol (lib/sched/idle.c) and the worker parker
+ * (lib/sched/park.c), shared by park.pml and shutdown.pml.
  *
  * Spin explores interleavings under sequential consistency. Each Promela
  * statement below is one atomic step of the C code: one RMW, load or store

@@ -1,9 +1,9 @@
 /*
  * park.pml - no lost wakeup in weft's park/unpark protocol.
  *
- * Models lib/idle.c (the searching counter, the sleepers stack, notify, the
- * last-searcher rescan), lib/park.c (the parker word with futex semantics)
- * and the worker loop of lib/worker.c (next_task, steal_work, run_task,
+ * Models lib/sched/idle.c (the searching counter, the sleepers stack, notify, the
+ * last-searcher rescan), lib/sched/park.c (the parker word with futex semantics)
+ * and the worker loop of lib/sched/worker.c (next_task, steal_work, run_task,
  * park) for N workers. A foreign thread pushes FOREIGN tasks into the inject
  * queue (worker.c:156-160 weft__schedule from outside a worker); the first
  * SPAWN tasks run spawn one child each onto the worker's ring
@@ -12,7 +12,7 @@
  * stays in the LIFO slot is run by its own worker before it can search or
  * park, worker.c:331, and needs no wake).
  *
- * Queues are counts: the ring (lib/queue.c) and inject queue (lib/inject.c)
+ * Queues are counts: the ring (lib/sched/queue.c) and inject queue (lib/sched/inject.c)
  * are checked elsewhere (tests/queue, tests/fuzz/ring); here each pop,
  * steal and batch take is one atomic step. A steal's stolen tasks become
  * visible in the thief's ring only at its final tail store, but the thief is

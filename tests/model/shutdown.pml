@@ -1,11 +1,11 @@
 /*
  * shutdown.pml - weft_runtime_shutdown racing with spawns and wakes.
  *
- * Models lib/runtime.c (weft_spawn_poll, the shutdown protocol), the task
- * state word of lib/task.c (run, idle after PENDING, complete, wake by
- * value, shutdown cancel, references), lib/owned.c (bind / close / first;
- * one shard: every shard follows the same lock protocol), lib/inject.c
- * (push fails once closed), the worker loop of lib/worker.c and the idle
+ * Models lib/sched/runtime.c (weft_spawn_poll, the shutdown protocol), the task
+ * state word of lib/sched/task.c (run, idle after PENDING, complete, wake by
+ * value, shutdown cancel, references), lib/sched/owned.c (bind / close / first;
+ * one shard: every shard follows the same lock protocol), lib/sched/inject.c
+ * (push fails once closed), the worker loop of lib/sched/worker.c and the idle
  * protocol (idle.pml).
  *
  * Actors:

@@ -1,6 +1,6 @@
 /*
- * test_ring.c - the per-core bounded run queue (lib/queue.c) and the task
- * list it overflows into (lib/tlist.c).
+ * test_ring.c - the per-core bounded run queue (lib/sched/queue.c) and the task
+ * list it overflows into (lib/sched/tlist.c).
  *
  * Single-thread checks are deterministic and exact: 256 pushes fit, the 257th
  * moves the oldest half plus the new task to the overflow list in order, pops

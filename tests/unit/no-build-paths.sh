@@ -10,6 +10,6 @@ if grep -F "$src/" <<<"$rodata"; then
   exit 1
 fi
 # The check must see the file names it is about.
-grep -q '[[:space:]]lib/task\.c$' <<<"$rodata" \
-  || { echo "FAIL: no relative \"lib/task.c\" string in $lib's .rodata"; exit 1; }
+grep -q '[[:space:]]lib/sched/task\.c$' <<<"$rodata" \
+  || { echo "FAIL: no relative \"lib/sched/task.c\" string in $lib's .rodata"; exit 1; }
 echo "PASS"

@@ -187,7 +187,7 @@ Test(faults, spawn_enomem_drops_once, .timeout = WT_TMO(20))
 /* ---------------------------------------------------- fiber stack faults */
 
 /*
- * A fiber takes its stack at weft_spawn (lib/fiber.c): from a pool, else a
+ * A fiber takes its stack at weft_spawn (lib/fiber/fiber.c): from a pool, else a
  * new slot of a slab - one mmap (MAP_NORESERVE | MAP_STACK) of many stacks -
  * whose 64 KiB guard region is installed with madvise(MADV_GUARD_INSTALL),
  * or mprotect(PROT_NONE) where the kernel answers EINVAL. The interposed

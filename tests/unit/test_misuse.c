@@ -95,7 +95,7 @@ Test(misuse, poll_returns_neither_ready_nor_pending_aborts, .timeout = WT_TMO(30
 	EXPECT_IN(out, needle);
 	EXPECT_IN(out, "WEFT_PENDING");
 	/* the file named relative to the source tree (no_build_paths) */
-	EXPECT_IN(out, "weft: fatal: lib/task.c:");
+	EXPECT_IN(out, "weft: fatal: lib/sched/task.c:");
 }
 
 /* ------------------------------------------------ (b) an absurd opts.sz */
