@@ -29,6 +29,10 @@ TEST is one of:
             (0.25 s) of the 100 ms threshold; a healthy weft_load under
             schedtop gets no long-poll lint in any interval, the first one
             after attaching included.
+  lints     real programs (tests/bpf/lint_target), each staging one
+            problem or a healthy load, run under schedtop --batch --json
+            from the first interval after attaching to the running load:
+            each must draw exactly its lint set (see SCENARIOS).
   caps      the privilege model (docs/OBSERVABILITY.md, Privileges), as an
             administrator sets it up: a copy owned by a group, mode 0750, file
             capabilities cap_bpf,cap_perfmon,cap_sys_admin=p, used by nobody
@@ -430,6 +434,73 @@ def test_longpoll(schedtop, load, lib):
     print("PASS: long poll named in %d intervals; healthy load: none in 6" % len(flagged))
 
 
+# scenario, workers, intervals of 0.25 s, lints it must draw (in at least
+# half the intervals after the first), lints it may draw besides (none
+# other is allowed, in any interval, the first after attaching included)
+SCENARIOS = [
+    # healthy: the demo's shape; the first interval after attaching once
+    # drew stuck-worker (no poll-counter baseline yet)
+    ("skew", 2, 8, set(), set()),
+    # healthy overload: every worker's queue deep in turn; imbalance used
+    # to flag whichever was deep this interval
+    ("flood", 2, 10, set(), set()),
+    # healthy, nearly idle: half the wakes find nothing (the relayed
+    # searcher), which drew herd at a 0.5 threshold
+    ("trickle", 4, 8, set(), set()),
+    ("pingpong", 2, 8, set(), set()),
+    # a wake storm: 256 fibers woken every 1 ms
+    ("wakestorm", 2, 8, {"herd"}, set()),
+]
+
+
+def run_scenario(schedtop, target, name, workers, n):
+    """Lint names per interval of schedtop attached to a running scenario."""
+    secs = n * 0.25 + 3
+    tp = subprocess.Popen([target, name, str(secs), str(workers)], stdout=subprocess.PIPE,
+                          text=True)
+    st = None
+    try:
+        ready = read_line(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            fail("lint_target %s did not get ready: %r" % (name, ready))
+        time.sleep(0.3)   # attach to a runtime that is already busy
+        p = run_schedtop([schedtop, "-p", ready.split()[1], "--batch", "--json", "-n", str(n),
+                          "0.25"], timeout=30)
+    finally:
+        tp.kill()
+        tp.wait()
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    if p.returncode != 0 or len(objs) != n:
+        fail("%s: schedtop rc %d, %d objects: %s" % (name, p.returncode, len(objs), p.stderr))
+    return objs
+
+
+def test_lints(schedtop, load, lib):
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    only = os.environ.get("SCENARIO")
+    bad = []
+    for name, workers, n, must, may in SCENARIOS:
+        if only and name != only:
+            continue
+        objs = run_scenario(schedtop, target, name, workers, n)
+        per = [{l["name"] for l in o["lints"]} for o in objs]
+        print("%-10s %s" % (name, " ".join(",".join(sorted(s)) or "-" for s in per)))
+        for o in objs:
+            for l in o["lints"]:
+                print("    %s: %s" % (l["name"], l["detail"]))
+        extra = set().union(*per) - must - may
+        if extra:
+            bad.append("%s: unexpected %s" % (name, sorted(extra)))
+        for m in must:
+            hits = sum(1 for s in per[1:] if m in s)
+            if 2 * hits < len(per) - 1:
+                bad.append("%s: %s in %d of %d intervals after the first" % (name, m, hits,
+                                                                              len(per) - 1))
+    if bad:
+        fail("; ".join(bad))
+    print("PASS: every scenario drew exactly its lints")
+
+
 NOBODY = 65534
 SCHEDTOP_GID = 64999   # the group that may run the capability copy (numeric: no /etc/group entry needed)
 
@@ -649,7 +720,7 @@ def main():
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
-             "caps": test_caps, "longpoll": test_longpoll}
+             "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

@@ -141,8 +141,8 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	iv->workers = snap_ncores(s);
 	double dt = iv->dt_s;
 	uint64_t polls = 0, steals = 0, tasks = 0, parks = 0, unparks = 0, noops = 0, fails = 0;
-	uint64_t dmin = UINT64_MAX, dmax = 0;
-	int dmin_core = -1, dmax_core = -1;
+	uint64_t dmin = UINT64_MAX;
+	int dmin_core = -1;
 	bool polls_known = true; /* every live worker's poll counter read at both ends */
 	for (unsigned i = 0; i < iv->workers; i++) {
 		struct worker_row *r = &iv->row[i];
@@ -161,7 +161,6 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			iv->inject_depth = s->cores[i].inject_depth;
 		if (r->state != WEFT_ST_STOPPED) {
 			if (r->local_depth < dmin) { dmin = r->local_depth; dmin_core = (int)i; }
-			if (r->local_depth >= dmax) { dmax = r->local_depth; dmax_core = (int)i; }
 		}
 		for (unsigned v = 0; v < iv->workers; v++)
 			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
@@ -185,37 +184,69 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	/* ---- lints (only over a real interval) */
 	if (dt <= 0)
 		return;
-	if (dmax_core >= 0 && dmin_core >= 0 && dmax - dmin > LINT_IMBALANCE_DEPTH) {
-		ls->imbalance_run++;
-	} else {
-		ls->imbalance_run = 0;
+	/* imbalance: the same worker deep for LINT_IMBALANCE_INTERVALS in a row
+	 * (a worker that is deep in one interval and drained in the next is
+	 * work stealing doing its job) */
+	int deep = -1;
+	for (unsigned i = 0; i < iv->workers; i++) {
+		const struct worker_row *r = &iv->row[i];
+		bool is_deep = dmin_core >= 0 && r->state != WEFT_ST_STOPPED &&
+			       r->local_depth > dmin + LINT_IMBALANCE_DEPTH;
+		ls->imbalance_run[i] = is_deep ? ls->imbalance_run[i] + 1 : 0;
+		if (ls->imbalance_run[i] >= LINT_IMBALANCE_INTERVALS &&
+		    (deep < 0 || r->local_depth > iv->row[deep].local_depth))
+			deep = (int)i;
 	}
-	if (ls->imbalance_run >= LINT_IMBALANCE_INTERVALS) {
+	for (unsigned i = iv->workers; i < WEFT_BPF_MAX_CORES; i++)
+		ls->imbalance_run[i] = 0;
+	if (deep >= 0) {
 		iv->lint[LINT_IMBALANCE] = true;
 		snprintf(iv->lint_detail[LINT_IMBALANCE], sizeof(iv->lint_detail[0]),
-			 "local depth w%d=%" PRIu64 " vs w%d=%" PRIu64 " for %u intervals", dmax_core,
-			 dmax, dmin_core, dmin, ls->imbalance_run);
+			 "local depth w%d=%" PRIu64 " vs w%d=%" PRIu64 ", w%d deep for %u intervals",
+			 deep, iv->row[deep].local_depth, dmin_core, dmin, deep,
+			 ls->imbalance_run[deep]);
 	}
 	/* steal-storm compares with polls/s: not before every worker's poll
 	 * counter was read at both ends of the interval (the first interval
 	 * after attach shows 0 polls/s until each worker passed maintenance). */
 	double attempts = (double)(steals + fails) / dt;
 	if (polls_known && attempts >= LINT_STEAL_STORM_MIN_PER_S &&
-	    attempts > LINT_STEAL_STORM_RATIO * ((double)polls / dt)) {
+	    attempts >= LINT_STEAL_STORM_RATIO * ((double)polls / dt)) {
 		iv->lint[LINT_STEAL_STORM] = true;
 		snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
 			 "%.0f steal attempts/s vs %.0f polls/s", attempts, (double)polls / dt);
 	}
-	if (iv->unparks_per_s >= LINT_HERD_MIN_UNPARKS_PER_S && unparks &&
-	    (double)noops / (double)unparks > LINT_HERD_RATIO) {
+	/* herd: a wake storm - workers pulled out of an idle runtime again and
+	 * again by bursts of tasks woken at once. Not a herd: one task per
+	 * wake (a thread spawning into an idle runtime: half those wakes find
+	 * nothing, the relayed searcher), busy workers handing tasks back and
+	 * forth (ping-pong), or a few big waves a second (skew, bursts). The
+	 * share of wakes that found no work is shown but not a criterion: on
+	 * the same storm program it ranged from 0 to 0.5 from run to run. */
+	double parked = 0;
+	unsigned live = 0;
+	for (unsigned i = 0; i < iv->workers; i++)
+		if (iv->row[i].state != WEFT_ST_STOPPED) {
+			parked += iv->row[i].state_frac[WEFT_ST_PARKED];
+			live++;
+		}
+	parked = live ? parked / live : 0;
+	if (iv->unparks_per_s >= LINT_HERD_MIN_UNPARKS_PER_S && unparks && polls_known &&
+	    (double)polls / (double)unparks >= LINT_HERD_POLLS_PER_UNPARK &&
+	    parked >= LINT_HERD_PARKED) {
 		iv->lint[LINT_HERD] = true;
 		snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),
-			 "%" PRIu64 " of %" PRIu64 " unparks found no work", noops, unparks);
+			 "%.0f unparks/s out of an idle runtime (workers %.0f%% parked), %.0f polls "
+			 "per unpark; %" PRIu64 " of %" PRIu64 " found no work", iv->unparks_per_s,
+			 100 * parked, (double)polls / (double)unparks, noops, unparks);
 	}
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
 		const struct weft_bpf_core *c = &s->cores[i];
+		/* no poll: only against a baseline (the counters read at both
+		 * ends; the first interval after attach has none) */
 		if (r->local_depth > 0 && r->polls == 0 && c->counters_ptr &&
+		    p->cores[i].counters_ptr &&
 		    (r->state == WEFT_ST_RUNNING || r->state == WEFT_ST_SEARCHING)) {
 			iv->lint[LINT_STUCK_WORKER] = true;
 			snprintf(iv->lint_detail[LINT_STUCK_WORKER], sizeof(iv->lint_detail[0]),

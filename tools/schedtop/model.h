@@ -27,12 +27,16 @@ struct snap {
 };
 
 /* Lint thresholds (documented in docs/OBSERVABILITY.md). */
-#define LINT_IMBALANCE_DEPTH 64      /* max - min local depth ... */
-#define LINT_IMBALANCE_INTERVALS 3   /* ... for this many intervals in a row */
+#define LINT_IMBALANCE_DEPTH 64      /* one worker's local depth - the shallowest's ... */
+#define LINT_IMBALANCE_INTERVALS 3   /* ... for this many intervals in a row, same worker */
 #define LINT_STEAL_STORM_MIN_PER_S 1000.0 /* steal attempts/s, at least */
-#define LINT_STEAL_STORM_RATIO 1.0   /* attempts per poll, above */
-#define LINT_HERD_MIN_UNPARKS_PER_S 50.0
-#define LINT_HERD_RATIO 0.5          /* noop unparks / unparks, above */
+/* attempts per poll, at least: an idle runtime woken for one task costs
+ * at most two searches (the woken worker and the searcher it relays to) */
+#define LINT_STEAL_STORM_RATIO 4.0
+/* herd (a wake storm): workers woken this often ... */
+#define LINT_HERD_MIN_UNPARKS_PER_S 500.0
+#define LINT_HERD_POLLS_PER_UNPARK 16.0 /* ... each wake with a burst of tasks ... */
+#define LINT_HERD_PARKED 0.5         /* ... out of a mostly parked runtime (mean share) */
 
 #define LINT_LONG_POLL_MS 100      /* long-poll: one poll longer than this (live only, stall.c) */
 
@@ -41,7 +45,7 @@ enum lint_id { LINT_IMBALANCE, LINT_STEAL_STORM, LINT_HERD, LINT_STUCK_WORKER, L
 extern const char *const lint_names[LINT_NR];
 
 struct lint_state {            /* carried from one interval to the next */
-	unsigned imbalance_run;
+	unsigned imbalance_run[WEFT_BPF_MAX_CORES]; /* intervals in a row this worker was deep */
 };
 
 struct worker_row {
