@@ -56,6 +56,7 @@ __u64 filter_rt = 0; /* 0: every runtime of the process */
 struct weft_bpf_core cores[WEFT_BPF_SLOTS];
 struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
 struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
+struct weft_bpf_block blocks[WEFT_BPF_MAX_CORES];
 __u64 drops = 0;
 __u64 events = 0;          /* ring buffer events written */
 __u64 usdt_events = 0;     /* USDT probe hits counted */
@@ -534,6 +535,7 @@ static __always_inline bool futex_call_waits(long nr, unsigned long op)
 struct sys_args {
 	long nr;
 	unsigned long a0, a1;
+	unsigned long ip, sp;
 };
 
 static __always_inline bool task_sys_args(struct task_struct *t, struct sys_args *a)
@@ -545,11 +547,15 @@ static __always_inline bool task_sys_args(struct task_struct *t, struct sys_args
 	a->nr = (long)BPF_CORE_READ(r, orig_ax);
 	a->a0 = BPF_CORE_READ(r, di);
 	a->a1 = BPF_CORE_READ(r, si);
+	a->ip = BPF_CORE_READ(r, ip);
+	a->sp = BPF_CORE_READ(r, sp);
 	return true;
 #elif defined(__TARGET_ARCH_arm64)
 	a->nr = (long)BPF_CORE_READ(r, syscallno);
 	a->a0 = BPF_CORE_READ(r, orig_x0);
 	a->a1 = BPF_CORE_READ(r, regs[1]);
+	a->ip = BPF_CORE_READ(r, pc);
+	a->sp = BPF_CORE_READ(r, sp);
 	return true;
 #else
 	return false;
@@ -594,6 +600,67 @@ static __always_inline void park_end(struct weft_bpf_core *c, struct tstate *ts,
 	set_state(c, WEFT_ST_SEARCHING, now);
 }
 
+/* The core's thread goes to sleep outside its park: if it is inside a poll
+ * (the core's cur_task, read from the thread's own memory: it is current),
+ * a task made a blocking call. Keep the syscall, the registers and the top
+ * of the user stack for schedtop to name. */
+static __always_inline void block_begin(struct weft_bpf_core *c, __u32 slot,
+					const struct sys_args *a, __u64 now)
+{
+	__u64 task = 0;
+	if (!c->counters_ptr || slot >= WEFT_BPF_MAX_CORES)
+		return;
+	if (bpf_probe_read_user(&task, sizeof(task),
+				(void *)(c->counters_ptr +
+					 __builtin_offsetof(struct weft_probe_counters, cur_task))) ||
+	    !task)
+		return;
+	struct weft_bpf_block_rec *r = &blocks[slot].cur;
+	r->seq++;
+	r->start_ts = now;
+	r->end_ts = 0;
+	r->task = task;
+	r->nr = a->nr;
+	r->ip = a->ip;
+	r->sp = a->sp;
+	r->nstack = WEFT_BPF_STACK_WORDS;
+	if (bpf_probe_read_user(r->stack, sizeof(r->stack), (void *)a->sp)) {
+		/* near the top of the stack mapping: a shorter copy */
+		r->nstack = WEFT_BPF_STACK_WORDS / 8;
+		if (bpf_probe_read_user(r->stack, sizeof(r->stack) / 8, (void *)a->sp))
+			r->nstack = 0;
+	}
+	r->seq++;
+}
+
+static __always_inline void block_end(__u32 slot, __u64 now)
+{
+	if (slot >= WEFT_BPF_MAX_CORES)
+		return;
+	struct weft_bpf_block *b = &blocks[slot];
+	__u64 t0 = b->cur.start_ts;
+	if (!t0)
+		return;
+	__u64 d = now > t0 ? now - t0 : 0;
+	b->episodes++;
+	b->total_ns += d;
+	if (d >= WEFT_BPF_BLOCK_KEEP_NS) {
+		b->done.seq++;
+		b->done.start_ts = t0;
+		b->done.end_ts = now;
+		b->done.task = b->cur.task;
+		b->done.nr = b->cur.nr;
+		b->done.ip = b->cur.ip;
+		b->done.sp = b->cur.sp;
+		b->done.nstack = b->cur.nstack;
+		bpf_probe_read_kernel(b->done.stack, sizeof(b->done.stack), b->cur.stack);
+		b->done.seq++;
+	}
+	b->cur.seq++;
+	b->cur.start_ts = 0;
+	b->cur.seq++;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
@@ -624,9 +691,14 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 					ts->futex_ts = now;
 				/* the core's current thread only: a hand-off
 				 * thread that gave the core up is not parked */
-				if (c && ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid &&
-				    is_park_sleep(&a, c))
-					park_begin(c, ts, now);
+				if (c && ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid) {
+					if (is_park_sleep(&a, c))
+						park_begin(c, ts, now);
+					/* asleep, not just rescheduled on its way
+					 * back to user mode (preempt false too) */
+					else if (BPF_CORE_READ(prev, __state) != 0)
+						block_begin(c, ts->slot, &a, now);
+				}
 			}
 		}
 	}
@@ -636,6 +708,7 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 			ts->oncpu_start = now;
 			if (futex_from_switch)
 				futex_done(ts, now);
+			block_end(ts->slot, now);
 			if (ts->park_sleep) {
 				struct weft_bpf_core *c = slot_get(ts->slot);
 				if (c)

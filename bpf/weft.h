@@ -86,6 +86,28 @@ struct weft_bpf_core {
 	unsigned long long futex_wait_ns;
 };
 
+/* A worker thread off-CPU inside a poll (not in its park): a blocking call
+ * in a task. `cur` is the episode in progress (start_ts 0: none); `done`
+ * the last finished one that lasted WEFT_BPF_BLOCK_KEEP_NS or more. Each
+ * is written by sched_switch between seq odd and seq even. */
+#define WEFT_BPF_STACK_WORDS 256     /* user stack copied from sp: 2 KiB */
+#define WEFT_BPF_BLOCK_KEEP_NS 1000000ull
+
+struct weft_bpf_block_rec {
+	unsigned long long seq;
+	unsigned long long start_ts, end_ts; /* CLOCK_MONOTONIC ns */
+	unsigned long long task;             /* the polled task's address (cur_task) */
+	long long nr;                        /* syscall number; -1: not in a syscall */
+	unsigned long long ip, sp;           /* user registers at the switch */
+	unsigned long long nstack;           /* words of stack copied */
+	unsigned long long stack[WEFT_BPF_STACK_WORDS];
+};
+
+struct weft_bpf_block {
+	unsigned long long episodes, total_ns; /* finished, any length */
+	struct weft_bpf_block_rec cur, done;
+};
+
 struct weft_bpf_hist_slots {
 	unsigned long long slot[WEFT_BPF_HIST_SLOTS];
 };

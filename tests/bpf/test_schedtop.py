@@ -450,7 +450,16 @@ SCENARIOS = [
     ("pingpong", 2, 8, set(), set()),
     # a wake storm: 256 fibers woken every 1 ms
     ("wakestorm", 2, 8, {"herd"}, set()),
+    # sleep(1) and read() on a pipe inside tasks: the workers hold queued
+    # tasks they do not run (stuck-worker), the poll lasts (long-poll)
+    ("blocking", 2, 8, {"blocking-call", "long-poll"}, {"stuck-worker"}),
 ]
+
+# what a lint's detail must name, per scenario
+DETAILS = {
+    "blocking": ("blocking-call", [("clock_nanosleep()", "sleep+", "sleeper+", "lint_target.c:"),
+                                   ("read()", "reader+", "lint_target.c:")]),
+}
 
 
 def run_scenario(schedtop, target, name, workers, n):
@@ -488,6 +497,11 @@ def test_lints(schedtop, load, lib):
         for o in objs:
             for l in o["lints"]:
                 print("    %s: %s" % (l["name"], l["detail"]))
+        if name in DETAILS:
+            lint, alts = DETAILS[name]
+            ds = [l["detail"] for o in objs for l in o["lints"] if l["name"] == lint]
+            if not any(all(w in d for w in alt) for d in ds for alt in alts):
+                bad.append("%s: no %s detail names %s" % (name, lint, alts))
         extra = set().union(*per) - must - may
         if extra:
             bad.append("%s: unexpected %s" % (name, sorted(extra)))

@@ -16,7 +16,7 @@
 #include "model.h"
 
 const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker",
-					  "long-poll" };
+					  "long-poll", "blocking-call" };
 
 static const char *const state_names[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
 						     "stopped" };

@@ -24,6 +24,9 @@ struct snap {
 	struct weft_bpf_core cores[WEFT_BPF_SLOTS];
 	struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
 	struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
+	/* blocking calls in tasks (live only: not in recorded snapshots); a
+	 * record torn by a concurrent write has start_ts 0 */
+	struct weft_bpf_block blocks[WEFT_BPF_MAX_CORES];
 };
 
 /* Lint thresholds (documented in docs/OBSERVABILITY.md). */
@@ -39,9 +42,10 @@ struct snap {
 #define LINT_HERD_PARKED 0.5         /* ... out of a mostly parked runtime (mean share) */
 
 #define LINT_LONG_POLL_MS 100      /* long-poll: one poll longer than this (live only, stall.c) */
+#define LINT_BLOCKING_MS 10        /* blocking-call: off-CPU inside a poll this long (live only) */
 
 enum lint_id { LINT_IMBALANCE, LINT_STEAL_STORM, LINT_HERD, LINT_STUCK_WORKER, LINT_LONG_POLL,
-	       LINT_NR };
+	       LINT_BLOCKING_CALL, LINT_NR };
 extern const char *const lint_names[LINT_NR];
 
 struct lint_state {            /* carried from one interval to the next */
@@ -77,7 +81,7 @@ struct interval {
 	struct worker_row row[WEFT_BPF_MAX_CORES];
 	struct worker_row other;      /* threads of the process that are not workers */
 	bool lint[LINT_NR];
-	char lint_detail[LINT_NR][384];
+	char lint_detail[LINT_NR][768];
 	/* steal matrix deltas (ops), thief x victim */
 	uint64_t matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
 	uint64_t hist[WEFT_BPF_MAX_CORES][WEFT_H_NR][WEFT_BPF_HIST_SLOTS]; /* deltas */

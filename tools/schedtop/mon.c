@@ -297,6 +297,17 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	memcpy(s->cores, (const void *)b->cores, sizeof(s->cores));
 	memcpy(s->hists, (const void *)b->hists, sizeof(s->hists));
 	memcpy(s->matrix, (const void *)b->matrix, sizeof(s->matrix));
+	for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++) {
+		const volatile struct weft_bpf_block *lb = &b->blocks[i];
+		struct weft_bpf_block *sb = &s->blocks[i];
+		memcpy(sb, (const void *)lb, sizeof(*sb));
+		/* seqlock readers: odd, or changed during the copy, is torn */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if ((sb->cur.seq & 1) || sb->cur.seq != lb->cur.seq)
+			sb->cur.start_ts = 0;
+		if ((sb->done.seq & 1) || sb->done.seq != lb->done.seq)
+			sb->done.start_ts = 0;
+	}
 	s->drops = b->drops;
 	s->events = b->events;
 	s->usdt_events = b->usdt_events;

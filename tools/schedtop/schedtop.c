@@ -463,6 +463,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 			snap_write(rec, cur, seq++);
 		interval_compute(iv, prev, cur, &ls);
 		stall_lint(st, iv, now_ns());
+		stall_blocking_lint(st, iv, prev, cur);
 		bool last = gone || exiting || (count && n >= count);
 		if (json) {
 			interval_print_json(stdout, iv, t->pid, last);

@@ -175,6 +175,150 @@ void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns)
 		 (unsigned long long)c->task, (double)worst_ns / 1e9, fn, site);
 }
 
+/* ------------------------------------------------------- blocking calls */
+
+#if defined(__x86_64__)
+static const struct { int nr; const char *name; } sysnames[] = {
+	{ 0, "read" }, { 1, "write" }, { 2, "open" }, { 3, "close" }, { 7, "poll" },
+	{ 17, "pread64" }, { 18, "pwrite64" }, { 19, "readv" }, { 20, "writev" },
+	{ 23, "select" }, { 34, "pause" }, { 35, "nanosleep" }, { 42, "connect" },
+	{ 43, "accept" }, { 44, "sendto" }, { 45, "recvfrom" }, { 46, "sendmsg" },
+	{ 47, "recvmsg" }, { 61, "wait4" }, { 72, "fcntl" }, { 73, "flock" }, { 74, "fsync" },
+	{ 75, "fdatasync" }, { 202, "futex" }, { 230, "clock_nanosleep" },
+	{ 232, "epoll_wait" }, { 257, "openat" }, { 270, "pselect6" }, { 271, "ppoll" },
+	{ 281, "epoll_pwait" }, { 288, "accept4" }, { 449, "futex_waitv" },
+};
+#elif defined(__aarch64__)
+static const struct { int nr; const char *name; } sysnames[] = {
+	{ 22, "epoll_pwait" }, { 56, "openat" }, { 57, "close" }, { 63, "read" },
+	{ 64, "write" }, { 65, "readv" }, { 66, "writev" }, { 67, "pread64" },
+	{ 72, "pselect6" }, { 73, "ppoll" }, { 82, "fsync" }, { 98, "futex" },
+	{ 101, "nanosleep" }, { 115, "clock_nanosleep" }, { 202, "accept" },
+	{ 203, "connect" }, { 206, "sendto" }, { 207, "recvfrom" }, { 211, "sendmsg" },
+	{ 212, "recvmsg" }, { 242, "accept4" }, { 260, "wait4" }, { 449, "futex_waitv" },
+};
+#else
+static const struct { int nr; const char *name; } sysnames[] = { { -2, "" } };
+#endif
+
+const char *stall_syscall_name(long long nr, char *buf, size_t n)
+{
+	if (nr < 0) {
+		snprintf(buf, n, "no syscall (a page fault?)");
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof(sysnames) / sizeof(sysnames[0]); i++)
+		if (sysnames[i].nr == nr) {
+			snprintf(buf, n, "%s()", sysnames[i].name);
+			return buf;
+		}
+	snprintf(buf, n, "syscall %lld", nr);
+	return buf;
+}
+
+/* Is the instruction just before `ret` in the target a call? Then `ret`,
+ * found on the stack, is a return address. */
+static bool after_call(struct stall *st, uint64_t ret)
+{
+	unsigned char b[8];
+	if (ret < 8 || peek(st->pid, ret - 8, b, sizeof(b)))
+		return false;
+#if defined(__x86_64__)
+	if (b[3] == 0xe8)                             /* call rel32 */
+		return true;
+	if (b[6] == 0xff && (b[7] & 0x38) == 0x10)    /* call *reg */
+		return true;
+	if (b[5] == 0xff && (b[6] & 0x38) == 0x10)    /* call *disp8(reg) / *(reg) */
+		return true;
+	if (b[2] == 0xff && (b[3] & 0x38) == 0x10)    /* call *disp32(reg), *rip(rel) */
+		return true;
+	if (b[1] == 0xff && (b[2] & 0x38) == 0x10)    /* call *disp32(base,index) */
+		return true;
+	return false;
+#elif defined(__aarch64__)
+	uint32_t insn;
+	memcpy(&insn, b + 4, 4);
+	return (insn & 0xfc000000u) == 0x94000000u ||  /* bl */
+	       (insn & 0xfffffc1fu) == 0xd63f0000u;    /* blr */
+#else
+	return false;
+#endif
+}
+
+/* The user stack: the instruction the thread blocked at, then the return
+ * addresses found on the copied stack (a word that points just after a
+ * call instruction in mapped code). A scan, not an unwind: the libraries
+ * on the path (libc) keep no frame pointers, and the copy is all there is
+ * once the thread has run on. A stale return address left in a dead frame
+ * may show; the first frames are the reliable ones. */
+static void stack_text(struct stall *st, const struct weft_bpf_block_rec *r, char *buf, size_t n)
+{
+	size_t len = 0;
+	char f[160];
+	int frames = 0;
+	name(st, r->ip, false, f, sizeof(f));
+	len += (size_t)snprintf(buf + len, n - len, "%s", f);
+	uint64_t last = 0;
+	for (uint64_t i = 0; i < r->nstack && i < WEFT_BPF_STACK_WORDS && frames < 6 && len < n; i++) {
+		uint64_t w = r->stack[i];
+		struct sym_info si;
+		if (w < 4096 || w == last || !st->sym || sym_lookup(st->sym, w, true, &si) ||
+		    !si.func[0] || !after_call(st, w))
+			continue;
+		last = w;
+		name(st, w, true, f, sizeof(f));
+		len += (size_t)snprintf(buf + len, n - len, " < %s", f);
+		frames++;
+	}
+	if (len >= n && n > 4)
+		memcpy(buf + n - 4, "...", 4);
+}
+
+void stall_blocking_lint(struct stall *st, struct interval *iv, const struct snap *prev,
+			 const struct snap *cur)
+{
+	const struct weft_bpf_block_rec *worst = NULL;
+	uint64_t worst_ns = 0, thr = (uint64_t)LINT_BLOCKING_MS * 1000000ull;
+	int wcore = -1;
+	bool ongoing = false;
+	for (unsigned i = 0; i < iv->workers && i < WEFT_BPF_MAX_CORES; i++) {
+		const struct weft_bpf_block *b = &cur->blocks[i];
+		if (b->cur.start_ts && cur->ts_ns > b->cur.start_ts &&
+		    cur->ts_ns - b->cur.start_ts >= thr && cur->ts_ns - b->cur.start_ts > worst_ns) {
+			worst = &b->cur;
+			worst_ns = cur->ts_ns - b->cur.start_ts;
+			wcore = (int)i;
+			ongoing = true;
+		}
+		if (b->done.start_ts && b->done.end_ts > prev->ts_ns &&
+		    b->done.end_ts - b->done.start_ts >= thr &&
+		    b->done.end_ts - b->done.start_ts > worst_ns) {
+			worst = &b->done;
+			worst_ns = b->done.end_ts - b->done.start_ts;
+			wcore = (int)i;
+			ongoing = false;
+		}
+	}
+	if (!worst)
+		return;
+	open_sym(st);
+	char sc[64], fn[160], stack[400], task[200];
+	uint64_t id = 0, pf = 0;
+	if (!peek(st->pid, worst->task + st->reg.task_id_off, &id, sizeof(id)) &&
+	    !peek(st->pid, worst->task + st->reg.task_poll_off, &pf, sizeof(pf)) && st->reg.magic) {
+		name(st, pf, false, fn, sizeof(fn));
+		snprintf(task, sizeof(task), "task %llu (%s)", (unsigned long long)id, fn);
+	} else {
+		snprintf(task, sizeof(task), "task at 0x%llx", (unsigned long long)worst->task);
+	}
+	stack_text(st, worst, stack, sizeof(stack));
+	iv->lint[LINT_BLOCKING_CALL] = true;
+	snprintf(iv->lint_detail[LINT_BLOCKING_CALL], sizeof(iv->lint_detail[0]) - 1,
+		 "W%d blocked in %s for %.2f s %s, inside a poll of %s; stack: %s", wcore,
+		 stall_syscall_name(worst->nr, sc, sizeof(sc)), (double)worst_ns / 1e9,
+		 ongoing ? "(still blocked)" : "(returned)", task, stack);
+}
+
 void stall_fini(struct stall *st)
 {
 	sym_close(st->sym);

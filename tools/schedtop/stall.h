@@ -44,6 +44,17 @@ void stall_sample(struct stall *st, uint64_t now_ns);
  * with the detail (symbolized). */
 void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns);
 
+/* The blocking-call lint: a worker thread off-CPU inside a poll (not in
+ * its park) for LINT_BLOCKING_MS or more, still or during the interval
+ * ending at `cur` (BPF's sched_switch records, struct weft_bpf_block):
+ * which syscall, how long, the task and its user stack, symbolized. */
+void stall_blocking_lint(struct stall *st, struct interval *iv, const struct snap *prev,
+			 const struct snap *cur);
+
+/* The name of syscall `nr` on this architecture ("syscall N" if unknown,
+ * "no syscall" for -1). */
+const char *stall_syscall_name(long long nr, char *buf, size_t n);
+
 void stall_fini(struct stall *st);
 
 #endif /* SCHEDTOP_STALL_H */
