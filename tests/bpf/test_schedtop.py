@@ -50,6 +50,7 @@ environment variable CI is "true", a skip is a failure: CI runs as root.
 """
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -441,9 +442,10 @@ SCENARIOS = [
     # healthy: the demo's shape; the first interval after attaching once
     # drew stuck-worker (no poll-counter baseline yet)
     ("skew", 2, 8, set(), set()),
-    # healthy overload: every worker's queue deep in turn; imbalance used
-    # to flag whichever was deep this interval
-    ("flood", 2, 10, set(), set()),
+    # overload: every worker's queue deep in turn; imbalance used to flag
+    # whichever was deep this interval. It may fire now only on a worker
+    # that was deep three intervals in a row (checked below).
+    ("flood", 2, 10, set(), {"imbalance"}),
     # healthy, nearly idle: half the wakes find nothing (the relayed
     # searcher), which drew herd at a 0.5 threshold
     ("trickle", 4, 8, set(), set()),
@@ -497,11 +499,35 @@ def test_lints(schedtop, load, lib):
         for o in objs:
             for l in o["lints"]:
                 print("    %s: %s" % (l["name"], l["detail"]))
+        for k, o in enumerate(objs):
+            for d in lints_of(o, "imbalance"):
+                m = re.search(r"w(\d+) deep for", d)
+                w = int(m.group(1)) if m else -1
+                for j in range(max(0, k - 2), k + 1):
+                    ds = [x["local_depth"] for x in objs[j]["worker"]]
+                    if k < 2 or w < 0 or ds[w] <= min(ds) + 64:
+                        bad.append("%s: imbalance on w%d, not deep in interval %d: %s" %
+                                   (name, w, j, ds))
+                        break
         if name in DETAILS:
             lint, alts = DETAILS[name]
             ds = [l["detail"] for o in objs for l in o["lints"] if l["name"] == lint]
             if not any(all(w in d for w in alt) for d in ds for alt in alts):
                 bad.append("%s: no %s detail names %s" % (name, lint, alts))
+        # every probe-reported value carries its age; stale ones say so
+        nstale = 0
+        for o in objs:
+            for w in o["worker"]:
+                want = w["state"] not in ("parked", "stopped") and \
+                    (w["age_s"] < 0 or w["age_s"] > max(o["interval_s"], 1e-9))
+                if w["stale"] != want:
+                    bad.append("%s: worker %d age %.3f state %s stale %s" %
+                               (name, w["core"], w["age_s"], w["state"], w["stale"]))
+                nstale += w["stale"]
+            if "inject_age_s" not in o or "inject_stale" not in o:
+                bad.append("%s: no inject_age_s / inject_stale" % name)
+        if name == "blocking" and not nstale:
+            bad.append("blocking: the blocked workers' depths were never marked stale")
         extra = set().union(*per) - must - may
         if extra:
             bad.append("%s: unexpected %s" % (name, sorted(extra)))

@@ -98,6 +98,10 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->notified = d(b->notified, a->notified);
 	r->local_depth = b->local_depth;
 	r->depth_max = b->depth_max;
+	uint64_t seen = b->last_event_ts > b->state_ts ? b->last_event_ts : b->state_ts;
+	r->age_s = seen && s->ts_ns >= seen ? (double)(s->ts_ns - seen) / 1e9 : -1;
+	r->stale = b->state != WEFT_ST_PARKED && b->state != WEFT_ST_STOPPED &&
+		   (r->age_s < 0 || r->age_s > (dt_s > 0 ? dt_s : 1.0));
 	r->polls_per_s = dt_s > 0 ? (double)r->polls / dt_s : 0;
 	r->cpu_pct = dt_s > 0 ? 100.0 * (double)d(b->oncpu_ns, a->oncpu_ns) / (dt_s * 1e9) : 0;
 	r->vol_cs = d(b->vol_switches, a->vol_switches);
@@ -144,6 +148,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	uint64_t dmin = UINT64_MAX;
 	int dmin_core = -1;
 	bool polls_known = true; /* every live worker's poll counter read at both ends */
+	uint64_t inject_seen = 0;
 	for (unsigned i = 0; i < iv->workers; i++) {
 		struct worker_row *r = &iv->row[i];
 		row_fill(r, p, s, i, dt, iv);
@@ -157,8 +162,12 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		unparks += r->unparks;
 		noops += r->noop_unparks;
 		fails += r->steal_fails;
-		if (s->cores[i].inject_depth > iv->inject_depth)
+		/* inject depth: the latest report of any worker */
+		uint64_t seen = s->cores[i].last_event_ts;
+		if (seen && seen >= inject_seen) {
+			inject_seen = seen;
 			iv->inject_depth = s->cores[i].inject_depth;
+		}
 		if (r->state != WEFT_ST_STOPPED) {
 			if (r->local_depth < dmin) { dmin = r->local_depth; dmin_core = (int)i; }
 		}
@@ -166,6 +175,9 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
 	}
 	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv);
+	iv->inject_age_s = inject_seen && s->ts_ns >= inject_seen
+				   ? (double)(s->ts_ns - inject_seen) / 1e9 : -1;
+	iv->inject_stale = iv->inject_age_s < 0 || iv->inject_age_s > (dt > 0 ? dt : 1.0);
 	if (dt > 0) {
 		iv->polls_per_s = (double)polls / dt;
 		iv->steals_per_s = (double)steals / dt;
@@ -273,28 +285,41 @@ static void fmt_ns(char *b, size_t n, uint64_t ns)
 		snprintf(b, n, "%" PRIu64 "s", ns / 1000000000);
 }
 
+void fmt_age(char *b, size_t n, double age_s, bool stale)
+{
+	if (age_s < 0)
+		snprintf(b, n, "never");
+	else
+		snprintf(b, n, "%.1fs%s", age_s, stale ? " old" : "");
+}
+
 void interval_print_text(FILE *f, const struct interval *iv, int pid)
 {
+	char ia[32];
+	fmt_age(ia, sizeof(ia), iv->inject_age_s, iv->inject_stale);
 	fprintf(f, "pid %d  workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
-		   "inject %" PRIu64 "  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "  futex %s\n",
+		   "inject %" PRIu64 "%s (%s)  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "  futex %s\n",
 		pid, iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
-		iv->parks_per_s, iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s,
-		iv->drops, iv->futex_src[0] ? iv->futex_src : "-");
+		iv->parks_per_s, iv->inject_depth, iv->inject_stale ? "?" : "", ia,
+		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->drops,
+		iv->futex_src[0] ? iv->futex_src : "-");
 	for (unsigned l = 0; l < LINT_NR; l++)
 		if (iv->lint[l])
 			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
-	fprintf(f, "%-3s %-7s %-9s %9s %5s %7s %7s %6s %6s %7s %7s %7s %5s %5s %5s\n", "W", "TID",
-		"STATE", "POLLS/s", "DEPTH", "STL_IN", "STL_OUT", "PARKS", "NOOP", "PARK50",
+	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %7s %7s %6s %6s %7s %7s %7s %5s %5s %5s\n", "W",
+		"TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN", "STL_OUT", "PARKS", "NOOP", "PARK50",
 		"PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
-		char p50[24], p99[24], u99[24];
+		char p50[24], p99[24], u99[24], age[32], dep[32];
+		fmt_age(age, sizeof(age), r->age_s, r->stale);
+		snprintf(dep, sizeof(dep), "%" PRIu64 "%s", r->local_depth, r->stale ? "?" : "");
 		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
 		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
 		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
-		fprintf(f, "%-3u %-7u %-9s %9.0f %5" PRIu64 " %7" PRIu64 " %7" PRIu64 " %6" PRIu64
+		fprintf(f, "%-3u %-7u %-9s %7s %9.0f %6s %7" PRIu64 " %7" PRIu64 " %6" PRIu64
 			   " %6" PRIu64 " %7s %7s %7s %5.1f %5" PRIu64 " %5" PRIu64 "\n",
-			r->core, r->tid, state_name(r->state), r->polls_per_s, r->local_depth,
+			r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep,
 			r->steals_in, r->steals_out, r->parks, r->noop_unparks, p50, p99, u99,
 			r->cpu_pct, r->invol_cs, r->migrations);
 	}
@@ -305,9 +330,10 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 {
 	fprintf(f, "{");
 	if (worker)
-		fprintf(f, "\"core\":%u,\"state\":\"%s\",\"running_pct\":%.1f,\"searching_pct\":%.1f,"
-			   "\"parked_pct\":%.1f,",
-			r->core, state_name(r->state), 100 * r->state_frac[WEFT_ST_RUNNING],
+		fprintf(f, "\"core\":%u,\"state\":\"%s\",\"age_s\":%.3f,\"stale\":%s,"
+			   "\"running_pct\":%.1f,\"searching_pct\":%.1f,\"parked_pct\":%.1f,",
+			r->core, state_name(r->state), r->age_s, r->stale ? "true" : "false",
+			100 * r->state_frac[WEFT_ST_RUNNING],
 			100 * r->state_frac[WEFT_ST_SEARCHING], 100 * r->state_frac[WEFT_ST_PARKED]);
 	fprintf(f,
 		"\"tid\":%u,\"polls\":%" PRIu64 ",\"polls_per_s\":%.1f,\"local_depth\":%" PRIu64
@@ -336,12 +362,14 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final
 		"{\"schema\":\"schedtop/1\",\"final\":%s,\"pid\":%d,\"ts_ns\":%" PRIu64
 		",\"interval_s\":%.3f,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
 		"\"tasks_stolen_per_s\":%.1f,\"parks_per_s\":%.1f,\"unparks_per_s\":%.1f,"
-		"\"inject_depth\":%" PRIu64 ",\"overhead\":{\"bpf_ns_per_event\":%.1f,"
+		"\"inject_depth\":%" PRIu64 ",\"inject_age_s\":%.3f,\"inject_stale\":%s,"
+		"\"overhead\":{\"bpf_ns_per_event\":%.1f,"
 		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64
 		",\"futex_probe\":\"%s\"},\"lints\":[",
 		final ? "true" : "false", pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
 		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
-		iv->inject_depth, iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
+		iv->inject_depth, iv->inject_age_s, iv->inject_stale ? "true" : "false",
+		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
 		iv->drops, iv->futex_src);
 	bool first = true;
 	for (unsigned l = 0; l < LINT_NR; l++) {

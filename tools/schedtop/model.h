@@ -60,6 +60,12 @@ struct worker_row {
 	uint64_t polls, steals_in, tasks_in, steals_out, tasks_out, steal_fails;
 	uint64_t parks, unparks, noop_unparks, overflows, spills, notified;
 	uint64_t local_depth, depth_max;
+	/* how old state and local_depth are (the last probe or park that
+	 * reported them; -1: none yet); stale: not reported during this
+	 * interval, so not current (a parked worker's are: the kernel says
+	 * when it wakes, and only it can fill its queue) */
+	double age_s;
+	bool stale;
 	double polls_per_s;
 	uint64_t park_p50_ns, park_p99_ns, unpark_p99_ns, futex_p99_ns;
 	double cpu_pct;
@@ -75,6 +81,8 @@ struct interval {
 	unsigned workers;
 	double polls_per_s, steals_per_s, tasks_stolen_per_s, parks_per_s, unparks_per_s;
 	uint64_t inject_depth;
+	double inject_age_s;          /* age of inject_depth (-1: never reported) */
+	bool inject_stale;
 	double bpf_ns_per_event, bpf_events_per_s, self_cpu_pct;
 	uint64_t drops, drops_delta;
 	char futex_src[64];           /* from the snapshot: sched_switch or tp_btf:... */
@@ -101,6 +109,8 @@ uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct);
 const char *state_name(unsigned st);
 
 /* Output. */
+/* "0.4s", "3.2s old" (stale), "never" (age_s < 0) */
+void fmt_age(char *b, size_t n, double age_s, bool stale);
 void interval_print_text(FILE *f, const struct interval *iv, int pid);
 void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final);
 void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned n,

@@ -52,9 +52,12 @@ static void fmt_ns(char *b, size_t n, uint64_t ns)
 
 static void header(const struct interval *iv, int pid)
 {
+	char ia[32];
+	fmt_age(ia, sizeof(ia), iv->inject_age_s, iv->inject_stale);
 	mvprintw(0, 0, "schedtop  pid %d  workers %u  tasks(polls)/s %.0f  steals/s %.0f  parks/s %.0f"
-		       "  inject %llu", pid, iv->workers, iv->polls_per_s, iv->steals_per_s,
-		 iv->parks_per_s, (unsigned long long)iv->inject_depth);
+		       "  inject %llu%s (%s)", pid, iv->workers, iv->polls_per_s, iv->steals_per_s,
+		 iv->parks_per_s, (unsigned long long)iv->inject_depth, iv->inject_stale ? "?" : "",
+		 ia);
 	mvprintw(1, 0, "overhead: bpf %.0f ns/event, %.0f events/s, schedtop cpu %.1f%%, drops %llu"
 		       "  futex: %s",
 		 iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
@@ -83,13 +86,16 @@ static void view_workers(struct tui *t, int pid)
 			unsigned x = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = x;
 		}
 	attron(A_REVERSE);
-	mvprintw(4, 0, "%-3s %-7s %-9s %8s %5s %-16s %6s %6s %5s %6s %6s %6s %5s %5s %4s",
-		 "W", "TID", "STATE", "POLLS/s", "DEPTH", "DEPTH HISTORY", "STL_IN", "STL_OUT",
+	mvprintw(4, 0, "%-3s %-7s %-9s %8s %8s %6s %-16s %6s %6s %5s %6s %6s %6s %5s %5s %4s",
+		 "W", "TID", "STATE", "AGE", "POLLS/s", "DEPTH", "DEPTH HISTORY", "STL_IN", "STL_OUT",
 		 "PARKS", "PARK50", "PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
 	attroff(A_REVERSE);
 	for (unsigned k = 0; k < iv->workers && 5 + (int)k < LINES - 1; k++) {
 		const struct worker_row *r = &iv->row[idx[k]];
-		char sp[SPARK_N + 1], a[24], b[24], c[24];
+		char sp[SPARK_N + 1], a[24], b[24], c[24], age[32], dep[32];
+		fmt_age(age, sizeof(age), r->age_s, r->stale);
+		snprintf(dep, sizeof(dep), "%llu%s", (unsigned long long)r->local_depth,
+			 r->stale ? "?" : "");
 		uint64_t mx = 1;
 		for (unsigned s = 0; s < SPARK_N; s++)
 			if (t->spark[r->core][s] > mx)
@@ -103,9 +109,8 @@ static void view_workers(struct tui *t, int pid)
 		fmt_ns(b, sizeof(b), r->park_p99_ns);
 		fmt_ns(c, sizeof(c), r->unpark_p99_ns);
 		mvprintw(5 + (int)k, 0,
-			 "%-3u %-7u %-9s %8.0f %5llu %-16s %6llu %6llu %5llu %6s %6s %6s %5.1f %5llu %4llu",
-			 r->core, r->tid, state_name(r->state), r->polls_per_s,
-			 (unsigned long long)r->local_depth, sp, (unsigned long long)r->steals_in,
+			 "%-3u %-7u %-9s %8s %8.0f %6s %-16s %6llu %6llu %5llu %6s %6s %6s %5.1f %5llu %4llu",
+			 r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep, sp, (unsigned long long)r->steals_in,
 			 (unsigned long long)r->steals_out, (unsigned long long)r->parks, a, b, c,
 			 r->cpu_pct, (unsigned long long)r->invol_cs, (unsigned long long)r->migrations);
 	}
@@ -205,6 +210,7 @@ static void view_help(void)
 		"  STATE     running | searching | parked | stopped (latest probe)",
 		"  POLLS/s   task polls (from the worker's counters, read at maintenance/park)",
 		"  DEPTH     local queue depth (latest), DEPTH HISTORY its sparkline",
+		"  AGE       how old STATE and DEPTH are; 'old' and DEPTH '?': not reported this interval",
 		"  STL_IN    successful steals by this worker, STL_OUT steals from it",
 		"  PARKS     times parked; PARK50/99 park duration percentiles",
 		"  UNPK99    notify -> worker running again, p99",
