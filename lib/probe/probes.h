@@ -4,9 +4,10 @@
  * Every probe has its own semaphore (a counter the tracer increments while
  * attached), so a probe nobody watches costs one load and a predictable
  * branch, and its arguments are not even computed. Probes fire on
- * scheduling decisions, never per task poll. Each probe's last argument is
- * the runtime id (the runtime's address), so several runtimes in one
- * process can be told apart.
+ * scheduling decisions, never per task poll. Every probe carries the
+ * runtime id (the runtime's address), so several runtimes in one process
+ * can be told apart: runtime_create's first argument, every other probe's
+ * last.
  *
  *   runtime_create(rt_id, workers)
  *   runtime_shutdown(rt_id)

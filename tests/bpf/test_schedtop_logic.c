@@ -108,10 +108,11 @@ static void test_recorded(void)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
-	interval_print_json(m, &iv, 42, true);
+	interval_print_json(m, &iv, 42, SCHEDTOP_END_EXITED);
 	fclose(m);
 	CHECK(strchr(buf, '\n') == buf + len - 1, "one line");
-	CHECK(strstr(buf, "\"final\":true") && strstr(buf, "\"pid\":42"), "json fields");
+	CHECK(strstr(buf, "\"final\":true,\"end\":\"target-exited\"") && strstr(buf, "\"pid\":42"),
+	      "json fields");
 	free(buf);
 }
 

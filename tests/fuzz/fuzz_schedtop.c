@@ -116,7 +116,7 @@ static void snapshots(const uint8_t *data, size_t size)
 			interval_compute(&iv, prev, cur, &ls);
 			CHECK(iv.workers <= WEFT_BPF_MAX_CORES);
 			interval_print_text(sink(), &iv, 1234);
-			interval_print_json(sink(), &iv, 1234, n == 3);
+			interval_print_json(sink(), &iv, 1234, n == 3 ? SCHEDTOP_END_COUNT : NULL);
 		}
 		/* the header fields survive a write and a read */
 		char *text = NULL;

@@ -182,7 +182,40 @@ int fb_open(struct fallback *fb, int pid, const char *prefix, const char *bpf_wh
 		for (int k = 0; k < FB_NR; k++)
 			fb->th[i].fd[k] = -1;
 	snprintf(p, sizeof(p), "/proc/%d/task", pid);
-	return access(p, R_OK) == 0 ? 0 : -ESRCH;
+	if (access(p, R_OK) == 0)
+		return 0;
+	return errno == ENOENT ? -ESRCH : -errno;
+}
+
+static void note_other_name(struct fallback *fb, const char *comm)
+{
+	for (unsigned i = 0; i < fb->n_other_names; i++)
+		if (!strcmp(fb->other_names[i], comm))
+			return;
+	if (fb->n_other_names < FB_MAX_NAMES)
+		snprintf(fb->other_names[fb->n_other_names++], sizeof(fb->other_names[0]), "%.15s",
+			 comm);
+}
+
+const char *fb_guess_prefix(const struct fallback *fb, char *buf, size_t n)
+{
+	for (unsigned i = 0; i < fb->n_other_names; i++) {
+		const char *dash = strrchr(fb->other_names[i], '-');
+		if (!dash || dash == fb->other_names[i])
+			continue;
+		size_t l = (size_t)(dash - fb->other_names[i]);
+		char pre[16];
+		snprintf(pre, sizeof(pre), "%.*s", (int)l, fb->other_names[i]);
+		unsigned hits = 0;
+		for (unsigned j = 0; j < fb->n_other_names; j++)
+			if (worker_index(fb->other_names[j], pre) >= 0)
+				hits++;
+		if (hits >= 2) {
+			snprintf(buf, n, "%s", pre);
+			return buf;
+		}
+	}
+	return NULL;
 }
 
 int fb_sample(struct fallback *fb)
@@ -194,7 +227,7 @@ int fb_sample(struct fallback *fb)
 	snprintf(p, sizeof(p), "/proc/%d/task", fb->pid);
 	DIR *d = opendir(p);
 	if (!d)
-		return -ESRCH;
+		return errno == ENOENT ? -ESRCH : -errno;
 	fb->prev_ts_ns = fb->ts_ns;
 	fb->ts_ns = now_ns();
 	for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++) {
@@ -202,6 +235,7 @@ int fb_sample(struct fallback *fb)
 		fb->th[i].alive = false;
 	}
 	fb->other_threads = 0;
+	fb->n_other_names = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		int tid = atoi(de->d_name);
@@ -215,6 +249,7 @@ int fb_sample(struct fallback *fb)
 		int w = worker_index(comm, fb->prefix);
 		if (w < 0) {
 			fb->other_threads++;
+			note_other_name(fb, comm);
 			continue;
 		}
 		struct fb_thread *t = &fb->th[w];
@@ -285,9 +320,19 @@ void fb_print_text(FILE *f, const struct fallback *fb)
 	if (fb->perf_ok && fb->perf_user_only)
 		fprintf(f, "note: perf counts user mode only (kernel.perf_event_paranoid): CS is 0; "
 			   "VCS/NVCS from /proc\n");
-	if (!fb->nworkers)
+	if (!fb->nworkers) {
+		char guess[16];
 		fprintf(f, "no thread named %s-<n> (yet): not a weft process, or another "
-			   "thread_name_prefix (--prefix)\n", fb->prefix);
+			   "thread_name_prefix (--prefix)\n  %u threads, named:", fb->prefix,
+			fb->other_threads);
+		for (unsigned i = 0; i < fb->n_other_names; i++)
+			fprintf(f, "%s %s", i ? "," : "", fb->other_names[i]);
+		if (fb->other_threads > fb->n_other_names && fb->n_other_names == FB_MAX_NAMES)
+			fprintf(f, ", ...");
+		fprintf(f, "\n");
+		if (fb_guess_prefix(fb, guess, sizeof(guess)))
+			fprintf(f, "  try --prefix %s\n", guess);
+	}
 	fprintf(f, "%-3s %-7s %-15s %2s %3s %6s %9s %6s %5s %6s %6s %8s %8s\n", "W", "TID", "COMM",
 		"ST", "CPU", "CPU%", "TASKCLK", "CS", "MIGR", "VCS", "NVCS", "UTIME", "STIME");
 	for (unsigned i = 0; i < fb->nworkers; i++) {
@@ -323,13 +368,22 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-void fb_print_json(FILE *f, const struct fallback *fb, bool final)
+void fb_print_json(FILE *f, const struct fallback *fb, const char *end)
 {
 	double dt = fb_dt(fb);
-	fprintf(f, "{\"schema\":\"schedtop-nobpf/1\",\"bpf\":false,\"final\":%s,\"pid\":%d,"
-		   "\"ts_ns\":%" PRIu64 ",\"interval_s\":%.3f,\"workers\":%u,\"other_threads\":%u,"
-		   "\"thread_prefix\":",
-		final ? "true" : "false", fb->pid, fb->ts_ns, dt, fb->nworkers, fb->other_threads);
+	fprintf(f, "{\"schema\":\"schedtop-nobpf/1\",\"bpf\":false,\"final\":%s,",
+		end ? "true" : "false");
+	if (end)
+		fprintf(f, "\"end\":\"%s\",", end);
+	fprintf(f, "\"pid\":%d,\"ts_ns\":%" PRIu64 ",\"interval_s\":%.3f,\"workers\":%u,"
+		   "\"other_threads\":%u,\"other_thread_names\":[",
+		fb->pid, fb->ts_ns, dt, fb->nworkers, fb->other_threads);
+	for (unsigned i = 0; i < fb->n_other_names; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, fb->other_names[i]);
+	}
+	fprintf(f, "],\"thread_prefix\":");
 	json_str(f, fb->prefix);
 	fprintf(f, ",\"perf\":{\"ok\":%s,\"user_mode_only\":%s,\"error\":",
 		fb->perf_ok ? "true" : "false", fb->perf_user_only ? "true" : "false");

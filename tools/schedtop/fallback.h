@@ -40,6 +40,11 @@ struct fallback {
 	unsigned nworkers;             /* highest worker index seen + 1 */
 	struct fb_thread th[WEFT_BPF_MAX_CORES];
 	unsigned other_threads;        /* threads of the process that are not workers */
+	/* their names, each once (the first FB_MAX_NAMES), for the message when
+	 * no thread matches the prefix */
+#define FB_MAX_NAMES 16
+	char other_names[FB_MAX_NAMES][16];
+	unsigned n_other_names;
 	bool perf_ok;                  /* every perf_event_open so far worked */
 	bool perf_user_only;           /* counters restricted to user mode (paranoid) */
 	char perf_why[160];            /* why perf counters are missing, if they are */
@@ -48,16 +53,23 @@ struct fallback {
 };
 
 /* Prepare for `pid`; threads are found by fb_sample(). `bpf_why` says why
- * there is no BPF (shown with the missing columns). 0 or -ESRCH. */
+ * there is no BPF (shown with the missing columns). 0, -ESRCH (no such
+ * process) or -EACCES/-EPERM (/proc/PID/task may not be read). */
 int fb_open(struct fallback *fb, int pid, const char *prefix, const char *bpf_why);
 
 /* Rescan the threads (workers may start late or be replaced) and read
- * every counter. 0, or -ESRCH when the process is gone. */
+ * every counter. 0, -ESRCH when the process is gone, or -errno when its
+ * task list may not be read. */
 int fb_sample(struct fallback *fb);
 
 /* One report for the interval between the last two samples. */
 void fb_print_text(FILE *f, const struct fallback *fb);
-void fb_print_json(FILE *f, const struct fallback *fb, bool final);
+/* end: NULL, or why this is the last object (SCHEDTOP_END_*, model.h) */
+void fb_print_json(FILE *f, const struct fallback *fb, const char *end);
+
+/* When no thread matched: a prefix that names some of the threads found
+ * ("<x>-<n>" for two or more n), or NULL. */
+const char *fb_guess_prefix(const struct fallback *fb, char *buf, size_t n);
 
 void fb_close(struct fallback *fb);
 

@@ -297,9 +297,13 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 {
 	char ia[32];
 	fmt_age(ia, sizeof(ia), iv->inject_age_s, iv->inject_stale);
-	fprintf(f, "pid %d  workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
+	if (pid > 0)
+		fprintf(f, "pid %d  ", pid);
+	else
+		fprintf(f, "pid ?  "); /* a recording without it */
+	fprintf(f, "workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
 		   "inject %" PRIu64 "%s (%s)  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "  futex %s\n",
-		pid, iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
+		iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
 		iv->parks_per_s, iv->inject_depth, iv->inject_stale ? "?" : "", ia,
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->drops,
 		iv->futex_src[0] ? iv->futex_src : "-");
@@ -356,17 +360,20 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 		r->tot_overflows);
 }
 
-void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final)
+void interval_print_json(FILE *f, const struct interval *iv, int pid, const char *end)
 {
+	fprintf(f, "{\"schema\":\"schedtop/1\",\"final\":%s,", end ? "true" : "false");
+	if (end)
+		fprintf(f, "\"end\":\"%s\",", end);
 	fprintf(f,
-		"{\"schema\":\"schedtop/1\",\"final\":%s,\"pid\":%d,\"ts_ns\":%" PRIu64
+		"\"pid\":%d,\"ts_ns\":%" PRIu64
 		",\"interval_s\":%.3f,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
 		"\"tasks_stolen_per_s\":%.1f,\"parks_per_s\":%.1f,\"unparks_per_s\":%.1f,"
 		"\"inject_depth\":%" PRIu64 ",\"inject_age_s\":%.3f,\"inject_stale\":%s,"
 		"\"overhead\":{\"bpf_ns_per_event\":%.1f,"
 		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64
 		",\"futex_probe\":\"%s\"},\"lints\":[",
-		final ? "true" : "false", pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
+		pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
 		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
 		iv->inject_depth, iv->inject_age_s, iv->inject_stale ? "true" : "false",
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
@@ -432,7 +439,7 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)
 
 #define SNAP_FIELDS(X)                                                                   \
-	X(ts_ns) X(drops) X(events) X(usdt_events) X(cores_dropped) X(workers_declared)       \
+	X(ts_ns) X(pid) X(drops) X(events) X(usdt_events) X(cores_dropped) X(workers_declared)       \
 	X(runtimes_created) X(runtimes_shutdown) X(last_rt) X(bpf_run_ns) X(bpf_run_cnt)       \
 	X(self_cpu_ns)
 

@@ -15,6 +15,7 @@
 /* One copy of the BPF side's .bss plus what user space adds. */
 struct snap {
 	uint64_t ts_ns;                 /* CLOCK_MONOTONIC */
+	uint64_t pid;                   /* the process watched (0: not recorded) */
 	unsigned ncores;                /* workers shown (<= WEFT_BPF_MAX_CORES) */
 	uint64_t drops, events, usdt_events, cores_dropped;
 	uint64_t workers_declared, runtimes_created, runtimes_shutdown, last_rt;
@@ -108,11 +109,19 @@ uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct);
 
 const char *state_name(unsigned st);
 
+/* Why the last report is the last (JSON "end"). */
+#define SCHEDTOP_END_EXITED "target-exited" /* the process watched exited */
+#define SCHEDTOP_END_COUNT "count"          /* -n / count intervals were shown */
+#define SCHEDTOP_END_SIGNAL "signal"        /* SIGINT/SIGTERM to schedtop */
+#define SCHEDTOP_END_EOF "end-of-file"      /* report: the recording ended */
+
 /* Output. */
 /* "0.4s", "3.2s old" (stale), "never" (age_s < 0) */
 void fmt_age(char *b, size_t n, double age_s, bool stale);
 void interval_print_text(FILE *f, const struct interval *iv, int pid);
-void interval_print_json(FILE *f, const struct interval *iv, int pid, bool final);
+/* `end`: NULL while the run goes on; on the last object why it ended
+ * (SCHEDTOP_END_*), printed as "final":true,"end":"<reason>". */
+void interval_print_json(FILE *f, const struct interval *iv, int pid, const char *end);
 void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned n,
 		     const char *unit);
 

@@ -52,7 +52,7 @@ int mon_find_lib(int pid, char *out, size_t n)
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
 	FILE *f = fopen(p, "r");
 	if (!f)
-		return -ESRCH;
+		return errno == ENOENT ? -ESRCH : -errno;
 	int rc = -ENOENT;
 	while (fgets(line, sizeof(line), f)) {
 		char *path = strchr(line, '/');
@@ -294,6 +294,7 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	memset(s, 0, sizeof(*s));
 	s->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	s->pid = (uint64_t)m->pid;
 	memcpy(s->cores, (const void *)b->cores, sizeof(s->cores));
 	memcpy(s->hists, (const void *)b->hists, sizeof(s->hists));
 	memcpy(s->matrix, (const void *)b->matrix, sizeof(s->matrix));

@@ -35,7 +35,8 @@ struct mon {
 
 /* The file whose USDT notes carry provider weft, as mapped by `pid`:
  * libweft.so, or the executable when weft is linked statically. 0, -ENOENT
- * (no weft in that process), -ESRCH (no such process). */
+ * (no weft in that process), -ESRCH (no such process), -EACCES / -EPERM
+ * (its /proc/PID/maps may not be read). */
 int mon_find_lib(int pid, char *out, size_t n);
 
 /* The libweft that `argv[0]` would load (ld.so's trace mode, run in a

@@ -141,24 +141,37 @@ static int cmd_report(const char *path, bool json)
 		return 1;
 	}
 	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
-	struct interval *iv = calloc(1, sizeof(*iv));
+	/* one interval held back, so that the last one can say it is final */
+	struct interval *iv = calloc(1, sizeof(*iv)), *held = calloc(1, sizeof(*held));
 	struct lint_state ls = { 0 };
-	int rc = 0, n = 0, r;
-	if (!prev || !cur || !iv) {
+	int rc = 0, n = 0, r, pid = 0;
+	if (!prev || !cur || !iv || !held) {
 		rc = 1;
 		goto out;
 	}
 	while ((r = snap_read(f, cur)) == 1) {
 		if (n++ > 0) {
+			if (n > 2) {
+				if (json)
+					interval_print_json(stdout, held, pid, NULL);
+				else
+					interval_print_text(stdout, held, pid);
+			}
 			interval_compute(iv, prev, cur, &ls);
-			if (json)
-				interval_print_json(stdout, iv, 0, false);
-			else
-				interval_print_text(stdout, iv, 0);
+			struct interval *x = held;
+			held = iv;
+			iv = x;
 		}
+		pid = (int)cur->pid;
 		struct snap *t = prev;
 		prev = cur;
 		cur = t;
+	}
+	if (n >= 2) {
+		if (json)
+			interval_print_json(stdout, held, pid, r < 0 ? NULL : SCHEDTOP_END_EOF);
+		else
+			interval_print_text(stdout, held, pid);
 	}
 	if (r < 0) {
 		fprintf(stderr, "schedtop: %s: malformed snapshot %d\n", path, n + 1);
@@ -172,6 +185,7 @@ out:
 	free(prev);
 	free(cur);
 	free(iv);
+	free(held);
 	return rc;
 }
 
@@ -351,8 +365,12 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 		}
 		r = mon_find_lib(t->pid, lib, sizeof(lib));
 		if (r == -ESRCH) {
-			fprintf(stderr, "schedtop: no process %d (or no permission to read its maps)\n",
-				t->pid);
+			fprintf(stderr, "schedtop: no process %d\n", t->pid);
+			return 1;
+		}
+		if (r == -EACCES || r == -EPERM) {
+			fprintf(stderr, "schedtop: process %d exists, but its /proc/%d/maps may not be "
+					"read: %s\n", t->pid, t->pid, strerror(-r));
 			return 1;
 		}
 		if (r) {
@@ -456,7 +474,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	if (!json)
 		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid, m->lib);
 	fflush(stdout);
-	for (long n = 1; !exiting; n++) {
+	for (long n = 1;; n++) { /* a signal still ends with a final report */
 		bool gone = wait_interval(t, interval, st);
 		mon_snapshot(m, cur);
 		if (rec)
@@ -464,9 +482,11 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 		interval_compute(iv, prev, cur, &ls);
 		stall_lint(st, iv, now_ns());
 		stall_blocking_lint(st, iv, prev, cur);
-		bool last = gone || exiting || (count && n >= count);
+		const char *end = gone ? SCHEDTOP_END_EXITED : exiting ? SCHEDTOP_END_SIGNAL
+				: count && n >= count ? SCHEDTOP_END_COUNT : NULL;
+		bool last = end != NULL;
 		if (json) {
-			interval_print_json(stdout, iv, t->pid, last);
+			interval_print_json(stdout, iv, t->pid, end);
 		} else {
 			if (gone)
 				printf("--- target %d exited; final interval:\n", t->pid);
@@ -612,9 +632,17 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 	struct fallback *fb = malloc(sizeof(*fb));
 	if (!fb)
 		return 1;
-	if (fb_open(fb, t->pid, prefix, bpf_why) || fb_sample(fb)) {
-		fprintf(stderr, "schedtop: no process %d (or no permission to read /proc/%d/task)\n",
-			t->pid, t->pid);
+	int r = fb_open(fb, t->pid, prefix, bpf_why);
+	if (!r)
+		r = fb_sample(fb);
+	if (r == -ESRCH) {
+		fprintf(stderr, "schedtop: no process %d\n", t->pid);
+		free(fb);
+		return 1;
+	}
+	if (r) {
+		fprintf(stderr, "schedtop: process %d exists, but /proc/%d/task may not be read: %s\n",
+			t->pid, t->pid, strerror(-r));
 		free(fb);
 		return 1;
 	}
@@ -624,14 +652,16 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		printf("Watching pid %d without BPF (perf_event_open + /proc). Ctrl-C to stop.\n",
 		       t->pid);
 	fflush(stdout);
-	for (long n = 1; !exiting; n++) {
+	for (long n = 1;; n++) { /* a signal still ends with a final report */
 		bool gone = wait_interval(t, interval, NULL);
 		/* A gone process has no /proc/PID/task: the last values stay. */
 		if (fb_sample(fb))
 			gone = true;
-		bool last = gone || exiting || (count && n >= count);
+		const char *end = gone ? SCHEDTOP_END_EXITED : exiting ? SCHEDTOP_END_SIGNAL
+				: count && n >= count ? SCHEDTOP_END_COUNT : NULL;
+		bool last = end != NULL;
 		if (json) {
-			fb_print_json(stdout, fb, last);
+			fb_print_json(stdout, fb, end);
 		} else {
 			if (tty)
 				printf("\033[H\033[2J");
