@@ -332,6 +332,8 @@ static const char usage_text[] =
 	"  -o, --output FILE      also write the JSON summary (with the time series) to FILE\n"
 	"  -i, --interval S       progress interval (default 1)\n"
 	"      --drain S          wait at most S seconds for units in flight (default 10)\n"
+	"      --extra-spin N     N more spin iterations in every CPU-work call: a run made\n"
+	"                         slower on purpose (the task graph and digest do not change)\n"
 	"  -q, --quiet            no progress lines\n"
 	"  -l, --list             list shapes\n"
 	"  -h, --help             this text\n"
@@ -402,6 +404,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		{ "output", required_argument, NULL, 'o' },
 		{ "interval", required_argument, NULL, 'i' },
 		{ "drain", required_argument, NULL, 'D' },
+		{ "extra-spin", required_argument, NULL, 'X' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "list", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -456,6 +459,11 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		case 'D':
 			if (!parse_double(optarg, 0, 3600, &c->drain))
 				return usage_error("--drain: expected seconds >= 0, got '%s'", optarg);
+			break;
+		case 'X':
+			if (!parse_u64(optarg, 0, 1000000000, &load_extra_spin))
+				return usage_error("--extra-spin: expected 0..1e9 iterations, got '%s'",
+						   optarg);
 			break;
 		case 'q': c->quiet = true; break;
 		case 'l': list_shapes(stdout); exit(0);

@@ -115,6 +115,8 @@ extern struct weft_runtime *load_rt;
 extern uint64_t load_seed;
 
 /* CPU work: about `iters` dependent additions. */
+/* Spin `iters` + load_extra_spin iterations (--extra-spin). */
 void spin(uint64_t iters);
+extern uint64_t load_extra_spin;
 
 #endif /* WEFT_LOAD_H */

@@ -39,9 +39,12 @@
 /* Domain tags so that different shapes never share node hashes. */
 enum { T_SKEW = 1, T_FJ, T_BURST, T_PP, T_TIMER, T_BLOCK, T_ECHO, T_MIX, T_GAP };
 
+uint64_t load_extra_spin;
+
 void spin(uint64_t iters)
 {
 	uint64_t x = 0;
+	iters += load_extra_spin;
 	for (uint64_t i = 0; i < iters; i++) {
 		x += i;
 		__asm__ volatile("" : "+r"(x)); /* keep the loop */
