@@ -12,6 +12,12 @@ TEST is one of:
             on weft-load (threads named load-<n>) lists the thread names it
             found and suggests --prefix load; a pid that does not exist is
             reported as "no process N", with no "permission" in it.
+  diff      two real weft-load runs under `schedtop --batch --json -- ...`, the
+            second made slower (--extra-spin): `schedtop diff` of the
+            weft-load JSON and of the schedtop JSON both mark tasks/s or
+            polls/s as a significant, worse change and exit 1 with
+            --fail-over 30; diff of a run with itself exits 0; a file that
+            is no recording exits 2.
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -191,7 +197,62 @@ def test_perf(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = {"faults": test_faults, "perf": test_perf}
+def test_diff(st, wl_test, wl, lib):
+    d = tempfile.mkdtemp(prefix="schedtop-diff-")
+    try:
+        runs = {}
+        for name, extra in (("fast", []), ("slow", ["--extra-spin", "20000"])):
+            load_json = os.path.join(d, name + ".load.json")
+            p = run([st, "--batch", "--json", "0.25", "--", wl, "--shape", "skewed",
+                     "--workers", "2", "--duration", "2", "-q", "--output", load_json] + extra,
+                    timeout=60)
+            if p.returncode:
+                fail("schedtop -- weft-load (%s) exited %d: %s" % (name, p.returncode, p.stderr))
+            st_json = os.path.join(d, name + ".schedtop.jsonl")
+            with open(st_json, "w") as f:   # weft-load's own summary shares stdout
+                f.write("".join(l + "\n" for l in p.stdout.splitlines()
+                                if l.startswith('{"schema":"schedtop/1"')))
+            runs[name] = (load_json, st_json)
+        for which in (0, 1):
+            a, b = runs["fast"][which], runs["slow"][which]
+            p = run([st, "diff", a, b, "--fail-over", "30"])
+            print(p.stdout)
+            key = "throughput.tasks_per_s" if which == 0 else "polls_per_s"
+            row = [l for l in p.stdout.splitlines() if l.startswith(key + " ")]
+            if p.returncode != 1:
+                fail("diff fast slow --fail-over 30 exited %d, want 1: %s" %
+                     (p.returncode, p.stderr))
+            if not row or "* worse" not in row[0] or "PAST --fail-over" not in row[0]:
+                fail("%s not marked as a significant worse change past the threshold: %s" %
+                     (key, row))
+            pj = run([st, "diff", a, b, "--fail-over", "30", "--json"])
+            obj = json.loads(pj.stdout)
+            m = [x for x in obj["metrics"] if x["name"] == key][0]
+            if not (m["significant"] and m["verdict"] == "worse" and m["past_threshold"]
+                    and m["change_pct"] < -30):
+                fail("--json: %s" % m)
+            p = run([st, "diff", a, a, "--fail-over", "0"])
+            if p.returncode != 0:
+                fail("a run against itself exited %d:\n%s" % (p.returncode, p.stdout))
+            p = run([st, "diff", b, a, "--fail-over", "30", "--json"])
+            m = [x for x in json.loads(p.stdout)["metrics"] if x["name"] == key][0]
+            if m["verdict"] != "better":
+                fail("slow -> fast: %s is not better: %s" % (key, m))
+        bad = os.path.join(d, "bad.json")
+        with open(bad, "w") as f:
+            f.write("{\"hello\":1}\n")
+        p = run([st, "diff", runs["fast"][0], bad])
+        if p.returncode != 2 or "not weft-load" not in p.stderr:
+            fail("diff with a non-recording: rc %d, %s" % (p.returncode, p.stderr))
+        p = run([st, "diff", runs["fast"][0], runs["fast"][1]])
+        if p.returncode != 2 or "nothing to compare" not in p.stderr:
+            fail("diff weft-load vs schedtop: rc %d, %s" % (p.returncode, p.stderr))
+        print("PASS: the slower run is flagged in both recordings and the exit status gates")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff}
 
 
 def main():

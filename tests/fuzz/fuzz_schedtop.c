@@ -3,7 +3,7 @@
  * bytes: the code `schedtop convert` and `schedtop report` run on a file,
  * compiled from tools/schedtop/ (trace.c, model.c) as it is.
  *
- * The first byte (mod 3) picks the reader, the rest is the file:
+ * The first byte (mod 4) picks the reader, the rest is the file:
  *  - 0: event JSON lines (trace_jsonl_read), then what `convert` does
  *    with them (sort, Chrome trace-event JSON, summary);
  *  - 1: snapshot JSON lines (snap_read until the end or an error), then
@@ -15,7 +15,11 @@
  * snap_write + snap_read the same way; sorting keeps the events and orders
  * them by time.
  *
- * A first byte of 2 (mod 3) instead feeds the command line: the rest is
+ * 3: one JSON value for jwalk (the reader of `schedtop diff`): walked or
+ *    refused (-EINVAL), every path and string within its bound, the same
+ *    answer twice.
+ *
+ * A first byte of 2 (mod 4) instead feeds the command line: the rest is
  * split at NUL bytes into argv and given to schedtop_parse_args
  * (tools/schedtop/args.c, what main() runs before it attaches anything).
  * Checked: an accepted command line is consistent (a mode that watches a
@@ -34,6 +38,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "jwalk.h"
 #include "model.h"
 #include "trace.h"
 
@@ -164,6 +169,30 @@ static int split_args(const uint8_t *data, size_t size, char *buf, char **argv)
 	return argc;
 }
 
+static int count_leaf(void *ctx, const struct jwalk_leaf *l)
+{
+	size_t *n = ctx;
+	CHECK(l->path && strlen(l->path) < JWALK_MAX_PATH);
+	CHECK(l->kind != JW_STR || (l->str && strlen(l->str) < JWALK_MAX_STR));
+	(*n)++;
+	return 0;
+}
+
+/* schedtop diff's JSON reader: any input is walked or refused, and the
+ * same input gives the same answer twice. */
+static void json_values(const uint8_t *data, size_t size)
+{
+	char *buf = malloc(size + 1);
+	CHECK(buf);
+	memcpy(buf, data, size);
+	buf[size] = '\0';
+	size_t n1 = 0, n2 = 0;
+	int r1 = jwalk(buf, count_leaf, &n1), r2 = jwalk(buf, count_leaf, &n2);
+	CHECK(r1 == 0 || r1 == -EINVAL || r1 == -ENOMEM);
+	CHECK(r1 == r2 && n1 == n2);
+	free(buf);
+}
+
 static void command_line(const uint8_t *data, size_t size)
 {
 	char *buf1 = malloc(size + 1), *buf2 = malloc(size + 1);
@@ -213,6 +242,10 @@ static void command_line(const uint8_t *data, size_t size)
 			case M_LIST:
 				CHECK(a.npos == 0);
 				break;
+			case M_DIFF:
+				CHECK(a.npos == 2 && a.pos[0] && a.pos[1]);
+				CHECK(a.min_change >= 0);
+				break;
 			}
 		}
 	}
@@ -225,9 +258,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: events(data + 1, size - 1); break;
 	case 1: snapshots(data + 1, size - 1); break;
+	case 3: json_values(data + 1, size - 1); break;
 	default: command_line(data + 1, size - 1); break;
 	}
 	return 0;

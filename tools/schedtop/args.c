@@ -56,6 +56,10 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 		if (npos != 1 || !a->out)
 			return usage_err(err, "convert needs EVENTS.jsonl and -o FILE%s", NULL);
 		return SCHEDTOP_ARGS_OK;
+	case M_DIFF:
+		if (npos != 2)
+			return usage_err(err, "diff needs two recordings, A and B%s", NULL);
+		return SCHEDTOP_ARGS_OK;
 	case M_TRACE:
 		if (npos)
 			return usage_err(err, "trace takes no positional argument ('%s')", pos[0]);
@@ -89,6 +93,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 {
 	*a = (struct schedtop_args){
 		.mode = M_TOP, .prefix = "weft-worker", .interval = 1.0, .duration = 5.0,
+		.fail_over = -1, .min_change = 5.0,
 	};
 	int nopt = argc;
 	for (int i = 1; i < argc; i++)
@@ -106,6 +111,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		else if (!strcmp(argv[1], "list")) a->mode = M_LIST;
 		else if (!strcmp(argv[1], "report")) a->mode = M_REPORT;
 		else if (!strcmp(argv[1], "convert")) a->mode = M_CONVERT;
+		else if (!strcmp(argv[1], "diff")) a->mode = M_DIFF;
 		if (a->mode != M_TOP)
 			first = 2;
 	}
@@ -116,7 +122,9 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
 		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
-		{ "prefix", required_argument, 0, 'P' }, { 0, 0, 0, 0 },
+		{ "prefix", required_argument, 0, 'P' },
+		{ "fail-over", required_argument, 0, 'F' }, { "min-change", required_argument, 0, 'M' },
+		{ 0, 0, 0, 0 },
 	};
 	char **av = argv + first - 1; /* av[0] stands in for the program name */
 	int ac = nopt - first + 1;
@@ -152,6 +160,18 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 				return usage_err(err, "invalid thread name prefix '%s' (1 to 11 bytes)",
 						 optarg);
 			a->prefix = optarg;
+			break;
+		case 'F':
+			if (a->mode != M_DIFF)
+				return usage_err(err, "--fail-over works with diff only%s", NULL);
+			if (!parse_double(optarg, &a->fail_over))
+				return usage_err(err, "invalid --fail-over '%s' (percent >= 0)", optarg);
+			break;
+		case 'M':
+			if (a->mode != M_DIFF)
+				return usage_err(err, "--min-change works with diff only%s", NULL);
+			if (!parse_double(optarg, &a->min_change))
+				return usage_err(err, "invalid --min-change '%s' (percent >= 0)", optarg);
 			break;
 		case 'h': a->help = true; return SCHEDTOP_ARGS_OK;
 		case ':': return usage_err(err, "option needs an argument: %s", av[optind - 1]);

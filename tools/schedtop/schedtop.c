@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "diff.h"
 #include "fallback.h"
 #include "mon.h"
 #include "model.h"
@@ -52,6 +53,7 @@ static const char usage_text[] =
 	"       schedtop list\n"
 	"       schedtop report SNAPSHOTS.jsonl [--json]\n"
 	"       schedtop convert EVENTS.jsonl -o TRACE.json\n"
+	"       schedtop diff A B [--fail-over PCT] [--min-change PCT] [--json]\n"
 	"\n"
 	"Watch the workers of a weft runtime: steals, parks, queue depths (USDT\n"
 	"probes of libweft) joined with the kernel's view of the same threads.\n"
@@ -73,6 +75,9 @@ static const char usage_text[] =
 	"  -w, --warmup S      trace: seconds to wait before recording (default 0)\n"
 	"  -o, --output FILE   trace/convert: trace-event JSON to FILE, JSON lines to\n"
 	"                      FILE with .jsonl instead of .json\n"
+	"      --fail-over PCT diff: exit 1 when a metric got worse by more than PCT %%\n"
+	"                      (significant changes of directional metrics only)\n"
+	"      --min-change PCT diff: smallest change called significant (default 5)\n"
 	"  -v, --verbose       libbpf debug output\n"
 	"  -h, --help          this help\n"
 	"  interval            seconds between reports (default 1, may be fractional)\n"
@@ -237,6 +242,32 @@ static int cmd_convert(const char *in, const char *out)
 	int rc = write_chrome(&b, out, 0);
 	trace_summary(stdout, &b);
 	evbuf_free(&b);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ diff */
+
+/* Exit status as diff(1): 0 within the threshold, 1 past it, 2 trouble. */
+static int cmd_diff(const char *a, const char *b, double fail_over, double min_change, bool json)
+{
+	struct diff_run *ra = malloc(sizeof(*ra)), *rb = malloc(sizeof(*rb));
+	char err[512];
+	int rc = 2;
+	if (!ra || !rb)
+		goto out;
+	if (diff_load(a, ra, err, sizeof(err)) || diff_load(b, rb, err, sizeof(err))) {
+		fprintf(stderr, "schedtop: diff: %s\n", err);
+		goto out;
+	}
+	if (strcmp(ra->kind, rb->kind)) {
+		fprintf(stderr, "schedtop: diff: %s is %s output, %s is %s output: nothing to "
+				"compare\n", a, ra->kind, b, rb->kind);
+		goto out;
+	}
+	rc = diff_print(stdout, a, ra, b, rb, fail_over, min_change, json) ? 1 : 0;
+out:
+	free(ra);
+	free(rb);
 	return rc;
 }
 
@@ -708,6 +739,7 @@ int main(int argc, char **argv)
 	case M_LIST: return cmd_list();
 	case M_REPORT: return cmd_report(a.pos[0], a.json);
 	case M_CONVERT: return cmd_convert(a.pos[0], a.out);
+	case M_DIFF: return cmd_diff(a.pos[0], a.pos[1], a.fail_over, a.min_change, a.json);
 	case M_TRACE: case M_TOP: break;
 	}
 	enum schedtop_mode mode = a.mode;

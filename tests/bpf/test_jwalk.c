@@ -1,0 +1,88 @@
+/*
+ * test_jwalk.c - the JSON reader behind `schedtop diff` (tools/schedtop/
+ * jwalk.c): paths of nested values, escapes, and what it must refuse. No
+ * BPF, no privileges.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "jwalk.h"
+
+static int failures;
+#define CHECK(c, ...)                                                              \
+	do {                                                                       \
+		if (!(c)) {                                                        \
+			failures++;                                                \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c); \
+			fprintf(stderr, __VA_ARGS__);                              \
+			fputc('\n', stderr);                                       \
+		}                                                                  \
+	} while (0)
+
+struct acc {
+	char out[2048];
+	size_t n;
+};
+
+static int take(void *ctx, const struct jwalk_leaf *l)
+{
+	struct acc *a = ctx;
+	int k;
+	switch (l->kind) {
+	case JW_NUM: k = snprintf(a->out + a->n, sizeof(a->out) - a->n, "%s=%g;", l->path, l->num); break;
+	case JW_STR: k = snprintf(a->out + a->n, sizeof(a->out) - a->n, "%s='%s';", l->path, l->str); break;
+	case JW_BOOL: k = snprintf(a->out + a->n, sizeof(a->out) - a->n, "%s=%s;", l->path, l->num ? "true" : "false"); break;
+	default: k = snprintf(a->out + a->n, sizeof(a->out) - a->n, "%s=null;", l->path); break;
+	}
+	a->n += (size_t)k;
+	return 0;
+}
+
+static void walk_ok(const char *json, const char *want)
+{
+	struct acc a = { .n = 0 };
+	a.out[0] = '\0';
+	int r = jwalk(json, take, &a);
+	CHECK(r == 0, "%s: %d", json, r);
+	CHECK(!strcmp(a.out, want), "%s:\n  got  %s\n  want %s", json, a.out, want);
+}
+
+static void walk_bad(const char *json)
+{
+	struct acc a = { .n = 0 };
+	CHECK(jwalk(json, take, &a) == -EINVAL, "accepted %s", json);
+}
+
+static int stop_at_b(void *ctx, const struct jwalk_leaf *l)
+{
+	(void)ctx;
+	return !strcmp(l->path, "b") ? 7 : 0;
+}
+
+int main(void)
+{
+	/* weft-load's shape: the same key at several depths */
+	walk_ok("{\"latency_ns\":{\"task\":{\"p99\":12},\"unit\":{\"p99\":3.5e2}},\"x\":[1,[2,{\"y\":-0.5}]]}",
+		"latency_ns.task.p99=12;latency_ns.unit.p99=350;x[0]=1;x[1][0]=2;x[1][1].y=-0.5;");
+	walk_ok(" {\"a\":true,\"b\":false,\"c\":null,\"d\":{},\"e\":[]} \n", "a=true;b=false;c=null;");
+	walk_ok("{\"s\":\"q\\\"\\\\\\/\\n\\u00e9\\ud83d\\ude00\"}", "s='q\"\\/\n\xc3\xa9\xf0\x9f\x98\x80';");
+	walk_ok("42", "=42;");
+	walk_bad("");
+	walk_bad("{");
+	walk_bad("{\"a\":1,}");
+	walk_bad("{\"a\":1} x");
+	walk_bad("{\"a\":01}");
+	walk_bad("{\"a\":.5}");
+	walk_bad("{\"a\":0x10}");
+	walk_bad("{\"a\":nan}");
+	walk_bad("[1 2]");
+	walk_bad("{\"a\":\"\\ud800\"}");
+	walk_bad("{\"a\":\"tab\there\"}");
+	walk_bad("[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]");
+	CHECK(jwalk("{\"a\":1,\"b\":2,\"c\":3}", stop_at_b, NULL) == 7, "callback stops the walk");
+	if (failures)
+		return 1;
+	printf("PASS: jwalk\n");
+	return 0;
+}

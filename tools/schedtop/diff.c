@@ -1,0 +1,556 @@
+/*
+ * diff.c - `schedtop diff`: see diff.h. Every recording is read with
+ * jwalk (a real JSON reader: weft-load's output nests the same key names,
+ * "p99", at several places), one JSON value per line or the whole file.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diff.h"
+#include "jwalk.h"
+
+/* ---------------------------------------------------------- one object */
+
+#define OBJ_MAX_LEAVES 4096
+
+struct leaf {
+	char path[96];
+	double v;
+	char s[48];
+	bool is_str;
+};
+
+struct obj {
+	struct leaf l[OBJ_MAX_LEAVES];
+	unsigned n;
+	bool full;          /* more values than OBJ_MAX_LEAVES */
+};
+
+static int collect(void *ctx, const struct jwalk_leaf *jl)
+{
+	struct obj *o = ctx;
+	/* weft-load's time series and histogram buckets are not compared */
+	if (!strncmp(jl->path, "series", 6) || strstr(jl->path, ".buckets[") ||
+	    !strncmp(jl->path, "steal_matrix", 12) || strlen(jl->path) >= sizeof(o->l[0].path))
+		return 0;
+	if (o->n == OBJ_MAX_LEAVES) {
+		o->full = true;
+		return 1;
+	}
+	struct leaf *l = &o->l[o->n++];
+	snprintf(l->path, sizeof(l->path), "%s", jl->path);
+	l->is_str = jl->kind == JW_STR;
+	l->v = jl->num;
+	if (l->is_str)
+		snprintf(l->s, sizeof(l->s), "%s", jl->str);
+	else
+		l->s[0] = '\0';
+	return 0;
+}
+
+static const struct leaf *get(const struct obj *o, const char *path)
+{
+	for (unsigned i = 0; i < o->n; i++)
+		if (!strcmp(o->l[i].path, path))
+			return &o->l[i];
+	return NULL;
+}
+
+static bool num(const struct obj *o, const char *path, double *v)
+{
+	const struct leaf *l = get(o, path);
+	if (!l || l->is_str)
+		return false;
+	*v = l->v;
+	return true;
+}
+
+static const char *str(const struct obj *o, const char *path)
+{
+	const struct leaf *l = get(o, path);
+	return l && l->is_str ? l->s : NULL;
+}
+
+/* Sum of "<arr>[i].<key>" over i. */
+static double sum_rows(const struct obj *o, const char *arr, const char *key, unsigned *rows)
+{
+	double s = 0, v;
+	char p[96];
+	unsigned i;
+	for (i = 0;; i++) {
+		snprintf(p, sizeof(p), "%s[%u].%s", arr, i, key);
+		if (!num(o, p, &v))
+			break;
+		s += v;
+	}
+	if (rows)
+		*rows = i;
+	return s;
+}
+
+static double max_rows(const struct obj *o, const char *arr, const char *key)
+{
+	double m = 0, v;
+	char p[96];
+	for (unsigned i = 0;; i++) {
+		snprintf(p, sizeof(p), "%s[%u].%s", arr, i, key);
+		if (!num(o, p, &v))
+			break;
+		if (v > m)
+			m = v;
+	}
+	return m;
+}
+
+/* ---------------------------------------------------------- metrics */
+
+static void add(struct diff_run *r, const char *name, int dir, double v)
+{
+	struct diff_metric *m = NULL;
+	if (!isfinite(v))
+		return;
+	for (unsigned i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i].name, name)) {
+			m = &r->m[i];
+			break;
+		}
+	if (!m) {
+		if (r->nm == DIFF_MAX_METRICS)
+			return;
+		m = &r->m[r->nm++];
+		memset(m, 0, sizeof(*m));
+		snprintf(m->name, sizeof(m->name), "%s", name);
+		m->dir = dir;
+	}
+	m->sum += v;
+	m->sumsq += v * v;
+	m->n++;
+}
+
+static void copy(struct diff_run *r, const struct obj *o, const char *path, int dir)
+{
+	double v;
+	if (num(o, path, &v))
+		add(r, path, dir, v);
+}
+
+static void from_load(struct diff_run *r, const struct obj *o)
+{
+	static const char *const lat[] = { "task", "unit", "op" };
+	static const char *const pct[] = { "p50", "p90", "p99", "p999", "max", "mean" };
+	char p[96];
+	double tasks = 0, v, t0, end;
+	unsigned workers;
+	copy(r, o, "throughput.tasks_per_s", +1);
+	copy(r, o, "throughput.ops_per_s", +1);
+	for (unsigned i = 0; i < 3; i++)
+		for (unsigned k = 0; k < 6; k++) {
+			snprintf(p, sizeof(p), "latency_ns.%s.%s", lat[i], pct[k]);
+			copy(r, o, p, -1);
+		}
+	copy(r, o, "units.incomplete", -1);
+	copy(r, o, "op_errors", -1);
+	copy(r, o, "tasks.cancelled", -1);
+	num(o, "tasks.completed", &tasks);
+	if (tasks > 0) {
+		add(r, "steal_operations per 1k tasks", 0,
+		    1000 * sum_rows(o, "per_worker", "steal_operations", NULL) / tasks);
+		add(r, "tasks_stolen per 1k tasks", 0,
+		    1000 * sum_rows(o, "per_worker", "tasks_stolen", NULL) / tasks);
+		add(r, "parks per 1k tasks", 0, 1000 * sum_rows(o, "per_worker", "parks", NULL) / tasks);
+		add(r, "noop_unparks per 1k tasks", -1,
+		    1000 * sum_rows(o, "per_worker", "noop_unparks", NULL) / tasks);
+		add(r, "overflows per 1k tasks", 0,
+		    1000 * sum_rows(o, "per_worker", "overflows", NULL) / tasks);
+	}
+	double busy = sum_rows(o, "per_worker", "busy_ns", &workers);
+	if (workers && num(o, "t0_ns", &t0) && num(o, "end_ns", &end) && end > t0)
+		add(r, "worker busy %", 0, 100 * busy / ((end - t0) * workers));
+	if (num(o, "workers", &v))
+		add(r, "workers", 0, v);
+}
+
+static void from_schedtop(struct diff_run *r, const struct obj *o)
+{
+	double dt = 0, v;
+	unsigned w;
+	num(o, "interval_s", &dt);
+	if (dt < 0.01)
+		return;
+	copy(r, o, "polls_per_s", +1);
+	copy(r, o, "steals_per_s", 0);
+	copy(r, o, "tasks_stolen_per_s", 0);
+	copy(r, o, "parks_per_s", 0);
+	copy(r, o, "unparks_per_s", 0);
+	copy(r, o, "inject_depth", 0);
+	copy(r, o, "overhead.bpf_ns_per_event", -1);
+	copy(r, o, "overhead.schedtop_cpu_pct", -1);
+	add(r, "workers cpu_pct (sum)", 0, sum_rows(o, "worker", "cpu_pct", &w));
+	add(r, "noop_unparks_per_s", -1, sum_rows(o, "worker", "noop_unparks", NULL) / dt);
+	add(r, "steal_fails_per_s", 0, sum_rows(o, "worker", "steal_fails", NULL) / dt);
+	add(r, "overflows_per_s", 0, sum_rows(o, "worker", "overflows", NULL) / dt);
+	add(r, "invol_cs_per_s", -1, sum_rows(o, "worker", "invol_cs", NULL) / dt);
+	add(r, "migrations_per_s", 0, sum_rows(o, "worker", "migrations", NULL) / dt);
+	add(r, "futex_waits_per_s", 0, sum_rows(o, "worker", "futex_waits", NULL) / dt);
+	add(r, "park_p99_ns (max worker)", 0, max_rows(o, "worker", "park_p99_ns"));
+	add(r, "unpark_p99_ns (max worker)", -1, max_rows(o, "worker", "unpark_p99_ns"));
+	/* lints: the share of intervals each fired in */
+	static const char *const lints[] = { "imbalance", "steal-storm", "herd", "stuck-worker",
+					     "long-poll" };
+	for (unsigned k = 0; k < sizeof(lints) / sizeof(lints[0]); k++) {
+		char name[64], p[64];
+		bool fired = false;
+		for (unsigned i = 0;; i++) {
+			snprintf(p, sizeof(p), "lints[%u].name", i);
+			const char *s = str(o, p);
+			if (!s)
+				break;
+			if (!strcmp(s, lints[k]))
+				fired = true;
+		}
+		snprintf(name, sizeof(name), "lint %s (share of intervals)", lints[k]);
+		add(r, name, -1, fired ? 1 : 0);
+	}
+	if (num(o, "workers", &v))
+		add(r, "workers", 0, v);
+}
+
+static void from_nobpf(struct diff_run *r, const struct obj *o)
+{
+	double dt = 0;
+	num(o, "interval_s", &dt);
+	if (dt < 0.01)
+		return;
+	add(r, "workers cpu_pct (sum)", 0, sum_rows(o, "worker", "cpu_pct", NULL));
+	add(r, "context_switches_per_s", 0, sum_rows(o, "worker", "context_switches", NULL) / dt);
+	add(r, "invol_cs_per_s", -1, sum_rows(o, "worker", "invol_cs", NULL) / dt);
+	add(r, "vol_cs_per_s", 0, sum_rows(o, "worker", "vol_cs", NULL) / dt);
+	add(r, "cpu_migrations_per_s", 0, sum_rows(o, "worker", "cpu_migrations", NULL) / dt);
+}
+
+/* Trace events, counted per second of trace. */
+#define TR_TYPES 12
+struct trace_acc {
+	double win_start;
+	bool started;
+	char type[TR_TYPES][48];
+	unsigned ntypes;
+	double count[TR_TYPES];
+	double stolen, steals;
+};
+
+static void trace_flush(struct diff_run *r, struct trace_acc *t)
+{
+	char name[64];
+	for (unsigned i = 0; i < t->ntypes; i++) {
+		snprintf(name, sizeof(name), "%s events/s", t->type[i]);
+		add(r, name, 0, t->count[i]);
+		t->count[i] = 0;
+	}
+	if (t->steals > 0)
+		add(r, "tasks per steal", 0, t->stolen / t->steals);
+	t->stolen = t->steals = 0;
+	r->samples++;
+}
+
+static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj *o)
+{
+	double ts, n;
+	const char *ty = str(o, "type");
+	if (!ty || !num(o, "ts_ns", &ts))
+		return;
+	if (!t->started) {
+		t->started = true;
+		t->win_start = ts;
+	}
+	while (ts >= t->win_start + 1e9) { /* whole seconds only: a partial last one is left out */
+		trace_flush(r, t);
+		t->win_start += 1e9;
+	}
+	unsigned i;
+	for (i = 0; i < t->ntypes; i++)
+		if (!strcmp(t->type[i], ty))
+			break;
+	if (i == t->ntypes) {
+		if (t->ntypes == TR_TYPES)
+			return;
+		snprintf(t->type[t->ntypes++], sizeof(t->type[0]), "%s", ty);
+	}
+	t->count[i]++;
+	if (!strcmp(ty, "steal") && num(o, "n", &n)) {
+		t->stolen += n;
+		t->steals++;
+	}
+}
+
+/* ---------------------------------------------------------- reading */
+
+static char *slurp(const char *path, int *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		*err = -errno;
+		return NULL;
+	}
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		size_t k = fread(buf + n, 1, cap - n - 1, f);
+		n += k;
+		if (n + 1 < cap)
+			break;
+		char *nb = realloc(buf, cap *= 2);
+		if (!nb)
+			free(buf);
+		buf = nb;
+	}
+	fclose(f);
+	if (!buf) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static const char *kind_of(const struct obj *o)
+{
+	const char *s = str(o, "tool");
+	if (s && !strcmp(s, "weft-load"))
+		return "weft-load";
+	s = str(o, "schema");
+	if (s && !strcmp(s, "schedtop/1"))
+		return "schedtop";
+	if (s && !strcmp(s, "schedtop-nobpf/1"))
+		return "schedtop-nobpf";
+	if (str(o, "type") && get(o, "ts_ns"))
+		return "trace";
+	return NULL;
+}
+
+int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
+{
+	int rc = 0;
+	memset(r, 0, sizeof(*r));
+	char *buf = slurp(path, &rc);
+	if (!buf) {
+		snprintf(err, n, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	struct obj *o = malloc(sizeof(*o));
+	struct trace_acc *ta = calloc(1, sizeof(*ta));
+	struct obj *first = malloc(sizeof(*first));
+	if (!o || !ta || !first) {
+		rc = -ENOMEM;
+		snprintf(err, n, "%s: out of memory", path);
+		goto out;
+	}
+	/* one value in the whole file (weft-load --json), or one per line */
+	o->n = 0;
+	o->full = false;
+	unsigned nobj = 0, used = 0;
+	if (jwalk(buf, collect, o) == 0) {
+		const char *k = kind_of(o);
+		if (!k || strcmp(k, "weft-load")) {
+			snprintf(err, n, "%s: one JSON object, but not weft-load's output", path);
+			rc = -EINVAL;
+			goto out;
+		}
+		snprintf(r->kind, sizeof(r->kind), "%s", k);
+		from_load(r, o);
+		r->samples = 1;
+		goto out;
+	}
+	unsigned line = 0;
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		line++;
+		while (*l == ' ' || *l == '\t' || *l == '\r')
+			l++;
+		if (!*l)
+			continue;
+		o->n = 0;
+		o->full = false;
+		int jr = jwalk(l, collect, o);
+		const char *k = jr ? NULL : kind_of(o);
+		if (!k) {
+			snprintf(err, n, "%s:%u: %s", path, line,
+				 o->full ? "more values than diff reads (4096)"
+				 : jr	 ? "not JSON"
+					 : "not a schedtop, weft-load or trace record");
+			rc = -EINVAL;
+			goto out;
+		}
+		if (!r->kind[0])
+			snprintf(r->kind, sizeof(r->kind), "%s", k);
+		else if (strcmp(r->kind, k)) {
+			snprintf(err, n, "%s:%u: a %s record among %s records", path, line, k, r->kind);
+			rc = -EINVAL;
+			goto out;
+		}
+		nobj++;
+		if (!strcmp(k, "trace")) {
+			from_trace(r, ta, o);
+			continue;
+		}
+		if (!strcmp(k, "weft-load")) {
+			from_load(r, o);
+			used++;
+			continue;
+		}
+		/* schedtop: the first interval starts at the attach; it is left
+		 * out once there are three or more */
+		if (nobj == 1) {
+			*first = *o;
+			continue;
+		}
+		if (!strcmp(k, "schedtop"))
+			from_schedtop(r, o);
+		else
+			from_nobpf(r, o);
+		used++;
+	}
+	if (!nobj) {
+		snprintf(err, n, "%s: empty", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((!strcmp(r->kind, "schedtop") || !strcmp(r->kind, "schedtop-nobpf")) && nobj < 3) {
+		if (!strcmp(r->kind, "schedtop"))
+			from_schedtop(r, first);
+		else
+			from_nobpf(r, first);
+		used++;
+	}
+	if (strcmp(r->kind, "trace"))
+		r->samples = used;
+	else if (!r->samples) {
+		snprintf(err, n, "%s: the trace is shorter than one second", path);
+		rc = -EINVAL;
+	}
+out:
+	free(buf);
+	free(o);
+	free(ta);
+	free(first);
+	return rc;
+}
+
+/* ---------------------------------------------------------- compare */
+
+static const struct diff_metric *find(const struct diff_run *r, const char *name)
+{
+	for (unsigned i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i].name, name))
+			return &r->m[i];
+	return NULL;
+}
+
+static double mean(const struct diff_metric *m)
+{
+	return m->n ? m->sum / m->n : 0;
+}
+
+static double var(const struct diff_metric *m)
+{
+	if (m->n < 2)
+		return 0;
+	double mu = mean(m), v = (m->sumsq - m->n * mu * mu) / (m->n - 1);
+	return v > 0 ? v : 0;
+}
+
+struct cmp {
+	const char *name;
+	int dir;
+	double a, b, delta, pct; /* pct NAN: A is 0 and B is not */
+	bool sig, past;
+};
+
+static struct cmp compare(const struct diff_metric *ma, const struct diff_metric *mb,
+			  double fail_over, double min_change)
+{
+	struct cmp c = { .name = ma->name, .dir = ma->dir, .a = mean(ma), .b = mean(mb) };
+	c.delta = c.b - c.a;
+	if (c.a != 0)
+		c.pct = 100 * c.delta / fabs(c.a);
+	else
+		c.pct = c.b == 0 ? 0 : NAN;
+	double mag = isnan(c.pct) ? INFINITY : fabs(c.pct);
+	c.sig = mag >= min_change && c.delta != 0;
+	if (c.sig && ma->n >= 2 && mb->n >= 2) {
+		double se = sqrt(var(ma) / ma->n + var(mb) / mb->n);
+		c.sig = fabs(c.delta) > 3 * se;
+	}
+	bool worse = c.dir * c.delta < 0;
+	c.past = fail_over >= 0 && c.sig && c.dir && worse && mag > fail_over;
+	return c;
+}
+
+static const char *verdict(const struct cmp *c)
+{
+	if (!c->sig)
+		return "";
+	if (!c->dir)
+		return "changed";
+	return c->dir * c->delta > 0 ? "better" : "worse";
+}
+
+int diff_print(FILE *f, const char *an, const struct diff_run *a, const char *bn,
+	       const struct diff_run *b, double fail_over, double min_change, bool json)
+{
+	int past = 0;
+	if (json)
+		fprintf(f, "{\"schema\":\"schedtop-diff/1\",\"kind\":\"%s\",\"a_samples\":%u,"
+			   "\"b_samples\":%u,\"fail_over_pct\":%g,\"min_change_pct\":%g,\"metrics\":[",
+			a->kind, a->samples, b->samples, fail_over, min_change);
+	else
+		fprintf(f, "A: %s (%s, %u sample%s)\nB: %s (%s, %u sample%s)\n"
+			   "%-40s %14s %14s %14s %9s\n",
+			an, a->kind, a->samples, a->samples == 1 ? "" : "s", bn, b->kind, b->samples,
+			b->samples == 1 ? "" : "s", "metric (mean over samples)", "A", "B", "delta",
+			"change");
+	bool first = true;
+	for (unsigned i = 0; i < a->nm; i++) {
+		const struct diff_metric *mb = find(b, a->m[i].name);
+		if (!mb)
+			continue;
+		struct cmp c = compare(&a->m[i], mb, fail_over, min_change);
+		past += c.past;
+		if (json) {
+			fprintf(f, "%s{\"name\":\"%s\",\"direction\":\"%s\",\"a\":%.6g,\"b\":%.6g,"
+				   "\"delta\":%.6g,",
+				first ? "" : ",", c.name,
+				c.dir > 0 ? "higher-better" : c.dir < 0 ? "lower-better" : "neutral", c.a,
+				c.b, c.delta);
+			if (isnan(c.pct))
+				fprintf(f, "\"change_pct\":null,");
+			else
+				fprintf(f, "\"change_pct\":%.2f,", c.pct);
+			fprintf(f, "\"significant\":%s,\"verdict\":\"%s\",\"past_threshold\":%s}",
+				c.sig ? "true" : "false", verdict(&c), c.past ? "true" : "false");
+			first = false;
+			continue;
+		}
+		char pct[24];
+		if (isnan(c.pct))
+			snprintf(pct, sizeof(pct), "new");
+		else
+			snprintf(pct, sizeof(pct), "%+.1f%%", c.pct);
+		fprintf(f, "%-40s %14.6g %14.6g %+14.6g %9s %s%s%s\n", c.name, c.a, c.b, c.delta, pct,
+			c.sig ? "* " : "", verdict(&c), c.past ? "  PAST --fail-over" : "");
+	}
+	for (unsigned i = 0; i < b->nm; i++)
+		if (!find(a, b->m[i].name) && !json)
+			fprintf(f, "%-40s %14s %14.6g (only in B)\n", b->m[i].name, "-", mean(&b->m[i]));
+	if (json) {
+		fprintf(f, "],\"past_threshold\":%d}\n", past);
+		return past;
+	}
+	fprintf(f, "* significant: |change| >= %g%%%s\n", min_change,
+		a->samples > 1 && b->samples > 1 ? " and more than 3 standard errors apart" : "");
+	if (fail_over >= 0)
+		fprintf(f, "%d metric%s worse by more than %g%% (--fail-over)\n", past,
+			past == 1 ? "" : "s", fail_over);
+	return past;
+}

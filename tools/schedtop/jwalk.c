@@ -1,0 +1,276 @@
+/*
+ * jwalk.c - see jwalk.h. Recursive descent over RFC 8259 JSON; \u escapes
+ * are decoded to UTF-8 (surrogate pairs included).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jwalk.h"
+
+struct jw {
+	const char *p;
+	jwalk_fn fn;
+	void *ctx;
+	char path[JWALK_MAX_PATH];
+	size_t plen;
+	char str[JWALK_MAX_STR];
+};
+
+static void ws(struct jw *j)
+{
+	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+		j->p++;
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+		else return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A string at j->p (the opening quote) into buf. */
+static int string(struct jw *j, char *buf, size_t n)
+{
+	size_t k = 0;
+	j->p++;
+	for (;;) {
+		unsigned char c = (unsigned char)*j->p++;
+		unsigned cp;
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return -EINVAL; /* NUL (end of input) or a raw control byte */
+		if (c != '\\') {
+			if (k + 1 >= n)
+				return -EINVAL;
+			buf[k++] = (char)c;
+			continue;
+		}
+		c = (unsigned char)*j->p++;
+		switch (c) {
+		case '"': case '\\': case '/': cp = c; break;
+		case 'b': cp = '\b'; break;
+		case 'f': cp = '\f'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 't': cp = '\t'; break;
+		case 'u':
+			if (hex4(j->p, &cp))
+				return -EINVAL;
+			j->p += 4;
+			if (cp >= 0xd800 && cp < 0xdc00) {
+				unsigned lo;
+				if (j->p[0] != '\\' || j->p[1] != 'u' || hex4(j->p + 2, &lo) ||
+				    lo < 0xdc00 || lo > 0xdfff)
+					return -EINVAL;
+				j->p += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			} else if (cp >= 0xdc00 && cp < 0xe000) {
+				return -EINVAL;
+			}
+			break;
+		default:
+			return -EINVAL;
+		}
+		char u[4];
+		size_t ul;
+		if (cp < 0x80) { u[0] = (char)cp; ul = 1; }
+		else if (cp < 0x800) { u[0] = (char)(0xc0 | cp >> 6); u[1] = (char)(0x80 | (cp & 0x3f)); ul = 2; }
+		else if (cp < 0x10000) {
+			u[0] = (char)(0xe0 | cp >> 12); u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			u[2] = (char)(0x80 | (cp & 0x3f)); ul = 3;
+		} else {
+			u[0] = (char)(0xf0 | cp >> 18); u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+			u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)); u[3] = (char)(0x80 | (cp & 0x3f)); ul = 4;
+		}
+		if (k + ul >= n)
+			return -EINVAL;
+		memcpy(buf + k, u, ul);
+		k += ul;
+	}
+	buf[k] = '\0';
+	return 0;
+}
+
+static int leaf(struct jw *j, enum jwalk_kind kind, double num, const char *str)
+{
+	struct jwalk_leaf l = { .path = j->path, .kind = kind, .num = num, .str = str };
+	return j->fn(j->ctx, &l);
+}
+
+/* Number syntax of RFC 8259 (strtod alone would take hex, inf, nan). */
+static int number(struct jw *j, double *out)
+{
+	const char *s = j->p, *q = s;
+	if (*q == '-')
+		q++;
+	if (*q == '0')
+		q++;
+	else if (*q >= '1' && *q <= '9')
+		while (*q >= '0' && *q <= '9')
+			q++;
+	else
+		return -EINVAL;
+	if (*q == '.') {
+		q++;
+		if (!(*q >= '0' && *q <= '9'))
+			return -EINVAL;
+		while (*q >= '0' && *q <= '9')
+			q++;
+	}
+	if (*q == 'e' || *q == 'E') {
+		q++;
+		if (*q == '+' || *q == '-')
+			q++;
+		if (!(*q >= '0' && *q <= '9'))
+			return -EINVAL;
+		while (*q >= '0' && *q <= '9')
+			q++;
+	}
+	*out = strtod(s, NULL);
+	j->p = q;
+	return 0;
+}
+
+static int value(struct jw *j, int depth);
+
+static int push(struct jw *j, const char *fmt, const char *key, size_t idx)
+{
+	int n = key ? snprintf(j->path + j->plen, sizeof(j->path) - j->plen, fmt,
+			       j->plen ? "." : "", key)
+		    : snprintf(j->path + j->plen, sizeof(j->path) - j->plen, fmt, idx);
+	if (n < 0 || (size_t)n >= sizeof(j->path) - j->plen)
+		return -EINVAL;
+	j->plen += (size_t)n;
+	return 0;
+}
+
+static int object(struct jw *j, int depth)
+{
+	size_t base = j->plen;
+	char key[JWALK_MAX_PATH];
+	j->p++;
+	ws(j);
+	if (*j->p == '}') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		int r;
+		ws(j);
+		if (*j->p != '"' || string(j, key, sizeof(key)))
+			return -EINVAL;
+		ws(j);
+		if (*j->p++ != ':')
+			return -EINVAL;
+		if ((r = push(j, "%s%s", key, 0)))
+			return r;
+		if ((r = value(j, depth + 1)))
+			return r;
+		j->plen = base;
+		j->path[base] = '\0';
+		ws(j);
+		if (*j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (*j->p++ != '}')
+			return -EINVAL;
+		return 0;
+	}
+}
+
+static int array(struct jw *j, int depth)
+{
+	size_t base = j->plen;
+	j->p++;
+	ws(j);
+	if (*j->p == ']') {
+		j->p++;
+		return 0;
+	}
+	for (size_t i = 0;; i++) {
+		int r;
+		if ((r = push(j, "[%zu]", NULL, i)))
+			return r;
+		if ((r = value(j, depth + 1)))
+			return r;
+		j->plen = base;
+		j->path[base] = '\0';
+		ws(j);
+		if (*j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (*j->p++ != ']')
+			return -EINVAL;
+		return 0;
+	}
+}
+
+static int value(struct jw *j, int depth)
+{
+	double v;
+	if (depth > JWALK_MAX_DEPTH)
+		return -EINVAL;
+	ws(j);
+	switch (*j->p) {
+	case '{': return object(j, depth);
+	case '[': return array(j, depth);
+	case '"':
+		if (string(j, j->str, sizeof(j->str)))
+			return -EINVAL;
+		return leaf(j, JW_STR, 0, j->str);
+	case 't':
+		if (strncmp(j->p, "true", 4))
+			return -EINVAL;
+		j->p += 4;
+		return leaf(j, JW_BOOL, 1, NULL);
+	case 'f':
+		if (strncmp(j->p, "false", 5))
+			return -EINVAL;
+		j->p += 5;
+		return leaf(j, JW_BOOL, 0, NULL);
+	case 'n':
+		if (strncmp(j->p, "null", 4))
+			return -EINVAL;
+		j->p += 4;
+		return leaf(j, JW_NULL, 0, NULL);
+	default:
+		if (number(j, &v))
+			return -EINVAL;
+		return leaf(j, JW_NUM, v, NULL);
+	}
+}
+
+int jwalk(const char *s, jwalk_fn fn, void *ctx)
+{
+	struct jw *j = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->p = s;
+	j->fn = fn;
+	j->ctx = ctx;
+	j->plen = 0;
+	j->path[0] = '\0';
+	int r = value(j, 0);
+	if (!r) {
+		ws(j);
+		if (*j->p)
+			r = -EINVAL;
+	}
+	free(j);
+	return r;
+}

@@ -1,0 +1,38 @@
+/*
+ * jwalk.h - a small JSON reader for the files schedtop compares (its own
+ * --json lines, weft-load --json, trace JSON lines): it walks one JSON
+ * value and hands every scalar leaf to a callback with its path,
+ * "a.b[2].c". One allocation per walk; nesting is bounded (JWALK_MAX_DEPTH).
+ */
+#ifndef SCHEDTOP_JWALK_H
+#define SCHEDTOP_JWALK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define JWALK_MAX_DEPTH 16
+#define JWALK_MAX_PATH 256
+#define JWALK_MAX_STR 4096
+
+enum jwalk_kind { JW_NUM, JW_STR, JW_BOOL, JW_NULL };
+
+struct jwalk_leaf {
+	const char *path;   /* "key.sub[3].x"; "" for a top-level scalar */
+	enum jwalk_kind kind;
+	double num;         /* JW_NUM; JW_BOOL: 0 or 1 */
+	const char *str;    /* JW_STR: the string, unescaped, NUL-terminated */
+};
+
+/* Return nonzero from the callback to stop the walk (jwalk returns it). */
+typedef int (*jwalk_fn)(void *ctx, const struct jwalk_leaf *leaf);
+
+/*
+ * Walk the JSON value at the start of `s` (whitespace around it allowed,
+ * nothing else after it). 0, the callback's nonzero value, or -EINVAL
+ * (not JSON, nested deeper than JWALK_MAX_DEPTH, a path longer than
+ * JWALK_MAX_PATH - 1 bytes, a string longer than JWALK_MAX_STR - 1),
+ * -ENOMEM.
+ */
+int jwalk(const char *s, jwalk_fn fn, void *ctx);
+
+#endif /* SCHEDTOP_JWALK_H */
