@@ -18,6 +18,14 @@ TEST is one of:
             polls/s as a significant, worse change and exit 1 with
             --fail-over 30; diff of a run with itself exits 0; a file that
             is no recording exits 2.
+  metrics   `schedtop metrics -p PID --listen 127.0.0.1:PORT` scraped twice
+            with curl while weft_load runs, each scrape parsed with
+            prometheus_client's parser (python3-prometheus-client): every
+            name has the weft_ prefix, counters end in _total and never go
+            down between scrapes, polls and steals grow, worker metrics carry
+            runtime and worker labels, histogram buckets are cumulative with
+            increasing le bounds and +Inf equal to _count; another path is a
+            404; --once prints one scrape that parses too.
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -252,7 +260,127 @@ def test_diff(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff}
+def prom_parser():
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        # the Debian package, when python3 here is another interpreter
+        sys.path.append("/usr/lib/python3/dist-packages")
+        try:
+            from prometheus_client.parser import text_string_to_metric_families
+        except ImportError:
+            skip("python3-prometheus-client is not installed (scripts/setup-deps)")
+    return text_string_to_metric_families
+
+
+def check_scrape(parse, text):
+    """Parse and check one scrape; returns {(sample name, labels): value}."""
+    fams = list(parse(text))
+    if not fams:
+        fail("empty scrape")
+    vals = {}
+    for fam in fams:
+        if not fam.name.startswith("weft_"):
+            fail("metric %s lacks the weft_ prefix" % fam.name)
+        if fam.type not in ("counter", "gauge", "histogram"):
+            fail("%s: type %s" % (fam.name, fam.type))
+        buckets = {}
+        for smp in fam.samples:
+            key = (smp.name, tuple(sorted((k, v) for k, v in smp.labels.items() if k != "le")))
+            if fam.type == "counter" and not smp.name.endswith("_total"):
+                fail("counter sample %s does not end in _total" % smp.name)
+            if fam.name.startswith("weft_worker_") and not (
+                    "worker" in smp.labels and "runtime" in smp.labels):
+                fail("%s without worker/runtime labels: %s" % (smp.name, smp.labels))
+            if smp.name.endswith("_bucket"):
+                buckets.setdefault(key[1], []).append((float(smp.labels["le"]), smp.value))
+            else:
+                vals[key] = smp.value
+        if fam.type == "histogram":
+            if not fam.name.endswith(("_seconds", "_tasks")):
+                fail("histogram %s has no unit suffix" % fam.name)
+            for lab, bs in buckets.items():
+                les = [b[0] for b in bs]
+                if les != sorted(les) or les[-1] != float("inf"):
+                    fail("%s: le bounds not increasing up to +Inf" % fam.name)
+                counts = [b[1] for b in bs]
+                if counts != sorted(counts):
+                    fail("%s%s: buckets not cumulative" % (fam.name, lab))
+                if vals.get((fam.name + "_count", lab)) != counts[-1]:
+                    fail("%s%s: +Inf bucket != _count" % (fam.name, lab))
+    return vals
+
+
+def test_metrics(st, wl_test, wl, lib):
+    import socket
+    parse = prom_parser()
+    curl = shutil.which("curl")
+    if not curl:
+        fail("curl not found")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    load = subprocess.Popen([wl_test, "2", "400"], stdout=subprocess.DEVNULL)
+    srv = None
+    try:
+        time.sleep(0.3)
+        addr = "127.0.0.1:%d" % port
+        srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", addr],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        scrapes = []
+        deadline = time.time() + 15
+        while len(scrapes) < 2 and time.time() < deadline:
+            if srv.poll() is not None:
+                if srv.returncode == SKIP:
+                    skip("schedtop exited 77: " + srv.stderr.read())
+                fail("schedtop metrics exited %d: %s" % (srv.returncode, srv.stderr.read()))
+            p = subprocess.run([curl, "-sSf", "--max-time", "5", "http://%s/metrics" % addr],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if p.returncode == 0:
+                scrapes.append(p.stdout)
+                time.sleep(0.7)
+            else:
+                time.sleep(0.2)   # not listening yet
+        if len(scrapes) < 2:
+            fail("no two scrapes within 15 s")
+        v1, v2 = check_scrape(parse, scrapes[0]), check_scrape(parse, scrapes[1])
+        for k, v in v1.items():
+            if k[0].endswith("_total") and v2.get(k, -1) < v:
+                fail("counter %s%s went down: %s -> %s" % (k[0], k[1], v, v2.get(k)))
+
+        def tot(vals, name):
+            return sum(v for k, v in vals.items() if k[0] == name)
+        for name in ("weft_worker_polls_total", "weft_worker_steals_total"):
+            if not tot(v2, name) > tot(v1, name):
+                fail("%s did not grow between scrapes (%s -> %s)" %
+                     (name, tot(v1, name), tot(v2, name)))
+        if tot(v2, "weft_workers") != 2:
+            fail("weft_workers %s, want 2" % tot(v2, "weft_workers"))
+        p = subprocess.run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                            "http://%s/other" % addr], stdout=subprocess.PIPE, text=True)
+        if p.stdout != "404":
+            fail("GET /other: %s, want 404" % p.stdout)
+        print("\n".join(l for l in scrapes[1].splitlines()
+                        if "polls_total" in l or "park_duration_seconds_bucket" in l
+                        and "worker=\"0\"" in l)[:3000])
+        once = run([st, "metrics", "-p", str(load.pid), "--once", "0.3"])
+        if once.returncode:
+            fail("metrics --once exited %d: %s" % (once.returncode, once.stderr))
+        check_scrape(parse, once.stdout)
+        print("PASS: 2 scrapes + --once parsed by prometheus_client, counters monotonic")
+    finally:
+        if srv and srv.poll() is None:
+            srv.send_signal(signal.SIGINT)
+            try:
+                srv.wait(10)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+        load.kill()
+        load.wait()
+
+
+TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics}
 
 
 def main():

@@ -242,6 +242,10 @@ static void command_line(const uint8_t *data, size_t size)
 			case M_LIST:
 				CHECK(a.npos == 0);
 				break;
+			case M_METRICS:
+				CHECK((a.pid > 0) != (a.cmd != NULL));
+				CHECK(!a.listen != !a.once);
+				break;
 			case M_DIFF:
 				CHECK(a.npos == 2 && a.pos[0] && a.pos[1]);
 				CHECK(a.min_change >= 0);

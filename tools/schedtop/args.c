@@ -66,6 +66,17 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 		if (!a->out)
 			return usage_err(err, "trace needs -o FILE%s", NULL);
 		break;
+	case M_METRICS:
+		if (npos > 1)
+			return usage_err(err, "metrics takes at most an interval ('%s')", pos[1]);
+		if (npos == 1 && (!a->once || !parse_double(pos[0], &a->interval) ||
+				  a->interval < 0.01))
+			return usage_err(err, "invalid interval '%s' (metrics --once INTERVAL)", pos[0]);
+		if (!a->listen == !a->once)
+			return usage_err(err, "metrics needs --listen ADDR:PORT or --once%s", NULL);
+		if (a->json || a->batch)
+			return usage_err(err, "metrics writes the Prometheus text format only%s", NULL);
+		break;
 	case M_TOP:
 		if (npos > 2)
 			return usage_err(err, "too many arguments ('%s')", pos[2]);
@@ -112,6 +123,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		else if (!strcmp(argv[1], "report")) a->mode = M_REPORT;
 		else if (!strcmp(argv[1], "convert")) a->mode = M_CONVERT;
 		else if (!strcmp(argv[1], "diff")) a->mode = M_DIFF;
+		else if (!strcmp(argv[1], "metrics")) a->mode = M_METRICS;
 		if (a->mode != M_TOP)
 			first = 2;
 	}
@@ -123,6 +135,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
 		{ "prefix", required_argument, 0, 'P' },
+		{ "listen", required_argument, 0, 'L' }, { "once", no_argument, 0, 'O' },
 		{ "fail-over", required_argument, 0, 'F' }, { "min-change", required_argument, 0, 'M' },
 		{ 0, 0, 0, 0 },
 	};
@@ -160,6 +173,16 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 				return usage_err(err, "invalid thread name prefix '%s' (1 to 11 bytes)",
 						 optarg);
 			a->prefix = optarg;
+			break;
+		case 'L':
+			if (a->mode != M_METRICS)
+				return usage_err(err, "--listen works with metrics only%s", NULL);
+			a->listen = optarg;
+			break;
+		case 'O':
+			if (a->mode != M_METRICS)
+				return usage_err(err, "--once works with metrics only%s", NULL);
+			a->once = true;
 			break;
 		case 'F':
 			if (a->mode != M_DIFF)

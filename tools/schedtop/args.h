@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum schedtop_mode { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT, M_DIFF };
+enum schedtop_mode { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT, M_DIFF, M_METRICS };
 
 struct schedtop_args {
 	enum schedtop_mode mode;
@@ -19,6 +19,8 @@ struct schedtop_args {
 	const char *prefix;     /* worker thread name prefix for --no-bpf */
 	const char *out, *record;
 	double interval, duration, warmup;
+	const char *listen;     /* metrics: ADDR:PORT to serve /metrics on */
+	bool once;              /* metrics: print one scrape and exit */
 	double fail_over;       /* diff: gate threshold in percent; < 0: none */
 	double min_change;      /* diff: smallest change called significant, percent */
 	char **pos;             /* positional arguments left (report/convert: the file) */

@@ -31,6 +31,7 @@
 #include "args.h"
 #include "diff.h"
 #include "fallback.h"
+#include "metrics.h"
 #include "mon.h"
 #include "model.h"
 #include "priv.h"
@@ -54,6 +55,7 @@ static const char usage_text[] =
 	"       schedtop report SNAPSHOTS.jsonl [--json]\n"
 	"       schedtop convert EVENTS.jsonl -o TRACE.json\n"
 	"       schedtop diff A B [--fail-over PCT] [--min-change PCT] [--json]\n"
+	"       schedtop metrics (-p PID | -- CMD...) (--listen ADDR:PORT | --once [interval])\n"
 	"\n"
 	"Watch the workers of a weft runtime: steals, parks, queue depths (USDT\n"
 	"probes of libweft) joined with the kernel's view of the same threads.\n"
@@ -75,6 +77,9 @@ static const char usage_text[] =
 	"  -w, --warmup S      trace: seconds to wait before recording (default 0)\n"
 	"  -o, --output FILE   trace/convert: trace-event JSON to FILE, JSON lines to\n"
 	"                      FILE with .jsonl instead of .json\n"
+	"      --listen A:P    metrics: serve GET /metrics (Prometheus text format) on\n"
+	"                      ADDR:PORT, e.g. 127.0.0.1:9464, [::1]:9464, :9464\n"
+	"      --once          metrics: print one scrape after `interval` (default 1 s)\n"
 	"      --fail-over PCT diff: exit 1 when a metric got worse by more than PCT %%\n"
 	"                      (significant changes of directional metrics only)\n"
 	"      --min-change PCT diff: smallest change called significant (default 5)\n"
@@ -730,7 +735,7 @@ int main(int argc, char **argv)
 	}
 	/* Only the BPF load and attach use capabilities: an ordinary user's
 	 * copy gives them up at once for everything else. */
-	bool bpf_mode = (a.mode == M_TOP || a.mode == M_TRACE) && !a.no_bpf;
+	bool bpf_mode = (a.mode == M_TOP || a.mode == M_TRACE || a.mode == M_METRICS) && !a.no_bpf;
 	if (!bpf_mode && !priv_is_root() && priv_drop(why, sizeof(why))) {
 		fprintf(stderr, "%s\n", why);
 		return 1;
@@ -740,7 +745,7 @@ int main(int argc, char **argv)
 	case M_REPORT: return cmd_report(a.pos[0], a.json);
 	case M_CONVERT: return cmd_convert(a.pos[0], a.out);
 	case M_DIFF: return cmd_diff(a.pos[0], a.pos[1], a.fail_over, a.min_change, a.json);
-	case M_TRACE: case M_TOP: break;
+	case M_TRACE: case M_TOP: case M_METRICS: break;
 	}
 	enum schedtop_mode mode = a.mode;
 	char **cmd = a.cmd;
@@ -761,7 +766,16 @@ int main(int argc, char **argv)
 
 	struct mon m;
 	struct target t = { .pid = (int)pid, .child = 0, .go_fd = -1, .pidfd = -1 };
-	int rc;
+	int rc, lfd = -1;
+	if (mode == M_METRICS && a.listen) {
+		/* bound as the user, before anything is loaded: a port in use
+		 * fails here, with nothing attached */
+		lfd = metrics_listen(a.listen, why, sizeof(why));
+		if (lfd < 0) {
+			fprintf(stderr, "schedtop: %s\n", why);
+			return 1;
+		}
+	}
 	if (no_bpf) {
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
@@ -774,7 +788,12 @@ int main(int argc, char **argv)
 	}
 	struct stall st;
 	stall_init(&st, t.pid, (uint64_t)LINT_LONG_POLL_MS * 1000000ull);
-	if (mode == M_TRACE)
+	if (mode == M_METRICS && lfd >= 0) {
+		fprintf(stderr, "schedtop: serving http://%s/metrics for pid %d\n", a.listen, t.pid);
+		rc = metrics_serve(&m, lfd, t.pid, t.pidfd, &exiting);
+	} else if (mode == M_METRICS) {
+		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
+	} else if (mode == M_TRACE)
 		rc = run_trace(&m, &t, warmup, duration, out);
 	else if (batch)
 		rc = run_batch(&m, &st, &t, interval, count, json, rec);
@@ -790,6 +809,8 @@ done:
 	}
 	if (t.pidfd >= 0)
 		close(t.pidfd);
+	if (lfd >= 0)
+		close(lfd);
 	if (rec)
 		fclose(rec);
 	return rc;

@@ -1,0 +1,215 @@
+/*
+ * metrics.c - see metrics.h. A deliberately small HTTP/1.0-style server:
+ * one connection at a time, the request read with a timeout, the scrape
+ * written, the connection closed. That is all a Prometheus scraper needs,
+ * and it cannot be held up for long by a slow client (2 s per request).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "mon.h"
+#include "prom.h"
+
+int metrics_listen(const char *addr, char *err, size_t n)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	if (!colon || !colon[1]) {
+		snprintf(err, n, "--listen %s: expected ADDR:PORT (e.g. 127.0.0.1:9464)", addr);
+		return -EINVAL;
+	}
+	size_t hl = (size_t)(colon - addr);
+	if (hl >= sizeof(host)) {
+		snprintf(err, n, "--listen %s: address too long", addr);
+		return -EINVAL;
+	}
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* [::1]:9464 */
+		memmove(host, host + 1, hl - 2);
+		host[hl - 2] = '\0';
+	}
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res;
+	int r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+	if (r) {
+		snprintf(err, n, "--listen %s: %s", addr, gai_strerror(r));
+		return -EINVAL;
+	}
+	int fd = -1, e = 0;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(err, n, "--listen %s: %s", addr, strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+/* Read the request head (up to the blank line) within 2 s; the path in
+ * `path`. 0, or -1 on a timeout, an error or a malformed request. */
+static int read_request(int c, char *path, size_t n)
+{
+	char buf[4096];
+	size_t len = 0;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (len < sizeof(buf) - 1) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		struct pollfd p = { .fd = c, .events = POLLIN };
+		if (el >= 2000 || poll(&p, 1, (int)(2000 - el)) <= 0)
+			return -1;
+		ssize_t k = read(c, buf + len, sizeof(buf) - 1 - len);
+		if (k <= 0)
+			return -1;
+		len += (size_t)k;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
+			break;
+	}
+	char method[16];
+	if (sscanf(buf, "%15s %255s", method, path) != 2 || n < 256)
+		return -1;
+	return strcmp(method, "GET") && strcmp(method, "HEAD") ? -2 : 0;
+}
+
+static void write_all(int c, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(c, p, n);
+		if (k <= 0)
+			return; /* the scraper went away: nothing to do */
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+static void respond(int c, const char *status, const char *ctype, const char *body, size_t blen)
+{
+	char head[256];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			  "Connection: close\r\n\r\n",
+			  status, ctype, blen);
+	write_all(c, head, (size_t)hl);
+	write_all(c, body, blen);
+}
+
+static int scrape(struct mon *m, int pid, char **body, size_t *len)
+{
+	struct snap *s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	FILE *f = open_memstream(body, len);
+	if (!f) {
+		free(s);
+		return -ENOMEM;
+	}
+	mon_snapshot(m, s);
+	prom_write(f, s, pid, m->lib);
+	free(s);
+	return fclose(f) ? -ENOMEM : 0;
+}
+
+static void serve_one(struct mon *m, int c, int pid)
+{
+	char path[256];
+	int r = read_request(c, path, sizeof(path));
+	if (r == -1)
+		return;
+	if (r == -2) {
+		static const char msg[] = "only GET /metrics\n";
+		respond(c, "405 Method Not Allowed", "text/plain", msg, sizeof(msg) - 1);
+		return;
+	}
+	if (strcmp(path, "/metrics") && strncmp(path, "/metrics?", 9)) {
+		static const char msg[] = "schedtop: the metrics are at /metrics\n";
+		respond(c, "404 Not Found", "text/plain", msg, sizeof(msg) - 1);
+		return;
+	}
+	char *body = NULL;
+	size_t len = 0;
+	if (scrape(m, pid, &body, &len)) {
+		static const char msg[] = "schedtop: out of memory\n";
+		respond(c, "500 Internal Server Error", "text/plain", msg, sizeof(msg) - 1);
+	} else {
+		respond(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
+	}
+	free(body);
+}
+
+int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic_t *exiting)
+{
+	while (!*exiting) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+		int r = poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? 1000 : 200);
+		if (r < 0 && errno != EINTR) {
+			perror("schedtop: poll");
+			return 1;
+		}
+		if (pidfd >= 0 ? (r > 0 && (p[1].revents & POLLIN)) : mon_target_gone(pid)) {
+			fprintf(stderr, "schedtop: process %d exited; metrics server stops\n", pid);
+			return 0;
+		}
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+			if (c < 0)
+				continue; /* the client gave up, or EMFILE: try again */
+			serve_one(m, c, pid);
+			close(c);
+		}
+	}
+	return 0;
+}
+
+int metrics_once(struct mon *m, int pid, int pidfd, double interval,
+		 volatile sig_atomic_t *exiting)
+{
+	int ms = (int)(interval * 1000);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!*exiting) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (el >= ms)
+			break;
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		if (pidfd >= 0 ? poll(&p, 1, (int)(ms - el)) > 0 : mon_target_gone(pid))
+			break; /* the target exited: its last figures */
+		if (pidfd < 0) {
+			struct timespec ts = { 0, 50 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+	}
+	char *body = NULL;
+	size_t len = 0;
+	if (scrape(m, pid, &body, &len))
+		return 1;
+	fwrite(body, 1, len, stdout);
+	free(body);
+	return fflush(stdout) ? 1 : 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * metrics.h - `schedtop metrics`: the runtime's per-worker counters and
+ * histograms (prom.c) served over HTTP for Prometheus to scrape
+ * (--listen ADDR:PORT, GET /metrics), or printed once (--once).
+ */
+#ifndef SCHEDTOP_METRICS_H
+#define SCHEDTOP_METRICS_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mon;
+
+/* Bind and listen on "ADDR:PORT" ("127.0.0.1:9464", "[::1]:9464",
+ * ":9464" for every address). Done before the attach, as the user. Returns
+ * the socket, or -errno with `err` saying why. */
+int metrics_listen(const char *addr, char *err, size_t n);
+
+/* Serve scrapes on `fd` until the target exits (pidfd readable) or
+ * *exiting. Each scrape takes a fresh snapshot. 0, or 1 on a failure. */
+int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic_t *exiting);
+
+/* --once: wait `interval` seconds (or until the target exits), print one
+ * scrape on stdout. */
+int metrics_once(struct mon *m, int pid, int pidfd, double interval,
+		 volatile sig_atomic_t *exiting);
+
+#endif /* SCHEDTOP_METRICS_H */

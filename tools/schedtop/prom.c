@@ -1,0 +1,199 @@
+/*
+ * prom.c - see prom.h.
+ *
+ * Counters are cumulative since schedtop attached (the BPF side's first
+ * read of a core is its baseline), except weft_worker_polls_total and
+ * weft_worker_busy_seconds_total, which are the runtime's own counters
+ * since the runtime started; either way they only grow while one schedtop
+ * runs, and a restart of schedtop or of the runtime is a counter reset,
+ * which rate() handles.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "prom.h"
+
+struct cmetric {
+	const char *name, *help;
+	size_t off;          /* offset in struct weft_bpf_core */
+	double scale;        /* 1e-9: ns to seconds */
+};
+
+#define OFF(x) offsetof(struct weft_bpf_core, x)
+
+static const struct cmetric counters[] = {
+	{ "weft_worker_polls_total", "Task polls by this worker (the runtime's counter since it started).", OFF(polls), 1 },
+	{ "weft_worker_busy_seconds_total", "Time this worker spent polling tasks (the runtime's counter since it started).", OFF(busy_ns), 1e-9 },
+	{ "weft_worker_steals_total", "Successful steal operations by this worker as the thief.", OFF(steal_ops_in), 1 },
+	{ "weft_worker_tasks_stolen_total", "Tasks this worker took in its steals.", OFF(tasks_stolen_in), 1 },
+	{ "weft_worker_stolen_from_total", "Steal operations that took tasks from this worker's queue.", OFF(steal_ops_out), 1 },
+	{ "weft_worker_steal_failures_total", "Searches of every queue that found nothing.", OFF(steal_fails), 1 },
+	{ "weft_worker_parks_total", "Times this worker parked.", OFF(parks), 1 },
+	{ "weft_worker_unparks_total", "Times this worker was unparked by a notification.", OFF(unparks), 1 },
+	{ "weft_worker_noop_unparks_total", "Unparks after which the worker parked again without polling a task.", OFF(noop_unparks), 1 },
+	{ "weft_worker_overflows_total", "Times the local queue was full and half of it moved to the inject queue.", OFF(overflows), 1 },
+	{ "weft_worker_park_seconds_total", "Time asleep in completed park sleeps.", OFF(park_ns), 1e-9 },
+	{ "weft_worker_cpu_seconds_total", "On-CPU time of the worker's thread (sched_switch).", OFF(oncpu_ns), 1e-9 },
+	{ "weft_worker_voluntary_context_switches_total", "Voluntary context switches of the worker's thread.", OFF(vol_switches), 1 },
+	{ "weft_worker_involuntary_context_switches_total", "Involuntary context switches (preemptions) of the worker's thread.", OFF(invol_switches), 1 },
+	{ "weft_worker_migrations_total", "CPU migrations of the worker's thread.", OFF(migrations), 1 },
+	{ "weft_worker_futex_waits_total", "Futex waits of the worker's thread that slept.", OFF(futex_waits), 1 },
+	{ "weft_worker_futex_wait_seconds_total", "Time the worker's thread slept in futex waits.", OFF(futex_wait_ns), 1e-9 },
+};
+
+struct hmetric {
+	const char *name, *help;
+	unsigned h;          /* WEFT_H_* */
+	double scale;        /* bucket bound unit: 1e-9 ns -> s; 1: tasks */
+	long sum_off;        /* offset of the sum in weft_bpf_core, -1: not known */
+	double sum_scale;
+};
+
+static const struct hmetric hists[] = {
+	{ "weft_worker_park_duration_seconds", "One park sleep: asleep in the park until running again.", WEFT_H_PARK_NS, 1e-9, (long)OFF(park_ns), 1e-9 },
+	{ "weft_worker_unpark_latency_seconds", "Woken from a park sleep until running again (no _sum: only the buckets are kept).", WEFT_H_UNPARK_LAT_NS, 1e-9, -1, 0 },
+	{ "weft_worker_steal_batch_tasks", "Tasks taken per steal operation as the thief.", WEFT_H_STEAL_BATCH, 1, -1, 0 },
+	{ "weft_worker_futex_wait_duration_seconds", "One futex wait that slept (kernel view).", WEFT_H_FUTEX_NS, 1e-9, (long)OFF(futex_wait_ns), 1e-9 },
+};
+
+static uint64_t field(const struct weft_bpf_core *c, size_t off)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)c + off, sizeof(v));
+	return v;
+}
+
+static void labels(char *b, size_t n, const struct weft_bpf_core *c, unsigned w)
+{
+	snprintf(b, n, "runtime=\"0x%llx\",worker=\"%u\"", c->rt_id, w);
+}
+
+/* A value in the format's float syntax: integers stay exact. */
+static void val(FILE *f, double v)
+{
+	if (v == (double)(uint64_t)v && v < 1e15)
+		fprintf(f, "%" PRIu64 "\n", (uint64_t)v);
+	else
+		fprintf(f, "%.9g\n", v);
+}
+
+static const char *const state_label[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
+						     "stopped" };
+
+/* A core is exported once a probe gave its runtime id: a series' labels
+ * never change while schedtop runs (0x0 first and the address later would
+ * be two series, the first one ending at once). */
+static bool shown(const struct snap *s, unsigned i)
+{
+	return s->cores[i].rt_id != 0;
+}
+
+void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
+{
+	unsigned n = snap_ncores(s);
+	char lb[96];
+	fprintf(f, "# HELP weft_schedtop_target_info The process schedtop watches.\n"
+		   "# TYPE weft_schedtop_target_info gauge\n"
+		   "weft_schedtop_target_info{pid=\"%d\",lib=\"", pid);
+	for (const char *p = lib ? lib : ""; *p; p++) { /* label value escapes */
+		if (*p == '\\' || *p == '"')
+			fputc('\\', f);
+		if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+	fprintf(f, "\"} 1\n");
+	fprintf(f, "# HELP weft_workers Worker threads seen for the runtime.\n"
+		   "# TYPE weft_workers gauge\n");
+	uint64_t rts[WEFT_BPF_MAX_CORES];
+	unsigned nrt = 0;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k;
+		if (!shown(s, i))
+			continue;
+		for (k = 0; k < nrt && rts[k] != s->cores[i].rt_id; k++)
+			;
+		if (k == nrt)
+			rts[nrt++] = s->cores[i].rt_id;
+	}
+	for (unsigned k = 0; k < nrt; k++) {
+		unsigned cnt = 0;
+		for (unsigned i = 0; i < n; i++)
+			if (s->cores[i].rt_id == rts[k])
+				cnt++;
+		fprintf(f, "weft_workers{runtime=\"0x%" PRIx64 "\"} %u\n", rts[k], cnt);
+	}
+	for (size_t m = 0; m < sizeof(counters) / sizeof(counters[0]); m++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", counters[m].name, counters[m].help,
+			counters[m].name);
+		for (unsigned i = 0; i < n; i++) {
+			if (!shown(s, i))
+				continue;
+			labels(lb, sizeof(lb), &s->cores[i], i);
+			fprintf(f, "%s{%s} ", counters[m].name, lb);
+			val(f, (double)field(&s->cores[i], counters[m].off) * counters[m].scale);
+		}
+	}
+	fprintf(f, "# HELP weft_worker_local_queue_depth Tasks in the worker's local queue, latest seen.\n"
+		   "# TYPE weft_worker_local_queue_depth gauge\n");
+	for (unsigned i = 0; i < n; i++) {
+		if (!shown(s, i))
+			continue;
+		labels(lb, sizeof(lb), &s->cores[i], i);
+		fprintf(f, "weft_worker_local_queue_depth{%s} %llu\n", lb, s->cores[i].local_depth);
+	}
+	fprintf(f, "# HELP weft_worker_inject_queue_depth Tasks in the runtime's inject queue, as this worker last saw it.\n"
+		   "# TYPE weft_worker_inject_queue_depth gauge\n");
+	for (unsigned i = 0; i < n; i++) {
+		if (!shown(s, i))
+			continue;
+		labels(lb, sizeof(lb), &s->cores[i], i);
+		fprintf(f, "weft_worker_inject_queue_depth{%s} %llu\n", lb, s->cores[i].inject_depth);
+	}
+	fprintf(f, "# HELP weft_worker_state The worker's latest state (1 for the current one).\n"
+		   "# TYPE weft_worker_state gauge\n");
+	for (unsigned i = 0; i < n; i++) {
+		if (!shown(s, i))
+			continue;
+		labels(lb, sizeof(lb), &s->cores[i], i);
+		for (unsigned st = 1; st < WEFT_ST_NR; st++)
+			fprintf(f, "weft_worker_state{%s,state=\"%s\"} %d\n", lb, state_label[st],
+				s->cores[i].state == st);
+	}
+	for (size_t m = 0; m < sizeof(hists) / sizeof(hists[0]); m++) {
+		const struct hmetric *h = &hists[m];
+		fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+		for (unsigned i = 0; i < n; i++) {
+			if (!shown(s, i))
+				continue;
+			const unsigned long long *slot = s->hists[i][h->h].slot;
+			uint64_t acc = 0;
+			labels(lb, sizeof(lb), &s->cores[i], i);
+			/* slot k holds [2^k, 2^(k+1)): integer values, so le = 2^(k+1) - 1 */
+			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++) {
+				acc += slot[k];
+				fprintf(f, "%s_bucket{%s,le=\"%.9g\"} %" PRIu64 "\n", h->name, lb,
+					(double)((1ull << (k + 1)) - 1) * h->scale, acc);
+			}
+			fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", h->name, lb, acc);
+			fprintf(f, "%s_count{%s} %" PRIu64 "\n", h->name, lb, acc);
+			if (h->sum_off >= 0) {
+				fprintf(f, "%s_sum{%s} ", h->name, lb);
+				val(f, (double)field(&s->cores[i], (size_t)h->sum_off) * h->sum_scale);
+			}
+		}
+	}
+	fprintf(f, "# HELP weft_schedtop_ring_drops_total Trace events lost to a full ring buffer.\n"
+		   "# TYPE weft_schedtop_ring_drops_total counter\n"
+		   "weft_schedtop_ring_drops_total %" PRIu64 "\n", s->drops);
+	fprintf(f, "# HELP weft_schedtop_bpf_runs_total Runs of schedtop's BPF programs (BPF_ENABLE_STATS).\n"
+		   "# TYPE weft_schedtop_bpf_runs_total counter\n"
+		   "weft_schedtop_bpf_runs_total %" PRIu64 "\n", s->bpf_run_cnt);
+	fprintf(f, "# HELP weft_schedtop_bpf_run_seconds_total Time in schedtop's BPF programs (BPF_ENABLE_STATS).\n"
+		   "# TYPE weft_schedtop_bpf_run_seconds_total counter\n"
+		   "weft_schedtop_bpf_run_seconds_total ");
+	val(f, (double)s->bpf_run_ns * 1e-9);
+}
