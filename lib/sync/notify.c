@@ -10,6 +10,12 @@
  * it runs are not released by it. A cancelled entry holding a notify_one
  * grant (WQ_GRANT_PERMIT) passes it to the next waiter or back to `permit`;
  * a notify_all grant (WQ_GRANT_ALL) is not passed on.
+ * weft_notify_enable (Tokio's Notified::enable) links an entry with no
+ * waker, or attaches it already granted when a permit is stored: from then
+ * on notify_one may grant it and notify_all releases it (it carries the
+ * generation of its enable), exactly as for a waiting entry, so a notify
+ * between the enable and the wait is kept in the entry. A grant to a
+ * wakerless entry wakes nobody; the waiter's poll finds it.
  * Memory ordering: the lock (acquire/release) orders everything; wakers
  * are woken after unlock.
  */
@@ -122,6 +128,24 @@ int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w, struct wef
 	return WEFT_PENDING;
 }
 
+int weft_notify_enable(struct weft_notify *n, struct weft_wait *w)
+{
+	if (!n || !w || !weft__wait_usable(w, &n->q))
+		return -EINVAL;
+	weft__slock_lock(&n->lock);
+	if (w->_queue != &n->q) {
+		if (n->permit) {
+			n->permit = false;
+			weft__waitq_grant_idle(&n->q, w, WQ_GRANT_PERMIT);
+		} else {
+			weft_waker none = { NULL, NULL };
+			weft__waitq_link(&n->q, w, &none, n->gen);
+		}
+	}
+	weft__slock_unlock(&n->lock);
+	return 0;
+}
+
 struct notify_wait_args { struct weft_notify *n; struct weft_wait *w; int rc; };
 
 static enum weft_poll notify_wait_fn(void *arg, struct weft_cx *cx)
@@ -146,6 +170,33 @@ static int notify_wait_until(struct weft_notify *n, uint64_t deadline)
 		return rc;
 	}
 	return a.rc;
+}
+
+static int notify_wait_entry_until(struct weft_notify *n, struct weft_wait *w,
+				   uint64_t deadline)
+{
+	if (!n || !w || !weft__wait_usable(w, &n->q))
+		return -EINVAL;
+	struct notify_wait_args a = { n, w, 0 };
+	int rc = weft__wait_deadline(notify_wait_fn, &a, w, deadline);
+	if (rc) {
+		weft_wait_cancel(w); /* a grant that raced with the timeout goes on */
+		return rc;
+	}
+	return a.rc;
+}
+
+int weft_notify_wait_enabled(struct weft_notify *n, struct weft_wait *w)
+{
+	return notify_wait_entry_until(n, w, WEFT_FOREVER);
+}
+
+int weft_notify_wait_enabled_timeout(struct weft_notify *n, struct weft_wait *w,
+				     uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return notify_wait_entry_until(n, w, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER
+					     : now + timeout_ns);
 }
 
 int weft_notify_wait(struct weft_notify *n)

@@ -122,6 +122,17 @@ struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 	return w;
 }
 
+void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t grant)
+{
+	w->_next = w->_prev = NULL;
+	w->_queue = q;
+	w->_arg = 0;
+	w->_state = WQ_GRANTED;
+	w->_grant = grant;
+	entry_set_waker(w, (weft_waker){ NULL, NULL });
+	q->outstanding++;
+}
+
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w)
 {
 	if (w->_state != WQ_GRANTED)

@@ -129,6 +129,9 @@ void weft__waitq_refresh(struct weft_wait *w, const weft_waker *waker);
  * Returns the entry (do not touch it after unlock), or NULL if empty. */
 struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 					 struct weft__wakes *wk);
+/* Attach an idle entry as already granted (a condition that held when
+ * the waiter registered, e.g. a stored notify permit). Under the lock. */
+void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t grant);
 /* A granted entry's own poll: back to idle. Returns the grant. */
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);
 

@@ -245,15 +245,53 @@ WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t t
  */
 struct weft_notify;
 
+/* Errors: -EINVAL (NULL out), -ENOMEM. */
 WEFT_API int weft_notify_create(struct weft_notify **out);
+/* Errors: -EINVAL (NULL n), -EBUSY (entries linked or enabled). */
 WEFT_API int weft_notify_destroy(struct weft_notify *n);
+/* 0, or -EINVAL (NULL n). */
 WEFT_API int weft_notify_one(struct weft_notify *n);
 WEFT_API int weft_notify_all(struct weft_notify *n);
-/* Poll form: 0 (notified or permit consumed) or WEFT_PENDING. */
+/*
+ * Register-then-check (Tokio's Notified::enable). A notify_all that runs
+ * between "check a condition" and "wait" is otherwise lost: it releases
+ * only entries already linked and stores no permit. The flag pattern that
+ * cannot lose a wakeup:
+ *
+ *     struct weft_wait w = WEFT_WAIT_INIT;
+ *     weft_notify_enable(n, &w);             // from here on, notifies count
+ *     if (!atomic_load(&flag))
+ *             weft_notify_wait_enabled(n, &w); // returns at once if notified since
+ *     else
+ *             weft_wait_cancel(&w);
+ *
+ * and on the other side: atomic_store(&flag, 1); weft_notify_all(n);
+ *
+ * weft_notify_enable links `w` (idle) without a waker, or, when a permit
+ * is stored, takes the permit into `w`. From then on a notify_one may
+ * choose `w` (FIFO among the waiters) and every notify_all releases it; the
+ * next weft_notify_wait_poll / weft_notify_wait_enabled with `w` returns 0
+ * at once if either happened. Enabling an entry already attached to `n` is
+ * a no-op. The entry counts as a waiter (destroy returns -EBUSY) until a
+ * wait with it returned or weft_wait_cancel(w), which passes a notify_one
+ * grant it holds on to the next waiter (or back to the permit).
+ * Errors: -EINVAL (NULL n or w, or w attached to another object).
+ */
+WEFT_API int weft_notify_enable(struct weft_notify *n, struct weft_wait *w);
+/* Blocking wait with the caller's entry (enabled or idle). Returns 0,
+ * -EINVAL (as above), -EDEADLK (poll task on a worker), -ENOMEM, and for
+ * the _timeout form -ETIMEDOUT. `w` is idle again when it returns, whatever
+ * the result (a grant that raced with an error is passed on). */
+WEFT_API int weft_notify_wait_enabled(struct weft_notify *n, struct weft_wait *w);
+WEFT_API int weft_notify_wait_enabled_timeout(struct weft_notify *n, struct weft_wait *w,
+					      uint64_t timeout_ns);
+/* Poll form: 0 (notified or permit consumed, or - for an enabled entry -
+ * notified since the enable) or WEFT_PENDING. */
 WEFT_API int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w,
 				   struct weft_cx *cx);
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_notify_wait(struct weft_notify *n);
+/* -ETIMEDOUT when the time passes first. */
 WEFT_API int weft_notify_wait_timeout(struct weft_notify *n, uint64_t timeout_ns);
 
 /* ------------------------------------------------------------------- mutex */
