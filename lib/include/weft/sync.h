@@ -2,7 +2,8 @@
  * weft/sync.h - synchronisation between tasks and threads: oneshot, bounded
  * channel, notify, async mutex, counting semaphore, wait group.
  *
- * Included by weft/weft.h; it may also be included alone.
+ * Also: cancellation tokens (weft_token). Included by weft/weft.h; it may
+ * also be included alone.
  *
  * Two forms of every waiting call:
  *  - poll form `weft_X_Y_poll(obj, w, cx, ...)` for poll tasks. It returns
@@ -380,6 +381,40 @@ WEFT_API int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wai
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_waitgroup_wait(struct weft_waitgroup *wg);
 WEFT_API int weft_waitgroup_wait_timeout(struct weft_waitgroup *wg, uint64_t timeout_ns);
+
+/* ------------------------------------------------------------------- token */
+
+/*
+ * Cancellation token (Tokio's CancellationToken, Go's context.Done): one
+ * side calls weft_token_cancel() once something should stop; any number of
+ * tasks, fibers and threads check weft_token_is_cancelled() or wait for it
+ * (alone, or as an arm of weft_select). Cancelling is permanent and
+ * idempotent. A child token (created with a parent) is cancelled when its
+ * parent is, and may also be cancelled alone without touching the parent.
+ *
+ * Ownership: weft_token_create() / weft_token_destroy(). A token must
+ * outlive its children: destroy returns -EBUSY (nothing freed) while the
+ * token has children or while wait entries are linked to it.
+ */
+struct weft_token;
+
+/* parent may be NULL. A child of an already cancelled parent starts
+ * cancelled. Errors: -EINVAL (NULL out), -ENOMEM. */
+WEFT_API int weft_token_create(struct weft_token *parent, struct weft_token **out);
+/* Errors: -EINVAL (NULL t), -EBUSY (children alive, or entries linked). */
+WEFT_API int weft_token_destroy(struct weft_token *t);
+/* Cancel t and every descendant; wakes every waiter. 0, or -EINVAL (NULL). */
+WEFT_API int weft_token_cancel(struct weft_token *t);
+/* True once t (or an ancestor) was cancelled; false for NULL. */
+WEFT_API bool weft_token_is_cancelled(const struct weft_token *t);
+/* Poll form: 0 (cancelled) or WEFT_PENDING; -EINVAL (NULL t, w or cx, or w
+ * attached to another object). */
+WEFT_API int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w,
+				  struct weft_cx *cx);
+/* Blocking form: 0 once cancelled, -EINVAL (NULL t), -EDEADLK (poll task on
+ * a worker), -ENOMEM; the _timeout form also -ETIMEDOUT. */
+WEFT_API int weft_token_wait(struct weft_token *t);
+WEFT_API int weft_token_wait_timeout(struct weft_token *t, uint64_t timeout_ns);
 
 #ifdef __cplusplus
 }

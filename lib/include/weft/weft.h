@@ -278,6 +278,63 @@ WEFT_API bool weft_task_is_finished(const struct weft_task *task);
 /* A number unique among the tasks of the process (never 0). */
 WEFT_API uint64_t weft_task_id(const struct weft_task *task);
 
+/* --------------------------------------------------------------- join sets */
+
+/*
+ * A set of tasks joined in the order they complete (Tokio's JoinSet, Go's
+ * errgroup without its error policy). Spawn fibers and poll tasks into the
+ * set; weft_joinset_join_next() returns the outcome of one that finished
+ * (each exactly once), or -ENOENT when the set is empty. The set holds the
+ * tasks' join handles: callers never see them.
+ *
+ * Ownership: weft_joinset_create() / weft_joinset_destroy(). Destroy aborts
+ * every task still in the set and lets go of it (each task's drop runs once,
+ * as for weft_abort, possibly after destroy returned); it returns -EBUSY
+ * (nothing done) while a join_next wait entry is linked. Spawns must not run
+ * concurrently with destroy; everything else may run from any thread, in
+ * parallel. Tasks of several runtimes may share a set.
+ */
+struct weft_joinset;
+
+/* Errors: -EINVAL (NULL out), -ENOMEM. */
+WEFT_API int weft_joinset_create(struct weft_joinset **out);
+/* Errors: -EINVAL (NULL s), -EBUSY (a joiner's entry is linked). */
+WEFT_API int weft_joinset_destroy(struct weft_joinset *s);
+
+/*
+ * Spawn into the set: as weft_spawn / weft_spawn_poll, with the handle kept
+ * by the set. *id (may be NULL) receives the task's id (weft_task_id), which
+ * join_next reports again. Errors: -EINVAL (NULL s, rt, fn/poll),
+ * -ESHUTDOWN, -ENOMEM, and weft_spawn's -EAGAIN; the task does not run then
+ * (for spawn_poll, drop has run, as weft_spawn_poll does on error).
+ */
+WEFT_API int weft_joinset_spawn(struct weft_joinset *s, struct weft_runtime *rt,
+				void *(*fn)(void *arg), void *arg, uint64_t *id);
+WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime *rt,
+				     weft_poll_fn poll, void *state, weft_drop_fn drop,
+				     uint64_t *id);
+
+/*
+ * Join the next task to complete (in completion order). Poll form (entry
+ * rules of weft/sync.h): WEFT_PENDING (none finished yet; `w` linked), or,
+ * with that task taken out of the set: 0 (*result, may be NULL, holds its
+ * result), -ECANCELED (it was aborted or cancelled by shutdown); or -ENOENT
+ * (the set is empty), -EINVAL (NULL s, w or cx; w attached elsewhere).
+ * *id (may be NULL) receives the task's id with 0 and -ECANCELED.
+ */
+WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
+					 struct weft_cx *cx, void **result, uint64_t *id);
+/* Blocking form: as above, plus -EDEADLK (poll task on a worker), -ENOMEM;
+ * the _timeout form -ETIMEDOUT (nothing taken out). */
+WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id);
+WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
+					    uint64_t *id, uint64_t timeout_ns);
+/* Abort every task in the set (they stay in it: join_next reports each,
+ * -ECANCELED unless it completed first). 0, or -EINVAL (NULL s). */
+WEFT_API int weft_joinset_abort_all(struct weft_joinset *s);
+/* Tasks in the set: spawned and not yet returned by join_next (0 for NULL). */
+WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
+
 /* ---------------------------------------------------------------- wakers */
 
 /*

@@ -1,0 +1,448 @@
+/*
+ * joinset.c - weft_joinset: tasks spawned into a set, joined in the order
+ * they complete (Tokio's JoinSet, Go's errgroup without the error policy).
+ *
+ * Owns: one entry per member task (its join handle until joined), two
+ * lists of entries - `idle` (running) and `ready` (completed, FIFO in
+ * completion order) - and a wait list of joiners, all under `lock`.
+ *
+ * How completion is seen: each entry's join handle has the entry's own
+ * waker registered as its join waker (weft_join_poll with a cx made here).
+ * The task's completion wakes it: the waker moves the entry from idle to
+ * ready and grants the first linked joiner (WQ_GRANT_WAKE). A joiner takes
+ * the ready head under the lock, then consumes its handle outside it. A
+ * task already complete when it is spawned is joined at once and its entry
+ * queued ready with the outcome stored.
+ *
+ * Lifetimes: entries are refcounted (the set's list reference + each clone
+ * of the entry waker the runtime holds); the set is refcounted by its owner
+ * and each entry, so a waker that fires after destroy still finds the set's
+ * memory and its `dead` flag, and does nothing. Destroy aborts and detaches
+ * every member (their handles are consumed, the tasks end cancelled in the
+ * background) and drops the owner's reference.
+ * Invariants (under lock): an entry in a list has an unconsumed handle or a
+ * stored outcome; `len` = entries in both lists; a granted joiner implies a
+ * ready entry or an empty set (cancel passes a WAKE grant on to the next
+ * joiner if a ready entry remains).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct js_entry {
+	struct js_entry *next, *prev;
+	struct weft_joinset *set;
+	struct weft_task *task;         /* unconsumed handle, NULL once the outcome is stored */
+	_Atomic unsigned refs;
+	uint8_t where;                  /* JS_NONE, JS_IDLE, JS_READY (under set lock) */
+	bool woken;                     /* woken before it was listed (under set lock) */
+	int rc;                         /* stored outcome (task NULL) */
+	void *result;
+	uint64_t id;
+};
+
+enum { JS_NONE, JS_IDLE, JS_READY };
+
+struct weft_joinset {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	struct js_entry *idle;
+	struct js_entry *ready, *ready_tail;
+	size_t len;
+	bool dead;
+	_Atomic unsigned refs;          /* the owner + one per entry */
+};
+
+static void set_unref(struct weft_joinset *s)
+{
+	/* acq_rel: the last one frees, after every other use. */
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+		weft__free(s);
+}
+
+static void entry_unref(struct js_entry *e)
+{
+	if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1) {
+		struct weft_joinset *s = e->set;
+		weft__free(e);
+		set_unref(s);
+	}
+}
+
+static void list_remove(struct weft_joinset *s, struct js_entry *e)
+{
+	if (e->where == JS_IDLE) {
+		if (e->prev)
+			e->prev->next = e->next;
+		else
+			s->idle = e->next;
+		if (e->next)
+			e->next->prev = e->prev;
+	} else if (e->where == JS_READY) {
+		if (e->prev)
+			e->prev->next = e->next;
+		else
+			s->ready = e->next;
+		if (e->next)
+			e->next->prev = e->prev;
+		else
+			s->ready_tail = e->prev;
+	}
+	e->next = e->prev = NULL;
+	e->where = JS_NONE;
+}
+
+static void push_idle(struct weft_joinset *s, struct js_entry *e)
+{
+	e->prev = NULL;
+	e->next = s->idle;
+	if (s->idle)
+		s->idle->prev = e;
+	s->idle = e;
+	e->where = JS_IDLE;
+}
+
+/* Under lock: queue e as ready and grant one joiner. */
+static void push_ready(struct weft_joinset *s, struct js_entry *e, struct weft__wakes *wk)
+{
+	e->next = NULL;
+	e->prev = s->ready_tail;
+	if (s->ready_tail)
+		s->ready_tail->next = e;
+	else
+		s->ready = e;
+	s->ready_tail = e;
+	e->where = JS_READY;
+	weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, wk);
+}
+
+static void entry_notify(struct js_entry *e)
+{
+	struct weft_joinset *s = e->set;
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&s->lock);
+	if (!s->dead && e->where == JS_IDLE) {
+		list_remove(s, e);
+		push_ready(s, e, &wk);
+	} else if (e->where == JS_NONE) {
+		e->woken = true; /* js_add has not listed it yet */
+	}
+	weft__slock_unlock(&s->lock);
+	weft__wakes_run(&wk);
+}
+
+static void *ew_clone(void *d)
+{
+	atomic_fetch_add_explicit(&((struct js_entry *)d)->refs, 1, memory_order_relaxed);
+	return d;
+}
+static void ew_wake(void *d) { entry_notify(d); entry_unref(d); }
+static void ew_wake_by_ref(void *d) { entry_notify(d); }
+static void ew_drop(void *d) { entry_unref(d); }
+
+static const struct weft_waker_vtable entry_waker_vtable = {
+	.clone = ew_clone, .wake = ew_wake, .wake_by_ref = ew_wake_by_ref, .drop = ew_drop,
+};
+
+/* Register e's waker as the join waker, or consume the handle if the task
+ * is complete. Returns WEFT_PENDING (registered) or the outcome. */
+static int entry_join_poll(struct js_entry *e, void **result)
+{
+	unsigned budget = UINT_MAX;
+	struct weft_cx cx = {
+		.task = NULL,
+		.waker = { &entry_waker_vtable, e },
+		.budget = &budget,
+	};
+	return weft_join_poll(e->task, &cx, result);
+}
+
+static bool js_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			 struct weft__wakes *wk)
+{
+	struct weft_joinset *s = weft__container_of(q, struct weft_joinset, q);
+	(void)arg;
+	if (grant != WQ_GRANT_NONE && (s->ready || s->len == 0))
+		weft__waitq_grant_head(q, WQ_GRANT_WAKE, wk);
+	return false;
+}
+
+int weft_joinset_create(struct weft_joinset **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct weft_joinset *s = weft__calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	weft__waitq_init(&s->q, &s->lock, js_on_cancel);
+	atomic_init(&s->refs, 1);
+	*out = s;
+	return 0;
+}
+
+static struct js_entry *entry_new(struct weft_joinset *s)
+{
+	struct js_entry *e = weft__calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	atomic_init(&e->refs, 1);
+	e->set = s;
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return e;
+}
+
+/* A spawn failed: the entry was never listed. */
+static void entry_discard(struct js_entry *e)
+{
+	struct weft_joinset *s = e->set;
+	weft__free(e);
+	set_unref(s);
+}
+
+/*
+ * List a freshly spawned task. The join waker is registered first, before
+ * the entry is listed (so nobody can take the entry and consume the handle
+ * meanwhile); a wake that comes before the listing sets `woken`, and the
+ * entry is then listed ready.
+ */
+static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task *task,
+		   uint64_t *id)
+{
+	e->task = task;
+	e->id = weft_task_id(task);
+	if (id)
+		*id = e->id;
+	void *r = NULL;
+	int rc = entry_join_poll(e, &r);
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&s->lock);
+	if (rc != WEFT_PENDING) {
+		e->task = NULL; /* consumed: the outcome is stored */
+		e->rc = rc;
+		e->result = r;
+		push_ready(s, e, &wk);
+	} else if (e->woken) {
+		push_ready(s, e, &wk);
+	} else {
+		push_idle(s, e);
+	}
+	s->len++;
+	weft__slock_unlock(&s->lock);
+	weft__wakes_run(&wk);
+}
+
+int weft_joinset_spawn(struct weft_joinset *s, struct weft_runtime *rt,
+		       void *(*fn)(void *arg), void *arg, uint64_t *id)
+{
+	if (!s || !rt || !fn)
+		return -EINVAL;
+	struct js_entry *e = entry_new(s);
+	if (!e)
+		return -ENOMEM;
+	struct weft_task *t;
+	int rc = weft_spawn(rt, fn, arg, &t);
+	if (rc) {
+		entry_discard(e);
+		return rc;
+	}
+	js_add(s, e, t, id);
+	return 0;
+}
+
+int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime *rt,
+			    weft_poll_fn poll, void *state, weft_drop_fn drop, uint64_t *id)
+{
+	if (!s || !rt || !poll) {
+		if (drop)
+			drop(state);
+		return -EINVAL;
+	}
+	struct js_entry *e = entry_new(s);
+	if (!e) {
+		if (drop)
+			drop(state);
+		return -ENOMEM;
+	}
+	struct weft_task *t;
+	int rc = weft_spawn_poll(rt, poll, state, drop, &t);
+	if (rc) {
+		entry_discard(e);
+		return rc;
+	}
+	js_add(s, e, t, id);
+	return 0;
+}
+
+size_t weft_joinset_len(struct weft_joinset *s)
+{
+	if (!s)
+		return 0;
+	weft__slock_lock(&s->lock);
+	size_t n = s->len;
+	weft__slock_unlock(&s->lock);
+	return n;
+}
+
+int weft_joinset_abort_all(struct weft_joinset *s)
+{
+	if (!s)
+		return -EINVAL;
+	/* Handles in the lists are unconsumed (a joiner takes an entry off
+	 * its list before consuming), so aborting under the lock is sound;
+	 * an abort only schedules the task. */
+	weft__slock_lock(&s->lock);
+	for (struct js_entry *e = s->idle; e; e = e->next)
+		weft_abort(e->task);
+	weft__slock_unlock(&s->lock);
+	return 0;
+}
+
+int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
+				struct weft_cx *cx, void **result, uint64_t *id)
+{
+	if (!s || !w || !cx || !weft__wait_usable(w, &s->q))
+		return -EINVAL;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	struct weft__wakes wk;
+	wk.n = 0;
+	uint32_t grant;
+	for (;;) {
+		weft__slock_lock(&s->lock);
+		if (weft__waitq_poll_entry(&s->q, w, cx, &grant) == WQ_LINKED) {
+			weft__slock_unlock(&s->lock);
+			weft_budget_refund(cx);
+			return WEFT_PENDING;
+		}
+		struct js_entry *e = s->ready;
+		if (!e) {
+			if (s->len == 0) {
+				weft__slock_unlock(&s->lock);
+				return -ENOENT;
+			}
+			weft__waitq_link(&s->q, w, weft_cx_waker(cx), 0);
+			weft__slock_unlock(&s->lock);
+			weft_budget_refund(cx);
+			return WEFT_PENDING;
+		}
+		list_remove(s, e);
+		s->len--;
+		/* Nothing left to wait for: the other joiners get -ENOENT (in
+		 * batches of WEFT__WAKES_MAX, woken after unlock). */
+		while (s->len == 0 && s->q.head) {
+			while (s->q.head && !weft__wakes_full(&wk))
+				weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, &wk);
+			weft__slock_unlock(&s->lock);
+			weft__wakes_run(&wk);
+			weft__slock_lock(&s->lock);
+		}
+		weft__slock_unlock(&s->lock);
+		void *r = NULL;
+		int rc = e->task ? entry_join_poll(e, &r) : (r = e->result, e->rc);
+		if (rc == WEFT_PENDING) {
+			/* Queued ready but not complete: cannot happen (the join
+			 * waker fires at completion only); put it back. */
+			weft__slock_lock(&s->lock);
+			push_idle(s, e);
+			s->len++;
+			weft__slock_unlock(&s->lock);
+			continue;
+		}
+		if (id)
+			*id = e->id;
+		if (result)
+			*result = rc ? NULL : r;
+		entry_unref(e);
+		return rc;
+	}
+}
+
+struct js_wait_args {
+	struct weft_joinset *s;
+	struct weft_wait *w;
+	void **result;
+	uint64_t *id;
+	int rc;
+};
+
+static enum weft_poll js_wait_fn(void *arg, struct weft_cx *cx)
+{
+	struct js_wait_args *a = arg;
+	int rc = weft_joinset_join_next_poll(a->s, a->w, cx, a->result, a->id);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+static int js_join_until(struct weft_joinset *s, void **result, uint64_t *id, uint64_t deadline)
+{
+	if (!s)
+		return -EINVAL;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct js_wait_args a = { s, &w, result, id, 0 };
+	int rc = weft__wait_deadline(js_wait_fn, &a, &w, deadline);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}
+
+int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id)
+{
+	return js_join_until(s, result, id, WEFT_FOREVER);
+}
+
+int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result, uint64_t *id,
+				   uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return js_join_until(s, result, id, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER
+			     : now + timeout_ns);
+}
+
+int weft_joinset_destroy(struct weft_joinset *s)
+{
+	if (!s)
+		return -EINVAL;
+	weft__slock_lock(&s->lock);
+	if (s->q.outstanding) {
+		weft__slock_unlock(&s->lock);
+		return -EBUSY;
+	}
+	s->dead = true;
+	struct js_entry *all = NULL;
+	for (struct js_entry *l = s->idle; l;) {
+		struct js_entry *e = l;
+		l = l->next;
+		e->next = all;
+		all = e;
+		e->where = JS_NONE;
+	}
+	for (struct js_entry *l = s->ready; l;) {
+		struct js_entry *e = l;
+		l = l->next;
+		e->next = all;
+		all = e;
+		e->where = JS_NONE;
+	}
+	s->idle = s->ready = s->ready_tail = NULL;
+	s->len = 0;
+	weft__slock_unlock(&s->lock);
+	while (all) {
+		struct js_entry *e = all;
+		all = e->next;
+		if (e->task) {
+			weft_abort(e->task);
+			weft_detach(e->task); /* drops the entry waker if registered */
+		}
+		entry_unref(e);
+	}
+	set_unref(s);
+	return 0;
+}

@@ -1,0 +1,158 @@
+/*
+ * tsan_api.c - ThreadSanitizer scenarios for the application API of
+ * issue 14 (notify enable, tokens, join sets, ...): `tsan_api SCENARIO`
+ * runs one; it passes when its own checks hold and TSan reports nothing.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <weft/weft.h>
+
+#include "tsan_check.h"
+
+static struct weft_runtime *mk(int workers)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	struct weft_runtime *rt;
+	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+static void rm_rt(struct weft_runtime *rt) { CHECK_EQ(weft_runtime_destroy(rt), 0); }
+
+/* ------------------------------------------------ notify: the flag pattern */
+
+struct flag_race { struct weft_notify *n; atomic_int flag, ack; int rounds; };
+
+static void *flag_waiter(void *arg)
+{
+	struct flag_race *r = arg;
+	for (int i = 1; i <= r->rounds; i++) {
+		while (atomic_load(&r->flag) < i) {
+			struct weft_wait w = WEFT_WAIT_INIT;
+			CHECK_EQ(weft_notify_enable(r->n, &w), 0);
+			if (atomic_load(&r->flag) >= i) {
+				weft_wait_cancel(&w);
+				break;
+			}
+			CHECK_EQ(weft_notify_wait_enabled_timeout(r->n, &w, 5000000000ull), 0);
+		}
+		atomic_store(&r->ack, i);
+	}
+	return NULL;
+}
+
+static void *flag_notifier(void *arg)
+{
+	struct flag_race *r = arg;
+	for (int i = 1; i <= r->rounds; i++) {
+		while (atomic_load(&r->ack) < i - 1)
+			weft_yield();
+		atomic_store(&r->flag, i);
+		weft_notify_all(r->n);
+	}
+	return NULL;
+}
+
+static void scenario_notify(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct flag_race r = { .rounds = 2000 };
+	CHECK_EQ(weft_notify_create(&r.n), 0);
+	struct weft_task *a, *b;
+	CHECK_EQ(weft_spawn(rt, flag_waiter, &r, &a), 0);
+	CHECK_EQ(weft_spawn(rt, flag_notifier, &r, &b), 0);
+	CHECK_EQ(weft_join(a, NULL), 0);
+	CHECK_EQ(weft_join(b, NULL), 0);
+	CHECK_EQ(weft_notify_destroy(r.n), 0);
+	rm_rt(rt);
+}
+
+/* --------------------------------------------- join sets and tokens */
+
+#define JS_N 500
+static atomic_int g_seen[JS_N];
+
+static void *js_member(void *arg)
+{
+	weft_yield();
+	return arg;
+}
+
+static void *js_wait_token(void *arg)
+{
+	weft_token_wait(arg);
+	return (void *)(intptr_t)JS_N; /* not counted in g_seen */
+}
+
+static void *js_joiner(void *arg)
+{
+	struct weft_joinset *s = arg;
+	void *r;
+	int rc;
+	while ((rc = weft_joinset_join_next(s, &r, NULL)) != -ENOENT)
+		if (rc == 0 && (intptr_t)r < JS_N)
+			atomic_fetch_add(&g_seen[(intptr_t)r], 1);
+	return NULL;
+}
+
+static void scenario_joinset(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct weft_joinset *s;
+	struct weft_token *root, *child;
+	CHECK_EQ(weft_joinset_create(&s), 0);
+	CHECK_EQ(weft_token_create(NULL, &root), 0);
+	CHECK_EQ(weft_token_create(root, &child), 0);
+	for (intptr_t i = 0; i < JS_N; i++)
+		CHECK_EQ(weft_joinset_spawn(s, rt, js_member, (void *)i, NULL), 0);
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(weft_joinset_spawn(s, rt, js_wait_token, child, NULL), 0);
+	struct weft_task *j[3];
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(weft_spawn(rt, js_joiner, s, &j[i]), 0);
+	CHECK_EQ(weft_token_cancel(root), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(weft_join(j[i], NULL), 0);
+	for (int i = 0; i < JS_N; i++)
+		CHECK_EQ(atomic_load(&g_seen[i]), 1);
+	CHECK_EQ(weft_joinset_destroy(s), 0);
+	/* A set destroyed with members still running. */
+	struct weft_token *never;
+	CHECK_EQ(weft_token_create(NULL, &never), 0);
+	CHECK_EQ(weft_joinset_create(&s), 0);
+	for (int i = 0; i < 50; i++)
+		CHECK_EQ(weft_joinset_spawn(s, rt, js_wait_token, never, NULL), 0);
+	CHECK_EQ(weft_joinset_destroy(s), 0);
+	for (int k = 0; k < 10000 && weft_token_destroy(never) == -EBUSY; k++)
+		usleep(500);
+	CHECK_EQ(weft_token_destroy(child), 0);
+	CHECK_EQ(weft_token_destroy(root), 0);
+	rm_rt(rt);
+}
+
+static const struct { const char *name; void (*fn)(void); } scenarios[] = {
+	{ "notify", scenario_notify },
+	{ "joinset", scenario_joinset },
+};
+
+int main(int argc, char **argv)
+{
+	int passed = 0;
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], scenarios[i].name))
+			continue;
+		scenarios[i].fn();
+		printf("tsan_api %s: ok\n", scenarios[i].name);
+		passed++;
+	}
+	if (!passed) {
+		fprintf(stderr, "usage: tsan_api [SCENARIO]\n");
+		return 2;
+	}
+	return 0;
+}

@@ -1,0 +1,355 @@
+/*
+ * test_token_joinset.c - cancellation tokens (weft/sync.h, weft_token_*)
+ * and join sets (weft.h, weft_joinset_*), through the public headers.
+ */
+#include "../common/wt.h"
+
+#define MS 1000000ull
+
+/* ------------------------------------------------------------------ token */
+
+Test(token, cancel_is_permanent_and_reaches_children, .timeout = WT_TMO(20))
+{
+	struct weft_token *root, *a, *b, *aa;
+	cr_assert_eq(weft_token_create(NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_token_create(NULL, &root), 0);
+	cr_assert_eq(weft_token_create(root, &a), 0);
+	cr_assert_eq(weft_token_create(root, &b), 0);
+	cr_assert_eq(weft_token_create(a, &aa), 0);
+	cr_assert(!weft_token_is_cancelled(root));
+	cr_assert(!weft_token_is_cancelled(NULL));
+	cr_assert_eq(weft_token_cancel(b), 0, "a child alone");
+	cr_assert(weft_token_is_cancelled(b));
+	cr_assert(!weft_token_is_cancelled(root) && !weft_token_is_cancelled(a));
+	cr_assert_eq(weft_token_destroy(root), -EBUSY, "children alive");
+	cr_assert_eq(weft_token_cancel(root), 0);
+	cr_assert_eq(weft_token_cancel(root), 0, "idempotent");
+	cr_assert(weft_token_is_cancelled(a) && weft_token_is_cancelled(aa));
+	struct weft_token *late;
+	cr_assert_eq(weft_token_create(a, &late), 0);
+	cr_assert(weft_token_is_cancelled(late), "a child of a cancelled parent");
+	cr_assert_eq(weft_token_wait(late), 0, "a cancelled token's wait returns at once");
+	cr_assert_eq(weft_token_cancel(NULL), -EINVAL);
+	cr_assert_eq(weft_token_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_token_wait(NULL), -EINVAL);
+	cr_assert_eq(weft_token_wait_timeout(NULL, 0), -EINVAL);
+	cr_assert_eq(weft_token_destroy(late), 0);
+	cr_assert_eq(weft_token_destroy(aa), 0);
+	cr_assert_eq(weft_token_destroy(a), 0);
+	cr_assert_eq(weft_token_destroy(b), 0);
+	cr_assert_eq(weft_token_destroy(root), 0);
+}
+
+static atomic_int woke;
+
+static void *fiber_wait_token(void *arg)
+{
+	int rc = weft_token_wait(arg);
+	atomic_fetch_add(&woke, 1);
+	return (void *)(intptr_t)rc;
+}
+
+Test(token, fibers_and_threads_wait_until_cancelled, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_token *root, *child;
+	cr_assert_eq(weft_token_create(NULL, &root), 0);
+	cr_assert_eq(weft_token_create(root, &child), 0);
+	atomic_store(&woke, 0);
+	struct weft_task *h[40];
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(weft_spawn(rt, fiber_wait_token, i % 2 ? root : child, &h[i]), 0);
+	cr_assert_eq(weft_token_wait_timeout(root, 30 * MS), -ETIMEDOUT);
+	cr_assert_eq(atomic_load(&woke), 0);
+	cr_assert_eq(weft_token_destroy(root), -EBUSY, "waiters are linked (and a child)");
+	cr_assert_eq(weft_token_cancel(root), 0);
+	for (int i = 0; i < 40; i++) {
+		void *r;
+		cr_assert_eq(weft_join(h[i], &r), 0);
+		cr_assert_eq((intptr_t)r, 0);
+	}
+	cr_assert_eq(atomic_load(&woke), 40);
+	cr_assert_eq(weft_token_destroy(child), 0);
+	cr_assert_eq(weft_token_destroy(root), 0);
+	wt_rt_destroy(rt);
+}
+
+struct tpoll {
+	struct weft_token *t;
+	struct weft_wait w;
+	atomic_int rc_blocking, parked, drops;
+};
+
+static enum weft_poll token_poll(void *state, struct weft_cx *cx)
+{
+	struct tpoll *p = state;
+	atomic_store(&p->rc_blocking, weft_token_wait(p->t));
+	int rc = weft_token_wait_poll(p->t, &p->w, cx);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&p->parked, 1);
+		return WEFT_PENDING;
+	}
+	weft_cx_set_result(cx, (void *)(intptr_t)(rc + 100));
+	return WEFT_READY;
+}
+
+static void token_drop(void *state)
+{
+	struct tpoll *p = state;
+	weft_wait_cancel(&p->w);
+	atomic_fetch_add(&p->drops, 1);
+}
+
+Test(token, poll_form_woken_and_aborted, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_token *t;
+	cr_assert_eq(weft_token_create(NULL, &t), 0);
+	struct tpoll a = { .t = t }, b = { .t = t };
+	struct weft_task *ha, *hb;
+	cr_assert_eq(weft_spawn_poll(rt, token_poll, &a, token_drop, &ha), 0);
+	cr_assert_eq(weft_spawn_poll(rt, token_poll, &b, token_drop, &hb), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&a.parked) && atomic_load(&b.parked), WT_LONG_MS));
+	cr_assert_eq(atomic_load(&a.rc_blocking), -EDEADLK);
+	cr_assert_eq(weft_abort(hb), 0);
+	cr_assert_eq(weft_join(hb, NULL), -ECANCELED);
+	cr_assert_eq(atomic_load(&b.drops), 1);
+	struct weft_wait bad = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_token_wait_poll(NULL, &bad, NULL), -EINVAL);
+	cr_assert_eq(weft_token_cancel(t), 0);
+	void *r;
+	cr_assert_eq(weft_join(ha, &r), 0);
+	cr_assert_eq((intptr_t)r, 100, "the poll form returned 0");
+	cr_assert_eq(weft_token_destroy(t), 0);
+	wt_rt_destroy(rt);
+}
+
+/* --------------------------------------------------------------- join sets */
+
+static void *sleep_then_return(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	weft_sleep_ns((uint64_t)(8 - i) * 15 * MS);
+	return (void *)(i * 10);
+}
+
+Test(joinset, join_next_in_completion_order, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	uint64_t ids[8];
+	for (intptr_t i = 0; i < 8; i++)
+		cr_assert_eq(weft_joinset_spawn(s, rt, sleep_then_return, (void *)i, &ids[i]), 0);
+	cr_assert_eq(weft_joinset_len(s), 8);
+	for (int k = 0; k < 8; k++) {
+		void *r = NULL;
+		uint64_t id = 0;
+		cr_assert_eq(weft_joinset_join_next(s, &r, &id), 0);
+		int i = 7 - k; /* the shortest sleep finishes first */
+		cr_assert_eq(id, ids[i], "join %d: id %llu, expected task %d", k,
+			     (unsigned long long)id, i);
+		cr_assert_eq((intptr_t)r, i * 10);
+		cr_assert_eq(weft_joinset_len(s), (size_t)(7 - k));
+	}
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), -ENOENT);
+	cr_assert_eq(weft_joinset_join_next_timeout(s, NULL, NULL, 0), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+static enum weft_poll ready_with_result(void *state, struct weft_cx *cx)
+{
+	weft_cx_set_result(cx, state);
+	return WEFT_READY;
+}
+
+static atomic_int pend_drops;
+static enum weft_poll pend_forever(void *state, struct weft_cx *cx) { return WEFT_PENDING; }
+static void pend_drop(void *state) { atomic_fetch_add(&pend_drops, 1); }
+
+Test(joinset, poll_tasks_abort_all_and_timeout, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	atomic_store(&pend_drops, 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(weft_joinset_spawn_poll(s, rt, pend_forever, NULL, pend_drop, NULL), 0);
+	uint64_t rid;
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, ready_with_result, (void *)7, NULL, &rid), 0);
+	void *r = NULL;
+	uint64_t id = 0;
+	cr_assert_eq(weft_joinset_join_next(s, &r, &id), 0);
+	cr_assert_eq((intptr_t)r, 7);
+	cr_assert_eq(id, rid);
+	cr_assert_eq(weft_joinset_join_next_timeout(s, &r, &id, 20 * MS), -ETIMEDOUT);
+	cr_assert_eq(weft_joinset_len(s), 5, "a timeout takes nothing out");
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(weft_joinset_join_next(s, &r, &id), -ECANCELED);
+	cr_assert_eq(atomic_load(&pend_drops), 5);
+	cr_assert_eq(weft_joinset_join_next(s, &r, &id), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(joinset, destroy_aborts_everything, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	struct weft_token *never;
+	cr_assert_eq(weft_token_create(NULL, &never), 0);
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	atomic_store(&pend_drops, 0);
+	for (int i = 0; i < 50; i++) {
+		cr_assert_eq(weft_joinset_spawn_poll(s, rt, pend_forever, NULL, pend_drop, NULL), 0);
+		cr_assert_eq(weft_joinset_spawn(s, rt, fiber_wait_token, never, NULL), 0);
+	}
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, ready_with_result, NULL, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_len(s), 101);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&pend_drops) == 50, WT_LONG_MS));
+	/* The fibers were cancelled while suspended on the token: their
+	 * entries left its wait list, so it can be destroyed. */
+	cr_assert(WT_WAIT_UNTIL(weft_token_destroy(never) == 0, WT_LONG_MS));
+	wt_rt_destroy(rt);
+}
+
+Test(joinset, errors, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	atomic_store(&pend_drops, 0);
+	cr_assert_eq(weft_joinset_spawn(NULL, rt, sleep_then_return, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_spawn(s, NULL, sleep_then_return, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_spawn(s, rt, NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, NULL, NULL, pend_drop, NULL), -EINVAL);
+	cr_assert_eq(atomic_load(&pend_drops), 1, "drop ran on the refused spawn");
+	cr_assert_eq(weft_joinset_join_next(NULL, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_abort_all(NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_joinset_len(NULL), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, sleep_then_return, NULL, NULL), -ESHUTDOWN);
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, pend_forever, NULL, pend_drop, NULL),
+		     -ESHUTDOWN);
+	cr_assert_eq(weft_joinset_len(s), 0);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
+/* A poll task collects with the poll form; its own blocking call is refused. */
+struct collector {
+	struct weft_joinset *s;
+	struct weft_wait w;
+	int got, rc_blocking;
+	atomic_int parked;
+	long sum;
+};
+
+static enum weft_poll collect_poll(void *state, struct weft_cx *cx)
+{
+	struct collector *c = state;
+	c->rc_blocking = weft_joinset_join_next(c->s, NULL, NULL);
+	for (;;) {
+		void *r;
+		int rc = weft_joinset_join_next_poll(c->s, &c->w, cx, &r, NULL);
+		if (rc == WEFT_PENDING) {
+			atomic_store(&c->parked, 1);
+			return WEFT_PENDING;
+		}
+		if (rc == -ENOENT)
+			return WEFT_READY;
+		c->got++;
+		c->sum += (long)(intptr_t)r;
+	}
+}
+
+static void collect_drop(void *state) { weft_wait_cancel(&((struct collector *)state)->w); }
+
+static void *gate_wait(void *arg)
+{
+	weft_token_wait(arg);
+	return (void *)1;
+}
+
+Test(joinset, poll_form_collector_and_busy_destroy, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	struct weft_token *gate;
+	cr_assert_eq(weft_token_create(NULL, &gate), 0);
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	for (int i = 0; i < 20; i++)
+		cr_assert_eq(weft_joinset_spawn(s, rt, gate_wait, gate, NULL), 0);
+	struct collector c = { .s = s };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, collect_poll, &c, collect_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&c.parked), WT_LONG_MS));
+	cr_assert_eq(weft_joinset_destroy(s), -EBUSY, "the collector's entry is linked");
+	cr_assert_eq(weft_token_cancel(gate), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(c.rc_blocking, -EDEADLK);
+	cr_assert_eq(c.got, 20);
+	cr_assert_eq(c.sum, 20);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert_eq(weft_token_destroy(gate), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Several fibers join from one set while its tasks complete: every task is
+ * reported exactly once, every joiner ends with -ENOENT. */
+#define MANY 2000
+static atomic_int seen[MANY];
+
+struct joiner_arg { struct weft_joinset *s; atomic_int got, errors; };
+
+static void *joiner(void *arg)
+{
+	struct joiner_arg *j = arg;
+	for (;;) {
+		void *r;
+		int rc = weft_joinset_join_next(j->s, &r, NULL);
+		if (rc == -ENOENT)
+			return NULL;
+		if (rc) {
+			atomic_fetch_add(&j->errors, 1);
+			continue;
+		}
+		atomic_fetch_add(&seen[(intptr_t)r], 1);
+		atomic_fetch_add(&j->got, 1);
+	}
+}
+
+static void *yield_return(void *arg)
+{
+	weft_yield();
+	return arg;
+}
+
+Test(joinset, concurrent_joiners_each_task_once, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	for (intptr_t i = 0; i < MANY; i++) {
+		atomic_store(&seen[i], 0);
+		cr_assert_eq(weft_joinset_spawn(s, rt, yield_return, (void *)i, NULL), 0);
+	}
+	struct joiner_arg j = { .s = s };
+	struct weft_task *h[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn(rt, joiner, &j, &h[i]), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_join(h[i], NULL), 0);
+	cr_assert_eq(atomic_load(&j.errors), 0);
+	cr_assert_eq(atomic_load(&j.got), MANY);
+	for (int i = 0; i < MANY; i++)
+		cr_assert_eq(atomic_load(&seen[i]), 1, "task %d seen %d times", i,
+			     atomic_load(&seen[i]));
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
