@@ -135,9 +135,75 @@ static void scenario_joinset(void)
 	rm_rt(rt);
 }
 
+
+/* ------------------------------------------------------------------ select */
+
+#define SEL_N 20000
+static atomic_int g_sel_seen[SEL_N];
+
+struct sel { struct weft_chan *a, *b; struct weft_token *stop; atomic_long got; atomic_int next; };
+
+static void *sel_producer(void *arg)
+{
+	struct sel *s = arg;
+	long me = atomic_fetch_add(&s->next, 1);
+	for (long v = me; v < SEL_N; v += 2) {
+		struct weft_select_arm arms[2] = { WEFT_SEL_SEND(s->a, &v), WEFT_SEL_SEND(s->b, &v) };
+		int r = weft_select(arms, 2, WEFT_FOREVER);
+		CHECK(r >= 0 && arms[r].rc == 0, "select send %d", r);
+	}
+	return NULL;
+}
+
+static void *sel_consumer(void *arg)
+{
+	struct sel *s = arg;
+	for (;;) {
+		long v;
+		struct weft_select_arm arms[3] = { WEFT_SEL_RECV(s->a, &v), WEFT_SEL_RECV(s->b, &v),
+						   WEFT_SEL_CANCELLED(s->stop) };
+		int r = weft_select(arms, 3, WEFT_FOREVER);
+		if (r == 2)
+			return NULL;
+		CHECK(r >= 0 && arms[r].rc == 0 && v >= 0 && v < SEL_N, "select recv %d", r);
+		CHECK_EQ(atomic_fetch_add(&g_sel_seen[v], 1), 0);
+		atomic_fetch_add(&s->got, 1);
+	}
+}
+
+static void scenario_select(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct sel s = { 0 };
+	CHECK_EQ(weft_chan_create(sizeof(long), 2, &s.a), 0);
+	CHECK_EQ(weft_chan_create(sizeof(long), 2, &s.b), 0);
+	CHECK_EQ(weft_token_create(NULL, &s.stop), 0);
+	struct weft_task *p[2], *c[2];
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, sel_consumer, &s, &c[i]), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, sel_consumer, &s), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, sel_producer, &s, &p[i]), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(p[i], NULL), 0);
+	for (int k = 0; k < 60000 && atomic_load(&s.got) < SEL_N; k++)
+		usleep(500);
+	CHECK_EQ(atomic_load(&s.got), SEL_N);
+	CHECK_EQ(weft_token_cancel(s.stop), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(c[i], NULL), 0);
+	pthread_join(th, NULL);
+	CHECK_EQ(weft_chan_destroy(s.a), 0);
+	CHECK_EQ(weft_chan_destroy(s.b), 0);
+	CHECK_EQ(weft_token_destroy(s.stop), 0);
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
+	{ "select", scenario_select },
 };
 
 int main(int argc, char **argv)

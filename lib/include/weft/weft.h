@@ -335,6 +335,115 @@ WEFT_API int weft_joinset_abort_all(struct weft_joinset *s);
 /* Tasks in the set: spawned and not yet returned by join_next (0 for NULL). */
 WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
 
+/* ------------------------------------------------------------------ select */
+
+/*
+ * Wait for the first of several operations (Go's select, Tokio's select!):
+ * channel send or receive, oneshot receive, notify, semaphore or mutex
+ * acquire, cancellation token, join of a task or of a join set's next
+ * member, I/O readiness, and (poll form) a timer; the blocking form takes a
+ * deadline. Exactly one arm completes, and only it has any effect: arms
+ * are polled in order and polling stops at the first that is ready, and
+ * every other arm is then deregistered with whatever had been granted to
+ * it meanwhile passed on to the next waiter (a channel slot or item, a
+ * notify_one permit, semaphore permits, the mutex), so no item, permit or
+ * lock is lost or taken twice. When several arms are ready, the earliest
+ * in the array wins (put a token or deadline arm first to give it priority).
+ *
+ * Fill an array of arms with the WEFT_SEL_* macros below (each zeroes the
+ * arm's private wait entry). After a select returned, the arms are idle
+ * and may be used again. The winning arm's `rc` holds the result its
+ * operation's poll form returned: 0, or an error that completes it (e.g.
+ * -EPIPE: the channel is closed; -ECANCELED: the joined task was aborted;
+ * -ENOENT: the join set is empty).
+ *
+ * Per arm (op: obj, ptr, arg -> what the winner leaves):
+ *   CHAN_SEND     chan, item to copy in (required)        -> item sent
+ *   CHAN_RECV     chan, where to copy the item (required)  -> item received
+ *   ONESHOT_RECV  oneshot, void ** (may be NULL)           -> value; the receiver
+ *                 end is consumed on 0 and -EPIPE
+ *   NOTIFY        notify                                  -> notified
+ *   SEM           sem, -, permits                          -> permits taken
+ *   MUTEX         mutex                                   -> the caller holds it
+ *   TOKEN         token                                   -> cancelled
+ *   JOIN          task handle, void ** result (may be NULL) -> handle consumed
+ *                 (0 or -ECANCELED)
+ *   JOINSET       join set, void ** result (may be NULL)    -> one member taken
+ *                 out; its id in `id`
+ *   IO            weft_io, -, WEFT_IO_* interest           -> `io_ready` holds the
+ *                 readiness (pass it to weft_io_clear_ready after EAGAIN)
+ *   TIMER         struct weft_timer *, -, deadline_ns      -> deadline passed
+ *                 (poll form only)
+ * A losing JOIN arm leaves its waker on the handle until the handle is
+ * consumed, and a losing IO arm on the registration until its next
+ * readiness event or close: at worst a spurious wake.
+ */
+enum weft_select_op {
+	WEFT_SEL_CHAN_SEND = 1,
+	WEFT_SEL_CHAN_RECV,
+	WEFT_SEL_ONESHOT_RECV,
+	WEFT_SEL_NOTIFY,
+	WEFT_SEL_SEM,
+	WEFT_SEL_MUTEX,
+	WEFT_SEL_TOKEN,
+	WEFT_SEL_JOIN,
+	WEFT_SEL_JOINSET,
+	WEFT_SEL_IO,
+	WEFT_SEL_TIMER,
+};
+
+struct weft_select_arm {
+	enum weft_select_op op;
+	void *obj;
+	void *ptr;
+	uint64_t arg;
+	int rc;                          /* out: the winner's result */
+	uint64_t id;                     /* out: JOINSET member's task id */
+	struct weft_io_ready io_ready;   /* out: IO readiness */
+	struct weft_wait _w;             /* private */
+};
+
+#define WEFT_SELECT_MAX_ARMS 64
+
+#define WEFT__SEL(OP, OBJ, PTR, ARG) \
+	((struct weft_select_arm){ .op = (OP), .obj = (OBJ), .ptr = (PTR), .arg = (ARG) })
+#define WEFT_SEL_SEND(ch, item)       WEFT__SEL(WEFT_SEL_CHAN_SEND, (ch), (void *)(item), 0)
+#define WEFT_SEL_RECV(ch, item)       WEFT__SEL(WEFT_SEL_CHAN_RECV, (ch), (item), 0)
+#define WEFT_SEL_ONESHOT(o, valuep)   WEFT__SEL(WEFT_SEL_ONESHOT_RECV, (o), (valuep), 0)
+#define WEFT_SEL_NOTIFIED(n)          WEFT__SEL(WEFT_SEL_NOTIFY, (n), NULL, 0)
+#define WEFT_SEL_ACQUIRE(s, permits)  WEFT__SEL(WEFT_SEL_SEM, (s), NULL, (permits))
+#define WEFT_SEL_LOCK(m)              WEFT__SEL(WEFT_SEL_MUTEX, (m), NULL, 0)
+#define WEFT_SEL_CANCELLED(t)         WEFT__SEL(WEFT_SEL_TOKEN, (t), NULL, 0)
+#define WEFT_SEL_JOINED(task, resultp) WEFT__SEL(WEFT_SEL_JOIN, (task), (resultp), 0)
+#define WEFT_SEL_JOIN_NEXT(set, resultp) WEFT__SEL(WEFT_SEL_JOINSET, (set), (resultp), 0)
+#define WEFT_SEL_READY(io, interest)  WEFT__SEL(WEFT_SEL_IO, (io), NULL, (interest))
+#define WEFT_SEL_AT(timer, deadline)  WEFT__SEL(WEFT_SEL_TIMER, (timer), NULL, (deadline))
+
+/*
+ * Blocking form (fibers suspend, threads block). Returns the index of the
+ * arm that completed (>= 0; its rc holds its result), or -ETIMEDOUT (the
+ * deadline - CLOCK_MONOTONIC ns, WEFT_FOREVER for none - passed first;
+ * no arm completed), -EINVAL (NULL arms, n = 0 or > WEFT_SELECT_MAX_ARMS,
+ * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV, a TIMER
+ * arm), -EDEADLK (from a poll task on a worker), -ENOMEM. An arm whose
+ * wait entry is attached to another object completes with -EINVAL.
+ */
+WEFT_API int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns);
+WEFT_API int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns);
+
+/*
+ * Poll form for poll tasks: 0 with *index set (that arm completed, the
+ * others are idle), WEFT_PENDING (every arm registered; keep `arms` in the
+ * task's state and poll again with the same array when woken), or -EINVAL
+ * (as above, TIMER arms allowed; NULL cx or index). A task dropped while a
+ * select is pending calls weft_select_cancel from its drop function.
+ */
+WEFT_API int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
+			      size_t *index);
+/* Deregister every arm (passing on grants, cancelling timers). No-op on
+ * idle arms; NULL arms is ignored. */
+WEFT_API void weft_select_cancel(struct weft_select_arm *arms, size_t n);
+
 /* ---------------------------------------------------------------- wakers */
 
 /*

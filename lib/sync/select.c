@@ -1,0 +1,166 @@
+/*
+ * select.c - weft_select: wait on several operations, complete exactly one.
+ *
+ * Each arm is one of the poll forms of weft/sync.h, weft.h, time.h and io.h
+ * with the arm's own wait entry. A round polls the arms in order and stops
+ * at the first that returns a result (not WEFT_PENDING): that arm has
+ * completed - taken its item, permit, lock, value or handle - and no later
+ * arm was polled in this round, so no other arm took anything. Every other
+ * arm is then cancelled with weft_wait_cancel, which unlinks its entry and
+ * passes on whatever a notifier had granted to it meanwhile (a reserved
+ * channel slot or item, a notify permit, semaphore permits, the mutex), so
+ * nothing is lost. Arms without an entry leave at most a waker behind: a
+ * join handle keeps it until the handle is consumed, an I/O registration
+ * until its next readiness event or its close (a spurious wake at worst);
+ * a timer arm is cancelled.
+ *
+ * The blocking form runs the round as the poll of weft__wait_deadline (a
+ * fiber suspends between rounds, a thread parks). A fiber cancelled while
+ * suspended must leave every wait list before its stack goes: the fiber
+ * runtime cancels one entry for it (weft__fiber.waiting), so the select
+ * hands it a guard entry, linked to a private wait list whose cancel hook
+ * cancels all the arms. The same cancel ends a select that returned.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <weft/weft.h>
+
+#include "waitlist.h"
+
+static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
+{
+	switch (a->op) {
+	case WEFT_SEL_CHAN_SEND:
+		return weft_chan_send_poll(a->obj, &a->_w, cx, a->ptr);
+	case WEFT_SEL_CHAN_RECV:
+		return weft_chan_recv_poll(a->obj, &a->_w, cx, a->ptr);
+	case WEFT_SEL_ONESHOT_RECV: {
+		void *v = NULL;
+		int rc = weft_oneshot_recv_poll(a->obj, &a->_w, cx, &v);
+		if (rc == 0 && a->ptr)
+			*(void **)a->ptr = v;
+		return rc;
+	}
+	case WEFT_SEL_NOTIFY:
+		return weft_notify_wait_poll(a->obj, &a->_w, cx);
+	case WEFT_SEL_SEM:
+		return weft_sem_acquire_n_poll(a->obj, a->arg, &a->_w, cx);
+	case WEFT_SEL_MUTEX:
+		return weft_mutex_lock_poll(a->obj, &a->_w, cx);
+	case WEFT_SEL_TOKEN:
+		return weft_token_wait_poll(a->obj, &a->_w, cx);
+	case WEFT_SEL_JOIN:
+		return weft_join_poll(a->obj, cx, a->ptr);
+	case WEFT_SEL_JOINSET:
+		return weft_joinset_join_next_poll(a->obj, &a->_w, cx, a->ptr, &a->id);
+	case WEFT_SEL_IO:
+		return weft_io_poll_ready(a->obj, cx, (unsigned)a->arg, &a->io_ready) == WEFT_READY
+			       ? 0 : WEFT_PENDING;
+	case WEFT_SEL_TIMER:
+		return weft_timer_poll(a->obj, cx, a->arg) == WEFT_READY ? 0 : WEFT_PENDING;
+	}
+	return -EINVAL;
+}
+
+static void arm_cancel(struct weft_select_arm *a)
+{
+	if (a->op == WEFT_SEL_TIMER)
+		weft_timer_cancel(a->obj);
+	else
+		weft_wait_cancel(&a->_w);
+}
+
+static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_ok)
+{
+	if (!arms || !n || n > WEFT_SELECT_MAX_ARMS)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_TIMER)
+			return false;
+		if (arms[i].op == WEFT_SEL_TIMER && !timer_ok)
+			return false;
+		if (arms[i].op == WEFT_SEL_CHAN_SEND && !arms[i].ptr)
+			return false;
+		if (arms[i].op == WEFT_SEL_CHAN_RECV && !arms[i].ptr)
+			return false;
+	}
+	return true;
+}
+
+void weft_select_cancel(struct weft_select_arm *arms, size_t n)
+{
+	if (!arms)
+		return;
+	for (size_t i = 0; i < n; i++)
+		arm_cancel(&arms[i]);
+}
+
+int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx, size_t *index)
+{
+	if (!cx || !index || !arms_valid(arms, n, true))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		int rc = arm_poll(&arms[i], cx);
+		if (rc == WEFT_PENDING)
+			continue;
+		arms[i].rc = rc;
+		for (size_t k = 0; k < n; k++)
+			if (k != i)
+				arm_cancel(&arms[k]);
+		*index = i;
+		return 0;
+	}
+	return WEFT_PENDING;
+}
+
+/* ---------------------------------------------------------- blocking form */
+
+struct select_wait {
+	struct weft_select_arm *arms;
+	size_t n;
+	size_t index;
+	struct weft__slock lock;     /* the guard's private wait list */
+	struct weft__waitq q;
+	struct weft_wait guard;
+};
+
+static bool guard_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			    struct weft__wakes *wk)
+{
+	struct select_wait *s = weft__container_of(q, struct select_wait, q);
+	(void)grant, (void)arg, (void)wk;
+	/* Under the guard's private lock only: the arms' cancels take their
+	 * own objects' locks. */
+	weft_select_cancel(s->arms, s->n);
+	return false;
+}
+
+static enum weft_poll select_wait_fn(void *arg, struct weft_cx *cx)
+{
+	struct select_wait *s = arg;
+	return weft_select_poll(s->arms, s->n, cx, &s->index) == WEFT_PENDING ? WEFT_PENDING
+									    : WEFT_READY;
+}
+
+int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+{
+	if (!arms_valid(arms, n, false))
+		return -EINVAL;
+	struct select_wait s = { .arms = arms, .n = n, .guard = WEFT_WAIT_INIT };
+	weft__waitq_init(&s.q, &s.lock, guard_on_cancel);
+	weft_waker none = { NULL, NULL };
+	weft__slock_lock(&s.lock);
+	weft__waitq_link(&s.q, &s.guard, &none, 0);
+	weft__slock_unlock(&s.lock);
+	int rc = weft__wait_deadline(select_wait_fn, &s, &s.guard, deadline_ns);
+	weft_wait_cancel(&s.guard); /* every arm but the winner's is idle already */
+	return rc ? rc : (int)s.index;
+}
+
+int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return weft_select(arms, n, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER
+			   : now + timeout_ns);
+}

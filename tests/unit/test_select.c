@@ -1,0 +1,409 @@
+/*
+ * test_select.c - weft_select / weft_select_poll (weft.h): one arm of each
+ * kind wins, only the winner acts, grants landed on losing arms are passed
+ * on, deadlines, the poll form, abort while waiting, errors.
+ */
+#include <sys/socket.h>
+
+#include "../common/wt.h"
+
+#define MS 1000000ull
+
+static struct weft_chan *mkchan(size_t cap)
+{
+	struct weft_chan *c;
+	cr_assert_eq(weft_chan_create(sizeof(long), cap, &c), 0);
+	return c;
+}
+
+Test(select, thread_takes_the_ready_arm_only, .timeout = WT_TMO(20))
+{
+	struct weft_chan *a = mkchan(4), *b = mkchan(4);
+	long x = 5, got = 0;
+	cr_assert_eq(weft_chan_try_send(b, &x), 0);
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(a, &got), WEFT_SEL_RECV(b, &got) };
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(arms[1].rc, 0);
+	cr_assert_eq(got, 5);
+	/* Both ready: the first wins, the second keeps its item. */
+	x = 1;
+	cr_assert_eq(weft_chan_try_send(a, &x), 0);
+	x = 2;
+	cr_assert_eq(weft_chan_try_send(b, &x), 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(got, 1);
+	cr_assert_eq(weft_chan_try_recv(b, &got), 0);
+	cr_assert_eq(got, 2);
+	cr_assert_eq(weft_chan_destroy(a), 0, "the losing arm left the wait list");
+	cr_assert_eq(weft_chan_destroy(b), 0);
+}
+
+Test(select, deadline_takes_nothing, .timeout = WT_TMO(20))
+{
+	struct weft_chan *a = mkchan(1);
+	struct weft_sem *s;
+	struct weft_mutex *m;
+	cr_assert_eq(weft_sem_create(1, &s), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	long got;
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(a, &got), WEFT_SEL_ACQUIRE(s, 2),
+					  WEFT_SEL_LOCK(m) };
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_select_timeout(arms, 3, 30 * MS), -ETIMEDOUT);
+	cr_assert_geq(wt_now_ns() - t0, 30 * MS);
+	cr_assert_eq(weft_select_timeout(arms, 3, 0), -ETIMEDOUT);
+	cr_assert_eq(weft_sem_available(s), 1);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_chan_destroy(a), 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+/* Each arm kind wins once, from a fiber. */
+struct kinds {
+	struct weft_chan *full, *empty;
+	struct weft_oneshot *o;
+	struct weft_notify *n;
+	struct weft_sem *s;
+	struct weft_mutex *m;
+	struct weft_token *t;
+	struct weft_task *task;
+	struct weft_joinset *set;
+	struct weft_io *io;
+	int idx[10], rc[10];
+	void *val;
+	long item;
+	unsigned ready;
+	atomic_int stage;
+};
+
+static void *kinds_fiber(void *arg)
+{
+	struct kinds *k = arg;
+	long item = 0;
+	void *v = NULL, *jr = NULL, *sr = NULL;
+	struct weft_select_arm arms[] = {
+		WEFT_SEL_SEND(k->full, &item),  /* 0: full until the test receives */
+		WEFT_SEL_RECV(k->empty, &k->item),
+		WEFT_SEL_ONESHOT(k->o, &v),
+		WEFT_SEL_NOTIFIED(k->n),
+		WEFT_SEL_ACQUIRE(k->s, 2),
+		WEFT_SEL_LOCK(k->m),
+		WEFT_SEL_CANCELLED(k->t),
+		WEFT_SEL_JOINED(k->task, &jr),
+		WEFT_SEL_JOIN_NEXT(k->set, &sr),
+		WEFT_SEL_READY(k->io, WEFT_IO_READABLE),
+	};
+	/* Each round the test makes exactly one arm ready, then that arm is
+	 * taken out of the array (moved to the back and n shrinks). */
+	struct weft_select_arm *live[10];
+	size_t n = 10;
+	for (int i = 0; i < 10; i++)
+		live[i] = &arms[i];
+	for (int round = 0; round < 10; round++) {
+		struct weft_select_arm cur[10];
+		for (size_t i = 0; i < n; i++)
+			cur[i] = *live[i];
+		atomic_store(&k->stage, round * 2 + 1); /* waiting */
+		int r = weft_select(cur, n, WEFT_FOREVER);
+		if (r < 0) {
+			k->idx[round] = r;
+			break;
+		}
+		k->idx[round] = (int)(live[r] - arms);
+		k->rc[round] = cur[r].rc;
+		if (live[r]->op == WEFT_SEL_IO)
+			k->ready = cur[r].io_ready.mask;
+		for (size_t i = (size_t)r; i + 1 < n; i++)
+			live[i] = live[i + 1];
+		n--;
+		atomic_store(&k->stage, round * 2 + 2); /* done */
+	}
+	k->val = v;
+	return jr == (void *)77 && sr == (void *)88 ? (void *)1 : NULL;
+}
+
+static void *hold_then_77(void *arg)
+{
+	weft_token_wait(arg);
+	return (void *)77;
+}
+static void *hold_then_88(void *arg)
+{
+	weft_token_wait(arg);
+	return (void *)88;
+}
+
+Test(select, every_kind_of_arm_wins_once, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct kinds k = { 0 };
+	k.full = mkchan(1);
+	k.empty = mkchan(1);
+	long one = 1;
+	cr_assert_eq(weft_chan_try_send(k.full, &one), 0);
+	cr_assert_eq(weft_oneshot_create(NULL, &k.o), 0);
+	cr_assert_eq(weft_notify_create(&k.n), 0);
+	cr_assert_eq(weft_sem_create(0, &k.s), 0);
+	cr_assert_eq(weft_mutex_create(&k.m), 0);
+	cr_assert_eq(weft_mutex_try_lock(k.m), 0);
+	cr_assert_eq(weft_token_create(NULL, &k.t), 0);
+	struct weft_token *hold;
+	cr_assert_eq(weft_token_create(NULL, &hold), 0);
+	cr_assert_eq(weft_joinset_create(&k.set), 0);
+	/* the join-set arm's member finishes when `hold2` is cancelled (an
+	 * empty set would complete the arm at once with -ENOENT) */
+	struct weft_token *hold2;
+	cr_assert_eq(weft_token_create(NULL, &hold2), 0);
+	cr_assert_eq(weft_joinset_spawn(k.set, rt, hold_then_88, hold2, NULL), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &k.io), 0);
+	/* the join arm's task finishes when `hold` is cancelled */
+	cr_assert_eq(weft_spawn(rt, hold_then_77, hold, &k.task), 0);
+	struct weft_task *fib;
+	cr_assert_eq(weft_spawn(rt, kinds_fiber, &k, &fib), 0);
+	long got;
+	for (int round = 0; round < 10; round++) {
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&k.stage) == round * 2 + 1, WT_LONG_MS),
+			  "round %d: fiber not waiting", round);
+		wt_sleep_ms(5); /* let it register every arm */
+		switch (round) {
+		case 0: cr_assert_eq(weft_chan_try_recv(k.full, &got), 0); break;
+		case 1: got = 42; cr_assert_eq(weft_chan_try_send(k.empty, &got), 0); break;
+		case 2: cr_assert_eq(weft_oneshot_send(k.o, (void *)9), 0); break;
+		case 3: cr_assert_eq(weft_notify_one(k.n), 0); break;
+		case 4: cr_assert_eq(weft_sem_release_n(k.s, 2), 0); break;
+		case 5: cr_assert_eq(weft_mutex_unlock(k.m), 0); break;
+		case 6: cr_assert_eq(weft_token_cancel(k.t), 0); break;
+		case 7: cr_assert_eq(weft_token_cancel(hold), 0); break;
+		case 8: cr_assert_eq(weft_token_cancel(hold2), 0); break;
+		case 9: cr_assert_eq(write(sv[1], "x", 1), 1); break;
+		}
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&k.stage) >= round * 2 + 2, WT_LONG_MS),
+			  "round %d: the select did not complete (idx %d rc %d)", round, k.idx[round], k.rc[round]);
+	}
+	void *ok;
+	cr_assert_eq(weft_join(fib, &ok), 0);
+	cr_assert_eq((intptr_t)ok, 1, "join and join-set arms carried the results");
+	for (int round = 0; round < 10; round++) {
+		cr_assert_eq(k.idx[round], round, "round %d won by arm %d", round, k.idx[round]);
+		cr_assert_eq(k.rc[round], 0, "round %d: rc %d", round, k.rc[round]);
+	}
+	cr_assert_eq(k.item, 42);
+	cr_assert_eq((intptr_t)k.val, 9);
+	cr_assert_eq(weft_sem_available(k.s), 0, "the two permits were taken");
+	cr_assert_eq(weft_mutex_try_lock(k.m), -EBUSY, "the fiber holds the mutex");
+	cr_assert_eq(weft_mutex_unlock(k.m), 0);
+	cr_assert(k.ready & WEFT_IO_READABLE);
+	cr_assert_eq(weft_chan_destroy(k.full), 0);
+	cr_assert_eq(weft_chan_destroy(k.empty), 0);
+	cr_assert_eq(weft_notify_destroy(k.n), 0);
+	cr_assert_eq(weft_sem_destroy(k.s), 0);
+	cr_assert_eq(weft_mutex_destroy(k.m), 0);
+	cr_assert_eq(weft_token_destroy(k.t), 0);
+	cr_assert_eq(weft_token_destroy(hold), 0);
+	cr_assert_eq(weft_token_destroy(hold2), 0);
+	cr_assert_eq(weft_joinset_destroy(k.set), 0);
+	cr_assert_eq(weft_io_close(k.io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * Grants that land on losing arms are passed on. One worker, held by a
+ * gate: the fiber is suspended in a select on [sem, notify, chan A, chan B]
+ * with every arm linked; then a sem permit, a notify_one, and an item on
+ * each channel are granted to its entries before it runs again. It wins the
+ * sem arm; the notify permit, both items stay for others.
+ */
+struct lose {
+	struct weft_sem *s;
+	struct weft_notify *n;
+	struct weft_chan *a, *b;
+	long ga, gb;
+	int idx;
+	atomic_int waiting;
+};
+
+static void *lose_fiber(void *arg)
+{
+	struct lose *l = arg;
+	struct weft_select_arm arms[] = { WEFT_SEL_ACQUIRE(l->s, 1), WEFT_SEL_NOTIFIED(l->n),
+					  WEFT_SEL_RECV(l->a, &l->ga), WEFT_SEL_RECV(l->b, &l->gb) };
+	atomic_store(&l->waiting, 1);
+	l->idx = weft_select(arms, 4, WEFT_FOREVER);
+	return NULL;
+}
+
+Test(select, grants_to_losing_arms_are_passed_on, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct lose l = { 0 };
+	cr_assert_eq(weft_sem_create(0, &l.s), 0);
+	cr_assert_eq(weft_notify_create(&l.n), 0);
+	l.a = mkchan(1);
+	l.b = mkchan(1);
+	struct weft_task *f;
+	cr_assert_eq(weft_spawn(rt, lose_fiber, &l, &f), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&l.waiting), WT_LONG_MS));
+	wt_sleep_ms(20); /* suspended with every arm linked */
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	long x = 10;
+	cr_assert_eq(weft_chan_send(l.a, &x), 0);
+	x = 20;
+	cr_assert_eq(weft_chan_send(l.b, &x), 0);
+	cr_assert_eq(weft_notify_one(l.n), 0);
+	cr_assert_eq(weft_sem_release_n(l.s, 1), 0);
+	wt_gate_open(&g);
+	cr_assert_eq(weft_join(f, NULL), 0);
+	cr_assert_eq(l.idx, 0, "the first ready arm (sem) wins");
+	cr_assert_eq(weft_sem_available(l.s), 0);
+	cr_assert_eq(weft_notify_wait_timeout(l.n, 1000 * MS), 0, "the notify permit was passed on");
+	long y;
+	cr_assert_eq(weft_chan_try_recv(l.a, &y), 0);
+	cr_assert_eq(y, 10);
+	cr_assert_eq(weft_chan_try_recv(l.b, &y), 0);
+	cr_assert_eq(y, 20);
+	cr_assert_eq(weft_chan_destroy(l.a), 0);
+	cr_assert_eq(weft_chan_destroy(l.b), 0);
+	cr_assert_eq(weft_sem_destroy(l.s), 0);
+	cr_assert_eq(weft_notify_destroy(l.n), 0);
+	wt_rt_destroy(rt);
+}
+
+/* A fiber aborted while suspended in a select leaves every wait list. */
+static void *select_forever(void *arg)
+{
+	struct weft_chan **c = arg;
+	long a, b;
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(c[0], &a), WEFT_SEL_RECV(c[1], &b) };
+	return (void *)(intptr_t)weft_select(arms, 2, WEFT_FOREVER);
+}
+
+Test(select, aborted_fiber_leaves_every_wait_list, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *c[2] = { mkchan(1), mkchan(1) };
+	struct weft_task *f[8];
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(weft_spawn(rt, select_forever, c, &f[i]), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_chan_destroy(c[0]), -EBUSY, "waiters linked");
+	for (int i = 0; i < 8; i++) {
+		cr_assert_eq(weft_abort(f[i]), 0);
+		int rc = weft_join(f[i], NULL);
+		cr_assert(rc == -ECANCELED || rc == 0, "join = %d", rc);
+	}
+	cr_assert(WT_WAIT_UNTIL(weft_chan_destroy(c[0]) == 0, WT_LONG_MS));
+	cr_assert(WT_WAIT_UNTIL(weft_chan_destroy(c[1]) == 0, WT_LONG_MS));
+	wt_rt_destroy(rt);
+}
+
+/* The poll form: a task selects on [token, chan, timer]. */
+struct psel {
+	struct weft_select_arm arms[3];
+	struct weft_timer timer;
+	long item;
+	size_t idx;
+	int rc, rc_blocking;
+	atomic_int parked, drops;
+};
+
+static enum weft_poll psel_poll(void *state, struct weft_cx *cx)
+{
+	struct psel *p = state;
+	p->rc_blocking = weft_select(p->arms, 2, WEFT_FOREVER);
+	int rc = weft_select_poll(p->arms, 3, cx, &p->idx);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&p->parked, 1);
+		return WEFT_PENDING;
+	}
+	p->rc = rc;
+	return WEFT_READY;
+}
+
+static void psel_drop(void *state)
+{
+	struct psel *p = state;
+	weft_select_cancel(p->arms, 3);
+	atomic_fetch_add(&p->drops, 1);
+}
+
+Test(select, poll_form_with_timer_and_abort, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_token *t;
+	cr_assert_eq(weft_token_create(NULL, &t), 0);
+	struct weft_chan *c = mkchan(2);
+	/* 1: the chan arm wins */
+	struct psel p = { 0 };
+	p.arms[0] = WEFT_SEL_CANCELLED(t);
+	p.arms[1] = WEFT_SEL_RECV(c, &p.item);
+	p.arms[2] = WEFT_SEL_AT(&p.timer, weft_now_ns() + 60000 * MS);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, psel_poll, &p, psel_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked), WT_LONG_MS));
+	long x = 3;
+	cr_assert_eq(weft_chan_send(c, &x), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(p.rc_blocking, -EDEADLK);
+	cr_assert_eq(p.rc, 0);
+	cr_assert_eq(p.idx, 1);
+	cr_assert_eq(p.item, 3);
+	/* 2: the timer arm wins */
+	struct psel q = { 0 };
+	q.arms[0] = WEFT_SEL_CANCELLED(t);
+	q.arms[1] = WEFT_SEL_RECV(c, &q.item);
+	q.arms[2] = WEFT_SEL_AT(&q.timer, weft_now_ns() + 20 * MS);
+	cr_assert_eq(weft_spawn_poll(rt, psel_poll, &q, psel_drop, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(q.idx, 2);
+	/* 3: aborted while pending: the drop cancels every arm */
+	struct psel r = { 0 };
+	r.arms[0] = WEFT_SEL_CANCELLED(t);
+	r.arms[1] = WEFT_SEL_RECV(c, &r.item);
+	r.arms[2] = WEFT_SEL_AT(&r.timer, weft_now_ns() + 60000 * MS);
+	cr_assert_eq(weft_spawn_poll(rt, psel_poll, &r, psel_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&r.parked), WT_LONG_MS));
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -ECANCELED);
+	cr_assert_eq(atomic_load(&r.drops), 1);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+	cr_assert_eq(weft_token_destroy(t), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(select, errors, .timeout = WT_TMO(20))
+{
+	struct weft_chan *c = mkchan(1);
+	long x;
+	struct weft_timer tm = WEFT_TIMER_INIT;
+	struct weft_select_arm ok = WEFT_SEL_RECV(c, &x);
+	struct weft_select_arm arms[2] = { ok, ok };
+	cr_assert_eq(weft_select(NULL, 1, 0), -EINVAL);
+	cr_assert_eq(weft_select(arms, 0, 0), -EINVAL);
+	cr_assert_eq(weft_select(arms, WEFT_SELECT_MAX_ARMS + 1, 0), -EINVAL);
+	arms[1] = WEFT_SEL_RECV(c, NULL);
+	cr_assert_eq(weft_select(arms, 2, 0), -EINVAL, "recv without a destination");
+	arms[1] = WEFT_SEL_SEND(c, NULL);
+	cr_assert_eq(weft_select(arms, 2, 0), -EINVAL, "send without an item");
+	arms[1] = WEFT_SEL_NOTIFIED(NULL);
+	cr_assert_eq(weft_select(arms, 2, 0), -EINVAL, "NULL object");
+	arms[1] = ok;
+	arms[1].op = (enum weft_select_op)99;
+	cr_assert_eq(weft_select(arms, 2, 0), -EINVAL, "unknown op");
+	arms[1] = WEFT_SEL_AT(&tm, 0);
+	cr_assert_eq(weft_select(arms, 2, 0), -EINVAL, "a timer arm in the blocking form");
+	size_t idx;
+	cr_assert_eq(weft_select_poll(arms, 2, NULL, &idx), -EINVAL);
+	weft_select_cancel(NULL, 3);
+	/* A closed channel completes its arm with -EPIPE. */
+	cr_assert_eq(weft_chan_close(c), 0);
+	arms[1] = ok;
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(arms[0].rc, -EPIPE);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
