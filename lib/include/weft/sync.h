@@ -2,7 +2,7 @@
  * weft/sync.h - synchronisation between tasks and threads: oneshot, bounded
  * channel, notify, async mutex, counting semaphore, wait group.
  *
- * Also: cancellation tokens (weft_token). Included by weft/weft.h; it may
+ * Also: reader-writer lock, condition variable, once, cancellation tokens. Included by weft/weft.h; it may
  * also be included alone.
  *
  * Two forms of every waiting call:
@@ -381,6 +381,110 @@ WEFT_API int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wai
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_waitgroup_wait(struct weft_waitgroup *wg);
 WEFT_API int weft_waitgroup_wait_timeout(struct weft_waitgroup *wg, uint64_t timeout_ns);
+
+/* ------------------------------------------------------------------ rwlock */
+
+/*
+ * Async reader-writer lock: any number of readers or one writer. Fair and
+ * writer-preferring: waiters are served in arrival order, and a caller
+ * gets the lock at once only when nobody waits, so a waiting writer holds
+ * back the readers that arrive after it (no writer starvation) while the
+ * readers queued before it still go first (no reader starvation). When the
+ * lock is released to waiting readers, every reader up to the next waiting
+ * writer gets it together. Like the mutex it is not tied to a thread.
+ *
+ * Ownership: weft_rwlock_create() / weft_rwlock_destroy() (-EBUSY while
+ * held or while entries are linked).
+ */
+struct weft_rwlock;
+
+/* Errors: -EINVAL (NULL out), -ENOMEM. */
+WEFT_API int weft_rwlock_create(struct weft_rwlock **out);
+/* Errors: -EINVAL (NULL l), -EBUSY. */
+WEFT_API int weft_rwlock_destroy(struct weft_rwlock *l);
+/* Poll forms: 0 (held for reading / writing) or WEFT_PENDING; -EINVAL (NULL
+ * l, w or cx; w attached elsewhere or linked for the other mode). */
+WEFT_API int weft_rwlock_read_poll(struct weft_rwlock *l, struct weft_wait *w,
+				   struct weft_cx *cx);
+WEFT_API int weft_rwlock_write_poll(struct weft_rwlock *l, struct weft_wait *w,
+				    struct weft_cx *cx);
+/* Blocking forms: 0, -EINVAL (NULL l), -EDEADLK (poll task on a worker),
+ * -ENOMEM; the _timeout forms also -ETIMEDOUT (not acquired). */
+WEFT_API int weft_rwlock_read(struct weft_rwlock *l);
+WEFT_API int weft_rwlock_write(struct weft_rwlock *l);
+WEFT_API int weft_rwlock_read_timeout(struct weft_rwlock *l, uint64_t timeout_ns);
+WEFT_API int weft_rwlock_write_timeout(struct weft_rwlock *l, uint64_t timeout_ns);
+/* 0, -EBUSY (not available now, or others are waiting), -EINVAL (NULL). */
+WEFT_API int weft_rwlock_try_read(struct weft_rwlock *l);
+WEFT_API int weft_rwlock_try_write(struct weft_rwlock *l);
+/* 0, -EPERM (not held for reading / writing), -EINVAL (NULL). */
+WEFT_API int weft_rwlock_read_unlock(struct weft_rwlock *l);
+WEFT_API int weft_rwlock_write_unlock(struct weft_rwlock *l);
+
+/* ---------------------------------------------------- condition variable */
+
+/*
+ * Condition variable used with a weft_mutex. Wait with the mutex held; the
+ * wait releases it and takes it again before returning (also on
+ * -ETIMEDOUT). Check the predicate in a loop: a wait may also return
+ * after a broadcast that was meant for an older state. A signal with
+ * nobody waiting does nothing (there is no stored permit; use weft_notify
+ * for that). Signals are not lost to a waiter that times out or is
+ * cancelled: a signal it had already received goes to the next waiter.
+ *
+ * Ownership: weft_cond_create() / weft_cond_destroy() (-EBUSY while entries
+ * are linked).
+ */
+struct weft_cond;
+
+/* Errors: -EINVAL (NULL out), -ENOMEM. */
+WEFT_API int weft_cond_create(struct weft_cond **out);
+/* Errors: -EINVAL (NULL c), -EBUSY. */
+WEFT_API int weft_cond_destroy(struct weft_cond *c);
+/* Wake the first waiter / every waiter waiting now. 0, or -EINVAL (NULL). */
+WEFT_API int weft_cond_signal(struct weft_cond *c);
+WEFT_API int weft_cond_broadcast(struct weft_cond *c);
+/*
+ * Blocking form: called holding m. 0 (signalled; m held again), -ETIMEDOUT
+ * (_timeout form: m held again), -EINVAL (NULL c or m), -EPERM (m was not
+ * locked), -EDEADLK (poll task on a worker) and -ENOMEM (m still held,
+ * nothing waited).
+ */
+WEFT_API int weft_cond_wait(struct weft_cond *c, struct weft_mutex *m);
+WEFT_API int weft_cond_wait_timeout(struct weft_cond *c, struct weft_mutex *m,
+				    uint64_t timeout_ns);
+/*
+ * Poll form: the first call (holding m, `w` idle) links w and releases m,
+ * returning WEFT_PENDING; later calls with the same w return WEFT_PENDING
+ * until signalled and m taken again, then 0 (m held). -EINVAL (NULL
+ * argument), -EPERM (m was not locked; w left idle). A task dropped while
+ * waiting cancels w (a signal or the mutex granted to it is passed on).
+ */
+WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
+				 struct weft_wait *w, struct weft_cx *cx);
+
+/* -------------------------------------------------------------------- once */
+
+/*
+ * Run an initialiser exactly once. Callers that arrive while it runs wait
+ * for it to finish (fibers suspend, threads block) and then see everything
+ * it wrote; later callers return at once. fn may itself suspend (it runs
+ * in the fiber of the first caller). fn must not call weft_once on the same
+ * object (it would wait for itself). If the fiber running fn is cancelled
+ * while suspended inside it, the once never completes.
+ *
+ * The struct belongs to the caller: zero it or use WEFT_ONCE_INIT (static
+ * storage is fine); no destroy. It must stay in place while in use.
+ */
+struct weft_once { uint64_t _opaque[8]; };
+#define WEFT_ONCE_INIT { { 0 } }
+
+/* 0 once fn has run (by this call or another). -EINVAL (NULL once or fn),
+ * and for a caller that would have to wait: -EDEADLK (a poll task on a
+ * worker), -ENOMEM. */
+WEFT_API int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg);
+/* True once fn has run to its end. */
+WEFT_API bool weft_once_done(const struct weft_once *once);
 
 /* ------------------------------------------------------------------- token */
 

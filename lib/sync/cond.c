@@ -1,0 +1,174 @@
+/*
+ * cond.c - weft_cond: condition variable used with weft_mutex.
+ *
+ * Owns: a FIFO wait list under `lock`. No state besides it: a signal with
+ * nobody waiting is lost, as with pthread_cond_signal (check the
+ * predicate under the mutex).
+ *
+ * Wait protocol: the waiter links its entry (holding the mutex, so a
+ * signaller that changed the predicate under the mutex comes after the
+ * link and finds the entry), then unlocks the mutex, then waits for a
+ * grant; once granted, the same entry is used to take the mutex again
+ * (weft_mutex_lock_poll). So the entry is attached to the condition
+ * variable ("cond phase") or to the mutex ("mutex phase"), and
+ * weft_wait_cancel on it does the right thing in both: a signal that had
+ * been granted is passed on to the next waiter (so a timed-out or aborted
+ * waiter cannot swallow a signal meant for the others), a mutex granted to
+ * it goes to the next locker.
+ * Signal grants the head (WQ_GRANT_PERMIT, passed on at cancel); broadcast
+ * grants every entry linked before it (WQ_GRANT_ALL, not passed on),
+ * in batches, as notify_all does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+struct weft_cond {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	uint64_t gen;
+};
+
+static bool cond_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			   struct weft__wakes *wk)
+{
+	(void)arg;
+	if (grant == WQ_GRANT_PERMIT)
+		weft__waitq_grant_head(q, WQ_GRANT_PERMIT, wk);
+	return false;
+}
+
+int weft_cond_create(struct weft_cond **out)
+{
+	if (!out)
+		return -EINVAL;
+	struct weft_cond *c = weft__calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	weft__waitq_init(&c->q, &c->lock, cond_on_cancel);
+	*out = c;
+	return 0;
+}
+
+int weft_cond_destroy(struct weft_cond *c)
+{
+	if (!c)
+		return -EINVAL;
+	weft__slock_lock(&c->lock);
+	bool busy = c->q.outstanding != 0;
+	weft__slock_unlock(&c->lock);
+	if (busy)
+		return -EBUSY;
+	weft__free(c);
+	return 0;
+}
+
+int weft_cond_signal(struct weft_cond *c)
+{
+	if (!c)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&c->lock);
+	weft__waitq_grant_head(&c->q, WQ_GRANT_PERMIT, &wk);
+	weft__slock_unlock(&c->lock);
+	weft__wakes_run(&wk);
+	return 0;
+}
+
+int weft_cond_broadcast(struct weft_cond *c)
+{
+	if (!c)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&c->lock);
+	uint64_t gen = ++c->gen;
+	for (;;) {
+		while (!weft__wakes_full(&wk) && c->q.head && c->q.head->_arg < gen)
+			weft__waitq_grant_head(&c->q, WQ_GRANT_ALL, &wk);
+		bool more = c->q.head && c->q.head->_arg < gen;
+		weft__slock_unlock(&c->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return 0;
+		weft__slock_lock(&c->lock);
+	}
+}
+
+int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_wait *w,
+			struct weft_cx *cx)
+{
+	if (!c || !m || !w || !cx)
+		return -EINVAL;
+	if (w->_queue && w->_queue != &c->q)
+		/* mutex phase (or an entry of another object: the mutex's
+		 * poll form refuses it) */
+		return weft_mutex_lock_poll(m, w, cx);
+	uint32_t grant;
+	weft__slock_lock(&c->lock);
+	switch (weft__waitq_poll_entry(&c->q, w, cx, &grant)) {
+	case WQ_GRANTED:
+		weft__slock_unlock(&c->lock);
+		return weft_mutex_lock_poll(m, w, cx); /* w is idle again */
+	case WQ_LINKED:
+		weft__slock_unlock(&c->lock);
+		return WEFT_PENDING;
+	default:
+		weft__waitq_link(&c->q, w, weft_cx_waker(cx), c->gen);
+		weft__slock_unlock(&c->lock);
+		break;
+	}
+	/* Linked while holding the mutex: now let it go. */
+	if (weft_mutex_unlock(m)) {
+		weft_wait_cancel(w);
+		return -EPERM;
+	}
+	return WEFT_PENDING;
+}
+
+struct cond_args { struct weft_cond *c; struct weft_mutex *m; struct weft_wait *w; int rc; };
+
+static enum weft_poll cond_fn(void *arg, struct weft_cx *cx)
+{
+	struct cond_args *a = arg;
+	int rc = weft_cond_wait_poll(a->c, a->m, a->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+static int cond_wait_until(struct weft_cond *c, struct weft_mutex *m, uint64_t timeout_ns)
+{
+	if (!c || !m)
+		return -EINVAL;
+	uint64_t now = weft_now_ns();
+	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct cond_args a = { c, m, &w, 0 };
+	int rc = weft__wait_deadline(cond_fn, &a, &w, deadline);
+	if (!rc)
+		return a.rc;
+	if (!w._queue)
+		return rc; /* refused before anything (-EDEADLK, -ENOMEM): mutex still held */
+	/* Out of time (-ETIMEDOUT): leave whichever list the entry is on,
+	 * then take the mutex back without a limit, as pthread does. */
+	bool signalled = w._queue != &c->q;
+	weft_wait_cancel(&w);
+	int lrc = weft_mutex_lock(m);
+	if (lrc)
+		return lrc;
+	return signalled ? 0 : rc;
+}
+
+int weft_cond_wait(struct weft_cond *c, struct weft_mutex *m)
+{
+	return cond_wait_until(c, m, WEFT_FOREVER);
+}
+
+int weft_cond_wait_timeout(struct weft_cond *c, struct weft_mutex *m, uint64_t timeout_ns)
+{
+	return cond_wait_until(c, m, timeout_ns);
+}

@@ -1,0 +1,106 @@
+/*
+ * once.c - weft_once: run an initialiser exactly once, however many tasks,
+ * fibers and threads call at the same time.
+ *
+ * The caller-owned struct weft_once (zero-initialised, WEFT_ONCE_INIT) is
+ * a state word (NEW, RUNNING, DONE) plus a lock and a wait list, all
+ * usable from zero. The first caller to move NEW -> RUNNING (a CAS) runs fn
+ * on its own stack, then sets DONE and grants every waiter. Later callers
+ * return at once when they see DONE (acquire, pairing with the release
+ * that set it, so fn's writes are visible); otherwise they wait on the
+ * list: a fiber suspends (fn may itself suspend), a thread parks.
+ * Lost wakeup: a waiter links under the lock and re-checks the state there;
+ * the runner sets DONE under the same lock before granting.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "waitlist.h"
+
+enum { ONCE_NEW = 0, ONCE_RUNNING = 1, ONCE_DONE = 2 };
+
+struct once_impl {
+	_Atomic uint32_t state;
+	struct weft__slock lock;
+	struct weft__waitq q;           /* q.lock set at first use (zero is valid) */
+};
+
+_Static_assert(sizeof(struct once_impl) <= sizeof(struct weft_once),
+	       "struct weft_once holds the implementation");
+_Static_assert(_Alignof(struct once_impl) <= _Alignof(struct weft_once),
+	       "struct weft_once is aligned for the implementation");
+
+static struct once_impl *impl(struct weft_once *o) { return (struct once_impl *)(void *)o; }
+
+struct once_args { struct once_impl *o; struct weft_wait *w; };
+
+static enum weft_poll once_wait_fn(void *arg, struct weft_cx *cx)
+{
+	struct once_args *a = arg;
+	struct once_impl *o = a->o;
+	uint32_t grant;
+	weft__slock_lock(&o->lock);
+	o->q.lock = &o->lock;
+	switch (weft__waitq_poll_entry(&o->q, a->w, cx, &grant)) {
+	case WQ_GRANTED:
+		weft__slock_unlock(&o->lock);
+		return WEFT_READY;
+	case WQ_LINKED:
+		break;
+	default:
+		if (atomic_load_explicit(&o->state, memory_order_acquire) == ONCE_DONE) {
+			weft__slock_unlock(&o->lock);
+			return WEFT_READY;
+		}
+		weft__waitq_link(&o->q, a->w, weft_cx_waker(cx), 0);
+		break;
+	}
+	weft__slock_unlock(&o->lock);
+	return WEFT_PENDING;
+}
+
+int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg)
+{
+	if (!once || !fn)
+		return -EINVAL;
+	struct once_impl *o = impl(once);
+	/* acquire: pairs with the release store of DONE below. */
+	uint32_t s = atomic_load_explicit(&o->state, memory_order_acquire);
+	if (s == ONCE_DONE)
+		return 0;
+	if (s == ONCE_NEW &&
+	    atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING,
+						    memory_order_acquire, memory_order_acquire)) {
+		fn(arg);
+		struct weft__wakes wk;
+		wk.n = 0;
+		weft__slock_lock(&o->lock);
+		o->q.lock = &o->lock;
+		/* release: fn's writes before DONE (pairs with the acquires). */
+		atomic_store_explicit(&o->state, ONCE_DONE, memory_order_release);
+		for (;;) {
+			while (o->q.head && !weft__wakes_full(&wk))
+				weft__waitq_grant_head(&o->q, WQ_GRANT_WAKE, &wk);
+			bool more = o->q.head != NULL;
+			weft__slock_unlock(&o->lock);
+			weft__wakes_run(&wk);
+			if (!more)
+				return 0;
+			weft__slock_lock(&o->lock);
+		}
+	}
+	if (s == ONCE_DONE)
+		return 0;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct once_args a = { o, &w };
+	int rc = weft__wait(once_wait_fn, &a, &w);
+	if (rc)
+		weft_wait_cancel(&w);
+	return rc;
+}
+
+bool weft_once_done(const struct weft_once *once)
+{
+	return once && atomic_load_explicit(&impl((struct weft_once *)once)->state,
+					    memory_order_acquire) == ONCE_DONE;
+}

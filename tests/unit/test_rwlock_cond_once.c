@@ -1,0 +1,552 @@
+/*
+ * test_rwlock_cond_once.c - weft_rwlock, weft_cond and weft_once
+ * (weft/sync.h) through the public headers.
+ */
+#include "../common/wt.h"
+
+#define MS 1000000ull
+
+/* ------------------------------------------------------------------ rwlock */
+
+Test(rwlock, try_forms_and_errors, .timeout = WT_TMO(20))
+{
+	struct weft_rwlock *l;
+	cr_assert_eq(weft_rwlock_create(NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_create(&l), 0);
+	cr_assert_eq(weft_rwlock_read_unlock(l), -EPERM);
+	cr_assert_eq(weft_rwlock_write_unlock(l), -EPERM);
+	cr_assert_eq(weft_rwlock_try_read(l), 0);
+	cr_assert_eq(weft_rwlock_try_read(l), 0, "readers share");
+	cr_assert_eq(weft_rwlock_try_write(l), -EBUSY);
+	cr_assert_eq(weft_rwlock_write_unlock(l), -EPERM, "held for reading");
+	cr_assert_eq(weft_rwlock_destroy(l), -EBUSY);
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_try_write(l), 0);
+	cr_assert_eq(weft_rwlock_try_read(l), -EBUSY);
+	cr_assert_eq(weft_rwlock_try_write(l), -EBUSY);
+	cr_assert_eq(weft_rwlock_read_unlock(l), -EPERM, "held for writing");
+	cr_assert_eq(weft_rwlock_write_timeout(l, 10 * MS), -ETIMEDOUT);
+	cr_assert_eq(weft_rwlock_read_timeout(l, 10 * MS), -ETIMEDOUT);
+	cr_assert_eq(weft_rwlock_write_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_read(l), 0);
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_write(l), 0);
+	cr_assert_eq(weft_rwlock_write_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_try_read(NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_read(NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_write_timeout(NULL, 0), -EINVAL);
+	cr_assert_eq(weft_rwlock_read_unlock(NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_destroy(l), 0);
+}
+
+struct rw_op {
+	struct weft_rwlock *l;
+	bool write;
+	int tag;
+	struct weft_token *release;   /* hold until cancelled (NULL: release at once) */
+	atomic_int *order;            /* acquisition order */
+	int *log;
+	atomic_int *holding;
+	atomic_int *max_holding;
+	atomic_int started;
+};
+
+static void *rw_fiber(void *arg)
+{
+	struct rw_op *o = arg;
+	atomic_store(&o->started, 1);
+	int rc = o->write ? weft_rwlock_write(o->l) : weft_rwlock_read(o->l);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	o->log[atomic_fetch_add(o->order, 1)] = o->tag;
+	int h = atomic_fetch_add(o->holding, 1) + 1;
+	int m = atomic_load(o->max_holding);
+	while (h > m && !atomic_compare_exchange_weak(o->max_holding, &m, h))
+		;
+	if (o->release)
+		weft_token_wait(o->release);
+	atomic_fetch_sub(o->holding, 1);
+	rc = o->write ? weft_rwlock_write_unlock(o->l) : weft_rwlock_read_unlock(o->l);
+	return (void *)(intptr_t)rc;
+}
+
+static void spawn_parked(struct weft_runtime *rt, struct rw_op *o, struct weft_task **h)
+{
+	cr_assert_eq(weft_spawn(rt, rw_fiber, o, h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&o->started), WT_LONG_MS));
+	wt_sleep_ms(10); /* parked in the lock's FIFO */
+}
+
+Test(rwlock, fifo_writer_preferring_readers_batched, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_rwlock *l;
+	cr_assert_eq(weft_rwlock_create(&l), 0);
+	atomic_int order = 0, holding = 0, maxh = 0;
+	int log[32] = { 0 };
+	/* The test holds a read lock; W1 waits; a new reader now waits too
+	 * (behind the writer), as does try_read. */
+	cr_assert_eq(weft_rwlock_try_read(l), 0);
+	struct rw_op w1 = { .l = l, .write = true, .tag = 1, .order = &order, .log = log,
+			    .holding = &holding, .max_holding = &maxh };
+	struct weft_task *hw1, *hr[10], *hw2;
+	spawn_parked(rt, &w1, &hw1);
+	cr_assert_eq(weft_rwlock_try_read(l), -EBUSY, "a writer waits: new readers queue");
+	struct weft_token *hold;
+	cr_assert_eq(weft_token_create(NULL, &hold), 0);
+	struct rw_op r[10];
+	for (int i = 0; i < 10; i++) {
+		r[i] = (struct rw_op){ .l = l, .tag = 10 + i, .release = hold, .order = &order,
+				       .log = log, .holding = &holding, .max_holding = &maxh };
+		spawn_parked(rt, &r[i], &hr[i]);
+	}
+	struct rw_op w2 = { .l = l, .write = true, .tag = 2, .order = &order, .log = log,
+			    .holding = &holding, .max_holding = &maxh };
+	spawn_parked(rt, &w2, &hw2);
+	cr_assert_eq(atomic_load(&order), 0, "nobody got it while the test reads");
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	/* W1 first; then the 10 readers together; W2 only after all of them. */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&order) == 11, WT_LONG_MS));
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&holding) == 10, WT_LONG_MS),
+		  "the readers hold it together");
+	cr_assert_eq(log[0], 1);
+	for (int i = 1; i <= 10; i++)
+		cr_assert_geq(log[i], 10);
+	wt_sleep_ms(10);
+	cr_assert_eq(atomic_load(&order), 11, "W2 waits for the readers");
+	cr_assert_eq(weft_token_cancel(hold), 0);
+	void *rc;
+	cr_assert_eq(weft_join(hw1, &rc), 0);
+	cr_assert_eq((intptr_t)rc, 0);
+	for (int i = 0; i < 10; i++) {
+		cr_assert_eq(weft_join(hr[i], &rc), 0);
+		cr_assert_eq((intptr_t)rc, 0);
+	}
+	cr_assert_eq(weft_join(hw2, &rc), 0);
+	cr_assert_eq((intptr_t)rc, 0);
+	cr_assert_eq(log[11], 2);
+	cr_assert_eq(atomic_load(&maxh), 10);
+	cr_assert_eq(weft_rwlock_destroy(l), 0);
+	cr_assert_eq(weft_token_destroy(hold), 0);
+	wt_rt_destroy(rt);
+}
+
+struct wr { struct weft_rwlock *l; int rc; };
+
+static void *timed_writer(void *a)
+{
+	struct wr *x = a;
+	x->rc = weft_rwlock_write_timeout(x->l, 100 * MS);
+	return NULL;
+}
+
+Test(rwlock, timed_out_writer_lets_queued_readers_in, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_rwlock *l;
+	cr_assert_eq(weft_rwlock_create(&l), 0);
+	cr_assert_eq(weft_rwlock_try_read(l), 0);
+	atomic_int order = 0, holding = 0, maxh = 0;
+	int log[4];
+	struct rw_op rd = { .l = l, .tag = 5, .order = &order, .log = log, .holding = &holding,
+			    .max_holding = &maxh };
+	struct weft_task *h;
+	/* A writer from this thread times out; the reader queued behind it
+	 * (while it waited) must then get in beside the test's read hold. */
+	pthread_t th;
+	struct wr wr = { l, 0 };
+	cr_assert_eq(pthread_create(&th, NULL, timed_writer, &wr), 0);
+	wt_sleep_ms(20);
+	spawn_parked(rt, &rd, &h);
+	cr_assert_eq(atomic_load(&order), 0, "queued behind the writer");
+	pthread_join(th, NULL);
+	cr_assert_eq(wr.rc, -ETIMEDOUT);
+	void *rc;
+	cr_assert_eq(weft_join(h, &rc), 0);
+	cr_assert_eq((intptr_t)rc, 0);
+	cr_assert_eq(log[0], 5);
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_destroy(l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Poll form, -EDEADLK, abort while waiting. */
+struct rwp { struct weft_rwlock *l; struct weft_wait w; int rc_blocking; atomic_int parked; };
+
+static enum weft_poll rwp_poll(void *state, struct weft_cx *cx)
+{
+	struct rwp *p = state;
+	p->rc_blocking = weft_rwlock_write(p->l);
+	int rc = weft_rwlock_write_poll(p->l, &p->w, cx);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&p->parked, 1);
+		return WEFT_PENDING;
+	}
+	weft_cx_set_result(cx, (void *)(intptr_t)(rc + 100));
+	return WEFT_READY;
+}
+
+static void rwp_drop(void *state) { weft_wait_cancel(&((struct rwp *)state)->w); }
+
+Test(rwlock, poll_form_and_abort, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_rwlock *l;
+	cr_assert_eq(weft_rwlock_create(&l), 0);
+	cr_assert_eq(weft_rwlock_try_read(l), 0);
+	struct rwp a = { .l = l }, b = { .l = l };
+	struct weft_task *ha, *hb;
+	cr_assert_eq(weft_spawn_poll(rt, rwp_poll, &a, rwp_drop, &ha), 0);
+	cr_assert_eq(weft_spawn_poll(rt, rwp_poll, &b, rwp_drop, &hb), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&a.parked) && atomic_load(&b.parked), WT_LONG_MS));
+	cr_assert_eq(a.rc_blocking, -EDEADLK);
+	cr_assert_eq(weft_abort(ha), 0);
+	cr_assert_eq(weft_join(ha, NULL), -ECANCELED);
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	void *r;
+	cr_assert_eq(weft_join(hb, &r), 0);
+	cr_assert_eq((intptr_t)r, 100);
+	cr_assert_eq(weft_rwlock_try_read(l), -EBUSY, "b holds it for writing");
+	cr_assert_eq(weft_rwlock_write_unlock(l), 0);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_rwlock_read_poll(NULL, &w, NULL), -EINVAL);
+	cr_assert_eq(weft_rwlock_destroy(l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Readers and writers hammering one value: writers exclusive, no lost update. */
+struct rw_hammer {
+	struct weft_rwlock *l;
+	long value;
+	atomic_long writes;
+	atomic_int writers_in, readers_in, bad;
+};
+
+static void *hammer(void *arg)
+{
+	struct rw_hammer *h = arg;
+	uint64_t seed = (uintptr_t)&seed;
+	for (int i = 0; i < 2000; i++) {
+		if (wt_rand(&seed) % 4 == 0) {
+			weft_rwlock_write(h->l);
+			if (atomic_fetch_add(&h->writers_in, 1) || atomic_load(&h->readers_in))
+				atomic_fetch_add(&h->bad, 1);
+			long v = h->value;
+			if (i % 8 == 0)
+				weft_yield();
+			h->value = v + 1;
+			atomic_fetch_add(&h->writes, 1);
+			atomic_fetch_sub(&h->writers_in, 1);
+			weft_rwlock_write_unlock(h->l);
+		} else {
+			weft_rwlock_read(h->l);
+			atomic_fetch_add(&h->readers_in, 1);
+			if (atomic_load(&h->writers_in))
+				atomic_fetch_add(&h->bad, 1);
+			if (i % 8 == 0)
+				weft_yield();
+			atomic_fetch_sub(&h->readers_in, 1);
+			weft_rwlock_read_unlock(h->l);
+		}
+	}
+	return NULL;
+}
+
+Test(rwlock, hammer_writers_exclusive, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct rw_hammer h = { 0 };
+	cr_assert_eq(weft_rwlock_create(&h.l), 0);
+	struct weft_task *t[16];
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(weft_spawn(rt, hammer, &h, &t[i]), 0);
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	cr_assert_eq(atomic_load(&h.bad), 0, "a writer overlapped another holder");
+	cr_assert_gt(atomic_load(&h.writes), 1000);
+	cr_assert_eq(h.value, atomic_load(&h.writes), "no lost update");
+	cr_assert_eq(weft_rwlock_destroy(h.l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* -------------------------------------------------------------------- cond */
+
+struct cv {
+	struct weft_mutex *m;
+	struct weft_cond *c;
+	int ready;                  /* the predicate, under m */
+	atomic_int woke, waiting;
+	int rc_lock_held;
+};
+
+static void *cv_waiter(void *arg)
+{
+	struct cv *v = arg;
+	weft_mutex_lock(v->m);
+	atomic_fetch_add(&v->waiting, 1);
+	while (!v->ready) {
+		int rc = weft_cond_wait(v->c, v->m);
+		if (rc) {
+			weft_mutex_unlock(v->m);
+			return (void *)(intptr_t)rc;
+		}
+	}
+	v->ready--;
+	atomic_fetch_add(&v->woke, 1);
+	weft_mutex_unlock(v->m);
+	return NULL;
+}
+
+Test(cond, signal_and_broadcast_with_fibers_and_threads, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct cv v = { 0 };
+	cr_assert_eq(weft_mutex_create(&v.m), 0);
+	cr_assert_eq(weft_cond_create(&v.c), 0);
+	struct weft_task *h[6];
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(weft_spawn(rt, cv_waiter, &v, &h[i]), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, cv_waiter, &v), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&v.waiting) == 7, WT_LONG_MS));
+	wt_sleep_ms(10);
+	cr_assert_eq(weft_cond_destroy(v.c), -EBUSY, "waiters linked");
+	/* one at a time */
+	for (int k = 1; k <= 3; k++) {
+		cr_assert_eq(weft_mutex_lock(v.m), 0);
+		v.ready++;
+		cr_assert_eq(weft_cond_signal(v.c), 0);
+		cr_assert_eq(weft_mutex_unlock(v.m), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&v.woke) == k, WT_LONG_MS));
+	}
+	wt_sleep_ms(10);
+	cr_assert_eq(atomic_load(&v.woke), 3, "a signal wakes one");
+	cr_assert_eq(weft_mutex_lock(v.m), 0);
+	v.ready += 4;
+	cr_assert_eq(weft_cond_broadcast(v.c), 0);
+	cr_assert_eq(weft_mutex_unlock(v.m), 0);
+	for (int i = 0; i < 6; i++) {
+		void *r;
+		cr_assert_eq(weft_join(h[i], &r), 0);
+		cr_assert_eq((intptr_t)r, 0);
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(atomic_load(&v.woke), 7);
+	cr_assert_eq(weft_cond_signal(v.c), 0, "nobody waits: nothing happens");
+	cr_assert_eq(weft_cond_destroy(v.c), 0);
+	cr_assert_eq(weft_mutex_destroy(v.m), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(cond, timeout_holds_the_mutex_again_and_errors, .timeout = WT_TMO(20))
+{
+	struct weft_mutex *m;
+	struct weft_cond *c;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_cond_create(&c), 0);
+	cr_assert_eq(weft_cond_wait(c, m), -EPERM, "the mutex is not locked");
+	cr_assert_eq(weft_cond_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_mutex_lock(m), 0);
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_cond_wait_timeout(c, m, 30 * MS), -ETIMEDOUT);
+	cr_assert_geq(wt_now_ns() - t0, 30 * MS);
+	cr_assert_eq(weft_mutex_try_lock(m), -EBUSY, "held again after the timeout");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_cond_create(NULL), -EINVAL);
+	cr_assert_eq(weft_cond_signal(NULL), -EINVAL);
+	cr_assert_eq(weft_cond_broadcast(NULL), -EINVAL);
+	cr_assert_eq(weft_cond_wait(NULL, m), -EINVAL);
+	cr_assert_eq(weft_cond_wait(c, NULL), -EINVAL);
+	cr_assert_eq(weft_cond_wait_timeout(NULL, m, 0), -EINVAL);
+	cr_assert_eq(weft_cond_destroy(c), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+/*
+ * A signal granted to a waiter that is then cancelled goes to the next
+ * waiter. One worker, held by a gate, while the signal lands on fiber A
+ * (the head) and A is aborted: B must wake.
+ */
+Test(cond, signal_to_a_cancelled_waiter_is_passed_on, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct cv v = { 0 };
+	cr_assert_eq(weft_mutex_create(&v.m), 0);
+	cr_assert_eq(weft_cond_create(&v.c), 0);
+	struct weft_task *a, *b;
+	cr_assert_eq(weft_spawn(rt, cv_waiter, &v, &a), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&v.waiting) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_spawn(rt, cv_waiter, &v, &b), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&v.waiting) == 2, WT_LONG_MS));
+	wt_sleep_ms(10);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_mutex_lock(v.m), 0);
+	v.ready = 1;
+	cr_assert_eq(weft_cond_signal(v.c), 0); /* granted to A */
+	cr_assert_eq(weft_mutex_unlock(v.m), 0);
+	cr_assert_eq(weft_abort(a), 0);
+	wt_gate_open(&g);
+	cr_assert_eq(weft_join(a, NULL), -ECANCELED);
+	void *r;
+	cr_assert_eq(weft_join(b, &r), 0, "B got the signal A never used");
+	cr_assert_eq((intptr_t)r, 0);
+	cr_assert_eq(atomic_load(&v.woke), 1);
+	cr_assert_eq(weft_cond_destroy(v.c), 0);
+	cr_assert_eq(weft_mutex_destroy(v.m), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Poll form. */
+struct cvp { struct cv *v; struct weft_wait w; int step, rc_blocking; atomic_int parked; };
+
+static enum weft_poll cvp_poll(void *state, struct weft_cx *cx)
+{
+	struct cvp *p = state;
+	if (p->step == 0) {
+		p->rc_blocking = weft_cond_wait(p->v->c, p->v->m);
+		if (weft_mutex_try_lock(p->v->m))
+			return WEFT_READY; /* cannot happen: the test leaves it free */
+		p->step = 1;
+	}
+	for (;;) {
+		if (p->step == 2) {
+			if (p->v->ready) {
+				p->v->ready = 0;
+				weft_mutex_unlock(p->v->m);
+				weft_cx_set_result(cx, (void *)1);
+				return WEFT_READY;
+			}
+		}
+		int rc = weft_cond_wait_poll(p->v->c, p->v->m, &p->w, cx);
+		if (rc == WEFT_PENDING) {
+			atomic_store(&p->parked, 1);
+			return WEFT_PENDING;
+		}
+		if (rc)
+			return WEFT_READY;
+		p->step = 2; /* woken, mutex held: check the predicate */
+	}
+}
+
+static void cvp_drop(void *state) { weft_wait_cancel(&((struct cvp *)state)->w); }
+
+Test(cond, poll_form, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct cv v = { 0 };
+	cr_assert_eq(weft_mutex_create(&v.m), 0);
+	cr_assert_eq(weft_cond_create(&v.c), 0);
+	struct cvp p = { .v = &v };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, cvp_poll, &p, cvp_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked), WT_LONG_MS));
+	cr_assert_eq(p.rc_blocking, -EDEADLK);
+	cr_assert_eq(weft_mutex_try_lock(v.m), 0, "the wait released the mutex");
+	v.ready = 1;
+	cr_assert_eq(weft_cond_signal(v.c), 0);
+	cr_assert_eq(weft_mutex_unlock(v.m), 0);
+	void *r;
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_eq((intptr_t)r, 1);
+	cr_assert_eq(weft_cond_destroy(v.c), 0);
+	cr_assert_eq(weft_mutex_destroy(v.m), 0);
+	wt_rt_destroy(rt);
+}
+
+/* -------------------------------------------------------------------- once */
+
+static struct weft_once g_once = WEFT_ONCE_INIT;
+static atomic_int g_once_runs;
+static long g_once_value;
+
+static void once_init(void *arg)
+{
+	atomic_fetch_add(&g_once_runs, 1);
+	weft_sleep_ns(50 * MS); /* suspends the first caller's fiber (or thread) */
+	g_once_value = (long)(intptr_t)arg;
+}
+
+static void *once_caller(void *arg)
+{
+	int rc = weft_once(&g_once, once_init, (void *)42);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	return (void *)(intptr_t)(g_once_value == 42 ? 0 : -1000);
+}
+
+Test(once, concurrent_fibers_and_threads_run_it_once, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h[16];
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(weft_spawn(rt, once_caller, NULL, &h[i]), 0);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, once_caller, NULL), 0);
+	for (int i = 0; i < 16; i++) {
+		void *r;
+		cr_assert_eq(weft_join(h[i], &r), 0);
+		cr_assert_eq((intptr_t)r, 0, "fiber %d: %ld", i, (long)(intptr_t)r);
+	}
+	for (int i = 0; i < 2; i++) {
+		void *r;
+		pthread_join(th[i], &r);
+		cr_assert_eq((intptr_t)r, 0);
+	}
+	cr_assert_eq(atomic_load(&g_once_runs), 1);
+	cr_assert(weft_once_done(&g_once));
+	cr_assert_eq(weft_once(&g_once, once_init, NULL), 0, "later calls return at once");
+	cr_assert_eq(atomic_load(&g_once_runs), 1);
+	wt_rt_destroy(rt);
+}
+
+static atomic_int gate_open;
+static void slow_init(void *arg)
+{
+	while (!atomic_load(&gate_open))
+		usleep(100);
+}
+
+static void *slow_once_thread(void *arg)
+{
+	weft_once(arg, slow_init, NULL);
+	return NULL;
+}
+
+struct oncep { struct weft_once *o; int rc; atomic_int done; };
+
+static enum weft_poll once_poll(void *state, struct weft_cx *cx)
+{
+	struct oncep *p = state;
+	p->rc = weft_once(p->o, slow_init, NULL);
+	atomic_store(&p->done, 1);
+	return WEFT_READY;
+}
+
+Test(once, errors_and_poll_task_that_would_wait, .timeout = WT_TMO(20))
+{
+	struct weft_once o = WEFT_ONCE_INIT;
+	cr_assert_eq(weft_once(NULL, slow_init, NULL), -EINVAL);
+	cr_assert_eq(weft_once(&o, NULL, NULL), -EINVAL);
+	cr_assert(!weft_once_done(&o));
+	cr_assert(!weft_once_done(NULL));
+	struct weft_runtime *rt = wt_rt_create(1);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, slow_once_thread, &o), 0);
+	wt_sleep_ms(20); /* the thread runs slow_init */
+	struct oncep p = { .o = &o };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, once_poll, &p, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(p.rc, -EDEADLK, "a poll task cannot wait for it");
+	atomic_store(&gate_open, 1);
+	pthread_join(th, NULL);
+	cr_assert(weft_once_done(&o));
+	cr_assert_eq(weft_spawn_poll(rt, once_poll, &p, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(p.rc, 0, "once done, a poll task gets 0");
+	wt_rt_destroy(rt);
+}
