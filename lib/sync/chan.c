@@ -1,36 +1,64 @@
 /*
- * chan.c - weft_chan: bounded MPMC channel of fixed-size items.
+ * chan.c - weft_chan: bounded MPMC channel of fixed-size items, and the
+ * rendezvous channel (capacity 0).
  *
- * Owns: the ring buffer (capacity * item_size bytes, items copied in and
- * out), two FIFO wait lists (senders waiting for a slot, receivers waiting
- * for an item). Everything below is under `lock`.
+ * Owns: the ring buffer (items copied in and out), two FIFO wait lists
+ * (senders waiting for room, receivers waiting for an item). Everything
+ * below is under `lock`, except the owner's collection of a completed
+ * (DONE) entry (waitlist.h).
  *
- * Counters: `count` items buffered at [head, head + count) mod cap;
- * `slot_res` free slots granted to woken senders that have not yet used
- * them; `item_res` buffered items granted to woken receivers that have not
- * yet taken them. A new sender may use cap - count - slot_res slots, a new
- * receiver count - item_res items.
+ * Hand-off. A waiting entry may carry its item ("storage"): a sender's item,
+ * or a receiver's place for one. Storage is the entry's `_arg` itself for
+ * items of at most 8 bytes, else a pointer (in `_arg`) to the caller's item,
+ * given only where the caller's item is known to stay put while the entry is
+ * linked: the blocking forms (their frame is suspended), and the poll forms
+ * on a rendezvous channel (documented in sync.h). Poll forms with larger
+ * items on a buffered channel have no storage and use reservations as
+ * before: a slot (`slot_res`) or a buffered item (`item_res`) is granted to
+ * the entry (WQ_GRANT_PERMIT) and its next poll uses it under the lock.
+ *  - A receiver that frees a slot while senders wait moves the first
+ *    sender's item into the buffer and completes it (WQ_DONE): the woken
+ *    sender's poll sees DONE without the lock and returns 0.
+ *  - A sender that finds a receiver waiting copies its item straight into
+ *    the receiver's storage (WQ_GRANT_ITEM). The item is "in flight"
+ *    (`inflight`) until the receiver's poll collects it; in-flight items
+ *    take room like buffered ones (so a cancelled receiver can always put
+ *    its item back at the head of the buffer, where the next receiver gets
+ *    it first). A receiver collects under the lock because the room it
+ *    frees may be owed to a waiting sender.
+ * One waiter is woken per item or slot that became available, never more.
+ *
+ * Counters: `count` items buffered at [head, head + count) mod `slots`
+ * (slots = max(cap, 1): a rendezvous channel buffers only items given back
+ * by cancelled receivers). A new sender may use cap - count - slot_res -
+ * inflight slots (buffered channel); a new receiver count - item_res items.
  *
  * Invariants:
- *  - sendq non-empty => no free slot for new senders (every slot that frees
- *    up is granted to the first waiting sender: grant_send), so a later
- *    sender cannot overtake a waiting one; likewise recvq non-empty => no
- *    item for new receivers (grant_recv after every push and every release
- *    of an item reservation).
+ *  - buffered: sendq non-empty => no room for new senders; recvq non-empty
+ *    => no item for new receivers (balance() runs after every change of
+ *    room or items, granting or handing off to the first waiter). So a
+ *    later caller never overtakes a waiting one.
+ *  - rendezvous: count + inflight <= 1; sendq and recvq both non-empty =>
+ *    count + inflight == 1 (the next hand-off waits for that item). A send
+ *    completes only when a receiver took the item (into its storage).
  *  - closed => sendq empty (close wakes every sender with WQ_GRANT_WAKE;
  *    later sends fail at once). A woken sender holding a slot grant after
  *    close releases it and returns -EPIPE.
- *  - closed and count == 0 => recvq empty (close, and every take that
- *    empties a closed channel, wake all receivers). Receivers waiting on a
- *    closed channel with count > 0 wait for reserved items that another
- *    receiver may still give back by cancelling.
- *  - Items leave in FIFO order; each receive removes exactly one item
- *    under the lock, so no item is lost or received twice.
+ *  - closed and count == 0 and inflight == 0 => recvq empty (close, and
+ *    every change that drains a closed channel, wake all receivers). While
+ *    an item is in flight or reserved, receivers wait for it: its holder
+ *    may give it back by cancelling.
+ *  - Items leave in FIFO order (a given-back item returns to the head);
+ *    each receive removes exactly one item under the lock, so no item is
+ *    lost or received twice.
  * Cancellation: a cancelled sender holding a slot grant gives it to the
- * next sender (or back to the pool); a cancelled receiver holding an item
- * grant gives it to the next receiver (or back).
+ * next sender (or back); a cancelled receiver holding a reserved or an
+ * in-flight item gives it to the next receiver (or back to the buffer's
+ * head). A completed (DONE) sender has nothing to give back: its item was
+ * sent.
  * Memory ordering: the lock orders everything (items are copied under it);
- * wakers are woken after unlock.
+ * a DONE entry is collected with the acquire that pairs with the notifier's
+ * release (waitlist.h); wakers are woken after unlock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,32 +66,33 @@
 
 #include "waitlist.h"
 
+/* The receiver's grant: an item is in its storage. */
+#define WQ_GRANT_ITEM 4u
+
 struct weft_chan {
 	struct weft__slock lock;
 	struct weft__waitq sendq, recvq;
-	size_t item_size, cap;
-	size_t head, count, slot_res, item_res;
+	size_t item_size, cap, slots;
+	size_t head, count, slot_res, item_res, inflight;
 	bool closed;
 	unsigned char *buf;
 };
 
-static size_t free_slots(const struct weft_chan *ch) { return ch->cap - ch->count - ch->slot_res; }
-static size_t avail_items(const struct weft_chan *ch) { return ch->count - ch->item_res; }
+#define INLINE_MAX sizeof(uint64_t)
 
-/* Under the lock: grant free slots / available items to waiters, as many
- * as fit in wk (at most one each per call site in practice). */
-static void grant_send(struct weft_chan *ch, struct weft__wakes *wk)
+static size_t free_slots(const struct weft_chan *ch)
 {
-	while (!ch->closed && free_slots(ch) > 0 && !weft__wakes_full(wk) &&
-	       weft__waitq_grant_head(&ch->sendq, WQ_GRANT_PERMIT, wk))
-		ch->slot_res++;
+	return ch->cap - ch->count - ch->slot_res - ch->inflight;
 }
+static size_t avail_items(const struct weft_chan *ch) { return ch->count - ch->item_res; }
+static bool drained(const struct weft_chan *ch) { return ch->count == 0 && ch->inflight == 0; }
 
-static void grant_recv(struct weft_chan *ch, struct weft__wakes *wk)
+/* The entry's storage, or NULL if it has none. */
+static void *storage(const struct weft_chan *ch, struct weft_wait *w)
 {
-	while (avail_items(ch) > 0 && !weft__wakes_full(wk) &&
-	       weft__waitq_grant_head(&ch->recvq, WQ_GRANT_PERMIT, wk))
-		ch->item_res++;
+	if (ch->item_size <= INLINE_MAX)
+		return &w->_arg;
+	return (void *)(uintptr_t)w->_arg;
 }
 
 /* memcpy with a constant size for the common item sizes (inlined). */
@@ -80,22 +109,107 @@ static inline void copy_item(void *dst, const void *src, size_t n)
 static void push_item(struct weft_chan *ch, const void *item)
 {
 	size_t tail = ch->head + ch->count;
-	if (tail >= ch->cap)
-		tail -= ch->cap;
+	if (tail >= ch->slots)
+		tail -= ch->slots;
 	copy_item(ch->buf + tail * ch->item_size, item, ch->item_size);
+	ch->count++;
+}
+
+/* A given-back item: at the head, so it leaves first (it was the oldest). */
+static void push_front(struct weft_chan *ch, const void *item)
+{
+	ch->head = ch->head ? ch->head - 1 : ch->slots - 1;
+	copy_item(ch->buf + ch->head * ch->item_size, item, ch->item_size);
 	ch->count++;
 }
 
 static void take_item(struct weft_chan *ch, void *item)
 {
 	copy_item(item, ch->buf + ch->head * ch->item_size, ch->item_size);
-	if (++ch->head == ch->cap)
+	if (++ch->head == ch->slots)
 		ch->head = 0;
 	ch->count--;
 }
 
-/* Wake every receiver (WQ_GRANT_WAKE) once closed and empty; takes and
- * releases the lock, which the caller holds on entry and not on return. */
+/* Link `w` with its storage: the item itself (small items), or `item`'s
+ * address when `stable`, else none. */
+static void link_entry(struct weft_chan *ch, struct weft__waitq *q, struct weft_wait *w,
+		       struct weft_cx *cx, const void *item, bool stable, bool is_send)
+{
+	uint64_t arg = 0;
+	if (ch->item_size > INLINE_MAX && stable)
+		arg = (uint64_t)(uintptr_t)item;
+	weft__waitq_link(q, w, weft_cx_waker(cx), arg);
+	if (ch->item_size <= INLINE_MAX && is_send)
+		copy_item(&w->_arg, item, ch->item_size);
+}
+
+/* An item to the first waiting receiver: into its storage (in flight), or,
+ * if it has none, pushed and reserved for it. Under the lock; recvq not
+ * empty, room checked by the caller. */
+static void give_to_receiver(struct weft_chan *ch, const void *item, struct weft__wakes *wk)
+{
+	void *dst = storage(ch, ch->recvq.head);
+	if (dst) {
+		copy_item(dst, item, ch->item_size);
+		ch->inflight++;
+		weft__waitq_grant_head(&ch->recvq, WQ_GRANT_ITEM, wk);
+	} else {
+		push_item(ch, item);
+		ch->item_res++;
+		weft__waitq_grant_head(&ch->recvq, WQ_GRANT_PERMIT, wk);
+	}
+}
+
+/*
+ * Under the lock, after any change of room or items: hand buffered items to
+ * waiting receivers, then waiting senders' items to the buffer (buffered) or
+ * to waiting receivers (rendezvous), one waiter woken per item or slot.
+ * Returns true if it stopped because wk is full (call again after waking).
+ */
+static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
+{
+	for (;;) {
+		if (wk->n + 2 > WEFT__WAKES_MAX)
+			return true;
+		if (avail_items(ch) > 0 && !weft__waitq_empty(&ch->recvq)) {
+			void *dst = storage(ch, ch->recvq.head);
+			if (dst) {
+				take_item(ch, dst);
+				ch->inflight++;
+				weft__waitq_grant_head(&ch->recvq, WQ_GRANT_ITEM, wk);
+			} else {
+				ch->item_res++;
+				weft__waitq_grant_head(&ch->recvq, WQ_GRANT_PERMIT, wk);
+			}
+			continue;
+		}
+		if (ch->closed || weft__waitq_empty(&ch->sendq))
+			return false;
+		struct weft_wait *s = ch->sendq.head;
+		void *src = storage(ch, s);
+		if (ch->cap > 0) {
+			if (free_slots(ch) == 0)
+				return false;
+			if (src) {
+				push_item(ch, src);
+				weft__waitq_complete_head(&ch->sendq, wk);
+			} else {
+				ch->slot_res++;
+				weft__waitq_grant_head(&ch->sendq, WQ_GRANT_PERMIT, wk);
+			}
+			continue;
+		}
+		/* rendezvous: straight from the sender to the receiver */
+		if (weft__waitq_empty(&ch->recvq) || ch->count + ch->inflight > 0)
+			return false;
+		give_to_receiver(ch, src, wk);
+		weft__waitq_complete_head(&ch->sendq, wk);
+	}
+}
+
+/* Wake every waiter of q (WQ_GRANT_WAKE); takes and releases the lock,
+ * which the caller holds on entry and not on return. */
 static void unlock_wake_all(struct weft_chan *ch, struct weft__waitq *q, struct weft__wakes *wk)
 {
 	for (;;) {
@@ -110,17 +224,22 @@ static void unlock_wake_all(struct weft_chan *ch, struct weft__waitq *q, struct 
 	}
 }
 
-/* After a take: pass the freed slot on; if that emptied a closed channel,
- * release every waiting receiver. Unlocks. */
-static void after_take_unlock(struct weft_chan *ch, struct weft__wakes *wk)
+/* After a change: balance; if that left a closed channel drained, release
+ * every waiting receiver. Unlocks and wakes. */
+static void unlock_balance(struct weft_chan *ch, struct weft__wakes *wk)
 {
-	grant_send(ch, wk);
-	if (ch->closed && ch->count == 0 && !weft__waitq_empty(&ch->recvq)) {
-		unlock_wake_all(ch, &ch->recvq, wk);
-		return;
+	for (;;) {
+		bool more = balance(ch, wk);
+		if (!more && ch->closed && drained(ch) && !weft__waitq_empty(&ch->recvq)) {
+			unlock_wake_all(ch, &ch->recvq, wk);
+			return;
+		}
+		weft__slock_unlock(&ch->lock);
+		weft__wakes_run(wk);
+		if (!more)
+			return;
+		weft__slock_lock(&ch->lock);
 	}
-	weft__slock_unlock(&ch->lock);
-	weft__wakes_run(wk);
 }
 
 static bool send_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -128,42 +247,57 @@ static bool send_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 {
 	struct weft_chan *ch = weft__container_of(q, struct weft_chan, sendq);
 	(void)arg;
-	if (grant == WQ_GRANT_PERMIT) {
+	if (grant == WQ_GRANT_PERMIT)
 		ch->slot_res--;
-		grant_send(ch, wk);
-	}
-	return false;
+	/* Also for a sender that was only linked: on a rendezvous channel its
+	 * leaving changes nothing, on a buffered one nothing either; the call
+	 * is cheap and keeps the invariants obviously true. */
+	return balance(ch, wk);
 }
 
 static bool recv_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			   struct weft__wakes *wk)
 {
 	struct weft_chan *ch = weft__container_of(q, struct weft_chan, recvq);
-	(void)arg;
 	if (grant == WQ_GRANT_PERMIT) {
 		ch->item_res--;
-		grant_recv(ch, wk);
+	} else if (grant == WQ_GRANT_ITEM) {
+		/* The item handed to us goes back to the head of the buffer;
+		 * in-flight items hold room, so it fits. */
+		const void *src = ch->item_size <= INLINE_MAX ? (const void *)&arg
+							      : (const void *)(uintptr_t)arg;
+		ch->inflight--;
+		push_front(ch, src);
 	}
-	return false;
+	bool more = balance(ch, wk);
+	if (!more && ch->closed && drained(ch)) {
+		while (!weft__wakes_full(wk) &&
+		       weft__waitq_grant_head(&ch->recvq, WQ_GRANT_WAKE, wk))
+			;
+		more = !weft__waitq_empty(&ch->recvq);
+	}
+	return more;
 }
 
 int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 {
-	/* Division, not a product that could wrap: capacity * item_size <=
+	size_t slots = capacity ? capacity : 1;
+	/* Division, not a product that could wrap: slots * item_size <=
 	 * WEFT_CHAN_MAX_BYTES. */
 	if (!out || item_size == 0 || capacity == 0 || item_size > WEFT_CHAN_MAX_BYTES ||
-	    capacity > WEFT_CHAN_MAX_BYTES / item_size)
+	    slots > WEFT_CHAN_MAX_BYTES / item_size)
 		return -EINVAL;
 	struct weft_chan *ch = weft__calloc(1, sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
-	ch->buf = weft__malloc(capacity * item_size);
+	ch->buf = weft__malloc(slots * item_size);
 	if (!ch->buf) {
 		weft__free(ch);
 		return -ENOMEM;
 	}
 	ch->item_size = item_size;
 	ch->cap = capacity;
+	ch->slots = slots;
 	weft__waitq_init(&ch->sendq, &ch->lock, send_on_cancel);
 	weft__waitq_init(&ch->recvq, &ch->lock, recv_on_cancel);
 	*out = ch;
@@ -194,7 +328,7 @@ int weft_chan_close(struct weft_chan *ch)
 	ch->closed = true;
 	unlock_wake_all(ch, &ch->sendq, &wk);
 	weft__slock_lock(&ch->lock);
-	if (ch->count == 0) {
+	if (drained(ch)) {
 		unlock_wake_all(ch, &ch->recvq, &wk);
 		return 0;
 	}
@@ -204,11 +338,16 @@ int weft_chan_close(struct weft_chan *ch)
 
 /* ------------------------------------------------------------------ send */
 
-int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
-			const void *item)
+/*
+ * Send `item`, which stays valid and unchanged until the call completes if
+ * `stable` (blocking forms; poll forms on a rendezvous channel).
+ */
+static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+		     const void *item, bool stable)
 {
-	if (!ch || !w || !cx || !item || !weft__wait_usable(w, &ch->sendq))
-		return -EINVAL;
+	/* Completed by a receiver that took our item: no lock. */
+	if (weft__wait_collect_done(w, &ch->sendq))
+		return 0;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	struct weft__wakes wk;
@@ -218,24 +357,53 @@ int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_c
 	uint32_t st = weft__waitq_poll_entry(&ch->sendq, w, cx, &grant);
 	if (st == WQ_LINKED)
 		goto pending;
+	if (st == WQ_DONE) {
+		weft__slock_unlock(&ch->lock);
+		return 0;
+	}
 	if (grant == WQ_GRANT_PERMIT)
 		ch->slot_res--; /* our reserved slot: use it, or give it back */
 	if (ch->closed) {
-		weft__slock_unlock(&ch->lock);
+		if (grant == WQ_GRANT_PERMIT)
+			unlock_balance(ch, &wk);
+		else
+			weft__slock_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	if (grant == WQ_GRANT_PERMIT || free_slots(ch) > 0) {
+	if (grant == WQ_GRANT_PERMIT) {
 		push_item(ch, item);
-		grant_recv(ch, &wk);
+		unlock_balance(ch, &wk);
+		return 0;
+	}
+	if (ch->cap > 0 ? free_slots(ch) > 0
+			: !weft__waitq_empty(&ch->recvq) && ch->count + ch->inflight == 0) {
+		if (!weft__waitq_empty(&ch->recvq))
+			give_to_receiver(ch, item, &wk); /* recvq => no item buffered */
+		else
+			push_item(ch, item);
 		weft__slock_unlock(&ch->lock);
 		weft__wakes_run(&wk);
 		return 0;
 	}
-	weft__waitq_link(&ch->sendq, w, weft_cx_waker(cx), 0);
+	link_entry(ch, &ch->sendq, w, cx, item, stable, true);
 pending:
 	weft__slock_unlock(&ch->lock);
 	weft_budget_refund(cx);
 	return WEFT_PENDING;
+}
+
+static bool chan_args_ok(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+			 const void *item, struct weft__waitq *q)
+{
+	return ch && w && cx && item && weft__wait_usable(w, q);
+}
+
+int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+			const void *item)
+{
+	if (!ch || !chan_args_ok(ch, w, cx, item, &ch->sendq))
+		return -EINVAL;
+	return send_poll(ch, w, cx, item, ch->cap == 0);
 }
 
 int weft_chan_try_send(struct weft_chan *ch, const void *item)
@@ -249,12 +417,15 @@ int weft_chan_try_send(struct weft_chan *ch, const void *item)
 		weft__slock_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	if (free_slots(ch) == 0) {
+	bool recv_waits = !weft__waitq_empty(&ch->recvq);
+	if (ch->cap > 0 ? free_slots(ch) == 0 : !recv_waits || ch->count + ch->inflight > 0) {
 		weft__slock_unlock(&ch->lock);
 		return -EAGAIN;
 	}
-	push_item(ch, item);
-	grant_recv(ch, &wk);
+	if (recv_waits)
+		give_to_receiver(ch, item, &wk);
+	else
+		push_item(ch, item);
 	weft__slock_unlock(&ch->lock);
 	weft__wakes_run(&wk);
 	return 0;
@@ -265,7 +436,7 @@ struct chan_args { struct weft_chan *ch; struct weft_wait *w; void *item; int rc
 static enum weft_poll chan_send_fn(void *arg, struct weft_cx *cx)
 {
 	struct chan_args *a = arg;
-	int rc = weft_chan_send_poll(a->ch, a->w, cx, a->item);
+	int rc = send_poll(a->ch, a->w, cx, a->item, true);
 	if (rc == WEFT_PENDING)
 		return WEFT_PENDING;
 	a->rc = rc;
@@ -278,12 +449,16 @@ static uint64_t deadline_after(uint64_t timeout_ns)
 	return timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 }
 
-static int chan_wait(weft__wait_poll_fn fn, struct weft_chan *ch, void *item, uint64_t deadline)
+static int chan_wait(weft__wait_poll_fn fn, struct weft_chan *ch, struct weft__waitq *q,
+		     void *item, uint64_t deadline)
 {
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct chan_args a = { ch, &w, item, 0 };
 	int rc = weft__wait_deadline(fn, &a, &w, deadline);
 	if (rc) {
+		/* A sender completed by a receiver as time ran out: it was sent. */
+		if (q == &ch->sendq && weft__wait_collect_done(&w, q))
+			return 0;
 		/* -ETIMEDOUT too: cancel passes on a slot or item granted meanwhile */
 		weft_wait_cancel(&w);
 		return rc;
@@ -295,24 +470,22 @@ int weft_chan_send(struct weft_chan *ch, const void *item)
 {
 	if (!ch || !item)
 		return -EINVAL;
-	return chan_wait(chan_send_fn, ch, (void *)item, WEFT_FOREVER);
+	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, WEFT_FOREVER);
 }
 
 int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns)
 {
 	if (!ch || !item)
 		return -EINVAL;
-	return chan_wait(chan_send_fn, ch, (void *)item, deadline_after(timeout_ns));
+	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, deadline_after(timeout_ns));
 }
 
 
 /* ------------------------------------------------------------------ recv */
 
-int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
-			void *item)
+static int recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx, void *item,
+		     bool stable)
 {
-	if (!ch || !w || !cx || !item || !weft__wait_usable(w, &ch->recvq))
-		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	struct weft__wakes wk;
@@ -322,22 +495,48 @@ int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_c
 	uint32_t st = weft__waitq_poll_entry(&ch->recvq, w, cx, &grant);
 	if (st == WQ_LINKED)
 		goto pending;
+	if (grant == WQ_GRANT_ITEM) {
+		/* handed to us by a sender: in our storage */
+		const void *src = storage(ch, w);
+		if (src != item)
+			copy_item(item, src, ch->item_size);
+		ch->inflight--;
+		unlock_balance(ch, &wk);
+		return 0;
+	}
 	if (grant == WQ_GRANT_PERMIT)
 		ch->item_res--; /* our reserved item */
 	if (grant == WQ_GRANT_PERMIT || avail_items(ch) > 0) {
 		take_item(ch, item);
-		after_take_unlock(ch, &wk);
+		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->closed && ch->count == 0) {
+	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
+		/* rendezvous: take it from the first sender (which has storage:
+		 * every rendezvous sender has) */
+		copy_item(item, storage(ch, ch->sendq.head), ch->item_size);
+		weft__waitq_complete_head(&ch->sendq, &wk);
+		weft__slock_unlock(&ch->lock);
+		weft__wakes_run(&wk);
+		return 0;
+	}
+	if (ch->closed && drained(ch)) {
 		weft__slock_unlock(&ch->lock);
 		return -EPIPE;
 	}
-	weft__waitq_link(&ch->recvq, w, weft_cx_waker(cx), 0);
+	link_entry(ch, &ch->recvq, w, cx, item, stable, false);
 pending:
 	weft__slock_unlock(&ch->lock);
 	weft_budget_refund(cx);
 	return WEFT_PENDING;
+}
+
+int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+			void *item)
+{
+	if (!ch || !chan_args_ok(ch, w, cx, item, &ch->recvq))
+		return -EINVAL;
+	return recv_poll(ch, w, cx, item, ch->cap == 0);
 }
 
 int weft_chan_try_recv(struct weft_chan *ch, void *item)
@@ -349,10 +548,17 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 	weft__slock_lock(&ch->lock);
 	if (avail_items(ch) > 0) {
 		take_item(ch, item);
-		after_take_unlock(ch, &wk);
+		unlock_balance(ch, &wk);
 		return 0;
 	}
-	int rc = ch->closed && ch->count == 0 ? -EPIPE : -EAGAIN;
+	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
+		copy_item(item, storage(ch, ch->sendq.head), ch->item_size);
+		weft__waitq_complete_head(&ch->sendq, &wk);
+		weft__slock_unlock(&ch->lock);
+		weft__wakes_run(&wk);
+		return 0;
+	}
+	int rc = ch->closed && drained(ch) ? -EPIPE : -EAGAIN;
 	weft__slock_unlock(&ch->lock);
 	return rc;
 }
@@ -360,7 +566,7 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 static enum weft_poll chan_recv_fn(void *arg, struct weft_cx *cx)
 {
 	struct chan_args *a = arg;
-	int rc = weft_chan_recv_poll(a->ch, a->w, cx, a->item);
+	int rc = recv_poll(a->ch, a->w, cx, a->item, true);
 	if (rc == WEFT_PENDING)
 		return WEFT_PENDING;
 	a->rc = rc;
@@ -371,12 +577,12 @@ int weft_chan_recv(struct weft_chan *ch, void *item)
 {
 	if (!ch || !item)
 		return -EINVAL;
-	return chan_wait(chan_recv_fn, ch, item, WEFT_FOREVER);
+	return chan_wait(chan_recv_fn, ch, &ch->recvq, item, WEFT_FOREVER);
 }
 
 int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns)
 {
 	if (!ch || !item)
 		return -EINVAL;
-	return chan_wait(chan_recv_fn, ch, item, deadline_after(timeout_ns));
+	return chan_wait(chan_recv_fn, ch, &ch->recvq, item, deadline_after(timeout_ns));
 }

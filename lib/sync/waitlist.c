@@ -91,7 +91,7 @@ void weft__waitq_link(struct weft__waitq *q, struct weft_wait *w, const weft_wak
 	q->tail = w;
 	w->_queue = q;
 	w->_arg = arg;
-	w->_state = WQ_LINKED;
+	weft__wait_state_set(w, WQ_LINKED);
 	w->_grant = WQ_GRANT_NONE;
 	entry_set_waker(w, weft_waker_clone(waker));
 	q->outstanding++;
@@ -115,7 +115,7 @@ struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 	if (weft__wakes_full(wk))
 		weft__die("wake batch overflow");
 	unlink_entry(q, w);
-	w->_state = WQ_GRANTED;
+	weft__wait_state_set(w, WQ_GRANTED);
 	w->_grant = grant;
 	wk->w[wk->n++] = entry_waker(w);
 	entry_set_waker(w, (weft_waker){ NULL, NULL });
@@ -127,18 +127,36 @@ void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t
 	w->_next = w->_prev = NULL;
 	w->_queue = q;
 	w->_arg = 0;
-	w->_state = WQ_GRANTED;
+	weft__wait_state_set(w, WQ_GRANTED);
 	w->_grant = grant;
 	entry_set_waker(w, (weft_waker){ NULL, NULL });
 	q->outstanding++;
 }
 
+struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk)
+{
+	struct weft_wait *w = q->head;
+	if (!w)
+		return NULL;
+	if (weft__wakes_full(wk))
+		weft__die("wake batch overflow");
+	unlink_entry(q, w);
+	wk->w[wk->n++] = entry_waker(w);
+	entry_set_waker(w, (weft_waker){ NULL, NULL });
+	q->outstanding--;
+	/* release: the last touch of the entry; pairs with the owner's acquire
+	 * in weft__wait_collect_done / weft_wait_cancel. */
+	atomic_store_explicit(weft__wait_state(w), WQ_DONE, memory_order_release);
+	return w;
+}
+
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w)
 {
-	if (w->_state != WQ_GRANTED)
-		weft__die("wait entry %p in state %u, expected granted", (void *)w, w->_state);
+	uint32_t s = weft__wait_state_get(w);
+	if (s != WQ_GRANTED)
+		weft__die("wait entry %p in state %u, expected granted", (void *)w, s);
 	uint32_t g = w->_grant;
-	w->_state = WQ_IDLE;
+	weft__wait_state_set(w, WQ_IDLE);
 	w->_grant = WQ_GRANT_NONE;
 	w->_queue = NULL;
 	q->outstanding--;
@@ -150,24 +168,34 @@ void weft_wait_cancel(struct weft_wait *w)
 	if (!w || !w->_queue)
 		return;
 	struct weft__waitq *q = w->_queue;
+	/* Completed by a notifier: nothing to pass on, the object need not be
+	 * touched (it may already be gone). */
+	if (weft__wait_collect_done(w, q))
+		return;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft_waker mine = { NULL, NULL };
 	uint32_t grant;
 
 	weft__slock_lock(q->lock);
-	if (w->_state == WQ_LINKED) {
+	uint32_t s = weft__wait_state_get(w);
+	if (s == WQ_DONE) { /* completed since the check above */
+		weft__wait_collect_done(w, q);
+		weft__slock_unlock(q->lock);
+		return;
+	}
+	if (s == WQ_LINKED) {
 		unlink_entry(q, w);
 		mine = entry_waker(w);
 		entry_set_waker(w, (weft_waker){ NULL, NULL });
 		grant = WQ_GRANT_NONE;
-	} else if (w->_state == WQ_GRANTED) {
+	} else if (s == WQ_GRANTED) {
 		grant = w->_grant;
 	} else {
-		weft__die("wait entry %p attached but in state %u", (void *)w, w->_state);
+		weft__die("wait entry %p attached but in state %u", (void *)w, s);
 	}
 	uint64_t arg = w->_arg;
-	w->_state = WQ_IDLE;
+	weft__wait_state_set(w, WQ_IDLE);
 	w->_grant = WQ_GRANT_NONE;
 	w->_queue = NULL;
 	q->outstanding--;

@@ -3,16 +3,29 @@
  * FIFO wait list of `struct weft_wait` entries, and a batch of wakers to
  * wake after the lock is released.
  *
- * Entry states (all transitions under the owning object's lock):
- *   IDLE    --link-->   LINKED    (the waiter's poll: waker cloned in)
- *   LINKED  --grant-->  GRANTED   (a notifier: unlinked, waker moved out to
- *                                  be woken after unlock, _grant says what)
- *   GRANTED --consume-> IDLE      (the waiter's next poll)
- *   LINKED/GRANTED --weft_wait_cancel--> IDLE (grant passed on by the hook)
+ * Entry states (all transitions but the last two under the owning
+ * object's lock):
+ *   IDLE    --link-->     LINKED    (the waiter's poll: waker cloned in)
+ *   LINKED  --grant-->    GRANTED   (a notifier: unlinked, waker moved out to
+ *                                    be woken after unlock, _grant says what)
+ *   GRANTED --consume-->  IDLE      (the waiter's next poll)
+ *   LINKED  --complete--> DONE      (a notifier finished the waiter's whole
+ *                                    operation for it, e.g. took a sender's
+ *                                    item: unlinked, waker moved out, no
+ *                                    longer counted in `outstanding`)
+ *   DONE    --collect-->  IDLE      (the waiter's next poll, without the lock)
+ *   LINKED/GRANTED/DONE --weft_wait_cancel--> IDLE (grant passed on by the
+ *                                    hook; DONE has nothing to pass on)
  * `_queue` is written only by the waiter's own calls (link, consume,
- * cancel), never by notifiers, so weft_wait_cancel may read it without the
- * lock to find which lock to take. `_state`, `_grant`, the links and the
- * waker are read and written only under the lock.
+ * collect, cancel), never by notifiers, so weft_wait_cancel may read it
+ * without the lock to find which lock to take. `_grant`, `_arg`, the links
+ * and the waker are read and written only under the lock, except by the
+ * owner after it saw DONE. `_state` is read with an atomic load by the
+ * owner without the lock (to collect DONE); every store to it is atomic,
+ * and the store of DONE is a release, the notifier's last touch of the
+ * entry: the owner's acquire load of DONE sees everything the notifier did
+ * with the entry (read the item out of it, moved the waker), so the owner
+ * may reuse the entry and the item's memory at once.
  *
  * Lost wakeups: a waiter checks its condition and links itself under the
  * same lock a notifier takes to change the condition, so a notifier either
@@ -81,7 +94,45 @@ void weft__wakes_run(struct weft__wakes *wk);
 
 /* ---------------------------------------------------------- wait list */
 
-enum { WQ_IDLE = 0, WQ_LINKED = 1, WQ_GRANTED = 2 };
+enum { WQ_IDLE = 0, WQ_LINKED = 1, WQ_GRANTED = 2, WQ_DONE = 3 };
+
+/* `_state` as an atomic (the public struct declares it plain uint32_t so
+ * that C++ and pre-C11 callers can embed it). */
+_Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) &&
+		       _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
+	       "weft_wait._state used as _Atomic uint32_t");
+static inline _Atomic uint32_t *weft__wait_state(struct weft_wait *w)
+{
+	return (_Atomic uint32_t *)(void *)&w->_state;
+}
+
+static inline uint32_t weft__wait_state_get(struct weft_wait *w)
+{
+	return atomic_load_explicit(weft__wait_state(w), memory_order_relaxed);
+}
+
+static inline void weft__wait_state_set(struct weft_wait *w, uint32_t s)
+{
+	atomic_store_explicit(weft__wait_state(w), s, memory_order_relaxed);
+}
+
+/*
+ * The owner's check, without the lock: was the entry completed (DONE) by a
+ * notifier? If so it is reset to idle and true is returned: the operation
+ * finished. Only the owner calls this (it owns `_queue`).
+ */
+static inline bool weft__wait_collect_done(struct weft_wait *w, const void *q)
+{
+	if (w->_queue != q ||
+	    /* acquire: pairs with the release store of DONE in
+	     * weft__waitq_complete_head (the notifier's last touch). */
+	    atomic_load_explicit(weft__wait_state(w), memory_order_acquire) != WQ_DONE)
+		return false;
+	weft__wait_state_set(w, WQ_IDLE);
+	w->_grant = 0;
+	w->_queue = NULL;
+	return true;
+}
 /* What a grant carries. */
 enum {
 	WQ_GRANT_NONE = 0,
@@ -132,6 +183,11 @@ struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 /* Attach an idle entry as already granted (a condition that held when
  * the waiter registered, e.g. a stored notify permit). Under the lock. */
 void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t grant);
+/* Unlink the head and complete it (DONE): its operation is finished, its
+ * waker moved into wk, it stops counting in `outstanding`. The caller has
+ * already done with the entry's payload (`_arg`). Returns the entry or NULL.
+ * Do not touch the entry after this call. */
+struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk);
 /* A granted entry's own poll: back to idle. Returns the grant. */
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);
 
@@ -139,6 +195,8 @@ uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);
  * The common prologue of a poll form, under the lock. Returns:
  *   WQ_LINKED  - still waiting (waker refreshed): return WEFT_PENDING;
  *   WQ_GRANTED - *grant holds what was granted; the entry is idle again;
+ *   WQ_DONE    - completed by a notifier (the operation is finished); the
+ *                entry is idle again;
  *   WQ_IDLE    - not attached: check the condition.
  */
 static inline uint32_t weft__waitq_poll_entry(struct weft__waitq *q, struct weft_wait *w,
@@ -146,9 +204,14 @@ static inline uint32_t weft__waitq_poll_entry(struct weft__waitq *q, struct weft
 {
 	if (w->_queue != q)
 		return WQ_IDLE;
-	if (w->_state == WQ_LINKED) {
+	uint32_t s = weft__wait_state_get(w);
+	if (s == WQ_LINKED) {
 		weft__waitq_refresh(w, weft_cx_waker(cx));
 		return WQ_LINKED;
+	}
+	if (s == WQ_DONE) {
+		weft__wait_collect_done(w, q);
+		return WQ_DONE;
 	}
 	*grant = weft__waitq_consume(q, w);
 	return WQ_GRANTED;

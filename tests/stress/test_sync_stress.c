@@ -48,6 +48,7 @@ struct mpmc {
 	atomic_int producers_left;
 	atomic_long received;
 	bool main_closes;              /* abort storm: main closes after joins */
+	atomic_long reordered;         /* abort storm: given-back items late */
 };
 
 struct producer {
@@ -110,8 +111,16 @@ static enum weft_poll consumer_poll(void *state, struct weft_cx *cx)
 			atomic_fetch_add(&errors, 1);
 			continue;
 		}
-		FAIL_IF(seq < c->last[pid]);   /* per-producer order */
-		c->last[pid] = seq + 1;
+		/* Per-producer order. Under aborts (main_closes) an item handed
+		 * to a receiver that is aborted before collecting it goes back
+		 * to the head and may arrive after later items of its producer
+		 * that others took meanwhile (sync.h): counted, not an error. */
+		if (seq < c->last[pid] && m->main_closes)
+			atomic_fetch_add(&m->reordered, 1);
+		else
+			FAIL_IF(seq < c->last[pid]);
+		if (seq >= c->last[pid])
+			c->last[pid] = seq + 1;
 		atomic_fetch_add_explicit(&m->seen[pid * m->per_producer + seq], 1,
 					  memory_order_relaxed);
 		atomic_fetch_add_explicit(&m->received, 1, memory_order_relaxed);
@@ -173,7 +182,10 @@ Test(sync_stress, chan_mpmc_8, .timeout = WT_TMO(120)) { mpmc_run(8, 100000); }
  * Abort storm: 8 producers (20,000 items each) and 16 consumers; the test
  * thread aborts 4 producers and 12 consumers at random moments while they
  * run or wait. Aborted senders keep what they sent (counted before the
- * next send), aborted receivers what they received. After all producers
+ * next send; the item an aborted sender was waiting with may have been
+ * taken already, which counts as sent), aborted receivers what they
+ * received (an item handed to a receiver that is aborted before it
+ * collects it goes back). After all producers
  * are gone the channel is closed; surviving consumers drain it, and the
  * test thread takes whatever is left. Each sent item must be received
  * exactly once and nothing beyond what was sent.
@@ -228,6 +240,13 @@ Test(sync_stress, chan_abort_storm, .timeout = WT_TMO(120))
 	for (int i = 0; i < PRODUCERS; i++) {
 		long s = atomic_load(&p[i].sent);
 		sent += s;
+		/* An aborted producer's pending item may have been taken by a
+		 * receiver before the abort landed (the send had completed;
+		 * the task never saw it): received once, or not at all. */
+		if (s < PER && m.seen[i * PER + s] == 1) {
+			s++;
+			sent++;
+		}
 		for (long j = 0; j < PER; j++) {
 			int want = j < s ? 1 : 0;
 			int got = m.seen[i * PER + j];

@@ -2,8 +2,8 @@
  * tsan_runtime.c - concurrency scenarios run under ThreadSanitizer:
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
- * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, timers, io,
- * blocking, cycles, lifo.
+ * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
+ * timers, io, blocking, cycles, lifo.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -309,6 +309,104 @@ static void scenario_chan(void)
 	rm_rt(g_rt);
 }
 
+/*
+ * chan_handoff: the channel's direct hand-offs from every side at once.
+ * 16 poll-task producers (items kept in their wait entries, completed by
+ * receivers without the lock), 2 poll-task consumers, a foreign thread
+ * receiving with the blocking form, and 6 poll-task receivers aborted at
+ * random while items are being handed to them (each gives its item back).
+ * Conservation: the sum of everything collected equals the sum sent.
+ */
+enum { HO_P = 16, HO_N = 4000, HO_VICTIMS = 6 };
+
+struct ho_prod { long next; struct weft_wait w; };
+struct ho_cons { struct weft_wait w; };
+
+static struct weft_chan *g_hoch;
+static atomic_long g_ho_sum, g_ho_count;
+
+static enum weft_poll ho_producer(void *state, struct weft_cx *cx)
+{
+	struct ho_prod *p = state;
+	while (p->next <= HO_N) {
+		int rc = weft_chan_send_poll(g_hoch, &p->w, cx, &p->next);
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		CHECK_EQ(rc, 0);
+		p->next++;
+	}
+	return WEFT_READY;
+}
+
+static enum weft_poll ho_consumer(void *state, struct weft_cx *cx)
+{
+	struct ho_cons *c = state;
+	for (;;) {
+		long v;
+		int rc = weft_chan_recv_poll(g_hoch, &c->w, cx, &v);
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		if (rc == -EPIPE)
+			return WEFT_READY;
+		CHECK_EQ(rc, 0);
+		atomic_fetch_add(&g_ho_sum, v);
+		atomic_fetch_add(&g_ho_count, 1);
+	}
+}
+
+static void ho_cons_drop(void *state)
+{
+	struct ho_cons *c = state;
+	weft_wait_cancel(&c->w); /* gives back an item handed to it */
+}
+
+static void *ho_thread_consumer(void *arg)
+{
+	(void)arg;
+	long v;
+	while (weft_chan_recv(g_hoch, &v) == 0) {
+		atomic_fetch_add(&g_ho_sum, v);
+		atomic_fetch_add(&g_ho_count, 1);
+	}
+	return NULL;
+}
+
+static void scenario_chan_handoff(void)
+{
+	static struct ho_prod prod[HO_P];
+	static struct ho_cons cons[2 + HO_VICTIMS];
+	struct weft_task *hp[HO_P], *hc[2 + HO_VICTIMS];
+	g_rt = mk(2);
+	CHECK_EQ(weft_chan_create(sizeof(long), 4, &g_hoch), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, ho_thread_consumer, NULL), 0);
+	for (int i = 0; i < 2 + HO_VICTIMS; i++) {
+		memset(&cons[i], 0, sizeof(cons[i]));
+		CHECK_EQ(weft_spawn_poll(g_rt, ho_consumer, &cons[i], ho_cons_drop, &hc[i]), 0);
+	}
+	for (int i = 0; i < HO_P; i++) {
+		memset(&prod[i], 0, sizeof(prod[i]));
+		prod[i].next = 1;
+		CHECK_EQ(weft_spawn_poll(g_rt, ho_producer, &prod[i], NULL, &hp[i]), 0);
+	}
+	for (int i = 0; i < HO_VICTIMS; i++) {
+		usleep(1000 + 1000 * (unsigned)i);
+		CHECK_EQ(weft_abort(hc[2 + i]), 0);
+	}
+	for (int i = 0; i < HO_P; i++)
+		CHECK_EQ(weft_join(hp[i], NULL), 0);
+	CHECK_EQ(weft_chan_close(g_hoch), 0);
+	for (int i = 0; i < 2 + HO_VICTIMS; i++) {
+		int rc = weft_join(hc[i], NULL);
+		CHECK(rc == 0 || (i >= 2 && rc == -ECANCELED), "consumer %d join %d", i, rc);
+	}
+	pthread_join(th, NULL);
+	CHECK_EQ(atomic_load(&g_ho_count), (long)HO_P * HO_N);
+	CHECK_EQ(atomic_load(&g_ho_sum), (long)HO_P * HO_N * (HO_N + 1) / 2);
+	CHECK_EQ(weft_chan_destroy(g_hoch), 0);
+	rm_rt(g_rt);
+}
+
 /* ---------------------------------------------------------------- timers */
 
 static void *nap(void *arg)
@@ -471,7 +569,8 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "ring", scenario_ring },         { "spawn", scenario_spawn },
 	{ "wake", scenario_wake },         { "abort", scenario_abort },
 	{ "shutdown", scenario_shutdown }, { "fibers", scenario_fibers },
-	{ "chan", scenario_chan },         { "timers", scenario_timers },
+	{ "chan", scenario_chan },         { "chan_handoff", scenario_chan_handoff },
+	{ "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
 };

@@ -180,13 +180,36 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  *
  * Semantics: items leave the buffer in the order they were sent (FIFO);
  * each item is received exactly once. Senders blocked on a full channel and
- * receivers blocked on an empty one are woken in FIFO order: a slot freed
- * (an item sent) is reserved for the first waiting sender (receiver), so a
- * later caller cannot overtake it. (When several woken receivers hold
+ * receivers blocked on an empty one are served in FIFO order: an item sent
+ * while receivers wait goes to the first of them (copied straight into its
+ * place), a slot freed while senders wait is filled with the first waiting
+ * sender's item, so a later caller cannot overtake a waiting one, and one
+ * waiter is woken per item or slot. (When several woken receivers hold
  * reservations at once, which of the buffered items each takes depends on
  * the order in which they run.) After weft_chan_close(), sends fail with
  * -EPIPE (waiting senders are woken and get -EPIPE), and receivers take
- * the items still buffered, then get -EPIPE.
+ * the items still buffered or already on their way to a receiver, then get
+ * -EPIPE. A receiver cancelled (weft_wait_cancel, an aborted task, a dropped
+ * fiber, a timeout) after an item was handed to it gives the item back: it
+ * goes to the next receiver, ahead of everything buffered.
+ *
+ * Items and poll forms. A sender's poll form that returns WEFT_PENDING has
+ * taken its item: when a receiver makes room it moves the item itself and
+ * the sender's next poll just returns 0; the `item` passed to that later
+ * poll is not read. So do not change the item between polls (send another
+ * item only after 0). A receiver's next poll after WEFT_PENDING writes the
+ * item to the `item` it is given then. (Items of at most 8 bytes are kept
+ * in the wait entry; larger ones of the poll forms are copied at the poll
+ * that completes, through a slot or item reserved for the entry.)
+ *
+ * Cancelling a sender. A sender whose item a receiver already took has
+ * completed, even if it has not been polled since: weft_wait_cancel (an
+ * abort, a dropped fiber) cannot take the item back, it is received once.
+ * To learn whether a waiting send went out, poll it once more before
+ * cancelling: a completed send returns 0 without waiting. A receiver
+ * cancelled after an item was handed to it gives it back (see above), so
+ * a given-back item may reach a receiver after later items of the same
+ * sender that other receivers took meanwhile.
  */
 struct weft_chan;
 
@@ -200,36 +223,43 @@ struct weft_chan;
 WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
 			      struct weft_chan **out);
 
-/* Free the channel. -EBUSY (nothing freed) while wait entries are linked. */
+/* Free the channel. -EBUSY (nothing freed) while wait entries are linked
+ * or hold a grant not yet collected. -EINVAL: NULL ch. */
 WEFT_API int weft_chan_destroy(struct weft_chan *ch);
 
-/* Close: idempotent, returns 0. Wakes every waiting sender (-EPIPE) and, once
- * the buffer is empty, every waiting receiver (-EPIPE). */
+/* Close: idempotent, returns 0 (-EINVAL: NULL ch). Wakes every waiting
+ * sender (-EPIPE) and, once no item is buffered or on its way to a
+ * receiver, every waiting receiver (-EPIPE). */
 WEFT_API int weft_chan_close(struct weft_chan *ch);
 
 /* Send a copy of item_size bytes at `item`. Poll form: 0, WEFT_PENDING
- * (full; `w` linked), -EPIPE (closed; the item is not sent). */
+ * (full; `w` linked), -EPIPE
+ * (closed; the item is not sent), -EINVAL (NULL argument, `w` linked to
+ * another object). */
 WEFT_API int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w,
 				 struct weft_cx *cx, const void *item);
-/* Blocking form: 0, -EPIPE, -EDEADLK (on a worker), -ENOMEM. */
+/* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_chan_send(struct weft_chan *ch, const void *item);
-/* 0, -EAGAIN (full, or earlier senders are waiting), -EPIPE (closed). */
+/* 0, -EAGAIN (full, or earlier senders are waiting), -EPIPE (closed),
+ * -EINVAL. */
 WEFT_API int weft_chan_try_send(struct weft_chan *ch, const void *item);
 
 /* Receive into item_size bytes at `item`. Poll form: 0, WEFT_PENDING
- * (empty; `w` linked), -EPIPE (closed and drained). */
+ * (empty; `w` linked), -EPIPE (closed and drained), -EINVAL. */
 WEFT_API int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w,
 				 struct weft_cx *cx, void *item);
-/* Blocking form: 0, -EPIPE, -EDEADLK (on a worker), -ENOMEM. */
+/* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_chan_recv(struct weft_chan *ch, void *item);
-/* 0, -EAGAIN (nothing available to a new receiver), -EPIPE (closed, drained). */
+/* 0, -EAGAIN (nothing available to a new receiver), -EPIPE (closed,
+ * drained), -EINVAL. */
 WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
 /* Every blocking-style wait here also has a _timeout form taking a time
  * limit in ns: -ETIMEDOUT when it passes first, with nothing taken (no
  * item, permit, lock or value; a grant that raced with the timeout is passed
  * on to the next waiter). */
 /* Blocking send/recv with a time limit: -ETIMEDOUT when it passes first
- * (nothing was sent / received). Otherwise as weft_chan_send/recv. */
+ * (nothing was sent / received; a send whose item a receiver took as the
+ * time ran out returns 0). Otherwise as weft_chan_send/recv. */
 WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
 WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns);
 
