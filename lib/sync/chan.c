@@ -284,7 +284,7 @@ int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 	size_t slots = capacity ? capacity : 1;
 	/* Division, not a product that could wrap: slots * item_size <=
 	 * WEFT_CHAN_MAX_BYTES. */
-	if (!out || item_size == 0 || capacity == 0 || item_size > WEFT_CHAN_MAX_BYTES ||
+	if (!out || item_size == 0 || item_size > WEFT_CHAN_MAX_BYTES ||
 	    slots > WEFT_CHAN_MAX_BYTES / item_size)
 		return -EINVAL;
 	struct weft_chan *ch = weft__calloc(1, sizeof(*ch));
@@ -334,6 +334,26 @@ int weft_chan_close(struct weft_chan *ch)
 	}
 	weft__slock_unlock(&ch->lock);
 	return 0;
+}
+
+int weft_chan_len(struct weft_chan *ch, size_t *len)
+{
+	if (!ch || !len)
+		return -EINVAL;
+	weft__slock_lock(&ch->lock);
+	*len = ch->count;
+	weft__slock_unlock(&ch->lock);
+	return 0;
+}
+
+int weft_chan_is_closed(struct weft_chan *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	weft__slock_lock(&ch->lock);
+	bool closed = ch->closed;
+	weft__slock_unlock(&ch->lock);
+	return closed;
 }
 
 /* ------------------------------------------------------------------ send */

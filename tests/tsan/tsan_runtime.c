@@ -315,7 +315,8 @@ static void scenario_chan(void)
  * receivers without the lock), 2 poll-task consumers, a foreign thread
  * receiving with the blocking form, and 6 poll-task receivers aborted at
  * random while items are being handed to them (each gives its item back).
- * Conservation: the sum of everything collected equals the sum sent.
+ * Conservation: the sum of everything collected equals the sum sent. Run
+ * on a capacity-4 channel, then on a rendezvous channel.
  */
 enum { HO_P = 16, HO_N = 4000, HO_VICTIMS = 6 };
 
@@ -371,13 +372,15 @@ static void *ho_thread_consumer(void *arg)
 	return NULL;
 }
 
-static void scenario_chan_handoff(void)
+static void chan_handoff_run(size_t cap)
 {
 	static struct ho_prod prod[HO_P];
 	static struct ho_cons cons[2 + HO_VICTIMS];
 	struct weft_task *hp[HO_P], *hc[2 + HO_VICTIMS];
 	g_rt = mk(2);
-	CHECK_EQ(weft_chan_create(sizeof(long), 4, &g_hoch), 0);
+	atomic_store(&g_ho_sum, 0);
+	atomic_store(&g_ho_count, 0);
+	CHECK_EQ(weft_chan_create(sizeof(long), cap, &g_hoch), 0);
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, ho_thread_consumer, NULL), 0);
 	for (int i = 0; i < 2 + HO_VICTIMS; i++) {
@@ -405,6 +408,12 @@ static void scenario_chan_handoff(void)
 	CHECK_EQ(atomic_load(&g_ho_sum), (long)HO_P * HO_N * (HO_N + 1) / 2);
 	CHECK_EQ(weft_chan_destroy(g_hoch), 0);
 	rm_rt(g_rt);
+}
+
+static void scenario_chan_handoff(void)
+{
+	chan_handoff_run(4);
+	chan_handoff_run(0); /* rendezvous */
 }
 
 /* ---------------------------------------------------------------- timers */

@@ -328,8 +328,8 @@ Test(chan, errors, .timeout = WT_TMO(10))
 	struct weft_chan *ch = (void *)1;
 	cr_assert_eq(weft_chan_create(8, 4, NULL), -EINVAL);
 	cr_assert_eq(weft_chan_create(0, 4, &ch), -EINVAL);
-	cr_assert_eq(weft_chan_create(8, 0, &ch), -EINVAL);
 	cr_assert_eq(weft_chan_create(SIZE_MAX / 2, 4, &ch), -EINVAL);
+	cr_assert_eq(weft_chan_create(SIZE_MAX / 2, 0, &ch), -EINVAL);
 	cr_assert_eq(ch, (void *)1, "out written by a failed create");
 	uint64_t x = 0;
 	cr_assert_eq(weft_chan_try_send(NULL, &x), -EINVAL);
@@ -338,10 +338,191 @@ Test(chan, errors, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_chan_recv(NULL, &x), -EINVAL);
 	cr_assert_eq(weft_chan_close(NULL), -EINVAL);
 	cr_assert_eq(weft_chan_destroy(NULL), -EINVAL);
+	size_t len;
+	cr_assert_eq(weft_chan_len(NULL, &len), -EINVAL);
+	cr_assert_eq(weft_chan_is_closed(NULL), -EINVAL);
 	cr_assert_eq(weft_chan_create(8, 4, &ch), 0);
 	cr_assert_eq(weft_chan_try_send(ch, NULL), -EINVAL);
 	cr_assert_eq(weft_chan_try_recv(ch, NULL), -EINVAL);
+	cr_assert_eq(weft_chan_len(ch, NULL), -EINVAL);
 	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+Test(chan, len_and_is_closed, .timeout = WT_TMO(10))
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 3, &ch), 0);
+	size_t len = 99;
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(weft_chan_is_closed(ch), 0);
+	uint64_t x = 1;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 2);
+	cr_assert_eq(weft_chan_close(ch), 0);
+	cr_assert_eq(weft_chan_is_closed(ch), 1);
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 2, "close keeps the buffered items");
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 1);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+/* ------------------------------------------------------- rendezvous channel */
+
+Test(rendezvous, try_forms_need_a_partner, .timeout = WT_TMO(10))
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	uint64_t x = 5;
+	cr_assert_eq(weft_chan_try_send(ch, &x), -EAGAIN, "no receiver: a send cannot complete");
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN);
+	size_t len = 9;
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 0);
+	cr_assert_eq(weft_chan_close(ch), 0);
+	cr_assert_eq(weft_chan_try_send(ch, &x), -EPIPE);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EPIPE);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+/* A sender waits until a receiver takes its item; then it completes. */
+Test(rendezvous, sender_waits_for_receiver, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	struct waiter s[2];
+	waiter_park(rt, &s[0], OP_CHAN_SEND, ch, 7);
+	waiter_park(rt, &s[1], OP_CHAN_SEND, ch, 8);
+	waiter_still_waiting(&s[0], "sender without receiver");
+	size_t len = 9;
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 0, "a waiting sender's item is not buffered");
+	uint64_t x;
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+	cr_assert_eq(x, 7, "FIFO: the first sender's item");
+	waiter_expect_done(&s[0], 0, "first sender");
+	waiter_still_waiting(&s[1], "second sender");
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+	cr_assert_eq(x, 8);
+	waiter_expect_done(&s[1], 0, "second sender");
+	for (int i = 0; i < 2; i++)
+		waiter_join(&s[i], 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* A receiver waits; a send hands it the item and completes at once. */
+Test(rendezvous, receiver_waits_for_sender, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	struct waiter r[2];
+	waiter_park(rt, &r[0], OP_CHAN_RECV, ch, 0);
+	waiter_park(rt, &r[1], OP_CHAN_RECV, ch, 0);
+	uint64_t x = 41;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	waiter_expect_done(&r[0], 0, "first receiver");
+	cr_assert_eq(r[0].got, 41);
+	waiter_still_waiting(&r[1], "second receiver");
+	cr_assert_eq(weft_chan_close(ch), 0);
+	waiter_expect_done(&r[1], -EPIPE, "second receiver after close");
+	for (int i = 0; i < 2; i++)
+		waiter_join(&r[i], 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Close wakes a waiting sender with -EPIPE; its item is not sent. */
+Test(rendezvous, close_fails_waiting_sender, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	struct waiter s;
+	waiter_park(rt, &s, OP_CHAN_SEND, ch, 3);
+	cr_assert_eq(weft_chan_close(ch), 0);
+	waiter_expect_done(&s, -EPIPE, "sender after close");
+	uint64_t x;
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EPIPE);
+	waiter_join(&s, 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * The item handed to a receiver that is aborted before it runs is held for
+ * the next receiver (senders wait meanwhile), and received exactly once.
+ */
+Test(rendezvous, cancelled_receiver_item_held_for_next, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	struct waiter r;
+	waiter_park(rt, &r, OP_CHAN_RECV, ch, 0);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	uint64_t x = 99;
+	cr_assert_eq(weft_chan_try_send(ch, &x), 0);
+	cr_assert_eq(weft_abort(r.h), 0);
+	wt_gate_open(&g);
+	waiter_join(&r, -ECANCELED);
+	size_t len = 0;
+	cr_assert_eq(weft_chan_len(ch, &len), 0);
+	cr_assert_eq(len, 1, "the given-back item is held");
+	x = 100;
+	cr_assert_eq(weft_chan_try_send(ch, &x), -EAGAIN);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), 0);
+	cr_assert_eq(x, 99);
+	cr_assert_eq(weft_chan_try_recv(ch, &x), -EAGAIN);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Threads with the blocking forms and 24-byte items (through pointers):
+ * every item arrives once, in order, and a sender never runs ahead of its
+ * receiver by more than the item in hand. */
+struct rv_big { uint64_t seq, a, b; };
+struct rv_arg { struct weft_chan *ch; atomic_long taken; int rc; };
+
+static void *rv_sender(void *p)
+{
+	struct rv_arg *a = p;
+	for (uint64_t i = 0; i < 2000; i++) {
+		struct rv_big b = { i, i * 3, ~i };
+		if ((a->rc = weft_chan_send(a->ch, &b)) != 0)
+			return NULL;
+		/* completed only once taken: */
+		if (atomic_load(&a->taken) < (long)i) {
+			a->rc = -1000;
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+Test(rendezvous, blocking_threads_big_items, .timeout = WT_TMO(30))
+{
+	struct rv_arg a = { 0 };
+	cr_assert_eq(weft_chan_create(sizeof(struct rv_big), 0, &a.ch), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, rv_sender, &a), 0);
+	for (uint64_t i = 0; i < 2000; i++) {
+		struct rv_big b;
+		cr_assert_eq(weft_chan_recv(a.ch, &b), 0);
+		cr_assert(b.seq == i && b.a == i * 3 && b.b == ~i, "item %llu wrong",
+			  (unsigned long long)i);
+		atomic_store(&a.taken, (long)i + 1);
+	}
+	pthread_join(th, NULL);
+	cr_assert_eq(a.rc, 0, "sender rc %d", a.rc);
+	cr_assert_eq(weft_chan_destroy(a.ch), 0);
 }
 
 Test(chan, fifo_full_empty_close_drain, .timeout = WT_TMO(10))

@@ -170,8 +170,9 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
 /* ----------------------------------------------------------------- channel */
 
 /*
- * Bounded multi-producer multi-consumer channel of fixed-size items, copied
- * in and out by value (memcpy of item_size bytes).
+ * Multi-producer multi-consumer channel of fixed-size items, copied in and
+ * out by value (memcpy of item_size bytes): buffered (capacity >= 1) or
+ * rendezvous (capacity 0, as Go's unbuffered channel).
  *
  * Ownership: created by weft_chan_create(), freed by weft_chan_destroy()
  * once no call on it is in progress and no wait entry is linked to it;
@@ -193,14 +194,26 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  * fiber, a timeout) after an item was handed to it gives the item back: it
  * goes to the next receiver, ahead of everything buffered.
  *
+ * Rendezvous (capacity 0): a send completes only when a receiver has taken
+ * the item: it waits for a receiver (weft_chan_try_send gives -EAGAIN
+ * unless one is waiting), a receive waits for a sender. An item given back
+ * by a cancelled receiver is held for the next receiver (at most one such
+ * item at a time; senders wait meanwhile).
+ *
  * Items and poll forms. A sender's poll form that returns WEFT_PENDING has
  * taken its item: when a receiver makes room it moves the item itself and
  * the sender's next poll just returns 0; the `item` passed to that later
  * poll is not read. So do not change the item between polls (send another
  * item only after 0). A receiver's next poll after WEFT_PENDING writes the
  * item to the `item` it is given then. (Items of at most 8 bytes are kept
- * in the wait entry; larger ones of the poll forms are copied at the poll
- * that completes, through a slot or item reserved for the entry.)
+ * in the wait entry; larger ones of the poll forms on a buffered channel
+ * are copied at the poll that completes, through a slot or item reserved
+ * for the entry.) For items larger than 8 bytes on a rendezvous channel
+ * only, the poll forms keep the `item` pointer given with the call that
+ * returned WEFT_PENDING and read (send) or write (receive) through it from
+ * other threads until the entry completes or is cancelled: it must stay
+ * valid and be passed again unchanged (the blocking forms always satisfy
+ * this).
  *
  * Cancelling a sender. A sender whose item a receiver already took has
  * completed, even if it has not been polled since: weft_wait_cancel (an
@@ -216,9 +229,10 @@ struct weft_chan;
 /* Largest buffer (item_size * capacity bytes) a channel may have: 1 TiB. */
 #define WEFT_CHAN_MAX_BYTES ((size_t)1 << 40)
 
-/* The buffer of item_size * capacity bytes is allocated here, at once.
- * Errors: -EINVAL (NULL out, item_size 0, capacity 0, or a buffer larger
- * than WEFT_CHAN_MAX_BYTES or whose size overflows; nothing is allocated),
+/* The buffer of item_size * max(capacity, 1) bytes is allocated here, at
+ * once; capacity 0 makes a rendezvous channel.
+ * Errors: -EINVAL (NULL out, item_size 0, or a buffer larger than
+ * WEFT_CHAN_MAX_BYTES or whose size overflows; nothing is allocated),
  * -ENOMEM (a buffer within the bound that cannot be allocated). */
 WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
 			      struct weft_chan **out);
@@ -232,26 +246,35 @@ WEFT_API int weft_chan_destroy(struct weft_chan *ch);
  * receiver, every waiting receiver (-EPIPE). */
 WEFT_API int weft_chan_close(struct weft_chan *ch);
 
+/* Number of items buffered now (a snapshot; items already handed to a
+ * receiver or still held by a waiting sender are not counted; always 0
+ * on a rendezvous channel except for an item given back by a cancelled
+ * receiver). 0 and *len set, or -EINVAL (NULL ch or len). */
+WEFT_API int weft_chan_len(struct weft_chan *ch, size_t *len);
+
+/* 1 if weft_chan_close() was called, 0 if not, -EINVAL for NULL ch. */
+WEFT_API int weft_chan_is_closed(struct weft_chan *ch);
+
 /* Send a copy of item_size bytes at `item`. Poll form: 0, WEFT_PENDING
- * (full; `w` linked), -EPIPE
+ * (full, or no receiver on a rendezvous channel; `w` linked), -EPIPE
  * (closed; the item is not sent), -EINVAL (NULL argument, `w` linked to
  * another object). */
 WEFT_API int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w,
 				 struct weft_cx *cx, const void *item);
 /* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_chan_send(struct weft_chan *ch, const void *item);
-/* 0, -EAGAIN (full, or earlier senders are waiting), -EPIPE (closed),
- * -EINVAL. */
+/* 0, -EAGAIN (full, or earlier senders are waiting; rendezvous: no
+ * receiver waiting), -EPIPE (closed), -EINVAL. */
 WEFT_API int weft_chan_try_send(struct weft_chan *ch, const void *item);
 
 /* Receive into item_size bytes at `item`. Poll form: 0, WEFT_PENDING
- * (empty; `w` linked), -EPIPE (closed and drained), -EINVAL. */
+ * (empty, or no sender on a rendezvous channel; `w` linked), -EPIPE (closed and drained), -EINVAL. */
 WEFT_API int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w,
 				 struct weft_cx *cx, void *item);
 /* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_chan_recv(struct weft_chan *ch, void *item);
-/* 0, -EAGAIN (nothing available to a new receiver), -EPIPE (closed,
- * drained), -EINVAL. */
+/* 0, -EAGAIN (nothing available to a new receiver; rendezvous: no sender
+ * waiting), -EPIPE (closed, drained), -EINVAL. */
 WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
 /* Every blocking-style wait here also has a _timeout form taking a time
  * limit in ns: -ETIMEDOUT when it passes first, with nothing taken (no
