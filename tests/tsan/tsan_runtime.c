@@ -3,7 +3,7 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
- * timers, io, blocking, cycles, lifo.
+ * broadcast, timers, io, blocking, cycles, lifo.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -416,6 +416,78 @@ static void scenario_chan_handoff(void)
 	chan_handoff_run(0); /* rendezvous */
 }
 
+/*
+ * broadcast: a thread sends 3,000 items while 3 fibers receive them all
+ * (history large enough for no lag) and 3 fibers follow a watch channel
+ * the same thread updates, until they see its last value.
+ */
+enum { BC_N = 3000 };
+static struct weft_broadcast *g_bc;
+static struct weft_watch *g_wt;
+static atomic_long g_bc_sum;
+
+static void *bc_fiber(void *arg)
+{
+	struct weft_broadcast_rx *rx = arg;
+	long v, s = 0, n = 0;
+	int rc;
+	while ((rc = weft_broadcast_recv(rx, &v, NULL)) == 0) {
+		s += v;
+		n++;
+	}
+	CHECK_EQ(rc, -EPIPE);
+	CHECK_EQ(n, BC_N);
+	atomic_fetch_add(&g_bc_sum, s);
+	return NULL;
+}
+
+static void *wt_fiber(void *arg)
+{
+	struct weft_watch_rx *rx = arg;
+	long v = 0, last = 0;
+	while (weft_watch_changed(rx) == 0) {
+		CHECK_EQ(weft_watch_get(rx, &v), 0);
+		CHECK(v >= last, "watch went back: %ld after %ld", v, last);
+		last = v;
+	}
+	CHECK_EQ(last, BC_N);
+	return NULL;
+}
+
+static void scenario_broadcast(void)
+{
+	g_rt = mk(2);
+	long zero = 0;
+	atomic_store(&g_bc_sum, 0);
+	CHECK_EQ(weft_broadcast_create(sizeof(long), 4096, &g_bc), 0);
+	CHECK_EQ(weft_watch_create(sizeof(long), &zero, &g_wt), 0);
+	struct weft_broadcast_rx *brx[3];
+	struct weft_watch_rx *wrx[3];
+	struct weft_task *t[6];
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(weft_broadcast_subscribe(g_bc, &brx[i]), 0);
+		CHECK_EQ(weft_watch_subscribe(g_wt, &wrx[i]), 0);
+		CHECK_EQ(weft_spawn(g_rt, bc_fiber, brx[i], &t[i]), 0);
+		CHECK_EQ(weft_spawn(g_rt, wt_fiber, wrx[i], &t[3 + i]), 0);
+	}
+	for (long v = 1; v <= BC_N; v++) {
+		CHECK_EQ(weft_broadcast_send(g_bc, &v), 0);
+		CHECK_EQ(weft_watch_send(g_wt, &v), 0);
+	}
+	CHECK_EQ(weft_broadcast_close(g_bc), 0);
+	CHECK_EQ(weft_watch_close(g_wt), 0);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	CHECK_EQ(atomic_load(&g_bc_sum), 3L * BC_N * (BC_N + 1) / 2);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(weft_broadcast_rx_drop(brx[i]), 0);
+		CHECK_EQ(weft_watch_rx_drop(wrx[i]), 0);
+	}
+	CHECK_EQ(weft_broadcast_destroy(g_bc), 0);
+	CHECK_EQ(weft_watch_destroy(g_wt), 0);
+	rm_rt(g_rt);
+}
+
 /* ---------------------------------------------------------------- timers */
 
 static void *nap(void *arg)
@@ -579,7 +651,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "wake", scenario_wake },         { "abort", scenario_abort },
 	{ "shutdown", scenario_shutdown }, { "fibers", scenario_fibers },
 	{ "chan", scenario_chan },         { "chan_handoff", scenario_chan_handoff },
-	{ "timers", scenario_timers },
+	{ "broadcast", scenario_broadcast }, { "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
 };

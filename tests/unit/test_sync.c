@@ -26,6 +26,8 @@
 enum op {
 	OP_ONESHOT_RECV, OP_CHAN_RECV, OP_CHAN_SEND, OP_NOTIFY, OP_MUTEX, OP_SEM, OP_WG,
 	OP_CHAN_SEND16, /* a 16-byte item { arg, ~arg } from a stack temporary */
+	OP_BCAST_RECV,  /* obj: a weft_broadcast_rx; got: the item, arg: lagged */
+	OP_WATCH_CHANGED, /* obj: a weft_watch_rx */
 	OP_BLOCKING, /* call every blocking form once, record the return codes */
 };
 
@@ -68,6 +70,12 @@ static enum weft_poll waiter_poll(void *state, struct weft_cx *cx)
 		break;
 	case OP_CHAN_SEND:
 		rc = weft_chan_send_poll(t->obj, &t->w, cx, &t->arg);
+		break;
+	case OP_BCAST_RECV:
+		rc = weft_broadcast_recv_poll(t->obj, &t->w, cx, &t->got, &t->arg);
+		break;
+	case OP_WATCH_CHANGED:
+		rc = weft_watch_changed_poll(t->obj, &t->w, cx);
 		break;
 	case OP_CHAN_SEND16: {
 		uint64_t big[2] = { t->arg, ~t->arg };
@@ -1498,6 +1506,285 @@ Test(blocking, from_poll_task_edeadlk, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_mutex_destroy(m), 0);
 	cr_assert_eq(weft_sem_destroy(s), 0);
 	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+	wt_rt_destroy(rt);
+}
+
+/* --------------------------------------------------------------- broadcast */
+
+Test(broadcast, errors, .timeout = WT_TMO(10))
+{
+	struct weft_broadcast *b = (void *)1;
+	struct weft_broadcast_rx *rx = (void *)1;
+	uint64_t x = 0, lag = 0;
+	cr_assert_eq(weft_broadcast_create(8, 4, NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_create(0, 4, &b), -EINVAL);
+	cr_assert_eq(weft_broadcast_create(8, 0, &b), -EINVAL);
+	cr_assert_eq(weft_broadcast_create(SIZE_MAX / 2, 4, &b), -EINVAL);
+	cr_assert_eq(b, (void *)1, "out written by a failed create");
+	cr_assert_eq(weft_broadcast_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_send(NULL, &x), -EINVAL);
+	cr_assert_eq(weft_broadcast_close(NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_subscribe(NULL, &rx), -EINVAL);
+	cr_assert_eq(weft_broadcast_rx_drop(NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_try_recv(NULL, &x, &lag), -EINVAL);
+	cr_assert_eq(weft_broadcast_recv(NULL, &x, &lag), -EINVAL);
+	cr_assert_eq(weft_broadcast_recv_timeout(NULL, &x, &lag, 1000), -EINVAL);
+	cr_assert_eq(weft_broadcast_create(8, 4, &b), 0);
+	cr_assert_eq(weft_broadcast_send(b, NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_subscribe(b, NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_subscribe(b, &rx), 0);
+	cr_assert_eq(weft_broadcast_try_recv(rx, NULL, &lag), -EINVAL);
+	cr_assert_eq(weft_broadcast_destroy(b), -EBUSY, "a receiver exists");
+	cr_assert_eq(weft_broadcast_rx_drop(rx), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+}
+
+Test(broadcast, every_receiver_sees_every_item, .timeout = WT_TMO(10))
+{
+	struct weft_broadcast *b;
+	struct weft_broadcast_rx *r1, *r2, *late;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 8, &b), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &r1), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &r2), 0);
+	uint64_t x, lag = 77;
+	cr_assert_eq(weft_broadcast_try_recv(r1, &x, &lag), -EAGAIN);
+	for (x = 1; x <= 5; x++)
+		cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &late), 0);
+	struct weft_broadcast_rx *rs[2] = { r1, r2 };
+	for (int r = 0; r < 2; r++) {
+		for (uint64_t i = 1; i <= 5; i++) {
+			cr_assert_eq(weft_broadcast_try_recv(rs[r], &x, &lag), 0);
+			cr_assert_eq(x, i, "receiver %d item %llu", r, (unsigned long long)i);
+		}
+		cr_assert_eq(weft_broadcast_try_recv(rs[r], &x, &lag), -EAGAIN);
+	}
+	cr_assert_eq(lag, 77, "lagged untouched without a lag");
+	cr_assert_eq(weft_broadcast_try_recv(late, &x, &lag), -EAGAIN,
+		     "a receiver sees only items sent after it subscribed");
+	x = 6;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_try_recv(late, &x, &lag), 0);
+	cr_assert_eq(x, 6);
+	cr_assert_eq(weft_broadcast_close(b), 0);
+	cr_assert_eq(weft_broadcast_send(b, &x), -EPIPE);
+	cr_assert_eq(weft_broadcast_try_recv(r1, &x, &lag), 0, "kept items survive close");
+	cr_assert_eq(x, 6);
+	cr_assert_eq(weft_broadcast_try_recv(r1, &x, &lag), -EPIPE);
+	cr_assert_eq(weft_broadcast_try_recv(late, &x, &lag), -EPIPE);
+	cr_assert_eq(weft_broadcast_rx_drop(r1), 0);
+	cr_assert_eq(weft_broadcast_rx_drop(r2), 0);
+	cr_assert_eq(weft_broadcast_rx_drop(late), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+}
+
+/* A receiver more than `capacity` behind gets -EOVERFLOW with the count
+ * missed, then continues from the oldest item kept. */
+Test(broadcast, lagging_receiver_told_how_many, .timeout = WT_TMO(10))
+{
+	struct weft_broadcast *b;
+	struct weft_broadcast_rx *rx;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &rx), 0);
+	uint64_t x, lag = 0;
+	for (x = 1; x <= 10; x++)
+		cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	x = 0;
+	cr_assert_eq(weft_broadcast_try_recv(rx, &x, &lag), -EOVERFLOW);
+	cr_assert_eq(lag, 6, "items 1..6 were overwritten");
+	cr_assert_eq(x, 0, "nothing written on -EOVERFLOW");
+	for (uint64_t i = 7; i <= 10; i++) {
+		cr_assert_eq(weft_broadcast_try_recv(rx, &x, &lag), 0);
+		cr_assert_eq(x, i);
+	}
+	cr_assert_eq(weft_broadcast_try_recv(rx, &x, NULL), -EAGAIN);
+	for (x = 11; x <= 20; x++)
+		cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_try_recv(rx, &x, NULL), -EOVERFLOW, "lagged may be NULL");
+	cr_assert_eq(weft_broadcast_try_recv(rx, &x, NULL), 0);
+	cr_assert_eq(x, 17);
+	cr_assert_eq(weft_broadcast_rx_drop(rx), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+}
+
+/* Poll-task receivers wait; one send wakes every one of them; close ends
+ * them with -EPIPE; an aborted waiter leaves the list. */
+Test(broadcast, waiting_tasks_all_woken, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_broadcast *b;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b), 0);
+	struct weft_broadcast_rx *rx[4];
+	struct waiter t[4];
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(weft_broadcast_subscribe(b, &rx[i]), 0);
+		waiter_park(rt, &t[i], OP_BCAST_RECV, rx[i], 0);
+	}
+	cr_assert_eq(weft_broadcast_destroy(b), -EBUSY);
+	waiter_abort(&t[3]);
+	uint64_t x = 314;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	for (int i = 0; i < 3; i++) {
+		waiter_expect_done(&t[i], 0, "receiver");
+		cr_assert_eq(t[i].got, 314);
+		waiter_join(&t[i], 0);
+		waiter_park(rt, &t[i], OP_BCAST_RECV, rx[i], 0);
+	}
+	cr_assert_eq(weft_broadcast_close(b), 0);
+	for (int i = 0; i < 3; i++) {
+		waiter_expect_done(&t[i], -EPIPE, "receiver after close");
+		waiter_join(&t[i], 0);
+	}
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_broadcast_rx_drop(rx[i]), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+	wt_rt_destroy(rt);
+}
+
+struct bc_thread { struct weft_broadcast_rx *rx; uint64_t sum, n; int rc; };
+
+static void *bc_reader(void *arg)
+{
+	struct bc_thread *a = arg;
+	uint64_t x, lag;
+	while ((a->rc = weft_broadcast_recv(a->rx, &x, &lag)) == 0) {
+		a->sum += x;
+		a->n++;
+	}
+	return NULL;
+}
+
+/* Blocking receivers on threads, capacity large enough for no lag: each
+ * gets every item; the timeout form times out with nothing taken. */
+Test(broadcast, blocking_threads_and_timeout, .timeout = WT_TMO(30))
+{
+	struct weft_broadcast *b;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 1024, &b), 0);
+	struct bc_thread a[3] = { 0 };
+	pthread_t th[3];
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(weft_broadcast_subscribe(b, &a[i].rx), 0);
+		cr_assert_eq(pthread_create(&th[i], NULL, bc_reader, &a[i]), 0);
+	}
+	for (uint64_t x = 1; x <= 1000; x++)
+		cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_close(b), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(a[i].rc, -EPIPE);
+		cr_assert_eq(a[i].n, 1000);
+		cr_assert_eq(a[i].sum, 1000 * 1001 / 2);
+		cr_assert_eq(weft_broadcast_rx_drop(a[i].rx), 0);
+	}
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 2, &b), 0);
+	struct weft_broadcast_rx *rx;
+	cr_assert_eq(weft_broadcast_subscribe(b, &rx), 0);
+	uint64_t x;
+	cr_assert_eq(weft_broadcast_recv_timeout(rx, &x, NULL, 2 * 1000 * 1000), -ETIMEDOUT);
+	cr_assert_eq(weft_broadcast_destroy(b), -EBUSY, "the receiver is still there");
+	cr_assert_eq(weft_broadcast_rx_drop(rx), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0, "the timed-out wait left nothing linked");
+}
+
+/* ------------------------------------------------------------------- watch */
+
+Test(watch, errors, .timeout = WT_TMO(10))
+{
+	struct weft_watch *wt = (void *)1;
+	struct weft_watch_rx *rx;
+	uint64_t v = 0;
+	cr_assert_eq(weft_watch_create(8, &v, NULL), -EINVAL);
+	cr_assert_eq(weft_watch_create(8, NULL, &wt), -EINVAL);
+	cr_assert_eq(weft_watch_create(0, &v, &wt), -EINVAL);
+	cr_assert_eq(weft_watch_create(SIZE_MAX, &v, &wt), -EINVAL);
+	cr_assert_eq(wt, (void *)1, "out written by a failed create");
+	cr_assert_eq(weft_watch_destroy(NULL), -EINVAL);
+	cr_assert_eq(weft_watch_send(NULL, &v), -EINVAL);
+	cr_assert_eq(weft_watch_close(NULL), -EINVAL);
+	cr_assert_eq(weft_watch_subscribe(NULL, &rx), -EINVAL);
+	cr_assert_eq(weft_watch_rx_drop(NULL), -EINVAL);
+	cr_assert_eq(weft_watch_get(NULL, &v), -EINVAL);
+	cr_assert_eq(weft_watch_has_changed(NULL), -EINVAL);
+	cr_assert_eq(weft_watch_changed(NULL), -EINVAL);
+	cr_assert_eq(weft_watch_changed_timeout(NULL, 1000), -EINVAL);
+	cr_assert_eq(weft_watch_create(8, &v, &wt), 0);
+	cr_assert_eq(weft_watch_send(wt, NULL), -EINVAL);
+	cr_assert_eq(weft_watch_subscribe(wt, NULL), -EINVAL);
+	cr_assert_eq(weft_watch_subscribe(wt, &rx), 0);
+	cr_assert_eq(weft_watch_get(rx, NULL), -EINVAL);
+	cr_assert_eq(weft_watch_destroy(wt), -EBUSY, "a receiver exists");
+	cr_assert_eq(weft_watch_rx_drop(rx), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0);
+}
+
+/* The latest value, intermediate ones skipped; changed marks it seen. */
+Test(watch, latest_value_and_changed, .timeout = WT_TMO(10))
+{
+	struct weft_watch *wt;
+	struct weft_watch_rx *rx;
+	uint64_t v = 10;
+	cr_assert_eq(weft_watch_create(sizeof(v), &v, &wt), 0);
+	cr_assert_eq(weft_watch_subscribe(wt, &rx), 0);
+	cr_assert_eq(weft_watch_has_changed(rx), 0, "the initial value counts as seen");
+	v = 0;
+	cr_assert_eq(weft_watch_get(rx, &v), 0);
+	cr_assert_eq(v, 10);
+	for (v = 11; v <= 13; v++)
+		cr_assert_eq(weft_watch_send(wt, &v), 0);
+	cr_assert_eq(weft_watch_has_changed(rx), 1);
+	cr_assert_eq(weft_watch_changed(rx), 0, "a newer value: no wait");
+	cr_assert_eq(weft_watch_has_changed(rx), 0, "changed marked it seen");
+	cr_assert_eq(weft_watch_get(rx, &v), 0);
+	cr_assert_eq(v, 13, "only the latest value");
+	cr_assert_eq(weft_watch_changed_timeout(rx, 2 * 1000 * 1000), -ETIMEDOUT);
+	v = 14;
+	cr_assert_eq(weft_watch_send(wt, &v), 0);
+	cr_assert_eq(weft_watch_close(wt), 0);
+	cr_assert_eq(weft_watch_send(wt, &v), -EPIPE);
+	cr_assert_eq(weft_watch_has_changed(rx), 1, "unseen value survives close");
+	cr_assert_eq(weft_watch_changed(rx), 0);
+	cr_assert_eq(weft_watch_changed(rx), -EPIPE);
+	cr_assert_eq(weft_watch_has_changed(rx), -EPIPE);
+	cr_assert_eq(weft_watch_get(rx, &v), 0, "readable after close");
+	cr_assert_eq(v, 14);
+	cr_assert_eq(weft_watch_rx_drop(rx), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0);
+}
+
+/* Poll-task receivers waiting for a change: one send wakes them all; close
+ * ends the next wait with -EPIPE; an aborted waiter leaves the list. */
+Test(watch, waiting_tasks_all_woken, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_watch *wt;
+	uint64_t v = 0;
+	cr_assert_eq(weft_watch_create(sizeof(v), &v, &wt), 0);
+	struct weft_watch_rx *rx[3];
+	struct waiter t[3];
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(weft_watch_subscribe(wt, &rx[i]), 0);
+		waiter_park(rt, &t[i], OP_WATCH_CHANGED, rx[i], 0);
+	}
+	cr_assert_eq(weft_watch_destroy(wt), -EBUSY);
+	waiter_abort(&t[2]);
+	v = 5;
+	cr_assert_eq(weft_watch_send(wt, &v), 0);
+	for (int i = 0; i < 2; i++) {
+		waiter_expect_done(&t[i], 0, "watcher");
+		waiter_join(&t[i], 0);
+		cr_assert_eq(weft_watch_get(rx[i], &v), 0);
+		cr_assert_eq(v, 5);
+		waiter_park(rt, &t[i], OP_WATCH_CHANGED, rx[i], 0);
+	}
+	cr_assert_eq(weft_watch_close(wt), 0);
+	for (int i = 0; i < 2; i++) {
+		waiter_expect_done(&t[i], -EPIPE, "watcher after close");
+		waiter_join(&t[i], 0);
+	}
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(weft_watch_rx_drop(rx[i]), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0);
 	wt_rt_destroy(rt);
 }
 

@@ -1,6 +1,7 @@
 /*
  * weft/sync.h - synchronisation between tasks and threads: oneshot, bounded
- * channel, notify, async mutex, counting semaphore, wait group.
+ * and rendezvous channel, broadcast and watch channels, notify, async
+ * mutex, counting semaphore, wait group.
  *
  * Also: reader-writer lock, condition variable, once, cancellation tokens. Included by weft/weft.h; it may
  * also be included alone.
@@ -285,6 +286,115 @@ WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
  * time ran out returns 0). Otherwise as weft_chan_send/recv. */
 WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
 WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns);
+
+/* --------------------------------------------------------------- broadcast */
+
+/*
+ * Broadcast channel: every receiver sees every item sent after it
+ * subscribed, in order (Tokio's broadcast). Items of item_size bytes are
+ * copied in and out. The channel keeps the last `capacity` items; a
+ * receiver that falls further behind than that has lagged: its next
+ * receive returns -EOVERFLOW with the number of items it missed in
+ * *lagged, and its following receives continue from the oldest item still
+ * kept. Sending never waits (a slow receiver cannot hold a sender back).
+ *
+ * Ownership: weft_broadcast_create() / weft_broadcast_destroy() (-EBUSY
+ * while receivers exist or wait entries are linked). Each receiver is a
+ * handle from weft_broadcast_subscribe(), used by one task or thread at a
+ * time, freed by weft_broadcast_rx_drop() (after any wait entry it used
+ * was cancelled or completed). The channel must outlive its receivers.
+ */
+struct weft_broadcast;
+struct weft_broadcast_rx;
+
+/* Errors: -EINVAL (NULL out, item_size 0, capacity 0, a history larger
+ * than WEFT_CHAN_MAX_BYTES), -ENOMEM. */
+WEFT_API int weft_broadcast_create(size_t item_size, size_t capacity,
+				   struct weft_broadcast **out);
+/* 0, -EBUSY (receivers or linked entries remain; nothing freed), -EINVAL. */
+WEFT_API int weft_broadcast_destroy(struct weft_broadcast *b);
+/* Send a copy of `item` to every receiver; wakes every waiting receiver.
+ * 0 (also with no receiver: the item is only kept in the history),
+ * -EPIPE (closed; not sent), -EINVAL (NULL b or item). */
+WEFT_API int weft_broadcast_send(struct weft_broadcast *b, const void *item);
+/* Close: idempotent, 0 (-EINVAL: NULL b). Receivers take what is still
+ * kept for them, then get -EPIPE. */
+WEFT_API int weft_broadcast_close(struct weft_broadcast *b);
+/* A new receiver that sees items sent from now on. 0, -EINVAL (NULL
+ * argument), -ENOMEM. Subscribing to a closed channel works (its receives
+ * give -EPIPE). */
+WEFT_API int weft_broadcast_subscribe(struct weft_broadcast *b,
+				      struct weft_broadcast_rx **out);
+/* Free a receiver: 0, -EINVAL (NULL). */
+WEFT_API int weft_broadcast_rx_drop(struct weft_broadcast_rx *rx);
+/*
+ * Receive the next item into `item`. Poll form: 0, WEFT_PENDING (nothing
+ * new; `w` linked), -EOVERFLOW (lagged: *lagged, if not NULL, is the
+ * number of items missed; nothing written to item; call again for the
+ * oldest kept item), -EPIPE (closed and nothing left for this receiver),
+ * -EINVAL (NULL rx, w, cx or item; `w` linked elsewhere).
+ */
+WEFT_API int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
+				      struct weft_cx *cx, void *item, uint64_t *lagged);
+/* Blocking forms: as the poll form, plus -EDEADLK (on a worker), -ENOMEM,
+ * and -ETIMEDOUT for the _timeout form (nothing taken). */
+WEFT_API int weft_broadcast_recv(struct weft_broadcast_rx *rx, void *item, uint64_t *lagged);
+WEFT_API int weft_broadcast_recv_timeout(struct weft_broadcast_rx *rx, void *item,
+					 uint64_t *lagged, uint64_t timeout_ns);
+/* Without waiting: 0, -EAGAIN (nothing new), -EOVERFLOW, -EPIPE, -EINVAL. */
+WEFT_API int weft_broadcast_try_recv(struct weft_broadcast_rx *rx, void *item,
+				     uint64_t *lagged);
+
+/* ------------------------------------------------------------------- watch */
+
+/*
+ * Watch channel: one value, the latest sent, and a "changed" wait (Tokio's
+ * watch). Each receiver remembers the version it has seen; a wait returns
+ * when a newer value exists. Values sent in between may be skipped: a
+ * receiver sees the latest value, not every value. Sending never waits.
+ *
+ * Ownership: weft_watch_create() / weft_watch_destroy() (-EBUSY while
+ * receivers exist or wait entries are linked); receivers from
+ * weft_watch_subscribe(), one task or thread at a time each, freed by
+ * weft_watch_rx_drop() (after any wait entry it used was cancelled or
+ * completed). The channel must outlive its receivers.
+ */
+struct weft_watch;
+struct weft_watch_rx;
+
+/* Errors: -EINVAL (NULL out or initial, item_size 0 or larger than
+ * WEFT_CHAN_MAX_BYTES), -ENOMEM. */
+WEFT_API int weft_watch_create(size_t item_size, const void *initial,
+			       struct weft_watch **out);
+/* 0, -EBUSY (receivers or linked entries remain; nothing freed), -EINVAL. */
+WEFT_API int weft_watch_destroy(struct weft_watch *wt);
+/* Replace the value; wakes every waiting receiver. 0, -EPIPE (closed; the
+ * value is unchanged), -EINVAL (NULL wt or item). */
+WEFT_API int weft_watch_send(struct weft_watch *wt, const void *item);
+/* Close: idempotent, 0 (-EINVAL: NULL). Waiting receivers wake: those with
+ * an unseen value get 0, the rest -EPIPE. The value stays readable. */
+WEFT_API int weft_watch_close(struct weft_watch *wt);
+/* A new receiver; the value current now counts as seen. 0, -EINVAL,
+ * -ENOMEM. */
+WEFT_API int weft_watch_subscribe(struct weft_watch *wt, struct weft_watch_rx **out);
+/* Free a receiver: 0, -EINVAL (NULL). */
+WEFT_API int weft_watch_rx_drop(struct weft_watch_rx *rx);
+/* Copy the current value into `item` and mark it seen. 0, -EINVAL (NULL
+ * rx or item). Works after close. */
+WEFT_API int weft_watch_get(struct weft_watch_rx *rx, void *item);
+/* 1 if a value newer than the one seen exists, 0 if not, -EPIPE (closed
+ * and nothing unseen), -EINVAL. Marks nothing. */
+WEFT_API int weft_watch_has_changed(struct weft_watch_rx *rx);
+/* Wait for a newer value than the one seen; 0 marks it seen (read it with
+ * weft_watch_get). Poll form: 0, WEFT_PENDING (`w` linked), -EPIPE
+ * (closed and nothing unseen), -EINVAL (NULL rx, w or cx; `w` linked
+ * elsewhere). */
+WEFT_API int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w,
+				     struct weft_cx *cx);
+/* Blocking forms: as the poll form, plus -EDEADLK (on a worker), -ENOMEM,
+ * -ETIMEDOUT (_timeout form; nothing marked seen). */
+WEFT_API int weft_watch_changed(struct weft_watch_rx *rx);
+WEFT_API int weft_watch_changed_timeout(struct weft_watch_rx *rx, uint64_t timeout_ns);
 
 /* ------------------------------------------------------------------ notify */
 

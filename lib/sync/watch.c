@@ -1,0 +1,224 @@
+/*
+ * watch.c - weft_watch: one value, the latest sent, with "changed"
+ * notification (Tokio's watch channel).
+ *
+ * Owns: the value (item_size bytes, copied in and out), its version
+ * (incremented by every send), one FIFO wait list of receivers waiting for
+ * a version newer than the one they saw, and the receivers' cursors
+ * (struct weft_watch_rx: the version last seen). Everything is under `lock`.
+ *
+ * Invariants: a waiting receiver has seen == version; a send (or close)
+ * lets every waiter progress, so it wakes them all - one wake per waiter
+ * that can now make progress. Intermediate values may be skipped: a
+ * receiver sees the latest value, not every value.
+ * Memory ordering: the lock orders everything; wakers run after unlock.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "waitlist.h"
+
+struct weft_watch {
+	struct weft__slock lock;
+	struct weft__waitq q;
+	size_t item_size;
+	uint64_t version;
+	size_t receivers;
+	bool closed;
+	unsigned char *val;
+};
+
+struct weft_watch_rx {
+	struct weft_watch *wt;
+	uint64_t seen;
+};
+
+int weft_watch_create(size_t item_size, const void *initial, struct weft_watch **out)
+{
+	if (!out || !initial || item_size == 0 || item_size > WEFT_CHAN_MAX_BYTES)
+		return -EINVAL;
+	struct weft_watch *wt = weft__calloc(1, sizeof(*wt));
+	if (!wt)
+		return -ENOMEM;
+	wt->val = weft__malloc(item_size);
+	if (!wt->val) {
+		weft__free(wt);
+		return -ENOMEM;
+	}
+	memcpy(wt->val, initial, item_size);
+	wt->item_size = item_size;
+	weft__waitq_init(&wt->q, &wt->lock, NULL);
+	*out = wt;
+	return 0;
+}
+
+int weft_watch_destroy(struct weft_watch *wt)
+{
+	if (!wt)
+		return -EINVAL;
+	weft__slock_lock(&wt->lock);
+	bool busy = wt->receivers || wt->q.outstanding;
+	weft__slock_unlock(&wt->lock);
+	if (busy)
+		return -EBUSY;
+	weft__free(wt->val);
+	weft__free(wt);
+	return 0;
+}
+
+static void unlock_wake_all(struct weft_watch *wt)
+{
+	struct weft__wakes wk;
+	wk.n = 0;
+	for (;;) {
+		while (!weft__wakes_full(&wk) && weft__waitq_grant_head(&wt->q, WQ_GRANT_WAKE, &wk))
+			;
+		bool more = !weft__waitq_empty(&wt->q);
+		weft__slock_unlock(&wt->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return;
+		weft__slock_lock(&wt->lock);
+	}
+}
+
+int weft_watch_send(struct weft_watch *wt, const void *item)
+{
+	if (!wt || !item)
+		return -EINVAL;
+	weft__slock_lock(&wt->lock);
+	if (wt->closed) {
+		weft__slock_unlock(&wt->lock);
+		return -EPIPE;
+	}
+	memcpy(wt->val, item, wt->item_size);
+	wt->version++;
+	unlock_wake_all(wt);
+	return 0;
+}
+
+int weft_watch_close(struct weft_watch *wt)
+{
+	if (!wt)
+		return -EINVAL;
+	weft__slock_lock(&wt->lock);
+	wt->closed = true;
+	unlock_wake_all(wt);
+	return 0;
+}
+
+int weft_watch_subscribe(struct weft_watch *wt, struct weft_watch_rx **out)
+{
+	if (!wt || !out)
+		return -EINVAL;
+	struct weft_watch_rx *rx = weft__malloc(sizeof(*rx));
+	if (!rx)
+		return -ENOMEM;
+	rx->wt = wt;
+	weft__slock_lock(&wt->lock);
+	rx->seen = wt->version;
+	wt->receivers++;
+	weft__slock_unlock(&wt->lock);
+	*out = rx;
+	return 0;
+}
+
+int weft_watch_rx_drop(struct weft_watch_rx *rx)
+{
+	if (!rx)
+		return -EINVAL;
+	struct weft_watch *wt = rx->wt;
+	weft__slock_lock(&wt->lock);
+	wt->receivers--;
+	weft__slock_unlock(&wt->lock);
+	weft__free(rx);
+	return 0;
+}
+
+int weft_watch_get(struct weft_watch_rx *rx, void *item)
+{
+	if (!rx || !item)
+		return -EINVAL;
+	struct weft_watch *wt = rx->wt;
+	weft__slock_lock(&wt->lock);
+	memcpy(item, wt->val, wt->item_size);
+	rx->seen = wt->version;
+	weft__slock_unlock(&wt->lock);
+	return 0;
+}
+
+/* Under the lock: 0 (a newer value: now seen), -EPIPE, or -EAGAIN. */
+static int check(struct weft_watch *wt, struct weft_watch_rx *rx)
+{
+	if (rx->seen != wt->version) {
+		rx->seen = wt->version;
+		return 0;
+	}
+	return wt->closed ? -EPIPE : -EAGAIN;
+}
+
+int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struct weft_cx *cx)
+{
+	if (!rx || !w || !cx || !weft__wait_usable(w, &rx->wt->q))
+		return -EINVAL;
+	struct weft_watch *wt = rx->wt;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint32_t grant = WQ_GRANT_NONE;
+	weft__slock_lock(&wt->lock);
+	if (weft__waitq_poll_entry(&wt->q, w, cx, &grant) == WQ_LINKED)
+		goto pending;
+	int rc = check(wt, rx);
+	if (rc != -EAGAIN) {
+		weft__slock_unlock(&wt->lock);
+		return rc;
+	}
+	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), 0);
+pending:
+	weft__slock_unlock(&wt->lock);
+	weft_budget_refund(cx);
+	return WEFT_PENDING;
+}
+
+int weft_watch_has_changed(struct weft_watch_rx *rx)
+{
+	if (!rx)
+		return -EINVAL;
+	weft__slock_lock(&rx->wt->lock);
+	int rc = rx->seen != rx->wt->version ? 1 : rx->wt->closed ? -EPIPE : 0;
+	weft__slock_unlock(&rx->wt->lock);
+	return rc;
+}
+
+struct wt_args { struct weft_watch_rx *rx; struct weft_wait *w; int rc; };
+
+static enum weft_poll changed_fn(void *arg, struct weft_cx *cx)
+{
+	struct wt_args *a = arg;
+	int rc = weft_watch_changed_poll(a->rx, a->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	a->rc = rc;
+	return WEFT_READY;
+}
+
+int weft_watch_changed_timeout(struct weft_watch_rx *rx, uint64_t timeout_ns)
+{
+	if (!rx)
+		return -EINVAL;
+	uint64_t now = weft_now_ns();
+	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct wt_args a = { rx, &w, 0 };
+	int rc = weft__wait_deadline(changed_fn, &a, &w, deadline);
+	if (rc) {
+		weft_wait_cancel(&w);
+		return rc;
+	}
+	return a.rc;
+}
+
+int weft_watch_changed(struct weft_watch_rx *rx)
+{
+	return weft_watch_changed_timeout(rx, WEFT_FOREVER);
+}
