@@ -13,13 +13,25 @@
  * worker runs, the driver's sleeper also wakes every WEFT_WATCH_MS to look
  * for a LIFO task stuck behind a long poll (worker.c, rescue_lifo).
  *
- * Timers: the wheel (time.c) under `wheel_lock`. `next_ms` caches the
- * earliest deadline so maintenance can skip the lock when nothing is due.
- * Deadlines are rounded up to the next millisecond and "now" down, so a
- * timer never fires early. A timer set earlier than the deadline the
- * driver thread sleeps to wakes it so it can sleep less. Wakers fire under
- * the wheel lock; they must not touch timers synchronously (task and
- * thread wakers only schedule).
+ * Timers: one wheel per core (`weft__core.timers`) plus one for threads
+ * holding no core (`driver.timers`), each a `weft__tshard`: a wheel, its
+ * lock and `next_ms`, the shard's earliest deadline (so a pass can skip a
+ * shard without its lock). A timer goes into the shard of the core its
+ * poll runs on and remembers it (`t->shard`); re-polls, cancels and the
+ * firing take that shard's lock, so the owner's insert and cancel take
+ * only its own core's lock, uncontended unless another thread cancels one
+ * of its timers or fires them while it is away. Firing: every worker at
+ * maintenance passes over every shard, its own first (the tasks it wakes
+ * go to its own queue); the driver's sleeper passes over all of them when
+ * it wakes and sleeps no longer than the earliest `next_ms` of all
+ * shards, so timers fire on time when every worker is parked. Deadlines
+ * are rounded up to the next millisecond and "now" down, so a timer never
+ * fires early. A timer set earlier than the deadline the driver thread
+ * sleeps to wakes it (a seq_cst Dekker pair per shard: the setter stores
+ * the shard's next_ms then loads sleep_until_ms; the sleeper stores
+ * sleep_until_ms then loads every shard's next_ms). Wakers fire under the
+ * shard's lock; they must not touch timers synchronously (task and thread
+ * wakers only schedule).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,11 +44,20 @@
 
 #define EVENTS_PER_WAIT 256
 
+static void shard_init(struct weft__tshard *sh)
+{
+	pthread_mutex_init(&sh->lock, NULL);
+	weft__wheel_init(&sh->wheel);
+	atomic_init(&sh->next_ms, UINT64_MAX);
+}
+
 int weft__driver_init(struct weft_runtime *rt)
 {
 	struct weft__driver *d = &rt->driver;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_mutex_init(&d->wheel_lock, NULL);
+	shard_init(&d->timers);
+	for (unsigned i = 0; i < rt->n; i++)
+		shard_init(&rt->cores[i].timers);
 	pthread_mutex_init(&d->retired_lock, NULL);
 	d->retired = NULL;
 	d->regs = NULL;
@@ -47,9 +68,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->io_registered_count, 0);
 	atomic_init(&d->io_deregistered_count, 0);
 	atomic_init(&d->io_ready_events, 0);
-	weft__wheel_init(&d->wheel);
 	d->start_ns = weft__now_ns();
-	atomic_init(&d->next_ms, UINT64_MAX);
 	atomic_init(&d->sleep_until_ms, UINT64_MAX);
 	atomic_init(&d->unwatched, false);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -79,7 +98,9 @@ void weft__driver_fini(struct weft_runtime *rt)
 	close(d->evfd);
 	close(d->epfd);
 	pthread_mutex_destroy(&d->lock);
-	pthread_mutex_destroy(&d->wheel_lock);
+	pthread_mutex_destroy(&d->timers.lock);
+	for (unsigned i = 0; i < rt->n; i++)
+		pthread_mutex_destroy(&rt->cores[i].timers.lock);
 }
 
 void weft__driver_wake(struct weft_runtime *rt)
@@ -102,9 +123,32 @@ static uint64_t deadline_to_ms(struct weft_runtime *rt, uint64_t deadline_ns)
 	return d / 1000000ull + (d % 1000000ull != 0);
 }
 
-static void refresh_next(struct weft__driver *d)
+static void refresh_next(struct weft__tshard *sh)
 {
-	atomic_store_explicit(&d->next_ms, weft__wheel_next(&d->wheel), memory_order_relaxed);
+	atomic_store_explicit(&sh->next_ms, weft__wheel_next(&sh->wheel), memory_order_relaxed);
+}
+
+/* The shard a new timer goes to: the caller's core's, if it holds one of
+ * this runtime's cores, else the driver's. */
+static struct weft__tshard *shard_for(struct weft_runtime *rt)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->core && ctx->rt == rt)
+		return &ctx->core->timers;
+	return &rt->driver.timers;
+}
+
+/* Earliest deadline over every shard. seq_cst loads: see the header. */
+static uint64_t next_all(struct weft_runtime *rt)
+{
+	uint64_t best = atomic_load_explicit(&rt->driver.timers.next_ms, memory_order_seq_cst);
+	for (unsigned i = 0; i < rt->n; i++) {
+		uint64_t n = atomic_load_explicit(&rt->cores[i].timers.next_ms,
+						  memory_order_seq_cst);
+		if (n < best)
+			best = n;
+	}
+	return best;
 }
 
 /* ----------------------------------------------------------------- timers */
@@ -114,37 +158,41 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 {
 	struct weft__driver *d = &rt->driver;
 	/* acquire: pairs with the release store of FIRED under the lock. */
-	if (atomic_load_explicit(&t->state, memory_order_acquire) == TIMER_FIRED)
+	uint8_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+	if (st == TIMER_FIRED)
 		return WEFT_READY;
-	bool wake_driver = false;
-	pthread_mutex_lock(&d->wheel_lock);
-	uint8_t st = atomic_load_explicit(&t->state, memory_order_relaxed);
-	if (st == TIMER_FIRED) {
-		pthread_mutex_unlock(&d->wheel_lock);
-		return WEFT_READY;
-	}
 	if (st == TIMER_PENDING) {
-		if (!weft_waker_will_wake(&t->waker, &cx->waker)) {
+		/* Only the owner inserts, so t->shard is stable while pending. */
+		struct weft__tshard *sh = t->shard;
+		pthread_mutex_lock(&sh->lock);
+		st = atomic_load_explicit(&t->state, memory_order_relaxed);
+		if (st == TIMER_PENDING && !weft_waker_will_wake(&t->waker, &cx->waker)) {
 			weft_waker_drop(&t->waker);
 			t->waker = weft_waker_clone(&cx->waker);
 		}
-		pthread_mutex_unlock(&d->wheel_lock);
-		return WEFT_PENDING;
+		pthread_mutex_unlock(&sh->lock);
+		return st == TIMER_FIRED ? WEFT_READY : WEFT_PENDING;
 	}
+	struct weft__tshard *sh = shard_for(rt);
+	pthread_mutex_lock(&sh->lock);
 	t->when_ms = deadline_to_ms(rt, deadline_ns);
-	if (!weft__wheel_insert(&d->wheel, t)) {
+	t->shard = sh;
+	if (!weft__wheel_insert(&sh->wheel, t)) {
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_relaxed);
-		pthread_mutex_unlock(&d->wheel_lock);
+		pthread_mutex_unlock(&sh->lock);
 		return WEFT_READY;
 	}
 	t->waker = weft_waker_clone(&cx->waker);
 	atomic_store_explicit(&t->state, TIMER_PENDING, memory_order_relaxed);
 	/* seq_cst store then load, against the driver's seq_cst store of
-	 * sleep_until then load of next_ms: one of us sees the other. */
-	if (t->when_ms < atomic_load_explicit(&d->next_ms, memory_order_relaxed))
-		atomic_store_explicit(&d->next_ms, t->when_ms, memory_order_seq_cst);
-	wake_driver = t->when_ms < atomic_load_explicit(&d->sleep_until_ms, memory_order_seq_cst);
-	pthread_mutex_unlock(&d->wheel_lock);
+	 * sleep_until then loads of every next_ms: one of us sees the other. */
+	bool wake_driver = false;
+	if (t->when_ms < atomic_load_explicit(&sh->next_ms, memory_order_relaxed)) {
+		atomic_store_explicit(&sh->next_ms, t->when_ms, memory_order_seq_cst);
+		wake_driver = t->when_ms <
+			      atomic_load_explicit(&d->sleep_until_ms, memory_order_seq_cst);
+	}
+	pthread_mutex_unlock(&sh->lock);
 	if (wake_driver)
 		weft__driver_wake(rt);
 	return WEFT_PENDING;
@@ -152,28 +200,37 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 {
-	struct weft__driver *d = &rt->driver;
-	pthread_mutex_lock(&d->wheel_lock);
-	if (atomic_load_explicit(&t->state, memory_order_relaxed) == TIMER_PENDING) {
-		weft__wheel_remove(&d->wheel, t);
-		refresh_next(d);
+	(void)rt;
+	/* acquire: pairs with the release store of FIRED (the firer is done
+	 * with t, its waker already moved out). */
+	uint8_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+	if (st == TIMER_IDLE)
+		return;
+	if (st == TIMER_PENDING) {
+		struct weft__tshard *sh = t->shard;
+		pthread_mutex_lock(&sh->lock);
+		if (atomic_load_explicit(&t->state, memory_order_relaxed) == TIMER_PENDING) {
+			weft__wheel_remove(&sh->wheel, t);
+			refresh_next(sh);
+		}
+		weft_waker_drop(&t->waker);
+		t->waker = (weft_waker){ NULL, NULL };
+		atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
+		pthread_mutex_unlock(&sh->lock);
+		return;
 	}
-	weft_waker_drop(&t->waker);
 	atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
-	pthread_mutex_unlock(&d->wheel_lock);
 }
 
-/* Fire every timer that is due. Cheap when nothing is. */
-void weft__timers_process(struct weft_runtime *rt)
+/* Fire every timer of one shard that is due. Cheap when nothing is. */
+static void shard_process(struct weft__tshard *sh, uint64_t now)
 {
-	struct weft__driver *d = &rt->driver;
-	uint64_t now = weft__driver_now_ms(rt);
-	if (atomic_load_explicit(&d->next_ms, memory_order_relaxed) > now)
+	if (atomic_load_explicit(&sh->next_ms, memory_order_relaxed) > now)
 		return;
-	pthread_mutex_lock(&d->wheel_lock);
+	pthread_mutex_lock(&sh->lock);
 	struct weft__timer *fired = NULL;
-	weft__wheel_advance(&d->wheel, now, &fired);
-	refresh_next(d);
+	weft__wheel_advance(&sh->wheel, now, &fired);
+	refresh_next(sh);
 	while (fired) {
 		struct weft__timer *t = fired;
 		fired = t->next;
@@ -184,7 +241,23 @@ void weft__timers_process(struct weft_runtime *rt)
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_release);
 		weft_waker_wake(&w);
 	}
-	pthread_mutex_unlock(&d->wheel_lock);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Fire every timer that is due: the caller's own core's first (what it
+ * wakes runs here), then every other shard (their owners may be parked or
+ * busy in a long poll). */
+void weft__timers_process(struct weft_runtime *rt)
+{
+	uint64_t now = weft__driver_now_ms(rt);
+	struct weft__ctx *ctx = weft__ctx();
+	struct weft__core *own = ctx && ctx->rt == rt ? ctx->core : NULL;
+	if (own)
+		shard_process(&own->timers, now);
+	for (unsigned i = 0; i < rt->n; i++)
+		if (&rt->cores[i] != own)
+			shard_process(&rt->cores[i].timers, now);
+	shard_process(&rt->driver.timers, now);
 }
 
 /* ------------------------------------------------------------- epoll side */
@@ -235,12 +308,12 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 		return true;
 	}
 	weft__io_free_retired(rt);
-	uint64_t next = atomic_load_explicit(&d->next_ms, memory_order_relaxed);
+	uint64_t next = next_all(rt);
 	atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
 	int timeout = -1;
 	/* Re-read after publishing sleep_until: a timer set in between either
 	 * sees our sleep_until (and writes the eventfd) or is seen here. */
-	next = atomic_load_explicit(&d->next_ms, memory_order_seq_cst);
+	next = next_all(rt);
 	if (next != UINT64_MAX) {
 		uint64_t now = weft__driver_now_ms(rt);
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));

@@ -4,6 +4,8 @@
 #ifndef WEFT_WHEEL_H
 #define WEFT_WHEEL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -14,10 +16,13 @@
 
 enum { TIMER_IDLE = 0, TIMER_PENDING = 1, TIMER_FIRED = 2 };
 
+struct weft__tshard;
+
 struct weft__timer {
 	struct weft__timer *prev, *next;
 	uint64_t when_ms;                 /* deadline, ms since the runtime started */
-	weft_waker waker;                 /* under the wheel lock */
+	weft_waker waker;                 /* under the shard's lock */
+	struct weft__tshard *shard;       /* where it was inserted (set under that lock) */
 	_Atomic uint8_t state;            /* TIMER_*; FIRED written under the lock */
 	uint8_t level, slot;
 };
@@ -26,6 +31,17 @@ struct weft__wheel {
 	uint64_t elapsed;                             /* ms: everything before has fired */
 	uint64_t occupied[WHEEL_LEVELS];              /* bit per non-empty slot */
 	struct weft__timer *slot[WHEEL_LEVELS][WHEEL_SLOTS];
+};
+
+/*
+ * One wheel and its lock: each core has one (timers set by the thread that
+ * holds the core), the driver one more (timers set by threads holding no
+ * core). driver.c has the protocol.
+ */
+struct weft__tshard {
+	pthread_mutex_t lock;
+	struct weft__wheel wheel;
+	_Atomic uint64_t next_ms;                     /* earliest deadline; UINT64_MAX: none */
 };
 
 void weft__wheel_init(struct weft__wheel *w);

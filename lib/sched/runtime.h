@@ -184,6 +184,11 @@ struct weft__core {
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
 	struct weft__stack_cache stacks;          /* fiber stacks (fiber.h) */
+	/* Timers set while holding this core: the owner inserts, cancels and
+	 * fires them under an uncontended lock; other threads take it only to
+	 * cancel or refresh one of them, or to fire them while the owner is
+	 * away (driver.c). */
+	_Alignas(WEFT_CACHELINE) struct weft__tshard timers;
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
@@ -259,9 +264,9 @@ struct weft__driver {
 	struct weft_io *reg_free;                 /* registration slab: free entries */
 	struct reg_chunk *reg_chunks;             /* and its chunks */
 	_Atomic bool retired_any;
-	_Alignas(WEFT_CACHELINE) pthread_mutex_t wheel_lock;
-	struct weft__wheel wheel;
-	_Atomic uint64_t next_ms;                 /* earliest timer, UINT64_MAX: none */
+	/* Timers set by threads holding no core; each core has its own
+	 * shard (weft__core.timers). */
+	_Alignas(WEFT_CACHELINE) struct weft__tshard timers;
 	_Atomic uint64_t sleep_until_ms;          /* what the driver thread sleeps to */
 	/* The driver thread sleeps with no LIFO watch (every other worker was
 	 * parked when it went to sleep): a LIFO push wakes it (worker.c). */

@@ -305,3 +305,141 @@ Test(timers, every_sync_wait_has_a_timeout, .timeout = WT_TMO(30))
 	weft_waitgroup_destroy(x.wg);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------- per-core timer shards */
+
+/* A poll task that sets one timer and counts its polls. */
+struct armed {
+	struct weft_timer t;
+	uint64_t deadline;
+	atomic_int polls;
+	atomic_int armed;
+	uint64_t fired_at;
+	atomic_int done;
+};
+
+static enum weft_poll armed_poll(void *state, struct weft_cx *cx)
+{
+	struct armed *a = state;
+	atomic_fetch_add(&a->polls, 1);
+	if (weft_timer_poll(&a->t, cx, a->deadline) == WEFT_PENDING) {
+		atomic_store(&a->armed, 1);
+		return WEFT_PENDING;
+	}
+	a->fired_at = weft_now_ns();
+	atomic_store(&a->done, 1);
+	return WEFT_READY;
+}
+
+static void armed_drop(void *state)
+{
+	struct armed *a = state;
+	weft_timer_cancel(&a->t);
+}
+
+/*
+ * A timer set by a task (so in its core's shard) and cancelled from
+ * another thread, one holding no core, while the task waits: it never
+ * fires (the task is not polled again) and the runtime destroys cleanly
+ * (the cancel dropped the timer's waker). Ten timers, on both cores.
+ */
+Test(timers, cancelled_from_another_thread_never_fires, .timeout = WT_TMO(30))
+{
+	enum { N = 10 };
+	struct weft_runtime *rt = wt_rt_create(2);
+	static struct armed a[N];
+	struct weft_task *h[N];
+	memset(a, 0, sizeof(a));
+	for (int i = 0; i < N; i++) {
+		a[i].deadline = weft_now_ns() + 40 * 1000000ull;
+		cr_assert_eq(weft_spawn_poll(rt, armed_poll, &a[i], armed_drop, &h[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&a[i].armed), WT_LONG_MS), "task %d never armed", i);
+	for (int i = 0; i < N; i++)
+		weft_timer_cancel(&a[i].t);
+	wt_sleep_ms(100);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(atomic_load(&a[i].polls), 1, "task %d woken after its timer was cancelled",
+			     i);
+		cr_assert_eq(atomic_load(&a[i].done), 0);
+		cr_assert_eq(weft_abort(h[i]), 0);
+		cr_assert_eq(weft_join(h[i], NULL), -ECANCELED);
+	}
+	wt_rt_destroy(rt);
+}
+
+/*
+ * Timers set by tasks on the cores, then every worker parks: the driver's
+ * sleeper must bound its sleep by the cores' shards too. Each fires, never
+ * early, and well before the driver's one-minute cap (the bound is loose:
+ * the machine may be busy).
+ */
+Test(timers, fire_on_time_with_every_worker_parked, .timeout = WT_TMO(30))
+{
+	enum { N = 6 };
+	struct weft_runtime *rt = wt_rt_create(2);
+	static struct armed a[N];
+	struct weft_task *h[N];
+	memset(a, 0, sizeof(a));
+	for (int i = 0; i < N; i++) {
+		a[i].deadline = weft_now_ns() + (uint64_t)(30 + 40 * i) * 1000000ull;
+		cr_assert_eq(weft_spawn_poll(rt, armed_poll, &a[i], armed_drop, &h[i]), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(weft_join(h[i], NULL), 0);
+		cr_assert_geq(a[i].fired_at, a[i].deadline, "timer %d fired early", i);
+		cr_assert_lt(a[i].fired_at - a[i].deadline, 2000 * 1000000ull,
+			     "timer %d fired %.1f ms late", i,
+			     (double)(a[i].fired_at - a[i].deadline) / 1e6);
+		cr_log_info("timer %d: %.2f ms late", i,
+			    (double)(a[i].fired_at - a[i].deadline) / 1e6);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* A fiber's sleep allocates nothing: its timer lives on the fiber's stack,
+ * the waker is a reference to the fiber's task. Counted with a
+ * weft_set_allocator allocator around 200 sleeps. */
+static atomic_long g_allocs;
+
+static void *count_alloc(size_t size, size_t align, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&g_allocs, 1);
+	void *p = NULL;
+	if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
+		return NULL;
+	return p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
+}
+
+static void *sleeper_counting(void *arg)
+{
+	long *delta = arg;
+	weft_sleep_ns(1000000); /* warm: first sleep on this core */
+	long before = atomic_load(&g_allocs);
+	for (int i = 0; i < 200; i++)
+		weft_sleep_ns(100000);
+	*delta = atomic_load(&g_allocs) - before;
+	return NULL;
+}
+
+Test(timers, fiber_sleep_allocates_nothing, .timeout = WT_TMO(30))
+{
+	struct weft_allocator al = { count_alloc, count_free, NULL };
+	cr_assert_eq(weft_set_allocator(&al), 0);
+	struct weft_runtime *rt = wt_rt_create(2);
+	long delta = -1;
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, sleeper_counting, &delta, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(delta, 0, "%ld allocations during 200 fiber sleeps", delta);
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
