@@ -33,7 +33,10 @@ const char *weft_strerror(int err)
 	case ESHUTDOWN: return "shut down (e.g. the runtime was shut down)";
 	case EDEADLK: return "would deadlock (e.g. a blocking call from a poll task, "
 			     "or a runtime's own worker waiting for that runtime)";
-	case ECANCELED: return "cancelled (e.g. the task was aborted, or cancelled by shutdown)";
+	case ECANCELED: return "cancelled (e.g. a task aborted or cancelled by shutdown - a fiber "
+			       "before it started -, or a blocking call in a cancelled fiber)";
+	case EINTR: return "interrupted (e.g. a fiber cancelled after it started: it unwound "
+			   "and returned)";
 	case ETIMEDOUT: return "timed out";
 	case EBUSY: return "busy (e.g. a mutex already held, or a destroy while join "
 			   "handles, wakers or wait entries are outstanding)";

@@ -461,7 +461,14 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	struct weft__fiber *f = state;
 	struct weft__ctx *ctx = weft__ctx();
 	if (!f->started) {
+		if (weft__task_cancelled(cx->task)) {
+			/* Cancelled before it started: fn never runs; the drop
+			 * gives the stack back. */
+			cx->error = -ECANCELED;
+			return WEFT_READY;
+		}
 		f->started = true;
+		cx->task->started = true;
 		f->task_id = weft_cx_task_id(cx);
 		f->stack->warm = true;
 		/* here, not at spawn: the fiber starts with the FP control
@@ -495,6 +502,10 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	f->tsan_fiber = NULL;
 #endif
 	weft_cx_set_result(cx, f->result);
+	/* Cancelled while running, and it has unwound: -EINTR for the
+	 * joiner, who also receives the value fn returned. */
+	if (weft__task_cancelled(cx->task))
+		cx->error = -EINTR;
 	return WEFT_READY; /* fiber_drop gives the stack back */
 }
 
@@ -502,8 +513,9 @@ static void fiber_drop(void *state)
 {
 	struct weft__fiber *f = state;
 	if (f->started && !f->done) {
-		/* Cancelled while suspended: forget its wait; nothing on its
-		 * stack runs again. */
+		/* Discarded while suspended (shutdown's sweep, after its
+		 * timeout ran out before the fiber unwound): forget its
+		 * wait; nothing on its stack runs again. */
 		if (f->waiting)
 			weft_wait_cancel(f->waiting);
 		if (f->timer)
@@ -537,7 +549,8 @@ int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct w
 	f->rt = rt;
 	live_add(rt, 1);
 	struct weft_task *t = NULL;
-	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, __builtin_return_address(0));
+	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, __builtin_return_address(0),
+				 WEFT__SPAWN_UNWIND);
 	if (rc)
 		return rc; /* fiber_drop gave the stack back and freed f */
 	/* f may already have run and been freed: do not touch it here. */
@@ -561,7 +574,9 @@ int weft_yield(void)
 		struct weft__fiber *f = ctx->fiber;
 		weft_waker_wake_by_ref(weft_cx_waker(f->cx));
 		weft__fiber_suspend(f);
-		return 0;
+		/* Still a yield when cancelled (a loop around it shares the
+		 * core), but it says so. */
+		return weft__task_cancelled(f->cx->task) ? -ECANCELED : 0;
 	}
 	if (ctx && ctx->core)
 		return -EDEADLK;

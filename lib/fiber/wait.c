@@ -10,6 +10,10 @@
  *  - on a thread outside the runtime, the cx carries a waker for the
  *    thread's parker and an unlimited budget; between polls the thread
  *    sleeps on its futex (with a timeout for a deadline);
+ *  - a fiber whose task was cancelled (weft_abort, shutdown) gets
+ *    -ECANCELED at entry, or when resumed, instead of waiting: the
+ *    cancellation point. Its code then unwinds (releases what it holds)
+ *    and returns; task.c keeps polling it until it does;
  *  - inside a plain poll task on a thread that drives a core it refuses
  *    with -EDEADLK: blocking there would stall the core; such tasks use the
  *    poll form. A worker thread inside weft_block_in_place has given its
@@ -29,6 +33,11 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 	struct weft_runtime *rt = f->cx->rt;
 	int rc = 0;
 	for (;;) {
+		/* The cancellation point: at entry and after every resume. */
+		if (weft__task_cancelled(f->cx->task)) {
+			rc = -ECANCELED;
+			break;
+		}
 		if (poll && poll(arg, f->cx) == WEFT_READY)
 			break;
 		if (deadline_ns != WEFT_FOREVER &&
@@ -80,6 +89,12 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	}
 	weft_waker_drop(&cx.waker);
 	return rc;
+}
+
+bool weft__cancelled(void)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	return ctx && ctx->fiber && weft__task_cancelled(ctx->fiber->cx->task);
 }
 
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)

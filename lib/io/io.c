@@ -195,7 +195,7 @@ void weft__io_free_retired(struct weft_runtime *rt)
  * with the store in weft_runtime_shutdown. */
 static bool shut_down(struct weft_runtime *rt)
 {
-	return atomic_load_explicit(&rt->shutdown, memory_order_seq_cst);
+	return atomic_load_explicit(&rt->closed, memory_order_seq_cst);
 }
 
 static void io_unref(struct weft_io *io);
@@ -506,6 +506,8 @@ static inline bool short_xfer(ssize_t n, size_t want)
  * The caller holds a reference on io (see the REF wrappers below). */
 #define IO_RETRY(io, dir, want, call)                                                   \
 	do {                                                                      \
+		if (weft__cancelled())                                            \
+			return -ECANCELED;                                        \
 		for (;;) {                                                        \
 			uint64_t r_ = atomic_load_explicit(&(io)->readiness,      \
 							   memory_order_acquire); \

@@ -106,6 +106,17 @@ struct weft_task *weft__owned_first(struct weft__owned *o)
 	return NULL;
 }
 
+void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t))
+{
+	for (unsigned i = 0; i <= o->mask; i++) {
+		struct weft__owned_shard *s = &o->shard[i];
+		pthread_mutex_lock(&s->lock);
+		for (struct weft_task *t = s->head; t; t = t->owned_next)
+			fn(t);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
 uint64_t weft__owned_len(struct weft__owned *o)
 {
 	uint64_t n = 0;

@@ -2,9 +2,12 @@
  * runtime.c - options, create, spawn, block_on, shutdown, destroy.
  *
  * Shutdown protocol:
- *  1. set `shutdown`, close the inject queue and the owned-task list (after
- *     this no spawn is accepted and no task can enter a queue for good),
- *     wake every worker;
+ *  0. set `closed` and close the owned-task list (no spawn or registration
+ *     is accepted after this), cancel every listed fiber (its blocking
+ *     calls now return -ECANCELED, an idle one is queued) and wait, until
+ *     the caller's deadline, for the workers to run them to their end;
+ *  1. set `shutdown`, close the inject queue (no task can enter a queue for
+ *     good after this), wake every worker;
  *  2. join the workers (bounded by the caller's timeout; a worker stuck in a
  *     poll keeps the runtime in this step and the call can be repeated);
  *  3. with no worker left, cancel every task still on the owned list (its
@@ -175,6 +178,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */
 	atomic_init(&rt->shutdown, false);
+	atomic_init(&rt->closed, false);
 	atomic_init(&rt->handoffs, 0);
 	atomic_init(&rt->remote_schedules, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
@@ -256,11 +260,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 		    weft_drop_fn drop, struct weft_task **out)
 {
-	return weft__spawn_poll_at(rt, poll, state, drop, out, __builtin_return_address(0));
+	return weft__spawn_poll_at(rt, poll, state, drop, out, __builtin_return_address(0), 0);
 }
 
 int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
-			weft_drop_fn drop, struct weft_task **out, void *site)
+			weft_drop_fn drop, struct weft_task **out, void *site, unsigned flags)
 {
 	if (!rt || !poll) {
 		if (drop)
@@ -272,7 +276,7 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 			drop(state);
 		return -ECHILD;
 	}
-	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+	if (atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
 		if (drop)
 			drop(state);
 		return -ESHUTDOWN;
@@ -285,6 +289,7 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 	}
 	weft__task_init(t, rt, poll, state, drop, out != NULL);
 	t->spawn_site = site;
+	t->unwind = flags & WEFT__SPAWN_UNWIND;
 	if (weft__owned_bind(&rt->owned, t) < 0) {
 		/* A free slot must not look like a live handle (task.c,
 		 * handle_consumed). */
@@ -348,6 +353,33 @@ static void drain_queues(struct weft_runtime *rt)
 			weft__task_unref(t);
 }
 
+/* Step 0, under a shard lock (the list's reference keeps t alive): ask a
+ * fiber to unwind; an idle one is queued for a worker. */
+static void cancel_fiber(struct weft_task *t)
+{
+	if (t->unwind)
+		weft__task_cancel(t);
+}
+
+/* Step 0: wait for the cancelled fibers to return, until the deadline.
+ * Polled with a growing sleep: fibers ending decrement per-core counters
+ * that nothing could wait on. 0 or -ETIMEDOUT. */
+static int wait_fibers(struct weft_runtime *rt, uint64_t deadline_ns)
+{
+	unsigned us = 20;
+	while (weft__fiber_live(rt) > 0) {
+		uint64_t now = weft__now_ns();
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		uint64_t left_us = deadline_ns == WEFT_FOREVER ? us : (deadline_ns - now) / 1000 + 1;
+		struct timespec ts = { 0, (long)(left_us < us ? left_us : us) * 1000 };
+		nanosleep(&ts, NULL);
+		if (us < 1000)
+			us *= 2;
+	}
+	return 0;
+}
+
 int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 {
 	if (!rt)
@@ -361,20 +393,30 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return 0;
 	}
+	uint64_t now_mono = weft__now_ns();
+	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
+					 ? WEFT_FOREVER : now_mono + timeout_ns;
 	if (!rt->closing) {
 		rt->closing = true;
 		WEFT_PROBE(runtime_shutdown, (uintptr_t)rt);
+		/* seq_cst: pairs with io.c's check before a registration */
+		atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+		weft__owned_close(&rt->owned);
+		weft__owned_each(&rt->owned, cancel_fiber);
+	}
+	if (!rt->stopping) {
+		/* Out of time or not, the workers stop now: a fiber still
+		 * unwinding is discarded by the sweep below if suspended, and
+		 * keeps its worker (-ETIMEDOUT) while it runs. */
+		(void)wait_fibers(rt, deadline_mono);
+		rt->stopping = true;
 		atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 		weft__inject_close(&rt->inject);
-		weft__owned_close(&rt->owned);
 		for (unsigned i = 0; i < rt->n; i++) {
 			weft__parker_unpark(&rt->workers[i].parker);
 			weft__registry_unpark(rt, i); /* the core's current thread */
 		}
 	}
-	uint64_t now_mono = weft__now_ns();
-	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
-					 ? WEFT_FOREVER : now_mono + timeout_ns;
 	/* Every worker thread, including those started or retired by
 	 * block_in_place, counts itself out as its last act. */
 	if (wait_threads(rt, deadline_mono)) {

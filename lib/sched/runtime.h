@@ -121,6 +121,8 @@ void weft__owned_remove(struct weft__owned *o, struct weft_task *t);
 void weft__owned_close(struct weft__owned *o);
 /* Any task still listed (it stays listed until it completes), or NULL. */
 struct weft_task *weft__owned_first(struct weft__owned *o);
+/* Call fn on every listed task, each under its shard's lock. */
+void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t));
 uint64_t weft__owned_len(struct weft__owned *o);
 uint64_t weft__owned_added(struct weft__owned *o);
 
@@ -306,7 +308,8 @@ struct weft_runtime {
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
-	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;
+	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */
+	_Atomic bool closed;                      /* shutdown began: no spawn, no registration */
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;
 	/* Threads holding no core of this runtime that are inside
 	 * weft__schedule: destroy waits for zero before freeing (worker.c). */
@@ -336,7 +339,7 @@ struct weft_runtime {
 	size_t slab_count;
 	/* shutdown */
 	pthread_mutex_t shutdown_lock;
-	bool closing, shut_down;
+	bool closing, stopping, shut_down;        /* steps 0, 1 begun; done (runtime.c) */
 	uint64_t seedgen;
 	unsigned fork_gen;                        /* weft__fork_gen at create */
 	bool driver_up;                           /* driver initialised (for rt_free) */
@@ -369,13 +372,18 @@ typedef enum weft_poll (*weft__wait_poll_fn)(void *arg, struct weft_cx *cx);
  * the runtime parks between polls (a fiber will suspend). `w` (may be NULL)
  * is the wait-list entry the poll links, for cancelling a suspended fiber.
  * Returns 0, -EDEADLK from a poll task on a thread that holds a core,
- * -ENOMEM.
+ * -ENOMEM, -ECANCELED in a fiber whose task was cancelled (the caller
+ * then cancels `w` itself, as after -ETIMEDOUT).
  */
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
 /* The same with a deadline (CLOCK_MONOTONIC ns, WEFT_FOREVER for none):
  * -ETIMEDOUT when it passes first; the caller then cancels `w` itself. */
 int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 			uint64_t deadline_ns);
+/* True in a fiber whose task was cancelled: its blocking calls return
+ * -ECANCELED (weft__wait does it; calls that may finish without waiting
+ * ask here first). */
+bool weft__cancelled(void);
 /* One unit of the cooperative budget for a blocking-style operation that
  * finished without waiting: a fiber that has spent its budget yields here
  * (so a fiber whose socket is always ready still lets the others run).
@@ -385,14 +393,21 @@ void weft__coop_spend(void);
 /* ------------------------------------------------------------- task.c */
 /* weft_spawn_poll with the spawn site to publish (the caller's return
  * address: the public spawn calls pass their own caller's). */
+#define WEFT__SPAWN_UNWIND 1u /* a fiber: cancellation polls it (task.c) */
 int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
-			weft_drop_fn drop, struct weft_task **out, void *site);
+			weft_drop_fn drop, struct weft_task **out, void *site, unsigned flags);
 void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn poll,
 		     void *arg, weft_drop_fn drop, bool join);
 /* Run the poll for a Notified reference held by the caller (worker). */
 void weft__task_run(struct weft_task *t, struct weft_cx *cx);
 /* Drop one reference; frees the task on the last. */
 void weft__task_unref(struct weft_task *t);
+/* Runtime shutdown, first step: cancel a task (a fiber) and enqueue it if
+ * it was idle, so that a worker polls it to unwind. true if enqueued. */
+bool weft__task_cancel(struct weft_task *t);
+/* Cancellation was requested (weft_abort, shutdown): read by the task's
+ * own poll (relaxed: the bit is never cleared). */
+bool weft__task_cancelled(const struct weft_task *t);
 /* Runtime shutdown: cancel a task taken off the owned list (no worker runs). */
 void weft__task_shutdown(struct weft_task *t);
 extern const struct weft_waker_vtable weft__task_waker_vtable;

@@ -66,6 +66,8 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->join_waker = (weft_waker){ NULL, NULL };
 	t->err = 0;
 	t->spawn_site = NULL;
+	t->unwind = false;
+	t->started = false;
 }
 
 static void ref_inc(struct weft_task *t)
@@ -132,6 +134,10 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		weft__task_unref(t);
 		return;
 	case TS_RUN_CANCEL:
+		/* A fiber is polled on: its blocking calls return -ECANCELED
+		 * and it runs its own code to the end (fiber.c). */
+		if (t->unwind)
+			break;
 		complete(t, NULL, -ECANCELED);
 		return;
 	case TS_RUN_POLL:
@@ -158,6 +164,13 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	WEFT_CHAOS_POINT(); /* wakes land between the poll and the idle transition */
 	switch (weft__ts_idle(&t->state)) {
 	case TS_IDLE_CANCEL:
+		if (t->unwind) {
+			/* Not done unwinding (it yielded, or was cancelled
+			 * during this poll): poll it again, behind the others. */
+			weft__ts_idle_unwind(&t->state);
+			weft__schedule(t->rt, t, true);
+			return;
+		}
 		complete(t, NULL, -ECANCELED);
 		return;
 	case TS_IDLE_REQUEUE:
@@ -171,6 +184,20 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	}
 }
 
+bool weft__task_cancel(struct weft_task *t)
+{
+	if (!weft__ts_cancel(&t->state))
+		return false;
+	weft__schedule(t->rt, t, false);
+	return true;
+}
+
+bool weft__task_cancelled(const struct weft_task *t)
+{
+	return atomic_load_explicit(&((struct weft_task *)t)->state, memory_order_relaxed) &
+	       T_CANCELLED;
+}
+
 void weft__task_shutdown(struct weft_task *t)
 {
 	uint64_t s = weft__ts_shutdown(&t->state);
@@ -178,7 +205,9 @@ void weft__task_shutdown(struct weft_task *t)
 		weft__die("task %llu listed but %s at shutdown", (unsigned long long)t->id,
 			  s & T_RUNNING ? "running" : "complete");
 	ref_inc(t); /* complete() releases the caller's reference */
-	complete(t, NULL, -ECANCELED);
+	/* A fiber that started and had not unwound by the end of the
+	 * shutdown timeout is discarded: still "cancelled while running". */
+	complete(t, NULL, t->started ? -EINTR : -ECANCELED);
 }
 
 /* ------------------------------------------------------------------ wakers */
@@ -296,7 +325,9 @@ static bool handle_release(struct weft_task *t)
 static int take_output(struct weft_task *t, void **result)
 {
 	int rc = t->err;
-	void *r = rc ? NULL : t->result;
+	/* -EINTR: a fiber cancelled while running returned; its value is
+	 * handed over too, so the joiner can free what it returned. */
+	void *r = rc && rc != -EINTR ? NULL : t->result;
 	/* Read before the release: that may free the task. Fails only when
 	 * another thread consumed the same handle meanwhile. */
 	if (!handle_release(t))
@@ -375,7 +406,9 @@ int weft_join(struct weft_task *task, void **result)
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		/* Suspend the fiber until the task completes. */
-		weft__wait(join_wait_poll, task, NULL);
+		int rc = weft__wait(join_wait_poll, task, NULL);
+		if (rc)
+			return rc; /* -ECANCELED: the handle stays valid */
 		return take_output(task, result);
 	}
 	if (ctx && ctx->core)

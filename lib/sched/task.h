@@ -32,6 +32,8 @@ struct weft_task {
 	uint16_t shard;                 /* owned-list shard */
 	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
 	bool live;                      /* memory is in use (checked at destroy) */
+	bool unwind;                    /* a fiber: cancellation polls it (it unwinds), see task.c */
+	bool started;                   /* a fiber whose fn started (set by its poll) */
 	void *spawn_site;               /* return address of the spawn call (probes) */
 };
 

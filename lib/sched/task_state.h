@@ -76,6 +76,8 @@
  *                            acquire (MP); acquire: as join_take_slot.
  *  abort (CAS)        ac_rl  release: CANCELLED -> run / idle; no data
  *                            rides on the bit, the queue hands the task.
+ *  cancel (CAS)       ac_rl  as abort (shutdown asking fibers to unwind).
+ *  idle_unwind (CAS)  ac_rl  as idle: the requeued run acquires the poll.
  *  first acquire      acq    used only on paths that return without a
  *  load of each loop         write: STALE, CANCEL, CONSUMED, and COMPLETE
  *                            (output readable, MP as above).
@@ -183,6 +185,20 @@ static inline enum weft__ts_idle weft__ts_idle(_Atomic uint64_t *w)
 		ns = s & ~T_RUNNING;
 	} while (!WEFT__TS_CAS(w, s, ns));
 	return ns & T_NOTIFIED ? TS_IDLE_REQUEUE : TS_IDLE_DONE;
+}
+
+/* After a cancelled task that unwinds (a fiber) returned PENDING:
+ * RUNNING -> idle with NOTIFIED, so the poller's reference becomes the
+ * Notified and the task is polled again (it must run until it returns).
+ * While RUNNING no Notified reference exists (NOTIFIED only means "poll
+ * again"), so setting the bit here keeps the invariant. */
+static inline void weft__ts_idle_unwind(_Atomic uint64_t *w)
+{
+	uint64_t s = atomic_load_explicit(w, memory_order_acquire);
+	uint64_t ns;
+	do {
+		ns = (s & ~T_RUNNING) | T_NOTIFIED;
+	} while (!WEFT__TS_CAS(w, s, ns));
 }
 
 /* RUNNING -> COMPLETE, after drop ran and the outcome was stored (acq_rel:
@@ -352,6 +368,28 @@ static inline enum weft__ts_abort weft__ts_abort(_Atomic uint64_t *w)
 		}
 	} while (!WEFT__TS_CAS(w, s, ns));
 	return submit ? TS_ABORT_SUBMIT : TS_ABORT_NONE;
+}
+
+/* Shutdown's request to a fiber to unwind: abort without a handle. true:
+ * the task was idle and the caller enqueues it (a new reference, already
+ * counted, is the Notified). */
+static inline bool weft__ts_cancel(_Atomic uint64_t *w)
+{
+	uint64_t s = atomic_load_explicit(w, memory_order_acquire);
+	uint64_t ns;
+	bool submit;
+	do {
+		submit = false;
+		if (s & (T_COMPLETE | T_CANCELLED))
+			return false;
+		if (s & (T_RUNNING | T_NOTIFIED)) {
+			ns = s | T_NOTIFIED | T_CANCELLED;
+		} else {
+			ns = (s | T_NOTIFIED | T_CANCELLED) + T_REF_ONE;
+			submit = true;
+		}
+	} while (!WEFT__TS_CAS(w, s, ns));
+	return submit;
 }
 
 #endif /* WEFT_TASK_STATE_H */

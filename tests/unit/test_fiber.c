@@ -137,7 +137,8 @@ static void *wait_forever(void *arg)
 	(void)arg;
 	atomic_fetch_add(&g_parked_fibers, 1);
 	while (!atomic_load(&g_release))
-		weft_yield();
+		if (weft_yield() == -ECANCELED)
+			return (void *)7; /* unwinds */
 	return NULL;
 }
 
@@ -153,12 +154,19 @@ Test(fiber, abort_suspended_and_shutdown_pending, .timeout = WT_TMO(30))
 	WT_WAIT_UNTIL(atomic_load(&g_parked_fibers) == N, WT_LONG_MS);
 	for (int i = 0; i < N / 2; i++)
 		cr_assert_eq(weft_abort(t[i]), 0);
-	for (int i = 0; i < N / 2; i++)
-		cr_assert_eq(weft_join(t[i], NULL), -ECANCELED);
-	/* The rest are still suspended at shutdown: cancelled, stacks freed. */
+	void *r;
+	for (int i = 0; i < N / 2; i++) {
+		r = NULL;
+		cr_assert_eq(weft_join(t[i], &r), -EINTR, "cancelled while running");
+		cr_assert_eq(r, (void *)7, "what the unwound fiber returned");
+	}
+	/* The rest are still suspended at shutdown: cancelled, they unwind. */
 	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
-	for (int i = N / 2; i < N; i++)
-		cr_assert_eq(weft_join(t[i], NULL), -ECANCELED);
+	for (int i = N / 2; i < N; i++) {
+		r = NULL;
+		cr_assert_eq(weft_join(t[i], &r), -EINTR);
+		cr_assert_eq(r, (void *)7);
+	}
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 

@@ -1935,9 +1935,9 @@ static void *fiber_lock_once(void *arg)
 	return NULL;
 }
 
-/* A fiber aborted while suspended in a blocking call leaves the wait list
- * (the runtime cancels its entry), and a grant it had not yet collected is
- * passed on. */
+/* A fiber aborted while suspended in a blocking call gets -ECANCELED from
+ * it and returns; the call leaves the wait list, and a grant it had not
+ * yet collected is passed on. */
 Test(fiber, abort_suspended_waiters, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
@@ -1953,14 +1953,17 @@ Test(fiber, abort_suspended_waiters, .timeout = WT_TMO(30))
 		wt_sleep_ms(10); /* let it suspend in weft_mutex_lock, in order */
 	}
 	cr_assert_eq(weft_abort(h[1]), 0);        /* waiting in the list */
-	cr_assert_eq(weft_join(h[1], NULL), -ECANCELED);
+	cr_assert_eq(weft_join(h[1], NULL), -EINTR);
+	cr_assert_eq(a[1].rc, -ECANCELED, "its weft_mutex_lock returned -ECANCELED");
 	struct wt_gate g;
 	wt_gate_hold(rt, &g);
 	cr_assert_eq(weft_mutex_unlock(m), 0);    /* handed to a[0], which cannot run */
 	cr_assert_eq(weft_abort(h[0]), 0);        /* its cancel hands it to a[2] */
 	wt_gate_open(&g);
-	cr_assert_eq(weft_join(h[0], NULL), -ECANCELED);
+	cr_assert_eq(weft_join(h[0], NULL), -EINTR);
+	cr_assert_eq(a[0].rc, -ECANCELED);
 	cr_assert_eq(weft_join(h[2], NULL), 0);
+	cr_assert_eq(counter, 1, "only a[2] held the mutex");
 	cr_assert_eq(a[2].rc, 0);
 	cr_assert_eq(counter, 1, "only the last fiber ran its critical section");
 	cr_assert_eq(weft_mutex_destroy(m), 0, "the mutex ended free, no entry linked");

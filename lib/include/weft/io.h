@@ -12,7 +12,9 @@
  * (weft_io_register, weft_accept, weft_connect, weft_tcp_listen,
  * weft_tcp_connect) fail with -ESHUTDOWN, as spawns do. All calls return a byte count or 0 on success, or a
  * negative errno; blocking-style calls return -EDEADLK from a poll task
- * (use weft_io_poll_ready there).
+ * (use weft_io_poll_ready there), and -ECANCELED in a fiber that has been
+ * cancelled (weft_abort, shutdown; see weft_spawn in weft.h) - weft_io_close
+ * still works, so the fiber can close what it opened.
  */
 #ifndef WEFT_IO_H
 #define WEFT_IO_H

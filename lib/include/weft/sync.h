@@ -15,9 +15,12 @@
  *    call returns WEFT_PENDING for lack of readiness); when the budget is
  *    spent it returns WEFT_PENDING and the task is polled again later.
  *  - blocking form `weft_X_Y(obj, ...)`: blocks a thread outside the
- *    runtime (and, once fibers exist, suspends the calling fiber). From a
+ *    runtime (and suspends the calling fiber). From a
  *    poll task on a worker thread it returns -EDEADLK and does nothing:
- *    poll tasks use the poll form.
+ *    poll tasks use the poll form. In a fiber that has been cancelled
+ *    (weft_abort, shutdown) every blocking form returns -ECANCELED, also
+ *    one that would not have to wait, and leaves its entry unlinked
+ *    (anything granted to it is passed on): see weft_spawn in weft.h.
  *
  * Wait entries and cancellation. A `struct weft_wait` belongs to the caller;
  * initialise it with WEFT_WAIT_INIT (or zero it) and use it for one object at

@@ -23,7 +23,7 @@ struct weft_task;
 WEFT_API uint64_t weft_now_ns(void);
 
 /* Sleep for ns / until deadline_ns. 0, -EDEADLK (poll task), -ECANCELED
- * never (a cancelled fiber does not return). */
+ * (a fiber that was cancelled: at once, or as soon as it is). */
 WEFT_API int weft_sleep_ns(uint64_t ns);
 WEFT_API int weft_sleep_until(uint64_t deadline_ns);
 

@@ -91,11 +91,24 @@ WEFT_API int weft_runtime_create(const struct weft_runtime_opts *opts,
 				 struct weft_runtime **out);
 
 /*
- * Stop the runtime: refuse new spawns (-ESHUTDOWN), cancel every task that
- * has not completed (each task's drop runs exactly once; joiners get
- * -ECANCELED), and join the worker threads. Waits at most `timeout_ns` for a
- * worker busy in a poll (WEFT_FOREVER: no limit); on -ETIMEDOUT call it again
- * to keep waiting. Idempotent: 0 once shut down.
+ * Stop the runtime: refuse new spawns and registrations (-ESHUTDOWN), let
+ * fibers unwind, cancel every task that has not completed (each task's drop
+ * runs exactly once; joiners get -ECANCELED), and join the worker threads.
+ *
+ * Fibers first: every fiber is cancelled as by weft_abort, and the workers
+ * keep running while the fibers' blocking calls return -ECANCELED and
+ * their code releases what it holds and returns (joiners get -EINTR and
+ * the value returned). Shutdown waits for that up to `timeout_ns`. A fiber
+ * that keeps running past it (it ignores -ECANCELED, or computes without
+ * a weft call) does not hold shutdown longer: the workers are stopped; if
+ * the fiber is suspended then (in weft_yield, say) its stack is discarded
+ * without unwinding, so whatever it holds stays held (joiners get -EINTR,
+ * no result); a fiber computing on a worker keeps that worker, and the
+ * call returns -ETIMEDOUT until its poll ends.
+ *
+ * Waits at most `timeout_ns` in all (WEFT_FOREVER: no limit); on
+ * -ETIMEDOUT call it again to keep waiting for the workers (the fibers
+ * are not waited for again). Idempotent: 0 once shut down.
  * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers),
  * -ETIMEDOUT.
  */
@@ -178,6 +191,21 @@ WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
  * costs two mappings, so live fibers are bounded by vm.max_map_count / 2
  * (32,765 by default) and the spawn past it fails with -EAGAIN.
  *
+ * Cancellation (weft_abort on the handle, or runtime shutdown) unwinds: the
+ * blocking call the fiber is suspended in, and every blocking call it makes
+ * afterwards, returns -ECANCELED - weft_join, weft_join_timeout, the sleeps,
+ * every blocking call of weft/sync.h (mutex lock included) and weft/io.h
+ * (read, write, accept, connect, wait; even one that would not have to
+ * wait), and weft_yield (which still yields). Non-blocking calls keep
+ * working (weft_mutex_unlock, try_* forms, weft_io_close), so the fiber's
+ * own code can release its mutexes, close its fds, free its memory and
+ * return. Code that retries a failed blocking call must stop on
+ * -ECANCELED: a fiber that never returns keeps weft_runtime_shutdown
+ * waiting until its timeout (see there). The joiner tells the cases apart:
+ * -ECANCELED if fn never started (aborted or shut down first: arg is still
+ * the caller's, see weft_spawn_with), -EINTR if it started and was
+ * cancelled (*result gets what fn returned).
+ *
  * Errors: -EINVAL (NULL rt or fn), -ESHUTDOWN, -ENOMEM (no memory or
  * address space for a stack), -EAGAIN (the guard of a new stack could not
  * be installed: out of kernel mappings, on the fallback); fn does not run.
@@ -191,7 +219,8 @@ WEFT_API bool weft_in_fiber(void);
 
 /*
  * Let other tasks run. In a fiber: requeue behind the ready tasks and
- * suspend. Outside the runtime: sched_yield(). Returns 0, or -EDEADLK from
+ * suspend. Outside the runtime: sched_yield(). Returns 0, -ECANCELED in a
+ * fiber that was cancelled (after yielding all the same), or -EDEADLK from
  * a poll task (which yields by waking itself and returning WEFT_PENDING).
  */
 WEFT_API int weft_yield(void);
@@ -240,8 +269,13 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * receives the pointer the task set with weft_cx_set_result() or a fiber's
  * return value (NULL if none). In a fiber it suspends the fiber; on any
  * other thread outside the runtime it blocks the thread.
- * Returns 0, -ECANCELED (aborted or cancelled by shutdown; the handle is
- * consumed), -EINVAL (NULL task or a consumed handle), -EDEADLK
+ * Returns 0, -ECANCELED (aborted or cancelled by shutdown before it
+ * started - a fiber's fn never ran - or, for a poll task, at any time; the
+ * handle is consumed), -EINTR (a fiber cancelled after fn started: fn
+ * unwound and returned, and *result receives its value; or shutdown
+ * discarded it after its timeout, *result NULL; consumed), -ECANCELED
+ * also when the caller is a fiber that is itself cancelled (the handle is
+ * not consumed: abort or detach it), -EINVAL (NULL task or a consumed handle), -EDEADLK
  * (called from a poll task on a worker thread, or by the task itself: the
  * handle is not consumed; use weft_join_poll), -ENOMEM (a plain thread's first wait could not
  * allocate its parker; not consumed). A fiber's stack is taken at
@@ -265,9 +299,12 @@ WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
 WEFT_API int weft_detach(struct weft_task *task);
 
 /*
- * Request cancellation. A task not yet complete is cancelled before its next
- * poll (or when its current poll returns): its drop runs, its joiner gets
- * -ECANCELED. No effect on a finished task. Does not consume the handle.
+ * Request cancellation. A poll task not yet complete is cancelled before
+ * its next poll (or when its current poll returns): its drop runs, its
+ * joiner gets -ECANCELED. A fiber not yet started never starts (joiner:
+ * -ECANCELED); a started fiber unwinds: its blocking calls return
+ * -ECANCELED until fn returns (joiner: -EINTR, see weft_spawn). No effect on
+ * a finished task. Does not consume the handle.
  * -EINVAL if NULL or already consumed (joined or detached).
  */
 WEFT_API int weft_abort(struct weft_task *task);

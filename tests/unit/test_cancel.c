@@ -1,0 +1,328 @@
+/*
+ * test_cancel.c - cancellation that unwinds: a fiber aborted (weft_abort)
+ * or shut down while suspended in any kind of wait gets -ECANCELED from
+ * that call and from every later blocking call, so its own code releases
+ * its mutex, closes its fd, frees its memory and returns. The joiner gets
+ * -EINTR and what fn returned (-ECANCELED is for a fiber that never
+ * started). Under ASan the memory the fibers free is checked by LSan.
+ */
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include "wt.h"
+
+enum kind {
+	K_JOIN, K_SLEEP, K_CHAN_SEND, K_CHAN_RECV, K_MUTEX, K_SEM, K_NOTIFY, K_ONESHOT,
+	K_WAITGROUP, K_IO_READ, K_IO_WAIT, K_YIELD, K_COUNT
+};
+
+static const char *const kind_name[K_COUNT] = {
+	"join", "sleep", "chan_send", "chan_recv", "mutex", "sem", "notify", "oneshot",
+	"waitgroup", "io_read", "io_wait", "yield",
+};
+
+/* What every fiber of a round waits on; nothing here is ever released. */
+struct world {
+	struct weft_runtime *rt;
+	struct weft_chan *full, *empty;
+	struct weft_mutex *held;        /* locked by the test thread */
+	struct weft_sem *sem;           /* no permit */
+	struct weft_notify *notify;
+	struct weft_oneshot *oneshot;
+	struct weft_waitgroup *wg;      /* count 1 */
+};
+
+struct victim {
+	struct world *w;
+	enum kind kind;
+	struct weft_mutex *own;         /* the fiber locks it and must unlock it */
+	int fds[2];                     /* [0] registered and closed by the fiber */
+	atomic_int waiting;             /* about to wait */
+	atomic_int rc;                  /* what the wait returned */
+	atomic_int later_rc;            /* what a later blocking call returned */
+	atomic_int cleaned;
+	void *mem;
+};
+
+static atomic_int g_stuck;              /* the never-returning child, for K_JOIN */
+
+static void *stuck_forever(void *arg)
+{
+	struct weft_notify *n = arg;
+	int rc;
+	while ((rc = weft_notify_wait(n)) == 0)
+		;
+	atomic_fetch_add(&g_stuck, 1);  /* unwound when aborted */
+	return (void *)(intptr_t)rc;
+}
+
+static int wait_kind(struct victim *v, struct weft_io *io)
+{
+	struct world *w = v->w;
+	char c = 0;
+	void *p;
+	switch (v->kind) {
+	case K_JOIN: {
+		struct weft_task *child;
+		int rc = weft_spawn(w->rt, stuck_forever, w->notify, &child);
+		if (rc)
+			return 1000 + rc;
+		atomic_store(&v->waiting, 1);
+		rc = weft_join(child, NULL);
+		/* Not consumed by the refused join: abort and detach it. */
+		weft_abort(child);
+		weft_detach(child);
+		return rc;
+	}
+	case K_SLEEP:
+		atomic_store(&v->waiting, 1);
+		return weft_sleep_ns(60ull * 1000000000ull);
+	case K_CHAN_SEND:
+		atomic_store(&v->waiting, 1);
+		return weft_chan_send(w->full, &c);
+	case K_CHAN_RECV:
+		atomic_store(&v->waiting, 1);
+		return weft_chan_recv(w->empty, &c);
+	case K_MUTEX:
+		atomic_store(&v->waiting, 1);
+		return weft_mutex_lock(w->held);
+	case K_SEM:
+		atomic_store(&v->waiting, 1);
+		return weft_sem_acquire_n(w->sem, 1);
+	case K_NOTIFY:
+		atomic_store(&v->waiting, 1);
+		return weft_notify_wait(w->notify);
+	case K_ONESHOT:
+		atomic_store(&v->waiting, 1);
+		return weft_oneshot_recv(w->oneshot, &p);
+	case K_WAITGROUP:
+		atomic_store(&v->waiting, 1);
+		return weft_waitgroup_wait(w->wg);
+	case K_IO_READ:
+		atomic_store(&v->waiting, 1);
+		return (int)weft_read(io, &c, 1);
+	case K_IO_WAIT:
+		atomic_store(&v->waiting, 1);
+		return weft_io_wait(io, WEFT_IO_READABLE, WEFT_FOREVER);
+	case K_YIELD: {
+		atomic_store(&v->waiting, 1);
+		int rc;
+		while ((rc = weft_yield()) == 0)
+			;
+		return rc;
+	}
+	case K_COUNT:
+		break;
+	}
+	return 999;
+}
+
+static void *victim_main(void *arg)
+{
+	struct victim *v = arg;
+	v->mem = malloc(4096);          /* freed on the way out; LSan checks */
+	if (weft_mutex_lock(v->own))
+		return (void *)1;
+	struct weft_io *io;
+	if (weft_io_register(v->w->rt, v->fds[0], &io)) {
+		weft_mutex_unlock(v->own);
+		return (void *)2;
+	}
+	atomic_store(&v->rc, wait_kind(v, io));
+	/* Every later blocking call fails too, even one that would not wait
+	 * (an unlocked mutex, a zero sleep). */
+	struct weft_mutex *free_m;
+	int later = weft_sleep_ns(0);
+	if (weft_mutex_create(&free_m) == 0) {
+		int r2 = weft_mutex_lock(free_m);
+		if (r2 != later)
+			later = 2000 + r2;
+		weft_mutex_destroy(free_m);
+	}
+	atomic_store(&v->later_rc, later);
+	/* Unwind: what it holds goes back. */
+	weft_io_close(io);
+	weft_mutex_unlock(v->own);
+	free(v->mem);
+	v->mem = NULL;
+	atomic_store(&v->cleaned, 1);
+	return v;
+}
+
+static void world_init(struct world *w, struct weft_runtime *rt)
+{
+	w->rt = rt;
+	char c = 1;
+	cr_assert_eq(weft_chan_create(1, 1, &w->full), 0);
+	cr_assert_eq(weft_chan_try_send(w->full, &c), 0);
+	cr_assert_eq(weft_chan_create(1, 1, &w->empty), 0);
+	cr_assert_eq(weft_mutex_create(&w->held), 0);
+	cr_assert_eq(weft_mutex_try_lock(w->held), 0);
+	cr_assert_eq(weft_sem_create(0, &w->sem), 0);
+	cr_assert_eq(weft_notify_create(&w->notify), 0);
+	cr_assert_eq(weft_oneshot_create(NULL, &w->oneshot), 0);
+	cr_assert_eq(weft_waitgroup_create(&w->wg), 0);
+	cr_assert_eq(weft_waitgroup_add(w->wg, 1), 0);
+}
+
+static void world_fini(struct world *w)
+{
+	char c;
+	cr_assert_eq(weft_chan_try_recv(w->full, &c), 0);
+	cr_assert_eq(weft_chan_destroy(w->full), 0, "no waiter left linked");
+	cr_assert_eq(weft_chan_destroy(w->empty), 0);
+	cr_assert_eq(weft_mutex_unlock(w->held), 0);
+	cr_assert_eq(weft_mutex_destroy(w->held), 0);
+	cr_assert_eq(weft_sem_destroy(w->sem), 0);
+	cr_assert_eq(weft_notify_destroy(w->notify), 0);
+	cr_assert_eq(weft_oneshot_sender_drop(w->oneshot), 0);
+	cr_assert_eq(weft_oneshot_receiver_drop(w->oneshot), 0);
+	cr_assert_eq(weft_waitgroup_done(w->wg), 0);
+	cr_assert_eq(weft_waitgroup_destroy(w->wg), 0);
+}
+
+static void victim_init(struct victim *v, struct world *w, enum kind k)
+{
+	memset(v, 0, sizeof(*v));
+	v->w = w;
+	v->kind = k;
+	cr_assert_eq(weft_mutex_create(&v->own), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, v->fds), 0);
+	atomic_store(&v->rc, 12345);
+	atomic_store(&v->later_rc, 12345);
+}
+
+/* After the victim's join: it unwound and released everything. */
+static void victim_check(struct victim *v, int join_rc, void *res)
+{
+	const char *k = kind_name[v->kind];
+	cr_assert_eq(join_rc, -EINTR, "%s: join = %d (%s), want -EINTR (cancelled while running)",
+		     k, join_rc, weft_strerror(join_rc));
+	cr_assert_eq(res, v, "%s: the joiner gets what the unwound fiber returned", k);
+	cr_assert_eq(atomic_load(&v->rc), -ECANCELED, "%s: the wait returned %d", k,
+		     atomic_load(&v->rc));
+	cr_assert_eq(atomic_load(&v->later_rc), -ECANCELED, "%s: a later call returned %d", k,
+		     atomic_load(&v->later_rc));
+	cr_assert(atomic_load(&v->cleaned));
+	cr_assert_eq(weft_mutex_try_lock(v->own), 0, "%s: the fiber's mutex was released", k);
+	cr_assert_eq(weft_mutex_unlock(v->own), 0);
+	cr_assert_eq(weft_mutex_destroy(v->own), 0);
+	cr_assert_eq(fcntl(v->fds[0], F_GETFD), -1, "%s: the fiber's fd was closed", k);
+	cr_assert_eq(errno, EBADF);
+	close(v->fds[1]);
+}
+
+Test(cancel, abort_unwinds_each_kind_of_wait, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct world w;
+	world_init(&w, rt);
+	for (int k = 0; k < K_COUNT; k++) {
+		struct victim v;
+		victim_init(&v, &w, (enum kind)k);
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, victim_main, &v, &t), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&v.waiting), WT_LONG_MS), "%s", kind_name[k]);
+		wt_sleep_ms(5); /* let it suspend in the call */
+		cr_assert(!weft_task_is_finished(t), "%s: finished without being aborted",
+			  kind_name[k]);
+		cr_assert_eq(weft_abort(t), 0);
+		void *res = NULL;
+		int rc = weft_join(t, &res);
+		victim_check(&v, rc, res);
+	}
+	/* K_JOIN's detached child unwinds after its parent returned. */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_stuck) == 1, WT_LONG_MS));
+	world_fini(&w);
+	wt_rt_destroy(rt);
+}
+
+Test(cancel, shutdown_unwinds_every_kind_of_wait, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct world w;
+	world_init(&w, rt);
+	struct victim v[K_COUNT];
+	struct weft_task *t[K_COUNT];
+	for (int k = 0; k < K_COUNT; k++) {
+		victim_init(&v[k], &w, (enum kind)k);
+		cr_assert_eq(weft_spawn(rt, victim_main, &v[k], &t[k]), 0);
+	}
+	for (int k = 0; k < K_COUNT; k++)
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&v[k].waiting), WT_LONG_MS), "%s", kind_name[k]);
+	wt_sleep_ms(5);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	for (int k = 0; k < K_COUNT; k++) {
+		void *res = NULL;
+		int rc = weft_join(t[k], &res);
+		victim_check(&v[k], rc, res);
+	}
+	cr_assert_eq(atomic_load(&g_stuck), 1, "shutdown waited for the detached child too");
+	world_fini(&w);
+	wt_rt_destroy(rt);
+}
+
+/* A fiber that ignores cancellation (it yields in a loop whatever weft_yield
+ * says) keeps shutdown waiting for at most its timeout; then the workers
+ * stop and the fiber, suspended in its yield, is discarded without
+ * unwinding. Its joiner still learns it had started (-EINTR, no result). */
+static atomic_int g_spins;
+
+static void *ignores_cancel(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		atomic_fetch_add(&g_spins, 1);
+		weft_yield();
+	}
+	return NULL;
+}
+
+Test(cancel, shutdown_timeout_bounds_a_fiber_that_keeps_running, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, ignores_cancel, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spins) > 10, WT_LONG_MS));
+	uint64_t t0 = wt_now_ns();
+	int rc = weft_runtime_shutdown(rt, 100 * 1000000ull);
+	uint64_t took = wt_now_ns() - t0;
+	cr_assert(rc == 0 || rc == -ETIMEDOUT, "shutdown = %d", rc);
+	cr_assert_geq(took, 100 * 1000000ull, "it waited for the fiber first");
+	cr_assert_lt(took, 3000 * 1000000ull * WEFT_TEST_SLOW, "and no longer than its timeout");
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	int spins = atomic_load(&g_spins);
+	wt_sleep_ms(20);
+	cr_assert_eq(atomic_load(&g_spins), spins, "nothing on its stack runs after shutdown");
+	void *res = (void *)1;
+	cr_assert_eq(weft_join(t, &res), -EINTR);
+	cr_assert_null(res);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/* Aborted before its first poll: fn never runs, the joiner gets -ECANCELED
+ * (not -EINTR), so the caller knows arg is still its own. */
+static atomic_int g_ran;
+
+static void *counts_runs(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&g_ran, 1);
+	return NULL;
+}
+
+Test(cancel, abort_before_start_is_ecanceled, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct wt_gate g;
+	wt_gate_hold(rt, &g); /* the only worker is busy: the fiber waits queued */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, counts_runs, NULL, &t), 0);
+	cr_assert_eq(weft_abort(t), 0);
+	wt_gate_open(&g);
+	void *res = (void *)1;
+	cr_assert_eq(weft_join(t, &res), -ECANCELED);
+	cr_assert_null(res);
+	cr_assert_eq(atomic_load(&g_ran), 0, "fn never started");
+	wt_rt_destroy(rt);
+}
