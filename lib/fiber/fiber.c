@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -527,38 +528,90 @@ static void fiber_drop(void *state)
 	}
 	stack_give(f->rt, f->stack);
 	live_add(f->rt, -1);
+	/* fn never started (aborted or shut down first, or the spawn
+	 * failed): arg is still the spawner's, handed to its drop. */
+	if (!f->started && f->drop)
+		f->drop(f->arg);
 	weft__free(f);
 }
 
-int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct weft_task **out)
+/* The spawn options as this library knows them: fields up to in->sz, the
+ * rest zero (common.h). -EINVAL for a size no header produced or a
+ * non-zero byte past the known fields. */
+static int read_spawn_opts(const struct weft_spawn_opts *in, struct weft_spawn_opts *o)
 {
-	if (!rt || !fn)
+	memset(o, 0, sizeof(*o));
+	if (!in)
+		return 0;
+	size_t known = sizeof(*o);
+	if (in->sz < offsetof(struct weft_spawn_opts, drop) + sizeof(o->drop) ||
+	    in->sz > WEFT_OPTS_MAX_SZ)
 		return -EINVAL;
+	if (in->sz > known) {
+		const unsigned char *tail = (const unsigned char *)in + known;
+		for (size_t i = 0; i < in->sz - known; i++)
+			if (tail[i])
+				return -EINVAL;
+	}
+	memcpy(o, in, in->sz < known ? in->sz : known);
+	o->sz = known;
+	return 0;
+}
+
+static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
+		       const struct weft_spawn_opts *o, struct weft_task **out, void *site)
+{
+	if (!rt || !fn) {
+		if (o->drop)
+			o->drop(arg);
+		return -EINVAL;
+	}
 	struct weft__fiber *f = weft__calloc(1, sizeof(*f));
-	if (!f)
+	if (!f) {
+		if (o->drop)
+			o->drop(arg);
 		return -ENOMEM;
+	}
 	/* The stack now, so a fiber that cannot have one is refused here
 	 * rather than failing unseen later. */
 	int rc = stack_take(rt, &f->stack);
 	if (rc) {
 		weft__free(f);
+		if (o->drop)
+			o->drop(arg);
 		return rc;
 	}
 	f->fn = fn;
 	f->arg = arg;
+	f->drop = o->drop;
 	f->rt = rt;
 	live_add(rt, 1);
 	struct weft_task *t = NULL;
-	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, __builtin_return_address(0),
-				 WEFT__SPAWN_UNWIND);
+	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, site, WEFT__SPAWN_UNWIND);
 	if (rc)
-		return rc; /* fiber_drop gave the stack back and freed f */
+		return rc; /* fiber_drop gave the stack back, ran drop, freed f */
 	/* f may already have run and been freed: do not touch it here. */
 	if (out)
 		*out = t;
 	else
 		weft_detach(t);
 	return 0;
+}
+
+int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct weft_task **out)
+{
+	struct weft_spawn_opts o = { .sz = sizeof(o) };
+	return spawn_fiber(rt, fn, arg, &o, out, __builtin_return_address(0));
+}
+
+int weft_spawn_with(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
+		    const struct weft_spawn_opts *opts, struct weft_task **out)
+{
+	struct weft_spawn_opts o;
+	int rc = read_spawn_opts(opts, &o);
+	if (rc)
+		return rc; /* nothing read: drop not run */
+	return spawn_fiber(rt, fn, arg, &o, out, __builtin_return_address(0));
 }
 
 bool weft_in_fiber(void)

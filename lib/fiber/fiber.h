@@ -68,6 +68,7 @@ struct weft__stack_pool {
 struct weft__fiber {
 	void *(*fn)(void *);
 	void *arg;
+	void (*drop)(void *arg);        /* weft_spawn_with: runs iff fn never starts */
 	void *result;
 	struct weft__stack *stack;      /* taken at spawn, given back when done or dropped */
 	void *sp;                       /* fiber's saved stack pointer while suspended */

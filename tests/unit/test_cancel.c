@@ -326,3 +326,123 @@ Test(cancel, abort_before_start_is_ecanceled, .timeout = WT_TMO(30))
 	cr_assert_eq(atomic_load(&g_ran), 0, "fn never started");
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------- weft_spawn_with drop */
+
+static atomic_int g_drops, g_fn_runs;
+
+struct owned_arg { int magic; atomic_int drops; };
+
+static void arg_drop(void *arg)
+{
+	struct owned_arg *a = arg;
+	atomic_fetch_add(&a->drops, 1);
+	atomic_fetch_add(&g_drops, 1);
+}
+
+static void *arg_fn(void *arg)
+{
+	struct owned_arg *a = arg;
+	atomic_fetch_add(&g_fn_runs, 1);
+	int rc = weft_sleep_ns(a->magic ? 60ull * 1000000000ull : 0);
+	return (void *)(intptr_t)rc;
+}
+
+Test(spawn_with, drop_runs_once_when_fn_never_starts, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .drop = arg_drop);
+	struct owned_arg a[4] = { { 0 } };
+
+	/* Started and finished: no drop, the result is fn's. */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[0], &o, &t), 0);
+	void *res = (void *)1;
+	cr_assert_eq(weft_join(t, &res), 0);
+	cr_assert_null(res);
+	cr_assert_eq(atomic_load(&a[0].drops), 0, "fn started: arg was fn's");
+
+	/* Started, then aborted: it unwinds, still no drop. */
+	a[1].magic = 1;
+	cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[1], &o, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_fn_runs) == 2, WT_LONG_MS));
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert_eq(weft_join(t, &res), -EINTR);
+	cr_assert_eq(res, (void *)(intptr_t)-ECANCELED);
+	cr_assert_eq(atomic_load(&a[1].drops), 0);
+
+	/* Aborted before it started: drop once, fn never. */
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[2], &o, &t), 0);
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert_eq(weft_abort(t), 0, "a second abort changes nothing");
+	wt_gate_open(&g);
+	cr_assert_eq(weft_join(t, &res), -ECANCELED, "never started");
+	cr_assert_eq(atomic_load(&a[2].drops), 1);
+
+	/* Detached and aborted... cannot be: a detached fiber that never ran
+	 * is dropped by shutdown instead (next test). Spawn failures: */
+	cr_assert_eq(weft_spawn_with(rt, NULL, &a[3], &o, &t), -EINVAL);
+	cr_assert_eq(atomic_load(&a[3].drops), 1, "drop ran before the error was returned");
+	struct weft_spawn_opts bad = o;
+	bad.sz = 3;
+	cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[3], &bad, &t), -EINVAL);
+	cr_assert_eq(atomic_load(&a[3].drops), 1, "bad opts: nothing read, drop not run");
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[3], &o, NULL), -ESHUTDOWN);
+	cr_assert_eq(atomic_load(&a[3].drops), 2);
+	cr_assert_eq(atomic_load(&g_fn_runs), 2);
+	cr_assert_eq(atomic_load(&g_drops), 3);
+	wt_rt_destroy(rt);
+}
+
+/* Shutdown before they start: joinable and detached fibers queued behind a
+ * poll task that holds the only worker. Shutdown's timeout runs out while
+ * they wait, its sweep cancels them: drop once each, fn never. */
+Test(spawn_with, drop_runs_once_at_shutdown_before_start, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .drop = arg_drop);
+	enum { N = 50 };
+	static struct owned_arg a[N];
+	struct weft_task *t[N];
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[i], &o, i % 2 ? &t[i] : NULL), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, 50 * 1000000ull), -ETIMEDOUT,
+		     "the worker is held by the gate");
+	atomic_store(&g.release, 1);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_join(g.h, NULL), 0);
+	for (int i = 1; i < N; i += 2)
+		cr_assert_eq(weft_join(t[i], NULL), -ECANCELED, "fiber %d never started", i);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(atomic_load(&a[i].drops), 1, "fiber %d: drops", i);
+	cr_assert_eq(atomic_load(&g_fn_runs), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Shutdown with a free worker: never-started fibers are cancelled first
+ * and run by the workers to their (empty) end; drop once each. */
+Test(spawn_with, drop_runs_once_when_shutdown_cancels_queued_fibers, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .drop = arg_drop);
+	enum { N = 2000 };
+	static struct owned_arg a[N];
+	for (int i = 0; i < N; i++) {
+		a[i].magic = 1; /* started ones sleep until cancelled */
+		cr_assert_eq(weft_spawn_with(rt, arg_fn, &a[i], &o, NULL), 0);
+	}
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	int runs = atomic_load(&g_fn_runs), drops = 0;
+	for (int i = 0; i < N; i++) {
+		cr_assert_leq(atomic_load(&a[i].drops), 1, "fiber %d dropped twice", i);
+		drops += atomic_load(&a[i].drops);
+	}
+	cr_assert_eq(runs + drops, N, "each arg ended in fn or in drop: %d runs, %d drops",
+		     runs, drops);
+	wt_rt_destroy(rt);
+}

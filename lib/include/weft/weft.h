@@ -214,6 +214,33 @@ WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
 WEFT_API int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
 			struct weft_task **out);
 
+/*
+ * Options of weft_spawn_with; fill with WEFT_OPTS_INIT(weft_spawn_opts, ...).
+ */
+struct weft_spawn_opts {
+	size_t sz;            /* sizeof(struct weft_spawn_opts); WEFT_OPTS_INIT sets it */
+	/* Runs exactly once with `arg` when fn never starts: the fiber was
+	 * aborted before its first run, the runtime shut down first, or this
+	 * spawn failed (then before weft_spawn_with returns). It runs on the
+	 * thread that ends the task (a worker, the thread calling
+	 * weft_runtime_shutdown, or the spawner). Once fn has started it
+	 * never runs: arg is fn's. May be NULL. */
+	void (*drop)(void *arg);
+};
+
+/*
+ * weft_spawn with options (`opts` may be NULL: as weft_spawn). With
+ * `drop` set, ownership of `arg` mirrors weft_spawn_poll's: the caller
+ * gives it away with this call, and it ends either in fn or in drop,
+ * never both, never neither. The join result says which: -ECANCELED
+ * (never started, drop ran) or anything else (fn started).
+ * Errors: as weft_spawn (drop runs before they are returned), and -EINVAL
+ * for bad opts (wrong sz, non-zero bytes past the known fields), in which
+ * case nothing was read and drop does not run.
+ */
+WEFT_API int weft_spawn_with(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
+			     const struct weft_spawn_opts *opts, struct weft_task **out);
+
 /* True when called from inside a fiber. */
 WEFT_API bool weft_in_fiber(void);
 
