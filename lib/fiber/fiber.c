@@ -106,14 +106,13 @@ static size_t page_size(void)
 
 /* --------------------------------------------------------------- stacks */
 
-static inline char *stack_top(struct weft_runtime *rt, struct weft__stack *s)
+static inline char *stack_top(struct weft__stack_pool *p, struct weft__stack *s)
 {
-	return s->lo + rt->stacks.stack_size;
+	return s->lo + p->stack_size;
 }
 
-void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size)
+static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 {
-	struct weft__stack_pool *p = &rt->stacks;
 	size_t ps = page_size();
 	pthread_mutex_init(&p->lock, NULL);
 	p->warm = p->cold = NULL;
@@ -128,6 +127,45 @@ void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size)
 	atomic_init(&p->reserved, 0);
 	atomic_init(&p->failures, 0);
 	atomic_init(&p->live, 0);
+}
+
+void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size)
+{
+	pool_init(&rt->stacks, stack_size);
+	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++)
+		atomic_init(&rt->stack_class[i], NULL);
+}
+
+/*
+ * The pool for a spawn's stack size (0: the runtime's). The runtime's own
+ * size uses rt->stacks, the only pool with per-core caches; any other size
+ * is rounded up to a power of two and gets that class's pool, made on
+ * first use (a lost race frees its copy). NULL: no memory.
+ */
+static struct weft__stack_pool *pool_for(struct weft_runtime *rt, size_t size)
+{
+	size_t ps = page_size();
+	size = (size + ps - 1) & ~(ps - 1);
+	if (!size || size == rt->stacks.stack_size)
+		return &rt->stacks;
+	unsigned c = 0;
+	while (((size_t)WEFT__STACK_CLASS_MIN << c) < size)
+		c++;
+	if (((size_t)WEFT__STACK_CLASS_MIN << c) == rt->stacks.stack_size)
+		return &rt->stacks;
+	struct weft__stack_pool *p = atomic_load_explicit(&rt->stack_class[c], memory_order_acquire);
+	if (p)
+		return p;
+	struct weft__stack_pool *n = weft__calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	pool_init(n, (size_t)WEFT__STACK_CLASS_MIN << c);
+	if (atomic_compare_exchange_strong_explicit(&rt->stack_class[c], &p, n,
+						    memory_order_acq_rel, memory_order_acquire))
+		return n;
+	pthread_mutex_destroy(&n->lock);
+	weft__free(n);
+	return p;
 }
 
 /* Under p->lock: a new slab at the head of the list. Its header (struct
@@ -194,12 +232,17 @@ static struct weft__stack_cache *core_cache(struct weft_runtime *rt)
 	return ctx && ctx->rt == rt && ctx->core ? &ctx->core->stacks : NULL;
 }
 
+/* Per-core caches hold stacks of the runtime's size only. */
+static struct weft__stack_cache *pool_cache(struct weft_runtime *rt, struct weft__stack_pool *p)
+{
+	return p == &rt->stacks ? core_cache(rt) : NULL;
+}
+
 /* A stack for a new fiber: this core's cache, the runtime's warm then cold
  * lists, a new slot of the newest slab, a new slab. 0, -ENOMEM or -EAGAIN. */
-static int stack_take(struct weft_runtime *rt, struct weft__stack **out)
+static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack **out)
 {
-	struct weft__stack_pool *p = &rt->stacks;
-	struct weft__stack_cache *c = core_cache(rt);
+	struct weft__stack_cache *c = pool_cache(rt, p);
 	struct weft__stack *s;
 	if (c && (s = c->head)) {
 		c->head = s->next;
@@ -240,10 +283,10 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack **out)
 	return 0;
 }
 
-static void stack_dontneed(struct weft_runtime *rt, struct weft__stack *s)
+static void stack_dontneed(struct weft__stack_pool *p, struct weft__stack *s)
 {
 	if (s->warm) {
-		(void)madvise(s->lo, rt->stacks.stack_size, MADV_DONTNEED);
+		(void)madvise(s->lo, p->stack_size, MADV_DONTNEED);
 		s->warm = false;
 	}
 }
@@ -257,14 +300,13 @@ static void push_cold(struct weft__stack_pool *p, struct weft__stack *head, stru
 	pthread_mutex_unlock(&p->lock);
 }
 
-static void stack_give(struct weft_runtime *rt, struct weft__stack *s)
+static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack *s)
 {
-	struct weft__stack_pool *p = &rt->stacks;
 #ifdef WEFT_ASAN
 	/* The frames of the fiber that used it left redzones behind. */
 	ASAN_UNPOISON_MEMORY_REGION(s->lo, p->stack_size);
 #endif
-	struct weft__stack_cache *c = core_cache(rt);
+	struct weft__stack_cache *c = pool_cache(rt, p);
 	if (c && c->n < CORE_CACHE_MAX) {
 		s->next = c->head;
 		c->head = s;
@@ -282,10 +324,12 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack *s)
 			return;
 		}
 		pthread_mutex_unlock(&p->lock);
-		stack_dontneed(rt, s); /* outside the lock: it is a system call */
+		stack_dontneed(p, s); /* outside the lock: it is a system call */
 	}
 	push_cold(p, s, s);
 }
+
+static void trim_warm(struct weft__stack_pool *p);
 
 void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
@@ -314,15 +358,29 @@ void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		for (unsigned i = 0; i < drop; i++) {
 			tail = c->head;
 			c->head = tail->next;
-			stack_dontneed(rt, tail);
+			stack_dontneed(p, tail);
 		}
 		c->n -= drop;
 		if (c->low > c->n)
 			c->low = c->n;
 		push_cold(p, head, tail);
 	}
-	/* The runtime-wide warm list, by whoever gets to it first. */
-	if (shared && atomic_load_explicit(&p->warm_n, memory_order_relaxed) > SHARED_IDLE_KEEP &&
+	/* The runtime-wide warm lists, by whoever gets to them first. */
+	if (!shared)
+		return;
+	trim_warm(p);
+	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
+		struct weft__stack_pool *cp =
+			atomic_load_explicit(&rt->stack_class[i], memory_order_acquire);
+		if (cp)
+			trim_warm(cp);
+	}
+}
+
+/* Give back the pages of a pool's warm stacks beyond SHARED_IDLE_KEEP. */
+static void trim_warm(struct weft__stack_pool *p)
+{
+	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > SHARED_IDLE_KEEP &&
 	    pthread_mutex_trylock(&p->lock) == 0) {
 		struct weft__stack *list = NULL;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
@@ -338,7 +396,7 @@ void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		if (list) {
 			struct weft__stack *tail = list;
 			for (struct weft__stack *s = list; s; s = s->next) {
-				stack_dontneed(rt, s);
+				stack_dontneed(p, s);
 				tail = s;
 			}
 			push_cold(p, list, tail);
@@ -364,9 +422,8 @@ int64_t weft__fiber_live(struct weft_runtime *rt)
 	return n < 0 ? 0 : n;
 }
 
-void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
+static void pool_fini(struct weft__stack_pool *p)
 {
-	struct weft__stack_pool *p = &rt->stacks;
 	while (p->slabs) {
 		struct weft__slab *sl = p->slabs;
 		p->slabs = sl->next;
@@ -374,6 +431,74 @@ void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
 	}
 	p->warm = p->cold = NULL;
 	pthread_mutex_destroy(&p->lock);
+}
+
+void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
+{
+	pool_fini(&rt->stacks);
+	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
+		struct weft__stack_pool *p = atomic_load_explicit(&rt->stack_class[i],
+								  memory_order_relaxed);
+		if (p) {
+			pool_fini(p);
+			weft__free(p);
+		}
+	}
+}
+
+/* Every pool: the runtime's, then the classes made so far. */
+#define FOR_EACH_POOL(rt, p)                                                           \
+	for (unsigned i_ = 0; i_ <= WEFT__STACK_CLASSES; i_++)                         \
+		for (struct weft__stack_pool *p = i_ == 0 ? &(rt)->stacks                    \
+				: atomic_load_explicit(&(rt)->stack_class[i_ - 1],           \
+						       memory_order_acquire);                \
+		     p; p = NULL)
+
+/*
+ * Resident bytes of stack memory: mincore(2) over the slots handed out so
+ * far (guards included, which never hold a page), in 16 MiB steps. Exact
+ * at the moment of each step; costs a walk of the page tables of that
+ * address space (about the stacks ever in use at once, times their size).
+ */
+static uint64_t pool_resident(struct weft__stack_pool *p)
+{
+	size_t ps = page_size();
+	unsigned char vec[4096];
+	uint64_t pages = 0;
+	pthread_mutex_lock(&p->lock);
+	struct weft__slab *sl = p->slabs;
+	pthread_mutex_unlock(&p->lock);
+	for (; sl; sl = sl->next) {
+		pthread_mutex_lock(&p->lock);
+		unsigned carved = sl->carved;
+		pthread_mutex_unlock(&p->lock);
+		if (!carved)
+			continue;
+		char *lo = sl->slot[0].lo - p->guard_size;
+		char *hi = sl->slot[carved - 1].lo + p->stack_size;
+		while (lo < hi) {
+			size_t len = (size_t)(hi - lo);
+			if (len > sizeof(vec) * ps)
+				len = sizeof(vec) * ps;
+			if (mincore(lo, len, vec) == 0)
+				for (size_t i = 0; i < len / ps; i++)
+					pages += vec[i] & 1;
+			lo += len;
+		}
+	}
+	return pages * ps;
+}
+
+void weft__fiber_metrics(struct weft_runtime *rt, struct weft_metrics *m)
+{
+	m->fibers_live = (uint64_t)weft__fiber_live(rt);
+	FOR_EACH_POOL(rt, p) {
+		m->fiber_stack_bytes_reserved += atomic_load_explicit(&p->reserved,
+								      memory_order_relaxed);
+		m->fiber_stack_alloc_failures += atomic_load_explicit(&p->failures,
+								      memory_order_relaxed);
+		m->fiber_stack_bytes_resident += pool_resident(p);
+	}
 }
 
 void weft__fiber_pool_fini(struct weft__core *c)
@@ -387,9 +512,9 @@ void weft__fiber_pool_fini(struct weft__core *c)
 
 /* Lay out a first frame so that weft__ctx_switch "returns" into the
  * trampoline with f in a callee-saved register. */
-static void *frame_init(struct weft_runtime *rt, struct weft__stack *s, struct weft__fiber *f)
+static void *frame_init(struct weft__stack_pool *p, struct weft__stack *s, struct weft__fiber *f)
 {
-	uintptr_t top = (uintptr_t)stack_top(rt, s) & ~(uintptr_t)15;
+	uintptr_t top = (uintptr_t)stack_top(p, s) & ~(uintptr_t)15;
 #if defined(__x86_64__)
 	uint64_t *sp = (uint64_t *)(top - 24); /* after `ret`, rsp % 16 == 0 */
 	sp -= 7;
@@ -474,7 +599,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 		f->stack->warm = true;
 		/* here, not at spawn: the fiber starts with the FP control
 		 * words of the worker that runs it first */
-		f->sp = frame_init(f->rt, f->stack, f);
+		f->sp = frame_init(f->pool, f->stack, f);
 #ifdef WEFT_TSAN
 		f->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -484,7 +609,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 	ctx->fiber = f;
 #ifdef WEFT_ASAN
 	void *fake = NULL;
-	__sanitizer_start_switch_fiber(&fake, f->stack->lo, f->rt->stacks.stack_size);
+	__sanitizer_start_switch_fiber(&fake, f->stack->lo, f->pool->stack_size);
 #endif
 #ifdef WEFT_TSAN
 	f->tsan_sched = __tsan_get_current_fiber();
@@ -526,7 +651,7 @@ static void fiber_drop(void *state)
 			__tsan_destroy_fiber(f->tsan_fiber);
 #endif
 	}
-	stack_give(f->rt, f->stack);
+	stack_give(f->rt, f->pool, f->stack);
 	live_add(f->rt, -1);
 	/* fn never started (aborted or shut down first, or the spawn
 	 * failed): arg is still the spawner's, handed to its drop. */
@@ -553,8 +678,14 @@ static int read_spawn_opts(const struct weft_spawn_opts *in, struct weft_spawn_o
 			if (tail[i])
 				return -EINVAL;
 	}
+	if (in->sz > offsetof(struct weft_spawn_opts, stack_size) &&
+	    in->sz < offsetof(struct weft_spawn_opts, stack_size) + sizeof(o->stack_size))
+		return -EINVAL; /* ends inside a field */
 	memcpy(o, in, in->sz < known ? in->sz : known);
 	o->sz = known;
+	if (o->stack_size && (o->stack_size < WEFT_FIBER_STACK_MIN ||
+			      o->stack_size > WEFT_FIBER_STACK_MAX))
+		return -EINVAL;
 	return 0;
 }
 
@@ -574,7 +705,8 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	}
 	/* The stack now, so a fiber that cannot have one is refused here
 	 * rather than failing unseen later. */
-	int rc = stack_take(rt, &f->stack);
+	struct weft__stack_pool *pool = pool_for(rt, o->stack_size);
+	int rc = pool ? stack_take(rt, pool, &f->stack) : -ENOMEM;
 	if (rc) {
 		weft__free(f);
 		if (o->drop)
@@ -585,6 +717,7 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	f->arg = arg;
 	f->drop = o->drop;
 	f->rt = rt;
+	f->pool = pool;
 	live_add(rt, 1);
 	struct weft_task *t = NULL;
 	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, site, WEFT__SPAWN_UNWIND);
@@ -661,7 +794,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	struct weft__ctx *ctx = weft__ctx();
 	struct weft__fiber *f = !ctx ? NULL : ctx->fiber ? ctx->fiber : ctx->fiber_in_place;
 	if (f && f->stack) {
-		char *lo = f->stack->lo - f->rt->stacks.guard_size, *a = si->si_addr;
+		char *lo = f->stack->lo - f->pool->guard_size, *a = si->si_addr;
 		if (a >= lo && a < f->stack->lo) {
 			char msg[160];
 			size_t n = 0;
@@ -671,7 +804,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 			memcpy(msg + n, p1, strlen(p1)); n += strlen(p1);
 			n += fmt_u64(msg + n, f->task_id);
 			memcpy(msg + n, p2, strlen(p2)); n += strlen(p2);
-			n += fmt_u64(msg + n, (uint64_t)f->rt->stacks.stack_size);
+			n += fmt_u64(msg + n, (uint64_t)f->pool->stack_size);
 			memcpy(msg + n, p3, strlen(p3)); n += strlen(p3);
 			ssize_t w = write(STDERR_FILENO, msg, n);
 			(void)w;

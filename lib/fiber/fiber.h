@@ -71,6 +71,7 @@ struct weft__fiber {
 	void (*drop)(void *arg);        /* weft_spawn_with: runs iff fn never starts */
 	void *result;
 	struct weft__stack *stack;      /* taken at spawn, given back when done or dropped */
+	struct weft__stack_pool *pool;  /* the stack's pool (its size) */
 	void *sp;                       /* fiber's saved stack pointer while suspended */
 	void *sched_sp;                 /* worker's saved stack pointer while the fiber runs */
 	struct weft_cx *cx;             /* the poll in progress */
@@ -101,6 +102,13 @@ void weft__fiber_pool_fini(struct weft__core *c);
 void weft__fiber_shared_pool_fini(struct weft_runtime *rt);
 /* Metrics: live fibers (spawned, not ended). */
 int64_t weft__fiber_live(struct weft_runtime *rt);
+/* Metrics: the fiber fields of a snapshot. */
+struct weft_metrics;
+void weft__fiber_metrics(struct weft_runtime *rt, struct weft_metrics *m);
+/* Stack size classes besides the runtime's: powers of two from 16 KiB to
+ * 1 GiB (weft_spawn_opts.stack_size), each pool made on first use. */
+#define WEFT__STACK_CLASS_MIN (16u * 1024)
+#define WEFT__STACK_CLASSES 17
 /* Per worker thread: alternate signal stack + the guard-page fault handler. */
 void *weft__fiber_thread_init(void);
 void weft__fiber_thread_fini(void *altstack);

@@ -25,9 +25,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	m->io_fds_deregistered = atomic_load_explicit(&rt->driver.io_deregistered_count, memory_order_relaxed);
 	m->io_ready_events = atomic_load_explicit(&rt->driver.io_ready_events, memory_order_relaxed);
 	weft__blocking_metrics(rt, m);
-	m->fibers_live = (uint64_t)weft__fiber_live(rt);
-	m->fiber_stack_bytes_reserved = atomic_load_explicit(&rt->stacks.reserved, memory_order_relaxed);
-	m->fiber_stack_alloc_failures = atomic_load_explicit(&rt->stacks.failures, memory_order_relaxed);
+	weft__fiber_metrics(rt, m);
 	pthread_mutex_lock(&rt->inject.lock);
 	m->remote_schedule_count = rt->inject.remote_pushes;
 	pthread_mutex_unlock(&rt->inject.lock);

@@ -35,8 +35,8 @@
 #define MAX_INTERVAL 1000000u
 #define MAX_PREFIX 11
 #define DEFAULT_FIBER_STACK (64 * 1024)
-#define MIN_FIBER_STACK (16 * 1024)
-#define MAX_FIBER_STACK (1024ul * 1024 * 1024)
+#define MIN_FIBER_STACK WEFT_FIBER_STACK_MIN
+#define MAX_FIBER_STACK WEFT_FIBER_STACK_MAX
 
 #define OPT_FIELD(f) { offsetof(struct weft_runtime_opts, f), sizeof(((struct weft_runtime_opts *)0)->f) }
 

@@ -308,6 +308,7 @@ struct weft_runtime {
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
+	struct weft__stack_pool *_Atomic stack_class[WEFT__STACK_CLASSES]; /* other sizes */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */
 	_Atomic bool closed;                      /* shutdown began: no spawn, no registration */
 	_Alignas(WEFT_CACHELINE) struct weft__inject inject;

@@ -287,3 +287,104 @@ Test(fiber_stress, million_fibers_ten_yields, .timeout = WT_TMO(240))
 		wt_rt_destroy(rt);
 	}
 }
+
+/* ------------------------------------------------- per-spawn stack size */
+
+/* Touch about `kib` KiB of stack in 4 KiB frames. */
+static __attribute__((noinline)) int touch_stack(int kib)
+{
+	volatile char frame[4000];
+	frame[0] = (char)kib;
+	frame[sizeof(frame) - 1] = (char)kib;
+	if (kib > 4)
+		return touch_stack(kib - 4) + frame[0];
+	return frame[0];
+}
+
+struct deep_arg { int kib; struct weft_waitgroup *hold; atomic_int *parked; };
+
+static void *deep_fiber(void *arg)
+{
+	struct deep_arg *a = arg;
+	touch_stack(a->kib);
+	if (a->hold) {
+		atomic_fetch_add(a->parked, 1);
+		if (weft_waitgroup_wait(a->hold))
+			return (void *)2;
+	}
+	return (void *)1;
+}
+
+static atomic_int g_sz_drops;
+static void sz_drop(void *arg) { atomic_fetch_add(&g_sz_drops, 1); }
+
+Test(fiber, spawn_with_stack_size, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2); /* default stacks: 64 KiB */
+	struct weft_task *t;
+	struct deep_arg a = { 0 };
+	struct weft_spawn_opts bad[] = {
+		WEFT_OPTS_INIT(weft_spawn_opts, .drop = sz_drop, .stack_size = WEFT_FIBER_STACK_MIN - 1),
+		WEFT_OPTS_INIT(weft_spawn_opts, .drop = sz_drop, .stack_size = WEFT_FIBER_STACK_MAX + 1),
+	};
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_spawn_with(rt, deep_fiber, &a, &bad[i], &t), -EINVAL);
+	struct weft_spawn_opts split = WEFT_OPTS_INIT(weft_spawn_opts, .stack_size = 65536);
+	split.sz = offsetof(struct weft_spawn_opts, stack_size) + 4;
+	cr_assert_eq(weft_spawn_with(rt, deep_fiber, &a, &split, &t), -EINVAL, "sz inside a field");
+	cr_assert_eq(atomic_load(&g_sz_drops), 0, "bad opts: drop not run");
+
+	/* 512 KiB of frames on a 1 MiB stack (it would overflow 64 KiB), and
+	 * 8 KiB on the smallest; the bounds themselves are accepted. */
+	size_t sizes[] = { 1u << 20, WEFT_FIBER_STACK_MIN, WEFT_FIBER_STACK_MAX, 0, 100000 };
+	int kib[] = { 512, 8, 64, 32, 64 };
+	for (int i = 0; i < 5; i++) {
+		struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .stack_size = sizes[i]);
+		struct deep_arg d = { .kib = kib[i] };
+		cr_assert_eq(weft_spawn_with(rt, deep_fiber, &d, &o, &t), 0, "size %zu", sizes[i]);
+		void *r = NULL;
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq(r, (void *)1, "size %zu", sizes[i]);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* fiber_stack_bytes_resident follows what the fibers touch: 64 fibers each
+ * touching about 250 KiB of a 1 MiB stack and suspended count that much;
+ * once released and the workers idle, the idle trim gives the pages back. */
+Test(fiber, stack_bytes_resident_metric, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t before = m->fiber_stack_bytes_resident;
+	weft_metrics_free(m);
+	struct weft_waitgroup *wg;
+	cr_assert_eq(weft_waitgroup_create(&wg), 0);
+	cr_assert_eq(weft_waitgroup_add(wg, 1), 0);
+	enum { N = 64 };
+	atomic_int parked = 0;
+	struct deep_arg d = { .kib = 256, .hold = wg, .parked = &parked };
+	struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .stack_size = 1u << 20);
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn_with(rt, deep_fiber, &d, &o, &t[i]), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&parked) == N, WT_LONG_MS));
+	m = wt_metrics(rt);
+	uint64_t held = m->fiber_stack_bytes_resident;
+	cr_assert_geq(held, before + N * 240ull * 1024, "resident %llu, before %llu",
+		      (unsigned long long)held, (unsigned long long)before);
+	cr_assert_lt(held, before + N * 300ull * 1024, "only what was touched: %llu",
+		     (unsigned long long)held);
+	cr_assert_geq(m->fiber_stack_bytes_reserved, N * (1ull << 20));
+	weft_metrics_free(m);
+	cr_assert_eq(weft_waitgroup_done(wg), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	/* idle workers keep 16 warm stacks per pool at most */
+	uint64_t each = (held - before) / N;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident <= before + 17 * each, 3000),
+		  "resident after release: %llu", (unsigned long long)m->fiber_stack_bytes_resident);
+	weft_metrics_free(m);
+	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+	wt_rt_destroy(rt);
+}

@@ -52,6 +52,11 @@ struct weft_metrics {
 	uint64_t fiber_stack_bytes_reserved; /* address space of the stack slabs, guards included
 	                                      * (not RAM: idle stacks' pages are given back) */
 	uint64_t fiber_stack_alloc_failures; /* weft_spawn calls refused for want of a stack */
+	/* Stack pages resident in RAM now, in bytes: measured with mincore(2)
+	 * over the stack slots handed out so far (not an estimate), so taking
+	 * the snapshot walks page tables in proportion to the stacks ever in
+	 * use at once (about 10 ms for a million 64 KiB stacks). */
+	uint64_t fiber_stack_bytes_resident;
 	struct weft_worker_metrics worker[]; /* `workers` entries */
 };
 

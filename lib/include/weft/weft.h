@@ -214,6 +214,10 @@ WEFT_API int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll,
 WEFT_API int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
 			struct weft_task **out);
 
+/* Bounds of a fiber's stack size (fiber_stack_size, weft_spawn_opts). */
+#define WEFT_FIBER_STACK_MIN (16u * 1024)
+#define WEFT_FIBER_STACK_MAX (1024ul * 1024 * 1024)
+
 /*
  * Options of weft_spawn_with; fill with WEFT_OPTS_INIT(weft_spawn_opts, ...).
  */
@@ -226,6 +230,14 @@ struct weft_spawn_opts {
 	 * weft_runtime_shutdown, or the spawner). Once fn has started it
 	 * never runs: arg is fn's. May be NULL. */
 	void (*drop)(void *arg);
+	/* Usable stack of this fiber, in bytes. 0: the runtime's
+	 * fiber_stack_size. Otherwise WEFT_FIBER_STACK_MIN ..
+	 * WEFT_FIBER_STACK_MAX (else -EINVAL); a size other than the
+	 * runtime's is rounded up to a power of two (address space only:
+	 * pages are taken as the fiber touches them), and such stacks come
+	 * from a pool of their size shared by the workers (no per-worker
+	 * cache: spawning them takes a mutex). */
+	size_t stack_size;
 };
 
 /*
@@ -235,8 +247,8 @@ struct weft_spawn_opts {
  * never both, never neither. The join result says which: -ECANCELED
  * (never started, drop ran) or anything else (fn started).
  * Errors: as weft_spawn (drop runs before they are returned), and -EINVAL
- * for bad opts (wrong sz, non-zero bytes past the known fields), in which
- * case nothing was read and drop does not run.
+ * for bad opts (wrong sz, non-zero bytes past the known fields,
+ * stack_size out of bounds), in which case drop does not run.
  */
 WEFT_API int weft_spawn_with(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
 			     const struct weft_spawn_opts *opts, struct weft_task **out);
