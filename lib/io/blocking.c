@@ -1,6 +1,6 @@
 /*
  * blocking.c - the blocking pool (weft_spawn_blocking) and core hand-off
- * (weft_block_in_place).
+ * (weft_block_in_place) through spare threads.
  *
  * Pool: a FIFO of jobs under one mutex; threads are created on demand up to
  * max_blocking_threads, wait on a condition variable when idle and exit
@@ -13,18 +13,27 @@
  * nothing of the runtime after it has unlocked the pool for the last time.
  *
  * Hand-off: weft_block_in_place on a worker W holding core C moves C's LIFO
- * task and deferred yields to C's ring, gives up C (W's context no longer
- * has a core), and starts a new worker thread T for C, which publishes
- * itself as C's holder in the RCU registry and continues C's worker loop
- * with C's queues as they are. W runs fn without a core (and, for a fiber,
- * outside the fiber's context, so fn stays on W): weft's blocking calls in
- * fn park W like any thread outside the runtime. When the task's poll
- * returns, W's loop sees it has no core and the thread exits. C never
- * stops being driven, so the runtime keeps `workers` threads polling tasks.
- * Worker threads are detached and counted (rt->live_threads); shutdown
- * waits for the count to reach zero. A retired hand-off thread's struct is
- * freed when both its thread has exited and a successor has replaced it in
- * the registry (after the grace period, no reader holds it).
+ * task and deferred yields to C's ring, takes an idle spare S off the
+ * spares stack (under the pool's lock: O(1)), stores C in S->assign and
+ * unparks S - one futex wake, no thread creation, no grace period. W then
+ * runs fn holding no core (for a fiber, outside the fiber's context, so fn
+ * stays on W): weft's blocking calls in fn park W like any thread outside
+ * the runtime. S takes C with an exchange on its `assign` and drives C's
+ * worker loop with C's queues as they are. When fn returns, W tries to take
+ * C back with a CAS on S->assign: if S has not taken it yet, W holds C
+ * again and puts S back on the stack (a short fn costs the futex wake and
+ * S's wake-up, and nothing moves); otherwise S holds C, and W, once the
+ * task's poll returns without a core, becomes a spare itself.
+ *
+ * Spares: worker threads beyond one per core. There is one spare made per
+ * block_in_place running at once, at most: a call that finds the stack
+ * empty starts a thread (counted in `extra`, which with the pool's own
+ * threads stays within max_blocking_threads); at the cap, or if the system
+ * refuses a thread, fn runs holding the core as a plain blocking call
+ * (counted: block_in_place_inline). An idle spare parks on its parker and
+ * exits after blocking_keep_alive_ns (or at shutdown), unless a caller has
+ * just taken it off the stack. Every spare's struct stays on `all` until
+ * destroy (the registry relies on workers never being freed early).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -61,6 +70,10 @@ int weft__blocking_init(struct weft_runtime *rt)
 	b->exited = 0;
 	b->closed = false;
 	atomic_init(&b->starved, false);
+	b->extra = 0;
+	b->spares = b->all = NULL;
+	b->spares_made = b->no_spare = 0;
+	atomic_init(&b->reclaims, 0);
 	b->max = rt->opts.max_blocking_threads ? rt->opts.max_blocking_threads : DEFAULT_MAX_BLOCKING;
 	b->keep_alive_ns = rt->opts.blocking_keep_alive_ns ? rt->opts.blocking_keep_alive_ns
 							   : DEFAULT_KEEP_ALIVE_NS;
@@ -70,6 +83,11 @@ int weft__blocking_init(struct weft_runtime *rt)
 void weft__blocking_fini(struct weft_runtime *rt)
 {
 	struct weft__blocking *b = &rt->blocking;
+	while (b->all) { /* every spare thread has exited (live_threads) */
+		struct weft__worker *w = b->all;
+		b->all = w->next_all;
+		weft__free(w);
+	}
 	pthread_mutex_destroy(&b->lock);
 	pthread_cond_destroy(&b->work);
 	pthread_cond_destroy(&b->gone);
@@ -167,7 +185,7 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	weft__tlist_push(&b->queue, t);
 	if (b->idle > b->queue.n - 1)
 		pthread_cond_signal(&b->work);
-	else if (b->threads < b->max)
+	else if (b->threads + b->extra < b->max) /* spares count too */
 		start_thread_locked(rt, b);
 	pthread_mutex_unlock(&b->lock);
 	return 0;
@@ -228,8 +246,145 @@ void weft__blocking_metrics(struct weft_runtime *rt, struct weft_metrics *m)
 	m->blocking_idle_threads = b->idle;
 	m->blocking_queue_depth = b->queue.n;
 	m->blocking_threads_exited = b->exited;
+	m->block_in_place_threads = b->extra;
+	m->block_in_place_threads_started = b->spares_made;
+	m->block_in_place_inline = b->no_spare;
 	pthread_mutex_unlock(&b->lock);
 	m->block_in_place_count = atomic_load_explicit(&rt->handoffs, memory_order_relaxed);
+	m->block_in_place_reclaimed = atomic_load_explicit(&b->reclaims, memory_order_relaxed);
+}
+
+/* --------------------------------------------------------------- spares */
+
+static void spare_unlist_locked(struct weft__blocking *b, struct weft__worker *w)
+{
+	for (struct weft__worker **pp = &b->spares; *pp; pp = &(*pp)->next_spare) {
+		if (*pp == w) {
+			*pp = w->next_spare;
+			break;
+		}
+	}
+	w->listed = false;
+}
+
+bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct weft__core **out)
+{
+	struct weft__blocking *b = &rt->blocking;
+	/* Back on the stack, unless a core is waiting for us already (a new
+	 * spare, started with its first assignment). */
+	pthread_mutex_lock(&b->lock);
+	if (!atomic_load_explicit(&w->assign, memory_order_relaxed) && !w->listed) {
+		w->next_spare = b->spares;
+		b->spares = w;
+		w->listed = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+	uint64_t deadline = weft__now_ns() + b->keep_alive_ns;
+	for (;;) {
+		/* acquire: pairs with the caller's release store, so the core's
+		 * state as it left it is ours. */
+		struct weft__core *c = atomic_exchange_explicit(&w->assign, NULL, memory_order_acquire);
+		if (c) {
+			*out = c;
+			return true;
+		}
+		bool down = atomic_load_explicit(&rt->shutdown, memory_order_acquire);
+		if (!down && weft__parker_park_until(&w->parker, deadline))
+			continue;
+		pthread_mutex_lock(&b->lock);
+		/* Idle for keep_alive, or shutdown: leave, unless a caller took
+		 * us off the stack and is about to assign (or has assigned). */
+		if (!down && (!w->listed || atomic_load_explicit(&w->assign, memory_order_relaxed))) {
+			pthread_mutex_unlock(&b->lock);
+			deadline = weft__now_ns() + b->keep_alive_ns;
+			continue;
+		}
+		if (w->listed)
+			spare_unlist_locked(b, w);
+		if ((c = atomic_exchange_explicit(&w->assign, NULL, memory_order_acquire))) {
+			/* Shutdown with a core handed to us: take it, so it is
+			 * held (the loop sees the flag and stops at once). */
+			pthread_mutex_unlock(&b->lock);
+			*out = c;
+			return true;
+		}
+		if (w->extra)
+			b->extra--;
+		/* Room for the pool again: jobs may be waiting for it. */
+		if (!b->closed && b->queue.n > b->idle && b->threads + b->extra < b->max)
+			start_thread_locked(rt, b);
+		w->exited = true; /* a caller's take-back must not list us again */
+		pthread_mutex_unlock(&b->lock);
+		return false;
+	}
+}
+
+void weft__spares_wake_all(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	for (struct weft__worker *w = b->all; w; w = w->next_all)
+		weft__parker_unpark(&w->parker);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* A spare for core c, given c (S->assign) and woken; NULL when none can be
+ * had (at the cap, or no thread). */
+static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	struct weft__worker *s = b->spares;
+	if (s) {
+		b->spares = s->next_spare;
+		s->listed = false;
+		/* release: S's exchange sees c as this thread left it. */
+		atomic_store_explicit(&s->assign, c, memory_order_release);
+		pthread_mutex_unlock(&b->lock);
+		weft__parker_unpark(&s->parker); /* one FUTEX_WAKE, if S sleeps */
+		return s;
+	}
+	/* Cold path: a new thread, within max_blocking_threads. */
+	if (b->closed || b->threads + b->extra >= b->max || !(s = weft__worker_new(rt, c->index))) {
+		b->no_spare++;
+		pthread_mutex_unlock(&b->lock);
+		return NULL;
+	}
+	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
+	s->next_all = b->all;
+	b->all = s;
+	if (weft__worker_start(rt, s)) {
+		atomic_store_explicit(&s->assign, NULL, memory_order_relaxed);
+		s->exited = true; /* freed at destroy with the others */
+		b->no_spare++;
+		pthread_mutex_unlock(&b->lock);
+		return NULL;
+	}
+	b->extra++;
+	b->spares_made++;
+	pthread_mutex_unlock(&b->lock);
+	return s;
+}
+
+/* After fn: take c back from s if s has not taken it (true). */
+static bool spare_give_back(struct weft_runtime *rt, struct weft__worker *s, struct weft__core *c)
+{
+	struct weft__core *exp = c;
+	/* acquire: whatever s wrote before it would have taken c is ours
+	 * (it wrote nothing to c: it never had it). */
+	if (!atomic_compare_exchange_strong_explicit(&s->assign, &exp, NULL, memory_order_acquire,
+						     memory_order_relaxed))
+		return false;
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	if (!s->exited && !s->listed) {
+		s->next_spare = b->spares;
+		b->spares = s;
+		s->listed = true;
+	}
+	pthread_mutex_unlock(&b->lock);
+	atomic_fetch_add_explicit(&b->reclaims, 1, memory_order_relaxed);
+	return true;
 }
 
 /* ------------------------------------------------------------- hand-off */
@@ -248,7 +403,7 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 	struct weft_runtime *rt = ctx->rt;
 	struct weft__core *c = ctx->core;
 	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
-		void *r = fn(arg); /* no new thread during shutdown */
+		void *r = fn(arg); /* no hand-off during shutdown */
 		if (result)
 			*result = r;
 		return 0;
@@ -256,31 +411,38 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 	/* Leave nothing on the core that only this thread could run. */
 	weft__core_release_local(rt, c);
 	struct weft__fiber *fiber = ctx->fiber;
-	struct weft__worker *nw = weft__worker_new(rt, c->index);
-	if (nw) {
-		/* Give the core up, then start its new driver. */
-		ctx->core = NULL;
+	/* Give the core up before anyone can take it. */
+	ctx->core = NULL;
+	if (ctx->cx)
+		ctx->cx->core = NULL;
+	struct weft__worker *s = spare_take(rt, c);
+	if (!s) {
+		/* No spare: keep the core and block it, as a plain blocking call. */
+		ctx->core = c;
 		if (ctx->cx)
-			ctx->cx->core = NULL;
-		if (weft__worker_start(rt, nw)) {
-			/* No thread: keep the core and block it, as without block_in_place. */
-			weft__free(nw);
-			ctx->core = c;
-			if (ctx->cx)
-				ctx->cx->core = c;
-		} else {
-			atomic_fetch_add_explicit(&rt->handoffs, 1, memory_order_relaxed);
-			WEFT_PROBE(block_in_place, c->index, (int)syscall(SYS_gettid), (uintptr_t)rt);
-			/* fn is ordinary blocking code on this thread, which holds
-			 * no core now: weft's blocking calls in it park the thread
-			 * (a fiber's would suspend it and move fn elsewhere). */
-			ctx->fiber = NULL;
-			ctx->fiber_in_place = fiber; /* for the overflow report */
-		}
+			ctx->cx->core = c;
+		void *r = fn(arg);
+		if (result)
+			*result = r;
+		return 0;
 	}
+	atomic_fetch_add_explicit(&rt->handoffs, 1, memory_order_relaxed);
+	WEFT_PROBE(block_in_place, c->index,
+		   atomic_load_explicit(&ctx->worker->tid, memory_order_relaxed), (uintptr_t)rt);
+	/* fn is ordinary blocking code on this thread, which holds no core
+	 * now: weft's blocking calls in it park the thread (a fiber's would
+	 * suspend it and move fn elsewhere). */
+	ctx->fiber = NULL;
+	ctx->fiber_in_place = fiber; /* for the overflow report */
 	void *r = fn(arg);
 	ctx->fiber = fiber; /* fn never suspended: same thread, same ctx */
 	ctx->fiber_in_place = NULL;
+	if (spare_give_back(rt, s, c)) {
+		weft__core_hold(rt, ctx->worker, c);
+		ctx->core = c;
+		if (ctx->cx)
+			ctx->cx->core = c;
+	}
 	if (result)
 		*result = r;
 	return 0;

@@ -106,9 +106,9 @@ weft_waker weft__tparker_waker(struct weft__tparker *p)
 
 void weft__tparker_park(struct weft__tparker *p) { weft__park_word(&p->word); }
 
-bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns)
+/* Timed park on a parker word (the steps of weft__park_word with a deadline). */
+static bool park_word_until(_Atomic uint32_t *w, uint64_t deadline_ns)
 {
-	_Atomic uint32_t *w = &p->word;
 	uint32_t exp = PARK_NOTIFIED;
 	if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
 		return true;
@@ -130,4 +130,14 @@ bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns)
 		if (atomic_compare_exchange_strong(w, &exp, PARK_EMPTY))
 			return true;
 	}
+}
+
+bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns)
+{
+	return park_word_until(&p->word, deadline_ns);
+}
+
+bool weft__parker_park_until(struct weft__parker *p, uint64_t deadline_ns)
+{
+	return park_word_until(&p->state, deadline_ns);
 }

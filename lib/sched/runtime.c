@@ -27,8 +27,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <urcu-bp.h>
-
 #include "runtime.h"
 
 #define DEFAULT_EVENT_INTERVAL 61
@@ -240,6 +238,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		w->index = i;
 		atomic_init(&w->tid, 0);
 		atomic_init(&w->parker.state, PARK_EMPTY);
+		atomic_init(&w->assign, NULL);
 		w->parker.evfd = rt->driver.evfd;
 		rc = weft__worker_start(rt, w);
 		if (rc) {
@@ -416,6 +415,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 			weft__parker_unpark(&rt->workers[i].parker);
 			weft__registry_unpark(rt, i); /* the core's current thread */
 		}
+		weft__spares_wake_all(rt);
 	}
 	/* Every worker thread, including those started or retired by
 	 * block_in_place, counts itself out as its last act. */

@@ -69,6 +69,8 @@ struct weft__parker {
 bool weft__parker_begin_driver(struct weft__parker *p);
 void weft__parker_end_driver(struct weft__parker *p);
 void weft__parker_park(struct weft__parker *p);
+/* Park until unparked (true) or deadline_ns (CLOCK_MONOTONIC) passes (false). */
+bool weft__parker_park_until(struct weft__parker *p, uint64_t deadline_ns);
 void weft__parker_unpark(struct weft__parker *p);
 
 /* A waker for a thread blocked outside the runtime (weft_join, block_on). */
@@ -202,27 +204,38 @@ struct weft__core {
 };
 
 /* -------------------------------------------------------------- worker */
+/* A worker thread. The first thread of each core lives in rt->workers; a
+ * spare (blocking.c: started for block_in_place, or a thread that lost its
+ * core to one) is allocated on its own and kept on the runtime's list of
+ * spares until destroy, so any pointer to a worker stays valid while the
+ * runtime lives (the registry relies on it). */
 struct weft__worker {
 	struct weft_runtime *rt;
-	unsigned index;
+	unsigned index;                           /* core at start (thread name, hooks) */
 	pthread_t thread;
-	bool extra;                               /* started by block_in_place: detached, freed by refcount */
+	bool extra;                               /* allocated alone: detached, freed at destroy */
 	bool joined;                              /* first thread of a core: joined at shutdown */
-	_Atomic int refs;                         /* extra only: thread + registry holder */
+	bool listed;                              /* under blocking.lock: on the idle-spare stack */
+	bool exited;                              /* under blocking.lock: its spare loop has ended */
+	struct weft__worker *next_spare;          /* under blocking.lock: idle-spare stack */
+	struct weft__worker *next_all;            /* under blocking.lock: every extra worker */
 	_Atomic int tid;
 	_Alignas(WEFT_CACHELINE) struct weft__parker parker;
+	/* A core handed over by block_in_place: the caller stores it and
+	 * unparks; the spare takes it with an exchange, the caller takes it
+	 * back with a CAS - exactly one of them gets it (blocking.c). */
+	struct weft__core *_Atomic assign;
 };
 
 /* ------------------------------------------------------------ registry */
-/* Which thread holds which core: one RCU-published slot per core. */
+/* Which thread holds which core: one atomic slot per core (registry.c). */
 struct weft__registry {
 	unsigned n;
-	struct weft__worker *holder[];            /* per core; NULL if none */
+	struct weft__worker *_Atomic holder[];    /* per core; NULL if none */
 };
 int weft__registry_init(struct weft_runtime *rt);
-/* Publish w as the core's holder; returns the previous holder. */
-struct weft__worker *weft__registry_set(struct weft_runtime *rt, unsigned core,
-					struct weft__worker *w);
+/* Publish w as the core's holder (no grace period: workers are type-stable). */
+void weft__registry_set(struct weft_runtime *rt, unsigned core, struct weft__worker *w);
 void weft__registry_unpark(struct weft_runtime *rt, unsigned core);
 uint64_t weft__registry_tid(struct weft_runtime *rt, unsigned core); /* 0: none */
 void weft__registry_fini(struct weft_runtime *rt);
@@ -285,6 +298,14 @@ struct weft__blocking {
 	/* A job is queued but no pool thread exists (pthread_create failed):
 	 * worker maintenance retries starting one. */
 	_Atomic bool starved;
+	/* Spares for block_in_place (blocking.c): worker threads beyond one per
+	 * core, counted with the pool's threads against `max`. */
+	unsigned extra;                           /* spare threads alive */
+	struct weft__worker *spares;              /* idle ones, a stack (w->listed) */
+	struct weft__worker *all;                 /* every one ever made, freed at destroy */
+	uint64_t spares_made;                     /* threads started for block_in_place */
+	uint64_t no_spare;                        /* calls that ran fn holding the core */
+	_Atomic uint64_t reclaims;                /* calls whose caller took its core back */
 };
 /* From worker maintenance: start a pool thread if jobs wait with none. */
 void weft__blocking_retry(struct weft_runtime *rt);
@@ -322,16 +343,14 @@ struct weft_runtime {
 	struct weft__worker *workers;             /* n: the first thread of each core */
 	/* Every worker thread counts itself out as its last act, and shutdown
 	 * waits for the count to reach zero. The first thread of each core is
-	 * then joined (so none outlives destroy); threads started by
-	 * block_in_place are detached, so retired ones leave nothing behind. */
+	 * then joined (so none outlives destroy); spare threads (block_in_place)
+	 * are detached, their structs freed at destroy. */
 	pthread_mutex_t threads_lock;
 	pthread_cond_t threads_cv;                /* CLOCK_MONOTONIC */
 	unsigned live_threads;
 	_Atomic uint64_t handoffs;
 	struct weft__blocking blocking;
-	struct weft__registry *registry;          /* RCU: rcu_dereference / rcu_assign_pointer */
-	pthread_mutex_t registry_lock;
-	char registry_gp;                         /* TSan token for grace periods (registry.c) */
+	struct weft__registry *registry;          /* core -> holding thread (registry.c) */
 	/* task memory */
 	struct weft__task_cache foreign;
 	pthread_mutex_t foreign_lock;
@@ -420,13 +439,25 @@ extern const struct weft_waker_vtable weft__task_waker_vtable;
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield);
 void *weft__worker_main(void *arg);
 /* block_in_place support (worker.c): move a core's LIFO task and deferred
- * yields to its ring; make and start another thread for a core. */
+ * yields to its ring; make and start a spare thread. */
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c);
 struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core);
-void weft__worker_unref(struct weft__worker *w);
-/* Start a thread running the worker loop for w (counted in live_threads;
- * detached if w->extra). 0 or a negative pthread_create error. */
+/* This thread (w) holds c now: the registry and the tracers' fields say so.
+ * Called by whoever takes a core, also by block_in_place's caller taking its
+ * core back: between its offer and the take-back the core may have passed
+ * through other threads (an offer to the same spare of the same core by
+ * another thread passes the same CAS), so the registry may name another. */
+void weft__core_hold(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c);
+/* Start a thread for w (counted in live_threads): the worker loop on core
+ * w->index, or for an extra worker the spare loop (it takes w->assign if
+ * set). Detached if w->extra. 0 or a negative pthread_create error. */
 int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w);
+/* blocking.c: a thread without a core waits here for one handed over by
+ * block_in_place; returns false when it should exit (shutdown, or idle for
+ * blocking_keep_alive_ns), true with *out set to the core it now holds. */
+bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct weft__core **out);
+/* Shutdown: wake every spare so it sees the flag. */
+void weft__spares_wake_all(struct weft_runtime *rt);
 /* blocking.c */
 int weft__blocking_init(struct weft_runtime *rt);
 void weft__blocking_fini(struct weft_runtime *rt);

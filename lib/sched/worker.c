@@ -1,8 +1,9 @@
 /*
  * worker.c - the worker loop and task scheduling.
  *
- * Each worker thread holds one core for its whole life (block_in_place, a
- * later feature, will hand cores between threads). The loop:
+ * A core is driven by one thread at a time: its first thread, until a
+ * block_in_place hands it to a spare (blocking.c); a thread that lost its
+ * core waits as a spare for another one. The loop:
  *   tick; every event_interval ticks: maintenance (publish metrics, retune
  *   the global queue interval); every global_queue_interval ticks: the
  *   inject queue first (fairness to remote spawns); otherwise the LIFO
@@ -105,18 +106,11 @@ struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core)
 	w->rt = rt;
 	w->index = core;
 	w->extra = true;
-	atomic_init(&w->refs, 2); /* its thread, and its time as the core's holder */
 	atomic_init(&w->tid, 0);
 	atomic_init(&w->parker.state, PARK_EMPTY);
+	atomic_init(&w->assign, NULL);
 	w->parker.evfd = rt->driver.evfd;
 	return w;
-}
-
-void weft__worker_unref(struct weft__worker *w)
-{
-	/* acq_rel: the freeing side sees the other holder's last use. */
-	if (w->extra && atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1)
-		weft__free(w);
 }
 
 int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
@@ -501,35 +495,23 @@ shutdown:
 	return NULL;
 }
 
-void *weft__worker_main(void *arg)
+void weft__core_hold(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c)
 {
-	struct weft__worker *w = arg;
-	struct weft_runtime *rt = w->rt;
-	struct weft__core *c = &rt->cores[w->index];
-	struct weft__ctx ctx = { .rt = rt, .worker = w }; /* the core comes after the hook */
-	char name[32];
-
-	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
-	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */
-	pthread_setname_np(pthread_self(), name);
-	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
-	void *altstack = weft__fiber_thread_init();
-	weft__ctx_set(&ctx);
-	struct weft__worker *prev = weft__registry_set(rt, c->index, w);
-	if (prev && prev != w)
-		weft__worker_unref(prev); /* a retired hand-off thread's holder reference */
-	/* The hook runs before this thread drives the core, so it holds none:
-	 * block_in_place there just calls fn (it used to hand the core to a
-	 * new thread, and then this one drove it too), and a blocking call
-	 * parks the thread. */
-	if (rt->opts.on_thread_start)
-		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
-	ctx.core = c;
+	weft__registry_set(rt, c->index, w);
 	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
+}
+
+/* Drive core c until this thread loses it (block_in_place handed it to a
+ * spare) or shutdown. */
+static void drive(struct weft_runtime *rt, struct weft__worker *w, struct weft__ctx *ctx,
+		  struct weft__core *c)
+{
+	int tid = atomic_load_explicit(&w->tid, memory_order_relaxed);
+	weft__core_hold(rt, w, c);
+	ctx->core = c;
 	c->c.steal_from = (uintptr_t)c->steal_from;
 	c->c.steal_from_n = rt->n < WEFT_PROBE_STEAL_VICTIMS ? rt->n : WEFT_PROBE_STEAL_VICTIMS;
-	WEFT_PROBE(worker_start, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
-		   &c->c, (uintptr_t)rt);
+	WEFT_PROBE(worker_start, c->index, tid, &c->c, (uintptr_t)rt);
 
 	batch_start(c);
 	while (!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
@@ -549,28 +531,57 @@ void *weft__worker_main(void *arg)
 					continue;
 			}
 		}
-		run_task(rt, &ctx, c, t);
-		if (!ctx.core)
-			break; /* handed off: this thread retires */
+		run_task(rt, ctx, c, t);
+		if (!ctx->core)
+			break; /* handed off: the spare that took it drives it now */
 	}
-	if (ctx.core) {
+	if (ctx->core) {
 		batch_end(c);
 		weft__core_publish(c);
 	}
+	WEFT_PROBE(worker_stop, c->index, tid, (uintptr_t)rt);
+}
 
-	WEFT_PROBE(worker_stop, c->index, atomic_load_explicit(&w->tid, memory_order_relaxed),
-		   (uintptr_t)rt);
+void *weft__worker_main(void *arg)
+{
+	struct weft__worker *w = arg;
+	struct weft_runtime *rt = w->rt;
+	struct weft__ctx ctx = { .rt = rt, .worker = w }; /* the core comes after the hook */
+	char name[32];
+
+	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
+	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */
+	pthread_setname_np(pthread_self(), name);
+	atomic_store_explicit(&w->tid, (int)syscall(SYS_gettid), memory_order_relaxed);
+	void *altstack = weft__fiber_thread_init();
+	weft__ctx_set(&ctx);
+	/* The hook runs before this thread drives a core, so it holds none:
+	 * block_in_place there just calls fn (it used to hand the core to a
+	 * new thread, and then this one drove it too), and a blocking call
+	 * parks the thread. */
+	if (rt->opts.on_thread_start)
+		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+	/* A core's first thread drives it at once; a spare waits for one. */
+	struct weft__core *c = w->extra ? NULL : &rt->cores[w->index];
+	for (;;) {
+		if (!c && !weft__spare_wait(rt, w, &c))
+			break; /* idle too long, or shutdown */
+		drive(rt, w, &ctx, c);
+		if (ctx.core)
+			break; /* shutdown */
+		c = NULL;
+	}
+
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
-	if (ctx.core && weft__registry_set(rt, c->index, NULL) == w)
-		weft__worker_unref(w); /* holder reference */
+	if (ctx.core)
+		weft__registry_set(rt, ctx.core->index, NULL);
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);
-	weft__worker_unref(w); /* thread reference; w may be gone now */
 	pthread_mutex_lock(&rt->threads_lock);
 	rt->live_threads--;
 	pthread_cond_broadcast(&rt->threads_cv);
-	pthread_mutex_unlock(&rt->threads_lock); /* the thread's last touch of rt */
+	pthread_mutex_unlock(&rt->threads_lock); /* the thread's last touch of rt and w */
 	return NULL;
 }

@@ -585,6 +585,40 @@ static void scenario_blocking(void)
 	rm_rt(g_rt);
 }
 
+/* ------------------------------------------------ block_in_place spares */
+
+static void *quick(void *arg) { return arg; }
+
+/* One block_in_place per poll (a poll that lost its core would just run fn
+ * for the rest), `left` polls: the spare's take and the caller's take-back
+ * race on every call; spawns keep the cores' queues busy meanwhile. */
+static enum weft_poll bip_many(void *state, struct weft_cx *cx)
+{
+	long *left = state;
+	void *r;
+	CHECK_EQ(weft_block_in_place(quick, (void *)*left, &r), 0);
+	CHECK_EQ((long)r, *left);
+	CHECK_EQ(weft_spawn_poll(g_rt, leaf, NULL, NULL, NULL), 0);
+	if (--*left == 0)
+		return WEFT_READY;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static void scenario_spares(void)
+{
+	g_rt = mk(2);
+	long left[4];
+	struct weft_task *t[4];
+	for (int i = 0; i < 4; i++) {
+		left[i] = 300;
+		CHECK_EQ(weft_spawn_poll(g_rt, bip_many, &left[i], NULL, &t[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	rm_rt(g_rt);
+}
+
 /* ---------------------------------------------------------------- cycles */
 
 static void scenario_cycles(void)
@@ -654,6 +688,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "broadcast", scenario_broadcast }, { "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
+	{ "spares", scenario_spares },
 };
 
 int main(int argc, char **argv)

@@ -201,6 +201,147 @@ Test(block_in_place, outside_a_worker_just_calls, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_block_in_place(NULL, NULL, &r), -EINVAL);
 }
 
+/* ------------------------------------- block_in_place through spares */
+
+static atomic_int g_threads_started;
+
+static void count_thread_start(void *arg, unsigned w)
+{
+	(void)arg;
+	(void)w;
+	atomic_fetch_add(&g_threads_started, 1);
+}
+
+static void *quick_fn(void *arg) { return arg; }
+
+/* A poll task calling block_in_place once per poll, CALLS polls (each
+ * poll starts on a thread holding a core: after a hand-off, the rest of a
+ * poll runs without one and a further call there just runs fn). */
+struct many_bip { int left, bad; };
+
+static enum weft_poll many_bip_poll(void *state, struct weft_cx *cx)
+{
+	struct many_bip *b = state;
+	void *r = NULL;
+	if (weft_block_in_place(quick_fn, (void *)(uintptr_t)b->left, &r) ||
+	    r != (void *)(uintptr_t)b->left)
+		b->bad++;
+	if (--b->left == 0)
+		return WEFT_READY;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+/*
+ * 10,000 calls (4 tasks at once on 2 workers) reuse a few spare threads:
+ * the start hook, which runs once on every worker thread, counts the
+ * threads ever made. Before the spares, every call started a thread
+ * (10,000 hook calls). Most calls end before the spare takes the core, so
+ * their thread takes its core back.
+ */
+Test(block_in_place, spare_threads_are_reused, .timeout = WT_TMO(60))
+{
+	atomic_store(&g_threads_started, 0);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .on_thread_start = count_thread_start);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	enum { TASKS = 4, CALLS = 2500 };
+	struct many_bip st[TASKS];
+	struct weft_task *t[TASKS];
+	for (int i = 0; i < TASKS; i++) {
+		st[i] = (struct many_bip){ CALLS, 0 };
+		cr_assert_eq(weft_spawn_poll(rt, many_bip_poll, &st[i], NULL, &t[i]), 0);
+	}
+	for (int i = 0; i < TASKS; i++) {
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+		cr_assert_eq(st[i].bad, 0, "a call failed or returned the wrong result");
+	}
+	struct weft_metrics *m = wt_metrics(rt);
+	int started = atomic_load(&g_threads_started);
+	cr_assert_leq(started, 2 + 8, "%d worker threads made for %d block_in_place calls",
+		      started, TASKS * CALLS);
+	cr_assert_leq(m->block_in_place_threads_started, 8);
+	cr_assert_eq(m->block_in_place_count + m->block_in_place_inline, TASKS * CALLS);
+	cr_assert_eq(m->block_in_place_inline, 0);
+	cr_assert_gt(m->block_in_place_reclaimed, 0, "no caller ever took its core back");
+	cr_assert_leq(m->block_in_place_threads, 8);
+	weft_metrics_free(m);
+	/* still a working runtime, whichever threads hold the cores now */
+	struct weft_task *u[500];
+	for (int i = 0; i < 500; i++)
+		cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &u[i]), 0);
+	for (int i = 0; i < 500; i++)
+		cr_assert_eq(weft_join(u[i], NULL), 0);
+	wt_rt_destroy(rt);
+}
+
+static atomic_int g_in_fn, g_max_in_fn;
+
+static void *slow_fn(void *arg)
+{
+	int now = atomic_fetch_add(&g_in_fn, 1) + 1;
+	int m = atomic_load(&g_max_in_fn);
+	while (now > m && !atomic_compare_exchange_weak(&g_max_in_fn, &m, now))
+		;
+	wt_sleep_ms(30);
+	atomic_fetch_sub(&g_in_fn, 1);
+	return arg;
+}
+
+static enum weft_poll slow_bip_poll(void *state, struct weft_cx *cx)
+{
+	void *r = NULL;
+	int rc = weft_block_in_place(slow_fn, state, &r);
+	weft_cx_set_result(cx, rc ? (void *)(uintptr_t)-1 : r);
+	return WEFT_READY;
+}
+
+/*
+ * max_blocking_threads = 2 bounds the spares too: 8 tasks block in place
+ * for 30 ms each on 2 workers; at most 2 spare threads ever exist, the
+ * calls that find none run fn holding their core (counted), and every one
+ * returns fn's result. A blocking job spawned meanwhile waits for the
+ * pool, which has no room until a spare leaves (keep-alive 50 ms here).
+ */
+Test(block_in_place, spares_count_against_max_blocking_threads, .timeout = WT_TMO(60))
+{
+	atomic_store(&g_in_fn, 0);
+	atomic_store(&g_max_in_fn, 0);
+	struct weft_runtime *rt = rt_blocking(2, 50 * 1000000ull);
+	enum { N = 8 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn_poll(rt, slow_bip_poll, (void *)(uintptr_t)(i + 1), NULL,
+					     &t[i]), 0);
+	uint64_t max_spares = 0;
+	for (int k = 0; k < 20; k++) {
+		struct weft_metrics *m = wt_metrics(rt);
+		if (m->block_in_place_threads > max_spares)
+			max_spares = m->block_in_place_threads;
+		cr_assert_leq(m->block_in_place_threads + m->blocking_threads, 2);
+		weft_metrics_free(m);
+		wt_sleep_ms(5);
+	}
+	for (int i = 0; i < N; i++) {
+		void *r;
+		cr_assert_eq(weft_join(t[i], &r), 0);
+		cr_assert_eq((uintptr_t)r, (uintptr_t)(i + 1));
+	}
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_leq(m->block_in_place_threads_started, 2);
+	cr_assert_geq(max_spares, 1);
+	cr_assert_gt(m->block_in_place_inline, 0, "8 calls on 2 workers with 2 spares all handed off?");
+	cr_assert_eq(m->block_in_place_count + m->block_in_place_inline, N);
+	weft_metrics_free(m);
+	/* the spares leave after keep-alive; the pool gets its room back */
+	struct weft_task *j;
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &j), 0);
+	void *r;
+	cr_assert_eq(weft_join_timeout(j, &r, 5000000000ull * WEFT_TEST_SLOW), 0);
+	cr_assert_eq((uintptr_t)r, 2);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------- block_in_place from the start hook */
 
 static atomic_int g_hook_bip_calls, g_hook_bip_ok;

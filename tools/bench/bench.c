@@ -63,6 +63,7 @@
 #define TIMER_SLEEP_NS 1000000u /* timers: 1 ms */
 #define CTX_YIELDS 100000u      /* ctx_switch_fiber: yields per batch */
 #define RSS_FIBERS 1000000u     /* fiber_rss */
+#define NUM_BIP 10000u          /* block_in_place: calls per batch */
 #define FIBER_STACK (64u << 10) /* fiber_stack_size of every case (the default) */
 #define STALL_NS 10000u         /* stall(): 10 us */
 #define RTT_NS 50000000u        /* round-trip probe: 50 ms */
@@ -647,6 +648,36 @@ static void batch_chained_spawn(void)
 	signal_wait(&g.done);
 }
 
+/* block_in_place: one call per poll (a call hands the core over and the
+ * rest of that poll runs without one), fn empty; the task wakes itself
+ * for the next. */
+static void *bip_empty(void *arg) { return arg; }
+
+static enum weft_poll task_bip(void *state, struct weft_cx *cx)
+{
+	uint32_t *left = state;
+
+	if (weft_block_in_place(bip_empty, NULL, NULL))
+		die("weft_block_in_place failed");
+	if (--*left == 0) {
+		countdown();
+		return WEFT_READY;
+	}
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static void batch_block_in_place(void)
+{
+	static uint32_t left;
+
+	left = NUM_BIP;
+	atomic_store_explicit(&g.remaining, 1, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn_poll(g.rt, task_bip, &left, NULL, NULL));
+	signal_wait(&g.done);
+}
+
 static void setup_ping_pong(void)
 {
 	g.pp = xcalloc(NUM_PINGS, sizeof(*g.pp));
@@ -892,6 +923,9 @@ static const struct bench_case cases[] = {
 	{ "timers_fiber", NUM_TIMERS, 0,
 	  "10,000 fibers each weft_sleep_ns(1 ms), then count down",
 	  NULL, batch_timers_fiber, NULL },
+	{ "block_in_place", NUM_BIP, 1,
+	  "one task on 1 worker: 10,000 polls, each weft_block_in_place(empty fn)",
+	  NULL, batch_block_in_place, NULL },
 	{ "fiber_rss", RSS_FIBERS, 0,
 	  "1,000,000 fibers suspend on a waitgroup; RSS (stderr) while suspended",
 	  setup_fiber_rss, batch_fiber_rss, teardown_fiber_rss },

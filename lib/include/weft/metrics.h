@@ -48,6 +48,14 @@ struct weft_metrics {
 	uint64_t blocking_queue_depth; /* jobs waiting for a blocking thread */
 	uint64_t blocking_threads_exited; /* pool threads that exited after keep-alive */
 	uint64_t block_in_place_count; /* core hand-offs by weft_block_in_place */
+	uint64_t block_in_place_reclaimed; /* of those, calls whose thread took its core back
+	                                    * (fn ended before the spare took the core) */
+	uint64_t block_in_place_inline; /* calls that found no spare and could not start one
+	                                 * (max_blocking_threads reached, or no thread): fn
+	                                 * ran holding the core */
+	uint64_t block_in_place_threads; /* spare worker threads alive now (idle, or holding
+	                                  * a core); counted against max_blocking_threads */
+	uint64_t block_in_place_threads_started; /* spare threads ever started */
 	uint64_t fibers_live;          /* fibers spawned and not yet finished (each holds a stack) */
 	uint64_t fiber_stack_bytes_reserved; /* address space of the stack slabs, guards included
 	                                      * (not RAM: idle stacks' pages are given back) */

@@ -72,10 +72,12 @@ struct weft_runtime_opts {
 	 * KiB guard region of address space, no RAM, sits below it).
 	 * 0: 64 KiB. 16 KiB .. 1 GiB, otherwise -EINVAL. */
 	size_t fiber_stack_size;
-	/* Blocking pool (weft_spawn_blocking): at most this many threads.
-	 * 0: 512. At most 65,536. */
+	/* Threads beyond the workers: blocking-pool threads
+	 * (weft_spawn_blocking) plus spare worker threads (weft_block_in_place;
+	 * a spare counts while it lives, idle or holding a core) together at
+	 * most this many. 0: 512. At most 65,536. */
 	unsigned max_blocking_threads;
-	/* An idle blocking thread exits after this long. 0: 10 s. */
+	/* An idle blocking-pool or spare thread exits after this long. 0: 10 s. */
 	uint64_t blocking_keep_alive_ns;
 };
 
@@ -280,13 +282,20 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
 				 struct weft_task **out);
 
 /*
- * Run fn(arg) on this worker thread while another thread takes over this
+ * Run fn(arg) on this worker thread while a spare thread takes over this
  * worker's core (its queues), so the runtime keeps all its workers running
- * tasks while fn blocks (today a new thread is started for the core on
- * every call). Afterwards the calling task continues on this thread, which
- * holds no core and retires once the task's poll returns; the core stays
- * with the new thread. From outside a worker it just calls fn. *result (may be
- * NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
+ * tasks while fn blocks. Spares are reused: a call with an idle spare
+ * hands the core over in O(1) (a futex wake; no thread creation, no grace
+ * period); a call that finds none starts one, within max_blocking_threads
+ * (spares count there with the blocking pool's threads). At that cap, or
+ * if no thread can be started, fn runs holding the core, as a plain
+ * blocking call would (metrics: block_in_place_inline). When fn returns,
+ * the calling thread takes its core back if the spare has not taken it
+ * yet; otherwise the calling task goes on, on this thread, holding no core
+ * (its spawns and wakes go to the inject queue) until its poll returns,
+ * and the thread then becomes a spare. From outside a worker (or from a
+ * thread that holds no core, as inside fn) it just calls fn. *result (may
+ * be NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
  * fn runs on the calling thread from start to end, which holds no core
  * meanwhile: weft's blocking calls (weft_join, weft_sleep_ns,
  * weft_block_on, the blocking forms of weft/sync.h and weft/io.h) block
