@@ -26,6 +26,18 @@ TEST is one of:
             runtime and worker labels, histogram buckets are cumulative with
             increasing le bounds and +Inf equal to _count; another path is a
             404; --once prints one scrape that parses too.
+  wrappers  `schedtop -- sh -c "weft_load 2 40; true"` (sh forks) and
+            `-- env X=1 taskset -c 0,1 weft_load 2 40` (exec chain): schedtop
+            names the process that loads libweft, attaches before its first
+            instruction (BPF totals equal the runtime's own metrics
+            exactly) and ends with it; --no-bpf through sh -c finds the two
+            workers; a wrapper that starts nothing with libweft exits 1
+            saying so; `-p PID --wait` on a process that dlopens a plugin
+            linked with libweft after 1.5 s waits, then attaches and sees
+            its steals. As nobody with a cap_bpf,cap_perfmon,cap_sys_admin=p
+            copy: `-- sh -c` works and the shell and the program it starts
+            hold no capability (CapPrm, CapEff 0).
+            (LATE_TARGET, LATE_PLUGIN in the environment.)
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -380,7 +392,111 @@ def test_metrics(st, wl_test, wl, lib):
         load.wait()
 
 
-TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics}
+def exact_counts(out, what):
+    lines = out.splitlines()
+    st = [json.loads(l) for l in lines if l.startswith('{"schema":"schedtop/1"')]
+    rt = [json.loads(l) for l in lines if l.startswith('{"workers"')]
+    if not st or not rt:
+        fail("%s: no schedtop JSON or no runtime metrics line:\n%s" % (what, out[-2000:]))
+    last = st[-1]
+    if last.get("end") != "target-exited":
+        fail("%s: last object ends with %s" % (what, last.get("end")))
+    bad = []
+    for i, (r, b) in enumerate(zip(rt[-1]["worker"], last["worker"])):
+        for rk, bk in (("steal_operations", "steals_in"), ("park_count", "parks"),
+                       ("overflow_count", "overflows")):
+            if r[rk] != b["total"][bk]:
+                bad.append("w%d %s runtime %d bpf %d" % (i, rk, r[rk], b["total"][bk]))
+    if sum(w["steal_operations"] for w in rt[-1]["worker"]) == 0:
+        bad.append("no steals: the check cannot fail usefully")
+    if bad:
+        fail("%s: %s" % (what, "; ".join(bad)))
+    return last["pid"]
+
+
+def test_wrappers(st, wl_test, wl, lib):
+    taskset = shutil.which("taskset")
+    chains = [("sh -c", ["sh", "-c", "%s 2 40; true" % wl_test]),
+              ("env", ["env", "WEFT_X=1"] + ([taskset, "-c", "0,1"] if taskset else []) +
+               [wl_test, "2", "40"])]
+    for what, cmd in chains:
+        p = run([st, "--batch", "--json", "0.5", "--"] + cmd, timeout=60)
+        print(what, "->", p.stderr.strip())
+        if p.returncode:
+            fail("%s: schedtop exited %d: %s" % (what, p.returncode, p.stderr))
+        pid = exact_counts(p.stdout, what)
+        if "started pid %d, which loads" % pid not in p.stderr:
+            fail("%s: schedtop did not name the process it followed to" % what)
+    p = run([st, "--no-bpf", "--batch", "--json", "0.3", "--", "sh", "-c",
+             "%s 2 40; true" % wl_test], timeout=60)
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith('{"schema"')]
+    if p.returncode or not objs or max(o["workers"] for o in objs) != 2:
+        fail("--no-bpf -- sh -c: rc %d, workers %s" % (p.returncode,
+                                                       [o["workers"] for o in objs]))
+    p = run([st, "--batch", "--", "sh", "-c", "true"])
+    if p.returncode != 1 or "started nothing that does" not in p.stderr:
+        fail("a wrapper without libweft: rc %d, %r" % (p.returncode, p.stderr))
+    # a late loader: dlopen after 1.5 s
+    late, plugin = os.environ.get("LATE_TARGET"), os.environ.get("LATE_PLUGIN")
+    if not late or not plugin:
+        fail("LATE_TARGET / LATE_PLUGIN not set (run through ctest)")
+    tgt = subprocess.Popen([late, plugin, "1500", "2", "40"], stdout=subprocess.PIPE, text=True)
+    pid = wait_ready(tgt)
+    p = run([st, "-p", str(pid), "--wait", "--batch", "--json", "0.25"], timeout=60)
+    tgt.wait(10)
+    print("--wait ->", p.stderr.strip())
+    if p.returncode:
+        fail("--wait: schedtop exited %d: %s" % (p.returncode, p.stderr))
+    if "waiting for process %d to load libweft" % pid not in p.stderr or \
+            "process %d loaded" % pid not in p.stderr:
+        fail("--wait: no waiting/loaded messages: %s" % p.stderr)
+    objs = jlines(p.stdout)
+    steals = sum(w["total"]["steals_in"] for w in objs[-1]["worker"])
+    if objs[-1].get("end") != "target-exited" or objs[-1]["workers"] != 2 or steals == 0:
+        fail("--wait: end %s, workers %s, steals %d" % (objs[-1].get("end"),
+                                                        objs[-1]["workers"], steals))
+    p = run([st, "-p", str(pid), "--wait", "--batch", "-n", "1"])
+    if p.returncode != 1 or "no process %d" % pid not in p.stderr:
+        fail("--wait on a gone pid: rc %d, %r" % (p.returncode, p.stderr))
+    wrapper_as_nobody(st, wl_test, lib)
+    print("PASS: sh -c, env/taskset, --no-bpf through sh -c, --wait on dlopen (%d steals), "
+          "as nobody with file capabilities" % steals)
+
+
+def wrapper_as_nobody(st, wl_test, lib):
+    if os.geteuid() != 0 or not shutil.which("setcap") or not shutil.which("setpriv"):
+        skip("the unprivileged wrapper check needs root, setcap and setpriv")
+    d = tempfile.mkdtemp(prefix="schedtop-wrap-")
+    try:
+        os.chmod(d, 0o755)
+        for src, name in ((st, "schedtop"), (wl_test, "weft_load")):
+            shutil.copy(src, os.path.join(d, name))
+            os.chmod(os.path.join(d, name), 0o755)
+        soname = [l.split()[0] for l in subprocess.run(["ldd", wl_test], stdout=subprocess.PIPE,
+                                                          text=True).stdout.splitlines()
+                  if l.split() and l.split()[0].startswith("libweft")][0]
+        shutil.copy(lib, os.path.join(d, soname))
+        os.chmod(os.path.join(d, soname), 0o755)
+        stc = os.path.join(d, "schedtop")
+        subprocess.run(["setcap", "cap_bpf,cap_perfmon,cap_sys_admin=p", stc], check=True)
+        script = ("grep -E '^Cap(Prm|Eff)' /proc/self/status; %s/weft_load 2 40; true" % d)
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "env", "LD_LIBRARY_PATH=" + d, stc, "--batch", "--json", "0.5",
+                            "--", "sh", "-c", script], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60, cwd=d)
+        print("as nobody ->", p.stderr.strip())
+        if p.returncode:
+            fail("as nobody: schedtop -- sh -c exited %d: %s" % (p.returncode, p.stderr))
+        caps = [l for l in p.stdout.splitlines() if l.startswith("Cap")]
+        if len(caps) != 2 or any(int(l.split()[1], 16) for l in caps):
+            fail("the wrapper held capabilities: %s" % caps)
+        exact_counts(p.stdout, "as nobody")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+         "wrappers": test_wrappers}
 
 
 def main():

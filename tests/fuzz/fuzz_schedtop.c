@@ -232,6 +232,7 @@ static void command_line(const uint8_t *data, size_t size)
 				CHECK(!a.cmd || a.cmd[0]);
 				CHECK(a.mode == M_TOP || a.out);
 				CHECK(!a.no_bpf || (a.mode == M_TOP && !a.record));
+				CHECK(!a.wait_lib || (a.pid > 0 && !a.no_bpf));
 				break;
 			case M_REPORT:
 				CHECK(a.npos == 1 && a.pos[0]);

@@ -95,6 +95,12 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 		return usage_err(err, "-p and -- CMD exclude each other%s", NULL);
 	if (a->no_bpf && a->mode != M_TOP)
 		return usage_err(err, "--no-bpf works with the live view and --batch only%s", NULL);
+	if (a->wait_lib && !a->pid)
+		return usage_err(err, "--wait works with -p PID (with -- CMD schedtop follows CMD "
+				      "until a process loads libweft)%s", NULL);
+	if (a->wait_lib && a->no_bpf)
+		return usage_err(err, "--wait needs BPF (--no-bpf finds workers by name as they "
+				      "appear)%s", NULL);
 	if (a->no_bpf && a->record)
 		return usage_err(err, "--record needs BPF (it records BPF snapshots)%s", NULL);
 	return SCHEDTOP_ARGS_OK;
@@ -135,6 +141,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
 		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
 		{ "prefix", required_argument, 0, 'P' },
+		{ "wait", no_argument, 0, 'A' },
 		{ "listen", required_argument, 0, 'L' }, { "once", no_argument, 0, 'O' },
 		{ "fail-over", required_argument, 0, 'F' }, { "min-change", required_argument, 0, 'M' },
 		{ 0, 0, 0, 0 },
@@ -174,6 +181,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 						 optarg);
 			a->prefix = optarg;
 			break;
+		case 'A': a->wait_lib = true; break;
 		case 'L':
 			if (a->mode != M_METRICS)
 				return usage_err(err, "--listen works with metrics only%s", NULL);

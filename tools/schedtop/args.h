@@ -16,6 +16,7 @@ struct schedtop_args {
 	char **cmd;             /* the command after "--", or NULL */
 	long pid, count;        /* count 0: until the target exits or Ctrl-C */
 	bool batch, json, verbose, no_bpf, help;
+	bool wait_lib;          /* -p PID --wait: wait until the process loads libweft */
 	const char *prefix;     /* worker thread name prefix for --no-bpf */
 	const char *out, *record;
 	double interval, duration, warmup;

@@ -26,7 +26,7 @@
 
 /* Does the file hold stapsdt notes of provider weft? A cheap byte search
  * for "weft\0park\0" (provider and probe name are adjacent in the note). */
-static bool file_has_weft_notes(const char *path)
+bool mon_file_has_weft_notes(const char *path)
 {
 	static const char pat[] = "weft\0park\0";
 	FILE *f = fopen(path, "rb");
@@ -73,7 +73,7 @@ int mon_find_lib(int pid, char *out, size_t n)
 		ssize_t k = readlink(p, exe, sizeof(exe) - 1);
 		if (k > 0) {
 			exe[k] = '\0';
-			if (file_has_weft_notes(p)) {
+			if (mon_file_has_weft_notes(p)) {
 				snprintf(out, n, "%s", exe);
 				rc = 0;
 			}
@@ -142,7 +142,7 @@ int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n)
 			free(dup);
 		}
 		char real[PATH_MAX];
-		if (realpath(cand, real) && file_has_weft_notes(real)) {
+		if (realpath(cand, real) && mon_file_has_weft_notes(real)) {
 			snprintf(out, n, "%s", real);
 			rc = 0;
 		}

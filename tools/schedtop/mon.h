@@ -39,6 +39,9 @@ struct mon {
  * (its /proc/PID/maps may not be read). */
 int mon_find_lib(int pid, char *out, size_t n);
 
+/* Does the file hold stapsdt notes of provider weft? */
+bool mon_file_has_weft_notes(const char *path);
+
 /* The libweft that `argv[0]` would load (ld.so's trace mode, run in a
  * child with the caller's ids and no capabilities), or the executable
  * itself when it holds the probes. 0 or -ENOENT. */

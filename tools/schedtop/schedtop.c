@@ -31,6 +31,7 @@
 #include "args.h"
 #include "diff.h"
 #include "fallback.h"
+#include "launch.h"
 #include "metrics.h"
 #include "mon.h"
 #include "model.h"
@@ -62,6 +63,7 @@ static const char usage_text[] =
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID       process to watch\n"
+	"      --wait          with -p: wait until the process loads libweft (dlopen)\n"
 	"  -b, --batch         no terminal UI: one report per interval on stdout\n"
 	"  -n, --count N       stop after N intervals (same as the count argument)\n"
 	"  -j, --json          with --batch: one JSON object per line\n"
@@ -94,6 +96,7 @@ static const char usage_text[] =
 	"  schedtop -p 1234 --batch 0.5 10         # text, every 0.5 s, 10 times\n"
 	"  schedtop trace -p 1234 --duration 3 -o run.json   # open run.json in ui.perfetto.dev\n"
 	"  schedtop --batch -- build/examples/skewed 5 2     # start a program and watch it\n"
+	"  schedtop --batch -- sh -c './server > log'        # through a wrapper (sh, env, taskset)\n"
 	"  schedtop list                           # which processes use weft\n"
 	"  schedtop -p 1234 --no-bpf --batch -n 3  # as an ordinary user, own process\n"
 	"\n"
@@ -283,7 +286,38 @@ struct target {
 	pid_t child;      /* `-- CMD`: our child, started after attach */
 	int go_fd;        /* write end: lets the child exec */
 	int pidfd;
+	bool wrapped;     /* CMD is a wrapper: pid is the process it started (launch.c) */
+	struct launch launch;
 };
+
+/* `-- CMD` where CMD does not load libweft itself: follow it to the
+ * process that does, held at its exec. 0, or 1 with the reason printed. */
+static int follow_wrapper(char *const cmd[], struct target *t, char *lib, size_t n)
+{
+	char why[512];
+	int r = launch_follow(cmd, &t->launch, lib, n, why, sizeof(why));
+	if (r) {
+		fprintf(stderr, "schedtop: %s\n", why);
+		if (r == -ECHILD)
+			fprintf(stderr, "schedtop: %s does not load libweft and started nothing that "
+					"does (it holds no weft probes either)\n", cmd[0]);
+		return 1;
+	}
+	t->wrapped = true;
+	t->child = t->launch.child;
+	t->pid = t->launch.target;
+	/* It runs with the caller's ids (a set-user-ID program does not gain
+	 * its privileges under ptrace); the rule for -p PID holds all the same. */
+	if (priv_may_observe(t->pid, why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why);
+		launch_abort(&t->launch);
+		t->child = 0;
+		return 1;
+	}
+	fprintf(stderr, "schedtop: %s started pid %d, which loads %s\n", cmd[0], t->pid, lib);
+	launch_detach_others(&t->launch);
+	return 0;
+}
 
 static int start_child(char *const cmd[], struct target *t)
 {
@@ -367,7 +401,8 @@ static int attach_failed(const struct mon *m, int r)
 
 /* Check who may be watched, raise the capabilities, load and attach, drop
  * them for good. Returns 0 or the exit code to leave with. */
-static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose, bool trace)
+static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbose, bool trace,
+		  bool wait_lib)
 {
 	char why[1024], lib[PATH_MAX];
 	if (priv_missing(why, sizeof(why))) {
@@ -378,12 +413,9 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 	if (cmd) {
 		r = mon_find_lib_for_cmd(cmd, lib, sizeof(lib));
 		if (r) {
-			fprintf(stderr, "schedtop: %s does not load libweft and holds no weft probes\n",
-				cmd[0]);
-			return 1;
-		}
-		r = start_child(cmd, t);
-		if (r) {
+			if (follow_wrapper(cmd, t, lib, sizeof(lib)))
+				return 1;
+		} else if ((r = start_child(cmd, t))) {
 			fprintf(stderr, "schedtop: fork: %s\n", strerror(-r));
 			return 1;
 		}
@@ -400,6 +432,25 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			return 1;
 		}
 		r = mon_find_lib(t->pid, lib, sizeof(lib));
+		if (r == -ENOENT && wait_lib) {
+			/* it may dlopen libweft later: look again every 100 ms */
+			fprintf(stderr, "schedtop: waiting for process %d to load libweft "
+					"(Ctrl-C to stop)\n", t->pid);
+			while (r == -ENOENT && !exiting) {
+				if (wait_target(t, 100)) {
+					fprintf(stderr, "schedtop: process %d exited before it loaded "
+							"libweft\n", t->pid);
+					return 1;
+				}
+				r = mon_find_lib(t->pid, lib, sizeof(lib));
+			}
+			if (r == -ENOENT) {
+				fprintf(stderr, "schedtop: stopped waiting for process %d\n", t->pid);
+				return 1;
+			}
+			if (!r)
+				fprintf(stderr, "schedtop: process %d loaded %s\n", t->pid, lib);
+		}
 		if (r == -ESRCH) {
 			fprintf(stderr, "schedtop: no process %d\n", t->pid);
 			return 1;
@@ -432,7 +483,10 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 	if (code) {
 		if (!r)
 			mon_close(m);
-		if (t->child > 0) {
+		if (t->wrapped) {
+			launch_abort(&t->launch); /* the program never ran a probe */
+			t->child = 0;
+		} else if (t->child > 0) {
 			close(t->go_fd); /* the child exits 127 without running CMD */
 			t->go_fd = -1;
 			waitpid(t->child, NULL, 0);
@@ -446,7 +500,9 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			strerror(-m->stats_err));
 	if (t->pidfd < 0)
 		t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-	if (t->child > 0)
+	if (t->wrapped)
+		launch_release(&t->launch);
+	else if (t->child > 0)
 		release_child(t);
 	return 0;
 }
@@ -482,7 +538,14 @@ static bool wait_interval(struct target *t, double interval, struct stall *st)
 static int reap(struct target *t)
 {
 	int st = 0;
-	if (t->child > 0 && waitpid(t->child, &st, 0) == t->child) {
+	bool done = false;
+	if (t->wrapped && t->launch.child_reaped) { /* reaped while following */
+		st = t->launch.child_status;
+		done = true;
+	} else if (t->child > 0 && waitpid(t->child, &st, 0) == t->child) {
+		done = true;
+	}
+	if (done) {
 		t->child = 0;
 		if (WIFEXITED(st) && WEXITSTATUS(st))
 			fprintf(stderr, "schedtop: %d exited with status %d\n", t->pid,
@@ -658,12 +721,20 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		snprintf(bpf_why, sizeof(bpf_why),
 			 "BPF not used (--no-bpf): run without --no-bpf for these columns");
 	if (cmd) {
-		int r = start_child(cmd, t);
-		if (r) {
-			fprintf(stderr, "schedtop: fork: %s\n", strerror(-r));
-			return 1;
+		char lib[PATH_MAX];
+		if (mon_find_lib_for_cmd(cmd, lib, sizeof(lib)) == 0) {
+			int r = start_child(cmd, t);
+			if (r) {
+				fprintf(stderr, "schedtop: fork: %s\n", strerror(-r));
+				return 1;
+			}
+			release_child(t);
+		} else {
+			/* a wrapper: watch the process it starts with libweft */
+			if (follow_wrapper(cmd, t, lib, sizeof(lib)))
+				return 1;
+			launch_release(&t->launch);
 		}
-		release_child(t);
 	}
 	struct fallback *fb = malloc(sizeof(*fb));
 	if (!fb)
@@ -759,7 +830,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
 		return 1;
 	}
-	struct sigaction sa = { .sa_handler = on_sig };
+	struct sigaction sa = { .sa_handler = on_sig }; /* no SA_RESTART: waits end early */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
@@ -780,7 +851,7 @@ int main(int argc, char **argv)
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
 	}
-	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE);
+	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE, a.wait_lib);
 	if (rc) {
 		if (rec)
 			fclose(rec);
@@ -803,8 +874,13 @@ int main(int argc, char **argv)
 	mon_close(&m);
 done:
 	if (t.child > 0) {
-		if (!mon_target_gone(t.pid))
-			kill(t.child, SIGTERM); /* we stopped first (count, Ctrl-C) */
+		if (!mon_target_gone(t.pid)) {
+			/* we stopped first (count, Ctrl-C): the program, and the
+			 * wrapper that started it */
+			kill(t.pid, SIGTERM);
+			if (t.wrapped && t.child != t.pid)
+				kill(t.child, SIGTERM);
+		}
 		reap(&t);
 	}
 	if (t.pidfd >= 0)
