@@ -23,6 +23,13 @@ const char *weft_strerror(int err)
 		return "unknown error";
 	if (err == WEFT_PENDING)
 		return "pending: not finished yet, the waker will be woken (WEFT_PENDING, not an error)";
+	switch (err) {
+	case WEFT_EAI_NONAME: return "name resolution: host not known";
+	case WEFT_EAI_NODATA: return "name resolution: the host has no address of the wanted family";
+	case WEFT_EAI_AGAIN: return "name resolution: temporary failure of the name server (try again)";
+	case WEFT_EAI_FAIL: return "name resolution: permanent failure of the name server";
+	case WEFT_EAI_OTHER: return "name resolution failed";
+	}
 	if (err < 0)
 		err = -err;
 	switch (err) {

@@ -36,6 +36,7 @@
  * destroy (the registry relies on workers never being freed early).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -96,6 +97,11 @@ void weft__blocking_fini(struct weft_runtime *rt)
 static void *pool_thread(void *arg)
 {
 	struct weft_runtime *rt = arg;
+	/* A thread inherits its creator's name, often a worker's: name it for
+	 * what it is, so tools (and tests) can tell pool threads apart. */
+	char name[16];
+	snprintf(name, sizeof(name), "%.11s-blk", rt->name_prefix);
+	pthread_setname_np(pthread_self(), name);
 	struct weft__blocking *b = &rt->blocking;
 	unsigned budget = WEFT_BUDGET;
 	pthread_mutex_lock(&b->lock);

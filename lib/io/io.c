@@ -52,6 +52,7 @@ struct weft_io {
 	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic uint64_t readiness;
+	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
 	pthread_mutex_t lock;
 	weft_waker rwaker, wwaker;
 	struct weft_io *retired_next;
@@ -221,6 +222,8 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	struct stat st;
 	io->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
 	atomic_init(&io->readiness, 0);
+	atomic_init(&io->rdeadline, WEFT_FOREVER);
+	atomic_init(&io->wdeadline, WEFT_FOREVER);
 	atomic_init(&io->refs, 1);
 	pthread_mutex_init(&io->lock, NULL);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
@@ -418,16 +421,42 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 	return weft_io_poll_ready(a->io, cx, a->interest, &a->ready);
 }
 
-static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns);
+static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline);
+
+static uint64_t deadline_after(uint64_t timeout_ns)
+{
+	if (timeout_ns == WEFT_FOREVER)
+		return WEFT_FOREVER;
+	uint64_t now = weft__now_ns();
+	return timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+}
 
 int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 {
 	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
 		return -EINVAL;
 	io_ref(io);
-	int rc = io_wait_ref(io, events, timeout_ns);
+	int rc = io_wait_until(io, events, deadline_after(timeout_ns));
 	io_unref(io);
 	return rc;
+}
+
+int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_ns)
+{
+	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)) ||
+	    (events & ~(WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
+		return -EINVAL;
+	if (events & WEFT_IO_READABLE)
+		atomic_store_explicit(&io->rdeadline, deadline_ns, memory_order_relaxed);
+	if (events & WEFT_IO_WRITABLE)
+		atomic_store_explicit(&io->wdeadline, deadline_ns, memory_order_relaxed);
+	return 0;
+}
+
+static uint64_t io_deadline(struct weft_io *io, unsigned dir)
+{
+	return atomic_load_explicit(dir == WEFT_IO_READABLE ? &io->rdeadline : &io->wdeadline,
+				    memory_order_relaxed);
 }
 
 /*
@@ -474,15 +503,11 @@ static int timed_out(struct weft_io *io, unsigned events)
 }
 
 /* The caller holds a reference on io. */
-static int io_wait_ref(struct weft_io *io, unsigned events, uint64_t timeout_ns)
+static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline)
 {
 	struct wait_arg a = { .io = io, .interest = events };
-	uint64_t deadline = WEFT_FOREVER;
-	if (timeout_ns != WEFT_FOREVER) {
-		uint64_t now = weft__now_ns();
-		deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
-	}
-	int rc = weft__wait_deadline(wait_poll, &a, NULL, deadline);
+	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
+					   : weft__wait_deadline(wait_poll, &a, NULL, deadline);
 	if (rc == -ETIMEDOUT)
 		return timed_out(io, events);
 	if (rc)
@@ -531,7 +556,7 @@ static inline bool short_xfer(ssize_t n, size_t want)
 			if (e_ != EAGAIN && e_ != EWOULDBLOCK)                    \
 				return -e_;                                       \
 			weft_io_clear_ready((io), (struct weft_io_ready){ (dir), r_ >> 8 }); \
-			int w_ = io_wait_ref((io), (dir), WEFT_FOREVER);          \
+			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir))); \
 			if (w_ < 0)                                               \
 				return w_;                                        \
 		}                                                                 \
@@ -620,14 +645,11 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 	return rc;
 }
 
-int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
-		 struct weft_io **out)
+/* Connect one address; the caller checked rt. */
+static int connect_until(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+			 int type, uint64_t deadline, struct weft_io **out)
 {
-	if (!rt || !addr || !out)
-		return -EINVAL;
-	if (shut_down(rt))
-		return -ESHUTDOWN;
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* connect first, register after: an unconnected TCP socket polls as
@@ -643,7 +665,9 @@ int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t
 		close(fd);
 		return rc;
 	}
-	rc = weft_io_wait(io, WEFT_IO_WRITABLE, WEFT_FOREVER); /* io is ours alone here */
+	io_ref(io);
+	rc = io_wait_until(io, WEFT_IO_WRITABLE, deadline); /* io is ours alone here */
+	io_unref(io);
 	if (rc >= 0) {
 		int err = 0;
 		socklen_t el = sizeof(err);
@@ -654,24 +678,188 @@ int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t
 		weft_io_close(io);
 		return rc;
 	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (type == SOCK_STREAM) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	*out = io;
 	return 0;
 }
 
-static int resolve(const char *host, uint16_t port, bool passive, struct addrinfo **res)
+int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+			 struct weft_io **out, uint64_t timeout_ns)
+{
+	if (!rt || !addr || !out)
+		return -EINVAL;
+	if (shut_down(rt))
+		return -ESHUTDOWN;
+	return connect_until(rt, addr, len, SOCK_STREAM, deadline_after(timeout_ns), out);
+}
+
+int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
+		 struct weft_io **out)
+{
+	return weft_connect_timeout(rt, addr, len, out, WEFT_FOREVER);
+}
+
+/* ------------------------------------------------------- name resolution */
+
+/*
+ * getaddrinfo may block for seconds (DNS), so it never runs on a thread
+ * that holds a core: from a fiber it runs as a job on the blocking pool
+ * while the fiber waits on a oneshot; from a plain thread (outside the
+ * runtime, or inside block_in_place) it runs there. A numeric host (or
+ * NULL) is tried first with AI_NUMERICHOST, which does no I/O, so listening
+ * on an address works from anywhere, poll tasks included; a poll task that
+ * would need the resolver gets -EDEADLK. The job owns a heap copy of its
+ * inputs and sends the result through the oneshot; a result nobody
+ * receives (the receiver dropped) is freed by the oneshot's value_drop.
+ */
+struct resolve_job {
+	char *host;
+	char port[8];
+	struct addrinfo hints;
+	struct weft_oneshot *done;
+	int rc;
+	struct addrinfo *res;
+};
+
+static int map_eai(int rc, int saved_errno)
+{
+	switch (rc) {
+	case 0: return 0;
+	case EAI_MEMORY: return -ENOMEM;
+	case EAI_SYSTEM: return saved_errno ? -saved_errno : -EIO;
+	case EAI_NONAME: return WEFT_EAI_NONAME;
+#ifdef EAI_NODATA
+	case EAI_NODATA: return WEFT_EAI_NODATA;
+#endif
+#ifdef EAI_ADDRFAMILY
+	case EAI_ADDRFAMILY: return WEFT_EAI_NODATA;
+#endif
+	case EAI_AGAIN: return WEFT_EAI_AGAIN;
+	case EAI_FAIL: return WEFT_EAI_FAIL;
+	case EAI_SERVICE:
+	case EAI_SOCKTYPE:
+	case EAI_FAMILY:
+	case EAI_BADFLAGS: return -EINVAL;
+	}
+	return WEFT_EAI_OTHER;
+}
+
+static void job_free(void *p)
+{
+	struct resolve_job *j = p;
+	if (j->res)
+		freeaddrinfo(j->res);
+	weft__free(j->host);
+	weft__free(j);
+}
+
+static void *resolve_job_run(void *arg)
+{
+	struct resolve_job *j = arg;
+	errno = 0;
+	int rc = getaddrinfo(j->host, j->port, &j->hints, &j->res);
+	j->rc = map_eai(rc, errno);
+	if (weft_oneshot_send(j->done, j))
+		job_free(j); /* the receiver is gone */
+	return NULL;
+}
+
+static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, bool passive,
+		   int type, struct addrinfo **res)
 {
 	char p[8];
 	snprintf(p, sizeof(p), "%u", port);
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = passive ? AI_PASSIVE : 0 };
+	struct addrinfo hints = { .ai_socktype = type,
+				  .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV };
+	/* A numeric host (or NULL) resolves without any lookup. */
+	hints.ai_flags |= AI_NUMERICHOST;
 	int rc = getaddrinfo(host, p, &hints, res);
-	if (rc == EAI_MEMORY)
+	if (rc != EAI_NONAME)
+		return map_eai(rc, errno);
+	hints.ai_flags &= ~AI_NUMERICHOST;
+	struct weft__ctx *ctx = weft__ctx();
+	if (!(ctx && ctx->fiber)) {
+		if (ctx && ctx->core)
+			return -EDEADLK; /* a poll task: the lookup would stall the core */
+		errno = 0;
+		rc = getaddrinfo(host, p, &hints, res);
+		return map_eai(rc, errno);
+	}
+	/* A fiber: run the lookup on the blocking pool. */
+	struct resolve_job *j = weft__calloc(1, sizeof(*j));
+	if (!j)
 		return -ENOMEM;
-	if (rc == EAI_SYSTEM)
-		return -errno;
-	return rc ? -EADDRNOTAVAIL : 0;
+	size_t hl = strlen(host) + 1;
+	j->host = weft__malloc(hl);
+	if (!j->host || weft_oneshot_create(job_free, &j->done)) {
+		weft__free(j->host);
+		weft__free(j);
+		return -ENOMEM;
+	}
+	memcpy(j->host, host, hl);
+	memcpy(j->port, p, sizeof(p));
+	j->hints = hints;
+	struct weft_oneshot *done = j->done;
+	rc = weft_spawn_blocking(rt, resolve_job_run, j, NULL);
+	if (rc) {
+		weft_oneshot_sender_drop(done);
+		weft_oneshot_receiver_drop(done);
+		job_free(j);
+		return rc;
+	}
+	void *v;
+	rc = weft_oneshot_recv(done, &v);
+	if (rc)
+		return rc; /* -EPIPE cannot happen: the job always sends */
+	j = v;
+	rc = j->rc;
+	*res = j->res;
+	j->res = NULL;
+	job_free(j);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- TCP/UDP */
+
+static int bind_socket(struct weft_runtime *rt, const char *host, uint16_t port, int type,
+		       int backlog, struct weft_io **out)
+{
+	struct addrinfo *ai;
+	int rc = resolve(rt, host, port, true, type, &ai);
+	if (rc)
+		return rc;
+	if (shut_down(rt)) {
+		freeaddrinfo(ai);
+		return -ESHUTDOWN; /* before binding the port */
+	}
+	/* Every address in order; the first that binds (and listens) wins. */
+	rc = -EADDRNOTAVAIL;
+	int fd = -1;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		fd = socket(a->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			rc = -errno;
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (!bind(fd, a->ai_addr, a->ai_addrlen) &&
+		    (type != SOCK_STREAM || !listen(fd, backlog ? backlog : SOMAXCONN)))
+			break;
+		rc = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return rc;
+	rc = weft_io_register(rt, fd, out);
+	if (rc)
+		close(fd);
+	return rc;
 }
 
 int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port, int backlog,
@@ -680,45 +868,100 @@ int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port, in
 	if (!rt || !out || backlog < 0)
 		return -EINVAL;
 	if (shut_down(rt))
-		return -ESHUTDOWN; /* before binding the port */
-	struct addrinfo *ai;
-	int rc = resolve(host, port, true, &ai);
-	if (rc)
-		return rc;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = -errno;
-		freeaddrinfo(ai);
-		return rc;
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, backlog ? backlog : SOMAXCONN)) {
-		rc = -errno;
-		close(fd);
-		freeaddrinfo(ai);
-		return rc;
-	}
-	freeaddrinfo(ai);
-	rc = weft_io_register(rt, fd, out);
-	if (rc)
-		close(fd);
-	return rc;
+		return -ESHUTDOWN; /* before resolving */
+	return bind_socket(rt, host, port, SOCK_STREAM, backlog, out);
 }
 
-int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port, struct weft_io **out)
+int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port, struct weft_io **out)
+{
+	if (!rt || !out)
+		return -EINVAL;
+	if (shut_down(rt))
+		return -ESHUTDOWN;
+	return bind_socket(rt, host, port, SOCK_DGRAM, 0, out);
+}
+
+static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port, int type,
+			struct weft_io **out, uint64_t timeout_ns)
 {
 	if (!rt || !host || !out)
 		return -EINVAL;
 	if (shut_down(rt))
 		return -ESHUTDOWN; /* before resolving */
+	uint64_t deadline = deadline_after(timeout_ns);
 	struct addrinfo *ai;
-	int rc = resolve(host, port, false, &ai);
+	int rc = resolve(rt, host, port, false, type, &ai);
 	if (rc)
 		return rc;
-	rc = weft_connect(rt, ai->ai_addr, ai->ai_addrlen, out);
+	/* Every address in order until one connects (Happy Eyeballs is not
+	 * attempted); the last address's error if none does. */
+	rc = -EADDRNOTAVAIL;
+	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+		if (shut_down(rt)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
+		rc = connect_until(rt, a->ai_addr, a->ai_addrlen, type, deadline, out);
+		if (!rc || rc == -ETIMEDOUT || rc == -ESHUTDOWN || rc == -EDEADLK)
+			break;
+	}
 	freeaddrinfo(ai);
 	return rc;
+}
+
+int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port, struct weft_io **out)
+{
+	return connect_host(rt, host, port, SOCK_STREAM, out, WEFT_FOREVER);
+}
+
+int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host, uint16_t port,
+			     struct weft_io **out, uint64_t timeout_ns)
+{
+	return connect_host(rt, host, port, SOCK_STREAM, out, timeout_ns);
+}
+
+int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
+		 struct addrinfo **res)
+{
+	if (!rt || !host || !res)
+		return -EINVAL;
+	return resolve(rt, host, port, false, SOCK_STREAM, res);
+}
+
+/* Datagrams: one call, one datagram (no "send all" loop). */
+static ssize_t recvfrom_ref(struct weft_io *io, void *buf, size_t n, int flags,
+			    struct sockaddr *addr, socklen_t *len)
+{
+	IO_RETRY(io, WEFT_IO_READABLE, 0, recvfrom(io->fd, buf, n, flags, addr, len));
+}
+
+ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
+		      struct sockaddr *addr, socklen_t *addrlen)
+{
+	if (!io || (addr && !addrlen))
+		return -EINVAL;
+	io_ref(io);
+	ssize_t r = recvfrom_ref(io, buf, n, flags, addr, addrlen);
+	io_unref(io);
+	return r;
+}
+
+static ssize_t sendto_ref(struct weft_io *io, const void *buf, size_t n, int flags,
+			  const struct sockaddr *addr, socklen_t len)
+{
+	IO_RETRY(io, WEFT_IO_WRITABLE, 0,
+		 sendto(io->fd, buf, n, flags | MSG_NOSIGNAL, addr, len));
+}
+
+ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
+		    const struct sockaddr *addr, socklen_t addrlen)
+{
+	if (!io)
+		return -EINVAL;
+	io_ref(io);
+	ssize_t r = sendto_ref(io, buf, n, flags, addr, addrlen);
+	io_unref(io);
+	return r;
 }
 
 int weft_io_local_port(const struct weft_io *io)

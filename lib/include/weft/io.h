@@ -10,7 +10,7 @@
  * destroy frees registrations still open (their fds stay open). Once
  * weft_runtime_shutdown has begun, calls that would make a registration
  * (weft_io_register, weft_accept, weft_connect, weft_tcp_listen,
- * weft_tcp_connect) fail with -ESHUTDOWN, as spawns do. All calls return a byte count or 0 on success, or a
+ * weft_tcp_connect, weft_udp_bind) fail with -ESHUTDOWN, as spawns do. All calls return a byte count or 0 on success, or a
  * negative errno; blocking-style calls return -EDEADLK from a poll task
  * (use weft_io_poll_ready there), and -ECANCELED in a fiber that has been
  * cancelled (weft_abort, shutdown; see weft_spawn in weft.h) - weft_io_close
@@ -69,26 +69,112 @@ WEFT_API void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready
  * reported yet - right after weft_io_register, say - is not missed. */
 WEFT_API int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns);
 
-/* Socket calls (blocking-style). read/recv return 0 at end of stream.
- * weft_write/weft_send write all n bytes unless an error occurs. */
+/*
+ * Deadlines (Go's SetReadDeadline / SetWriteDeadline). A registration has
+ * one deadline per direction, CLOCK_MONOTONIC ns (weft_now_ns), WEFT_FOREVER
+ * (the default) for none. Set it for READABLE (weft_read, weft_recv,
+ * weft_recvfrom, weft_accept on a listener) and/or WRITABLE (weft_write,
+ * weft_send, weft_sendto): a call that would have to wait past it returns
+ * -ETIMEDOUT instead (a call that can make progress without waiting still
+ * does, even after the deadline). It applies to calls and waits that begin
+ * after it is set; set it again (or WEFT_FOREVER) for the next request.
+ * Errors: -EINVAL (NULL io, events not a non-empty subset of
+ * WEFT_IO_READABLE | WEFT_IO_WRITABLE).
+ */
+WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_ns);
+
+/*
+ * Socket calls (blocking-style: a fiber suspends, a thread blocks).
+ * Errors common to all of them: -EINVAL (NULL io, or a NULL out), -EBADF
+ * (the registration was closed, also while waiting), -ESHUTDOWN (the
+ * runtime shut down), -ETIMEDOUT (the registration's deadline for that
+ * direction passed while the call had to wait), -EDEADLK (from a poll task
+ * on a worker, if the call has to wait), -ECHILD (after fork), -ENOMEM,
+ * and the system call's own -errno (e.g. -ECONNRESET, -EPIPE).
+ * read/recv return 0 at end of stream. weft_write/weft_send write all n
+ * bytes unless an error occurs; if it occurs after some bytes were written
+ * (a deadline included), they return that count instead.
+ */
 WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
 WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
 WEFT_API ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags);
+/* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
+ * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
+ * sendto sends one datagram to addr (NULL on a connected socket) and
+ * returns the bytes sent. */
+WEFT_API ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
+			       struct sockaddr *addr, socklen_t *addrlen);
+WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
+			     const struct sockaddr *addr, socklen_t addrlen);
 /* Accept a connection, registered with the listener's runtime. addr/len may
- * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). */
+ * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). The
+ * listener's READABLE deadline bounds the wait (-ETIMEDOUT). */
 WEFT_API int weft_accept(struct weft_io *listener, struct weft_io **out,
 			 struct sockaddr *addr, socklen_t *addrlen);
+/* Connect a TCP socket to one address. Errors: -EINVAL, -ESHUTDOWN, the
+ * connect's -errno (e.g. -ECONNREFUSED), -EDEADLK (poll task), -ENOMEM;
+ * the _timeout form also -ETIMEDOUT (the connection was abandoned). */
 WEFT_API int weft_connect(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
 			  struct weft_io **out);
-/* TCP over IPv4/IPv6 by host name or address ("127.0.0.1", "::1", "localhost").
- * Listen: port 0 picks a free port (see weft_io_local_port).
- * weft_connect, weft_tcp_listen and weft_tcp_connect return -ESHUTDOWN on
- * a runtime that is shut down (nothing is resolved, bound or connected). */
+WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr *addr,
+				  socklen_t len, struct weft_io **out, uint64_t timeout_ns);
+
+/*
+ * Name resolution errors (getaddrinfo's, mapped to values below every
+ * -errno, so they never collide; weft_strerror has a text for each):
+ *   WEFT_EAI_NONAME  the host is not known (EAI_NONAME)
+ *   WEFT_EAI_NODATA  the host is known but has no address of the family
+ *                    wanted (EAI_NODATA, EAI_ADDRFAMILY)
+ *   WEFT_EAI_AGAIN   temporary failure of the name server: try again later
+ *   WEFT_EAI_FAIL    permanent failure of the name server
+ *   WEFT_EAI_OTHER   any other resolver error
+ * EAI_MEMORY is -ENOMEM and EAI_SYSTEM the system error (-errno).
+ */
+#define WEFT_EAI_NONAME (-4097)
+#define WEFT_EAI_NODATA (-4098)
+#define WEFT_EAI_AGAIN  (-4099)
+#define WEFT_EAI_FAIL   (-4100)
+#define WEFT_EAI_OTHER  (-4101)
+
+/*
+ * TCP over IPv4/IPv6 by host name or address ("127.0.0.1", "::1",
+ * "localhost"). Names are resolved with getaddrinfo, never on a thread
+ * that runs tasks: from a fiber on the runtime's blocking pool (the fiber
+ * waits), from a thread outside the runtime on that thread. A numeric
+ * address needs no lookup and works from anywhere; a poll task that would
+ * need a lookup gets -EDEADLK. Every address the name resolves to is tried
+ * in order until one works.
+ *
+ * weft_tcp_listen: host NULL listens on the wildcard address (all
+ * interfaces: getaddrinfo's AI_PASSIVE list, IPv4 0.0.0.0 or IPv6 ::,
+ * whichever binds first); port 0 picks a free port (see
+ * weft_io_local_port); backlog 0 means SOMAXCONN. SO_REUSEADDR is set.
+ * Errors: -EINVAL (NULL rt or out, backlog < 0), -ESHUTDOWN (nothing is
+ * resolved, bound or connected), a WEFT_EAI_* code, -ENOMEM, -EDEADLK
+ * (as above), and the bind/listen -errno of the last address tried (e.g.
+ * -EADDRINUSE).
+ * weft_tcp_connect: as weft_connect, for each address in turn; the error
+ * of the last address tried if none connects (-ETIMEDOUT from the
+ * _timeout form ends the attempts: the time limit covers the lookup and
+ * every attempt). host must not be NULL (-EINVAL).
+ */
 WEFT_API int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port,
 			     int backlog, struct weft_io **out);
 WEFT_API int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_t port,
 			      struct weft_io **out);
+WEFT_API int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host, uint16_t port,
+				      struct weft_io **out, uint64_t timeout_ns);
+/* A UDP socket bound to host (NULL: wildcard) and port (0: any), as
+ * weft_tcp_listen resolves and binds. Use weft_recvfrom / weft_sendto. */
+WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port,
+			   struct weft_io **out);
+/* Resolve host and port (SOCK_STREAM) as weft_tcp_connect does; free *res
+ * with freeaddrinfo(). Errors: -EINVAL (NULL argument), a WEFT_EAI_* code,
+ * -ENOMEM, -EDEADLK, -ESHUTDOWN (the blocking pool is shut down). */
+struct addrinfo;
+WEFT_API int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
+			  struct addrinfo **res);
 /* The local port of a socket, or a negative errno. */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 

@@ -607,7 +607,8 @@ WEFT_API int weft_set_allocator(const struct weft_allocator *a);
  * errno. The text fits every call that returns the code (the meaning for
  * one call follows as "e.g."). A positive value other than WEFT_PENDING is
  * taken as an errno value; EPERM equals WEFT_PENDING, so pass -EPERM. The
- * string is static; never NULL.
+ * string is static; never NULL. The WEFT_EAI_* resolver codes of weft/io.h
+ * have texts of their own.
  */
 WEFT_API const char *weft_strerror(int err);
 

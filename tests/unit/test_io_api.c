@@ -1,0 +1,472 @@
+/*
+ * test_io_api.c - I/O deadlines, connect time limits, name resolution
+ * (off the workers, every address in order, resolver errors mapped), UDP
+ * recvfrom/sendto and the wildcard listen of weft/io.h.
+ *
+ * This executable defines getaddrinfo and freeaddrinfo (libweft resolves
+ * them here: ENABLE_EXPORTS): names ending in ".test" get answers made up
+ * here - resolver errors, or a list of addresses - and every call records
+ * whether it ran on a worker thread (named "wkr-<n>" by these tests).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "../common/wt.h"
+
+#define MS 1000000ull
+#define INTERPOSE __attribute__((visibility("default")))
+
+static atomic_int gai_calls, gai_on_worker;
+static uint16_t multi_ports[3];   /* "multi.test": 127.0.0.1 at these ports, in order */
+
+#define FAKE_FLAG 0x40000000      /* marks our lists in ai_flags */
+
+static struct addrinfo *fake_list(void)
+{
+	struct addrinfo *head = NULL, **tail = &head;
+	for (int i = 0; i < 3; i++) {
+		struct addrinfo *a = calloc(1, sizeof(*a) + sizeof(struct sockaddr_in));
+		struct sockaddr_in *sin = (struct sockaddr_in *)(a + 1);
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(multi_ports[i]);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->ai_family = AF_INET;
+		a->ai_socktype = SOCK_STREAM;
+		a->ai_flags = FAKE_FLAG;
+		a->ai_addr = (struct sockaddr *)sin;
+		a->ai_addrlen = sizeof(*sin);
+		*tail = a;
+		tail = &a->ai_next;
+	}
+	return head;
+}
+
+INTERPOSE int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			  struct addrinfo **res)
+{
+	static int (*real)(const char *, const char *, const struct addrinfo *,
+			   struct addrinfo **);
+	if (!real)
+		real = (int (*)(const char *, const char *, const struct addrinfo *,
+				struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
+	bool numeric = hints && (hints->ai_flags & AI_NUMERICHOST);
+	if (!numeric) {
+		atomic_fetch_add(&gai_calls, 1);
+		char name[16] = "";
+		pthread_getname_np(pthread_self(), name, sizeof(name));
+		if (!strncmp(name, "wkr-", 4) && name[4] >= '0' && name[4] <= '9')
+			atomic_fetch_add(&gai_on_worker, 1);
+	}
+	size_t nl = node ? strlen(node) : 0;
+	if (nl > 5 && !strcmp(node + nl - 5, ".test")) {
+		if (numeric)
+			return EAI_NONAME;
+		if (!strcmp(node, "noname.test")) return EAI_NONAME;
+		if (!strcmp(node, "nodata.test")) return EAI_NODATA;
+		if (!strcmp(node, "again.test")) return EAI_AGAIN;
+		if (!strcmp(node, "fail.test")) return EAI_FAIL;
+		if (!strcmp(node, "other.test")) return EAI_OVERFLOW;
+		if (!strcmp(node, "memory.test")) return EAI_MEMORY;
+		if (!strcmp(node, "slow.test")) {
+			usleep(100000);
+			return EAI_NONAME;
+		}
+		if (!strcmp(node, "multi.test")) {
+			*res = fake_list();
+			return 0;
+		}
+	}
+	return real(node, service, hints, res);
+}
+
+INTERPOSE void freeaddrinfo(struct addrinfo *ai)
+{
+	static void (*real)(struct addrinfo *);
+	if (!real)
+		real = (void (*)(struct addrinfo *))dlsym(RTLD_NEXT, "freeaddrinfo");
+	if (ai && (ai->ai_flags & FAKE_FLAG)) {
+		while (ai) {
+			struct addrinfo *n = ai->ai_next;
+			free(ai);
+			ai = n;
+		}
+		return;
+	}
+	real(ai);
+}
+
+static struct weft_runtime *rt_named(int workers)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers, .thread_name_prefix = "wkr");
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+static void pair(struct weft_runtime *rt, struct weft_io **a, struct weft_io **b)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[1], b), 0);
+}
+
+/* --------------------------------------------------------------- deadlines */
+
+struct dl { struct weft_io *a, *b, *l; ssize_t r1, r2, r3; uint64_t waited; char buf[8]; };
+
+static void *read_with_deadlines(void *arg)
+{
+	struct dl *d = arg;
+	uint64_t t0 = weft_now_ns();
+	weft_io_set_deadline(d->a, WEFT_IO_READABLE, t0 + 50 * MS);
+	d->r1 = weft_read(d->a, d->buf, sizeof d->buf);     /* nothing comes */
+	d->waited = weft_now_ns() - t0;
+	d->r2 = weft_recv(d->a, d->buf, sizeof d->buf, 0);  /* past: at once */
+	weft_io_set_deadline(d->a, WEFT_IO_READABLE, WEFT_FOREVER);
+	d->r3 = weft_read(d->a, d->buf, sizeof d->buf);     /* the test writes */
+	return NULL;
+}
+
+Test(io_deadline, read_times_out_then_works_again, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct dl d = { 0 };
+	pair(rt, &d.a, &d.b);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, read_with_deadlines, &d, &h), 0);
+	wt_sleep_ms(150);
+	cr_assert_eq(weft_write(d.b, "hi", 2), 2);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(d.r1, -ETIMEDOUT);
+	cr_assert_geq(d.waited, 50 * MS);
+	cr_assert_lt(d.waited, 2000 * MS);
+	cr_assert_eq(d.r2, -ETIMEDOUT, "a passed deadline: -ETIMEDOUT without waiting");
+	cr_assert_eq(d.r3, 2);
+	/* Data ready beats an expired deadline. */
+	cr_assert_eq(weft_write(d.b, "x", 1), 1);
+	cr_assert_eq(weft_io_set_deadline(d.a, WEFT_IO_READABLE, weft_now_ns() - 1), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_io_wait(d.a, WEFT_IO_READABLE, 0) > 0, WT_LONG_MS));
+	char c;
+	cr_assert_eq(weft_read(d.a, &c, 1), 1);
+	cr_assert_eq(weft_io_set_deadline(NULL, WEFT_IO_READABLE, 0), -EINVAL);
+	cr_assert_eq(weft_io_set_deadline(d.a, 0, 0), -EINVAL);
+	cr_assert_eq(weft_io_set_deadline(d.a, WEFT_IO_HUP, 0), -EINVAL);
+	cr_assert_eq(weft_io_close(d.a), 0);
+	cr_assert_eq(weft_io_close(d.b), 0);
+	wt_rt_destroy(rt);
+}
+
+static void *write_until_full(void *arg)
+{
+	struct dl *d = arg;
+	size_t n = 16 << 20;
+	char *big = calloc(1, n);
+	weft_io_set_deadline(d->a, WEFT_IO_WRITABLE, weft_now_ns() + 50 * MS);
+	d->r1 = weft_write(d->a, big, n);  /* the peer never reads */
+	d->r2 = weft_send(d->a, big, n, 0);/* full, deadline passed */
+	free(big);
+	return NULL;
+}
+
+Test(io_deadline, write_returns_what_it_wrote_then_times_out, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct dl d = { 0 };
+	pair(rt, &d.a, &d.b);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, write_until_full, &d, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_gt(d.r1, 0, "the bytes written before the deadline");
+	cr_assert_lt(d.r1, 16 << 20);
+	cr_assert_eq(d.r2, -ETIMEDOUT);
+	cr_assert_eq(weft_io_close(d.a), 0);
+	cr_assert_eq(weft_io_close(d.b), 0);
+	wt_rt_destroy(rt);
+}
+
+static void *accept_with_deadline(void *arg)
+{
+	struct dl *d = arg;
+	struct weft_io *c;
+	weft_io_set_deadline(d->l, WEFT_IO_READABLE, weft_now_ns() + 30 * MS);
+	d->r1 = weft_accept(d->l, &c, NULL, NULL);
+	return NULL;
+}
+
+Test(io_deadline, accept_and_connect_time_out, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct dl d = { 0 };
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &d.l), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, accept_with_deadline, &d, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(d.r1, -ETIMEDOUT);
+	/* A listener whose queue is full drops SYNs: connect hangs. */
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sin;
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	cr_assert_eq(listen(lfd, 0), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	int fill[4];
+	for (int i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fill[i], (struct sockaddr *)&sin, sizeof sin);
+	}
+	wt_sleep_ms(50);
+	struct weft_io *c = NULL;
+	uint64_t t0 = wt_now_ns();
+	int rc = weft_connect_timeout(rt, (struct sockaddr *)&sin, sizeof sin, &c, 100 * MS);
+	cr_assert_eq(rc, -ETIMEDOUT, "connect_timeout = %d", rc);
+	cr_assert_geq(wt_now_ns() - t0, 100 * MS);
+	cr_assert_null(c);
+	char port[8];
+	snprintf(port, sizeof port, "%u", ntohs(sin.sin_port));
+	rc = weft_tcp_connect_timeout(rt, "127.0.0.1", ntohs(sin.sin_port), &c, 50 * MS);
+	cr_assert_eq(rc, -ETIMEDOUT, "tcp_connect_timeout = %d", rc);
+	for (int i = 0; i < 4; i++)
+		close(fill[i]);
+	close(lfd);
+	cr_assert_eq(weft_io_close(d.l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* -------------------------------------------------------- name resolution */
+
+struct res { const char *host; int rc; int fibers_seen_worker; };
+
+static void *resolve_in_fiber(void *arg)
+{
+	struct res *r = arg;
+	struct addrinfo *ai = NULL;
+	r->rc = weft_resolve(weft_runtime_current(), r->host, 80, &ai);
+	if (!r->rc)
+		freeaddrinfo(ai);
+	return NULL;
+}
+
+Test(resolve, errors_are_distinct_and_lookups_stay_off_the_workers, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct { const char *host; int want; } cases[] = {
+		{ "noname.test", WEFT_EAI_NONAME }, { "nodata.test", WEFT_EAI_NODATA },
+		{ "again.test", WEFT_EAI_AGAIN },   { "fail.test", WEFT_EAI_FAIL },
+		{ "other.test", WEFT_EAI_OTHER },   { "memory.test", -ENOMEM },
+		{ "localhost", 0 },                 { "multi.test", 0 },
+	};
+	atomic_store(&gai_calls, 0);
+	atomic_store(&gai_on_worker, 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct res r = { .host = cases[i].host };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, resolve_in_fiber, &r, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		cr_assert_eq(r.rc, cases[i].want, "%s: %d (%s), expected %d", cases[i].host, r.rc,
+			     weft_strerror(r.rc), cases[i].want);
+		/* the same from a plain thread */
+		struct addrinfo *ai = NULL;
+		int rc = weft_resolve(rt, cases[i].host, 80, &ai);
+		cr_assert_eq(rc, cases[i].want, "%s (thread): %d", cases[i].host, rc);
+		if (!rc)
+			freeaddrinfo(ai);
+	}
+	cr_assert_geq(atomic_load(&gai_calls), 16);
+	cr_assert_eq(atomic_load(&gai_on_worker), 0, "getaddrinfo ran on a worker");
+	/* distinct texts */
+	const char *t[] = { weft_strerror(WEFT_EAI_NONAME), weft_strerror(WEFT_EAI_NODATA),
+			    weft_strerror(WEFT_EAI_AGAIN), weft_strerror(WEFT_EAI_FAIL),
+			    weft_strerror(WEFT_EAI_OTHER), weft_strerror(-EADDRNOTAVAIL) };
+	for (int i = 0; i < 6; i++)
+		for (int k = i + 1; k < 6; k++)
+			cr_assert_str_neq(t[i], t[k]);
+	struct addrinfo *ai;
+	cr_assert_eq(weft_resolve(NULL, "localhost", 80, &ai), -EINVAL);
+	cr_assert_eq(weft_resolve(rt, NULL, 80, &ai), -EINVAL);
+	cr_assert_eq(weft_resolve(rt, "localhost", 80, NULL), -EINVAL);
+	wt_rt_destroy(rt);
+}
+
+/* A slow lookup in one fiber does not hold up the others on its worker. */
+static atomic_int ticks;
+static void *ticker(void *arg)
+{
+	for (int i = 0; i < 20; i++) {
+		weft_sleep_ns(5 * MS);
+		atomic_fetch_add(&ticks, 1);
+	}
+	return NULL;
+}
+
+Test(resolve, slow_lookup_does_not_block_the_worker, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct res r = { .host = "slow.test" };
+	struct weft_task *a, *b;
+	atomic_store(&ticks, 0);
+	cr_assert_eq(weft_spawn(rt, resolve_in_fiber, &r, &a), 0);
+	cr_assert_eq(weft_spawn(rt, ticker, NULL, &b), 0);
+	wt_sleep_ms(60);
+	int during = atomic_load(&ticks);
+	cr_assert_eq(weft_join(a, NULL), 0);
+	cr_assert_eq(weft_join(b, NULL), 0);
+	cr_assert_eq(r.rc, WEFT_EAI_NONAME);
+	cr_assert_geq(during, 3, "the only worker kept running fibers during the lookup (%d)",
+		      during);
+	wt_rt_destroy(rt);
+}
+
+struct conn { struct weft_runtime *rt; struct weft_io *c; int rc; };
+
+static void *connect_multi(void *arg)
+{
+	struct conn *c = arg;
+	c->rc = weft_tcp_connect(c->rt, "multi.test", 1, &c->c);
+	return NULL;
+}
+
+static uint16_t closed_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sin;
+	bind(fd, (struct sockaddr *)&sin, sizeof sin);
+	getsockname(fd, (struct sockaddr *)&sin, &sl);
+	close(fd); /* bound once, now nothing listens there */
+	return ntohs(sin.sin_port);
+}
+
+Test(resolve, connect_tries_every_address_in_order, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *l;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	multi_ports[0] = closed_port();
+	multi_ports[1] = closed_port();
+	multi_ports[2] = (uint16_t)weft_io_local_port(l);
+	struct conn c = { .rt = rt };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, connect_multi, &c, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(c.rc, 0, "the third address connects: %d", c.rc);
+	struct weft_io *acc;
+	cr_assert_eq(weft_accept(l, &acc, NULL, NULL), 0);
+	cr_assert_eq(weft_write(c.c, "ok", 2), 2);
+	char b[2];
+	cr_assert_eq(weft_read(acc, b, 2), 2);
+	cr_assert_eq(weft_io_close(acc), 0);
+	cr_assert_eq(weft_io_close(c.c), 0);
+	/* None connects: the last address's error. */
+	multi_ports[2] = closed_port();
+	cr_assert_eq(weft_spawn(rt, connect_multi, &c, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(c.rc, -ECONNREFUSED);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* --------------------------------------------- listen host NULL, poll task */
+
+struct lp { struct weft_runtime *rt; int rc_name, rc_num; };
+
+static enum weft_poll listen_poll(void *state, struct weft_cx *cx)
+{
+	struct lp *p = state;
+	struct weft_io *l;
+	p->rc_name = weft_tcp_listen(p->rt, "localhost", 0, 0, &l);
+	if (!p->rc_name)
+		weft_io_close(l);
+	p->rc_num = weft_tcp_listen(p->rt, "127.0.0.1", 0, 0, &l);
+	if (!p->rc_num)
+		weft_io_close(l);
+	return WEFT_READY;
+}
+
+Test(listen, null_host_is_the_wildcard_and_poll_tasks_need_numbers, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *l, *c;
+	cr_assert_eq(weft_tcp_listen(rt, NULL, 0, 0, &l), 0);
+	int port = weft_io_local_port(l);
+	cr_assert_gt(port, 0);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	cr_assert_eq(getsockname(weft_io_fd(l), (struct sockaddr *)&ss, &sl), 0);
+	if (ss.ss_family == AF_INET)
+		cr_assert_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+	else
+		cr_assert(IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", (uint16_t)port, &c), 0);
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	struct lp p = { .rt = rt };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, listen_poll, &p, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(p.rc_name, -EDEADLK, "a name needs a lookup");
+	cr_assert_eq(p.rc_num, 0, "a numeric address does not");
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, -1, &l), -EINVAL);
+	cr_assert_eq(weft_tcp_connect(rt, NULL, 1, &c), -EINVAL);
+	cr_assert_eq(weft_udp_bind(NULL, NULL, 0, &l), -EINVAL);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------------------- UDP */
+
+struct udp { struct weft_io *srv; ssize_t n; char buf[32]; struct sockaddr_storage from;
+	     socklen_t fromlen; ssize_t to; ssize_t timed; };
+
+static void *udp_server(void *arg)
+{
+	struct udp *u = arg;
+	u->fromlen = sizeof u->from;
+	u->n = weft_recvfrom(u->srv, u->buf, sizeof u->buf, 0, (struct sockaddr *)&u->from,
+			     &u->fromlen);
+	if (u->n > 0) /* echo to whoever sent it */
+		u->to = weft_sendto(u->srv, u->buf, (size_t)u->n, 0, (struct sockaddr *)&u->from,
+				    u->fromlen);
+	weft_io_set_deadline(u->srv, WEFT_IO_READABLE, weft_now_ns() + 20 * MS);
+	u->timed = weft_recvfrom(u->srv, u->buf, sizeof u->buf, 0, NULL, NULL);
+	return NULL;
+}
+
+Test(udp, recvfrom_learns_the_peer_and_sendto_answers_it, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct udp u = { 0 };
+	cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &u.srv), 0);
+	struct weft_io *cli;
+	cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &cli), 0);
+	int sport = weft_io_local_port(u.srv), cport = weft_io_local_port(cli);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, udp_server, &u, &h), 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)sport),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(weft_sendto(cli, "ping", 4, 0, (struct sockaddr *)&to, sizeof to), 4);
+	char back[8];
+	struct sockaddr_in from;
+	socklen_t fl = sizeof from;
+	cr_assert_eq(weft_recvfrom(cli, back, sizeof back, 0, (struct sockaddr *)&from, &fl), 4);
+	cr_assert_eq(memcmp(back, "ping", 4), 0);
+	cr_assert_eq(ntohs(from.sin_port), sport);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(u.n, 4);
+	cr_assert_eq(u.to, 4);
+	cr_assert_eq(ntohs(((struct sockaddr_in *)&u.from)->sin_port), cport, "the peer's port");
+	cr_assert_eq(u.timed, -ETIMEDOUT);
+	cr_assert_eq(weft_recvfrom(cli, back, 1, 0, (struct sockaddr *)&from, NULL), -EINVAL);
+	cr_assert_eq(weft_recvfrom(NULL, back, 1, 0, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_sendto(NULL, back, 1, 0, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_io_close(cli), 0);
+	cr_assert_eq(weft_io_close(u.srv), 0);
+	wt_rt_destroy(rt);
+}
