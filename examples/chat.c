@@ -1,0 +1,211 @@
+/*
+ * chat.c - a TCP chat server: one fiber per connection, a hub fiber that
+ * relays lines to everyone, weft_select to wait on a socket, a channel and
+ * a cancellation token at once, deadlines to drop idle clients and slow
+ * writers, and a join set that holds the connection fibers so shutdown can
+ * wait for every one of them.
+ *
+ * Usage: chat [PORT [IDLE_SECONDS]]  (default 7008, 300 s; listens on all
+ * interfaces). Try: nc 127.0.0.1 7008 in two terminals, type lines.
+ * SIGINT or SIGTERM: every client is told, the server waits for all
+ * connection fibers, prints how many it served and exits 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <weft/weft.h>
+
+#define LINE_MAX_ 200
+#define MAX_CLIENTS 256
+#define S (1000000000ull)
+
+enum kind { JOIN, LEAVE, SAY };
+struct msg {
+	enum kind kind;
+	int id;
+	struct weft_chan *outbox;       /* JOIN: where the hub sends this client's lines */
+	char text[LINE_MAX_ + 32];
+};
+
+static struct weft_chan *hub_in;        /* clients -> hub */
+static struct weft_token *stop;         /* cancelled on SIGINT/SIGTERM */
+static uint64_t idle_ns;
+
+/* The hub owns the list of clients: nothing else touches it. */
+static void *hub(void *arg)
+{
+	struct { int id; struct weft_chan *out; } cl[MAX_CLIENTS];
+	int n = 0;
+	struct msg m;
+	(void)arg;
+	while (weft_chan_recv(hub_in, &m) == 0) { /* -EPIPE once closed and drained */
+		if (m.kind == JOIN && n < MAX_CLIENTS) {
+			cl[n].id = m.id;
+			cl[n++].out = m.outbox;
+			snprintf(m.text, sizeof m.text, "* user%d joined\n", m.id);
+		} else if (m.kind == LEAVE) {
+			for (int i = 0; i < n; i++)
+				if (cl[i].id == m.id) {
+					weft_chan_destroy(cl[i].out); /* the client is done with it */
+					cl[i] = cl[--n];
+					break;
+				}
+			snprintf(m.text, sizeof m.text, "* user%d left\n", m.id);
+		}
+		for (int i = 0; i < n; i++)
+			if (cl[i].id != m.id || m.kind == JOIN)
+				weft_chan_try_send(cl[i].out, &m); /* a full outbox drops the line */
+	}
+	for (int i = 0; i < n; i++)
+		weft_chan_destroy(cl[i].out);
+	return NULL;
+}
+
+static void say(struct weft_io *c, const char *s)
+{
+	weft_io_set_deadline(c, WEFT_IO_WRITABLE, weft_now_ns() + 2 * S);
+	weft_write(c, s, strlen(s));
+}
+
+/* One connection: wait for input, for lines to relay, or for shutdown. */
+static void *client(void *arg)
+{
+	static int next_id;
+	struct weft_io *c = arg;
+	int id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
+	struct weft_chan *out;
+	if (weft_chan_create(sizeof(struct msg), 64, &out)) {
+		weft_io_close(c);
+		return NULL;
+	}
+	struct msg m = { .kind = JOIN, .id = id, .outbox = out };
+	weft_chan_send(hub_in, &m);
+	char buf[LINE_MAX_ + 1], greet[64];
+	size_t len = 0;
+	snprintf(greet, sizeof greet, "welcome, you are user%d\n", id);
+	say(c, greet);
+	const char *bye = NULL;
+	uint64_t last_input = weft_now_ns();
+	while (!bye) {
+		struct msg in;
+		struct weft_select_arm arms[] = {
+			WEFT_SEL_CANCELLED(stop),              /* first: shutdown wins */
+			WEFT_SEL_RECV(out, &in),
+			WEFT_SEL_READY(c, WEFT_IO_READABLE),
+		};
+		int r = weft_select(arms, 3, last_input + idle_ns); /* idle: nothing typed */
+		if (r == -ETIMEDOUT) {
+			bye = "idle too long, bye\n";
+		} else if (r == 0) {
+			bye = "server shutting down, bye\n";
+		} else if (r == 1) {
+			if (arms[1].rc == 0)
+				say(c, in.text);
+		} else if (r == 2) {
+			/* readable: this read does not wait (deadline now) */
+			weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns());
+			ssize_t k = weft_read(c, buf + len, sizeof buf - 1 - len);
+			if (k == -ETIMEDOUT)
+				continue;
+			if (k <= 0)
+				break; /* closed by the peer, or an error */
+			last_input = weft_now_ns();
+			len += (size_t)k;
+			char *nl;
+			while ((nl = memchr(buf, '\n', len)) || len == sizeof buf - 1) {
+				size_t ll = nl ? (size_t)(nl - buf) : len;
+				struct msg s = { .kind = SAY, .id = id };
+				snprintf(s.text, sizeof s.text, "user%d: %.*s\n", id, (int)ll, buf);
+				weft_chan_send(hub_in, &s);
+				size_t used = nl ? ll + 1 : ll;
+				memmove(buf, buf + used, len - used);
+				len -= used;
+			}
+		} else {
+			break;
+		}
+	}
+	if (bye)
+		say(c, bye);
+	weft_io_close(c);
+	struct msg l = { .kind = LEAVE, .id = id };
+	weft_chan_send(hub_in, &l); /* the hub destroys `out`; not touched again */
+	return NULL;
+}
+
+/* Accept connections into the join set until shutdown; reap finished ones. */
+static void *acceptor(void *arg)
+{
+	struct weft_io *l = arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	struct weft_joinset *set;
+	long served = 0;
+	if (weft_joinset_create(&set))
+		return (void *)-1L;
+	for (;;) {
+		struct weft_select_arm arms[] = {
+			WEFT_SEL_CANCELLED(stop),
+			WEFT_SEL_READY(l, WEFT_IO_READABLE),
+			WEFT_SEL_JOIN_NEXT(set, NULL),         /* only while the set has members */
+		};
+		int r = weft_select(arms, weft_joinset_len(set) ? 3 : 2, WEFT_FOREVER);
+		if (r == 0)
+			break;
+		if (r == 2) {
+			served++;
+			continue;
+		}
+		struct weft_io *c;
+		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */
+		if (weft_accept(l, &c, NULL, NULL) == 0 &&
+		    weft_joinset_spawn(set, rt, client, c, NULL))
+			weft_io_close(c);
+	}
+	/* Every client saw the token too: wait for each of them. */
+	while (weft_joinset_join_next(set, NULL, NULL) != -ENOENT)
+		served++;
+	weft_joinset_destroy(set);
+	weft_io_close(l);
+	return (void *)served;
+}
+
+int main(int argc, char **argv)
+{
+	int port = argc > 1 ? atoi(argv[1]) : 7008;
+	idle_ns = (argc > 2 ? strtoull(argv[2], NULL, 10) : 300) * S;
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the workers inherit the mask */
+	struct weft_runtime *rt;
+	struct weft_io *l;
+	struct weft_task *acc, *h;
+	int rc;
+	if ((rc = weft_runtime_create(NULL, &rt)) ||
+	    (rc = weft_chan_create(sizeof(struct msg), 256, &hub_in)) ||
+	    (rc = weft_token_create(NULL, &stop)) ||
+	    (rc = weft_tcp_listen(rt, NULL, (uint16_t)port, 128, &l)) ||
+	    (rc = weft_spawn(rt, hub, NULL, &h)) ||
+	    (rc = weft_spawn(rt, acceptor, l, &acc))) {
+		fprintf(stderr, "chat: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("chat: listening on port %d\n", weft_io_local_port(l));
+	fflush(stdout);
+	int sig;
+	sigwait(&sigs, &sig);
+	weft_token_cancel(stop);
+	void *served;
+	weft_join(acc, &served);
+	weft_chan_close(hub_in);
+	weft_join(h, NULL);
+	printf("chat: %s, served %ld connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+	       (long)served);
+	weft_chan_destroy(hub_in);
+	weft_token_destroy(stop);
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""examples/chat driven by three clients: join notices, a line relayed to
+the other client (not echoed to its sender), an idle client dropped after
+its deadline, then SIGTERM: the connected clients are told, the server
+waits for every connection fiber (its join set) and exits 0 having served
+all three."""
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+def fail(msg):
+    print("chat-test: FAIL:", msg)
+    sys.exit(1)
+
+def lines_until(sock, pattern, timeout=5.0):
+    """Read lines until one matches pattern; return all lines read."""
+    sock.settimeout(timeout)
+    buf, got, end = b"", [], time.time() + timeout
+    while time.time() < end:
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            break
+        if not data:
+            got.append("<EOF>")
+            if pattern == "<EOF>":
+                return got
+            break
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            got.append(line.decode())
+            if re.search(pattern, got[-1]):
+                return got
+    fail("waited for %r, got %r" % (pattern, got))
+
+binary = sys.argv[1]
+srv = subprocess.Popen([binary, "0", "2"], stdout=subprocess.PIPE, text=True)
+try:
+    first = srv.stdout.readline()
+    m = re.search(r"port (\d+)", first)
+    if not m:
+        fail("no port in %r" % first)
+    port = int(m.group(1))
+
+    a = socket.create_connection(("127.0.0.1", port))
+    wa = lines_until(a, r"welcome, you are user(\d+)")
+    ida = re.search(r"user(\d+)", wa[-1]).group(1)
+    b = socket.create_connection(("127.0.0.1", port))
+    wb = lines_until(b, r"welcome, you are user(\d+)")
+    idb = re.search(r"user(\d+)", wb[-1]).group(1)
+    lines_until(a, r"\* user%s joined" % idb)
+
+    a.sendall(b"hello from a\n")
+    lines_until(b, r"^user%s: hello from a$" % ida)
+    b.sendall(b"hi a\n")
+    got = lines_until(a, r"^user%s: hi a$" % idb)
+    if any("hello from a" in l for l in got):
+        fail("a line came back to its sender: %r" % got)
+
+    # c says nothing: dropped after the 2 s idle deadline, while a and b
+    # keep talking (so they are not idle)
+    talking = threading.Event()
+    def chatter():
+        while not talking.wait(0.4):
+            a.sendall(b"tick\n")
+            b.sendall(b"tock\n")
+    th = threading.Thread(target=chatter)
+    th.start()
+    c = socket.create_connection(("127.0.0.1", port))
+    t0 = time.time()
+    lines_until(c, r"welcome")
+    lines_until(c, r"idle too long", timeout=6)
+    waited = time.time() - t0
+    if not 1.5 <= waited <= 5.5:
+        fail("idle drop after %.1f s, expected about 2" % waited)
+    lines_until(c, "<EOF>")
+    talking.set()
+    th.join()
+
+    # keep a and b active, then shut down
+    a.sendall(b"still here\n")
+    b.sendall(b"me too\n")
+    lines_until(b, r"^user%s: still here$" % ida)
+    srv.send_signal(signal.SIGTERM)
+    lines_until(a, r"server shutting down")
+    lines_until(b, r"server shutting down")
+    lines_until(a, "<EOF>")
+    out, _ = srv.communicate(timeout=10)
+    if srv.returncode != 0:
+        fail("server exited %d" % srv.returncode)
+    if not re.search(r"SIGTERM, served 3 connections", out):
+        fail("summary: %r" % out)
+    print("chat-test: passed")
+finally:
+    if srv.poll() is None:
+        srv.kill()
