@@ -11,7 +11,8 @@
  * Running workers also poll the driver without blocking at maintenance,
  * so a busy runtime still fires timers and sees I/O. While any other
  * worker runs, the driver's sleeper also wakes every WEFT_WATCH_MS to look
- * for a LIFO task stuck behind a long poll (worker.c, rescue_lifo).
+ * for a stalled core and a LIFO task stuck behind its poll (worker.c,
+ * watch_cores).
  *
  * Timers: one wheel per core (`weft__core.timers`) plus one for threads
  * holding no core (`driver.timers`), each a `weft__tshard`: a wheel, its
@@ -319,7 +320,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
 	}
 	/*
-	 * The LIFO watch (worker.c, rescue_lifo): while another worker is
+	 * The stall watch (worker.c, watch_cores): while another worker is
 	 * unparked, its poll may last with a task waiting in its LIFO slot that
 	 * no sleeping worker hears of, so wake every WEFT_WATCH_MS to look.
 	 * With every other worker parked, sleep as the timers allow and say so

@@ -47,6 +47,8 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 		w->local_queue_depth = weft__ring_len(&c->ring);
 		/* the thread holding the core now (block_in_place moves cores) */
 		w->thread_id = weft__registry_tid(rt, i);
+		w->stalls = atomic_load_explicit(&c->stalls, memory_order_relaxed);
+		m->stalls += w->stalls;
 	}
 	*out = m;
 	return 0;

@@ -62,6 +62,7 @@ WEFT__DEFINE_SEMA(notify);
 WEFT__DEFINE_SEMA(overflow);
 WEFT__DEFINE_SEMA(maintenance);
 WEFT__DEFINE_SEMA(block_in_place);
+WEFT__DEFINE_SEMA(stall);
 #else
 typedef int weft__probes_disabled; /* keep the translation unit non-empty */
 #endif

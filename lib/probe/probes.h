@@ -19,7 +19,11 @@
  *   unpark(core, reason, rt_id)                 reason: WEFT_UNPARK_*
  *   notify(from_core, to_core, rt_id)           from_core -1: not a worker
  *   overflow(core, n, rt_id)                    n tasks moved to inject
- *   block_in_place(core, tid, rt_id)            the thread tid hands core to a new thread
+ *   block_in_place(core, tid, rt_id)            the thread tid hands core to a spare thread
+ *   stall(core, task_id, poll_fn, stalled_ns, rt_id)
+ *                                               core has been in one poll (task_id, its
+ *                                               poll function) at least stalled_ns; once
+ *                                               per stalled poll, from the watcher
  *   maintenance(core, counters, local_depth, inject_depth, rt_id)
  *                                               counters: struct weft_probe_counters *;
  *                                               at most once per ms per core
@@ -56,6 +60,7 @@ WEFT__DECLARE_SEMA(notify);
 WEFT__DECLARE_SEMA(overflow);
 WEFT__DECLARE_SEMA(maintenance);
 WEFT__DECLARE_SEMA(block_in_place);
+WEFT__DECLARE_SEMA(stall);
 
 #define WEFT_PROBE_ENABLED(name) __builtin_expect(WEFT__SEMA(name) != 0, 0)
 #define WEFT_PROBE(name, ...)                                         \

@@ -35,6 +35,9 @@
 #define DEFAULT_FIBER_STACK (64 * 1024)
 #define MIN_FIBER_STACK WEFT_FIBER_STACK_MIN
 #define MAX_FIBER_STACK WEFT_FIBER_STACK_MAX
+#define DEFAULT_STALL_NS (10ull * 1000000ull)
+#define MIN_STALL_NS (1000000ull)
+#define MAX_STALL_NS (60ull * 1000000000ull)
 
 #define OPT_FIELD(f) { offsetof(struct weft_runtime_opts, f), sizeof(((struct weft_runtime_opts *)0)->f) }
 
@@ -48,7 +51,7 @@ static bool sz_splits_a_field(size_t sz)
 		OPT_FIELD(global_queue_interval), OPT_FIELD(disable_lifo_slot), OPT_FIELD(rng_seed),
 		OPT_FIELD(thread_name_prefix), OPT_FIELD(on_thread_start), OPT_FIELD(on_thread_stop),
 		OPT_FIELD(hook_arg), OPT_FIELD(fiber_stack_size), OPT_FIELD(max_blocking_threads),
-		OPT_FIELD(blocking_keep_alive_ns),
+		OPT_FIELD(blocking_keep_alive_ns), OPT_FIELD(stall_threshold_ns),
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (sz > fields[i].off && sz < fields[i].off + fields[i].len)
@@ -84,6 +87,9 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 	if (o->event_interval > MAX_INTERVAL || o->global_queue_interval > MAX_INTERVAL)
 		return -EINVAL;
 	if (o->max_blocking_threads > 65536)
+		return -EINVAL;
+	if (o->stall_threshold_ns &&
+	    (o->stall_threshold_ns < MIN_STALL_NS || o->stall_threshold_ns > MAX_STALL_NS))
 		return -EINVAL;
 	if (o->fiber_stack_size &&
 	    (o->fiber_stack_size < MIN_FIBER_STACK || o->fiber_stack_size > MAX_FIBER_STACK))
@@ -172,6 +178,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	rt->event_interval = o.event_interval ? o.event_interval : DEFAULT_EVENT_INTERVAL;
 	rt->fixed_gqi = o.global_queue_interval;
 	rt->fiber_stack_size = o.fiber_stack_size ? o.fiber_stack_size : DEFAULT_FIBER_STACK;
+	rt->stall_ns = o.stall_threshold_ns ? o.stall_threshold_ns : DEFAULT_STALL_NS;
 	snprintf(rt->name_prefix, sizeof(rt->name_prefix), "%s",
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */
@@ -223,6 +230,8 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&c->lifo, NULL);
 		atomic_init(&c->poll_seq, 0);
 		atomic_init(&c->watch, 0);
+		atomic_init(&c->stalled_seq, 0);
+		atomic_init(&c->stalls, 0);
 	}
 	weft__alloc_init(rt);
 	weft__blocking_init(rt);

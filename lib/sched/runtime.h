@@ -30,10 +30,9 @@
 
 #define WEFT_CACHELINE 128
 #define GQI_START_VALUE 61  /* first global queue interval, before tuning */
-/* LIFO rescue (worker.c): a core's LIFO task may be taken by another worker
- * once the core has been in one poll this long; the driver's sleeper checks
- * this often while any worker is unparked. */
-#define WEFT_STALL_NS (10 * 1000000ull)
+/* Stall watch (worker.c, watch_cores): the driver's sleeper looks at the
+ * other cores this often while any worker is unparked. The threshold is
+ * rt->stall_ns (option stall_threshold_ns). */
 #define WEFT_WATCH_MS 5
 
 /* ---------------------------------------------------------------- die */
@@ -171,7 +170,7 @@ struct weft__core {
 	_Alignas(WEFT_CACHELINE) unsigned index;
 	/* The owner's exchange puts and takes; another worker takes it (an
 	 * exchange too) only when the core is stuck in one poll (worker.c,
-	 * rescue_lifo). */
+	 * watch_cores). */
 	struct weft_task *_Atomic lifo;
 	struct weft__rng rng;
 	uint32_t tick;
@@ -197,10 +196,14 @@ struct weft__core {
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
 	_Atomic uint64_t poll_seq;                /* owner: poll_count at each poll's start */
-	_Atomic uint64_t watch;                   /* others: (uint32_t)poll_seq << 32 | time in
-						     2^20 ns units, last seen with a LIFO
-						     task waiting (worker.c, rescue_lifo) */
-	struct weft__pub_counters pub;
+	/* written by watchers: a line of its own, so their stores do not
+	 * take the owner's poll_seq line away from it */
+	_Alignas(WEFT_CACHELINE) _Atomic uint64_t watch; /* others: (uint32_t)poll_seq << 32 | time in
+						     2^20 ns units when a watcher first saw
+						     that poll running (worker.c, watch_cores) */
+	_Atomic uint64_t stalled_seq;             /* others: the last poll counted as a stall */
+	_Atomic uint64_t stalls;                  /* others: stalls counted on this core */
+	_Alignas(WEFT_CACHELINE) struct weft__pub_counters pub;
 };
 
 /* -------------------------------------------------------------- worker */
@@ -328,6 +331,7 @@ struct weft_runtime {
 	uint32_t event_interval;
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
+	uint64_t stall_ns;                        /* stall threshold (worker.c, watch_cores) */
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	struct weft__stack_pool *_Atomic stack_class[WEFT__STACK_CLASSES]; /* other sizes */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */

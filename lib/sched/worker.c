@@ -16,7 +16,7 @@
  * the first poll lasts, so two tasks waking each other cannot starve the
  * ring. The LIFO slot is not stealable; a task displaced from it goes to
  * the ring, where it is. Only when the core has been in one poll for
- * WEFT_STALL_NS may another worker take the slot's task (rescue_lifo).
+ * the stall threshold may another worker take the slot's task (watch_cores).
  *
  * Thread-local context is read only through weft__ctx(), a noinline
  * function with a compiler barrier: once fibers exist, a task may resume on
@@ -89,7 +89,7 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
-	c->c.cur_task = 0; /* the poll goes on without this core */
+	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED); /* the poll goes on without this core */
 	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		push_local(rt, c, t);
 	while ((t = weft__tlist_pop(&c->deferred)))
@@ -201,9 +201,8 @@ static void batch_start(struct weft__core *c)
 	c->batch_polls = 0;
 }
 
-static void batch_end(struct weft__core *c)
+static void batch_end_at(struct weft__core *c, uint64_t now)
 {
-	uint64_t now = weft__now_ns();
 	uint64_t elapsed = now - c->batch_start_ns;
 	c->c.busy_ns += elapsed;
 	if (c->batch_polls) {
@@ -216,6 +215,11 @@ static void batch_end(struct weft__core *c)
 	}
 	c->batch_start_ns = now;
 	c->batch_polls = 0;
+}
+
+static void batch_end(struct weft__core *c)
+{
+	batch_end_at(c, weft__now_ns());
 }
 
 static void retune(struct weft_runtime *rt, struct weft__core *c)
@@ -241,40 +245,85 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 }
 
 /*
- * LIFO rescue. A task in a core's LIFO slot runs right after the poll in
- * progress, and the slot is not stealable (stealing it would cost the
- * locality it exists for). When that poll lasts (CPU work, a blocking call)
- * the task would wait for all of it while other workers idle. So other
- * workers look at the slots when a search finds nothing, at maintenance,
- * and while they sleep through the driver's sleeper, which wakes every
- * WEFT_WATCH_MS while any worker runs (driver.c). A core is stuck when its
- * poll_seq has not moved for WEFT_STALL_NS while a LIFO task waited; the
- * observers share their sample in one word, `watch`, so a sample is always
- * a (sequence, time) pair that was seen together, whoever wrote it last.
- * Owner and rescuer take the task with an exchange: exactly one gets it.
+ * Stall watch and LIFO rescue. A core stalls when one poll lasts (CPU work,
+ * a blocking call): the task in its LIFO slot, which runs right after the
+ * poll and is not stealable (stealing it would cost the locality it exists
+ * for), would wait for all of it while other workers idle. So other
+ * workers watch the cores: when a search finds nothing, at maintenance, and
+ * while they sleep through the driver's sleeper, which wakes every
+ * WEFT_WATCH_MS while any worker runs (driver.c). Each core publishes
+ * poll_seq (its poll count, a relaxed store at every poll's start) and
+ * cur_task; there is no clock read per poll. A watcher that sees a core in
+ * a poll (cur_task set) records (poll_seq, now) in the core's `watch` word
+ * the first time it sees that poll_seq; a later look that finds the same
+ * poll_seq, rt->stall_ns or more after, has found a stall. The sample is
+ * one word, so it is always a (sequence, time) pair that was seen
+ * together, whoever wrote it last; the poll's start is known to the watch
+ * period (the stall is reported at least that long). Each stall is counted
+ * once (a CAS of stalled_seq to that poll_seq; metric `stalls`, probe
+ * `stall` with the task's id and poll function), and the LIFO slot's task
+ * is taken (an exchange: owner or rescuer gets it, never both).
+ *
+ * The driver never waits on a stalled core: only a parked worker sleeps in
+ * it, and a worker leaving the driver to run tasks leaves it free for the
+ * next one that parks (driver.c, the idle relay in idle.c).
  */
 #define WATCH_UNIT_SHIFT 20  /* time unit of `watch`: 2^20 ns, ~1 ms */
 
-static struct weft_task *rescue_lifo(struct weft_runtime *rt, struct weft__core *self)
+/* Count and report vc's stall of poll `seq` (once per poll). */
+static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_t seq,
+			 uint32_t age)
 {
-	uint32_t now = 0;
-	bool have_now = false;
+	uint64_t old = atomic_load_explicit(&vc->stalled_seq, memory_order_relaxed);
+	if (old == seq || !atomic_compare_exchange_strong_explicit(&vc->stalled_seq, &old, seq,
+								   memory_order_relaxed,
+								   memory_order_relaxed))
+		return; /* counted already */
+	atomic_fetch_add_explicit(&vc->stalls, 1, memory_order_relaxed);
+	if (WEFT_PROBE_ENABLED(stall)) {
+		/* The task is RUNNING while poll_seq still equals seq, so its
+		 * memory is not reused under us; re-checked after the reads. */
+		uint64_t id = 0;
+		uintptr_t fn = 0;
+		struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task,
+									  __ATOMIC_RELAXED);
+		if (t) {
+			id = __atomic_load_n(&t->id, __ATOMIC_RELAXED);
+			fn = (uintptr_t)__atomic_load_n(&t->poll, __ATOMIC_RELAXED);
+			if (atomic_load_explicit(&vc->poll_seq, memory_order_acquire) != seq)
+				id = 0, fn = 0; /* the poll ended meanwhile */
+		}
+		WEFT_PROBE(stall, vc->index, id, fn, (uint64_t)age << WATCH_UNIT_SHIFT, (uintptr_t)rt);
+	}
+}
+
+/* Look at the other cores (now_ns: a clock reading the caller has, or 0).
+ * Returns a task taken from a stalled core's LIFO slot, or NULL. */
+static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core *self,
+				     uint64_t now_ns)
+{
+	uint32_t now = (uint32_t)(now_ns >> WATCH_UNIT_SHIFT);
+	uint32_t stall_units = (uint32_t)(rt->stall_ns >> WATCH_UNIT_SHIFT);
 	for (unsigned v = 0; v < rt->n; v++) {
 		struct weft__core *vc = &rt->cores[v];
-		if (vc == self || !atomic_load_explicit(&vc->lifo, memory_order_relaxed))
-			continue;
-		if (!have_now) {
-			now = (uint32_t)(weft__now_ns() >> WATCH_UNIT_SHIFT);
-			have_now = true;
+		if (vc == self || !__atomic_load_n(&vc->c.cur_task, __ATOMIC_RELAXED))
+			continue; /* not in a poll */
+		if (!now_ns) {
+			now_ns = weft__now_ns();
+			now = (uint32_t)(now_ns >> WATCH_UNIT_SHIFT);
 		}
-		uint32_t seq = (uint32_t)atomic_load_explicit(&vc->poll_seq, memory_order_relaxed);
+		uint64_t seq = atomic_load_explicit(&vc->poll_seq, memory_order_relaxed);
 		uint64_t seen = atomic_load_explicit(&vc->watch, memory_order_relaxed);
-		if ((uint32_t)(seen >> 32) != seq) {
-			atomic_store_explicit(&vc->watch, (uint64_t)seq << 32 | now,
+		if ((uint32_t)(seen >> 32) != (uint32_t)seq) {
+			atomic_store_explicit(&vc->watch, (uint64_t)(uint32_t)seq << 32 | now,
 					      memory_order_relaxed);
 			continue;
 		}
-		if ((uint32_t)(now - (uint32_t)seen) < (WEFT_STALL_NS >> WATCH_UNIT_SHIFT))
+		uint32_t age = now - (uint32_t)seen;
+		if (age < stall_units)
+			continue;
+		report_stall(rt, vc, seq, age);
+		if (!atomic_load_explicit(&vc->lifo, memory_order_relaxed))
 			continue;
 		/* acquire: pairs with the owner's acq_rel exchange that put it. */
 		struct weft_task *t = atomic_exchange_explicit(&vc->lifo, NULL, memory_order_acquire);
@@ -291,11 +340,12 @@ static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 	weft__blocking_retry(rt);
 	weft__fiber_trim(rt, c, false);
 	flush_deferred(rt, c);
-	if ((t = rescue_lifo(rt, c))) {
+	uint64_t now = weft__now_ns();
+	if ((t = watch_cores(rt, c, now))) {
 		push_local(rt, c, t); /* queued as if spawned here: stealable */
 		weft__idle_notify(rt);
 	}
-	batch_end(c);
+	batch_end_at(c, now);
 	retune(rt, c);
 	weft__core_publish(c);
 	/* At most once per millisecond per core: each firing under a tracer
@@ -387,7 +437,7 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			break;
 		sched_yield(); /* a short pause: a futex wake costs far more */
 	}
-	struct weft_task *t = rescue_lifo(rt, c);
+	struct weft_task *t = watch_cores(rt, c, 0);
 	if (t)
 		return t;
 	c->c.steal_fail_count++;
@@ -409,10 +459,11 @@ static inline void poll_task(struct weft__ctx *ctx, struct weft__core *c, struct
 	c->batch_polls++;
 	c->polls_since_global++;
 	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
-	c->c.cur_task = (uintptr_t)t;
+	/* relaxed atomic stores (plain movs): stall watchers read it */
+	__atomic_store_n(&c->c.cur_task, (uintptr_t)t, __ATOMIC_RELAXED);
 	weft__task_run(t, cx);
 	if (ctx->core == c)
-		c->c.cur_task = 0;
+		__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
 }
 
 static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__core *c,
@@ -447,7 +498,7 @@ handed_off:
 }
 
 /* Sleep until notified; returns NULL, or a task rescued from another
- * core's LIFO slot (rescue_lifo) when the driver's watch woke us. */
+ * core's LIFO slot (watch_cores) when the driver's watch woke us. */
 static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			      struct weft__core *c)
 {
@@ -480,7 +531,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		/* Still listed: a spurious wake, a stale notification, or the
 		 * driver's watch. A LIFO task stuck behind a long poll is ours
 		 * to run: leave as if notified. */
-		if ((t = rescue_lifo(rt, c))) {
+		if ((t = watch_cores(rt, c, 0))) {
 			weft__idle_unpark_self(rt, c);
 			break;
 		}

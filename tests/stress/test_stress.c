@@ -38,6 +38,9 @@
 
 #include "../common/wt.h"
 
+#include <inttypes.h>
+#include <weft/time.h>
+
 #define IDX(state) ((size_t)(uintptr_t)(state) - 1)
 #define STATE(i) ((void *)(uintptr_t)((i) + 1))
 
@@ -568,6 +571,129 @@ Test(stress, lifo_child_not_stranded_behind_long_poll, .timeout = WT_TMO(30))
 			     "round %d: the child waited %.1f ms in the LIFO slot behind a %d ms poll",
 			     round, (double)waited / 1e6, LS_POLL_MS);
 	}
+	wt_rt_destroy(rt);
+}
+
+/* The threshold is an option: at 100 ms the child waits about that long
+ * (and no stall is counted for shorter polls); out of range is -EINVAL. */
+Test(stress, stall_threshold_option, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	WEFT_OPTS(weft_runtime_opts, low, .stall_threshold_ns = 999999);
+	WEFT_OPTS(weft_runtime_opts, high, .stall_threshold_ns = 60000000001ull);
+	cr_assert_eq(weft_runtime_create(&low, &rt), -EINVAL);
+	cr_assert_eq(weft_runtime_create(&high, &rt), -EINVAL);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 100000000ull);
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	atomic_store(&ls_child_ns, 0);
+	wt_sleep_ms(20);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, ls_long_poll, NULL, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&ls_child_ns) != 0, WT_LONG_MS));
+	uint64_t waited = atomic_load(&ls_child_ns) - atomic_load(&ls_spawned_ns);
+	cr_log_info("threshold 100 ms: the child started %.1f ms after its spawn", (double)waited / 1e6);
+	cr_assert_geq(waited, 95000000ull, "taken over before the threshold: %.1f ms", (double)waited / 1e6);
+	cr_assert_lt(waited, LS_POLL_MS * 1000000ull - 50000000ull, "not taken over: %.1f ms",
+		     (double)waited / 1e6);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->stalls, 1, "stalls: %" PRIu64, m->stalls);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
+/* --------------------------------------------------------- driver hand-off */
+
+/*
+ * 3 workers, all asleep: one in the driver, two on their futex. A timer
+ * task arms a deadline DH_TIMER_MS ahead. Then task L spawns child K (into
+ * its worker's LIFO slot) and spins DH_POLL_MS; K spins DH_POLL_MS too.
+ * The driver's sleeper, watching while L's worker runs, takes K over once
+ * L's core has been stalled for the threshold (10 ms), and so leaves the
+ * driver for a long poll of its own. The timer must still fire on time:
+ * the worker left asleep on its futex takes the driver over. Before (issue
+ * 13, item 6) nobody slept in the driver any more, and the timer fired
+ * only when one of the long polls ended and its worker's maintenance ran
+ * (~250 ms late). The stall metric counts L's core (and K's).
+ */
+#define DH_TIMER_MS (80 * WEFT_TEST_SLOW)
+#define DH_POLL_MS (300 * WEFT_TEST_SLOW)
+
+struct dh_timer {
+	struct weft_timer t;
+	uint64_t deadline;
+	_Atomic uint64_t fired_ns;
+};
+
+static enum weft_poll dh_timer_poll(void *state, struct weft_cx *cx)
+{
+	struct dh_timer *d = state;
+	if (!d->deadline)
+		d->deadline = wt_now_ns() + DH_TIMER_MS * 1000000ull;
+	if (weft_timer_poll(&d->t, cx, d->deadline) == WEFT_PENDING)
+		return WEFT_PENDING;
+	atomic_store(&d->fired_ns, wt_now_ns());
+	return WEFT_READY;
+}
+
+static _Atomic uint64_t dh_k_started_ns;
+
+static void dh_spin(void)
+{
+	uint64_t end = wt_now_ns() + DH_POLL_MS * 1000000ull;
+	while (wt_now_ns() < end)
+		; /* CPU work the worker cannot leave */
+}
+
+static enum weft_poll dh_k_poll(void *state, struct weft_cx *cx)
+{
+	atomic_store(&dh_k_started_ns, wt_now_ns());
+	dh_spin();
+	return WEFT_READY;
+}
+
+static enum weft_poll dh_l_poll(void *state, struct weft_cx *cx)
+{
+	if (weft_spawn_poll(weft_cx_runtime(cx), dh_k_poll, NULL, NULL, NULL))
+		return WEFT_READY;
+	dh_spin();
+	return WEFT_READY;
+}
+
+Test(stress, timer_fires_while_driver_sleeper_leaves_for_long_poll, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(3);
+	for (int round = 0; round < 2; round++) {
+		atomic_store(&dh_k_started_ns, 0);
+		wt_sleep_ms(30); /* every worker asleep */
+		struct dh_timer d = { .t = WEFT_TIMER_INIT };
+		atomic_init(&d.fired_ns, 0);
+		struct weft_task *tt, *l;
+		cr_assert_eq(weft_spawn_poll(rt, dh_timer_poll, &d, NULL, &tt), 0);
+		wt_sleep_ms(10); /* armed; its worker asleep again */
+		uint64_t l_ns = wt_now_ns();
+		cr_assert_eq(weft_spawn_poll(rt, dh_l_poll, NULL, NULL, &l), 0);
+		cr_assert_eq(weft_join(tt, NULL), 0);
+		uint64_t late = atomic_load(&d.fired_ns) - d.deadline;
+		uint64_t k_wait = atomic_load(&dh_k_started_ns) ? atomic_load(&dh_k_started_ns) - l_ns : 0;
+		cr_log_info("round %d: K started %.1f ms after L's spawn; timer %.1f ms late", round,
+			    (double)k_wait / 1e6, (double)late / 1e6);
+		cr_assert_lt(late, 40 * WEFT_TEST_SLOW * 1000000ull,
+			     "round %d: the timer fired %.1f ms late while workers ran %d ms polls",
+			     round, (double)late / 1e6, DH_POLL_MS);
+		cr_assert_eq(weft_join(l, NULL), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&dh_k_started_ns) != 0, WT_LONG_MS));
+		wt_sleep_ms(DH_POLL_MS + 20); /* K done */
+	}
+	struct weft_metrics *m = wt_metrics(rt);
+	/* L's core (the driver's sleeper saw it) and K's, twice each; a
+	 * watcher may miss one when its poll ends first: at least 2 */
+	cr_assert_geq(m->stalls, 2, "stalls counted: %" PRIu64, m->stalls);
+	uint64_t per_worker = 0;
+	for (unsigned i = 0; i < m->workers; i++)
+		per_worker += m->worker[i].stalls;
+	cr_assert_eq(per_worker, m->stalls);
+	weft_metrics_free(m);
 	wt_rt_destroy(rt);
 }
 

@@ -29,6 +29,8 @@ struct weft_worker_metrics {
 	uint64_t local_queue_depth;    /* tasks in the local ring now (LIFO slot excluded) */
 	uint64_t mean_poll_ns;         /* EWMA of poll time */
 	uint64_t thread_id;            /* kernel tid of the thread holding the core, 0 if none */
+	uint64_t stalls;               /* polls on this core that lasted stall_threshold_ns or
+	                                * more, as seen by the other workers (weft.h) */
 };
 
 struct weft_metrics {
@@ -65,6 +67,7 @@ struct weft_metrics {
 	 * the snapshot walks page tables in proportion to the stacks ever in
 	 * use at once (about 10 ms for a million 64 KiB stacks). */
 	uint64_t fiber_stack_bytes_resident;
+	uint64_t stalls;               /* sum of the workers' stalls */
 	struct weft_worker_metrics worker[]; /* `workers` entries */
 };
 

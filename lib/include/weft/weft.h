@@ -79,6 +79,14 @@ struct weft_runtime_opts {
 	unsigned max_blocking_threads;
 	/* An idle blocking-pool or spare thread exits after this long. 0: 10 s. */
 	uint64_t blocking_keep_alive_ns;
+	/* A core whose current poll has lasted this long is stalled: another
+	 * worker takes the task waiting in its LIFO slot, the stall is counted
+	 * (metrics: stalls) and reported (USDT probe `stall`). Detection is by
+	 * other workers watching each core's poll count (at maintenance, when a
+	 * search finds nothing, and from the driver's sleeper every 5 ms while
+	 * a worker runs), so a stall is seen up to ~5 ms (plus scheduling delay)
+	 * after the threshold. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
+	uint64_t stall_threshold_ns;
 };
 
 /*
