@@ -211,14 +211,26 @@ _Static_assert((WEFT_BPF_MAX_CORES & (WEFT_BPF_MAX_CORES - 1)) == 0,
 
 #define D(field, now_v) ({ __u64 d_ = (now_v) - l->field; l->field = (now_v); d_; })
 
+/* The counters up to cur_task (the latency histograms after it are read
+ * by schedtop itself): too big for the BPF stack, so a per-CPU copy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_probe_counters);
+} pc_scratch SEC(".maps");
+
 static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, __u64 now,
 					  bool park_depths)
 {
-	struct weft_probe_counters pc;
-	if (!c->counters_ptr || slot >= WEFT_BPF_MAX_CORES)
+	__u32 zero0 = 0;
+	struct weft_probe_counters *pcp = bpf_map_lookup_elem(&pc_scratch, &zero0);
+	if (!pcp || !c->counters_ptr || slot >= WEFT_BPF_MAX_CORES)
 		return;
-	if (bpf_probe_read_user(&pc, sizeof(pc), (void *)c->counters_ptr))
+	if (bpf_probe_read_user(pcp, __builtin_offsetof(struct weft_probe_counters, poll_ns_log2),
+				(void *)c->counters_ptr))
 		return;
+#define pc (*pcp)
 	if (pc.poll_count != c->polls)
 		c->last_poll_change_ts = now;
 	c->polls = pc.poll_count;
@@ -299,6 +311,7 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 			__sync_fetch_and_add(&vc->tasks_stolen_out, dtasks);
 		}
 	}
+#undef pc
 }
 
 static __always_inline void emit(__u32 type, long core, __u64 rt, __s64 a0, __s64 a1, __s64 a2,

@@ -20,6 +20,9 @@
 #define WEFT_PROBE_STEAL_VICTIMS 64
 #define WEFT_PROBE_STEAL_BINS 8
 
+#define WEFT_PROBE_LAT_BINS 32
+#define WEFT_PROBE_LAT_SAMPLE 16
+
 struct weft_probe_steal {
 	unsigned long long ops;
 	unsigned long long tasks;
@@ -54,6 +57,14 @@ struct weft_probe_counters {
 	 * function and spawn site from the task itself, at the offsets the
 	 * registry gives, and believes them only when two reads agree. */
 	unsigned long long cur_task;
+	/* Task-level latency, log2 ns buckets ([2^i, 2^(i+1)), bucket 0 also
+	 * 0-1 ns), kept only while a tracer holds the `maintenance` probe (its
+	 * semaphore is the switch) and sampled: one poll in
+	 * WEFT_PROBE_LAT_SAMPLE (by poll_count) is timed, and one task in
+	 * WEFT_PROBE_LAT_SAMPLE (by task id) carries its wake time to its next
+	 * poll. Owner-written plain stores; readers take differences. */
+	unsigned long long poll_ns_log2[WEFT_PROBE_LAT_BINS];  /* one poll's duration */
+	unsigned long long wake_ns_log2[WEFT_PROBE_LAT_BINS];  /* woken (or spawned) -> its poll starts */
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll

@@ -73,4 +73,14 @@ WEFT__DECLARE_SEMA(stall);
 #define WEFT_PROBE(name, ...) do { } while (0)
 #endif
 
+/* Task-level latency histograms (probe_abi.h): on only while a tracer
+ * holds the maintenance probe. */
+#define WEFT_LAT_ON() WEFT_PROBE_ENABLED(maintenance)
+
+static inline void weft__lat_add(unsigned long long *h, unsigned long long ns)
+{
+	unsigned b = ns > 1 ? 63u - (unsigned)__builtin_clzll(ns) : 0;
+	h[b < WEFT_PROBE_LAT_BINS ? b : WEFT_PROBE_LAT_BINS - 1]++;
+}
+
 #endif /* WEFT_PROBES_H */

@@ -68,6 +68,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->spawn_site = NULL;
 	t->unwind = false;
 	t->started = false;
+	t->wake_ns = 0;
 }
 
 static void ref_inc(struct weft_task *t)

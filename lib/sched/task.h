@@ -35,6 +35,7 @@ struct weft_task {
 	bool unwind;                    /* a fiber: cancellation polls it (it unwinds), see task.c */
 	bool started;                   /* a fiber whose fn started (set by its poll) */
 	void *spawn_site;               /* return address of the spawn call (probes) */
+	uint64_t wake_ns;               /* latency sample: when it was scheduled (0: none) */
 };
 
 _Static_assert(sizeof(struct weft_task) <= 128, "task header fits two cache lines");

@@ -135,6 +135,10 @@ int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
 
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 {
+	/* latency sample (tracer attached only): the holder of the Notified
+	 * reference stamps it; the poller reads it after taking the task */
+	if (WEFT_LAT_ON() && (t->id & (WEFT_PROBE_LAT_SAMPLE - 1)) == 0)
+		t->wake_ns = weft__now_ns();
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
@@ -445,6 +449,23 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 	return NULL;
 }
 
+/* Latency samples, with a tracer attached only (probes.h): the wake delay
+ * of a stamped task, and the start time of one poll in
+ * WEFT_PROBE_LAT_SAMPLE (0: this poll is not timed). */
+static __attribute__((noinline)) uint64_t lat_poll_start(struct weft__core *c,
+							 struct weft_task *t)
+{
+	uint64_t now = 0;
+	if (t->wake_ns) {
+		now = weft__now_ns();
+		weft__lat_add(c->c.wake_ns_log2, now > t->wake_ns ? now - t->wake_ns : 0);
+		t->wake_ns = 0;
+	}
+	if (c->c.poll_count & (WEFT_PROBE_LAT_SAMPLE - 1))
+		return 0;
+	return now ? now : weft__now_ns();
+}
+
 /* One poll of t on c: count it, publish what runs (poll_seq for the LIFO
  * rescue; cur_task for schedtop's long-poll lint: one plain store on a
  * line the owner writes anyway, no clock read, nothing read from t - an
@@ -461,9 +482,13 @@ static inline void poll_task(struct weft__ctx *ctx, struct weft__core *c, struct
 	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
 	/* relaxed atomic stores (plain movs): stall watchers read it */
 	__atomic_store_n(&c->c.cur_task, (uintptr_t)t, __ATOMIC_RELAXED);
+	uint64_t t0 = WEFT_LAT_ON() ? lat_poll_start(c, t) : 0;
 	weft__task_run(t, cx);
-	if (ctx->core == c)
+	if (ctx->core == c) {
 		__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
+		if (t0)
+			weft__lat_add(c->c.poll_ns_log2, weft__now_ns() - t0);
+	}
 }
 
 static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__core *c,

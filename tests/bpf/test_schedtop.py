@@ -250,6 +250,11 @@ def test_trace(schedtop, load, lib):
         fail("%d steal events in JSON lines, %d flows" % (nsteal, len(starts)))
     if "summary:" not in p.stdout or "park time" not in p.stdout:
         fail("summary missing: %s" % p.stdout)
+    with open(os.path.join(d, "run.latency.json")) as f:
+        lat = json.load(f)["latency"]
+    if len(lat) != 1 or lat[0]["polls_timed"] <= 0 or lat[0]["poll_p50_ns"] <= 0 \
+            or lat[0]["wake_p99_ns"] < lat[0]["wake_p50_ns"] or "task latency" not in p.stdout:
+        fail("trace latency missing or implausible: %s %s" % (lat, p.stdout))
     shutil.rmtree(d)
     print("PASS: %d events, %d flows, %d tracks" % (len(jl), len(starts), len(spans)))
 
@@ -526,6 +531,18 @@ def test_lints(schedtop, load, lib):
                 nstale += w["stale"]
             if "inject_age_s" not in o or "inject_stale" not in o:
                 bad.append("%s: no inject_age_s / inject_stale" % name)
+        # task-level latency, kept by the runtime: one runtime listed; after
+        # the first interval (the baseline) skew's jobs, which spin 5 us per
+        # poll, show polls of 4 us .. 1 ms and a wake -> poll delay
+        for k, o in enumerate(objs):
+            if len(o.get("latency", [])) != 1:
+                bad.append("%s: latency for %d runtimes" % (name, len(o.get("latency", []))))
+                break
+            lt = o["latency"][0]
+            if name == "skew" and k > 0 and not (
+                    lt["polls_timed"] > 0 and 4096 <= lt["poll_p50_ns"] <= lt["poll_p99_ns"]
+                    and lt["poll_p50_ns"] <= 1 << 20 and 0 < lt["wake_p50_ns"] <= lt["wake_p99_ns"]):
+                bad.append("skew: implausible latency in interval %d: %s" % (k, lt))
         if name == "blocking" and not nstale:
             bad.append("blocking: the blocked workers' depths were never marked stale")
         extra = set().union(*per) - must - may

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """weft_report.py - one self-contained HTML page about a weft-load run.
 
-    weft_report.py --load LOAD.json [--events TRACE.jsonl] -o REPORT.html
+    weft_report.py --load LOAD.json [--events TRACE.jsonl] [--latency TRACE.latency.json] -o REPORT.html
     weft_report.py --load LOAD.json --no-bpf "REASON" [--write-trace TRACE.json] -o REPORT.html
 
 LOAD.json is written by `weft-load --output` (summary, per-worker runtime
@@ -470,7 +470,7 @@ code{background:#eceff1;padding:1px 4px;border-radius:3px}
 """
 
 
-def build(load, ev, bad_lines, no_bpf, events_path):
+def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
     workers = load.get("workers") or len(load.get("per_worker", [])) or 1
     rates = series_rates(load)
     t0 = load.get("t0_ns", 0)
@@ -695,6 +695,26 @@ def build(load, ev, bad_lines, no_bpf, events_path):
     s.append("</section>")
     data["sections"].append("latency")
 
+    # ---- runtime-kept latency (schedtop trace FILE.latency.json)
+    s.append('<section id="poll-latency"><h2>Poll duration and wake → poll delay</h2>')
+    if rt_lat:
+        s.append('<p class="lead">Kept by the runtime itself while schedtop was attached (log2 '
+                 'histograms per core, one poll and one task in 16 sampled; figures are bucket '
+                 'upper bounds), over the traced span.</p><table><tr><th>runtime</th><th>workers</th>'
+                 '<th>poll p50</th><th>poll p99</th><th>wake→poll p50</th><th>wake→poll p99</th>'
+                 '<th>samples (polls / wakes)</th></tr>')
+        for r in rt_lat:
+            s.append('<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
+                     '<td>%s / %s</td></tr>'
+                     % (esc(r["rt"]), r["workers"], fmt_ns(r["poll_p50_ns"]), fmt_ns(r["poll_p99_ns"]),
+                        fmt_ns(r["wake_p50_ns"]), fmt_ns(r["wake_p99_ns"]),
+                        fmt_num(r["polls_timed"]), fmt_num(r["wakes_timed"])))
+        s.append('</table>')
+    else:
+        s.append('<p class="missing">Not recorded: needs schedtop trace (its FILE.latency.json).</p>')
+    s.append("</section>")
+    data["sections"].append("poll-latency")
+
     # ---- notes
     s.append('<section id="notes"><h2>Notes</h2><ul>')
     if an:
@@ -754,8 +774,13 @@ def main(argv):
     ap.add_argument("--events", help="schedtop trace JSON lines (FILE.jsonl)")
     ap.add_argument("--no-bpf", metavar="REASON", help="no BPF events: say why in the report")
     ap.add_argument("--write-trace", metavar="FILE", help="without events: write counter tracks as trace-event JSON")
+    ap.add_argument("--latency", help="schedtop trace FILE.latency.json (runtime-kept poll and wake latency)")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args(argv)
+    rt_lat = None
+    if a.latency:
+        with open(a.latency) as f:
+            rt_lat = json.load(f)["latency"]
     if not a.events and not a.no_bpf:
         ap.error("give --events FILE or --no-bpf REASON")
     with open(a.load) as f:
@@ -763,7 +788,7 @@ def main(argv):
     ev, bad = None, 0
     if a.events:
         ev, bad = read_events(a.events)
-    html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events)
+    html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events, rt_lat)
     with open(a.output, "w") as f:
         f.write(html_text)
     if a.write_trace and not a.events:

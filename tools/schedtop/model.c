@@ -307,6 +307,19 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		iv->parks_per_s, iv->inject_depth, iv->inject_stale ? "?" : "", ia,
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->drops,
 		iv->futex_src[0] ? iv->futex_src : "-");
+	for (unsigned k = 0; k < iv->nlat; k++) {
+		const struct rt_lat *l = &iv->lat[k];
+		char a[24], b[24], c[24], e[24], rt[40] = "";
+		fmt_ns(a, sizeof(a), l->poll_p50_ns);
+		fmt_ns(b, sizeof(b), l->poll_p99_ns);
+		fmt_ns(c, sizeof(c), l->wake_p50_ns);
+		fmt_ns(e, sizeof(e), l->wake_p99_ns);
+		if (iv->nlat > 1)
+			snprintf(rt, sizeof(rt), " runtime 0x%" PRIx64, l->rt);
+		fprintf(f, "latency%s: poll p50 %s p99 %s, wake->poll p50 %s p99 %s (sampled: %" PRIu64
+			   " polls, %" PRIu64 " wakes)\n", rt, a, b, c, e, l->polls_timed,
+			l->wakes_timed);
+	}
 	for (unsigned l = 0; l < LINT_NR; l++)
 		if (iv->lint[l])
 			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
@@ -385,6 +398,16 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 		fprintf(f, "%s{\"name\":\"%s\",\"detail\":\"%s\"}", first ? "" : ",", lint_names[l],
 			iv->lint_detail[l]);
 		first = false;
+	}
+	fprintf(f, "],\"latency\":[");
+	for (unsigned k = 0; k < iv->nlat; k++) {
+		const struct rt_lat *l = &iv->lat[k];
+		fprintf(f, "%s{\"rt\":\"0x%" PRIx64 "\",\"workers\":%u,\"polls_timed\":%" PRIu64
+			   ",\"wakes_timed\":%" PRIu64 ",\"poll_p50_ns\":%" PRIu64
+			   ",\"poll_p99_ns\":%" PRIu64 ",\"wake_p50_ns\":%" PRIu64
+			   ",\"wake_p99_ns\":%" PRIu64 "}",
+			k ? "," : "", l->rt, l->workers, l->polls_timed, l->wakes_timed,
+			l->poll_p50_ns, l->poll_p99_ns, l->wake_p50_ns, l->wake_p99_ns);
 	}
 	fprintf(f, "],\"worker\":[");
 	for (unsigned i = 0; i < iv->workers; i++) {

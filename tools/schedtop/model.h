@@ -76,6 +76,16 @@ struct worker_row {
 		tot_unparks, tot_noop, tot_overflows, tot_polls;
 };
 
+/* Task-level latency of one runtime over the interval (runtime-kept
+ * histograms, read by stall.c; live only). */
+struct rt_lat {
+	uint64_t rt;                  /* runtime id (address) */
+	unsigned workers;
+	uint64_t polls_timed, wakes_timed; /* samples behind the figures */
+	uint64_t poll_p50_ns, poll_p99_ns, wake_p50_ns, wake_p99_ns;
+};
+#define MAX_RT 16
+
 struct interval {
 	double dt_s;
 	uint64_t ts_ns;
@@ -89,6 +99,8 @@ struct interval {
 	char futex_src[64];           /* from the snapshot: sched_switch or tp_btf:... */
 	struct worker_row row[WEFT_BPF_MAX_CORES];
 	struct worker_row other;      /* threads of the process that are not workers */
+	struct rt_lat lat[MAX_RT];
+	unsigned nlat;
 	bool lint[LINT_NR];
 	char lint_detail[LINT_NR][768];
 	/* steal matrix deltas (ops), thief x victim */

@@ -581,6 +581,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 		interval_compute(iv, prev, cur, &ls);
 		stall_lint(st, iv, now_ns());
 		stall_blocking_lint(st, iv, prev, cur);
+		stall_latency(st, iv);
 		const char *end = gone ? SCHEDTOP_END_EXITED : exiting ? SCHEDTOP_END_SIGNAL
 				: count && n >= count ? SCHEDTOP_END_COUNT : NULL;
 		bool last = end != NULL;
@@ -637,16 +638,66 @@ static int on_event(void *ctx, const struct weft_bpf_event *e)
 	return 0;
 }
 
-static int run_trace(struct mon *m, struct target *t, double warmup, double duration,
-		     const char *out)
+/* The trace's task latency (runtime-kept histograms over the traced
+ * span): printed with the summary and written to FILE.latency.json. */
+static int trace_latency(const struct interval *iv, const char *out)
+{
+	char path[PATH_MAX];
+	size_t l = strlen(out);
+	if (l > 5 && !strcmp(out + l - 5, ".json"))
+		snprintf(path, sizeof(path), "%.*s.latency.json", (int)(l - 5), out);
+	else
+		snprintf(path, sizeof(path), "%s.latency.json", out);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	fprintf(f, "{\"schema\":\"schedtop-latency/1\",\"latency\":[");
+	printf("task latency (runtime histograms, 1 in %d sampled; bucket upper bounds):\n",
+	       WEFT_PROBE_LAT_SAMPLE);
+	for (unsigned k = 0; k < iv->nlat; k++) {
+		const struct rt_lat *r = &iv->lat[k];
+		fprintf(f, "%s{\"rt\":\"0x%llx\",\"workers\":%u,\"polls_timed\":%llu,"
+			   "\"wakes_timed\":%llu,\"poll_p50_ns\":%llu,\"poll_p99_ns\":%llu,"
+			   "\"wake_p50_ns\":%llu,\"wake_p99_ns\":%llu}",
+			k ? "," : "", (unsigned long long)r->rt, r->workers,
+			(unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed,
+			(unsigned long long)r->poll_p50_ns, (unsigned long long)r->poll_p99_ns,
+			(unsigned long long)r->wake_p50_ns, (unsigned long long)r->wake_p99_ns);
+		printf("  runtime 0x%llx (%u workers): poll p50 %llu ns p99 %llu ns; wake->poll p50 "
+		       "%llu ns p99 %llu ns (%llu polls, %llu wakes timed)\n",
+		       (unsigned long long)r->rt, r->workers, (unsigned long long)r->poll_p50_ns,
+		       (unsigned long long)r->poll_p99_ns, (unsigned long long)r->wake_p50_ns,
+		       (unsigned long long)r->wake_p99_ns, (unsigned long long)r->polls_timed,
+		       (unsigned long long)r->wakes_timed);
+	}
+	if (!iv->nlat)
+		printf("  none: no runtime listed in the target's weft_probe_registry\n");
+	fprintf(f, "]}\n");
+	if (fclose(f)) {
+		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "schedtop: wrote %s\n", path);
+	return 0;
+}
+
+static int run_trace(struct mon *m, struct stall *st, struct target *t, double warmup,
+		     double duration, const char *out)
 {
 	struct trace_ctx tc = { .err = 0 };
 	bool gone = false;
 	int rc = 0;
+	struct interval *lat = calloc(1, sizeof(*lat));
+	if (!lat)
+		return 1;
 	if (warmup > 0) {
 		fprintf(stderr, "schedtop: warming up %.1f s\n", warmup);
 		gone = wait_target(t, (int)(warmup * 1000));
 	}
+	stall_sample(st, now_ns());
+	stall_latency(st, lat); /* the baseline */
 	int r = mon_trace_start(m, on_event, &tc);
 	if (r) {
 		fprintf(stderr, "schedtop: ring buffer: %s\n", strerror(-r));
@@ -661,6 +712,7 @@ static int run_trace(struct mon *m, struct target *t, double warmup, double dura
 		if (el >= duration)
 			break;
 		r = mon_trace_poll(m, 100);
+		stall_sample(st, now_ns());
 		if (r < 0 && r != -EINTR) {
 			fprintf(stderr, "schedtop: ring buffer poll: %s\n", strerror(-r));
 			rc = 1;
@@ -669,6 +721,8 @@ static int run_trace(struct mon *m, struct target *t, double warmup, double dura
 		gone = mon_target_gone(t->pid);
 	}
 	mon_trace_stop(m);
+	stall_sample(st, now_ns());
+	stall_latency(st, lat);
 	while (mon_trace_poll(m, 0) > 0)
 		;
 	uint64_t drops = 0;
@@ -702,6 +756,9 @@ static int run_trace(struct mon *m, struct target *t, double warmup, double dura
 	trace_summary(stdout, &tc.b);
 	printf("ring buffer drops: %llu%s\n", (unsigned long long)drops,
 	       drops ? " (events lost: the trace is incomplete)" : "");
+	if (trace_latency(lat, out))
+		rc = 1;
+	free(lat);
 	evbuf_free(&tc.b);
 	return rc;
 }
@@ -865,7 +922,7 @@ int main(int argc, char **argv)
 	} else if (mode == M_METRICS) {
 		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
 	} else if (mode == M_TRACE)
-		rc = run_trace(&m, &t, warmup, duration, out);
+		rc = run_trace(&m, &st, &t, warmup, duration, out);
 	else if (batch)
 		rc = run_batch(&m, &st, &t, interval, count, json, rec);
 	else

@@ -85,6 +85,11 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 		unsigned n = slot->rt ? (unsigned)slot->ncores : 0;
 		if (n > STALL_MAX_CORES)
 			n = STALL_MAX_CORES;
+		if (st->slot_rt[s] != slot->rt) { /* another runtime: no baseline */
+			st->slot_rt[s] = slot->rt;
+			for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+				st->core[s][i].h_seen = st->core[s][i].h0_seen = false;
+		}
 		for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
 			struct stall_core *c = &st->core[s][i];
 			struct weft_probe_counters pc;
@@ -93,6 +98,9 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 				c->seen = false;
 				continue;
 			}
+			memcpy(c->poll_h, pc.poll_ns_log2, sizeof(c->poll_h));
+			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
+			c->h_seen = true;
 			uint64_t id = 0, fn = 0, site = 0;
 			if (pc.cur_task &&
 			    (peek(st->pid, pc.cur_task + st->reg.task_id_off, &id, sizeof(id)) ||
@@ -114,6 +122,43 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			c->seen = true;
 			c->confirmed = false;
 		}
+	}
+}
+
+void stall_latency(struct stall *st, struct interval *iv)
+{
+	iv->nlat = 0;
+	for (unsigned s = 0; s < WEFT_PROBE_REG_SLOTS && iv->nlat < MAX_RT; s++) {
+		const struct weft_probe_reg_slot *slot = &st->reg.slot[s];
+		if (!slot->rt || st->slot_rt[s] != slot->rt)
+			continue;
+		uint64_t ph[WEFT_PROBE_LAT_BINS] = { 0 }, wh[WEFT_PROBE_LAT_BINS] = { 0 };
+		struct rt_lat *l = &iv->lat[iv->nlat];
+		memset(l, 0, sizeof(*l));
+		l->rt = slot->rt;
+		l->workers = (unsigned)slot->ncores;
+		for (unsigned i = 0; i < STALL_MAX_CORES && i < slot->ncores; i++) {
+			struct stall_core *c = &st->core[s][i];
+			if (!c->h_seen)
+				continue;
+			if (c->h0_seen)
+				for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
+					ph[b] += c->poll_h[b] >= c->poll_h0[b] ? c->poll_h[b] - c->poll_h0[b] : 0;
+					wh[b] += c->wake_h[b] >= c->wake_h0[b] ? c->wake_h[b] - c->wake_h0[b] : 0;
+				}
+			memcpy(c->poll_h0, c->poll_h, sizeof(c->poll_h0));
+			memcpy(c->wake_h0, c->wake_h, sizeof(c->wake_h0));
+			c->h0_seen = true;
+		}
+		for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
+			l->polls_timed += ph[b];
+			l->wakes_timed += wh[b];
+		}
+		l->poll_p50_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 50);
+		l->poll_p99_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 99);
+		l->wake_p50_ns = hist_pct(wh, WEFT_PROBE_LAT_BINS, 50);
+		l->wake_p99_ns = hist_pct(wh, WEFT_PROBE_LAT_BINS, 99);
+		iv->nlat++;
 	}
 }
 

@@ -19,6 +19,9 @@ struct sym_ctx;
 #define STALL_MAX_CORES 64 /* per runtime */
 
 struct stall_core {
+	uint64_t poll_h[WEFT_PROBE_LAT_BINS], wake_h[WEFT_PROBE_LAT_BINS]; /* latest read */
+	uint64_t poll_h0[WEFT_PROBE_LAT_BINS], wake_h0[WEFT_PROBE_LAT_BINS]; /* at the last interval */
+	bool h_seen, h0_seen;
 	uint64_t seq, task, fn, site;       /* the poll last seen */
 	uint64_t since_ns;                  /* when it was first seen */
 	bool seen, confirmed;               /* confirmed: two reads agreed on it */
@@ -33,6 +36,7 @@ struct stall {
 	int reg_err;                        /* why it is not known (-errno) */
 	struct weft_probe_registry reg;     /* last consistent copy */
 	struct stall_core core[WEFT_PROBE_REG_SLOTS][STALL_MAX_CORES];
+	uint64_t slot_rt[WEFT_PROBE_REG_SLOTS]; /* the runtime each slot's cores belong to */
 };
 
 void stall_init(struct stall *st, int pid, uint64_t threshold_ns);
@@ -43,6 +47,10 @@ void stall_sample(struct stall *st, uint64_t now_ns);
 /* The longest poll over the threshold, if any: sets iv's LINT_LONG_POLL
  * with the detail (symbolized). */
 void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns);
+
+/* Task-level latency per runtime since the last call (iv->lat), from the
+ * histograms the runtimes keep in their cores' counters. */
+void stall_latency(struct stall *st, struct interval *iv);
 
 /* The blocking-call lint: a worker thread off-CPU inside a poll (not in
  * its park) for LINT_BLOCKING_MS or more, still or during the interval

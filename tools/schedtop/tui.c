@@ -280,6 +280,7 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 			interval_compute(iv, prev, cur, &ls);
 			stall_lint(st, iv, now_ns);
 			stall_blocking_lint(st, iv, prev, cur);
+			stall_latency(st, iv);
 			for (unsigned w = 0; w < iv->workers; w++)
 				t.spark[w][t.spark_pos] = iv->row[w].local_depth;
 			t.spark_pos = (t.spark_pos + 1) % SPARK_N;
