@@ -18,7 +18,9 @@
  * the entry (WQ_GRANT_PERMIT) and its next poll uses it under the lock.
  *  - A receiver that frees a slot while senders wait moves the first
  *    sender's item into the buffer and completes it (WQ_DONE): the woken
- *    sender's poll sees DONE without the lock and returns 0.
+ *    sender's poll sees DONE without the lock and returns 0. A sender
+ *    that is an arm of a weft_select is completed only if it wins the
+ *    select's claim (claim_sender), else woken with nothing.
  *  - A sender that finds a receiver waiting copies its item straight into
  *    the receiver's storage (WQ_GRANT_ITEM). The item is "in flight"
  *    (`inflight`) until the receiver's poll collects it; in-flight items
@@ -162,6 +164,26 @@ static void give_to_receiver(struct weft_chan *ch, const void *item, struct weft
 }
 
 /*
+ * The first waiting sender whose whole send may be completed here, or NULL.
+ * A sender that is an arm of a weft_select is completed only if it wins its
+ * select's claim (weft__wait_claim): one arm of a select completes, never
+ * two. One that cannot win now (its select is polling, or another arm won)
+ * is woken with nothing to pass on (WQ_GRANT_WAKE) and skipped: its select
+ * polls again. NULL also when wk is full (the caller retries after waking).
+ * Under the lock.
+ */
+static struct weft_wait *claim_sender(struct weft_chan *ch, struct weft__wakes *wk)
+{
+	struct weft_wait *s;
+	while ((s = ch->sendq.head) && !weft__wait_claim(s)) {
+		if (weft__wakes_full(wk))
+			return NULL;
+		weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
+	}
+	return s;
+}
+
+/*
  * Under the lock, after any change of room or items: hand buffered items to
  * waiting receivers, then waiting senders' items to the buffer (buffered) or
  * to waiting receivers (rendezvous), one waiter woken per item or slot.
@@ -192,6 +214,10 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 			if (free_slots(ch) == 0)
 				return false;
 			if (src) {
+				if (!weft__wait_claim(s)) { /* a select's arm that lost */
+					weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
+					continue;
+				}
 				push_item(ch, src);
 				weft__waitq_complete_head(&ch->sendq, wk);
 			} else {
@@ -203,6 +229,10 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 		/* rendezvous: straight from the sender to the receiver */
 		if (weft__waitq_empty(&ch->recvq) || ch->count + ch->inflight > 0)
 			return false;
+		if (!weft__wait_claim(s)) {
+			weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
+			continue;
+		}
 		give_to_receiver(ch, src, wk);
 		weft__waitq_complete_head(&ch->sendq, wk);
 	}
@@ -510,7 +540,9 @@ static int recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 		return WEFT_PENDING;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
-	uint32_t grant = WQ_GRANT_NONE;
+	uint32_t grant;
+again:
+	grant = WQ_GRANT_NONE;
 	weft__slock_lock(&ch->lock);
 	uint32_t st = weft__waitq_poll_entry(&ch->recvq, w, cx, &grant);
 	if (st == WQ_LINKED)
@@ -532,13 +564,21 @@ static int recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 		return 0;
 	}
 	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
-		/* rendezvous: take it from the first sender (which has storage:
-		 * every rendezvous sender has) */
-		copy_item(item, storage(ch, ch->sendq.head), ch->item_size);
-		weft__waitq_complete_head(&ch->sendq, &wk);
-		weft__slock_unlock(&ch->lock);
-		weft__wakes_run(&wk);
-		return 0;
+		/* rendezvous: take it from the first sender that may complete
+		 * (which has storage: every rendezvous sender has) */
+		struct weft_wait *s = claim_sender(ch, &wk);
+		if (s) {
+			copy_item(item, storage(ch, s), ch->item_size);
+			weft__waitq_complete_head(&ch->sendq, &wk);
+			weft__slock_unlock(&ch->lock);
+			weft__wakes_run(&wk);
+			return 0;
+		}
+		if (!weft__waitq_empty(&ch->sendq)) { /* wk full: wake, look again */
+			weft__slock_unlock(&ch->lock);
+			weft__wakes_run(&wk);
+			goto again;
+		}
 	}
 	if (ch->closed && drained(ch)) {
 		weft__slock_unlock(&ch->lock);
@@ -572,14 +612,18 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 		return 0;
 	}
 	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
-		copy_item(item, storage(ch, ch->sendq.head), ch->item_size);
-		weft__waitq_complete_head(&ch->sendq, &wk);
-		weft__slock_unlock(&ch->lock);
-		weft__wakes_run(&wk);
-		return 0;
+		struct weft_wait *s = claim_sender(ch, &wk);
+		if (s) {
+			copy_item(item, storage(ch, s), ch->item_size);
+			weft__waitq_complete_head(&ch->sendq, &wk);
+			weft__slock_unlock(&ch->lock);
+			weft__wakes_run(&wk);
+			return 0;
+		}
 	}
 	int rc = ch->closed && drained(ch) ? -EPIPE : -EAGAIN;
 	weft__slock_unlock(&ch->lock);
+	weft__wakes_run(&wk); /* selects' senders that could not complete */
 	return rc;
 }
 

@@ -12,7 +12,10 @@
  * nothing is lost. Arms without an entry leave at most a waker behind: a
  * join handle keeps it until the handle is consumed, an I/O registration
  * until its next readiness event or its close (a spurious wake at worst);
- * a timer arm is cancelled.
+ * a timer arm is cancelled. A notifier that would finish an arm's whole
+ * operation by itself (a channel receiver taking a waiting sender's item,
+ * chan.c) must first win the select's claim word, so while one arm wins no
+ * other can complete behind the select's back (weft_select_poll).
  *
  * The blocking form runs the round as the poll of weft__wait_deadline (a
  * fiber suspends between rounds, a thread parks). A fiber cancelled while
@@ -94,23 +97,64 @@ void weft_select_cancel(struct weft_select_arm *arms, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++)
 		arm_cancel(&arms[i]);
+	if (n)
+		__atomic_store_n(&arms[0]._claim, 0, __ATOMIC_RELEASE);
 }
 
+/* The winner is arm i: cancel the others, free the claim for reuse. */
+static void finish(struct weft_select_arm *arms, size_t n, size_t i, uintptr_t *claim)
+{
+	for (size_t k = 0; k < n; k++)
+		if (k != i)
+			arm_cancel(&arms[k]);
+	/* Every other entry is unlinked: no notifier can claim any more. */
+	__atomic_store_n(claim, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * The claim word (arms[0]._claim, waitlist.h): a notifier that would finish
+ * an arm's whole operation for it (a channel receiver taking a waiting
+ * sender's item) must win the claim first, so two arms never both complete.
+ * The select holds the claim (POLLING) while it polls its arms, and a
+ * notifier that finds it held wakes the arm instead. If a notifier won it
+ * between two polls, that arm is the winner.
+ */
 int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx, size_t *index)
 {
 	if (!cx || !index || !arms_valid(arms, n, true))
 		return -EINVAL;
+	uintptr_t *claim = &arms[0]._claim;
+	for (size_t i = 0; i < n; i++)
+		arms[i]._w._sel = claim; /* read by notifiers under their locks */
+	uintptr_t c = 0;
+	if (!__atomic_compare_exchange_n(claim, &c, WEFT__SEL_POLLING, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		for (size_t i = 0; i < n; i++) {
+			if ((uintptr_t)&arms[i]._w != c)
+				continue;
+			/* completed for us: its poll collects the result */
+			int rc = arm_poll(&arms[i], cx);
+			if (rc == WEFT_PENDING)
+				weft__die("select: claimed arm %zu not complete", i);
+			arms[i].rc = rc;
+			finish(arms, n, i, claim);
+			*index = i;
+			return 0;
+		}
+		weft__die("select: claim word %#lx names no arm", (unsigned long)c);
+	}
 	for (size_t i = 0; i < n; i++) {
 		int rc = arm_poll(&arms[i], cx);
 		if (rc == WEFT_PENDING)
 			continue;
 		arms[i].rc = rc;
-		for (size_t k = 0; k < n; k++)
-			if (k != i)
-				arm_cancel(&arms[k]);
+		finish(arms, n, i, claim);
 		*index = i;
 		return 0;
 	}
+	/* Nothing ready: give the claim back. A notifier that found it held
+	 * woke the arm, so this select is polled again. */
+	__atomic_store_n(claim, 0, __ATOMIC_RELEASE);
 	return WEFT_PENDING;
 }
 

@@ -188,6 +188,29 @@ void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t
  * already done with the entry's payload (`_arg`). Returns the entry or NULL.
  * Do not touch the entry after this call. */
 struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk);
+/*
+ * Claim the select an entry belongs to (weft_select), before completing the
+ * entry's whole operation for it (WQ_DONE: e.g. a sender's item taken). A
+ * select completes exactly one arm: its claim word is 0 while free, 1 while
+ * the select itself polls its arms, else the address of the entry that won.
+ * Returns true if `w` is in no select or now owns its select's claim; false
+ * if the select is being polled or another arm won (the caller must not
+ * complete `w`; a grant that wakes it is fine - the select's next poll sorts
+ * it out). Under the lock of the entry's object.
+ */
+#define WEFT__SEL_POLLING ((uintptr_t)1)
+static inline bool weft__wait_claim(struct weft_wait *w)
+{
+	if (!w->_sel)
+		return true;
+	uintptr_t e = 0;
+	/* acq_rel: the select reads the claim with acquire before it collects
+	 * the entry (the DONE store's release orders the item itself). */
+	return __atomic_compare_exchange_n((uintptr_t *)w->_sel, &e, (uintptr_t)w, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+	       e == (uintptr_t)w;
+}
+
 /* A granted entry's own poll: back to idle. Returns the grant. */
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);
 

@@ -93,6 +93,7 @@ struct weft_wait {
 	uint64_t _arg;                               /* per-object (permits wanted, ...) */
 	uint32_t _state;                             /* idle / linked / granted */
 	uint32_t _grant;                             /* what was granted */
+	void *_sel;                                  /* weft_select's claim word, or NULL */
 };
 
 /* Initialiser for an idle entry (all zero). */

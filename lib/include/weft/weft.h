@@ -494,6 +494,7 @@ struct weft_select_arm {
 	uint64_t id;                     /* out: JOINSET member's task id */
 	struct weft_io_ready io_ready;   /* out: IO readiness */
 	struct weft_wait _w;             /* private */
+	uintptr_t _claim;                /* private (arms[0]'s: which arm won) */
 };
 
 #define WEFT_SELECT_MAX_ARMS 64
