@@ -389,7 +389,7 @@ Test(cond, signal_to_a_cancelled_waiter_is_passed_on, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_mutex_unlock(v.m), 0);
 	cr_assert_eq(weft_abort(a), 0);
 	wt_gate_open(&g);
-	cr_assert_eq(weft_join(a, NULL), -ECANCELED);
+	cr_assert_eq(weft_join(a, NULL), -EINTR); /* cancelled after it started */
 	void *r;
 	cr_assert_eq(weft_join(b, &r), 0, "B got the signal A never used");
 	cr_assert_eq((intptr_t)r, 0);
