@@ -37,7 +37,7 @@ import zlib
 
 SKIP = 77
 SECTIONS = ["summary", "throughput", "timeline", "steal-matrix", "park-histogram",
-            "unpark-histogram", "latency", "notes"]
+            "unpark-histogram", "latency", "poll-latency", "notes"]
 SHAPES = ["skewed", "fork-join", "bursty", "ping-pong", "timers", "blocking", "echo", "mixed"]
 
 
