@@ -38,6 +38,16 @@ TEST is one of:
             copy: `-- sh -c` works and the shell and the program it starts
             hold no capability (CapPrm, CapEff 0).
             (LATE_TARGET, LATE_PLUGIN in the environment.)
+  record    the flight recorder. tests/bpf/stall_target spins 2 s in one poll
+            under `schedtop record --last 5s 0.25`: a dump named
+            *-lint-long-poll.* appears while it spins, its JSON names the
+            lint (spin_poll) and its window is 5 s ending at the dump; then
+            an exit dump. weft_load under `record --last 2s 0.5`, SIGUSR1 to
+            schedtop after 4 s: a *-signal.* dump whose window is exactly
+            2 s, every event inside it, the oldest within 0.5 s of its start
+            (older ones were dropped), the trace JSON parses, the events
+            file has the window's count; with --max-events 1024 the ring
+            stays at 1024 events and the dump says it is truncated.
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -495,7 +505,135 @@ def wrapper_as_nobody(st, wl_test, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = {"faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+def load_dump(path):
+    d = json.load(open(path))
+    base = path[:-len(".json")]
+    trace = json.load(open(base + ".trace.json"))
+    evs = [json.loads(l) for l in open(base + ".events.jsonl") if l.strip()]
+    w = d["window"]
+    if len(evs) != w["events"]:
+        fail("%s: %d events in the file, %d in the JSON" % (path, len(evs), w["events"]))
+    out = [e["ts_ns"] for e in evs if not (w["start_ns"] <= e["ts_ns"] <= w["end_ns"])]
+    if out:
+        fail("%s: %d events outside the window" % (path, len(out)))
+    if abs((w["end_ns"] - w["start_ns"]) / 1e9 - w["last_s"]) > 0.001:
+        fail("%s: window %.3f s, --last %s" % (path, (w["end_ns"] - w["start_ns"]) / 1e9,
+                                               w["last_s"]))
+    if "traceEvents" not in trace:
+        fail("%s: no traceEvents" % path)
+    return d, evs
+
+
+def dumps(d, reason):
+    return sorted(os.path.join(d, f) for f in os.listdir(d)
+                  if f.endswith("Z-%s.json" % reason))
+
+
+def test_record(st, wl_test, wl, lib):
+    d = tempfile.mkdtemp(prefix="schedtop-record-")
+    procs = []
+    try:
+        # 1. a real lint: one 2 s poll
+        stall = os.path.join(os.path.dirname(wl_test), "stall_target")
+        tp = subprocess.Popen([stall, "2.0"], stdout=subprocess.PIPE, text=True)
+        procs.append(tp)
+        pid = wait_ready(tp)
+        out1 = os.path.join(d, "lint")
+        rp = subprocess.Popen([st, "record", "-p", str(pid), "--last", "5s", "-o", out1, "0.25"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        deadline = time.time() + 10
+        while not os.path.isdir(out1) and time.time() < deadline and rp.poll() is None:
+            time.sleep(0.05)   # record creates DIR once attached
+        if rp.poll() is not None:
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + rp.stderr.read())
+            fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGUSR1)
+        t0 = time.time()
+        found = []
+        while time.time() - t0 < 1.8 and not found:   # while it still spins
+            found = dumps(out1, "lint-long-poll")
+            time.sleep(0.05)
+        if not found:
+            fail("no lint-long-poll dump within 1.8 s of the spin: %s" % os.listdir(out1))
+        print("long-poll dump %.2f s after the spin began: %s" % (time.time() - t0, found[0]))
+        tp.wait(10)
+        _, err = rp.communicate(timeout=15)
+        print(err.strip())
+        dj, _ = load_dump(found[0])
+        if dj["reason"] != "lint-long-poll" or dj["lint"] != "long-poll" or \
+                "spin_poll" not in dj["detail"]:
+            fail("lint dump: %s %s %s" % (dj["reason"], dj.get("lint"), dj.get("detail")))
+        if not any(l["name"] == "long-poll" for iv in dj["intervals"] for l in iv["lints"]):
+            fail("the dump's intervals do not show the lint")
+        if rp.returncode or len(dumps(out1, "exit")) != 1:
+            fail("record: rc %d, exit dumps %s" % (rp.returncode, dumps(out1, "exit")))
+        # 2. on SIGUSR1: the window's bounds
+        load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        out2 = os.path.join(d, "sig")
+        time.sleep(0.2)
+        rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "2s", "-o", out2,
+                               "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        time.sleep(4)
+        rp.send_signal(signal.SIGUSR1)
+        deadline = time.time() + 5
+        while not dumps(out2, "signal") and time.time() < deadline:
+            time.sleep(0.05)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print(err.strip())
+        sig = dumps(out2, "signal")
+        if len(sig) != 1 or rp.returncode:
+            fail("signal dumps %s, rc %d" % (sig, rp.returncode))
+        dj, evs = load_dump(sig[0])
+        w = dj["window"]
+        lead = (w["first_event_ns"] - w["start_ns"]) / 1e9
+        print("signal dump: %d events, window %.3f s, oldest event %.3f s after its start, "
+              "%d intervals" % (w["events"], (w["end_ns"] - w["start_ns"]) / 1e9, lead,
+                                len(dj["intervals"])))
+        if w["events"] < 100 or lead > 0.5 or w["truncated"]:
+            fail("signal window: %d events, oldest %.3f s after the start, truncated %s"
+                 % (w["events"], lead, w["truncated"]))
+        if not 3 <= len(dj["intervals"]) <= 5:
+            fail("%d interval reports in a 2 s window of 0.5 s intervals" % len(dj["intervals"]))
+        if len(dumps(out2, "exit")) != 1:
+            fail("no exit dump after SIGINT")
+        # 3. bounded: 1024 events at most
+        out3 = os.path.join(d, "small")
+        load.kill()
+        load.wait()
+        load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        time.sleep(0.2)
+        rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "30s",
+                               "--max-events", "1024", "--on", "exit", "-o", out3, "0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        time.sleep(3)
+        rp.send_signal(signal.SIGINT)
+        rp.communicate(timeout=15)
+        ex = dumps(out3, "exit")
+        if len(ex) != 1 or os.listdir(out3) and [f for f in os.listdir(out3) if "-lint-" in f]:
+            fail("--on exit: dumps %s" % os.listdir(out3))
+        dj, evs = load_dump(ex[0])
+        w = dj["window"]
+        if w["events"] > 1024 or not w["truncated"] or w["complete_from_ns"] <= w["start_ns"]:
+            fail("--max-events 1024: %s" % w)
+        print("PASS: lint and signal dumps, window bounds, bounded ring (%d events, "
+              "truncated)" % w["events"])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+TESTS = {"record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -243,6 +243,11 @@ static void command_line(const uint8_t *data, size_t size)
 			case M_LIST:
 				CHECK(a.npos == 0);
 				break;
+			case M_RECORD:
+				CHECK((a.pid > 0) != (a.cmd != NULL));
+				CHECK(a.out && a.last >= a.interval && rec_parse_on(a.on));
+				CHECK(a.max_events >= 1024);
+				break;
 			case M_METRICS:
 				CHECK((a.pid > 0) != (a.cmd != NULL));
 				CHECK(!a.listen != !a.once);

@@ -10,6 +10,11 @@
 #       A = weft-bench alone
 #       B = `schedtop --batch -- weft-bench ...` (BPF attached before the
 #           first batch; needs root). BUILD must have the schedtop target.
+#   overhead.sh record BUILD [--rounds N] [CASE[:ITERS]...]
+#       A = weft-bench alone
+#       B = `schedtop record --last 30s --on exit -o TMP -- weft-bench ...`
+#           (the flight recorder: every steal, park, unpark, notify and
+#           overflow event goes through the ring buffer).
 #
 # Prints, per case, every run's median ns per batch with its rtt (ns,
 # before/after), the median of the runs on each side, the ratio B/A, and
@@ -24,7 +29,10 @@ case "$mode" in
   schedtop) A=$1/tools/bench/weft-bench B=$A ST=$1/tools/schedtop/schedtop; shift
           label_a="alone" label_b="schedtop --batch attached"
           [ -x "$ST" ] || { echo "overhead: $ST missing (ninja schedtop)" >&2; exit 2; } ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  record) A=$1/tools/bench/weft-bench B=$A ST=$1/tools/schedtop/schedtop; shift
+          label_a="alone" label_b="schedtop record attached"
+          [ -x "$ST" ] || { echo "overhead: $ST missing (ninja schedtop)" >&2; exit 2; } ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
 rounds=5 cases=()
 while [ $# -gt 0 ]; do
@@ -42,6 +50,9 @@ run() { # side case iters -> "median rtt_before/rtt_after"
     out=$("$A" "$c" "$n" 2>"$tmp/err")
   elif [ "$mode" = probes ]; then
     out=$("$B" "$c" "$n" 2>"$tmp/err")
+  elif [ "$mode" = record ]; then
+    out=$("$ST" record --last 30s --on exit -o "$tmp/rec" -- "$B" "$c" "$n" 2>"$tmp/err")
+    grep -o 'exit: .*: [0-9]* events' "$tmp/err" | sed 's/.*: //' >> "$tmp/bpf.$c"
   else
     "$ST" --batch -- "$B" "$c" "$n" >"$tmp/st" 2>"$tmp/err"
     out=$(grep "^weft $c " "$tmp/st")
@@ -80,5 +91,5 @@ for spec in "${cases[@]}"; do
       printf "  median A %.0f, B %.0f, B/A = %.3f; run-to-run spread (slowest run left out) %.1f%% -> %s\n",
         ma, mb, r, 100 * noise, d <= noise ? "within noise" : (r > 1 ? "B slower beyond noise" : "B faster beyond noise")
     }' "$tmp/a" "$tmp/b"
-  [ ! -s "$tmp/bpf.$c" ] || echo "  schedtop self-report, last interval per run: $(paste -sd';' "$tmp/bpf.$c")"
+  [ ! -s "$tmp/bpf.$c" ] || echo "  schedtop self-report, per run (live: last interval; record: events in the window): $(paste -sd';' "$tmp/bpf.$c")"
 done

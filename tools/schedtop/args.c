@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "args.h"
@@ -39,6 +40,42 @@ static bool parse_int(const char *s, long *out)
 	return true;
 }
 
+unsigned rec_parse_on(const char *s)
+{
+	unsigned on = 0;
+	char buf[128];
+	if (!s || strlen(s) >= sizeof(buf))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "lint")) on |= REC_ON_LINT;
+		else if (!strcmp(t, "signal")) on |= REC_ON_SIGNAL;
+		else if (!strcmp(t, "exit")) on |= REC_ON_EXIT;
+		else return 0;
+	}
+	return on;
+}
+
+double rec_parse_duration(const char *s)
+{
+	char *e;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (e == s || errno || !(v > 0) || !isfinite(v))
+		return -1;
+	if (!*e || !strcmp(e, "s"))
+		;
+	else if (!strcmp(e, "ms"))
+		v /= 1000;
+	else if (!strcmp(e, "m"))
+		v *= 60;
+	else if (!strcmp(e, "h"))
+		v *= 3600;
+	else
+		return -1;
+	return v > 1e6 ? -1 : v;
+}
+
 static int check_mode(struct schedtop_args *a, FILE *err)
 {
 	char **pos = a->pos;
@@ -65,6 +102,19 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 			return usage_err(err, "trace takes no positional argument ('%s')", pos[0]);
 		if (!a->out)
 			return usage_err(err, "trace needs -o FILE%s", NULL);
+		break;
+	case M_RECORD:
+		if (npos > 1)
+			return usage_err(err, "record takes at most an interval ('%s')", pos[1]);
+		if (npos == 1 && (!parse_double(pos[0], &a->interval) || a->interval < 0.01))
+			return usage_err(err, "invalid interval '%s'", pos[0]);
+		if (!a->out)
+			return usage_err(err, "record needs -o DIR%s", NULL);
+		if (!rec_parse_on(a->on))
+			return usage_err(err, "invalid --on '%s' (lint, signal, exit, comma-separated)",
+					 a->on);
+		if (a->last < a->interval)
+			return usage_err(err, "--last must be at least one interval%s", NULL);
 		break;
 	case M_METRICS:
 		if (npos > 1)
@@ -111,6 +161,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 	*a = (struct schedtop_args){
 		.mode = M_TOP, .prefix = "weft-worker", .interval = 1.0, .duration = 5.0,
 		.fail_over = -1, .min_change = 5.0,
+		.last = 30.0, .on = "lint,signal,exit", .max_events = 262144,
 	};
 	int nopt = argc;
 	for (int i = 1; i < argc; i++)
@@ -130,6 +181,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		else if (!strcmp(argv[1], "convert")) a->mode = M_CONVERT;
 		else if (!strcmp(argv[1], "diff")) a->mode = M_DIFF;
 		else if (!strcmp(argv[1], "metrics")) a->mode = M_METRICS;
+		else if (!strcmp(argv[1], "record")) a->mode = M_RECORD;
 		if (a->mode != M_TOP)
 			first = 2;
 	}
@@ -142,6 +194,8 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
 		{ "prefix", required_argument, 0, 'P' },
 		{ "wait", no_argument, 0, 'A' },
+		{ "last", required_argument, 0, 'T' }, { "on", required_argument, 0, 'E' },
+		{ "max-events", required_argument, 0, 'X' },
 		{ "listen", required_argument, 0, 'L' }, { "once", no_argument, 0, 'O' },
 		{ "fail-over", required_argument, 0, 'F' }, { "min-change", required_argument, 0, 'M' },
 		{ 0, 0, 0, 0 },
@@ -182,6 +236,20 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 			a->prefix = optarg;
 			break;
 		case 'A': a->wait_lib = true; break;
+		case 'T':
+		case 'E':
+		case 'X':
+			if (a->mode != M_RECORD)
+				return usage_err(err, "--last, --on and --max-events work with record "
+						      "only%s", NULL);
+			if (o == 'T' && (a->last = rec_parse_duration(optarg)) <= 0)
+				return usage_err(err, "invalid --last '%s' (e.g. 30s, 2m, 500ms)", optarg);
+			if (o == 'E')
+				a->on = optarg;
+			if (o == 'X' && (!parse_int(optarg, &a->max_events) || a->max_events < 1024 ||
+					 a->max_events > 100000000))
+				return usage_err(err, "invalid --max-events '%s' (1024 to 1e8)", optarg);
+			break;
 		case 'L':
 			if (a->mode != M_METRICS)
 				return usage_err(err, "--listen works with metrics only%s", NULL);

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum schedtop_mode { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT, M_DIFF, M_METRICS };
+enum schedtop_mode { M_TOP, M_TRACE, M_LIST, M_REPORT, M_CONVERT, M_DIFF, M_METRICS, M_RECORD };
 
 struct schedtop_args {
 	enum schedtop_mode mode;
@@ -20,6 +20,9 @@ struct schedtop_args {
 	const char *prefix;     /* worker thread name prefix for --no-bpf */
 	const char *out, *record;
 	double interval, duration, warmup;
+	double last;            /* record: the window, seconds */
+	const char *on;         /* record: what dumps ("lint,signal,exit") */
+	long max_events;        /* record: the event ring's capacity */
 	const char *listen;     /* metrics: ADDR:PORT to serve /metrics on */
 	bool once;              /* metrics: print one scrape and exit */
 	double fail_over;       /* diff: gate threshold in percent; < 0: none */
@@ -27,6 +30,17 @@ struct schedtop_args {
 	char **pos;             /* positional arguments left (report/convert: the file) */
 	int npos;
 };
+
+/* record: what dumps the window (--on) */
+#define REC_ON_LINT 1u
+#define REC_ON_SIGNAL 2u
+#define REC_ON_EXIT 4u
+
+/* "lint,signal,exit" (any subset) to REC_ON_*; 0 on a bad token. */
+unsigned rec_parse_on(const char *s);
+
+/* "30s", "2m", "500ms", "1.5" (seconds) to seconds; < 0 when invalid. */
+double rec_parse_duration(const char *s);
 
 #define SCHEDTOP_ARGS_OK 0
 #define SCHEDTOP_ARGS_USAGE 2   /* the message went to `err` */

@@ -34,6 +34,7 @@
 #include "launch.h"
 #include "metrics.h"
 #include "mon.h"
+#include "record.h"
 #include "model.h"
 #include "priv.h"
 #include "stall.h"
@@ -57,6 +58,7 @@ static const char usage_text[] =
 	"       schedtop convert EVENTS.jsonl -o TRACE.json\n"
 	"       schedtop diff A B [--fail-over PCT] [--min-change PCT] [--json]\n"
 	"       schedtop metrics (-p PID | -- CMD...) (--listen ADDR:PORT | --once [interval])\n"
+	"       schedtop record (-p PID | -- CMD...) [--last 30s] [--on lint,signal,exit] -o DIR\n"
 	"\n"
 	"Watch the workers of a weft runtime: steals, parks, queue depths (USDT\n"
 	"probes of libweft) joined with the kernel's view of the same threads.\n"
@@ -82,6 +84,10 @@ static const char usage_text[] =
 	"      --listen A:P    metrics: serve GET /metrics (Prometheus text format) on\n"
 	"                      ADDR:PORT, e.g. 127.0.0.1:9464, [::1]:9464, :9464\n"
 	"      --once          metrics: print one scrape after `interval` (default 1 s)\n"
+	"      --last DUR      record: keep the last DUR of events (30s, 2m, 500ms)\n"
+	"      --on LIST       record: dump the window when a lint fires (lint), on\n"
+	"                      SIGUSR1 to schedtop (signal), when it stops (exit)\n"
+	"      --max-events N  record: event ring capacity (default 262144, 12 MiB)\n"
 	"      --fail-over PCT diff: exit 1 when a metric got worse by more than PCT %%\n"
 	"                      (significant changes of directional metrics only)\n"
 	"      --min-change PCT diff: smallest change called significant (default 5)\n"
@@ -863,7 +869,8 @@ int main(int argc, char **argv)
 	}
 	/* Only the BPF load and attach use capabilities: an ordinary user's
 	 * copy gives them up at once for everything else. */
-	bool bpf_mode = (a.mode == M_TOP || a.mode == M_TRACE || a.mode == M_METRICS) && !a.no_bpf;
+	bool bpf_mode = (a.mode == M_TOP || a.mode == M_TRACE || a.mode == M_METRICS ||
+			 a.mode == M_RECORD) && !a.no_bpf;
 	if (!bpf_mode && !priv_is_root() && priv_drop(why, sizeof(why))) {
 		fprintf(stderr, "%s\n", why);
 		return 1;
@@ -873,7 +880,7 @@ int main(int argc, char **argv)
 	case M_REPORT: return cmd_report(a.pos[0], a.json);
 	case M_CONVERT: return cmd_convert(a.pos[0], a.out);
 	case M_DIFF: return cmd_diff(a.pos[0], a.pos[1], a.fail_over, a.min_change, a.json);
-	case M_TRACE: case M_TOP: case M_METRICS: break;
+	case M_TRACE: case M_TOP: case M_METRICS: case M_RECORD: break;
 	}
 	enum schedtop_mode mode = a.mode;
 	char **cmd = a.cmd;
@@ -908,7 +915,7 @@ int main(int argc, char **argv)
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
 	}
-	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE, a.wait_lib);
+	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE || mode == M_RECORD, a.wait_lib);
 	if (rc) {
 		if (rec)
 			fclose(rec);
@@ -916,7 +923,11 @@ int main(int argc, char **argv)
 	}
 	struct stall st;
 	stall_init(&st, t.pid, (uint64_t)LINT_LONG_POLL_MS * 1000000ull);
-	if (mode == M_METRICS && lfd >= 0) {
+	if (mode == M_RECORD) {
+		struct rec_opts ro = { .last_s = a.last, .interval = interval, .dir = out,
+				       .on = rec_parse_on(a.on), .max_events = (size_t)a.max_events };
+		rc = record_run(&m, &st, t.pid, t.pidfd, &ro, &exiting);
+	} else if (mode == M_METRICS && lfd >= 0) {
 		fprintf(stderr, "schedtop: serving http://%s/metrics for pid %d\n", a.listen, t.pid);
 		rc = metrics_serve(&m, lfd, t.pid, t.pidfd, &exiting);
 	} else if (mode == M_METRICS) {

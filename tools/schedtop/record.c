@@ -1,0 +1,360 @@
+/*
+ * record.c - the flight recorder; see record.h.
+ *
+ * Memory is bounded by construction: events live in a ring of
+ * max_events entries (struct weft_bpf_event, 48 bytes each) and older
+ * than the window they are dropped; when the ring fills within the window
+ * the oldest are overwritten and the dump says the window is truncated
+ * and from when it really starts. Interval reports are kept as their JSON
+ * text, one per interval of the window. A lint dumps on its rising edge
+ * (it did not fire in the previous interval), at most once per window
+ * length, so that a lint that stays on does not write the same window
+ * again and again; SIGUSR1 and the stop always dump.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "mon.h"
+#include "model.h"
+#include "record.h"
+#include "stall.h"
+#include "trace.h"
+
+static volatile sig_atomic_t dump_requested;
+static void on_usr1(int sig)
+{
+	(void)sig;
+	dump_requested = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- the rings */
+
+struct evring {
+	struct weft_bpf_event *ev;
+	size_t cap, head, n;
+	uint64_t overwritten;        /* events lost to a full ring */
+	uint64_t last_overwritten_ts;
+};
+
+static int on_event(void *ctx, const struct weft_bpf_event *e)
+{
+	struct evring *r = ctx;
+	if (r->n == r->cap) {
+		r->last_overwritten_ts = r->ev[r->head].ts;
+		r->head = (r->head + 1) % r->cap;
+		r->n--;
+		r->overwritten++;
+	}
+	r->ev[(r->head + r->n) % r->cap] = *e;
+	r->n++;
+	return 0;
+}
+
+static void ev_expire(struct evring *r, uint64_t from)
+{
+	while (r->n && r->ev[r->head].ts < from) {
+		r->head = (r->head + 1) % r->cap;
+		r->n--;
+	}
+}
+
+struct ivtext {
+	uint64_t ts_ns;
+	char *json;                  /* one schedtop/1 object, no newline */
+};
+
+struct ivring {
+	struct ivtext *iv;
+	size_t cap, head, n;
+};
+
+static void iv_push(struct ivring *r, uint64_t ts, char *json)
+{
+	if (r->n == r->cap) {
+		free(r->iv[r->head].json);
+		r->head = (r->head + 1) % r->cap;
+		r->n--;
+	}
+	r->iv[(r->head + r->n) % r->cap] = (struct ivtext){ ts, json };
+	r->n++;
+}
+
+static void iv_expire(struct ivring *r, uint64_t from)
+{
+	/* an interval report belongs to the window when it ends inside it */
+	while (r->n && r->iv[r->head].ts_ns < from) {
+		free(r->iv[r->head].json);
+		r->head = (r->head + 1) % r->cap;
+		r->n--;
+	}
+}
+
+/* ------------------------------------------------------------- the dump */
+
+struct rec {
+	const struct rec_opts *o;
+	int pid;
+	struct evring ev;
+	struct ivring iv;
+	uint64_t ring_drops;         /* the BPF ring buffer's own drops, latest */
+	unsigned dumps, failed;
+};
+
+static FILE *open_out(const char *dir, const char *base, const char *ext, char *path, size_t n)
+{
+	snprintf(path, n, "%s/%s%s", dir, base, ext);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "schedtop: record: %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static int dump(struct rec *r, struct mon *m, const char *reason, const char *lint,
+		const char *detail)
+{
+	/* what the ring buffer holds up to now belongs to the window */
+	while (mon_trace_poll(m, 0) > 0)
+		;
+	uint64_t end = now_ns(), last_ns = (uint64_t)(r->o->last_s * 1e9);
+	uint64_t start = end > last_ns ? end - last_ns : 0;
+	ev_expire(&r->ev, start);
+	iv_expire(&r->iv, start);
+	struct evbuf b = { 0 };
+	for (size_t i = 0; i < r->ev.n; i++) {
+		const struct weft_bpf_event *e = &r->ev.ev[(r->ev.head + i) % r->ev.cap];
+		if (e->ts >= start && e->ts <= end && evbuf_push(&b, e)) {
+			fprintf(stderr, "schedtop: record: out of memory for the dump\n");
+			evbuf_free(&b);
+			r->failed++;
+			return 1;
+		}
+	}
+	evbuf_sort(&b);
+	bool truncated = r->ev.overwritten && r->ev.last_overwritten_ts >= start;
+	/* name: UTC time of the dump, then the reason */
+	struct timespec wall;
+	struct tm tm;
+	char base[96], stamp[48], path[4096];
+	clock_gettime(CLOCK_REALTIME, &wall);
+	gmtime_r(&wall.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+	snprintf(base, sizeof(base), "%s.%03ldZ-%s", stamp, wall.tv_nsec / 1000000, reason);
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/%s.json", r->o->dir, base);
+	for (int k = 2; stat(path, &sb) == 0 && k < 100; k++) { /* two dumps in one ms */
+		snprintf(base, sizeof(base), "%s.%03ldZ-%s-%d", stamp, wall.tv_nsec / 1000000,
+			 reason, k);
+		snprintf(path, sizeof(path), "%s/%s.json", r->o->dir, base);
+	}
+	int rc = 0;
+	struct trace_stats ts;
+	FILE *f = open_out(r->o->dir, base, ".trace.json", path, sizeof(path));
+	if (f) {
+		trace_chrome_write(f, &b, r->pid, &ts);
+		if (fclose(f))
+			rc = 1;
+	} else {
+		rc = 1;
+	}
+	f = open_out(r->o->dir, base, ".events.jsonl", path, sizeof(path));
+	if (f) {
+		for (size_t i = 0; i < b.n; i++)
+			trace_jsonl_write(f, &b.ev[i]);
+		if (fclose(f))
+			rc = 1;
+	} else {
+		rc = 1;
+	}
+	f = open_out(r->o->dir, base, ".json", path, sizeof(path));
+	if (f) {
+		fprintf(f, "{\"schema\":\"schedtop-record/1\",\"pid\":%d,\"reason\":", r->pid);
+		json_str(f, reason);
+		if (lint) {
+			fprintf(f, ",\"lint\":");
+			json_str(f, lint);
+			fprintf(f, ",\"detail\":");
+			json_str(f, detail ? detail : "");
+		}
+		char wt[64];
+		strftime(wt, sizeof(wt), "%Y-%m-%dT%H:%M:%S", &tm);
+		fprintf(f, ",\"wall_time\":\"%s.%03ldZ\",\"clock\":\"CLOCK_MONOTONIC\","
+			   "\"window\":{\"last_s\":%g,\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
+			   ",\"events\":%zu,\"first_event_ns\":%llu,\"last_event_ns\":%llu,"
+			   "\"ring_capacity\":%zu,\"events_overwritten\":%" PRIu64 ",\"truncated\":%s",
+			wt, wall.tv_nsec / 1000000, r->o->last_s, start, end, b.n,
+			b.n ? b.ev[0].ts : 0ull, b.n ? b.ev[b.n - 1].ts : 0ull, r->ev.cap,
+			r->ev.overwritten, truncated ? "true" : "false");
+		if (truncated)
+			fprintf(f, ",\"complete_from_ns\":%" PRIu64, r->ev.last_overwritten_ts + 1);
+		fprintf(f, ",\"bpf_ring_drops\":%" PRIu64 "},\"files\":{\"trace\":\"%s.trace.json\","
+			   "\"events\":\"%s.events.jsonl\"},\"intervals\":[",
+			r->ring_drops, base, base);
+		for (size_t i = 0; i < r->iv.n; i++)
+			fprintf(f, "%s%s", i ? "," : "", r->iv.iv[(r->iv.head + i) % r->iv.cap].json);
+		fprintf(f, "]}\n");
+		if (fclose(f))
+			rc = 1;
+	} else {
+		rc = 1;
+	}
+	fprintf(stderr, "schedtop: record: %s: %s/%s.{json,trace.json,events.jsonl}: %zu events, "
+			"%.1f s%s\n",
+		reason, r->o->dir, base, b.n,
+		b.n ? (double)(b.ev[b.n - 1].ts - b.ev[0].ts) / 1e9 : 0.0,
+		truncated ? " (ring full: the window is truncated, --max-events)" : "");
+	evbuf_free(&b);
+	r->dumps++;
+	if (rc)
+		r->failed++;
+	return rc;
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static bool target_gone(int pid, int pidfd)
+{
+	if (pidfd >= 0) {
+		struct pollfd p = { .fd = pidfd, .events = POLLIN };
+		return poll(&p, 1, 0) > 0;
+	}
+	return mon_target_gone(pid);
+}
+
+int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct rec_opts *o,
+	       volatile sig_atomic_t *exiting)
+{
+	struct rec r = { .o = o, .pid = pid };
+	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
+	struct interval *iv = calloc(1, sizeof(*iv));
+	struct lint_state ls = { 0 };
+	bool prev_lint[LINT_NR] = { false };
+	uint64_t last_lint_dump = 0, last_ns = (uint64_t)(o->last_s * 1e9);
+	int rc = 0;
+	r.ev.cap = o->max_events;
+	r.ev.ev = calloc(r.ev.cap, sizeof(*r.ev.ev));
+	r.iv.cap = (size_t)ceil(o->last_s / o->interval) + 2;
+	r.iv.iv = calloc(r.iv.cap, sizeof(*r.iv.iv));
+	if (!prev || !cur || !iv || !r.ev.ev || !r.iv.iv) {
+		fprintf(stderr, "schedtop: record: out of memory (--max-events %zu)\n", o->max_events);
+		rc = 1;
+		goto out;
+	}
+	if (mkdir(o->dir, 0777) && errno != EEXIST) {
+		fprintf(stderr, "schedtop: record: %s: %s\n", o->dir, strerror(errno));
+		rc = 1;
+		goto out;
+	}
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	sigaction(SIGUSR1, &sa, NULL);
+	int e = mon_trace_start(m, on_event, &r.ev);
+	if (e) {
+		fprintf(stderr, "schedtop: record: ring buffer: %s\n", strerror(-e));
+		rc = 1;
+		goto out;
+	}
+	fprintf(stderr, "schedtop: recording pid %d: the last %g s, at most %zu events (%.1f MiB), "
+			"dumps to %s on%s%s%s\n",
+		pid, o->last_s, o->max_events,
+		(double)(o->max_events * sizeof(struct weft_bpf_event)) / (1 << 20), o->dir,
+		o->on & REC_ON_LINT ? " lint" : "", o->on & REC_ON_SIGNAL ? " SIGUSR1" : "",
+		o->on & REC_ON_EXIT ? " exit" : "");
+	mon_snapshot(m, prev);
+	uint64_t next = prev->ts_ns + (uint64_t)(o->interval * 1e9);
+	bool gone = false;
+	while (!*exiting && !gone) {
+		int pr = mon_trace_poll(m, 50);
+		if (pr < 0 && pr != -EINTR) {
+			fprintf(stderr, "schedtop: record: ring buffer poll: %s\n", strerror(-pr));
+			rc = 1;
+			break;
+		}
+		uint64_t now = now_ns();
+		stall_sample(st, now);
+		ev_expire(&r.ev, now > last_ns ? now - last_ns : 0);
+		gone = target_gone(pid, pidfd);
+		if (dump_requested) {
+			dump_requested = 0;
+			if (o->on & REC_ON_SIGNAL && dump(&r, m, "signal", NULL, NULL))
+				rc = 1;
+		}
+		if (now < next && !gone)
+			continue;
+		next += (uint64_t)(o->interval * 1e9);
+		if (next < now)
+			next = now + (uint64_t)(o->interval * 1e9);
+		mon_snapshot(m, cur);
+		r.ring_drops = cur->drops;
+		interval_compute(iv, prev, cur, &ls);
+		stall_lint(st, iv, now);
+		char *text = NULL;
+		size_t len = 0;
+		FILE *mf = open_memstream(&text, &len);
+		if (mf) {
+			interval_print_json(mf, iv, pid, gone ? SCHEDTOP_END_EXITED : NULL);
+			fclose(mf);
+			if (len && text[len - 1] == '\n')
+				text[len - 1] = '\0';
+			iv_push(&r.iv, cur->ts_ns, text);
+		}
+		iv_expire(&r.iv, now > last_ns ? now - last_ns : 0);
+		for (unsigned l = 0; l < LINT_NR; l++) {
+			bool rising = iv->lint[l] && !prev_lint[l];
+			prev_lint[l] = iv->lint[l];
+			if (!rising || !(o->on & REC_ON_LINT) ||
+			    (last_lint_dump && now - last_lint_dump < last_ns))
+				continue;
+			char reason[48];
+			snprintf(reason, sizeof(reason), "lint-%s", lint_names[l]);
+			if (dump(&r, m, reason, lint_names[l], iv->lint_detail[l]))
+				rc = 1;
+			last_lint_dump = now;
+		}
+		struct snap *x = prev;
+		prev = cur;
+		cur = x;
+	}
+	mon_trace_stop(m);
+	if (o->on & REC_ON_EXIT && dump(&r, m, "exit", NULL, NULL))
+		rc = 1;
+	fprintf(stderr, "schedtop: record: %u dump%s written to %s%s\n", r.dumps,
+		r.dumps == 1 ? "" : "s", o->dir, r.failed ? " (some failed, see above)" : "");
+out:
+	for (size_t i = 0; i < r.iv.n; i++)
+		free(r.iv.iv[(r.iv.head + i) % r.iv.cap].json);
+	free(r.iv.iv);
+	free(r.ev.ev);
+	free(prev);
+	free(cur);
+	free(iv);
+	return rc;
+}

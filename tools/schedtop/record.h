@@ -1,0 +1,35 @@
+/*
+ * record.h - `schedtop record`: a flight recorder. It keeps the last
+ * `--last` seconds of the runtime's events (steal, steal_fail, park,
+ * unpark, notify, overflow, from the BPF ring buffer) and of its interval
+ * reports in bounded memory, and writes the window out - a Perfetto /
+ * Chrome trace-event file, the events as JSON lines, and a JSON snapshot
+ * with the interval reports - when a lint fires, on SIGUSR1 to schedtop,
+ * and when it stops. Dumps are named by UTC time and reason:
+ *   DIR/20261202T195803.123Z-lint-long-poll.{json,trace.json,events.jsonl}
+ */
+#ifndef SCHEDTOP_RECORD_H
+#define SCHEDTOP_RECORD_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mon;
+struct stall;
+
+
+struct rec_opts {
+	double last_s;       /* the window */
+	double interval;     /* interval reports (and lint checks) every this many s */
+	const char *dir;
+	unsigned on;         /* REC_ON_* (args.h) */
+	size_t max_events;   /* the event ring's capacity */
+};
+
+/* Record until the target exits or *exiting. The BPF side must have been
+ * opened with trace = true. 0, or 1 when a dump could not be written. */
+int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct rec_opts *o,
+	       volatile sig_atomic_t *exiting);
+
+#endif /* SCHEDTOP_RECORD_H */
