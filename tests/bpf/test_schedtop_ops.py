@@ -48,6 +48,15 @@ TEST is one of:
             (older ones were dropped), the trace JSON parses, the events
             file has the window's count; with --max-events 1024 the ring
             stays at 1024 events and the dump says it is truncated.
+  tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
+            against weft_load: views 1, 2, 3 and the help captured; every
+            capture has exactly the terminal's lines, no line wrapped (the
+            capture joined with -J equals the plain one), each line where
+            it belongs (header, columns, one row per worker starting with
+            its index and state, the footer last), at 200 columns every
+            column, at 80 the footer says how many are hidden; the
+            histogram view shows its four boxes side by side without
+            overlap, bucket bounds in units (ns/us/ms/s).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -633,7 +642,111 @@ def test_record(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
-TESTS = {"record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+def test_tui(st, wl_test, wl, lib):
+    import re
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    load = subprocess.Popen([wl_test, "2", "600"], stdout=subprocess.DEVNULL)
+    T = []
+
+    def cap(join):
+        a = ["capture-pane", "-p", "-t", "st"] + (["-J"] if join else [])
+        return subprocess.run(T + a, stdout=subprocess.PIPE, text=True).stdout
+
+    def wait_for(text, timeout=10):
+        end = time.time() + timeout
+        while time.time() < end:
+            c = cap(False)
+            if text in c:
+                return c
+            time.sleep(0.2)
+        fail("%r never appeared; screen:\n%s" % (text, cap(False)))
+
+    state = r"(running|searching|parked|stopped|unknown)"
+    try:
+        time.sleep(0.3)
+        for w, h in ((80, 24), (200, 50)):
+            if T:
+                subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            T[:] = [tmux, "-L", "schedtop-test-%d-%d" % (os.getpid(), w)]   # a server each
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", str(w), "-y", str(h),
+                                "%s -p %d 0.5" % (st, load.pid)], check=True)
+            wait_for("1 workers")
+            time.sleep(1.2)   # a few intervals
+            shots = {"1": cap(False)}
+            for key, marker in (("2", "2 steal matrix"), ("3", "3 histograms"),
+                                ("h", "keys: q quit")):
+                subprocess.run(T + ["send-keys", "-t", "st", key])
+                shots[key] = wait_for(marker)
+                if key == "h":
+                    subprocess.run(T + ["send-keys", "-t", "st", "1"])
+            for key, c in shots.items():
+                lines = c.split("\n")
+                if lines and lines[-1] == "":
+                    lines = lines[:-1]
+                if len(lines) != h:
+                    fail("%dx%d view %s: %d lines" % (w, h, key, len(lines)))
+                if any(len(l) > w for l in lines):
+                    fail("%dx%d view %s: a line longer than %d" % (w, h, key, w))
+            for key in ("1", "3"):
+                subprocess.run(T + ["send-keys", "-t", "st", key])
+                wait_for("1 workers" if key == "1" else "3 histograms")
+                time.sleep(0.2)
+                def norm(c):   # -J also keeps trailing spaces
+                    return [l.rstrip() for l in c.split("\n")]
+                if norm(cap(True)) != norm(cap(False)):
+                    fail("%dx%d view %s: a wrapped line (capture -J differs)" % (w, h, key))
+            lines = shots["1"].split("\n")
+            print("\n".join(lines[:7] + [lines[h - 1]]))
+            if not lines[0].startswith("schedtop pid %d  workers 2" % load.pid):
+                fail("line 1: %r" % lines[0])
+            if not lines[1].startswith("interval "):
+                fail("line 2 (the header's second line) is %r" % lines[1])
+            if not lines[4].startswith("W ") or "POLLS/s" not in lines[4]:
+                fail("column header: %r" % lines[4])
+            tid = r"\d+\s+" if w >= 200 else ""
+            for k in (5, 6):
+                if not re.match(r"^[01]\s+" + tid + state + r"\s", lines[k]):
+                    fail("worker row %d: %r" % (k - 4, lines[k]))
+            if lines[7].strip():
+                fail("a third worker row: %r" % lines[7])
+            if not lines[h - 1].startswith("1 workers"):
+                fail("footer: %r" % lines[h - 1])
+            allcols = ("TID", "AGE", "DEPTH HISTORY", "STEAL/s", "ROBBED/s", "PARKS/s", "PARK50",
+                       "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s")
+            if w >= 200 and not all(c in lines[4] for c in allcols):
+                fail("200 columns: not every column shown: %r" % lines[4])
+            if w == 80 and "columns hidden" not in lines[h - 1]:
+                fail("80 columns: the footer does not say columns are hidden")
+            hl = shots["3"].split("\n")
+            print("\n".join(hl[4:12]))
+            hh = (h - 5) // 2
+            bw = (w - 2) // 2
+            for y, names in ((4, ("park n=", "wake->run n=")),
+                             (4 + hh, ("tasks/steal n=", "futex wait n="))):
+                if not hl[y].startswith(names[0]) or hl[y][bw + 2:].find(names[1]) != 0:
+                    fail("%dx%d histogram titles at line %d: %r" % (w, h, y + 1, hl[y]))
+            bucket = re.compile(r"^\S+-<\S+\s+\d+( #*)?\s*$")
+            rows = [l for l in hl[5:4 + hh] if l.strip()]
+            if not rows:
+                fail("%dx%d: no histogram rows" % (w, h))
+            for l in rows:   # each half is empty or one bucket row: no overlap
+                for half in (l[:bw], l[bw + 2:]):
+                    if half.strip() and not bucket.match(half):
+                        fail("%dx%d histogram row %r: half %r" % (w, h, l, half))
+            if not re.search(r"\d(ns|us|ms|s)-<\d", shots["3"]):
+                fail("%dx%d: bucket bounds without units" % (w, h))
+        print("PASS: 80x24 and 200x50, views 1 2 3 and help, no line wrapped or longer "
+              "than the width")
+    finally:
+        if T:
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        load.kill()
+        load.wait()
+
+
+TESTS = {"tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

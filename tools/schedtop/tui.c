@@ -1,12 +1,16 @@
 /*
  * tui.c - the ncurses live view. Three views over the same interval data
- * (model.c): 1 workers, 2 steal matrix heatmap, 3 histograms. Keys: q quit,
+ * (model.c): 1 workers, 2 steal matrix heatmap, 3 histograms. Every line
+ * goes through put(), which cuts it to the terminal's width: view 1 keeps
+ * whole columns by priority, the header its pieces, view 3 merges buckets
+ * rather than hiding any; nothing wraps at 80x24 or larger. Keys: q quit,
  * h help, s next sort column, 1/2/3 views. On exit (q, Ctrl-C, count, the
  * target exiting) the terminal is restored and the last interval is printed
  * as text, so the final summary stays on screen.
  */
 #include <curses.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -42,42 +46,167 @@ static double sort_val(const struct worker_row *r, enum sort_key k)
 	}
 }
 
-static void fmt_ns(char *b, size_t n, uint64_t ns)
+/* Print at (y, x), clipped to the screen's width: nothing ever wraps into
+ * the next line. Returns the columns written. */
+static int put(int y, int x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int put(int y, int x, const char *fmt, ...)
 {
-	if (!ns) snprintf(b, n, "-");
-	else if (ns < 10000) snprintf(b, n, "%lluns", (unsigned long long)ns);
-	else if (ns < 10000000) snprintf(b, n, "%lluus", (unsigned long long)(ns / 1000));
-	else snprintf(b, n, "%llums", (unsigned long long)(ns / 1000000));
+	char buf[1024];
+	va_list ap;
+	if (y < 0 || y >= LINES || x >= COLS)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	int room = COLS - x - (y == LINES - 1 ? 1 : 0); /* the last cell scrolls */
+	int len = (int)strlen(buf);
+	if (len > room)
+		len = room;
+	if (len > 0)
+		mvaddnstr(y, x, buf, len);
+	return len > 0 ? len : 0;
 }
 
+/* A duration in human units, short: 950ns 12us 3.4ms 134ms 2.1s */
+static void fmt_dur(char *b, size_t n, uint64_t ns)
+{
+	if (ns < 1000)
+		snprintf(b, n, "%lluns", (unsigned long long)ns);
+	else if (ns < 10000)
+		snprintf(b, n, "%.1fus", (double)ns / 1e3);
+	else if (ns < 1000000)
+		snprintf(b, n, "%lluus", (unsigned long long)(ns / 1000));
+	else if (ns < 10000000)
+		snprintf(b, n, "%.1fms", (double)ns / 1e6);
+	else if (ns < 1000000000)
+		snprintf(b, n, "%llums", (unsigned long long)(ns / 1000000));
+	else
+		snprintf(b, n, "%.1fs", (double)ns / 1e9);
+}
+
+/* A percentile from log2 buckets is the bucket's upper bound: shown as
+ * "<134ms" (every sample in that bucket was shorter). */
+static void fmt_pct(char *b, size_t n, uint64_t bound_ns)
+{
+	char d[24];
+	if (!bound_ns) {
+		snprintf(b, n, "-");
+		return;
+	}
+	fmt_dur(d, sizeof(d), bound_ns);
+	snprintf(b, n, "<%s", d);
+}
+
+/* A rate with a k/M suffix so that it fits 7 columns. */
+static void fmt_rate(char *b, size_t n, double v)
+{
+	if (v < 99999.5)
+		snprintf(b, n, "%.0f", v);
+	else if (v < 9999.5e3)
+		snprintf(b, n, "%.0fk", v / 1e3);
+	else
+		snprintf(b, n, "%.1fM", v / 1e6);
+}
+
+/* The header's pieces, most important first: a narrow terminal shows the
+ * first ones that fit, in this order, on each line. */
 static void header(const struct interval *iv, int pid)
 {
-	char ia[32];
+	char seg[8][160], ia[32], r1[24], r2[24], r3[24], r4[24];
+	int ns = 0;
 	fmt_age(ia, sizeof(ia), iv->inject_age_s, iv->inject_stale);
-	mvprintw(0, 0, "schedtop  pid %d  workers %u  tasks(polls)/s %.0f  steals/s %.0f  parks/s %.0f"
-		       "  inject %llu%s (%s)", pid, iv->workers, iv->polls_per_s, iv->steals_per_s,
-		 iv->parks_per_s, (unsigned long long)iv->inject_depth, iv->inject_stale ? "?" : "",
-		 ia);
-	mvprintw(1, 0, "overhead: bpf %.0f ns/event, %.0f events/s, schedtop cpu %.1f%%, drops %llu"
-		       "  futex: %s",
-		 iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
-		 (unsigned long long)iv->drops, iv->futex_src[0] ? iv->futex_src : "-");
-	int y = 2;
-	move(y, 0);
+	fmt_rate(r1, sizeof(r1), iv->polls_per_s);
+	fmt_rate(r2, sizeof(r2), iv->steals_per_s);
+	fmt_rate(r3, sizeof(r3), iv->tasks_stolen_per_s);
+	fmt_rate(r4, sizeof(r4), iv->parks_per_s);
+	snprintf(seg[ns++], sizeof(seg[0]), "schedtop pid %d", pid);
+	snprintf(seg[ns++], sizeof(seg[0]), "workers %u", iv->workers);
+	snprintf(seg[ns++], sizeof(seg[0]), "polls/s %s", r1);
+	snprintf(seg[ns++], sizeof(seg[0]), "steals/s %s (tasks/s %s)", r2, r3);
+	snprintf(seg[ns++], sizeof(seg[0]), "parks/s %s", r4);
+	snprintf(seg[ns++], sizeof(seg[0]), "inject %llu%s (%s)",
+		 (unsigned long long)iv->inject_depth, iv->inject_stale ? "?" : "", ia);
+	int x = 0;
+	for (int i = 0; i < ns; i++) {
+		int w = (int)strlen(seg[i]) + (i ? 2 : 0);
+		if (x + w > COLS - 1)
+			break;
+		x += put(0, x, "%s%s", i ? "  " : "", seg[i]);
+	}
+	ns = 0;
+	snprintf(seg[ns++], sizeof(seg[0]), "interval %.2fs", iv->dt_s);
+	snprintf(seg[ns++], sizeof(seg[0]), "bpf %.0fns/event %.0f events/s", iv->bpf_ns_per_event,
+		 iv->bpf_events_per_s);
+	snprintf(seg[ns++], sizeof(seg[0]), "schedtop cpu %.1f%%", iv->self_cpu_pct);
+	snprintf(seg[ns++], sizeof(seg[0]), "drops %llu", (unsigned long long)iv->drops);
+	snprintf(seg[ns++], sizeof(seg[0]), "futex %s", iv->futex_src[0] ? iv->futex_src : "-");
+	x = 0;
+	for (int i = 0; i < ns; i++) {
+		int w = (int)strlen(seg[i]) + (i ? 2 : 0);
+		if (x + w > COLS - 1)
+			break;
+		x += put(1, x, "%s%s", i ? "  " : "", seg[i]);
+	}
+	/* lints: one line, each name in bold, details clipped to the width */
+	x = 0;
 	for (unsigned l = 0; l < LINT_NR; l++) {
-		if (!iv->lint[l])
+		if (!iv->lint[l] || x >= COLS - 1)
 			continue;
 		attron(A_BOLD | (has_colors() ? COLOR_PAIR(1) : 0));
-		printw("[%s] ", lint_names[l]);
+		x += put(2, x, "[%s] ", lint_names[l]);
 		attroff(A_BOLD | (has_colors() ? COLOR_PAIR(1) : 0));
-		printw("%s  ", iv->lint_detail[l]);
+		x += put(2, x, "%s  ", iv->lint_detail[l]);
 	}
+}
+
+/* View 1's columns. Rates are per second; "<" values are bucket bounds.
+ * prio: the order in which columns are kept when the terminal is narrow
+ * (0 always). */
+enum col_id { C_W, C_TID, C_STATE, C_AGE, C_POLLS, C_DEPTH, C_SPARK, C_STLIN, C_STLOUT, C_PARKS,
+	      C_P50, C_P99, C_U99, C_CPU, C_INVOL, C_MIGR, C_NR };
+static const struct {
+	const char *title;
+	int width, prio;
+	bool left;
+} cols[C_NR] = {
+	[C_W] = { "W", 3, 0, true },          [C_TID] = { "TID", 7, 4, true },
+	[C_STATE] = { "STATE", 9, 0, true },  [C_AGE] = { "AGE", 8, 6, false },
+	[C_POLLS] = { "POLLS/s", 7, 0, false }, [C_DEPTH] = { "DEPTH", 6, 1, false },
+	[C_SPARK] = { "DEPTH HISTORY", 16, 7, true }, [C_STLIN] = { "STEAL/s", 7, 1, false },
+	[C_STLOUT] = { "ROBBED/s", 8, 3, false }, [C_PARKS] = { "PARKS/s", 7, 2, false },
+	[C_P50] = { "PARK50", 7, 4, false },  [C_P99] = { "PARK99", 7, 2, false },
+	[C_U99] = { "UNPK99", 7, 3, false },  [C_CPU] = { "CPU%", 5, 1, false },
+	[C_INVOL] = { "INVOL/s", 7, 5, false }, [C_MIGR] = { "MIGR/s", 6, 5, false },
+};
+
+/* Which columns fit `width`: by priority, then shown in their order. */
+static unsigned pick_cols(int width, bool show[C_NR])
+{
+	int used = 0;
+	unsigned hidden = 0;
+	memset(show, 0, sizeof(bool) * C_NR);
+	for (int prio = 0; prio <= 7; prio++)
+		for (int c = 0; c < C_NR; c++) {
+			if (cols[c].prio != prio)
+				continue;
+			int w = cols[c].width + (used ? 1 : 0);
+			if (used + w <= width) {
+				show[c] = true;
+				used += w;
+			} else {
+				hidden++;
+			}
+		}
+	return hidden;
 }
 
 static void view_workers(struct tui *t, int pid)
 {
 	const struct interval *iv = t->iv;
 	unsigned idx[WEFT_BPF_MAX_CORES];
+	bool show[C_NR];
+	char cell[C_NR][40], line[512];
+	double dt = iv->dt_s > 0 ? iv->dt_s : 1;
 	for (unsigned i = 0; i < iv->workers; i++)
 		idx[i] = i;
 	for (unsigned i = 1; i < iv->workers; i++) /* insertion sort, descending */
@@ -85,37 +214,63 @@ static void view_workers(struct tui *t, int pid)
 						 sort_val(&iv->row[idx[j - 1]], t->sort); j--) {
 			unsigned x = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = x;
 		}
+	unsigned hidden = pick_cols(COLS - 1, show);
+	size_t o = 0;
+	for (int c = 0; c < C_NR; c++)
+		if (show[c])
+			o += (size_t)snprintf(line + o, sizeof(line) - o, cols[c].left ? "%s%-*s" : "%s%*s",
+					      o ? " " : "", cols[c].width, cols[c].title);
 	attron(A_REVERSE);
-	mvprintw(4, 0, "%-3s %-7s %-9s %8s %8s %6s %-16s %6s %6s %5s %6s %6s %6s %5s %5s %4s",
-		 "W", "TID", "STATE", "AGE", "POLLS/s", "DEPTH", "DEPTH HISTORY", "STL_IN", "STL_OUT",
-		 "PARKS", "PARK50", "PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
+	put(4, 0, "%s", line);
 	attroff(A_REVERSE);
-	for (unsigned k = 0; k < iv->workers && 5 + (int)k < LINES - 1; k++) {
+	int rows = LINES - 1 - 5;
+	unsigned k;
+	for (k = 0; k < iv->workers && (int)k < rows; k++) {
 		const struct worker_row *r = &iv->row[idx[k]];
-		char sp[SPARK_N + 1], a[24], b[24], c[24], age[32], dep[32];
-		fmt_age(age, sizeof(age), r->age_s, r->stale);
-		snprintf(dep, sizeof(dep), "%llu%s", (unsigned long long)r->local_depth,
-			 r->stale ? "?" : "");
 		uint64_t mx = 1;
 		for (unsigned s = 0; s < SPARK_N; s++)
 			if (t->spark[r->core][s] > mx)
 				mx = t->spark[r->core][s];
+		char *sp = cell[C_SPARK];
 		for (unsigned s = 0; s < SPARK_N; s++) {
 			uint64_t v = t->spark[r->core][(t->spark_pos + s) % SPARK_N];
 			sp[s] = spark_chars[v * (sizeof(spark_chars) - 2) / mx];
 		}
 		sp[SPARK_N] = '\0';
-		fmt_ns(a, sizeof(a), r->park_p50_ns);
-		fmt_ns(b, sizeof(b), r->park_p99_ns);
-		fmt_ns(c, sizeof(c), r->unpark_p99_ns);
-		mvprintw(5 + (int)k, 0,
-			 "%-3u %-7u %-9s %8s %8.0f %6s %-16s %6llu %6llu %5llu %6s %6s %6s %5.1f %5llu %4llu",
-			 r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep, sp, (unsigned long long)r->steals_in,
-			 (unsigned long long)r->steals_out, (unsigned long long)r->parks, a, b, c,
-			 r->cpu_pct, (unsigned long long)r->invol_cs, (unsigned long long)r->migrations);
+		snprintf(cell[C_W], sizeof(cell[0]), "%u", r->core);
+		snprintf(cell[C_TID], sizeof(cell[0]), "%u", r->tid);
+		snprintf(cell[C_STATE], sizeof(cell[0]), "%s", state_name(r->state));
+		fmt_age(cell[C_AGE], sizeof(cell[0]), r->age_s, r->stale);
+		fmt_rate(cell[C_POLLS], sizeof(cell[0]), r->polls_per_s);
+		snprintf(cell[C_DEPTH], sizeof(cell[0]), "%llu%s", (unsigned long long)r->local_depth,
+			 r->stale ? "?" : "");
+		fmt_rate(cell[C_STLIN], sizeof(cell[0]), (double)r->steals_in / dt);
+		fmt_rate(cell[C_STLOUT], sizeof(cell[0]), (double)r->steals_out / dt);
+		fmt_rate(cell[C_PARKS], sizeof(cell[0]), (double)r->parks / dt);
+		fmt_pct(cell[C_P50], sizeof(cell[0]), r->park_p50_ns);
+		fmt_pct(cell[C_P99], sizeof(cell[0]), r->park_p99_ns);
+		fmt_pct(cell[C_U99], sizeof(cell[0]), r->unpark_p99_ns);
+		snprintf(cell[C_CPU], sizeof(cell[0]), "%.1f", r->cpu_pct);
+		fmt_rate(cell[C_INVOL], sizeof(cell[0]), (double)r->invol_cs / dt);
+		fmt_rate(cell[C_MIGR], sizeof(cell[0]), (double)r->migrations / dt);
+		o = 0;
+		for (int c = 0; c < C_NR; c++)
+			if (show[c])
+				o += (size_t)snprintf(line + o, sizeof(line) - o,
+						      cols[c].left ? "%s%-*.*s" : "%s%*.*s", o ? " " : "",
+						      cols[c].width, cols[c].width, cell[c]);
+		put(5 + (int)k, 0, "%s", line);
 	}
-	mvprintw(LINES - 1, 0, "view 1: workers  sort: %s   q quit  h help  s sort  1/2/3 views",
-		 sort_names[t->sort]);
+	char more[96] = "";
+	if (k < iv->workers && hidden)
+		snprintf(more, sizeof(more), "  %u workers, %u columns not shown", iv->workers - k,
+			 hidden);
+	else if (k < iv->workers)
+		snprintf(more, sizeof(more), "  %u workers not shown", iv->workers - k);
+	else if (hidden)
+		snprintf(more, sizeof(more), "  %u columns hidden", hidden);
+	put(LINES - 1, 0, "1 workers  sort %s%s  per second; <x: bucket bound  q h s 2 3",
+	    sort_names[t->sort], more);
 	(void)pid;
 }
 
@@ -127,56 +282,97 @@ static void view_matrix(struct tui *t)
 		for (unsigned b = 0; b < iv->workers; b++)
 			if (iv->matrix[a][b] > mx)
 				mx = iv->matrix[a][b];
-	mvprintw(4, 0, "steal operations this interval: rows thief, columns victim (max %llu)",
-		 (unsigned long long)mx);
-	move(5, 0);
-	printw("%8s", "");
-	for (unsigned v = 0; v < iv->workers && 8 + 7 * (int)v < COLS - 7; v++)
-		printw(" %6s", "");
-	mvprintw(5, 0, "thief\\v ");
-	for (unsigned v = 0; v < iv->workers && 8 + 7 * (int)v < COLS - 7; v++)
-		printw("   w%-3u", v);
-	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1; a++) {
-		mvprintw(6 + (int)a, 0, "w%-6u ", a);
-		for (unsigned v = 0; v < iv->workers && 8 + 7 * (int)v < COLS - 7; v++) {
-			uint64_t x = iv->matrix[a][v];
-			int lvl = mx ? (int)(x * 4 / mx) : 0;
-			if (has_colors() && x)
+	put(4, 0, "steal operations this interval: rows thief, columns victim (max %llu)",
+	    (unsigned long long)mx);
+	unsigned ncol = 0, nrow = 0;
+	int x = put(5, 0, "thief\\v ");
+	for (unsigned v = 0; v < iv->workers && x + 7 <= COLS - 1; v++, ncol++)
+		x += put(5, x, "   w%-3u", v);
+	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1; a++, nrow++) {
+		x = put(6 + (int)a, 0, "w%-6u ", a);
+		for (unsigned v = 0; v < ncol; v++) {
+			uint64_t xv = iv->matrix[a][v];
+			int lvl = mx ? (int)(xv * 4 / mx) : 0;
+			if (has_colors() && xv)
 				attron(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
-			printw(" %6llu", (unsigned long long)x);
-			if (has_colors() && x)
+			x += put(6 + (int)a, x, " %6llu", (unsigned long long)xv);
+			if (has_colors() && xv)
 				attroff(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
 		}
 	}
-	mvprintw(LINES - 1, 0, "view 2: steal matrix   q quit  h help  1/2/3 views");
+	put(LINES - 1, 0, "2 steal matrix%s  q quit h help 1 3",
+	    ncol < iv->workers || nrow < iv->workers ? "  (cut to the terminal: widen)" : "");
 }
 
-static void hist_box(int y, int x, int h, const char *title, const uint64_t *s, const char *unit)
+/* One histogram in a box of h lines and w columns at (y, x): title, then
+ * the buckets from the lowest to the highest that holds a sample, in
+ * human units; when they do not fit, adjacent buckets are merged (the
+ * title says how many per row), so the whole range is always shown. */
+static void hist_box(int y, int x, int h, int w, const char *title, const uint64_t *s, bool time)
 {
-	uint64_t mx = 0;
+	uint64_t total = 0;
 	int first = -1, last = -1;
+	char p50[32], p99[32];
 	for (int i = 0; i < WEFT_BPF_HIST_SLOTS; i++) {
-		if (s[i] > mx) mx = s[i];
+		total += s[i];
 		if (s[i] && first < 0) first = i;
 		if (s[i]) last = i;
 	}
-	mvprintw(y, x, "%s (%s, p50 %llu p99 %llu)", title, unit,
-		 (unsigned long long)hist_pct(s, WEFT_BPF_HIST_SLOTS, 50),
-		 (unsigned long long)hist_pct(s, WEFT_BPF_HIST_SLOTS, 99));
+	uint64_t b50 = hist_pct(s, WEFT_BPF_HIST_SLOTS, 50), b99 = hist_pct(s, WEFT_BPF_HIST_SLOTS, 99);
+	if (time) {
+		fmt_pct(p50, sizeof(p50), b50);
+		fmt_pct(p99, sizeof(p99), b99);
+	} else {
+		snprintf(p50, sizeof(p50), "<%llu", (unsigned long long)b50);
+		snprintf(p99, sizeof(p99), "<%llu", (unsigned long long)b99);
+	}
+	char t[160];
+	int tl = snprintf(t, sizeof(t), "%s n=%llu p50%s p99%s", title, (unsigned long long)total,
+			  p50, p99);
+	put(y, x, "%.*s", tl < w ? tl : w, t);
 	if (first < 0) {
-		mvprintw(y + 1, x, "  (no data)");
+		put(y + 1, x, "%.*s", w, "  (no data)");
 		return;
 	}
-	if (last - first + 1 > h - 1)
-		first = last - (h - 2);
-	for (int i = first, row = 1; i <= last; i++, row++) {
-		int n = mx ? (int)(s[i] * 20 / mx) : 0;
-		char bar[21];
-		memset(bar, '*', (size_t)n);
-		bar[n] = '\0';
-		mvprintw(y + row, x, "%9llu-%-9llu %7llu |%-20s|", i ? 1ull << i : 0ull,
-			 (1ull << (i + 1)) - 1, (unsigned long long)s[i], bar);
+	int rows = h - 1, span = last - first + 1, per = (span + rows - 1) / (rows > 0 ? rows : 1);
+	if (per < 1)
+		per = 1;
+	uint64_t mx = 0;
+	for (int i = first; i <= last; i += per) {
+		uint64_t v = 0;
+		for (int j = i; j < i + per && j <= last; j++)
+			v += s[j];
+		if (v > mx)
+			mx = v;
 	}
+	int bw = w - 24; /* "lo-hi" 15, count 7, spaces and bars */
+	if (bw > 30)
+		bw = 30;
+	int row = 1;
+	for (int i = first; i <= last && row <= rows; i += per, row++) {
+		int j_end = i + per - 1 > last ? last : i + per - 1;
+		uint64_t v = 0;
+		for (int j = i; j <= j_end; j++)
+			v += s[j];
+		uint64_t lo = i ? 1ull << i : 0, hi = 1ull << (j_end + 1);
+		char a[24], b[24], rng[56], bar[32];
+		if (time) {
+			fmt_dur(a, sizeof(a), lo);
+			fmt_dur(b, sizeof(b), hi);
+		} else {
+			snprintf(a, sizeof(a), "%llu", (unsigned long long)lo);
+			snprintf(b, sizeof(b), "%llu", (unsigned long long)hi);
+		}
+		snprintf(rng, sizeof(rng), "%s-<%s", a, b);
+		int n = bw > 0 && mx ? (int)(v * (uint64_t)bw / mx) : 0;
+		memset(bar, '#', (size_t)n);
+		bar[n] = '\0';
+		char ln[128];
+		int ll = snprintf(ln, sizeof(ln), "%-15s %7llu %s", rng, (unsigned long long)v, bar);
+		put(y + row, x, "%.*s", ll < w ? ll : w, ln);
+	}
+	if (per > 1 && tl + 4 < w) /* the rows are wider than one log2 bucket */
+		put(y, x + tl + 1, "x%d", per);
 }
 
 static void view_hists(struct tui *t)
@@ -188,38 +384,36 @@ static void view_hists(struct tui *t)
 		for (unsigned h = 0; h < WEFT_H_NR; h++)
 			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++)
 				sum[h][k] += iv->hist[w][h][k];
-	int hh = (LINES - 6) / 2;
-	if (hh < 4) hh = 4;
-	hist_box(4, 0, hh, "park duration", sum[WEFT_H_PARK_NS], "ns");
-	hist_box(4, COLS / 2, hh, "unpark -> running", sum[WEFT_H_UNPARK_LAT_NS], "ns");
-	hist_box(4 + hh, 0, hh, "tasks per steal", sum[WEFT_H_STEAL_BATCH], "tasks");
-	hist_box(4 + hh, COLS / 2, hh, "futex wait (kernel)", sum[WEFT_H_FUTEX_NS], "ns");
-	mvprintw(LINES - 1, 0, "view 3: histograms (all workers, this interval)   q quit  h help");
+	int hh = (LINES - 5) / 2, bw = (COLS - 2) / 2;
+	if (hh < 2)
+		hh = 2;
+	hist_box(4, 0, hh, bw, "park", sum[WEFT_H_PARK_NS], true);
+	hist_box(4, bw + 2, hh, bw, "wake->run", sum[WEFT_H_UNPARK_LAT_NS], true);
+	hist_box(4 + hh, 0, hh, bw, "tasks/steal", sum[WEFT_H_STEAL_BATCH], false);
+	hist_box(4 + hh, bw + 2, hh, bw, "futex wait", sum[WEFT_H_FUTEX_NS], true);
+	put(LINES - 1, 0, "3 histograms, all workers, this interval; rows lo-<hi, xN: N buckets "
+			  "a row  q h 1 2");
 }
 
 static void view_help(void)
 {
 	static const char *const lines[] = {
-		"schedtop keys:",
-		"  q        quit (prints the last interval)",
-		"  h        this help (any key closes it)",
-		"  s        next sort column (view 1)",
-		"  1 2 3    workers / steal matrix / histograms",
-		"",
-		"Columns (view 1), per interval:",
+		"keys: q quit (prints the last interval), h help, s next sort column, 1 2 3 views",
+		"View 1, one row per worker; rates are per second over the interval:",
 		"  STATE     running | searching | parked | stopped (latest probe)",
-		"  POLLS/s   task polls (from the worker's counters, read at maintenance/park)",
+		"  AGE       how old STATE and DEPTH are; DEPTH '?': not reported this interval",
+		"  POLLS/s   task polls (a task is polled once per wake-up)",
 		"  DEPTH     local queue depth (latest), DEPTH HISTORY its sparkline",
-		"  AGE       how old STATE and DEPTH are; 'old' and DEPTH '?': not reported this interval",
-		"  STL_IN    successful steals by this worker, STL_OUT steals from it",
-		"  PARKS     times parked; PARK50/99 park duration percentiles",
-		"  UNPK99    notify -> worker running again, p99",
-		"  CPU%      on-CPU time (sched_switch), INVOL involuntary switches,",
-		"  MIGR      CPU migrations (kernel view of the same thread)",
-		"Lints: imbalance, steal-storm, herd, stuck-worker (docs/OBSERVABILITY.md)",
+		"  STEAL/s   steal operations by this worker, ROBBED/s steals from it",
+		"  PARKS/s   parks; PARK50/PARK99 park time percentiles",
+		"  UNPK99    woken -> running again, p99",
+		"  <x        a percentile from log2 buckets: the bucket's upper bound",
+		"  CPU%      on-CPU time; INVOL/s preemptions; MIGR/s CPU migrations",
+		"A narrow terminal drops the least important columns first; the",
+		"footer says how many. Lints: docs/OBSERVABILITY.md",
 	};
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		mvprintw(4 + (int)i, 2, "%s", lines[i]);
+		put(4 + (int)i, 1, "%s", lines[i]);
 }
 
 int tui_run(struct mon *m, struct stall *st, int pid, double interval, long count, int pidfd,
