@@ -5,9 +5,11 @@
  * Parking: a worker with nothing to do tries to take `lock`. If it wins it
  * marks its parker PARKED_DRIVER and sleeps in epoll_wait until the next
  * timer deadline; the others sleep on their futex. Unparking a worker in
- * the driver writes the eventfd. Timers and I/O readiness found by the
- * driver wake their tasks from a thread that holds no core, so they go to
- * the inject queue and the idle protocol wakes whoever should run them.
+ * the driver writes the eventfd. When I/O readiness or a due timer wakes
+ * the sleeper, it takes itself off the sleepers and keeps its core while
+ * it wakes the tasks, so they land in its own queue and it runs them (no
+ * inject push, no relay through another worker's futex); the idle
+ * protocol's last-searcher rule wakes at most one other worker.
  * Running workers also poll the driver without blocking at maintenance,
  * so a busy runtime still fires timers and sees I/O. While any other
  * worker runs, the driver's sleeper also wakes every WEFT_WATCH_MS to look
@@ -340,12 +342,30 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_ms, UINT64_MAX, memory_order_relaxed);
 	weft__parker_end_driver(p);
-	/* Wake what is ready from a thread without a core: tasks go to the
-	 * inject queue and the idle protocol decides who runs them. */
+	/*
+	 * Run what is ready here, without a relay. If an event came in or a
+	 * timer is due and this thread holds a core, it takes itself off the
+	 * sleepers (counted unparked and searching, as a notifier would have
+	 * done) and keeps its core while it dispatches: the woken tasks go to
+	 * its own LIFO slot and ring, and the park loop returns to run them.
+	 * A wake while it searches notifies nobody; when it finds its work it
+	 * is the last searcher, and that transition wakes at most one other
+	 * worker. Without a core (not a worker) the tasks go to the inject
+	 * queue as before.
+	 */
 	struct weft__ctx *ctx = weft__ctx();
-	struct weft__core *core = ctx ? ctx->core : NULL;
-	if (ctx)
+	struct weft__core *core = ctx && ctx->rt == rt ? ctx->core : NULL;
+	bool work = false;
+	for (int i = 0; i < n && !work; i++)
+		work = ev[i].data.ptr != NULL; /* an fd, not the eventfd's unpark */
+	if (!work)
+		work = next_all(rt) <= weft__driver_now_ms(rt);
+	if (core && work) {
+		weft__idle_unpark_self(rt, core);
+	} else if (ctx) {
+		core = ctx->core;
 		ctx->core = NULL;
+	}
 	if (n > 0)
 		dispatch(rt, ev, n);
 	weft__timers_process(rt);

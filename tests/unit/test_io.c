@@ -4,6 +4,7 @@
  * half-close, EAGAIN on a full socket buffer, closing an fd under a waiter.
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -287,5 +288,51 @@ Test(io, errors, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", 1, &io), -ECONNREFUSED);
 	cr_assert_eq(weft_io_wait(NULL, WEFT_IO_READABLE, 0), -EINVAL);
 	cr_assert_lt(weft_tcp_listen(rt, "no.such.host.invalid", 0, 1, &io), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * Readiness without a relay: a fiber echoes on one end of a socket pair
+ * while the test thread, outside the runtime, sends one byte at a time and
+ * waits for the echo, with pauses so that every worker parks between round
+ * trips. The worker asleep in the driver receives each event and runs the
+ * woken fiber itself: nothing goes through the inject queue (before, every
+ * event was pushed there from a thread without a core: one remote
+ * schedule per round trip).
+ */
+Test(io, event_runs_on_the_driver_thread_without_inject, .timeout = WT_TMO(30))
+{
+	enum { ROUNDS = 200 };
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, echo_conn, a, &h), 0);
+	char c = 'x', back;
+	/* first round trip: the fiber is running and waiting on its read */
+	cr_assert_eq(write(sv[1], &c, 1), 1);
+	cr_assert_eq(read(sv[1], &back, 1), 1);
+	struct weft_metrics *m;
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t before = m->remote_schedule_count;
+	weft_metrics_free(m);
+	for (int i = 0; i < ROUNDS; i++) {
+		wt_sleep_ms(1); /* both workers park */
+		c = (char)('a' + i % 26);
+		cr_assert_eq(write(sv[1], &c, 1), 1);
+		cr_assert_eq(read(sv[1], &back, 1), 1);
+		cr_assert_eq(back, c);
+	}
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t remote = m->remote_schedule_count - before;
+	weft_metrics_free(m);
+	cr_log_info("remote schedules over %d event round trips: %llu", ROUNDS,
+		    (unsigned long long)remote);
+	cr_assert_lt(remote, ROUNDS / 10, "%llu of %d wakes went through the inject queue",
+		     (unsigned long long)remote, ROUNDS);
+	close(sv[1]);
+	cr_assert_eq(weft_join(h, NULL), 0);
 	wt_rt_destroy(rt);
 }
