@@ -437,9 +437,15 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 		struct weft_task *t = inject_batch(rt, c);
 		if (t)
 			return t;
-		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed) ||
+		    round + 1 == SEARCH_ROUNDS)
 			break;
-		sched_yield(); /* a short pause: a futex wake costs far more */
+		/* A short pause for the workers still running to produce work
+		 * (a futex wake costs far more). With every other worker
+		 * parked nobody here will: no pause (a system call per idle
+		 * transition on a lightly loaded server). */
+		if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_relaxed)) > 1)
+			sched_yield();
 	}
 	struct weft_task *t = watch_cores(rt, c, 0);
 	if (t)
