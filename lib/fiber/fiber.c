@@ -333,6 +333,8 @@ static void trim_warm(struct weft__stack_pool *p);
 
 void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
+	/* Task memory follows the same rhythm (alloc.c). */
+	weft__alloc_trim(rt, core, idle);
 	struct weft__stack_pool *p = &rt->stacks;
 	struct weft__stack_cache *c = &core->stacks;
 	unsigned drop = 0;

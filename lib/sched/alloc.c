@@ -6,11 +6,21 @@
  * `remote_free` stack that other threads push freed tasks onto (a CAS push;
  * the owner takes the whole stack with one exchange, so there is no ABA).
  * Threads that hold no core (block_on callers, plain threads) share one more
- * cache, `rt->foreign`, under a mutex. A task remembers its cache and goes
- * back to it wherever it is freed.
+ * cache, `rt->foreign`, under a mutex. A task remembers its cache and its
+ * slab and goes back to that cache wherever it is freed.
  *
- * All slabs live until the runtime is destroyed; destroy counts the slots
- * on free lists to refuse (-EBUSY) while a handle or waker still holds one.
+ * A slab belongs to one cache (the one that carved it) and counts its tasks
+ * on that cache's free list (`nfree`, owner only: a remote free is counted
+ * when the owner takes the remote stack). Trimming gives back slabs whose
+ * tasks are all free, so memory returns after a burst: before the core's
+ * thread parks (all but KEEP_TASKS free tasks) and at maintenance (every
+ * TRIM_PERIOD_NS, what stayed free throughout the period beyond KEEP_TASKS),
+ * and the foreign cache likewise by whichever worker gets its lock. A trim
+ * walks the free list once (O(free tasks)); it runs only when more than
+ * KEEP_TASKS are free.
+ *
+ * Destroy counts the slots on free lists against the slabs still held to
+ * refuse (-EBUSY) while a handle or waker still holds one.
  */
 #include <stdlib.h>
 
@@ -18,9 +28,13 @@
 
 #define SLAB_TASKS 64
 #define FOREIGN_CACHE 0xffffu
+#define KEEP_TASKS (16 * SLAB_TASKS)   /* free tasks a cache keeps when trimming */
+#define TRIM_PERIOD_NS 500000000ull
 
-struct slab {
-	struct slab *next;
+struct weft__task_slab {
+	struct weft__task_slab *prev, *next; /* the owning cache's list */
+	unsigned nfree;                      /* tasks of this slab on the cache's free list */
+	bool dying;                          /* chosen by the trim in progress */
 	struct weft_task task[SLAB_TASKS];
 };
 
@@ -29,45 +43,84 @@ static struct weft__task_cache *cache_of(struct weft_runtime *rt, uint16_t idx)
 	return idx == FOREIGN_CACHE ? &rt->foreign : &rt->cores[idx].cache;
 }
 
+static void cache_init(struct weft__task_cache *c)
+{
+	c->free = NULL;
+	c->nfree = c->low = 0;
+	c->trimmed_ns = 0;
+	c->slabs = NULL;
+	atomic_init(&c->remote_free, NULL);
+}
+
 int weft__alloc_init(struct weft_runtime *rt)
 {
 	pthread_mutex_init(&rt->foreign_lock, NULL);
-	pthread_mutex_init(&rt->slab_lock, NULL);
-	rt->foreign.free = NULL;
-	atomic_init(&rt->foreign.remote_free, NULL);
-	for (unsigned i = 0; i < rt->n; i++) {
-		rt->cores[i].cache.free = NULL;
-		atomic_init(&rt->cores[i].cache.remote_free, NULL);
-	}
-	rt->slabs = NULL;
-	rt->slab_count = 0;
+	cache_init(&rt->foreign);
+	for (unsigned i = 0; i < rt->n; i++)
+		cache_init(&rt->cores[i].cache);
+	atomic_init(&rt->slab_count, 0);
 	return 0;
+}
+
+static inline void push_free(struct weft__task_cache *c, struct weft_task *t)
+{
+	t->qnext = c->free;
+	c->free = t;
+	c->nfree++;
+	t->slab->nfree++;
+}
+
+static inline struct weft_task *pop_free(struct weft__task_cache *c)
+{
+	struct weft_task *t = c->free;
+	if (t) {
+		c->free = t->qnext;
+		c->nfree--;
+		t->slab->nfree--;
+		if (c->nfree < c->low)
+			c->low = c->nfree;
+	}
+	return t;
+}
+
+/* Move the remote stack onto the owner's list (held by the caller). */
+static void drain_remote(struct weft__task_cache *c)
+{
+	/* acquire: pairs with the release CAS of remote frees. */
+	struct weft_task *list = atomic_exchange_explicit(&c->remote_free, NULL,
+							  memory_order_acquire);
+	while (list) {
+		struct weft_task *next = list->qnext;
+		push_free(c, list);
+		list = next;
+	}
 }
 
 /* Refill c (held by the caller) from its remote stack or a new slab. */
 static struct weft_task *refill(struct weft_runtime *rt, struct weft__task_cache *c,
 				uint16_t idx)
 {
-	/* acquire: pairs with the release CAS of remote frees. */
-	struct weft_task *list = atomic_exchange_explicit(&c->remote_free, NULL,
-							  memory_order_acquire);
-	if (list) {
-		c->free = list->qnext;
-		return list;
-	}
-	struct slab *s = weft__alloc_aligned(sizeof(*s));
+	drain_remote(c);
+	if (c->free)
+		return pop_free(c);
+	struct weft__task_slab *s = weft__alloc_aligned(sizeof(*s));
 	if (!s)
 		return NULL;
-	pthread_mutex_lock(&rt->slab_lock);
-	s->next = rt->slabs;
-	rt->slabs = s;
-	rt->slab_count++;
-	pthread_mutex_unlock(&rt->slab_lock);
-	for (unsigned i = 0; i < SLAB_TASKS; i++) {
+	atomic_fetch_add_explicit(&rt->slab_count, 1, memory_order_relaxed);
+	s->prev = NULL;
+	s->next = c->slabs;
+	if (c->slabs)
+		c->slabs->prev = s;
+	c->slabs = s;
+	s->nfree = 0;
+	s->dying = false;
+	for (unsigned i = SLAB_TASKS; i-- > 1;) {
 		s->task[i].cache = idx;
-		s->task[i].qnext = i + 1 < SLAB_TASKS ? &s->task[i + 1] : NULL;
+		s->task[i].slab = s;
+		push_free(c, &s->task[i]);
 	}
-	c->free = s->task[0].qnext;
+	s->task[0].cache = idx;
+	s->task[0].slab = s;
 	return &s->task[0];
 }
 
@@ -77,18 +130,14 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
 	struct weft_task *t;
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__task_cache *c = &ctx->core->cache;
-		t = c->free;
-		if (t)
-			c->free = t->qnext;
-		else
+		t = pop_free(c);
+		if (!t)
 			t = refill(rt, c, (uint16_t)ctx->core->index);
 		return t;
 	}
 	pthread_mutex_lock(&rt->foreign_lock);
-	t = rt->foreign.free;
-	if (t)
-		rt->foreign.free = t->qnext;
-	else
+	t = pop_free(&rt->foreign);
+	if (!t)
 		t = refill(rt, &rt->foreign, FOREIGN_CACHE);
 	pthread_mutex_unlock(&rt->foreign_lock);
 	return t;
@@ -100,8 +149,7 @@ void weft__task_free(struct weft_task *t)
 	struct weft__ctx *ctx = weft__ctx();
 	uint16_t idx = t->cache;
 	if (ctx && ctx->rt == rt && ctx->core && ctx->core->index == idx) {
-		t->qnext = ctx->core->cache.free;
-		ctx->core->cache.free = t;
+		push_free(&ctx->core->cache, t);
 		return;
 	}
 	struct weft__task_cache *c = cache_of(rt, idx);
@@ -112,6 +160,85 @@ void weft__task_free(struct weft_task *t)
 	} while (!atomic_compare_exchange_weak_explicit(&c->remote_free, &head, t,
 							memory_order_release,
 							memory_order_relaxed));
+}
+
+/* Free whole slabs of c (held by the caller) until at most `keep` tasks
+ * are free, or no slab is entirely free. */
+static void trim_cache(struct weft_runtime *rt, struct weft__task_cache *c, size_t keep)
+{
+	size_t n = c->nfree, dying = 0;
+	for (struct weft__task_slab *s = c->slabs; s && n >= keep + SLAB_TASKS; s = s->next) {
+		if (s->nfree == SLAB_TASKS) {
+			s->dying = true;
+			n -= SLAB_TASKS;
+			dying++;
+		}
+	}
+	if (!dying)
+		return;
+	/* Unlink the dying slabs' tasks from the free list, keeping order. */
+	struct weft_task **pp = &c->free;
+	while (*pp) {
+		if ((*pp)->slab->dying)
+			*pp = (*pp)->qnext;
+		else
+			pp = &(*pp)->qnext;
+	}
+	c->nfree = n;
+	if (c->low > n)
+		c->low = n;
+	struct weft__task_slab *s = c->slabs;
+	while (s) {
+		struct weft__task_slab *next = s->next;
+		if (s->dying) {
+			if (s->prev)
+				s->prev->next = s->next;
+			else
+				c->slabs = s->next;
+			if (s->next)
+				s->next->prev = s->prev;
+			weft__free(s);
+		}
+		s = next;
+	}
+	atomic_fetch_sub_explicit(&rt->slab_count, dying, memory_order_relaxed);
+}
+
+/* Idle: keep KEEP_TASKS. Otherwise once per period: what stayed free the
+ * whole period beyond KEEP_TASKS was not needed. */
+static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, bool idle,
+			uint64_t *now)
+{
+	drain_remote(c);
+	if (c->nfree < KEEP_TASKS + SLAB_TASKS) {
+		c->low = c->nfree;
+		return;
+	}
+	if (idle) {
+		trim_cache(rt, c, KEEP_TASKS);
+		return;
+	}
+	if (!*now)
+		*now = weft__now_ns();
+	if (*now - c->trimmed_ns < TRIM_PERIOD_NS)
+		return;
+	size_t unneeded = c->low > KEEP_TASKS ? c->low - KEEP_TASKS : 0;
+	c->trimmed_ns = *now;
+	trim_cache(rt, c, c->nfree - unneeded);
+	c->low = c->nfree;
+}
+
+void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
+{
+	uint64_t now = 0;
+	trim_policy(rt, &core->cache, idle, &now);
+	/* The foreign cache fills when plain threads spawn (a burst from
+	 * main, say) and has no worker of its own: trimmed by whichever
+	 * worker finds its lock free (never waited for). */
+	if (pthread_mutex_trylock(&rt->foreign_lock) == 0) {
+		trim_policy(rt, &rt->foreign, idle, &now);
+		pthread_mutex_unlock(&rt->foreign_lock);
+	}
 }
 
 static size_t count_list(struct weft_task *t)
@@ -129,18 +256,25 @@ size_t weft__alloc_in_use(struct weft_runtime *rt)
 	for (unsigned i = 0; i < rt->n; i++)
 		free_n += count_list(rt->cores[i].cache.free) +
 			  count_list(atomic_load(&rt->cores[i].cache.remote_free));
-	return rt->slab_count * SLAB_TASKS - free_n;
+	return atomic_load_explicit(&rt->slab_count, memory_order_relaxed) * SLAB_TASKS - free_n;
+}
+
+static void cache_fini(struct weft__task_cache *c)
+{
+	struct weft__task_slab *s = c->slabs;
+	while (s) {
+		struct weft__task_slab *next = s->next;
+		weft__free(s);
+		s = next;
+	}
+	c->slabs = NULL;
+	c->free = NULL;
 }
 
 void weft__alloc_fini(struct weft_runtime *rt)
 {
-	struct slab *s = rt->slabs;
-	while (s) {
-		struct slab *next = s->next;
-		weft__free(s);
-		s = next;
-	}
-	rt->slabs = NULL;
+	cache_fini(&rt->foreign);
+	for (unsigned i = 0; i < rt->n; i++)
+		cache_fini(&rt->cores[i].cache);
 	pthread_mutex_destroy(&rt->foreign_lock);
-	pthread_mutex_destroy(&rt->slab_lock);
 }

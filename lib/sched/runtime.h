@@ -130,12 +130,21 @@ uint64_t weft__owned_added(struct weft__owned *o);
 /* -------------------------------------------------------------- alloc.c */
 /* Per-core task cache: a private free list plus a stack other threads push
  * freed tasks onto. Index `workers` is the shared cache for foreign threads. */
+struct weft__task_slab;
 struct weft__task_cache {
 	struct weft_task *free;          /* owner */
+	size_t nfree;                    /* owner: tasks on `free` */
+	size_t low;                      /* owner: fewest on `free` since the last timed trim */
+	uint64_t trimmed_ns;             /* owner: time of the last timed trim */
+	struct weft__task_slab *slabs;   /* owner: this cache's slabs */
 	_Alignas(WEFT_CACHELINE) struct weft_task *_Atomic remote_free;
 };
 struct weft_task *weft__task_alloc(struct weft_runtime *rt);
 void weft__task_free(struct weft_task *t);
+/* Give back slabs whose tasks are all free, keeping some: from the core's
+ * holder before it parks (`idle`) and at maintenance (what stayed free
+ * for a whole period); the foreign cache too if its lock is free. */
+void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
 int weft__alloc_init(struct weft_runtime *rt);
 /* Number of task slots not on a free list (used at destroy). */
 size_t weft__alloc_in_use(struct weft_runtime *rt);
@@ -358,9 +367,7 @@ struct weft_runtime {
 	/* task memory */
 	struct weft__task_cache foreign;
 	pthread_mutex_t foreign_lock;
-	pthread_mutex_t slab_lock;
-	void *slabs;
-	size_t slab_count;
+	_Atomic size_t slab_count;
 	/* shutdown */
 	pthread_mutex_t shutdown_lock;
 	bool closing, stopping, shut_down;        /* steps 0, 1 begun; done (runtime.c) */

@@ -34,8 +34,11 @@ struct weft_task {
 	bool live;                      /* memory is in use (checked at destroy) */
 	bool unwind;                    /* a fiber: cancellation polls it (it unwinds), see task.c */
 	bool started;                   /* a fiber whose fn started (set by its poll) */
+	/* latency sample: low 32 bits of the clock when it was scheduled (0:
+	 * none); delays are taken modulo 2^32 ns, so up to 4.29 s */
+	uint32_t wake_ns;
 	void *spawn_site;               /* return address of the spawn call (probes) */
-	uint64_t wake_ns;               /* latency sample: when it was scheduled (0: none) */
+	struct weft__task_slab *slab;   /* the slab the memory belongs to (alloc.c) */
 };
 
 _Static_assert(sizeof(struct weft_task) <= 128, "task header fits two cache lines");

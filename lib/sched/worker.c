@@ -138,7 +138,7 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	/* latency sample (tracer attached only): the holder of the Notified
 	 * reference stamps it; the poller reads it after taking the task */
 	if (WEFT_LAT_ON() && (t->id & (WEFT_PROBE_LAT_SAMPLE - 1)) == 0)
-		t->wake_ns = weft__now_ns();
+		t->wake_ns = (uint32_t)weft__now_ns() | 1; /* never 0: 0 is "none" */
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
@@ -464,7 +464,7 @@ static __attribute__((noinline)) uint64_t lat_poll_start(struct weft__core *c,
 	uint64_t now = 0;
 	if (t->wake_ns) {
 		now = weft__now_ns();
-		weft__lat_add(c->c.wake_ns_log2, now > t->wake_ns ? now - t->wake_ns : 0);
+		weft__lat_add(c->c.wake_ns_log2, (uint32_t)((uint32_t)now - t->wake_ns));
 		t->wake_ns = 0;
 	}
 	if (c->c.poll_count & (WEFT_PROBE_LAT_SAMPLE - 1))
