@@ -1969,3 +1969,53 @@ Test(fiber, abort_suspended_waiters, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_mutex_destroy(m), 0, "the mutex ended free, no entry linked");
 	wt_rt_destroy(rt);
 }
+
+/*
+ * A select's send arm on a rendezvous channel: a receiver that arrives
+ * wakes it and the select hands the item over (arm 0 wins); when another
+ * arm wins instead, the losing send arm has sent nothing (a later receive
+ * times out). Before weft_select used the revocable send, a receiver could
+ * complete a losing send arm behind the select's back (select_stress saw
+ * duplicated items on buffered channels).
+ */
+struct rv_sel { struct weft_chan *rv, *other; uint64_t x, y; int rc; };
+
+static void *rv_selector(void *p)
+{
+	struct rv_sel *s = p;
+	struct weft_select_arm arms[] = { WEFT_SEL_SEND(s->rv, &s->x), WEFT_SEL_RECV(s->other, &s->y) };
+	s->rc = weft_select_timeout(arms, 2, 5ull * 1000000000ull);
+	if (s->rc >= 0 && arms[s->rc].rc)
+		s->rc = -1000 + arms[s->rc].rc;
+	return NULL;
+}
+
+Test(rendezvous, select_send_arm_hands_over_or_sends_nothing, .timeout = WT_TMO(30))
+{
+	struct rv_sel s = { 0 };
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &s.rv), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &s.other), 0);
+	pthread_t th;
+	uint64_t got = 0;
+	/* a receiver comes: the send arm wins */
+	s.x = 5;
+	cr_assert_eq(pthread_create(&th, NULL, rv_selector, &s), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_chan_recv_timeout(s.rv, &got, 2000ull * 1000000ull), 0);
+	cr_assert_eq(got, 5);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "select = %d, want arm 0", s.rc);
+	/* the other arm wins: nothing sent on the rendezvous channel */
+	s.x = 6;
+	cr_assert_eq(pthread_create(&th, NULL, rv_selector, &s), 0);
+	wt_sleep_ms(20);
+	uint64_t one = 1;
+	cr_assert_eq(weft_chan_try_send(s.other, &one), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 1, "select = %d, want arm 1", s.rc);
+	cr_assert_eq(s.y, 1);
+	cr_assert_eq(weft_chan_recv_timeout(s.rv, &got, 50ull * 1000000ull), -ETIMEDOUT,
+		     "the losing send arm sent %llu", (unsigned long long)got);
+	cr_assert_eq(weft_chan_destroy(s.rv), 0);
+	cr_assert_eq(weft_chan_destroy(s.other), 0);
+}
