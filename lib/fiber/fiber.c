@@ -17,14 +17,15 @@
  * kernel that does not know it (then two VMAs per stack in use). A fiber
  * takes its stack in weft_spawn, so a spawn that returned 0 runs; the
  * fiber's drop gives it back. Free stacks: the current core's cache (owner
- * only, up to CORE_CACHE_MAX), then the runtime's warm list (up to
- * SHARED_WARM_MAX) and cold list under the pool mutex; a stack going
- * anywhere else has its pages given back (MADV_DONTNEED) and goes to the
- * cold list. Nothing is unmapped before destroy: mmap/munmap take the
- * process's memory-map lock for writing and shoot down TLBs, madvise only
- * reads it. weft__fiber_trim gives back idle stacks' pages over time (at
- * maintenance: what a core's cache held throughout a period; before
- * parking: all but IDLE_KEEP), so RSS returns after a burst.
+ * only, up to CORE_CACHE_MAX), then the runtime's warm list (no bound) and
+ * cold list under the pool mutex. Giving a stack back makes no system
+ * call (an exit storm would make one each, with a TLB shootdown):
+ * weft__fiber_trim gives idle stacks' pages back over time (at
+ * maintenance: what a core's cache held throughout a period, and the warm
+ * list; before parking: all but IDLE_KEEP), sorted by address, one
+ * MADV_DONTNEED per run of adjacent slots, so RSS returns after a burst.
+ * Nothing is unmapped before destroy: mmap/munmap take the process's
+ * memory-map lock for writing, madvise only reads it.
  *
  * Overflow: each worker thread has an alternate signal stack and a
  * SIGSEGV/SIGBUS handler; a fault inside the running fiber's guard region is
@@ -83,7 +84,6 @@
 #define SLAB_SLOTS_MAX 4096u
 #define CORE_CACHE_MAX 64           /* warm stacks a core keeps */
 #define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
-#define SHARED_WARM_MAX 64          /* warm stacks in the runtime-wide pool */
 #define SHARED_IDLE_KEEP 16
 #define TRIM_PERIOD_NS 500000000ull /* timed trim at maintenance, per core */
 
@@ -283,14 +283,6 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	return 0;
 }
 
-static void stack_dontneed(struct weft__stack_pool *p, struct weft__stack *s)
-{
-	if (s->warm) {
-		(void)madvise(s->lo, p->stack_size, MADV_DONTNEED);
-		s->warm = false;
-	}
-}
-
 /* Stacks whose memory was given back, onto the cold list. */
 static void push_cold(struct weft__stack_pool *p, struct weft__stack *head, struct weft__stack *tail)
 {
@@ -314,19 +306,75 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		return;
 	}
 	if (s->warm) {
+		/* No system call here: a storm of exits would make one each
+		 * (and a TLB shootdown). The trim gives the pages back later,
+		 * in address order and in as few calls as runs of adjacent
+		 * slots allow. */
 		pthread_mutex_lock(&p->lock);
-		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-		if (n < SHARED_WARM_MAX) {
-			s->next = p->warm;
-			p->warm = s;
-			atomic_store_explicit(&p->warm_n, n + 1, memory_order_relaxed);
-			pthread_mutex_unlock(&p->lock);
-			return;
-		}
+		s->next = p->warm;
+		p->warm = s;
+		atomic_store_explicit(&p->warm_n,
+				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 		pthread_mutex_unlock(&p->lock);
-		stack_dontneed(p, s); /* outside the lock: it is a system call */
+		return;
 	}
 	push_cold(p, s, s);
+}
+
+/* Sort a stack list by address (merge sort, n log n, no allocation). */
+static struct weft__stack *sort_by_addr(struct weft__stack *list, size_t n)
+{
+	if (n < 2)
+		return list;
+	struct weft__stack *b = list;
+	for (size_t i = 1; i < n / 2; i++)
+		b = b->next;
+	struct weft__stack *rest = b->next;
+	b->next = NULL;
+	struct weft__stack *x = sort_by_addr(list, n / 2), *y = sort_by_addr(rest, n - n / 2);
+	struct weft__stack head, *t = &head;
+	while (x && y) {
+		if (x->lo < y->lo) {
+			t->next = x;
+			x = x->next;
+		} else {
+			t->next = y;
+			y = y->next;
+		}
+		t = t->next;
+	}
+	t->next = x ? x : y;
+	return head.next;
+}
+
+/*
+ * Give back the pages of `n` free stacks and put them on the cold list:
+ * sorted by address, a run of adjacent slots is one MADV_DONTNEED over
+ * the stacks and the guards between them (guard markers and PROT_NONE
+ * survive it; the range holds no stack of anyone else).
+ */
+static void give_back(struct weft__stack_pool *p, struct weft__stack *list, size_t n)
+{
+	if (!list)
+		return;
+	list = sort_by_addr(list, n);
+	char *lo = NULL, *hi = NULL;
+	struct weft__stack *tail = list;
+	for (struct weft__stack *s = list; s; s = s->next) {
+		if (lo && s->lo == hi + p->guard_size) {
+			hi = s->lo + p->stack_size;
+		} else {
+			if (lo)
+				(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+			lo = s->lo;
+			hi = s->lo + p->stack_size;
+		}
+		s->warm = false;
+		tail = s;
+	}
+	(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+	push_cold(p, list, tail);
 }
 
 static void trim_warm(struct weft__stack_pool *p);
@@ -360,12 +408,12 @@ void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		for (unsigned i = 0; i < drop; i++) {
 			tail = c->head;
 			c->head = tail->next;
-			stack_dontneed(p, tail);
 		}
+		tail->next = NULL;
 		c->n -= drop;
 		if (c->low > c->n)
 			c->low = c->n;
-		push_cold(p, head, tail);
+		give_back(p, head, drop);
 	}
 	/* The runtime-wide warm lists, by whoever gets to them first. */
 	if (!shared)
@@ -386,23 +434,18 @@ static void trim_warm(struct weft__stack_pool *p)
 	    pthread_mutex_trylock(&p->lock) == 0) {
 		struct weft__stack *list = NULL;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+		size_t taken = 0;
 		while (n > SHARED_IDLE_KEEP) {
 			struct weft__stack *s = p->warm;
 			p->warm = s->next;
 			s->next = list;
 			list = s;
 			n--;
+			taken++;
 		}
 		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
 		pthread_mutex_unlock(&p->lock);
-		if (list) {
-			struct weft__stack *tail = list;
-			for (struct weft__stack *s = list; s; s = s->next) {
-				stack_dontneed(p, s);
-				tail = s;
-			}
-			push_cold(p, list, tail);
-		}
+		give_back(p, list, taken); /* outside the lock: system calls */
 	}
 }
 

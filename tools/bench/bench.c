@@ -30,6 +30,14 @@
  * them; stderr gets `# fiber_rss ...` with the figures, the creation time
  * (first spawn to the last fiber suspended) among them. Stacks share slab
  * mappings, so the default vm.max_map_count is enough.
+ *
+ * fiber_exit_storm: each batch suspends 30,000 fibers on a gate, opens it;
+ * each sleeps 50 ms and exits, all at about the same time. stderr gets
+ * `# fiber_exit_storm ...`: the median (and p99) over the fibers of how
+ * late each wake-up was, and the kernel CPU (getrusage) from the release
+ * to 100 ms after the last exit (the idle workers' trim, which gives the
+ * stacks' pages back, included) divided by the fibers, each the median
+ * over batches.
  */
 #include <weft/weft.h>
 
@@ -64,6 +72,8 @@
 #define CTX_YIELDS 100000u      /* ctx_switch_fiber: yields per batch */
 #define RSS_FIBERS 1000000u     /* fiber_rss */
 #define NUM_BIP 10000u          /* block_in_place: calls per batch */
+#define STORM_FIBERS 30000u     /* fiber_exit_storm */
+#define STORM_SLEEP_NS 50000000u /* fiber_exit_storm: 50 ms */
 #define FIBER_STACK (64u << 10) /* fiber_stack_size of every case (the default) */
 #define STALL_NS 10000u         /* stall(): 10 us */
 #define RTT_NS 50000000u        /* round-trip probe: 50 ms */
@@ -239,6 +249,13 @@ static struct {
 	uint64_t rss_base, rss_peak, rss_after; /* bytes */
 	uint64_t create_ns;   /* slowest batch: first spawn to all suspended */
 	long maps_base, maps_peak;
+
+	/* fiber_exit_storm */
+	uint64_t *storm_late;   /* STORM_FIBERS lateness samples (ns), one batch */
+	uint64_t *storm_median; /* per batch */
+	uint64_t *storm_p99;
+	uint64_t *storm_sys;    /* per batch: kernel CPU from release to the last exit */
+	unsigned storm_batches, storm_cap;
 
 	/* fanout_mpsc */
 	struct weft_chan *chan;
@@ -540,6 +557,21 @@ static void *fiber_gated(void *arg)
 	 * fibers finish suspending. */
 	atomic_fetch_add_explicit(&g.suspended, 1, memory_order_relaxed);
 	CHECK(weft_waitgroup_wait(g.gate));
+	countdown();
+	return NULL;
+}
+
+/* fiber_exit_storm: wait for the gate, sleep 50 ms, note how late the
+ * wake-up was, exit. */
+static void *fiber_storm(void *arg)
+{
+	uint64_t *late = arg;
+	atomic_fetch_add_explicit(&g.suspended, 1, memory_order_relaxed);
+	CHECK(weft_waitgroup_wait(g.gate));
+	uint64_t due = now_ns() + STORM_SLEEP_NS;
+	CHECK(weft_sleep_ns(STORM_SLEEP_NS));
+	uint64_t t = now_ns();
+	*late = t > due ? t - due : 0;
 	countdown();
 	return NULL;
 }
@@ -867,6 +899,76 @@ static void teardown_fiber_rss(void)
 	CHECK(weft_waitgroup_destroy(g.gate));
 }
 
+static void setup_fiber_exit_storm(void)
+{
+	CHECK(weft_waitgroup_create(&g.gate));
+	g.storm_late = xcalloc(STORM_FIBERS, sizeof(*g.storm_late));
+	g.storm_cap = 1024;
+	g.storm_median = xcalloc(g.storm_cap, sizeof(uint64_t));
+	g.storm_p99 = xcalloc(g.storm_cap, sizeof(uint64_t));
+	g.storm_sys = xcalloc(g.storm_cap, sizeof(uint64_t));
+}
+
+static int cmp_u64(const void *a, const void *b);
+
+static uint64_t sys_ns(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_stime.tv_sec * 1000000000ull + (uint64_t)ru.ru_stime.tv_usec * 1000ull;
+}
+
+/* Spawn the 30,000 behind the gate, wait until all are suspended, then
+ * open it: they all sleep 50 ms, wake together and exit together (the
+ * storm of stack give-backs the issue measured). Kernel CPU is taken from
+ * the release to the last exit. */
+static void batch_fiber_exit_storm(void)
+{
+	atomic_store_explicit(&g.remaining, STORM_FIBERS, memory_order_relaxed);
+	atomic_store_explicit(&g.suspended, 0, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_waitgroup_add(g.gate, 1));
+	for (unsigned i = 0; i < STORM_FIBERS; i++)
+		CHECK(weft_spawn(g.rt, fiber_storm, &g.storm_late[i], NULL));
+	uint64_t t0 = now_ns();
+	while (atomic_load_explicit(&g.suspended, memory_order_relaxed) < STORM_FIBERS) {
+		if (now_ns() - t0 > 60ull * 1000000000u)
+			die("fiber_exit_storm: only %u of %u fibers suspended in 60 s",
+			    atomic_load_explicit(&g.suspended, memory_order_relaxed), STORM_FIBERS);
+		usleep(1000);
+	}
+	usleep(20000); /* the last ones finish suspending */
+	uint64_t s0 = sys_ns();
+	CHECK(weft_waitgroup_done(g.gate));
+	signal_wait(&g.done);
+	usleep(100000); /* idle workers give the stacks' pages back: counted too */
+	uint64_t sys = sys_ns() - s0;
+	qsort(g.storm_late, STORM_FIBERS, sizeof(uint64_t), cmp_u64);
+	if (g.storm_batches < g.storm_cap) {
+		g.storm_median[g.storm_batches] = g.storm_late[STORM_FIBERS / 2];
+		g.storm_p99[g.storm_batches] = g.storm_late[STORM_FIBERS / 100 * 99];
+		g.storm_sys[g.storm_batches] = sys;
+		g.storm_batches++;
+	}
+}
+
+static void teardown_fiber_exit_storm(void)
+{
+	/* warm-up batches included; medians over the batches */
+	unsigned n = g.storm_batches;
+	qsort(g.storm_median, n, sizeof(uint64_t), cmp_u64);
+	qsort(g.storm_p99, n, sizeof(uint64_t), cmp_u64);
+	qsort(g.storm_sys, n, sizeof(uint64_t), cmp_u64);
+	fprintf(stderr,
+		"# fiber_exit_storm fibers=%u sleep_ms=%u batches=%u median_late_ms=%.2f "
+		"p99_late_ms=%.2f sys_ns_per_fiber=%.0f (medians over batches; max batch: "
+		"median_late_ms=%.2f sys_ns_per_fiber=%.0f)\n",
+		STORM_FIBERS, STORM_SLEEP_NS / 1000000u, n, (double)g.storm_median[n / 2] / 1e6,
+		(double)g.storm_p99[n / 2] / 1e6, (double)g.storm_sys[n / 2] / STORM_FIBERS,
+		(double)g.storm_median[n - 1] / 1e6, (double)g.storm_sys[n - 1] / STORM_FIBERS);
+	CHECK(weft_waitgroup_destroy(g.gate));
+}
+
 struct bench_case {
 	const char *name;
 	unsigned ops;          /* operations per batch (for the README/list) */
@@ -929,6 +1031,10 @@ static const struct bench_case cases[] = {
 	{ "fiber_rss", RSS_FIBERS, 0,
 	  "1,000,000 fibers suspend on a waitgroup; RSS (stderr) while suspended",
 	  setup_fiber_rss, batch_fiber_rss, teardown_fiber_rss },
+	{ "fiber_exit_storm", STORM_FIBERS, 0,
+	  "30,000 fibers released together each sleep 50 ms and exit; lateness and "
+	  "kernel CPU per fiber (stderr)",
+	  setup_fiber_exit_storm, batch_fiber_exit_storm, teardown_fiber_exit_storm },
 };
 #define N_CASES (sizeof(cases) / sizeof(cases[0]))
 
