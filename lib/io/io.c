@@ -812,8 +812,13 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 	}
 	void *v;
 	rc = weft_oneshot_recv(done, &v);
-	if (rc)
-		return rc; /* -EPIPE cannot happen: the job always sends */
+	if (rc) {
+		/* -ECANCELED (the fiber was cancelled): let go of the receiver;
+		 * the job's result, sent or not yet, is freed by value_drop or
+		 * by the job itself (its send fails). -EPIPE cannot happen. */
+		weft_oneshot_receiver_drop(done);
+		return rc;
+	}
 	j = v;
 	rc = j->rc;
 	*res = j->res;

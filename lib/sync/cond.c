@@ -151,6 +151,14 @@ static int cond_wait_until(struct weft_cond *c, struct weft_mutex *m, uint64_t t
 	int rc = weft__wait_deadline(cond_fn, &a, &w, deadline);
 	if (!rc)
 		return a.rc;
+	if (rc == -ECANCELED) {
+		/* A cancelled fiber cannot wait for the mutex again: return
+		 * without it, whichever phase the entry was in. */
+		if (!w._queue)
+			weft_mutex_unlock(m); /* cancelled at entry: still held */
+		weft_wait_cancel(&w);
+		return rc;
+	}
 	if (!w._queue)
 		return rc; /* refused before anything (-EDEADLK, -ENOMEM): mutex still held */
 	/* Out of time (-ETIMEDOUT): leave whichever list the entry is on,

@@ -354,8 +354,8 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 		}
 		if (id)
 			*id = e->id;
-		if (result)
-			*result = rc ? NULL : r;
+		if (result) /* -EINTR: a fiber that unwound; its return value */
+			*result = rc == 0 || rc == -EINTR ? r : NULL;
 		entry_unref(e);
 		return rc;
 	}

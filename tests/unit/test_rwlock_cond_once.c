@@ -289,7 +289,8 @@ static void *cv_waiter(void *arg)
 	while (!v->ready) {
 		int rc = weft_cond_wait(v->c, v->m);
 		if (rc) {
-			weft_mutex_unlock(v->m);
+			if (rc != -ECANCELED) /* cancelled: the mutex is not held */
+				weft_mutex_unlock(v->m);
 			return (void *)(intptr_t)rc;
 		}
 	}
@@ -389,11 +390,15 @@ Test(cond, signal_to_a_cancelled_waiter_is_passed_on, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_mutex_unlock(v.m), 0);
 	cr_assert_eq(weft_abort(a), 0);
 	wt_gate_open(&g);
-	cr_assert_eq(weft_join(a, NULL), -EINTR); /* cancelled after it started */
 	void *r;
+	/* A unwinds: its cond wait returns -ECANCELED without the mutex. */
+	cr_assert_eq(weft_join(a, &r), -EINTR);
+	cr_assert_eq((intptr_t)r, -ECANCELED);
 	cr_assert_eq(weft_join(b, &r), 0, "B got the signal A never used");
 	cr_assert_eq((intptr_t)r, 0);
 	cr_assert_eq(atomic_load(&v.woke), 1);
+	cr_assert_eq(weft_mutex_try_lock(v.m), 0, "A did not keep the mutex");
+	cr_assert_eq(weft_mutex_unlock(v.m), 0);
 	cr_assert_eq(weft_cond_destroy(v.c), 0);
 	cr_assert_eq(weft_mutex_destroy(v.m), 0);
 	wt_rt_destroy(rt);

@@ -358,3 +358,32 @@ Test(joinset, concurrent_joiners_each_task_once, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_joinset_destroy(s), 0);
 	wt_rt_destroy(rt);
 }
+
+/* A fiber member aborted while it waits unwinds: its wait returns
+ * -ECANCELED, it returns a value, and join_next reports -EINTR with it. */
+static void *wait_then_report(void *arg)
+{
+	int rc = weft_token_wait(arg);
+	return (void *)(intptr_t)(rc == -ECANCELED ? 555 : rc);
+}
+
+Test(joinset, aborted_fiber_member_reports_eintr_with_its_result, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	struct weft_token *never;
+	cr_assert_eq(weft_token_create(NULL, &never), 0);
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	uint64_t id;
+	cr_assert_eq(weft_joinset_spawn(s, rt, wait_then_report, never, &id), 0);
+	wt_sleep_ms(20); /* started and waiting */
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+	void *r = NULL;
+	uint64_t got = 0;
+	cr_assert_eq(weft_joinset_join_next(s, &r, &got), -EINTR);
+	cr_assert_eq(got, id);
+	cr_assert_eq((intptr_t)r, 555, "the value fn returned as it unwound");
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert_eq(weft_token_destroy(never), 0);
+	wt_rt_destroy(rt);
+}

@@ -3,8 +3,8 @@
  * and rendezvous channel, broadcast and watch channels, notify, async
  * mutex, counting semaphore, wait group.
  *
- * Also: reader-writer lock, condition variable, once, cancellation tokens. Included by weft/weft.h; it may
- * also be included alone.
+ * Also: reader-writer lock, condition variable, once, cancellation tokens.
+ * Included by weft/weft.h; it may also be included alone.
  *
  * Two forms of every waiting call:
  *  - poll form `weft_X_Y_poll(obj, w, cx, ...)` for poll tasks. It returns
@@ -615,7 +615,9 @@ WEFT_API int weft_cond_broadcast(struct weft_cond *c);
  * Blocking form: called holding m. 0 (signalled; m held again), -ETIMEDOUT
  * (_timeout form: m held again), -EINVAL (NULL c or m), -EPERM (m was not
  * locked), -EDEADLK (poll task on a worker) and -ENOMEM (m still held,
- * nothing waited).
+ * nothing waited), -ECANCELED (the calling fiber was cancelled: m is NOT
+ * held - released and not taken back, since a cancelled fiber's waits
+ * return at once; a signal it had received is passed on).
  */
 WEFT_API int weft_cond_wait(struct weft_cond *c, struct weft_mutex *m);
 WEFT_API int weft_cond_wait_timeout(struct weft_cond *c, struct weft_mutex *m,
@@ -637,8 +639,9 @@ WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
  * for it to finish (fibers suspend, threads block) and then see everything
  * it wrote; later callers return at once. fn may itself suspend (it runs
  * in the fiber of the first caller). fn must not call weft_once on the same
- * object (it would wait for itself). If the fiber running fn is cancelled
- * while suspended inside it, the once never completes.
+ * object (it would wait for itself). If the fiber running fn is cancelled,
+ * fn's blocking calls return -ECANCELED and whatever fn does then is the
+ * once's outcome: it counts as done when fn returns.
  *
  * The struct belongs to the caller: zero it or use WEFT_ONCE_INIT (static
  * storage is fine); no destroy. It must stay in place while in use.
@@ -648,7 +651,8 @@ struct weft_once { uint64_t _opaque[8]; };
 
 /* 0 once fn has run (by this call or another). -EINVAL (NULL once or fn),
  * and for a caller that would have to wait: -EDEADLK (a poll task on a
- * worker), -ENOMEM. */
+ * worker), -ENOMEM, -ECANCELED (a cancelled fiber: fn may not have
+ * finished). */
 WEFT_API int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg);
 /* True once fn has run to its end. */
 WEFT_API bool weft_once_done(const struct weft_once *once);

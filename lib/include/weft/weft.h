@@ -410,14 +410,18 @@ WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime
 /*
  * Join the next task to complete (in completion order). Poll form (entry
  * rules of weft/sync.h): WEFT_PENDING (none finished yet; `w` linked), or,
- * with that task taken out of the set: 0 (*result, may be NULL, holds its
- * result), -ECANCELED (it was aborted or cancelled by shutdown); or -ENOENT
- * (the set is empty), -EINVAL (NULL s, w or cx; w attached elsewhere).
- * *id (may be NULL) receives the task's id with 0 and -ECANCELED.
+ * with that task taken out of the set, its weft_join outcome: 0 (*result,
+ * may be NULL, holds its result), -ECANCELED (aborted or cancelled by
+ * shutdown before a fiber started, or a poll task), -EINTR (a fiber
+ * cancelled after it started: *result holds what fn returned as it
+ * unwound); or -ENOENT (the set is empty), -EINVAL (NULL s, w or cx; w
+ * attached elsewhere). *id (may be NULL) receives the task's id with 0,
+ * -ECANCELED and -EINTR.
  */
 WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 					 struct weft_cx *cx, void **result, uint64_t *id);
-/* Blocking form: as above, plus -EDEADLK (poll task on a worker), -ENOMEM;
+/* Blocking form: as above, plus -EDEADLK (poll task on a worker), -ENOMEM,
+ * -ECANCELED also when the calling fiber is cancelled (nothing taken out);
  * the _timeout form -ETIMEDOUT (nothing taken out). */
 WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id);
 WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
@@ -460,7 +464,7 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *   MUTEX         mutex                                   -> the caller holds it
  *   TOKEN         token                                   -> cancelled
  *   JOIN          task handle, void ** result (may be NULL) -> handle consumed
- *                 (0 or -ECANCELED)
+ *                 (0, -ECANCELED or -EINTR, as weft_join_poll)
  *   JOINSET       join set, void ** result (may be NULL)    -> one member taken
  *                 out; its id in `id`
  *   IO            weft_io, -, WEFT_IO_* interest           -> `io_ready` holds the
@@ -519,8 +523,10 @@ struct weft_select_arm {
  * deadline - CLOCK_MONOTONIC ns, WEFT_FOREVER for none - passed first;
  * no arm completed), -EINVAL (NULL arms, n = 0 or > WEFT_SELECT_MAX_ARMS,
  * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV, a TIMER
- * arm), -EDEADLK (from a poll task on a worker), -ENOMEM. An arm whose
- * wait entry is attached to another object completes with -EINVAL.
+ * arm), -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
+ * calling fiber was cancelled, before or while waiting: no arm completed,
+ * every arm deregistered). An arm whose wait entry is attached to another
+ * object completes with -EINVAL.
  */
 WEFT_API int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns);
 WEFT_API int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns);
