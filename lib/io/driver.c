@@ -247,20 +247,46 @@ static void shard_process(struct weft__tshard *sh, uint64_t now)
 	pthread_mutex_unlock(&sh->lock);
 }
 
-/* Fire every timer that is due: the caller's own core's first (what it
- * wakes runs here), then every other shard (their owners may be parked or
- * busy in a long poll). */
+/*
+ * Fire every timer that is due, in deadline order across the shards (to
+ * the millisecond): take the shard with the earliest next_ms and advance it
+ * only up to the second earliest shard's, then look again. Each round
+ * raises that shard's next_ms past the bound it was advanced to, so this
+ * ends once nothing is due. On a tie the caller's own core's shard goes
+ * first (what it wakes runs here).
+ */
 void weft__timers_process(struct weft_runtime *rt)
 {
 	uint64_t now = weft__driver_now_ms(rt);
 	struct weft__ctx *ctx = weft__ctx();
 	struct weft__core *own = ctx && ctx->rt == rt ? ctx->core : NULL;
-	if (own)
-		shard_process(&own->timers, now);
-	for (unsigned i = 0; i < rt->n; i++)
-		if (&rt->cores[i] != own)
-			shard_process(&rt->cores[i].timers, now);
-	shard_process(&rt->driver.timers, now);
+	for (;;) {
+		struct weft__tshard *best = NULL;
+		uint64_t b1 = UINT64_MAX, b2 = UINT64_MAX;
+		/* own first (wins ties), then the other cores, the driver's last */
+		for (unsigned i = 0; i <= rt->n + 1; i++) {
+			struct weft__tshard *sh;
+			if (i == 0)
+				sh = own ? &own->timers : NULL;
+			else if (i <= rt->n)
+				sh = &rt->cores[i - 1] == own ? NULL : &rt->cores[i - 1].timers;
+			else
+				sh = &rt->driver.timers;
+			if (!sh)
+				continue;
+			uint64_t n = atomic_load_explicit(&sh->next_ms, memory_order_relaxed);
+			if (n < b1) {
+				b2 = b1;
+				b1 = n;
+				best = sh;
+			} else if (n < b2) {
+				b2 = n;
+			}
+		}
+		if (b1 > now)
+			return;
+		shard_process(best, b2 < now ? b2 : now);
+	}
 }
 
 /* ------------------------------------------------------------- epoll side */
