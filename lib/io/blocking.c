@@ -314,8 +314,10 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 			*out = c;
 			return true;
 		}
-		if (w->extra)
-			b->extra--;
+		/* Threads = cores + spares: any spare leaving is one less (a
+		 * core's first thread may be the spare now, its core with a
+		 * thread started as a spare). */
+		b->extra--;
 		/* Room for the pool again: jobs may be waiting for it. */
 		if (!b->closed && b->queue.n > b->idle && b->threads + b->extra < b->max)
 			start_thread_locked(rt, b);

@@ -342,6 +342,41 @@ Test(block_in_place, spares_count_against_max_blocking_threads, .timeout = WT_TM
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A core's first thread can end up a spare (its core taken by a thread
+ * started as one) and leave after keep-alive: the spare count must drop
+ * then too. max_blocking_threads = 1, 1 worker: a 20 ms block_in_place
+ * hands the core over for good; 30 ms keep-alive later no spare is left,
+ * and the pool can start its one thread. Before, only threads started as
+ * spares were counted out: the count stayed 1, the cap stayed full and the
+ * blocking job never ran (the join timed out).
+ */
+Test(block_in_place, first_thread_leaving_as_spare_is_counted_out, .timeout = WT_TMO(30))
+{
+	atomic_store(&g_in_fn, 0);
+	atomic_store(&g_max_in_fn, 0);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1,
+		  .blocking_keep_alive_ns = 30 * 1000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, slow_bip_poll, (void *)(uintptr_t)5, NULL, &t), 0);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((uintptr_t)r, 5);
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->block_in_place_threads == 0, WT_LONG_MS),
+		  "a spare is still counted after every spare thread left");
+	cr_assert_eq(m->block_in_place_threads_started, 1);
+	weft_metrics_free(m);
+	struct weft_task *j;
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &j), 0);
+	int rc = weft_join_timeout(j, &r, 3000000000ull * WEFT_TEST_SLOW);
+	cr_assert_eq(rc, 0, "blocking job: %s (the pool had no room)", weft_strerror(rc));
+	cr_assert_eq((uintptr_t)r, 2);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------- block_in_place from the start hook */
 
 static atomic_int g_hook_bip_calls, g_hook_bip_ok;
