@@ -20,13 +20,22 @@
  *    searching, exactly as a notifier that popped it would have; if a
  *    notifier did pop it meanwhile, that count stands and nothing changes.
  *
- * No lost wakeup: notify reads `state` with an RMW (fetch_add 0, seq_cst)
- * after its push, and a parking worker changes `state` with a seq_cst RMW
- * before its rescan. The two RMWs on one location are totally ordered: if
- * the notifier's comes first, the parker's rescan is ordered after the push
- * and sees it; if the parker's comes first, the notifier sees one fewer
- * unparked worker and wakes a sleeper. (A plain load in notify is not enough
- * - it need not observe the parker's decrement; Tokio hit exactly this.)
+ * No lost wakeup (store buffering: the notifier writes a queue then reads
+ * `state`, the parker writes `state` then reads the queues). The notifier
+ * issues a seq_cst fence between its push and a relaxed load of `state`;
+ * the parker changes `state` with a seq_cst RMW followed by a seq_cst
+ * fence, then rescans. The two fences are ordered in the single total
+ * order S: if the notifier's comes first, the parker's rescan (after its
+ * fence) sees the push; if the parker's comes first, the notifier's load
+ * (after its fence) sees the RMW or a later value - one fewer unparked
+ * worker - and wakes a sleeper. (A plain load with no fence is not enough:
+ * it need not observe the parker's decrement; Tokio hit exactly this.)
+ * Before, notify read `state` with an RMW (fetch_add 0): correct too, but
+ * every notify then took the runtime-wide line exclusively, also when a
+ * worker was already searching and nothing was to be done; a fence and a
+ * load leave the line shared. ThreadSanitizer builds keep the RMW (TSan
+ * does not model standalone fences). On x86 the fence is an MFENCE, on
+ * AArch64 a DMB ISH.
  * Non-searchers park without a rescan: a searcher existed when they gave up,
  * and the last searcher always rescans.
  */
@@ -43,6 +52,8 @@ int weft__idle_init(struct weft__idle *idle, unsigned n)
 	idle->nsleepers = 0;
 	idle->n = n;
 	atomic_init(&idle->state, (uint64_t)n << 32);
+	for (unsigned i = 0; i < WEFT_IDLE_MASK_WORDS; i++)
+		atomic_init(&idle->parked[i], 0);
 	pthread_mutex_init(&idle->lock, NULL);
 	return 0;
 }
@@ -54,12 +65,41 @@ void weft__idle_fini(struct weft__idle *idle)
 	pthread_mutex_destroy(&idle->lock);
 }
 
+static void mark_parked(struct weft__idle *idle, unsigned i, bool parked)
+{
+	if (parked)
+		atomic_fetch_or_explicit(&idle->parked[i / 64], 1ull << (i % 64), memory_order_relaxed);
+	else
+		atomic_fetch_and_explicit(&idle->parked[i / 64], ~(1ull << (i % 64)),
+					  memory_order_relaxed);
+}
+
+/* The notifier's read of `state` after its push: see the header comment. */
+static inline uint64_t notify_read_state(struct weft__idle *idle)
+{
+#if defined(__SANITIZE_THREAD__)
+	/* ThreadSanitizer does not model standalone fences (and GCC refuses
+	 * them under -Werror): the RMW form, equivalent here. */
+	return atomic_fetch_add_explicit(&idle->state, 0, memory_order_seq_cst);
+#else
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit(&idle->state, memory_order_relaxed);
+#endif
+}
+
+/* The parker's side of the same pair, after its RMW on `state`. */
+static inline void park_fence(void)
+{
+#if !defined(__SANITIZE_THREAD__)
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 void weft__idle_notify(struct weft_runtime *rt)
 {
 	struct weft__idle *idle = &rt->idle;
 	WEFT_CHAOS_POINT();
-	/* seq_cst RMW, not a load: see the header comment. */
-	uint64_t s = atomic_fetch_add_explicit(&idle->state, 0, memory_order_seq_cst);
+	uint64_t s = notify_read_state(idle);
 	if (IDLE_SEARCHING(s) != 0 || IDLE_UNPARKED(s) >= idle->n)
 		return;
 	pthread_mutex_lock(&idle->lock);
@@ -69,6 +109,7 @@ void weft__idle_notify(struct weft_runtime *rt)
 		return;
 	}
 	unsigned core = idle->sleepers[--idle->nsleepers];
+	mark_parked(idle, core, false);
 	atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
 	/* release: the woken worker's acquire load sees it was popped. */
 	atomic_store_explicit(&rt->cores[core].sleeping, false, memory_order_release);
@@ -104,7 +145,9 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 						  memory_order_seq_cst);
 	atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
 	idle->sleepers[idle->nsleepers++] = c->index;
+	mark_parked(idle, c->index, true);
 	pthread_mutex_unlock(&idle->lock);
+	park_fence(); /* before the rescan: pairs with notify_read_state */
 	WEFT_CHAOS_POINT(); /* between announcing idle and the rescan */
 	return searching && IDLE_SEARCHING(prev) == 1;
 }
@@ -121,6 +164,7 @@ void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c)
 			}
 		}
 		/* as a notifier that popped us would */
+		mark_parked(idle, c->index, false);
 		atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
 		atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
 	}

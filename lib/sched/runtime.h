@@ -152,8 +152,13 @@ void weft__alloc_fini(struct weft_runtime *rt);
 
 /* ------------------------------------------------------------- idle.c */
 /* state: (unparked << 32) | searching; sleepers: stack of core indices. */
+#define WEFT_IDLE_MASK_WORDS ((WEFT_MAX_WORKERS + 63) / 64)
 struct weft__idle {
 	_Alignas(WEFT_CACHELINE) _Atomic uint64_t state;
+	/* Bit i set while core i is listed as a sleeper (changed under lock,
+	 * read by searchers without it: a parked core's ring is empty, so a
+	 * thief skips it). */
+	_Alignas(WEFT_CACHELINE) _Atomic uint64_t parked[WEFT_IDLE_MASK_WORDS];
 	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
 	unsigned *sleepers;              /* under lock */
 	unsigned nsleepers;              /* under lock */
@@ -488,5 +493,10 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
  * rescue): counted unparked and searching, unless a notifier already did. */
 void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
 void weft__idle_notify_if_work(struct weft_runtime *rt);
+/* Core i is listed as a sleeper (a hint: may be stale by the time it is used). */
+static inline bool weft__idle_is_parked(struct weft__idle *idle, unsigned i)
+{
+	return atomic_load_explicit(&idle->parked[i / 64], memory_order_relaxed) >> (i % 64) & 1;
+}
 
 #endif /* WEFT_RUNTIME_H */

@@ -414,8 +414,8 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 		unsigned start = weft__rng_below(&c->rng, n);
 		for (unsigned i = 0; i < n; i++) {
 			unsigned v = start + i < n ? start + i : start + i - n;
-			if (v == c->index)
-				continue;
+			if (v == c->index || weft__idle_is_parked(&rt->idle, v))
+				continue; /* a parked core's ring is empty */
 			unsigned got, depth;
 			struct weft_task *t = weft__ring_steal(&rt->cores[v].ring, &c->ring,
 							       &got, &depth);
