@@ -92,6 +92,13 @@ struct weft_probe_registry {
 	 * (the return address of the weft_spawn_poll / weft_spawn call) are */
 	unsigned long long task_id_off, task_poll_off, task_spawn_off;
 	struct weft_probe_reg_slot slot[WEFT_PROBE_REG_SLOTS];
+	/* A core's run queue, for a fresh depth without a probe: from a core's
+	 * counters address, its ring's head (u64: steal << 32 | next to pop)
+	 * and tail (u32: next free) are at these signed offsets; depth is
+	 * tail - (u32)head. */
+	long long ring_head_off, ring_tail_off;
+	/* each runtime's inject queue length (a size_t), by slot */
+	unsigned long long inject_len[WEFT_PROBE_REG_SLOTS];
 };
 
 /* `park` probe, argument kind */

@@ -18,6 +18,10 @@ __attribute__((visibility("default"))) struct weft_probe_registry weft_probe_reg
 	.task_id_off = offsetof(struct weft_task, id),
 	.task_poll_off = offsetof(struct weft_task, poll),
 	.task_spawn_off = offsetof(struct weft_task, spawn_site),
+	.ring_head_off = (long long)offsetof(struct weft__core, ring.head) -
+			 (long long)offsetof(struct weft__core, c),
+	.ring_tail_off = (long long)offsetof(struct weft__core, ring.tail) -
+			 (long long)offsetof(struct weft__core, c),
 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -37,6 +41,8 @@ void weft__probe_register(struct weft_runtime *rt, bool add)
 			__atomic_store_n(&s->ncores, rt->n, __ATOMIC_RELEASE);
 			__atomic_store_n(&s->counters, (uintptr_t)&rt->cores[0].c, __ATOMIC_RELEASE);
 			__atomic_store_n(&s->stride, sizeof(rt->cores[0]), __ATOMIC_RELEASE);
+			__atomic_store_n(&r->inject_len[i], (uintptr_t)&rt->inject.len,
+					 __ATOMIC_RELEASE);
 			__atomic_store_n(&s->rt, (uintptr_t)rt, __ATOMIC_RELEASE);
 		} else {
 			__atomic_store_n(&s->rt, 0, __ATOMIC_RELEASE);

@@ -15,6 +15,10 @@
  *              while an outside thread spawns 2,000 tasks/s
  *   wakestorm  256 fibers wait on a notify that an outside thread fires
  *              every 1 ms (notify_all): every wake is a herd
+ *   imbalance  one worker runs a chain of 50 ms CPU-bound polls (each
+ *              spawns the next, so it never runs dry and never steals)
+ *              while on the other 200 short jobs each spawn their
+ *              successor: one queue stays deep, nobody can take from it
  * Healthy:
  *   flood      one task spawns 256 jobs per poll and yields, more than
  *              both workers can run: each worker's queue is deep in turn
@@ -195,6 +199,43 @@ static enum weft_poll flood(void *state, struct weft_cx *cx)
 	return WEFT_PENDING;
 }
 
+/* imbalance: 200 jobs, each spawning its successor as it ends, so the
+ * queue they sit in stays as deep as it started */
+static enum weft_poll relay_job(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	spin_us(5);
+	if (!atomic_load(&stop)) {
+		int rc = weft_spawn_poll(weft_cx_runtime(cx), relay_job, NULL, NULL, NULL);
+		if (rc)
+			die("spawn", rc);
+	}
+	return WEFT_READY;
+}
+
+static enum weft_poll keeper(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	for (int i = 0; i < 200; i++) {
+		int rc = weft_spawn_poll(weft_cx_runtime(cx), relay_job, NULL, NULL, NULL);
+		if (rc)
+			die("spawn", rc);
+	}
+	return WEFT_READY;
+}
+
+static enum weft_poll chain(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	spin_us(50000);
+	if (!atomic_load(&stop)) {
+		int rc = weft_spawn_poll(weft_cx_runtime(cx), chain, NULL, NULL, NULL);
+		if (rc)
+			die("spawn", rc);
+	}
+	return WEFT_READY;
+}
+
 /* skew: one wave of 600 jobs from one worker */
 static enum weft_poll wave(void *state, struct weft_cx *cx)
 {
@@ -300,6 +341,12 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 256; i++)
 			if ((rc = weft_spawn(rt, storm_fiber, NULL, &tasks[ntasks++])))
 				die("spawn", rc);
+	} else if (!strcmp(sc, "imbalance")) {
+		if ((rc = weft_spawn_poll(rt, chain, NULL, NULL, NULL)))
+			die("spawn", rc);
+		sleep_ns(100000000L); /* the chain holds one worker: the keeper gets the other */
+		if ((rc = weft_spawn_poll(rt, keeper, NULL, NULL, &tasks[ntasks++])))
+			die("spawn", rc);
 	} else if (!strcmp(sc, "flood")) {
 		if ((rc = weft_spawn_poll(rt, flood, NULL, NULL, &tasks[ntasks++])))
 			die("spawn", rc);

@@ -457,6 +457,13 @@ SCENARIOS = [
     ("pingpong", 2, 8, set(), set()),
     # a wake storm: 256 fibers woken every 1 ms
     ("wakestorm", 2, 8, {"herd"}, set()),
+    # one worker's queue stays 200 deep while the other runs 50 ms polls
+    ("imbalance", 2, 8, {"imbalance"}, set()),
+    # one task spins in one poll all along
+    ("longpoll", 2, 6, {"long-poll"}, {"stuck-worker"}),
+    # healthy: nothing to do; bursts of 2,000 tasks every 200 ms
+    ("idle", 2, 6, set(), set()),
+    ("bursty", 2, 8, set(), set()),
     # sleep(1) and read() on a pipe inside tasks: the workers hold queued
     # tasks they do not run (stuck-worker), the poll lasts (long-poll)
     ("blocking", 2, 8, {"blocking-call", "long-poll"}, {"stuck-worker"}),
@@ -544,7 +551,14 @@ def test_lints(schedtop, load, lib):
                     and lt["poll_p50_ns"] <= 1 << 20 and 0 < lt["wake_p50_ns"] <= lt["wake_p99_ns"]):
                 bad.append("skew: implausible latency in interval %d: %s" % (k, lt))
         if name == "blocking" and not nstale:
-            bad.append("blocking: the blocked workers' depths were never marked stale")
+            bad.append("blocking: the blocked workers' state was never marked stale")
+        # queue depths are read from memory: current even when the workers
+        # are silent (blocked): the 2,000 tasks/s pile up in sight
+        if name == "blocking" and not any(o["inject_depth"] > 100 and not o["inject_stale"]
+                                          and any(w["local_depth"] > 64 and not w["depth_stale"]
+                                                  for w in o["worker"]) for o in objs[1:]):
+            bad.append("blocking: queued tasks not shown as current: %s" %
+                       [(o["inject_depth"], o["inject_stale"]) for o in objs])
         extra = set().union(*per) - must - may
         if extra:
             bad.append("%s: unexpected %s" % (name, sorted(extra)))

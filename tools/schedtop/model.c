@@ -102,6 +102,15 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->age_s = seen && s->ts_ns >= seen ? (double)(s->ts_ns - seen) / 1e9 : -1;
 	r->stale = b->state != WEFT_ST_PARKED && b->state != WEFT_ST_STOPPED &&
 		   (r->age_s < 0 || r->age_s > (dt_s > 0 ? dt_s : 1.0));
+	r->depth_age_s = r->age_s;
+	r->depth_stale = r->stale;
+	if (i < WEFT_BPF_MAX_CORES && s->fresh_depth_ts[i] && s->fresh_depth_ts[i] > seen) {
+		/* read from the target's memory at the last sample: current */
+		r->local_depth = s->fresh_depth[i];
+		r->depth_age_s = s->ts_ns > s->fresh_depth_ts[i]
+					 ? (double)(s->ts_ns - s->fresh_depth_ts[i]) / 1e9 : 0;
+		r->depth_stale = false;
+	}
 	r->polls_per_s = dt_s > 0 ? (double)r->polls / dt_s : 0;
 	r->cpu_pct = dt_s > 0 ? 100.0 * (double)d(b->oncpu_ns, a->oncpu_ns) / (dt_s * 1e9) : 0;
 	r->vol_cs = d(b->vol_switches, a->vol_switches);
@@ -168,13 +177,17 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			inject_seen = seen;
 			iv->inject_depth = s->cores[i].inject_depth;
 		}
-		if (r->state != WEFT_ST_STOPPED) {
+		if (r->state != WEFT_ST_STOPPED && !r->depth_stale) {
 			if (r->local_depth < dmin) { dmin = r->local_depth; dmin_core = (int)i; }
 		}
 		for (unsigned v = 0; v < iv->workers; v++)
 			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
 	}
 	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv);
+	if (s->fresh_inject_ts > inject_seen) {
+		inject_seen = s->fresh_inject_ts;
+		iv->inject_depth = s->fresh_inject;
+	}
 	iv->inject_age_s = inject_seen && s->ts_ns >= inject_seen
 				   ? (double)(s->ts_ns - inject_seen) / 1e9 : -1;
 	iv->inject_stale = iv->inject_age_s < 0 || iv->inject_age_s > (dt > 0 ? dt : 1.0);
@@ -202,7 +215,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	int deep = -1;
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
-		bool is_deep = dmin_core >= 0 && r->state != WEFT_ST_STOPPED &&
+		bool is_deep = dmin_core >= 0 && r->state != WEFT_ST_STOPPED && !r->depth_stale &&
 			       r->local_depth > dmin + LINT_IMBALANCE_DEPTH;
 		ls->imbalance_run[i] = is_deep ? ls->imbalance_run[i] + 1 : 0;
 		if (ls->imbalance_run[i] >= LINT_IMBALANCE_INTERVALS &&
@@ -330,7 +343,7 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		const struct worker_row *r = &iv->row[i];
 		char p50[24], p99[24], u99[24], age[32], dep[32];
 		fmt_age(age, sizeof(age), r->age_s, r->stale);
-		snprintf(dep, sizeof(dep), "%" PRIu64 "%s", r->local_depth, r->stale ? "?" : "");
+		snprintf(dep, sizeof(dep), "%" PRIu64 "%s", r->local_depth, r->depth_stale ? "?" : "");
 		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
 		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
 		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
@@ -348,8 +361,10 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 	fprintf(f, "{");
 	if (worker)
 		fprintf(f, "\"core\":%u,\"state\":\"%s\",\"age_s\":%.3f,\"stale\":%s,"
+			   "\"depth_age_s\":%.3f,\"depth_stale\":%s,"
 			   "\"running_pct\":%.1f,\"searching_pct\":%.1f,\"parked_pct\":%.1f,",
 			r->core, state_name(r->state), r->age_s, r->stale ? "true" : "false",
+			r->depth_age_s, r->depth_stale ? "true" : "false",
 			100 * r->state_frac[WEFT_ST_RUNNING],
 			100 * r->state_frac[WEFT_ST_SEARCHING], 100 * r->state_frac[WEFT_ST_PARKED]);
 	fprintf(f,

@@ -28,6 +28,10 @@ struct snap {
 	/* blocking calls in tasks (live only: not in recorded snapshots); a
 	 * record torn by a concurrent write has start_ts 0 */
 	struct weft_bpf_block blocks[WEFT_BPF_MAX_CORES];
+	/* queue depths read from the target's memory (stall.c; live only):
+	 * when set, newer than what the probes said */
+	uint64_t fresh_depth[WEFT_BPF_MAX_CORES], fresh_depth_ts[WEFT_BPF_MAX_CORES];
+	uint64_t fresh_inject, fresh_inject_ts;
 };
 
 /* Lint thresholds (documented in docs/OBSERVABILITY.md). */
@@ -67,6 +71,10 @@ struct worker_row {
 	 * when it wakes, and only it can fill its queue) */
 	double age_s;
 	bool stale;
+	/* local_depth's own: read from the target's memory at the last sample
+	 * when schedtop could (live), else the same as age_s / stale */
+	double depth_age_s;
+	bool depth_stale;
 	double polls_per_s;
 	uint64_t park_p50_ns, park_p99_ns, unpark_p99_ns, futex_p99_ns;
 	double cpu_pct;

@@ -582,6 +582,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	for (long n = 1;; n++) { /* a signal still ends with a final report */
 		bool gone = wait_interval(t, interval, st);
 		mon_snapshot(m, cur);
+		stall_fill_snap(st, cur);
 		if (rec)
 			snap_write(rec, cur, seq++);
 		interval_compute(iv, prev, cur, &ls);

@@ -85,6 +85,12 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 		unsigned n = slot->rt ? (unsigned)slot->ncores : 0;
 		if (n > STALL_MAX_CORES)
 			n = STALL_MAX_CORES;
+		uint64_t ilen = 0;
+		if (slot->rt && st->reg.inject_len[s] &&
+		    !peek(st->pid, st->reg.inject_len[s], &ilen, sizeof(ilen))) {
+			st->inject[s] = ilen;
+			st->inject_ts[s] = now_ns;
+		}
 		if (st->slot_rt[s] != slot->rt) { /* another runtime: no baseline */
 			st->slot_rt[s] = slot->rt;
 			for (unsigned i = 0; i < STALL_MAX_CORES; i++)
@@ -97,6 +103,15 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 					   sizeof(pc))) {
 				c->seen = false;
 				continue;
+			}
+			uint64_t head = 0;
+			uint32_t tail = 0;
+			uint64_t ca = slot->counters + (uint64_t)i * slot->stride;
+			if (!peek(st->pid, ca + (uint64_t)st->reg.ring_head_off, &head, sizeof(head)) &&
+			    !peek(st->pid, ca + (uint64_t)st->reg.ring_tail_off, &tail, sizeof(tail)) &&
+			    (uint32_t)(tail - (uint32_t)head) <= 1024) {
+				c->depth = (uint32_t)(tail - (uint32_t)head);
+				c->depth_ts = now_ns;
 			}
 			memcpy(c->poll_h, pc.poll_ns_log2, sizeof(c->poll_h));
 			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
@@ -121,6 +136,42 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			c->since_ns = now_ns;
 			c->seen = true;
 			c->confirmed = false;
+		}
+	}
+}
+
+void stall_fill_snap(struct stall *st, struct snap *s)
+{
+	/* One runtime: its cores that fired no probe since schedtop attached
+	 * (stuck, or busy in long polls) are still its cores. */
+	uint64_t only = 0;
+	unsigned nrt = 0;
+	for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++)
+		if (st->reg.slot[r].rt && st->slot_rt[r] == st->reg.slot[r].rt) {
+			only = st->reg.slot[r].rt;
+			nrt++;
+			if (!s->workers_declared || s->workers_declared < st->reg.slot[r].ncores)
+				s->workers_declared = st->reg.slot[r].ncores;
+		}
+	for (unsigned k = 0; k < WEFT_BPF_MAX_CORES; k++) {
+		const struct weft_bpf_core *bc = &s->cores[k];
+		unsigned core = k; /* the BPF slot's core index */
+		uint64_t rt = bc->rt_id ? bc->rt_id : nrt == 1 && k < s->workers_declared ? only : 0;
+		if (!rt)
+			continue;
+		for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++) {
+			if (st->slot_rt[r] != rt || st->reg.slot[r].rt != rt ||
+			    core >= st->reg.slot[r].ncores || core >= STALL_MAX_CORES)
+				continue;
+			const struct stall_core *c = &st->core[r][core];
+			if (c->depth_ts) {
+				s->fresh_depth[k] = c->depth;
+				s->fresh_depth_ts[k] = c->depth_ts;
+			}
+			if (st->inject_ts[r] > s->fresh_inject_ts) {
+				s->fresh_inject = st->inject[r];
+				s->fresh_inject_ts = st->inject_ts[r];
+			}
 		}
 	}
 }
@@ -319,6 +370,33 @@ static void stack_text(struct stall *st, const struct weft_bpf_block_rec *r, cha
 		memcpy(buf + n - 4, "...", 4);
 }
 
+/* The module of the first frame outside the C library: the code that made
+ * the call. */
+static bool is_libc(const char *m)
+{
+	return !strncmp(m, "libc.so", 7) || !strncmp(m, "libc-", 5) || !strncmp(m, "ld-linux", 8) ||
+	       !strncmp(m, "libpthread", 10) || !strncmp(m, "[vdso", 5) || !m[0];
+}
+
+/* Did weft itself sleep (its inject lock, say, whose holder was
+ * preempted), not the task's own code? Not a blocking call in a task. */
+static bool made_by_weft(struct stall *st, const struct weft_bpf_block_rec *r)
+{
+	struct sym_info si;
+	if (!open_sym(st))
+		return false;
+	if (!sym_lookup(st->sym, r->ip, false, &si) && !is_libc(si.module))
+		return !strncmp(si.module, "libweft", 7);
+	for (uint64_t i = 0; i < r->nstack && i < WEFT_BPF_STACK_WORDS; i++) {
+		uint64_t w = r->stack[i];
+		if (w < 4096 || sym_lookup(st->sym, w, true, &si) || !si.func[0] ||
+		    is_libc(si.module) || !after_call(st, w))
+			continue;
+		return !strncmp(si.module, "libweft", 7);
+	}
+	return false;
+}
+
 void stall_blocking_lint(struct stall *st, struct interval *iv, const struct snap *prev,
 			 const struct snap *cur)
 {
@@ -329,7 +407,8 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 	for (unsigned i = 0; i < iv->workers && i < WEFT_BPF_MAX_CORES; i++) {
 		const struct weft_bpf_block *b = &cur->blocks[i];
 		if (b->cur.start_ts && cur->ts_ns > b->cur.start_ts &&
-		    cur->ts_ns - b->cur.start_ts >= thr && cur->ts_ns - b->cur.start_ts > worst_ns) {
+		    cur->ts_ns - b->cur.start_ts >= thr && cur->ts_ns - b->cur.start_ts > worst_ns &&
+		    !made_by_weft(st, &b->cur)) {
 			worst = &b->cur;
 			worst_ns = cur->ts_ns - b->cur.start_ts;
 			wcore = (int)i;
@@ -337,7 +416,7 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 		}
 		if (b->done.start_ts && b->done.end_ts > prev->ts_ns &&
 		    b->done.end_ts - b->done.start_ts >= thr &&
-		    b->done.end_ts - b->done.start_ts > worst_ns) {
+		    b->done.end_ts - b->done.start_ts > worst_ns && !made_by_weft(st, &b->done)) {
 			worst = &b->done;
 			worst_ns = b->done.end_ts - b->done.start_ts;
 			wcore = (int)i;

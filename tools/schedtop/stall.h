@@ -22,6 +22,7 @@ struct stall_core {
 	uint64_t poll_h[WEFT_PROBE_LAT_BINS], wake_h[WEFT_PROBE_LAT_BINS]; /* latest read */
 	uint64_t poll_h0[WEFT_PROBE_LAT_BINS], wake_h0[WEFT_PROBE_LAT_BINS]; /* at the last interval */
 	bool h_seen, h0_seen;
+	uint64_t depth, depth_ts;           /* run queue depth read from memory, when */
 	uint64_t seq, task, fn, site;       /* the poll last seen */
 	uint64_t since_ns;                  /* when it was first seen */
 	bool seen, confirmed;               /* confirmed: two reads agreed on it */
@@ -37,7 +38,13 @@ struct stall {
 	struct weft_probe_registry reg;     /* last consistent copy */
 	struct stall_core core[WEFT_PROBE_REG_SLOTS][STALL_MAX_CORES];
 	uint64_t slot_rt[WEFT_PROBE_REG_SLOTS]; /* the runtime each slot's cores belong to */
+	uint64_t inject[WEFT_PROBE_REG_SLOTS], inject_ts[WEFT_PROBE_REG_SLOTS];
 };
+
+/* Put the queue depths read from memory (fresh at each sample, whatever
+ * the probes said last) into `s`, for the cores of the runtimes it shows:
+ * s->fresh_*. */
+void stall_fill_snap(struct stall *st, struct snap *s);
 
 void stall_init(struct stall *st, int pid, uint64_t threshold_ns);
 

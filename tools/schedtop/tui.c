@@ -243,7 +243,7 @@ static void view_workers(struct tui *t, int pid)
 		fmt_age(cell[C_AGE], sizeof(cell[0]), r->age_s, r->stale);
 		fmt_rate(cell[C_POLLS], sizeof(cell[0]), r->polls_per_s);
 		snprintf(cell[C_DEPTH], sizeof(cell[0]), "%llu%s", (unsigned long long)r->local_depth,
-			 r->stale ? "?" : "");
+			 r->depth_stale ? "?" : "");
 		fmt_rate(cell[C_STLIN], sizeof(cell[0]), (double)r->steals_in / dt);
 		fmt_rate(cell[C_STLOUT], sizeof(cell[0]), (double)r->steals_out / dt);
 		fmt_rate(cell[C_PARKS], sizeof(cell[0]), (double)r->parks / dt);
@@ -471,6 +471,7 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 		if (el >= interval || gone) {
 			last = now;
 			mon_snapshot(m, cur);
+			stall_fill_snap(st, cur);
 			interval_compute(iv, prev, cur, &ls);
 			stall_lint(st, iv, now_ns);
 			stall_blocking_lint(st, iv, prev, cur);
