@@ -6,7 +6,8 @@ metrics, wrappers, flight recorder. Real processes, real BPF.
 
 WEFT_LOAD_TEST is tests/bpf/weft_load, WEFT_LOAD is tools/load/weft-load.
 TEST is one of:
-  faults    `report` prints the recorded pid (it printed "pid 0"); JSON's
+  faults    `report` prints the recorded pid (it printed "pid 0"); the batch
+            text's totals say POLLS counts since the runtime started; JSON's
             last object says why it is last ("end": "count",
             "target-exited", "signal", "end-of-file" for report); --no-bpf
             on weft-load (threads named load-<n>) lists the thread names it
@@ -127,6 +128,12 @@ def test_faults(st, wl_test, wl, lib):
                  [(o["final"], o.get("end")) for o in objs])
         if "end" in objs[0]:
             fail("a non-final object has an end reason")
+        # the text's closing totals say what their POLLS counts (it said
+        # "since attach", but polls are the runtime's own counter)
+        p = run([st, "-p", str(load.pid), "--batch", "-n", "1", "0.2"])
+        if "--- totals: POLLS since the runtime started, the others since attach" \
+                not in p.stdout:
+            fail("batch totals title: %s" % p.stdout[-600:])
         # SIGINT to schedtop: "end":"signal"
         sp = subprocess.Popen([st, "-p", str(load.pid), "--batch", "--json", "0.2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -599,7 +599,10 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 				printf("--- target %d exited; final interval:\n", t->pid);
 			interval_print_text(stdout, iv, t->pid);
 			if (last) {
-				printf("--- totals since attach\n%-3s %10s %10s %10s %10s %8s %8s %8s\n", "W",
+				/* POLLS is the core's own counter (since the runtime
+				 * started); the others count from the attach */
+				printf("--- totals: POLLS since the runtime started, the others since "
+				       "attach\n%-3s %10s %10s %10s %10s %8s %8s %8s\n", "W",
 				       "POLLS", "STEALS_IN", "TASKS_IN", "STEALS_OUT", "PARKS", "NOOP",
 				       "OVERFL");
 				for (unsigned i = 0; i < iv->workers; i++) {
