@@ -27,6 +27,7 @@ struct weft__stack {
 	char *lo;                       /* lowest usable byte; the guard is just below */
 	struct weft__stack *next;       /* free-list link */
 	bool warm;                      /* may hold resident pages (a fiber ran on it) */
+	bool trim;                      /* being given back (fiber.c, give_back) */
 };
 
 struct weft__slab {
@@ -51,6 +52,7 @@ struct weft__stack_cache {
 /* Per runtime. */
 struct weft__stack_pool {
 	pthread_mutex_t lock;
+	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
 	struct weft__stack *cold;       /* free, pages given back */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */

@@ -28,8 +28,10 @@
  * suspends 1,000,000 fibers (64 KiB stacks) on a waitgroup, reads the
  * resident set from /proc/self/statm and the mapping count, then releases
  * them; stderr gets `# fiber_rss ...` with the figures, the creation time
- * (first spawn to the last fiber suspended) among them. Stacks share slab
- * mappings, so the default vm.max_map_count is enough.
+ * (first spawn to the last fiber suspended) among them, and RSS after
+ * release read once it has stopped falling for 200 ms (settle_s: how long
+ * after the last fiber finished). Stacks share slab mappings, so the
+ * default vm.max_map_count is enough.
  *
  * fiber_exit_storm: each batch suspends 30,000 fibers on a gate, opens it;
  * each sleeps 50 ms and exits, all at about the same time. stderr gets
@@ -248,6 +250,7 @@ static struct {
 	_Alignas(CACHE_LINE) _Atomic uint32_t suspended;
 	uint64_t rss_base, rss_peak, rss_after; /* bytes */
 	uint64_t create_ns;   /* slowest batch: first spawn to all suspended */
+	uint64_t settle_ns;   /* last batch: all finished to RSS flat */
 	long maps_base, maps_peak;
 
 	/* fiber_exit_storm */
@@ -880,8 +883,19 @@ static void batch_fiber_rss(void)
 		g.maps_peak = maps;
 	CHECK(weft_waitgroup_done(g.gate));
 	signal_wait(&g.done);
-	usleep(100000); /* idle workers trim the stacks they cache */
-	g.rss_after = rss_bytes();
+	/* Idle workers give the stacks' pages back (in one pass when they
+	 * park): wait until RSS has stopped falling for 200 ms (at most 10 s)
+	 * and report how long that took. */
+	uint64_t t1 = now_ns(), prev = rss_bytes();
+	unsigned flat = 0;
+	while (flat < 4 && now_ns() - t1 < 10000000000ull) {
+		usleep(50000);
+		uint64_t r = rss_bytes();
+		flat = r + (1u << 20) >= prev ? flat + 1 : 0;
+		prev = r;
+	}
+	g.rss_after = prev;
+	g.settle_ns = now_ns() - t1;
 }
 
 static void teardown_fiber_rss(void)
@@ -891,11 +905,12 @@ static void teardown_fiber_rss(void)
 	fprintf(stderr,
 		"# fiber_rss fibers=%u stack_kib=%u rss_base_mib=%.1f "
 		"rss_suspended_mib=%.1f rss_after_release_mib=%.1f "
-		"per_fiber_kib=%.2f create_s=%.2f maps_base=%ld maps_suspended=%ld\n",
+		"per_fiber_kib=%.2f create_s=%.2f maps_base=%ld maps_suspended=%ld "
+		"settle_s=%.2f\n",
 		RSS_FIBERS, FIBER_STACK >> 10, (double)g.rss_base / mib,
 		(double)g.rss_peak / mib, (double)g.rss_after / mib,
 		(double)(g.rss_peak - g.rss_base) / 1024.0 / RSS_FIBERS,
-		(double)g.create_ns / 1e9, g.maps_base, g.maps_peak);
+		(double)g.create_ns / 1e9, g.maps_base, g.maps_peak, (double)g.settle_ns / 1e9);
 	CHECK(weft_waitgroup_destroy(g.gate));
 }
 
