@@ -58,8 +58,11 @@ static int big(int n)
 }
 
 static void *wait_fn(void *wg) { return (void *)(long)weft_waitgroup_wait(wg); }
-static void *run_deep(void *arg) { return (void *)(long)deep((int)(long)arg); }
-static void *run_big(void *arg) { return (void *)(long)big((int)(long)arg); }
+/* The overflowing fiber waits for main to print its id first: a worker
+ * could otherwise run it and abort the process before the line is out. */
+static struct weft_waitgroup *go;
+static void *run_deep(void *arg) { weft_waitgroup_wait(go); return (void *)(long)deep((int)(long)arg); }
+static void *run_big(void *arg) { weft_waitgroup_wait(go); return (void *)(long)big((int)(long)arg); }
 
 int main(int argc, char **argv)
 {
@@ -78,11 +81,13 @@ int main(int argc, char **argv)
 	if (weft_waitgroup_create(&wg) || weft_waitgroup_add(wg, 1) ||
 	    weft_spawn(rt, wait_fn, wg, &quiet))
 		return 2;
-	if (weft_spawn(rt, argv[1][0] == 'd' ? run_deep : run_big, NULL, &t))
+	if (weft_waitgroup_create(&go) || weft_waitgroup_add(go, 1) ||
+	    weft_spawn(rt, argv[1][0] == 'd' ? run_deep : run_big, NULL, &t))
 		return 2;
 	printf("task %llu guard_install_refused %d\n", (unsigned long long)weft_task_id(t),
 	       guard_refused);
 	fflush(stdout);
+	weft_waitgroup_done(go);
 	weft_join(t, NULL);
 	return 3; /* not reached: the overflow aborts */
 }
