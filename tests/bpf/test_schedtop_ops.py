@@ -18,7 +18,9 @@ TEST is one of:
             weft-load JSON and of the schedtop JSON both mark tasks/s or
             polls/s as a significant, worse change and exit 1 with
             --fail-over 30; diff of a run with itself exits 0; a file that
-            is no recording exits 2.
+            is no recording exits 2; two traces (the steal-trace fixture and
+            a copy with half its steals) show steal events/s changed, and a
+            neutral metric does not gate.
   metrics   `schedtop metrics -p PID --listen 127.0.0.1:PORT` scraped twice
             with curl while weft_load runs, each scrape parsed with
             prometheus_client's parser (python3-prometheus-client): every
@@ -284,6 +286,25 @@ def test_diff(st, wl_test, wl, lib):
             m = [x for x in json.loads(p.stdout)["metrics"] if x["name"] == key][0]
             if m["verdict"] != "better":
                 fail("slow -> fast: %s is not better: %s" % (key, m))
+        # traces (schedtop trace JSON lines): per-second event rates; neutral,
+        # so a change is shown but never gates
+        fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                          "steal-trace.jsonl")
+        lines = open(fx).read().splitlines()
+        fewer = os.path.join(d, "fewer-steals.jsonl")
+        with open(fewer, "w") as f:
+            n = 0
+            for l in lines:
+                if '"type":"steal"' in l:
+                    n += 1
+                    if n % 2:
+                        continue
+                f.write(l + "\n")
+        p = run([st, "diff", fx, fewer, "--fail-over", "0", "--json"])
+        m = {x["name"]: x for x in json.loads(p.stdout)["metrics"]}
+        if p.returncode != 0 or m["steal events/s"]["verdict"] != "changed" or \
+                m["steal events/s"]["change_pct"] > -40:
+            fail("trace diff: rc %d, %s" % (p.returncode, m.get("steal events/s")))
         bad = os.path.join(d, "bad.json")
         with open(bad, "w") as f:
             f.write("{\"hello\":1}\n")
