@@ -470,3 +470,57 @@ Test(udp, recvfrom_learns_the_peer_and_sendto_answers_it, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_io_close(u.srv), 0);
 	wt_rt_destroy(rt);
 }
+
+/* A fiber cancelled while its lookup runs on the blocking pool lets go of
+ * it: once the lookup ends, nothing weft allocated for it is left (counted
+ * by the test's allocator). */
+static atomic_long live_allocs;
+
+static void *count_alloc(size_t size, size_t align, void *ctx)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size))
+		return NULL;
+	atomic_fetch_add(&live_allocs, 1);
+	return p;
+}
+
+static void count_free(void *p, void *ctx)
+{
+	if (p)
+		atomic_fetch_sub(&live_allocs, 1);
+	free(p);
+}
+
+static void *resolve_slow(void *arg)
+{
+	struct addrinfo *ai = NULL;
+	int rc = weft_resolve(weft_runtime_current(), "slow.test", 80, &ai);
+	if (!rc)
+		freeaddrinfo(ai);
+	return (void *)(intptr_t)rc;
+}
+
+Test(resolve, fiber_cancelled_during_a_lookup_leaves_nothing, .timeout = WT_TMO(20))
+{
+	struct weft_allocator a = { count_alloc, count_free, NULL };
+	cr_assert_eq(weft_set_allocator(&a), 0);
+	/* this thread's parker, made at its first join, stays: make it now */
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	wt_rt_destroy(rt);
+	long base = atomic_load(&live_allocs);
+	rt = rt_named(1);
+	cr_assert_eq(weft_spawn(rt, resolve_slow, NULL, &h), 0);
+	wt_sleep_ms(30); /* the lookup (100 ms) is running on the pool */
+	cr_assert_eq(weft_abort(h), 0);
+	void *r;
+	cr_assert_eq(weft_join(h, &r), -EINTR);
+	cr_assert_eq((intptr_t)r, -ECANCELED, "the lookup's wait returned -ECANCELED");
+	wt_rt_destroy(rt); /* waits for the running lookup */
+	cr_assert_eq(atomic_load(&live_allocs), base, "%ld allocations left behind",
+		     atomic_load(&live_allocs) - base);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
