@@ -72,16 +72,21 @@ static void *rw_fiber(void *arg)
 	return (void *)(intptr_t)rc;
 }
 
+/* With one worker: spawn the fiber, then a gate behind it in the inject
+ * queue; once the gate runs, the fiber's first poll (which linked it in
+ * the lock's FIFO, or took the lock) is over. No sleep, so no guess. */
 static void spawn_parked(struct weft_runtime *rt, struct rw_op *o, struct weft_task **h)
 {
 	cr_assert_eq(weft_spawn(rt, rw_fiber, o, h), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&o->started), WT_LONG_MS));
-	wt_sleep_ms(10); /* parked in the lock's FIFO */
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	cr_assert(atomic_load(&o->started), "the fiber ran before the gate");
+	wt_gate_open(&g);
 }
 
 Test(rwlock, fifo_writer_preferring_readers_batched, .timeout = WT_TMO(20))
 {
-	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_runtime *rt = wt_rt_create(1);
 	struct weft_rwlock *l;
 	cr_assert_eq(weft_rwlock_create(&l), 0);
 	atomic_int order = 0, holding = 0, maxh = 0;
@@ -144,7 +149,7 @@ static void *timed_writer(void *a)
 
 Test(rwlock, timed_out_writer_lets_queued_readers_in, .timeout = WT_TMO(20))
 {
-	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_runtime *rt = wt_rt_create(1);
 	struct weft_rwlock *l;
 	cr_assert_eq(weft_rwlock_create(&l), 0);
 	cr_assert_eq(weft_rwlock_try_read(l), 0);
@@ -158,7 +163,9 @@ Test(rwlock, timed_out_writer_lets_queued_readers_in, .timeout = WT_TMO(20))
 	pthread_t th;
 	struct wr wr = { l, 0 };
 	cr_assert_eq(pthread_create(&th, NULL, timed_writer, &wr), 0);
-	wt_sleep_ms(20);
+	/* the writer is queued once a new reader is refused */
+	cr_assert(WT_WAIT_UNTIL(weft_rwlock_try_read(l) == -EBUSY ||
+				(weft_rwlock_read_unlock(l), false), WT_LONG_MS));
 	spawn_parked(rt, &rd, &h);
 	cr_assert_eq(atomic_load(&order), 0, "queued behind the writer");
 	pthread_join(th, NULL);

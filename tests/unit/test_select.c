@@ -286,12 +286,16 @@ static void *select_forever(void *arg)
 
 Test(select, aborted_fiber_leaves_every_wait_list, .timeout = WT_TMO(20))
 {
-	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_runtime *rt = wt_rt_create(1);
 	struct weft_chan *c[2] = { mkchan(1), mkchan(1) };
 	struct weft_task *f[8];
 	for (int i = 0; i < 8; i++)
 		cr_assert_eq(weft_spawn(rt, select_forever, c, &f[i]), 0);
-	wt_sleep_ms(20);
+	/* one worker: once a gate spawned after them runs, each fiber has had
+	 * its first poll and is suspended in its select */
+	struct wt_gate g;
+	wt_gate_hold(rt, &g);
+	wt_gate_open(&g);
 	cr_assert_eq(weft_chan_destroy(c[0]), -EBUSY, "waiters linked");
 	for (int i = 0; i < 8; i++) {
 		cr_assert_eq(weft_abort(f[i]), 0);

@@ -133,6 +133,17 @@ static void *sleep_then_return(void *arg)
 	return (void *)(i * 10);
 }
 
+/* Member i finishes when its own token is cancelled: the test decides the
+ * completion order, so no timing is assumed. */
+static struct weft_token *finish_tok[8];
+
+static void *wait_own_token(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	weft_token_wait(finish_tok[i]);
+	return (void *)(i * 10);
+}
+
 Test(joinset, join_next_in_completion_order, .timeout = WT_TMO(20))
 {
 	struct weft_runtime *rt = wt_rt_create(2);
@@ -140,14 +151,18 @@ Test(joinset, join_next_in_completion_order, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_joinset_create(NULL), -EINVAL);
 	cr_assert_eq(weft_joinset_create(&s), 0);
 	uint64_t ids[8];
-	for (intptr_t i = 0; i < 8; i++)
-		cr_assert_eq(weft_joinset_spawn(s, rt, sleep_then_return, (void *)i, &ids[i]), 0);
+	for (intptr_t i = 0; i < 8; i++) {
+		cr_assert_eq(weft_token_create(NULL, &finish_tok[i]), 0);
+		cr_assert_eq(weft_joinset_spawn(s, rt, wait_own_token, (void *)i, &ids[i]), 0);
+	}
 	cr_assert_eq(weft_joinset_len(s), 8);
+	const int order[8] = { 5, 2, 7, 0, 3, 6, 1, 4 };
 	for (int k = 0; k < 8; k++) {
+		int i = order[k];
+		cr_assert_eq(weft_token_cancel(finish_tok[i]), 0);
 		void *r = NULL;
 		uint64_t id = 0;
 		cr_assert_eq(weft_joinset_join_next(s, &r, &id), 0);
-		int i = 7 - k; /* the shortest sleep finishes first */
 		cr_assert_eq(id, ids[i], "join %d: id %llu, expected task %d", k,
 			     (unsigned long long)id, i);
 		cr_assert_eq((intptr_t)r, i * 10);
@@ -155,6 +170,28 @@ Test(joinset, join_next_in_completion_order, .timeout = WT_TMO(20))
 	}
 	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), -ENOENT);
 	cr_assert_eq(weft_joinset_join_next_timeout(s, NULL, NULL, 0), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(weft_token_destroy(finish_tok[i]), 0);
+}
+
+/* Several finish on their own (timers): all are reported, each once. */
+Test(joinset, sleeping_members_all_reported_once, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	for (intptr_t i = 0; i < 8; i++)
+		cr_assert_eq(weft_joinset_spawn(s, rt, sleep_then_return, (void *)i, NULL), 0);
+	int seen_mask = 0;
+	for (int k = 0; k < 8; k++) {
+		void *r = NULL;
+		cr_assert_eq(weft_joinset_join_next(s, &r, NULL), 0);
+		seen_mask |= 1 << ((intptr_t)r / 10);
+	}
+	cr_assert_eq(seen_mask, 0xff);
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), -ENOENT);
 	cr_assert_eq(weft_joinset_destroy(s), 0);
 	wt_rt_destroy(rt);
 }
