@@ -3,7 +3,7 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
- * broadcast, timers, io, blocking, cycles, lifo.
+ * broadcast, timers, io, blocking, cycles, lifo, spares, unwind.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -267,6 +267,92 @@ static void scenario_fibers(void)
 		CHECK_EQ(weft_join(t[i], NULL), 0);
 	CHECK_EQ(atomic_load(&g_done), N);
 	rm_rt(g_rt);
+}
+
+/* ---------------------------------------------------------------- unwind */
+
+/* Fibers holding a shared weft mutex around waits on a notify, a sleep and
+ * a channel; aborted from this thread while another thread keeps waking
+ * them, the rest cancelled by shutdown. Each returns once its calls fail
+ * (-ECANCELED) and unlocks what it held; drop(arg) runs exactly for the
+ * ones that never started. */
+static struct weft_mutex *g_um;
+static struct weft_notify *g_un;
+static struct weft_chan *g_uch;
+static atomic_int g_unwound, g_udrops, g_ustop;
+
+static void *unwinder(void *arg)
+{
+	long i = (long)(intptr_t)arg;
+	for (;;) {
+		if (weft_mutex_lock(g_um))
+			break;
+		int rc = i % 3 == 0 ? weft_notify_wait(g_un)
+			 : i % 3 == 1 ? weft_sleep_ns(1000000)
+				      : weft_chan_recv(g_uch, &(long){ 0 });
+		CHECK_EQ(weft_mutex_unlock(g_um), 0);
+		if (rc == -ECANCELED)
+			break;
+	}
+	atomic_fetch_add(&g_unwound, 1);
+	return NULL;
+}
+
+static void unwinder_drop(void *arg) { atomic_fetch_add(&g_udrops, 1); }
+
+static void *notifier(void *arg)
+{
+	while (!atomic_load(&g_ustop)) {
+		weft_notify_all(g_un);
+		long v = 1;
+		weft_chan_try_send(g_uch, &v);
+	}
+	return NULL;
+}
+
+static void scenario_unwind(void)
+{
+	for (int round = 0; round < 3; round++) {
+		g_rt = mk(2);
+		CHECK_EQ(weft_mutex_create(&g_um), 0);
+		CHECK_EQ(weft_notify_create(&g_un), 0);
+		CHECK_EQ(weft_chan_create(sizeof(long), 4, &g_uch), 0);
+		atomic_store(&g_unwound, 0);
+		atomic_store(&g_udrops, 0);
+		atomic_store(&g_ustop, 0);
+		pthread_t th;
+		pthread_create(&th, NULL, notifier, NULL);
+		enum { N = 300 };
+		static struct weft_task *t[N];
+		struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .drop = unwinder_drop);
+		for (long i = 0; i < N; i++)
+			CHECK_EQ(weft_spawn_with(g_rt, unwinder, (void *)(intptr_t)i, &o, &t[i]), 0);
+		usleep(2000);
+		int never = 0;
+		for (int i = 0; i < N / 2; i++)
+			CHECK_EQ(weft_abort(t[i]), 0);
+		for (int i = 0; i < N / 2; i++) {
+			int rc = weft_join(t[i], NULL);
+			CHECK(rc == -EINTR || rc == -ECANCELED, "join = %d\n", rc);
+			never += rc == -ECANCELED;
+		}
+		CHECK_EQ(weft_runtime_shutdown(g_rt, WEFT_FOREVER), 0);
+		atomic_store(&g_ustop, 1);
+		pthread_join(th, NULL);
+		for (int i = N / 2; i < N; i++) {
+			int rc = weft_join(t[i], NULL);
+			CHECK(rc == -EINTR || rc == -ECANCELED, "join = %d\n", rc);
+			never += rc == -ECANCELED;
+		}
+		CHECK_EQ(atomic_load(&g_udrops), never);
+		CHECK_EQ(atomic_load(&g_unwound) + never, N);
+		CHECK_EQ(weft_mutex_try_lock(g_um), 0);
+		CHECK_EQ(weft_mutex_unlock(g_um), 0);
+		CHECK_EQ(weft_mutex_destroy(g_um), 0);
+		CHECK_EQ(weft_notify_destroy(g_un), 0);
+		CHECK_EQ(weft_chan_destroy(g_uch), 0);
+		rm_rt(g_rt);
+	}
 }
 
 /* ------------------------------------------------------------------ chan */
@@ -688,7 +774,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "broadcast", scenario_broadcast }, { "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
-	{ "spares", scenario_spares },
+	{ "spares", scenario_spares },     { "unwind", scenario_unwind },
 };
 
 int main(int argc, char **argv)
