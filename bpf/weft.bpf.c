@@ -67,6 +67,7 @@ __u64 runtimes_created = 0;
 __u64 runtimes_shutdown = 0;
 __u64 workers_started = 0;
 __u64 workers_stopped = 0;
+__u64 slots_used = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -132,13 +133,45 @@ static __always_inline void hist_add(__u32 slot, __u32 kind, __u64 v)
 	__sync_fetch_and_add(&hists[slot][kind].slot[b], 1);
 }
 
-static __always_inline struct weft_bpf_core *core_get(long core)
+/* Slots: one per (runtime, core), in the order first seen, so several
+ * runtimes of one process stay apart. schedtop adds the cores it finds in
+ * the target's registry the same way (the map and slots_used are shared). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4 * WEFT_BPF_MAX_CORES);
+	__type(key, struct weft_bpf_slot_key);
+	__type(value, __u32);
+} slots SEC(".maps");
+
+static __always_inline long slot_of(__u64 rt, long core)
 {
-	__u32 i = (__u32)core;
-	if (core < 0 || i >= WEFT_BPF_MAX_CORES) {
+	struct weft_bpf_slot_key k = { .rt = rt, .core = (__u32)core };
+	if (core < 0)
+		return -1;
+	__u32 *v = bpf_map_lookup_elem(&slots, &k);
+	if (v)
+		return *v;
+	__u64 n = __sync_fetch_and_add(&slots_used, 1);
+	if (n >= WEFT_BPF_MAX_CORES)
+		return -1;
+	__u32 nv = (__u32)n;
+	if (bpf_map_update_elem(&slots, &k, &nv, BPF_NOEXIST)) {
+		v = bpf_map_lookup_elem(&slots, &k); /* raced: taken meanwhile (a slot lost) */
+		return v ? *v : -1;
+	}
+	cores[nv & (WEFT_BPF_MAX_CORES - 1)].rt_id = rt;
+	cores[nv & (WEFT_BPF_MAX_CORES - 1)].core = (__u32)core;
+	return nv;
+}
+
+static __always_inline struct weft_bpf_core *core_get(__u64 rt, long core, __u32 *slot)
+{
+	long i = slot_of(rt, core);
+	if (i < 0 || i >= WEFT_BPF_MAX_CORES) {
 		__sync_fetch_and_add(&cores_dropped, 1);
 		return 0;
 	}
+	*slot = (__u32)i;
 	return &cores[i];
 }
 
@@ -158,7 +191,7 @@ static __always_inline void set_state(struct weft_bpf_core *c, __u32 st, __u64 n
 }
 
 /* Learn which core the current thread holds (kernel-side attribution). */
-static __always_inline void learn_tid(struct weft_bpf_core *c, long core)
+static __always_inline void learn_tid(struct weft_bpf_core *c, __u32 core)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	if (c->tid == tid)
@@ -303,13 +336,15 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 		if (!dops)
 			continue;
 		l->row[v] = row->e[v];
-		__sync_fetch_and_add(&mrow[v].ops, dops);
-		__sync_fetch_and_add(&mrow[v].tasks, dtasks);
-		struct weft_bpf_core *vc = core_get(v);
-		if (vc) {
-			__sync_fetch_and_add(&vc->steal_ops_out, dops);
-			__sync_fetch_and_add(&vc->tasks_stolen_out, dtasks);
-		}
+		__u32 vs = 0;
+		struct weft_bpf_core *vc = core_get(c->rt_id, v, &vs);
+		if (!vc)
+			continue;
+		vs &= WEFT_BPF_MAX_CORES - 1;
+		__sync_fetch_and_add(&mrow[vs].ops, dops);
+		__sync_fetch_and_add(&mrow[vs].tasks, dtasks);
+		__sync_fetch_and_add(&vc->steal_ops_out, dops);
+		__sync_fetch_and_add(&vc->tasks_stolen_out, dtasks);
 	}
 #undef pc
 }
@@ -384,14 +419,14 @@ int BPF_USDT(weft_worker_start, long core, long tid, __u64 counters, __u64 rt)
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
+	__u32 slot = 0;
+	struct weft_bpf_core *c = core_get(rt, core, &slot);
 	if (!c)
 		return 0;
 	__sync_fetch_and_add(&workers_started, 1);
-	c->rt_id = rt;
 	c->counters_ptr = counters;
-	learn_tid(c, core);
-	read_counters(c, (__u32)core, now, false);
+	learn_tid(c, slot);
+	read_counters(c, slot, now, false);
 	set_state(c, WEFT_ST_SEARCHING, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_START, core, rt, tid, 0, 0, now);
@@ -405,11 +440,12 @@ int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
+	__u32 slot = 0;
+	struct weft_bpf_core *c = core_get(rt, core, &slot);
 	if (!c)
 		return 0;
 	__sync_fetch_and_add(&workers_stopped, 1);
-	read_counters(c, (__u32)core, now, false);
+	read_counters(c, slot, now, false);
 	set_state(c, WEFT_ST_STOPPED, now);
 	c->last_event_ts = now;
 	emit(WEFT_EV_WORKER_STOP, core, rt, tid, 0, 0, now);
@@ -461,7 +497,8 @@ int BPF_USDT(weft_overflow, long core, long n, __u64 rt)
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
+	__u32 slot = 0;
+	struct weft_bpf_core *c = core_get(rt, core, &slot);
 	if (!c)
 		return 0;
 	if (n > 1)
@@ -483,13 +520,13 @@ int BPF_USDT(weft_maintenance, long core, __u64 counters, long local_depth, long
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
-	struct weft_bpf_core *c = core_get(core);
+	__u32 slot = 0;
+	struct weft_bpf_core *c = core_get(rt, core, &slot);
 	if (!c)
 		return 0;
-	c->rt_id = rt;
-	learn_tid(c, core);
+	learn_tid(c, slot);
 	c->counters_ptr = counters;
-	read_counters(c, (__u32)core, now, false);
+	read_counters(c, slot, now, false);
 	c->local_depth = local_depth;
 	if ((__u64)local_depth > c->depth_max)
 		c->depth_max = local_depth;

@@ -15,10 +15,18 @@
 /* Cores the BPF side tracks one by one; events on higher core indexes are
  * counted in `cores_dropped` only. Slot WEFT_BPF_OTHER holds the process's
  * threads that are not workers (the kernel-side columns only). */
-#define WEFT_BPF_MAX_CORES 64
+#define WEFT_BPF_MAX_CORES 64  /* slots: (runtime, core) pairs */
 #define WEFT_BPF_OTHER WEFT_BPF_MAX_CORES
 #define WEFT_BPF_SLOTS (WEFT_BPF_MAX_CORES + 1)
 #define WEFT_BPF_HIST_SLOTS 32  /* log2 buckets: [2^i, 2^(i+1)) */
+
+/* Key of the slot map: cores of several runtimes get slots of their own
+ * (cores[], hists[], matrix[] are indexed by slot). */
+struct weft_bpf_slot_key {
+	unsigned long long rt;
+	unsigned int core;
+	unsigned int pad;
+};
 
 /* Worker state as the probes show it. */
 enum weft_bpf_state {
@@ -74,7 +82,7 @@ struct weft_bpf_core {
 	unsigned long long last_poll_change_ts;
 	unsigned int state;
 	unsigned int tid;
-	unsigned int pad0;
+	unsigned int core;                  /* the core's index in its runtime (rt_id) */
 	unsigned int pad;
 	/* kernel view (tracepoints), threads of the target only */
 	unsigned long long oncpu_ns;

@@ -446,15 +446,15 @@ def test_longpoll(schedtop, load, lib):
 SCENARIOS = [
     # healthy: the demo's shape; the first interval after attaching once
     # drew stuck-worker (no poll-counter baseline yet)
-    ("skew", 2, 8, set(), set()),
+    ("skew", 2, 6, set(), set()),
     # overload: every worker's queue deep in turn; imbalance used to flag
     # whichever was deep this interval. It may fire now only on a worker
     # that was deep three intervals in a row (checked below).
-    ("flood", 2, 10, set(), {"imbalance"}),
+    ("flood", 2, 8, set(), {"imbalance"}),
     # healthy, nearly idle: half the wakes find nothing (the relayed
     # searcher), which drew herd at a 0.5 threshold
-    ("trickle", 4, 8, set(), set()),
-    ("pingpong", 2, 8, set(), set()),
+    ("trickle", 4, 6, set(), set()),
+    ("pingpong", 2, 6, set(), set()),
     # a wake storm: 256 fibers woken every 1 ms
     ("wakestorm", 2, 8, {"herd"}, set()),
     # one worker's queue stays 200 deep while the other runs 50 ms polls
@@ -463,10 +463,13 @@ SCENARIOS = [
     ("longpoll", 2, 6, {"long-poll"}, {"stuck-worker"}),
     # healthy: nothing to do; bursts of 2,000 tasks every 200 ms
     ("idle", 2, 6, set(), set()),
-    ("bursty", 2, 8, set(), set()),
+    ("bursty", 2, 6, set(), set()),
+    # two runtimes in one process (2 and 1 workers): kept apart (below)
+    ("two", 2, 6, set(), set()),
     # sleep(1) and read() on a pipe inside tasks: the workers hold queued
-    # tasks they do not run (stuck-worker), the poll lasts (long-poll)
-    ("blocking", 2, 8, {"blocking-call", "long-poll"}, {"stuck-worker"}),
+    # tasks they do not run (stuck-worker), the poll lasts (long-poll), and
+    # one's queue may fill while the other's does not (imbalance)
+    ("blocking", 2, 8, {"blocking-call", "long-poll"}, {"stuck-worker", "imbalance"}),
 ]
 
 # what a lint's detail must name, per scenario
@@ -478,7 +481,7 @@ DETAILS = {
 
 def run_scenario(schedtop, target, name, workers, n):
     """Lint names per interval of schedtop attached to a running scenario."""
-    secs = n * 0.25 + 3
+    secs = n * 0.25 + 15   # killed when schedtop is done; slack for a slow attach
     tp = subprocess.Popen([target, name, str(secs), str(workers)], stdout=subprocess.PIPE,
                           text=True)
     st = None
@@ -496,6 +499,59 @@ def run_scenario(schedtop, target, name, workers, n):
     if p.returncode != 0 or len(objs) != n:
         fail("%s: schedtop rc %d, %d objects: %s" % (name, p.returncode, len(objs), p.stderr))
     return objs
+
+
+def check_two_runtimes(objs):
+    """Two runtimes of 2 and 1 workers: every interval shows both, each
+    worker as its own row (runtime, core) with one tid all along."""
+    bad, tids = [], {}
+    for k, o in enumerate(objs):
+        rows = {(w["rt"], w["core"]): w for w in o["worker"]}
+        sizes = sorted(sum(1 for r, _ in rows if r == rt) for rt in {r for r, _ in rows})
+        if o["runtimes"] != 2 or o["workers"] != 3 or len(rows) != 3 or sizes != [1, 2]:
+            bad.append("two: interval %d: runtimes %s workers %s rows %s" %
+                       (k, o["runtimes"], o["workers"], sorted(rows)))
+        for key, w in rows.items():
+            if w["tid"] and tids.setdefault(key, w["tid"]) != w["tid"]:
+                bad.append("two: %s changed tid %s -> %s" % (key, tids[key], w["tid"]))
+        if len(o["steal_matrix"]) != o["workers"]:
+            bad.append("two: steal matrix %d rows" % len(o["steal_matrix"]))
+    if len(set(tids.values())) != len(tids):
+        bad.append("two: one tid on two rows: %s" % tids)
+    return bad
+
+
+def check_two_trace(schedtop, target):
+    """The trace of two runtimes: one track per (runtime, core), named so."""
+    tp = subprocess.Popen([target, "two", "6"], stdout=subprocess.PIPE, text=True)
+    d = tempfile.mkdtemp(prefix="schedtop-two-")
+    try:
+        ready = read_line(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            return ["two: lint_target did not get ready: %r" % ready]
+        out = os.path.join(d, "two.json")
+        p = run_schedtop([schedtop, "trace", "-p", ready.split()[1], "--duration", "1.5",
+                          "-o", out])
+        if p.returncode != 0:
+            return ["two: schedtop trace exited %d: %s" % (p.returncode, p.stderr)]
+        with open(out) as f:
+            evs = json.load(f)["traceEvents"]
+    finally:
+        tp.kill()
+        tp.wait()
+        shutil.rmtree(d)
+    names = {e["tid"]: e["args"]["name"] for e in evs if e.get("name") == "thread_name"
+             and e["tid"]}
+    spans = {e["tid"] for e in evs if e.get("ph") == "X"}
+    bad = []
+    rts = {n.split()[2] for n in names.values() if n.startswith("runtime ")}
+    if len(names) != 3 or len(rts) != 2 or not spans <= set(names):
+        bad.append("two: trace tracks %s (spans on %s)" % (names, sorted(spans)))
+    tids = [n.split("tid ")[1] for n in names.values()]
+    if len(set(tids)) != len(tids):
+        bad.append("two: two tracks of one thread: %s" % names)
+    print("two: trace tracks %s" % sorted(names.values()))
+    return bad
 
 
 def test_lints(schedtop, load, lib):
@@ -521,6 +577,8 @@ def test_lints(schedtop, load, lib):
                         bad.append("%s: imbalance on w%d, not deep in interval %d: %s" %
                                    (name, w, j, ds))
                         break
+        if name == "two":
+            bad += check_two_runtimes(objs)
         if name in DETAILS:
             lint, alts = DETAILS[name]
             ds = [l["detail"] for o in objs for l in o["lints"] if l["name"] == lint]
@@ -542,7 +600,7 @@ def test_lints(schedtop, load, lib):
         # the first interval (the baseline) skew's jobs, which spin 5 us per
         # poll, show polls of 4 us .. 1 ms and a wake -> poll delay
         for k, o in enumerate(objs):
-            if len(o.get("latency", [])) != 1:
+            if len(o.get("latency", [])) != (2 if name == "two" else 1):
                 bad.append("%s: latency for %d runtimes" % (name, len(o.get("latency", []))))
                 break
             lt = o["latency"][0]
@@ -567,6 +625,8 @@ def test_lints(schedtop, load, lib):
             if 2 * hits < len(per) - 1:
                 bad.append("%s: %s in %d of %d intervals after the first" % (name, m, hits,
                                                                               len(per) - 1))
+    if not only or only == "two":
+        bad += check_two_trace(schedtop, target)
     if bad:
         fail("; ".join(bad))
     print("PASS: every scenario drew exactly its lints")

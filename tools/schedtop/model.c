@@ -33,6 +33,8 @@ static bool core_active(const struct weft_bpf_core *c)
 
 unsigned snap_ncores(const struct snap *s)
 {
+	if (s->slots_used)
+		return s->slots_used < WEFT_BPF_MAX_CORES ? (unsigned)s->slots_used : WEFT_BPF_MAX_CORES;
 	unsigned n = s->workers_declared < WEFT_BPF_MAX_CORES ? (unsigned)s->workers_declared
 							       : WEFT_BPF_MAX_CORES;
 	for (unsigned i = WEFT_BPF_MAX_CORES; i > n; i--)
@@ -74,12 +76,23 @@ static double state_time(const struct snap *s, unsigned i, unsigned st)
 	return t;
 }
 
+/* The first slot of runtime rt among the rows: its rank. */
+static unsigned rt_rank(const struct interval *iv, uint64_t rt)
+{
+	for (unsigned i = 0; i < iv->workers; i++)
+		if (iv->row[i].rt == rt)
+			return i;
+	return iv->workers;
+}
+
 static void row_fill(struct worker_row *r, const struct snap *p, const struct snap *s, unsigned i,
 		     double dt_s, struct interval *iv)
 {
 	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
 	memset(r, 0, sizeof(*r));
-	r->core = i;
+	r->core = i < WEFT_BPF_MAX_CORES ? b->core : 0;
+	r->slot = i;
+	r->rt = b->rt_id;
 	r->tid = b->tid;
 	r->state = b->state;
 	/* polls come from the core's own counters, readable once a maintenance
@@ -153,37 +166,41 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	iv->dt_s = p->ts_ns && s->ts_ns > p->ts_ns ? (double)(s->ts_ns - p->ts_ns) / 1e9 : 0;
 	iv->workers = snap_ncores(s);
 	double dt = iv->dt_s;
-	uint64_t polls = 0, steals = 0, tasks = 0, parks = 0, unparks = 0, noops = 0, fails = 0;
-	uint64_t dmin = UINT64_MAX;
-	int dmin_core = -1;
-	bool polls_known = true; /* every live worker's poll counter read at both ends */
+	uint64_t polls = 0, steals = 0, tasks = 0, parks = 0, unparks = 0;
 	uint64_t inject_seen = 0;
 	for (unsigned i = 0; i < iv->workers; i++) {
 		struct worker_row *r = &iv->row[i];
 		row_fill(r, p, s, i, dt, iv);
-		if (s->cores[i].state != WEFT_ST_STOPPED &&
-		    !(p->cores[i].counters_ptr && s->cores[i].counters_ptr))
-			polls_known = false;
 		polls += r->polls;
 		steals += r->steals_in;
 		tasks += r->tasks_in;
 		parks += r->parks;
 		unparks += r->unparks;
-		noops += r->noop_unparks;
-		fails += r->steal_fails;
 		/* inject depth: the latest report of any worker */
 		uint64_t seen = s->cores[i].last_event_ts;
 		if (seen && seen >= inject_seen) {
 			inject_seen = seen;
 			iv->inject_depth = s->cores[i].inject_depth;
 		}
-		if (r->state != WEFT_ST_STOPPED && !r->depth_stale) {
-			if (r->local_depth < dmin) { dmin = r->local_depth; dmin_core = (int)i; }
-		}
 		for (unsigned v = 0; v < iv->workers; v++)
 			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
 	}
 	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv);
+	/* display order: by runtime (first slot seen), then core */
+	for (unsigned i = 0; i < iv->workers; i++)
+		iv->order[i] = i;
+	for (unsigned i = 1; i < iv->workers; i++)
+		for (unsigned j = i; j > 0; j--) {
+			const struct worker_row *a = &iv->row[iv->order[j - 1]], *b = &iv->row[iv->order[j]];
+			unsigned ra = rt_rank(iv, a->rt), rb = rt_rank(iv, b->rt);
+			if (ra < rb || (ra == rb && a->core <= b->core))
+				break;
+			unsigned x = iv->order[j]; iv->order[j] = iv->order[j - 1]; iv->order[j - 1] = x;
+		}
+	iv->runtimes = 0;
+	for (unsigned i = 0; i < iv->workers; i++)
+		if (rt_rank(iv, iv->row[i].rt) == i)
+			iv->runtimes++;
 	if (s->fresh_inject_ts > inject_seen) {
 		inject_seen = s->fresh_inject_ts;
 		iv->inject_depth = s->fresh_inject;
@@ -213,57 +230,98 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	 * (a worker that is deep in one interval and drained in the next is
 	 * work stealing doing its job) */
 	int deep = -1;
+	uint64_t deep_min = 0;
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
-		bool is_deep = dmin_core >= 0 && r->state != WEFT_ST_STOPPED && !r->depth_stale &&
-			       r->local_depth > dmin + LINT_IMBALANCE_DEPTH;
+		/* the shallowest current depth in the same runtime */
+		uint64_t rmin = UINT64_MAX;
+		for (unsigned j = 0; j < iv->workers; j++) {
+			const struct worker_row *q = &iv->row[j];
+			if (q->rt == r->rt && q->state != WEFT_ST_STOPPED && !q->depth_stale &&
+			    q->local_depth < rmin)
+				rmin = q->local_depth;
+		}
+		bool is_deep = rmin != UINT64_MAX && r->state != WEFT_ST_STOPPED && !r->depth_stale &&
+			       r->local_depth > rmin + LINT_IMBALANCE_DEPTH;
 		ls->imbalance_run[i] = is_deep ? ls->imbalance_run[i] + 1 : 0;
 		if (ls->imbalance_run[i] >= LINT_IMBALANCE_INTERVALS &&
-		    (deep < 0 || r->local_depth > iv->row[deep].local_depth))
+		    (deep < 0 || r->local_depth > iv->row[deep].local_depth)) {
 			deep = (int)i;
+			deep_min = rmin;
+		}
 	}
-	for (unsigned i = iv->workers; i < WEFT_BPF_MAX_CORES; i++)
-		ls->imbalance_run[i] = 0;
 	if (deep >= 0) {
 		iv->lint[LINT_IMBALANCE] = true;
+		const struct worker_row *r = &iv->row[deep];
+		char where[48] = "";
+		if (iv->runtimes > 1)
+			snprintf(where, sizeof(where), "runtime 0x%" PRIx64 ": ", r->rt);
 		snprintf(iv->lint_detail[LINT_IMBALANCE], sizeof(iv->lint_detail[0]),
-			 "local depth w%d=%" PRIu64 " vs w%d=%" PRIu64 ", w%d deep for %u intervals",
-			 deep, iv->row[deep].local_depth, dmin_core, dmin, deep,
+			 "%slocal depth w%u=%" PRIu64 " vs %" PRIu64 " (its runtime's shallowest), "
+			 "w%u deep for %u intervals", where, r->core, r->local_depth, deep_min, r->core,
 			 ls->imbalance_run[deep]);
 	}
-	/* steal-storm compares with polls/s: not before every worker's poll
-	 * counter was read at both ends of the interval (the first interval
-	 * after attach shows 0 polls/s until each worker passed maintenance). */
-	double attempts = (double)(steals + fails) / dt;
-	if (polls_known && attempts >= LINT_STEAL_STORM_MIN_PER_S &&
-	    attempts >= LINT_STEAL_STORM_RATIO * ((double)polls / dt)) {
-		iv->lint[LINT_STEAL_STORM] = true;
-		snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
-			 "%.0f steal attempts/s vs %.0f polls/s", attempts, (double)polls / dt);
-	}
-	/* herd: a wake storm - workers pulled out of an idle runtime again and
-	 * again by bursts of tasks woken at once. Not a herd: one task per
-	 * wake (a thread spawning into an idle runtime: half those wakes find
-	 * nothing, the relayed searcher), busy workers handing tasks back and
-	 * forth (ping-pong), or a few big waves a second (skew, bursts). The
-	 * share of wakes that found no work is shown but not a criterion: on
-	 * the same storm program it ranged from 0 to 0.5 from run to run. */
-	double parked = 0;
-	unsigned live = 0;
-	for (unsigned i = 0; i < iv->workers; i++)
-		if (iv->row[i].state != WEFT_ST_STOPPED) {
-			parked += iv->row[i].state_frac[WEFT_ST_PARKED];
-			live++;
+	/* steal-storm and herd look at each runtime on its own: one runtime's
+	 * polls say nothing of another's wakes. */
+	for (unsigned k = 0; k < iv->workers; k++) {
+		uint64_t rt = iv->row[k].rt;
+		if (rt_rank(iv, rt) != k)
+			continue; /* not the runtime's first row */
+		uint64_t rpolls = 0, rsteals = 0, rfails = 0, runparks = 0, rnoops = 0;
+		bool rknown = true;
+		double parked = 0;
+		unsigned live = 0;
+		for (unsigned i = 0; i < iv->workers; i++) {
+			const struct worker_row *r = &iv->row[i];
+			if (r->rt != rt)
+				continue;
+			rpolls += r->polls;
+			rsteals += r->steals_in;
+			rfails += r->steal_fails;
+			runparks += r->unparks;
+			rnoops += r->noop_unparks;
+			if (s->cores[i].state != WEFT_ST_STOPPED &&
+			    !(p->cores[i].counters_ptr && s->cores[i].counters_ptr))
+				rknown = false;
+			if (r->state != WEFT_ST_STOPPED) {
+				parked += r->state_frac[WEFT_ST_PARKED];
+				live++;
+			}
 		}
-	parked = live ? parked / live : 0;
-	if (iv->unparks_per_s >= LINT_HERD_MIN_UNPARKS_PER_S && unparks && polls_known &&
-	    (double)polls / (double)unparks >= LINT_HERD_POLLS_PER_UNPARK &&
-	    parked >= LINT_HERD_PARKED) {
-		iv->lint[LINT_HERD] = true;
-		snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),
-			 "%.0f unparks/s out of an idle runtime (workers %.0f%% parked), %.0f polls "
-			 "per unpark; %" PRIu64 " of %" PRIu64 " found no work", iv->unparks_per_s,
-			 100 * parked, (double)polls / (double)unparks, noops, unparks);
+		parked = live ? parked / live : 0;
+		char where[48] = "";
+		if (iv->runtimes > 1)
+			snprintf(where, sizeof(where), "runtime 0x%" PRIx64 ": ", rt);
+		/* steal-storm compares with polls/s: not before every worker's
+		 * poll counter was read at both ends of the interval (the first
+		 * interval after attach shows 0 polls/s until each worker passed
+		 * maintenance). */
+		double attempts = (double)(rsteals + rfails) / dt;
+		if (rknown && !iv->lint[LINT_STEAL_STORM] && attempts >= LINT_STEAL_STORM_MIN_PER_S &&
+		    attempts >= LINT_STEAL_STORM_RATIO * ((double)rpolls / dt)) {
+			iv->lint[LINT_STEAL_STORM] = true;
+			snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
+				 "%s%.0f steal attempts/s vs %.0f polls/s", where, attempts,
+				 (double)rpolls / dt);
+		}
+		/* herd: a wake storm - workers pulled out of an idle runtime again
+		 * and again by bursts of tasks woken at once. Not a herd: one
+		 * task per wake (a thread spawning into an idle runtime: half
+		 * those wakes find nothing, the relayed searcher), busy workers
+		 * handing tasks back and forth (ping-pong), or a few big waves a
+		 * second (skew, bursts). The share of wakes that found no work
+		 * is shown but not a criterion: on the same storm program it
+		 * ranged from 0 to 0.5 from run to run. */
+		double ups = (double)runparks / dt;
+		if (!iv->lint[LINT_HERD] && ups >= LINT_HERD_MIN_UNPARKS_PER_S && runparks && rknown &&
+		    (double)rpolls / (double)runparks >= LINT_HERD_POLLS_PER_UNPARK &&
+		    parked >= LINT_HERD_PARKED) {
+			iv->lint[LINT_HERD] = true;
+			snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),
+				 "%s%.0f unparks/s out of an idle runtime (workers %.0f%% parked), %.0f "
+				 "polls per unpark; %" PRIu64 " of %" PRIu64 " found no work", where, ups,
+				 100 * parked, (double)rpolls / (double)runparks, rnoops, runparks);
+		}
 	}
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
@@ -274,9 +332,12 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		    p->cores[i].counters_ptr &&
 		    (r->state == WEFT_ST_RUNNING || r->state == WEFT_ST_SEARCHING)) {
 			iv->lint[LINT_STUCK_WORKER] = true;
+			char where[48] = "";
+			if (iv->runtimes > 1)
+				snprintf(where, sizeof(where), "runtime 0x%" PRIx64 ": ", r->rt);
 			snprintf(iv->lint_detail[LINT_STUCK_WORKER], sizeof(iv->lint_detail[0]),
-				 "w%u holds %" PRIu64 " queued tasks, no poll for %.1f s", i,
-				 r->local_depth, dt);
+				 "%sw%u holds %" PRIu64 " queued tasks, no poll for %.1f s", where,
+				 r->core, r->local_depth, dt);
 			break;
 		}
 	}
@@ -314,6 +375,8 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		fprintf(f, "pid %d  ", pid);
 	else
 		fprintf(f, "pid ?  "); /* a recording without it */
+	if (iv->runtimes > 1)
+		fprintf(f, "runtimes %u  ", iv->runtimes);
 	fprintf(f, "workers %u  polls/s %.0f  steals/s %.0f (tasks %.0f)  parks/s %.0f  "
 		   "inject %" PRIu64 "%s (%s)  bpf %.0fns/ev %.0fev/s  drops %" PRIu64 "  futex %s\n",
 		iv->workers, iv->polls_per_s, iv->steals_per_s, iv->tasks_stolen_per_s,
@@ -336,12 +399,16 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 	for (unsigned l = 0; l < LINT_NR; l++)
 		if (iv->lint[l])
 			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
+	if (iv->runtimes > 1)
+		fprintf(f, "%-14s ", "RT");
 	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %7s %7s %6s %6s %7s %7s %7s %5s %5s %5s\n", "W",
 		"TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN", "STL_OUT", "PARKS", "NOOP", "PARK50",
 		"PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
-	for (unsigned i = 0; i < iv->workers; i++) {
-		const struct worker_row *r = &iv->row[i];
+	for (unsigned k = 0; k < iv->workers; k++) {
+		const struct worker_row *r = &iv->row[iv->order[k]];
 		char p50[24], p99[24], u99[24], age[32], dep[32];
+		if (iv->runtimes > 1)
+			fprintf(f, "0x%-12" PRIx64 " ", r->rt);
 		fmt_age(age, sizeof(age), r->age_s, r->stale);
 		snprintf(dep, sizeof(dep), "%" PRIu64 "%s", r->local_depth, r->depth_stale ? "?" : "");
 		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
@@ -359,7 +426,8 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 static void json_row(FILE *f, const struct worker_row *r, bool worker)
 {
 	fprintf(f, "{");
-	if (worker)
+	if (worker) {
+		fprintf(f, "\"rt\":\"0x%" PRIx64 "\",\"slot\":%u,", r->rt, r->slot);
 		fprintf(f, "\"core\":%u,\"state\":\"%s\",\"age_s\":%.3f,\"stale\":%s,"
 			   "\"depth_age_s\":%.3f,\"depth_stale\":%s,"
 			   "\"running_pct\":%.1f,\"searching_pct\":%.1f,\"parked_pct\":%.1f,",
@@ -367,6 +435,7 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 			r->depth_age_s, r->depth_stale ? "true" : "false",
 			100 * r->state_frac[WEFT_ST_RUNNING],
 			100 * r->state_frac[WEFT_ST_SEARCHING], 100 * r->state_frac[WEFT_ST_PARKED]);
+	}
 	fprintf(f,
 		"\"tid\":%u,\"polls\":%" PRIu64 ",\"polls_per_s\":%.1f,\"local_depth\":%" PRIu64
 		",\"steals_in\":%" PRIu64 ",\"tasks_stolen_in\":%" PRIu64 ",\"steals_out\":%" PRIu64
@@ -395,13 +464,13 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 		fprintf(f, "\"end\":\"%s\",", end);
 	fprintf(f,
 		"\"pid\":%d,\"ts_ns\":%" PRIu64
-		",\"interval_s\":%.3f,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
+		",\"interval_s\":%.3f,\"runtimes\":%u,\"workers\":%u,\"polls_per_s\":%.1f,\"steals_per_s\":%.1f,"
 		"\"tasks_stolen_per_s\":%.1f,\"parks_per_s\":%.1f,\"unparks_per_s\":%.1f,"
 		"\"inject_depth\":%" PRIu64 ",\"inject_age_s\":%.3f,\"inject_stale\":%s,"
 		"\"overhead\":{\"bpf_ns_per_event\":%.1f,"
 		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64
 		",\"futex_probe\":\"%s\"},\"lints\":[",
-		pid, iv->ts_ns, iv->dt_s, iv->workers, iv->polls_per_s,
+		pid, iv->ts_ns, iv->dt_s, iv->runtimes, iv->workers, iv->polls_per_s,
 		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
 		iv->inject_depth, iv->inject_age_s, iv->inject_stale ? "true" : "false",
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
@@ -425,18 +494,18 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 			l->poll_p50_ns, l->poll_p99_ns, l->wake_p50_ns, l->wake_p99_ns);
 	}
 	fprintf(f, "],\"worker\":[");
-	for (unsigned i = 0; i < iv->workers; i++) {
-		if (i)
+	for (unsigned k = 0; k < iv->workers; k++) {
+		if (k)
 			fputc(',', f);
-		json_row(f, &iv->row[i], true);
+		json_row(f, &iv->row[iv->order[k]], true);
 	}
 	fprintf(f, "],\"other_threads\":");
 	json_row(f, &iv->other, false);
 	fprintf(f, ",\"steal_matrix\":[");
-	for (unsigned t = 0; t < iv->workers; t++) {
+	for (unsigned t = 0; t < iv->workers; t++) { /* rows and columns in worker order */
 		fprintf(f, "%s[", t ? "," : "");
 		for (unsigned v = 0; v < iv->workers; v++)
-			fprintf(f, "%s%" PRIu64, v ? "," : "", iv->matrix[t][v]);
+			fprintf(f, "%s%" PRIu64, v ? "," : "", iv->matrix[iv->order[t]][iv->order[v]]);
 		fputc(']', f);
 	}
 	fprintf(f, "]}\n");
@@ -479,7 +548,7 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 #define SNAP_FIELDS(X)                                                                   \
 	X(ts_ns) X(pid) X(drops) X(events) X(usdt_events) X(cores_dropped) X(workers_declared)       \
 	X(runtimes_created) X(runtimes_shutdown) X(last_rt) X(bpf_run_ns) X(bpf_run_cnt)       \
-	X(self_cpu_ns)
+	X(self_cpu_ns) X(slots_used)
 
 void snap_write(FILE *f, const struct snap *s, unsigned seq)
 {
@@ -494,8 +563,8 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 		const struct weft_bpf_core *c = &s->cores[i];
 		if (!core_active(c) && !c->oncpu_ns)
 			continue;
-		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u", seq, i, c->state,
-			c->tid);
+		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u,\"core\":%u", seq, i,
+			c->state, c->tid, c->core);
 #define W(x) fprintf(f, ",\"" #x "\":%" PRIu64, (uint64_t)c->x);
 		CORE_U64_FIELDS(W)
 #undef W
@@ -545,6 +614,9 @@ int snap_read(FILE *f, struct snap *s)
 		any = true;
 		if (jf_u64(line, "end", &v)) {
 			free(line);
+			if (!s->slots_used) /* recorded before slots: slot = core */
+				for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++)
+					s->cores[i].core = i;
 			return 1;
 		}
 		if (jf_u64(line, "slot", &v)) {
@@ -555,6 +627,7 @@ int snap_read(FILE *f, struct snap *s)
 			char buf[1024];
 			if (jf_u64(line, "state", &v)) c->state = (unsigned)v;
 			if (jf_u64(line, "tid", &v)) c->tid = (unsigned)v;
+			if (jf_u64(line, "core", &v)) c->core = (unsigned)v;
 #define R(x) if (jf_u64(line, #x, &v)) c->x = v;
 			CORE_U64_FIELDS(R)
 #undef R

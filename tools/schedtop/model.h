@@ -19,6 +19,8 @@ struct snap {
 	unsigned ncores;                /* workers shown (<= WEFT_BPF_MAX_CORES) */
 	uint64_t drops, events, usdt_events, cores_dropped;
 	uint64_t workers_declared, runtimes_created, runtimes_shutdown, last_rt;
+	uint64_t slots_used;            /* (runtime, core) slots given out; 0: an old
+					 * recording, where slot = core */
 	uint64_t bpf_run_ns, bpf_run_cnt; /* BPF_ENABLE_STATS totals over our programs */
 	uint64_t self_cpu_ns;           /* schedtop's own user+sys CPU time */
 	char futex_src[64];             /* programs timing futex waits (mon.h) */
@@ -58,7 +60,9 @@ struct lint_state {            /* carried from one interval to the next */
 };
 
 struct worker_row {
-	unsigned core;
+	unsigned core;                /* index in its runtime */
+	unsigned slot;                /* BPF slot (index of cores[] in the snapshot) */
+	uint64_t rt;                  /* runtime id */
 	unsigned tid;
 	unsigned state;               /* enum weft_bpf_state, latest */
 	double state_frac[WEFT_ST_NR];/* share of the interval in each state */
@@ -97,7 +101,9 @@ struct rt_lat {
 struct interval {
 	double dt_s;
 	uint64_t ts_ns;
-	unsigned workers;
+	unsigned workers;             /* rows (slots), all runtimes */
+	unsigned runtimes;            /* distinct runtimes among them */
+	unsigned order[WEFT_BPF_MAX_CORES]; /* rows by runtime, then core */
 	double polls_per_s, steals_per_s, tasks_stolen_per_s, parks_per_s, unparks_per_s;
 	uint64_t inject_depth;
 	double inject_age_s;          /* age of inject_depth (-1: never reported) */

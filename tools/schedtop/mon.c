@@ -286,6 +286,24 @@ int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace)
 	return err ? err : -EINVAL;
 }
 
+int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
+{
+	struct weft_bpf_slot_key k = { .rt = rt, .core = core };
+	uint32_t v;
+	int fd = bpf_map__fd(m->skel->maps.slots);
+	if (!bpf_map_lookup_elem(fd, &k, &v))
+		return 0;
+	uint64_t n = __atomic_fetch_add(&m->skel->bss->slots_used, 1, __ATOMIC_RELAXED);
+	if (n >= WEFT_BPF_MAX_CORES)
+		return -ENOSPC;
+	m->skel->bss->cores[n].rt_id = rt;
+	m->skel->bss->cores[n].core = core;
+	v = (uint32_t)n;
+	if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST))
+		return errno == EEXIST ? 0 : -errno; /* the BPF side took it meanwhile */
+	return 0;
+}
+
 void mon_snapshot(struct mon *m, struct snap *s)
 {
 	struct timespec ts;
@@ -324,6 +342,7 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	s->runtimes_created = b->runtimes_created;
 	s->runtimes_shutdown = b->runtimes_shutdown;
 	s->last_rt = b->last_rt;
+	s->slots_used = b->slots_used;
 	s->ncores = snap_ncores(s);
 	snprintf(s->futex_src, sizeof(s->futex_src), "%s", m->futex_src);
 	struct bpf_program *prog;

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "model.h"
 
 #define SCHEDTOP_EXIT_SKIP 77
@@ -57,6 +58,11 @@ int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n);
 /* trace: also attach the park-path probes (steal_fail, park, unpark,
  * notify), which only feed the event stream; the counts never need them. */
 int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace);
+
+/* Give core `core` of runtime `rt` a slot (rows are per slot), as the BPF
+ * side does when it first sees the core: for the cores the target's
+ * registry lists that fired no probe yet. 0 or -errno. */
+int mon_add_core(struct mon *m, uint64_t rt, unsigned core);
 
 /* Copy the aggregates. */
 void mon_snapshot(struct mon *m, struct snap *s);

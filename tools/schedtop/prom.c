@@ -65,9 +65,11 @@ static uint64_t field(const struct weft_bpf_core *c, size_t off)
 	return v;
 }
 
+/* worker: the core's index in its runtime (`w`, the slot, is not) */
 static void labels(char *b, size_t n, const struct weft_bpf_core *c, unsigned w)
 {
-	snprintf(b, n, "runtime=\"0x%llx\",worker=\"%u\"", c->rt_id, w);
+	(void)w;
+	snprintf(b, n, "runtime=\"0x%llx\",worker=\"%u\"", c->rt_id, c->core);
 }
 
 /* A value in the format's float syntax: integers stay exact. */

@@ -573,6 +573,8 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 		free(prev); free(cur); free(iv);
 		return 1;
 	}
+	stall_sample(st, now_ns());
+	stall_sync_slots(st, m);
 	mon_snapshot(m, prev);
 	if (rec)
 		snap_write(rec, prev, seq++);
@@ -581,6 +583,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	fflush(stdout);
 	for (long n = 1;; n++) { /* a signal still ends with a final report */
 		bool gone = wait_interval(t, interval, st);
+		stall_sync_slots(st, m);
 		mon_snapshot(m, cur);
 		stall_fill_snap(st, cur);
 		if (rec)
@@ -606,8 +609,8 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 				       "POLLS", "STEALS_IN", "TASKS_IN", "STEALS_OUT", "PARKS", "NOOP",
 				       "OVERFL");
 				for (unsigned i = 0; i < iv->workers; i++) {
-					const struct worker_row *r = &iv->row[i];
-					printf("%-3u %10llu %10llu %10llu %10llu %8llu %8llu %8llu\n", i,
+					const struct worker_row *r = &iv->row[iv->order[i]];
+					printf("%-3u %10llu %10llu %10llu %10llu %8llu %8llu %8llu\n", r->core,
 					       (unsigned long long)r->tot_polls,
 					       (unsigned long long)r->tot_steals_in,
 					       (unsigned long long)r->tot_tasks_in,

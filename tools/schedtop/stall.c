@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "mon.h"
 #include "stall.h"
 #include "sym.h"
 
@@ -142,28 +143,16 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 
 void stall_fill_snap(struct stall *st, struct snap *s)
 {
-	/* One runtime: its cores that fired no probe since schedtop attached
-	 * (stuck, or busy in long polls) are still its cores. */
-	uint64_t only = 0;
-	unsigned nrt = 0;
-	for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++)
-		if (st->reg.slot[r].rt && st->slot_rt[r] == st->reg.slot[r].rt) {
-			only = st->reg.slot[r].rt;
-			nrt++;
-			if (!s->workers_declared || s->workers_declared < st->reg.slot[r].ncores)
-				s->workers_declared = st->reg.slot[r].ncores;
-		}
-	for (unsigned k = 0; k < WEFT_BPF_MAX_CORES; k++) {
+	unsigned n = snap_ncores(s);
+	for (unsigned k = 0; k < n && k < WEFT_BPF_MAX_CORES; k++) {
 		const struct weft_bpf_core *bc = &s->cores[k];
-		unsigned core = k; /* the BPF slot's core index */
-		uint64_t rt = bc->rt_id ? bc->rt_id : nrt == 1 && k < s->workers_declared ? only : 0;
-		if (!rt)
+		if (!bc->rt_id)
 			continue;
 		for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++) {
-			if (st->slot_rt[r] != rt || st->reg.slot[r].rt != rt ||
-			    core >= st->reg.slot[r].ncores || core >= STALL_MAX_CORES)
+			if (st->slot_rt[r] != bc->rt_id || st->reg.slot[r].rt != bc->rt_id ||
+			    bc->core >= st->reg.slot[r].ncores || bc->core >= STALL_MAX_CORES)
 				continue;
-			const struct stall_core *c = &st->core[r][core];
+			const struct stall_core *c = &st->core[r][bc->core];
 			if (c->depth_ts) {
 				s->fresh_depth[k] = c->depth;
 				s->fresh_depth_ts[k] = c->depth_ts;
@@ -174,6 +163,29 @@ void stall_fill_snap(struct stall *st, struct snap *s)
 			}
 		}
 	}
+}
+
+void stall_sync_slots(struct stall *st, struct mon *m)
+{
+	uint64_t rt[WEFT_BPF_MAX_CORES];
+	unsigned core[WEFT_BPF_MAX_CORES];
+	int n = stall_cores(st, rt, core, WEFT_BPF_MAX_CORES);
+	for (int i = 0; i < n; i++)
+		mon_add_core(m, rt[i], core[i]);
+}
+
+int stall_cores(const struct stall *st, uint64_t *rt, unsigned *core, int max)
+{
+	int n = 0;
+	for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++) {
+		if (!st->reg.slot[r].rt || st->slot_rt[r] != st->reg.slot[r].rt)
+			continue;
+		for (unsigned i = 0; i < st->reg.slot[r].ncores && i < STALL_MAX_CORES && n < max; i++) {
+			rt[n] = st->reg.slot[r].rt;
+			core[n++] = i;
+		}
+	}
+	return n;
 }
 
 void stall_latency(struct stall *st, struct interval *iv)
@@ -437,8 +449,13 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 	}
 	stack_text(st, worst, stack, sizeof(stack));
 	iv->lint[LINT_BLOCKING_CALL] = true;
+	char where[48] = "";
+	if (iv->runtimes > 1)
+		snprintf(where, sizeof(where), "runtime 0x%llx ",
+			 (unsigned long long)cur->cores[wcore].rt_id);
 	snprintf(iv->lint_detail[LINT_BLOCKING_CALL], sizeof(iv->lint_detail[0]) - 1,
-		 "W%d blocked in %s for %.2f s %s, inside a poll of %s; stack: %s", wcore,
+		 "%sW%u blocked in %s for %.2f s %s, inside a poll of %s; stack: %s", where,
+		 cur->cores[wcore].core,
 		 stall_syscall_name(worst->nr, sc, sizeof(sc)), (double)worst_ns / 1e9,
 		 ongoing ? "(still blocked)" : "(returned)", task, stack);
 }

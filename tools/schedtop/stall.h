@@ -46,6 +46,14 @@ struct stall {
  * s->fresh_*. */
 void stall_fill_snap(struct stall *st, struct snap *s);
 
+/* Give every core the registry lists a row (mon_add_core), also those
+ * that fired no probe since schedtop attached. */
+struct mon;
+void stall_sync_slots(struct stall *st, struct mon *m);
+
+/* The (runtime, core) pairs the registry lists: up to max. */
+int stall_cores(const struct stall *st, uint64_t *rt, unsigned *core, int max);
+
 void stall_init(struct stall *st, int pid, uint64_t threshold_ns);
 
 /* Read every runtime's cores' current polls at time `now_ns`. */

@@ -157,6 +157,46 @@ int trace_jsonl_read(FILE *f, struct evbuf *b, size_t *bad_line)
 	return rc;
 }
 
+/* ------------------------------------------------------------ tracks */
+
+/* Workers of several runtimes stay apart: a track per (runtime, core),
+ * runtimes numbered in the order their first event came. */
+#define TRACE_MAX_RT 16
+#define TRACE_TRACKS (TRACE_MAX_RT * WEFT_BPF_MAX_CORES)
+
+struct rt_index {
+	unsigned long long rt[TRACE_MAX_RT];
+	unsigned n;
+};
+
+static int rt_idx(struct rt_index *x, unsigned long long rt)
+{
+	for (unsigned i = 0; i < x->n; i++)
+		if (x->rt[i] == rt)
+			return (int)i;
+	if (x->n == TRACE_MAX_RT)
+		return -1;
+	x->rt[x->n] = rt;
+	return (int)x->n++;
+}
+
+/* The track of core `core` of e's runtime, or -1. */
+static int track_of(struct rt_index *x, const struct weft_bpf_event *e, long long core)
+{
+	int r = rt_idx(x, e->rt_id);
+	if (r < 0 || core < 0 || core >= WEFT_BPF_MAX_CORES)
+		return -1;
+	return r * WEFT_BPF_MAX_CORES + (int)core;
+}
+
+static unsigned count_runtimes(const struct evbuf *b)
+{
+	struct rt_index x = { .n = 0 };
+	for (size_t i = 0; i < b->n; i++)
+		rt_idx(&x, b->ev[i].rt_id);
+	return x.n;
+}
+
 /* ------------------------------------------------------------ chrome JSON */
 
 struct track {
@@ -213,8 +253,11 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 	if (!st)
 		st = &dummy;
 	memset(st, 0, sizeof(*st));
-	struct track tr[WEFT_BPF_MAX_CORES];
-	memset(tr, 0, sizeof(tr));
+	struct track *tr = calloc(TRACE_TRACKS, sizeof(*tr));
+	struct rt_index rx = { .n = 0 };
+	bool multi = count_runtimes(b) > 1;
+	if (!tr)
+		return;
 	unsigned long long t0 = b->n ? b->ev[0].ts : 0, tend = b->n ? b->ev[b->n - 1].ts : 0;
 	unsigned long long flow_id = 0;
 	sep_first = true;
@@ -228,15 +271,22 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 		   "\"args\":{\"name\":\"outside workers\"}}", pid);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct weft_bpf_event *e = &b->ev[i];
-		int c = e->core;
-		if (c >= 0 && c < WEFT_BPF_MAX_CORES && e->type != WEFT_EV_NOTIFY) {
+		int c = track_of(&rx, e, e->core); /* the track; e->core: the worker */
+		if (c >= 0 && e->type != WEFT_EV_NOTIFY) {
 			struct track *t = &tr[c];
 			if (!t->seen) {
 				t->seen = 1;
 				t->tid = e->tid;
 				sep(f);
-				fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%d,"
-					   "\"args\":{\"name\":\"worker %d (tid %u)\"}}", pid, c + 1, c, e->tid);
+				if (multi)
+					fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,"
+						   "\"tid\":%d,\"args\":{\"name\":\"runtime %d (0x%llx) "
+						   "worker %d (tid %u)\"}}", pid, c + 1,
+						c / WEFT_BPF_MAX_CORES, e->rt_id, e->core, e->tid);
+				else
+					fprintf(f, "{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,"
+						   "\"tid\":%d,\"args\":{\"name\":\"worker %d (tid %u)\"}}",
+						pid, c + 1, e->core, e->tid);
 				sep(f);
 				fprintf(f, "{\"name\":\"thread_sort_index\",\"ph\":\"M\",\"pid\":%d,"
 					   "\"tid\":%d,\"args\":{\"sort_index\":%d}}", pid, c + 1, c + 1);
@@ -252,12 +302,13 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 			}
 		}
 		switch (e->type) {
-		case WEFT_EV_STEAL:
-			if (e->a0 >= 0 && e->a0 < WEFT_BPF_MAX_CORES && c >= 0) {
+		case WEFT_EV_STEAL: {
+			int vt = track_of(&rx, e, e->a0); /* the victim, same runtime */
+			if (vt >= 0 && c >= 0) {
 				flow_id++;
 				sep(f);
 				fprintf(f, "{\"name\":\"steal\",\"cat\":\"steal\",\"ph\":\"s\",\"id\":%llu,"
-					   "\"pid\":%d,\"tid\":%lld,\"ts\":", flow_id, pid, e->a0 + 1);
+					   "\"pid\":%d,\"tid\":%d,\"ts\":", flow_id, pid, vt + 1);
 				us(f, e->ts - t0);
 				fprintf(f, "}");
 				sep(f);
@@ -275,6 +326,7 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 				st->instants++;
 			}
 			break;
+		}
 		case WEFT_EV_NOTIFY:
 		case WEFT_EV_OVERFLOW:
 		case WEFT_EV_RUNTIME_CREATE:
@@ -282,7 +334,7 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 			sep(f);
 			fprintf(f, "{\"name\":\"%s\",\"cat\":\"event\",\"ph\":\"i\",\"s\":\"t\",\"pid\":%d,"
 				   "\"tid\":%d,\"ts\":", ev_type_name(e->type), pid,
-				c >= 0 && c < WEFT_BPF_MAX_CORES ? c + 1 : 0);
+				c >= 0 ? c + 1 : 0);
 			us(f, e->ts - t0);
 			fprintf(f, ",\"args\":{\"a0\":%lld}}", e->a0);
 			st->instants++;
@@ -291,10 +343,11 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 			break;
 		}
 	}
-	for (int c = 0; c < WEFT_BPF_MAX_CORES; c++)
+	for (int c = 0; c < TRACE_TRACKS; c++)
 		if (tr[c].seen)
 			span(f, pid, c, tr[c].state, t0, tr[c].start, tend, st);
 	fprintf(f, "\n]}\n");
+	free(tr);
 }
 
 /* ---------------------------------------------------------------- summary */
@@ -307,32 +360,36 @@ static int u64_cmp(const void *x, const void *y)
 
 void trace_summary(FILE *f, const struct evbuf *b)
 {
-	unsigned long long ops[WEFT_BPF_MAX_CORES] = { 0 }, tasks[WEFT_BPF_MAX_CORES] = { 0 };
-	unsigned long long parks[WEFT_BPF_MAX_CORES] = { 0 }, park_at[WEFT_BPF_MAX_CORES] = { 0 };
+	unsigned long long *ops = calloc(TRACE_TRACKS, sizeof(*ops));
+	unsigned long long *tasks = calloc(TRACE_TRACKS, sizeof(*tasks));
+	unsigned long long *parks = calloc(TRACE_TRACKS, sizeof(*parks));
+	unsigned long long *park_at = calloc(TRACE_TRACKS, sizeof(*park_at));
+	unsigned char *seen = calloc(TRACE_TRACKS, 1);
 	unsigned long long *dur = malloc((b->n + 1) * sizeof(*dur));
+	struct rt_index rx = { .n = 0 };
 	size_t nd = 0;
-	int maxc = -1;
-	if (!dur)
-		return;
+	if (!ops || !tasks || !parks || !park_at || !seen || !dur)
+		goto out;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct weft_bpf_event *e = &b->ev[i];
-		if (e->core < 0 || e->core >= WEFT_BPF_MAX_CORES)
+		int c = track_of(&rx, e, e->core);
+		if (c < 0)
 			continue;
-		if (e->core > maxc && e->type != WEFT_EV_NOTIFY)
-			maxc = e->core;
+		if (e->type != WEFT_EV_NOTIFY)
+			seen[c] = 1;
 		switch (e->type) {
 		case WEFT_EV_STEAL:
-			ops[e->core]++;
-			tasks[e->core] += (unsigned long long)e->a1;
+			ops[c]++;
+			tasks[c] += (unsigned long long)e->a1;
 			break;
 		case WEFT_EV_PARK:
-			parks[e->core]++;
-			park_at[e->core] = e->ts;
+			parks[c]++;
+			park_at[c] = e->ts;
 			break;
 		case WEFT_EV_UNPARK:
-			if (park_at[e->core])
-				dur[nd++] = e->ts - park_at[e->core];
-			park_at[e->core] = 0;
+			if (park_at[c])
+				dur[nd++] = e->ts - park_at[c];
+			park_at[c] = 0;
 			break;
 		default:
 			break;
@@ -340,12 +397,18 @@ void trace_summary(FILE *f, const struct evbuf *b)
 	}
 	unsigned long long span = b->n ? b->ev[b->n - 1].ts - b->ev[0].ts : 0;
 	fprintf(f, "summary: %zu events over %.3f s\n", b->n, (double)span / 1e9);
+	if (rx.n > 1)
+		fprintf(f, "%-16s ", "runtime");
 	fprintf(f, "%-6s %10s %12s %14s %8s\n", "worker", "steals", "tasks_stolen", "tasks/steal",
 		"parks");
 	unsigned long long to = 0, tt = 0;
-	for (int c = 0; c <= maxc; c++) {
-		fprintf(f, "w%-5d %10llu %12llu %14.2f %8llu\n", c, ops[c], tasks[c],
-			ops[c] ? (double)tasks[c] / (double)ops[c] : 0.0, parks[c]);
+	for (int c = 0; c < TRACE_TRACKS; c++) {
+		if (!seen[c])
+			continue;
+		if (rx.n > 1)
+			fprintf(f, "0x%-14llx ", rx.rt[c / WEFT_BPF_MAX_CORES]);
+		fprintf(f, "w%-5d %10llu %12llu %14.2f %8llu\n", c % WEFT_BPF_MAX_CORES, ops[c],
+			tasks[c], ops[c] ? (double)tasks[c] / (double)ops[c] : 0.0, parks[c]);
 		to += ops[c];
 		tt += tasks[c];
 	}
@@ -358,5 +421,11 @@ void trace_summary(FILE *f, const struct evbuf *b)
 	} else {
 		fprintf(f, "park time: no complete park\n");
 	}
+out:
+	free(ops);
+	free(tasks);
+	free(parks);
+	free(park_at);
+	free(seen);
 	free(dur);
 }

@@ -162,13 +162,14 @@ static void header(const struct interval *iv, int pid)
 /* View 1's columns. Rates are per second; "<" values are bucket bounds.
  * prio: the order in which columns are kept when the terminal is narrow
  * (0 always). */
-enum col_id { C_W, C_TID, C_STATE, C_AGE, C_POLLS, C_DEPTH, C_SPARK, C_STLIN, C_STLOUT, C_PARKS,
+enum col_id { C_RT, C_W, C_TID, C_STATE, C_AGE, C_POLLS, C_DEPTH, C_SPARK, C_STLIN, C_STLOUT, C_PARKS,
 	      C_P50, C_P99, C_U99, C_CPU, C_INVOL, C_MIGR, C_NR };
 static const struct {
 	const char *title;
 	int width, prio;
 	bool left;
 } cols[C_NR] = {
+	[C_RT] = { "RT", 14, 0, true },       /* only with several runtimes */
 	[C_W] = { "W", 3, 0, true },          [C_TID] = { "TID", 7, 4, true },
 	[C_STATE] = { "STATE", 9, 0, true },  [C_AGE] = { "AGE", 8, 6, false },
 	[C_POLLS] = { "POLLS/s", 7, 0, false }, [C_DEPTH] = { "DEPTH", 6, 1, false },
@@ -180,14 +181,14 @@ static const struct {
 };
 
 /* Which columns fit `width`: by priority, then shown in their order. */
-static unsigned pick_cols(int width, bool show[C_NR])
+static unsigned pick_cols(int width, bool show[C_NR], bool multi)
 {
 	int used = 0;
 	unsigned hidden = 0;
 	memset(show, 0, sizeof(bool) * C_NR);
 	for (int prio = 0; prio <= 7; prio++)
 		for (int c = 0; c < C_NR; c++) {
-			if (cols[c].prio != prio)
+			if (cols[c].prio != prio || (c == C_RT && !multi))
 				continue;
 			int w = cols[c].width + (used ? 1 : 0);
 			if (used + w <= width) {
@@ -208,13 +209,13 @@ static void view_workers(struct tui *t, int pid)
 	char cell[C_NR][40], line[512];
 	double dt = iv->dt_s > 0 ? iv->dt_s : 1;
 	for (unsigned i = 0; i < iv->workers; i++)
-		idx[i] = i;
-	for (unsigned i = 1; i < iv->workers; i++) /* insertion sort, descending */
+		idx[i] = iv->order[i]; /* by runtime, then core */
+	for (unsigned i = 1; i < iv->workers && t->sort != SORT_CORE; i++) /* stable, descending */
 		for (unsigned j = i; j > 0 && sort_val(&iv->row[idx[j]], t->sort) >
 						 sort_val(&iv->row[idx[j - 1]], t->sort); j--) {
 			unsigned x = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = x;
 		}
-	unsigned hidden = pick_cols(COLS - 1, show);
+	unsigned hidden = pick_cols(COLS - 1, show, iv->runtimes > 1);
 	size_t o = 0;
 	for (int c = 0; c < C_NR; c++)
 		if (show[c])
@@ -229,14 +230,15 @@ static void view_workers(struct tui *t, int pid)
 		const struct worker_row *r = &iv->row[idx[k]];
 		uint64_t mx = 1;
 		for (unsigned s = 0; s < SPARK_N; s++)
-			if (t->spark[r->core][s] > mx)
-				mx = t->spark[r->core][s];
+			if (t->spark[r->slot][s] > mx)
+				mx = t->spark[r->slot][s];
 		char *sp = cell[C_SPARK];
 		for (unsigned s = 0; s < SPARK_N; s++) {
-			uint64_t v = t->spark[r->core][(t->spark_pos + s) % SPARK_N];
+			uint64_t v = t->spark[r->slot][(t->spark_pos + s) % SPARK_N];
 			sp[s] = spark_chars[v * (sizeof(spark_chars) - 2) / mx];
 		}
 		sp[SPARK_N] = '\0';
+		snprintf(cell[C_RT], sizeof(cell[0]), "0x%llx", (unsigned long long)r->rt);
 		snprintf(cell[C_W], sizeof(cell[0]), "%u", r->core);
 		snprintf(cell[C_TID], sizeof(cell[0]), "%u", r->tid);
 		snprintf(cell[C_STATE], sizeof(cell[0]), "%s", state_name(r->state));
@@ -287,11 +289,11 @@ static void view_matrix(struct tui *t)
 	unsigned ncol = 0, nrow = 0;
 	int x = put(5, 0, "thief\\v ");
 	for (unsigned v = 0; v < iv->workers && x + 7 <= COLS - 1; v++, ncol++)
-		x += put(5, x, "   w%-3u", v);
+		x += put(5, x, "   w%-3u", iv->row[iv->order[v]].core); /* worker order */
 	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1; a++, nrow++) {
-		x = put(6 + (int)a, 0, "w%-6u ", a);
+		x = put(6 + (int)a, 0, "w%-6u ", iv->row[iv->order[a]].core);
 		for (unsigned v = 0; v < ncol; v++) {
-			uint64_t xv = iv->matrix[a][v];
+			uint64_t xv = iv->matrix[iv->order[a]][iv->order[v]];
 			int lvl = mx ? (int)(xv * 4 / mx) : 0;
 			if (has_colors() && xv)
 				attron(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
@@ -451,6 +453,10 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 		init_pair(4, COLOR_YELLOW, -1);
 		init_pair(5, COLOR_RED, -1);
 	}
+	struct timespec t_start;
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
+	stall_sample(st, (uint64_t)t_start.tv_sec * 1000000000ull + (uint64_t)t_start.tv_nsec);
+	stall_sync_slots(st, m);
 	mon_snapshot(m, prev);
 	interval_compute(iv, prev, prev, &ls);
 	struct timespec last;
@@ -470,6 +476,7 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 		stall_sample(st, now_ns);
 		if (el >= interval || gone) {
 			last = now;
+			stall_sync_slots(st, m);
 			mon_snapshot(m, cur);
 			stall_fill_snap(st, cur);
 			interval_compute(iv, prev, cur, &ls);
