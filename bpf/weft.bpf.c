@@ -143,7 +143,9 @@ struct {
 	__type(value, __u32);
 } slots SEC(".maps");
 
-static __always_inline long slot_of(__u64 rt, long core)
+/* A global function: the verifier checks it once, not at each of its
+ * calls (the victim loop of read_counters made the load 10x slower). */
+__noinline long slot_of(__u64 rt, long core)
 {
 	struct weft_bpf_slot_key k = { .rt = rt, .core = (__u32)core };
 	if (core < 0)
@@ -650,47 +652,52 @@ static __always_inline void park_end(struct weft_bpf_core *c, struct tstate *ts,
 	set_state(c, WEFT_ST_SEARCHING, now);
 }
 
-/* The core's thread goes to sleep outside its park: if it is inside a poll
+/* Global functions (block_begin, block_end): the verifier checks each once.
+ * The core's thread goes to sleep outside its park: if it is inside a poll
  * (the core's cur_task, read from the thread's own memory: it is current),
  * a task made a blocking call. Keep the syscall, the registers and the top
  * of the user stack for schedtop to name. */
-static __always_inline void block_begin(struct weft_bpf_core *c, __u32 slot,
-					const struct sys_args *a, __u64 now)
+__noinline int block_begin(__u32 slot, __u64 counters_ptr, __u64 now)
 {
 	__u64 task = 0;
-	if (!c->counters_ptr || slot >= WEFT_BPF_MAX_CORES)
-		return;
+	struct sys_args a;
+	if (!counters_ptr || slot >= WEFT_BPF_MAX_CORES)
+		return 0;
 	if (bpf_probe_read_user(&task, sizeof(task),
-				(void *)(c->counters_ptr +
+				(void *)(counters_ptr +
 					 __builtin_offsetof(struct weft_probe_counters, cur_task))) ||
 	    !task)
-		return;
+		return 0;
+	/* the thread going to sleep is current in sched_switch */
+	if (!task_sys_args(bpf_get_current_task_btf(), &a))
+		return 0;
 	struct weft_bpf_block_rec *r = &blocks[slot].cur;
 	r->seq++;
 	r->start_ts = now;
 	r->end_ts = 0;
 	r->task = task;
-	r->nr = a->nr;
-	r->ip = a->ip;
-	r->sp = a->sp;
+	r->nr = a.nr;
+	r->ip = a.ip;
+	r->sp = a.sp;
 	r->nstack = WEFT_BPF_STACK_WORDS;
-	if (bpf_probe_read_user(r->stack, sizeof(r->stack), (void *)a->sp)) {
+	if (bpf_probe_read_user(r->stack, sizeof(r->stack), (void *)a.sp)) {
 		/* near the top of the stack mapping: a shorter copy */
 		r->nstack = WEFT_BPF_STACK_WORDS / 8;
-		if (bpf_probe_read_user(r->stack, sizeof(r->stack) / 8, (void *)a->sp))
+		if (bpf_probe_read_user(r->stack, sizeof(r->stack) / 8, (void *)a.sp))
 			r->nstack = 0;
 	}
 	r->seq++;
+	return 0;
 }
 
-static __always_inline void block_end(__u32 slot, __u64 now)
+__noinline int block_end(__u32 slot, __u64 now)
 {
 	if (slot >= WEFT_BPF_MAX_CORES)
-		return;
+		return 0;
 	struct weft_bpf_block *b = &blocks[slot];
 	__u64 t0 = b->cur.start_ts;
 	if (!t0)
-		return;
+		return 0;
 	__u64 d = now > t0 ? now - t0 : 0;
 	b->episodes++;
 	b->total_ns += d;
@@ -709,6 +716,7 @@ static __always_inline void block_end(__u32 slot, __u64 now)
 	b->cur.seq++;
 	b->cur.start_ts = 0;
 	b->cur.seq++;
+	return 0;
 }
 
 SEC("tp_btf/sched_switch")
@@ -747,7 +755,7 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 					/* asleep, not just rescheduled on its way
 					 * back to user mode (preempt false too) */
 					else if (BPF_CORE_READ(prev, __state) != 0)
-						block_begin(c, ts->slot, &a, now);
+						block_begin(ts->slot, c->counters_ptr, now);
 				}
 			}
 		}
