@@ -175,12 +175,14 @@ static void give_to_receiver(struct weft_chan *ch, const void *item, struct weft
 static struct weft_wait *claim_sender(struct weft_chan *ch, struct weft__wakes *wk)
 {
 	struct weft_wait *s;
-	while ((s = ch->sendq.head) && !weft__wait_claim(s)) {
-		if (weft__wakes_full(wk))
-			return NULL;
+	/* wk must keep room for the winner's completion as well as for the
+	 * losers' wakes: check before claiming, never after. */
+	while ((s = ch->sendq.head) && !weft__wakes_full(wk)) {
+		if (weft__wait_claim(s))
+			return s;
 		weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
 	}
-	return s;
+	return NULL;
 }
 
 /*
@@ -506,11 +508,11 @@ static int chan_wait(weft__wait_poll_fn fn, struct weft_chan *ch, struct weft__w
 	struct chan_args a = { ch, &w, item, 0 };
 	int rc = weft__wait_deadline(fn, &a, &w, deadline);
 	if (rc) {
-		/* A sender completed by a receiver as time ran out: it was sent. */
-		if (q == &ch->sendq && weft__wait_collect_done(&w, q))
+		/* -ETIMEDOUT too: cancel passes on a slot or item granted
+		 * meanwhile. A sender completed by a receiver as time ran out
+		 * (before or during the cancel) was sent: that is success. */
+		if (weft__wait_cancel(&w) && q == &ch->sendq)
 			return 0;
-		/* -ETIMEDOUT too: cancel passes on a slot or item granted meanwhile */
-		weft_wait_cancel(&w);
 		return rc;
 	}
 	return a.rc;
@@ -605,6 +607,7 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 		return -EINVAL;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+again:
 	weft__slock_lock(&ch->lock);
 	if (avail_items(ch) > 0) {
 		take_item(ch, item);
@@ -619,6 +622,11 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 			weft__slock_unlock(&ch->lock);
 			weft__wakes_run(&wk);
 			return 0;
+		}
+		if (!weft__waitq_empty(&ch->sendq)) { /* wk full: wake, look again */
+			weft__slock_unlock(&ch->lock);
+			weft__wakes_run(&wk);
+			goto again;
 		}
 	}
 	int rc = ch->closed && drained(ch) ? -EPIPE : -EAGAIN;

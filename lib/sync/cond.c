@@ -111,7 +111,11 @@ int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_w
 	switch (weft__waitq_poll_entry(&c->q, w, cx, &grant)) {
 	case WQ_GRANTED:
 		weft__slock_unlock(&c->lock);
-		return weft_mutex_lock_poll(m, w, cx); /* w is idle again */
+		/* w is idle again: take the mutex or queue for it now. Not the
+		 * public poll form: a spent budget would leave w idle, and the
+		 * next poll would wait on the cond again with the signal gone
+		 * and unlock a mutex it does not hold. */
+		return weft__mutex_lock_poll_entry(m, w, cx);
 	case WQ_LINKED:
 		weft__slock_unlock(&c->lock);
 		return WEFT_PENDING;

@@ -70,6 +70,11 @@ int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w, struct weft_
 		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
+	return weft__mutex_lock_poll_entry(m, w, cx);
+}
+
+int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx)
+{
 	uint32_t grant;
 	weft__slock_lock(&m->lock);
 	switch (weft__waitq_poll_entry(&m->q, w, cx, &grant)) {

@@ -91,14 +91,40 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 	return true;
 }
 
+/*
+ * Deregister every arm. First take the claim word, so that no notifier can
+ * complete an arm behind our back any more; if one already had (a channel
+ * receiver took a send arm's item), that arm's operation is done and
+ * cannot be undone: its index is returned (its rc set to 0), else -1.
+ */
+static long select_cancel(struct weft_select_arm *arms, size_t n)
+{
+	if (!arms || !n)
+		return -1;
+	uintptr_t *claim = &arms[0]._claim;
+	uintptr_t c = 0;
+	long won = -1;
+	if (!__atomic_compare_exchange_n(claim, &c, WEFT__SEL_POLLING, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		for (size_t i = 0; i < n; i++)
+			if ((uintptr_t)&arms[i]._w == c)
+				won = (long)i;
+	for (size_t i = 0; i < n; i++) {
+		if ((long)i == won) {
+			if (!weft__wait_cancel(&arms[i]._w))
+				weft__die("select: claimed arm %zu not complete", i);
+			arms[i].rc = 0;
+		} else {
+			arm_cancel(&arms[i]);
+		}
+	}
+	__atomic_store_n(claim, 0, __ATOMIC_RELEASE);
+	return won;
+}
+
 void weft_select_cancel(struct weft_select_arm *arms, size_t n)
 {
-	if (!arms)
-		return;
-	for (size_t i = 0; i < n; i++)
-		arm_cancel(&arms[i]);
-	if (n)
-		__atomic_store_n(&arms[0]._claim, 0, __ATOMIC_RELEASE);
+	select_cancel(arms, n);
 }
 
 /* The winner is arm i: cancel the others, free the claim for reuse. */
@@ -124,8 +150,11 @@ int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 	if (!cx || !index || !arms_valid(arms, n, true))
 		return -EINVAL;
 	uintptr_t *claim = &arms[0]._claim;
+	/* Read by notifiers under their locks, while this select may be
+	 * re-polled on another thread: atomic, and stored once per arm. */
 	for (size_t i = 0; i < n; i++)
-		arms[i]._w._sel = claim; /* read by notifiers under their locks */
+		if (__atomic_load_n(&arms[i]._w._sel, __ATOMIC_RELAXED) != claim)
+			__atomic_store_n(&arms[i]._w._sel, claim, __ATOMIC_RELAXED);
 	uintptr_t c = 0;
 	if (!__atomic_compare_exchange_n(claim, &c, WEFT__SEL_POLLING, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
@@ -164,6 +193,7 @@ struct select_wait {
 	struct weft_select_arm *arms;
 	size_t n;
 	size_t index;
+	long won;                    /* an arm completed by a notifier as we gave up */
 	struct weft__slock lock;     /* the guard's private wait list */
 	struct weft__waitq q;
 	struct weft_wait guard;
@@ -176,7 +206,9 @@ static bool guard_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 	(void)grant, (void)arg, (void)wk;
 	/* Under the guard's private lock only: the arms' cancels take their
 	 * own objects' locks. */
-	weft_select_cancel(s->arms, s->n);
+	long won = select_cancel(s->arms, s->n);
+	if (won >= 0)
+		s->won = won;
 	return false;
 }
 
@@ -191,7 +223,7 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 {
 	if (!arms_valid(arms, n, false))
 		return -EINVAL;
-	struct select_wait s = { .arms = arms, .n = n, .guard = WEFT_WAIT_INIT };
+	struct select_wait s = { .arms = arms, .n = n, .won = -1, .guard = WEFT_WAIT_INIT };
 	weft__waitq_init(&s.q, &s.lock, guard_on_cancel);
 	weft_waker none = { NULL, NULL };
 	weft__slock_lock(&s.lock);
@@ -199,6 +231,10 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 	weft__slock_unlock(&s.lock);
 	int rc = weft__wait_deadline(select_wait_fn, &s, &s.guard, deadline_ns);
 	weft_wait_cancel(&s.guard); /* every arm but the winner's is idle already */
+	/* Timed out or cancelled, but a send arm had been completed by a
+	 * receiver meanwhile: its item is gone, so that arm is the result. */
+	if (rc && s.won >= 0)
+		return (int)s.won;
 	return rc ? rc : (int)s.index;
 }
 

@@ -165,13 +165,18 @@ uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w)
 
 void weft_wait_cancel(struct weft_wait *w)
 {
+	weft__wait_cancel(w);
+}
+
+bool weft__wait_cancel(struct weft_wait *w)
+{
 	if (!w || !w->_queue)
-		return;
+		return false;
 	struct weft__waitq *q = w->_queue;
 	/* Completed by a notifier: nothing to pass on, the object need not be
 	 * touched (it may already be gone). */
 	if (weft__wait_collect_done(w, q))
-		return;
+		return true;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft_waker mine = { NULL, NULL };
@@ -182,7 +187,7 @@ void weft_wait_cancel(struct weft_wait *w)
 	if (s == WQ_DONE) { /* completed since the check above */
 		weft__wait_collect_done(w, q);
 		weft__slock_unlock(q->lock);
-		return;
+		return true;
 	}
 	if (s == WQ_LINKED) {
 		unlink_entry(q, w);
@@ -209,4 +214,5 @@ void weft_wait_cancel(struct weft_wait *w)
 		weft__slock_unlock(q->lock);
 		weft__wakes_run(&wk);
 	}
+	return false;
 }

@@ -201,15 +201,26 @@ struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__
 #define WEFT__SEL_POLLING ((uintptr_t)1)
 static inline bool weft__wait_claim(struct weft_wait *w)
 {
-	if (!w->_sel)
+	void *sel = __atomic_load_n(&w->_sel, __ATOMIC_RELAXED);
+	if (!sel)
 		return true;
 	uintptr_t e = 0;
 	/* acq_rel: the select reads the claim with acquire before it collects
 	 * the entry (the DONE store's release orders the item itself). */
-	return __atomic_compare_exchange_n((uintptr_t *)w->_sel, &e, (uintptr_t)w, false,
+	return __atomic_compare_exchange_n((uintptr_t *)sel, &e, (uintptr_t)w, false,
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
 	       e == (uintptr_t)w;
 }
+
+/* weft_wait_cancel, saying whether the entry had been completed (DONE) by
+ * a notifier - its whole operation done - rather than cancelled. */
+bool weft__wait_cancel(struct weft_wait *w);
+
+/* weft_mutex_lock_poll after its checks and without the budget: takes the
+ * mutex or links (or keeps) w on its list - never returns WEFT_PENDING with
+ * w idle. For weft_cond, whose waiter must not lose its place between the
+ * signal and the mutex. */
+int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx);
 
 /* A granted entry's own poll: back to idle. Returns the grant. */
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);

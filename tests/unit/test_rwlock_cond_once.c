@@ -412,7 +412,7 @@ Test(cond, signal_to_a_cancelled_waiter_is_passed_on, .timeout = WT_TMO(20))
 }
 
 /* Poll form. */
-struct cvp { struct cv *v; struct weft_wait w; int step, rc_blocking; atomic_int parked; };
+struct cvp { struct cv *v; struct weft_wait w; int step, rc_blocking, spend; atomic_int parked; };
 
 static enum weft_poll cvp_poll(void *state, struct weft_cx *cx)
 {
@@ -432,6 +432,12 @@ static enum weft_poll cvp_poll(void *state, struct weft_cx *cx)
 				return WEFT_READY;
 			}
 		}
+		if (p->spend && atomic_load(&p->parked)) {
+			/* signalled: come back with the poll's budget used up */
+			p->spend = 0;
+			while (weft_budget_poll_proceed(cx) == WEFT_READY)
+				;
+		}
 		int rc = weft_cond_wait_poll(p->v->c, p->v->m, &p->w, cx);
 		if (rc == WEFT_PENDING) {
 			atomic_store(&p->parked, 1);
@@ -445,13 +451,13 @@ static enum weft_poll cvp_poll(void *state, struct weft_cx *cx)
 
 static void cvp_drop(void *state) { weft_wait_cancel(&((struct cvp *)state)->w); }
 
-Test(cond, poll_form, .timeout = WT_TMO(20))
+static void cond_poll_form(int spend)
 {
 	struct weft_runtime *rt = wt_rt_create(1);
 	struct cv v = { 0 };
 	cr_assert_eq(weft_mutex_create(&v.m), 0);
 	cr_assert_eq(weft_cond_create(&v.c), 0);
-	struct cvp p = { .v = &v };
+	struct cvp p = { .v = &v, .spend = spend };
 	struct weft_task *h;
 	cr_assert_eq(weft_spawn_poll(rt, cvp_poll, &p, cvp_drop, &h), 0);
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked), WT_LONG_MS));
@@ -467,6 +473,13 @@ Test(cond, poll_form, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_mutex_destroy(v.m), 0);
 	wt_rt_destroy(rt);
 }
+
+Test(cond, poll_form, .timeout = WT_TMO(20)) { cond_poll_form(0); }
+
+/* Signalled, then polled with the budget spent: the waiter keeps its turn
+ * for the mutex (it must not wait on the cond again, having used the
+ * signal, nor unlock a mutex it does not hold). */
+Test(cond, poll_form_with_spent_budget, .timeout = WT_TMO(20)) { cond_poll_form(1); }
 
 /* -------------------------------------------------------------------- once */
 

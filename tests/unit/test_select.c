@@ -416,3 +416,72 @@ Test(select, errors, .timeout = WT_TMO(20))
 	cr_assert_eq(arms[0].rc, -EPIPE);
 	cr_assert_eq(weft_chan_destroy(c), 0);
 }
+
+/* ------------------------------------------- a send completed as time ran out */
+
+struct drain {
+	struct weft_chan *ch;
+	atomic_bool stop;
+	long got, sum;
+};
+
+static void *drain_fn(void *arg)
+{
+	struct drain *d = arg;
+	long x;
+	unsigned seed = 1;
+	for (;;) {
+		int rc = weft_chan_try_recv(d->ch, &x);
+		if (rc == 0) {
+			d->got++;
+			d->sum += x;
+		} else if (atomic_load(&d->stop)) {
+			break;
+		}
+		/* come back after 0-60 us: around the senders' 20 us deadlines */
+		uint64_t until = wt_now_ns() + rand_r(&seed) % 60000;
+		while (wt_now_ns() < until)
+			;
+	}
+	while (weft_chan_try_recv(d->ch, &x) == 0)
+		d->got++, d->sum += x;
+	return NULL;
+}
+
+/*
+ * A receiver that takes a waiting sender's item (rendezvous) completes the
+ * send itself. When that lands just as the sender's deadline passes, the
+ * sender must report success: its item is gone. Thousands of short
+ * deadlines against a receiver spinning on try_recv; every item received
+ * is one the senders counted as sent, and no sent item is missing.
+ */
+Test(select, send_completed_as_the_deadline_passes_counts_as_sent, .timeout = WT_TMO(60))
+{
+	struct drain d = { .ch = mkchan(0) };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, drain_fn, &d), 0);
+	long sent = 0, sum = 0, timeouts = 0;
+	for (long i = 1; i <= 6000; i++) {
+		int rc;
+		if (i & 1) {
+			struct weft_select_arm arm[] = { WEFT_SEL_SEND(d.ch, &i) };
+			rc = weft_select_timeout(arm, 1, 20000);
+			cr_assert(rc == 0 || rc == -ETIMEDOUT, "select: %d", rc);
+			if (rc == 0)
+				cr_assert_eq(arm[0].rc, 0);
+		} else {
+			rc = weft_chan_send_timeout(d.ch, &i, 20000);
+			cr_assert(rc == 0 || rc == -ETIMEDOUT, "send_timeout: %d", rc);
+		}
+		if (rc == 0)
+			sent++, sum += i;
+		else
+			timeouts++;
+	}
+	atomic_store(&d.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_eq(d.got, sent, "received %ld items, senders counted %ld sent (%ld timeouts)",
+		     d.got, sent, timeouts);
+	cr_assert_eq(d.sum, sum);
+	cr_assert_eq(weft_chan_destroy(d.ch), 0);
+}
