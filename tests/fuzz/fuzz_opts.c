@@ -57,7 +57,7 @@ static bool splits_a_field(size_t sz)
 		FLD(sz), FLD(workers), FLD(event_interval), FLD(global_queue_interval),
 		FLD(disable_lifo_slot), FLD(rng_seed), FLD(thread_name_prefix),
 		FLD(on_thread_start), FLD(on_thread_stop), FLD(hook_arg), FLD(fiber_stack_size),
-		FLD(max_blocking_threads), FLD(blocking_keep_alive_ns),
+		FLD(max_blocking_threads), FLD(blocking_keep_alive_ns), FLD(stall_threshold_ns),
 	};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		if (sz > f[i].off && sz < f[i].off + f[i].len)
@@ -82,6 +82,9 @@ static int expect(const unsigned char *buf, size_t sz)
 	if (o.event_interval > 1000000 || o.global_queue_interval > 1000000)
 		return -EINVAL;
 	if (o.max_blocking_threads > 65536)
+		return -EINVAL;
+	if (o.stall_threshold_ns &&
+	    (o.stall_threshold_ns < 1000000ull || o.stall_threshold_ns > 60000000000ull))
 		return -EINVAL;
 	if (o.fiber_stack_size &&
 	    (o.fiber_stack_size < 16 * 1024 || o.fiber_stack_size > (1024ul << 20)))
