@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -66,8 +67,15 @@ static void expect_abort(void (*fn)(void), char *out, size_t outsz)
 
 /* ------------------------------------------- (a) poll returns a bad value */
 
+/* The worker may poll the task before weft_spawn_poll returns; it waits
+ * until main has printed the id, or the abort could come first and the
+ * output would lack the line the test reads the id from. */
+static atomic_bool id_printed;
+
 static enum weft_poll bad_poll(void *state, struct weft_cx *cx)
 {
+	while (!atomic_load(&id_printed))
+		sched_yield();
 	return (enum weft_poll)7;
 }
 
@@ -81,6 +89,7 @@ static void child_bad_poll(void)
 	if (weft_spawn_poll(rt, bad_poll, NULL, NULL, &t))
 		_exit(4);
 	fprintf(stderr, "spawned task %llu\n", (unsigned long long)weft_task_id(t));
+	atomic_store(&id_printed, true);
 	weft_join(t, NULL); /* before: hangs (7 was taken as PENDING) */
 	_exit(5);
 }
