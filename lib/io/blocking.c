@@ -47,13 +47,24 @@
 #define DEFAULT_MAX_BLOCKING 512
 #define DEFAULT_KEEP_ALIVE_NS (10ull * 1000000000ull)
 
-struct job { void *(*fn)(void *); void *arg; };
+/* `drop` (may be NULL) is called with arg when fn never ran: the job was
+ * cancelled while queued (weft_abort, or shutdown's sweep). */
+struct job { void *(*fn)(void *); void *arg; void (*drop)(void *); bool ran; };
 
 static enum weft_poll job_poll(void *state, struct weft_cx *cx)
 {
 	struct job *j = state;
+	j->ran = true;
 	weft_cx_set_result(cx, j->fn(j->arg));
 	return WEFT_READY;
+}
+
+static void job_drop(void *state)
+{
+	struct job *j = state;
+	if (!j->ran && j->drop)
+		j->drop(j->arg);
+	weft__free(j);
 }
 
 int weft__blocking_init(struct weft_runtime *rt)
@@ -154,6 +165,12 @@ static void start_thread_locked(struct weft_runtime *rt, struct weft__blocking *
 int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 			struct weft_task **out)
 {
+	return weft__spawn_blocking_drop(rt, fn, arg, NULL, out);
+}
+
+int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
+			      void (*drop)(void *), struct weft_task **out)
+{
 	if (!rt || !fn)
 		return -EINVAL;
 	if (WEFT__FORKED(rt))
@@ -165,12 +182,14 @@ int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 		return -ENOMEM;
 	j->fn = fn;
 	j->arg = arg;
+	j->drop = drop;
+	j->ran = false;
 	struct weft_task *t = weft__task_alloc(rt);
 	if (!t) {
 		weft__free(j);
 		return -ENOMEM;
 	}
-	weft__task_init(t, rt, job_poll, j, weft__free, out != NULL);
+	weft__task_init(t, rt, job_poll, j, job_drop, out != NULL);
 	if (weft__owned_bind(&rt->owned, t) < 0) {
 		/* A free slot must not look like a live handle (task.c,
 		 * handle_consumed). */

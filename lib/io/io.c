@@ -756,6 +756,16 @@ static void job_free(void *p)
 	weft__free(j);
 }
 
+/* The job was cancelled before it ran (shutdown): nobody will send, so let
+ * go of the sender (the waiting fiber, if any, gets -EPIPE) and free it. */
+static void resolve_job_unrun(void *arg)
+{
+	struct resolve_job *j = arg;
+	struct weft_oneshot *done = j->done;
+	job_free(j);
+	weft_oneshot_sender_drop(done);
+}
+
 static void *resolve_job_run(void *arg)
 {
 	struct resolve_job *j = arg;
@@ -803,7 +813,7 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 	memcpy(j->port, p, sizeof(p));
 	j->hints = hints;
 	struct weft_oneshot *done = j->done;
-	rc = weft_spawn_blocking(rt, resolve_job_run, j, NULL);
+	rc = weft__spawn_blocking_drop(rt, resolve_job_run, j, resolve_job_unrun, NULL);
 	if (rc) {
 		weft_oneshot_sender_drop(done);
 		weft_oneshot_receiver_drop(done);
@@ -815,7 +825,11 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 	if (rc) {
 		/* -ECANCELED (the fiber was cancelled): let go of the receiver;
 		 * the job's result, sent or not yet, is freed by value_drop or
-		 * by the job itself (its send fails). -EPIPE cannot happen. */
+		 * by the job itself (its send fails). -EPIPE: the job was
+		 * cancelled unrun (the runtime is shutting down); that receive
+		 * consumed the receiver already. */
+		if (rc == -EPIPE)
+			return -ESHUTDOWN;
 		weft_oneshot_receiver_drop(done);
 		return rc;
 	}

@@ -324,6 +324,10 @@ struct weft__blocking {
 	uint64_t no_spare;                        /* calls that ran fn holding the core */
 	_Atomic uint64_t reclaims;                /* calls whose caller took its core back */
 };
+/* weft_spawn_blocking with a drop for arg, called when fn never runs (the
+ * job was cancelled while queued); on an error return nothing is called. */
+int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
+			      void (*drop)(void *), struct weft_task **out);
 /* From worker maintenance: start a pool thread if jobs wait with none. */
 void weft__blocking_retry(struct weft_runtime *rt);
 

@@ -535,3 +535,59 @@ Test(resolve, fiber_cancelled_during_a_lookup_leaves_nothing, .timeout = WT_TMO(
 		     atomic_load(&live_allocs) - base);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
+
+/* A lookup still queued on the blocking pool when the runtime shuts down
+ * never runs: the pool's job is cancelled with it, and what weft allocated
+ * for it (the job, its copy of the name, the oneshot) is freed. Before the
+ * fix the job and its oneshot leaked. */
+static void *hold_pool(void *arg)
+{
+	wt_sleep_ms(300);
+	return NULL;
+}
+
+static atomic_int queued_rc = 1;
+
+static void *resolve_queued(void *arg)
+{
+	struct addrinfo *ai = NULL;
+	int rc = weft_resolve(weft_runtime_current(), "slow.test", 80, &ai);
+	if (!rc)
+		freeaddrinfo(ai);
+	atomic_store(&queued_rc, rc);
+	return NULL;
+}
+
+Test(resolve, lookup_queued_at_shutdown_leaves_nothing, .timeout = WT_TMO(20))
+{
+	struct weft_allocator a = { count_alloc, count_free, NULL };
+	cr_assert_eq(weft_set_allocator(&a), 0);
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	wt_rt_destroy(rt);
+	long base = atomic_load(&live_allocs);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .thread_name_prefix = "wkr",
+		  .max_blocking_threads = 1);
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, hold_pool, NULL, NULL), 0);
+	cr_assert_eq(weft_spawn(rt, resolve_queued, NULL, NULL), 0);
+	/* the lookup waits behind hold_pool on the pool's only thread */
+	uint64_t until = wt_now_ns() + 2000 * MS, depth;
+	do {
+		wt_sleep_ms(5);
+		struct weft_metrics *m;
+		cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+		depth = m->blocking_queue_depth;
+		weft_metrics_free(m);
+	} while (depth != 1 && wt_now_ns() < until);
+	cr_assert_eq(depth, 1, "the lookup was queued behind the running job");
+	wt_rt_destroy(rt); /* waits for hold_pool; the queued lookup never runs */
+	int rc = atomic_load(&queued_rc);
+	cr_assert(rc == -ECANCELED || rc == -ESHUTDOWN, "weft_resolve returned %d (%s)", rc,
+		  weft_strerror(rc));
+	cr_assert_eq(atomic_load(&live_allocs), base, "%ld allocations left behind",
+		     atomic_load(&live_allocs) - base);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
