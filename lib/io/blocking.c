@@ -393,6 +393,46 @@ static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__cor
 	return s;
 }
 
+int weft__core_start_thread(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	struct weft__worker *s = b->spares;
+	if (s) {
+		b->spares = s->next_spare;
+		s->listed = false;
+		b->extra--; /* a core's thread now, not a spare */
+		/* release: S's exchange sees c as it was left. */
+		atomic_store_explicit(&s->assign, c, memory_order_release);
+		pthread_mutex_unlock(&b->lock);
+		weft__parker_unpark(&s->parker);
+		return 0;
+	}
+	/* Not bounded by max_blocking_threads: cores are not spares. */
+	if (!(s = weft__worker_new(rt, c->index))) {
+		pthread_mutex_unlock(&b->lock);
+		return -ENOMEM;
+	}
+	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
+	s->next_all = b->all;
+	b->all = s;
+	int rc = weft__worker_start(rt, s);
+	if (rc) {
+		atomic_store_explicit(&s->assign, NULL, memory_order_relaxed);
+		s->exited = true; /* freed at destroy with the others */
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+void weft__spare_count_retired(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	pthread_mutex_lock(&b->lock);
+	b->extra++; /* threads = cores + spares */
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* After fn: take c back from s if s has not taken it (true). */
 static bool spare_give_back(struct weft_runtime *rt, struct weft__worker *s, struct weft__core *c)
 {

@@ -54,6 +54,11 @@ static void shard_init(struct weft__tshard *sh)
 	atomic_init(&sh->next_ms, UINT64_MAX);
 }
 
+void weft__driver_core_init(struct weft__core *c)
+{
+	shard_init(&c->timers);
+}
+
 int weft__driver_init(struct weft_runtime *rt)
 {
 	struct weft__driver *d = &rt->driver;

@@ -14,10 +14,13 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 		return -EINVAL;
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
-	struct weft_metrics *m = weft__calloc(1, sizeof(*m) + rt->n * sizeof(m->worker[0]));
+	/* once: weft_runtime_set_workers may add cores meanwhile */
+	unsigned n = atomic_load_explicit(&rt->n, memory_order_acquire);
+	struct weft_metrics *m = weft__calloc(1, sizeof(*m) + n * sizeof(m->worker[0]));
 	if (!m)
 		return -ENOMEM;
-	m->workers = rt->n;
+	m->workers = n;
+	m->workers_active = atomic_load_explicit(&rt->active, memory_order_relaxed);
 	m->alive_tasks = weft__owned_len(&rt->owned);
 	m->spawned_tasks = weft__owned_added(&rt->owned);
 	m->inject_depth = weft__inject_len(&rt->inject);
@@ -29,7 +32,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	pthread_mutex_lock(&rt->inject.lock);
 	m->remote_schedule_count = rt->inject.remote_pushes;
 	pthread_mutex_unlock(&rt->inject.lock);
-	for (unsigned i = 0; i < rt->n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct weft__core *c = &rt->cores[i];
 		struct weft_worker_metrics *w = &m->worker[i];
 #define RD(f) atomic_load_explicit(&c->pub.f, memory_order_relaxed)

@@ -53,11 +53,28 @@ void weft__probe_register(struct weft_runtime *rt, bool add)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+void weft__probe_update(struct weft_runtime *rt)
+{
+	struct weft_probe_registry *r = &weft_probe_registry;
+	pthread_mutex_lock(&reg_lock);
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++) {
+		struct weft_probe_reg_slot *s = &r->slot[i];
+		if (s->rt != (uintptr_t)rt)
+			continue;
+		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->ncores, rt->n, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+		break;
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
+
 #ifdef WEFT_WITH_PROBES
 #define WEFT__DEFINE_SEMA(name) \
 	volatile unsigned short WEFT__SEMA(name) __attribute__((section(".probes"))) = 0
 WEFT__DEFINE_SEMA(runtime_create);
 WEFT__DEFINE_SEMA(runtime_shutdown);
+WEFT__DEFINE_SEMA(runtime_resize);
 WEFT__DEFINE_SEMA(worker_start);
 WEFT__DEFINE_SEMA(worker_stop);
 WEFT__DEFINE_SEMA(steal);

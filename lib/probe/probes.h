@@ -11,6 +11,9 @@
  *
  *   runtime_create(rt_id, workers)
  *   runtime_shutdown(rt_id)
+ *   runtime_resize(old_workers, new_workers, rt_id)   weft_runtime_set_workers; the
+ *                                               cores then stop (worker_stop) or start
+ *                                               (worker_start) on their own
  *   worker_start(core, tid, counters, rt_id)    counters: struct weft_probe_counters *
  *   worker_stop(core, tid, rt_id)
  *   steal(thief, victim, n_stolen, victim_depth_before, rt_id)
@@ -39,6 +42,8 @@
 struct weft_runtime;
 /* List rt in weft_probe_registry (add) or take it out (probe_abi.h). */
 void weft__probe_register(struct weft_runtime *rt, bool add);
+/* rt made more cores (weft_runtime_set_workers): its slot's ncores follows. */
+void weft__probe_update(struct weft_runtime *rt);
 
 #ifdef WEFT_WITH_PROBES
 #define _SDT_HAS_SEMAPHORES 1
@@ -50,6 +55,7 @@ void weft__probe_register(struct weft_runtime *rt, bool add);
 	extern volatile unsigned short WEFT__SEMA(name) __attribute__((visibility("hidden")))
 WEFT__DECLARE_SEMA(runtime_create);
 WEFT__DECLARE_SEMA(runtime_shutdown);
+WEFT__DECLARE_SEMA(runtime_resize);
 WEFT__DECLARE_SEMA(worker_start);
 WEFT__DECLARE_SEMA(worker_stop);
 WEFT__DECLARE_SEMA(steal);

@@ -52,6 +52,11 @@ static void cache_init(struct weft__task_cache *c)
 	atomic_init(&c->remote_free, NULL);
 }
 
+void weft__alloc_core_init(struct weft__core *c)
+{
+	cache_init(&c->cache);
+}
+
 int weft__alloc_init(struct weft_runtime *rt)
 {
 	pthread_mutex_init(&rt->foreign_lock, NULL);

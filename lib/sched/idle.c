@@ -46,11 +46,12 @@
 
 int weft__idle_init(struct weft__idle *idle, unsigned n)
 {
-	idle->sleepers = weft__calloc(n, sizeof(unsigned));
+	/* room for every core the runtime may grow to */
+	idle->sleepers = weft__calloc(WEFT_MAX_WORKERS, sizeof(unsigned));
 	if (!idle->sleepers)
 		return -ENOMEM;
 	idle->nsleepers = 0;
-	idle->n = n;
+	atomic_init(&idle->n, n);
 	atomic_init(&idle->state, (uint64_t)n << 32);
 	for (unsigned i = 0; i < WEFT_IDLE_MASK_WORDS; i++)
 		atomic_init(&idle->parked[i], 0);
@@ -100,7 +101,8 @@ void weft__idle_notify(struct weft_runtime *rt)
 	struct weft__idle *idle = &rt->idle;
 	WEFT_CHAOS_POINT();
 	uint64_t s = notify_read_state(idle);
-	if (IDLE_SEARCHING(s) != 0 || IDLE_UNPARKED(s) >= idle->n)
+	if (IDLE_SEARCHING(s) != 0 ||
+	    IDLE_UNPARKED(s) >= atomic_load_explicit(&idle->n, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&idle->lock);
 	s = atomic_load_explicit(&idle->state, memory_order_seq_cst);
@@ -152,22 +154,75 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 	return searching && IDLE_SEARCHING(prev) == 1;
 }
 
+/* Under the lock: take c off the sleepers, as a notifier that popped it
+ * would (counted unparked and searching). false if it was not listed. */
+static bool unlist_locked(struct weft__idle *idle, struct weft__core *c)
+{
+	if (!atomic_load_explicit(&c->sleeping, memory_order_relaxed))
+		return false;
+	for (unsigned i = 0; i < idle->nsleepers; i++) {
+		if (idle->sleepers[i] == c->index) {
+			idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+			break;
+		}
+	}
+	mark_parked(idle, c->index, false);
+	atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
+	/* release: the woken worker's acquire load sees it was popped. */
+	atomic_store_explicit(&c->sleeping, false, memory_order_release);
+	return true;
+}
+
 void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft__idle *idle = &rt->idle;
 	pthread_mutex_lock(&idle->lock);
-	if (atomic_load_explicit(&c->sleeping, memory_order_relaxed)) {
-		for (unsigned i = 0; i < idle->nsleepers; i++) {
-			if (idle->sleepers[i] == c->index) {
-				idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
-				break;
-			}
-		}
-		/* as a notifier that popped us would */
-		mark_parked(idle, c->index, false);
-		atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
-		atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
-	}
+	unlist_locked(idle, c);
+	pthread_mutex_unlock(&idle->lock);
+}
+
+/*
+ * Elastic worker count (weft_runtime_set_workers, worker.c's retire). `n`
+ * counts the cores taking part in this protocol: each is either unparked
+ * or listed. A core joins counted unparked (a thread is about to drive
+ * it) and leaves from unparked (its holder retires it, not searching).
+ * While a retiring core is still counted, notify may skip a wake it would
+ * otherwise make (all counted cores look busy); the retiring holder
+ * notifies after it has left and moved its tasks to the inject queue.
+ */
+void weft__idle_add_core(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__idle *idle = &rt->idle;
+	pthread_mutex_lock(&idle->lock);
+	atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
+	atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE, memory_order_seq_cst);
+	atomic_store_explicit(&idle->n, atomic_load_explicit(&idle->n, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	pthread_mutex_unlock(&idle->lock);
+}
+
+void weft__idle_wake_core(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__idle *idle = &rt->idle;
+	pthread_mutex_lock(&idle->lock);
+	unlist_locked(idle, c);
+	pthread_mutex_unlock(&idle->lock);
+	/* listed or not: a thread about to park sees the flag after listing
+	 * itself (worker.c, park), and an unpark too many is harmless */
+	weft__registry_unpark(rt, c->index);
+}
+
+void weft__idle_remove_core(struct weft_runtime *rt, struct weft__core *c)
+{
+	struct weft__idle *idle = &rt->idle;
+	pthread_mutex_lock(&idle->lock);
+	if (unlist_locked(idle, c)) /* cannot be: its holder is running */
+		weft__die("retiring core %u was listed as a sleeper", c->index);
+	uint64_t prev = atomic_fetch_sub_explicit(&idle->state, IDLE_UNPARK_ONE, memory_order_seq_cst);
+	if (IDLE_UNPARKED(prev) == 0)
+		weft__die("unparked count underflow retiring core %u", c->index);
+	atomic_store_explicit(&idle->n, atomic_load_explicit(&idle->n, memory_order_relaxed) - 1,
+			      memory_order_relaxed);
 	pthread_mutex_unlock(&idle->lock);
 }
 

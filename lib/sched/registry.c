@@ -22,11 +22,10 @@
 
 int weft__registry_init(struct weft_runtime *rt)
 {
-	struct weft__registry *r =
-		weft__calloc(1, sizeof(struct weft__registry) + rt->n * sizeof(r->holder[0]));
+	/* a slot for every core the runtime may grow to */
+	struct weft__registry *r = weft__calloc(1, sizeof(struct weft__registry));
 	if (!r)
 		return -ENOMEM;
-	r->n = rt->n;
 	rt->registry = r;
 	return 0;
 }

@@ -127,6 +127,7 @@ static void rt_free(struct weft_runtime *rt)
 	weft__idle_fini(&rt->idle);
 	weft__inject_fini(&rt->inject);
 	pthread_mutex_destroy(&rt->shutdown_lock);
+	pthread_mutex_destroy(&rt->resize_lock);
 	weft__free(rt->workers);
 	weft__free(rt->cores);
 	weft__free(rt);
@@ -152,11 +153,32 @@ static int wait_threads(struct weft_runtime *rt, uint64_t deadline_ns)
 static void stop_started(struct weft_runtime *rt, unsigned started)
 {
 	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
-	for (unsigned i = 0; i < rt->n; i++)
+	for (unsigned i = 0; i < rt->nfirst; i++)
 		weft__parker_unpark(&rt->workers[i].parker);
 	wait_threads(rt, WEFT_FOREVER);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->workers[i].thread, NULL);
+}
+
+/* A core's own state (the per-core parts of the task cache and the timer
+ * wheel are set up by alloc.c and driver.c: at create for the first cores,
+ * by weft__alloc_core_init / weft__driver_core_init for later ones). */
+static void core_init(struct weft_runtime *rt, struct weft__core *c, unsigned i)
+{
+	memset(c, 0, sizeof(*c));
+	weft__ring_init(&c->ring);
+	c->index = i;
+	c->gqi = GQI_START_VALUE;
+	c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
+	weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
+	atomic_init(&c->sleeping, false);
+	atomic_init(&c->retiring, false);
+	atomic_init(&c->lifo, NULL);
+	atomic_init(&c->poll_seq, 0);
+	atomic_init(&c->watch, 0);
+	atomic_init(&c->stalled_seq, 0);
+	atomic_init(&c->stalls, 0);
+	c->life = CORE_ACTIVE;
 }
 
 int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtime **out)
@@ -174,7 +196,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		return -ENOMEM;
 	rt->fork_gen = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
 	rt->opts = o;
-	rt->n = o.workers ? (unsigned)o.workers : default_workers();
+	unsigned n = o.workers ? (unsigned)o.workers : default_workers();
+	atomic_init(&rt->n, n);
+	atomic_init(&rt->active, n);
+	rt->nfirst = n;
+	pthread_mutex_init(&rt->resize_lock, NULL);
 	rt->event_interval = o.event_interval ? o.event_interval : DEFAULT_EVENT_INTERVAL;
 	rt->fixed_gqi = o.global_queue_interval;
 	rt->fiber_stack_size = o.fiber_stack_size ? o.fiber_stack_size : DEFAULT_FIBER_STACK;
@@ -197,7 +223,9 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	weft__fiber_pool_init(rt, rt->fiber_stack_size);
 	weft__inject_init(&rt->inject);
 
-	rt->cores = weft__alloc_aligned(rt->n * sizeof(struct weft__core));
+	/* Room for every core weft_runtime_set_workers may add: address space
+	 * only until a core is made (its memory is first touched then). */
+	rt->cores = weft__alloc_aligned(WEFT_MAX_WORKERS * sizeof(struct weft__core));
 	rt->workers = weft__alloc_aligned(rt->n * sizeof(struct weft__worker));
 	if (!rt->cores || !rt->workers || weft__idle_init(&rt->idle, rt->n) ||
 	    weft__owned_init(&rt->owned, rt->n) || weft__registry_init(rt)) {
@@ -207,10 +235,10 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		weft__free(rt->registry);
 		weft__free(rt->cores);
 		weft__free(rt->workers);
+		pthread_mutex_destroy(&rt->resize_lock);
 		weft__free(rt);
 		return -ENOMEM;
 	}
-	memset(rt->cores, 0, rt->n * sizeof(struct weft__core));
 	memset(rt->workers, 0, rt->n * sizeof(struct weft__worker));
 
 	if (o.rng_seed) {
@@ -219,20 +247,8 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		   sizeof(rt->seedgen)) {
 		rt->seedgen = weft__now_ns() ^ (uintptr_t)rt;
 	}
-	for (unsigned i = 0; i < rt->n; i++) {
-		struct weft__core *c = &rt->cores[i];
-		weft__ring_init(&c->ring);
-		c->index = i;
-		c->gqi = GQI_START_VALUE;
-		c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
-		weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
-		atomic_init(&c->sleeping, false);
-		atomic_init(&c->lifo, NULL);
-		atomic_init(&c->poll_seq, 0);
-		atomic_init(&c->watch, 0);
-		atomic_init(&c->stalled_seq, 0);
-		atomic_init(&c->stalls, 0);
-	}
+	for (unsigned i = 0; i < rt->n; i++)
+		core_init(rt, &rt->cores[i], i);
 	weft__alloc_init(rt);
 	weft__blocking_init(rt);
 	if ((rc = weft__driver_init(rt))) {
@@ -261,6 +277,69 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	weft__runtime_count(1);
 	*out = rt;
 	return 0;
+}
+
+/* ------------------------------------------------------ elastic workers */
+
+/*
+ * Shrinking flags the cores from `workers` up (highest first) and wakes
+ * them if they sleep; each one's holder retires it at the top of its loop
+ * (worker.c, retire), moving its queued tasks to the inject queue, and
+ * becomes a spare thread (which exits after blocking_keep_alive_ns).
+ * Growing undoes a retirement not yet carried out, or gives a retired core
+ * (or a new one, made here) to an idle spare or a new thread. Calls are
+ * serialised by resize_lock; no worker stops for them.
+ */
+int weft_runtime_set_workers(struct weft_runtime *rt, int workers)
+{
+	if (!rt || workers < 1 || workers > WEFT_MAX_WORKERS)
+		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
+	pthread_mutex_lock(&rt->resize_lock);
+	if (atomic_load_explicit(&rt->closed, memory_order_acquire)) {
+		pthread_mutex_unlock(&rt->resize_lock);
+		return -ESHUTDOWN;
+	}
+	unsigned want = (unsigned)workers;
+	unsigned cur = atomic_load_explicit(&rt->active, memory_order_relaxed);
+	int rc = 0;
+	for (unsigned i = cur; i-- > want;) {
+		struct weft__core *c = &rt->cores[i];
+		c->life = CORE_RETIRING;
+		/* seq_cst, before the idle lock: see worker.c, park */
+		atomic_store_explicit(&c->retiring, true, memory_order_seq_cst);
+		weft__idle_wake_core(rt, c);
+	}
+	for (unsigned i = cur; i < want; i++) {
+		struct weft__core *c = &rt->cores[i];
+		if (i >= rt->n) {
+			core_init(rt, c, i);
+			weft__alloc_core_init(c);
+			weft__driver_core_init(c);
+			c->life = CORE_RETIRED;
+			/* release: a reader that sees the count sees the core */
+			atomic_store_explicit(&rt->n, i + 1, memory_order_release);
+			weft__probe_update(rt);
+		}
+		if (c->life == CORE_RETIRING) {
+			/* its holder has not retired it yet: it just stays */
+			atomic_store_explicit(&c->retiring, false, memory_order_relaxed);
+			c->life = CORE_ACTIVE;
+			continue;
+		}
+		weft__idle_add_core(rt, c);
+		if ((rc = weft__core_start_thread(rt, c))) {
+			weft__idle_remove_core(rt, c);
+			want = i;
+			break;
+		}
+		c->life = CORE_ACTIVE;
+	}
+	atomic_store_explicit(&rt->active, want, memory_order_release);
+	WEFT_PROBE(runtime_resize, cur, want, (uintptr_t)rt);
+	pthread_mutex_unlock(&rt->resize_lock);
+	return rc;
 }
 
 /* --------------------------------------------------------------- spawning */
@@ -420,10 +499,10 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		rt->stopping = true;
 		atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
 		weft__inject_close(&rt->inject);
-		for (unsigned i = 0; i < rt->n; i++) {
+		for (unsigned i = 0; i < rt->nfirst; i++)
 			weft__parker_unpark(&rt->workers[i].parker);
+		for (unsigned i = 0; i < rt->n; i++)
 			weft__registry_unpark(rt, i); /* the core's current thread */
-		}
 		weft__spares_wake_all(rt);
 	}
 	/* Every worker thread, including those started or retired by
@@ -432,7 +511,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return -ETIMEDOUT;
 	}
-	for (unsigned i = 0; i < rt->n; i++) {
+	for (unsigned i = 0; i < rt->nfirst; i++) {
 		/* counted out already: these joins return at once */
 		if (!rt->workers[i].joined) {
 			pthread_join(rt->workers[i].thread, NULL);

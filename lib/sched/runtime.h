@@ -146,6 +146,7 @@ void weft__task_free(struct weft_task *t);
  * for a whole period); the foreign cache too if its lock is free. */
 void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
 int weft__alloc_init(struct weft_runtime *rt);
+void weft__alloc_core_init(struct weft__core *c);      /* a core made after create */
 /* Number of task slots not on a free list (used at destroy). */
 size_t weft__alloc_in_use(struct weft_runtime *rt);
 void weft__alloc_fini(struct weft_runtime *rt);
@@ -162,7 +163,7 @@ struct weft__idle {
 	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
 	unsigned *sleepers;              /* under lock */
 	unsigned nsleepers;              /* under lock */
-	unsigned n;
+	_Atomic unsigned n;              /* active cores (changed under lock) */
 };
 #define IDLE_UNPARK_ONE (1ull << 32)
 #define IDLE_SEARCHING(s) ((uint32_t)(s))
@@ -188,6 +189,11 @@ struct weft__core {
 	struct weft_task *_Atomic lifo;
 	struct weft__rng rng;
 	uint32_t tick;
+	/* Set by weft_runtime_set_workers (under rt->resize_lock) when this
+	 * core is to go away: its holder retires it at the top of its loop
+	 * (worker.c, retire). Read there on every pass: a line the owner
+	 * reads anyway; written only on a resize. */
+	_Atomic bool retiring;
 	uint32_t gqi;                             /* global queue interval */
 	uint32_t polls_since_global;              /* polls since the last inject-first check */
 	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
@@ -218,7 +224,10 @@ struct weft__core {
 	_Atomic uint64_t stalled_seq;             /* others: the last poll counted as a stall */
 	_Atomic uint64_t stalls;                  /* others: stalls counted on this core */
 	_Alignas(WEFT_CACHELINE) struct weft__pub_counters pub;
+	/* under rt->resize_lock: CORE_ACTIVE, CORE_RETIRING or CORE_RETIRED */
+	unsigned life;
 };
+enum { CORE_ACTIVE, CORE_RETIRING, CORE_RETIRED };
 
 /* -------------------------------------------------------------- worker */
 /* A worker thread. The first thread of each core lives in rt->workers; a
@@ -247,8 +256,7 @@ struct weft__worker {
 /* ------------------------------------------------------------ registry */
 /* Which thread holds which core: one atomic slot per core (registry.c). */
 struct weft__registry {
-	unsigned n;
-	struct weft__worker *_Atomic holder[];    /* per core; NULL if none */
+	struct weft__worker *_Atomic holder[WEFT_MAX_WORKERS]; /* per core; NULL if none */
 };
 int weft__registry_init(struct weft_runtime *rt);
 /* Publish w as the core's holder (no grace period: workers are type-stable). */
@@ -345,7 +353,17 @@ void weft__fork_watch(void);
 struct weft_runtime {
 	struct weft_runtime_opts opts;
 	char name_prefix[16];
-	unsigned n;                               /* cores = worker threads */
+	/* Cores made so far (never fewer: a retired core stays, idle, until
+	 * destroy, so any &rt->cores[i] with i < n stays valid; loops over
+	 * the cores run to n). The array has room for WEFT_MAX_WORKERS;
+	 * cores past n are untouched memory. Stored with release under
+	 * resize_lock after the new core is initialised. */
+	_Atomic unsigned n;
+	/* Cores in service: 0 .. active-1 (weft_runtime_set_workers). Cores
+	 * from active to n-1 are retiring or retired. */
+	_Atomic unsigned active;
+	unsigned nfirst;                          /* entries in `workers` (cores at create) */
+	pthread_mutex_t resize_lock;              /* weft_runtime_set_workers, core retirement */
 	uint32_t event_interval;
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
@@ -361,8 +379,8 @@ struct weft_runtime {
 	struct weft__driver driver;
 	struct weft__idle idle;
 	struct weft__owned owned;
-	struct weft__core *cores;                 /* n, cache-aligned */
-	struct weft__worker *workers;             /* n: the first thread of each core */
+	struct weft__core *cores;                 /* room for WEFT_MAX_WORKERS, cache-aligned */
+	struct weft__worker *workers;             /* nfirst: the first thread of each core */
 	/* Every worker thread counts itself out as its last act, and shutdown
 	 * waits for the count to reach zero. The first thread of each core is
 	 * then joined (so none outlives destroy); spare threads (block_in_place)
@@ -388,6 +406,7 @@ struct weft_runtime {
 /* ------------------------------------------------------ driver.c API */
 struct weft_runtime;
 int weft__driver_init(struct weft_runtime *rt);
+void weft__driver_core_init(struct weft__core *c);     /* a core made after create */
 void weft__driver_fini(struct weft_runtime *rt);
 void weft__driver_wake(struct weft_runtime *rt);
 uint64_t weft__driver_now_ms(struct weft_runtime *rt);
@@ -478,6 +497,11 @@ int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w);
 bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct weft__core **out);
 /* Shutdown: wake every spare so it sees the flag. */
 void weft__spares_wake_all(struct weft_runtime *rt);
+/* weft_runtime_set_workers: give core c to an idle spare, or start a
+ * thread for it. 0, or a negative pthread_create error / -ENOMEM. */
+int weft__core_start_thread(struct weft_runtime *rt, struct weft__core *c);
+/* A thread that retired its core is a spare now: counted as one. */
+void weft__spare_count_retired(struct weft_runtime *rt);
 /* blocking.c */
 int weft__blocking_init(struct weft_runtime *rt);
 void weft__blocking_fini(struct weft_runtime *rt);
@@ -488,6 +512,14 @@ uint64_t weft__now_ns(void);
 void weft__core_publish(struct weft__core *c);
 /* Idle protocol (idle.c) */
 int weft__idle_init(struct weft__idle *idle, unsigned n);
+/* weft_runtime_set_workers: core c joins the active set, counted unparked
+ * (its new thread starts running); true. */
+void weft__idle_add_core(struct weft_runtime *rt, struct weft__core *c);
+/* Core c is to retire: if it sleeps, take it off the sleepers (counted
+ * unparked and searching, as a notifier would) and wake its thread. */
+void weft__idle_wake_core(struct weft_runtime *rt, struct weft__core *c);
+/* c's holder retires it: it leaves the active set (no longer unparked). */
+void weft__idle_remove_core(struct weft_runtime *rt, struct weft__core *c);
 void weft__idle_fini(struct weft__idle *idle);
 void weft__idle_notify(struct weft_runtime *rt);
 bool weft__idle_try_search(struct weft__idle *idle);

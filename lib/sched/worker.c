@@ -371,7 +371,7 @@ static struct weft_task *inject_batch(struct weft_runtime *rt, struct weft__core
 	size_t cap = weft__ring_free_owner(&c->ring);
 	if (cap > WEFT_RING_CAP / 2)
 		cap = WEFT_RING_CAP / 2;
-	size_t n = len / rt->n + 1;
+	size_t n = len / atomic_load_explicit(&rt->active, memory_order_relaxed) + 1;
 	if (n > cap + 1)
 		n = cap + 1;
 	struct weft__tlist b = WEFT__TLIST_INIT;
@@ -549,6 +549,13 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	c->is_searching = false;
 	if (weft__idle_park(rt, c, searching))
 		weft__idle_notify_if_work(rt);
+	/* Listed now: weft_runtime_set_workers either found us listed (and
+	 * unlisted us) or set the flag before we listed ourselves (the idle
+	 * lock orders the two), so it is seen here; the loop retires. */
+	if (atomic_load_explicit(&c->retiring, memory_order_relaxed)) {
+		weft__idle_unpark_self(rt, c);
+		goto unparked;
+	}
 	for (;;) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
@@ -567,6 +574,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			break;
 		}
 	}
+unparked:
 	c->is_searching = true; /* the notifier (or unpark_self) counted us as searching */
 	c->polls_at_unpark = c->c.poll_count;
 	c->c.unpark_count++;
@@ -583,8 +591,59 @@ void weft__core_hold(struct weft_runtime *rt, struct weft__worker *w, struct wef
 	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
 }
 
+/*
+ * weft_runtime_set_workers asked for c to go (c->retiring): under the
+ * resize lock, unless the call was undone meanwhile, move every task queued
+ * on c to the inject queue, take c out of the idle protocol and the
+ * registry, and let go of it; this thread becomes a spare (blocking.c).
+ * Timers set on c stay in its wheel and are fired by the other workers and
+ * the driver, like any absent owner's. true: c is gone from this thread.
+ */
+static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__core *c)
+{
+	pthread_mutex_lock(&rt->resize_lock);
+	if (c->life != CORE_RETIRING) {
+		pthread_mutex_unlock(&rt->resize_lock); /* grown back before we saw it */
+		return false;
+	}
+	c->life = CORE_RETIRED;
+	atomic_store_explicit(&c->retiring, false, memory_order_relaxed);
+	bool relay = false;
+	if (c->is_searching) {
+		c->is_searching = false;
+		relay = weft__idle_end_search(&rt->idle);
+	}
+	struct weft__tlist all = WEFT__TLIST_INIT;
+	struct weft_task *t;
+	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
+		weft__tlist_push(&all, t);
+	while ((t = weft__tlist_pop(&c->deferred)))
+		weft__tlist_push(&all, t);
+	while ((t = weft__ring_pop_owner(&c->ring)))
+		weft__tlist_push(&all, t);
+	bool moved = all.n > 0;
+	if (moved && weft__inject_push_batch(&rt->inject, &all) < 0) {
+		/* Closed by shutdown: the sweep cancels these tasks. */
+		while ((t = weft__tlist_pop(&all)))
+			weft__task_unref(t);
+	}
+	weft__idle_remove_core(rt, c);
+	weft__fiber_trim(rt, c, true); /* its idle stacks' and tasks' memory back */
+	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
+	batch_end(c);
+	weft__core_publish(c);
+	weft__registry_set(rt, c->index, NULL);
+	c->c.park_word = 0;
+	ctx->core = NULL;
+	pthread_mutex_unlock(&rt->resize_lock);
+	if (relay || moved)
+		weft__idle_notify(rt);
+	weft__spare_count_retired(rt);
+	return true;
+}
+
 /* Drive core c until this thread loses it (block_in_place handed it to a
- * spare) or shutdown. */
+ * spare; weft_runtime_set_workers retired it) or shutdown. */
 static void drive(struct weft_runtime *rt, struct weft__worker *w, struct weft__ctx *ctx,
 		  struct weft__core *c)
 {
@@ -597,6 +656,8 @@ static void drive(struct weft_runtime *rt, struct weft__worker *w, struct weft__
 
 	batch_start(c);
 	while (!atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
+		if (atomic_load_explicit(&c->retiring, memory_order_relaxed) && retire(rt, ctx, c))
+			break;
 		c->tick++;
 		if (c->tick % rt->event_interval == 0)
 			maintenance(rt, c);

@@ -306,6 +306,21 @@ static struct weft_runtime *make_rt(unsigned workers)
 	return rt;
 }
 
+/* elastic: one worker, grown to 3 after 1 s and back to 1 at 2.5 s
+ * (weft_runtime_set_workers), with a trickle of tasks all along */
+static void *resize_main(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	int rc;
+	sleep_ns(1000000000L);
+	if ((rc = weft_runtime_set_workers(rt, 3)))
+		die("set_workers 3", rc);
+	sleep_ns(1500000000L);
+	if ((rc = weft_runtime_set_workers(rt, 1)))
+		die("set_workers 1", rc);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 && argc != 4) {
@@ -367,6 +382,11 @@ int main(int argc, char **argv)
 		trickle_start(&tr, rt, 2000);
 	} else if (!strcmp(sc, "bursty")) {
 		if (pthread_create(&th, NULL, bursty_main, rt))
+			return 1;
+		have_th = true;
+	} else if (!strcmp(sc, "elastic")) {
+		trickle_start(&tr, rt, 2000);
+		if (pthread_create(&th, NULL, resize_main, rt))
 			return 1;
 		have_th = true;
 	} else if (!strcmp(sc, "two")) {

@@ -632,6 +632,38 @@ def test_lints(schedtop, load, lib):
     print("PASS: every scenario drew exactly its lints")
 
 
+def test_elastic(schedtop, load, lib):
+    """weft_runtime_set_workers seen live: lint_target's elastic scenario
+    starts with 1 worker, grows to 3 after 1 s and shrinks to 1 at 2.5 s.
+    schedtop, attached before the growth, shows the new cores with their
+    threads, then the removed ones stopped (no thread), and no lint."""
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    objs = run_scenario(schedtop, target, "elastic", 1, 16)
+    seq = []
+    for o in objs:
+        live = sorted(w["core"] for w in o["worker"] if w["tid"] and w["state"] != "stopped")
+        seq.append(live)
+    print("elastic: cores with a thread per interval:", seq)
+    bad = []
+    if seq[0] != [0]:
+        bad.append("first interval: %s, want [0]" % seq[0])
+    grown = [k for k, c in enumerate(seq) if c == [0, 1, 2]]
+    if not grown:
+        bad.append("never 3 cores with threads")
+    elif not any(c == [0] for c in seq[grown[-1] + 1:]):
+        bad.append("cores 1 and 2 never shown stopped after the shrink")
+    else:
+        k = grown[-1] + 1 + [c == [0] for c in seq[grown[-1] + 1:]].index(True)
+        if objs[k]["workers"] < 3:
+            bad.append("retired cores dropped from the rows: %d" % objs[k]["workers"])
+    lints = sorted({l["name"] for o in objs[1:] for l in o["lints"]})
+    if lints:
+        bad.append("lints on a healthy resize: %s" % lints)
+    if bad:
+        fail("elastic: " + "; ".join(bad))
+    print("PASS: schedtop followed the worker count up and down")
+
+
 NOBODY = 65534
 SCHEDTOP_GID = 64999   # the group that may run the capability copy (numeric: no /etc/group entry needed)
 
@@ -851,7 +883,8 @@ def main():
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
-             "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints}
+             "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
+             "elastic": test_elastic}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

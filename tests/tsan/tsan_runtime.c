@@ -3,7 +3,7 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
- * broadcast, timers, io, blocking, cycles, lifo, spares, unwind.
+ * broadcast, timers, io, blocking, cycles, lifo, spares, unwind, elastic.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -597,6 +597,66 @@ static void scenario_timers(void)
 	rm_rt(g_rt);
 }
 
+/* --------------------------------------------------------------- elastic */
+
+/* weft_runtime_set_workers from a thread and from inside tasks while fibers
+ * yield, sleep and spawn: every fiber finishes, the cores retired and
+ * re-added pass between threads without a race. */
+static atomic_long g_el_done;
+static atomic_int g_el_stop;
+
+static void *el_fiber(void *arg)
+{
+	uintptr_t k = (uintptr_t)arg;
+	for (int i = 0; i < 20; i++) {
+		if ((k + (uintptr_t)i) % 3 == 0) {
+			CHECK_EQ(weft_yield(), 0);
+		} else if ((k + (uintptr_t)i) % 3 == 1) {
+			CHECK_EQ(weft_sleep_ns(100000), 0);
+		} else {
+			struct weft_task *t;
+			CHECK_EQ(weft_spawn_poll(g_rt, leaf, NULL, NULL, &t), 0);
+			CHECK_EQ(weft_join(t, NULL), 0);
+		}
+		if (k % 50 == 0 && i == 10) /* from a task, on a worker */
+			CHECK_EQ(weft_runtime_set_workers(g_rt, 1 + (int)(k / 50) % 3), 0);
+	}
+	atomic_fetch_add(&g_el_done, 1);
+	return NULL;
+}
+
+static void *el_resizer(void *arg)
+{
+	static const int seq[] = { 3, 1, 4, 2, 1, 3 };
+	for (unsigned i = 0; !atomic_load(&g_el_stop); i++) {
+		CHECK_EQ(weft_runtime_set_workers(g_rt, seq[i % 6]), 0);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void scenario_elastic(void)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .blocking_keep_alive_ns = 20000000);
+	CHECK_EQ(weft_runtime_create(&o, &g_rt), 0);
+	enum { N = 200 };
+	static struct weft_task *t[N];
+	pthread_t th;
+	atomic_store(&g_el_stop, 0);
+	CHECK_EQ(pthread_create(&th, NULL, el_resizer, NULL), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_spawn(g_rt, el_fiber, (void *)(uintptr_t)i, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	atomic_store(&g_el_stop, 1);
+	pthread_join(th, NULL);
+	CHECK_EQ(atomic_load(&g_el_done), N);
+	/* shut down right after a shrink: retirements race the shutdown */
+	CHECK_EQ(weft_runtime_set_workers(g_rt, 1), 0);
+	rm_rt(g_rt);
+}
+
 /* -------------------------------------------------------------------- io */
 
 static struct weft_io *g_a, *g_b;
@@ -775,6 +835,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
 	{ "spares", scenario_spares },     { "unwind", scenario_unwind },
+	{ "elastic", scenario_elastic },
 };
 
 int main(int argc, char **argv)

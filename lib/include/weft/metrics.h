@@ -34,7 +34,12 @@ struct weft_worker_metrics {
 };
 
 struct weft_metrics {
+	/* Entries in worker[]: every core the runtime has had. Cores 0 ..
+	 * workers_active-1 are in service; the others were retired by
+	 * weft_runtime_set_workers (their counters are final, thread_id 0,
+	 * once retired) or are being retired. */
 	unsigned workers;
+	unsigned workers_active;
 	uint64_t alive_tasks;          /* spawned, not yet completed; a task stops
 					* counting before weft_join returns it or
 					* weft_task_is_finished says true */

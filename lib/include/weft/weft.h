@@ -101,6 +101,31 @@ WEFT_API int weft_runtime_create(const struct weft_runtime_opts *opts,
 				 struct weft_runtime **out);
 
 /*
+ * Change the number of worker threads (cores) while the runtime runs; no
+ * worker stops for it. Callable from any thread, a task included.
+ *
+ * Growing starts the new cores at once (each on an idle spare thread or a
+ * new one; not counted against max_blocking_threads). Shrinking returns at
+ * once: each removed core's thread notices at its next scheduling step
+ * (after the poll it is in, if any), hands the tasks queued on it to the
+ * other workers, and becomes a spare thread that exits after
+ * blocking_keep_alive_ns. Timers and I/O waits of tasks that ran there
+ * keep working. Growing again before that undoes the removal. Concurrent
+ * calls are serialised; the last one wins.
+ *
+ * weft_runtime_metrics reports workers_active (and per-core entries for
+ * every core ever made); the USDT probe runtime_resize fires per call and
+ * worker_start / worker_stop per core; schedtop follows.
+ *
+ * Errors: -EINVAL (NULL rt, workers < 1 or > WEFT_MAX_WORKERS),
+ * -ESHUTDOWN (shutdown has begun), -ECHILD (a forked child), -ENOMEM or a
+ * pthread_create error (-EAGAIN) when a new thread cannot be had: the
+ * cores started before the failure stay and the count stops there
+ * (weft_runtime_metrics says how many).
+ */
+WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
+
+/*
  * Stop the runtime: refuse new spawns and registrations (-ESHUTDOWN), let
  * fibers unwind, cancel every task that has not completed (each task's drop
  * runs exactly once; joiners get -ECANCELED), and join the worker threads.

@@ -1,0 +1,359 @@
+/*
+ * test_elastic.c - weft_runtime_set_workers: cores added and removed while
+ * the runtime runs. A removed core's queued tasks move to the others, its
+ * timers still fire, its thread becomes a spare and exits after the keep-
+ * alive; growing back before the removal is carried out undoes it; metrics
+ * and the probe registry (what schedtop reads) follow.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <weft/weft.h>
+
+#include "probe_abi.h"
+#include "wt.h"
+
+#define MS 1000000ull
+
+extern struct weft_probe_registry weft_probe_registry;
+
+static struct weft_runtime *mk(int workers, const char *prefix)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers, .thread_name_prefix = prefix,
+		  .blocking_keep_alive_ns = 50 * MS);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+/* Threads of this process whose name starts with prefix. */
+static int threads_named(const char *prefix)
+{
+	DIR *d = opendir("/proc/self/task");
+	cr_assert_not_null(d);
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], name[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(name, sizeof(name), f) && !strncmp(name, prefix, strlen(prefix)))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Cores with a thread holding them, in a fresh snapshot. */
+static unsigned held(struct weft_runtime *rt, unsigned *active)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	unsigned n = 0;
+	for (unsigned i = 0; i < m->workers; i++)
+		n += m->worker[i].thread_id != 0;
+	if (active)
+		*active = m->workers_active;
+	weft_metrics_free(m);
+	return n;
+}
+
+static uint64_t core_tid(struct weft_runtime *rt, unsigned core)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t tid = core < m->workers ? m->worker[core].thread_id : 0;
+	weft_metrics_free(m);
+	return tid;
+}
+
+static unsigned registry_ncores(struct weft_runtime *rt)
+{
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		if (__atomic_load_n(&weft_probe_registry.slot[i].rt, __ATOMIC_ACQUIRE) ==
+		    (uintptr_t)rt)
+			return (unsigned)__atomic_load_n(&weft_probe_registry.slot[i].ncores,
+							 __ATOMIC_ACQUIRE);
+	return 0;
+}
+
+Test(elastic, bad_arguments_and_shut_down_runtime)
+{
+	struct weft_runtime *rt = mk(1, "el");
+	cr_assert_eq(weft_runtime_set_workers(NULL, 2), -EINVAL);
+	cr_assert_eq(weft_runtime_set_workers(rt, 0), -EINVAL);
+	cr_assert_eq(weft_runtime_set_workers(rt, -1), -EINVAL);
+	cr_assert_eq(weft_runtime_set_workers(rt, WEFT_MAX_WORKERS + 1), -EINVAL);
+	unsigned active;
+	cr_assert(WT_WAIT_UNTIL(held(rt, &active) == 1, WT_LONG_MS));
+	cr_assert_eq(active, 1, "a refused call changes nothing");
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_runtime_set_workers(rt, 2), -ESHUTDOWN);
+	wt_rt_destroy(rt);
+}
+
+static atomic_long g_ran;
+
+static enum weft_poll count_poll(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_ran, 1);
+	return WEFT_READY;
+}
+
+static void run_batch(struct weft_runtime *rt, int n)
+{
+	long before = atomic_load(&g_ran);
+	struct weft_task **t = calloc((size_t)n, sizeof(*t));
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn_poll(rt, count_poll, NULL, NULL, &t[i]), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	free(t);
+	cr_assert_eq(atomic_load(&g_ran) - before, n);
+}
+
+Test(elastic, grows_then_shrinks_and_the_threads_exit, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = mk(1, "elg");
+	cr_assert(WT_WAIT_UNTIL(threads_named("elg-") == 1, WT_LONG_MS));
+	cr_assert_eq(weft_runtime_set_workers(rt, 4), 0);
+	unsigned active = 0;
+	cr_assert(WT_WAIT_UNTIL(held(rt, &active) == 4, WT_LONG_MS), "4 cores held");
+	cr_assert_eq(active, 4);
+	cr_assert_eq(registry_ncores(rt), 4, "schedtop's registry lists the new cores");
+	uint64_t tids[4];
+	for (unsigned i = 0; i < 4; i++) {
+		tids[i] = core_tid(rt, i);
+		for (unsigned j = 0; j < i; j++)
+			cr_assert_neq(tids[i], tids[j], "cores %u and %u share a thread", i, j);
+	}
+	cr_assert(WT_WAIT_UNTIL(threads_named("elg-") == 4, WT_LONG_MS));
+	run_batch(rt, 5000);
+
+	cr_assert_eq(weft_runtime_set_workers(rt, 1), 0);
+	cr_assert(WT_WAIT_UNTIL(held(rt, &active) == 1, WT_LONG_MS), "cores 1-3 let go");
+	cr_assert_eq(active, 1);
+	cr_assert_eq(core_tid(rt, 0), tids[0], "core 0 kept its thread");
+	cr_assert_eq(registry_ncores(rt), 4, "retired cores stay listed (their counters)");
+	run_batch(rt, 5000);
+	/* the retired cores' threads are spares now: gone after the keep-alive */
+	cr_assert(WT_WAIT_UNTIL(threads_named("elg-") == 1, WT_LONG_MS),
+		  "%d worker threads left", threads_named("elg-"));
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->workers, 4);
+	cr_assert_eq(m->workers_active, 1);
+	cr_assert_eq(m->block_in_place_threads, 0, "no spare counted once they exited");
+	weft_metrics_free(m);
+
+	/* and back up: retired cores are reused, none is made */
+	cr_assert_eq(weft_runtime_set_workers(rt, 3), 0);
+	cr_assert(WT_WAIT_UNTIL(held(rt, &active) == 3, WT_LONG_MS), "3 cores held");
+	cr_assert_eq(registry_ncores(rt), 4);
+	run_batch(rt, 5000);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------------------------
+ * A core retired with tasks queued on it and a timer in its wheel. Core A
+ * is kept in one long poll (spin) so the spawner lands on the other core,
+ * B; the spawner queues children on B, asks for one worker, and sleeps
+ * (its timer goes into B's wheel). B retires as soon as the spawner's poll
+ * ends; the children wait in the inject queue until A is let go; then
+ * every child runs and the spawner wakes on A.
+ */
+static atomic_int g_spin_go, g_spinning;
+static atomic_long g_child_ran;
+static atomic_int g_spawner_woke;
+static struct weft_runtime *g_rt;
+static atomic_llong g_spin_tid, g_spawner_tid;
+
+static long my_tid(void) { return (long)syscall(SYS_gettid); }
+
+static enum weft_poll spin(void *s, struct weft_cx *cx)
+{
+	atomic_store(&g_spin_tid, my_tid());
+	atomic_store(&g_spinning, 1);
+	while (!atomic_load(&g_spin_go))
+		;
+	return WEFT_READY;
+}
+
+static enum weft_poll child(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_child_ran, 1);
+	return WEFT_READY;
+}
+
+enum { CHILDREN = 200 };
+static struct weft_task *g_children[CHILDREN];
+
+static void *spawner(void *arg)
+{
+	atomic_store(&g_spawner_tid, my_tid());
+	for (int i = 0; i < CHILDREN; i++)
+		cr_assert_eq(weft_spawn_poll(g_rt, child, NULL, NULL, &g_children[i]), 0);
+	cr_assert_eq(weft_runtime_set_workers(g_rt, 1), 0); /* from a task, on the core it removes */
+	cr_assert_eq(weft_sleep_ns(100 * MS), 0);
+	atomic_store(&g_spawner_woke, 1);
+	return NULL;
+}
+
+Test(elastic, retired_core_hands_over_its_queue_and_timers, .timeout = WT_TMO(60))
+{
+	/* stall rescue off the table: a 60 s threshold */
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .thread_name_prefix = "elq",
+		  .stall_threshold_ns = 60000 * MS);
+	struct weft_task *sp, *sw;
+	/* Shrinking to one worker removes core 1: the spin must be on core 0
+	 * (whichever worker takes it first), so try until it is. */
+	int attempt;
+	for (attempt = 0; attempt < 50; attempt++) {
+		atomic_store(&g_spin_go, 0);
+		atomic_store(&g_spinning, 0);
+		cr_assert_eq(weft_runtime_create(&o, &g_rt), 0);
+		cr_assert(WT_WAIT_UNTIL(held(g_rt, NULL) == 2, WT_LONG_MS));
+		cr_assert_eq(weft_spawn_poll(g_rt, spin, NULL, NULL, &sp), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spinning), WT_LONG_MS));
+		if ((uint64_t)atomic_load(&g_spin_tid) == core_tid(g_rt, 0))
+			break;
+		atomic_store(&g_spin_go, 1);
+		cr_assert_eq(weft_join(sp, NULL), 0);
+		wt_rt_destroy(g_rt);
+	}
+	cr_assert_lt(attempt, 50, "the spin never landed on core 0");
+	cr_assert_eq(weft_spawn(g_rt, spawner, NULL, &sw), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spawner_tid) != 0, WT_LONG_MS));
+	cr_assert_neq(atomic_load(&g_spawner_tid), atomic_load(&g_spin_tid));
+	/* the spawner's core lets go while the other is still in its spin */
+	unsigned active;
+	cr_assert(WT_WAIT_UNTIL(held(g_rt, &active) == 1, WT_LONG_MS), "the spawner's core retired");
+	cr_assert_eq(active, 1);
+	struct weft_metrics *m = wt_metrics(g_rt);
+	/* B may have run a few from its LIFO slot right after the spawner's
+	 * poll (worker.c, run_task); nothing else can run them now: the rest
+	 * wait in the inject queue */
+	long ran = atomic_load(&g_child_ran);
+	cr_assert_leq(ran, 4);
+	cr_assert_eq(m->inject_depth + (uint64_t)ran, CHILDREN, "the children moved to the "
+		     "inject queue (%llu there, %ld ran)", (unsigned long long)m->inject_depth, ran);
+	weft_metrics_free(m);
+	atomic_store(&g_spin_go, 1);
+	cr_assert_eq(weft_join(sp, NULL), 0);
+	for (int i = 0; i < CHILDREN; i++)
+		cr_assert_eq(weft_join(g_children[i], NULL), 0);
+	cr_assert_eq(atomic_load(&g_child_ran), CHILDREN);
+	cr_assert_eq(weft_join(sw, NULL), 0);
+	cr_assert(atomic_load(&g_spawner_woke), "the sleep's timer, in the retired core's "
+		  "wheel, fired");
+	wt_rt_destroy(g_rt);
+}
+
+/* Growing back before a removal is carried out undoes it: the core's
+ * thread (in a long poll meanwhile) keeps it. */
+static atomic_int g_spins_running, g_spins_go;
+
+static enum weft_poll spin2(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_spins_running, 1);
+	while (!atomic_load(&g_spins_go))
+		;
+	return WEFT_READY;
+}
+
+Test(elastic, growing_back_before_retirement_keeps_the_thread, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .thread_name_prefix = "elb",
+		  .stall_threshold_ns = 60000 * MS);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert(WT_WAIT_UNTIL(held(rt, NULL) == 2, WT_LONG_MS));
+	uint64_t tid1 = core_tid(rt, 1);
+	struct weft_task *a, *b;
+	cr_assert_eq(weft_spawn_poll(rt, spin2, NULL, NULL, &a), 0);
+	cr_assert_eq(weft_spawn_poll(rt, spin2, NULL, NULL, &b), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spins_running) == 2, WT_LONG_MS));
+	cr_assert_eq(weft_runtime_set_workers(rt, 1), 0);
+	cr_assert_eq(weft_runtime_set_workers(rt, 2), 0);
+	atomic_store(&g_spins_go, 1);
+	cr_assert_eq(weft_join(a, NULL), 0);
+	cr_assert_eq(weft_join(b, NULL), 0);
+	run_batch(rt, 2000);
+	unsigned active;
+	cr_assert_eq(held(rt, &active), 2);
+	cr_assert_eq(active, 2);
+	cr_assert_eq(core_tid(rt, 1), tid1, "core 1 never changed hands");
+	cr_assert_eq(threads_named("elb-"), 2, "no thread started or retired");
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------------------------
+ * Under load: fibers yield, sleep and spawn while another thread resizes
+ * the runtime between 1 and 5 workers; every task finishes, nothing lost. */
+static atomic_long g_work_done;
+static atomic_int g_resizing;
+
+static void *worker_fiber(void *arg)
+{
+	uintptr_t k = (uintptr_t)arg;
+	for (int i = 0; i < 40; i++) {
+		switch ((k + (uintptr_t)i) % 3) {
+		case 0:
+			cr_assert_eq(weft_yield(), 0);
+			break;
+		case 1:
+			cr_assert_eq(weft_sleep_ns(200000), 0);
+			break;
+		default: {
+			struct weft_task *t;
+			cr_assert_eq(weft_spawn_poll(weft_runtime_current(), count_poll, NULL, NULL,
+						     &t), 0);
+			cr_assert_eq(weft_join(t, NULL), 0);
+		}
+		}
+	}
+	atomic_fetch_add(&g_work_done, 1);
+	return NULL;
+}
+
+static void *resizer(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	static const int seq[] = { 3, 1, 5, 2, 1, 4, 2, 5, 1, 3 };
+	unsigned i = 0;
+	while (atomic_load(&g_resizing)) {
+		cr_assert_eq(weft_runtime_set_workers(rt, seq[i++ % 10]), 0);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+Test(elastic, resizing_under_load_loses_nothing, .timeout = WT_TMO(120))
+{
+	struct weft_runtime *rt = mk(2, "ell");
+	enum { N = 400 };
+	static struct weft_task *t[N];
+	atomic_store(&g_resizing, 1);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, resizer, rt), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn(rt, worker_fiber, (void *)(uintptr_t)i, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	atomic_store(&g_resizing, 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(atomic_load(&g_work_done), N);
+	cr_assert_eq(weft_runtime_set_workers(rt, 2), 0);
+	unsigned active;
+	cr_assert(WT_WAIT_UNTIL(held(rt, &active) == 2, WT_LONG_MS), "2 cores held at the end");
+	run_batch(rt, 2000);
+	wt_rt_destroy(rt);
+}
