@@ -272,7 +272,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 			return rc;
 		}
 	}
-	WEFT_PROBE(runtime_create, (uintptr_t)rt, rt->n);
+	WEFT_PROBE(runtime_create, (uintptr_t)rt, (unsigned)atomic_load_explicit(&rt->n, memory_order_relaxed));
 	weft__probe_register(rt, true);
 	weft__runtime_count(1);
 	*out = rt;
