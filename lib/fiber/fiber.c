@@ -22,7 +22,9 @@
  * call (an exit storm would make one each, with a TLB shootdown):
  * weft__fiber_trim gives idle stacks' pages back over time (at
  * maintenance: what a core's cache held throughout a period, and the warm
- * list; before parking: all but IDLE_KEEP), sorted by address, one
+ * list; before parking, at most once per IDLE_TRIM_GAP_NS per core (a
+ * sooner park wakes at the gap's end to do it): all but IDLE_KEEP), sorted
+ * by address, one
  * MADV_DONTNEED per run of adjacent slots, so RSS returns after a burst.
  * Nothing is unmapped before destroy: mmap/munmap take the process's
  * memory-map lock for writing, madvise only reads it.
@@ -86,6 +88,7 @@
 #define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
 #define SHARED_IDLE_KEEP 16
 #define TRIM_PERIOD_NS 500000000ull /* timed trim at maintenance, per core */
+#define IDLE_TRIM_GAP_NS 250000000ull /* at most one idle trim per core per gap */
 
 enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
 
@@ -380,8 +383,21 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 
 static void trim_warm(struct weft__stack_pool *p);
 
-void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
+uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
+	/* A worker parks and unparks many times a second under a bursty
+	 * load (a benchmark's batches, a server's request waves): trimming to
+	 * IDLE_KEEP at each park gave every page back only for the next burst
+	 * to fault it in again (spawn_many_local_fiber spent 90% of its time
+	 * in the kernel). At most one idle trim per core per gap; a park that
+	 * comes sooner sleeps no longer than the gap's end and trims then, so
+	 * an idle runtime still gives its memory back within the gap. */
+	if (idle) {
+		uint64_t now = weft__now_ns();
+		if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
+			return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
+		core->idle_trimmed_ns = now;
+	}
 	/* Task memory follows the same rhythm (alloc.c). */
 	weft__alloc_trim(rt, core, idle);
 	struct weft__stack_pool *p = &rt->stacks;
@@ -418,7 +434,7 @@ void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 	}
 	/* The runtime-wide warm lists, by whoever gets to them first. */
 	if (!shared)
-		return;
+		return 0;
 	trim_warm(p);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
 		struct weft__stack_pool *cp =
@@ -426,6 +442,7 @@ void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		if (cp)
 			trim_warm(cp);
 	}
+	return 0;
 }
 
 /* Give back the pages of a pool's warm stacks beyond SHARED_IDLE_KEEP. */

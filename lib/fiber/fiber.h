@@ -97,8 +97,11 @@ void weft__fiber_suspend(struct weft__fiber *f);
 void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size);
 /* Give idle stacks' memory back (MADV_DONTNEED). From the core's holder:
  * at maintenance (`idle` false: stacks the core has not needed for a
- * while) and before parking (`idle` true: all but a few). */
-void weft__fiber_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
+ * while) and before parking (`idle` true: all but a few, at most once per
+ * IDLE_TRIM_GAP_NS per core). */
+/* Returns 0, or (idle, a trim done less than IDLE_TRIM_GAP_NS ago) the
+ * CLOCK_MONOTONIC time at which the parked caller should call again. */
+uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
 /* Runtime destroy: forget a core's cached stacks / unmap every slab. */
 void weft__fiber_pool_fini(struct weft__core *c);
 void weft__fiber_shared_pool_fini(struct weft_runtime *rt);

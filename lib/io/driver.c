@@ -332,7 +332,7 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
  * until an event, the next timer deadline or an unpark, then fires what is
  * due and returns true.
  */
-bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
+bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns)
 {
 	struct weft__driver *d = &rt->driver;
 	if (pthread_mutex_trylock(&d->lock))
@@ -351,6 +351,14 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p)
 	if (next != UINT64_MAX) {
 		uint64_t now = weft__driver_now_ms(rt);
 		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
+	}
+	if (until_ns) {
+		uint64_t now = weft__now_ns();
+		uint64_t ms = until_ns <= now ? 0 : (until_ns - now + 999999) / 1000000;
+		if (ms > 60000)
+			ms = 60000;
+		if (timeout < 0 || (int)ms < timeout)
+			timeout = (int)ms;
 	}
 	/*
 	 * The stall watch (worker.c, watch_cores): while another worker is

@@ -203,6 +203,7 @@ struct weft__core {
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;
 	uint64_t last_maint_probe_ns;
+	uint64_t idle_trimmed_ns;                 /* last idle trim (fiber.c, weft__fiber_trim) */
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
@@ -410,7 +411,9 @@ void weft__driver_core_init(struct weft__core *c);     /* a core made after crea
 void weft__driver_fini(struct weft_runtime *rt);
 void weft__driver_wake(struct weft_runtime *rt);
 uint64_t weft__driver_now_ms(struct weft_runtime *rt);
-bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p);
+/* until_ns: 0, or a CLOCK_MONOTONIC time to wake at the latest (the idle
+ * trim's, fiber.c) */
+bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns);
 void weft__driver_poll_nowait(struct weft_runtime *rt);
 void weft__timers_process(struct weft_runtime *rt);
 enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,

@@ -535,7 +535,9 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 {
 	struct weft_task *t = NULL;
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
-	weft__fiber_trim(rt, c, true); /* idle stacks' memory back, beyond a few */
+	/* idle stacks' and tasks' memory back, beyond a few (now, or at
+	 * trim_at if this core trimmed a moment ago) */
+	uint64_t trim_at = weft__fiber_trim(rt, c, true);
 	c->c.park_count++;
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;
@@ -559,15 +561,22 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	for (;;) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
-		if (!weft__driver_park(rt, &w->parker))
-			weft__parker_park(&w->parker);
+		if (!weft__driver_park(rt, &w->parker, trim_at)) {
+			if (trim_at)
+				(void)weft__parker_park_until(&w->parker, trim_at);
+			else
+				weft__parker_park(&w->parker);
+		}
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
 		/* acquire: pairs with the notifier's release when it popped us. */
 		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
 			break;
-		/* Still listed: a spurious wake, a stale notification, or the
-		 * driver's watch. A LIFO task stuck behind a long poll is ours
+		/* Still listed: the idle trim's time, a spurious wake, a stale
+		 * notification, or the driver's watch. */
+		if (trim_at && weft__now_ns() >= trim_at)
+			trim_at = weft__fiber_trim(rt, c, true);
+		/* The driver's watch. A LIFO task stuck behind a long poll is ours
 		 * to run: leave as if notified. */
 		if ((t = watch_cores(rt, c, 0))) {
 			weft__idle_unpark_self(rt, c);
@@ -628,7 +637,8 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 			weft__task_unref(t);
 	}
 	weft__idle_remove_core(rt, c);
-	weft__fiber_trim(rt, c, true); /* its idle stacks' and tasks' memory back */
+	c->idle_trimmed_ns = 0; /* no gap: the core goes idle for good */
+	(void)weft__fiber_trim(rt, c, true); /* its idle stacks' and tasks' memory back */
 	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
 	batch_end(c);
 	weft__core_publish(c);
