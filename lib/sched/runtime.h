@@ -82,11 +82,17 @@ bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns);
 
 /* ------------------------------------------------------------- inject.c */
 struct weft__inject {
-	pthread_mutex_t lock;
+	/* Pushers: a stack of tasks linked by qnext, newest first, with
+	 * INJECT_CLOSED in bit 0; pushed with a CAS, taken whole by a
+	 * consumer (inject.c). */
+	_Alignas(WEFT_CACHELINE) _Atomic uintptr_t incoming;
+	_Atomic uint64_t remote_pushes;
+	/* Consumers: what was taken from `incoming`, oldest first. */
+	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
 	struct weft_task *head, *tail;   /* under lock */
-	bool closed;                     /* under lock */
-	uint64_t remote_pushes;          /* under lock */
-	_Atomic size_t len;              /* written under lock, read anywhere */
+	/* Tasks pushed (counted before they are linked) minus popped: never
+	 * below the number queued, so 0 means empty. */
+	_Alignas(WEFT_CACHELINE) _Atomic size_t len;
 };
 void weft__inject_init(struct weft__inject *q);
 void weft__inject_fini(struct weft__inject *q);
