@@ -21,7 +21,7 @@
 #define WEFT_PROBE_STEAL_BINS 8
 
 #define WEFT_PROBE_LAT_BINS 32
-#define WEFT_PROBE_LAT_SAMPLE 16
+#define WEFT_PROBE_LAT_SAMPLE 128
 
 struct weft_probe_steal {
 	unsigned long long ops;
