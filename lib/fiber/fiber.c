@@ -383,6 +383,8 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 
 static void trim_warm(struct weft__stack_pool *p);
 
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle);
+
 uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
 	/* A worker parks and unparks many times a second under a bursty
@@ -391,13 +393,31 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * to fault it in again (spawn_many_local_fiber spent 90% of its time
 	 * in the kernel). At most one idle trim per core per gap; a park that
 	 * comes sooner sleeps no longer than the gap's end and trims then, so
-	 * an idle runtime still gives its memory back within the gap. */
-	if (idle) {
-		uint64_t now = weft__now_ns();
-		if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
-			return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
-		core->idle_trimmed_ns = now;
+	 * an idle runtime still gives its memory back within the gap. A trim
+	 * that gave something back asks for one more a gap later: memory may
+	 * still be coming free (tasks whose last reference a joining thread
+	 * drops after the workers went idle), and nothing else would wake an
+	 * idle worker to give it back. */
+	if (!idle) {
+		trim_now(rt, core, false);
+		return 0;
 	}
+	uint64_t now = weft__now_ns();
+	if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
+		return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
+	core->idle_trimmed_ns = now;
+	size_t slabs = atomic_load_explicit(&rt->slab_count, memory_order_relaxed);
+	unsigned stacks = core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n,
+								 memory_order_relaxed);
+	trim_now(rt, core, true);
+	bool gave = atomic_load_explicit(&rt->slab_count, memory_order_relaxed) < slabs ||
+		    core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n, memory_order_relaxed) <
+			    stacks;
+	return gave ? now + IDLE_TRIM_GAP_NS : 0;
+}
+
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle)
+{
 	/* Task memory follows the same rhythm (alloc.c). */
 	weft__alloc_trim(rt, core, idle);
 	struct weft__stack_pool *p = &rt->stacks;
@@ -434,7 +454,7 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	}
 	/* The runtime-wide warm lists, by whoever gets to them first. */
 	if (!shared)
-		return 0;
+		return;
 	trim_warm(p);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
 		struct weft__stack_pool *cp =
@@ -442,7 +462,6 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 		if (cp)
 			trim_warm(cp);
 	}
-	return 0;
 }
 
 /* Give back the pages of a pool's warm stacks beyond SHARED_IDLE_KEEP. */

@@ -29,7 +29,7 @@
  * resident set from /proc/self/statm and the mapping count, then releases
  * them; stderr gets `# fiber_rss ...` with the figures, the creation time
  * (first spawn to the last fiber suspended) among them, and RSS after
- * release read once it has stopped falling for 200 ms (settle_s: how long
+ * release read once it has stopped falling for 600 ms (settle_s: how long
  * after the last fiber finished). Stacks share slab mappings, so the
  * default vm.max_map_count is enough.
  *
@@ -884,11 +884,12 @@ static void batch_fiber_rss(void)
 	CHECK(weft_waitgroup_done(g.gate));
 	signal_wait(&g.done);
 	/* Idle workers give the stacks' pages back (in one pass when they
-	 * park): wait until RSS has stopped falling for 200 ms (at most 10 s)
-	 * and report how long that took. */
+	 * park, at most once per 250 ms per core: fiber.c): wait until RSS
+	 * has stopped falling for 600 ms (at most 10 s) and report how long
+	 * that took. */
 	uint64_t t1 = now_ns(), prev = rss_bytes();
 	unsigned flat = 0;
-	while (flat < 4 && now_ns() - t1 < 10000000000ull) {
+	while (flat < 12 && now_ns() - t1 < 10000000000ull) {
 		usleep(50000);
 		uint64_t r = rss_bytes();
 		flat = r + (1u << 20) >= prev ? flat + 1 : 0;
