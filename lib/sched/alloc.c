@@ -148,6 +148,32 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
 	return t;
 }
 
+/*
+ * Every REMOTE_WAKE_EVERY frees a thread makes into caches it does not own:
+ * if the cache's owner (any core, for the foreign cache) sleeps, ask it to
+ * trim (core->trim_wanted) and wake it. Without this, slots freed by a
+ * joining thread after the workers went idle stayed cached until the next
+ * activity. Called before the free is published: rt is alive (the slot
+ * still counts as in use, so destroy waits).
+ */
+#define REMOTE_WAKE_EVERY 1024u
+static __thread unsigned remote_frees;
+
+static void wake_for_trim(struct weft_runtime *rt, uint16_t idx)
+{
+	unsigned n = atomic_load_explicit(&rt->n, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		struct weft__core *c = &rt->cores[idx == FOREIGN_CACHE ? i : idx];
+		if (atomic_load_explicit(&c->sleeping, memory_order_relaxed)) {
+			atomic_store_explicit(&c->trim_wanted, true, memory_order_relaxed);
+			weft__registry_unpark(rt, c->index);
+			return;
+		}
+		if (idx != FOREIGN_CACHE)
+			return; /* its owner is awake: it trims at maintenance */
+	}
+}
+
 void weft__task_free(struct weft_task *t)
 {
 	struct weft_runtime *rt = t->rt;
@@ -157,6 +183,8 @@ void weft__task_free(struct weft_task *t)
 		push_free(&ctx->core->cache, t);
 		return;
 	}
+	if (++remote_frees % REMOTE_WAKE_EVERY == 0)
+		wake_for_trim(rt, idx);
 	struct weft__task_cache *c = cache_of(rt, idx);
 	struct weft_task *head = atomic_load_explicit(&c->remote_free, memory_order_relaxed);
 	do {

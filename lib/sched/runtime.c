@@ -172,6 +172,7 @@ static void core_init(struct weft_runtime *rt, struct weft__core *c, unsigned i)
 	c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
 	weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
 	atomic_init(&c->sleeping, false);
+	atomic_init(&c->trim_wanted, false);
 	atomic_init(&c->retiring, false);
 	atomic_init(&c->lifo, NULL);
 	atomic_init(&c->poll_seq, 0);

@@ -222,6 +222,7 @@ struct weft__core {
 	struct weft__task_cache cache;            /* aligned inside */
 	/* read by others */
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
+	_Atomic bool trim_wanted;                 /* others: memory came free, trim (alloc.c) */
 	_Atomic uint64_t poll_seq;                /* owner: poll_count at each poll's start */
 	/* written by watchers: a line of its own, so their stores do not
 	 * take the owner's poll_seq line away from it */

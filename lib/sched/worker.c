@@ -588,8 +588,14 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		/* acquire: pairs with the notifier's release when it popped us. */
 		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
 			break;
-		/* Still listed: the idle trim's time, a spurious wake, a stale
+		/* Still listed: the idle trim's time, a thread that freed memory
+		 * into our caches (alloc.c), a spurious wake, a stale
 		 * notification, or the driver's watch. */
+		if (atomic_load_explicit(&c->trim_wanted, memory_order_relaxed)) {
+			atomic_store_explicit(&c->trim_wanted, false, memory_order_relaxed);
+			if (!trim_at)
+				trim_at = 1; /* due now (or at the gap's end) */
+		}
 		if (trim_at && weft__now_ns() >= trim_at)
 			trim_at = weft__fiber_trim(rt, c, true);
 		/* The driver's watch. A LIFO task stuck behind a long poll is ours
