@@ -401,9 +401,13 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
 	if (iv->runtimes > 1)
 		fprintf(f, "%-14s ", "RT");
-	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %7s %7s %6s %6s %7s %7s %7s %5s %5s %5s\n", "W",
-		"TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN", "STL_OUT", "PARKS", "NOOP", "PARK50",
-		"PARK99", "UNPK99", "CPU%", "INVOL", "MIGR");
+	/* Every rate per second, as in the live view (and the header): the
+	 * rows' counts used to be per interval, so at --batch 0.25 they
+	 * disagreed with the header's steals/s. JSON keeps both. */
+	double ps = iv->dt_s > 0 ? 1.0 / iv->dt_s : 0;
+	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %8s %9s %7s %6s %7s %7s %7s %5s %7s %6s\n", "W",
+		"TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN/s", "STL_OUT/s", "PARKS/s", "NOOP/s",
+		"PARK50", "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s");
 	for (unsigned k = 0; k < iv->workers; k++) {
 		const struct worker_row *r = &iv->row[iv->order[k]];
 		char p50[24], p99[24], u99[24], age[32], dep[32];
@@ -414,11 +418,12 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
 		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
 		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
-		fprintf(f, "%-3u %-7u %-9s %7s %9.0f %6s %7" PRIu64 " %7" PRIu64 " %6" PRIu64
-			   " %6" PRIu64 " %7s %7s %7s %5.1f %5" PRIu64 " %5" PRIu64 "\n",
+		fprintf(f, "%-3u %-7u %-9s %7s %9.0f %6s %8.0f %9.0f %7.0f %6.0f %7s %7s %7s %5.1f "
+			   "%7.0f %6.0f\n",
 			r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep,
-			r->steals_in, r->steals_out, r->parks, r->noop_unparks, p50, p99, u99,
-			r->cpu_pct, r->invol_cs, r->migrations);
+			(double)r->steals_in * ps, (double)r->steals_out * ps, (double)r->parks * ps,
+			(double)r->noop_unparks * ps, p50, p99, u99, r->cpu_pct,
+			(double)r->invol_cs * ps, (double)r->migrations * ps);
 	}
 	fflush(f);
 }
