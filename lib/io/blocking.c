@@ -355,34 +355,58 @@ void weft__spares_wake_all(struct weft_runtime *rt)
 	pthread_mutex_unlock(&b->lock);
 }
 
+/* Under b->lock: give c to an idle spare (popped, S->assign set) and
+ * return it; the caller unlocks, then wakes it. NULL if none is idle. */
+static struct weft__worker *spare_pop_locked(struct weft__blocking *b, struct weft__core *c)
+{
+	struct weft__worker *s = b->spares;
+	if (s) {
+		b->spares = s->next_spare;
+		s->listed = false;
+		/* release: S's exchange sees c as the giving thread left it. */
+		atomic_store_explicit(&s->assign, c, memory_order_release);
+	}
+	return s;
+}
+
+/* Under b->lock: a new detached thread that starts holding c (on the list
+ * of extra workers, freed at destroy); NULL with *rc set if none. */
+static struct weft__worker *thread_for_core_locked(struct weft_runtime *rt,
+						   struct weft__blocking *b,
+						   struct weft__core *c, int *rc)
+{
+	struct weft__worker *s = weft__worker_new(rt, c->index);
+	if (!s) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
+	s->next_all = b->all;
+	b->all = s;
+	if ((*rc = weft__worker_start(rt, s))) {
+		atomic_store_explicit(&s->assign, NULL, memory_order_relaxed);
+		s->exited = true; /* freed at destroy with the others */
+		return NULL;
+	}
+	return s;
+}
+
 /* A spare for core c, given c (S->assign) and woken; NULL when none can be
  * had (at the cap, or no thread). */
 static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft__blocking *b = &rt->blocking;
 	pthread_mutex_lock(&b->lock);
-	struct weft__worker *s = b->spares;
+	struct weft__worker *s = spare_pop_locked(b, c);
 	if (s) {
-		b->spares = s->next_spare;
-		s->listed = false;
-		/* release: S's exchange sees c as this thread left it. */
-		atomic_store_explicit(&s->assign, c, memory_order_release);
 		pthread_mutex_unlock(&b->lock);
 		weft__parker_unpark(&s->parker); /* one FUTEX_WAKE, if S sleeps */
 		return s;
 	}
 	/* Cold path: a new thread, within max_blocking_threads. */
-	if (b->closed || b->threads + b->extra >= b->max || !(s = weft__worker_new(rt, c->index))) {
-		b->no_spare++;
-		pthread_mutex_unlock(&b->lock);
-		return NULL;
-	}
-	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
-	s->next_all = b->all;
-	b->all = s;
-	if (weft__worker_start(rt, s)) {
-		atomic_store_explicit(&s->assign, NULL, memory_order_relaxed);
-		s->exited = true; /* freed at destroy with the others */
+	int rc;
+	if (b->closed || b->threads + b->extra >= b->max ||
+	    !(s = thread_for_core_locked(rt, b, c, &rc))) {
 		b->no_spare++;
 		pthread_mutex_unlock(&b->lock);
 		return NULL;
@@ -397,30 +421,16 @@ int weft__core_start_thread(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft__blocking *b = &rt->blocking;
 	pthread_mutex_lock(&b->lock);
-	struct weft__worker *s = b->spares;
+	struct weft__worker *s = spare_pop_locked(b, c);
 	if (s) {
-		b->spares = s->next_spare;
-		s->listed = false;
 		b->extra--; /* a core's thread now, not a spare */
-		/* release: S's exchange sees c as it was left. */
-		atomic_store_explicit(&s->assign, c, memory_order_release);
 		pthread_mutex_unlock(&b->lock);
 		weft__parker_unpark(&s->parker);
 		return 0;
 	}
 	/* Not bounded by max_blocking_threads: cores are not spares. */
-	if (!(s = weft__worker_new(rt, c->index))) {
-		pthread_mutex_unlock(&b->lock);
-		return -ENOMEM;
-	}
-	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
-	s->next_all = b->all;
-	b->all = s;
-	int rc = weft__worker_start(rt, s);
-	if (rc) {
-		atomic_store_explicit(&s->assign, NULL, memory_order_relaxed);
-		s->exited = true; /* freed at destroy with the others */
-	}
+	int rc = 0;
+	thread_for_core_locked(rt, b, c, &rc);
 	pthread_mutex_unlock(&b->lock);
 	return rc;
 }

@@ -29,6 +29,15 @@
 #include "tlist.h"
 
 #define WEFT_CACHELINE 128
+
+/* A spin-wait hint to the CPU (spin locks, the search's pause). */
+#if defined(__x86_64__) || defined(__i386__)
+#define weft__cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define weft__cpu_relax() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define weft__cpu_relax() atomic_signal_fence(memory_order_seq_cst)
+#endif
 #define GQI_START_VALUE 61  /* first global queue interval, before tuning */
 /* Stall watch (worker.c, watch_cores): the driver's sleeper looks at the
  * other cores this often while any worker is unparked. The threshold is

@@ -39,14 +39,6 @@
 #define EWMA_ALPHA 0.1
 #define SEARCH_ROUNDS 2
 
-#if defined(__x86_64__) || defined(__i386__)
-#define WEFT_CPU_RELAX() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define WEFT_CPU_RELAX() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define WEFT_CPU_RELAX() atomic_signal_fence(memory_order_seq_cst)
-#endif
-
 static __thread struct weft__ctx *tls_ctx;
 
 __attribute__((noinline)) struct weft__ctx *weft__ctx(void)
@@ -456,7 +448,7 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 		 * on a lightly loaded server). */
 		if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_relaxed)) > 1)
 			for (int k = 0; k < 64; k++)
-				WEFT_CPU_RELAX();
+				weft__cpu_relax();
 	}
 	struct weft_task *t = watch_cores(rt, c, 0);
 	if (t)

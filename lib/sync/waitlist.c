@@ -13,13 +13,7 @@
 
 #include "waitlist.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ __volatile__("yield" ::: "memory")
-#else
-#define cpu_relax() atomic_signal_fence(memory_order_seq_cst)
-#endif
+#define cpu_relax() weft__cpu_relax()
 
 void weft__slock_lock_slow(struct weft__slock *l)
 {

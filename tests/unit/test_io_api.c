@@ -512,18 +512,25 @@ static void *resolve_slow(void *arg)
 	return (void *)(intptr_t)rc;
 }
 
-Test(resolve, fiber_cancelled_during_a_lookup_leaves_nothing, .timeout = WT_TMO(20))
+/* Count weft's allocations from here on; returns the live count once this
+ * thread's parker (made at its first join, kept) exists. */
+static long counting_base(void)
 {
 	struct weft_allocator a = { count_alloc, count_free, NULL };
 	cr_assert_eq(weft_set_allocator(&a), 0);
-	/* this thread's parker, made at its first join, stays: make it now */
 	struct weft_runtime *rt = rt_named(1);
 	struct weft_task *h;
 	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &h), 0);
 	cr_assert_eq(weft_join(h, NULL), 0);
 	wt_rt_destroy(rt);
-	long base = atomic_load(&live_allocs);
-	rt = rt_named(1);
+	return atomic_load(&live_allocs);
+}
+
+Test(resolve, fiber_cancelled_during_a_lookup_leaves_nothing, .timeout = WT_TMO(20))
+{
+	long base = counting_base();
+	struct weft_task *h;
+	struct weft_runtime *rt = rt_named(1);
 	cr_assert_eq(weft_spawn(rt, resolve_slow, NULL, &h), 0);
 	wt_sleep_ms(30); /* the lookup (100 ms) is running on the pool */
 	cr_assert_eq(weft_abort(h), 0);
@@ -560,14 +567,8 @@ static void *resolve_queued(void *arg)
 
 Test(resolve, lookup_queued_at_shutdown_leaves_nothing, .timeout = WT_TMO(20))
 {
-	struct weft_allocator a = { count_alloc, count_free, NULL };
-	cr_assert_eq(weft_set_allocator(&a), 0);
-	struct weft_runtime *rt = rt_named(1);
-	struct weft_task *h;
-	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &h), 0);
-	cr_assert_eq(weft_join(h, NULL), 0);
-	wt_rt_destroy(rt);
-	long base = atomic_load(&live_allocs);
+	long base = counting_base();
+	struct weft_runtime *rt;
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .thread_name_prefix = "wkr",
 		  .max_blocking_threads = 1);
 	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
