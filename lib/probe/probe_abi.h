@@ -21,7 +21,7 @@
 #define WEFT_PROBE_STEAL_BINS 8
 
 #define WEFT_PROBE_LAT_BINS 32
-#define WEFT_PROBE_LAT_SAMPLE 128
+#define WEFT_PROBE_LAT_SAMPLE 256
 
 struct weft_probe_steal {
 	unsigned long long ops;
@@ -60,9 +60,9 @@ struct weft_probe_counters {
 	/* Task-level latency, log2 ns buckets ([2^i, 2^(i+1)), bucket 0 also
 	 * 0-1 ns), kept only while a tracer holds the `maintenance` probe (its
 	 * semaphore is the switch) and sampled: one poll in
-	 * WEFT_PROBE_LAT_SAMPLE (by poll_count) is timed, and one task in
-	 * WEFT_PROBE_LAT_SAMPLE (by task id) carries its wake time to its next
-	 * poll. Owner-written plain stores; readers take differences. */
+	 * WEFT_PROBE_LAT_SAMPLE (by poll_count) is timed, and one schedule in
+	 * WEFT_PROBE_LAT_SAMPLE (per core, or per thread without a core)
+	 * stamps the task with its wake time for its next poll. Owner-written plain stores; readers take differences. */
 	unsigned long long poll_ns_log2[WEFT_PROBE_LAT_BINS];  /* one poll's duration */
 	unsigned long long wake_ns_log2[WEFT_PROBE_LAT_BINS];  /* woken (or spawned) -> its poll starts */
 };

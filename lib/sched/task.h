@@ -5,6 +5,7 @@
 #define WEFT_TASK_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,32 +16,35 @@
 struct weft_runtime;
 
 struct weft_task {
-	/* hot: touched on every schedule and poll */
+	/* hot: touched on every schedule and poll (one cache line) */
 	_Atomic uint64_t state;
 	struct weft_task *qnext;        /* inject / overflow / free-list link */
 	weft_poll_fn poll;
 	void *arg;
 	struct weft_runtime *rt;
-	/* written by the poller, read by the joiner after COMPLETE */
-	void *result;
 	weft_drop_fn drop;
 	uint64_t id;
-	/* cold: owned-task list, join waker */
+	/* latency sample: low 32 bits of the clock when it was scheduled (0:
+	 * none); delays are taken modulo 2^32 ns, so up to 4.29 s. On this
+	 * line because the poll path reads it whenever a tracer is attached:
+	 * on the second line it cost yield_many 29% under schedtop (a line
+	 * the poll otherwise never touches, one miss per poll). */
+	uint32_t wake_ns;
+	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
+	uint16_t cache;                 /* index of the cache the memory came from */
+	/* cold: result, owned-task list, join waker */
+	void *result;                   /* written by the poller, read by the joiner after COMPLETE */
 	struct weft_task *owned_prev, *owned_next;
 	weft_waker join_waker;          /* guarded by the JOIN_WAKER protocol */
-	uint16_t cache;                 /* index of the cache the memory came from */
 	uint16_t shard;                 /* owned-list shard */
-	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
 	bool live;                      /* memory is in use (checked at destroy) */
 	bool unwind;                    /* a fiber: cancellation polls it (it unwinds), see task.c */
 	bool started;                   /* a fiber whose fn started (set by its poll) */
-	/* latency sample: low 32 bits of the clock when it was scheduled (0:
-	 * none); delays are taken modulo 2^32 ns, so up to 4.29 s */
-	uint32_t wake_ns;
 	void *spawn_site;               /* return address of the spawn call (probes) */
 	struct weft__task_slab *slab;   /* the slab the memory belongs to (alloc.c) */
 };
 
 _Static_assert(sizeof(struct weft_task) <= 128, "task header fits two cache lines");
+_Static_assert(offsetof(struct weft_task, result) == 64, "the hot fields fill the first line");
 
 #endif /* WEFT_TASK_H */

@@ -133,16 +133,29 @@ int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
 	return -rc;
 }
 
+/* Latency samples (probes.h, WEFT_LAT_ON): the clock when t was scheduled,
+ * read back by its next poll (lat_poll_start). */
+static __attribute__((noinline)) void lat_stamp(struct weft_task *t)
+{
+	t->wake_ns = (uint32_t)weft__now_ns() | 1; /* never 0: 0 is "none" */
+}
+
+/* schedules from threads without a core, sampled per thread */
+static _Thread_local uint32_t remote_lat_tick;
+
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 {
-	/* latency sample (tracer attached only): the holder of the Notified
-	 * reference stamps it; the poller reads it after taking the task */
-	if (WEFT_LAT_ON() && (t->id & (WEFT_PROBE_LAT_SAMPLE - 1)) == 0)
-		t->wake_ns = (uint32_t)weft__now_ns() | 1; /* never 0: 0 is "none" */
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
 		c->c.local_schedule_count++;
+		/* latency sample (tracer attached only): one schedule in
+		 * WEFT_PROBE_LAT_SAMPLE stamps the task - by count, not by task
+		 * id, so no task is stamped on every wake; the holder of the
+		 * Notified reference stamps, the poller reads it after taking
+		 * the task */
+		if (WEFT_LAT_ON() && !(c->c.local_schedule_count & (WEFT_PROBE_LAT_SAMPLE - 1)))
+			lat_stamp(t);
 		if (is_yield) {
 			/* Deferred until local work runs out (or maintenance), so a
 			 * yielding task cannot keep the ring non-empty forever and
@@ -178,6 +191,8 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	 * increment: the Notified reference we hold keeps destroy at -EBUSY.
 	 * seq_cst increment, release decrement: see weft_runtime_destroy.
 	 */
+	if (WEFT_LAT_ON() && !(++remote_lat_tick & (WEFT_PROBE_LAT_SAMPLE - 1)))
+		lat_stamp(t);
 	atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_seq_cst);
 	if (weft__inject_push(&rt->inject, t, true) < 0)
 		weft__task_unref(t); /* shut down: the sweep cancels it */

@@ -699,7 +699,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
     s.append('<section id="poll-latency"><h2>Poll duration and wake → poll delay</h2>')
     if rt_lat:
         s.append('<p class="lead">Kept by the runtime itself while schedtop was attached (log2 '
-                 'histograms per core, one poll and one task in 128 sampled; figures are bucket '
+                 'histograms per core, one poll and one schedule in 256 sampled; figures are bucket '
                  'upper bounds), over the traced span.</p><table><tr><th>runtime</th><th>workers</th>'
                  '<th>poll p50</th><th>poll p99</th><th>wake→poll p50</th><th>wake→poll p99</th>'
                  '<th>samples (polls / wakes)</th></tr>')
