@@ -1,17 +1,31 @@
 /*
- * wheel.c - hierarchical timer wheel: 6 levels x 64 slots, 1 ms per slot at
- * level 0, 64^l ms per slot at level l (level 5 spans ~2.2 years).
+ * wheel.c - timer wheel: level 0 is WHEEL_NEAR (1,024) slots of 1 ms over
+ * the next 1,024 ms, relative to `elapsed` (slot = deadline mod 1,024);
+ * above it 5 hierarchical levels of 64 slots, 64^l ms per slot at level l
+ * (level 5 spans ~2.2 years).
  *
- * Invariant: a timer lives at the lowest level whose current window holds
- * its deadline: its deadline and `elapsed` agree on every bit above the
- * level's 6 bits. So within a level, occupied slots are at or after the
- * current position, and a slot's start time is
- * (elapsed & ~(level_span - 1)) + slot * slot_span.
+ * Why level 0 is relative and wide: a timer that changes level is touched
+ * again when its slot comes due (re-inserted lower down: a cascade), and a
+ * timer lives where its owner lives - a fiber's sleep on the fiber's
+ * stack, a cold page by the time it cascades. With a 64 ms level 0 aligned
+ * to 64 ms, most 50 ms sleeps sat one level up, and 30,000 fibers going to
+ * sleep together cascaded together: one worker re-inserting 30,000 cold
+ * timers under the shard's lock (~15 ms here) while everything due waited
+ * (fiber_exit_storm). Now a timer due within ~1 s never cascades.
+ *
+ * Invariants: a level-0 timer's deadline is in [elapsed, elapsed +
+ * WHEEL_NEAR). A timer above lives at the lowest level l >= 1 whose current
+ * window holds its deadline: deadline and `elapsed` agree on every bit
+ * above level l's 6 bits; it is there only if its deadline is WHEEL_NEAR ms
+ * or more away at insert. So within a level, occupied slots are at or after
+ * the current position, and a slot's start time is (elapsed &
+ * ~(level_span - 1)) + slot * slot_span.
  * Advancing takes the earliest occupied slot (over all levels); a level-0
  * slot's timers fire, a higher slot's timers are re-inserted (they cascade
  * to lower levels, now that `elapsed` has moved to the slot's start).
  * Insert, remove and "next deadline" are O(1) (bit tricks on the occupancy
- * words); cancel is an unlink. Not thread-safe: the caller holds the lock.
+ * words; level 0 scans its 16). Cancel is an unlink. Not thread-safe: the
+ * caller holds the lock.
  */
 #include "wheel.h"
 
@@ -30,37 +44,82 @@ void weft__wheel_init(struct weft__wheel *w)
 	*w = (struct weft__wheel){ 0 };
 }
 
+static struct weft__timer **slot_head(struct weft__wheel *w, unsigned level, unsigned slot)
+{
+	return level ? &w->slot[level][slot] : &w->near[slot];
+}
+
 bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
 {
 	if (t->when_ms <= w->elapsed)
 		return false;
 	uint64_t when = t->when_ms;
-	unsigned level = level_for(w->elapsed, when);
-	if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
-		when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
-	unsigned slot = (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1));
+	unsigned level, slot;
+	if (when - w->elapsed < WHEEL_NEAR) {
+		level = 0;
+		slot = (unsigned)(when & (WHEEL_NEAR - 1));
+		w->near_occ[slot / 64] |= 1ull << (slot % 64);
+	} else {
+		level = level_for(w->elapsed, when); /* >= 1: they differ above bit 9 */
+		if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
+			when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
+		slot = (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1));
+		w->occupied[level] |= 1ull << slot;
+	}
 	t->level = (uint8_t)level;
-	t->slot = (uint8_t)slot;
+	t->slot = (uint16_t)slot;
+	struct weft__timer **head = slot_head(w, level, slot);
 	t->prev = NULL;
-	t->next = w->slot[level][slot];
+	t->next = *head;
 	if (t->next)
 		t->next->prev = t;
-	w->slot[level][slot] = t;
-	w->occupied[level] |= 1ull << slot;
+	*head = t;
 	return true;
+}
+
+static void clear_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
+{
+	if (level)
+		w->occupied[level] &= ~(1ull << slot);
+	else
+		w->near_occ[slot / 64] &= ~(1ull << (slot % 64));
 }
 
 void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
 {
+	struct weft__timer **head = slot_head(w, t->level, t->slot);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
-		w->slot[t->level][t->slot] = t->next;
+		*head = t->next;
 	if (t->next)
 		t->next->prev = t->prev;
-	if (!w->slot[t->level][t->slot])
-		w->occupied[t->level] &= ~(1ull << t->slot);
+	if (!*head)
+		clear_occupied(w, t->level, t->slot);
 	t->prev = t->next = NULL;
+}
+
+/* Deadline of the earliest level-0 slot: scan the occupancy words from the
+ * current position round to it again. */
+static bool near_next(const struct weft__wheel *w, uint64_t *start, unsigned *slot_out)
+{
+	unsigned pos = (unsigned)(w->elapsed & (WHEEL_NEAR - 1));
+	unsigned words = WHEEL_NEAR / 64;
+	for (unsigned k = 0; k <= words; k++) {
+		unsigned i = (pos / 64 + k) % words;
+		uint64_t bits = w->near_occ[i];
+		if (k == 0)
+			bits &= ~0ull << (pos % 64);          /* at or after pos */
+		else if (k == words)
+			bits &= (1ull << (pos % 64)) - 1;     /* wrapped: before pos */
+		if (!bits)
+			continue;
+		unsigned s = i * 64 + (unsigned)__builtin_ctzll(bits);
+		*slot_out = s;
+		*start = w->elapsed + ((s - pos) & (WHEEL_NEAR - 1));
+		return true;
+	}
+	return false;
 }
 
 /* Start time of the earliest occupied slot of `level`. */
@@ -81,10 +140,11 @@ static uint64_t level_next(const struct weft__wheel *w, unsigned level, unsigned
 uint64_t weft__wheel_next(const struct weft__wheel *w)
 {
 	uint64_t best = UINT64_MAX;
-	for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+	unsigned s;
+	near_next(w, &best, &s);
+	for (unsigned l = 1; l < WHEEL_LEVELS; l++) {
 		if (!w->occupied[l])
 			continue;
-		unsigned s;
 		uint64_t t = level_next(w, l, &s);
 		if (t < best)
 			best = t;
@@ -100,7 +160,8 @@ void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__ti
 	for (;;) {
 		uint64_t best = UINT64_MAX;
 		unsigned best_l = 0, best_s = 0;
-		for (unsigned l = 0; l < WHEEL_LEVELS; l++) {
+		near_next(w, &best, &best_s);
+		for (unsigned l = 1; l < WHEEL_LEVELS; l++) {
 			if (!w->occupied[l])
 				continue;
 			unsigned s;
@@ -115,9 +176,10 @@ void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__ti
 			break;
 		if (best > w->elapsed)
 			w->elapsed = best;
-		struct weft__timer *list = w->slot[best_l][best_s];
-		w->slot[best_l][best_s] = NULL;
-		w->occupied[best_l] &= ~(1ull << best_s);
+		struct weft__timer **head = slot_head(w, best_l, best_s);
+		struct weft__timer *list = *head;
+		*head = NULL;
+		clear_occupied(w, best_l, best_s);
 		/* Slots are pushed at the head: reverse, so timers of one slot
 		 * fire in the order they were set. */
 		struct weft__timer *rev = NULL;

@@ -13,6 +13,7 @@
 
 #define WHEEL_LEVELS 6
 #define WHEEL_SLOTS 64
+#define WHEEL_NEAR 1024 /* level 0: 1 ms slots over the next 1,024 ms */
 
 enum { TIMER_IDLE = 0, TIMER_PENDING = 1, TIMER_FIRED = 2 };
 
@@ -24,11 +25,16 @@ struct weft__timer {
 	weft_waker waker;                 /* under the shard's lock */
 	struct weft__tshard *shard;       /* where it was inserted (set under that lock) */
 	_Atomic uint8_t state;            /* TIMER_*; FIRED written under the lock */
-	uint8_t level, slot;
+	uint8_t level;
+	uint16_t slot;
 };
 
 struct weft__wheel {
 	uint64_t elapsed;                             /* ms: everything before has fired */
+	/* level 0: deadlines in [elapsed, elapsed + WHEEL_NEAR), slot when % WHEEL_NEAR */
+	uint64_t near_occ[WHEEL_NEAR / 64];           /* bit per non-empty slot */
+	struct weft__timer *near[WHEEL_NEAR];
+	/* levels 1..: [0] unused */
 	uint64_t occupied[WHEEL_LEVELS];              /* bit per non-empty slot */
 	struct weft__timer *slot[WHEEL_LEVELS][WHEEL_SLOTS];
 };

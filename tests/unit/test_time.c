@@ -80,6 +80,65 @@ Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
 	cr_assert_eq(n, 500);
 }
 
+/* Inserts, removes and advances in random order against a plain list: at
+ * every step exactly the timers due have fired, in deadline order; a timer
+ * due within WHEEL_NEAR ms sits in level 0 (it never cascades), one further
+ * out above it - across the near window's wrap. */
+Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
+{
+	enum { N = 4000 };
+	static struct weft__timer t[N];
+	static bool active[N];
+	struct weft__wheel w;
+	weft__wheel_init(&w);
+	uint64_t seed = 7, now = 0;
+	int nactive = 0, nfired = 0, nnear = 0, nfar = 0;
+	for (int step = 0; step < 200000; step++) {
+		uint64_t r = wt_rand(&seed) % 100;
+		int i = (int)(wt_rand(&seed) % N);
+		if (r < 50 && !active[i]) {
+			/* mostly near, some just past the window, some far */
+			uint64_t d = r < 30 ? 1 + wt_rand(&seed) % 1100
+				   : r < 45 ? 1000 + wt_rand(&seed) % 100
+					    : 1 + wt_rand(&seed) % 200000;
+			t[i].when_ms = now + d;
+			cr_assert(weft__wheel_insert(&w, &t[i]));
+			cr_assert_eq(t[i].level == 0, d < WHEEL_NEAR, "delay %lu at level %u",
+				     (unsigned long)d, t[i].level);
+			d < WHEEL_NEAR ? nnear++ : nfar++;
+			active[i] = true;
+			nactive++;
+		} else if (r < 60 && active[i]) {
+			weft__wheel_remove(&w, &t[i]);
+			active[i] = false;
+			nactive--;
+		} else if (r >= 60) {
+			now += wt_rand(&seed) % (r < 95 ? 40 : 1500);
+			struct weft__timer *fired = NULL;
+			weft__wheel_advance(&w, now, &fired);
+			uint64_t last = 0;
+			for (struct weft__timer *f = fired; f; f = f->next) {
+				int k = (int)(f - t);
+				cr_assert(active[k], "timer %d fired twice or after removal", k);
+				cr_assert_leq(f->when_ms, now, "fired early");
+				cr_assert_geq(f->when_ms, last, "out of order");
+				last = f->when_ms;
+				active[k] = false;
+				nactive--;
+				nfired++;
+			}
+			for (int k = 0; k < N; k++)
+				cr_assert(!active[k] || t[k].when_ms > now, "timer %d due but not fired", k);
+			uint64_t next = weft__wheel_next(&w);
+			cr_assert_eq(next == UINT64_MAX, nactive == 0);
+			cr_assert_gt(next, now);
+		}
+	}
+	cr_assert_gt(nfired, 10000);
+	cr_assert_gt(nnear, 1000);
+	cr_assert_gt(nfar, 1000);
+}
+
 /* -------------------------------------------------------- poll-task sleeps */
 
 struct sleeper {
