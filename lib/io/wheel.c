@@ -49,32 +49,12 @@ static struct weft__timer **slot_head(struct weft__wheel *w, unsigned level, uns
 	return level ? &w->slot[level][slot] : &w->near[slot];
 }
 
-bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
+static void set_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
 {
-	if (t->when_ms <= w->elapsed)
-		return false;
-	uint64_t when = t->when_ms;
-	unsigned level, slot;
-	if (when - w->elapsed < WHEEL_NEAR) {
-		level = 0;
-		slot = (unsigned)(when & (WHEEL_NEAR - 1));
-		w->near_occ[slot / 64] |= 1ull << (slot % 64);
-	} else {
-		level = level_for(w->elapsed, when); /* >= 1: they differ above bit 9 */
-		if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
-			when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
-		slot = (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1));
+	if (level)
 		w->occupied[level] |= 1ull << slot;
-	}
-	t->level = (uint8_t)level;
-	t->slot = (uint16_t)slot;
-	struct weft__timer **head = slot_head(w, level, slot);
-	t->prev = NULL;
-	t->next = *head;
-	if (t->next)
-		t->next->prev = t;
-	*head = t;
-	return true;
+	else
+		w->near_occ[slot / 64] |= 1ull << (slot % 64);
 }
 
 static void clear_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
@@ -85,17 +65,61 @@ static void clear_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
 		w->near_occ[slot / 64] &= ~(1ull << (slot % 64));
 }
 
+/* Append t to a slot. A slot is a FIFO list: `next` runs from the head to
+ * the tail (NULL-terminated), and the head's `prev` is the tail (every
+ * other `prev` is the previous timer), so appending and taking a prefix
+ * from the head touch no timer but the ends. */
+static void slot_append(struct weft__wheel *w, struct weft__timer *t, unsigned level,
+			unsigned slot)
+{
+	struct weft__timer **head = slot_head(w, level, slot);
+	t->level = (uint8_t)level;
+	t->slot = (uint16_t)slot;
+	t->next = NULL;
+	if (*head) {
+		struct weft__timer *tail = (*head)->prev;
+		tail->next = t;
+		t->prev = tail;
+		(*head)->prev = t;
+	} else {
+		t->prev = t;
+		*head = t;
+		set_occupied(w, level, slot);
+	}
+}
+
+bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
+{
+	if (t->when_ms <= w->elapsed)
+		return false;
+	uint64_t when = t->when_ms;
+	if (when - w->elapsed < WHEEL_NEAR) {
+		slot_append(w, t, 0, (unsigned)(when & (WHEEL_NEAR - 1)));
+		return true;
+	}
+	unsigned level = level_for(w->elapsed, when); /* >= 1: they differ above bit 9 */
+	if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
+		when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
+	slot_append(w, t, level, (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1)));
+	return true;
+}
+
 void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
 {
 	struct weft__timer **head = slot_head(w, t->level, t->slot);
-	if (t->prev)
-		t->prev->next = t->next;
-	else
+	if (t == *head) {
 		*head = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
-	if (!*head)
-		clear_occupied(w, t->level, t->slot);
+		if (t->next)
+			t->next->prev = t->prev; /* the new head keeps the tail */
+		else
+			clear_occupied(w, t->level, t->slot);
+	} else {
+		t->prev->next = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		else
+			(*head)->prev = t->prev; /* t was the tail */
+	}
 	t->prev = t->next = NULL;
 }
 
@@ -152,12 +176,16 @@ uint64_t weft__wheel_next(const struct weft__wheel *w)
 	return best;
 }
 
-void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired)
+size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired,
+			   size_t max)
 {
 	struct weft__timer **tail = fired;
+	size_t n = 0;
 	while (*tail)
 		tail = &(*tail)->next;
 	for (;;) {
+		if (n >= max)
+			return n; /* `elapsed` stays at the last slot taken: the rest is still due */
 		uint64_t best = UINT64_MAX;
 		unsigned best_l = 0, best_s = 0;
 		near_next(w, &best, &best_s);
@@ -178,28 +206,38 @@ void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__ti
 			w->elapsed = best;
 		struct weft__timer **head = slot_head(w, best_l, best_s);
 		struct weft__timer *list = *head;
+		if (best_l == 0) {
+			/* Fire a prefix of the slot, in the order the timers were
+			 * set; what is left stays in place, still due. */
+			struct weft__timer *last = list, *rest;
+			for (n++; n < max && last->next; n++)
+				last = last->next;
+			rest = last->next;
+			*tail = list;
+			tail = &last->next;
+			last->next = NULL;
+			if (rest) {
+				rest->prev = list->prev; /* the new head keeps the tail */
+				*head = rest;
+				return n;
+			}
+			*head = NULL;
+			clear_occupied(w, 0, best_s);
+			continue;
+		}
+		/* A higher slot: every timer goes down a level (or into level 0's
+		 * current slot when due at the slot's start, `elapsed`: fired by
+		 * the next round, within `max`). */
 		*head = NULL;
 		clear_occupied(w, best_l, best_s);
-		/* Slots are pushed at the head: reverse, so timers of one slot
-		 * fire in the order they were set. */
-		struct weft__timer *rev = NULL;
-		while (list) {
-			struct weft__timer *n = list->next;
-			list->next = rev;
-			rev = list;
-			list = n;
-		}
-		list = rev;
 		while (list) {
 			struct weft__timer *t = list;
 			list = t->next;
-			t->prev = t->next = NULL;
-			if (best_l == 0 || t->when_ms <= w->elapsed || !weft__wheel_insert(w, t)) {
-				*tail = t;
-				tail = &t->next;
-			}
+			if (!weft__wheel_insert(w, t))
+				slot_append(w, t, 0, (unsigned)(w->elapsed & (WHEEL_NEAR - 1)));
 		}
 	}
 	if (now_ms > w->elapsed)
 		w->elapsed = now_ms;
+	return n;
 }

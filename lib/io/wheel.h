@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <weft/weft.h>
@@ -56,8 +57,10 @@ bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t);
 void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t);
 /* Earliest deadline of any timer (ms), or UINT64_MAX. */
 uint64_t weft__wheel_next(const struct weft__wheel *w);
-/* Advance to now_ms; every timer due is unlinked and appended to *fired
- * (linked through next), in deadline order. */
-void weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired);
+/* Advance to now_ms: timers due are unlinked and appended to *fired
+ * (linked through next), in deadline order, at most `max` of them (the
+ * rest stay due, in order, for the next call). Returns how many. */
+size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired,
+			   size_t max);
 
 #endif /* WEFT_WHEEL_H */

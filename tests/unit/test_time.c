@@ -45,7 +45,7 @@ Test(wheel, fires_in_order_never_early_across_levels, .timeout = WT_TMO(30))
 		/* jump to the next deadline in random-size steps */
 		now = next + wt_rand(&seed) % 3;
 		struct weft__timer *fired = NULL;
-		weft__wheel_advance(&w, now, &fired);
+		weft__wheel_advance(&w, now, &fired, SIZE_MAX);
 		for (struct weft__timer *f = fired; f; f = f->next) {
 			cr_assert_leq(f->when_ms, now, "fired early: %lu > %lu",
 				      (unsigned long)f->when_ms, (unsigned long)now);
@@ -71,7 +71,7 @@ Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
 	for (int i = 0; i < 1000; i += 2)
 		weft__wheel_remove(&w, &t[i]);
 	struct weft__timer *fired = NULL;
-	weft__wheel_advance(&w, 1000000, &fired);
+	weft__wheel_advance(&w, 1000000, &fired, SIZE_MAX);
 	int n = 0;
 	for (struct weft__timer *f = fired; f; f = f->next) {
 		cr_assert_eq((f - t) % 2, 1, "a removed timer fired");
@@ -81,7 +81,8 @@ Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
 }
 
 /* Inserts, removes and advances in random order against a plain list: at
- * every step exactly the timers due have fired, in deadline order; a timer
+ * every step exactly the timers due have fired, in deadline order (also
+ * when taken a few per pass); a timer
  * due within WHEEL_NEAR ms sits in level 0 (it never cascades), one further
  * out above it - across the near window's wrap. */
 Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
@@ -92,7 +93,7 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 	struct weft__wheel w;
 	weft__wheel_init(&w);
 	uint64_t seed = 7, now = 0;
-	int nactive = 0, nfired = 0, nnear = 0, nfar = 0;
+	int nactive = 0, nfired = 0, nnear = 0, nfar = 0, npartial = 0;
 	for (int step = 0; step < 200000; step++) {
 		uint64_t r = wt_rand(&seed) % 100;
 		int i = (int)(wt_rand(&seed) % N);
@@ -114,19 +115,29 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 			nactive--;
 		} else if (r >= 60) {
 			now += wt_rand(&seed) % (r < 95 ? 40 : 1500);
-			struct weft__timer *fired = NULL;
-			weft__wheel_advance(&w, now, &fired);
+			/* half the time in passes of a few timers (the driver's
+			 * budget): the rest stays due and comes out in order */
+			size_t max = r % 2 ? SIZE_MAX : 1 + wt_rand(&seed) % 8, got;
 			uint64_t last = 0;
-			for (struct weft__timer *f = fired; f; f = f->next) {
-				int k = (int)(f - t);
-				cr_assert(active[k], "timer %d fired twice or after removal", k);
-				cr_assert_leq(f->when_ms, now, "fired early");
-				cr_assert_geq(f->when_ms, last, "out of order");
-				last = f->when_ms;
-				active[k] = false;
-				nactive--;
-				nfired++;
-			}
+			do {
+				struct weft__timer *fired = NULL;
+				got = weft__wheel_advance(&w, now, &fired, max);
+				size_t n = 0;
+				for (struct weft__timer *f = fired; f; f = f->next, n++) {
+					int k = (int)(f - t);
+					cr_assert(active[k], "timer %d fired twice or after removal", k);
+					cr_assert_leq(f->when_ms, now, "fired early");
+					cr_assert_geq(f->when_ms, last, "out of order");
+					last = f->when_ms;
+					active[k] = false;
+					nactive--;
+					nfired++;
+				}
+				cr_assert_eq(n, got);
+				cr_assert_leq(got, max);
+				if (got == max)
+					npartial++;
+			} while (got == max);
 			for (int k = 0; k < N; k++)
 				cr_assert(!active[k] || t[k].when_ms > now, "timer %d due but not fired", k);
 			uint64_t next = weft__wheel_next(&w);
@@ -137,6 +148,7 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 	cr_assert_gt(nfired, 10000);
 	cr_assert_gt(nnear, 1000);
 	cr_assert_gt(nfar, 1000);
+	cr_assert_gt(npartial, 1000);
 }
 
 /* -------------------------------------------------------- poll-task sleeps */
@@ -205,6 +217,67 @@ Test(timers, hundred_thousand_random_sleeps_half_cancelled, .timeout = WT_TMO(12
 		    late[n_late - 1] / 1e6);
 	free(late);
 	free(s);
+	free(h);
+	wt_rt_destroy(rt);
+}
+
+/* More timers due at once than a worker's queue holds (256), on one
+ * worker: every one fires, none early, and they run in deadline order by
+ * groups - a worker fires no more than its queue takes and leaves the rest
+ * due in the wheel; firing them all at once sent the overflow to the
+ * inject queue, where it waited while later deadlines, fired into the
+ * local queue, ran first. */
+struct ordered {
+	struct weft_timer timer;
+	uint64_t deadline;
+	long seq;
+	atomic_long *next_seq;
+};
+
+static enum weft_poll ordered_poll(void *state, struct weft_cx *cx)
+{
+	struct ordered *o = state;
+	if (weft_timer_poll(&o->timer, cx, o->deadline) == WEFT_PENDING)
+		return WEFT_PENDING;
+	o->seq = atomic_fetch_add(o->next_seq, 1);
+	cr_assert_geq(weft_now_ns(), o->deadline, "fired early");
+	return WEFT_READY;
+}
+
+Test(timers, burst_beyond_the_queue_fires_all_in_deadline_order, .timeout = WT_TMO(60))
+{
+	enum { N = 20000, GROUPS = 4 };
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct ordered *o = calloc(N, sizeof(*o));
+	struct weft_task **h = calloc(N, sizeof(*h));
+	atomic_long next_seq = 0;
+	/* all set well before the first is due; group g due g ms after the
+	 * first */
+	uint64_t base = weft_now_ns() + 200000000ull;
+	for (int i = 0; i < N; i++) {
+		o[i].deadline = base + (uint64_t)(i % GROUPS) * 1000000ull;
+		o[i].next_seq = &next_seq;
+		cr_assert_eq(weft_spawn_poll(rt, ordered_poll, &o[i], NULL, &h[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_join(h[i], NULL), 0);
+	cr_assert_eq(atomic_load(&next_seq), N);
+	/* the last of a group ran before the first of the group two after it
+	 * (the LIFO slot may let one task of the next group in early) */
+	long lo[GROUPS], hi[GROUPS];
+	for (int g = 0; g < GROUPS; g++)
+		lo[g] = N, hi[g] = -1;
+	for (int i = 0; i < N; i++) {
+		int g = i % GROUPS;
+		if (o[i].seq < lo[g])
+			lo[g] = o[i].seq;
+		if (o[i].seq > hi[g])
+			hi[g] = o[i].seq;
+	}
+	for (int g = 0; g + 2 < GROUPS; g++)
+		cr_assert_lt(hi[g], lo[g + 2], "group %d ran until %ld, group %d from %ld", g, hi[g],
+			     g + 2, lo[g + 2]);
+	free(o);
 	free(h);
 	wt_rt_destroy(rt);
 }
