@@ -207,6 +207,8 @@ int main(int argc, char **argv)
 	/* not in the first interval after attach, when polls/s is still unknown */
 	test_lint("storm-attach.snap.jsonl", 2, 1u << LINT_STEAL_STORM, 0);
 	test_lint("herd.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
+	test_lint("herd-empty.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
+	test_lint("pingpong.snap.jsonl", 1, 0, 0); /* as empty, but busy: no herd */
 	test_lint("stuck.snap.jsonl", 1, 1u << LINT_STUCK_WORKER, 1u << LINT_STUCK_WORKER);
 	test_trace();
 	if (failures) {

@@ -309,13 +309,20 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		 * task per wake (a thread spawning into an idle runtime: half
 		 * those wakes find nothing, the relayed searcher), busy workers
 		 * handing tasks back and forth (ping-pong), or a few big waves a
-		 * second (skew, bursts). The share of wakes that found no work
-		 * is shown but not a criterion: on the same storm program it
-		 * ranged from 0 to 0.5 from run to run. */
+		 * second (skew, bursts). The same storm program also takes a
+		 * second shape, in some intervals of a run: its tasks arrive one
+		 * at a time, each push wakes a worker, and tens of thousands of
+		 * wakes a second find nothing (another worker got there first):
+		 * 4-9 polls per unpark, 90-97% of them empty. A ping-pong wakes as
+		 * often and as emptily, but its workers are busy, not parked; a
+		 * thread spawning into an idle runtime wakes ~3,000 times a
+		 * second with half the wakes empty. */
 		double ups = (double)runparks / dt;
+		double empty = runparks ? (double)rnoops / (double)runparks : 0;
 		if (!iv->lint[LINT_HERD] && ups >= LINT_HERD_MIN_UNPARKS_PER_S && runparks && rknown &&
-		    (double)rpolls / (double)runparks >= LINT_HERD_POLLS_PER_UNPARK &&
-		    parked >= LINT_HERD_PARKED) {
+		    parked >= LINT_HERD_PARKED &&
+		    ((double)rpolls / (double)runparks >= LINT_HERD_POLLS_PER_UNPARK ||
+		     (ups >= LINT_HERD_EMPTY_UNPARKS_PER_S && empty >= LINT_HERD_EMPTY_SHARE))) {
 			iv->lint[LINT_HERD] = true;
 			snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),
 				 "%s%.0f unparks/s out of an idle runtime (workers %.0f%% parked), %.0f "

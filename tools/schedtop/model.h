@@ -47,6 +47,11 @@ struct snap {
 #define LINT_HERD_MIN_UNPARKS_PER_S 500.0
 #define LINT_HERD_POLLS_PER_UNPARK 16.0 /* ... each wake with a burst of tasks ... */
 #define LINT_HERD_PARKED 0.5         /* ... out of a mostly parked runtime (mean share) */
+/* ... or, the same storm in its other shape, woken this often and mostly
+ * for nothing (the storm's tasks pushed one at a time, every push waking
+ * a worker that another one beats to it) */
+#define LINT_HERD_EMPTY_UNPARKS_PER_S 10000.0
+#define LINT_HERD_EMPTY_SHARE 0.8
 
 #define LINT_LONG_POLL_MS 100      /* long-poll: one poll longer than this (live only, stall.c) */
 #define LINT_BLOCKING_MS 10        /* blocking-call: off-CPU inside a poll this long (live only) */
