@@ -97,7 +97,7 @@ int priv_init(char *why, size_t n)
 {
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
-	struct caps c;
+	struct caps c = { 0 }; /* caps_get fills it; zeroed for the compiler */
 	if (getresuid(&r, &e, &s) || getresgid(&rg, &eg, &sg)) {
 		snprintf(why, n, "schedtop: cannot read its own ids: %s", strerror(errno));
 		return 1;
@@ -170,7 +170,7 @@ int priv_raise(void)
 int priv_drop(char *why, size_t n)
 {
 	uint64_t keep = me.root ? keep_root : 0;
-	struct caps c;
+	struct caps c = { 0 }; /* caps_get fills it; zeroed for the compiler */
 	int err = caps_get(&c);
 	if (!err) {
 		c.eff &= keep;
