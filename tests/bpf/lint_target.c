@@ -15,8 +15,8 @@
  *              while an outside thread spawns 2,000 tasks/s
  *   wakestorm  256 fibers wait on a notify that an outside thread fires
  *              every 1 ms (notify_all): every wake is a herd
- *   imbalance  one worker runs a chain of 50 ms CPU-bound polls (each
- *              spawns the next, so it never runs dry and never steals)
+ *   imbalance  one worker runs a task of 50 ms CPU-bound polls (each
+ *              yields, so it never runs dry and never steals)
  *              while on the other 200 short jobs each spawn their
  *              successor: one queue stays deep, nobody can take from it
  * Healthy:
@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <weft/weft.h>
 #include <weft/sync.h>
+#include <weft/metrics.h>
 
 static atomic_bool stop;
 
@@ -228,12 +229,16 @@ static enum weft_poll chain(void *state, struct weft_cx *cx)
 {
 	(void)state;
 	spin_us(50000);
-	if (!atomic_load(&stop)) {
-		int rc = weft_spawn_poll(weft_cx_runtime(cx), chain, NULL, NULL, NULL);
-		if (rc)
-			die("spawn", rc);
-	}
-	return WEFT_READY;
+	if (atomic_load(&stop))
+		return WEFT_READY;
+	/* Yield (wake itself) rather than spawn a successor: a successor sat
+	 * in the LIFO slot for the last instant of a 50 ms poll, and the
+	 * stall rescue, watching this core since its 10 ms threshold, now and
+	 * then took it to the other worker - this one ran dry, stole half the
+	 * other's queue, and the staged imbalance was gone. A yielded task
+	 * waits in the core's own deferred list. */
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
 }
 
 /* skew: one wave of 600 jobs from one worker */
@@ -306,6 +311,59 @@ static struct weft_runtime *make_rt(unsigned workers)
 	return rt;
 }
 
+/* imbalance: did the keeper's 200 jobs land on the worker the chain does
+ * not hold? (Either worker may take the keeper from the inject queue;
+ * the chain's worker checks it between its polls. If that one took it, the
+ * other steals half and nothing stays uneven: a setup that failed, not a
+ * balanced runtime the lint should flag.) */
+static bool one_queue_deep(struct weft_runtime *rt)
+{
+	for (int k = 0; k < 3; k++) {
+		struct weft_metrics *m;
+		if (weft_runtime_metrics(rt, &m))
+			return false;
+		uint64_t lo = UINT64_MAX, hi = 0;
+		for (unsigned i = 0; i < m->workers; i++) {
+			uint64_t d = m->worker[i].local_queue_depth;
+			lo = d < lo ? d : lo;
+			hi = d > hi ? d : hi;
+		}
+		weft_metrics_free(m);
+		if (hi < 150 || lo > 16)
+			return false;
+		sleep_ns(20000000L);
+	}
+	return true;
+}
+
+static struct weft_runtime *imbalance_setup(unsigned workers, struct weft_task **keeper_h)
+{
+	for (int attempt = 0; attempt < 10; attempt++) {
+		struct weft_runtime *rt = make_rt(workers);
+		int rc;
+		if ((rc = weft_spawn_poll(rt, chain, NULL, NULL, NULL)))
+			die("spawn", rc);
+		sleep_ns(100000000L); /* the chain holds one worker: the keeper gets the other */
+		if ((rc = weft_spawn_poll(rt, keeper, NULL, NULL, keeper_h)))
+			die("spawn", rc);
+		sleep_ns(100000000L);
+		if (one_queue_deep(rt))
+			return rt;
+		fprintf(stderr, "lint_target: imbalance: the jobs were shared out; again\n");
+		atomic_store(&stop, true);
+		sleep_ns(100000000L); /* every job saw it: none spawns into the shutdown */
+		if ((rc = weft_join(*keeper_h, NULL)))
+			die("join", rc);
+		while ((rc = weft_runtime_destroy(rt)) == -EBUSY)
+			sleep_ns(10000000L);
+		if (rc)
+			die("destroy", rc);
+		atomic_store(&stop, false);
+	}
+	fprintf(stderr, "lint_target: imbalance: no uneven setup in 10 attempts\n");
+	exit(1);
+}
+
 /* elastic: one worker, grown to 3 after 1 s and back to 1 at 2.5 s
  * (weft_runtime_set_workers), with a trickle of tasks all along */
 static void *resize_main(void *arg)
@@ -357,11 +415,9 @@ int main(int argc, char **argv)
 			if ((rc = weft_spawn(rt, storm_fiber, NULL, &tasks[ntasks++])))
 				die("spawn", rc);
 	} else if (!strcmp(sc, "imbalance")) {
-		if ((rc = weft_spawn_poll(rt, chain, NULL, NULL, NULL)))
-			die("spawn", rc);
-		sleep_ns(100000000L); /* the chain holds one worker: the keeper gets the other */
-		if ((rc = weft_spawn_poll(rt, keeper, NULL, NULL, &tasks[ntasks++])))
-			die("spawn", rc);
+		if ((rc = weft_runtime_destroy(rt)))
+			die("destroy", rc);
+		rt = imbalance_setup(argc == 4 ? (unsigned)atoi(argv[3]) : 2, &tasks[ntasks++]);
 	} else if (!strcmp(sc, "flood")) {
 		if ((rc = weft_spawn_poll(rt, flood, NULL, NULL, &tasks[ntasks++])))
 			die("spawn", rc);
