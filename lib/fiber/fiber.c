@@ -637,12 +637,11 @@ void weft__fiber_pool_fini(struct weft__core *c)
 
 /* ------------------------------------------------------------ switching */
 
-/* Lay out a first frame so that weft__ctx_switch "returns" into the
- * trampoline with f in a callee-saved register. */
-static void *frame_init(struct weft__stack_pool *p, struct weft__stack *s, struct weft__fiber *f)
+/* Lay out f's first frame, just below its header at the top of its stack,
+ * so that weft__ctx_switch "returns" into the trampoline with f in a
+ * callee-saved register. */
+static void *frame_init(struct weft__fiber *f)
 {
-	(void)p;
-	(void)s;
 	uintptr_t top = (uintptr_t)f & ~(uintptr_t)15; /* frames start below the header */
 #if defined(__x86_64__)
 	uint64_t *sp = (uint64_t *)(top - 24); /* after `ret`, rsp % 16 == 0 */
@@ -728,7 +727,7 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 		f->stack->warm = true;
 		/* here, not at spawn: the fiber starts with the FP control
 		 * words of the worker that runs it first */
-		f->sp = frame_init(f->pool, f->stack, f);
+		f->sp = frame_init(f);
 #ifdef WEFT_TSAN
 		f->tsan_fiber = __tsan_create_fiber(0);
 #endif
