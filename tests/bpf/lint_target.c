@@ -19,6 +19,10 @@
  *              yields, so it never runs dry and never steals)
  *              while on the other 200 short jobs each spawn their
  *              successor: one queue stays deep, nobody can take from it
+ *   fanout     64 fibers send into one channel of 1,024 that one fiber
+ *              drains: each receive wakes a sender on the receiver's
+ *              worker, the other steals it, and the tasks bounce between
+ *              the workers (steal-storm)
  * Healthy:
  *   flood      one task spawns 256 jobs per poll and yields, more than
  *              both workers can run: each worker's queue is deep in turn
@@ -286,6 +290,29 @@ static void *pp_fiber(void *arg)
 	return NULL;
 }
 
+/* fanout: 64 producers, one consumer, a channel of 1,024 */
+static struct weft_chan *fan;
+
+static void *fan_producer(void *arg)
+{
+	long v = (long)(intptr_t)arg;
+	/* until the consumer closes the channel (-EPIPE) */
+	while (!weft_chan_send(fan, &v))
+		v++;
+	return NULL;
+}
+
+static void *fan_consumer(void *arg)
+{
+	(void)arg;
+	long v;
+	while (!atomic_load(&stop))
+		if (weft_chan_recv(fan, &v))
+			break;
+	weft_chan_close(fan);
+	return NULL;
+}
+
 /* bursty */
 static void *bursty_main(void *arg)
 {
@@ -432,6 +459,14 @@ int main(int argc, char **argv)
 		if ((rc = weft_spawn(rt, pp_fiber, (void *)1, &tasks[ntasks++])) ||
 		    (rc = weft_spawn(rt, pp_fiber, NULL, &tasks[ntasks++])))
 			die("spawn", rc);
+	} else if (!strcmp(sc, "fanout")) {
+		if ((rc = weft_chan_create(sizeof(long), 1024, &fan)))
+			die("chan", rc);
+		if ((rc = weft_spawn(rt, fan_consumer, NULL, &tasks[ntasks++])))
+			die("spawn", rc);
+		for (int i = 0; i < 64; i++)
+			if ((rc = weft_spawn(rt, fan_producer, (void *)(intptr_t)i, &tasks[ntasks++])))
+				die("spawn", rc);
 	} else if (!strcmp(sc, "idle")) {
 		/* nothing */
 	} else if (!strcmp(sc, "trickle")) {

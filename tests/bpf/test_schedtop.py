@@ -459,6 +459,9 @@ SCENARIOS = [
     ("wakestorm", 2, 8, {"herd"}, set()),
     # one worker's queue stays 200 deep while the other runs 50 ms polls
     ("imbalance", 2, 8, {"imbalance"}, set()),
+    # 64 fibers send into one channel that one fiber drains: the woken
+    # senders bounce between the workers (steal-storm, second shape)
+    ("fanout", 2, 6, {"steal-storm"}, set()),
     # one task spins in one poll all along
     ("longpoll", 2, 6, {"long-poll"}, {"stuck-worker"}),
     # healthy: nothing to do; bursts of 2,000 tasks every 200 ms
@@ -476,6 +479,7 @@ SCENARIOS = [
 DETAILS = {
     "blocking": ("blocking-call", [("clock_nanosleep()", "sleep+", "sleeper+", "lint_target.c:"),
                                    ("read()", "reader+", "lint_target.c:")]),
+    "fanout": ("steal-storm", [("tasks bounce between workers", "both ways")]),
 }
 
 

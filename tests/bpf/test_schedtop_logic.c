@@ -206,6 +206,9 @@ int main(int argc, char **argv)
 	test_lint("storm.snap.jsonl", 1, 1u << LINT_STEAL_STORM, 1u << LINT_STEAL_STORM);
 	/* not in the first interval after attach, when polls/s is still unknown */
 	test_lint("storm-attach.snap.jsonl", 2, 1u << LINT_STEAL_STORM, 0);
+	/* the other shape: tasks bouncing both ways; one way is no storm */
+	test_lint("bounce.snap.jsonl", 1, 1u << LINT_STEAL_STORM, 1u << LINT_STEAL_STORM);
+	test_lint("spread.snap.jsonl", 1, 0, 0);
 	test_lint("herd.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("herd-empty.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("pingpong.snap.jsonl", 1, 0, 0); /* as empty, but busy: no herd */

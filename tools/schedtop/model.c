@@ -267,7 +267,8 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		uint64_t rt = iv->row[k].rt;
 		if (rt_rank(iv, rt) != k)
 			continue; /* not the runtime's first row */
-		uint64_t rpolls = 0, rsteals = 0, rfails = 0, runparks = 0, rnoops = 0;
+		uint64_t rpolls = 0, rsteals = 0, rfails = 0, runparks = 0, rnoops = 0, rboth = 0,
+			 rtasks = 0;
 		bool rknown = true;
 		double parked = 0;
 		unsigned live = 0;
@@ -277,6 +278,8 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 				continue;
 			rpolls += r->polls;
 			rsteals += r->steals_in;
+			rtasks += r->tasks_in;
+			rboth += r->steals_in < r->steals_out ? r->steals_in : r->steals_out;
 			rfails += r->steal_fails;
 			runparks += r->unparks;
 			rnoops += r->noop_unparks;
@@ -303,6 +306,24 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
 				 "%s%.0f steal attempts/s vs %.0f polls/s", where, attempts,
 				 (double)rpolls / dt);
+		}
+		/* The storm's other shape: workers run dry every few dozen polls
+		 * and steal from each other, so the same tasks cross between
+		 * workers again and again (a channel's receiver wakes its
+		 * senders on its own worker, the other worker takes them, they
+		 * block, and so on), each crossing a round of cache misses.
+		 * Tasks spread one way, from a spawner to its thieves, or an
+		 * overloaded runtime's occasional big batches, are not it. */
+		double sops = (double)rsteals / dt;
+		if (rknown && !iv->lint[LINT_STEAL_STORM] && sops >= LINT_STEAL_BOUNCE_MIN_PER_S &&
+		    (double)rsteals * LINT_STEAL_BOUNCE_POLLS >= (double)rpolls &&
+		    (double)rboth >= LINT_STEAL_BOUNCE_BOTH * (double)rsteals) {
+			iv->lint[LINT_STEAL_STORM] = true;
+			snprintf(iv->lint_detail[LINT_STEAL_STORM], sizeof(iv->lint_detail[0]),
+				 "%stasks bounce between workers: %.0f steals/s (%.0f tasks/s, %.0f%% "
+				 "both ways) vs %.0f polls/s, a steal every %.0f polls",
+				 where, sops, (double)rtasks / dt, 100.0 * (double)rboth / (double)rsteals,
+				 (double)rpolls / dt, rsteals ? (double)rpolls / (double)rsteals : 0.0);
 		}
 		/* herd: a wake storm - workers pulled out of an idle runtime again
 		 * and again by bursts of tasks woken at once. Not a herd: one

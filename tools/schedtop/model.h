@@ -43,6 +43,14 @@ struct snap {
 /* attempts per poll, at least: an idle runtime woken for one task costs
  * at most two searches (the woken worker and the searcher it relays to) */
 #define LINT_STEAL_STORM_RATIO 4.0
+/* steal-storm's second shape, tasks bouncing between workers: at least this
+ * many successful steals a second, one per LINT_STEAL_BOUNCE_POLLS polls or
+ * more often, and at least LINT_STEAL_BOUNCE_BOTH of them going both ways
+ * (sum over workers of min(steals in, steals out) / steals) - work spread
+ * one way (a spawner and its thieves) is not a storm. */
+#define LINT_STEAL_BOUNCE_MIN_PER_S 20000.0
+#define LINT_STEAL_BOUNCE_POLLS 50.0
+#define LINT_STEAL_BOUNCE_BOTH 0.5
 /* herd (a wake storm): workers woken this often ... */
 #define LINT_HERD_MIN_UNPARKS_PER_S 500.0
 #define LINT_HERD_POLLS_PER_UNPARK 16.0 /* ... each wake with a burst of tasks ... */
