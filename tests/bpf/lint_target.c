@@ -19,10 +19,11 @@
  *              yields, so it never runs dry and never steals)
  *              while on the other 200 short jobs each spawn their
  *              successor: one queue stays deep, nobody can take from it
- *   fanout     64 fibers send into one channel of 1,024 that one fiber
- *              drains: each receive wakes a sender on the receiver's
- *              worker, the other steals it, and the tasks bounce between
- *              the workers (steal-storm)
+ *   fanout     64 fibers send into one channel of 64 that one fiber
+ *              drains: receives wake senders on the receiver's worker
+ *              (32 at a time, fewer than wait), the other worker steals
+ *              them, and the tasks bounce between the workers
+ *              (steal-storm)
  * Healthy:
  *   flood      one task spawns 256 jobs per poll and yields, more than
  *              both workers can run: each worker's queue is deep in turn
@@ -290,7 +291,7 @@ static void *pp_fiber(void *arg)
 	return NULL;
 }
 
-/* fanout: 64 producers, one consumer, a channel of 1,024 */
+/* fanout: 64 producers, one consumer, a channel of 64 */
 static struct weft_chan *fan;
 
 static void *fan_producer(void *arg)
@@ -460,7 +461,7 @@ int main(int argc, char **argv)
 		    (rc = weft_spawn(rt, pp_fiber, NULL, &tasks[ntasks++])))
 			die("spawn", rc);
 	} else if (!strcmp(sc, "fanout")) {
-		if ((rc = weft_chan_create(sizeof(long), 1024, &fan)))
+		if ((rc = weft_chan_create(sizeof(long), 64, &fan)))
 			die("chan", rc);
 		if ((rc = weft_spawn(rt, fan_consumer, NULL, &tasks[ntasks++])))
 			die("spawn", rc);

@@ -459,8 +459,8 @@ SCENARIOS = [
     ("wakestorm", 2, 8, {"herd"}, set()),
     # one worker's queue stays 200 deep while the other runs 50 ms polls
     ("imbalance", 2, 8, {"imbalance"}, set()),
-    # 64 fibers send into one channel that one fiber drains: the woken
-    # senders bounce between the workers (steal-storm, second shape)
+    # 64 fibers send into one channel of 64 that one fiber drains: the
+    # woken senders bounce between the workers (steal-storm, second shape)
     ("fanout", 2, 6, {"steal-storm"}, set()),
     # one task spins in one poll all along
     ("longpoll", 2, 6, {"long-poll"}, {"stuck-worker"}),
