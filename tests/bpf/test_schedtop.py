@@ -571,6 +571,18 @@ def test_lints(schedtop, load, lib):
         for o in objs:
             for l in o["lints"]:
                 print("    %s: %s" % (l["name"], l["detail"]))
+        # what the herd and steal-storm lints read, per interval (for a
+        # failure's post-mortem): unparks/s, parked share, polls per unpark,
+        # empty unparks, steals/s
+        for o in objs:
+            ws, dt = o["worker"], max(o["interval_s"], 1e-9)
+            up = sum(w["unparks"] for w in ws)
+            print("    stats: unparks/s %.0f parked %.0f%% polls/unpark %.1f empty %d "
+                  "steals/s %.0f polls/s %.0f" %
+                  (up / dt, sum(w["parked_pct"] for w in ws) / max(len(ws), 1),
+                   sum(w["polls"] for w in ws) / max(up, 1),
+                   sum(w["noop_unparks"] for w in ws), sum(w["steals_in"] for w in ws) / dt,
+                   sum(w["polls"] for w in ws) / dt))
         for k, o in enumerate(objs):
             for d in lints_of(o, "imbalance"):
                 m = re.search(r"w(\d+) deep for", d)

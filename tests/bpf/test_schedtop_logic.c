@@ -210,6 +210,7 @@ int main(int argc, char **argv)
 	test_lint("bounce.snap.jsonl", 1, 1u << LINT_STEAL_STORM, 1u << LINT_STEAL_STORM);
 	test_lint("spread.snap.jsonl", 1, 0, 0);
 	test_lint("herd.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
+	test_lint("herd-skew.snap.jsonl", 1, 0, 0); /* bursts, but too few for a storm */
 	test_lint("herd-empty.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("pingpong.snap.jsonl", 1, 0, 0); /* as empty, but busy: no herd */
 	test_lint("stuck.snap.jsonl", 1, 1u << LINT_STUCK_WORKER, 1u << LINT_STUCK_WORKER);
