@@ -540,6 +540,12 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 			break; /* rescued by another worker */
 		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0) {
 			push_local(rt, c, t);
+			/* A chain of tasks each waking or spawning the next can
+			 * hold the core for a long time in few polls: the inject
+			 * queue's turn comes next, not after the polls the
+			 * interval counts (tuned for the mean poll, which a burst
+			 * of short tasks can leave far too long). */
+			c->polls_since_global = UINT32_MAX / 2;
 			weft__idle_notify(rt);
 			break;
 		}

@@ -1161,6 +1161,79 @@ Test(budget, lifo_child_shares_parent_budget, .timeout = WT_TMO(10))
 	wt_rt_destroy(rt);
 }
 
+/* A chain of tasks, each spawning the next from the worker (LIFO slot),
+ * must not hold the inject queue back for the global queue interval's
+ * count of polls: once the chain hits the LIFO cap, the inject queue is
+ * next. Counted in chain links, not time: one worker, interval fixed at
+ * 127, so before, a remote task waited up to 127 links (each link here
+ * is a poll of ~10 us: ~1.3 ms). */
+static struct {
+	atomic_uint links;
+	atomic_bool stop, ended, remote_ran;
+	atomic_uint remote_at;
+	atomic_int spawn_rc;
+} chain;
+
+static enum weft_poll chain_link(void *s, struct weft_cx *cx)
+{
+	(void)s;
+	atomic_fetch_add(&chain.links, 1);
+	if (atomic_load(&chain.stop)) {
+		atomic_store(&chain.ended, true);
+		return WEFT_READY;
+	}
+	uint64_t t0 = weft_now_ns();
+	while (weft_now_ns() - t0 < 10000)
+		; /* a 10 us poll */
+	int rc = weft_spawn_poll(weft_cx_runtime(cx), chain_link, NULL, NULL, NULL);
+	if (rc) {
+		atomic_store(&chain.spawn_rc, rc);
+		atomic_store(&chain.ended, true);
+	}
+	return WEFT_READY;
+}
+
+static enum weft_poll chain_remote(void *s, struct weft_cx *cx)
+{
+	(void)s;
+	(void)cx;
+	atomic_store(&chain.remote_at, atomic_load(&chain.links));
+	atomic_store(&chain.remote_ran, true);
+	return WEFT_READY;
+}
+
+Test(sched, lifo_chain_lets_inject_in, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .global_queue_interval = 127);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_spawn_poll(rt, chain_link, NULL, NULL, NULL), 0);
+	unsigned worst = 0;
+	for (int round = 0; round < 20; round++) {
+		unsigned start = atomic_load(&chain.links);
+		while (atomic_load(&chain.links) < start + 50)
+			wt_sleep_ms(1);
+		atomic_store(&chain.remote_ran, false);
+		cr_assert_eq(weft_spawn_poll(rt, chain_remote, NULL, NULL, NULL), 0);
+		/* read after the spawn returned: a slow spawn (sanitizers) is
+		 * not the scheduler's wait; a task that ran already waited 0 */
+		unsigned at = atomic_load(&chain.links);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&chain.remote_ran), WT_LONG_MS),
+			  "round %d: a remote task never ran beside the chain", round);
+		unsigned ran = atomic_load(&chain.remote_at);
+		unsigned waited = ran > at ? ran - at : 0;
+		if (waited > worst)
+			worst = waited;
+	}
+	atomic_store(&chain.stop, true);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&chain.ended), WT_LONG_MS), "the chain did not end");
+	cr_assert_eq(atomic_load(&chain.spawn_rc), 0, "a link's spawn failed");
+	/* MAX_LIFO_POLLS (3) links, the one running at the spawn, and a
+	 * margin for the links run while this thread was not looking */
+	cr_assert_leq(worst, 12, "a remote task waited %u chain links (interval 127)", worst);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------------ strerror */
 
 Test(strerror, distinct_texts, .timeout = WT_TMO(10))
