@@ -128,7 +128,7 @@ static inline struct weft__fiber *fiber_at(struct weft__stack_pool *p, struct we
 static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 {
 	size_t ps = page_size();
-	pthread_mutex_init(&p->lock, NULL);
+	weft__mutex_init_short(&p->lock);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	p->warm = p->cold = NULL;
 	atomic_init(&p->warm_n, 0);

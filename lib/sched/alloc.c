@@ -59,7 +59,7 @@ void weft__alloc_core_init(struct weft__core *c)
 
 int weft__alloc_init(struct weft_runtime *rt)
 {
-	pthread_mutex_init(&rt->foreign_lock, NULL);
+	weft__mutex_init_short(&rt->foreign_lock);
 	cache_init(&rt->foreign);
 	for (unsigned i = 0; i < rt->n; i++)
 		cache_init(&rt->cores[i].cache);
@@ -253,10 +253,11 @@ static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, boo
 	}
 	if (!*now)
 		*now = weft__now_ns();
-	if (*now - c->trimmed_ns < TRIM_PERIOD_NS)
+	if (*now - __atomic_load_n(&c->trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
 		return;
 	size_t unneeded = c->low > KEEP_TASKS ? c->low - KEEP_TASKS : 0;
-	c->trimmed_ns = *now;
+	/* atomic: weft__alloc_trim peeks at the foreign cache's unlocked */
+	__atomic_store_n(&c->trimmed_ns, *now, __ATOMIC_RELAXED);
 	trim_cache(rt, c, c->nfree - unneeded);
 	c->low = c->nfree;
 }
@@ -267,9 +268,21 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 	trim_policy(rt, &core->cache, idle, &now);
 	/* The foreign cache fills when plain threads spawn (a burst from
 	 * main, say) and has no worker of its own: trimmed by whichever
-	 * worker finds its lock free (never waited for). */
+	 * worker finds its lock free (never waited for) - when idle, or once
+	 * its period is up, not at every maintenance: there the worker held
+	 * the lock while draining the remote frees of a burst, and the
+	 * spawning thread, blocked on it, slept in the kernel (~280 times a
+	 * batch of spawn_many_local_fiber; its own refill drains them). */
+	if (!idle) {
+		if (!now)
+			now = weft__now_ns();
+		if (now - __atomic_load_n(&rt->foreign.trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
+			return;
+	}
 	if (pthread_mutex_trylock(&rt->foreign_lock) == 0) {
 		trim_policy(rt, &rt->foreign, idle, &now);
+		if (!idle) /* also when it had too little to trim: next period */
+			__atomic_store_n(&rt->foreign.trimmed_ns, now, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&rt->foreign_lock);
 	}
 }

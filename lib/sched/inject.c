@@ -32,7 +32,7 @@ void weft__inject_init(struct weft__inject *q)
 {
 	atomic_init(&q->incoming, 0);
 	atomic_init(&q->remote_pushes, 0);
-	pthread_mutex_init(&q->lock, NULL);
+	weft__mutex_init_short(&q->lock);
 	q->head = q->tail = NULL;
 	atomic_init(&q->len, 0);
 }

@@ -22,7 +22,7 @@ int weft__owned_init(struct weft__owned *o, unsigned workers)
 	o->mask = n - 1;
 	for (unsigned i = 0; i < n; i++) {
 		struct weft__owned_shard *s = &o->shard[i];
-		pthread_mutex_init(&s->lock, NULL);
+		weft__mutex_init_short(&s->lock);
 		s->head = NULL;
 		s->closed = false;
 		atomic_init(&s->len, 0);
