@@ -99,12 +99,25 @@ static const struct weft_waker_vtable tparker_vtable = {
 	.clone = tw_clone, .wake = tw_wake, .wake_by_ref = tw_wake_by_ref, .drop = tw_drop,
 };
 
+#ifndef TPARK_SPINS
+#define TPARK_SPINS 12
+#endif
+
 weft_waker weft__tparker_waker(struct weft__tparker *p)
 {
 	return (weft_waker){ .vtable = &tparker_vtable, .data = tw_clone(p) };
 }
 
-void weft__tparker_park(struct weft__tparker *p) { weft__park_word(&p->word); }
+void weft__tparker_park(struct weft__tparker *p)
+{
+	for (int i = 0; i < TPARK_SPINS; i++) {
+		if (atomic_load_explicit(&p->word, memory_order_relaxed) == PARK_NOTIFIED)
+			break;
+		for (int k = 0; k < 64; k++)
+			weft__cpu_relax();
+	}
+	weft__park_word(&p->word);
+}
 
 /* Timed park on a parker word (the steps of weft__park_word with a deadline). */
 static bool park_word_until(_Atomic uint32_t *w, uint64_t deadline_ns)
