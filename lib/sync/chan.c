@@ -17,10 +17,7 @@
  * before: a slot (`slot_res`) or a buffered item (`item_res`) is granted to
  * the entry (WQ_GRANT_PERMIT) and its next poll uses it under the lock.
  *  - A receiver that frees a slot while senders wait moves the first
- *    sender's item into the buffer and completes it (WQ_DONE) - on a
- *    channel of capacity >= 2 only once half of it is free (refill_at),
- *    and then as many senders' items as there are free slots (see
- *    "Refill" below): the woken
+ *    sender's item into the buffer and completes it (WQ_DONE): the woken
  *    sender's poll sees DONE without the lock and returns 0. A sender
  *    that is an arm of a weft_select is completed only if it wins the
  *    select's claim (claim_sender), else woken with nothing.
@@ -33,29 +30,16 @@
  *    frees may be owed to a waiting sender.
  * One waiter is woken per item or slot that became available, never more.
  *
- * Refill. Served a slot at a time, a full channel with many senders and one
- * receiver stays full: every receive moves one waiting sender's item in
- * and wakes it, the sender sends again, finds the channel full and waits
- * again - a park and a wake per item, the tasks bouncing between workers
- * (fanout_mpsc: 97% of sends parked, 200-500 ns per item on two workers).
- * So, as TCP receivers avoid advertising tiny windows (silly window
- * syndrome), waiting senders are served only once refill_at = cap / 2
- * slots are free (capacity >= 2), and then until the buffer is full or no
- * sender waits (`refilling`); each woken sender then finds room for its
- * next items. A new sender never goes ahead of waiting ones, even while
- * there is room (sender_room).
- *
  * Counters: `count` items buffered at [head, head + count) mod `slots`
  * (slots = max(cap, 1): a rendezvous channel buffers only items given back
  * by cancelled receivers). A new sender may use cap - count - slot_res -
  * inflight slots (buffered channel); a new receiver count - item_res items.
  *
  * Invariants:
- *  - buffered: a new sender gets no room while sendq is non-empty, and
- *    sendq non-empty => fewer than refill_at slots free, or refilling;
- *    recvq non-empty => no item for new receivers (balance() runs after
- *    every change of room or items, granting or handing off to the first
- *    waiter). So a later caller never overtakes a waiting one.
+ *  - buffered: sendq non-empty => no room for new senders; recvq non-empty
+ *    => no item for new receivers (balance() runs after every change of
+ *    room or items, granting or handing off to the first waiter). So a
+ *    later caller never overtakes a waiting one.
  *  - rendezvous: count + inflight <= 1; sendq and recvq both non-empty =>
  *    count + inflight == 1 (the next hand-off waits for that item). A send
  *    completes only when a receiver took the item (into its storage).
@@ -92,8 +76,7 @@ struct weft_chan {
 	struct weft__waitq sendq, recvq;
 	size_t item_size, cap, slots;
 	size_t head, count, slot_res, item_res, inflight;
-	size_t refill_at;        /* free slots at which waiting senders are served */
-	bool closed, refilling;  /* refilling: serving them until full or none waits */
+	bool closed;
 	unsigned char *buf;
 };
 
@@ -102,11 +85,6 @@ struct weft_chan {
 static size_t free_slots(const struct weft_chan *ch)
 {
 	return ch->cap - ch->count - ch->slot_res - ch->inflight;
-}
-/* Room for a sender that is not queued: never ahead of queued ones. */
-static bool sender_room(const struct weft_chan *ch)
-{
-	return free_slots(ch) > 0 && weft__waitq_empty(&ch->sendq);
 }
 static size_t avail_items(const struct weft_chan *ch) { return ch->count - ch->item_res; }
 static bool drained(const struct weft_chan *ch) { return ch->count == 0 && ch->inflight == 0; }
@@ -230,22 +208,13 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 			}
 			continue;
 		}
-		if (ch->closed || weft__waitq_empty(&ch->sendq)) {
-			ch->refilling = false;
+		if (ch->closed || weft__waitq_empty(&ch->sendq))
 			return false;
-		}
 		struct weft_wait *s = ch->sendq.head;
 		void *src = storage(ch, s);
 		if (ch->cap > 0) {
-			if (free_slots(ch) == 0) {
-				ch->refilling = false;
+			if (free_slots(ch) == 0)
 				return false;
-			}
-			if (!ch->refilling) {
-				if (free_slots(ch) < ch->refill_at)
-					return false;
-				ch->refilling = true;
-			}
 			if (src) {
 				if (!weft__wait_claim(s)) { /* a select's arm that lost */
 					weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
@@ -360,7 +329,6 @@ int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 	}
 	ch->item_size = item_size;
 	ch->cap = capacity;
-	ch->refill_at = capacity > 1 ? capacity / 2 : capacity;
 	ch->slots = slots;
 	weft__waitq_init(&ch->sendq, &ch->lock, send_on_cancel);
 	weft__waitq_init(&ch->recvq, &ch->lock, recv_on_cancel);
@@ -459,7 +427,7 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap > 0 ? sender_room(ch)
+	if (ch->cap > 0 ? free_slots(ch) > 0
 			: !weft__waitq_empty(&ch->recvq) && ch->count + ch->inflight == 0) {
 		if (!weft__waitq_empty(&ch->recvq))
 			give_to_receiver(ch, item, &wk); /* recvq => no item buffered */
@@ -502,7 +470,7 @@ int weft_chan_try_send(struct weft_chan *ch, const void *item)
 		return -EPIPE;
 	}
 	bool recv_waits = !weft__waitq_empty(&ch->recvq);
-	if (ch->cap > 0 ? !sender_room(ch) : !recv_waits || ch->count + ch->inflight > 0) {
+	if (ch->cap > 0 ? free_slots(ch) == 0 : !recv_waits || ch->count + ch->inflight > 0) {
 		weft__slock_unlock(&ch->lock);
 		return -EAGAIN;
 	}

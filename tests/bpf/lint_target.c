@@ -20,10 +20,9 @@
  *              while on the other 200 short jobs each spawn their
  *              successor: one queue stays deep, nobody can take from it
  *   fanout     64 fibers send into one channel of 64 that one fiber
- *              drains: receives wake senders on the receiver's worker
- *              (32 at a time, fewer than wait), the other worker steals
- *              them, and the tasks bounce between the workers
- *              (steal-storm)
+ *              drains: each receive wakes a sender on the receiver's
+ *              worker, the other worker steals it, and the tasks bounce
+ *              between the workers (steal-storm)
  * Healthy:
  *   flood      one task spawns 256 jobs per poll and yields, more than
  *              both workers can run: each worker's queue is deep in turn

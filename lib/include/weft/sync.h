@@ -188,13 +188,9 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  * each item is received exactly once. Senders blocked on a full channel and
  * receivers blocked on an empty one are served in FIFO order: an item sent
  * while receivers wait goes to the first of them (copied straight into its
- * place); senders waiting on a full channel are served once half of it is
- * free again (capacity 2 or more; capacity 1: at once), the first waiting
- * senders' items filling the free slots; a later caller cannot overtake a
- * waiting one (a new sender waits behind them even while there is room),
- * and one waiter is woken per item or slot. (Serving one slot at a time
- * kept a busy channel full: with many senders every item cost a sender a
- * park and a wake.) (When several woken receivers hold
+ * place), a slot freed while senders wait is filled with the first waiting
+ * sender's item, so a later caller cannot overtake a waiting one, and one
+ * waiter is woken per item or slot. (When several woken receivers hold
  * reservations at once, which of the buffered items each takes depends on
  * the order in which they run.) After weft_chan_close(), sends fail with
  * -EPIPE (waiting senders are woken and get -EPIPE), and receivers take
@@ -265,8 +261,7 @@ WEFT_API int weft_chan_len(struct weft_chan *ch, size_t *len);
 WEFT_API int weft_chan_is_closed(struct weft_chan *ch);
 
 /* Send a copy of item_size bytes at `item`. Poll form: 0, WEFT_PENDING
- * (full, or senders already waiting, or no receiver on a rendezvous
- * channel; `w` linked), -EPIPE
+ * (full, or no receiver on a rendezvous channel; `w` linked), -EPIPE
  * (closed; the item is not sent), -EINVAL (NULL argument, `w` linked to
  * another object). */
 WEFT_API int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w,
