@@ -228,6 +228,8 @@ struct weft__core {
 	 * reads anyway; written only on a resize. */
 	_Atomic bool retiring;
 	uint32_t gqi;                             /* global queue interval */
+	bool inject_forced;                       /* a capped LIFO chain asked for inject first;
+						     cleared by a ring pop */
 	uint32_t polls_since_global;              /* polls since the last inject-first check */
 	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;

@@ -412,8 +412,10 @@ static struct weft_task *next_task(struct weft_runtime *rt, struct weft__core *c
 	if (atomic_load_explicit(&c->lifo, memory_order_relaxed) &&
 	    (t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		return t;
-	if ((t = weft__ring_pop_owner(&c->ring)))
+	if ((t = weft__ring_pop_owner(&c->ring))) {
+		c->inject_forced = false;
 		return t;
+	}
 	return inject_batch(rt, c);
 }
 
@@ -544,8 +546,13 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 			 * hold the core for a long time in few polls: the inject
 			 * queue's turn comes next, not after the polls the
 			 * interval counts (tuned for the mean poll, which a burst
-			 * of short tasks can leave far too long). */
-			c->polls_since_global = UINT32_MAX / 2;
+			 * of short tasks can leave far too long). Once per ring
+			 * pop: if every inject task started such a chain, the
+			 * ring would never be served again. */
+			if (!c->inject_forced) {
+				c->inject_forced = true;
+				c->polls_since_global = UINT32_MAX / 2;
+			}
 			weft__idle_notify(rt);
 			break;
 		}
