@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "runtime.h"
 
@@ -58,6 +61,19 @@ void *weft__calloc(size_t n, size_t size)
 }
 
 void *weft__alloc_aligned(size_t size) { return cur.alloc(size, WEFT_CACHELINE, cur.ctx); }
+
+void weft__mem_release(void)
+{
+#ifdef __GLIBC__
+	/* glibc keeps freed heap memory unless its top is past a threshold
+	 * that grows with the largest block ever mmap'd and freed (up to 64
+	 * MiB): after a burst's task slabs are freed, pages of them stay
+	 * resident. malloc_trim gives every free page back. Not for a
+	 * caller's allocator: its memory is its business. */
+	if (cur.free == default_free)
+		(void)malloc_trim(0);
+#endif
+}
 
 void weft__free(void *p)
 {

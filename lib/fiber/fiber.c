@@ -18,7 +18,8 @@
  * takes its stack in weft_spawn, so a spawn that returned 0 runs; the
  * fiber's drop gives it back. Free stacks: the current core's cache (owner
  * only, up to CORE_CACHE_MAX), then the runtime's warm list (no bound) and
- * cold list under the pool mutex. Giving a stack back makes no system
+ * each slab's cold list under the pool mutex; a slab whose slots all came
+ * back cold gives its descriptor pages back too. Giving a stack back makes no system
  * call (an exit storm would make one each, with a TLB shootdown):
  * weft__fiber_trim gives idle stacks' pages back over time (at
  * maintenance: what a core's cache held throughout a period, and the warm
@@ -84,6 +85,7 @@
 #define GUARD_MIN (64 * 1024)       /* address space below each stack; no RAM */
 #define SLAB_BYTES (256ul << 20)    /* address space per slab mmap */
 #define SLAB_SLOTS_MAX 4096u
+#define SLABS_MAX 65536u            /* per pool: 16 TiB of stack address space */
 #define CORE_CACHE_MAX 64           /* warm stacks a core keeps */
 #define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
 #define SHARED_IDLE_KEEP 16
@@ -130,9 +132,11 @@ static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 	size_t ps = page_size();
 	weft__mutex_init_short(&p->lock);
 	pthread_mutex_init(&p->trim_lock, NULL);
-	p->warm = p->cold = NULL;
+	p->warm = NULL;
 	atomic_init(&p->warm_n, 0);
-	p->slabs = NULL;
+	p->slabs = p->avail = NULL;
+	p->records = NULL;
+	p->nrecords = 0;
 	p->stack_size = (stack_size + ps - 1) & ~(ps - 1);
 	p->guard_size = GUARD_MIN > ps ? GUARD_MIN : ps;
 	p->slot_size = p->guard_size + p->stack_size;
@@ -184,15 +188,31 @@ static struct weft__stack_pool *pool_for(struct weft_runtime *rt, size_t size)
 	return p;
 }
 
-/* Under p->lock: a new slab at the head of the list. Its header (struct
- * weft__slab and the slot descriptors) is the first pages of the mapping
- * itself, so stacks cost no allocation (weft_set_allocator). 0 or -ENOMEM. */
+/*
+ * Under p->lock: a new slab, at the head of both lists. The descriptors are
+ * the first pages of the mapping itself (untouched until carved), so
+ * stacks cost no allocation (weft_set_allocator). The slabs' records sit
+ * side by side in one more mapping (SLABS_MAX of them, reserved at the
+ * first slab, touched as used): records from malloc landed between the
+ * burst's task slabs and kept the heap from shrinking after it. 0 or
+ * -ENOMEM.
+ */
 static int slab_new(struct weft__stack_pool *p)
 {
 	size_t ps = page_size();
-	size_t hdr = sizeof(struct weft__slab) + p->slab_slots * sizeof(struct weft__stack);
+	size_t hdr = p->slab_slots * sizeof(struct weft__stack);
 	hdr = (hdr + ps - 1) & ~(ps - 1);
 	size_t len = hdr + p->slab_slots * p->slot_size;
+	if (!p->records) {
+		void *r = mmap(NULL, SLABS_MAX * sizeof(struct weft__slab), PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (r == MAP_FAILED)
+			return -ENOMEM;
+		p->records = r;
+	}
+	if (p->nrecords == SLABS_MAX)
+		return -ENOMEM;
+	struct weft__slab *sl = &p->records[p->nrecords];
 	/* MAP_STACK: no transparent huge pages (6.7+), which would map the
 	 * guards of untouched neighbours and a whole 2 MiB per stack; older
 	 * kernels get the same from MADV_NOHUGEPAGE (whole mapping, no split). */
@@ -200,19 +220,26 @@ static int slab_new(struct weft__stack_pool *p)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (m == MAP_FAILED)
 		return -ENOMEM;
+	p->nrecords++;
 	(void)madvise(m, len, MADV_NOHUGEPAGE);
-	struct weft__slab *sl = m;
 	sl->map = m;
 	sl->map_len = len;
+	sl->desc_len = hdr;
+	sl->slots = (char *)m + hdr;
 	sl->nslots = p->slab_slots;
-	sl->carved = 0;
-	char *slots = (char *)m + hdr;
-	for (unsigned i = 0; i < sl->nslots; i++)
-		sl->slot[i].lo = slots + (size_t)i * p->slot_size + p->guard_size;
 	sl->next = p->slabs;
 	p->slabs = sl;
+	sl->avail_next = p->avail;
+	p->avail = sl;
+	sl->on_avail = true;
 	atomic_fetch_add_explicit(&p->reserved, len, memory_order_relaxed);
 	return 0;
+}
+
+/* The lowest usable byte of slot i's stack. */
+static inline char *slot_lo(struct weft__stack_pool *p, struct weft__slab *sl, unsigned i)
+{
+	return sl->slots + (size_t)i * p->slot_size + p->guard_size;
 }
 
 /*
@@ -223,9 +250,9 @@ static int slab_new(struct weft__stack_pool *p)
  * mapping (two VMAs per stack, so vm.max_map_count bounds live fibers),
  * and an ENOMEM from it means the mappings ran out: -EAGAIN.
  */
-static int guard_install(struct weft__stack_pool *p, struct weft__stack *s)
+static int guard_install(struct weft__stack_pool *p, char *lo)
 {
-	char *g = s->lo - p->guard_size;
+	char *g = lo - p->guard_size;
 	if (p->guard_mode != GUARD_MPROTECT) {
 		if (madvise(g, p->guard_size, MADV_GUARD_INSTALL) == 0) {
 			p->guard_mode = GUARD_MADVISE;
@@ -254,8 +281,8 @@ static struct weft__stack_cache *pool_cache(struct weft_runtime *rt, struct weft
 	return p == &rt->stacks ? core_cache(rt) : NULL;
 }
 
-/* A stack for a new fiber: this core's cache, the runtime's warm then cold
- * lists, a new slot of the newest slab, a new slab. 0, -ENOMEM or -EAGAIN. */
+/* A stack for a new fiber: this core's cache, the runtime's warm list, a
+ * cold or uncarved slot of a slab on the avail list, a new slab. 0, -ENOMEM or -EAGAIN. */
 static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack **out)
 {
 	struct weft__stack_cache *c = pool_cache(rt, p);
@@ -274,20 +301,30 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 		atomic_store_explicit(&p->warm_n,
 				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1,
 				      memory_order_relaxed);
-	} else if ((s = p->cold)) {
-		p->cold = s->next;
-	} else {
-		if (!p->slabs || p->slabs->carved == p->slabs->nslots)
-			rc = slab_new(p);
-		if (!rc) {
-			struct weft__slab *sl = p->slabs;
-			s = &sl->slot[sl->carved];
-			if (!(rc = guard_install(p, s))) {
+	} else if (p->avail || !(rc = slab_new(p))) {
+		/* A slab with a cold slot or one not carved yet. */
+		struct weft__slab *sl = p->avail;
+		if ((s = sl->cold)) {
+			sl->cold = s->next;
+			sl->cold_n--;
+		} else {
+			unsigned i = sl->carved;
+			s = (struct weft__stack *)sl->map + i;
+			if (i < sl->guarded || !(rc = guard_install(p, slot_lo(p, sl, i)))) {
+				s->lo = slot_lo(p, sl, i);
+				s->slab = sl;
 				sl->carved++;
+				if (i >= sl->guarded) {
+					sl->guarded = i + 1;
 #ifdef WEFT_VALGRIND
-				VALGRIND_STACK_REGISTER(s->lo, s->lo + p->stack_size);
+					VALGRIND_STACK_REGISTER(s->lo, s->lo + p->stack_size);
 #endif
+				}
 			}
+		}
+		if (!rc && !sl->cold && sl->carved == sl->nslots) {
+			p->avail = sl->avail_next;
+			sl->on_avail = false;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -299,12 +336,36 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	return 0;
 }
 
-/* Stacks whose memory was given back, onto the cold list. */
-static void push_cold(struct weft__stack_pool *p, struct weft__stack *head, struct weft__stack *tail)
+/*
+ * Stacks of one slab whose memory was given back, onto its cold list. A
+ * slab all of whose carved slots are then cold holds nothing of anyone's:
+ * its descriptor pages go back as well and it is carved afresh (the guards
+ * stay). Under the lock, so that no carve writes a descriptor page while
+ * it is dropped; once per slab emptied, so rare.
+ */
+static void push_cold_locked(struct weft__stack_pool *p, struct weft__slab *sl,
+			     struct weft__stack *head, struct weft__stack *tail, unsigned n)
+{
+	tail->next = sl->cold;
+	sl->cold = head;
+	sl->cold_n += n;
+	if (sl->cold_n == sl->carved) {
+		(void)madvise(sl->map, sl->desc_len, MADV_DONTNEED);
+		sl->cold = NULL;
+		sl->cold_n = sl->carved = 0;
+	}
+	if (!sl->on_avail) {
+		sl->avail_next = p->avail;
+		p->avail = sl;
+		sl->on_avail = true;
+	}
+}
+
+static void push_cold(struct weft__stack_pool *p, struct weft__slab *sl, struct weft__stack *head,
+		      struct weft__stack *tail, unsigned n)
 {
 	pthread_mutex_lock(&p->lock);
-	tail->next = p->cold;
-	p->cold = head;
+	push_cold_locked(p, sl, head, tail, n);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -346,8 +407,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 				p->warm = x;
 				warm++;
 			} else {
-				x->next = p->cold;
-				p->cold = x;
+				push_cold_locked(p, x->slab, x, x, 1);
 			}
 		}
 		atomic_store_explicit(&p->warm_n,
@@ -370,7 +430,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		pthread_mutex_unlock(&p->lock);
 		return;
 	}
-	push_cold(p, s, s);
+	push_cold(p, s->slab, s, s, 1);
 }
 
 /*
@@ -393,14 +453,18 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 	pthread_mutex_lock(&p->lock);
 	struct weft__slab *sl = p->slabs;
 	pthread_mutex_unlock(&p->lock);
-	struct weft__stack *head = NULL, *tail = NULL;
 	for (; sl; sl = sl->next) {
 		pthread_mutex_lock(&p->lock);
 		unsigned carved = sl->carved;
 		pthread_mutex_unlock(&p->lock);
+		/* carved may drop to 0 meanwhile (the slab emptied and was
+		 * reset): then nothing here is marked and the reads below
+		 * see zeroed descriptors. */
+		struct weft__stack *head = NULL, *tail = NULL;
+		unsigned n = 0;
 		char *lo = NULL, *hi = NULL;
 		for (unsigned i = 0; i < carved; i++) {
-			struct weft__stack *s = &sl->slot[i];
+			struct weft__stack *s = (struct weft__stack *)sl->map + i;
 			if (!s->trim) {
 				if (lo)
 					(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
@@ -418,18 +482,19 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 			head = s;
 			if (!tail)
 				tail = s;
+			n++;
 		}
 		if (lo)
 			(void)madvise(lo, (size_t)(hi - lo), MADV_DONTNEED);
+		if (head)
+			push_cold(p, sl, head, tail, n);
 	}
 	pthread_mutex_unlock(&p->trim_lock);
-	if (head)
-		push_cold(p, head, tail);
 }
 
-static void trim_warm(struct weft__stack_pool *p);
+static void trim_warm(struct weft__stack_pool *p, unsigned keep);
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle);
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep);
 
 uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
@@ -443,35 +508,44 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * that gave something back asks for one more a gap later: memory may
 	 * still be coming free (tasks whose last reference a joining thread
 	 * drops after the workers went idle), and nothing else would wake an
-	 * idle worker to give it back. */
+	 * idle worker to give it back. A core that has polled nothing since
+	 * its last idle trim is idle for longer than a burst's gaps: that
+	 * trim ("deep") keeps nothing, so RSS returns to where it was before
+	 * the burst, not to that plus the caches (fiber_rss). */
 	if (!idle) {
-		trim_now(rt, core, false);
+		trim_now(rt, core, false, false);
 		return 0;
 	}
 	uint64_t now = weft__now_ns();
 	if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
 		return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
 	core->idle_trimmed_ns = now;
+	bool deep = core->c.poll_count == core->idle_trim_polls;
+	core->idle_trim_polls = core->c.poll_count;
 	size_t slabs = atomic_load_explicit(&rt->slab_count, memory_order_relaxed);
 	unsigned stacks = core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n,
 								 memory_order_relaxed);
-	trim_now(rt, core, true);
-	bool gave = atomic_load_explicit(&rt->slab_count, memory_order_relaxed) < slabs ||
+	trim_now(rt, core, true, deep);
+	bool freed = atomic_load_explicit(&rt->slab_count, memory_order_relaxed) < slabs;
+	if (deep && freed)
+		weft__mem_release(); /* the task slabs' pages, still held by malloc */
+	bool gave = freed ||
 		    core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n, memory_order_relaxed) <
 			    stacks;
 	return gave ? now + IDLE_TRIM_GAP_NS : 0;
 }
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle)
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
 {
 	/* Task memory follows the same rhythm (alloc.c). */
-	weft__alloc_trim(rt, core, idle);
+	weft__alloc_trim(rt, core, idle, deep);
 	struct weft__stack_pool *p = &rt->stacks;
 	struct weft__stack_cache *c = &core->stacks;
 	unsigned drop = 0;
 	bool shared = idle;
 	if (idle) {
-		drop = c->n > IDLE_KEEP ? c->n - IDLE_KEEP : 0;
+		unsigned keep = deep ? 0 : IDLE_KEEP;
+		drop = c->n > keep ? c->n - keep : 0;
 	} else if (c->n <= IDLE_KEEP &&
 		   atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= SHARED_IDLE_KEEP) {
 		c->low = c->n; /* nothing to trim: no clock read */
@@ -501,23 +575,24 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	/* The runtime-wide warm lists, by whoever gets to them first. */
 	if (!shared)
 		return;
-	trim_warm(p);
+	unsigned keep = deep ? 0 : SHARED_IDLE_KEEP;
+	trim_warm(p, keep);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
 		struct weft__stack_pool *cp =
 			atomic_load_explicit(&rt->stack_class[i], memory_order_acquire);
 		if (cp)
-			trim_warm(cp);
+			trim_warm(cp, keep);
 	}
 }
 
-/* Give back the pages of a pool's warm stacks beyond SHARED_IDLE_KEEP. */
-static void trim_warm(struct weft__stack_pool *p)
+/* Give back the pages of a pool's warm stacks beyond `keep`. */
+static void trim_warm(struct weft__stack_pool *p, unsigned keep)
 {
-	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > SHARED_IDLE_KEEP &&
+	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > keep &&
 	    pthread_mutex_trylock(&p->lock) == 0) {
 		struct weft__stack *list = NULL;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-		while (n > SHARED_IDLE_KEEP) {
+		while (n > keep) {
 			struct weft__stack *s = p->warm;
 			p->warm = s->next;
 			s->next = list;
@@ -553,9 +628,14 @@ static void pool_fini(struct weft__stack_pool *p)
 	while (p->slabs) {
 		struct weft__slab *sl = p->slabs;
 		p->slabs = sl->next;
-		munmap(sl->map, sl->map_len); /* header included */
+		munmap(sl->map, sl->map_len); /* descriptors included */
 	}
-	p->warm = p->cold = NULL;
+	if (p->records)
+		munmap(p->records, SLABS_MAX * sizeof(struct weft__slab));
+	p->records = NULL;
+	p->nrecords = 0;
+	p->warm = NULL;
+	p->avail = NULL;
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->trim_lock);
 }
@@ -582,15 +662,31 @@ void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
 		     p; p = NULL)
 
 /*
- * Resident bytes of stack memory: mincore(2) over the slots handed out so
- * far (guards included, which never hold a page), in 16 MiB steps. Exact
- * at the moment of each step; costs a walk of the page tables of that
- * address space (about the stacks ever in use at once, times their size).
+ * Resident bytes of stack memory: mincore(2) over each slab's descriptor
+ * pages and the slots carved since its last reset (guards included, which
+ * never hold a page), in 16 MiB steps. Exact at the moment of each step;
+ * costs a walk of the page tables of that address space (about the stacks
+ * ever in use at once, times their size).
  */
-static uint64_t pool_resident(struct weft__stack_pool *p)
+static uint64_t resident_pages(char *lo, char *hi)
 {
 	size_t ps = page_size();
 	unsigned char vec[4096];
+	uint64_t pages = 0;
+	while (lo < hi) {
+		size_t len = (size_t)(hi - lo);
+		if (len > sizeof(vec) * ps)
+			len = sizeof(vec) * ps;
+		if (mincore(lo, len, vec) == 0)
+			for (size_t i = 0; i < (len + ps - 1) / ps; i++)
+				pages += vec[i] & 1;
+		lo += len;
+	}
+	return pages;
+}
+
+static uint64_t pool_resident(struct weft__stack_pool *p)
+{
 	uint64_t pages = 0;
 	pthread_mutex_lock(&p->lock);
 	struct weft__slab *sl = p->slabs;
@@ -599,21 +695,11 @@ static uint64_t pool_resident(struct weft__stack_pool *p)
 		pthread_mutex_lock(&p->lock);
 		unsigned carved = sl->carved;
 		pthread_mutex_unlock(&p->lock);
-		if (!carved)
-			continue;
-		char *lo = sl->slot[0].lo - p->guard_size;
-		char *hi = sl->slot[carved - 1].lo + p->stack_size;
-		while (lo < hi) {
-			size_t len = (size_t)(hi - lo);
-			if (len > sizeof(vec) * ps)
-				len = sizeof(vec) * ps;
-			if (mincore(lo, len, vec) == 0)
-				for (size_t i = 0; i < len / ps; i++)
-					pages += vec[i] & 1;
-			lo += len;
-		}
+		pages += resident_pages(sl->map, sl->map + sl->desc_len);
+		if (carved)
+			pages += resident_pages(sl->slots, slot_lo(p, sl, carved - 1) + p->stack_size);
 	}
-	return pages * ps;
+	return pages * page_size();
 }
 
 void weft__fiber_metrics(struct weft_runtime *rt, struct weft_metrics *m)

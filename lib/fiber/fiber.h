@@ -16,27 +16,40 @@ struct weft_cx;
 struct weft_wait;
 
 /*
- * Stacks live in slabs: one mmap (MAP_NORESERVE) holding a header (this
- * struct and the slot descriptors), then `nslots` slots, each a guard region
+ * Stacks live in slabs: one mmap (MAP_NORESERVE) holding the slot
+ * descriptors in its first pages, then `nslots` slots, each a guard region
  * (at least 64 KiB, MADV_GUARD_INSTALL or PROT_NONE) below a stack. The
- * descriptors live in the header, not on the stacks, so a stack whose pages
- * went back to the kernel (MADV_DONTNEED) sits on a free list without a
- * resident page.
+ * descriptors live there, not on the stacks, so a stack whose pages went
+ * back to the kernel (MADV_DONTNEED) sits on a free list without a resident
+ * page; and once every slot a slab handed out is free and cold, the slab's
+ * descriptor pages go back too (the slab is reset: its slots are carved
+ * again, keeping their guards). The slab's own record lives apart, beside
+ * the pool's other records in one mapping, so all a burst leaves resident
+ * is those records (about 100 bytes per slab).
  */
+struct weft__slab;
+
 struct weft__stack {
 	char *lo;                       /* lowest usable byte; the guard is just below */
 	struct weft__stack *next;       /* free-list link */
+	struct weft__slab *slab;        /* the slab it belongs to */
 	bool warm;                      /* may hold resident pages (a fiber ran on it) */
 	bool trim;                      /* being given back (fiber.c, give_back) */
 };
 
 struct weft__slab {
-	struct weft__slab *next;
-	char *map;
+	struct weft__slab *next;        /* every slab of the pool */
+	struct weft__slab *avail_next;  /* on the pool's avail list */
+	bool on_avail;                  /* has cold or uncarved slots (under the pool lock) */
+	char *map;                      /* the mapping: descriptors, then the slots */
 	size_t map_len;
+	size_t desc_len;                /* bytes of descriptor pages at map */
+	char *slots;                    /* first slot (its guard) */
 	unsigned nslots;
-	unsigned carved;                /* slots [0, carved) have their guard and were handed out */
-	struct weft__stack slot[];
+	unsigned carved;                /* slots [0, carved) were handed out since the last reset */
+	unsigned guarded;               /* slots [0, guarded) have their guard installed */
+	unsigned cold_n;                /* of the carved: free with no resident page */
+	struct weft__stack *cold;       /* those, linked */
 };
 
 /* Per core (struct weft__core): stacks ready for reuse, owner only; `live`
@@ -54,9 +67,11 @@ struct weft__stack_pool {
 	pthread_mutex_t lock;
 	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
-	struct weft__stack *cold;       /* free, pages given back */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */
-	struct weft__slab *slabs;       /* newest first; only the newest has uncarved slots */
+	struct weft__slab *slabs;       /* newest first */
+	struct weft__slab *avail;       /* slabs with cold or uncarved slots; take from the head */
+	struct weft__slab *records;     /* the slabs' records, side by side (fiber.c) */
+	unsigned nrecords;
 	size_t stack_size;              /* usable bytes, a page multiple */
 	size_t guard_size;
 	size_t slot_size;               /* guard + stack */

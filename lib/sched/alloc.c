@@ -237,18 +237,20 @@ static void trim_cache(struct weft_runtime *rt, struct weft__task_cache *c, size
 	atomic_fetch_sub_explicit(&rt->slab_count, dying, memory_order_relaxed);
 }
 
-/* Idle: keep KEEP_TASKS. Otherwise once per period: what stayed free the
- * whole period beyond KEEP_TASKS was not needed. */
+/* Idle: keep KEEP_TASKS, none if `deep` (idle since the last idle trim).
+ * Otherwise once per period: what stayed free the whole period beyond
+ * KEEP_TASKS was not needed. */
 static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, bool idle,
-			uint64_t *now)
+			bool deep, uint64_t *now)
 {
 	drain_remote(c);
-	if (c->nfree < KEEP_TASKS + SLAB_TASKS) {
+	size_t keep = idle && deep ? 0 : KEEP_TASKS;
+	if (c->nfree < keep + SLAB_TASKS) {
 		c->low = c->nfree;
 		return;
 	}
 	if (idle) {
-		trim_cache(rt, c, KEEP_TASKS);
+		trim_cache(rt, c, keep);
 		return;
 	}
 	if (!*now)
@@ -262,10 +264,10 @@ static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, boo
 	c->low = c->nfree;
 }
 
-void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
+void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
 {
 	uint64_t now = 0;
-	trim_policy(rt, &core->cache, idle, &now);
+	trim_policy(rt, &core->cache, idle, deep, &now);
 	/* The foreign cache fills when plain threads spawn (a burst from
 	 * main, say) and has no worker of its own: trimmed by whichever
 	 * worker finds its lock free (never waited for) - when idle, or once
@@ -280,7 +282,7 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 			return;
 	}
 	if (pthread_mutex_trylock(&rt->foreign_lock) == 0) {
-		trim_policy(rt, &rt->foreign, idle, &now);
+		trim_policy(rt, &rt->foreign, idle, deep, &now);
 		if (!idle) /* also when it had too little to trim: next period */
 			__atomic_store_n(&rt->foreign.trimmed_ns, now, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&rt->foreign_lock);

@@ -52,6 +52,7 @@
 void *weft__malloc(size_t n);
 void *weft__calloc(size_t n, size_t size);
 void *weft__alloc_aligned(size_t size);   /* cache-line aligned; free with weft__free */
+void weft__mem_release(void);             /* free heap pages back to the kernel (default allocator) */
 void weft__free(void *p);
 void weft__runtime_count(int delta);      /* live runtimes: the allocator is fixed while > 0 */
 
@@ -175,9 +176,10 @@ struct weft__task_cache {
 struct weft_task *weft__task_alloc(struct weft_runtime *rt);
 void weft__task_free(struct weft_task *t);
 /* Give back slabs whose tasks are all free, keeping some: from the core's
- * holder before it parks (`idle`) and at maintenance (what stayed free
- * for a whole period); the foreign cache too if its lock is free. */
-void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
+ * holder before it parks (`idle`; `deep`: none kept, the core has been
+ * idle since its last idle trim) and at maintenance (what stayed free for
+ * a whole period); the foreign cache too if its lock is free. */
+void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle, bool deep);
 int weft__alloc_init(struct weft_runtime *rt);
 void weft__alloc_core_init(struct weft__core *c);      /* a core made after create */
 /* Number of task slots not on a free list (used at destroy). */
@@ -239,6 +241,7 @@ struct weft__core {
 	uint64_t polls_at_unpark;
 	uint64_t last_maint_probe_ns;
 	uint64_t idle_trimmed_ns;                 /* last idle trim (fiber.c, weft__fiber_trim) */
+	uint64_t idle_trim_polls;                 /* poll_count at it: unchanged at the next => deep */
 	uint64_t id_next, id_end;                 /* task id block */
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */

@@ -409,6 +409,68 @@ Test(fiber, stack_bytes_resident_metric, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* Every stack page comes back once the workers stay idle, the descriptors
+ * of the slots included: 10,000 fibers (five slabs of 2,048 slots)
+ * suspend, finish, and fiber_stack_bytes_resident falls to 0 (two idle
+ * trims in a row keep nothing; before, idle workers kept 16 warm stacks
+ * each and the slabs' descriptor pages until destroy). A second burst
+ * reuses the emptied slabs (reset, carved again with their guards): no
+ * new address space, and every fiber runs. */
+struct stack_burst { struct weft_waitgroup *gate, *done; atomic_int parked; };
+
+static void *stack_burst_member(void *arg)
+{
+	struct stack_burst *b = arg;
+	touch_stack(8);
+	atomic_fetch_add(&b->parked, 1);
+	void *r = weft_waitgroup_wait(b->gate) ? (void *)2 : NULL;
+	weft_waitgroup_done(b->done);
+	return r;
+}
+
+static void run_stack_burst(struct weft_runtime *rt, struct stack_burst *b, int n)
+{
+	atomic_store(&b->parked, 0);
+	cr_assert_eq(weft_waitgroup_add(b->gate, 1), 0);
+	cr_assert_eq(weft_waitgroup_add(b->done, n), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn(rt, stack_burst_member, b, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b->parked) == n, WT_LONG_MS));
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_geq(m->fiber_stack_bytes_resident, (uint64_t)n * 4096,
+		      "suspended fibers hold pages: %llu",
+		      (unsigned long long)m->fiber_stack_bytes_resident);
+	weft_metrics_free(m);
+	cr_assert_eq(weft_waitgroup_done(b->gate), 0);
+	cr_assert_eq(weft_waitgroup_wait(b->done), 0);
+}
+
+Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct stack_burst b;
+	cr_assert_eq(weft_waitgroup_create(&b.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
+	enum { N = 10000 };
+	run_stack_burst(rt, &b, N);
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
+		  "resident after the burst: %llu",
+		  (unsigned long long)m->fiber_stack_bytes_resident);
+	uint64_t reserved = m->fiber_stack_bytes_reserved;
+	weft_metrics_free(m);
+	run_stack_burst(rt, &b, N);
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
+		  "resident after the second burst: %llu",
+		  (unsigned long long)m->fiber_stack_bytes_resident);
+	cr_assert_eq(m->fiber_stack_bytes_reserved, reserved, "the emptied slabs were reused");
+	cr_assert_eq(m->fiber_stack_alloc_failures, 0);
+	weft_metrics_free(m);
+	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------- task memory after a burst */
 
 static atomic_long g_live_bytes;

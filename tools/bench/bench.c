@@ -904,8 +904,8 @@ static void teardown_fiber_rss(void)
 	const double mib = 1024.0 * 1024.0;
 
 	fprintf(stderr,
-		"# fiber_rss fibers=%u stack_kib=%u rss_base_mib=%.1f "
-		"rss_suspended_mib=%.1f rss_after_release_mib=%.1f "
+		"# fiber_rss fibers=%u stack_kib=%u rss_base_mib=%.2f "
+		"rss_suspended_mib=%.1f rss_after_release_mib=%.2f "
 		"per_fiber_kib=%.2f create_s=%.2f maps_base=%ld maps_suspended=%ld "
 		"settle_s=%.2f\n",
 		RSS_FIBERS, FIBER_STACK >> 10, (double)g.rss_base / mib,
