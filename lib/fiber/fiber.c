@@ -86,6 +86,7 @@
 #define SLAB_BYTES (256ul << 20)    /* address space per slab mmap */
 #define SLAB_SLOTS_MAX 4096u
 #define SLABS_MAX 65536u            /* per pool: 16 TiB of stack address space */
+#define GUARD_AHEAD 512u            /* slots a worker guards ahead of the carving */
 #define CORE_CACHE_MAX 64           /* warm stacks a core keeps */
 #define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
 #define SHARED_IDLE_KEEP 16
@@ -145,6 +146,8 @@ static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 	p->guard_mode = GUARD_UNKNOWN;
 	atomic_init(&p->reserved, 0);
 	atomic_init(&p->failures, 0);
+	atomic_init(&p->guard_wanted, false);
+	atomic_init(&p->guard_busy, false);
 	atomic_init(&p->live, 0);
 }
 
@@ -269,6 +272,71 @@ static int guard_install(struct weft__stack_pool *p, char *lo)
 	return errno == ENOMEM ? -EAGAIN : -ENOMEM;
 }
 
+/* Every pool: the runtime's, then the classes made so far. */
+#define FOR_EACH_POOL(rt, p)                                                           \
+	for (unsigned i_ = 0; i_ <= WEFT__STACK_CLASSES; i_++)                         \
+		for (struct weft__stack_pool *p = i_ == 0 ? &(rt)->stacks                    \
+				: atomic_load_explicit(&(rt)->stack_class[i_ - 1],           \
+						       memory_order_acquire);                \
+		     p; p = NULL)
+
+/*
+ * Guards for the next GUARD_AHEAD slots of the slab being carved, by a
+ * worker at maintenance or about to park, installed outside the lock: those slots belong to nobody yet. A spawner that
+ * carves one of them first installs its guard itself (installing twice is
+ * harmless: markers and PROT_NONE are idempotent), and `guarded` only
+ * grows, under the lock, so a slot below it has its guard. Only once the
+ * pool knows which kind of guard it uses (guard_install decided it under
+ * the lock). Slabs are unmapped only at destroy, after the workers.
+ */
+static void guard_ahead(struct weft__stack_pool *p)
+{
+	/* One worker at a time: two would install the same slots. */
+	if (!atomic_load_explicit(&p->guard_wanted, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&p->guard_busy, true, memory_order_acquire))
+		return;
+	pthread_mutex_lock(&p->lock);
+	atomic_store_explicit(&p->guard_wanted, false, memory_order_relaxed);
+	struct weft__slab *sl = p->avail;
+	int mode = p->guard_mode;
+	unsigned from = sl ? sl->guarded : 0, to = from;
+	if (sl && mode != GUARD_UNKNOWN)
+		to = from + GUARD_AHEAD < sl->nslots ? from + GUARD_AHEAD : sl->nslots;
+	pthread_mutex_unlock(&p->lock);
+	/* Published every 16 slots: a spawner that catches up with us
+	 * would install the rest of the batch again. */
+	for (unsigned i = from; i < to;) {
+		unsigned end = i + 16 < to ? i + 16 : to, j = i;
+		for (; j < end; j++) {
+			char *g = slot_lo(p, sl, j) - p->guard_size;
+			int rc = mode == GUARD_MADVISE
+					 ? madvise(g, p->guard_size, MADV_GUARD_INSTALL)
+					 : mprotect(g, p->guard_size, PROT_NONE);
+			if (rc)
+				break; /* out of memory or mappings: the spawner will say so */
+#ifdef WEFT_VALGRIND
+			VALGRIND_STACK_REGISTER(g + p->guard_size, g + p->guard_size + p->stack_size);
+#endif
+		}
+		if (j > i) {
+			pthread_mutex_lock(&p->lock);
+			if (sl->guarded < j)
+				sl->guarded = j;
+			pthread_mutex_unlock(&p->lock);
+		}
+		if (j < end)
+			break;
+		i = end;
+	}
+	atomic_store_explicit(&p->guard_busy, false, memory_order_release);
+}
+
+void weft__fiber_guard_ahead(struct weft_runtime *rt)
+{
+	FOR_EACH_POOL(rt, p)
+		guard_ahead(p);
+}
+
 static struct weft__stack_cache *core_cache(struct weft_runtime *rt)
 {
 	struct weft__ctx *ctx = weft__ctx();
@@ -326,6 +394,12 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 			p->avail = sl->avail_next;
 			sl->on_avail = false;
 		}
+		/* A guard install is 1-1.7 us in the kernel, most of a growing
+		 * burst's spawn (fiber_rss): ask a parking worker to install
+		 * the next ones (weft__fiber_guard_ahead) before we need them. */
+		if (!rc && sl->guarded < sl->nslots && sl->guarded - sl->carved < GUARD_AHEAD / 2 &&
+		    !atomic_load_explicit(&p->guard_wanted, memory_order_relaxed))
+			atomic_store_explicit(&p->guard_wanted, true, memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (rc) {
@@ -653,13 +727,6 @@ void weft__fiber_shared_pool_fini(struct weft_runtime *rt)
 	}
 }
 
-/* Every pool: the runtime's, then the classes made so far. */
-#define FOR_EACH_POOL(rt, p)                                                           \
-	for (unsigned i_ = 0; i_ <= WEFT__STACK_CLASSES; i_++)                         \
-		for (struct weft__stack_pool *p = i_ == 0 ? &(rt)->stacks                    \
-				: atomic_load_explicit(&(rt)->stack_class[i_ - 1],           \
-						       memory_order_acquire);                \
-		     p; p = NULL)
 
 /*
  * Resident bytes of stack memory: mincore(2) over each slab's descriptor

@@ -77,6 +77,8 @@ struct weft__stack_pool {
 	size_t slot_size;               /* guard + stack */
 	unsigned slab_slots;
 	int guard_mode;                 /* under lock: GUARD_UNKNOWN / _MADVISE / _MPROTECT */
+	_Atomic bool guard_wanted;      /* the carving slab is running out of guarded slots */
+	_Atomic bool guard_busy;        /* a worker is installing guards ahead (one at a time) */
 	_Atomic uint64_t reserved;      /* bytes of address space in slabs */
 	_Atomic uint64_t failures;      /* spawns refused for want of a stack */
 	_Atomic int64_t live;           /* fibers spawned minus ended off any core */
@@ -117,6 +119,9 @@ void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size);
 /* Returns 0, or (idle, a trim done less than IDLE_TRIM_GAP_NS ago) the
  * CLOCK_MONOTONIC time at which the parked caller should call again. */
 uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *c, bool idle);
+/* A worker about to park: install guards ahead of the slab being carved,
+ * if a spawner asked (one relaxed load otherwise). */
+void weft__fiber_guard_ahead(struct weft_runtime *rt);
 /* Runtime destroy: forget a core's cached stacks / unmap every slab. */
 void weft__fiber_pool_fini(struct weft__core *c);
 void weft__fiber_shared_pool_fini(struct weft_runtime *rt);

@@ -358,6 +358,7 @@ static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 	weft__driver_poll_nowait(rt);
 	weft__blocking_retry(rt);
 	weft__fiber_trim(rt, c, false);
+	weft__fiber_guard_ahead(rt);
 	flush_deferred(rt, c);
 	uint64_t now = weft__now_ns();
 	if ((t = watch_cores(rt, c, now))) {
@@ -574,6 +575,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	/* idle stacks' and tasks' memory back, beyond a few (now, or at
 	 * trim_at if this core trimmed a moment ago) */
 	uint64_t trim_at = weft__fiber_trim(rt, c, true);
+	weft__fiber_guard_ahead(rt); /* a growing burst of fibers: guards ahead of the spawner */
 	c->c.park_count++;
 	if (c->c.poll_count == c->polls_at_unpark)
 		c->c.noop_count++;

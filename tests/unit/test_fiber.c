@@ -3,8 +3,12 @@
  * default stack, migration between workers, cancellation while suspended,
  * errors, and the scale test (1,000,000 fibers x 10 yields).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -468,6 +472,89 @@ Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
 	weft_metrics_free(m);
 	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
 	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Every fiber's stack has its whole guard below it, whoever installed it
+ * (the spawning thread, or a worker ahead of it: fiber.c, guard_ahead) and
+ * after the slab was emptied and carved again. Each of 3,000 fibers (two
+ * slabs, several batches ahead) checks from its own stack, with write(2)
+ * into a pipe, that the lowest byte of its stack is readable and that the
+ * top and the bottom byte of the 64 KiB below it give EFAULT. */
+struct guard_check {
+	struct weft_waitgroup *gate, *done;
+	int pfd[2];
+	atomic_int ran, bad;
+};
+
+static int probe(struct guard_check *g, const char *p)
+{
+	errno = 0;
+	ssize_t n = write(g->pfd[1], p, 1);
+	if (n == 1) {
+		char c;
+		(void)!read(g->pfd[0], &c, 1);
+		return 0;
+	}
+	return errno;
+}
+
+static void *guard_checker(void *arg)
+{
+	struct guard_check *g = arg;
+	uintptr_t top = ((uintptr_t)__builtin_frame_address(0) + 4095) & ~(uintptr_t)4095;
+	const char *lo = (const char *)(top - (64u << 10));
+	int bad = 0;
+	if (probe(g, lo) != 0)
+		bad |= 1;
+	if (probe(g, lo - 1) != EFAULT)
+		bad |= 2;
+	if (probe(g, lo - (64u << 10)) != EFAULT)
+		bad |= 4;
+	if (bad)
+		atomic_fetch_add(&g->bad, 1);
+	atomic_fetch_add(&g->ran, 1);
+	weft_waitgroup_wait(g->gate); /* all suspended at once: distinct stacks */
+	weft_waitgroup_done(g->done);
+	return NULL;
+}
+
+static void guard_burst(struct weft_runtime *rt, struct guard_check *g, int n)
+{
+	atomic_store(&g->ran, 0);
+	cr_assert_eq(weft_waitgroup_add(g->gate, 1), 0);
+	cr_assert_eq(weft_waitgroup_add(g->done, n), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn(rt, guard_checker, g, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g->ran) == n, WT_LONG_MS));
+	cr_assert_eq(weft_waitgroup_done(g->gate), 0);
+	cr_assert_eq(weft_waitgroup_wait(g->done), 0);
+	cr_assert_eq(atomic_load(&g->bad), 0, "%d of %d fibers found their guard missing",
+		     atomic_load(&g->bad), n);
+}
+
+Test(fiber, every_stack_has_its_guard, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .fiber_stack_size = 64u << 10);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct guard_check g = { 0 };
+	cr_assert_eq(pipe2(g.pfd, O_NONBLOCK | O_CLOEXEC), 0);
+	cr_assert_eq(weft_waitgroup_create(&g.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&g.done), 0);
+	enum { N = 3000 };
+	guard_burst(rt, &g, N);
+	/* idle until the slabs are emptied and reset, then again */
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
+		  "resident after the burst: %llu",
+		  (unsigned long long)m->fiber_stack_bytes_resident);
+	weft_metrics_free(m);
+	guard_burst(rt, &g, N);
+	cr_assert_eq(weft_waitgroup_destroy(g.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(g.done), 0);
+	close(g.pfd[0]);
+	close(g.pfd[1]);
 	wt_rt_destroy(rt);
 }
 
