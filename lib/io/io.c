@@ -50,6 +50,8 @@ struct weft_io {
 	struct weft_runtime *rt;
 	int fd;
 	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
+	bool stream;                    /* a stream socket or a FIFO: a short read or write
+					 * means the kernel buffer ran dry or full */
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
@@ -220,7 +222,15 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	io->rt = rt;
 	io->fd = fd;
 	struct stat st;
-	io->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+	bool have_st = fstat(fd, &st) == 0;
+	io->is_socket = have_st && S_ISSOCK(st.st_mode);
+	io->stream = have_st && S_ISFIFO(st.st_mode);
+	if (io->is_socket) {
+		int type = 0;
+		socklen_t len = sizeof(type);
+		io->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+			     type == SOCK_STREAM;
+	}
 	atomic_init(&io->readiness, 0);
 	atomic_init(&io->rdeadline, WEFT_FOREVER);
 	atomic_init(&io->wdeadline, WEFT_FOREVER);
@@ -519,21 +529,33 @@ static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline)
 	return (int)a.ready.mask;
 }
 
-static inline bool short_xfer(ssize_t n, size_t want)
+/* A transfer of fewer bytes than asked that shows the kernel buffer ran
+ * dry or full: on a stream socket or a FIFO only (a datagram, a record or
+ * a terminal line is short with more queued behind it), never for a peek
+ * (the bytes stay) or out-of-band data. want 0 (accept): never. */
+static inline bool short_xfer(const struct weft_io *io, ssize_t n, size_t want, int flags)
 {
-	return want && n > 0 && (size_t)n < want; /* want 0: accept, never "short" */
+	return want && n > 0 && (size_t)n < want && io->stream && !(flags & (MSG_PEEK | MSG_OOB));
 }
 
 /* Run op until it stops returning EAGAIN, waiting for `dir` in between.
- * A short transfer (fewer bytes than asked) means the kernel buffer ran
- * dry or full: readiness is cleared then (tick-guarded), so the next call
- * waits for the driver instead of paying a read/write that returns EAGAIN.
- * The caller holds a reference on io (see the REF wrappers below). */
-#define IO_RETRY(io, dir, want, call)                                                   \
+ * A short transfer (above) means the kernel buffer ran dry or full:
+ * readiness is cleared then (tick-guarded), and a call that finds `dir`
+ * cleared after the registration's first event (tick > 0) waits for the
+ * driver's next edge instead of paying a read or write that returns
+ * EAGAIN (HTTP hello: 1.96 reads per request, one of them EAGAIN). Every
+ * clear follows a call that saw the buffer dry or full, so the next edge
+ * (new bytes, or room) sets the bit again; the first call on a new
+ * registration, whose first edge may still be on its way, is made
+ * without waiting. The caller holds a reference on io (see the REF
+ * wrappers below). */
+#define IO_RETRY(io, dir, want, flags, call)                                            \
 	do {                                                                      \
 		if (weft__cancelled())                                            \
 			return -ECANCELED;                                        \
-		for (;;) {                                                        \
+		/* waited_: a wait just ended; its answer may come from     \
+		 * poll(2) at a deadline, not from the bits: call now. */    \
+		for (bool waited_ = false;;) {                                    \
 			uint64_t r_ = atomic_load_explicit(&(io)->readiness,      \
 							   memory_order_acquire); \
 			if (r_ & WEFT_IO_CLOSED)                                  \
@@ -542,10 +564,19 @@ static inline bool short_xfer(ssize_t n, size_t want)
 				return -ESHUTDOWN;                                \
 			if (WEFT__FORKED((io)->rt))                               \
 				return -ECHILD;                                   \
+			if (!waited_ && (r_ >> 8) != 0 && !ready_mask(r_, (dir))) { \
+				int w_ = io_wait_until((io), (dir),               \
+						       io_deadline((io), (dir))); \
+				if (w_ < 0)                                       \
+					return w_;                                \
+				waited_ = true;                                   \
+				continue;                                         \
+			}                                                         \
+			waited_ = false;                                          \
 			ssize_t n_ = (call);                                      \
 			if (n_ >= 0) {                                            \
 				weft__coop_spend();                               \
-				if (short_xfer(n_, (want)))                       \
+				if (short_xfer((io), n_, (want), (flags)))        \
 					weft_io_clear_ready((io),                 \
 						(struct weft_io_ready){ (dir), r_ >> 8 }); \
 				return n_;                                        \
@@ -559,12 +590,14 @@ static inline bool short_xfer(ssize_t n, size_t want)
 			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir))); \
 			if (w_ < 0)                                               \
 				return w_;                                        \
+			waited_ = true;                                           \
 		}                                                                 \
 	} while (0)
 
 static ssize_t read_ref(struct weft_io *io, void *buf, size_t n, int flags, bool sock)
 {
-	IO_RETRY(io, WEFT_IO_READABLE, n, sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
+	IO_RETRY(io, WEFT_IO_READABLE, n, flags,
+		 sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
 }
 
 ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
@@ -589,7 +622,7 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 
 static ssize_t write_some(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
 {
-	IO_RETRY(io, WEFT_IO_WRITABLE, n,
+	IO_RETRY(io, WEFT_IO_WRITABLE, n, flags,
 		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL) : write(io->fd, buf, n));
 }
 
@@ -624,7 +657,7 @@ ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
 
 static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
 {
-	IO_RETRY(l, WEFT_IO_READABLE, 0, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+	IO_RETRY(l, WEFT_IO_READABLE, 0, 0, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
 int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr *addr,
@@ -951,7 +984,7 @@ int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
 static ssize_t recvfrom_ref(struct weft_io *io, void *buf, size_t n, int flags,
 			    struct sockaddr *addr, socklen_t *len)
 {
-	IO_RETRY(io, WEFT_IO_READABLE, 0, recvfrom(io->fd, buf, n, flags, addr, len));
+	IO_RETRY(io, WEFT_IO_READABLE, 0, flags, recvfrom(io->fd, buf, n, flags, addr, len));
 }
 
 ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
@@ -968,7 +1001,7 @@ ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 static ssize_t sendto_ref(struct weft_io *io, const void *buf, size_t n, int flags,
 			  const struct sockaddr *addr, socklen_t len)
 {
-	IO_RETRY(io, WEFT_IO_WRITABLE, 0,
+	IO_RETRY(io, WEFT_IO_WRITABLE, 0, flags,
 		 sendto(io->fd, buf, n, flags | MSG_NOSIGNAL, addr, len));
 }
 
