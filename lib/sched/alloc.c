@@ -157,7 +157,7 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
  * still counts as in use, so destroy waits).
  */
 #define REMOTE_WAKE_EVERY 1024u
-static __thread unsigned remote_frees;
+static WEFT__TLS unsigned remote_frees;
 
 static void wake_for_trim(struct weft_runtime *rt, uint16_t idx)
 {

@@ -57,7 +57,7 @@ struct weft__tparker {
 
 static pthread_key_t tparker_key;
 static pthread_once_t tparker_once = PTHREAD_ONCE_INIT;
-static __thread struct weft__tparker *tparker_tls;
+static WEFT__TLS struct weft__tparker *tparker_tls;
 
 static void tparker_unref(struct weft__tparker *p)
 {

@@ -39,7 +39,7 @@
 #define EWMA_ALPHA 0.1
 #define SEARCH_ROUNDS 2
 
-static __thread struct weft__ctx *tls_ctx;
+static WEFT__TLS struct weft__ctx *tls_ctx;
 
 __attribute__((noinline)) struct weft__ctx *weft__ctx(void)
 {
@@ -141,7 +141,7 @@ static __attribute__((noinline)) void lat_stamp(struct weft_task *t)
 }
 
 /* schedules from threads without a core, sampled per thread */
-static _Thread_local uint32_t remote_lat_tick;
+static WEFT__TLS uint32_t remote_lat_tick;
 
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 {

@@ -37,6 +37,35 @@ cmake -S "$tmp/proj" -B "$tmp/proj/build" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/pre
 ninja -C "$tmp/proj/build" >/dev/null
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/proj/build/hello" | grep -q "task 7 -> 49"
 
+# Loaded with dlopen by a program that does not link it (a plugin host):
+# libweft's thread-locals use the initial-exec model, which needs room in
+# the static TLS block; a runtime is created, runs a fiber and is destroyed.
+cat > "$tmp/dl.c" <<'DL'
+#include <dlfcn.h>
+#include <stdio.h>
+struct weft_runtime;
+struct weft_task;
+static void *twice(void *arg) { return (void *)((long)arg * 2); }
+int main(int argc, char **argv)
+{
+	void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+	if (!h) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
+	int (*create)(const void *, struct weft_runtime **) = (int (*)(const void *, struct weft_runtime **))dlsym(h, "weft_runtime_create");
+	int (*spawn)(struct weft_runtime *, void *(*)(void *), void *, struct weft_task **) = (int (*)(struct weft_runtime *, void *(*)(void *), void *, struct weft_task **))dlsym(h, "weft_spawn");
+	int (*join)(struct weft_task *, void **) = (int (*)(struct weft_task *, void **))dlsym(h, "weft_join");
+	int (*destroy)(struct weft_runtime *) = (int (*)(struct weft_runtime *))dlsym(h, "weft_runtime_destroy");
+	struct weft_runtime *rt;
+	struct weft_task *t;
+	void *r = 0;
+	if (!create || !spawn || !join || !destroy || create(0, &rt) || spawn(rt, twice, (void *)21, &t) ||
+	    join(t, &r) || destroy(rt)) { fprintf(stderr, "calls failed\n"); return 1; }
+	printf("dlopen: %ld\n", (long)r);
+	return 0;
+}
+DL
+cc -std=gnu11 "$tmp/dl.c" -o "$tmp/dl" -ldl
+"$tmp/dl" "$(dirname "$libdir")/libweft.so" | grep -q "dlopen: 42"
+
 # The shared library exports only weft_ symbols.
 bad=$(nm -D --defined-only "$(dirname "$libdir")/libweft.so" | awk '{print $3}' | grep -v '^weft_' || true)
 test -z "$bad" || { echo "unexpected exported symbols: $bad"; exit 1; }
