@@ -706,13 +706,23 @@ Test(join, result_may_be_null_and_abort_of_finished_is_noop, .timeout = WT_TMO(1
  */
 struct consumed_probe {
 	struct weft_task *h;
+	struct weft_task *ph;  /* the probe's own handle */
+	atomic_int go;
 	atomic_int rc;
 	atomic_int done;
 };
 
+/* Spawned before `h` is consumed, so that its task cannot take the slot
+ * `h` frees (a slot reused by a task with a handle is the case the check
+ * cannot see, above; a probe spawned after a join got h's slot now and
+ * then and joined itself: -EDEADLK). It yields until `go`. */
 static enum weft_poll consumed_probe_poll(void *s, struct weft_cx *cx)
 {
 	struct consumed_probe *p = s;
+	if (!atomic_load(&p->go)) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
 	void *res = (void *)0x1;
 	int rc = weft_join_poll(p->h, cx, &res);
 	if (rc == -EINVAL && res != (void *)0x1)
@@ -722,8 +732,15 @@ static enum weft_poll consumed_probe_poll(void *s, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-/* Every handle call on `h` (consumed) from this thread and from a poll task. */
-static void expect_consumed(struct weft_runtime *rt, struct weft_task *h, const char *what)
+static void probe_arm(struct weft_runtime *rt, struct consumed_probe *p)
+{
+	memset(p, 0, sizeof *p);
+	cr_assert_eq(weft_spawn_poll(rt, consumed_probe_poll, p, NULL, &p->ph), 0);
+}
+
+/* Every handle call on `h` (consumed) from this thread and from a poll
+ * task (the armed probe `p`). */
+static void expect_consumed(struct weft_task *h, struct consumed_probe *p, const char *what)
 {
 	void *res = (void *)0x1;
 	int rc = weft_join(h, &res);
@@ -735,14 +752,11 @@ static void expect_consumed(struct weft_runtime *rt, struct weft_task *h, const 
 	cr_assert_eq(rc, -EINVAL, "%s: weft_detach = %d (%s)", what, rc, weft_strerror(rc));
 	rc = weft_abort(h);
 	cr_assert_eq(rc, -EINVAL, "%s: weft_abort = %d (%s)", what, rc, weft_strerror(rc));
-	static struct consumed_probe p;
-	memset(&p, 0, sizeof p);
-	p.h = h;
-	struct weft_task *ph;
-	cr_assert_eq(weft_spawn_poll(rt, consumed_probe_poll, &p, NULL, &ph), 0);
-	cr_assert_eq(weft_join(ph, NULL), 0);
-	cr_assert_eq(atomic_load(&p.rc), -EINVAL, "%s: weft_join_poll = %d", what,
-		     atomic_load(&p.rc));
+	p->h = h;
+	atomic_store(&p->go, 1);
+	cr_assert_eq(weft_join(p->ph, NULL), 0);
+	cr_assert_eq(atomic_load(&p->rc), -EINVAL, "%s: weft_join_poll = %d", what,
+		     atomic_load(&p->rc));
 }
 
 static void *fiber_join_twice(void *arg)
@@ -763,12 +777,14 @@ Test(join, twice_after_join_einval, .timeout = WT_TMO(10))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
 	struct weft_task *h;
+	static struct consumed_probe probe;
+	probe_arm(rt, &probe);
 	cr_assert_eq(weft_spawn_poll(rt, val_poll, NULL, NULL, &h), 0);
 	uint64_t id = weft_task_id(h);
 	void *res = NULL;
 	cr_assert_eq(weft_join(h, &res), 0);
 	cr_assert_eq((uintptr_t)res, id * 2);
-	expect_consumed(rt, h, "joined");
+	expect_consumed(h, &probe, "joined");
 
 	/* the same from a fiber (weft_join suspends there) */
 	struct weft_task *f;
@@ -801,12 +817,14 @@ Test(join, twice_after_detach_of_live_task_einval, .timeout = WT_TMO(10))
 	static struct parked_task p;
 	memset(&p, 0, sizeof p);
 	struct weft_task *h;
+	static struct consumed_probe probe;
+	probe_arm(rt, &probe);
 	cr_assert_eq(weft_spawn_poll(rt, parked_poll, &p, NULL, &h), 0);
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.polls) == 1, WT_LONG_MS));
 	cr_assert_eq(weft_detach(h), 0);
 	/* the task is pending, its memory alive (the owned list and the waker
 	 * hold it): a join here would wait for ever, an abort cancel it */
-	expect_consumed(rt, h, "detached");
+	expect_consumed(h, &probe, "detached");
 	weft_waker_wake(&p.waker);
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.polls) == 2, WT_LONG_MS),
 		  "the refused abort cancelled the task (%d polls)", atomic_load(&p.polls));
