@@ -50,8 +50,9 @@ struct weft_io {
 	struct weft_runtime *rt;
 	int fd;
 	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
-	bool stream;                    /* a stream socket or a FIFO: a short read or write
-					 * means the kernel buffer ran dry or full */
+	bool stream;                    /* TCP or a plain FIFO: a short read or write means
+					 * the kernel buffer ran dry or full (io.c, short_xfer) */
+	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
@@ -167,6 +168,8 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 	struct weft_io *io = reg;
 	unsigned bits = epoll_to_bits(events);
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
+	if ((events & EPOLLPRI) && !atomic_load_explicit(&io->urgent, memory_order_relaxed))
+		atomic_store_explicit(&io->urgent, true, memory_order_relaxed); /* before the bits */
 	update_bits(io, bits, RD_STATE);
 	wake_dir(io, bits);
 }
@@ -224,13 +227,18 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	struct stat st;
 	bool have_st = fstat(fd, &st) == 0;
 	io->is_socket = have_st && S_ISSOCK(st.st_mode);
-	io->stream = have_st && S_ISFIFO(st.st_mode);
+	/* Packet-mode pipes (O_DIRECT) return one packet per read. */
+	io->stream = have_st && S_ISFIFO(st.st_mode) && !(fl & O_DIRECT);
 	if (io->is_socket) {
-		int type = 0;
-		socklen_t len = sizeof(type);
-		io->stream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
-			     type == SOCK_STREAM;
+		/* TCP (and MPTCP) only: a Unix stream socket's read stops
+		 * where passed descriptors or credentials change, SCTP's
+		 * one-to-one sockets (SOCK_STREAM too) return one message. */
+		int proto = 0;
+		socklen_t len = sizeof(proto);
+		io->stream = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+			     (proto == IPPROTO_TCP || proto == IPPROTO_MPTCP);
 	}
+	atomic_init(&io->urgent, false);
 	atomic_init(&io->readiness, 0);
 	atomic_init(&io->rdeadline, WEFT_FOREVER);
 	atomic_init(&io->wdeadline, WEFT_FOREVER);
@@ -530,12 +538,17 @@ static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline)
 }
 
 /* A transfer of fewer bytes than asked that shows the kernel buffer ran
- * dry or full: on a stream socket or a FIFO only (a datagram, a record or
- * a terminal line is short with more queued behind it), never for a peek
- * (the bytes stay) or out-of-band data. want 0 (accept): never. */
-static inline bool short_xfer(const struct weft_io *io, ssize_t n, size_t want, int flags)
+ * dry or full: on TCP or a plain FIFO only (a datagram, a record, a packet,
+ * a terminal line, a Unix socket's chunk that carried descriptors is short
+ * with more queued behind it), never for a peek (the bytes stay) or
+ * out-of-band data, and not once urgent data was seen on the socket (a
+ * read stops at the urgent mark). want 0 (accept): never. Not known here:
+ * a socket switched to kernel TLS after it was registered (a read stops
+ * at a control record); such a socket is not for weft_read. */
+static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int flags)
 {
-	return want && n > 0 && (size_t)n < want && io->stream && !(flags & (MSG_PEEK | MSG_OOB));
+	return want && n > 0 && (size_t)n < want && io->stream && !(flags & (MSG_PEEK | MSG_OOB)) &&
+	       !atomic_load_explicit(&io->urgent, memory_order_relaxed);
 }
 
 /* Run op until it stops returning EAGAIN, waiting for `dir` in between.

@@ -13,9 +13,11 @@
 #include <criterion/logging.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -376,12 +378,32 @@ static void *echo_rounds(void *arg)
 	return NULL;
 }
 
+/* A connected TCP pair on the loopback: sv[0] the accepted end. */
+static void tcp_pair(int sv[2])
+{
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(l, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	cr_assert_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(l, 1), 0);
+	cr_assert_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+	sv[1] = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(sv[1], (struct sockaddr *)&a, sizeof(a)), 0);
+	sv[0] = accept(l, NULL, NULL);
+	cr_assert_geq(sv[0], 0);
+	close(l);
+	int one = 1;
+	setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 Test(io, short_read_saves_the_eagain_read, .timeout = WT_TMO(30))
 {
 	enum { ROUNDS = 100 };
 	struct weft_runtime *rt = wt_rt_create(2);
 	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	tcp_pair(sv);
 	struct weft_io *a;
 	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
 	atomic_store(&watch_eagain, 0);
@@ -407,7 +429,7 @@ Test(io, short_read_saves_the_eagain_read, .timeout = WT_TMO(30))
 
 /* Where a short transfer does not mean "dry", the next call must not wait
  * for an edge that never comes: a second datagram queued behind a short
- * one, and bytes a peek left in place. Each second call returns at once
+ * one, and bytes a peek left in place (TCP). Each second call returns at once
  * (the read deadline of 2 s would otherwise end it: -ETIMEDOUT, or the
  * timeout's own check of the fd, after 2 s). */
 struct two_reads { struct weft_io *io; int flags; ssize_t r1, r2; uint64_t ns2; char buf[64]; };
@@ -422,11 +444,15 @@ static void *read_twice(void *arg)
 	return NULL;
 }
 
-static void check_second_read_is_immediate(int type, int flags, ssize_t want1, ssize_t want2)
+static void check_second_read_is_immediate(bool tcp, int type, int flags, ssize_t want1,
+					   ssize_t want2)
 {
 	struct weft_runtime *rt = wt_rt_create(2);
 	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, type, 0, sv), 0);
+	if (tcp)
+		tcp_pair(sv);
+	else
+		cr_assert_eq(socketpair(AF_UNIX, type, 0, sv), 0);
 	struct weft_io *a;
 	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
 	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, wt_now_ns() + 2000000000ull), 0);
@@ -452,10 +478,62 @@ static void check_second_read_is_immediate(int type, int flags, ssize_t want1, s
 
 Test(io, short_datagram_does_not_hide_the_next, .timeout = WT_TMO(30))
 {
-	check_second_read_is_immediate(SOCK_DGRAM, 0, 4, 8);
+	check_second_read_is_immediate(false, SOCK_DGRAM, 0, 4, 8);
 }
 
 Test(io, short_peek_does_not_hide_the_bytes, .timeout = WT_TMO(30))
 {
-	check_second_read_is_immediate(SOCK_STREAM, MSG_PEEK, 6, 6);
+	check_second_read_is_immediate(true, SOCK_STREAM, MSG_PEEK, 6, 6);
+}
+
+/* A Unix stream socket: two writes, the first with a descriptor attached
+ * (SCM_RIGHTS); a read stops after the first chunk, short, with the second
+ * still queued: the next read must not wait for an edge. */
+struct unix_reads { struct weft_io *io; ssize_t r1, r2; uint64_t ns2; };
+
+static void *unix_read_twice(void *arg)
+{
+	struct unix_reads *t = arg;
+	char buf[64];
+	t->r1 = weft_read(t->io, buf, sizeof(buf));
+	uint64_t t0 = wt_now_ns();
+	t->r2 = weft_read(t->io, buf, sizeof(buf));
+	t->ns2 = wt_now_ns() - t0;
+	return NULL;
+}
+
+Test(io, short_unix_read_does_not_hide_the_rest, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, wt_now_ns() + 2000000000ull), 0);
+	int passed = dup(1);
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = { .iov_base = "aaaa", .iov_len = 4 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			     .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &passed, sizeof(int));
+	cr_assert_eq(sendmsg(sv[1], &mh, 0), 4);
+	cr_assert_eq(write(sv[1], "bbbbbbbb", 8), 8);
+	close(passed);
+	wt_sleep_ms(20);
+	struct unix_reads t = { .io = a };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, unix_read_twice, &t, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(t.r1, 4, "first read: %zd (stops after the descriptor's chunk)", t.r1);
+	cr_assert_eq(t.r2, 8, "second read: %zd", t.r2);
+	cr_assert_lt(t.ns2, 500000000ull, "the second read waited %llu ms for an edge",
+		     (unsigned long long)(t.ns2 / 1000000));
+	weft_io_close(a);
+	close(sv[1]);
+	wt_rt_destroy(rt);
 }
