@@ -87,6 +87,7 @@
 #define SLAB_SLOTS_MAX 4096u
 #define SLABS_MAX 65536u            /* per pool: 16 TiB of stack address space */
 #define GUARD_AHEAD 512u            /* slots a worker guards ahead of the carving */
+#define GUARD_AHEAD_CALL 64u        /* ... at most this many per call (~0.1 ms) */
 #define CORE_CACHE_MAX 64           /* warm stacks a core keeps */
 #define IDLE_KEEP 16                /* ... when it goes to sleep or has not needed more */
 #define SHARED_IDLE_KEEP 16
@@ -300,8 +301,15 @@ static void guard_ahead(struct weft__stack_pool *p)
 	struct weft__slab *sl = p->avail;
 	int mode = p->guard_mode;
 	unsigned from = sl ? sl->guarded : 0, to = from;
-	if (sl && mode != GUARD_UNKNOWN)
-		to = from + GUARD_AHEAD < sl->nslots ? from + GUARD_AHEAD : sl->nslots;
+	/* Not with the mprotect fallback: each guard there is two mappings
+	 * against vm.max_map_count, kept for slots nobody may ever use. */
+	if (sl && mode == GUARD_MADVISE) {
+		unsigned want = sl->carved + GUARD_AHEAD < sl->nslots ? sl->carved + GUARD_AHEAD
+								     : sl->nslots;
+		to = from + GUARD_AHEAD_CALL < want ? from + GUARD_AHEAD_CALL : want;
+		if (to < want) /* a maintenance or a park later does the next part */
+			atomic_store_explicit(&p->guard_wanted, true, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&p->lock);
 	/* Published every 16 slots: a spawner that catches up with us
 	 * would install the rest of the batch again. */
@@ -309,9 +317,7 @@ static void guard_ahead(struct weft__stack_pool *p)
 		unsigned end = i + 16 < to ? i + 16 : to, j = i;
 		for (; j < end; j++) {
 			char *g = slot_lo(p, sl, j) - p->guard_size;
-			int rc = mode == GUARD_MADVISE
-					 ? madvise(g, p->guard_size, MADV_GUARD_INSTALL)
-					 : mprotect(g, p->guard_size, PROT_NONE);
+			int rc = madvise(g, p->guard_size, MADV_GUARD_INSTALL);
 			if (rc)
 				break; /* out of memory or mappings: the spawner will say so */
 #ifdef WEFT_VALGRIND
@@ -397,7 +403,8 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 		/* A guard install is 1-1.7 us in the kernel, most of a growing
 		 * burst's spawn (fiber_rss): ask a parking worker to install
 		 * the next ones (weft__fiber_guard_ahead) before we need them. */
-		if (!rc && sl->guarded < sl->nslots && sl->guarded - sl->carved < GUARD_AHEAD / 2 &&
+		if (!rc && p->guard_mode == GUARD_MADVISE && sl->guarded < sl->nslots &&
+		    sl->guarded - sl->carved < GUARD_AHEAD / 2 &&
 		    !atomic_load_explicit(&p->guard_wanted, memory_order_relaxed))
 			atomic_store_explicit(&p->guard_wanted, true, memory_order_relaxed);
 	}
@@ -583,9 +590,12 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * still be coming free (tasks whose last reference a joining thread
 	 * drops after the workers went idle), and nothing else would wake an
 	 * idle worker to give it back. A core that has polled nothing since
-	 * its last idle trim is idle for longer than a burst's gaps: that
-	 * trim ("deep") keeps nothing, so RSS returns to where it was before
-	 * the burst, not to that plus the caches (fiber_rss). */
+	 * its last idle trim, while no other core is unparked, is idle for
+	 * longer than a burst's gaps: that trim ("deep") keeps nothing, its
+	 * own caches nor the shared ones, so RSS returns to where it was
+	 * before the burst, not to that plus the caches (fiber_rss). Not the
+	 * first idle trim of a core (nothing to compare with), and not while
+	 * another core runs (it may be using the shared caches). */
 	if (!idle) {
 		trim_now(rt, core, false, false);
 		return 0;
@@ -593,8 +603,11 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	uint64_t now = weft__now_ns();
 	if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
 		return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
+	uint64_t st = atomic_load_explicit(&rt->idle.state, memory_order_relaxed);
+	unsigned self = atomic_load_explicit(&core->sleeping, memory_order_relaxed) ? 0 : 1;
+	bool deep = core->idle_trimmed_ns != 0 && core->c.poll_count == core->idle_trim_polls &&
+		    IDLE_UNPARKED(st) <= self;
 	core->idle_trimmed_ns = now;
-	bool deep = core->c.poll_count == core->idle_trim_polls;
 	core->idle_trim_polls = core->c.poll_count;
 	size_t slabs = atomic_load_explicit(&rt->slab_count, memory_order_relaxed);
 	unsigned stacks = core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n,
@@ -877,7 +890,6 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 		f->started = true;
 		cx->task->started = true;
 		f->task_id = weft_cx_task_id(cx);
-		f->stack->warm = true;
 		/* here, not at spawn: the fiber starts with the FP control
 		 * words of the worker that runs it first */
 		f->sp = frame_init(f);
@@ -998,6 +1010,9 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	ASAN_UNPOISON_MEMORY_REGION(f, FIBER_HDR_SIZE);
 #endif
 	memset(f, 0, sizeof(*f));
+	/* The header just made the stack's top page resident: warm, so its
+	 * page goes back with the stack even if fn never starts. */
+	stack->warm = true;
 	f->stack = stack;
 	f->fn = fn;
 	f->arg = arg;

@@ -681,8 +681,10 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 			weft__task_unref(t);
 	}
 	weft__idle_remove_core(rt, c);
-	c->idle_trimmed_ns = 0; /* no gap: the core goes idle for good */
-	c->idle_trim_polls = c->c.poll_count; /* so a deep trim: keep nothing */
+	/* No gap: the core goes idle for good; deep (keep nothing) unless
+	 * another core runs. */
+	c->idle_trimmed_ns = 1;
+	c->idle_trim_polls = c->c.poll_count;
 	(void)weft__fiber_trim(rt, c, true); /* its idle stacks' and tasks' memory back */
 	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
 	batch_end(c);
