@@ -432,21 +432,36 @@ static void *stack_burst_member(void *arg)
 	return r;
 }
 
-static void run_stack_burst(struct weft_runtime *rt, struct stack_burst *b, int n)
+/* n fibers fn(arg), each counting itself in b->parked and then waiting on
+ * b->gate (so all hold their stacks at once) before b->done; `held` (may
+ * be NULL) runs while they are all suspended. Returns once all finished. */
+static void gated_burst(struct weft_runtime *rt, struct stack_burst *b, void *(*fn)(void *),
+			void *arg, int n, void (*held)(struct weft_runtime *, int))
 {
 	atomic_store(&b->parked, 0);
 	cr_assert_eq(weft_waitgroup_add(b->gate, 1), 0);
 	cr_assert_eq(weft_waitgroup_add(b->done, n), 0);
 	for (int i = 0; i < n; i++)
-		cr_assert_eq(weft_spawn(rt, stack_burst_member, b, NULL), 0);
+		cr_assert_eq(weft_spawn(rt, fn, arg, NULL), 0);
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&b->parked) == n, WT_LONG_MS));
+	if (held)
+		held(rt, n);
+	cr_assert_eq(weft_waitgroup_done(b->gate), 0);
+	cr_assert_eq(weft_waitgroup_wait(b->done), 0);
+}
+
+static void expect_resident(struct weft_runtime *rt, int n)
+{
 	struct weft_metrics *m = wt_metrics(rt);
 	cr_assert_geq(m->fiber_stack_bytes_resident, (uint64_t)n * 4096,
 		      "suspended fibers hold pages: %llu",
 		      (unsigned long long)m->fiber_stack_bytes_resident);
 	weft_metrics_free(m);
-	cr_assert_eq(weft_waitgroup_done(b->gate), 0);
-	cr_assert_eq(weft_waitgroup_wait(b->done), 0);
+}
+
+static void run_stack_burst(struct weft_runtime *rt, struct stack_burst *b, int n)
+{
+	gated_burst(rt, b, stack_burst_member, b, n, expect_resident);
 }
 
 Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
@@ -482,9 +497,9 @@ Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
  * into a pipe, that the lowest byte of its stack is readable and that the
  * top and the bottom byte of the 64 KiB below it give EFAULT. */
 struct guard_check {
-	struct weft_waitgroup *gate, *done;
+	struct stack_burst b;
 	int pfd[2];
-	atomic_int ran, bad;
+	atomic_int bad;
 };
 
 static int probe(struct guard_check *g, const char *p)
@@ -513,22 +528,15 @@ static void *guard_checker(void *arg)
 		bad |= 4;
 	if (bad)
 		atomic_fetch_add(&g->bad, 1);
-	atomic_fetch_add(&g->ran, 1);
-	weft_waitgroup_wait(g->gate); /* all suspended at once: distinct stacks */
-	weft_waitgroup_done(g->done);
+	atomic_fetch_add(&g->b.parked, 1);
+	weft_waitgroup_wait(g->b.gate); /* all suspended at once: distinct stacks */
+	weft_waitgroup_done(g->b.done);
 	return NULL;
 }
 
 static void guard_burst(struct weft_runtime *rt, struct guard_check *g, int n)
 {
-	atomic_store(&g->ran, 0);
-	cr_assert_eq(weft_waitgroup_add(g->gate, 1), 0);
-	cr_assert_eq(weft_waitgroup_add(g->done, n), 0);
-	for (int i = 0; i < n; i++)
-		cr_assert_eq(weft_spawn(rt, guard_checker, g, NULL), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&g->ran) == n, WT_LONG_MS));
-	cr_assert_eq(weft_waitgroup_done(g->gate), 0);
-	cr_assert_eq(weft_waitgroup_wait(g->done), 0);
+	gated_burst(rt, &g->b, guard_checker, g, n, NULL);
 	cr_assert_eq(atomic_load(&g->bad), 0, "%d of %d fibers found their guard missing",
 		     atomic_load(&g->bad), n);
 }
@@ -540,8 +548,8 @@ Test(fiber, every_stack_has_its_guard, .timeout = WT_TMO(60))
 	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
 	struct guard_check g = { 0 };
 	cr_assert_eq(pipe2(g.pfd, O_NONBLOCK | O_CLOEXEC), 0);
-	cr_assert_eq(weft_waitgroup_create(&g.gate), 0);
-	cr_assert_eq(weft_waitgroup_create(&g.done), 0);
+	cr_assert_eq(weft_waitgroup_create(&g.b.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&g.b.done), 0);
 	enum { N = 3000 };
 	guard_burst(rt, &g, N);
 	/* idle until the slabs are emptied and reset, then again */
@@ -551,8 +559,8 @@ Test(fiber, every_stack_has_its_guard, .timeout = WT_TMO(60))
 		  (unsigned long long)m->fiber_stack_bytes_resident);
 	weft_metrics_free(m);
 	guard_burst(rt, &g, N);
-	cr_assert_eq(weft_waitgroup_destroy(g.gate), 0);
-	cr_assert_eq(weft_waitgroup_destroy(g.done), 0);
+	cr_assert_eq(weft_waitgroup_destroy(g.b.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(g.b.done), 0);
 	close(g.pfd[0]);
 	close(g.pfd[1]);
 	wt_rt_destroy(rt);
