@@ -464,6 +464,20 @@ static void run_stack_burst(struct weft_runtime *rt, struct stack_burst *b, int 
 	gated_burst(rt, b, stack_burst_member, b, n, expect_resident);
 }
 
+/* Waits (3 s at most) until no stack page is resident; returns the stack
+ * address space reserved then. */
+static uint64_t expect_all_returned(struct weft_runtime *rt, const char *what)
+{
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
+		  "resident after %s: %llu", what,
+		  (unsigned long long)m->fiber_stack_bytes_resident);
+	uint64_t reserved = m->fiber_stack_bytes_reserved;
+	cr_assert_eq(m->fiber_stack_alloc_failures, 0);
+	weft_metrics_free(m);
+	return reserved;
+}
+
 Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
 {
 	struct weft_runtime *rt = wt_rt_create(2);
@@ -472,19 +486,10 @@ Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
 	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
 	enum { N = 10000 };
 	run_stack_burst(rt, &b, N);
-	struct weft_metrics *m;
-	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
-		  "resident after the burst: %llu",
-		  (unsigned long long)m->fiber_stack_bytes_resident);
-	uint64_t reserved = m->fiber_stack_bytes_reserved;
-	weft_metrics_free(m);
+	uint64_t reserved = expect_all_returned(rt, "the burst");
 	run_stack_burst(rt, &b, N);
-	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
-		  "resident after the second burst: %llu",
-		  (unsigned long long)m->fiber_stack_bytes_resident);
-	cr_assert_eq(m->fiber_stack_bytes_reserved, reserved, "the emptied slabs were reused");
-	cr_assert_eq(m->fiber_stack_alloc_failures, 0);
-	weft_metrics_free(m);
+	cr_assert_eq(expect_all_returned(rt, "the second burst"), reserved,
+		     "the emptied slabs were reused");
 	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
 	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
 	wt_rt_destroy(rt);
@@ -553,11 +558,7 @@ Test(fiber, every_stack_has_its_guard, .timeout = WT_TMO(60))
 	enum { N = 3000 };
 	guard_burst(rt, &g, N);
 	/* idle until the slabs are emptied and reset, then again */
-	struct weft_metrics *m;
-	cr_assert(WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident == 0, 3000),
-		  "resident after the burst: %llu",
-		  (unsigned long long)m->fiber_stack_bytes_resident);
-	weft_metrics_free(m);
+	(void)expect_all_returned(rt, "the burst");
 	guard_burst(rt, &g, N);
 	cr_assert_eq(weft_waitgroup_destroy(g.b.gate), 0);
 	cr_assert_eq(weft_waitgroup_destroy(g.b.done), 0);
