@@ -132,7 +132,7 @@ static inline struct weft__fiber *fiber_at(struct weft__stack_pool *p, struct we
 static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 {
 	size_t ps = page_size();
-	weft__mutex_init_short(&p->lock);
+	weft__slock_init(&p->lock);
 	pthread_mutex_init(&p->trim_lock, NULL);
 	p->warm = NULL;
 	atomic_init(&p->warm_n, 0);
@@ -186,7 +186,6 @@ static struct weft__stack_pool *pool_for(struct weft_runtime *rt, size_t size)
 	if (atomic_compare_exchange_strong_explicit(&rt->stack_class[c], &p, n,
 						    memory_order_acq_rel, memory_order_acquire))
 		return n;
-	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->trim_lock);
 	weft__free(n);
 	return p;
@@ -296,7 +295,7 @@ static void guard_ahead(struct weft__stack_pool *p)
 	if (!atomic_load_explicit(&p->guard_wanted, memory_order_relaxed) ||
 	    atomic_exchange_explicit(&p->guard_busy, true, memory_order_acquire))
 		return;
-	pthread_mutex_lock(&p->lock);
+	weft__slock_lock(&p->lock);
 	atomic_store_explicit(&p->guard_wanted, false, memory_order_relaxed);
 	struct weft__slab *sl = p->avail;
 	int mode = p->guard_mode;
@@ -310,7 +309,7 @@ static void guard_ahead(struct weft__stack_pool *p)
 		if (to < want) /* a maintenance or a park later does the next part */
 			atomic_store_explicit(&p->guard_wanted, true, memory_order_relaxed);
 	}
-	pthread_mutex_unlock(&p->lock);
+	weft__slock_unlock(&p->lock);
 	/* Published every 16 slots: a spawner that catches up with us
 	 * would install the rest of the batch again. */
 	for (unsigned i = from; i < to;) {
@@ -325,10 +324,10 @@ static void guard_ahead(struct weft__stack_pool *p)
 #endif
 		}
 		if (j > i) {
-			pthread_mutex_lock(&p->lock);
+			weft__slock_lock(&p->lock);
 			if (sl->guarded < j)
 				sl->guarded = j;
-			pthread_mutex_unlock(&p->lock);
+			weft__slock_unlock(&p->lock);
 		}
 		if (j < end)
 			break;
@@ -369,7 +368,7 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 		return 0;
 	}
 	int rc = 0;
-	pthread_mutex_lock(&p->lock);
+	weft__slock_lock(&p->lock);
 	if ((s = p->warm)) {
 		p->warm = s->next;
 		atomic_store_explicit(&p->warm_n,
@@ -408,7 +407,7 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 		    !atomic_load_explicit(&p->guard_wanted, memory_order_relaxed))
 			atomic_store_explicit(&p->guard_wanted, true, memory_order_relaxed);
 	}
-	pthread_mutex_unlock(&p->lock);
+	weft__slock_unlock(&p->lock);
 	if (rc) {
 		atomic_fetch_add_explicit(&p->failures, 1, memory_order_relaxed);
 		return rc;
@@ -445,9 +444,9 @@ static void push_cold_locked(struct weft__stack_pool *p, struct weft__slab *sl,
 static void push_cold(struct weft__stack_pool *p, struct weft__slab *sl, struct weft__stack *head,
 		      struct weft__stack *tail, unsigned n)
 {
-	pthread_mutex_lock(&p->lock);
+	weft__slock_lock(&p->lock);
 	push_cold_locked(p, sl, head, tail, n);
-	pthread_mutex_unlock(&p->lock);
+	weft__slock_unlock(&p->lock);
 }
 
 static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack *s)
@@ -479,7 +478,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		if (c->low > c->n)
 			c->low = c->n;
 		unsigned warm = 0;
-		pthread_mutex_lock(&p->lock);
+		weft__slock_lock(&p->lock);
 		while (old) {
 			struct weft__stack *x = old;
 			old = x->next;
@@ -494,7 +493,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		atomic_store_explicit(&p->warm_n,
 				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) + warm,
 				      memory_order_relaxed);
-		pthread_mutex_unlock(&p->lock);
+		weft__slock_unlock(&p->lock);
 		return;
 	}
 	if (s->warm) {
@@ -502,13 +501,13 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		 * (and a TLB shootdown). The trim gives the pages back later,
 		 * in address order and in as few calls as runs of adjacent
 		 * slots allow. */
-		pthread_mutex_lock(&p->lock);
+		weft__slock_lock(&p->lock);
 		s->next = p->warm;
 		p->warm = s;
 		atomic_store_explicit(&p->warm_n,
 				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
-		pthread_mutex_unlock(&p->lock);
+		weft__slock_unlock(&p->lock);
 		return;
 	}
 	push_cold(p, s->slab, s, s, 1);
@@ -531,13 +530,13 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 	pthread_mutex_lock(&p->trim_lock);
 	for (struct weft__stack *s = list; s; s = s->next)
 		s->trim = true;
-	pthread_mutex_lock(&p->lock);
+	weft__slock_lock(&p->lock);
 	struct weft__slab *sl = p->slabs;
-	pthread_mutex_unlock(&p->lock);
+	weft__slock_unlock(&p->lock);
 	for (; sl; sl = sl->next) {
-		pthread_mutex_lock(&p->lock);
+		weft__slock_lock(&p->lock);
 		unsigned carved = sl->carved;
-		pthread_mutex_unlock(&p->lock);
+		weft__slock_unlock(&p->lock);
 		/* carved may drop to 0 meanwhile (the slab emptied and was
 		 * reset): then nothing here is marked and the reads below
 		 * see zeroed descriptors. */
@@ -676,7 +675,7 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 static void trim_warm(struct weft__stack_pool *p, unsigned keep)
 {
 	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > keep &&
-	    pthread_mutex_trylock(&p->lock) == 0) {
+	    weft__slock_trylock(&p->lock)) {
 		struct weft__stack *list = NULL;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
 		while (n > keep) {
@@ -687,7 +686,7 @@ static void trim_warm(struct weft__stack_pool *p, unsigned keep)
 			n--;
 		}
 		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
-		pthread_mutex_unlock(&p->lock);
+		weft__slock_unlock(&p->lock);
 		give_back(p, list); /* outside the lock: system calls */
 	}
 }
@@ -723,7 +722,6 @@ static void pool_fini(struct weft__stack_pool *p)
 	p->nrecords = 0;
 	p->warm = NULL;
 	p->avail = NULL;
-	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->trim_lock);
 }
 
@@ -768,13 +766,13 @@ static uint64_t resident_pages(char *lo, char *hi)
 static uint64_t pool_resident(struct weft__stack_pool *p)
 {
 	uint64_t pages = 0;
-	pthread_mutex_lock(&p->lock);
+	weft__slock_lock(&p->lock);
 	struct weft__slab *sl = p->slabs;
-	pthread_mutex_unlock(&p->lock);
+	weft__slock_unlock(&p->lock);
 	for (; sl; sl = sl->next) {
-		pthread_mutex_lock(&p->lock);
+		weft__slock_lock(&p->lock);
 		unsigned carved = sl->carved;
-		pthread_mutex_unlock(&p->lock);
+		weft__slock_unlock(&p->lock);
 		pages += resident_pages(sl->map, sl->map + sl->desc_len);
 		if (carved)
 			pages += resident_pages(sl->slots, slot_lo(p, sl, carved - 1) + p->stack_size);

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slock.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_FIBER_ASAN 1
 #elif defined(__has_feature)
@@ -85,7 +87,7 @@ struct weft__stack_cache {
 
 /* Per runtime. */
 struct weft__stack_pool {
-	pthread_mutex_t lock;
+	struct weft__slock lock;
 	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */

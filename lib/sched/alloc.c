@@ -59,7 +59,7 @@ void weft__alloc_core_init(struct weft__core *c)
 
 int weft__alloc_init(struct weft_runtime *rt)
 {
-	weft__mutex_init_short(&rt->foreign_lock);
+	weft__slock_init(&rt->foreign_lock);
 	cache_init(&rt->foreign);
 	for (unsigned i = 0; i < rt->n; i++)
 		cache_init(&rt->cores[i].cache);
@@ -140,11 +140,11 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
 			t = refill(rt, c, (uint16_t)ctx->core->index);
 		return t;
 	}
-	pthread_mutex_lock(&rt->foreign_lock);
+	weft__slock_lock(&rt->foreign_lock);
 	t = pop_free(&rt->foreign);
 	if (!t)
 		t = refill(rt, &rt->foreign, FOREIGN_CACHE);
-	pthread_mutex_unlock(&rt->foreign_lock);
+	weft__slock_unlock(&rt->foreign_lock);
 	return t;
 }
 
@@ -281,11 +281,11 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		if (now - __atomic_load_n(&rt->foreign.trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
 			return;
 	}
-	if (pthread_mutex_trylock(&rt->foreign_lock) == 0) {
+	if (weft__slock_trylock(&rt->foreign_lock)) {
 		trim_policy(rt, &rt->foreign, idle, deep, &now);
 		if (!idle) /* also when it had too little to trim: next period */
 			__atomic_store_n(&rt->foreign.trimmed_ns, now, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&rt->foreign_lock);
+		weft__slock_unlock(&rt->foreign_lock);
 	}
 }
 
@@ -324,5 +324,4 @@ void weft__alloc_fini(struct weft_runtime *rt)
 	cache_fini(&rt->foreign);
 	for (unsigned i = 0; i < rt->n; i++)
 		cache_fini(&rt->cores[i].cache);
-	pthread_mutex_destroy(&rt->foreign_lock);
 }

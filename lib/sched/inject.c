@@ -32,12 +32,12 @@ void weft__inject_init(struct weft__inject *q)
 {
 	atomic_init(&q->incoming, 0);
 	atomic_init(&q->remote_pushes, 0);
-	weft__mutex_init_short(&q->lock);
+	weft__slock_init(&q->lock);
 	q->head = q->tail = NULL;
 	atomic_init(&q->len, 0);
 }
 
-void weft__inject_fini(struct weft__inject *q) { pthread_mutex_destroy(&q->lock); }
+void weft__inject_fini(struct weft__inject *q) { (void)q; }
 
 /* Link first..last (already chained newest first: last->qnext is free)
  * onto the stack. */
@@ -126,7 +126,7 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 	if (!max || !weft__inject_len(q))
 		return 0;
 	size_t n = 0;
-	pthread_mutex_lock(&q->lock);
+	weft__slock_lock(&q->lock);
 	if (!q->head)
 		refill_locked(q);
 	while (n < max && q->head) {
@@ -141,7 +141,7 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 		q->tail = NULL;
 	if (n)
 		atomic_fetch_sub_explicit(&q->len, n, memory_order_release);
-	pthread_mutex_unlock(&q->lock);
+	weft__slock_unlock(&q->lock);
 	return n;
 }
 

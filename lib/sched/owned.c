@@ -2,7 +2,7 @@
  * owned.c - the list of every task of a runtime that has not completed, so
  * shutdown can cancel the ones that are waiting. Intrusive doubly linked
  * lists in shards (4 per worker, a power of two) chosen by task id, each
- * behind its own mutex, so concurrent spawns rarely meet. Closing sets a flag
+ * behind its own short lock (slock.h), so concurrent spawns rarely meet. Closing sets a flag
  * in every shard under its lock: a bind that comes later fails, and every
  * task bound before it is found by the shutdown sweep.
  */
@@ -22,7 +22,7 @@ int weft__owned_init(struct weft__owned *o, unsigned workers)
 	o->mask = n - 1;
 	for (unsigned i = 0; i < n; i++) {
 		struct weft__owned_shard *s = &o->shard[i];
-		weft__mutex_init_short(&s->lock);
+		weft__slock_init(&s->lock);
 		s->head = NULL;
 		s->closed = false;
 		atomic_init(&s->len, 0);
@@ -35,8 +35,6 @@ void weft__owned_fini(struct weft__owned *o)
 {
 	if (!o->shard)
 		return;
-	for (unsigned i = 0; i <= o->mask; i++)
-		pthread_mutex_destroy(&o->shard[i].lock);
 	weft__free(o->shard);
 	o->shard = NULL;
 }
@@ -45,9 +43,9 @@ int weft__owned_bind(struct weft__owned *o, struct weft_task *t)
 {
 	struct weft__owned_shard *s = &o->shard[t->id & o->mask];
 	t->shard = (uint16_t)(t->id & o->mask);
-	pthread_mutex_lock(&s->lock);
+	weft__slock_lock(&s->lock);
 	if (s->closed) {
-		pthread_mutex_unlock(&s->lock);
+		weft__slock_unlock(&s->lock);
 		return -ESHUTDOWN;
 	}
 	t->owned_prev = NULL;
@@ -59,7 +57,7 @@ int weft__owned_bind(struct weft__owned *o, struct weft_task *t)
 			      memory_order_relaxed);
 	atomic_store_explicit(&s->added, atomic_load_explicit(&s->added, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	pthread_mutex_unlock(&s->lock);
+	weft__slock_unlock(&s->lock);
 	return 0;
 }
 
@@ -79,17 +77,17 @@ static void unlink_locked(struct weft__owned_shard *s, struct weft_task *t)
 void weft__owned_remove(struct weft__owned *o, struct weft_task *t)
 {
 	struct weft__owned_shard *s = &o->shard[t->shard];
-	pthread_mutex_lock(&s->lock);
+	weft__slock_lock(&s->lock);
 	unlink_locked(s, t);
-	pthread_mutex_unlock(&s->lock);
+	weft__slock_unlock(&s->lock);
 }
 
 void weft__owned_close(struct weft__owned *o)
 {
 	for (unsigned i = 0; i <= o->mask; i++) {
-		pthread_mutex_lock(&o->shard[i].lock);
+		weft__slock_lock(&o->shard[i].lock);
 		o->shard[i].closed = true;
-		pthread_mutex_unlock(&o->shard[i].lock);
+		weft__slock_unlock(&o->shard[i].lock);
 	}
 }
 
@@ -97,9 +95,9 @@ struct weft_task *weft__owned_first(struct weft__owned *o)
 {
 	for (unsigned i = 0; i <= o->mask; i++) {
 		struct weft__owned_shard *s = &o->shard[i];
-		pthread_mutex_lock(&s->lock);
+		weft__slock_lock(&s->lock);
 		struct weft_task *t = s->head;
-		pthread_mutex_unlock(&s->lock);
+		weft__slock_unlock(&s->lock);
 		if (t)
 			return t;
 	}
@@ -110,10 +108,10 @@ void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t))
 {
 	for (unsigned i = 0; i <= o->mask; i++) {
 		struct weft__owned_shard *s = &o->shard[i];
-		pthread_mutex_lock(&s->lock);
+		weft__slock_lock(&s->lock);
 		for (struct weft_task *t = s->head; t; t = t->owned_next)
 			fn(t);
-		pthread_mutex_unlock(&s->lock);
+		weft__slock_unlock(&s->lock);
 	}
 }
 

@@ -30,6 +30,26 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+void weft__slock_lock_slow(struct weft__slock *l)
+{
+	for (int i = 0; i < 100; i++) {
+		weft__cpu_relax();
+		uint32_t e = 0;
+		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+		    /* acquire: pairs with the release in weft__slock_unlock. */
+		    atomic_compare_exchange_weak_explicit(&l->v, &e, 1, memory_order_acquire,
+							  memory_order_relaxed))
+			return;
+	}
+	/* Announce a sleeper (2) and sleep while held; whoever takes it here
+	 * keeps 2, so its unlock wakes the next sleeper (maybe needlessly). */
+	/* acquire: pairs with the release in weft__slock_unlock. */
+	while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
+		weft__futex_wait(&l->v, 2, NULL);
+}
+
+void weft__slock_wake(struct weft__slock *l) { weft__futex_wake(&l->v, 1); }
+
 void weft__parker_park(struct weft__parker *p) { weft__park_word(&p->state); }
 
 void weft__parker_unpark(struct weft__parker *p)

@@ -76,6 +76,7 @@ uint64_t weft__seedgen_next(uint64_t *state);
 /* A parker is one futex word: EMPTY, PARKED, NOTIFIED or DRIVER; the word
  * protocol and the futex helpers are in park_core.h. */
 #include "park_core.h"
+#include "slock.h"
 struct weft__parker {
 	_Atomic uint32_t state;
 	int evfd;                                 /* the driver's eventfd, for PARK_DRIVER */
@@ -105,7 +106,7 @@ struct weft__inject {
 	_Alignas(WEFT_CACHELINE) _Atomic uintptr_t incoming;
 	_Atomic uint64_t remote_pushes;
 	/* Consumers: what was taken from `incoming`, oldest first. */
-	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
+	_Alignas(WEFT_CACHELINE) struct weft__slock lock;
 	struct weft_task *head, *tail;   /* under lock */
 	/* Tasks pushed (counted before they are linked) minus popped: never
 	 * below the number queued, so 0 means empty. */
@@ -125,27 +126,9 @@ static inline size_t weft__inject_len(struct weft__inject *q)
 	return atomic_load_explicit(&q->len, memory_order_acquire);
 }
 
-/* A mutex for short critical sections that a spawning thread and the
- * workers share (the stack pool, the foreign task cache, the owned-task
- * shards, the inject queue's pop side): glibc's adaptive kind spins a
- * little before sleeping, so a holder a few instructions from its unlock
- * does not cost the waiter a futex sleep and a wake (each ~5 us). */
-static inline void weft__mutex_init_short(pthread_mutex_t *m)
-{
-#if defined(__GLIBC__) && defined(PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP)
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-	pthread_mutex_init(m, &a);
-	pthread_mutexattr_destroy(&a);
-#else
-	pthread_mutex_init(m, NULL);
-#endif
-}
-
 /* -------------------------------------------------------------- owned.c */
 struct weft__owned_shard {
-	_Alignas(WEFT_CACHELINE) pthread_mutex_t lock;
+	_Alignas(WEFT_CACHELINE) struct weft__slock lock;
 	struct weft_task *head;          /* under lock */
 	bool closed;                     /* under lock */
 	_Atomic uint64_t len;            /* written under lock */
@@ -440,7 +423,7 @@ struct weft_runtime {
 	struct weft__registry *registry;          /* core -> holding thread (registry.c) */
 	/* task memory */
 	struct weft__task_cache foreign;
-	pthread_mutex_t foreign_lock;
+	struct weft__slock foreign_lock;
 	_Atomic size_t slab_count;
 	/* shutdown */
 	pthread_mutex_t shutdown_lock;

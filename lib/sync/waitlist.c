@@ -9,29 +9,8 @@
  * granted but not consumed, so destroy can refuse while any exist.
  */
 #include <errno.h>
-#include <sched.h>
 
 #include "waitlist.h"
-
-#define cpu_relax() weft__cpu_relax()
-
-void weft__slock_lock_slow(struct weft__slock *l)
-{
-	for (int i = 0; i < 100; i++) {
-		cpu_relax();
-		uint32_t e = 0;
-		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
-		    /* acquire: pairs with the release in weft__slock_unlock. */
-		    atomic_compare_exchange_weak_explicit(&l->v, &e, 1, memory_order_acquire,
-							  memory_order_relaxed))
-			return;
-	}
-	/* Announce a sleeper (2) and sleep while held; whoever takes it here
-	 * keeps 2, so its unlock wakes the next sleeper (maybe needlessly). */
-	/* acquire: pairs with the release in weft__slock_unlock. */
-	while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
-		weft__futex_wait(&l->v, 2, NULL);
-}
 
 void weft__wakes_run(struct weft__wakes *wk)
 {

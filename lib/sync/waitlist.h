@@ -47,32 +47,8 @@
 
 /* --------------------------------------------------------------- lock */
 
-/*
- * A futex lock (Drepper's "mutex 2"): 0 free, 1 held, 2 held with sleepers.
- * Spins briefly before sleeping: critical sections are a few list and
- * buffer operations. Acquire on lock pairs with release on unlock.
- */
-struct weft__slock { _Atomic uint32_t v; };
-
-void weft__slock_lock_slow(struct weft__slock *l);
-
-static inline void weft__slock_lock(struct weft__slock *l)
-{
-	uint32_t e = 0;
-	/* acquire: pairs with the release in weft__slock_unlock. */
-	if (__builtin_expect(atomic_compare_exchange_strong_explicit(&l->v, &e, 1,
-								     memory_order_acquire,
-								     memory_order_relaxed), 1))
-		return;
-	weft__slock_lock_slow(l);
-}
-
-static inline void weft__slock_unlock(struct weft__slock *l)
-{
-	/* release: pairs with the acquire in weft__slock_lock(_slow). */
-	if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
-		weft__futex_wake(&l->v, 1);
-}
+/* The lock is weft__slock (slock.h, via runtime.h): critical sections here
+ * are a few list and buffer operations. */
 
 /* -------------------------------------------------------------- wakes */
 

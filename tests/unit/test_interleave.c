@@ -5,8 +5,11 @@
  * library) resolves it here. A thread that sets `pause_on` stops right
  * after its next unlock of that mutex (PAUSE_ANY: of any mutex) returns,
  * until the test lets it go, so a test can hold a thread between two steps
- * of a library call (the inject queue's unlock and what follows it) while
- * other threads act. A thread that sets `record_next` has its next
+ * of a library call (the idle lock's unlock in the notify that follows an
+ * inject push, and what follows it) while other threads act. The inject
+ * push itself takes no lock, and the short locks of slock.h are not
+ * pthread mutexes: the first pthread mutex a foreign wake or spawn unlocks
+ * is the idle lock, after its task is queued. A thread that sets `record_next` has its next
  * unlocked mutex stored in `recorded` (to learn a mutex's address from a
  * call whose first unlock it is). Every unlock forwards to the next
  * definition.
@@ -74,7 +77,7 @@ static void *foreign_waker(void *arg)
 {
 	weft_waker w = saved_waker;
 	atomic_store(&wake_seen, 1);
-	pause_on = PAUSE_ANY; /* the first unlock is the inject queue's */
+	pause_on = PAUSE_ANY; /* the first unlock: the idle lock, after the push */
 	weft_waker_wake(&w);
 	pause_on = NULL;
 	return NULL;
@@ -147,7 +150,7 @@ static enum weft_poll note_run(void *s, struct weft_cx *cx)
 
 static void *foreign_spawner(void *arg)
 {
-	pause_on = atomic_load(&recorded); /* the inject queue's lock */
+	pause_on = atomic_load(&recorded); /* the idle lock */
 	atomic_store(&spawn_rc, weft_spawn_poll(arg, note_run, NULL, NULL, NULL));
 	pause_on = NULL;
 	return NULL;
@@ -167,9 +170,8 @@ Test(interleave, foreign_spawn_racing_destroy, .timeout = WT_TMO(60))
 	atomic_store(&wake_seen, 0);
 	struct weft_runtime *rt = wt_rt_create(1);
 
-	/* A spawn takes other locks before the inject queue's (task cache,
-	 * owned list): learn the inject lock's address from a foreign wake,
-	 * whose first unlock it is. */
+	/* Learn the idle lock's address from a foreign wake, whose first
+	 * pthread mutex unlock it is (in the notify after the push). */
 	cr_assert(WT_WAIT_UNTIL(parks(rt) >= 1, WT_LONG_MS), "the worker never parked");
 	uint64_t p0 = parks(rt);
 	struct weft_task *t;
