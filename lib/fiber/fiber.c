@@ -572,7 +572,7 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 	pthread_mutex_unlock(&p->trim_lock);
 }
 
-static void trim_warm(struct weft__stack_pool *p, unsigned keep);
+static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait);
 
 static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep);
 
@@ -662,33 +662,43 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	if (!shared)
 		return;
 	unsigned keep = deep ? 0 : SHARED_IDLE_KEEP;
-	trim_warm(p, keep);
+	trim_warm(p, keep, idle);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
 		struct weft__stack_pool *cp =
 			atomic_load_explicit(&rt->stack_class[i], memory_order_acquire);
 		if (cp)
-			trim_warm(cp, keep);
+			trim_warm(cp, keep, idle);
 	}
 }
 
-/* Give back the pages of a pool's warm stacks beyond `keep`. */
-static void trim_warm(struct weft__stack_pool *p, unsigned keep)
+/*
+ * Give back the pages of a pool's warm stacks beyond `keep`. At
+ * maintenance only if the lock is free (a spawner may be carving under
+ * it); on the way to parking (`wait`) in any case: an idle trim that
+ * found the lock held by a metrics read gave nothing back, asked for no
+ * later trim, and the warm stacks stayed resident until the next burst
+ * (fiber/every_stack_has_its_guard, 3 runs in 40).
+ */
+static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait)
 {
-	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > keep &&
-	    weft__slock_trylock(&p->lock)) {
-		struct weft__stack *list = NULL;
-		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-		while (n > keep) {
-			struct weft__stack *s = p->warm;
-			p->warm = s->next;
-			s->next = list;
-			list = s;
-			n--;
-		}
-		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
-		weft__slock_unlock(&p->lock);
-		give_back(p, list); /* outside the lock: system calls */
+	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= keep)
+		return;
+	if (wait)
+		weft__slock_lock(&p->lock);
+	else if (!weft__slock_trylock(&p->lock))
+		return;
+	struct weft__stack *list = NULL;
+	unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+	while (n > keep) {
+		struct weft__stack *s = p->warm;
+		p->warm = s->next;
+		s->next = list;
+		list = s;
+		n--;
 	}
+	atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
+	weft__slock_unlock(&p->lock);
+	give_back(p, list); /* outside the lock: system calls */
 }
 
 static void live_add(struct weft_runtime *rt, int64_t d)
