@@ -319,14 +319,20 @@ static void guard_ahead(struct weft__stack_pool *p)
 			int rc = madvise(g, p->guard_size, MADV_GUARD_INSTALL);
 			if (rc)
 				break; /* out of memory or mappings: the spawner will say so */
-#ifdef WEFT_VALGRIND
-			VALGRIND_STACK_REGISTER(g + p->guard_size, g + p->guard_size + p->stack_size);
-#endif
 		}
 		if (j > i) {
 			weft__slock_lock(&p->lock);
-			if (sl->guarded < j)
+			/* A spawner that caught up carved (and registered with
+			 * Valgrind) the slots below sl->guarded itself: register
+			 * only the ones this publication adds, each stack once. */
+			if (sl->guarded < j) {
+#ifdef WEFT_VALGRIND
+				for (unsigned k = sl->guarded > i ? sl->guarded : i; k < j; k++)
+					VALGRIND_STACK_REGISTER(slot_lo(p, sl, k),
+								slot_lo(p, sl, k) + p->stack_size);
+#endif
 				sl->guarded = j;
+			}
 			weft__slock_unlock(&p->lock);
 		}
 		if (j < end)
