@@ -30,16 +30,32 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+/*
+ * Contended: probe the word with exponential back-off (1, 2, 4 ... 32
+ * pauses between probes), about SLOCK_SPIN_PAUSES pauses in all, then
+ * sleep on the futex. Probing after every pause made two cores strictly
+ * alternate on a busy lock: each acquisition paid a transfer of the lock's
+ * line (and the data under it) from the other core. Backing off lets the
+ * holder take it again while the line is still its own, several critical
+ * sections per transfer.
+ */
+#define SLOCK_SPIN_PAUSES 600u
+#define SLOCK_BACKOFF_MAX 64u
+
 void weft__slock_lock_slow(struct weft__slock *l)
 {
-	for (int i = 0; i < 100; i++) {
-		weft__cpu_relax();
+	for (unsigned wait = 1, spent = 0; spent < SLOCK_SPIN_PAUSES;) {
+		for (unsigned k = 0; k < wait; k++)
+			weft__cpu_relax();
+		spent += wait;
 		uint32_t e = 0;
 		if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
 		    /* acquire: pairs with the release in weft__slock_unlock. */
 		    atomic_compare_exchange_weak_explicit(&l->v, &e, 1, memory_order_acquire,
 							  memory_order_relaxed))
 			return;
+		if (wait < SLOCK_BACKOFF_MAX)
+			wait <<= 1;
 	}
 	/* Announce a sleeper (2) and sleep while held; whoever takes it here
 	 * keeps 2, so its unlock wakes the next sleeper (maybe needlessly). */

@@ -1,8 +1,9 @@
 /*
  * slock.h - weft's short lock: a futex lock (Drepper's "mutex 2"): 0 free,
  * 1 held, 2 held with sleepers. The uncontended lock is one inline CAS and
- * the unlock one exchange; a contended lock spins briefly, then sleeps on
- * the futex. Acquire on lock pairs with release on unlock.
+ * the unlock one exchange; a contended lock probes with exponential
+ * back-off for ~16 us (park.c), then sleeps on the futex. Acquire on lock
+ * pairs with release on unlock.
  *
  * For critical sections of a few list or counter operations taken on hot
  * paths (channel and wait lists, owned-task shards, the inject queue's
