@@ -1034,15 +1034,13 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	f->rt = rt;
 	f->pool = pool;
 	live_add(rt, 1);
-	struct weft_task *t = NULL;
-	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, &t, site, WEFT__SPAWN_UNWIND);
+	/* A fiber nobody joins is spawned without a handle: creating one and
+	 * detaching it was one more RMW on the task's state word, often after
+	 * a worker had already taken the task (the line on the other core). */
+	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, out, site, WEFT__SPAWN_UNWIND);
 	if (rc)
 		return rc; /* fiber_drop gave the stack back, ran drop, freed f */
 	/* f may already have run and been freed: do not touch it here. */
-	if (out)
-		*out = t;
-	else
-		weft_detach(t);
 	return 0;
 }
 
