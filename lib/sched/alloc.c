@@ -269,9 +269,11 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 	uint64_t now = 0;
 	trim_policy(rt, &core->cache, idle, deep, &now);
 	/* The foreign cache fills when plain threads spawn (a burst from
-	 * main, say) and has no worker of its own: trimmed by whichever
-	 * worker finds its lock free (never waited for) - when idle, or once
-	 * its period is up, not at every maintenance: there the worker held
+	 * main, say) and has no worker of its own: trimmed by a worker on its
+	 * way to parking (waiting for the lock: with a trylock, a trim that
+	 * found it held gave nothing back and nothing asked for another), or
+	 * at maintenance once its period is up if the lock is free - not at
+	 * every maintenance, and never waited for there: the worker held
 	 * the lock while draining the remote frees of a burst, and the
 	 * spawning thread, blocked on it, slept in the kernel (~280 times a
 	 * batch of spawn_many_local_fiber; its own refill drains them). */
@@ -281,7 +283,9 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		if (now - __atomic_load_n(&rt->foreign.trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
 			return;
 	}
-	if (weft__slock_trylock(&rt->foreign_lock)) {
+	if (idle)
+		weft__slock_lock(&rt->foreign_lock);
+	if (idle || weft__slock_trylock(&rt->foreign_lock)) {
 		trim_policy(rt, &rt->foreign, idle, deep, &now);
 		if (!idle) /* also when it had too little to trim: next period */
 			__atomic_store_n(&rt->foreign.trimmed_ns, now, __ATOMIC_RELAXED);
