@@ -31,8 +31,9 @@ void weft__futex_wake(_Atomic uint32_t *addr, int n)
 }
 
 /*
- * Contended: probe the word with exponential back-off (1, 2, 4 ... 32
- * pauses between probes), about SLOCK_SPIN_PAUSES pauses in all, then
+ * Contended: probe the word with exponential back-off (1, 2, 4 ... 64
+ * pauses between probes), SLOCK_SPIN_PAUSES pauses or a few more in all
+ * (~16 us at the 26 ns a PAUSE takes on the machine we measure on), then
  * sleep on the futex. Probing after every pause made two cores strictly
  * alternate on a busy lock: each acquisition paid a transfer of the lock's
  * line (and the data under it) from the other core. Backing off lets the

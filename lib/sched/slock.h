@@ -2,15 +2,17 @@
  * slock.h - weft's short lock: a futex lock (Drepper's "mutex 2"): 0 free,
  * 1 held, 2 held with sleepers. The uncontended lock is one inline CAS and
  * the unlock one exchange; a contended lock probes with exponential
- * back-off for ~16 us (park.c), then sleeps on the futex. Acquire on lock
- * pairs with release on unlock.
+ * back-off (~16 us of pauses here, park.c), then sleeps on the futex.
+ * Acquire on lock pairs with release on unlock.
  *
  * For critical sections of a few list or counter operations taken on hot
- * paths (channel and wait lists, owned-task shards, the inject queue's
- * consumers, the foreign task cache, the fiber stack pool). It replaced
- * glibc's adaptive pthread mutex there: that one is an out-of-line call
- * with a type dispatch on each side, 5-10% of spawn_many_local_fiber,
- * ping_pong_fiber, spawn_many_local and chained_spawn (docs/BENCHMARKS.md).
+ * paths: the channel and wait lists of lib/sync (its first users), and
+ * the owned-task shards, the inject queue's consumers, the foreign task
+ * cache and the fiber stack pool, where it replaced glibc's adaptive
+ * pthread mutex: an out-of-line call with a type dispatch on each side,
+ * 5-10% of spawn_many_local_fiber, ping_pong_fiber, spawn_many_local and
+ * chained_spawn (docs/BENCHMARKS.md).
+ *
  * Not recursive, no owner check, no condition variables: keep pthread
  * mutexes where those are needed.
  */
