@@ -190,6 +190,8 @@ int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void
 		return -ENOMEM;
 	}
 	weft__task_init(t, rt, job_poll, j, job_drop, out != NULL);
+	/* Bound at spawn: it runs on a pool thread, where no worker's queue
+	 * or poll would find it at shutdown. */
 	if (weft__owned_bind(&rt->owned, t) < 0) {
 		/* A free slot must not look like a live handle (task.c,
 		 * handle_consumed). */
@@ -198,6 +200,7 @@ int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void
 		weft__free(j);
 		return -ESHUTDOWN;
 	}
+	weft__owned_count_spawn(rt);
 	if (out)
 		*out = t;
 	struct weft__blocking *b = &rt->blocking;

@@ -21,8 +21,8 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 		return -ENOMEM;
 	m->workers = n;
 	m->workers_active = atomic_load_explicit(&rt->active, memory_order_relaxed);
-	m->alive_tasks = weft__owned_len(&rt->owned);
-	m->spawned_tasks = weft__owned_added(&rt->owned);
+	m->alive_tasks = weft__owned_alive(rt);
+	m->spawned_tasks = weft__owned_spawned(rt);
 	m->inject_depth = weft__inject_len(&rt->inject);
 	m->io_fds_registered = atomic_load_explicit(&rt->driver.io_registered_count, memory_order_relaxed);
 	m->io_fds_deregistered = atomic_load_explicit(&rt->driver.io_deregistered_count, memory_order_relaxed);

@@ -378,15 +378,10 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 	weft__task_init(t, rt, poll, state, drop, out != NULL);
 	t->spawn_site = site;
 	t->unwind = flags & WEFT__SPAWN_UNWIND;
-	if (weft__owned_bind(&rt->owned, t) < 0) {
-		/* A free slot must not look like a live handle (task.c,
-		 * handle_consumed). */
-		atomic_store_explicit(&t->state, 0, memory_order_relaxed);
-		weft__task_free(t);
-		if (drop)
-			drop(state);
-		return -ESHUTDOWN;
-	}
+	/* Not bound to the owned list until a poll leaves it pending
+	 * (owned.c). A close after the check above: the task is cancelled
+	 * at its first poll, or by the final drain of the queues. */
+	weft__owned_count_spawn(rt);
 	if (out)
 		*out = t;
 	weft__schedule(rt, t, false);
@@ -429,16 +424,16 @@ static void drain_queues(struct weft_runtime *rt)
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__core *c = &rt->cores[i];
 		if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
-			weft__task_unref(t);
+			weft__task_drop_queued(t);
 		while ((t = weft__ring_pop_owner(&c->ring)))
-			weft__task_unref(t);
+			weft__task_drop_queued(t);
 		while ((t = weft__tlist_pop(&c->deferred)))
-			weft__task_unref(t);
+			weft__task_drop_queued(t);
 	}
 	struct weft__tlist b = WEFT__TLIST_INIT;
 	while (weft__inject_pop_batch(&rt->inject, 256, &b))
 		while ((t = weft__tlist_pop(&b)))
-			weft__task_unref(t);
+			weft__task_drop_queued(t);
 }
 
 /* Step 0, under a shard lock (the list's reference keeps t alive): ask a

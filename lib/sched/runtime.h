@@ -131,12 +131,12 @@ struct weft__owned_shard {
 	_Alignas(WEFT_CACHELINE) struct weft__slock lock;
 	struct weft_task *head;          /* under lock */
 	bool closed;                     /* under lock */
-	_Atomic uint64_t len;            /* written under lock */
-	_Atomic uint64_t added;          /* written under lock */
 };
 struct weft__owned {
 	unsigned mask;
 	struct weft__owned_shard *shard;
+	/* Spawns and completions by threads holding none of the cores. */
+	_Atomic uint64_t spawned_off, completed_off;
 };
 int weft__owned_init(struct weft__owned *o, unsigned workers);
 void weft__owned_fini(struct weft__owned *o);
@@ -148,8 +148,12 @@ void weft__owned_close(struct weft__owned *o);
 struct weft_task *weft__owned_first(struct weft__owned *o);
 /* Call fn on every listed task, each under its shard's lock. */
 void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t));
-uint64_t weft__owned_len(struct weft__owned *o);
-uint64_t weft__owned_added(struct weft__owned *o);
+/* Count a spawn / a completion (the caller's core, or the shared count). */
+void weft__owned_count_spawn(struct weft_runtime *rt);
+void weft__owned_count_completion(struct weft_runtime *rt);
+/* Tasks spawned, and spawned minus completed (metrics). */
+uint64_t weft__owned_spawned(struct weft_runtime *rt);
+uint64_t weft__owned_alive(struct weft_runtime *rt);
 
 /* -------------------------------------------------------------- alloc.c */
 /* Per-core task cache: a private free list plus a stack other threads push
@@ -233,6 +237,9 @@ struct weft__core {
 	uint64_t idle_trimmed_ns;                 /* last idle trim (fiber.c, weft__fiber_trim) */
 	uint64_t idle_trim_polls;                 /* poll_count at it: unchanged at the next => deep */
 	uint64_t id_next, id_end;                 /* task id block */
+	/* Tasks spawned and completed on this core (owner writes; metrics
+	 * read: alive_tasks is spawned minus completed, owned.c). */
+	_Atomic uint64_t spawned, completed;
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
 	struct weft__stack_cache stacks;          /* fiber stacks (fiber.h) */
@@ -501,6 +508,10 @@ bool weft__task_cancel(struct weft_task *t);
 bool weft__task_cancelled(const struct weft_task *t);
 /* Runtime shutdown: cancel a task taken off the owned list (no worker runs). */
 void weft__task_shutdown(struct weft_task *t);
+/* A Notified reference a closed queue refused, or found in a queue by the
+ * final drain: ends the task if no sweep will (it was never pending), and
+ * drops the reference. */
+void weft__task_drop_queued(struct weft_task *t);
 extern const struct weft_waker_vtable weft__task_waker_vtable;
 
 /* ------------------------------------------------------------ worker.c */

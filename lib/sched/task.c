@@ -68,6 +68,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->spawn_site = NULL;
 	t->unwind = false;
 	t->started = false;
+	t->owned = false;
 	t->wake_ns = 0;
 }
 
@@ -97,11 +98,12 @@ static void unref2(struct weft_task *t)
 }
 
 /*
- * Finish a task the caller has RUNNING: run drop, leave the owned list,
- * publish the outcome, wake the joiner, and release the caller's reference
- * and the list's (the list's reference outlives the unlink).
+ * Finish a task the caller has RUNNING: run drop, leave the owned list if
+ * it is on it, count the completion, publish the outcome, wake the joiner,
+ * and release the caller's reference and the list's (every task holds the
+ * list's reference from its spawn, bound or not; it outlives the unlink).
  *
- * The task leaves the owned list before COMPLETE is published, so a joiner
+ * The completion is counted before COMPLETE is published, so a joiner
  * released by it (or anyone who saw weft_task_is_finished) finds the task
  * no longer counted in alive_tasks. Shutdown's sweep does not miss a task
  * unlinked early: it runs only once no thread can be completing one.
@@ -113,7 +115,9 @@ static void complete(struct weft_task *t, void *result, int err)
 	WEFT_CHAOS_POINT();
 	t->result = result;
 	t->err = (int16_t)err;
-	weft__owned_remove(&t->rt->owned, t);
+	if (t->owned)
+		weft__owned_remove(&t->rt->owned, t);
+	weft__owned_count_completion(t->rt);
 	/* acq_rel: the joiner's acquire of COMPLETE sees result, drop's work
 	 * and the unlink (the shard's count) above. */
 	uint64_t s = weft__ts_complete(&t->state);
@@ -142,6 +146,18 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		complete(t, NULL, -ECANCELED);
 		return;
 	case TS_RUN_POLL:
+		/* Never pending so far, so not on the owned list: shutdown's
+		 * sweep cannot cancel it. Once the runtime is closing, cancel
+		 * it here as the sweep would (a fiber that has not started
+		 * then never starts). A close that comes after this load is
+		 * caught by the bind below. */
+		if (!t->owned && atomic_load_explicit(&t->rt->closed, memory_order_relaxed)) {
+			if (!t->unwind) {
+				complete(t, NULL, -ECANCELED);
+				return;
+			}
+			(void)weft__ts_cancel(&t->state); /* RUNNING: marks it, submits nothing */
+		}
 		break;
 	}
 	cx->task = t;
@@ -163,6 +179,17 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 			  "WEFT_PENDING (%d)", (unsigned long long)t->id, (int)r, WEFT_READY,
 			  WEFT_PENDING);
 	WEFT_CHAOS_POINT(); /* wakes land between the poll and the idle transition */
+	/* Pending for the first time: onto the owned list, so that shutdown
+	 * finds it while it waits. Still RUNNING here, so no other thread
+	 * can complete (and unlink) it before it is linked. Refused once
+	 * the list is closed: the sweep has passed, cancel it ourselves. */
+	if (!t->owned && weft__owned_bind(&t->rt->owned, t) < 0) {
+		if (!t->unwind) {
+			complete(t, NULL, -ECANCELED);
+			return;
+		}
+		(void)weft__ts_cancel(&t->state); /* polled again, cancelled, until it returns */
+	}
 	switch (weft__ts_idle(&t->state)) {
 	case TS_IDLE_CANCEL:
 		if (t->unwind) {
@@ -197,6 +224,18 @@ bool weft__task_cancelled(const struct weft_task *t)
 {
 	return atomic_load_explicit(&((struct weft_task *)t)->state, memory_order_relaxed) &
 	       T_CANCELLED;
+}
+
+void weft__task_drop_queued(struct weft_task *t)
+{
+	/* Not on the owned list (never pending), so no sweep will end it:
+	 * shut it down here unless it is running or complete (a stale
+	 * Notified), then drop the queue's reference. */
+	if (!t->owned && !weft__ts_shutdown(&t->state)) {
+		ref_inc(t); /* complete() releases the caller's reference */
+		complete(t, NULL, t->started ? -EINTR : -ECANCELED);
+	}
+	weft__task_unref(t);
 }
 
 void weft__task_shutdown(struct weft_task *t)

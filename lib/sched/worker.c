@@ -79,10 +79,10 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 		c->c.overflow_count++;
 	WEFT_PROBE(overflow, c->index, over.n, (uintptr_t)rt);
 	if (weft__inject_push_batch(&rt->inject, &over) < 0) {
-		/* Closed by shutdown: the sweep cancels these tasks. */
+		/* Closed by shutdown: the sweep cancels those it lists. */
 		struct weft_task *x;
 		while ((x = weft__tlist_pop(&over)))
-			weft__task_unref(x);
+			weft__task_drop_queued(x);
 	}
 }
 
@@ -195,7 +195,7 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 		lat_stamp(t);
 	atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_seq_cst);
 	if (weft__inject_push(&rt->inject, t, true) < 0)
-		weft__task_unref(t); /* shut down: the sweep cancels it */
+		weft__task_drop_queued(t); /* shut down: the sweep, or this, cancels it */
 	else
 		weft__idle_notify(rt);
 	atomic_fetch_sub_explicit(&rt->remote_schedules, 1, memory_order_release); /* last touch of rt */
@@ -676,9 +676,9 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 		weft__tlist_push(&all, t);
 	bool moved = all.n > 0;
 	if (moved && weft__inject_push_batch(&rt->inject, &all) < 0) {
-		/* Closed by shutdown: the sweep cancels these tasks. */
+		/* Closed by shutdown: the sweep cancels those it lists. */
 		while ((t = weft__tlist_pop(&all)))
-			weft__task_unref(t);
+			weft__task_drop_queued(t);
 	}
 	weft__idle_remove_core(rt, c);
 	/* No gap: the core goes idle for good; deep (keep nothing) unless
