@@ -119,7 +119,7 @@ static void complete(struct weft_task *t, void *result, int err)
 		weft__owned_remove(&t->rt->owned, t);
 	weft__owned_count_completion(t->rt);
 	/* acq_rel: the joiner's acquire of COMPLETE sees result, drop's work
-	 * and the unlink (the shard's count) above. */
+	 * and the completion count above. */
 	uint64_t s = weft__ts_complete(&t->state);
 	if ((s & T_JOIN_INTEREST) && (s & T_JOIN_WAKER)) {
 		weft_waker_wake_by_ref(&t->join_waker);
