@@ -185,11 +185,18 @@ Test(interleave, foreign_spawn_racing_destroy, .timeout = WT_TMO(60))
 	weft_waker w = saved_waker;
 	atomic_store(&wake_seen, 1);
 	atomic_store(&recorded, NULL);
+	uint64_t p1 = parks(rt);
 	record_next = true;
 	weft_waker_wake(&w);
 	record_next = false;
 	cr_assert_not_null(atomic_load(&recorded));
 	cr_assert_eq(weft_join_timeout(t, NULL, 5000000000ull * WEFT_TEST_SLOW), 0);
+	/* The spawner stops in the notify only if it has a sleeper to take
+	 * off the list: let the worker park again first (the count moves as
+	 * it starts to park; a moment more and it is listed). A CI run failed
+	 * here with the worker still awake. */
+	cr_assert(WT_WAIT_UNTIL(parks(rt) > p1, WT_LONG_MS), "the worker did not park again");
+	wt_sleep_ms(20);
 
 	pthread_t f, r;
 	cr_assert_eq(pthread_create(&f, NULL, foreign_spawner, rt), 0);
