@@ -18,6 +18,12 @@
  * increment as the pusher's write. A consumer that sees len > 0 may find
  * the linking CAS not done yet and take nothing; the pusher notifies after.
  *
+ * A task pushed by a thread without a core carries REMOTE_TAG in bit 0 of
+ * its own qnext while it is queued (task memory is aligned, so the bit is
+ * free; only this file reads qnext of a queued task). remote_len counts
+ * them: incremented before the link like len, decremented by the pop that
+ * takes one. Workers read it to cut LIFO chains short (worker.c).
+ *
  * Close (shutdown) sets bit 0 of `incoming` with an RMW: a push whose CAS
  * came first is in the stack and is found by the final drain; later ones
  * fail (-ESHUTDOWN) and the caller keeps the task.
@@ -27,6 +33,12 @@
 #include "runtime.h"
 
 #define INJECT_CLOSED ((uintptr_t)1)
+#define REMOTE_TAG ((uintptr_t)1)
+
+static inline struct weft_task *untag(struct weft_task *p)
+{
+	return (struct weft_task *)((uintptr_t)p & ~REMOTE_TAG);
+}
 
 void weft__inject_init(struct weft__inject *q)
 {
@@ -35,6 +47,7 @@ void weft__inject_init(struct weft__inject *q)
 	weft__slock_init(&q->lock);
 	q->head = q->tail = NULL;
 	atomic_init(&q->len, 0);
+	atomic_init(&q->remote_len, 0);
 }
 
 void weft__inject_fini(struct weft__inject *q) { (void)q; }
@@ -42,18 +55,22 @@ void weft__inject_fini(struct weft__inject *q) { (void)q; }
 /* Link first..last (already chained newest first: last->qnext is free)
  * onto the stack. */
 static int push_chain(struct weft__inject *q, struct weft_task *first, struct weft_task *last,
-		      size_t n)
+		      size_t n, uintptr_t tag)
 {
 	/* before the CAS: see the header (len never below what is queued) */
 	atomic_fetch_add_explicit(&q->len, n, memory_order_seq_cst);
+	if (tag)
+		atomic_fetch_add_explicit(&q->remote_len, 1, memory_order_relaxed);
 	uintptr_t old = atomic_load_explicit(&q->incoming, memory_order_relaxed);
 	do {
 		if (old & INJECT_CLOSED) {
 			last->qnext = NULL; /* as it was: the caller keeps the chain */
+			if (tag)
+				atomic_fetch_sub_explicit(&q->remote_len, 1, memory_order_relaxed);
 			atomic_fetch_sub_explicit(&q->len, n, memory_order_relaxed);
 			return -ESHUTDOWN;
 		}
-		last->qnext = (struct weft_task *)old;
+		last->qnext = (struct weft_task *)(old | tag);
 		/* release: a consumer's acquire exchange sees the tasks' links
 		 * and everything written to them before the push */
 	} while (!atomic_compare_exchange_weak_explicit(&q->incoming, &old, (uintptr_t)first,
@@ -65,7 +82,7 @@ static int push_chain(struct weft__inject *q, struct weft_task *first, struct we
 int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote)
 {
 	WEFT_CHAOS_POINT();
-	int rc = push_chain(q, t, t, 1);
+	int rc = push_chain(q, t, t, 1, remote ? REMOTE_TAG : 0);
 	if (!rc && remote)
 		atomic_fetch_add_explicit(&q->remote_pushes, 1, memory_order_relaxed);
 	return rc;
@@ -84,7 +101,7 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *b)
 		rev = t;
 		t = next;
 	}
-	if (push_chain(q, rev, last, b->n)) {
+	if (push_chain(q, rev, last, b->n, 0)) {
 		struct weft_task *fwd = NULL;
 		for (t = rev; t;) { /* back to oldest first */
 			struct weft_task *next = t->qnext;
@@ -112,11 +129,11 @@ static void refill_locked(struct weft__inject *q)
 	if (!t)
 		return;
 	q->tail = t; /* the newest: last once reversed */
-	while (t) {
-		struct weft_task *next = t->qnext;
-		t->qnext = fwd;
+	while (t) { /* each task keeps its own tag */
+		uintptr_t link = (uintptr_t)t->qnext;
+		t->qnext = (struct weft_task *)((uintptr_t)fwd | (link & REMOTE_TAG));
 		fwd = t;
-		t = next;
+		t = untag((struct weft_task *)link);
 	}
 	q->head = fwd;
 }
@@ -125,13 +142,15 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 {
 	if (!max || !weft__inject_len(q))
 		return 0;
-	size_t n = 0;
+	size_t n = 0, remote = 0;
 	weft__slock_lock(&q->lock);
 	if (!q->head)
 		refill_locked(q);
 	while (n < max && q->head) {
 		struct weft_task *t = q->head;
-		q->head = t->qnext;
+		uintptr_t link = (uintptr_t)t->qnext;
+		remote += link & REMOTE_TAG;
+		q->head = untag((struct weft_task *)link);
 		weft__tlist_push(out, t);
 		n++;
 		if (!q->head && n < max)
@@ -139,6 +158,8 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 	}
 	if (!q->head)
 		q->tail = NULL;
+	if (remote)
+		atomic_fetch_sub_explicit(&q->remote_len, remote, memory_order_relaxed);
 	if (n)
 		atomic_fetch_sub_explicit(&q->len, n, memory_order_release);
 	weft__slock_unlock(&q->lock);

@@ -111,6 +111,13 @@ struct weft__inject {
 	/* Tasks pushed (counted before they are linked) minus popped: never
 	 * below the number queued, so 0 means empty. */
 	_Alignas(WEFT_CACHELINE) _Atomic size_t len;
+	/* Of those, pushed by threads without a core (remote spawns and
+	 * wakes; each is tagged in bit 0 of its qnext while queued): a LIFO
+	 * chain gives way while any waits (worker.c). Same line as len, so a
+	 * remote push's second RMW finds it owned; pops touch it only when
+	 * they take a remote task. Never above the number of remote tasks
+	 * queued. */
+	_Atomic size_t remote_len;
 };
 void weft__inject_init(struct weft__inject *q);
 void weft__inject_fini(struct weft__inject *q);
@@ -124,6 +131,11 @@ void weft__inject_close(struct weft__inject *q);
 static inline size_t weft__inject_len(struct weft__inject *q)
 {
 	return atomic_load_explicit(&q->len, memory_order_acquire);
+}
+/* Remote tasks queued (a snapshot): see remote_len. */
+static inline size_t weft__inject_remote_len(struct weft__inject *q)
+{
+	return atomic_load_explicit(&q->remote_len, memory_order_relaxed);
 }
 
 /* -------------------------------------------------------------- owned.c */

@@ -33,6 +33,9 @@
 #include "runtime.h"
 
 #define MAX_LIFO_POLLS 3
+#ifndef LIFO_POLLS_REMOTE
+#define LIFO_POLLS_REMOTE 0 /* LIFO polls in a row while a remote task waits */
+#endif
 #define TARGET_GQI_NS 50000.0 /* time between inject-first checks (Tokio: 200 us) */
 #define GQI_MIN 2
 #define GQI_MAX 127
@@ -541,7 +544,15 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 		t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire);
 		if (!t)
 			break; /* rescued by another worker */
-		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0) {
+		/* A remote spawn or wake waits in the inject queue (one load of
+		 * a line only its pushers and poppers write): the woken task
+		 * goes to the ring at once and the inject queue is served
+		 * next. A chain of long polls (10 us each in spawn_many_remote_
+		 * busy2) held the core for four of them between looks at the
+		 * queue. Overflow batches do not count: a burst of local spawns
+		 * must not cost every LIFO chain its slot (ping_pong). */
+		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0 ||
+		    (lifo_polls >= LIFO_POLLS_REMOTE && weft__inject_remote_len(&rt->inject))) {
 			push_local(rt, c, t);
 			/* A chain of tasks each waking or spawning the next can
 			 * hold the core for a long time in few polls: the inject

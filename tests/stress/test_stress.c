@@ -574,6 +574,65 @@ Test(stress, lifo_child_not_stranded_behind_long_poll, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A remote spawn must not wait behind a chain of long polls that keeps
+ * its worker busy through the LIFO slot: each link spins RC_LINK_MS and
+ * spawns the next. One worker, so nobody steals. The probe task, spawned
+ * from this thread while link 1 runs, records how many links had ended
+ * when it started. Before the fix it ran after link 4 (link 1 and three
+ * LIFO polls, every time); now the link woken while it waits goes to the
+ * ring and the inject queue is served next: after link 1 (2 if this
+ * thread was slow to push).
+ */
+#define RC_LINKS 8
+#define RC_LINK_MS (5 * WEFT_TEST_SLOW)
+
+static atomic_int rc_started, rc_ended, rc_seen, rc_err;
+
+static enum weft_poll rc_link(void *state, struct weft_cx *cx)
+{
+	uintptr_t left = (uintptr_t)state;
+	atomic_fetch_add(&rc_started, 1);
+	uint64_t end = wt_now_ns() + RC_LINK_MS * 1000000ull;
+	while (wt_now_ns() < end)
+		;
+	atomic_fetch_add(&rc_ended, 1);
+	if (left > 1 && weft_spawn_poll(weft_cx_runtime(cx), rc_link, (void *)(left - 1), NULL,
+					NULL))
+		atomic_fetch_add(&rc_err, 1);
+	return WEFT_READY;
+}
+
+static enum weft_poll rc_probe(void *state, struct weft_cx *cx)
+{
+	atomic_store(&rc_seen, atomic_load(&rc_ended));
+	return WEFT_READY;
+}
+
+Test(stress, remote_spawn_not_queued_behind_lifo_chain, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	for (int round = 0; round < 3; round++) {
+		atomic_store(&rc_started, 0);
+		atomic_store(&rc_ended, 0);
+		atomic_store(&rc_seen, -1);
+		cr_assert_eq(weft_spawn_poll(rt, rc_link, (void *)(uintptr_t)RC_LINKS, NULL, NULL),
+			     0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&rc_started) >= 1, WT_LONG_MS));
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, rc_probe, NULL, NULL, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		int seen = atomic_load(&rc_seen);
+		cr_log_info("round %d: the remote task started after %d of %d links", round, seen,
+			    RC_LINKS);
+		cr_assert_leq(seen, 2, "round %d: a remote spawn waited for %d links of a LIFO chain",
+			      round, seen);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&rc_ended) == RC_LINKS, WT_LONG_MS));
+		cr_assert_eq(atomic_load(&rc_err), 0);
+	}
+	wt_rt_destroy(rt);
+}
+
 /* The threshold is an option: at 100 ms the child waits about that long
  * (and no stall is counted for shorter polls); out of range is -EINVAL. */
 Test(stress, stall_threshold_option, .timeout = WT_TMO(30))
