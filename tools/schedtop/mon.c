@@ -304,6 +304,20 @@ int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
 	return 0;
 }
 
+/* The copy's steal counters and matrix still equal the live ones. */
+static bool steals_settled(const struct snap *s, const struct weft_bpf__bss *b)
+{
+	for (unsigned i = 0; i < WEFT_BPF_SLOTS; i++) {
+		const struct weft_bpf_core *c = &s->cores[i];
+		const volatile struct weft_bpf_core *l = &b->cores[i];
+		if (c->steal_ops_in != l->steal_ops_in || c->tasks_stolen_in != l->tasks_stolen_in ||
+		    c->steal_ops_out != l->steal_ops_out ||
+		    c->tasks_stolen_out != l->tasks_stolen_out)
+			return false;
+	}
+	return !memcmp(s->matrix, (const void *)b->matrix, sizeof(s->matrix));
+}
+
 void mon_snapshot(struct mon *m, struct snap *s)
 {
 	struct timespec ts;
@@ -313,9 +327,24 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	memset(s, 0, sizeof(*s));
 	s->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	s->pid = (uint64_t)m->pid;
-	memcpy(s->cores, (const void *)b->cores, sizeof(s->cores));
-	memcpy(s->hists, (const void *)b->hists, sizeof(s->hists));
-	memcpy(s->matrix, (const void *)b->matrix, sizeof(s->matrix));
+	/* One steal lands in BPF as a thief's count, then a matrix cell and
+	 * the victim's count: a copy taken between them had a matrix row that
+	 * did not sum to the thief's steals (schedtop_json failed on it once
+	 * in CI). Copy again until nothing steal-related moved during the
+	 * copy (a BPF update takes ~1 us, the copy ~10; bounded, and a run
+	 * that never settles keeps the last copy, off by a steal at most). */
+	for (int tries = 0; tries < 8; tries++) {
+		memcpy(s->cores, (const void *)b->cores, sizeof(s->cores));
+		memcpy(s->hists, (const void *)b->hists, sizeof(s->hists));
+		memcpy(s->matrix, (const void *)b->matrix, sizeof(s->matrix));
+#if defined(__SANITIZE_THREAD__) /* see the seqlock readers below */
+		__asm__ __volatile__("" ::: "memory");
+#else
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
+		if (steals_settled(s, b))
+			break;
+	}
 	for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++) {
 		const volatile struct weft_bpf_block *lb = &b->blocks[i];
 		struct weft_bpf_block *sb = &s->blocks[i];
