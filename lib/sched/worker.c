@@ -152,6 +152,14 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
 		c->c.local_schedule_count++;
+#ifndef WEFT_NO_STATE_PREFETCH
+		/* t's header is in cache (the waker just read its state word):
+		 * start its state on the way while this poll goes on - a woken
+		 * fiber's header, on its own stack page, missed in fiber_poll
+		 * (13% of timers_fiber) */
+		if (t->arg) /* a prefetch of NULL costs a failed page walk */
+			__builtin_prefetch(t->arg);
+#endif
 		/* latency sample (tracer attached only): one schedule in
 		 * WEFT_PROBE_LAT_SAMPLE stamps the task - by count, not by task
 		 * id, so no task is stamped on every wake; the holder of the
