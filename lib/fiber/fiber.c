@@ -580,7 +580,8 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 
 static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait);
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep);
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
+		     bool own_deep);
 
 uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
 {
@@ -596,13 +597,14 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * drops after the workers went idle), and nothing else would wake an
 	 * idle worker to give it back. A core that has polled nothing since
 	 * its last idle trim, while no other core is unparked, is idle for
-	 * longer than a burst's gaps: that trim ("deep") keeps nothing, its
-	 * own caches nor the shared ones, so RSS returns to where it was
-	 * before the burst, not to that plus the caches (fiber_rss). Not the
-	 * first idle trim of a core (nothing to compare with), and not while
-	 * another core runs (it may be using the shared caches). */
+	 * longer than a burst's gaps: that trim empties its own stack cache,
+	 * and ("deep") the shared ones and the task caches too, so RSS
+	 * returns to where it was before the burst, not to that plus the
+	 * caches (fiber_rss). Not the first idle trim of a core (nothing to
+	 * compare with); the shared part not while another core runs (it may
+	 * be using them). */
 	if (!idle) {
-		trim_now(rt, core, false, false);
+		trim_now(rt, core, false, false, false);
 		return 0;
 	}
 	uint64_t now = weft__now_ns();
@@ -610,24 +612,31 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 		return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
 	uint64_t st = atomic_load_explicit(&rt->idle.state, memory_order_relaxed);
 	unsigned self = atomic_load_explicit(&core->sleeping, memory_order_relaxed) ? 0 : 1;
-	bool deep = core->idle_trimmed_ns != 0 && core->c.poll_count == core->idle_trim_polls &&
-		    IDLE_UNPARKED(st) <= self;
+	/* The core's own cache is its own: emptied once this core has been
+	 * idle for a gap, whatever the others do. */
+	bool own_deep = core->idle_trimmed_ns != 0 && core->c.poll_count == core->idle_trim_polls;
+	bool deep = own_deep && IDLE_UNPARKED(st) <= self;
 	core->idle_trimmed_ns = now;
 	core->idle_trim_polls = core->c.poll_count;
 	size_t slabs = atomic_load_explicit(&rt->slab_count, memory_order_relaxed);
 	unsigned stacks = core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n,
 								 memory_order_relaxed);
-	trim_now(rt, core, true, deep);
+	trim_now(rt, core, true, deep, own_deep);
 	bool freed = atomic_load_explicit(&rt->slab_count, memory_order_relaxed) < slabs;
 	if (deep && freed)
 		weft__mem_release(); /* the task slabs' pages, still held by malloc */
 	bool gave = freed ||
 		    core->stacks.n + atomic_load_explicit(&rt->stacks.warm_n, memory_order_relaxed) <
 			    stacks;
-	return gave ? now + IDLE_TRIM_GAP_NS : 0;
+	/* A trim that kept stacks in this core's cache comes back a gap
+	 * later to empty it: returning 0 when this one had nothing beyond
+	 * IDLE_KEEP to drop left them resident until the next burst
+	 * (fiber/stack_memory_all_returns_when_idle, 1 run in 25). */
+	return gave || (!own_deep && core->stacks.n) ? now + IDLE_TRIM_GAP_NS : 0;
 }
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
+static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
+		     bool own_deep)
 {
 	/* Task memory follows the same rhythm (alloc.c). */
 	weft__alloc_trim(rt, core, idle, deep);
@@ -636,7 +645,7 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	unsigned drop = 0;
 	bool shared = idle;
 	if (idle) {
-		unsigned keep = deep ? 0 : IDLE_KEEP;
+		unsigned keep = own_deep ? 0 : IDLE_KEEP;
 		drop = c->n > keep ? c->n - keep : 0;
 	} else if (c->n <= IDLE_KEEP &&
 		   atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= SHARED_IDLE_KEEP) {
