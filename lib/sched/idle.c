@@ -234,6 +234,6 @@ void weft__idle_notify_if_work(struct weft_runtime *rt)
 			return;
 		}
 	}
-	if (weft__inject_len(&rt->inject))
+	if (weft__inject_visible(&rt->inject))
 		weft__idle_notify(rt);
 }

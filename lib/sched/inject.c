@@ -48,6 +48,7 @@ void weft__inject_init(struct weft__inject *q)
 	q->head = q->tail = NULL;
 	atomic_init(&q->len, 0);
 	atomic_init(&q->remote_len, 0);
+	atomic_init(&q->head_nonempty, false);
 }
 
 void weft__inject_fini(struct weft__inject *q) { (void)q; }
@@ -71,10 +72,11 @@ static int push_chain(struct weft__inject *q, struct weft_task *first, struct we
 			return -ESHUTDOWN;
 		}
 		last->qnext = (struct weft_task *)(old | tag);
-		/* release: a consumer's acquire exchange sees the tasks' links
-		 * and everything written to them before the push */
+		/* release (seq_cst: weft__inject_visible, runtime.h): a
+		 * consumer's acquire exchange sees the tasks' links and
+		 * everything written to them before the push */
 	} while (!atomic_compare_exchange_weak_explicit(&q->incoming, &old, (uintptr_t)first,
-							memory_order_release,
+							memory_order_seq_cst,
 							memory_order_relaxed));
 	return 0;
 }
@@ -121,9 +123,13 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *b)
 static void refill_locked(struct weft__inject *q)
 {
 	uintptr_t old = atomic_load_explicit(&q->incoming, memory_order_relaxed);
+	/* before the stack leaves `incoming`: the tasks never look absent
+	 * to weft__inject_visible (the pop's end stores the truth) */
+	if (old & ~INJECT_CLOSED)
+		atomic_store_explicit(&q->head_nonempty, true, memory_order_seq_cst);
 	while ((old & ~INJECT_CLOSED) &&
 	       !atomic_compare_exchange_weak_explicit(&q->incoming, &old, old & INJECT_CLOSED,
-						      memory_order_acquire, memory_order_relaxed))
+						      memory_order_seq_cst, memory_order_relaxed))
 		;
 	struct weft_task *t = (struct weft_task *)(old & ~INJECT_CLOSED), *fwd = NULL;
 	if (!t)
@@ -164,6 +170,7 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 	}
 	if (!q->head)
 		q->tail = NULL;
+	atomic_store_explicit(&q->head_nonempty, q->head != NULL, memory_order_release);
 	if (remote)
 		atomic_fetch_sub_explicit(&q->remote_len, remote, memory_order_relaxed);
 	if (n)

@@ -11,6 +11,11 @@
  * The stress test pushes remote tasks and batches from several threads
  * while one thread pops: every task comes out once, and remote_len ends
  * at 0 with len.
+ *
+ * Visible work: a push counted in len but not linked yet (its pusher
+ * preempted between the two) is not work a parked worker should be woken
+ * for; on a real runtime, such a push left two parked workers waking each
+ * other tens of thousands of times a second until the pusher ran again.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,6 +24,8 @@
 #include "../common/wt.h"
 
 #include "runtime.h"
+
+#include <weft/metrics.h>
 
 static struct weft__inject q; /* static: honours the _Alignas */
 
@@ -165,4 +172,63 @@ Test(inject, concurrent_pushes_one_popper, .timeout = WT_TMO(60))
 	weft__inject_fini(&q);
 	free(seen);
 	free(st_tasks);
+}
+
+Test(inject, counted_but_unlinked_is_not_visible)
+{
+	weft__inject_init(&q);
+	struct weft_task *t = mk_tasks(3);
+	cr_assert_not(weft__inject_visible(&q));
+	atomic_fetch_add(&q.len, 1); /* a pusher between its count and its link */
+	cr_assert_not(weft__inject_visible(&q));
+	atomic_fetch_sub(&q.len, 1);
+	cr_assert_eq(weft__inject_push(&q, &t[0], true), 0);
+	cr_assert(weft__inject_visible(&q)); /* on the stack */
+	cr_assert_eq(weft__inject_push(&q, &t[1], false), 0);
+	cr_assert_eq(weft__inject_push(&q, &t[2], false), 0);
+	expect_pop(1, t, 0, 1);
+	cr_assert(weft__inject_visible(&q)); /* left in the FIFO */
+	expect_pop(8, t, 1, 3);
+	cr_assert_not(weft__inject_visible(&q));
+	weft__inject_fini(&q);
+	free(t);
+}
+
+static enum weft_poll nothing(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_READY;
+}
+
+static uint64_t noops(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t n = 0;
+	for (unsigned i = 0; i < m->workers; i++)
+		n += m->worker[i].noop_count;
+	weft_metrics_free(m);
+	return n;
+}
+
+/* Both workers parked; a push "stuck" between its count and its link (len
+ * raised by hand, as a preempted pusher leaves it); one real task wakes a
+ * worker, which parks again after it. Before the fix its rescan saw len,
+ * woke the other worker, which found nothing, parked, saw len, woke the
+ * first...: ~70,000 unparks without work per second. */
+Test(inject, a_push_caught_before_its_link_wakes_nobody, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	wt_sleep_ms(50); /* both parked */
+	atomic_fetch_add(&rt->inject.len, 1);
+	uint64_t before = noops(rt);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, nothing, NULL, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	wt_sleep_ms(200);
+	uint64_t storm = noops(rt) - before;
+	atomic_fetch_sub(&rt->inject.len, 1);
+	cr_log_info("unparks without work in 200 ms: %llu", (unsigned long long)storm);
+	cr_assert_lt(storm, 50, "%llu unparks without work in 200 ms", (unsigned long long)storm);
+	wt_rt_destroy(rt);
 }
