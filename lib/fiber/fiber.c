@@ -596,9 +596,9 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * still be coming free (tasks whose last reference a joining thread
 	 * drops after the workers went idle), and nothing else would wake an
 	 * idle worker to give it back. A core that has polled nothing since
-	 * its last idle trim, while no other core is unparked, is idle for
-	 * longer than a burst's gaps: that trim empties its own stack cache,
-	 * and ("deep") the shared ones and the task caches too, so RSS
+	 * its last idle trim is idle for longer than a burst's gaps: that
+	 * trim empties its own stack cache, and, if no other core is
+	 * unparked either ("deep"), the shared ones and the task caches too, so RSS
 	 * returns to where it was before the burst, not to that plus the
 	 * caches (fiber_rss). Not the first idle trim of a core (nothing to
 	 * compare with); the shared part not while another core runs (it may

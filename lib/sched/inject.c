@@ -13,16 +13,20 @@
  *
  * `len` is incremented before a push links its tasks (and decremented
  * again if the push is refused), decremented by pops: it never counts
- * fewer tasks than are queued, so a worker seeing 0 may skip the queue,
- * and the idle protocol's store-buffering argument (idle.c) holds with the
- * increment as the pusher's write. A consumer that sees len > 0 may find
- * the linking CAS not done yet and take nothing; the pusher notifies after.
+ * fewer tasks than are queued, so a worker seeing 0 may skip the queue. A
+ * consumer that sees len > 0 may find the linking CAS not done yet and
+ * take nothing; the pusher notifies after its link. So a parker's rescan
+ * asks for linked work (weft__inject_visible, runtime.h): the link, or
+ * `head_nonempty`, is the pusher's write in the idle protocol's
+ * store-buffering argument (idle.c).
  *
  * A task pushed by a thread without a core carries REMOTE_TAG in bit 0 of
  * its own qnext while it is queued (task memory is aligned, so the bit is
  * free; only this file reads qnext of a queued task). remote_len counts
  * them: incremented before the link like len, decremented by the pop that
- * takes one. Workers read it to cut LIFO chains short (worker.c).
+ * takes one, so never below the number queued (a push preempted between
+ * the two counts already: LIFO chains give way for nothing until it
+ * links). Workers read it to cut LIFO chains short (worker.c).
  *
  * Close (shutdown) sets bit 0 of `incoming` with an RMW: a push whose CAS
  * came first is in the stack and is found by the final drain; later ones

@@ -116,8 +116,8 @@ struct weft__inject {
 	 * wakes; each is tagged in bit 0 of its qnext while queued): a LIFO
 	 * chain gives way while any waits (worker.c). Same line as len, so a
 	 * remote push's second RMW finds it owned; pops touch it only when
-	 * they take a remote task. Never above the number of remote tasks
-	 * queued. */
+	 * they take a remote task. Never below the number of remote tasks
+	 * queued (counted before the link, like len). */
 	_Atomic size_t remote_len;
 };
 void weft__inject_init(struct weft__inject *q);
@@ -138,8 +138,11 @@ static inline size_t weft__inject_len(struct weft__inject *q)
  * also counts a push between its increment and its link: a pusher
  * preempted there kept two parked workers waking each other for nothing
  * (idle.c, weft__idle_notify_if_work; 74,000 wakes/s in one CI run). Such
- * a pusher notifies once it has linked. seq_cst: the link's CAS is, and
- * the parker's store of its listing came before (idle.c). */
+ * a pusher notifies once it has linked. The idle protocol's fences
+ * (idle.c) order the parker's listing and this read against the pusher's
+ * link and notify; the seq_cst CAS carries it in TSan builds, which have
+ * no fences. A consumer stores head_nonempty true (seq_cst) before it
+ * takes the stack off `incoming`, so linked work never looks absent. */
 static inline bool weft__inject_visible(struct weft__inject *q)
 {
 	return weft__inject_len(q) &&

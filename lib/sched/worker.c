@@ -554,8 +554,9 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 			break; /* rescued by another worker */
 		/* A remote spawn or wake waits in the inject queue (one load of
 		 * a line only its pushers and poppers write): the woken task
-		 * goes to the ring at once and the inject queue is served
-		 * next. A chain of long polls (10 us each in spawn_many_remote_
+		 * goes to the ring at once and the inject queue is served next
+		 * (unless it was forced once since the last ring pop: see
+		 * below; then within the global queue interval). A chain of long polls (10 us each in spawn_many_remote_
 		 * busy2) held the core for four of them between looks at the
 		 * queue. Overflow batches do not count: a burst of local spawns
 		 * must not cost every LIFO chain its slot (ping_pong). */

@@ -585,7 +585,7 @@ Test(stress, lifo_child_not_stranded_behind_long_poll, .timeout = WT_TMO(30))
  * thread was slow to push).
  */
 #define RC_LINKS 8
-#define RC_LINK_MS (5 * WEFT_TEST_SLOW)
+#define RC_LINK_MS (20 * WEFT_TEST_SLOW) /* long: a descheduled test thread stays inside link 1 */
 
 static atomic_int rc_started, rc_ended, rc_seen, rc_err;
 
