@@ -24,19 +24,11 @@
 #include "../common/wt.h"
 
 #include "runtime.h"
+#include "qtasks.h"
 
 #include <weft/metrics.h>
 
 static struct weft__inject q; /* static: honours the _Alignas */
-
-static struct weft_task *mk_tasks(size_t n)
-{
-	struct weft_task *t = calloc(n, sizeof *t);
-	cr_assert_not_null(t);
-	for (size_t i = 0; i < n; i++)
-		t[i].id = i;
-	return t;
-}
 
 static void batch_of(struct weft__tlist *b, struct weft_task *tasks, size_t from, size_t to)
 {

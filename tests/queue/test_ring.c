@@ -24,19 +24,11 @@
 #include "queue.h"
 #include "task.h"
 #include "tlist.h"
+#include "qtasks.h"
 
 /* ------------------------------------------------------------ fixtures */
 
 static struct weft__ring ring_a, ring_b; /* static: honours _Alignas(128) */
-
-static struct weft_task *mk_tasks(size_t n)
-{
-	struct weft_task *t = calloc(n, sizeof *t);
-	cr_assert_not_null(t);
-	for (size_t i = 0; i < n; i++)
-		t[i].id = i;
-	return t;
-}
 
 /* Push t, expecting it to fit. */
 static void push_fit(struct weft__ring *q, struct weft_task *t)
