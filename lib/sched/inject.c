@@ -161,12 +161,7 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 		uintptr_t link = (uintptr_t)t->qnext;
 		remote += link & REMOTE_TAG;
 		q->head = untag((struct weft_task *)link);
-#ifndef WEFT_NO_STATE_PREFETCH
-		/* the header is in cache now (qnext read): start the state's
-		 * line on its way, a fiber's header on its own stack page */
-		if (t->arg) /* a prefetch of NULL costs a failed page walk */
-			__builtin_prefetch(t->arg);
-#endif
+		weft__task_prefetch_state(t); /* its header is in cache: qnext read */
 		weft__tlist_push(out, t);
 		n++;
 		if (!q->head && n < max)

@@ -33,9 +33,6 @@
 #include "runtime.h"
 
 #define MAX_LIFO_POLLS 3
-#ifndef LIFO_POLLS_REMOTE
-#define LIFO_POLLS_REMOTE 0 /* LIFO polls in a row while a remote task waits */
-#endif
 #define TARGET_GQI_NS 50000.0 /* time between inject-first checks (Tokio: 200 us) */
 #define GQI_MIN 2
 #define GQI_MAX 127
@@ -152,14 +149,8 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	if (ctx && ctx->rt == rt && ctx->core) {
 		struct weft__core *c = ctx->core;
 		c->c.local_schedule_count++;
-#ifndef WEFT_NO_STATE_PREFETCH
-		/* t's header is in cache (the waker just read its state word):
-		 * start its state on the way while this poll goes on - a woken
-		 * fiber's header, on its own stack page, missed in fiber_poll
-		 * (13% of timers_fiber) */
-		if (t->arg) /* a prefetch of NULL costs a failed page walk */
-			__builtin_prefetch(t->arg);
-#endif
+		/* t's header is in cache: the waker just read its state word */
+		weft__task_prefetch_state(t);
 		/* latency sample (tracer attached only): one schedule in
 		 * WEFT_PROBE_LAT_SAMPLE stamps the task - by count, not by task
 		 * id, so no task is stamped on every wake; the holder of the
@@ -561,7 +552,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 		 * queue. Overflow batches do not count: a burst of local spawns
 		 * must not cost every LIFO chain its slot (ping_pong). */
 		if (lifo_polls >= MAX_LIFO_POLLS || ctx->budget == 0 ||
-		    (lifo_polls >= LIFO_POLLS_REMOTE && weft__inject_remote_len(&rt->inject))) {
+		    weft__inject_remote_len(&rt->inject)) {
 			push_local(rt, c, t);
 			/* A chain of tasks each waking or spawning the next can
 			 * hold the core for a long time in few polls: the inject
