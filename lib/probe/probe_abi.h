@@ -65,6 +65,9 @@ struct weft_probe_counters {
 	 * stamps the task with its wake time for its next poll. Owner-written plain stores; readers take differences. */
 	unsigned long long poll_ns_log2[WEFT_PROBE_LAT_BINS];  /* one poll's duration */
 	unsigned long long wake_ns_log2[WEFT_PROBE_LAT_BINS];  /* woken (or spawned) -> its poll starts */
+	/* Search rounds spent waiting on a victim whose ring holds only short
+	 * tasks that it serves itself (worker.c, steal policy). */
+	unsigned long long steal_wait_rounds;
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll

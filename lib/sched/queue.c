@@ -256,3 +256,12 @@ unsigned weft__ring_len(const struct weft__ring *q)
 	uint32_t len = tail - h_real(h);
 	return len > WEFT_RING_CAP ? 0 : len;
 }
+
+unsigned weft__ring_len_served(const struct weft__ring *q, uint32_t *served)
+{
+	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+	uint32_t len = tail - h_real(h);
+	*served = h_real(h);
+	return len > WEFT_RING_CAP ? 0 : len;
+}

@@ -67,4 +67,9 @@ struct weft_task *weft__ring_steal(struct weft__ring *src, struct weft__ring *ds
 /* Any thread: tasks in the ring (a snapshot; may be stale at once). */
 unsigned weft__ring_len(const struct weft__ring *q);
 
+/* Any thread: as weft__ring_len, and in *served the count of tasks ever
+ * taken from the ring (by its owner or thieves), mod 2^32: unchanged
+ * between two looks means nothing left the ring in between. */
+unsigned weft__ring_len_served(const struct weft__ring *q, uint32_t *served);
+
 #endif /* WEFT_QUEUE_H */

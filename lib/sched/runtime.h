@@ -25,6 +25,7 @@
 #include "probe_abi.h"
 #include "probes.h"
 #include "queue.h"
+#include "steal.h"
 #include "task.h"
 #include "tlist.h"
 
@@ -272,6 +273,10 @@ struct weft__core {
 	_Atomic uint64_t spawned, completed;
 	struct weft_probe_counters c;
 	struct weft_probe_steal steal_from[WEFT_PROBE_STEAL_VICTIMS]; /* for tracers */
+	/* This core as a thief: its look at each victim below
+	 * WEFT_PROBE_STEAL_VICTIMS (steal.h; a victim beyond is stolen from
+	 * as before the policy). */
+	struct weft__steal_look look[WEFT_PROBE_STEAL_VICTIMS];
 	struct weft__stack_cache stacks;          /* fiber stacks (fiber.h) */
 	/* Timers set while holding this core: the owner inserts, cancels and
 	 * fires them under an uncontended lock; other threads take it only to

@@ -8,8 +8,9 @@
  *   the global queue interval); every global_queue_interval ticks: the
  *   inject queue first (fairness to remote spawns); otherwise the LIFO
  *   slot, the ring, then a batch from the inject queue; nothing local:
- *   search (steal half of a random victim's ring, then inject); nothing
- *   anywhere: park (idle.c decides who is woken).
+ *   search (steal half of a random victim's ring, then inject; the steal
+ *   policy of steal.h leaves short tasks their own worker is serving
+ *   where they are); nothing anywhere: park (idle.c decides who is woken).
  *
  * A task woken or spawned by the running task goes to the LIFO slot and
  * runs next, at most MAX_LIFO_POLLS in a row and only while the budget of
@@ -422,6 +423,20 @@ static struct weft_task *next_task(struct weft_runtime *rt, struct weft__core *c
 	return inject_batch(rt, c);
 }
 
+/* Whether c steals from core v now (steal.h); *now: a clock reading, or
+ * 0 (read when needed). */
+static enum weft__steal_verdict steal_verdict(struct weft_runtime *rt, struct weft__core *c,
+					      unsigned v, uint64_t *now)
+{
+	struct weft__core *vc = &rt->cores[v];
+	uint32_t served;
+	uint64_t len = weft__ring_len_served(&vc->ring, &served);
+	uint64_t mean = atomic_load_explicit(&vc->pub.mean_poll_ns, memory_order_relaxed);
+	return weft__steal_verdict(len, served, mean,
+				   v < WEFT_PROBE_STEAL_VICTIMS ? &c->look[v] : NULL, now,
+				   weft__now_ns);
+}
+
 static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *c)
 {
 	if (!c->is_searching) {
@@ -429,17 +444,27 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 			return NULL;
 		c->is_searching = true;
 	}
-	for (int round = 0; round < SEARCH_ROUNDS; round++) {
+	uint64_t wait_from = 0;
+	for (int round = 0;; round++) {
 		unsigned n = rt->n;
 		unsigned start = weft__rng_below(&c->rng, n);
+		uint64_t now = 0;
+		bool waiting = false;
 		for (unsigned i = 0; i < n; i++) {
 			unsigned v = start + i < n ? start + i : start + i - n;
 			if (v == c->index || weft__idle_is_parked(&rt->idle, v))
 				continue; /* a parked core's ring is empty */
+			enum weft__steal_verdict vd = steal_verdict(rt, c, v, &now);
+			if (vd != WEFT__STEAL_NOW) {
+				waiting |= vd == WEFT__STEAL_WAIT;
+				continue;
+			}
 			unsigned got, depth;
 			struct weft_task *t = weft__ring_steal(&rt->cores[v].ring, &c->ring,
 							       &got, &depth);
 			if (t) {
+				if (v < WEFT_PROBE_STEAL_VICTIMS)
+					c->look[v].since_ns = 0;
 				c->c.steal_count += got;
 				c->c.steal_operations++;
 				/* per victim and by size, for tracers (no probe trap
@@ -457,9 +482,22 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 		struct weft_task *t = inject_batch(rt, c);
 		if (t)
 			return t;
-		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed) ||
-		    round + 1 == SEARCH_ROUNDS)
+		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
 			break;
+		if (round + 1 >= SEARCH_ROUNDS) {
+			/* Past the usual rounds only while a decline waits to
+			 * see whether its victim serves its ring, at most twice
+			 * the wait: a victim that keeps serving short tasks
+			 * keeps them, and this worker parks (the driver's watch
+			 * brings a sleeper back to look while any core runs). */
+			if (!waiting)
+				break;
+			if (!wait_from)
+				wait_from = now;
+			else if (now - wait_from > 2 * WEFT__STEAL_WAIT_NS)
+				break;
+			c->c.steal_wait_rounds++;
+		}
 		/* A short pause for the workers still running to produce work
 		 * (a futex wake costs far more): CPU pauses, not sched_yield,
 		 * which cost a system call per failed round (spawn_many_remote_

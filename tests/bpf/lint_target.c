@@ -20,9 +20,13 @@
  *              while on the other 200 short jobs each spawn their
  *              successor: one queue stays deep, nobody can take from it
  *   fanout     64 fibers send into one channel of 64 that one fiber
- *              drains: each receive wakes a sender on the receiver's
- *              worker, the other worker steals it, and the tasks bounce
- *              between the workers (steal-storm)
+ *              drains, with 2 us of work per item: each receive wakes a
+ *              sender on the receiver's worker, the other worker steals
+ *              it, and the tasks bounce between the workers (steal-storm).
+ *              The work makes the receiver's worker look busy (mean poll
+ *              over the steal policy's 2 us, lib/sched/steal.h); without
+ *              it the policy leaves the senders on their worker and there
+ *              is no storm to see.
  * Healthy:
  *   flood      one task spawns 256 jobs per poll and yields, more than
  *              both workers can run: each worker's queue is deep in turn
@@ -306,9 +310,11 @@ static void *fan_consumer(void *arg)
 {
 	(void)arg;
 	long v;
-	while (!atomic_load(&stop))
+	while (!atomic_load(&stop)) {
 		if (weft_chan_recv(fan, &v))
 			break;
+		spin_us(2); /* work per item: the receiver's core looks busy */
+	}
 	weft_chan_close(fan);
 	return NULL;
 }
