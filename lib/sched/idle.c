@@ -226,10 +226,10 @@ void weft__idle_remove_core(struct weft_runtime *rt, struct weft__core *c)
 	pthread_mutex_unlock(&idle->lock);
 }
 
-void weft__idle_notify_if_work(struct weft_runtime *rt)
+void weft__idle_notify_if_work(struct weft_runtime *rt, struct weft__core *self)
 {
 	for (unsigned i = 0; i < rt->n; i++) {
-		if (weft__ring_len(&rt->cores[i].ring)) {
+		if (weft__steal_wanted(rt, self, i)) {
 			weft__idle_notify(rt);
 			return;
 		}

@@ -437,6 +437,12 @@ static enum weft__steal_verdict steal_verdict(struct weft_runtime *rt, struct we
 				   weft__now_ns);
 }
 
+bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self, unsigned v)
+{
+	uint64_t now = 0;
+	return v != self->index && steal_verdict(rt, self, v, &now) == WEFT__STEAL_NOW;
+}
+
 static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *c)
 {
 	if (!c->is_searching) {
@@ -482,14 +488,18 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 		struct weft_task *t = inject_batch(rt, c);
 		if (t)
 			return t;
-		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed))
+		if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed) ||
+		    atomic_load_explicit(&c->retiring, memory_order_relaxed))
 			break;
 		if (round + 1 >= SEARCH_ROUNDS) {
 			/* Past the usual rounds only while a decline waits to
 			 * see whether its victim serves its ring, at most twice
 			 * the wait: a victim that keeps serving short tasks
-			 * keeps them, and this worker parks (the driver's watch
-			 * brings a sleeper back to look while any core runs). */
+			 * keeps them, and this worker parks; its rescan does
+			 * not count such rings as work (so it does not wake
+			 * itself again at once), and the driver's watch has a
+			 * sleeper look at the rings again every WEFT_WATCH_MS
+			 * while any core runs (park). */
 			if (!waiting)
 				break;
 			if (!wait_from)
@@ -637,7 +647,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	bool searching = c->is_searching;
 	c->is_searching = false;
 	if (weft__idle_park(rt, c, searching))
-		weft__idle_notify_if_work(rt);
+		weft__idle_notify_if_work(rt, c);
 	/* Listed now: weft_runtime_set_workers either found us listed (and
 	 * unlisted us) or set the flag before we listed ourselves (the idle
 	 * lock orders the two), so it is seen here; the loop retires. */
@@ -670,8 +680,18 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		if (trim_at && weft__now_ns() >= trim_at)
 			trim_at = weft__fiber_trim(rt, c, true);
 		/* The driver's watch. A LIFO task stuck behind a long poll is ours
-		 * to run: leave as if notified. */
+		 * to run: leave as if notified. So are short tasks in a ring
+		 * its worker has not served since our last look (steal.h: the
+		 * rescan at park left them to it; a long poll or a preempted
+		 * thread since): leave and search. */
 		if ((t = watch_cores(rt, c, 0))) {
+			weft__idle_unpark_self(rt, c);
+			break;
+		}
+		bool ring_work = false;
+		for (unsigned v = 0; v < rt->n && !ring_work; v++)
+			ring_work = !weft__idle_is_parked(&rt->idle, v) && weft__steal_wanted(rt, c, v);
+		if (ring_work) {
 			weft__idle_unpark_self(rt, c);
 			break;
 		}
