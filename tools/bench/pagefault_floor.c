@@ -1,0 +1,93 @@
+/*
+ * pagefault_floor - the machine's floor for creating many fibers: how long
+ * first writes to N fresh stack pages take, one page per 64 KiB slot of
+ * one MAP_NORESERVE mapping (what a spawner does to each new fiber's
+ * header page), from 1 or more threads; then the same pages again after
+ * MADV_DONTNEED (a burst after the stacks were trimmed). No weft code:
+ * this is what the kernel and the host charge, whatever the runtime does.
+ *
+ * Usage: pagefault_floor [FIBERS [THREADS]]   (default 1000000 1)
+ * Prints one line per phase: seconds and microseconds per page.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define SLOT (64ul << 10)
+
+static char *base;
+static unsigned long n_pages;
+static unsigned n_threads;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Thread k writes the top page of slots k, k + n_threads, ... */
+static void *toucher(void *arg)
+{
+	unsigned long k = (unsigned long)(uintptr_t)arg;
+	for (unsigned long i = k; i < n_pages; i += n_threads)
+		((volatile char *)base)[i * SLOT + SLOT - 64] = 1;
+	return NULL;
+}
+
+static double touch_all(void)
+{
+	pthread_t th[64];
+	double t0 = now_s();
+	for (unsigned k = 1; k < n_threads; k++) {
+		int rc = pthread_create(&th[k], NULL, toucher, (void *)(uintptr_t)k);
+		if (rc) {
+			fprintf(stderr, "pagefault_floor: pthread_create: %s\n", strerror(rc));
+			exit(1);
+		}
+	}
+	toucher((void *)0);
+	for (unsigned k = 1; k < n_threads; k++)
+		pthread_join(th[k], NULL);
+	return now_s() - t0;
+}
+
+int main(int argc, char **argv)
+{
+	char *end;
+	n_pages = argc > 1 ? strtoul(argv[1], &end, 10) : 1000000ul;
+	if (argc > 1 && (*end || n_pages == 0 || n_pages > (1ul << 24))) {
+		fprintf(stderr, "usage: pagefault_floor [FIBERS (1..16777216) [THREADS (1..64)]]\n");
+		return 2;
+	}
+	n_threads = argc > 2 ? (unsigned)strtoul(argv[2], &end, 10) : 1;
+	if (argc > 2 && (*end || n_threads == 0 || n_threads > 64)) {
+		fprintf(stderr, "usage: pagefault_floor [FIBERS (1..16777216) [THREADS (1..64)]]\n");
+		return 2;
+	}
+	size_t len = n_pages * SLOT;
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		    -1, 0);
+	if (base == MAP_FAILED) {
+		fprintf(stderr, "pagefault_floor: mmap of %zu bytes: %s\n", len, strerror(errno));
+		return 1;
+	}
+	double t = touch_all();
+	printf("first touch: %lu pages, %u thread(s): %.2f s (%.2f us per page)\n", n_pages,
+	       n_threads, t, t / (double)n_pages * 1e6);
+	if (madvise(base, len, MADV_DONTNEED)) {
+		fprintf(stderr, "pagefault_floor: madvise: %s\n", strerror(errno));
+		return 1;
+	}
+	t = touch_all();
+	printf("after MADV_DONTNEED: %lu pages, %u thread(s): %.2f s (%.2f us per page)\n",
+	       n_pages, n_threads, t, t / (double)n_pages * 1e6);
+	munmap(base, len);
+	return 0;
+}
