@@ -228,12 +228,6 @@ void weft__idle_remove_core(struct weft_runtime *rt, struct weft__core *c)
 
 void weft__idle_notify_if_work(struct weft_runtime *rt, struct weft__core *self)
 {
-	for (unsigned i = 0; i < rt->n; i++) {
-		if (weft__steal_wanted(rt, self, i)) {
-			weft__idle_notify(rt);
-			return;
-		}
-	}
-	if (weft__inject_visible(&rt->inject))
+	if (weft__steal_wanted(rt, self) || weft__inject_visible(&rt->inject))
 		weft__idle_notify(rt);
 }

@@ -611,9 +611,9 @@ void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
  * worker is serving is not: its worker is running, and the driver's watch
  * looks again while it runs; worker.c, park), or linked inject work. */
 void weft__idle_notify_if_work(struct weft_runtime *rt, struct weft__core *self);
-/* worker.c: whether core v's ring holds work a thief on `self` would take
- * now (steal.h); false for self and for rings their worker is serving. */
-bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self, unsigned v);
+/* worker.c: whether another core's ring holds work a thief on `self`
+ * would take now (steal.h); rings their worker is serving do not count. */
+bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self);
 /* Core i is listed as a sleeper (a hint: may be stale by the time it is used). */
 static inline bool weft__idle_is_parked(struct weft__idle *idle, unsigned i)
 {

@@ -437,10 +437,13 @@ static enum weft__steal_verdict steal_verdict(struct weft_runtime *rt, struct we
 				   weft__now_ns);
 }
 
-bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self, unsigned v)
+bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self)
 {
 	uint64_t now = 0;
-	return v != self->index && steal_verdict(rt, self, v, &now) == WEFT__STEAL_NOW;
+	for (unsigned v = 0; v < rt->n; v++)
+		if (v != self->index && steal_verdict(rt, self, v, &now) == WEFT__STEAL_NOW)
+			return true;
+	return false;
 }
 
 static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *c)
@@ -688,10 +691,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			weft__idle_unpark_self(rt, c);
 			break;
 		}
-		bool ring_work = false;
-		for (unsigned v = 0; v < rt->n && !ring_work; v++)
-			ring_work = !weft__idle_is_parked(&rt->idle, v) && weft__steal_wanted(rt, c, v);
-		if (ring_work) {
+		if (weft__steal_wanted(rt, c)) {
 			weft__idle_unpark_self(rt, c);
 			break;
 		}
