@@ -1253,12 +1253,15 @@ Test(sched, lifo_chain_lets_inject_in, .timeout = WT_TMO(30))
 }
 
 /*
- * Steal policy (worker.c). Short tasks that their own worker serves stay
+ * Steal policy (lib/sched/steal.h). Short tasks that their own worker serves stay
  * there: a receiver waking its senders on its worker, the other worker
  * stealing them and the channel's lines then crossing between the cores
  * on every item made fanout_mpsc 2-3x slower on two workers than on one.
  * Before the policy this shape stole 121k-189k tasks for its 320k items
- * (8 runs); with it 103-4613 (19 runs). Counted in steals, not time.
+ * (8 runs; 109k-189k under ASan); with it 103-4613 (24 runs, some with
+ * both cores loaded by other processes), 1.7k-5.6k under ASan. The bound,
+ * 5% of the items (x3 under sanitizers), is far from both. Counted in
+ * steals, not time.
  */
 enum { FAN_PRODUCERS = 64, FAN_ITEMS = 5000 };
 static struct weft_chan *fan_ch;
@@ -1307,7 +1310,7 @@ Test(sched, short_channel_tasks_stay_on_their_worker, .timeout = WT_TMO(60))
 	cr_log_info("%llu tasks stolen for %llu items", (unsigned long long)steals,
 		    (unsigned long long)items);
 	/* sanitizers slow every poll: more of them pass for long tasks */
-	cr_assert_leq(steals, items / 50 * WEFT_TEST_SLOW, "%llu tasks stolen for %llu items: senders bounce",
+	cr_assert_leq(steals, items / 20 * WEFT_TEST_SLOW, "%llu tasks stolen for %llu items: senders bounce",
 		      (unsigned long long)steals, (unsigned long long)items);
 	weft_metrics_free(m);
 	cr_assert_eq(weft_chan_destroy(fan_ch), 0);
