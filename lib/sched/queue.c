@@ -249,14 +249,6 @@ struct weft_task *weft__ring_steal(struct weft__ring *src, struct weft__ring *ds
 	return ret;
 }
 
-unsigned weft__ring_len(const struct weft__ring *q)
-{
-	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-	uint32_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
-	uint32_t len = tail - h_real(h);
-	return len > WEFT_RING_CAP ? 0 : len;
-}
-
 unsigned weft__ring_len_served(const struct weft__ring *q, uint32_t *served)
 {
 	uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
@@ -264,4 +256,10 @@ unsigned weft__ring_len_served(const struct weft__ring *q, uint32_t *served)
 	uint32_t len = tail - h_real(h);
 	*served = h_real(h);
 	return len > WEFT_RING_CAP ? 0 : len;
+}
+
+unsigned weft__ring_len(const struct weft__ring *q)
+{
+	uint32_t served;
+	return weft__ring_len_served(q, &served);
 }
