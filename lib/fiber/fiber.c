@@ -93,6 +93,7 @@
 #define SHARED_IDLE_KEEP 16
 #define TRIM_PERIOD_NS 500000000ull /* timed trim at maintenance, per core */
 #define IDLE_TRIM_GAP_NS 250000000ull /* at most one idle trim per core per gap */
+#define LAZY_HDR_STACKS 65536u      /* see struct weft__stack (fiber.h) */
 
 enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
 
@@ -121,8 +122,12 @@ static inline char *stack_top(struct weft__stack_pool *p, struct weft__stack *s)
 /* A fiber's header lives at the top of its own stack, above its first
  * frame: no allocation per spawn (a malloc by the spawning thread freed
  * by a worker was ~10% of spawn_many_local_fiber), and it comes and goes
- * with the stack. */
+ * with the stack. Written by the spawner, or by the first poll when the
+ * spawn was lazy (fiber.h, struct weft__stack). */
 #define FIBER_HDR_SIZE ((sizeof(struct weft__fiber) + 63) & ~(size_t)63)
+/* One line per descriptor: the spawner writes one. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct weft__stack) == 64,
+	       "a stack descriptor is one cache line");
 
 static inline struct weft__fiber *fiber_at(struct weft__stack_pool *p, struct weft__stack *s)
 {
@@ -230,6 +235,7 @@ static int slab_new(struct weft__stack_pool *p)
 	sl->desc_len = hdr;
 	sl->slots = (char *)m + hdr;
 	sl->nslots = p->slab_slots;
+	sl->pool = p;
 	sl->next = p->slabs;
 	p->slabs = sl;
 	sl->avail_next = p->avail;
@@ -362,8 +368,10 @@ static struct weft__stack_cache *pool_cache(struct weft_runtime *rt, struct weft
 
 /* A stack for a new fiber: this core's cache, the runtime's warm list, a
  * cold or uncarved slot of a slab on the avail list, a new slab. 0, -ENOMEM or -EAGAIN. */
-static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack **out)
+static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struct weft__stack **out,
+		      bool *lazy)
 {
+	*lazy = false;
 	struct weft__stack_cache *c = pool_cache(rt, p);
 	struct weft__stack *s;
 	if (c && (s = c->head)) {
@@ -401,6 +409,9 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 				}
 			}
 		}
+		/* A cold stack, in a pool that has held LAZY_HDR_STACKS at
+		 * once: its first touch is left to the worker (fiber.h). */
+		*lazy = (size_t)p->nrecords * p->slab_slots >= LAZY_HDR_STACKS;
 		if (!rc && !sl->cold && sl->carved == sl->nslots) {
 			p->avail = sl->avail_next;
 			sl->on_avail = false;
@@ -899,6 +910,66 @@ void weft__fiber_suspend(struct weft__fiber *f)
 	enter_fiber_side(f);
 }
 
+/* A new fiber's header, at the top of stack s. */
+static struct weft__fiber *header_init(struct weft__stack_pool *pool, struct weft__stack *s,
+				       void *(*fn)(void *), void *arg, void (*drop)(void *),
+				       struct weft_runtime *rt)
+{
+	struct weft__fiber *f = fiber_at(pool, s);
+#ifdef WEFT_ASAN
+	/* a cached stack keeps the redzones its last fiber's frames left */
+	ASAN_UNPOISON_MEMORY_REGION(f, FIBER_HDR_SIZE);
+#endif
+	memset(f, 0, sizeof(*f));
+	/* The header made the stack's top page resident: warm, so its page
+	 * goes back with the stack even if fn never starts. */
+	s->warm = true;
+	f->stack = s;
+	f->fn = fn;
+	f->arg = arg;
+	f->drop = drop;
+	f->rt = rt;
+	f->pool = pool;
+	return f;
+}
+
+static enum weft_poll fiber_poll(void *state, struct weft_cx *cx);
+static void fiber_drop(void *state);
+
+/* The first poll of a fiber spawned lazily (state: its stack's
+ * descriptor): build the header here, make the task a plain fiber
+ * (state, poll and drop are read only by the task's poller and, after it,
+ * by its last owner: task.c), and run it. */
+static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
+{
+	struct weft__stack *s = state;
+	if (weft__task_cancelled(cx->task)) {
+		/* fn never runs; fiber_drop_lazy gives the stack back */
+		cx->error = -ECANCELED;
+		return WEFT_READY;
+	}
+	struct weft__fiber *f = header_init(s->slab->pool, s, s->fn, s->arg, s->drop, s->rt);
+	struct weft_task *t = cx->task;
+	t->arg = f;
+	t->poll = fiber_poll;
+	t->drop = fiber_drop;
+	return fiber_poll(f, cx);
+}
+
+/* A lazily spawned fiber that never ran: its stack was never touched. */
+static void fiber_drop_lazy(void *state)
+{
+	struct weft__stack *s = state;
+	struct weft_runtime *rt = s->rt;
+	void (*drop)(void *) = s->drop;
+	void *arg = s->arg;
+	stack_give(rt, s->slab->pool, s);
+	live_add(rt, -1);
+	/* arg is still the spawner's, handed to its drop */
+	if (drop)
+		drop(arg);
+}
+
 static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 {
 	struct weft__fiber *f = state;
@@ -1021,35 +1092,34 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	 * rather than failing unseen later. */
 	struct weft__stack_pool *pool = pool_for(rt, o->stack_size);
 	struct weft__stack *stack = NULL;
-	int rc = pool ? stack_take(rt, pool, &stack) : -ENOMEM;
+	bool lazy = false;
+	int rc = pool ? stack_take(rt, pool, &stack, &lazy) : -ENOMEM;
 	if (rc) {
 		if (o->drop)
 			o->drop(arg);
 		return rc;
 	}
-	struct weft__fiber *f = fiber_at(pool, stack);
-#ifdef WEFT_ASAN
-	/* a cached stack keeps the redzones its last fiber's frames left */
-	ASAN_UNPOISON_MEMORY_REGION(f, FIBER_HDR_SIZE);
-#endif
-	memset(f, 0, sizeof(*f));
-	/* The header just made the stack's top page resident: warm, so its
-	 * page goes back with the stack even if fn never starts. */
-	stack->warm = true;
-	f->stack = stack;
-	f->fn = fn;
-	f->arg = arg;
-	f->drop = o->drop;
-	f->rt = rt;
-	f->pool = pool;
 	live_add(rt, 1);
 	/* A fiber nobody joins is spawned without a handle: creating one and
 	 * detaching it was one more RMW on the task's state word, often after
 	 * a worker had already taken the task (the line on the other core). */
-	rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, out, site, WEFT__SPAWN_UNWIND);
+	if (lazy && !stack->warm) {
+		/* the stack untouched until a worker runs it (fiber.h) */
+		stack->fn = fn;
+		stack->arg = arg;
+		stack->drop = o->drop;
+		stack->rt = rt;
+		rc = weft__spawn_poll_at(rt, fiber_poll_lazy, stack, fiber_drop_lazy, out, site,
+					 WEFT__SPAWN_UNWIND);
+	} else {
+		struct weft__fiber *f = header_init(pool, stack, fn, arg, o->drop, rt);
+		rc = weft__spawn_poll_at(rt, fiber_poll, f, fiber_drop, out, site,
+					 WEFT__SPAWN_UNWIND);
+	}
 	if (rc)
-		return rc; /* fiber_drop gave the stack back, ran drop, freed f */
-	/* f may already have run and been freed: do not touch it here. */
+		return rc; /* the drop gave the stack back and ran o->drop */
+	/* The fiber may already have run and its stack gone to another
+	 * spawn: do not touch either here. */
 	return 0;
 }
 

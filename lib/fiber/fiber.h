@@ -52,16 +52,39 @@ struct weft_wait;
  */
 struct weft__slab;
 
+struct weft__stack_pool;
+
+/*
+ * A slot's descriptor, one cache line. The spawner normally builds the
+ * fiber's header at the top of its stack. Not in a pool that has held
+ * LAZY_HDR_STACKS (fiber.c) or more at once, when the stack is cold
+ * (fresh, or given back): there fn, arg and drop wait here, the
+ * descriptor is the task's state, and the worker that first runs the
+ * fiber builds the header (fiber.c, fiber_poll_lazy), taking the page
+ * fault. A million spawns from one thread faulting in a million pages was
+ * most of fiber_rss's creation time; in the workers the faults run beside
+ * the spawner (create_s 2.9-3.2 s against 3.0-5.5 s in one interleaved
+ * run). Not always: a spawner that does not touch the stacks outruns the
+ * workers, so more stacks are in use at once, each a TLB and cache miss
+ * and, cold, a fault (spawn_many_local_fiber 1.45-1.75x slower with every
+ * cold header built late).
+ */
 struct weft__stack {
 	char *lo;                       /* lowest usable byte; the guard is just below */
 	struct weft__stack *next;       /* free-list link */
 	struct weft__slab *slab;        /* the slab it belongs to */
+	/* a fiber spawned lazily, until its first poll: */
+	void *(*fn)(void *);
+	void *arg;
+	void (*drop)(void *arg);
+	struct weft_runtime *rt;
 	bool warm;                      /* may hold resident pages (a fiber ran on it) */
 	bool trim;                      /* being given back (fiber.c, give_back) */
 };
 
 struct weft__slab {
 	struct weft__slab *next;        /* every slab of the pool */
+	struct weft__stack_pool *pool;  /* the pool it belongs to (its stack size) */
 	struct weft__slab *avail_next;  /* on the pool's avail list */
 	bool on_avail;                  /* has cold or uncarved slots (under the pool lock) */
 	char *map;                      /* the mapping: descriptors, then the slots */

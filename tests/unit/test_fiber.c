@@ -495,6 +495,91 @@ Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* Who first touches a fiber's stack (fiber.h, struct weft__stack). In a
+ * small pool the spawner builds the header at the top of the stack: 1,024
+ * fibers spawned while the only worker is held by a spinning task hold a
+ * page each. In a pool that has held 65,536 stacks at once, a cold stack
+ * is left to the worker that runs the fiber: after such a burst has
+ * finished and its pages went back, 4,096 spawned fibers make only their
+ * slots' descriptors resident (64 bytes each). Before, the spawner wrote
+ * every header: 16 MiB. Every fiber runs. */
+static atomic_int g_spin_go, g_spin_running, g_ran;
+
+static enum weft_poll hold_worker(void *s, struct weft_cx *cx)
+{
+	(void)s;
+	(void)cx;
+	atomic_store(&g_spin_running, 1);
+	while (!atomic_load(&g_spin_go))
+		;
+	return WEFT_READY;
+}
+
+static void *count_run(void *arg)
+{
+	(void)arg;
+	touch_stack(8);
+	atomic_fetch_add(&g_ran, 1);
+	return NULL;
+}
+
+static uint64_t resident(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t r = m->fiber_stack_bytes_resident;
+	weft_metrics_free(m);
+	return r;
+}
+
+/* n fibers spawned while the worker spins; returns the stack bytes they
+ * made resident, then lets them all run. */
+static uint64_t spawn_held(struct weft_runtime *rt, int n)
+{
+	atomic_store(&g_spin_go, 0);
+	atomic_store(&g_spin_running, 0);
+	atomic_store(&g_ran, 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, hold_worker, NULL, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spin_running), WT_LONG_MS));
+	uint64_t before = resident(rt);
+	struct weft_task **t = calloc((size_t)n, sizeof(*t));
+	cr_assert(t);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn(rt, count_run, NULL, &t[i]), 0);
+	uint64_t after = resident(rt);
+	cr_assert_eq(atomic_load(&g_ran), 0, "the worker is held");
+	atomic_store(&g_spin_go, 1);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	free(t);
+	cr_assert_eq(atomic_load(&g_ran), n);
+	return after > before ? after - before : 0;
+}
+
+Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
+{
+	/* no stall rescue: it would hand the core to a thread that runs them */
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .stall_threshold_ns = 60000000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	uint64_t small = spawn_held(rt, 1024);
+	cr_assert_geq(small, 1024ull * 4096, "small pool: the spawner built each header (%llu)",
+		      (unsigned long long)small);
+	struct stack_burst b;
+	cr_assert_eq(weft_waitgroup_create(&b.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
+	run_stack_burst(rt, &b, 65536);
+	(void)expect_all_returned(rt, "the 65,536-fiber burst");
+	enum { N = 4096 };
+	uint64_t lazy = spawn_held(rt, N);
+	cr_assert_leq(lazy, N * 64ull + 4096,
+		      "spawned, not started: %llu bytes of stack resident", (unsigned long long)lazy);
+	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
+	wt_rt_destroy(rt);
+}
+
 /* Every fiber's stack has its whole guard below it, whoever installed it
  * (the spawning thread, or a worker ahead of it: fiber.c, guard_ahead) and
  * after the slab was emptied and carved again. Each of 3,000 fibers (two
