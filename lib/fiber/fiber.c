@@ -537,7 +537,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
  * marked slots is one MADV_DONTNEED over the stacks and the guards
  * between them (guard markers and PROT_NONE survive it; the range holds
  * no one else's stack). The walk is sequential over the descriptors (a
- * million stacks: 24 MB read, milliseconds), where sorting the list would
+ * million stacks: 64 MB read, milliseconds), where sorting the list would
  * chase a million pointers. Trimmers of one pool take turns (trim_lock).
  */
 static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
@@ -937,9 +937,12 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx);
 static void fiber_drop(void *state);
 
 /* The first poll of a fiber spawned lazily (state: its stack's
- * descriptor): build the header here, make the task a plain fiber
- * (state, poll and drop are read only by the task's poller and, after it,
- * by its last owner: task.c), and run it. */
+ * descriptor): build the header here, make the task a plain fiber, and
+ * run it. State and drop are read only by the task's poller and, after
+ * it, by its last owner (task.c), ordered by the state word; the poll
+ * function is also read meanwhile by the stall report of another worker
+ * (worker.c, relaxed atomic) and by schedtop from outside, so that store
+ * is atomic too: either value names a fiber. */
 static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
 {
 	struct weft__stack *s = state;
@@ -951,7 +954,7 @@ static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
 	struct weft__fiber *f = header_init(s->slab->pool, s, s->fn, s->arg, s->drop, s->rt);
 	struct weft_task *t = cx->task;
 	t->arg = f;
-	t->poll = fiber_poll;
+	__atomic_store_n(&t->poll, fiber_poll, __ATOMIC_RELAXED);
 	t->drop = fiber_drop;
 	return fiber_poll(f, cx);
 }

@@ -63,11 +63,13 @@ struct weft__stack_pool;
  * fiber builds the header (fiber.c, fiber_poll_lazy), taking the page
  * fault. A million spawns from one thread faulting in a million pages was
  * most of fiber_rss's creation time; in the workers the faults run beside
- * the spawner (create_s 2.9-3.2 s against 3.0-5.5 s in one interleaved
- * run). Not always: a spawner that does not touch the stacks outruns the
- * workers, so more stacks are in use at once, each a TLB and cache miss
- * and, cold, a fault (spawn_many_local_fiber 1.45-1.75x slower with every
- * cold header built late).
+ * the spawner (create_s 2.86-3.22 s against 3.59-5.38 s in one
+ * interleaved run). Not always: a spawner that does not touch the stacks
+ * outruns the workers, so more stacks are in use at once, each a TLB and
+ * cache miss and, cold, a fault (spawn_many_local_fiber 1.45-1.76x slower
+ * with every cold header built late). The pool's slabs are kept until
+ * destroy, so once a pool has held that many, its cold spawns stay lazy
+ * for the runtime's life.
  */
 struct weft__stack {
 	char *lo;                       /* lowest usable byte; the guard is just below */

@@ -68,7 +68,7 @@ struct weft_metrics {
 	                                      * (not RAM: idle stacks' pages are given back) */
 	uint64_t fiber_stack_alloc_failures; /* weft_spawn calls refused for want of a stack */
 	/* Stack pages resident in RAM now, in bytes, with the pages of the
-	 * stacks' descriptors (24-32 bytes per slot handed out): measured with
+	 * stacks' descriptors (64 bytes per slot handed out): measured with
 	 * mincore(2) over the slots handed out (not an estimate). After a
 	 * burst it falls to the few stacks idle workers keep, and to 0 once
 	 * every worker has been idle for two trims in a row. It walks
