@@ -220,7 +220,7 @@ static __always_inline void learn_tid(struct weft_bpf_core *c, __u32 core)
  */
 struct core_last {
 	__u64 ptr;        /* the counters these values came from (0: none yet) */
-	__u64 parks, noops, unparks, fails, steal_ops, steal_tasks;
+	__u64 parks, noops, unparks, fails, steal_ops, steal_tasks, waits;
 	__u64 bins[WEFT_PROBE_STEAL_BINS];
 	struct weft_probe_steal row[WEFT_BPF_MAX_CORES];
 };
@@ -265,6 +265,12 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 	if (bpf_probe_read_user(pcp, __builtin_offsetof(struct weft_probe_counters, poll_ns_log2),
 				(void *)c->counters_ptr))
 		return;
+	/* appended after the latency histograms, so read apart */
+	__u64 waits = 0;
+	bool waits_ok = !bpf_probe_read_user(&waits, sizeof(waits),
+					     (void *)(c->counters_ptr +
+						      __builtin_offsetof(struct weft_probe_counters,
+									 steal_wait_rounds)));
 #define pc (*pcp)
 	if (pc.poll_count != c->polls)
 		c->last_poll_change_ts = now;
@@ -297,6 +303,7 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 		l->fails = pc.steal_fail_count;
 		l->steal_ops = pc.steal_operations;
 		l->steal_tasks = pc.steal_count;
+		l->waits = waits;
 		for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++)
 			l->bins[b] = pc.steal_batch_log2[b];
 		for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
@@ -310,6 +317,8 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 	c->noop_unparks += D(noops, pc.noop_count);
 	c->unparks += D(unparks, pc.unpark_count);
 	c->steal_fails += D(fails, pc.steal_fail_count);
+	if (waits_ok)
+		c->steal_waits += D(waits, waits);
 	__u64 ops = D(steal_ops, pc.steal_operations);
 	c->steal_ops_in += ops;
 	c->tasks_stolen_in += D(steal_tasks, pc.steal_count);

@@ -57,6 +57,8 @@ struct weft_bpf_core {
 	 * (struct weft_probe_counters), read whenever its thread is current
 	 * in a probe or goes to sleep in its park */
 	unsigned long long steal_fails;     /* searched everything, found nothing */
+	unsigned long long steal_waits;     /* search rounds waited on a ring of short tasks its
+					     * owner serves (steal policy, lib/sched/steal.h) */
 	unsigned long long parks;
 	unsigned long long unparks;         /* notified (shutdown not counted) */
 	unsigned long long noop_unparks;    /* unparked, parked again without a poll */

@@ -145,7 +145,7 @@ def test_counts(schedtop, load, lib):
         fail("schedtop saw %d workers, runtime has %d" % (len(bpf), metrics["workers"]))
     pairs = [("steal_operations", "steals_in"), ("steal_count", "tasks_stolen_in"),
              ("park_count", "parks"), ("overflow_count", "overflows"),
-             ("noop_count", "noop_unparks")]
+             ("noop_count", "noop_unparks"), ("steal_wait_rounds", "steal_waits")]
     bad = []
     for i, (rtw, bw) in enumerate(zip(metrics["worker"], bpf)):
         for rk, bk in pairs:
@@ -156,6 +156,8 @@ def test_counts(schedtop, load, lib):
         bad.append("steals in != steals out")
     if sum(w["steal_operations"] for w in metrics["worker"]) == 0:
         bad.append("workload produced no steal (test cannot fail usefully)")
+    if sum(w["steal_wait_rounds"] for w in metrics["worker"]) == 0:
+        bad.append("workload produced no steal wait (test cannot fail usefully)")
     if bad:
         fail("; ".join(bad))
     print("PASS: BPF counts equal the runtime's metrics exactly")

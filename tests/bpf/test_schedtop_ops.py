@@ -759,7 +759,7 @@ def test_tui(st, wl_test, wl, lib):
             if not lines[h - 1].startswith("1 workers"):
                 tfail("footer: %r" % lines[h - 1])
             allcols = ("TID", "AGE", "DEPTH HISTORY", "STEAL/s", "ROBBED/s", "PARKS/s", "PARK50",
-                       "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s")
+                       "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s", "WAIT/s")
             if w >= 200 and not all(c in lines[4] for c in allcols):
                 tfail("200 columns: not every column shown: %r" % lines[4])
             if w == 80 and "columns hidden" not in lines[h - 1]:

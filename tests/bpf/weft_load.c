@@ -12,6 +12,9 @@
  * At the end it shuts the runtime down (every worker publishes its final
  * counters) and prints its own metrics as one JSON line:
  *   {"workers":N,"worker":[{"park_count":..,"steal_count":..,...},...]}
+ * steal_wait_rounds is not in the public metrics: it is read from the
+ * core's probe counters, found through the probe registry as schedtop
+ * finds them (lib/probe/probe_abi.h).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +26,25 @@
 #include <weft/weft.h>
 #include <weft/metrics.h>
 
+#include "probe_abi.h"
 #include "ready_wait.h"
+
+extern struct weft_probe_registry weft_probe_registry;
+
+/* Core i's steal_wait_rounds, from the registry slot of rt. */
+static unsigned long long wait_rounds(struct weft_runtime *rt, unsigned i)
+{
+	for (unsigned k = 0; k < WEFT_PROBE_REG_SLOTS; k++) {
+		const struct weft_probe_reg_slot *s = &weft_probe_registry.slot[k];
+		if (s->rt != (uintptr_t)rt || i >= s->ncores)
+			continue;
+		const struct weft_probe_counters *c =
+			(const void *)(uintptr_t)(s->counters + i * s->stride);
+		return c->steal_wait_rounds;
+	}
+	fprintf(stderr, "weft_load: runtime not in the probe registry\n");
+	exit(1);
+}
 
 struct job { int yields; };
 
@@ -111,11 +132,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < m->workers; i++) {
 		const struct weft_worker_metrics *w = &m->worker[i];
 		printf("%s{\"park_count\":%llu,\"noop_count\":%llu,\"steal_count\":%llu,"
-		       "\"steal_operations\":%llu,\"poll_count\":%llu,\"overflow_count\":%llu}",
+		       "\"steal_operations\":%llu,\"poll_count\":%llu,\"overflow_count\":%llu,"
+		       "\"steal_wait_rounds\":%llu}",
 		       i ? "," : "", (unsigned long long)w->park_count,
 		       (unsigned long long)w->noop_count, (unsigned long long)w->steal_count,
 		       (unsigned long long)w->steal_operations, (unsigned long long)w->poll_count,
-		       (unsigned long long)w->overflow_count);
+		       (unsigned long long)w->overflow_count, wait_rounds(rt, i));
 	}
 	printf("]}\n");
 	fflush(stdout);

@@ -190,6 +190,7 @@ static void from_schedtop(struct diff_run *r, const struct obj *o)
 	add(r, "workers cpu_pct (sum)", 0, sum_rows(o, "worker", "cpu_pct", &w));
 	add(r, "noop_unparks_per_s", -1, sum_rows(o, "worker", "noop_unparks", NULL) / dt);
 	add(r, "steal_fails_per_s", 0, sum_rows(o, "worker", "steal_fails", NULL) / dt);
+	add(r, "steal_waits_per_s", 0, sum_rows(o, "worker", "steal_waits", NULL) / dt);
 	add(r, "overflows_per_s", 0, sum_rows(o, "worker", "overflows", NULL) / dt);
 	add(r, "invol_cs_per_s", -1, sum_rows(o, "worker", "invol_cs", NULL) / dt);
 	add(r, "migrations_per_s", 0, sum_rows(o, "worker", "migrations", NULL) / dt);

@@ -38,7 +38,7 @@ static const struct {
 /* JSON keys only BPF provides (worker rows, then process-wide). */
 static const char *const missing_keys[] = {
 	"state",           "running_pct",    "polls_per_s",   "local_depth",  "steals_in",
-	"tasks_stolen_in", "steals_out",     "tasks_stolen_out", "steal_fails", "parks",
+	"tasks_stolen_in", "steals_out",     "tasks_stolen_out", "steal_fails", "steal_waits", "parks",
 	"unparks",         "noop_unparks",   "overflows",     "park_p50_ns",  "park_p99_ns",
 	"unpark_p99_ns",   "invol_with_work", "futex_waits",  "futex_wait_ns", "steal_matrix",
 	"inject_depth",    "lints",

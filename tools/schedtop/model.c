@@ -103,6 +103,7 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->steals_out = d(b->steal_ops_out, a->steal_ops_out);
 	r->tasks_out = d(b->tasks_stolen_out, a->tasks_stolen_out);
 	r->steal_fails = d(b->steal_fails, a->steal_fails);
+	r->steal_waits = d(b->steal_waits, a->steal_waits);
 	r->parks = d(b->parks, a->parks);
 	r->unparks = d(b->unparks, a->unparks);
 	r->noop_unparks = d(b->noop_unparks, a->noop_unparks);
@@ -141,6 +142,7 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->tot_noop = b->noop_unparks;
 	r->tot_overflows = b->overflows;
 	r->tot_polls = b->polls;
+	r->tot_steal_waits = b->steal_waits;
 	double span = (double)(s->ts_ns > p->ts_ns ? s->ts_ns - p->ts_ns : 0);
 	if (span > 0 && i < WEFT_BPF_MAX_CORES)
 		for (unsigned st = 0; st < WEFT_ST_NR; st++) {
@@ -433,9 +435,9 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 	 * rows' counts used to be per interval, so at --batch 0.25 they
 	 * disagreed with the header's steals/s. JSON keeps both. */
 	double ps = iv->dt_s > 0 ? 1.0 / iv->dt_s : 0;
-	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %8s %9s %7s %6s %7s %7s %7s %5s %7s %6s\n", "W",
-		"TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN/s", "STL_OUT/s", "PARKS/s", "NOOP/s",
-		"PARK50", "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s");
+	fprintf(f, "%-3s %-7s %-9s %7s %9s %6s %8s %9s %7s %6s %7s %7s %7s %5s %7s %6s %7s\n",
+		"W", "TID", "STATE", "AGE", "POLLS/s", "DEPTH", "STL_IN/s", "STL_OUT/s", "PARKS/s",
+		"NOOP/s", "PARK50", "PARK99", "UNPK99", "CPU%", "INVOL/s", "MIGR/s", "WAIT/s");
 	for (unsigned k = 0; k < iv->workers; k++) {
 		const struct worker_row *r = &iv->row[iv->order[k]];
 		char p50[24], p99[24], u99[24], age[32], dep[32];
@@ -447,11 +449,12 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
 		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
 		fprintf(f, "%-3u %-7u %-9s %7s %9.0f %6s %8.0f %9.0f %7.0f %6.0f %7s %7s %7s %5.1f "
-			   "%7.0f %6.0f\n",
+			   "%7.0f %6.0f %7.0f\n",
 			r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep,
 			(double)r->steals_in * ps, (double)r->steals_out * ps, (double)r->parks * ps,
 			(double)r->noop_unparks * ps, p50, p99, u99, r->cpu_pct,
-			(double)r->invol_cs * ps, (double)r->migrations * ps);
+			(double)r->invol_cs * ps, (double)r->migrations * ps,
+			(double)r->steal_waits * ps);
 	}
 	fflush(f);
 }
@@ -472,7 +475,8 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 	fprintf(f,
 		"\"tid\":%u,\"polls\":%" PRIu64 ",\"polls_per_s\":%.1f,\"local_depth\":%" PRIu64
 		",\"steals_in\":%" PRIu64 ",\"tasks_stolen_in\":%" PRIu64 ",\"steals_out\":%" PRIu64
-		",\"tasks_stolen_out\":%" PRIu64 ",\"steal_fails\":%" PRIu64 ",\"parks\":%" PRIu64
+		",\"tasks_stolen_out\":%" PRIu64 ",\"steal_fails\":%" PRIu64
+		",\"steal_waits\":%" PRIu64 ",\"parks\":%" PRIu64
 		",\"unparks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64
 		",\"overflow_spills\":%" PRIu64 ",\"park_p50_ns\":%" PRIu64 ",\"park_p99_ns\":%" PRIu64
 		",\"unpark_p99_ns\":%" PRIu64 ",\"cpu_pct\":%.1f,\"vol_cs\":%" PRIu64
@@ -480,14 +484,16 @@ static void json_row(FILE *f, const struct worker_row *r, bool worker)
 		",\"futex_waits\":%" PRIu64 ",\"futex_wait_ns\":%" PRIu64 ",\"futex_p99_ns\":%" PRIu64
 		",\"total\":{\"polls\":%" PRIu64 ",\"steals_in\":%" PRIu64 ",\"tasks_stolen_in\":%" PRIu64
 		",\"steals_out\":%" PRIu64 ",\"tasks_stolen_out\":%" PRIu64 ",\"parks\":%" PRIu64
-		",\"unparks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64 "}}",
+		",\"unparks\":%" PRIu64 ",\"noop_unparks\":%" PRIu64 ",\"overflows\":%" PRIu64
+		",\"steal_waits\":%" PRIu64 "}}",
 		r->tid, r->polls, r->polls_per_s, r->local_depth, r->steals_in, r->tasks_in,
-		r->steals_out, r->tasks_out, r->steal_fails, r->parks, r->unparks, r->noop_unparks,
+		r->steals_out, r->tasks_out, r->steal_fails, r->steal_waits, r->parks, r->unparks,
+		r->noop_unparks,
 		r->overflows, r->spills, r->park_p50_ns, r->park_p99_ns, r->unpark_p99_ns, r->cpu_pct,
 		r->vol_cs, r->invol_cs, r->invol_with_work, r->migrations, r->futex_waits,
 		r->futex_wait_ns, r->futex_p99_ns, r->tot_polls, r->tot_steals_in, r->tot_tasks_in,
 		r->tot_steals_out, r->tot_tasks_out, r->tot_parks, r->tot_unparks, r->tot_noop,
-		r->tot_overflows);
+		r->tot_overflows, r->tot_steal_waits);
 }
 
 void interval_print_json(FILE *f, const struct interval *iv, int pid, const char *end)
@@ -572,7 +578,7 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 
 #define CORE_U64_FIELDS(X)                                                               \
 	X(steal_ops_in) X(tasks_stolen_in) X(steal_ops_out) X(tasks_stolen_out) X(steal_fails) \
-	X(parks) X(unparks) X(noop_unparks) X(overflows) X(overflow_spills) X(overflow_tasks)  \
+	X(steal_waits) X(parks) X(unparks) X(noop_unparks) X(overflows) X(overflow_spills) X(overflow_tasks)  \
 	X(notified) X(notifies_sent) X(park_ns) X(polls) X(busy_ns) X(rt_id) X(counters_ptr)   \
 	X(park_word) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
 	X(notify_ts) X(last_event_ts) X(last_poll_change_ts) X(oncpu_ns) X(vol_switches)       \

@@ -81,7 +81,7 @@ struct worker_row {
 	unsigned tid;
 	unsigned state;               /* enum weft_bpf_state, latest */
 	double state_frac[WEFT_ST_NR];/* share of the interval in each state */
-	uint64_t polls, steals_in, tasks_in, steals_out, tasks_out, steal_fails;
+	uint64_t polls, steals_in, tasks_in, steals_out, tasks_out, steal_fails, steal_waits;
 	uint64_t parks, unparks, noop_unparks, overflows, spills, notified;
 	uint64_t local_depth, depth_max;
 	/* how old state and local_depth are (the last probe or park that
@@ -100,7 +100,7 @@ struct worker_row {
 	uint64_t vol_cs, invol_cs, invol_with_work, migrations, futex_waits, futex_wait_ns;
 	/* totals since attach */
 	uint64_t tot_steals_in, tot_tasks_in, tot_steals_out, tot_tasks_out, tot_parks,
-		tot_unparks, tot_noop, tot_overflows, tot_polls;
+		tot_unparks, tot_noop, tot_overflows, tot_polls, tot_steal_waits;
 };
 
 /* Task-level latency of one runtime over the interval (runtime-kept

@@ -30,6 +30,7 @@ static const struct cmetric counters[] = {
 	{ "weft_worker_tasks_stolen_total", "Tasks this worker took in its steals.", OFF(tasks_stolen_in), 1 },
 	{ "weft_worker_stolen_from_total", "Steal operations that took tasks from this worker's queue.", OFF(steal_ops_out), 1 },
 	{ "weft_worker_steal_failures_total", "Searches of every queue that found nothing.", OFF(steal_fails), 1 },
+	{ "weft_worker_steal_wait_rounds_total", "Search rounds spent waiting on a queue of short tasks its worker serves itself (steal policy).", OFF(steal_waits), 1 },
 	{ "weft_worker_parks_total", "Times this worker parked.", OFF(parks), 1 },
 	{ "weft_worker_unparks_total", "Times this worker was unparked by a notification.", OFF(unparks), 1 },
 	{ "weft_worker_noop_unparks_total", "Unparks after which the worker parked again without polling a task.", OFF(noop_unparks), 1 },

@@ -163,7 +163,7 @@ static void header(const struct interval *iv, int pid)
  * prio: the order in which columns are kept when the terminal is narrow
  * (0 always). */
 enum col_id { C_RT, C_W, C_TID, C_STATE, C_AGE, C_POLLS, C_DEPTH, C_SPARK, C_STLIN, C_STLOUT, C_PARKS,
-	      C_P50, C_P99, C_U99, C_CPU, C_INVOL, C_MIGR, C_NR };
+	      C_P50, C_P99, C_U99, C_CPU, C_INVOL, C_MIGR, C_WAIT, C_NR };
 static const struct {
 	const char *title;
 	int width, prio;
@@ -178,6 +178,8 @@ static const struct {
 	[C_P50] = { "PARK50", 7, 4, false },  [C_P99] = { "PARK99", 7, 2, false },
 	[C_U99] = { "UNPK99", 7, 3, false },  [C_CPU] = { "CPU%", 5, 1, false },
 	[C_INVOL] = { "INVOL/s", 7, 5, false }, [C_MIGR] = { "MIGR/s", 6, 5, false },
+	/* search rounds waited on a ring of short tasks its owner serves */
+	[C_WAIT] = { "WAIT/s", 7, 6, false },
 };
 
 /* Which columns fit `width`: by priority, then shown in their order. */
@@ -255,6 +257,7 @@ static void view_workers(struct tui *t, int pid)
 		snprintf(cell[C_CPU], sizeof(cell[0]), "%.1f", r->cpu_pct);
 		fmt_rate(cell[C_INVOL], sizeof(cell[0]), (double)r->invol_cs / dt);
 		fmt_rate(cell[C_MIGR], sizeof(cell[0]), (double)r->migrations / dt);
+		fmt_rate(cell[C_WAIT], sizeof(cell[0]), (double)r->steal_waits / dt);
 		o = 0;
 		for (int c = 0; c < C_NR; c++)
 			if (show[c])
