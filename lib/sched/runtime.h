@@ -620,4 +620,34 @@ static inline bool weft__idle_is_parked(struct weft__idle *idle, unsigned i)
 	return atomic_load_explicit(&idle->parked[i / 64], memory_order_relaxed) >> (i % 64) & 1;
 }
 
+/* ------------------------------------------- poll helpers, inlined here
+ * The budget and the waker of a poll: tiny exported functions that every
+ * channel, lock and timer operation calls. Inside the library they are
+ * these inlines (task.c defines the exported ones with the same bodies):
+ * each was a call through the PLT, 4% of fanout_mpsc on one worker. */
+static inline enum weft_poll weft__budget_poll_proceed(struct weft_cx *cx)
+{
+	if (*cx->budget == 0) {
+		/* Spent: make sure the task runs again, after the others. */
+		if (cx->core)
+			cx->core->c.budget_forced_yields++;
+		weft_waker_wake_by_ref(&cx->waker);
+		return WEFT_PENDING;
+	}
+	--*cx->budget;
+	return WEFT_READY;
+}
+
+static inline void weft__budget_refund(struct weft_cx *cx)
+{
+	if (*cx->budget < WEFT_BUDGET)
+		++*cx->budget;
+}
+
+static inline const weft_waker *weft__cx_waker(struct weft_cx *cx) { return &cx->waker; }
+
+#define weft_budget_poll_proceed(cx) weft__budget_poll_proceed(cx)
+#define weft_budget_refund(cx) weft__budget_refund(cx)
+#define weft_cx_waker(cx) weft__cx_waker(cx)
+
 #endif /* WEFT_RUNTIME_H */

@@ -503,7 +503,12 @@ uint64_t weft_task_id(const struct weft_task *task) { return task ? task->id : 0
 
 /* ------------------------------------------------------------ poll context */
 
-const weft_waker *weft_cx_waker(struct weft_cx *cx) { return &cx->waker; }
+/* The exported forms; the library itself uses runtime.h's inlines. */
+#undef weft_cx_waker
+#undef weft_budget_poll_proceed
+#undef weft_budget_refund
+
+const weft_waker *weft_cx_waker(struct weft_cx *cx) { return weft__cx_waker(cx); }
 
 void weft_cx_set_result(struct weft_cx *cx, void *result)
 {
@@ -516,22 +521,10 @@ uint64_t weft_cx_task_id(struct weft_cx *cx) { return cx->task ? cx->task->id : 
 
 enum weft_poll weft_budget_poll_proceed(struct weft_cx *cx)
 {
-	if (*cx->budget == 0) {
-		/* Spent: make sure the task runs again, after the others. */
-		if (cx->core)
-			cx->core->c.budget_forced_yields++;
-		weft_waker_wake_by_ref(&cx->waker);
-		return WEFT_PENDING;
-	}
-	--*cx->budget;
-	return WEFT_READY;
+	return weft__budget_poll_proceed(cx);
 }
 
-void weft_budget_refund(struct weft_cx *cx)
-{
-	if (*cx->budget < WEFT_BUDGET)
-		++*cx->budget;
-}
+void weft_budget_refund(struct weft_cx *cx) { weft__budget_refund(cx); }
 
 unsigned weft_budget_remaining(struct weft_cx *cx) { return *cx->budget; }
 
