@@ -1981,7 +1981,14 @@ Test(fiber, abort_suspended_waiters, .timeout = WT_TMO(30))
 	for (int i = 0; i < 3; i++) {
 		a[i] = (struct fmutex){ m, &counter, 0 };
 		cr_assert_eq(weft_spawn(rt, fiber_lock_once, &a[i], &h[i]), 0);
-		wt_sleep_ms(10); /* let it suspend in weft_mutex_lock, in order */
+		/* Let it suspend in weft_mutex_lock, in order: the one worker
+		 * takes the inject queue in order and reaches a task queued
+		 * after the fiber only once the fiber has suspended. A 10 ms
+		 * sleep here was too short on a loaded CI run: h[1] had not
+		 * started when it was aborted, and its join said so. */
+		struct wt_gate q;
+		wt_gate_hold(rt, &q);
+		wt_gate_open(&q);
 	}
 	cr_assert_eq(weft_abort(h[1]), 0);        /* waiting in the list */
 	cr_assert_eq(weft_join(h[1], NULL), -EINTR);
