@@ -562,9 +562,8 @@ static uint64_t resident(struct weft_runtime *rt)
 	return r;
 }
 
-/* n fibers spawned while the worker spins; returns the stack bytes they
- * made resident, then lets them all run. */
-static uint64_t spawn_held(struct weft_runtime *rt, int n)
+/* The only worker held by a spinning task until hold_release. */
+static struct weft_task *hold_start(struct weft_runtime *rt)
 {
 	atomic_store(&g_spin_go, 0);
 	atomic_store(&g_spin_running, 0);
@@ -572,6 +571,20 @@ static uint64_t spawn_held(struct weft_runtime *rt, int n)
 	struct weft_task *h;
 	cr_assert_eq(weft_spawn_poll(rt, hold_worker, NULL, NULL, &h), 0);
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spin_running), WT_LONG_MS));
+	return h;
+}
+
+static void hold_release(struct weft_task *h)
+{
+	atomic_store(&g_spin_go, 1);
+	cr_assert_eq(weft_join(h, NULL), 0);
+}
+
+/* n fibers spawned while the worker spins; returns the stack bytes they
+ * made resident, then lets them all run. */
+static uint64_t spawn_held(struct weft_runtime *rt, int n)
+{
+	struct weft_task *h = hold_start(rt);
 	uint64_t before = resident(rt);
 	struct weft_task **t = calloc((size_t)n, sizeof(*t));
 	cr_assert(t);
@@ -579,8 +592,7 @@ static uint64_t spawn_held(struct weft_runtime *rt, int n)
 		cr_assert_eq(weft_spawn(rt, count_run, NULL, &t[i]), 0);
 	uint64_t after = resident(rt);
 	cr_assert_eq(atomic_load(&g_ran), 0, "the worker is held");
-	atomic_store(&g_spin_go, 1);
-	cr_assert_eq(weft_join(h, NULL), 0);
+	hold_release(h);
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(weft_join(t[i], NULL), 0);
 	free(t);
@@ -614,12 +626,7 @@ Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
 	 * stacks come back (all resident pages go back once idle). Cold
 	 * stacks first, or the spawns would take warm ones, header built. */
 	(void)expect_all_returned(rt, "the lazy spawns");
-	atomic_store(&g_spin_go, 0);
-	atomic_store(&g_spin_running, 0);
-	atomic_store(&g_ran, 0);
-	struct weft_task *h;
-	cr_assert_eq(weft_spawn_poll(rt, hold_worker, NULL, NULL, &h), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spin_running), WT_LONG_MS));
+	struct weft_task *h = hold_start(rt);
 	enum { A = 64 };
 	struct weft_task *ab[A];
 	struct weft_spawn_opts so = WEFT_OPTS_INIT(weft_spawn_opts, .drop = lazy_drop);
@@ -629,8 +636,7 @@ Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
 		cr_assert_eq(weft_abort(ab[i]), 0);
 	}
 	cr_assert_leq(resident(rt), r0 + A * 64ull + 4096, "the aborted spawns were not lazy");
-	atomic_store(&g_spin_go, 1);
-	cr_assert_eq(weft_join(h, NULL), 0);
+	hold_release(h);
 	for (int i = 0; i < A; i++)
 		cr_assert_eq(weft_join(ab[i], NULL), -ECANCELED);
 	cr_assert_eq(atomic_load(&g_lazy_drops), A);
