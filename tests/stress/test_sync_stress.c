@@ -263,7 +263,10 @@ Test(sync_stress, chan_abort_storm, .timeout = WT_TMO(120))
 		}
 	}
 	cr_assert_eq(atomic_load(&m.received), sent);
-	cr_assert_lt(sent, PRODUCERS * PER, "no producer was aborted early enough");
+	/* Producer 0 was aborted before or at its stall, never past it, so
+	 * at least one abort landed mid-stream (sent < PRODUCERS * PER). */
+	cr_assert_leq(atomic_load(&p[0].sent), PER / 2, "producer 0 sent %ld, past its stall",
+		      atomic_load(&p[0].sent));
 	cr_assert_eq(weft_chan_destroy(m.ch), 0);
 	free(m.seen);
 	wt_rt_destroy(rt);
