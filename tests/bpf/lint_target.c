@@ -11,6 +11,10 @@
  *
  * Pathologies:
  *   longpoll   one task spins in a single poll for the whole run
+ *   stuck      one worker (run with WORKERS=1): a task spawns 8 tasks
+ *              onto its own worker's queue, then spins in that poll: the
+ *              worker holds them and polls nothing, and no one can take
+ *              them (stuck-worker)
  *   blocking   a task on each worker calls sleep(1) / read() on a pipe,
  *              while an outside thread spawns 2,000 tasks/s
  *   wakestorm  256 fibers wait on a notify that an outside thread fires
@@ -142,6 +146,27 @@ static enum weft_poll spin_poll(void *state, struct weft_cx *cx)
 {
 	(void)state;
 	(void)cx;
+	while (!atomic_load(&stop))
+		;
+	return WEFT_READY;
+}
+
+/* stuck: spawn 8 tasks from inside the poll (onto this worker's queue),
+ * then spin */
+static enum weft_poll nop_poll(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_READY;
+}
+
+static enum weft_poll stuck_poll(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	for (int i = 0; i < 8; i++)
+		if (weft_spawn_poll(weft_runtime_current(), nop_poll, NULL, NULL, NULL))
+			abort();
 	while (!atomic_load(&stop))
 		;
 	return WEFT_READY;
@@ -430,6 +455,9 @@ int main(int argc, char **argv)
 	if (!strcmp(sc, "longpoll")) {
 		trickle_start(&tr, rt, 200);
 		if ((rc = weft_spawn_poll(rt, spin_poll, NULL, NULL, &tasks[ntasks++])))
+			die("spawn", rc);
+	} else if (!strcmp(sc, "stuck")) {
+		if ((rc = weft_spawn_poll(rt, stuck_poll, NULL, NULL, &tasks[ntasks++])))
 			die("spawn", rc);
 	} else if (!strcmp(sc, "blocking")) {
 		if (pipe(pipe_fd))

@@ -470,6 +470,9 @@ SCENARIOS = [
     ("fanout", 2, 6, {"steal-storm"}, set()),
     # one task spins in one poll all along
     ("longpoll", 2, 6, {"long-poll"}, {"stuck-worker"}),
+    # one worker spinning in a poll while 8 tasks it spawned wait in its
+    # own queue: no one can run them (the lint's real case)
+    ("stuck", 1, 6, {"stuck-worker", "long-poll"}, set()),
     # healthy: nothing to do; bursts of 2,000 tasks every 200 ms
     ("idle", 2, 6, set(), set()),
     ("bursty", 2, 6, set(), set()),

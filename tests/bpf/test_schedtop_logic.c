@@ -214,6 +214,8 @@ int main(int argc, char **argv)
 	test_lint("herd-empty.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("pingpong.snap.jsonl", 1, 0, 0); /* as empty, but busy: no herd */
 	test_lint("stuck.snap.jsonl", 1, 1u << LINT_STUCK_WORKER, 1u << LINT_STUCK_WORKER);
+	/* queued tasks read at one end only are not a stuck worker */
+	test_lint("stuck-once.snap.jsonl", 1, 0, 0);
 	test_trace();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);

@@ -85,6 +85,17 @@ static unsigned rt_rank(const struct interval *iv, uint64_t rt)
 	return iv->workers;
 }
 
+/* Core slot i's local queue depth as snapshot s knows it: read from the
+ * target's memory at s (stall.c) when that is newer than the last probe
+ * or park that reported one, else that report. *fresh: read from memory. */
+static uint64_t snap_depth(const struct snap *s, unsigned i, bool *fresh)
+{
+	const struct weft_bpf_core *b = &s->cores[i];
+	uint64_t seen = b->last_event_ts > b->state_ts ? b->last_event_ts : b->state_ts;
+	*fresh = i < WEFT_BPF_MAX_CORES && s->fresh_depth_ts[i] && s->fresh_depth_ts[i] > seen;
+	return *fresh ? s->fresh_depth[i] : b->local_depth;
+}
+
 static void row_fill(struct worker_row *r, const struct snap *p, const struct snap *s, unsigned i,
 		     double dt_s, struct interval *iv)
 {
@@ -355,19 +366,33 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	}
 	for (unsigned i = 0; i < iv->workers; i++) {
 		const struct worker_row *r = &iv->row[i];
-		const struct weft_bpf_core *c = &s->cores[i];
-		/* no poll: only against a baseline (the counters read at both
-		 * ends; the first interval after attach has none) */
-		if (r->local_depth > 0 && r->polls == 0 && c->counters_ptr &&
-		    p->cores[i].counters_ptr &&
-		    (r->state == WEFT_ST_RUNNING || r->state == WEFT_ST_SEARCHING)) {
+		const struct weft_bpf_core *a = &p->cores[i], *c = &s->cores[i];
+		/* Queued tasks at both ends of the interval and no poll in
+		 * between. One reading of a depth is not proof (a ping-pong's
+		 * idle worker, parking and unparking 100k times a second, once
+		 * read as holding 4 while its two fibers ran on the other).
+		 * Polls: from memory at both ends (stall.c), else from the
+		 * probes' counters at both ends (the first interval after
+		 * attaching has no baseline). A worker stuck since before the
+		 * attach reports no probe at all (state unknown): the memory
+		 * reads are all there is, and enough (depths read at both
+		 * ends, a parked core's queue is empty). */
+		bool fa, fb;
+		uint64_t da = snap_depth(p, i, &fa), db = snap_depth(s, i, &fb);
+		bool mem = i < WEFT_BPF_MAX_CORES && p->fresh_polls_ts[i] && s->fresh_polls_ts[i];
+		bool idle = mem ? s->fresh_polls[i] == p->fresh_polls[i]
+				: r->polls == 0 && a->counters_ptr && c->counters_ptr;
+		bool awake = (fa && fb) || ((r->state == WEFT_ST_RUNNING ||
+					     r->state == WEFT_ST_SEARCHING) &&
+					    a->state != WEFT_ST_PARKED);
+		if (da > 0 && db > 0 && idle && awake) {
 			iv->lint[LINT_STUCK_WORKER] = true;
 			char where[48] = "";
 			if (iv->runtimes > 1)
 				snprintf(where, sizeof(where), "runtime 0x%" PRIx64 ": ", r->rt);
 			snprintf(iv->lint_detail[LINT_STUCK_WORKER], sizeof(iv->lint_detail[0]),
 				 "%sw%u holds %" PRIu64 " queued tasks, no poll for %.1f s", where,
-				 r->core, r->local_depth, dt);
+				 r->core, db, dt);
 			break;
 		}
 	}

@@ -34,6 +34,9 @@ struct snap {
 	 * when set, newer than what the probes said */
 	uint64_t fresh_depth[WEFT_BPF_MAX_CORES], fresh_depth_ts[WEFT_BPF_MAX_CORES];
 	uint64_t fresh_inject, fresh_inject_ts;
+	/* each core's poll count read from memory (stall.c; live only): known
+	 * for a worker stuck since before the attach, which no probe reports */
+	uint64_t fresh_polls[WEFT_BPF_MAX_CORES], fresh_polls_ts[WEFT_BPF_MAX_CORES];
 };
 
 /* Lint thresholds (documented in docs/OBSERVABILITY.md). */

@@ -114,6 +114,8 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 				c->depth = (uint32_t)(tail - (uint32_t)head);
 				c->depth_ts = now_ns;
 			}
+			c->polls = pc.poll_count;
+			c->polls_ts = now_ns;
 			memcpy(c->poll_h, pc.poll_ns_log2, sizeof(c->poll_h));
 			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
 			c->h_seen = true;
@@ -156,6 +158,10 @@ void stall_fill_snap(struct stall *st, struct snap *s)
 			if (c->depth_ts) {
 				s->fresh_depth[k] = c->depth;
 				s->fresh_depth_ts[k] = c->depth_ts;
+			}
+			if (c->polls_ts) {
+				s->fresh_polls[k] = c->polls;
+				s->fresh_polls_ts[k] = c->polls_ts;
 			}
 			if (st->inject_ts[r] > s->fresh_inject_ts) {
 				s->fresh_inject = st->inject[r];

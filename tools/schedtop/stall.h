@@ -23,6 +23,7 @@ struct stall_core {
 	uint64_t poll_h0[WEFT_PROBE_LAT_BINS], wake_h0[WEFT_PROBE_LAT_BINS]; /* at the last interval */
 	bool h_seen, h0_seen;
 	uint64_t depth, depth_ts;           /* run queue depth read from memory, when */
+	uint64_t polls, polls_ts;           /* the core's poll count read from memory, when */
 	uint64_t seq, task, fn, site;       /* the poll last seen */
 	uint64_t since_ns;                  /* when it was first seen */
 	bool seen, confirmed;               /* confirmed: two reads agreed on it */
