@@ -616,7 +616,15 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 				c->inject_forced = true;
 				c->polls_since_global = UINT32_MAX / 2;
 			}
-			weft__idle_notify(rt);
+			/* A peer only if the task waits behind others: alone in
+			 * the ring with the inject queue empty, it is the next
+			 * one this core polls. A ping-pong of two tasks hits the
+			 * LIFO cap every third poll, and each wake pulled the
+			 * parked worker out to search, decline (steal.h) and
+			 * park again: ~70k futex wakes a second, each worker at
+			 * 65-100% CPU. */
+			if (weft__ring_len(&c->ring) > 1 || weft__inject_len(&rt->inject))
+				weft__idle_notify(rt);
 			break;
 		}
 		poll_task(ctx, c, t, &cx);

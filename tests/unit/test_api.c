@@ -1436,3 +1436,75 @@ Test(opts, size_ending_inside_a_field_is_refused, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
+
+/* ------------------------------------------------------ idle neighbours */
+
+/*
+ * Two fibers passing a token through two channels keep one worker busy:
+ * each wake puts the other fiber in the LIFO slot, and every third poll
+ * the LIFO cap moves it to the ring, where this core polls it next. Waking
+ * the parked worker for it was useless (the steal policy leaves short
+ * tasks to their own worker): it searched, declined and parked again,
+ * ~70,000 times a second, and the process burned a second CPU, a third of
+ * it in the kernel. 300 ms of ping-pong: fewer parks than one per 100 us.
+ */
+static struct weft_chan *pp_a, *pp_b;
+static atomic_bool pp_stop;
+static atomic_ulong pp_rounds;
+
+static void *pp_side(void *arg)
+{
+	long v = 0;
+	bool first = arg != NULL;
+	if (first && weft_chan_send(pp_a, &v))
+		return NULL;
+	for (;;) {
+		if (weft_chan_recv(first ? pp_b : pp_a, &v))
+			return NULL;
+		atomic_fetch_add_explicit(&pp_rounds, 1, memory_order_relaxed);
+		if (atomic_load(&pp_stop))
+			break;
+		if (weft_chan_send(first ? pp_a : pp_b, &v))
+			return NULL;
+	}
+	weft_chan_close(pp_a);
+	weft_chan_close(pp_b);
+	return NULL;
+}
+
+static uint64_t sum_parks(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t n = WT_SUM_WORKERS(m, park_count);
+	weft_metrics_free(m);
+	return n;
+}
+
+Test(sched, ping_pong_leaves_the_idle_worker_asleep, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h[2];
+	cr_assert_eq(weft_chan_create(sizeof(long), 1, &pp_a), 0);
+	cr_assert_eq(weft_chan_create(sizeof(long), 1, &pp_b), 0);
+	atomic_store(&pp_stop, false);
+	atomic_store(&pp_rounds, 0);
+	cr_assert_eq(weft_spawn(rt, pp_side, (void *)1, &h[0]), 0);
+	cr_assert_eq(weft_spawn(rt, pp_side, NULL, &h[1]), 0);
+	wt_sleep_ms(50); /* settled: both fibers on one worker */
+	uint64_t p0 = sum_parks(rt), r0 = atomic_load(&pp_rounds), t0 = wt_now_ns();
+	wt_sleep_ms(300);
+	uint64_t p1 = sum_parks(rt), r1 = atomic_load(&pp_rounds), t1 = wt_now_ns();
+	atomic_store(&pp_stop, true);
+	cr_assert_eq(weft_join(h[0], NULL), 0);
+	cr_assert_eq(weft_join(h[1], NULL), 0);
+	double ms = (double)(t1 - t0) / 1e6;
+	cr_log_info("ping-pong: %llu rounds, %llu parks in %.0f ms",
+		    (unsigned long long)(r1 - r0), (unsigned long long)(p1 - p0), ms);
+	cr_assert_gt(r1 - r0, 1000, "the ping-pong did not run (%llu rounds)",
+		     (unsigned long long)(r1 - r0));
+	cr_assert_lt((double)(p1 - p0), ms * 10, "%llu parks in %.0f ms: the idle worker is woken "
+		     "for tasks its neighbour runs next", (unsigned long long)(p1 - p0), ms);
+	cr_assert_eq(weft_chan_destroy(pp_a), 0);
+	cr_assert_eq(weft_chan_destroy(pp_b), 0);
+	wt_rt_destroy(rt);
+}
