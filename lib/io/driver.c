@@ -79,6 +79,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->sleep_until_ms, UINT64_MAX);
 	atomic_init(&d->unwatched, false);
+	atomic_init(&d->sleeper, false);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return -errno;
@@ -366,6 +367,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 		return true;
 	}
 	weft__io_free_retired(rt);
+	atomic_store_explicit(&d->sleeper, true, memory_order_relaxed);
 	uint64_t next = next_all(rt);
 	atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
 	int timeout = -1;
@@ -404,6 +406,9 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	int n = epoll_wait(d->epfd, ev, EVENTS_PER_WAIT, timeout);
 	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_ms, UINT64_MAX, memory_order_relaxed);
+	/* before leaving with work: our own relay (worker.c, run_task) sees
+	 * the driver empty and wakes a parked worker to take it */
+	atomic_store_explicit(&d->sleeper, false, memory_order_relaxed);
 	weft__parker_end_driver(p);
 	/*
 	 * Run what is ready here, without a relay. If an event came in or a

@@ -366,6 +366,7 @@ void weft__ctx_set(struct weft__ctx *c);
 /* ------------------------------------------------------------ driver.c */
 struct weft__driver {
 	pthread_mutex_t lock;                     /* held by the thread in epoll_wait */
+	_Atomic bool sleeper;                     /* a thread sleeps in it (weft__idle_relay) */
 	int epfd, evfd;
 	uint64_t start_ns;
 	_Atomic bool io_registered;               /* any fd ever registered */
@@ -611,6 +612,12 @@ void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
  * worker is serving is not: its worker is running, and the driver's watch
  * looks again while it runs; worker.c, park), or linked inject work. */
 void weft__idle_notify_if_work(struct weft_runtime *rt, struct weft__core *self);
+/* The last searcher found a task and stopped searching: relay the search
+ * if more work is visible - as that rescan, plus `self`'s own ring (a
+ * batch or a steal left tasks there) - or if nobody sleeps in the driver
+ * (its sleeper may be the one that just left it with work: a sleeper on a
+ * futex must take its place, for the timers and the stall watch). */
+void weft__idle_relay(struct weft_runtime *rt, struct weft__core *self);
 /* worker.c: whether another core's ring holds work a thief on `self`
  * would take now (steal.h); rings their worker is serving do not count. */
 bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self);

@@ -582,7 +582,7 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 	if (c->is_searching) {
 		c->is_searching = false;
 		if (weft__idle_end_search(&rt->idle))
-			weft__idle_notify(rt); /* last searcher: relay the search */
+			weft__idle_relay(rt, c); /* last searcher: relay the search */
 	}
 	struct weft_cx cx = { .budget = &ctx->budget, .core = c };
 	ctx->budget = WEFT_BUDGET;

@@ -183,7 +183,13 @@ running:	/* run_task, worker.c:314-348 */
 	:: is_searching ->
 		is_searching = false;                     /* worker.c:318 */
 		end_search();                             /* worker.c:319 */
-		if :: last -> notify() :: else -> skip fi /* worker.c:320 relay */
+		/* the relay: only with work in sight (idle.c weft__idle_relay;
+		 * -DRELAY_ALWAYS: Tokio's unconditional notify) */
+#ifdef RELAY_ALWAYS
+		if :: last -> notify() :: else -> skip fi
+#else
+		if :: last -> notify_if_work() :: else -> skip fi
+#endif
 	:: else -> skip
 	fi;
 	atomic {

@@ -232,7 +232,7 @@ running:
 	:: is_searching ->
 		is_searching = false;
 		end_search();                             /* worker.c:319 */
-		if :: last -> notify() :: else -> skip fi
+		if :: last -> notify_if_work() :: else -> skip fi  /* idle.c weft__idle_relay */
 	:: else -> skip
 	fi;
 	task_run(t);
