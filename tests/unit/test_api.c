@@ -1472,13 +1472,14 @@ static void *pp_side(void *arg)
 	return NULL;
 }
 
-static uint64_t sum_parks(struct weft_runtime *rt)
-{
-	struct weft_metrics *m = wt_metrics(rt);
-	uint64_t n = WT_SUM_WORKERS(m, park_count);
-	weft_metrics_free(m);
-	return n;
-}
+/* One per-worker counter summed over the workers, from a fresh snapshot. */
+#define SUM_NOW(rt, field)                                                     \
+	({                                                                     \
+		struct weft_metrics *sum_m_ = wt_metrics(rt);                  \
+		uint64_t sum_n_ = WT_SUM_WORKERS(sum_m_, field);               \
+		weft_metrics_free(sum_m_);                                     \
+		sum_n_;                                                        \
+	})
 
 Test(sched, ping_pong_leaves_the_idle_worker_asleep, .timeout = WT_TMO(30))
 {
@@ -1491,9 +1492,9 @@ Test(sched, ping_pong_leaves_the_idle_worker_asleep, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_spawn(rt, pp_side, (void *)1, &h[0]), 0);
 	cr_assert_eq(weft_spawn(rt, pp_side, NULL, &h[1]), 0);
 	wt_sleep_ms(50); /* settled: both fibers on one worker */
-	uint64_t p0 = sum_parks(rt), r0 = atomic_load(&pp_rounds), t0 = wt_now_ns();
+	uint64_t p0 = SUM_NOW(rt, park_count), r0 = atomic_load(&pp_rounds), t0 = wt_now_ns();
 	wt_sleep_ms(300);
-	uint64_t p1 = sum_parks(rt), r1 = atomic_load(&pp_rounds), t1 = wt_now_ns();
+	uint64_t p1 = SUM_NOW(rt, park_count), r1 = atomic_load(&pp_rounds), t1 = wt_now_ns();
 	atomic_store(&pp_stop, true);
 	cr_assert_eq(weft_join(h[0], NULL), 0);
 	cr_assert_eq(weft_join(h[1], NULL), 0);
@@ -1527,27 +1528,19 @@ static enum weft_poll trickle_task(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-static uint64_t sum_noops(struct weft_runtime *rt)
-{
-	struct weft_metrics *m = wt_metrics(rt);
-	uint64_t n = WT_SUM_WORKERS(m, noop_count);
-	weft_metrics_free(m);
-	return n;
-}
-
 Test(sched, a_trickle_of_spawns_wakes_one_worker_each, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(2);
 	const int n = 200;
 	atomic_store(&trickle_done, 0);
 	wt_sleep_ms(20); /* both workers parked */
-	uint64_t noop0 = sum_noops(rt);
+	uint64_t noop0 = SUM_NOW(rt, noop_count);
 	for (int i = 0; i < n; i++) {
 		cr_assert_eq(weft_spawn_poll(rt, trickle_task, NULL, NULL, NULL), 0);
 		cr_assert(WT_WAIT_UNTIL(atomic_load(&trickle_done) == i + 1, WT_LONG_MS));
 		usleep(300); /* the workers park again */
 	}
-	uint64_t noops = sum_noops(rt) - noop0;
+	uint64_t noops = SUM_NOW(rt, noop_count) - noop0;
 	cr_log_info("trickle: %d tasks, %llu empty wakes", n, (unsigned long long)noops);
 	cr_assert_lt(noops, (uint64_t)n / 4, "%llu empty wakes for %d tasks spawned one at a time",
 		     (unsigned long long)noops, n);
