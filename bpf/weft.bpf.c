@@ -158,7 +158,9 @@ __noinline long slot_of(__u64 rt, long core)
 		return -1;
 	__u32 nv = (__u32)n;
 	if (bpf_map_update_elem(&slots, &k, &nv, BPF_NOEXIST)) {
-		v = bpf_map_lookup_elem(&slots, &k); /* raced: taken meanwhile (a slot lost) */
+		/* raced: the key was added meanwhile; this index stays unused */
+		cores[nv & (WEFT_BPF_MAX_CORES - 1)].core = WEFT_BPF_SLOT_HOLE;
+		v = bpf_map_lookup_elem(&slots, &k);
 		return v ? *v : -1;
 	}
 	cores[nv & (WEFT_BPF_MAX_CORES - 1)].rt_id = rt;

@@ -28,6 +28,13 @@ struct weft_bpf_slot_key {
 	unsigned int pad;
 };
 
+/* A slot index is taken from `slots_used` before its key is inserted; when
+ * two threads (two probes, or a probe and schedtop adding a core it found in
+ * the registry) add the same key at once, the one whose insert fails leaves
+ * its index unused and marks it with this `core` value. User space drops
+ * such holes from each snapshot (snap_drop_holes). */
+#define WEFT_BPF_SLOT_HOLE 0xffffffffu
+
 /* Worker state as the probes show it. */
 enum weft_bpf_state {
 	WEFT_ST_UNKNOWN = 0,

@@ -43,6 +43,49 @@ unsigned snap_ncores(const struct snap *s)
 	return n;
 }
 
+unsigned snap_drop_holes(struct snap *s)
+{
+	unsigned n = s->slots_used < WEFT_BPF_MAX_CORES ? (unsigned)s->slots_used : WEFT_BPF_MAX_CORES;
+	int to[WEFT_BPF_MAX_CORES]; /* old slot -> new slot, -1: a hole */
+	unsigned kept = 0;
+	for (unsigned i = 0; i < n; i++)
+		to[i] = s->cores[i].core == WEFT_BPF_SLOT_HOLE ? -1 : (int)kept++;
+	if (kept == n)
+		return 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (to[i] < 0 || (unsigned)to[i] == i)
+			continue;
+		unsigned j = (unsigned)to[i];
+		s->cores[j] = s->cores[i];
+		memcpy(s->hists[j], s->hists[i], sizeof(s->hists[j]));
+		s->blocks[j] = s->blocks[i];
+		s->fresh_depth[j] = s->fresh_depth[i];
+		s->fresh_depth_ts[j] = s->fresh_depth_ts[i];
+		s->fresh_polls[j] = s->fresh_polls[i];
+		s->fresh_polls_ts[j] = s->fresh_polls_ts[i];
+		for (unsigned v = 0; v < WEFT_BPF_MAX_CORES; v++)
+			s->matrix[j][v] = s->matrix[i][v];
+	}
+	/* columns: victims move the same way (holes never received a steal) */
+	for (unsigned t = 0; t < kept; t++)
+		for (unsigned v = 0; v < n; v++)
+			if (to[v] >= 0 && (unsigned)to[v] != v)
+				s->matrix[t][to[v]] = s->matrix[t][v];
+	for (unsigned i = kept; i < n; i++) {
+		memset(&s->cores[i], 0, sizeof(s->cores[i]));
+		memset(s->hists[i], 0, sizeof(s->hists[i]));
+		memset(&s->blocks[i], 0, sizeof(s->blocks[i]));
+		s->fresh_depth[i] = s->fresh_depth_ts[i] = 0;
+		s->fresh_polls[i] = s->fresh_polls_ts[i] = 0;
+		memset(s->matrix[i], 0, sizeof(s->matrix[i]));
+	}
+	for (unsigned t = 0; t < kept; t++)
+		for (unsigned v = kept; v < n; v++)
+			memset(&s->matrix[t][v], 0, sizeof(s->matrix[t][v]));
+	s->slots_used = kept;
+	return n - kept;
+}
+
 uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct)
 {
 	uint64_t total = 0;

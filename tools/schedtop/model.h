@@ -144,6 +144,11 @@ struct interval {
  * core that showed any activity. */
 unsigned snap_ncores(const struct snap *s);
 
+/* Remove the slots lost to a race (core WEFT_BPF_SLOT_HOLE, bpf/weft.h)
+ * below slots_used: later slots move down, with their histograms, blocking
+ * records and steal-matrix rows and columns. Returns the holes removed. */
+unsigned snap_drop_holes(struct snap *s);
+
 /* cur - prev (prev may be a zeroed snap: totals since attach). */
 void interval_compute(struct interval *iv, const struct snap *prev, const struct snap *cur,
 		      struct lint_state *ls);

@@ -296,11 +296,17 @@ int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
 	uint64_t n = __atomic_fetch_add(&m->skel->bss->slots_used, 1, __ATOMIC_RELAXED);
 	if (n >= WEFT_BPF_MAX_CORES)
 		return -ENOSPC;
+	v = (uint32_t)n;
+	if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST)) {
+		int e = errno;
+		/* The BPF side added the key meanwhile (EEXIST), or the insert
+		 * failed: either way index n stays unused, a hole the snapshots
+		 * drop (it once showed as a third, empty worker of two). */
+		m->skel->bss->cores[n].core = WEFT_BPF_SLOT_HOLE;
+		return e == EEXIST ? 0 : -e;
+	}
 	m->skel->bss->cores[n].rt_id = rt;
 	m->skel->bss->cores[n].core = core;
-	v = (uint32_t)n;
-	if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST))
-		return errno == EEXIST ? 0 : -errno; /* the BPF side took it meanwhile */
 	return 0;
 }
 
@@ -372,6 +378,7 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	s->runtimes_shutdown = b->runtimes_shutdown;
 	s->last_rt = b->last_rt;
 	s->slots_used = b->slots_used;
+	snap_drop_holes(s);
 	s->ncores = snap_ncores(s);
 	snprintf(s->futex_src, sizeof(s->futex_src), "%s", m->futex_src);
 	struct bpf_program *prog;
