@@ -22,10 +22,10 @@
  * back cold gives its descriptor pages back too. Giving a stack back makes no system
  * call (an exit storm would make one each, with a TLB shootdown):
  * weft__fiber_trim gives idle stacks' pages back over time (at
- * maintenance: what a core's cache held throughout a period, and the warm
- * list; before parking, at most once per IDLE_TRIM_GAP_NS per core (a
- * sooner park wakes at the gap's end to do it): all but IDLE_KEEP), sorted
- * by address, one
+ * maintenance: what a core's cache held throughout a period; before
+ * parking, at most once per IDLE_TRIM_GAP_NS per core (a sooner park wakes
+ * at the gap's end to do it): all but IDLE_KEEP; the warm list: what it
+ * did not need over a window, trim_warm), sorted by address, one
  * MADV_DONTNEED per run of adjacent slots, so RSS returns after a burst.
  * Nothing is unmapped before destroy: mmap/munmap take the process's
  * memory-map lock for writing, madvise only reads it.
@@ -93,6 +93,10 @@
 #define SHARED_IDLE_KEEP 16
 #define TRIM_PERIOD_NS 500000000ull /* timed trim at maintenance, per core */
 #define IDLE_TRIM_GAP_NS 250000000ull /* at most one idle trim per core per gap */
+#define WARM_SORT_MIN 256u          /* sort_warm: a warm list this long at least ... */
+#define WARM_SORT_GAP_NS 50000000ull /* ... at most once per 50 ms per pool */
+#define WARM_WINDOW_NS 200000000ull /* the shared warm list gives back what it did not need
+				     * in a window this long at least (trim_warm) */
 #define LAZY_HDR_STACKS 65536u      /* see struct weft__stack (fiber.h) */
 
 enum { GUARD_UNKNOWN, GUARD_MADVISE, GUARD_MPROTECT };
@@ -141,6 +145,10 @@ static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 	pthread_mutex_init(&p->trim_lock, NULL);
 	p->warm = NULL;
 	atomic_init(&p->warm_n, 0);
+	p->warm_low = 0;
+	p->warm_since_ns = 0;
+	atomic_init(&p->warm_sorted, false);
+	atomic_init(&p->warm_sorted_ns, 0);
 	p->slabs = p->avail = NULL;
 	p->records = NULL;
 	p->nrecords = 0;
@@ -385,9 +393,11 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	weft__slock_lock(&p->lock);
 	if ((s = p->warm)) {
 		p->warm = s->next;
-		atomic_store_explicit(&p->warm_n,
-				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1,
-				      memory_order_relaxed);
+		s->on_warm = false;
+		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1;
+		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
+		if (n < p->warm_low)
+			p->warm_low = n;
 	} else if (p->avail || !(rc = slab_new(p))) {
 		/* A slab with a cold slot or one not carved yet. */
 		struct weft__slab *sl = p->avail;
@@ -501,6 +511,7 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 			old = x->next;
 			if (x->warm) {
 				x->next = p->warm;
+				x->on_warm = true;
 				p->warm = x;
 				warm++;
 			} else {
@@ -510,6 +521,8 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		atomic_store_explicit(&p->warm_n,
 				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) + warm,
 				      memory_order_relaxed);
+		if (warm)
+			atomic_store_explicit(&p->warm_sorted, false, memory_order_relaxed);
 		weft__slock_unlock(&p->lock);
 		return;
 	}
@@ -520,7 +533,9 @@ static void stack_give(struct weft_runtime *rt, struct weft__stack_pool *p, stru
 		 * slots allow. */
 		weft__slock_lock(&p->lock);
 		s->next = p->warm;
+		s->on_warm = true;
 		p->warm = s;
+		atomic_store_explicit(&p->warm_sorted, false, memory_order_relaxed);
 		atomic_store_explicit(&p->warm_n,
 				      atomic_load_explicit(&p->warm_n, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
@@ -589,7 +604,8 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 	pthread_mutex_unlock(&p->trim_lock);
 }
 
-static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait);
+static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait, bool all);
+static void sort_warm(struct weft__stack_pool *p, uint64_t now);
 
 static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
 		     bool own_deep);
@@ -619,6 +635,8 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 		return 0;
 	}
 	uint64_t now = weft__now_ns();
+	FOR_EACH_POOL(rt, p)
+		sort_warm(p, now);
 	if (now - core->idle_trimmed_ns < IDLE_TRIM_GAP_NS)
 		return core->idle_trimmed_ns + IDLE_TRIM_GAP_NS;
 	uint64_t st = atomic_load_explicit(&rt->idle.state, memory_order_relaxed);
@@ -643,7 +661,13 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	 * later to empty it: returning 0 when this one had nothing beyond
 	 * IDLE_KEEP to drop left them resident until the next burst
 	 * (fiber/stack_memory_all_returns_when_idle, 1 run in 25). */
-	return gave || (!own_deep && core->stacks.n) ? now + IDLE_TRIM_GAP_NS : 0;
+	/* Likewise warm stacks a window kept (trim_warm): given back at a
+	 * later trim, if no burst needs them meanwhile. */
+	bool warm_left = false;
+	FOR_EACH_POOL(rt, p)
+		if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > SHARED_IDLE_KEEP)
+			warm_left = true;
+	return gave || (!own_deep && core->stacks.n) || warm_left ? now + IDLE_TRIM_GAP_NS : 0;
 }
 
 static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
@@ -688,24 +712,83 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	if (!shared)
 		return;
 	unsigned keep = deep ? 0 : SHARED_IDLE_KEEP;
-	trim_warm(p, keep, idle);
+	trim_warm(p, keep, idle, deep);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
 		struct weft__stack_pool *cp =
 			atomic_load_explicit(&rt->stack_class[i], memory_order_acquire);
 		if (cp)
-			trim_warm(cp, keep, idle);
+			trim_warm(cp, keep, idle, deep);
 	}
 }
 
 /*
- * Give back the pages of a pool's warm stacks beyond `keep`. At
- * maintenance only if the lock is free (a spawner may be carving under
- * it); on the way to parking (`wait`) in any case: an idle trim that
- * found the lock held by a metrics read gave nothing back, asked for no
- * later trim, and the warm stacks stayed resident until the next burst
- * (fiber/every_stack_has_its_guard, 3 runs in 40).
+ * Give back the pages of a pool's warm stacks that were not needed: those
+ * beyond `keep` that stayed on the list for a whole window of at least
+ * WARM_WINDOW_NS (the fewest the list held since the window began), or,
+ * with `all` (the runtime has been idle for a gap), every one beyond
+ * `keep`. Trimming to `keep` at every trim gave a bursty load's stacks
+ * back between two bursts, and the next burst faulted them all in again:
+ * timers_fiber (10,000 fibers a batch, the workers parking between
+ * batches) spent 2.4-3.0 ms of system time per 5 ms batch in some
+ * processes. A trim that comes before the window has run its length gives
+ * nothing back and keeps the window open. At maintenance only if the lock
+ * is free (a spawner may be carving under it); on the way to parking
+ * (`wait`) in any case: an idle trim that found the lock held by a metrics
+ * read gave nothing back, asked for no later trim, and the warm stacks
+ * stayed resident until the next burst (fiber/every_stack_has_its_guard,
+ * 3 runs in 40).
  */
-static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait)
+/*
+ * Put the warm list in address order, from a worker on its way to park.
+ * A warm list is in the order the stacks came back, which after a few
+ * bursts is no order: a burst that takes them in that order touches
+ * stacks (fiber headers, timer entries walked by the wheel) all over the
+ * address space, a TLB miss each, and in a VM each miss is a two-level
+ * walk. fiber_exit_storm's median lateness was 3.7-6.0 ms with the warm
+ * list kept between bursts against 1.4-2.4 ms with every stack faulted in
+ * afresh in address order (the cold list's), and 2.2-3.1 ms sorted
+ * (docs/BENCHMARKS.md). The sort reads each slab's descriptors in order
+ * (one line each, a sequential read) and picks the ones flagged on_warm:
+ * no pointer chase; so only when the list holds at least an eighth of the
+ * carved stacks, at most once per WARM_SORT_GAP_NS per pool, and only if
+ * the lock is free (a spawner comes first).
+ */
+static void sort_warm(struct weft__stack_pool *p, uint64_t now)
+{
+	unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+	if (n < WARM_SORT_MIN || atomic_load_explicit(&p->warm_sorted, memory_order_relaxed) ||
+	    now - atomic_load_explicit(&p->warm_sorted_ns, memory_order_relaxed) < WARM_SORT_GAP_NS)
+		return; /* peeks: checked again under the lock */
+	if (!weft__slock_trylock(&p->lock))
+		return;
+	n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
+	size_t carved = 0;
+	for (struct weft__slab *sl = p->slabs; sl; sl = sl->next)
+		carved += sl->carved;
+	if (n >= WARM_SORT_MIN && !atomic_load_explicit(&p->warm_sorted, memory_order_relaxed) &&
+	    carved <= (size_t)n * 8) {
+		struct weft__stack *head = NULL, **tail = &head;
+		unsigned got = 0;
+		for (struct weft__slab *sl = p->slabs; sl; sl = sl->next)
+			for (unsigned i = 0; i < sl->carved; i++) {
+				struct weft__stack *s = (struct weft__stack *)sl->map + i;
+				if (s->on_warm) {
+					*tail = s;
+					tail = &s->next;
+					got++;
+				}
+			}
+		*tail = NULL;
+		if (got != n)
+			weft__die("fiber stacks: %u on the warm list, %u flagged", n, got);
+		p->warm = head;
+		atomic_store_explicit(&p->warm_sorted, true, memory_order_relaxed);
+	}
+	atomic_store_explicit(&p->warm_sorted_ns, now, memory_order_relaxed);
+	weft__slock_unlock(&p->lock);
+}
+
+static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait, bool all)
 {
 	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= keep)
 		return;
@@ -713,16 +796,35 @@ static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait)
 		weft__slock_lock(&p->lock);
 	else if (!weft__slock_trylock(&p->lock))
 		return;
-	struct weft__stack *list = NULL;
 	unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-	while (n > keep) {
+	unsigned unused = n;
+	if (!all) {
+		uint64_t now = weft__now_ns();
+		if (now - p->warm_since_ns < WARM_WINDOW_NS) {
+			weft__slock_unlock(&p->lock);
+			return;
+		}
+		if (p->warm_low < unused)
+			unused = p->warm_low;
+		p->warm_since_ns = now;
+	}
+	struct weft__stack *list = NULL;
+	unsigned drop = unused > keep ? unused - keep : 0;
+	/* the stacks longest on the list are the ones at its tail, but a
+	 * walk to the tail is a miss per stack: drop from the head, the
+	 * list's stacks are interchangeable */
+	for (unsigned i = 0; i < drop; i++) {
 		struct weft__stack *s = p->warm;
 		p->warm = s->next;
+		s->on_warm = false;
 		s->next = list;
 		list = s;
-		n--;
 	}
+	n -= drop;
 	atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
+	p->warm_low = n;
+	if (all)
+		p->warm_since_ns = weft__now_ns();
 	weft__slock_unlock(&p->lock);
 	give_back(p, list); /* outside the lock: system calls */
 }

@@ -82,6 +82,7 @@ struct weft__stack {
 	struct weft_runtime *rt;
 	bool warm;                      /* may hold resident pages (a fiber ran on it) */
 	bool trim;                      /* being given back (fiber.c, give_back) */
+	bool on_warm;                   /* on the pool's warm list (under its lock) */
 };
 
 struct weft__slab {
@@ -116,6 +117,10 @@ struct weft__stack_pool {
 	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */
+	unsigned warm_low;              /* under lock: fewest warm stacks since warm_since_ns */
+	uint64_t warm_since_ns;         /* under lock: the trim window's start (fiber.c) */
+	_Atomic bool warm_sorted;       /* the warm list is in address order (written under lock) */
+	_Atomic uint64_t warm_sorted_ns; /* last sort_warm (written under lock) */
 	struct weft__slab *slabs;       /* newest first */
 	struct weft__slab *avail;       /* slabs with cold or uncarved slots; take from the head */
 	struct weft__slab *records;     /* the slabs' records, side by side (fiber.c) */
