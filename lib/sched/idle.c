@@ -131,6 +131,14 @@ void weft__idle_notify(struct weft_runtime *rt)
 	weft__registry_unpark(rt, core);
 }
 
+bool weft__idle_would_notify(struct weft_runtime *rt)
+{
+	struct weft__idle *idle = &rt->idle;
+	uint64_t s = notify_read_state(idle);
+	return IDLE_SEARCHING(s) == 0 &&
+	       IDLE_UNPARKED(s) < atomic_load_explicit(&idle->n, memory_order_relaxed);
+}
+
 bool weft__idle_try_search(struct weft__idle *idle)
 {
 	uint64_t s = atomic_load_explicit(&idle->state, memory_order_seq_cst);

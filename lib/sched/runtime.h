@@ -261,6 +261,7 @@ struct weft__core {
 	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;
 	double ewma_poll_ns;
+	uint64_t short_notify_ns;      /* owner: last displacement notify for a short-task ring */
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;
@@ -601,6 +602,7 @@ void weft__idle_wake_core(struct weft_runtime *rt, struct weft__core *c);
 void weft__idle_remove_core(struct weft_runtime *rt, struct weft__core *c);
 void weft__idle_fini(struct weft__idle *idle);
 void weft__idle_notify(struct weft_runtime *rt);
+bool weft__idle_would_notify(struct weft_runtime *rt);
 bool weft__idle_try_search(struct weft__idle *idle);
 bool weft__idle_end_search(struct weft__idle *idle);
 bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searching);

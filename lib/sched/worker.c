@@ -39,6 +39,7 @@
 #define GQI_MAX 127
 #define EWMA_ALPHA 0.1
 #define SEARCH_ROUNDS 2
+#define SHORT_NOTIFY_GAP_NS 1000000u
 
 static WEFT__TLS struct weft__ctx *tls_ctx;
 
@@ -144,6 +145,38 @@ static __attribute__((noinline)) void lat_stamp(struct weft_task *t)
 /* schedules from threads without a core, sampled per thread */
 static WEFT__TLS uint32_t remote_lat_tick;
 
+/*
+ * A push to this core's own ring while this core runs: whether to skip
+ * the notify because the ring holds short tasks this core serves (what a
+ * thief would decline, steal.h) and it already woke a peer for such a ring
+ * in the last SHORT_NOTIFY_GAP_NS. The woken peer would look, decline and
+ * park again; a receiver waking its senders did that ~23 times a
+ * millisecond (fanout_mpsc, each wake an eventfd write on this core). The
+ * pusher serves its ring before it can park, and the driver's watch finds
+ * a ring stuck behind a long poll (docs/ARCHITECTURE.md).
+ */
+static bool short_ring_notified(struct weft__core *c)
+{
+	double mean = c->ewma_poll_ns;
+	unsigned len = weft__ring_len(&c->ring);
+	if (mean >= WEFT__STEAL_TASK_NS || (double)len * mean >= WEFT__STEAL_BACKLOG_NS ||
+	    len >= WEFT_RING_CAP / 2)
+		return false;
+	/* the clock of the core's last maintenance or batch (no clock read
+	 * here: a vDSO read per wake was 12% of fanout_mpsc) */
+	uint64_t now = c->batch_start_ns;
+	if (now - c->short_notify_ns < SHORT_NOTIFY_GAP_NS)
+		return true;
+	c->short_notify_ns = now;
+	return false;
+}
+
+static void notify_for_ring(struct weft_runtime *rt, struct weft__core *c)
+{
+	if (weft__idle_would_notify(rt) && !short_ring_notified(c))
+		weft__idle_notify(rt);
+}
+
 void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 {
 	struct weft__ctx *ctx = weft__ctx();
@@ -181,6 +214,8 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 			if (!prev)
 				return; /* nobody to wake */
 			push_local(rt, c, prev);
+			notify_for_ring(rt, c);
+			return;
 		}
 		weft__idle_notify(rt);
 		return;
@@ -262,7 +297,7 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 	struct weft_task *t;
 	while ((t = weft__tlist_pop(&c->deferred)))
 		push_local(rt, c, t);
-	weft__idle_notify(rt);
+	notify_for_ring(rt, c);
 	return true;
 }
 
@@ -623,8 +658,10 @@ static void run_task(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft
 			 * parked worker out to search, decline (steal.h) and
 			 * park again: ~70k futex wakes a second, each worker at
 			 * 65-100% CPU. */
-			if (weft__ring_len(&c->ring) > 1 || weft__inject_len(&rt->inject))
+			if (weft__inject_len(&rt->inject))
 				weft__idle_notify(rt);
+			else if (weft__ring_len(&c->ring) > 1)
+				notify_for_ring(rt, c);
 			break;
 		}
 		poll_task(ctx, c, t, &cx);

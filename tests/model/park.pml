@@ -89,6 +89,21 @@ byte inflight = 0;              /* pushes whose notify has not returned */
 	inflight--
 #endif
 
+/* A worker's push to its own ring. -DGATED_LOCAL_NOTIFY: the notify may
+ * be skipped (worker.c, notify_for_ring: a ring of short tasks wakes a
+ * peer at most once per SHORT_NOTIFY_GAP_NS; which pushes that skips
+ * depends on the clock, so here any of them may): the pusher serves its
+ * own ring before it can search or park, so no task is stranded. */
+#ifdef GATED_LOCAL_NOTIFY
+#define LOCAL_PUSH_AND_NOTIFY(enq) \
+	if \
+	:: PUSH_AND_NOTIFY(enq) \
+	:: atomic { enq } \
+	fi
+#else
+#define LOCAL_PUSH_AND_NOTIFY(enq) PUSH_AND_NOTIFY(enq)
+#endif
+
 /* queue.c:166-183 weft__ring_pop_owner */
 inline ring_pop(me) {
 	atomic { if :: ring[me] > 0 -> ring[me]--; got = true :: else -> skip fi }
@@ -200,7 +215,7 @@ running:	/* run_task, worker.c:314-348 */
 		fi
 	};
 	if
-	:: got -> PUSH_AND_NOTIFY(ring[me]++)             /* worker.c:145 + 153 */
+	:: got -> LOCAL_PUSH_AND_NOTIFY(ring[me]++)       /* worker.c:145 + 153 */
 	:: else -> skip
 	fi;
 	goto loop;
