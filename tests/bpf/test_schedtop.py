@@ -457,7 +457,7 @@ SCENARIOS = [
     # searcher), which drew herd at a 0.5 threshold
     ("trickle", 4, 6, set(), set()),
     ("pingpong", 2, 6, set(), set()),
-    # a wake storm: 256 fibers woken every 1 ms
+    # a wake storm: 512 fibers woken every 2 ms
     ("wakestorm", 2, 8, {"herd"}, set()),
     # one worker's queue stays 200 deep while the other runs 50 ms polls.
     # 12 intervals: the lint needs 3 in a row with both depths current, the

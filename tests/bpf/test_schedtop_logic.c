@@ -244,6 +244,8 @@ int main(int argc, char **argv)
 	test_recorded();
 	/* imbalance needs LINT_IMBALANCE_INTERVALS (3) intervals in a row */
 	test_lint("imbalance.snap.jsonl", 4, 1u << LINT_IMBALANCE, 0);
+	/* two deep queues are two busy workers: no imbalance */
+	test_lint("both-deep.snap.jsonl", 4, 0, 0);
 	test_lint("storm.snap.jsonl", 1, 1u << LINT_STEAL_STORM, 1u << LINT_STEAL_STORM);
 	/* not in the first interval after attach, when polls/s is still unknown */
 	test_lint("storm-attach.snap.jsonl", 2, 1u << LINT_STEAL_STORM, 0);

@@ -297,8 +297,12 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			    q->local_depth < rmin)
 				rmin = q->local_depth;
 		}
+		/* ... and the shallowest short enough that its worker would
+		 * take work: two queues 212 and 129 deep are two busy workers,
+		 * nothing stealing could fix (CI drew it once on the healthy
+		 * skew load) */
 		bool is_deep = rmin != UINT64_MAX && r->state != WEFT_ST_STOPPED && !r->depth_stale &&
-			       r->local_depth > rmin + LINT_IMBALANCE_DEPTH;
+			       rmin <= LINT_IMBALANCE_DEPTH && r->local_depth > rmin + LINT_IMBALANCE_DEPTH;
 		ls->imbalance_run[i] = is_deep ? ls->imbalance_run[i] + 1 : 0;
 		if (ls->imbalance_run[i] >= LINT_IMBALANCE_INTERVALS &&
 		    (deep < 0 || r->local_depth > iv->row[deep].local_depth)) {
