@@ -722,23 +722,6 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 }
 
 /*
- * Give back the pages of a pool's warm stacks that were not needed: those
- * beyond `keep` that stayed on the list for a whole window of at least
- * WARM_WINDOW_NS (the fewest the list held since the window began), or,
- * with `all` (the runtime has been idle for a gap), every one beyond
- * `keep`. Trimming to `keep` at every trim gave a bursty load's stacks
- * back between two bursts, and the next burst faulted them all in again:
- * timers_fiber (10,000 fibers a batch, the workers parking between
- * batches) spent 2.4-3.0 ms of system time per 5 ms batch in some
- * processes. A trim that comes before the window has run its length gives
- * nothing back and keeps the window open. At maintenance only if the lock
- * is free (a spawner may be carving under it); on the way to parking
- * (`wait`) in any case: an idle trim that found the lock held by a metrics
- * read gave nothing back, asked for no later trim, and the warm stacks
- * stayed resident until the next burst (fiber/every_stack_has_its_guard,
- * 3 runs in 40).
- */
-/*
  * Put the warm list in address order, from a worker on its way to park.
  * A warm list is in the order the stacks came back, which after a few
  * bursts is no order: a burst that takes them in that order touches
@@ -788,6 +771,23 @@ static void sort_warm(struct weft__stack_pool *p, uint64_t now)
 	weft__slock_unlock(&p->lock);
 }
 
+/*
+ * Give back the pages of a pool's warm stacks that were not needed: those
+ * beyond `keep` that stayed on the list for a whole window of at least
+ * WARM_WINDOW_NS (the fewest the list held since the window began), or,
+ * with `all` (the runtime has been idle for a gap), every one beyond
+ * `keep`. Trimming to `keep` at every trim gave a bursty load's stacks
+ * back between two bursts, and the next burst faulted them all in again:
+ * timers_fiber (10,000 fibers a batch, the workers parking between
+ * batches) spent 2.4-3.0 ms of system time per 5 ms batch in some
+ * processes. A trim that comes before the window has run its length gives
+ * nothing back and keeps the window open. At maintenance only if the lock
+ * is free (a spawner may be carving under it); on the way to parking
+ * (`wait`) in any case: an idle trim that found the lock held by a metrics
+ * read gave nothing back, asked for no later trim, and the warm stacks
+ * stayed resident until the next burst (fiber/every_stack_has_its_guard,
+ * 3 runs in 40).
+ */
 static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait, bool all)
 {
 	if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= keep)
