@@ -343,6 +343,7 @@ Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
 /* ------------------------------------------------------ channel timeouts */
 
 static struct weft_chan *g_ch;
+static atomic_int g_timed_out;
 
 static void *fiber_recv_timeout(void *arg)
 {
@@ -351,6 +352,7 @@ static void *fiber_recv_timeout(void *arg)
 	int rc = weft_chan_recv_timeout(g_ch, &v, 10 * 1000000ull);
 	if (rc != -ETIMEDOUT || weft_now_ns() - t0 < 10 * 1000000ull)
 		return (void *)1;
+	atomic_store(&g_timed_out, 1);
 	rc = weft_chan_recv_timeout(g_ch, &v, 5000 * 1000000ull); /* the main thread sends */
 	return (void *)(long)(rc == 0 && v == 77 ? 0 : 2);
 }
@@ -368,13 +370,16 @@ Test(timers, channel_recv_send_timeouts, .timeout = WT_TMO(30))
 	cr_assert_eq(v, 5);
 	/* fiber: times out first, then receives */
 	struct weft_task *t;
+	atomic_store(&g_timed_out, 0);
 	cr_assert_eq(weft_spawn(rt, fiber_recv_timeout, NULL, &t), 0);
-	wt_sleep_ms(50);
+	/* not a fixed 50 ms: under ASan beside other tests in CI the fiber's
+	 * 10 ms timeout had not run out by then, and it received the 77 */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_timed_out), WT_LONG_MS));
 	v = 77;
 	cr_assert_eq(weft_chan_send(g_ch, &v), 0);
 	void *r;
 	cr_assert_eq(weft_join(t, &r), 0);
-	cr_assert_eq((long)r, 0);
+	cr_assert_eq((long)r, 0, "fiber: %ld (1: the 10 ms timeout, 2: the receive of 77)", (long)r);
 	cr_assert_eq(weft_chan_destroy(g_ch), 0);
 	wt_rt_destroy(rt);
 }
