@@ -261,7 +261,7 @@ struct weft__core {
 	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;
 	double ewma_poll_ns;
-	uint64_t short_notify_ns;      /* owner: last displacement notify for a short-task ring */
+	uint64_t short_notify_ns;      /* owner: last wake of a peer for its short-task ring (worker.c) */
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;

@@ -31,6 +31,7 @@
 #ifndef WEFT_STEAL_H
 #define WEFT_STEAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "queue.h"
@@ -58,6 +59,15 @@ enum weft__steal_verdict {
 	WEFT__STEAL_WAIT,  /* short tasks being served: look again later */
 };
 
+/* The first two rules: a ring worth a thief now, whoever serves it (long
+ * tasks, or a backlog). Also the owner's test for whether a push to its
+ * own ring is worth waking a peer for (worker.c, short_ring_notified). */
+static inline bool weft__steal_ring_worth(uint64_t len, uint64_t mean_poll_ns)
+{
+	return mean_poll_ns >= WEFT__STEAL_TASK_NS || len * mean_poll_ns >= WEFT__STEAL_BACKLOG_NS ||
+	       len >= WEFT_RING_CAP / 2;
+}
+
 /*
  * len, served: the victim ring's depth and served count (one snapshot,
  * weft__ring_len_served); mean_poll_ns: the victim's published mean poll;
@@ -70,8 +80,7 @@ weft__steal_verdict(uint64_t len, uint32_t served, uint64_t mean_poll_ns,
 {
 	if (!len)
 		return WEFT__STEAL_EMPTY;
-	if (mean_poll_ns >= WEFT__STEAL_TASK_NS || len * mean_poll_ns >= WEFT__STEAL_BACKLOG_NS ||
-	    len >= WEFT_RING_CAP / 2 || !lk)
+	if (weft__steal_ring_worth(len, mean_poll_ns) || !lk)
 		return WEFT__STEAL_NOW;
 	if (!*now)
 		*now = now_fn();

@@ -157,10 +157,7 @@ static WEFT__TLS uint32_t remote_lat_tick;
  */
 static bool short_ring_notified(struct weft__core *c)
 {
-	double mean = c->ewma_poll_ns;
-	unsigned len = weft__ring_len(&c->ring);
-	if (mean >= WEFT__STEAL_TASK_NS || (double)len * mean >= WEFT__STEAL_BACKLOG_NS ||
-	    len >= WEFT_RING_CAP / 2)
+	if (weft__steal_ring_worth(weft__ring_len(&c->ring), (uint64_t)c->ewma_poll_ns))
 		return false;
 	/* the clock of the core's last maintenance or batch (no clock read
 	 * here: a vDSO read per wake was 12% of fanout_mpsc) */
