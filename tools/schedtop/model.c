@@ -167,7 +167,10 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->local_depth = b->local_depth;
 	r->depth_max = b->depth_max;
 	uint64_t seen = b->last_event_ts > b->state_ts ? b->last_event_ts : b->state_ts;
-	r->age_s = seen && s->ts_ns >= seen ? (double)(s->ts_ns - seen) / 1e9 : -1;
+	/* an event stamped after the snapshot's clock is current, not unknown
+	 * (a busy worker's probe fired during the copy: schedtop_lints failed
+	 * in CI on a 199-deep queue shown stale at age -1) */
+	r->age_s = !seen ? -1 : s->ts_ns > seen ? (double)(s->ts_ns - seen) / 1e9 : 0;
 	r->stale = b->state != WEFT_ST_PARKED && b->state != WEFT_ST_STOPPED &&
 		   (r->age_s < 0 || r->age_s > (dt_s > 0 ? dt_s : 1.0));
 	r->depth_age_s = r->age_s;
@@ -261,8 +264,8 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		inject_seen = s->fresh_inject_ts;
 		iv->inject_depth = s->fresh_inject;
 	}
-	iv->inject_age_s = inject_seen && s->ts_ns >= inject_seen
-				   ? (double)(s->ts_ns - inject_seen) / 1e9 : -1;
+	iv->inject_age_s = !inject_seen ? -1
+			   : s->ts_ns > inject_seen ? (double)(s->ts_ns - inject_seen) / 1e9 : 0;
 	iv->inject_stale = iv->inject_age_s < 0 || iv->inject_age_s > (dt > 0 ? dt : 1.0);
 	if (dt > 0) {
 		iv->polls_per_s = (double)polls / dt;

@@ -329,9 +329,7 @@ void mon_snapshot(struct mon *m, struct snap *s)
 	struct timespec ts;
 	struct rusage ru;
 	const struct weft_bpf__bss *b = m->skel->bss;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	memset(s, 0, sizeof(*s));
-	s->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	s->pid = (uint64_t)m->pid;
 	/* One steal lands in BPF as a thief's count, then a matrix cell and
 	 * the victim's count: a copy taken between them had a matrix row that
@@ -369,6 +367,11 @@ void mon_snapshot(struct mon *m, struct snap *s)
 		if ((sb->done.seq & 1) || sb->done.seq != lb->done.seq)
 			sb->done.start_ts = 0;
 	}
+	/* the clock after the copies: every timestamp copied is then at or
+	 * before the snapshot's (read before them, a busy worker's event
+	 * during the copy came out later than the snapshot: age unknown) */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	s->drops = b->drops;
 	s->events = b->events;
 	s->usdt_events = b->usdt_events;
