@@ -481,6 +481,18 @@ static void *fiber_countdown(void *arg)
 	return NULL;
 }
 
+/* spawn_many_local_worker_fiber: one fiber spawns the 10,000 countdown
+ * fibers (Go's spawn_many_local spawns from its main goroutine, which runs
+ * on a P as this fiber runs on a worker) */
+static void *fiber_spawner(void *arg)
+{
+	(void)arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	for (unsigned i = 0; i < NUM_SPAWN; i++)
+		CHECK(weft_spawn(rt, fiber_countdown, NULL, NULL));
+	return NULL;
+}
+
 /* yield_many_fiber: weft_yield NUM_YIELD times, then count down. */
 static void *fiber_yielder(void *arg)
 {
@@ -767,6 +779,14 @@ static void batch_spawn_many_local_fiber(void)
 	signal_wait(&g.done);
 }
 
+static void batch_spawn_many_local_worker_fiber(void)
+{
+	atomic_store_explicit(&g.remaining, NUM_SPAWN, memory_order_relaxed);
+	signal_reset(&g.done);
+	CHECK(weft_spawn(g.rt, fiber_spawner, NULL, NULL));
+	signal_wait(&g.done);
+}
+
 static void batch_yield_many_fiber(void)
 {
 	atomic_store_explicit(&g.remaining, YIELD_TASKS, memory_order_relaxed);
@@ -1029,6 +1049,9 @@ static const struct bench_case cases[] = {
 	{ "spawn_many_local_fiber", NUM_SPAWN, 0,
 	  "spawn_many_local with fibers: main spawns 10,000 countdown fibers",
 	  NULL, batch_spawn_many_local_fiber, NULL },
+	{ "spawn_many_local_worker_fiber", NUM_SPAWN, 0,
+	  "one fiber spawns the 10,000 countdown fibers from a worker",
+	  NULL, batch_spawn_many_local_worker_fiber, NULL },
 	{ "yield_many_fiber", YIELD_TASKS * NUM_YIELD, 0,
 	  "200 fibers each weft_yield 1,000 times, then signal main",
 	  NULL, batch_yield_many_fiber, NULL },

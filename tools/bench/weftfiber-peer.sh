@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # weftfiber-peer.sh - a peer for ../shared/peers' runner that runs the fiber
-# form of a case: spawn_many_local, ping_pong, timers and yield_many become
-# weft-bench's <case>_fiber (same ops per batch), reported under the peer
-# name "weftfiber" and the plain case name, so the runner's table puts them
-# beside Go's goroutine rows. Other cases run as they are.
+# form of a case: spawn_many_local, spawn_many_local_worker, ping_pong,
+# timers and yield_many become weft-bench's <case>_fiber (same ops per
+# batch), reported under the peer name "weftfiber" and the plain case name,
+# so the runner's table puts them beside Go's goroutine rows. Other cases run as they are.
 #
 #   PEERS="go weftfiber" WEFTFIBER_BENCH=$PWD/tools/bench/weftfiber-peer.sh \
-#     SKIP_HTTP=1 ONLY="spawn_many_local ping_pong yield_many timers" \
+#     SKIP_HTTP=1 ONLY="spawn_many_local spawn_many_local_worker ping_pong yield_many timers" \
 #     build/peers/run_peers.sh
 #
 # WEFT_BENCH: the weft-bench binary (default: this checkout's release build).
@@ -20,6 +20,6 @@ fi
 b=$1; shift
 f=$b
 case "$b" in
-  spawn_many_local|ping_pong|timers|yield_many) f=${b}_fiber ;;
+  spawn_many_local|spawn_many_local_worker|ping_pong|timers|yield_many) f=${b}_fiber ;;
 esac
 "$bench" "$f" "$@" | sed "s/^weft $f /weftfiber $b /"
