@@ -192,6 +192,7 @@ uint64_t weft__owned_alive(struct weft_runtime *rt);
 struct weft__task_slab;
 struct weft__task_cache {
 	struct weft_task *free;          /* owner */
+	struct weft_task *fresh;         /* owner: taken from remote_free, not on nfree */
 	size_t nfree;                    /* owner: tasks on `free` */
 	size_t low;                      /* owner: fewest on `free` since the last timed trim */
 	uint64_t trimmed_ns;             /* owner: time of the last timed trim */

@@ -928,6 +928,70 @@ Test(fiber, task_memory_returns_when_joined_after_finish, .timeout = WT_TMO(120)
 	joined_slots_come_back(0);
 }
 
+static struct weft_waitgroup *g_gate;
+static atomic_bool g_spin_stop;
+
+static void *wg_member(void *arg)
+{
+	cr_assert_eq(weft_waitgroup_wait(g_gate), 0);
+	cr_assert_eq(weft_waitgroup_done(arg), 0);
+	return NULL;
+}
+
+static void *yield_spinner(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&g_spin_stop))
+		cr_assert_eq(weft_yield(), 0);
+	return NULL;
+}
+
+/* One worker, kept from parking by a fiber that yields in a loop (so no
+ * idle trim runs in between). Main spawns 50,000 fibers that wait on a
+ * gate, opens it and waits for them: the worker frees their task slots
+ * onto main's cache's remote stack. Main then spawns 100 more: once the
+ * last slab's leftovers are used, one takes that whole stack as its
+ * uncounted `fresh` list (alloc.c) and the rest pop from it. Once the spinner stops and the worker idles, the rest of
+ * `fresh` must be trimmed too: a trim counts it in first (without that,
+ * the slots of the burst stay until destroy). */
+Test(fiber, task_memory_returns_with_slots_left_on_fresh, .timeout = WT_TMO(120))
+{
+	struct weft_allocator a = { bytes_alloc, bytes_free, NULL };
+	cr_assert_eq(weft_set_allocator(&a), 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+	enum { N = 50000 };
+	struct weft_waitgroup *done;
+	struct weft_task *spinner;
+	cr_assert_eq(weft_waitgroup_create(&done), 0);
+	cr_assert_eq(weft_waitgroup_create(&g_gate), 0);
+	cr_assert_eq(weft_waitgroup_add(g_gate, 1), 0);
+	atomic_store(&g_spin_stop, false);
+	wt_sleep_ms(50);
+	long base = atomic_load(&g_live_bytes);
+	cr_assert_eq(weft_spawn(rt, yield_spinner, NULL, &spinner), 0);
+	cr_assert_eq(weft_waitgroup_add(done, N), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn(rt, wg_member, done, NULL), 0);
+	long peak = atomic_load(&g_live_bytes);
+	cr_assert_gt(peak - base, (long)N * 64, "the burst allocated task slots");
+	cr_assert_eq(weft_waitgroup_done(g_gate), 0);
+	cr_assert_eq(weft_waitgroup_wait(done), 0);
+	/* more than a slab's leftovers (64) on the free list */
+	cr_assert_eq(weft_waitgroup_add(done, 100), 0);
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(weft_spawn(rt, wg_member, done, NULL), 0);
+	cr_assert_eq(weft_waitgroup_wait(done), 0);
+	atomic_store(&g_spin_stop, true);
+	cr_assert_eq(weft_join(spinner, NULL), 0);
+	long limit = base + (peak - base) / 10;
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_live_bytes) <= limit, 3000),
+		  "live bytes %ld: base %ld, peak %ld", atomic_load(&g_live_bytes), base, peak);
+	cr_assert_eq(weft_waitgroup_destroy(done), 0);
+	cr_assert_eq(weft_waitgroup_destroy(g_gate), 0);
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
+
 /* Later still: main joins only once the workers have been idle for a
  * second (their trims, and the follow-ups, are over). The joining thread's
  * frees ask a sleeping worker to trim (every 1,024 frees it makes into
