@@ -17,7 +17,8 @@
  * kernel that does not know it (then two VMAs per stack in use). A fiber
  * takes its stack in weft_spawn, so a spawn that returned 0 runs; the
  * fiber's drop gives it back. Free stacks: the current core's cache (owner
- * only, up to CORE_CACHE_MAX), then the runtime's warm list (no bound) and
+ * only, up to CORE_CACHE_MAX), then the runtime's warm list (no bound; a
+ * thread without a core takes it whole, `fwarm`: stack_take) and
  * each slab's cold list under the pool mutex; a slab whose slots all came
  * back cold gives its descriptor pages back too. Giving a stack back makes no system
  * call (an exit storm would make one each, with a TLB shootdown):
@@ -143,7 +144,7 @@ static void pool_init(struct weft__stack_pool *p, size_t stack_size)
 	size_t ps = page_size();
 	weft__slock_init(&p->lock);
 	pthread_mutex_init(&p->trim_lock, NULL);
-	p->warm = NULL;
+	p->warm = p->fwarm = NULL;
 	atomic_init(&p->warm_n, 0);
 	p->warm_low = 0;
 	p->warm_since_ns = 0;
@@ -391,8 +392,35 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	}
 	int rc = 0;
 	weft__slock_lock(&p->lock);
-	if ((s = p->warm)) {
-		p->warm = s->next;
+	/* A thread without a core takes the warm list whole, as its own: the
+	 * workers push what they give back onto `warm` between two of its
+	 * spawns, so the next stack of a shared list is seldom the one it
+	 * pops next, while on `fwarm` it is, and its descriptor and header
+	 * can be fetched a spawn ahead (they were written on another core:
+	 * the header's miss was about half of spawn_fiber). A worker takes
+	 * from `fwarm` only once `warm` is empty. */
+	struct weft__stack **from;
+	if (!c) {
+		if (!p->fwarm) {
+			p->fwarm = p->warm;
+			p->warm = NULL;
+		}
+		from = &p->fwarm;
+	} else {
+		from = p->warm ? &p->warm : &p->fwarm;
+	}
+	if ((s = *from)) {
+		struct weft__stack *nx = s->next;
+		*from = nx;
+		if (!c && nx) {
+			/* nx's line came a spawn ago: the one after it, and
+			 * nx's header, for the next spawns */
+			if (nx->next)
+				__builtin_prefetch(nx->next, 1, 3);
+			char *h = (char *)fiber_at(p, nx);
+			for (size_t o = 0; o < FIBER_HDR_SIZE; o += 64)
+				__builtin_prefetch(h + o, 1, 3);
+		}
 		s->on_warm = false;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1;
 		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
@@ -736,6 +764,20 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
  * carved stacks, at most once per WARM_SORT_GAP_NS per pool, and only if
  * the lock is free (a spawner comes first).
  */
+/* fwarm back onto the warm list (under the lock): before a trim, which
+ * takes from `warm` only. A walk to fwarm's tail, at a trim only. */
+static void fold_fwarm(struct weft__stack_pool *p)
+{
+	struct weft__stack *t = p->fwarm;
+	if (!t)
+		return;
+	while (t->next)
+		t = t->next;
+	t->next = p->warm;
+	p->warm = p->fwarm;
+	p->fwarm = NULL;
+}
+
 static void sort_warm(struct weft__stack_pool *p, uint64_t now)
 {
 	unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);
@@ -764,7 +806,8 @@ static void sort_warm(struct weft__stack_pool *p, uint64_t now)
 		*tail = NULL;
 		if (got != n)
 			weft__die("fiber stacks: %u on the warm list, %u flagged", n, got);
-		p->warm = head;
+		p->warm = head; /* fwarm's stacks included */
+		p->fwarm = NULL;
 		atomic_store_explicit(&p->warm_sorted, true, memory_order_relaxed);
 	}
 	atomic_store_explicit(&p->warm_sorted_ns, now, memory_order_relaxed);
@@ -808,6 +851,7 @@ static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait, bool
 			unused = p->warm_low;
 		p->warm_since_ns = now;
 	}
+	fold_fwarm(p);
 	struct weft__stack *list = NULL;
 	unsigned drop = unused > keep ? unused - keep : 0;
 	/* the stacks longest on the list are the ones at its tail, but a
@@ -858,7 +902,7 @@ static void pool_fini(struct weft__stack_pool *p)
 		munmap(p->records, SLABS_MAX * sizeof(struct weft__slab));
 	p->records = NULL;
 	p->nrecords = 0;
-	p->warm = NULL;
+	p->warm = p->fwarm = NULL;
 	p->avail = NULL;
 	pthread_mutex_destroy(&p->trim_lock);
 }

@@ -116,6 +116,7 @@ struct weft__stack_pool {
 	struct weft__slock lock;
 	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
+	struct weft__stack *fwarm;      /* under lock: warm stacks taken whole for threads without a core (fiber.c) */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */
 	unsigned warm_low;              /* under lock: fewest warm stacks since warm_since_ns */
 	uint64_t warm_since_ns;         /* under lock: the trim window's start (fiber.c) */

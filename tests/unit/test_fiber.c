@@ -497,6 +497,31 @@ Test(fiber, stack_memory_all_returns_when_idle, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* A thread holding no core takes the warm list whole as its own (fwarm,
+ * fiber.c) at its next spawn: 200 fibers finish (their stacks are warm:
+ * the workers' caches and the warm list), main spawns one more and joins
+ * it, and the stacks main took must still come back once the workers idle
+ * (a trim folds them in first). 200: too few for the idle sort, which
+ * rebuilds the warm list from every stack's flag and would put them back
+ * on its own. */
+static void *nothing(void *arg) { return arg; }
+
+Test(fiber, stacks_a_spawner_took_whole_come_back, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct stack_burst b;
+	cr_assert_eq(weft_waitgroup_create(&b.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
+	run_stack_burst(rt, &b, 200);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, nothing, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	expect_all_returned(rt, "a spawn from main took the warm list");
+	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A load that comes in bursts keeps its warm stacks between them: 2,000
  * fibers that touch 8 KiB of stack each, a burst every 300 ms (more than
  * the idle trim's 250 ms gap, so the workers trim between bursts). The
