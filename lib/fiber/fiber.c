@@ -412,15 +412,11 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	if ((s = *from)) {
 		struct weft__stack *nx = s->next;
 		*from = nx;
-		if (!c && nx) {
-			/* nx's line came a spawn ago: the one after it, and
-			 * nx's header, for the next spawns */
-			if (nx->next)
-				__builtin_prefetch(nx->next, 1, 3);
-			char *h = (char *)fiber_at(p, nx);
-			for (size_t o = 0; o < FIBER_HDR_SIZE; o += 64)
-				__builtin_prefetch(h + o, 1, 3);
-		}
+		if (!c && nx && nx->next) /* nx's line came a spawn ago */
+			__builtin_prefetch(nx->next, 1, 3);
+		/* the header is left to the worker that runs the fiber, which
+		 * touches that page anyway (below) */
+		*lazy = !c;
 		s->on_warm = false;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1;
 		atomic_store_explicit(&p->warm_n, n, memory_order_relaxed);
@@ -1252,7 +1248,7 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	/* A fiber nobody joins is spawned without a handle: creating one and
 	 * detaching it was one more RMW on the task's state word, often after
 	 * a worker had already taken the task (the line on the other core). */
-	if (lazy && !stack->warm) {
+	if (lazy) {
 		/* the stack untouched until a worker runs it (fiber.h) */
 		stack->fn = fn;
 		stack->arg = arg;

@@ -56,7 +56,9 @@ struct weft__stack_pool;
 
 /*
  * A slot's descriptor, one cache line. The spawner normally builds the
- * fiber's header at the top of its stack. Not in a pool that has held
+ * fiber's header at the top of its stack. Not when the spawner holds no
+ * core and takes a warm stack (fiber.c, stack_take: fwarm), nor in a pool
+ * that has held
  * LAZY_HDR_STACKS (fiber.c) or more at once, when the stack is cold
  * (fresh, or given back): there fn, arg and drop wait here, the
  * descriptor is the task's state, and the worker that first runs the

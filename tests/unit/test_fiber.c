@@ -760,6 +760,50 @@ Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
 	wt_rt_destroy(rt);
 }
 
+/* A thread holding no core leaves even a warm stack's header to the worker
+ * that first polls the fiber (fiber.c, stack_take: writing it was the
+ * spawner's costliest miss). Warm stacks from a finished burst: 64 fibers
+ * spawned from main while the only worker is held and aborted before
+ * their first poll run their drop once each and never fn, their joins say
+ * never started; 64 more run; every stack comes back (fibers_live 0). */
+Test(fiber, warm_stacks_spawned_from_a_thread_start_lazily, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .stall_threshold_ns = 60000000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct stack_burst b;
+	cr_assert_eq(weft_waitgroup_create(&b.gate), 0);
+	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
+	gated_burst(rt, &b, stack_burst_member, &b, 512, NULL);
+	atomic_store(&g_lazy_drops, 0);
+	struct weft_task *h = hold_start(rt);
+	enum { A = 64 };
+	struct weft_task *ab[A], *ok[A];
+	struct weft_spawn_opts so = WEFT_OPTS_INIT(weft_spawn_opts, .drop = lazy_drop);
+	for (int i = 0; i < A; i++) {
+		cr_assert_eq(weft_spawn_with(rt, count_run, NULL, &so, &ab[i]), 0);
+		cr_assert_eq(weft_abort(ab[i]), 0);
+	}
+	for (int i = 0; i < A; i++)
+		cr_assert_eq(weft_spawn_with(rt, count_run, NULL, &so, &ok[i]), 0);
+	hold_release(h);
+	for (int i = 0; i < A; i++) {
+		cr_assert_eq(weft_join(ab[i], NULL), -ECANCELED);
+		cr_assert_eq(weft_join(ok[i], NULL), 0);
+	}
+	cr_assert_eq(atomic_load(&g_lazy_drops), A, "drops %d", atomic_load(&g_lazy_drops));
+	cr_assert_eq(atomic_load(&g_ran), A, "ran %d", atomic_load(&g_ran));
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fibers_live == 0, 3000), "fibers_live %llu",
+		  (unsigned long long)m->fibers_live);
+	cr_assert_eq(m->fiber_stack_alloc_failures, 0);
+	weft_metrics_free(m);
+	(void)expect_all_returned(rt, "the lazy warm spawns");
+	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
+	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
+	wt_rt_destroy(rt);
+}
+
 /* Every fiber's stack has its whole guard below it, whoever installed it
  * (the spawning thread, or a worker ahead of it: fiber.c, guard_ahead) and
  * after the slab was emptied and carved again. Each of 3,000 fibers (two
