@@ -392,13 +392,16 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 	}
 	int rc = 0;
 	weft__slock_lock(&p->lock);
-	/* A thread without a core takes the warm list whole, as its own: the
-	 * workers push what they give back onto `warm` between two of its
-	 * spawns, so the next stack of a shared list is seldom the one it
-	 * pops next, while on `fwarm` it is, and its descriptor and header
-	 * can be fetched a spawn ahead (they were written on another core:
-	 * the header's miss was about half of spawn_fiber). A worker takes
-	 * from `fwarm` only once `warm` is empty. */
+	/* A spawn with no core cache (a thread holding no core; any spawn
+	 * from a pool of another stack size) takes the warm list whole, as
+	 * `fwarm`: the workers push what they give back onto `warm` between
+	 * two such spawns, so the next stack of the shared list is seldom
+	 * the one popped next, while on `fwarm` it is, and its descriptor
+	 * (written on another core) can be fetched a spawn ahead. Such a
+	 * spawn is lazy: it leaves the header, a line and a page last
+	 * touched on another core, to the worker that first polls the fiber
+	 * and switches onto that stack anyway (fiber_poll_lazy). A worker's
+	 * own spawn takes from `fwarm` only once `warm` is empty. */
 	struct weft__stack **from;
 	if (!c) {
 		if (!p->fwarm) {
@@ -414,8 +417,6 @@ static int stack_take(struct weft_runtime *rt, struct weft__stack_pool *p, struc
 		*from = nx;
 		if (!c && nx && nx->next) /* nx's line came a spawn ago */
 			__builtin_prefetch(nx->next, 1, 3);
-		/* the header is left to the worker that runs the fiber, which
-		 * touches that page anyway (below) */
 		*lazy = !c;
 		s->on_warm = false;
 		unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed) - 1;
@@ -745,6 +746,20 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	}
 }
 
+/* fwarm back onto the warm list (under the lock): before a trim, which
+ * takes from `warm` only. A walk to fwarm's tail, at a trim only. */
+static void fold_fwarm(struct weft__stack_pool *p)
+{
+	struct weft__stack *t = p->fwarm;
+	if (!t)
+		return;
+	while (t->next)
+		t = t->next;
+	t->next = p->warm;
+	p->warm = p->fwarm;
+	p->fwarm = NULL;
+}
+
 /*
  * Put the warm list in address order, from a worker on its way to park.
  * A warm list is in the order the stacks came back, which after a few
@@ -760,20 +775,6 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
  * carved stacks, at most once per WARM_SORT_GAP_NS per pool, and only if
  * the lock is free (a spawner comes first).
  */
-/* fwarm back onto the warm list (under the lock): before a trim, which
- * takes from `warm` only. A walk to fwarm's tail, at a trim only. */
-static void fold_fwarm(struct weft__stack_pool *p)
-{
-	struct weft__stack *t = p->fwarm;
-	if (!t)
-		return;
-	while (t->next)
-		t = t->next;
-	t->next = p->warm;
-	p->warm = p->fwarm;
-	p->fwarm = NULL;
-}
-
 static void sort_warm(struct weft__stack_pool *p, uint64_t now)
 {
 	unsigned n = atomic_load_explicit(&p->warm_n, memory_order_relaxed);

@@ -56,9 +56,9 @@ struct weft__stack_pool;
 
 /*
  * A slot's descriptor, one cache line. The spawner normally builds the
- * fiber's header at the top of its stack. Not when the spawner holds no
- * core and takes a warm stack (fiber.c, stack_take: fwarm), nor in a pool
- * that has held
+ * fiber's header at the top of its stack. Not when the spawn has no core
+ * cache (a thread holding no core, a pool of another stack size) and takes
+ * a warm stack (fiber.c, stack_take: fwarm), nor in a pool that has held
  * LAZY_HDR_STACKS (fiber.c) or more at once, when the stack is cold
  * (fresh, or given back): there fn, arg and drop wait here, the
  * descriptor is the task's state, and the worker that first runs the
@@ -118,7 +118,7 @@ struct weft__stack_pool {
 	struct weft__slock lock;
 	pthread_mutex_t trim_lock;      /* one give-back walk at a time */
 	struct weft__stack *warm;       /* free, maybe resident */
-	struct weft__stack *fwarm;      /* under lock: warm stacks taken whole for threads without a core (fiber.c) */
+	struct weft__stack *fwarm;      /* under lock: warm stacks taken whole by spawns with no core cache (fiber.c) */
 	_Atomic unsigned warm_n;        /* written under lock, peeked without */
 	unsigned warm_low;              /* under lock: fewest warm stacks since warm_since_ns */
 	uint64_t warm_since_ns;         /* under lock: the trim window's start (fiber.c) */
