@@ -375,6 +375,47 @@ Test(fiber, spawn_with_stack_size, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* A pool of another stack size has no core cache, so a worker's spawn from
+ * it takes warm stacks as `fwarm` and leaves the header to the first poll
+ * (fiber.c, stack_take), like a thread's. A fiber on a worker spawns 128
+ * fibers on 256 KiB stacks, each touching 128 KiB, and joins them; three
+ * rounds, so the later ones run on the first round's warm stacks. */
+static void *sized_spawner(void *arg)
+{
+	(void)arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	struct weft_spawn_opts o = WEFT_OPTS_INIT(weft_spawn_opts, .stack_size = 256u << 10);
+	struct deep_arg d = { .kib = 128 };
+	enum { N = 128 };
+	struct weft_task *t[N];
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++)
+			if (weft_spawn_with(rt, deep_fiber, &d, &o, &t[i]))
+				return (void *)2;
+		for (int i = 0; i < N; i++) {
+			void *r = NULL;
+			if (weft_join(t[i], &r) || r != (void *)1)
+				return (void *)3;
+		}
+	}
+	return (void *)1;
+}
+
+Test(fiber, sized_stacks_reused_by_a_worker_spawn, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, sized_spawner, NULL, &t), 0);
+	void *r = NULL;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq(r, (void *)1, "round result %p", r);
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->fibers_live == 0, 3000));
+	cr_assert_eq(m->fiber_stack_alloc_failures, 0);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
 /* fiber_stack_bytes_resident follows what the fibers touch: 64 fibers each
  * touching about 250 KiB of a 1 MiB stack and suspended count that much;
  * once released and the workers idle, the idle trim gives the pages back. */
