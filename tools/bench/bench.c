@@ -1019,6 +1019,12 @@ static const struct bench_case cases[] = {
 	{ "spawn_many_local", NUM_SPAWN, 0,
 	  "main spawns 10,000 tasks; each counts down, the last signals main",
 	  NULL, batch_spawn_many_local, NULL },
+	/* the peers' "static" variant (no per-task refcount: a static
+	 * counter, as a C program capturing raw pointers has): in C the same
+	 * code as spawn_many_local, as in Go (../shared/peers/README.md) */
+	{ "spawn_many_local_static", NUM_SPAWN, 0,
+	  "spawn_many_local under the peers' static name (the same code in C)",
+	  NULL, batch_spawn_many_local, NULL },
 	{ "spawn_many_local_worker", NUM_SPAWN, 0,
 	  "one task spawns the 10,000 countdown tasks from a worker",
 	  NULL, batch_spawn_many_local_worker, NULL },
