@@ -802,12 +802,14 @@ Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
 }
 
 /* A thread holding no core leaves even a warm stack's header to the worker
- * that first polls the fiber (fiber.c, stack_take: writing it was the
- * spawner's costliest miss). Warm stacks from a finished burst: 64 fibers
- * spawned from main while the only worker is held and aborted before
- * their first poll run their drop once each and never fn, their joins say
- * never started; 64 more run; every stack comes back (fibers_live 0). */
-Test(fiber, warm_stacks_spawned_from_a_thread_start_lazily, .timeout = WT_TMO(60))
+ * that first polls the fiber (fiber.c, stack_take), so its spawns onto warm
+ * stacks go through fiber_poll_lazy and fiber_drop_lazy. Who writes the
+ * header cannot be seen from the API: this checks what that path must
+ * keep. Warm stacks from a finished burst: 64 fibers spawned from main
+ * while the only worker is held and aborted before their first poll run
+ * their drop once each and never fn, their joins say never started; 64
+ * more run; every stack comes back (fibers_live 0). */
+Test(fiber, fibers_from_a_thread_on_warm_stacks_abort_or_run, .timeout = WT_TMO(60))
 {
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .stall_threshold_ns = 60000000000ull);
 	struct weft_runtime *rt;
@@ -1061,9 +1063,10 @@ static void *yield_spinner(void *arg)
  * gate, opens it and waits for them: the worker frees their task slots
  * onto main's cache's remote stack. Main then spawns 100 more: once the
  * last slab's leftovers are used, one takes that whole stack as its
- * uncounted `fresh` list (alloc.c) and the rest pop from it. Once the spinner stops and the worker idles, the rest of
- * `fresh` must be trimmed too: a trim counts it in first (without that,
- * the slots of the burst stay until destroy). */
+ * uncounted `fresh` list (alloc.c) and the rest pop from it. Once the
+ * spinner stops and the worker idles, the rest of `fresh` must be trimmed
+ * too: a trim counts it in first (without that, the slots of the burst
+ * stay until destroy). */
 Test(fiber, task_memory_returns_with_slots_left_on_fresh, .timeout = WT_TMO(120))
 {
 	struct weft_allocator a = { bytes_alloc, bytes_free, NULL };
