@@ -79,7 +79,10 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	int rc = 0;
 	while (poll(arg, &cx) == WEFT_PENDING) {
 		if (deadline_ns == WEFT_FOREVER) {
-			weft__tparker_park(p);
+			/* a thread the runtime knows (a blocking-pool thread, one
+			 * that gave its core away) yields rather than spin when no
+			 * CPU is spare; for any other the runtime is not known */
+			weft__tparker_park(p, !cx.rt || weft__cpu_spare(cx.rt));
 		} else if (!weft__tparker_park_until(p, deadline_ns)) {
 			if (poll(arg, &cx) == WEFT_READY)
 				break;

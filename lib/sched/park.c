@@ -11,6 +11,7 @@
  * reference, so a waker may outlive the wait that created it.
  */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -145,11 +146,15 @@ weft_waker weft__tparker_waker(struct weft__tparker *p)
 	return (weft_waker){ .vtable = &tparker_vtable, .data = tw_clone(p) };
 }
 
-void weft__tparker_park(struct weft__tparker *p)
+void weft__tparker_park(struct weft__tparker *p, bool spin)
 {
 	for (int i = 0; i < TPARK_SPINS; i++) {
 		if (atomic_load_explicit(&p->word, memory_order_relaxed) == PARK_NOTIFIED)
 			break;
+		if (!spin) {
+			sched_yield();
+			continue;
+		}
 		for (int k = 0; k < 64; k++)
 			weft__cpu_relax();
 	}

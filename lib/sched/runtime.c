@@ -100,15 +100,22 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 	return 0;
 }
 
-static unsigned default_workers(void)
+/* CPUs this thread may run on (1 if that cannot be read). */
+static unsigned affinity_cpus(void)
 {
 	cpu_set_t set;
 	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
 		int n = CPU_COUNT(&set);
 		if (n > 0)
-			return n > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : (unsigned)n;
+			return (unsigned)n;
 	}
 	return 1;
+}
+
+static unsigned default_workers(void)
+{
+	unsigned n = affinity_cpus();
+	return n > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : n;
 }
 
 static void rt_free(struct weft_runtime *rt)
@@ -206,6 +213,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	rt->fixed_gqi = o.global_queue_interval;
 	rt->fiber_stack_size = o.fiber_stack_size ? o.fiber_stack_size : DEFAULT_FIBER_STACK;
 	rt->stall_ns = o.stall_threshold_ns ? o.stall_threshold_ns : DEFAULT_STALL_NS;
+	rt->ncpu = affinity_cpus();
 	snprintf(rt->name_prefix, sizeof(rt->name_prefix), "%s",
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */

@@ -95,7 +95,9 @@ void weft__parker_unpark(struct weft__parker *p);
 struct weft__tparker;
 struct weft__tparker *weft__tparker_self(void);   /* this thread's, lazily made */
 weft_waker weft__tparker_waker(struct weft__tparker *p); /* a new reference */
-void weft__tparker_park(struct weft__tparker *p);
+/* Park until woken. The word is watched first: with `spin` for ~20 us of
+ * CPU pauses, else through 12 sched_yields (weft__cpu_spare says which). */
+void weft__tparker_park(struct weft__tparker *p, bool spin);
 /* Park until woken (true) or deadline_ns passes (false). */
 bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns);
 
@@ -443,6 +445,7 @@ struct weft_runtime {
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
 	uint64_t stall_ns;                        /* stall threshold (worker.c, watch_cores) */
+	unsigned ncpu;                            /* CPUs the process may run on, at create */
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	struct weft__stack_pool *_Atomic stack_class[WEFT__STACK_CLASSES]; /* other sizes */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */
@@ -628,6 +631,18 @@ bool weft__steal_wanted(struct weft_runtime *rt, struct weft__core *self);
 static inline bool weft__idle_is_parked(struct weft__idle *idle, unsigned i)
 {
 	return atomic_load_explicit(&idle->parked[i / 64], memory_order_relaxed) >> (i % 64) & 1;
+}
+
+/* Whether a thread outside the runtime that waits for it may spin first:
+ * only while fewer of its workers are awake than the process has CPUs. With
+ * every CPU taken by an awake worker, the waiter's CPU is one of theirs,
+ * and its spin delays the very worker it waits for (spawn_many_remote_busy2:
+ * a joining main thread spun away 25% of the samples; the OS put it on a
+ * worker's CPU in two processes of three). A hint: the count may be stale. */
+static inline bool weft__cpu_spare(struct weft_runtime *rt)
+{
+	uint64_t s = atomic_load_explicit(&rt->idle.state, memory_order_relaxed);
+	return IDLE_UNPARKED(s) < rt->ncpu;
 }
 
 /* ------------------------------------------- poll helpers, inlined here

@@ -460,7 +460,7 @@ int weft_join(struct weft_task *task, void **result)
 		return -ENOMEM;
 	weft_waker w = weft__tparker_waker(p);
 	while (!join_register(task, &w))
-		weft__tparker_park(p);
+		weft__tparker_park(p, weft__cpu_spare(task->rt));
 	weft_waker_drop(&w);
 	return take_output(task, result);
 }

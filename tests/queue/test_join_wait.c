@@ -1,0 +1,139 @@
+/*
+ * test_join_wait.c - how a thread outside the runtime waits in weft_join
+ * (lib/sched/task.c, park.c): it spins on its parker before sleeping only
+ * while a CPU is likely spare (weft__cpu_spare: fewer workers awake than
+ * the process has CPUs). With every CPU taken by an awake worker it yields
+ * its CPU instead: its spin ran on a worker's CPU and delayed the task it
+ * waited for (spawn_many_remote_busy2, docs/BENCHMARKS.md).
+ *
+ * The decision is read here from the runtime's own state, exactly: parked
+ * workers leave a CPU spare; as many busy workers as CPUs leave none; one
+ * worker fewer than CPUs leaves one. The joins then run through the yield
+ * path: short tasks behind busy workers, and one that outlasts the yields
+ * so the joiner goes on to sleep on its futex and is woken.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+#include "runtime.h"
+
+static _Atomic bool stop;
+static _Atomic unsigned busy_running;
+
+/* Holds its worker: spins in its poll until told to stop. */
+static enum weft_poll busy_poll(void *arg, struct weft_cx *cx)
+{
+	(void)arg;
+	(void)cx;
+	atomic_fetch_add(&busy_running, 1);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		weft__cpu_relax();
+	return WEFT_READY;
+}
+
+static struct weft_runtime *make_rt(unsigned workers)
+{
+	/* the busy polls are stalls: no rescue during a test */
+	WEFT_OPTS(weft_runtime_opts, o, .workers = (int)workers,
+		  .stall_threshold_ns = 60ull * 1000000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	return rt;
+}
+
+static unsigned awake(struct weft_runtime *rt)
+{
+	return IDLE_UNPARKED(atomic_load(&rt->idle.state));
+}
+
+static void occupy(struct weft_runtime *rt, unsigned n)
+{
+	atomic_store(&stop, false);
+	atomic_store(&busy_running, 0);
+	for (unsigned i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn_poll(rt, busy_poll, NULL, NULL, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&busy_running) == n, WT_LONG_MS),
+		  "%u of %u busy tasks started", atomic_load(&busy_running), n);
+}
+
+static unsigned process_cpus(void)
+{
+	cpu_set_t set;
+	cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+	return (unsigned)CPU_COUNT(&set);
+}
+
+Test(join_wait, a_cpu_is_spare_until_every_cpu_has_an_awake_worker, .timeout = WT_TMO(30))
+{
+	unsigned ncpu = process_cpus();
+	struct weft_runtime *rt = make_rt(ncpu);
+	cr_assert_eq(rt->ncpu, ncpu, "the runtime counted %u CPUs, affinity says %u",
+		     rt->ncpu, ncpu);
+	cr_assert(WT_WAIT_UNTIL(awake(rt) == 0, WT_LONG_MS), "%u workers stayed awake", awake(rt));
+	cr_assert(weft__cpu_spare(rt), "no CPU spare with every worker parked");
+	occupy(rt, ncpu);
+	cr_assert_eq(awake(rt), ncpu);
+	cr_assert_not(weft__cpu_spare(rt), "a CPU counted spare with %u busy workers on %u CPUs",
+		      ncpu, ncpu);
+	atomic_store(&stop, true);
+	cr_assert(WT_WAIT_UNTIL(awake(rt) == 0, WT_LONG_MS), "%u workers stayed awake", awake(rt));
+	cr_assert(weft__cpu_spare(rt), "no CPU spare after the workers parked again");
+	wt_rt_destroy(rt);
+}
+
+Test(join_wait, one_worker_fewer_than_cpus_leaves_one_spare, .timeout = WT_TMO(30))
+{
+	unsigned ncpu = process_cpus();
+	if (ncpu < 2)
+		cr_skip_test("one CPU: no runtime has fewer workers than CPUs");
+	struct weft_runtime *rt = make_rt(ncpu - 1);
+	occupy(rt, ncpu - 1);
+	cr_assert(weft__cpu_spare(rt), "no CPU spare with %u busy workers on %u CPUs",
+		  ncpu - 1, ncpu);
+	atomic_store(&stop, true);
+	wt_rt_destroy(rt);
+}
+
+static enum weft_poll short_poll(void *arg, struct weft_cx *cx)
+{
+	(void)cx;
+	*(unsigned *)arg += 1;
+	return WEFT_READY;
+}
+
+/* Completes 50 ms after its first poll: longer than the joiner's yields. */
+static enum weft_poll late_poll(void *arg, struct weft_cx *cx)
+{
+	(void)cx;
+	uint64_t t0 = wt_now_ns();
+	while (wt_now_ns() - t0 < 50000000ull)
+		weft__cpu_relax();
+	*(unsigned *)arg = 1;
+	return WEFT_READY;
+}
+
+Test(join_wait, joins_while_every_cpu_is_busy, .timeout = WT_TMO(60))
+{
+	unsigned ncpu = process_cpus();
+	/* a worker held per CPU, and one more that runs the joined tasks */
+	struct weft_runtime *rt = make_rt(ncpu + 1);
+	occupy(rt, ncpu);
+	cr_assert_not(weft__cpu_spare(rt));
+	static unsigned counts[200];
+	for (unsigned i = 0; i < 200; i++) {
+		struct weft_task *t = NULL;
+		cr_assert_eq(weft_spawn_poll(rt, short_poll, &counts[i], NULL, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		cr_assert_eq(counts[i], 1, "task %u ran %u times", i, counts[i]);
+	}
+	unsigned late = 0;
+	struct weft_task *t = NULL;
+	cr_assert_eq(weft_spawn_poll(rt, late_poll, &late, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(late, 1);
+	atomic_store(&stop, true);
+	wt_rt_destroy(rt);
+}
