@@ -172,6 +172,12 @@ struct weft__fiber {
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);
+/* For a worker that holds t alone (popped from the inject queue, not yet
+ * on its ring): if t is a fiber spawned lazily, start the stack lines its
+ * first poll writes (the header, the first frame) on their way into this
+ * core's cache; any other task is left alone. */
+struct weft_task;
+void weft__fiber_prefetch_first(const struct weft_task *t);
 /* Runtime create: the stack pool for stacks of `stack_size` usable bytes. */
 void weft__fiber_pool_init(struct weft_runtime *rt, size_t stack_size);
 /* Give idle stacks' memory back (MADV_DONTNEED). From the core's holder:

@@ -1113,3 +1113,42 @@ Test(fiber, task_memory_returns_when_joined_long_after, .timeout = WT_TMO(120))
 {
 	joined_slots_come_back(1000);
 }
+
+/* A worker that takes a batch from the inject queue starts the stack lines
+ * of the lazily spawned fibers in it on their way into its cache (worker.c,
+ * inject_batch; fiber.c, weft__fiber_prefetch_first). Poll tasks in the
+ * same batches keep their state as the caller gave it: here an integer,
+ * not a pointer, that the look-ahead must not follow. 20,000 spawns from
+ * this thread, fibers and poll tasks alternating, all run once. */
+static _Atomic unsigned mixed_fibers, mixed_polls;
+
+static void *mixed_fiber(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&mixed_fibers, 1);
+	return NULL;
+}
+
+static enum weft_poll mixed_poll(void *state, struct weft_cx *cx)
+{
+	(void)cx;
+	if ((uintptr_t)state == 0x10)
+		atomic_fetch_add(&mixed_polls, 1);
+	return WEFT_READY;
+}
+
+Test(fiber, inject_batches_of_fibers_and_poll_tasks_with_integer_state, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	enum { N = 10000 };
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(weft_spawn(rt, mixed_fiber, NULL, NULL), 0);
+		cr_assert_eq(weft_spawn_poll(rt, mixed_poll, (void *)(uintptr_t)0x10, NULL, NULL),
+			     0);
+	}
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&mixed_fibers) == N && atomic_load(&mixed_polls) == N,
+				WT_LONG_MS),
+		  "%u fibers and %u poll tasks of %d each ran", atomic_load(&mixed_fibers),
+		  atomic_load(&mixed_polls), N);
+	wt_rt_destroy(rt);
+}
