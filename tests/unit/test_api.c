@@ -1309,8 +1309,16 @@ Test(sched, short_channel_tasks_stay_on_their_worker, .timeout = WT_TMO(60))
 	uint64_t items = (uint64_t)FAN_PRODUCERS * FAN_ITEMS;
 	cr_log_info("%llu tasks stolen for %llu items", (unsigned long long)steals,
 		    (unsigned long long)items);
-	/* sanitizers slow every poll: more of them pass for long tasks */
-	cr_assert_leq(steals, items / 20 * WEFT_TEST_SLOW, "%llu tasks stolen for %llu items: senders bounce",
+	/* sanitizers slow every poll: more of them pass for long tasks. A
+	 * chaos build sleeps and yields inside polls, so many are long and
+	 * may be stolen: 23.7k-37.9k of 320k (6 runs); a quarter of the
+	 * items still fails a scheduler without the policy (38-59%). */
+#ifdef WEFT_TEST_CHAOS
+	uint64_t bound = items / 4;
+#else
+	uint64_t bound = items / 20 * WEFT_TEST_SLOW;
+#endif
+	cr_assert_leq(steals, bound, "%llu tasks stolen for %llu items: senders bounce",
 		      (unsigned long long)steals, (unsigned long long)items);
 	weft_metrics_free(m);
 	cr_assert_eq(weft_chan_destroy(fan_ch), 0);
@@ -1569,8 +1577,14 @@ Test(sched, a_fan_in_of_short_tasks_leaves_the_idle_worker_asleep, .timeout = WT
 	cr_log_info("fan-in: %ld items, %llu parks in %.0f ms", i1 - i0,
 		    (unsigned long long)(p1 - p0), ms);
 	cr_assert_gt(i1 - i0, 10000, "the fan-in did not run (%ld items)", i1 - i0);
+	/* A chaos build sleeps inside the owner's polls, so its ring often
+	 * looks unserved and waking the peer is right: 13 a millisecond in
+	 * one run of several, too close to the 23 this bound tells apart.
+	 * The rate is checked in the other builds; here only that it ran. */
+#ifndef WEFT_TEST_CHAOS
 	cr_assert_lt((double)(p1 - p0), ms * 12, "%llu parks in %.0f ms: the idle worker is woken "
 		     "for a ring of short tasks its owner serves", (unsigned long long)(p1 - p0), ms);
+#endif
 	cr_assert_eq(weft_chan_destroy(fan_ch), 0);
 	wt_rt_destroy(rt);
 }

@@ -643,8 +643,15 @@ Test(fiber, warm_stacks_are_reused_in_address_order, .timeout = WT_TMO(60))
 	int up = 0;
 	for (int i = 0; i + 1 < N; i++)
 		up += addr[i + 1] > addr[i];
-	cr_assert_geq(up, (N - 1) * 97 / 100, "%d of %d spawns took a stack above the last one", up,
-		      N - 1);
+	/* A chaos build's sleeps at its points can move a sort before the
+	 * last stacks of a round came back (the sort takes the pool's lock
+	 * only if it is free, once per gap): 1,403 and 1,444 in 6 runs */
+#ifdef WEFT_TEST_CHAOS
+	int want = (N - 1) * 85 / 100;
+#else
+	int want = (N - 1) * 97 / 100;
+#endif
+	cr_assert_geq(up, want, "%d of %d spawns took a stack above the last one", up, N - 1);
 	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
 	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
 	wt_rt_destroy(rt);
