@@ -18,7 +18,7 @@
  *
  * Timers: one wheel per core (`weft__core.timers`) plus one for threads
  * holding no core (`driver.timers`), each a `weft__tshard`: a wheel, its
- * lock and `next_ms`, the shard's earliest deadline (so a pass can skip a
+ * lock and `next_tick`, the shard's earliest deadline (so a pass can skip a
  * shard without its lock). A timer goes into the shard of the core its
  * poll runs on and remembers it (`t->shard`); re-polls, cancels and the
  * firing take that shard's lock, so the owner's insert and cancel take
@@ -26,13 +26,14 @@
  * of its timers or fires them while it is away. Firing: every worker at
  * maintenance passes over every shard, its own first (the tasks it wakes
  * go to its own queue); the driver's sleeper passes over all of them when
- * it wakes and sleeps no longer than the earliest `next_ms` of all
+ * it wakes and sleeps no longer than the earliest `next_tick` of all
  * shards, so timers fire on time when every worker is parked. Deadlines
- * are rounded up to the next millisecond and "now" down, so a timer never
- * fires early. A timer set earlier than the deadline the driver thread
+ * are rounded up to the next tick (WEFT_TICK_NS, 250 µs) and "now" down, so a timer never
+ * fires early; the driver's sleeper sleeps to the due tick's boundary in
+ * ns (epoll_pwait2; whole milliseconds rounded up on kernels before 5.11). A timer set earlier than the deadline the driver thread
  * sleeps to wakes it (a seq_cst Dekker pair per shard: the setter stores
- * the shard's next_ms then loads sleep_until_ms; the sleeper stores
- * sleep_until_ms then loads every shard's next_ms). Wakers fire under the
+ * the shard's next_tick then loads sleep_until_tick; the sleeper stores
+ * sleep_until_tick then loads every shard's next_tick). Wakers fire under the
  * shard's lock; they must not touch timers synchronously (task and thread
  * wakers only schedule).
  */
@@ -51,7 +52,7 @@ static void shard_init(struct weft__tshard *sh)
 {
 	pthread_mutex_init(&sh->lock, NULL);
 	weft__wheel_init(&sh->wheel);
-	atomic_init(&sh->next_ms, UINT64_MAX);
+	atomic_init(&sh->next_tick, UINT64_MAX);
 }
 
 void weft__driver_core_init(struct weft__core *c)
@@ -77,7 +78,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->io_deregistered_count, 0);
 	atomic_init(&d->io_ready_events, 0);
 	d->start_ns = weft__now_ns();
-	atomic_init(&d->sleep_until_ms, UINT64_MAX);
+	atomic_init(&d->sleep_until_tick, UINT64_MAX);
 	atomic_init(&d->unwatched, false);
 	atomic_init(&d->sleeper, false);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -119,22 +120,22 @@ void weft__driver_wake(struct weft_runtime *rt)
 	(void)n; /* EAGAIN: the counter is already non-zero, a wake is pending */
 }
 
-uint64_t weft__driver_now_ms(struct weft_runtime *rt)
+uint64_t weft__driver_now_tick(struct weft_runtime *rt)
 {
-	return (weft__now_ns() - rt->driver.start_ns) / 1000000ull;
+	return (weft__now_ns() - rt->driver.start_ns) / WEFT_TICK_NS;
 }
 
-static uint64_t deadline_to_ms(struct weft_runtime *rt, uint64_t deadline_ns)
+static uint64_t deadline_to_tick(struct weft_runtime *rt, uint64_t deadline_ns)
 {
 	if (deadline_ns <= rt->driver.start_ns)
 		return 0;
 	uint64_t d = deadline_ns - rt->driver.start_ns;
-	return d / 1000000ull + (d % 1000000ull != 0);
+	return d / WEFT_TICK_NS + (d % WEFT_TICK_NS != 0);
 }
 
 static void refresh_next(struct weft__tshard *sh)
 {
-	atomic_store_explicit(&sh->next_ms, weft__wheel_next(&sh->wheel), memory_order_relaxed);
+	atomic_store_explicit(&sh->next_tick, weft__wheel_next(&sh->wheel), memory_order_relaxed);
 }
 
 /* The shard a new timer goes to: the caller's core's, if it holds one of
@@ -150,9 +151,9 @@ static struct weft__tshard *shard_for(struct weft_runtime *rt)
 /* Earliest deadline over every shard. seq_cst loads: see the header. */
 static uint64_t next_all(struct weft_runtime *rt)
 {
-	uint64_t best = atomic_load_explicit(&rt->driver.timers.next_ms, memory_order_seq_cst);
+	uint64_t best = atomic_load_explicit(&rt->driver.timers.next_tick, memory_order_seq_cst);
 	for (unsigned i = 0; i < rt->n; i++) {
-		uint64_t n = atomic_load_explicit(&rt->cores[i].timers.next_ms,
+		uint64_t n = atomic_load_explicit(&rt->cores[i].timers.next_tick,
 						  memory_order_seq_cst);
 		if (n < best)
 			best = n;
@@ -184,7 +185,7 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	}
 	struct weft__tshard *sh = shard_for(rt);
 	pthread_mutex_lock(&sh->lock);
-	t->when_ms = deadline_to_ms(rt, deadline_ns);
+	t->when_tick = deadline_to_tick(rt, deadline_ns);
 	t->shard = sh;
 	if (!weft__wheel_insert(&sh->wheel, t)) {
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_relaxed);
@@ -194,12 +195,12 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	t->waker = weft_waker_clone(&cx->waker);
 	atomic_store_explicit(&t->state, TIMER_PENDING, memory_order_relaxed);
 	/* seq_cst store then load, against the driver's seq_cst store of
-	 * sleep_until then loads of every next_ms: one of us sees the other. */
+	 * sleep_until then loads of every next_tick: one of us sees the other. */
 	bool wake_driver = false;
-	if (t->when_ms < atomic_load_explicit(&sh->next_ms, memory_order_relaxed)) {
-		atomic_store_explicit(&sh->next_ms, t->when_ms, memory_order_seq_cst);
-		wake_driver = t->when_ms <
-			      atomic_load_explicit(&d->sleep_until_ms, memory_order_seq_cst);
+	if (t->when_tick < atomic_load_explicit(&sh->next_tick, memory_order_relaxed)) {
+		atomic_store_explicit(&sh->next_tick, t->when_tick, memory_order_seq_cst);
+		wake_driver = t->when_tick <
+			      atomic_load_explicit(&d->sleep_until_tick, memory_order_seq_cst);
 	}
 	pthread_mutex_unlock(&sh->lock);
 	if (wake_driver)
@@ -235,7 +236,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
  * nothing is. Returns how many fired. */
 static size_t shard_process(struct weft__tshard *sh, uint64_t now, size_t max)
 {
-	if (atomic_load_explicit(&sh->next_ms, memory_order_relaxed) > now)
+	if (atomic_load_explicit(&sh->next_tick, memory_order_relaxed) > now)
 		return 0;
 	pthread_mutex_lock(&sh->lock);
 	struct weft__timer *fired = NULL;
@@ -275,15 +276,15 @@ static size_t fire_budget(struct weft__core *own)
 
 /*
  * Fire every timer that is due, in deadline order across the shards (to
- * the millisecond): take the shard with the earliest next_ms and advance it
+ * the tick): take the shard with the earliest next_tick and advance it
  * only up to the second earliest shard's, then look again. Each round
- * raises that shard's next_ms past the bound it was advanced to, so this
+ * raises that shard's next_tick past the bound it was advanced to, so this
  * ends once nothing is due. On a tie the caller's own core's shard goes
  * first (what it wakes runs here).
  */
 void weft__timers_process(struct weft_runtime *rt)
 {
-	uint64_t now = weft__driver_now_ms(rt);
+	uint64_t now = weft__driver_now_tick(rt);
 	struct weft__ctx *ctx = weft__ctx();
 	struct weft__core *own = ctx && ctx->rt == rt ? ctx->core : NULL;
 	size_t budget = fire_budget(own);
@@ -301,7 +302,7 @@ void weft__timers_process(struct weft_runtime *rt)
 				sh = &rt->driver.timers;
 			if (!sh)
 				continue;
-			uint64_t n = atomic_load_explicit(&sh->next_ms, memory_order_relaxed);
+			uint64_t n = atomic_load_explicit(&sh->next_tick, memory_order_relaxed);
 			if (n < b1) {
 				b2 = b1;
 				b1 = n;
@@ -351,6 +352,41 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 	pthread_mutex_unlock(&rt->driver.lock);
 }
 
+#define DRIVER_MAX_SLEEP_NS (60ll * 1000000000ll)
+
+/* Kernels before 5.11 have no epoll_pwait2: set at the first ENOSYS (and
+ * by test_time, to run the fallback here). ThreadSanitizer (gcc 12's)
+ * intercepts epoll_ctl and epoll_wait, whose pairing tells it that a
+ * registration made before epoll_ctl is visible to the thread an event
+ * hands it to, but not epoll_pwait2: under it, the fallback. */
+#if defined(__SANITIZE_THREAD__)
+#define PWAIT2_MISSING_AT_START true
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PWAIT2_MISSING_AT_START true
+#endif
+#endif
+#ifndef PWAIT2_MISSING_AT_START
+#define PWAIT2_MISSING_AT_START false
+#endif
+_Atomic bool weft__driver_no_pwait2 = PWAIT2_MISSING_AT_START;
+
+/* epoll_wait with a timeout in ns (-1: none): epoll_pwait2's, or, without
+ * it, epoll_wait's whole milliseconds rounded up (never early). */
+static int wait_events(int epfd, struct epoll_event *ev, int64_t timeout_ns)
+{
+	if (!atomic_load_explicit(&weft__driver_no_pwait2, memory_order_relaxed)) {
+		struct timespec ts = { (time_t)(timeout_ns / 1000000000ll),
+				       (long)(timeout_ns % 1000000000ll) };
+		int n = epoll_pwait2(epfd, ev, EVENTS_PER_WAIT, timeout_ns < 0 ? NULL : &ts, NULL);
+		if (n >= 0 || errno != ENOSYS)
+			return n;
+		atomic_store_explicit(&weft__driver_no_pwait2, true, memory_order_relaxed);
+	}
+	int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
+	return epoll_wait(epfd, ev, EVENTS_PER_WAIT, ms);
+}
+
 /*
  * Sleep in the driver if it is free: returns false at once when another
  * thread holds it (the caller sleeps on its futex instead). Otherwise waits
@@ -369,23 +405,27 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	weft__io_free_retired(rt);
 	atomic_store_explicit(&d->sleeper, true, memory_order_relaxed);
 	uint64_t next = next_all(rt);
-	atomic_store_explicit(&d->sleep_until_ms, next, memory_order_seq_cst);
-	int timeout = -1;
-	/* Re-read after publishing sleep_until: a timer set in between either
-	 * sees our sleep_until (and writes the eventfd) or is seen here. */
+	atomic_store_explicit(&d->sleep_until_tick, next, memory_order_seq_cst);
+	/* How long to sleep, in ns (-1: until woken). Re-read after publishing
+	 * sleep_until: a timer set in between either sees our sleep_until (and
+	 * writes the eventfd) or is seen here. */
+	int64_t timeout = -1;
+	uint64_t now_ns = weft__now_ns();
 	next = next_all(rt);
 	if (next != UINT64_MAX) {
-		uint64_t now = weft__driver_now_ms(rt);
-		timeout = next <= now ? 0 : (next - now > 60000 ? 60000 : (int)(next - now));
+		/* the tick boundary at which the timer is due, not "now"
+		 * rounded down plus whole milliseconds: that slept up to a
+		 * millisecond past it */
+		uint64_t at = d->start_ns + next * WEFT_TICK_NS;
+		timeout = at <= now_ns ? 0 : (int64_t)(at - now_ns);
 	}
 	if (until_ns) {
-		uint64_t now = weft__now_ns();
-		uint64_t ms = until_ns <= now ? 0 : (until_ns - now + 999999) / 1000000;
-		if (ms > 60000)
-			ms = 60000;
-		if (timeout < 0 || (int)ms < timeout)
-			timeout = (int)ms;
+		int64_t t = until_ns <= now_ns ? 0 : (int64_t)(until_ns - now_ns);
+		if (timeout < 0 || t < timeout)
+			timeout = t;
 	}
+	if (timeout > DRIVER_MAX_SLEEP_NS)
+		timeout = DRIVER_MAX_SLEEP_NS;
 	/*
 	 * The stall watch (worker.c, watch_cores): while another worker is
 	 * unparked, its poll may last with a task waiting in its LIFO slot that
@@ -399,13 +439,13 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	atomic_store_explicit(&d->unwatched, true, memory_order_seq_cst);
 	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0) {
 		atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
-		if (timeout < 0 || timeout > WEFT_WATCH_MS)
-			timeout = WEFT_WATCH_MS;
+		if (timeout < 0 || timeout > WEFT_WATCH_MS * 1000000ll)
+			timeout = WEFT_WATCH_MS * 1000000ll;
 	}
 	struct epoll_event ev[EVENTS_PER_WAIT];
-	int n = epoll_wait(d->epfd, ev, EVENTS_PER_WAIT, timeout);
+	int n = wait_events(d->epfd, ev, timeout);
 	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
-	atomic_store_explicit(&d->sleep_until_ms, UINT64_MAX, memory_order_relaxed);
+	atomic_store_explicit(&d->sleep_until_tick, UINT64_MAX, memory_order_relaxed);
 	/* before leaving with work: our own relay (worker.c, run_task) sees
 	 * the driver empty and wakes a parked worker to take it */
 	atomic_store_explicit(&d->sleeper, false, memory_order_relaxed);
@@ -427,7 +467,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	for (int i = 0; i < n && !work; i++)
 		work = ev[i].data.ptr != NULL; /* an fd, not the eventfd's unpark */
 	if (!work)
-		work = next_all(rt) <= weft__driver_now_ms(rt);
+		work = next_all(rt) <= weft__driver_now_tick(rt);
 	if (core && work) {
 		weft__idle_unpark_self(rt, core);
 	} else if (ctx) {

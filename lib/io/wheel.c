@@ -1,8 +1,9 @@
 /*
- * wheel.c - timer wheel: level 0 is WHEEL_NEAR (1,024) slots of 1 ms over
- * the next 1,024 ms, relative to `elapsed` (slot = deadline mod 1,024);
- * above it 5 hierarchical levels of 64 slots, 64^l ms per slot at level l
- * (level 5 spans ~2.2 years).
+ * wheel.c - timer wheel, in ticks (WEFT_TICK_NS, 250 µs; wheel.h): level 0
+ * is WHEEL_NEAR (1,024) slots of one tick over the next 1,024 ticks (256
+ * ms), relative to `elapsed` (slot = deadline mod 1,024); above it 5
+ * hierarchical levels of 64 slots, 64^l ticks per slot at level l (level 5
+ * spans ~199 days; a later deadline is clamped into it and cascades again).
  *
  * Why level 0 is relative and wide: a timer that changes level is touched
  * again when its slot comes due (re-inserted lower down: a cascade), and a
@@ -11,13 +12,13 @@
  * to 64 ms, most 50 ms sleeps sat one level up, and 30,000 fibers going to
  * sleep together cascaded together: one worker re-inserting 30,000 cold
  * timers under the shard's lock (~15 ms here) while everything due waited
- * (fiber_exit_storm). Now a timer due within ~1 s never cascades.
+ * (fiber_exit_storm). Now a timer due within 256 ms never cascades.
  *
  * Invariants: a level-0 timer's deadline is in [elapsed, elapsed +
  * WHEEL_NEAR). A timer above lives at the lowest level l >= 1 whose current
  * window holds its deadline: deadline and `elapsed` agree on every bit
- * above level l's 6 bits; it is there only if its deadline is WHEEL_NEAR ms
- * or more away at insert. So within a level, occupied slots are at or after
+ * above level l's 6 bits; it is there only if its deadline is WHEEL_NEAR
+ * ticks or more away at insert. So within a level, occupied slots are at or after
  * the current position, and a slot's start time is (elapsed &
  * ~(level_span - 1)) + slot * slot_span.
  * Advancing takes the earliest occupied slot (over all levels); a level-0
@@ -90,9 +91,9 @@ static void slot_append(struct weft__wheel *w, struct weft__timer *t, unsigned l
 
 bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
 {
-	if (t->when_ms <= w->elapsed)
+	if (t->when_tick <= w->elapsed)
 		return false;
-	uint64_t when = t->when_ms;
+	uint64_t when = t->when_tick;
 	if (when - w->elapsed < WHEEL_NEAR) {
 		slot_append(w, t, 0, (unsigned)(when & (WHEEL_NEAR - 1)));
 		return true;
@@ -176,7 +177,7 @@ uint64_t weft__wheel_next(const struct weft__wheel *w)
 	return best;
 }
 
-size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired,
+size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft__timer **fired,
 			   size_t max)
 {
 	struct weft__timer **tail = fired;
@@ -200,7 +201,7 @@ size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__
 				best_s = s;
 			}
 		}
-		if (best > now_ms)
+		if (best > now_tick)
 			break;
 		if (best > w->elapsed)
 			w->elapsed = best;
@@ -237,7 +238,7 @@ size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__
 				slot_append(w, t, 0, (unsigned)(w->elapsed & (WHEEL_NEAR - 1)));
 		}
 	}
-	if (now_ms > w->elapsed)
-		w->elapsed = now_ms;
+	if (now_tick > w->elapsed)
+		w->elapsed = now_tick;
 	return n;
 }

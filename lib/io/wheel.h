@@ -12,9 +12,12 @@
 
 #include <weft/weft.h>
 
+/* The wheels' unit. Deadlines round up to it: at 1 ms, a 1 ms sleep
+ * started just after a boundary took ~2 ms. */
+#define WEFT_TICK_NS 250000ull
 #define WHEEL_LEVELS 6
 #define WHEEL_SLOTS 64
-#define WHEEL_NEAR 1024 /* level 0: 1 ms slots over the next 1,024 ms */
+#define WHEEL_NEAR 1024 /* level 0: 1-tick slots over the next 1,024 ticks (256 ms) */
 
 enum { TIMER_IDLE = 0, TIMER_PENDING = 1, TIMER_FIRED = 2 };
 
@@ -22,7 +25,7 @@ struct weft__tshard;
 
 struct weft__timer {
 	struct weft__timer *prev, *next;
-	uint64_t when_ms;                 /* deadline, ms since the runtime started */
+	uint64_t when_tick;               /* deadline, ticks since the runtime started */
 	weft_waker waker;                 /* under the shard's lock */
 	struct weft__tshard *shard;       /* where it was inserted (set under that lock) */
 	_Atomic uint8_t state;            /* TIMER_*; FIRED written under the lock */
@@ -31,7 +34,7 @@ struct weft__timer {
 };
 
 struct weft__wheel {
-	uint64_t elapsed;                             /* ms: everything before has fired */
+	uint64_t elapsed;                             /* ticks: everything before has fired */
 	/* level 0: deadlines in [elapsed, elapsed + WHEEL_NEAR), slot when % WHEEL_NEAR */
 	uint64_t near_occ[WHEEL_NEAR / 64];           /* bit per non-empty slot */
 	struct weft__timer *near[WHEEL_NEAR];
@@ -48,19 +51,19 @@ struct weft__wheel {
 struct weft__tshard {
 	pthread_mutex_t lock;
 	struct weft__wheel wheel;
-	_Atomic uint64_t next_ms;                     /* earliest deadline; UINT64_MAX: none */
+	_Atomic uint64_t next_tick;                     /* earliest deadline; UINT64_MAX: none */
 };
 
 void weft__wheel_init(struct weft__wheel *w);
-/* Insert a timer with when_ms set; false if it is already due (not inserted). */
+/* Insert a timer with when_tick set; false if it is already due (not inserted). */
 bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t);
 void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t);
-/* Earliest deadline of any timer (ms), or UINT64_MAX. */
+/* Earliest deadline of any timer (ticks), or UINT64_MAX. */
 uint64_t weft__wheel_next(const struct weft__wheel *w);
-/* Advance to now_ms: timers due are unlinked and appended to *fired
+/* Advance to now_tick: timers due are unlinked and appended to *fired
  * (linked through next), in deadline order, at most `max` of them (the
  * rest stay due, in order, for the next call). Returns how many. */
-size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_ms, struct weft__timer **fired,
+size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft__timer **fired,
 			   size_t max);
 
 #endif /* WEFT_WHEEL_H */

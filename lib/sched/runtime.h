@@ -384,7 +384,7 @@ struct weft__driver {
 	/* Timers set by threads holding no core; each core has its own
 	 * shard (weft__core.timers). */
 	_Alignas(WEFT_CACHELINE) struct weft__tshard timers;
-	_Atomic uint64_t sleep_until_ms;          /* what the driver thread sleeps to */
+	_Atomic uint64_t sleep_until_tick;          /* what the driver thread sleeps to */
 	/* The driver thread sleeps with no LIFO watch (every other worker was
 	 * parked when it went to sleep): a LIFO push wakes it (worker.c). */
 	_Alignas(WEFT_CACHELINE) _Atomic bool unwatched;
@@ -487,7 +487,9 @@ int weft__driver_init(struct weft_runtime *rt);
 void weft__driver_core_init(struct weft__core *c);     /* a core made after create */
 void weft__driver_fini(struct weft_runtime *rt);
 void weft__driver_wake(struct weft_runtime *rt);
-uint64_t weft__driver_now_ms(struct weft_runtime *rt);
+uint64_t weft__driver_now_tick(struct weft_runtime *rt);
+/* driver.c: epoll_pwait2 is missing (found at run time; tests set it). */
+extern _Atomic bool weft__driver_no_pwait2;
 /* until_ns: 0, or a CLOCK_MONOTONIC time to wake at the latest (the idle
  * trim's, fiber.c) */
 bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns);

@@ -11,6 +11,7 @@
 
 #include "wt.h"
 #include "wheel.h"
+#include "runtime.h"
 
 /* ------------------------------------------------------------ the wheel */
 
@@ -31,8 +32,8 @@ Test(wheel, fires_in_order_never_early_across_levels, .timeout = WT_TMO(30))
 	for (int i = 0; i < N; i++) {
 		/* spread over every level: 1 ms .. ~12 days */
 		uint64_t span = 1ull << (wt_rand(&seed) % 30);
-		t[i].when_ms = 1 + wt_rand(&seed) % span;
-		want[i] = t[i].when_ms;
+		t[i].when_tick = 1 + wt_rand(&seed) % span;
+		want[i] = t[i].when_tick;
 		cr_assert(weft__wheel_insert(&w, &t[i]));
 	}
 	qsort(want, N, sizeof(want[0]), cmp_u64);
@@ -47,12 +48,12 @@ Test(wheel, fires_in_order_never_early_across_levels, .timeout = WT_TMO(30))
 		struct weft__timer *fired = NULL;
 		weft__wheel_advance(&w, now, &fired, SIZE_MAX);
 		for (struct weft__timer *f = fired; f; f = f->next) {
-			cr_assert_leq(f->when_ms, now, "fired early: %lu > %lu",
-				      (unsigned long)f->when_ms, (unsigned long)now);
-			cr_assert_geq(f->when_ms, last, "out of order");
-			cr_assert_eq(f->when_ms, want[got], "timer %d: %lu, want %lu", got,
-				     (unsigned long)f->when_ms, (unsigned long)want[got]);
-			last = f->when_ms;
+			cr_assert_leq(f->when_tick, now, "fired early: %lu > %lu",
+				      (unsigned long)f->when_tick, (unsigned long)now);
+			cr_assert_geq(f->when_tick, last, "out of order");
+			cr_assert_eq(f->when_tick, want[got], "timer %d: %lu, want %lu", got,
+				     (unsigned long)f->when_tick, (unsigned long)want[got]);
+			last = f->when_tick;
 			got++;
 		}
 	}
@@ -65,7 +66,7 @@ Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
 	struct weft__wheel w;
 	weft__wheel_init(&w);
 	for (int i = 0; i < 1000; i++) {
-		t[i].when_ms = 10 + (uint64_t)i * 37;
+		t[i].when_tick = 10 + (uint64_t)i * 37;
 		cr_assert(weft__wheel_insert(&w, &t[i]));
 	}
 	for (int i = 0; i < 1000; i += 2)
@@ -102,7 +103,7 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 			uint64_t d = r < 30 ? 1 + wt_rand(&seed) % 1100
 				   : r < 45 ? 1000 + wt_rand(&seed) % 100
 					    : 1 + wt_rand(&seed) % 200000;
-			t[i].when_ms = now + d;
+			t[i].when_tick = now + d;
 			cr_assert(weft__wheel_insert(&w, &t[i]));
 			cr_assert_eq(t[i].level == 0, d < WHEEL_NEAR, "delay %lu at level %u",
 				     (unsigned long)d, t[i].level);
@@ -126,9 +127,9 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 				for (struct weft__timer *f = fired; f; f = f->next, n++) {
 					int k = (int)(f - t);
 					cr_assert(active[k], "timer %d fired twice or after removal", k);
-					cr_assert_leq(f->when_ms, now, "fired early");
-					cr_assert_geq(f->when_ms, last, "out of order");
-					last = f->when_ms;
+					cr_assert_leq(f->when_tick, now, "fired early");
+					cr_assert_geq(f->when_tick, last, "out of order");
+					last = f->when_tick;
 					active[k] = false;
 					nactive--;
 					nfired++;
@@ -139,7 +140,7 @@ Test(wheel, random_ops_match_a_model_near_window_wraps, .timeout = WT_TMO(30))
 					npartial++;
 			} while (got == max);
 			for (int k = 0; k < N; k++)
-				cr_assert(!active[k] || t[k].when_ms > now, "timer %d due but not fired", k);
+				cr_assert(!active[k] || t[k].when_tick > now, "timer %d due but not fired", k);
 			uint64_t next = weft__wheel_next(&w);
 			cr_assert_eq(next == UINT64_MAX, nactive == 0);
 			cr_assert_gt(next, now);
@@ -582,4 +583,68 @@ Test(timers, fiber_sleep_allocates_nothing, .timeout = WT_TMO(30))
 	cr_assert_eq(delta, 0, "%ld allocations during 200 fiber sleeps", delta);
 	wt_rt_destroy(rt);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
+
+/*
+ * Resolution: deadlines round up to the wheels' tick (WEFT_TICK_NS, 250
+ * µs), and the driver's sleeper sleeps to the tick's boundary in ns
+ * (epoll_pwait2). With 1 ms ticks and epoll_wait's whole milliseconds, a
+ * fiber sleeping 1 ms in a loop took 1.97-2.15 ms each time (every sleep
+ * began just after a boundary and was rounded up past the next one); now
+ * ~1.25 ms. 40 sleeps; the first quartile is read, so a busy machine that
+ * makes some wake-ups late does not fail it.
+ */
+static void *sleep_1ms_40(void *arg)
+{
+	uint64_t *took = arg;
+	for (int i = 0; i < 40; i++) {
+		uint64_t t0 = weft_now_ns();
+		if (weft_sleep_ns(1000000))
+			return (void *)1;
+		took[i] = weft_now_ns() - t0;
+	}
+	return NULL;
+}
+
+Test(timers, a_1ms_sleep_is_not_rounded_to_2ms, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	static uint64_t took[40];
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, sleep_1ms_40, took, &h), 0);
+	void *r = (void *)2;
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_null(r);
+	qsort(took, 40, sizeof(took[0]), cmp_u64);
+	cr_assert_geq(took[0], 1000000ull, "a 1 ms sleep returned after %llu ns",
+		      (unsigned long long)took[0]);
+	cr_log_info("1 ms sleeps: min %.3f, p25 %.3f, median %.3f ms", took[0] / 1e6,
+		    took[10] / 1e6, took[20] / 1e6);
+	cr_assert_lt(took[10], 1600000ull, "a quarter of the 1 ms sleeps took %.3f ms or more",
+		     took[10] / 1e6);
+	wt_rt_destroy(rt);
+}
+
+/* The same loop on the fallback a kernel without epoll_pwait2 takes
+ * (epoll_wait's whole milliseconds, rounded up): never early, and no more
+ * than the tick plus that millisecond late when the machine is quiet. */
+Test(timers, sleeps_on_the_epoll_wait_fallback_are_never_early, .timeout = WT_TMO(30))
+{
+	atomic_store(&weft__driver_no_pwait2, true);
+	struct weft_runtime *rt = wt_rt_create(2);
+	static uint64_t took[40];
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, sleep_1ms_40, took, &h), 0);
+	void *r = (void *)2;
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_null(r);
+	wt_rt_destroy(rt);
+	atomic_store(&weft__driver_no_pwait2, false);
+	qsort(took, 40, sizeof(took[0]), cmp_u64);
+	cr_log_info("1 ms sleeps, fallback: min %.3f, median %.3f ms", took[0] / 1e6,
+		    took[20] / 1e6);
+	cr_assert_geq(took[0], 1000000ull, "a 1 ms sleep returned after %llu ns",
+		      (unsigned long long)took[0]);
+	cr_assert_lt(took[20], 2600000ull, "half the 1 ms sleeps took %.3f ms or more",
+		     took[20] / 1e6);
 }
