@@ -2,8 +2,9 @@
  * weft/time.h - sleeping, timers, intervals, timeouts.
  *
  * Times are CLOCK_MONOTONIC nanoseconds (weft_now_ns()). Timers live in the
- * runtime's hierarchical wheel (1 ms resolution): they never fire early and
- * fire within about 1 ms of their deadline plus the time to wake a worker.
+ * runtime's hierarchical wheels (250 µs resolution): they never fire early
+ * and fire within about 250 µs of their deadline plus the time to wake a
+ * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime).
  * Blocking-style calls suspend a fiber, block a thread outside the runtime,
  * and return -EDEADLK from a poll task (which uses the poll forms).
  */
