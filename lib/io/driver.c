@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -372,17 +373,24 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 _Atomic bool weft__driver_no_pwait2 = PWAIT2_MISSING_AT_START;
 
 /* epoll_wait with a timeout in ns (-1: none): epoll_pwait2's, or, without
- * it, epoll_wait's whole milliseconds rounded up (never early). */
+ * it, epoll_wait's whole milliseconds rounded up (never early). The system
+ * call itself, not glibc's wrapper (2.35 and later only): a kernel before
+ * 5.11 says ENOSYS, a seccomp filter that does not know the call (systemd's
+ * SystemCallFilter, older container profiles) EPERM; either way the
+ * fallback from then on. */
 static int wait_events(int epfd, struct epoll_event *ev, int64_t timeout_ns)
 {
+#ifdef SYS_epoll_pwait2
 	if (!atomic_load_explicit(&weft__driver_no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { (time_t)(timeout_ns / 1000000000ll),
 				       (long)(timeout_ns % 1000000000ll) };
-		int n = epoll_pwait2(epfd, ev, EVENTS_PER_WAIT, timeout_ns < 0 ? NULL : &ts, NULL);
-		if (n >= 0 || errno != ENOSYS)
-			return n;
+		long n = syscall(SYS_epoll_pwait2, epfd, ev, EVENTS_PER_WAIT,
+				 timeout_ns < 0 ? NULL : &ts, NULL, (size_t)0);
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+			return (int)n;
 		atomic_store_explicit(&weft__driver_no_pwait2, true, memory_order_relaxed);
 	}
+#endif
 	int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000);
 	return epoll_wait(epfd, ev, EVENTS_PER_WAIT, ms);
 }
@@ -415,12 +423,23 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	if (next != UINT64_MAX) {
 		/* the tick boundary at which the timer is due, not "now"
 		 * rounded down plus whole milliseconds: that slept up to a
-		 * millisecond past it */
-		uint64_t at = d->start_ns + next * WEFT_TICK_NS;
-		timeout = at <= now_ns ? 0 : (int64_t)(at - now_ns);
+		 * millisecond past it. Capped in ticks first: a deadline
+		 * near UINT64_MAX ns (a sleep "forever") is a tick count
+		 * whose boundary in ns wraps, which read as due now and had
+		 * the sleeper spin. */
+		uint64_t now_tick = (now_ns - d->start_ns) / WEFT_TICK_NS;
+		if (next <= now_tick)
+			timeout = 0;
+		else if (next - now_tick > (uint64_t)DRIVER_MAX_SLEEP_NS / WEFT_TICK_NS)
+			timeout = DRIVER_MAX_SLEEP_NS;
+		else {
+			uint64_t at = d->start_ns + next * WEFT_TICK_NS;
+			timeout = at <= now_ns ? 0 : (int64_t)(at - now_ns);
+		}
 	}
 	if (until_ns) {
-		int64_t t = until_ns <= now_ns ? 0 : (int64_t)(until_ns - now_ns);
+		uint64_t left = until_ns <= now_ns ? 0 : until_ns - now_ns;
+		int64_t t = left > (uint64_t)DRIVER_MAX_SLEEP_NS ? DRIVER_MAX_SLEEP_NS : (int64_t)left;
 		if (timeout < 0 || t < timeout)
 			timeout = t;
 	}

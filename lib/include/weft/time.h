@@ -4,7 +4,9 @@
  * Times are CLOCK_MONOTONIC nanoseconds (weft_now_ns()). Timers live in the
  * runtime's hierarchical wheels (250 µs resolution): they never fire early
  * and fire within about 250 µs of their deadline plus the time to wake a
- * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime).
+ * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime). On a kernel
+ * without epoll_pwait2 (before 5.11, or a seccomp filter that refuses it)
+ * an idle runtime wakes on whole milliseconds: up to 1 ms more.
  * Blocking-style calls suspend a fiber, block a thread outside the runtime,
  * and return -EDEADLK from a poll task (which uses the poll forms).
  */
