@@ -1,9 +1,10 @@
 /*
  * wheel.c - timer wheel, in ticks (WEFT_TICK_NS, 250 µs; wheel.h): level 0
- * is WHEEL_NEAR (1,024) slots of one tick over the next 1,024 ticks (256
- * ms), relative to `elapsed` (slot = deadline mod 1,024); above it 5
- * hierarchical levels of 64 slots, 64^l ticks per slot at level l (level 5
- * spans ~199 days; a later deadline is clamped into it and cascades again).
+ * is WHEEL_NEAR (4,096) slots of one tick over the next 4,096 ticks (1.024
+ * s), relative to `elapsed` (slot = deadline mod 4,096); above it 5
+ * hierarchical levels of 64 slots, 64^l ticks per slot at level l (level 1
+ * is never used: its window is inside level 0's; level 5 spans ~199 days,
+ * and a later deadline is clamped into it and cascades again).
  *
  * Why level 0 is relative and wide: a timer that changes level is touched
  * again when its slot comes due (re-inserted lower down: a cascade), and a
@@ -12,7 +13,7 @@
  * to 64 ms, most 50 ms sleeps sat one level up, and 30,000 fibers going to
  * sleep together cascaded together: one worker re-inserting 30,000 cold
  * timers under the shard's lock (~15 ms here) while everything due waited
- * (fiber_exit_storm). Now a timer due within 256 ms never cascades.
+ * (fiber_exit_storm). Now a timer due within ~1 s never cascades.
  *
  * Invariants: a level-0 timer's deadline is in [elapsed, elapsed +
  * WHEEL_NEAR). A timer above lives at the lowest level l >= 1 whose current
@@ -25,7 +26,7 @@
  * slot's timers fire, a higher slot's timers are re-inserted (they cascade
  * to lower levels, now that `elapsed` has moved to the slot's start).
  * Insert, remove and "next deadline" are O(1) (bit tricks on the occupancy
- * words; level 0 scans its 16). Cancel is an unlink. Not thread-safe: the
+ * words; level 0's 64 words have a summary word, a bit per non-zero word). Cancel is an unlink. Not thread-safe: the
  * caller holds the lock.
  */
 #include "wheel.h"
@@ -54,16 +55,18 @@ static void set_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
 {
 	if (level)
 		w->occupied[level] |= 1ull << slot;
-	else
+	else {
 		w->near_occ[slot / 64] |= 1ull << (slot % 64);
+		w->near_sum |= 1ull << (slot / 64);
+	}
 }
 
 static void clear_occupied(struct weft__wheel *w, unsigned level, unsigned slot)
 {
 	if (level)
 		w->occupied[level] &= ~(1ull << slot);
-	else
-		w->near_occ[slot / 64] &= ~(1ull << (slot % 64));
+	else if (!(w->near_occ[slot / 64] &= ~(1ull << (slot % 64))))
+		w->near_sum &= ~(1ull << (slot / 64));
 }
 
 /* Append t to a slot. A slot is a FIFO list: `next` runs from the head to
@@ -98,7 +101,7 @@ bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
 		slot_append(w, t, 0, (unsigned)(when & (WHEEL_NEAR - 1)));
 		return true;
 	}
-	unsigned level = level_for(w->elapsed, when); /* >= 1: they differ above bit 9 */
+	unsigned level = level_for(w->elapsed, when); /* >= 2: they differ above bit 11 */
 	if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
 		when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
 	slot_append(w, t, level, (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1)));
@@ -124,27 +127,36 @@ void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t)
 	t->prev = t->next = NULL;
 }
 
-/* Deadline of the earliest level-0 slot: scan the occupancy words from the
- * current position round to it again. */
+/* Deadline of the earliest level-0 slot, from the current position round
+ * to it again: the rest of the current word, then the other words in
+ * order (found through the summary word), then the current word's bits
+ * before the position (wrapped). */
+_Static_assert(WHEEL_NEAR == 64 * 64, "one summary word covers level 0");
 static bool near_next(const struct weft__wheel *w, uint64_t *start, unsigned *slot_out)
 {
+	if (!w->near_sum)
+		return false;
 	unsigned pos = (unsigned)(w->elapsed & (WHEEL_NEAR - 1));
-	unsigned words = WHEEL_NEAR / 64;
-	for (unsigned k = 0; k <= words; k++) {
-		unsigned i = (pos / 64 + k) % words;
-		uint64_t bits = w->near_occ[i];
-		if (k == 0)
-			bits &= ~0ull << (pos % 64);          /* at or after pos */
-		else if (k == words)
-			bits &= (1ull << (pos % 64)) - 1;     /* wrapped: before pos */
-		if (!bits)
-			continue;
-		unsigned s = i * 64 + (unsigned)__builtin_ctzll(bits);
-		*slot_out = s;
-		*start = w->elapsed + ((s - pos) & (WHEEL_NEAR - 1));
-		return true;
+	unsigned pw = pos / 64;
+	uint64_t bits = w->near_occ[pw] & (~0ull << (pos % 64));
+	unsigned i = pw;
+	if (!bits) {
+		uint64_t sum = w->near_sum & ~(1ull << pw);
+		if (sum) {
+			unsigned r = (pw + 1) % 64; /* bit j: word (pw + 1 + j) % 64 */
+			uint64_t rot = r ? (sum >> r) | (sum << (64 - r)) : sum;
+			i = (r + (unsigned)__builtin_ctzll(rot)) % 64;
+			bits = w->near_occ[i];
+		} else {
+			bits = w->near_occ[pw] & ((1ull << (pos % 64)) - 1);
+			if (!bits)
+				return false;
+		}
 	}
-	return false;
+	unsigned s = i * 64 + (unsigned)__builtin_ctzll(bits);
+	*slot_out = s;
+	*start = w->elapsed + ((s - pos) & (WHEEL_NEAR - 1));
+	return true;
 }
 
 /* Start time of the earliest occupied slot of `level`. */

@@ -17,7 +17,7 @@
 #define WEFT_TICK_NS 250000ull
 #define WHEEL_LEVELS 6
 #define WHEEL_SLOTS 64
-#define WHEEL_NEAR 1024 /* level 0: 1-tick slots over the next 1,024 ticks (256 ms) */
+#define WHEEL_NEAR 4096 /* level 0: 1-tick slots over the next 4,096 ticks (1.024 s) */
 
 enum { TIMER_IDLE = 0, TIMER_PENDING = 1, TIMER_FIRED = 2 };
 
@@ -37,6 +37,7 @@ struct weft__wheel {
 	uint64_t elapsed;                             /* ticks: everything before has fired */
 	/* level 0: deadlines in [elapsed, elapsed + WHEEL_NEAR), slot when % WHEEL_NEAR */
 	uint64_t near_occ[WHEEL_NEAR / 64];           /* bit per non-empty slot */
+	uint64_t near_sum;                            /* bit per non-zero near_occ word */
 	struct weft__timer *near[WHEEL_NEAR];
 	/* levels 1..: [0] unused */
 	uint64_t occupied[WHEEL_LEVELS];              /* bit per non-empty slot */
