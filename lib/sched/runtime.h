@@ -445,7 +445,7 @@ struct weft_runtime {
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
 	uint64_t stall_ns;                        /* stall threshold (worker.c, watch_cores) */
-	unsigned ncpu;                            /* CPUs the process may run on, at create */
+	unsigned ncpu;                            /* CPUs the creating thread may run on (its affinity, as default_workers) */
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	struct weft__stack_pool *_Atomic stack_class[WEFT__STACK_CLASSES]; /* other sizes */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */
@@ -636,7 +636,8 @@ static inline bool weft__idle_is_parked(struct weft__idle *idle, unsigned i)
 }
 
 /* Whether a thread outside the runtime that waits for it may spin first:
- * only while fewer of its workers are awake than the process has CPUs. With
+ * only while fewer of its workers are awake than `ncpu` (the affinity of
+ * the thread that created the runtime; cgroup CPU quotas are not read). With
  * every CPU taken by an awake worker, the waiter's CPU is one of theirs,
  * and its spin delays the very worker it waits for (spawn_many_remote_busy2:
  * a joining main thread spun away 25% of the samples; the OS put it on a

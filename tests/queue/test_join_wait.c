@@ -118,6 +118,8 @@ static enum weft_poll late_poll(void *arg, struct weft_cx *cx)
 Test(join_wait, joins_while_every_cpu_is_busy, .timeout = WT_TMO(60))
 {
 	unsigned ncpu = process_cpus();
+	if (ncpu + 1 > WEFT_MAX_WORKERS)
+		cr_skip_test("%u CPUs: no room for a worker per CPU and one more", ncpu);
 	/* a worker held per CPU, and one more that runs the joined tasks */
 	struct weft_runtime *rt = make_rt(ncpu + 1);
 	occupy(rt, ncpu);
