@@ -159,6 +159,19 @@ static inline enum weft_poll wt_poll_ready(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* A poll function that completes after 20 ms of spinning: a join issued
+ * right after the spawn finds it still running and waits (so it makes the
+ * joining thread's parker, kept for the thread's life). */
+static inline enum weft_poll wt_poll_ready_in_20ms(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	uint64_t t0 = wt_now_ns();
+	while (wt_now_ns() - t0 < 20000000ull)
+		;
+	return WEFT_READY;
+}
+
 /*
  * Gate: a task that occupies a worker until released. With workers = 1 it
  * guarantees that nothing else is polled meanwhile, which makes "before the

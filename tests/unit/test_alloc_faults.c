@@ -201,17 +201,6 @@ static int op_metrics(void *arg)
 	return rc;
 }
 
-/* Ready after 20 ms: a join issued at once finds it still running. */
-static enum weft_poll ready_in_20ms(void *state, struct weft_cx *cx)
-{
-	(void)state;
-	(void)cx;
-	uint64_t t0 = wt_now_ns();
-	while (wt_now_ns() - t0 < 20000000ull)
-		;
-	return WEFT_READY;
-}
-
 Test(alloc_faults, every_allocation_of_every_operation, .timeout = WT_TMO(60))
 {
 	cr_assert_eq(weft_set_allocator(&counting), 0);
@@ -222,7 +211,7 @@ Test(alloc_faults, every_allocation_of_every_operation, .timeout = WT_TMO(60))
 		struct weft_runtime *rt;
 		struct weft_task *t;
 		cr_assert_eq(weft_runtime_create(&o, &rt), 0);
-		cr_assert_eq(weft_spawn_poll(rt, ready_in_20ms, NULL, NULL, &t), 0);
+		cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready_in_20ms, NULL, NULL, &t), 0);
 		cr_assert_eq(weft_join(t, NULL), 0);
 		cr_assert_eq(weft_set_allocator(NULL), -EBUSY, "allocator swapped under a runtime");
 		cr_assert_eq(weft_runtime_destroy(rt), 0);

@@ -512,17 +512,6 @@ static void *resolve_slow(void *arg)
 	return (void *)(intptr_t)rc;
 }
 
-/* Ready after 20 ms: a join issued at once finds it still running. */
-static enum weft_poll ready_in_20ms(void *state, struct weft_cx *cx)
-{
-	(void)state;
-	(void)cx;
-	uint64_t t0 = wt_now_ns();
-	while (wt_now_ns() - t0 < 20000000ull)
-		;
-	return WEFT_READY;
-}
-
 /* Count weft's allocations from here on; returns the live count once this
  * thread's parker (made at its first join that waits, kept) exists. The
  * task runs 20 ms so that this join waits: one that found it done made no
@@ -534,7 +523,7 @@ static long counting_base(void)
 	cr_assert_eq(weft_set_allocator(&a), 0);
 	struct weft_runtime *rt = rt_named(1);
 	struct weft_task *h;
-	cr_assert_eq(weft_spawn_poll(rt, ready_in_20ms, NULL, NULL, &h), 0);
+	cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready_in_20ms, NULL, NULL, &h), 0);
 	cr_assert_eq(weft_join(h, NULL), 0);
 	wt_rt_destroy(rt);
 	return atomic_load(&live_allocs);
