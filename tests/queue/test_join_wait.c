@@ -10,7 +10,9 @@
  * workers leave a CPU spare; as many busy workers as CPUs leave none; one
  * worker fewer than CPUs leaves one. The joins then run through the yield
  * path: short tasks behind busy workers, and one that outlasts the yields
- * so the joiner goes on to sleep on its futex and is woken.
+ * so the joiner goes on to sleep on its futex and is woken; the joiner's
+ * sched_yield calls are counted (this file defines sched_yield), and a
+ * join with a CPU spare makes none.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -20,8 +22,24 @@
 
 #include "runtime.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 static _Atomic bool stop;
 static _Atomic unsigned busy_running;
+
+/* This executable's sched_yield, which the statically linked library's
+ * calls resolve to: counts the calls of the thread that set count_yields,
+ * so a test sees which way its joins waited. */
+static _Thread_local bool count_yields;
+static _Atomic unsigned joiner_yields;
+
+int sched_yield(void)
+{
+	if (count_yields)
+		atomic_fetch_add(&joiner_yields, 1);
+	return (int)syscall(SYS_sched_yield);
+}
 
 /* Holds its worker: spins in its poll until told to stop. */
 static enum weft_poll busy_poll(void *arg, struct weft_cx *cx)
@@ -134,8 +152,42 @@ Test(join_wait, joins_while_every_cpu_is_busy, .timeout = WT_TMO(60))
 	unsigned late = 0;
 	struct weft_task *t = NULL;
 	cr_assert_eq(weft_spawn_poll(rt, late_poll, &late, NULL, &t), 0);
+	atomic_store(&joiner_yields, 0);
+	count_yields = true;
 	cr_assert_eq(weft_join(t, NULL), 0);
+	count_yields = false;
 	cr_assert_eq(late, 1);
+	/* the yields, then the futex sleep: exactly TPARK_SPINS (12) unless
+	 * the task ends first, which it cannot in 12 yields of 50 ms */
+	cr_assert_geq(atomic_load(&joiner_yields), 1,
+		      "the join paused on a busy worker's CPU instead of yielding it");
 	atomic_store(&stop, true);
+	wt_rt_destroy(rt);
+}
+
+/* The other way: one worker on a machine of two CPUs or more, awake
+ * running the late task, leaves a CPU spare, and the joiner pauses on it
+ * (no system call) before its futex sleep. */
+Test(join_wait, a_join_with_a_cpu_spare_pauses_without_yielding, .timeout = WT_TMO(30))
+{
+	unsigned ncpu = process_cpus();
+	if (ncpu < 2)
+		cr_skip_test("one CPU: a single worker leaves none spare");
+	struct weft_runtime *rt = make_rt(1);
+	unsigned late = 0;
+	struct weft_task *t = NULL;
+	cr_assert_eq(weft_spawn_poll(rt, late_poll, &late, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(awake(rt) == 1, WT_LONG_MS));
+	cr_assert(weft__cpu_spare(rt));
+	atomic_store(&joiner_yields, 0);
+	count_yields = true;
+	cr_assert_eq(weft_join(t, NULL), 0);
+	count_yields = false;
+	cr_assert_eq(late, 1);
+	/* a chaos build yields at its points in this thread's calls too */
+#ifndef WEFT_TEST_CHAOS
+	cr_assert_eq(atomic_load(&joiner_yields), 0, "%u yields with a CPU spare",
+		     atomic_load(&joiner_yields));
+#endif
 	wt_rt_destroy(rt);
 }
