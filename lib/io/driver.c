@@ -38,7 +38,9 @@
  * wakers only schedule).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -61,6 +63,43 @@ void weft__driver_core_init(struct weft__core *c)
 	shard_init(&c->timers);
 }
 
+/*
+ * epoll or io_uring (uring.c): the option, else WEFT_IO_DRIVER, else epoll.
+ * Asked for by the option, an io_uring the kernel refuses fails the
+ * create; asked for by the environment (a test matrix, an operator trying
+ * it), it falls back to epoll and says so once on stderr.
+ */
+static int choose_driver(struct weft_runtime *rt)
+{
+	int want = rt->opts.io_driver;
+	bool strict = want == WEFT_IO_DRIVER_URING;
+	if (want == WEFT_IO_DRIVER_DEFAULT) {
+		const char *env = getenv("WEFT_IO_DRIVER");
+		if (!env || !*env || !strcmp(env, "epoll")) {
+			want = WEFT_IO_DRIVER_EPOLL;
+		} else if (!strcmp(env, "uring") || !strcmp(env, "io_uring")) {
+			want = WEFT_IO_DRIVER_URING;
+		} else {
+			fprintf(stderr, "weft: WEFT_IO_DRIVER=%s: expected \"epoll\" or \"uring\"\n",
+				env);
+			return -EINVAL;
+		}
+	}
+	if (want != WEFT_IO_DRIVER_URING)
+		return 0;
+	int rc = weft__uring_init(rt);
+	if (rc == 0 || strict)
+		return rc;
+	fprintf(stderr, "weft: WEFT_IO_DRIVER=uring: io_uring is not available (%s); using epoll\n",
+		rc == -EOPNOTSUPP ? "the kernel is older than 5.18" : strerror(-rc));
+	return 0;
+}
+
+enum weft_io_driver weft_runtime_io_driver(const struct weft_runtime *rt)
+{
+	return rt && rt->driver.uring ? WEFT_IO_DRIVER_URING : WEFT_IO_DRIVER_EPOLL;
+}
+
 int weft__driver_init(struct weft_runtime *rt)
 {
 	struct weft__driver *d = &rt->driver;
@@ -78,10 +117,16 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->io_registered_count, 0);
 	atomic_init(&d->io_deregistered_count, 0);
 	atomic_init(&d->io_ready_events, 0);
+	atomic_init(&d->io_polls_ended, 0);
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->sleep_until_tick, UINT64_MAX);
 	atomic_init(&d->unwatched, false);
 	atomic_init(&d->sleeper, false);
+	d->uring = NULL;
+	d->epfd = d->evfd = -1;
+	int rc = choose_driver(rt);
+	if (rc || d->uring)
+		return rc;
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epfd < 0)
 		return -errno;
@@ -106,8 +151,11 @@ void weft__driver_fini(struct weft_runtime *rt)
 	struct weft__driver *d = &rt->driver;
 	weft__io_fini(rt);
 	pthread_mutex_destroy(&d->retired_lock);
-	close(d->evfd);
-	close(d->epfd);
+	weft__uring_fini(rt);
+	if (d->evfd >= 0)
+		close(d->evfd);
+	if (d->epfd >= 0)
+		close(d->epfd);
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->timers.lock);
 	for (unsigned i = 0; i < rt->n; i++)
@@ -116,6 +164,10 @@ void weft__driver_fini(struct weft_runtime *rt)
 
 void weft__driver_wake(struct weft_runtime *rt)
 {
+	if (rt->driver.uring) {
+		weft__uring_wake(rt);
+		return;
+	}
 	uint64_t one = 1;
 	ssize_t n = write(rt->driver.evfd, &one, sizeof(one));
 	(void)n; /* EAGAIN: the counter is already non-zero, a wake is pending */
@@ -326,7 +378,9 @@ void weft__timers_process(struct weft_runtime *rt)
 static void dispatch(struct weft_runtime *rt, struct epoll_event *ev, int n)
 {
 	for (int i = 0; i < n; i++) {
-		if (!ev[i].data.ptr) {
+		if (!ev[i].data.ptr) { /* an unpark */
+			if (rt->driver.uring)
+				continue;
 			uint64_t v;
 			ssize_t r = read(rt->driver.evfd, &v, sizeof(v));
 			(void)r;
@@ -347,7 +401,8 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 		return;
 	weft__io_free_retired(rt);
 	struct epoll_event ev[EVENTS_PER_WAIT];
-	int n = epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
+	int n = rt->driver.uring ? weft__uring_wait(rt, ev, EVENTS_PER_WAIT, 0)
+				 : epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
 	if (n > 0)
 		dispatch(rt, ev, n);
 	pthread_mutex_unlock(&rt->driver.lock);
@@ -378,8 +433,11 @@ _Atomic bool weft__driver_no_pwait2 = PWAIT2_MISSING_AT_START;
  * 5.11 says ENOSYS, a seccomp filter that does not know the call (systemd's
  * SystemCallFilter, older container profiles) EPERM; either way the
  * fallback from then on. */
-static int wait_events(int epfd, struct epoll_event *ev, int64_t timeout_ns)
+static int wait_events(struct weft_runtime *rt, struct epoll_event *ev, int64_t timeout_ns)
 {
+	if (rt->driver.uring)
+		return weft__uring_wait(rt, ev, EVENTS_PER_WAIT, timeout_ns);
+	int epfd = rt->driver.epfd;
 #ifdef SYS_epoll_pwait2
 	if (!atomic_load_explicit(&weft__driver_no_pwait2, memory_order_relaxed)) {
 		struct timespec ts = { (time_t)(timeout_ns / 1000000000ll),
@@ -462,7 +520,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 			timeout = WEFT_WATCH_MS * 1000000ll;
 	}
 	struct epoll_event ev[EVENTS_PER_WAIT];
-	int n = wait_events(d->epfd, ev, timeout);
+	int n = wait_events(rt, ev, timeout);
 	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_tick, UINT64_MAX, memory_order_relaxed);
 	/* before leaving with work: our own relay (worker.c, run_task) sees

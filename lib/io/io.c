@@ -53,6 +53,7 @@ struct weft_io {
 	bool stream;                    /* TCP or a plain FIFO: a short read or write means
 					 * the kernel buffer ran dry or full (io.c, short_xfer) */
 	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
+	bool uring_removing;            /* io_uring driver: the poll's removal was asked (under lock) */
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
@@ -163,9 +164,19 @@ static void wake_dir(struct weft_io *io, unsigned bits)
 	weft_waker_wake(&w);
 }
 
+static void poll_ended(struct weft_io *io, bool failed);
+
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 {
 	struct weft_io *io = reg;
+	if (events & WEFT__EV_ENDED) {
+		bool failed = events & WEFT__EV_FAILED;
+		events &= ~(WEFT__EV_ENDED | WEFT__EV_FAILED);
+		if (!failed && events)
+			weft__io_ready(rt, reg, events);
+		poll_ended(io, failed);
+		return;
+	}
 	unsigned bits = epoll_to_bits(events);
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
 	if ((events & EPOLLPRI) && !atomic_load_explicit(&io->urgent, memory_order_relaxed))
@@ -205,6 +216,78 @@ static bool shut_down(struct weft_runtime *rt)
 }
 
 static void io_unref(struct weft_io *io);
+static void io_ref(struct weft_io *io);
+
+#define WANTED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
+
+/*
+ * Into the driver's interest set. epoll: EPOLL_CTL_ADD, edge-triggered.
+ * io_uring (uring.c): a multishot poll, which holds a reference of the
+ * registration's until its last completion (weft__io_ready, poll_ended).
+ * Regular files and directories have no readiness: EPERM under both (what
+ * epoll_ctl says; io_uring would call them always ready).
+ */
+static int driver_add(struct weft_io *io, const struct stat *st)
+{
+	struct weft_runtime *rt = io->rt;
+	if (st && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)))
+		return -EPERM;
+	if (!rt->driver.uring) {
+		struct epoll_event ev = { .events = WANTED | EPOLLET, .data.ptr = io };
+		return epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, io->fd, &ev) ? -errno : 0;
+	}
+	io_ref(io); /* the poll's */
+	int rc = weft__uring_arm(rt, io->fd, io, WANTED);
+	if (rc)
+		atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
+	return rc;
+}
+
+/* Out of the interest set: no event after this under epoll; under
+ * io_uring the poll's removal is asked, and its last completion drops the
+ * poll's reference. */
+static void driver_del(struct weft_io *io)
+{
+	struct weft_runtime *rt = io->rt;
+	if (!rt->driver.uring) {
+		epoll_ctl(rt->driver.epfd, EPOLL_CTL_DEL, io->fd, NULL);
+		return;
+	}
+	pthread_mutex_lock(&io->lock);
+	io->uring_removing = true;
+	pthread_mutex_unlock(&io->lock);
+	int rc = weft__uring_disarm(rt, io);
+	if (rc)
+		weft__die("io_uring driver: cannot remove the poll of fd %d: %s", io->fd,
+			  strerror(-rc));
+}
+
+/*
+ * io_uring: the poll of `io` ended (its last completion; `failed`: with an
+ * error). Asked to (driver_del), or it failed: the poll's reference goes.
+ * Ended by itself (a completion-queue overflow ends a multishot poll):
+ * armed again. Under io->lock, against driver_del: either the removal is
+ * asked after the new poll is in the kernel (it finds it), or we see it
+ * asked and do not arm.
+ */
+static void poll_ended(struct weft_io *io, bool failed)
+{
+	pthread_mutex_lock(&io->lock);
+
+	if (!io->uring_removing && !failed &&
+	    weft__uring_arm(io->rt, io->fd, io, WANTED) == 0) {
+		pthread_mutex_unlock(&io->lock);
+		return;
+	}
+	bool asked = io->uring_removing;
+	pthread_mutex_unlock(&io->lock);
+	if (!asked) { /* no readiness will come: waiters see the error on their call */
+		update_bits(io, WEFT_IO_ERROR, RD_STATE);
+		wake_dir(io, WEFT_IO_ERROR);
+	}
+	atomic_fetch_add_explicit(&io->rt->driver.io_polls_ended, 1, memory_order_relaxed);
+	io_unref(io);
+}
 
 int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 {
@@ -238,17 +321,23 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		io->stream = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
 			     (proto == IPPROTO_TCP || proto == IPPROTO_MPTCP);
 	}
+	/* io_uring reports the wakeup's key, not the fd's state: every TCP
+	 * data arrival says EPOLLPRI, so urgent data cannot be told apart, and
+	 * a read stopped at an urgent mark would be taken for a dry buffer and
+	 * wait for an edge that never comes. Under it a short transfer is not
+	 * trusted (a read that finds nothing costs an EAGAIN, as epoll's did
+	 * before short_xfer). */
+	if (rt->driver.uring)
+		io->stream = false;
 	atomic_init(&io->urgent, false);
 	atomic_init(&io->readiness, 0);
 	atomic_init(&io->rdeadline, WEFT_FOREVER);
 	atomic_init(&io->wdeadline, WEFT_FOREVER);
 	atomic_init(&io->refs, 1);
 	pthread_mutex_init(&io->lock, NULL);
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
-				  .data.ptr = io };
 	atomic_store_explicit(&rt->driver.io_registered, true, memory_order_relaxed);
-	if (epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		int e = -errno;
+	int e = driver_add(io, have_st ? &st : NULL);
+	if (e) {
 		pthread_mutex_destroy(&io->lock);
 		pthread_mutex_lock(&rt->driver.retired_lock);
 		reg_put_locked(&rt->driver, io);
@@ -262,7 +351,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	 * marked there, one that comes later sees the flag here. */
 	if (shut_down(rt)) {
 		pthread_mutex_unlock(&d->retired_lock);
-		epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+		driver_del(io);
 		/* A driver pass may hold an event for io: retire it (freed
 		 * at the next pass or at destroy), do not reuse it at once. */
 		io_unref(io);
@@ -338,7 +427,7 @@ static int detach(struct weft_io *io)
 		return -EINVAL;
 	struct weft__driver *d = &io->rt->driver;
 	int fd = io->fd;
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, fd, NULL);
+	driver_del(io);
 	set_bits(io, WEFT_IO_CLOSED);
 	wake_dir(io, WEFT_IO_CLOSED);
 	atomic_fetch_add_explicit(&d->io_deregistered_count, 1, memory_order_relaxed);

@@ -72,11 +72,8 @@ void weft__parker_park(struct weft__parker *p) { weft__park_word(&p->state); }
 
 void weft__parker_unpark(struct weft__parker *p)
 {
-	if (weft__unpark_word(&p->state) == PARK_DRIVER) {
-		uint64_t one = 1;
-		ssize_t n = write(p->evfd, &one, sizeof(one));
-		(void)n;
-	}
+	if (weft__unpark_word(&p->state) == PARK_DRIVER)
+		weft__driver_wake(p->rt);
 }
 
 bool weft__parker_begin_driver(struct weft__parker *p)

@@ -51,7 +51,7 @@ static bool sz_splits_a_field(size_t sz)
 		OPT_FIELD(global_queue_interval), OPT_FIELD(disable_lifo_slot), OPT_FIELD(rng_seed),
 		OPT_FIELD(thread_name_prefix), OPT_FIELD(on_thread_start), OPT_FIELD(on_thread_stop),
 		OPT_FIELD(hook_arg), OPT_FIELD(fiber_stack_size), OPT_FIELD(max_blocking_threads),
-		OPT_FIELD(blocking_keep_alive_ns), OPT_FIELD(stall_threshold_ns),
+		OPT_FIELD(blocking_keep_alive_ns), OPT_FIELD(stall_threshold_ns), OPT_FIELD(io_driver),
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (sz > fields[i].off && sz < fields[i].off + fields[i].len)
@@ -90,6 +90,8 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 		return -EINVAL;
 	if (o->stall_threshold_ns &&
 	    (o->stall_threshold_ns < MIN_STALL_NS || o->stall_threshold_ns > MAX_STALL_NS))
+		return -EINVAL;
+	if (o->io_driver < WEFT_IO_DRIVER_DEFAULT || o->io_driver > WEFT_IO_DRIVER_URING)
 		return -EINVAL;
 	if (o->fiber_stack_size &&
 	    (o->fiber_stack_size < MIN_FIBER_STACK || o->fiber_stack_size > MAX_FIBER_STACK))
@@ -273,7 +275,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&w->tid, 0);
 		atomic_init(&w->parker.state, PARK_EMPTY);
 		atomic_init(&w->assign, NULL);
-		w->parker.evfd = rt->driver.evfd;
+		w->parker.rt = rt;
 		rc = weft__worker_start(rt, w);
 		if (rc) {
 			stop_started(rt, i);

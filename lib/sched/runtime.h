@@ -80,7 +80,7 @@ uint64_t weft__seedgen_next(uint64_t *state);
 #include "slock.h"
 struct weft__parker {
 	_Atomic uint32_t state;
-	int evfd;                                 /* the driver's eventfd, for PARK_DRIVER */
+	struct weft_runtime *rt;                  /* whose driver PARK_DRIVER sleeps in */
 };
 /* Driver parking: EMPTY -> PARK_DRIVER (false if a notification was
  * pending, which is consumed); end: back to EMPTY. */
@@ -371,10 +371,12 @@ void weft__ctx_set(struct weft__ctx *c);
 struct weft__driver {
 	pthread_mutex_t lock;                     /* held by the thread in epoll_wait */
 	_Atomic bool sleeper;                     /* a thread sleeps in it (weft__idle_relay) */
-	int epfd, evfd;
+	int epfd, evfd;                           /* the epoll driver's */
+	struct weft__uring *uring;                /* the io_uring driver (uring.c); NULL: epoll */
 	uint64_t start_ns;
 	_Atomic bool io_registered;               /* any fd ever registered */
 	_Atomic uint64_t io_registered_count, io_deregistered_count, io_ready_events;
+	_Atomic uint64_t io_polls_ended;          /* io_uring: polls whose last completion came */
 	pthread_mutex_t retired_lock;
 	struct weft_io *retired;                  /* deregistered, freed at the next driver pass */
 	struct weft_io *regs;                     /* live registrations (under retired_lock) */
@@ -500,6 +502,18 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
 /* io.c: readiness delivered by the driver for a registration. */
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
+/* ------------------------------------------------------- uring.c API */
+/* In a driver event's mask: the io_uring poll behind it ended, or ended
+ * with an error (no bits of epoll's or poll's; uring.c). */
+#define WEFT__EV_ENDED (1u << 26)
+#define WEFT__EV_FAILED (1u << 25)   /* and with an error: the mask is 0 */
+struct epoll_event;
+int weft__uring_init(struct weft_runtime *rt);          /* -ENOSYS, -EPERM, -EOPNOTSUPP: none */
+void weft__uring_fini(struct weft_runtime *rt);
+int weft__uring_arm(struct weft_runtime *rt, int fd, void *reg, uint32_t events);
+int weft__uring_disarm(struct weft_runtime *rt, void *reg);
+void weft__uring_wake(struct weft_runtime *rt);
+int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns);
 void weft__io_free_retired(struct weft_runtime *rt);
 void weft__io_shutdown(struct weft_runtime *rt);
 void weft__io_fini(struct weft_runtime *rt);

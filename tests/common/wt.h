@@ -85,6 +85,12 @@ static inline struct weft_runtime *wt_rt_create(int workers)
 	cr_assert_eq(rc, 0, "weft_runtime_create(workers=%d) = %d (%s)", workers, rc,
 		     weft_strerror(rc));
 	cr_assert_not_null(rt);
+	/* The io_uring run of a suite (tests/CMakeLists.txt) must not pass
+	 * on a silent fallback to epoll. */
+	const char *drv = getenv("WEFT_IO_DRIVER");
+	if (drv && !strcmp(drv, "uring"))
+		cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_URING,
+			     "WEFT_IO_DRIVER=uring, but the runtime fell back to epoll");
 	return rt;
 }
 

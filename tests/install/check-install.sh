@@ -23,6 +23,16 @@ cc -std=c11 -pedantic -Wall -Wextra -Werror "$src/tests/install/opts_c11.c" -o "
    $(pkg-config --cflags --libs weft) -Wl,-rpath,"$(dirname "$libdir")"
 "$tmp/opts-c11" | grep -q "opts_c11: 49"
 
+# The io_uring driver from the installed headers: shared, and static with
+# weft.pc's private dependencies (liburing, liburcu-bp).
+cc -std=gnu11 -Wall -Werror "$src/tests/install/uring_client.c" -o "$tmp/uring-shared" \
+   $(pkg-config --cflags --libs weft) -Wl,-rpath,"$(dirname "$libdir")"
+"$tmp/uring-shared" | grep -q "uring_client: over uring"
+cc -std=gnu11 -Wall -Werror "$src/tests/install/uring_client.c" -o "$tmp/uring-static" \
+   $(pkg-config --cflags weft) $(pkg-config --static --libs weft | sed 's/-lweft\b/-l:libweft.a/')
+if ldd "$tmp/uring-static" | grep -q libweft; then echo "uring-static: libweft linked shared"; exit 1; fi
+"$tmp/uring-static" | grep -q "uring_client: over uring"
+
 # CMake package config
 mkdir -p "$tmp/proj"
 cp "$src/examples/hello.c" "$tmp/proj/"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -25,6 +26,10 @@ static struct weft_runtime *mk(int workers)
 	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
 	struct weft_runtime *rt;
 	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+	/* the io_uring runs (tests/tsan/CMakeLists.txt): no silent epoll */
+	const char *drv = getenv("WEFT_IO_DRIVER");
+	if (drv && !strcmp(drv, "uring"))
+		CHECK_EQ(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_URING);
 	return rt;
 }
 

@@ -422,7 +422,17 @@ Test(io, short_read_saves_the_eagain_read, .timeout = WT_TMO(30))
 	atomic_store(&watch_fd, -1);
 	int eagain = atomic_load(&watch_eagain);
 	cr_log_info("EAGAIN reads over %d rounds: %d", ROUNDS, eagain);
-	cr_assert_leq(eagain, 2, "%d of %d rounds made a read that found nothing", eagain, ROUNDS);
+	if (weft_runtime_io_driver(rt) == WEFT_IO_DRIVER_URING) {
+		/* io_uring's masks are wakeup keys (every TCP arrival says
+		 * EPOLLPRI): a short read is not trusted there (io.c). If this
+		 * fails, the optimisation was turned on under io_uring, where
+		 * a read stopped at an urgent mark would hang. */
+		cr_assert_geq(eagain, ROUNDS / 2, "io_uring: %d of %d rounds made an EAGAIN read",
+			      eagain, ROUNDS);
+	} else {
+		cr_assert_leq(eagain, 2, "%d of %d rounds made a read that found nothing", eagain,
+			      ROUNDS);
+	}
 	weft_io_close(a);
 	wt_rt_destroy(rt);
 }

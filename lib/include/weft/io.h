@@ -40,8 +40,11 @@ struct weft_io;
 
 /* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM,
  * -ESHUTDOWN (rt is shut down or shutting down; fd untouched unless the
- * shutdown raced with the call, and never closed), or the epoll_ctl error
- * (e.g. -EPERM for a regular file). */
+ * shutdown raced with the call, and never closed), -EPERM for a regular
+ * file or a directory (no readiness), or the driver's error (epoll_ctl's;
+ * io_uring: a submission's). Under the io_uring driver the kernel holds
+ * the file while it is registered: end a registration with weft_io_close
+ * or weft_io_deregister, not close(2) alone, or the file stays open. */
 WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out);
 /* Deregister and close the fd; wakes every waiter with -EBADF. */
 WEFT_API int weft_io_close(struct weft_io *io);

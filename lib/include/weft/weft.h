@@ -89,18 +89,48 @@ struct weft_runtime_opts {
 	 * a worker runs), so a stall is seen up to ~5 ms (plus scheduling delay)
 	 * after the threshold. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
 	uint64_t stall_threshold_ns;
+	/* Where I/O readiness comes from (enum weft_io_driver). 0
+	 * (WEFT_IO_DRIVER_DEFAULT): the environment variable WEFT_IO_DRIVER,
+	 * "epoll" or "uring", if set (a uring the kernel refuses falls back to
+	 * epoll, with one line on stderr), else epoll. WEFT_IO_DRIVER_URING
+	 * asked for here fails weft_runtime_create instead of falling back. */
+	int io_driver;
+};
+
+/*
+ * I/O drivers. Both give the same semantics to weft_io_* (edge-triggered
+ * readiness, the same wakes), and both sleep to timer deadlines in ns.
+ * - epoll: the default, and the faster one on the benchmarks measured
+ *   (docs/BENCHMARKS.md).
+ * - io_uring: multishot poll requests on one ring (Linux 5.18 or later:
+ *   poll multishot, IORING_ENTER_EXT_ARG, IORING_SETUP_SUBMIT_ALL). A
+ *   registered fd's file stays referenced by its poll until weft_io_close
+ *   or weft_io_deregister: an fd closed with close(2) while registered stays
+ *   open in the kernel (under epoll it would leave the set).
+ */
+enum weft_io_driver {
+	WEFT_IO_DRIVER_DEFAULT = 0,
+	WEFT_IO_DRIVER_EPOLL = 1,
+	WEFT_IO_DRIVER_URING = 2,
 };
 
 /*
  * Create a runtime and start its worker threads.
  * Errors: -EINVAL (NULL out, bad opts: wrong sz - below the `workers`
  * field, inside a field, or above WEFT_OPTS_MAX_SZ -, non-zero bytes past
- * the known fields, out-of-range values), -ENOMEM, -EAGAIN or another error of
- * pthread_create (threads already started are stopped and joined).
+ * the known fields, out-of-range values; WEFT_IO_DRIVER set to something other
+ * than "epoll" or "uring"), -ENOMEM, -EAGAIN or another error of
+ * pthread_create (threads already started are stopped and joined); with
+ * io_driver WEFT_IO_DRIVER_URING: -ENOSYS (no io_uring: the kernel, or a
+ * libweft built without liburing), -EPERM (kernel.io_uring_disabled, a
+ * seccomp filter), -EOPNOTSUPP (a kernel before 5.18).
  * `opts` may be NULL for all defaults.
  */
 WEFT_API int weft_runtime_create(const struct weft_runtime_opts *opts,
 				 struct weft_runtime **out);
+
+/* The I/O driver `rt` uses: WEFT_IO_DRIVER_EPOLL or WEFT_IO_DRIVER_URING. */
+WEFT_API enum weft_io_driver weft_runtime_io_driver(const struct weft_runtime *rt);
 
 /*
  * Change the number of worker threads (cores) while the runtime runs; no

@@ -1,0 +1,299 @@
+/*
+ * test_io_driver.c - choosing the I/O driver (epoll, io_uring), the
+ * fallback when the kernel refuses io_uring, and what the io_uring driver
+ * does differently underneath: a poll holds the file until it is removed,
+ * and a registration lives until its poll's last completion.
+ *
+ * The suites that exercise I/O run a second time on io_uring
+ * (WEFT_IO_DRIVER=uring, tests/CMakeLists.txt); this file tests the
+ * choice itself and the io_uring-only paths.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <weft/io.h>
+
+#include "wt.h"
+#include "runtime.h"
+
+static int create_with(int driver, struct weft_runtime **rt)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .io_driver = driver);
+	return weft_runtime_create(&o, rt);
+}
+
+static void init_clean_env(void) { unsetenv("WEFT_IO_DRIVER"); }
+
+TestSuite(io_driver, .init = init_clean_env);
+
+Test(io_driver, the_option_picks_the_driver, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL, "the default is epoll");
+	wt_rt_destroy(rt);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_EPOLL, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL);
+	wt_rt_destroy(rt);
+	/* this machine's kernel (6.x, kernel.io_uring_disabled 0) has it */
+	int rc = create_with(WEFT_IO_DRIVER_URING, &rt);
+	cr_assert_eq(rc, 0, "io_uring asked for: %d (%s)", rc, strerror(-rc));
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_URING);
+	wt_rt_destroy(rt);
+}
+
+Test(io_driver, an_unknown_driver_is_einval, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(create_with(3, &rt), -EINVAL);
+	cr_assert_eq(create_with(-1, &rt), -EINVAL);
+	cr_assert_null(rt);
+}
+
+Test(io_driver, the_environment_picks_it_when_the_option_does_not, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	setenv("WEFT_IO_DRIVER", "uring", 1);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_URING);
+	wt_rt_destroy(rt);
+	/* the option wins */
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_EPOLL, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL);
+	wt_rt_destroy(rt);
+	setenv("WEFT_IO_DRIVER", "epoll", 1);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL);
+	wt_rt_destroy(rt);
+}
+
+Test(io_driver, a_misspelt_environment_value_fails_the_create, .timeout = WT_TMO(30))
+{
+	cr_redirect_stderr();
+	setenv("WEFT_IO_DRIVER", "kqueue", 1);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), -EINVAL);
+	cr_assert_null(rt);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("weft: WEFT_IO_DRIVER=kqueue: expected \"epoll\" or \"uring\"\n");
+}
+
+/* Refuse io_uring_setup with `err`, as a seccomp profile or
+ * kernel.io_uring_disabled=2 does. Criterion runs each test in its own
+ * process: the filter stays in it. */
+static void refuse_io_uring(int err)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s",
+		     strerror(errno));
+}
+
+/* Asked for by the option, a refused io_uring is the create's error;
+ * asked for by the environment, epoll, said once on stderr. */
+Test(io_driver, a_refused_io_uring_fails_the_option_and_falls_back_from_the_environment,
+     .timeout = WT_TMO(30))
+{
+	refuse_io_uring(EPERM);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), -EPERM);
+	cr_assert_null(rt);
+
+	cr_redirect_stderr();
+	setenv("WEFT_IO_DRIVER", "uring", 1);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL);
+	/* and epoll works: a byte through a registered socket */
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, 2000000000ull) & WEFT_IO_READABLE,
+		     WEFT_IO_READABLE);
+	weft_io_close(a);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("weft: WEFT_IO_DRIVER=uring: io_uring is not available "
+				"(Operation not permitted); using epoll\n");
+}
+
+Test(io_driver, a_kernel_without_io_uring_is_enosys, .timeout = WT_TMO(30))
+{
+	refuse_io_uring(ENOSYS);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), -ENOSYS);
+	cr_assert_null(rt);
+}
+
+/* epoll refuses regular files (they have no readiness); io_uring would
+ * call them always ready: EPERM from both. */
+Test(io_driver, a_regular_file_is_eperm_on_both, .timeout = WT_TMO(30))
+{
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(d, &rt), 0);
+		int fd = open("/proc/self/exe", O_RDONLY);
+		cr_assert_geq(fd, 0);
+		struct weft_io *io = NULL;
+		cr_assert_eq(weft_io_register(rt, fd, &io), -EPERM, "driver %d", d);
+		cr_assert_null(io);
+		close(fd);
+		wt_rt_destroy(rt);
+	}
+}
+
+/* A poll holds a reference to its file: weft_io_close must remove it, or
+ * the socket would stay open in the kernel and the peer never see EOF. */
+Test(io_driver, close_releases_the_socket_under_io_uring, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	for (int i = 0; i < 50; i++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		struct weft_io *a;
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+		cr_assert_eq(weft_io_close(a), 0);
+		struct pollfd p = { .fd = sv[1], .events = POLLIN };
+		cr_assert_eq(poll(&p, 1, 2000), 1, "round %d: the peer saw no hang-up in 2 s", i);
+		char c;
+		cr_assert_eq(read(sv[1], &c, 1), 0, "round %d: EOF expected", i);
+		close(sv[1]);
+	}
+	wt_rt_destroy(rt);
+}
+
+/*
+ * Registrations closed while events for them are in flight: each one's
+ * memory is reused only after its poll's last completion. Readers park on
+ * one end while a thread writes to the other and closes; every poll must
+ * end (io_polls_ended reaches the registrations), and the readers see
+ * their data, EOF or -EBADF, never a crash or a hang (ASan run: no use
+ * after free).
+ */
+struct pair_arg {
+	struct weft_io *io;
+	_Atomic int done;
+};
+
+static void *reader(void *arg)
+{
+	struct pair_arg *p = arg;
+	char buf[256];
+	for (;;) {
+		ssize_t n = weft_read(p->io, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+	}
+	weft_io_close(p->io);
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+Test(io_driver, registrations_closed_mid_flow_end_their_polls, .timeout = WT_TMO(120))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	enum { ROUNDS = 400, AT_ONCE = 8 };
+	uint64_t registered = 0;
+	for (int r = 0; r < ROUNDS / AT_ONCE; r++) {
+		struct pair_arg pa[AT_ONCE];
+		int peer[AT_ONCE];
+		struct weft_task *t[AT_ONCE];
+		for (int i = 0; i < AT_ONCE; i++) {
+			int sv[2];
+			cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+			cr_assert_eq(weft_io_register(rt, sv[0], &pa[i].io), 0);
+			registered++;
+			atomic_init(&pa[i].done, 0);
+			peer[i] = sv[1];
+			cr_assert_eq(weft_spawn(rt, reader, &pa[i], &t[i]), 0);
+		}
+		for (int k = 0; k < 20; k++)
+			for (int i = 0; i < AT_ONCE; i++)
+				cr_assert_eq(write(peer[i], "0123456789", 10), 10);
+		for (int i = 0; i < AT_ONCE; i++)
+			close(peer[i]); /* EOF: the reader closes its registration */
+		for (int i = 0; i < AT_ONCE; i++)
+			cr_assert_eq(weft_join(t[i], NULL), 0);
+	}
+	/* every poll's last completion is consumed by a driver pass */
+	uint64_t ended = 0;
+	for (int i = 0; i < 400; i++) {
+		ended = atomic_load(&rt->driver.io_polls_ended);
+		if (ended == registered)
+			break;
+		wt_sleep_ms(5);
+	}
+	cr_assert_eq(ended, registered, "%llu of %llu polls ended", (unsigned long long)ended,
+		     (unsigned long long)registered);
+	wt_rt_destroy(rt);
+}
+
+/* A poll's completions are posted by the thread that submitted it (the
+ * one that registered the fd). When that thread has exited, the kernel
+ * posts them from a work queue: the registration keeps its events. */
+struct reg_arg {
+	struct weft_runtime *rt;
+	int fd;
+	struct weft_io *io;
+};
+
+static void *register_and_exit(void *arg)
+{
+	struct reg_arg *a = arg;
+	cr_assert_eq(weft_io_register(a->rt, a->fd, &a->io), 0);
+	return NULL;
+}
+
+static void *read_one(void *arg)
+{
+	char c = 0;
+	return weft_read(arg, &c, 1) == 1 && c == 'z' ? arg : NULL;
+}
+
+Test(io_driver, a_registration_outlives_the_thread_that_made_it, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct reg_arg a = { rt, sv[0], NULL };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, register_and_exit, &a), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	wt_sleep_ms(20); /* the thread is gone */
+	for (int i = 0; i < 3; i++) {
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, read_one, a.io, &t), 0);
+		wt_sleep_ms(10); /* the reader waits for the edge */
+		cr_assert_eq(write(sv[1], "z", 1), 1);
+		void *r = NULL;
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq(r, a.io, "round %d: the byte did not come through", i);
+	}
+	weft_io_close(a.io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
