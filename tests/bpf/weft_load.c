@@ -17,6 +17,7 @@
  * finds them (lib/probe/probe_abi.h).
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +49,26 @@ static unsigned long long wait_rounds(struct weft_runtime *rt, unsigned i)
 
 struct job { int yields; };
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Each poll works for 1 us of wall time, not a fixed loop: short for the
+ * steal policy (under its 2 us, lib/sched/steal.h) on any host, so the end
+ * of each wave, a ring of fewer than 128 such tasks its owner drains for
+ * up to ~128 us, has thieves wait on it (steal_wait_rounds, which the
+ * counts test needs). A 2,000-iteration loop took ~2 us on earlier hosts
+ * and well under 1 us on the host of 2026-12-04, where rings drained
+ * before a thief waited and the test saw no wait at all. */
 static enum weft_poll work(void *state, struct weft_cx *cx)
 {
 	struct job *j = state;
-	volatile unsigned x = 0;
-	for (int i = 0; i < 2000; i++)
-		x += (unsigned)i;
+	uint64_t until = now_ns() + 1000;
+	while (now_ns() < until)
+		;
 	if (j->yields-- > 0) {
 		weft_waker_wake_by_ref(weft_cx_waker(cx));
 		return WEFT_PENDING;
