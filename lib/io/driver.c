@@ -118,6 +118,9 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->io_deregistered_count, 0);
 	atomic_init(&d->io_ready_events, 0);
 	atomic_init(&d->io_polls_ended, 0);
+	atomic_init(&d->io_polls_rearmed, 0);
+	d->arm_pending = NULL;
+	atomic_init(&d->arm_pending_any, false);
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->sleep_until_tick, UINT64_MAX);
 	atomic_init(&d->unwatched, false);

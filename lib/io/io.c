@@ -53,7 +53,12 @@ struct weft_io {
 	bool stream;                    /* TCP or a plain FIFO: a short read or write means
 					 * the kernel buffer ran dry or full (io.c, short_xfer) */
 	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
-	bool uring_removing;            /* io_uring driver: the poll's removal was asked (under lock) */
+	/* io_uring driver: the poll's cancel was asked (under lock); the
+	 * poll posted an event and stayed armed (driver thread only); the
+	 * link of the driver's arm_pending list. */
+	bool uring_removing;
+	bool uring_more;
+	struct weft_io *arm_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
@@ -164,19 +169,21 @@ static void wake_dir(struct weft_io *io, unsigned bits)
 	weft_waker_wake(&w);
 }
 
-static void poll_ended(struct weft_io *io, bool failed);
+static void poll_ended(struct weft_io *io, uint32_t how);
 
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 {
 	struct weft_io *io = reg;
 	if (events & WEFT__EV_ENDED) {
-		bool failed = events & WEFT__EV_FAILED;
-		events &= ~(WEFT__EV_ENDED | WEFT__EV_FAILED);
-		if (!failed && events)
+		uint32_t how = events & (WEFT__EV_FAILED | WEFT__EV_CANCELED);
+		events &= ~(WEFT__EV_ENDED | WEFT__EV_FAILED | WEFT__EV_CANCELED);
+		if (!how && events)
 			weft__io_ready(rt, reg, events);
-		poll_ended(io, failed);
+		poll_ended(io, how);
 		return;
 	}
+	if (rt->driver.uring)
+		io->uring_more = true; /* a completion with IORING_CQE_F_MORE: still armed */
 	unsigned bits = epoll_to_bits(events);
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
 	if ((events & EPOLLPRI) && !atomic_load_explicit(&io->urgent, memory_order_relaxed))
@@ -220,31 +227,115 @@ static void io_ref(struct weft_io *io);
 
 #define WANTED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
+/* epoll_ctl's verdict on fd, from a throwaway epoll instance: whether the
+ * file has readiness at all (a character device may not: /dev/null). */
+static int epoll_accepts(int fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	int rc = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+	close(ep);
+	return rc;
+}
+
+/* Arm io's poll (io_uring). Caller holds io->lock. */
+static int uring_arm_locked(struct weft_io *io)
+{
+	io->uring_more = false;
+	return weft__uring_arm(io->rt, io->fd, io, WANTED);
+}
+
+/* io_uring: the poll's reference goes (its last completion came, or it
+ * was never armed); `broken`: no readiness will come while the
+ * registration stays open, so waiters see the error on their call. */
+static void poll_gone(struct weft_io *io, bool broken)
+{
+	if (broken) {
+		update_bits(io, WEFT_IO_ERROR, RD_STATE);
+		wake_dir(io, WEFT_IO_ERROR);
+	}
+	atomic_fetch_add_explicit(&io->rt->driver.io_polls_ended, 1, memory_order_relaxed);
+	io_unref(io);
+}
+
 /*
  * Into the driver's interest set. epoll: EPOLL_CTL_ADD, edge-triggered.
  * io_uring (uring.c): a multishot poll, which holds a reference of the
  * registration's until its last completion (weft__io_ready, poll_ended).
- * Regular files and directories have no readiness: EPERM under both (what
- * epoll_ctl says; io_uring would call them always ready).
+ * What epoll refuses is refused under both with its error: regular files,
+ * directories and block devices have no readiness (EPERM), nor do some
+ * character devices (asked of a throwaway epoll instance: io_uring would
+ * call them always ready, and each poll would end at once).
+ *
+ * Under io_uring a poll's completions are posted by the thread that
+ * submitted it, which the kernel interrupts or wakes to do so, and whose
+ * exit cancels it: only this runtime's worker threads arm polls. A
+ * registration made on any other thread is queued (`arm_pending`) for the
+ * next driver pass, which the wake below starts (a NOP, completed within
+ * this call: nothing is left for this thread to post).
  */
 static int driver_add(struct weft_io *io, const struct stat *st)
 {
 	struct weft_runtime *rt = io->rt;
-	if (st && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)))
+	struct weft__driver *d = &rt->driver;
+	if (st && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) || S_ISBLK(st->st_mode)))
 		return -EPERM;
-	if (!rt->driver.uring) {
+	if (!d->uring) {
 		struct epoll_event ev = { .events = WANTED | EPOLLET, .data.ptr = io };
-		return epoll_ctl(rt->driver.epfd, EPOLL_CTL_ADD, io->fd, &ev) ? -errno : 0;
+		return epoll_ctl(d->epfd, EPOLL_CTL_ADD, io->fd, &ev) ? -errno : 0;
+	}
+	if (st && S_ISCHR(st->st_mode)) {
+		int rc = epoll_accepts(io->fd);
+		if (rc)
+			return rc;
 	}
 	io_ref(io); /* the poll's */
-	int rc = weft__uring_arm(rt, io->fd, io, WANTED);
-	if (rc)
-		atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
-	return rc;
+	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->rt == rt && ctx->worker) {
+		pthread_mutex_lock(&io->lock);
+		int rc = uring_arm_locked(io);
+		pthread_mutex_unlock(&io->lock);
+		if (rc)
+			atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
+		return rc;
+	}
+	pthread_mutex_lock(&d->retired_lock);
+	io->arm_next = d->arm_pending;
+	d->arm_pending = io;
+	atomic_store_explicit(&d->arm_pending_any, true, memory_order_relaxed);
+	pthread_mutex_unlock(&d->retired_lock);
+	weft__driver_wake(rt);
+	return 0;
+}
+
+/* io_uring: arm the registrations made outside the workers (driver_add).
+ * Called by the driver lock's holder before it reads completions. */
+void weft__io_arm_pending(struct weft_runtime *rt)
+{
+	struct weft__driver *d = &rt->driver;
+	if (!atomic_load_explicit(&d->arm_pending_any, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&d->retired_lock);
+	struct weft_io *io = d->arm_pending;
+	d->arm_pending = NULL;
+	atomic_store_explicit(&d->arm_pending_any, false, memory_order_relaxed);
+	pthread_mutex_unlock(&d->retired_lock);
+	while (io) {
+		struct weft_io *next = io->arm_next;
+		pthread_mutex_lock(&io->lock);
+		bool removing = io->uring_removing;
+		int rc = removing ? 0 : uring_arm_locked(io);
+		pthread_mutex_unlock(&io->lock);
+		if (removing || rc)
+			poll_gone(io, rc != 0); /* closed before it was armed, or cannot be */
+		io = next;
+	}
 }
 
 /* Out of the interest set: no event after this under epoll; under
- * io_uring the poll's removal is asked, and its last completion drops the
+ * io_uring the poll's cancel is asked, and its last completion drops the
  * poll's reference. */
 static void driver_del(struct weft_io *io)
 {
@@ -258,35 +349,40 @@ static void driver_del(struct weft_io *io)
 	pthread_mutex_unlock(&io->lock);
 	int rc = weft__uring_disarm(rt, io);
 	if (rc)
-		weft__die("io_uring driver: cannot remove the poll of fd %d: %s", io->fd,
+		weft__die("io_uring driver: cannot cancel the poll of fd %d: %s", io->fd,
 			  strerror(-rc));
 }
 
 /*
- * io_uring: the poll of `io` ended (its last completion; `failed`: with an
- * error). Asked to (driver_del), or it failed: the poll's reference goes.
- * Ended by itself (a completion-queue overflow ends a multishot poll):
- * armed again. Under io->lock, against driver_del: either the removal is
- * asked after the new poll is in the kernel (it finds it), or we see it
- * asked and do not arm.
+ * io_uring: the poll of `io` ended (its last completion). Asked to
+ * (driver_del): the poll's reference goes. Otherwise it is armed again,
+ * from this thread (a worker holding the driver), when
+ *  - it was cancelled (ECANCELED): the thread that armed it exited (a
+ *    spare or retired worker), and the kernel cancels such a thread's
+ *    polls at their next event; the new poll's first check reports the
+ *    readiness that event carried;
+ *  - it ended by itself with a mask after at least one event that kept it
+ *    armed (a completion-queue overflow ends a multishot poll).
+ * A poll that failed otherwise, or ended at once with a mask (a file
+ * io_uring cannot poll and calls always ready), marks the registration
+ * with an error instead: no readiness will come, and re-arming would spin.
+ * Under io->lock, against driver_del: either the cancel is asked after the
+ * new poll is in the kernel (it finds it), or we see it asked and do not
+ * arm.
  */
-static void poll_ended(struct weft_io *io, bool failed)
+static void poll_ended(struct weft_io *io, uint32_t how)
 {
 	pthread_mutex_lock(&io->lock);
-
-	if (!io->uring_removing && !failed &&
-	    weft__uring_arm(io->rt, io->fd, io, WANTED) == 0) {
+	bool removing = io->uring_removing;
+	bool again = !removing && ((how & WEFT__EV_CANCELED) ||
+				   (!(how & WEFT__EV_FAILED) && io->uring_more));
+	if (again && uring_arm_locked(io) == 0) {
 		pthread_mutex_unlock(&io->lock);
+		atomic_fetch_add_explicit(&io->rt->driver.io_polls_rearmed, 1, memory_order_relaxed);
 		return;
 	}
-	bool asked = io->uring_removing;
 	pthread_mutex_unlock(&io->lock);
-	if (!asked) { /* no readiness will come: waiters see the error on their call */
-		update_bits(io, WEFT_IO_ERROR, RD_STATE);
-		wake_dir(io, WEFT_IO_ERROR);
-	}
-	atomic_fetch_add_explicit(&io->rt->driver.io_polls_ended, 1, memory_order_relaxed);
-	io_unref(io);
+	poll_gone(io, !removing);
 }
 
 int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)

@@ -14,7 +14,11 @@
  *   (IORING_ENTER_EXT_ARG), or, polling without blocking, only reads the
  *   queue's memory: no system call at all.
  * - Any thread submits, under `sq_lock`, and enters the kernel at once:
- *   submission never waits for the driver.
+ *   submission never waits for the driver. Polls, though, are armed only
+ *   by the runtime's worker threads (io.c, driver_add): the kernel posts a
+ *   poll's completions as task work of the thread that armed it,
+ *   interrupting or waking it, and cancels the poll (ECANCELED) at its
+ *   next event once that thread has exited; io.c arms such a poll again.
  * - An unpark (weft__driver_wake) submits a NOP whose completion wakes the
  *   waiter: one system call, like the eventfd write it replaces, and no
  *   eventfd. `wake_pending` coalesces them: set by the waker that submits,
@@ -28,13 +32,14 @@
  *   of the kernel's as well (io.c), dropped only when that last completion
  *   is consumed: no completion can name freed memory.
  * - A multishot poll can end by itself (the completion queue overflowed):
- *   a last completion with a mask and no removal asked for re-arms it.
- * - Regular files and directories have no poll: epoll refuses them with
- *   EPERM, io_uring would report them always ready. io.c refuses them with
- *   EPERM under both drivers.
- * - Poll completions are posted as task work of the thread that submitted
- *   the poll (the one that registered the fd): if that thread is not the
- *   one waiting, the kernel interrupts or wakes it to post the completion.
+ *   a last completion with a mask, after events that kept it armed,
+ *   re-arms it. One that ends at once is a file io_uring cannot poll.
+ * - Files without readiness (regular files, directories, block devices,
+ *   /dev/null): epoll refuses them with EPERM, io_uring would report them
+ *   always ready. io.c refuses them with EPERM under both drivers.
+ * - Poll completions are posted as task work of the worker that armed
+ *   the poll: if that thread is not the one waiting, the kernel interrupts
+ *   or wakes it to post the completion.
  *   That is the relay epoll's wait queue avoids: on HTTP hello the server
  *   makes twice epoll's context switches and serves 0.79x its requests
  *   (docs/BENCHMARKS.md), so epoll stays the default.
@@ -114,25 +119,26 @@ void weft__uring_fini(struct weft_runtime *rt)
 	rt->driver.uring = NULL;
 }
 
-/* Caller holds sq_lock. Submit what is queued; an SQE the kernel did not
- * take stays queued and would go in with the next submission, so one that
- * cannot be submitted is turned into an ignored NOP first. */
+/* Caller holds sq_lock, and `sqe` is the only entry queued (every call
+ * submits at once). An SQE the kernel did not take stays queued and would
+ * go in with the next submission, so one that cannot be submitted (after
+ * retries: EINTR, EAGAIN and EBUSY are transient, and a count short of it
+ * means the kernel could not allocate its request) is turned into an
+ * ignored NOP first. */
 static int submit_locked(struct weft__uring *u, struct io_uring_sqe *sqe)
 {
-	for (int tries = 0;; tries++) {
-		int n = io_uring_submit(&u->ring);
-		if (n >= 0)
+	int n = 0;
+	for (int tries = 0; tries < 100; tries++) {
+		n = io_uring_submit(&u->ring);
+		if (n >= 0 && io_uring_sq_ready(&u->ring) == 0)
 			return 0;
-		if ((n == -EINTR || n == -EAGAIN || n == -EBUSY) && tries < 100) {
-			if (n != -EINTR)
-				sched_yield();
-			continue;
-		}
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-		return n;
+		if (n != -EINTR)
+			sched_yield();
 	}
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return n < 0 ? n : -ENOMEM;
 }
 
 static struct io_uring_sqe *get_sqe_locked(struct weft__uring *u)
@@ -169,8 +175,10 @@ int weft__uring_arm(struct weft_runtime *rt, int fd, void *reg, uint32_t events)
  * with EALREADY and leaves it armed (about 4% of closes under traffic,
  * found by test_io_driver); a cancel marks it cancelled, and that task
  * work ends it. The cancel's own completion says only whether it found the
- * poll (success posts nothing); its user_data is reg | TAG_CANCEL, so one
- * that still says EALREADY is sent again.
+ * poll (success posts nothing; ENOENT: it had ended). Its user_data is
+ * reg | TAG_CANCEL; EALREADY, which a cancel returns only for work the
+ * kernel runs in its own threads (never a poll, on the kernels measured),
+ * would have it sent again.
  */
 static int cancel_locked(struct weft__uring *u, void *reg)
 {
@@ -225,6 +233,7 @@ void weft__uring_wake(struct weft_runtime *rt)
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns)
 {
 	struct weft__uring *u = rt->driver.uring;
+	weft__io_arm_pending(rt);
 	if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
 		struct __kernel_timespec ts = { timeout_ns / 1000000000ll, timeout_ns % 1000000000ll };
 		struct io_uring_getevents_arg arg = {
@@ -268,7 +277,9 @@ int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, i
 				continue;
 			}
 			int32_t res = cqes[i]->res;
-			uint32_t e = res < 0 ? WEFT__EV_FAILED : (uint32_t)res;
+			uint32_t e = res >= 0 ? (uint32_t)res
+				   : res == -ECANCELED ? WEFT__EV_FAILED | WEFT__EV_CANCELED
+				   : WEFT__EV_FAILED;
 			if (!(cqes[i]->flags & IORING_CQE_F_MORE))
 				e |= WEFT__EV_ENDED;
 			ev[got].data.ptr = (void *)(uintptr_t)tag;

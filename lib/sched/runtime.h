@@ -377,6 +377,9 @@ struct weft__driver {
 	_Atomic bool io_registered;               /* any fd ever registered */
 	_Atomic uint64_t io_registered_count, io_deregistered_count, io_ready_events;
 	_Atomic uint64_t io_polls_ended;          /* io_uring: polls whose last completion came */
+	_Atomic uint64_t io_polls_rearmed;        /* io_uring: polls armed again by the driver */
+	struct weft_io *arm_pending;              /* io_uring: registrations to arm (retired_lock) */
+	_Atomic bool arm_pending_any;
 	pthread_mutex_t retired_lock;
 	struct weft_io *retired;                  /* deregistered, freed at the next driver pass */
 	struct weft_io *regs;                     /* live registrations (under retired_lock) */
@@ -507,6 +510,7 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
  * with an error (no bits of epoll's or poll's; uring.c). */
 #define WEFT__EV_ENDED (1u << 26)
 #define WEFT__EV_FAILED (1u << 25)   /* and with an error: the mask is 0 */
+#define WEFT__EV_CANCELED (1u << 24) /* and the error was ECANCELED */
 struct epoll_event;
 int weft__uring_init(struct weft_runtime *rt);          /* -ENOSYS, -EPERM, -EOPNOTSUPP: none */
 void weft__uring_fini(struct weft_runtime *rt);
@@ -515,6 +519,7 @@ int weft__uring_disarm(struct weft_runtime *rt, void *reg);
 void weft__uring_wake(struct weft_runtime *rt);
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns);
 void weft__io_free_retired(struct weft_runtime *rt);
+void weft__io_arm_pending(struct weft_runtime *rt);    /* io_uring: driver lock held */
 void weft__io_shutdown(struct weft_runtime *rt);
 void weft__io_fini(struct weft_runtime *rt);
 

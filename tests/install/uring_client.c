@@ -3,8 +3,10 @@
  * io_uring driver: a fiber reads through a registered socket what the main
  * thread writes. Built by check-install.sh with the shared library and
  * with the static one (pkg-config --static: liburing comes from weft.pc's
- * Requires.private).
+ * Requires.private). With --without: the library was built without
+ * io_uring, and asking for it must fail with -ENOSYS.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,16 +22,26 @@ static void *reader(void *arg)
 	return n > 0 ? buf : NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct weft_runtime *rt;
 	struct weft_io *io;
 	struct weft_task *t;
 	void *got = NULL;
 	int sv[2], rc;
-	if ((rc = weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 2,
-						      .io_driver = WEFT_IO_DRIVER_URING),
-				      &rt))) {
+	rc = weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 2,
+						 .io_driver = WEFT_IO_DRIVER_URING),
+				 &rt);
+	if (argc > 1 && !strcmp(argv[1], "--without")) {
+		/* a libweft built with -DWEFT_IO_URING=OFF says so at the call */
+		if (rc != -ENOSYS) {
+			fprintf(stderr, "uring_client: built without io_uring, create gave %d\n", rc);
+			return 1;
+		}
+		printf("uring_client: ENOSYS without io_uring\n");
+		return 0;
+	}
+	if (rc) {
 		fprintf(stderr, "uring_client: create: %s\n", weft_strerror(rc));
 		return 1;
 	}

@@ -28,7 +28,7 @@ static struct weft_runtime *mk(int workers)
 	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
 	/* the io_uring runs (tests/tsan/CMakeLists.txt): no silent epoll */
 	const char *drv = getenv("WEFT_IO_DRIVER");
-	if (drv && !strcmp(drv, "uring"))
+	if (drv && (!strcmp(drv, "uring") || !strcmp(drv, "io_uring")))
 		CHECK_EQ(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_URING);
 	return rt;
 }

@@ -251,19 +251,30 @@ Test(io_driver, registrations_closed_mid_flow_end_their_polls, .timeout = WT_TMO
 	wt_rt_destroy(rt);
 }
 
-/* A poll's completions are posted by the thread that submitted it (the
- * one that registered the fd). When that thread has exited, the kernel
- * posts them from a work queue: the registration keeps its events. */
+/* A registration made on a thread outside the runtime is armed by a
+ * worker (the thread that arms a poll is the one the kernel interrupts to
+ * post its events, and its exit cancels them): the registering thread can
+ * exit at once, and its events keep coming. */
 struct reg_arg {
 	struct weft_runtime *rt;
 	int fd;
 	struct weft_io *io;
+	bool as_worker;
 };
 
 static void *register_and_exit(void *arg)
 {
 	struct reg_arg *a = arg;
+	/* as_worker: this thread passes for one of the runtime's workers
+	 * (what driver_add checks), so it arms the poll itself, as a spare
+	 * or retired worker thread would before it exits */
+	static struct weft__worker dummy;
+	struct weft__ctx fake = { .rt = a->rt, .worker = &dummy };
+	if (a->as_worker)
+		weft__ctx_set(&fake);
 	cr_assert_eq(weft_io_register(a->rt, a->fd, &a->io), 0);
+	if (a->as_worker)
+		weft__ctx_set(NULL);
 	return NULL;
 }
 
@@ -273,27 +284,83 @@ static void *read_one(void *arg)
 	return weft_read(arg, &c, 1) == 1 && c == 'z' ? arg : NULL;
 }
 
-Test(io_driver, a_registration_outlives_the_thread_that_made_it, .timeout = WT_TMO(30))
+/* Three bytes, each read by a fiber that waits for the edge; the
+ * registration never shows an error. */
+static void bytes_come_through(struct weft_runtime *rt, struct weft_io *io, int peer)
+{
+	for (int i = 0; i < 3; i++) {
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, read_one, io, &t), 0);
+		wt_sleep_ms(10); /* the reader waits for the edge */
+		cr_assert_eq(write(peer, "z", 1), 1);
+		void *r = NULL;
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq(r, io, "round %d: the byte did not come through", i);
+		int m = weft_io_wait(io, WEFT_IO_WRITABLE, 0);
+		cr_assert(m > 0 && !(m & WEFT_IO_ERROR), "round %d: readiness %d", i, m);
+	}
+}
+
+Test(io_driver, a_registration_from_outside_is_armed_by_a_worker, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt;
 	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
 	int sv[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	struct reg_arg a = { rt, sv[0], NULL };
+	struct reg_arg a = { rt, sv[0], NULL, false };
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, register_and_exit, &a), 0);
 	cr_assert_eq(pthread_join(th, NULL), 0);
 	wt_sleep_ms(20); /* the thread is gone */
-	for (int i = 0; i < 3; i++) {
-		struct weft_task *t;
-		cr_assert_eq(weft_spawn(rt, read_one, a.io, &t), 0);
-		wt_sleep_ms(10); /* the reader waits for the edge */
-		cr_assert_eq(write(sv[1], "z", 1), 1);
-		void *r = NULL;
-		cr_assert_eq(weft_join(t, &r), 0);
-		cr_assert_eq(r, a.io, "round %d: the byte did not come through", i);
-	}
+	bytes_come_through(rt, a.io, sv[1]);
+	cr_assert_eq(atomic_load(&rt->driver.io_polls_rearmed), 0,
+		     "a worker armed the poll: nothing to re-arm");
 	weft_io_close(a.io);
 	close(sv[1]);
 	wt_rt_destroy(rt);
+}
+
+/* A worker thread that armed a poll exits (a spare after its keep-alive,
+ * a retired core's): the kernel cancels the poll at its next event, and
+ * the driver arms it again; the event's readiness is not lost. */
+Test(io_driver, a_poll_whose_thread_exited_is_armed_again, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct reg_arg a = { rt, sv[0], NULL, true };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, register_and_exit, &a), 0);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	wt_sleep_ms(20);
+	bytes_come_through(rt, a.io, sv[1]);
+	cr_assert_geq(atomic_load(&rt->driver.io_polls_rearmed), 1,
+		      "the poll armed by the exited thread was never armed again");
+	cr_assert_eq(atomic_load(&rt->driver.io_polls_ended), 0);
+	weft_io_close(a.io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+/* /dev/null has no readiness: epoll refuses it, io_uring would call it
+ * always ready and end each poll at once (a driver re-arming it would
+ * spin). EPERM from both; a character device with readiness (a pty
+ * master) registers under both. */
+Test(io_driver, a_device_without_readiness_is_eperm_on_both, .timeout = WT_TMO(30))
+{
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(d, &rt), 0);
+		int fd = open("/dev/null", O_RDWR);
+		cr_assert_geq(fd, 0);
+		struct weft_io *io = NULL;
+		cr_assert_eq(weft_io_register(rt, fd, &io), -EPERM, "driver %d", d);
+		close(fd);
+		fd = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+		cr_assert_geq(fd, 0, "/dev/ptmx: %s", strerror(errno));
+		cr_assert_eq(weft_io_register(rt, fd, &io), 0, "driver %d: a pty master", d);
+		cr_assert_eq(weft_io_close(io), 0);
+		wt_rt_destroy(rt);
+	}
 }

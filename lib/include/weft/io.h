@@ -40,8 +40,9 @@ struct weft_io;
 
 /* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM,
  * -ESHUTDOWN (rt is shut down or shutting down; fd untouched unless the
- * shutdown raced with the call, and never closed), -EPERM for a regular
- * file or a directory (no readiness), or the driver's error (epoll_ctl's;
+ * shutdown raced with the call, and never closed), -EPERM for a file
+ * without readiness (regular files, directories, block devices, character
+ * devices such as /dev/null), or the driver's error (epoll_ctl's;
  * io_uring: a submission's). Under the io_uring driver the kernel holds
  * the file while it is registered: end a registration with weft_io_close
  * or weft_io_deregister, not close(2) alone, or the file stays open. */

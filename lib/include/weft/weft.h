@@ -91,9 +91,10 @@ struct weft_runtime_opts {
 	uint64_t stall_threshold_ns;
 	/* Where I/O readiness comes from (enum weft_io_driver). 0
 	 * (WEFT_IO_DRIVER_DEFAULT): the environment variable WEFT_IO_DRIVER,
-	 * "epoll" or "uring", if set (a uring the kernel refuses falls back to
-	 * epoll, with one line on stderr), else epoll. WEFT_IO_DRIVER_URING
-	 * asked for here fails weft_runtime_create instead of falling back. */
+	 * "epoll" or "uring" ("io_uring" too; unset or empty: epoll), if set
+	 * (an io_uring the kernel refuses falls back to epoll, with one line on
+	 * stderr), else epoll. WEFT_IO_DRIVER_URING asked for here fails
+	 * weft_runtime_create instead of falling back. */
 	int io_driver;
 };
 
@@ -106,7 +107,13 @@ struct weft_runtime_opts {
  *   poll multishot, IORING_ENTER_EXT_ARG, IORING_SETUP_SUBMIT_ALL). A
  *   registered fd's file stays referenced by its poll until weft_io_close
  *   or weft_io_deregister: an fd closed with close(2) while registered stays
- *   open in the kernel (under epoll it would leave the set).
+ *   open in the kernel (under epoll it would leave the set). An fd
+ *   registered on a thread that is not one of the runtime's workers is
+ *   armed by a worker at its next driver pass (the kernel interrupts the
+ *   thread that armed a poll to post its events); if that fails, the
+ *   registration reports WEFT_IO_ERROR. io_uring reports what woke the fd,
+ *   not its whole state: a hang-up seen once may be replaced by a later
+ *   event (reads still return 0 at the end of the stream).
  */
 enum weft_io_driver {
 	WEFT_IO_DRIVER_DEFAULT = 0,
@@ -123,7 +130,8 @@ enum weft_io_driver {
  * pthread_create (threads already started are stopped and joined); with
  * io_driver WEFT_IO_DRIVER_URING: -ENOSYS (no io_uring: the kernel, or a
  * libweft built without liburing), -EPERM (kernel.io_uring_disabled, a
- * seccomp filter), -EOPNOTSUPP (a kernel before 5.18).
+ * seccomp filter), -EOPNOTSUPP (a kernel before 5.18), -EMFILE/-ENFILE
+ * (no fd for the ring), -ENOMEM (io_uring_setup's).
  * `opts` may be NULL for all defaults.
  */
 WEFT_API int weft_runtime_create(const struct weft_runtime_opts *opts,
