@@ -167,7 +167,7 @@ void weft__driver_fini(struct weft_runtime *rt)
 
 void weft__driver_wake(struct weft_runtime *rt)
 {
-	if (rt->driver.uring) {
+	if (__builtin_expect(rt->driver.uring != NULL, 0)) {
 		weft__uring_wake(rt);
 		return;
 	}
@@ -404,8 +404,9 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 		return;
 	weft__io_free_retired(rt);
 	struct epoll_event ev[EVENTS_PER_WAIT];
-	int n = rt->driver.uring ? weft__uring_wait(rt, ev, EVENTS_PER_WAIT, 0)
-				 : epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
+	int n = __builtin_expect(rt->driver.uring != NULL, 0)
+			? weft__uring_wait(rt, ev, EVENTS_PER_WAIT, 0)
+			: epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
 	if (n > 0)
 		dispatch(rt, ev, n);
 	pthread_mutex_unlock(&rt->driver.lock);
@@ -438,7 +439,7 @@ _Atomic bool weft__driver_no_pwait2 = PWAIT2_MISSING_AT_START;
  * fallback from then on. */
 static int wait_events(struct weft_runtime *rt, struct epoll_event *ev, int64_t timeout_ns)
 {
-	if (rt->driver.uring)
+	if (__builtin_expect(rt->driver.uring != NULL, 0))
 		return weft__uring_wait(rt, ev, EVENTS_PER_WAIT, timeout_ns);
 	int epfd = rt->driver.epfd;
 #ifdef SYS_epoll_pwait2

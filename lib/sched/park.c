@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -72,8 +73,17 @@ void weft__parker_park(struct weft__parker *p) { weft__park_word(&p->state); }
 
 void weft__parker_unpark(struct weft__parker *p)
 {
-	if (weft__unpark_word(&p->state) == PARK_DRIVER)
-		weft__driver_wake(p->rt);
+	if (weft__unpark_word(&p->state) == PARK_DRIVER) {
+		if (__builtin_expect(p->evfd < 0, 0)) { /* io_uring: a worker's parker (see runtime.h) */
+			struct weft__worker *w =
+				(struct weft__worker *)((char *)p - offsetof(struct weft__worker, parker));
+			weft__driver_wake(w->rt);
+			return;
+		}
+		uint64_t one = 1;
+		ssize_t n = write(p->evfd, &one, sizeof(one));
+		(void)n;
+	}
 }
 
 bool weft__parker_begin_driver(struct weft__parker *p)

@@ -275,7 +275,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		atomic_init(&w->tid, 0);
 		atomic_init(&w->parker.state, PARK_EMPTY);
 		atomic_init(&w->assign, NULL);
-		w->parker.rt = rt;
+		w->parker.evfd = rt->driver.evfd;
 		rc = weft__worker_start(rt, w);
 		if (rc) {
 			stop_started(rt, i);

@@ -111,7 +111,7 @@ struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core)
 	atomic_init(&w->tid, 0);
 	atomic_init(&w->parker.state, PARK_EMPTY);
 	atomic_init(&w->assign, NULL);
-	w->parker.rt = rt;
+	w->parker.evfd = rt->driver.evfd;
 	return w;
 }
 
