@@ -110,8 +110,10 @@ struct weft_runtime_opts {
  *   open in the kernel (under epoll it would leave the set). An fd
  *   registered on a thread that is not one of the runtime's workers is
  *   armed by a worker at its next driver pass (the kernel interrupts the
- *   thread that armed a poll to post its events); if that fails, the
- *   registration reports WEFT_IO_ERROR. io_uring reports what woke the fd,
+ *   thread that armed a poll to post its events; a task's own call that
+ *   fails with EINTR on any interruption, such as poll(2) or epoll_wait(2),
+ *   can see EINTR on a worker); if that fails, the registration reports
+ *   WEFT_IO_ERROR. io_uring reports what woke the fd,
  *   not its whole state: a hang-up seen once may be replaced by a later
  *   event (reads still return 0 at the end of the stream).
  */
