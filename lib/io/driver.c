@@ -123,7 +123,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->arm_pending_any, false);
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->sleep_until_tick, UINT64_MAX);
-	atomic_init(&d->unwatched, false);
+	atomic_init(&d->unwatched, 0);
 	atomic_init(&d->sleeper, false);
 	d->uring = NULL;
 	d->epfd = d->evfd = -1;
@@ -174,6 +174,26 @@ void weft__driver_wake(struct weft_runtime *rt)
 	uint64_t one = 1;
 	ssize_t n = write(rt->driver.evfd, &one, sizeof(one));
 	(void)n; /* EAGAIN: the counter is already non-zero, a wake is pending */
+}
+
+/*
+ * A LIFO push, or a timer set earlier than any the driver knows of, found
+ * the LIFO slots unwatched (`unwatched`, set in weft__driver_park): wake
+ * the driver's sleeper, or if it left the driver vacant, one parked worker
+ * (idle.c's rules), which takes the driver and its watch when it finds
+ * nothing else to do. Once per vacancy: the first caller clears it.
+ */
+void weft__driver_unwatched(struct weft_runtime *rt, uint8_t u)
+{
+	if (u != WEFT__UNWATCHED_VACANT) {
+		weft__driver_wake(rt);
+		return;
+	}
+	if (atomic_compare_exchange_strong_explicit(&rt->driver.unwatched, &u, 0,
+						    memory_order_seq_cst, memory_order_relaxed))
+		weft__idle_notify(rt);
+	else if (u == WEFT__UNWATCHED_SLEEPER)
+		weft__driver_wake(rt); /* a sleeper came meanwhile */
 }
 
 uint64_t weft__driver_now_tick(struct weft_runtime *rt)
@@ -259,8 +279,16 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 			      atomic_load_explicit(&d->sleep_until_tick, memory_order_seq_cst);
 	}
 	pthread_mutex_unlock(&sh->lock);
-	if (wake_driver)
-		weft__driver_wake(rt);
+	if (wake_driver) {
+		/* nobody in the driver (sleep_until is UINT64_MAX): if its last
+		 * sleeper left it vacant, a parked worker takes it over, or a
+		 * long poll here would make this timer late */
+		uint8_t u = atomic_load_explicit(&d->unwatched, memory_order_relaxed);
+		if (u == WEFT__UNWATCHED_VACANT)
+			weft__driver_unwatched(rt, u);
+		else
+			weft__driver_wake(rt);
+	}
 	return WEFT_PENDING;
 }
 
@@ -393,8 +421,20 @@ static void dispatch(struct weft_runtime *rt, struct epoll_event *ev, int n)
 	}
 }
 
+/* Leave the driver vacant (see weft__driver_park) if this thread, holding
+ * a core and the driver lock, is the only worker running and no timer is
+ * set. */
+static void maybe_vacate(struct weft_runtime *rt)
+{
+	if (next_all(rt) == UINT64_MAX &&
+	    IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_relaxed)) == 1)
+		atomic_store_explicit(&rt->driver.unwatched, WEFT__UNWATCHED_VACANT,
+				      memory_order_relaxed);
+}
+
 /* Poll readiness and timers without blocking; skipped if another thread
- * holds the driver. */
+ * holds the driver. A vacant driver stays so across it: the tasks it
+ * wakes into this worker's LIFO slot run next, no poll in progress. */
 void weft__driver_poll_nowait(struct weft_runtime *rt)
 {
 	weft__timers_process(rt);
@@ -407,8 +447,15 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 	int n = __builtin_expect(rt->driver.uring != NULL, 0)
 			? weft__uring_wait(rt, ev, EVENTS_PER_WAIT, 0)
 			: epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
-	if (n > 0)
+	if (n > 0) {
+		uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_relaxed);
+		if (u == WEFT__UNWATCHED_VACANT)
+			atomic_store_explicit(&rt->driver.unwatched, 0, memory_order_relaxed);
 		dispatch(rt, ev, n);
+		struct weft__ctx *ctx = weft__ctx();
+		if (u == WEFT__UNWATCHED_VACANT && ctx && ctx->rt == rt && ctx->core)
+			maybe_vacate(rt);
+	}
 	pthread_mutex_unlock(&rt->driver.lock);
 }
 
@@ -517,15 +564,15 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	 * idle.state) then seq_cst load of `unwatched`: either we see it
 	 * unparked, or it sees the flag.
 	 */
-	atomic_store_explicit(&d->unwatched, true, memory_order_seq_cst);
+	atomic_store_explicit(&d->unwatched, WEFT__UNWATCHED_SLEEPER, memory_order_seq_cst);
 	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0) {
-		atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
+		atomic_store_explicit(&d->unwatched, 0, memory_order_relaxed);
 		if (timeout < 0 || timeout > WEFT_WATCH_MS * 1000000ll)
 			timeout = WEFT_WATCH_MS * 1000000ll;
 	}
 	struct epoll_event ev[EVENTS_PER_WAIT];
 	int n = wait_events(rt, ev, timeout);
-	atomic_store_explicit(&d->unwatched, false, memory_order_relaxed);
+	atomic_store_explicit(&d->unwatched, 0, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_tick, UINT64_MAX, memory_order_relaxed);
 	/* before leaving with work: our own relay (worker.c, run_task) sees
 	 * the driver empty and wakes a parked worker to take it */
@@ -549,7 +596,8 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 		work = ev[i].data.ptr != NULL; /* an fd, not the eventfd's unpark */
 	if (!work)
 		work = next_all(rt) <= weft__driver_now_tick(rt);
-	if (core && work) {
+	bool kept = core && work;
+	if (kept) {
 		weft__idle_unpark_self(rt, core);
 	} else if (ctx) {
 		core = ctx->core;
@@ -558,6 +606,20 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	if (n > 0)
 		dispatch(rt, ev, n);
 	weft__timers_process(rt);
+	/*
+	 * Leave the driver vacant, with no relay (idle.c), when this is
+	 * the only worker running and no timer is set: I/O readiness
+	 * that its tasks consume in one short poll each (a keep-alive
+	 * connection's request) then costs no futex wake and wait per
+	 * event; this thread comes back to the driver when it parks.
+	 * The first LIFO push or timer set meanwhile wakes a parked
+	 * worker to take the driver (weft__driver_unwatched), and any
+	 * ring or inject push notifies as always. The price: readiness
+	 * of other fds waits for this worker's poll to end, as in
+	 * Tokio (Go's sysmon polls the network after 10 ms).
+	 */
+	if (kept)
+		maybe_vacate(rt);
 	if (ctx)
 		ctx->core = core;
 	pthread_mutex_unlock(&d->lock);

@@ -18,7 +18,9 @@
  *    sleeps in the driver: the searcher may be the driver's sleeper, woken
  *    with work, and a parked worker must take the driver over (timers, the
  *    stall watch; tests/stress timer_fires_while_driver_sleeper_leaves_
- *    for_long_poll). Tokio relays
+ *    for_long_poll) - unless the sleeper left it vacant (driver.c: the
+ *    only worker running, no timer set; the first LIFO push or timer set
+ *    then notifies instead). Tokio relays
  *    unconditionally: with tasks arriving one at a time (a thread
  *    spawning 2,000 a second), each wake then woke a second worker that
  *    found nothing - 5 system calls per task instead of 2.
@@ -160,7 +162,9 @@ void weft__idle_relay(struct weft_runtime *rt, struct weft__core *self)
 {
 	park_fence(); /* after end_search's RMW: pairs with notify_read_state */
 	WEFT_CHAOS_POINT();
-	if (!atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed) ||
+	if ((!atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed) &&
+	     atomic_load_explicit(&rt->driver.unwatched, memory_order_relaxed) !=
+		     WEFT__UNWATCHED_VACANT) ||
 	    weft__ring_len(&self->ring) || weft__steal_wanted(rt, self) ||
 	    weft__inject_visible(&rt->inject))
 		weft__idle_notify(rt);

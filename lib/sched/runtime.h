@@ -388,9 +388,14 @@ struct weft__driver {
 	 * shard (weft__core.timers). */
 	_Alignas(WEFT_CACHELINE) struct weft__tshard timers;
 	_Atomic uint64_t sleep_until_tick;          /* what the driver thread sleeps to */
-	/* The driver thread sleeps with no LIFO watch (every other worker was
-	 * parked when it went to sleep): a LIFO push wakes it (worker.c). */
-	_Alignas(WEFT_CACHELINE) _Atomic bool unwatched;
+	/* Who watches the LIFO slots (worker.c's push, driver.c): 0, the
+	 * driver's sleeper, every WEFT_WATCH_MS; WEFT__UNWATCHED_SLEEPER, the
+	 * sleeper sleeps with no watch (every other worker was parked): a push
+	 * wakes it; WEFT__UNWATCHED_VACANT, nobody: the sleeper left with I/O
+	 * work, no timer set and every other worker parked, and relayed the
+	 * driver to nobody; the first LIFO push or earliest timer set since
+	 * wakes a parked worker to take it (weft__driver_unwatched). */
+	_Alignas(WEFT_CACHELINE) _Atomic uint8_t unwatched;
 	/* The io_uring driver's, on unwatched's line (read with it by the
 	 * wakes; placed earlier they shifted every later field of the runtime
 	 * by a line, and spawn_many_remote_idle ran 8% slower). */
@@ -498,6 +503,8 @@ int weft__driver_init(struct weft_runtime *rt);
 void weft__driver_core_init(struct weft__core *c);     /* a core made after create */
 void weft__driver_fini(struct weft_runtime *rt);
 void weft__driver_wake(struct weft_runtime *rt);
+enum { WEFT__UNWATCHED_SLEEPER = 1, WEFT__UNWATCHED_VACANT = 2 };
+void weft__driver_unwatched(struct weft_runtime *rt, uint8_t u);
 uint64_t weft__driver_now_tick(struct weft_runtime *rt);
 /* driver.c: epoll_pwait2 is missing (found at run time; tests set it). */
 extern _Atomic bool weft__driver_no_pwait2;

@@ -206,8 +206,9 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 			/* t runs next on this core - unless the poll in progress
 			 * lasts; then only the driver's watch can see it. seq_cst:
 			 * see weft__driver_park. */
-			if (atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst))
-				weft__driver_wake(rt);
+			uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst);
+			if (__builtin_expect(u != 0, 0))
+				weft__driver_unwatched(rt, u);
 			if (!prev)
 				return; /* nobody to wake */
 			push_local(rt, c, prev);

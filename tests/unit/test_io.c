@@ -360,6 +360,107 @@ Test(io, event_runs_on_the_driver_thread_without_inject, .timeout = WT_TMO(30))
 }
 
 /*
+ * What the driver left vacant by the above must still see: the worker runs
+ * a long poll after the event (every other worker asleep, nobody in the
+ * driver). A task it wakes into its LIFO slot is rescued by another worker
+ * during the poll, and a timer it sets fires during the poll: each calls a
+ * parked worker to take the driver and its watch.
+ */
+enum { VAC_SPIN_MS = 300, VAC_TIMER_MS = 20 };
+
+struct vac {
+	struct weft_io *io;
+	int mode; /* 0: wake y, 1: set a timer */
+	struct weft_timer timer;
+	weft_waker y_waker;
+	_Atomic int y_stored;
+	_Atomic uint64_t y_ran_ns, spin_end_ns;
+	_Atomic int timer_fired_in_poll; /* -1: not yet known */
+};
+
+static enum weft_poll vac_y(void *state, struct weft_cx *cx)
+{
+	struct vac *v = state;
+	if (!atomic_load(&v->y_stored)) {
+		v->y_waker = weft_waker_clone(weft_cx_waker(cx));
+		atomic_store(&v->y_stored, 1);
+		return WEFT_PENDING;
+	}
+	atomic_store(&v->y_ran_ns, wt_now_ns());
+	return WEFT_READY;
+}
+
+static enum weft_poll vac_x(void *state, struct weft_cx *cx)
+{
+	struct vac *v = state;
+	struct weft_io_ready r;
+	if (weft_io_poll_ready(v->io, cx, WEFT_IO_READABLE, &r) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint64_t deadline = wt_now_ns() + VAC_TIMER_MS * 1000000ull;
+	if (v->mode == 0)
+		weft_waker_wake(&v->y_waker);
+	else
+		cr_assert_eq(weft_timer_poll(&v->timer, cx, deadline), WEFT_PENDING);
+	uint64_t end = wt_now_ns() + VAC_SPIN_MS * 1000000ull;
+	while (wt_now_ns() < end)
+		; /* a poll the worker cannot leave */
+	atomic_store(&v->spin_end_ns, wt_now_ns());
+	if (v->mode == 1) {
+		/* the same poll: READY only if the timer fired meanwhile */
+		enum weft_poll p = weft_timer_poll(&v->timer, cx, deadline);
+		atomic_store(&v->timer_fired_in_poll, p == WEFT_READY);
+		if (p == WEFT_PENDING)
+			weft_timer_cancel(&v->timer);
+	}
+	return WEFT_READY;
+}
+
+static void vacant_driver_case(int mode)
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct vac v = { .mode = mode, .timer = WEFT_TIMER_INIT };
+	atomic_init(&v.timer_fired_in_poll, -1);
+	cr_assert_eq(weft_io_register(rt, sv[0], &v.io), 0);
+	struct weft_task *x, *y = NULL;
+	if (mode == 0) {
+		cr_assert_eq(weft_spawn_poll(rt, vac_y, &v, NULL, &y), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&v.y_stored), WT_LONG_MS));
+	}
+	cr_assert_eq(weft_spawn_poll(rt, vac_x, &v, NULL, &x), 0);
+	wt_sleep_ms(50); /* x waits on its read; every worker parks */
+	char c = 'x';
+	cr_assert_eq(write(sv[1], &c, 1), 1);
+	cr_assert_eq(weft_join(x, NULL), 0);
+	if (mode == 0) {
+		cr_assert_eq(weft_join(y, NULL), 0);
+		uint64_t ran = atomic_load(&v.y_ran_ns), end = atomic_load(&v.spin_end_ns);
+		cr_log_info("the woken task ran %.1f ms before the long poll ended",
+			    ran < end ? (double)(end - ran) / 1e6 : -(double)(ran - end) / 1e6);
+		cr_assert_lt(ran, end - (VAC_SPIN_MS / 2) * 1000000ull,
+			     "the task woken into the LIFO slot waited for the long poll");
+	} else {
+		cr_assert_eq(atomic_load(&v.timer_fired_in_poll), 1,
+			     "a %d ms timer set before a %d ms poll did not fire during it",
+			     VAC_TIMER_MS, VAC_SPIN_MS);
+	}
+	weft_io_close(v.io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+Test(io, vacant_driver_still_rescues_a_lifo_task, .timeout = WT_TMO(30))
+{
+	vacant_driver_case(0);
+}
+
+Test(io, vacant_driver_still_fires_a_timer_set_after, .timeout = WT_TMO(30))
+{
+	vacant_driver_case(1);
+}
+
+/*
  * A short read on a stream socket shows its buffer ran dry: the next read
  * waits for the driver's edge instead of making a read(2) that returns
  * EAGAIN. 100 request/response rounds, the client pausing 1 ms before
@@ -396,6 +497,62 @@ static void tcp_pair(int sv[2])
 	int one = 1;
 	setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/*
+ * Round trips on one TCP connection to an echo fiber, the client pausing so
+ * that both workers park between them (as test event_runs_on_the_driver_
+ * thread_without_inject): the worker that receives the event runs the
+ * fiber and goes back to the driver; it wakes no other worker to take the
+ * driver in its place. Before, each round relayed the driver: the other
+ * worker was woken (a futex wake), found nothing to do and parked again (a
+ * noop park and a futex wait): one noop per round trip, 200. (TCP, not a
+ * Unix socketpair: there the client's read of the echo gives the server's
+ * end an EPOLLOUT edge, one wake of the driver's own sleeper per round.)
+ */
+Test(io, event_on_an_idle_runtime_wakes_no_other_worker, .timeout = WT_TMO(30))
+{
+	enum { ROUNDS = 200 };
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	tcp_pair(sv);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, echo_conn, a, &h), 0);
+	char c = 'x', back;
+	cr_assert_eq(write(sv[1], &c, 1), 1);
+	cr_assert_eq(read(sv[1], &back, 1), 1);
+	struct weft_metrics *m;
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t noops = 0, parks = 0;
+	for (unsigned i = 0; i < m->workers; i++) {
+		noops -= m->worker[i].noop_count;
+		parks -= m->worker[i].park_count;
+	}
+	weft_metrics_free(m);
+	for (int i = 0; i < ROUNDS; i++) {
+		wt_sleep_ms(1); /* both workers park */
+		c = (char)('a' + i % 26);
+		cr_assert_eq(write(sv[1], &c, 1), 1);
+		cr_assert_eq(read(sv[1], &back, 1), 1);
+		cr_assert_eq(back, c);
+	}
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	for (unsigned i = 0; i < m->workers; i++) {
+		noops += m->worker[i].noop_count;
+		parks += m->worker[i].park_count;
+	}
+	weft_metrics_free(m);
+	cr_log_info("over %d round trips: %llu parks, %llu of them noops", ROUNDS,
+		    (unsigned long long)parks, (unsigned long long)noops);
+	cr_assert_lt(noops, ROUNDS / 10, "%llu workers woke for nothing over %d round trips",
+		     (unsigned long long)noops, ROUNDS);
+	close(sv[1]);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	wt_rt_destroy(rt);
 }
 
 Test(io, short_read_saves_the_eagain_read, .timeout = WT_TMO(30))
