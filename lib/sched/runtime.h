@@ -271,6 +271,7 @@ struct weft__core {
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
 	uint64_t polls_at_unpark;
+	uint64_t parks_at_maint;                  /* park_count at the last maintenance */
 	uint64_t last_maint_probe_ns;
 	uint64_t idle_trimmed_ns;                 /* last idle trim (fiber.c, weft__fiber_trim) */
 	uint64_t idle_trim_polls;                 /* poll_count at it: unchanged at the next => deep */

@@ -391,7 +391,18 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 static void maintenance(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
-	weft__driver_poll_nowait(rt);
+	/* I/O readiness only if this core has not parked since the last
+	 * maintenance: a park slept in the driver (or another thread did),
+	 * which saw the readiness, less than event_interval ticks ago. The
+	 * bound on how long a run of polls goes without a look at I/O is
+	 * then two intervals, and one keep-alive connection's request costs
+	 * read, write and the park's epoll_wait, without an epoll_wait here
+	 * every 30 requests (tools/bench/syscalls.sh). Timers either way. */
+	if (c->c.park_count == c->parks_at_maint)
+		weft__driver_poll_nowait(rt);
+	else
+		weft__timers_process(rt);
+	c->parks_at_maint = c->c.park_count;
 	weft__blocking_retry(rt);
 	weft__fiber_trim(rt, c, false);
 	weft__fiber_guard_ahead(rt);

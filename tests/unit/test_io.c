@@ -450,6 +450,70 @@ static void vacant_driver_case(int mode)
 	wt_rt_destroy(rt);
 }
 
+/*
+ * Every worker busy with short polls (each yields, so none parks and nobody
+ * sleeps in the driver): readiness is seen by the non-blocking driver poll
+ * at maintenance, which now skips I/O when the core parked since the last
+ * one. The reader must still run within a few intervals of the write.
+ */
+enum { BUSY_MS = 400, BUSY_WRITE_MS = 100 };
+
+struct busy_io {
+	struct weft_io *io;
+	_Atomic uint64_t read_ns, stop_ns;
+};
+
+static enum weft_poll busy_spinner(void *state, struct weft_cx *cx)
+{
+	struct busy_io *b = state;
+	uint64_t now = wt_now_ns();
+	if (now >= atomic_load(&b->stop_ns))
+		return WEFT_READY;
+	while (wt_now_ns() < now + 10000)
+		; /* a 10 us poll */
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static enum weft_poll busy_reader(void *state, struct weft_cx *cx)
+{
+	struct busy_io *b = state;
+	struct weft_io_ready r;
+	if (weft_io_poll_ready(b->io, cx, WEFT_IO_READABLE, &r) == WEFT_PENDING)
+		return WEFT_PENDING;
+	atomic_store(&b->read_ns, wt_now_ns());
+	return WEFT_READY;
+}
+
+Test(io, readiness_seen_while_every_worker_runs_short_polls, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct busy_io b = { 0 };
+	cr_assert_eq(weft_io_register(rt, sv[0], &b.io), 0);
+	struct weft_task *reader, *spin[4];
+	cr_assert_eq(weft_spawn_poll(rt, busy_reader, &b, NULL, &reader), 0);
+	wt_sleep_ms(20); /* the reader waits */
+	atomic_store(&b.stop_ns, wt_now_ns() + BUSY_MS * 1000000ull);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn_poll(rt, busy_spinner, &b, NULL, &spin[i]), 0);
+	wt_sleep_ms(BUSY_WRITE_MS);
+	uint64_t wrote = wt_now_ns();
+	char c = 'x';
+	cr_assert_eq(write(sv[1], &c, 1), 1);
+	cr_assert_eq(weft_join(reader, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_join(spin[i], NULL), 0);
+	uint64_t late = atomic_load(&b.read_ns) - wrote;
+	cr_log_info("readiness seen %.2f ms after the write", (double)late / 1e6);
+	cr_assert_lt(late, (BUSY_MS - BUSY_WRITE_MS) / 2 * 1000000ull,
+		     "readiness waited %.1f ms for a worker to park", (double)late / 1e6);
+	weft_io_close(b.io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 Test(io, vacant_driver_still_rescues_a_lifo_task, .timeout = WT_TMO(30))
 {
 	vacant_driver_case(0);
