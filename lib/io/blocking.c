@@ -192,7 +192,7 @@ int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void
 	weft__task_init(t, rt, job_poll, j, job_drop, out != NULL);
 	/* Bound at spawn: it runs on a pool thread, where no worker's queue
 	 * or poll would find it at shutdown. */
-	if (weft__owned_bind(&rt->owned, t) < 0) {
+	if (weft__owned_bind(&rt->owned, t, NULL) < 0) {
 		/* A free slot must not look like a live handle (task.c,
 		 * handle_consumed). */
 		atomic_store_explicit(&t->state, 0, memory_order_relaxed);

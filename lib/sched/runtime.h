@@ -177,7 +177,8 @@ struct weft__owned {
 int weft__owned_init(struct weft__owned *o, unsigned workers);
 void weft__owned_fini(struct weft__owned *o);
 /* 0, or -ESHUTDOWN once closed. */
-int weft__owned_bind(struct weft__owned *o, struct weft_task *t);
+struct weft__core;
+int weft__owned_bind(struct weft__owned *o, struct weft_task *t, const struct weft__core *c);
 void weft__owned_remove(struct weft__owned *o, struct weft_task *t);
 void weft__owned_close(struct weft__owned *o);
 /* Any task still listed (it stays listed until it completes), or NULL. */

@@ -183,7 +183,7 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	 * finds it while it waits. Still RUNNING here, so no other thread
 	 * can complete (and unlink) it before it is linked. Refused once
 	 * the list is closed: the sweep has passed, cancel it ourselves. */
-	if (!t->owned && weft__owned_bind(&t->rt->owned, t) < 0) {
+	if (!t->owned && weft__owned_bind(&t->rt->owned, t, cx->core) < 0) {
 		if (!t->unwind) {
 			complete(t, NULL, -ECANCELED);
 			return;
