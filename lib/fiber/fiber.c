@@ -615,10 +615,15 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 				hi = s->lo + p->stack_size;
 				s->warm = false;
 			}
-			s->next = head;
-			head = s;
-			if (!tail)
-				tail = s;
+			/* appended: the cold list in address order, as a
+			 * burst best takes it (pushed at the head, a burst
+			 * took each trimmed run top down) */
+			s->next = NULL;
+			if (tail)
+				tail->next = s;
+			else
+				head = s;
+			tail = s;
 			n++;
 		}
 		if (lo)
