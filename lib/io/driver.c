@@ -53,7 +53,7 @@
 
 static void shard_init(struct weft__tshard *sh)
 {
-	pthread_mutex_init(&sh->lock, NULL);
+	weft__slock_init(&sh->lock);
 	weft__wheel_init(&sh->wheel);
 	atomic_init(&sh->next_tick, UINT64_MAX);
 }
@@ -160,9 +160,6 @@ void weft__driver_fini(struct weft_runtime *rt)
 	if (d->epfd >= 0)
 		close(d->epfd);
 	pthread_mutex_destroy(&d->lock);
-	pthread_mutex_destroy(&d->timers.lock);
-	for (unsigned i = 0; i < rt->n; i++)
-		pthread_mutex_destroy(&rt->cores[i].timers.lock);
 }
 
 void weft__driver_wake(struct weft_runtime *rt)
@@ -250,22 +247,22 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	if (st == TIMER_PENDING) {
 		/* Only the owner inserts, so t->shard is stable while pending. */
 		struct weft__tshard *sh = t->shard;
-		pthread_mutex_lock(&sh->lock);
+		weft__slock_lock(&sh->lock);
 		st = atomic_load_explicit(&t->state, memory_order_relaxed);
 		if (st == TIMER_PENDING && !weft_waker_will_wake(&t->waker, &cx->waker)) {
 			weft_waker_drop(&t->waker);
 			t->waker = weft_waker_clone(&cx->waker);
 		}
-		pthread_mutex_unlock(&sh->lock);
+		weft__slock_unlock(&sh->lock);
 		return st == TIMER_FIRED ? WEFT_READY : WEFT_PENDING;
 	}
 	struct weft__tshard *sh = shard_for(rt);
-	pthread_mutex_lock(&sh->lock);
+	weft__slock_lock(&sh->lock);
 	t->when_tick = deadline_to_tick(rt, deadline_ns);
 	t->shard = sh;
 	if (!weft__wheel_insert(&sh->wheel, t)) {
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_relaxed);
-		pthread_mutex_unlock(&sh->lock);
+		weft__slock_unlock(&sh->lock);
 		return WEFT_READY;
 	}
 	t->waker = weft_waker_clone(&cx->waker);
@@ -278,7 +275,7 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 		wake_driver = t->when_tick <
 			      atomic_load_explicit(&d->sleep_until_tick, memory_order_seq_cst);
 	}
-	pthread_mutex_unlock(&sh->lock);
+	weft__slock_unlock(&sh->lock);
 	if (wake_driver) {
 		/* nobody in the driver (sleep_until is UINT64_MAX): if its last
 		 * sleeper left it vacant, a parked worker takes it over, or a
@@ -302,7 +299,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 		return;
 	if (st == TIMER_PENDING) {
 		struct weft__tshard *sh = t->shard;
-		pthread_mutex_lock(&sh->lock);
+		weft__slock_lock(&sh->lock);
 		if (atomic_load_explicit(&t->state, memory_order_relaxed) == TIMER_PENDING) {
 			weft__wheel_remove(&sh->wheel, t);
 			refresh_next(sh);
@@ -310,7 +307,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 		weft_waker_drop(&t->waker);
 		t->waker = (weft_waker){ NULL, NULL };
 		atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
-		pthread_mutex_unlock(&sh->lock);
+		weft__slock_unlock(&sh->lock);
 		return;
 	}
 	atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
@@ -322,7 +319,7 @@ static size_t shard_process(struct weft__tshard *sh, uint64_t now, size_t max)
 {
 	if (atomic_load_explicit(&sh->next_tick, memory_order_relaxed) > now)
 		return 0;
-	pthread_mutex_lock(&sh->lock);
+	weft__slock_lock(&sh->lock);
 	struct weft__timer *fired = NULL;
 	size_t n = weft__wheel_advance(&sh->wheel, now, &fired, max);
 	refresh_next(sh);
@@ -336,7 +333,7 @@ static size_t shard_process(struct weft__tshard *sh, uint64_t now, size_t max)
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_release);
 		weft_waker_wake(&w);
 	}
-	pthread_mutex_unlock(&sh->lock);
+	weft__slock_unlock(&sh->lock);
 	return n;
 }
 

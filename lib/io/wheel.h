@@ -12,6 +12,8 @@
 
 #include <weft/weft.h>
 
+#include "slock.h"
+
 /* The wheels' unit. Deadlines round up to it: at 1 ms, a 1 ms sleep
  * started just after a boundary took ~2 ms. */
 #define WEFT_TICK_NS 250000ull
@@ -50,7 +52,7 @@ struct weft__wheel {
  * core). driver.c has the protocol.
  */
 struct weft__tshard {
-	pthread_mutex_t lock;
+	struct weft__slock lock;                        /* slock.h: an inline CAS uncontended */
 	struct weft__wheel wheel;
 	_Atomic uint64_t next_tick;                     /* earliest deadline; UINT64_MAX: none */
 };

@@ -8,7 +8,7 @@
  * For critical sections of a few list or counter operations taken on hot
  * paths: the channel and wait lists of lib/sync (its first users), and
  * the owned-task shards, the inject queue's consumers, the foreign task
- * cache and the fiber stack pool, where it replaced glibc's adaptive
+ * cache, the fiber stack pool and the timer shards, where it replaced glibc's adaptive
  * pthread mutex: an out-of-line call with a type dispatch on each side,
  * 5-10% of spawn_many_local_fiber, ping_pong_fiber, spawn_many_local and
  * chained_spawn (docs/BENCHMARKS.md).
