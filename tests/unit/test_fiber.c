@@ -618,6 +618,21 @@ static void *addr_burst_member(void *arg)
 	return stack_burst_member(a->b);
 }
 
+/* One burst of n of them from this thread (no core), all suspended at once
+ * on b's gate, then released; returns once all finished. */
+static void addr_burst(struct weft_runtime *rt, struct stack_burst *b, struct addr_member *m,
+		       int n)
+{
+	atomic_store(&b->parked, 0);
+	cr_assert_eq(weft_waitgroup_add(b->gate, 1), 0);
+	cr_assert_eq(weft_waitgroup_add(b->done, n), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(weft_spawn(rt, addr_burst_member, &m[i], NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b->parked) == n, WT_LONG_MS));
+	cr_assert_eq(weft_waitgroup_done(b->gate), 0);
+	cr_assert_eq(weft_waitgroup_wait(b->done), 0);
+}
+
 Test(fiber, warm_stacks_are_reused_in_address_order, .timeout = WT_TMO(60))
 {
 	struct weft_runtime *rt = wt_rt_create(2);
@@ -630,14 +645,7 @@ Test(fiber, warm_stacks_are_reused_in_address_order, .timeout = WT_TMO(60))
 	for (int i = 0; i < N; i++)
 		m[i] = (struct addr_member){ .b = &b, .where = &addr[i] };
 	for (int round = 0; round < 3; round++) {
-		atomic_store(&b.parked, 0);
-		cr_assert_eq(weft_waitgroup_add(b.gate, 1), 0);
-		cr_assert_eq(weft_waitgroup_add(b.done, N), 0);
-		for (int i = 0; i < N; i++)
-			cr_assert_eq(weft_spawn(rt, addr_burst_member, &m[i], NULL), 0);
-		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.parked) == N, WT_LONG_MS));
-		cr_assert_eq(weft_waitgroup_done(b.gate), 0);
-		cr_assert_eq(weft_waitgroup_wait(b.done), 0);
+		addr_burst(rt, &b, m, N);
 		usleep(100000); /* the workers park: one sorts */
 		/* On a loaded machine (CI runs two suites at once) that sort
 		 * can come before the last stacks of the round are back, and a
@@ -699,14 +707,7 @@ Test(fiber, cold_stacks_are_reused_in_address_order, .timeout = WT_TMO(60))
 	for (int i = 0; i < N; i++)
 		m[i] = (struct addr_member){ .b = &b, .where = &addr[i] };
 	for (int round = 0; round < 2; round++) {
-		atomic_store(&b.parked, 0);
-		cr_assert_eq(weft_waitgroup_add(b.gate, 1), 0);
-		cr_assert_eq(weft_waitgroup_add(b.done, N), 0);
-		for (int i = 0; i < N; i++)
-			cr_assert_eq(weft_spawn(rt, addr_burst_member, &m[i], NULL), 0);
-		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.parked) == N, WT_LONG_MS));
-		cr_assert_eq(weft_waitgroup_done(b.gate), 0);
-		cr_assert_eq(weft_waitgroup_wait(b.done), 0);
+		addr_burst(rt, &b, m, N);
 		if (round == 1)
 			break;
 		/* idle: the trims give every stack but the holder's back */
