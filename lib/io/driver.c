@@ -572,7 +572,8 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	atomic_store_explicit(&d->unwatched, 0, memory_order_relaxed);
 	atomic_store_explicit(&d->sleep_until_tick, UINT64_MAX, memory_order_relaxed);
 	/* before leaving with work: our own relay (worker.c, run_task) sees
-	 * the driver empty and wakes a parked worker to take it */
+	 * the driver empty and wakes a parked worker to take it, unless we
+	 * leave it vacant (below) */
 	atomic_store_explicit(&d->sleeper, false, memory_order_relaxed);
 	weft__parker_end_driver(p);
 	/*
