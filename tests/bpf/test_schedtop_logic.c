@@ -288,6 +288,8 @@ int main(int argc, char **argv)
 	test_lint("spread.snap.jsonl", 1, 0, 0);
 	test_lint("herd.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("herd-skew.snap.jsonl", 1, 0, 0); /* bursts, but too few for a storm */
+	/* a burst trickling in from a slowed spawner: too few polls a second */
+	test_lint("herd-bursty.snap.jsonl", 1, 0, 0);
 	test_lint("herd-empty.snap.jsonl", 1, 1u << LINT_HERD, 1u << LINT_HERD);
 	test_lint("pingpong.snap.jsonl", 1, 0, 0); /* as empty, but busy: no herd */
 	test_lint("stuck.snap.jsonl", 1, 1u << LINT_STUCK_WORKER, 1u << LINT_STUCK_WORKER);

@@ -405,7 +405,8 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		double empty = runparks ? (double)rnoops / (double)runparks : 0;
 		if (!iv->lint[LINT_HERD] && ups >= LINT_HERD_MIN_UNPARKS_PER_S && runparks && rknown &&
 		    parked >= LINT_HERD_PARKED &&
-		    ((double)rpolls / (double)runparks >= LINT_HERD_POLLS_PER_UNPARK ||
+		    (((double)rpolls / (double)runparks >= LINT_HERD_POLLS_PER_UNPARK &&
+		      (double)rpolls / dt >= LINT_HERD_MIN_POLLS_PER_S) ||
 		     (ups >= LINT_HERD_EMPTY_UNPARKS_PER_S && empty >= LINT_HERD_EMPTY_SHARE))) {
 			iv->lint[LINT_HERD] = true;
 			snprintf(iv->lint_detail[LINT_HERD], sizeof(iv->lint_detail[0]),

@@ -64,6 +64,13 @@ struct snap {
  * intervals; healthy loads: 1 (a thread spawning into an idle runtime),
  * or fewer than 1,000 wakes a second) ... */
 #define LINT_HERD_POLLS_PER_UNPARK 8.0
+/* ... and at least this many polls a second riding on them (30,000: the
+ * storm program polls 212,000-229,000 times a second on both hosts, the
+ * herd fixture 40,000; a healthy thread spawning bursts of 2,000 tasks
+ * every 200 ms, slowed by a loaded machine, once woke 1,214 times a
+ * second with 13 polls per wake - 15,800 polls a second, and two bursts
+ * in one 0.25 s interval make at most 16,000) */
+#define LINT_HERD_MIN_POLLS_PER_S 30000.0
 #define LINT_HERD_PARKED 0.5         /* ... out of a mostly parked runtime (mean share) */
 /* ... or, the same storm in its other shape, woken this often and mostly
  * for nothing (the storm's tasks pushed one at a time, every push waking
