@@ -140,6 +140,8 @@ struct weft__stack_pool {
 	_Atomic int64_t live;           /* fibers spawned minus ended off any core */
 };
 
+/* Built by header_init (fiber.c), which stores every field one by one: a
+ * new field needs its store there. */
 struct weft__fiber {
 	void *(*fn)(void *);
 	void *arg;
