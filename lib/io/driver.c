@@ -315,24 +315,25 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 
 /* Fire timers of one shard that are due, at most `max`. Cheap when
  * nothing is. Returns how many fired. */
+static void fire_timer(struct weft__timer *t, void *arg)
+{
+	(void)arg;
+	weft_waker w = t->waker;
+	t->waker = (weft_waker){ NULL, NULL };
+	/* release: the owner may reuse t as soon as it sees FIRED. */
+	atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_release);
+	weft_waker_wake(&w);
+}
+
 static size_t shard_process(struct weft__tshard *sh, uint64_t now, size_t max)
 {
 	if (atomic_load_explicit(&sh->next_tick, memory_order_relaxed) > now)
 		return 0;
 	weft__slock_lock(&sh->lock);
-	struct weft__timer *fired = NULL;
-	size_t n = weft__wheel_advance(&sh->wheel, now, &fired, max);
+	/* each timer fires as the wheel unlinks it (wheel.c: the next
+	 * timer's line comes in meanwhile) */
+	size_t n = weft__wheel_fire(&sh->wheel, now, max, fire_timer, NULL);
 	refresh_next(sh);
-	while (fired) {
-		struct weft__timer *t = fired;
-		fired = t->next;
-		t->next = NULL;
-		weft_waker w = t->waker;
-		t->waker = (weft_waker){ NULL, NULL };
-		/* release: the owner may reuse t as soon as it sees FIRED. */
-		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_release);
-		weft_waker_wake(&w);
-	}
 	weft__slock_unlock(&sh->lock);
 	return n;
 }

@@ -189,13 +189,10 @@ uint64_t weft__wheel_next(const struct weft__wheel *w)
 	return best;
 }
 
-size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft__timer **fired,
-			   size_t max)
+size_t weft__wheel_fire(struct weft__wheel *w, uint64_t now_tick, size_t max,
+			weft__wheel_fire_fn fire, void *arg)
 {
-	struct weft__timer **tail = fired;
 	size_t n = 0;
-	while (*tail)
-		tail = &(*tail)->next;
 	for (;;) {
 		if (n >= max)
 			return n; /* `elapsed` stays at the last slot taken: the rest is still due */
@@ -221,17 +218,23 @@ size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft
 		struct weft__timer *list = *head;
 		if (best_l == 0) {
 			/* Fire a prefix of the slot, in the order the timers were
-			 * set; what is left stays in place, still due. */
-			struct weft__timer *last = list, *rest;
-			for (n++; n < max && last->next; n++)
-				last = last->next;
-			rest = last->next;
-			*tail = list;
-			tail = &last->next;
-			last->next = NULL;
-			if (rest) {
-				rest->prev = list->prev; /* the new head keeps the tail */
-				*head = rest;
+			 * set; what is left stays in place, still due. The timers
+			 * live on their owners' stacks, each line cold: the next
+			 * one is fetched while this one's waker runs, rather than
+			 * all of them one after another before the first fires. */
+			struct weft__timer *last = list->prev;
+			while (list && n < max) {
+				struct weft__timer *t = list;
+				list = t->next;
+				if (list)
+					__builtin_prefetch(list, 1, 3);
+				t->next = NULL;
+				n++;
+				fire(t, arg); /* t is its owner's again */
+			}
+			if (list) {
+				list->prev = last; /* the new head keeps the tail */
+				*head = list;
 				return n;
 			}
 			*head = NULL;
@@ -246,6 +249,8 @@ size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft
 		while (list) {
 			struct weft__timer *t = list;
 			list = t->next;
+			if (list)
+				__builtin_prefetch(list, 1, 3);
 			if (!weft__wheel_insert(w, t))
 				slot_append(w, t, 0, (unsigned)(w->elapsed & (WHEEL_NEAR - 1)));
 		}
@@ -253,4 +258,20 @@ size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft
 	if (now_tick > w->elapsed)
 		w->elapsed = now_tick;
 	return n;
+}
+
+static void append_fired(struct weft__timer *t, void *arg)
+{
+	struct weft__timer ***tail = arg;
+	**tail = t;
+	*tail = &t->next;
+}
+
+size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft__timer **fired,
+			   size_t max)
+{
+	struct weft__timer **tail = fired;
+	while (*tail)
+		tail = &(*tail)->next;
+	return weft__wheel_fire(w, now_tick, max, append_fired, &tail);
 }

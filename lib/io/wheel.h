@@ -63,9 +63,15 @@ bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t);
 void weft__wheel_remove(struct weft__wheel *w, struct weft__timer *t);
 /* Earliest deadline of any timer (ticks), or UINT64_MAX. */
 uint64_t weft__wheel_next(const struct weft__wheel *w);
-/* Advance to now_tick: timers due are unlinked and appended to *fired
- * (linked through next), in deadline order, at most `max` of them (the
- * rest stay due, in order, for the next call). Returns how many. */
+/* Advance to now_tick: each timer due is unlinked and handed to fire(t,
+ * arg), in deadline order, at most `max` of them (the rest stay due, in
+ * order, for the next call). After the call t is not touched again: its
+ * owner may reuse it once it sees it fired. Returns how many. */
+typedef void (*weft__wheel_fire_fn)(struct weft__timer *t, void *arg);
+size_t weft__wheel_fire(struct weft__wheel *w, uint64_t now_tick, size_t max,
+			weft__wheel_fire_fn fire, void *arg);
+/* The same, the timers appended to *fired (linked through next) instead
+ * of handed to a function. Returns how many. */
 size_t weft__wheel_advance(struct weft__wheel *w, uint64_t now_tick, struct weft__timer **fired,
 			   size_t max);
 

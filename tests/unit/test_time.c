@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "wt.h"
 #include "wheel.h"
@@ -79,6 +80,56 @@ Test(wheel, remove_is_exact, .timeout = WT_TMO(10))
 		n++;
 	}
 	cr_assert_eq(n, 500);
+}
+
+/* weft__wheel_fire hands each timer over as it unlinks it and never
+ * touches it again: the owner may reuse it at once (a fiber's sleep entry,
+ * its stack frame overwritten as soon as the fiber resumes). Here the
+ * callback scribbles over every timer it is given; the rest of each slot,
+ * taken a few per pass, must still come out whole and in order. */
+struct scribble {
+	int n;
+	uint64_t last;
+	uint64_t now;
+};
+
+static void fire_and_scribble(struct weft__timer *t, void *arg)
+{
+	struct scribble *s = arg;
+	cr_assert_null(t->next, "handed over still linked");
+	cr_assert_leq(t->when_tick, s->now, "fired early");
+	cr_assert_geq(t->when_tick, s->last, "out of order");
+	s->last = t->when_tick;
+	s->n++;
+	memset(t, 0xa5, sizeof(*t));
+}
+
+Test(wheel, fire_never_touches_a_timer_it_handed_over, .timeout = WT_TMO(10))
+{
+	enum { N = 3000 };
+	static struct weft__timer t[N];
+	struct weft__wheel w;
+	weft__wheel_init(&w);
+	for (int i = 0; i < N; i++) {
+		/* 3 per slot in level 0, and some far enough to cascade */
+		t[i].when_tick = 1 + (uint64_t)(i / 3) + (i % 7 == 0 ? 3 * WHEEL_NEAR : 0);
+		cr_assert(weft__wheel_insert(&w, &t[i]));
+	}
+	struct scribble s = { 0 };
+	uint64_t seed = 7;
+	while (s.n < N) {
+		uint64_t next = weft__wheel_next(&w);
+		cr_assert_neq(next, UINT64_MAX, "%d of %d fired, none left", s.n, N);
+		s.now = next + wt_rand(&seed) % 4;
+		size_t got;
+		do {
+			size_t max = 1 + wt_rand(&seed) % 5;
+			got = weft__wheel_fire(&w, s.now, max, fire_and_scribble, &s);
+			cr_assert_leq(got, max);
+		} while (got);
+	}
+	cr_assert_eq(s.n, N);
+	cr_assert_eq(weft__wheel_next(&w), UINT64_MAX);
 }
 
 /* Inserts, removes and advances in random order against a plain list: at
