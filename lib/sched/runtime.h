@@ -105,26 +105,40 @@ void weft__tparker_park(struct weft__tparker *p, bool spin);
 bool weft__tparker_park_until(struct weft__tparker *p, uint64_t deadline_ns);
 
 /* ------------------------------------------------------------- inject.c */
+#define WEFT_INJECT_RING 4096u          /* slots of the inject queue's ring (a power of 2) */
+struct weft__inject_slot {
+	_Atomic uint64_t seq;            /* pos + 1: position pos's task is published here */
+	_Atomic uintptr_t task;          /* the task, REMOTE_TAG in bit 0 (inject.c) */
+};
 struct weft__inject {
-	/* Pushers: a stack of tasks linked by qnext, newest first, with
-	 * INJECT_CLOSED in bit 0; pushed with a CAS, taken whole by a
-	 * consumer (inject.c). */
+	/* Pushers claim ring positions here with a CAS (bit 63: closed),
+	 * below deq + WEFT_INJECT_RING; deq_seen is the last deq a pusher
+	 * read (so that pushes do not read the consumers' line each time). */
+	_Alignas(WEFT_CACHELINE) _Atomic uint64_t enq;
+	_Atomic uint64_t deq_seen;
+	_Atomic uint64_t remote_pushes;  /* metrics: pushes by threads without a core */
+	/* Overflow, when the ring is full: a stack of tasks linked by qnext,
+	 * newest first, with INJECT_CLOSED in bit 0; pushed with a CAS,
+	 * taken whole by a consumer (inject.c). */
 	_Alignas(WEFT_CACHELINE) _Atomic uintptr_t incoming;
-	_Atomic uint64_t remote_pushes;
-	/* Consumers: what was taken from `incoming`, oldest first. */
+	/* Consumers, under lock: the next ring position to take, and what
+	 * was taken from `incoming`, oldest first. */
 	_Alignas(WEFT_CACHELINE) struct weft__slock lock;
+	_Atomic uint64_t deq;            /* next position to take; written under lock */
 	struct weft_task *head, *tail;   /* under lock */
+	uint64_t bound;                  /* under lock: ring positions below it go before head */
 	_Atomic bool head_nonempty;      /* head != NULL, stored under lock (a hint for idle.c) */
-	/* Tasks pushed (counted before they are linked) minus popped: never
-	 * below the number queued, so 0 means empty. */
+	/* Tasks pushed (counted before they are published) minus popped:
+	 * never below the number queued, so 0 means empty. */
 	_Alignas(WEFT_CACHELINE) _Atomic size_t len;
 	/* Of those, pushed by threads without a core (remote spawns and
-	 * wakes; each is tagged in bit 0 of its qnext while queued): a LIFO
-	 * chain gives way while any waits (worker.c). Same line as len, so a
-	 * remote push's second RMW finds it owned; pops touch it only when
-	 * they take a remote task. Never below the number of remote tasks
-	 * queued (counted before the link, like len). */
+	 * wakes; each is tagged in bit 0 while queued): a LIFO chain gives
+	 * way while any waits (worker.c). Same line as len, so a remote
+	 * push's second RMW finds it owned; pops touch it only when they
+	 * take a remote task. Never below the number of remote tasks queued
+	 * (counted before the publish, like len). */
 	_Atomic size_t remote_len;
+	_Alignas(WEFT_CACHELINE) struct weft__inject_slot ring[WEFT_INJECT_RING];
 };
 void weft__inject_init(struct weft__inject *q);
 void weft__inject_fini(struct weft__inject *q);
@@ -139,20 +153,29 @@ static inline size_t weft__inject_len(struct weft__inject *q)
 {
 	return atomic_load_explicit(&q->len, memory_order_acquire);
 }
-/* Work a consumer can take now (a snapshot): counted (len) and linked,
- * either on the stack or left in the FIFO by an earlier pop. len alone
- * also counts a push between its increment and its link: a pusher
- * preempted there kept two parked workers waking each other for nothing
- * (idle.c, weft__idle_notify_if_work; 74,000 wakes/s in one CI run). Such
- * a pusher notifies once it has linked. The idle protocol's fences
- * (idle.c) order the parker's listing and this read against the pusher's
- * link and notify; the seq_cst CAS carries it in TSan builds, which have
- * no fences. A consumer stores head_nonempty true (seq_cst) before it
- * takes the stack off `incoming`, so linked work never looks absent. */
+/* Work a consumer can take now (a snapshot): counted (len) and published,
+ * at the ring's next position, on the stack or left in the FIFO by an
+ * earlier pop. len alone also counts a push between its increment and its
+ * publish: a pusher preempted there kept two parked workers waking each
+ * other for nothing (idle.c, weft__idle_notify_if_work; 74,000 wakes/s in
+ * one CI run). Such a pusher notifies once it has published. The idle
+ * protocol's fences (idle.c) order the parker's listing and this read
+ * against the pusher's publish and notify; its seq_cst store or CAS
+ * carries it in TSan builds, which have no fences. A consumer stores
+ * head_nonempty true (seq_cst) before it empties `incoming`; it leaves a
+ * slot as it is when it takes it, so a look at a slot just taken sees work
+ * (a wake for nothing at worst, never one missed). */
+static inline bool weft__inject_ring_visible(struct weft__inject *q)
+{
+	uint64_t d = atomic_load_explicit(&q->deq, memory_order_seq_cst);
+	return atomic_load_explicit(&q->ring[d & (WEFT_INJECT_RING - 1)].seq,
+				    memory_order_seq_cst) == d + 1;
+}
 static inline bool weft__inject_visible(struct weft__inject *q)
 {
 	return weft__inject_len(q) &&
-	       ((atomic_load_explicit(&q->incoming, memory_order_seq_cst) & ~(uintptr_t)1) ||
+	       (weft__inject_ring_visible(q) ||
+		(atomic_load_explicit(&q->incoming, memory_order_seq_cst) & ~(uintptr_t)1) ||
 		atomic_load_explicit(&q->head_nonempty, memory_order_seq_cst));
 }
 

@@ -11,7 +11,7 @@
  *   N               number of workers (cores)
  *   RING_LEN(i)     weft__ring_len(&rt->cores[i].ring) != 0, as one load
  *   INJECT_LEN      weft__inject_visible(&rt->inject), as one load: a push
- *                   becomes visible at once here (its count and its link
+ *                   becomes visible at once here (its count and its publish
  *                   are one step), the pusher's write before its notify
  * and every proctype that uses these inlines declares the locals
  *   byte nu, ns, core, old, prev, ok, i;  bool was, last;

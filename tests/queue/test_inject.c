@@ -2,15 +2,17 @@
  * test_inject.c - the runtime-wide inject queue (lib/sched/inject.c).
  *
  * Single-thread checks, exact: tasks leave in push order across single
- * pushes, batches and refills of the incoming stack; a pop takes at most
+ * pushes, batches, the ring filling up and the overflow stack; a pop takes at most
  * what it is asked for; remote pushes (threads without a core) are counted
  * in remote_len and each pop takes off exactly the remote tasks it took,
  * while overflow batches never count; a push refused after close leaves
  * both counters and the caller's task as they were.
  *
- * The stress test pushes remote tasks and batches from several threads
- * while one thread pops: every task comes out once, and remote_len ends
- * at 0 with len.
+ * The stress tests push remote tasks and batches from several threads
+ * while one thread pops, fast or slowly enough for the ring to fill: every
+ * task comes out once, in order per pusher, and remote_len ends at 0 with
+ * len. A slot claimed before the close and published after it is still
+ * drained.
  *
  * Visible work: a push counted in len but not linked yet (its pusher
  * preempted between the two) is not work a parked worker should be woken
@@ -123,9 +125,28 @@ static void *pusher(void *arg)
 	return NULL;
 }
 
+/* Pops until every task came out once, in order per pusher. A slow
+ * popper (a pause every few pops) lets the ring fill, so pushes go to the
+ * overflow stack and back: returns whether the stack was seen holding
+ * tasks. */
+static bool run_concurrent(bool slow);
+
 Test(inject, concurrent_pushes_one_popper, .timeout = WT_TMO(60))
 {
+	run_concurrent(false);
+}
+
+/* The ring full and the overflow stack in use, on and off, while four
+ * threads push: still every task once, in order per pusher. */
+Test(inject, concurrent_pushes_through_the_overflow_stack, .timeout = WT_TMO(60))
+{
+	cr_assert(run_concurrent(true), "the ring never filled: the overflow path was not run");
+}
+
+static bool run_concurrent(bool slow)
+{
 	weft__inject_init(&q);
+	atomic_store(&st_go, 0);
 	size_t total = (size_t)PUSHERS * PER_PUSHER;
 	st_tasks = mk_tasks(total);
 	uint8_t *seen = calloc(total, 1);
@@ -134,10 +155,14 @@ Test(inject, concurrent_pushes_one_popper, .timeout = WT_TMO(60))
 	for (uintptr_t i = 0; i < PUSHERS; i++)
 		cr_assert_eq(pthread_create(&th[i], NULL, pusher, (void *)i), 0);
 	atomic_store(&st_go, 1);
-	size_t got = 0, last_of[PUSHERS] = { 0 };
-	bool started[PUSHERS] = { false };
+	size_t got = 0, last_of[PUSHERS] = { 0 }, pops = 0;
+	bool started[PUSHERS] = { false }, overflowed = false;
 	while (got < total) {
 		struct weft__tlist out = WEFT__TLIST_INIT;
+		if (slow && ++pops % 8 == 0)
+			wt_sleep_ms(1);
+		if (atomic_load(&q.incoming) & ~(uintptr_t)1)
+			overflowed = true;
 		weft__inject_pop_batch(&q, 1 + got % 97, &out);
 		struct weft_task *t;
 		while ((t = weft__tlist_pop(&out))) {
@@ -161,7 +186,45 @@ Test(inject, concurrent_pushes_one_popper, .timeout = WT_TMO(60))
 	weft__inject_fini(&q);
 	free(seen);
 	free(st_tasks);
+	return overflowed;
 }
+
+/* One thread, exact: the ring filled to the last slot; the next pushes
+ * (a single one, then a batch, which goes behind it although it would
+ * fit nowhere else either) go to the overflow stack; a pop takes the
+ * stack and serves the ring below it first; a push after that goes to the
+ * ring again, behind the stack's tasks. Tasks leave in push order
+ * throughout, and remote_len follows the remote ones wherever they are. */
+Test(inject, overflow_to_the_stack_keeps_push_order)
+{
+	enum { R = WEFT_INJECT_RING };
+	weft__inject_init(&q);
+	struct weft_task *t = mk_tasks(R + 8);
+	struct weft__tlist b;
+	for (size_t i = 0; i < R; i++)
+		cr_assert_eq(weft__inject_push(&q, &t[i], i % 2), 0);
+	cr_assert_eq(atomic_load(&q.incoming), 0, "the ring should hold all %d", R);
+	cr_assert_eq(weft__inject_push(&q, &t[R], true), 0); /* full: the stack */
+	cr_assert_neq(atomic_load(&q.incoming), 0);
+	batch_of(&b, t, R + 1, R + 3);
+	cr_assert_eq(weft__inject_push_batch(&q, &b), 0);
+	cr_assert_eq(weft__inject_len(&q), R + 3);
+	cr_assert_eq(weft__inject_remote_len(&q), R / 2 + 1);
+	expect_pop(10, t, 0, 10); /* the ring below the stack first */
+	cr_assert_eq(atomic_load(&q.incoming), 0, "that pop took the stack");
+	cr_assert(weft__inject_visible(&q));
+	/* room in the ring again: this one goes there, after the FIFO
+	 * taken from the stack */
+	cr_assert_eq(weft__inject_push(&q, &t[R + 3], true), 0);
+	cr_assert_eq(atomic_load(&q.incoming), 0);
+	expect_pop(R, t, 10, R + 4);
+	cr_assert_eq(weft__inject_len(&q), 0);
+	cr_assert_eq(weft__inject_remote_len(&q), 0);
+	cr_assert_not(weft__inject_visible(&q));
+	weft__inject_fini(&q);
+	free(t);
+}
+
 
 Test(inject, counted_but_unlinked_is_not_visible)
 {
@@ -220,4 +283,41 @@ Test(inject, a_push_caught_before_its_link_wakes_nobody, .timeout = WT_TMO(30))
 	cr_log_info("unparks without work in 200 ms: %llu", (unsigned long long)storm);
 	cr_assert_lt(storm, 50, "%llu unparks without work in 200 ms", (unsigned long long)storm);
 	wt_rt_destroy(rt);
+}
+
+/* A push that claimed its ring slot before the close but had not
+ * published it yet (preempted between the two) is still found by the
+ * final drain, which waits for it: the task is queued, and shutdown must
+ * cancel it. Simulated by claiming a slot by hand and publishing it from
+ * another thread 50 ms after the close. */
+static struct weft_task *late_task;
+static uint64_t late_pos;
+
+static void *late_publisher(void *arg)
+{
+	(void)arg;
+	wt_sleep_ms(50);
+	atomic_store(&q.ring[late_pos & (WEFT_INJECT_RING - 1)].task, (uintptr_t)late_task);
+	atomic_store(&q.ring[late_pos & (WEFT_INJECT_RING - 1)].seq, late_pos + 1);
+	return NULL;
+}
+
+Test(inject, drain_after_close_waits_for_a_claimed_slot, .timeout = WT_TMO(30))
+{
+	weft__inject_init(&q);
+	struct weft_task *t = mk_tasks(3);
+	cr_assert_eq(weft__inject_push(&q, &t[0], false), 0);
+	/* the pusher of t[1]: counted and claimed, not published */
+	atomic_fetch_add(&q.len, 1);
+	late_pos = atomic_fetch_add(&q.enq, 1);
+	late_task = &t[1];
+	weft__inject_close(&q);
+	cr_assert_eq(weft__inject_push(&q, &t[2], false), -ESHUTDOWN);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, late_publisher, NULL), 0);
+	expect_pop(8, t, 0, 2); /* t0 at once, t1 once published */
+	pthread_join(th, NULL);
+	cr_assert_eq(weft__inject_len(&q), 0);
+	weft__inject_fini(&q);
+	free(t);
 }
