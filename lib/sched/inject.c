@@ -121,6 +121,8 @@ static uint64_t ring_claim(struct weft__inject *q, uint64_t n, bool *closed)
 			*closed = true;
 			return 0;
 		}
+		if (d > e)
+			d = e; /* consumers passed the enq we read: all below it is free */
 		if (e + n - d > WEFT_INJECT_RING) {
 			/* acquire: the consumers read every slot below deq
 			 * before they stored it, so those slots may be reused */
