@@ -379,7 +379,14 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 		if (n == max || !stack_nonempty(q))
 			break;
 	}
-	atomic_store_explicit(&q->head_nonempty, q->head != NULL, memory_order_release);
+	/* head_nonempty means "takeable now": behind a claim below bound that
+	 * is not published yet, head waits for that pusher, whose notify
+	 * comes after its publish; saying true meanwhile would have parked
+	 * workers wake each other for nothing (runtime.h) */
+	atomic_store_explicit(&q->head_nonempty,
+			      q->head != NULL &&
+				      atomic_load_explicit(&q->deq, memory_order_relaxed) >= q->bound,
+			      memory_order_release);
 	if (remote)
 		atomic_fetch_sub_explicit(&q->remote_len, remote, memory_order_relaxed);
 	if (n)

@@ -127,7 +127,7 @@ struct weft__inject {
 	_Atomic uint64_t deq;            /* next position to take; written under lock */
 	struct weft_task *head, *tail;   /* under lock */
 	uint64_t bound;                  /* under lock: ring positions below it go before head */
-	_Atomic bool head_nonempty;      /* head != NULL, stored under lock (a hint for idle.c) */
+	_Atomic bool head_nonempty;      /* head takeable now (not behind an unpublished claim); under lock; a hint for idle.c */
 	/* Tasks pushed (counted before they are published) minus popped:
 	 * never below the number queued, so 0 means empty. */
 	_Alignas(WEFT_CACHELINE) _Atomic size_t len;
