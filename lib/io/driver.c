@@ -313,8 +313,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 	atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
 }
 
-/* Fire timers of one shard that are due, at most `max`. Cheap when
- * nothing is. Returns how many fired. */
+/* Fire one timer the wheel has just unlinked (under the shard's lock). */
 static void fire_timer(struct weft__timer *t, void *arg)
 {
 	(void)arg;
@@ -325,6 +324,8 @@ static void fire_timer(struct weft__timer *t, void *arg)
 	weft_waker_wake(&w);
 }
 
+/* Fire timers of one shard that are due, at most `max`. Cheap when
+ * nothing is. Returns how many fired. */
 static size_t shard_process(struct weft__tshard *sh, uint64_t now, size_t max)
 {
 	if (atomic_load_explicit(&sh->next_tick, memory_order_relaxed) > now)
