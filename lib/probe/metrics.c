@@ -29,7 +29,7 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	m->io_ready_events = atomic_load_explicit(&rt->driver.io_ready_events, memory_order_relaxed);
 	weft__blocking_metrics(rt, m);
 	weft__fiber_metrics(rt, m);
-	m->remote_schedule_count = atomic_load_explicit(&rt->inject.remote_pushes,
+	m->remote_schedule_count = atomic_load_explicit(&rt->inject.remote_taken,
 							memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		struct weft__core *c = &rt->cores[i];

@@ -85,7 +85,7 @@ void weft__inject_init(struct weft__inject *q)
 		atomic_init(&q->ring[i].task, 0);
 	}
 	atomic_init(&q->incoming, 0);
-	atomic_init(&q->remote_pushes, 0);
+	atomic_init(&q->remote_taken, 0);
 	weft__slock_init(&q->lock);
 	atomic_init(&q->deq, 0);
 	q->head = q->tail = NULL;
@@ -206,8 +206,6 @@ int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote)
 		count_out(q, 1, tag);
 		return rc;
 	}
-	if (remote)
-		atomic_fetch_add_explicit(&q->remote_pushes, 1, memory_order_relaxed);
 	return 0;
 }
 
@@ -387,8 +385,13 @@ size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__t
 			      q->head != NULL &&
 				      atomic_load_explicit(&q->deq, memory_order_relaxed) >= q->bound,
 			      memory_order_release);
-	if (remote)
+	if (remote) {
 		atomic_fetch_sub_explicit(&q->remote_len, remote, memory_order_relaxed);
+		atomic_store_explicit(&q->remote_taken,
+				      atomic_load_explicit(&q->remote_taken, memory_order_relaxed) +
+					      remote,
+				      memory_order_relaxed);
+	}
 	if (n)
 		atomic_fetch_sub_explicit(&q->len, n, memory_order_release);
 	weft__slock_unlock(&q->lock);

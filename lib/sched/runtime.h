@@ -116,7 +116,6 @@ struct weft__inject {
 	 * read (so that pushes do not read the consumers' line each time). */
 	_Alignas(WEFT_CACHELINE) _Atomic uint64_t enq;
 	_Atomic uint64_t deq_seen;
-	_Atomic uint64_t remote_pushes;  /* metrics: pushes by threads without a core */
 	/* Overflow, when the ring is full: a stack of tasks linked by qnext,
 	 * newest first, with INJECT_CLOSED in bit 0; pushed with a CAS,
 	 * taken whole by a consumer (inject.c). */
@@ -125,6 +124,9 @@ struct weft__inject {
 	 * was taken from `incoming`, oldest first. */
 	_Alignas(WEFT_CACHELINE) struct weft__slock lock;
 	_Atomic uint64_t deq;            /* next position to take; written under lock */
+	/* metrics: remote tasks taken out (written under lock, read without):
+	 * counted by the consumer, not by each remote push with an RMW */
+	_Atomic uint64_t remote_taken;
 	struct weft_task *head, *tail;   /* under lock */
 	uint64_t bound;                  /* under lock: ring positions below it go before head */
 	_Atomic bool head_nonempty;      /* head takeable now (not behind an unpublished claim); under lock; a hint for idle.c */

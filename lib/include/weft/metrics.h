@@ -45,7 +45,8 @@ struct weft_metrics {
 					* weft_task_is_finished says true */
 	uint64_t spawned_tasks;        /* ever spawned */
 	uint64_t inject_depth;         /* tasks in the inject queue now */
-	uint64_t remote_schedule_count;/* tasks scheduled from outside the workers */
+	uint64_t remote_schedule_count;/* tasks scheduled from outside the workers,
+					* counted as a worker takes them */
 	uint64_t budget_forced_yield_count;
 	uint64_t io_fds_registered;    /* ever registered with the I/O driver */
 	uint64_t io_fds_deregistered;
