@@ -15,15 +15,22 @@
  * the pushing thread's CPU, then another walk to pop them (12% of
  * timers_fiber, whose 10,000 fibers main spawns). The stack stays as the
  * overflow when the ring is full: a push never waits. While the stack
- * holds tasks every push goes there, behind them; a consumer that takes
- * the stack (`head`, oldest first) notes the ring position claimed by then
- * (`bound`) and serves the ring below it, then `head`, then the rest of
- * the ring. So tasks leave in the order they were pushed, per pusher and
- * in the order the pushes took effect, across the two.
+ * holds tasks every push goes there, behind them. Each task pushed onto
+ * the stack carries the ring position claimed when it was pushed (`enq`,
+ * read just before, in `qbound`); a consumer that takes the stack (`head`,
+ * oldest first) serves the ring below the highest of those (`bound`), then
+ * `head`, then the rest of the ring. So each pusher's tasks leave in the
+ * order it pushed them, across the two: its ring claims before a stack
+ * push are below that push's mark, and once its task is on the stack it
+ * claims again only after a consumer took the stack, above every mark
+ * taken with it. (`bound` read by the consumer itself, before taking the
+ * stack, let a claim made between the two and a stack push after it by
+ * the same pusher swap places.)
  *
  * A batch claims all its positions with one CAS when the last of them is
  * free (slots are freed in position order, so the others are too) and
- * publishes its first slot last, seq_cst: the batch becomes visible at once.
+ * publishes its first slot last (PUBLISH_ORDER): the batch becomes visible
+ * at once.
  *
  * `len` is incremented before a push publishes its tasks (and decremented
  * again if the push is refused), decremented by pops: it never counts
@@ -59,6 +66,13 @@
 #define ENQ_CLOSED (1ull << 63)
 #define REMOTE_TAG ((uintptr_t)1)
 #define RING_MASK ((uint64_t)WEFT_INJECT_RING - 1)
+
+/* tests/queue/test_inject_order.c compiles this file with hooks at the
+ * two points whose interleaving decides the order (a pusher between its
+ * look at the stack and its claim; a consumer about to take the stack) */
+#ifndef INJECT_TEST_HOOK
+#define INJECT_TEST_HOOK(where) ((void)0)
+#endif
 
 /* A publish is a release store: the notify that follows it has a seq_cst
  * fence (idle.c) for the idle protocol's store-buffering pair. TSan builds
@@ -98,9 +112,9 @@ void weft__inject_init(struct weft__inject *q)
 void weft__inject_fini(struct weft__inject *q) { (void)q; }
 
 /* While the overflow stack holds tasks, pushes go there too, behind them
- * (see the header: a pusher's tasks leave in its order). seq_cst, with the
- * claim's CAS, against the consumer's load of `enq` and exchange of
- * `incoming` (refill_locked). */
+ * (see the header: a pusher's tasks leave in its order). seq_cst: a pusher
+ * that sees the stack empty after a consumer took it claims after every
+ * mark read before the tasks taken were pushed (refill_locked). */
 static inline bool stack_nonempty(struct weft__inject *q)
 {
 	return atomic_load_explicit(&q->incoming, memory_order_seq_cst) & ~INJECT_CLOSED;
@@ -115,7 +129,9 @@ static uint64_t ring_claim(struct weft__inject *q, uint64_t n, bool *closed)
 	if (n > WEFT_INJECT_RING)
 		return 0;
 	uint64_t e = atomic_load_explicit(&q->enq, memory_order_relaxed);
-	uint64_t d = atomic_load_explicit(&q->deq_seen, memory_order_relaxed);
+	/* acquire, with the release below: the slots below it were read by
+	 * the consumers before the pusher that stored it saw deq */
+	uint64_t d = atomic_load_explicit(&q->deq_seen, memory_order_acquire);
 	for (;;) {
 		if (e & ENQ_CLOSED) {
 			*closed = true;
@@ -130,9 +146,9 @@ static uint64_t ring_claim(struct weft__inject *q, uint64_t n, bool *closed)
 			if (nd == d)
 				return 0; /* full */
 			d = nd;
-			/* relaxed, may go back: a stale value only sends a
-			 * pusher here again */
-			atomic_store_explicit(&q->deq_seen, d, memory_order_relaxed);
+			/* may go back: a stale value only sends a pusher
+			 * here again */
+			atomic_store_explicit(&q->deq_seen, d, memory_order_release);
 			continue;
 		}
 		if (atomic_compare_exchange_weak_explicit(&q->enq, &e, e + n, memory_order_seq_cst,
@@ -146,8 +162,16 @@ static inline void slot_fill(struct weft__inject *q, uint64_t pos, uintptr_t v)
 	atomic_store_explicit(&q->ring[pos & RING_MASK].task, v, memory_order_relaxed);
 }
 
-/* Link first..last (already chained newest first: last->qnext is free)
- * onto the overflow stack. The caller counted them. */
+/* The mark of a stack push: the ring positions claimed so far, this
+ * pusher's among them (its claim's CAS came first). */
+static inline uint64_t stack_mark(struct weft__inject *q)
+{
+	return atomic_load_explicit(&q->enq, memory_order_seq_cst) & ~ENQ_CLOSED;
+}
+
+/* Link first..last (already chained newest first: last->qnext is free,
+ * each task's qbound set) onto the overflow stack. The caller counted
+ * them. */
 static int push_chain(struct weft__inject *q, struct weft_task *first, struct weft_task *last,
 		      uintptr_t tag)
 {
@@ -188,7 +212,7 @@ int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote)
 	uintptr_t tag = remote ? REMOTE_TAG : 0;
 	count_in(q, 1, tag);
 	bool closed = false;
-	uint64_t pos = stack_nonempty(q) ? 0 : ring_claim(q, 1, &closed);
+	uint64_t pos = stack_nonempty(q) ? 0 : (INJECT_TEST_HOOK(1), ring_claim(q, 1, &closed));
 	int rc = 0;
 	if (pos--) {
 		slot_fill(q, pos, (uintptr_t)t | tag);
@@ -200,6 +224,7 @@ int weft__inject_push(struct weft__inject *q, struct weft_task *t, bool remote)
 		t->qnext = NULL; /* as a refused stack push leaves it */
 		rc = -ESHUTDOWN;
 	} else {
+		t->qbound = stack_mark(q);
 		rc = push_chain(q, t, t, tag);
 	}
 	if (rc) {
@@ -215,7 +240,7 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *b)
 		return 0;
 	count_in(q, b->n, 0);
 	bool closed = false;
-	uint64_t pos = stack_nonempty(q) ? 0 : ring_claim(q, b->n, &closed);
+	uint64_t pos = stack_nonempty(q) ? 0 : (INJECT_TEST_HOOK(1), ring_claim(q, b->n, &closed));
 	if (pos--) {
 		/* every slot but the first, then the first: the consumer
 		 * cannot pass it, so the batch appears whole */
@@ -238,8 +263,10 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *b)
 	/* the stack is newest first: link the batch in reverse, outside any
 	 * lock; undone if the queue is closed (the caller keeps the batch) */
 	struct weft_task *rev = NULL, *t = b->head, *last = b->head;
+	uint64_t mark = stack_mark(q);
 	while (t) {
 		struct weft_task *next = t->qnext;
+		t->qbound = mark;
 		t->qnext = rev;
 		rev = t;
 		t = next;
@@ -261,13 +288,11 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *b)
 	return 0;
 }
 
-/* Under lock, FIFO empty: take the whole stack, oldest first. The ring's
- * positions claimed before it (below `bound`, read first) are older than
- * every task on it; those claimed after, newer (a pusher that saw the
- * stack empty after our exchange claims after our load: seq_cst). */
+/* Under lock, FIFO empty: take the whole stack, oldest first, and set
+ * `bound` to the highest mark on it (see the header). */
 static void refill_locked(struct weft__inject *q)
 {
-	q->bound = atomic_load_explicit(&q->enq, memory_order_seq_cst) & ~ENQ_CLOSED;
+	INJECT_TEST_HOOK(2);
 	uintptr_t old = atomic_load_explicit(&q->incoming, memory_order_relaxed);
 	/* before the stack leaves `incoming`: the tasks never look absent
 	 * to weft__inject_visible (the pop's end stores the truth) */
@@ -281,13 +306,17 @@ static void refill_locked(struct weft__inject *q)
 	if (!t)
 		return;
 	q->tail = t; /* the newest: last once reversed */
+	uint64_t bound = 0;
 	while (t) { /* each task keeps its own tag */
 		uintptr_t link = (uintptr_t)t->qnext;
+		if (t->qbound > bound)
+			bound = t->qbound;
 		t->qnext = (struct weft_task *)((uintptr_t)fwd | (link & REMOTE_TAG));
 		fwd = t;
 		t = untag((struct weft_task *)link);
 	}
 	q->head = fwd;
+	q->bound = bound;
 }
 
 /* Under lock: up to max tasks from the FIFO taken from the stack. */

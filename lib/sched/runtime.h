@@ -170,8 +170,12 @@ static inline size_t weft__inject_len(struct weft__inject *q)
 static inline bool weft__inject_ring_visible(struct weft__inject *q)
 {
 	uint64_t d = atomic_load_explicit(&q->deq, memory_order_seq_cst);
-	return atomic_load_explicit(&q->ring[d & (WEFT_INJECT_RING - 1)].seq,
-				    memory_order_seq_cst) == d + 1;
+	/* at or past d + 1: a slot already one lap on (consumers took d
+	 * since our load of deq and a pusher reused it) is published work
+	 * too; "== d + 1" missed it */
+	return (int64_t)(atomic_load_explicit(&q->ring[d & (WEFT_INJECT_RING - 1)].seq,
+					      memory_order_seq_cst) -
+			 (d + 1)) >= 0;
 }
 static inline bool weft__inject_visible(struct weft__inject *q)
 {

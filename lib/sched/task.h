@@ -33,7 +33,13 @@ struct weft_task {
 	int16_t err;                    /* outcome: 0, -ECANCELED, or the poll's error */
 	uint16_t cache;                 /* index of the cache the memory came from */
 	/* cold: result, owned-task list, join waker */
-	void *result;                   /* written by the poller, read by the joiner after COMPLETE */
+	union {
+		void *result;           /* written by the poller, read by the joiner after COMPLETE */
+		/* only while on the inject queue's overflow stack (never
+		 * complete there): the queue's `enq` read before the push
+		 * (inject.c, refill_locked); complete() writes result */
+		uint64_t qbound;
+	};
 	struct weft_task *owned_prev, *owned_next;
 	weft_waker join_waker;          /* guarded by the JOIN_WAKER protocol */
 	uint16_t shard;                 /* owned-list shard */
