@@ -279,8 +279,10 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	if (wake_driver) {
 		/* nobody in the driver (sleep_until is UINT64_MAX): if its last
 		 * sleeper left it vacant, a parked worker takes it over, or a
-		 * long poll here would make this timer late */
-		uint8_t u = atomic_load_explicit(&d->unwatched, memory_order_relaxed);
+		 * long poll here would make this timer late. seq_cst: after
+		 * our store of next_tick, against maybe_vacate's store of the
+		 * flag and its second look at next_tick */
+		uint8_t u = atomic_load_explicit(&d->unwatched, memory_order_seq_cst);
 		if (u == WEFT__UNWATCHED_VACANT)
 			weft__driver_unwatched(rt, u);
 		else
@@ -420,15 +422,33 @@ static void dispatch(struct weft_runtime *rt, struct epoll_event *ev, int n)
 	}
 }
 
+static bool vacate_ok(struct weft_runtime *rt)
+{
+	return next_all(rt) == UINT64_MAX &&
+	       IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) == 1;
+}
+
 /* Leave the driver vacant (see weft__driver_park) if this thread, holding
  * a core and the driver lock, is the only worker running and no timer is
- * set. */
-static void maybe_vacate(struct weft_runtime *rt)
+ * set. Looked at again after the flag is up (seq_cst store, then loads):
+ * a timer set (its seq_cst store of next_tick, then load of `unwatched`)
+ * or a worker unparked to push into its LIFO slot (the notify's RMW on
+ * idle.state, then its load of `unwatched`) between the first look and
+ * the store either sees the flag and calls a parked worker in itself, or
+ * is seen here, and this thread does it. false if the first look said
+ * no (the flag stays down; the caller calls nobody in by it). */
+static bool maybe_vacate(struct weft_runtime *rt)
 {
-	if (next_all(rt) == UINT64_MAX &&
-	    IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_relaxed)) == 1)
-		atomic_store_explicit(&rt->driver.unwatched, WEFT__UNWATCHED_VACANT,
-				      memory_order_relaxed);
+	if (!vacate_ok(rt))
+		return false;
+	atomic_store_explicit(&rt->driver.unwatched, WEFT__UNWATCHED_VACANT, memory_order_seq_cst);
+	if (vacate_ok(rt))
+		return true;
+	uint8_t u = WEFT__UNWATCHED_VACANT;
+	if (atomic_compare_exchange_strong_explicit(&rt->driver.unwatched, &u, 0,
+						    memory_order_seq_cst, memory_order_relaxed))
+		weft__idle_notify(rt); /* else whoever took the flag down did */
+	return true;
 }
 
 /* Poll readiness and timers without blocking; skipped if another thread
@@ -446,16 +466,22 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 	int n = __builtin_expect(rt->driver.uring != NULL, 0)
 			? weft__uring_wait(rt, ev, EVENTS_PER_WAIT, 0)
 			: epoll_wait(rt->driver.epfd, ev, EVENTS_PER_WAIT, 0);
+	bool lost_vacancy = false;
 	if (n > 0) {
-		uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_relaxed);
-		if (u == WEFT__UNWATCHED_VACANT)
-			atomic_store_explicit(&rt->driver.unwatched, 0, memory_order_relaxed);
+		uint8_t u = WEFT__UNWATCHED_VACANT;
+		bool was_vacant = atomic_compare_exchange_strong_explicit(
+			&rt->driver.unwatched, &u, 0, memory_order_seq_cst, memory_order_relaxed);
 		dispatch(rt, ev, n);
 		struct weft__ctx *ctx = weft__ctx();
-		if (u == WEFT__UNWATCHED_VACANT && ctx && ctx->rt == rt && ctx->core)
-			maybe_vacate(rt);
+		/* not vacant any more (another worker runs, a timer is set):
+		 * nobody sleeps in the driver, and with the flag down no LIFO
+		 * push or timer set calls a parked worker in: call one now */
+		if (was_vacant)
+			lost_vacancy = !(ctx && ctx->rt == rt && ctx->core && maybe_vacate(rt));
 	}
 	pthread_mutex_unlock(&rt->driver.lock);
+	if (lost_vacancy)
+		weft__idle_notify(rt);
 }
 
 #define DRIVER_MAX_SLEEP_NS (60ll * 1000000000ll)

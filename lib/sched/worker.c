@@ -720,8 +720,21 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
 		if (!weft__driver_park(rt, &w->parker, trim_at)) {
-			if (trim_at)
-				(void)weft__parker_park_until(&w->parker, trim_at);
+			/* Another thread holds the driver. If nobody sleeps
+			 * in it (a running worker's maintenance poll, a
+			 * sleeper on its way out), the holder hands it to
+			 * nobody: without this retry the driver stayed empty
+			 * while we slept, with no stall watch and timers
+			 * fired only at the running workers' maintenance (a
+			 * LIFO task behind a 300 ms poll waited it out). */
+			uint64_t until = trim_at;
+			if (!atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed)) {
+				uint64_t retry = weft__now_ns() + WEFT_WATCH_MS * 1000000ull;
+				if (!until || retry < until)
+					until = retry;
+			}
+			if (until)
+				(void)weft__parker_park_until(&w->parker, until);
 			else
 				weft__parker_park(&w->parker);
 		}

@@ -39,6 +39,9 @@
 #include "../common/wt.h"
 
 #include <inttypes.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <weft/io.h>
 #include <weft/time.h>
 
 #define IDX(state) ((size_t)(uintptr_t)(state) - 1)
@@ -571,6 +574,120 @@ Test(stress, lifo_child_not_stranded_behind_long_poll, .timeout = WT_TMO(30))
 			     "round %d: the child waited %.1f ms in the LIFO slot behind a %d ms poll",
 			     round, (double)waited / 1e6, LS_POLL_MS);
 	}
+	wt_rt_destroy(rt);
+}
+
+/*
+ * The same rescue on a runtime with an fd registered, while the other
+ * worker runs a LIFO ping-pong: two tasks wake each other through their
+ * wakers (each wake goes to the LIFO slot and notifies nobody), so that
+ * worker's maintenance polls I/O without blocking every event_interval
+ * polls, holding the driver lock meanwhile. The idle worker, back from its
+ * 5 ms watch, found the lock held and went to sleep on its futex with no
+ * timeout; the holder handed the driver to nobody. Then the ping-pong's
+ * last poll wakes a task (into the LIFO slot) and spins 300 ms: that task
+ * waited the spin out (300.0 ms in 4 runs of 4; found by a review), and a
+ * timer set then would have fired only after it. Now a worker that finds
+ * the driver held by a thread not asleep in it comes back for it after
+ * the watch period.
+ */
+#define MP_SPIN_MS (300 * WEFT_TEST_SLOW)
+
+static pthread_mutex_t mp_lock = PTHREAD_MUTEX_INITIALIZER;
+static weft_waker mp_w[2], mp_y;
+static bool mp_have[2], mp_have_y;
+static atomic_int mp_go, mp_stop;
+static _Atomic uint64_t mp_wake_ns, mp_y_ns;
+
+static enum weft_poll mp_target(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	pthread_mutex_lock(&mp_lock);
+	if (!mp_have_y && !atomic_load(&mp_y_ns) && !atomic_load(&mp_wake_ns)) {
+		mp_y = weft_waker_clone(weft_cx_waker(cx));
+		mp_have_y = true;
+		pthread_mutex_unlock(&mp_lock);
+		return WEFT_PENDING;
+	}
+	pthread_mutex_unlock(&mp_lock);
+	atomic_store(&mp_y_ns, wt_now_ns());
+	return WEFT_READY;
+}
+
+static enum weft_poll mp_poll(void *state, struct weft_cx *cx)
+{
+	int me = (int)(uintptr_t)state;
+	if (me == 0 && atomic_load(&mp_go) && !atomic_load(&mp_stop)) {
+		atomic_store(&mp_stop, 1);
+		pthread_mutex_lock(&mp_lock);
+		weft_waker y = mp_y;
+		bool have = mp_have_y;
+		mp_have_y = false;
+		atomic_store(&mp_wake_ns, wt_now_ns());
+		pthread_mutex_unlock(&mp_lock);
+		if (have)
+			weft_waker_wake(&y); /* into this worker's LIFO slot */
+		uint64_t end = wt_now_ns() + MP_SPIN_MS * 1000000ull;
+		while (wt_now_ns() < end)
+			; /* a long poll with a task waiting behind it */
+	}
+	weft_waker peer = { 0 };
+	bool have_peer = false;
+	pthread_mutex_lock(&mp_lock);
+	if (mp_have[me])
+		weft_waker_drop(&mp_w[me]);
+	mp_w[me] = weft_waker_clone(weft_cx_waker(cx));
+	mp_have[me] = true;
+	if (mp_have[!me]) {
+		peer = mp_w[!me];
+		mp_have[!me] = false;
+		have_peer = true;
+	}
+	pthread_mutex_unlock(&mp_lock);
+	if (have_peer)
+		weft_waker_wake(&peer);
+	if (atomic_load(&mp_stop)) {
+		pthread_mutex_lock(&mp_lock);
+		if (mp_have[me]) { /* nobody wakes us again */
+			weft_waker_drop(&mp_w[me]);
+			mp_have[me] = false;
+		}
+		pthread_mutex_unlock(&mp_lock);
+		return WEFT_READY;
+	}
+	return WEFT_PENDING;
+}
+
+Test(stress, lifo_task_rescued_while_maintenance_polls_io, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0); /* maintenance polls I/O */
+	struct weft_task *y, *a, *b;
+	cr_assert_eq(weft_spawn_poll(rt, mp_target, NULL, NULL, &y), 0);
+	cr_assert(WT_WAIT_UNTIL(({
+					pthread_mutex_lock(&mp_lock);
+					bool h = mp_have_y;
+					pthread_mutex_unlock(&mp_lock);
+					h;
+				}),
+				WT_LONG_MS));
+	cr_assert_eq(weft_spawn_poll(rt, mp_poll, (void *)(uintptr_t)0, NULL, &a), 0);
+	cr_assert_eq(weft_spawn_poll(rt, mp_poll, (void *)(uintptr_t)1, NULL, &b), 0);
+	wt_sleep_ms(700); /* past the idle trims: the other worker sleeps with no trim due */
+	atomic_store(&mp_go, 1);
+	cr_assert_eq(weft_join(a, NULL), 0);
+	cr_assert_eq(weft_join(b, NULL), 0);
+	cr_assert_eq(weft_join(y, NULL), 0);
+	uint64_t waited = atomic_load(&mp_y_ns) - atomic_load(&mp_wake_ns);
+	cr_log_info("the woken task started %.1f ms after its wake", (double)waited / 1e6);
+	cr_assert_lt(waited, MP_SPIN_MS / 2 * 1000000ull,
+		     "the task waited %.1f ms in the LIFO slot behind a %d ms poll", (double)waited / 1e6,
+		     MP_SPIN_MS);
+	weft_io_close(io);
+	close(sv[1]);
 	wt_rt_destroy(rt);
 }
 
