@@ -102,8 +102,21 @@ bool weft__wheel_insert(struct weft__wheel *w, struct weft__timer *t)
 		return true;
 	}
 	unsigned level = level_for(w->elapsed, when); /* >= 2: they differ above bit 11 */
-	if (level == WHEEL_LEVELS - 1 && when - w->elapsed >= slot_span(WHEEL_LEVELS))
-		when = w->elapsed + slot_span(WHEEL_LEVELS) - 1; /* clamp; re-cascades later */
+	if (level == WHEEL_LEVELS - 1) {
+		/* The top level sees one window of slot_span(WHEEL_LEVELS)
+		 * ticks from the current slot: a deadline past the slot just
+		 * before it, one window on (the current slot's index again,
+		 * or beyond), goes there and re-cascades when it comes due.
+		 * Clamped to elapsed + window - 1, as before, it landed in
+		 * the current slot's index, which level_next reads as due
+		 * now: weft__wheel_fire moved it down and insert put it back,
+		 * forever, under the shard's lock (weft_sleep_ns(UINT64_MAX)
+		 * on a core whose shard had fired a timer). */
+		uint64_t top = slot_span(WHEEL_LEVELS - 1);
+		uint64_t lim = (w->elapsed & ~(top - 1)) + slot_span(WHEEL_LEVELS) - top;
+		if (when > lim)
+			when = lim;
+	}
 	slot_append(w, t, level, (unsigned)((when >> (6 * level)) & (WHEEL_SLOTS - 1)));
 	return true;
 }

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,60 @@ Test(wheel, fire_never_touches_a_timer_it_handed_over, .timeout = WT_TMO(10))
 	}
 	cr_assert_eq(s.n, N);
 	cr_assert_eq(weft__wheel_next(&w), UINT64_MAX);
+}
+
+/* A deadline a whole top-level window out (2^36 ticks, ~199 days; a sleep
+ * "forever") or just under it, on a wheel that has moved off tick 0: it
+ * must wait, and firing what is due beside it must return. It landed in
+ * the current top-level slot's index, read as due now, and
+ * weft__wheel_fire moved it down and back forever (the runtime: a
+ * weft_sleep_ns(UINT64_MAX) hung its worker once another timer of that
+ * core had fired; found by a review). */
+static void count_fired(struct weft__timer *t, void *arg)
+{
+	(void)t;
+	(*(int *)arg)++;
+}
+
+Test(wheel, a_deadline_a_window_away_waits_and_does_not_spin, .timeout = WT_TMO(10))
+{
+	const uint64_t window = 1ull << 36; /* the wheel's whole span */
+	const uint64_t starts[] = { 5, 1000, (1ull << 30) + 12345, 3 * (1ull << 35) + 7 };
+	for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
+		uint64_t start = starts[k];
+		struct weft__wheel w;
+		weft__wheel_init(&w);
+		int fired = 0;
+		static struct weft__timer first, forever, under, near;
+		first = (struct weft__timer){ .when_tick = start };
+		cr_assert(weft__wheel_insert(&w, &first));
+		cr_assert_eq(weft__wheel_fire(&w, start, 16, count_fired, &fired), 1);
+		forever = (struct weft__timer){ .when_tick = UINT64_MAX / 2 };
+		under = (struct weft__timer){ .when_tick = start + window - 1 };
+		near = (struct weft__timer){ .when_tick = start + 10 };
+		cr_assert(weft__wheel_insert(&w, &forever));
+		cr_assert(weft__wheel_insert(&w, &under));
+		cr_assert(weft__wheel_insert(&w, &near));
+		uint64_t next = weft__wheel_next(&w);
+		cr_assert_gt(next, start, "start %" PRIu64 ": next %" PRIu64 " reads as due", start, next);
+		cr_assert_leq(next, start + 10);
+		fired = 0;
+		/* returns (before the fix: never), with only `near` fired */
+		cr_assert_eq(weft__wheel_fire(&w, start + 10, 1000, count_fired, &fired), 1);
+		cr_assert_eq(fired, 1);
+		/* walk to `under`'s deadline: nothing fires early, then it does */
+		uint64_t now = start + 10;
+		int steps = 0;
+		while ((next = weft__wheel_next(&w)) < under.when_tick) {
+			cr_assert_gt(next, now - 1);
+			now = next;
+			cr_assert_eq(weft__wheel_fire(&w, now, 1000, count_fired, &fired), 0,
+				     "fired early at %" PRIu64, now);
+			cr_assert_lt(++steps, 100, "no progress towards the deadline");
+		}
+		cr_assert_eq(weft__wheel_fire(&w, under.when_tick, 1000, count_fired, &fired), 1);
+		cr_assert_gt(weft__wheel_next(&w), under.when_tick); /* `forever` waits on */
+	}
 }
 
 /* Inserts, removes and advances in random order against a plain list: at
@@ -715,6 +770,39 @@ static uint64_t process_cpu_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The same sleep on a worker whose timer shard has fired before, beside
+ * short sleeps on that worker: the short sleeps go on. Before, the
+ * forever deadline sat in the current top-level slot, the next firing of
+ * the shard moved it down and back forever under the shard's lock, and
+ * the worker hung (found by a review; 3 of 3 runs on one worker). */
+static void *short_sleeps_then_forever(void *arg)
+{
+	struct weft_task **forever = arg;
+	if (weft_sleep_ns(1000000)) /* the shard fires once: off tick 0 */
+		return (void *)1;
+	if (weft_spawn(weft_runtime_current(), sleep_forever, NULL, forever))
+		return (void *)2;
+	for (int i = 0; i < 5; i++)
+		if (weft_sleep_ns(1000000))
+			return (void *)3;
+	return NULL;
+}
+
+Test(timers, a_sleep_forever_beside_short_sleeps_on_one_worker, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *h, *forever = NULL;
+	cr_assert_eq(weft_spawn(rt, short_sleeps_then_forever, &forever, &h), 0);
+	void *r = (void *)-1;
+	int rc = weft_join_timeout(h, &r, 5000000000ull * WEFT_TEST_SLOW);
+	cr_assert_eq(rc, 0, "the short sleeps did not finish: %d", rc);
+	cr_assert_null(r);
+	cr_assert_not_null(forever);
+	cr_assert_eq(weft_abort(forever), 0);
+	cr_assert_eq(weft_join(forever, NULL), -EINTR);
+	wt_rt_destroy(rt);
 }
 
 Test(timers, a_sleep_forever_leaves_the_runtime_idle, .timeout = WT_TMO(30))
