@@ -161,10 +161,18 @@ int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 		for (size_t i = 0; i < n; i++) {
 			if ((uintptr_t)&arms[i]._w != c)
 				continue;
-			/* completed for us: its poll collects the result */
+			/* completed for us: its poll collects the result. The
+			 * notifier may still be finishing it under its lock (a
+			 * receiver copying the item), and a poll whose budget
+			 * is spent says PENDING before it looks: then wait for
+			 * it under that lock, as select_cancel does (this died
+			 * with "claimed arm not complete": found by a review) */
 			int rc = arm_poll(&arms[i], cx);
-			if (rc == WEFT_PENDING)
-				weft__die("select: claimed arm %zu not complete", i);
+			if (rc == WEFT_PENDING) {
+				if (!weft__wait_cancel(&arms[i]._w))
+					weft__die("select: claimed arm %zu not complete", i);
+				rc = 0;
+			}
 			arms[i].rc = rc;
 			finish(arms, n, i, claim);
 			*index = i;

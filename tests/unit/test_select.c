@@ -485,3 +485,121 @@ Test(select, send_completed_as_the_deadline_passes_counts_as_sent, .timeout = WT
 	cr_assert_eq(d.sum, sum);
 	cr_assert_eq(weft_chan_destroy(d.ch), 0);
 }
+
+/*
+ * A select whose send arm a receiver has claimed (it is copying the item,
+ * under the channel's lock), polled again with its cooperative budget
+ * spent: the arm is the winner, and the select waits for the copy. Before,
+ * the arm's poll said PENDING for lack of budget before it looked, and
+ * the select died with "claimed arm not complete" (found by a review).
+ * A 32 MiB rendezvous item keeps the receiver inside its copy for
+ * milliseconds; the test thread wakes the select's task as soon as the
+ * claim is taken, and that poll spends its budget first.
+ */
+#define BIG_ITEM (32u << 20)
+
+struct claimed {
+	struct weft_chan *ch;
+	char *item;
+	struct weft_select_arm arms[1];
+	pthread_mutex_t lock;
+	weft_waker waker;
+	bool have_waker;
+	atomic_int polls, second_poll_claimed;
+	int rc;
+	size_t idx;
+};
+
+static enum weft_poll claimed_poll(void *state, struct weft_cx *cx)
+{
+	struct claimed *c = state;
+	int n = atomic_fetch_add(&c->polls, 1);
+	if (n == 0) {
+		c->arms[0] = (struct weft_select_arm)WEFT_SEL_SEND(c->ch, c->item);
+	} else {
+		/* spend the budget: the arm's poll must not be able to look */
+		while (weft_budget_poll_proceed(cx) == WEFT_READY)
+			;
+		if (__atomic_load_n(&c->arms[0]._claim, __ATOMIC_ACQUIRE) != 0)
+			atomic_store(&c->second_poll_claimed, 1);
+	}
+	pthread_mutex_lock(&c->lock);
+	if (!c->have_waker) {
+		c->waker = weft_waker_clone(weft_cx_waker(cx));
+		c->have_waker = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	int rc = weft_select_poll(c->arms, 1, cx, &c->idx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	c->rc = rc;
+	pthread_mutex_lock(&c->lock);
+	if (c->have_waker)
+		weft_waker_drop(&c->waker);
+	c->have_waker = false;
+	pthread_mutex_unlock(&c->lock);
+	return WEFT_READY;
+}
+
+struct big_recv {
+	struct weft_chan *ch;
+	char *dst;
+	int rc;
+};
+
+static void *big_receiver(void *arg)
+{
+	struct big_recv *r = arg;
+	r->rc = weft_chan_recv(r->ch, r->dst);
+	return NULL;
+}
+
+Test(select, claimed_send_arm_polled_without_budget_waits_for_the_copy, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int hit = 0;
+	for (int round = 0; round < 5; round++) {
+		static struct claimed c;
+		memset(&c, 0, sizeof(c));
+		pthread_mutex_init(&c.lock, NULL);
+		cr_assert_eq(weft_chan_create(BIG_ITEM, 0, &c.ch), 0);
+		c.item = malloc(BIG_ITEM);
+		char *dst = malloc(BIG_ITEM);
+		cr_assert(c.item && dst);
+		memset(c.item, 0x5a + round, BIG_ITEM);
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, claimed_poll, &c, NULL, &t), 0);
+		cr_assert(WT_WAIT_UNTIL(({
+						pthread_mutex_lock(&c.lock);
+						bool h = c.have_waker;
+						pthread_mutex_unlock(&c.lock);
+						h;
+					}),
+					WT_LONG_MS));
+		struct big_recv r = { .ch = c.ch, .dst = dst };
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, big_receiver, &r), 0);
+		/* the receiver claims the arm, then copies 32 MiB: wake the
+		 * select's task meanwhile */
+		while (__atomic_load_n(&c.arms[0]._claim, __ATOMIC_ACQUIRE) == 0)
+			;
+		pthread_mutex_lock(&c.lock);
+		if (c.have_waker)
+			weft_waker_wake_by_ref(&c.waker);
+		pthread_mutex_unlock(&c.lock);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		cr_assert_eq(pthread_join(th, NULL), 0);
+		cr_assert_eq(r.rc, 0);
+		cr_assert_eq(c.rc, 0);
+		cr_assert_eq(c.idx, 0);
+		cr_assert_eq(memcmp(dst, c.item, BIG_ITEM), 0, "the item arrived whole");
+		hit += atomic_load(&c.second_poll_claimed);
+		weft_chan_destroy(c.ch);
+		free(c.item);
+		free(dst);
+		pthread_mutex_destroy(&c.lock);
+	}
+	cr_log_info("%d of 5 rounds polled the select while its arm was claimed", hit);
+	cr_assert_gt(hit, 0, "no round polled the select while the copy ran: the test proved nothing");
+	wt_rt_destroy(rt);
+}
