@@ -43,6 +43,12 @@
  *  - rendezvous: count + inflight <= 1; sendq and recvq both non-empty =>
  *    count + inflight == 1 (the next hand-off waits for that item). A send
  *    completes only when a receiver took the item (into its storage).
+ *  - A new caller (one not linked) uses room or an item only when its own
+ *    wait list is empty. Room or items can show while callers wait: between
+ *    balance()'s wake batches (the lock is dropped to wake), and on a
+ *    rendezvous channel a waiting sender's item while the item in transit
+ *    to another receiver holds the slot. Both belong to the waiters (a
+ *    review found newcomers taking them; test_chan_order).
  *  - closed => sendq empty (close wakes every sender with WQ_GRANT_WAKE;
  *    later sends fail at once). A woken sender holding a slot grant after
  *    close releases it and returns -EPIPE.
@@ -427,8 +433,11 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap > 0 ? free_slots(ch) > 0
-			: !weft__waitq_empty(&ch->recvq) && ch->count + ch->inflight == 0) {
+	/* Not past a waiting sender: room can be free while one waits only
+	 * while a balance() is between wake batches, and it is theirs. */
+	if (weft__waitq_empty(&ch->sendq) &&
+	    (ch->cap > 0 ? free_slots(ch) > 0
+			 : !weft__waitq_empty(&ch->recvq) && ch->count + ch->inflight == 0)) {
 		if (!weft__waitq_empty(&ch->recvq))
 			give_to_receiver(ch, item, &wk); /* recvq => no item buffered */
 		else
@@ -470,7 +479,8 @@ int weft_chan_try_send(struct weft_chan *ch, const void *item)
 		return -EPIPE;
 	}
 	bool recv_waits = !weft__waitq_empty(&ch->recvq);
-	if (ch->cap > 0 ? free_slots(ch) == 0 : !recv_waits || ch->count + ch->inflight > 0) {
+	if (!weft__waitq_empty(&ch->sendq) ||
+	    (ch->cap > 0 ? free_slots(ch) == 0 : !recv_waits || ch->count + ch->inflight > 0)) {
 		weft__slock_unlock(&ch->lock);
 		return -EAGAIN;
 	}
@@ -560,12 +570,17 @@ again:
 	}
 	if (grant == WQ_GRANT_PERMIT)
 		ch->item_res--; /* our reserved item */
-	if (grant == WQ_GRANT_PERMIT || avail_items(ch) > 0) {
+	/* Not past a waiting receiver (w is not linked here): a waiting
+	 * sender's item on a rendezvous channel is theirs when the item in
+	 * transit lands, and on a buffered one an item shows while receivers
+	 * wait only between a balance()'s wake batches. */
+	bool first = weft__waitq_empty(&ch->recvq);
+	if (grant == WQ_GRANT_PERMIT || (first && avail_items(ch) > 0)) {
 		take_item(ch, item);
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
+	if (ch->cap == 0 && first && !weft__waitq_empty(&ch->sendq)) {
 		/* rendezvous: take it from the first sender that may complete
 		 * (which has storage: every rendezvous sender has) */
 		struct weft_wait *s = claim_sender(ch, &wk);
@@ -609,12 +624,13 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 again:
 	weft__slock_lock(&ch->lock);
-	if (avail_items(ch) > 0) {
+	bool first = weft__waitq_empty(&ch->recvq); /* as in recv_poll */
+	if (first && avail_items(ch) > 0) {
 		take_item(ch, item);
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq)) {
+	if (ch->cap == 0 && first && !weft__waitq_empty(&ch->sendq)) {
 		struct weft_wait *s = claim_sender(ch, &wk);
 		if (s) {
 			copy_item(item, storage(ch, s), ch->item_size);
