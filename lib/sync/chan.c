@@ -48,7 +48,7 @@
  *    balance()'s wake batches (the lock is dropped to wake), and on a
  *    rendezvous channel a waiting sender's item while the item in transit
  *    to another receiver holds the slot. Both belong to the waiters (a
- *    review found newcomers taking them; test_chan_order).
+ *    review found newcomers taking them; test_sync_order).
  *  - closed => sendq empty (close wakes every sender with WQ_GRANT_WAKE;
  *    later sends fail at once). A woken sender holding a slot grant after
  *    close releases it and returns -EPIPE.

@@ -14,7 +14,14 @@
  * weft_wait_cancel on it does the right thing in both: a signal that had
  * been granted is passed on to the next waiter (so a timed-out or aborted
  * waiter cannot swallow a signal meant for the others), a mutex granted to
- * it goes to the next locker.
+ * it goes to the next locker. In the mutex phase the entry carries a tag
+ * (the cond, and whether a signal or a broadcast released it) that the
+ * mutex's cancel hands back here (weft__cond_mutex_phase_cancelled), so a
+ * waiter cancelled while it queues for the mutex passes its signal on too
+ * (it used to be lost there: a review found the next waiter left asleep).
+ * `in_mutex` counts the entries in their mutex phase, so destroy refuses
+ * while one could still reach the cond. A timed-out waiter already in its
+ * mutex phase was signalled: it keeps its place and waits for the mutex.
  * Signal grants the head (WQ_GRANT_PERMIT, passed on at cancel); broadcast
  * grants every entry linked before it (WQ_GRANT_ALL, not passed on),
  * in batches, as notify_all does.
@@ -28,7 +35,26 @@ struct weft_cond {
 	struct weft__slock lock;
 	struct weft__waitq q;
 	uint64_t gen;
+	unsigned in_mutex; /* entries in their mutex phase (see above) */
 };
+
+void weft__cond_mutex_phase_cancelled(uint64_t cond_tag, struct weft__wakes *wk)
+{
+	struct weft_cond *c = (struct weft_cond *)(uintptr_t)(cond_tag & ~(uint64_t)WEFT__COND_TAG_SIGNAL);
+	weft__slock_lock(&c->lock);
+	c->in_mutex--;
+	if (cond_tag & WEFT__COND_TAG_SIGNAL)
+		weft__waitq_grant_head(&c->q, WQ_GRANT_PERMIT, wk);
+	weft__slock_unlock(&c->lock);
+}
+
+/* An entry's mutex phase ended with the mutex taken: the cond's part is done. */
+static void leave_mutex_phase(struct weft_cond *c)
+{
+	weft__slock_lock(&c->lock);
+	c->in_mutex--;
+	weft__slock_unlock(&c->lock);
+}
 
 static bool cond_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			   struct weft__wakes *wk)
@@ -56,7 +82,7 @@ int weft_cond_destroy(struct weft_cond *c)
 	if (!c)
 		return -EINVAL;
 	weft__slock_lock(&c->lock);
-	bool busy = c->q.outstanding != 0;
+	bool busy = c->q.outstanding != 0 || c->in_mutex != 0;
 	weft__slock_unlock(&c->lock);
 	if (busy)
 		return -EBUSY;
@@ -102,20 +128,33 @@ int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_w
 {
 	if (!c || !m || !w || !cx)
 		return -EINVAL;
-	if (w->_queue && w->_queue != &c->q)
+	if (w->_queue && w->_queue != &c->q) {
 		/* mutex phase (or an entry of another object: the mutex's
 		 * poll form refuses it) */
-		return weft_mutex_lock_poll(m, w, cx);
+		int rc = weft_mutex_lock_poll(m, w, cx);
+		if (rc == 0)
+			leave_mutex_phase(c);
+		return rc;
+	}
 	uint32_t grant;
 	weft__slock_lock(&c->lock);
 	switch (weft__waitq_poll_entry(&c->q, w, cx, &grant)) {
-	case WQ_GRANTED:
+	case WQ_GRANTED: {
+		/* Counted before the cond's lock goes: from here the entry
+		 * may name the cond from the mutex's list. */
+		c->in_mutex++;
 		weft__slock_unlock(&c->lock);
 		/* w is idle again: take the mutex or queue for it now. Not the
 		 * public poll form: a spent budget would leave w idle, and the
 		 * next poll would wait on the cond again with the signal gone
 		 * and unlock a mutex it does not hold. */
-		return weft__mutex_lock_poll_entry(m, w, cx);
+		uint64_t tag = (uint64_t)(uintptr_t)c |
+			       (grant == WQ_GRANT_PERMIT ? WEFT__COND_TAG_SIGNAL : 0);
+		int rc = weft__mutex_lock_poll_entry(m, w, cx, tag);
+		if (rc != WEFT_PENDING)
+			leave_mutex_phase(c);
+		return rc;
+	}
 	case WQ_LINKED:
 		weft__slock_unlock(&c->lock);
 		return WEFT_PENDING;
@@ -165,14 +204,20 @@ static int cond_wait_until(struct weft_cond *c, struct weft_mutex *m, uint64_t t
 	}
 	if (!w._queue)
 		return rc; /* refused before anything (-EDEADLK, -ENOMEM): mutex still held */
-	/* Out of time (-ETIMEDOUT): leave whichever list the entry is on,
-	 * then take the mutex back without a limit, as pthread does. */
-	bool signalled = w._queue != &c->q;
-	weft_wait_cancel(&w);
-	int lrc = weft_mutex_lock(m);
-	if (lrc)
-		return lrc;
-	return signalled ? 0 : rc;
+	/* Out of time (-ETIMEDOUT). Still on the cond's list: leave it
+	 * (passing on a signal granted meanwhile) and take the mutex back
+	 * without a limit, as pthread does. Already queued for the mutex: we
+	 * were signalled, so keep that place and wait for the mutex. */
+	if (w._queue == &c->q) {
+		weft_wait_cancel(&w);
+		int lrc = weft_mutex_lock(m);
+		return lrc ? lrc : rc;
+	}
+	rc = weft__wait_deadline(cond_fn, &a, &w, WEFT_FOREVER);
+	if (!rc)
+		return a.rc;
+	weft_wait_cancel(&w); /* -ECANCELED: the mutex and the signal go on */
+	return rc;
 }
 
 int weft_cond_wait(struct weft_cond *c, struct weft_mutex *m)

@@ -33,9 +33,10 @@ static void release_locked(struct weft_mutex *m, struct weft__wakes *wk)
 static bool mutex_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			    struct weft__wakes *wk)
 {
-	(void)arg;
 	if (grant == WQ_GRANT_PERMIT)
 		release_locked(weft__container_of(q, struct weft_mutex, q), wk);
+	if (arg) /* a cond waiter between its signal and the mutex */
+		weft__cond_mutex_phase_cancelled(arg, wk);
 	return false;
 }
 
@@ -70,10 +71,11 @@ int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w, struct weft_
 		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
-	return weft__mutex_lock_poll_entry(m, w, cx);
+	return weft__mutex_lock_poll_entry(m, w, cx, 0);
 }
 
-int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx)
+int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx,
+				uint64_t cond_tag)
 {
 	uint32_t grant;
 	weft__slock_lock(&m->lock);
@@ -90,7 +92,7 @@ int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struc
 			weft__slock_unlock(&m->lock);
 			return 0;
 		}
-		weft__waitq_link(&m->q, w, weft_cx_waker(cx), 0);
+		weft__waitq_link(&m->q, w, weft_cx_waker(cx), cond_tag);
 		break;
 	}
 	weft__slock_unlock(&m->lock);

@@ -195,8 +195,21 @@ bool weft__wait_cancel(struct weft_wait *w);
 /* weft_mutex_lock_poll after its checks and without the budget: takes the
  * mutex or links (or keeps) w on its list - never returns WEFT_PENDING with
  * w idle. For weft_cond, whose waiter must not lose its place between the
- * signal and the mutex. */
-int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx);
+ * signal and the mutex. `cond_tag` is stored in the linked entry: 0, or a
+ * cond waiter's weft__cond_tag, which the mutex hands back to
+ * weft__cond_mutex_phase_cancelled if the entry is cancelled. */
+int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx,
+				uint64_t cond_tag);
+
+/* A cond waiter in its mutex phase: the cond, and bit 0 set if what moved
+ * it there was a signal (passed on if the waiter is cancelled) rather than
+ * a broadcast. */
+#define WEFT__COND_TAG_SIGNAL 1u
+/* From the mutex's cancel, under the mutex's lock (lock order: mutex, then
+ * cond; the cond never holds its lock while it takes the mutex's): the
+ * waiter leaves its mutex phase without having returned; a signal it had
+ * goes to the next cond waiter. */
+void weft__cond_mutex_phase_cancelled(uint64_t cond_tag, struct weft__wakes *wk);
 
 /* A granted entry's own poll: back to idle. Returns the grant. */
 uint32_t weft__waitq_consume(struct weft__waitq *q, struct weft_wait *w);

@@ -1,0 +1,356 @@
+/*
+ * test_sync_order.c - wait-list schedules driven by hand, where the sync
+ * primitives used to break their contract (found by reviews, sixteenth
+ * and seventeenth sessions).
+ *
+ * The poll forms are driven from the test thread: each waiter has its own
+ * weft_cx with a waker that counts its wakes (and may run a hook inside
+ * the wake), so the wait lists are built in exactly the order the test
+ * wants and every step is deterministic. No runtime is involved (one test
+ * uses plain threads and the blocking forms).
+ *
+ * Channels - a later caller never overtakes a waiting one:
+ *  1. Rendezvous: receiver R3 waits behind R1; R1 has been handed an item
+ *     that it has not collected yet, and sender S waits because that item
+ *     holds the channel's one slot. A new receiver must not take S's item:
+ *     it is R3's once R1 collects.
+ *  2. Buffered: a freed slot belongs to the first waiting sender even when
+ *     reaching it takes more than one batch of wakes (arms of selects that
+ *     another arm already won are woken and skipped, 15 per batch). A new
+ *     sender that comes in while the batch is woken (here: from one of
+ *     those wakes) must not take the slot.
+ * Condition variable - a signal is never lost to a cancelled waiter, also
+ * once that waiter has left the cond to queue for the mutex; destroy waits
+ * for such a waiter; a waiter that times out while queued for the mutex
+ * was signalled and keeps its place.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+struct hand_cx {
+	unsigned budget;
+	struct weft_cx cx;
+	atomic_int woke;
+	void (*on_wake)(struct hand_cx *);
+};
+
+static void *hc_clone(void *d) { return d; }
+static void hc_wake(void *d)
+{
+	struct hand_cx *c = d;
+	atomic_fetch_add(&c->woke, 1);
+	if (c->on_wake)
+		c->on_wake(c);
+}
+static void hc_drop(void *d) { (void)d; }
+static const struct weft_waker_vtable hc_vt = { hc_clone, hc_wake, hc_wake, hc_drop };
+
+static void hc_init(struct hand_cx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->budget = 128;
+	c->cx.budget = &c->budget;
+	c->cx.waker = (weft_waker){ &hc_vt, c };
+}
+
+struct rx { struct hand_cx c; struct weft_wait w; uint64_t v; };
+struct tx { struct hand_cx c; struct weft_wait w; uint64_t v; };
+
+static void rx_init(struct rx *r) { hc_init(&r->c); r->w = (struct weft_wait)WEFT_WAIT_INIT; r->v = 0; }
+static void tx_init(struct tx *t, uint64_t v) { hc_init(&t->c); t->w = (struct weft_wait)WEFT_WAIT_INIT; t->v = v; }
+static int rx_poll(struct weft_chan *ch, struct rx *r) { return weft_chan_recv_poll(ch, &r->w, &r->c.cx, &r->v); }
+static int tx_poll(struct weft_chan *ch, struct tx *t) { return weft_chan_send_poll(ch, &t->w, &t->c.cx, &t->v); }
+
+Test(chan_order, rendezvous_new_receiver_waits_behind_earlier_ones)
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &ch), 0);
+	struct rx r1, r3, r2;
+	struct tx s;
+	rx_init(&r1);
+	rx_init(&r3);
+	rx_init(&r2);
+	tx_init(&s, 222);
+	cr_assert_eq(rx_poll(ch, &r1), WEFT_PENDING);
+	cr_assert_eq(rx_poll(ch, &r3), WEFT_PENDING);
+	uint64_t a = 111;
+	cr_assert_eq(weft_chan_try_send(ch, &a), 0, "a receiver waits: the send completes");
+	cr_assert_eq(atomic_load(&r1.c.woke), 1, "the item went to the first receiver");
+	cr_assert_eq(atomic_load(&r3.c.woke), 0);
+	cr_assert_eq(tx_poll(ch, &s), WEFT_PENDING, "the item in transit holds the slot");
+
+	/* A newcomer, while R3 waits and S's item is R3's next. */
+	uint64_t x = 0;
+	int rc = weft_chan_try_recv(ch, &x);
+	cr_assert_eq(rc, -EAGAIN, "try_recv overtook a waiting receiver (rc %d, got %llu)", rc,
+		     (unsigned long long)x);
+	cr_assert_eq(rx_poll(ch, &r2), WEFT_PENDING, "a new receiver queues behind R3");
+	cr_assert_eq(atomic_load(&s.c.woke), 0, "S's item is still S's");
+
+	cr_assert_eq(rx_poll(ch, &r1), 0);
+	cr_assert_eq(r1.v, 111);
+	/* R1 collecting frees the slot: S's item goes straight to R3. */
+	cr_assert_eq(atomic_load(&r3.c.woke), 1, "R3 was handed S's item");
+	cr_assert_eq(atomic_load(&s.c.woke), 1, "S completed");
+	cr_assert_eq(rx_poll(ch, &r3), 0);
+	cr_assert_eq(r3.v, 222);
+	cr_assert_eq(tx_poll(ch, &s), 0);
+	cr_assert_eq(atomic_load(&r2.c.woke), 0);
+	cr_assert_eq(rx_poll(ch, &r2), WEFT_PENDING);
+
+	/* And the newcomer is served next, in turn. */
+	uint64_t b = 333;
+	cr_assert_eq(weft_chan_try_send(ch, &b), 0);
+	cr_assert_eq(rx_poll(ch, &r2), 0);
+	cr_assert_eq(r2.v, 333);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
+/* Test 2's selects: arm 0 sends on the full buffered channel, arm 1 on a
+ * rendezvous channel, where a receiver wins each select through arm 1. */
+enum { NSEL = 16 };
+static struct weft_chan *bch, *rch;
+static struct hand_cx sel_cx[NSEL];
+static struct weft_select_arm sel[NSEL][2];
+static uint64_t sel_item[NSEL];
+static int newcomer_rc = 1, newcomer_calls;
+
+static void newcomer(struct hand_cx *c)
+{
+	(void)c;
+	if (newcomer_calls++)
+		return;
+	uint64_t late = 999;
+	newcomer_rc = weft_chan_try_send(bch, &late);
+}
+
+Test(chan_order, freed_slot_stays_the_waiting_senders_across_wake_batches)
+{
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &bch), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &rch), 0);
+	uint64_t first = 1;
+	cr_assert_eq(weft_chan_try_send(bch, &first), 0); /* full */
+	for (int i = 0; i < NSEL; i++) {
+		hc_init(&sel_cx[i]);
+		sel_item[i] = 100 + (uint64_t)i;
+		sel[i][0] = WEFT_SEL_SEND(bch, &sel_item[i]);
+		sel[i][1] = WEFT_SEL_SEND(rch, &sel_item[i]);
+		size_t idx = 99;
+		cr_assert_eq(weft_select_poll(sel[i], 2, &sel_cx[i].cx, &idx), WEFT_PENDING);
+	}
+	/* Each select is won through its rendezvous arm; their arms on bch
+	 * stay linked (until each select is polled) and can no longer win. */
+	for (int i = 0; i < NSEL; i++) {
+		uint64_t x = 0;
+		cr_assert_eq(weft_chan_try_recv(rch, &x), 0);
+		cr_assert_eq(x, 100 + (uint64_t)i);
+	}
+	struct tx s;
+	tx_init(&s, 7);
+	cr_assert_eq(tx_poll(bch, &s), WEFT_PENDING, "full: S waits behind the arms");
+
+	/* A slot frees. Reaching S takes two batches (15 skipped arms, then
+	 * one more and S); a sender comes in from a wake of the first batch. */
+	sel_cx[0].on_wake = newcomer;
+	uint64_t x = 0;
+	cr_assert_eq(weft_chan_try_recv(bch, &x), 0);
+	cr_assert_eq(x, 1);
+	cr_assert_eq(newcomer_calls, 1, "the hook ran once, inside the wakes");
+	cr_assert_eq(newcomer_rc, -EAGAIN, "a new sender took the slot a waiting sender was owed (rc %d)",
+		     newcomer_rc);
+	cr_assert_eq(atomic_load(&s.c.woke), 1, "S got the slot");
+	cr_assert_eq(tx_poll(bch, &s), 0);
+	cr_assert_eq(weft_chan_try_recv(bch, &x), 0);
+	cr_assert_eq(x, 7, "S's item is next, not the newcomer's");
+	cr_assert_eq(weft_chan_try_recv(bch, &x), -EAGAIN);
+
+	for (int i = 0; i < NSEL; i++) {
+		/* woken once as its rendezvous arm won, once as bch skipped it */
+		cr_assert_eq(atomic_load(&sel_cx[i].woke), 2, "select %d woken %d times", i,
+			     atomic_load(&sel_cx[i].woke));
+		size_t idx = 99;
+		cr_assert_eq(weft_select_poll(sel[i], 2, &sel_cx[i].cx, &idx), 0);
+		cr_assert_eq(idx, 1, "select %d won by its rendezvous arm", i);
+		cr_assert_eq(sel[i][1].rc, 0);
+	}
+	cr_assert_eq(weft_chan_destroy(bch), 0);
+	cr_assert_eq(weft_chan_destroy(rch), 0);
+}
+
+/* ------------------------------------------------------------- cond */
+
+struct cw { struct hand_cx c; struct weft_wait w; };
+static void cw_init(struct cw *x) { hc_init(&x->c); x->w = (struct weft_wait)WEFT_WAIT_INIT; }
+static int cw_poll(struct weft_cond *c, struct weft_mutex *m, struct cw *x)
+{
+	return weft_cond_wait_poll(c, m, &x->w, &x->c.cx);
+}
+
+/* A and B wait; P (the test thread) locks m and signals: A is granted the
+ * signal. A's next poll queues it for m, which P holds. */
+static void signal_a_while_p_holds(struct weft_cond *c, struct weft_mutex *m, struct cw *a,
+				   struct cw *b)
+{
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	cr_assert_eq(cw_poll(c, m, a), WEFT_PENDING);
+	if (b) {
+		cr_assert_eq(weft_mutex_try_lock(m), 0);
+		cr_assert_eq(cw_poll(c, m, b), WEFT_PENDING);
+	}
+	cr_assert_eq(weft_mutex_try_lock(m), 0, "the waits released m");
+	cr_assert_eq(weft_cond_signal(c), 0);
+	cr_assert_eq(atomic_load(&a->c.woke), 1);
+	cr_assert_eq(cw_poll(c, m, a), WEFT_PENDING, "A took the signal and queues for m");
+}
+
+Test(cond_order, signal_passed_on_when_cancelled_queued_for_the_mutex)
+{
+	struct weft_cond *c;
+	struct weft_mutex *m;
+	cr_assert_eq(weft_cond_create(&c), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct cw a, b;
+	cw_init(&a);
+	cw_init(&b);
+	signal_a_while_p_holds(c, m, &a, &b);
+	weft_wait_cancel(&a.w); /* A's task aborted */
+	cr_assert_eq(atomic_load(&b.c.woke), 1, "A's signal went to B");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(cw_poll(c, m, &b), 0, "B returns holding m");
+	cr_assert_eq(weft_mutex_try_lock(m), -EBUSY);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_cond_destroy(c), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+Test(cond_order, signal_and_mutex_passed_on_when_cancelled_holding_the_grant)
+{
+	struct weft_cond *c;
+	struct weft_mutex *m;
+	cr_assert_eq(weft_cond_create(&c), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct cw a, b;
+	cw_init(&a);
+	cw_init(&b);
+	signal_a_while_p_holds(c, m, &a, &b);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(atomic_load(&a.c.woke), 2, "m was handed to A");
+	weft_wait_cancel(&a.w); /* aborted before it returned */
+	cr_assert_eq(atomic_load(&b.c.woke), 1, "A's signal went to B");
+	cr_assert_eq(cw_poll(c, m, &b), 0, "B takes m, which A's cancel let go");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_cond_destroy(c), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+Test(cond_order, broadcast_not_passed_on_by_a_cancelled_waiter)
+{
+	struct weft_cond *c;
+	struct weft_mutex *m;
+	cr_assert_eq(weft_cond_create(&c), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct cw a, b;
+	cw_init(&a);
+	cw_init(&b);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	cr_assert_eq(cw_poll(c, m, &a), WEFT_PENDING);
+	cr_assert_eq(weft_mutex_try_lock(m), 0);
+	cr_assert_eq(weft_cond_broadcast(c), 0);
+	cr_assert_eq(cw_poll(c, m, &a), WEFT_PENDING, "A queues for m");
+	/* B waits after the broadcast (its wait lets go of the m the test
+	 * thread took, which goes to A): a cancelled A owes it nothing. */
+	cr_assert_eq(cw_poll(c, m, &b), WEFT_PENDING);
+	cr_assert_eq(atomic_load(&a.c.woke), 2, "m handed to A");
+	weft_wait_cancel(&a.w);
+	cr_assert_eq(atomic_load(&b.c.woke), 0, "a broadcast is not passed on");
+	cr_assert_eq(weft_mutex_try_lock(m), 0, "A's cancel let m go");
+	cr_assert_eq(weft_cond_signal(c), 0);
+	cr_assert_eq(cw_poll(c, m, &b), WEFT_PENDING, "B queues for m");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(cw_poll(c, m, &b), 0);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_cond_destroy(c), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+Test(cond_order, destroy_refused_while_a_waiter_queues_for_the_mutex)
+{
+	struct weft_cond *c;
+	struct weft_mutex *m;
+	cr_assert_eq(weft_cond_create(&c), 0);
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct cw a;
+	cw_init(&a);
+	signal_a_while_p_holds(c, m, &a, NULL);
+	/* A is on the mutex's list only, but its cancel would reach c. */
+	cr_assert_eq(weft_cond_destroy(c), -EBUSY);
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(cw_poll(c, m, &a), 0);
+	cr_assert_eq(weft_cond_destroy(c), 0, "A's wait is over");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+/* Blocking form: T waits with a 100 ms limit and is signalled at once, but
+ * the test thread keeps m; locker L queues for m after T. When T's limit
+ * passes while it queues for m, it was signalled: it keeps its place, so
+ * it gets m before L and returns 0 (it used to leave the list and lock
+ * again, behind L). */
+static struct weft_cond *tc;
+static struct weft_mutex *tm;
+static atomic_int t_order, l_order, order_next = 1, t_rc = 99, t_locked;
+
+static void *timed_waiter(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(weft_mutex_lock(tm), 0);
+	atomic_store(&t_locked, 1);
+	int rc = weft_cond_wait_timeout(tc, tm, 100 * 1000 * 1000ull);
+	atomic_store(&t_order, atomic_fetch_add(&order_next, 1));
+	atomic_store(&t_rc, rc);
+	weft_mutex_unlock(tm);
+	return NULL;
+}
+
+static void *late_locker(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(weft_mutex_lock(tm), 0);
+	atomic_store(&l_order, atomic_fetch_add(&order_next, 1));
+	weft_mutex_unlock(tm);
+	return NULL;
+}
+
+Test(cond_order, timed_out_while_queued_for_the_mutex_keeps_its_place, .timeout = 30)
+{
+	cr_assert_eq(weft_cond_create(&tc), 0);
+	cr_assert_eq(weft_mutex_create(&tm), 0);
+	pthread_t t, l;
+	cr_assert_eq(pthread_create(&t, NULL, timed_waiter, NULL), 0);
+	/* T held m; m free again means T is waiting on the cond. */
+	while (!atomic_load(&t_locked))
+		usleep(1000);
+	while (weft_mutex_try_lock(tm) != 0)
+		usleep(1000);
+	cr_assert_eq(weft_cond_signal(tc), 0);
+	usleep(30 * 1000); /* T takes the signal and queues for m */
+	cr_assert_eq(pthread_create(&l, NULL, late_locker, NULL), 0);
+	usleep(200 * 1000); /* L queues behind T; T's 100 ms pass */
+	cr_assert_eq(atomic_load(&t_order), 0, "T returned without m");
+	cr_assert_eq(weft_mutex_unlock(tm), 0);
+	pthread_join(t, NULL);
+	pthread_join(l, NULL);
+	cr_assert_eq(atomic_load(&t_rc), 0, "T was signalled (rc %d)", atomic_load(&t_rc));
+	cr_assert_eq(atomic_load(&t_order), 1, "T got m after L: it lost its place");
+	cr_assert_eq(atomic_load(&l_order), 2);
+	cr_assert_eq(weft_cond_destroy(tc), 0);
+	cr_assert_eq(weft_mutex_destroy(tm), 0);
+}
