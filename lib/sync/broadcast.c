@@ -72,15 +72,21 @@ int weft_broadcast_destroy(struct weft_broadcast *b)
 	return 0;
 }
 
-/* Wake every waiter; the caller holds the lock on entry, not on return. */
-static void unlock_wake_all(struct weft_broadcast *b)
+/* Wake every waiter linked before `tail` reached `bound` (each entry is
+ * linked with the tail it waits past; the list is FIFO, so they are the
+ * head's run). The caller holds the lock on entry, not on return. Only
+ * those: a receiver woken in one batch can take what is new and link
+ * again before the next batch, and waking it again kept a send going as
+ * long as receivers kept re-polling (found by a review: one send, 17
+ * receivers, 100,000 wakes). */
+static void unlock_wake_all(struct weft_broadcast *b, uint64_t bound)
 {
 	struct weft__wakes wk;
 	wk.n = 0;
 	for (;;) {
-		while (!weft__wakes_full(&wk) && weft__waitq_grant_head(&b->q, WQ_GRANT_WAKE, &wk))
-			;
-		bool more = !weft__waitq_empty(&b->q);
+		while (!weft__wakes_full(&wk) && b->q.head && b->q.head->_arg < bound)
+			weft__waitq_grant_head(&b->q, WQ_GRANT_WAKE, &wk);
+		bool more = b->q.head && b->q.head->_arg < bound;
 		weft__slock_unlock(&b->lock);
 		weft__wakes_run(&wk);
 		if (!more)
@@ -100,7 +106,7 @@ int weft_broadcast_send(struct weft_broadcast *b, const void *item)
 	}
 	memcpy(b->buf + (size_t)(b->tail % b->cap) * b->item_size, item, b->item_size);
 	b->tail++;
-	unlock_wake_all(b);
+	unlock_wake_all(b, b->tail);
 	return 0;
 }
 
@@ -110,7 +116,7 @@ int weft_broadcast_close(struct weft_broadcast *b)
 		return -EINVAL;
 	weft__slock_lock(&b->lock);
 	b->closed = true;
-	unlock_wake_all(b);
+	unlock_wake_all(b, UINT64_MAX); /* nobody links once closed */
 	return 0;
 }
 
@@ -180,7 +186,7 @@ int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 		weft__slock_unlock(&b->lock);
 		return rc;
 	}
-	weft__waitq_link(&b->q, w, weft_cx_waker(cx), 0);
+	weft__waitq_link(&b->q, w, weft_cx_waker(cx), b->tail);
 pending:
 	weft__slock_unlock(&b->lock);
 	weft_budget_refund(cx);

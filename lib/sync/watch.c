@@ -66,14 +66,21 @@ int weft_watch_destroy(struct weft_watch *wt)
 	return 0;
 }
 
-static void unlock_wake_all(struct weft_watch *wt)
+/* Wake every waiter linked before `version` reached `bound` (each entry is
+ * linked with the version it waits past; the list is FIFO, so they are the
+ * head's run). The caller holds the lock on entry, not on return. Only
+ * those: a receiver woken in one batch can take what is new and link
+ * again before the next batch, and waking it again kept a send going as
+ * long as receivers kept re-polling (found by a review: one send, 17
+ * receivers, 100,000 wakes). */
+static void unlock_wake_all(struct weft_watch *wt, uint64_t bound)
 {
 	struct weft__wakes wk;
 	wk.n = 0;
 	for (;;) {
-		while (!weft__wakes_full(&wk) && weft__waitq_grant_head(&wt->q, WQ_GRANT_WAKE, &wk))
-			;
-		bool more = !weft__waitq_empty(&wt->q);
+		while (!weft__wakes_full(&wk) && wt->q.head && wt->q.head->_arg < bound)
+			weft__waitq_grant_head(&wt->q, WQ_GRANT_WAKE, &wk);
+		bool more = wt->q.head && wt->q.head->_arg < bound;
 		weft__slock_unlock(&wt->lock);
 		weft__wakes_run(&wk);
 		if (!more)
@@ -93,7 +100,7 @@ int weft_watch_send(struct weft_watch *wt, const void *item)
 	}
 	memcpy(wt->val, item, wt->item_size);
 	wt->version++;
-	unlock_wake_all(wt);
+	unlock_wake_all(wt, wt->version);
 	return 0;
 }
 
@@ -103,7 +110,7 @@ int weft_watch_close(struct weft_watch *wt)
 		return -EINVAL;
 	weft__slock_lock(&wt->lock);
 	wt->closed = true;
-	unlock_wake_all(wt);
+	unlock_wake_all(wt, UINT64_MAX); /* nobody links once closed */
 	return 0;
 }
 
@@ -173,7 +180,7 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		weft__slock_unlock(&wt->lock);
 		return rc;
 	}
-	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), 0);
+	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), wt->version);
 pending:
 	weft__slock_unlock(&wt->lock);
 	weft_budget_refund(cx);

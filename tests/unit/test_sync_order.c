@@ -23,6 +23,8 @@
  * once that waiter has left the cond to queue for the mutex; destroy waits
  * for such a waiter; a waiter that times out while queued for the mutex
  * was signalled and keeps its place.
+ * Broadcast and watch - one send wakes each waiter once, even when woken
+ * receivers take the item and wait again while the send still runs.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -353,4 +355,106 @@ Test(cond_order, timed_out_while_queued_for_the_mutex_keeps_its_place, .timeout 
 	cr_assert_eq(atomic_load(&l_order), 2);
 	cr_assert_eq(weft_cond_destroy(tc), 0);
 	cr_assert_eq(weft_mutex_destroy(tm), 0);
+}
+
+/* ------------------------------------------------- broadcast and watch */
+
+/* Receivers whose wake takes what is new and waits again at once, as a
+ * task on another worker may while the send is still waking the others. */
+enum { NRX = 40 };
+struct brx {
+	struct hand_cx c;
+	struct weft_wait w;
+	struct weft_broadcast_rx *rx;
+	struct weft_watch_rx *wrx;
+	uint64_t v;
+	int got;
+};
+static struct brx brx[NRX];
+static long total_wakes;
+
+static void brx_rewait(struct hand_cx *c)
+{
+	struct brx *r = (struct brx *)c;
+	total_wakes++;
+	if (total_wakes > 100 * NRX)
+		return; /* runaway: the assertions below report it */
+	r->c.budget = 128;
+	if (r->rx) {
+		if (weft_broadcast_recv_poll(r->rx, &r->w, &r->c.cx, &r->v, NULL) == 0)
+			r->got++;
+		cr_assert_eq(weft_broadcast_recv_poll(r->rx, &r->w, &r->c.cx, &r->v, NULL),
+			     WEFT_PENDING);
+	} else {
+		if (weft_watch_changed_poll(r->wrx, &r->w, &r->c.cx) == 0)
+			r->got++;
+		cr_assert_eq(weft_watch_changed_poll(r->wrx, &r->w, &r->c.cx), WEFT_PENDING);
+	}
+}
+
+Test(broadcast_order, one_send_wakes_each_waiter_once)
+{
+	struct weft_broadcast *b;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b), 0);
+	total_wakes = 0;
+	for (int i = 0; i < NRX; i++) {
+		memset(&brx[i], 0, sizeof(brx[i]));
+		hc_init(&brx[i].c);
+		brx[i].c.on_wake = brx_rewait;
+		brx[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_broadcast_subscribe(b, &brx[i].rx), 0);
+		cr_assert_eq(weft_broadcast_recv_poll(brx[i].rx, &brx[i].w, &brx[i].c.cx, &brx[i].v,
+						      NULL), WEFT_PENDING);
+	}
+	uint64_t x = 42;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(total_wakes, NRX, "one send made %ld wakes for %d waiters", total_wakes, NRX);
+	for (int i = 0; i < NRX; i++) {
+		cr_assert_eq(brx[i].got, 1);
+		cr_assert_eq(brx[i].v, 42);
+	}
+	/* They all wait again: the next send wakes each once more. */
+	x = 43;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(total_wakes, 2 * NRX);
+	for (int i = 0; i < NRX; i++)
+		brx[i].c.on_wake = NULL;
+	cr_assert_eq(weft_broadcast_close(b), 0);
+	for (int i = 0; i < NRX; i++) {
+		cr_assert_eq(atomic_load(&brx[i].c.woke), 3, "close woke receiver %d", i);
+		weft_wait_cancel(&brx[i].w);
+		cr_assert_eq(weft_broadcast_rx_drop(brx[i].rx), 0);
+	}
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+}
+
+Test(watch_order, one_send_wakes_each_waiter_once)
+{
+	struct weft_watch *wt;
+	uint64_t x = 1;
+	cr_assert_eq(weft_watch_create(sizeof(uint64_t), &x, &wt), 0);
+	total_wakes = 0;
+	for (int i = 0; i < NRX; i++) {
+		memset(&brx[i], 0, sizeof(brx[i]));
+		hc_init(&brx[i].c);
+		brx[i].c.on_wake = brx_rewait;
+		brx[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_watch_subscribe(wt, &brx[i].wrx), 0);
+		cr_assert_eq(weft_watch_changed_poll(brx[i].wrx, &brx[i].w, &brx[i].c.cx),
+			     WEFT_PENDING);
+	}
+	x = 2;
+	cr_assert_eq(weft_watch_send(wt, &x), 0);
+	cr_assert_eq(total_wakes, NRX, "one send made %ld wakes for %d waiters", total_wakes, NRX);
+	for (int i = 0; i < NRX; i++)
+		cr_assert_eq(brx[i].got, 1);
+	for (int i = 0; i < NRX; i++)
+		brx[i].c.on_wake = NULL;
+	cr_assert_eq(weft_watch_close(wt), 0);
+	for (int i = 0; i < NRX; i++) {
+		cr_assert_eq(atomic_load(&brx[i].c.woke), 2, "close woke receiver %d", i);
+		weft_wait_cancel(&brx[i].w);
+		cr_assert_eq(weft_watch_rx_drop(brx[i].wrx), 0);
+	}
+	cr_assert_eq(weft_watch_destroy(wt), 0);
 }
