@@ -465,19 +465,49 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 
 void weft__io_shutdown(struct weft_runtime *rt)
 {
-	/* No worker is left: release the wakers (task references) that live
-	 * registrations hold, and make further operations fail. The structs
-	 * stay valid until closed, or until destroy frees them. */
+	/* No worker is left: make further operations fail (-ESHUTDOWN) and
+	 * wake the waiters, so a thread blocked in weft_read outside the
+	 * runtime returns (its waker used to be dropped, and it slept on for
+	 * good: found by a review). A task's waker goes through the runtime's
+	 * after-shutdown path. The structs stay valid until closed, or until
+	 * destroy frees them.
+	 * Wakers run with no lock held (a task's drop may close a
+	 * registration, which takes retired_lock), so the list is walked in
+	 * passes, each collecting up to `cap` wakers (room for all of them if
+	 * that can be allocated); a waiter that polls after the mark sees
+	 * RD_SHUTDOWN and stores nothing, so the passes end. */
+	enum { WAKE_PASS = 64 };
 	struct weft__driver *d = &rt->driver;
+	weft_waker small[WAKE_PASS], *wk = small, *big = NULL;
+	size_t cap = WAKE_PASS, nregs = 0;
 	pthread_mutex_lock(&d->retired_lock);
-	for (struct weft_io *io = d->regs; io; io = io->reg_next) {
-		set_bits(io, RD_SHUTDOWN);
-		pthread_mutex_lock(&io->lock);
-		weft_waker_drop(&io->rwaker);
-		weft_waker_drop(&io->wwaker);
-		pthread_mutex_unlock(&io->lock);
-	}
+	for (struct weft_io *io = d->regs; io; io = io->reg_next)
+		nregs++;
 	pthread_mutex_unlock(&d->retired_lock);
+	if (nregs > WAKE_PASS / 2 && (big = weft__malloc(2 * nregs * sizeof(*big)))) {
+		wk = big;
+		cap = 2 * nregs;
+	}
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&d->retired_lock);
+		for (struct weft_io *io = d->regs; io && n + 2 <= cap; io = io->reg_next) {
+			set_bits(io, RD_SHUTDOWN);
+			pthread_mutex_lock(&io->lock);
+			if (io->rwaker.vtable)
+				wk[n++] = io->rwaker;
+			if (io->wwaker.vtable)
+				wk[n++] = io->wwaker;
+			io->rwaker = io->wwaker = (weft_waker){ 0 };
+			pthread_mutex_unlock(&io->lock);
+		}
+		pthread_mutex_unlock(&d->retired_lock);
+		for (size_t i = 0; i < n; i++)
+			weft_waker_wake(&wk[i]);
+		if (n == 0)
+			break;
+	}
+	weft__free(big);
 	weft__io_free_retired(rt);
 }
 
@@ -863,6 +893,7 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 {
 	if (!listener || !out)
 		return -EINVAL;
+	struct weft_runtime *rt = listener->rt; /* not after the unref: a close may free it */
 	io_ref(listener);
 	int fd = accept_once(listener, addr, addrlen);
 	io_unref(listener);
@@ -870,7 +901,7 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 		return fd;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	int rc = weft_io_register(listener->rt, fd, out);
+	int rc = weft_io_register(rt, fd, out);
 	if (rc)
 		close(fd);
 	return rc;

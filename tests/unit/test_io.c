@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -281,6 +282,42 @@ static void *register_then_connect(void *arg)
 	long rc = weft_read(c, &ch, 1) == 1 && ch == 'q' ? 0 : -5;
 	weft_io_close(c);
 	return (void *)rc;
+}
+
+/* A thread outside the runtime blocked in weft_read when the runtime shuts
+ * down returns -ESHUTDOWN (io.h). Shutdown used to drop its waker instead
+ * of waking it: it slept on for good, close could not reach it either. */
+struct blocked_reader { struct weft_io *io; atomic_int done; ssize_t res; };
+
+static void *blocked_read(void *arg)
+{
+	struct blocked_reader *b = arg;
+	char c;
+	b->res = weft_read(b->io, &c, 1);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+Test(io, shutdown_wakes_a_thread_blocked_in_read, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct blocked_reader b = { .res = 99 };
+	cr_assert_eq(weft_io_register(rt, p[0], &b.io), 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, blocked_read, &b), 0);
+	wt_sleep_ms(100);
+	cr_assert_eq(atomic_load(&b.done), 0, "the read did not wait");
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	for (int i = 0; i < 2000 && !atomic_load(&b.done); i++)
+		wt_sleep_ms(1);
+	cr_assert_eq(atomic_load(&b.done), 1, "the reader still sleeps 2 s after shutdown");
+	pthread_join(th, NULL);
+	cr_assert_eq(b.res, -ESHUTDOWN, "read returned %zd", b.res);
+	cr_assert_eq(weft_io_close(b.io), 0);
+	close(p[1]);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
 Test(io, stale_hup_does_not_starve_the_worker, .timeout = WT_TMO(20))
