@@ -284,6 +284,15 @@ void weft__blocking_metrics(struct weft_runtime *rt, struct weft_metrics *m)
 
 /* --------------------------------------------------------------- spares */
 
+/* Now + keep-alive, saturated: a keep-alive of WEFT_FOREVER wrapped into
+ * the past, and each idle spare left at once (a thread per
+ * block_in_place instead of none: found by a review). */
+static uint64_t keep_alive_deadline(const struct weft__blocking *b)
+{
+	uint64_t now = weft__now_ns();
+	return b->keep_alive_ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + b->keep_alive_ns;
+}
+
 static void spare_unlist_locked(struct weft__blocking *b, struct weft__worker *w)
 {
 	for (struct weft__worker **pp = &b->spares; *pp; pp = &(*pp)->next_spare) {
@@ -307,7 +316,7 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 		w->listed = true;
 	}
 	pthread_mutex_unlock(&b->lock);
-	uint64_t deadline = weft__now_ns() + b->keep_alive_ns;
+	uint64_t deadline = keep_alive_deadline(b);
 	for (;;) {
 		/* acquire: pairs with the caller's release store, so the core's
 		 * state as it left it is ours. */
@@ -324,7 +333,7 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 		 * us off the stack and is about to assign (or has assigned). */
 		if (!down && (!w->listed || atomic_load_explicit(&w->assign, memory_order_relaxed))) {
 			pthread_mutex_unlock(&b->lock);
-			deadline = weft__now_ns() + b->keep_alive_ns;
+			deadline = keep_alive_deadline(b);
 			continue;
 		}
 		if (w->listed)

@@ -71,11 +71,30 @@ int weft_sleep_ns(uint64_t ns)
 	return weft_sleep_until(ns > UINT64_MAX - now ? UINT64_MAX - 1 : now + ns);
 }
 
+/* a + b, at most UINT64_MAX - 1 (as weft_sleep_ns): a period near
+ * WEFT_FOREVER means "never", not a deadline wrapped into the past (that
+ * ticked back to back: found by a review). */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+	return b > UINT64_MAX - 1 - a ? UINT64_MAX - 1 : a + b;
+}
+
+/* The deadline after the one that just passed; missed ticks are skipped,
+ * not burst. */
+static uint64_t next_tick(const struct weft_interval *iv)
+{
+	uint64_t now = weft__now_ns(), next = add_sat(iv->next_ns, iv->period_ns);
+	if (next <= now)
+		next = now + iv->period_ns - (now - next) % iv->period_ns;
+	return next;
+}
+
 int weft_interval_init(struct weft_interval *iv, uint64_t period_ns)
 {
 	if (!iv || !period_ns)
 		return -EINVAL;
-	*iv = (struct weft_interval){ .next_ns = weft__now_ns() + period_ns, .period_ns = period_ns };
+	*iv = (struct weft_interval){ .next_ns = add_sat(weft__now_ns(), period_ns),
+				      .period_ns = period_ns };
 	return 0;
 }
 
@@ -83,10 +102,7 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 {
 	if (weft_timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING)
 		return WEFT_PENDING;
-	uint64_t now = weft__now_ns();
-	iv->next_ns += iv->period_ns;
-	if (iv->next_ns <= now) /* missed ticks: skip, do not burst */
-		iv->next_ns = now + iv->period_ns - (now - iv->next_ns) % iv->period_ns;
+	iv->next_ns = next_tick(iv);
 	return WEFT_READY;
 }
 
@@ -97,10 +113,7 @@ int weft_interval_tick(struct weft_interval *iv)
 	int rc = weft_sleep_until(iv->next_ns);
 	if (rc)
 		return rc;
-	uint64_t now = weft__now_ns();
-	iv->next_ns += iv->period_ns;
-	if (iv->next_ns <= now)
-		iv->next_ns = now + iv->period_ns - (now - iv->next_ns) % iv->period_ns;
+	iv->next_ns = next_tick(iv);
 	return 0;
 }
 

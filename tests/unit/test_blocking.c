@@ -275,6 +275,41 @@ Test(block_in_place, spare_threads_are_reused, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* blocking_keep_alive_ns = WEFT_FOREVER: an idle spare stays. Its deadline
+ * (now + keep-alive) used to wrap into the past, every idle spare left at
+ * once, and each of these calls started a thread of its own (20 of 20). */
+static void *short_fn(void *arg)
+{
+	wt_sleep_ms(2);
+	return arg;
+}
+
+static void *bip_twenty(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		cr_assert_eq(weft_block_in_place(short_fn, NULL, NULL), 0);
+		cr_assert_eq(weft_sleep_ns(5 * 1000000ull), 0);
+	}
+	return NULL;
+}
+
+Test(block_in_place, keep_alive_forever_keeps_the_spare, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .blocking_keep_alive_ns = WEFT_FOREVER);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, bip_twenty, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_leq(m->block_in_place_threads_started, 2, "%llu spare threads for 20 calls",
+		      (unsigned long long)m->block_in_place_threads_started);
+	cr_assert_geq(m->block_in_place_threads, 1, "the idle spare left");
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
 static atomic_int g_in_fn, g_max_in_fn;
 
 static void *slow_fn(void *arg)

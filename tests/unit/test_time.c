@@ -447,6 +447,38 @@ Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* An interval whose period is "never" (WEFT_FOREVER, or anything that
+ * would carry now + period past 2^64) does not tick: the first deadline
+ * used to wrap into the past and the interval ticked back to back
+ * (2.8 million ticks in 200 ms in a review's program). */
+static atomic_long g_iv_ticks;
+
+static void *interval_ticker(void *arg)
+{
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, (uint64_t)(uintptr_t)arg), 0);
+	while (weft_interval_tick(&iv) == 0)
+		atomic_fetch_add(&g_iv_ticks, 1);
+	return NULL;
+}
+
+Test(timers, interval_of_forever_never_ticks, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	uint64_t periods[] = { WEFT_FOREVER, UINT64_MAX / 2 + 1 };
+	for (int k = 0; k < 2; k++) {
+		atomic_store(&g_iv_ticks, 0);
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, interval_ticker, (void *)(uintptr_t)periods[k], &t), 0);
+		wt_sleep_ms(100);
+		cr_assert_eq(atomic_load(&g_iv_ticks), 0, "period %llu: %ld ticks in 100 ms",
+			     (unsigned long long)periods[k], atomic_load(&g_iv_ticks));
+		cr_assert_eq(weft_abort(t), 0);
+		cr_assert_eq(weft_join(t, NULL), -EINTR);
+	}
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------ channel timeouts */
 
 static struct weft_chan *g_ch;
