@@ -1286,12 +1286,26 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 			o->drop(arg);
 		return -EINVAL;
 	}
+	/* Before the stack pools: in a forked child a pool's lock may be held
+	 * by a thread the child does not have (a spawn hung there, 4 forks in
+	 * 40 in a review's program), and the spawn would be refused anyway. */
+	if (WEFT__FORKED(rt)) {
+		if (o->drop)
+			o->drop(arg);
+		return -ECHILD;
+	}
 	/* The stack now, so a fiber that cannot have one is refused here
 	 * rather than failing unseen later. */
 	struct weft__stack_pool *pool = pool_for(rt, o->stack_size);
 	struct weft__stack *stack = NULL;
 	bool lazy = false;
-	int rc = pool ? stack_take(rt, pool, &stack, &lazy) : -ENOMEM;
+	int rc;
+	if (pool) {
+		rc = stack_take(rt, pool, &stack, &lazy);
+	} else { /* no memory for the size's pool: a stack failure too */
+		atomic_fetch_add_explicit(&rt->stacks.failures, 1, memory_order_relaxed);
+		rc = -ENOMEM;
+	}
 	if (rc) {
 		if (o->drop)
 			o->drop(arg);

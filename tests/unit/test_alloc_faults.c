@@ -132,6 +132,19 @@ static int op_spawn_fiber(void *arg)
 	return rc;
 }
 
+static int op_spawn_fiber_256k(void *arg)
+{
+	struct weft_task *t;
+	WEFT_OPTS(weft_spawn_opts, so, .stack_size = 256 * 1024);
+	int rc = weft_spawn_with(g_rt, fiber_fn, (void *)2, &so, &t);
+	if (rc == 0) {
+		void *r;
+		cr_assert_eq(weft_join(t, &r), 0);
+		cr_assert_eq((long)r, 2);
+	}
+	return rc;
+}
+
 static int op_spawn_blocking(void *arg)
 {
 	struct weft_task *t;
@@ -229,6 +242,27 @@ Test(alloc_faults, every_allocation_of_every_operation, .timeout = WT_TMO(60))
 	cr_assert_eq(weft_runtime_create(&o, &g_rt), 0);
 	usleep(2000);
 	cr_assert_geq(fail_each(op_spawn_fiber, NULL, "weft_spawn (fiber)"), 1);
+	{
+		/* A stack size whose pool does not exist yet: the pool's own
+		 * allocation failing is a stack failure too, and is counted
+		 * (it was not: found by a review). */
+		struct weft_metrics *m;
+		cr_assert_eq(weft_runtime_metrics(g_rt, &m), 0);
+		uint64_t before = m->fiber_stack_alloc_failures;
+		weft_metrics_free(m);
+		WEFT_OPTS(weft_spawn_opts, so, .stack_size = 256 * 1024);
+		arm(1);
+		int rc = weft_spawn_with(g_rt, fiber_fn, (void *)1, &so, NULL);
+		disarm();
+		cr_assert_eq(rc, -ENOMEM);
+		cr_assert_eq(weft_runtime_metrics(g_rt, &m), 0);
+		cr_assert_eq(m->fiber_stack_alloc_failures, before + 1,
+			     "stack failures %llu -> %llu", (unsigned long long)before,
+			     (unsigned long long)m->fiber_stack_alloc_failures);
+		weft_metrics_free(m);
+		/* and the size works once memory is there */
+		cr_assert_geq(fail_each(op_spawn_fiber_256k, NULL, "weft_spawn_with (256 KiB)"), 1);
+	}
 	cr_assert_geq(fail_each(op_spawn_blocking, NULL, "weft_spawn_blocking"), 1);
 	cr_assert_geq(fail_each(op_chan, NULL, "weft_chan_create"), 2);
 	cr_assert_geq(fail_each(op_sync_misc, NULL, "mutex/sem/notify/waitgroup/oneshot"), 5);
