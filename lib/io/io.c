@@ -24,6 +24,8 @@
  * freed only when a later driver pass begins (the driver lock is held
  * across each epoll_wait + dispatch), so no event still in hand can point
  * at freed memory. Retired entries left at destroy are freed then.
+ * weft_io_close leaves the fd's close(2) to the last reference (io_unref),
+ * so a call in progress never reaches a file that reused the number.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +62,7 @@ struct weft_io {
 	bool uring_more;
 	struct weft_io *arm_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
+	bool close_fd;                  /* weft_io_close: the last reference closes fd */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
 	pthread_mutex_t lock;
@@ -222,7 +225,7 @@ static bool shut_down(struct weft_runtime *rt)
 	return atomic_load_explicit(&rt->closed, memory_order_seq_cst);
 }
 
-static void io_unref(struct weft_io *io);
+static int io_unref(struct weft_io *io);
 static void io_ref(struct weft_io *io);
 
 #define WANTED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
@@ -533,21 +536,31 @@ void weft__io_fini(struct weft_runtime *rt)
 static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1, memory_order_relaxed); }
 
 /* The last reference retires the registration: it is freed at the next
- * driver pass, when no epoll event in hand can still point at it. */
-static void io_unref(struct weft_io *io)
+ * driver pass, when no epoll event in hand can still point at it. After
+ * weft_io_close it also closes the fd, and returns close's result (else
+ * 0): a call in progress holds a reference from before its CLOSED check
+ * until after its last use of the fd, so no call reads or writes a file
+ * that took over the number (a close at once let an in-flight read get
+ * another file's bytes: found by a review). */
+static int io_unref(struct weft_io *io)
 {
 	/* acq_rel: the freeing side sees every use by the others. */
 	if (atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel) != 1)
-		return;
+		return 0;
+	int rc = io->close_fd && close(io->fd) ? -errno : 0;
 	struct weft__driver *d = &io->rt->driver;
 	pthread_mutex_lock(&d->retired_lock);
 	io->retired_next = d->retired;
 	d->retired = io;
 	atomic_store_explicit(&d->retired_any, true, memory_order_relaxed);
 	pthread_mutex_unlock(&d->retired_lock);
+	return rc;
 }
 
-static int detach(struct weft_io *io)
+/* Out of the driver and the live list; wakes every waiter (-EBADF). With
+ * close_fd the fd is closed by the last reference (io_unref): returns
+ * close's result if that was ours, else 0. Without, returns the fd. */
+static int detach(struct weft_io *io, bool close_fd)
 {
 	if (!io)
 		return -EINVAL;
@@ -565,19 +578,14 @@ static int detach(struct weft_io *io)
 	if (io->reg_next)
 		io->reg_next->reg_prev = io->reg_prev;
 	pthread_mutex_unlock(&d->retired_lock);
-	io_unref(io); /* the owner's reference; blocking calls in progress keep theirs */
-	return fd;
+	io->close_fd = close_fd; /* before the release in io_unref */
+	/* the owner's reference; blocking calls in progress keep theirs */
+	int rc = io_unref(io);
+	return close_fd ? rc : fd;
 }
 
-int weft_io_close(struct weft_io *io)
-{
-	int fd = detach(io);
-	if (fd < 0)
-		return fd;
-	return close(fd) ? -errno : 0;
-}
-
-int weft_io_deregister(struct weft_io *io) { return detach(io); }
+int weft_io_close(struct weft_io *io) { return detach(io, true); }
+int weft_io_deregister(struct weft_io *io) { return detach(io, false); }
 int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }
 
 /* ------------------------------------------------------------- poll form */

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,12 +27,21 @@
 
 /* read(2) on the fd under watch that returned EAGAIN. */
 static atomic_int watch_fd = -1, watch_eagain;
+/* A read(2) of stall_fd stops once, before the call, until resumed: a
+ * thread preempted between weft_read's checks and its system call. */
+static atomic_int stall_fd = -1, stalled, stall_resume;
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void *buf, size_t n)
 {
 	static ssize_t (*real)(int, void *, size_t);
 	if (!real)
 		real = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+	int expect = fd;
+	if (fd >= 0 && atomic_compare_exchange_strong(&stall_fd, &expect, -1)) {
+		atomic_store(&stalled, 1);
+		while (!atomic_load(&stall_resume))
+			usleep(100);
+	}
 	ssize_t r = real(fd, buf, n);
 	if (r < 0 && errno == EAGAIN && fd == atomic_load_explicit(&watch_fd, memory_order_relaxed))
 		atomic_fetch_add(&watch_eagain, 1);
@@ -318,6 +328,65 @@ Test(io, shutdown_wakes_a_thread_blocked_in_read, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_io_close(b.io), 0);
 	close(p[1]);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/* weft_io_close while a weft_read on another thread is past its checks
+ * and about to read(2): the fd stays open until that call is done, so the
+ * call cannot read a file that took the number over. close(2) at once
+ * let a new pipe get the number and the in-flight read return its bytes
+ * (6 of 6 runs in a review's program). */
+static struct weft_io *g_reuse_io;
+static char g_reuse_buf[64];
+static atomic_long g_reuse_res;
+static atomic_int g_reuse_done;
+
+static void *reuse_reader(void *arg)
+{
+	(void)arg;
+	atomic_store(&g_reuse_res, weft_read(g_reuse_io, g_reuse_buf, sizeof(g_reuse_buf) - 1));
+	atomic_store(&g_reuse_done, 1);
+	return NULL;
+}
+
+Test(io, close_during_a_read_never_reaches_a_reused_fd, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(weft_io_register(rt, p[0], &g_reuse_io), 0);
+	cr_assert_eq(write(p[1], "old", 3), 3);
+	int oldfd = p[0];
+	atomic_store(&stall_fd, oldfd);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, reuse_reader, NULL), 0);
+	while (!atomic_load(&stalled))
+		usleep(100);
+	cr_assert_eq(weft_io_close(g_reuse_io), 0);
+	close(p[1]);
+	cr_assert_neq(fcntl(oldfd, F_GETFD), -1, "fd closed under a read in progress");
+	int q[2];
+	cr_assert_eq(pipe(q), 0); /* a file opened meanwhile */
+	cr_assert_neq(q[0], oldfd);
+	cr_assert_neq(q[1], oldfd);
+	cr_assert_eq(write(q[1], "SECRET", 6), 6);
+	atomic_store(&stall_resume, 1);
+	pthread_join(th, NULL);
+	long res = atomic_load(&g_reuse_res);
+	cr_assert_eq(res, 3, "the read returned %ld (\"%.*s\")", res, res > 0 ? (int)res : 0,
+		     g_reuse_buf);
+	cr_assert_eq(memcmp(g_reuse_buf, "old", 3), 0);
+	/* the last reference closes the fd: the read's (epoll), or the
+	 * io_uring poll's once its cancel completes at a driver pass */
+	int gone = 0;
+	for (int i = 0; i < 2000 && !gone; i++) {
+		gone = fcntl(oldfd, F_GETFD) == -1 && errno == EBADF;
+		if (!gone)
+			wt_sleep_ms(1);
+	}
+	cr_assert(gone, "the fd stayed open after the last call on it");
+	close(q[0]);
+	close(q[1]);
+	wt_rt_destroy(rt);
 }
 
 Test(io, stale_hup_does_not_starve_the_worker, .timeout = WT_TMO(20))

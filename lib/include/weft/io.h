@@ -47,9 +47,17 @@ struct weft_io;
  * the file while it is registered: end a registration with weft_io_close
  * or weft_io_deregister, not close(2) alone, or the file stays open. */
 WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out);
-/* Deregister and close the fd; wakes every waiter with -EBADF. */
+/* Deregister and close the fd; wakes every waiter with -EBADF. A call on
+ * the registration still in progress on another thread (past its checks,
+ * in its read or write) keeps the fd open until it returns, and the fd is
+ * closed then: no call ever reaches a file that took over the number.
+ * Returns 0, or close(2)'s error when the fd was closed within this call.
+ * (Under io_uring the close waits for the kernel's poll to end, at the
+ * next driver pass.) */
 WEFT_API int weft_io_close(struct weft_io *io);
-/* Deregister without closing; returns the fd (>= 0) for the caller to keep. */
+/* Deregister without closing; returns the fd (>= 0) for the caller to keep.
+ * Calls on the registration still in progress on other threads may use the
+ * fd until they return: close it only after they have. */
 WEFT_API int weft_io_deregister(struct weft_io *io);
 WEFT_API int weft_io_fd(const struct weft_io *io);
 
