@@ -44,6 +44,7 @@
 #include <weft/io.h>
 
 #include "runtime.h"
+#include "waitlist.h"
 
 #define RD_BITS 0xffull
 #define RD_TICK_ONE 0x100ull
@@ -66,7 +67,14 @@ struct weft_io {
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
 	pthread_mutex_t lock;
-	weft_waker rwaker, wwaker;
+	weft_waker rwaker, wwaker;      /* the poll form's: the last poller's, per direction */
+	/* The blocking calls' waiters (weft_read, weft_accept, weft_io_wait
+	 * ...), any number of them: entries on their callers' frames, each
+	 * linked with (the readiness tick it saw << 2) | the directions it
+	 * waits for. `blocked` counts them, for the driver's fast path. */
+	struct weft__slock wlock;
+	struct weft__waitq waiters;
+	_Atomic unsigned blocked;
 	struct weft_io *retired_next;
 	struct weft_io *reg_prev, *reg_next;  /* live registrations, under regs_lock */
 };
@@ -138,15 +146,16 @@ static unsigned epoll_to_bits(uint32_t ev)
 
 /* OR `bits` into the readiness word and bump the tick; the bits in `state`
  * are replaced (cleared unless in `bits`) instead. */
-static void update_bits(struct weft_io *io, unsigned bits, unsigned state)
+static uint64_t update_bits(struct weft_io *io, unsigned bits, unsigned state)
 {
-	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
-	/* release: a waiter that sees the bits sees what the driver saw. */
-	while (!atomic_compare_exchange_weak_explicit(
-		&io->readiness, &r,
-		((r & ~RD_BITS) + RD_TICK_ONE) | (r & RD_BITS & ~(uint64_t)state) | bits,
-		memory_order_acq_rel, memory_order_relaxed))
-		;
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed), n;
+	/* release: a waiter that sees the bits sees what the driver saw;
+	 * seq_cst: against the blocking waiters (wake_waiters). */
+	do
+		n = ((r & ~RD_BITS) + RD_TICK_ONE) | (r & RD_BITS & ~(uint64_t)state) | bits;
+	while (!atomic_compare_exchange_weak_explicit(&io->readiness, &r, n, memory_order_seq_cst,
+						      memory_order_relaxed));
+	return n;
 }
 
 static void set_bits(struct weft_io *io, unsigned bits) { update_bits(io, bits, 0); }
@@ -155,7 +164,46 @@ static void set_bits(struct weft_io *io, unsigned bits) { update_bits(io, bits, 
 #define WAKES_READERS (WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN)
 #define WAKES_WRITERS (WEFT_IO_WRITABLE | RD_WRHUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN)
 
-static void wake_dir(struct weft_io *io, unsigned bits)
+/*
+ * Wake the blocking waiters that bits concern and that linked having seen
+ * a tick below `bound` (the event's own tick after its update: a waiter
+ * woken in one batch that finds nothing and links again is not woken
+ * again by the same event, which would otherwise go on as long as it kept
+ * re-linking). Lost wakeups: the event's update (seq_cst RMW) then its
+ * seq_cst load of `blocked`, against the waiter's seq_cst increment (under
+ * wlock, after linking) then its seq_cst load of the readiness: either the
+ * event sees the waiter, or the waiter sees the event's bits.
+ */
+static void wake_waiters(struct weft_io *io, unsigned bits, uint64_t bound)
+{
+	unsigned dirs = (bits & WAKES_READERS ? WEFT_IO_READABLE : 0) |
+			(bits & WAKES_WRITERS ? WEFT_IO_WRITABLE : 0);
+	if (!dirs || !atomic_load_explicit(&io->blocked, memory_order_seq_cst))
+		return;
+	struct weft__wakes wk;
+	wk.n = 0;
+	for (bool more = true; more;) {
+		more = false;
+		weft__slock_lock(&io->wlock);
+		struct weft_wait *e = io->waiters.head;
+		while (e) {
+			struct weft_wait *next = e->_next;
+			if ((e->_arg & dirs) && (e->_arg >> 2) < bound) {
+				if (weft__wakes_full(&wk)) {
+					more = true;
+					break;
+				}
+				weft__waitq_grant_entry(&io->waiters, e, WQ_GRANT_WAKE, &wk);
+				atomic_fetch_sub_explicit(&io->blocked, 1, memory_order_relaxed);
+			}
+			e = next;
+		}
+		weft__slock_unlock(&io->wlock);
+		weft__wakes_run(&wk);
+	}
+}
+
+static void wake_dir_bound(struct weft_io *io, unsigned bits, uint64_t bound)
 {
 	weft_waker r = { 0 }, w = { 0 };
 	pthread_mutex_lock(&io->lock);
@@ -170,7 +218,11 @@ static void wake_dir(struct weft_io *io, unsigned bits)
 	pthread_mutex_unlock(&io->lock);
 	weft_waker_wake(&r);
 	weft_waker_wake(&w);
+	wake_waiters(io, bits, bound);
 }
+
+/* For states every waiter returns on (close, shutdown, error): all. */
+static void wake_dir(struct weft_io *io, unsigned bits) { wake_dir_bound(io, bits, UINT64_MAX); }
 
 static void poll_ended(struct weft_io *io, uint32_t how);
 
@@ -191,8 +243,8 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
 	if ((events & EPOLLPRI) && !atomic_load_explicit(&io->urgent, memory_order_relaxed))
 		atomic_store_explicit(&io->urgent, true, memory_order_relaxed); /* before the bits */
-	update_bits(io, bits, RD_STATE);
-	wake_dir(io, bits);
+	uint64_t r = update_bits(io, bits, RD_STATE);
+	wake_dir_bound(io, bits, r >> 8);
 }
 
 void weft__io_free_retired(struct weft_runtime *rt)
@@ -227,6 +279,8 @@ static bool shut_down(struct weft_runtime *rt)
 
 static int io_unref(struct weft_io *io);
 static void io_ref(struct weft_io *io);
+static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			     struct weft__wakes *wk);
 
 #define WANTED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
@@ -434,6 +488,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	atomic_init(&io->wdeadline, WEFT_FOREVER);
 	atomic_init(&io->refs, 1);
 	pthread_mutex_init(&io->lock, NULL);
+	weft__waitq_init(&io->waiters, &io->wlock, waiter_cancelled);
 	atomic_store_explicit(&rt->driver.io_registered, true, memory_order_relaxed);
 	int e = driver_add(io, have_st ? &st : NULL);
 	if (e) {
@@ -475,39 +530,39 @@ void weft__io_shutdown(struct weft_runtime *rt)
 	 * after-shutdown path. The structs stay valid until closed, or until
 	 * destroy frees them.
 	 * Wakers run with no lock held (a task's drop may close a
-	 * registration, which takes retired_lock), so the list is walked in
-	 * passes, each collecting up to `cap` wakers (room for all of them if
-	 * that can be allocated); a waiter that polls after the mark sees
-	 * RD_SHUTDOWN and stores nothing, so the passes end. */
-	enum { WAKE_PASS = 64 };
+	 * registration, which takes retired_lock): each pass marks up to
+	 * `cap` registrations not yet marked, holding a reference on each,
+	 * and wakes them after the lock (room for all of them if that can be
+	 * allocated). A waiter that polls after the mark sees RD_SHUTDOWN and
+	 * waits no more. */
+	enum { PASS = 32 };
 	struct weft__driver *d = &rt->driver;
-	weft_waker small[WAKE_PASS], *wk = small, *big = NULL;
-	size_t cap = WAKE_PASS, nregs = 0;
+	struct weft_io *small[PASS], **ios = small, **big = NULL;
+	size_t cap = PASS, nregs = 0;
 	pthread_mutex_lock(&d->retired_lock);
 	for (struct weft_io *io = d->regs; io; io = io->reg_next)
 		nregs++;
 	pthread_mutex_unlock(&d->retired_lock);
-	if (nregs > WAKE_PASS / 2 && (big = weft__malloc(2 * nregs * sizeof(*big)))) {
-		wk = big;
-		cap = 2 * nregs;
+	if (nregs > PASS && (big = weft__malloc(nregs * sizeof(*big)))) {
+		ios = big;
+		cap = nregs;
 	}
 	for (;;) {
 		size_t n = 0;
 		pthread_mutex_lock(&d->retired_lock);
-		for (struct weft_io *io = d->regs; io && n + 2 <= cap; io = io->reg_next) {
+		for (struct weft_io *io = d->regs; io && n < cap; io = io->reg_next) {
+			if (atomic_load_explicit(&io->readiness, memory_order_relaxed) & RD_SHUTDOWN)
+				continue;
 			set_bits(io, RD_SHUTDOWN);
-			pthread_mutex_lock(&io->lock);
-			if (io->rwaker.vtable)
-				wk[n++] = io->rwaker;
-			if (io->wwaker.vtable)
-				wk[n++] = io->wwaker;
-			io->rwaker = io->wwaker = (weft_waker){ 0 };
-			pthread_mutex_unlock(&io->lock);
+			io_ref(io); /* listed: the owner's reference is still there */
+			ios[n++] = io;
 		}
 		pthread_mutex_unlock(&d->retired_lock);
-		for (size_t i = 0; i < n; i++)
-			weft_waker_wake(&wk[i]);
-		if (n == 0)
+		for (size_t i = 0; i < n; i++) {
+			wake_dir(ios[i], RD_SHUTDOWN);
+			io_unref(ios[i]);
+		}
+		if (n < cap)
 			break;
 	}
 	weft__free(big);
@@ -654,12 +709,58 @@ struct wait_arg {
 	struct weft_io *io;
 	unsigned interest;
 	struct weft_io_ready ready;
+	struct weft_wait w;
 };
 
+/* weft_wait_cancel of a waiter's entry, under wlock: one less linked (a
+ * granted entry was counted out when it was woken). */
+static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			     struct weft__wakes *wk)
+{
+	(void)arg;
+	(void)wk;
+	if (grant == WQ_GRANT_NONE) {
+		struct weft_io *io = weft__container_of(q, struct weft_io, waiters);
+		atomic_fetch_sub_explicit(&io->blocked, 1, memory_order_relaxed);
+	}
+	return false;
+}
+
+/*
+ * The blocking calls' poll: any number of callers may wait on one
+ * registration and direction (two fibers accepting on one listener); each
+ * waits with its own entry in `waiters` (the poll form's single waker per
+ * direction kept only the last: the first waiter was never woken, not
+ * even by close - found by a review). The entry is left linked when this
+ * returns READY; io_wait_until takes it out.
+ */
 static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 {
 	struct wait_arg *a = arg;
-	return weft_io_poll_ready(a->io, cx, a->interest, &a->ready);
+	struct weft_io *io = a->io;
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	unsigned m = ready_mask(r, a->interest);
+	if (!m) {
+		weft_budget_refund(cx);
+		uint32_t grant;
+		weft__slock_lock(&io->wlock);
+		if (weft__waitq_poll_entry(&io->waiters, &a->w, cx, &grant) != WQ_LINKED) {
+			weft__waitq_link(&io->waiters, &a->w, weft_cx_waker(cx),
+					 ((r >> 8) << 2) | (a->interest & (WEFT_IO_READABLE |
+									   WEFT_IO_WRITABLE)));
+			atomic_fetch_add_explicit(&io->blocked, 1, memory_order_seq_cst);
+		}
+		weft__slock_unlock(&io->wlock);
+		/* re-read: an event between the first read and the link */
+		r = atomic_load_explicit(&io->readiness, memory_order_seq_cst);
+		m = ready_mask(r, a->interest);
+		if (!m)
+			return WEFT_PENDING;
+	}
+	a->ready = (struct weft_io_ready){ .mask = m, .tick = r >> 8 };
+	return WEFT_READY;
 }
 
 static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline);
@@ -746,9 +847,10 @@ static int timed_out(struct weft_io *io, unsigned events)
 /* The caller holds a reference on io. */
 static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline)
 {
-	struct wait_arg a = { .io = io, .interest = events };
+	struct wait_arg a = { .io = io, .interest = events, .w = WEFT_WAIT_INIT };
 	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
-					   : weft__wait_deadline(wait_poll, &a, NULL, deadline);
+					   : weft__wait_deadline(wait_poll, &a, &a.w, deadline);
+	weft_wait_cancel(&a.w); /* still linked (ready at the re-read, timed out) */
 	if (rc == -ETIMEDOUT)
 		return timed_out(io, events);
 	if (rc)

@@ -82,9 +82,12 @@ void weft__waitq_refresh(struct weft_wait *w, const weft_waker *waker)
 struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 					 struct weft__wakes *wk)
 {
-	struct weft_wait *w = q->head;
-	if (!w)
-		return NULL;
+	return q->head ? weft__waitq_grant_entry(q, q->head, grant, wk) : NULL;
+}
+
+struct weft_wait *weft__waitq_grant_entry(struct weft__waitq *q, struct weft_wait *w,
+					  uint32_t grant, struct weft__wakes *wk)
+{
 	if (weft__wakes_full(wk))
 		weft__die("wake batch overflow");
 	unlink_entry(q, w);

@@ -156,6 +156,9 @@ void weft__waitq_refresh(struct weft_wait *w, const weft_waker *waker);
  * Returns the entry (do not touch it after unlock), or NULL if empty. */
 struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 					 struct weft__wakes *wk);
+/* The same for any linked entry `w` of q (not only the head). */
+struct weft_wait *weft__waitq_grant_entry(struct weft__waitq *q, struct weft_wait *w,
+					  uint32_t grant, struct weft__wakes *wk);
 /* Attach an idle entry as already granted (a condition that held when
  * the waiter registered, e.g. a stored notify permit). Under the lock. */
 void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t grant);

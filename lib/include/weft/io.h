@@ -66,7 +66,12 @@ WEFT_API int weft_io_fd(const struct weft_io *io);
  * the bits only if no newer readiness arrived since it was read, so an
  * event that lands between "read returned EAGAIN" and "clear" is never
  * lost. weft_io_poll_ready returns WEFT_READY with *ready set when any bit
- * of `interest` (or HUP, ERROR, CLOSED) is set, else registers cx's waker.
+ * of `interest` (or HUP, ERROR, CLOSED) is set, else registers cx's waker:
+ * one per direction, the last poller's (as Tokio's poll_read_ready), so
+ * poll one registration's direction from one task at a time. The
+ * blocking calls have no such limit: any number may wait on one
+ * registration (each is woken by an event for its direction, and by
+ * close with -EBADF).
  */
 struct weft_io_ready { unsigned mask; uint64_t tick; };
 WEFT_API enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx,
