@@ -34,6 +34,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct weft_io {
 	struct weft_runtime *rt;
 	int fd;
 	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
+	bool is_fifo;                   /* a pipe: writes keep SIGPIPE off (write_nosig) */
 	bool stream;                    /* TCP or a plain FIFO: a short read or write means
 					 * the kernel buffer ran dry or full (io.c, short_xfer) */
 	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
@@ -463,6 +465,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	struct stat st;
 	bool have_st = fstat(fd, &st) == 0;
 	io->is_socket = have_st && S_ISSOCK(st.st_mode);
+	io->is_fifo = have_st && S_ISFIFO(st.st_mode);
 	/* Packet-mode pipes (O_DIRECT) return one packet per read. */
 	io->stream = have_st && S_ISFIFO(st.st_mode) && !(fl & O_DIRECT);
 	if (io->is_socket) {
@@ -958,10 +961,38 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 	return r;
 }
 
+/*
+ * write(2) to a pipe whose reader is gone raises SIGPIPE, which kills the
+ * process unless it is handled (a review's program: exit 141), where io.h
+ * promises -EPIPE; sockets avoid it with MSG_NOSIGNAL, pipes have no such
+ * flag. So SIGPIPE is blocked in this thread around the write, and one it
+ * raised is taken off again (unless one was already pending: that one is
+ * the caller's). Pipes only: three more system calls per write.
+ */
+static ssize_t write_nosig(int fd, const void *buf, size_t n)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t r = write(fd, buf, n);
+	int e = errno;
+	if (r < 0 && e == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return r;
+}
+
 static ssize_t write_some(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
 {
 	IO_RETRY(io, WEFT_IO_WRITABLE, n, flags,
-		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL) : write(io->fd, buf, n));
+		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL)
+		      : io->is_fifo ? write_nosig(io->fd, buf, n) : write(io->fd, buf, n));
 }
 
 static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)

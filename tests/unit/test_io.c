@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -471,6 +472,41 @@ Test(io, many_threads_wait_on_one_direction, .timeout = WT_TMO(30))
 Test(io, many_fibers_wait_on_one_direction, .timeout = WT_TMO(30))
 {
 	multi_waiters(true);
+}
+
+/* weft_write to a pipe whose reader is gone: -EPIPE (io.h), not a process
+ * killed by SIGPIPE (exit 141 before: sockets had MSG_NOSIGNAL, pipes
+ * nothing). From a thread and from a fiber; no SIGPIPE is left pending
+ * and the thread's signal mask is as it was. */
+static void *write_to_widowed_pipe(void *arg)
+{
+	struct weft_io *io = arg;
+	return (void *)(intptr_t)weft_write(io, "x", 1);
+}
+
+Test(io, write_to_a_pipe_without_reader_is_epipe, .timeout = WT_TMO(20))
+{
+	signal(SIGPIPE, SIG_DFL);
+	struct weft_runtime *rt = wt_rt_create(2);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, p[1], &io), 0);
+	close(p[0]);
+	sigset_t before, after, pending;
+	cr_assert_eq(pthread_sigmask(SIG_SETMASK, NULL, &before), 0);
+	cr_assert_eq((intptr_t)write_to_widowed_pipe(io), -EPIPE);
+	cr_assert_eq(pthread_sigmask(SIG_SETMASK, NULL, &after), 0);
+	cr_assert_eq(sigismember(&after, SIGPIPE), sigismember(&before, SIGPIPE));
+	cr_assert_eq(sigpending(&pending), 0);
+	cr_assert(!sigismember(&pending, SIGPIPE), "a SIGPIPE was left pending");
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, write_to_widowed_pipe, io, &t), 0);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((intptr_t)r, -EPIPE);
+	cr_assert_eq(weft_io_close(io), 0);
+	wt_rt_destroy(rt);
 }
 
 Test(io, stale_hup_does_not_starve_the_worker, .timeout = WT_TMO(20))
