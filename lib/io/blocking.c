@@ -211,11 +211,23 @@ int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void
 		return 0;
 	}
 	weft__tlist_push(&b->queue, t);
-	if (b->idle > b->queue.n - 1)
+	struct weft__worker *evict = NULL;
+	if (b->idle > b->queue.n - 1) {
 		pthread_cond_signal(&b->work);
-	else if (b->threads + b->extra < b->max) /* spares count too */
+	} else if (b->threads + b->extra < b->max) { /* spares count too */
 		start_thread_locked(rt, b);
+	} else if ((evict = b->spares)) {
+		/* At the cap with an idle spare holding a thread's room: ask
+		 * it to leave; its way out starts a pool thread for the job.
+		 * (The job used to wait for the spare's keep-alive, 10 s by
+		 * default: found by a review.) */
+		b->spares = evict->next_spare;
+		evict->listed = false;
+		atomic_store_explicit(&evict->evicted, true, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&b->lock);
+	if (evict)
+		weft__parker_unpark(&evict->parker);
 	return 0;
 }
 
@@ -326,12 +338,17 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 			return true;
 		}
 		bool down = atomic_load_explicit(&rt->shutdown, memory_order_acquire);
-		if (!down && weft__parker_park_until(&w->parker, deadline))
+		if (!down && weft__parker_park_until(&w->parker, deadline) &&
+		    !atomic_load_explicit(&w->evicted, memory_order_relaxed))
 			continue;
 		pthread_mutex_lock(&b->lock);
-		/* Idle for keep_alive, or shutdown: leave, unless a caller took
-		 * us off the stack and is about to assign (or has assigned). */
-		if (!down && (!w->listed || atomic_load_explicit(&w->assign, memory_order_relaxed))) {
+		bool evicted = atomic_load_explicit(&w->evicted, memory_order_relaxed);
+		atomic_store_explicit(&w->evicted, false, memory_order_relaxed);
+		/* Idle for keep_alive, evicted, or shutdown: leave, unless a
+		 * caller took us off the stack and is about to assign (or has
+		 * assigned). */
+		if (!down && !evicted &&
+		    (!w->listed || atomic_load_explicit(&w->assign, memory_order_relaxed))) {
 			pthread_mutex_unlock(&b->lock);
 			deadline = keep_alive_deadline(b);
 			continue;

@@ -353,6 +353,8 @@ struct weft__worker {
 	bool joined;                              /* first thread of a core: joined at shutdown */
 	bool listed;                              /* under blocking.lock: on the idle-spare stack */
 	bool exited;                              /* under blocking.lock: its spare loop has ended */
+	_Atomic bool evicted;                     /* set under blocking.lock: an idle spare asked to
+						   * leave, its thread's room wanted by the pool */
 	struct weft__worker *next_spare;          /* under blocking.lock: idle-spare stack */
 	struct weft__worker *next_all;            /* under blocking.lock: every extra worker */
 	_Atomic int tid;

@@ -310,6 +310,48 @@ Test(block_in_place, keep_alive_forever_keeps_the_spare, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* max_blocking_threads = 1, spent on an idle spare (left by a
+ * block_in_place): a blocking job does not wait for the spare's keep-alive
+ * (3 s here) - the spare is asked to leave and a pool thread runs the job
+ * (it waited 3 s, 3 of 3 runs in a review's program). */
+static void *answer_fn(void *arg)
+{
+	(void)arg;
+	return (void *)42;
+}
+
+static void *bip_then_spawn_blocking(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(weft_block_in_place(answer_fn, NULL, NULL), 0);
+	cr_assert_eq(weft_sleep_ns(5 * 1000000ull), 0);
+	uint64_t t0 = weft_now_ns();
+	struct weft_task *j;
+	void *r = NULL;
+	cr_assert_eq(weft_spawn_blocking(weft_runtime_current(), answer_fn, NULL, &j), 0);
+	cr_assert_eq(weft_join(j, &r), 0);
+	cr_assert_eq((intptr_t)r, 42);
+	return (void *)(uintptr_t)(weft_now_ns() - t0);
+}
+
+Test(block_in_place, idle_spare_at_the_cap_makes_room_for_a_job, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1,
+		  .blocking_keep_alive_ns = 3000 * 1000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, bip_then_spawn_blocking, NULL, &t), 0);
+	void *waited;
+	cr_assert_eq(weft_join(t, &waited), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->block_in_place_threads_started, 1, "the call did not go through a spare");
+	weft_metrics_free(m);
+	cr_assert_lt((uintptr_t)waited, 1000 * 1000000ull, "the job waited %llu ms for the pool",
+		     (unsigned long long)((uintptr_t)waited / 1000000));
+	wt_rt_destroy(rt);
+}
+
 static atomic_int g_in_fn, g_max_in_fn;
 
 static void *slow_fn(void *arg)
