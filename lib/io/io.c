@@ -1180,8 +1180,13 @@ static void *resolve_job_run(void *arg)
 	return NULL;
 }
 
+/* `deadline` (CLOCK_MONOTONIC ns, WEFT_FOREVER for none) bounds a lookup
+ * that is not numeric: it runs on the blocking pool, and the caller (a
+ * fiber, or with a deadline any thread) waits for it until then, leaving
+ * it to finish on its own (-ETIMEDOUT). Without a deadline a thread makes
+ * the lookup itself. */
 static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, bool passive,
-		   int type, struct addrinfo **res)
+		   int type, struct addrinfo **res, uint64_t deadline)
 {
 	char p[8];
 	snprintf(p, sizeof(p), "%u", port);
@@ -1197,11 +1202,15 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 	if (!(ctx && ctx->fiber)) {
 		if (ctx && ctx->core)
 			return -EDEADLK; /* a poll task: the lookup would stall the core */
-		errno = 0;
-		rc = getaddrinfo(host, p, &hints, res);
-		return map_eai(rc, errno);
+		if (deadline == WEFT_FOREVER) {
+			errno = 0;
+			rc = getaddrinfo(host, p, &hints, res);
+			return map_eai(rc, errno);
+		}
 	}
-	/* A fiber: run the lookup on the blocking pool. */
+	if (deadline != WEFT_FOREVER && deadline <= weft__now_ns())
+		return -ETIMEDOUT;
+	/* A fiber, or a time limit: run the lookup on the blocking pool. */
 	struct resolve_job *j = weft__calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
@@ -1224,9 +1233,15 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 		return rc;
 	}
 	void *v;
-	rc = weft_oneshot_recv(done, &v);
+	if (deadline == WEFT_FOREVER) {
+		rc = weft_oneshot_recv(done, &v);
+	} else {
+		uint64_t now = weft__now_ns();
+		rc = weft_oneshot_recv_timeout(done, &v, deadline > now ? deadline - now : 0);
+	}
 	if (rc) {
-		/* -ECANCELED (the fiber was cancelled): let go of the receiver;
+		/* -ECANCELED (the fiber was cancelled), -ETIMEDOUT (out of
+		 * time, the lookup still running): let go of the receiver;
 		 * the job's result, sent or not yet, is freed by value_drop or
 		 * by the job itself (its send fails). -EPIPE: the job was
 		 * cancelled unrun (the runtime is shutting down); that receive
@@ -1250,7 +1265,7 @@ static int bind_socket(struct weft_runtime *rt, const char *host, uint16_t port,
 		       int backlog, struct weft_io **out)
 {
 	struct addrinfo *ai;
-	int rc = resolve(rt, host, port, true, type, &ai);
+	int rc = resolve(rt, host, port, true, type, &ai, WEFT_FOREVER);
 	if (rc)
 		return rc;
 	if (shut_down(rt)) {
@@ -1312,7 +1327,8 @@ static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port
 		return -ESHUTDOWN; /* before resolving */
 	uint64_t deadline = deadline_after(timeout_ns);
 	struct addrinfo *ai;
-	int rc = resolve(rt, host, port, false, type, &ai);
+	/* the time limit covers the lookup too (io.h) */
+	int rc = resolve(rt, host, port, false, type, &ai, deadline);
 	if (rc)
 		return rc;
 	/* Every address in order until one connects (Happy Eyeballs is not
@@ -1347,7 +1363,7 @@ int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
 {
 	if (!rt || !host || !res)
 		return -EINVAL;
-	return resolve(rt, host, port, false, SOCK_STREAM, res);
+	return resolve(rt, host, port, false, SOCK_STREAM, res, WEFT_FOREVER);
 }
 
 /* Datagrams: one call, one datagram (no "send all" loop). */

@@ -77,6 +77,10 @@ INTERPOSE int getaddrinfo(const char *node, const char *service, const struct ad
 			usleep(100000);
 			return EAI_NONAME;
 		}
+		if (!strcmp(node, "slower.test")) {
+			usleep(1000000);
+			return EAI_NONAME;
+		}
 		if (!strcmp(node, "multi.test")) {
 			*res = fake_list();
 			return 0;
@@ -333,6 +337,43 @@ Test(resolve, slow_lookup_does_not_block_the_worker, .timeout = WT_TMO(20))
 		      "the only worker kept running fibers during the lookup (%d ticks)",
 		      r.ticks_at_return);
 	wt_rt_destroy(rt);
+}
+
+/* weft_tcp_connect_timeout's limit covers the lookup (io.h): a 1 s lookup
+ * under a 100 ms limit gives -ETIMEDOUT after about 100 ms, from a fiber
+ * and from a plain thread (it returned when the lookup did, 1 s later:
+ * found by a review). */
+struct timed_conn { struct weft_runtime *rt; int rc; uint64_t took; };
+
+static void *connect_slow_lookup(void *arg)
+{
+	struct timed_conn *c = arg;
+	struct weft_io *io = NULL;
+	uint64_t t0 = weft_now_ns();
+	c->rc = weft_tcp_connect_timeout(c->rt, "slower.test", 80, &io, 100 * MS);
+	c->took = weft_now_ns() - t0;
+	return NULL;
+}
+
+Test(resolve, connect_timeout_bounds_the_lookup, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct timed_conn f = { .rt = rt }, th = { .rt = rt };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, connect_slow_lookup, &f, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_t p;
+	cr_assert_eq(pthread_create(&p, NULL, connect_slow_lookup, &th), 0);
+	pthread_join(p, NULL);
+	struct timed_conn *all[2] = { &f, &th };
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(all[i]->rc, -ETIMEDOUT, "%s: %d (%s)", i ? "thread" : "fiber",
+			     all[i]->rc, weft_strerror(all[i]->rc));
+		cr_assert_geq(all[i]->took, 100 * MS);
+		cr_assert_lt(all[i]->took, 700 * MS, "%s: returned after %llu ms",
+			     i ? "thread" : "fiber", (unsigned long long)(all[i]->took / MS));
+	}
+	wt_rt_destroy(rt); /* the lookups finish on the pool meanwhile */
 }
 
 struct conn { struct weft_runtime *rt; struct weft_io *c; int rc; };
