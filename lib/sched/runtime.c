@@ -102,22 +102,30 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 	return 0;
 }
 
-/* CPUs this thread may run on (1 if that cannot be read). */
-static unsigned affinity_cpus(void)
+/*
+ * Workers when the options say 0: WEFT_WORKERS from the environment if set
+ * (as TOKIO_WORKER_THREADS and GOMAXPROCS; a value that is not a number
+ * from 1 to WEFT_MAX_WORKERS fails the create with -EINVAL and says why on
+ * stderr), else the CPUs this process may use (cpus.c: affinity, capped by
+ * a cgroup CPU quota).
+ */
+static int default_workers(unsigned ncpu, unsigned *out)
 {
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-		int n = CPU_COUNT(&set);
-		if (n > 0)
-			return (unsigned)n;
+	const char *env = getenv("WEFT_WORKERS");
+	if (env && *env) {
+		char *end;
+		errno = 0;
+		long v = strtol(env, &end, 10);
+		if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS) {
+			fprintf(stderr, "weft: WEFT_WORKERS=%s: expected a number of workers from 1 to %d\n",
+				env, WEFT_MAX_WORKERS);
+			return -EINVAL;
+		}
+		*out = (unsigned)v;
+		return 0;
 	}
-	return 1;
-}
-
-static unsigned default_workers(void)
-{
-	unsigned n = affinity_cpus();
-	return n > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : n;
+	*out = ncpu > WEFT_MAX_WORKERS ? WEFT_MAX_WORKERS : ncpu;
+	return 0;
 }
 
 static void rt_free(struct weft_runtime *rt)
@@ -200,13 +208,15 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	if ((rc = read_opts(opts, &o)))
 		return rc;
 
+	unsigned ncpu = weft__available_cpus(), n = (unsigned)o.workers;
+	if (!n && (rc = default_workers(ncpu, &n)))
+		return rc;
 	weft__fork_watch();
 	struct weft_runtime *rt = weft__calloc(1, sizeof(*rt));
 	if (!rt)
 		return -ENOMEM;
 	rt->fork_gen = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
 	rt->opts = o;
-	unsigned n = o.workers ? (unsigned)o.workers : default_workers();
 	atomic_init(&rt->n, n);
 	atomic_init(&rt->active, n);
 	rt->nfirst = n;
@@ -215,7 +225,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	rt->fixed_gqi = o.global_queue_interval;
 	rt->fiber_stack_size = o.fiber_stack_size ? o.fiber_stack_size : DEFAULT_FIBER_STACK;
 	rt->stall_ns = o.stall_threshold_ns ? o.stall_threshold_ns : DEFAULT_STALL_NS;
-	rt->ncpu = affinity_cpus();
+	rt->ncpu = ncpu;
 	snprintf(rt->name_prefix, sizeof(rt->name_prefix), "%s",
 		 o.thread_name_prefix ? o.thread_name_prefix : "weft-worker");
 	rt->opts.thread_name_prefix = NULL; /* not kept: the caller owns it */

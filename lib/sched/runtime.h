@@ -62,6 +62,12 @@ void *weft__calloc(size_t n, size_t size);
 void *weft__alloc_aligned(size_t size);   /* cache-line aligned; free with weft__free */
 void weft__mem_release(void);             /* free heap pages back to the kernel (default allocator) */
 void weft__free(void *p);
+
+/* cpus.c: CPUs this process may use (affinity, capped by a cgroup CPU
+ * quota rounded up); the quota alone from the given /proc/self/cgroup and
+ * /proc/self/mountinfo files (0: none). */
+unsigned weft__available_cpus(void);
+unsigned weft__cgroup_cpu_limit(const char *proc_cgroup, const char *mountinfo);
 void weft__runtime_count(int delta);      /* live runtimes: the allocator is fixed while > 0 */
 
 /* --------------------------------------------------------------- rand.c */
@@ -494,7 +500,7 @@ struct weft_runtime {
 	uint32_t fixed_gqi;                       /* 0: self-tuned */
 	size_t fiber_stack_size;
 	uint64_t stall_ns;                        /* stall threshold (worker.c, watch_cores) */
-	unsigned ncpu;                            /* CPUs the creating thread may run on (its affinity, as default_workers) */
+	unsigned ncpu;                            /* CPUs the creating thread may use (cpus.c: affinity, capped by a cgroup quota) */
 	struct weft__stack_pool stacks;           /* fiber stack slabs (fiber.h) */
 	struct weft__stack_pool *_Atomic stack_class[WEFT__STACK_CLASSES]; /* other sizes */
 	_Alignas(WEFT_CACHELINE) _Atomic bool shutdown;   /* workers stop */

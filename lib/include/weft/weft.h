@@ -44,8 +44,13 @@ struct weft_cx;
 
 struct weft_runtime_opts {
 	size_t sz;            /* sizeof(struct weft_runtime_opts); WEFT_OPTS_INIT sets it */
-	/* Worker threads (= cores). 0: the number of CPUs in the caller's
-	 * affinity mask. 1..WEFT_MAX_WORKERS, otherwise -EINVAL. */
+	/* Worker threads (= cores). 0: WEFT_WORKERS from the environment if
+	 * set (1..WEFT_MAX_WORKERS, else the create fails with -EINVAL and a
+	 * message on stderr), else the CPUs the process may use: those of the
+	 * caller's affinity mask, capped by a cgroup CPU quota rounded up
+	 * (cgroup v2 cpu.max, v1 cpu.cfs_quota_us, of the process's cgroup and
+	 * its ancestors) - as Go's GOMAXPROCS and Rust's available_parallelism
+	 * count them. 1..WEFT_MAX_WORKERS, otherwise -EINVAL. */
 	int workers;
 	/* Ticks between maintenance passes. 0: 61. At most 1,000,000. */
 	uint32_t event_interval;
@@ -128,7 +133,8 @@ enum weft_io_driver {
  * Errors: -EINVAL (NULL out, bad opts: wrong sz - below the `workers`
  * field, inside a field, or above WEFT_OPTS_MAX_SZ -, non-zero bytes past
  * the known fields, out-of-range values; WEFT_IO_DRIVER set to something other
- * than "epoll" or "uring"), -ENOMEM, -EAGAIN or another error of
+ * than "epoll" or "uring"; WEFT_WORKERS set to something other than a
+ * number of workers, when opts' workers is 0), -ENOMEM, -EAGAIN or another error of
  * pthread_create (threads already started are stopped and joined); with
  * io_driver WEFT_IO_DRIVER_URING: -ENOSYS (no io_uring: the kernel, or a
  * libweft built without liburing), -EPERM (kernel.io_uring_disabled, a
