@@ -144,6 +144,7 @@ static void rt_free(struct weft_runtime *rt)
 	weft__idle_fini(&rt->idle);
 	weft__inject_fini(&rt->inject);
 	pthread_mutex_destroy(&rt->shutdown_lock);
+	pthread_mutex_destroy(&rt->orphans_lock);
 	pthread_mutex_destroy(&rt->resize_lock);
 	weft__free(rt->workers);
 	weft__free(rt->cores);
@@ -234,6 +235,8 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	atomic_init(&rt->handoffs, 0);
 	atomic_init(&rt->remote_schedules, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
+	pthread_mutex_init(&rt->orphans_lock, NULL);
+	rt->orphans = (struct weft__tlist)WEFT__TLIST_INIT;
 	pthread_mutex_init(&rt->threads_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -438,9 +441,47 @@ static bool on_worker_of(struct weft_runtime *rt)
 	return c && c->worker && c->rt == rt;
 }
 
+/*
+ * A scheduling call that finds the inject queue closed (shutdown) used to
+ * end the refused tasks in place (weft__task_drop_queued: drop functions,
+ * joiners woken). Its caller may hold a lock those need - a token's while
+ * it wakes its waiters, a join set's while it aborts its members, or the
+ * user's own: a review found both library cases hanging. They wait here
+ * for drain_queues (after the workers stopped) or destroy.
+ */
+static void drain_orphans(struct weft_runtime *rt, bool final)
+{
+	pthread_mutex_lock(&rt->orphans_lock);
+	struct weft__tlist l = rt->orphans;
+	rt->orphans = (struct weft__tlist)WEFT__TLIST_INIT;
+	if (final)
+		rt->orphans_drained = true;
+	pthread_mutex_unlock(&rt->orphans_lock);
+	struct weft_task *t;
+	while ((t = weft__tlist_pop(&l)))
+		weft__task_drop_queued(t);
+}
+
+/* Once the shutdown's drain has run (the workers are gone, every pending
+ * task was ended), a refused task is ended at once again: only a thread
+ * outside the runtime can still schedule one - a spawn racing the end of
+ * the shutdown, holding no lock of the library's, or a stale wake of a
+ * finished task (no drop to run) - and a spawn that returned 0 has had
+ * its drop run by the time the shutdown and the spawn have both returned. */
+void weft__orphan(struct weft_runtime *rt, struct weft__tlist *l)
+{
+	pthread_mutex_lock(&rt->orphans_lock);
+	weft__tlist_append(&rt->orphans, l);
+	bool now = rt->orphans_drained;
+	pthread_mutex_unlock(&rt->orphans_lock);
+	if (now)
+		drain_orphans(rt, false);
+}
+
 static void drain_queues(struct weft_runtime *rt)
 {
 	struct weft_task *t;
+	drain_orphans(rt, false);
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__core *c = &rt->cores[i];
 		if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
@@ -542,6 +583,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);
+	drain_orphans(rt, true); /* from here refused tasks end at once */
 	weft__blocking_drain(rt);
 	weft__io_shutdown(rt);
 	rt->shut_down = true;
@@ -560,6 +602,9 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 	int rc = weft_runtime_shutdown(rt, WEFT_FOREVER);
 	if (rc)
 		return rc;
+	/* refused by the closed inject queue after the shutdown's drain (a
+	 * thread outside the runtime waking a task): ended here */
+	drain_orphans(rt, false);
 	if (weft__alloc_in_use(rt))
 		return -EBUSY;
 	/*

@@ -530,6 +530,12 @@ struct weft_runtime {
 	_Atomic size_t slab_count;
 	/* shutdown */
 	pthread_mutex_t shutdown_lock;
+	/* Tasks the closed inject queue refused during shutdown (weft__orphan),
+	 * ended by drain_queues or destroy rather than in the scheduling call,
+	 * whose caller may hold a lock their drop functions need. */
+	pthread_mutex_t orphans_lock;
+	struct weft__tlist orphans;
+	bool orphans_drained;                     /* the shutdown's drain ran: end them at once */
 	bool closing, stopping, shut_down;        /* steps 0, 1 begun; done (runtime.c) */
 	uint64_t seedgen;
 	unsigned fork_gen;                        /* weft__fork_gen at create */
@@ -626,6 +632,9 @@ void weft__task_shutdown(struct weft_task *t);
  * final drain: ends the task if no sweep will (it was never pending), and
  * drops the reference. */
 void weft__task_drop_queued(struct weft_task *t);
+/* Queued tasks the closed inject queue refused (the list is emptied): kept
+ * for the shutdown's drain (runtime.c). */
+void weft__orphan(struct weft_runtime *rt, struct weft__tlist *l);
 extern const struct weft_waker_vtable weft__task_waker_vtable;
 
 /* ------------------------------------------------------------ worker.c */

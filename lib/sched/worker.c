@@ -80,12 +80,8 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 	if (over.n > 1)
 		c->c.overflow_count++;
 	WEFT_PROBE(overflow, c->index, over.n, (uintptr_t)rt);
-	if (weft__inject_push_batch(&rt->inject, &over) < 0) {
-		/* Closed by shutdown: the sweep cancels those it lists. */
-		struct weft_task *x;
-		while ((x = weft__tlist_pop(&over)))
-			weft__task_drop_queued(x);
-	}
+	if (weft__inject_push_batch(&rt->inject, &over) < 0)
+		weft__orphan(rt, &over); /* closed by shutdown: it ends them */
 }
 
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
@@ -230,9 +226,11 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 	if (WEFT_LAT_ON() && !(++remote_lat_tick & (WEFT_PROBE_LAT_SAMPLE - 1)))
 		lat_stamp(t);
 	atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_seq_cst);
-	if (weft__inject_push(&rt->inject, t, true) < 0)
-		weft__task_drop_queued(t); /* shut down: the sweep, or this, cancels it */
-	else
+	if (weft__inject_push(&rt->inject, t, true) < 0) {
+		struct weft__tlist one = WEFT__TLIST_INIT;
+		weft__tlist_push(&one, t);
+		weft__orphan(rt, &one); /* closed by shutdown: it ends it */
+	} else
 		weft__idle_notify(rt);
 	atomic_fetch_sub_explicit(&rt->remote_schedules, 1, memory_order_release); /* last touch of rt */
 }
@@ -815,11 +813,8 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 	while ((t = weft__ring_pop_owner(&c->ring)))
 		weft__tlist_push(&all, t);
 	bool moved = all.n > 0;
-	if (moved && weft__inject_push_batch(&rt->inject, &all) < 0) {
-		/* Closed by shutdown: the sweep cancels those it lists. */
-		while ((t = weft__tlist_pop(&all)))
-			weft__task_drop_queued(t);
-	}
+	if (moved && weft__inject_push_batch(&rt->inject, &all) < 0)
+		weft__orphan(rt, &all); /* closed by shutdown: it ends them */
 	weft__idle_remove_core(rt, c);
 	/* No gap: the core goes idle for good; deep (keep nothing) unless
 	 * another core runs. */

@@ -12,7 +12,10 @@
  * the children under it).
  * Lock order: parent before child (cancel, child create and destroy all
  * take the parent's lock first). Wakers are woken with the lock held: a
- * wake only schedules, it never comes back into a token.
+ * wake only schedules, it never comes back into a token (and at shutdown a
+ * task the closed inject queue refuses is left for the shutdown to end,
+ * not ended in the wake, which ran drop functions under this lock:
+ * runtime.c, weft__orphan).
  * Lifetime: a child points at its parent; the parent's destroy refuses
  * (-EBUSY) while it has children, so the pointer stays valid.
  */
@@ -83,11 +86,13 @@ int weft_token_destroy(struct weft_token *t)
 	return 0;
 }
 
-/* Under t->lock. */
-static void cancel_locked(struct weft_token *t)
+/* Under t->lock: set t's flag and wake its waiters. False if it was
+ * cancelled already (then so are its children: at their create, or by
+ * that cancel). */
+static bool cancel_one(struct weft_token *t)
 {
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
-		return; /* children were cancelled with it, or at their create */
+		return false;
 	/* release: pairs with the acquire in weft_token_is_cancelled. */
 	atomic_store_explicit(&t->cancelled, true, memory_order_release);
 	struct weft__wakes wk;
@@ -98,19 +103,45 @@ static void cancel_locked(struct weft_token *t)
 		weft__waitq_grant_head(&t->q, WQ_GRANT_WAKE, &wk);
 	}
 	weft__wakes_run(&wk);
-	for (struct weft_token *c = t->child; c; c = c->sib_next) {
-		weft__slock_lock(&c->lock);
-		cancel_locked(c);
-		weft__slock_unlock(&c->lock);
-	}
+	return true;
 }
 
+/*
+ * Cancel t and its descendants, depth first, without recursion (one stack
+ * frame per level overflowed a fiber's 64 KiB stack at about 230 levels:
+ * found by a review). The locks of the path from t down to the token
+ * visited are held, parent before child, as create and destroy take them:
+ * a child cannot be made uncancelled under a cancelled parent, nor
+ * destroyed while visited.
+ */
 int weft_token_cancel(struct weft_token *t)
 {
 	if (!t)
 		return -EINVAL;
 	weft__slock_lock(&t->lock);
-	cancel_locked(t);
+	struct weft_token *n = t;
+	bool descend = cancel_one(t);
+	for (;;) {
+		if (descend && n->child) {
+			n = n->child;
+			weft__slock_lock(&n->lock);
+			descend = cancel_one(n);
+			continue;
+		}
+		/* n's subtree is done: its next sibling, or up */
+		while (n != t && !n->sib_next) {
+			struct weft_token *p = n->parent;
+			weft__slock_unlock(&n->lock);
+			n = p; /* locked: on the path */
+		}
+		if (n == t)
+			break;
+		struct weft_token *next = n->sib_next;
+		weft__slock_unlock(&n->lock);
+		n = next;
+		weft__slock_lock(&n->lock);
+		descend = cancel_one(n);
+	}
 	weft__slock_unlock(&t->lock);
 	return 0;
 }

@@ -424,3 +424,155 @@ Test(joinset, aborted_fiber_member_reports_eintr_with_its_result, .timeout = WT_
 	cr_assert_eq(weft_token_destroy(never), 0);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------- found by a review (17th) */
+
+/* A chain of 1,000 tokens cancelled from a fiber with the default stack:
+ * the cancel used one stack frame per level and overflowed the fiber's
+ * stack at about 230 levels (abort: "fiber stack overflow"). */
+enum { DEEP = 1000 };
+static struct weft_token *g_chain[DEEP];
+
+static void *cancel_chain_root(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)weft_token_cancel(g_chain[0]);
+}
+
+Test(token, cancel_of_a_deep_chain_from_a_fiber, .timeout = WT_TMO(20))
+{
+	cr_assert_eq(weft_token_create(NULL, &g_chain[0]), 0);
+	for (int i = 1; i < DEEP; i++)
+		cr_assert_eq(weft_token_create(g_chain[i - 1], &g_chain[i]), 0);
+	/* a few side branches, some cancelled already */
+	struct weft_token *side[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_token_create(g_chain[i * 300], &side[i]), 0);
+	cr_assert_eq(weft_token_cancel(side[1]), 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t;
+	void *r;
+	cr_assert_eq(weft_spawn(rt, cancel_chain_root, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((intptr_t)r, 0);
+	for (int i = 0; i < DEEP; i++)
+		cr_assert(weft_token_is_cancelled(g_chain[i]), "level %d not cancelled", i);
+	for (int i = 0; i < 4; i++)
+		cr_assert(weft_token_is_cancelled(side[i]));
+	wt_rt_destroy(rt);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_token_destroy(side[i]), 0);
+	for (int i = DEEP - 1; i >= 0; i--)
+		cr_assert_eq(weft_token_destroy(g_chain[i]), 0);
+}
+
+/*
+ * A token cancel and a join set's abort_all made by a fiber that outlives
+ * the shutdown's time limit, after the inject queue closed: the wakes push
+ * to the worker's full ring, and the overflow used to be ended in place -
+ * drop functions and join wakers run inside the cancel, under the token's
+ * (or the set's) lock, and a drop destroying a child token (or a member's
+ * join waker, which takes the set's lock) hung the worker for good (5 of
+ * 5 runs in a review's program). They are ended by the shutdown now.
+ */
+enum { NX = 257 }; /* 1 in the LIFO slot, 256 fill the ring */
+static struct weft_runtime *g_srt;
+static struct weft_token *g_parent;
+static struct weft_joinset *g_set;
+static atomic_int g_returned, g_xdrops;
+struct tok_waiter { struct weft_wait w; };
+
+static enum weft_poll tok_wait_poll(void *s, struct weft_cx *cx)
+{
+	struct tok_waiter *st = s;
+	return weft_token_wait_poll(g_parent, &st->w, cx) == WEFT_PENDING ? WEFT_PENDING
+									  : WEFT_READY;
+}
+static void tok_wait_drop(void *s)
+{
+	weft_wait_cancel(&((struct tok_waiter *)s)->w);
+	free(s);
+}
+static enum weft_poll ready_now(void *s, struct weft_cx *cx) { return WEFT_READY; }
+static enum weft_poll pending_forever(void *s, struct weft_cx *cx) { return WEFT_PENDING; }
+static void child_drop(void *s)
+{
+	weft_token_destroy(s); /* takes the parent's lock */
+	atomic_fetch_add(&g_xdrops, 1);
+}
+static void count_drop(void *s) { atomic_fetch_add(&g_xdrops, 1); }
+
+static void busy_past_the_shutdown(void)
+{
+	uint64_t end = weft_now_ns() + 300 * 1000000ull;
+	while (weft_now_ns() < end)
+		; /* ignores its cancellation */
+}
+
+static void *cancel_after_close(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NX; i++) {
+		struct weft_token *child;
+		cr_assert_eq(weft_token_create(g_parent, &child), 0);
+		cr_assert_eq(weft_spawn_poll(g_srt, ready_now, child, child_drop, NULL), 0);
+	}
+	busy_past_the_shutdown();
+	cr_assert_eq(weft_token_cancel(g_parent), 0);
+	atomic_store(&g_returned, 1);
+	return NULL;
+}
+
+static void *abort_all_after_close(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < NX; i++)
+		cr_assert_eq(weft_joinset_spawn_poll(g_set, g_srt, ready_now, NULL, count_drop, NULL), 0);
+	busy_past_the_shutdown();
+	cr_assert_eq(weft_joinset_abort_all(g_set), 0);
+	atomic_store(&g_returned, 1);
+	return NULL;
+}
+
+static void shutdown_under(void *(*fn)(void *))
+{
+	atomic_store(&g_returned, 0);
+	atomic_store(&g_xdrops, 0);
+	cr_assert_eq(weft_spawn(g_srt, fn, NULL, NULL), 0);
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_runtime_shutdown(g_srt, 50 * 1000000ull), -ETIMEDOUT);
+	for (int i = 0; i < 3000 && !atomic_load(&g_returned); i++)
+		wt_sleep_ms(1);
+	cr_assert(atomic_load(&g_returned), "the call made after the close hung");
+}
+
+static void destroy_and_count_drops(void)
+{
+	cr_assert_eq(weft_runtime_destroy(g_srt), 0);
+	cr_assert_eq(atomic_load(&g_xdrops), NX, "%d of %d drops ran", atomic_load(&g_xdrops), NX);
+}
+
+Test(token, cancel_after_shutdown_closed_the_queues, .timeout = WT_TMO(30))
+{
+	g_srt = wt_rt_create(1);
+	cr_assert_eq(weft_token_create(NULL, &g_parent), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn_poll(g_srt, tok_wait_poll, calloc(1, sizeof(struct tok_waiter)),
+					     tok_wait_drop, NULL), 0);
+	wt_sleep_ms(50); /* the waiters link on the token */
+	shutdown_under(cancel_after_close);
+	destroy_and_count_drops();
+	cr_assert_eq(weft_token_destroy(g_parent), 0, "a child token was left");
+}
+
+Test(joinset, abort_all_after_shutdown_closed_the_queues, .timeout = WT_TMO(30))
+{
+	g_srt = wt_rt_create(1);
+	cr_assert_eq(weft_joinset_create(&g_set), 0);
+	for (int i = 0; i < 2; i++) /* pending members, owned by the runtime */
+		cr_assert_eq(weft_joinset_spawn_poll(g_set, g_srt, pending_forever, NULL, NULL, NULL), 0);
+	wt_sleep_ms(50);
+	shutdown_under(abort_all_after_close);
+	cr_assert_eq(weft_joinset_destroy(g_set), 0); /* it holds the members' handles */
+	destroy_and_count_drops();
+}
