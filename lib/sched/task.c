@@ -331,11 +331,13 @@ bool weft_waker_will_wake(const weft_waker *a, const weft_waker *b)
  * slot on a free list never carries it (the last reference goes only after
  * the handle's; a spawn that fails after init clears the word before freeing
  * the slot). So a handle call that finds it clear is a second use of a
- * consumed handle, answered with -EINVAL before anything is touched. Task
- * memory stays in the runtime's slabs until destroy, so the load itself is
- * sound; what it cannot tell is a slot already reused by a newer task that
- * has a handle of its own: the stale handle then aliases that one (see
- * docs/RELIABILITY.md, "join twice"). The flag is read where the state word
+ * consumed handle, answered with -EINVAL before anything is touched. The
+ * load is sound while the slot's slab is the runtime's; an idle worker's
+ * trim gives unused slabs back to the allocator (alloc.c), and then the
+ * load reads freed memory (a review crashed it with an allocator that
+ * unmaps: weft.h says so). Nor can it tell a slot already reused by a
+ * newer task that has a handle of its own: the stale handle then aliases
+ * that one (see docs/RELIABILITY.md, "join twice"). The flag is read where the state word
  * is loaded anyway, so the check costs no extra cache miss.
  */
 static inline bool handle_consumed(struct weft_task *t)

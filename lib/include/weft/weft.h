@@ -389,8 +389,10 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
 /*
  * A consumed handle must not be used again. The calls below detect it and
  * return -EINVAL without touching the task, as long as the task's memory has
- * not been taken by a newer task spawned with a handle; after that the old
- * pointer may name the newer task. A diagnostic, not a guarantee.
+ * not been taken by a newer task spawned with a handle (after that the old
+ * pointer may name the newer task) nor given back to the allocator: an idle
+ * worker trims task slabs nobody uses, and a stale handle into a trimmed
+ * slab is a read of freed memory. A diagnostic, not a guarantee.
  */
 
 /*
