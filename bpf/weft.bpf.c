@@ -82,7 +82,11 @@ struct tstate {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	/* LRU: a process that churned through more threads than entries
+	 * filled a plain hash for good, and new workers then had no kernel
+	 * figures at all (found by a review); the threads seen least recently
+	 * (exited ones) go first now */
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct tstate);
@@ -742,6 +746,8 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 		if (ts) {
 			struct weft_bpf_core *c = slot_get(ts->slot);
 			if (c) {
+				if (ts->slot < WEFT_BPF_MAX_CORES)
+					c->oncpu_since = 0;
 				if (ts->oncpu_start && now > ts->oncpu_start)
 					__sync_fetch_and_add(&c->oncpu_ns, now - ts->oncpu_start);
 				if (preempt) {
@@ -775,6 +781,11 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 		struct tstate *ts = tstate_get((__u32)next->pid, true);
 		if (ts) {
 			ts->oncpu_start = now;
+			if (ts->slot < WEFT_BPF_MAX_CORES) {
+				struct weft_bpf_core *oc = slot_get(ts->slot);
+				if (oc)
+					oc->oncpu_since = now;
+			}
 			if (futex_from_switch)
 				futex_done(ts, now);
 			block_end(ts->slot, now);

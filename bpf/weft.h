@@ -101,6 +101,11 @@ struct weft_bpf_core {
 	unsigned long long migrations;
 	unsigned long long futex_waits;
 	unsigned long long futex_wait_ns;
+	/* the core's thread went on CPU at this time (0: off CPU): the span in
+	 * progress, which oncpu_ns gets only at the switch out (a thread
+	 * spinning through an interval read 0%, then hundreds: found by a
+	 * review) */
+	unsigned long long oncpu_since;
 };
 
 /* A worker thread off-CPU inside a poll (not in its park): a blocking call

@@ -119,6 +119,17 @@ static double state_time(const struct snap *s, unsigned i, unsigned st)
 	return t;
 }
 
+/* On-CPU time of core i's thread up to the snapshot: the finished spans,
+ * and the one in progress. */
+static double oncpu_time(const struct snap *s, unsigned i)
+{
+	const struct weft_bpf_core *c = &s->cores[i];
+	double t = (double)c->oncpu_ns;
+	if (c->oncpu_since && s->ts_ns > c->oncpu_since)
+		t += (double)(s->ts_ns - c->oncpu_since);
+	return t;
+}
+
 /* The first slot of runtime rt among the rows: its rank. */
 static unsigned rt_rank(const struct interval *iv, uint64_t rt)
 {
@@ -183,7 +194,11 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 		r->depth_stale = false;
 	}
 	r->polls_per_s = dt_s > 0 ? (double)r->polls / dt_s : 0;
-	r->cpu_pct = dt_s > 0 ? 100.0 * (double)d(b->oncpu_ns, a->oncpu_ns) / (dt_s * 1e9) : 0;
+	r->cpu_pct = dt_s > 0 ? 100.0 * (oncpu_time(s, i) - oncpu_time(p, i)) /
+					(dt_s * 1e9)
+			     : 0;
+	if (r->cpu_pct < 0)
+		r->cpu_pct = 0;
 	r->vol_cs = d(b->vol_switches, a->vol_switches);
 	r->invol_cs = d(b->invol_switches, a->invol_switches);
 	r->invol_with_work = d(b->invol_with_work, a->invol_with_work);
