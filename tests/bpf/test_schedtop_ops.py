@@ -791,7 +791,224 @@ def test_tui(st, wl_test, wl, lib):
         load.wait()
 
 
-TESTS = {"tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+def readline_within(proc, secs):
+    """One line of proc's stdout within secs, or None."""
+    import select
+    r, _, _ = select.select([proc.stdout], [], [], secs)
+    return proc.stdout.readline() if r else None
+
+
+def test_hardening(st, wl_test, wl, lib):
+    """The seventeenth session's review of schedtop, each on a real target:
+    a target editing its own registry, -p with a thread id, invalid UTF-8
+    in a thread name, on-CPU time of a spinning worker, thread churn past
+    the thread map, diff on crafted and one-interval files, a library path
+    with a space, --record's fd, a static program, TERM=bogus, and
+    debuginfod servers that never answer."""
+    import pty
+    import socket
+    import tempfile
+    rt = os.environ["REVIEW_TARGET"]
+    tmp = tempfile.mkdtemp(prefix="schedtop-hard-")
+
+    def start(*args):
+        p = subprocess.Popen([rt] + list(args), stdout=subprocess.PIPE, text=True)
+        return p, wait_ready(p)
+
+    def stop(p):
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+    # 1. bogus run-queue offsets in the target's registry: schedtop read
+    #    its own memory at them and died of SIGBUS/SIGSEGV
+    p, pid = start("evil", "0x7ffffffffffffffd", "0")
+    r = run([st, "-p", str(pid), "--batch", "-n", "2", "0.3"], timeout=30)
+    stop(p)
+    if r.returncode < 0 or r.returncode > 128:
+        fail("schedtop died on a target's bogus registry: rc %d %s" % (r.returncode, r.stderr))
+    print("bogus registry: rc %d, schedtop alive" % r.returncode)
+
+    # 2. -p with a thread id: refused with the process's id (it attached,
+    #    with every kernel column 0)
+    p, pid = start("names")
+    tids = [int(t) for t in os.listdir("/proc/%d/task" % pid) if int(t) != pid]
+    r = run([st, "-p", str(tids[0]), "--batch", "-n", "1", "0.3"], timeout=30)
+    if r.returncode == 0 or ("use -p %d" % pid) not in r.stderr:
+        stop(p)
+        fail("-p with thread %d of %d: rc %d, %r" % (tids[0], pid, r.returncode, r.stderr))
+    print("-p TID: %s" % r.stderr.strip())
+
+    # 3. a thread name cut inside a UTF-8 character: the JSON stays UTF-8
+    r = subprocess.run([st, "-p", str(pid), "--no-bpf", "--batch", "--json", "-n", "1", "0.3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    stop(p)
+    try:
+        objs = [json.loads(l.decode("utf-8")) for l in r.stdout.splitlines() if l.strip()]
+    except (UnicodeDecodeError, ValueError) as e:
+        fail("--no-bpf --json output is not UTF-8 JSON: %s" % e)
+    if not objs:
+        fail("--no-bpf --json printed nothing: %s" % r.stderr)
+    print("cut UTF-8 thread name: %d JSON lines, all valid" % len(objs))
+
+    # 4. a worker spinning in one poll reads ~100% in every interval (the
+    #    on-CPU time used to be counted only at its switch out: 0%, then
+    #    hundreds)
+    # launched by schedtop, which then knows its workers from their start
+    # (attached later, a worker spinning in one poll fires no probe)
+    sp = subprocess.Popen([st, "--batch", "--json", "0.25", "--", os.environ["STALL_TARGET"], "3"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tpid = None
+    t0 = None
+    spin = []
+    end = time.time() + 20
+    while time.time() < end:
+        l = readline_within(sp, 5)
+        if not l:
+            break
+        if l.startswith("ready "):
+            tpid = int(l.split()[1])
+            time.sleep(0.3)
+            os.kill(tpid, signal.SIGUSR1)
+            t0 = time.time()
+            continue
+        if not l.startswith("{") or t0 is None:
+            continue
+        o = json.loads(l)
+        if o.get("final") or time.time() - t0 > 2.6:
+            break
+        if time.time() - t0 > 0.6 and o.get("worker"):   # the spin is well under way
+            spin.append(max(w["cpu_pct"] for w in o["worker"]))
+    stop(sp)
+    if len(spin) < 4 or min(spin) < 60 or max(spin) > 130:
+        fail("a worker spinning in one poll read %s %% CPU per interval" % spin)
+    print("spinning worker, %% CPU per 0.25 s interval: %s" % spin)
+
+    # 5. 5,000 threads come and go before the runtime starts: its workers
+    #    still get kernel figures (the thread map filled up for good)
+    cp = subprocess.Popen([st, "--batch", "--json", "0.5", "--", rt, "churn", "5000"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    best = 0.0
+    end = time.time() + 25
+    while time.time() < end:
+        l = readline_within(cp, 10)
+        if not l:
+            break
+        if l.startswith("ready "):
+            os.kill(int(l.split()[1]), signal.SIGUSR1)
+            continue
+        if not l.startswith("{"):
+            continue
+        o = json.loads(l)
+        if o.get("worker"):
+            best = max(best, min(w["cpu_pct"] for w in o["worker"]))
+        if o.get("final"):
+            break
+    stop(cp)
+    if best < 50:
+        fail("after 5,000 threads churned, burning workers read at most %.1f %% CPU" % best)
+    print("after 5,000 threads churned: both workers at %.1f %% CPU or more" % best)
+
+    # 6. diff: a crafted trace (timestamps 1e30) ends at once; a
+    #    one-interval recording is accepted
+    craft = os.path.join(tmp, "craft.jsonl")
+    with open(craft, "w") as f:
+        f.write('{"ts_ns":1e30,"type":"steal","n":1}\n{"ts_ns":2e30,"type":"steal","n":1}\n')
+    r = run([st, "diff", craft, craft], timeout=10)
+    if r.returncode not in (0, 2):
+        fail("diff on a crafted trace: rc %d %s" % (r.returncode, r.stderr))
+    p, pid = start("names")
+    one = os.path.join(tmp, "one.json")
+    r = run([st, "-p", str(pid), "--batch", "--json", "-n", "1", "0.3"], timeout=30)
+    stop(p)
+    with open(one, "w") as f:
+        f.write(r.stdout)
+    r = run([st, "diff", one, one], timeout=10)
+    if r.returncode != 0:
+        fail("diff of a one-interval recording: rc %d %s" % (r.returncode, r.stderr))
+    print("diff: crafted trace ends, one-interval recording compared")
+
+    # 7. a library path with a space, through LD_LIBRARY_PATH
+    spaced = os.path.join(tmp, "lib dir")
+    os.mkdir(spaced)
+    soname = [f for f in os.listdir(os.path.dirname(lib)) if f.startswith("libweft.so.")][0]
+    shutil.copy(os.path.realpath(lib), os.path.join(spaced, "libweft.so.0"))
+    env = dict(os.environ, LD_LIBRARY_PATH=spaced)
+    fdlist = os.path.join(tmp, "fds.txt")
+    rec = os.path.join(tmp, "rec.jsonl")
+    r = run([st, "--batch", "-n", "2", "--record", rec, "0.3", "--", rt, "fds", fdlist],
+            timeout=30, env=env)
+    if r.returncode != 0:
+        fail("a libweft under a path with a space: rc %d %s" % (r.returncode, r.stderr))
+    # 8. --record's file is not open in the command
+    with open(fdlist) as f:
+        fds = f.read()
+    if rec in fds:
+        fail("the --record file is open in the command: %s" % fds)
+    print("library path with a space: attached; --record file not inherited")
+
+    # 9. a static program runs once, not once more while schedtop looks
+    #    for its libweft
+    marks = os.path.join(tmp, "marks.txt")
+    run([st, "--batch", "-n", "1", "0.3", "--", os.environ["STATIC_MARKER"], marks], timeout=30)
+    with open(marks) as f:
+        runs = f.read().splitlines()
+    if len(runs) != 1:
+        fail("a static program ran %d times: %s" % (len(runs), runs))
+    print("static program: ran once")
+
+    # 10. TERM=bogus on a terminal: refused before the command starts (it
+    #     was left running on its own)
+    started = os.path.join(tmp, "started.txt")
+    master, slave = pty.openpty()
+    tp = subprocess.Popen([st, "--", rt, "fds", started], stdin=slave, stdout=slave,
+                          stderr=subprocess.PIPE, text=True, env=dict(os.environ, TERM="bogus"))
+    os.close(slave)
+    try:
+        _, err = tp.communicate(timeout=20)
+    finally:
+        os.close(master)
+    time.sleep(0.5)
+    if tp.returncode == 0 or "TERM=bogus" not in err:
+        fail("TERM=bogus: rc %s, %r" % (tp.returncode, err))
+    if os.path.exists(started):
+        fail("TERM=bogus: the command ran anyway")
+    print("TERM=bogus: %s" % err.strip())
+
+    # 11. debuginfod servers that never answer: a stripped target's first
+    #     reports still come at once (requests of up to 90 s each, deaf to
+    #     SIGTERM, before)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    stripped = os.path.join(tmp, "stall_stripped")
+    shutil.copy(os.environ["STALL_TARGET"], stripped)
+    if subprocess.run(["strip", stripped]).returncode != 0:
+        fail("strip failed")
+    env = dict(os.environ, DEBUGINFOD_URLS="http://127.0.0.1:%d" % srv.getsockname()[1])
+    tp = subprocess.Popen([stripped, "2"], stdout=subprocess.PIPE, text=True)
+    tpid = wait_ready(tp)
+    sp = subprocess.Popen([st, "-p", str(tpid), "--batch", "--json", "0.25"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = 0
+    if readline_within(sp, 10):
+        os.kill(tpid, signal.SIGUSR1)
+        t0 = time.time()
+        while got < 6 and time.time() - t0 < 8:
+            if readline_within(sp, 3):
+                got += 1
+            else:
+                break
+    stop(sp)
+    stop(tp)
+    srv.close()
+    if got < 6:
+        fail("with a silent debuginfod server, %d reports in 8 s of a long poll" % got)
+    print("silent debuginfod server: %d reports during the long poll" % got)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+TESTS = {"hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

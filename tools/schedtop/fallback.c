@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jwalk.h"
 #include "fallback.h"
 
 static const struct {
@@ -354,19 +355,7 @@ void fb_print_text(FILE *f, const struct fallback *fb)
 	fflush(f);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
+static void json_str(FILE *f, const char *s) { jw_print_str(f, s); }
 
 void fb_print_json(FILE *f, const struct fallback *fb, const char *end)
 {

@@ -35,4 +35,14 @@ typedef int (*jwalk_fn)(void *ctx, const struct jwalk_leaf *leaf);
  */
 int jwalk(const char *s, jwalk_fn fn, void *ctx);
 
+/* Writing JSON strings: bytes that are not valid UTF-8 (a thread name the
+ * kernel cut to 15 bytes inside a character) made schedtop's output
+ * unreadable to strict parsers (found by a review). */
+#include <stdio.h>
+/* s as a JSON string, quoted: escapes, and U+FFFD for each invalid byte. */
+void jw_print_str(FILE *f, const char *s);
+/* In place, for text already inside a JSON string: quotes, backslashes,
+ * control characters and invalid UTF-8 bytes become '?'. */
+void jw_sanitize(char *s);
+
 #endif /* SCHEDTOP_JWALK_H */

@@ -93,10 +93,14 @@ int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n)
 			char *arrow = strstr(line, "=> ");
 			if (rc == 0 || !strstr(line, "libweft") || !arrow)
 				continue;
-			char *path = arrow + 3, *sp = strchr(path, ' ');
-			if (sp)
-				*sp = '\0';
+			/* "/path with spaces/libweft.so.0 (0x...)": drop the
+			 * address only (cutting at the first space broke a path
+			 * with a space in it: found by a review) */
+			char *path = arrow + 3;
 			path[strcspn(path, "\n")] = '\0';
+			char *paren = strrchr(path, '(');
+			if (paren && paren > path && paren[-1] == ' ' && !strncmp(paren, "(0x", 3))
+				paren[-1] = '\0';
 			char real[PATH_MAX];
 			if (path[0] == '/') {
 				snprintf(out, n, "%s", realpath(path, real) ? real : path);

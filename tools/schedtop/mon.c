@@ -20,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "launch.h"
 #include "mon.h"
 #include "priv.h"
 #include "weft.skel.h"
@@ -39,7 +40,7 @@ bool mon_file_has_weft_notes(const char *path)
 		size_t len = keep + got;
 		if (memmem(buf, len, pat, sizeof(pat) - 1))
 			found = true;
-		keep = sizeof(pat);
+		keep = len < sizeof(pat) - 1 ? len : sizeof(pat) - 1; /* a file shorter than that */
 		memmove(buf, buf + len - keep, keep);
 	}
 	fclose(f);
@@ -82,72 +83,42 @@ int mon_find_lib(int pid, char *out, size_t n)
 	return rc;
 }
 
+/*
+ * The libweft a command would load, or the command itself if it is
+ * linked statically with weft. The dynamic loader lists the libraries
+ * without running the program (launch_lib_for_exe: PT_INTERP --list).
+ * LD_TRACE_LOADED_OBJECTS was used before, which a static program ignores:
+ * it ran, in full, once before the real run (a static server never let
+ * schedtop attach: found by a review).
+ */
 int mon_find_lib_for_cmd(char *const argv[], char *out, size_t n)
 {
-	int fds[2];
-	if (pipe(fds))
-		return -errno;
-	pid_t c = fork();
-	if (c < 0)
-		return -errno;
-	if (c == 0) {
-		if (priv_child())
-			_exit(127);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn >= 0)
-			dup2(dn, 2);
-		setenv("LD_TRACE_LOADED_OBJECTS", "1", 1);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	char line[PATH_MAX + 64];
-	int rc = -ENOENT;
-	while (f && fgets(line, sizeof(line), f)) {
-		/* "\tlibweft.so.0 => /path/libweft.so.0 (0x...)" */
-		char *arrow = strstr(line, "=> ");
-		if (!strstr(line, "libweft") || !arrow)
-			continue;
-		char *path = arrow + 3, *sp = strchr(path, ' ');
-		if (sp)
-			*sp = '\0';
-		path[strcspn(path, "\n")] = '\0';
-		if (rc && path[0] == '/') {
-			char real[PATH_MAX];
-			snprintf(out, n, "%s", realpath(path, real) ? real : path);
-			rc = 0;
-		}
-	}
-	if (f)
-		fclose(f);
-	waitpid(c, NULL, 0);
-	if (rc) {
-		/* statically linked: the probes are in the executable */
-		char exe[PATH_MAX];
-		const char *cand = argv[0];
-		if (!strchr(cand, '/')) {
-			const char *path = getenv("PATH");
-			char *dup = strdup(path ? path : "/usr/bin:/bin");
-			for (char *save = NULL, *dir = strtok_r(dup, ":", &save); dir;
-			     dir = strtok_r(NULL, ":", &save)) {
-				snprintf(exe, sizeof(exe), "%s/%s", dir, cand);
-				if (access(exe, X_OK) == 0) {
-					cand = exe;
-					break;
-				}
+	char exe[PATH_MAX];
+	const char *cand = argv[0];
+	if (!strchr(cand, '/')) {
+		const char *path = getenv("PATH");
+		char *dup = strdup(path ? path : "/usr/bin:/bin");
+		for (char *save = NULL, *dir = dup ? strtok_r(dup, ":", &save) : NULL; dir;
+		     dir = strtok_r(NULL, ":", &save)) {
+			snprintf(exe, sizeof(exe), "%s/%s", dir, cand);
+			if (access(exe, X_OK) == 0) {
+				cand = exe;
+				break;
 			}
-			free(dup);
 		}
-		char real[PATH_MAX];
-		if (realpath(cand, real) && mon_file_has_weft_notes(real)) {
-			snprintf(out, n, "%s", real);
-			rc = 0;
-		}
+		free(dup);
 	}
-	return rc;
+	char real[PATH_MAX];
+	if (!realpath(cand, real))
+		return -ENOENT;
+	if (launch_lib_for_exe(real, environ, out, n) == 0)
+		return 0;
+	/* statically linked: the probes are in the executable */
+	if (mon_file_has_weft_notes(real)) {
+		snprintf(out, n, "%s", real);
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static bool verbose_libbpf;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jwalk.h"
 #include "args.h"
 #include "mon.h"
 #include "model.h"
@@ -119,25 +120,13 @@ struct rec {
 static FILE *open_out(const char *dir, const char *base, const char *ext, char *path, size_t n)
 {
 	snprintf(path, n, "%s/%s%s", dir, base, ext);
-	FILE *f = fopen(path, "w");
+	FILE *f = fopen(path, "we");
 	if (!f)
 		fprintf(stderr, "schedtop: record: %s: %s\n", path, strerror(errno));
 	return f;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
+static void json_str(FILE *f, const char *s) { jw_print_str(f, s); }
 
 static int dump(struct rec *r, struct mon *m, const char *reason, const char *lint,
 		const char *detail)

@@ -41,6 +41,22 @@
 #include "trace.h"
 #include "tui.h"
 
+/* The process (thread group) id of a process or thread id, or -1. */
+static int tgid_of(int pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	int tgid = -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 static volatile sig_atomic_t exiting;
 static void on_sig(int sig)
 {
@@ -221,7 +237,7 @@ static void jsonl_name(const char *out, char *buf, size_t n)
 
 static int write_chrome(const struct evbuf *b, const char *out, int pid)
 {
-	FILE *f = fopen(out, "w");
+	FILE *f = fopen(out, "we");
 	struct trace_stats st;
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
@@ -431,6 +447,14 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 		t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
 		if (t->pidfd < 0 && errno == ESRCH) {
 			fprintf(stderr, "schedtop: no process %d\n", t->pid);
+			return 1;
+		}
+		int tgid = tgid_of(t->pid);
+		if (tgid > 0 && tgid != t->pid) {
+			/* a thread id: it attached, with every kernel column 0
+			 * (found by a review) */
+			fprintf(stderr, "schedtop: %d is a thread of process %d: use -p %d\n",
+				t->pid, tgid, tgid);
 			return 1;
 		}
 		if (priv_may_observe(t->pid, why, sizeof(why))) {
@@ -661,7 +685,7 @@ static int trace_latency(const struct interval *iv, const char *out)
 		snprintf(path, sizeof(path), "%.*s.latency.json", (int)(l - 5), out);
 	else
 		snprintf(path, sizeof(path), "%s.latency.json", out);
-	FILE *f = fopen(path, "w");
+	FILE *f = fopen(path, "we");
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
 		return 1;
@@ -752,7 +776,7 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 	evbuf_sort(&tc.b);
 	char jl[PATH_MAX];
 	jsonl_name(out, jl, sizeof(jl));
-	FILE *f = fopen(jl, "w");
+	FILE *f = fopen(jl, "we");
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", jl, strerror(errno));
 		rc = 1;
@@ -897,7 +921,7 @@ int main(int argc, char **argv)
 	double interval = a.interval, duration = a.duration, warmup = a.warmup;
 
 	FILE *rec = NULL;
-	if (record && !(rec = fopen(record, "w"))) {
+	if (record && !(rec = fopen(record, "we"))) {
 		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
 		return 1;
 	}
@@ -917,6 +941,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "schedtop: %s\n", why);
 			return 1;
 		}
+	}
+	if (mode == M_TOP && !batch && !no_bpf && tui_check_terminal(why, sizeof(why))) {
+		/* before the command starts: a live view that cannot run left
+		 * it running on its own (TERM=bogus: found by a review) */
+		fprintf(stderr, "%s\n", why);
+		if (rec)
+			fclose(rec);
+		return 1;
 	}
 	if (no_bpf) {
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);

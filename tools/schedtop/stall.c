@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "jwalk.h"
 #include "mon.h"
 #include "stall.h"
 #include "sym.h"
@@ -70,6 +71,14 @@ static int read_registry(struct stall *st)
 	if (e)
 		return st->reg_err = e;
 	if (r.magic != WEFT_PROBE_REG_MAGIC)
+		return st->reg_err = -EPROTO;
+	/* The target wrote these: offsets that index our buffers must be
+	 * small (a registry edited by the target sent ring_peek's memcpy to a
+	 * wild address and crashed schedtop: found by a review). Addresses in
+	 * the target are only ever read with process_vm_readv. */
+	if (r.ring_head_off < -4096 || r.ring_head_off > 4096 || r.ring_tail_off < -4096 ||
+	    r.ring_tail_off > 4096 || r.task_id_off > 4096 || r.task_poll_off > 4096 ||
+	    r.task_spawn_off > 4096)
 		return st->reg_err = -EPROTO;
 	if ((gen & 1) || gen != r.gen)
 		return -EAGAIN; /* a runtime came or went: keep the last copy */
@@ -268,10 +277,7 @@ static void name(struct stall *st, uint64_t addr, bool ret, char *buf, size_t n)
 		return;
 	}
 	sym_format(&si, addr, buf, n);
-	/* the detail is printed inside a JSON string */
-	for (char *p = buf; *p; p++)
-		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-			*p = '?';
+	jw_sanitize(buf); /* the detail is printed inside a JSON string */
 }
 
 void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns)

@@ -46,6 +46,14 @@ int sym_open(struct sym_ctx **out, int pid)
 	if (!c)
 		return -ENOMEM;
 	c->pid = pid;
+	/* No debuginfod unless asked (SCHEDTOP_DEBUGINFOD=1): distributions set
+	 * DEBUGINFOD_URLS in login shells, and for a stripped target libdwfl
+	 * then made network requests from the sampling loop, up to 90 s each,
+	 * deaf to SIGTERM (found by a review: the first report came after
+	 * 268 s). The target, launched before this, keeps its environment. */
+	const char *want = getenv("SCHEDTOP_DEBUGINFOD");
+	if (!want || strcmp(want, "1"))
+		unsetenv("DEBUGINFOD_URLS");
 	c->dwfl = dwfl_begin(&callbacks);
 	if (!c->dwfl) {
 		free(c);

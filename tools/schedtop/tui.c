@@ -437,11 +437,15 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 	memset(&t, 0, sizeof(t));
 	t.view = 1;
 	t.iv = iv;
-	if (!initscr()) {
+	/* newterm, not initscr: initscr exits the program itself on a
+	 * terminal it cannot use (schedtop left its command running) */
+	SCREEN *scr = newterm(NULL, stdout, stdin);
+	if (!scr) {
 		fprintf(stderr, "schedtop: cannot start the terminal UI; use --batch\n");
 		free(prev); free(cur); free(iv);
 		return 1;
 	}
+	set_term(scr);
 	cbreak();
 	noecho();
 	curs_set(0);

@@ -1,0 +1,155 @@
+/*
+ * review_target.c - the programs behind schedtop_ops_hardening (the
+ * seventeenth session's review of schedtop), one per mode:
+ *   evil HEAD TAIL   a weft program that writes bogus run-queue offsets
+ *                    into its own probe registry (schedtop must not trust
+ *                    them), then sleeps 30 s
+ *   names            threads named "aスレッド名" (the kernel keeps 15 of
+ *                    its 16 bytes: a cut character) and "weft-worker-0";
+ *                    a runtime; sleeps 20 s
+ *   churn N          after SIGUSR1: N short-lived threads, then a 2-worker
+ *                    runtime whose tasks burn CPU for 3 s
+ *   fds FILE         a runtime; writes the targets of its open fds to FILE
+ * Each prints "ready PID" first.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <weft/weft.h>
+
+#include "probe_abi.h"
+
+extern struct weft_probe_registry weft_probe_registry;
+
+static struct weft_runtime *rt_make(int workers)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	struct weft_runtime *rt;
+	if (weft_runtime_create(&o, &rt)) {
+		fprintf(stderr, "review_target: runtime_create failed\n");
+		exit(1);
+	}
+	return rt;
+}
+
+static void ready(void)
+{
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+}
+
+static void *named(void *a)
+{
+	prctl(PR_SET_NAME, (const char *)a);
+	sleep(20);
+	return NULL;
+}
+
+static void *brief(void *a)
+{
+	(void)a;
+	usleep(100);
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static enum weft_poll burn(void *s, struct weft_cx *cx)
+{
+	double *end = s, t = now_s() + 0.001;
+	while (now_s() < t)
+		;
+	if (now_s() < *end) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 4 && !strcmp(argv[1], "evil")) {
+		struct weft_runtime *rt = rt_make(2);
+		volatile struct weft_probe_registry *r = &weft_probe_registry;
+		r->ring_head_off = strtoll(argv[2], NULL, 0);
+		r->ring_tail_off = strtoll(argv[3], NULL, 0);
+		ready();
+		sleep(30);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "names")) {
+		pthread_t t1, t2;
+		pthread_create(&t1, NULL, named,
+			       "a\xe3\x82\xb9\xe3\x83\xac\xe3\x83\x83\xe3\x83\x89\xe5\x90\x8d");
+		pthread_create(&t2, NULL, named, "weft-worker-0");
+		struct weft_runtime *rt = rt_make(1);
+		ready();
+		pthread_join(t1, NULL);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[1], "churn")) {
+		int n = atoi(argv[2]);
+		sigset_t s;
+		int sig;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &s, NULL);
+		ready();
+		sigwait(&s, &sig);
+		for (int i = 0; i < n; i++) {
+			pthread_t t;
+			pthread_create(&t, NULL, brief, NULL);
+			pthread_join(t, NULL);
+		}
+		struct weft_runtime *rt = rt_make(2);
+		double end = now_s() + 3;
+		struct weft_task *t[2];
+		for (int i = 0; i < 2; i++)
+			weft_spawn_poll(rt, burn, &end, NULL, &t[i]);
+		for (int i = 0; i < 2; i++)
+			weft_join(t[i], NULL);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[1], "fds")) {
+		struct weft_runtime *rt = rt_make(1);
+		ready();
+		FILE *out = fopen(argv[2], "w");
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *e;
+		while (out && d && (e = readdir(d))) {
+			char p[300], t[PATH_MAX];
+			snprintf(p, sizeof(p), "/proc/self/fd/%s", e->d_name);
+			ssize_t n = readlink(p, t, sizeof(t) - 1);
+			if (n > 0) {
+				t[n] = '\0';
+				fprintf(out, "%s\n", t);
+			}
+		}
+		if (d)
+			closedir(d);
+		if (out)
+			fclose(out);
+		sleep(2);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	fprintf(stderr, "usage: review_target evil HEAD TAIL | names | churn N | fds FILE\n");
+	return 2;
+}
