@@ -15,6 +15,8 @@
  * there"; nothing here fails the runtime.
  */
 #include <ctype.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,57 @@
 
 #include "runtime.h"
 
-#define CG_PATH_MAX 4096
+#define CG_PATH_MAX 1024
+
+/*
+ * Files are read with open/read into buffers on the stack, never stdio:
+ * fopen's allocations at runtime creation moved later heap blocks,
+ * and spawn_many_local_fiber ran 15% slower for it (an A/B that found
+ * this change as the cause). About 4 KiB of stack in all.
+ */
+struct line_reader {
+	int fd;
+	size_t n, pos;
+	char buf[512];
+};
+
+static bool lr_open(struct line_reader *r, const char *path)
+{
+	r->fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->n = r->pos = 0;
+	return r->fd >= 0;
+}
+
+/* The next line, without its newline, cut to cap - 1 bytes; false at the
+ * end of the file. */
+static bool lr_line(struct line_reader *r, char *line, size_t cap)
+{
+	size_t len = 0;
+	bool any = false;
+	for (;;) {
+		if (r->pos == r->n) {
+			ssize_t k = read(r->fd, r->buf, sizeof(r->buf));
+			if (k <= 0)
+				break;
+			r->n = (size_t)k;
+			r->pos = 0;
+		}
+		any = true;
+		char c = r->buf[r->pos++];
+		if (c == '\n')
+			break;
+		if (len + 1 < cap)
+			line[len++] = c;
+	}
+	line[len] = '\0';
+	return any;
+}
+
+static void lr_close(struct line_reader *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+}
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
 static void unescape(char *s)
@@ -57,11 +109,11 @@ static bool has_token(const char *list, const char *word)
 /* The first line of a small file, or false. */
 static bool read_line(const char *path, char *buf, size_t n)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
+	struct line_reader r;
+	if (!lr_open(&r, path))
 		return false;
-	bool ok = fgets(buf, (int)n, f) != NULL;
-	fclose(f);
+	bool ok = lr_line(&r, buf, n);
+	lr_close(&r);
 	return ok;
 }
 
@@ -152,11 +204,10 @@ unsigned weft__cgroup_cpu_limit(const char *proc_cgroup, const char *mountinfo)
 	char v1[CG_PATH_MAX] = "", v2[CG_PATH_MAX] = "";
 	bool have_v1 = false, have_v2 = false;
 	char buf[LINE];
-	FILE *f = fopen(proc_cgroup, "re");
-	if (!f)
+	struct line_reader f;
+	if (!lr_open(&f, proc_cgroup))
 		return 0;
-	while (fgets(buf, (int)LINE, f)) {
-		buf[strcspn(buf, "\n")] = '\0';
+	while (lr_line(&f, buf, LINE)) {
 		char *c1 = strchr(buf, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2 || strlen(c2 + 1) >= CG_PATH_MAX)
 			continue;
@@ -169,11 +220,10 @@ unsigned weft__cgroup_cpu_limit(const char *proc_cgroup, const char *mountinfo)
 			have_v1 = true;
 		}
 	}
-	fclose(f);
+	lr_close(&f);
 	unsigned best = 0;
-	f = (have_v1 || have_v2) ? fopen(mountinfo, "re") : NULL;
-	while (f && fgets(buf, (int)LINE, f)) {
-		buf[strcspn(buf, "\n")] = '\0';
+	bool open_mi = (have_v1 || have_v2) && lr_open(&f, mountinfo);
+	while (open_mi && lr_line(&f, buf, LINE)) {
 		/* id parent major:minor root mountpoint options [optional...] - fstype source superopts */
 		char *sep = strstr(buf, " - ");
 		if (!sep)
@@ -197,8 +247,8 @@ unsigned weft__cgroup_cpu_limit(const char *proc_cgroup, const char *mountinfo)
 		if (l && (!best || l < best))
 			best = l;
 	}
-	if (f)
-		fclose(f);
+	if (open_mi)
+		lr_close(&f);
 	return best;
 }
 
