@@ -1005,6 +1005,47 @@ def test_hardening(st, wl_test, wl, lib):
     if got < 6:
         fail("with a silent debuginfod server, %d reports in 8 s of a long poll" % got)
     print("silent debuginfod server: %d reports during the long poll" % got)
+
+    # 12. a target in another mount namespace whose libweft path names a
+    #     different file here, and 13. a target whose libweft was deleted
+    #     since it was loaded: both attach to the file the target maps
+    #     (before: probes on the host's file of that name, every figure 0;
+    #     "...(deleted) has no weft:runtime_create probe")
+    def polls_seen(pid):
+        r = run([st, "-p", str(pid), "--batch", "--json", "-n", "3", "0.3"], timeout=30)
+        if r.returncode != 0:
+            return -1, r.stderr
+        return max((w.get("total", {}).get("polls", 0) for o in jlines(r.stdout)
+                    for w in o.get("worker", [])), default=0), r.stderr
+
+    nsdir = os.path.join(tmp, "nsl")
+    os.mkdir(nsdir)
+    shutil.copy(os.path.realpath(lib), os.path.join(nsdir, "libweft.so.0"))   # the host's copy
+    if not shutil.which("unshare"):
+        fail("unshare (util-linux) not installed")
+    ns = subprocess.Popen(["unshare", "-m", "sh", "-c",
+                           'mount -t tmpfs none "$1" && cp "$2" "$1/libweft.so.0" && '
+                           'LD_LIBRARY_PATH="$1" exec "$3" 2 100000', "sh", nsdir,
+                           os.path.realpath(lib), wl_test],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    n, err = polls_seen(ns.pid)
+    stop(ns)
+    if n <= 0:
+        fail("a target in another mount namespace: polls %d (%s)" % (n, err.strip()))
+    print("target in another mount namespace: %d polls seen" % n)
+    deldir = os.path.join(tmp, "del")
+    os.mkdir(deldir)
+    shutil.copy(os.path.realpath(lib), os.path.join(deldir, "libweft.so.0"))
+    dl = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL,
+                          env=dict(os.environ, LD_LIBRARY_PATH=deldir))
+    time.sleep(0.5)
+    os.unlink(os.path.join(deldir, "libweft.so.0"))
+    n, err = polls_seen(dl.pid)
+    stop(dl)
+    if n <= 0:
+        fail("a target whose libweft was deleted: polls %d (%s)" % (n, err.strip()))
+    print("target whose libweft was deleted since: %d polls seen" % n)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +48,47 @@ bool mon_file_has_weft_notes(const char *path)
 	return found;
 }
 
+/* Is `path` (here) the file with this device and inode? */
+static bool same_file(const char *path, unsigned dmaj, unsigned dmin, unsigned long ino)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && st.st_ino == ino && major(st.st_dev) == dmaj &&
+	       minor(st.st_dev) == dmin;
+}
+
+/*
+ * The file a mapping of the target shows, as a path that names that file
+ * here: the target's own path when it does (the usual case); else the
+ * same path under /proc/PID/root (a target in another mount namespace:
+ * the probes went on the host's file of that name, and every figure read
+ * 0 - found by a review); else the mapping itself in /proc/PID/map_files
+ * (a library deleted since, by an upgrade). The path as shown otherwise.
+ */
+static void mapped_path(int pid, const char *range, unsigned dmaj, unsigned dmin,
+			unsigned long ino, char *path, char *out, size_t n)
+{
+	static const char del[] = " (deleted)";
+	size_t pl = strlen(path), dl = sizeof(del) - 1;
+	if (pl > dl && !strcmp(path + pl - dl, del))
+		path[pl - dl] = '\0';
+	char alt[PATH_MAX + 64];
+	if (same_file(path, dmaj, dmin, ino)) {
+		snprintf(out, n, "%s", path);
+		return;
+	}
+	snprintf(alt, sizeof(alt), "/proc/%d/root%s", pid, path);
+	if (same_file(alt, dmaj, dmin, ino)) {
+		snprintf(out, n, "%s", alt);
+		return;
+	}
+	snprintf(alt, sizeof(alt), "/proc/%d/map_files/%s", pid, range);
+	if (same_file(alt, dmaj, dmin, ino)) {
+		snprintf(out, n, "%s", alt);
+		return;
+	}
+	snprintf(out, n, "%s", path);
+}
+
 int mon_find_lib(int pid, char *out, size_t n)
 {
 	char p[64], line[PATH_MAX + 256];
@@ -62,7 +104,14 @@ int mon_find_lib(int pid, char *out, size_t n)
 		path[strcspn(path, "\n")] = '\0';
 		const char *base = strrchr(path, '/') + 1;
 		if (!strncmp(base, "libweft.so", 10) || !strncmp(base, "libweft-", 8)) {
-			snprintf(out, n, "%s", path);
+			/* "start-end perms offset maj:min inode path" */
+			char range[64];
+			unsigned dmaj = 0, dmin = 0;
+			unsigned long ino = 0;
+			if (sscanf(line, "%63s %*s %*s %x:%x %lu", range, &dmaj, &dmin, &ino) == 4)
+				mapped_path(pid, range, dmaj, dmin, ino, path, out, n);
+			else
+				snprintf(out, n, "%s", path);
 			rc = 0;
 			break;
 		}
