@@ -1046,6 +1046,22 @@ def test_hardening(st, wl_test, wl, lib):
     if n <= 0:
         fail("a target whose libweft was deleted: polls %d (%s)" % (n, err.strip()))
     print("target whose libweft was deleted since: %d polls seen" % n)
+
+    # 14. record's dumps carry the lints and latency --batch --json shows
+    #     (only the stall lints were made there)
+    lt = os.path.join(os.path.dirname(os.environ["STALL_TARGET"]), "lint_target")
+    rdir = os.path.join(tmp, "rec")
+    r = run([st, "record", "-o", rdir, "--on", "exit", "--", lt, "blocking", "3"], timeout=40)
+    dumps_ = [f for f in os.listdir(rdir) if f.endswith("-exit.json")] if os.path.isdir(rdir) else []
+    if r.returncode != 0 or len(dumps_) != 1:
+        fail("record -- lint_target blocking: rc %d, %s, %s" % (r.returncode, dumps_, r.stderr))
+    with open(os.path.join(rdir, dumps_[0])) as f:
+        ivs = json.load(f).get("intervals", [])
+    names = set(l["name"] for iv in ivs for l in iv.get("lints", []))
+    lat = sum(len(iv.get("latency", [])) for iv in ivs)
+    if "blocking-call" not in names or lat == 0:
+        fail("record's dump: lints %s, %d latency entries" % (sorted(names), lat))
+    print("record: blocking-call in the dump, %d latency entries" % lat)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -304,7 +304,11 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		mon_snapshot(m, cur);
 		r.ring_drops = cur->drops;
 		interval_compute(iv, prev, cur, &ls);
+		/* the same lints and latency as --batch --json (only the
+		 * stall lints were made here: found by a review) */
 		stall_lint(st, iv, now);
+		stall_blocking_lint(st, iv, prev, cur);
+		stall_latency(st, iv);
 		char *text = NULL;
 		size_t len = 0;
 		FILE *mf = open_memstream(&text, &len);
