@@ -546,14 +546,22 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	}
 	weft__io_free_retired(rt);
 	atomic_store_explicit(&d->sleeper, true, memory_order_relaxed);
-	uint64_t next = next_all(rt);
+	uint64_t next = next_all(rt), published = next;
 	atomic_store_explicit(&d->sleep_until_tick, next, memory_order_seq_cst);
 	/* How long to sleep, in ns (-1: until woken). Re-read after publishing
 	 * sleep_until: a timer set in between either sees our sleep_until (and
-	 * writes the eventfd) or is seen here. */
+	 * writes the eventfd) or is seen here. Never later than what was
+	 * published: a timer set later only wakes us if it is due before
+	 * that, so sleeping past it (the earliest timer cancelled or fired
+	 * between the two reads) left a new timer due at or after it waiting
+	 * for some other wake - for good on an idle runtime (found by a
+	 * review; 23 of 3,189 rounds late by 69-244 ms with the window
+	 * widened). Waking at a cancelled deadline is only an early wake. */
 	int64_t timeout = -1;
 	uint64_t now_ns = weft__now_ns();
 	next = next_all(rt);
+	if (next > published)
+		next = published;
 	if (next != UINT64_MAX) {
 		/* the tick boundary at which the timer is due, not "now"
 		 * rounded down plus whole milliseconds: that slept up to a
