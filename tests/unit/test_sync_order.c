@@ -196,6 +196,26 @@ static int cw_poll(struct weft_cond *c, struct weft_mutex *m, struct cw *x)
 	return weft_cond_wait_poll(c, m, &x->w, &x->c.cx);
 }
 
+/* Each cond test's cond and mutex; destroyed after it, which checks that
+ * nothing is left waiting on either. */
+static struct weft_cond *g_c;
+static struct weft_mutex *g_m;
+
+static void cond_setup(void)
+{
+	cr_assert_eq(weft_cond_create(&g_c), 0);
+	cr_assert_eq(weft_mutex_create(&g_m), 0);
+}
+
+static void cond_teardown(void)
+{
+	if (g_c)
+		cr_assert_eq(weft_cond_destroy(g_c), 0);
+	cr_assert_eq(weft_mutex_destroy(g_m), 0);
+}
+
+TestSuite(cond_order, .init = cond_setup, .fini = cond_teardown);
+
 /* A and B wait; P (the test thread) locks m and signals: A is granted the
  * signal. A's next poll queues it for m, which P holds. */
 static void signal_a_while_p_holds(struct weft_cond *c, struct weft_mutex *m, struct cw *a,
@@ -215,10 +235,8 @@ static void signal_a_while_p_holds(struct weft_cond *c, struct weft_mutex *m, st
 
 Test(cond_order, signal_passed_on_when_cancelled_queued_for_the_mutex)
 {
-	struct weft_cond *c;
-	struct weft_mutex *m;
-	cr_assert_eq(weft_cond_create(&c), 0);
-	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct weft_cond *c = g_c;
+	struct weft_mutex *m = g_m;
 	struct cw a, b;
 	cw_init(&a);
 	cw_init(&b);
@@ -229,16 +247,12 @@ Test(cond_order, signal_passed_on_when_cancelled_queued_for_the_mutex)
 	cr_assert_eq(cw_poll(c, m, &b), 0, "B returns holding m");
 	cr_assert_eq(weft_mutex_try_lock(m), -EBUSY);
 	cr_assert_eq(weft_mutex_unlock(m), 0);
-	cr_assert_eq(weft_cond_destroy(c), 0);
-	cr_assert_eq(weft_mutex_destroy(m), 0);
 }
 
 Test(cond_order, signal_and_mutex_passed_on_when_cancelled_holding_the_grant)
 {
-	struct weft_cond *c;
-	struct weft_mutex *m;
-	cr_assert_eq(weft_cond_create(&c), 0);
-	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct weft_cond *c = g_c;
+	struct weft_mutex *m = g_m;
 	struct cw a, b;
 	cw_init(&a);
 	cw_init(&b);
@@ -249,16 +263,12 @@ Test(cond_order, signal_and_mutex_passed_on_when_cancelled_holding_the_grant)
 	cr_assert_eq(atomic_load(&b.c.woke), 1, "A's signal went to B");
 	cr_assert_eq(cw_poll(c, m, &b), 0, "B takes m, which A's cancel let go");
 	cr_assert_eq(weft_mutex_unlock(m), 0);
-	cr_assert_eq(weft_cond_destroy(c), 0);
-	cr_assert_eq(weft_mutex_destroy(m), 0);
 }
 
 Test(cond_order, broadcast_not_passed_on_by_a_cancelled_waiter)
 {
-	struct weft_cond *c;
-	struct weft_mutex *m;
-	cr_assert_eq(weft_cond_create(&c), 0);
-	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct weft_cond *c = g_c;
+	struct weft_mutex *m = g_m;
 	struct cw a, b;
 	cw_init(&a);
 	cw_init(&b);
@@ -279,16 +289,12 @@ Test(cond_order, broadcast_not_passed_on_by_a_cancelled_waiter)
 	cr_assert_eq(weft_mutex_unlock(m), 0);
 	cr_assert_eq(cw_poll(c, m, &b), 0);
 	cr_assert_eq(weft_mutex_unlock(m), 0);
-	cr_assert_eq(weft_cond_destroy(c), 0);
-	cr_assert_eq(weft_mutex_destroy(m), 0);
 }
 
 Test(cond_order, destroy_refused_while_a_waiter_queues_for_the_mutex)
 {
-	struct weft_cond *c;
-	struct weft_mutex *m;
-	cr_assert_eq(weft_cond_create(&c), 0);
-	cr_assert_eq(weft_mutex_create(&m), 0);
+	struct weft_cond *c = g_c;
+	struct weft_mutex *m = g_m;
 	struct cw a;
 	cw_init(&a);
 	signal_a_while_p_holds(c, m, &a, NULL);
@@ -297,8 +303,8 @@ Test(cond_order, destroy_refused_while_a_waiter_queues_for_the_mutex)
 	cr_assert_eq(weft_mutex_unlock(m), 0);
 	cr_assert_eq(cw_poll(c, m, &a), 0);
 	cr_assert_eq(weft_cond_destroy(c), 0, "A's wait is over");
+	g_c = NULL; /* destroyed here */
 	cr_assert_eq(weft_mutex_unlock(m), 0);
-	cr_assert_eq(weft_mutex_destroy(m), 0);
 }
 
 /* Blocking form: T waits with a 100 ms limit and is signalled at once, but
