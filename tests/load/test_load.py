@@ -33,6 +33,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 
 SKIP = 77
@@ -151,6 +152,7 @@ def test_args(load):
         (["--shape", "skewed", "--bogus"], "unknown option"),
         (["--shape", "skewed", "--duration"], "needs an argument"),
         (["--shape", "skewed", "stray"], "unexpected argument"),
+        (["--shape", "skewed", "--units", "5", "--warmup", "1"], "exclude each other"),
     ]
     for args, want in cases:
         p = run([load, *args], timeout=10)
@@ -159,6 +161,23 @@ def test_args(load):
     p = run([load, "--help"], timeout=10)
     check(p.returncode == 0 and "--concurrency" in p.stdout and "skewed" in p.stdout, "--help")
     print("ok: %d bad argument lists exit 2 with a message" % len(cases))
+    # found by a review (seventeenth session):
+    # numbers are decimal ("010" was read as octal 8)
+    p = run([load, "--shape", "fork-join", "--units", "010", "--quiet", "--json"], timeout=30)
+    check(p.returncode == 0 and '"units_limit":10' in p.stdout, "--units 010: %s" % p.stdout[:200])
+    # a failed --output write fails the run (it exited 0)
+    p = run([load, "--shape", "fork-join", "--units", "5", "--quiet", "-o", "/dev/full"], timeout=30)
+    check(p.returncode == 1 and "/dev/full" in p.stderr, "-o /dev/full: exit %d %r" % (p.returncode, p.stderr))
+    # open loop at a rate the machine cannot issue stops at --duration (it
+    # went on for 10 s of a 0.2 s run)
+    t0 = time.time()
+    p = run([load, "--shape", "bursty", "--duration", "0.2", "--quiet", "--rate", "200000",
+             "--drain", "0"], timeout=30)
+    took = time.time() - t0
+    m = re.search(r"measured ([0-9.]+) s", p.stdout + p.stderr)
+    check(m and float(m.group(1)) < 1.0 and took < 5,
+          "open loop over capacity, 0.2 s asked: measured %s, %.1f s in all" % (m and m.group(1), took))
+    print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time")
 
 
 # --------------------------------------------------------------------- demo
