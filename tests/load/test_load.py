@@ -177,7 +177,26 @@ def test_args(load):
     m = re.search(r"measured ([0-9.]+) s", p.stdout + p.stderr)
     check(m and float(m.group(1)) < 1.0 and took < 5,
           "open loop over capacity, 0.2 s asked: measured %s, %.1f s in all" % (m and m.group(1), took))
-    print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time")
+    # -o replaces the file only when the results are written: a run killed
+    # midway leaves the previous file as it was (it was emptied at start)
+    d = tempfile.mkdtemp(prefix="weft-load-o-")
+    outp = os.path.join(d, "res.json")
+    with open(outp, "w") as f:
+        f.write("previous results\n")
+    pr = subprocess.Popen([load, "--shape", "skewed", "--duration", "20", "--quiet", "-o", outp],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    pr.kill()
+    pr.wait()
+    with open(outp) as f:
+        check(f.read() == "previous results\n", "-o: a killed run changed the previous file")
+    p = run([load, "--shape", "fork-join", "--units", "5", "--quiet", "-o", outp], timeout=30)
+    with open(outp) as f:
+        check(p.returncode == 0 and json.load(f)["tool"] == "weft-load", "-o: the results did not replace the file")
+    check(not os.path.exists(outp + ".tmp"), "-o: the temporary file was left")
+    shutil.rmtree(d, ignore_errors=True)
+    print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time, "
+          "-o replaced only by finished results")
 
 
 # --------------------------------------------------------------------- demo

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "load.h"
@@ -941,16 +942,40 @@ static void print_text(const struct result *r)
 
 /* ------------------------------------------------------------------ main */
 
+/* --output's temporary file until it is renamed into place (main). */
+static char out_tmp[4096];
+
+static void drop_out_tmp(void)
+{
+	if (out_tmp[0])
+		unlink(out_tmp);
+}
+
 int main(int argc, char **argv)
 {
 	int rc = parse_args(argc, argv, &cfg);
 	if (rc)
 		return rc;
 	FILE *out = NULL;
-	if (cfg.output && !(out = fopen(cfg.output, "w"))) {
-		fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+	/* Written to NAME.tmp and renamed over NAME at the end: a failed run
+	 * used to leave NAME emptied (found by a review). The file is made
+	 * now, so a bad path fails before the run; an early exit removes it. */
+	/* Only for a regular file (or a new one): a device or a FIFO (say
+	 * /dev/stdout) is written in place, never renamed over. */
+	struct stat ost;
+	bool direct = cfg.output && stat(cfg.output, &ost) == 0 && !S_ISREG(ost.st_mode);
+	if (cfg.output && !direct &&
+	    (size_t)snprintf(out_tmp, sizeof(out_tmp), "%s.tmp", cfg.output) >= sizeof(out_tmp)) {
+		fprintf(stderr, "weft-load: %s: name too long\n", cfg.output);
 		return 1;
 	}
+	if (cfg.output && !(out = fopen(direct ? cfg.output : out_tmp, "w"))) {
+		fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+		out_tmp[0] = '\0';
+		return 1;
+	}
+	if (out && !direct)
+		atexit(drop_out_tmp);
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
@@ -1066,6 +1091,11 @@ int main(int argc, char **argv)
 			/* a failed write is a failed run (it exited 0) */
 			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno ? errno : EIO));
 			status = 1;
+		} else if (out_tmp[0] && rename(out_tmp, cfg.output)) {
+			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+			status = 1;
+		} else {
+			out_tmp[0] = '\0'; /* renamed: nothing to remove */
 		}
 	}
 	fflush(stdout);

@@ -37,7 +37,9 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * the first poll counts until the timer fires or is cancelled). A task
  * dropped while its timer is pending must call weft_timer_cancel from its
  * drop function. After READY or cancel the timer can be polled again for a
- * new deadline. Cancel is O(1).
+ * new deadline. Cancel is O(1). A cancel that races the timer's firing may
+ * be followed by one wake of the waker the timer held (a spurious wake:
+ * the firing thread already took it); the waker stays valid for it.
  */
 struct weft_timer { uint64_t _opaque[10]; };
 #define WEFT_TIMER_INIT { { 0 } }
