@@ -197,6 +197,39 @@ def test_args(load):
     shutil.rmtree(d, ignore_errors=True)
     print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time, "
           "-o replaced only by finished results")
+    test_windows(load)
+
+
+def test_windows(load):
+    # found by a review (eighteenth session): the measured window
+    # --units: the whole job, drain included (it ended at the last issue:
+    # 0 tasks/s for one unit of 512 tasks)
+    d, _ = load_json(load, "--shape", "skewed", "--units", "1")
+    tp, tasks = d["throughput"], d["tasks"]["completed"]
+    check(tasks > 0 and tp["tasks"] == tasks and tp["tasks_per_s"] > 0,
+          "--units 1: throughput %s, %d tasks completed" % (tp, tasks))
+    # open loop with a warmup: the window is --duration long and starts at
+    # the warmup's end (it started at the last issue before, and counted
+    # the warmup's burst)
+    d, _ = load_json(load, "--shape", "bursty", "--rate", "1", "--warmup", "1.5", "--duration", "1")
+    check(0.99 <= d["measured_s"] < 1.5, "open loop 1.5 s warmup + 1 s: measured_s %s" % d["measured_s"])
+    # closed loop stops at --duration even when a slot is always free (it
+    # ran 0.8 s of a 0.1 s run)
+    d, _ = load_json(load, "--shape", "timers", "--duration", "0.1", "--concurrency", "1000000")
+    check(d["measured_s"] < 0.5, "closed loop 0.1 s, concurrency 1e6: measured_s %s" % d["measured_s"])
+    # p99.9 of 1000 samples is the 999th (ceil of a double gave the 1000th)
+    d, _ = load_json(load, "--shape", "timers", "--units", "1000")
+    h = d["latency_ns"]["unit"]
+    check(h["count"] == 1000, "unit latency count %d" % h["count"])
+    seen, want = 0, None
+    for lo, hi, n in h["buckets"]:
+        seen += n
+        if seen >= 999:
+            want = min(hi, h["max"])
+            break
+    check(h["p999"] == want, "p99.9 of 1000: %d, the 999th sample's bucket gives %s" % (h["p999"], want))
+    print("ok: --units measures the whole job, the warmup is outside the window, closed loop "
+          "stops at --duration, p99.9 of 1000 is the 999th")
 
 
 # --------------------------------------------------------------------- demo

@@ -80,7 +80,11 @@ static uint64_t hist_pct(const struct hist *h, double p)
 {
 	if (!h->count)
 		return 0;
-	uint64_t want = (uint64_t)ceil(p / 100.0 * (double)h->count), seen = 0;
+	/* rank = ceil(p% of count) in integers, p taken in thousandths of a
+	 * percent: ceil() of a double put p99.9 one rank high whenever count
+	 * was a multiple of 1000 (found by a review) */
+	uint64_t pm = (uint64_t)llround(p * 1000.0);
+	uint64_t want = (uint64_t)(((unsigned __int128)h->count * pm + 99999) / 100000), seen = 0;
 	if (want < 1)
 		want = 1;
 	for (unsigned i = 0; i < HIST_N; i++) {
@@ -658,6 +662,11 @@ static uint64_t drive(uint64_t k, uint64_t deadline)
 {
 	if (closed_loop) {
 		for (; !interrupted && (!cfg.units || k < cfg.units); k++) {
+			/* sem_clockwait need not look at an expired deadline
+			 * when a slot is free: without this a run with a high
+			 * --concurrency went on for 0.8 s of a 0.1 s --duration */
+			if (weft_now_ns() >= deadline)
+				break;
 			struct timespec ts = { (time_t)(deadline / 1000000000u),
 					       (long)(deadline % 1000000000u) };
 			int rc;
@@ -1018,17 +1027,27 @@ int main(int argc, char **argv)
 	if (cfg.warmup > 0 && !cfg.units) {
 		/* Load during the warmup, then take the baseline at its end. */
 		r.issued = drive(0, r.t_measure);
+		/* drive() stops at the last issue before the edge: wait for
+		 * the edge itself, or work of the warmup's last units would be
+		 * counted in the measured window */
+		if (!interrupted)
+			sleep_until(r.t_measure);
 		totals_read(&t, false);
 		r.tasks_at_measure = t.done;
 		r.ops_at_measure = t.ops;
 	}
 	r.issued = drive(r.issued, deadline);
-	r.t_deadline = weft_now_ns();
-	if (r.t_deadline < r.t_measure)
-		r.t_measure = r.t_deadline; /* interrupted during warmup */
-	totals_read(&t, false);
-	r.tasks_at_deadline = t.done;
-	r.ops_at_deadline = t.ops;
+	if (!cfg.units) {
+		/* the window is --duration long, not up to the last issue */
+		if (!interrupted)
+			sleep_until(deadline);
+		r.t_deadline = weft_now_ns();
+		if (r.t_deadline < r.t_measure)
+			r.t_measure = r.t_deadline; /* interrupted during warmup */
+		totals_read(&t, false);
+		r.tasks_at_deadline = t.done;
+		r.ops_at_deadline = t.ops;
+	}
 
 	/* Drain: wait for the units in flight. */
 	if (cfg.shape->teardown && !cfg.shape->drained)
@@ -1051,6 +1070,15 @@ int main(int argc, char **argv)
 	}
 	if (!torn_down)
 		cfg.shape->teardown();
+	if (cfg.units) {
+		/* --units measures the whole job: from the start until its last
+		 * unit is done (it ended at the last issue, and left out the
+		 * drain, most of the work) */
+		r.t_deadline = weft_now_ns();
+		totals_read(&t, false);
+		r.tasks_at_deadline = t.done;
+		r.ops_at_deadline = t.ops;
+	}
 	if (!r.drained)
 		fprintf(stderr, "weft-load: %ld of %" PRIu64 " units still running after %.1f s of drain;"
 				" shutting down cancels them\n",

@@ -462,7 +462,11 @@ struct blk {
 static void *blk_sleep(void *arg)
 {
 	uint64_t ns = (uint64_t)(uintptr_t)arg;
-	nanosleep(&(struct timespec){ (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) }, NULL);
+	struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+	/* the whole amount even across a signal: a sleep cut short made the
+	 * recorded delay (now - t0 - amount) wrap to ~1.8e19 ns */
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
 	return arg;
 }
 
@@ -643,8 +647,10 @@ static void *echo_client_fn(void *arg)
 		size_t len = echo_len(e->key, m), got = 0;
 		memset(out, (int)(e->key + m), len);
 		uint64_t t0 = weft_now_ns();
-		if (weft_write(c, out, len) != (ssize_t)len)
+		if (weft_write(c, out, len) != (ssize_t)len) {
+			op_error(); /* a failed write is a failed op (it ended the unit as done) */
 			break;
+		}
 		while (got < len) {
 			ssize_t r = weft_read(c, in + got, len - got);
 			if (r <= 0)
