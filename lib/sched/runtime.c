@@ -543,8 +543,14 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	if (!rt->closing) {
 		rt->closing = true;
 		WEFT_PROBE(runtime_shutdown, (uintptr_t)rt);
-		/* seq_cst: pairs with io.c's check before a registration */
+		/* seq_cst: pairs with io.c's check before a registration.
+		 * Under resize_lock: a grow that passed set_workers' check
+		 * has counted its thread in before wait_threads below looks
+		 * (without the lock, a thread started after that look ran
+		 * on the freed runtime after destroy; found by a review) */
+		pthread_mutex_lock(&rt->resize_lock);
 		atomic_store_explicit(&rt->closed, true, memory_order_seq_cst);
+		pthread_mutex_unlock(&rt->resize_lock);
 		weft__owned_close(&rt->owned);
 		weft__owned_each(&rt->owned, cancel_fiber);
 	}

@@ -6,6 +6,8 @@
  * and the probe registry (what schedtop reads) follow.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -99,6 +101,51 @@ Test(elastic, bad_arguments_and_shut_down_runtime)
 	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
 	cr_assert_eq(weft_runtime_set_workers(rt, 2), -ESHUTDOWN);
 	wt_rt_destroy(rt);
+}
+
+/* A grow racing shutdown. set_workers checked `closed` under resize_lock,
+ * shutdown set it without: a grow past the check started its thread after
+ * shutdown had counted every thread out, and that thread ran on the freed
+ * runtime after destroy (found by a review; the ASan build reports the
+ * heap-use-after-free in weft__worker_main, the plain one may crash). */
+static struct weft_runtime *g_race_rt;
+static atomic_int g_race_go;
+
+static void *grower(void *arg)
+{
+	(void)arg;
+	/* SCHED_IDLE: main's shutdown preempts it inside set_workers */
+	struct sched_param sp = { 0 };
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	while (!atomic_load(&g_race_go))
+		;
+	for (int k = 2; k <= 64; k++)
+		if (weft_runtime_set_workers(g_race_rt, k))
+			break;
+	return NULL;
+}
+
+Test(elastic, grow_racing_shutdown_starts_no_thread_after_it, .timeout = WT_TMO(120))
+{
+	cpu_set_t one, all;
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	/* one CPU makes the grower's preemption inside set_workers likely */
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	for (int it = 0; it < 200; it++) {
+		g_race_rt = mk(1, "elr");
+		atomic_store(&g_race_go, 0);
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, grower, NULL), 0);
+		atomic_store(&g_race_go, 1);
+		usleep((useconds_t)(50 + (it * 37) % 400));
+		cr_assert_eq(weft_runtime_shutdown(g_race_rt, WEFT_FOREVER), 0);
+		cr_assert_eq(pthread_join(th, NULL), 0);
+		cr_assert_eq(weft_runtime_destroy(g_race_rt), 0);
+		usleep(2000); /* a thread started late would now touch freed memory */
+	}
+	sched_setaffinity(0, sizeof(all), &all);
 }
 
 static atomic_long g_ran;
