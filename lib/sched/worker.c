@@ -340,7 +340,10 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 		uintptr_t fn = 0;
 		struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task,
 									  __ATOMIC_RELAXED);
-		if (t) {
+		/* looked at before the reads too: a task whose poll ended may
+		 * be freed, its slab trimmed (the reads are then skipped but
+		 * for a window of a few instructions) */
+		if (t && atomic_load_explicit(&vc->poll_seq, memory_order_acquire) == seq) {
 			id = __atomic_load_n(&t->id, __ATOMIC_RELAXED);
 			fn = (uintptr_t)__atomic_load_n(&t->poll, __ATOMIC_RELAXED);
 			if (atomic_load_explicit(&vc->poll_seq, memory_order_acquire) != seq)
@@ -356,7 +359,12 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 				     uint64_t now_ns)
 {
 	uint32_t now = (uint32_t)(now_ns >> WATCH_UNIT_SHIFT);
-	uint32_t stall_units = (uint32_t)(rt->stall_ns >> WATCH_UNIT_SHIFT);
+	/* Both samples are truncated to units, so `age` units mean more than
+	 * age - 1 units passed: the threshold rounded up, plus one. (Rounded
+	 * down it counted polls of 0.2 ms as stalls of a 1 ms threshold, and
+	 * took their LIFO tasks; found by a review.) */
+	uint32_t stall_units = (uint32_t)((rt->stall_ns + (1u << WATCH_UNIT_SHIFT) - 1) >>
+					  WATCH_UNIT_SHIFT) + 1;
 	for (unsigned v = 0; v < rt->n; v++) {
 		struct weft__core *vc = &rt->cores[v];
 		if (vc == self || !__atomic_load_n(&vc->c.cur_task, __ATOMIC_RELAXED))
@@ -375,7 +383,7 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 		uint32_t age = now - (uint32_t)seen;
 		if (age < stall_units)
 			continue;
-		report_stall(rt, vc, seq, age);
+		report_stall(rt, vc, seq, age - 1); /* at least that many units */
 		if (!atomic_load_explicit(&vc->lifo, memory_order_relaxed))
 			continue;
 		/* acquire: pairs with the owner's acq_rel exchange that put it. */

@@ -778,6 +778,70 @@ Test(stress, stall_threshold_option, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* Polls shorter than the threshold are not stalls. The watch keeps time
+ * in ~1 ms units and rounded the threshold down: at 2 ms, any poll seen
+ * twice across a unit boundary counted (and lost its LIFO task); 0.5 ms
+ * polls were counted by the dozen (found by a review). Now a stall is
+ * counted only for a poll that lasted the threshold: at most the polls
+ * measured that long (a descheduled poll can be). */
+#define SU_POLLS 300
+#define SU_POLL_NS 500000ull
+#define SU_THRESHOLD_NS 2000000ull
+
+struct su_state {
+	int left;
+	atomic_int stop;
+	int long_polls; /* polls that took the threshold or more */
+};
+
+static enum weft_poll su_poll(void *state, struct weft_cx *cx)
+{
+	struct su_state *s = state;
+	uint64_t t0 = wt_now_ns(), d;
+	while ((d = wt_now_ns() - t0) < SU_POLL_NS)
+		;
+	if (d >= SU_THRESHOLD_NS - 200000) /* the poll began a little before t0 */
+		s->long_polls++;
+	if (--s->left == 0) {
+		atomic_store(&s->stop, 1);
+		return WEFT_READY;
+	}
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+/* keeps the other worker looking at the cores (a search finds nothing) */
+static enum weft_poll su_watcher(void *state, struct weft_cx *cx)
+{
+	struct su_state *s = state;
+	if (atomic_load(&s->stop))
+		return WEFT_READY;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+Test(stress, polls_under_the_threshold_are_not_stalls, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = SU_THRESHOLD_NS);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct su_state s = { .left = SU_POLLS };
+	struct weft_task *a, *b;
+	cr_assert_eq(weft_spawn_poll(rt, su_watcher, &s, NULL, &b), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_spawn_poll(rt, su_poll, &s, NULL, &a), 0);
+	cr_assert_eq(weft_join(a, NULL), 0);
+	cr_assert_eq(weft_join(b, NULL), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_log_info("%d polls of 0.5 ms, threshold 2 ms: %d took 2 ms or more, %" PRIu64
+		    " stalls counted", SU_POLLS, s.long_polls, m->stalls);
+	cr_assert_leq(m->stalls, (uint64_t)s.long_polls + 2,
+		      "%" PRIu64 " stalls counted for %d polls that lasted the threshold",
+		      m->stalls, s.long_polls);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
 /* --------------------------------------------------------- driver hand-off */
 
 /*

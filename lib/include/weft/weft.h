@@ -91,8 +91,9 @@ struct weft_runtime_opts {
 	 * (metrics: stalls) and reported (USDT probe `stall`). Detection is by
 	 * other workers watching each core's poll count (at maintenance, when a
 	 * search finds nothing, and from the driver's sleeper every 5 ms while
-	 * a worker runs), so a stall is seen up to ~5 ms (plus scheduling delay)
-	 * after the threshold. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
+	 * a worker runs, on a clock of ~1 ms units), so a stall is seen up to
+	 * ~7 ms (plus scheduling delay) after the threshold, and never for a
+	 * poll shorter than it. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
 	uint64_t stall_threshold_ns;
 	/* Where I/O readiness comes from (enum weft_io_driver). 0
 	 * (WEFT_IO_DRIVER_DEFAULT): the environment variable WEFT_IO_DRIVER,
