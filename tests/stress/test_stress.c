@@ -842,6 +842,76 @@ Test(stress, polls_under_the_threshold_are_not_stalls, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* A task woken into the LIFO slot by the fn of an inline
+ * weft_block_in_place (no spare: the blocking pool is at its cap) is
+ * rescued like one woken by a plain blocking poll. Before, the hand-off
+ * attempt cleared the core's running task and the stall watch skipped the
+ * core: the child waited for all of fn (300 ms; found by a review). */
+#define BI_FN_MS (300 * WEFT_TEST_SLOW)
+
+static struct weft_runtime *bi_rt;
+static _Atomic uint64_t bi_spawned, bi_ran;
+
+static enum weft_poll bi_child(void *s, struct weft_cx *cx)
+{
+	atomic_store(&bi_ran, wt_now_ns());
+	return WEFT_READY;
+}
+
+static void *bi_fn(void *arg)
+{
+	atomic_store(&bi_spawned, wt_now_ns());
+	if (weft_spawn_poll(bi_rt, bi_child, NULL, NULL, NULL)) /* this core's LIFO slot */
+		atomic_store(&bi_ran, 1);
+	wt_sleep_ms(BI_FN_MS);
+	return arg;
+}
+
+static enum weft_poll bi_parent(void *s, struct weft_cx *cx)
+{
+	void *r = NULL;
+	if (weft_block_in_place(bi_fn, s, &r) || r != s)
+		atomic_store(&bi_ran, 2);
+	return WEFT_READY;
+}
+
+static _Atomic int bi_hog_release;
+
+static void *bi_hog(void *arg)
+{
+	while (!atomic_load(&bi_hog_release))
+		wt_sleep_ms(5);
+	return arg;
+}
+
+Test(stress, lifo_task_of_an_inline_block_in_place_is_rescued, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .max_blocking_threads = 1);
+	cr_assert_eq(weft_runtime_create(&o, &bi_rt), 0);
+	atomic_store(&bi_hog_release, 0);
+	struct weft_task *hog, *t;
+	cr_assert_eq(weft_spawn_blocking(bi_rt, bi_hog, NULL, &hog), 0); /* the one thread */
+	wt_sleep_ms(50);
+	atomic_store(&bi_ran, 0);
+	cr_assert_eq(weft_spawn_poll(bi_rt, bi_parent, &bi_rt, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&bi_ran) != 0, WT_LONG_MS));
+	uint64_t ran = atomic_load(&bi_ran);
+	cr_assert_gt(ran, 2, "the child's spawn or the block_in_place failed (%" PRIu64 ")", ran);
+	uint64_t waited = ran - atomic_load(&bi_spawned);
+	struct weft_metrics *m = wt_metrics(bi_rt);
+	cr_log_info("inline block_in_place: the child started %.1f ms after its spawn; stalls %" PRIu64
+		    ", inline %" PRIu64, (double)waited / 1e6, m->stalls, m->block_in_place_inline);
+	cr_assert_geq(m->block_in_place_inline, 1, "the call did not run inline");
+	cr_assert_lt(waited, BI_FN_MS * 1000000ull / 2, "the child waited %.1f ms of fn's %d",
+		     (double)waited / 1e6, BI_FN_MS);
+	cr_assert_geq(m->stalls, 1);
+	weft_metrics_free(m);
+	atomic_store(&bi_hog_release, 1);
+	cr_assert_eq(weft_join(hog, NULL), 0);
+	wt_rt_destroy(bi_rt);
+}
+
 /* --------------------------------------------------------- driver hand-off */
 
 /*
