@@ -152,20 +152,43 @@ static void link_entry(struct weft_chan *ch, struct weft__waitq *q, struct weft_
 		copy_item(&w->_arg, item, ch->item_size);
 }
 
-/* An item to the first waiting receiver: into its storage (in flight), or,
- * if it has none, pushed and reserved for it. Under the lock; recvq not
- * empty, room checked by the caller. */
-static void give_to_receiver(struct weft_chan *ch, const void *item, struct weft__wakes *wk)
+/* The select an entry is an arm of, or NULL. */
+static inline void *sel_of(struct weft_wait *w)
 {
-	void *dst = storage(ch, ch->recvq.head);
+	return __atomic_load_n(&w->_sel, __ATOMIC_RELAXED);
+}
+
+/*
+ * The first waiting receiver a sender in select `sel` (NULL: none) may hand
+ * its item to, or NULL. Not an arm of the sender's own select: a select
+ * whose send and receive arms on one rendezvous channel met completed its
+ * send with no receiver, the item left buffered (found by a review).
+ * Under the lock.
+ */
+static struct weft_wait *receiver_for(struct weft_chan *ch, void *sel)
+{
+	struct weft_wait *r = ch->recvq.head;
+	if (sel)
+		while (r && sel_of(r) == sel)
+			r = r->_next;
+	return r;
+}
+
+/* An item to waiting receiver r: into its storage (in flight), or, if it
+ * has none, pushed and reserved for it. Under the lock; room checked by
+ * the caller. */
+static void give_to_receiver(struct weft_chan *ch, struct weft_wait *r, const void *item,
+			     struct weft__wakes *wk)
+{
+	void *dst = storage(ch, r);
 	if (dst) {
 		copy_item(dst, item, ch->item_size);
 		ch->inflight++;
-		weft__waitq_grant_head(&ch->recvq, WQ_GRANT_ITEM, wk);
+		weft__waitq_grant_entry(&ch->recvq, r, WQ_GRANT_ITEM, wk);
 	} else {
 		push_item(ch, item);
 		ch->item_res++;
-		weft__waitq_grant_head(&ch->recvq, WQ_GRANT_PERMIT, wk);
+		weft__waitq_grant_entry(&ch->recvq, r, WQ_GRANT_PERMIT, wk);
 	}
 }
 
@@ -235,13 +258,14 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 			continue;
 		}
 		/* rendezvous: straight from the sender to the receiver */
-		if (weft__waitq_empty(&ch->recvq) || ch->count + ch->inflight > 0)
+		struct weft_wait *r = receiver_for(ch, sel_of(s));
+		if (!r || ch->count + ch->inflight > 0)
 			return false;
 		if (!weft__wait_claim(s)) {
 			weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
 			continue;
 		}
-		give_to_receiver(ch, src, wk);
+		give_to_receiver(ch, r, src, wk);
 		weft__waitq_complete_head(&ch->sendq, wk);
 	}
 }
@@ -435,11 +459,14 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 	}
 	/* Not past a waiting sender: room can be free while one waits only
 	 * while a balance() is between wake batches, and it is theirs. */
-	if (weft__waitq_empty(&ch->sendq) &&
-	    (ch->cap > 0 ? free_slots(ch) > 0
-			 : !weft__waitq_empty(&ch->recvq) && ch->count + ch->inflight == 0)) {
-		if (!weft__waitq_empty(&ch->recvq))
-			give_to_receiver(ch, item, &wk); /* recvq => no item buffered */
+	struct weft_wait *r = receiver_for(ch, sel_of(w));
+	/* (rendezvous: the waiting senders count only if a receiver may take
+	 * the first one's item, as in recv_poll) */
+	if ((weft__waitq_empty(&ch->sendq) ||
+	     (ch->cap == 0 && !receiver_for(ch, sel_of(ch->sendq.head)))) &&
+	    (ch->cap > 0 ? free_slots(ch) > 0 : r && ch->count + ch->inflight == 0)) {
+		if (r)
+			give_to_receiver(ch, r, item, &wk); /* recvq => no item buffered */
 		else
 			push_item(ch, item);
 		weft__slock_unlock(&ch->lock);
@@ -479,13 +506,15 @@ int weft_chan_try_send(struct weft_chan *ch, const void *item)
 		return -EPIPE;
 	}
 	bool recv_waits = !weft__waitq_empty(&ch->recvq);
-	if (!weft__waitq_empty(&ch->sendq) ||
+	/* past waiting senders only as in send_poll */
+	if ((!weft__waitq_empty(&ch->sendq) &&
+	     (ch->cap > 0 || receiver_for(ch, sel_of(ch->sendq.head)))) ||
 	    (ch->cap > 0 ? free_slots(ch) == 0 : !recv_waits || ch->count + ch->inflight > 0)) {
 		weft__slock_unlock(&ch->lock);
 		return -EAGAIN;
 	}
 	if (recv_waits)
-		give_to_receiver(ch, item, &wk);
+		give_to_receiver(ch, ch->recvq.head, item, &wk);
 	else
 		push_item(ch, item);
 	weft__slock_unlock(&ch->lock);
@@ -580,7 +609,10 @@ again:
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap == 0 && first && !weft__waitq_empty(&ch->sendq)) {
+	/* the waiting receivers count only if one may take the first
+	 * sender's item: an arm of that sender's own select never will */
+	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq) &&
+	    (first || !receiver_for(ch, sel_of(ch->sendq.head)))) {
 		/* rendezvous: take it from the first sender that may complete
 		 * (which has storage: every rendezvous sender has) */
 		struct weft_wait *s = claim_sender(ch, &wk);
@@ -613,7 +645,12 @@ int weft_chan_recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_c
 {
 	if (!ch || !chan_args_ok(ch, w, cx, item, &ch->recvq))
 		return -EINVAL;
-	return recv_poll(ch, w, cx, item, ch->cap == 0);
+	/* A select's arm never lends its destination to senders: two arms
+	 * sharing one (Go's `case m = <-a: case m = <-b:`) were both handed
+	 * an item into it, and the loser gave back the winner's item, one
+	 * item lost and one received twice (found by a review). It gets the
+	 * item reserved in the buffer instead, copied out if it wins. */
+	return recv_poll(ch, w, cx, item, ch->cap == 0 && !sel_of(w));
 }
 
 int weft_chan_try_recv(struct weft_chan *ch, void *item)
@@ -630,7 +667,10 @@ again:
 		unlock_balance(ch, &wk);
 		return 0;
 	}
-	if (ch->cap == 0 && first && !weft__waitq_empty(&ch->sendq)) {
+	/* the waiting receivers count only if one may take the first
+	 * sender's item: an arm of that sender's own select never will */
+	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq) &&
+	    (first || !receiver_for(ch, sel_of(ch->sendq.head)))) {
 		struct weft_wait *s = claim_sender(ch, &wk);
 		if (s) {
 			copy_item(item, storage(ch, s), ch->item_size);

@@ -182,8 +182,18 @@ int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 	}
 	for (size_t i = 0; i < n; i++) {
 		int rc = arm_poll(&arms[i], cx);
-		if (rc == WEFT_PENDING)
+		if (rc == WEFT_PENDING) {
+			/* Budget spent: this arm may have said PENDING without
+			 * looking, so no later arm may win this round (a timer
+			 * arm, which takes no budget, won over a ready token
+			 * before it; found by a review). The task runs again
+			 * after the others. */
+			if (weft_budget_remaining(cx) == 0) {
+				weft_waker_wake_by_ref(weft_cx_waker(cx));
+				break;
+			}
 			continue;
+		}
 		arms[i].rc = rc;
 		finish(arms, n, i, claim);
 		*index = i;

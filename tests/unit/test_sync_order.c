@@ -464,3 +464,113 @@ Test(watch_order, one_send_wakes_each_waiter_once)
 	}
 	cr_assert_eq(weft_watch_destroy(wt), 0);
 }
+
+/*
+ * Select arms (eighteenth session, a review of select.c).
+ * 1. Two receive arms on rendezvous channels of 16-byte items share one
+ *    destination (Go's `case m = <-a: case m = <-b:`). Senders on both
+ *    channels find the arms waiting. Before, each was handed its item into
+ *    the shared destination and the losing arm's cancel gave back what it
+ *    found there, the winner's item: one item lost, one received twice.
+ * 2. A send and a receive arm of one select on one rendezvous channel must
+ *    not pair with each other: the send completed with no receiver and
+ *    left its item buffered.
+ * 3. With the budget spent, an arm that could not look (a cancelled token,
+ *    first) must not lose to a later arm that takes no budget (a timer
+ *    already due): the round is pending, the task woken to run again.
+ */
+struct sel_msg {
+	uint64_t a, b;
+};
+
+Test(select_order, receive_arms_sharing_a_destination_lose_no_item)
+{
+	struct weft_chan *c1, *c2;
+	cr_assert_eq(weft_chan_create(sizeof(struct sel_msg), 0, &c1), 0);
+	cr_assert_eq(weft_chan_create(sizeof(struct sel_msg), 0, &c2), 0);
+	struct sel_msg m = { 0, 0 };
+	struct weft_select_arm arms[2] = { WEFT_SEL_RECV(c1, &m), WEFT_SEL_RECV(c2, &m) };
+	struct hand_cx h;
+	hc_init(&h);
+	size_t idx = 99;
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING);
+	struct sel_msg A = { 1, 1 }, B = { 2, 2 };
+	cr_assert_eq(weft_chan_try_send(c2, &B), 0); /* a receiver waits on each */
+	cr_assert_eq(weft_chan_try_send(c1, &A), 0);
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 0);
+	cr_assert_eq(arms[0].rc, 0);
+	cr_assert(m.a == 1 && m.b == 1, "arm 0 received {%llu,%llu}, c1 sent {1,1}",
+		  (unsigned long long)m.a, (unsigned long long)m.b);
+	struct sel_msg x = { 0, 0 };
+	cr_assert_eq(weft_chan_try_recv(c1, &x), -EAGAIN, "c1's item was received twice");
+	cr_assert_eq(weft_chan_try_recv(c2, &x), 0, "c2's item was lost");
+	cr_assert(x.a == 2 && x.b == 2, "c2 gave {%llu,%llu}, it was sent {2,2}",
+		  (unsigned long long)x.a, (unsigned long long)x.b);
+	cr_assert_eq(weft_chan_destroy(c1), 0);
+	cr_assert_eq(weft_chan_destroy(c2), 0);
+}
+
+Test(select_order, send_and_receive_arms_of_one_select_do_not_pair)
+{
+	/* arm order x which other party comes: a sender or a receiver */
+	for (int k = 0; k < 4; k++) {
+		int order = k & 1, other_sends = k >> 1;
+		struct weft_chan *c;
+		cr_assert_eq(weft_chan_create(sizeof(struct sel_msg), 0, &c), 0);
+		struct sel_msg out = { 7, 7 }, in = { 0, 0 };
+		struct weft_select_arm arms[2];
+		arms[order] = WEFT_SEL_SEND(c, &out);
+		arms[1 - order] = WEFT_SEL_RECV(c, &in);
+		struct hand_cx h;
+		hc_init(&h);
+		size_t idx = 99;
+		for (int round = 0; round < 3; round++)
+			cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING,
+				     "case %d round %d: arm %zu completed with no other party", k,
+				     round, idx);
+		size_t len = 9;
+		cr_assert_eq(weft_chan_len(c, &len), 0);
+		cr_assert_eq(len, 0, "case %d: an item left buffered", k);
+		cr_assert_eq(in.a, 0, "case %d: the receive arm's buffer was written", k);
+		if (other_sends) {
+			struct sel_msg other = { 9, 9 };
+			cr_assert_eq(weft_chan_try_send(c, &other), 0,
+				     "case %d: a sender could not reach the receive arm", k);
+			cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+			cr_assert_eq(idx, (size_t)(1 - order), "case %d: arm %zu won", k, idx);
+			cr_assert_eq(in.a, 9);
+		} else {
+			struct sel_msg got = { 0, 0 };
+			cr_assert_eq(weft_chan_try_recv(c, &got), 0,
+				     "case %d: a receiver could not reach the send arm", k);
+			cr_assert_eq(got.a, 7);
+			cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+			cr_assert_eq(idx, (size_t)order, "case %d: arm %zu won", k, idx);
+		}
+		cr_assert_eq(weft_chan_len(c, &len), 0);
+		cr_assert_eq(len, 0, "case %d: an item left buffered", k);
+		cr_assert_eq(weft_chan_destroy(c), 0);
+	}
+}
+
+Test(select_order, spent_budget_keeps_an_earlier_arm_first)
+{
+	struct weft_token *t;
+	cr_assert_eq(weft_token_create(NULL, &t), 0);
+	weft_token_cancel(t);
+	struct weft_timer due;
+	memset(&due, 0, sizeof(due));
+	struct weft_select_arm arms[2] = { WEFT_SEL_CANCELLED(t), WEFT_SEL_AT(&due, 0) };
+	struct hand_cx h;
+	hc_init(&h);
+	h.budget = 0;
+	size_t idx = 99;
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING,
+		     "arm %zu won while the token arm could not look", idx);
+	cr_assert_geq(atomic_load(&h.woke), 1, "the task was not woken to run again");
+	h.budget = 128;
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 0, "with budget the token arm wins: %zu", idx);
+	cr_assert_eq(weft_token_destroy(t), 0);
+}

@@ -520,8 +520,12 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  * every other arm is then deregistered with whatever had been granted to
  * it meanwhile passed on to the next waiter (a channel slot or item, a
  * notify_one permit, semaphore permits, the mutex), so no item, permit or
- * lock is lost or taken twice. When several arms are ready, the earliest
- * in the array wins (put a token or deadline arm first to give it priority).
+ * lock is lost or taken twice; a losing CHAN_RECV arm's destination is
+ * not written, so arms may share one. A select's send and receive arms on
+ * one channel never pair with each other. When several arms are ready, the
+ * earliest in the array wins (put a token or deadline arm first to give it
+ * priority), also when the task's budget runs out in the middle of a round
+ * (the round is then pending and the task runs again).
  *
  * Fill an array of arms with the WEFT_SEL_* macros below (each zeroes the
  * arm's private wait entry). After a select returned, the arms are idle
