@@ -22,14 +22,18 @@ int main(void)
 	struct weft_task *t[8];
 	int rc = weft_runtime_create(NULL, &rt); /* one worker per CPU */
 	if (rc) { fprintf(stderr, "create: %s\n", weft_strerror(rc)); return 1; }
-	for (long i = 0; i < 8; i++) {
-		c[i] = (struct counter){ .left = 3, .id = i };
-		weft_spawn_poll(rt, count_down, &c[i], NULL, &t[i]);
+	int n = 0;
+	for (; n < 8; n++) {
+		c[n] = (struct counter){ .left = 3, .id = n };
+		if ((rc = weft_spawn_poll(rt, count_down, &c[n], NULL, &t[n]))) {
+			fprintf(stderr, "spawn: %s\n", weft_strerror(rc));
+			break; /* t[n] was not set: join only the tasks spawned */
+		}
 	}
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < n; i++) {
 		void *r;
 		if (weft_join(t[i], &r) == 0)
 			printf("task %d -> %ld\n", i, (long)r);
 	}
-	return weft_runtime_destroy(rt) ? 1 : 0;
+	return weft_runtime_destroy(rt) || n < 8 ? 1 : 0;
 }

@@ -3,6 +3,8 @@
  * Prints, once per interval, each worker's polls and steals from the
  * runtime's metrics.  Usage: skewed [SECONDS] [WORKERS]
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -22,13 +24,21 @@ static enum weft_poll work(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-/* One task, on one worker, spawns a wave of 512 jobs; they land in its ring. */
+/* One task, on one worker, spawns a wave of 512 jobs; they land in its ring.
+ * Its result: 0, or the error that stopped the wave (a negative errno). */
 static enum weft_poll spawner(void *state, struct weft_cx *cx)
 {
 	for (int i = 0; i < 512; i++) {
 		struct job *j = malloc(sizeof(*j));
-		j->yields = 4;
-		weft_spawn_poll(weft_cx_runtime(cx), work, j, free, NULL);
+		int rc = -ENOMEM;
+		if (j) {
+			j->yields = 4;
+			rc = weft_spawn_poll(weft_cx_runtime(cx), work, j, free, NULL); /* frees j if refused */
+		}
+		if (rc) {
+			weft_cx_set_result(cx, (void *)(intptr_t)rc);
+			break;
+		}
 	}
 	return WEFT_READY;
 }
@@ -42,8 +52,13 @@ int main(int argc, char **argv)
 	if (rc) { fprintf(stderr, "create: %s\n", weft_strerror(rc)); return 1; }
 	for (int s = 0; s < secs * 10; s++) {
 		struct weft_task *t;
-		weft_spawn_poll(rt, spawner, NULL, NULL, &t);
-		weft_join(t, NULL);
+		void *r = NULL;
+		if ((rc = weft_spawn_poll(rt, spawner, NULL, NULL, &t)) ||
+		    (rc = weft_join(t, &r)) || (rc = (int)(intptr_t)r)) {
+			fprintf(stderr, "spawn: %s\n", weft_strerror(rc));
+			weft_runtime_destroy(rt);
+			return 1;
+		}
 		nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
 		if (s % 10 != 9)
 			continue;
