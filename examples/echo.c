@@ -1,7 +1,10 @@
 /*
  * echo.c - a TCP echo server: one fiber per connection.
  * Usage: echo [PORT] (default 7007; binds 127.0.0.1). Try: nc 127.0.0.1 7007
+ * Out of file descriptors or memory, it waits and accepts again: the
+ * pending connections stay queued until connections close.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <weft/weft.h>
@@ -30,8 +33,23 @@ int main(int argc, char **argv)
 	}
 	printf("echo: listening on 127.0.0.1:%d\n", weft_io_local_port(l));
 	fflush(stdout);
-	while ((rc = weft_accept(l, &c, NULL, NULL)) == 0) /* main thread blocks here */
-		weft_spawn(rt, serve, c, NULL);
+	uint64_t quiet_until = 0; /* a transient accept error is reported once a second at most */
+	for (;;) {
+		rc = weft_accept(l, &c, NULL, NULL); /* main thread blocks here */
+		if (rc == 0) {
+			if (weft_spawn(rt, serve, c, NULL) < 0)
+				weft_io_close(c);
+			continue;
+		}
+		if (rc != -EMFILE && rc != -ENFILE && rc != -ENOBUFS && rc != -ENOMEM &&
+		    rc != -ECONNABORTED)
+			break;
+		if (weft_now_ns() >= quiet_until) {
+			fprintf(stderr, "echo: accept: %s; retrying\n", weft_strerror(rc));
+			quiet_until = weft_now_ns() + 1000000000ull;
+		}
+		weft_sleep_ns(50000000); /* 50 ms: the error would repeat at once */
+	}
 	fprintf(stderr, "echo: accept: %s\n", weft_strerror(rc));
 	return 1;
 }

@@ -3,10 +3,12 @@
 # spawn_fail.so, WEFT_TEST_FAIL_SPAWN=N: the Nth spawn call): each says so
 # on stderr and exits 1, having joined only the tasks it did spawn - no
 # join on a handle that was never set, no wait for a task that never ran.
+# The echo server closes a connection whose fiber was refused and serves
+# the next one.
 set -euo pipefail
 dir=$1 shim=$2
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
+err=$(mktemp) out=$(mktemp) pid=
+trap 'rm -f "$err" "$out"; [ -z "$pid" ] || kill $pid 2>/dev/null' EXIT
 
 # expect N WANT_STDOUT_LINE PROGRAM ARGS...: exit 1 with "spawn: " on stderr
 expect() {
@@ -30,4 +32,22 @@ expect 2 "" "$dir/fibers"
 # the spawner task refused, then one of the jobs it spawns
 expect 1 "" "$dir/skewed" 1 2
 expect 2 "" "$dir/skewed" 1 2
+
+# echo: the first connection's fiber refused
+WEFT_TEST_FAIL_SPAWN=1 LD_PRELOAD=$shim "$dir/echo" 0 > "$out" &
+pid=$!
+for _ in $(seq 50); do grep -q listening "$out" && break; sleep 0.1; done
+port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out")
+[ -n "$port" ] || { echo "FAIL: echo server did not start"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+rc=0; read -r -t 5 line <&3 || rc=$?
+exec 3<&-
+# 1: end of stream (closed); above 128: still open after 5 s
+[ $rc -eq 1 ] || { echo "FAIL: echo: the refused connection was not closed (read: $rc)"; exit 1; }
+exec 3<>"/dev/tcp/127.0.0.1/$port"
+printf 'hello weft\n' >&3
+read -r -t 5 line <&3 || true
+exec 3>&-
+[ "$line" = "hello weft" ] || { echo "FAIL: echo: the next connection got '$line'"; exit 1; }
+echo "ok: echo with spawn 1 refused: that connection closed, the next one served"
 echo "spawn failures: passed"

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""A server example out of file descriptors (EMFILE on accept).
+
+    accept-errors.py PROGRAM echo|http
+
+The server starts; its fd limit is then lowered (prlimit) to what it has
+open plus 3, and 8 clients connect: 3 are accepted, the others wait in the
+listen queue while every accept fails with EMFILE. For 1.5 s the server
+must stay up, use little CPU (it backs off instead of retrying at once)
+and write at most a few lines to stderr (one a second, not one per
+failure); the clients it accepted are still served. Once every client has
+closed, a new client is served.
+"""
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REQUEST = {"echo": (b"ping\n", b"ping\n"),
+           "http": (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", b"HTTP/1.1 200 OK")}
+
+
+def fail(msg):
+    print("accept-errors: FAIL:", msg)
+    sys.exit(1)
+
+
+def cpu_s(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def exchange(s, kind):
+    ask, want = REQUEST[kind]
+    s.sendall(ask)
+    got = b""
+    while len(got) < len(want):
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    return got.startswith(want)
+
+
+def served(port, kind):
+    """A new client gets its answer (within 2 s)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    try:
+        return exchange(s, kind)
+    except socket.timeout:
+        return False
+    finally:
+        s.close()
+
+
+prog, kind = sys.argv[1], sys.argv[2]
+args = [prog, "0"] + (["2"] if kind == "http" else [])
+err = tempfile.TemporaryFile("w+")
+srv = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+clients = []
+try:
+    m = re.search(r"127\.0\.0\.1:(\d+)", srv.stdout.readline())
+    if not m:
+        fail("no port on stdout")
+    port = int(m.group(1))
+    nfd = len(os.listdir("/proc/%d/fd" % srv.pid))
+    resource.prlimit(srv.pid, resource.RLIMIT_NOFILE, (nfd + 3, nfd + 3))
+    for _ in range(8):
+        clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    time.sleep(0.3)
+    c0 = cpu_s(srv.pid)
+    time.sleep(1.5)
+    if srv.poll() is not None:
+        err.seek(0)
+        fail("the server exited (%d) on EMFILE: %r" % (srv.returncode, err.read()[-300:]))
+    cpu = cpu_s(srv.pid) - c0
+    err.seek(0)
+    lines = err.read().splitlines()
+    print("accept-errors: %s: %.2f s CPU in 1.5 s of EMFILE, %d stderr lines: %r"
+          % (os.path.basename(prog), cpu, len(lines), lines[:2]))
+    if not lines or "accept" not in lines[0]:
+        fail("the accept error was not reported")
+    if len(lines) > 4:
+        fail("%d stderr lines in 1.8 s: not rate-limited" % len(lines))
+    if cpu > 0.3:
+        fail("%.2f s CPU in 1.5 s: accept retried without a pause" % cpu)
+    if not exchange(clients[0], kind):
+        fail("an accepted client is no longer served")
+    for s in clients:
+        s.close()
+    clients = []
+    end = time.time() + 5
+    while not served(port, kind):
+        if time.time() > end:
+            fail("no client served after the others closed")
+    if srv.poll() is not None:
+        fail("the server exited (%d)" % srv.returncode)
+    print("accept-errors: passed")
+finally:
+    for s in clients:
+        s.close()
+    if srv.poll() is None:
+        srv.kill()
+        srv.wait()
+    err.close()
