@@ -80,13 +80,30 @@ static void *connection(void *arg)
 static void *acceptor(void *arg)
 {
 	struct weft_io *listener = arg;
+	uint64_t quiet_until = 0;  /* accept errors are reported once a second at most */
+	unsigned long unreported = 0;
 
 	for (;;) {
 		struct weft_io *conn;
 		int rc = weft_accept(listener, &conn, NULL, NULL);
 		if (rc < 0) {
-			fprintf(stderr, "http_hello: accept: %s\n", weft_strerror(rc));
-			continue; /* e.g. -EMFILE: keep serving the others */
+			/* e.g. -EMFILE: keep serving the others. The connection
+			 * stays queued and the next accept would fail at once:
+			 * wait a little before it. */
+			uint64_t now = weft_now_ns();
+			if (now >= quiet_until) {
+				if (unreported)
+					fprintf(stderr, "http_hello: accept: %s (and %lu more errors since "
+						"the last message)\n", weft_strerror(rc), unreported);
+				else
+					fprintf(stderr, "http_hello: accept: %s\n", weft_strerror(rc));
+				unreported = 0;
+				quiet_until = now + 1000000000ull;
+			} else {
+				unreported++;
+			}
+			weft_sleep_ns(10000000); /* 10 ms */
+			continue;
 		}
 		if (weft_spawn(rt, connection, conn, NULL) < 0)
 			weft_io_close(conn);
