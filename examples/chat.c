@@ -3,7 +3,8 @@
  * relays lines to everyone, weft_select to wait on a socket, a channel and
  * a cancellation token at once, deadlines to drop idle clients and slow
  * writers, and a join set that holds the connection fibers so shutdown can
- * wait for every one of them.
+ * wait for every one of them. Up to MAX_CLIENTS at once: a client over
+ * that is told the server is full, and its connection is closed.
  *
  * Usage: chat [PORT [IDLE_SECONDS]]  (default 7008, 300 s; listens on all
  * interfaces). Try: nc 127.0.0.1 7008 in two terminals, type lines.
@@ -22,7 +23,7 @@
 #define MAX_CLIENTS 256
 #define S (1000000000ull)
 
-enum kind { JOIN, LEAVE, SAY };
+enum kind { JOIN, LEAVE, SAY, FULL };  /* FULL: hub -> a client it did not take */
 struct msg {
 	enum kind kind;
 	int id;
@@ -42,7 +43,13 @@ static void *hub(void *arg)
 	struct msg m;
 	(void)arg;
 	while (weft_chan_recv(hub_in, &m) == 0) { /* -EPIPE once closed and drained */
-		if (m.kind == JOIN && n < MAX_CLIENTS) {
+		if (m.kind == JOIN && n == MAX_CLIENTS) {
+			/* only to it; the outbox stays the client's */
+			m.kind = FULL;
+			weft_chan_try_send(m.outbox, &m); /* a new outbox has room */
+			continue;
+		}
+		if (m.kind == JOIN) {
 			cl[n].id = m.id;
 			cl[n++].out = m.outbox;
 			snprintf(m.text, sizeof m.text, "* user%d joined\n", m.id);
@@ -83,10 +90,18 @@ static void *client(void *arg)
 	}
 	struct msg m = { .kind = JOIN, .id = id, .outbox = out };
 	weft_chan_send(hub_in, &m);
+	/* The hub's answer comes first: our own join notice, or FULL. */
+	if (weft_chan_recv(out, &m) == 0 && m.kind == FULL) {
+		say(c, "server full, try again later\n");
+		weft_io_close(c);
+		weft_chan_destroy(out); /* the hub never had it */
+		return NULL;
+	}
 	char buf[LINE_MAX_ + 1], greet[64];
 	size_t len = 0;
 	snprintf(greet, sizeof greet, "welcome, you are user%d\n", id);
 	say(c, greet);
+	say(c, m.text);
 	const char *bye = NULL;
 	uint64_t last_input = weft_now_ns();
 	while (!bye) {

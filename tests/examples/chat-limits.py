@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""examples/chat at its limits.
+
+    chat-limits.py CHAT_BINARY full
+
+full: MAX_CLIENTS (256) clients join; two more are told "server full" and
+      their connections closed, while the members still talk to each other
+      and never hear of the two; once a member leaves, a new client joins.
+      SIGTERM: exit 0, every connection counted.
+"""
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+MAX_CLIENTS = 256
+
+
+def fail(msg):
+    print("chat-limits: FAIL:", msg)
+    sys.exit(1)
+
+
+class Client:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def lines_until(self, pattern, timeout=5.0):
+        """Read lines until one matches pattern ("<EOF>": the end of the
+        stream); return all lines read."""
+        got, end = [], time.time() + timeout
+        while True:
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                got.append(line.decode())
+                if re.search(pattern, got[-1]):
+                    return got
+            left = end - time.time()
+            if left <= 0:
+                break
+            self.s.settimeout(left)
+            try:
+                data = self.s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                got.append("<EOF>")
+                if pattern == "<EOF>":
+                    return got
+                break
+            self.buf += data
+        fail("waited for %r, got %r" % (pattern, got[-5:]))
+
+    def close(self):
+        self.s.close()
+
+
+def start(binary, idle="300"):
+    srv = subprocess.Popen([binary, "0", idle], stdout=subprocess.PIPE, text=True)
+    m = re.search(r"port (\d+)", srv.stdout.readline())
+    if not m:
+        srv.kill()
+        fail("no port on the server's first line")
+    return srv, int(m.group(1))
+
+
+def stop(srv, served):
+    srv.send_signal(signal.SIGTERM)
+    out, _ = srv.communicate(timeout=20)
+    if srv.returncode != 0:
+        fail("server exited %d" % srv.returncode)
+    if not re.search(r"served %d connections" % served, out):
+        fail("summary %r, expected %d connections served" % (out, served))
+
+
+def test_full(binary):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1024 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    srv, port = start(binary)
+    try:
+        members = []
+        for _ in range(MAX_CLIENTS):
+            c = Client(port)
+            c.lines_until(r"welcome, you are user\d+")
+            members.append(c)
+        over = [Client(port) for _ in range(2)]
+        for c in over:
+            got = c.lines_until(r"server full")
+            if any("welcome" in l for l in got):
+                fail("a client over the limit was welcomed: %r" % got)
+            c.lines_until("<EOF>")
+            c.close()
+        # the members still talk, and never heard of the two
+        members[0].s.sendall(b"hello all\n")
+        got = members[1].lines_until(r"^user\d+: hello all$")
+        got += members[MAX_CLIENTS - 1].lines_until(r"^user\d+: hello all$")
+        ids = {int(x) for l in got for x in re.findall(r"^\* user(\d+) joined", l)}
+        if ids and max(ids) > MAX_CLIENTS:
+            fail("members were told of a client the server did not take: %r" % sorted(ids)[-3:])
+        # a member leaves: its slot is free for a new client
+        members.pop().close()
+        members[0].lines_until(r"\* user\d+ left")
+        c = Client(port)
+        c.lines_until(r"welcome, you are user\d+")
+        members.append(c)
+        for c in members:
+            c.close()
+        stop(srv, MAX_CLIENTS + 3)
+        print("chat-limits: full: 2 clients over %d told and closed; a freed slot taken" % MAX_CLIENTS)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+
+
+binary, test = sys.argv[1], sys.argv[2]
+if test == "full":
+    test_full(binary)
+else:
+    fail("unknown test %r" % test)
+print("chat-limits: passed")
