@@ -2,9 +2,15 @@
  * chat.c - a TCP chat server: one fiber per connection, a hub fiber that
  * relays lines to everyone, weft_select to wait on a socket, a channel and
  * a cancellation token at once, deadlines to drop idle clients and slow
- * writers, and a join set that holds the connection fibers so shutdown can
+ * readers, and a join set that holds the connection fibers so shutdown can
  * wait for every one of them. Up to MAX_CLIENTS at once: a client over
  * that is told the server is full, and its connection is closed.
+ *
+ * A client is dropped when it types nothing for IDLE_SECONDS, and when a
+ * line to it cannot be written within 2 s (it does not read: once the
+ * socket's buffers are full, the write waits). Lines for a client whose
+ * outbox is full (64 lines) are skipped, so one slow client never holds
+ * up the others.
  *
  * Usage: chat [PORT [IDLE_SECONDS]]  (default 7008, 300 s; listens on all
  * interfaces). Try: nc 127.0.0.1 7008 in two terminals, type lines.
@@ -71,10 +77,13 @@ static void *hub(void *arg)
 	return NULL;
 }
 
-static void say(struct weft_io *c, const char *s)
+/* Write all of s within 2 s: 0, or -1 when the client must go (the write
+ * failed, timed out or was cut short: a partial line breaks the framing). */
+static int say(struct weft_io *c, const char *s)
 {
+	size_t n = strlen(s);
 	weft_io_set_deadline(c, WEFT_IO_WRITABLE, weft_now_ns() + 2 * S);
-	weft_write(c, s, strlen(s));
+	return weft_write(c, s, n) == (ssize_t)n ? 0 : -1;
 }
 
 /* One connection: wait for input, for lines to relay, or for shutdown. */
@@ -92,7 +101,7 @@ static void *client(void *arg)
 	weft_chan_send(hub_in, &m);
 	/* The hub's answer comes first: our own join notice, or FULL. */
 	if (weft_chan_recv(out, &m) == 0 && m.kind == FULL) {
-		say(c, "server full, try again later\n");
+		say(c, "server full, try again later\n"); /* closing anyway */
 		weft_io_close(c);
 		weft_chan_destroy(out); /* the hub never had it */
 		return NULL;
@@ -100,11 +109,10 @@ static void *client(void *arg)
 	char buf[LINE_MAX_ + 1], greet[64];
 	size_t len = 0;
 	snprintf(greet, sizeof greet, "welcome, you are user%d\n", id);
-	say(c, greet);
-	say(c, m.text);
+	int alive = !say(c, greet) && !say(c, m.text);
 	const char *bye = NULL;
 	uint64_t last_input = weft_now_ns();
-	while (!bye) {
+	while (alive && !bye) {
 		struct msg in;
 		struct weft_select_arm arms[] = {
 			WEFT_SEL_CANCELLED(stop),              /* first: shutdown wins */
@@ -117,8 +125,8 @@ static void *client(void *arg)
 		} else if (r == 0) {
 			bye = "server shutting down, bye\n";
 		} else if (r == 1) {
-			if (arms[1].rc == 0)
-				say(c, in.text);
+			if (arms[1].rc == 0 && say(c, in.text))
+				break; /* it does not read, or it is gone: drop it */
 		} else if (r == 2) {
 			/* readable: this read does not wait (deadline now) */
 			weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns());

@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """examples/chat at its limits.
 
-    chat-limits.py CHAT_BINARY full
+    chat-limits.py CHAT_BINARY full|slow
 
 full: MAX_CLIENTS (256) clients join; two more are told "server full" and
       their connections closed, while the members still talk to each other
       and never hear of the two; once a member leaves, a new client joins.
       SIGTERM: exit 0, every connection counted.
+slow: a client that never reads (a 4 KiB receive buffer) while another
+      floods the room: once the buffers are full, a line to it cannot be
+      written within the 2 s write deadline and the server drops it (the
+      others see it leave 2-10 s after the flood starts); what it was sent
+      is whole lines, then the end of the stream. The flooding client is
+      not dropped.
 """
 import re
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -119,9 +126,72 @@ def test_full(binary):
             srv.kill()
 
 
+def test_slow(binary):
+    srv, port = start(binary)
+    try:
+        b = Client(port)
+        idb = re.search(r"user(\d+)", b.lines_until(r"welcome, you are user\d+")[-1]).group(1)
+        a = socket.socket()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        a.connect(("127.0.0.1", port))  # and never reads until the end
+        joined = b.lines_until(r"^\* user(?!%s )\d+ joined$" % idb)[-1]
+        ida = re.search(r"user(\d+)", joined).group(1)
+        left = re.compile(r"^\* user%s left$" % ida)
+        # b floods (150-byte lines, relayed to a only) and reads
+        b.s.setblocking(False)
+        chunk = (b"x" * 150 + b"\n") * 50
+        pending, seen, t0 = b"", [], time.time()
+        while not any(left.match(l) for l in seen):
+            if time.time() - t0 > 15:
+                fail("the client that does not read was not dropped in 15 s")
+            if not pending:
+                pending = chunk
+            try:
+                pending = pending[b.s.send(pending):]
+            except BlockingIOError:
+                pass
+            select.select([b.s], [], [], 0.001)
+            try:
+                data = b.s.recv(65536)
+                if not data:
+                    fail("the flooding client was dropped")
+                b.buf += data
+            except BlockingIOError:
+                pass
+            while b"\n" in b.buf:
+                line, b.buf = b.buf.split(b"\n", 1)
+                seen.append(line.decode())
+        waited = time.time() - t0
+        if not 2 <= waited <= 10:
+            fail("dropped %.1f s after the flood began; expected 2 s after the buffers filled" % waited)
+        # what a got: whole lines, then the end of the stream
+        a.settimeout(5)
+        data = b""
+        while True:
+            d = a.recv(1 << 20)
+            if not d:
+                break
+            data += d
+        lines = data.split(b"\n")[:-1]
+        bad = [l[:60] for l in lines if not re.match(rb"^(welcome, you are user\d+|\* user\d+ joined|user\d+: x+)$", l)]
+        if bad:
+            fail("%d malformed lines sent to the slow client: %r" % (len(bad), bad[:3]))
+        a.close()
+        b.s.setblocking(True)
+        b.close()
+        stop(srv, 2)
+        print("chat-limits: slow: a client that does not read dropped %.1f s after the flood began "
+              "(%d bytes, %d whole lines sent to it)" % (waited, len(data), len(lines)))
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+
+
 binary, test = sys.argv[1], sys.argv[2]
 if test == "full":
     test_full(binary)
+elif test == "slow":
+    test_slow(binary)
 else:
     fail("unknown test %r" % test)
 print("chat-limits: passed")
