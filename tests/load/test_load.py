@@ -22,6 +22,11 @@ TEST is one of:
               out and why, out/trace.json holds counter tracks.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
+  report-events  tools/report/weft_report.py over an events file holding
+              JSON of the wrong shape (an array, an event without a type, a
+              steal whose victim is null, ...) beside good events: the bad
+              ones are skipped and counted, one warning on stderr, the good
+              ones make the report.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -326,6 +331,62 @@ def test_demo_nobpf(src, build):
     print("ok: demo without BPF: report built from metrics, left out: %s" % ", ".join(d["left_out"]))
 
 
+# ------------------------------------------------------------------- report
+
+def test_report_events(src, load):
+    """found by a review (eighteenth session): read_events skipped only lines
+    that did not parse; valid JSON of the wrong shape crashed the report
+    (TypeError, AttributeError)."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp = os.path.join(d, "load.json")
+        p = run([load, "--shape", "fork-join", "--units", "5", "--workers", "2", "--quiet", "-o", lp], timeout=30)
+        check(p.returncode == 0, "weft-load -o: exit %d %s" % (p.returncode, p.stderr[-500:]))
+        with open(lp) as f:
+            t0 = json.load(f)["t0_ns"]
+        good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
+                {"ts_ns": t0 + 1001, "type": "worker_start", "core": 1},
+                {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 3},
+                {"ts_ns": t0 + 3000, "type": "park", "core": 0},
+                {"ts_ns": t0 + 4000, "type": "notify", "core": 1, "to": 0},
+                {"ts_ns": t0 + 5000, "type": "unpark", "core": 0, "reason": 0}]
+        bad = ['[1, 2]', '"steal"', 'null', '7',
+               '{"ts_ns": %d, "core": 0}' % (t0 + 10),                                       # no type
+               '{"ts_ns": %d, "type": null, "core": 0}' % (t0 + 11),
+               '{"ts_ns": %d, "type": "steal", "core": 1, "victim": null}' % (t0 + 12),
+               '{"ts_ns": %d, "type": "steal", "core": 1}' % (t0 + 13),                      # no victim
+               '{"ts_ns": %d, "type": "steal", "core": 1, "victim": 0, "n": "3"}' % (t0 + 14),
+               '{"ts_ns": %d, "type": "park", "core": "0"}' % (t0 + 15),
+               '{"ts_ns": %d, "type": "park", "core": null}' % (t0 + 16),
+               '{"ts_ns": "%d", "type": "park", "core": 0}' % (t0 + 17),
+               '{"ts_ns": true, "type": "park", "core": 0}',
+               '{"type": "park", "core": 0}',                                                # no ts_ns
+               '{not json']
+        ep = os.path.join(d, "trace.jsonl")
+        with open(ep, "w") as f:
+            lines = [json.dumps(e) for e in good]
+            for i, b in enumerate(bad):
+                lines.insert(1 + i % len(lines), b)
+            f.write("\n".join(lines) + "\n")
+        out = os.path.join(d, "report.html")
+        p = run([sys.executable, os.path.join(src, "tools", "report", "weft_report.py"), "--load", lp,
+                 "--events", ep, "-o", out], timeout=60)
+        check(p.returncode == 0 and os.path.isfile(out),
+              "weft_report.py exited %d over malformed events:\n%s" % (p.returncode, p.stderr[-1500:]))
+        warn = [l for l in p.stderr.splitlines() if "skipped" in l]
+        check(len(warn) == 1 and "skipped 1 lines that are not JSON and %d that are not events" % (len(bad) - 1) in warn[0],
+              "stderr should warn once with the counts: %r" % p.stderr)
+        html = open(out, encoding="utf-8").read()
+        data = report_data(html)
+        m = data["steal_matrix"]
+        check(m == [[0, 0], [1, 0]], "steal matrix from the good events: %s" % m)
+        check(data["steal_matrix_tasks"] == [[0, 0], [3, 0]], "tasks stolen: %s" % data["steal_matrix_tasks"])
+        check("%d unreadable or malformed lines skipped" % len(bad) in html, "the report does not count the skipped lines")
+        print("ok: report: %d malformed lines skipped with one warning, %d good events reported" % (len(bad), len(good)))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -426,6 +487,8 @@ def main():
         test_demo_nobpf(src, build)
     elif test == "render":
         test_render(src, build)
+    elif test == "report-events":
+        test_report_events(src, load)
     else:
         print("unknown test", test)
         return 2

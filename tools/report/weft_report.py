@@ -72,19 +72,50 @@ def nice_ceil(v):
 
 # ---------------------------------------------------------------- events
 
+# Event types whose worker is their "core" (analyse_events follows its state).
+CORE_TYPES = ("steal", "steal_fail", "overflow", "park", "unpark", "worker_start", "worker_stop")
+
+
+def is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def event_ok(e):
+    """An event analyse_events can use: a JSON object with an integer ts_ns
+    and a string type; an integer core where the type names a worker by it;
+    a steal's victim (and its task count n, if given) integers too."""
+    if not isinstance(e, dict) or not is_int(e.get("ts_ns")) or not isinstance(e.get("type"), str):
+        return False
+    if e["type"] in CORE_TYPES and not is_int(e.get("core")):
+        return False
+    return e["type"] != "steal" or (is_int(e.get("victim")) and is_int(e.get("n", 0)))
+
+
 def read_events(path):
-    evs, bad = [], 0
+    """The events of a schedtop trace file and how many lines were skipped:
+    lines that are not JSON, and JSON that is not an event (event_ok).
+    Skipped lines are reported once on stderr."""
+    evs, unreadable, malformed = [], 0, 0
     with open(path) as f:
         for line in f:
             line = line.strip()
             if not line:
                 continue
             try:
-                evs.append(json.loads(line))
+                e = json.loads(line)
             except ValueError:
-                bad += 1
-    evs.sort(key=lambda e: e.get("ts_ns", 0))
-    return evs, bad
+                unreadable += 1
+                continue
+            if event_ok(e):
+                evs.append(e)
+            else:
+                malformed += 1
+    if unreadable or malformed:
+        print("weft_report: %s: skipped %d lines that are not JSON and %d that are not events (an object "
+              "with an integer ts_ns, a string type, and the integer core or victim its type needs)"
+              % (path, unreadable, malformed), file=sys.stderr)
+    evs.sort(key=lambda e: e["ts_ns"])
+    return evs, unreadable + malformed
 
 
 def analyse_events(evs, workers, t0_ns):
@@ -721,7 +752,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
         s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>out/trace.json</code> in "
                  "ui.perfetto.dev or chrome://tracing for every span and steal arrow.</li>"
                  % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(an["counts"].items()))),
-                    (", %d unreadable lines skipped" % bad_lines) if bad_lines else ""))
+                    (", %d unreadable or malformed lines skipped" % bad_lines) if bad_lines else ""))
     else:
         s.append("<li><b>Left out:</b> %s — %s.</li>" % (esc(", ".join(left_out)), esc(no_bpf)))
         s.append("<li><code>out/trace.json</code> holds counter tracks (tasks/s, steals/s, parks/s, busy %% per worker) "
