@@ -115,11 +115,14 @@ int weft_cond_broadcast(struct weft_cond *c)
 		while (!weft__wakes_full(&wk) && c->q.head && c->q.head->_arg < gen)
 			weft__waitq_grant_head(&c->q, WQ_GRANT_ALL, &wk);
 		bool more = c->q.head && c->q.head->_arg < gen;
+		if (more)
+			weft__waitq_hold(&c->q); /* see waitlist.h */
 		weft__slock_unlock(&c->lock);
 		weft__wakes_run(&wk);
 		if (!more)
 			return 0;
 		weft__slock_lock(&c->lock);
+		weft__waitq_unhold(&c->q);
 	}
 }
 

@@ -92,11 +92,14 @@ int weft_notify_all(struct weft_notify *n)
 		while (!weft__wakes_full(&wk) && n->q.head && n->q.head->_arg < gen)
 			weft__waitq_grant_head(&n->q, WQ_GRANT_ALL, &wk);
 		bool more = n->q.head && n->q.head->_arg < gen;
+		if (more)
+			weft__waitq_hold(&n->q); /* see waitlist.h */
 		weft__slock_unlock(&n->lock);
 		weft__wakes_run(&wk);
 		if (!more)
 			return 0;
 		weft__slock_lock(&n->lock);
+		weft__waitq_unhold(&n->q);
 	}
 }
 

@@ -82,11 +82,14 @@ int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg)
 			while (o->q.head && !weft__wakes_full(&wk))
 				weft__waitq_grant_head(&o->q, WQ_GRANT_WAKE, &wk);
 			bool more = o->q.head != NULL;
+			if (more)
+				weft__waitq_hold(&o->q); /* see waitlist.h */
 			weft__slock_unlock(&o->lock);
 			weft__wakes_run(&wk);
 			if (!more)
 				return 0;
 			weft__slock_lock(&o->lock);
+			weft__waitq_unhold(&o->q);
 		}
 	}
 	if (s == ONCE_DONE)

@@ -166,10 +166,14 @@ static int rw_unlock(struct weft_rwlock *l, int mode)
 	bool more;
 	do {
 		more = dispatch(l, &wk);
+		if (more)
+			weft__waitq_hold(&l->q); /* see waitlist.h */
 		weft__slock_unlock(&l->lock);
 		weft__wakes_run(&wk);
-		if (more)
+		if (more) {
 			weft__slock_lock(&l->lock);
+			weft__waitq_unhold(&l->q);
+		}
 	} while (more);
 	return 0;
 }

@@ -82,6 +82,14 @@ int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 		return WEFT_PENDING;
 	uint32_t grant;
 	weft__slock_lock(&s->lock);
+	if (w->_queue == &s->q && w->_arg != n) {
+		/* polled again for a different count: the entry holds (or
+		 * waits for) its first n, so this would take the wrong number
+		 * (it returned 0 with the first n taken; found by a review) */
+		weft__slock_unlock(&s->lock);
+		weft_budget_refund(cx);
+		return -EINVAL;
+	}
 	switch (weft__waitq_poll_entry(&s->q, w, cx, &grant)) {
 	case WQ_GRANTED:
 		weft__slock_unlock(&s->lock);
@@ -130,11 +138,14 @@ int weft_sem_release_n(struct weft_sem *s, uint64_t n)
 	s->permits += n;
 	for (;;) {
 		bool more = grant_loop(s, &wk);
+		if (more)
+			weft__waitq_hold(&s->q); /* see waitlist.h */
 		weft__slock_unlock(&s->lock);
 		weft__wakes_run(&wk);
 		if (!more)
 			return 0;
 		weft__slock_lock(&s->lock);
+		weft__waitq_unhold(&s->q);
 	}
 }
 

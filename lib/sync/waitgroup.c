@@ -70,11 +70,14 @@ int weft_waitgroup_add(struct weft_waitgroup *wg, int64_t delta)
 		while (!weft__wakes_full(&wk) && wg->q.head && wg->q.head->_arg < gen)
 			weft__waitq_grant_head(&wg->q, WQ_GRANT_WAKE, &wk);
 		bool more = wg->q.head && wg->q.head->_arg < gen;
+		if (more)
+			weft__waitq_hold(&wg->q); /* see waitlist.h */
 		weft__slock_unlock(&wg->lock);
 		weft__wakes_run(&wk);
 		if (!more)
 			return 0;
 		weft__slock_lock(&wg->lock);
+		weft__waitq_unhold(&wg->q);
 	}
 }
 

@@ -181,12 +181,17 @@ bool weft__wait_cancel(struct weft_wait *w)
 	w->_queue = NULL;
 	q->outstanding--;
 	bool more = q->on_cancel ? q->on_cancel(q, grant, arg, &wk) : false;
+	if (more)
+		weft__waitq_hold(q); /* passing on, between batches: see waitlist.h */
 	weft__slock_unlock(q->lock);
 	weft__wakes_run(&wk);
 	weft_waker_drop(&mine);
 	while (more) {
 		weft__slock_lock(q->lock);
+		weft__waitq_unhold(q);
 		more = q->on_cancel(q, WQ_GRANT_NONE, 0, &wk);
+		if (more)
+			weft__waitq_hold(q);
 		weft__slock_unlock(q->lock);
 		weft__wakes_run(&wk);
 	}

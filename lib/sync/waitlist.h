@@ -140,6 +140,13 @@ void weft__waitq_init(struct weft__waitq *q, struct weft__slock *lock,
 		      weft__waitq_cancel_fn on_cancel);
 
 static inline bool weft__waitq_empty(const struct weft__waitq *q) { return !q->head; }
+/* A notifier that drops the lock between two batches of wakes and takes it
+ * again holds the object meanwhile: counted in `outstanding`, so destroy
+ * says -EBUSY until the last batch is out (without it, destroy freed a
+ * semaphore under a release_n of 17 waiters, whose next batch then locked
+ * freed memory; found by a review). Under the lock. */
+static inline void weft__waitq_hold(struct weft__waitq *q) { q->outstanding++; }
+static inline void weft__waitq_unhold(struct weft__waitq *q) { q->outstanding--; }
 
 /* The entry may be used with q: idle, or already attached to q. */
 static inline bool weft__wait_usable(const struct weft_wait *w, const struct weft__waitq *q)

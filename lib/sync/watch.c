@@ -81,11 +81,14 @@ static void unlock_wake_all(struct weft_watch *wt, uint64_t bound)
 		while (!weft__wakes_full(&wk) && wt->q.head && wt->q.head->_arg < bound)
 			weft__waitq_grant_head(&wt->q, WQ_GRANT_WAKE, &wk);
 		bool more = wt->q.head && wt->q.head->_arg < bound;
+		if (more)
+			weft__waitq_hold(&wt->q); /* see waitlist.h */
 		weft__slock_unlock(&wt->lock);
 		weft__wakes_run(&wk);
 		if (!more)
 			return;
 		weft__slock_lock(&wt->lock);
+		weft__waitq_unhold(&wt->q);
 	}
 }
 

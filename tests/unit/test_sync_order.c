@@ -574,3 +574,139 @@ Test(select_order, spent_budget_keeps_an_earlier_arm_first)
 	cr_assert_eq(idx, 0, "with budget the token arm wins: %zu", idx);
 	cr_assert_eq(weft_token_destroy(t), 0);
 }
+
+/*
+ * Destroy between two batches of wakes (eighteenth session, a review of
+ * the wait lists): a notifier granting more than 16 waiters drops the lock
+ * to wake each batch and takes it again. Here, from inside the first
+ * batch's wakes, the 17th waiter gives up, the granted 16 collect and give
+ * back, and destroy is called while the notifier has still to lock again:
+ * it must say -EBUSY. Before, it freed the object and the notifier locked
+ * freed memory (valgrind, ASan); once the notifier returns, destroy is 0.
+ */
+#define GAP_N 17
+
+static struct hand_cx gap_c[GAP_N];
+static struct weft_wait gap_w[GAP_N];
+static struct weft_sem *gap_sem;
+static struct weft_rwlock *gap_rw;
+static int gap_rc;
+static bool gap_ran;
+
+static void sem_gap_hook(struct hand_cx *me)
+{
+	if (me != &gap_c[0] || gap_ran)
+		return;
+	gap_ran = true;
+	weft_wait_cancel(&gap_w[GAP_N - 1]);
+	for (int i = 0; i < GAP_N - 1; i++)
+		cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, 1, &gap_w[i], &gap_c[i].cx), 0);
+	for (int i = 0; i < GAP_N - 1; i++)
+		cr_assert_eq(weft_sem_release_n(gap_sem, 1), 0);
+	gap_rc = weft_sem_destroy(gap_sem);
+}
+
+Test(destroy_gap, sem_release_n_between_wake_batches, .timeout = 10)
+{
+	cr_assert_eq(weft_sem_create(0, &gap_sem), 0);
+	gap_ran = false;
+	for (int i = 0; i < GAP_N; i++) {
+		hc_init(&gap_c[i]);
+		gap_c[i].on_wake = sem_gap_hook;
+		gap_w[i] = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, 1, &gap_w[i], &gap_c[i].cx), WEFT_PENDING);
+	}
+	cr_assert_eq(weft_sem_release_n(gap_sem, GAP_N), 0);
+	cr_assert(gap_ran);
+	cr_assert_eq(gap_rc, -EBUSY, "destroy during release_n's wake batches: %d", gap_rc);
+	cr_assert_eq(weft_sem_destroy(gap_sem), 0);
+}
+
+static void rw_gap_hook(struct hand_cx *me)
+{
+	if (me != &gap_c[0] || gap_ran)
+		return;
+	gap_ran = true;
+	weft_wait_cancel(&gap_w[GAP_N - 1]);
+	for (int i = 0; i < GAP_N - 1; i++) {
+		cr_assert_eq(weft_rwlock_read_poll(gap_rw, &gap_w[i], &gap_c[i].cx), 0);
+		cr_assert_eq(weft_rwlock_read_unlock(gap_rw), 0);
+	}
+	gap_rc = weft_rwlock_destroy(gap_rw);
+}
+
+Test(destroy_gap, rwlock_write_unlock_between_wake_batches, .timeout = 10)
+{
+	cr_assert_eq(weft_rwlock_create(&gap_rw), 0);
+	cr_assert_eq(weft_rwlock_try_write(gap_rw), 0);
+	gap_ran = false;
+	for (int i = 0; i < GAP_N; i++) {
+		hc_init(&gap_c[i]);
+		gap_c[i].on_wake = rw_gap_hook;
+		gap_w[i] = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_rwlock_read_poll(gap_rw, &gap_w[i], &gap_c[i].cx), WEFT_PENDING);
+	}
+	cr_assert_eq(weft_rwlock_write_unlock(gap_rw), 0);
+	cr_assert(gap_ran);
+	cr_assert_eq(gap_rc, -EBUSY, "destroy during write_unlock's wake batches: %d", gap_rc);
+	cr_assert_eq(weft_rwlock_destroy(gap_rw), 0);
+}
+
+/* The same for a cancel that passes its grant on in batches: waiter 0
+ * holds a grant of 17 permits and cancels; the permits go to 17 waiters
+ * of one (16 in gap_w[1..16], the 17th gap_extra), woken in two batches. */
+static struct hand_cx gap_extra_c;
+static struct weft_wait gap_extra_w;
+
+static void cancel_gap_hook(struct hand_cx *me)
+{
+	if (me != &gap_c[1] || gap_ran)
+		return;
+	gap_ran = true;
+	for (int i = 1; i < GAP_N; i++)
+		cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, 1, &gap_w[i], &gap_c[i].cx), 0);
+	weft_wait_cancel(&gap_extra_w);
+	cr_assert_eq(weft_sem_release_n(gap_sem, GAP_N - 1), 0);
+	gap_rc = weft_sem_destroy(gap_sem);
+}
+
+Test(destroy_gap, sem_cancel_passing_on_between_wake_batches, .timeout = 10)
+{
+	cr_assert_eq(weft_sem_create(0, &gap_sem), 0);
+	gap_ran = false;
+	hc_init(&gap_c[0]);
+	gap_w[0] = (struct weft_wait)WEFT_WAIT_INIT;
+	cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, GAP_N, &gap_w[0], &gap_c[0].cx), WEFT_PENDING);
+	for (int i = 1; i < GAP_N; i++) {
+		hc_init(&gap_c[i]);
+		gap_c[i].on_wake = cancel_gap_hook;
+		gap_w[i] = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, 1, &gap_w[i], &gap_c[i].cx), WEFT_PENDING);
+	}
+	hc_init(&gap_extra_c);
+	gap_extra_w = (struct weft_wait)WEFT_WAIT_INIT;
+	cr_assert_eq(weft_sem_acquire_n_poll(gap_sem, 1, &gap_extra_w, &gap_extra_c.cx), WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(gap_sem, GAP_N), 0); /* granted to waiter 0 */
+	weft_wait_cancel(&gap_w[0]);
+	cr_assert(gap_ran);
+	cr_assert_eq(gap_rc, -EBUSY, "destroy during a cancel's wake batches: %d", gap_rc);
+	cr_assert_eq(weft_sem_destroy(gap_sem), 0);
+}
+
+/* A semaphore entry polled again with another count is refused: it said 0
+ * with the first count's permits taken (found by the same review). */
+Test(destroy_gap, sem_entry_polled_again_with_another_count)
+{
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(1, &s), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_sem_acquire_n_poll(s, 3, &w, &h.cx), WEFT_PENDING);
+	cr_assert_eq(weft_sem_acquire_n_poll(s, 1, &w, &h.cx), -EINVAL);
+	cr_assert_eq(weft_sem_release_n(s, 2), 0); /* granted: 3 taken */
+	cr_assert_eq(weft_sem_acquire_n_poll(s, 1, &w, &h.cx), -EINVAL);
+	cr_assert_eq(weft_sem_acquire_n_poll(s, 3, &w, &h.cx), 0);
+	cr_assert_eq(weft_sem_available(s), 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+}

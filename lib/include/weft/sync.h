@@ -62,8 +62,9 @@
  * Objects are allocated with malloc by their constructor (-ENOMEM on
  * failure; *out untouched) and freed by the matching destroy (or, for the
  * oneshot, when both ends are gone). A destroy that finds waiters still
- * linked (or holding a grant not yet collected) returns -EBUSY and frees
- * nothing. Unless stated otherwise, every call may be made from any thread,
+ * linked (or holding a grant not yet collected), or a call still waking
+ * waiters in batches (a release, unlock, notify_all, send or cancel that
+ * hands on to more than 16), returns -EBUSY and frees nothing. Unless stated otherwise, every call may be made from any thread,
  * inside or outside the runtime, concurrently with the others.
  */
 #ifndef WEFT_SYNC_H
@@ -497,7 +498,10 @@ WEFT_API int weft_mutex_unlock(struct weft_mutex *m);
  * until it is satisfied (no starvation of large requests).
  *
  * Ownership: weft_sem_create() / weft_sem_destroy() (-EBUSY while entries
- * are linked).
+ * are linked, and while a release or a cancel is still waking waiters).
+ * Permits granted to a waiter that cancels go back to the count even if
+ * that takes it past WEFT_SEM_MAX_PERMITS (they are never lost); a release
+ * then says -EOVERFLOW until the count comes down.
  */
 struct weft_sem;
 
@@ -508,7 +512,8 @@ struct weft_sem;
 WEFT_API int weft_sem_create(uint64_t permits, struct weft_sem **out);
 WEFT_API int weft_sem_destroy(struct weft_sem *s);
 /* Poll form: 0 (n permits taken) or WEFT_PENDING; -EINVAL for n >
- * WEFT_SEM_MAX_PERMITS. n = 0 succeeds at once. */
+ * WEFT_SEM_MAX_PERMITS, or for an entry polled again with another n than
+ * the one it waits for (cancel it first). n = 0 succeeds at once. */
 WEFT_API int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n,
 				     struct weft_wait *w, struct weft_cx *cx);
 /* Blocking form: 0, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
