@@ -3,36 +3,196 @@
  * session per target process, its modules reported from /proc/PID/maps by
  * dwfl_linux_proc_report; symbols from the ELF symbol tables, lines from
  * the DWARF line tables (libdwfl finds separate debug files itself).
+ *
+ * The ELF files are not opened by the paths in the maps: those are the
+ * target's words. libdwfl's own dwfl_linux_proc_find_elf opened each path
+ * as it stands, in schedtop's mount namespace and with schedtop's rights,
+ * so a target run by nobody could map a library, delete it and leave a
+ * symlink "lib.so (deleted)" to a root-only file, which root's schedtop
+ * then parsed and printed symbols of; a target in another mount namespace
+ * had the host's file of the same name parsed (found by a review).
+ * find_elf below opens the path inside the target's root
+ * (/proc/PID/root), or else the mapping itself (/proc/PID/map_files),
+ * and uses the file only if it is the one the maps line names by device
+ * and inode.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <elfutils/libdwfl.h>
 
 #include "sym.h"
 
+/* One file-backed line of /proc/PID/maps, as read at the last refresh. */
+struct sym_map {
+	uint64_t start, end;
+	unsigned dmaj, dmin;
+	uint64_t ino;
+	char *path; /* as the maps show it, " (deleted)" included */
+};
+
 struct sym_ctx {
 	Dwfl *dwfl;
 	int pid;
+	struct sym_map *maps;
+	size_t nmaps;
 };
 
 static char *debuginfo_path; /* NULL: libdwfl's default search path */
 
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp);
+
 static const Dwfl_Callbacks callbacks = {
-	.find_elf = dwfl_linux_proc_find_elf,
+	.find_elf = find_elf,
 	.find_debuginfo = dwfl_standard_find_debuginfo,
 	.debuginfo_path = &debuginfo_path,
 };
 
+static void maps_free(struct sym_ctx *c)
+{
+	for (size_t i = 0; i < c->nmaps; i++)
+		free(c->maps[i].path);
+	free(c->maps);
+	c->maps = NULL;
+	c->nmaps = 0;
+}
+
+/* The file-backed mappings with their device and inode: what find_elf
+ * checks each file it opens against. 0 or -errno. */
+static int maps_read(struct sym_ctx *c)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/maps", c->pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -errno;
+	maps_free(c);
+	size_t cap = 0;
+	char *line = NULL;
+	size_t lcap = 0;
+	int err = 0;
+	while (getline(&line, &lcap, f) > 0) {
+		struct sym_map m = { 0 };
+		int at = 0;
+		line[strcspn(line, "\n")] = '\0';
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %*s %x:%x %" SCNu64 " %n", &m.start,
+			   &m.end, &m.dmaj, &m.dmin, &m.ino, &at) != 5 ||
+		    !at || m.ino == 0 || line[at] != '/')
+			continue;
+		if (c->nmaps == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			struct sym_map *n = realloc(c->maps, ncap * sizeof(*n));
+			if (!n) {
+				err = -ENOMEM;
+				break;
+			}
+			c->maps = n;
+			cap = ncap;
+		}
+		m.path = strdup(line + at);
+		if (!m.path) {
+			err = -ENOMEM;
+			break;
+		}
+		c->maps[c->nmaps++] = m;
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+/* Open `path` without side effects (O_PATH: no FIFO or device is really
+ * opened), and only if it is the regular file `m` names: then for
+ * reading. The fd or -1. */
+static int open_checked(const char *path, const struct sym_map *m)
+{
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return -1;
+	struct stat st;
+	int fd = -1;
+	if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == m->ino &&
+	    major(st.st_dev) == m->dmaj && minor(st.st_dev) == m->dmin) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	}
+	close(pfd);
+	return fd;
+}
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	(void)base;
+	struct sym_ctx *c = *userdata;
+	Dwarf_Addr lo = 0, hi = 0;
+	*elfp = NULL;
+	if (!c || !name || name[0] != '/')
+		return -1; /* [vdso], [heap]: no file of the target to open */
+	dwfl_module_info(mod, NULL, &lo, &hi, NULL, NULL, NULL, NULL);
+	for (size_t i = 0; i < c->nmaps; i++) {
+		const struct sym_map *m = &c->maps[i];
+		if (m->start < lo || m->end > hi || strcmp(m->path, name))
+			continue;
+		static const char del[] = " (deleted)";
+		size_t pl = strlen(m->path), dl = sizeof(del) - 1;
+		if (pl > dl && !strcmp(m->path + pl - dl, del))
+			pl -= dl;
+		char alt[PATH_MAX + 64];
+		/* the target's own view of the path (another mount namespace,
+		 * chroot); a symlink in it that leads out is caught by the
+		 * device and inode check */
+		snprintf(alt, sizeof(alt), "/proc/%d/root%.*s", c->pid, (int)pl, m->path);
+		int fd = open_checked(alt, m);
+		if (fd < 0) {
+			/* deleted or replaced since: the mapping itself (needs
+			 * CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE) */
+			snprintf(alt, sizeof(alt), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+				 c->pid, m->start, m->end);
+			fd = open_checked(alt, m);
+		}
+		if (fd < 0)
+			return -1;
+		*file_name = strdup(alt);
+		return fd;
+	}
+	return -1;
+}
+
+static int set_ctx(Dwfl_Module *m, void **userdata, const char *name, Dwarf_Addr base, void *arg)
+{
+	(void)m;
+	(void)name;
+	(void)base;
+	*userdata = arg;
+	return DWARF_CB_OK;
+}
+
 int sym_refresh(struct sym_ctx *c)
 {
+	int e = maps_read(c);
+	if (e)
+		return e == -ENOENT ? -ESRCH : e;
 	dwfl_report_begin(c->dwfl);
 	/* 0, -1 (libdwfl's own failure) or an errno from opening the maps */
 	int r = dwfl_linux_proc_report(c->dwfl, c->pid);
 	if (dwfl_report_end(c->dwfl, NULL, NULL) != 0 && r == 0)
 		r = -1;
+	/* find_elf's way back to this session (the maps read above) */
+	dwfl_getmodules(c->dwfl, set_ctx, c, 0);
 	if (r == ENOENT)
 		return -ESRCH;
 	if (r > 0)
@@ -160,5 +320,6 @@ void sym_close(struct sym_ctx *c)
 		return;
 	if (c->dwfl)
 		dwfl_end(c->dwfl);
+	maps_free(c);
 	free(c);
 }

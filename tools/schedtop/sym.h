@@ -3,9 +3,14 @@
  * through elfutils' libdwfl: the modules from /proc/PID/maps, ELF symbol
  * tables, DWARF line tables (and separate debug files where installed).
  *
- * Runs with the caller's own credentials only (schedtop has dropped its
- * capabilities before it symbolizes): libdwfl opens the target's maps and
- * files as the user, so it sees only what the user may read.
+ * Runs after schedtop has dropped its capabilities, but root's schedtop
+ * keeps CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE and may
+ * read any file. So a module's file is never opened by the path the maps
+ * show (the target's words): only through the target's own root
+ * (/proc/PID/root/PATH) or the mapping itself (/proc/PID/map_files, which
+ * needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE), and used only if it is
+ * the regular file of the maps line's device and inode. A module that
+ * cannot be opened so has no symbols.
  */
 #ifndef SCHEDTOP_SYM_H
 #define SCHEDTOP_SYM_H

@@ -1,0 +1,42 @@
+/*
+ * sym_swap_target.c - a target that lies to a symbolizer about its files
+ * (test_sym_files). It loads LIB, prints the address of its function
+ * sym_decoy_fn, and with LINK given deletes LIB and leaves a symlink
+ * "LIB (deleted)" -> LINK in its place: the name /proc/PID/maps now shows
+ * for the mapping. Then it sleeps until killed.
+ *
+ *   sym_swap_target LIB [LINK]  ->  "ADDR\n"
+ *
+ * test_sym_files runs it as nobody, and in a mount namespace of its own.
+ */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: sym_swap_target LIB [LINK]\n");
+		return 2;
+	}
+	void *h = dlopen(argv[1], RTLD_NOW);
+	void *fn = h ? dlsym(h, "sym_decoy_fn") : NULL;
+	if (!fn) {
+		fprintf(stderr, "sym_swap_target: %s\n", dlerror());
+		return 1;
+	}
+	if (argc > 2) {
+		char link[4096];
+		snprintf(link, sizeof(link), "%s (deleted)", argv[1]);
+		if (unlink(argv[1]) || symlink(argv[2], link)) {
+			perror("sym_swap_target");
+			return 1;
+		}
+	}
+	printf("%#llx\n", (unsigned long long)(uintptr_t)fn);
+	fflush(stdout);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,198 @@
+/*
+ * test_sym_files.c - the symbolizer (tools/schedtop/sym.c) must read the
+ * files a target maps, never a file the target names. Run as root (77
+ * otherwise), as schedtop usually is, against tests/bpf/sym_swap_target
+ * run as nobody:
+ *   1. deleted: the target maps a library in a directory it may write,
+ *      deletes it and leaves a symlink "lib.so (deleted)" to a root-only
+ *      copy of sym_secret (mode 0600 in a 0700 directory). Before, libdwfl
+ *      opened the path the maps show and followed the link: the secret's
+ *      symbols came back. Now: no symbol of the secret; the decoy's own
+ *      symbol through /proc/PID/map_files (root here has CAP_SYS_ADMIN).
+ *   2. namespace: the target runs in a mount namespace of its own where
+ *      DIR/lib.so is the decoy; on the host DIR/lib.so is the root-only
+ *      secret. Before, the host's file was parsed; now the target's,
+ *      through /proc/PID/root.
+ *   3. normal: the decoy mapped plainly is symbolized.
+ *
+ *   test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sym.h"
+
+#define NOBODY 65534
+
+static int failures;
+#define CHECK(cond, ...)                                                                  \
+	do {                                                                              \
+		if (!(cond)) {                                                            \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__);                       \
+			printf(__VA_ARGS__);                                              \
+			printf("\n");                                                     \
+			failures++;                                                       \
+		}                                                                         \
+	} while (0)
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	char buf[1 << 16];
+	ssize_t n = 0;
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			n = -1;
+	int ok = in >= 0 && out >= 0 && n == 0 && fchmod(out, mode) == 0;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return ok ? 0 : -1;
+}
+
+/* Start the target as nobody; in a new mount namespace with the decoy
+ * copied to NSLIB over a tmpfs on its directory when `nslib` is given.
+ * Its pid; the decoy function's address in *addr. */
+static pid_t start(const char *target, const char *lib, const char *link, const char *nsdir,
+		   const char *decoy, unsigned long long *addr)
+{
+	int fds[2];
+	if (pipe(fds))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		if (nsdir) {
+			if (unshare(CLONE_NEWNS) ||
+			    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+			    mount("none", nsdir, "tmpfs", 0, "mode=0755") ||
+			    copy_file(decoy, lib, 0644)) {
+				perror("test_sym_files: namespace");
+				_exit(126);
+			}
+		}
+		if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY)) {
+			perror("test_sym_files: setuid nobody");
+			_exit(126);
+		}
+		execl(target, target, lib, link, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	int ok = f && fscanf(f, "%llx", addr) == 1;
+	if (f)
+		fclose(f);
+	if (!ok) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* Symbolize the target: the decoy's function at `addr` when `want_decoy`,
+ * and never anything of the secret. */
+static void check(const char *what, pid_t pid, unsigned long long addr, bool want_decoy)
+{
+	struct sym_ctx *c;
+	int r = sym_open(&c, pid);
+	CHECK(r == 0, "%s: sym_open: %s", what, strerror(-r));
+	if (r)
+		return;
+	uint64_t a = 0;
+	r = sym_find(c, "sym_secret_root_only_fn", &a);
+	CHECK(r == -ENOENT, "%s: the root-only file's symbol found at %#llx", what,
+	      (unsigned long long)a);
+	struct sym_info s;
+	char buf[512];
+	r = sym_lookup(c, addr, false, &s);
+	sym_format(&s, addr, buf, sizeof(buf));
+	printf("%s: %#llx -> %s\n", what, addr, buf);
+	CHECK(!strstr(s.func, "secret"), "%s: symbolized as %s", what, s.func);
+	if (want_decoy)
+		CHECK(r == 0 && !strcmp(s.func, "sym_decoy_fn"), "%s: func \"%s\"", what, s.func);
+	sym_close(c);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4) {
+		fprintf(stderr, "usage: test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO\n");
+		return 2;
+	}
+	if (geteuid() != 0) {
+		printf("SKIP: needs root (to run the target as nobody)\n");
+		return 77;
+	}
+	const char *target = argv[1], *decoy = argv[2], *secret = argv[3];
+	char base[] = "/tmp/schedtop-symf-XXXXXX";
+	if (!mkdtemp(base) || chmod(base, 0755))
+		return 1;
+	char priv[256], pub[256], nsdir[256], hidden[300], lib[300], nslib[300];
+	snprintf(priv, sizeof(priv), "%s/root", base);
+	snprintf(pub, sizeof(pub), "%s/pub", base);
+	snprintf(nsdir, sizeof(nsdir), "%s/ns", base);
+	snprintf(hidden, sizeof(hidden), "%s/secret.so", priv);
+	snprintf(lib, sizeof(lib), "%s/lib.so", pub);
+	snprintf(nslib, sizeof(nslib), "%s/lib.so", nsdir);
+	if (mkdir(priv, 0700) || mkdir(pub, 0777) || chmod(pub, 0777) || mkdir(nsdir, 0755) ||
+	    copy_file(secret, hidden, 0600) || copy_file(decoy, lib, 0644) ||
+	    copy_file(secret, nslib, 0600)) {
+		perror("test_sym_files: setup");
+		return 1;
+	}
+	unsigned long long addr;
+
+	pid_t pid = start(target, lib, NULL, NULL, decoy, &addr);
+	CHECK(pid > 0, "normal: target did not start");
+	if (pid > 0) {
+		check("normal", pid, addr, true);
+		stop(pid);
+	}
+
+	if (copy_file(decoy, lib, 0644))
+		return 1;
+	pid = start(target, lib, hidden, NULL, decoy, &addr);
+	CHECK(pid > 0, "deleted: target did not start");
+	if (pid > 0) {
+		check("deleted + symlink to a root-only file", pid, addr, true);
+		stop(pid);
+	}
+
+	pid = start(target, nslib, NULL, nsdir, decoy, &addr);
+	CHECK(pid > 0, "namespace: target did not start");
+	if (pid > 0) {
+		check("another mount namespace", pid, addr, true);
+		stop(pid);
+	}
+
+	char rm[400];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", base);
+	if (system(rm))
+		printf("note: could not remove %s\n", base);
+	if (failures)
+		return 1;
+	printf("PASS: only the files the target maps are symbolized\n");
+	return 0;
+}
