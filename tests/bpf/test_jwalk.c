@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jwalk.h"
@@ -60,8 +61,40 @@ static int stop_at_b(void *ctx, const struct jwalk_leaf *l)
 	return !strcmp(l->path, "b") ? 7 : 0;
 }
 
+/* jw_print_str's output for `s` equals `want` */
+static void print_is(const char *s, const char *want)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	if (!f)
+		return;
+	jw_print_str(f, s);
+	fclose(f);
+	CHECK(!strcmp(buf, want), "jw_print_str:\n  got  %s\n  want %s", buf, want);
+	free(buf);
+}
+
+static void sanitized_is(const char *s, const char *want)
+{
+	char b[256];
+	snprintf(b, sizeof(b), "%s", s);
+	jw_sanitize(b);
+	CHECK(!strcmp(b, want), "jw_sanitize:\n  got  %s\n  want %s", b, want);
+}
+
 int main(void)
 {
+	/* invalid UTF-8 out: every byte of a sequence that is not UTF-8 is
+	 * replaced (0xf5-0xff passed as 3-byte leads before), valid text is
+	 * kept, surrogates and overlong forms are refused */
+	print_is("ab\xf8\x80\x80" "c\xff\xbf\xbf" "d", "\"ab\\ufffd\\ufffd\\ufffdc\\ufffd\\ufffd\\ufffdd\"");
+	print_is("\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+	print_is("\xed\xa0\x80\xc0\xaf\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+	print_is("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x1b", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\\u001b\"");
+	sanitized_is("ab\xf8\x80\x80" "c\xfe", "ab???c?");
+	sanitized_is("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf");
+
 	/* weft-load's shape: the same key at several depths */
 	walk_ok("{\"latency_ns\":{\"task\":{\"p99\":12},\"unit\":{\"p99\":3.5e2}},\"x\":[1,[2,{\"y\":-0.5}]]}",
 		"latency_ns.task.p99=12;latency_ns.unit.p99=350;x[0]=1;x[1][0]=2;x[1][1].y=-0.5;");

@@ -280,7 +280,13 @@ static size_t utf8_len(const unsigned char *p)
 {
 	if (p[0] < 0x80)
 		return 1;
-	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
+	/* 0x80-0xc1 (continuation, overlong 2-byte) and 0xf5-0xff (past
+	 * U+10FFFF, or never a lead byte) start nothing: 0xf5-0xff used to
+	 * count as 3-byte leads, and "\xf8\x80\x80" passed (a review) */
+	size_t n = p[0] >= 0xf0 && p[0] <= 0xf4   ? 4
+		   : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+		   : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+						  : 0;
 	if (!n)
 		return 0;
 	for (size_t i = 1; i < n; i++)
