@@ -10,6 +10,10 @@
  *   churn N          after SIGUSR1: N short-lived threads, then a 2-worker
  *                    runtime whose tasks burn CPU for 3 s
  *   fds FILE         a runtime; writes the targets of its open fds to FILE
+ *   escapes          its own name and a thread's hold terminal escapes
+ *                    (ESC, BEL, the C1 CSI U+009B), another thread is
+ *                    "\e[7mw-0" (a worker for --prefix "\e[7mw"); a
+ *                    runtime; sleeps 20 s (schedtop_ops_escapes)
  * Each prints "ready PID" first.
  */
 #define _GNU_SOURCE
@@ -150,6 +154,19 @@ int main(int argc, char **argv)
 		weft_runtime_destroy(rt);
 		return 0;
 	}
-	fprintf(stderr, "usage: review_target evil HEAD TAIL | names | churn N | fds FILE\n");
+	if (argc >= 2 && !strcmp(argv[1], "escapes")) {
+		static const char evil[] = "\x1b]0;T\x07\x1b[2J\xc2\x9b";
+		pthread_t t1, t2;
+		prctl(PR_SET_NAME, evil);
+		pthread_create(&t1, NULL, named, (void *)evil);
+		pthread_create(&t2, NULL, named, "\x1b[7mw-0");
+		struct weft_runtime *rt = rt_make(1);
+		ready();
+		pthread_join(t1, NULL);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	fprintf(stderr, "usage: review_target evil HEAD TAIL | names | churn N | fds FILE | "
+			"escapes\n");
 	return 2;
 }

@@ -60,6 +60,12 @@ TEST is one of:
             column, at 80 the footer says how many are hidden; the
             histogram view shows its four boxes side by side without
             overlap, bucket bounds in units (ns/us/ms/s).
+  escapes   a target whose name and threads' names hold ESC, BEL and the C1
+            CSI (U+009B), its libweft loaded from a directory whose name
+            holds them too: `schedtop list`, `--batch` text and `--no-bpf`
+            text (with --prefix matching one such thread, and with one
+            matching none, which lists the names) print no raw control
+            byte, and show the escapes as \\xNN. (REVIEW_TARGET)
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1065,7 +1071,56 @@ def test_hardening(st, wl_test, wl, lib):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-TESTS = {"hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+def test_escapes(st, wl_test, wl, lib):
+    """Terminal escapes from the target are not passed to the terminal
+    (before: `schedtop list` and the --no-bpf text printed names and paths
+    raw, so a target could retitle or clear the reader's terminal)."""
+    tmp = tempfile.mkdtemp(prefix="schedtop-esc-")
+    bad = os.path.join(tmp.encode(), b"lib\x1b]0;T\x07\x1b[2J\xc2\x9bdir")
+    os.mkdir(bad)
+    shutil.copy(os.path.realpath(lib), os.path.join(bad, b"libweft.so.0"))
+    # preloaded: the build's RPATH would win over LD_LIBRARY_PATH
+    env = dict(os.environb, LD_PRELOAD=os.path.join(bad, b"libweft.so.0"))
+    p = subprocess.Popen([os.environ["REVIEW_TARGET"], "escapes"], stdout=subprocess.PIPE,
+                         text=True, env=env)
+    pid = wait_ready(p)
+
+    def raw(args):
+        r = subprocess.run([st] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=30)
+        return r.returncode, r.stdout + r.stderr
+
+    outs = {}
+    try:
+        outs["list"] = raw(["list"])
+        outs["batch"] = raw(["-p", str(pid), "--batch", "-n", "1", "0.3"])
+        outs["no-bpf --prefix"] = raw(["-p", str(pid), "--no-bpf", "--prefix", "\x1b[7mw",
+                                       "--batch", "-n", "1", "0.3"])
+        outs["no-bpf, no worker"] = raw(["-p", str(pid), "--no-bpf", "--prefix", "nosuch",
+                                         "--batch", "-n", "1", "0.3"])
+    finally:
+        p.kill()
+        p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    want = {"list": [b"\\x1b]0;T\\x07\\x1b[2J\\xc2\\x9b"],   # the name, then the path
+            "batch": [b"lib\\x1b]0;T\\x07\\x1b[2J\\xc2\\x9bdir"],
+            "no-bpf --prefix": [b"\\x1b[7mw-0"],
+            "no-bpf, no worker": [b"\\x1b]0;T\\x07\\x1b[2J\\xc2\\x9b"]}
+    for what, (rc, out) in outs.items():
+        if rc != 0:
+            fail("%s: rc %d %r" % (what, rc, out[-400:]))
+        for b in (b"\x1b", b"\x07", b"\xc2\x9b"):
+            if b in out:
+                fail("%s printed a raw %r: %r" % (what, b, out[-600:]))
+        for w in want[what]:
+            if w not in out:
+                fail("%s: %r not shown escaped in %r" % (what, w, out[-600:]))
+        if what == "list" and str(pid).encode() not in out:
+            fail("list does not show pid %d: %r" % (pid, out))
+        print("%s: no raw control byte (%d bytes)" % (what, len(out)))
+
+
+TESTS = {"escapes": test_escapes, "hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -326,8 +326,11 @@ void fb_print_text(FILE *f, const struct fallback *fb)
 		fprintf(f, "no thread named %s-<n> (yet): not a weft process, or another "
 			   "thread_name_prefix (--prefix)\n  %u threads, named:", fb->prefix,
 			fb->other_threads);
-		for (unsigned i = 0; i < fb->n_other_names; i++)
-			fprintf(f, "%s %s", i ? "," : "", fb->other_names[i]);
+		for (unsigned i = 0; i < fb->n_other_names; i++) {
+			char safe[sizeof(fb->other_names[i]) * 4];
+			fprintf(f, "%s %s", i ? "," : "",
+				tx_safe(safe, sizeof(safe), fb->other_names[i]));
+		}
 		if (fb->other_threads > fb->n_other_names && fb->n_other_names == FB_MAX_NAMES)
 			fprintf(f, ", ...");
 		fprintf(f, "\n");
@@ -342,9 +345,10 @@ void fb_print_text(FILE *f, const struct fallback *fb)
 			fprintf(f, "%-3u %-7s\n", i, "-");
 			continue;
 		}
+		char comm[sizeof(t->comm) * 4];
 		fprintf(f, "%-3u %-7d %-15s %2c %3d %6.1f %7.1fms %6" PRIu64 " %5" PRIu64 " %6" PRIu64
 			   " %6" PRIu64 " %6.1fms %6.1fms\n",
-			i, t->tid, t->comm, t->state ? t->state : '?', t->cpu, cpu_pct(fb, t, dt),
+			i, t->tid, tx_safe(comm, sizeof(comm), t->comm), t->state ? t->state : '?', t->cpu, cpu_pct(fb, t, dt),
 			(double)dd(t->cur.perf[FB_TASK_CLOCK], t->prev.perf[FB_TASK_CLOCK]) / 1e6,
 			dd(t->cur.perf[FB_CTX_SWITCHES], t->prev.perf[FB_CTX_SWITCHES]),
 			dd(t->cur.perf[FB_MIGRATIONS], t->prev.perf[FB_MIGRATIONS]),

@@ -3,6 +3,7 @@
  * are decoded to UTF-8 (surrogate pairs included).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,4 +332,34 @@ void jw_sanitize(char *s)
 		}
 		p += n;
 	}
+}
+
+char *tx_safe(char *dst, size_t n, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+	if (!n)
+		return dst;
+	while (*p) {
+		size_t k = utf8_len(p);
+		bool esc = !k || *p < 0x20 || *p == 0x7f ||
+			   (k == 2 && p[0] == 0xc2 && p[1] < 0xa0); /* C1 */
+		if (esc) {
+			/* the whole character of a C1 control, else one byte */
+			size_t m = k == 2 ? 2 : 1;
+			if (o + 4 * m >= n)
+				break;
+			for (size_t i = 0; i < m; i++)
+				o += (size_t)snprintf(dst + o, n - o, "\\x%02x", p[i]);
+			p += m;
+		} else {
+			if (o + k >= n)
+				break;
+			memcpy(dst + o, p, k);
+			o += k;
+			p += k;
+		}
+	}
+	dst[o] = '\0';
+	return dst;
 }

@@ -45,4 +45,12 @@ void jw_print_str(FILE *f, const char *s);
  * control characters and invalid UTF-8 bytes become '?'. */
 void jw_sanitize(char *s);
 
+/* Text from the target (thread names, paths, symbols) for a terminal: a
+ * name holding ESC sequences retitled or cleared the reader's terminal
+ * (found by a review). Copies `s` into dst (n bytes, always terminated,
+ * never cut inside an escape) with C0 controls, DEL, the C1 controls
+ * U+0080-U+009F and bytes that are not UTF-8 written as \xNN (a byte
+ * each). Returns dst. */
+char *tx_safe(char *dst, size_t n, const char *s);
+
 #endif /* SCHEDTOP_JWALK_H */

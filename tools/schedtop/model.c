@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jwalk.h"
 #include "model.h"
 
 const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker",
@@ -517,9 +518,12 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 			   " polls, %" PRIu64 " wakes)\n", rt, a, b, c, e, l->polls_timed,
 			l->wakes_timed);
 	}
-	for (unsigned l = 0; l < LINT_NR; l++)
+	for (unsigned l = 0; l < LINT_NR; l++) {
+		char safe[sizeof(iv->lint_detail[l]) * 4]; /* symbols from the target's files */
 		if (iv->lint[l])
-			fprintf(f, "LINT %s: %s\n", lint_names[l], iv->lint_detail[l]);
+			fprintf(f, "LINT %s: %s\n", lint_names[l],
+				tx_safe(safe, sizeof(safe), iv->lint_detail[l]));
+	}
 	if (iv->runtimes > 1)
 		fprintf(f, "%-14s ", "RT");
 	/* Every rate per second, as in the live view (and the header): the

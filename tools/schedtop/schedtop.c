@@ -31,6 +31,7 @@
 #include "args.h"
 #include "diff.h"
 #include "fallback.h"
+#include "jwalk.h"
 #include "launch.h"
 #include "metrics.h"
 #include "mon.h"
@@ -157,7 +158,9 @@ static int cmd_list(void)
 				comm[strcspn(comm, "\n")] = '\0';
 			fclose(f);
 		}
-		printf("%-8ld %-16s %s\n", pid, comm, lib);
+		char scomm[sizeof(comm) * 4], slib[sizeof(lib) * 4];
+		printf("%-8ld %-16s %s\n", pid, tx_safe(scomm, sizeof(scomm), comm),
+		       tx_safe(slib, sizeof(slib), lib));
 		found++;
 	}
 	closedir(d);
@@ -336,7 +339,9 @@ static int follow_wrapper(char *const cmd[], struct target *t, char *lib, size_t
 		t->child = 0;
 		return 1;
 	}
-	fprintf(stderr, "schedtop: %s started pid %d, which loads %s\n", cmd[0], t->pid, lib);
+	char slib[PATH_MAX * 4];
+	fprintf(stderr, "schedtop: %s started pid %d, which loads %s\n", cmd[0], t->pid,
+		tx_safe(slib, sizeof(slib), lib));
 	launch_detach_others(&t->launch);
 	return 0;
 }
@@ -478,8 +483,10 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 				fprintf(stderr, "schedtop: stopped waiting for process %d\n", t->pid);
 				return 1;
 			}
+			char slib[PATH_MAX * 4];
 			if (!r)
-				fprintf(stderr, "schedtop: process %d loaded %s\n", t->pid, lib);
+				fprintf(stderr, "schedtop: process %d loaded %s\n", t->pid,
+					tx_safe(slib, sizeof(slib), lib));
 		}
 		if (r == -ESRCH) {
 			fprintf(stderr, "schedtop: no process %d\n", t->pid);
@@ -602,8 +609,11 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	mon_snapshot(m, prev);
 	if (rec)
 		snap_write(rec, prev, seq++);
-	if (!json)
-		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid, m->lib);
+	if (!json) {
+		char slib[PATH_MAX * 4];
+		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid,
+		       tx_safe(slib, sizeof(slib), m->lib));
+	}
 	fflush(stdout);
 	for (long n = 1;; n++) { /* a signal still ends with a final report */
 		bool gone = wait_interval(t, interval, st);

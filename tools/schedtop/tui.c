@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "jwalk.h"
 #include "model.h"
 #include "stall.h"
 #include "tui.h"
@@ -51,13 +52,14 @@ static double sort_val(const struct worker_row *r, enum sort_key k)
 static int put(int y, int x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int put(int y, int x, const char *fmt, ...)
 {
-	char buf[1024];
+	char raw[1024], buf[4096];
 	va_list ap;
 	if (y < 0 || y >= LINES || x >= COLS)
 		return 0;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	tx_safe(buf, sizeof(buf), raw); /* lint details hold the target's symbols */
 	int room = COLS - x - (y == LINES - 1 ? 1 : 0); /* the last cell scrolls */
 	int len = (int)strlen(buf);
 	if (len > room)
