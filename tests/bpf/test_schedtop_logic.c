@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jwalk.h"
 #include "model.h"
+#include "prom.h"
 #include "trace.h"
 
 static int failures;
@@ -265,6 +267,32 @@ static void test_trace(void)
 	evbuf_free(&b3);
 }
 
+/* The target's library path is a Prometheus label value: bytes that are
+ * not UTF-8 made the whole scrape unparseable (a review). */
+static void test_prom_label_utf8(void)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!s || !f) {
+		CHECK(0, "no memory");
+		return;
+	}
+	prom_write(f, s, 42, "/x/lib\xff\xc3(\"q\\\n\xf8\x80\x80.so");
+	fclose(f);
+	const char *want = "lib=\"/x/lib\xef\xbf\xbd\xef\xbf\xbd(\\\"q\\\\\\n"
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd.so\"} 1";
+	CHECK(strstr(out, want), "label value: %.200s", out);
+	for (const char *p = out; *p;) {
+		size_t k = jw_utf8_len(p);
+		CHECK(k, "byte 0x%02x at %zu is not UTF-8", (unsigned char)*p, (size_t)(p - out));
+		p += k ? k : 1;
+	}
+	free(out);
+	free(s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -273,6 +301,7 @@ int main(int argc, char **argv)
 	}
 	dir = argv[1];
 	test_hist_pct();
+	test_prom_label_utf8();
 	test_drop_holes();
 	test_event_after_snapshot();
 	test_recorded();

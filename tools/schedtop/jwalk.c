@@ -300,6 +300,11 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
+size_t jw_utf8_len(const char *s)
+{
+	return utf8_len((const unsigned char *)s);
+}
+
 void jw_print_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;

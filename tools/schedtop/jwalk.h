@@ -53,4 +53,7 @@ void jw_sanitize(char *s);
  * each). Returns dst. */
 char *tx_safe(char *dst, size_t n, const char *s);
 
+/* Bytes of the valid UTF-8 character at s (1-4), 0 if s starts none. */
+size_t jw_utf8_len(const char *s);
+
 #endif /* SCHEDTOP_JWALK_H */

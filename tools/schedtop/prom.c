@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "jwalk.h"
 #include "prom.h"
 
 struct cmetric {
@@ -100,13 +101,22 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 	fprintf(f, "# HELP weft_schedtop_target_info The process schedtop watches.\n"
 		   "# TYPE weft_schedtop_target_info gauge\n"
 		   "weft_schedtop_target_info{pid=\"%d\",lib=\"", pid);
-	for (const char *p = lib ? lib : ""; *p; p++) { /* label value escapes */
+	/* label value escapes; the format is UTF-8, and a path with a byte
+	 * that is not made a scrape fail to parse (a review): U+FFFD */
+	for (const char *p = lib ? lib : ""; *p;) {
+		size_t k = jw_utf8_len(p);
+		if (!k) {
+			fputs("\xef\xbf\xbd", f);
+			p++;
+			continue;
+		}
 		if (*p == '\\' || *p == '"')
 			fputc('\\', f);
 		if (*p == '\n')
 			fputs("\\n", f);
 		else
-			fputc(*p, f);
+			fwrite(p, 1, k, f);
+		p += k;
 	}
 	fprintf(f, "\"} 1\n");
 	fprintf(f, "# HELP weft_workers Worker threads seen for the runtime.\n"
