@@ -250,7 +250,17 @@ struct {
 _Static_assert((WEFT_BPF_MAX_CORES & (WEFT_BPF_MAX_CORES - 1)) == 0,
 	       "read_counters masks core slots with WEFT_BPF_MAX_CORES - 1");
 
-#define D(field, now_v) ({ __u64 d_ = (now_v) - l->field; l->field = (now_v); d_; })
+/* What a counter of the target added since the last read. A value below
+ * the last one is a reset: a runtime destroyed and created again at the
+ * same address (glibc hands it back) has the same counters address, so
+ * only the value shows it; the new counters started at 0, so all of it is
+ * new. As an unsigned new - old it wrapped, and a total since attach went
+ * backwards (found by a review). */
+static __always_inline __u64 since(__u64 now_v, __u64 last_v)
+{
+	return now_v >= last_v ? now_v - last_v : now_v;
+}
+#define D(field, now_v) ({ __u64 n_ = (now_v); __u64 d_ = since(n_, l->field); l->field = n_; d_; })
 
 /* The counters up to cur_task (the latency histograms after it are read
  * by schedtop itself): too big for the BPF stack, so a per-CPU copy. */
@@ -340,7 +350,7 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 	struct weft_bpf_hist_slots *hb = &hists[si][WEFT_H_STEAL_BATCH];
 	struct weft_bpf_steal_cell *mrow = matrix[si];
 	for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++) {
-		__u64 d = pc.steal_batch_log2[b] - l->bins[b];
+		__u64 d = since(pc.steal_batch_log2[b], l->bins[b]);
 		l->bins[b] = pc.steal_batch_log2[b];
 		if (d)
 			__sync_fetch_and_add(&hb->slot[b], d);
@@ -348,8 +358,8 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 	for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
 		if (v >= n)
 			break;
-		__u64 dops = row->e[v].ops - l->row[v].ops;
-		__u64 dtasks = row->e[v].tasks - l->row[v].tasks;
+		__u64 dops = since(row->e[v].ops, l->row[v].ops);
+		__u64 dtasks = since(row->e[v].tasks, l->row[v].tasks);
 		if (!dops)
 			continue;
 		l->row[v] = row->e[v];
@@ -413,6 +423,16 @@ int BPF_USDT(weft_runtime_create, __u64 rt, long workers)
 	__sync_fetch_and_add(&runtimes_created, 1);
 	last_rt = rt;
 	workers_declared = workers;
+	/* A runtime at this address again (destroyed and created anew): its
+	 * cores' slots read the new counters as a first read, from their
+	 * starting values, whatever the counters' address */
+	for (__u32 i = 0; i < WEFT_BPF_MAX_CORES; i++) {
+		if (cores[i].rt_id != rt)
+			continue;
+		struct core_last *l = bpf_map_lookup_elem(&last, &i);
+		if (l)
+			l->ptr = 0;
+	}
 	emit(WEFT_EV_RUNTIME_CREATE, -1, rt, workers, 0, 0, now);
 	return 0;
 }

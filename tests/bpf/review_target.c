@@ -14,6 +14,12 @@
  *                    (ESC, BEL, the C1 CSI U+009B), another thread is
  *                    "\e[7mw-0" (a worker for --prefix "\e[7mw"); a
  *                    runtime; sleeps 20 s (schedtop_ops_escapes)
+ *   restart N [S]    N rounds of: a 2-worker runtime, S s (0.8) of tasks that
+ *                    yield and park, destroy. What weft_runtime_create
+ *                    allocates comes from an arena reset each round, so
+ *                    every round's runtime and core counters sit at the
+ *                    same addresses (as glibc often gives them)
+ *                    (schedtop_ops_restart)
  * Each prints "ready PID" first.
  */
 #define _GNU_SOURCE
@@ -21,6 +27,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +85,49 @@ static enum weft_poll burn(void *s, struct weft_cx *cx)
 	while (now_s() < t)
 		;
 	if (now_s() < *end) {
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	return WEFT_READY;
+}
+
+/* weft_runtime_create's allocations: the same addresses every round */
+static _Alignas(128) unsigned char arena[8 << 20];
+static size_t arena_used;
+static bool in_create;
+
+static void *arena_alloc(size_t size, size_t align, void *ctx)
+{
+	(void)ctx;
+	if (in_create) {
+		size_t at = (arena_used + align - 1) & ~(align - 1);
+		if (at + size <= sizeof(arena)) {
+			arena_used = at + size;
+			return arena + at;
+		}
+	}
+	void *p = NULL;
+	return posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) ? NULL : p;
+}
+
+static void arena_free(void *p, void *ctx)
+{
+	(void)ctx;
+	if ((unsigned char *)p < arena || (unsigned char *)p >= arena + sizeof(arena))
+		free(p);
+}
+
+struct hop {
+	int left;
+};
+
+static enum weft_poll hop(void *s, struct weft_cx *cx)
+{
+	struct hop *h = s;
+	volatile unsigned x = 0;
+	for (unsigned i = 0; i < 2000; i++)
+		x += i;
+	if (h->left-- > 0) {
 		weft_waker_wake_by_ref(weft_cx_waker(cx));
 		return WEFT_PENDING;
 	}
@@ -166,7 +216,35 @@ int main(int argc, char **argv)
 		weft_runtime_destroy(rt);
 		return 0;
 	}
+	if (argc >= 3 && !strcmp(argv[1], "restart")) {
+		int rounds = atoi(argv[2]);
+		struct weft_allocator al = { arena_alloc, arena_free, NULL };
+		weft_set_allocator(&al);
+		ready();
+		for (int r = 0; r < rounds; r++) {
+			arena_used = 0;
+			in_create = true;
+			struct weft_runtime *rt = rt_make(2);
+			in_create = false;
+			printf("round %d runtime %p\n", r, (void *)rt);
+			fflush(stdout);
+			double end = now_s() + (argc > 3 ? atof(argv[3]) : 0.8);
+			while (now_s() < end) {
+				static struct weft_task *t[128];
+				static struct hop h[128];
+				for (int i = 0; i < 128; i++) {
+					h[i].left = 4;
+					weft_spawn_poll(rt, hop, &h[i], NULL, &t[i]);
+				}
+				for (int i = 0; i < 128; i++)
+					weft_join(t[i], NULL);
+				usleep(2000); /* the workers park */
+			}
+			weft_runtime_destroy(rt);
+		}
+		return 0;
+	}
 	fprintf(stderr, "usage: review_target evil HEAD TAIL | names | churn N | fds FILE | "
-			"escapes\n");
+			"escapes | restart N\n");
 	return 2;
 }

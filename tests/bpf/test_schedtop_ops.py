@@ -66,6 +66,13 @@ TEST is one of:
             text (with --prefix matching one such thread, and with one
             matching none, which lists the names) print no raw control
             byte, and show the escapes as \\xNN. (REVIEW_TARGET)
+  restart   a target that destroys its 2-worker runtime and creates another
+            40 times, every 0.1 s, while busy (at the same addresses, runtime
+            and cores' counters, as glibc often gives them): under
+            `schedtop --batch --json 0.25 -- review_target restart 40 0.1`
+            every worker's totals
+            since attach (all but polls, which count since the runtime
+            started) never decrease and stay plausible. (REVIEW_TARGET)
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1120,7 +1127,43 @@ def test_escapes(st, wl_test, wl, lib):
         print("%s: no raw control byte (%d bytes)" % (what, len(out)))
 
 
-TESTS = {"escapes": test_escapes, "hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+def test_restart(st, wl_test, wl, lib):
+    """Counters of a runtime re-created at the same address: before, the
+    BPF side took new - old as unsigned, totals jumped by ~2^64 (printed
+    as going backwards) and intervals read 0."""
+    # short rounds: a runtime re-created between two of schedtop's reads
+    r = run([st, "--batch", "--json", "0.25", "--", os.environ["REVIEW_TARGET"], "restart", "40",
+             "0.1"], timeout=40)
+    if r.returncode != 0:
+        fail("schedtop -- review_target restart 40 0.1: rc %d %s" % (r.returncode, r.stderr))
+    addrs = set(l.split()[3] for l in r.stdout.splitlines() if l.startswith("round "))
+    objs = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    keys = ["steals_in", "tasks_stolen_in", "steals_out", "tasks_stolen_out", "parks",
+            "unparks", "noop_unparks", "overflows", "steal_waits"]
+    last = {}
+    grew = 0
+    for o in objs:
+        for w in o.get("worker", []):
+            k = (w["rt"], w["slot"])
+            tot = w["total"]
+            for f in keys:
+                if tot[f] > 10 ** 12:
+                    fail("worker %s: total %s = %d (wrapped)" % (k, f, tot[f]))
+                if k in last and tot[f] < last[k][f]:
+                    fail("worker %s: total %s went from %d to %d" % (k, f, last[k][f], tot[f]))
+                if w[f] > 10 ** 9:
+                    fail("worker %s: %s = %d in one interval (wrapped)" % (k, f, w[f]))
+            if k in last and tot["parks"] > last[k]["parks"]:
+                grew += 1
+            last[k] = tot
+    if len(objs) < 12 or grew < 8:
+        fail("%d intervals, parks grew in %d worker-intervals: %s" % (len(objs), grew,
+                                                                       r.stderr[-400:]))
+    print("%d intervals over %d runtime address(es): totals never decreased; final parks %s"
+          % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
+
+
+TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 
