@@ -10,10 +10,14 @@
  * examples/skewed), *.snap.jsonl made by make_lint_fixtures.py (one lint
  * each), steal-trace.jsonl (recorded with `schedtop trace`).
  */
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "diff.h"
 #include "jwalk.h"
 #include "model.h"
 #include "prom.h"
@@ -293,6 +297,55 @@ static void test_prom_label_utf8(void)
 	free(s);
 }
 
+/* A trace whose events are a day apart: each line cost 86,400 one-second
+ * flushes (50,000 lines: 2 min 18 s of CPU, a review). Empty seconds now go
+ * in at once, and a trace spanning more than 7 days is refused. */
+static void alarmed(int sig)
+{
+	(void)sig;
+	static const char m[] = "FAIL: diff_load on day-apart events took more than 5 s\n";
+	if (write(1, m, sizeof(m) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void test_diff_sparse_trace(void)
+{
+	char path[] = "/tmp/schedtop-logic-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		CHECK(0, "mkstemp");
+		return;
+	}
+	/* 6 events, 86,399.5 s apart: 5 * 86,399.5 s = 431,997 whole seconds */
+	for (int i = 0; i < 6; i++)
+		fprintf(f, "{\"ts_ns\":%.0f,\"type\":\"steal\",\"n\":2}\n", 1e9 + i * 86399.5e9);
+	fclose(f);
+	struct diff_run *r = calloc(1, sizeof(*r));
+	char err[256] = "";
+	signal(SIGALRM, alarmed);
+	alarm(5);
+	int rc = diff_load(path, r, err, sizeof(err));
+	CHECK(rc == 0, "day-apart trace: %d %s", rc, err);
+	CHECK(r->samples == 431997, "samples %llu", (unsigned long long)r->samples);
+	CHECK(r->nm >= 1 && r->m[0].n == 431997 && r->m[0].sum == 5,
+	      "%s: n %llu sum %g", r->m[0].name, (unsigned long long)r->m[0].n, r->m[0].sum);
+
+	/* 3,000 such lines span 8.2 years: refused at the first line past 7 days */
+	f = fopen(path, "w");
+	for (int i = 0; f && i < 3000; i++)
+		fprintf(f, "{\"ts_ns\":%.0f,\"type\":\"steal\",\"n\":2}\n", 1e9 + i * 86399.5e9);
+	if (f)
+		fclose(f);
+	rc = diff_load(path, r, err, sizeof(err));
+	alarm(0);
+	CHECK(rc == -EINVAL && strstr(err, "more than 7 days") && strstr(err, ":9:"),
+	      "a trace of 8 years: %d %s", rc, err);
+	unlink(path);
+	free(r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -302,6 +355,7 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	test_hist_pct();
 	test_prom_label_utf8();
+	test_diff_sparse_trace();
 	test_drop_holes();
 	test_event_after_snapshot();
 	test_recorded();

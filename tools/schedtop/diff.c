@@ -4,6 +4,7 @@
  * "p99", at several places), one JSON value per line or the whole file.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +107,8 @@ static double max_rows(const struct obj *o, const char *arr, const char *key)
 
 /* ---------------------------------------------------------- metrics */
 
-static void add(struct diff_run *r, const char *name, int dir, double v)
+/* `times` samples of value v */
+static void add_n(struct diff_run *r, const char *name, int dir, double v, uint64_t times)
 {
 	struct diff_metric *m = NULL;
 	if (!isfinite(v))
@@ -124,9 +126,14 @@ static void add(struct diff_run *r, const char *name, int dir, double v)
 		snprintf(m->name, sizeof(m->name), "%s", name);
 		m->dir = dir;
 	}
-	m->sum += v;
-	m->sumsq += v * v;
-	m->n++;
+	m->sum += v * (double)times;
+	m->sumsq += v * v * (double)times;
+	m->n += times;
+}
+
+static void add(struct diff_run *r, const char *name, int dir, double v)
+{
+	add_n(r, name, dir, v, 1);
 }
 
 static void copy(struct diff_run *r, const struct obj *o, const char *path, int dir)
@@ -234,13 +241,17 @@ static void from_nobpf(struct diff_run *r, const struct obj *o)
 /* Trace events, counted per second of trace. */
 #define TR_TYPES 12
 struct trace_acc {
-	double win_start;
+	double win_start, first;
 	bool started;
 	char type[TR_TYPES][48];
 	unsigned ntypes;
 	double count[TR_TYPES];
 	double stolen, steals;
+	bool too_long; /* past TR_MAX_SPAN_S from the first event */
 };
+
+/* A trace of one run spans far less: a longer one is refused, not read */
+#define TR_MAX_SPAN_S (7 * 86400.0)
 
 static void trace_flush(struct diff_run *r, struct trace_acc *t)
 {
@@ -256,6 +267,18 @@ static void trace_flush(struct diff_run *r, struct trace_acc *t)
 	r->samples++;
 }
 
+/* `k` seconds without an event, at once: one line a day apart used to
+ * cost 86,400 flushes, minutes of CPU for a crafted trace (a review) */
+static void trace_empty(struct diff_run *r, struct trace_acc *t, uint64_t k)
+{
+	char name[64];
+	for (unsigned i = 0; i < t->ntypes; i++) {
+		snprintf(name, sizeof(name), "%s events/s", t->type[i]);
+		add_n(r, name, 0, 0, k);
+	}
+	r->samples += k;
+}
+
 static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj *o)
 {
 	double ts, n;
@@ -269,11 +292,18 @@ static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj
 		return;
 	if (!t->started) {
 		t->started = true;
-		t->win_start = ts;
+		t->win_start = t->first = ts;
 	}
-	while (ts >= t->win_start + 1e9) { /* whole seconds only: a partial last one is left out */
+	if (ts - t->first > TR_MAX_SPAN_S * 1e9) {
+		t->too_long = true;
+		return;
+	}
+	if (ts >= t->win_start + 1e9) { /* whole seconds only: a partial last one is left out */
+		uint64_t k = (uint64_t)((ts - t->win_start) / 1e9);
 		trace_flush(r, t);
-		t->win_start += 1e9;
+		if (k > 1)
+			trace_empty(r, t, k - 1);
+		t->win_start += (double)k * 1e9;
 	}
 	unsigned i;
 	for (i = 0; i < t->ntypes; i++)
@@ -404,6 +434,13 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		nobj++;
 		if (!strcmp(k, "trace")) {
 			from_trace(r, ta, o);
+			if (ta->too_long) {
+				snprintf(err, n, "%s:%u: the trace spans more than %.0f days from its "
+						 "first event: not one run",
+					 path, line, TR_MAX_SPAN_S / 86400);
+				rc = -EINVAL;
+				goto out;
+			}
 			continue;
 		}
 		if (!strcmp(k, "weft-load")) {
@@ -513,11 +550,11 @@ int diff_print(FILE *f, const char *an, const struct diff_run *a, const char *bn
 {
 	int past = 0;
 	if (json)
-		fprintf(f, "{\"schema\":\"schedtop-diff/1\",\"kind\":\"%s\",\"a_samples\":%u,"
-			   "\"b_samples\":%u,\"fail_over_pct\":%g,\"min_change_pct\":%g,\"metrics\":[",
+		fprintf(f, "{\"schema\":\"schedtop-diff/1\",\"kind\":\"%s\",\"a_samples\":%" PRIu64 ","
+			   "\"b_samples\":%" PRIu64 ",\"fail_over_pct\":%g,\"min_change_pct\":%g,\"metrics\":[",
 			a->kind, a->samples, b->samples, fail_over, min_change);
 	else
-		fprintf(f, "A: %s (%s, %u sample%s)\nB: %s (%s, %u sample%s)\n"
+		fprintf(f, "A: %s (%s, %" PRIu64 " sample%s)\nB: %s (%s, %" PRIu64 " sample%s)\n"
 			   "%-40s %14s %14s %14s %9s\n",
 			an, a->kind, a->samples, a->samples == 1 ? "" : "s", bn, b->kind, b->samples,
 			b->samples == 1 ? "" : "s", "metric (mean over samples)", "A", "B", "delta",

@@ -23,18 +23,20 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <stdint.h>
+
 #define DIFF_MAX_METRICS 96
 
 struct diff_metric {
 	char name[64];
 	int dir;            /* +1 higher is better, -1 lower is better, 0 neutral */
 	double sum, sumsq;
-	unsigned n;
+	uint64_t n;         /* a week of trace seconds and more: not an unsigned */
 };
 
 struct diff_run {
 	char kind[24];      /* "weft-load", "schedtop", "schedtop-nobpf", "trace" */
-	unsigned samples;
+	uint64_t samples;
 	unsigned nm;
 	struct diff_metric m[DIFF_MAX_METRICS];
 };
