@@ -189,18 +189,33 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
 #define REMOTE_WAKE_EVERY 1024u
 static WEFT__TLS unsigned remote_frees;
 
+static void ask_trim(struct weft_runtime *rt, struct weft__core *c)
+{
+	atomic_store_explicit(&c->trim_wanted, true, memory_order_relaxed);
+	weft__registry_unpark(rt, c->index);
+}
+
 static void wake_for_trim(struct weft_runtime *rt, uint16_t idx)
 {
-	unsigned n = atomic_load_explicit(&rt->n, memory_order_acquire);
-	for (unsigned i = 0; i < n; i++) {
-		struct weft__core *c = &rt->cores[idx == FOREIGN_CACHE ? i : idx];
+	unsigned active = atomic_load_explicit(&rt->active, memory_order_acquire);
+	if (idx != FOREIGN_CACHE && idx < active) {
+		/* an active core's cache: its owner trims it (awake: at
+		 * maintenance) */
+		struct weft__core *c = &rt->cores[idx];
+		if (atomic_load_explicit(&c->sleeping, memory_order_relaxed))
+			ask_trim(rt, c);
+		return;
+	}
+	/* The foreign cache, or a retired core's: no owner, so any sleeping
+	 * worker trims it (weft__alloc_trim). A retired core's cache had
+	 * nobody: the slabs of tasks freed after a shrink stayed until the
+	 * core came back or destroy (found by a review). */
+	for (unsigned i = 0; i < active; i++) {
+		struct weft__core *c = &rt->cores[i];
 		if (atomic_load_explicit(&c->sleeping, memory_order_relaxed)) {
-			atomic_store_explicit(&c->trim_wanted, true, memory_order_relaxed);
-			weft__registry_unpark(rt, c->index);
+			ask_trim(rt, c);
 			return;
 		}
-		if (idx != FOREIGN_CACHE)
-			return; /* its owner is awake: it trims at maintenance */
 	}
 }
 
@@ -301,6 +316,27 @@ static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, boo
 	c->low = c->nfree;
 }
 
+/* The caches of retired cores (set_workers shrank the runtime): tasks
+ * freed after the retirement go back to the cache that carved them, which
+ * no thread holds. Trimmed by a worker on its way to parking, under the
+ * resize lock (tried, never waited for: a resize in progress trims its
+ * own) so that no grow hands the core to a thread meanwhile. */
+static void trim_retired(struct weft_runtime *rt, bool deep)
+{
+	unsigned n = atomic_load_explicit(&rt->n, memory_order_acquire);
+	if (atomic_load_explicit(&rt->active, memory_order_relaxed) >= n ||
+	    pthread_mutex_trylock(&rt->resize_lock))
+		return;
+	for (unsigned i = atomic_load_explicit(&rt->active, memory_order_relaxed); i < n; i++) {
+		struct weft__core *c = &rt->cores[i];
+		if (c->life != CORE_RETIRED)
+			continue;
+		uint64_t now = 0;
+		trim_policy(rt, &c->cache, true, deep, &now);
+	}
+	pthread_mutex_unlock(&rt->resize_lock);
+}
+
 void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
 {
 	uint64_t now = 0;
@@ -326,6 +362,8 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		trim_policy(rt, &rt->foreign, idle, deep, &now); /* not idle: next period */
 		weft__slock_unlock(&rt->foreign_lock);
 	}
+	if (idle)
+		trim_retired(rt, deep);
 }
 
 static size_t count_list(struct weft_task *t)
