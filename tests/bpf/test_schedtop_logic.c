@@ -346,6 +346,95 @@ static void test_diff_sparse_trace(void)
 	free(r);
 }
 
+static int count_leaf(void *ctx, const struct jwalk_leaf *l)
+{
+	(void)l;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+static char *write_tmp(const char *text, char *path)
+{
+	strcpy(path, "/tmp/schedtop-logic-XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f)
+		return NULL;
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static char *print_diff(const char *pa, const char *pb, bool json)
+{
+	struct diff_run *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	char err[256] = "", *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	CHECK(a && b && f, "no memory");
+	int ra = diff_load(pa, a, err, sizeof(err));
+	CHECK(ra == 0, "%s: %s", pa, err);
+	int rb = diff_load(pb, b, err, sizeof(err));
+	CHECK(rb == 0, "%s: %s", pb, err);
+	diff_print(f, "A", a, "B", b, -1, 5, json);
+	fclose(f);
+	if (!out)
+		exit(1);
+	free(a);
+	free(b);
+	return out;
+}
+
+/* `schedtop diff` output: metric names come from the trace's event types,
+ * and were printed raw (a quote broke the JSON, an ESC reached the
+ * terminal); an infinite mean or delta was a bare `inf`; metrics only A
+ * had were left out (a review). */
+static void test_diff_output(void)
+{
+	static const char ta[] =
+		"{\"ts_ns\":1000000000,\"type\":\"x\\\"y\\u001b[31m\"}\n"
+		"{\"ts_ns\":1200000000,\"type\":\"aonly\"}\n"
+		"{\"ts_ns\":2100000000,\"type\":\"x\\\"y\\u001b[31m\"}\n";
+	static const char tb[] =
+		"{\"ts_ns\":1000000000,\"type\":\"x\\\"y\\u001b[31m\"}\n"
+		"{\"ts_ns\":1300000000,\"type\":\"bonly\"}\n"
+		"{\"ts_ns\":2100000000,\"type\":\"bonly\"}\n";
+	char pa[32], pb[32], la[32], lb[32];
+	if (!write_tmp(ta, pa) || !write_tmp(tb, pb) ||
+	    !write_tmp("{\"tool\":\"weft-load\",\"throughput\":{\"tasks_per_s\":1e308}}\n", la) ||
+	    !write_tmp("{\"tool\":\"weft-load\",\"throughput\":{\"tasks_per_s\":-1e308}}\n", lb)) {
+		CHECK(0, "mkstemp");
+		return;
+	}
+	char *j = print_diff(pa, pb, true);
+	unsigned leaves = 0;
+	CHECK(jwalk(j, count_leaf, &leaves) == 0, "diff --json of odd names is not JSON: %s", j);
+	CHECK(strstr(j, "\"name\":\"x\\\"y\\u001b[31m events/s\""), "name: %s", j);
+	CHECK(strstr(j, "{\"name\":\"aonly events/s\",\"direction\":\"neutral\",\"only_in\":\"A\","
+			     "\"a\":1,\"b\":null,"),
+	      "only in A: %s", j);
+	CHECK(strstr(j, "{\"name\":\"bonly events/s\",\"direction\":\"neutral\",\"only_in\":\"B\","
+			     "\"a\":null,\"b\":1,"),
+	      "only in B: %s", j);
+	free(j);
+	char *t = print_diff(pa, pb, false);
+	CHECK(!strchr(t, '\x1b'), "raw ESC in the text: %s", t);
+	CHECK(strstr(t, "x\"y\\x1b[31m events/s"), "name in the text: %s", t);
+	CHECK(strstr(t, "aonly events/s") && strstr(t, "(only in A)"), "only in A: %s", t);
+	CHECK(strstr(t, "bonly events/s") && strstr(t, "(only in B)"), "only in B: %s", t);
+	free(t);
+	j = print_diff(la, lb, true);
+	leaves = 0;
+	CHECK(jwalk(j, count_leaf, &leaves) == 0, "diff --json of 1e308 / -1e308 is not JSON: %s", j);
+	CHECK(strstr(j, "\"a\":1e+308,\"b\":-1e+308,\"delta\":null,\"change_pct\":null,"),
+	      "non-finite numbers: %s", j);
+	free(j);
+	unlink(pa);
+	unlink(pb);
+	unlink(la);
+	unlink(lb);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -356,6 +445,7 @@ int main(int argc, char **argv)
 	test_hist_pct();
 	test_prom_label_utf8();
 	test_diff_sparse_trace();
+	test_diff_output();
 	test_drop_holes();
 	test_event_after_snapshot();
 	test_recorded();

@@ -545,6 +545,52 @@ static const char *verdict(const struct cmp *c)
 	return c->dir * c->delta > 0 ? "better" : "worse";
 }
 
+static const char *dir_name(int dir)
+{
+	return dir > 0 ? "higher-better" : dir < 0 ? "lower-better" : "neutral";
+}
+
+/* JSON has no inf or nan: a mean of 1e308 and 1e308, or a delta from
+ * -1e308 to 1e308, was printed as a bare `inf` (a review) */
+static void json_num(FILE *f, const char *fmt, double v)
+{
+	if (isfinite(v))
+		fprintf(f, fmt, v);
+	else
+		fputs("null", f);
+}
+
+/* A metric only one recording has (a trace event type seen in one run):
+ * its mean, nothing compared. Those of A were dropped silently (a review). */
+static void print_only(FILE *f, const struct diff_metric *m, const char *in, bool json,
+		       bool *first)
+{
+	if (json) {
+		fprintf(f, "%s{\"name\":", *first ? "" : ",");
+		jw_print_str(f, m->name);
+		fprintf(f, ",\"direction\":\"%s\",\"only_in\":\"%s\",\"a\":", dir_name(m->dir), in);
+		if (*in == 'A')
+			json_num(f, "%.6g", mean(m));
+		else
+			fputs("null", f);
+		fprintf(f, ",\"b\":");
+		if (*in == 'B')
+			json_num(f, "%.6g", mean(m));
+		else
+			fputs("null", f);
+		fprintf(f, ",\"delta\":null,\"change_pct\":null,\"significant\":false,"
+			   "\"verdict\":\"\",\"past_threshold\":false}");
+		*first = false;
+		return;
+	}
+	char name[256];
+	tx_safe(name, sizeof(name), m->name);
+	if (*in == 'A')
+		fprintf(f, "%-40s %14.6g %14s (only in A)\n", name, mean(m), "-");
+	else
+		fprintf(f, "%-40s %14s %14.6g (only in B)\n", name, "-", mean(m));
+}
+
 int diff_print(FILE *f, const char *an, const struct diff_run *a, const char *bn,
 	       const struct diff_run *b, double fail_over, double min_change, bool json)
 {
@@ -562,36 +608,40 @@ int diff_print(FILE *f, const char *an, const struct diff_run *a, const char *bn
 	bool first = true;
 	for (unsigned i = 0; i < a->nm; i++) {
 		const struct diff_metric *mb = find(b, a->m[i].name);
-		if (!mb)
+		if (!mb) {
+			print_only(f, &a->m[i], "A", json, &first);
 			continue;
+		}
 		struct cmp c = compare(&a->m[i], mb, fail_over, min_change);
 		past += c.past;
 		if (json) {
-			fprintf(f, "%s{\"name\":\"%s\",\"direction\":\"%s\",\"a\":%.6g,\"b\":%.6g,"
-				   "\"delta\":%.6g,",
-				first ? "" : ",", c.name,
-				c.dir > 0 ? "higher-better" : c.dir < 0 ? "lower-better" : "neutral", c.a,
-				c.b, c.delta);
-			if (isnan(c.pct))
-				fprintf(f, "\"change_pct\":null,");
-			else
-				fprintf(f, "\"change_pct\":%.2f,", c.pct);
-			fprintf(f, "\"significant\":%s,\"verdict\":\"%s\",\"past_threshold\":%s}",
+			fprintf(f, "%s{\"name\":", first ? "" : ",");
+			jw_print_str(f, c.name);
+			fprintf(f, ",\"direction\":\"%s\",\"a\":", dir_name(c.dir));
+			json_num(f, "%.6g", c.a);
+			fprintf(f, ",\"b\":");
+			json_num(f, "%.6g", c.b);
+			fprintf(f, ",\"delta\":");
+			json_num(f, "%.6g", c.delta);
+			fprintf(f, ",\"change_pct\":"); /* null too when A is 0 and B is not */
+			json_num(f, "%.2f", c.pct);
+			fprintf(f, ",\"significant\":%s,\"verdict\":\"%s\",\"past_threshold\":%s}",
 				c.sig ? "true" : "false", verdict(&c), c.past ? "true" : "false");
 			first = false;
 			continue;
 		}
-		char pct[24];
+		char pct[24], name[256];
 		if (isnan(c.pct))
 			snprintf(pct, sizeof(pct), "new");
 		else
 			snprintf(pct, sizeof(pct), "%+.1f%%", c.pct);
-		fprintf(f, "%-40s %14.6g %14.6g %+14.6g %9s %s%s%s\n", c.name, c.a, c.b, c.delta, pct,
-			c.sig ? "* " : "", verdict(&c), c.past ? "  PAST --fail-over" : "");
+		fprintf(f, "%-40s %14.6g %14.6g %+14.6g %9s %s%s%s\n", tx_safe(name, sizeof(name), c.name),
+			c.a, c.b, c.delta, pct, c.sig ? "* " : "", verdict(&c),
+			c.past ? "  PAST --fail-over" : "");
 	}
 	for (unsigned i = 0; i < b->nm; i++)
-		if (!find(a, b->m[i].name) && !json)
-			fprintf(f, "%-40s %14s %14.6g (only in B)\n", b->m[i].name, "-", mean(&b->m[i]));
+		if (!find(a, b->m[i].name))
+			print_only(f, &b->m[i], "B", json, &first);
 	if (json) {
 		fprintf(f, "],\"past_threshold\":%d}\n", past);
 		return past;
