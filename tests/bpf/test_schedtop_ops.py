@@ -51,6 +51,13 @@ TEST is one of:
             (older ones were dropped), the trace JSON parses, the events
             file has the window's count; with --max-events 1024 the ring
             stays at 1024 events and the dump says it is truncated.
+  record_symlink
+            dumps into a directory others may write: symlinks planted at
+            every name a SIGUSR1 dump could take over 3 s (.trace.json and
+            .events.jsonl to existing files, .json to a file that does not
+            exist) are not followed: the files they point to are unchanged,
+            the missing one is not created, and the dump is written under
+            the next name (-2) as regular files that parse.
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -692,6 +699,83 @@ def test_record(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_record_symlink(st, wl_test, wl, lib):
+    """Before, the dump was opened with fopen (following a symlink, as root)
+    and only the .json name was checked with stat: a symlink planted in a
+    shared -o DIR truncated its target, or created a file where it led."""
+    import datetime
+    d = tempfile.mkdtemp(prefix="schedtop-recsym-")
+    out, victims = os.path.join(d, "out"), os.path.join(d, "victims")
+    os.mkdir(out)
+    os.mkdir(victims)
+    precious = {}
+    for ext in (".trace.json", ".events.jsonl"):
+        precious[ext] = os.path.join(victims, "precious" + ext)
+        with open(precious[ext], "w") as f:
+            f.write("precious\n")
+    procs = []
+    try:
+        load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        time.sleep(0.2)
+        rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "1s", "--on",
+                               "signal", "-o", out, "0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        time.sleep(1.5)
+        if rp.poll() is not None:
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + rp.stderr.read())
+            fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
+        # every name the dump can take in the next 3 s (UTC, to the ms)
+        t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(milliseconds=200)
+        for ms in range(3200):
+            u = t + datetime.timedelta(milliseconds=ms)
+            base = os.path.join(out, u.strftime("%Y%m%dT%H%M%S") +
+                                ".%03dZ-signal" % (u.microsecond // 1000))
+            for ext in (".trace.json", ".events.jsonl"):
+                if not os.path.lexists(base + ext):
+                    os.symlink(precious[ext], base + ext)
+            if not os.path.lexists(base + ".json"):
+                os.symlink(os.path.join(victims, "made-%d" % ms), base + ".json")
+        rp.send_signal(signal.SIGUSR1)
+        deadline = time.time() + 5
+        written = []
+        while not written and time.time() < deadline:
+            written = [f for f in os.listdir(out) if f.endswith("-signal-2.json")]
+            time.sleep(0.05)
+        time.sleep(0.3)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print(err.strip())
+        for ext, path in precious.items():
+            with open(path) as f:
+                if f.read() != "precious\n":
+                    fail("the symlink at the dump's %s name was followed: %s rewritten"
+                         % (ext, path))
+        made = [f for f in os.listdir(victims) if f.startswith("made-")]
+        if made:
+            fail("the symlink at the dump's .json name was followed: %s created" % made)
+        if len(written) != 1 or rp.returncode:
+            fail("no dump under the next name: rc %d, %s" % (rp.returncode, err.strip()))
+        path = os.path.join(out, written[0])
+        base = path[:-len(".json")]
+        for ext in (".json", ".trace.json", ".events.jsonl"):
+            if os.path.islink(base + ext) or not os.path.isfile(base + ext):
+                fail("%s is not a regular file" % (base + ext))
+        dj, evs = load_dump(path)
+        if dj["files"]["trace"] != os.path.basename(base) + ".trace.json":
+            fail("the dump names %s" % dj["files"])
+        print("PASS: 9600 planted symlinks not followed; dump %s written (%d events)"
+              % (written[0], len(evs)))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_tui(st, wl_test, wl, lib):
     import re
     tmux = shutil.which("tmux")
@@ -1163,7 +1247,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -12,6 +12,7 @@
  * again and again; SIGUSR1 and the stop always dump.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -117,13 +118,43 @@ struct rec {
 	unsigned dumps, failed;
 };
 
-static FILE *open_out(const char *dir, const char *base, const char *ext, char *path, size_t n)
+/* The three files of a dump, in this order. */
+static const char *const dump_ext[3] = { ".trace.json", ".events.jsonl", ".json" };
+
+/*
+ * Create the three files of dump `base` in the directory `dfd`: new files
+ * only, never through a symlink. DIR may be shared (/tmp) and schedtop
+ * runs as root, which writes anywhere: fopen followed a symlink planted at
+ * the predictable name and truncated its target, and only the .json name
+ * was checked for a previous dump (found by a review). 0, -EEXIST when one
+ * of the names is taken (the files created are removed: the caller picks
+ * another name), or -errno, said on stderr.
+ */
+static int open_dump(int dfd, const char *dir, const char *base, FILE *f[3])
 {
-	snprintf(path, n, "%s/%s%s", dir, base, ext);
-	FILE *f = fopen(path, "we");
-	if (!f)
-		fprintf(stderr, "schedtop: record: %s: %s\n", path, strerror(errno));
-	return f;
+	char name[160];
+	int i, err = 0;
+	for (i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "%s%s", base, dump_ext[i]);
+		int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		f[i] = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!f[i]) {
+			err = -errno;
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+	}
+	if (!err)
+		return 0;
+	if (err != -EEXIST)
+		fprintf(stderr, "schedtop: record: %s/%s: %s\n", dir, name, strerror(-err));
+	while (i-- > 0) {
+		fclose(f[i]);
+		snprintf(name, sizeof(name), "%s%s", base, dump_ext[i]);
+		unlinkat(dfd, name, 0);
+	}
+	return err;
 }
 
 static void json_str(FILE *f, const char *s) { jw_print_str(f, s); }
@@ -153,69 +184,75 @@ static int dump(struct rec *r, struct mon *m, const char *reason, const char *li
 	/* name: UTC time of the dump, then the reason */
 	struct timespec wall;
 	struct tm tm;
-	char base[96], stamp[48], path[4096];
+	char base[96], stamp[48];
 	clock_gettime(CLOCK_REALTIME, &wall);
 	gmtime_r(&wall.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
-	snprintf(base, sizeof(base), "%s.%03ldZ-%s", stamp, wall.tv_nsec / 1000000, reason);
-	struct stat sb;
-	snprintf(path, sizeof(path), "%s/%s.json", r->o->dir, base);
-	for (int k = 2; stat(path, &sb) == 0 && k < 100; k++) { /* two dumps in one ms */
-		snprintf(base, sizeof(base), "%s.%03ldZ-%s-%d", stamp, wall.tv_nsec / 1000000,
-			 reason, k);
-		snprintf(path, sizeof(path), "%s/%s.json", r->o->dir, base);
+	FILE *out[3];
+	int orc = -EEXIST, dfd = open(r->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		orc = -errno;
+		fprintf(stderr, "schedtop: record: %s: %s\n", r->o->dir, strerror(errno));
+	}
+	/* a name taken (two dumps in one ms, or planted): -2, -3, ... */
+	for (int k = 1; dfd >= 0 && orc == -EEXIST && k < 100; k++) {
+		if (k == 1)
+			snprintf(base, sizeof(base), "%s.%03ldZ-%s", stamp, wall.tv_nsec / 1000000,
+				 reason);
+		else
+			snprintf(base, sizeof(base), "%s.%03ldZ-%s-%d", stamp, wall.tv_nsec / 1000000,
+				 reason, k);
+		orc = open_dump(dfd, r->o->dir, base, out);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	if (orc) {
+		if (orc == -EEXIST)
+			fprintf(stderr, "schedtop: record: %s: %s: 99 names taken\n", r->o->dir, base);
+		evbuf_free(&b);
+		r->dumps++;
+		r->failed++;
+		return 1;
 	}
 	int rc = 0;
 	struct trace_stats ts;
-	FILE *f = open_out(r->o->dir, base, ".trace.json", path, sizeof(path));
-	if (f) {
-		trace_chrome_write(f, &b, r->pid, &ts);
-		if (fclose(f))
-			rc = 1;
-	} else {
+	FILE *f = out[0];
+	trace_chrome_write(f, &b, r->pid, &ts);
+	if (fclose(f))
 		rc = 1;
-	}
-	f = open_out(r->o->dir, base, ".events.jsonl", path, sizeof(path));
-	if (f) {
-		for (size_t i = 0; i < b.n; i++)
-			trace_jsonl_write(f, &b.ev[i]);
-		if (fclose(f))
-			rc = 1;
-	} else {
+	f = out[1];
+	for (size_t i = 0; i < b.n; i++)
+		trace_jsonl_write(f, &b.ev[i]);
+	if (fclose(f))
 		rc = 1;
+	f = out[2];
+	fprintf(f, "{\"schema\":\"schedtop-record/1\",\"pid\":%d,\"reason\":", r->pid);
+	json_str(f, reason);
+	if (lint) {
+		fprintf(f, ",\"lint\":");
+		json_str(f, lint);
+		fprintf(f, ",\"detail\":");
+		json_str(f, detail ? detail : "");
 	}
-	f = open_out(r->o->dir, base, ".json", path, sizeof(path));
-	if (f) {
-		fprintf(f, "{\"schema\":\"schedtop-record/1\",\"pid\":%d,\"reason\":", r->pid);
-		json_str(f, reason);
-		if (lint) {
-			fprintf(f, ",\"lint\":");
-			json_str(f, lint);
-			fprintf(f, ",\"detail\":");
-			json_str(f, detail ? detail : "");
-		}
-		char wt[64];
-		strftime(wt, sizeof(wt), "%Y-%m-%dT%H:%M:%S", &tm);
-		fprintf(f, ",\"wall_time\":\"%s.%03ldZ\",\"clock\":\"CLOCK_MONOTONIC\","
-			   "\"window\":{\"last_s\":%g,\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
-			   ",\"events\":%zu,\"first_event_ns\":%llu,\"last_event_ns\":%llu,"
-			   "\"ring_capacity\":%zu,\"events_overwritten\":%" PRIu64 ",\"truncated\":%s",
-			wt, wall.tv_nsec / 1000000, r->o->last_s, start, end, b.n,
-			b.n ? b.ev[0].ts : 0ull, b.n ? b.ev[b.n - 1].ts : 0ull, r->ev.cap,
-			r->ev.overwritten, truncated ? "true" : "false");
-		if (truncated)
-			fprintf(f, ",\"complete_from_ns\":%" PRIu64, r->ev.last_overwritten_ts + 1);
-		fprintf(f, ",\"bpf_ring_drops\":%" PRIu64 "},\"files\":{\"trace\":\"%s.trace.json\","
-			   "\"events\":\"%s.events.jsonl\"},\"intervals\":[",
-			r->ring_drops, base, base);
-		for (size_t i = 0; i < r->iv.n; i++)
-			fprintf(f, "%s%s", i ? "," : "", r->iv.iv[(r->iv.head + i) % r->iv.cap].json);
-		fprintf(f, "]}\n");
-		if (fclose(f))
-			rc = 1;
-	} else {
+	char wt[64];
+	strftime(wt, sizeof(wt), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(f, ",\"wall_time\":\"%s.%03ldZ\",\"clock\":\"CLOCK_MONOTONIC\","
+		   "\"window\":{\"last_s\":%g,\"start_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64
+		   ",\"events\":%zu,\"first_event_ns\":%llu,\"last_event_ns\":%llu,"
+		   "\"ring_capacity\":%zu,\"events_overwritten\":%" PRIu64 ",\"truncated\":%s",
+		wt, wall.tv_nsec / 1000000, r->o->last_s, start, end, b.n,
+		b.n ? b.ev[0].ts : 0ull, b.n ? b.ev[b.n - 1].ts : 0ull, r->ev.cap,
+		r->ev.overwritten, truncated ? "true" : "false");
+	if (truncated)
+		fprintf(f, ",\"complete_from_ns\":%" PRIu64, r->ev.last_overwritten_ts + 1);
+	fprintf(f, ",\"bpf_ring_drops\":%" PRIu64 "},\"files\":{\"trace\":\"%s.trace.json\","
+		   "\"events\":\"%s.events.jsonl\"},\"intervals\":[",
+		r->ring_drops, base, base);
+	for (size_t i = 0; i < r->iv.n; i++)
+		fprintf(f, "%s%s", i ? "," : "", r->iv.iv[(r->iv.head + i) % r->iv.cap].json);
+	fprintf(f, "]}\n");
+	if (fclose(f))
 		rc = 1;
-	}
 	fprintf(stderr, "schedtop: record: %s: %s/%s.{json,trace.json,events.jsonl}: %zu events, "
 			"%.1f s%s\n",
 		reason, r->o->dir, base, b.n,
