@@ -4,7 +4,7 @@
  * The same functions run on live data in schedtop (tools/schedtop/model.c,
  * trace.c).
  *
- *   test_schedtop_logic FIXTURE_DIR
+ *   test_schedtop_logic FIXTURE_DIR LIBWEFT
  *
  * Fixtures: skewed.snap.jsonl (recorded with `schedtop --record` against
  * examples/skewed), *.snap.jsonl made by make_lint_fixtures.py (one lint
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "diff.h"
+#include "elfnote.h"
 #include "jwalk.h"
 #include "model.h"
 #include "prom.h"
@@ -435,10 +436,111 @@ static void test_diff_output(void)
 	unlink(lb);
 }
 
+/* weft's probes found from the note sections only: `schedtop list` read
+ * each executable in full, 45 s for a 20 GiB sparse one (a review). */
+static void alarmed_notes(int sig)
+{
+	(void)sig;
+	static const char m[] = "FAIL: elf_has_weft_notes on a 20 GiB sparse file took more than 5 s\n";
+	if (write(1, m, sizeof(m) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void put(unsigned char *p, uint64_t v, unsigned n, bool be)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[be ? n - 1 - i : i] = (unsigned char)(v >> (8 * i));
+}
+
+/* An ELF32 file with one note section holding a stapsdt note of `probe`. */
+static void write_elf32(const char *path, bool be, const char *provider, const char *probe)
+{
+	unsigned char f[256] = { 0x7f, 'E', 'L', 'F', 1, be ? 2 : 1, 1 };
+	put(f + 0x10, 2, 2, be);      /* ET_EXEC */
+	put(f + 0x20, 52, 4, be);     /* e_shoff */
+	put(f + 0x28, 52, 2, be);     /* e_ehsize */
+	put(f + 0x2e, 40, 2, be);     /* e_shentsize */
+	put(f + 0x30, 2, 2, be);      /* e_shnum: null, .note.stapsdt */
+	unsigned char *sh = f + 52 + 40, *n = f + 132;
+	put(sh + 4, 7, 4, be);        /* SHT_NOTE */
+	put(sh + 0x10, 132, 4, be);   /* offset */
+	put(sh + 0x20, 4, 4, be);     /* align */
+	size_t pl = strlen(provider) + 1, ql = strlen(probe) + 1, desc = 12 + pl + ql + 1;
+	put(n, 8, 4, be);
+	put(n + 4, desc, 4, be);
+	put(n + 8, 3, 4, be);         /* NT_STAPSDT */
+	memcpy(n + 12, "stapsdt", 8);
+	memcpy(n + 20 + 12, provider, pl);
+	memcpy(n + 20 + 12 + pl, probe, ql);
+	size_t size = 20 + ((desc + 3) & ~(size_t)3);
+	put(sh + 0x14, size, 4, be);
+	FILE *o = fopen(path, "w");
+	if (!o || fwrite(f, 1, 132 + size, o) != 132 + size)
+		CHECK(0, "writing %s", path);
+	if (o)
+		fclose(o);
+}
+
+static void copy_file(const char *from, const char *to, off_t len, off_t truncate_to)
+{
+	char buf[1 << 16];
+	FILE *i = fopen(from, "r"), *o = fopen(to, "w");
+	size_t k;
+	off_t done = 0;
+	while (i && o && done < len && (k = fread(buf, 1, sizeof(buf), i)) > 0) {
+		if ((off_t)k > len - done)
+			k = (size_t)(len - done);
+		fwrite(buf, 1, k, o);
+		done += (off_t)k;
+	}
+	CHECK(i && o, "copy %s to %s", from, to);
+	if (i)
+		fclose(i);
+	if (o)
+		fclose(o);
+	if (truncate_to)
+		CHECK(truncate(to, truncate_to) == 0, "truncate %s", to);
+}
+
+static void test_elf_notes(const char *libweft, const char *plain)
+{
+	char p[] = "/tmp/schedtop-elf-XXXXXX";
+	int fd = mkstemp(p);
+	if (fd < 0) {
+		CHECK(0, "mkstemp");
+		return;
+	}
+	close(fd);
+	CHECK(elf_has_weft_notes(libweft), "%s: no weft notes found", libweft);
+	CHECK(!elf_has_weft_notes(plain), "%s: weft notes found", plain);
+	signal(SIGALRM, alarmed_notes);
+	alarm(5);
+	copy_file(plain, p, (off_t)1 << 40, (off_t)20 << 30);
+	CHECK(!elf_has_weft_notes(p), "a sparse 20 GiB copy of %s: weft notes found", plain);
+	copy_file(libweft, p, (off_t)1 << 40, (off_t)20 << 30);
+	CHECK(elf_has_weft_notes(p), "a sparse 20 GiB copy of %s: no weft notes found", libweft);
+	alarm(0);
+	/* cut short: the section headers (at the end) are gone */
+	copy_file(libweft, p, 4096, 0);
+	CHECK(!elf_has_weft_notes(p), "libweft cut to 4 KiB: weft notes found");
+	copy_file(libweft, p, 40, 0);
+	CHECK(!elf_has_weft_notes(p), "libweft cut to 40 bytes: weft notes found");
+	write_elf32(p, true, "weft", "park");
+	CHECK(elf_has_weft_notes(p), "ELF32 big-endian: no weft notes found");
+	write_elf32(p, false, "weft", "park");
+	CHECK(elf_has_weft_notes(p), "ELF32 little-endian: no weft notes found");
+	write_elf32(p, true, "weft", "steal");
+	CHECK(!elf_has_weft_notes(p), "weft:steal only: weft:park found");
+	write_elf32(p, true, "other", "park");
+	CHECK(!elf_has_weft_notes(p), "other:park: weft notes found");
+	unlink(p);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_schedtop_logic FIXTURE_DIR\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: test_schedtop_logic FIXTURE_DIR LIBWEFT\n");
 		return 2;
 	}
 	dir = argv[1];
@@ -446,6 +548,7 @@ int main(int argc, char **argv)
 	test_prom_label_utf8();
 	test_diff_sparse_trace();
 	test_diff_output();
+	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();
 	test_recorded();

@@ -58,6 +58,11 @@ TEST is one of:
             exist) are not followed: the files they point to are unchanged,
             the missing one is not created, and the dump is written under
             the next name (-2) as regular files that parse.
+  list_sparse
+            `schedtop list` with a 20 GiB sparse copy of /bin/sleep running
+            (and weft_load): done within 5 s, weft_load listed with its
+            libweft, the copy not listed (it read every byte of each
+            executable with no libweft mapped: 45 s).
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -776,6 +781,39 @@ def test_record_symlink(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_list_sparse(st, wl_test, wl, lib):
+    d = tempfile.mkdtemp(prefix="schedtop-sparse-")
+    big = os.path.join(d, "big")
+    shutil.copy("/bin/sleep", big)
+    os.truncate(big, 20 << 30)
+    procs = []
+    try:
+        procs.append(subprocess.Popen([big, "30"]))
+        load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        time.sleep(0.3)
+        t0 = time.time()
+        try:
+            p = run([st, "list"], timeout=20)
+        except subprocess.TimeoutExpired:
+            fail("schedtop list took more than 20 s with a 20 GiB executable running")
+        took = time.time() - t0
+        rows = [l.split() for l in p.stdout.splitlines()[1:]]
+        pids = [r[0] for r in rows]
+        if p.returncode or took > 5:
+            fail("schedtop list: rc %d in %.1f s" % (p.returncode, took))
+        if str(load.pid) not in pids or str(procs[0].pid) in pids:
+            fail("schedtop list: weft_load %d, big %d in %s" % (load.pid, procs[0].pid, pids))
+        print("PASS: schedtop list in %.2f s with a 20 GiB executable running; weft_load listed"
+              % took)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_tui(st, wl_test, wl, lib):
     import re
     tmux = shutil.which("tmux")
@@ -1247,7 +1285,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 
