@@ -63,6 +63,11 @@ TEST is one of:
             (and weft_load): done within 5 s, weft_load listed with its
             libweft, the copy not listed (it read every byte of each
             executable with no libweft mapped: 45 s).
+  metrics_interval
+            `schedtop metrics -p PID --once 3e6` (an interval past INT_MAX
+            ms): it waits, and prints its scrape when weft_load is killed
+            1.5 s later (the interval in ms was cast to int: INT_MIN, the
+            scrape at once).
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -814,6 +819,34 @@ def test_list_sparse(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_metrics_interval(st, wl_test, wl, lib):
+    load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        t0 = time.time()
+        mp = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--once", "3e6"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        early = mp.poll()
+        load.kill()
+        load.wait()
+        out, err = mp.communicate(timeout=15)
+        took = time.time() - t0
+        if mp.returncode == SKIP:
+            skip("schedtop exited 77: " + err.strip())
+        if early is not None:
+            fail("metrics --once 3e6 ended before its target, after %.2f s: rc %d %s"
+                 % (took, mp.returncode, err.strip()[-300:]))
+        if mp.returncode or "weft_schedtop_target_info" not in out:
+            fail("metrics --once 3e6: rc %d, %d bytes, %s" % (mp.returncode, len(out),
+                                                               err.strip()[-300:]))
+        print("PASS: metrics --once 3e6 waited %.2f s, for its target to exit" % took)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+
+
 def test_tui(st, wl_test, wl, lib):
     import re
     tmux = shutil.which("tmux")
@@ -1285,7 +1318,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -189,16 +190,20 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 int metrics_once(struct mon *m, int pid, int pidfd, double interval,
 		 volatile sig_atomic_t *exiting)
 {
-	int ms = (int)(interval * 1000);
+	/* the interval may be up to 1e9 s: (int)(interval * 1000) overflowed
+	 * (undefined; on x86 INT_MIN, and --once 3e6 printed at once) */
+	long long ms = (long long)(interval * 1000);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!*exiting) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		long long el = (long long)(t1.tv_sec - t0.tv_sec) * 1000 +
+			       (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		if (el >= ms)
 			break;
 		struct pollfd p = { .fd = pidfd, .events = POLLIN };
-		if (pidfd >= 0 ? poll(&p, 1, (int)(ms - el)) > 0 : mon_target_gone(pid))
+		int left = ms - el > INT_MAX ? INT_MAX : (int)(ms - el);
+		if (pidfd >= 0 ? poll(&p, 1, left) > 0 : mon_target_gone(pid))
 			break; /* the target exited: its last figures */
 		if (pidfd < 0) {
 			struct timespec ts = { 0, 50 * 1000000L };

@@ -741,7 +741,7 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 		return 1;
 	if (warmup > 0) {
 		fprintf(stderr, "schedtop: warming up %.1f s\n", warmup);
-		gone = wait_target(t, (int)(warmup * 1000));
+		gone = wait_interval(t, warmup, NULL); /* (int)(warmup * 1000) overflowed */
 	}
 	stall_sample(st, now_ns());
 	stall_latency(st, lat); /* the baseline */
