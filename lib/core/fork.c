@@ -7,11 +7,16 @@
  */
 #include <pthread.h>
 
+#include "probes.h"
 #include "runtime.h"
 
 _Atomic unsigned weft__fork_gen;
 
-static void in_child(void) { atomic_fetch_add_explicit(&weft__fork_gen, 1, memory_order_relaxed); }
+static void in_child(void)
+{
+	atomic_fetch_add_explicit(&weft__fork_gen, 1, memory_order_relaxed);
+	weft__probe_after_fork();
+}
 static void install(void) { pthread_atfork(NULL, NULL, in_child); }
 
 void weft__fork_watch(void)

@@ -53,6 +53,22 @@ void weft__probe_register(struct weft_runtime *rt, bool add)
 	pthread_mutex_unlock(&reg_lock);
 }
 
+/* In a forked child (fork.c, from pthread_atfork): the parent's runtimes
+ * did not come along, so the child's registry lists none of them (a
+ * monitor of the child showed the parent's workers, and its task frozen
+ * in a poll, as long polls), and the lock another parent thread may have
+ * held at the fork is made anew (a create in the child could wait on it
+ * for good). Found by a review. */
+void weft__probe_after_fork(void)
+{
+	struct weft_probe_registry *r = &weft_probe_registry;
+	pthread_mutex_init(&reg_lock, NULL);
+	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		__atomic_store_n(&r->slot[i].rt, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+}
+
 void weft__probe_update(struct weft_runtime *rt)
 {
 	struct weft_probe_registry *r = &weft_probe_registry;

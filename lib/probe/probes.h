@@ -44,6 +44,8 @@ struct weft_runtime;
 void weft__probe_register(struct weft_runtime *rt, bool add);
 /* rt made more cores (weft_runtime_set_workers): its slot's ncores follows. */
 void weft__probe_update(struct weft_runtime *rt);
+/* In a forked child: no runtime listed, the registry lock made anew. */
+void weft__probe_after_fork(void);
 
 #ifdef WEFT_WITH_PROBES
 #define _SDT_HAS_SEMAPHORES 1

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <weft/weft.h>
@@ -206,6 +207,52 @@ Test(elastic, retired_cores_task_memory_is_given_back, .timeout = WT_TMO(60))
 	cr_assert(back, "%zu task slabs with 20,000 tasks, %zu after they ended and 5 s idle",
 		  slabs, (size_t)atomic_load(&g_rt_rt->slab_count));
 	wt_rt_destroy(g_rt_rt);
+}
+
+/* A forked child's registry (what schedtop reads) lists none of the
+ * parent's runtimes, and one the child creates is listed. Before, the
+ * parent's stayed listed in the child (schedtop -p CHILD showed its
+ * workers and a task frozen in a poll as a long poll), and the registry's
+ * lock stayed as the fork found it (found by a review). */
+static unsigned listed(void)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		if (__atomic_load_n(&weft_probe_registry.slot[i].rt, __ATOMIC_ACQUIRE))
+			n++;
+	return n;
+}
+
+Test(elastic, forked_child_lists_only_its_own_runtimes, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = mk(2, "elf");
+	cr_assert_geq(listed(), 1);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		int bad = 0;
+		if (listed() != 0)
+			bad |= 1;
+		struct weft_runtime *crt = NULL;
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+		if (weft_runtime_create(&o, &crt))
+			bad |= 2;
+		else if (listed() != 1)
+			bad |= 4;
+		if (crt && weft_runtime_destroy(crt))
+			bad |= 8;
+		if (listed() != 0)
+			bad |= 16;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child failures: mask %d (1: the parent's runtime "
+		     "listed in the child)", WEXITSTATUS(st));
+	cr_assert_geq(listed(), 1, "the parent's runtime is still listed in the parent");
+	wt_rt_destroy(rt);
 }
 
 static atomic_long g_ran;
