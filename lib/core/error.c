@@ -56,6 +56,7 @@ const char *weft_strerror(int err)
 	case EPERM: return "operation not permitted (e.g. unlocking a mutex that is not locked)";
 	case EOVERFLOW: return "value too large (e.g. a semaphore count past WEFT_SEM_MAX_PERMITS)";
 	case EADDRNOTAVAIL: return "address not available (e.g. a host name that does not resolve)";
+	case ENOENT: return "nothing to take (e.g. a join set with no task left)";
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";

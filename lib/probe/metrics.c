@@ -20,7 +20,10 @@ int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out)
 	if (!m)
 		return -ENOMEM;
 	m->workers = n;
-	m->workers_active = atomic_load_explicit(&rt->active, memory_order_relaxed);
+	/* read after n, so a grow in between can make it larger: a caller
+	 * looping to workers_active read past worker[] (found by a review) */
+	unsigned active = atomic_load_explicit(&rt->active, memory_order_relaxed);
+	m->workers_active = active < n ? active : n;
 	m->alive_tasks = weft__owned_alive(rt);
 	m->spawned_tasks = weft__owned_spawned(rt);
 	m->inject_depth = weft__inject_len(&rt->inject);

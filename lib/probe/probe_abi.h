@@ -76,8 +76,10 @@ struct weft_probe_counters {
  * counters even in a runtime created before it attached, without a probe.
  * A runtime takes a free slot at create and clears it at destroy, under a
  * lock; `gen` is odd while a slot changes, so a reader that sees the same
- * even gen before and after its copy has a consistent copy. The first
- * WEFT_PROBE_REG_SLOTS live runtimes are listed. */
+ * even gen before and after its copy has a consistent copy. At most
+ * WEFT_PROBE_REG_SLOTS runtimes are listed: one created while every slot
+ * is taken is not listed, not even once a slot frees. In a forked child
+ * the registry starts empty (fork.c). */
 #define WEFT_PROBE_REG_SLOTS 16
 #define WEFT_PROBE_REG_MAGIC 0x0067657274666577ull /* "weftreg" */
 

@@ -128,7 +128,11 @@ void weft__idle_notify(struct weft_runtime *rt)
 	/* release: the woken worker's acquire load sees it was popped. */
 	atomic_store_explicit(&rt->cores[core].sleeping, false, memory_order_release);
 	pthread_mutex_unlock(&idle->lock);
-	WEFT_PROBE(notify, weft__ctx() && weft__ctx()->core ? (int)weft__ctx()->core->index : -1,
+	/* from_core: the notifier's core in this runtime, else -1 (a worker
+	 * of another runtime was reported as a core of this one) */
+	WEFT_PROBE(notify,
+		   weft__ctx() && weft__ctx()->core && weft__ctx()->rt == rt
+			   ? (int)weft__ctx()->core->index : -1,
 		   core, (uintptr_t)rt);
 	weft__registry_unpark(rt, core);
 }

@@ -1625,3 +1625,12 @@ Test(sched, a_trickle_of_spawns_wakes_one_worker_each, .timeout = WT_TMO(30))
 		     (unsigned long long)noops, n);
 	wt_rt_destroy(rt);
 }
+
+/* Every error the library returns has a text that fits its calls: -ENOENT
+ * (an empty join set) read "No such file or directory" (found by a
+ * review). */
+Test(api, strerror_of_an_empty_join_set)
+{
+	cr_assert(strstr(weft_strerror(-ENOENT), "join set") != NULL, "%s",
+		  weft_strerror(-ENOENT));
+}

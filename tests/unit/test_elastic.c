@@ -255,6 +255,50 @@ Test(elastic, forked_child_lists_only_its_own_runtimes, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* A snapshot taken while the runtime grows never says more active
+ * workers than it has rows for (it read the count of cores, then the
+ * active count after the grow: workers 1, workers_active 8, in 6 of 300
+ * runtimes in the review's program). */
+static struct weft_runtime *g_snap_rt;
+static atomic_int g_snap_go, g_snap_done;
+
+static void *snap_grow(void *arg)
+{
+	while (!atomic_load(&g_snap_go))
+		;
+	weft_runtime_set_workers(g_snap_rt, 8);
+	atomic_store(&g_snap_done, 1);
+	return arg;
+}
+
+Test(elastic, snapshot_during_a_grow_is_consistent, .timeout = WT_TMO(120))
+{
+	int bad = 0;
+	unsigned bad_n = 0, bad_active = 0;
+	for (int it = 0; it < 600; it++) {
+		g_snap_rt = mk(1, "els");
+		atomic_store(&g_snap_go, 0);
+		atomic_store(&g_snap_done, 0);
+		pthread_t th;
+		cr_assert_eq(pthread_create(&th, NULL, snap_grow, NULL), 0);
+		atomic_store(&g_snap_go, 1);
+		while (!atomic_load(&g_snap_done)) {
+			struct weft_metrics *m;
+			cr_assert_eq(weft_runtime_metrics(g_snap_rt, &m), 0);
+			if (m->workers_active > m->workers) {
+				bad++;
+				bad_n = m->workers;
+				bad_active = m->workers_active;
+			}
+			weft_metrics_free(m);
+		}
+		cr_assert_eq(pthread_join(th, NULL), 0);
+		wt_rt_destroy(g_snap_rt);
+	}
+	cr_assert_eq(bad, 0, "%d snapshots with more active workers than rows (e.g. %u of %u)", bad,
+		     bad_active, bad_n);
+}
+
 static atomic_long g_ran;
 
 static enum weft_poll count_poll(void *s, struct weft_cx *cx)

@@ -85,7 +85,8 @@ struct weft_metrics {
 /*
  * Allocate and fill a snapshot with `workers` entries; release it with
  * weft_metrics_free(). Works on a runtime that is shut down (final figures).
- * Errors: -EINVAL (NULL argument), -ENOMEM.
+ * Errors: -EINVAL (NULL argument), -ENOMEM, -ECHILD (a runtime of the
+ * parent process, in a forked child).
  */
 WEFT_API int weft_runtime_metrics(struct weft_runtime *rt, struct weft_metrics **out);
 WEFT_API void weft_metrics_free(struct weft_metrics *m);

@@ -683,10 +683,14 @@ WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
 /*
  * Where weft gets its memory. alloc(size, align, ctx) returns memory aligned
  * to `align` (a power of two, at most 128) or NULL; free(p, ctx) releases
- * it. Process-wide; set it before creating any runtime or sync object.
- * NULL restores malloc/free. Errors: -EINVAL (a NULL function), -EBUSY (a
- * runtime exists). Fiber stacks (and their descriptors) come from mmap,
- * not from here.
+ * it. Process-wide; set it once, before creating any runtime or sync
+ * object. NULL restores malloc/free. Errors: -EINVAL (a NULL function),
+ * -EBUSY (a runtime exists). Fiber stacks (and their descriptors) come
+ * from mmap, not from here. Changing it later is not safe even with no
+ * runtime alive: memory taken from the old allocator is given back to the
+ * new one - sync objects and metrics snapshots still alive, and the
+ * per-thread parker of any thread that blocked in a weft call (freed when
+ * that thread exits).
  */
 struct weft_allocator {
 	void *(*alloc)(size_t size, size_t align, void *ctx);
