@@ -1,6 +1,6 @@
 # CMake toolchain file: cross-build weft for aarch64 (Linux, glibc) with
 # Debian's cross compiler (gcc-aarch64-linux-gnu) and multiarch arm64
-# libraries (liburcu-dev:arm64, systemtap-sdt-dev:arm64), as installed by
+# libraries (liburing-dev:arm64, systemtap-sdt-dev:arm64), as installed by
 # scripts/setup-deps. Used by scripts/test (the aarch64 build):
 #
 #   cmake -S . -B build/aarch64 -G Ninja \
