@@ -281,6 +281,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	}
 	rt->driver_up = true;
 
+	/* Before the workers start: a tracer takes runtime_create as the start
+	 * of a runtime at this address (and forgets what it read from another
+	 * runtime once there), so it must not come after the workers' first
+	 * worker_start and parks */
+	WEFT_PROBE(runtime_create, (uintptr_t)rt, (unsigned)atomic_load_explicit(&rt->n, memory_order_relaxed));
 	for (unsigned i = 0; i < rt->n; i++) {
 		struct weft__worker *w = &rt->workers[i];
 		w->rt = rt;
@@ -292,11 +297,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		rc = weft__worker_start(rt, w);
 		if (rc) {
 			stop_started(rt, i);
+			WEFT_PROBE(runtime_shutdown, (uintptr_t)rt); /* pairs runtime_create */
 			rt_free(rt);
 			return rc;
 		}
 	}
-	WEFT_PROBE(runtime_create, (uintptr_t)rt, (unsigned)atomic_load_explicit(&rt->n, memory_order_relaxed));
 	weft__probe_register(rt, true);
 	weft__runtime_count(1);
 	*out = rt;
