@@ -322,10 +322,15 @@ static __always_inline void read_counters(struct weft_bpf_core *c, __u32 slot, _
 		l->waits = waits;
 		for (__u32 b = 0; b < WEFT_PROBE_STEAL_BINS; b++)
 			l->bins[b] = pc.steal_batch_log2[b];
+		/* the entries not read yet are 0 (the array is zeroed at core_init):
+		 * steal_from_n grows when the core steals from a core added since */
 		for (__u32 v = 0; v < WEFT_BPF_MAX_CORES; v++) {
-			if (v >= n)
-				break;
-			l->row[v] = row->e[v];
+			if (v < n) {
+				l->row[v] = row->e[v];
+			} else {
+				l->row[v].ops = 0;
+				l->row[v].tasks = 0;
+			}
 		}
 		return;
 	}

@@ -47,7 +47,9 @@ struct weft_probe_counters {
 						  * the core) */
 	unsigned long long steal_from;           /* address of struct weft_probe_steal
 						  * [steal_from_n]: this core's steals
-						  * by victim */
+						  * by victim (n grows when it steals
+						  * from a core added since; the rest
+						  * are 0) */
 	unsigned long long steal_from_n;
 	unsigned long long steal_batch_log2[WEFT_PROBE_STEAL_BINS];
 	/* The task being polled (its address; 0 between polls), for schedtop's

@@ -535,6 +535,9 @@ static struct weft_task *steal_work(struct weft_runtime *rt, struct weft__core *
 				if (v < WEFT_PROBE_STEAL_VICTIMS) {
 					c->steal_from[v].ops++;
 					c->steal_from[v].tasks += got;
+					/* a core added since drive() set the count */
+					if (v >= c->c.steal_from_n)
+						c->c.steal_from_n = v + 1;
 				}
 				unsigned b = got > 1 ? 31u - (unsigned)__builtin_clz(got) : 0;
 				c->c.steal_batch_log2[b < WEFT_PROBE_STEAL_BINS ? b : WEFT_PROBE_STEAL_BINS - 1]++;

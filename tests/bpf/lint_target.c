@@ -45,6 +45,8 @@
  *   bursty     bursts of 2,000 tasks every 200 ms, idle between
  *   two        two runtimes in one process (2 and 1 workers), skew in
  *              the first, trickle in the second
+ *   grow       skew, the runtime grown from WORKERS to WORKERS + 2 after
+ *              0.5 s: the first cores steal from the new ones
  */
 #include <errno.h>
 #include <pthread.h>
@@ -439,6 +441,22 @@ static void *resize_main(void *arg)
 	return NULL;
 }
 
+/* grow: skew's waves all along, 2 more workers after 0.5 s */
+static void *grow_main(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	struct weft_metrics *m;
+	int rc;
+	sleep_ns(500000000L);
+	if ((rc = weft_runtime_metrics(rt, &m)))
+		die("metrics", rc);
+	unsigned n = m->workers;
+	weft_metrics_free(m);
+	if ((rc = weft_runtime_set_workers(rt, (int)n + 2)))
+		die("set_workers", rc);
+	return skew_main(rt);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3 && argc != 4) {
@@ -514,6 +532,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(sc, "elastic")) {
 		trickle_start(&tr, rt, 2000);
 		if (pthread_create(&th, NULL, resize_main, rt))
+			return 1;
+		have_th = true;
+	} else if (!strcmp(sc, "grow")) {
+		if (pthread_create(&th, NULL, grow_main, rt))
 			return 1;
 		have_th = true;
 	} else if (!strcmp(sc, "two")) {

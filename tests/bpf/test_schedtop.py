@@ -714,9 +714,40 @@ def test_elastic(schedtop, load, lib):
     lints = sorted({l["name"] for o in objs[1:] for l in o["lints"]})
     if lints:
         bad.append("lints on a healthy resize: %s" % lints)
+    bad += grown_steals(schedtop, target)
     if bad:
         fail("elastic: " + "; ".join(bad))
     print("PASS: schedtop followed the worker count up and down")
+
+
+def grown_steals(schedtop, target):
+    """lint_target grow: 2 workers grown to 4 under skew's waves, watched to
+    the end. Every steal is counted at its thief (steals_in) and at its
+    victim (steals_out), also the first cores' steals from the new ones
+    (the cores that were running read only as many victims as the runtime
+    had when they started)."""
+    tp = subprocess.Popen([target, "grow", "3", "2"], stdout=subprocess.PIPE, text=True)
+    pid, st, first = attach_when_ready(schedtop, tp, "lint_target grow", "0.25")
+    try:
+        rest, err = st.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        st.kill()
+        tp.kill()
+        return ["grow: schedtop did not end when its target exited"]
+    if tp.wait(10) != 0 or st.returncode != 0:
+        return ["grow: lint_target rc %s, schedtop rc %s: %s" % (tp.returncode, st.returncode, err)]
+    final = json.loads((first + rest).strip().splitlines()[-1])
+    sin = [w["total"]["steals_in"] for w in final["worker"]]
+    sout = [w["total"]["steals_out"] for w in final["worker"]]
+    print("grow: %d workers, steals_in %s steals_out %s" % (final["workers"], sin, sout))
+    bad = []
+    if final["workers"] != 4:
+        bad.append("grow: %d workers at the end, want 4" % final["workers"])
+    if sum(sin[2:]) == 0 or sum(sout[2:]) == 0:
+        bad.append("grow: no steal by or from the new cores (test cannot fail usefully)")
+    if sum(sin) != sum(sout):
+        bad.append("grow: sum of steals_in %d != sum of steals_out %d" % (sum(sin), sum(sout)))
+    return bad
 
 
 NOBODY = 65534
