@@ -879,12 +879,15 @@ static void drive(struct weft_runtime *rt, struct weft__worker *w, struct weft__
 		}
 		run_task(rt, ctx, c, t);
 		if (!ctx->core)
-			break; /* handed off: the spare that took it drives it now */
+			return; /* handed off: the spare that took it drives it now */
 	}
 	if (ctx->core) {
 		batch_end(c);
 		weft__core_publish(c);
 	}
+	/* Not after a hand-off: the core did not stop, and the spare's
+	 * worker_start came before (a tracer would mark it stopped while the
+	 * spare drives it, and read its counters from this thread) */
 	WEFT_PROBE(worker_stop, c->index, tid, (uintptr_t)rt);
 }
 

@@ -45,6 +45,10 @@
  *   bursty     bursts of 2,000 tasks every 200 ms, idle between
  *   two        two runtimes in one process (2 and 1 workers), skew in
  *              the first, trickle in the second
+ *   handoff    (run with WORKERS=1) after 1 s a task queues a 3 s spin
+ *              on its worker and calls weft_block_in_place for 100 ms:
+ *              the spare thread that takes the core runs the spin, the
+ *              task's thread wakes beside it
  *   grow       skew, the runtime grown from WORKERS to WORKERS + 2 after
  *              0.5 s: the first cores steal from the new ones
  */
@@ -441,6 +445,52 @@ static void *resize_main(void *arg)
 	return NULL;
 }
 
+/* handoff: see the top of the file */
+static enum weft_poll long_spin(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	spin_us(3000000);
+	return WEFT_READY;
+}
+
+static void *nap(void *arg)
+{
+	(void)arg;
+	sleep_ns(100000000L);
+	return NULL;
+}
+
+static enum weft_poll handoff_poll(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	struct weft_task *t;
+	int rc = weft_spawn_poll(weft_cx_runtime(cx), long_spin, NULL, NULL, &t);
+	if (rc || (rc = weft_detach(t)))
+		die("spawn", rc); /* queued on this worker */
+	if ((rc = weft_block_in_place(nap, NULL, NULL)))
+		die("block_in_place", rc);
+	return WEFT_READY;
+}
+
+static void *handoff_main(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	struct weft_task *t;
+	sleep_ns(1000000000L);
+	int rc = weft_spawn_poll(rt, handoff_poll, NULL, NULL, &t);
+	if (rc || (rc = weft_join(t, NULL)))
+		die("handoff", rc);
+	struct weft_metrics *m;
+	if ((rc = weft_runtime_metrics(rt, &m)))
+		die("metrics", rc);
+	bool handed = m->block_in_place_count == 1 && !m->block_in_place_reclaimed;
+	weft_metrics_free(m);
+	if (!handed) /* ends the run early: the test sees too few intervals */
+		die("handoff", -EAGAIN);
+	return NULL;
+}
+
 /* grow: skew's waves all along, 2 more workers after 0.5 s */
 static void *grow_main(void *arg)
 {
@@ -532,6 +582,10 @@ int main(int argc, char **argv)
 	} else if (!strcmp(sc, "elastic")) {
 		trickle_start(&tr, rt, 2000);
 		if (pthread_create(&th, NULL, resize_main, rt))
+			return 1;
+		have_th = true;
+	} else if (!strcmp(sc, "handoff")) {
+		if (pthread_create(&th, NULL, handoff_main, rt))
 			return 1;
 		have_th = true;
 	} else if (!strcmp(sc, "grow")) {

@@ -750,6 +750,33 @@ def grown_steals(schedtop, target):
     return bad
 
 
+def test_handoff(schedtop, load, lib):
+    """A weft_block_in_place hand-off seen live: lint_target handoff (1
+    worker) gives its core to a spare after 1 s, which runs a 3 s poll
+    while the giving thread sleeps 100 ms and wakes. The core's row is
+    never "stopped": the thread that gave it away did not stop the core
+    (it used to fire worker_stop when its call returned, and the row read
+    "stopped" for the rest of the spare's poll). lint_target exits at once
+    if the call did not hand the core off (run_scenario then fails)."""
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    objs = run_scenario(schedtop, target, "handoff", 1, 16)
+    seq = [[(w["core"], w["tid"], w["state"]) for w in o["worker"]] for o in objs]
+    print("handoff: (core, tid, state) per interval:", seq)
+    bad = []
+    # the spare's poll, seen (it lasts 3 s; the intervals are 0.25 s)
+    spinning = [k for k, o in enumerate(objs) if lints_of(o, "long-poll")]
+    if len(spinning) < 4:
+        bad.append("the spare's long poll seen in %d intervals (test cannot fail usefully)"
+                   % len(spinning))
+    stopped = [k for k, o in enumerate(objs)
+               if any(w["core"] == 0 and w["state"] == "stopped" for w in o["worker"])]
+    if stopped:
+        bad.append("core 0 \"stopped\" in intervals %s while the spare drives it" % stopped)
+    if bad:
+        fail("handoff: " + "; ".join(bad))
+    print("PASS: a hand-off leaves the core's row driven by the spare")
+
+
 NOBODY = 65534
 SCHEDTOP_GID = 64999   # the group that may run the capability copy (numeric: no /etc/group entry needed)
 
@@ -970,7 +997,7 @@ def main():
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
-             "elastic": test_elastic}
+             "elastic": test_elastic, "handoff": test_handoff}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
