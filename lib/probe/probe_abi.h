@@ -108,7 +108,9 @@ struct weft_probe_registry {
 	unsigned long long inject_len[WEFT_PROBE_REG_SLOTS];
 };
 
-/* `park` probe, argument kind */
+/* `park` probe, argument kind: always WEFT_PARK_FUTEX. The probe fires
+ * before the worker knows whether it sleeps in the driver or on its futex
+ * (one park cycle may do both); WEFT_PARK_DRIVER is reserved, never passed. */
 #define WEFT_PARK_FUTEX 0
 #define WEFT_PARK_DRIVER 1
 
