@@ -115,6 +115,15 @@ def fail(msg):
     sys.exit(1)
 
 
+def kill_and_remove(procs, d):
+    """Kill the processes a test started that still run, remove its directory."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def skip(msg):
     if os.environ.get("CI") == "true":
         print("FAIL (skip not allowed in CI):", msg)
@@ -702,11 +711,7 @@ def test_record(st, wl_test, wl, lib):
         print("PASS: lint and signal dumps, window bounds, bounded ring (%d events, "
               "truncated)" % w["events"])
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(d, ignore_errors=True)
+        kill_and_remove(procs, d)
 
 
 def test_record_symlink(st, wl_test, wl, lib):
@@ -779,11 +784,7 @@ def test_record_symlink(st, wl_test, wl, lib):
         print("PASS: 9600 planted symlinks not followed; dump %s written (%d events)"
               % (written[0], len(evs)))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(d, ignore_errors=True)
+        kill_and_remove(procs, d)
 
 
 def test_list_sparse(st, wl_test, wl, lib):
@@ -812,11 +813,7 @@ def test_list_sparse(st, wl_test, wl, lib):
         print("PASS: schedtop list in %.2f s with a 20 GiB executable running; weft_load listed"
               % took)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(d, ignore_errors=True)
+        kill_and_remove(procs, d)
 
 
 def test_metrics_interval(st, wl_test, wl, lib):

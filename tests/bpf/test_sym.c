@@ -16,16 +16,7 @@
 
 #include "sym.h"
 
-static int failures;
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			printf(__VA_ARGS__);                                              \
-			printf("\n");                                                     \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "check.h"
 
 int main(int argc, char **argv)
 {

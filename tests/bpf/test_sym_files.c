@@ -35,16 +35,7 @@
 
 #define NOBODY 65534
 
-static int failures;
-#define CHECK(cond, ...)                                                                  \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__);                       \
-			printf(__VA_ARGS__);                                              \
-			printf("\n");                                                     \
-			failures++;                                                       \
-		}                                                                         \
-	} while (0)
+#include "check.h"
 
 static int copy_file(const char *from, const char *to, mode_t mode)
 {
