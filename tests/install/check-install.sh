@@ -95,6 +95,28 @@ if pkg-config --print-requires-private weft | grep -qv '^liburing'; then
   echo "weft.pc requires more than liburing: $(pkg-config --print-requires-private weft)"; exit 1
 fi
 
+# The soname follows the package's compatibility promise (SameMinorVersion
+# before 1.0): libweft.so.0.1, so a 0.2 with another ABI is never loaded in
+# its place (it was libweft.so.0 for every 0.x).
+ver=$(pkg-config --modversion weft)
+case $ver in
+  0.*) want_soname=libweft.so.${ver%.*} ;;
+  *) want_soname=libweft.so.${ver%%.*} ;;
+esac
+soname=$(readelf -d "$(dirname "$libdir")/libweft.so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+test "$soname" = "$want_soname" || { echo "soname $soname, want $want_soname for version $ver"; exit 1; }
+test -e "$(dirname "$libdir")/$soname" || { echo "$soname not installed"; exit 1; }
+
+# An absolute CMAKE_INSTALL_LIBDIR/INCLUDEDIR (as packagers pass) goes into
+# weft.pc as given: it was appended to a prefix relative to the .pc
+# ("${pcfiledir}/../..//opt/..."). Configure only; nothing is built.
+cmake -S "$src" -B "$tmp/abs" -G Ninja -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_TOOLS=OFF \
+  -DWEFT_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX=/opt/weftabs \
+  -DCMAKE_INSTALL_LIBDIR=/opt/weftabs/lib64 -DCMAKE_INSTALL_INCLUDEDIR=/opt/weftabs/inc >/dev/null
+for v in prefix=/opt/weftabs libdir=/opt/weftabs/lib64 includedir=/opt/weftabs/inc; do
+  grep -qx "$v" "$tmp/abs/lib/weft.pc" || { echo "absolute dirs: weft.pc lacks $v:"; cat "$tmp/abs/lib/weft.pc"; exit 1; }
+done
+
 # The shared library exports only weft_ symbols.
 bad=$(nm -D --defined-only "$(dirname "$libdir")/libweft.so" | awk '{print $3}' | grep -v '^weft_' || true)
 test -z "$bad" || { echo "unexpected exported symbols: $bad"; exit 1; }
