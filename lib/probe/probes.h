@@ -37,6 +37,7 @@
 #define WEFT_PROBES_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "probe_abi.h"
 
 struct weft_runtime;
@@ -89,6 +90,24 @@ static inline void weft__lat_add(unsigned long long *h, unsigned long long ns)
 {
 	unsigned b = ns > 1 ? 63u - (unsigned)__builtin_clzll(ns) : 0;
 	h[b < WEFT_PROBE_LAT_BINS ? b : WEFT_PROBE_LAT_BINS - 1]++;
+}
+
+/* A task's wake stamp (weft_task.wake_ns) is 32 bits, on the header's
+ * full first line: the clock in units of 2^WEFT__LAT_SHIFT ns (16 ns), so
+ * delays up to 68.7 s are measured, where whole nanoseconds wrapped at
+ * 4.29 s and a 5 s wait went into the 0.7 s bin. Delays under 16 ns,
+ * which a wake-to-poll never is, go into the lowest bins. Never 0 (0 is
+ * "no stamp"). */
+#define WEFT__LAT_SHIFT 4
+static inline uint32_t weft__lat_stamp(uint64_t now_ns)
+{
+	return (uint32_t)(now_ns >> WEFT__LAT_SHIFT) | 1;
+}
+
+static inline uint64_t weft__lat_since(uint32_t stamp, uint64_t now_ns)
+{
+	/* the same low bit on both sides: a delay of 0 is 0, not 68.7 s */
+	return (uint64_t)(uint32_t)(weft__lat_stamp(now_ns) - stamp) << WEFT__LAT_SHIFT;
 }
 
 #endif /* WEFT_PROBES_H */

@@ -24,8 +24,9 @@ struct weft_task {
 	struct weft_runtime *rt;
 	weft_drop_fn drop;
 	uint64_t id;
-	/* latency sample: low 32 bits of the clock when it was scheduled (0:
-	 * none); delays are taken modulo 2^32 ns, so up to 4.29 s. On this
+	/* latency sample: the clock when it was scheduled, in 16 ns units,
+	 * low 32 bits (0: none; probes.h, weft__lat_stamp): delays up to
+	 * 68.7 s. On this
 	 * line because the poll path reads it whenever a tracer is attached:
 	 * on the second line it cost yield_many 29% under schedtop (a line
 	 * the poll otherwise never touches, one miss per poll). */

@@ -135,7 +135,7 @@ int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
  * read back by its next poll (lat_poll_start). */
 static __attribute__((noinline)) void lat_stamp(struct weft_task *t)
 {
-	t->wake_ns = (uint32_t)weft__now_ns() | 1; /* never 0: 0 is "none" */
+	t->wake_ns = weft__lat_stamp(weft__now_ns());
 }
 
 /* schedules from threads without a core, sampled per thread */
@@ -595,7 +595,7 @@ static __attribute__((noinline)) uint64_t lat_poll_start(struct weft__core *c,
 	uint64_t now = 0;
 	if (t->wake_ns) {
 		now = weft__now_ns();
-		weft__lat_add(c->c.wake_ns_log2, (uint32_t)((uint32_t)now - t->wake_ns));
+		weft__lat_add(c->c.wake_ns_log2, weft__lat_since(t->wake_ns, now));
 		t->wake_ns = 0;
 	}
 	if (c->c.poll_count & (WEFT_PROBE_LAT_SAMPLE - 1))
