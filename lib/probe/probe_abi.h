@@ -79,8 +79,9 @@ struct weft_probe_counters {
  * A runtime takes a free slot at create and clears it at destroy, under a
  * lock; `gen` is odd while a slot changes, so a reader that sees the same
  * even gen before and after its copy has a consistent copy. At most
- * WEFT_PROBE_REG_SLOTS runtimes are listed: one created while every slot
- * is taken is not listed, not even once a slot frees. In a forked child
+ * WEFT_PROBE_REG_SLOTS runtimes are listed at once: one created while
+ * every slot is taken waits, and takes the first slot that frees (oldest
+ * first). In a forked child
  * the registry starts empty (fork.c). */
 #define WEFT_PROBE_REG_SLOTS 16
 #define WEFT_PROBE_REG_MAGIC 0x0067657274666577ull /* "weftreg" */

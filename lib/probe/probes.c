@@ -25,30 +25,65 @@ __attribute__((visibility("default"))) struct weft_probe_registry weft_probe_reg
 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Runtimes created while every slot was taken, oldest first: each gets
+ * the next slot that frees (one created while 16 were listed stayed
+ * unlisted for good, even after the others were destroyed). */
+static struct weft_runtime *reg_wait_head;
+
+static void slot_write(struct weft_probe_registry *r, unsigned i, struct weft_runtime *rt)
+{
+	struct weft_probe_reg_slot *s = &r->slot[i];
+	/* Seqlock writer: gen odd, the slot, gen even. Each store is a
+	 * release, so none moves above the odd gen (no standalone fence:
+	 * ThreadSanitizer rejects one). */
+	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+	if (rt) {
+		__atomic_store_n(&s->ncores, rt->n, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->counters, (uintptr_t)&rt->cores[0].c, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->stride, sizeof(rt->cores[0]), __ATOMIC_RELEASE);
+		__atomic_store_n(&r->inject_len[i], (uintptr_t)&rt->inject.len, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->rt, (uintptr_t)rt, __ATOMIC_RELEASE);
+	} else {
+		__atomic_store_n(&s->rt, 0, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+}
+
 void weft__probe_register(struct weft_runtime *rt, bool add)
 {
 	struct weft_probe_registry *r = &weft_probe_registry;
 	pthread_mutex_lock(&reg_lock);
-	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++) {
-		struct weft_probe_reg_slot *s = &r->slot[i];
-		if (s->rt != (add ? 0 : (uintptr_t)rt))
-			continue;
-		/* Seqlock writer: gen odd, the slot, gen even. Each store is a
-		 * release, so none moves above the odd gen (no standalone
-		 * fence: ThreadSanitizer rejects one). */
-		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
-		if (add) {
-			__atomic_store_n(&s->ncores, rt->n, __ATOMIC_RELEASE);
-			__atomic_store_n(&s->counters, (uintptr_t)&rt->cores[0].c, __ATOMIC_RELEASE);
-			__atomic_store_n(&s->stride, sizeof(rt->cores[0]), __ATOMIC_RELEASE);
-			__atomic_store_n(&r->inject_len[i], (uintptr_t)&rt->inject.len,
-					 __ATOMIC_RELEASE);
-			__atomic_store_n(&s->rt, (uintptr_t)rt, __ATOMIC_RELEASE);
-		} else {
-			__atomic_store_n(&s->rt, 0, __ATOMIC_RELEASE);
+	if (!add && rt->reg_waiting) { /* never listed: leave the queue */
+		struct weft_runtime **pp = &reg_wait_head;
+		while (*pp != rt)
+			pp = &(*pp)->reg_wait_next;
+		*pp = rt->reg_wait_next;
+		rt->reg_waiting = false;
+		pthread_mutex_unlock(&reg_lock);
+		return;
+	}
+	unsigned i;
+	for (i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		if (r->slot[i].rt == (add ? 0 : (uintptr_t)rt))
+			break;
+	if (i == WEFT_PROBE_REG_SLOTS) {
+		if (add) { /* every slot taken: queue for the next that frees */
+			struct weft_runtime **pp = &reg_wait_head;
+			while (*pp)
+				pp = &(*pp)->reg_wait_next;
+			rt->reg_wait_next = NULL;
+			rt->reg_waiting = true;
+			*pp = rt;
 		}
-		__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
-		break;
+	} else if (add) {
+		slot_write(r, i, rt);
+	} else if (reg_wait_head) { /* the freed slot goes to the oldest waiting */
+		struct weft_runtime *next = reg_wait_head;
+		reg_wait_head = next->reg_wait_next;
+		next->reg_waiting = false;
+		slot_write(r, i, next);
+	} else {
+		slot_write(r, i, NULL);
 	}
 	pthread_mutex_unlock(&reg_lock);
 }
@@ -63,6 +98,7 @@ void weft__probe_after_fork(void)
 {
 	struct weft_probe_registry *r = &weft_probe_registry;
 	pthread_mutex_init(&reg_lock, NULL);
+	reg_wait_head = NULL;
 	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
 		__atomic_store_n(&r->slot[i].rt, 0, __ATOMIC_RELEASE);

@@ -485,6 +485,10 @@ void weft__fork_watch(void);
 struct weft_runtime {
 	struct weft_runtime_opts opts;
 	char name_prefix[16];
+	/* created while every probe registry slot was taken: queued, and
+	 * listed when a slot frees (probes.c; guarded by its lock) */
+	struct weft_runtime *reg_wait_next;
+	bool reg_waiting;
 	/* Cores made so far (never fewer: a retired core stays, idle, until
 	 * destroy, so any &rt->cores[i] with i < n stays valid; loops over
 	 * the cores run to n). The array has room for WEFT_MAX_WORKERS;

@@ -1,0 +1,121 @@
+/*
+ * test_probes.c - what the probes keep without a tracer's help.
+ *
+ * The arithmetic of the task latency histograms (lib/probe/probes.h): a
+ * wake stamp read back by the next poll gives the delay in between, across
+ * the stamp's 32-bit wrap and for delays of seconds; each delay lands in
+ * its log2 bin. The histograms are on only under a tracer (tests/bpf
+ * checks them end to end); the stamp's range is checked here, where a
+ * clock can be made up.
+ *
+ * The probe registry (probe_abi.h) that schedtop reads: more runtimes than
+ * it has slots, then some destroyed.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+#include <stdint.h>
+
+#include "probes.h"
+#include "runtime.h"
+
+static unsigned bin_of(uint64_t ns)
+{
+	unsigned long long h[WEFT_PROBE_LAT_BINS] = { 0 };
+	weft__lat_add(h, ns);
+	for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++)
+		if (h[b])
+			return b;
+	return ~0u;
+}
+
+/* delay measured between a stamp at t0 and a read at t0 + d */
+static uint64_t measured(uint64_t t0, uint64_t d)
+{
+	uint32_t s = weft__lat_stamp(t0);
+	cr_assert_neq(s, 0u, "a stamp is never 0 (0 means none)");
+	return weft__lat_since(s, t0 + d);
+}
+
+Test(probe_lat, delays_within_one_unit)
+{
+	/* clocks of a few seconds, of days, and next to the stamp's wrap */
+	const uint64_t t0s[] = { 1000000000ull, 86400ull * 1000000000ull + 12345,
+				 (1ull << 36) - 40, (1ull << 36) + 7, 3ull << 40 };
+	const uint64_t ds[] = { 0, 100, 1500, 40000, 2000000, 999999999,
+				4300000000ull, 5000000000ull, 60000000000ull };
+	for (size_t i = 0; i < sizeof(t0s) / sizeof(t0s[0]); i++)
+		for (size_t j = 0; j < sizeof(ds) / sizeof(ds[0]); j++) {
+			uint64_t m = measured(t0s[i], ds[j]);
+			int64_t err = (int64_t)m - (int64_t)ds[j];
+			cr_assert(err > -32 && err < 32,
+				  "t0 %llu delay %llu ns measured %llu ns",
+				  (unsigned long long)t0s[i], (unsigned long long)ds[j],
+				  (unsigned long long)m);
+		}
+}
+
+/* A wait of 5 s (a task queued behind a poll that blocks its worker)
+ * belongs in the top bin, >= 2^31 ns; with whole-nanosecond 32-bit stamps
+ * it wrapped to 0.7 s, bin 29. */
+Test(probe_lat, long_waits_in_the_top_bin)
+{
+	cr_assert_eq(bin_of(measured(123456789012ull, 5000000000ull)), WEFT_PROBE_LAT_BINS - 1);
+	cr_assert_eq(bin_of(measured(123456789012ull, 4300000000ull)), WEFT_PROBE_LAT_BINS - 1);
+	cr_assert_eq(bin_of(measured(123456789012ull, 30000000000ull)), WEFT_PROBE_LAT_BINS - 1);
+	/* and microseconds where they were */
+	cr_assert_eq(bin_of(measured(123456789012ull, 3000)), 11u);
+	cr_assert_eq(bin_of(measured(123456789012ull, 1u << 20)), 20u);
+}
+
+extern struct weft_probe_registry weft_probe_registry; /* libweft's export */
+
+static bool listed(const struct weft_runtime *rt)
+{
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		if (__atomic_load_n(&weft_probe_registry.slot[i].rt, __ATOMIC_ACQUIRE) == (uintptr_t)rt)
+			return true;
+	return false;
+}
+
+/* Runtimes created while all 16 slots are taken are listed as slots free,
+ * oldest first: the 17th stayed unlisted for good, so schedtop never saw
+ * it even after the other 16 were destroyed. A waiting runtime destroyed
+ * before its turn leaves the queue. */
+Test(probe_registry, runtimes_past_the_slots_listed_when_a_slot_frees)
+{
+	enum { N = WEFT_PROBE_REG_SLOTS + 3 };
+	struct weft_runtime *rt[N];
+	for (int i = 0; i < N; i++)
+		rt[i] = wt_rt_create(1);
+	for (int i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		cr_assert(listed(rt[i]), "runtime %d listed", i);
+	for (int i = WEFT_PROBE_REG_SLOTS; i < N; i++)
+		cr_assert(!listed(rt[i]), "runtime %d (no slot left) not listed", i);
+	/* the second waiting one goes before its turn */
+	wt_rt_destroy(rt[WEFT_PROBE_REG_SLOTS + 1]);
+	rt[WEFT_PROBE_REG_SLOTS + 1] = NULL;
+	wt_rt_destroy(rt[3]);
+	rt[3] = NULL;
+	cr_assert(listed(rt[WEFT_PROBE_REG_SLOTS]), "the oldest waiting runtime takes the freed slot");
+	cr_assert(!listed(rt[WEFT_PROBE_REG_SLOTS + 2]));
+	wt_rt_destroy(rt[0]);
+	rt[0] = NULL;
+	cr_assert(listed(rt[WEFT_PROBE_REG_SLOTS + 2]), "then the next");
+	/* its counters are where the slot says, with its core count */
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++) {
+		const struct weft_probe_reg_slot *s = &weft_probe_registry.slot[i];
+		if (s->rt != (uintptr_t)rt[WEFT_PROBE_REG_SLOTS + 2])
+			continue;
+		cr_assert_eq(s->ncores, 1u);
+		cr_assert_eq(s->counters, (uintptr_t)&rt[WEFT_PROBE_REG_SLOTS + 2]->cores[0].c);
+	}
+	for (int i = 0; i < N; i++)
+		if (rt[i])
+			wt_rt_destroy(rt[i]);
+	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
+		cr_assert_eq(weft_probe_registry.slot[i].rt, 0u, "slot %u free after every destroy", i);
+}
