@@ -1373,6 +1373,8 @@ int weft_yield(void)
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		struct weft__fiber *f = ctx->fiber;
+		if (__builtin_expect(weft__forked_task, 0))
+			return -ECHILD; /* a forked child: never back into the parent's loop */
 		weft_waker_wake_by_ref(weft_cx_waker(f->cx));
 		weft__fiber_suspend(f);
 		/* Still a yield when cancelled (a loop around it shares the

@@ -33,6 +33,12 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 	struct weft_runtime *rt = f->cx->rt;
 	int rc = 0;
 	for (;;) {
+		/* In a child forked by this fiber, suspending would return to
+		 * the parent's runtime loop. */
+		if (__builtin_expect(weft__forked_task, 0)) {
+			rc = -ECHILD;
+			break;
+		}
 		/* The cancellation point: at entry and after every resume. */
 		if (weft__task_cancelled(f->cx->task)) {
 			rc = -ECANCELED;
@@ -63,6 +69,8 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber)
 		return wait_fiber(ctx->fiber, poll, arg, w, deadline_ns);
+	if (__builtin_expect(weft__forked_task, 0))
+		return -ECHILD; /* a blocking job's child: nobody would wake it */
 	if (ctx && ctx->core)
 		return -EDEADLK; /* a poll task: it would stall the core */
 	struct weft__tparker *p = weft__tparker_self();
@@ -111,6 +119,8 @@ void weft__coop_spend(void)
 	if (!ctx || !ctx->fiber)
 		return;
 	struct weft__fiber *f = ctx->fiber;
+	if (__builtin_expect(weft__forked_task, 0))
+		return; /* a forked child: never back into the parent's loop */
 	if (weft_budget_poll_proceed(f->cx) == WEFT_PENDING)
 		weft__fiber_suspend(f); /* woken by the call above: runs again later */
 }

@@ -478,6 +478,12 @@ void weft__blocking_retry(struct weft_runtime *rt);
  * public call refuses with -ECHILD before touching anything. */
 extern _Atomic unsigned weft__fork_gen;
 void weft__fork_watch(void);
+/* True in the child of a fork made by a thread running weft code (a task's
+ * poll, a fiber, a blocking job): that thread goes on in the child, on the
+ * parent's copy of the runtime. Its waits return -ECHILD, and a return into
+ * the runtime's loop ends the child (weft__fork_child_returned). */
+extern WEFT__TLS bool weft__forked_task;
+__attribute__((noreturn, cold)) void weft__fork_child_returned(void);
 #define WEFT__FORKED(rt) \
 	(atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != (rt)->fork_gen)
 

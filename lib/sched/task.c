@@ -167,6 +167,8 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 	cx->result_set = false;
 	cx->error = 0;
 	enum weft_poll r = t->poll(t->arg, cx);
+	if (__builtin_expect(weft__forked_task, 0))
+		weft__fork_child_returned(); /* back in the parent's loop in a forked child */
 	if (r == WEFT_READY) {
 		complete(t, cx->result, cx->error);
 		return;

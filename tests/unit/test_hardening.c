@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,6 +127,117 @@ Test(fork, child_fiber_spawn_never_waits_for_a_stack_lock, .timeout = WT_TMO(120
 		cr_assert_eq(weft_join(t[i], NULL), 0);
 	cr_assert_eq(hung, 0, "%d of 100 children hung in weft_spawn_with", hung);
 	cr_assert_eq(bad, 0, "%d of 100 children got another answer than -ECHILD", bad);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A fork from inside a task: the forking thread is a worker, and in the
+ * child it goes on in the task's code on the parent's copy of the
+ * runtime. Before (found by a review): a wait or weft_yield in the child
+ * suspended the fiber, which returned to the parent's worker loop and ran
+ * the parent's other tasks in the child (their side effects twice), and a
+ * child whose exec failed and whose fiber returned never ended. Now the
+ * child's waits say -ECHILD, and a return into the runtime aborts it.
+ */
+static atomic_long g_ticks;
+static void *ticker(void *a)
+{
+	while (weft_yield() == 0)
+		atomic_fetch_add(&g_ticks, 1);
+	return NULL;
+}
+
+static void no_core_dump(void)
+{
+	struct rlimit rl = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &rl);
+}
+
+static void *fork_and_wait(void *a)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return (void *)(intptr_t)pid;
+	alarm(5); /* a child lost in the parent's runtime ends in SIGALRM */
+	long ticks = atomic_load(&g_ticks);
+	int r1 = weft_sleep_ns(1000000);
+	int r2 = weft_yield();
+	struct weft_mutex *m = a;
+	int r3 = weft_mutex_lock(m); /* held by the parent's test thread */
+	/* nothing of the parent's ran meanwhile */
+	_exit(r1 == -ECHILD && r2 == -ECHILD && r3 == -ECHILD && atomic_load(&g_ticks) == ticks ? 0 : 1);
+}
+
+static void *fork_and_return(void *a)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5);
+		no_core_dump();
+	}
+	return (void *)(intptr_t)pid; /* the child returns into the runtime */
+}
+
+static enum weft_poll fork_poll(void *s, struct weft_cx *cx)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5);
+		no_core_dump();
+	}
+	weft_cx_set_result(cx, (void *)(intptr_t)pid);
+	return WEFT_READY;
+}
+
+static int child_status(struct weft_task *t)
+{
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	pid_t pid = (pid_t)(intptr_t)r;
+	cr_assert_gt(pid, 0);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+Test(fork, from_a_fiber_the_childs_waits_say_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_lock(m), 0);
+	struct weft_task *tick, *t;
+	cr_assert_eq(weft_spawn(rt, ticker, NULL, &tick), 0);
+	cr_assert_eq(weft_spawn(rt, fork_and_wait, m, &t), 0);
+	int st = child_status(t);
+	cr_assert(WIFEXITED(st), "child died of signal %d (SIGALRM %d: lost in the parent's runtime)",
+		  WIFSIGNALED(st) ? WTERMSIG(st) : 0, SIGALRM);
+	cr_assert_eq(WEXITSTATUS(st), 0, "a wait in the child did not say -ECHILD, or the parent's tasks ran");
+	cr_assert_eq(weft_mutex_unlock(m), 0);
+	cr_assert_eq(weft_abort(tick), 0);
+	weft_join(tick, NULL);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(fork, a_childs_fiber_returning_into_the_runtime_ends_the_child, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *tick, *t;
+	cr_assert_eq(weft_spawn(rt, ticker, NULL, &tick), 0);
+	cr_assert_eq(weft_spawn(rt, fork_and_return, NULL, &t), 0);
+	int st = child_status(t);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		  "child: exited %d / signal %d, want SIGABRT (SIGALRM: it ran the parent's runtime)",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	/* and a poll task's child the same */
+	cr_assert_eq(weft_spawn_poll(rt, fork_poll, NULL, NULL, &t), 0);
+	st = child_status(t);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		  "poll child: exited %d / signal %d, want SIGABRT",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(weft_abort(tick), 0);
+	weft_join(tick, NULL);
 	wt_rt_destroy(rt);
 }
 

@@ -4,6 +4,11 @@
  * fork(): a child process must not use its parent's runtime (its threads
  * did not come along). Every call that takes a runtime, task or registration
  * made before the fork returns -ECHILD in the child; exec works as usual.
+ * Forked from inside a task (a fiber, a poll, a blocking job), the child
+ * goes on in that task's code on the parent's copy of the runtime: its
+ * waits and weft_yield return -ECHILD instead of suspending, and it must
+ * exec or _exit - returning from the fiber or poll into the runtime ends
+ * the child with a message and abort().
  *
  * Conventions (every call below):
  *  - Calls return 0 or a negative errno value; nothing is reported through
