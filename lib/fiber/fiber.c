@@ -1407,7 +1407,6 @@ static size_t fmt_u64(char *buf, uint64_t v)
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-	(void)uc;
 	struct weft__ctx *ctx = weft__ctx();
 	struct weft__fiber *f = !ctx ? NULL : ctx->fiber ? ctx->fiber : ctx->fiber_in_place;
 	if (f && f->stack) {
@@ -1429,8 +1428,21 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 			abort();
 		}
 	}
-	/* Not ours: put back what was there and let the fault happen again. */
-	sigaction(sig, sig == SIGSEGV ? &prev_segv : &prev_bus, NULL);
+	/* Not ours: the handler that was there before ours gets it. A
+	 * program's own handler (a GC's write barrier, a JIT, a wasm
+	 * engine's bounds checks) is called, and ours stays installed: put
+	 * back for good after the first such fault, it left every later
+	 * stack overflow unreported (found by a review). The default (or
+	 * SIG_IGN, which the kernel overrides for a fault) is put back and
+	 * the fault happens again, the same as without weft. */
+	const struct sigaction *prev = sig == SIGSEGV ? &prev_segv : &prev_bus;
+	if (prev->sa_flags & SA_SIGINFO) {
+		prev->sa_sigaction(sig, si, uc);
+	} else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+		prev->sa_handler(sig);
+	} else {
+		sigaction(sig, prev, NULL);
+	}
 }
 
 static void install_handler(void)

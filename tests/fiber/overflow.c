@@ -1,7 +1,7 @@
 /* overflow.c - a fiber that overflows its stack; weft must report the task
  * and abort (checked by overflow.sh).
  *
- *   fiber_overflow deep|big [fallback]
+ *   fiber_overflow deep|big [fallback|chained]
  *
  * deep: recursion in 1 KiB frames. big: 40 KiB frames - built without
  * -fstack-clash-protection, so a frame's first store lands up to 40 KiB
@@ -9,11 +9,16 @@
  * memory beyond. fallback: this program's madvise() answers EINVAL to
  * MADV_GUARD_INSTALL, as a kernel before 6.13 does, so weft guards stacks
  * with mprotect instead (libweft resolves madvise here: the executable
- * exports it).
+ * exports it). chained: the program has its own SIGSEGV handler, installed
+ * before the runtime, for faults on a page of its own (as a GC's write
+ * barrier or a JIT has), and takes one such fault before the overflow:
+ * both its handler and weft's report must work (weft's handler used to
+ * give the signal back for good after the first fault not its own).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -57,6 +62,19 @@ static int big(int n)
 	return big(n + 1) + frame[0];
 }
 
+static char *own_page;
+static volatile int own_faults;
+static void own_segv(int sig, siginfo_t *si, void *uc)
+{
+	char *a = si->si_addr;
+	if (a >= own_page && a < own_page + 4096) {
+		own_faults++;
+		mprotect(own_page, 4096, PROT_READ | PROT_WRITE);
+		return;
+	}
+	signal(SIGSEGV, SIG_DFL); /* not its page: the fault happens again, default */
+}
+
 static void *wait_fn(void *wg) { return (void *)(long)weft_waitgroup_wait(wg); }
 /* The overflowing fiber waits for main to print its id first: a worker
  * could otherwise run it and abort the process before the line is out. */
@@ -67,10 +85,20 @@ static void *run_big(void *arg) { weft_waitgroup_wait(go); return (void *)(long)
 int main(int argc, char **argv)
 {
 	if (argc < 2 || (strcmp(argv[1], "deep") && strcmp(argv[1], "big"))) {
-		fprintf(stderr, "usage: fiber_overflow deep|big [fallback]\n");
+		fprintf(stderr, "usage: fiber_overflow deep|big [fallback|chained]\n");
 		return 2;
 	}
 	fallback = argc > 2 && !strcmp(argv[2], "fallback");
+	int chained = argc > 2 && !strcmp(argv[2], "chained");
+	if (chained) {
+		own_page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = own_segv;
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+		if (own_page == MAP_FAILED || sigaction(SIGSEGV, &sa, NULL))
+			return 2;
+	}
 	struct weft_runtime *rt;
 	struct weft_task *t, *quiet;
 	if (weft_runtime_create(NULL, &rt))
@@ -84,6 +112,14 @@ int main(int argc, char **argv)
 	if (weft_waitgroup_create(&go) || weft_waitgroup_add(go, 1) ||
 	    weft_spawn(rt, argv[1][0] == 'd' ? run_deep : run_big, NULL, &t))
 		return 2;
+	if (chained) {
+		own_page[0] = 1; /* its handler makes the page writable */
+		if (own_faults != 1 || own_page[0] != 1) {
+			fprintf(stderr, "the program's own SIGSEGV handler was not called\n");
+			return 4;
+		}
+		printf("own fault handled\n");
+	}
 	printf("task %llu guard_install_refused %d\n", (unsigned long long)weft_task_id(t),
 	       guard_refused);
 	fflush(stdout);
