@@ -118,5 +118,8 @@ struct weft_probe_registry {
 /* `unpark` probe, argument reason */
 #define WEFT_UNPARK_NOTIFIED 0   /* a notifier popped this core from the sleepers */
 #define WEFT_UNPARK_SHUTDOWN 1
+#define WEFT_UNPARK_SELF 2       /* woke itself: the driver's watch found a task to rescue
+				  * or a queue its worker had not served */
+#define WEFT_UNPARK_RETIRE 3     /* weft_runtime_set_workers retires the core */
 
 #endif /* WEFT_PROBE_ABI_H */

@@ -700,6 +700,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			      struct weft__core *c)
 {
 	struct weft_task *t = NULL;
+	long reason = WEFT_UNPARK_SELF; /* for tracers: who woke us */
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
 	/* idle stacks' and tasks' memory back, beyond a few (now, or at
 	 * trim_at if this core trimmed a moment ago) */
@@ -750,8 +751,10 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
 		/* acquire: pairs with the notifier's release when it popped us. */
-		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire))
+		if (!atomic_load_explicit(&c->sleeping, memory_order_acquire)) {
+			reason = WEFT_UNPARK_NOTIFIED;
 			break;
+		}
 		/* Still listed: the idle trim's time, a thread that freed memory
 		 * into our caches (alloc.c), a spurious wake, a stale
 		 * notification, or the driver's watch. */
@@ -777,10 +780,13 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		}
 	}
 unparked:
+	/* a core retired while parked is woken by weft_runtime_set_workers */
+	if (atomic_load_explicit(&c->retiring, memory_order_relaxed))
+		reason = WEFT_UNPARK_RETIRE;
 	c->is_searching = true; /* the notifier (or unpark_self) counted us as searching */
 	c->polls_at_unpark = c->c.poll_count;
 	c->c.unpark_count++;
-	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_NOTIFIED, (uintptr_t)rt);
+	WEFT_PROBE(unpark, c->index, reason, (uintptr_t)rt);
 	return t;
 shutdown:
 	WEFT_PROBE(unpark, c->index, WEFT_UNPARK_SHUTDOWN, (uintptr_t)rt);

@@ -985,6 +985,51 @@ def test_bpftrace(schedtop, load, lib):
     print("PASS: bpftrace counted %d steals, %d tasks" % (vals["@steals"], vals["@tasks"]))
 
 
+def test_unpark_reasons(schedtop, load, lib):
+    """The unpark probe says why a worker woke: lint_target elastic (1
+    worker, 3 after 1 s, 1 again at 2.5 s, a trickle of tasks all along),
+    counted by reason with bpftrace. The two cores retired while parked
+    wake with reason 3 (retire; they said 0, notified, until 2026-12-05),
+    the trickle's wakes with 0, and shutdown's with 1."""
+    bt = shutil.which("bpftrace")
+    if not bt:
+        skip("bpftrace not installed")
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    tp = subprocess.Popen([target, "elastic", "4", "1"], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    prog = ("usdt:%s:weft:unpark { @r[arg1] = count(); } "
+            "usdt:%s:weft:runtime_shutdown { exit(); }" % (lib, lib))
+    p = subprocess.Popen([bt, "-p", str(tp.pid), "-e", prog], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        out = p.communicate(timeout=20)[0]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        tp.kill()
+        fail("bpftrace did not exit at runtime_shutdown")
+    tp.wait(10)
+    if "Attaching" not in out:
+        fail("bpftrace did not attach: %s" % out)
+    r = {}
+    for l in out.splitlines():
+        m = re.match(r"@r\[(\d+)\]: (\d+)", l)
+        if m:
+            r[int(m.group(1))] = int(m.group(2))
+    print("unpark reasons:", r)
+    bad = []
+    if r.get(3, 0) != 2:
+        bad.append("%d retire wakes, want 2 (the two retired cores)" % r.get(3, 0))
+    if r.get(0, 0) < 10:
+        bad.append("%d notified wakes under a trickle of tasks" % r.get(0, 0))
+    if r.get(1, 0) < 1:
+        bad.append("no shutdown wake")
+    if set(r) - {0, 1, 2, 3}:
+        bad.append("unknown reasons %s" % sorted(set(r) - {0, 1, 2, 3}))
+    if bad:
+        fail("unpark reasons: " + "; ".join(bad))
+    print("PASS: retire, notified and shutdown wakes told apart")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -997,7 +1042,8 @@ def main():
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
-             "elastic": test_elastic, "handoff": test_handoff}
+             "elastic": test_elastic, "handoff": test_handoff,
+             "unpark_reasons": test_unpark_reasons}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
