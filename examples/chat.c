@@ -18,7 +18,6 @@
  * connection fibers, prints how many it served and exits 0.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,15 +198,18 @@ int main(int argc, char **argv)
 {
 	int port = argc > 1 ? atoi(argv[1]) : 7008;
 	idle_ns = (argc > 2 ? strtoull(argv[2], NULL, 10) : 300) * S;
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* the workers inherit the mask */
+	/* SIGINT and SIGTERM arrive as items of a channel (weft/signal.h),
+	 * as with Go's signal.Notify */
+	struct weft_chan *sigs;
+	int rc;
+	if ((rc = weft_chan_create(sizeof(int), 2, &sigs)) ||
+	    (rc = weft_signal_notify(sigs, SIGINT)) || (rc = weft_signal_notify(sigs, SIGTERM))) {
+		fprintf(stderr, "chat: signals: %s\n", weft_strerror(rc));
+		return 1;
+	}
 	struct weft_runtime *rt;
 	struct weft_io *l;
 	struct weft_task *acc, *h;
-	int rc;
 	if ((rc = weft_runtime_create(NULL, &rt)) ||
 	    (rc = weft_chan_create(sizeof(struct msg), 256, &hub_in)) ||
 	    (rc = weft_token_create(NULL, &stop)) ||
@@ -219,8 +221,8 @@ int main(int argc, char **argv)
 	}
 	printf("chat: listening on port %d\n", weft_io_local_port(l));
 	fflush(stdout);
-	int sig;
-	sigwait(&sigs, &sig);
+	int sig = 0;
+	weft_chan_recv(sigs, &sig); /* this thread blocks until one comes */
 	weft_token_cancel(stop);
 	void *served;
 	weft_join(acc, &served);
@@ -230,5 +232,7 @@ int main(int argc, char **argv)
 	       (long)served);
 	weft_chan_destroy(hub_in);
 	weft_token_destroy(stop);
+	weft_signal_stop(sigs);
+	weft_chan_destroy(sigs);
 	return weft_runtime_destroy(rt) ? 1 : 0;
 }

@@ -483,6 +483,8 @@ void weft__fork_watch(void);
  * parent's copy of the runtime. Its waits return -ECHILD, and a return into
  * the runtime's loop ends the child (weft__fork_child_returned). */
 extern WEFT__TLS bool weft__forked_task;
+/* sync/chan.c, for weft_signal_notify's check (io/signal.c) */
+size_t weft__chan_item_size(const struct weft_chan *ch);
 __attribute__((noreturn, cold)) void weft__fork_child_returned(void);
 #define WEFT__FORKED(rt) \
 	(atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != (rt)->fork_gen)

@@ -88,6 +88,8 @@ struct weft_chan {
 
 #define INLINE_MAX sizeof(uint64_t)
 
+size_t weft__chan_item_size(const struct weft_chan *ch) { return ch->item_size; }
+
 static size_t free_slots(const struct weft_chan *ch)
 {
 	return ch->cap - ch->count - ch->slot_res - ch->inflight;

@@ -3,6 +3,7 @@
  * the installed headers with -std=c11 -pedantic -Werror, so the public
  * headers and WEFT_OPTS_INIT stay free of GNU extensions.
  */
+#include <signal.h>
 #include <stdio.h>
 
 #include <weft/weft.h>
@@ -38,6 +39,18 @@ int main(void)
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;
 	}
+	/* weft/signal.h: SIGTERM (C11's raise) arrives as a channel item */
+	struct weft_chan *sigs;
+	int signo = 0;
+	if ((rc = weft_chan_create(sizeof(int), 1, &sigs)) ||
+	    (rc = weft_signal_notify(sigs, SIGTERM)) || raise(SIGTERM) ||
+	    (rc = weft_chan_recv_timeout(sigs, &signo, 5000000000u)) ||
+	    (rc = weft_signal_stop(sigs)) || (rc = weft_chan_destroy(sigs))) {
+		fprintf(stderr, "opts_c11: signal: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	if (signo != SIGTERM)
+		return 1;
 	printf("opts_c11: %ld\n", *(long *)r);
 	return 0;
 }

@@ -33,6 +33,7 @@
 #include <weft/time.h>
 #include <weft/io.h>
 #include <weft/sync.h>
+#include <weft/signal.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,67 @@
+/*
+ * weft/signal.h - Unix signals delivered into channels, as Go's
+ * signal.Notify does: a fiber waits for SIGINT or SIGTERM with
+ * weft_chan_recv, or as an arm of weft_select beside its other work (a
+ * graceful shutdown without a sigwait thread of one's own).
+ *
+ *   struct weft_chan *sigs;
+ *   weft_chan_create(sizeof(int), 4, &sigs);
+ *   weft_signal_notify(sigs, SIGINT);
+ *   weft_signal_notify(sigs, SIGTERM);
+ *   ... in a fiber: int signo; weft_chan_recv(sigs, &signo);
+ *   weft_signal_stop(sigs); weft_chan_destroy(sigs);
+ *
+ * Process-wide, not tied to a runtime. From the first weft_signal_notify
+ * for a signal until the last weft_signal_stop that leaves it with no
+ * channel, the signal's previous disposition (its default action, SIG_IGN,
+ * or the program's own handler) does not apply: weft's handler counts each
+ * delivery, and one relay thread per process (started by the first notify)
+ * sends the signal's number into every channel notified for it. With the
+ * last stop the previous disposition comes back.
+ *
+ * Deliveries never block the relay: a channel that is full (or rendezvous
+ * with no receiver waiting, or closed) misses that delivery, which is
+ * counted (weft_signal_dropped): give the channel a buffer, as Go asks. As
+ * with the kernel's own standard signals, deliveries of one signal that
+ * arrive before the relay runs coalesce: a channel gets at least one item
+ * for them. A thread that blocks the signal (pthread_sigmask) is not
+ * interrupted by it; a signal every thread blocks stays pending.
+ *
+ * A channel must be stopped (weft_signal_stop) before it is destroyed. A
+ * forked child starts with no channel notified and the previous
+ * dispositions back.
+ */
+#ifndef WEFT_SIGNAL_H_PUBLIC
+#define WEFT_SIGNAL_H_PUBLIC
+
+#include <weft/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct weft_chan;
+
+/* Send signo into ch on each delivery (ch's item size must be
+ * sizeof(int)). Notifying the same channel for the same signal again is a
+ * no-op (0). Errors: -EINVAL (NULL ch, an item size other than
+ * sizeof(int), signo out of range, or a signal that cannot be relayed:
+ * SIGKILL and SIGSTOP, which cannot be caught, and the fault signals
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, whose handler must
+ * act on the faulting thread), -ENOMEM, -EAGAIN (the relay thread could
+ * not be started), -EMFILE/-ENFILE (no fd for its pipe). Nothing changes
+ * on an error. */
+WEFT_API int weft_signal_notify(struct weft_chan *ch, int signo);
+
+/* Stop every delivery into ch; when it returns, the relay sends ch nothing
+ * more. 0, -ENOENT (ch was not notified for any signal), -EINVAL (NULL). */
+WEFT_API int weft_signal_stop(struct weft_chan *ch);
+
+/* Deliveries a channel missed because it could not take the item at once
+ * (full, rendezvous, closed), over the process's life. */
+WEFT_API uint64_t weft_signal_dropped(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WEFT_SIGNAL_H_PUBLIC */

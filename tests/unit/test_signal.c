@@ -1,0 +1,203 @@
+/*
+ * test_signal.c - Unix signals into channels (weft/signal.h), with real
+ * signals sent by kill(2): a fiber receives them, alone and in a select;
+ * every channel notified for a signal gets it; a full channel misses the
+ * delivery and it is counted; after stop nothing more arrives and the
+ * program's own handler is back; a forked child starts with no relay;
+ * bad input changes nothing.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wt.h"
+
+static size_t chan_len(struct weft_chan *ch)
+{
+	size_t n = 0;
+	cr_assert_eq(weft_chan_len(ch, &n), 0);
+	return n;
+}
+
+static struct weft_chan *mkchan(size_t cap)
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(int), cap, &ch), 0);
+	return ch;
+}
+
+/* Receive one signal number from ch within ms; -ETIMEDOUT if none. */
+static int recv_within(struct weft_chan *ch, unsigned ms)
+{
+	int v = 0;
+	int rc = weft_chan_recv_timeout(ch, &v, (uint64_t)ms * 1000000ull);
+	return rc ? rc : v;
+}
+
+struct sel_arg {
+	struct weft_chan *sigs;
+	struct weft_token *stop;
+};
+
+/* A fiber waiting on a signal beside a cancellation token: the arm that
+ * wins, and the signal number it got. */
+static void *select_fiber(void *p)
+{
+	struct sel_arg *a = p;
+	int signo = 0;
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(a->sigs, &signo),
+					  WEFT_SEL_CANCELLED(a->stop) };
+	int idx = weft_select_timeout(arms, 2, 5000000000ull);
+	return (void *)(intptr_t)(idx == 0 ? signo : -1000 + idx);
+}
+
+Test(signal, a_fiber_receives_the_signal_in_a_select, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *sigs = mkchan(4);
+	struct weft_token *stop;
+	cr_assert_eq(weft_token_create(NULL, &stop), 0);
+	cr_assert_eq(weft_signal_notify(sigs, SIGUSR1), 0);
+	cr_assert_eq(weft_signal_notify(sigs, SIGUSR1), 0, "again: a no-op");
+	struct sel_arg a = { sigs, stop };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, select_fiber, &a, &t), 0);
+	usleep(20000);
+	cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((intptr_t)r, SIGUSR1, "select gave %ld", (long)(intptr_t)r);
+	cr_assert_eq(recv_within(sigs, 50), -ETIMEDOUT, "one kill, one item (notified twice)");
+	cr_assert_eq(weft_signal_stop(sigs), 0);
+	cr_assert_eq(weft_token_destroy(stop), 0);
+	cr_assert_eq(weft_chan_destroy(sigs), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(signal, every_channel_of_a_signal_gets_it_and_only_its_signals, .timeout = WT_TMO(30))
+{
+	struct weft_chan *a = mkchan(4), *b = mkchan(4);
+	cr_assert_eq(weft_signal_notify(a, SIGUSR1), 0);
+	cr_assert_eq(weft_signal_notify(a, SIGUSR2), 0);
+	cr_assert_eq(weft_signal_notify(b, SIGUSR2), 0);
+	cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+	cr_assert_eq(recv_within(a, 2000), SIGUSR2);
+	cr_assert_eq(recv_within(b, 2000), SIGUSR2);
+	cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+	cr_assert_eq(recv_within(a, 2000), SIGUSR1);
+	cr_assert_eq(recv_within(b, 50), -ETIMEDOUT, "b is not notified for SIGUSR1");
+	cr_assert_eq(weft_signal_stop(a), 0);
+	cr_assert_eq(weft_signal_stop(b), 0);
+	weft_chan_destroy(a);
+	weft_chan_destroy(b);
+}
+
+Test(signal, a_full_channel_misses_the_delivery_and_it_is_counted, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(1);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), 0);
+	cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+	WT_WAIT_UNTIL(chan_len(ch) == 1, WT_LONG_MS);
+	uint64_t before = weft_signal_dropped();
+	cr_assert_eq(kill(getpid(), SIGUSR1), 0); /* the channel is full */
+	WT_WAIT_UNTIL(weft_signal_dropped() > before, WT_LONG_MS);
+	cr_assert_eq(weft_signal_dropped(), before + 1);
+	cr_assert_eq(recv_within(ch, 50), SIGUSR1);
+	cr_assert_eq(recv_within(ch, 50), -ETIMEDOUT);
+	cr_assert_eq(weft_signal_stop(ch), 0);
+	weft_chan_destroy(ch);
+}
+
+static atomic_int own_hits;
+static void own_handler(int s) { atomic_fetch_add(&own_hits, 1); }
+
+Test(signal, after_stop_nothing_arrives_and_the_programs_handler_is_back,
+     .timeout = WT_TMO(30))
+{
+	struct sigaction sa = { 0 };
+	sa.sa_handler = own_handler;
+	cr_assert_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+	struct weft_chan *a = mkchan(4), *b = mkchan(4);
+	cr_assert_eq(weft_signal_notify(a, SIGUSR2), 0);
+	cr_assert_eq(weft_signal_notify(b, SIGUSR2), 0);
+	cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+	cr_assert_eq(recv_within(a, 2000), SIGUSR2);
+	cr_assert_eq(recv_within(b, 2000), SIGUSR2);
+	cr_assert_eq(atomic_load(&own_hits), 0, "relayed, not handled by the program");
+	cr_assert_eq(weft_signal_stop(a), 0);
+	cr_assert_eq(weft_signal_stop(a), -ENOENT);
+	cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+	cr_assert_eq(recv_within(b, 2000), SIGUSR2, "b still notified");
+	cr_assert_eq(recv_within(a, 50), -ETIMEDOUT, "nothing after stop");
+	cr_assert_eq(atomic_load(&own_hits), 0);
+	cr_assert_eq(weft_signal_stop(b), 0);
+	cr_assert_eq(kill(getpid(), SIGUSR2), 0);
+	WT_WAIT_UNTIL(atomic_load(&own_hits) == 1, WT_LONG_MS);
+	cr_assert_eq(atomic_load(&own_hits), 1, "the program's handler is back");
+	cr_assert_eq(recv_within(b, 50), -ETIMEDOUT);
+	weft_chan_destroy(a);
+	weft_chan_destroy(b);
+}
+
+/* Many deliveries in a burst coalesce, never to none, and a channel with
+ * room for all of them never misses one it was sent. */
+Test(signal, a_burst_gives_at_least_one_item, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(64);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), 0);
+	uint64_t before = weft_signal_dropped();
+	for (int i = 0; i < 50; i++)
+		cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+	cr_assert_eq(recv_within(ch, 2000), SIGUSR1);
+	usleep(50000);
+	size_t n = chan_len(ch);
+	cr_assert(n <= 49, "%zu items for 50 deliveries", n + 1);
+	cr_assert_eq(weft_signal_dropped(), before);
+	cr_assert_eq(weft_signal_stop(ch), 0);
+	weft_chan_destroy(ch);
+}
+
+/* The child of a fork has no relay thread: it starts with no channel
+ * notified and the signal's previous disposition (here the default,
+ * which ends it). */
+Test(signal, a_forked_child_starts_without_the_relay, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(4);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(5);
+		kill(getpid(), SIGUSR1); /* default action: the child ends here */
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1, "child: status %#x", st);
+	cr_assert_eq(recv_within(ch, 50), -ETIMEDOUT, "the child's signal reached the parent");
+	cr_assert_eq(weft_signal_stop(ch), 0);
+	weft_chan_destroy(ch);
+}
+
+Test(signal, bad_input_is_refused_and_changes_nothing, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(4), *wide;
+	cr_assert_eq(weft_chan_create(sizeof(long long), 4, &wide), 0);
+	struct sigaction before, now;
+	cr_assert_eq(sigaction(SIGSEGV, NULL, &before), 0);
+	cr_assert_eq(weft_signal_notify(NULL, SIGUSR1), -EINVAL);
+	cr_assert_eq(weft_signal_notify(wide, SIGUSR1), -EINVAL, "item size must be sizeof(int)");
+	const int bad[] = { 0, -1, 65, 1000, SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+			    SIGTRAP, SIGSYS };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(weft_signal_notify(ch, bad[i]), -EINVAL, "signal %d", bad[i]);
+	cr_assert_eq(weft_signal_stop(ch), -ENOENT, "nothing was notified");
+	cr_assert_eq(weft_signal_stop(NULL), -EINVAL);
+	cr_assert_eq(sigaction(SIGSEGV, NULL, &now), 0);
+	cr_assert(now.sa_handler == before.sa_handler, "SIGSEGV untouched");
+	weft_chan_destroy(ch);
+	weft_chan_destroy(wide);
+}
