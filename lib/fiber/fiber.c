@@ -1147,6 +1147,12 @@ static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
 	return fiber_poll(f, cx);
 }
 
+void weft__fiber_probe_polls(unsigned long long *poll, unsigned long long *lazy)
+{
+	*poll = (unsigned long long)(uintptr_t)fiber_poll;
+	*lazy = (unsigned long long)(uintptr_t)fiber_poll_lazy;
+}
+
 /* The header's memset was ~85% of fiber_poll_lazy and the first read of
  * it most of fiber_poll in spawn_many_local_fiber: its lines, last written
  * by whichever worker ran the stack's previous fiber, came in one at a time

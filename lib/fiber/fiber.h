@@ -172,6 +172,10 @@ struct weft__fiber {
 #endif
 };
 
+/* The addresses of the poll functions of a fiber's task (fiber.c): for the
+ * probe registry (probe_abi.h), whose readers name the fiber's own fn. */
+void weft__fiber_probe_polls(unsigned long long *poll, unsigned long long *lazy);
+
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);
 /* For a worker that holds t alone (popped from the inject queue, not yet

@@ -107,7 +107,21 @@ struct weft_probe_registry {
 	long long ring_head_off, ring_tail_off;
 	/* each runtime's inject queue length (a size_t), by slot */
 	unsigned long long inject_len[WEFT_PROBE_REG_SLOTS];
+	/* Fibers (weft_spawn): their task's poll function is weft's own
+	 * fiber_poll, never the user's. A reader names the user's function
+	 * from the task: when poll == fiber_poll, it is at (the task's arg,
+	 * at task_arg_off) + fiber_fn_off; when poll == fiber_poll_lazy (a
+	 * fiber spawned lazily, before its first poll), at arg +
+	 * fiber_lazy_fn_off. Valid only when fiber_magic is
+	 * WEFT_PROBE_FIBER_MAGIC (a library older than these fields has other
+	 * data here); the addresses are 0 until the first runtime is
+	 * created. */
+	unsigned long long fiber_magic;
+	unsigned long long task_arg_off;
+	unsigned long long fiber_poll, fiber_fn_off;
+	unsigned long long fiber_poll_lazy, fiber_lazy_fn_off;
 };
+#define WEFT_PROBE_FIBER_MAGIC 0x7265626966746677ull /* "wftfiber" */
 
 /* `park` probe, argument kind: always WEFT_PARK_FUTEX. The probe fires
  * before the worker knows whether it sleeps in the driver or on its futex

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "fiber.h"
 #include "probes.h"
 #include "runtime.h"
 #include "task.h"
@@ -22,6 +23,12 @@ __attribute__((visibility("default"))) struct weft_probe_registry weft_probe_reg
 			 (long long)offsetof(struct weft__core, c),
 	.ring_tail_off = (long long)offsetof(struct weft__core, ring.tail) -
 			 (long long)offsetof(struct weft__core, c),
+	.fiber_magic = WEFT_PROBE_FIBER_MAGIC,
+	.task_arg_off = offsetof(struct weft_task, arg),
+	.fiber_fn_off = offsetof(struct weft__fiber, fn),
+	.fiber_lazy_fn_off = offsetof(struct weft__stack, fn),
+	/* fiber_poll, fiber_poll_lazy: at the first registration (static
+	 * functions of fiber.c, weft__fiber_probe_polls) */
 };
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -53,6 +60,11 @@ void weft__probe_register(struct weft_runtime *rt, bool add)
 {
 	struct weft_probe_registry *r = &weft_probe_registry;
 	pthread_mutex_lock(&reg_lock);
+	if (add && !r->fiber_poll) {
+		/* before any fiber of any runtime exists, and before the slot
+		 * is written (its gen bump publishes these too) */
+		weft__fiber_probe_polls(&r->fiber_poll, &r->fiber_poll_lazy);
+	}
 	if (!add && rt->reg_waiting) { /* never listed: leave the queue */
 		struct weft_runtime **pp = &reg_wait_head;
 		while (*pp != rt)

@@ -2,17 +2,22 @@
  * stall_target.c - a real program with one long poll, for schedtop's
  * long-poll lint (tests/bpf/test_schedtop.py longpoll).
  *
- *   stall_target SECONDS
+ *   stall_target SECONDS [fiber]
  *
  * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
  * schedtop can attach first), then spawns spin_poll, which spins SECONDS
  * in a single poll without yielding, and prints "spawn_line N fn_line M":
  * the source lines of the spawn call and of spin_poll's definition, which
- * the lint must name. Then it joins the task and exits.
+ * the lint must name. Then it joins the task and exits. With `fiber`, the
+ * task is a fiber (weft_spawn) running spin_fiber, which spins as long:
+ * its task's poll function is weft's fiber_poll, and the lint must name
+ * spin_fiber.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft/weft.h>
@@ -36,10 +41,21 @@ static enum weft_poll spin_poll(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+static const int fiber_line = __LINE__ + 1;
+static void *spin_fiber(void *arg)
+{
+	double end = now_s() + *(double *)arg;
+	volatile unsigned long x = 0;
+	while (now_s() < end)
+		x++;
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: stall_target SECONDS\n");
+	bool fiber = argc == 3 && !strcmp(argv[2], "fiber");
+	if (argc != 2 && !fiber) {
+		fprintf(stderr, "usage: stall_target SECONDS [fiber]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -50,10 +66,15 @@ int main(int argc, char **argv)
 	if (ready_wait())
 		return 1;
 	struct weft_task *t;
-	int rc = weft_spawn_poll(rt, spin_poll, &secs, NULL, &t), spawn_line = __LINE__;
+	int rc, spawn_line;
+	if (fiber) {
+		rc = weft_spawn(rt, spin_fiber, &secs, &t), spawn_line = __LINE__;
+	} else {
+		rc = weft_spawn_poll(rt, spin_poll, &secs, NULL, &t), spawn_line = __LINE__;
+	}
 	if (rc)
 		return 1;
-	printf("spawn_line %d fn_line %d\n", spawn_line, fn_line);
+	printf("spawn_line %d fn_line %d\n", spawn_line, fiber ? fiber_line : fn_line);
 	fflush(stdout);
 	if (weft_join(t, NULL))
 		return 1;

@@ -28,7 +28,9 @@ TEST is one of:
             file:line and the spawn call's file:line, within one interval
             (0.25 s) of the 100 ms threshold; a healthy weft_load under
             schedtop gets no long-poll lint in any interval, the first one
-            after attaching included.
+            after attaching included. Then the same with the task a fiber
+            (stall_target 2.0 fiber): the lint names the fiber's own
+            function, spin_fiber, not weft's fiber_poll.
   lints     real programs (tests/bpf/lint_target), each staging one
             problem or a healthy load, run under schedtop --batch --json
             from the first interval after attaching to the running load:
@@ -395,8 +397,16 @@ def lints_of(obj, name):
 
 
 def test_longpoll(schedtop, load, lib):
+    # a poll task (spin_poll), then a fiber (spin_fiber), whose task's poll
+    # function is weft's fiber_poll: named before as fiber_poll (fiber.c)
+    longpoll_once(schedtop, load, "spin_poll", [])
+    longpoll_once(schedtop, load, "fiber spin_fiber", ["fiber"])
+    longpoll_healthy(schedtop, load)
+
+
+def longpoll_once(schedtop, load, fn_name, extra):
     target = os.path.join(os.path.dirname(load), "stall_target")
-    tp = subprocess.Popen([target, "2.0"], stdout=subprocess.PIPE, text=True)
+    tp = subprocess.Popen([target, "2.0", *extra], stdout=subprocess.PIPE, text=True)
     st = None
     try:
         pid, st, first = attach_when_ready(schedtop, tp, "stall_target", "0.25")
@@ -429,7 +439,9 @@ def test_longpoll(schedtop, load, lib):
         fail("a 2 s poll was never flagged")
     when, detail = flagged[0]
     print("first long-poll %.2f s after the spin began: %s" % (when, detail))
-    for want in ("in one poll for", "(still running)", "spin_poll",
+    if "fiber_poll" in detail:
+        fail("long-poll names weft's fiber_poll, not the fiber's function: %s" % detail)
+    for want in ("in one poll for", "(still running)", fn_name,
                  "stall_target.c:%d" % spawn_line, "spawned at main"):
         if want not in detail:
             fail("long-poll detail lacks %r: %s" % (want, detail))
@@ -441,6 +453,10 @@ def test_longpoll(schedtop, load, lib):
         fail("flagged %.2f s after the spin began: later than one interval past 100 ms" % when)
     if len(flagged) < 4:
         fail("flagged in %d intervals of a 2 s spin" % len(flagged))
+    print("%s: long poll named in %d intervals" % (fn_name, len(flagged)))
+
+
+def longpoll_healthy(schedtop, load):
     # Healthy: many short polls, no long-poll lint, first interval included.
     wl = start_load(load, "2", "100")
     try:
@@ -455,7 +471,7 @@ def test_longpoll(schedtop, load, lib):
     bad = [d for o in objs for d in lints_of(o, "long-poll")]
     if bad:
         fail("long-poll on a healthy load: %s" % bad)
-    print("PASS: long poll named in %d intervals; healthy load: none in 6" % len(flagged))
+    print("PASS: long polls named (poll task and fiber); healthy load: none in 6")
 
 
 # scenario, workers, intervals of 0.25 s, lints it must draw (in at least

@@ -82,6 +82,9 @@ static int read_registry(struct stall *st)
 		return st->reg_err = -EPROTO;
 	if ((gen & 1) || gen != r.gen)
 		return -EAGAIN; /* a runtime came or went: keep the last copy */
+	if (r.fiber_magic != WEFT_PROBE_FIBER_MAGIC) /* an older library: not these fields */
+		r.fiber_magic = r.task_arg_off = r.fiber_poll = r.fiber_fn_off = r.fiber_poll_lazy =
+			r.fiber_lazy_fn_off = 0;
 	st->reg = r;
 	return st->reg_err = 0;
 }
@@ -110,6 +113,26 @@ static int ring_peek(struct stall *st, uint64_t ca, uint64_t *head, uint32_t *ta
 	memcpy(head, buf + (ho - lo), sizeof(*head));
 	memcpy(tail, buf + (to - lo), sizeof(*tail));
 	return 0;
+}
+
+/* The function a task runs, from its poll function `poll`: that, or for a
+ * fiber (poll is weft's fiber_poll or fiber_poll_lazy, which the registry
+ * names) the fiber's own fn, read through the task's arg. *fiber says
+ * which; 0 when the fiber's fn could not be read. */
+static uint64_t task_fn(struct stall *st, uint64_t task, uint64_t poll, bool *fiber)
+{
+	const struct weft_probe_registry *r = &st->reg;
+	*fiber = false;
+	if (!poll || r->fiber_magic != WEFT_PROBE_FIBER_MAGIC ||
+	    (poll != r->fiber_poll && poll != r->fiber_poll_lazy))
+		return poll;
+	*fiber = true;
+	uint64_t arg = 0, fn = 0;
+	uint64_t off = poll == r->fiber_poll ? r->fiber_fn_off : r->fiber_lazy_fn_off;
+	if (peek(st->pid, task + r->task_arg_off, &arg, sizeof(arg)) || !arg ||
+	    peek(st->pid, arg + off, &fn, sizeof(fn)))
+		return 0;
+	return fn;
 }
 
 void stall_sample(struct stall *st, uint64_t now_ns)
@@ -154,6 +177,7 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
 			c->h_seen = true;
 			uint64_t id = 0, fn = 0, site = 0;
+			bool fiber = false;
 			if (pc.cur_task &&
 			    (peek(st->pid, pc.cur_task + st->reg.task_id_off, &id, sizeof(id)) ||
 			     peek(st->pid, pc.cur_task + st->reg.task_poll_off, &fn, sizeof(fn)) ||
@@ -161,6 +185,9 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 				c->seen = false;
 				continue;
 			}
+			/* a fiber: its own fn, not weft's fiber_poll (found by a review) */
+			if (pc.cur_task)
+				fn = task_fn(st, pc.cur_task, fn, &fiber);
 			if (c->seen && c->seq == pc.poll_count && c->task == id && c->fn == fn &&
 			    c->site == site) {
 				c->confirmed = true;
@@ -169,6 +196,7 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			c->seq = pc.poll_count;
 			c->task = id;
 			c->fn = fn;
+			c->fiber = fiber;
 			c->site = site;
 			c->since_ns = now_ns;
 			c->seen = true;
@@ -280,6 +308,19 @@ static void name(struct stall *st, uint64_t addr, bool ret, char *buf, size_t n)
 	jw_sanitize(buf); /* the detail is printed inside a JSON string */
 }
 
+/* A task's function as the lints name it: "fiber NAME (file:line)" for a
+ * fiber's fn. */
+static void fn_text(struct stall *st, uint64_t fn, bool fiber, char *buf, size_t n)
+{
+	char f[160];
+	if (fiber && !fn) {
+		snprintf(buf, n, "a fiber (its function unreadable)");
+		return;
+	}
+	name(st, fn, false, f, sizeof(f));
+	snprintf(buf, n, "%s%s", fiber ? "fiber " : "", f);
+}
+
 void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns)
 {
 	int ws = -1, wi = -1, nrt = 0;
@@ -303,13 +344,13 @@ void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns)
 	if (ws < 0)
 		return;
 	const struct stall_core *c = &st->core[ws][wi];
-	char where[32], fn[128], site[128];
+	char where[32], fn[176], site[160];
 	if (nrt > 1)
 		snprintf(where, sizeof(where), "runtime 0x%llx W%d",
 			 (unsigned long long)st->reg.slot[ws].rt, wi);
 	else
 		snprintf(where, sizeof(where), "W%d", wi);
-	name(st, c->fn, false, fn, sizeof(fn));
+	fn_text(st, c->fn, c->fiber, fn, sizeof(fn));
 	if (c->site)
 		name(st, c->site, true, site, sizeof(site));
 	else
@@ -479,7 +520,9 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 	uint64_t id = 0, pf = 0;
 	if (!peek(st->pid, worst->task + st->reg.task_id_off, &id, sizeof(id)) &&
 	    !peek(st->pid, worst->task + st->reg.task_poll_off, &pf, sizeof(pf)) && st->reg.magic) {
-		name(st, pf, false, fn, sizeof(fn));
+		bool fiber;
+		uint64_t uf = task_fn(st, worst->task, pf, &fiber);
+		fn_text(st, uf, fiber, fn, sizeof(fn));
 		snprintf(task, sizeof(task), "task %llu (%s)", (unsigned long long)id, fn);
 	} else {
 		snprintf(task, sizeof(task), "task at 0x%llx", (unsigned long long)worst->task);

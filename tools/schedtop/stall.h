@@ -27,6 +27,7 @@ struct stall_core {
 	uint64_t seq, task, fn, site;       /* the poll last seen */
 	uint64_t since_ns;                  /* when it was first seen */
 	bool seen, confirmed;               /* confirmed: two reads agreed on it */
+	bool fiber;                         /* fn is a fiber's fn (its poll: weft's fiber_poll) */
 };
 
 struct stall {
