@@ -162,6 +162,56 @@ static void test_event_after_snapshot(void)
 	free(iv);
 }
 
+/* Polls from the cores' own counters (raw, since the runtime started):
+ * a runtime destroyed and created again at the same address restarts them
+ * from 0, which read as 0 polls for the interval and total.polls going
+ * backwards. */
+static void set_core(struct snap *s, uint64_t ts, uint64_t ptr, uint64_t polls)
+{
+	s->ts_ns = ts;
+	s->slots_used = 1;
+	s->cores[0].rt_id = 0x1000;
+	s->cores[0].state = WEFT_ST_RUNNING;
+	s->cores[0].counters_ptr = ptr;
+	s->cores[0].polls = polls;
+	s->ncores = snap_ncores(s);
+}
+
+static void test_polls_restart(void)
+{
+	struct snap *s[4];
+	for (int i = 0; i < 4; i++)
+		s[i] = calloc(1, sizeof(*s[i]));
+	struct interval *iv = calloc(1, sizeof(*iv));
+	struct lint_state ls = { 0 };
+	const uint64_t sec = 1000000000ull;
+	set_core(s[0], 1 * sec, 0x2000, 5000);
+	set_core(s[1], 2 * sec, 0x2000, 300);  /* re-created, same counters */
+	set_core(s[2], 3 * sec, 0x2000, 900);
+	set_core(s[3], 4 * sec, 0x9000, 7000); /* re-created, counters elsewhere */
+	uint64_t want_polls[3] = { 300, 600, 7000 }, want_tot[3] = { 5300, 5900, 12900 };
+	for (int k = 0; k < 3; k++) {
+		interval_compute(iv, s[k], s[k + 1], &ls);
+		CHECK(iv->row[0].polls == want_polls[k], "interval %d: polls %llu, want %llu", k,
+		      (unsigned long long)iv->row[0].polls, (unsigned long long)want_polls[k]);
+		CHECK(iv->row[0].tot_polls == want_tot[k], "interval %d: total.polls %llu, want %llu",
+		      k, (unsigned long long)iv->row[0].tot_polls, (unsigned long long)want_tot[k]);
+		CHECK(iv->polls_per_s == (double)want_polls[k], "interval %d: polls/s %.0f", k,
+		      iv->polls_per_s);
+	}
+	struct lint_state ls2 = { 0 };
+	/* attached to a running runtime: the slot known, its counters not yet
+	 * (their value is the polls since the runtime started): no delta */
+	set_core(s[0], 1 * sec, 0, 0);
+	set_core(s[1], 2 * sec, 0x2000, 123456789);
+	interval_compute(iv, s[0], s[1], &ls2);
+	CHECK(iv->row[0].polls == 0, "attach: polls %llu, want 0 (no baseline)",
+	      (unsigned long long)iv->row[0].polls);
+	for (int i = 0; i < 4; i++)
+		free(s[i]);
+	free(iv);
+}
+
 static void test_recorded(void)
 {
 	unsigned lints[16];
@@ -551,6 +601,7 @@ int main(int argc, char **argv)
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();
+	test_polls_restart();
 	test_recorded();
 	/* imbalance needs LINT_IMBALANCE_INTERVALS (3) intervals in a row */
 	test_lint("imbalance.snap.jsonl", 4, 1u << LINT_IMBALANCE, 0);

@@ -89,7 +89,9 @@ TEST is one of:
             `schedtop --batch --json 0.25 -- review_target restart 40 0.1`
             every worker's totals
             since attach (all but polls, which count since the runtime
-            started) never decrease and stay plausible. (REVIEW_TARGET)
+            started) never decrease and stay plausible; nor does
+            total.polls, and no interval but maybe the first and the
+            last shows polls/s 0 (a restart read as 0). (REVIEW_TARGET)
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1305,9 +1307,17 @@ def test_restart(st, wl_test, wl, lib):
                     fail("worker %s: total %s went from %d to %d" % (k, f, last[k][f], tot[f]))
                 if w[f] > 10 ** 9:
                     fail("worker %s: %s = %d in one interval (wrapped)" % (k, f, w[f]))
+            # polls: the runtime's own counter, since it started; one re-created
+            # restarts it from 0 (total.polls went backwards, the interval read 0)
+            if k in last and tot["polls"] < last[k]["polls"]:
+                fail("worker %s: total polls went from %d to %d" % (k, last[k]["polls"],
+                                                                   tot["polls"]))
             if k in last and tot["parks"] > last[k]["parks"]:
                 grew += 1
             last[k] = tot
+    zero = [i for i, o in enumerate(objs) if o["polls_per_s"] == 0 and i < len(objs) - 1]
+    if len(zero) > 1:
+        fail("polls/s 0 in intervals %s of a busy target (restart read as 0)" % zero)
     if len(objs) < 12 or grew < 8:
         fail("%d intervals, parks grew in %d worker-intervals: %s" % (len(objs), grew,
                                                                        r.stderr[-400:]))

@@ -151,8 +151,32 @@ static uint64_t snap_depth(const struct snap *s, unsigned i, bool *fresh)
 	return *fresh ? s->fresh_depth[i] : b->local_depth;
 }
 
+/*
+ * Core slot i's polls in the interval, from the core's own poll counter,
+ * readable once a probe gave the counters' address: no delta until both
+ * ends have it. A counter read lower than before restarted from 0 (a runtime
+ * destroyed and created again at the same address): its value is this
+ * interval's, and the old one goes to *before for the totals.
+ */
+static uint64_t polls_delta(const struct snap *p, const struct snap *s, unsigned i,
+			    uint64_t *before)
+{
+	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
+	if (!b->counters_ptr)
+		return 0;
+	if (!a->counters_ptr)
+		return 0;
+	/* a core's counters never move (the cores array is allocated once):
+	 * other counters are another runtime's */
+	if (b->polls >= a->polls && a->counters_ptr == b->counters_ptr)
+		return b->polls - a->polls;
+	if (before)
+		*before += a->polls;
+	return b->polls;
+}
+
 static void row_fill(struct worker_row *r, const struct snap *p, const struct snap *s, unsigned i,
-		     double dt_s, struct interval *iv)
+		     double dt_s, struct interval *iv, struct lint_state *ls)
 {
 	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
 	memset(r, 0, sizeof(*r));
@@ -161,9 +185,8 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->rt = b->rt_id;
 	r->tid = b->tid;
 	r->state = b->state;
-	/* polls come from the core's own counters, readable once a maintenance
-	 * probe gave their address: no delta until both ends have it. */
-	r->polls = a->counters_ptr && b->counters_ptr ? d(b->polls, a->polls) : 0;
+	uint64_t *before = ls && i < WEFT_BPF_MAX_CORES ? &ls->polls_before[i] : NULL;
+	r->polls = polls_delta(p, s, i, before);
 	r->steals_in = d(b->steal_ops_in, a->steal_ops_in);
 	r->tasks_in = d(b->tasks_stolen_in, a->tasks_stolen_in);
 	r->steals_out = d(b->steal_ops_out, a->steal_ops_out);
@@ -214,7 +237,7 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->tot_unparks = b->unparks;
 	r->tot_noop = b->noop_unparks;
 	r->tot_overflows = b->overflows;
-	r->tot_polls = b->polls;
+	r->tot_polls = (before ? *before : 0) + b->polls;
 	r->tot_steal_waits = b->steal_waits;
 	double span = (double)(s->ts_ns > p->ts_ns ? s->ts_ns - p->ts_ns : 0);
 	if (span > 0 && i < WEFT_BPF_MAX_CORES)
@@ -245,7 +268,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 	uint64_t inject_seen = 0;
 	for (unsigned i = 0; i < iv->workers; i++) {
 		struct worker_row *r = &iv->row[i];
-		row_fill(r, p, s, i, dt, iv);
+		row_fill(r, p, s, i, dt, iv, ls);
 		polls += r->polls;
 		steals += r->steals_in;
 		tasks += r->tasks_in;
@@ -260,7 +283,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		for (unsigned v = 0; v < iv->workers; v++)
 			iv->matrix[i][v] = d(s->matrix[i][v].ops, p->matrix[i][v].ops);
 	}
-	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv);
+	row_fill(&iv->other, p, s, WEFT_BPF_OTHER, dt, iv, NULL);
 	/* display order: by runtime (first slot seen), then core */
 	for (unsigned i = 0; i < iv->workers; i++)
 		iv->order[i] = i;

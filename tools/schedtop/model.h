@@ -87,6 +87,10 @@ extern const char *const lint_names[LINT_NR];
 
 struct lint_state {            /* carried from one interval to the next */
 	unsigned imbalance_run[WEFT_BPF_MAX_CORES]; /* intervals in a row this worker was deep */
+	/* per slot: the polls of the runtimes that held the slot before the
+	 * current one (its poll counter restarted from 0), so that total.polls
+	 * never decreases */
+	uint64_t polls_before[WEFT_BPF_MAX_CORES];
 };
 
 struct worker_row {
