@@ -13,7 +13,10 @@ TEST is one of:
             the runtime's published metrics lag by up to one maintenance
             interval, 61 ticks, per worker.)
   json      --batch --json: one valid JSON object per interval, non-zero
-            steals on the thieves, matrix rows sum to steals_in.
+            steals on the thieves, matrix rows sum to steals_in; with
+            `-- weft_load --wait` released after schedtop's first snapshot,
+            the first interval counts the polls of the cores that started
+            in it (it read polls/s 0 while their parks counted).
   trace     trace mode: trace-event JSON parses, every steal flow has its
             start and end, spans on one track do not overlap; JSON lines
             parse and agree with the flows.
@@ -221,7 +224,44 @@ def test_json(schedtop, load, lib):
         fail("parks counted but no park time measured")
     if not any(w["unpark_p99_ns"] > 0 for w in parked):
         fail("parks counted but no unpark latency measured")
+    first_interval_polls(schedtop, load)
     print("PASS: 3 JSON objects, %d steals, thieves %s" % (total_steals, thieves))
+
+
+def first_interval_polls(schedtop, load):
+    """`-- CMD` whose runtime starts after schedtop's first snapshot: its
+    cores are first seen in the first interval and count their polls from
+    0 (they read 0 polls/s while their parks counted)."""
+    st = subprocess.Popen([schedtop, "--batch", "--json", "-n", "2", "0.5", "--",
+                           load, "--wait", "2", "400"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    objs = []
+    try:
+        while True:
+            l = read_line(st, 15)
+            if l is None:
+                break
+            if l.startswith("ready "):
+                time.sleep(0.1)  # after schedtop's first snapshot
+                os.kill(int(l.split()[1]), signal.SIGUSR1)
+            elif l.startswith("{"):
+                objs.append(json.loads(l))
+        st.wait(10)
+    finally:
+        if st.poll() is None:
+            st.kill()
+            st.wait()
+    if st.returncode == SKIP:
+        skip("schedtop exited 77")
+    if len(objs) != 2:
+        fail("-- weft_load --wait: %d objects: %s" % (len(objs), st.stderr.read()))
+    o = objs[0]
+    busy = [w for w in o["worker"] if w["parks"] or w["steals_in"] or w["steals_out"]]
+    if not busy:
+        fail("-- weft_load: no worker active in the first interval: %s" % o["worker"])
+    if o["polls_per_s"] <= 0 or any(w["polls"] == 0 for w in busy):
+        fail("-- weft_load: first interval polls/s %s while the workers parked/stole: %s"
+             % (o["polls_per_s"], [(w["core"], w["polls"], w["parks"]) for w in o["worker"]]))
 
 
 def test_trace(schedtop, load, lib):

@@ -165,7 +165,9 @@ static void test_event_after_snapshot(void)
 /* Polls from the cores' own counters (raw, since the runtime started):
  * a runtime destroyed and created again at the same address restarts them
  * from 0, which read as 0 polls for the interval and total.polls going
- * backwards. */
+ * backwards; a core first seen in an interval (`-- CMD`: the runtime
+ * started after the first snapshot) read as 0 polls while its parks
+ * counted. */
 static void set_core(struct snap *s, uint64_t ts, uint64_t ptr, uint64_t polls)
 {
 	s->ts_ns = ts;
@@ -199,7 +201,15 @@ static void test_polls_restart(void)
 		CHECK(iv->polls_per_s == (double)want_polls[k], "interval %d: polls/s %.0f", k,
 		      iv->polls_per_s);
 	}
+	/* first seen: the first snapshot has no slot at all (-- CMD) */
 	struct lint_state ls2 = { 0 };
+	memset(s[0], 0, sizeof(*s[0]));
+	s[0]->ts_ns = 1 * sec;
+	set_core(s[1], 2 * sec, 0x2000, 4000);
+	interval_compute(iv, s[0], s[1], &ls2);
+	CHECK(iv->row[0].polls == 4000 && iv->polls_per_s == 4000.0,
+	      "core first seen: polls %llu, polls/s %.0f, want 4000",
+	      (unsigned long long)iv->row[0].polls, iv->polls_per_s);
 	/* attached to a running runtime: the slot known, its counters not yet
 	 * (their value is the polls since the runtime started): no delta */
 	set_core(s[0], 1 * sec, 0, 0);

@@ -153,8 +153,12 @@ static uint64_t snap_depth(const struct snap *s, unsigned i, bool *fresh)
 
 /*
  * Core slot i's polls in the interval, from the core's own poll counter,
- * readable once a probe gave the counters' address: no delta until both
- * ends have it. A counter read lower than before restarted from 0 (a runtime
+ * readable once a probe gave the counters' address. A slot first seen in
+ * this interval (a runtime created, a core added, or `-- CMD` started
+ * after the first snapshot: no row in p) counts from 0, as the core did;
+ * a slot p knew without the address (attached to a running runtime, its
+ * counter holds the polls since it started) has no delta until both ends
+ * have it. A counter read lower than before restarted from 0 (a runtime
  * destroyed and created again at the same address): its value is this
  * interval's, and the old one goes to *before for the totals.
  */
@@ -165,7 +169,7 @@ static uint64_t polls_delta(const struct snap *p, const struct snap *s, unsigned
 	if (!b->counters_ptr)
 		return 0;
 	if (!a->counters_ptr)
-		return 0;
+		return !a->rt_id ? b->polls : 0;
 	/* a core's counters never move (the cores array is allocated once):
 	 * other counters are another runtime's */
 	if (b->polls >= a->polls && a->counters_ptr == b->counters_ptr)
