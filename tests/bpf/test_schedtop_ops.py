@@ -77,6 +77,11 @@ TEST is one of:
             column, at 80 the footer says how many are hidden; the
             histogram view shows its four boxes side by side without
             overlap, bucket bounds in units (ns/us/ms/s).
+  tui_cmd   the live view with `-- review_target restart 40 0.3` (a line
+            of output every 0.3 s) under tmux at 80x24: no output of the
+            command on the view, which keeps its 24 lines; on q schedtop
+            names the log file in TMPDIR that holds the output.
+            (REVIEW_TARGET)
   escapes   a target whose name and threads' names hold ESC, BEL and the C1
             CSI (U+009B), its libweft loaded from a directory whose name
             holds them too: `schedtop list`, `--batch` text and `--no-bpf`
@@ -958,6 +963,65 @@ def test_tui(st, wl_test, wl, lib):
         load.wait()
 
 
+def test_tui_cmd(st, wl_test, wl, lib):
+    """The live view with `-- CMD` under tmux at 80x24: CMD's output (here
+    a line every 0.3 s) goes to a log file named when schedtop ends, not
+    over the view (it wrote over the screen for good)."""
+    import re
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    d = tempfile.mkdtemp(prefix="schedtop-tuicmd-")
+    err = os.path.join(d, "err")
+    T = [tmux, "-L", "schedtop-tuicmd-%d" % os.getpid()]
+
+    def cap():
+        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                              text=True).stdout
+    log = None
+    try:
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                            "TMPDIR=%s %s 0.25 -- %s restart 40 0.3 2>%s; sleep 60"
+                            % (d, st, os.environ["REVIEW_TARGET"], err)], check=True)
+        end = time.time() + 10
+        while time.time() < end and "1 workers" not in cap():
+            time.sleep(0.2)
+        time.sleep(2.0)   # rounds printed meanwhile
+        screen = cap()
+        lines = screen.split("\n")
+        if lines and lines[-1] == "":
+            lines = lines[:-1]
+        print("\n".join(lines[:6] + [lines[-1]]))
+        if "1 workers" not in screen:
+            fail("the view never showed; screen:\n%s\nstderr: %s" % (screen, open(err).read()))
+        if "round " in screen or "ready " in screen:
+            fail("the command's output is on the live view:\n%s" % screen)
+        if len(lines) != 24 or not lines[0].startswith("schedtop pid "):
+            fail("the view is not whole (%d lines):\n%s" % (len(lines), screen))
+        subprocess.run(T + ["send-keys", "-t", "st", "q"])
+        end = time.time() + 10
+        msg = ""
+        while time.time() < end:
+            msg = open(err).read()
+            if "output of" in msg:
+                break
+            time.sleep(0.2)
+        m = re.search(r"the output of \S+ is in (\S+)", msg)
+        if not m:
+            fail("schedtop did not say where the output went: %r" % msg)
+        log = m.group(1)
+        if not log.startswith(d + "/"):
+            fail("log %s not in TMPDIR %s" % (log, d))
+        text = open(log).read()
+        if "round 3 " not in text:
+            fail("log %s lacks the command's output: %r" % (log, text[:300]))
+        print("PASS: the command's output went to %s (%d lines), none on the view"
+              % (log, text.count("\n")))
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def readline_within(proc, secs):
     """One line of proc's stdout within secs, or None."""
     import select
@@ -1325,7 +1389,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -245,6 +245,7 @@ int launch_follow(char *const cmd[], struct launch *l, char *lib, size_t n, char
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		if (write(ready[1], "r", 1) != 1 || read(fds[0], &x, 1) != 1)
 			_exit(127);
+		launch_child_stdio();
 		execvp(cmd[0], cmd);
 		fprintf(stderr, "schedtop: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
@@ -401,4 +402,24 @@ void launch_abort(struct launch *l)
 			ended(l, p, st);
 	}
 	l->target = 0;
+}
+
+static int child_in = -1, child_out = -1;
+
+void launch_set_child_stdio(int in_fd, int out_fd)
+{
+	child_in = in_fd;
+	child_out = out_fd;
+}
+
+void launch_child_stdio(void)
+{
+	if (child_in >= 0 && child_in != 0)
+		dup2(child_in, 0);
+	if (child_out >= 0) {
+		if (child_out != 1)
+			dup2(child_out, 1);
+		if (child_out != 2)
+			dup2(child_out, 2);
+	}
 }

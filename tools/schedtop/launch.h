@@ -49,6 +49,14 @@ void launch_release(struct launch *l);
 /* The attach failed: kill the target and CMD, detach the rest. */
 void launch_abort(struct launch *l);
 
+/* The command's stdin and its stdout and stderr, in the child schedtop
+ * starts (start_child, launch_follow), from then on: -1 (the default)
+ * leaves them inherited. The live view gives it /dev/null and a log file,
+ * so the command's output cannot write over the screen. */
+void launch_set_child_stdio(int in_fd, int out_fd);
+/* In the child, before exec: apply it (fds are dup2'd onto 0, 1, 2). */
+void launch_child_stdio(void);
+
 /* The library the program at `exe` would load when run with `envp`, asked
  * of its dynamic loader (`ld.so --list`, which never runs the program), or
  * `exe` itself when it holds the weft probes (static link). 0 or -ENOENT. */

@@ -18,11 +18,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -366,6 +368,7 @@ static int start_child(char *const cmd[], struct target *t)
 		if (read(fds[0], &x, 1) != 1)
 			_exit(127);
 		close(fds[0]);
+		launch_child_stdio();
 		execvp(cmd[0], cmd);
 		fprintf(stderr, "schedtop: %s: %s\n", cmd[0], strerror(errno));
 		_exit(127);
@@ -960,6 +963,28 @@ int main(int argc, char **argv)
 			fclose(rec);
 		return 1;
 	}
+	/* The live view owns the terminal: the command's output would write
+	 * over it for good (found by a review). Its stdout and stderr go to a
+	 * log file, named when schedtop ends; its stdin is /dev/null (keys are
+	 * the view's). */
+	char cmd_log[PATH_MAX] = "";
+	int log_fd = -1, null_fd = -1;
+	if (mode == M_TOP && cmd && !batch && isatty(1)) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(cmd_log, sizeof(cmd_log), "%s/schedtop-cmd-XXXXXX.log",
+			 tmp && tmp[0] == '/' ? tmp : "/tmp");
+		log_fd = mkostemps(cmd_log, 4, O_CLOEXEC);
+		null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (log_fd < 0) {
+			fprintf(stderr, "schedtop: %s: %s (the command's output goes there in "
+					"the live view; use --batch, or set TMPDIR)\n", cmd_log,
+				strerror(errno));
+			if (rec)
+				fclose(rec);
+			return 1;
+		}
+		launch_set_child_stdio(null_fd, log_fd);
+	}
 	if (no_bpf) {
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
@@ -968,7 +993,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		if (rec)
 			fclose(rec);
-		return rc;
+		goto log;
 	}
 	struct stall st;
 	stall_init(&st, t.pid, (uint64_t)LINT_LONG_POLL_MS * 1000000ull);
@@ -1006,5 +1031,18 @@ done:
 		close(lfd);
 	if (rec)
 		fclose(rec);
+log:
+	if (log_fd >= 0) {
+		struct stat sb;
+		char slog[PATH_MAX * 4];
+		if (!fstat(log_fd, &sb) && sb.st_size == 0)
+			unlink(cmd_log); /* it wrote nothing */
+		else
+			fprintf(stderr, "schedtop: the output of %s is in %s\n", cmd[0],
+				tx_safe(slog, sizeof(slog), cmd_log));
+		close(log_fd);
+	}
+	if (null_fd >= 0)
+		close(null_fd);
 	return rc;
 }
