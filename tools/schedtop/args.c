@@ -153,6 +153,11 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 				      "appear)%s", NULL);
 	if (a->no_bpf && a->record)
 		return usage_err(err, "--record needs BPF (it records BPF snapshots)%s", NULL);
+	/* only --batch writes snapshots: the live view and trace took -r FILE,
+	 * left it empty and said nothing (found by a review) */
+	if (a->record && (a->mode != M_TOP || !a->batch))
+		return usage_err(err, "--record FILE works with --batch only (the live view, "
+				      "trace, metrics and record do not write snapshots)%s", NULL);
 	return SCHEDTOP_ARGS_OK;
 }
 

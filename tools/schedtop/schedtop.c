@@ -88,7 +88,7 @@ static const char usage_text[] =
 	"  -b, --batch         no terminal UI: one report per interval on stdout\n"
 	"  -n, --count N       stop after N intervals (same as the count argument)\n"
 	"  -j, --json          with --batch: one JSON object per line\n"
-	"  -r, --record FILE   also write raw snapshots (for `schedtop report`)\n"
+	"  -r, --record FILE   with --batch: also write raw snapshots (for `schedtop report`)\n"
 	"      --no-bpf        no BPF, no privileges needed: per worker thread the\n"
 	"                      software perf counters (task-clock, context switches,\n"
 	"                      migrations) and /proc; the columns that need BPF are\n"

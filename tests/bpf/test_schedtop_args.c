@@ -1,0 +1,74 @@
+/*
+ * test_schedtop_args.c - schedtop's command line (tools/schedtop/args.c):
+ * what it accepts and what it refuses, with which message. No BPF, no
+ * privileges; runs in every build.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "args.h"
+
+static int failures;
+
+/* Parse the NULL-terminated words; the return code and the message in msg. */
+static int parse(char *msg, size_t n, struct schedtop_args *a, ...)
+{
+	char *argv[32] = { "schedtop" };
+	int argc = 1;
+	va_list ap;
+	va_start(ap, a);
+	for (char *w; (w = va_arg(ap, char *)) && argc < 31;)
+		argv[argc++] = w;
+	va_end(ap);
+	argv[argc] = NULL;
+	FILE *f = fmemopen(msg, n, "w");
+	if (!f)
+		abort();
+	memset(msg, 0, n);
+	int rc = schedtop_parse_args(argc, argv, a, f);
+	fclose(f);
+	return rc;
+}
+
+static int has(const char *msg, const char *want)
+{
+	return !want || strstr(msg, want);
+}
+
+#define EXPECT(want_rc, want_msg, ...)                                                   \
+	do {                                                                             \
+		char m_[512];                                                            \
+		struct schedtop_args a_;                                                 \
+		int rc_ = parse(m_, sizeof(m_), &a_, __VA_ARGS__, (char *)NULL);         \
+		if (rc_ != (want_rc) || !has(m_, want_msg)) {                            \
+			failures++;                                                      \
+			fprintf(stderr, "FAIL %s:%d: %s: rc %d (want %d), message %s\n", \
+				__FILE__, __LINE__, #__VA_ARGS__, rc_, want_rc, m_);     \
+		}                                                                        \
+	} while (0)
+
+static void test_record(void)
+{
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--batch", "-r", "s.jsonl");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "--batch", "--record", "s.jsonl", "--", "prog");
+	/* accepted and ignored before: an empty file, no word */
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--record FILE works with --batch only", "-p", "1", "-r",
+	       "s.jsonl");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--record FILE works with --batch only", "trace", "-p", "1",
+	       "-o", "t.json", "-r", "s.jsonl");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--record FILE works with --batch only", "metrics", "-p", "1",
+	       "--once", "-r", "s.jsonl");
+}
+
+int main(void)
+{
+	test_record();
+	if (failures) {
+		fprintf(stderr, "%d failures\n", failures);
+		return 1;
+	}
+	printf("PASS\n");
+	return 0;
+}
