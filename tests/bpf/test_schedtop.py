@@ -19,7 +19,8 @@ TEST is one of:
             in it (it read polls/s 0 while their parks counted).
   trace     trace mode: trace-event JSON parses, every steal flow has its
             start and end, spans on one track do not overlap; JSON lines
-            parse and agree with the flows.
+            parse and agree with the flows. `-o` in a directory that does
+            not exist fails at once, not after the duration.
   unpriv    without capabilities: exit 77 and the fix printed.
   nobpf     --no-bpf as an unprivileged user (nobody, via setpriv) against
             weft_load run as that user too: per-worker perf task-clock and
@@ -316,7 +317,27 @@ def test_trace(schedtop, load, lib):
             or lat[0]["wake_p99_ns"] < lat[0]["wake_p50_ns"] or "task latency" not in p.stdout:
         fail("trace latency missing or implausible: %s %s" % (lat, p.stdout))
     shutil.rmtree(d)
+    trace_bad_output(schedtop, load)
     print("PASS: %d events, %d flows, %d tracks" % (len(jl), len(starts), len(spans)))
+
+
+def trace_bad_output(schedtop, load):
+    """An output path that cannot be written fails before the recording
+    (it failed after the whole --duration, the trace lost)."""
+    wl = start_load(load, "2", "100000")
+    try:
+        time.sleep(0.2)
+        t0 = time.time()
+        p = run_schedtop([schedtop, "trace", "-p", str(wl.pid), "-d", "20", "-o",
+                          "/nonexistent-dir/t.json"])
+        took = time.time() - t0
+    finally:
+        wl.kill()
+        wl.wait()
+    if p.returncode != 1 or "/nonexistent-dir/t.json" not in p.stderr or took > 5:
+        fail("trace -o /nonexistent-dir/t.json -d 20: rc %d after %.1f s: %s"
+             % (p.returncode, took, p.stderr))
+    print("unwritable -o: refused after %.1f s, before recording" % took)
 
 
 def test_unpriv(schedtop, load, lib):

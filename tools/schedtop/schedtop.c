@@ -240,14 +240,10 @@ static void jsonl_name(const char *out, char *buf, size_t n)
 		snprintf(buf, n, "%s.jsonl", out);
 }
 
-static int write_chrome(const struct evbuf *b, const char *out, int pid)
+/* Write the trace-event JSON to f (opened on `out`), and close it. */
+static int write_chrome_to(FILE *f, const struct evbuf *b, const char *out, int pid)
 {
-	FILE *f = fopen(out, "we");
 	struct trace_stats st;
-	if (!f) {
-		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
-		return 1;
-	}
 	trace_chrome_write(f, b, pid, &st);
 	if (fclose(f)) {
 		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
@@ -255,6 +251,16 @@ static int write_chrome(const struct evbuf *b, const char *out, int pid)
 	}
 	fprintf(stderr, "schedtop: wrote %s (%zu spans, %zu steal flows)\n", out, st.spans, st.flows);
 	return 0;
+}
+
+static int write_chrome(const struct evbuf *b, const char *out, int pid)
+{
+	FILE *f = fopen(out, "we");
+	if (!f) {
+		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	return write_chrome_to(f, b, out, pid);
 }
 
 static int cmd_convert(const char *in, const char *out)
@@ -688,21 +694,56 @@ static int on_event(void *ctx, const struct weft_bpf_event *e)
 	return 0;
 }
 
-/* The trace's task latency (runtime-kept histograms over the traced
- * span): printed with the summary and written to FILE.latency.json. */
-static int trace_latency(const struct interval *iv, const char *out)
+/* trace's three output files, opened before anything is attached: a
+ * path that cannot be written fails at once, not after the whole
+ * recording (`-o /nonexistent/t.json -d 60` lost the minute: found by a
+ * review). */
+struct trace_out {
+	char json[PATH_MAX], jsonl[PATH_MAX], latency[PATH_MAX];
+	FILE *fjson, *fjsonl, *flatency;
+};
+
+static void trace_out_close(struct trace_out *o, bool discard)
 {
-	char path[PATH_MAX];
-	size_t l = strlen(out);
-	if (l > 5 && !strcmp(out + l - 5, ".json"))
-		snprintf(path, sizeof(path), "%.*s.latency.json", (int)(l - 5), out);
-	else
-		snprintf(path, sizeof(path), "%s.latency.json", out);
-	FILE *f = fopen(path, "we");
-	if (!f) {
-		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
-		return 1;
+	FILE **f[3] = { &o->fjson, &o->fjsonl, &o->flatency };
+	const char *p[3] = { o->json, o->jsonl, o->latency };
+	for (int i = 0; i < 3; i++) {
+		if (!*f[i])
+			continue;
+		fclose(*f[i]);
+		*f[i] = NULL;
+		if (discard)
+			unlink(p[i]);
 	}
+}
+
+static int trace_out_open(struct trace_out *o, const char *out)
+{
+	memset(o, 0, sizeof(*o));
+	size_t l = strlen(out);
+	snprintf(o->json, sizeof(o->json), "%s", out);
+	jsonl_name(out, o->jsonl, sizeof(o->jsonl));
+	if (l > 5 && !strcmp(out + l - 5, ".json"))
+		snprintf(o->latency, sizeof(o->latency), "%.*s.latency.json", (int)(l - 5), out);
+	else
+		snprintf(o->latency, sizeof(o->latency), "%s.latency.json", out);
+	FILE **f[3] = { &o->fjson, &o->fjsonl, &o->flatency };
+	const char *p[3] = { o->json, o->jsonl, o->latency };
+	for (int i = 0; i < 3; i++) {
+		if (!(*f[i] = fopen(p[i], "we"))) {
+			fprintf(stderr, "schedtop: %s: %s\n", p[i], strerror(errno));
+			trace_out_close(o, true);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The trace's task latency (runtime-kept histograms over the traced
+ * span): printed with the summary and written to FILE.latency.json (f,
+ * opened on `path`; closed here). */
+static int trace_latency(const struct interval *iv, FILE *f, const char *path)
+{
 	fprintf(f, "{\"schema\":\"schedtop-latency/1\",\"latency\":[");
 	printf("task latency (runtime histograms, 1 in %d sampled; bucket upper bounds):\n",
 	       WEFT_PROBE_LAT_SAMPLE);
@@ -734,14 +775,16 @@ static int trace_latency(const struct interval *iv, const char *out)
 }
 
 static int run_trace(struct mon *m, struct stall *st, struct target *t, double warmup,
-		     double duration, const char *out)
+		     double duration, struct trace_out *o)
 {
 	struct trace_ctx tc = { .err = 0 };
 	bool gone = false;
 	int rc = 0;
 	struct interval *lat = calloc(1, sizeof(*lat));
-	if (!lat)
+	if (!lat) {
+		trace_out_close(o, true);
 		return 1;
+	}
 	if (warmup > 0) {
 		fprintf(stderr, "schedtop: warming up %.1f s\n", warmup);
 		gone = wait_interval(t, warmup, NULL); /* (int)(warmup * 1000) overflowed */
@@ -751,6 +794,8 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 	int r = mon_trace_start(m, on_event, &tc);
 	if (r) {
 		fprintf(stderr, "schedtop: ring buffer: %s\n", strerror(-r));
+		trace_out_close(o, true);
+		free(lat);
 		return 1;
 	}
 	fprintf(stderr, "schedtop: tracing pid %d for %.1f s\n", t->pid, duration);
@@ -787,26 +832,28 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 		rc = 1;
 	}
 	evbuf_sort(&tc.b);
-	char jl[PATH_MAX];
-	jsonl_name(out, jl, sizeof(jl));
-	FILE *f = fopen(jl, "we");
-	if (!f) {
-		fprintf(stderr, "schedtop: %s: %s\n", jl, strerror(errno));
+	for (size_t i = 0; i < tc.b.n; i++)
+		trace_jsonl_write(o->fjsonl, &tc.b.ev[i]);
+	int ce = fclose(o->fjsonl);
+	o->fjsonl = NULL;
+	if (ce) {
+		fprintf(stderr, "schedtop: %s: %s\n", o->jsonl, strerror(errno));
 		rc = 1;
 	} else {
-		for (size_t i = 0; i < tc.b.n; i++)
-			trace_jsonl_write(f, &tc.b.ev[i]);
-		fclose(f);
-		fprintf(stderr, "schedtop: wrote %s (%zu events)\n", jl, tc.b.n);
+		fprintf(stderr, "schedtop: wrote %s (%zu events)\n", o->jsonl, tc.b.n);
 	}
-	if (write_chrome(&tc.b, out, t->pid))
+	FILE *fj = o->fjson;
+	o->fjson = NULL;
+	if (write_chrome_to(fj, &tc.b, o->json, t->pid))
 		rc = 1;
 	if (gone)
 		printf("target %d exited during the trace\n", t->pid);
 	trace_summary(stdout, &tc.b);
 	printf("ring buffer drops: %llu%s\n", (unsigned long long)drops,
 	       drops ? " (events lost: the trace is incomplete)" : "");
-	if (trace_latency(lat, out))
+	FILE *fl = o->flatency;
+	o->flatency = NULL;
+	if (trace_latency(lat, fl, o->latency))
 		rc = 1;
 	free(lat);
 	evbuf_free(&tc.b);
@@ -989,8 +1036,17 @@ int main(int argc, char **argv)
 		rc = run_fallback(&t, cmd, prefix, interval, count, batch, json);
 		goto done;
 	}
+	struct trace_out tout;
+	if (mode == M_TRACE && trace_out_open(&tout, out)) {
+		rc = 1;
+		if (rec)
+			fclose(rec);
+		goto log;
+	}
 	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE || mode == M_RECORD, a.wait_lib);
 	if (rc) {
+		if (mode == M_TRACE)
+			trace_out_close(&tout, true);
 		if (rec)
 			fclose(rec);
 		goto log;
@@ -1007,7 +1063,7 @@ int main(int argc, char **argv)
 	} else if (mode == M_METRICS) {
 		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
 	} else if (mode == M_TRACE)
-		rc = run_trace(&m, &st, &t, warmup, duration, out);
+		rc = run_trace(&m, &st, &t, warmup, duration, &tout);
 	else if (batch)
 		rc = run_batch(&m, &st, &t, interval, count, json, rec);
 	else
