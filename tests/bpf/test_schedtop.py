@@ -22,6 +22,9 @@ TEST is one of:
             parse and agree with the flows. `-o` in a directory that does
             not exist fails at once, not after the duration.
   unpriv    without capabilities: exit 77 and the fix printed.
+  trace_warmup
+            `trace --warmup 5 -- weft_load 2 5`: the target exits during
+            the warmup; schedtop says so, exits 1, leaves no file.
   nobpf     --no-bpf as an unprivileged user (nobody, via setpriv) against
             weft_load run as that user too: per-worker perf task-clock and
             /proc context switches in the JSON, the BPF columns listed as
@@ -338,6 +341,24 @@ def trace_bad_output(schedtop, load):
         fail("trace -o /nonexistent-dir/t.json -d 20: rc %d after %.1f s: %s"
              % (p.returncode, took, p.stderr))
     print("unwritable -o: refused after %.1f s, before recording" % took)
+
+
+def test_trace_warmup(schedtop, load, lib):
+    """A target that exits during --warmup: nothing was traced, and
+    schedtop says so and exits 1 (it wrote 0 events and exited 0)."""
+    d = tempfile.mkdtemp(prefix="schedtop-warm-")
+    out = os.path.join(d, "t.json")
+    try:
+        p = run_schedtop([schedtop, "trace", "--warmup", "5", "-d", "1", "-o", out, "--",
+                          load, "2", "5"], timeout=30)
+        left = sorted(os.listdir(d))
+    finally:
+        shutil.rmtree(d)
+    if p.returncode != 1 or "exited during the warmup" not in p.stderr:
+        fail("target exited during the warmup: rc %d: %s" % (p.returncode, p.stderr))
+    if left:
+        fail("files left from a trace that recorded nothing: %s" % left)
+    print("PASS: exit during the warmup: rc 1, %s" % p.stderr.strip().splitlines()[-1])
 
 
 def test_unpriv(schedtop, load, lib):
@@ -1119,7 +1140,7 @@ def main():
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
-             "elastic": test_elastic, "handoff": test_handoff,
+             "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons}
     if test not in tests:
         print("unknown test", test)

@@ -789,6 +789,15 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 		fprintf(stderr, "schedtop: warming up %.1f s\n", warmup);
 		gone = wait_interval(t, warmup, NULL); /* (int)(warmup * 1000) overflowed */
 	}
+	if (gone) {
+		/* it said "wrote t.jsonl (0 events)" and exited 0 (found by a
+		 * review) */
+		fprintf(stderr, "schedtop: target %d exited during the warmup (%.1f s): nothing "
+				"traced, no file written\n", t->pid, warmup);
+		trace_out_close(o, true);
+		free(lat);
+		return 1;
+	}
 	stall_sample(st, now_ns());
 	stall_latency(st, lat); /* the baseline */
 	int r = mon_trace_start(m, on_event, &tc);
