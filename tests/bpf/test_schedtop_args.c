@@ -62,9 +62,35 @@ static void test_record(void)
 	       "--once", "-r", "s.jsonl");
 }
 
+/* "schedtop stall -p PID" said "invalid interval 'stall'" */
+static void test_unknown_command(void)
+{
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown command 'stall'", "stall", "-p", "1");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown command 'tarce'", "tarce", "-p", "1", "-o", "t.json");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "0.5", "3");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "0.5", "-p", "1");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval 'x'", "-p", "1", "x");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval '-'", "-p", "1", "-");
+}
+
+/* --help is printed with fputs: a "%%" in it was printed as two */
+static void test_help_text(void)
+{
+	if (strstr(schedtop_usage, "%%")) {
+		failures++;
+		fprintf(stderr, "FAIL: --help holds '%%%%': %s\n", strstr(schedtop_usage, "%%") - 20);
+	}
+	if (!strstr(schedtop_usage, "more than PCT %\n")) {
+		failures++;
+		fprintf(stderr, "FAIL: --help lacks 'more than PCT %%'\n");
+	}
+}
+
 int main(void)
 {
 	test_record();
+	test_unknown_command();
+	test_help_text();
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;

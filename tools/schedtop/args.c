@@ -10,6 +10,74 @@
 
 #include "args.h"
 
+/* The text of --help: printed as it is (fputs), so '%' is written once. */
+const char schedtop_usage[] =
+	"Usage: schedtop [-p PID] [-v] [--batch [-n N] [--json]] [interval [count]]\n"
+	"       schedtop -p PID --no-bpf [--prefix NAME] [--batch [--json]] [interval [count]]\n"
+	"       schedtop [options] -- CMD [ARGS...]\n"
+	"       schedtop trace (-p PID | -- CMD...) --duration S [--warmup S] -o FILE\n"
+	"       schedtop list\n"
+	"       schedtop report SNAPSHOTS.jsonl [--json]\n"
+	"       schedtop convert EVENTS.jsonl -o TRACE.json\n"
+	"       schedtop diff A B [--fail-over PCT] [--min-change PCT] [--json]\n"
+	"       schedtop metrics (-p PID | -- CMD...) (--listen ADDR:PORT | --once [interval])\n"
+	"       schedtop record (-p PID | -- CMD...) [--last 30s] [--on lint,signal,exit] -o DIR\n"
+	"\n"
+	"Watch the workers of a weft runtime: steals, parks, queue depths (USDT\n"
+	"probes of libweft) joined with the kernel's view of the same threads.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID       process to watch\n"
+	"      --wait          with -p: wait until the process loads libweft (dlopen)\n"
+	"  -b, --batch         no terminal UI: one report per interval on stdout\n"
+	"  -n, --count N       stop after N intervals (same as the count argument)\n"
+	"  -j, --json          with --batch: one JSON object per line\n"
+	"  -r, --record FILE   with --batch: also write raw snapshots (for `schedtop report`)\n"
+	"      --no-bpf        no BPF, no privileges needed: per worker thread the\n"
+	"                      software perf counters (task-clock, context switches,\n"
+	"                      migrations) and /proc; the columns that need BPF are\n"
+	"                      listed as missing. Without it, schedtop exits 77 when\n"
+	"                      it may not load BPF (it never falls back by itself)\n"
+	"      --prefix NAME   --no-bpf: worker threads are named NAME-<n>\n"
+	"                      (default weft-worker, the runtime's thread_name_prefix)\n"
+	"  -d, --duration S    trace: seconds to record (default 5)\n"
+	"  -w, --warmup S      trace: seconds to wait before recording (default 0)\n"
+	"  -o, --output FILE   trace/convert: trace-event JSON to FILE, JSON lines to\n"
+	"                      FILE with .jsonl instead of .json\n"
+	"      --listen A:P    metrics: serve GET /metrics (Prometheus text format) on\n"
+	"                      ADDR:PORT, e.g. 127.0.0.1:9464, [::1]:9464, :9464\n"
+	"      --once          metrics: print one scrape after `interval` (default 1 s)\n"
+	"      --last DUR      record: keep the last DUR of events (30s, 2m, 500ms)\n"
+	"      --on LIST       record: dump the window when a lint fires (lint), on\n"
+	"                      SIGUSR1 to schedtop (signal), when it stops (exit)\n"
+	"      --max-events N  record: event ring capacity (default 262144, 12 MiB)\n"
+	"      --fail-over PCT diff: exit 1 when a metric got worse by more than PCT %\n"
+	"                      (significant changes of directional metrics only)\n"
+	"      --min-change PCT diff: smallest change called significant (default 5)\n"
+	"  -v, --verbose       libbpf debug output\n"
+	"  -h, --help          this help\n"
+	"  interval            seconds between reports (default 1, may be fractional)\n"
+	"  count               number of reports (default: until the target exits)\n"
+	"\n"
+	"Examples:\n"
+	"  schedtop -p $(pidof myserver)           # live view, 1 s refresh\n"
+	"  schedtop -p 1234 --batch -n 5 --json    # 5 JSON objects, 1 per second\n"
+	"  schedtop -p 1234 --batch 0.5 10         # text, every 0.5 s, 10 times\n"
+	"  schedtop trace -p 1234 --duration 3 -o run.json   # open run.json in ui.perfetto.dev\n"
+	"  schedtop --batch -- build/examples/skewed 5 2     # start a program and watch it\n"
+	"  schedtop --batch -- sh -c './server > log'        # through a wrapper (sh, env, taskset)\n"
+	"  schedtop list                           # which processes use weft\n"
+	"  schedtop -p 1234 --no-bpf --batch -n 3  # as an ordinary user, own process\n"
+	"\n"
+	"Live view keys: q quit, h help, s change sort, 1 workers, 2 steal matrix,\n"
+	"3 histograms.\n"
+	"\n"
+	"Privileges: root, or a copy with `setcap cap_bpf,cap_perfmon,cap_sys_admin=p`\n"
+	"(docs/OBSERVABILITY.md, Privileges); capabilities are used only to load and\n"
+	"attach, and only your own (dumpable) processes may be watched unless root.\n"
+	"Exit status: 0 ok, 1 failure (also: not allowed to watch that process),\n"
+	"2 usage, 77 BPF unavailable: a capability missing, no BTF (never with --no-bpf).\n";
+
 static int usage_err(FILE *err, const char *fmt, const char *arg)
 {
 	fprintf(err, "schedtop: ");
@@ -128,6 +196,12 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 			return usage_err(err, "metrics writes the Prometheus text format only%s", NULL);
 		break;
 	case M_TOP:
+		/* a word first: a mistyped or unknown command, not an interval
+		 * ("schedtop stall -p PID" said "invalid interval 'stall'") */
+		if (npos >= 1 && pos[0] == a->first_word &&
+		    ((pos[0][0] >= 'a' && pos[0][0] <= 'z') || (pos[0][0] >= 'A' && pos[0][0] <= 'Z')))
+			return usage_err(err, "unknown command '%s' (commands: trace, list, report, "
+					      "convert, diff, metrics, record)", pos[0]);
 		if (npos > 2)
 			return usage_err(err, "too many arguments ('%s')", pos[2]);
 		if (npos >= 1 && (!parse_double(pos[0], &a->interval) || a->interval < 0.01))
@@ -179,6 +253,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 	if (a->cmd && !a->cmd[0])
 		return usage_err(err, "-- needs a command%s", NULL);
 	int first = 1;
+	a->first_word = nopt > 1 ? argv[1] : NULL;
 	if (nopt > 1) {
 		if (!strcmp(argv[1], "trace")) a->mode = M_TRACE;
 		else if (!strcmp(argv[1], "list")) a->mode = M_LIST;

@@ -27,6 +27,7 @@ struct schedtop_args {
 	bool once;              /* metrics: print one scrape and exit */
 	double fail_over;       /* diff: gate threshold in percent; < 0: none */
 	double min_change;      /* diff: smallest change called significant, percent */
+	const char *first_word; /* argv[1] as given: a word there is a command */
 	char **pos;             /* positional arguments left (report/convert: the file) */
 	int npos;
 };
@@ -41,6 +42,9 @@ unsigned rec_parse_on(const char *s);
 
 /* "30s", "2m", "500ms", "1.5" (seconds) to seconds; < 0 when invalid. */
 double rec_parse_duration(const char *s);
+
+/* --help's text. */
+extern const char schedtop_usage[];
 
 #define SCHEDTOP_ARGS_OK 0
 #define SCHEDTOP_ARGS_USAGE 2   /* the message went to `err` */
