@@ -28,7 +28,8 @@ TEST is one of:
   nobpf     --no-bpf as an unprivileged user (nobody, via setpriv) against
             weft_load run as that user too: per-worker perf task-clock and
             /proc context switches in the JSON, the BPF columns listed as
-            missing with the fix, exit 0.
+            missing with the fix, exit 0. Then lint_target two (two
+            runtimes, each with a weft-worker-0): one row per thread.
   bpftrace  the probes are standard USDT: bpftrace counts steals.
   longpoll  tests/bpf/stall_target spins 2 s in one poll: while it spins,
             schedtop's long-poll lint names the task, spin_poll with its
@@ -409,6 +410,7 @@ def unpriv_copies(d, schedtop, load, lib):
 
 
 def test_nobpf(schedtop, load, lib):
+    orig = (schedtop, load)   # before the copies for nobody
     d = None
     env = dict(os.environ)
     if os.geteuid() != 0:
@@ -470,8 +472,45 @@ def test_nobpf(schedtop, load, lib):
         fail("a worker has no task-clock time: %s" % clk)
     if not all(c > 0 for c in cs):
         fail("a worker has no context switch: %s" % cs)
+    nobpf_two_runtimes(*orig)
     print("PASS: --no-bpf as uid %s: task-clock ns %s, context switches %s, perf user-only %s"
           % ("65534" if prefix else os.geteuid(), clk, cs, final["perf"]["user_mode_only"]))
+
+
+def nobpf_two_runtimes(schedtop, load):
+    """Two runtimes (2 and 1 workers: two threads named weft-worker-0):
+    one row per thread, keyed by tid. Keyed by the name's number they took
+    turns in one row, its totals reset at each turn, one never shown."""
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    tp = subprocess.Popen([target, "two", "20", "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        ready = read_line(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            fail("lint_target two did not get ready: %r" % ready)
+        p = run_schedtop([schedtop, "-p", ready.split()[1], "--no-bpf", "--batch", "--json",
+                          "-n", "4", "0.25"], timeout=30)
+    finally:
+        tp.kill()
+        tp.wait()
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or len(objs) != 4:
+        fail("--no-bpf on two runtimes: rc %d, %d objects: %s" % (p.returncode, len(objs),
+                                                                 p.stderr))
+    last = {}
+    for o in objs:
+        rows = [(w["core"], w["tid"]) for w in o["worker"]]
+        tids = [t for _, t in rows]
+        if len(set(tids)) != len(tids) or len(rows) != 3 or o["workers"] != 3:
+            fail("--no-bpf two runtimes: rows %s (want 3, one per thread)" % rows)
+        if sorted(c for c, _ in rows) != [0, 0, 1]:
+            fail("--no-bpf two runtimes: worker numbers %s, want 0 0 1" % rows)
+        for w in o["worker"]:
+            tot = w["total"]["task_clock_ns"]
+            if tot < last.get(w["tid"], 0):
+                fail("thread %d: total task-clock went from %d to %d"
+                     % (w["tid"], last[w["tid"]], tot))
+            last[w["tid"]] = tot
+    print("--no-bpf, two runtimes: 3 rows by tid %s" % sorted(last))
 
 
 def lints_of(obj, name):

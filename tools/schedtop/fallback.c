@@ -232,8 +232,15 @@ int fb_sample(struct fallback *fb)
 	fb->prev_ts_ns = fb->ts_ns;
 	fb->ts_ns = now_ns();
 	for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++) {
-		fb->th[i].prev = fb->th[i].cur;
-		fb->th[i].alive = false;
+		struct fb_thread *t = &fb->th[i];
+		if (t->tid && !t->alive && t->state == 'X') { /* shown gone once: free it */
+			thread_close(t);
+			memset(t, 0, sizeof(*t));
+			for (int k = 0; k < FB_NR; k++)
+				t->fd[k] = -1;
+		}
+		t->prev = t->cur;
+		t->alive = false;
 	}
 	fb->other_threads = 0;
 	fb->n_other_names = 0;
@@ -253,16 +260,28 @@ int fb_sample(struct fallback *fb)
 			note_other_name(fb, comm);
 			continue;
 		}
-		struct fb_thread *t = &fb->th[w];
-		bool fresh = t->tid != tid;
+		struct fb_thread *t = NULL, *free_row = NULL;
+		for (unsigned i = 0; i < WEFT_BPF_MAX_CORES && !t; i++) {
+			if (fb->th[i].tid == tid)
+				t = &fb->th[i];
+			else if (!fb->th[i].tid && !free_row)
+				free_row = &fb->th[i];
+		}
+		bool fresh = !t;
 		if (fresh) {
-			thread_close(t);
+			if (!free_row) { /* more worker threads than rows */
+				fb->other_threads++;
+				continue;
+			}
+			t = free_row;
 			memset(&t->first, 0, sizeof(t->first));
 			memset(&t->cur, 0, sizeof(t->cur));
 			t->tid = tid;
-			snprintf(t->comm, sizeof(t->comm), "%.15s", comm);
 			thread_open_perf(fb, t);
 		}
+		/* the name may change (a thread renamed, a tid reused) */
+		t->index = w;
+		snprintf(t->comm, sizeof(t->comm), "%.15s", comm);
 		if (!thread_read_proc(fb->pid, t, tck))
 			continue;
 		thread_read_perf(t);
@@ -273,13 +292,26 @@ int fb_sample(struct fallback *fb)
 			t->prev = t->cur;
 		}
 		t->alive = true;
-		if ((unsigned)w + 1 > fb->nworkers)
-			fb->nworkers = (unsigned)w + 1;
 	}
 	closedir(d);
-	for (unsigned i = 0; i < fb->nworkers; i++)
-		if (fb->th[i].tid && !fb->th[i].alive)
-			fb->th[i].state = 'X';
+	fb->nworkers = 0;
+	for (unsigned i = 0; i < WEFT_BPF_MAX_CORES; i++) {
+		struct fb_thread *t = &fb->th[i];
+		if (!t->tid)
+			continue;
+		if (!t->alive)
+			t->state = 'X';
+		/* insertion by (index, tid) */
+		unsigned j = fb->nworkers++;
+		while (j > 0) {
+			const struct fb_thread *o = &fb->th[fb->order[j - 1]];
+			if (o->index < t->index || (o->index == t->index && o->tid < t->tid))
+				break;
+			fb->order[j] = fb->order[j - 1];
+			j--;
+		}
+		fb->order[j] = i;
+	}
 	return 0;
 }
 
@@ -340,15 +372,11 @@ void fb_print_text(FILE *f, const struct fallback *fb)
 	fprintf(f, "%-3s %-7s %-15s %2s %3s %6s %9s %6s %5s %6s %6s %8s %8s\n", "W", "TID", "COMM",
 		"ST", "CPU", "CPU%", "TASKCLK", "CS", "MIGR", "VCS", "NVCS", "UTIME", "STIME");
 	for (unsigned i = 0; i < fb->nworkers; i++) {
-		const struct fb_thread *t = &fb->th[i];
-		if (!t->tid) {
-			fprintf(f, "%-3u %-7s\n", i, "-");
-			continue;
-		}
+		const struct fb_thread *t = &fb->th[fb->order[i]];
 		char comm[sizeof(t->comm) * 4];
-		fprintf(f, "%-3u %-7d %-15s %2c %3d %6.1f %7.1fms %6" PRIu64 " %5" PRIu64 " %6" PRIu64
+		fprintf(f, "%-3d %-7d %-15s %2c %3d %6.1f %7.1fms %6" PRIu64 " %5" PRIu64 " %6" PRIu64
 			   " %6" PRIu64 " %6.1fms %6.1fms\n",
-			i, t->tid, tx_safe(comm, sizeof(comm), t->comm), t->state ? t->state : '?', t->cpu, cpu_pct(fb, t, dt),
+			t->index, t->tid, tx_safe(comm, sizeof(comm), t->comm), t->state ? t->state : '?', t->cpu, cpu_pct(fb, t, dt),
 			(double)dd(t->cur.perf[FB_TASK_CLOCK], t->prev.perf[FB_TASK_CLOCK]) / 1e6,
 			dd(t->cur.perf[FB_CTX_SWITCHES], t->prev.perf[FB_CTX_SWITCHES]),
 			dd(t->cur.perf[FB_MIGRATIONS], t->prev.perf[FB_MIGRATIONS]),
@@ -399,11 +427,10 @@ void fb_print_json(FILE *f, const struct fallback *fb, const char *end)
 	fprintf(f, ",\"worker\":[");
 	bool first = true;
 	for (unsigned i = 0; i < fb->nworkers; i++) {
-		const struct fb_thread *t = &fb->th[i];
-		if (!t->tid)
-			continue;
+		const struct fb_thread *t = &fb->th[fb->order[i]];
 		const struct fb_vals *c = &t->cur, *p = &t->prev, *z = &t->first;
-		fprintf(f, "%s{\"core\":%u,\"tid\":%d,\"comm\":", first ? "" : ",", i, t->tid);
+		fprintf(f, "%s{\"core\":%d,\"tid\":%d,\"comm\":", first ? "" : ",", t->index,
+			t->tid);
 		json_str(f, t->comm);
 		fprintf(f,
 			",\"kstate\":\"%c\",\"last_cpu\":%d,\"cpu_pct\":%.1f,"

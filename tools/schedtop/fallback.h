@@ -25,7 +25,8 @@ struct fb_vals {
 };
 
 struct fb_thread {
-	int tid;                       /* 0: no thread seen for this worker index */
+	int tid;                       /* 0: a free row */
+	int index;                     /* the number in its name, <prefix>-<n> */
 	bool alive;                    /* seen in the latest scan */
 	char comm[16];
 	char state;                    /* /proc state letter: R S D ... */
@@ -37,8 +38,14 @@ struct fb_thread {
 struct fallback {
 	int pid;
 	char prefix[32];
-	unsigned nworkers;             /* highest worker index seen + 1 */
+	/* Rows are keyed by thread id, not by the number in the name: two
+	 * runtimes, or block_in_place's spare threads, each have a
+	 * weft-worker-0, and keyed by name they took turns in one row (its
+	 * counters reset at each turn, one of them never shown). A row whose
+	 * thread is gone shows once with state X, then is freed. */
+	unsigned nworkers;             /* rows in use (threads named <prefix>-<n>) */
 	struct fb_thread th[WEFT_BPF_MAX_CORES];
+	unsigned order[WEFT_BPF_MAX_CORES]; /* rows in use, by index then tid */
 	unsigned other_threads;        /* threads of the process that are not workers */
 	/* their names, each once (the first FB_MAX_NAMES), for the message when
 	 * no thread matches the prefix */
