@@ -77,6 +77,9 @@ TEST is one of:
             column, at 80 the footer says how many are hidden; the
             histogram view shows its four boxes side by side without
             overlap, bucket bounds in units (ns/us/ms/s).
+  tui_two   the live view of lint_target two (two runtimes) at 80x24: the
+            header says `runtimes 2`; the steal matrix labels r1w0 r1w1
+            r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
   tui_cmd   the live view with `-- review_target restart 40 0.3` (a line
             of output every 0.3 s) under tmux at 80x24: no output of the
             command on the view, which keeps its 24 lines; on q schedtop
@@ -1022,6 +1025,61 @@ def test_tui_cmd(st, wl_test, wl, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_tui_two(st, wl_test, wl, lib):
+    """The live view of two runtimes (lint_target two, 2 and 1 workers) at
+    80x24: the header says `runtimes 2` as documented, and the steal
+    matrix labels each worker with its runtime (r1w0 r1w1 r2w0, and a
+    legend), where it read w0 w1 w0."""
+    import re
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    target = os.path.join(os.path.dirname(wl_test), "lint_target")
+    tp = subprocess.Popen([target, "two", "20", "2"], stdout=subprocess.PIPE, text=True)
+    T = [tmux, "-L", "schedtop-tuitwo-%d" % os.getpid()]
+
+    def cap():
+        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                              text=True).stdout
+
+    def wait_for(text):
+        end = time.time() + 10
+        while time.time() < end:
+            c = cap()
+            if text in c:
+                return c
+            time.sleep(0.2)
+        fail("%r never appeared; screen:\n%s" % (text, cap()))
+    try:
+        ready = tp.stdout.readline()
+        if not ready.startswith("ready "):
+            fail("lint_target two: %r" % ready)
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                            "%s -p %s 0.5; sleep 30" % (st, ready.split()[1])], check=True)
+        one = wait_for("1 workers")
+        print(one.split("\n")[0])
+        if not one.startswith("schedtop pid %s  runtimes 2  workers 3" % ready.split()[1]):
+            fail("header lacks `runtimes 2`: %r" % one.split("\n")[0])
+        subprocess.run(T + ["send-keys", "-t", "st", "2"])
+        m = wait_for("2 steal matrix")
+        lines = m.split("\n")
+        print("\n".join(lines[4:10]))
+        # which runtime is r1 depends on which showed first: 2 + 1 workers
+        cols = lines[5].split()[1:]
+        want = (["r1w0", "r1w1", "r2w0"], ["r1w0", "r2w0", "r2w1"])
+        if lines[5].split()[0] != "thief\\v" or cols not in want:
+            fail("matrix columns: %r" % lines[5])
+        if [l.split()[0] for l in lines[6:9]] != cols:
+            fail("matrix rows: %r" % lines[6:9])
+        if not re.match(r"^runtimes: r1 0x[0-9a-f]+ r2 0x[0-9a-f]+\s*$", lines[9]):
+            fail("no legend for r1/r2: %r" % lines[9])
+        print("PASS: runtimes 2 in the header, matrix labelled by runtime")
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        tp.kill()
+        tp.wait()
+
+
 def readline_within(proc, secs):
     """One line of proc's stdout within secs, or None."""
     import select
@@ -1389,7 +1447,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

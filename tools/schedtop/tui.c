@@ -122,6 +122,8 @@ static void header(const struct interval *iv, int pid)
 	fmt_rate(r3, sizeof(r3), iv->tasks_stolen_per_s);
 	fmt_rate(r4, sizeof(r4), iv->parks_per_s);
 	snprintf(seg[ns++], sizeof(seg[0]), "schedtop pid %d", pid);
+	if (iv->runtimes > 1) /* as the text output (found missing by a review) */
+		snprintf(seg[ns++], sizeof(seg[0]), "runtimes %u", iv->runtimes);
 	snprintf(seg[ns++], sizeof(seg[0]), "workers %u", iv->workers);
 	snprintf(seg[ns++], sizeof(seg[0]), "polls/s %s", r1);
 	snprintf(seg[ns++], sizeof(seg[0]), "steals/s %s (tasks/s %s)", r2, r3);
@@ -281,6 +283,21 @@ static void view_workers(struct tui *t, int pid)
 	(void)pid;
 }
 
+/* The label of the k-th worker in display order: "w3", or with several
+ * runtimes "r2w3" (runtime 2 in display order, its core 3): "w0 w0 w1"
+ * did not say whose worker 0 was which. */
+static void wlabel(const struct interval *iv, unsigned k, char *b, size_t n)
+{
+	unsigned rk = 1;
+	for (unsigned i = 1; i <= k; i++)
+		if (iv->row[iv->order[i]].rt != iv->row[iv->order[i - 1]].rt)
+			rk++;
+	if (iv->runtimes > 1)
+		snprintf(b, n, "r%uw%u", rk, iv->row[iv->order[k]].core);
+	else
+		snprintf(b, n, "w%u", iv->row[iv->order[k]].core);
+}
+
 static void view_matrix(struct tui *t)
 {
 	const struct interval *iv = t->iv;
@@ -292,11 +309,17 @@ static void view_matrix(struct tui *t)
 	put(4, 0, "steal operations this interval: rows thief, columns victim (max %llu)",
 	    (unsigned long long)mx);
 	unsigned ncol = 0, nrow = 0;
+	char lb[32];
 	int x = put(5, 0, "thief\\v ");
-	for (unsigned v = 0; v < iv->workers && x + 7 <= COLS - 1; v++, ncol++)
-		x += put(5, x, "   w%-3u", iv->row[iv->order[v]].core); /* worker order */
-	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1; a++, nrow++) {
-		x = put(6 + (int)a, 0, "w%-6u ", iv->row[iv->order[a]].core);
+	for (unsigned v = 0; v < iv->workers && x + 7 <= COLS - 1; v++, ncol++) {
+		wlabel(iv, v, lb, sizeof(lb));
+		x += put(5, x, " %6s", lb); /* worker order */
+	}
+	/* with several runtimes, a line under the rows says which is which */
+	int legend = iv->runtimes > 1 ? 1 : 0;
+	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1 - legend; a++, nrow++) {
+		wlabel(iv, a, lb, sizeof(lb));
+		x = put(6 + (int)a, 0, "%-7s ", lb);
 		for (unsigned v = 0; v < ncol; v++) {
 			uint64_t xv = iv->matrix[iv->order[a]][iv->order[v]];
 			int lvl = mx ? (int)(xv * 4 / mx) : 0;
@@ -306,6 +329,16 @@ static void view_matrix(struct tui *t)
 			if (has_colors() && xv)
 				attroff(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
 		}
+	}
+	if (legend) {
+		char leg[512];
+		size_t l = (size_t)snprintf(leg, sizeof(leg), "runtimes:");
+		unsigned rk = 0;
+		for (unsigned k = 0; k < iv->workers && l < sizeof(leg); k++)
+			if (!k || iv->row[iv->order[k]].rt != iv->row[iv->order[k - 1]].rt)
+				l += (size_t)snprintf(leg + l, sizeof(leg) - l, " r%u 0x%llx", ++rk,
+						      (unsigned long long)iv->row[iv->order[k]].rt);
+		put(6 + (int)nrow, 0, "%s", leg);
 	}
 	put(LINES - 1, 0, "2 steal matrix%s  q quit h help 1 3",
 	    ncol < iv->workers || nrow < iv->workers ? "  (cut to the terminal: widen)" : "");
