@@ -10,7 +10,14 @@
  * between survives. HUP and ERROR are states, not edges: each event (epoll
  * reports the fd's whole current mask) replaces them, so a socket that was
  * "hung up" only while unconnected does not stay so (a stale HUP made every
- * wait return at once and a reader spin on EAGAIN). EPOLLRDHUP (the peer
+ * wait return at once and a reader spin on EAGAIN). ERROR is also cleared,
+ * with the direction's bit, after a call that returned EAGAIN: a socket's
+ * pending error is returned before EAGAIN, so that call proves it consumed,
+ * and edge-triggered epoll reports nothing new (a connected UDP socket's
+ * ICMP error, consumed by a recv's -ECONNREFUSED, stayed set and every
+ * later wait returned at once: a 1 s timed recv spun 0.6 s of CPU, found by
+ * a review). Not after a broken io_uring poll (RD_BROKEN): no event would
+ * ever come to wake the wait. EPOLLRDHUP (the peer
  * shut its write side) wakes readers only; EPOLLHUP (both directions) and
  * EPOLLERR wake writers too. Readiness polls spend the cooperative budget,
  * like every other resource, so a task that keeps finding readiness still
@@ -124,9 +131,12 @@ static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
 }
 
 /* Internal readiness bits: the runtime shut down (operations fail); both
- * directions hung up (EPOLLHUP: writers wake too, and see WEFT_IO_HUP). */
+ * directions hung up (EPOLLHUP: writers wake too, and see WEFT_IO_HUP);
+ * io_uring: the poll is gone and cannot be armed again (poll_gone), so the
+ * ERROR set with it is never cleared. */
 #define RD_SHUTDOWN 0x20u
 #define RD_WRHUP 0x40u
+#define RD_BROKEN 0x80u
 /* The state-like bits each event replaces. */
 #define RD_STATE (WEFT_IO_HUP | WEFT_IO_ERROR | RD_WRHUP)
 
@@ -312,7 +322,7 @@ static int uring_arm_locked(struct weft_io *io)
 static void poll_gone(struct weft_io *io, bool broken)
 {
 	if (broken) {
-		update_bits(io, WEFT_IO_ERROR, RD_STATE);
+		update_bits(io, WEFT_IO_ERROR | RD_BROKEN, RD_STATE);
 		wake_dir(io, WEFT_IO_ERROR);
 	}
 	atomic_fetch_add_explicit(&io->rt->driver.io_polls_ended, 1, memory_order_relaxed);
@@ -695,11 +705,16 @@ enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsign
 	return WEFT_READY;
 }
 
+/* ERROR goes too when it is in the mask: the call that returned EAGAIN
+ * consumed the pending error (see the top), unless the poll is broken. */
 void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready)
 {
-	unsigned clear = ready.mask & (WEFT_IO_READABLE | WEFT_IO_WRITABLE);
+	unsigned want = ready.mask & (WEFT_IO_READABLE | WEFT_IO_WRITABLE | WEFT_IO_ERROR);
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
-	while ((r >> 8) == ready.tick && (r & clear)) {
+	for (;;) {
+		unsigned clear = r & RD_BROKEN ? want & ~WEFT_IO_ERROR : want;
+		if ((r >> 8) != ready.tick || !(r & clear))
+			break;
 		if (atomic_compare_exchange_weak_explicit(&io->readiness, &r, r & ~(uint64_t)clear,
 							  memory_order_acq_rel, memory_order_relaxed))
 			break;
@@ -927,7 +942,8 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				continue;                                         \
 			if (e_ != EAGAIN && e_ != EWOULDBLOCK)                    \
 				return -e_;                                       \
-			weft_io_clear_ready((io), (struct weft_io_ready){ (dir), r_ >> 8 }); \
+			weft_io_clear_ready((io), (struct weft_io_ready){         \
+				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
 			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir))); \
 			if (w_ < 0)                                               \
 				return w_;                                        \

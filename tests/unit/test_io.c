@@ -994,3 +994,100 @@ Test(io, short_unix_read_does_not_hide_the_rest, .timeout = WT_TMO(30))
 	close(sv[1]);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * A connected UDP socket whose peer port is closed: a send draws an ICMP
+ * port unreachable, which sets the socket's error (EPOLLERR), and the next
+ * recv returns it (-ECONNREFUSED), consuming it. ERROR used to stay in the
+ * readiness word until the next event, which edge-triggered epoll never
+ * sent: a later recv found EAGAIN, its wait returned at once on ERROR, and
+ * it spun until its deadline (0.6 s of CPU in a 1 s timed recv, a review's
+ * program). The poll form's clear after EAGAIN left ERROR set the same way.
+ */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct weft_io *udp_to_closed_port(struct weft_runtime *rt)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(s, 0);
+	cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	close(s); /* the port is closed now */
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, fd, &io), 0);
+	return io;
+}
+
+/* Send, wait for the ICMP error, and consume it with a recv. */
+static void draw_and_consume_udp_error(struct weft_io *io)
+{
+	cr_assert_eq(weft_send(io, "x", 1, 0), 1);
+	int m = weft_io_wait(io, WEFT_IO_READABLE, 2000000000ull);
+	cr_assert_gt(m, 0, "weft_io_wait: %d", m);
+	cr_assert(m & WEFT_IO_ERROR, "no error came (mask %#x)", (unsigned)m);
+	char b[8];
+	ssize_t r = weft_recv(io, b, sizeof(b), 0);
+	cr_assert_eq(r, -ECONNREFUSED, "recv: %zd", r);
+}
+
+struct after_error { struct weft_io *io; atomic_int step; unsigned first, second; int eagain; };
+
+static enum weft_poll poll_after_error(void *state, struct weft_cx *cx)
+{
+	struct after_error *p = state;
+	if (atomic_load(&p->step))
+		return WEFT_READY; /* woken by the close */
+	struct weft_io_ready r = { 0 };
+	if (weft_io_poll_ready(p->io, cx, WEFT_IO_READABLE, &r) == WEFT_READY) {
+		p->first = r.mask;
+		char b[8];
+		p->eagain = recv(weft_io_fd(p->io), b, sizeof(b), MSG_DONTWAIT) < 0 && errno == EAGAIN;
+		weft_io_clear_ready(p->io, r);
+		if (weft_io_poll_ready(p->io, cx, WEFT_IO_READABLE, &r) == WEFT_READY)
+			p->second = r.mask;
+	}
+	atomic_store(&p->step, 1);
+	return p->second ? WEFT_READY : WEFT_PENDING;
+}
+
+Test(io, consumed_udp_error_does_not_spin_the_next_recv, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_io *io = udp_to_closed_port(rt);
+	draw_and_consume_udp_error(io);
+	/* nothing will come: the deadline ends the recv after 1 s */
+	cr_assert_eq(weft_io_set_deadline(io, WEFT_IO_READABLE, wt_now_ns() + 1000000000ull), 0);
+	char b[8];
+	uint64_t c0 = thread_cpu_ns(), t0 = wt_now_ns();
+	ssize_t r = weft_recv(io, b, sizeof(b), 0);
+	uint64_t cpu = thread_cpu_ns() - c0, wall = wt_now_ns() - t0;
+	cr_log_info("timed recv after a consumed error: %zd, %.3f s wall, %.3f s CPU", r,
+		    (double)wall / 1e9, (double)cpu / 1e9);
+	cr_assert_eq(r, -ETIMEDOUT, "recv: %zd", r);
+	cr_assert_lt(cpu, 200000000ull, "the recv spun: %.3f s of CPU in %.3f s", (double)cpu / 1e9,
+		     (double)wall / 1e9);
+	/* the poll form: an EAGAIN then weft_io_clear_ready clears ERROR too */
+	cr_assert_eq(weft_io_set_deadline(io, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+	draw_and_consume_udp_error(io);
+	struct after_error p = { .io = io };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, poll_after_error, &p, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.step), WT_LONG_MS));
+	cr_assert(p.first & WEFT_IO_ERROR, "the poll form saw %#x, not the stale error", p.first);
+	cr_assert(p.eagain, "the socket had something to read");
+	cr_assert_eq(p.second, 0, "still ready (%#x) after EAGAIN and weft_io_clear_ready",
+		     p.second);
+	cr_assert_eq(weft_io_close(io), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	wt_rt_destroy(rt);
+}

@@ -65,7 +65,10 @@ WEFT_API int weft_io_fd(const struct weft_io *io);
  * Poll form. A readiness value carries a tick; weft_io_clear_ready clears
  * the bits only if no newer readiness arrived since it was read, so an
  * event that lands between "read returned EAGAIN" and "clear" is never
- * lost. weft_io_poll_ready returns WEFT_READY with *ready set when any bit
+ * lost. Clear after an operation returned EAGAIN: ERROR goes too when it is
+ * in ready.mask (a socket returns its pending error before EAGAIN, so the
+ * error was consumed; left set, it made every later poll ready at once).
+ * weft_io_poll_ready returns WEFT_READY with *ready set when any bit
  * of `interest` (or HUP, ERROR, CLOSED) is set, else registers cx's waker:
  * one per direction, the last poller's (as Tokio's poll_read_ready), so
  * poll one registration's direction from one task at a time. The
