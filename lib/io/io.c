@@ -539,7 +539,10 @@ void weft__io_shutdown(struct weft_runtime *rt)
 	/* No worker is left: make further operations fail (-ESHUTDOWN) and
 	 * wake the waiters, so a thread blocked in weft_read outside the
 	 * runtime returns (its waker used to be dropped, and it slept on for
-	 * good: found by a review). A task's waker goes through the runtime's
+	 * good: found by a review). Before shutdown waits for the blocking
+	 * pool: a job blocked in weft_read holds that wait up, and nothing
+	 * else wakes it (this ran after that wait, which timed out, and
+	 * destroy hung: found by a review). A task's waker goes through the runtime's
 	 * after-shutdown path. The structs stay valid until closed, or until
 	 * destroy frees them.
 	 * Wakers run with no lock held (a task's drop may close a

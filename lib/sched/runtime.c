@@ -586,6 +586,11 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 			rt->workers[i].joined = true;
 		}
 	}
+	/* No driver pass will come: registrations fail from here
+	 * (-ESHUTDOWN) and their waiters wake, a blocking-pool job waiting in
+	 * weft_read among them, which would otherwise hold up the wait for
+	 * the pool below for good. */
+	weft__io_shutdown(rt);
 	if (weft__blocking_shutdown(rt, deadline_mono)) {
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return -ETIMEDOUT;
@@ -596,7 +601,6 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	drain_queues(rt);
 	drain_orphans(rt, true); /* from here refused tasks end at once */
 	weft__blocking_drain(rt);
-	weft__io_shutdown(rt);
 	rt->shut_down = true;
 	pthread_mutex_unlock(&rt->shutdown_lock);
 	return 0;

@@ -331,6 +331,42 @@ Test(io, shutdown_wakes_a_thread_blocked_in_read, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* The same read in a blocking-pool job: shutdown wakes it (-ESHUTDOWN) and
+ * returns. It used to mark the registrations only after it had waited for
+ * the pool, which such a job holds up, and no driver pass came once the
+ * workers had stopped: shutdown said -ETIMEDOUT, and destroy hung (a
+ * review's programs). */
+static void *read_then_close(void *arg)
+{
+	struct blocked_reader *b = arg;
+	blocked_read(b);
+	weft_io_close(b->io); /* a pool job cleans up after itself */
+	return NULL;
+}
+
+Test(io, shutdown_wakes_a_blocking_job_blocked_in_read, .timeout = WT_TMO(20))
+{
+	for (int destroy = 0; destroy < 2; destroy++) {
+		struct weft_runtime *rt = wt_rt_create(1);
+		int p[2];
+		cr_assert_eq(pipe(p), 0);
+		struct blocked_reader b = { .res = 99 };
+		cr_assert_eq(weft_io_register(rt, p[0], &b.io), 0);
+		cr_assert_eq(weft_spawn_blocking(rt, read_then_close, &b, NULL), 0);
+		wt_sleep_ms(100);
+		cr_assert_eq(atomic_load(&b.done), 0, "the read did not wait");
+		if (!destroy) {
+			int rc = weft_runtime_shutdown(rt, 3000 * 1000000ull);
+			cr_assert_eq(rc, 0, "shutdown: %d (%s): the job's read was not woken", rc,
+				     weft_strerror(rc));
+		}
+		wt_rt_destroy(rt); /* with the job's registration closed by the job */
+		cr_assert_eq(atomic_load(&b.done), 1);
+		cr_assert_eq(b.res, -ESHUTDOWN, "read returned %zd", b.res);
+		close(p[1]);
+	}
+}
+
 /* weft_io_close while a weft_read on another thread is past its checks
  * and about to read(2): the fd stays open until that call is done, so the
  * call cannot read a file that took the number over. close(2) at once
