@@ -305,6 +305,14 @@ static uint64_t keep_alive_deadline(const struct weft__blocking *b)
 	return b->keep_alive_ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + b->keep_alive_ns;
 }
 
+/* Under b->lock: queued jobs wait for a thread's room, which only a
+ * spare's exit can make (no idle pool thread takes them, and the pool and
+ * the spares are at max_blocking_threads). */
+static bool jobs_want_room_locked(const struct weft__blocking *b)
+{
+	return !b->closed && b->queue.n > b->idle && b->threads + b->extra >= b->max;
+}
+
 static void spare_unlist_locked(struct weft__blocking *b, struct weft__worker *w)
 {
 	for (struct weft__worker **pp = &b->spares; *pp; pp = &(*pp)->next_spare) {
@@ -320,12 +328,19 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 {
 	struct weft__blocking *b = &rt->blocking;
 	/* Back on the stack, unless a core is waiting for us already (a new
-	 * spare, started with its first assignment). */
+	 * spare, started with its first assignment), or jobs wait for the
+	 * room we hold: then leave at once (the way out starts a pool thread
+	 * for them). A job spawned while every spare was busy used to wait
+	 * for this one's keep-alive, 10 s by default (found by a review). */
 	pthread_mutex_lock(&b->lock);
 	if (!atomic_load_explicit(&w->assign, memory_order_relaxed) && !w->listed) {
-		w->next_spare = b->spares;
-		b->spares = w;
-		w->listed = true;
+		if (jobs_want_room_locked(b)) {
+			atomic_store_explicit(&w->evicted, true, memory_order_relaxed);
+		} else {
+			w->next_spare = b->spares;
+			b->spares = w;
+			w->listed = true;
+		}
 	}
 	pthread_mutex_unlock(&b->lock);
 	uint64_t deadline = keep_alive_deadline(b);
@@ -338,7 +353,8 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 			return true;
 		}
 		bool down = atomic_load_explicit(&rt->shutdown, memory_order_acquire);
-		if (!down && weft__parker_park_until(&w->parker, deadline) &&
+		if (!down && !atomic_load_explicit(&w->evicted, memory_order_relaxed) &&
+		    weft__parker_park_until(&w->parker, deadline) &&
 		    !atomic_load_explicit(&w->evicted, memory_order_relaxed))
 			continue;
 		pthread_mutex_lock(&b->lock);
@@ -483,12 +499,22 @@ static bool spare_give_back(struct weft_runtime *rt, struct weft__worker *s, str
 		return false;
 	struct weft__blocking *b = &rt->blocking;
 	pthread_mutex_lock(&b->lock);
+	bool evict = false;
 	if (!s->exited && !s->listed) {
-		s->next_spare = b->spares;
-		b->spares = s;
-		s->listed = true;
+		if (jobs_want_room_locked(b)) {
+			/* jobs queued while s held the room: let it go (its way
+			 * out starts a pool thread), as spare_wait does */
+			atomic_store_explicit(&s->evicted, true, memory_order_relaxed);
+			evict = true;
+		} else {
+			s->next_spare = b->spares;
+			b->spares = s;
+			s->listed = true;
+		}
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (evict)
+		weft__parker_unpark(&s->parker);
 	atomic_fetch_add_explicit(&b->reclaims, 1, memory_order_relaxed);
 	return true;
 }

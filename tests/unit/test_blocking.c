@@ -352,6 +352,59 @@ Test(block_in_place, idle_spare_at_the_cap_makes_room_for_a_job, .timeout = WT_T
 	wt_rt_destroy(rt);
 }
 
+/* max_blocking_threads = 1, spent on the spare of a block_in_place whose
+ * fn is still running when a blocking job is spawned: the job queues (no
+ * idle spare to ask to leave). When fn returns the spare goes idle, and
+ * must leave for the job at once; nothing evicted it, and the job waited
+ * for its keep-alive (5 s here; 3 s of 3 s in a review's program). */
+static atomic_int g_slow_in;
+static _Atomic uint64_t g_slow_end_ns, g_job_ran_ns;
+
+static void *slow_200ms(void *arg)
+{
+	atomic_store(&g_slow_in, 1);
+	wt_sleep_ms(200);
+	atomic_store(&g_slow_end_ns, wt_now_ns());
+	return arg;
+}
+
+static void *bip_slow(void *arg)
+{
+	cr_assert_eq(weft_block_in_place(slow_200ms, NULL, NULL), 0);
+	return arg;
+}
+
+static void *note_job_ran(void *arg)
+{
+	atomic_store(&g_job_ran_ns, wt_now_ns());
+	return (void *)42;
+}
+
+Test(block_in_place, job_queued_at_the_cap_gets_the_spare_going_idle, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1,
+		  .blocking_keep_alive_ns = 5000 * 1000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_task *f, *j;
+	cr_assert_eq(weft_spawn(rt, bip_slow, NULL, &f), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_slow_in), WT_LONG_MS));
+	cr_assert_eq(weft_spawn_blocking(rt, note_job_ran, NULL, &j), 0);
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->block_in_place_threads_started, 1, "the call did not go through a spare");
+	cr_assert_eq(m->blocking_queue_depth, 1, "the job did not queue behind the busy spare");
+	weft_metrics_free(m);
+	void *r = NULL;
+	cr_assert_eq(weft_join(f, NULL), 0);
+	cr_assert_eq(weft_join(j, &r), 0);
+	cr_assert_eq((intptr_t)r, 42);
+	uint64_t late = atomic_load(&g_job_ran_ns) - atomic_load(&g_slow_end_ns);
+	cr_log_info("the job ran %.1f ms after fn returned", (double)late / 1e6);
+	cr_assert_lt(late, 1000 * 1000000ull, "the job waited %llu ms for the idle spare to leave",
+		     (unsigned long long)(late / 1000000));
+	wt_rt_destroy(rt);
+}
+
 static atomic_int g_in_fn, g_max_in_fn;
 
 static void *slow_fn(void *arg)
