@@ -121,6 +121,8 @@ int weft__driver_init(struct weft_runtime *rt)
 	atomic_init(&d->io_polls_rearmed, 0);
 	d->arm_pending = NULL;
 	atomic_init(&d->arm_pending_any, false);
+	atomic_init(&d->no_driver, false);
+	d->polled = NULL;
 	d->start_ns = weft__now_ns();
 	atomic_init(&d->sleep_until_tick, UINT64_MAX);
 	atomic_init(&d->unwatched, 0);

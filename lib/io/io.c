@@ -71,6 +71,13 @@ struct weft_io {
 	bool uring_removing;
 	bool uring_more;
 	struct weft_io *arm_next;
+	/* io_uring: the poll holds a reference, and io is on the driver's
+	 * `polled` list (both under retired_lock): whoever takes it off
+	 * drops that reference - the poll's last completion, or after
+	 * shutdown, when no driver pass reads completions, the shutdown or a
+	 * close (poll_unref_locked). */
+	bool polled;
+	struct weft_io *poll_prev, *poll_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	bool close_fd;                  /* weft_io_close: the last reference closes fd */
 	_Atomic uint64_t readiness;
@@ -316,6 +323,34 @@ static int uring_arm_locked(struct weft_io *io)
 	return weft__uring_arm(io->rt, io->fd, io, WANTED);
 }
 
+/* io_uring: the poll takes its reference's place on the books (caller
+ * holds retired_lock; io_ref done). */
+static void poll_ref_locked(struct weft__driver *d, struct weft_io *io)
+{
+	io->polled = true;
+	io->poll_prev = NULL;
+	io->poll_next = d->polled;
+	if (d->polled)
+		d->polled->poll_prev = io;
+	d->polled = io;
+}
+
+/* io_uring: take the poll's reference off the books, if it is still on
+ * them: true if so, and the caller drops it (retired_lock held). */
+static bool poll_unref_locked(struct weft__driver *d, struct weft_io *io)
+{
+	if (!io->polled)
+		return false;
+	io->polled = false;
+	if (io->poll_prev)
+		io->poll_prev->poll_next = io->poll_next;
+	else
+		d->polled = io->poll_next;
+	if (io->poll_next)
+		io->poll_next->poll_prev = io->poll_prev;
+	return true;
+}
+
 /* io_uring: the poll's reference goes (its last completion came, or it
  * was never armed); `broken`: no readiness will come while the
  * registration stays open, so waiters see the error on their call. */
@@ -325,7 +360,13 @@ static void poll_gone(struct weft_io *io, bool broken)
 		update_bits(io, WEFT_IO_ERROR | RD_BROKEN, RD_STATE);
 		wake_dir(io, WEFT_IO_ERROR);
 	}
-	atomic_fetch_add_explicit(&io->rt->driver.io_polls_ended, 1, memory_order_relaxed);
+	struct weft__driver *d = &io->rt->driver;
+	pthread_mutex_lock(&d->retired_lock);
+	bool ours = poll_unref_locked(d, io);
+	pthread_mutex_unlock(&d->retired_lock);
+	if (!ours)
+		return; /* dropped at shutdown already */
+	atomic_fetch_add_explicit(&d->io_polls_ended, 1, memory_order_relaxed);
 	io_unref(io);
 }
 
@@ -360,23 +401,35 @@ static int driver_add(struct weft_io *io, const struct stat *st)
 		if (rc)
 			return rc;
 	}
-	io_ref(io); /* the poll's */
 	struct weft__ctx *ctx = weft__ctx();
-	if (ctx && ctx->rt == rt && ctx->worker) {
-		pthread_mutex_lock(&io->lock);
-		int rc = uring_arm_locked(io);
-		pthread_mutex_unlock(&io->lock);
-		if (rc)
-			atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
-		return rc;
-	}
+	bool worker = ctx && ctx->rt == rt && ctx->worker;
 	pthread_mutex_lock(&d->retired_lock);
-	io->arm_next = d->arm_pending;
-	d->arm_pending = io;
-	atomic_store_explicit(&d->arm_pending_any, true, memory_order_relaxed);
+	if (atomic_load_explicit(&d->no_driver, memory_order_relaxed)) {
+		pthread_mutex_unlock(&d->retired_lock);
+		return -ESHUTDOWN; /* a registration that raced the whole shutdown */
+	}
+	io_ref(io); /* the poll's, on the books before any completion can come */
+	poll_ref_locked(d, io);
+	if (!worker) {
+		io->arm_next = d->arm_pending;
+		d->arm_pending = io;
+		atomic_store_explicit(&d->arm_pending_any, true, memory_order_relaxed);
+	}
 	pthread_mutex_unlock(&d->retired_lock);
-	weft__driver_wake(rt);
-	return 0;
+	if (!worker) {
+		weft__driver_wake(rt);
+		return 0;
+	}
+	pthread_mutex_lock(&io->lock);
+	int rc = uring_arm_locked(io);
+	pthread_mutex_unlock(&io->lock);
+	if (rc) {
+		pthread_mutex_lock(&d->retired_lock);
+		poll_unref_locked(d, io);
+		pthread_mutex_unlock(&d->retired_lock);
+		atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
+	}
+	return rc;
 }
 
 /* io_uring: arm the registrations made outside the workers (driver_add).
@@ -416,10 +469,23 @@ static void driver_del(struct weft_io *io)
 	pthread_mutex_lock(&io->lock);
 	io->uring_removing = true;
 	pthread_mutex_unlock(&io->lock);
+	/* asked after shutdown too: the kernel lets go of the file */
 	int rc = weft__uring_disarm(rt, io);
 	if (rc)
 		weft__die("io_uring driver: cannot cancel the poll of fd %d: %s", io->fd,
 			  strerror(-rc));
+	/* After shutdown no driver pass reads the poll's last completion:
+	 * the poll's reference goes now (else weft_io_close after shutdown
+	 * never closed the fd: found by a review). Before, shutdown finds it
+	 * still on the books and drops it (weft__io_shutdown). The owner's
+	 * reference is still held: this is never the last. */
+	struct weft__driver *d = &rt->driver;
+	pthread_mutex_lock(&d->retired_lock);
+	bool drop = atomic_load_explicit(&d->no_driver, memory_order_relaxed) &&
+		    poll_unref_locked(d, io);
+	pthread_mutex_unlock(&d->retired_lock);
+	if (drop)
+		io_unref(io);
 }
 
 /*
@@ -534,6 +600,42 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	return 0;
 }
 
+/*
+ * io_uring, at shutdown: no worker is left, so no driver pass will read a
+ * completion again, and a poll's reference, dropped at its last
+ * completion, would never go: weft_io_close after shutdown never closed
+ * the fd, nor did a close just before it whose poll had not ended yet
+ * (found by a review). So the books close here: every reference a poll
+ * still holds is dropped now, and from here a close drops its own
+ * (driver_del) and a registration is refused (driver_add), each deciding
+ * under retired_lock, where no_driver is set. The completions left in the
+ * ring are never read (weft__uring_wait); destroy tears the ring down.
+ */
+static void uring_no_driver(struct weft_runtime *rt)
+{
+	struct weft__driver *d = &rt->driver;
+	if (!d->uring)
+		return;
+	pthread_mutex_lock(&d->retired_lock);
+	if (atomic_load_explicit(&d->no_driver, memory_order_relaxed)) {
+		pthread_mutex_unlock(&d->retired_lock);
+		return;
+	}
+	atomic_store_explicit(&d->no_driver, true, memory_order_relaxed);
+	struct weft_io *list = d->polled;
+	d->polled = NULL;
+	for (struct weft_io *io = list; io; io = io->poll_next)
+		io->polled = false; /* off the books: the links are ours now */
+	d->arm_pending = NULL; /* never armed, and never will be */
+	atomic_store_explicit(&d->arm_pending_any, false, memory_order_relaxed);
+	pthread_mutex_unlock(&d->retired_lock);
+	while (list) {
+		struct weft_io *next = list->poll_next;
+		io_unref(list); /* a closed one's last: its fd is closed */
+		list = next;
+	}
+}
+
 void weft__io_shutdown(struct weft_runtime *rt)
 {
 	/* No worker is left: make further operations fail (-ESHUTDOWN) and
@@ -582,6 +684,7 @@ void weft__io_shutdown(struct weft_runtime *rt)
 			break;
 	}
 	weft__free(big);
+	uring_no_driver(rt);
 	weft__io_free_retired(rt);
 }
 

@@ -233,6 +233,10 @@ void weft__uring_wake(struct weft_runtime *rt)
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns)
 {
 	struct weft__uring *u = rt->driver.uring;
+	/* shut down: the completions left name registrations that may be
+	 * gone (io.c, weft__io_shutdown); no driver pass comes then anyway */
+	if (atomic_load_explicit(&rt->driver.no_driver, memory_order_relaxed))
+		return 0;
 	weft__io_arm_pending(rt);
 	if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
 		struct __kernel_timespec ts = { timeout_ns / 1000000000ll, timeout_ns % 1000000000ll };

@@ -440,9 +440,15 @@ struct weft__driver {
 	 * by a line, and spawn_many_remote_idle ran 8% slower). */
 	struct weft__uring *uring;                /* the io_uring driver (uring.c); NULL: epoll */
 	_Atomic bool arm_pending_any;
+	/* io_uring: shut down, no driver pass will read a completion again:
+	 * the polls' references are dropped without them (io.c; set under
+	 * retired_lock, fits the padding here) */
+	_Atomic bool no_driver;
 	struct weft_io *arm_pending;              /* registrations to arm (retired_lock) */
 	_Atomic uint64_t io_polls_ended;          /* polls whose last completion came */
 	_Atomic uint64_t io_polls_rearmed;        /* polls armed again by the driver */
+	struct weft_io *polled;                   /* io_uring: whose poll holds a reference
+						   * (retired_lock) */
 };
 /* ----------------------------------------------------------- blocking.c */
 struct weft__blocking {

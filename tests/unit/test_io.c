@@ -13,6 +13,7 @@
 #include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1125,5 +1126,62 @@ Test(io, consumed_udp_error_does_not_spin_the_next_recv, .timeout = WT_TMO(30))
 		     p.second);
 	cr_assert_eq(weft_io_close(io), 0);
 	cr_assert_eq(weft_join(t, NULL), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * Under io_uring a registration's poll holds a reference, dropped when a
+ * driver pass reads the poll's last completion. After shutdown no pass
+ * comes: weft_io_close returned 0 and never closed the fd (a review's
+ * program; the kernel's poll kept the file open too), and a close just
+ * before shutdown could be left the same way. Shutdown now drops what the
+ * polls hold, and a later close its own. Under epoll there is no such
+ * reference: the same checks hold trivially.
+ */
+static bool fd_is_closed(int fd)
+{
+	return fcntl(fd, F_GETFD) == -1 && errno == EBADF;
+}
+
+static bool peer_sees_no_reader(int wfd)
+{
+	struct pollfd p = { .fd = wfd, .events = POLLOUT };
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+Test(io, close_after_shutdown_closes_the_fd, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	enum { N = 8 };
+	int open_p[N][2], closed_p[N][2];
+	struct weft_io *open_io[N], *closed_io[N];
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(pipe(open_p[i]), 0);
+		cr_assert_eq(pipe(closed_p[i]), 0);
+		cr_assert_eq(weft_io_register(rt, open_p[i][0], &open_io[i]), 0);
+		cr_assert_eq(weft_io_register(rt, closed_p[i][0], &closed_io[i]), 0);
+	}
+	wt_sleep_ms(20); /* the polls are armed */
+	/* closed just before shutdown: the polls' last completions may not
+	 * have been read */
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_io_close(closed_io[i]), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, 3000 * 1000000ull), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert(fd_is_closed(closed_p[i][0]),
+			  "fd %d, closed just before shutdown, is still open", closed_p[i][0]);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(weft_io_close(open_io[i]), 0);
+		cr_assert(fd_is_closed(open_p[i][0]), "weft_io_close after shutdown left fd %d open",
+			  open_p[i][0]);
+	}
+	/* and the file itself is gone: the writers see no reader */
+	for (int i = 0; i < N; i++) {
+		cr_assert(WT_WAIT_UNTIL(peer_sees_no_reader(open_p[i][1]), 2000),
+			  "the pipe's read end is still open somewhere");
+		cr_assert(WT_WAIT_UNTIL(peer_sees_no_reader(closed_p[i][1]), 2000));
+		close(open_p[i][1]);
+		close(closed_p[i][1]);
+	}
 	wt_rt_destroy(rt);
 }
