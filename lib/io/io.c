@@ -709,6 +709,26 @@ void weft__io_fini(struct weft_runtime *rt)
 
 static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1, memory_order_relaxed); }
 
+/*
+ * A call's reference, taken at its entry: none once the count is 0 (the
+ * registration was closed and its last reference went: it is retired,
+ * or freed to the slab). A call made after weft_io_close used to take the
+ * count 0 -> 1 -> 0 and retire the registration a second time: the
+ * retired list linked it to itself, the slab's free list then too, and
+ * later registrations shared one struct (found by a review). The call
+ * gets -EBADF instead, while the slot is not reused (io.h).
+ */
+static bool io_tryref(struct weft_io *io)
+{
+	int n = atomic_load_explicit(&io->refs, memory_order_relaxed);
+	do {
+		if (n <= 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&io->refs, &n, n + 1, memory_order_relaxed,
+							memory_order_relaxed));
+	return true;
+}
+
 /* The last reference retires the registration: it is freed at the next
  * driver pass, when no epoll event in hand can still point at it. After
  * weft_io_close it also closes the fd, and returns close's result (else
@@ -901,7 +921,8 @@ int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
 {
 	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
 		return -EINVAL;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	int rc = io_wait_until(io, events, deadline_after(timeout_ns));
 	io_unref(io);
 	return rc;
@@ -1067,7 +1088,8 @@ ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
 {
 	if (!io)
 		return -EINVAL;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	ssize_t r = read_ref(io, buf, n, 0, false);
 	io_unref(io);
 	return r;
@@ -1077,7 +1099,8 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 {
 	if (!io)
 		return -EINVAL;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	ssize_t r = read_ref(io, buf, n, flags, true);
 	io_unref(io);
 	return r;
@@ -1123,7 +1146,8 @@ static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flag
 		return -EINVAL;
 	size_t done = 0;
 	ssize_t err = 0;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	while (done < n) {
 		ssize_t w = write_some(io, (const char *)buf + done, n - done, flags, sock);
 		if (w < 0) {
@@ -1157,7 +1181,8 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 	if (!listener || !out)
 		return -EINVAL;
 	struct weft_runtime *rt = listener->rt; /* not after the unref: a close may free it */
-	io_ref(listener);
+	if (!io_tryref(listener))
+		return -EBADF;
 	int fd = accept_once(listener, addr, addrlen);
 	io_unref(listener);
 	if (fd < 0)
@@ -1500,7 +1525,8 @@ ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 {
 	if (!io || (addr && !addrlen))
 		return -EINVAL;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	ssize_t r = recvfrom_ref(io, buf, n, flags, addr, addrlen);
 	io_unref(io);
 	return r;
@@ -1518,7 +1544,8 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 {
 	if (!io)
 		return -EINVAL;
-	io_ref(io);
+	if (!io_tryref(io))
+		return -EBADF;
 	ssize_t r = sendto_ref(io, buf, n, flags, addr, addrlen);
 	io_unref(io);
 	return r;

@@ -1185,3 +1185,59 @@ Test(io, close_after_shutdown_closes_the_fd, .timeout = WT_TMO(20))
 	}
 	wt_rt_destroy(rt);
 }
+
+/*
+ * A call made after weft_io_close, before the runtime reuses the struct
+ * (a fiber between two reads while another closes): -EBADF, and nothing
+ * else. Its entry took the count of references from 0 to 1 and back, and
+ * the registration was retired a second time: it was linked to itself on
+ * the retired list, then on the slab's free list, and later registrations
+ * shared one struct (a review's program: regs[78] == regs[79]).
+ */
+static void *nop_task(void *arg)
+{
+	return arg;
+}
+
+Test(io, a_call_after_close_is_ebadf_and_frees_nothing_twice, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *io, *out;
+	cr_assert_eq(weft_io_register(rt, p[0], &io), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_io_close(io), 0);
+	char b[4];
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons(9) };
+	socklen_t len = sizeof(sa);
+	cr_assert_eq(weft_read(io, b, sizeof(b)), -EBADF);
+	cr_assert_eq(weft_recv(io, b, sizeof(b), 0), -EBADF);
+	cr_assert_eq(weft_write(io, "x", 1), -EBADF);
+	cr_assert_eq(weft_send(io, "x", 1, 0), -EBADF);
+	cr_assert_eq(weft_recvfrom(io, b, sizeof(b), 0, (struct sockaddr *)&sa, &len), -EBADF);
+	cr_assert_eq(weft_sendto(io, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)), -EBADF);
+	cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 0), -EBADF);
+	cr_assert_eq(weft_accept(io, &out, NULL, NULL), -EBADF);
+	/* a driver pass frees what was retired */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, nop_task, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	wt_sleep_ms(50);
+	enum { N = 80 };
+	struct weft_io *regs[N];
+	int fds[N][2];
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(pipe(fds[i]), 0);
+		cr_assert_eq(weft_io_register(rt, fds[i][0], &regs[i]), 0);
+		for (int k = 0; k < i; k++)
+			cr_assert_neq(regs[k], regs[i], "registrations %d and %d share a struct", k, i);
+	}
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(weft_io_close(regs[i]), 0);
+		close(fds[i][1]);
+	}
+	close(p[1]);
+	wt_rt_destroy(rt);
+}

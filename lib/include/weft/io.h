@@ -53,7 +53,10 @@ WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **
  * closed then: no call ever reaches a file that took over the number.
  * Returns 0, or close(2)'s error when the fd was closed within this call.
  * (Under io_uring the close waits for the kernel's poll to end, at the
- * next driver pass; after shutdown it closes at once.) */
+ * next driver pass; after shutdown it closes at once.) A call started on
+ * the registration after the close returns -EBADF, as long as no new
+ * registration has reused its memory: the handle is not checked beyond
+ * that, so do not use it after the close (nor close it twice). */
 WEFT_API int weft_io_close(struct weft_io *io);
 /* Deregister without closing; returns the fd (>= 0) for the caller to keep.
  * Calls on the registration still in progress on other threads may use the
