@@ -77,6 +77,7 @@ struct weft_io {
 	 * shutdown, when no driver pass reads completions, the shutdown or a
 	 * close (poll_unref_locked). */
 	bool polled;
+	bool stop_woken;                /* weft__io_stop_waiters passed it (retired_lock) */
 	struct weft_io *poll_prev, *poll_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	bool close_fd;                  /* weft_io_close: the last reference closes fd */
@@ -636,6 +637,46 @@ static void uring_no_driver(struct weft_runtime *rt)
 	}
 }
 
+/*
+ * Shutdown has begun (rt->closed): the workers stop once the fibers are
+ * done, and no driver pass comes after that. A thread blocked in an I/O
+ * call - a fiber's block_in_place fn, a blocking job, any thread outside
+ * the runtime - would wait for good, and shutdown with it: it waits for
+ * the fibers (the fn's fiber cannot end before its fn) and for every
+ * worker thread (the fn's included): -ETIMEDOUT, and destroy hung (found
+ * by a review). Wake the blocking waiters: their wait sees rt->closed and
+ * returns -ESHUTDOWN (wait_poll; a fiber's wait says -ECANCELED first, as
+ * every fiber is cancelled by then). An operation that need not wait
+ * still goes through. The readiness bits are left alone: a poll task
+ * still running until its worker stops must not read RD_SHUTDOWN (set by
+ * weft__io_shutdown once the workers are gone) as "ready" for good.
+ * Wakers run with no lock held, as in weft__io_shutdown.
+ */
+void weft__io_stop_waiters(struct weft_runtime *rt)
+{
+	enum { PASS = 32 };
+	struct weft__driver *d = &rt->driver;
+	for (;;) {
+		struct weft_io *ios[PASS];
+		size_t n = 0;
+		pthread_mutex_lock(&d->retired_lock);
+		for (struct weft_io *io = d->regs; io && n < PASS; io = io->reg_next) {
+			if (io->stop_woken)
+				continue;
+			io->stop_woken = true;
+			io_ref(io); /* listed: the owner's reference is still there */
+			ios[n++] = io;
+		}
+		pthread_mutex_unlock(&d->retired_lock);
+		for (size_t i = 0; i < n; i++) {
+			wake_waiters(ios[i], RD_SHUTDOWN, UINT64_MAX);
+			io_unref(ios[i]);
+		}
+		if (n < PASS)
+			break;
+	}
+}
+
 void weft__io_shutdown(struct weft_runtime *rt)
 {
 	/* No worker is left: make further operations fail (-ESHUTDOWN) and
@@ -885,6 +926,10 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	/* The runtime is shutting down: a wait would outlast the workers
+	 * (weft__io_stop_waiters) */
+	if (atomic_load_explicit(&io->rt->closed, memory_order_acquire))
+		r |= RD_SHUTDOWN;
 	unsigned m = ready_mask(r, a->interest);
 	if (!m) {
 		weft_budget_refund(cx);
@@ -897,8 +942,12 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 			atomic_fetch_add_explicit(&io->blocked, 1, memory_order_seq_cst);
 		}
 		weft__slock_unlock(&io->wlock);
-		/* re-read: an event between the first read and the link */
+		/* re-read: an event between the first read and the link; and
+		 * the closed flag, against weft__io_stop_waiters (the store,
+		 * then its load of `blocked`, both seq_cst) */
 		r = atomic_load_explicit(&io->readiness, memory_order_seq_cst);
+		if (atomic_load_explicit(&io->rt->closed, memory_order_seq_cst))
+			r |= RD_SHUTDOWN;
 		m = ready_mask(r, a->interest);
 		if (!m)
 			return WEFT_PENDING;

@@ -558,6 +558,9 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		pthread_mutex_unlock(&rt->resize_lock);
 		weft__owned_close(&rt->owned);
 		weft__owned_each(&rt->owned, cancel_fiber);
+		/* threads blocked in I/O (a fiber's block_in_place fn among
+		 * them, which both waits below wait for) get -ESHUTDOWN */
+		weft__io_stop_waiters(rt);
 	}
 	if (!rt->stopping) {
 		/* Out of time or not, the workers stop now: a fiber still

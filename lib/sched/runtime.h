@@ -597,6 +597,7 @@ int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, i
 void weft__io_free_retired(struct weft_runtime *rt);
 void weft__io_arm_pending(struct weft_runtime *rt);    /* io_uring: driver lock held */
 void weft__io_shutdown(struct weft_runtime *rt);
+void weft__io_stop_waiters(struct weft_runtime *rt);
 void weft__io_fini(struct weft_runtime *rt);
 
 /* ------------------------------------------------------------- wait.c */

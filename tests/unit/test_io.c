@@ -368,6 +368,39 @@ Test(io, shutdown_wakes_a_blocking_job_blocked_in_read, .timeout = WT_TMO(20))
 	}
 }
 
+/* The same read in a fiber's block_in_place fn, on a thread that holds no
+ * core: shutdown waits for every worker thread, that one included, so it
+ * must wake the read itself when it stops the workers (no driver pass
+ * comes after that). Before: shutdown said -ETIMEDOUT, and destroy hung
+ * (found by the nineteenth session's review of the I/O layer). */
+static void *bip_fiber(void *arg)
+{
+	return (void *)(intptr_t)weft_block_in_place(blocked_read, arg, NULL);
+}
+
+Test(io, shutdown_wakes_a_block_in_place_fn_blocked_in_read, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct blocked_reader b = { .res = 99 };
+	cr_assert_eq(weft_io_register(rt, p[0], &b.io), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, bip_fiber, &b, &t), 0);
+	wt_sleep_ms(100);
+	cr_assert_eq(atomic_load(&b.done), 0, "the read did not wait");
+	int rc = weft_runtime_shutdown(rt, 3000 * 1000000ull);
+	cr_assert_eq(rc, 0, "shutdown: %d (%s): the fn's read was not woken", rc, weft_strerror(rc));
+	cr_assert_eq(atomic_load(&b.done), 1);
+	cr_assert_eq(b.res, -ESHUTDOWN, "read returned %zd", b.res);
+	void *r;
+	cr_assert_eq(weft_join(t, &r), 0, "the fiber returned after its fn");
+	cr_assert_eq((intptr_t)r, 0, "block_in_place said %ld", (long)(intptr_t)r);
+	cr_assert_eq(weft_io_close(b.io), 0);
+	close(p[1]);
+	wt_rt_destroy(rt);
+}
+
 /* weft_io_close while a weft_read on another thread is past its checks
  * and about to read(2): the fd stays open until that call is done, so the
  * call cannot read a file that took the number over. close(2) at once

@@ -8,6 +8,9 @@
  * waiting forever. Close every registration before weft_runtime_destroy:
  * after shutdown, operations on a registration fail with -ESHUTDOWN, and
  * destroy frees registrations still open (their fds stay open). Once
+ * shutdown has begun, a blocking call that would wait (in a thread, a
+ * blocking job or a weft_block_in_place fn; a fiber's says -ECANCELED)
+ * returns -ESHUTDOWN instead: no event would come once the workers stop. Once
  * weft_runtime_shutdown has begun, calls that would make a registration
  * (weft_io_register, weft_accept, weft_connect, weft_tcp_listen,
  * weft_tcp_connect, weft_udp_bind) fail with -ESHUTDOWN, as spawns do. All calls return a byte count or 0 on success, or a
