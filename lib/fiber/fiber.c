@@ -1147,6 +1147,19 @@ static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
 	return fiber_poll(f, cx);
 }
 
+uintptr_t weft__fiber_user_fn(const struct weft_task *t, uintptr_t poll)
+{
+	if (poll != (uintptr_t)fiber_poll && poll != (uintptr_t)fiber_poll_lazy)
+		return poll;
+	void *arg = __atomic_load_n(&t->arg, __ATOMIC_RELAXED);
+	if (!arg)
+		return 0;
+	void *(*fn)(void *) = poll == (uintptr_t)fiber_poll
+				      ? __atomic_load_n(&((struct weft__fiber *)arg)->fn, __ATOMIC_RELAXED)
+				      : __atomic_load_n(&((struct weft__stack *)arg)->fn, __ATOMIC_RELAXED);
+	return (uintptr_t)fn;
+}
+
 void weft__fiber_probe_polls(unsigned long long *poll, unsigned long long *lazy)
 {
 	*poll = (unsigned long long)(uintptr_t)fiber_poll;

@@ -175,6 +175,11 @@ struct weft__fiber {
 /* The addresses of the poll functions of a fiber's task (fiber.c): for the
  * probe registry (probe_abi.h), whose readers name the fiber's own fn. */
 void weft__fiber_probe_polls(unsigned long long *poll, unsigned long long *lazy);
+struct weft_task;
+/* The function task t runs for a reader naming it (a stall): for a fiber
+ * (poll is fiber_poll or fiber_poll_lazy) its own fn, read from its state;
+ * else poll itself. The caller knows t is still being polled. */
+uintptr_t weft__fiber_user_fn(const struct weft_task *t, uintptr_t poll);
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);

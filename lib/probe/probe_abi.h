@@ -70,6 +70,17 @@ struct weft_probe_counters {
 	/* Search rounds spent waiting on a victim whose ring holds only short
 	 * tasks that it serves itself (worker.c, steal policy). */
 	unsigned long long steal_wait_rounds;
+	/* Stalls: polls that lasted the runtime's stall_threshold_ns or more,
+	 * each counted once by the stall watch (the metric `stalls`), and the
+	 * latest one: its task's id, the function it runs (a fiber's own fn,
+	 * not weft's fiber_poll), its spawn site, and how long it had lasted
+	 * when it was counted (0s when the task could not be read safely).
+	 * Written by the worker that counted it: the four fields, then
+	 * stall_count (release); a reader that reads stall_count the same
+	 * before and after the fields has them whole. Readers outside check
+	 * the registry's counters_size before they read these. */
+	unsigned long long stall_count;
+	unsigned long long stall_task_id, stall_fn, stall_site, stall_age_ns;
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll
@@ -120,6 +131,11 @@ struct weft_probe_registry {
 	unsigned long long task_arg_off;
 	unsigned long long fiber_poll, fiber_fn_off;
 	unsigned long long fiber_poll_lazy, fiber_lazy_fn_off;
+	/* sizeof(struct weft_probe_counters) in this library (valid, like the
+	 * fields above, when fiber_magic is WEFT_PROBE_FIBER_MAGIC): a reader
+	 * reads the counters' later fields (the stall_* ones) only when they
+	 * fit in it. */
+	unsigned long long counters_size;
 };
 #define WEFT_PROBE_FIBER_MAGIC 0x7265626966746677ull /* "wftfiber" */
 

@@ -27,6 +27,7 @@ __attribute__((visibility("default"))) struct weft_probe_registry weft_probe_reg
 	.task_arg_off = offsetof(struct weft_task, arg),
 	.fiber_fn_off = offsetof(struct weft__fiber, fn),
 	.fiber_lazy_fn_off = offsetof(struct weft__stack, fn),
+	.counters_size = sizeof(struct weft_probe_counters),
 	/* fiber_poll, fiber_poll_lazy: at the first registration (static
 	 * functions of fiber.c, weft__fiber_probe_polls) */
 };

@@ -333,24 +333,31 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 								   memory_order_relaxed))
 		return; /* counted already */
 	atomic_fetch_add_explicit(&vc->stalls, 1, memory_order_relaxed);
-	if (WEFT_PROBE_ENABLED(stall)) {
-		/* The task is RUNNING while poll_seq still equals seq, so its
-		 * memory is not reused under us; re-checked after the reads. */
-		uint64_t id = 0;
-		uintptr_t fn = 0;
-		struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task,
-									  __ATOMIC_RELAXED);
-		/* looked at before the reads too: a task whose poll ended may
-		 * be freed, its slab trimmed (the reads are then skipped but
-		 * for a window of a few instructions) */
-		if (t && atomic_load_explicit(&vc->poll_seq, memory_order_acquire) == seq) {
-			id = __atomic_load_n(&t->id, __ATOMIC_RELAXED);
-			fn = (uintptr_t)__atomic_load_n(&t->poll, __ATOMIC_RELAXED);
-			if (atomic_load_explicit(&vc->poll_seq, memory_order_acquire) != seq)
-				id = 0, fn = 0; /* the poll ended meanwhile */
-		}
-		WEFT_PROBE(stall, vc->index, id, fn, (uint64_t)age << WATCH_UNIT_SHIFT, (uintptr_t)rt);
+	/* The task is RUNNING while poll_seq still equals seq, so its memory
+	 * is not reused under us; re-checked after the reads. */
+	uint64_t id = 0;
+	uintptr_t fn = 0, site = 0, user_fn = 0;
+	struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task, __ATOMIC_RELAXED);
+	/* looked at before the reads too: a task whose poll ended may be
+	 * freed, its slab trimmed (the reads are then skipped but for a
+	 * window of a few instructions) */
+	if (t && atomic_load_explicit(&vc->poll_seq, memory_order_acquire) == seq) {
+		id = __atomic_load_n(&t->id, __ATOMIC_RELAXED);
+		fn = (uintptr_t)__atomic_load_n(&t->poll, __ATOMIC_RELAXED);
+		site = (uintptr_t)__atomic_load_n(&t->spawn_site, __ATOMIC_RELAXED);
+		user_fn = weft__fiber_user_fn(t, fn);
+		if (atomic_load_explicit(&vc->poll_seq, memory_order_acquire) != seq)
+			id = 0, fn = 0, site = 0, user_fn = 0; /* the poll ended meanwhile */
 	}
+	uint64_t age_ns = (uint64_t)age << WATCH_UNIT_SHIFT;
+	/* For readers outside (schedtop): the latest stall, then its count.
+	 * Every stall, tracer or not: once per stalled poll. */
+	__atomic_store_n(&vc->c.stall_task_id, id, __ATOMIC_RELAXED);
+	__atomic_store_n(&vc->c.stall_fn, user_fn, __ATOMIC_RELAXED);
+	__atomic_store_n(&vc->c.stall_site, site, __ATOMIC_RELAXED);
+	__atomic_store_n(&vc->c.stall_age_ns, age_ns, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&vc->c.stall_count, 1, __ATOMIC_RELEASE);
+	WEFT_PROBE(stall, vc->index, id, fn, age_ns, (uintptr_t)rt);
 }
 
 /* Look at the other cores (now_ns: a clock reading the caller has, or 0).

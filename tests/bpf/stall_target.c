@@ -51,11 +51,28 @@ static void *spin_fiber(void *arg)
 	return NULL;
 }
 
+/* shortstalls: polls of 30 ms, over the runtime's stall threshold (10
+ * ms) and under the long-poll lint's 100 ms, one after another */
+static const int short_line = __LINE__ + 1;
+static void *short_stall_fiber(void *arg)
+{
+	double end = now_s() + *(double *)arg;
+	while (now_s() < end) {
+		double e = now_s() + 0.030;
+		volatile unsigned long x = 0;
+		while (now_s() < e)
+			x++;
+		weft_yield();
+	}
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	bool fiber = argc == 3 && !strcmp(argv[2], "fiber");
-	if (argc != 2 && !fiber) {
-		fprintf(stderr, "usage: stall_target SECONDS [fiber]\n");
+	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
+	if (argc != 2 && !fiber && !shorts) {
+		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -67,14 +84,17 @@ int main(int argc, char **argv)
 		return 1;
 	struct weft_task *t;
 	int rc, spawn_line;
-	if (fiber) {
+	if (shorts) {
+		rc = weft_spawn(rt, short_stall_fiber, &secs, &t), spawn_line = __LINE__;
+	} else if (fiber) {
 		rc = weft_spawn(rt, spin_fiber, &secs, &t), spawn_line = __LINE__;
 	} else {
 		rc = weft_spawn_poll(rt, spin_poll, &secs, NULL, &t), spawn_line = __LINE__;
 	}
 	if (rc)
 		return 1;
-	printf("spawn_line %d fn_line %d\n", spawn_line, fiber ? fiber_line : fn_line);
+	printf("spawn_line %d fn_line %d\n", spawn_line,
+	       shorts ? short_line : fiber ? fiber_line : fn_line);
 	fflush(stdout);
 	if (weft_join(t, NULL))
 		return 1;

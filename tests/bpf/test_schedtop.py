@@ -592,7 +592,66 @@ def longpoll_healthy(schedtop, load):
     bad = [d for o in objs for d in lints_of(o, "long-poll")]
     if bad:
         fail("long-poll on a healthy load: %s" % bad)
-    print("PASS: long polls named (poll task and fiber); healthy load: none in 6")
+    stalls = [l.get("stalls") for o in objs for l in o["latency"]]
+    if any(s for s in stalls):
+        fail("stalls counted on a healthy load: %s" % stalls)
+    if not any(s == 0 for s in stalls):
+        fail("no stall count read on a healthy load (the library keeps one): %s" % stalls)
+    print("PASS: long polls named (poll task and fiber); healthy load: none in 6, no stall")
+
+
+def test_stalls(schedtop, load, lib):
+    """Polls over the runtime's stall threshold (10 ms) but under the
+    long-poll lint's 100 ms: stall_target shortstalls runs a fiber of 30 ms
+    polls for 2 s. schedtop shows the runtime's stall count per interval
+    and names the latest stall: the fiber's own function and line, its
+    spawn site (they showed nothing at all before: found by a review)."""
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    tp = subprocess.Popen([target, "2.0", "shortstalls"], stdout=subprocess.PIPE, text=True)
+    st = None
+    objs = []
+    try:
+        pid, st, first = attach_when_ready(schedtop, tp, "stall_target", "0.25")
+        os.kill(pid, signal.SIGUSR1)
+        l0 = read_line(tp, 10) or ""
+        if not l0.startswith("spawn_line "):
+            fail("stall_target printed %r" % l0)
+        f = l0.split()
+        spawn_line, fn_line = int(f[1]), int(f[3])
+        while True:
+            l = read_line(st, 10)
+            if l is None:
+                break
+            o = json.loads(l)
+            objs.append(o)
+            if o["final"]:
+                break
+        st.wait(10)
+    finally:
+        for p in (tp, st):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+    counts = [l.get("stalls") for o in objs for l in o["latency"]]
+    named = [l["last_stall"] for o in objs for l in o["latency"] if l.get("last_stall")]
+    print("stalls per interval:", counts)
+    print("latest:", named[:1])
+    if sum(c or 0 for c in counts) < 10:
+        fail("2 s of 30 ms polls counted as %s stalls" % counts)
+    if not named:
+        fail("no stall named")
+    d = named[-1]
+    if "short_stall_fiber" not in d or "fiber_poll" in d:
+        fail("the stall does not name the fiber's function: %s" % d)
+    if not any("stall_target.c:%d" % n in d.split("spawned at")[0] for n in (fn_line, fn_line + 1)):
+        fail("the stall's function not at stall_target.c:%d: %s" % (fn_line, d))
+    site = d.split("spawned at")[-1]
+    if not site.startswith(" main") or "stall_target.c:%d)" % spawn_line not in site:
+        fail("the stall's spawn site is not stall_target.c:%d: %s" % (spawn_line, d))
+    lp = [x for o in objs for x in lints_of(o, "long-poll")]
+    if lp:
+        fail("long-poll drawn by 30 ms polls: %s" % lp)
+    print("PASS: stalls counted and the latest named")
 
 
 # scenario, workers, intervals of 0.25 s, lints it must draw (in at least
@@ -1180,7 +1239,7 @@ def main():
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
-             "unpark_reasons": test_unpark_reasons}
+             "unpark_reasons": test_unpark_reasons, "stalls": test_stalls}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

@@ -544,6 +544,12 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		fprintf(f, "latency%s: poll p50 %s p99 %s, wake->poll p50 %s p99 %s (sampled: %" PRIu64
 			   " polls, %" PRIu64 " wakes)\n", rt, a, b, c, e, l->polls_timed,
 			l->wakes_timed);
+		if (l->stalls_known && l->stalls) {
+			char safe[sizeof(l->last_stall) * 4];
+			fprintf(f, "stalls%s: %" PRIu64 " polls over the runtime's stall threshold%s%s\n",
+				rt, l->stalls, l->last_stall[0] ? "; the latest: " : "",
+				tx_safe(safe, sizeof(safe), l->last_stall));
+		}
 	}
 	for (unsigned l = 0; l < LINT_NR; l++) {
 		char safe[sizeof(iv->lint_detail[l]) * 4]; /* symbols from the target's files */
@@ -650,9 +656,14 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 		fprintf(f, "%s{\"rt\":\"0x%" PRIx64 "\",\"workers\":%u,\"polls_timed\":%" PRIu64
 			   ",\"wakes_timed\":%" PRIu64 ",\"poll_p50_ns\":%" PRIu64
 			   ",\"poll_p99_ns\":%" PRIu64 ",\"wake_p50_ns\":%" PRIu64
-			   ",\"wake_p99_ns\":%" PRIu64 "}",
+			   ",\"wake_p99_ns\":%" PRIu64,
 			k ? "," : "", l->rt, l->workers, l->polls_timed, l->wakes_timed,
 			l->poll_p50_ns, l->poll_p99_ns, l->wake_p50_ns, l->wake_p99_ns);
+		if (l->stalls_known)
+			fprintf(f, ",\"stalls\":%" PRIu64, l->stalls);
+		else
+			fprintf(f, ",\"stalls\":null");
+		fprintf(f, ",\"last_stall\":\"%s\"}", l->last_stall);
 	}
 	fprintf(f, "],\"worker\":[");
 	for (unsigned k = 0; k < iv->workers; k++) {

@@ -129,6 +129,14 @@ struct rt_lat {
 	unsigned workers;
 	uint64_t polls_timed, wakes_timed; /* samples behind the figures */
 	uint64_t poll_p50_ns, poll_p99_ns, wake_p50_ns, wake_p99_ns;
+	/* Polls the runtime's stall watch counted over its stall_threshold_ns
+	 * in the interval (stalls_known: the library keeps the count, and
+	 * there was a baseline), and the latest of them, named: task id,
+	 * function, spawn site, how long it had lasted when counted (empty
+	 * when none was read in the interval). */
+	bool stalls_known;
+	uint64_t stalls;
+	char last_stall[400];
 };
 #define MAX_RT 16
 

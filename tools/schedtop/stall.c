@@ -84,7 +84,7 @@ static int read_registry(struct stall *st)
 		return -EAGAIN; /* a runtime came or went: keep the last copy */
 	if (r.fiber_magic != WEFT_PROBE_FIBER_MAGIC) /* an older library: not these fields */
 		r.fiber_magic = r.task_arg_off = r.fiber_poll = r.fiber_fn_off = r.fiber_poll_lazy =
-			r.fiber_lazy_fn_off = 0;
+			r.fiber_lazy_fn_off = r.counters_size = 0;
 	st->reg = r;
 	return st->reg_err = 0;
 }
@@ -152,8 +152,12 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 		}
 		if (st->slot_rt[s] != slot->rt) { /* another runtime: no baseline */
 			st->slot_rt[s] = slot->rt;
-			for (unsigned i = 0; i < STALL_MAX_CORES; i++)
-				st->core[s][i].h_seen = st->core[s][i].h0_seen = false;
+			for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
+				struct stall_core *c = &st->core[s][i];
+				c->h_seen = c->h0_seen = false;
+				c->stalls_seen = c->stalls0_seen = c->st_new = false;
+				c->st_count = 0;
+			}
 		}
 		for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
 			struct stall_core *c = &st->core[s][i];
@@ -176,6 +180,28 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			memcpy(c->poll_h, pc.poll_ns_log2, sizeof(c->poll_h));
 			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
 			c->h_seen = true;
+			/* The runtime's stall count, and its latest stall when the
+			 * count moved: believed when the count reads the same after
+			 * the fields (probe_abi.h) */
+			if (st->reg.counters_size >= offsetof(struct weft_probe_counters, stall_age_ns) +
+							 sizeof(pc.stall_age_ns)) {
+				c->stalls = pc.stall_count;
+				c->stalls_seen = true;
+				uint64_t again = 0;
+				if (pc.stall_count != c->st_count &&
+				    !peek(st->pid, ca + offsetof(struct weft_probe_counters, stall_count),
+					  &again, sizeof(again)) &&
+				    again == pc.stall_count) {
+					c->st_count = pc.stall_count;
+					c->st_task = pc.stall_task_id;
+					c->st_fn = pc.stall_fn;
+					c->st_site = pc.stall_site;
+					c->st_age = pc.stall_age_ns;
+					c->st_new = true;
+				}
+			} else {
+				c->stalls_seen = false;
+			}
 			uint64_t id = 0, fn = 0, site = 0;
 			bool fiber = false;
 			if (pc.cur_task &&
@@ -256,6 +282,8 @@ int stall_cores(const struct stall *st, uint64_t *rt, unsigned *core, int max)
 	return n;
 }
 
+static void name(struct stall *st, uint64_t addr, bool ret, char *buf, size_t n);
+
 void stall_latency(struct stall *st, struct interval *iv)
 {
 	iv->nlat = 0;
@@ -285,6 +313,36 @@ void stall_latency(struct stall *st, struct interval *iv)
 			l->polls_timed += ph[b];
 			l->wakes_timed += wh[b];
 		}
+		/* stalls over the interval, and the longest of those read whole */
+		int latest = -1;
+		for (unsigned i = 0; i < STALL_MAX_CORES && i < slot->ncores; i++) {
+			struct stall_core *c = &st->core[s][i];
+			if (!c->stalls_seen)
+				continue;
+			if (c->stalls0_seen && c->stalls >= c->stalls0) {
+				l->stalls_known = true;
+				l->stalls += c->stalls - c->stalls0;
+				if (c->st_new && c->stalls > c->stalls0 &&
+				    (latest < 0 || c->st_age > st->core[s][latest].st_age))
+					latest = (int)i;
+			}
+			c->stalls0 = c->stalls;
+			c->stalls0_seen = true;
+		}
+		if (latest >= 0) {
+			const struct stall_core *c = &st->core[s][latest];
+			char f[160], site[160];
+			if (c->st_fn)
+				name(st, c->st_fn, false, f, sizeof(f));
+			else
+				snprintf(f, sizeof(f), "(a task that ended as it was read)");
+			name(st, c->st_site, true, site, sizeof(site));
+			snprintf(l->last_stall, sizeof(l->last_stall),
+				 "W%d task %llu %s, spawned at %s, over %.0f ms when counted", latest,
+				 (unsigned long long)c->st_task, f, site, (double)c->st_age / 1e6);
+		}
+		for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+			st->core[s][i].st_new = false;
 		l->poll_p50_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 50);
 		l->poll_p99_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 99);
 		l->wake_p50_ns = hist_pct(wh, WEFT_PROBE_LAT_BINS, 50);

@@ -28,6 +28,11 @@ struct stall_core {
 	uint64_t since_ns;                  /* when it was first seen */
 	bool seen, confirmed;               /* confirmed: two reads agreed on it */
 	bool fiber;                         /* fn is a fiber's fn (its poll: weft's fiber_poll) */
+	/* stalls (the counters' stall_* fields, when the library has them) */
+	uint64_t stalls, stalls0;           /* stall_count: latest read; at the last interval */
+	bool stalls_seen, stalls0_seen;
+	uint64_t st_count, st_task, st_fn, st_site, st_age; /* the latest stall, read whole */
+	bool st_new;                        /* read since the last interval */
 };
 
 struct stall {
@@ -66,7 +71,9 @@ void stall_sample(struct stall *st, uint64_t now_ns);
 void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns);
 
 /* Task-level latency per runtime since the last call (iv->lat), from the
- * histograms the runtimes keep in their cores' counters. */
+ * histograms the runtimes keep in their cores' counters; and the stalls
+ * the runtimes counted (polls over their stall threshold, the latest one
+ * named). */
 void stall_latency(struct stall *st, struct interval *iv);
 
 /* The blocking-call lint: a worker thread off-CPU inside a poll (not in
