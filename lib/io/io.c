@@ -956,7 +956,8 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline);
+static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
+			 struct weft_io_ready *out);
 
 static uint64_t deadline_after(uint64_t timeout_ns)
 {
@@ -966,15 +967,21 @@ static uint64_t deadline_after(uint64_t timeout_ns)
 	return timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 }
 
-int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
+int weft_io_wait_ready(struct weft_io *io, unsigned events, uint64_t timeout_ns,
+		       struct weft_io_ready *ready)
 {
 	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
-	int rc = io_wait_until(io, events, deadline_after(timeout_ns));
+	int rc = io_wait_until(io, events, deadline_after(timeout_ns), ready);
 	io_unref(io);
 	return rc;
+}
+
+int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns)
+{
+	return weft_io_wait_ready(io, events, timeout_ns, NULL);
 }
 
 int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_ns)
@@ -1039,20 +1046,32 @@ static int timed_out(struct weft_io *io, unsigned events)
 }
 
 /* The caller holds a reference on io. */
-static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline)
+/* `out` (may be NULL): the readiness with its tick, for a caller's
+ * weft_io_clear_ready after its own operation got EAGAIN. */
+static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
+			 struct weft_io_ready *out)
 {
 	struct wait_arg a = { .io = io, .interest = events, .w = WEFT_WAIT_INIT };
 	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
 					   : weft__wait_deadline(wait_poll, &a, &a.w, deadline);
 	weft_wait_cancel(&a.w); /* still linked (ready at the re-read, timed out) */
-	if (rc == -ETIMEDOUT)
-		return timed_out(io, events);
+	if (rc == -ETIMEDOUT) {
+		/* the answer comes from poll(2), not from the bits: the tick
+		 * read first, so a clear with it spares any newer event */
+		uint64_t tick = atomic_load_explicit(&io->readiness, memory_order_acquire) >> 8;
+		rc = timed_out(io, events);
+		if (rc > 0 && out)
+			*out = (struct weft_io_ready){ (unsigned)rc, tick };
+		return rc;
+	}
 	if (rc)
 		return rc;
 	if (a.ready.mask & WEFT_IO_CLOSED)
 		return -EBADF;
 	if (a.ready.mask & RD_SHUTDOWN)
 		return -ESHUTDOWN;
+	if (out)
+		*out = a.ready;
 	return (int)a.ready.mask;
 }
 
@@ -1098,7 +1117,7 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -ECHILD;                                   \
 			if (!waited_ && (r_ >> 8) != 0 && !ready_mask(r_, (dir))) { \
 				int w_ = io_wait_until((io), (dir),               \
-						       io_deadline((io), (dir))); \
+						       io_deadline((io), (dir)), NULL); \
 				if (w_ < 0)                                       \
 					return w_;                                \
 				waited_ = true;                                   \
@@ -1120,7 +1139,7 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -e_;                                       \
 			weft_io_clear_ready((io), (struct weft_io_ready){         \
 				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
-			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir))); \
+			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir)), NULL); \
 			if (w_ < 0)                                               \
 				return w_;                                        \
 			waited_ = true;                                           \
@@ -1265,7 +1284,7 @@ static int connect_until(struct weft_runtime *rt, const struct sockaddr *addr, s
 		return rc;
 	}
 	io_ref(io);
-	rc = io_wait_until(io, WEFT_IO_WRITABLE, deadline); /* io is ours alone here */
+	rc = io_wait_until(io, WEFT_IO_WRITABLE, deadline, NULL); /* io is ours alone here */
 	io_unref(io);
 	if (rc >= 0) {
 		int err = 0;

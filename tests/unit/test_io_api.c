@@ -636,3 +636,58 @@ Test(resolve, lookup_queued_at_shutdown_leaves_nothing, .timeout = WT_TMO(20))
 		     atomic_load(&live_allocs) - base);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
+
+/*
+ * A caller that does its own I/O on weft_io_fd: weft_io_wait reports
+ * readiness until a weft call gets EAGAIN or the caller clears it, so a
+ * loop of "wait, read(2) to EAGAIN" without a clear spins; with
+ * weft_io_wait_ready's tick and weft_io_clear_ready the next wait waits
+ * (there was no way to clear after weft_io_wait: found by the review of
+ * the I/O layer).
+ */
+static int drain(int fd)
+{
+	char buf[64];
+	int n = 0;
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		n += (int)r;
+	cr_assert(r < 0 && errno == EAGAIN, "read: %zd %s", r, strerror(errno));
+	return n;
+}
+
+Test(io_wait, own_reads_clear_with_the_tick_of_wait_ready, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	cr_assert_eq(write(sv[1], "abc", 3), 3);
+	struct weft_io_ready rd = { 0 };
+	int m = weft_io_wait_ready(io, WEFT_IO_READABLE, 2000 * MS, &rd);
+	cr_assert(m > 0 && (m & WEFT_IO_READABLE), "wait: %d", m);
+	cr_assert_eq(rd.mask, (unsigned)m);
+	cr_assert_eq(drain(weft_io_fd(io)), 3);
+	/* not cleared: the bits still say readable, at once (a loop without
+	 * the clear spins) */
+	uint64_t t0 = wt_now_ns();
+	m = weft_io_wait(io, WEFT_IO_READABLE, 1000 * MS);
+	cr_assert(m > 0 && (m & WEFT_IO_READABLE), "stale readiness: %d", m);
+	cr_assert_lt(wt_now_ns() - t0, 500 * MS);
+	weft_io_clear_ready(io, rd);
+	t0 = wt_now_ns();
+	cr_assert_eq(weft_io_wait_ready(io, WEFT_IO_READABLE, 100 * MS, &rd), -ETIMEDOUT,
+		     "cleared after EAGAIN: the next wait waits");
+	cr_assert_geq(wt_now_ns() - t0, 90 * MS);
+	/* and a new byte wakes it */
+	cr_assert_eq(write(sv[1], "d", 1), 1);
+	m = weft_io_wait_ready(io, WEFT_IO_READABLE, 2000 * MS, &rd);
+	cr_assert(m > 0 && (m & WEFT_IO_READABLE), "wait after a new byte: %d", m);
+	cr_assert_eq(drain(weft_io_fd(io)), 1);
+	weft_io_clear_ready(io, rd);
+	cr_assert_eq(weft_io_wait_ready(NULL, WEFT_IO_READABLE, 0, &rd), -EINVAL);
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}

@@ -92,8 +92,18 @@ WEFT_API void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready
  * timeout_ns: WEFT_FOREVER for none; 0 reports whether the fd is ready now,
  * without waiting. A wait that runs out of time asks the fd (poll(2) with
  * timeout 0) before returning -ETIMEDOUT, so readiness the driver has not
- * reported yet - right after weft_io_register, say - is not missed. */
+ * reported yet - right after weft_io_register, say - is not missed.
+ * Readiness stays set until a weft call on the registration (weft_read,
+ * weft_recv, ...) gets EAGAIN, or until weft_io_clear_ready: a caller that
+ * does its own I/O on weft_io_fd(io) (read(2) to EAGAIN) must wait with
+ * weft_io_wait_ready and clear with what it returned, or its next wait
+ * returns at once, for good (as Tokio's AsyncFd guard's clear_ready). */
 WEFT_API int weft_io_wait(struct weft_io *io, unsigned events, uint64_t timeout_ns);
+/* weft_io_wait that also fills *ready (may be NULL) with the readiness and
+ * its tick on success, for weft_io_clear_ready after the caller's own
+ * operation got EAGAIN. */
+WEFT_API int weft_io_wait_ready(struct weft_io *io, unsigned events, uint64_t timeout_ns,
+				struct weft_io_ready *ready);
 
 /*
  * Deadlines (Go's SetReadDeadline / SetWriteDeadline). A registration has
