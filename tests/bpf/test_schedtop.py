@@ -651,7 +651,45 @@ def test_stalls(schedtop, load, lib):
     lp = [x for o in objs for x in lints_of(o, "long-poll")]
     if lp:
         fail("long-poll drawn by 30 ms polls: %s" % lp)
-    print("PASS: stalls counted and the latest named")
+    stalls_live(schedtop, target)
+    print("PASS: stalls counted and the latest named, in the live view too")
+
+
+def stalls_live(schedtop, target):
+    """The live view at 80x24 shows them on its lint line."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    tp = subprocess.Popen([target, "6.0", "shortstalls"], stdout=subprocess.PIPE, text=True)
+    T = [tmux, "-L", "schedtop-stalls-%d" % os.getpid()]
+    screen = ""
+    try:
+        ready = read_line(tp, 10) or ""
+        if not ready.startswith("ready "):
+            fail("stall_target: %r" % ready)
+        pid = ready.split()[1]
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                            "%s -p %s 0.5; sleep 30" % (schedtop, pid)], check=True)
+        time.sleep(0.5)
+        os.kill(int(pid), signal.SIGUSR1)
+        end = time.time() + 6
+        while time.time() < end:
+            screen = subprocess.run(T + ["capture-pane", "-p", "-t", "st"],
+                                    stdout=subprocess.PIPE, text=True).stdout
+            if "[stalls " in screen and "short_stall_fiber" in screen:
+                break
+            time.sleep(0.25)
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        if tp.poll() is None:
+            tp.kill()
+        tp.wait()
+    line = [l for l in screen.split("\n") if "[stalls " in l]
+    if not line or "short_stall_fiber" not in line[0]:
+        fail("the live view shows no named stall; screen:\n%s" % screen)
+    if any(len(l) > 80 for l in screen.split("\n")):
+        fail("a line wider than 80 columns:\n%s" % screen)
+    print("live:", line[0].strip())
 
 
 # scenario, workers, intervals of 0.25 s, lints it must draw (in at least

@@ -161,6 +161,17 @@ static void header(const struct interval *iv, int pid)
 		attroff(A_BOLD | (has_colors() ? COLOR_PAIR(1) : 0));
 		x += put(2, x, "%s  ", iv->lint_detail[l]);
 	}
+	/* then the stalls the runtimes counted (polls over their stall
+	 * threshold, under the long-poll lint's 100 ms), the latest named */
+	for (unsigned k = 0; k < iv->nlat && x < COLS - 1; k++) {
+		const struct rt_lat *r = &iv->lat[k];
+		if (!r->stalls_known || !r->stalls)
+			continue;
+		attron(A_BOLD);
+		x += put(2, x, "[stalls %llu] ", (unsigned long long)r->stalls);
+		attroff(A_BOLD);
+		x += put(2, x, "%s  ", r->last_stall);
+	}
 }
 
 /* View 1's columns. Rates are per second; "<" values are bucket bounds.
