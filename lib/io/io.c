@@ -799,6 +799,11 @@ static int detach(struct weft_io *io, bool close_fd)
 {
 	if (!io)
 		return -EINVAL;
+	/* In a forked child the epoll instance is the parent's: a delete
+	 * there would take the fd out of the parent's runtime (the child
+	 * closes its copy of the fd with close(2)). */
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD;
 	struct weft__driver *d = &io->rt->driver;
 	int fd = io->fd;
 	driver_del(io);
@@ -972,6 +977,8 @@ int weft_io_wait_ready(struct weft_io *io, unsigned events, uint64_t timeout_ns,
 {
 	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
 		return -EINVAL;
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD; /* no driver would wake it */
 	if (!io_tryref(io))
 		return -EBADF;
 	int rc = io_wait_until(io, events, deadline_after(timeout_ns), ready);
@@ -989,6 +996,8 @@ int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_
 	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)) ||
 	    (events & ~(WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
 		return -EINVAL;
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD;
 	if (events & WEFT_IO_READABLE)
 		atomic_store_explicit(&io->rdeadline, deadline_ns, memory_order_relaxed);
 	if (events & WEFT_IO_WRITABLE)

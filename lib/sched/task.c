@@ -421,6 +421,8 @@ int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 {
 	if (!task || !cx || handle_consumed(task))
 		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
 	if (joins_itself(task, cx))
 		return -EDEADLK;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)

@@ -3,7 +3,10 @@
  *
  * fork(): a child process must not use its parent's runtime (its threads
  * did not come along). Every call that takes a runtime, task or registration
- * made before the fork returns -ECHILD in the child; exec works as usual.
+ * made before the fork returns -ECHILD in the child (weft_io_close among
+ * them: the child closes its copy of an fd with close(2), as the epoll
+ * instance is shared with the parent); exec works as usual. The poll form
+ * weft_io_poll_ready has no error return: it must not be used there.
  * Forked from inside a task (a fiber, a poll, a blocking job), the child
  * goes on in that task's code on the parent's copy of the runtime: its
  * waits and weft_yield return -ECHILD instead of suspending, and it must
