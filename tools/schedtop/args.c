@@ -50,7 +50,7 @@ const char schedtop_usage[] =
 	"      --last DUR      record: keep the last DUR of events (30s, 2m, 500ms)\n"
 	"      --on LIST       record: dump the window when a lint fires (lint), on\n"
 	"                      SIGUSR1 to schedtop (signal), when it stops (exit)\n"
-	"      --max-events N  record: event ring capacity (default 262144, 12 MiB)\n"
+	"      --max-events N  record: event ring capacity (default 262144, 14 MiB)\n"
 	"      --fail-over PCT diff: exit 1 when a metric got worse by more than PCT %\n"
 	"                      (significant changes of directional metrics only)\n"
 	"      --min-change PCT diff: smallest change called significant (default 5)\n"
