@@ -106,7 +106,7 @@ Test(join_wait, one_worker_fewer_than_cpus_leaves_one_spare, .timeout = WT_TMO(3
 {
 	unsigned ncpu = process_cpus();
 	if (ncpu < 2)
-		cr_skip_test("one CPU: no runtime has fewer workers than CPUs");
+		WT_SKIP("one CPU: no runtime has fewer workers than CPUs");
 	struct weft_runtime *rt = make_rt(ncpu - 1);
 	occupy(rt, ncpu - 1);
 	cr_assert(weft__cpu_spare(rt), "no CPU spare with %u busy workers on %u CPUs",
@@ -137,7 +137,7 @@ Test(join_wait, joins_while_every_cpu_is_busy, .timeout = WT_TMO(60))
 {
 	unsigned ncpu = process_cpus();
 	if (ncpu + 1 > WEFT_MAX_WORKERS)
-		cr_skip_test("%u CPUs: no room for a worker per CPU and one more", ncpu);
+		WT_SKIP("%u CPUs: no room for a worker per CPU and one more", ncpu);
 	/* a worker held per CPU, and one more that runs the joined tasks */
 	struct weft_runtime *rt = make_rt(ncpu + 1);
 	occupy(rt, ncpu);
@@ -172,7 +172,7 @@ Test(join_wait, a_join_with_a_cpu_spare_pauses_without_yielding, .timeout = WT_T
 {
 	unsigned ncpu = process_cpus();
 	if (ncpu < 2)
-		cr_skip_test("one CPU: a single worker leaves none spare");
+		WT_SKIP("one CPU: a single worker leaves none spare");
 	struct weft_runtime *rt = make_rt(1);
 	unsigned late = 0;
 	struct weft_task *t = NULL;

@@ -865,8 +865,8 @@ static uint64_t spawn_held(struct weft_runtime *rt, int n)
 Test(fiber, who_touches_a_stack_first, .timeout = WT_TMO(120))
 {
 	if (!have_guard_install())
-		cr_skip_test("no MADV_GUARD_INSTALL (Linux < 6.13): 65,536 stacks would need "
-			     "131,072 mappings");
+		WT_SKIP("no MADV_GUARD_INSTALL (Linux < 6.13): 65,536 stacks would need "
+			"131,072 mappings");
 	/* no stall rescue: it would hand the core to a thread that runs them */
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .stall_threshold_ns = 60000000000ull);
 	struct weft_runtime *rt;
