@@ -521,9 +521,10 @@ def exact_counts(out, what):
 
 def test_wrappers(st, wl_test, wl, lib):
     taskset = shutil.which("taskset")
+    if not taskset:  # util-linux: the env -> taskset leg would drop out unseen
+        fail("taskset not found (util-linux)")
     chains = [("sh -c", ["sh", "-c", "%s 2 40; true" % wl_test]),
-              ("env", ["env", "WEFT_X=1"] + ([taskset, "-c", "0,1"] if taskset else []) +
-               [wl_test, "2", "40"])]
+              ("env", ["env", "WEFT_X=1", taskset, "-c", "0,1", wl_test, "2", "40"])]
     for what, cmd in chains:
         p = run([st, "--batch", "--json", "0.5", "--"] + cmd, timeout=60)
         print(what, "->", p.stderr.strip())

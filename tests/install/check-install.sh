@@ -86,9 +86,13 @@ cc -std=gnu11 "$tmp/dl.c" -o "$tmp/dl" -ldl
 # is stripped at install; a prefix outside ld.so's paths left libweft
 # unfound: found by a review), and weft.pc asks for no library weft does
 # not use (liburcu-bp, left over, failed pkg-config without it).
-for tool in weft-load weft-bench; do
-  if [ -x "$tmp/prefix/bin/$tool" ]; then
-    "$tmp/prefix/bin/$tool" --help >/dev/null 2>&1 || { echo "installed $tool does not start"; exit 1; }
+for tool in load/weft-load bench/weft-bench; do
+  name=${tool#*/}
+  if [ -x "$build/tools/$tool" ] && [ ! -x "$tmp/prefix/bin/$name" ]; then
+    echo "$name was built but not installed"; exit 1
+  fi
+  if [ -x "$tmp/prefix/bin/$name" ]; then
+    "$tmp/prefix/bin/$name" --help >/dev/null 2>&1 || { echo "installed $name does not start"; exit 1; }
   fi
 done
 if pkg-config --print-requires-private weft | grep -qv '^liburing'; then
