@@ -110,6 +110,25 @@ def start_load(load, *args):
     return subprocess.Popen([load, *args], stdout=subprocess.PIPE, text=True)
 
 
+def json_until_final(st):
+    """schedtop --batch --json's objects, up to its final one (or its end)."""
+    while True:
+        l = read_line(st, 10)
+        if l is None:
+            return
+        o = json.loads(l)
+        yield o
+        if o["final"]:
+            return
+
+
+def kill_all(*procs):
+    for p in procs:
+        if p and p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def attach_when_ready(schedtop, proc, name, interval):
     """proc printed "ready PID" (tests/bpf/ready_wait.h): start schedtop
     --batch --json on it. Returns (pid, schedtop process, its first line);
@@ -541,21 +560,12 @@ def longpoll_once(schedtop, load, fn_name, extra):
         f = lines.split()
         spawn_line, fn_line = int(f[1]), int(f[3])
         flagged = []   # (seconds after the spin started, detail)
-        while True:
-            l = read_line(st, 10)
-            if l is None:
-                break
-            o = json.loads(l)
+        for o in json_until_final(st):
             for d in lints_of(o, "long-poll"):
                 flagged.append((time.time() - t0, d))
-            if o["final"]:
-                break
         st.wait(10)
     finally:
-        for p in (tp, st):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(tp, st)
     if not flagged:
         fail("a 2 s poll was never flagged")
     when, detail = flagged[0]
@@ -618,20 +628,10 @@ def test_stalls(schedtop, load, lib):
             fail("stall_target printed %r" % l0)
         f = l0.split()
         spawn_line, fn_line = int(f[1]), int(f[3])
-        while True:
-            l = read_line(st, 10)
-            if l is None:
-                break
-            o = json.loads(l)
-            objs.append(o)
-            if o["final"]:
-                break
+        objs = list(json_until_final(st))
         st.wait(10)
     finally:
-        for p in (tp, st):
-            if p and p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all(tp, st)
     counts = [l.get("stalls") for o in objs for l in o["latency"]]
     named = [l["last_stall"] for o in objs for l in o["latency"] if l.get("last_stall")]
     print("stalls per interval:", counts)
