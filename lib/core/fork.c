@@ -13,6 +13,7 @@
 
 _Atomic unsigned weft__fork_gen;
 WEFT__TLS bool weft__forked_task;
+WEFT__TLS bool weft__runtime_thread;
 
 static void in_child(void)
 {
@@ -22,9 +23,13 @@ static void in_child(void)
 	 * it would go back into that runtime's loop and run the parent's
 	 * other tasks in the child, again (found by a review: a fiber's
 	 * fork whose exec failed left a child running the parent's
-	 * fibers for good). */
-	struct weft__ctx *ctx = weft__ctx();
-	if (ctx && ctx->rt)
+	 * fibers for good; a blocking job's child ran the parent's queued
+	 * jobs again). */
+	/* A thread a runtime started (a worker, a spare, a blocking-pool
+	 * thread: never a user's, whose fork inside weft_block_on's fn
+	 * returns to user code, not to a runtime loop; marking those made
+	 * every later wait of that thread -ECHILD, on new runtimes too) */
+	if (weft__runtime_thread)
 		weft__forked_task = true;
 	weft__probe_after_fork();
 }

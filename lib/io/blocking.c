@@ -108,6 +108,7 @@ void weft__blocking_fini(struct weft_runtime *rt)
 static void *pool_thread(void *arg)
 {
 	struct weft_runtime *rt = arg;
+	weft__runtime_thread = true; /* fork.c */
 	/* A thread inherits its creator's name, often a worker's: name it for
 	 * what it is, so tools (and tests) can tell pool threads apart. */
 	char name[16];

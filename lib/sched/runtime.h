@@ -489,6 +489,9 @@ void weft__fork_watch(void);
  * parent's copy of the runtime. Its waits return -ECHILD, and a return into
  * the runtime's loop ends the child (weft__fork_child_returned). */
 extern WEFT__TLS bool weft__forked_task;
+/* Set once by each thread a runtime starts (workers, spares, blocking-pool
+ * threads): a fork from such a thread leaves its copy in a runtime loop. */
+extern WEFT__TLS bool weft__runtime_thread;
 /* sync/chan.c, for weft_signal_notify's check (io/signal.c) */
 size_t weft__chan_item_size(const struct weft_chan *ch);
 __attribute__((noreturn, cold)) void weft__fork_child_returned(void);

@@ -910,6 +910,7 @@ void *weft__worker_main(void *arg)
 	struct weft_runtime *rt = w->rt;
 	struct weft__ctx ctx = { .rt = rt, .worker = w }; /* the core comes after the hook */
 	char name[32];
+	weft__runtime_thread = true; /* fork.c */
 
 	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
 	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */

@@ -236,6 +236,32 @@ static enum weft_poll fork_poll(void *s, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* A blocking job forks: its thread is a pool thread of the parent's
+ * runtime. Before (found by the review of this session's changes): only
+ * threads with a weft context were marked, pool threads have none, so
+ * the child's waits slept for good and a returning job went back into the
+ * pool loop and ran the parent's queued jobs again in the child. */
+static void *job_forks(void *a)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5);
+		no_core_dump();
+		int v;
+		if (weft_chan_recv(a, &v) != -ECHILD) /* an empty channel: nobody sends */
+			_exit(3);
+	}
+	return (void *)(intptr_t)pid; /* the child returns into the pool loop */
+}
+
+/* weft_block_on's fn forks: the child's thread is the user's own, and fn
+ * returns to user code, not to a runtime loop; its weft calls on a new
+ * runtime work (they said -ECHILD for good before). */
+static void *block_on_forks(void *a)
+{
+	return (void *)(intptr_t)fork();
+}
+
 static int child_status(struct weft_task *t)
 {
 	void *r;
@@ -264,6 +290,39 @@ Test(fork, from_a_fiber_the_childs_waits_say_echild, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_abort(tick), 0);
 	weft_join(tick, NULL);
 	cr_assert_eq(weft_mutex_destroy(m), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(fork, from_a_blocking_job_or_block_on, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	struct weft_chan *empty;
+	cr_assert_eq(weft_chan_create(sizeof(int), 1, &empty), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, job_forks, empty, &t), 0);
+	int st = child_status(t);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT,
+		  "job child: exited %d / signal %d, want SIGABRT (3: its wait did not say -ECHILD; "
+		  "SIGALRM: it ran the parent's pool)",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	void *r = NULL;
+	cr_assert_eq(weft_block_on(rt, block_on_forks, NULL, &r), 0);
+	pid_t pid = (pid_t)(intptr_t)r;
+	if (pid == 0) { /* the child, back in user code */
+		alarm(5);
+		struct weft_runtime *rt2;
+		struct weft_chan *ch;
+		int v;
+		if (weft_runtime_create(NULL, &rt2) || weft_chan_create(sizeof(int), 1, &ch))
+			_exit(4);
+		int rc = weft_chan_recv_timeout(ch, &v, 10000000);
+		_exit(rc == -ETIMEDOUT ? 0 : 5);
+	}
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "block_on child: status %#x (5: its wait on a new channel said -ECHILD)", st);
+	cr_assert_eq(weft_chan_destroy(empty), 0);
 	wt_rt_destroy(rt);
 }
 
