@@ -75,12 +75,14 @@ struct weft_probe_counters {
 	 * latest one: its task's id, the function it runs (a fiber's own fn,
 	 * not weft's fiber_poll), its spawn site, and how long it had lasted
 	 * when it was counted (0s when the task could not be read safely).
-	 * Written by the worker that counted it: the four fields, then
-	 * stall_count (release); a reader that reads stall_count the same
-	 * before and after the fields has them whole. Readers outside check
-	 * the registry's counters_size before they read these. */
+	 * Written by the worker that counted it under a sequence word:
+	 * stall_seq odd, the fields and the count, stall_seq even (a reader
+	 * that reads the same even stall_seq before and after has them whole;
+	 * the count alone needs no check). Readers outside check the
+	 * registry's counters_size before they read these. */
 	unsigned long long stall_count;
 	unsigned long long stall_task_id, stall_fn, stall_site, stall_age_ns;
+	unsigned long long stall_seq;
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll

@@ -350,13 +350,19 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 			id = 0, fn = 0, site = 0, user_fn = 0; /* the poll ended meanwhile */
 	}
 	uint64_t age_ns = (uint64_t)age << WATCH_UNIT_SHIFT;
-	/* For readers outside (schedtop): the latest stall, then its count.
+	/* For readers outside (schedtop): the latest stall and the count,
+	 * under stall_seq (odd while they change; the acquire keeps the
+	 * field stores after it, the release before the even value: a
+	 * reader checking the count alone, or a copy between two even
+	 * reads, was torn by a second stall's report: found by a review).
 	 * Every stall, tracer or not: once per stalled poll. */
+	__atomic_fetch_add(&vc->c.stall_seq, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&vc->c.stall_task_id, id, __ATOMIC_RELAXED);
 	__atomic_store_n(&vc->c.stall_fn, user_fn, __ATOMIC_RELAXED);
 	__atomic_store_n(&vc->c.stall_site, site, __ATOMIC_RELAXED);
 	__atomic_store_n(&vc->c.stall_age_ns, age_ns, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&vc->c.stall_count, 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&vc->c.stall_count, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&vc->c.stall_seq, 1, __ATOMIC_RELEASE);
 	WEFT_PROBE(stall, vc->index, id, fn, age_ns, (uintptr_t)rt);
 }
 

@@ -181,22 +181,27 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			memcpy(c->wake_h, pc.wake_ns_log2, sizeof(c->wake_h));
 			c->h_seen = true;
 			/* The runtime's stall count, and its latest stall when the
-			 * count moved: believed when the count reads the same after
-			 * the fields (probe_abi.h) */
-			if (st->reg.counters_size >= offsetof(struct weft_probe_counters, stall_age_ns) +
-							 sizeof(pc.stall_age_ns)) {
+			 * count moved, read as a seqlock reader does: stall_seq
+			 * even, the fields, stall_seq the same (probe_abi.h) */
+			if (st->reg.counters_size >= offsetof(struct weft_probe_counters, stall_seq) +
+							 sizeof(pc.stall_seq)) {
 				c->stalls = pc.stall_count;
 				c->stalls_seen = true;
-				uint64_t again = 0;
+				const uint64_t so = offsetof(struct weft_probe_counters, stall_seq);
+				const uint64_t fo = offsetof(struct weft_probe_counters, stall_count);
+				uint64_t s1 = 1, s2 = 0, f[5];
+				_Static_assert(offsetof(struct weft_probe_counters, stall_age_ns) ==
+						       offsetof(struct weft_probe_counters, stall_count) + 32,
+					       "the stall fields are consecutive");
 				if (pc.stall_count != c->st_count &&
-				    !peek(st->pid, ca + offsetof(struct weft_probe_counters, stall_count),
-					  &again, sizeof(again)) &&
-				    again == pc.stall_count) {
-					c->st_count = pc.stall_count;
-					c->st_task = pc.stall_task_id;
-					c->st_fn = pc.stall_fn;
-					c->st_site = pc.stall_site;
-					c->st_age = pc.stall_age_ns;
+				    !peek(st->pid, ca + so, &s1, sizeof(s1)) && !(s1 & 1) &&
+				    !peek(st->pid, ca + fo, f, sizeof(f)) &&
+				    !peek(st->pid, ca + so, &s2, sizeof(s2)) && s1 == s2) {
+					c->st_count = f[0];
+					c->st_task = f[1];
+					c->st_fn = f[2];
+					c->st_site = f[3];
+					c->st_age = f[4];
 					c->st_new = true;
 				}
 			} else {
