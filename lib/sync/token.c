@@ -18,41 +18,187 @@
  * runtime.c, weft__orphan).
  * Lifetime: a child points at its parent; the parent's destroy refuses
  * (-EBUSY) while it has children, so the pointer stays valid.
+ *
+ * Deadlines (weft_token_create_deadline, Go's context.WithDeadline): a
+ * token's `deadline` is the earlier of its own and its parent's, fixed at
+ * create. When its own is the earlier, a small poll task on the runtime
+ * (struct deadline_task) waits for the deadline on a weft_timer and, in
+ * the same poll, on the token itself through an internal wait entry; it
+ * cancels the token (reason -ETIMEDOUT) when the timer fires, and ends
+ * early when the token is cancelled or destroyed. is_cancelled and the
+ * waits also compare the clock with the deadline, so they are exact even
+ * when the task is late or gone (a shut-down runtime). The token's memory
+ * is shared with that task (`refs`): destroy grants the task's entry and
+ * drops one reference; the task's drop, which clears `dl` under the lock,
+ * drops the other. The entry counts in `outstanding` like any waiter's;
+ * destroy leaves it out of its -EBUSY check.
  */
 #include <errno.h>
 #include <stdlib.h>
 
+#include <weft/weft.h>
+
 #include "waitlist.h"
+
+struct deadline_task;
 
 struct weft_token {
 	struct weft__slock lock;
 	struct weft__waitq q;
 	_Atomic bool cancelled;
+	_Atomic int reason;            /* 0, -ECANCELED or -ETIMEDOUT; stored before `cancelled` */
+	bool destroyed;                /* under lock: the deadline task's entry was granted by destroy */
+	_Atomic unsigned refs;         /* the owner's, and the deadline task's while it lives */
+	uint64_t deadline;             /* WEFT_FOREVER, or the earlier of its own and its parent's */
+	struct deadline_task *dl;      /* under lock: the task that fires `deadline`, or NULL */
 	struct weft_token *parent;
 	struct weft_token *child, *sib_next, *sib_prev;  /* children list, under parent's lock */
 	size_t nchildren;
 };
 
+struct deadline_task {
+	struct weft_token *t;
+	struct weft_timer tm;
+	struct weft_wait w;            /* on t->q: woken by a cancel or by destroy */
+};
+
+static void token_unref(struct weft_token *t)
+{
+	/* acq_rel: the last one sees every write the other made. */
+	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+		weft__free(t);
+}
+
+static bool deadline_passed(const struct weft_token *t)
+{
+	return t->deadline != WEFT_FOREVER && weft_now_ns() >= t->deadline;
+}
+
+static struct weft_token *token_new(void)
+{
+	struct weft_token *t = weft__calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	weft__waitq_init(&t->q, &t->lock, NULL);
+	atomic_store_explicit(&t->refs, 1, memory_order_relaxed);
+	t->deadline = WEFT_FOREVER;
+	return t;
+}
+
+/* Link t under parent (may be NULL) and publish it; t is not shared yet. */
+static void token_attach(struct weft_token *t, struct weft_token *parent)
+{
+	if (!parent)
+		return;
+	weft__slock_lock(&parent->lock);
+	t->parent = parent;
+	t->sib_next = parent->child;
+	if (parent->child)
+		parent->child->sib_prev = t;
+	parent->child = t;
+	parent->nchildren++;
+	if (atomic_load_explicit(&parent->cancelled, memory_order_relaxed)) {
+		atomic_store_explicit(&t->reason,
+				      atomic_load_explicit(&parent->reason, memory_order_relaxed),
+				      memory_order_relaxed);
+		atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+	}
+	weft__slock_unlock(&parent->lock);
+}
+
 int weft_token_create(struct weft_token *parent, struct weft_token **out)
 {
 	if (!out)
 		return -EINVAL;
-	struct weft_token *t = weft__calloc(1, sizeof(*t));
+	struct weft_token *t = token_new();
 	if (!t)
 		return -ENOMEM;
-	weft__waitq_init(&t->q, &t->lock, NULL);
-	if (parent) {
-		weft__slock_lock(&parent->lock);
-		t->parent = parent;
-		t->sib_next = parent->child;
-		if (parent->child)
-			parent->child->sib_prev = t;
-		parent->child = t;
-		parent->nchildren++;
-		if (atomic_load_explicit(&parent->cancelled, memory_order_relaxed))
-			atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
-		weft__slock_unlock(&parent->lock);
+	if (parent)
+		t->deadline = parent->deadline; /* fixed at the parent's create */
+	token_attach(t, parent);
+	*out = t;
+	return 0;
+}
+
+static int token_cancel_reason(struct weft_token *t, int reason);
+
+/* The deadline task: fires the token's deadline, or ends when the token is
+ * cancelled (its entry granted by the cancel) or destroyed (granted by
+ * destroy). */
+static enum weft_poll deadline_poll(void *state, struct weft_cx *cx)
+{
+	struct deadline_task *d = state;
+	struct weft_token *t = d->t;
+	uint32_t grant;
+	weft__slock_lock(&t->lock);
+	uint32_t s = weft__waitq_poll_entry(&t->q, &d->w, cx, &grant);
+	bool done = s == WQ_GRANTED || t->destroyed ||
+		    atomic_load_explicit(&t->cancelled, memory_order_relaxed);
+	if (!done && s == WQ_IDLE)
+		weft__waitq_link(&t->q, &d->w, weft_cx_waker(cx), 0);
+	weft__slock_unlock(&t->lock);
+	if (done)
+		return WEFT_READY;
+	if (weft_timer_poll(&d->tm, cx, t->deadline) == WEFT_PENDING)
+		return WEFT_PENDING;
+	weft_wait_cancel(&d->w);
+	token_cancel_reason(t, -ETIMEDOUT);
+	return WEFT_READY;
+}
+
+static void deadline_drop(void *state)
+{
+	struct deadline_task *d = state;
+	struct weft_token *t = d->t;
+	weft_timer_cancel(&d->tm);
+	weft_wait_cancel(&d->w);
+	weft__slock_lock(&t->lock);
+	t->dl = NULL;
+	weft__slock_unlock(&t->lock);
+	weft__free(d);
+	token_unref(t);
+}
+
+int weft_token_create_deadline(struct weft_runtime *rt, struct weft_token *parent,
+			       uint64_t deadline_ns, struct weft_token **out)
+{
+	if (!out)
+		return -EINVAL;
+	uint64_t inherited = parent ? parent->deadline : WEFT_FOREVER;
+	bool own = deadline_ns < inherited;
+	bool passed = own && weft_now_ns() >= deadline_ns;
+	if (own && !passed && !rt && !(rt = weft_runtime_current()))
+		return -EINVAL;
+	struct weft_token *t = token_new();
+	if (!t)
+		return -ENOMEM;
+	t->deadline = own ? deadline_ns : inherited;
+	if (passed) {
+		atomic_store_explicit(&t->reason, -ETIMEDOUT, memory_order_relaxed);
+		atomic_store_explicit(&t->cancelled, true, memory_order_relaxed);
+	} else if (own) {
+		struct deadline_task *d = weft__calloc(1, sizeof(*d));
+		if (!d) {
+			weft__free(t);
+			return -ENOMEM;
+		}
+		d->t = t;
+		t->dl = d;
+		atomic_store_explicit(&t->refs, 2, memory_order_relaxed);
+		/* Attached before the spawn: the task may run (and fire) at
+		 * once, and its cancel reaches t's children through the
+		 * parent's links only once they exist. */
+		token_attach(t, parent);
+		int rc = weft_spawn_poll(rt, deadline_poll, d, deadline_drop, NULL);
+		if (rc) {
+			/* the drop ran: t->dl is NULL, one reference left */
+			weft_token_destroy(t);
+			return rc;
+		}
+		*out = t;
+		return 0;
 	}
+	token_attach(t, parent);
 	*out = t;
 	return 0;
 }
@@ -65,8 +211,21 @@ int weft_token_destroy(struct weft_token *t)
 	if (p)
 		weft__slock_lock(&p->lock);
 	weft__slock_lock(&t->lock);
-	bool busy = t->q.outstanding != 0 || t->nchildren != 0;
+	/* the deadline task's own entry, linked or granted, is no user's */
+	size_t own = 0;
+	struct deadline_task *d = t->dl;
+	if (d && d->w._queue == &t->q && weft__wait_state_get(&d->w) != WQ_DONE)
+		own = 1;
+	bool busy = t->q.outstanding != own || t->nchildren != 0 || t->destroyed;
+	struct weft__wakes wk;
+	wk.n = 0;
+	if (!busy) {
+		t->destroyed = true;
+		if (own && weft__wait_state_get(&d->w) == WQ_LINKED)
+			weft__waitq_grant_entry(&t->q, &d->w, WQ_GRANT_WAKE, &wk);
+	}
 	weft__slock_unlock(&t->lock);
+	weft__wakes_run(&wk);
 	if (busy) {
 		if (p)
 			weft__slock_unlock(&p->lock);
@@ -82,18 +241,20 @@ int weft_token_destroy(struct weft_token *t)
 		p->nchildren--;
 		weft__slock_unlock(&p->lock);
 	}
-	weft__free(t);
+	token_unref(t);
 	return 0;
 }
 
 /* Under t->lock: set t's flag and wake its waiters. False if it was
  * cancelled already (then so are its children: at their create, or by
  * that cancel). */
-static bool cancel_one(struct weft_token *t)
+static bool cancel_one(struct weft_token *t, int reason)
 {
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return false;
-	/* release: pairs with the acquire in weft_token_is_cancelled. */
+	atomic_store_explicit(&t->reason, reason, memory_order_relaxed);
+	/* release: pairs with the acquire in weft_token_is_cancelled (and
+	 * orders `reason` before it). */
 	atomic_store_explicit(&t->cancelled, true, memory_order_release);
 	struct weft__wakes wk;
 	wk.n = 0;
@@ -114,18 +275,18 @@ static bool cancel_one(struct weft_token *t)
  * a child cannot be made uncancelled under a cancelled parent, nor
  * destroyed while visited.
  */
-int weft_token_cancel(struct weft_token *t)
+static int token_cancel_reason(struct weft_token *t, int reason)
 {
 	if (!t)
 		return -EINVAL;
 	weft__slock_lock(&t->lock);
 	struct weft_token *n = t;
-	bool descend = cancel_one(t);
+	bool descend = cancel_one(t, reason);
 	for (;;) {
 		if (descend && n->child) {
 			n = n->child;
 			weft__slock_lock(&n->lock);
-			descend = cancel_one(n);
+			descend = cancel_one(n, reason);
 			continue;
 		}
 		/* n's subtree is done: its next sibling, or up */
@@ -140,17 +301,36 @@ int weft_token_cancel(struct weft_token *t)
 		weft__slock_unlock(&n->lock);
 		n = next;
 		weft__slock_lock(&n->lock);
-		descend = cancel_one(n);
+		descend = cancel_one(n, reason);
 	}
 	weft__slock_unlock(&t->lock);
 	return 0;
 }
 
+int weft_token_cancel(struct weft_token *t)
+{
+	return token_cancel_reason(t, -ECANCELED);
+}
+
 bool weft_token_is_cancelled(const struct weft_token *t)
 {
-	/* acquire: pairs with the release in cancel_locked. */
-	return t && atomic_load_explicit(&((struct weft_token *)t)->cancelled,
-					 memory_order_acquire);
+	return weft_token_err(t) != 0;
+}
+
+int weft_token_err(const struct weft_token *t)
+{
+	if (!t)
+		return 0;
+	struct weft_token *m = (struct weft_token *)t;
+	/* acquire: pairs with the release in cancel_one. */
+	if (atomic_load_explicit(&m->cancelled, memory_order_acquire))
+		return atomic_load_explicit(&m->reason, memory_order_relaxed);
+	return deadline_passed(t) ? -ETIMEDOUT : 0;
+}
+
+uint64_t weft_token_deadline(const struct weft_token *t)
+{
+	return t ? t->deadline : WEFT_FOREVER;
 }
 
 int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w, struct weft_cx *cx)
@@ -168,7 +348,8 @@ int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w, struct weft_
 	case WQ_LINKED:
 		break;
 	default:
-		if (atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+		if (atomic_load_explicit(&t->cancelled, memory_order_relaxed) ||
+		    deadline_passed(t)) {
 			weft__slock_unlock(&t->lock);
 			return 0;
 		}
@@ -196,11 +377,17 @@ static int token_wait_until(struct weft_token *t, uint64_t deadline)
 {
 	if (!t)
 		return -EINVAL;
+	/* The token's own deadline bounds the wait as well: a thread waiting
+	 * on a token whose runtime has shut down (its deadline task gone)
+	 * still returns at the deadline. */
+	bool tokens = t->deadline <= deadline;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct token_wait_args a = { t, &w, 0 };
-	int rc = weft__wait_deadline(token_wait_fn, &a, &w, deadline);
+	int rc = weft__wait_deadline(token_wait_fn, &a, &w, tokens ? t->deadline : deadline);
 	if (rc) {
 		weft_wait_cancel(&w);
+		if (rc == -ETIMEDOUT && tokens)
+			return 0;
 		return rc;
 	}
 	return a.rc;

@@ -3,6 +3,7 @@
  * the installed headers with -std=c11 -pedantic -Werror, so the public
  * headers and WEFT_OPTS_INIT stay free of GNU extensions.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -28,9 +29,14 @@ int main(void)
 	int rc;
 	if (d.sz != sizeof(d) || d.workers != 0 || o.sz != sizeof(o) || o.workers != 2)
 		return 1;
+	struct weft_token *tok = NULL;
 	if ((rc = weft_runtime_create(&o, &rt)) ||
 	    (rc = weft_spawn_poll(rt, square, &x, NULL, &t)) ||
-	    (rc = weft_join(t, &r)) || (rc = weft_runtime_destroy(rt))) {
+	    (rc = weft_join(t, &r)) ||
+	    /* a token that cancels itself 20 ms on (context.WithTimeout) */
+	    (rc = weft_token_create_deadline(rt, NULL, weft_now_ns() + 20000000u, &tok)) ||
+	    (rc = weft_token_wait(tok)) || (rc = weft_token_err(tok) == -ETIMEDOUT ? 0 : -EPROTO) ||
+	    (rc = weft_token_destroy(tok)) || (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;
 	}

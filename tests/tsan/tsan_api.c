@@ -137,6 +137,66 @@ static void scenario_joinset(void)
 }
 
 
+/* ------------------------------------------------------ token deadlines */
+
+/* Deadline tokens made, waited on, cancelled and destroyed from fibers and
+ * threads while their deadline tasks fire on the workers: the token's
+ * memory is shared with the task until the last of the two lets go. */
+#define DL_N 200
+
+static void *dl_fiber(void *arg)
+{
+	struct weft_token *parent = arg;
+	for (int i = 0; i < DL_N; i++) {
+		struct weft_token *t;
+		uint64_t dl = weft_now_ns() + (uint64_t)(i % 4) * 100000u;
+		CHECK_EQ(weft_token_create_deadline(NULL, parent, dl, &t), 0);
+		if (i % 3 == 0)
+			CHECK_EQ(weft_token_wait(t), 0);
+		else if (i % 3 == 1)
+			CHECK_EQ(weft_token_cancel(t), 0);
+		CHECK_EQ(weft_token_destroy(t), 0);
+	}
+	return NULL;
+}
+
+static void *dl_thread(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	for (int i = 0; i < DL_N; i++) {
+		struct weft_token *t;
+		CHECK_EQ(weft_token_create_deadline(rt, NULL, weft_now_ns() + 50000, &t), 0);
+		if (i % 2)
+			CHECK_EQ(weft_token_wait(t), 0);
+		CHECK_EQ(weft_token_destroy(t), 0);
+	}
+	return NULL;
+}
+
+static void scenario_deadline(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct weft_token *root;
+	CHECK_EQ(weft_token_create(NULL, &root), 0);
+	struct weft_task *f[4];
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_spawn(rt, dl_fiber, root, &f[i]), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, dl_thread, rt), 0);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(weft_join(f[i], NULL), 0);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	/* tokens left to the shutdown: their tasks are dropped by it */
+	struct weft_token *left[8];
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(weft_token_create_deadline(rt, NULL, weft_now_ns() + 3600000000000ull,
+						    &left[i]), 0);
+	rm_rt(rt);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(weft_token_destroy(left[i]), 0);
+	CHECK_EQ(weft_token_destroy(root), 0);
+}
+
 /* ------------------------------------------------------------------ select */
 
 #define SEL_N 20000
@@ -272,6 +332,7 @@ static void scenario_locks(void)
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
+	{ "deadline", scenario_deadline },
 	{ "select", scenario_select },
 	{ "locks", scenario_locks },
 };

@@ -576,3 +576,189 @@ Test(joinset, abort_all_after_shutdown_closed_the_queues, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_joinset_destroy(g_set), 0); /* it holds the members' handles */
 	destroy_and_count_drops();
 }
+
+/* -------------------------------------------------------- token deadlines */
+
+static void *fiber_wait_token_timed(void *arg)
+{
+	uint64_t t0 = weft_now_ns();
+	int rc = weft_token_wait(arg);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	return (void *)(uintptr_t)((weft_now_ns() - t0) / MS + 1000);
+}
+
+/* alive_tasks, once the workers have published it */
+static bool alive_is(struct weft_runtime *rt, uint64_t n)
+{
+	struct weft_metrics *m;
+	bool ok = WT_METRICS_UNTIL(rt, m, m->alive_tasks == n, WT_LONG_MS);
+	weft_metrics_free(m);
+	return ok;
+}
+
+Test(token_deadline, fires_for_fibers_threads_and_children, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_token *t, *child, *late;
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 60 * MS, &t), 0);
+	cr_assert_eq(weft_token_deadline(t), t0 + 60 * MS);
+	cr_assert_eq(weft_token_create(t, &child), 0);
+	cr_assert_eq(weft_token_deadline(child), t0 + 60 * MS, "a child has its parent's deadline");
+	/* a later deadline than the parent's is the parent's */
+	cr_assert_eq(weft_token_create_deadline(rt, t, t0 + 10000 * MS, &late), 0);
+	cr_assert_eq(weft_token_deadline(late), t0 + 60 * MS);
+	cr_assert_eq(weft_token_err(t), 0);
+	cr_assert(!weft_token_is_cancelled(child));
+	struct weft_task *h[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn(rt, fiber_wait_token_timed, i % 2 ? t : child, &h[i]), 0);
+	/* this thread waits with a longer limit: the deadline ends it, 0 */
+	cr_assert_eq(weft_token_wait_timeout(late, 5000 * MS), 0);
+	uint64_t waited = (weft_now_ns() - t0) / MS;
+	cr_assert(waited >= 59 && waited < 2000, "the thread's wait took %llu ms",
+		  (unsigned long long)waited);
+	for (int i = 0; i < 4; i++) {
+		void *r;
+		cr_assert_eq(weft_join(h[i], &r), 0);
+		cr_assert((intptr_t)r >= 1000, "fiber %d: wait rc %d", i, (int)(intptr_t)r);
+	}
+	/* cancelled by the task, with the reason, through the children */
+	cr_assert(weft_token_is_cancelled(t));
+	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
+	cr_assert_eq(weft_token_err(child), -ETIMEDOUT);
+	cr_assert_eq(weft_token_err(late), -ETIMEDOUT);
+	cr_assert(alive_is(rt, 0), "the deadline task ended after firing");
+	cr_assert_eq(weft_token_destroy(t), -EBUSY, "children alive");
+	cr_assert_eq(weft_token_destroy(late), 0);
+	cr_assert_eq(weft_token_destroy(child), 0);
+	cr_assert_eq(weft_token_destroy(t), 0);
+	wt_rt_destroy(rt);
+}
+
+struct dl_poll { struct weft_token *t; struct weft_wait w; atomic_int done; uint64_t at; };
+
+static enum weft_poll dl_wait_poll(void *s, struct weft_cx *cx)
+{
+	struct dl_poll *p = s;
+	int rc = weft_token_wait_poll(p->t, &p->w, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	p->at = weft_now_ns();
+	atomic_store(&p->done, rc == 0 ? 1 : rc);
+	return WEFT_READY;
+}
+
+static void dl_wait_drop(void *s) { weft_wait_cancel(&((struct dl_poll *)s)->w); }
+
+Test(token_deadline, wakes_a_poll_task_and_a_select, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_token *t;
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 40 * MS, &t), 0);
+	struct dl_poll p = { .t = t, .w = WEFT_WAIT_INIT };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, dl_wait_poll, &p, dl_wait_drop, &h), 0);
+	/* a select on an empty channel and the token: the token arm wins */
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(int), 4, &ch), 0);
+	int item;
+	struct weft_select_arm arms[2] = { WEFT_SEL_RECV(ch, &item), WEFT_SEL_CANCELLED(t) };
+	int rc = weft_select(arms, 2, WEFT_FOREVER);
+	cr_assert_eq(rc, 1, "the token arm, got %d", rc);
+	cr_assert(weft_now_ns() - t0 >= 39 * MS);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&p.done), 1);
+	cr_assert(p.at - t0 >= 39 * MS && p.at - t0 < 2000 * MS, "woken after %llu ms",
+		  (unsigned long long)((p.at - t0) / MS));
+	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	cr_assert_eq(weft_token_destroy(t), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(token_deadline, cancel_or_destroy_first_ends_the_task, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_token *a, *b, *c;
+	uint64_t far = weft_now_ns() + 3600000 * MS;
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, far, &a), 0);
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, far, &b), 0);
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, weft_now_ns() + 30 * MS, &c), 0);
+	cr_assert(alive_is(rt, 3), "one deadline task each");
+	cr_assert_eq(weft_token_cancel(a), 0);
+	cr_assert_eq(weft_token_err(a), -ECANCELED);
+	cr_assert(alive_is(rt, 2), "a's task ended at its cancel");
+	cr_assert_eq(weft_token_destroy(b), 0, "the task's own entry is not a waiter");
+	cr_assert(alive_is(rt, 1), "b's task ended at its destroy");
+	/* c: destroyed just as (or after) it fires - no use after free (ASan) */
+	wt_sleep_ms(30);
+	cr_assert_eq(weft_token_destroy(c), 0);
+	cr_assert(alive_is(rt, 0));
+	cr_assert_eq(weft_token_destroy(a), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(token_deadline, passed_outside_and_after_shutdown, .timeout = WT_TMO(20))
+{
+	struct weft_token *t, *u;
+	/* already passed: cancelled from the start, no runtime needed */
+	cr_assert_eq(weft_token_create_deadline(NULL, NULL, weft_now_ns() - 1, &t), 0);
+	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
+	cr_assert_eq(weft_token_wait(t), 0);
+	/* none, or the parent's: no runtime needed either */
+	cr_assert_eq(weft_token_create_deadline(NULL, NULL, WEFT_FOREVER, &u), 0);
+	cr_assert_eq(weft_token_deadline(u), WEFT_FOREVER);
+	cr_assert_eq(weft_token_destroy(u), 0);
+	cr_assert_eq(weft_token_create_deadline(NULL, t, weft_now_ns() + 1000 * MS, &u), 0);
+	cr_assert_eq(weft_token_err(u), -ETIMEDOUT, "a child of a cancelled parent");
+	cr_assert_eq(weft_token_destroy(u), 0);
+	/* a task is needed and there is no runtime to run it */
+	u = (struct weft_token *)1;
+	cr_assert_eq(weft_token_create_deadline(NULL, NULL, weft_now_ns() + 1000 * MS, &u), -EINVAL);
+	cr_assert_eq(u, (struct weft_token *)1, "nothing written");
+	cr_assert_eq(weft_token_create_deadline(NULL, NULL, 0, NULL), -EINVAL);
+	cr_assert_eq(weft_token_err(NULL), 0);
+	cr_assert_eq(weft_token_deadline(NULL), WEFT_FOREVER);
+	cr_assert_eq(weft_token_destroy(t), 0);
+
+	/* shutdown ends the task (its drop); the token still says so at its
+	 * deadline, and a thread's wait on it returns then */
+	struct weft_runtime *rt = wt_rt_create(1);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 80 * MS, &t), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 80 * MS, &u), -ESHUTDOWN);
+	cr_assert_eq(weft_token_err(t), 0);
+	cr_assert_eq(weft_token_wait(t), 0);
+	cr_assert(weft_now_ns() - t0 >= 79 * MS);
+	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
+	/* destroyed after its runtime: memory still fine (ASan) */
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_token_destroy(t), 0);
+}
+
+static void *make_deadline_inside(void *arg)
+{
+	struct weft_token *t;
+	int rc = weft_token_create_deadline(NULL, NULL, weft_now_ns() + 20 * MS, &t);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	rc = weft_token_wait(t);
+	int err = weft_token_err(t);
+	weft_token_destroy(t);
+	return (void *)(intptr_t)(rc ? rc : err);
+}
+
+Test(token_deadline, runtime_of_the_calling_fiber, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, make_deadline_inside, NULL, &h), 0);
+	void *r;
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_eq((intptr_t)r, -ETIMEDOUT);
+	wt_rt_destroy(rt);
+}

@@ -677,22 +677,53 @@ WEFT_API bool weft_once_done(const struct weft_once *once);
  * token has children or while wait entries are linked to it.
  */
 struct weft_token;
+struct weft_runtime;
 
 /* parent may be NULL. A child of an already cancelled parent starts
  * cancelled. Errors: -EINVAL (NULL out), -ENOMEM. */
 WEFT_API int weft_token_create(struct weft_token *parent, struct weft_token **out);
 /* Errors: -EINVAL (NULL t), -EBUSY (children alive, or entries linked). */
 WEFT_API int weft_token_destroy(struct weft_token *t);
+/*
+ * A token that cancels itself at deadline_ns (CLOCK_MONOTONIC, as
+ * weft_now_ns; WEFT_FOREVER for none), as Go's context.WithDeadline; for a
+ * timeout pass weft_now_ns() + timeout. Its deadline is the earlier of
+ * deadline_ns and the parent's (a child of a token with a deadline has it
+ * too, weft_token_create included). When deadline_ns is the earlier and
+ * still ahead, one small poll task on rt (NULL: the calling task's
+ * runtime) waits for it on a timer and then cancels the token and its
+ * descendants, waking every waiter; the task ends as soon as the token is
+ * cancelled or destroyed. weft_token_is_cancelled, weft_token_err and the
+ * waits also read the clock, so they say "cancelled" from the deadline on
+ * even when the task runs late or the runtime has shut down (a poll-form
+ * waiter is then woken only by the task). A deadline already passed gives
+ * a token cancelled from the start (no task).
+ * Errors: -EINVAL (NULL out; rt NULL outside a task when a task is
+ * needed), -ENOMEM, and weft_spawn_poll's (-ESHUTDOWN, -ECHILD): nothing
+ * is created then. A token with a task may be destroyed before, during or
+ * after its runtime's shutdown; its memory goes with the last of the token
+ * and the task.
+ */
+WEFT_API int weft_token_create_deadline(struct weft_runtime *rt, struct weft_token *parent,
+					uint64_t deadline_ns, struct weft_token **out);
 /* Cancel t and every descendant; wakes every waiter. 0, or -EINVAL (NULL). */
 WEFT_API int weft_token_cancel(struct weft_token *t);
-/* True once t (or an ancestor) was cancelled; false for NULL. */
+/* True once t (or an ancestor) was cancelled or its deadline has passed;
+ * false for NULL. */
 WEFT_API bool weft_token_is_cancelled(const struct weft_token *t);
+/* Why t is cancelled (Go's ctx.Err()): 0 (not cancelled, or NULL),
+ * -ECANCELED (weft_token_cancel on it or an ancestor) or -ETIMEDOUT (its
+ * deadline passed). The first cause stays. */
+WEFT_API int weft_token_err(const struct weft_token *t);
+/* t's deadline (WEFT_FOREVER: none, or NULL). */
+WEFT_API uint64_t weft_token_deadline(const struct weft_token *t);
 /* Poll form: 0 (cancelled) or WEFT_PENDING; -EINVAL (NULL t, w or cx, or w
  * attached to another object). */
 WEFT_API int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w,
 				  struct weft_cx *cx);
-/* Blocking form: 0 once cancelled, -EINVAL (NULL t), -EDEADLK (poll task on
- * a worker), -ENOMEM; the _timeout form also -ETIMEDOUT. */
+/* Blocking form: 0 once cancelled (or at its deadline), -EINVAL (NULL t),
+ * -EDEADLK (poll task on a worker), -ENOMEM; the _timeout form also
+ * -ETIMEDOUT (when timeout_ns ends before the token's deadline). */
 WEFT_API int weft_token_wait(struct weft_token *t);
 WEFT_API int weft_token_wait_timeout(struct weft_token *t, uint64_t timeout_ns);
 
