@@ -197,6 +197,48 @@ static void scenario_deadline(void)
 	CHECK_EQ(weft_token_destroy(root), 0);
 }
 
+/* ----------------------------------------------------------------- barrier */
+
+/* Phases over plain (not atomic) data: each party writes its own slot in a
+ * round, and after the barrier reads every other party's slot. TSan sees a
+ * race unless the barrier orders each write before the reads. */
+#define BAR_P 4
+#define BAR_ROUNDS 300
+static struct weft_barrier *g_bar;
+static int g_slots[BAR_P];
+static atomic_int g_bar_leaders;
+
+static void bar_party(int me)
+{
+	for (int r = 1; r <= BAR_ROUNDS; r++) {
+		g_slots[me] = r;
+		bool leader = false;
+		CHECK_EQ(weft_barrier_wait(g_bar, &leader), 0);
+		if (leader)
+			atomic_fetch_add(&g_bar_leaders, 1);
+		for (int i = 0; i < BAR_P; i++)
+			CHECK_EQ(g_slots[i], r);
+		CHECK_EQ(weft_barrier_wait(g_bar, NULL), 0); /* nobody writes r+1 yet */
+	}
+}
+
+static void *bar_fiber(void *arg) { bar_party((int)(intptr_t)arg); return NULL; }
+
+static void scenario_barrier(void)
+{
+	struct weft_runtime *rt = mk(2);
+	CHECK_EQ(weft_barrier_create(BAR_P, &g_bar), 0);
+	struct weft_task *f[BAR_P - 1];
+	for (int i = 0; i < BAR_P - 1; i++)
+		CHECK_EQ(weft_spawn(rt, bar_fiber, (void *)(intptr_t)i, &f[i]), 0);
+	bar_party(BAR_P - 1); /* this thread is a party too */
+	for (int i = 0; i < BAR_P - 1; i++)
+		CHECK_EQ(weft_join(f[i], NULL), 0);
+	CHECK_EQ(atomic_load(&g_bar_leaders), BAR_ROUNDS);
+	CHECK_EQ(weft_barrier_destroy(g_bar), 0);
+	rm_rt(rt);
+}
+
 /* ------------------------------------------------------------------ select */
 
 #define SEL_N 20000
@@ -333,6 +375,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
 	{ "deadline", scenario_deadline },
+	{ "barrier", scenario_barrier },
 	{ "select", scenario_select },
 	{ "locks", scenario_locks },
 };

@@ -3,7 +3,8 @@
  * and rendezvous channel, broadcast and watch channels, notify, async
  * mutex, counting semaphore, wait group.
  *
- * Also: reader-writer lock, condition variable, once, cancellation tokens.
+ * Also: reader-writer lock, condition variable, once, cancellation tokens,
+ * barrier.
  * Included by weft/weft.h; it may also be included alone.
  *
  * Two forms of every waiting call:
@@ -553,6 +554,38 @@ WEFT_API int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wai
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_waitgroup_wait(struct weft_waitgroup *wg);
 WEFT_API int weft_waitgroup_wait_timeout(struct weft_waitgroup *wg, uint64_t timeout_ns);
+
+/* ----------------------------------------------------------------- barrier */
+
+/*
+ * Tokio's Barrier (pthread_barrier for tasks, fibers and threads): n
+ * parties wait, and all are released when the n-th arrives; then it is
+ * ready for the next round (a generation). Exactly one party of each
+ * round, the one that arrived last, is told it is the leader (*leader
+ * true; leader may be NULL). A waiter that gives up (its time limit, the
+ * fiber cancelled, a poll task's weft_wait_cancel) before its round is
+ * complete takes its arrival back, so the round still needs n; one whose
+ * round was released as it gave up returns 0, as released.
+ *
+ * Ownership: weft_barrier_create() / weft_barrier_destroy() (-EBUSY while
+ * parties wait).
+ */
+struct weft_barrier;
+
+/* -EINVAL (NULL out, n 0), -ENOMEM. */
+WEFT_API int weft_barrier_create(size_t n, struct weft_barrier **out);
+WEFT_API int weft_barrier_destroy(struct weft_barrier *b);
+/* Poll form: 0 (released; *leader set) or WEFT_PENDING (arrived: keep w
+ * and poll again when woken, or weft_wait_cancel(w) to leave); -EINVAL
+ * (NULL b, w or cx, or w attached to another object). */
+WEFT_API int weft_barrier_wait_poll(struct weft_barrier *b, struct weft_wait *w,
+				    struct weft_cx *cx, bool *leader);
+/* Blocking form: 0 (released; *leader set), -EINVAL, -EDEADLK (poll task
+ * on a worker), -ENOMEM, -ECANCELED (a cancelled fiber); the _timeout form
+ * also -ETIMEDOUT (arrival taken back). */
+WEFT_API int weft_barrier_wait(struct weft_barrier *b, bool *leader);
+WEFT_API int weft_barrier_wait_timeout(struct weft_barrier *b, uint64_t timeout_ns,
+				       bool *leader);
 
 /* ------------------------------------------------------------------ rwlock */
 
