@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <weft/io.h>
@@ -1305,7 +1306,7 @@ static int connect_until(struct weft_runtime *rt, const struct sockaddr *addr, s
 		weft_io_close(io);
 		return rc;
 	}
-	if (type == SOCK_STREAM) {
+	if (type == SOCK_STREAM && addr->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
@@ -1641,4 +1642,83 @@ int weft_io_local_port(const struct weft_io *io)
 	if (ss.ss_family == AF_INET6)
 		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	return -EAFNOSUPPORT;
+}
+
+/* ---------------------------------------------------------- Unix sockets */
+
+/* A path, or "@name" for Linux's abstract namespace (Go's convention),
+ * as a sockaddr_un. */
+static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
+{
+	if (!path || !path[0] || (path[0] == '@' && !path[1]))
+		return -EINVAL;
+	size_t n = strlen(path);
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (n >= sizeof(sa->sun_path)) /* a path needs its NUL; "@" becomes one */
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, n);
+	if (path[0] == '@') {
+		sa->sun_path[0] = '\0';
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	} else {
+		*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	}
+	return 0;
+}
+
+int weft_unix_listen(struct weft_runtime *rt, const char *path, int backlog,
+		     struct weft_io **out)
+{
+	if (!rt || !out || backlog < 0)
+		return -EINVAL;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int rc = unix_addr(path, &sa, &len);
+	if (rc)
+		return rc;
+	if (shut_down(rt))
+		return -ESHUTDOWN; /* before binding: no file is made */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, len)) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (listen(fd, backlog ? backlog : SOMAXCONN)) {
+		rc = -errno;
+		goto unbind;
+	}
+	rc = weft_io_register(rt, fd, out);
+	if (!rc)
+		return 0;
+unbind:
+	/* leave no socket file behind for a listener that never was */
+	close(fd);
+	if (path[0] != '@')
+		unlink(path);
+	return rc;
+}
+
+int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path, struct weft_io **out,
+			      uint64_t timeout_ns)
+{
+	if (!rt || !out)
+		return -EINVAL;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int rc = unix_addr(path, &sa, &len);
+	if (rc)
+		return rc;
+	if (shut_down(rt))
+		return -ESHUTDOWN;
+	return connect_until(rt, (struct sockaddr *)&sa, len, SOCK_STREAM,
+			     deadline_after(timeout_ns), out);
+}
+
+int weft_unix_connect(struct weft_runtime *rt, const char *path, struct weft_io **out)
+{
+	return weft_unix_connect_timeout(rt, path, out, WEFT_FOREVER);
 }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <weft/weft.h>
 
@@ -36,7 +37,21 @@ int main(void)
 	    /* a token that cancels itself 20 ms on (context.WithTimeout) */
 	    (rc = weft_token_create_deadline(rt, NULL, weft_now_ns() + 20000000u, &tok)) ||
 	    (rc = weft_token_wait(tok)) || (rc = weft_token_err(tok) == -ETIMEDOUT ? 0 : -EPROTO) ||
-	    (rc = weft_token_destroy(tok)) || (rc = weft_runtime_destroy(rt))) {
+	    (rc = weft_token_destroy(tok))) {
+		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	/* weft/io.h: a Unix socket by abstract name; the connect completes
+	 * against the listener's backlog */
+	char name[64];
+	struct weft_io *lis, *cli, *acc;
+	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
+	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
+	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
+	    (rc = weft_accept(lis, &acc, NULL, NULL)) ||
+	    (rc = (int)weft_write(cli, "u", 1)) != 1 || (rc = (int)weft_read(acc, name, 1)) != 1 ||
+	    (rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
+	    (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;
 	}

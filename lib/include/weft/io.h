@@ -211,6 +211,27 @@ WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t p
 struct addrinfo;
 WEFT_API int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
 			  struct addrinfo **res);
+/*
+ * Unix-domain stream sockets (Go's net.Listen("unix"), Tokio's
+ * UnixListener / UnixStream). path is a file system path, or "@name" for
+ * Linux's abstract namespace (no file). Accept with weft_accept, then the
+ * socket calls above. weft_unix_listen binds and listens (backlog 0:
+ * SOMAXCONN); it does not remove a file already at path (-EADDRINUSE: a
+ * stale socket file is the caller's to unlink), and the file stays after
+ * weft_io_close (unlink it when done). Errors: -EINVAL (NULL rt, out or
+ * path, an empty path or "@", backlog < 0), -ENAMETOOLONG (path longer
+ * than sun_path allows: 107 bytes), -ESHUTDOWN, weft_io_register's, and
+ * bind/listen/connect's -errno (-EADDRINUSE, -ENOENT: no such socket,
+ * -ECONNREFUSED: nobody listens there, -EACCES). A connect to a listener
+ * whose backlog is full fails with -EAGAIN at once (the kernel offers no
+ * readiness to wait for; Go's Dial says the same). The _timeout form also
+ * -ETIMEDOUT.
+ */
+WEFT_API int weft_unix_listen(struct weft_runtime *rt, const char *path, int backlog,
+			      struct weft_io **out);
+WEFT_API int weft_unix_connect(struct weft_runtime *rt, const char *path, struct weft_io **out);
+WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path,
+				       struct weft_io **out, uint64_t timeout_ns);
 /* The local port of a socket, or a negative errno. */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 
