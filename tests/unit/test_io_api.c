@@ -16,7 +16,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <spawn.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "../common/wt.h"
 
@@ -819,5 +822,100 @@ Test(unix_socket, bad_names_and_shutdown, .timeout = WT_TMO(20))
 	cr_assert_eq(access(path, F_OK), -1, "no file made after shutdown");
 	cr_assert_eq(weft_unix_connect(rt, path, &io), -ESHUTDOWN);
 	cr_assert_null(io);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------- child processes */
+
+extern char **environ;
+
+static pid_t spawn_sh(const char *script)
+{
+	pid_t pid;
+	char *argv[] = { "sh", "-c", (char *)script, NULL };
+	cr_assert_eq(posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ), 0);
+	return pid;
+}
+
+static atomic_int child_ticks;
+static atomic_int child_waiting;
+
+static void *tick_while_child_runs(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&child_waiting) != 2) {
+		atomic_fetch_add(&child_ticks, 1);
+		weft_sleep_ns(1 * MS);
+	}
+	return NULL;
+}
+
+static void *wait_child_fiber(void *arg)
+{
+	pid_t pid = (pid_t)(intptr_t)arg;
+	int status = -1;
+	atomic_store(&child_waiting, 1);
+	int rc = weft_child_wait(weft_runtime_current(), pid, &status, WEFT_FOREVER);
+	atomic_store(&child_waiting, 2);
+	return (void *)(intptr_t)(rc ? rc : status);
+}
+
+Test(child_wait, a_fiber_waits_without_holding_the_worker, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1); /* one worker: a blocked one shows */
+	atomic_store(&child_ticks, 0);
+	atomic_store(&child_waiting, 0);
+	pid_t pid = spawn_sh("sleep 0.3; exit 7");
+	struct weft_task *w, *t;
+	cr_assert_eq(weft_spawn(rt, wait_child_fiber, (void *)(intptr_t)pid, &w), 0);
+	cr_assert_eq(weft_spawn(rt, tick_while_child_runs, NULL, &t), 0);
+	void *r;
+	cr_assert_eq(weft_join(w, &r), 0);
+	int status = (int)(intptr_t)r;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7, "status %#x", status);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_gt(atomic_load(&child_ticks), 50, "the worker ran %d ticks in 300 ms",
+		     atomic_load(&child_ticks));
+	cr_assert_eq(waitpid(pid, NULL, WNOHANG), -1, "reaped");
+	cr_assert_eq(errno, ECHILD);
+	wt_rt_destroy(rt);
+}
+
+Test(child_wait, signals_time_limits_and_errors, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int status = -1;
+	/* killed by a signal; first a look (0) and a time limit: not reaped */
+	pid_t pid = spawn_sh("sleep 10");
+	cr_assert_eq(weft_child_wait(rt, pid, &status, 0), -ETIMEDOUT);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_child_wait(rt, pid, &status, 50 * MS), -ETIMEDOUT);
+	cr_assert_geq(weft_now_ns() - t0, 49 * MS);
+	cr_assert_eq(status, -1, "status untouched on an error");
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(weft_child_wait(rt, pid, &status, 5000 * MS), 0);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
+	/* the same pid again: reaped (or gone) */
+	int rc = weft_child_wait(rt, pid, NULL, 0);
+	cr_assert(rc == -ESRCH || rc == -ECHILD, "rc %d", rc);
+	/* ended before the call: a zombie is reaped at once */
+	pid = spawn_sh("exit 3");
+	cr_assert(WT_WAIT_UNTIL(({ siginfo_t si = { 0 };
+		waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid; }),
+		WT_LONG_MS));
+	cr_assert_eq(weft_child_wait(rt, pid, &status, 0), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+	/* not a child of ours; no such pid; bad arguments */
+	cr_assert_eq(weft_child_wait(rt, getppid(), NULL, 0), -ECHILD);
+	cr_assert_eq(weft_child_wait(rt, getpid(), NULL, 0), -ECHILD);
+	cr_assert_eq(weft_child_wait(rt, 0, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_child_wait(rt, -1, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_child_wait(NULL, 1, NULL, 0), -EINVAL);
+	/* after shutdown: said at the call, the child left alone */
+	pid = spawn_sh("sleep 10");
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
+	cr_assert_eq(weft_child_wait(rt, pid, NULL, 10 * MS), -ESHUTDOWN);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid, "still ours to reap");
 	wt_rt_destroy(rt);
 }

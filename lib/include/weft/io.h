@@ -232,6 +232,22 @@ WEFT_API int weft_unix_listen(struct weft_runtime *rt, const char *path, int bac
 WEFT_API int weft_unix_connect(struct weft_runtime *rt, const char *path, struct weft_io **out);
 WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path,
 				       struct weft_io **out, uint64_t timeout_ns);
+/*
+ * Wait for child process pid to end and reap it (waitpid(2) for weft: Go's
+ * cmd.Wait, Tokio's Child::wait), without holding a worker: a fiber
+ * suspends, a thread blocks; start the child with posix_spawn, or fork
+ * and exec at once (weft.h, fork). status (may be NULL) gets what
+ * waitpid would store (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG).
+ * timeout_ns: WEFT_FOREVER for none, 0 to look without waiting.
+ * Errors: -EINVAL (NULL rt, pid <= 0), -ESRCH (no such process), -ECHILD
+ * (not a child of this process, or reaped already - by another wait, or
+ * because SIGCHLD is ignored), -ETIMEDOUT (still running: not reaped, wait
+ * again), -ESHUTDOWN, -EDEADLK (poll task on a worker), -ECANCELED (the
+ * calling fiber was cancelled), -ENOSYS (a kernel before 5.3: no pidfd),
+ * -ENOMEM, -EMFILE.
+ */
+WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
+			     uint64_t timeout_ns);
 /* The local port of a socket, or a negative errno. */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 

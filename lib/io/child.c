@@ -1,0 +1,87 @@
+/*
+ * child.c - weft_child_wait: wait for a child process without holding a
+ * worker (Go's cmd.Wait, Tokio's Child::wait).
+ *
+ * A pidfd (pidfd_open, Linux 5.3) polls readable once its process has
+ * ended; it is registered with the runtime's driver like a socket, waited
+ * on with weft_io_wait (a fiber suspends, a thread blocks, the time limit
+ * and cancellation as for any I/O wait), given back with
+ * weft_io_deregister, and the child is reaped through it with
+ * waitid(P_PIDFD, WNOHANG) (Linux 5.4). A first waitid before the wait
+ * catches a child that has already ended and a pid that is not our child
+ * (-ECHILD), without touching the driver.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <weft/weft.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* reap through the pidfd if the child has ended: 1 reaped (*si filled),
+ * 0 still running, or a negative errno */
+static int reap(int pfd, siginfo_t *si)
+{
+	memset(si, 0, sizeof(*si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, si, WEXITED | WNOHANG))
+		return -errno;
+	return si->si_pid != 0;
+}
+
+/* siginfo to the status word waitpid(2) fills, for WIFEXITED and friends */
+static int status_of(const siginfo_t *si)
+{
+	switch (si->si_code) {
+	case CLD_EXITED:
+		return (si->si_status & 0xff) << 8;
+	case CLD_DUMPED:
+		return (si->si_status & 0x7f) | 0x80;
+	default: /* CLD_KILLED */
+		return si->si_status & 0x7f;
+	}
+}
+
+int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t timeout_ns)
+{
+	if (!rt || pid <= 0)
+		return -EINVAL;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno; /* -ESRCH: no such process; -ENOSYS before Linux 5.3 */
+	siginfo_t si;
+	int rc = reap(pfd, &si);
+	if (rc == 0) {
+		struct weft_io *io;
+		rc = weft_io_register(rt, pfd, &io);
+		if (rc) {
+			close(pfd);
+			return rc;
+		}
+		rc = weft_io_wait(io, WEFT_IO_READABLE, timeout_ns);
+		int fd = weft_io_deregister(io);
+		if (fd < 0) { /* -ECHILD in a forked child: io is still registered */
+			weft_io_close(io);
+			return fd;
+		}
+		if (rc >= 0) {
+			rc = reap(pfd, &si);
+			if (rc == 0) /* readable, yet nothing to reap: reaped elsewhere */
+				rc = -ECHILD;
+		}
+	}
+	close(pfd);
+	if (rc < 0)
+		return rc;
+	if (status)
+		*status = status_of(&si);
+	return 0;
+}
