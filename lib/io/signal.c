@@ -123,6 +123,8 @@ static void after_fork_child(void)
 			sigaction(s, &prev[s], NULL);
 		nlisten[s] = 0;
 	}
+	for (size_t i = 0; i < nls; i++)
+		weft__chan_sig_ref(ls[i].ch, -1); /* the child's copies of the channels */
 	nls = 0;
 	if (pipe_r >= 0) {
 		close(pipe_r);
@@ -229,6 +231,7 @@ int weft_signal_notify(struct weft_chan *ch, int signo)
 	}
 	nlisten[signo]++;
 	ls[nls++] = (struct listener){ ch, signo };
+	weft__chan_sig_ref(ch, 1); /* destroy says -EBUSY until the stop */
 out:
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -248,6 +251,7 @@ int weft_signal_stop(struct weft_chan *ch)
 		int s = ls[i].signo;
 		ls[i] = ls[--nls];
 		found = true;
+		weft__chan_sig_ref(ch, -1);
 		if (--nlisten[s] == 0)
 			sigaction(s, &prev[s], NULL); /* its disposition before the first notify */
 	}

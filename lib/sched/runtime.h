@@ -494,6 +494,8 @@ extern WEFT__TLS bool weft__forked_task;
 extern WEFT__TLS bool weft__runtime_thread;
 /* sync/chan.c, for weft_signal_notify's check (io/signal.c) */
 size_t weft__chan_item_size(const struct weft_chan *ch);
+/* Count a signal notified into ch (+1) or stopped (-1): signal.c. */
+void weft__chan_sig_ref(struct weft_chan *ch, int delta);
 __attribute__((noreturn, cold)) void weft__fork_child_returned(void);
 #define WEFT__FORKED(rt) \
 	(atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != (rt)->fork_gen)

@@ -84,11 +84,21 @@ struct weft_chan {
 	size_t head, count, slot_res, item_res, inflight;
 	bool closed;
 	unsigned char *buf;
+	/* signals notified into the channel (weft/signal.h), kept by
+	 * signal.c: destroy refuses while any is. Atomic, not under `lock`:
+	 * a forked child drops its copies without a lock another thread of
+	 * the parent may have held. */
+	_Atomic unsigned sig_refs;
 };
 
 #define INLINE_MAX sizeof(uint64_t)
 
 size_t weft__chan_item_size(const struct weft_chan *ch) { return ch->item_size; }
+
+void weft__chan_sig_ref(struct weft_chan *ch, int delta)
+{
+	atomic_fetch_add_explicit(&ch->sig_refs, (unsigned)delta, memory_order_relaxed);
+}
 
 static size_t free_slots(const struct weft_chan *ch)
 {
@@ -373,7 +383,8 @@ int weft_chan_destroy(struct weft_chan *ch)
 	if (!ch)
 		return -EINVAL;
 	weft__slock_lock(&ch->lock);
-	bool busy = ch->sendq.outstanding || ch->recvq.outstanding;
+	bool busy = ch->sendq.outstanding || ch->recvq.outstanding ||
+		    atomic_load_explicit(&ch->sig_refs, memory_order_relaxed);
 	weft__slock_unlock(&ch->lock);
 	if (busy)
 		return -EBUSY;

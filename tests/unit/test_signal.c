@@ -172,12 +172,16 @@ Test(signal, a_forked_child_starts_without_the_relay, .timeout = WT_TMO(30))
 	cr_assert_neq(pid, -1);
 	if (pid == 0) {
 		alarm(5);
+		/* the child's copy of the channel is notified for nothing */
+		if (weft_chan_destroy(ch) != 0)
+			_exit(3);
 		kill(getpid(), SIGUSR1); /* default action: the child ends here */
 		_exit(0);
 	}
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1, "child: status %#x", st);
+	cr_assert_eq(weft_chan_destroy(ch), -EBUSY, "notified in the parent");
 	cr_assert_eq(recv_within(ch, 50), -ETIMEDOUT, "the child's signal reached the parent");
 	cr_assert_eq(weft_signal_stop(ch), 0);
 	weft_chan_destroy(ch);
@@ -262,4 +266,22 @@ Test(signal, bad_input_is_refused_and_changes_nothing, .timeout = WT_TMO(30))
 	cr_assert(now.sa_handler == before.sa_handler, "SIGSEGV untouched");
 	weft_chan_destroy(ch);
 	weft_chan_destroy(wide);
+}
+
+/* A channel notified for a signal cannot be destroyed (the relay would
+ * send into freed memory): -EBUSY until its last stop. */
+Test(signal, a_notified_channel_is_not_destroyed, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(4);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), 0);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR2), 0);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR2), 0, "again: a no-op");
+	cr_assert_eq(weft_chan_destroy(ch), -EBUSY);
+	kill(getpid(), SIGUSR2);
+	int signo = 0;
+	cr_assert_eq(weft_chan_recv_timeout(ch, &signo, 5000000000ull), 0,
+		     "still delivered after the refused destroy");
+	cr_assert_eq(signo, SIGUSR2);
+	cr_assert_eq(weft_signal_stop(ch), 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0, "free to go after the stop");
 }

@@ -27,9 +27,10 @@
  * for them. A thread that blocks the signal (pthread_sigmask) is not
  * interrupted by it; a signal every thread blocks stays pending.
  *
- * A channel must be stopped (weft_signal_stop) before it is destroyed. A
- * forked child starts with no channel notified and the previous
- * dispositions back.
+ * A channel must be stopped (weft_signal_stop) before it is destroyed:
+ * weft_chan_destroy says -EBUSY (nothing freed) while it is notified for
+ * any signal. A forked child starts with no channel notified and the
+ * previous dispositions back.
  */
 #ifndef WEFT_SIGNAL_H_PUBLIC
 #define WEFT_SIGNAL_H_PUBLIC

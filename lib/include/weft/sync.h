@@ -245,7 +245,8 @@ WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
 			      struct weft_chan **out);
 
 /* Free the channel. -EBUSY (nothing freed) while wait entries are linked
- * or hold a grant not yet collected. -EINVAL: NULL ch. */
+ * or hold a grant not yet collected, or while it is notified for a signal
+ * (weft/signal.h: weft_signal_stop first). -EINVAL: NULL ch. */
 WEFT_API int weft_chan_destroy(struct weft_chan *ch);
 
 /* Close: idempotent, returns 0 (-EINVAL: NULL ch). Wakes every waiting
