@@ -12,6 +12,10 @@
  * (the head leaving may unblock the next) re-runs the grant loop.
  * The grant loop stops when the wake batch is full and says so; callers
  * then unlock, wake, and run it again.
+ * Closing (Tokio's Semaphore::close) sets `closed` and grants every
+ * waiter WQ_GRANT_WAKE (no permits), which its poll turns into -EPIPE;
+ * from then on no acquire waits or takes permits. A waiter granted
+ * permits before the close keeps them.
  * Memory ordering: the lock orders everything; wakers woken after unlock.
  */
 #include <errno.h>
@@ -23,6 +27,7 @@ struct weft_sem {
 	struct weft__slock lock;
 	struct weft__waitq q;
 	uint64_t permits;
+	bool closed;
 };
 
 /* Under the lock: grant to head waiters while they fit; true if stopped
@@ -93,10 +98,14 @@ int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 	switch (weft__waitq_poll_entry(&s->q, w, cx, &grant)) {
 	case WQ_GRANTED:
 		weft__slock_unlock(&s->lock);
-		return 0;
+		return grant == WQ_GRANT_PERMIT ? 0 : -EPIPE; /* else woken by the close */
 	case WQ_LINKED:
 		break;
 	default:
+		if (s->closed) {
+			weft__slock_unlock(&s->lock);
+			return -EPIPE;
+		}
 		if (n == 0 || (weft__waitq_empty(&s->q) && s->permits >= n)) {
 			s->permits -= n;
 			weft__slock_unlock(&s->lock);
@@ -116,7 +125,9 @@ int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n)
 		return -EINVAL;
 	int rc = -EAGAIN;
 	weft__slock_lock(&s->lock);
-	if (n == 0 || (weft__waitq_empty(&s->q) && s->permits >= n)) {
+	if (s->closed)
+		rc = -EPIPE;
+	else if (n == 0 || (weft__waitq_empty(&s->q) && s->permits >= n)) {
 		s->permits -= n;
 		rc = 0;
 	}
@@ -147,6 +158,39 @@ int weft_sem_release_n(struct weft_sem *s, uint64_t n)
 		weft__slock_lock(&s->lock);
 		weft__waitq_unhold(&s->q);
 	}
+}
+
+int weft_sem_close(struct weft_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&s->lock);
+	s->closed = true;
+	for (;;) {
+		while (!weft__wakes_full(&wk) && s->q.head)
+			weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, &wk);
+		bool more = s->q.head != NULL;
+		if (more)
+			weft__waitq_hold(&s->q); /* see waitlist.h */
+		weft__slock_unlock(&s->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return 0;
+		weft__slock_lock(&s->lock);
+		weft__waitq_unhold(&s->q);
+	}
+}
+
+bool weft_sem_is_closed(struct weft_sem *s)
+{
+	if (!s)
+		return false;
+	weft__slock_lock(&s->lock);
+	bool c = s->closed;
+	weft__slock_unlock(&s->lock);
+	return c;
 }
 
 uint64_t weft_sem_available(struct weft_sem *s)

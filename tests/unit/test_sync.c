@@ -1409,6 +1409,40 @@ Test(sem, release_many_waiters, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* Closed (Tokio's Semaphore::close): 40 waiters (three wake batches) all
+ * get -EPIPE, later acquires too; permits taken before stay taken and come
+ * back through release. */
+Test(sem, close_wakes_every_waiter_with_epipe, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(2, &s), 0);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 2), 0);
+	enum { N = 40 };
+	static struct waiter t[N];
+	for (int i = 0; i < N; i++)
+		waiter_park(rt, &t[i], OP_SEM, s, 1);
+	cr_assert(!weft_sem_is_closed(s));
+	cr_assert_eq(weft_sem_close(s), 0);
+	cr_assert(weft_sem_is_closed(s));
+	for (int i = 0; i < N; i++) {
+		waiter_expect_done(&t[i], -EPIPE, "woken by the close");
+		waiter_join(&t[i], 0);
+	}
+	cr_assert_eq(weft_sem_try_acquire_n(s, 1), -EPIPE);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 0), -EPIPE);
+	cr_assert_eq(weft_sem_acquire_n(s, 1), -EPIPE);
+	cr_assert_eq(weft_sem_acquire_n_timeout(s, 1, 1000000000ull), -EPIPE);
+	cr_assert_eq(weft_sem_release_n(s, 2), 0, "permits taken before the close go back");
+	cr_assert_eq(weft_sem_available(s), 2);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 1), -EPIPE, "and are not handed out again");
+	cr_assert_eq(weft_sem_close(s), 0, "idempotent");
+	cr_assert_eq(weft_sem_close(NULL), -EINVAL);
+	cr_assert(!weft_sem_is_closed(NULL));
+	cr_assert_eq(weft_sem_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
 /* -------------------------------------------------------------- waitgroup */
 
 Test(waitgroup, counts_and_errors, .timeout = WT_TMO(10))

@@ -513,16 +513,24 @@ struct weft_sem;
 /* Errors: -EINVAL (NULL out, permits > WEFT_SEM_MAX_PERMITS), -ENOMEM. */
 WEFT_API int weft_sem_create(uint64_t permits, struct weft_sem **out);
 WEFT_API int weft_sem_destroy(struct weft_sem *s);
-/* Poll form: 0 (n permits taken) or WEFT_PENDING; -EINVAL for n >
- * WEFT_SEM_MAX_PERMITS, or for an entry polled again with another n than
- * the one it waits for (cancel it first). n = 0 succeeds at once. */
+/* Poll form: 0 (n permits taken) or WEFT_PENDING; -EPIPE (closed: see
+ * weft_sem_close); -EINVAL for n > WEFT_SEM_MAX_PERMITS, or for an entry
+ * polled again with another n than the one it waits for (cancel it
+ * first). n = 0 succeeds at once (unless closed). */
 WEFT_API int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n,
 				     struct weft_wait *w, struct weft_cx *cx);
-/* Blocking form: 0, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
+/* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_sem_acquire_n(struct weft_sem *s, uint64_t n);
 WEFT_API int weft_sem_acquire_n_timeout(struct weft_sem *s, uint64_t n, uint64_t timeout_ns);
-/* 0, or -EAGAIN (not enough permits, or earlier requests are waiting). */
+/* 0, or -EAGAIN (not enough permits, or earlier requests are waiting),
+ * -EPIPE (closed). */
 WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
+/* Close the semaphore (Tokio's Semaphore::close), e.g. to stop a pool
+ * taking work at shutdown: every waiter returns -EPIPE, and so does every
+ * later acquire; permits already taken stay taken and may be released
+ * (the count goes on, for weft_sem_available). Idempotent. 0, -EINVAL. */
+WEFT_API int weft_sem_close(struct weft_sem *s);
+WEFT_API bool weft_sem_is_closed(struct weft_sem *s);
 /* Return n permits: 0, or -EOVERFLOW (the count would pass
  * WEFT_SEM_MAX_PERMITS; nothing released). */
 WEFT_API int weft_sem_release_n(struct weft_sem *s, uint64_t n);
