@@ -1,0 +1,190 @@
+/*
+ * runner.c - a command runner on a Unix socket: each connection sends one
+ * line, a shell command; the server runs it with posix_spawn and answers
+ * "exit N", "signal N" or "timeout" once it is done. One fiber per
+ * connection. It shows:
+ *  - weft_unix_listen / weft_accept: a local socket by path;
+ *  - weft_child_wait: the fiber waits for its child without holding a
+ *    worker (a worker that called waitpid would stop every other fiber);
+ *  - a token with a deadline (Go's context.WithTimeout) per command, a
+ *    child of the server's stop token, so SIGTERM ends every command too;
+ *  - a semaphore bounding how many commands run at once, closed at
+ *    shutdown so waiting connections are told "shutting down".
+ *
+ * Usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]  (default 5000 ms, 4).
+ * Try: runner /tmp/runner.sock & echo 'sleep 1; exit 3' | nc -U /tmp/runner.sock
+ * SIGINT or SIGTERM: running commands are killed, the server waits for
+ * every connection fiber, removes the socket file and exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <weft/weft.h>
+
+#define MS 1000000ull
+
+extern char **environ;
+
+static struct weft_token *stop;        /* cancelled on SIGINT/SIGTERM */
+static struct weft_sem *slots;         /* commands running at once */
+static uint64_t timeout_ns;
+
+/* Run `cmd` with sh -c until it ends, its deadline passes or the server
+ * stops; say how it went into `out`. */
+static void run(const char *cmd, char *out, size_t outsz)
+{
+	struct weft_token *tok;
+	int rc = weft_token_create_deadline(NULL, stop, weft_now_ns() + timeout_ns, &tok);
+	if (rc) {
+		snprintf(out, outsz, "error %s\n", weft_strerror(rc));
+		return;
+	}
+	pid_t pid;
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+	if (rc) {
+		snprintf(out, outsz, "error %s\n", strerror(rc));
+		weft_token_destroy(tok);
+		return;
+	}
+	int status = 0;
+	struct weft_runtime *rt = weft_runtime_current();
+	/* Wait in 50 ms slices, looking at the token between them (a child
+	 * wait has a time limit, not a token arm). */
+	while ((rc = weft_child_wait(rt, pid, &status, 50 * MS)) == -ETIMEDOUT &&
+	       !weft_token_is_cancelled(tok))
+		;
+	const char *why = NULL;
+	if (rc == -ETIMEDOUT) { /* its deadline passed, or the server stops */
+		why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
+		kill(pid, SIGKILL);
+		rc = weft_child_wait(rt, pid, &status, WEFT_FOREVER);
+	}
+	if (rc)
+		snprintf(out, outsz, "error %s\n", weft_strerror(rc));
+	else if (why)
+		snprintf(out, outsz, "%s\n", why);
+	else if (WIFEXITED(status))
+		snprintf(out, outsz, "exit %d\n", WEXITSTATUS(status));
+	else
+		snprintf(out, outsz, "signal %d\n", WTERMSIG(status));
+	weft_token_destroy(tok);
+}
+
+static void *client(void *arg)
+{
+	struct weft_io *c = arg;
+	char line[512], out[128];
+	size_t n = 0;
+	/* one line, at most 511 bytes, within the time limit */
+	weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns() + timeout_ns);
+	for (;;) {
+		ssize_t r = weft_read(c, line + n, sizeof line - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		if (memchr(line, '\n', n) || n == sizeof line - 1)
+			break;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (!line[0]) {
+		snprintf(out, sizeof out, "error empty command\n");
+	} else if (weft_sem_acquire_n(slots, 1)) {
+		snprintf(out, sizeof out, "error shutting down\n");
+	} else {
+		run(line, out, sizeof out);
+		weft_sem_release_n(slots, 1);
+	}
+	weft_write(c, out, strlen(out));
+	weft_io_close(c);
+	return NULL;
+}
+
+static void *acceptor(void *arg)
+{
+	struct weft_io *l = arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	struct weft_joinset *set;
+	long served = 0;
+	if (weft_joinset_create(&set))
+		return (void *)-1L;
+	for (;;) {
+		struct weft_select_arm arms[] = { WEFT_SEL_READY(l, WEFT_IO_READABLE),
+						  WEFT_SEL_CANCELLED(stop) };
+		if (weft_select(arms, 2, WEFT_FOREVER) != 0)
+			break; /* stopped */
+		struct weft_io *c;
+		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */
+		if (weft_accept(l, &c, NULL, NULL) == 0 &&
+		    weft_joinset_spawn(set, rt, client, c, NULL))
+			weft_io_close(c);
+	}
+	weft_sem_close(slots); /* connections still waiting for a slot are told */
+	while (weft_joinset_join_next(set, NULL, NULL) != -ENOENT)
+		served++;
+	weft_joinset_destroy(set);
+	return (void *)served;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]\n");
+		return 2;
+	}
+	const char *path = argv[1];
+	char *end;
+	unsigned long tmo = argc > 2 ? strtoul(argv[2], &end, 10) : 5000;
+	unsigned long max = argc > 3 ? strtoul(argv[3], &end, 10) : 4;
+	if (tmo == 0 || tmo > 3600000 || max == 0 || max > 1024) {
+		fprintf(stderr, "runner: TIMEOUT_MS 1..3600000, MAX_RUNNING 1..1024\n");
+		return 2;
+	}
+	timeout_ns = tmo * MS;
+	struct weft_chan *sigs;
+	int rc;
+	if ((rc = weft_chan_create(sizeof(int), 2, &sigs)) ||
+	    (rc = weft_signal_notify(sigs, SIGINT)) || (rc = weft_signal_notify(sigs, SIGTERM))) {
+		fprintf(stderr, "runner: signals: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	struct weft_runtime *rt;
+	struct weft_io *l;
+	struct weft_task *acc;
+	if ((rc = weft_runtime_create(NULL, &rt)) || (rc = weft_token_create(NULL, &stop)) ||
+	    (rc = weft_sem_create(max, &slots))) {
+		fprintf(stderr, "runner: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	if ((rc = weft_unix_listen(rt, path, 0, &l))) {
+		fprintf(stderr, "runner: %s: %s\n", path, weft_strerror(rc));
+		return 1;
+	}
+	if ((rc = weft_spawn(rt, acceptor, l, &acc))) {
+		fprintf(stderr, "runner: %s\n", weft_strerror(rc));
+		unlink(path);
+		return 1;
+	}
+	printf("runner: listening on %s\n", path);
+	fflush(stdout);
+	int sig = 0;
+	weft_chan_recv(sigs, &sig); /* this thread blocks until one comes */
+	weft_token_cancel(stop);
+	void *served;
+	weft_join(acc, &served);
+	weft_io_close(l);
+	unlink(path);
+	printf("runner: %s, served %ld connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+	       (long)served);
+	weft_sem_destroy(slots);
+	weft_token_destroy(stop);
+	weft_signal_stop(sigs);
+	weft_chan_destroy(sigs);
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""examples/runner (a command runner on a Unix socket) driven as a user
+would: on ONE worker (WEFT_WORKERS=1), a quick command answers while a slow
+one runs (the child wait holds no worker); four commands with two slots
+take two rounds; a command past its time limit is killed ("timeout");
+SIGTERM kills a running command ("stopped"), and the server exits 0 having
+removed its socket file."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+def fail(msg):
+    print("runner-test: FAIL:", msg)
+    sys.exit(1)
+
+def ask(path, cmd, timeout=10.0):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(cmd.encode() + b"\n")
+    out = b""
+    while True:
+        d = s.recv(100)
+        if not d:
+            break
+        out += d
+    s.close()
+    return out.decode()
+
+def start(binary, path, tmo_ms, slots):
+    env = dict(os.environ, WEFT_WORKERS="1")
+    p = subprocess.Popen([binary, path, str(tmo_ms), str(slots)], stdout=subprocess.PIPE,
+                         text=True, env=env)
+    line = p.stdout.readline()
+    if "listening on" not in line:
+        p.kill()
+        fail("runner did not start: %r" % line)
+    return p
+
+def stop(p, path):
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, _ = p.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        fail("runner did not exit after SIGTERM")
+    if p.returncode != 0:
+        fail("runner exited %d" % p.returncode)
+    if os.path.exists(path):
+        fail("the socket file %s is left behind" % path)
+    return out
+
+def main():
+    binary = sys.argv[1]
+    d = tempfile.mkdtemp(prefix="weft-runner-")
+    path = os.path.join(d, "r.sock")
+    p = start(binary, path, 400, 2)
+    try:
+        # a slow command holds a slot; a quick one answers meanwhile
+        res = {}
+        slow = threading.Thread(target=lambda: res.setdefault("slow", ask(path, "sleep 0.6; exit 4")))
+        slow.start()
+        time.sleep(0.1)
+        t0 = time.time()
+        quick = ask(path, "exit 2")
+        took = time.time() - t0
+        if quick != "exit 2\n":
+            fail("quick command: %r" % quick)
+        if took > 0.4:
+            fail("a quick command took %.2f s beside a slow one on one worker" % took)
+        slow.join()
+        if res.get("slow") != "timeout\n":
+            fail("a 0.6 s command with a 0.4 s limit: %r" % res.get("slow"))
+        # four 0.2 s commands, two slots: two rounds
+        outs = []
+        t0 = time.time()
+        th = [threading.Thread(target=lambda: outs.append(ask(path, "sleep 0.2; exit 1")))
+              for _ in range(4)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        took = time.time() - t0
+        if outs != ["exit 1\n"] * 4:
+            fail("four commands: %r" % outs)
+        if took < 0.38:
+            fail("four 0.2 s commands in two slots took %.2f s" % took)
+        sig = ask(path, "kill -9 $$")
+        if sig != "signal 9\n":
+            fail("a killed shell: %r" % sig)
+        if ask(path, "") != "error empty command\n":
+            fail("an empty command")
+    finally:
+        out = stop(p, path)
+    if "served 8 connections" not in out:
+        fail("runner said %r" % out)
+    # SIGTERM while a command runs: it is killed, the client told
+    p = start(binary, path, 60000, 2)
+    pidfile = os.path.join(d, "pid")
+    res = {}
+    t = threading.Thread(target=lambda: res.setdefault(
+        "r", ask(path, "echo $$ > %s; exec sleep 30" % pidfile)))
+    t.start()
+    end = time.time() + 5
+    while not os.path.exists(pidfile) or not open(pidfile).read().strip():
+        if time.time() > end:
+            fail("the command never started")
+        time.sleep(0.02)
+    child = int(open(pidfile).read())
+    stop(p, path)
+    t.join(10)
+    if res.get("r") != "stopped\n":
+        fail("the running command at SIGTERM: %r" % res.get("r"))
+    try:
+        os.kill(child, 0)
+        fail("the command's process %d is still alive" % child)
+    except ProcessLookupError:
+        pass
+    print("runner-test: PASS")
+
+main()
