@@ -1655,7 +1655,9 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 	size_t n = strlen(path);
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	if (n >= sizeof(sa->sun_path)) /* a path needs its NUL; "@" becomes one */
+	/* a path needs its NUL; an abstract name's "@" becomes its leading
+	 * NUL and it has no other */
+	if (n > sizeof(sa->sun_path) || (path[0] != '@' && n == sizeof(sa->sun_path)))
 		return -ENAMETOOLONG;
 	memcpy(sa->sun_path, path, n);
 	if (path[0] == '@') {

@@ -4,16 +4,23 @@
  * Owns: the party count `n`, the arrivals of the current generation, the
  * generation number and the wait list, under `lock`.
  * Invariants (under `lock`): 0 <= arrived < n between calls; every linked
- * entry of the current generation (_arg == gen) is one arrival. The n-th
- * arrival does not link: it bumps gen, resets arrived and completes (DONE)
- * every entry of the generation it closes, in batches of WEFT__WAKES_MAX
- * with the lock dropped between them (held meanwhile, so destroy says
- * -EBUSY: waitlist.h); it is the generation's leader. Completion, not a
- * grant, so a waiter whose time runs out or that is cancelled after its
- * generation was released still returns 0 (weft__wait_cancel says DONE).
- * A waiter that gives up while still linked in the current generation
- * takes its arrival back (on_cancel); one of an older generation, linked
- * only until the releasing batch reaches it, does not.
+ * entry of the current generation (_arg == gen) is one arrival; entries of
+ * older generations (released, not yet completed) come before them - the
+ * list is FIFO and gen only grows. The n-th arrival does not link: it
+ * bumps gen, resets arrived and completes (DONE) every entry older than
+ * the current generation, in batches of WEFT__WAKES_MAX with the lock
+ * dropped between them (held meanwhile, so destroy says -EBUSY:
+ * waitlist.h); it is the generation's leader. Older than the current
+ * generation, not "of the generation it closed": while a release drops
+ * the lock a second round can fill up and close, and its releaser, which
+ * finds an older entry at the head, must go on past it (one that stopped
+ * there left the second round asleep for good: found by a review).
+ * Completion, not a grant, so a waiter whose time runs out or that is
+ * cancelled after its generation was released still returns 0
+ * (weft__wait_cancel says DONE; a blocking wait whose entry is released
+ * but not yet completed sees that under the lock). A waiter that gives up
+ * while still linked in the current generation takes its arrival back
+ * (on_cancel); one of an older generation does not.
  * Memory ordering: the lock orders everything: a party that returns sees
  * what every party of its generation wrote before it arrived.
  */
@@ -71,12 +78,12 @@ static void release_unlock(struct weft_barrier *b)
 {
 	struct weft__wakes wk;
 	wk.n = 0;
-	uint64_t gen = b->gen++;
+	b->gen++;
 	b->arrived = 0;
 	for (;;) {
-		while (!weft__wakes_full(&wk) && b->q.head && b->q.head->_arg == gen)
+		while (!weft__wakes_full(&wk) && b->q.head && b->q.head->_arg < b->gen)
 			weft__waitq_complete_head(&b->q, &wk);
-		bool more = b->q.head && b->q.head->_arg == gen;
+		bool more = b->q.head && b->q.head->_arg < b->gen;
 		if (more)
 			weft__waitq_hold(&b->q); /* see waitlist.h */
 		weft__slock_unlock(&b->lock);
@@ -150,8 +157,15 @@ static int barrier_wait_until(struct weft_barrier *b, uint64_t deadline, bool *l
 	struct barrier_args a = { b, &w, false, 0 };
 	int rc = weft__wait_deadline(barrier_wait_fn, &a, &w, deadline);
 	if (rc) {
-		/* released just as the wait gave up: it passed the barrier */
-		if (!weft__wait_cancel(&w))
+		/* Released just as the wait gave up: it passed the barrier.
+		 * Completed already (DONE), or still linked in a generation
+		 * that has closed (a later batch of the release would have
+		 * completed it; its cancel leaves the arrival counted). */
+		weft__slock_lock(&b->lock);
+		bool released = w._queue == &b->q && weft__wait_state_get(&w) == WQ_LINKED &&
+				w._arg < b->gen;
+		weft__slock_unlock(&b->lock);
+		if (!weft__wait_cancel(&w) && !released)
 			return rc;
 		a.leader = false;
 		a.rc = 0;

@@ -237,10 +237,8 @@ static enum weft_poll select_wait_fn(void *arg, struct weft_cx *cx)
 									    : WEFT_READY;
 }
 
-int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 {
-	if (!arms_valid(arms, n, false))
-		return -EINVAL;
 	struct select_wait s = { .arms = arms, .n = n, .won = -1, .guard = WEFT_WAIT_INIT };
 	weft__waitq_init(&s.q, &s.lock, guard_on_cancel);
 	weft_waker none = { NULL, NULL };
@@ -254,6 +252,28 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 	if (rc && s.won >= 0)
 		return (int)s.won;
 	return rc ? rc : (int)s.index;
+}
+
+int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+{
+	if (!arms_valid(arms, n, false))
+		return -EINVAL;
+	/* A token arm's deadline bounds the wait too, as weft_token_wait's
+	 * does: after a shutdown dropped the token's deadline task nothing
+	 * would wake a thread's select at it. At that deadline the token arm
+	 * polls ready, so one more round returns at once. */
+	uint64_t cap = deadline_ns;
+	for (size_t i = 0; i < n; i++) {
+		if (arms[i].op != WEFT_SEL_TOKEN)
+			continue;
+		uint64_t d = weft_token_deadline(arms[i].obj);
+		if (d < cap)
+			cap = d;
+	}
+	int rc = select_until(arms, n, cap);
+	if (rc == -ETIMEDOUT && cap < deadline_ns)
+		rc = select_until(arms, n, deadline_ns);
+	return rc;
 }
 
 int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns)

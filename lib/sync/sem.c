@@ -34,6 +34,11 @@ struct weft_sem {
  * because wk is full. */
 static bool grant_loop(struct weft_sem *s, struct weft__wakes *wk)
 {
+	/* closed: the waiters still linked are the close's to wake (-EPIPE),
+	 * even while it drops the lock between batches (a release in that
+	 * window handed them permits: found by a review) */
+	if (s->closed)
+		return false;
 	while (s->q.head && s->q.head->_arg <= s->permits) {
 		if (weft__wakes_full(wk))
 			return true;

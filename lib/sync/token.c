@@ -252,6 +252,10 @@ static bool cancel_one(struct weft_token *t, int reason)
 {
 	if (atomic_load_explicit(&t->cancelled, memory_order_relaxed))
 		return false;
+	/* the first cause stays: a deadline already passed (weft_token_err
+	 * has said -ETIMEDOUT from the clock) beats a later cancel */
+	if (deadline_passed(t))
+		reason = -ETIMEDOUT;
 	atomic_store_explicit(&t->reason, reason, memory_order_relaxed);
 	/* release: pairs with the acquire in weft_token_is_cancelled (and
 	 * orders `reason` before it). */

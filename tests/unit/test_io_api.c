@@ -805,6 +805,19 @@ Test(unix_socket, bad_names_and_shutdown, .timeout = WT_TMO(20))
 	longp[sizeof longp - 1] = '\0';
 	cr_assert_eq(weft_unix_listen(rt, longp, 0, &io), -ENAMETOOLONG);
 	cr_assert_eq(weft_unix_connect(rt, longp, &io), -ENAMETOOLONG);
+	/* sun_path's 108 bytes: a path needs its NUL, an "@name" does not */
+	char fit[110];
+	memset(fit, 'b', sizeof fit);
+	fit[0] = '@';
+	snprintf(fit + 1, 12, "%010d", (int)getpid());
+	fit[11] = 'b';
+	fit[108] = '\0'; /* "@" + 107 bytes: fills sun_path */
+	cr_assert_eq(weft_unix_listen(rt, fit, 0, &io), 0, "a 107-byte abstract name");
+	cr_assert_eq(weft_io_close(io), 0);
+	io = NULL;
+	fit[108] = 'b';
+	fit[109] = '\0';
+	cr_assert_eq(weft_unix_listen(rt, fit, 0, &io), -ENAMETOOLONG, "108 bytes after the @");
 	cr_assert_eq(weft_unix_listen(rt, "", 0, &io), -EINVAL);
 	cr_assert_eq(weft_unix_listen(rt, "@", 0, &io), -EINVAL);
 	cr_assert_eq(weft_unix_listen(rt, NULL, 0, &io), -EINVAL);

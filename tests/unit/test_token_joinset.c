@@ -686,7 +686,7 @@ Test(token_deadline, cancel_or_destroy_first_ends_the_task, .timeout = WT_TMO(20
 	uint64_t far = weft_now_ns() + 3600000 * MS;
 	cr_assert_eq(weft_token_create_deadline(rt, NULL, far, &a), 0);
 	cr_assert_eq(weft_token_create_deadline(rt, NULL, far, &b), 0);
-	cr_assert_eq(weft_token_create_deadline(rt, NULL, weft_now_ns() + 30 * MS, &c), 0);
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, weft_now_ns() + 300 * MS, &c), 0);
 	cr_assert(alive_is(rt, 3), "one deadline task each");
 	cr_assert_eq(weft_token_cancel(a), 0);
 	cr_assert_eq(weft_token_err(a), -ECANCELED);
@@ -694,7 +694,7 @@ Test(token_deadline, cancel_or_destroy_first_ends_the_task, .timeout = WT_TMO(20
 	cr_assert_eq(weft_token_destroy(b), 0, "the task's own entry is not a waiter");
 	cr_assert(alive_is(rt, 1), "b's task ended at its destroy");
 	/* c: destroyed just as (or after) it fires - no use after free (ASan) */
-	wt_sleep_ms(30);
+	wt_sleep_ms(300);
 	cr_assert_eq(weft_token_destroy(c), 0);
 	cr_assert(alive_is(rt, 0));
 	cr_assert_eq(weft_token_destroy(a), 0);
@@ -732,8 +732,20 @@ Test(token_deadline, passed_outside_and_after_shutdown, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
 	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 80 * MS, &u), -ESHUTDOWN);
 	cr_assert_eq(weft_token_err(t), 0);
-	cr_assert_eq(weft_token_wait(t), 0);
+	/* a thread's select on the token beside an empty channel, with no
+	 * limit of its own: the token's deadline ends it (the task that
+	 * would have woken it is gone) */
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(int), 1, &ch), 0);
+	int item;
+	struct weft_select_arm arms[2] = { WEFT_SEL_RECV(ch, &item), WEFT_SEL_CANCELLED(t) };
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
 	cr_assert(weft_now_ns() - t0 >= 79 * MS);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	cr_assert_eq(weft_token_wait(t), 0);
+	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
+	/* the first cause stays: a cancel after the deadline changes nothing */
+	cr_assert_eq(weft_token_cancel(t), 0);
 	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
 	/* destroyed after its runtime: memory still fine (ASan) */
 	wt_rt_destroy(rt);

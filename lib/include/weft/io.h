@@ -219,8 +219,9 @@ WEFT_API int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t po
  * SOMAXCONN); it does not remove a file already at path (-EADDRINUSE: a
  * stale socket file is the caller's to unlink), and the file stays after
  * weft_io_close (unlink it when done). Errors: -EINVAL (NULL rt, out or
- * path, an empty path or "@", backlog < 0), -ENAMETOOLONG (path longer
- * than sun_path allows: 107 bytes), -ESHUTDOWN, weft_io_register's, and
+ * path, an empty path or "@", backlog < 0), -ENAMETOOLONG (longer than
+ * sun_path allows: a path of 108 bytes or more, an "@name" of 109 or
+ * more), -ESHUTDOWN, weft_io_register's, and
  * bind/listen/connect's -errno (-EADDRINUSE, -ENOENT: no such socket,
  * -ECONNREFUSED: nobody listens there, -EACCES). A connect to a listener
  * whose backlog is full fails with -EAGAIN at once (the kernel offers no
@@ -239,9 +240,10 @@ WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path
  * and exec at once (weft.h, fork). status (may be NULL) gets what
  * waitpid would store (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG).
  * timeout_ns: WEFT_FOREVER for none, 0 to look without waiting.
- * Errors: -EINVAL (NULL rt, pid <= 0), -ESRCH (no such process), -ECHILD
- * (not a child of this process, or reaped already - by another wait, or
- * because SIGCHLD is ignored), -ETIMEDOUT (still running: not reaped, wait
+ * Errors: -EINVAL (NULL rt, pid <= 0), -ESRCH (no such process: a child
+ * reaped already - by another wait, or because SIGCHLD is ignored - is
+ * gone), -ECHILD (not a child of this process, or reaped by another wait
+ * while this one waited), -ETIMEDOUT (still running: not reaped, wait
  * again), -ESHUTDOWN, -EDEADLK (poll task on a worker), -ECANCELED (the
  * calling fiber was cancelled), -ENOSYS (a kernel before 5.3: no pidfd),
  * -ENOMEM, -EMFILE.

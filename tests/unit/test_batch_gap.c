@@ -1,0 +1,148 @@
+/*
+ * test_batch_gap.c - what others do while a primitive wakes its waiters in
+ * batches with its lock dropped between them. Linked with
+ * -Wl,--wrap=weft__wakes_run: the wrapper, once armed, sleeps inside the
+ * first full batch (WEFT__WAKES_MAX wakers), which holds that window open
+ * for 400 ms (found by a review with the same wrapper):
+ *  - a second barrier round that fills and closes meanwhile;
+ *  - a barrier waiter whose round was released but sits in a later batch,
+ *    and whose time runs out meanwhile;
+ *  - a semaphore release while its close wakes the waiters.
+ */
+#include <pthread.h>
+
+#include "../common/wt.h"
+#include "waitlist.h"
+
+#define MS 1000000ull
+
+void __real_weft__wakes_run(struct weft__wakes *wk);
+void __wrap_weft__wakes_run(struct weft__wakes *wk);
+static atomic_int slow_armed, slow_fired;
+
+void __wrap_weft__wakes_run(struct weft__wakes *wk)
+{
+	int one = 1;
+	if (wk->n == WEFT__WAKES_MAX && atomic_compare_exchange_strong(&slow_armed, &one, 0)) {
+		atomic_store(&slow_fired, 1);
+		wt_sleep_ms(400 * WEFT_TEST_SLOW);
+	}
+	__real_weft__wakes_run(wk);
+}
+
+/* time for threads just started to link their entries */
+static void settle(void) { wt_sleep_ms(200 * WEFT_TEST_SLOW); }
+
+static struct weft_barrier *bar;
+static atomic_int bar_ok, bar_bad;
+
+static void *bar_party(void *arg)
+{
+	(void)arg;
+	int rc = weft_barrier_wait_timeout(bar, 10000 * MS, NULL);
+	atomic_fetch_add(rc ? &bar_bad : &bar_ok, 1);
+	return NULL;
+}
+
+Test(batch_gap, a_barrier_round_closed_while_the_last_one_is_released, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 2 }; /* 17 linked: two batches */
+	cr_assert_eq(weft_barrier_create(N, &bar), 0);
+	pthread_t th[2 * N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, bar_party, NULL), 0);
+	settle();
+	atomic_store(&slow_armed, 1);
+	cr_assert_eq(pthread_create(&th[N - 1], NULL, bar_party, NULL), 0); /* releases round 0 */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&slow_fired), WT_LONG_MS));
+	/* round 1 fills and closes while round 0's release sleeps */
+	for (int i = N; i < 2 * N; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, bar_party, NULL), 0);
+	for (int i = 0; i < 2 * N; i++)
+		pthread_join(th[i], NULL);
+	cr_assert_eq(atomic_load(&bar_bad), 0, "%d parties timed out (round 1 never woken)",
+		     atomic_load(&bar_bad));
+	cr_assert_eq(atomic_load(&bar_ok), 2 * N);
+	cr_assert_eq(weft_barrier_destroy(bar), 0);
+}
+
+static atomic_int late_rc = 1;
+
+static void *bar_forever(void *arg)
+{
+	(void)arg;
+	weft_barrier_wait(bar, NULL);
+	return NULL;
+}
+
+static void *bar_late(void *arg)
+{
+	(void)arg;
+	atomic_store(&late_rc, weft_barrier_wait_timeout(bar, 200 * MS * WEFT_TEST_SLOW, NULL));
+	return NULL;
+}
+
+Test(batch_gap, a_released_barrier_waiter_whose_time_runs_out_passed, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 2 };
+	atomic_store(&slow_fired, 0);
+	cr_assert_eq(weft_barrier_create(N, &bar), 0);
+	pthread_t th[N - 1];
+	for (int i = 0; i < N - 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, bar_forever, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&th[N - 2], NULL, bar_late, NULL), 0); /* in the second batch */
+	settle();
+	atomic_store(&slow_armed, 1);
+	bool leader = false;
+	cr_assert_eq(weft_barrier_wait(bar, &leader), 0);
+	cr_assert(leader);
+	for (int i = 0; i < N - 1; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&late_rc), 0, "released, yet it said %d", atomic_load(&late_rc));
+	cr_assert_eq(weft_barrier_destroy(bar), 0);
+}
+
+static struct weft_sem *sem;
+static atomic_int sem_ok, sem_pipe;
+
+static void *sem_waiter(void *arg)
+{
+	(void)arg;
+	int rc = weft_sem_acquire_n(sem, 1);
+	atomic_fetch_add(rc == 0 ? &sem_ok : &sem_pipe, 1);
+	return NULL;
+}
+
+static void *sem_release_in_gap(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&slow_fired))
+		usleep(1000);
+	weft_sem_release_n(sem, 5);
+	return NULL;
+}
+
+Test(batch_gap, a_semaphore_release_while_its_close_wakes_the_waiters, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	cr_assert_eq(weft_sem_create(0, &sem), 0);
+	pthread_t th[N], rel;
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, sem_waiter, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&rel, NULL, sem_release_in_gap, NULL), 0);
+	atomic_store(&slow_armed, 1);
+	cr_assert_eq(weft_sem_close(sem), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(rel, NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&sem_ok), 0, "%d waiters got permits after the close",
+		     atomic_load(&sem_ok));
+	cr_assert_eq(atomic_load(&sem_pipe), N);
+	cr_assert_eq(weft_sem_available(sem), 5, "the release still counted");
+	cr_assert_eq(weft_sem_destroy(sem), 0);
+}
