@@ -27,6 +27,12 @@ TEST is one of:
               steal whose victim is null, ...) beside good events: the bad
               ones are skipped and counted, one warning on stderr, the good
               ones make the report.
+  report-inputs  the report over unreadable inputs (--load empty, truncated,
+              [], missing; --events missing; --latency truncated, empty,
+              without its list; -o and --write-trace in a missing
+              directory): exit 1 and one line `weft_report: FILE: reason`,
+              no traceback; an events line that is not UTF-8 is skipped
+              and counted.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -387,6 +393,91 @@ def test_report_events(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+REPORT = None  # tools/report/weft_report.py, set by main()
+
+
+def report_run(*args, timeout=60):
+    return run([sys.executable, REPORT, *args], timeout=timeout)
+
+
+def make_load(load, d, *extra):
+    """A small real weft-load --output file in d."""
+    lp = os.path.join(d, "load.json")
+    p = run([load, "--shape", "fork-join", "--units", "5", "--workers", "2", "--quiet", "-o", lp, *extra], timeout=30)
+    check(p.returncode == 0, "weft-load -o: exit %d %s" % (p.returncode, p.stderr[-500:]))
+    with open(lp) as f:
+        return lp, json.load(f)
+
+
+def check_input_error(p, path, what):
+    """exit 1, one line `weft_report: PATH: reason`, no traceback."""
+    check(p.returncode == 1, "%s: exit %d, expected 1\n%s" % (what, p.returncode, p.stderr[-1500:]))
+    check("Traceback" not in p.stderr, "%s: a Python traceback:\n%s" % (what, p.stderr[-1500:]))
+    lines = p.stderr.strip().splitlines()
+    check(len(lines) == 1 and lines[0].startswith("weft_report: %s: " % path),
+          "%s: stderr should be one line 'weft_report: %s: reason': %r" % (what, path, p.stderr))
+
+
+def test_report_inputs(src, load):
+    """found by a review of the tools (2026-12-05): unreadable inputs ended in
+    Python tracebacks, and one byte that is not UTF-8 in the events file
+    killed the run (UnicodeDecodeError) although bad lines are skipped."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        out = os.path.join(d, "report.html")
+
+        def put(name, data):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(data)
+            return path
+
+        with open(lp, "rb") as f:
+            whole = f.read()
+        lat_ok = put("ok.latency.json", json.dumps({"schema": "schedtop-latency/1", "latency": [
+            {"rt": "0x1", "workers": 2, "polls_timed": 10, "wakes_timed": 10, "poll_p50_ns": 1024,
+             "poll_p99_ns": 2048, "wake_p50_ns": 4096, "wake_p99_ns": 8192}]}).encode())
+        cases = [  # (what, args, the path the message names)
+            ("--load empty", ["--load", put("empty.json", b""), "--no-bpf", "x"], "empty.json"),
+            ("--load truncated", ["--load", put("trunc.json", whole[:len(whole) // 2]), "--no-bpf", "x"], "trunc.json"),
+            ("--load []", ["--load", put("arr.json", b"[]"), "--no-bpf", "x"], "arr.json"),
+            ("--load {}", ["--load", put("obj.json", b"{}"), "--no-bpf", "x"], "obj.json"),
+            ("--load not UTF-8", ["--load", put("bin.json", b"\xff\xfe{}"), "--no-bpf", "x"], "bin.json"),
+            ("--load missing", ["--load", os.path.join(d, "nope.json"), "--no-bpf", "x"], "nope.json"),
+            ("--events missing", ["--load", lp, "--events", os.path.join(d, "nope.jsonl")], "nope.jsonl"),
+            ("--latency truncated", ["--load", lp, "--no-bpf", "x", "--latency", put("tl.json", b'{"latency": [{"rt":"x"')],
+             "tl.json"),
+            ("--latency empty", ["--load", lp, "--no-bpf", "x", "--latency", put("el.json", b"")], "el.json"),
+            ("--latency without latency", ["--load", lp, "--no-bpf", "x", "--latency", put("nl.json", b'{"x": 1}')],
+             "nl.json"),
+            ("--latency entry without fields", ["--load", lp, "--no-bpf", "x", "--latency",
+                                                put("fl.json", b'{"latency": [{"rt": "x"}]}')], "fl.json"),
+            ("-o in a missing directory", ["--load", lp, "--no-bpf", "x"], "/nonexistent/dir/x.html"),
+            ("--write-trace in a missing directory", ["--load", lp, "--no-bpf", "x", "--write-trace",
+                                                      "/nonexistent/dir/t.json"], "/nonexistent/dir/t.json"),
+        ]
+        for what, args, named in cases:
+            o = named if named.endswith(".html") else out
+            p = report_run(*args, "-o", o)
+            check_input_error(p, named if named.startswith("/") else os.path.join(d, named), what)
+        # one line that is not UTF-8 among good events: counted, skipped
+        t0 = ld["t0_ns"]
+        good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
+                {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 2}]
+        ep = put("bad8.jsonl", json.dumps(good[0]).encode() + b"\n\xff\xfe{\"a\": 1}\n" +
+                 json.dumps(good[1]).encode() + b"\n")
+        p = report_run("--load", lp, "--events", ep, "--latency", lat_ok, "-o", out)
+        check(p.returncode == 0, "events with a byte that is not UTF-8: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        check("skipped 1 lines that are not JSON and 0" in p.stderr, "the bad line is not counted: %r" % p.stderr)
+        data = report_data(open(out, encoding="utf-8").read())
+        check(data["steal_matrix"] == [[0, 0], [1, 0]], "steal matrix from the good events: %s" % data["steal_matrix"])
+        print("ok: report: %d unreadable inputs each one line on stderr and exit 1; a line that is not UTF-8 "
+              "skipped and counted" % len(cases))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -475,6 +566,8 @@ def main():
         return 2
     build, src, test = sys.argv[1], sys.argv[2], sys.argv[3]
     load = os.path.join(build, "tools", "load", "weft-load")
+    global REPORT
+    REPORT = os.path.join(src, "tools", "report", "weft_report.py")
     if test == "shape":
         test_shape(load, sys.argv[4])
     elif test == "seed":
@@ -489,6 +582,8 @@ def main():
         test_render(src, build)
     elif test == "report-events":
         test_report_events(src, load)
+    elif test == "report-inputs":
+        test_report_inputs(src, load)
     else:
         print("unknown test", test)
         return 2

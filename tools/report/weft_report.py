@@ -93,17 +93,18 @@ def event_ok(e):
 
 def read_events(path):
     """The events of a schedtop trace file and how many lines were skipped:
-    lines that are not JSON, and JSON that is not an event (event_ok).
-    Skipped lines are reported once on stderr."""
+    lines that are not JSON (or not UTF-8), and JSON that is not an event
+    (event_ok). Skipped lines are reported once on stderr. The file is read
+    as bytes and decoded line by line, so one bad byte costs one line."""
     evs, unreadable, malformed = [], 0, 0
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+    with open(path, "rb") as f:
+        for raw in f:
+            raw = raw.strip()
+            if not raw:
                 continue
             try:
-                e = json.loads(line)
-            except ValueError:
+                e = json.loads(raw.decode("utf-8"))
+            except ValueError:  # UnicodeDecodeError is one
                 unreadable += 1
                 continue
             if event_ok(e):
@@ -799,6 +800,56 @@ def histogram_from_counts(keys, counts, color, width=900, height=220):
     return "\n".join(o)
 
 
+class InputError(Exception):
+    """An input or output file the report cannot use: `weft_report: FILE: reason`, exit 1."""
+
+    def __init__(self, path, reason):
+        Exception.__init__(self, "%s: %s" % (path, reason))
+
+
+def read_json(path, what):
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read().decode("utf-8"))
+    except OSError as e:
+        raise InputError(path, e.strerror or str(e))
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise InputError(path, "not %s: %s" % (what, e))
+
+
+def read_load(path):
+    """weft-load --output's JSON object, checked for the fields the report
+    cannot do without."""
+    load = read_json(path, "weft-load's JSON output")
+    if not isinstance(load, dict):
+        raise InputError(path, "not weft-load's output: a JSON %s, not an object" % type(load).__name__)
+    for k in ("t0_ns", "end_ns"):
+        if not is_int(load.get(k)):
+            raise InputError(path, "not weft-load's output: no integer %s" % k)
+    for k in ("series", "per_worker"):
+        v = load.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+            raise InputError(path, "not weft-load's output: %s is not a list of objects" % k)
+    return load
+
+
+LATENCY_KEYS = ("rt", "workers", "polls_timed", "wakes_timed", "poll_p50_ns", "poll_p99_ns",
+                "wake_p50_ns", "wake_p99_ns")
+
+
+def read_latency(path):
+    """schedtop trace's FILE.latency.json: {"latency": [one object per runtime]}."""
+    d = read_json(path, "schedtop's latency JSON")
+    rows = d.get("latency") if isinstance(d, dict) else None
+    if not isinstance(rows, list):
+        raise InputError(path, "not schedtop's latency JSON: no \"latency\" list")
+    for r in rows:
+        if not isinstance(r, dict) or any(k not in r for k in LATENCY_KEYS) \
+                or not all(isinstance(r[k], (int, float)) for k in LATENCY_KEYS[1:]):
+            raise InputError(path, "not schedtop's latency JSON: an entry without %s" % ", ".join(LATENCY_KEYS))
+    return rows
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description="Build the weft load report (self-contained HTML).")
     ap.add_argument("--load", required=True, help="weft-load --output JSON")
@@ -808,22 +859,34 @@ def main(argv):
     ap.add_argument("--latency", help="schedtop trace FILE.latency.json (runtime-kept poll and wake latency)")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args(argv)
-    rt_lat = None
-    if a.latency:
-        with open(a.latency) as f:
-            rt_lat = json.load(f)["latency"]
     if not a.events and not a.no_bpf:
         ap.error("give --events FILE or --no-bpf REASON")
-    with open(a.load) as f:
-        load = json.load(f)
-    ev, bad = None, 0
-    if a.events:
-        ev, bad = read_events(a.events)
-    html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events, rt_lat)
-    with open(a.output, "w") as f:
-        f.write(html_text)
-    if a.write_trace and not a.events:
-        write_metrics_trace(load, series_rates(load), a.write_trace)
+    try:
+        rt_lat = read_latency(a.latency) if a.latency else None
+        load = read_load(a.load)
+        ev, bad = None, 0
+        if a.events:
+            try:
+                ev, bad = read_events(a.events)
+            except OSError as e:
+                raise InputError(a.events, e.strerror or str(e))
+        try:
+            html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events, rt_lat)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+            raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
+        try:
+            with open(a.output, "w", encoding="utf-8") as f:
+                f.write(html_text)
+        except OSError as e:
+            raise InputError(a.output, e.strerror or str(e))
+        if a.write_trace and not a.events:
+            try:
+                write_metrics_trace(load, series_rates(load), a.write_trace)
+            except OSError as e:
+                raise InputError(a.write_trace, e.strerror or str(e))
+    except InputError as e:
+        print("weft_report: %s" % e, file=sys.stderr)
+        return 1
     print("weft_report: wrote %s (%d KiB)%s" % (a.output, len(html_text) // 1024,
                                                "" if a.events else "; without BPF: " + a.no_bpf))
     return 0
