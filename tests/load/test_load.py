@@ -33,6 +33,10 @@ TEST is one of:
               directory): exit 1 and one line `weft_report: FILE: reason`,
               no traceback; an events line that is not UTF-8 is skipped
               and counted.
+  report-range  events naming workers the run did not have (core 1500, a
+              victim 300, a notify to 99, core -7): skipped and counted,
+              the steal matrix stays the run's 2x2, the page stays small;
+              a load file with workers 100000 is refused.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -478,6 +482,53 @@ def test_report_inputs(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_range(src, load):
+    """found by a review of the tools (2026-12-05): the steal matrix was
+    sized by the largest core or victim in the events, so one line
+    {"type":"steal_fail","core":1500} made a 534 MB page (3.2 GB of RAM)."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0 = ld["t0_ns"]
+        good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
+                {"ts_ns": t0 + 1001, "type": "worker_start", "core": 1},
+                {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 3},
+                {"ts_ns": t0 + 3000, "type": "notify", "core": -1, "to": 0}]
+        stray = [{"ts_ns": t0 + 1500, "type": "steal_fail", "core": 1500},
+                 {"ts_ns": t0 + 1600, "type": "steal", "core": 0, "victim": 300, "n": 1},
+                 {"ts_ns": t0 + 1700, "type": "park", "core": 2},
+                 {"ts_ns": t0 + 1800, "type": "notify", "core": 0, "to": 99},
+                 {"ts_ns": t0 + 1900, "type": "unpark", "core": -7}]
+        ep = os.path.join(d, "trace.jsonl")
+        with open(ep, "w") as f:
+            f.write("\n".join(json.dumps(e) for e in good + stray) + "\n")
+        out = os.path.join(d, "report.html")
+        p = report_run("--load", lp, "--events", ep, "-o", out)
+        check(p.returncode == 0, "exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        warn = [l for l in p.stderr.splitlines() if "outside" in l]
+        check(len(warn) == 1 and "skipped %d events naming a worker outside 0..1" % len(stray) in warn[0],
+              "stderr should count the %d stray events once: %r" % (len(stray), p.stderr))
+        size = os.path.getsize(out)
+        check(size < 200 * 1024, "report is %d bytes: sized by a stray core?" % size)
+        html = open(out, encoding="utf-8").read()
+        data = report_data(html)
+        check(data["steal_matrix"] == [[0, 0], [1, 0]], "steal matrix: %s" % data["steal_matrix"])
+        check("%d unreadable or malformed lines skipped" % len(stray) in html, "the notes do not count them")
+        # a load file naming an impossible worker count is refused
+        with open(lp) as f:
+            bad = json.load(f)
+        bad["workers"] = 100000
+        blp = os.path.join(d, "bad-workers.json")
+        with open(blp, "w") as f:
+            json.dump(bad, f)
+        p = report_run("--load", blp, "--events", ep, "-o", out)
+        check_input_error(p, blp, "--load with workers 100000")
+        print("ok: report: %d events naming workers the run did not have skipped and counted; page %d KiB"
+              % (len(stray), size // 1024))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -582,6 +633,8 @@ def main():
         test_render(src, build)
     elif test == "report-events":
         test_report_events(src, load)
+    elif test == "report-range":
+        test_report_range(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
     else:

@@ -91,12 +91,25 @@ def event_ok(e):
     return e["type"] != "steal" or (is_int(e.get("victim")) and is_int(e.get("n", 0)))
 
 
-def read_events(path):
+# The most workers a runtime has (WEFT_MAX_WORKERS).
+MAX_WORKERS = 256
+
+
+def in_range(e, workers):
+    """The worker numbers an event names (core, victim, notify's to) are
+    workers of this run: 0..workers-1, or -1 (not a worker: a notify from
+    outside the runtime, runtime_shutdown). The steal matrix and the
+    per-worker tracks are sized by the run's workers, not by the events."""
+    return all(-1 <= e[k] < workers for k in ("core", "victim", "to") if is_int(e.get(k)))
+
+
+def read_events(path, workers):
     """The events of a schedtop trace file and how many lines were skipped:
-    lines that are not JSON (or not UTF-8), and JSON that is not an event
-    (event_ok). Skipped lines are reported once on stderr. The file is read
-    as bytes and decoded line by line, so one bad byte costs one line."""
-    evs, unreadable, malformed = [], 0, 0
+    lines that are not JSON (or not UTF-8), JSON that is not an event
+    (event_ok), and events naming a worker the run did not have (in_range).
+    Skipped lines are reported once on stderr. The file is read as bytes
+    and decoded line by line, so one bad byte costs one line."""
+    evs, unreadable, malformed, outside = [], 0, 0, 0
     with open(path, "rb") as f:
         for raw in f:
             raw = raw.strip()
@@ -107,16 +120,21 @@ def read_events(path):
             except ValueError:  # UnicodeDecodeError is one
                 unreadable += 1
                 continue
-            if event_ok(e):
-                evs.append(e)
-            else:
+            if not event_ok(e):
                 malformed += 1
+            elif not in_range(e, workers):
+                outside += 1
+            else:
+                evs.append(e)
     if unreadable or malformed:
         print("weft_report: %s: skipped %d lines that are not JSON and %d that are not events (an object "
               "with an integer ts_ns, a string type, and the integer core or victim its type needs)"
               % (path, unreadable, malformed), file=sys.stderr)
+    if outside:
+        print("weft_report: %s: skipped %d events naming a worker outside 0..%d (the run had %d workers)"
+              % (path, outside, workers - 1, workers), file=sys.stderr)
     evs.sort(key=lambda e: e["ts_ns"])
-    return evs, unreadable + malformed
+    return evs, unreadable + malformed + outside
 
 
 def analyse_events(evs, workers, t0_ns):
@@ -128,14 +146,7 @@ def analyse_events(evs, workers, t0_ns):
     track. A worker that finds work in its own ring or the inject queue
     fires no probe, so `searching` after an unpark is an upper bound.
     """
-    n = workers
-    for e in evs:
-        c = e.get("core", -1)
-        if isinstance(c, int) and c >= n:
-            n = c + 1
-        v = e.get("victim")
-        if isinstance(v, int) and v >= n:
-            n = v + 1
+    n = workers  # read_events kept only events naming workers below it
     matrix = [[0] * n for _ in range(n)]        # steal operations [thief][victim]
     matrix_tasks = [[0] * n for _ in range(n)]  # tasks stolen
     spans = [[] for _ in range(n)]              # (start_s, end_s, state)
@@ -502,8 +513,12 @@ code{background:#eceff1;padding:1px 4px;border-radius:3px}
 """
 
 
+def workers_of(load):
+    return load.get("workers") or len(load.get("per_worker", [])) or 1
+
+
 def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
-    workers = load.get("workers") or len(load.get("per_worker", [])) or 1
+    workers = workers_of(load)
     rates = series_rates(load)
     t0 = load.get("t0_ns", 0)
     warm = load.get("warmup_s", 0) or 0
@@ -753,7 +768,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
         s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>out/trace.json</code> in "
                  "ui.perfetto.dev or chrome://tracing for every span and steal arrow.</li>"
                  % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(an["counts"].items()))),
-                    (", %d unreadable or malformed lines skipped" % bad_lines) if bad_lines else ""))
+                    (", %d unreadable or malformed lines skipped (events naming a worker the run did not have "
+                     "among them)" % bad_lines) if bad_lines else ""))
     else:
         s.append("<li><b>Left out:</b> %s — %s.</li>" % (esc(", ".join(left_out)), esc(no_bpf)))
         s.append("<li><code>out/trace.json</code> holds counter tracks (tasks/s, steals/s, parks/s, busy %% per worker) "
@@ -830,6 +846,10 @@ def read_load(path):
         v = load.get(k, [])
         if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
             raise InputError(path, "not weft-load's output: %s is not a list of objects" % k)
+    w = workers_of(load)
+    if not is_int(w) or not 1 <= w <= MAX_WORKERS or len(load.get("per_worker", [])) > w:
+        raise InputError(path, "not weft-load's output: workers %r (1..%d, one per_worker entry each)"
+                         % (w, MAX_WORKERS))
     return load
 
 
@@ -867,7 +887,7 @@ def main(argv):
         ev, bad = None, 0
         if a.events:
             try:
-                ev, bad = read_events(a.events)
+                ev, bad = read_events(a.events, workers_of(load))
             except OSError as e:
                 raise InputError(a.events, e.strerror or str(e))
         try:
