@@ -37,6 +37,10 @@ TEST is one of:
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
               a load file with workers 100000 is refused.
+  report-unusable  an events file that is empty, all invalid, or from
+              another run (outside t0_ns..end_ns): the report falls back to
+              the views without BPF and says why (page and stderr); a trace
+              partly inside the run is used.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -529,6 +533,58 @@ def test_report_range(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_unusable(src, load):
+    """found by a review of the tools (2026-12-05): an empty or all-invalid
+    events file gave a report of "0 steal operations" and "0 parks", exit
+    0, no warning, while the runtime counted thousands of steals; a trace
+    of another run was drawn at -53.2 to -50.4 s."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0, end = ld["t0_ns"], ld["end_ns"]
+        out = os.path.join(d, "report.html")
+        good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
+                {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 3},
+                {"ts_ns": t0 + 3000, "type": "park", "core": 0},
+                {"ts_ns": t0 + 4000, "type": "unpark", "core": 0, "reason": 0}]
+
+        def events(name, lines):
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write("".join(l + "\n" for l in lines))
+            return path
+
+        def shifted(ns):
+            return [json.dumps(dict(e, ts_ns=e["ts_ns"] + ns)) for e in good]
+
+        cases = [("empty", events("empty.jsonl", []), "holds no usable event (it is empty)"),
+                 ("all invalid", events("bad.jsonl", ["{not json", "[1]", '{"type": "park"}']),
+                  "holds no usable event (3 lines, all skipped)"),
+                 ("another run, before", events("before.jsonl", shifted(-53 * 10 ** 9)), "do not overlap this run"),
+                 ("another run, after", events("after.jsonl", shifted(end - t0 + 10 ** 9)), "do not overlap this run")]
+        for what, ep, reason in cases:
+            p = report_run("--load", lp, "--events", ep, "-o", out)
+            check(p.returncode == 0, "%s: exit %d\n%s" % (what, p.returncode, p.stderr[-1500:]))
+            check(reason in p.stderr and "runtime's metrics instead" in p.stderr,
+                  "%s: stderr should say why the events are not used: %r" % (what, p.stderr))
+            html = open(out, encoding="utf-8").read()
+            data = report_data(html)
+            check(not data["bpf"] and reason in (data["no_bpf_reason"] or ""),
+                  "%s: the report does not say why the events are not used: %s" % (what, data["no_bpf_reason"]))
+            check(data["steal_matrix"] is None and "steal matrix" in data["left_out"],
+                  "%s: the report draws a steal matrix from no events: %s" % (what, data["steal_matrix"]))
+            check("0 steal operations" not in html and "Trace window" not in html, "%s: BPF views drawn" % what)
+        # a trace partly inside the run is used
+        p = report_run("--load", lp, "--events", events("part.jsonl", shifted(-2000) + shifted(0)), "-o", out)
+        data = report_data(open(out, encoding="utf-8").read())
+        check(p.returncode == 0 and data["bpf"] and data["steal_matrix"] == [[0, 0], [2, 0]],
+              "events partly inside the run: exit %d, %s\n%s" % (p.returncode, data["steal_matrix"], p.stderr))
+        print("ok: report: %d events files that do not describe the run fall back to the metrics views, "
+              "with the reason" % len(cases))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -635,6 +691,8 @@ def main():
         test_report_events(src, load)
     elif test == "report-range":
         test_report_range(src, load)
+    elif test == "report-unusable":
+        test_report_unusable(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
     else:

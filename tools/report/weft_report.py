@@ -536,7 +536,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
              % (esc(load.get("shape")), workers, esc(mode), esc(load.get("seed")), load.get("measured_s", 0),
                 (" after %.1f s warmup" % warm) if warm else ""))
     if no_bpf:
-        s.append('<div class="missing"><b>Recorded without BPF.</b> %s. The steal matrix, the worker '
+        s.append('<div class="missing"><b>Without BPF events.</b> %s. The steal matrix, the worker '
                  'running/searching/parked timeline and the park / unpark histograms come from '
                  'schedtop\'s probes and are left out; the views below use weft-load\'s own runtime '
                  'metrics (busy %%, steals and parks per second per worker).</div>' % esc(no_bpf))
@@ -816,6 +816,21 @@ def histogram_from_counts(keys, counts, color, width=900, height=220):
     return "\n".join(o)
 
 
+def events_unusable(path, evs, skipped, load):
+    """Why the events cannot stand for this run (None if they can): none
+    usable, or none inside the run's t0_ns..end_ns (a trace of another
+    run). The report then falls back to the views without BPF and says so."""
+    if not evs:
+        return ("the events file %s holds no usable event (%s)"
+                % (path, "%d lines, all skipped" % skipped if skipped else "it is empty"))
+    t0, end = load["t0_ns"], load["end_ns"]
+    first, last = evs[0]["ts_ns"], evs[-1]["ts_ns"]
+    if last < t0 or first > end:
+        return ("the events in %s (%.1f to %.1f s) do not overlap this run (0 to %.1f s): a trace of "
+                "another run?" % (path, (first - t0) / 1e9, (last - t0) / 1e9, (end - t0) / 1e9))
+    return None
+
+
 class InputError(Exception):
     """An input or output file the report cannot use: `weft_report: FILE: reason`, exit 1."""
 
@@ -884,14 +899,18 @@ def main(argv):
     try:
         rt_lat = read_latency(a.latency) if a.latency else None
         load = read_load(a.load)
-        ev, bad = None, 0
+        ev, bad, no_bpf = None, 0, a.no_bpf
         if a.events:
             try:
                 ev, bad = read_events(a.events, workers_of(load))
             except OSError as e:
                 raise InputError(a.events, e.strerror or str(e))
+            no_bpf = events_unusable(a.events, ev, bad, load)
+            if no_bpf:
+                print("weft_report: %s; the report shows the runtime's metrics instead" % no_bpf, file=sys.stderr)
+                ev = None
         try:
-            html_text = build(load, ev, bad, a.no_bpf if not a.events else None, a.events, rt_lat)
+            html_text = build(load, ev, bad, no_bpf, a.events, rt_lat)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
         try:
@@ -899,7 +918,7 @@ def main(argv):
                 f.write(html_text)
         except OSError as e:
             raise InputError(a.output, e.strerror or str(e))
-        if a.write_trace and not a.events:
+        if a.write_trace and ev is None:
             try:
                 write_metrics_trace(load, series_rates(load), a.write_trace)
             except OSError as e:
@@ -908,7 +927,7 @@ def main(argv):
         print("weft_report: %s" % e, file=sys.stderr)
         return 1
     print("weft_report: wrote %s (%d KiB)%s" % (a.output, len(html_text) // 1024,
-                                               "" if a.events else "; without BPF: " + a.no_bpf))
+                                               "" if ev is not None else "; without BPF: " + no_bpf))
     return 0
 
 
