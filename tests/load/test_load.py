@@ -41,6 +41,9 @@ TEST is one of:
               another run (outside t0_ns..end_ns): the report falls back to
               the views without BPF and says why (page and stderr); a trace
               partly inside the run is used.
+  report-embed  a shape name and a --no-bpf reason holding <!--<script and
+              </script>: the embedded JSON holds no <, > or & and gives the
+              strings back unchanged.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -585,6 +588,36 @@ def test_report_unusable(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_embed(src, load):
+    """found by a review of the tools (2026-12-05): only </ was escaped in
+    the embedded JSON, so a string holding <!--<script (a shape name, a
+    --no-bpf reason) put the HTML parser in the script's escaped state and
+    the data block ran on past its </script>."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        nasty = "<!--<script>x</script><b>&amp;"
+        ld["shape"] = nasty
+        with open(lp, "w") as f:
+            json.dump(ld, f)
+        out = os.path.join(d, "report.html")
+        p = report_run("--load", lp, "--no-bpf", "reason " + nasty, "-o", out)
+        check(p.returncode == 0, "exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        html = open(out, encoding="utf-8").read()
+        m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+        check(m, "no report-data block")
+        block = m.group(1)
+        check(not re.search(r"[<>&]", block), "the data block holds <, > or &: %r" % block[:300])
+        data = json.loads(block)
+        check(data["shape"] == nasty and data["no_bpf_reason"] == "reason " + nasty,
+              "the strings do not come back as they were: %r %r" % (data["shape"], data["no_bpf_reason"]))
+        check(html.count("<script") == 1, "%d <script in the page (only the data block may be one)" % html.count("<script"))
+        check(html.rstrip().endswith("</main></body></html>"), "the page does not end after the data block")
+        print("ok: report: <, > and & escaped in the embedded JSON; the strings round-trip")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -693,6 +726,8 @@ def main():
         test_report_range(src, load)
     elif test == "report-unusable":
         test_report_unusable(src, load)
+    elif test == "report-embed":
+        test_report_embed(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
     else:

@@ -18,7 +18,8 @@ Perfetto trace-event file with counter tracks from the metrics series.
 
 Inline SVG and CSS only: no script runs, nothing is fetched. The numbers
 behind the charts are embedded as JSON (<script type="application/json"
-id="report-data">) for tests and other tools.
+id="report-data">) for tests and other tools, with <, > and & as \\u
+escapes so no text from the inputs can end or disturb that element.
 
 Standard library only (python3 >= 3.9).
 """
@@ -782,12 +783,18 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
     s.append("</ul></section>")
     data["sections"].append("notes")
     data["left_out"] = left_out
-    s.append('<script type="application/json" id="report-data">%s</script>'
-             % json.dumps(data).replace("</", "<\\/"))
+    s.append('<script type="application/json" id="report-data">%s</script>' % script_json(data))
     s.append("</main>")
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>weft load report — %s</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1"><style>%s</style></head><body>%s</body></html>\n'
             % (esc(load.get("shape")), CSS, "\n".join(s)))
+
+
+def script_json(data):
+    """JSON to embed in a <script> element: no <, > or & in it at all (as
+    \\u escapes, the same value to any JSON parser), so no text from the
+    inputs can end the element or open a comment (<!--<script) inside it."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def histogram_from_counts(keys, counts, color, width=900, height=220):
