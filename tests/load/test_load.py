@@ -44,6 +44,7 @@ TEST is one of:
   report-embed  a shape name and a --no-bpf reason holding <!--<script and
               </script>: the embedded JSON holds no <, > or & and gives the
               strings back unchanged.
+  report-trace  --write-trace with --events is a usage error (exit 2).
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -618,6 +619,26 @@ def test_report_embed(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_trace(src, load):
+    """found by a review of the tools (2026-12-05): --write-trace beside
+    --events was silently ignored."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0 = ld["t0_ns"]
+        ep = os.path.join(d, "run.jsonl")
+        with open(ep, "w") as f:
+            f.write(json.dumps({"ts_ns": t0 + 1000, "type": "steal", "core": 1, "victim": 0, "n": 1}) + "\n")
+        out, tr = os.path.join(d, "report.html"), os.path.join(d, "counters.json")
+        p = report_run("--load", lp, "--events", ep, "--write-trace", tr, "-o", out)
+        check(p.returncode == 2 and "--write-trace" in p.stderr and "Traceback" not in p.stderr,
+              "--events with --write-trace: exit %d, expected a usage error (2)\n%s" % (p.returncode, p.stderr))
+        check(not os.path.exists(out) and not os.path.exists(tr), "a usage error still wrote files")
+        print("ok: report: --write-trace with --events is a usage error")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- render
 
 def png_pixels(path):
@@ -728,6 +749,8 @@ def main():
         test_report_unusable(src, load)
     elif test == "report-embed":
         test_report_embed(src, load)
+    elif test == "report-trace":
+        test_report_trace(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
     else:

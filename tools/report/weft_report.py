@@ -903,6 +903,9 @@ def main(argv):
     a = ap.parse_args(argv)
     if not a.events and not a.no_bpf:
         ap.error("give --events FILE or --no-bpf REASON")
+    if a.events and a.write_trace:
+        ap.error("--write-trace is for a run without events (--no-bpf); with --events, schedtop trace "
+                 "has written the event trace itself (FILE.json beside FILE.jsonl)")
     try:
         rt_lat = read_latency(a.latency) if a.latency else None
         load = read_load(a.load)
