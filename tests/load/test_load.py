@@ -44,7 +44,10 @@ TEST is one of:
   report-embed  a shape name and a --no-bpf reason holding <!--<script and
               </script>: the embedded JSON holds no <, > or & and gives the
               strings back unchanged.
-  report-trace  --write-trace with --events is a usage error (exit 2).
+  report-trace  --write-trace with --events is a usage error (exit 2); the
+              notes name the trace file of this run (FILE.json beside the
+              events, or the --write-trace file; none without either), not
+              always out/trace.json.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -621,7 +624,7 @@ def test_report_embed(src, load):
 
 def test_report_trace(src, load):
     """found by a review of the tools (2026-12-05): --write-trace beside
-    --events was silently ignored."""
+    --events was silently ignored; the notes always named out/trace.json."""
     d = tempfile.mkdtemp(prefix="weft-report-")
     try:
         lp, ld = make_load(load, d)
@@ -634,7 +637,21 @@ def test_report_trace(src, load):
         check(p.returncode == 2 and "--write-trace" in p.stderr and "Traceback" not in p.stderr,
               "--events with --write-trace: exit %d, expected a usage error (2)\n%s" % (p.returncode, p.stderr))
         check(not os.path.exists(out) and not os.path.exists(tr), "a usage error still wrote files")
-        print("ok: report: --write-trace with --events is a usage error")
+        # the notes name the trace of this run, wherever it is
+        p = report_run("--load", lp, "--events", ep, "-o", out)
+        html = open(out, encoding="utf-8").read()
+        check(p.returncode == 0 and "<code>%s</code>" % os.path.join(d, "run.json") in html
+              and "out/trace.json" not in html, "with events the notes should name %s/run.json" % d)
+        p = report_run("--load", lp, "--no-bpf", "x", "--write-trace", tr, "-o", out)
+        html = open(out, encoding="utf-8").read()
+        check(p.returncode == 0 and os.path.isfile(tr) and "<code>%s</code> holds counter tracks" % tr in html
+              and "out/trace.json" not in html, "with --write-trace the notes should name %s" % tr)
+        p = report_run("--load", lp, "--no-bpf", "x", "-o", out)
+        html = open(out, encoding="utf-8").read()
+        check(p.returncode == 0 and "counter tracks" not in html and "trace.json" not in html,
+              "without --write-trace the notes name a trace that was not written")
+        print("ok: report: --write-trace with --events is a usage error; the notes name the trace file "
+              "that was written")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

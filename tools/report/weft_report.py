@@ -518,7 +518,12 @@ def workers_of(load):
     return load.get("workers") or len(load.get("per_worker", [])) or 1
 
 
-def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
+def event_trace_path(events_path):
+    """The Chrome/Perfetto file schedtop trace -o FILE.json wrote beside FILE.jsonl."""
+    return events_path[:-1] if events_path.endswith(".jsonl") else events_path + " (its .json)"
+
+
+def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=None):
     workers = workers_of(load)
     rates = series_rates(load)
     t0 = load.get("t0_ns", 0)
@@ -766,15 +771,16 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None):
     # ---- notes
     s.append('<section id="notes"><h2>Notes</h2><ul>')
     if an:
-        s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>out/trace.json</code> in "
+        s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>%s</code> in "
                  "ui.perfetto.dev or chrome://tracing for every span and steal arrow.</li>"
                  % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(an["counts"].items()))),
                     (", %d unreadable or malformed lines skipped (events naming a worker the run did not have "
-                     "among them)" % bad_lines) if bad_lines else ""))
+                     "among them)" % bad_lines) if bad_lines else "", esc(event_trace_path(events_path))))
     else:
         s.append("<li><b>Left out:</b> %s — %s.</li>" % (esc(", ".join(left_out)), esc(no_bpf)))
-        s.append("<li><code>out/trace.json</code> holds counter tracks (tasks/s, steals/s, parks/s, busy %% per worker) "
-                 "from the runtime metrics instead of per-event spans.</li>")
+        if write_trace:
+            s.append("<li><code>%s</code> holds counter tracks (tasks/s, steals/s, parks/s, busy %% per worker) "
+                     "from the runtime metrics instead of per-event spans.</li>" % esc(write_trace))
     s.append("<li>Per-worker runtime counters cover the whole run (warmup and drain included); throughput and latency "
              "cover the measured window.</li>")
     s.append("<li>Same seed, same graph: the graph of unit <i>k</i> depends only on the shape, seed and <i>k</i>; this "
@@ -920,7 +926,8 @@ def main(argv):
                 print("weft_report: %s; the report shows the runtime's metrics instead" % no_bpf, file=sys.stderr)
                 ev = None
         try:
-            html_text = build(load, ev, bad, no_bpf, a.events, rt_lat)
+            html_text = build(load, ev, bad, no_bpf, a.events, rt_lat,
+                              a.write_trace if ev is None else None)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
         try:
