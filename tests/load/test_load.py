@@ -20,6 +20,8 @@ TEST is one of:
               of the skewed shape is non-zero, nothing is fetched.
   demo-nobpf  the same with WEFT_DEMO_NO_BPF=1: the report says what was left
               out and why, out/trace.json holds counter tracks.
+  demo-args   scripts/demo --workers 100000: exit 2 with weft-load's reason;
+              --shape Shapes: (the header of --list) is an unknown shape.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -350,6 +352,26 @@ def test_demo_nobpf(src, build):
     check(any(e.get("ph") == "C" for e in tr["traceEvents"]), "fallback trace.json has no counter tracks")
     check(not os.path.exists(os.path.join(out, "trace.jsonl")), "stale trace.jsonl left behind")
     print("ok: demo without BPF: report built from metrics, left out: %s" % ", ".join(d["left_out"]))
+
+
+def test_demo_args(src, build):
+    """found by a review of the tools (2026-12-05): when weft-load refused
+    its arguments the demo printed its empty summary, not the reason; the
+    header line of `weft-load --list` passed as a shape."""
+    env = dict(os.environ, WEFT_DEMO_BUILD=build)
+    out = tempfile.mkdtemp(prefix="weft-demo-")
+    try:
+        demo = os.path.join(src, "scripts", "demo")
+        p = run([demo, "--workers", "100000", "--duration", "2", "--out", out], timeout=60, env=env, cwd=src)
+        check(p.returncode == 2, "--workers 100000: exit %d, expected weft-load's usage error 2" % p.returncode)
+        check("--workers: expected 1..256" in p.stderr, "weft-load's reason is not shown: %r" % p.stderr[-1500:])
+        for shape in ("Shapes:", "shapes:"):
+            p = run([demo, "--shape", shape, "--duration", "2", "--out", out], timeout=60, env=env, cwd=src)
+            check(p.returncode == 2 and "unknown shape" in p.stderr,
+                  "--shape %r: exit %d, expected 2 and 'unknown shape'\n%s" % (shape, p.returncode, p.stderr[-800:]))
+        print("ok: demo: weft-load's own error shown; the --list header is not a shape")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 # ------------------------------------------------------------------- report
@@ -754,6 +776,8 @@ def main():
         test_args(load)
     elif test == "demo":
         test_demo(src, build)
+    elif test == "demo-args":
+        test_demo_args(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":
