@@ -22,6 +22,9 @@ TEST is one of:
               out and why, out/trace.json holds counter tracks.
   demo-args   scripts/demo --workers 100000: exit 2 with weft-load's reason;
               --shape Shapes: (the header of --list) is an unknown shape.
+  demo-interrupt  SIGINT to the demo's process group in the load's warmup:
+              exit 130, the demo and the report say the run was interrupted,
+              nothing blames schedtop trace.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -57,6 +60,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -372,6 +376,48 @@ def test_demo_args(src, build):
         print("ok: demo: weft-load's own error shown; the --list header is not a shape")
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_demo_interrupt(src, build):
+    """found by a review of the tools (2026-12-05): Ctrl-C early in the
+    demo gave exit 0 and blamed BPF ("schedtop trace failed (exit 0)") for
+    the missing views, and the report said nothing of the interruption."""
+    out = os.path.join(build, "tests", "load", "demo-out-interrupt")
+    shutil.rmtree(out, ignore_errors=True)
+    log = os.path.join(build, "tests", "load", "demo-interrupt.log")
+    env = dict(os.environ, WEFT_DEMO_BUILD=build)
+    with open(log, "w") as f:
+        # its own process group, as a terminal's: Ctrl-C goes to all of it
+        p = subprocess.Popen([os.path.join(src, "scripts", "demo"), "--duration", "10", "--workers", "2",
+                              "--out", out], stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                             cwd=src, env=env, start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline and "=== demo: weft-load" not in open(log).read():
+            time.sleep(0.05)
+        time.sleep(0.7)  # in the load's warmup, before the trace records
+        os.killpg(p.pid, signal.SIGINT)
+        try:
+            rc = p.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            fail("the demo did not end within 120 s of Ctrl-C")
+    text = open(log).read()
+    print(text[-2500:])
+    check(rc == 130, "exit %d after Ctrl-C, expected 130" % rc)
+    check("the run was interrupted" in text, "the demo does not say the run was interrupted")
+    check("schedtop trace failed" not in text, "the demo blames schedtop trace for the interruption")
+    html, d = check_report_common_short(os.path.join(out, "report.html"))
+    check(d["interrupted"] and 'id="interrupted"' in html, "the report does not say the run was interrupted")
+    check("schedtop trace failed" not in html, "the report blames schedtop trace for the interruption")
+    print("ok: demo: Ctrl-C gives exit 130, and the demo and the report say the run was interrupted")
+
+
+def check_report_common_short(path):
+    check(os.path.isfile(path), "no report at %s" % path)
+    html = open(path, encoding="utf-8").read()
+    d = report_data(html)
+    check(d["sections"] == SECTIONS, "report sections %s" % d["sections"])
+    return html, d
 
 
 # ------------------------------------------------------------------- report
@@ -778,6 +824,8 @@ def main():
         test_demo(src, build)
     elif test == "demo-args":
         test_demo_args(src, build)
+    elif test == "demo-interrupt":
+        test_demo_interrupt(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":

@@ -531,7 +531,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     run_end = (load.get("end_ns", t0) - t0) / 1e9 if load.get("end_ns") else (rates[-1]["t1"] if rates else 1)
     an = analyse_events(ev, workers, t0) if ev is not None else None
     data = {"shape": load.get("shape"), "workers": workers, "bpf": an is not None,
-            "no_bpf_reason": no_bpf, "sections": []}
+            "no_bpf_reason": no_bpf, "interrupted": bool(load.get("interrupted")), "sections": []}
     left_out = []
     s = []  # html parts
 
@@ -541,6 +541,12 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     s.append('<header><h1>weft load report — %s</h1><p>%d workers · %s · seed %s · measured %.1f s%s</p></header><main>'
              % (esc(load.get("shape")), workers, esc(mode), esc(load.get("seed")), load.get("measured_s", 0),
                 (" after %.1f s warmup" % warm) if warm else ""))
+    if load.get("interrupted"):
+        ms = load.get("measured_s", 0) or 0
+        s.append('<div class="missing" id="interrupted"><b>Interrupted.</b> The run was stopped by a signal '
+                 '(Ctrl-C) before its end: %s of the %s s asked for. The figures cover what ran.</div>'
+                 % ("it measured %.1f s" % ms if ms > 0 else "it was still in its %.1f s warmup, nothing was measured" % warm,
+                    esc(load.get("duration_s"))))
     if no_bpf:
         s.append('<div class="missing"><b>Without BPF events.</b> %s. The steal matrix, the worker '
                  'running/searching/parked timeline and the park / unpark histograms come from '
