@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of weft-load, scripts/demo and the report (label load).
+"""Tests of weft-load, scripts/demo, scripts/bench and the report (label load).
 
     test_load.py BUILD_DIR SOURCE_DIR TEST [ARG]
 
@@ -25,6 +25,9 @@ TEST is one of:
   demo-interrupt  SIGINT to the demo's process group in the load's warmup:
               exit 130, the demo and the report say the run was interrupted,
               nothing blames schedtop trace.
+  bench-ops   weft-bench fiber_exit_storm states ops_per_batch=30000, and
+              scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
+              batch by the count the case states.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -418,6 +421,35 @@ def check_report_common_short(path):
     d = report_data(html)
     check(d["sections"] == SECTIONS, "report sections %s" % d["sections"])
     return html, d
+
+
+# -------------------------------------------------------------------- bench
+
+def test_bench_ops(src, build):
+    """found by a review of the tools (2026-12-05): scripts/bench kept its
+    own table of ops per batch, had no entry for fiber_exit_storm and
+    divided its 30,000 fibers' batch by 10,000 (24567.7 ns/op for ~8189)."""
+    bench = os.path.join(build, "tools", "bench", "weft-bench")
+    if not os.access(bench, os.X_OK):
+        fail("weft-bench is not built in %s" % build)
+    # the count each case states, on its own line
+    p = run([bench, "fiber_exit_storm", "1", "2"], timeout=120, env=dict(os.environ, PEER_WARMUP="0"))
+    check(p.returncode == 0, "weft-bench fiber_exit_storm: exit %d %s" % (p.returncode, p.stderr[-500:]))
+    m = re.search(r"ops_per_batch=(\d+)", p.stdout)
+    check(m and int(m.group(1)) == 30000, "fiber_exit_storm (30,000 fibers a batch) states %r" % p.stdout)
+    env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
+    p = run([os.path.join(src, "scripts", "bench"), "--runs", "1", "--iters", "1", "fiber_exit_storm", "chained_spawn"],
+            timeout=240, env=env, cwd=src)
+    check(p.returncode == 0, "scripts/bench: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[2:-1]]
+            for l in p.stdout.splitlines() if l.startswith("| ") and not l.startswith("| case")}
+    for case, ops in (("fiber_exit_storm", 30000), ("chained_spawn", 1000)):
+        check(case in rows, "no row for %s in:\n%s" % (case, p.stdout))
+        perop, batch = float(rows[case][1]), int(rows[case][2])
+        want = round(batch / ops, 1)
+        check(abs(perop - want) <= 0.1, "%s: %s ns/op from a %d ns batch, expected %.1f (%d ops a batch)"
+              % (case, perop, batch, want, ops))
+    print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000)")
 
 
 # ------------------------------------------------------------------- report
@@ -826,6 +858,8 @@ def main():
         test_demo_args(src, build)
     elif test == "demo-interrupt":
         test_demo_interrupt(src, build)
+    elif test == "bench-ops":
+        test_bench_ops(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":

@@ -14,7 +14,11 @@
  *
  *   weft <bench> <workers> median_ns_per_batch=N min=N max=N mean=N p10=N
  *   p90=N iters=N cpu_ns_per_batch=N user_ns_per_batch=N sys_ns_per_batch=N
- *   cpu_util=X.XX vcsw_per_batch=N ivcsw_per_batch=N
+ *   cpu_util=X.XX vcsw_per_batch=N ivcsw_per_batch=N ops_per_batch=N
+ *
+ * ops_per_batch is the case's own count of operations in one batch (the
+ * `ops` of its table entry), so scripts that print ns per op divide by the
+ * number the case ran, never by a copy of it.
  *
  * stderr gets the cross-core cache-line round trip (`# rtt_ns=N`) measured
  * before the runtime is created and after it is destroyed, so figures taken
@@ -1303,12 +1307,12 @@ int main(int argc, char **argv)
 	       " iters=%" PRIu64 " cpu_ns_per_batch=%" PRIu64
 	       " user_ns_per_batch=%" PRIu64 " sys_ns_per_batch=%" PRIu64
 	       " cpu_util=%.2f vcsw_per_batch=%" PRIu64
-	       " ivcsw_per_batch=%" PRIu64 "\n",
+	       " ivcsw_per_batch=%" PRIu64 " ops_per_batch=%u\n",
 	       bc->name, workers, samples[n / 2], samples[0], samples[n - 1],
 	       sum / n, samples[n / 10], samples[9 * n / 10], n,
 	       per(user + sys, n), per(user, n), per(sys, n),
 	       wall ? (double)(user + sys) / (double)wall : 0.0,
-	       per(vcsw, n), per(ivcsw, n));
+	       per(vcsw, n), per(ivcsw, n), bc->ops);
 	fflush(stdout);
 
 	print_rtt("after");
