@@ -194,10 +194,29 @@ static void *acceptor(void *arg)
 	return (void *)served;
 }
 
+/* A whole number in [lo, hi], nothing after it (atoi took "70000" as port
+ * 4464 and "abc" as 0, a random port). */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	int port = argc > 1 ? atoi(argv[1]) : 7008;
-	idle_ns = (argc > 2 ? strtoull(argv[2], NULL, 10) : 300) * S;
+	long port = 7008, idle_s = 300;
+	if (argc > 3 || (argc > 1 && parse_num(argv[1], 0, 65535, &port)) ||
+	    (argc > 2 && parse_num(argv[2], 1, 1000000000, &idle_s))) {
+		fprintf(stderr, "usage: chat [PORT [IDLE_SECONDS]]  (PORT 0..65535, 0: any free "
+				"port; IDLE_SECONDS 1..1000000000; default 7008 300)\n");
+		return 2;
+	}
+	idle_ns = (uint64_t)idle_s * S;
 	/* SIGINT and SIGTERM arrive as items of a channel (weft/signal.h),
 	 * as with Go's signal.Notify */
 	struct weft_chan *sigs;

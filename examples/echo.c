@@ -1,6 +1,7 @@
 /*
  * echo.c - a TCP echo server: one fiber per connection.
- * Usage: echo [PORT] (default 7007; binds 127.0.0.1). Try: nc 127.0.0.1 7007
+ * Usage: echo [PORT] (default 7007, 0 any free port; binds 127.0.0.1; anything
+ * else is a usage error, exit 2). Try: nc 127.0.0.1 7007
  * Out of file descriptors or memory, it waits and accepts again: the
  * pending connections stay queued until connections close.
  */
@@ -8,6 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <weft/weft.h>
+
+/* A whole number in [lo, hi], nothing after it (atoi took "70000" as port
+ * 4464 and "abc" as 0, a random port). */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
 
 static void *serve(void *arg)
 {
@@ -25,7 +39,12 @@ int main(int argc, char **argv)
 {
 	struct weft_runtime *rt;
 	struct weft_io *l, *c;
-	int port = argc > 1 ? atoi(argv[1]) : 7007, rc;
+	long port = 7007;
+	int rc;
+	if (argc > 2 || (argc == 2 && parse_num(argv[1], 0, 65535, &port))) {
+		fprintf(stderr, "usage: echo [PORT]  (PORT 0..65535, 0: any free port; default 7007)\n");
+		return 2;
+	}
 	if ((rc = weft_runtime_create(NULL, &rt)) ||
 	    (rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)port, 128, &l))) {
 		fprintf(stderr, "echo: %s\n", weft_strerror(rc));

@@ -17,4 +17,18 @@ printf 'hello weft\n' >&3
 read -r -t 5 line <&3
 [ "$line" = "hello weft" ] || { echo "echo answered '$line'"; exit 1; }
 exec 3>&-
+# A port that is not a number in 0..65535 is a usage error (exit 2), not
+# another port: atoi took 70000 as 4464 and abc as 0 (any free port).
+for prog in echo chat; do
+  for bad in 70000 -1 abc 12x ""; do
+    rc=0
+    timeout 5 "$dir/$prog" "$bad" >/dev/null 2>"$out.err" || rc=$?
+    [ "$rc" -eq 2 ] && grep -q usage "$out.err" ||
+      { echo "$prog '$bad': exit $rc, expected a usage error (2): $(cat "$out.err")"; exit 1; }
+  done
+done
+rc=0
+timeout 5 "$dir/chat" 0 abc >/dev/null 2>"$out.err" || rc=$?
+[ "$rc" -eq 2 ] || { echo "chat 0 abc (idle seconds): exit $rc, expected 2"; exit 1; }
+rm -f "$out.err"
 echo "examples passed"
