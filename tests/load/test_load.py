@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of weft-load, scripts/demo, scripts/bench and the report (label load).
+"""Tests of weft-load, scripts/demo, bench and soak, and the report (label load).
 
     test_load.py BUILD_DIR SOURCE_DIR TEST [ARG]
 
@@ -28,6 +28,8 @@ TEST is one of:
   bench-ops   weft-bench fiber_exit_storm states ops_per_batch=30000, and
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
               batch by the count the case states.
+  soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
+              and weft-load's own error, no traceback.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -452,6 +454,24 @@ def test_bench_ops(src, build):
     print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000)")
 
 
+def test_soak_fail(src, build):
+    """found by a review of the tools (2026-12-05): when weft-load failed to
+    start, scripts/soak printed a Python traceback (JSONDecodeError,
+    FileNotFoundError) from its checks instead of weft-load's error."""
+    out = tempfile.mkdtemp(prefix="weft-soak-")
+    try:
+        env = dict(os.environ, WEFT_SOAK_BUILD=build)
+        p = run([os.path.join(src, "scripts", "soak"), "--minutes", "1", "--workers", "100000", "--out", out],
+                timeout=60, env=env, cwd=src)
+        check(p.returncode == 1, "soak with a load that cannot start: exit %d, expected 1\n%s" % (p.returncode, p.stderr))
+        check("Traceback" not in p.stderr + p.stdout, "a Python traceback:\n%s" % p.stderr[-1500:])
+        check("--workers: expected 1..256" in p.stderr and "soak: weft-load exited 2" in p.stderr,
+              "weft-load's own error is not shown:\n%s" % p.stderr[-1500:])
+        print("ok: soak: a load that cannot start ends with weft-load's own error")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- report
 
 def test_report_events(src, load):
@@ -860,6 +880,8 @@ def main():
         test_demo_interrupt(src, build)
     elif test == "bench-ops":
         test_bench_ops(src, build)
+    elif test == "soak-fail":
+        test_soak_fail(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":
