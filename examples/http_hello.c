@@ -12,6 +12,7 @@
  *
  *     wrk -t2 -c64 -d5s http://127.0.0.1:PORT/
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -111,12 +112,23 @@ static void *acceptor(void *arg)
 	return NULL;
 }
 
+/* A whole number in [lo, hi], nothing after it ("abc" was port 0). */
+static bool parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
-	long port = argc >= 2 ? strtol(argv[1], NULL, 10) : -1;
-	long workers = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
-	if (argc < 2 || argc > 3 || port < 0 || port > 65535 || workers < 0 ||
-	    workers > WEFT_MAX_WORKERS) {
+	long port = -1, workers = 0;
+	if (argc < 2 || argc > 3 || !parse_num(argv[1], 0, 65535, &port) ||
+	    (argc == 3 && !parse_num(argv[2], 0, WEFT_MAX_WORKERS, &workers))) {
 		fprintf(stderr, "usage: http_hello PORT [WORKERS]\n");
 		return 2;
 	}

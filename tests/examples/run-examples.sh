@@ -19,7 +19,7 @@ read -r -t 5 line <&3
 exec 3>&-
 # A port that is not a number in 0..65535 is a usage error (exit 2), not
 # another port: atoi took 70000 as 4464 and abc as 0 (any free port).
-for prog in echo chat; do
+for prog in echo chat http_hello; do
   for bad in 70000 -1 abc 12x ""; do
     rc=0
     timeout 5 "$dir/$prog" "$bad" >/dev/null 2>"$out.err" || rc=$?
@@ -30,5 +30,8 @@ done
 rc=0
 timeout 5 "$dir/chat" 0 abc >/dev/null 2>"$out.err" || rc=$?
 [ "$rc" -eq 2 ] || { echo "chat 0 abc (idle seconds): exit $rc, expected 2"; exit 1; }
+rc=0
+timeout 5 "$dir/http_hello" 0 2x >/dev/null 2>"$out.err" || rc=$?
+[ "$rc" -eq 2 ] || { echo "http_hello 0 2x (workers): exit $rc, expected 2"; exit 1; }
 rm -f "$out.err"
 echo "examples passed"
