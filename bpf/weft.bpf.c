@@ -24,7 +24,7 @@
  * on some kernels (EPERM) and still runs for every futex call on the
  * machine, so it is not used.
 All filter on the target's
- * tgid (`target_tgid`, set before load); a thread is mapped to its core the
+ * tgid (`target_tgid`, see below); a thread is mapped to its core the
  * first time it fires a USDT probe carrying that core (tstate map); other
  * threads of the process land in slot WEFT_BPF_OTHER.
  *
@@ -44,9 +44,28 @@ All filter on the target's
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-const volatile __u32 target_tgid = 0; /* 0: kernel-side programs count nothing */
 /* 1: futex sleeps from sched_switch; 0: from sys_enter/sys_exit (set before load) */
 const volatile __u32 futex_from_switch = 1;
+
+/*
+ * The target's tgid as the kernel knows it (the init pid namespace's id,
+ * which task->tgid and bpf_get_current_pid_tgid() give); 0: not known yet,
+ * and the kernel-side programs count nothing. schedtop sees the target's
+ * pid in its own pid namespace. In the initial one that is the global id
+ * and user space writes it here before attaching. Elsewhere (schedtop run
+ * under `unshare -p`, in a container) it is not, and the tracepoints
+ * compared every task with the namespaced pid: every kernel figure read 0
+ * (found by a review). There user space sets `target_nspid` and the
+ * namespace (`pidns_dev`, `pidns_ino`) instead, and the BPF side learns the
+ * global id itself: from the first target thread that switches out
+ * (sched_switch runs in the task switching out, so
+ * bpf_get_ns_current_pid_tgid names it in that namespace), and from any
+ * USDT probe, which fires only in the target's address space.
+ */
+__u32 target_tgid = 0;
+const volatile __u32 target_nspid = 0;
+const volatile __u64 pidns_dev = 0;
+const volatile __u64 pidns_ino = 0;
 
 /* Written by user space after load. */
 __u32 trace_on = 0;
@@ -181,6 +200,17 @@ static __always_inline struct weft_bpf_core *core_get(__u64 rt, long core, __u32
 	}
 	*slot = (__u32)i;
 	return &cores[i];
+}
+
+/* A USDT probe of ours fired: the current thread is the target's (the
+ * uprobes are attached to its address space only), so its tgid is the
+ * target's global one. A plain store only when it differs: it is read by
+ * every sched_switch on the machine. */
+static __always_inline void learn_tgid(void)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+	if (target_tgid != tgid)
+		target_tgid = tgid;
 }
 
 static __always_inline bool rt_skip(__u64 rt)
@@ -411,6 +441,7 @@ static __always_inline void emit(__u32 type, long core, __u64 rt, __s64 a0, __s6
  * counts come from read_counters and the scheduler tracepoints). */
 static __always_inline int trace_only(__u32 type, long core, __u64 rt, __s64 a0, __s64 a1, __s64 a2)
 {
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -422,6 +453,7 @@ SEC("usdt")
 int BPF_USDT(weft_runtime_create, __u64 rt, long workers)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -446,6 +478,7 @@ SEC("usdt")
 int BPF_USDT(weft_runtime_shutdown, __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -458,6 +491,7 @@ SEC("usdt")
 int BPF_USDT(weft_worker_start, long core, long tid, __u64 counters, __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -479,6 +513,7 @@ SEC("usdt")
 int BPF_USDT(weft_worker_stop, long core, long tid, __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -536,6 +571,7 @@ SEC("usdt")
 int BPF_USDT(weft_overflow, long core, long n, __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -559,6 +595,7 @@ int BPF_USDT(weft_maintenance, long core, __u64 counters, long local_depth, long
 	     __u64 rt)
 {
 	__u64 now = bpf_ktime_get_ns();
+	learn_tgid();
 	if (rt_skip(rt))
 		return 0;
 	__sync_fetch_and_add(&usdt_events, 1);
@@ -759,11 +796,26 @@ __noinline int block_end(__u32 slot, __u64 now)
 	return 0;
 }
 
+/* The global tgid of the target, learned from `prev` (the current task in
+ * sched_switch) when its pid in schedtop's pid namespace is the target's.
+ * Runs only until the id is known: a helper call per switch machine-wide,
+ * and only when schedtop runs outside the initial pid namespace. */
+static __always_inline __u32 learn_tgid_ns(struct task_struct *prev)
+{
+	struct bpf_pidns_info ns = {};
+	if (!target_nspid ||
+	    bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) ||
+	    ns.tgid != target_nspid)
+		return 0;
+	target_tgid = (__u32)prev->tgid;
+	return target_tgid;
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u32 tgid = target_tgid;
-	if (!tgid)
+	if (!tgid && !(tgid = learn_tgid_ns(prev)))
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	if ((__u32)prev->tgid == tgid) {

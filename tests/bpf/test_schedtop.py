@@ -55,6 +55,13 @@ TEST is one of:
             kernel refuses the uprobes (Linux 6.16+); a user outside the
             group cannot run the copy.
 
+  pidns     schedtop inside a pid namespace (`unshare -p -f --mount-proc`),
+            as `-- CMD` and as `-p PID` with the pid it sees there: every
+            worker of tests/bpf/count_target shows on-CPU time, voluntary
+            switches and park durations, and the workers futex waits (the tracepoints
+            compared the namespaced pid with global ids, and all read 0).
+            util-linux's unshare missing is a failure, not a skip.
+
 Exit 0 pass, 1 fail, 77 skip (needs root or the capabilities of docs/OBSERVABILITY.md, Privileges). When the
 environment variable CI is "true", a skip is a failure: CI runs as root.
 """
@@ -1264,6 +1271,70 @@ def test_unpark_reasons(schedtop, load, lib):
     print("PASS: retire, notified and shutdown wakes told apart")
 
 
+def kernel_figures(objs):
+    """Per core: (max cpu_pct, vol_cs, futex_waits, max park_p50_ns) over
+    all intervals."""
+    k = {}
+    for o in objs:
+        for w in o["worker"]:
+            c = k.setdefault(w["core"], [0.0, 0, 0, 0])
+            c[0] = max(c[0], w["cpu_pct"])
+            c[1] += w["vol_cs"]
+            c[2] += w["futex_waits"]
+            c[3] = max(c[3], w["park_p50_ns"])
+    return k
+
+
+def test_pidns(schedtop, load, lib):
+    """schedtop in a pid namespace: the pid it sees is not the kernel's
+    global id, which the tracepoints compare with (task->tgid). Both ways
+    in: `-- CMD` (schedtop forks it, pid 2 or 3 there) and `-p PID` with a
+    pid from the namespace (a tool in a container beside its target)."""
+    us = shutil.which("unshare")
+    if not us:
+        fail("unshare (util-linux) not found: cannot run schedtop in a pid namespace")
+    target = os.path.join(os.path.dirname(load), "count_target")
+    work = ["rounds", "2", "30", "100", "300", "20"]
+    ways = {
+        "-- CMD": [us, "-p", "-f", "--mount-proc", schedtop, "--batch", "--json", "0.5", "--",
+                   target] + work,
+        # the target's "ready" line and counts go to /dev/null: the
+        # namespace's pid 1 becomes schedtop, attached to the target by
+        # the pid it has there
+        "-p PID": [us, "-p", "-f", "--mount-proc", "sh", "-c",
+                   '"$0" "$@" >/dev/null & exec "$SCHEDTOP" -p $! --batch --json 0.5',
+                   target] + work,
+    }
+    bad = []
+    for way, cmd in ways.items():
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=40, env=dict(os.environ, SCHEDTOP=schedtop))
+        if p.returncode == SKIP:
+            skip("schedtop exited 77: " + p.stderr.strip())
+        if p.returncode != 0:
+            fail("%s in a pid namespace: exit %d: %s" % (way, p.returncode, p.stderr))
+        # (the -- CMD target prints its counts on the same stdout)
+        objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+                if "schema" in o]
+        if not objs or not objs[-1]["final"]:
+            fail("%s: no final report: %s" % (way, p.stdout[-500:]))
+        k = kernel_figures(objs)
+        print("%s: per core (max cpu_pct, vol_cs, futex_waits, max park_p50_ns): %s"
+              % (way, k))
+        if sorted(k) != [0, 1]:
+            bad.append("%s: cores %s, want [0, 1]" % (way, sorted(k)))
+        for core, (cpu, vol, fut, park) in sorted(k.items()):
+            if cpu <= 0 or vol <= 0 or park <= 0:
+                bad.append("%s: core %d: cpu_pct %.1f vol_cs %d park_p50_ns %d (all must be "
+                           "> 0)" % (way, core, cpu, vol, park))
+        # the worker holding the I/O driver parks in epoll_wait, not a futex
+        if sum(c[2] for c in k.values()) <= 0:
+            bad.append("%s: no futex waits" % way)
+    if bad:
+        fail("kernel figures in a pid namespace: " + "; ".join(bad))
+    print("PASS: kernel-side figures inside a pid namespace")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1277,7 +1348,8 @@ def main():
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
-             "unpark_reasons": test_unpark_reasons, "stalls": test_stalls}
+             "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
+             "pidns": test_pidns}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

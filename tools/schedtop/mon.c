@@ -177,17 +177,41 @@ static bool is_futex_tp(const struct bpf_program *p)
 	return !strcmp(n, "weft_sys_enter") || !strcmp(n, "weft_sys_exit");
 }
 
+/* PROC_PID_INIT_INO (include/linux/proc_ns.h): the initial pid
+ * namespace's inode number, fixed since Linux 3.8. */
+#define PID_NS_INIT_INO 0xEFFFFFFCu
+
+/*
+ * Is `pid` (as this process sees it) the id the kernel-side programs
+ * compare with task->tgid? Only in the initial pid namespace. Elsewhere
+ * (schedtop under `unshare -p`, in a container) *ns gets this process's
+ * pid namespace, in which the BPF side looks the target up to learn its
+ * global id (bpf/weft.bpf.c, target_tgid). If the namespace cannot be
+ * read, the pid is taken as global, as before.
+ */
+static bool pid_is_global(struct stat *ns)
+{
+	return stat("/proc/self/ns/pid", ns) || ns->st_ino == PID_NS_INIT_INO;
+}
+
 /* Open and load the skeleton. Futex sleeps are timed in sched_switch
  * (`switch_futex`), or by the raw syscall tracepoints. */
 static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
 {
+	struct stat ns;
+	bool global = pid_is_global(&ns);
+
 	m->skel = weft_bpf__open();
 	if (!m->skel) {
 		int err = -errno;
 		fprintf(stderr, "schedtop: cannot open the BPF object: %s\n", strerror(-err));
 		return err ? err : -EINVAL;
 	}
-	m->skel->rodata->target_tgid = (unsigned)pid;
+	if (!global) {
+		m->skel->rodata->target_nspid = (unsigned)pid;
+		m->skel->rodata->pidns_dev = (uint64_t)ns.st_dev;
+		m->skel->rodata->pidns_ino = (uint64_t)ns.st_ino;
+	}
 	m->skel->rodata->futex_from_switch = switch_futex;
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, m->skel->obj)
@@ -202,6 +226,10 @@ static int load_skel(struct mon *m, int pid, bool switch_futex, bool verbose)
 				strerror(-err), verbose ? "" : " (-v shows the verifier log)");
 		return err;
 	}
+	/* before anything is attached: the tracepoints see it from their
+	 * first run (the mapped .bss is the map's value) */
+	if (global)
+		m->skel->bss->target_tgid = (unsigned)pid;
 	snprintf(m->futex_src, sizeof(m->futex_src), "%s",
 		 switch_futex ? "sched_switch" : "tp_btf:sys_enter,sys_exit");
 	return 0;

@@ -1,0 +1,115 @@
+/*
+ * count_target.c - known work for schedtop's kernel-side and counter
+ * figures (tests/bpf/test_schedtop.py pidns).
+ *
+ *   count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS
+ *       a runtime of WORKERS workers; prints "ready PID", sleeps PRE_MS
+ *       (the workers park: a tracer attaches, or a long park to measure),
+ *       then ROUNDS rounds of TASKS remote spawns of one-poll tasks, each
+ *       round joined and followed by GAP_MS of sleep, so the workers park
+ *       between rounds. At the end it shuts the runtime down and prints
+ *       the runtime's own counts over the rounds as one JSON line
+ *       ({"polls":..,"parks":..,...}, the deltas of weft_runtime_metrics
+ *       from after PRE_MS to after the shutdown).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <weft/weft.h>
+#include <weft/metrics.h>
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "count_target: %s: %s\n", what, weft_strerror(rc));
+	exit(1);
+}
+
+struct sums {
+	unsigned long long polls, parks, noops, steal_ops, tasks_stolen;
+};
+
+static void sum(struct weft_runtime *rt, struct sums *s)
+{
+	struct weft_metrics *m;
+	int rc = weft_runtime_metrics(rt, &m);
+	if (rc)
+		die("metrics", rc);
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < m->workers; i++) {
+		const struct weft_worker_metrics *w = &m->worker[i];
+		s->polls += w->poll_count;
+		s->parks += w->park_count;
+		s->noops += w->noop_count;
+		s->steal_ops += w->steal_operations;
+		s->tasks_stolen += w->steal_count;
+	}
+	weft_metrics_free(m);
+}
+
+static enum weft_poll one(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_READY;
+}
+
+static int rounds(int argc, char **argv)
+{
+	if (argc != 7)
+		return 2;
+	int workers = atoi(argv[2]), nrounds = atoi(argv[3]), ntasks = atoi(argv[4]);
+	long pre_ms = atol(argv[5]), gap_ms = atol(argv[6]);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = (unsigned)workers);
+	struct weft_runtime *rt;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc)
+		die("runtime_create", rc);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	sleep_ms(pre_ms);
+	struct sums a, b;
+	sum(rt, &a);
+	struct weft_task **t = calloc((size_t)ntasks, sizeof(*t));
+	if (!t)
+		return 1;
+	for (int r = 0; r < nrounds; r++) {
+		for (int k = 0; k < ntasks; k++)
+			if ((rc = weft_spawn_poll(rt, one, NULL, NULL, &t[k])))
+				die("spawn", rc);
+		for (int k = 0; k < ntasks; k++)
+			if ((rc = weft_join(t[k], NULL)))
+				die("join", rc);
+		sleep_ms(gap_ms);
+	}
+	free(t);
+	/* every worker publishes its final counters at shutdown */
+	if ((rc = weft_runtime_shutdown(rt, 1000000000ull)))
+		die("shutdown", rc);
+	sum(rt, &b);
+	printf("{\"polls\":%llu,\"parks\":%llu,\"noops\":%llu,\"steal_ops\":%llu,"
+	       "\"tasks_stolen\":%llu}\n",
+	       b.polls - a.polls, b.parks - a.parks, b.noops - a.noops,
+	       b.steal_ops - a.steal_ops, b.tasks_stolen - a.tasks_stolen);
+	fflush(stdout);
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	int rc = 2;
+	if (argc > 1 && !strcmp(argv[1], "rounds"))
+		rc = rounds(argc, argv);
+	if (rc == 2)
+		fprintf(stderr, "usage: count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS\n");
+	return rc;
+}
