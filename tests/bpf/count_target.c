@@ -1,6 +1,6 @@
 /*
  * count_target.c - known work for schedtop's kernel-side and counter
- * figures (tests/bpf/test_schedtop.py pidns).
+ * figures (tests/bpf/test_schedtop.py pidns, handoff_cpu).
  *
  *   count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS
  *       a runtime of WORKERS workers; prints "ready PID", sleeps PRE_MS
@@ -11,6 +11,11 @@
  *       the runtime's own counts over the rounds as one JSON line
  *       ({"polls":..,"parks":..,...}, the deltas of weft_runtime_metrics
  *       from after PRE_MS to after the shutdown).
+ *   count_target handoff SECS
+ *       one worker; after 0.5 s a task calls weft_block_in_place(fn), fn
+ *       alternates 1 ms of spinning and 1 ms of sleep for SECS seconds on
+ *       the thread that gave the core away, while the core, driven by the
+ *       spare, is idle. Exits 1 if the call did not hand the core off.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +31,13 @@ static void sleep_ms(long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void die(const char *what, int rc)
@@ -104,12 +116,68 @@ static int rounds(int argc, char **argv)
 	return weft_runtime_destroy(rt) ? 1 : 0;
 }
 
+static double handoff_secs;
+
+static void *burn(void *arg)
+{
+	(void)arg;
+	double end = now_s() + handoff_secs;
+	while (now_s() < end) {
+		double until = now_s() + 0.001;
+		while (now_s() < until)
+			;
+		sleep_ms(1);
+	}
+	return NULL;
+}
+
+static void *handoff_task(void *arg)
+{
+	(void)arg;
+	int rc = weft_block_in_place(burn, NULL, NULL);
+	if (rc)
+		die("block_in_place", rc);
+	return NULL;
+}
+
+static int handoff(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	handoff_secs = atof(argv[2]);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	struct weft_runtime *rt;
+	struct weft_task *t;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc)
+		die("runtime_create", rc);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	sleep_ms(500);
+	if ((rc = weft_spawn(rt, handoff_task, NULL, &t)) || (rc = weft_join(t, NULL)))
+		die("handoff", rc);
+	struct weft_metrics *m;
+	if ((rc = weft_runtime_metrics(rt, &m)))
+		die("metrics", rc);
+	bool handed = m->block_in_place_count == 1 && !m->block_in_place_reclaimed;
+	weft_metrics_free(m);
+	if (!handed) {
+		fprintf(stderr, "count_target: the core was not handed off\n");
+		return 1;
+	}
+	sleep_ms(300);
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc = 2;
 	if (argc > 1 && !strcmp(argv[1], "rounds"))
 		rc = rounds(argc, argv);
+	else if (argc > 1 && !strcmp(argv[1], "handoff"))
+		rc = handoff(argc, argv);
 	if (rc == 2)
-		fprintf(stderr, "usage: count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS\n");
+		fprintf(stderr, "usage: count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS\n"
+				"       count_target handoff SECS\n");
 	return rc;
 }

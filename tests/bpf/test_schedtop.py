@@ -61,6 +61,12 @@ TEST is one of:
             switches and park durations, and the workers futex waits (the tracepoints
             compared the namespaced pid with global ids, and all read 0).
             util-linux's unshare missing is a failure, not a skip.
+  handoff_cpu
+            count_target handoff 3: the thread that gave its core to a spare
+            (weft_block_in_place) burns ~50 % of a CPU in fn for 3 s while
+            the core is parked: in every interval of fn the core's row shows
+            under 10 % CPU and under 50 voluntary switches, other_threads
+            over 25 % (they stayed charged to the core: ~47 %, other 0).
 
 Exit 0 pass, 1 fail, 77 skip (needs root or the capabilities of docs/OBSERVABILITY.md, Privileges). When the
 environment variable CI is "true", a skip is a failure: CI runs as root.
@@ -1335,6 +1341,39 @@ def test_pidns(schedtop, load, lib):
     print("PASS: kernel-side figures inside a pid namespace")
 
 
+def test_handoff_cpu(schedtop, load, lib):
+    """After a weft_block_in_place hand-off the giving thread is no longer
+    the core's: its CPU time and switches go to other_threads."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    p = run_schedtop([schedtop, "--batch", "--json", "0.5", "--", target, "handoff", "3"])
+    if p.returncode != 0:
+        fail("schedtop -- count_target handoff: exit %d: %s" % (p.returncode, p.stderr))
+    objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+            if "schema" in o]
+    rows = []
+    for o in objs:
+        w = [w for w in o["worker"] if w["core"] == 0]
+        if len(o["worker"]) != 1 or not w:
+            fail("want one worker, core 0: %s" % o["worker"])
+        rows.append((w[0]["tid"], w[0]["state"], w[0]["cpu_pct"], w[0]["vol_cs"],
+                     o["other_threads"]["cpu_pct"], o["other_threads"]["vol_cs"]))
+    print("per interval (core tid, state, cpu_pct, vol_cs; other cpu_pct, vol_cs):")
+    for r in rows:
+        print("  %s" % (r,))
+    # fn's intervals, whichever row it is charged to
+    fn = [r for r in rows if r[2] + r[4] > 25]
+    bad = []
+    if len(fn) < 3:
+        bad.append("fn's CPU seen in %d intervals, want 3 or more" % len(fn))
+    for r in fn:
+        if r[2] >= 10 or r[3] >= 50 or r[4] <= 25:
+            bad.append("core %.1f %% CPU, %d switches; other_threads %.1f %%"
+                       % (r[2], r[3], r[4]))
+    if bad:
+        fail("hand-off: the giving thread's CPU: " + "; ".join(bad))
+    print("PASS: the thread that gave its core away counts in other_threads")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1349,7 +1388,7 @@ def main():
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
-             "pidns": test_pidns}
+             "pidns": test_pidns, "handoff_cpu": test_handoff_cpu}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
