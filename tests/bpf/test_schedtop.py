@@ -67,6 +67,14 @@ TEST is one of:
             the core is parked: in every interval of fn the core's row shows
             under 10 % CPU and under 50 voluntary switches, other_threads
             over 25 % (they stayed charged to the core: ~47 %, other 0).
+  slow_attach
+            schedtop -p attached 0.3 s after count_target started, before
+            its 40 rounds of one task every 100 ms on 2 workers: schedtop's
+            park total is within 2 per worker below the runtime's own count
+            over the rounds (the first park of a core after the attach is
+            its baseline), never above. Before, a core was counted only
+            from its first maintenance probe, 61 polls in: 11 of 40. An
+            interval with a core's parks shows its polls too.
 
 Exit 0 pass, 1 fail, 77 skip (needs root or the capabilities of docs/OBSERVABILITY.md, Privileges). When the
 environment variable CI is "true", a skip is a failure: CI runs as root.
@@ -1374,6 +1382,54 @@ def test_handoff_cpu(schedtop, load, lib):
     print("PASS: the thread that gave its core away counts in other_threads")
 
 
+def test_slow_attach(schedtop, load, lib):
+    """Attached by pid to a runtime that polls a task every 100 ms: its
+    cores are counted from the attach, not from their first maintenance
+    (every 61 polls: seconds on such a target)."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    tp = subprocess.Popen([target, "rounds", "2", "40", "1", "2500", "100"],
+                          stdout=subprocess.PIPE, text=True)
+    ready = read_line(tp, 10)
+    if not ready or not ready.startswith("ready "):
+        kill_all(tp)
+        fail("count_target did not get ready: %r" % ready)
+    time.sleep(0.3)
+    st = subprocess.Popen([schedtop, "-p", ready.split()[1], "--batch", "--json", "0.5"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, _ = tp.communicate(timeout=30)
+        rest, err = st.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        kill_all(tp, st)
+        fail("count_target or schedtop did not end")
+    if st.returncode == SKIP:
+        skip("schedtop exited 77: " + err.strip())
+    if tp.returncode != 0 or st.returncode != 0:
+        fail("count_target exited %d, schedtop %d: %s" % (tp.returncode, st.returncode, err))
+    truth = json.loads(out.strip().splitlines()[-1])
+    objs = [json.loads(l) for l in rest.splitlines() if l.strip()]
+    if not objs or not objs[-1]["final"]:
+        fail("no final report")
+    workers = objs[-1]["worker"]
+    parks = sum(w["total"]["parks"] for w in workers)
+    print("parks per interval:", [sum(w["parks"] for w in o["worker"]) for o in objs])
+    print("runtime's parks over the rounds %d, schedtop's total since attach %d"
+          % (truth["parks"], parks))
+    if truth["parks"] < 40:
+        fail("the runtime parked %d times in 40 rounds: the test cannot tell" % truth["parks"])
+    if not truth["parks"] - 2 * len(workers) <= parks <= truth["parks"]:
+        fail("schedtop counted %d parks, the runtime %d (want %d..%d)"
+             % (parks, truth["parks"], truth["parks"] - 2 * len(workers), truth["parks"]))
+    # each park here follows a poll: an interval with a core's parks has its
+    # polls too (the one in which the core's counters were first read had
+    # none: its previous snapshot had no counters address)
+    blind = [(k, w["core"]) for k, o in enumerate(objs) for w in o["worker"]
+             if w["parks"] > 0 and w["polls"] == 0]
+    if blind:
+        fail("parks without polls in (interval, core) %s" % blind)
+    print("PASS: a lightly loaded runtime is counted from the attach")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1388,7 +1444,8 @@ def main():
              "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
-             "pidns": test_pidns, "handoff_cpu": test_handoff_cpu}
+             "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
+             "slow_attach": test_slow_attach}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

@@ -157,8 +157,10 @@ static uint64_t snap_depth(const struct snap *s, unsigned i, bool *fresh)
  * this interval (a runtime created, a core added, or `-- CMD` started
  * after the first snapshot: no row in p) counts from 0, as the core did;
  * a slot p knew without the address (attached to a running runtime, its
- * counter holds the polls since it started) has no delta until both ends
- * have it. A counter read lower than before restarted from 0 (a runtime
+ * counter holds the polls since it started) counts from the poll count p
+ * read from the target's memory (the registry gives the address), else
+ * has no delta until both ends have it (the interval in which a core's
+ * first probe came read 0 polls beside its parks). A counter read lower than before restarted from 0 (a runtime
  * destroyed and created again at the same address): its value is this
  * interval's, and the old one goes to *before for the totals.
  */
@@ -168,8 +170,13 @@ static uint64_t polls_delta(const struct snap *p, const struct snap *s, unsigned
 	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
 	if (!b->counters_ptr)
 		return 0;
-	if (!a->counters_ptr)
-		return !a->rt_id ? b->polls : 0;
+	if (!a->counters_ptr) {
+		if (!a->rt_id)
+			return b->polls;
+		if (i < WEFT_BPF_MAX_CORES && p->fresh_polls_ts[i] && b->polls >= p->fresh_polls[i])
+			return b->polls - p->fresh_polls[i];
+		return 0;
+	}
 	/* a core's counters never move (the cores array is allocated once):
 	 * other counters are another runtime's */
 	if (b->polls >= a->polls && a->counters_ptr == b->counters_ptr)
