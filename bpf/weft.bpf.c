@@ -149,6 +149,7 @@ static __always_inline __u32 log2_u64(__u64 v)
 static __always_inline void hist_add(__u32 slot, __u32 kind, __u64 v)
 {
 	__u32 b = log2_u64(v);
+	/* never true with 64 buckets; keeps the index bounded for the verifier */
 	if (b >= WEFT_BPF_HIST_SLOTS)
 		b = WEFT_BPF_HIST_SLOTS - 1;
 	if (slot >= WEFT_BPF_SLOTS || kind >= WEFT_H_NR)

@@ -18,7 +18,11 @@
 #define WEFT_BPF_MAX_CORES 64  /* slots: (runtime, core) pairs */
 #define WEFT_BPF_OTHER WEFT_BPF_MAX_CORES
 #define WEFT_BPF_SLOTS (WEFT_BPF_MAX_CORES + 1)
-#define WEFT_BPF_HIST_SLOTS 32  /* log2 buckets: [2^i, 2^(i+1)) */
+/* log2 buckets: [2^i, 2^(i+1)), the whole u64 range, so no value is
+ * capped into a bucket it does not belong to. With 32, every duration
+ * from 2^31 ns (2.1 s) up landed in the top one and a 7 s park read as
+ * "< 4.3 s" (found by a review). */
+#define WEFT_BPF_HIST_SLOTS 64
 
 /* Key of the slot map: cores of several runtimes get slots of their own
  * (cores[], hists[], matrix[] are indexed by slot). */

@@ -1,6 +1,7 @@
 /*
  * count_target.c - known work for schedtop's kernel-side and counter
- * figures (tests/bpf/test_schedtop.py pidns, handoff_cpu, slow_attach).
+ * figures (tests/bpf/test_schedtop.py pidns, handoff_cpu, slow_attach,
+ * long_park).
  *
  *   count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS
  *       a runtime of WORKERS workers; prints "ready PID", sleeps PRE_MS

@@ -75,6 +75,11 @@ TEST is one of:
             its baseline), never above. Before, a core was counted only
             from its first maintenance probe, 61 polls in: 11 of 40. An
             interval with a core's parks shows its polls too.
+  long_park count_target rounds 1 1 1 5000 0: one worker parks 5 s, then
+            runs one task. schedtop's park p99 in the interval it ends is
+            at least 5 s and at most 2^33 ns (its log2 bucket's bound); it
+            read 2^32 ns (4.3 s), the top bucket's, when the histograms
+            stopped at 32 buckets.
 
 Exit 0 pass, 1 fail, 77 skip (needs root or the capabilities of docs/OBSERVABILITY.md, Privileges). When the
 environment variable CI is "true", a skip is a failure: CI runs as root.
@@ -1430,6 +1435,22 @@ def test_slow_attach(schedtop, load, lib):
     print("PASS: a lightly loaded runtime is counted from the attach")
 
 
+def test_long_park(schedtop, load, lib):
+    """A park longer than 2^32 ns has a true bound in the percentiles."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    p = run_schedtop([schedtop, "--batch", "--json", "1", "--", target, "rounds", "1", "1", "1",
+                      "5000", "0"])
+    if p.returncode != 0:
+        fail("schedtop -- count_target: exit %d: %s" % (p.returncode, p.stderr))
+    objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+            if "schema" in o]
+    p99 = [w["park_p99_ns"] for o in objs for w in o["worker"]]
+    print("park_p99_ns per interval:", p99)
+    if not p99 or not 5000000000 <= max(p99) <= 1 << 33:
+        fail("a 5 s park: park p99 %s, want 5e9..2^33 ns" % (max(p99) if p99 else None))
+    print("PASS: a 5 s park reads as under 2^33 ns, not 2^32")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1445,7 +1466,7 @@ def main():
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
-             "slow_attach": test_slow_attach}
+             "slow_attach": test_slow_attach, "long_park": test_long_park}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

@@ -87,6 +87,43 @@ static void test_hist_pct(void)
 	      (unsigned long long)hist_pct(s, WEFT_BPF_HIST_SLOTS, 50));
 	CHECK(hist_pct(s, WEFT_BPF_HIST_SLOTS, 98) == 16, "p98");
 	CHECK(hist_pct(s, WEFT_BPF_HIST_SLOTS, 99) == 2048, "p99");
+
+	/* A 7 s park (7e9 ns: log2 bucket 32) has a bucket of its own below
+	 * the top one, whose bound (2^33 ns, 8.6 s) is true. With 32 buckets
+	 * it was counted in the top one and read as 2^32 ns, 4.3 s. */
+	CHECK(WEFT_BPF_HIST_SLOTS == 64, "BPF histograms of %d buckets", WEFT_BPF_HIST_SLOTS);
+	uint64_t w[64] = { 0 };
+	w[32] = 1;
+	CHECK(hist_pct(w, 64, 50) == 1ull << 33, "7 s park p50 %llu",
+	      (unsigned long long)hist_pct(w, 64, 50));
+	CHECK(hist_pct(w, 64, 50) >= 7000000000ull, "a bound below the sample");
+	/* The top bucket counts everything from 2^(n-1) up (the runtime's 32
+	 * latency buckets cap there): no upper bound, not 2^n */
+	uint64_t t[32] = { 0 };
+	t[31] = 1;
+	CHECK(hist_pct(t, 32, 50) == UINT64_MAX, "open top bucket of 32: %llu",
+	      (unsigned long long)hist_pct(t, 32, 50));
+	t[0] = 3;
+	CHECK(hist_pct(t, 32, 50) == 2, "below the top bucket");
+	CHECK(hist_pct(t, 32, 99) == UINT64_MAX, "p99 in the top bucket");
+	w[32] = 0;
+	w[63] = 1; /* 2^63 ns and up: no shift past 63 bits */
+	CHECK(hist_pct(w, 64, 99) == UINT64_MAX, "open top bucket of 64");
+
+	/* text says so: at least the top bucket's lower bound (2^31 ns) */
+	struct interval *iv = calloc(1, sizeof(*iv));
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	iv->nlat = 1;
+	iv->lat[0].poll_p50_ns = 1024;
+	iv->lat[0].poll_p99_ns = hist_pct(t, 32, 99);
+	iv->lat[0].polls_timed = 4;
+	interval_print_text(f, iv, 1);
+	fclose(f);
+	CHECK(strstr(out, "poll p50 1024ns p99 >=2.1s,") != NULL, "text: %s", out);
+	free(out);
+	free(iv);
 }
 
 /* Two threads adding the same (runtime, core) at once leave a slot index

@@ -15,6 +15,7 @@
 
 #include "jwalk.h"
 #include "model.h"
+#include "probe_abi.h" /* WEFT_PROBE_LAT_BINS */
 
 const char *const lint_names[LINT_NR] = { "imbalance", "steal-storm", "herd", "stuck-worker",
 					  "long-poll", "blocking-call" };
@@ -98,12 +99,15 @@ uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct)
 	if (want == 0)
 		want = 1;
 	uint64_t acc = 0;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i + 1 < n; i++) {
 		acc += slots[i];
 		if (acc >= want)
 			return 1ull << (i + 1);
 	}
-	return 1ull << n;
+	/* the top bucket: every value from 2^(n-1) up was counted there, so
+	 * it has no upper bound (2^n was reported: with 32 buckets, a 7 s
+	 * park read as under 4.3 s) */
+	return HIST_OPEN;
 }
 
 static uint64_t d(uint64_t a, uint64_t b)
@@ -515,6 +519,18 @@ static void fmt_ns(char *b, size_t n, uint64_t ns)
 		snprintf(b, n, "%" PRIu64 "s", ns / 1000000000);
 }
 
+/* A percentile of a histogram of `buckets` log2 buckets (hist_pct), as
+ * the text shows it: the bucket's upper bound, or at least the lower bound
+ * of the open top bucket (">=2.1s" for the runtime's 32-bucket latency
+ * histograms). */
+static void fmt_pct_ns(char *b, size_t n, uint64_t ns, unsigned buckets)
+{
+	if (ns != HIST_OPEN)
+		fmt_ns(b, n, ns);
+	else
+		snprintf(b, n, ">=%.1fs", (double)(1ull << (buckets - 1)) / 1e9);
+}
+
 void fmt_age(char *b, size_t n, double age_s, bool stale)
 {
 	if (age_s < 0)
@@ -542,10 +558,10 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 	for (unsigned k = 0; k < iv->nlat; k++) {
 		const struct rt_lat *l = &iv->lat[k];
 		char a[24], b[24], c[24], e[24], rt[40] = "";
-		fmt_ns(a, sizeof(a), l->poll_p50_ns);
-		fmt_ns(b, sizeof(b), l->poll_p99_ns);
-		fmt_ns(c, sizeof(c), l->wake_p50_ns);
-		fmt_ns(e, sizeof(e), l->wake_p99_ns);
+		fmt_pct_ns(a, sizeof(a), l->poll_p50_ns, WEFT_PROBE_LAT_BINS);
+		fmt_pct_ns(b, sizeof(b), l->poll_p99_ns, WEFT_PROBE_LAT_BINS);
+		fmt_pct_ns(c, sizeof(c), l->wake_p50_ns, WEFT_PROBE_LAT_BINS);
+		fmt_pct_ns(e, sizeof(e), l->wake_p99_ns, WEFT_PROBE_LAT_BINS);
 		if (iv->nlat > 1)
 			snprintf(rt, sizeof(rt), " runtime 0x%" PRIx64, l->rt);
 		fprintf(f, "latency%s: poll p50 %s p99 %s, wake->poll p50 %s p99 %s (sampled: %" PRIu64
@@ -580,9 +596,9 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 			fprintf(f, "0x%-12" PRIx64 " ", r->rt);
 		fmt_age(age, sizeof(age), r->age_s, r->stale);
 		snprintf(dep, sizeof(dep), "%" PRIu64 "%s", r->local_depth, r->depth_stale ? "?" : "");
-		fmt_ns(p50, sizeof(p50), r->park_p50_ns);
-		fmt_ns(p99, sizeof(p99), r->park_p99_ns);
-		fmt_ns(u99, sizeof(u99), r->unpark_p99_ns);
+		fmt_pct_ns(p50, sizeof(p50), r->park_p50_ns, WEFT_BPF_HIST_SLOTS);
+		fmt_pct_ns(p99, sizeof(p99), r->park_p99_ns, WEFT_BPF_HIST_SLOTS);
+		fmt_pct_ns(u99, sizeof(u99), r->unpark_p99_ns, WEFT_BPF_HIST_SLOTS);
 		fprintf(f, "%-3u %-7u %-9s %7s %9.0f %6s %8.0f %9.0f %7.0f %6.0f %7s %7s %7s %5.1f "
 			   "%7.0f %6.0f %7.0f\n",
 			r->core, r->tid, state_name(r->state), age, r->polls_per_s, dep,
@@ -704,7 +720,9 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 	}
 	fprintf(f, "%s\n%24s : %-8s |%-40s|\n", title, unit, "count", "distribution");
 	for (int i = 0; i <= last; i++) {
-		uint64_t lo = i ? 1ull << i : 0, hi = (1ull << (i + 1)) - 1;
+		/* the top bucket is open-ended (hist_pct): no upper bound */
+		uint64_t lo = i ? 1ull << i : 0,
+			 hi = (unsigned)i + 1 < n ? (1ull << (i + 1)) - 1 : UINT64_MAX;
 		int stars = max ? (int)(slots[i] * 40 / max) : 0;
 		char bar[41];
 		memset(bar, '*', (size_t)stars);
@@ -752,8 +770,13 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 			fprintf(f, "%s%llu", st ? " " : "", c->state_ns[st]);
 		fputc('"', f);
 		for (unsigned h = 0; h < WEFT_H_NR; h++) {
+			/* up to the last bucket in use: 64 buckets, mostly 0,
+			 * and a reader of the 32 of before reads the first 32 */
+			unsigned nk = WEFT_BPF_HIST_SLOTS;
+			while (nk > 1 && !s->hists[i][h].slot[nk - 1])
+				nk--;
 			fprintf(f, ",\"h%u\":\"", h);
-			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++)
+			for (unsigned k = 0; k < nk; k++)
 				fprintf(f, "%s%llu", k ? " " : "", s->hists[i][h].slot[k]);
 			fputc('"', f);
 		}
@@ -803,7 +826,7 @@ int snap_read(FILE *f, struct snap *s)
 				goto bad;
 			unsigned i = (unsigned)v;
 			struct weft_bpf_core *c = &s->cores[i];
-			char buf[1024];
+			char buf[2048]; /* a list of WEFT_BPF_HIST_SLOTS u64s fits */
 			if (jf_u64(line, "state", &v)) c->state = (unsigned)v;
 			if (jf_u64(line, "tid", &v)) c->tid = (unsigned)v;
 			if (jf_u64(line, "core", &v)) c->core = (unsigned)v;

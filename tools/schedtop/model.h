@@ -177,7 +177,13 @@ unsigned snap_drop_holes(struct snap *s);
 void interval_compute(struct interval *iv, const struct snap *prev, const struct snap *cur,
 		      struct lint_state *ls);
 
-/* Percentile (0..100) of a log2 histogram: upper bound of the bucket. */
+/* Percentile (0..100) of a log2 histogram of n buckets ([2^i, 2^(i+1))):
+ * the upper bound of its bucket, 0 when empty. The top bucket is
+ * open-ended (its producers count every larger value there: the
+ * runtime's 32 latency buckets from 2.1 s up); a percentile in it is
+ * HIST_OPEN, "at least 2^(n-1)", shown so in text (">=2.1s") and as this
+ * number in JSON. The BPF histograms have 64 buckets and never reach it. */
+#define HIST_OPEN UINT64_MAX
 uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct);
 
 const char *state_name(unsigned st);

@@ -22,6 +22,10 @@ struct cmetric {
 	double scale;        /* 1e-9: ns to seconds */
 };
 
+/* Histogram buckets written (finite `le`): see prom_write */
+#define PROM_BUCKETS 32
+_Static_assert(PROM_BUCKETS <= WEFT_BPF_HIST_SLOTS, "prom writes buckets the BPF side has");
+
 #define OFF(x) offsetof(struct weft_bpf_core, x)
 
 static const struct cmetric counters[] = {
@@ -185,12 +189,19 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 			const unsigned long long *slot = s->hists[i][h->h].slot;
 			uint64_t acc = 0;
 			labels(lb, sizeof(lb), &s->cores[i], i);
-			/* slot k holds [2^k, 2^(k+1)): integer values, so le = 2^(k+1) - 1 */
-			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++) {
+			/* slot k holds [2^k, 2^(k+1)): integer values, so le = 2^(k+1) - 1.
+			 * The first 32 only, the series there always were: the
+			 * BPF side has 64 buckets now, and what is above them
+			 * (4.3 s for times) counts in +Inf, where a 7 s park
+			 * used to count under le 4.29 s (the top bucket held
+			 * every larger value) */
+			for (unsigned k = 0; k < PROM_BUCKETS; k++) {
 				acc += slot[k];
 				fprintf(f, "%s_bucket{%s,le=\"%.9g\"} %" PRIu64 "\n", h->name, lb,
 					(double)((1ull << (k + 1)) - 1) * h->scale, acc);
 			}
+			for (unsigned k = PROM_BUCKETS; k < WEFT_BPF_HIST_SLOTS; k++)
+				acc += slot[k];
 			fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", h->name, lb, acc);
 			fprintf(f, "%s_count{%s} %" PRIu64 "\n", h->name, lb, acc);
 			if (h->sum_off >= 0) {

@@ -673,6 +673,16 @@ static int trace_out_open(struct trace_out *o, const char *out)
 	return 0;
 }
 
+/* A latency percentile in the trace summary: "8192 ns", or in the open
+ * top bin of the runtime's histograms (hist_pct) ">=2147483648 ns". */
+static void lat_bound(char *b, size_t n, uint64_t ns)
+{
+	if (ns == HIST_OPEN)
+		snprintf(b, n, ">=%llu ns", 1ull << (WEFT_PROBE_LAT_BINS - 1));
+	else
+		snprintf(b, n, "%llu ns", (unsigned long long)ns);
+}
+
 /* The trace's task latency (runtime-kept histograms over the traced
  * span): printed with the summary and written to FILE.latency.json (f,
  * opened on `path`; closed here). */
@@ -690,12 +700,15 @@ static int trace_latency(const struct interval *iv, FILE *f, const char *path)
 			(unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed,
 			(unsigned long long)r->poll_p50_ns, (unsigned long long)r->poll_p99_ns,
 			(unsigned long long)r->wake_p50_ns, (unsigned long long)r->wake_p99_ns);
-		printf("  runtime 0x%llx (%u workers): poll p50 %llu ns p99 %llu ns; wake->poll p50 "
-		       "%llu ns p99 %llu ns (%llu polls, %llu wakes timed)\n",
-		       (unsigned long long)r->rt, r->workers, (unsigned long long)r->poll_p50_ns,
-		       (unsigned long long)r->poll_p99_ns, (unsigned long long)r->wake_p50_ns,
-		       (unsigned long long)r->wake_p99_ns, (unsigned long long)r->polls_timed,
-		       (unsigned long long)r->wakes_timed);
+		char p[4][32];
+		lat_bound(p[0], sizeof(p[0]), r->poll_p50_ns);
+		lat_bound(p[1], sizeof(p[1]), r->poll_p99_ns);
+		lat_bound(p[2], sizeof(p[2]), r->wake_p50_ns);
+		lat_bound(p[3], sizeof(p[3]), r->wake_p99_ns);
+		printf("  runtime 0x%llx (%u workers): poll p50 %s p99 %s; wake->poll p50 "
+		       "%s p99 %s (%llu polls, %llu wakes timed)\n",
+		       (unsigned long long)r->rt, r->workers, p[0], p[1], p[2], p[3],
+		       (unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed);
 	}
 	if (!iv->nlat)
 		printf("  none: no runtime listed in the target's weft_probe_registry\n");

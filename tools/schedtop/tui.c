@@ -87,12 +87,18 @@ static void fmt_dur(char *b, size_t n, uint64_t ns)
 }
 
 /* A percentile from log2 buckets is the bucket's upper bound: shown as
- * "<134ms" (every sample in that bucket was shorter). */
+ * "<134ms" (every sample in that bucket was shorter); in the open top
+ * bucket (hist_pct's HIST_OPEN) its lower bound, ">=...". */
 static void fmt_pct(char *b, size_t n, uint64_t bound_ns)
 {
 	char d[24];
 	if (!bound_ns) {
 		snprintf(b, n, "-");
+		return;
+	}
+	if (bound_ns == HIST_OPEN) {
+		fmt_dur(d, sizeof(d), 1ull << (WEFT_BPF_HIST_SLOTS - 1));
+		snprintf(b, n, ">=%s", d);
 		return;
 	}
 	fmt_dur(d, sizeof(d), bound_ns);
@@ -374,8 +380,11 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 		fmt_pct(p50, sizeof(p50), b50);
 		fmt_pct(p99, sizeof(p99), b99);
 	} else {
-		snprintf(p50, sizeof(p50), "<%llu", (unsigned long long)b50);
-		snprintf(p99, sizeof(p99), "<%llu", (unsigned long long)b99);
+		/* HIST_OPEN: the top bucket, 2^63 and up */
+		snprintf(p50, sizeof(p50), "%s%llu", b50 == HIST_OPEN ? ">=" : "<",
+			 b50 == HIST_OPEN ? 1ull << (WEFT_BPF_HIST_SLOTS - 1) : (unsigned long long)b50);
+		snprintf(p99, sizeof(p99), "%s%llu", b99 == HIST_OPEN ? ">=" : "<",
+			 b99 == HIST_OPEN ? 1ull << (WEFT_BPF_HIST_SLOTS - 1) : (unsigned long long)b99);
 	}
 	char t[160];
 	int tl = snprintf(t, sizeof(t), "%s n=%llu p50%s p99%s", title, (unsigned long long)total,
@@ -405,7 +414,9 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 		uint64_t v = 0;
 		for (int j = i; j <= j_end; j++)
 			v += s[j];
-		uint64_t lo = i ? 1ull << i : 0, hi = 1ull << (j_end + 1);
+		/* the top bucket has no upper bound: shown as 2^64 - 1 */
+		uint64_t lo = i ? 1ull << i : 0,
+			 hi = j_end + 1 < WEFT_BPF_HIST_SLOTS ? 1ull << (j_end + 1) : UINT64_MAX;
 		char a[24], b[24], rng[56], bar[32];
 		if (time) {
 			fmt_dur(a, sizeof(a), lo);
