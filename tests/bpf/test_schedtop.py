@@ -1317,11 +1317,15 @@ def test_pidns(schedtop, load, lib):
     ways = {
         "-- CMD": [us, "-p", "-f", "--mount-proc", schedtop, "--batch", "--json", "0.5", "--",
                    target] + work,
-        # the target's "ready" line and counts go to /dev/null: the
-        # namespace's pid 1 becomes schedtop, attached to the target by
-        # the pid it has there
+        # the target's "ready" line and counts go to a file; once it says
+        # ready (its runtime made: libweft mapped - attaching before that
+        # is refused, 4 of 8 runs), the namespace's pid 1 becomes
+        # schedtop, attached to the target by the pid it has there
         "-p PID": [us, "-p", "-f", "--mount-proc", "sh", "-c",
-                   '"$0" "$@" >/dev/null & exec "$SCHEDTOP" -p $! --batch --json 0.5',
+                   'out=$(mktemp); "$0" "$@" >"$out" & t=$!; n=0; '
+                   'until grep -q "^ready" "$out"; do n=$((n+1)); '
+                   '[ $n -gt 200 ] && { echo "target never ready" >&2; exit 1; }; sleep 0.05; done; '
+                   'rm -f "$out"; exec "$SCHEDTOP" -p $t --batch --json 0.5',
                    target] + work,
     }
     bad = []
