@@ -4,8 +4,9 @@
  * "exit N", "signal N" or "timeout" once it is done. One fiber per
  * connection. It shows:
  *  - weft_unix_listen / weft_accept: a local socket by path;
- *  - weft_child_wait: the fiber waits for its child without holding a
- *    worker (a worker that called waitpid would stop every other fiber);
+ *  - weft_child_open / weft_child_reap: the fiber waits for its child, in
+ *    a weft_select beside its token, without holding a worker (a worker
+ *    that called waitpid would stop every other fiber);
  *  - a token with a deadline (Go's context.WithTimeout) per command, a
  *    child of the server's stop token, so SIGTERM ends every command too;
  *  - a semaphore bounding how many commands run at once, closed at
@@ -53,17 +54,24 @@ static void run(const char *cmd, char *out, size_t outsz)
 		return;
 	}
 	int status = 0;
-	struct weft_runtime *rt = weft_runtime_current();
-	/* Wait in 50 ms slices, looking at the token between them (a child
-	 * wait has a time limit, not a token arm). */
-	while ((rc = weft_child_wait(rt, pid, &status, 50 * MS)) == -ETIMEDOUT &&
-	       !weft_token_is_cancelled(tok))
-		;
 	const char *why = NULL;
-	if (rc == -ETIMEDOUT) { /* its deadline passed, or the server stops */
-		why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
+	/* the child's pidfd, waited on beside the token (Tokio's select! over
+	 * child.wait() and token.cancelled()) */
+	struct weft_io *child;
+	rc = weft_child_open(weft_runtime_current(), pid, &child);
+	if (rc) {
 		kill(pid, SIGKILL);
-		rc = weft_child_wait(rt, pid, &status, WEFT_FOREVER);
+		waitpid(pid, &status, 0);
+	} else {
+		struct weft_select_arm arms[] = { WEFT_SEL_READY(child, WEFT_IO_READABLE),
+						  WEFT_SEL_CANCELLED(tok) };
+		if (weft_select(arms, 2, WEFT_FOREVER) == 1) {
+			/* its deadline passed, or the server stops */
+			why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
+			kill(pid, SIGKILL);
+			weft_io_wait(child, WEFT_IO_READABLE, WEFT_FOREVER);
+		}
+		rc = weft_child_reap(child, &status);
 	}
 	if (rc)
 		snprintf(out, outsz, "error %s\n", weft_strerror(rc));

@@ -10,6 +10,11 @@
  * waitid(P_PIDFD, WNOHANG) (Linux 5.4). A first waitid before the wait
  * catches a child that has already ended and a pid that is not our child
  * (-ECHILD), without touching the driver.
+ *
+ * weft_child_open hands the pidfd's registration to the caller instead,
+ * for a weft_select arm beside others (a token, a channel), as Tokio's
+ * Child holds its pidfd; weft_child_reap then reaps through it and closes
+ * it. open checks the pid is our child with WNOWAIT, which reaps nothing.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -81,6 +86,46 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 	close(pfd);
 	if (rc < 0)
 		return rc;
+	if (status)
+		*status = status_of(&si);
+	return 0;
+}
+
+int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
+{
+	if (!rt || pid <= 0 || !out)
+		return -EINVAL;
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno;
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	int rc = 0;
+	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT))
+		rc = -errno; /* -ECHILD: not ours */
+	else
+		rc = weft_io_register(rt, pfd, out);
+	if (rc)
+		close(pfd);
+	return rc;
+}
+
+int weft_child_reap(struct weft_io *io, int *status)
+{
+	if (!io)
+		return -EINVAL;
+	int fd = weft_io_fd(io);
+	if (fd < 0)
+		return fd;
+	siginfo_t si;
+	int rc = reap(fd, &si);
+	if (rc == 0)
+		return -EAGAIN; /* still running: the registration stays */
+	int crc = weft_io_close(io);
+	if (rc < 0)
+		return rc;
+	if (crc == -ECHILD) /* a forked child: the registration is its parent's */
+		return crc;
 	if (status)
 		*status = status_of(&si);
 	return 0;

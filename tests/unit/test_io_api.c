@@ -932,3 +932,69 @@ Test(child_wait, signals_time_limits_and_errors, .timeout = WT_TMO(20))
 	cr_assert_eq(waitpid(pid, &status, 0), pid, "still ours to reap");
 	wt_rt_destroy(rt);
 }
+
+struct sel_child { pid_t pid; struct weft_token *tok; int arm, reap_rc, status, again; };
+
+/* a fiber waits for its child beside a token, as a select arm */
+static void *select_child(void *arg)
+{
+	struct sel_child *s = arg;
+	struct weft_io *io;
+	int rc = weft_child_open(weft_runtime_current(), s->pid, &io);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	s->again = weft_child_reap(io, NULL); /* still running */
+	struct weft_select_arm arms[2] = { WEFT_SEL_READY(io, WEFT_IO_READABLE),
+					   WEFT_SEL_CANCELLED(s->tok) };
+	s->arm = weft_select(arms, 2, WEFT_FOREVER);
+	if (s->arm == 1) { /* told to stop: end the child, then reap it */
+		kill(s->pid, SIGKILL);
+		weft_io_wait(io, WEFT_IO_READABLE, WEFT_FOREVER);
+	}
+	s->reap_rc = weft_child_reap(io, &s->status);
+	return NULL;
+}
+
+Test(child_wait, open_and_reap_in_a_select_beside_a_token, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	/* the child ends first */
+	struct sel_child a = { .pid = spawn_sh("sleep 0.1; exit 5") };
+	cr_assert_eq(weft_token_create(NULL, &a.tok), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, select_child, &a, &h), 0);
+	void *r;
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_eq((intptr_t)r, 0, "open: %d", (int)(intptr_t)r);
+	cr_assert_eq(a.again, -EAGAIN, "reap of a running child");
+	cr_assert_eq(a.arm, 0);
+	cr_assert_eq(a.reap_rc, 0);
+	cr_assert(WIFEXITED(a.status) && WEXITSTATUS(a.status) == 5, "status %#x", a.status);
+	cr_assert_eq(waitpid(a.pid, NULL, WNOHANG), -1, "reaped");
+	/* the token first: the fiber kills its child and reaps it */
+	struct sel_child b = { .pid = spawn_sh("sleep 10") };
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, weft_now_ns() + 50 * MS, &b.tok), 0);
+	cr_assert_eq(weft_spawn(rt, select_child, &b, &h), 0);
+	cr_assert_eq(weft_join(h, &r), 0);
+	cr_assert_eq((intptr_t)r, 0);
+	cr_assert_eq(b.arm, 1, "the token's arm");
+	cr_assert_eq(b.reap_rc, 0);
+	cr_assert(WIFSIGNALED(b.status) && WTERMSIG(b.status) == SIGKILL, "status %#x", b.status);
+	/* errors: nothing registered */
+	struct weft_io *io = NULL;
+	cr_assert_eq(weft_child_open(rt, getppid(), &io), -ECHILD);
+	cr_assert_eq(weft_child_open(rt, b.pid, &io), -ESRCH, "reaped: gone");
+	cr_assert_eq(weft_child_open(rt, 0, &io), -EINVAL);
+	cr_assert_eq(weft_child_open(rt, 1, NULL), -EINVAL);
+	cr_assert_eq(weft_child_reap(NULL, NULL), -EINVAL);
+	cr_assert_null(io);
+	/* after shutdown: refused, the child left alone */
+	pid_t pid = spawn_sh("sleep 10");
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
+	cr_assert_eq(weft_child_open(rt, pid, &io), -ESHUTDOWN);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	cr_assert_eq(weft_token_destroy(a.tok), 0);
+	cr_assert_eq(weft_token_destroy(b.tok), 0);
+	wt_rt_destroy(rt);
+}

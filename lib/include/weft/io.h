@@ -250,6 +250,22 @@ WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path
  */
 WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
 			     uint64_t timeout_ns);
+/*
+ * The same in two steps, to wait for a child beside other things (Tokio's
+ * Child in a select!): weft_child_open registers pid's pidfd with rt's
+ * driver; it turns readable once the child has ended, so a
+ * WEFT_SEL_READY(io, WEFT_IO_READABLE) arm (or weft_io_wait) waits for it
+ * next to a token's arm, a channel's, a timer's. weft_child_reap then
+ * reaps the child and closes the registration: 0 (status as above),
+ * -EAGAIN (still running: the registration stays, wait again), or an
+ * error (-ECHILD: reaped by another wait; the registration is closed).
+ * To give up on a child, weft_io_close the registration (the child stays
+ * the caller's to reap). open's errors: -EINVAL (NULL rt or out, pid <=
+ * 0), -ESRCH, -ECHILD (not a child of this process), weft_io_register's
+ * (-ESHUTDOWN, -ENOMEM), -ENOSYS, -EMFILE.
+ */
+WEFT_API int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out);
+WEFT_API int weft_child_reap(struct weft_io *io, int *status);
 /* The local port of a socket, or a negative errno. */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 
