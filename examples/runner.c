@@ -65,13 +65,23 @@ static void run(const char *cmd, char *out, size_t outsz)
 	} else {
 		struct weft_select_arm arms[] = { WEFT_SEL_READY(child, WEFT_IO_READABLE),
 						  WEFT_SEL_CANCELLED(tok) };
-		if (weft_select(arms, 2, WEFT_FOREVER) == 1) {
+		int won = weft_select(arms, 2, WEFT_FOREVER);
+		if (won == 1) {
 			/* its deadline passed, or the server stops */
 			why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
 			kill(pid, SIGKILL);
 			weft_io_wait(child, WEFT_IO_READABLE, WEFT_FOREVER);
 		}
-		rc = weft_child_reap(child, &status);
+		if (won < 0) {
+			/* the select failed (-ENOMEM, or this fiber was
+			 * cancelled): leave no child behind, nor a zombie */
+			kill(pid, SIGKILL);
+			weft_io_close(child);
+			waitpid(pid, &status, 0);
+			rc = won;
+		} else {
+			rc = weft_child_reap(child, &status);
+		}
 	}
 	if (rc)
 		snprintf(out, outsz, "error %s\n", weft_strerror(rc));

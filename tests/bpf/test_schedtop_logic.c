@@ -126,6 +126,49 @@ static void test_hist_pct(void)
 	free(iv);
 }
 
+/* A recording from before the 64-bucket histograms: 32 values per
+ * histogram and no "hbins"; its 32nd bucket had no upper bound, and read
+ * as a finite one (2^32) the new reader showed a 7 s park as 4.3 s again
+ * (a review). The same 32 values with "hbins":64 are a bucket of
+ * [2^31, 2^32). */
+static void test_old_recording_top_bucket(void)
+{
+	char old[1024], now[1024];
+	char zeros[256] = "";
+	for (int i = 0; i < 31; i++)
+		strcat(zeros, "0 ");
+	const char *hdr = "{\"snap\":0,\"ncores\":1,\"ts_ns\":1%s}\n"
+			  "{\"snap\":0,\"slot\":0,\"state\":0,\"tid\":7,\"core\":0,"
+			  "\"h0\":\"%s1\"}\n{\"snap\":0,\"end\":1}\n";
+	snprintf(old, sizeof(old), hdr, "", zeros);
+	snprintf(now, sizeof(now), hdr, ",\"hbins\":64", zeros);
+	struct snap *s = calloc(1, sizeof(*s));
+	FILE *m = fmemopen(old, strlen(old), "r");
+	CHECK(snap_read(m, s) == 1, "old file read");
+	fclose(m);
+	CHECK(hist_pct((const uint64_t *)s->hists[0][WEFT_H_PARK_NS].slot, WEFT_BPF_HIST_SLOTS, 50) == UINT64_MAX,
+	      "old file's top bucket: %llu",
+	      (unsigned long long)hist_pct((const uint64_t *)s->hists[0][WEFT_H_PARK_NS].slot,
+					   WEFT_BPF_HIST_SLOTS, 50));
+	m = fmemopen(now, strlen(now), "r");
+	CHECK(snap_read(m, s) == 1, "new file read");
+	fclose(m);
+	CHECK(s->hbins == 64, "hbins %u", s->hbins);
+	CHECK(hist_pct((const uint64_t *)s->hists[0][WEFT_H_PARK_NS].slot, WEFT_BPF_HIST_SLOTS, 50) == 1ull << 32,
+	      "new file's bucket 31: %llu",
+	      (unsigned long long)hist_pct((const uint64_t *)s->hists[0][WEFT_H_PARK_NS].slot,
+					   WEFT_BPF_HIST_SLOTS, 50));
+	/* and the writer says so */
+	char *buf = NULL;
+	size_t len = 0;
+	m = open_memstream(&buf, &len);
+	snap_write(m, s, 0);
+	fclose(m);
+	CHECK(strstr(buf, "\"hbins\":64") != NULL, "written: %.200s", buf);
+	free(buf);
+	free(s);
+}
+
 /* Two threads adding the same (runtime, core) at once leave a slot index
  * unused (CI once showed a two-worker run as three, the second empty, and
  * schedtop_ops_wrappers compared the wrong worker). */
@@ -679,6 +722,7 @@ int main(int argc, char **argv)
 	}
 	dir = argv[1];
 	test_hist_pct();
+	test_old_recording_top_bucket();
 	test_prom_label_utf8();
 	test_diff_sparse_trace();
 	test_diff_output();

@@ -755,7 +755,9 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 #undef W
 	if (s->futex_src[0])
 		fprintf(f, ",\"futex_src\":\"%s\"", s->futex_src);
-	fprintf(f, "}\n");
+	/* the bucket count, so a reader tells these histograms from those of
+	 * before, whose last of 32 buckets had no upper bound */
+	fprintf(f, ",\"hbins\":%u}\n", (unsigned)WEFT_BPF_HIST_SLOTS);
 	for (unsigned i = 0; i < WEFT_BPF_SLOTS; i++) {
 		const struct weft_bpf_core *c = &s->cores[i];
 		if (!core_active(c) && !c->oncpu_ns)
@@ -838,8 +840,18 @@ int snap_read(FILE *f, struct snap *s)
 			for (unsigned h = 0; h < WEFT_H_NR; h++) {
 				char key[8];
 				snprintf(key, sizeof(key), "h%u", h);
-				if (jf_str(line, key, buf, sizeof(buf)))
-					parse_list(buf, s->hists[i][h].slot, WEFT_BPF_HIST_SLOTS);
+				if (!jf_str(line, key, buf, sizeof(buf)))
+					continue;
+				unsigned long long *sl = s->hists[i][h].slot;
+				parse_list(buf, sl, WEFT_BPF_HIST_SLOTS);
+				/* a file from before "hbins": 32 buckets, the last
+				 * one every value from 2^31 ns up - open, as our top
+				 * bucket is (read as 2^32, a 7 s park was "4.3 s"
+				 * again: found by a review) */
+				if (!s->hbins && sl[31]) {
+					sl[WEFT_BPF_HIST_SLOTS - 1] += sl[31];
+					sl[31] = 0;
+				}
 			}
 			continue;
 		}
@@ -856,6 +868,8 @@ int snap_read(FILE *f, struct snap *s)
 		}
 		if (jf_u64(line, "ncores", &v))
 			s->ncores = (unsigned)v;
+		if (jf_u64(line, "hbins", &v))
+			s->hbins = (unsigned)v;
 		jf_str(line, "futex_src", s->futex_src, sizeof(s->futex_src));
 #define R(x) if (jf_u64(line, #x, &v)) s->x = v;
 		SNAP_FIELDS(R)

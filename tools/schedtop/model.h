@@ -24,6 +24,8 @@ struct snap {
 	uint64_t bpf_run_ns, bpf_run_cnt; /* BPF_ENABLE_STATS totals over our programs */
 	uint64_t self_cpu_ns;           /* schedtop's own user+sys CPU time */
 	char futex_src[64];             /* programs timing futex waits (mon.h) */
+	unsigned hbins;                 /* read from a file: its histograms' bucket count
+					 * ("hbins"; 0: a file from before it, 32 buckets) */
 	struct weft_bpf_core cores[WEFT_BPF_SLOTS];
 	struct weft_bpf_hist_slots hists[WEFT_BPF_SLOTS][WEFT_H_NR];
 	struct weft_bpf_steal_cell matrix[WEFT_BPF_MAX_CORES][WEFT_BPF_MAX_CORES];
