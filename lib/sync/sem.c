@@ -30,22 +30,42 @@ struct weft_sem {
 	bool closed;
 };
 
-/* Under the lock: grant to head waiters while they fit; true if stopped
- * because wk is full. */
+/* Under the lock: grant to head waiters while they fit - or, once
+ * closed, wake every one without permits (its poll says -EPIPE; a release
+ * between the close's batches hands out nothing: found by a review); true
+ * if stopped because wk is full. */
 static bool grant_loop(struct weft_sem *s, struct weft__wakes *wk)
 {
-	/* closed: the waiters still linked are the close's to wake (-EPIPE),
-	 * even while it drops the lock between batches (a release in that
-	 * window handed them permits: found by a review) */
-	if (s->closed)
-		return false;
-	while (s->q.head && s->q.head->_arg <= s->permits) {
+	while (s->q.head && (s->closed || s->q.head->_arg <= s->permits)) {
 		if (weft__wakes_full(wk))
 			return true;
+		if (s->closed) {
+			weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, wk);
+			continue;
+		}
 		s->permits -= s->q.head->_arg;
 		weft__waitq_grant_head(&s->q, WQ_GRANT_PERMIT, wk);
 	}
 	return false;
+}
+
+/* Called locked: run grant_loop batch by batch, waking each batch with the
+ * lock dropped and the list held meanwhile (waitlist.h); returns unlocked. */
+static void grant_unlock(struct weft_sem *s)
+{
+	struct weft__wakes wk;
+	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	for (;;) {
+		bool more = grant_loop(s, &wk);
+		if (more)
+			weft__waitq_hold(&s->q);
+		weft__slock_unlock(&s->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return;
+		weft__slock_lock(&s->lock);
+		weft__waitq_unhold(&s->q);
+	}
 }
 
 static bool sem_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -144,48 +164,24 @@ int weft_sem_release_n(struct weft_sem *s, uint64_t n)
 {
 	if (!s)
 		return -EINVAL;
-	struct weft__wakes wk;
-	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft__slock_lock(&s->lock);
 	if (n > WEFT_SEM_MAX_PERMITS || s->permits > WEFT_SEM_MAX_PERMITS - n) {
 		weft__slock_unlock(&s->lock);
 		return -EOVERFLOW;
 	}
 	s->permits += n;
-	for (;;) {
-		bool more = grant_loop(s, &wk);
-		if (more)
-			weft__waitq_hold(&s->q); /* see waitlist.h */
-		weft__slock_unlock(&s->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return 0;
-		weft__slock_lock(&s->lock);
-		weft__waitq_unhold(&s->q);
-	}
+	grant_unlock(s);
+	return 0;
 }
 
 int weft_sem_close(struct weft_sem *s)
 {
 	if (!s)
 		return -EINVAL;
-	struct weft__wakes wk;
-	wk.n = 0;
 	weft__slock_lock(&s->lock);
 	s->closed = true;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && s->q.head)
-			weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, &wk);
-		bool more = s->q.head != NULL;
-		if (more)
-			weft__waitq_hold(&s->q); /* see waitlist.h */
-		weft__slock_unlock(&s->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return 0;
-		weft__slock_lock(&s->lock);
-		weft__waitq_unhold(&s->q);
-	}
+	grant_unlock(s);
+	return 0;
 }
 
 bool weft_sem_is_closed(struct weft_sem *s)
