@@ -80,19 +80,9 @@ static void release_unlock(struct weft_barrier *b)
 	wk.n = 0;
 	b->gen++;
 	b->arrived = 0;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && b->q.head && b->q.head->_arg < b->gen)
-			weft__waitq_complete_head(&b->q, &wk);
-		bool more = b->q.head && b->q.head->_arg < b->gen;
-		if (more)
-			weft__waitq_hold(&b->q); /* see waitlist.h */
-		weft__slock_unlock(&b->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return;
-		weft__slock_lock(&b->lock);
-		weft__waitq_unhold(&b->q);
-	}
+	/* b->gen is read again at each batch: a round that closes while this
+	 * one's release is between batches is completed here too. */
+	weft__waitq_wake_older_unlock(&b->q, &b->gen, WEFT__WQ_COMPLETE, &wk);
 }
 
 int weft_barrier_wait_poll(struct weft_barrier *b, struct weft_wait *w, struct weft_cx *cx,

@@ -83,19 +83,7 @@ static void unlock_wake_all(struct weft_broadcast *b, uint64_t bound)
 {
 	struct weft__wakes wk;
 	wk.n = 0;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && b->q.head && b->q.head->_arg < bound)
-			weft__waitq_grant_head(&b->q, WQ_GRANT_WAKE, &wk);
-		bool more = b->q.head && b->q.head->_arg < bound;
-		if (more)
-			weft__waitq_hold(&b->q); /* see waitlist.h */
-		weft__slock_unlock(&b->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return;
-		weft__slock_lock(&b->lock);
-		weft__waitq_unhold(&b->q);
-	}
+	weft__waitq_wake_older_unlock(&b->q, &bound, WQ_GRANT_WAKE, &wk);
 }
 
 int weft_broadcast_send(struct weft_broadcast *b, const void *item)

@@ -111,19 +111,8 @@ int weft_cond_broadcast(struct weft_cond *c)
 	wk.n = 0;
 	weft__slock_lock(&c->lock);
 	uint64_t gen = ++c->gen;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && c->q.head && c->q.head->_arg < gen)
-			weft__waitq_grant_head(&c->q, WQ_GRANT_ALL, &wk);
-		bool more = c->q.head && c->q.head->_arg < gen;
-		if (more)
-			weft__waitq_hold(&c->q); /* see waitlist.h */
-		weft__slock_unlock(&c->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return 0;
-		weft__slock_lock(&c->lock);
-		weft__waitq_unhold(&c->q);
-	}
+	weft__waitq_wake_older_unlock(&c->q, &gen, WQ_GRANT_ALL, &wk);
+	return 0;
 }
 
 int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_wait *w,

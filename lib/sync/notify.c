@@ -88,19 +88,8 @@ int weft_notify_all(struct weft_notify *n)
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft__slock_lock(&n->lock);
 	uint64_t gen = ++n->gen;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && n->q.head && n->q.head->_arg < gen)
-			weft__waitq_grant_head(&n->q, WQ_GRANT_ALL, &wk);
-		bool more = n->q.head && n->q.head->_arg < gen;
-		if (more)
-			weft__waitq_hold(&n->q); /* see waitlist.h */
-		weft__slock_unlock(&n->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return 0;
-		weft__slock_lock(&n->lock);
-		weft__waitq_unhold(&n->q);
-	}
+	weft__waitq_wake_older_unlock(&n->q, &gen, WQ_GRANT_ALL, &wk);
+	return 0;
 }
 
 int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w, struct weft_cx *cx)

@@ -66,19 +66,8 @@ int weft_waitgroup_add(struct weft_waitgroup *wg, int64_t delta)
 		return 0;
 	}
 	uint64_t gen = ++wg->gen;
-	for (;;) {
-		while (!weft__wakes_full(&wk) && wg->q.head && wg->q.head->_arg < gen)
-			weft__waitq_grant_head(&wg->q, WQ_GRANT_WAKE, &wk);
-		bool more = wg->q.head && wg->q.head->_arg < gen;
-		if (more)
-			weft__waitq_hold(&wg->q); /* see waitlist.h */
-		weft__slock_unlock(&wg->lock);
-		weft__wakes_run(&wk);
-		if (!more)
-			return 0;
-		weft__slock_lock(&wg->lock);
-		weft__waitq_unhold(&wg->q);
-	}
+	weft__waitq_wake_older_unlock(&wg->q, &gen, WQ_GRANT_WAKE, &wk);
+	return 0;
 }
 
 int weft_waitgroup_done(struct weft_waitgroup *wg) { return weft_waitgroup_add(wg, -1); }

@@ -175,6 +175,39 @@ void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t
  * Do not touch the entry after this call. */
 struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk);
 /*
+ * Called with q's lock held: end the wait of every entry at the head whose
+ * _arg is below *bound - granted `grant`, or completed (DONE) when `grant`
+ * is WEFT__WQ_COMPLETE - and wake them. At most WEFT__WAKES_MAX at a time:
+ * between two batches the lock is dropped, the queue held
+ * (weft__waitq_hold) and the batch woken, and *bound is read again under
+ * the lock (a barrier's generation may move on meanwhile). Returns with
+ * the lock released and every wake run. `wk` may hold wakes already.
+ * Inline, so that the wake call stays in the caller's object file, where
+ * test_batch_gap's -Wl,--wrap=weft__wakes_run reaches it.
+ */
+#define WEFT__WQ_COMPLETE UINT32_MAX
+static inline void weft__waitq_wake_older_unlock(struct weft__waitq *q, const uint64_t *bound,
+						 uint32_t grant, struct weft__wakes *wk)
+{
+	for (;;) {
+		while (!weft__wakes_full(wk) && q->head && q->head->_arg < *bound) {
+			if (grant == WEFT__WQ_COMPLETE)
+				weft__waitq_complete_head(q, wk);
+			else
+				weft__waitq_grant_head(q, grant, wk);
+		}
+		bool more = q->head && q->head->_arg < *bound;
+		if (more)
+			weft__waitq_hold(q);
+		weft__slock_unlock(q->lock);
+		weft__wakes_run(wk);
+		if (!more)
+			return;
+		weft__slock_lock(q->lock);
+		weft__waitq_unhold(q);
+	}
+}
+/*
  * Claim the select an entry belongs to (weft_select), before completing the
  * entry's whole operation for it (WQ_DONE: e.g. a sender's item taken). A
  * select completes exactly one arm: its claim word is 0 while free, 1 while
