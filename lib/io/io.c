@@ -1248,6 +1248,189 @@ ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
 	return write_all(io, buf, n, flags, true);
 }
 
+/* ------------------------------------------------------------------ copy */
+
+#define COPY_BUF (32u * 1024u) /* per direction, as Go's io.Copy */
+
+/* One direction of a copy: bytes read from src and not yet written to dst
+ * are buf[pos, len). */
+struct copy_dir {
+	struct weft_io *src, *dst;
+	char *buf;
+	size_t pos, len;
+	uint64_t total; /* written to dst */
+	bool eof;       /* src said end of stream */
+	bool done;      /* eof seen, everything written (and passed on) */
+	unsigned need;  /* what it waits for: WEFT_IO_READABLE on src, WRITABLE on dst */
+};
+
+/* The registration's state as an error: closed, shut down, forked; 0 if usable. */
+static int copy_usable(struct weft_io *io, uint64_t r)
+{
+	if (r & WEFT_IO_CLOSED)
+		return -EBADF;
+	if ((r & RD_SHUTDOWN) || atomic_load_explicit(&io->rt->closed, memory_order_acquire))
+		return -ESHUTDOWN;
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD;
+	return 0;
+}
+
+/*
+ * Move d along without waiting: write what is buffered, read more, until a
+ * call says EAGAIN (d->need says on what; that readiness is cleared, with
+ * the tick read before the call, so an event that came meanwhile stays),
+ * or end of stream has been written out (d->done; with pass_eof and a
+ * socket as dst, its write side is shut down, as Tokio's
+ * copy_bidirectional does). 0, or the first error.
+ */
+static int copy_dir_run(struct copy_dir *d, bool pass_eof)
+{
+	d->need = 0;
+	while (!d->done) {
+		if (weft__cancelled())
+			return -ECANCELED;
+		bool writing = d->pos < d->len;
+		struct weft_io *io = writing ? d->dst : d->src;
+		uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+		int e = copy_usable(io, r);
+		if (e)
+			return e;
+		ssize_t n;
+		if (writing) {
+			const char *p = d->buf + d->pos;
+			size_t want = d->len - d->pos;
+			n = io->is_socket ? send(io->fd, p, want, MSG_NOSIGNAL)
+			    : io->is_fifo ? write_nosig(io->fd, p, want)
+					  : write(io->fd, p, want);
+		} else if (d->eof) {
+			if (pass_eof && d->dst->is_socket && shutdown(d->dst->fd, SHUT_WR) < 0 &&
+			    errno != ENOTCONN)
+				return -errno;
+			d->done = true;
+			break;
+		} else {
+			n = read(io->fd, d->buf, COPY_BUF);
+		}
+		if (n < 0) {
+			e = errno;
+			if (e == EINTR)
+				continue;
+			if (e != EAGAIN && e != EWOULDBLOCK)
+				return -e;
+			unsigned dir = writing ? WEFT_IO_WRITABLE : WEFT_IO_READABLE;
+			weft_io_clear_ready(io, (struct weft_io_ready){ dir | WEFT_IO_ERROR, r >> 8 });
+			d->need = dir;
+			return 0;
+		}
+		weft__coop_spend();
+		if (writing) {
+			d->pos += (size_t)n;
+			d->total += (uint64_t)n;
+		} else if (n == 0) {
+			d->eof = true;
+		} else {
+			d->pos = 0;
+			d->len = (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Run the directions until each is done or one fails. Waits through
+ * weft_select on what each waiting direction needs, bounded by the
+ * earliest deadline (weft_io_set_deadline) among those waits: a copy that
+ * would wait past it returns -ETIMEDOUT.
+ */
+static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
+{
+	for (;;) {
+		struct weft_select_arm arms[2];
+		unsigned n = 0, left = 0;
+		uint64_t deadline = WEFT_FOREVER;
+		for (unsigned i = 0; i < ndirs; i++) {
+			struct copy_dir *d = &dirs[i];
+			if (d->done)
+				continue;
+			int rc = copy_dir_run(d, pass_eof);
+			if (rc)
+				return rc;
+			if (d->done)
+				continue;
+			left++;
+			struct weft_io *io = d->need == WEFT_IO_WRITABLE ? d->dst : d->src;
+			uint64_t dl = io_deadline(io, d->need);
+			if (dl < deadline)
+				deadline = dl;
+			arms[n++] = WEFT_SEL_READY(io, d->need);
+		}
+		if (!left)
+			return 0;
+		int rc = weft_select(arms, n, deadline);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+static int copy_start(struct weft_io *a, struct weft_io *b)
+{
+	if (!a || !b)
+		return -EINVAL;
+	if (!io_tryref(a))
+		return -EBADF;
+	if (!io_tryref(b)) {
+		io_unref(a);
+		return -EBADF;
+	}
+	return 0;
+}
+
+int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *copied)
+{
+	if (copied)
+		*copied = 0;
+	int rc = copy_start(src, dst);
+	if (rc)
+		return rc;
+	struct copy_dir d = { .src = src, .dst = dst, .buf = weft__malloc(COPY_BUF) };
+	rc = d.buf ? copy_run(&d, 1, false) : -ENOMEM;
+	weft__free(d.buf);
+	io_unref(dst);
+	io_unref(src);
+	if (copied)
+		*copied = d.total;
+	return rc;
+}
+
+int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a_to_b,
+			       uint64_t *b_to_a)
+{
+	if (a_to_b)
+		*a_to_b = 0;
+	if (b_to_a)
+		*b_to_a = 0;
+	if (a && a == b)
+		return -EINVAL;
+	int rc = copy_start(a, b);
+	if (rc)
+		return rc;
+	char *buf = weft__malloc(2 * COPY_BUF);
+	struct copy_dir d[2] = {
+		{ .src = a, .dst = b, .buf = buf },
+		{ .src = b, .dst = a, .buf = buf ? buf + COPY_BUF : NULL },
+	};
+	rc = buf ? copy_run(d, 2, true) : -ENOMEM;
+	weft__free(buf);
+	io_unref(b);
+	io_unref(a);
+	if (a_to_b)
+		*a_to_b = d[0].total;
+	if (b_to_a)
+		*b_to_a = d[1].total;
+	return rc;
+}
+
 static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
 {
 	IO_RETRY(l, WEFT_IO_READABLE, 0, 0, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));

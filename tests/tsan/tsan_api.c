@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <weft/weft.h>
@@ -371,6 +372,96 @@ static void scenario_locks(void)
 	rm_rt(rt);
 }
 
+/* -------------------------------------------------------------------- copy */
+
+/* Proxies: fibers on two workers (and one thread) copy both ways between a
+ * client's socket pair and a server's; the client and server threads send
+ * at once, each then reads the other's bytes to the end. */
+#define CP_PROXIES 4
+#define CP_BYTES (512 * 1024 + 3)
+
+struct cp_end { int fd; long got; };
+
+static void *cp_read(void *arg)
+{
+	struct cp_end *e = arg;
+	char buf[8192];
+	ssize_t r;
+	while ((r = read(e->fd, buf, sizeof buf)) > 0)
+		e->got += r;
+	return NULL;
+}
+
+/* Sends CP_BYTES and its end while another thread reads the other way
+ * (both ends writing before reading would fill every buffer). */
+static void *cp_talk(void *arg)
+{
+	struct cp_end *e = arg;
+	pthread_t rd;
+	CHECK_EQ(pthread_create(&rd, NULL, cp_read, e), 0);
+	static const char junk[4096];
+	for (long sent = 0; sent < CP_BYTES;) {
+		long k = CP_BYTES - sent < (long)sizeof junk ? CP_BYTES - sent : (long)sizeof junk;
+		ssize_t w = write(e->fd, junk, (size_t)k);
+		CHECK(w > 0, "write %zd", w);
+		sent += w;
+	}
+	CHECK_EQ(shutdown(e->fd, SHUT_WR), 0);
+	pthread_join(rd, NULL);
+	return NULL;
+}
+
+struct cp_proxy { struct weft_io *a, *b; uint64_t ab, ba; int rc; };
+
+static void *cp_run(void *arg)
+{
+	struct cp_proxy *p = arg;
+	p->rc = weft_io_copy_bidirectional(p->a, p->b, &p->ab, &p->ba);
+	return NULL;
+}
+
+static void scenario_copy(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct cp_proxy px[CP_PROXIES];
+	struct cp_end cl[CP_PROXIES], sv[CP_PROXIES];
+	pthread_t th[2 * CP_PROXIES], proxy_thread;
+	struct weft_task *t[CP_PROXIES];
+	for (int i = 0; i < CP_PROXIES; i++) {
+		int c[2], s[2];
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s), 0);
+		px[i] = (struct cp_proxy){ .rc = 1 };
+		CHECK_EQ(weft_io_register(rt, c[1], &px[i].a), 0);
+		CHECK_EQ(weft_io_register(rt, s[0], &px[i].b), 0);
+		cl[i] = (struct cp_end){ .fd = c[0] };
+		sv[i] = (struct cp_end){ .fd = s[1] };
+		if (i == 0)
+			CHECK_EQ(pthread_create(&proxy_thread, NULL, cp_run, &px[i]), 0);
+		else
+			CHECK_EQ(weft_spawn(rt, cp_run, &px[i], &t[i]), 0);
+		CHECK_EQ(pthread_create(&th[2 * i], NULL, cp_talk, &cl[i]), 0);
+		CHECK_EQ(pthread_create(&th[2 * i + 1], NULL, cp_talk, &sv[i]), 0);
+	}
+	pthread_join(proxy_thread, NULL);
+	for (int i = 1; i < CP_PROXIES; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	for (int i = 0; i < 2 * CP_PROXIES; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < CP_PROXIES; i++) {
+		CHECK_EQ(px[i].rc, 0);
+		CHECK_EQ(px[i].ab, (uint64_t)CP_BYTES);
+		CHECK_EQ(px[i].ba, (uint64_t)CP_BYTES);
+		CHECK_EQ(cl[i].got, CP_BYTES);
+		CHECK_EQ(sv[i].got, CP_BYTES);
+		CHECK_EQ(weft_io_close(px[i].a), 0);
+		CHECK_EQ(weft_io_close(px[i].b), 0);
+		close(cl[i].fd);
+		close(sv[i].fd);
+	}
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
@@ -378,6 +469,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "barrier", scenario_barrier },
 	{ "select", scenario_select },
 	{ "locks", scenario_locks },
+	{ "copy", scenario_copy },
 };
 
 int main(int argc, char **argv)

@@ -19,6 +19,8 @@
 #include <spawn.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 
 #include "../common/wt.h"
@@ -996,5 +998,350 @@ Test(child_wait, open_and_reap_in_a_select_beside_a_token, .timeout = WT_TMO(20)
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
 	cr_assert_eq(weft_token_destroy(a.tok), 0);
 	cr_assert_eq(weft_token_destroy(b.tok), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------------------ copy */
+
+#define COPY_BYTES (8u * 1024 * 1024 + 123) /* not a multiple of the buffer */
+
+static unsigned char pattern_at(uint64_t i) { return (unsigned char)((i * 2654435761u) >> 13); }
+
+struct feeder { int fd; uint64_t n; int shut; };
+
+/* Writes n bytes of the pattern to fd (plain blocking fd), then shuts its
+ * write side (shut) or closes it. */
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	unsigned char buf[4096];
+	for (uint64_t off = 0; off < f->n;) {
+		size_t k = f->n - off < sizeof buf ? (size_t)(f->n - off) : sizeof buf;
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pattern_at(off + i);
+		ssize_t w = write(f->fd, buf, k);
+		if (w <= 0)
+			break;
+		off += (uint64_t)w;
+	}
+	if (f->shut)
+		shutdown(f->fd, SHUT_WR);
+	else
+		close(f->fd);
+	return NULL;
+}
+
+struct checker { int fd; uint64_t got; int bad; };
+
+/* Reads fd to end of stream, checking the pattern. */
+static void *check(void *arg)
+{
+	struct checker *c = arg;
+	unsigned char buf[8192];
+	ssize_t r;
+	while ((r = read(c->fd, buf, sizeof buf)) > 0) {
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pattern_at(c->got + (uint64_t)i))
+				c->bad++;
+		c->got += (uint64_t)r;
+	}
+	return NULL;
+}
+
+struct copy_job { struct weft_io *dst, *src; int rc; uint64_t copied; atomic_int started; };
+
+static void *copy_fiber(void *arg)
+{
+	struct copy_job *j = arg;
+	atomic_store(&j->started, 1);
+	j->rc = weft_io_copy(j->dst, j->src, &j->copied);
+	return NULL;
+}
+
+/* A pipe in (fed by a thread) to a socket out (checked by a thread),
+ * copied by a fiber (in_fiber) or by the test thread. */
+static void copy_pipe_to_socket(bool in_fiber)
+{
+	struct weft_runtime *rt = rt_named(2);
+	int p[2], sv[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct copy_job j = { .rc = 1 };
+	cr_assert_eq(weft_io_register(rt, p[0], &j.src), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &j.dst), 0);
+	struct feeder f = { .fd = p[1], .n = COPY_BYTES };
+	struct checker c = { .fd = sv[1] };
+	pthread_t tf, tc;
+	cr_assert_eq(pthread_create(&tf, NULL, feed, &f), 0);
+	cr_assert_eq(pthread_create(&tc, NULL, check, &c), 0);
+	if (in_fiber) {
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, copy_fiber, &j, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+	} else {
+		copy_fiber(&j);
+	}
+	cr_assert_eq(j.rc, 0, "copy: %s", weft_strerror(j.rc));
+	cr_assert_eq(j.copied, (uint64_t)COPY_BYTES);
+	/* dst is still open: the copy does not shut it down */
+	cr_assert_eq(weft_write(j.dst, "!", 1), 1);
+	pthread_join(tf, NULL);
+	cr_assert_eq(weft_io_close(j.dst), 0); /* the checker sees the end */
+	pthread_join(tc, NULL);
+	cr_assert_eq(c.got, (uint64_t)COPY_BYTES + 1);
+	cr_assert_eq(c.bad, 1, "%d bytes differ (the extra '!' is one)", c.bad);
+	cr_assert_eq(weft_io_close(j.src), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+Test(io_copy, pipe_to_socket_from_a_fiber, .timeout = WT_TMO(30)) { copy_pipe_to_socket(true); }
+Test(io_copy, pipe_to_socket_from_a_thread, .timeout = WT_TMO(30)) { copy_pipe_to_socket(false); }
+
+struct bidi_job {
+	struct weft_io *a, *b;
+	int rc;
+	uint64_t ab, ba;
+};
+
+static void *bidi_fiber(void *arg)
+{
+	struct bidi_job *j = arg;
+	j->rc = weft_io_copy_bidirectional(j->a, j->b, &j->ab, &j->ba);
+	return NULL;
+}
+
+/* The far side of a proxy: reads the request to its end (which only comes
+ * through if the proxy passed the client's shutdown on), then answers
+ * with `n` bytes of the pattern and shuts down. */
+struct server { int fd; uint64_t n; uint64_t got; int bad; };
+
+static void *serve(void *arg)
+{
+	struct server *s = arg;
+	struct checker c = { .fd = s->fd };
+	check(&c);
+	s->got = c.got;
+	s->bad = c.bad;
+	struct feeder f = { .fd = s->fd, .n = s->n, .shut = 1 };
+	feed(&f);
+	return NULL;
+}
+
+Test(io_copy, bidirectional_passes_each_end_of_stream_through, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	int cl[2], sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, cl), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct bidi_job j = { .rc = 1 };
+	cr_assert_eq(weft_io_register(rt, cl[1], &j.a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &j.b), 0);
+	struct server s = { .fd = sv[1], .n = 3u * 1024 * 1024 + 7 };
+	pthread_t ts;
+	cr_assert_eq(pthread_create(&ts, NULL, serve, &s), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, bidi_fiber, &j, &t), 0);
+	/* the client: a request, its end, then the whole answer */
+	struct feeder req = { .fd = cl[0], .n = 5u * 1024 * 1024 + 1, .shut = 1 };
+	feed(&req);
+	struct checker ans = { .fd = cl[0] };
+	check(&ans);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_join(ts, NULL);
+	cr_assert_eq(j.rc, 0, "copy: %s", weft_strerror(j.rc));
+	cr_assert_eq(s.got, req.n);
+	cr_assert_eq(s.bad, 0);
+	cr_assert_eq(ans.got, s.n);
+	cr_assert_eq(ans.bad, 0);
+	cr_assert_eq(j.ab, req.n);
+	cr_assert_eq(j.ba, s.n);
+	cr_assert_eq(weft_io_close(j.a), 0);
+	cr_assert_eq(weft_io_close(j.b), 0);
+	close(cl[0]);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+Test(io_copy, deadlines_errors_and_close, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b, *c, *d;
+	pair(rt, &a, &b);
+	pair(rt, &c, &d);
+	uint64_t n = 99;
+	cr_assert_eq(weft_io_copy(NULL, a, &n), -EINVAL);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(weft_io_copy(a, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_io_copy_bidirectional(a, a, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_io_copy_bidirectional(NULL, a, NULL, NULL), -EINVAL);
+
+	/* a's read deadline bounds the copy; what came before it is counted */
+	cr_assert_eq(weft_write(b, "hello", 5), 5);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, t0 + 100 * MS), 0);
+	cr_assert_eq(weft_io_copy(c, a, &n), -ETIMEDOUT);
+	cr_assert_geq(weft_now_ns() - t0, 100 * MS);
+	cr_assert_eq(n, 5);
+	char buf[8];
+	cr_assert_eq(weft_read(d, buf, sizeof buf), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	/* the same in the bidirectional form: c -> a waits on c */
+	cr_assert_eq(weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns() + 50 * MS), 0);
+	cr_assert_eq(weft_io_copy_bidirectional(a, c, NULL, NULL), -ETIMEDOUT);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_io_set_deadline(c, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+
+	/* the far end of dst gone: -EPIPE (no SIGPIPE), from a socket ... */
+	cr_assert_eq(weft_write(b, "x", 1), 1);
+	cr_assert_eq(shutdown(weft_io_fd(b), SHUT_WR), 0);
+	struct weft_io *e;
+	int ef[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, ef), 0);
+	cr_assert_eq(weft_io_register(rt, ef[0], &e), 0);
+	close(ef[1]); /* not a registration: under io_uring its close waits for a driver pass */
+	cr_assert_eq(weft_io_copy(e, a, &n), -EPIPE);
+	/* ... and to a pipe */
+	int p[2], q[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(pipe(q), 0);
+	struct weft_io *pin, *qout;
+	cr_assert_eq(weft_io_register(rt, p[0], &pin), 0);
+	cr_assert_eq(weft_io_register(rt, q[1], &qout), 0);
+	close(q[0]);
+	cr_assert_eq(write(p[1], "y", 1), 1);
+	cr_assert_eq(weft_io_copy(qout, pin, &n), -EPIPE);
+	cr_assert_eq(n, 0);
+
+	/* src closed while the copy waits: -EBADF */
+	struct copy_job j = { .dst = e, .src = pin, .rc = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, copy_fiber, &j, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j.started), WT_LONG_MS));
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_io_close(pin), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(j.rc, -EBADF, "%s", weft_strerror(j.rc));
+	close(p[1]);
+	cr_assert_eq(weft_io_close(qout), 0);
+	cr_assert_eq(weft_io_close(e), 0);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(d), 0);
+	wt_rt_destroy(rt);
+}
+
+static enum weft_poll copy_from_poll_task(void *state, struct weft_cx *cx)
+{
+	(void)cx;
+	struct copy_job *j = state;
+	j->rc = weft_io_copy(j->dst, j->src, NULL);
+	return WEFT_READY;
+}
+
+static void *copy_thread(void *arg)
+{
+	copy_fiber(arg);
+	return NULL;
+}
+
+Test(io_copy, abort_shutdown_and_poll_tasks, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b, *c, *d;
+	pair(rt, &a, &b);
+	pair(rt, &c, &d);
+	/* a poll task cannot block */
+	struct copy_job pj = { .dst = c, .src = a, .rc = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, copy_from_poll_task, &pj, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(pj.rc, -EDEADLK);
+	/* an aborted fiber's copy returns -ECANCELED (and its code goes on) */
+	struct copy_job fj = { .dst = c, .src = a, .rc = 1 };
+	cr_assert_eq(weft_spawn(rt, copy_fiber, &fj, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&fj.started), WT_LONG_MS));
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_abort(t), 0);
+	weft_join(t, NULL);
+	cr_assert_eq(fj.rc, -ECANCELED, "%s", weft_strerror(fj.rc));
+	/* a thread's copy returns -ESHUTDOWN at shutdown */
+	struct copy_job tj = { .dst = a, .src = c, .rc = 1 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, copy_thread, &tj), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&tj.started), WT_LONG_MS));
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_runtime_shutdown(rt, 2000 * MS), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(tj.rc, -ESHUTDOWN, "%s", weft_strerror(tj.rc));
+	weft_io_close(a);
+	weft_io_close(b);
+	weft_io_close(c);
+	weft_io_close(d);
+	weft_runtime_destroy(rt);
+}
+
+/* A copy that never has to wait (its source holds megabytes and then its
+ * end, its destination has room for all of it) still lets the other fibers
+ * of its one worker run: a fiber it spawned first runs mid-copy, with
+ * bytes still to copy, and not only once the copy is over. */
+struct busy { struct copy_job j; int src_peer; atomic_int left_seen; };
+
+static void *note_left(void *arg)
+{
+	struct busy *b = arg;
+	int left = -1;
+	cr_assert_eq(ioctl(b->src_peer, FIONREAD, &left), 0);
+	atomic_store(&b->left_seen, left);
+	return NULL;
+}
+
+static void *copy_after_spawn(void *arg)
+{
+	struct busy *b = arg;
+	cr_assert_eq(weft_spawn(weft_runtime_current(), note_left, b, NULL), 0);
+	return copy_fiber(&b->j);
+}
+
+static int big_buf(int fd, int opt, int force, int bytes)
+{
+	if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0)
+		return 0;
+	return setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+}
+
+Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int in[2], out[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
+	cr_assert_eq(big_buf(in[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
+	cr_assert_eq(big_buf(out[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
+	cr_assert_eq(fcntl(in[0], F_SETFL, O_NONBLOCK), 0);
+	static char chunk[65536];
+	size_t filled = 0;
+	while (filled < (8u << 20) && write(in[0], chunk, sizeof chunk) == (ssize_t)sizeof chunk)
+		filled += sizeof chunk;
+	if (filled < (4u << 20))
+		WT_SKIP("a socket buffer of %zu bytes: too small without root's SO_SNDBUFFORCE",
+			filled);
+	cr_assert_eq(shutdown(in[0], SHUT_WR), 0);
+	struct busy b = { .j = { .rc = 1 }, .src_peer = in[1], .left_seen = -1 };
+	cr_assert_eq(weft_io_register(rt, in[1], &b.j.src), 0);
+	cr_assert_eq(weft_io_register(rt, out[0], &b.j.dst), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, copy_after_spawn, &b, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(b.j.rc, 0, "%s", weft_strerror(b.j.rc));
+	cr_assert_eq(b.j.copied, filled);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b.left_seen) >= 0, WT_LONG_MS));
+	cr_assert_gt(atomic_load(&b.left_seen), 0,
+		     "the other fiber ran only after the copy had read all %zu bytes", filled);
+	cr_assert_eq(weft_io_close(b.j.dst), 0);
+	cr_assert_eq(weft_io_close(b.j.src), 0);
+	close(in[0]);
+	close(out[1]);
 	wt_rt_destroy(rt);
 }

@@ -135,6 +135,36 @@ WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
 WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
 WEFT_API ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags);
+/*
+ * Copy from src to dst until src's end of stream (Go's io.Copy, Tokio's
+ * io::copy), blocking-style. Returns 0 once src has said end of stream and
+ * every byte read has been written; dst is left open (not shut down).
+ * *copied (may be NULL) gets the bytes written to dst, on error too (bytes
+ * read from src but not yet written are lost then). Bytes pass through a
+ * 32 KiB buffer. Each wait is bounded by the registration's deadline for
+ * it (src's READABLE, dst's WRITABLE: weft_io_set_deadline), -ETIMEDOUT
+ * past it. A fiber's copy gives up the worker as weft_read and weft_write
+ * do (its budget), so a fast stream does not starve the others. Errors: as
+ * the socket calls above (-ETIMEDOUT, -EBADF once either is closed,
+ * -ESHUTDOWN, -ECANCELED, -EDEADLK from a poll task, -ECHILD, -ENOMEM, the
+ * read's or write's -errno such as -ECONNRESET or -EPIPE). Do not read src
+ * or write dst elsewhere meanwhile: the copy waits as the poll form does
+ * (one waiter per registration and direction).
+ */
+WEFT_API int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *copied);
+/*
+ * Copy a to b and b to a at once until both have said end of stream (a
+ * proxy's loop; Tokio's copy_bidirectional, Go's two io.Copy goroutines).
+ * When one side says end of stream and its bytes are written, the other
+ * side's write half is shut down (shutdown(SHUT_WR)) if it is a socket,
+ * so the end passes through; then the copy goes on the other way. The
+ * first error ends both directions (the registrations stay open; the
+ * caller closes them). *a_to_b and *b_to_a (may be NULL) get the bytes
+ * written each way, on error too. Waits, deadlines and errors as
+ * weft_io_copy; -EINVAL if a == b.
+ */
+WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a_to_b,
+					uint64_t *b_to_a);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
  * sendto sends one datagram to addr (NULL on a connected socket) and
