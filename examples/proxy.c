@@ -1,0 +1,132 @@
+/*
+ * proxy.c - a TCP proxy: one fiber per client, which connects to the
+ * target and copies both ways with weft_io_copy_bidirectional (each side's
+ * end of stream is passed on to the other as a half-close).
+ * Usage: proxy LISTEN_PORT TARGET_HOST TARGET_PORT
+ * (LISTEN_PORT 0: any free port; binds 127.0.0.1). Try, with the echo
+ * example on 7007: proxy 7008 127.0.0.1 7007, then nc 127.0.0.1 7008.
+ * Each connection's end is logged on stderr with its byte counts. SIGINT or
+ * SIGTERM: stop accepting, let open connections finish for up to 2 s, then
+ * cancel the rest (their copies return -ECANCELED and they close), exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <weft/weft.h>
+
+#define CONNECT_TIMEOUT_NS 3000000000ull
+#define DRAIN_NS 2000000000ull
+
+static const char *target_host;
+static uint16_t target_port;
+static atomic_ulong next_id;
+static struct weft_waitgroup *live; /* connections open */
+
+/* A whole number in [lo, hi], nothing after it. */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void *relay(void *arg)
+{
+	struct weft_io *client = arg, *server;
+	unsigned long id = atomic_fetch_add(&next_id, 1) + 1;
+	int rc = weft_tcp_connect_timeout(weft_runtime_current(), target_host, target_port,
+					  &server, CONNECT_TIMEOUT_NS);
+	if (rc) {
+		fprintf(stderr, "proxy: conn %lu: connect %s:%u: %s\n", id, target_host,
+			target_port, weft_strerror(rc));
+		weft_io_close(client);
+		weft_waitgroup_done(live);
+		return NULL;
+	}
+	uint64_t up = 0, down = 0;
+	rc = weft_io_copy_bidirectional(client, server, &up, &down);
+	fprintf(stderr, "proxy: conn %lu: %llu bytes up, %llu down: %s\n", id,
+		(unsigned long long)up, (unsigned long long)down, rc ? weft_strerror(rc) : "done");
+	weft_io_close(server);
+	weft_io_close(client);
+	weft_waitgroup_done(live);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	long lport, tport;
+	if (argc != 4 || parse_num(argv[1], 0, 65535, &lport) ||
+	    parse_num(argv[3], 1, 65535, &tport)) {
+		fprintf(stderr, "usage: proxy LISTEN_PORT TARGET_HOST TARGET_PORT\n"
+				"  (LISTEN_PORT 0..65535, 0: any free port; TARGET_PORT 1..65535)\n");
+		return 2;
+	}
+	target_host = argv[2];
+	target_port = (uint16_t)tport;
+
+	struct weft_runtime *rt;
+	struct weft_io *l, *c;
+	struct weft_chan *sig;
+	int rc;
+	if ((rc = weft_runtime_create(NULL, &rt)) || (rc = weft_waitgroup_create(&live)) ||
+	    (rc = weft_chan_create(sizeof(int), 4, &sig)) ||
+	    (rc = weft_signal_notify(sig, SIGINT)) || (rc = weft_signal_notify(sig, SIGTERM)) ||
+	    (rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)lport, 128, &l))) {
+		fprintf(stderr, "proxy: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("proxy: listening on 127.0.0.1:%d, to %s:%u\n", weft_io_local_port(l), target_host,
+	       target_port);
+	fflush(stdout);
+
+	int signo = 0;
+	for (;;) {
+		/* the main thread waits for a client or a signal */
+		struct weft_select_arm arms[2] = { WEFT_SEL_READY(l, WEFT_IO_READABLE),
+						   WEFT_SEL_RECV(sig, &signo) };
+		rc = weft_select(arms, 2, WEFT_FOREVER);
+		if (rc == 1)
+			break;
+		if (rc < 0) {
+			fprintf(stderr, "proxy: select: %s\n", weft_strerror(rc));
+			return 1;
+		}
+		/* ready: this accept takes the client without waiting (or, if
+		 * another took it, waits for the next) */
+		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns());
+		rc = weft_accept(l, &c, NULL, NULL);
+		weft_io_set_deadline(l, WEFT_IO_READABLE, WEFT_FOREVER);
+		if (rc == 0) {
+			weft_waitgroup_add(live, 1);
+			if (weft_spawn(rt, relay, c, NULL) < 0) {
+				weft_io_close(c);
+				weft_waitgroup_done(live);
+			}
+		} else if (rc != -ETIMEDOUT && rc != -ECONNABORTED) {
+			fprintf(stderr, "proxy: accept: %s; retrying in 50 ms\n", weft_strerror(rc));
+			weft_sleep_ns(50000000); /* out of fds or memory: the error would repeat */
+		}
+	}
+	fprintf(stderr, "proxy: signal %d: stopping (open connections get 2 s)\n", signo);
+	weft_io_close(l);
+	if (weft_waitgroup_wait_timeout(live, DRAIN_NS) == -ETIMEDOUT)
+		fprintf(stderr, "proxy: connections still open: cancelling them\n");
+	rc = weft_runtime_shutdown(rt, DRAIN_NS);
+	weft_signal_stop(sig);
+	if (rc == 0)
+		rc = weft_runtime_destroy(rt);
+	weft_chan_destroy(sig);
+	weft_waitgroup_destroy(live);
+	if (rc) {
+		fprintf(stderr, "proxy: shutdown: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
