@@ -62,6 +62,8 @@ static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
 			       ? 0 : WEFT_PENDING;
 	case WEFT_SEL_TIMER:
 		return weft_timer_poll(a->obj, cx, a->arg) == WEFT_READY ? 0 : WEFT_PENDING;
+	case WEFT_SEL_WAITGROUP:
+		return weft_waitgroup_wait_poll(a->obj, &a->_w, cx);
 	}
 	return -EINVAL;
 }
@@ -79,7 +81,7 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 	if (!arms || !n || n > WEFT_SELECT_MAX_ARMS)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_TIMER)
+		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_WAITGROUP)
 			return false;
 		if (arms[i].op == WEFT_SEL_TIMER && !timer_ok)
 			return false;

@@ -603,3 +603,75 @@ Test(select, claimed_send_arm_polled_without_budget_waits_for_the_copy, .timeout
 	cr_assert_gt(hit, 0, "no round polled the select while the copy ran: the test proved nothing");
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------------- wait group arm */
+
+struct wgsel { struct weft_waitgroup *wg; struct weft_token *t; int idx, rc; atomic_int waiting; };
+
+static void *wg_select_fiber(void *arg)
+{
+	struct wgsel *s = arg;
+	struct weft_select_arm arms[] = { WEFT_SEL_CANCELLED(s->t), WEFT_SEL_WG_DONE(s->wg) };
+	atomic_fetch_add(&s->waiting, 1);
+	s->idx = weft_select(arms, 2, WEFT_FOREVER);
+	s->rc = s->idx >= 0 ? arms[s->idx].rc : 1;
+	return NULL;
+}
+
+static void *wg_select_thread(void *arg)
+{
+	return wg_select_fiber(arg);
+}
+
+static void *done_later(void *arg)
+{
+	weft_sleep_ns(20 * MS);
+	weft_waitgroup_done(arg);
+	return NULL;
+}
+
+Test(select, wait_group_arm, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct wgsel f = { .idx = -9 }, th = { .idx = -9 };
+	cr_assert_eq(weft_waitgroup_create(&f.wg), 0);
+	cr_assert_eq(weft_token_create(NULL, &f.t), 0);
+	th.wg = f.wg;
+	th.t = f.t;
+	/* a fiber and a thread wait for three workers: both see zero */
+	cr_assert_eq(weft_waitgroup_add(f.wg, 3), 0);
+	struct weft_task *ft;
+	pthread_t tt;
+	cr_assert_eq(weft_spawn(rt, wg_select_fiber, &f, &ft), 0);
+	cr_assert_eq(pthread_create(&tt, NULL, wg_select_thread, &th), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.waiting) && atomic_load(&th.waiting), WT_LONG_MS));
+	wt_sleep_ms(5);
+	cr_assert_eq(f.idx, -9, "the select returned before the workers were done");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(weft_spawn(rt, done_later, f.wg, NULL), 0);
+	cr_assert_eq(weft_join(ft, NULL), 0);
+	pthread_join(tt, NULL);
+	cr_assert_eq(f.idx, 1);
+	cr_assert_eq(f.rc, 0);
+	cr_assert_eq(th.idx, 1);
+	cr_assert_eq(th.rc, 0);
+	/* at zero already: at once */
+	struct weft_select_arm arms[] = { WEFT_SEL_WG_DONE(f.wg) };
+	cr_assert_eq(weft_select(arms, 1, 0), 0);
+	/* not zero: a deadline, then the token wins; the losing arm leaves
+	 * the wait group (destroy would say -EBUSY) */
+	cr_assert_eq(weft_waitgroup_add(f.wg, 1), 0);
+	cr_assert_eq(weft_select(arms, 1, weft_now_ns() + 30 * MS), -ETIMEDOUT);
+	f.idx = -9;
+	atomic_store(&f.waiting, 0);
+	cr_assert_eq(weft_spawn(rt, wg_select_fiber, &f, &ft), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.waiting), WT_LONG_MS));
+	wt_sleep_ms(5);
+	cr_assert_eq(weft_waitgroup_destroy(f.wg), -EBUSY, "the fiber's arm is linked");
+	cr_assert_eq(weft_token_cancel(f.t), 0);
+	cr_assert_eq(weft_join(ft, NULL), 0);
+	cr_assert_eq(f.idx, 0);
+	cr_assert_eq(weft_waitgroup_destroy(f.wg), 0);
+	cr_assert_eq(weft_token_destroy(f.t), 0);
+	wt_rt_destroy(rt);
+}

@@ -523,8 +523,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  * Wait for the first of several operations (Go's select, Tokio's select!):
  * channel send or receive, oneshot receive, notify, semaphore or mutex
  * acquire, cancellation token, join of a task or of a join set's next
- * member, I/O readiness, and (poll form) a timer; the blocking form takes a
- * deadline. Exactly one arm completes, and only it has any effect: arms
+ * member, a wait group reaching zero, I/O readiness, and (poll form) a
+ * timer; the blocking form takes a deadline. Exactly one arm completes, and only it has any effect: arms
  * are polled in order and polling stops at the first that is ready, and
  * every other arm is then deregistered with whatever had been granted to
  * it meanwhile passed on to the next waiter (a channel slot or item, a
@@ -560,6 +560,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *                 readiness (pass it to weft_io_clear_ready after EAGAIN)
  *   TIMER         struct weft_timer *, -, deadline_ns      -> deadline passed
  *                 (poll form only)
+ *   WAITGROUP     waitgroup                               -> its counter was zero
+ *                 (nothing taken: other waiters see it too)
  * A losing JOIN arm leaves its waker on the handle until the handle is
  * consumed, and a losing IO arm on the registration until its next
  * readiness event or close: at worst a spurious wake.
@@ -576,6 +578,7 @@ enum weft_select_op {
 	WEFT_SEL_JOINSET,
 	WEFT_SEL_IO,
 	WEFT_SEL_TIMER,
+	WEFT_SEL_WAITGROUP, /* appended: the values above stay */
 };
 
 struct weft_select_arm {
@@ -605,6 +608,7 @@ struct weft_select_arm {
 #define WEFT_SEL_JOIN_NEXT(set, resultp) WEFT__SEL(WEFT_SEL_JOINSET, (set), (resultp), 0)
 #define WEFT_SEL_READY(io, interest)  WEFT__SEL(WEFT_SEL_IO, (io), NULL, (interest))
 #define WEFT_SEL_AT(timer, deadline)  WEFT__SEL(WEFT_SEL_TIMER, (timer), NULL, (deadline))
+#define WEFT_SEL_WG_DONE(wg)          WEFT__SEL(WEFT_SEL_WAITGROUP, (wg), NULL, 0)
 
 /*
  * Blocking form (fibers suspend, threads block). Returns the index of the
