@@ -1471,8 +1471,19 @@ static void install_handler(void)
 	sa.sa_sigaction = on_fault;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &prev_segv);
-	sigaction(SIGBUS, &sa, &prev_bus);
+	/* The previous handlers first, ours after: sigaction(sig, &sa, &prev)
+	 * puts ours in place before the kernel writes prev out, and a fault
+	 * of the program's own in that window (another thread) found prev
+	 * still zero, took it for SIG_DFL and died of its own fault: a
+	 * chaos-build CI run of fiber_overflow_big_chained (status 139,
+	 * nothing printed), made certain by a sigaction that sleeps there
+	 * (tests/fiber/slow_sigaction.c). A handler the program installs on
+	 * another thread between the two calls is not chained: install yours
+	 * before the first runtime starts its workers. */
+	sigaction(SIGSEGV, NULL, &prev_segv);
+	sigaction(SIGBUS, NULL, &prev_bus);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
 }
 
 void *weft__fiber_thread_init(void)

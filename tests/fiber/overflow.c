@@ -74,9 +74,11 @@ static void own_segv(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	/* not its page: say where (async-signal-safe), then the fault happens
-	 * again with the default action. A chaos-build CI run once ended here
-	 * (status 139, nothing printed) and 600 runs did not repeat it: the
-	 * address is what the next one needs. */
+	 * again with the default action. (A chaos-build CI run once ended
+	 * with status 139 and nothing printed: weft's handler, installed by a
+	 * worker just then, had not learned this one yet and put SIG_DFL
+	 * back for this very fault; see install_handler in lib/fiber/fiber.c
+	 * and the install_window test.) */
 	char msg[64] = "own_segv: a fault not on its page at 0x";
 	size_t n = strlen(msg);
 	for (int sh = 60; sh >= 0; sh -= 4)
