@@ -88,11 +88,12 @@ int main(int argc, char **argv)
 
 	int signo = 0;
 	for (;;) {
-		/* the main thread waits for a client or a signal */
-		struct weft_select_arm arms[2] = { WEFT_SEL_READY(l, WEFT_IO_READABLE),
-						   WEFT_SEL_RECV(sig, &signo) };
+		/* the main thread waits for a signal or a client; the signal
+		 * first, so that a backlog of clients cannot hold it back */
+		struct weft_select_arm arms[2] = { WEFT_SEL_RECV(sig, &signo),
+						   WEFT_SEL_READY(l, WEFT_IO_READABLE) };
 		rc = weft_select(arms, 2, WEFT_FOREVER);
-		if (rc == 1)
+		if (rc == 0)
 			break;
 		if (rc < 0) {
 			fprintf(stderr, "proxy: select: %s\n", weft_strerror(rc));

@@ -670,7 +670,11 @@ void weft__io_stop_waiters(struct weft_runtime *rt)
 		}
 		pthread_mutex_unlock(&d->retired_lock);
 		for (size_t i = 0; i < n; i++) {
-			wake_waiters(ios[i], RD_SHUTDOWN, UINT64_MAX);
+			/* the poll form's wakers too: a thread waiting in a
+			 * select's READY arm (weft_io_copy's wait, say) in a
+			 * block_in_place fn held shutdown up, never woken (found
+			 * by a review) */
+			wake_dir(ios[i], RD_SHUTDOWN);
 			io_unref(ios[i]);
 		}
 		if (n < PASS)
@@ -853,7 +857,14 @@ enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsign
 {
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING; /* spent: the task was woken to run again later */
+	/* A thread's blocking wait (weft_select, no task) ends once shutdown
+	 * has begun, as the blocking calls' waits do (wait_poll): no event
+	 * may come once the workers stop. A task is not told: it is being
+	 * cancelled, and a readiness that stays would make it spin. */
+	bool thread = !cx->task;
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+	if (thread && atomic_load_explicit(&io->rt->closed, memory_order_acquire))
+		r |= RD_SHUTDOWN;
 	unsigned m = ready_mask(r, interest);
 	if (!m) {
 		weft_budget_refund(cx);
@@ -867,8 +878,12 @@ enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsign
 			io->wwaker = weft_waker_clone(&cx->waker);
 		}
 		pthread_mutex_unlock(&io->lock);
-		/* re-read: an event between the first read and the store */
+		/* re-read: an event between the first read and the store; and
+		 * the closed flag, against weft__io_stop_waiters, which sets it
+		 * before it takes io->lock to wake the wakers */
 		r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+		if (thread && atomic_load_explicit(&io->rt->closed, memory_order_acquire))
+			r |= RD_SHUTDOWN;
 		m = ready_mask(r, interest);
 		if (!m)
 			return WEFT_PENDING;
@@ -1259,35 +1274,44 @@ struct copy_dir {
 	char *buf;
 	size_t pos, len;
 	uint64_t total; /* written to dst */
+	uint64_t calls; /* reads and writes that moved bytes or saw the end */
 	bool eof;       /* src said end of stream */
 	bool done;      /* eof seen, everything written (and passed on) */
 	unsigned need;  /* what it waits for: WEFT_IO_READABLE on src, WRITABLE on dst */
 };
 
-/* The registration's state as an error: closed, shut down, forked; 0 if usable. */
+/* The registration's state as an error: closed, shut down, forked; 0 if
+ * usable. A shutdown in progress does not stop a copy that can go on
+ * without waiting, as it does not stop weft_read (copy_run refuses the
+ * wait). */
 static int copy_usable(struct weft_io *io, uint64_t r)
 {
 	if (r & WEFT_IO_CLOSED)
 		return -EBADF;
-	if ((r & RD_SHUTDOWN) || atomic_load_explicit(&io->rt->closed, memory_order_acquire))
+	if (r & RD_SHUTDOWN)
 		return -ESHUTDOWN;
 	if (WEFT__FORKED(io->rt))
 		return -ECHILD;
 	return 0;
 }
 
+/* A direction's turn ends after this many reads and writes, so that a
+ * source that never runs dry does not hold the other direction up. */
+#define COPY_TURN 16
+
 /*
- * Move d along without waiting: write what is buffered, read more, until a
- * call says EAGAIN (d->need says on what; that readiness is cleared, with
- * the tick read before the call, so an event that came meanwhile stays),
- * or end of stream has been written out (d->done; with pass_eof and a
- * socket as dst, its write side is shut down, as Tokio's
- * copy_bidirectional does). 0, or the first error.
+ * Move d along without waiting, for at most COPY_TURN calls: write what
+ * is buffered, read more, until a call says EAGAIN (d->need says on what;
+ * that readiness is cleared, with the tick read before the call, so an
+ * event that came meanwhile stays), or end of stream has been written out
+ * (d->done; with pass_eof and a socket as dst, its write side is shut
+ * down, as Tokio's copy_bidirectional does). d->need 0 and not done: the
+ * turn ended with more to do. 0, or the first error.
  */
 static int copy_dir_run(struct copy_dir *d, bool pass_eof)
 {
 	d->need = 0;
-	while (!d->done) {
+	for (unsigned turn = 0; !d->done && turn < COPY_TURN;) {
 		if (weft__cancelled())
 			return -ECANCELED;
 		bool writing = d->pos < d->len;
@@ -1323,6 +1347,8 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof)
 			d->need = dir;
 			return 0;
 		}
+		turn++;
+		d->calls++;
 		weft__coop_spend();
 		if (writing) {
 			d->pos += (size_t)n;
@@ -1338,27 +1364,38 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof)
 }
 
 /*
- * Run the directions until each is done or one fails. Waits through
- * weft_select on what each waiting direction needs, bounded by the
- * earliest deadline (weft_io_set_deadline) among those waits: a copy that
- * would wait past it returns -ETIMEDOUT.
+ * Run the directions in turns until each is done or one fails. When every
+ * direction left has to wait, wait through weft_select on what each
+ * needs, bounded by the earliest deadline (weft_io_set_deadline) among
+ * those waits: a copy that would wait past it returns -ETIMEDOUT, after
+ * one more turn that made no progress (the fds themselves are asked, not
+ * only the readiness the driver reported). Once shutdown has begun, a copy
+ * that would wait returns -ESHUTDOWN (-ECANCELED in a cancelled fiber).
  */
 static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 {
-	for (;;) {
+	struct weft_runtime *rt = dirs[0].src->rt;
+	for (bool timed_out = false;;) {
 		struct weft_select_arm arms[2];
 		unsigned n = 0, left = 0;
-		uint64_t deadline = WEFT_FOREVER;
+		bool moving = false;
+		uint64_t deadline = WEFT_FOREVER, before = 0, after = 0; /* calls */
 		for (unsigned i = 0; i < ndirs; i++) {
 			struct copy_dir *d = &dirs[i];
 			if (d->done)
 				continue;
+			before += d->calls;
 			int rc = copy_dir_run(d, pass_eof);
+			after += d->calls;
 			if (rc)
 				return rc;
 			if (d->done)
 				continue;
 			left++;
+			if (!d->need) {
+				moving = true; /* its turn ended: no wait */
+				continue;
+			}
 			struct weft_io *io = d->need == WEFT_IO_WRITABLE ? d->dst : d->src;
 			uint64_t dl = io_deadline(io, d->need);
 			if (dl < deadline)
@@ -1367,8 +1404,15 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 		}
 		if (!left)
 			return 0;
+		if (moving)
+			continue;
+		if (timed_out && after == before)
+			return -ETIMEDOUT;
+		if (atomic_load_explicit(&rt->closed, memory_order_acquire))
+			return weft__cancelled() ? -ECANCELED : -ESHUTDOWN;
 		int rc = weft_select(arms, n, deadline);
-		if (rc < 0)
+		timed_out = rc == -ETIMEDOUT;
+		if (rc < 0 && !timed_out)
 			return rc;
 	}
 }

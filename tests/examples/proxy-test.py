@@ -8,6 +8,7 @@ usage error; SIGTERM with a connection open lets it finish its exchange
 within the 2 s drain, then the proxy exits 0; SIGTERM with a connection
 that never ends cancels it after the drain."""
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -104,9 +105,10 @@ def main():
             fail("the proxy did not exit once its last connection ended")
         if p.returncode != 0:
             fail("proxy exit %d after SIGTERM: %s" % (p.returncode, err))
-        if "7 bytes up" not in err and "24 bytes up" not in err:
+        # whole lines (a review: "7 bytes up" also matched the 2 MiB line)
+        if not re.search(r"^proxy: conn \d+: 24 bytes up, 24 down: done$", err, re.M):
             fail("the drained connection's log line is missing: %r" % err)
-        if "bytes up, 2097157 down: done" not in err:
+        if not re.search(r"^proxy: conn \d+: 2097157 bytes up, 2097157 down: done$", err, re.M):
             fail("the 2 MiB connection's log line: %r" % err)
         # a connection that never ends is cancelled after the drain
         p, pport = start([proxy, "0", "127.0.0.1", str(eport)], "proxy")

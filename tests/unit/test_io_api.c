@@ -1345,3 +1345,110 @@ Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
 	close(out[1]);
 	wt_rt_destroy(rt);
 }
+
+/* Found by the review of the copies: a wait in weft_block_in_place (the
+ * thread gave its core away) at shutdown. The copy waited in a select's
+ * READY arm, whose waker shutdown's first step did not wake, so shutdown
+ * waited for that worker until its limit and the copy waited for good; a
+ * plain select's READY arm in the same place did the same. */
+struct bip { struct weft_io *src, *dst; int rc; atomic_int entered; };
+
+static void *bip_copy(void *arg)
+{
+	struct bip *b = arg;
+	atomic_store(&b->entered, 1);
+	b->rc = weft_io_copy(b->dst, b->src, NULL);
+	return NULL;
+}
+
+static void *bip_select(void *arg)
+{
+	struct bip *b = arg;
+	struct weft_select_arm arms[] = { WEFT_SEL_READY(b->src, WEFT_IO_READABLE) };
+	atomic_store(&b->entered, 1);
+	b->rc = weft_select(arms, 1, WEFT_FOREVER);
+	if (b->rc == 0) /* ready: shutdown; the read that would wait says so */
+		b->rc = (int)weft_read(b->src, &(char){ 0 }, 1);
+	return NULL;
+}
+
+static void *in_place(void *arg)
+{
+	void *(*fn)(void *) = ((void **)arg)[0];
+	weft_block_in_place(fn, ((void **)arg)[1], NULL);
+	return NULL;
+}
+
+Test(io_copy, waits_in_block_in_place_end_at_shutdown, .timeout = WT_TMO(30))
+{
+	void *(*fns[])(void *) = { bip_copy, bip_select };
+	for (int k = 0; k < 2; k++) {
+		struct weft_runtime *rt = rt_named(2);
+		struct bip b = { .rc = 1 };
+		struct weft_io *peer_a, *peer_b;
+		pair(rt, &b.src, &peer_a);
+		pair(rt, &b.dst, &peer_b);
+		void *args[2] = { (void *)fns[k], &b };
+		cr_assert_eq(weft_spawn(rt, in_place, args, NULL), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.entered), WT_LONG_MS));
+		wt_sleep_ms(100);
+		uint64_t t0 = weft_now_ns();
+		cr_assert_eq(weft_runtime_shutdown(rt, 3000 * MS), 0, "%s: shutdown held up",
+			     k ? "select" : "copy");
+		cr_assert_lt(weft_now_ns() - t0, 1000 * MS);
+		cr_assert_eq(b.rc, -ESHUTDOWN, "%s: %s", k ? "select" : "copy", weft_strerror(b.rc));
+		weft_io_close(b.src);
+		weft_io_close(b.dst);
+		weft_io_close(peer_a);
+		weft_io_close(peer_b);
+		weft_runtime_destroy(rt);
+	}
+}
+
+/* Also from that review: once shutdown has begun, a copy that need not
+ * wait still copies (as weft_read still reads); only a wait is refused. */
+static void *spin_1s(void *arg)
+{
+	(void)arg;
+	uint64_t until = wt_now_ns() + 1000 * MS;
+	while (wt_now_ns() < until)
+		;
+	return NULL;
+}
+
+static void *shut_5s(void *rt)
+{
+	weft_runtime_shutdown(rt, 5000 * MS);
+	return NULL;
+}
+
+Test(io_copy, a_copy_that_need_not_wait_runs_during_shutdown, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *src, *src_peer, *dst, *dst_peer, *idle, *idle_peer;
+	pair(rt, &src, &src_peer);
+	pair(rt, &dst, &dst_peer);
+	pair(rt, &idle, &idle_peer);
+	cr_assert_eq(write(weft_io_fd(src_peer), "hello", 5), 5);
+	cr_assert_eq(shutdown(weft_io_fd(src_peer), SHUT_WR), 0);
+	cr_assert_eq(weft_spawn(rt, spin_1s, NULL, NULL), 0);
+	wt_sleep_ms(50);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, shut_5s, rt), 0);
+	wt_sleep_ms(200); /* shutdown waits for the spinning fiber */
+	uint64_t n = 0;
+	cr_assert_eq(weft_io_copy(dst, src, &n), 0);
+	cr_assert_eq(n, 5);
+	char buf[8];
+	cr_assert_eq(read(weft_io_fd(dst_peer), buf, sizeof buf), 5);
+	/* one that would wait is refused */
+	cr_assert_eq(weft_io_copy(dst, idle, &n), -ESHUTDOWN);
+	pthread_join(th, NULL);
+	weft_io_close(src);
+	weft_io_close(src_peer);
+	weft_io_close(dst);
+	weft_io_close(dst_peer);
+	weft_io_close(idle);
+	weft_io_close(idle_peer);
+	weft_runtime_destroy(rt);
+}

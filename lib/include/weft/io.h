@@ -143,8 +143,10 @@ WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int fl
  * read from src but not yet written are lost then). Bytes pass through a
  * 32 KiB buffer. Each wait is bounded by the registration's deadline for
  * it (src's READABLE, dst's WRITABLE: weft_io_set_deadline), -ETIMEDOUT
- * past it. A fiber's copy gives up the worker as weft_read and weft_write
- * do (its budget), so a fast stream does not starve the others. Errors: as
+ * past it (bytes that can still move without waiting are moved first).
+ * Once shutdown has begun, a copy that would wait returns -ESHUTDOWN. A
+ * fiber's copy gives up the worker as weft_read and weft_write do (its
+ * budget), so a fast stream does not starve the others. Errors: as
  * the socket calls above (-ETIMEDOUT, -EBADF once either is closed,
  * -ESHUTDOWN, -ECANCELED, -EDEADLK from a poll task, -ECHILD, -ENOMEM, the
  * read's or write's -errno such as -ECONNRESET or -EPIPE). Do not read src
@@ -160,8 +162,10 @@ WEFT_API int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *co
  * so the end passes through; then the copy goes on the other way. The
  * first error ends both directions (the registrations stay open; the
  * caller closes them). *a_to_b and *b_to_a (may be NULL) get the bytes
- * written each way, on error too. Waits, deadlines and errors as
- * weft_io_copy; -EINVAL if a == b.
+ * written each way, on error too. The directions take turns of at most
+ * 16 reads and writes, so a side that never runs dry does not hold the
+ * other up. Waits, deadlines and errors as weft_io_copy; -EINVAL if
+ * a == b.
  */
 WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a_to_b,
 					uint64_t *b_to_a);
