@@ -1278,6 +1278,7 @@ struct copy_dir {
 	bool eof;       /* src said end of stream */
 	bool done;      /* eof seen, everything written (and passed on) */
 	unsigned need;  /* what it waits for: WEFT_IO_READABLE on src, WRITABLE on dst */
+	bool spent;     /* poll form: the task's budget ran out (it was woken) */
 };
 
 /* The registration's state as an error: closed, shut down, forked; 0 if
@@ -1308,12 +1309,17 @@ static int copy_usable(struct weft_io *io, uint64_t r)
  * down, as Tokio's copy_bidirectional does). d->need 0 and not done: the
  * turn ended with more to do. 0, or the first error.
  */
-static int copy_dir_run(struct copy_dir *d, bool pass_eof)
+static int copy_dir_run(struct copy_dir *d, bool pass_eof, struct weft_cx *cx)
 {
 	d->need = 0;
 	for (unsigned turn = 0; !d->done && turn < COPY_TURN;) {
 		if (weft__cancelled())
 			return -ECANCELED;
+		/* the poll form spends its task's budget, one unit a call */
+		if (cx && weft_budget_poll_proceed(cx) == WEFT_PENDING) {
+			d->spent = true;
+			return 0;
+		}
 		bool writing = d->pos < d->len;
 		struct weft_io *io = writing ? d->dst : d->src;
 		uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
@@ -1342,6 +1348,8 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof)
 				continue;
 			if (e != EAGAIN && e != EWOULDBLOCK)
 				return -e;
+			if (cx)
+				weft_budget_refund(cx);
 			unsigned dir = writing ? WEFT_IO_WRITABLE : WEFT_IO_READABLE;
 			weft_io_clear_ready(io, (struct weft_io_ready){ dir | WEFT_IO_ERROR, r >> 8 });
 			d->need = dir;
@@ -1349,7 +1357,8 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof)
 		}
 		turn++;
 		d->calls++;
-		weft__coop_spend();
+		if (!cx)
+			weft__coop_spend();
 		if (writing) {
 			d->pos += (size_t)n;
 			d->total += (uint64_t)n;
@@ -1385,7 +1394,7 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 			if (d->done)
 				continue;
 			before += d->calls;
-			int rc = copy_dir_run(d, pass_eof);
+			int rc = copy_dir_run(d, pass_eof, NULL);
 			after += d->calls;
 			if (rc)
 				return rc;
@@ -1473,6 +1482,92 @@ int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a
 	if (b_to_a)
 		*b_to_a = d[1].total;
 	return rc;
+}
+
+struct weft_io_copier {
+	struct copy_dir d[2];
+	unsigned ndirs;
+	int err; /* the first error, returned again by later polls */
+};
+
+int weft_io_copier_create(struct weft_io *dst, struct weft_io *src, unsigned flags,
+			  struct weft_io_copier **out)
+{
+	if (!out || (flags & ~WEFT_COPY_BOTH) || ((flags & WEFT_COPY_BOTH) && dst == src))
+		return -EINVAL;
+	int rc = copy_start(src, dst);
+	if (rc)
+		return rc;
+	unsigned ndirs = flags & WEFT_COPY_BOTH ? 2 : 1;
+	struct weft_io_copier *c = weft__calloc(1, sizeof(*c));
+	char *buf = c ? weft__malloc(ndirs * COPY_BUF) : NULL;
+	if (!buf) {
+		weft__free(c);
+		io_unref(dst);
+		io_unref(src);
+		return -ENOMEM;
+	}
+	c->ndirs = ndirs;
+	c->d[0] = (struct copy_dir){ .src = src, .dst = dst, .buf = buf };
+	if (ndirs == 2)
+		c->d[1] = (struct copy_dir){ .src = dst, .dst = src, .buf = buf + COPY_BUF };
+	*out = c;
+	return 0;
+}
+
+int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx)
+{
+	if (!c || !cx)
+		return -EINVAL;
+	if (c->err)
+		return c->err;
+	bool both = c->ndirs == 2;
+	for (;;) {
+		bool again = false, left = false;
+		for (unsigned i = 0; i < c->ndirs; i++) {
+			struct copy_dir *d = &c->d[i];
+			if (d->done)
+				continue;
+			d->spent = false;
+			int rc = copy_dir_run(d, both, cx);
+			if (rc)
+				return c->err = rc;
+			if (d->spent)
+				return WEFT_PENDING; /* woken to run again */
+			if (d->done)
+				continue;
+			left = true;
+			if (!d->need) {
+				again = true;
+				continue;
+			}
+			struct weft_io *io = d->need == WEFT_IO_WRITABLE ? d->dst : d->src;
+			if (weft_io_poll_ready(io, cx, d->need, NULL) == WEFT_READY)
+				again = true;
+		}
+		if (!left)
+			return 0;
+		if (!again)
+			return WEFT_PENDING;
+	}
+}
+
+void weft_io_copier_counts(const struct weft_io_copier *c, uint64_t *to_dst, uint64_t *to_src)
+{
+	if (to_dst)
+		*to_dst = c ? c->d[0].total : 0;
+	if (to_src)
+		*to_src = c && c->ndirs == 2 ? c->d[1].total : 0;
+}
+
+void weft_io_copier_destroy(struct weft_io_copier *c)
+{
+	if (!c)
+		return;
+	weft__free(c->d[0].buf);
+	io_unref(c->d[0].dst);
+	io_unref(c->d[0].src);
+	weft__free(c);
 }
 
 static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)

@@ -420,8 +420,29 @@ static void *cp_run(void *arg)
 	return NULL;
 }
 
+/* proxy 1 runs as a poll task with a copier */
+struct cp_poll { struct cp_proxy *p; struct weft_io_copier *c; };
+
+static enum weft_poll cp_poll_fn(void *state, struct weft_cx *cx)
+{
+	struct cp_poll *q = state;
+	int rc = weft_io_copier_poll(q->c, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	q->p->rc = rc;
+	weft_io_copier_counts(q->c, &q->p->ba, &q->p->ab);
+	return WEFT_READY;
+}
+
+static void cp_poll_drop(void *state)
+{
+	struct cp_poll *q = state;
+	weft_io_copier_destroy(q->c);
+}
+
 static void scenario_copy(void)
 {
+	struct cp_poll q1;
 	struct weft_runtime *rt = mk(2);
 	struct cp_proxy px[CP_PROXIES];
 	struct cp_end cl[CP_PROXIES], sv[CP_PROXIES];
@@ -436,9 +457,14 @@ static void scenario_copy(void)
 		CHECK_EQ(weft_io_register(rt, s[0], &px[i].b), 0);
 		cl[i] = (struct cp_end){ .fd = c[0] };
 		sv[i] = (struct cp_end){ .fd = s[1] };
-		if (i == 0)
+		if (i == 0) {
 			CHECK_EQ(pthread_create(&proxy_thread, NULL, cp_run, &px[i]), 0);
-		else
+		} else if (i == 1) {
+			q1.p = &px[i];
+			/* dst a, src b: counts come back as (b -> a, a -> b) */
+			CHECK_EQ(weft_io_copier_create(px[i].a, px[i].b, WEFT_COPY_BOTH, &q1.c), 0);
+			CHECK_EQ(weft_spawn_poll(rt, cp_poll_fn, &q1, cp_poll_drop, &t[i]), 0);
+		} else
 			CHECK_EQ(weft_spawn(rt, cp_run, &px[i], &t[i]), 0);
 		CHECK_EQ(pthread_create(&th[2 * i], NULL, cp_talk, &cl[i]), 0);
 		CHECK_EQ(pthread_create(&th[2 * i + 1], NULL, cp_talk, &sv[i]), 0);

@@ -1452,3 +1452,146 @@ Test(io_copy, a_copy_that_need_not_wait_runs_during_shutdown, .timeout = WT_TMO(
 	weft_io_close(idle_peer);
 	weft_runtime_destroy(rt);
 }
+
+/* ------------------------------------------------------ copy, poll form */
+
+struct copier_task {
+	struct weft_io_copier *c;
+	int rc, rc2; /* rc2: a poll after the result */
+	atomic_int finished;
+	uint64_t to_dst, to_src;
+	void *(*first)(void *); /* spawned as the task's first poll, if set */
+	void *first_arg;
+	bool started;
+};
+
+static enum weft_poll copier_poll(void *state, struct weft_cx *cx)
+{
+	struct copier_task *t = state;
+	if (!t->started) {
+		t->started = true;
+		if (t->first)
+			cr_assert_eq(weft_spawn(weft_cx_runtime(cx), t->first, t->first_arg, NULL), 0);
+	}
+	int rc = weft_io_copier_poll(t->c, cx);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	t->rc = rc;
+	t->rc2 = weft_io_copier_poll(t->c, cx);
+	weft_io_copier_counts(t->c, &t->to_dst, &t->to_src);
+	atomic_store(&t->finished, 1);
+	return WEFT_READY;
+}
+
+static void copier_drop(void *state)
+{
+	struct copier_task *t = state;
+	weft_io_copier_destroy(t->c);
+	t->c = NULL;
+}
+
+Test(io_copier, a_poll_task_proxies_both_ways, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	int cl[2], sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, cl), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a, *b;
+	cr_assert_eq(weft_io_register(rt, cl[1], &a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &b), 0);
+	struct copier_task t = { .rc = 1 };
+	cr_assert_eq(weft_io_copier_create(b, a, WEFT_COPY_BOTH, &t.c), 0);
+	struct server s = { .fd = sv[1], .n = 3u * 1024 * 1024 + 7 };
+	pthread_t ts;
+	cr_assert_eq(pthread_create(&ts, NULL, serve, &s), 0);
+	struct weft_task *task;
+	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &t, copier_drop, &task), 0);
+	struct feeder req = { .fd = cl[0], .n = 5u * 1024 * 1024 + 1, .shut = 1 };
+	feed(&req);
+	struct checker ans = { .fd = cl[0] };
+	check(&ans);
+	cr_assert_eq(weft_join(task, NULL), 0);
+	pthread_join(ts, NULL);
+	cr_assert_eq(t.rc, 0, "%s", weft_strerror(t.rc));
+	cr_assert_eq(t.rc2, 0, "done stays done");
+	cr_assert_null(t.c, "the drop destroyed the copier");
+	cr_assert_eq(s.got, req.n);
+	cr_assert_eq(s.bad, 0);
+	cr_assert_eq(ans.got, s.n);
+	cr_assert_eq(ans.bad, 0);
+	cr_assert_eq(t.to_dst, req.n);
+	cr_assert_eq(t.to_src, s.n);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	close(cl[0]);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+Test(io_copier, errors_close_and_a_source_that_never_waits, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	struct weft_io_copier *c = (void *)1;
+	cr_assert_eq(weft_io_copier_create(a, b, 0, NULL), -EINVAL);
+	cr_assert_eq(weft_io_copier_create(a, b, 2, &c), -EINVAL);
+	cr_assert_eq(weft_io_copier_create(a, a, WEFT_COPY_BOTH, &c), -EINVAL);
+	cr_assert_eq(weft_io_copier_create(NULL, b, 0, &c), -EINVAL);
+	cr_assert_eq(weft_io_copier_poll(NULL, NULL), -EINVAL);
+	weft_io_copier_destroy(NULL);
+	uint64_t x = 9, y = 9;
+	weft_io_copier_counts(NULL, &x, &y);
+	cr_assert(x == 0 && y == 0);
+
+	/* the source closed while the task waits: -EBADF, and again */
+	struct copier_task t = { .rc = 1 };
+	cr_assert_eq(weft_io_copier_create(b, a, 0, &t.c), 0);
+	struct weft_task *task;
+	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &t, NULL, &task), 0);
+	wt_sleep_ms(50);
+	cr_assert_eq(atomic_load(&t.finished), 0);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_join(task, NULL), 0);
+	cr_assert_eq(t.rc, -EBADF, "%s", weft_strerror(t.rc));
+	cr_assert_eq(t.rc2, -EBADF, "the error stays");
+	weft_io_copier_destroy(t.c);
+	cr_assert_eq(weft_io_copier_create(b, a, 0, &c), -EBADF, "a closed registration");
+	cr_assert_eq(weft_io_close(b), 0);
+
+	/* 8 MiB and an end in the source, room for all of it in the
+	 * destination: the copy never waits, and a fiber the task spawned
+	 * first runs while bytes are left (the budget) */
+	int in[2], out[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
+	cr_assert_eq(big_buf(in[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
+	cr_assert_eq(big_buf(out[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
+	cr_assert_eq(fcntl(in[0], F_SETFL, O_NONBLOCK), 0);
+	static char chunk[65536];
+	size_t filled = 0;
+	while (filled < (8u << 20) && write(in[0], chunk, sizeof chunk) == (ssize_t)sizeof chunk)
+		filled += sizeof chunk;
+	if (filled < (4u << 20))
+		WT_SKIP("a socket buffer of %zu bytes: too small without root's SO_SNDBUFFORCE",
+			filled);
+	cr_assert_eq(shutdown(in[0], SHUT_WR), 0);
+	struct weft_io *src, *dst;
+	cr_assert_eq(weft_io_register(rt, in[1], &src), 0);
+	cr_assert_eq(weft_io_register(rt, out[0], &dst), 0);
+	struct busy bz = { .src_peer = in[1], .left_seen = -1 };
+	struct copier_task bt = { .rc = 1, .first = note_left, .first_arg = &bz };
+	cr_assert_eq(weft_io_copier_create(dst, src, 0, &bt.c), 0);
+	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &bt, copier_drop, &task), 0);
+	cr_assert_eq(weft_join(task, NULL), 0);
+	cr_assert_eq(bt.rc, 0, "%s", weft_strerror(bt.rc));
+	cr_assert_eq(bt.to_dst, filled);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&bz.left_seen) >= 0, WT_LONG_MS));
+	cr_assert_gt(atomic_load(&bz.left_seen), 0,
+		     "the fiber ran only after the task had read all %zu bytes", filled);
+	cr_assert_eq(weft_io_close(src), 0);
+	cr_assert_eq(weft_io_close(dst), 0);
+	close(in[0]);
+	close(out[1]);
+	wt_rt_destroy(rt);
+}

@@ -169,6 +169,33 @@ WEFT_API int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *co
  */
 WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a_to_b,
 					uint64_t *b_to_a);
+/*
+ * The copies' poll form, for poll tasks (Tokio's copy and
+ * copy_bidirectional futures). weft_io_copier_create: a copier of src to
+ * dst, and with WEFT_COPY_BOTH of dst to src too (as
+ * weft_io_copy_bidirectional: ends passed on, turns of 16 calls); it holds
+ * both registrations (a close makes its next poll say -EBADF, the memory
+ * stays valid) and its buffers until weft_io_copier_destroy. Errors:
+ * -EINVAL (NULL out, an unknown flag, dst == src with WEFT_COPY_BOTH),
+ * -EBADF (a registration already closed), -ENOMEM.
+ * weft_io_copier_poll: 0 once done, WEFT_PENDING (cx's waker is registered
+ * for what it waits on, or the task's budget ran out and it was woken: one
+ * unit a read or write), or the first error (returned again by later
+ * polls; -EINVAL for NULL c or cx). Registration deadlines do not apply:
+ * bound it with a timer (weft_timer_poll, or a select's TIMER arm beside
+ * it). Poll one copier from one task, and nothing else on the same
+ * registration and direction (one waker per direction, as
+ * weft_io_poll_ready). weft_io_copier_counts: bytes written to dst and
+ * (WEFT_COPY_BOTH) to src so far. Destroy from the task's drop too.
+ */
+struct weft_io_copier;
+#define WEFT_COPY_BOTH 1u
+WEFT_API int weft_io_copier_create(struct weft_io *dst, struct weft_io *src, unsigned flags,
+				   struct weft_io_copier **out);
+WEFT_API int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx);
+WEFT_API void weft_io_copier_counts(const struct weft_io_copier *c, uint64_t *to_dst,
+				    uint64_t *to_src);
+WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
  * sendto sends one datagram to addr (NULL on a connected socket) and
