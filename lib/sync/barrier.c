@@ -102,6 +102,18 @@ int weft_barrier_wait_poll(struct weft_barrier *b, struct weft_wait *w, struct w
 	weft__slock_lock(&b->lock);
 	switch (weft__waitq_poll_entry(&b->q, w, cx, &grant)) {
 	case WQ_LINKED:
+		if (w->_arg < b->gen) {
+			/* its round was released, and the batch that will
+			 * complete the entry has not reached it yet: passed.
+			 * A poll task that polls once more before giving up
+			 * learns it (it used to read WEFT_PENDING, cancel, and
+			 * never know its arrival had counted). */
+			weft__slock_unlock(&b->lock);
+			weft_wait_cancel(w); /* linked in a closed round: no un-arrive */
+			if (leader)
+				*leader = false;
+			return 0;
+		}
 		weft__slock_unlock(&b->lock);
 		return WEFT_PENDING;
 	case WQ_DONE:

@@ -7,7 +7,8 @@
  *  - a second barrier round that fills and closes meanwhile;
  *  - a barrier waiter whose round was released but sits in a later batch,
  *    and whose time runs out meanwhile;
- *  - a semaphore release while its close wakes the waiters.
+ *  - a semaphore release while its close wakes the waiters;
+ *  - a poll-form barrier waiter polled again in the gap.
  */
 #include <pthread.h>
 
@@ -18,7 +19,7 @@
 
 void __real_weft__wakes_run(struct weft__wakes *wk);
 void __wrap_weft__wakes_run(struct weft__wakes *wk);
-static atomic_int slow_armed, slow_fired;
+static atomic_int slow_armed, slow_fired, slow_over;
 
 void __wrap_weft__wakes_run(struct weft__wakes *wk)
 {
@@ -26,6 +27,7 @@ void __wrap_weft__wakes_run(struct weft__wakes *wk)
 	if (wk->n == WEFT__WAKES_MAX && atomic_compare_exchange_strong(&slow_armed, &one, 0)) {
 		atomic_store(&slow_fired, 1);
 		wt_sleep_ms(400 * WEFT_TEST_SLOW);
+		atomic_store(&slow_over, 1);
 	}
 	__real_weft__wakes_run(wk);
 }
@@ -101,6 +103,54 @@ Test(batch_gap, a_released_barrier_waiter_whose_time_runs_out_passed, .timeout =
 		pthread_join(th[i], NULL);
 	cr_assert(atomic_load(&slow_fired));
 	cr_assert_eq(atomic_load(&late_rc), 0, "released, yet it said %d", atomic_load(&late_rc));
+	cr_assert_eq(weft_barrier_destroy(bar), 0);
+}
+
+/* A poll task waits on the barrier and polls again and again (it wakes
+ * itself): released in the gap, it must learn so there, before the batch
+ * that completes its entry (a poll task that polls once more before giving
+ * up relies on it). */
+static atomic_int poll_rc = 1, poll_in_gap;
+static struct weft_wait poll_w = WEFT_WAIT_INIT;
+static atomic_int poll_linked;
+
+static enum weft_poll bar_poller(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	int rc = weft_barrier_wait_poll(bar, &poll_w, cx, NULL);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&poll_linked, 1);
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	atomic_store(&poll_in_gap, atomic_load(&slow_fired) && !atomic_load(&slow_over));
+	atomic_store(&poll_rc, rc);
+	return WEFT_READY;
+}
+
+Test(batch_gap, a_poll_form_barrier_waiter_learns_its_release_in_the_gap, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 2 };
+	atomic_store(&slow_fired, 0);
+	atomic_store(&slow_over, 0);
+	cr_assert_eq(weft_barrier_create(N, &bar), 0);
+	pthread_t th[N - 2];
+	for (int i = 0; i < N - 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, bar_forever, NULL), 0);
+	settle();
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, bar_poller, NULL, NULL, &t), 0); /* the second batch */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&poll_linked), WT_LONG_MS));
+	atomic_store(&slow_armed, 1);
+	cr_assert_eq(weft_barrier_wait(bar, NULL), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	for (int i = 0; i < N - 2; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&poll_rc), 0);
+	cr_assert(atomic_load(&poll_in_gap), "the poll task learned its release only after the gap");
+	wt_rt_destroy(rt);
 	cr_assert_eq(weft_barrier_destroy(bar), 0);
 }
 

@@ -586,7 +586,10 @@ WEFT_API int weft_barrier_create(size_t n, struct weft_barrier **out);
 WEFT_API int weft_barrier_destroy(struct weft_barrier *b);
 /* Poll form: 0 (released; *leader set) or WEFT_PENDING (arrived: keep w
  * and poll again when woken, or weft_wait_cancel(w) to leave); -EINVAL
- * (NULL b, w or cx, or w attached to another object). */
+ * (NULL b, w or cx, or w attached to another object). To give up, poll
+ * once more first: 0 says the round was released (the arrival counted,
+ * do not cancel); a round that closes between that poll and the cancel
+ * still counts the arrival, unseen (the blocking forms see it). */
 WEFT_API int weft_barrier_wait_poll(struct weft_barrier *b, struct weft_wait *w,
 				    struct weft_cx *cx, bool *leader);
 /* Blocking form: 0 (released; *leader set), -EINVAL, -EDEADLK (poll task
