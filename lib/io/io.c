@@ -143,7 +143,7 @@ static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
  * directions hung up (EPOLLHUP: writers wake too, and see WEFT_IO_HUP);
  * io_uring: the poll is gone and cannot be armed again (poll_gone), so the
  * ERROR set with it is never cleared. */
-#define RD_SHUTDOWN 0x20u
+#define RD_SHUTDOWN WEFT_IO_SHUTDOWN /* public since it shows in ready masks */
 #define RD_WRHUP 0x40u
 #define RD_BROKEN 0x80u
 /* The state-like bits each event replaces. */

@@ -1351,7 +1351,7 @@ Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
  * READY arm, whose waker shutdown's first step did not wake, so shutdown
  * waited for that worker until its limit and the copy waited for good; a
  * plain select's READY arm in the same place did the same. */
-struct bip { struct weft_io *src, *dst; int rc; atomic_int entered; };
+struct bip { struct weft_io *src, *dst; int rc; unsigned mask; atomic_int entered; };
 
 static void *bip_copy(void *arg)
 {
@@ -1367,6 +1367,7 @@ static void *bip_select(void *arg)
 	struct weft_select_arm arms[] = { WEFT_SEL_READY(b->src, WEFT_IO_READABLE) };
 	atomic_store(&b->entered, 1);
 	b->rc = weft_select(arms, 1, WEFT_FOREVER);
+	b->mask = arms[0].io_ready.mask;
 	if (b->rc == 0) /* ready: shutdown; the read that would wait says so */
 		b->rc = (int)weft_read(b->src, &(char){ 0 }, 1);
 	return NULL;
@@ -1397,6 +1398,8 @@ Test(io_copy, waits_in_block_in_place_end_at_shutdown, .timeout = WT_TMO(30))
 			     k ? "select" : "copy");
 		cr_assert_lt(weft_now_ns() - t0, 1000 * MS);
 		cr_assert_eq(b.rc, -ESHUTDOWN, "%s: %s", k ? "select" : "copy", weft_strerror(b.rc));
+		if (k)
+			cr_assert_eq(b.mask, WEFT_IO_SHUTDOWN, "the arm's readiness says why");
 		weft_io_close(b.src);
 		weft_io_close(b.dst);
 		weft_io_close(peer_a);

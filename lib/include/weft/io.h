@@ -40,6 +40,7 @@ struct weft_io;
 #define WEFT_IO_HUP      0x4u  /* peer closed (or half-closed its write side) */
 #define WEFT_IO_ERROR    0x8u
 #define WEFT_IO_CLOSED   0x10u /* weft_io_close was called */
+#define WEFT_IO_SHUTDOWN 0x20u /* the runtime shut down: no event will come */
 
 /* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM,
  * -ESHUTDOWN (rt is shut down or shutting down; fd untouched unless the
@@ -75,12 +76,16 @@ WEFT_API int weft_io_fd(const struct weft_io *io);
  * in ready.mask (a socket returns its pending error before EAGAIN, so the
  * error was consumed; left set, it made every later poll ready at once).
  * weft_io_poll_ready returns WEFT_READY with *ready set when any bit
- * of `interest` (or HUP, ERROR, CLOSED) is set, else registers cx's waker:
- * one per direction, the last poller's (as Tokio's poll_read_ready), so
- * poll one registration's direction from one task at a time. The
- * blocking calls have no such limit: any number may wait on one
- * registration (each is woken by an event for its direction, and by
- * close with -EBADF).
+ * of `interest` (or HUP, ERROR, CLOSED, SHUTDOWN) is set, else registers
+ * cx's waker: one per direction, the last poller's (as Tokio's
+ * poll_read_ready), so poll one registration's direction from one task at
+ * a time. The blocking calls have no such limit: any number may wait on
+ * one registration (each is woken by an event for its direction, and by
+ * close with -EBADF). SHUTDOWN is set once the runtime has shut down, and
+ * for a thread's wait (weft_select outside a task: in a
+ * weft_block_in_place fn, say) as soon as shutdown begins; the calls on
+ * the registration then say -ESHUTDOWN instead of waiting. A task's
+ * registered waker is woken when shutdown begins.
  */
 struct weft_io_ready { unsigned mask; uint64_t tick; };
 WEFT_API enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx,
