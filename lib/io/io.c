@@ -1379,7 +1379,10 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof, struct weft_cx *cx)
  * those waits: a copy that would wait past it returns -ETIMEDOUT, after
  * one more turn that made no progress (the fds themselves are asked, not
  * only the readiness the driver reported). Once shutdown has begun, a copy
- * that would wait returns -ESHUTDOWN (-ECANCELED in a cancelled fiber).
+ * gets one more round (bytes already there move), then returns -ESHUTDOWN
+ * (-ECANCELED in a cancelled fiber), done or not: one in a
+ * weft_block_in_place fn with a source that never ran dry held its worker
+ * and so shutdown (found by a review).
  */
 static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 {
@@ -1388,6 +1391,7 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 		struct weft_select_arm arms[2];
 		unsigned n = 0, left = 0;
 		bool moving = false;
+		bool closing = atomic_load_explicit(&rt->closed, memory_order_acquire);
 		uint64_t deadline = WEFT_FOREVER, before = 0, after = 0; /* calls */
 		for (unsigned i = 0; i < ndirs; i++) {
 			struct copy_dir *d = &dirs[i];
@@ -1413,6 +1417,8 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 		}
 		if (!left)
 			return 0;
+		if (closing)
+			return weft__cancelled() ? -ECANCELED : -ESHUTDOWN;
 		if (moving)
 			continue;
 		if (timed_out && after == before)
@@ -1487,14 +1493,19 @@ int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a
 struct weft_io_copier {
 	struct copy_dir d[2];
 	unsigned ndirs;
+	unsigned first; /* the direction that goes first, alternating by poll */
 	int err; /* the first error, returned again by later polls */
 };
 
 int weft_io_copier_create(struct weft_io *dst, struct weft_io *src, unsigned flags,
 			  struct weft_io_copier **out)
 {
-	if (!out || (flags & ~WEFT_COPY_BOTH) || ((flags & WEFT_COPY_BOTH) && dst == src))
+	if (!out || !dst || !src || (flags & ~WEFT_COPY_BOTH) ||
+	    ((flags & WEFT_COPY_BOTH) && dst == src))
 		return -EINVAL;
+	if (atomic_load_explicit(&src->rt->closed, memory_order_acquire) ||
+	    atomic_load_explicit(&dst->rt->closed, memory_order_acquire))
+		return -ESHUTDOWN; /* as a registration would be refused */
 	int rc = copy_start(src, dst);
 	if (rc)
 		return rc;
@@ -1522,10 +1533,13 @@ int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx)
 	if (c->err)
 		return c->err;
 	bool both = c->ndirs == 2;
+	/* each poll starts with the other direction: a poll that starts with
+	 * little budget left (a task from the LIFO slot) runs one only */
+	c->first ^= both;
 	for (;;) {
 		bool again = false, left = false;
-		for (unsigned i = 0; i < c->ndirs; i++) {
-			struct copy_dir *d = &c->d[i];
+		for (unsigned k = 0; k < c->ndirs; k++) {
+			struct copy_dir *d = &c->d[(k + c->first) % c->ndirs];
 			if (d->done)
 				continue;
 			d->spent = false;

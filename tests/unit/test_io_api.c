@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
@@ -1597,4 +1598,54 @@ Test(io_copier, errors_close_and_a_source_that_never_waits, .timeout = WT_TMO(30
 	close(in[0]);
 	close(out[1]);
 	wt_rt_destroy(rt);
+}
+
+/* Found by the second review of the copies: a copy in a
+ * weft_block_in_place fn whose source never runs dry held its worker, and
+ * so shutdown, for as long as the stream went on (shutdown timed out,
+ * destroy hung). The source here is a semaphore eventfd with a counter
+ * that no run will drain: every read gives 8 bytes. */
+static void *drain_fd(void *arg)
+{
+	char buf[65536];
+	while (read(*(int *)arg, buf, sizeof buf) > 0)
+		;
+	return NULL;
+}
+
+Test(io_copy, a_stream_that_never_pauses_ends_at_shutdown, .timeout = WT_TMO(30))
+{
+	for (int k = 0; k < 2; k++) { /* in block_in_place, then in a fiber */
+		struct weft_runtime *rt = rt_named(2);
+		int efd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
+		cr_assert_geq(efd, 0);
+		uint64_t lots = UINT64_MAX - 1;
+		cr_assert_eq(write(efd, &lots, sizeof lots), 8);
+		int out[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
+		/* room: 8-byte writes cost a buffer's worth of overhead each */
+		cr_assert_eq(big_buf(out[0], SO_SNDBUF, SO_SNDBUFFORCE, 64 << 20), 0);
+		struct bip b = { .rc = 1 };
+		cr_assert_eq(weft_io_register(rt, efd, &b.src), 0);
+		cr_assert_eq(weft_io_register(rt, out[0], &b.dst), 0);
+		pthread_t dr;
+		cr_assert_eq(pthread_create(&dr, NULL, drain_fd, &out[1]), 0);
+		void *args[2] = { (void *)bip_copy, &b };
+		if (k == 0)
+			cr_assert_eq(weft_spawn(rt, in_place, args, NULL), 0);
+		else
+			cr_assert_eq(weft_spawn(rt, bip_copy, &b, NULL), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.entered), WT_LONG_MS));
+		wt_sleep_ms(100);
+		uint64_t t0 = weft_now_ns();
+		cr_assert_eq(weft_runtime_shutdown(rt, 3000 * MS), 0, "%s: shutdown held up",
+			     k ? "fiber" : "block_in_place");
+		cr_assert_lt(weft_now_ns() - t0, 1000 * MS);
+		cr_assert_eq(b.rc, k ? -ECANCELED : -ESHUTDOWN, "%s", weft_strerror(b.rc));
+		weft_io_close(b.src);
+		weft_io_close(b.dst);
+		pthread_join(dr, NULL);
+		close(out[1]);
+		weft_runtime_destroy(rt);
+	}
 }

@@ -149,7 +149,9 @@ WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int fl
  * 32 KiB buffer. Each wait is bounded by the registration's deadline for
  * it (src's READABLE, dst's WRITABLE: weft_io_set_deadline), -ETIMEDOUT
  * past it (bytes that can still move without waiting are moved first).
- * Once shutdown has begun, a copy that would wait returns -ESHUTDOWN. A
+ * Once shutdown has begun, a copy moves what is there for one more turn
+ * and returns -ESHUTDOWN, waiting or not (a stream that never pauses does
+ * not hold shutdown up). A
  * fiber's copy gives up the worker as weft_read and weft_write do (its
  * budget), so a fast stream does not starve the others. Errors: as
  * the socket calls above (-ETIMEDOUT, -EBADF once either is closed,
@@ -182,7 +184,8 @@ WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, ui
  * both registrations (a close makes its next poll say -EBADF, the memory
  * stays valid) and its buffers until weft_io_copier_destroy. Errors:
  * -EINVAL (NULL out, an unknown flag, dst == src with WEFT_COPY_BOTH),
- * -EBADF (a registration already closed), -ENOMEM.
+ * -EBADF (a registration already closed), -ESHUTDOWN (its runtime is shut
+ * down or shutting down), -ENOMEM.
  * weft_io_copier_poll: 0 once done, WEFT_PENDING (cx's waker is registered
  * for what it waits on, or the task's budget ran out and it was woken: one
  * unit a read or write), or the first error (returned again by later
