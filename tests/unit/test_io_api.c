@@ -1593,6 +1593,9 @@ Test(io_copier, errors_close_and_a_source_that_never_waits, .timeout = WT_TMO(30
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&bz.left_seen) >= 0, WT_LONG_MS));
 	cr_assert_gt(atomic_load(&bz.left_seen), 0,
 		     "the fiber ran only after the task had read all %zu bytes", filled);
+	/* a runtime shut down: refused, as a registration would be */
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_io_copier_create(dst, src, 0, &c), -ESHUTDOWN);
 	cr_assert_eq(weft_io_close(src), 0);
 	cr_assert_eq(weft_io_close(dst), 0);
 	close(in[0]);
