@@ -1652,3 +1652,170 @@ Test(io_copy, a_stream_that_never_pauses_ends_at_shutdown, .timeout = WT_TMO(30)
 		weft_runtime_destroy(rt);
 	}
 }
+
+/* ---------------------------------------------------------------- reader */
+
+/* Line i of the stream: `len(i)` bytes of a letter, then '\n'. */
+static size_t line_len(unsigned i) { return (i * 7919u) % 251u; }
+
+struct chunker { int fd; unsigned lines; };
+
+/* Writes the lines in chunks of 1..97 bytes that ignore line boundaries. */
+static void *write_lines(void *arg)
+{
+	struct chunker *c = arg;
+	static char all[20000 * 252];
+	size_t n = 0;
+	for (unsigned i = 0; i < c->lines; i++) {
+		memset(all + n, 'a' + (int)(i % 26), line_len(i));
+		n += line_len(i);
+		all[n++] = '\n';
+	}
+	uint64_t seed = 5;
+	for (size_t off = 0; off < n;) {
+		size_t k = 1 + (size_t)(wt_rand(&seed) % 97);
+		if (k > n - off)
+			k = n - off;
+		ssize_t w = write(c->fd, all + off, k);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	close(c->fd);
+	return NULL;
+}
+
+struct lines_job { struct weft_io *io; unsigned lines, bad; ssize_t last; };
+
+static void *read_lines(void *arg)
+{
+	struct lines_job *j = arg;
+	struct weft_reader *r;
+	cr_assert_eq(weft_reader_create(j->io, 256, &r), 0);
+	const char *line;
+	ssize_t n;
+	while ((n = weft_reader_until(r, '\n', &line)) > 0) {
+		unsigned i = j->lines++;
+		if ((size_t)n != line_len(i) + 1 || line[n - 1] != '\n' ||
+		    (n > 1 && (line[0] != 'a' + (int)(i % 26) || line[n - 2] != line[0])))
+			j->bad++;
+	}
+	j->last = n;
+	weft_reader_destroy(r);
+	return NULL;
+}
+
+Test(reader, lines_across_chunks_in_a_fiber, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct lines_job j = { 0 };
+	cr_assert_eq(weft_io_register(rt, sv[0], &j.io), 0);
+	struct chunker c = { .fd = sv[1], .lines = 20000 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, write_lines, &c), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, read_lines, &j, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(j.last, 0, "the end: %zd", j.last);
+	cr_assert_eq(j.lines, 20000);
+	cr_assert_eq(j.bad, 0, "%u lines differ", j.bad);
+	cr_assert_eq(weft_io_close(j.io), 0);
+	wt_rt_destroy(rt);
+}
+
+static enum weft_poll reader_in_poll_task(void *state, struct weft_cx *cx)
+{
+	(void)cx;
+	struct weft_reader *r = state;
+	char b;
+	cr_assert_eq(weft_reader_read(r, &b, 1), -EDEADLK);
+	return WEFT_READY;
+}
+
+Test(reader, edges_nothing_read_is_lost, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	int peer = weft_io_fd(b);
+	struct weft_reader *r;
+	cr_assert_eq(weft_reader_create(NULL, 0, &r), -EINVAL);
+	cr_assert_eq(weft_reader_create(a, 0, NULL), -EINVAL);
+	cr_assert_eq(weft_reader_create(a, ((size_t)16 << 20) + 1, &r), -EINVAL);
+	cr_assert_eq(weft_reader_create(a, 16, &r), 0);
+	const char *line;
+	char buf[64];
+	cr_assert_eq(weft_reader_until(r, 256, &line), -EINVAL);
+	cr_assert_eq(weft_reader_until(NULL, '\n', &line), -EINVAL);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 17), -EMSGSIZE);
+	cr_assert_eq(weft_reader_buffered(NULL), 0);
+
+	/* a line longer than the buffer: -EMSGSIZE, its bytes kept */
+	cr_assert_eq(write(peer, "0123456789abcdefXYZ\nrest", 24), 24);
+	cr_assert_eq(weft_reader_until(r, '\n', &line), -EMSGSIZE);
+	cr_assert_eq(weft_reader_buffered(r), 16);
+	cr_assert_eq(weft_reader_read(r, buf, sizeof buf), 16);
+	cr_assert_eq(memcmp(buf, "0123456789abcdef", 16), 0);
+	cr_assert_eq(weft_reader_until(r, '\n', &line), 4);
+	cr_assert_eq(memcmp(line, "XYZ\n", 4), 0);
+
+	/* a deadline: the error, and the partial line stays */
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 50 * MS), 0);
+	cr_assert_eq(weft_reader_until(r, '\n', &line), -ETIMEDOUT);
+	cr_assert_eq(weft_reader_buffered(r), 4, "\"rest\" is kept");
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+	cr_assert_eq(write(peer, "!\n", 2), 2);
+	cr_assert_eq(weft_reader_until(r, '\n', &line), 6);
+	cr_assert_eq(memcmp(line, "rest!\n", 6), 0);
+
+	/* read_exact: a header and a body, then an end inside the next */
+	cr_assert_eq(write(peer, "\x00\x05hello\x00\x09par", 12), 12);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 2), 2);
+	cr_assert_eq(buf[1], 5);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 5), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 2), 2);
+	cr_assert_eq(shutdown(peer, SHUT_WR), 0);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 9), -EPIPE);
+	cr_assert_eq(weft_reader_buffered(r), 3);
+	cr_assert_eq(weft_reader_read(r, buf, sizeof buf), 3);
+	cr_assert_eq(memcmp(buf, "par", 3), 0);
+	cr_assert_eq(weft_reader_read_exact(r, buf, 9), 0, "a clean end");
+	cr_assert_eq(weft_reader_until(r, '\n', &line), 0);
+	cr_assert_eq(weft_reader_read(r, buf, sizeof buf), 0);
+
+	/* a last line without its delimiter */
+	struct weft_io *c, *d;
+	pair(rt, &c, &d);
+	struct weft_reader *r2;
+	cr_assert_eq(weft_reader_create(c, 0, &r2), 0);
+	cr_assert_eq(write(weft_io_fd(d), "one\ntwo", 7), 7);
+	cr_assert_eq(shutdown(weft_io_fd(d), SHUT_WR), 0);
+	cr_assert_eq(weft_reader_until(r2, '\n', &line), 4);
+	cr_assert_eq(weft_reader_until(r2, '\n', &line), 3);
+	cr_assert_eq(memcmp(line, "two", 3), 0);
+	cr_assert_eq(weft_reader_until(r2, '\n', &line), 0);
+
+	/* a poll task that would have to wait: weft_read's -EDEADLK */
+	struct weft_io *e, *f;
+	pair(rt, &e, &f);
+	struct weft_reader *r3;
+	cr_assert_eq(weft_reader_create(e, 0, &r3), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, reader_in_poll_task, r3, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	weft_reader_destroy(r3);
+	weft_io_close(e);
+	weft_io_close(f);
+	weft_reader_destroy(r2);
+	weft_reader_destroy(r);
+	weft_reader_destroy(NULL);
+	weft_io_close(a);
+	weft_io_close(b);
+	weft_io_close(c);
+	weft_io_close(d);
+	wt_rt_destroy(rt);
+}

@@ -204,6 +204,35 @@ WEFT_API int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx);
 WEFT_API void weft_io_copier_counts(const struct weft_io_copier *c, uint64_t *to_dst,
 				    uint64_t *to_src);
 WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
+/*
+ * Buffered reading (Go's bufio.Reader, Tokio's BufReader), blocking-style
+ * as weft_read (whose errors, deadlines and cancellation apply; -EDEADLK
+ * from a poll task). A reader buffers one registration's bytes; it does
+ * not own the registration (close it after weft_reader_destroy, or at
+ * least not before the reader's last call). One caller at a time.
+ * weft_reader_create: bufsize 0 means 4 KiB, at most 16 MiB (else -EINVAL);
+ * -ENOMEM. Nothing read is ever dropped: on an error, bytes already read
+ * stay buffered for the next call.
+ * weft_reader_until: the next bytes up to and including the first `delim`
+ * (a byte value, 0-255): returns their length with *line pointing at them
+ * inside the reader (valid until the reader's next call); at end of
+ * stream the rest without a delimiter (check the last byte), then 0;
+ * -EMSGSIZE if the buffer is full without a delimiter (those bytes stay:
+ * take them with weft_reader_read).
+ * weft_reader_read: buffered bytes first (up to n), else one weft_read
+ * straight into buf; 0 at end of stream.
+ * weft_reader_read_exact (io.ReadFull, read_exact): n once n bytes have
+ * come; 0 at end of stream with nothing buffered; -EPIPE at end of stream
+ * with fewer than n (they stay buffered: weft_reader_buffered); -EMSGSIZE
+ * if n exceeds the buffer size. weft_reader_buffered: bytes buffered.
+ */
+struct weft_reader;
+WEFT_API int weft_reader_create(struct weft_io *io, size_t bufsize, struct weft_reader **out);
+WEFT_API void weft_reader_destroy(struct weft_reader *r);
+WEFT_API ssize_t weft_reader_until(struct weft_reader *r, int delim, const char **line);
+WEFT_API ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n);
+WEFT_API ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n);
+WEFT_API size_t weft_reader_buffered(const struct weft_reader *r);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
  * sendto sends one datagram to addr (NULL on a connected socket) and

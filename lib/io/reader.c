@@ -1,0 +1,122 @@
+/*
+ * reader.c - buffered reading over a registration (weft/io.h: Go's
+ * bufio.Reader, Tokio's BufReader with read_until and read_exact).
+ *
+ * The buffer holds bytes read and not yet handed out in [start, end);
+ * a line is handed out as a pointer into it, valid until the next call,
+ * which is why the buffer is only compacted (moved to the front) at the
+ * start of a call that must read more. Reads go through weft_read, so a
+ * fiber suspends, a thread blocks, deadlines and cancellation apply, and
+ * a poll task gets -EDEADLK.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <weft/io.h>
+
+#include "runtime.h"
+
+#define READER_DEFAULT 4096u
+#define READER_MAX ((size_t)16 << 20)
+
+struct weft_reader {
+	struct weft_io *io;
+	size_t cap, start, end;
+	char buf[];
+};
+
+int weft_reader_create(struct weft_io *io, size_t bufsize, struct weft_reader **out)
+{
+	if (!io || !out || bufsize > READER_MAX)
+		return -EINVAL;
+	if (!bufsize)
+		bufsize = READER_DEFAULT;
+	struct weft_reader *r = weft__malloc(sizeof(*r) + bufsize);
+	if (!r)
+		return -ENOMEM;
+	*r = (struct weft_reader){ .io = io, .cap = bufsize };
+	*out = r;
+	return 0;
+}
+
+void weft_reader_destroy(struct weft_reader *r) { weft__free(r); }
+
+size_t weft_reader_buffered(const struct weft_reader *r) { return r ? r->end - r->start : 0; }
+
+/* Read more into the buffer's free end, compacting first. > 0 bytes, 0 at
+ * end of stream, -EMSGSIZE when the buffer is full, or weft_read's error. */
+static ssize_t fill(struct weft_reader *r)
+{
+	if (r->start) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	if (r->end == r->cap)
+		return -EMSGSIZE;
+	ssize_t n = weft_read(r->io, r->buf + r->end, r->cap - r->end);
+	if (n > 0)
+		r->end += (size_t)n;
+	return n;
+}
+
+ssize_t weft_reader_until(struct weft_reader *r, int delim, const char **out)
+{
+	if (!r || !out || delim < 0 || delim > 255)
+		return -EINVAL;
+	size_t scanned = 0; /* bytes after start already searched */
+	for (;;) {
+		char *p = memchr(r->buf + r->start + scanned, delim, r->end - r->start - scanned);
+		if (p) {
+			size_t len = (size_t)(p - (r->buf + r->start)) + 1;
+			*out = r->buf + r->start;
+			r->start += len;
+			return (ssize_t)len;
+		}
+		scanned = r->end - r->start;
+		ssize_t n = fill(r);
+		if (n > 0)
+			continue;
+		if (n < 0)
+			return n; /* the bytes buffered stay */
+		/* end of stream: what is left, without a delimiter */
+		size_t len = r->end - r->start;
+		*out = r->buf + r->start;
+		r->start = r->end;
+		return (ssize_t)len;
+	}
+}
+
+ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n)
+{
+	if (!r || (!buf && n))
+		return -EINVAL;
+	size_t have = r->end - r->start;
+	if (have) {
+		size_t k = have < n ? have : n;
+		memcpy(buf, r->buf + r->start, k);
+		r->start += k;
+		return (ssize_t)k;
+	}
+	return weft_read(r->io, buf, n); /* nothing buffered: straight in */
+}
+
+ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n)
+{
+	if (!r || (!buf && n))
+		return -EINVAL;
+	if (n > r->cap)
+		return -EMSGSIZE;
+	/* through the buffer, so that nothing read is lost when the stream
+	 * ends or fails first: it stays buffered */
+	while (r->end - r->start < n) {
+		ssize_t k = fill(r); /* n <= cap: room once compacted */
+		if (k < 0)
+			return k;
+		if (k == 0)
+			return r->end == r->start ? 0 : -EPIPE;
+	}
+	memcpy(buf, r->buf + r->start, n);
+	r->start += n;
+	return (ssize_t)n;
+}
