@@ -1430,10 +1430,19 @@ def test_slow_attach(schedtop, load, lib):
         fail("schedtop counted %d parks, the runtime %d (want %d..%d)"
              % (parks, truth["parks"], truth["parks"] - 2 * len(workers), truth["parks"]))
     # each park here follows a poll: an interval with a core's parks has its
-    # polls too (the one in which the core's counters were first read had
-    # none: its previous snapshot had no counters address)
+    # polls too, except the core's first interval with parks when its
+    # counters were first read in it (the park's maintenance probe gives
+    # their address; the first read is the baseline, so its polls read 0:
+    # a CI run's (4, 1) when the rounds began in that interval). Blind for
+    # longer (the bug: seconds) still fails.
+    first_parks = {}
+    for k, o in enumerate(objs):
+        for w in o["worker"]:
+            if w["parks"] > 0:
+                first_parks.setdefault(w["core"], k)
     blind = [(k, w["core"]) for k, o in enumerate(objs) for w in o["worker"]
-             if w["parks"] > 0 and w["polls"] == 0]
+             if w["parks"] > 0 and w["polls"] == 0 and
+             not (k == first_parks[w["core"]] and w["total"]["polls"] == 0)]
     if blind:
         fail("parks without polls in (interval, core) %s" % blind)
     print("PASS: a lightly loaded runtime is counted from the attach")
