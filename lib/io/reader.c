@@ -92,13 +92,21 @@ ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n)
 	if (!r || (!buf && n))
 		return -EINVAL;
 	size_t have = r->end - r->start;
-	if (have) {
-		size_t k = have < n ? have : n;
-		memcpy(buf, r->buf + r->start, k);
-		r->start += k;
-		return (ssize_t)k;
+	if (!have && n) {
+		/* as bufio.Reader: a read as large as the buffer goes straight
+		 * in; a smaller one fills the buffer (a parser reading a byte
+		 * at a time made one read(2) per byte: a review) */
+		if (n >= r->cap)
+			return weft_read(r->io, buf, n);
+		ssize_t k = fill(r);
+		if (k <= 0)
+			return k;
+		have = r->end - r->start;
 	}
-	return weft_read(r->io, buf, n); /* nothing buffered: straight in */
+	size_t k = have < n ? have : n;
+	memcpy(buf, r->buf + r->start, k);
+	r->start += k;
+	return (ssize_t)k;
 }
 
 ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n)

@@ -1819,3 +1819,36 @@ Test(reader, edges_nothing_read_is_lost, .timeout = WT_TMO(30))
 	weft_io_close(d);
 	wt_rt_destroy(rt);
 }
+
+/* From the review of the reader: small reads with nothing buffered fill the
+ * buffer (one read(2) for 1,000 one-byte reads, not 1,000); a read as
+ * large as the buffer goes straight in. */
+Test(reader, small_reads_fill_the_buffer, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	char data[1000];
+	for (int i = 0; i < 1000; i++)
+		data[i] = (char)i;
+	cr_assert_eq(write(weft_io_fd(b), data, sizeof data), 1000);
+	struct weft_reader *r;
+	cr_assert_eq(weft_reader_create(a, 4096, &r), 0);
+	char c;
+	cr_assert_eq(weft_reader_read(r, &c, 1), 1);
+	cr_assert_eq(c, 0);
+	cr_assert_eq(weft_reader_buffered(r), 999, "the rest was read into the buffer");
+	for (int i = 1; i < 1000; i++) {
+		cr_assert_eq(weft_reader_read(r, &c, 1), 1);
+		cr_assert_eq(c, (char)i);
+	}
+	/* as large as the buffer: straight in (nothing is left buffered) */
+	static char big[4096];
+	cr_assert_eq(write(weft_io_fd(b), data, 10), 10);
+	cr_assert_eq(weft_reader_read(r, big, sizeof big), 10);
+	cr_assert_eq(weft_reader_buffered(r), 0);
+	weft_reader_destroy(r);
+	weft_io_close(a);
+	weft_io_close(b);
+	wt_rt_destroy(rt);
+}

@@ -219,8 +219,14 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * stream the rest without a delimiter (check the last byte), then 0;
  * -EMSGSIZE if the buffer is full without a delimiter (those bytes stay:
  * take them with weft_reader_read).
- * weft_reader_read: buffered bytes first (up to n), else one weft_read
- * straight into buf; 0 at end of stream.
+ * weft_reader_read: buffered bytes first (up to n); with none buffered,
+ * one weft_read, straight into buf when n is at least the buffer size,
+ * else into the buffer; 0 at end of stream.
+ * Bytes a reader holds are not readiness: a select or weft_io_wait on the
+ * registration can wait while a whole line sits buffered (a short read
+ * cleared the fd's readiness). Ask weft_reader_buffered, or call
+ * weft_reader_until, before such a wait. Reading the registration
+ * directly while bytes are buffered takes them out of order.
  * weft_reader_read_exact (io.ReadFull, read_exact): n once n bytes have
  * come; 0 at end of stream with nothing buffered; -EPIPE at end of stream
  * with fewer than n (they stay buffered: weft_reader_buffered); -EMSGSIZE
