@@ -1312,10 +1312,11 @@ static int big_buf(int fd, int opt, int force, int bytes)
 	return setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 
-Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
+/* Two socket pairs for a copy that never has to wait: in[1] (the source)
+ * holds megabytes and then its end, out[0] (the destination) has room for
+ * all of it. Returns the bytes in the source. */
+static size_t never_waits(int in[2], int out[2])
 {
-	struct weft_runtime *rt = rt_named(1);
-	int in[2], out[2];
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
 	cr_assert_eq(big_buf(in[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
@@ -1329,6 +1330,14 @@ Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
 		WT_SKIP("a socket buffer of %zu bytes: too small without root's SO_SNDBUFFORCE",
 			filled);
 	cr_assert_eq(shutdown(in[0], SHUT_WR), 0);
+	return filled;
+}
+
+Test(io_copy, a_busy_copy_shares_its_worker, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int in[2], out[2];
+	size_t filled = never_waits(in, out);
 	struct busy b = { .j = { .rc = 1 }, .src_peer = in[1], .left_seen = -1 };
 	cr_assert_eq(weft_io_register(rt, in[1], &b.j.src), 0);
 	cr_assert_eq(weft_io_register(rt, out[0], &b.j.dst), 0);
@@ -1567,19 +1576,7 @@ Test(io_copier, errors_close_and_a_source_that_never_waits, .timeout = WT_TMO(30
 	 * destination: the copy never waits, and a fiber the task spawned
 	 * first runs while bytes are left (the budget) */
 	int in[2], out[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, in), 0);
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, out), 0);
-	cr_assert_eq(big_buf(in[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
-	cr_assert_eq(big_buf(out[0], SO_SNDBUF, SO_SNDBUFFORCE, 32 << 20), 0);
-	cr_assert_eq(fcntl(in[0], F_SETFL, O_NONBLOCK), 0);
-	static char chunk[65536];
-	size_t filled = 0;
-	while (filled < (8u << 20) && write(in[0], chunk, sizeof chunk) == (ssize_t)sizeof chunk)
-		filled += sizeof chunk;
-	if (filled < (4u << 20))
-		WT_SKIP("a socket buffer of %zu bytes: too small without root's SO_SNDBUFFORCE",
-			filled);
-	cr_assert_eq(shutdown(in[0], SHUT_WR), 0);
+	size_t filled = never_waits(in, out);
 	struct weft_io *src, *dst;
 	cr_assert_eq(weft_io_register(rt, in[1], &src), 0);
 	cr_assert_eq(weft_io_register(rt, out[0], &dst), 0);
