@@ -1129,6 +1129,29 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* Through a proxy already running between cl[1] and sv[0]: the client
+ * (this thread, on cl[0]) sends a 5 MiB request and its end, the server (a
+ * thread on sv[1]) reads it to that end and answers 3 MiB and its end,
+ * which the client reads. Checks every byte; returns the sizes. */
+struct exchange { uint64_t req, ans; };
+
+static struct exchange client_server(int client_fd, int server_fd)
+{
+	struct server s = { .fd = server_fd, .n = 3u * 1024 * 1024 + 7 };
+	pthread_t ts;
+	cr_assert_eq(pthread_create(&ts, NULL, serve, &s), 0);
+	struct feeder req = { .fd = client_fd, .n = 5u * 1024 * 1024 + 1, .shut = 1 };
+	feed(&req);
+	struct checker ans = { .fd = client_fd };
+	check(&ans);
+	pthread_join(ts, NULL);
+	cr_assert_eq(s.got, req.n, "the server saw the request's end (passed on)");
+	cr_assert_eq(s.bad, 0);
+	cr_assert_eq(ans.got, s.n);
+	cr_assert_eq(ans.bad, 0);
+	return (struct exchange){ req.n, s.n };
+}
+
 Test(io_copy, bidirectional_passes_each_end_of_stream_through, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = rt_named(2);
@@ -1138,25 +1161,13 @@ Test(io_copy, bidirectional_passes_each_end_of_stream_through, .timeout = WT_TMO
 	struct bidi_job j = { .rc = 1 };
 	cr_assert_eq(weft_io_register(rt, cl[1], &j.a), 0);
 	cr_assert_eq(weft_io_register(rt, sv[0], &j.b), 0);
-	struct server s = { .fd = sv[1], .n = 3u * 1024 * 1024 + 7 };
-	pthread_t ts;
-	cr_assert_eq(pthread_create(&ts, NULL, serve, &s), 0);
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, bidi_fiber, &j, &t), 0);
-	/* the client: a request, its end, then the whole answer */
-	struct feeder req = { .fd = cl[0], .n = 5u * 1024 * 1024 + 1, .shut = 1 };
-	feed(&req);
-	struct checker ans = { .fd = cl[0] };
-	check(&ans);
+	struct exchange x = client_server(cl[0], sv[1]);
 	cr_assert_eq(weft_join(t, NULL), 0);
-	pthread_join(ts, NULL);
 	cr_assert_eq(j.rc, 0, "copy: %s", weft_strerror(j.rc));
-	cr_assert_eq(s.got, req.n);
-	cr_assert_eq(s.bad, 0);
-	cr_assert_eq(ans.got, s.n);
-	cr_assert_eq(ans.bad, 0);
-	cr_assert_eq(j.ab, req.n);
-	cr_assert_eq(j.ba, s.n);
+	cr_assert_eq(j.ab, x.req);
+	cr_assert_eq(j.ba, x.ans);
 	cr_assert_eq(weft_io_close(j.a), 0);
 	cr_assert_eq(weft_io_close(j.b), 0);
 	close(cl[0]);
@@ -1514,26 +1525,15 @@ Test(io_copier, a_poll_task_proxies_both_ways, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_io_register(rt, sv[0], &b), 0);
 	struct copier_task t = { .rc = 1 };
 	cr_assert_eq(weft_io_copier_create(b, a, WEFT_COPY_BOTH, &t.c), 0);
-	struct server s = { .fd = sv[1], .n = 3u * 1024 * 1024 + 7 };
-	pthread_t ts;
-	cr_assert_eq(pthread_create(&ts, NULL, serve, &s), 0);
 	struct weft_task *task;
 	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &t, copier_drop, &task), 0);
-	struct feeder req = { .fd = cl[0], .n = 5u * 1024 * 1024 + 1, .shut = 1 };
-	feed(&req);
-	struct checker ans = { .fd = cl[0] };
-	check(&ans);
+	struct exchange x = client_server(cl[0], sv[1]);
 	cr_assert_eq(weft_join(task, NULL), 0);
-	pthread_join(ts, NULL);
 	cr_assert_eq(t.rc, 0, "%s", weft_strerror(t.rc));
 	cr_assert_eq(t.rc2, 0, "done stays done");
 	cr_assert_null(t.c, "the drop destroyed the copier");
-	cr_assert_eq(s.got, req.n);
-	cr_assert_eq(s.bad, 0);
-	cr_assert_eq(ans.got, s.n);
-	cr_assert_eq(ans.bad, 0);
-	cr_assert_eq(t.to_dst, req.n);
-	cr_assert_eq(t.to_src, s.n);
+	cr_assert_eq(t.to_dst, x.req);
+	cr_assert_eq(t.to_src, x.ans);
 	cr_assert_eq(weft_io_close(a), 0);
 	cr_assert_eq(weft_io_close(b), 0);
 	close(cl[0]);
