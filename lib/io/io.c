@@ -2005,6 +2005,16 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 	return 0;
 }
 
+/* The address, and no shutdown begun (before binding: no file is made). */
+static int unix_start(struct weft_runtime *rt, const char *path, struct sockaddr_un *sa,
+		      socklen_t *len)
+{
+	int rc = unix_addr(path, sa, len);
+	if (rc)
+		return rc;
+	return shut_down(rt) ? -ESHUTDOWN : 0;
+}
+
 int weft_unix_listen(struct weft_runtime *rt, const char *path, int backlog,
 		     struct weft_io **out)
 {
@@ -2012,11 +2022,9 @@ int weft_unix_listen(struct weft_runtime *rt, const char *path, int backlog,
 		return -EINVAL;
 	struct sockaddr_un sa;
 	socklen_t len;
-	int rc = unix_addr(path, &sa, &len);
+	int rc = unix_start(rt, path, &sa, &len);
 	if (rc)
 		return rc;
-	if (shut_down(rt))
-		return -ESHUTDOWN; /* before binding: no file is made */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -2047,11 +2055,9 @@ int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path, struct 
 		return -EINVAL;
 	struct sockaddr_un sa;
 	socklen_t len;
-	int rc = unix_addr(path, &sa, &len);
+	int rc = unix_start(rt, path, &sa, &len);
 	if (rc)
 		return rc;
-	if (shut_down(rt))
-		return -ESHUTDOWN;
 	return connect_until(rt, (struct sockaddr *)&sa, len, SOCK_STREAM,
 			     deadline_after(timeout_ns), out);
 }
