@@ -77,10 +77,16 @@ static void *bar_forever(void *arg)
 	return NULL;
 }
 
+/* Its time runs out in the middle of the gap: the test arrives a settle()
+ * (200 ms) after starting it, and the gap lasts 400 ms from then. With 200
+ * ms here (the end of the settle) it could run out before the test's
+ * arrival when the machine was busy, take its arrival back, and leave the
+ * barrier one short for good (a chaos-build CI run: every party waiting,
+ * 30 s timeout). */
 static void *bar_late(void *arg)
 {
 	(void)arg;
-	atomic_store(&late_rc, weft_barrier_wait_timeout(bar, 200 * MS * WEFT_TEST_SLOW, NULL));
+	atomic_store(&late_rc, weft_barrier_wait_timeout(bar, 400 * MS * WEFT_TEST_SLOW, NULL));
 	return NULL;
 }
 
