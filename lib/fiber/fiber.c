@@ -1045,6 +1045,9 @@ void weft__fiber_main(struct weft__fiber *f)
 {
 	enter_fiber_side(f);
 	f->result = f->fn(f->arg);
+	/* Still on the fiber: its dtors may use blocking calls. */
+	if (f->locals)
+		weft__fiber_locals_end(f);
 	f->done = 1;
 #ifdef WEFT_ASAN
 	__sanitizer_start_switch_fiber(NULL, f->sched_bottom, f->sched_size);
@@ -1104,6 +1107,7 @@ static struct weft__fiber *header_init(struct weft__stack_pool *pool, struct wef
 	f->timer_rt = NULL;
 	f->task_id = 0;
 	f->rt = rt;
+	f->locals = NULL;
 	f->started = false;
 	f->done = 0;
 #if WEFT_FIBER_ASAN
@@ -1265,6 +1269,9 @@ static void fiber_drop(void *state)
 		if (f->tsan_fiber)
 			__tsan_destroy_fiber(f->tsan_fiber);
 #endif
+		/* its values: nothing else will destroy them (weft.h) */
+		if (f->locals)
+			weft__fiber_locals_end(f);
 	}
 	/* f is on the stack: read it all before the stack goes back (another
 	 * spawn may take it at once) */

@@ -157,6 +157,7 @@ struct weft__fiber {
 	struct weft_runtime *timer_rt;
 	uint64_t task_id;
 	struct weft_runtime *rt;
+	struct weft__locals *locals;     /* fiber-local values (local.c), NULL until one is set */
 	bool started;                   /* polled at least once */
 	int done;
 	/* Sanitizer bookkeeping, only in sanitizer builds: without it the
@@ -180,6 +181,11 @@ struct weft_task;
  * (poll is fiber_poll or fiber_poll_lazy) its own fn, read from its state;
  * else poll itself. The caller knows t is still being polled. */
 uintptr_t weft__fiber_user_fn(const struct weft_task *t, uintptr_t poll);
+
+/* Fiber-local values (local.c): run f's dtors and free its values; f's
+ * fn has returned (on f), or f is being discarded (any thread). */
+struct weft__locals;
+void weft__fiber_locals_end(struct weft__fiber *f);
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);

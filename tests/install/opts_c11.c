@@ -18,6 +18,23 @@ static enum weft_poll square(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* fiber-local values: a key is a static object, its dtor runs when the
+ * fiber's fn returns */
+static int local_dtors;
+static void count_dtor(void *v)
+{
+	(void)v;
+	local_dtors++;
+}
+static const struct weft_local_key request_key = { count_dtor };
+
+static void *with_local(void *arg)
+{
+	if (weft_local_set(&request_key, arg) || weft_yield())
+		return NULL;
+	return weft_local_get(&request_key);
+}
+
 int main(void)
 {
 	struct weft_runtime_opts o = WEFT_OPTS_INIT(weft_runtime_opts, .workers = 2,
@@ -37,7 +54,10 @@ int main(void)
 	    /* a token that cancels itself 20 ms on (context.WithTimeout) */
 	    (rc = weft_token_create_deadline(rt, NULL, weft_now_ns() + 20000000u, &tok)) ||
 	    (rc = weft_token_wait(tok)) || (rc = weft_token_err(tok) == -ETIMEDOUT ? 0 : -EPROTO) ||
-	    (rc = weft_token_destroy(tok))) {
+	    (rc = weft_token_destroy(tok)) ||
+	    (rc = weft_spawn(rt, with_local, &x, &t)) || (rc = weft_join(t, &r)) ||
+	    (rc = r == &x && local_dtors == 1 ? 0 : -EPROTO) ||
+	    (rc = weft_local_set(&request_key, &x) == -EPERM ? 0 : -EPROTO)) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;
 	}

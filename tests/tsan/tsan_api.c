@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -488,6 +490,74 @@ static void scenario_copy(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------------------------------------------ locals */
+
+/* Fiber-local values on fibers that move between the workers: each value
+ * is written after every resume (on whichever thread) and freed by its
+ * dtor on the fiber; a value set from a dtor is destroyed too. */
+#define LC_FIBERS 64
+static atomic_int lc_dtors, lc_bad;
+
+static void lc_free(void *v)
+{
+	atomic_fetch_add(&lc_dtors, 1);
+	free(v);
+}
+
+static const struct weft_local_key lc_key = { .dtor = lc_free };
+static const struct weft_local_key lc_key2 = { .dtor = lc_free };
+
+static void lc_free_and_set(void *v)
+{
+	lc_free(v);
+	if (weft_local_set(&lc_key2, malloc(16)))
+		atomic_fetch_add(&lc_bad, 1);
+}
+
+static const struct weft_local_key lc_key3 = { .dtor = lc_free_and_set };
+
+static void *lc_fiber(void *arg)
+{
+	long *v = calloc(1, sizeof(*v));
+	CHECK_EQ(weft_local_set(&lc_key, v), 0);
+	CHECK_EQ(weft_local_set(&lc_key3, malloc(8)), 0);
+	for (int i = 0; i < 300; i++) {
+		CHECK_EQ(weft_yield(), 0);
+		long *got = weft_local_get(&lc_key);
+		if (got != v || *got != i)
+			atomic_fetch_add(&lc_bad, 1);
+		(*got)++;
+		volatile unsigned x = 0;
+		for (int k = 0; k < 100; k++)
+			x += k;
+	}
+	return NULL;
+}
+
+static void *lc_spawner(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	struct weft_task *t[LC_FIBERS];
+	for (int i = 0; i < LC_FIBERS; i++)
+		CHECK_EQ(weft_spawn(rt, lc_fiber, NULL, &t[i]), 0);
+	for (int i = 0; i < LC_FIBERS; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	return NULL;
+}
+
+static void scenario_locals(void)
+{
+	struct weft_runtime *rt = mk(2);
+	for (int round = 0; round < 3; round++) {
+		struct weft_task *h;
+		CHECK_EQ(weft_spawn(rt, lc_spawner, rt, &h), 0);
+		CHECK_EQ(weft_join(h, NULL), 0);
+	}
+	CHECK_EQ(atomic_load(&lc_bad), 0);
+	CHECK_EQ(atomic_load(&lc_dtors), 3 * LC_FIBERS * 3);
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
@@ -496,6 +566,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "select", scenario_select },
 	{ "locks", scenario_locks },
 	{ "copy", scenario_copy },
+	{ "locals", scenario_locals },
 };
 
 int main(int argc, char **argv)

@@ -350,6 +350,44 @@ WEFT_API int weft_spawn_with(struct weft_runtime *rt, void *(*fn)(void *arg), vo
 WEFT_API bool weft_in_fiber(void);
 
 /*
+ * Fiber-local values: what a thread-local variable would be, for code that
+ * runs in fibers (a fiber may resume on another thread, so __thread is not
+ * it); Tokio's task_local!, pthread keys. A key is a static object whose
+ * address names it; it needs no creation:
+ *
+ *     static const struct weft_local_key request_id = { .dtor = free };
+ *     weft_local_set(&request_id, strdup(id));
+ *     ...
+ *     const char *id = weft_local_get(&request_id);   // NULL if never set
+ *
+ * Each fiber has its own value for each key, NULL until it sets one; a
+ * spawned fiber starts with none (nothing is inherited). Replacing a value
+ * does not destroy the old one (as pthread_setspecific). When fn returns -
+ * after a cancellation too, since a cancelled fiber unwinds and returns -
+ * each key's dtor (if not NULL) runs on the fiber, once for each non-NULL
+ * value, in the order the keys were first set. A dtor may set values again;
+ * the new ones are destroyed in a further round, up to
+ * WEFT_LOCAL_DTOR_ROUNDS rounds; in the last round weft_local_set refuses
+ * (-EBUSY) rather than store a value no dtor would see. A fiber whose stack
+ * is discarded without returning (weft_runtime_shutdown's timeout ran out)
+ * has its dtors run by the thread that discards it. Lookups scan the
+ * fiber's keys in order: meant for a handful of keys per fiber.
+ * Poll tasks and plain threads have no fiber-local values.
+ */
+struct weft_local_key {
+	void (*dtor)(void *value); /* may be NULL */
+};
+#define WEFT_LOCAL_DTOR_ROUNDS 4
+/* The running fiber's value for key; NULL if none was set, key is NULL, or
+ * the caller is not in a fiber. */
+WEFT_API void *weft_local_get(const struct weft_local_key *key);
+/* Set the running fiber's value for key (NULL clears it: no dtor runs for
+ * it). Errors: -EINVAL (NULL key), -EPERM (not in a fiber: a poll task or
+ * a plain thread), -ENOMEM (first use of the key in this fiber, and no
+ * memory: nothing stored), -EBUSY (from a dtor in the last round). */
+WEFT_API int weft_local_set(const struct weft_local_key *key, void *value);
+
+/*
  * Let other tasks run. In a fiber: requeue behind the ready tasks and
  * suspend. Outside the runtime: sched_yield(). Returns 0, -ECANCELED in a
  * fiber that was cancelled (after yielding all the same), or -EDEADLK from

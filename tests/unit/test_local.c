@@ -1,0 +1,454 @@
+/*
+ * test_local.c - fiber-local values (weft.h, weft_local_get/set): one value
+ * per fiber and key, kept across suspensions and moves between workers,
+ * nothing inherited, dtors once per stored value when fn returns (after a
+ * cancellation too, and for a fiber discarded at shutdown), dtor rounds
+ * that end, errors outside a fiber and on allocation failure.
+ */
+#include <criterion/criterion.h>
+#include <sys/syscall.h>
+#include <weft/sync.h>
+
+#include "wt.h"
+
+static atomic_int g_bad;       /* problems seen off the test thread */
+static atomic_int g_dtor_runs;
+static atomic_int g_dtor_off_fiber;
+
+static void count_free(void *v)
+{
+	atomic_fetch_add(&g_dtor_runs, 1);
+	if (!weft_in_fiber())
+		atomic_fetch_add(&g_dtor_off_fiber, 1);
+	free(v);
+}
+
+static const struct weft_local_key k_heap = { .dtor = count_free };
+static const struct weft_local_key k_plain = { .dtor = NULL };
+
+/* ------------------------------------------------ per fiber, across moves */
+
+static atomic_int g_moved;
+
+/* Not pthread_self(): glibc declares it const, so its value may be kept
+ * across the yield, which is what this test must not do. */
+static __attribute__((noinline)) long my_tid(void)
+{
+	return syscall(SYS_gettid);
+}
+
+static void *own_values(void *arg)
+{
+	long i = (long)arg;
+	if (weft_local_get(&k_heap) || weft_local_get(&k_plain))
+		atomic_fetch_add(&g_bad, 1); /* a new fiber starts with none */
+	long *mine = malloc(sizeof(*mine));
+	*mine = i;
+	if (weft_local_set(&k_heap, mine) || weft_local_set(&k_plain, (void *)(i + 1)))
+		atomic_fetch_add(&g_bad, 1);
+	long tid = my_tid();
+	for (int y = 0; y < 200; y++) {
+		if (weft_yield())
+			atomic_fetch_add(&g_bad, 1);
+		if (my_tid() != tid) {
+			atomic_fetch_add(&g_moved, 1);
+			tid = my_tid();
+		}
+		long *got = weft_local_get(&k_heap);
+		if (got != mine || *got != i || weft_local_get(&k_plain) != (void *)(i + 1))
+			atomic_fetch_add(&g_bad, 1);
+		volatile unsigned x = 0;
+		for (int k = 0; k < 200; k++)
+			x += k; /* some work, so that the idle worker steals */
+	}
+	return NULL;
+}
+
+enum { PER_ROUND = 200 };
+
+/* Spawned from a fiber, the others start in its worker's queue and the
+ * other worker has to steal them (test_fiber's migration test). */
+static void *spawn_round(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	static struct weft_task *t[PER_ROUND];
+	for (long i = 0; i < PER_ROUND; i++)
+		if (weft_spawn(rt, own_values, (void *)i, &t[i]))
+			atomic_fetch_add(&g_bad, 1);
+	for (int i = 0; i < PER_ROUND; i++)
+		if (weft_join(t[i], NULL))
+			atomic_fetch_add(&g_bad, 1);
+	return NULL;
+}
+
+Test(local, values_are_per_fiber_and_follow_it_between_workers, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	/* rounds until a fiber has moved (a loaded machine may keep one
+	 * worker off-CPU for a whole round), for up to 20 s */
+	uint64_t until = wt_now_ns() + 20000000000ull;
+	int rounds = 0;
+	do {
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, spawn_round, rt, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		rounds++;
+	} while (!atomic_load(&g_moved) && wt_now_ns() < until);
+	cr_assert_eq(atomic_load(&g_bad), 0, "a fiber read another's value, or none");
+	cr_assert_gt(atomic_load(&g_moved), 0, "no fiber resumed on another worker (%d rounds)",
+		     rounds);
+	cr_assert_eq(atomic_load(&g_dtor_runs), rounds * PER_ROUND, "each heap value destroyed once");
+	cr_assert_eq(atomic_load(&g_dtor_off_fiber), 0, "dtors run on the fiber");
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------- nothing inherited */
+
+static void *child_sees_none(void *arg)
+{
+	if (weft_local_get(&k_plain) != NULL)
+		atomic_fetch_add(&g_bad, 1);
+	if (weft_local_set(&k_plain, (void *)7))
+		atomic_fetch_add(&g_bad, 1);
+	return weft_local_get(&k_plain);
+}
+
+static void *parent_spawns(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	if (weft_local_set(&k_plain, (void *)3))
+		atomic_fetch_add(&g_bad, 1);
+	struct weft_task *c;
+	void *r = NULL;
+	if (weft_spawn(rt, child_sees_none, NULL, &c) || weft_join(c, &r) || r != (void *)7)
+		atomic_fetch_add(&g_bad, 1);
+	return weft_local_get(&k_plain); /* the child's set left ours alone */
+}
+
+Test(local, a_spawned_fiber_inherits_nothing, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	void *r = NULL;
+	cr_assert_eq(weft_spawn(rt, parent_spawns, rt, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq(r, (void *)3);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------- dtors: order, replace, clear */
+
+static char g_log[16];
+static atomic_int g_log_n;
+
+static void log_dtor(void *v)
+{
+	int n = atomic_fetch_add(&g_log_n, 1);
+	if (n < (int)sizeof(g_log))
+		g_log[n] = *(char *)v;
+}
+
+static const struct weft_local_key k1 = { .dtor = log_dtor };
+static const struct weft_local_key k2 = { .dtor = log_dtor };
+static const struct weft_local_key k3 = { .dtor = log_dtor };
+
+static void *set_replace_clear(void *arg)
+{
+	static char a = 'a', a2 = 'A', b = 'b', c = 'c';
+	int rc = weft_local_set(&k1, &a) | weft_local_set(&k2, &b) | weft_local_set(&k3, &c) |
+		 weft_local_set(&k1, &a2) | weft_local_set(&k2, NULL);
+	if (rc || weft_local_get(&k1) != &a2 || weft_local_get(&k2) != NULL)
+		atomic_fetch_add(&g_bad, 1);
+	if (atomic_load(&g_log_n) != 0)
+		atomic_fetch_add(&g_bad, 1); /* replacing destroys nothing */
+	return NULL;
+}
+
+Test(local, dtors_run_once_per_value_in_first_set_order, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, set_replace_clear, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_log_n), 2, "dtor calls: %d", atomic_load(&g_log_n));
+	cr_assert_eq(g_log[0], 'A'); /* k1's current value, k2 cleared, then k3 */
+	cr_assert_eq(g_log[1], 'c');
+	wt_rt_destroy(rt);
+}
+
+/* ----------------------------------------------- cancelled, then unwound */
+
+static void *set_then_wait(void *arg)
+{
+	struct weft_notify *n = arg;
+	if (weft_local_set(&k_heap, malloc(8)))
+		atomic_fetch_add(&g_bad, 1);
+	int rc = weft_notify_wait(n);
+	if (rc != -ECANCELED)
+		atomic_fetch_add(&g_bad, 1);
+	if (atomic_load(&g_dtor_runs) != 0)
+		atomic_fetch_add(&g_bad, 1); /* not before fn returns */
+	return (void *)1;
+}
+
+Test(local, a_cancelled_fiber_has_its_dtors_run_on_it_when_it_returns, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(&n), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, set_then_wait, n, &t), 0);
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_abort(t), 0);
+	void *r = NULL;
+	cr_assert_eq(weft_join(t, &r), -EINTR);
+	cr_assert_eq(r, (void *)1);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_dtor_runs), 1);
+	cr_assert_eq(atomic_load(&g_dtor_off_fiber), 0);
+	wt_rt_destroy(rt);
+	weft_notify_destroy(n);
+}
+
+/* ------------------------------------------------------ rounds that end */
+
+static atomic_int g_again_calls, g_other_calls;
+static int g_again_rc[8];
+
+static void other_dtor(void *v)
+{
+	atomic_fetch_add(&g_other_calls, 1);
+}
+
+static const struct weft_local_key k_other = { .dtor = other_dtor };
+static void again_dtor(void *v);
+static const struct weft_local_key k_again = { .dtor = again_dtor };
+
+/* Sets its own key again every time, and another key the first time. */
+static void again_dtor(void *v)
+{
+	int call = atomic_fetch_add(&g_again_calls, 1);
+	free(v);
+	if (call == 0 && weft_local_set(&k_other, (void *)1))
+		atomic_fetch_add(&g_bad, 1);
+	void *nv = malloc(4);
+	int rc = weft_local_set(&k_again, nv);
+	if (call < 8)
+		g_again_rc[call] = rc;
+	if (rc)
+		free(nv); /* refused: still ours */
+}
+
+static void *set_again(void *arg)
+{
+	if (weft_local_set(&k_again, malloc(4)))
+		atomic_fetch_add(&g_bad, 1);
+	return NULL;
+}
+
+Test(local, a_dtor_that_sets_again_is_stopped_after_the_last_round, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, set_again, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_again_calls), WEFT_LOCAL_DTOR_ROUNDS);
+	for (int i = 0; i < WEFT_LOCAL_DTOR_ROUNDS - 1; i++)
+		cr_assert_eq(g_again_rc[i], 0, "round %d's set: %d", i + 1, g_again_rc[i]);
+	cr_assert_eq(g_again_rc[WEFT_LOCAL_DTOR_ROUNDS - 1], -EBUSY);
+	cr_assert_eq(atomic_load(&g_other_calls), 1, "a value set by a dtor is destroyed");
+	wt_rt_destroy(rt); /* ASan: nothing leaked */
+}
+
+/* ------------------------------------------------------- not in a fiber */
+
+static atomic_int g_poll_rc = 1;
+static atomic_bool g_poll_get_null;
+
+static enum weft_poll local_in_poll(void *state, struct weft_cx *cx)
+{
+	atomic_store(&g_poll_rc, weft_local_set(&k_plain, (void *)1));
+	atomic_store(&g_poll_get_null, weft_local_get(&k_plain) == NULL);
+	return WEFT_READY;
+}
+
+static void *null_key(void *arg)
+{
+	return (void *)(intptr_t)weft_local_set(NULL, (void *)1);
+}
+
+Test(local, outside_a_fiber_there_are_none, .timeout = WT_TMO(30))
+{
+	cr_assert_eq(weft_local_set(&k_plain, (void *)1), -EPERM, "a plain thread");
+	cr_assert_null(weft_local_get(&k_plain));
+	cr_assert_null(weft_local_get(NULL));
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, local_in_poll, NULL, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_poll_rc), -EPERM, "a poll task: %d", atomic_load(&g_poll_rc));
+	cr_assert(atomic_load(&g_poll_get_null));
+	void *r = NULL;
+	cr_assert_eq(weft_spawn(rt, null_key, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((intptr_t)r, -EINVAL);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------------- block_in_place */
+
+static void *in_place(void *arg)
+{
+	if (weft_local_get(&k_plain) != (void *)5)
+		atomic_fetch_add(&g_bad, 1);
+	return (void *)(intptr_t)weft_local_set(&k1, (void *)"x");
+}
+
+static void *fiber_blocks_in_place(void *arg)
+{
+	if (weft_local_set(&k_plain, (void *)5))
+		atomic_fetch_add(&g_bad, 1);
+	void *r = (void *)1;
+	if (weft_block_in_place(in_place, NULL, &r) || r != NULL)
+		atomic_fetch_add(&g_bad, 1);
+	if (weft_local_get(&k1) == NULL)
+		atomic_fetch_add(&g_bad, 1);
+	weft_local_set(&k1, NULL); /* "x" is not log_dtor's to log */
+	return NULL;
+}
+
+Test(local, block_in_place_runs_with_the_fibers_values, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, fiber_blocks_in_place, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_log_n), 0);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------- discarded without returning */
+
+static atomic_bool g_stop;
+
+static void *ignores_cancellation(void *arg)
+{
+	if (weft_local_set(&k_heap, malloc(8)))
+		atomic_fetch_add(&g_bad, 1);
+	while (!atomic_load(&g_stop))
+		(void)weft_yield(); /* -ECANCELED ignored: never unwinds */
+	return NULL;
+}
+
+Test(local, a_fiber_discarded_at_shutdown_has_its_dtors_run, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_spawn(rt, ignores_cancellation, NULL, NULL), 0);
+	wt_sleep_ms(20);
+	int rc = weft_runtime_shutdown(rt, 100 * 1000000ull);
+	cr_assert(rc == 0 || rc == -ETIMEDOUT, "shutdown: %d", rc);
+	while (rc == -ETIMEDOUT)
+		rc = weft_runtime_shutdown(rt, 100 * 1000000ull);
+	cr_assert_eq(atomic_load(&g_dtor_runs), 1, "dtor runs: %d", atomic_load(&g_dtor_runs));
+	cr_assert_eq(atomic_load(&g_dtor_off_fiber), 1, "run by the discarding thread");
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&g_dtor_runs), 1);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+}
+
+/* ------------------------------------------------- many keys, no memory */
+
+/* Fails on the thread that asked, while it asks: the workers' own
+ * allocations meanwhile are not this test's. */
+static atomic_bool g_fail_alloc;
+static pthread_t g_fail_thread;
+
+static void fail_allocs(bool on)
+{
+	if (on)
+		g_fail_thread = pthread_self(); /* read only while the flag is on */
+	atomic_store(&g_fail_alloc, on);
+}
+
+static void *failing_alloc(size_t size, size_t align, void *ctx)
+{
+	if (atomic_load(&g_fail_alloc) && pthread_equal(g_fail_thread, pthread_self()))
+		return NULL;
+	void *p = NULL;
+	return posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size) ? NULL : p;
+}
+
+static void failing_free(void *p, void *ctx)
+{
+	free(p);
+}
+
+enum { NKEYS = 40 };
+static struct weft_local_key g_keys[NKEYS];
+static atomic_int g_key_dtors[NKEYS];
+
+static void key_dtor(void *v)
+{
+	atomic_fetch_add(&g_key_dtors[(intptr_t)v - 1], 1);
+}
+
+static void *many_keys(void *arg)
+{
+	for (intptr_t i = 0; i < NKEYS; i++) {
+		if (i == 4 || i == 16) {
+			/* the array is full: growing it fails, nothing lost */
+			fail_allocs(true);
+			if (weft_local_set(&g_keys[i], (void *)(i + 1)) != -ENOMEM)
+				atomic_fetch_add(&g_bad, 1);
+			fail_allocs(false);
+			if (weft_local_get(&g_keys[i]) != NULL)
+				atomic_fetch_add(&g_bad, 1);
+			for (intptr_t j = 0; j < i; j++)
+				if (weft_local_get(&g_keys[j]) != (void *)(j + 1))
+					atomic_fetch_add(&g_bad, 1);
+		}
+		if (weft_local_set(&g_keys[i], (void *)(i + 1)))
+			atomic_fetch_add(&g_bad, 1);
+		(void)weft_yield();
+	}
+	for (intptr_t j = 0; j < NKEYS; j++)
+		if (weft_local_get(&g_keys[j]) != (void *)(j + 1))
+			atomic_fetch_add(&g_bad, 1);
+	return NULL;
+}
+
+static void *first_set_fails(void *arg)
+{
+	fail_allocs(true);
+	int rc = weft_local_set(&g_keys[0], (void *)1);
+	fail_allocs(false);
+	if (weft_local_get(&g_keys[0]) != NULL)
+		atomic_fetch_add(&g_bad, 1);
+	return (void *)(intptr_t)rc;
+}
+
+Test(local, many_keys_and_a_failed_allocation_loses_nothing, .timeout = WT_TMO(30))
+{
+	struct weft_allocator a = { .alloc = failing_alloc, .free = failing_free };
+	cr_assert_eq(weft_set_allocator(&a), 0);
+	for (int i = 0; i < NKEYS; i++)
+		g_keys[i].dtor = key_dtor;
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	void *r = NULL;
+	cr_assert_eq(weft_spawn(rt, first_set_fails, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((intptr_t)r, -ENOMEM);
+	cr_assert_eq(weft_spawn(rt, many_keys, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	for (int i = 0; i < NKEYS; i++)
+		cr_assert_eq(atomic_load(&g_key_dtors[i]), 1, "key %d: %d dtor calls", i,
+			     atomic_load(&g_key_dtors[i]));
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
