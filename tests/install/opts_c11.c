@@ -65,11 +65,14 @@ int main(void)
 	 * against the listener's backlog */
 	char name[64];
 	struct weft_io *lis, *cli, *acc;
+	struct weft_writer *wr;
 	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
 	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
 	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
 	    (rc = weft_accept(lis, &acc, NULL, NULL)) ||
-	    (rc = (int)weft_write(cli, "u", 1)) != 1 || (rc = (int)weft_read(acc, name, 1)) != 1 ||
+	    (rc = weft_writer_create(cli, 0, &wr)) || (rc = (int)weft_writer_printf(wr, "%c", 'u')) != 1 ||
+	    (rc = weft_writer_flush(wr)) || (rc = (int)weft_writer_destroy(wr)) ||
+	    (rc = (int)weft_read(acc, name, 1)) != 1 || name[0] != 'u' ||
 	    (rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
 	    (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));

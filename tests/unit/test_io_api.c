@@ -1850,3 +1850,314 @@ Test(reader, small_reads_fill_the_buffer, .timeout = WT_TMO(20))
 	weft_io_close(b);
 	wt_rt_destroy(rt);
 }
+
+/* ---------------------------------------------------------------- writer */
+
+/* Exactly n bytes from fd (a plain blocking socket), or fewer at its end. */
+static size_t read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, (char *)buf + got, n - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	return got;
+}
+
+/* A socket pair with only *a registered: *peer stays a plain blocking fd
+ * (a registration would make it non-blocking). */
+static void half_pair(struct weft_runtime *rt, struct weft_io **a, int *peer)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], a), 0);
+	*peer = sv[1];
+}
+
+static bool nothing_to_read(int fd)
+{
+	char c;
+	return recv(fd, &c, 1, MSG_DONTWAIT) == -1 && errno == EAGAIN;
+}
+
+Test(writer, edges_nothing_accepted_is_lost, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct weft_writer *w;
+	char buf[256];
+	cr_assert_eq(weft_writer_create(NULL, 0, &w), -EINVAL);
+	cr_assert_eq(weft_writer_create(a, 0, NULL), -EINVAL);
+	cr_assert_eq(weft_writer_create(a, ((size_t)16 << 20) + 1, &w), -EINVAL);
+	cr_assert_eq(weft_writer_create(a, 16, &w), 0);
+	cr_assert_eq(weft_writer_write(NULL, "x", 1), -EINVAL);
+	cr_assert_eq(weft_writer_write(w, NULL, 1), -EINVAL);
+	cr_assert_eq(weft_writer_write(w, NULL, 0), 0);
+	cr_assert_eq(weft_writer_flush(NULL), -EINVAL);
+	cr_assert_eq(weft_writer_printf(NULL, "x"), -EINVAL);
+	cr_assert_eq(weft_writer_buffered(NULL), 0);
+	cr_assert_eq(weft_writer_destroy(NULL), 0);
+
+	/* small writes wait for the flush */
+	cr_assert_eq(weft_writer_write(w, "hello", 5), 5);
+	cr_assert_eq(weft_writer_buffered(w), 5);
+	cr_assert(nothing_to_read(peer), "sent before the flush");
+	cr_assert_eq(weft_writer_flush(w), 0);
+	cr_assert_eq(weft_writer_buffered(w), 0);
+	cr_assert_eq(read_full(peer, buf, 5), 5);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+	cr_assert_eq(weft_writer_flush(w), 0, "nothing to flush");
+
+	/* past the buffer: topped up and written whole, the rest kept */
+	cr_assert_eq(weft_writer_write(w, "abc", 3), 3);
+	cr_assert_eq(weft_writer_write(w, "0123456789ABCDEFGHIJ", 20), 20);
+	cr_assert_eq(weft_writer_buffered(w), 7);
+	cr_assert_eq(read_full(peer, buf, 16), 16);
+	cr_assert_eq(memcmp(buf, "abc0123456789ABC", 16), 0);
+	cr_assert(nothing_to_read(peer));
+	cr_assert_eq(weft_writer_flush(w), 0);
+	cr_assert_eq(read_full(peer, buf, 7), 7);
+	cr_assert_eq(memcmp(buf, "DEFGHIJ", 7), 0);
+
+	/* nothing buffered and larger than the buffer: straight through */
+	memset(buf, 'z', 40);
+	cr_assert_eq(weft_writer_write(w, buf, 40), 40);
+	cr_assert_eq(weft_writer_buffered(w), 0);
+	cr_assert_eq(read_full(peer, buf, 40), 40);
+
+	/* printf: into the buffer; a text that does not fit the rest flushes
+	 * first; one longer than the buffer goes through */
+	cr_assert_eq(weft_writer_printf(w, "%d-%s", 42, "ab"), 5);
+	cr_assert_eq(weft_writer_printf(w, "%s", "0123456789"), 10);
+	cr_assert_eq(weft_writer_buffered(w), 15);
+	cr_assert_eq(weft_writer_printf(w, "[%05d]", 7), 7);
+	cr_assert_eq(weft_writer_buffered(w), 7, "flushed the 15, then formatted");
+	cr_assert_eq(read_full(peer, buf, 15), 15);
+	cr_assert_eq(memcmp(buf, "42-ab0123456789", 15), 0);
+	cr_assert_eq(weft_writer_printf(w, "%s", ""), 0);
+	cr_assert_eq(weft_writer_printf(w, "%040d|", 1), 41);
+	cr_assert_eq(weft_writer_buffered(w), 0);
+	cr_assert_eq(read_full(peer, buf, 48), 48);
+	cr_assert_eq(memcmp(buf, "[00007]0000", 11), 0);
+	cr_assert_eq(buf[46], '1');
+	cr_assert_eq(buf[47], '|');
+	cr_assert(nothing_to_read(peer));
+
+	/* the peer gone: the flush fails, every time, and keeps the bytes */
+	cr_assert_eq(weft_writer_write(w, "lost?", 5), 5);
+	close(peer);
+	cr_assert_eq(weft_writer_flush(w), -EPIPE);
+	cr_assert_eq(weft_writer_buffered(w), 5);
+	cr_assert_eq(weft_writer_flush(w), -EPIPE, "not sticky: tried again");
+	cr_assert_eq(weft_writer_write(w, "0123456789ABCDEF", 16), 11,
+		     "accepted what fit before the failed flush");
+	cr_assert_eq(weft_writer_buffered(w), 16);
+	cr_assert_eq(weft_writer_printf(w, "%s", "x"), -EPIPE, "all or nothing");
+	cr_assert_eq(weft_writer_buffered(w), 16);
+	cr_assert_eq(weft_writer_destroy(w), 16, "destroy says what it discards");
+	weft_io_close(a);
+	wt_rt_destroy(rt);
+}
+
+/* A writer blocked on a peer that does not read: the deadline, then the
+ * same bytes delivered once the peer reads, in order. */
+struct slow_peer { int fd; size_t want, got; unsigned bad; };
+
+static void *drain_check(void *arg)
+{
+	struct slow_peer *p = arg;
+	char buf[8192];
+	while (p->got < p->want) {
+		ssize_t k = read(p->fd, buf, sizeof buf);
+		if (k <= 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			if (buf[i] != (char)((p->got + (size_t)i) % 251))
+				p->bad++;
+		p->got += (size_t)k;
+	}
+	return NULL;
+}
+
+Test(writer, a_deadline_then_a_retry_delivers_every_byte, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	enum { TOTAL = 4 << 20 };
+	char *data = malloc(TOTAL);
+	for (size_t i = 0; i < TOTAL; i++)
+		data[i] = (char)(i % 251);
+	struct weft_writer *w;
+	cr_assert_eq(weft_writer_create(a, 1000, &w), 0);
+	/* 4 MiB into a socket nobody reads: it fills, the deadline passes */
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, weft_now_ns() + 100 * MS), 0);
+	size_t off = 0;
+	ssize_t k;
+	while (off < TOTAL && (k = weft_writer_write(w, data + off, 777)) > 0)
+		off += (size_t)k;
+	cr_assert_lt(off, TOTAL, "the socket took 4 MiB unread");
+	cr_assert_eq(weft_writer_write(w, data + off, 777), -ETIMEDOUT);
+	size_t held = weft_writer_buffered(w);
+	cr_assert_gt(held, 0);
+	cr_assert_eq(weft_writer_flush(w), -ETIMEDOUT);
+	cr_assert_eq(weft_writer_buffered(w), held, "nothing dropped");
+	/* the peer reads now; the same writer carries on */
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, WEFT_FOREVER), 0);
+	struct slow_peer p = { .fd = peer, .want = TOTAL };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, drain_check, &p), 0);
+	while (off < TOTAL) {
+		k = weft_writer_write(w, data + off, TOTAL - off < 5000 ? TOTAL - off : 5000);
+		cr_assert_gt(k, 0, "%s", weft_strerror((int)k));
+		off += (size_t)k;
+	}
+	cr_assert_eq(weft_writer_flush(w), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(p.got, (size_t)TOTAL);
+	cr_assert_eq(p.bad, 0, "%u bytes out of order", p.bad);
+	cr_assert_eq(weft_writer_destroy(w), 0);
+	free(data);
+	weft_io_close(a);
+	close(peer);
+	wt_rt_destroy(rt);
+}
+
+/* A fiber writes a stream with writes of random sizes (0 to 3 buffers),
+ * printfs and flushes; a thread reads it to the end and compares. */
+struct wstream { struct weft_io *io; size_t total; int rc; };
+
+static uint8_t stream_byte(size_t i) { return (uint8_t)((i * 2654435761u) >> 13); }
+
+static void *write_stream(void *arg)
+{
+	struct wstream *s = arg;
+	struct weft_writer *w;
+	s->rc = weft_writer_create(s->io, 1000, &w);
+	if (s->rc)
+		return NULL;
+	static uint8_t chunk[3000];
+	uint64_t seed = 11;
+	size_t off = 0;
+	while (off < s->total && !s->rc) {
+		uint64_t r = wt_rand(&seed);
+		if (r % 17 == 0) {
+			s->rc = weft_writer_flush(w);
+			continue;
+		}
+		size_t n = (size_t)(r >> 8) % 3001;
+		if (n > s->total - off)
+			n = s->total - off;
+		if (r % 5 == 0 && n >= 2) {
+			/* printf of the next bytes as %c pairs */
+			ssize_t k = weft_writer_printf(w, "%c%c", stream_byte(off), stream_byte(off + 1));
+			if (k != 2)
+				s->rc = k < 0 ? (int)k : -EPROTO;
+			off += 2;
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = stream_byte(off + i);
+		ssize_t k = weft_writer_write(w, chunk, n);
+		if (k != (ssize_t)n)
+			s->rc = k < 0 ? (int)k : -EPROTO;
+		off += n;
+	}
+	if (!s->rc)
+		s->rc = weft_writer_flush(w);
+	if (weft_writer_destroy(w) && !s->rc)
+		s->rc = -EPROTO;
+	shutdown(weft_io_fd(s->io), SHUT_WR);
+	return NULL;
+}
+
+struct rstream { int fd; size_t got; unsigned bad; };
+
+static void *read_stream(void *arg)
+{
+	struct rstream *r = arg;
+	uint8_t buf[4096];
+	ssize_t k;
+	while ((k = read(r->fd, buf, sizeof buf)) > 0) {
+		for (ssize_t i = 0; i < k; i++)
+			if (buf[i] != stream_byte(r->got + (size_t)i))
+				r->bad++;
+		r->got += (size_t)k;
+	}
+	return NULL;
+}
+
+Test(writer, a_random_stream_from_a_fiber_arrives_whole, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct wstream s = { .io = a, .total = 3000000, .rc = 1 };
+	struct rstream r = { .fd = peer };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, read_stream, &r), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, write_stream, &s, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_join(th, NULL);
+	cr_assert_eq(s.rc, 0, "%s", weft_strerror(s.rc));
+	cr_assert_eq(r.got, s.total);
+	cr_assert_eq(r.bad, 0, "%u bytes differ", r.bad);
+	weft_io_close(a);
+	close(peer);
+	wt_rt_destroy(rt);
+}
+
+/* A fiber's writes blocked in a flush on a full socket, then aborted: the
+ * flush says -ECANCELED, and the bytes are still the writer's to report. */
+struct wcancel { struct weft_writer *w; int rc; atomic_size_t accepted; };
+
+static void *flush_until_cancelled(void *arg)
+{
+	struct wcancel *c = arg;
+	static char chunk[1000];
+	ssize_t k;
+	while ((k = weft_writer_write(c->w, chunk, sizeof chunk)) == (ssize_t)sizeof chunk)
+		atomic_fetch_add(&c->accepted, sizeof chunk);
+	c->rc = weft_writer_flush(c->w);
+	return NULL;
+}
+
+Test(writer, an_aborted_fiber_keeps_its_bytes, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct wcancel c = { .rc = 1 };
+	cr_assert_eq(weft_writer_create(a, 0, &c.w), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, flush_until_cancelled, &c, &t), 0);
+	/* blocked: nothing accepted for 100 ms */
+	size_t last = (size_t)-1;
+	cr_assert(WT_WAIT_UNTIL(({
+		size_t now = atomic_load(&c.accepted);
+		bool still = now == last && now > 0;
+		last = now;
+		if (!still)
+			wt_sleep_ms(100);
+		still;
+	}), WT_LONG_MS));
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert_eq(weft_join(t, NULL), -EINTR);
+	cr_assert_eq(c.rc, -ECANCELED, "%s", weft_strerror(c.rc));
+	/* the buffer whose flush was cut short keeps what it did not write */
+	size_t held = weft_writer_buffered(c.w);
+	cr_assert_gt(held, 0);
+	cr_assert_leq(held, 4096);
+	cr_assert_eq(weft_writer_destroy(c.w), held);
+	weft_io_close(a);
+	close(peer);
+	wt_rt_destroy(rt);
+}

@@ -239,6 +239,43 @@ WEFT_API ssize_t weft_reader_until(struct weft_reader *r, int delim, const char 
 WEFT_API ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n);
 WEFT_API ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n);
 WEFT_API size_t weft_reader_buffered(const struct weft_reader *r);
+/*
+ * Buffered writing (Go's bufio.Writer, Tokio's BufWriter), blocking-style
+ * as weft_write (whose errors, deadlines and cancellation apply; -EDEADLK
+ * from a poll task for a call that must write). A writer buffers bytes for
+ * one registration, which it does not own; one caller at a time. Nothing
+ * is sent until the buffer is full or weft_writer_flush: call it when a
+ * message is complete. Nothing accepted is ever dropped: on an error the
+ * bytes not yet written stay buffered, and a later flush tries them again
+ * (after -ETIMEDOUT, say); the error is not sticky.
+ * weft_writer_create: bufsize 0 means 4 KiB, at most 16 MiB (else
+ * -EINVAL); -ENOMEM.
+ * weft_writer_write: accepts all n bytes (buffered, or written: a write
+ * of at least the buffer's size with nothing buffered goes straight to
+ * weft_write) and returns n; if an error stops it, the count accepted so
+ * far (the bytes after it are still the caller's), or the error if none
+ * was (-ETIMEDOUT, -EPIPE, -ECANCELED, ...: the next flush reports it
+ * again if it persists).
+ * weft_writer_printf: formats as printf straight into the buffer (flushing
+ * first if the text does not fit; a text longer than the buffer is
+ * formatted apart and written through). Returns the text's length, or as
+ * weft_writer_write for a long text; for a text that fits the buffer it
+ * is all or nothing: -errno from the flush and nothing accepted; -EINVAL
+ * for a format vsnprintf refuses; -ENOMEM.
+ * weft_writer_flush: writes every buffered byte: 0, or the error with the
+ * unwritten bytes still buffered (those written are gone from it).
+ * weft_writer_buffered: bytes accepted and not yet written.
+ * weft_writer_destroy: frees the writer without writing; returns the
+ * bytes it still held, discarded (0 if flushed): flush first.
+ */
+struct weft_writer;
+WEFT_API int weft_writer_create(struct weft_io *io, size_t bufsize, struct weft_writer **out);
+WEFT_API size_t weft_writer_destroy(struct weft_writer *w);
+WEFT_API ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_t n);
+WEFT_API ssize_t weft_writer_printf(struct weft_writer *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+WEFT_API int weft_writer_flush(struct weft_writer *w);
+WEFT_API size_t weft_writer_buffered(const struct weft_writer *w);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
  * sendto sends one datagram to addr (NULL on a connected socket) and

@@ -1,0 +1,166 @@
+/*
+ * writer.c - buffered writing over a registration (weft/io.h: Go's
+ * bufio.Writer, Tokio's BufWriter, with a printf).
+ *
+ * The buffer holds bytes accepted and not yet written in [0, len). Writes
+ * go through weft_write, so a fiber suspends, a thread blocks, deadlines
+ * and cancellation apply, and a poll task gets -EDEADLK. weft_write
+ * returns a short count only when an error stopped it; the next call
+ * then returns that error, or goes on if it can - so the loops below
+ * either progress or end with an error.
+ *
+ * An error is never sticky (bufio.Writer's is): the unwritten bytes stay
+ * at the front of the buffer and the next flush tries them again, which
+ * is what a caller wants after a deadline (-ETIMEDOUT) on a peer that was
+ * only slow.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <weft/io.h>
+
+#include "runtime.h"
+
+#define WRITER_DEFAULT 4096u
+#define WRITER_MAX ((size_t)16 << 20)
+
+struct weft_writer {
+	struct weft_io *io;
+	size_t cap, len;
+	char buf[]; /* cap + 1 bytes: room for vsnprintf's terminating NUL */
+};
+
+int weft_writer_create(struct weft_io *io, size_t bufsize, struct weft_writer **out)
+{
+	if (!io || !out || bufsize > WRITER_MAX)
+		return -EINVAL;
+	if (!bufsize)
+		bufsize = WRITER_DEFAULT;
+	struct weft_writer *w = weft__malloc(sizeof(*w) + bufsize + 1);
+	if (!w)
+		return -ENOMEM;
+	*w = (struct weft_writer){ .io = io, .cap = bufsize };
+	*out = w;
+	return 0;
+}
+
+size_t weft_writer_destroy(struct weft_writer *w)
+{
+	if (!w)
+		return 0;
+	size_t lost = w->len;
+	weft__free(w);
+	return lost;
+}
+
+size_t weft_writer_buffered(const struct weft_writer *w) { return w ? w->len : 0; }
+
+int weft_writer_flush(struct weft_writer *w)
+{
+	if (!w)
+		return -EINVAL;
+	size_t done = 0;
+	int rc = 0;
+	while (done < w->len) {
+		ssize_t k = weft_write(w->io, w->buf + done, w->len - done);
+		if (k < 0) {
+			rc = (int)k;
+			break;
+		}
+		done += (size_t)k;
+	}
+	if (done) {
+		/* the written bytes leave; the rest move to the front */
+		memmove(w->buf, w->buf + done, w->len - done);
+		w->len -= done;
+	}
+	return rc;
+}
+
+ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_t n)
+{
+	if (!w || (!buf && n))
+		return -EINVAL;
+	if (n > SSIZE_MAX)
+		return -EINVAL;
+	const char *p = buf;
+	size_t accepted = 0;
+	while (n > w->cap - w->len) {
+		if (!w->len) {
+			/* nothing buffered and more than the buffer holds: no
+			 * copy, straight through */
+			ssize_t k = weft_write(w->io, p, n);
+			if (k < 0)
+				return accepted ? (ssize_t)accepted : k;
+			accepted += (size_t)k;
+			p += k;
+			n -= (size_t)k;
+			if (!n)
+				return (ssize_t)accepted;
+			continue; /* stopped by an error: the next write says it */
+		}
+		/* top the buffer up, then write it out whole (bufio's way:
+		 * full-size writes) */
+		size_t m = w->cap - w->len;
+		memcpy(w->buf + w->len, p, m);
+		w->len += m;
+		accepted += m;
+		p += m;
+		n -= m;
+		int rc = weft_writer_flush(w);
+		if (rc)
+			return accepted ? (ssize_t)accepted : rc;
+	}
+	if (n) {
+		memcpy(w->buf + w->len, p, n);
+		w->len += n;
+		accepted += n;
+	}
+	return (ssize_t)accepted;
+}
+
+ssize_t weft_writer_printf(struct weft_writer *w, const char *fmt, ...)
+{
+	if (!w || !fmt)
+		return -EINVAL;
+	va_list ap, ap2;
+	va_start(ap, fmt);
+	va_copy(ap2, ap);
+	/* straight into the free end (+1: the buffer keeps a byte for the
+	 * NUL, which is not counted) */
+	int r = vsnprintf(w->buf + w->len, w->cap - w->len + 1, fmt, ap);
+	va_end(ap);
+	ssize_t rc;
+	if (r < 0) {
+		rc = -EINVAL;
+	} else if ((size_t)r <= w->cap - w->len) {
+		w->len += (size_t)r;
+		rc = r;
+	} else if ((size_t)r <= w->cap) {
+		/* fits an empty buffer: flush, then format again (the first
+		 * try's partial text past len is not counted: overwritten) */
+		int f = weft_writer_flush(w);
+		if (f) {
+			rc = f;
+		} else {
+			vsnprintf(w->buf, w->cap + 1, fmt, ap2);
+			w->len = (size_t)r;
+			rc = r;
+		}
+	} else {
+		/* longer than the buffer: format apart, write through */
+		char *tmp = weft__malloc((size_t)r + 1);
+		if (!tmp) {
+			rc = -ENOMEM;
+		} else {
+			vsnprintf(tmp, (size_t)r + 1, fmt, ap2);
+			rc = weft_writer_write(w, tmp, (size_t)r);
+			weft__free(tmp);
+		}
+	}
+	va_end(ap2);
+	return rc;
+}
