@@ -88,19 +88,20 @@ ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_t n)
 		return -EINVAL;
 	const char *p = buf;
 	size_t accepted = 0;
-	while (n > w->cap - w->len) {
-		if (!w->len) {
-			/* nothing buffered and more than the buffer holds: no
-			 * copy, straight through */
+	while (n) {
+		if (!w->len && n >= w->cap) {
+			/* nothing buffered and a buffer's worth or more: no
+			 * copy, straight through. A short count means an error
+			 * stopped it: say so now (the next call meets it). */
 			ssize_t k = weft_write(w->io, p, n);
 			if (k < 0)
 				return accepted ? (ssize_t)accepted : k;
-			accepted += (size_t)k;
-			p += k;
-			n -= (size_t)k;
-			if (!n)
-				return (ssize_t)accepted;
-			continue; /* stopped by an error: the next write says it */
+			return (ssize_t)(accepted + (size_t)k);
+		}
+		if (n <= w->cap - w->len) {
+			memcpy(w->buf + w->len, p, n);
+			w->len += n;
+			return (ssize_t)(accepted + n);
 		}
 		/* top the buffer up, then write it out whole (bufio's way:
 		 * full-size writes) */
@@ -111,15 +112,44 @@ ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_t n)
 		p += m;
 		n -= m;
 		int rc = weft_writer_flush(w);
-		if (rc)
+		if (rc) /* (m is 0 when the buffer was full: then the error) */
 			return accepted ? (ssize_t)accepted : rc;
 	}
-	if (n) {
-		memcpy(w->buf + w->len, p, n);
-		w->len += n;
-		accepted += n;
-	}
 	return (ssize_t)accepted;
+}
+
+/* Format once more into a buffer of its own, returning the text and its
+ * length in *len (the second pass's: the arguments may read differently
+ * from the first, %m or %n say, and the text sent must be the one counted).
+ * `guess` is the first pass's length. NULL: -EINVAL or -ENOMEM in *rc. */
+static char *format_apart(const char *fmt, va_list ap, size_t guess, char *small,
+			  size_t small_size, size_t *len, ssize_t *rc)
+{
+	size_t size = guess + 1;
+	for (;;) {
+		char *t = size <= small_size ? small : weft__malloc(size);
+		if (!t) {
+			*rc = -ENOMEM;
+			return NULL;
+		}
+		va_list aq;
+		va_copy(aq, ap);
+		int r = vsnprintf(t, size, fmt, aq);
+		va_end(aq);
+		if (r < 0) {
+			if (t != small)
+				weft__free(t);
+			*rc = -EINVAL;
+			return NULL;
+		}
+		if ((size_t)r < size) {
+			*len = (size_t)r;
+			return t;
+		}
+		if (t != small)
+			weft__free(t);
+		size = (size_t)r + 1; /* longer this time: once more, with room */
+	}
 }
 
 ssize_t weft_writer_printf(struct weft_writer *w, const char *fmt, ...)
@@ -137,28 +167,35 @@ ssize_t weft_writer_printf(struct weft_writer *w, const char *fmt, ...)
 	if (r < 0) {
 		rc = -EINVAL;
 	} else if ((size_t)r <= w->cap - w->len) {
-		w->len += (size_t)r;
+		w->len += (size_t)r; /* the common case: formatted once, in place */
 		rc = r;
-	} else if ((size_t)r <= w->cap) {
-		/* fits an empty buffer: flush, then format again (the first
-		 * try's partial text past len is not counted: overwritten) */
-		int f = weft_writer_flush(w);
-		if (f) {
-			rc = f;
-		} else {
-			vsnprintf(w->buf, w->cap + 1, fmt, ap2);
-			w->len = (size_t)r;
-			rc = r;
-		}
 	} else {
-		/* longer than the buffer: format apart, write through */
-		char *tmp = weft__malloc((size_t)r + 1);
-		if (!tmp) {
-			rc = -ENOMEM;
-		} else {
-			vsnprintf(tmp, (size_t)r + 1, fmt, ap2);
-			rc = weft_writer_write(w, tmp, (size_t)r);
-			weft__free(tmp);
+		/* It did not fit: the whole text apart, now, before any wait
+		 * (a flush may suspend the fiber, and what the arguments say
+		 * may change meanwhile); then it goes in whole after a flush,
+		 * or through when longer than the buffer. */
+		char small[512];
+		size_t len = 0;
+		char *t = format_apart(fmt, ap2, (size_t)r, small, sizeof small, &len, &rc);
+		if (t) {
+			if (len <= w->cap - w->len) {
+				memcpy(w->buf + w->len, t, len);
+				w->len += len;
+				rc = (ssize_t)len;
+			} else if (len <= w->cap) {
+				int f = weft_writer_flush(w); /* all or nothing */
+				if (f) {
+					rc = f;
+				} else {
+					memcpy(w->buf + w->len, t, len);
+					w->len += len;
+					rc = (ssize_t)len;
+				}
+			} else {
+				rc = weft_writer_write(w, t, len);
+			}
+			if (t != small)
+				weft__free(t);
 		}
 	}
 	va_end(ap2);

@@ -2161,3 +2161,60 @@ Test(writer, an_aborted_fiber_keeps_its_bytes, .timeout = WT_TMO(30))
 	close(peer);
 	wt_rt_destroy(rt);
 }
+
+/* From the review of the writer: a printf that did not fit was formatted
+ * again and sent with the first pass's length (a %n that changes a later
+ * argument: a NUL and stale bytes went out); a straight-through write cut
+ * short by an error answered n and buffered the rest; a write of exactly
+ * the buffer's size stayed buffered although the header says it goes
+ * through. */
+Test(writer, review_cases, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct weft_writer *w;
+	cr_assert_eq(weft_writer_create(a, 16, &w), 0);
+	char buf[64];
+
+	/* exactly the buffer's size, nothing buffered: straight through */
+	cr_assert_eq(weft_writer_write(w, "0123456789abcdef", 16), 16);
+	cr_assert_eq(weft_writer_buffered(w), 0);
+	cr_assert_eq(read_full(peer, buf, 16), 16);
+
+	/* "%s%n" over the same bytes: 7 bytes the first time, 1 the next */
+	cr_assert_eq(weft_writer_write(w, "............", 12), 12);
+	char s[8] = "abcdefg";
+	int *np = (int *)(void *)s;
+	ssize_t k = weft_writer_printf(w, "%s%n", s, np);
+	cr_assert_eq(k, 1, "the text sent is the one counted: %zd", k);
+	cr_assert_eq(weft_writer_buffered(w), 13);
+	cr_assert_eq(weft_writer_flush(w), 0);
+	cr_assert_eq(read_full(peer, buf, 13), 13);
+	cr_assert_eq(buf[12], 7);
+	cr_assert(nothing_to_read(peer), "nothing more: no NUL, no stale bytes");
+
+	/* a straight-through write cut short by a deadline says how much */
+	int pf[2];
+	cr_assert_eq(pipe(pf), 0);
+	cr_assert_geq(fcntl(pf[1], F_SETPIPE_SZ, 4096), 4096);
+	int psz = fcntl(pf[1], F_GETPIPE_SZ);
+	struct weft_io *pw;
+	cr_assert_eq(weft_io_register(rt, pf[1], &pw), 0);
+	struct weft_writer *w2;
+	cr_assert_eq(weft_writer_create(pw, (size_t)psz, &w2), 0);
+	static char big[65536 + 100];
+	cr_assert_eq(weft_io_set_deadline(pw, WEFT_IO_WRITABLE, weft_now_ns() + 50 * MS), 0);
+	cr_assert_eq(weft_writer_write(w2, big, (size_t)psz + 100), psz);
+	cr_assert_eq(weft_writer_buffered(w2), 0, "the rest is still the caller's");
+	cr_assert_eq(weft_writer_write(w2, big, 100), 100, "buffered: no wait");
+	cr_assert_eq(weft_writer_flush(w2), -ETIMEDOUT);
+	cr_assert_eq(weft_writer_destroy(w2), 100);
+	weft_io_close(pw);
+	close(pf[0]);
+	cr_assert_eq(weft_writer_destroy(w), 0);
+	weft_io_close(a);
+	close(peer);
+	wt_rt_destroy(rt);
+}

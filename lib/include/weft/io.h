@@ -253,15 +253,17 @@ WEFT_API size_t weft_reader_buffered(const struct weft_reader *r);
  * weft_writer_write: accepts all n bytes (buffered, or written: a write
  * of at least the buffer's size with nothing buffered goes straight to
  * weft_write) and returns n; if an error stops it, the count accepted so
- * far (the bytes after it are still the caller's), or the error if none
- * was (-ETIMEDOUT, -EPIPE, -ECANCELED, ...: the next flush reports it
- * again if it persists).
- * weft_writer_printf: formats as printf straight into the buffer (flushing
- * first if the text does not fit; a text longer than the buffer is
- * formatted apart and written through). Returns the text's length, or as
- * weft_writer_write for a long text; for a text that fits the buffer it
- * is all or nothing: -errno from the flush and nothing accepted; -EINVAL
- * for a format vsnprintf refuses; -ENOMEM.
+ * far (the bytes after it are still the caller's; the next call meets the
+ * error), or the error if none was (-ETIMEDOUT, -EPIPE, -ECANCELED, ...).
+ * weft_writer_printf: formats as printf straight into the buffer; a text
+ * that does not fit the free space is formatted apart at once (before any
+ * wait), then goes in whole after a flush, or through when longer than
+ * the buffer. Returns the length of the text sent, or as
+ * weft_writer_write for a text longer than the buffer; for a text that
+ * fits the buffer it is all or nothing: -errno from the flush and nothing
+ * accepted; -EINVAL for a format vsnprintf refuses; -ENOMEM. (A format
+ * whose arguments read differently each time, %m or %n say, is
+ * formatted twice when it does not fit; the text counted is the one sent.)
  * weft_writer_flush: writes every buffered byte: 0, or the error with the
  * unwritten bytes still buffered (those written are gone from it).
  * weft_writer_buffered: bytes accepted and not yet written.
