@@ -83,6 +83,7 @@ struct weft_chan {
 	size_t item_size, cap, slots;
 	size_t head, count, slot_res, item_res, inflight;
 	bool closed;
+	bool unbounded;                 /* weft_chan_create_unbounded: cap SIZE_MAX, the ring grows */
 	unsigned char *buf;
 	/* signals notified into the channel (weft/signal.h), kept by
 	 * signal.c: destroy refuses while any is. Atomic, not under `lock`:
@@ -133,6 +134,54 @@ static void push_item(struct weft_chan *ch, const void *item)
 		tail -= ch->slots;
 	copy_item(ch->buf + tail * ch->item_size, item, ch->item_size);
 	ch->count++;
+}
+
+/* Unbounded channels (weft_chan_create_unbounded). cap is SIZE_MAX, so a
+ * sender always finds room and none ever waits (sendq stays empty); the
+ * ring holds what the counters say it may have to: count buffered, plus
+ * inflight (a cancelled receiver puts its item back) and slot_res. Before
+ * a new item adds to those, unb_room makes room for it, doubling the
+ * ring; a receive that leaves it a quarter used halves it. Both under the
+ * lock, like every change of the ring. */
+#define UNB_MIN_SLOTS 16u
+
+static size_t unb_used(const struct weft_chan *ch)
+{
+	return ch->count + ch->inflight + ch->slot_res;
+}
+
+/* Move the ring to a buffer of `ns` slots (>= count), items from index 0. */
+static int unb_resize(struct weft_chan *ch, size_t ns)
+{
+	size_t isz = ch->item_size;
+	unsigned char *nb = weft__malloc(ns * isz);
+	if (!nb)
+		return -ENOMEM;
+	size_t first = ch->slots - ch->head < ch->count ? ch->slots - ch->head : ch->count;
+	memcpy(nb, ch->buf + ch->head * isz, first * isz);
+	memcpy(nb + first * isz, ch->buf, (ch->count - first) * isz);
+	weft__free(ch->buf);
+	ch->buf = nb;
+	ch->slots = ns;
+	ch->head = 0;
+	return 0;
+}
+
+/* Room for one more item: 0, or -ENOMEM (nothing changed). */
+static int unb_room(struct weft_chan *ch)
+{
+	if (unb_used(ch) < ch->slots)
+		return 0;
+	size_t max = WEFT_CHAN_MAX_BYTES / ch->item_size;
+	if (ch->slots >= max)
+		return -ENOMEM;
+	return unb_resize(ch, ch->slots > max / 2 ? max : ch->slots * 2);
+}
+
+static void unb_shrink(struct weft_chan *ch)
+{
+	if (ch->slots > UNB_MIN_SLOTS && (unb_used(ch) + 1) * 4 <= ch->slots)
+		(void)unb_resize(ch, ch->slots / 2); /* no memory: keep the larger one */
 }
 
 /* A given-back item: at the head, so it leaves first (it was the oldest). */
@@ -378,6 +427,20 @@ int weft_chan_create(size_t item_size, size_t capacity, struct weft_chan **out)
 	return 0;
 }
 
+int weft_chan_create_unbounded(size_t item_size, struct weft_chan **out)
+{
+	if (!out || item_size == 0 || item_size > WEFT_CHAN_MAX_BYTES / UNB_MIN_SLOTS)
+		return -EINVAL;
+	struct weft_chan *ch;
+	int rc = weft_chan_create(item_size, UNB_MIN_SLOTS, &ch);
+	if (rc)
+		return rc;
+	ch->cap = SIZE_MAX; /* never full: unb_room grows the ring instead */
+	ch->unbounded = true;
+	*out = ch;
+	return 0;
+}
+
 int weft_chan_destroy(struct weft_chan *ch)
 {
 	if (!ch)
@@ -443,7 +506,9 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 	/* Completed by a receiver that took our item: no lock. */
 	if (weft__wait_collect_done(w, &ch->sendq))
 		return 0;
-	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+	/* (an unbounded channel's send never waits, for budget either: it
+	 * is Tokio's synchronous UnboundedSender::send) */
+	if (!ch->unbounded && weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
@@ -478,6 +543,10 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 	if ((weft__waitq_empty(&ch->sendq) ||
 	     (ch->cap == 0 && !receiver_for(ch, sel_of(ch->sendq.head)))) &&
 	    (ch->cap > 0 ? free_slots(ch) > 0 : r && ch->count + ch->inflight == 0)) {
+		if (__builtin_expect(ch->unbounded, 0) && unb_room(ch)) {
+			weft__slock_unlock(&ch->lock);
+			return -ENOMEM; /* nothing sent */
+		}
 		if (r)
 			give_to_receiver(ch, r, item, &wk); /* recvq => no item buffered */
 		else
@@ -526,6 +595,10 @@ int weft_chan_try_send(struct weft_chan *ch, const void *item)
 		weft__slock_unlock(&ch->lock);
 		return -EAGAIN;
 	}
+	if (__builtin_expect(ch->unbounded, 0) && unb_room(ch)) {
+		weft__slock_unlock(&ch->lock);
+		return -ENOMEM; /* nothing sent */
+	}
 	if (recv_waits)
 		give_to_receiver(ch, ch->recvq.head, item, &wk);
 	else
@@ -570,10 +643,20 @@ static int chan_wait(weft__wait_poll_fn fn, struct weft_chan *ch, struct weft__w
 	return a.rc;
 }
 
+/* An unbounded channel's send never waits: from a poll task or a thread
+ * it is the try form (weft__wait_deadline would refuse a poll task); a
+ * fiber still meets its cancellation point. */
+static bool send_never_waits(struct weft_chan *ch)
+{
+	return __builtin_expect(ch->unbounded, 0) && !weft__cancelled();
+}
+
 int weft_chan_send(struct weft_chan *ch, const void *item)
 {
 	if (!ch || !item)
 		return -EINVAL;
+	if (send_never_waits(ch))
+		return weft_chan_try_send(ch, item);
 	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, WEFT_FOREVER);
 }
 
@@ -581,6 +664,8 @@ int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t time
 {
 	if (!ch || !item)
 		return -EINVAL;
+	if (send_never_waits(ch))
+		return weft_chan_try_send(ch, item);
 	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, deadline_after(timeout_ns));
 }
 
@@ -607,6 +692,8 @@ again:
 		if (src != item)
 			copy_item(item, src, ch->item_size);
 		ch->inflight--;
+		if (__builtin_expect(ch->unbounded, 0))
+			unb_shrink(ch);
 		unlock_balance(ch, &wk);
 		return 0;
 	}
@@ -619,6 +706,8 @@ again:
 	bool first = weft__waitq_empty(&ch->recvq);
 	if (grant == WQ_GRANT_PERMIT || (first && avail_items(ch) > 0)) {
 		take_item(ch, item);
+		if (__builtin_expect(ch->unbounded, 0))
+			unb_shrink(ch);
 		unlock_balance(ch, &wk);
 		return 0;
 	}
@@ -677,6 +766,8 @@ again:
 	bool first = weft__waitq_empty(&ch->recvq); /* as in recv_poll */
 	if (first && avail_items(ch) > 0) {
 		take_item(ch, item);
+		if (__builtin_expect(ch->unbounded, 0))
+			unb_shrink(ch);
 		unlock_balance(ch, &wk);
 		return 0;
 	}

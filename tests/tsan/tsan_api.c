@@ -558,6 +558,64 @@ static void scenario_locals(void)
 	rm_rt(rt);
 }
 
+/* --------------------------------------------------------------- unbounded */
+
+/* An unbounded channel whose ring grows and shrinks under 2 producer fibers
+ * and a producer thread while 2 receiver fibers and a receiver thread take
+ * items (24 bytes: copied, not inline); every item received once. */
+#define UB_PER 20000
+struct ub_item { uint32_t who, seq; uint64_t pad; uint64_t check; };
+static struct weft_chan *ub_ch;
+static atomic_int ub_seen[3][UB_PER];
+static atomic_long ub_got;
+
+static void *ub_produce(void *arg)
+{
+	uint32_t who = (uint32_t)(uintptr_t)arg;
+	for (uint32_t s = 0; s < UB_PER; s++) {
+		struct ub_item it = { who, s, 0, (uint64_t)who * 1000003u + s };
+		CHECK_EQ(weft_chan_send(ub_ch, &it), 0);
+		if (s % 1000 == 0 && weft_in_fiber())
+			weft_yield();
+	}
+	return NULL;
+}
+
+static void *ub_receive(void *arg)
+{
+	struct ub_item it;
+	while (weft_chan_recv(ub_ch, &it) == 0) {
+		CHECK_EQ(it.check, (uint64_t)it.who * 1000003u + it.seq);
+		CHECK_EQ(atomic_fetch_add(&ub_seen[it.who][it.seq], 1), 0);
+		atomic_fetch_add(&ub_got, 1);
+	}
+	return NULL;
+}
+
+static void scenario_unbounded(void)
+{
+	struct weft_runtime *rt = mk(2);
+	CHECK_EQ(weft_chan_create_unbounded(sizeof(struct ub_item), &ub_ch), 0);
+	struct weft_task *p[2], *r[2];
+	pthread_t pt, rt_th;
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, ub_receive, NULL, &r[i]), 0);
+	CHECK_EQ(pthread_create(&rt_th, NULL, ub_receive, NULL), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, ub_produce, (void *)(uintptr_t)i, &p[i]), 0);
+	CHECK_EQ(pthread_create(&pt, NULL, ub_produce, (void *)(uintptr_t)2), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(p[i], NULL), 0);
+	pthread_join(pt, NULL);
+	CHECK_EQ(weft_chan_close(ub_ch), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(r[i], NULL), 0);
+	pthread_join(rt_th, NULL);
+	CHECK_EQ(atomic_load(&ub_got), 3L * UB_PER);
+	CHECK_EQ(weft_chan_destroy(ub_ch), 0);
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
@@ -567,6 +625,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "locks", scenario_locks },
 	{ "copy", scenario_copy },
 	{ "locals", scenario_locals },
+	{ "unbounded", scenario_unbounded },
 };
 
 int main(int argc, char **argv)

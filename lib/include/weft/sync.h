@@ -244,6 +244,21 @@ struct weft_chan;
 WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
 			      struct weft_chan **out);
 
+/* An unbounded channel (Tokio's mpsc::unbounded_channel): a sender never
+ * waits, so weft_chan_send and weft_chan_try_send may be called from
+ * anywhere - a poll task, a plain thread, a signal-free callback - and
+ * never return WEFT_PENDING, -EAGAIN or -EDEADLK. Its buffer grows as
+ * items queue up (doubling, up to WEFT_CHAN_MAX_BYTES) and shrinks as
+ * they are received; a send that cannot grow it returns -ENOMEM with
+ * nothing sent. Every other call works as on a buffered channel (close,
+ * receive forms, select arms, weft_signal_notify). Nothing bounds the
+ * memory a fast sender and a slow receiver use: prefer a bounded channel
+ * where back-pressure is wanted. A fiber cancelled before its send still
+ * gets -ECANCELED from weft_chan_send (its cancellation point).
+ * Errors: -EINVAL (NULL out, item_size 0 or over WEFT_CHAN_MAX_BYTES / 16),
+ * -ENOMEM. */
+WEFT_API int weft_chan_create_unbounded(size_t item_size, struct weft_chan **out);
+
 /* Free the channel. -EBUSY (nothing freed) while wait entries are linked
  * or hold a grant not yet collected, or while it is notified for a signal
  * (weft/signal.h: weft_signal_stop first). -EINVAL: NULL ch. */
