@@ -1045,8 +1045,10 @@ void weft__fiber_main(struct weft__fiber *f)
 {
 	enter_fiber_side(f);
 	f->result = f->fn(f->arg);
-	/* Still on the fiber: its dtors may use blocking calls. */
-	if (f->locals)
+	/* Still on the fiber: its dtors may use blocking calls. Not in a
+	 * child forked by the fiber, which must not return here at all (it
+	 * aborts below): the parent's fiber runs them. */
+	if (f->locals && !weft__forked_task)
 		weft__fiber_locals_end(f);
 	f->done = 1;
 #ifdef WEFT_ASAN
@@ -1271,7 +1273,7 @@ static void fiber_drop(void *state)
 #endif
 		/* its values: nothing else will destroy them (weft.h) */
 		if (f->locals)
-			weft__fiber_locals_end(f);
+			weft__fiber_locals_discard(f);
 	}
 	/* f is on the stack: read it all before the stack goes back (another
 	 * spawn may take it at once) */

@@ -186,6 +186,10 @@ uintptr_t weft__fiber_user_fn(const struct weft_task *t, uintptr_t poll);
  * fn has returned (on f), or f is being discarded (any thread). */
 struct weft__locals;
 void weft__fiber_locals_end(struct weft__fiber *f);
+/* The same for a fiber discarded while suspended, from the discarding
+ * thread, as if on the fiber: its blocking calls return -ECANCELED at once
+ * (they must not hold shutdown) and weft_local_get/set act on f's values. */
+void weft__fiber_locals_discard(struct weft__fiber *f);
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);

@@ -126,3 +126,21 @@ void weft__fiber_locals_end(struct weft__fiber *f)
 	weft__free(f->locals);
 	f->locals = NULL;
 }
+
+void weft__fiber_locals_discard(struct weft__fiber *f)
+{
+	/* Whatever this thread runs (a plain thread, or a fiber of another
+	 * runtime calling shutdown, inside block_in_place or not) is set
+	 * aside: the dtors see f as the running fiber, and their waits are
+	 * refused as a cancelled fiber's are. Nothing else runs on this
+	 * thread meanwhile. */
+	struct weft__ctx *saved = weft__ctx();
+	struct weft__ctx as_f = {
+		.rt = f->rt,
+		.fiber_in_place = f,
+		.discarding = true,
+	};
+	weft__ctx_set(&as_f);
+	weft__fiber_locals_end(f);
+	weft__ctx_set(saved);
+}

@@ -73,6 +73,8 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 		return -ECHILD; /* a blocking job's child: nobody would wake it */
 	if (ctx && ctx->core)
 		return -EDEADLK; /* a poll task: it would stall the core */
+	if (ctx && ctx->discarding)
+		return -ECANCELED; /* a discarded fiber's dtor: as on the fiber */
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;
@@ -105,7 +107,11 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 bool weft__cancelled(void)
 {
 	struct weft__ctx *ctx = weft__ctx();
-	return ctx && ctx->fiber && weft__task_cancelled(ctx->fiber->cx->task);
+	if (!ctx)
+		return false;
+	if (ctx->fiber)
+		return weft__task_cancelled(ctx->fiber->cx->task);
+	return ctx->discarding;
 }
 
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)

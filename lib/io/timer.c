@@ -57,6 +57,8 @@ int weft_sleep_until(uint64_t deadline_ns)
 	}
 	if (ctx && ctx->core)
 		return -EDEADLK;
+	if (ctx && ctx->discarding)
+		return -ECANCELED; /* a discarded fiber's dtor (local.c) */
 	(void)sleep_poll;
 	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull),
 			       (long)(deadline_ns % 1000000000ull) };

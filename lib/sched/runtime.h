@@ -404,7 +404,10 @@ struct weft__ctx {
 	struct weft_cx *cx;                       /* the poll in progress */
 	struct weft__fiber *fiber;                /* the fiber running on this thread */
 	struct weft__fiber *fiber_in_place;       /* fiber whose block_in_place fn runs here
-						     (on its stack, as plain code) */
+						     (on its stack, as plain code), or whose
+						     fiber-local dtors run here (discarding) */
+	bool discarding;                          /* running a discarded fiber's dtors
+						     (local.c): every wait is -ECANCELED */
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);

@@ -461,6 +461,8 @@ int weft_join(struct weft_task *task, void **result)
 		return -EDEADLK;
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
 		return take_output(task, result);
+	if (ctx && ctx->discarding)
+		return -ECANCELED; /* a discarded fiber's dtor (local.c): the handle stays valid */
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;

@@ -452,3 +452,116 @@ Test(local, many_keys_and_a_failed_allocation_loses_nothing, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
+
+/* ------------------------- a discarded fiber's dtors, as if on the fiber */
+
+/* From the review of fiber-local values: the dtors of a fiber discarded by
+ * shutdown's sweep ran as plain code on the shutting-down thread, so a
+ * dtor's blocking call really blocked (a 2 s sleep held shutdown 2 s past
+ * its timeout; a lock of a mutex the fiber held, forever), and a dtor's
+ * get/set acted on whatever that thread was running (-EPERM on a plain
+ * thread; on a supervisor fiber of another runtime, its own values). */
+static struct weft_mutex *g_sweep_m;
+static atomic_int g_sweep_sleep_rc = 1, g_sweep_lock_rc = 1, g_sweep_set_rc = 1;
+static atomic_int g_sweep_get_null, g_key2_dtors, g_sweep_dtors;
+
+static void key2_dtor(void *v)
+{
+	atomic_fetch_add(&g_key2_dtors, 1);
+}
+
+static const struct weft_local_key k_sweep2 = { .dtor = key2_dtor };
+static void sweep_dtor(void *v);
+static const struct weft_local_key k_sweep = { .dtor = sweep_dtor };
+
+static void sweep_dtor(void *v)
+{
+	atomic_fetch_add(&g_sweep_dtors, 1);
+	atomic_store(&g_sweep_sleep_rc, weft_sleep_ns(2000000000ull));
+	atomic_store(&g_sweep_lock_rc, weft_mutex_lock(g_sweep_m));
+	atomic_store(&g_sweep_get_null, weft_local_get(&k_sweep) == NULL);
+	atomic_store(&g_sweep_set_rc, weft_local_set(&k_sweep2, (void *)2));
+	free(v);
+}
+
+static void *holds_and_spins(void *arg)
+{
+	if (weft_mutex_lock(g_sweep_m) || weft_local_set(&k_sweep, malloc(8)))
+		atomic_fetch_add(&g_bad, 1);
+	while (!atomic_load(&g_stop))
+		(void)weft_yield(); /* never unwinds */
+	return NULL;
+}
+
+static uint64_t shut_down_spinner(void)
+{
+	struct weft_runtime *b = NULL;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	if (weft_runtime_create(&o, &b) || weft_spawn(b, holds_and_spins, NULL, NULL)) {
+		atomic_fetch_add(&g_bad, 1);
+		return 0;
+	}
+	usleep(20000);
+	uint64_t t0 = wt_now_ns();
+	int rc;
+	while ((rc = weft_runtime_shutdown(b, 100 * 1000000ull)) == -ETIMEDOUT)
+		;
+	uint64_t took = wt_now_ns() - t0;
+	if (rc || weft_runtime_destroy(b))
+		atomic_fetch_add(&g_bad, 1);
+	return took;
+}
+
+static void check_sweep(uint64_t took)
+{
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_sweep_dtors), 1);
+	cr_assert_lt(took, 1500000000ull, "shutdown took %lu ms", (unsigned long)(took / 1000000));
+	cr_assert_eq(atomic_load(&g_sweep_sleep_rc), -ECANCELED);
+	cr_assert_eq(atomic_load(&g_sweep_lock_rc), -ECANCELED);
+	cr_assert(atomic_load(&g_sweep_get_null), "the key being destroyed reads NULL");
+	cr_assert_eq(atomic_load(&g_sweep_set_rc), 0, "a dtor may set values");
+	cr_assert_eq(atomic_load(&g_key2_dtors), 1, "and they are destroyed in a later round");
+}
+
+Test(local, a_discarded_fibers_dtors_run_as_on_the_fiber, .timeout = WT_TMO(30))
+{
+	cr_assert_eq(weft_mutex_create(&g_sweep_m), 0);
+	uint64_t took = shut_down_spinner();
+	check_sweep(took);
+	/* the discarded fiber still holds it: released for the destroy */
+	(void)weft_mutex_unlock(g_sweep_m);
+	cr_assert_eq(weft_mutex_destroy(g_sweep_m), 0);
+}
+
+static void *in_place_shutdown(void *arg)
+{
+	return (void *)(uintptr_t)shut_down_spinner();
+}
+
+static void *supervisor(void *arg)
+{
+	if (weft_local_set(&k_plain, (void *)"A"))
+		atomic_fetch_add(&g_bad, 1);
+	void *took = NULL;
+	if (weft_block_in_place(in_place_shutdown, NULL, &took))
+		atomic_fetch_add(&g_bad, 1);
+	/* the other runtime's dtor touched nothing of ours */
+	if (weft_local_get(&k_plain) != (void *)"A" || weft_local_get(&k_sweep2) != NULL)
+		atomic_fetch_add(&g_bad, 1);
+	return took;
+}
+
+Test(local, a_fiber_shutting_down_another_runtime_keeps_its_values, .timeout = WT_TMO(30))
+{
+	cr_assert_eq(weft_mutex_create(&g_sweep_m), 0);
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	void *took = NULL;
+	cr_assert_eq(weft_spawn(rt, supervisor, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, &took), 0);
+	check_sweep((uint64_t)(uintptr_t)took);
+	wt_rt_destroy(rt);
+	(void)weft_mutex_unlock(g_sweep_m);
+	cr_assert_eq(weft_mutex_destroy(g_sweep_m), 0);
+}

@@ -370,7 +370,10 @@ WEFT_API bool weft_in_fiber(void);
  * WEFT_LOCAL_DTOR_ROUNDS rounds; in the last round weft_local_set refuses
  * (-EBUSY) rather than store a value no dtor would see. A fiber whose stack
  * is discarded without returning (weft_runtime_shutdown's timeout ran out)
- * has its dtors run by the thread that discards it. Lookups scan the
+ * has its dtors run by the thread that discards it, as if on the fiber:
+ * weft_local_get/set act on that fiber's values, and every blocking call
+ * returns -ECANCELED at once (a cancelled fiber's cancellation point), so
+ * a dtor cannot hold shutdown up; weft_in_fiber() is false. Lookups scan the
  * fiber's keys in order: meant for a handful of keys per fiber.
  * Poll tasks and plain threads have no fiber-local values.
  */
