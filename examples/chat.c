@@ -1,7 +1,8 @@
 /*
  * chat.c - a TCP chat server: one fiber per connection, a hub fiber that
- * relays lines to everyone, weft_select to wait on a socket, a channel and
- * a cancellation token at once, deadlines to drop idle clients and slow
+ * relays lines to everyone, weft_select to wait for a client's next line
+ * (a buffered reader's LINE arm), a channel and a cancellation token at
+ * once, deadlines to drop idle clients and slow
  * readers, and a join set that holds the connection fibers so shutdown can
  * wait for every one of them. Up to MAX_CLIENTS at once: a client over
  * that is told the server is full, and its connection is closed.
@@ -105,18 +106,19 @@ static void *client(void *arg)
 		weft_chan_destroy(out); /* the hub never had it */
 		return NULL;
 	}
-	char buf[LINE_MAX_ + 1], greet[64];
-	size_t len = 0;
+	char greet[64];
+	struct weft_reader *rd = NULL;
 	snprintf(greet, sizeof greet, "welcome, you are user%d\n", id);
-	int alive = !say(c, greet) && !say(c, m.text);
+	int alive = !weft_reader_create(c, LINE_MAX_, &rd) && !say(c, greet) && !say(c, m.text);
 	const char *bye = NULL;
 	uint64_t last_input = weft_now_ns();
 	while (alive && !bye) {
 		struct msg in;
+		struct weft_line ln;
 		struct weft_select_arm arms[] = {
 			WEFT_SEL_CANCELLED(stop),              /* first: shutdown wins */
 			WEFT_SEL_RECV(out, &in),
-			WEFT_SEL_READY(c, WEFT_IO_READABLE),
+			WEFT_SEL_LINE(rd, '\n', &ln),          /* a line already read wins at once */
 		};
 		int r = weft_select(arms, 3, last_input + idle_ns); /* idle: nothing typed */
 		if (r == -ETIMEDOUT) {
@@ -127,31 +129,29 @@ static void *client(void *arg)
 			if (arms[1].rc == 0 && say(c, in.text))
 				break; /* it does not read, or it is gone: drop it */
 		} else if (r == 2) {
-			/* readable: this read does not wait (deadline now) */
-			weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns());
-			ssize_t k = weft_read(c, buf + len, sizeof buf - 1 - len);
-			if (k == -ETIMEDOUT)
-				continue;
-			if (k <= 0)
-				break; /* closed by the peer, or an error */
-			last_input = weft_now_ns();
-			len += (size_t)k;
-			char *nl;
-			while ((nl = memchr(buf, '\n', len)) || len == sizeof buf - 1) {
-				size_t ll = nl ? (size_t)(nl - buf) : len;
-				struct msg s = { .kind = SAY, .id = id };
-				snprintf(s.text, sizeof s.text, "user%d: %.*s\n", id, (int)ll, buf);
-				weft_chan_send(hub_in, &s);
-				size_t used = nl ? ll + 1 : ll;
-				memmove(buf, buf + used, len - used);
-				len -= used;
+			char part[LINE_MAX_];
+			if (arms[2].rc == -EMSGSIZE) {
+				/* a line longer than LINE_MAX_: relay it in pieces */
+				ssize_t k = weft_reader_read(rd, part, sizeof part);
+				ln.data = part;
+				ln.len = k > 0 ? (size_t)k : 0;
+			} else if (arms[2].rc) {
+				break; /* an error */
 			}
+			if (ln.len == 0)
+				break; /* closed by the peer */
+			last_input = weft_now_ns();
+			size_t ll = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
+			struct msg s = { .kind = SAY, .id = id };
+			snprintf(s.text, sizeof s.text, "user%d: %.*s\n", id, (int)ll, ln.data);
+			weft_chan_send(hub_in, &s);
 		} else {
 			break;
 		}
 	}
 	if (bye)
 		say(c, bye);
+	weft_reader_destroy(rd);
 	weft_io_close(c);
 	struct msg l = { .kind = LEAVE, .id = id };
 	weft_chan_send(hub_in, &l); /* the hub destroys `out`; not touched again */

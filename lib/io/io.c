@@ -1296,6 +1296,53 @@ static int copy_usable(struct weft_io *io, uint64_t r)
 	return 0;
 }
 
+/*
+ * One read for a poll form (reader.c's weft_reader_until_poll): > 0 bytes,
+ * 0 at end of stream, WEFT__IO_WAIT when it must wait (EAGAIN: readiness
+ * cleared with the tick read before the call, and cx's waker registered
+ * for READABLE; or the task's budget ran out and it was woken), or
+ * -errno (-EBADF closed, -ESHUTDOWN, -ECHILD, the read's error).
+ */
+ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx)
+{
+	if (!io_tryref(io))
+		return -EBADF;
+	ssize_t rc;
+	for (;;) {
+		uint64_t r = atomic_load_explicit(&io->readiness, memory_order_acquire);
+		int e = copy_usable(io, r);
+		if (e) {
+			rc = e;
+			break;
+		}
+		if (weft_budget_poll_proceed(cx) == WEFT_PENDING) {
+			rc = WEFT__IO_WAIT; /* woken to run again */
+			break;
+		}
+		rc = io->is_socket ? recv(io->fd, buf, n, 0) : read(io->fd, buf, n);
+		if (rc >= 0)
+			break;
+		e = errno;
+		if (e == EINTR) {
+			weft_budget_refund(cx);
+			continue;
+		}
+		if (e != EAGAIN && e != EWOULDBLOCK) {
+			rc = -e;
+			break;
+		}
+		weft_budget_refund(cx);
+		weft_io_clear_ready(io, (struct weft_io_ready){ WEFT_IO_READABLE | WEFT_IO_ERROR, r >> 8 });
+		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, NULL) == WEFT_PENDING) {
+			rc = WEFT__IO_WAIT;
+			break;
+		}
+		/* readable again meanwhile (or closed, shut down): once more */
+	}
+	io_unref(io);
+	return rc;
+}
+
 /* A direction's turn ends after this many reads and writes, so that a
  * source that never runs dry does not hold the other direction up. */
 #define COPY_TURN 16

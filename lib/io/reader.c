@@ -128,3 +128,44 @@ ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n)
 	r->start += n;
 	return (ssize_t)n;
 }
+
+int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, int delim,
+			   struct weft_line *out)
+{
+	if (!r || !cx || !out || delim < 0 || delim > 255)
+		return -EINVAL;
+	size_t scanned = 0; /* bytes after start already searched */
+	for (;;) {
+		char *p = memchr(r->buf + r->start + scanned, delim, r->end - r->start - scanned);
+		if (p) {
+			size_t len = (size_t)(p - (r->buf + r->start)) + 1;
+			out->data = r->buf + r->start;
+			out->len = len;
+			r->start += len;
+			return 0;
+		}
+		scanned = r->end - r->start;
+		if (r->start) { /* compact: a line handed out before is done with */
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			r->end -= r->start;
+			r->start = 0;
+		}
+		if (r->end == r->cap)
+			return -EMSGSIZE; /* the bytes stay: take them with weft_reader_read */
+		ssize_t n = weft__io_read_poll(r->io, r->buf + r->end, r->cap - r->end, cx);
+		if (n > 0) {
+			r->end += (size_t)n;
+			continue;
+		}
+		if (n == WEFT__IO_WAIT)
+			return WEFT_PENDING;
+		if (n < 0)
+			return (int)n; /* the bytes buffered stay */
+		/* end of stream: what is left, without a delimiter (0 bytes:
+		 * the end itself) */
+		out->data = r->buf + r->start;
+		out->len = r->end - r->start;
+		r->start = r->end;
+		return 0;
+	}
+}

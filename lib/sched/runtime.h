@@ -589,6 +589,9 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
 /* io.c: readiness delivered by the driver for a registration. */
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
+/* io.c: one read for a poll form (reader.c); see there. */
+#define WEFT__IO_WAIT (-1000000)
+ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx);
 /* ------------------------------------------------------- uring.c API */
 /* In a driver event's mask: the io_uring poll behind it ended, or ended
  * with an error (no bits of epoll's or poll's; uring.c). */

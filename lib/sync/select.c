@@ -64,6 +64,11 @@ static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
 		return weft_timer_poll(a->obj, cx, a->arg) == WEFT_READY ? 0 : WEFT_PENDING;
 	case WEFT_SEL_WAITGROUP:
 		return weft_waitgroup_wait_poll(a->obj, &a->_w, cx);
+	case WEFT_SEL_READER_LINE:
+		/* completes only in its own poll (no one hands it a line), so
+		 * it needs no claim: like IO, a losing arm's waker stays on the
+		 * registration until its next event */
+		return weft_reader_until_poll(a->obj, cx, (int)a->arg, a->ptr);
 	}
 	return -EINVAL;
 }
@@ -81,13 +86,15 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 	if (!arms || !n || n > WEFT_SELECT_MAX_ARMS)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_WAITGROUP)
+		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_READER_LINE)
 			return false;
 		if (arms[i].op == WEFT_SEL_TIMER && !timer_ok)
 			return false;
 		if (arms[i].op == WEFT_SEL_CHAN_SEND && !arms[i].ptr)
 			return false;
 		if (arms[i].op == WEFT_SEL_CHAN_RECV && !arms[i].ptr)
+			return false;
+		if (arms[i].op == WEFT_SEL_READER_LINE && (!arms[i].ptr || arms[i].arg > 255))
 			return false;
 	}
 	return true;

@@ -62,6 +62,20 @@ try:
     if any("hello from a" in l for l in got):
         fail("a line came back to its sender: %r" % got)
 
+    # Three lines in one packet: each relayed, the last two from what the
+    # server's reader already holds (its select's LINE arm), none waiting
+    # for more input. And a line over the server's 200 bytes: in pieces.
+    a.sendall(b"one\ntwo\nthree\n")
+    got = lines_until(b, r"^user%s: three$" % ida, timeout=3)
+    said = [l for l in got if l.startswith("user%s: " % ida)]
+    if said[-3:] != ["user%s: one" % ida, "user%s: two" % ida, "user%s: three" % ida]:
+        fail("three lines in one packet came out as %r" % said)
+    a.sendall(b"x" * 450 + b"\n")
+    got = lines_until(b, r"^user%s: x{50}$" % ida, timeout=3)
+    pieces = [len(l) - len("user%s: " % ida) for l in got if l.startswith("user%s: x" % ida)]
+    if pieces != [200, 200, 50]:
+        fail("a 450-byte line came out in pieces of %r" % pieces)
+
     # c says nothing: dropped after the 2 s idle deadline, while a and b
     # keep talking (so they are not idle)
     talking = threading.Event()

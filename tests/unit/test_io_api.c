@@ -2218,3 +2218,178 @@ Test(writer, review_cases, .timeout = WT_TMO(30))
 	close(peer);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------- reader: poll form, arm */
+
+/* Three lines in one write: a READY arm would see readiness once, and the
+ * second and third lines would sit in the reader unseen; the LINE arm
+ * looks in the buffer first. From a fiber and from a plain thread. */
+struct line_sel { struct weft_io *io; struct weft_chan *ch; int got, timeouts, bad; size_t last; };
+
+static void *select_lines(void *arg)
+{
+	struct line_sel *s = arg;
+	struct weft_reader *r;
+	if (weft_reader_create(s->io, 64, &r)) {
+		s->bad++;
+		return NULL;
+	}
+	static const char *want[] = { "a\n", "bb\n", "ccc\n" };
+	for (;;) {
+		struct weft_line ln = { 0 };
+		long item;
+		struct weft_select_arm arms[] = {
+			WEFT_SEL_RECV(s->ch, &item),
+			WEFT_SEL_LINE(r, '\n', &ln),
+		};
+		int i = weft_select(arms, 2, weft_now_ns() + 2000 * MS);
+		if (i == -ETIMEDOUT) {
+			s->timeouts++;
+			break;
+		}
+		if (i == 0) {
+			s->bad += item != 7; /* the channel's arm, polled first */
+			continue;
+		}
+		if (i != 1 || arms[1].rc != 0) {
+			s->bad++;
+			break;
+		}
+		if (ln.len == 0) {
+			s->last = 0; /* end of stream */
+			break;
+		}
+		if (s->got >= 3 || ln.len != strlen(want[s->got]) ||
+		    memcmp(ln.data, want[s->got], ln.len))
+			s->bad++;
+		s->got++;
+	}
+	weft_reader_destroy(r);
+	return NULL;
+}
+
+Test(reader, select_line_arm_sees_buffered_lines, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	for (int k = 0; k < 2; k++) {
+		struct weft_io *a;
+		int peer;
+		half_pair(rt, &a, &peer);
+		struct line_sel s = { .io = a, .last = 99 };
+		cr_assert_eq(weft_chan_create(sizeof(long), 4, &s.ch), 0);
+		long seven = 7;
+		cr_assert_eq(weft_chan_try_send(s.ch, &seven), 0); /* both ready: arm 0 first */
+		cr_assert_eq(write(peer, "a\nbb\nccc\n", 9), 9);
+		if (k == 0) {
+			struct weft_task *t;
+			cr_assert_eq(weft_spawn(rt, select_lines, &s, &t), 0);
+			wt_sleep_ms(50);
+			close(peer); /* then the end */
+			cr_assert_eq(weft_join(t, NULL), 0);
+		} else {
+			pthread_t th;
+			cr_assert_eq(pthread_create(&th, NULL, select_lines, &s), 0);
+			wt_sleep_ms(50);
+			close(peer);
+			pthread_join(th, NULL);
+		}
+		cr_assert_eq(s.timeouts, 0, "%s: a buffered line was not seen",
+			     k ? "thread" : "fiber");
+		cr_assert_eq(s.bad, 0);
+		cr_assert_eq(s.got, 3);
+		cr_assert_eq(s.last, 0, "the end of stream: a line of length 0");
+		cr_assert_eq(weft_chan_destroy(s.ch), 0);
+		weft_io_close(a);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* A poll task reads 20,000 lines written in chunks that ignore line
+ * boundaries: PENDING, the waker, the budget, then the end. */
+struct poll_lines { struct weft_reader *r; unsigned lines, bad; int end; };
+
+static enum weft_poll poll_lines_fn(void *state, struct weft_cx *cx)
+{
+	struct poll_lines *p = state;
+	for (;;) {
+		struct weft_line ln;
+		int rc = weft_reader_until_poll(p->r, cx, '\n', &ln);
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		if (rc < 0 || ln.len == 0) {
+			p->end = rc < 0 ? rc : 1;
+			return WEFT_READY;
+		}
+		unsigned i = p->lines++;
+		if (ln.len != line_len(i) + 1 || ln.data[ln.len - 1] != '\n' ||
+		    (ln.len > 1 && ln.data[0] != 'a' + (int)(i % 26)))
+			p->bad++;
+	}
+}
+
+Test(reader, until_poll_from_a_poll_task, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct poll_lines p = { 0 };
+	cr_assert_eq(weft_reader_create(a, 256, &p.r), 0);
+	struct weft_line ln;
+	cr_assert_eq(weft_reader_until_poll(p.r, NULL, '\n', &ln), -EINVAL);
+	struct chunker c = { .fd = peer, .lines = 20000 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, write_lines, &c), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, poll_lines_fn, &p, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_join(th, NULL); /* it closed peer */
+	cr_assert_eq(p.end, 1, "ended with %d", p.end);
+	cr_assert_eq(p.lines, 20000);
+	cr_assert_eq(p.bad, 0);
+	weft_reader_destroy(p.r);
+	weft_io_close(a);
+	wt_rt_destroy(rt);
+}
+
+/* Errors of the poll form and the arm, and nothing lost by them. */
+static enum weft_poll poll_until_errors(void *state, struct weft_cx *cx)
+{
+	struct weft_reader *r = state;
+	struct weft_line ln;
+	cr_assert_eq(weft_reader_until_poll(r, cx, 256, &ln), -EINVAL);
+	cr_assert_eq(weft_reader_until_poll(r, cx, '\n', NULL), -EINVAL);
+	cr_assert_eq(weft_reader_until_poll(r, cx, '\n', &ln), -EMSGSIZE, "16 bytes, no delimiter");
+	return WEFT_READY;
+}
+
+Test(reader, until_poll_errors_keep_the_bytes, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	struct weft_reader *r;
+	cr_assert_eq(weft_reader_create(a, 16, &r), 0);
+	cr_assert_eq(write(peer, "0123456789abcdefXY\n", 19), 19);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, poll_until_errors, r, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(weft_reader_buffered(r), 16);
+	char buf[16];
+	cr_assert_eq(weft_reader_read(r, buf, 16), 16);
+	struct weft_line ln;
+	struct weft_select_arm bad[] = { WEFT_SEL_LINE(r, 300, &ln) };
+	cr_assert_eq(weft_select(bad, 1, WEFT_FOREVER), -EINVAL);
+	struct weft_select_arm arms[] = { WEFT_SEL_LINE(r, '\n', &ln) };
+	cr_assert_eq(weft_select(arms, 1, weft_now_ns() + 2000 * MS), 0);
+	cr_assert_eq(ln.len, 3);
+	cr_assert_eq(memcmp(ln.data, "XY\n", 3), 0);
+	/* closed: -EBADF from the arm */
+	weft_io_close(a);
+	cr_assert_eq(weft_select(arms, 1, weft_now_ns() + 2000 * MS), 0);
+	cr_assert_eq(arms[0].rc, -EBADF);
+	weft_reader_destroy(r);
+	close(peer);
+	wt_rt_destroy(rt);
+}

@@ -222,10 +222,11 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * weft_reader_read: buffered bytes first (up to n); with none buffered,
  * one weft_read, straight into buf when n is at least the buffer size,
  * else into the buffer; 0 at end of stream.
- * Bytes a reader holds are not readiness: a select or weft_io_wait on the
- * registration can wait while a whole line sits buffered (a short read
- * cleared the fd's readiness). Ask weft_reader_buffered, or call
- * weft_reader_until, before such a wait. Reading the registration
+ * Bytes a reader holds are not readiness: a select's READY arm or
+ * weft_io_wait on the registration can wait while a whole line sits
+ * buffered (a short read cleared the fd's readiness). Wait for lines with
+ * a select's LINE arm (weft.h) or weft_reader_until_poll instead, which
+ * look in the buffer first. Reading the registration
  * directly while bytes are buffered takes them out of order.
  * weft_reader_read_exact (io.ReadFull, read_exact): n once n bytes have
  * come; 0 at end of stream with nothing buffered; -EPIPE at end of stream
@@ -239,6 +240,21 @@ WEFT_API ssize_t weft_reader_until(struct weft_reader *r, int delim, const char 
 WEFT_API ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n);
 WEFT_API ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n);
 WEFT_API size_t weft_reader_buffered(const struct weft_reader *r);
+/* Poll form of weft_reader_until, for poll tasks and weft_select's LINE
+ * arm (weft.h): 0 with *out set to the next line (out->len bytes at
+ * out->data, inside the reader, valid until its next call; at end of
+ * stream the rest without a delimiter, then len 0), WEFT_PENDING (cx's
+ * waker is registered for the registration's READABLE - one waker per
+ * direction, as weft_io_poll_ready - or the task's budget ran out and it
+ * was woken: one unit a read), or an error as weft_reader_until's
+ * (-EMSGSIZE, -EBADF, -ESHUTDOWN, the read's -errno; -EINVAL for a NULL
+ * argument or a delim outside 0-255). Unlike a readiness wait, it sees
+ * the lines the reader already holds. Registration deadlines do not
+ * apply: bound it with a timer (or a select's deadline). */
+struct weft_line { const char *data; size_t len; };
+struct weft_cx;
+WEFT_API int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, int delim,
+				    struct weft_line *out);
 /*
  * Buffered writing (Go's bufio.Writer, Tokio's BufWriter), blocking-style
  * as weft_write (whose errors, deadlines and cancellation apply; -EDEADLK

@@ -603,6 +603,10 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *                 (poll form only)
  *   WAITGROUP     waitgroup                               -> its counter was zero
  *                 (nothing taken: other waiters see it too)
+ *   READER_LINE   struct weft_reader *, struct weft_line *, delimiter byte
+ *                 -> the next line, taken from the reader (weft/io.h,
+ *                 weft_reader_until_poll: a line already buffered wins at
+ *                 once; len 0 at end of stream); rc -EMSGSIZE, -EBADF, ...
  * A losing JOIN arm leaves its waker on the handle until the handle is
  * consumed, and a losing IO arm on the registration until its next
  * readiness event or close: at worst a spurious wake.
@@ -620,6 +624,7 @@ enum weft_select_op {
 	WEFT_SEL_IO,
 	WEFT_SEL_TIMER,
 	WEFT_SEL_WAITGROUP, /* appended: the values above stay */
+	WEFT_SEL_READER_LINE,
 };
 
 struct weft_select_arm {
@@ -650,6 +655,8 @@ struct weft_select_arm {
 #define WEFT_SEL_READY(io, interest)  WEFT__SEL(WEFT_SEL_IO, (io), NULL, (interest))
 #define WEFT_SEL_AT(timer, deadline)  WEFT__SEL(WEFT_SEL_TIMER, (timer), NULL, (deadline))
 #define WEFT_SEL_WG_DONE(wg)          WEFT__SEL(WEFT_SEL_WAITGROUP, (wg), NULL, 0)
+#define WEFT_SEL_LINE(reader, delim, linep) \
+	WEFT__SEL(WEFT_SEL_READER_LINE, (reader), (linep), (uint64_t)(delim))
 
 /*
  * Blocking form (fibers suspend, threads block). Returns the index of the
