@@ -66,14 +66,20 @@ int main(void)
 	char name[64];
 	struct weft_io *lis, *cli, *acc;
 	struct weft_writer *wr;
+	struct weft_reader *rd = NULL;
+	struct weft_line line = { 0 };
+	struct weft_select_arm arms[1]; /* a buffered reader's next line */
 	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
 	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
 	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
 	    (rc = weft_accept(lis, &acc, NULL, NULL)) ||
-	    (rc = weft_writer_create(cli, 0, &wr)) || (rc = (int)weft_writer_printf(wr, "%c", 'u')) != 1 ||
+	    (rc = weft_writer_create(cli, 0, &wr)) || (rc = (int)weft_writer_printf(wr, "%c\n", 'u')) != 2 ||
 	    (rc = weft_writer_flush(wr)) || (rc = (int)weft_writer_destroy(wr)) ||
-	    (rc = (int)weft_read(acc, name, 1)) != 1 || name[0] != 'u' ||
-	    (rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
+	    (rc = weft_reader_create(acc, 0, &rd)) ||
+	    (rc = (arms[0] = WEFT_SEL_LINE(rd, '\n', &line), 0)) ||
+	    (rc = weft_select(arms, 1, weft_now_ns() + 5000000000u)) || (rc = arms[0].rc) ||
+	    (rc = line.len == 2 && line.data[0] == 'u' ? 0 : -EPROTO) ||
+	    (weft_reader_destroy(rd), rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
 	    (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;
