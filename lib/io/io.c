@@ -81,6 +81,7 @@ struct weft_io {
 	bool stop_woken;                /* weft__io_stop_waiters passed it (retired_lock) */
 	struct weft_io *poll_prev, *poll_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
+	_Atomic bool detached;          /* weft_io_close / _deregister was called (once only) */
 	bool close_fd;                  /* weft_io_close: the last reference closes fd */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
@@ -809,6 +810,12 @@ static int detach(struct weft_io *io, bool close_fd)
 	 * closes its copy of the fd with close(2)). */
 	if (WEFT__FORKED(io->rt))
 		return -ECHILD;
+	/* A second close would unlink it again and drop the owner's
+	 * reference twice: the fd closed under a call in progress, or a file
+	 * that took the number since closed. Caught while the memory is not
+	 * reused (io.h). */
+	if (atomic_exchange_explicit(&io->detached, true, memory_order_acq_rel))
+		return -EBADF;
 	struct weft__driver *d = &io->rt->driver;
 	int fd = io->fd;
 	driver_del(io);

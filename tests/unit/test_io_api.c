@@ -2393,3 +2393,40 @@ Test(reader, until_poll_errors_keep_the_bytes, .timeout = WT_TMO(30))
 	close(peer);
 	wt_rt_destroy(rt);
 }
+
+/* ---------------------------------------------------- a second close */
+
+/* A second weft_io_close (or a close after weft_io_deregister) unlinked
+ * the registration again and dropped the owner's reference twice; now it
+ * is -EBADF and touches nothing, not even a file that took the number. */
+Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, p[0], &io), 0);
+	cr_assert_eq(weft_io_close(io), 0);
+	int q[2];
+	cr_assert_eq(pipe(q), 0); /* likely takes p[0]'s number */
+	cr_assert_eq(weft_io_close(io), -EBADF);
+	cr_assert_eq(weft_io_deregister(io), -EBADF);
+	cr_assert_neq(fcntl(q[0], F_GETFD), -1, "a file that took the number is still open");
+	cr_assert_neq(fcntl(q[1], F_GETFD), -1);
+	/* deregister, then close: -EBADF, the caller's fd stays open */
+	struct weft_io *io2;
+	cr_assert_eq(weft_io_register(rt, q[0], &io2), 0);
+	cr_assert_eq(weft_io_deregister(io2), q[0]);
+	cr_assert_eq(weft_io_close(io2), -EBADF);
+	cr_assert_neq(fcntl(q[0], F_GETFD), -1);
+	/* the runtime's registrations are intact: a new one works */
+	struct weft_io *io3;
+	cr_assert_eq(weft_io_register(rt, q[0], &io3), 0);
+	cr_assert_eq(write(q[1], "z", 1), 1);
+	char c;
+	cr_assert_eq(weft_read(io3, &c, 1), 1);
+	cr_assert_eq(weft_io_close(io3), 0);
+	close(p[1]);
+	close(q[1]);
+	wt_rt_destroy(rt);
+}

@@ -60,11 +60,16 @@ WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **
  * next driver pass; after shutdown it closes at once.) A call started on
  * the registration after the close returns -EBADF, as long as no new
  * registration has reused its memory: the handle is not checked beyond
- * that, so do not use it after the close (nor close it twice). */
+ * that, so do not use it after the close. A second weft_io_close or
+ * weft_io_deregister of it returns -EBADF and touches nothing (no fd is
+ * closed twice), with the same limit: once a newer registration has its
+ * memory, it would end that one, as a double close(2) closes whichever
+ * file took the number. */
 WEFT_API int weft_io_close(struct weft_io *io);
 /* Deregister without closing; returns the fd (>= 0) for the caller to keep.
  * Calls on the registration still in progress on other threads may use the
- * fd until they return: close it only after they have. */
+ * fd until they return: close it only after they have. -EBADF if it was
+ * closed or deregistered already (see weft_io_close). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
 WEFT_API int weft_io_fd(const struct weft_io *io);
 
