@@ -28,6 +28,8 @@
 
 #include <weft/weft.h>
 
+#include "runtime.h"
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -114,6 +116,10 @@ int weft_child_reap(struct weft_io *io, int *status)
 {
 	if (!io)
 		return -EINVAL;
+	/* reaped (or closed) already: its fd number may be another file's
+	 * now - another child's pidfd even, whose child this would reap */
+	if (weft__io_detached(io))
+		return -EBADF;
 	int fd = weft_io_fd(io);
 	if (fd < 0)
 		return fd;

@@ -836,6 +836,11 @@ static int detach(struct weft_io *io, bool close_fd)
 	return close_fd ? rc : fd;
 }
 
+bool weft__io_detached(const struct weft_io *io)
+{
+	return atomic_load_explicit(&io->detached, memory_order_acquire);
+}
+
 int weft_io_close(struct weft_io *io) { return detach(io, true); }
 int weft_io_deregister(struct weft_io *io) { return detach(io, false); }
 int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }

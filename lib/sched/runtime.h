@@ -592,6 +592,9 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
 /* io.c: one read for a poll form (reader.c); see there. */
 #define WEFT__IO_WAIT (-1000000)
 ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx);
+/* io.c: weft_io_close or _deregister was called on io (child.c: a reap
+ * after it must not wait on whatever file took the number). */
+bool weft__io_detached(const struct weft_io *io);
 /* ------------------------------------------------------- uring.c API */
 /* In a driver event's mask: the io_uring poll behind it ended, or ended
  * with an error (no bits of epoll's or poll's; uring.c). */

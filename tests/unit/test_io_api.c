@@ -23,6 +23,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <sys/syscall.h>
 
 #include "../common/wt.h"
 
@@ -991,6 +993,35 @@ Test(child_wait, open_and_reap_in_a_select_beside_a_token, .timeout = WT_TMO(20)
 	cr_assert_eq(weft_child_open(rt, 1, NULL), -EINVAL);
 	cr_assert_eq(weft_child_reap(NULL, NULL), -EINVAL);
 	cr_assert_null(io);
+	/* a reap twice, or after a close: -EBADF, not a waitid on whatever
+	 * file took the number (while no newer registration reuses the
+	 * handle's memory, io.h) */
+	struct weft_io *ioc;
+	pid_t pc = spawn_sh("exit 3");
+	cr_assert_eq(weft_child_open(rt, pc, &ioc), 0);
+	cr_assert_eq(weft_io_wait(ioc, WEFT_IO_READABLE, 5000 * MS), WEFT_IO_READABLE);
+	int st = 0;
+	cr_assert_eq(weft_child_reap(ioc, &st), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %#x", st);
+	cr_assert_eq(weft_child_reap(ioc, &st), -EBADF, "reaped twice");
+	/* the number taken by another child's pidfd (not a registration):
+	 * before, the second reap waited on it and reaped that child */
+	pid_t pd = spawn_sh("exit 4");
+	int pfd = (int)syscall(SYS_pidfd_open, pd, 0);
+	cr_assert_geq(pfd, 0);
+	struct pollfd pw = { .fd = pfd, .events = POLLIN };
+	cr_assert_eq(poll(&pw, 1, 5000), 1);
+	cr_assert_eq(weft_child_reap(ioc, &st), -EBADF, "fd %d took %d's number: %s", pfd,
+		     weft_io_fd(ioc), pfd == weft_io_fd(ioc) ? "the same" : "another");
+	cr_assert_eq(waitpid(pd, &st, 0), pd, "the other child is still ours to reap");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 4, "status %#x", st);
+	close(pfd);
+	pid_t pe = spawn_sh("sleep 10");
+	cr_assert_eq(weft_child_open(rt, pe, &ioc), 0);
+	cr_assert_eq(weft_io_close(ioc), 0);
+	cr_assert_eq(weft_child_reap(ioc, &st), -EBADF, "after a close");
+	cr_assert_eq(kill(pe, SIGKILL), 0);
+	cr_assert_eq(waitpid(pe, NULL, 0), pe);
 	/* after shutdown: refused, the child left alone */
 	pid_t pid = spawn_sh("sleep 10");
 	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);

@@ -422,7 +422,9 @@ WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
  * next to a token's arm, a channel's, a timer's. weft_child_reap then
  * reaps the child and closes the registration: 0 (status as above),
  * -EAGAIN (still running: the registration stays, wait again), or an
- * error (-ECHILD: reaped by another wait; the registration is closed).
+ * error (-ECHILD: reaped by another wait; the registration is closed;
+ * -EBADF: reaped or closed already - caught while the registration's memory
+ * is not reused, as a second weft_io_close is).
  * To give up on a child, weft_io_close the registration (the child stays
  * the caller's to reap). open's errors: -EINVAL (NULL rt or out, pid <=
  * 0), -ESRCH, -ECHILD (not a child of this process), weft_io_register's

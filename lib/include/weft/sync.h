@@ -254,7 +254,9 @@ WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
  * receive forms, select arms, weft_signal_notify). Nothing bounds the
  * memory a fast sender and a slow receiver use: prefer a bounded channel
  * where back-pressure is wanted. A fiber cancelled before its send still
- * gets -ECANCELED from weft_chan_send (its cancellation point).
+ * gets -ECANCELED from weft_chan_send (its cancellation point). Its sends
+ * spend no budget (no send form yields the worker: a loop of sends runs
+ * on), unlike the other poll forms here.
  * Errors: -EINVAL (NULL out, item_size 0 or over WEFT_CHAN_MAX_BYTES / 16),
  * -ENOMEM. */
 WEFT_API int weft_chan_create_unbounded(size_t item_size, struct weft_chan **out);
@@ -281,13 +283,15 @@ WEFT_API int weft_chan_is_closed(struct weft_chan *ch);
 /* Send a copy of item_size bytes at `item`. Poll form: 0, WEFT_PENDING
  * (full, or no receiver on a rendezvous channel; `w` linked), -EPIPE
  * (closed; the item is not sent), -EINVAL (NULL argument, `w` linked to
- * another object). */
+ * another object), -ENOMEM (an unbounded channel that cannot grow; not
+ * sent). The send forms (a select's SEND arm too) may say -ENOMEM only on
+ * an unbounded channel. */
 WEFT_API int weft_chan_send_poll(struct weft_chan *ch, struct weft_wait *w,
 				 struct weft_cx *cx, const void *item);
 /* Blocking form: 0, -EPIPE, -EINVAL, -EDEADLK (on a worker), -ENOMEM. */
 WEFT_API int weft_chan_send(struct weft_chan *ch, const void *item);
 /* 0, -EAGAIN (full, or earlier senders are waiting; rendezvous: no
- * receiver waiting), -EPIPE (closed), -EINVAL. */
+ * receiver waiting), -EPIPE (closed), -EINVAL, -ENOMEM (unbounded). */
 WEFT_API int weft_chan_try_send(struct weft_chan *ch, const void *item);
 
 /* Receive into item_size bytes at `item`. Poll form: 0, WEFT_PENDING
