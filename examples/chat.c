@@ -7,7 +7,8 @@
  * wait for every one of them. Up to MAX_CLIENTS at once: a client over
  * that is told the server is full, and its connection is closed.
  *
- * A client is dropped when it types nothing for IDLE_SECONDS, and when a
+ * A client is dropped when it types nothing for IDLE_SECONDS (part of a
+ * line counts: it is noticed when the idle time runs out), and when a
  * line to it cannot be written within 2 s (it does not read: once the
  * socket's buffers are full, the write waits). Lines for a client whose
  * outbox is full (64 lines) are skipped, so one slow client never holds
@@ -112,6 +113,7 @@ static void *client(void *arg)
 	int alive = !weft_reader_create(c, LINE_MAX_, &rd) && !say(c, greet) && !say(c, m.text);
 	const char *bye = NULL;
 	uint64_t last_input = weft_now_ns();
+	size_t partial = 0; /* bytes of an unfinished line seen at the last look */
 	while (alive && !bye) {
 		struct msg in;
 		struct weft_line ln;
@@ -121,7 +123,12 @@ static void *client(void *arg)
 			WEFT_SEL_LINE(rd, '\n', &ln),          /* a line already read wins at once */
 		};
 		int r = weft_select(arms, 3, last_input + idle_ns); /* idle: nothing typed */
-		if (r == -ETIMEDOUT) {
+		if (r == -ETIMEDOUT && weft_reader_buffered(rd) != partial) {
+			/* typing, a character at a time: part of a line came
+			 * in meanwhile (the LINE arm keeps it until the line ends) */
+			partial = weft_reader_buffered(rd);
+			last_input = weft_now_ns();
+		} else if (r == -ETIMEDOUT) {
 			bye = "idle too long, bye\n";
 		} else if (r == 0) {
 			bye = "server shutting down, bye\n";
@@ -141,6 +148,7 @@ static void *client(void *arg)
 			if (ln.len == 0)
 				break; /* closed by the peer */
 			last_input = weft_now_ns();
+			partial = weft_reader_buffered(rd);
 			size_t ll = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
 			struct msg s = { .kind = SAY, .id = id };
 			snprintf(s.text, sizeof s.text, "user%d: %.*s\n", id, (int)ll, ln.data);

@@ -1345,11 +1345,21 @@ ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_
 		}
 		weft_budget_refund(cx);
 		weft_io_clear_ready(io, (struct weft_io_ready){ WEFT_IO_READABLE | WEFT_IO_ERROR, r >> 8 });
-		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, NULL) == WEFT_PENDING) {
+		struct weft_io_ready ready;
+		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING) {
 			rc = WEFT__IO_WAIT;
 			break;
 		}
-		/* readable again meanwhile (or closed, shut down): once more */
+		/* A thread is told of shutdown as soon as it begins (no event
+		 * may come): a wait it would start ends, as the blocking calls'
+		 * do. Read again, it spun on EAGAIN until the workers stopped
+		 * (found by a review: shutdown hung on a select in a
+		 * block_in_place fn). */
+		if (ready.mask & WEFT_IO_SHUTDOWN) {
+			rc = -ESHUTDOWN;
+			break;
+		}
+		/* readable again meanwhile (or closed, an error): once more */
 	}
 	io_unref(io);
 	return rc;

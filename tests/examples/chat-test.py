@@ -76,6 +76,19 @@ try:
     if pieces != [200, 200, 50]:
         fail("a 450-byte line came out in pieces of %r" % pieces)
 
+    # Typing a character at a time is typing: a sends "slowly" one byte
+    # every 0.6 s (3.6 s, past the 2 s idle limit) while b says a line now
+    # and then; a is not dropped and its line comes through whole.
+    for i, ch in enumerate(b"slowly"):
+        a.sendall(bytes([ch]))
+        if i % 3 == 2:
+            b.sendall(b"here\n")
+        time.sleep(0.6)
+    a.sendall(b"\n")
+    got = lines_until(b, r"^user%s: slowly$" % ida, timeout=3)
+    if any("left" in l for l in got):
+        fail("a client typing slowly was dropped: %r" % got)
+
     # c says nothing: dropped after the 2 s idle deadline, while a and b
     # keep talking (so they are not idle)
     talking = threading.Event()

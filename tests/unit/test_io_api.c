@@ -2461,3 +2461,59 @@ Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20)
 	close(q[1]);
 	wt_rt_destroy(rt);
 }
+
+/* From the review of the LINE arm: a thread's LINE arm (in a
+ * weft_block_in_place fn, or on a plain thread) spun at shutdown - the
+ * runtime answered READY, the read EAGAIN - and the block_in_place one
+ * held shutdown until its timeout. Now the arm says -ESHUTDOWN at once. */
+struct line_shut { struct weft_io *io; int sel, rc; uint64_t took; };
+
+static void *select_line_until_shutdown(void *arg)
+{
+	struct line_shut *s = arg;
+	struct weft_reader *r;
+	if (weft_reader_create(s->io, 0, &r))
+		return NULL;
+	struct weft_line ln;
+	struct weft_select_arm arms[] = { WEFT_SEL_LINE(r, '\n', &ln) };
+	s->sel = weft_select(arms, 1, WEFT_FOREVER);
+	s->rc = arms[0].rc;
+	weft_reader_destroy(r);
+	return NULL;
+}
+
+static void *line_in_place(void *arg)
+{
+	void *res;
+	weft_block_in_place(select_line_until_shutdown, arg, &res);
+	return NULL;
+}
+
+Test(reader, a_threads_line_arm_ends_at_shutdown, .timeout = WT_TMO(30))
+{
+	for (int k = 0; k < 2; k++) {
+		struct weft_runtime *rt = rt_named(2);
+		struct weft_io *a;
+		int peer;
+		half_pair(rt, &a, &peer);
+		struct line_shut s = { .io = a, .sel = 99, .rc = 99 };
+		pthread_t th;
+		if (k == 0)
+			cr_assert_eq(weft_spawn(rt, line_in_place, &s, NULL), 0);
+		else
+			cr_assert_eq(pthread_create(&th, NULL, select_line_until_shutdown, &s), 0);
+		wt_sleep_ms(100);
+		uint64_t t0 = wt_now_ns();
+		cr_assert_eq(weft_runtime_shutdown(rt, 3000 * MS), 0, "%s",
+			     k ? "plain thread" : "block_in_place");
+		if (k)
+			pthread_join(th, NULL);
+		uint64_t took = wt_now_ns() - t0;
+		cr_assert_lt(took, 1000 * MS, "shutdown took %lu ms", (unsigned long)(took / MS));
+		cr_assert_eq(s.sel, 0);
+		cr_assert_eq(s.rc, -ESHUTDOWN, "%d", s.rc);
+		weft_io_close(a);
+		close(peer);
+		wt_rt_destroy(rt);
+	}
+}

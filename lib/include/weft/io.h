@@ -252,7 +252,8 @@ WEFT_API size_t weft_reader_buffered(const struct weft_reader *r);
  * waker is registered for the registration's READABLE - one waker per
  * direction, as weft_io_poll_ready - or the task's budget ran out and it
  * was woken: one unit a read), or an error as weft_reader_until's
- * (-EMSGSIZE, -EBADF, -ESHUTDOWN, the read's -errno; -EINVAL for a NULL
+ * (-EMSGSIZE, -EBADF, -ESHUTDOWN - for a thread's wait as soon as shutdown
+ * begins, as a READY arm's -, -ECHILD, the read's -errno; -EINVAL for a NULL
  * argument or a delim outside 0-255). Unlike a readiness wait, it sees
  * the lines the reader already holds. Registration deadlines do not
  * apply: bound it with a timer (or a select's deadline). */

@@ -608,8 +608,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *                 weft_reader_until_poll: a line already buffered wins at
  *                 once; len 0 at end of stream); rc -EMSGSIZE, -EBADF, ...
  * A losing JOIN arm leaves its waker on the handle until the handle is
- * consumed, and a losing IO arm on the registration until its next
- * readiness event or close: at worst a spurious wake.
+ * consumed, and a losing IO or READER_LINE arm on the registration until
+ * its next readiness event or close: at worst a spurious wake.
  */
 enum weft_select_op {
 	WEFT_SEL_CHAN_SEND = 1,
