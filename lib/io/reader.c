@@ -43,9 +43,11 @@ void weft_reader_destroy(struct weft_reader *r) { weft__free(r); }
 
 size_t weft_reader_buffered(const struct weft_reader *r) { return r ? r->end - r->start : 0; }
 
-/* Read more into the buffer's free end, compacting first. > 0 bytes, 0 at
- * end of stream, -EMSGSIZE when the buffer is full, or weft_read's error. */
-static ssize_t fill(struct weft_reader *r)
+/* Read more into the buffer's free end, compacting first: with weft_read
+ * (cx NULL, blocking-style) or the poll form's one read (weft__io_read_poll
+ * with cx). > 0 bytes, 0 at end of stream, -EMSGSIZE when the buffer is
+ * full, WEFT__IO_WAIT (poll form: must wait), or the read's error. */
+static ssize_t fill(struct weft_reader *r, struct weft_cx *cx)
 {
 	if (r->start) {
 		memmove(r->buf, r->buf + r->start, r->end - r->start);
@@ -54,37 +56,49 @@ static ssize_t fill(struct weft_reader *r)
 	}
 	if (r->end == r->cap)
 		return -EMSGSIZE;
-	ssize_t n = weft_read(r->io, r->buf + r->end, r->cap - r->end);
+	ssize_t n = cx ? weft__io_read_poll(r->io, r->buf + r->end, r->cap - r->end, cx)
+		       : weft_read(r->io, r->buf + r->end, r->cap - r->end);
 	if (n > 0)
 		r->end += (size_t)n;
 	return n;
+}
+
+/* The next line up to and including delim, or at end of stream what is
+ * left without one (len 0: the end itself), taken from the buffer: 0 with
+ * *data and *len set, or fill's error (the bytes buffered stay). Both
+ * forms of weft_reader_until. */
+static ssize_t next_line(struct weft_reader *r, int delim, struct weft_cx *cx,
+			 const char **data, size_t *len)
+{
+	size_t scanned = 0; /* bytes after start already searched */
+	for (;;) {
+		char *p = memchr(r->buf + r->start + scanned, delim, r->end - r->start - scanned);
+		if (p) {
+			*len = (size_t)(p - (r->buf + r->start)) + 1;
+			*data = r->buf + r->start;
+			r->start += *len;
+			return 0;
+		}
+		scanned = r->end - r->start;
+		ssize_t n = fill(r, cx);
+		if (n > 0)
+			continue;
+		if (n < 0)
+			return n;
+		*len = r->end - r->start;
+		*data = r->buf + r->start;
+		r->start = r->end;
+		return 0;
+	}
 }
 
 ssize_t weft_reader_until(struct weft_reader *r, int delim, const char **out)
 {
 	if (!r || !out || delim < 0 || delim > 255)
 		return -EINVAL;
-	size_t scanned = 0; /* bytes after start already searched */
-	for (;;) {
-		char *p = memchr(r->buf + r->start + scanned, delim, r->end - r->start - scanned);
-		if (p) {
-			size_t len = (size_t)(p - (r->buf + r->start)) + 1;
-			*out = r->buf + r->start;
-			r->start += len;
-			return (ssize_t)len;
-		}
-		scanned = r->end - r->start;
-		ssize_t n = fill(r);
-		if (n > 0)
-			continue;
-		if (n < 0)
-			return n; /* the bytes buffered stay */
-		/* end of stream: what is left, without a delimiter */
-		size_t len = r->end - r->start;
-		*out = r->buf + r->start;
-		r->start = r->end;
-		return (ssize_t)len;
-	}
+	size_t len;
+	ssize_t rc = next_line(r, delim, NULL, out, &len);
+	return rc < 0 ? rc : (ssize_t)len;
 }
 
 ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n)
@@ -98,7 +112,7 @@ ssize_t weft_reader_read(struct weft_reader *r, void *buf, size_t n)
 		 * at a time made one read(2) per byte: a review) */
 		if (n >= r->cap)
 			return weft_read(r->io, buf, n);
-		ssize_t k = fill(r);
+		ssize_t k = fill(r, NULL);
 		if (k <= 0)
 			return k;
 		have = r->end - r->start;
@@ -118,7 +132,7 @@ ssize_t weft_reader_read_exact(struct weft_reader *r, void *buf, size_t n)
 	/* through the buffer, so that nothing read is lost when the stream
 	 * ends or fails first: it stays buffered */
 	while (r->end - r->start < n) {
-		ssize_t k = fill(r); /* n <= cap: room once compacted */
+		ssize_t k = fill(r, NULL); /* n <= cap: room once compacted */
 		if (k < 0)
 			return k;
 		if (k == 0)
@@ -134,38 +148,6 @@ int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, int delim,
 {
 	if (!r || !cx || !out || delim < 0 || delim > 255)
 		return -EINVAL;
-	size_t scanned = 0; /* bytes after start already searched */
-	for (;;) {
-		char *p = memchr(r->buf + r->start + scanned, delim, r->end - r->start - scanned);
-		if (p) {
-			size_t len = (size_t)(p - (r->buf + r->start)) + 1;
-			out->data = r->buf + r->start;
-			out->len = len;
-			r->start += len;
-			return 0;
-		}
-		scanned = r->end - r->start;
-		if (r->start) { /* compact: a line handed out before is done with */
-			memmove(r->buf, r->buf + r->start, r->end - r->start);
-			r->end -= r->start;
-			r->start = 0;
-		}
-		if (r->end == r->cap)
-			return -EMSGSIZE; /* the bytes stay: take them with weft_reader_read */
-		ssize_t n = weft__io_read_poll(r->io, r->buf + r->end, r->cap - r->end, cx);
-		if (n > 0) {
-			r->end += (size_t)n;
-			continue;
-		}
-		if (n == WEFT__IO_WAIT)
-			return WEFT_PENDING;
-		if (n < 0)
-			return (int)n; /* the bytes buffered stay */
-		/* end of stream: what is left, without a delimiter (0 bytes:
-		 * the end itself) */
-		out->data = r->buf + r->start;
-		out->len = r->end - r->start;
-		r->start = r->end;
-		return 0;
-	}
+	ssize_t rc = next_line(r, delim, cx, &out->data, &out->len);
+	return rc == WEFT__IO_WAIT ? WEFT_PENDING : (int)rc;
 }
