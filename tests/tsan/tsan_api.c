@@ -616,6 +616,108 @@ static void scenario_unbounded(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------------------------------------------- lines */
+
+/* Buffered readers waited on with the select LINE arm: two fibers and a
+ * thread each read one socket's lines, written in odd-sized chunks by
+ * writer threads, beside a channel arm fed by another thread. */
+#define LN_READERS 3
+#define LN_LINES 3000
+struct ln_job { struct weft_io *io; int wfd; struct weft_chan *ch; long lines, items; };
+
+static void *ln_write(void *arg)
+{
+	struct ln_job *j = arg;
+	char buf[64];
+	for (int i = 0; i < LN_LINES; i++) {
+		int n = snprintf(buf, sizeof buf, "line %d\n", i);
+		for (int off = 0; off < n;) {
+			int k = 1 + (i + off) % 5;
+			if (k > n - off)
+				k = n - off;
+			ssize_t w = write(j->wfd, buf + off, (size_t)k);
+			CHECK(w > 0, "write: %zd", w);
+			off += (int)w;
+		}
+	}
+	close(j->wfd);
+	return NULL;
+}
+
+static void *ln_feed(void *arg)
+{
+	struct ln_job *j = arg;
+	for (long i = 0; i < 500; i++)
+		CHECK_EQ(weft_chan_send(j->ch, &i), 0);
+	return NULL;
+}
+
+static void *ln_read(void *arg)
+{
+	struct ln_job *j = arg;
+	struct weft_reader *r;
+	CHECK_EQ(weft_reader_create(j->io, 32, &r), 0);
+	for (;;) {
+		struct weft_line ln;
+		long item;
+		struct weft_select_arm arms[] = { WEFT_SEL_RECV(j->ch, &item),
+						  WEFT_SEL_LINE(r, '\n', &ln) };
+		int i = weft_select(arms, 2, weft_now_ns() + 10000000000ull);
+		CHECK(i == 0 || i == 1, "select: %d", i);
+		if (i == 0) {
+			j->items++;
+			continue;
+		}
+		CHECK_EQ(arms[1].rc, 0);
+		if (ln.len == 0)
+			break;
+		char want[64];
+		int n = snprintf(want, sizeof want, "line %ld\n", j->lines);
+		CHECK(ln.len == (size_t)n && !memcmp(ln.data, want, ln.len), "line %ld", j->lines);
+		j->lines++;
+	}
+	weft_reader_destroy(r);
+	return NULL;
+}
+
+static void scenario_lines(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct ln_job j[LN_READERS];
+	pthread_t wr[LN_READERS], fd[LN_READERS], rd;
+	struct weft_task *t[LN_READERS];
+	for (int i = 0; i < LN_READERS; i++) {
+		int sv[2];
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		j[i] = (struct ln_job){ .wfd = sv[1] };
+		CHECK_EQ(weft_io_register(rt, sv[0], &j[i].io), 0);
+		CHECK_EQ(weft_chan_create(sizeof(long), 8, &j[i].ch), 0);
+		CHECK_EQ(pthread_create(&wr[i], NULL, ln_write, &j[i]), 0);
+		CHECK_EQ(pthread_create(&fd[i], NULL, ln_feed, &j[i]), 0);
+		if (i == 0)
+			CHECK_EQ(pthread_create(&rd, NULL, ln_read, &j[i]), 0);
+		else
+			CHECK_EQ(weft_spawn(rt, ln_read, &j[i], &t[i]), 0);
+	}
+	for (int i = 0; i < LN_READERS; i++) {
+		pthread_join(wr[i], NULL);
+		pthread_join(fd[i], NULL);
+	}
+	pthread_join(rd, NULL);
+	for (int i = 1; i < LN_READERS; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	for (int i = 0; i < LN_READERS; i++) {
+		CHECK_EQ(j[i].lines, LN_LINES);
+		long item;
+		while (weft_chan_try_recv(j[i].ch, &item) == 0)
+			j[i].items++;
+		CHECK_EQ(j[i].items, 500);
+		CHECK_EQ(weft_chan_destroy(j[i].ch), 0);
+		CHECK_EQ(weft_io_close(j[i].io), 0);
+	}
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
@@ -626,6 +728,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "copy", scenario_copy },
 	{ "locals", scenario_locals },
 	{ "unbounded", scenario_unbounded },
+	{ "lines", scenario_lines },
 };
 
 int main(int argc, char **argv)
