@@ -1,0 +1,266 @@
+/*
+ * kv.c - a line-protocol key-value server: a fiber per connection reading
+ * requests through a buffered reader (a select's LINE arm, beside the
+ * shutdown token) and answering through a buffered writer, flushed only
+ * when no request is left buffered, so a client that pipelines gets one
+ * write per batch. The map is behind a reader-writer lock. Each connection
+ * fiber keeps its name in a fiber-local value, which the log helper
+ * reads, and log lines go to a logger fiber through an unbounded channel:
+ * logging never waits, wherever it is called from.
+ *
+ * Protocol, one request per line: SET key value | GET key | DEL key | QUIT.
+ * Answers: OK | VALUE value | NOT_FOUND | ERR reason | BYE.
+ *
+ * Usage: kv [PORT]  (default 7010; 0: any free port, printed). SIGINT or
+ * SIGTERM: the connections are told, the server waits for each and exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <weft/weft.h>
+
+#define BUCKETS 1024
+#define KEY_MAX 64
+#define VAL_MAX 256
+
+struct entry {
+	struct entry *next;
+	char key[KEY_MAX + 1];
+	char val[VAL_MAX + 1];
+};
+
+static struct entry *map[BUCKETS];
+static struct weft_rwlock *map_lock;
+static struct weft_chan *log_ch; /* unbounded: struct log_line */
+static struct weft_token *stop;
+
+struct log_line { char text[160]; };
+
+/* The connection's name, for log lines: one per fiber, freed when it ends. */
+static const struct weft_local_key conn_name = { .dtor = free };
+
+static void logf_(const char *fmt, ...)
+{
+	struct log_line l;
+	const char *who = weft_local_get(&conn_name);
+	int n = snprintf(l.text, sizeof l.text, "[%s] ", who ? who : "kv");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(l.text + n, sizeof l.text - (size_t)n, fmt, ap);
+	va_end(ap);
+	weft_chan_send(log_ch, &l); /* never waits: the channel is unbounded */
+}
+
+static void *logger(void *arg)
+{
+	struct log_line l;
+	(void)arg;
+	while (weft_chan_recv(log_ch, &l) == 0) /* -EPIPE once closed and drained */
+		printf("%s\n", l.text);
+	fflush(stdout);
+	return NULL;
+}
+
+static unsigned hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % BUCKETS;
+}
+
+static struct entry **find(const char *key)
+{
+	struct entry **e = &map[hash(key)];
+	while (*e && strcmp((*e)->key, key))
+		e = &(*e)->next;
+	return e;
+}
+
+/* One request (the line without its newline): writes the answer. */
+static int serve(struct weft_writer *w, char *line)
+{
+	char *cmd = strtok(line, " "), *key = strtok(NULL, " "), *val = strtok(NULL, "");
+	if (!cmd)
+		return (int)weft_writer_printf(w, "ERR empty request\n");
+	if (!strcmp(cmd, "QUIT"))
+		return -1;
+	if (!key || strlen(key) > KEY_MAX)
+		return (int)weft_writer_printf(w, "ERR a key of 1 to %d bytes\n", KEY_MAX);
+	if (!strcmp(cmd, "GET")) {
+		char v[VAL_MAX + 1] = "";
+		if (weft_rwlock_read(map_lock))
+			return -1; /* cancelled (shutdown): end the connection */
+		struct entry *e = *find(key);
+		if (e)
+			strcpy(v, e->val);
+		weft_rwlock_read_unlock(map_lock);
+		return (int)(e ? weft_writer_printf(w, "VALUE %s\n", v)
+			       : weft_writer_printf(w, "NOT_FOUND\n"));
+	}
+	if (!strcmp(cmd, "SET") && val && strlen(val) <= VAL_MAX) {
+		if (weft_rwlock_write(map_lock))
+			return -1;
+		struct entry **e = find(key);
+		if (!*e && (*e = calloc(1, sizeof(**e))))
+			strcpy((*e)->key, key);
+		if (*e)
+			strcpy((*e)->val, val);
+		weft_rwlock_write_unlock(map_lock);
+		logf_("SET %s", key);
+		return (int)weft_writer_printf(w, *e ? "OK\n" : "ERR out of memory\n");
+	}
+	if (!strcmp(cmd, "DEL")) {
+		if (weft_rwlock_write(map_lock))
+			return -1;
+		struct entry **e = find(key), *gone = *e;
+		if (gone)
+			*e = gone->next;
+		weft_rwlock_write_unlock(map_lock);
+		free(gone);
+		logf_("DEL %s", key);
+		return (int)weft_writer_printf(w, gone ? "OK\n" : "NOT_FOUND\n");
+	}
+	return (int)weft_writer_printf(w, "ERR unknown request (SET, GET, DEL, QUIT)\n");
+}
+
+static void *conn(void *arg)
+{
+	static long next_id;
+	struct weft_io *c = arg;
+	char *name = malloc(32);
+	if (name) {
+		snprintf(name, 32, "conn-%ld", __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED));
+		if (weft_local_set(&conn_name, name))
+			free(name);
+	}
+	logf_("connected");
+	struct weft_reader *r = NULL;
+	struct weft_writer *w = NULL;
+	const char *bye = NULL;
+	if (!weft_reader_create(c, 1024, &r) && !weft_writer_create(c, 0, &w)) {
+		for (;;) {
+			struct weft_line ln;
+			struct weft_select_arm arms[] = {
+				WEFT_SEL_CANCELLED(stop),
+				WEFT_SEL_LINE(r, '\n', &ln), /* a request already read wins at once */
+			};
+			if (weft_select(arms, 2, WEFT_FOREVER) != 1) {
+				bye = "BYE server shutting down\n";
+				break;
+			}
+			if (arms[1].rc == -EMSGSIZE) {
+				bye = "ERR request too long\n";
+				break;
+			}
+			if (arms[1].rc || ln.len == 0)
+				break; /* gone, or an error */
+			char line[1025];
+			size_t n = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
+			memcpy(line, ln.data, n);
+			line[n] = '\0';
+			if (n && line[n - 1] == '\r')
+				line[n - 1] = '\0';
+			if (serve(w, line) < 0) {
+				bye = "BYE\n";
+				break;
+			}
+			/* pipelined requests still buffered: answer them first,
+			 * then one write for the batch */
+			if (!weft_reader_buffered(r) && weft_writer_flush(w))
+				break;
+		}
+	}
+	if (bye && w && weft_writer_printf(w, "%s", bye) > 0)
+		weft_writer_flush(w);
+	logf_("closed");
+	weft_writer_destroy(w);
+	weft_reader_destroy(r);
+	weft_io_close(c);
+	return NULL; /* conn_name's dtor frees the name */
+}
+
+static void *acceptor(void *arg)
+{
+	struct weft_io *l = arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	struct weft_joinset *set;
+	long served = 0;
+	if (weft_joinset_create(&set))
+		return (void *)-1L;
+	for (;;) {
+		struct weft_select_arm arms[] = {
+			WEFT_SEL_CANCELLED(stop),
+			WEFT_SEL_READY(l, WEFT_IO_READABLE),
+			WEFT_SEL_JOIN_NEXT(set, NULL),
+		};
+		int r = weft_select(arms, weft_joinset_len(set) ? 3 : 2, WEFT_FOREVER);
+		if (r == 0)
+			break;
+		if (r == 2) {
+			served++;
+			continue;
+		}
+		struct weft_io *c;
+		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */
+		if (weft_accept(l, &c, NULL, NULL) == 0 && weft_joinset_spawn(set, rt, conn, c, NULL))
+			weft_io_close(c);
+	}
+	while (weft_joinset_join_next(set, NULL, NULL) != -ENOENT)
+		served++;
+	weft_joinset_destroy(set);
+	weft_io_close(l);
+	return (void *)served;
+}
+
+int main(int argc, char **argv)
+{
+	long port = 7010;
+	char *end = NULL;
+	if (argc > 2 || (argc == 2 && ((port = strtol(argv[1], &end, 10)) < 0 || port > 65535 ||
+				      end == argv[1] || *end))) {
+		fprintf(stderr, "usage: kv [PORT]  (0..65535, 0: any free port; default 7010)\n");
+		return 2;
+	}
+	struct weft_chan *sigs;
+	struct weft_runtime *rt;
+	struct weft_io *l;
+	struct weft_task *acc, *lg;
+	int rc;
+	if ((rc = weft_chan_create(sizeof(int), 2, &sigs)) ||
+	    (rc = weft_signal_notify(sigs, SIGINT)) || (rc = weft_signal_notify(sigs, SIGTERM)) ||
+	    (rc = weft_runtime_create(NULL, &rt)) || (rc = weft_rwlock_create(&map_lock)) ||
+	    (rc = weft_chan_create_unbounded(sizeof(struct log_line), &log_ch)) ||
+	    (rc = weft_token_create(NULL, &stop)) ||
+	    (rc = weft_tcp_listen(rt, NULL, (uint16_t)port, 128, &l)) ||
+	    (rc = weft_spawn(rt, logger, NULL, &lg)) || (rc = weft_spawn(rt, acceptor, l, &acc))) {
+		fprintf(stderr, "kv: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	printf("kv: listening on port %d\n", weft_io_local_port(l));
+	fflush(stdout);
+	int sig = 0;
+	weft_chan_recv(sigs, &sig);
+	weft_token_cancel(stop);
+	void *served;
+	weft_join(acc, &served);
+	weft_chan_close(log_ch); /* the logger prints what is queued, then ends */
+	weft_join(lg, NULL);
+	printf("kv: %s, served %ld connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+	       (long)served);
+	weft_chan_destroy(log_ch);
+	weft_token_destroy(stop);
+	weft_rwlock_destroy(map_lock);
+	weft_signal_stop(sigs);
+	weft_chan_destroy(sigs);
+	for (int i = 0; i < BUCKETS; i++)
+		while (map[i]) {
+			struct entry *e = map[i];
+			map[i] = e->next;
+			free(e);
+		}
+	return weft_runtime_destroy(rt) ? 1 : 0;
+}
