@@ -116,15 +116,16 @@ int weft_child_reap(struct weft_io *io, int *status)
 {
 	if (!io)
 		return -EINVAL;
-	/* reaped (or closed) already: its fd number may be another file's
-	 * now - another child's pidfd even, whose child this would reap */
-	if (weft__io_detached(io))
+	/* Reaped (or closed) already: its fd number may be another file's
+	 * now - another child's pidfd even, whose child this would reap. And
+	 * a reference for the waitid, as the socket calls take: a close on
+	 * another thread meanwhile keeps the pidfd open until it is dropped
+	 * (without it the number could be taken mid-call: found by a review). */
+	if (weft__io_hold(io))
 		return -EBADF;
-	int fd = weft_io_fd(io);
-	if (fd < 0)
-		return fd;
 	siginfo_t si;
-	int rc = reap(fd, &si);
+	int rc = reap(weft_io_fd(io), &si);
+	weft__io_release(io);
 	if (rc == 0)
 		return -EAGAIN; /* still running: the registration stays */
 	int crc = weft_io_close(io);

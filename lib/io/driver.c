@@ -110,7 +110,7 @@ int weft__driver_init(struct weft_runtime *rt)
 	pthread_mutex_init(&d->retired_lock, NULL);
 	d->retired = NULL;
 	d->regs = NULL;
-	d->reg_free = NULL;
+	d->reg_free = d->reg_free_tail = NULL;
 	d->reg_chunks = NULL;
 	atomic_init(&d->retired_any, false);
 	atomic_init(&d->io_registered, false);

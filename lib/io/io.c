@@ -109,21 +109,36 @@ struct reg_chunk {
 	struct weft_io reg[SLAB_REGS];
 };
 
+/* Caller holds retired_lock. At the tail: a registration's memory is
+ * taken again last, after every other free one, so a stale handle (a
+ * second close, a reap after a close) finds it still closed for as long
+ * as can be - what io.h's "-EBADF while the memory is not reused" rests on
+ * (LIFO reuse handed a just-closed slot to the very next registration). */
+static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
+{
+	io->retired_next = NULL;
+	if (d->reg_free_tail)
+		d->reg_free_tail->retired_next = io;
+	else
+		d->reg_free = io;
+	d->reg_free_tail = io;
+}
+
 static struct weft_io *reg_alloc(struct weft__driver *d)
 {
 	pthread_mutex_lock(&d->retired_lock);
 	struct weft_io *io = d->reg_free;
 	if (io) {
 		d->reg_free = io->retired_next;
+		if (!d->reg_free)
+			d->reg_free_tail = NULL;
 	} else {
 		struct reg_chunk *c = weft__malloc(sizeof(*c));
 		if (c) {
 			c->next = d->reg_chunks;
 			d->reg_chunks = c;
-			for (unsigned i = 1; i < SLAB_REGS; i++) {
-				c->reg[i].retired_next = d->reg_free;
-				d->reg_free = &c->reg[i];
-			}
+			for (unsigned i = 1; i < SLAB_REGS; i++)
+				reg_put_locked(d, &c->reg[i]);
 			io = &c->reg[0];
 		}
 	}
@@ -133,12 +148,6 @@ static struct weft_io *reg_alloc(struct weft__driver *d)
 	return io;
 }
 
-/* Caller holds retired_lock. */
-static void reg_put_locked(struct weft__driver *d, struct weft_io *io)
-{
-	io->retired_next = d->reg_free;
-	d->reg_free = io;
-}
 
 /* Internal readiness bits: the runtime shut down (operations fail); both
  * directions hung up (EPOLLHUP: writers wake too, and see WEFT_IO_HUP);
@@ -751,7 +760,7 @@ void weft__io_fini(struct weft_runtime *rt)
 		d->reg_chunks = c->next;
 		weft__free(c);
 	}
-	d->reg_free = NULL;
+	d->reg_free = d->reg_free_tail = NULL;
 }
 
 static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1, memory_order_relaxed); }
@@ -840,6 +849,15 @@ bool weft__io_detached(const struct weft_io *io)
 {
 	return atomic_load_explicit(&io->detached, memory_order_acquire);
 }
+
+int weft__io_hold(struct weft_io *io)
+{
+	if (weft__io_detached(io) || !io_tryref(io))
+		return -EBADF;
+	return 0;
+}
+
+void weft__io_release(struct weft_io *io) { io_unref(io); }
 
 int weft_io_close(struct weft_io *io) { return detach(io, true); }
 int weft_io_deregister(struct weft_io *io) { return detach(io, false); }

@@ -423,7 +423,7 @@ struct weft__driver {
 	pthread_mutex_t retired_lock;
 	struct weft_io *retired;                  /* deregistered, freed at the next driver pass */
 	struct weft_io *regs;                     /* live registrations (under retired_lock) */
-	struct weft_io *reg_free;                 /* registration slab: free entries */
+	struct weft_io *reg_free, *reg_free_tail; /* registration slab: free entries, oldest first */
 	struct reg_chunk *reg_chunks;             /* and its chunks */
 	_Atomic bool retired_any;
 	/* Timers set by threads holding no core; each core has its own
@@ -595,6 +595,11 @@ ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_
 /* io.c: weft_io_close or _deregister was called on io (child.c: a reap
  * after it must not wait on whatever file took the number). */
 bool weft__io_detached(const struct weft_io *io);
+/* io.c: a call's reference on io, as the socket calls take one (a close
+ * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
+ * closed or deregistered. */
+int weft__io_hold(struct weft_io *io);
+void weft__io_release(struct weft_io *io);
 /* ------------------------------------------------------- uring.c API */
 /* In a driver event's mask: the io_uring poll behind it ended, or ended
  * with an error (no bits of epoll's or poll's; uring.c). */

@@ -1004,6 +1004,17 @@ Test(child_wait, open_and_reap_in_a_select_beside_a_token, .timeout = WT_TMO(20)
 	cr_assert_eq(weft_child_reap(ioc, &st), 0);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %#x", st);
 	cr_assert_eq(weft_child_reap(ioc, &st), -EBADF, "reaped twice");
+	/* the next child's registration does not take the reaped one's
+	 * memory (freed registrations are reused oldest first): the stale
+	 * handle still says -EBADF and leaves the new child alone */
+	struct weft_io *iob;
+	pid_t pb = spawn_sh("exit 6");
+	cr_assert_eq(weft_child_open(rt, pb, &iob), 0);
+	cr_assert_neq(iob, ioc);
+	cr_assert_eq(weft_io_wait(iob, WEFT_IO_READABLE, 5000 * MS), WEFT_IO_READABLE);
+	cr_assert_eq(weft_child_reap(ioc, &st), -EBADF, "the stale handle, after a new open");
+	cr_assert_eq(weft_child_reap(iob, &st), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 6, "status %#x", st);
 	/* the number taken by another child's pidfd (not a registration):
 	 * before, the second reap waited on it and reaped that child */
 	pid_t pd = spawn_sh("exit 4");
@@ -2441,6 +2452,16 @@ Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20)
 	int q[2];
 	cr_assert_eq(pipe(q), 0); /* likely takes p[0]'s number */
 	cr_assert_eq(weft_io_close(io), -EBADF);
+	/* a new registration does not take the closed one's memory at once
+	 * (oldest free first): the stale handle still says -EBADF */
+	int r2[2];
+	cr_assert_eq(pipe(r2), 0);
+	struct weft_io *fresh;
+	cr_assert_eq(weft_io_register(rt, r2[0], &fresh), 0);
+	cr_assert_neq(fresh, io);
+	cr_assert_eq(weft_io_close(io), -EBADF);
+	cr_assert_eq(weft_io_close(fresh), 0);
+	close(r2[1]);
 	cr_assert_eq(weft_io_deregister(io), -EBADF);
 	cr_assert_neq(fcntl(q[0], F_GETFD), -1, "a file that took the number is still open");
 	cr_assert_neq(fcntl(q[1], F_GETFD), -1);

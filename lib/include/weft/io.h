@@ -64,7 +64,8 @@ WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **
  * weft_io_deregister of it returns -EBADF and touches nothing (no fd is
  * closed twice), with the same limit: once a newer registration has its
  * memory, it would end that one, as a double close(2) closes whichever
- * file took the number. */
+ * file took the number (freed registrations are reused oldest first, so a
+ * closed one is taken again as late as can be). */
 WEFT_API int weft_io_close(struct weft_io *io);
 /* Deregister without closing; returns the fd (>= 0) for the caller to keep.
  * Calls on the registration still in progress on other threads may use the
