@@ -6,7 +6,8 @@
  * write per batch. The map is behind a reader-writer lock. Each connection
  * fiber keeps its name in a fiber-local value, which the log helper
  * reads, and log lines go to a logger fiber through an unbounded channel:
- * logging never waits, wherever it is called from.
+ * logging never waits, wherever it is called from. A client that stops
+ * reading its answers is dropped after 2 s of a write that cannot go.
  *
  * Protocol, one request per line: SET key value | GET key | DEL key | QUIT.
  * Answers: OK | VALUE value | NOT_FOUND | ERR reason | BYE.
@@ -15,6 +16,7 @@
  * SIGTERM: the connections are told, the server waits for each and exits 0.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,17 +85,25 @@ static struct entry **find(const char *key)
 /* One request (the line without its newline): writes the answer. */
 static int serve(struct weft_writer *w, char *line)
 {
-	char *cmd = strtok(line, " "), *key = strtok(NULL, " "), *val = strtok(NULL, "");
+	/* strtok_r: the fibers of two workers parse at once (strtok's one
+	 * saved position is shared by every thread) */
+	char *save = NULL;
+	char *cmd = strtok_r(line, " ", &save), *key = strtok_r(NULL, " ", &save);
+	char *val = key ? save : NULL; /* the rest of the line, spaces and all */
+	while (val && *val == ' ')
+		val++;
 	if (!cmd)
 		return (int)weft_writer_printf(w, "ERR empty request\n");
 	if (!strcmp(cmd, "QUIT"))
 		return -1;
+	if (strcmp(cmd, "GET") && strcmp(cmd, "SET") && strcmp(cmd, "DEL"))
+		return (int)weft_writer_printf(w, "ERR unknown request (SET, GET, DEL, QUIT)\n");
 	if (!key || strlen(key) > KEY_MAX)
 		return (int)weft_writer_printf(w, "ERR a key of 1 to %d bytes\n", KEY_MAX);
 	if (!strcmp(cmd, "GET")) {
 		char v[VAL_MAX + 1] = "";
 		if (weft_rwlock_read(map_lock))
-			return -1; /* cancelled (shutdown): end the connection */
+			return -1; /* the fiber was cancelled (aborted, or the runtime shut down) */
 		struct entry *e = *find(key);
 		if (e)
 			strcpy(v, e->val);
@@ -101,7 +111,10 @@ static int serve(struct weft_writer *w, char *line)
 		return (int)(e ? weft_writer_printf(w, "VALUE %s\n", v)
 			       : weft_writer_printf(w, "NOT_FOUND\n"));
 	}
-	if (!strcmp(cmd, "SET") && val && strlen(val) <= VAL_MAX) {
+	if (!strcmp(cmd, "SET")) {
+		if (!val || !*val || strlen(val) > VAL_MAX)
+			return (int)weft_writer_printf(w, "ERR SET needs a value of 1 to %d bytes\n",
+						       VAL_MAX);
 		if (weft_rwlock_write(map_lock))
 			return -1;
 		struct entry **e = find(key);
@@ -124,7 +137,16 @@ static int serve(struct weft_writer *w, char *line)
 		logf_("DEL %s", key);
 		return (int)weft_writer_printf(w, gone ? "OK\n" : "NOT_FOUND\n");
 	}
-	return (int)weft_writer_printf(w, "ERR unknown request (SET, GET, DEL, QUIT)\n");
+	return -1; /* not reached: the request was checked above */
+}
+
+/* Send what the writer holds within 2 s: 0, or -1 when the client must go
+ * (it does not read: once the socket's buffers are full the write waits,
+ * and without a limit it would hold shutdown up for good). */
+static int flush_within(struct weft_io *c, struct weft_writer *w)
+{
+	weft_io_set_deadline(c, WEFT_IO_WRITABLE, weft_now_ns() + 2000000000ull);
+	return weft_writer_flush(w) ? -1 : 0;
 }
 
 static void *conn(void *arg)
@@ -148,7 +170,17 @@ static void *conn(void *arg)
 				WEFT_SEL_CANCELLED(stop),
 				WEFT_SEL_LINE(r, '\n', &ln), /* a request already read wins at once */
 			};
-			if (weft_select(arms, 2, WEFT_FOREVER) != 1) {
+			/* With answers waiting, only look for another request
+			 * already here (a deadline of now); when there is none,
+			 * send the batch in one write and wait. */
+			bool answers = weft_writer_buffered(w) > 0;
+			int sel = weft_select(arms, 2, answers ? weft_now_ns() : WEFT_FOREVER);
+			if (sel == -ETIMEDOUT) {
+				if (flush_within(c, w))
+					break; /* it does not read, or it is gone */
+				continue;
+			}
+			if (sel != 1) {
 				bye = "BYE server shutting down\n";
 				break;
 			}
@@ -164,18 +196,17 @@ static void *conn(void *arg)
 			line[n] = '\0';
 			if (n && line[n - 1] == '\r')
 				line[n - 1] = '\0';
+			/* answers that fill the buffer are written on the way:
+			 * within 2 s too */
+			weft_io_set_deadline(c, WEFT_IO_WRITABLE, weft_now_ns() + 2000000000ull);
 			if (serve(w, line) < 0) {
 				bye = "BYE\n";
 				break;
 			}
-			/* pipelined requests still buffered: answer them first,
-			 * then one write for the batch */
-			if (!weft_reader_buffered(r) && weft_writer_flush(w))
-				break;
 		}
 	}
 	if (bye && w && weft_writer_printf(w, "%s", bye) > 0)
-		weft_writer_flush(w);
+		flush_within(c, w);
 	logf_("closed");
 	weft_writer_destroy(w);
 	weft_reader_destroy(r);

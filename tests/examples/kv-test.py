@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""examples/kv driven by two clients: pipelined requests answered in order
+"""examples/kv driven by three clients: pipelined requests answered in order
 in one batch, a value set by one client read by the other, errors, the
 connection's name in the log lines (a fiber-local value, logged through an
 unbounded channel), QUIT, then SIGTERM: the open connection is told BYE and
-the server exits 0 having served both."""
+the server exits 0 having served all three; a client that sends and never
+reads is dropped by the 2 s write limit and cannot hold shutdown up."""
 import re
 import signal
 import socket
@@ -49,6 +50,26 @@ try:
     got = read_lines(b, 4)
     if got[0] != "VALUE two words" or not all(l.startswith("ERR ") for l in got[1:]):
         fail("b's answers: %r" % got)
+    # a request whose next one is still partial: answered now, not held
+    # until the client sends more
+    a.sendall(b"GET b\nGE")
+    if read_lines(a, 1, timeout=2) != ["VALUE two words"]:
+        fail("an answer held back behind a partial request")
+    a.sendall(b"T zz\nSET sp  1\nGET sp\nSET novalue\nBAD\n")
+    got = read_lines(a, 5)
+    if got[:3] != ["NOT_FOUND", "OK", "VALUE 1"] or not got[3].startswith("ERR SET needs") \
+            or not got[4].startswith("ERR unknown"):
+        fail("answers: %r" % got)
+    # a client that sends requests and never reads the answers: its
+    # connection is dropped (2 s write limit), so it cannot hold shutdown
+    c = socket.create_connection(("127.0.0.1", port))
+    c.settimeout(0.5)
+    sent = 0
+    try:
+        while sent < 64 << 20:
+            sent += c.send(b"GET b\n" * 1024)
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass
     a.sendall(b"QUIT\n")
     if read_lines(a, 1) != ["BYE"]:
         fail("QUIT")
@@ -58,16 +79,19 @@ try:
     srv.send_signal(signal.SIGTERM)
     if read_lines(b, 1) != ["BYE server shutting down"]:
         fail("b not told of the shutdown")
-    out, _ = srv.communicate(timeout=10)
+    try:
+        out, _ = srv.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        fail("still running 10 s after SIGTERM (a client that does not read held it)")
     if srv.returncode != 0:
         fail("server exited %d" % srv.returncode)
     for want in [r"\[conn-\d+\] connected", r"\[conn-\d+\] SET a", r"\[conn-\d+\] DEL a",
-                 r"\[conn-\d+\] closed", r"SIGTERM, served 2 connections"]:
+                 r"\[conn-\d+\] closed", r"SIGTERM, served 3 connections"]:
         if not re.search(want, out):
             fail("log: no %r in %r" % (want, out))
     names = set(re.findall(r"\[(conn-\d+)\] connected", out))
-    if len(names) != 2:
-        fail("two connections, two names: %r" % names)
+    if len(names) != 3:
+        fail("three connections, three names: %r" % names)
     print("kv-test: passed")
 finally:
     if srv.poll() is None:
