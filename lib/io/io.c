@@ -845,14 +845,9 @@ static int detach(struct weft_io *io, bool close_fd)
 	return close_fd ? rc : fd;
 }
 
-bool weft__io_detached(const struct weft_io *io)
-{
-	return atomic_load_explicit(&io->detached, memory_order_acquire);
-}
-
 int weft__io_hold(struct weft_io *io)
 {
-	if (weft__io_detached(io) || !io_tryref(io))
+	if (atomic_load_explicit(&io->detached, memory_order_acquire) || !io_tryref(io))
 		return -EBADF;
 	return 0;
 }

@@ -592,9 +592,6 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
 /* io.c: one read for a poll form (reader.c); see there. */
 #define WEFT__IO_WAIT (-1000000)
 ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx);
-/* io.c: weft_io_close or _deregister was called on io (child.c: a reap
- * after it must not wait on whatever file took the number). */
-bool weft__io_detached(const struct weft_io *io);
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */
