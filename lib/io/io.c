@@ -1322,14 +1322,18 @@ static int copy_usable(struct weft_io *io, uint64_t r)
 }
 
 /*
- * One read for a poll form (reader.c's weft_reader_until_poll): > 0 bytes,
- * 0 at end of stream, WEFT__IO_WAIT when it must wait (EAGAIN: readiness
- * cleared with the tick read before the call, and cx's waker registered
- * for READABLE; or the task's budget ran out and it was woken), or
- * -errno (-EBADF closed, -ESHUTDOWN, -ECHILD, the read's error).
+ * One read or write for a poll form (reader.c's weft_reader_until_poll,
+ * writer.c's weft_writer_flush_poll): > 0 bytes, 0 at end of stream (a
+ * read), WEFT__IO_WAIT when it must wait (EAGAIN: readiness cleared with
+ * the tick read before the call, and cx's waker registered for the
+ * direction; or the task's budget ran out and it was woken), or -errno
+ * (-EBADF closed, -ESHUTDOWN, -ECHILD, the call's error: -EPIPE for a
+ * write to a reader gone, never SIGPIPE).
  */
-ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx)
+ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
+			   struct weft_cx *cx)
 {
+	unsigned dir = write_ ? WEFT_IO_WRITABLE : WEFT_IO_READABLE;
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t rc;
@@ -1344,7 +1348,12 @@ ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_
 			rc = WEFT__IO_WAIT; /* woken to run again */
 			break;
 		}
-		rc = io->is_socket ? recv(io->fd, buf, n, 0) : read(io->fd, buf, n);
+		if (write_)
+			rc = io->is_socket ? send(io->fd, buf, n, MSG_NOSIGNAL)
+			     : io->is_fifo ? write_nosig(io->fd, buf, n)
+					   : write(io->fd, buf, n);
+		else
+			rc = io->is_socket ? recv(io->fd, buf, n, 0) : read(io->fd, buf, n);
 		if (rc >= 0)
 			break;
 		e = errno;
@@ -1357,9 +1366,9 @@ ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_
 			break;
 		}
 		weft_budget_refund(cx);
-		weft_io_clear_ready(io, (struct weft_io_ready){ WEFT_IO_READABLE | WEFT_IO_ERROR, r >> 8 });
+		weft_io_clear_ready(io, (struct weft_io_ready){ dir | WEFT_IO_ERROR, r >> 8 });
 		struct weft_io_ready ready;
-		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING) {
+		if (weft_io_poll_ready(io, cx, dir, &ready) == WEFT_PENDING) {
 			rc = WEFT__IO_WAIT;
 			break;
 		}
@@ -1372,7 +1381,7 @@ ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_
 			rc = -ESHUTDOWN;
 			break;
 		}
-		/* readable again meanwhile (or closed, an error): once more */
+		/* ready again meanwhile (or closed, an error): once more */
 	}
 	io_unref(io);
 	return rc;

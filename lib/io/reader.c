@@ -44,7 +44,7 @@ void weft_reader_destroy(struct weft_reader *r) { weft__free(r); }
 size_t weft_reader_buffered(const struct weft_reader *r) { return r ? r->end - r->start : 0; }
 
 /* Read more into the buffer's free end, compacting first: with weft_read
- * (cx NULL, blocking-style) or the poll form's one read (weft__io_read_poll
+ * (cx NULL, blocking-style) or the poll form's one read (weft__io_xfer_poll
  * with cx). > 0 bytes, 0 at end of stream, -EMSGSIZE when the buffer is
  * full, WEFT__IO_WAIT (poll form: must wait), or the read's error. */
 static ssize_t fill(struct weft_reader *r, struct weft_cx *cx)
@@ -56,7 +56,7 @@ static ssize_t fill(struct weft_reader *r, struct weft_cx *cx)
 	}
 	if (r->end == r->cap)
 		return -EMSGSIZE;
-	ssize_t n = cx ? weft__io_read_poll(r->io, r->buf + r->end, r->cap - r->end, cx)
+	ssize_t n = cx ? weft__io_xfer_poll(r->io, r->buf + r->end, r->cap - r->end, false, cx)
 		       : weft_read(r->io, r->buf + r->end, r->cap - r->end);
 	if (n > 0)
 		r->end += (size_t)n;

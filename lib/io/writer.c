@@ -58,14 +58,17 @@ size_t weft_writer_destroy(struct weft_writer *w)
 
 size_t weft_writer_buffered(const struct weft_writer *w) { return w ? w->len : 0; }
 
-int weft_writer_flush(struct weft_writer *w)
+/* Write the buffer out: blocking-style (cx NULL: weft_write) or one
+ * non-blocking write at a time for a poll form. The written bytes leave
+ * and the rest move to the front: 0, WEFT__IO_WAIT (poll form), or the
+ * error. */
+static int flush_out(struct weft_writer *w, struct weft_cx *cx)
 {
-	if (!w)
-		return -EINVAL;
 	size_t done = 0;
 	int rc = 0;
 	while (done < w->len) {
-		ssize_t k = weft_write(w->io, w->buf + done, w->len - done);
+		ssize_t k = cx ? weft__io_xfer_poll(w->io, w->buf + done, w->len - done, true, cx)
+			       : weft_write(w->io, w->buf + done, w->len - done);
 		if (k < 0) {
 			rc = (int)k;
 			break;
@@ -73,11 +76,23 @@ int weft_writer_flush(struct weft_writer *w)
 		done += (size_t)k;
 	}
 	if (done) {
-		/* the written bytes leave; the rest move to the front */
 		memmove(w->buf, w->buf + done, w->len - done);
 		w->len -= done;
 	}
 	return rc;
+}
+
+int weft_writer_flush(struct weft_writer *w)
+{
+	return w ? flush_out(w, NULL) : -EINVAL;
+}
+
+int weft_writer_flush_poll(struct weft_writer *w, struct weft_cx *cx)
+{
+	if (!w || !cx)
+		return -EINVAL;
+	int rc = flush_out(w, cx);
+	return rc == WEFT__IO_WAIT ? WEFT_PENDING : rc;
 }
 
 ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_t n)

@@ -589,9 +589,10 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
 /* io.c: readiness delivered by the driver for a registration. */
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
-/* io.c: one read for a poll form (reader.c); see there. */
+/* io.c: one read or write for a poll form (reader.c, writer.c); see there. */
 #define WEFT__IO_WAIT (-1000000)
-ssize_t weft__io_read_poll(struct weft_io *io, void *buf, size_t n, struct weft_cx *cx);
+ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
+			   struct weft_cx *cx);
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */

@@ -2567,3 +2567,92 @@ Test(reader, a_threads_line_arm_ends_at_shutdown, .timeout = WT_TMO(30))
 		wt_rt_destroy(rt);
 	}
 }
+
+/* The writer's poll form: a poll task writes 30,000 lines through a 1 KiB
+ * writer, keeping each write within the buffer and flushing with
+ * weft_writer_flush_poll when the next would not fit; the peer reads
+ * slowly at first, so the flushes must wait (WEFT_PENDING, woken by
+ * WRITABLE). Every byte arrives in order. */
+struct wpoll { struct weft_writer *w; unsigned i, pending; int rc; };
+enum { WPOLL_LINES = 30000, WPOLL_CAP = 1024 };
+
+static size_t wpoll_line(unsigned i, char *buf)
+{
+	return (size_t)snprintf(buf, 64, "%u:%.*s\n", i, (int)(i % 37), "abcdefghijklmnopqrstuvwxyz0123456789!");
+}
+
+static enum weft_poll wpoll_fn(void *state, struct weft_cx *cx)
+{
+	struct wpoll *p = state;
+	char line[64];
+	for (; p->i < WPOLL_LINES; p->i++) {
+		size_t n = wpoll_line(p->i, line);
+		if (weft_writer_buffered(p->w) + n > WPOLL_CAP) {
+			int rc = weft_writer_flush_poll(p->w, cx);
+			if (rc == WEFT_PENDING) {
+				p->pending++;
+				return WEFT_PENDING;
+			}
+			if (rc) {
+				p->rc = rc;
+				return WEFT_READY;
+			}
+		}
+		if (weft_writer_write(p->w, line, n) != (ssize_t)n) {
+			p->rc = -EPROTO;
+			return WEFT_READY;
+		}
+	}
+	int rc = weft_writer_flush_poll(p->w, cx);
+	if (rc == WEFT_PENDING) {
+		p->pending++;
+		return WEFT_PENDING;
+	}
+	p->rc = rc;
+	return WEFT_READY;
+}
+
+struct wpoll_reader { int fd; unsigned lines, bad; };
+
+static void *wpoll_read(void *arg)
+{
+	struct wpoll_reader *r = arg;
+	usleep(200000); /* let the socket fill first */
+	FILE *f = fdopen(r->fd, "r");
+	char got[128], want[64];
+	while (fgets(got, sizeof got, f)) {
+		wpoll_line(r->lines, want);
+		if (strcmp(got, want))
+			r->bad++;
+		r->lines++;
+	}
+	fclose(f);
+	return NULL;
+}
+
+Test(writer, flush_poll_from_a_poll_task, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a;
+	int peer;
+	half_pair(rt, &a, &peer);
+	int small = 4096;
+	setsockopt(weft_io_fd(a), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+	struct wpoll p = { .rc = 1 };
+	cr_assert_eq(weft_writer_create(a, WPOLL_CAP, &p.w), 0);
+	cr_assert_eq(weft_writer_flush_poll(NULL, NULL), -EINVAL);
+	struct wpoll_reader r = { .fd = peer };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, wpoll_read, &r), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, wpoll_fn, &p, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(p.rc, 0, "%s", weft_strerror(p.rc));
+	cr_assert_gt(p.pending, 0, "no flush ever had to wait: the test tests nothing");
+	cr_assert_eq(weft_writer_destroy(p.w), 0);
+	weft_io_close(a); /* the end of stream for the reader */
+	pthread_join(th, NULL);
+	cr_assert_eq(r.lines, WPOLL_LINES);
+	cr_assert_eq(r.bad, 0);
+	wt_rt_destroy(rt);
+}

@@ -300,6 +300,17 @@ WEFT_API ssize_t weft_writer_write(struct weft_writer *w, const void *buf, size_
 WEFT_API ssize_t weft_writer_printf(struct weft_writer *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 WEFT_API int weft_writer_flush(struct weft_writer *w);
+/* Poll form of weft_writer_flush, for poll tasks: 0 once every buffered
+ * byte is written, WEFT_PENDING (cx's waker is registered for the
+ * registration's WRITABLE - one waker per direction, as
+ * weft_io_poll_ready - or the task's budget ran out and it was woken: one
+ * unit a write), or the error (the unwritten bytes stay buffered;
+ * -EINVAL for NULL w or cx). Registration deadlines do not apply. A poll
+ * task keeps its writes within the buffer (weft_writer_buffered against
+ * the size it gave) and calls this when the buffer is full or a message
+ * is complete: a weft_writer_write that overflows would flush
+ * blocking-style, -EDEADLK when that must wait. */
+WEFT_API int weft_writer_flush_poll(struct weft_writer *w, struct weft_cx *cx);
 WEFT_API size_t weft_writer_buffered(const struct weft_writer *w);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
