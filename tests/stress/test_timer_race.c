@@ -15,8 +15,9 @@
  * threads (weft__now_ns sits between the two looks). Nothing else
  * changes. Each round: T1 is armed by a poll task 2 ms out, the test
  * thread cancels it after 0-60 us, then a task arms T2 1 ms after T1's
- * deadline; T2 must fire within 60 ms of its deadline (the old code: 51
- * of 811 rounds late in 12 s).
+ * deadline; T2 must fire within 60 ms of its deadline, in all but two
+ * rounds (the old code: 51 of 811 rounds late in 12 s, 10-14 in this
+ * test's 4 s).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -124,8 +125,11 @@ Test(timer_race, timer_set_after_a_cancel_wakes_the_sleeping_driver, .timeout = 
 	}
 	atomic_store(&amp_ns, 0);
 	cr_log_info("%ld rounds, %ld late by more than 60 ms, worst %.1f ms", rounds, late, worst);
-	cr_assert_eq(late, 0, "%ld of %ld timers set after a cancel fired more than 60 ms late (worst %.1f ms)",
-		     late, rounds, worst);
+	/* Two late rounds are forgiven: a 2-vCPU VM's host may deschedule a
+	 * vCPU for tens of ms (CI once saw one round 89 ms late in 1,060 on
+	 * the fixed code). The old code: 10-14 late in 4 s (every run). */
+	cr_assert_leq(late, 2, "%ld of %ld timers set after a cancel fired more than 60 ms late (worst %.1f ms)",
+		      late, rounds, worst);
 	cr_assert_geq(rounds, 200, "only %ld rounds", rounds);
 	wt_rt_destroy(rt);
 }
