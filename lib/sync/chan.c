@@ -818,3 +818,99 @@ int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns
 		return -EINVAL;
 	return chan_wait(chan_recv_fn, ch, &ch->recvq, item, deadline_after(timeout_ns));
 }
+
+/* ------------------------------------------------------------- recv_many */
+
+/*
+ * After items[0, n) were received: take up to max - n more without
+ * waiting. A buffered channel gives them under one lock, from the head,
+ * each slot freed filled from the first waiting sender (balance()), so a
+ * batch may hold more than the capacity and FIFO is kept; never past a
+ * waiting receiver (it was first). A rendezvous channel gives one
+ * hand-off from a waiting sender per item (weft_chan_try_recv).
+ */
+static size_t recv_more(struct weft_chan *ch, unsigned char *items, size_t n, size_t max)
+{
+	size_t isz = ch->item_size;
+	if (ch->cap == 0) {
+		while (n < max && weft_chan_try_recv(ch, items + n * isz) == 0)
+			n++;
+		return n;
+	}
+	struct weft__wakes wk;
+	wk.n = 0;
+	while (n < max) {
+		bool more = false; /* wk filled up: wake, then go on */
+		weft__slock_lock(&ch->lock);
+		while (n < max && weft__waitq_empty(&ch->recvq) && avail_items(ch) > 0) {
+			take_item(ch, items + n * isz);
+			n++;
+			if ((more = balance(ch, &wk)))
+				break;
+		}
+		if (__builtin_expect(ch->unbounded, 0)) {
+			size_t s;
+			do {
+				s = ch->slots;
+				unb_shrink(ch);
+			} while (ch->slots != s);
+		}
+		unlock_balance(ch, &wk);
+		if (!more)
+			break;
+	}
+	return n;
+}
+
+static bool many_args_ok(struct weft_chan *ch, void *items, size_t max, size_t *got)
+{
+	if (got)
+		*got = 0;
+	return ch && items && max && got;
+}
+
+int weft_chan_recv_many_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+			     void *items, size_t max, size_t *got)
+{
+	if (!many_args_ok(ch, items, max, got))
+		return -EINVAL;
+	int rc = weft_chan_recv_poll(ch, w, cx, items);
+	if (rc)
+		return rc;
+	*got = recv_more(ch, items, 1, max);
+	return 0;
+}
+
+int weft_chan_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got)
+{
+	if (!many_args_ok(ch, items, max, got))
+		return -EINVAL;
+	int rc = weft_chan_recv(ch, items);
+	if (rc)
+		return rc;
+	*got = recv_more(ch, items, 1, max);
+	return 0;
+}
+
+int weft_chan_recv_many_timeout(struct weft_chan *ch, void *items, size_t max, size_t *got,
+				uint64_t timeout_ns)
+{
+	if (!many_args_ok(ch, items, max, got))
+		return -EINVAL;
+	int rc = weft_chan_recv_timeout(ch, items, timeout_ns);
+	if (rc)
+		return rc;
+	*got = recv_more(ch, items, 1, max);
+	return 0;
+}
+
+int weft_chan_try_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got)
+{
+	if (!many_args_ok(ch, items, max, got))
+		return -EINVAL;
+	int rc = weft_chan_try_recv(ch, items);
+	if (rc)
+		return rc;
+	*got = recv_more(ch, items, 1, max);
+	return 0;
+}

@@ -101,6 +101,19 @@ int main(void)
 	}
 	if (signo != SIGTERM)
 		return 1;
+	/* a batch receive: three items in one call, in order */
+	struct weft_chan *q;
+	int in[3] = { 7, 8, 9 }, out[4] = { 0 };
+	size_t got = 0;
+	if ((rc = weft_chan_create_unbounded(sizeof(int), &q)) ||
+	    (rc = weft_chan_send(q, &in[0])) || (rc = weft_chan_send(q, &in[1])) ||
+	    (rc = weft_chan_send(q, &in[2])) || (rc = weft_chan_recv_many(q, out, 4, &got)) ||
+	    (rc = weft_chan_destroy(q))) {
+		fprintf(stderr, "opts_c11: recv_many: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	if (got != 3 || out[0] != 7 || out[2] != 9)
+		return 1;
 	printf("opts_c11: %ld\n", *(long *)r);
 	return 0;
 }

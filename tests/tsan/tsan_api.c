@@ -616,6 +616,83 @@ static void scenario_unbounded(void)
 	rm_rt(rt);
 }
 
+/* -------------------------------------------------------------- recv_many */
+
+/* Batch receives on a small bounded channel of 24-byte items: two fibers
+ * with weft_chan_recv_many and a thread with the timeout and try forms
+ * take batches while two producer fibers and a producer thread wait for
+ * room (a batch refills from them); every item received once. */
+#define RM_PER 20000
+static struct weft_chan *rm_ch;
+static atomic_int rm_seen[3][RM_PER];
+static atomic_long rm_got;
+
+static void *rm_produce(void *arg)
+{
+	uint32_t who = (uint32_t)(uintptr_t)arg;
+	for (uint32_t s = 0; s < RM_PER; s++) {
+		struct ub_item it = { who, s, 0, (uint64_t)who * 1000003u + s };
+		CHECK_EQ(weft_chan_send(rm_ch, &it), 0);
+	}
+	return NULL;
+}
+
+static void rm_account(const struct ub_item *it, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ(it[i].check, (uint64_t)it[i].who * 1000003u + it[i].seq);
+		CHECK_EQ(atomic_fetch_add(&rm_seen[it[i].who][it[i].seq], 1), 0);
+	}
+	atomic_fetch_add(&rm_got, (long)n);
+}
+
+static void *rm_receive(void *arg)
+{
+	struct ub_item it[11];
+	size_t n;
+	int rc;
+	if (arg) { /* the thread: timeout and try forms */
+		for (int i = 0;; i++) {
+			rc = i % 2 ? weft_chan_try_recv_many(rm_ch, it, 11, &n)
+				   : weft_chan_recv_many_timeout(rm_ch, it, 11, &n, 20000000);
+			if (rc == -EAGAIN || rc == -ETIMEDOUT)
+				continue;
+			if (rc)
+				break;
+			rm_account(it, n);
+		}
+	} else {
+		while ((rc = weft_chan_recv_many(rm_ch, it, 11, &n)) == 0)
+			rm_account(it, n);
+	}
+	CHECK_EQ(rc, -EPIPE);
+	return NULL;
+}
+
+static void scenario_many(void)
+{
+	struct weft_runtime *rt = mk(2);
+	CHECK_EQ(weft_chan_create(sizeof(struct ub_item), 8, &rm_ch), 0);
+	struct weft_task *p[2], *r[2];
+	pthread_t pt, rt_th;
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, rm_receive, NULL, &r[i]), 0);
+	CHECK_EQ(pthread_create(&rt_th, NULL, rm_receive, (void *)1), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, rm_produce, (void *)(uintptr_t)i, &p[i]), 0);
+	CHECK_EQ(pthread_create(&pt, NULL, rm_produce, (void *)(uintptr_t)2), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(p[i], NULL), 0);
+	pthread_join(pt, NULL);
+	CHECK_EQ(weft_chan_close(rm_ch), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ(weft_join(r[i], NULL), 0);
+	pthread_join(rt_th, NULL);
+	CHECK_EQ(atomic_load(&rm_got), 3L * RM_PER);
+	CHECK_EQ(weft_chan_destroy(rm_ch), 0);
+	rm_rt(rt);
+}
+
 /* ------------------------------------------------------------------- lines */
 
 /* Buffered readers waited on with the select LINE arm: two fibers and a
@@ -728,6 +805,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "copy", scenario_copy },
 	{ "locals", scenario_locals },
 	{ "unbounded", scenario_unbounded },
+	{ "many", scenario_many },
 	{ "lines", scenario_lines },
 };
 

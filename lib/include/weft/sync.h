@@ -313,6 +313,28 @@ WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
 WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
 WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns);
 
+/*
+ * Receive a batch (Tokio's recv_many): up to `max` items into the array
+ * `items` (max * item_size bytes), in order, with *got set to how many.
+ * Waits as the single-item form for the first item; then takes what else
+ * is there without waiting, in one lock hold on a buffered channel: the
+ * buffered items and, as each slot frees, the items of senders waiting
+ * for room - so a batch may be larger than the capacity, and FIFO holds as
+ * for single receives. It never takes an item a waiting receiver is owed.
+ * On a rendezvous channel the rest are hand-offs from waiting senders.
+ * Returns 0 with *got >= 1, or the single-item form's error with *got 0
+ * (-EPIPE closed and drained, -EAGAIN for the try form, -ETIMEDOUT,
+ * -ECANCELED, -EDEADLK, WEFT_PENDING for the poll form, whose later polls
+ * write the batch to the `items` given then); -EINVAL for a NULL
+ * argument or max 0.
+ */
+WEFT_API int weft_chan_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got);
+WEFT_API int weft_chan_recv_many_timeout(struct weft_chan *ch, void *items, size_t max,
+					 size_t *got, uint64_t timeout_ns);
+WEFT_API int weft_chan_try_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got);
+WEFT_API int weft_chan_recv_many_poll(struct weft_chan *ch, struct weft_wait *w,
+				      struct weft_cx *cx, void *items, size_t max, size_t *got);
+
 /* --------------------------------------------------------------- broadcast */
 
 /*
