@@ -1293,24 +1293,15 @@ static void fiber_drop(void *state)
  * non-zero byte past the known fields. */
 static int read_spawn_opts(const struct weft_spawn_opts *in, struct weft_spawn_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!in)
-		return 0;
-	size_t known = sizeof(*o);
-	if (in->sz < offsetof(struct weft_spawn_opts, drop) + sizeof(o->drop) ||
-	    in->sz > WEFT_OPTS_MAX_SZ)
-		return -EINVAL;
-	if (in->sz > known) {
-		const unsigned char *tail = (const unsigned char *)in + known;
-		for (size_t i = 0; i < in->sz - known; i++)
-			if (tail[i])
-				return -EINVAL;
-	}
-	if (in->sz > offsetof(struct weft_spawn_opts, stack_size) &&
-	    in->sz < offsetof(struct weft_spawn_opts, stack_size) + sizeof(o->stack_size))
+	if (in && in->sz > offsetof(struct weft_spawn_opts, stack_size) &&
+	    in->sz < offsetof(struct weft_spawn_opts, stack_size) + sizeof(o->stack_size)) {
+		memset(o, 0, sizeof(*o));
 		return -EINVAL; /* ends inside a field */
-	memcpy(o, in, in->sz < known ? in->sz : known);
-	o->sz = known;
+	}
+	int rc = weft__opts_read(o, in, sizeof(*o),
+				 offsetof(struct weft_spawn_opts, drop) + sizeof(o->drop));
+	if (rc)
+		return rc;
 	if (o->stack_size && (o->stack_size < WEFT_FIBER_STACK_MIN ||
 			      o->stack_size > WEFT_FIBER_STACK_MAX))
 		return -EINVAL;

@@ -61,27 +61,13 @@ static bool sz_splits_a_field(size_t sz)
 
 static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!in)
-		return 0;
-	if (in->sz < offsetof(struct weft_runtime_opts, workers))
+	if (in && sz_splits_a_field(in->sz)) {
+		memset(o, 0, sizeof(*o));
 		return -EINVAL;
-	if (sz_splits_a_field(in->sz))
-		return -EINVAL;
-	/* The caller's object may be smaller than any sz claims: scan its
-	 * tail only up to the documented bound (SIZE_MAX scanned into
-	 * unmapped memory). */
-	if (in->sz > WEFT_OPTS_MAX_SZ)
-		return -EINVAL;
-	size_t known = sizeof(*o);
-	if (in->sz > known) {
-		const unsigned char *tail = (const unsigned char *)in + known;
-		for (size_t i = 0; i < in->sz - known; i++)
-			if (tail[i])
-				return -EINVAL;
 	}
-	memcpy(o, in, in->sz < known ? in->sz : known);
-	o->sz = known;
+	int rc = weft__opts_read(o, in, sizeof(*o), offsetof(struct weft_runtime_opts, workers));
+	if (rc || !in)
+		return rc;
 	if (o->workers < 0 || o->workers > WEFT_MAX_WORKERS)
 		return -EINVAL;
 	if (o->event_interval > MAX_INTERVAL || o->global_queue_interval > MAX_INTERVAL)
