@@ -1,12 +1,13 @@
 /*
  * runner.c - a command runner on a Unix socket: each connection sends one
- * line, a shell command; the server runs it with posix_spawn and answers
+ * line, a shell command; the server runs it (weft_process_spawn) and answers
  * "exit N", "signal N" or "timeout" once it is done. One fiber per
  * connection. It shows:
  *  - weft_unix_listen / weft_accept: a local socket by path;
- *  - weft_child_open / weft_child_reap: the fiber waits for its child, in
- *    a weft_select beside its token, without holding a worker (a worker
- *    that called waitpid would stop every other fiber);
+ *  - weft_process_spawn / weft_process_wait: the fiber waits for its
+ *    child's pidfd, in a weft_select beside its token, without holding a
+ *    worker (a worker that called waitpid would stop every other fiber),
+ *    and kills it through the pidfd (weft_process_kill);
  *  - a token with a deadline (Go's context.WithTimeout) per command, a
  *    child of the server's stop token, so SIGTERM ends every command too;
  *  - a semaphore bounding how many commands run at once, closed at
@@ -19,7 +20,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +28,6 @@
 #include <weft/weft.h>
 
 #define MS 1000000ull
-
-extern char **environ;
 
 static struct weft_token *stop;        /* cancelled on SIGINT/SIGTERM */
 static struct weft_sem *slots;         /* commands running at once */
@@ -45,43 +43,40 @@ static void run(const char *cmd, char *out, size_t outsz)
 		snprintf(out, outsz, "error %s\n", weft_strerror(rc));
 		return;
 	}
-	pid_t pid;
+	/* weft_process_spawn: posix_spawn with no stdin (/dev/null), and the
+	 * child's pidfd registered - waited on beside the token (Tokio's
+	 * select! over child.wait() and token.cancelled()), and signalled
+	 * through, so a kill never reaches a process that took its pid */
 	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
-	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+	struct weft_process p;
+	rc = weft_process_spawn(weft_runtime_current(), "/bin/sh", argv,
+				&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_NULL }), &p);
 	if (rc) {
-		snprintf(out, outsz, "error %s\n", strerror(rc));
+		snprintf(out, outsz, "error %s\n", weft_strerror(rc));
 		weft_token_destroy(tok);
 		return;
 	}
 	int status = 0;
 	const char *why = NULL;
-	/* the child's pidfd, waited on beside the token (Tokio's select! over
-	 * child.wait() and token.cancelled()) */
-	struct weft_io *child;
-	rc = weft_child_open(weft_runtime_current(), pid, &child);
-	if (rc) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
+	struct weft_select_arm arms[] = { WEFT_SEL_READY(p.child, WEFT_IO_READABLE),
+					  WEFT_SEL_CANCELLED(tok) };
+	int won = weft_select(arms, 2, WEFT_FOREVER);
+	if (won == 1) {
+		/* its deadline passed, or the server stops */
+		why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
+		weft_process_kill(&p, SIGKILL);
+	}
+	if (won < 0) {
+		/* the select failed (-ENOMEM, or this fiber was cancelled,
+		 * when the wait would say -ECANCELED too): leave no child
+		 * behind, nor a zombie */
+		weft_process_kill(&p, SIGKILL);
+		weft_process_close(&p);
+		waitpid(p.pid, &status, 0);
+		rc = won;
 	} else {
-		struct weft_select_arm arms[] = { WEFT_SEL_READY(child, WEFT_IO_READABLE),
-						  WEFT_SEL_CANCELLED(tok) };
-		int won = weft_select(arms, 2, WEFT_FOREVER);
-		if (won == 1) {
-			/* its deadline passed, or the server stops */
-			why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
-			kill(pid, SIGKILL);
-			weft_io_wait(child, WEFT_IO_READABLE, WEFT_FOREVER);
-		}
-		if (won < 0) {
-			/* the select failed (-ENOMEM, or this fiber was
-			 * cancelled): leave no child behind, nor a zombie */
-			kill(pid, SIGKILL);
-			weft_io_close(child);
-			waitpid(pid, &status, 0);
-			rc = won;
-		} else {
-			rc = weft_child_reap(child, &status);
-		}
+		rc = weft_process_wait(&p, &status, WEFT_FOREVER);
+		weft_process_close(&p);
 	}
 	if (rc)
 		snprintf(out, outsz, "error %s\n", weft_strerror(rc));

@@ -69,6 +69,9 @@ int main(void)
 	struct weft_reader *rd = NULL;
 	struct weft_line line = { 0 };
 	struct weft_select_arm arms[1]; /* a buffered reader's next line */
+	char *echo_argv[] = { "echo", "hi", NULL }, echoed[8];
+	struct weft_process proc;
+	int status = -1;
 	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
 	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
 	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
@@ -80,6 +83,15 @@ int main(void)
 	    (rc = weft_select(arms, 1, weft_now_ns() + 5000000000u)) || (rc = arms[0].rc) ||
 	    (rc = line.len == 2 && line.data[0] == 'u' ? 0 : -EPROTO) ||
 	    (weft_reader_destroy(rd), rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
+	    /* a process whose stdout is a pipe (exec.Cmd.StdoutPipe) */
+	    (rc = weft_process_spawn(rt, "echo", echo_argv,
+				     &WEFT_OPTS_INIT(weft_process_opts,
+						     .stdio = { WEFT_STDIO_NULL, WEFT_STDIO_PIPE }),
+				     &proc)) ||
+	    (rc = (int)weft_read(proc.out, echoed, sizeof echoed)) != 3 ||
+	    (rc = echoed[0] == 'h' && echoed[1] == 'i' ? 0 : -EPROTO) ||
+	    (rc = weft_process_wait(&proc, &status, 5000000000u)) || (rc = status ? -EPROTO : 0) ||
+	    (rc = weft_process_close(&proc)) ||
 	    (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));
 		return 1;

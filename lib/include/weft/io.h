@@ -445,6 +445,81 @@ WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
  */
 WEFT_API int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out);
 WEFT_API int weft_child_reap(struct weft_io *io, int *status);
+
+/*
+ * Processes (Go's exec.Cmd, Tokio's process::Command): start `file` with
+ * argv (argv[0] first, NULL-terminated) and each standard stream
+ * inherited, a pipe registered with rt, or /dev/null. `file` without a
+ * '/' is looked up in PATH (execvp's rules). The child starts with an
+ * empty signal mask; every descriptor weft makes is close-on-exec, so no
+ * other child inherits one.
+ *
+ *     char *argv[] = { "sort", "-n", NULL };
+ *     struct weft_process p;
+ *     int rc = weft_process_spawn(rt, "sort", argv,
+ *             &WEFT_OPTS_INIT(weft_process_opts,
+ *                     .stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }), &p);
+ *     weft_write(p.in, "3\n1\n2\n", 6);
+ *     weft_io_close(p.in); p.in = NULL;     // EOF: sort answers now
+ *     ... weft_read(p.out, buf, sizeof buf) until it returns 0 ...
+ *     rc = weft_process_wait(&p, &status, WEFT_FOREVER);
+ *     weft_process_close(&p);
+ *
+ * Errors of spawn, with nothing left behind (no process, no zombie, no
+ * descriptor): -EINVAL (NULL or empty argument, argv[0] NULL, bad
+ * options), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
+ * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
+ * the registrations' (-ESHUTDOWN, -ENOMEM, -ENOSYS before Linux 5.3: a
+ * child already started is then killed with SIGKILL and reaped).
+ * SIGCHLD must not be ignored (the kernel would reap the child itself) and
+ * no other waitpid(-1) may take it.
+ */
+enum weft_stdio {
+	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor */
+	WEFT_STDIO_PIPE,        /* a pipe; the parent's end registered with rt */
+	WEFT_STDIO_NULL,        /* /dev/null */
+};
+
+struct weft_process_opts {
+	size_t sz;               /* WEFT_OPTS_INIT sets it */
+	char *const *envp;       /* the environment; NULL: the caller's (environ) */
+	const char *cwd;         /* the child's working directory; NULL: the caller's */
+	enum weft_stdio stdio[3]; /* stdin, stdout, stderr; default INHERIT */
+};
+
+struct weft_process {
+	pid_t pid;
+	/* The child's pidfd registration: readable once the child has ended
+	 * (a WEFT_SEL_READY arm waits for it beside others, then
+	 * weft_child_reap; or weft_process_wait). NULL once reaped. */
+	struct weft_io *child;
+	/* The parent's ends of the WEFT_STDIO_PIPE streams, else NULL: write
+	 * the child's stdin to `in`, read its stdout and stderr from `out`
+	 * and `err` (weft_write, weft_read, weft_reader_create, copies). To
+	 * close one early (stdin, to send EOF), weft_io_close it and set the
+	 * field to NULL. */
+	struct weft_io *in, *out, *err;
+};
+
+WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const argv[],
+				const struct weft_process_opts *opts, struct weft_process *out);
+/* Wait for the child to end and reap it: 0 and *status (may be NULL) as
+ * waitpid's (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG); p->child is
+ * NULL then. timeout_ns: WEFT_FOREVER for none, 0 to look without waiting.
+ * The pipes stay open (read what the child wrote after it ended). Errors:
+ * -EINVAL, -ECHILD (reaped already, or reaped by another wait),
+ * -ETIMEDOUT (still running), weft_io_wait's (-ECANCELED in a cancelled
+ * fiber, -EDEADLK in a poll task: wait on p->child's readiness there, then
+ * weft_child_reap, -ESHUTDOWN). */
+WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns);
+/* Send signal sig to the child through its pidfd (never to a process that
+ * took over its pid): 0, -ESRCH (ended and reaped, or ended), -EINVAL,
+ * -EPERM. sig 0 checks that it has not been reaped. */
+WEFT_API int weft_process_kill(struct weft_process *p, int sig);
+/* Close whatever is still open in p (pipes, the child's registration);
+ * the fields become NULL. A child not yet reaped keeps running and is the
+ * caller's to reap (waitpid(p->pid)). Returns 0 or the first close error. */
+WEFT_API int weft_process_close(struct weft_process *p);
 /* The local port of a socket, or a negative errno. */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 

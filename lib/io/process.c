@@ -1,0 +1,244 @@
+/*
+ * process.c - weft_process_spawn: start a program with its standard
+ * streams as pipes registered with the runtime (Go's exec.Cmd with
+ * StdinPipe/StdoutPipe, Tokio's process::Command), and wait for, signal
+ * and release it.
+ *
+ * posix_spawn(p) starts the child (glibc: clone(CLONE_VM | CLONE_VFORK),
+ * so an exec failure - ENOENT, EACCES, ENOEXEC - comes back as the call's
+ * own error and no half-started child is left). Every descriptor made
+ * here is O_CLOEXEC from birth, so another thread's concurrent fork or
+ * spawn cannot inherit one; the child's ends are moved to 0, 1, 2 with
+ * file actions (dup2 clears the flag on the copy). The child starts with
+ * an empty signal mask (a worker's mask, or the caller's, is not its
+ * business); caught signals go back to their defaults at exec.
+ *
+ * Nothing is half-done on failure: before the child exists, everything
+ * made is closed; after, a registration that fails (-ENOMEM, -ESHUTDOWN,
+ * -EMFILE for the pidfd) kills the child with SIGKILL and reaps it, so the
+ * caller gets an error and no process, zombie or descriptor behind it.
+ *
+ * The child's registration is its pidfd (weft_child_open), so waiting
+ * (weft_process_wait), a select arm on it and signalling
+ * (pidfd_send_signal) all name this child, never a process that took over
+ * its pid after it was reaped.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <weft/io.h>
+#include <weft/weft.h>
+
+#include "runtime.h"
+
+extern char **environ;
+
+static int read_process_opts(const struct weft_process_opts *in, struct weft_process_opts *o)
+{
+	if (in && in->sz > offsetof(struct weft_process_opts, cwd) &&
+	    in->sz < offsetof(struct weft_process_opts, cwd) + sizeof(o->cwd)) {
+		memset(o, 0, sizeof(*o));
+		return -EINVAL; /* ends inside a field */
+	}
+	int rc = weft__opts_read(o, in, sizeof(*o),
+				 offsetof(struct weft_process_opts, envp) + sizeof(o->envp));
+	if (rc)
+		return rc;
+	for (int i = 0; i < 3; i++) {
+		unsigned s = (unsigned)o->stdio[i];
+		if (s > WEFT_STDIO_NULL)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* The parent's ends of the pipes (index = the child's fd), the child's,
+ * and /dev/null: -1 where there is none. */
+struct fds { int parent[3], child[3], devnull; };
+
+static void close_fds(struct fds *f, bool parent_too)
+{
+	for (int i = 0; i < 3; i++) {
+		if (f->child[i] >= 0)
+			close(f->child[i]);
+		if (parent_too && f->parent[i] >= 0)
+			close(f->parent[i]);
+		f->child[i] = -1;
+		if (parent_too)
+			f->parent[i] = -1;
+	}
+	if (f->devnull >= 0)
+		close(f->devnull);
+	f->devnull = -1;
+}
+
+/* Pipes and /dev/null as the options ask. 0 or a negative errno. */
+static int make_fds(const struct weft_process_opts *o, struct fds *f)
+{
+	for (int i = 0; i < 3; i++) {
+		if (o->stdio[i] == WEFT_STDIO_NULL && f->devnull < 0) {
+			f->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (f->devnull < 0)
+				return -errno;
+		}
+		if (o->stdio[i] != WEFT_STDIO_PIPE)
+			continue;
+		int p[2];
+		if (pipe2(p, O_CLOEXEC))
+			return -errno;
+		/* stdin: the child reads p[0]; stdout, stderr: it writes p[1] */
+		f->child[i] = i == 0 ? p[0] : p[1];
+		f->parent[i] = i == 0 ? p[1] : p[0];
+	}
+	return 0;
+}
+
+static int start(const char *file, char *const argv[], const struct weft_process_opts *o,
+		 struct fds *f, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	int rc = posix_spawn_file_actions_init(&fa);
+	if (rc)
+		return -rc;
+	rc = posix_spawnattr_init(&at);
+	if (rc) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -rc;
+	}
+	sigset_t none;
+	sigemptyset(&none);
+	rc = posix_spawnattr_setsigmask(&at, &none);
+	if (!rc)
+		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+	for (int i = 0; i < 3 && !rc; i++) {
+		int from = o->stdio[i] == WEFT_STDIO_PIPE ? f->child[i]
+			 : o->stdio[i] == WEFT_STDIO_NULL ? f->devnull
+							  : -1;
+		if (from >= 0)
+			rc = posix_spawn_file_actions_adddup2(&fa, from, i);
+	}
+	if (!rc && o->cwd)
+		rc = posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+	if (!rc) {
+		char *const *envp = o->envp ? o->envp : environ;
+		rc = strchr(file, '/') ? posix_spawn(pid, file, &fa, &at, argv, envp)
+				       : posix_spawnp(pid, file, &fa, &at, argv, envp);
+	}
+	posix_spawnattr_destroy(&at);
+	posix_spawn_file_actions_destroy(&fa);
+	return -rc;
+}
+
+/* The child exists but cannot be handed over: end it, leave no zombie. */
+static void discard_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const argv[],
+		       const struct weft_process_opts *opts, struct weft_process *out)
+{
+	if (out)
+		memset(out, 0, sizeof(*out));
+	if (!rt || !file || !*file || !argv || !argv[0] || !out)
+		return -EINVAL;
+	struct weft_process_opts o;
+	int rc = read_process_opts(opts, &o);
+	if (rc)
+		return rc;
+	struct fds f = { { -1, -1, -1 }, { -1, -1, -1 }, -1 };
+	rc = make_fds(&o, &f);
+	pid_t pid = 0;
+	if (!rc)
+		rc = start(file, argv, &o, &f, &pid);
+	close_fds(&f, rc != 0); /* the child's ends are the child's now */
+	if (rc)
+		return rc;
+	struct weft_io **slot[3] = { &out->in, &out->out, &out->err };
+	rc = weft_child_open(rt, pid, &out->child);
+	for (int i = 0; i < 3 && !rc; i++) {
+		if (f.parent[i] < 0)
+			continue;
+		rc = weft_io_register(rt, f.parent[i], slot[i]);
+		if (!rc)
+			f.parent[i] = -1; /* the registration owns it */
+	}
+	if (rc) {
+		for (int i = 0; i < 3; i++) {
+			if (*slot[i])
+				weft_io_close(*slot[i]);
+			if (f.parent[i] >= 0)
+				close(f.parent[i]);
+		}
+		if (out->child)
+			weft_io_close(out->child);
+		discard_child(pid);
+		memset(out, 0, sizeof(*out));
+		return rc;
+	}
+	out->pid = pid;
+	return 0;
+}
+
+int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
+{
+	if (!p)
+		return -EINVAL;
+	if (!p->child)
+		return -ECHILD; /* reaped already, or never started */
+	for (;;) {
+		int rc = weft_io_wait(p->child, WEFT_IO_READABLE, timeout_ns);
+		if (rc < 0)
+			return rc;
+		rc = weft_child_reap(p->child, status);
+		if (rc == -EAGAIN)
+			continue; /* not ended after all: wait again */
+		if (rc != -EBADF)
+			p->child = NULL; /* reap closed the registration */
+		return rc;
+	}
+}
+
+int weft_process_kill(struct weft_process *p, int sig)
+{
+	if (!p || sig < 0)
+		return -EINVAL;
+	if (!p->child)
+		return -ESRCH; /* reaped: its pid may be another process's now */
+	if (weft__io_hold(p->child))
+		return -EBADF;
+	int rc = (int)syscall(SYS_pidfd_send_signal, weft_io_fd(p->child), sig, NULL, 0);
+	rc = rc < 0 ? -errno : 0;
+	weft__io_release(p->child);
+	return rc;
+}
+
+int weft_process_close(struct weft_process *p)
+{
+	if (!p)
+		return -EINVAL;
+	int first = 0;
+	struct weft_io **slot[4] = { &p->in, &p->out, &p->err, &p->child };
+	for (int i = 0; i < 4; i++) {
+		if (!*slot[i])
+			continue;
+		int rc = weft_io_close(*slot[i]);
+		if (rc && !first)
+			first = rc;
+		*slot[i] = NULL;
+	}
+	return first;
+}

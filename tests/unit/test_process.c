@@ -1,0 +1,327 @@
+/*
+ * test_process.c - weft_process_spawn and friends: stdio pipes driven by
+ * fibers and threads, exit status, signals through the pidfd, time
+ * limits, options (cwd, environment, /dev/null), the child's signal mask,
+ * close-on-exec between children, and errors that leave no process,
+ * zombie or descriptor behind.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <weft/io.h>
+
+#include "wt.h"
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert_not_null(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Nothing of ours left to reap (no zombie). */
+static void assert_no_children(void)
+{
+	errno = 0;
+	cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "a child was left behind");
+	cr_assert_eq(errno, ECHILD);
+}
+
+/* Read io to EOF into buf (NUL-terminated); the byte count. */
+static size_t read_all(struct weft_io *io, char *buf, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		cr_assert_lt(n, cap - 1, "more output than expected");
+		ssize_t r = weft_read(io, buf + n, cap - 1 - n);
+		cr_assert_geq(r, 0, "weft_read: %zd", r);
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	return n;
+}
+
+/* ------------------------------------------------ cat, driven by fibers */
+
+#define CAT_BYTES (512u * 1024)
+
+struct cat { struct weft_process p; unsigned char *sent, *got; size_t n; int rc; };
+
+static void *cat_writer(void *arg)
+{
+	struct cat *c = arg;
+	for (size_t off = 0; off < CAT_BYTES;) {
+		size_t k = 1 + (off * 7919) % 20000;
+		if (k > CAT_BYTES - off)
+			k = CAT_BYTES - off;
+		ssize_t w = weft_write(c->p.in, c->sent + off, k);
+		if (w <= 0)
+			return (void *)1;
+		off += (size_t)w;
+	}
+	weft_io_close(c->p.in); /* EOF for cat */
+	c->p.in = NULL;
+	return NULL;
+}
+
+static void *cat_reader(void *arg)
+{
+	struct cat *c = arg;
+	for (;;) {
+		ssize_t r = weft_read(c->p.out, c->got + c->n, CAT_BYTES + 1 - c->n);
+		if (r < 0)
+			return (void *)1;
+		if (r == 0)
+			return NULL;
+		c->n += (size_t)r;
+	}
+}
+
+static void *cat_main(void *arg)
+{
+	struct cat *c = arg;
+	struct weft_task *w, *r;
+	void *rw, *rr;
+	if (weft_spawn(weft_runtime_current(), cat_writer, c, &w) ||
+	    weft_spawn(weft_runtime_current(), cat_reader, c, &r))
+		return (void *)1;
+	if (weft_join(w, &rw) || weft_join(r, &rr) || rw || rr)
+		return (void *)2;
+	int status = -1;
+	c->rc = weft_process_wait(&c->p, &status, WEFT_FOREVER);
+	if (c->rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		c->rc = -1000;
+	return NULL;
+}
+
+Test(process, cat_through_pipes_from_fibers, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int fds = count_fds();
+	struct cat *c = calloc(1, sizeof(*c));
+	c->sent = malloc(CAT_BYTES);
+	c->got = malloc(CAT_BYTES + 1);
+	uint64_t seed = 9;
+	for (size_t i = 0; i < CAT_BYTES; i++)
+		c->sent[i] = (unsigned char)wt_rand(&seed);
+	char *argv[] = { "cat", NULL };
+	cr_assert_eq(weft_process_spawn(rt, "cat", argv,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }),
+					&c->p), 0);
+	cr_assert_gt(c->p.pid, 0);
+	cr_assert(c->p.child && c->p.in && c->p.out);
+	cr_assert_null(c->p.err, "stderr inherited: no pipe");
+	struct weft_task *t;
+	void *res;
+	cr_assert_eq(weft_spawn(rt, cat_main, c, &t), 0);
+	cr_assert_eq(weft_join(t, &res), 0);
+	cr_assert_null(res);
+	cr_assert_eq(c->rc, 0, "wait: %d", c->rc);
+	cr_assert_eq(c->n, CAT_BYTES, "cat echoed %zu of %u bytes", c->n, CAT_BYTES);
+	cr_assert(!memcmp(c->sent, c->got, CAT_BYTES));
+	cr_assert_null(c->p.child, "reaped: the registration is gone");
+	cr_assert_eq(weft_process_wait(&c->p, NULL, 0), -ECHILD);
+	cr_assert_eq(weft_process_close(&c->p), 0);
+	cr_assert_null(c->p.out);
+	cr_assert_eq(count_fds(), fds, "every descriptor closed");
+	assert_no_children();
+	free(c->sent);
+	free(c->got);
+	free(c);
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------- status, stderr, from a thread */
+
+Test(process, exit_status_and_stderr_from_a_thread, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "sh", "-c", "echo out; echo err >&2; exit 3", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/sh", argv,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_NULL, WEFT_STDIO_NULL,
+								   WEFT_STDIO_PIPE }),
+					&p), 0);
+	cr_assert(p.err && !p.in && !p.out);
+	char buf[64];
+	read_all(p.err, buf, sizeof buf);
+	cr_assert_str_eq(buf, "err\n", "stdout went to /dev/null: %s", buf);
+	int status = 0;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3, "status %#x", status);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+Test(process, cwd_and_environment, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "sh", "-c", "pwd; echo \"$WEFT_T\"; echo \"${HOME:-unset}\"", NULL };
+	char *envp[] = { "WEFT_T=from the options", "PATH=/usr/bin:/bin", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sh", argv,
+					&WEFT_OPTS_INIT(weft_process_opts, .envp = envp, .cwd = "/proc",
+							.stdio = { [1] = WEFT_STDIO_PIPE }),
+					&p), 0);
+	char buf[256];
+	read_all(p.out, buf, sizeof buf);
+	cr_assert_str_eq(buf, "/proc\nfrom the options\nunset\n");
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	weft_process_close(&p);
+	/* a cwd that does not exist: the spawn's error, nothing left */
+	int fds = count_fds();
+	cr_assert_eq(weft_process_spawn(rt, "sh", argv,
+					&WEFT_OPTS_INIT(weft_process_opts, .cwd = "/nonexistent/dir",
+							.stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }),
+					&p), -ENOENT);
+	cr_assert_eq(count_fds(), fds);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------- the child's mask */
+
+Test(process, child_starts_with_no_signal_blocked, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	sigset_t s, old;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	sigaddset(&s, SIGTERM);
+	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &s, &old), 0);
+	char *argv[] = { "grep", "SigBlk", "/proc/self/status", NULL };
+	struct weft_process p;
+	int rc = weft_process_spawn(rt, "grep", argv,
+				    &WEFT_OPTS_INIT(weft_process_opts,
+						    .stdio = { [1] = WEFT_STDIO_PIPE }),
+				    &p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	cr_assert_eq(rc, 0);
+	char buf[128];
+	read_all(p.out, buf, sizeof buf);
+	cr_assert_str_eq(buf, "SigBlk:\t0000000000000000\n", "%s", buf);
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	weft_process_close(&p);
+	wt_rt_destroy(rt);
+}
+
+/* -------------------------------------- one child's pipe in no other one */
+
+Test(process, a_pipe_end_is_not_inherited_by_the_next_child, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *cat[] = { "cat", NULL }, *slp[] = { "sleep", "20", NULL };
+	struct weft_process a, b;
+	cr_assert_eq(weft_process_spawn(rt, "cat", cat,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_NULL }),
+					&a), 0);
+	cr_assert_eq(weft_process_spawn(rt, "sleep", slp, NULL, &b), 0);
+	/* b holding a copy of a's stdin would keep cat waiting for EOF for
+	 * 20 s; a's own copy is the only one */
+	cr_assert_eq(weft_io_close(a.in), 0);
+	a.in = NULL;
+	int status;
+	cr_assert_eq(weft_process_wait(&a, &status, 5000000000ull), 0,
+		     "cat did not see EOF: its stdin leaked into the next child");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	cr_assert_eq(weft_process_kill(&b, SIGKILL), 0);
+	cr_assert_eq(weft_process_wait(&b, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	weft_process_close(&a);
+	weft_process_close(&b);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------ signals, time limits, close */
+
+Test(process, kill_timeout_and_a_second_wait, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "sleep", "30", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	int status = 0;
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_process_wait(&p, &status, 20000000), -ETIMEDOUT);
+	cr_assert_geq(wt_now_ns() - t0, 20000000ull);
+	cr_assert_not_null(p.child, "still running: still registered");
+	cr_assert_eq(weft_process_kill(&p, 0), 0);
+	cr_assert_eq(weft_process_kill(&p, -1), -EINVAL);
+	cr_assert_eq(weft_process_kill(&p, SIGTERM), 0);
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
+	cr_assert_eq(weft_process_kill(&p, SIGTERM), -ESRCH, "reaped: no signal to any pid");
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), -ECHILD);
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(weft_process_close(&p), 0, "nothing left to close");
+	/* closed without a wait: the child runs on, the caller's to reap */
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	pid_t pid = p.pid;
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(p.pid, pid);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------------ errors leave nothing */
+
+Test(process, errors_leave_no_process_zombie_or_descriptor, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int fds = count_fds();
+	struct weft_process p;
+	char *argv[] = { "x", NULL }, *none[] = { NULL };
+	WEFT_OPTS(weft_process_opts, all_pipes, .stdio = { 1, 1, 1 });
+	cr_assert_eq(weft_process_spawn(rt, "/nonexistent/prog", argv, &all_pipes, &p), -ENOENT);
+	cr_assert(!p.pid && !p.child && !p.in && !p.out && !p.err, "out is cleared");
+	cr_assert_eq(weft_process_spawn(rt, "weft-no-such-program", argv, &all_pipes, &p),
+		     -ENOENT);
+	cr_assert_eq(weft_process_spawn(rt, "/proc", argv, &all_pipes, &p), -EACCES);
+	cr_assert_eq(weft_process_spawn(rt, "", argv, NULL, &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(rt, "true", none, NULL, &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(rt, "true", NULL, NULL, &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(NULL, "true", argv, NULL, &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, NULL, NULL), -EINVAL);
+	WEFT_OPTS(weft_process_opts, bad, .stdio = { 7 });
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, &bad, &p), -EINVAL);
+	bad = (struct weft_process_opts)WEFT_OPTS_INIT(weft_process_opts);
+	bad.sz = 4; /* no header produced it */
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, &bad, &p), -EINVAL);
+	bad.sz = offsetof(struct weft_process_opts, cwd) + 3; /* half a pointer */
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, &bad, &p), -EINVAL);
+	bad.sz = WEFT_OPTS_MAX_SZ + 1;
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, &bad, &p), -EINVAL);
+	bad.sz = offsetof(struct weft_process_opts, cwd); /* an older header's: fine */
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, &bad, &p), 0);
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(weft_process_wait(NULL, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_process_kill(NULL, 0), -EINVAL);
+	cr_assert_eq(weft_process_close(NULL), -EINVAL);
+	cr_assert_eq(count_fds(), fds);
+	/* the child has started when its registration fails (shutdown): it
+	 * is killed and reaped, and its pipes closed */
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000000000), 0);
+	char *slp[] = { "sleep", "30", NULL };
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_process_spawn(rt, "sleep", slp, &all_pipes, &p), -ESHUTDOWN);
+	cr_assert_lt(wt_now_ns() - t0, 10000000000ull, "the child was not waited out");
+	cr_assert(!p.pid && !p.child);
+	cr_assert_eq(count_fds(), fds);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
