@@ -43,6 +43,8 @@ static bool barrier_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t ar
 	struct weft_barrier *b = weft__container_of(q, struct weft_barrier, q);
 	if (grant == WQ_GRANT_NONE && arg == b->gen)
 		b->arrived--;
+	else if (grant == WQ_GRANT_NONE)
+		q->cancel_note = true; /* its round was released: it passed */
 	return false;
 }
 
@@ -161,13 +163,14 @@ static int barrier_wait_until(struct weft_barrier *b, uint64_t deadline, bool *l
 	if (rc) {
 		/* Released just as the wait gave up: it passed the barrier.
 		 * Completed already (DONE), or still linked in a generation
-		 * that has closed (a later batch of the release would have
-		 * completed it; its cancel leaves the arrival counted). */
-		weft__slock_lock(&b->lock);
-		bool released = w._queue == &b->q && weft__wait_state_get(&w) == WQ_LINKED &&
-				w._arg < b->gen;
-		weft__slock_unlock(&b->lock);
-		if (!weft__wait_cancel(&w) && !released)
+		 * that has closed when the cancel took it out (a later batch
+		 * of the release would have completed it; the cancel leaves
+		 * the arrival counted and says so). Decided in the cancel's
+		 * own lock hold: a look under the lock before it let a round
+		 * close in between, and the call said -ETIMEDOUT for an
+		 * arrival that had counted (found by a review). */
+		bool released;
+		if (!weft__wait_cancel_note(&w, &released) && !released)
 			return rc;
 		a.leader = false;
 		a.rc = 0;

@@ -144,8 +144,12 @@ void weft_wait_cancel(struct weft_wait *w)
 	weft__wait_cancel(w);
 }
 
-bool weft__wait_cancel(struct weft_wait *w)
+bool weft__wait_cancel(struct weft_wait *w) { return weft__wait_cancel_note(w, NULL); }
+
+bool weft__wait_cancel_note(struct weft_wait *w, bool *note)
 {
+	if (note)
+		*note = false;
 	if (!w || !w->_queue)
 		return false;
 	struct weft__waitq *q = w->_queue;
@@ -180,7 +184,10 @@ bool weft__wait_cancel(struct weft_wait *w)
 	w->_grant = WQ_GRANT_NONE;
 	w->_queue = NULL;
 	q->outstanding--;
+	q->cancel_note = false;
 	bool more = q->on_cancel ? q->on_cancel(q, grant, arg, &wk) : false;
+	if (note)
+		*note = q->cancel_note;
 	if (more)
 		weft__waitq_hold(q); /* passing on, between batches: see waitlist.h */
 	weft__slock_unlock(q->lock);

@@ -134,6 +134,9 @@ struct weft__waitq {
 	struct weft_wait *head, *tail;
 	size_t outstanding;            /* entries linked or granted-not-consumed */
 	weft__waitq_cancel_fn on_cancel;
+	/* cleared before each on_cancel call; the hook may set it to tell
+	 * the canceller something about its entry (weft__wait_cancel_note) */
+	bool cancel_note;
 };
 
 void weft__waitq_init(struct weft__waitq *q, struct weft__slock *lock,
@@ -234,6 +237,10 @@ static inline bool weft__wait_claim(struct weft_wait *w)
 /* weft_wait_cancel, saying whether the entry had been completed (DONE) by
  * a notifier - its whole operation done - rather than cancelled. */
 bool weft__wait_cancel(struct weft_wait *w);
+/* The same, also giving what the queue's on_cancel said of this entry
+ * (q->cancel_note, read in the same lock hold; false when on_cancel did
+ * not run: the entry was DONE or not attached). */
+bool weft__wait_cancel_note(struct weft_wait *w, bool *note);
 
 /* weft_mutex_lock_poll after its checks and without the budget: takes the
  * mutex or links (or keeps) w on its list - never returns WEFT_PENDING with

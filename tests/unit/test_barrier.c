@@ -209,3 +209,98 @@ Test(barrier, one_party_and_errors, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_barrier_destroy(NULL), -EINVAL);
 	cr_assert_eq(weft_barrier_destroy(b), 0);
 }
+
+/* ------------------------------------- a time limit as the round closes */
+
+/* A timed wait whose time runs out just as its round is released, its
+ * entry behind a first batch of 16 wakes: it passed (0), or it took its
+ * arrival back (-ETIMEDOUT) and the round waits for it - never
+ * -ETIMEDOUT with the arrival counted (found by a review: the release
+ * was looked at, then the entry cancelled in a second lock hold, and a
+ * round closing in between was missed; every run of 20 failed within
+ * 1 s). Round by round: 16 fibers arrive first, the test thread arrives
+ * with a 100 us limit, a releaser thread arrives near that deadline,
+ * steering its offset towards the moment the wait gives up. */
+#define TR_FILL 16
+static struct weft_barrier *tr_b;
+static atomic_long tr_fill_arrivals, tr_r_done, tr_dl, tr_offset = 40000;
+static atomic_int tr_quit;
+
+static void *tr_filler(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		atomic_fetch_add(&tr_fill_arrivals, 1);
+		if (weft_barrier_wait(tr_b, NULL))
+			return NULL; /* cancelled by shutdown */
+	}
+}
+
+static void *tr_releaser(void *arg)
+{
+	(void)arg;
+	uint64_t seed = 12345;
+	for (long r = 0; !atomic_load(&tr_quit); r++) {
+		long dl;
+		while ((dl = atomic_load(&tr_dl)) == 0)
+			if (atomic_load(&tr_quit))
+				return NULL;
+		atomic_store(&tr_dl, 0);
+		uint64_t at = (uint64_t)dl + (uint64_t)atomic_load(&tr_offset) + wt_rand(&seed) % 2000;
+		while (wt_now_ns() < at)
+			;
+		weft_barrier_wait(tr_b, NULL);
+		atomic_store(&tr_r_done, r + 1);
+	}
+	return NULL;
+}
+
+Test(barrier, a_timeout_as_the_round_closes_is_either_passed_or_taken_back,
+     .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	cr_assert_eq(weft_barrier_create(TR_FILL + 2, &tr_b), 0);
+	struct weft_task *f[TR_FILL];
+	for (int i = 0; i < TR_FILL; i++)
+		cr_assert_eq(weft_spawn(rt, tr_filler, NULL, &f[i]), 0);
+	pthread_t rth;
+	cr_assert_eq(pthread_create(&rth, NULL, tr_releaser, NULL), 0);
+	long ok = 0, tmo = 0, r;
+	uint64_t end = wt_now_ns() + 3000000000ull;
+	for (r = 0; wt_now_ns() < end; r++) {
+		while (atomic_load(&tr_fill_arrivals) < TR_FILL * (r + 1))
+			;
+		usleep(50); /* the fillers link first */
+		atomic_store(&tr_dl, (long)(wt_now_ns() + 100000));
+		int rc = weft_barrier_wait_timeout(tr_b, 100000, NULL);
+		if (rc == 0) {
+			ok++;
+			atomic_fetch_add(&tr_offset, 300);
+			while (atomic_load(&tr_r_done) < r + 1)
+				;
+			continue;
+		}
+		cr_assert_eq(rc, -ETIMEDOUT);
+		tmo++;
+		if (atomic_load(&tr_offset) > 500)
+			atomic_fetch_sub(&tr_offset, 300);
+		/* taken back: the round cannot close without a new arrival */
+		uint64_t until = wt_now_ns() + 400000;
+		while (atomic_load(&tr_r_done) < r + 1 && wt_now_ns() < until)
+			;
+		cr_assert_lt(atomic_load(&tr_r_done), r + 1,
+			     "round %ld: -ETIMEDOUT, yet the round was released without this "
+			     "party arriving again (%ld passed, %ld timed out before)", r, ok, tmo - 1);
+		cr_assert_eq(weft_barrier_wait(tr_b, NULL), 0);
+		while (atomic_load(&tr_r_done) < r + 1)
+			;
+	}
+	cr_log_info("%ld rounds: %ld passed, %ld timed out and arrived again", r, ok, tmo);
+	atomic_store(&tr_quit, 1);
+	pthread_join(rth, NULL);
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000000000ull), 0);
+	for (int i = 0; i < TR_FILL; i++)
+		weft_join(f[i], NULL);
+	cr_assert_eq(weft_barrier_destroy(tr_b), 0);
+	wt_rt_destroy(rt);
+}
