@@ -590,14 +590,18 @@ Test(fiber, stacks_a_spawner_took_whole_come_back, .timeout = WT_TMO(60))
 }
 
 /* A load that comes in bursts keeps its warm stacks between them: 2,000
- * fibers that touch 8 KiB of stack each, a burst every 300 ms (more than
- * the idle trim's 250 ms gap, so the workers trim between bursts). The
- * trim gives back only the warm stacks no burst needed over a window
- * (fiber.c, trim_warm); before, each trim kept 16 and the next burst
- * faulted every stack in again (timers_fiber: 2.4-3.0 ms of system time
- * per 5 ms batch in some processes). Bursts three and four take fewer
- * page faults than half their stacks (516 here; 11,904 before); once the
- * bursts stop, every page still goes back. */
+ * fibers that touch 8 KiB of stack each, a burst every 200 ms (the
+ * workers trim as they park between bursts, at most once per 250 ms
+ * gap). The trim gives back only the warm stacks no burst needed over a
+ * window (fiber.c, trim_warm); before, each trim kept 16 and the next
+ * burst faulted every stack in again (timers_fiber: 2.4-3.0 ms of system
+ * time per 5 ms batch in some processes; this test: 5,952 faults in each
+ * burst). A runtime idle for a whole 250 ms gap gives everything back by
+ * design (a "deep" trim): the test's earlier 300 ms gaps met one in every
+ * four or five bursts and passed only by measuring two that fell between
+ * them (an audit of the tests' timing saw it fail). 200 ms gaps leave no
+ * room for one; a burst after a stall that does is forgiven, one of five.
+ * Once the bursts stop, every page still goes back. */
 static long minflt(void)
 {
 	struct rusage ru;
@@ -611,17 +615,24 @@ Test(fiber, bursts_a_gap_apart_keep_their_warm_stacks, .timeout = WT_TMO(60))
 	struct stack_burst b;
 	cr_assert_eq(weft_waitgroup_create(&b.gate), 0);
 	cr_assert_eq(weft_waitgroup_create(&b.done), 0);
-	enum { N = 2000 };
-	long f0 = 0;
-	for (int i = 0; i < 4; i++) {
-		if (i == 2)
-			f0 = minflt();
+	/* per burst, after two that warm up */
+	enum { N = 2000, WARMUP = 2, MEASURED = 5 };
+	long faults[MEASURED];
+	int bad = 0;
+	for (int i = 0; i < WARMUP + MEASURED; i++) {
+		long f0 = minflt();
 		run_stack_burst(rt, &b, N);
-		usleep(300000);
+		if (i >= WARMUP) {
+			faults[i - WARMUP] = minflt() - f0;
+			bad += faults[i - WARMUP] >= N / 2;
+		}
+		usleep(200000);
 	}
-	long faults = minflt() - f0;
-	cr_assert_lt(faults, N / 2, "bursts 3 and 4 took %ld page faults for %d stacks each",
-		     faults, N);
+	cr_log_info("page faults of bursts 3-7: %ld %ld %ld %ld %ld", faults[0], faults[1],
+		    faults[2], faults[3], faults[4]);
+	cr_assert_leq(bad, 1, "%d of %d bursts took %d page faults or more for %d stacks "
+		      "(%ld %ld %ld %ld %ld)", bad, MEASURED, N / 2, N, faults[0], faults[1],
+		      faults[2], faults[3], faults[4]);
 	expect_all_returned(rt, "the bursts stopped");
 	cr_assert_eq(weft_waitgroup_destroy(b.gate), 0);
 	cr_assert_eq(weft_waitgroup_destroy(b.done), 0);
