@@ -1170,7 +1170,9 @@ def test_hardening(st, wl_test, wl, lib):
         if time.time() - t0 > 0.6 and o.get("worker"):   # the spin is well under way
             spin.append(max(w["cpu_pct"] for w in o["worker"]))
     stop(sp)
-    if len(spin) < 4 or min(spin) < 60 or max(spin) > 130:
+    # one low interval forgiven: a vCPU the host deschedules for 100 ms
+    # of a 0.25 s interval reads ~60% (steal is not the worker's time)
+    if len(spin) < 4 or sum(1 for v in spin if v < 60) > 1 or max(spin) > 130:
         fail("a worker spinning in one poll read %s %% CPU per interval" % spin)
     print("spinning worker, %% CPU per 0.25 s interval: %s" % spin)
 

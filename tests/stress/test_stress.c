@@ -988,7 +988,9 @@ Test(stress, timer_fires_while_driver_sleeper_leaves_for_long_poll, .timeout = W
 		uint64_t k_wait = atomic_load(&dh_k_started_ns) ? atomic_load(&dh_k_started_ns) - l_ns : 0;
 		cr_log_info("round %d: K started %.1f ms after L's spawn; timer %.1f ms late", round,
 			    (double)k_wait / 1e6, (double)late / 1e6);
-		cr_assert_lt(late, 40 * WEFT_TEST_SLOW * 1000000ull,
+		/* 120 ms: a host may deschedule a vCPU for 90 (CI's timer_race
+		 * run); the bug is about 230 ms late (DH_POLL_MS - DH_TIMER_MS) */
+		cr_assert_lt(late, 120 * WEFT_TEST_SLOW * 1000000ull,
 			     "round %d: the timer fired %.1f ms late while workers ran %d ms polls",
 			     round, (double)late / 1e6, DH_POLL_MS);
 		cr_assert_eq(weft_join(l, NULL), 0);

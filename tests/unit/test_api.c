@@ -1563,18 +1563,30 @@ Test(sched, a_fan_in_of_short_tasks_leaves_the_idle_worker_asleep, .timeout = WT
 	for (int i = 0; i < SENDERS; i++)
 		cr_assert_eq(weft_spawn(rt, fan_sender, NULL, &h[i]), 0);
 	wt_sleep_ms(50);
-	uint64_t p0 = SUM_NOW(rt, park_count), t0 = wt_now_ns();
-	long i0 = atomic_load(&fan_items);
-	wt_sleep_ms(300);
-	uint64_t p1 = SUM_NOW(rt, park_count), t1 = wt_now_ns();
-	long i1 = atomic_load(&fan_items);
+	/* three windows, the quietest counts: the bug parks ~23 times a
+	 * millisecond in every one; a busy host (other tests, a stalled
+	 * vCPU making the owner's polls look long) raises one at a time */
+	uint64_t p0 = 0, p1 = 0, t0 = 0, t1 = 0;
+	long i0 = atomic_load(&fan_items), i1;
+	double best = 1e9;
+	for (int w = 0; w < 3; w++) {
+		uint64_t wp0 = SUM_NOW(rt, park_count), wt0 = wt_now_ns();
+		wt_sleep_ms(100);
+		uint64_t wp1 = SUM_NOW(rt, park_count), wt1 = wt_now_ns();
+		double rate = (double)(wp1 - wp0) / ((double)(wt1 - wt0) / 1e6);
+		if (rate < best) {
+			best = rate;
+			p0 = wp0, p1 = wp1, t0 = wt0, t1 = wt1;
+		}
+	}
+	i1 = atomic_load(&fan_items);
 	atomic_store(&fan_stop, true);
 	for (int i = 0; i < SENDERS; i++)
 		cr_assert_eq(weft_join(h[i], NULL), 0);
 	cr_assert_eq(weft_chan_close(fan_ch), 0);
 	cr_assert_eq(weft_join(h[SENDERS], NULL), 0);
 	double ms = (double)(t1 - t0) / 1e6;
-	cr_log_info("fan-in: %ld items, %llu parks in %.0f ms", i1 - i0,
+	cr_log_info("fan-in: %ld items; the quietest of 3 windows: %llu parks in %.0f ms", i1 - i0,
 		    (unsigned long long)(p1 - p0), ms);
 	cr_assert_gt(i1 - i0, 10000, "the fan-in did not run (%ld items)", i1 - i0);
 	/* A chaos build sleeps inside the owner's polls, so its ring often

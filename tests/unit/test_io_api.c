@@ -2516,7 +2516,7 @@ Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20)
  * weft_block_in_place fn, or on a plain thread) spun at shutdown - the
  * runtime answered READY, the read EAGAIN - and the block_in_place one
  * held shutdown until its timeout. Now the arm says -ESHUTDOWN at once. */
-struct line_shut { struct weft_io *io; int sel, rc; uint64_t took; };
+struct line_shut { struct weft_io *io; int sel, rc; uint64_t took; atomic_int entered; };
 
 static void *select_line_until_shutdown(void *arg)
 {
@@ -2526,6 +2526,7 @@ static void *select_line_until_shutdown(void *arg)
 		return NULL;
 	struct weft_line ln;
 	struct weft_select_arm arms[] = { WEFT_SEL_LINE(r, '\n', &ln) };
+	atomic_store(&s->entered, 1);
 	s->sel = weft_select(arms, 1, WEFT_FOREVER);
 	s->rc = arms[0].rc;
 	weft_reader_destroy(r);
@@ -2552,7 +2553,10 @@ Test(reader, a_threads_line_arm_ends_at_shutdown, .timeout = WT_TMO(30))
 			cr_assert_eq(weft_spawn(rt, line_in_place, &s, NULL), 0);
 		else
 			cr_assert_eq(pthread_create(&th, NULL, select_line_until_shutdown, &s), 0);
-		wt_sleep_ms(100);
+		/* started (a fiber not yet run when shutdown came was simply
+		 * cancelled: sel stayed 99), then time to reach its wait */
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&s.entered), WT_LONG_MS));
+		wt_sleep_ms(50);
 		uint64_t t0 = wt_now_ns();
 		cr_assert_eq(weft_runtime_shutdown(rt, 3000 * MS), 0, "%s",
 			     k ? "plain thread" : "block_in_place");
