@@ -41,12 +41,19 @@
 
 #include "runtime.h"
 
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
 extern char **environ;
 
 static int read_process_opts(const struct weft_process_opts *in, struct weft_process_opts *o)
 {
-	if (in && in->sz > offsetof(struct weft_process_opts, cwd) &&
-	    in->sz < offsetof(struct weft_process_opts, cwd) + sizeof(o->cwd)) {
+	size_t st = offsetof(struct weft_process_opts, stdio);
+	if (in && ((in->sz > offsetof(struct weft_process_opts, cwd) &&
+		    in->sz < offsetof(struct weft_process_opts, cwd) + sizeof(o->cwd)) ||
+		   (in->sz > st && in->sz < st + sizeof(o->stdio) &&
+		    (in->sz - st) % sizeof(o->stdio[0])))) {
 		memset(o, 0, sizeof(*o));
 		return -EINVAL; /* ends inside a field */
 	}
@@ -82,12 +89,27 @@ static void close_fds(struct fds *f, bool parent_too)
 	f->devnull = -1;
 }
 
+/* fd itself if it is 3 or above, else a close-on-exec copy that is (fd
+ * closed): with the caller's 0-2 closed (a daemon), pipe2 and open hand
+ * those out, and the child's dup2s onto 0-2 then overwrote one another -
+ * a /dev/null stderr became the stdout pipe (found by a review). */
+static int high_fd(int fd)
+{
+	if (fd < 0 || fd > 2)
+		return fd;
+	int h = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return h;
+}
+
 /* Pipes and /dev/null as the options ask. 0 or a negative errno. */
 static int make_fds(const struct weft_process_opts *o, struct fds *f)
 {
 	for (int i = 0; i < 3; i++) {
 		if (o->stdio[i] == WEFT_STDIO_NULL && f->devnull < 0) {
-			f->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+			f->devnull = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
 			if (f->devnull < 0)
 				return -errno;
 		}
@@ -97,8 +119,10 @@ static int make_fds(const struct weft_process_opts *o, struct fds *f)
 		if (pipe2(p, O_CLOEXEC))
 			return -errno;
 		/* stdin: the child reads p[0]; stdout, stderr: it writes p[1] */
-		f->child[i] = i == 0 ? p[0] : p[1];
 		f->parent[i] = i == 0 ? p[1] : p[0];
+		f->child[i] = high_fd(i == 0 ? p[0] : p[1]);
+		if (f->child[i] < 0)
+			return -errno;
 	}
 	return 0;
 }
@@ -140,12 +164,48 @@ static int start(const char *file, char *const argv[], const struct weft_process
 	return -rc;
 }
 
-/* The child exists but cannot be handed over: end it, leave no zombie. */
-static void discard_child(pid_t pid)
+/* The child exists but cannot be handed over: end it and reap it,
+ * through its pidfd (never by pid: a pid reaped by someone else may name
+ * another process by now). */
+static void discard_child(int pfd)
 {
-	kill(pid, SIGKILL);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	siginfo_t si;
+	syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+	while (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * The child's pidfd, checked to be our child, registered with rt as
+ * out->child, and a second descriptor of it for weft_process_kill. -ESRCH
+ * or -ECHILD: the child was reaped by someone else before the pidfd was
+ * opened (SIGCHLD ignored, or a waitpid(-1) elsewhere: both ruled out in
+ * weft/io.h) - then the pid may name another process, which is left
+ * alone, and there is nothing to kill or reap.
+ */
+static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *out)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0)
+		return -errno;
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT)) {
+		int e = -errno; /* -ECHILD: not ours, the pid was reused */
+		close(pfd);
+		return e;
+	}
+	int kfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
+	int rc = kfd < 0 ? -errno : weft_io_register(rt, pfd, &out->child);
+	if (rc) {
+		discard_child(pfd);
+		close(pfd);
+		if (kfd >= 0)
+			close(kfd);
+		return rc;
+	}
+	out->_kill_fd = kfd + 1;
+	return 0;
 }
 
 int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const argv[],
@@ -167,8 +227,8 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 	close_fds(&f, rc != 0); /* the child's ends are the child's now */
 	if (rc)
 		return rc;
+	rc = adopt_child(rt, pid, out);
 	struct weft_io **slot[3] = { &out->in, &out->out, &out->err };
-	rc = weft_child_open(rt, pid, &out->child);
 	for (int i = 0; i < 3 && !rc; i++) {
 		if (f.parent[i] < 0)
 			continue;
@@ -183,9 +243,11 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 			if (f.parent[i] >= 0)
 				close(f.parent[i]);
 		}
-		if (out->child)
+		if (out->child) { /* registered: the pipes failed */
+			discard_child(out->_kill_fd - 1);
 			weft_io_close(out->child);
-		discard_child(pid);
+			close(out->_kill_fd - 1);
+		}
 		memset(out, 0, sizeof(*out));
 		return rc;
 	}
@@ -216,14 +278,15 @@ int weft_process_kill(struct weft_process *p, int sig)
 {
 	if (!p || sig < 0)
 		return -EINVAL;
-	if (!p->child)
-		return -ESRCH; /* reaped: its pid may be another process's now */
-	if (weft__io_hold(p->child))
-		return -EBADF;
-	int rc = (int)syscall(SYS_pidfd_send_signal, weft_io_fd(p->child), sig, NULL, 0);
-	rc = rc < 0 ? -errno : 0;
-	weft__io_release(p->child);
-	return rc;
+	/* Its own descriptor of the pidfd, not the registration: a wait on
+	 * another thread reaps and closes that (a kill that read p->child
+	 * as the wait cleared it crashed: found by a review). A reaped
+	 * child's pidfd says ESRCH. */
+	if (p->_kill_fd <= 0)
+		return -EBADF; /* weft_process_close'd, or never started */
+	if (syscall(SYS_pidfd_send_signal, p->_kill_fd - 1, sig, NULL, 0) < 0)
+		return -errno;
+	return 0;
 }
 
 int weft_process_close(struct weft_process *p)
@@ -231,6 +294,9 @@ int weft_process_close(struct weft_process *p)
 	if (!p)
 		return -EINVAL;
 	int first = 0;
+	if (p->_kill_fd > 0)
+		close(p->_kill_fd - 1);
+	p->_kill_fd = 0;
 	struct weft_io **slot[4] = { &p->in, &p->out, &p->err, &p->child };
 	for (int i = 0; i < 4; i++) {
 		if (!*slot[i])

@@ -470,9 +470,11 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * options), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
  * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
  * the registrations' (-ESHUTDOWN, -ENOMEM, -ENOSYS before Linux 5.3: a
- * child already started is then killed with SIGKILL and reaped).
- * SIGCHLD must not be ignored (the kernel would reap the child itself) and
- * no other waitpid(-1) may take it.
+ * child already started is then killed with SIGKILL and reaped, through
+ * its pidfd). SIGCHLD must not be ignored (the kernel would reap the child
+ * itself) and no other waitpid(-1) may take it: a child reaped that way
+ * before weft opened its pidfd gives -ESRCH or -ECHILD (its pid may name
+ * another process by then, which is left alone; the program did run).
  */
 enum weft_stdio {
 	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor */
@@ -499,6 +501,7 @@ struct weft_process {
 	 * close one early (stdin, to send EOF), weft_io_close it and set the
 	 * field to NULL. */
 	struct weft_io *in, *out, *err;
+	int _kill_fd;            /* private: weft_process_kill's pidfd + 1 (0: none) */
 };
 
 WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const argv[],
@@ -513,8 +516,11 @@ WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char 
  * weft_child_reap, -ESHUTDOWN). */
 WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns);
 /* Send signal sig to the child through its pidfd (never to a process that
- * took over its pid): 0, -ESRCH (ended and reaped, or ended), -EINVAL,
- * -EPERM. sig 0 checks that it has not been reaped. */
+ * took over its pid): 0 (also to a child that has ended and is not reaped
+ * yet, which ignores it), -ESRCH (reaped), -EBADF (after
+ * weft_process_close), -EINVAL, -EPERM. Safe beside a weft_process_wait on
+ * another thread or fiber (the usual "kill it when the time is up"); sig 0
+ * checks that it has not been reaped. */
 WEFT_API int weft_process_kill(struct weft_process *p, int sig);
 /* Close whatever is still open in p (pipes, the child's registration);
  * the fields become NULL. A child not yet reaped keeps running and is the
