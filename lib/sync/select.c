@@ -69,6 +69,14 @@ static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
 		 * it needs no claim: like IO, a losing arm's waker stays on the
 		 * registration until its next event */
 		return weft_reader_until_poll(a->obj, cx, (int)a->arg, a->ptr);
+	case WEFT_SEL_WATCH:
+		/* watch and broadcast senders only wake their waiters (the
+		 * arm completes in its own poll): no claim needed */
+		return weft_watch_changed_poll(a->obj, &a->_w, cx);
+	case WEFT_SEL_BROADCAST:
+		return weft_broadcast_recv_poll(a->obj, &a->_w, cx, a->ptr, &a->id);
+	case WEFT_SEL_INTERVAL:
+		return weft_interval_poll_tick(a->obj, cx) == WEFT_READY ? 0 : WEFT_PENDING;
 	}
 	return -EINVAL;
 }
@@ -77,6 +85,8 @@ static void arm_cancel(struct weft_select_arm *a)
 {
 	if (a->op == WEFT_SEL_TIMER)
 		weft_timer_cancel(a->obj);
+	else if (a->op == WEFT_SEL_INTERVAL)
+		weft_interval_cancel(a->obj); /* its next tick stays due */
 	else
 		weft_wait_cancel(&a->_w);
 }
@@ -86,13 +96,14 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 	if (!arms || !n || n > WEFT_SELECT_MAX_ARMS)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_READER_LINE)
+		if (!arms[i].obj || arms[i].op < WEFT_SEL_CHAN_SEND || arms[i].op > WEFT_SEL_INTERVAL)
 			return false;
 		if (arms[i].op == WEFT_SEL_TIMER && !timer_ok)
 			return false;
 		if (arms[i].op == WEFT_SEL_CHAN_SEND && !arms[i].ptr)
 			return false;
-		if (arms[i].op == WEFT_SEL_CHAN_RECV && !arms[i].ptr)
+		if ((arms[i].op == WEFT_SEL_CHAN_RECV || arms[i].op == WEFT_SEL_BROADCAST) &&
+		    !arms[i].ptr)
 			return false;
 		if (arms[i].op == WEFT_SEL_READER_LINE && (!arms[i].ptr || arms[i].arg > 255))
 			return false;
@@ -270,12 +281,19 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 	/* A token arm's deadline bounds the wait too, as weft_token_wait's
 	 * does: after a shutdown dropped the token's deadline task nothing
 	 * would wake a thread's select at it. At that deadline the token arm
-	 * polls ready, so one more round returns at once. */
+	 * polls ready, so one more round returns at once. An interval arm's
+	 * next tick likewise. */
 	uint64_t cap = deadline_ns;
 	for (size_t i = 0; i < n; i++) {
-		if (arms[i].op != WEFT_SEL_TOKEN)
+		uint64_t d;
+		if (arms[i].op == WEFT_SEL_TOKEN)
+			d = weft_token_deadline(arms[i].obj);
+		else if (arms[i].op == WEFT_SEL_INTERVAL)
+			/* a thread's cx has no timers (the clock only): its
+			 * wait must end at the tick for the arm to see it */
+			d = ((struct weft_interval *)arms[i].obj)->next_ns;
+		else
 			continue;
-		uint64_t d = weft_token_deadline(arms[i].obj);
 		if (d < cap)
 			cap = d;
 	}

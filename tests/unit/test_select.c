@@ -675,3 +675,153 @@ Test(select, wait_group_arm, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_token_destroy(f.t), 0);
 	wt_rt_destroy(rt);
 }
+
+/* ---------------------------------- watch, broadcast and interval arms */
+
+Test(select, watch_arm_sees_a_change_from_a_thread_and_a_fiber, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	long v = 1;
+	struct weft_watch *wt;
+	struct weft_watch_rx *rx;
+	cr_assert_eq(weft_watch_create(sizeof(long), &v, &wt), 0);
+	cr_assert_eq(weft_watch_subscribe(wt, &rx), 0);
+	struct weft_chan *c = mkchan(1);
+	long item;
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(c, &item), WEFT_SEL_CHANGED(rx) };
+	/* nothing new: the deadline */
+	cr_assert_eq(weft_select_timeout(arms, 2, 20 * MS), -ETIMEDOUT);
+	v = 2;
+	cr_assert_eq(weft_watch_send(wt, &v), 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(arms[1].rc, 0);
+	cr_assert_eq(weft_watch_has_changed(rx), 0, "the arm marked the value seen");
+	long got;
+	cr_assert_eq(weft_watch_get(rx, &got), 0);
+	cr_assert_eq(got, 2);
+	/* a losing watch arm marks nothing: the channel arm first wins */
+	v = 3;
+	cr_assert_eq(weft_watch_send(wt, &v), 0);
+	long x = 7;
+	cr_assert_eq(weft_chan_try_send(c, &x), 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_watch_has_changed(rx), 1, "the losing arm marked the value seen");
+	/* closed with nothing unseen: -EPIPE completes the arm */
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(weft_watch_close(wt), 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(arms[1].rc, -EPIPE);
+	cr_assert_eq(weft_watch_rx_drop(rx), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0, "no arm left linked");
+	cr_assert_eq(weft_chan_destroy(c), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(select, broadcast_arm_receives_in_order_and_reports_a_lag, .timeout = WT_TMO(20))
+{
+	struct weft_broadcast *b;
+	struct weft_broadcast_rx *rx;
+	cr_assert_eq(weft_broadcast_create(sizeof(long), 2, &b), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &rx), 0);
+	struct weft_token *t;
+	cr_assert_eq(weft_token_create(NULL, &t), 0);
+	long item = 0;
+	struct weft_select_arm arms[] = { WEFT_SEL_CANCELLED(t), WEFT_SEL_BROADCAST(rx, &item) };
+	for (long i = 1; i <= 5; i++)
+		cr_assert_eq(weft_broadcast_send(b, &i), 0);
+	/* 5 sent, 2 kept: lagged by 3, nothing written */
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(arms[1].rc, -EOVERFLOW);
+	cr_assert_eq(arms[1].id, 3);
+	cr_assert_eq(item, 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert(arms[1].rc == 0 && item == 4, "rc %d item %ld", arms[1].rc, item);
+	/* a losing broadcast arm takes nothing */
+	cr_assert_eq(weft_token_cancel(t), 0);
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_broadcast_try_recv(rx, &item, NULL), 0);
+	cr_assert_eq(item, 5);
+	struct weft_select_arm bad[] = { WEFT_SEL_BROADCAST(rx, NULL) };
+	cr_assert_eq(weft_select(bad, 1, WEFT_FOREVER), -EINVAL);
+	cr_assert_eq(weft_broadcast_rx_drop(rx), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+	cr_assert_eq(weft_token_destroy(t), 0);
+}
+
+/* Tokio's loop { select! { _ = interval.tick() => ..., m = rx.recv() => ... } } */
+struct ticker { struct weft_chan *c; int ticks, items; uint64_t first_tick_ns; };
+
+static void *tick_loop(void *arg)
+{
+	struct ticker *k = arg;
+	struct weft_interval iv;
+	if (weft_interval_init(&iv, 20 * MS))
+		return (void *)1;
+	uint64_t t0 = weft_now_ns();
+	long item;
+	struct weft_select_arm arms[] = { WEFT_SEL_TICK(&iv), WEFT_SEL_RECV(k->c, &item) };
+	while (k->ticks < 5) {
+		int i = weft_select(arms, 2, weft_now_ns() + 2000 * MS);
+		if (i == 0) {
+			if (!k->ticks++)
+				k->first_tick_ns = weft_now_ns() - t0;
+		} else if (i == 1 && arms[1].rc == 0) {
+			k->items++;
+		} else {
+			weft_interval_cancel(&iv);
+			return (void *)2; /* -ETIMEDOUT: the tick never woke it */
+		}
+	}
+	weft_interval_cancel(&iv);
+	return NULL;
+}
+
+Test(select, interval_arm_ticks_for_a_thread_a_fiber_and_beside_items, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int mode = 0; mode < 2; mode++) {
+		struct ticker k = { .c = mkchan(8) };
+		long x = 1;
+		for (int i = 0; i < 3; i++)
+			cr_assert_eq(weft_chan_try_send(k.c, &x), 0);
+		void *res;
+		uint64_t t0 = wt_now_ns();
+		if (mode == 0) { /* a plain thread: its cx has no timers */
+			pthread_t th;
+			cr_assert_eq(pthread_create(&th, NULL, tick_loop, &k), 0);
+			pthread_join(th, &res);
+		} else {
+			struct weft_task *h;
+			cr_assert_eq(weft_spawn(rt, tick_loop, &k, &h), 0);
+			cr_assert_eq(weft_join(h, &res), 0);
+		}
+		uint64_t took = wt_now_ns() - t0;
+		cr_assert_null(res, "%s: %s", mode ? "fiber" : "thread",
+			       res == (void *)2 ? "the select timed out: no tick woke it" : "init");
+		cr_assert_eq(k.items, 3);
+		cr_assert_geq(k.first_tick_ns, 20 * MS, "a tick came early");
+		cr_assert_geq(took, 100 * MS, "5 ticks of 20 ms in %lu ms", (unsigned long)(took / MS));
+		cr_assert_lt(took, 1000 * MS * WEFT_TEST_SLOW, "5 ticks of 20 ms took %lu ms",
+			     (unsigned long)(took / MS));
+		cr_assert_eq(weft_chan_destroy(k.c), 0);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* A losing interval arm leaves its tick due: the next select sees it. */
+Test(select, a_losing_tick_stays_due, .timeout = WT_TMO(20))
+{
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, 10 * MS), 0);
+	struct weft_chan *c = mkchan(1);
+	long x = 1, item;
+	wt_sleep_ms(15); /* the tick is due */
+	cr_assert_eq(weft_chan_try_send(c, &x), 0);
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(c, &item), WEFT_SEL_TICK(&iv) };
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 0);
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
+	cr_assert_lt(wt_now_ns() - t0, 5 * MS * WEFT_TEST_SLOW, "the due tick waited a period");
+	weft_interval_cancel(&iv);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}

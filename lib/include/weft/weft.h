@@ -564,8 +564,9 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  * Wait for the first of several operations (Go's select, Tokio's select!):
  * channel send or receive, oneshot receive, notify, semaphore or mutex
  * acquire, cancellation token, join of a task or of a join set's next
- * member, a wait group reaching zero, I/O readiness, and (poll form) a
- * timer; the blocking form takes a deadline. Exactly one arm completes, and only it has any effect: arms
+ * member, a wait group reaching zero, I/O readiness, a buffered reader's
+ * next line, a watch's change, a broadcast item, an interval's tick, and
+ * (poll form) a timer; the blocking form takes a deadline. Exactly one arm completes, and only it has any effect: arms
  * are polled in order and polling stops at the first that is ready, and
  * every other arm is then deregistered with whatever had been granted to
  * it meanwhile passed on to the next waiter (a channel slot or item, a
@@ -607,6 +608,15 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *                 -> the next line, taken from the reader (weft/io.h,
  *                 weft_reader_until_poll: a line already buffered wins at
  *                 once; len 0 at end of stream); rc -EMSGSIZE, -EBADF, ...
+ *   WATCH         watch receiver                          -> a newer value, now
+ *                 marked seen (read it with weft_watch_get); rc -EPIPE: closed
+ *   BROADCAST     broadcast receiver, where to copy the item (required)
+ *                 -> the next item; rc -EOVERFLOW with the number missed in
+ *                 `id` (lagged: select again for the oldest kept), -EPIPE
+ *   INTERVAL      struct weft_interval *                  -> a tick (Tokio's
+ *                 interval.tick() in select!; a losing arm's tick stays due
+ *                 for the next select; the blocking form wakes a thread at
+ *                 it too)
  * A losing JOIN arm leaves its waker on the handle until the handle is
  * consumed, and a losing IO or READER_LINE arm on the registration until
  * its next readiness event or close: at worst a spurious wake.
@@ -625,6 +635,9 @@ enum weft_select_op {
 	WEFT_SEL_TIMER,
 	WEFT_SEL_WAITGROUP, /* appended: the values above stay */
 	WEFT_SEL_READER_LINE,
+	WEFT_SEL_WATCH,
+	WEFT_SEL_BROADCAST,
+	WEFT_SEL_INTERVAL,
 };
 
 struct weft_select_arm {
@@ -657,14 +670,17 @@ struct weft_select_arm {
 #define WEFT_SEL_WG_DONE(wg)          WEFT__SEL(WEFT_SEL_WAITGROUP, (wg), NULL, 0)
 #define WEFT_SEL_LINE(reader, delim, linep) \
 	WEFT__SEL(WEFT_SEL_READER_LINE, (reader), (linep), (uint64_t)(delim))
+#define WEFT_SEL_CHANGED(watch_rx)    WEFT__SEL(WEFT_SEL_WATCH, (watch_rx), NULL, 0)
+#define WEFT_SEL_BROADCAST(rx, item)  WEFT__SEL(WEFT_SEL_BROADCAST, (rx), (item), 0)
+#define WEFT_SEL_TICK(interval)       WEFT__SEL(WEFT_SEL_INTERVAL, (interval), NULL, 0)
 
 /*
  * Blocking form (fibers suspend, threads block). Returns the index of the
  * arm that completed (>= 0; its rc holds its result), or -ETIMEDOUT (the
  * deadline - CLOCK_MONOTONIC ns, WEFT_FOREVER for none - passed first;
  * no arm completed), -EINVAL (NULL arms, n = 0 or > WEFT_SELECT_MAX_ARMS,
- * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV, a TIMER
- * arm), -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
+ * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV/BROADCAST,
+ * a TIMER arm), -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
  * calling fiber was cancelled, before or while waiting: no arm completed,
  * every arm deregistered). An arm whose wait entry is attached to another
  * object completes with -EINVAL.
