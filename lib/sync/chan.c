@@ -305,14 +305,21 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 		if (ch->cap > 0) {
 			if (free_slots(ch) == 0)
 				return false;
-			if (src) {
-				if (!weft__wait_claim(s)) { /* a select's arm that lost */
-					weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
-					continue;
-				}
+			bool polling = false;
+			if (src && weft__wait_claim_why(s, &polling)) {
 				push_item(ch, src);
 				weft__waitq_complete_head(&ch->sendq, wk);
+			} else if (src && !polling) { /* a select's arm that lost */
+				weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
 			} else {
+				/* No storage, or a select's arm that cannot be
+				 * completed while its select is polled: the slot
+				 * is reserved for it, and its poll sends into it,
+				 * or its cancel passes it on. A wake with nothing
+				 * let a later sender take the slot meanwhile and
+				 * the arm queue again behind it (found by a review:
+				 * FIFO broken in 98-184 of 200 runs of a task
+				 * polled often). */
 				ch->slot_res++;
 				weft__waitq_grant_head(&ch->sendq, WQ_GRANT_PERMIT, wk);
 			}

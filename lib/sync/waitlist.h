@@ -221,17 +221,28 @@ static inline void weft__waitq_wake_older_unlock(struct weft__waitq *q, const ui
  * it out). Under the lock of the entry's object.
  */
 #define WEFT__SEL_POLLING ((uintptr_t)1)
-static inline bool weft__wait_claim(struct weft_wait *w)
+/* ...and, when it returns false, *polling says which: the select was
+ * being polled (the arm may still win) rather than won by another arm. */
+static inline bool weft__wait_claim_why(struct weft_wait *w, bool *polling)
 {
+	*polling = false;
 	void *sel = __atomic_load_n(&w->_sel, __ATOMIC_RELAXED);
 	if (!sel)
 		return true;
 	uintptr_t e = 0;
 	/* acq_rel: the select reads the claim with acquire before it collects
 	 * the entry (the DONE store's release orders the item itself). */
-	return __atomic_compare_exchange_n((uintptr_t *)sel, &e, (uintptr_t)w, false,
-					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
-	       e == (uintptr_t)w;
+	if (__atomic_compare_exchange_n((uintptr_t *)sel, &e, (uintptr_t)w, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+	    e == (uintptr_t)w)
+		return true;
+	*polling = e == WEFT__SEL_POLLING;
+	return false;
+}
+static inline bool weft__wait_claim(struct weft_wait *w)
+{
+	bool polling;
+	return weft__wait_claim_why(w, &polling);
 }
 
 /* weft_wait_cancel, saying whether the entry had been completed (DONE) by

@@ -320,13 +320,19 @@ WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t t
  * is there without waiting, in one lock hold on a buffered channel: the
  * buffered items and, as each slot frees, the items of senders waiting
  * for room - so a batch may be larger than the capacity, and FIFO holds as
- * for single receives. It never takes an item a waiting receiver is owed.
- * On a rendezvous channel the rest are hand-offs from waiting senders.
+ * for single receives (so an item a cancelled receiver gave back, which
+ * goes to the head, can follow newer items of its sender in a batch, as it
+ * could in two single receives). It never takes an item a waiting receiver
+ * is owed. On a rendezvous channel the rest are hand-offs from waiting
+ * senders.
  * Returns 0 with *got >= 1, or the single-item form's error with *got 0
  * (-EPIPE closed and drained, -EAGAIN for the try form, -ETIMEDOUT,
  * -ECANCELED, -EDEADLK, WEFT_PENDING for the poll form, whose later polls
- * write the batch to the `items` given then); -EINVAL for a NULL
- * argument or max 0.
+ * write the batch to the `items` given then - except that on a rendezvous
+ * channel with items over 8 bytes the first item is written through the
+ * `items` of the poll that returned WEFT_PENDING, as for
+ * weft_chan_recv_poll: keep it valid and pass it again); -EINVAL for a
+ * NULL argument or max 0.
  */
 WEFT_API int weft_chan_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got);
 WEFT_API int weft_chan_recv_many_timeout(struct weft_chan *ch, void *items, size_t max,

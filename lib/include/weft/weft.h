@@ -572,7 +572,10 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  * it meanwhile passed on to the next waiter (a channel slot or item, a
  * notify_one permit, semaphore permits, the mutex), so no item, permit or
  * lock is lost or taken twice; a losing CHAN_RECV arm's destination is
- * not written, so arms may share one. A select's send and receive arms on
+ * not written, so arms may share one. A CHAN_SEND arm keeps its place
+ * among a buffered channel's waiting senders; on a rendezvous channel, a
+ * receiver that comes while the arm's select is being polled may take a
+ * later sender's item instead (the arm queues again). A select's send and receive arms on
  * one channel never pair with each other. When several arms are ready, the
  * earliest in the array wins (put a token or deadline arm first to give it
  * priority), also when the task's budget runs out in the middle of a round
