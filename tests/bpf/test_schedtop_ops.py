@@ -1197,7 +1197,9 @@ def test_hardening(st, wl_test, wl, lib):
         if o.get("final"):
             break
     stop(cp)
-    if best < 50:
+    # the bug reads 0 (no kernel figures at all); 20, not 50: two burning
+    # workers and anything else on two vCPUs read 47% in one run
+    if best < 20:
         fail("after 5,000 threads churned, burning workers read at most %.1f %% CPU" % best)
     print("after 5,000 threads churned: both workers at %.1f %% CPU or more" % best)
 
