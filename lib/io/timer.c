@@ -102,6 +102,16 @@ int weft_interval_init(struct weft_interval *iv, uint64_t period_ns)
 
 enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx *cx)
 {
+	/* Due by the clock is due: a thread in weft_block_on or a
+	 * block_in_place fn waits with the runtime's wheel, which fires a
+	 * tick a little after it (and never once the runtime has shut
+	 * down), so a select woken at the tick found the arm pending and
+	 * said -ETIMEDOUT (found by a review). */
+	if (weft__now_ns() >= iv->next_ns) {
+		weft_timer_cancel(&iv->timer);
+		iv->next_ns = next_tick(iv);
+		return WEFT_READY;
+	}
 	if (weft_timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING)
 		return WEFT_PENDING;
 	iv->next_ns = next_tick(iv);

@@ -289,8 +289,9 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 		if (arms[i].op == WEFT_SEL_TOKEN)
 			d = weft_token_deadline(arms[i].obj);
 		else if (arms[i].op == WEFT_SEL_INTERVAL)
-			/* a thread's cx has no timers (the clock only): its
-			 * wait must end at the tick for the arm to see it */
+			/* a plain thread's cx has no timers (the clock only),
+			 * and block_on's wheel fires after the tick: its wait
+			 * ends at the tick, where the arm reads the clock */
 			d = ((struct weft_interval *)arms[i].obj)->next_ns;
 		else
 			continue;

@@ -895,3 +895,63 @@ Test(select, a_send_arm_keeps_its_place_while_its_select_polls, .timeout = WT_TM
 	cr_assert_eq(over, 0, "%d of 200 rounds: a later sender overtook the select's send arm", over);
 	wt_rt_destroy(rt);
 }
+
+/* A TICK arm on a thread in weft_block_on: its timer goes through the
+ * runtime's wheel, which fires a little after the tick (and never once
+ * the runtime has shut down), so a select woken at the tick by its cap
+ * found the arm pending and said -ETIMEDOUT - 27-50 of 50 selects with
+ * a deadline 50 us after the tick, every select after a shutdown (found
+ * by a review). The interval now reads the clock first. */
+struct bo_tick { atomic_int phase; int late, ticks, late_after; };
+
+static void *bo_tick_loop(void *arg)
+{
+	struct bo_tick *b = arg;
+	struct weft_interval iv;
+	if (weft_interval_init(&iv, 5 * MS))
+		return (void *)1;
+	struct weft_chan *c = mkchan(1);
+	long item;
+	struct weft_select_arm arms[] = { WEFT_SEL_RECV(c, &item), WEFT_SEL_TICK(&iv) };
+	for (int i = 0; i < 40; i++) {
+		int shut = atomic_load(&b->phase) == 2;
+		int rc = weft_select(arms, 2, iv.next_ns + 50000);
+		if (rc == 1)
+			b->ticks++;
+		else
+			b->late++, b->late_after += shut;
+		if (i == 19)
+			atomic_store(&b->phase, 1); /* main shuts the runtime down */
+		while (atomic_load(&b->phase) == 1)
+			usleep(100);
+	}
+	weft_interval_cancel(&iv);
+	weft_chan_destroy(c);
+	return NULL;
+}
+
+static void *bo_thread(void *arg)
+{
+	struct weft_runtime *rt = ((void **)arg)[0];
+	void *res = (void *)3;
+	weft_block_on(rt, bo_tick_loop, ((void **)arg)[1], &res);
+	return res;
+}
+
+Test(select, a_tick_in_block_on_is_seen_at_the_tick, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct bo_tick b = { 0 };
+	void *args[2] = { rt, &b }, *res;
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, bo_thread, args), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b.phase) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
+	atomic_store(&b.phase, 2);
+	pthread_join(th, &res);
+	cr_assert_null(res);
+	cr_assert_eq(b.late, 0, "%d of 40 selects said -ETIMEDOUT with the tick due (%d after "
+		     "shutdown began)", b.late, b.late_after);
+	cr_assert_eq(b.ticks, 40);
+	wt_rt_destroy(rt);
+}

@@ -701,7 +701,9 @@ WEFT_API int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_
 WEFT_API int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 			      size_t *index);
 /* Deregister every arm (passing on grants, cancelling timers). No-op on
- * idle arms; NULL arms is ignored. */
+ * idle arms; NULL arms is ignored. A CHAN_SEND arm whose item a receiver
+ * had already taken cannot be undone: its rc is set to 0 (the item was
+ * sent; a task's drop can look), every other arm's is left as it was. */
 WEFT_API void weft_select_cancel(struct weft_select_arm *arms, size_t n);
 
 /* ---------------------------------------------------------------- wakers */
