@@ -15,8 +15,10 @@
  *
  * Nothing is half-done on failure: before the child exists, everything
  * made is closed; after, a registration that fails (-ENOMEM, -ESHUTDOWN,
- * -EMFILE for the pidfd) kills the child with SIGKILL and reaps it, so the
- * caller gets an error and no process, zombie or descriptor behind it.
+ * -EMFILE for the pidfd) kills the child with SIGKILL and reaps it -
+ * through its pidfd, or, with none, by pid while it is our unreaped child
+ * (its pid held) - so the caller gets an error and no process, zombie or
+ * descriptor behind it.
  *
  * The child's registration is its pidfd (weft_child_open), so waiting
  * (weft_process_wait), a select arm on it and signalling
@@ -186,8 +188,21 @@ static void discard_child(int pfd)
 static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *out)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pfd < 0)
-		return -errno;
+	if (pfd < 0) {
+		int e = -errno;
+		/* No pidfd (-EMFILE, -ENFILE, -ENOSYS before Linux 5.3), the
+		 * child still ours and unreaped - so its pid cannot have been
+		 * reused: end it by pid and reap it (it was left running, its
+		 * pid cleared from *out: found by a review). */
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		if (e != -ESRCH && !waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT)) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		return e;
+	}
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT)) {

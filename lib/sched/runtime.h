@@ -55,13 +55,15 @@
 /* ---------------------------------------------------------------- die */
 #include "die.h"
 
+/* opts.c: an options struct (weft/common.h) into dst (`known` bytes,
+ * this library's size of it): fields up to the caller's sz, the rest zero,
+ * dst's sz set to known; NULL src gives all zero. -EINVAL for sz below
+ * min_sz or above WEFT_OPTS_MAX_SZ, or a non-zero byte past the known
+ * fields. */
+int weft__opts_read(void *dst, const void *src, size_t known, size_t min_sz);
+
 /* mem.c: every allocation of the library goes through the allocator set
  * with weft_set_allocator (default: malloc/aligned_alloc/free). */
-/* An options struct (weft/common.h) into dst (`known` bytes, this
- * library's size of it): fields up to the caller's sz, the rest zero, dst's
- * sz set to known; NULL src gives all zero. -EINVAL for sz below min_sz
- * or above WEFT_OPTS_MAX_SZ, or a non-zero byte past the known fields. */
-int weft__opts_read(void *dst, const void *src, size_t known, size_t min_sz);
 void *weft__malloc(size_t n);
 void *weft__calloc(size_t n, size_t size);
 void *weft__alloc_aligned(size_t size);   /* cache-line aligned; free with weft__free */

@@ -469,9 +469,9 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * descriptor): -EINVAL (NULL or empty argument, argv[0] NULL, bad
  * options), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
  * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
- * the registrations' (-ESHUTDOWN, -ENOMEM, -ENOSYS before Linux 5.3: a
- * child already started is then killed with SIGKILL and reaped, through
- * its pidfd). SIGCHLD must not be ignored (the kernel would reap the child
+ * the registrations' (-ESHUTDOWN, -ENOMEM, -EMFILE for its pidfd, -ENOSYS
+ * before Linux 5.3: a child already started is then killed with SIGKILL
+ * and reaped). SIGCHLD must not be ignored (the kernel would reap the child
  * itself) and no other waitpid(-1) may take it: a child reaped that way
  * before weft opened its pidfd gives -ESRCH or -ECHILD (its pid may name
  * another process by then, which is left alone; the program did run).
@@ -493,7 +493,8 @@ struct weft_process {
 	pid_t pid;
 	/* The child's pidfd registration: readable once the child has ended
 	 * (a WEFT_SEL_READY arm waits for it beside others, then
-	 * weft_child_reap; or weft_process_wait). NULL once reaped. */
+	 * weft_child_reap - which closes it: set the field to NULL then; or
+	 * weft_process_wait, which does). NULL once reaped. */
 	struct weft_io *child;
 	/* The parent's ends of the WEFT_STDIO_PIPE streams, else NULL: write
 	 * the child's stdin to `in`, read its stdout and stderr from `out`

@@ -317,7 +317,8 @@ WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t t
  * Receive a batch (Tokio's recv_many): up to `max` items into the array
  * `items` (max * item_size bytes), in order, with *got set to how many.
  * Waits as the single-item form for the first item; then takes what else
- * is there without waiting, in one lock hold on a buffered channel: the
+ * is there without waiting, under the lock on a buffered channel (dropped
+ * only to wake a batch of senders): the
  * buffered items and, as each slot frees, the items of senders waiting
  * for room - so a batch may be larger than the capacity, and FIFO holds as
  * for single receives (so an item a cancelled receiver gave back, which

@@ -649,7 +649,7 @@ struct weft_select_arm {
 	void *ptr;
 	uint64_t arg;
 	int rc;                          /* out: the winner's result */
-	uint64_t id;                     /* out: JOINSET member's task id */
+	uint64_t id;                     /* out: JOINSET member's task id; BROADCAST: items missed */
 	struct weft_io_ready io_ready;   /* out: IO readiness */
 	struct weft_wait _w;             /* private */
 	uintptr_t _claim;                /* private (arms[0]'s: which arm won) */
