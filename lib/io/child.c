@@ -93,20 +93,29 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 	return 0;
 }
 
-int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
+int weft__child_pidfd(pid_t pid)
 {
-	if (!rt || pid <= 0 || !out)
-		return -EINVAL;
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
 		return -errno;
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
-	int rc = 0;
-	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT))
-		rc = -errno; /* -ECHILD: not ours */
-	else
-		rc = weft_io_register(rt, pfd, out);
+	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT)) {
+		int e = -errno; /* -ECHILD: not ours */
+		close(pfd);
+		return e;
+	}
+	return pfd;
+}
+
+int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
+{
+	if (!rt || pid <= 0 || !out)
+		return -EINVAL;
+	int pfd = weft__child_pidfd(pid);
+	if (pfd < 0)
+		return pfd;
+	int rc = weft_io_register(rt, pfd, out);
 	if (rc)
 		close(pfd);
 	return rc;

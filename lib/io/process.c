@@ -187,9 +187,11 @@ static void discard_child(int pfd)
  */
 static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *out)
 {
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int pfd = weft__child_pidfd(pid);
+	if (pfd == -ECHILD)
+		return pfd; /* not ours: the pid was reused */
 	if (pfd < 0) {
-		int e = -errno;
+		int e = pfd;
 		/* No pidfd (-EMFILE, -ENFILE, -ENOSYS before Linux 5.3), the
 		 * child still ours and unreaped - so its pid cannot have been
 		 * reused: end it by pid and reap it (it was left running, its
@@ -201,13 +203,6 @@ static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *
 			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 				;
 		}
-		return e;
-	}
-	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	if (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED | WNOHANG | WNOWAIT)) {
-		int e = -errno; /* -ECHILD: not ours, the pid was reused */
-		close(pfd);
 		return e;
 	}
 	int kfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);

@@ -603,6 +603,9 @@ ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */
+/* child.c: pid's pidfd, checked to be our child (waitid WNOWAIT, which
+ * reaps nothing): the fd, or -ESRCH, -ECHILD (not ours), -EMFILE, ... */
+int weft__child_pidfd(pid_t pid);
 int weft__io_hold(struct weft_io *io);
 void weft__io_release(struct weft_io *io);
 /* ------------------------------------------------------- uring.c API */
