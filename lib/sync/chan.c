@@ -876,27 +876,28 @@ static bool many_args_ok(struct weft_chan *ch, void *items, size_t max, size_t *
 	return ch && items && max && got;
 }
 
-int weft_chan_recv_many_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
-			     void *items, size_t max, size_t *got)
+/* After the single-item form's result rc for items[0]: the rest. */
+static int many_rest(struct weft_chan *ch, void *items, size_t max, size_t *got, int rc)
 {
-	if (!many_args_ok(ch, items, max, got))
-		return -EINVAL;
-	int rc = weft_chan_recv_poll(ch, w, cx, items);
 	if (rc)
 		return rc;
 	*got = recv_more(ch, items, 1, max);
 	return 0;
 }
 
+int weft_chan_recv_many_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *cx,
+			     void *items, size_t max, size_t *got)
+{
+	if (!many_args_ok(ch, items, max, got))
+		return -EINVAL;
+	return many_rest(ch, items, max, got, weft_chan_recv_poll(ch, w, cx, items));
+}
+
 int weft_chan_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got)
 {
 	if (!many_args_ok(ch, items, max, got))
 		return -EINVAL;
-	int rc = weft_chan_recv(ch, items);
-	if (rc)
-		return rc;
-	*got = recv_more(ch, items, 1, max);
-	return 0;
+	return many_rest(ch, items, max, got, weft_chan_recv(ch, items));
 }
 
 int weft_chan_recv_many_timeout(struct weft_chan *ch, void *items, size_t max, size_t *got,
@@ -904,20 +905,12 @@ int weft_chan_recv_many_timeout(struct weft_chan *ch, void *items, size_t max, s
 {
 	if (!many_args_ok(ch, items, max, got))
 		return -EINVAL;
-	int rc = weft_chan_recv_timeout(ch, items, timeout_ns);
-	if (rc)
-		return rc;
-	*got = recv_more(ch, items, 1, max);
-	return 0;
+	return many_rest(ch, items, max, got, weft_chan_recv_timeout(ch, items, timeout_ns));
 }
 
 int weft_chan_try_recv_many(struct weft_chan *ch, void *items, size_t max, size_t *got)
 {
 	if (!many_args_ok(ch, items, max, got))
 		return -EINVAL;
-	int rc = weft_chan_try_recv(ch, items);
-	if (rc)
-		return rc;
-	*got = recv_more(ch, items, 1, max);
-	return 0;
+	return many_rest(ch, items, max, got, weft_chan_try_recv(ch, items));
 }
