@@ -88,6 +88,49 @@ static inline void wt_sleep_ms(unsigned ms)
 /* Generous bound for "the runtime will get to it" waits. */
 #define WT_LONG_MS 5000
 
+/*
+ * On a failed "the runtime will get to it" wait: what the runtime's workers
+ * were doing, on stderr, so that a liveness failure seen once in a CI log
+ * can be told apart from a host stall - the metrics (queue depths, parks,
+ * polls) and, per thread of the process, its state and kernel wait channel.
+ */
+static inline void wt_dump_runtime(struct weft_runtime *rt, const char *why)
+{
+	fprintf(stderr, "wt_dump_runtime: %s\n", why);
+	struct weft_metrics *m = NULL;
+	if (rt && weft_runtime_metrics(rt, &m) == 0) {
+		fprintf(stderr, "  inject_depth %llu alive_tasks %llu remote_schedule %llu\n",
+			(unsigned long long)m->inject_depth, (unsigned long long)m->alive_tasks,
+			(unsigned long long)m->remote_schedule_count);
+		for (unsigned i = 0; i < m->workers; i++) {
+			struct weft_worker_metrics *w = &m->worker[i];
+			fprintf(stderr,
+				"  core %u tid %llu ring %llu polls %llu parks %llu noops %llu "
+				"steals %llu/%llu mean_poll %llu ns stalls %llu\n",
+				i, (unsigned long long)w->thread_id,
+				(unsigned long long)w->local_queue_depth,
+				(unsigned long long)w->poll_count, (unsigned long long)w->park_count,
+				(unsigned long long)w->noop_count, (unsigned long long)w->steal_count,
+				(unsigned long long)w->steal_operations,
+				(unsigned long long)w->mean_poll_ns, (unsigned long long)w->stalls);
+		}
+		weft_metrics_free(m);
+	}
+	/* the shell's /proc/self is not ours: name the process */
+	char cmd[256];
+	snprintf(cmd, sizeof cmd,
+		 "for t in /proc/%d/task/*; do echo \"  $(cut -d' ' -f1-3 $t/stat)"
+		 " $(cat $t/wchan)\"; done 2>/dev/null",
+		 (int)getpid());
+	FILE *ls = popen(cmd, "r");
+	if (ls) {
+		char line[256];
+		while (fgets(line, sizeof line, ls))
+			fputs(line, stderr);
+		pclose(ls);
+	}
+}
+
 static inline struct weft_runtime *wt_rt_create(int workers)
 {
 	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
@@ -223,8 +266,10 @@ static inline void wt_gate_hold(struct weft_runtime *rt, struct wt_gate *g)
 	memset(g, 0, sizeof *g);
 	int rc = weft_spawn_poll(rt, wt_gate_poll, g, wt_gate_drop, &g->h);
 	cr_assert_eq(rc, 0, "spawn gate = %d", rc);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&g->running), WT_LONG_MS),
-		  "the gate task was never polled");
+	if (!WT_WAIT_UNTIL(atomic_load(&g->running), WT_LONG_MS)) {
+		wt_dump_runtime(rt, "the gate task was never polled");
+		cr_assert_fail("the gate task was never polled");
+	}
 }
 
 /* Let the gate finish and consume its handle. */

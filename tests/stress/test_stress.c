@@ -1083,8 +1083,10 @@ Test(stress, shutdown_pending, .timeout = WT_TMO(60))
 		cr_assert_eq(weft_spawn_poll(rt, wt_gate_poll, &gs.g[k], wt_gate_drop, NULL), 0);
 	}
 	for (int k = 0; k < SD_WORKERS; k++)
-		cr_assert(WT_WAIT_UNTIL(atomic_load(&gs.g[k].running), WT_LONG_MS),
-			  "gate %d never ran", k);
+		if (!WT_WAIT_UNTIL(atomic_load(&gs.g[k].running), WT_LONG_MS)) {
+			wt_dump_runtime(rt, "a gate never ran");
+			cr_assert_fail("gate %d never ran", k);
+		}
 	for (size_t i = SD_N / 2; i < SD_N; i++)
 		cr_assert_eq(weft_spawn_poll(rt, sd_poll, STATE(i), cons_drop, &sd_h[i]), 0);
 
