@@ -284,6 +284,31 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 	}
 }
 
+int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status)
+{
+	if (!p || !cx)
+		return -EINVAL;
+	if (!p->child)
+		return -ECHILD; /* reaped already, or never started */
+	for (;;) {
+		struct weft_io_ready ready;
+		if (weft_io_poll_ready(p->child, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING)
+			return WEFT_PENDING;
+		if (ready.mask & WEFT_IO_SHUTDOWN)
+			return -ESHUTDOWN;
+		int rc = weft_child_reap(p->child, status);
+		if (rc == -EAGAIN) {
+			/* not ended after all: forget this readiness (unless a
+			 * newer one came) and poll again, which registers cx */
+			weft_io_clear_ready(p->child, ready);
+			continue;
+		}
+		if (rc != -EBADF)
+			p->child = NULL; /* reap closed the registration */
+		return rc;
+	}
+}
+
 int weft_process_kill(struct weft_process *p, int sig)
 {
 	if (!p || sig < 0)

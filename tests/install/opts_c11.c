@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <weft/weft.h>
@@ -33,6 +34,21 @@ static void *with_local(void *arg)
 	if (weft_local_set(&request_key, arg) || weft_yield())
 		return NULL;
 	return weft_local_get(&request_key);
+}
+
+/* a poll task waiting for a child (weft_process_wait_poll) */
+struct proc_wait {
+	struct weft_process *p;
+	int rc, status;
+};
+static enum weft_poll proc_waiter(void *state, struct weft_cx *cx)
+{
+	struct proc_wait *w = state;
+	int rc = weft_process_wait_poll(w->p, cx, &w->status);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	w->rc = rc;
+	return WEFT_READY;
 }
 
 int main(void)
@@ -72,6 +88,8 @@ int main(void)
 	char *echo_argv[] = { "echo", "hi", NULL }, echoed[8];
 	struct weft_process proc;
 	int status = -1;
+	char *exit4_argv[] = { "sh", "-c", "exit 4", NULL };
+	struct proc_wait pw = { &proc, 1, 0 };
 	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
 	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
 	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
@@ -91,6 +109,10 @@ int main(void)
 	    (rc = (int)weft_read(proc.out, echoed, sizeof echoed)) != 3 ||
 	    (rc = echoed[0] == 'h' && echoed[1] == 'i' ? 0 : -EPROTO) ||
 	    (rc = weft_process_wait(&proc, &status, 5000000000u)) || (rc = status ? -EPROTO : 0) ||
+	    (rc = weft_process_close(&proc)) ||
+	    (rc = weft_process_spawn(rt, "sh", exit4_argv, NULL, &proc)) ||
+	    (rc = weft_spawn_poll(rt, proc_waiter, &pw, NULL, &t)) || (rc = weft_join(t, NULL)) ||
+	    (rc = pw.rc) || (rc = WIFEXITED(pw.status) && WEXITSTATUS(pw.status) == 4 ? 0 : -EPROTO) ||
 	    (rc = weft_process_close(&proc)) ||
 	    (rc = weft_runtime_destroy(rt))) {
 		fprintf(stderr, "opts_c11: %s\n", weft_strerror(rc));

@@ -279,6 +279,61 @@ Test(process, kill_timeout_and_a_second_wait, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* ------------------------------------------------ wait from a poll task */
+
+struct pw {
+	struct weft_process *p;
+	atomic_int polls;
+	int rc, status;
+};
+
+static enum weft_poll pw_poll(void *state, struct weft_cx *cx)
+{
+	struct pw *w = state;
+	atomic_fetch_add(&w->polls, 1);
+	int rc = weft_process_wait_poll(w->p, cx, &w->status);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	w->rc = rc;
+	return WEFT_READY;
+}
+
+Test(process, a_poll_task_waits_for_the_child, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	/* it ends when its stdin does: the task's first poll finds it running */
+	char *argv[] = { "sh", "-c", "read x; exit 5", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/sh", argv,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_PIPE }),
+					&p), 0);
+	struct pw w = { .p = &p, .rc = 1 };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, pw_poll, &w, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&w.polls) >= 1, WT_LONG_MS));
+	wt_sleep_ms(20);
+	cr_assert_eq(atomic_load(&w.polls), 1, "polled again before the child ended");
+	cr_assert_eq(weft_io_close(p.in), 0);
+	p.in = NULL;
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(w.rc, 0, "rc %d", w.rc);
+	cr_assert(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 5, "status %#x", w.status);
+	cr_assert_geq(atomic_load(&w.polls), 2);
+	cr_assert_null(p.child, "reaped: the registration is gone");
+	/* reaped: -ECHILD, as the blocking form; bad arguments */
+	w.rc = 1;
+	cr_assert_eq(weft_spawn_poll(rt, pw_poll, &w, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(w.rc, -ECHILD);
+	struct weft_cx *no_cx = NULL;
+	cr_assert_eq(weft_process_wait_poll(NULL, no_cx, NULL), -EINVAL);
+	cr_assert_eq(weft_process_wait_poll(&p, no_cx, NULL), -EINVAL);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------ errors leave nothing */
 
 Test(process, errors_leave_no_process_zombie_or_descriptor, .timeout = WT_TMO(30))

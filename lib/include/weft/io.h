@@ -513,9 +513,15 @@ WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char 
  * The pipes stay open (read what the child wrote after it ended). Errors:
  * -EINVAL, -ECHILD (reaped already, or reaped by another wait),
  * -ETIMEDOUT (still running), weft_io_wait's (-ECANCELED in a cancelled
- * fiber, -EDEADLK in a poll task: wait on p->child's readiness there, then
- * weft_child_reap, -ESHUTDOWN). */
+ * fiber, -EDEADLK in a poll task: use weft_process_wait_poll there,
+ * -ESHUTDOWN). */
 WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns);
+/* Poll form, for poll tasks: 0 and *status once the child has ended and
+ * is reaped (p->child NULL then), WEFT_PENDING with cx's waker registered
+ * on the child's registration (one waiting task at a time, as
+ * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD,
+ * -EBADF (p->child closed), -ESHUTDOWN. */
+WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status);
 /* Send signal sig to the child through its pidfd (never to a process that
  * took over its pid): 0 (also to a child that has ended and is not reaped
  * yet, which ignores it), -ESRCH (reaped), -EBADF (after
