@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -47,6 +48,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1232,14 +1234,14 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
  * raised is taken off again (unless one was already pending: that one is
  * the caller's). Pipes only: three more system calls per write.
  */
-static ssize_t write_nosig(int fd, const void *buf, size_t n)
+static ssize_t writev_nosig(int fd, const struct iovec *iov, int cnt)
 {
 	sigset_t pipe_set, old, pending;
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	ssize_t r = write(fd, buf, n);
+	ssize_t r = writev(fd, iov, cnt);
 	int e = errno;
 	if (r < 0 && e == EPIPE && !was_pending) {
 		struct timespec zero = { 0, 0 };
@@ -1251,11 +1253,26 @@ static ssize_t write_nosig(int fd, const void *buf, size_t n)
 	return r;
 }
 
+static ssize_t write_nosig(int fd, const void *buf, size_t n)
+{
+	struct iovec one = { (void *)buf, n };
+	return writev_nosig(fd, &one, 1);
+}
+
 static ssize_t write_some(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
 {
 	IO_RETRY(io, WEFT_IO_WRITABLE, n, flags,
 		 sock ? send(io->fd, buf, n, flags | MSG_NOSIGNAL)
 		      : io->is_fifo ? write_nosig(io->fd, buf, n) : write(io->fd, buf, n));
+}
+
+/* One sendmsg/writev of iov[0, cnt), want bytes in all. */
+static ssize_t writev_some(struct weft_io *io, const struct iovec *iov, int cnt, size_t want)
+{
+	struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)cnt };
+	IO_RETRY(io, WEFT_IO_WRITABLE, want, 0,
+		 io->is_socket ? sendmsg(io->fd, &mh, MSG_NOSIGNAL)
+		 : io->is_fifo ? writev_nosig(io->fd, iov, cnt) : writev(io->fd, iov, cnt));
 }
 
 static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
@@ -1286,6 +1303,67 @@ ssize_t weft_write(struct weft_io *io, const void *buf, size_t n)
 ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
 {
 	return write_all(io, buf, n, flags, true);
+}
+
+/* Segments per system call: a window of the caller's array copied to the
+ * stack (1 KiB), its first entry advanced past what was written. */
+#define WRITEV_WINDOW 64
+
+ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt)
+{
+	if (!io || iovcnt < 0 || (iovcnt && !iov))
+		return -EINVAL;
+	size_t total = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len && !iov[i].iov_base)
+			return -EINVAL;
+		if (iov[i].iov_len > (size_t)SSIZE_MAX - total)
+			return -EINVAL; /* the count would not fit the result */
+		total += iov[i].iov_len;
+	}
+	if (!io_tryref(io))
+		return -EBADF;
+	size_t done = 0, off = 0; /* off: bytes of iov[i] already written */
+	ssize_t err = 0;
+	int i = 0;
+	while (done < total) {
+		while (iov[i].iov_len == off) { /* empty, or written: the next */
+			i++;
+			off = 0;
+		}
+		struct iovec win[WRITEV_WINDOW];
+		int cnt = 0;
+		size_t want = 0;
+		for (int k = i; k < iovcnt && cnt < WRITEV_WINDOW; k++) {
+			if (!iov[k].iov_len)
+				continue;
+			win[cnt] = iov[k];
+			if (k == i) {
+				win[cnt].iov_base = (char *)win[cnt].iov_base + off;
+				win[cnt].iov_len -= off;
+			}
+			want += win[cnt++].iov_len;
+		}
+		ssize_t w = writev_some(io, win, cnt, want);
+		if (w < 0) {
+			err = w;
+			break;
+		}
+		done += (size_t)w;
+		/* advance (i, off) by w bytes */
+		for (size_t left = (size_t)w; left;) {
+			size_t room = iov[i].iov_len - off;
+			if (left < room) {
+				off += left;
+				break;
+			}
+			left -= room;
+			i++;
+			off = 0;
+		}
+	}
+	io_unref(io);
+	return done || !err ? (ssize_t)done : err;
 }
 
 /* ------------------------------------------------------------------ copy */

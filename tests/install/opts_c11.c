@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,8 +89,14 @@ int main(void)
 	char *echo_argv[] = { "echo", "hi", NULL }, echoed[8];
 	struct weft_process proc;
 	int status = -1;
+	char ok[] = "ok", nl[] = "\n";
+	struct iovec segs[2];
 	char *exit4_argv[] = { "sh", "-c", "exit 4", NULL };
 	struct proc_wait pw = { &proc, 1, 0 };
+	segs[0].iov_base = ok;
+	segs[0].iov_len = 2;
+	segs[1].iov_base = nl;
+	segs[1].iov_len = 1;
 	snprintf(name, sizeof name, "@opts-c11-%ld", (long)getpid());
 	if ((rc = weft_unix_listen(rt, name, 0, &lis)) ||
 	    (rc = weft_unix_connect_timeout(rt, name, &cli, 5000000000u)) ||
@@ -100,6 +107,10 @@ int main(void)
 	    (rc = (arms[0] = WEFT_SEL_LINE(rd, '\n', &line), 0)) ||
 	    (rc = weft_select(arms, 1, weft_now_ns() + 5000000000u)) || (rc = arms[0].rc) ||
 	    (rc = line.len == 2 && line.data[0] == 'u' ? 0 : -EPROTO) ||
+	    /* a gather write: two segments, one stream */
+	    (rc = (int)weft_writev(cli, segs, 2)) != 3 ||
+	    (rc = (int)weft_read(acc, echoed, sizeof echoed)) != 3 ||
+	    (rc = echoed[0] == 'o' && echoed[1] == 'k' && echoed[2] == '\n' ? 0 : -EPROTO) ||
 	    (weft_reader_destroy(rd), rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
 	    /* a process whose stdout is a pipe (exec.Cmd.StdoutPipe) */
 	    (rc = weft_process_spawn(rt, "echo", echo_argv,

@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <poll.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <limits.h>
 
 #include "../common/wt.h"
 
@@ -2658,5 +2660,161 @@ Test(writer, flush_poll_from_a_poll_task, .timeout = WT_TMO(30))
 	pthread_join(th, NULL);
 	cr_assert_eq(r.lines, WPOLL_LINES);
 	cr_assert_eq(r.bad, 0);
+	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------------------- writev */
+
+#define WV_SEGS 3000
+
+struct wv {
+	struct weft_io *io;
+	const struct iovec *iov;
+	int cnt;
+	ssize_t r, r2;
+	int fd;             /* the reader's end, a plain blocking fd */
+	unsigned char *got; /* what the reader read */
+	size_t total, n_got;
+};
+
+static void *wv_write(void *arg)
+{
+	struct wv *w = arg;
+	w->r = weft_writev(w->io, w->iov, w->cnt);
+	w->r2 = weft_writev(w->io, w->iov, 0);
+	return NULL;
+}
+
+static void *wv_read(void *arg)
+{
+	struct wv *w = arg;
+	while (w->n_got < w->total) {
+		ssize_t r = read(w->fd, w->got + w->n_got, w->total - w->n_got);
+		if (r <= 0)
+			break;
+		w->n_got += (size_t)r;
+	}
+	return NULL;
+}
+
+/* 3,000 segments (more than IOV_MAX) - empty ones, a few of 100,000 bytes, the rest 0-210 -
+ * through a socket or a pipe, more than its buffer holds: many windows of
+ * 64, and waits that leave a segment half written. */
+static void writev_case(bool from_fiber, bool use_pipe)
+{
+	struct weft_runtime *rt = rt_named(2);
+	static struct iovec iov[WV_SEGS], copy[WV_SEGS];
+	size_t total = 0;
+	for (int k = 0; k < WV_SEGS; k++)
+		total += k % 7 == 0 ? 0 : k % 500 == 1 ? 100000 : (size_t)(k * 37) % 211;
+	unsigned char *src = malloc(total);
+	struct wv w = { .iov = iov, .cnt = WV_SEGS, .r = 1, .r2 = 1, .got = malloc(total),
+			.total = total };
+	cr_assert(src && w.got);
+	for (size_t i = 0; i < total; i++)
+		src[i] = pattern_at(i);
+	size_t off = 0;
+	for (int k = 0; k < WV_SEGS; k++) {
+		size_t len = k % 7 == 0 ? 0 : k % 500 == 1 ? 100000 : (size_t)(k * 37) % 211;
+		iov[k] = (struct iovec){ len ? src + off : NULL, len };
+		off += len;
+	}
+	memcpy(copy, iov, sizeof iov);
+	int fds[2];
+	if (use_pipe)
+		cr_assert_eq(pipe(fds), 0);
+	else
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+	/* fds[1] writes (registered), fds[0] reads (plain) */
+	cr_assert_eq(weft_io_register(rt, fds[1], &w.io), 0);
+	w.fd = fds[0];
+	pthread_t rd;
+	cr_assert_eq(pthread_create(&rd, NULL, wv_read, &w), 0);
+	if (from_fiber) {
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, wv_write, &w, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+	} else {
+		wv_write(&w);
+	}
+	cr_assert_eq(weft_io_close(w.io), 0); /* the reader's end of stream */
+	pthread_join(rd, NULL);
+	cr_assert_eq(w.r, (ssize_t)total, "writev %zd of %zu", w.r, total);
+	cr_assert_eq(w.r2, 0, "no segments: nothing written");
+	cr_assert_eq(w.n_got, total);
+	size_t bad = 0;
+	while (bad < total && w.got[bad] == src[bad])
+		bad++;
+	cr_assert_eq(bad, total, "the stream differs from byte %zu on", bad);
+	cr_assert_eq(memcmp(copy, iov, sizeof iov), 0, "the caller's segments were changed");
+	close(fds[0]);
+	free(src);
+	free(w.got);
+	wt_rt_destroy(rt);
+}
+
+Test(writev, segments_through_a_socket_from_a_fiber, .timeout = WT_TMO(30))
+{
+	writev_case(true, false);
+}
+
+Test(writev, segments_through_a_pipe_from_a_thread, .timeout = WT_TMO(30))
+{
+	writev_case(false, true);
+}
+
+static void *wv_full(void *arg)
+{
+	struct wv *w = arg;
+	weft_io_set_deadline(w->io, WEFT_IO_WRITABLE, weft_now_ns() + 50 * MS);
+	w->r = weft_writev(w->io, w->iov, w->cnt); /* the peer never reads */
+	w->r2 = weft_writev(w->io, w->iov, w->cnt); /* full, deadline passed */
+	return NULL;
+}
+
+Test(writev, errors_and_a_deadline, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	char x[8] = "abcdefg";
+	struct iovec one = { x, 7 }, null_base = { NULL, 5 };
+	struct iovec huge[2] = { { x, (size_t)SSIZE_MAX / 2 + 1 }, { x, (size_t)SSIZE_MAX / 2 + 1 } };
+	cr_assert_eq(weft_writev(NULL, &one, 1), -EINVAL);
+	cr_assert_eq(weft_writev(a, &one, -1), -EINVAL);
+	cr_assert_eq(weft_writev(a, NULL, 1), -EINVAL);
+	cr_assert_eq(weft_writev(a, &null_base, 1), -EINVAL);
+	cr_assert_eq(weft_writev(a, huge, 2), -EINVAL, "a total past SSIZE_MAX");
+	cr_assert_eq(weft_writev(a, NULL, 0), 0);
+	/* nothing was written by the refused calls */
+	cr_assert_eq(weft_writev(a, &one, 1), 7);
+	char in[16];
+	cr_assert_eq(weft_read(b, in, sizeof in), 7);
+	cr_assert_eq(memcmp(in, x, 7), 0);
+
+	/* a deadline: the count written, then -ETIMEDOUT; from a fiber */
+	size_t seg = 4u << 20;
+	char *big = calloc(1, seg);
+	cr_assert_not_null(big);
+	struct iovec bigs[3] = { { big, seg }, { big, seg }, { big, seg } };
+	struct wv w = { .io = a, .iov = bigs, .cnt = 3 };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, wv_full, &w, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_gt(w.r, 0, "the bytes written before the deadline");
+	cr_assert_lt(w.r, (ssize_t)(3 * seg));
+	cr_assert_eq(w.r2, -ETIMEDOUT);
+	free(big);
+
+	/* a closed registration; a pipe whose reader is gone: -EPIPE, no SIGPIPE */
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *pw;
+	cr_assert_eq(weft_io_register(rt, p[1], &pw), 0);
+	close(p[0]);
+	cr_assert_eq(weft_writev(pw, &one, 1), -EPIPE);
+	cr_assert_eq(weft_io_close(pw), 0);
 	wt_rt_destroy(rt);
 }

@@ -147,6 +147,18 @@ WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
 WEFT_API ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags);
 /*
+ * Gather write (writev(2); Tokio's write_vectored, Go's net.Buffers): the
+ * iovcnt segments of iov, in order, as one stream - all of them unless an
+ * error occurs, with the count written then if any byte was (as
+ * weft_write). Any number of segments (IOV_MAX is not a limit): up to 64
+ * go to each system call (sendmsg on a socket, writev otherwise); iov
+ * itself is not modified. Empty segments are skipped. Errors: as
+ * weft_write, and -EINVAL (NULL io, iovcnt < 0, NULL iov with iovcnt > 0,
+ * a NULL base with a non-zero length, a total above SSIZE_MAX).
+ */
+struct iovec;
+WEFT_API ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt);
+/*
  * Copy from src to dst until src's end of stream (Go's io.Copy, Tokio's
  * io::copy), blocking-style. Returns 0 once src has said end of stream and
  * every byte read has been written; dst is left open (not shut down).
