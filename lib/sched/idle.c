@@ -25,8 +25,9 @@
  *    spawning 2,000 a second), each wake then woke a second worker that
  *    found nothing - 5 system calls per task instead of 2.
  *  - A worker that parks decrements `unparked` (and `searching`) and lists
- *    itself, under the lock. If it was the last searcher it rescans every
- *    queue and notifies if anything is there.
+ *    itself, under the lock. If it was the last searcher, or was not
+ *    searching at all, it rescans every queue and notifies if anything is
+ *    there (see the end of this comment for the non-searcher).
  *  - A sleeper that wakes on its own with work in hand (the driver's LIFO
  *    watch, worker.c) unlists itself and counts itself unparked and
  *    searching, exactly as a notifier that popped it would have; if a
@@ -48,8 +49,17 @@
  * load leave the line shared. ThreadSanitizer builds keep the RMW (TSan
  * does not model standalone fences). On x86 the fence is an MFENCE, on
  * AArch64 a DMB ISH.
- * Non-searchers park without a rescan: a searcher existed when they gave up,
- * and the last searcher always rescans.
+ * Every parker rescans, searching or not. (Non-searchers used to park
+ * without one, on the ground that a searcher existed when they gave up and
+ * the last searcher always rescans. But that searcher's rescan may come
+ * before a push, and the push's notify then skips the wake because the
+ * non-searcher, on its way to park, still counts as unparked: W1 fails
+ * try_search while W0 searches; W0 finds work, ends its search and relays
+ * (nothing else in sight yet); a remote push notifies and reads unparked ==
+ * n; W1 parks with no rescan. The task waits until W0's poll ends - for
+ * good behind a poll that does not end (tests/stress shutdown_pending,
+ * "gate 1 never ran"). The store-buffering argument above needs the
+ * parker's rescan whenever a notify may have counted it unparked.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -187,7 +197,10 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 	pthread_mutex_unlock(&idle->lock);
 	park_fence(); /* before the rescan: pairs with notify_read_state */
 	WEFT_CHAOS_POINT(); /* between announcing idle and the rescan */
-	return searching && IDLE_SEARCHING(prev) == 1;
+	/* the last searcher, or a non-searcher: a notify that read us
+	 * unparked (before our decrement) woke nobody, and no searcher is
+	 * left to see its push after it (see the header) */
+	return !searching || IDLE_SEARCHING(prev) == 1;
 }
 
 /* Under the lock: take c off the sleepers, as a notifier that popped it

@@ -745,6 +745,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		   (uintptr_t)rt);
 	bool searching = c->is_searching;
 	c->is_searching = false;
+	/* the last searcher, or a non-searcher (idle.c): rescan */
 	if (weft__idle_park(rt, c, searching))
 		weft__idle_notify_if_work(rt, c);
 	/* Listed now: weft_runtime_set_workers either found us listed (and
@@ -803,6 +804,14 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			break;
 		}
 		if (weft__steal_wanted(rt, c)) {
+			weft__idle_unpark_self(rt, c);
+			break;
+		}
+		/* A task in the inject queue no notify woke anyone for (a
+		 * backstop: the idle protocol should not lose one, idle.c;
+		 * with one it waited for the running worker's poll to end,
+		 * seconds behind a long one) */
+		if (weft__inject_visible(&rt->inject)) {
 			weft__idle_unpark_self(rt, c);
 			break;
 		}

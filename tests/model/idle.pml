@@ -123,7 +123,15 @@ inline idle_park(me) {
 	sleeping[me] = true;                              /* idle.c:100 */
 	sleepers[nsleepers] = me; nsleepers++;            /* idle.c:101 */
 	mutex_unlock(idle_lock);                          /* idle.c:102 */
-	last = was && prev == 1                           /* idle.c:103 */
+	/* idle.c weft__idle_park's return: rescan if this was the last
+	 * searcher or a non-searcher (a notify that read it unparked woke
+	 * nobody). -DBROKEN_NONSEARCHER_NO_RESCAN: the last searcher only,
+	 * as before (loses a wake with -DGATE, park.pml). */
+#ifdef BROKEN_NONSEARCHER_NO_RESCAN
+	last = was && prev == 1
+#else
+	last = !was || prev == 1
+#endif
 }
 
 /* idle.c:106-116 weft__idle_notify_if_work: the last searcher's rescan. */
@@ -173,7 +181,14 @@ inline park_word(me) {
 				:: !fsleep[me] -> skip            /* woken (or EAGAIN) */
 				:: atomic { fsleep[me] && spurious < MAXSPUR ->
 					spurious++; fsleep[me] = false }  /* spurious return */
+#ifdef GATE
+				/* the driver's watch (worker.c park, WEFT_WATCH_MS):
+				 * a timed wake while the gate's ring holds work */
+				:: atomic { fsleep[me] && gate_by != NOGATE && ring[gate_by] > 0 ->
+					fsleep[me] = false; pword[me] = EMPTY; ok = 3 }
+#endif
 				fi;
+				if :: ok == 3 -> break :: else -> skip fi;
 				atomic {                          /* park.c:169-171 CAS NOTIFIED->EMPTY */
 					if
 					:: pword[me] == NOTIFIED -> pword[me] = EMPTY; ok = 2
