@@ -65,6 +65,8 @@ struct weft_io {
 	int fd;
 	bool is_socket;                 /* writes use send(MSG_NOSIGNAL): no SIGPIPE */
 	bool is_fifo;                   /* a pipe: writes keep SIGPIPE off (write_nosig) */
+	bool is_msg;                    /* a datagram or seqpacket socket: one write, one
+					 * message (weft_writev sends every segment at once) */
 	bool stream;                    /* TCP or a plain FIFO: a short read or write means
 					 * the kernel buffer ran dry or full (io.c, short_xfer) */
 	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
@@ -556,6 +558,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	bool have_st = fstat(fd, &st) == 0;
 	io->is_socket = have_st && S_ISSOCK(st.st_mode);
 	io->is_fifo = have_st && S_ISFIFO(st.st_mode);
+	io->is_msg = false;
 	/* Packet-mode pipes (O_DIRECT) return one packet per read. */
 	io->stream = have_st && S_ISFIFO(st.st_mode) && !(fl & O_DIRECT);
 	if (io->is_socket) {
@@ -566,6 +569,10 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		socklen_t len = sizeof(proto);
 		io->stream = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
 			     (proto == IPPROTO_TCP || proto == IPPROTO_MPTCP);
+		int type = 0;
+		len = sizeof(type);
+		io->is_msg = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+			     type != SOCK_STREAM;
 	}
 	/* io_uring reports the wakeup's key, not the fd's state: every TCP
 	 * data arrival says EPOLLPRI, so urgent data cannot be told apart, and
@@ -1309,6 +1316,34 @@ ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags)
  * stack (1 KiB), its first entry advanced past what was written. */
 #define WRITEV_WINDOW 64
 
+/* A datagram or seqpacket socket: the segments are one message, so one
+ * sendmsg with all of them (never partial: the message goes whole or not
+ * at all), not a window at a time (a message per window). */
+static ssize_t writev_message(struct weft_io *io, const struct iovec *iov, int iovcnt,
+			      size_t total)
+{
+	int cnt = 0;
+	for (int k = 0; k < iovcnt; k++)
+		cnt += iov[k].iov_len != 0;
+	if (cnt > IOV_MAX)
+		return -EMSGSIZE; /* more than one sendmsg can carry */
+	struct iovec stack_win[WRITEV_WINDOW], *win = stack_win;
+	if (cnt > WRITEV_WINDOW && !(win = weft__malloc((size_t)cnt * sizeof(*win))))
+		return -ENOMEM;
+	cnt = 0;
+	for (int k = 0; k < iovcnt; k++)
+		if (iov[k].iov_len)
+			win[cnt++] = iov[k];
+	ssize_t r = -EBADF;
+	if (io_tryref(io)) {
+		r = writev_some(io, win, cnt, total);
+		io_unref(io);
+	}
+	if (win != stack_win)
+		weft__free(win);
+	return r;
+}
+
 ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt)
 {
 	if (!io || iovcnt < 0 || (iovcnt && !iov))
@@ -1321,6 +1356,8 @@ ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt)
 			return -EINVAL; /* the count would not fit the result */
 		total += iov[i].iov_len;
 	}
+	if (io->is_msg)
+		return writev_message(io, iov, iovcnt, total);
 	if (!io_tryref(io))
 		return -EBADF;
 	size_t done = 0, off = 0; /* off: bytes of iov[i] already written */

@@ -2818,3 +2818,46 @@ Test(writev, errors_and_a_deadline, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_io_close(pw), 0);
 	wt_rt_destroy(rt);
 }
+
+/* Found by the review of weft_writev: on a message socket 100 segments went
+ * as two messages (64 + 36), where writev(2) sends one. */
+Test(writev, one_message_on_a_datagram_or_seqpacket_socket, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int types[] = { SOCK_DGRAM, SOCK_SEQPACKET };
+	static char bytes[200];
+	static struct iovec iov[IOV_MAX + 1];
+	for (int i = 0; i < (int)(sizeof bytes); i++)
+		bytes[i] = (char)i;
+	for (int i = 0; i <= IOV_MAX; i++)
+		iov[i] = (struct iovec){ &bytes[i % 200], 1 };
+	for (int t = 0; t < 2; t++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, types[t], 0, sv), 0);
+		struct weft_io *a;
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+		/* 200 one-byte segments, every third one empty instead */
+		struct iovec segs[200];
+		size_t want = 0;
+		for (int i = 0; i < 200; i++) {
+			segs[i] = (struct iovec){ &bytes[i], i % 3 == 2 ? 0 : 1 };
+			want += segs[i].iov_len;
+		}
+		cr_assert_eq(weft_writev(a, segs, 200), (ssize_t)want);
+		char got[256];
+		ssize_t r = recv(sv[1], got, sizeof got, MSG_DONTWAIT);
+		cr_assert_eq(r, (ssize_t)want, "type %d: the first message has %zd bytes of %zu",
+			     types[t], r, want);
+		for (int i = 0, j = 0; i < 200; i++)
+			if (i % 3 != 2)
+				cr_assert_eq(got[j++], bytes[i]);
+		cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT), -1, "a second message");
+		/* more non-empty segments than one sendmsg carries */
+		cr_assert_eq(weft_writev(a, iov, IOV_MAX + 1), -EMSGSIZE);
+		cr_assert_eq(weft_writev(a, iov, IOV_MAX), IOV_MAX);
+		cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT | MSG_TRUNC), IOV_MAX);
+		cr_assert_eq(weft_io_close(a), 0);
+		close(sv[1]);
+	}
+	wt_rt_destroy(rt);
+}

@@ -152,9 +152,12 @@ WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int fl
  * error occurs, with the count written then if any byte was (as
  * weft_write). Any number of segments (IOV_MAX is not a limit): up to 64
  * go to each system call (sendmsg on a socket, writev otherwise); iov
- * itself is not modified. Empty segments are skipped. Errors: as
- * weft_write, and -EINVAL (NULL io, iovcnt < 0, NULL iov with iovcnt > 0,
- * a NULL base with a non-zero length, a total above SSIZE_MAX).
+ * itself is not modified. Empty segments are skipped. On a datagram or
+ * seqpacket socket the segments are one message, sent by one sendmsg
+ * (whole or not at all; -EMSGSIZE past IOV_MAX non-empty segments, or
+ * the kernel's -EMSGSIZE for a message too large). Errors: as weft_write,
+ * and -EINVAL (NULL io, iovcnt < 0, NULL iov with iovcnt > 0, a NULL base
+ * with a non-zero length, a total above SSIZE_MAX).
  */
 struct iovec;
 WEFT_API ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt);
