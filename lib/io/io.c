@@ -794,6 +794,20 @@ static bool io_tryref(struct weft_io *io)
 	return true;
 }
 
+/* io_tryref for a call that may make no system call (a write of 0 bytes):
+ * a closed registration is -EBADF even while a reference keeps it (an
+ * io_uring poll's, until its last completion is read). */
+static bool io_tryref_open(struct weft_io *io)
+{
+	if (!io_tryref(io))
+		return false;
+	if (atomic_load_explicit(&io->readiness, memory_order_acquire) & WEFT_IO_CLOSED) {
+		io_unref(io);
+		return false;
+	}
+	return true;
+}
+
 /* The last reference retires the registration: it is freed at the next
  * driver pass, when no epoll event in hand can still point at it. After
  * weft_io_close it also closes the fd, and returns close's result (else
@@ -1288,7 +1302,7 @@ static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flag
 		return -EINVAL;
 	size_t done = 0;
 	ssize_t err = 0;
-	if (!io_tryref(io))
+	if (!io_tryref_open(io))
 		return -EBADF;
 	while (done < n) {
 		ssize_t w = write_some(io, (const char *)buf + done, n - done, flags, sock);
@@ -1335,7 +1349,7 @@ static ssize_t writev_message(struct weft_io *io, const struct iovec *iov, int i
 		if (iov[k].iov_len)
 			win[cnt++] = iov[k];
 	ssize_t r = -EBADF;
-	if (io_tryref(io)) {
+	if (io_tryref_open(io)) {
 		r = writev_some(io, win, cnt, total);
 		io_unref(io);
 	}
@@ -1358,7 +1372,7 @@ ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt)
 	}
 	if (io->is_msg)
 		return writev_message(io, iov, iovcnt, total);
-	if (!io_tryref(io))
+	if (!io_tryref_open(io))
 		return -EBADF;
 	size_t done = 0, off = 0; /* off: bytes of iov[i] already written */
 	ssize_t err = 0;
