@@ -116,6 +116,11 @@ static void *pool_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	struct weft__blocking *b = &rt->blocking;
 	unsigned budget = WEFT_BUDGET;
+	/* A job runs in rt's context: weft_runtime_current() names rt, and
+	 * weft_runtime_shutdown/destroy from it is -EDEADLK (it would wait
+	 * for this thread) */
+	struct weft__ctx ctx = { .rt = rt, .pool = true };
+	weft__ctx_set(&ctx);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		while (!b->queue.n && !b->closed) {
@@ -142,6 +147,7 @@ static void *pool_thread(void *arg)
 		pthread_mutex_lock(&b->lock);
 	}
 out:
+	weft__ctx_set(NULL);
 	b->threads--;
 	pthread_cond_broadcast(&b->gone);
 	pthread_mutex_unlock(&b->lock); /* last touch of rt */

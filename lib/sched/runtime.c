@@ -413,7 +413,9 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 	struct weft__ctx *prev = weft__ctx();
 	if (prev && prev->core)
 		return -EDEADLK; /* it would stall the core (not so inside block_in_place) */
-	if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
+	/* closed, not shutdown: refused from the start of a shutdown, as
+	 * spawns and set_workers are (fn could do nothing there) */
+	if (atomic_load_explicit(&rt->closed, memory_order_acquire))
 		return -ESHUTDOWN;
 	struct weft__ctx ctx = { .rt = rt };
 	weft__ctx_set(&ctx);
@@ -429,7 +431,7 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 static bool on_worker_of(struct weft_runtime *rt)
 {
 	struct weft__ctx *c = weft__ctx();
-	return c && c->worker && c->rt == rt;
+	return c && (c->worker || c->pool) && c->rt == rt;
 }
 
 /*
@@ -523,14 +525,24 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		return -ECHILD;
 	if (on_worker_of(rt))
 		return -EDEADLK;
-	pthread_mutex_lock(&rt->shutdown_lock);
+	/* The deadline counts from the call, and covers the wait for a
+	 * concurrent shutdown (one without a limit, say) to let go of the
+	 * lock: that wait used to ignore timeout_ns. */
+	uint64_t now_mono = weft__now_ns();
+	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
+					 ? WEFT_FOREVER : now_mono + timeout_ns;
+	if (deadline_mono == WEFT_FOREVER) {
+		pthread_mutex_lock(&rt->shutdown_lock);
+	} else {
+		struct timespec ts = { (time_t)(deadline_mono / 1000000000ull),
+				       (long)(deadline_mono % 1000000000ull) };
+		if (pthread_mutex_clocklock(&rt->shutdown_lock, CLOCK_MONOTONIC, &ts))
+			return -ETIMEDOUT;
+	}
 	if (rt->shut_down) {
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return 0;
 	}
-	uint64_t now_mono = weft__now_ns();
-	uint64_t deadline_mono = timeout_ns == WEFT_FOREVER || timeout_ns >= WEFT_FOREVER - now_mono
-					 ? WEFT_FOREVER : now_mono + timeout_ns;
 	if (!rt->closing) {
 		rt->closing = true;
 		WEFT_PROBE(runtime_shutdown, (uintptr_t)rt);

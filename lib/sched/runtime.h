@@ -415,6 +415,7 @@ struct weft__ctx {
 						     fiber-local dtors run here (discarding) */
 	bool discarding;                          /* running a discarded fiber's dtors
 						     (local.c): every wait is -ECANCELED */
+	bool pool;                                /* a blocking-pool thread of rt */
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);

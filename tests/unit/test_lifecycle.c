@@ -620,3 +620,98 @@ Test(task, ids_unique_nonzero_and_results_delivered, .timeout = WT_TMO(20))
 		cr_assert_eq(atomic_load(&st[i].drops), 1);
 	free(h);
 }
+
+/* ----------------------------------------- shutdown's edges (a review's) */
+
+static atomic_bool sh_release;
+
+/* A fiber that ignores its cancellation until released: a shutdown
+ * without a limit waits for it, holding the shutdown in progress. */
+static void *sh_stubborn(void *arg)
+{
+	atomic_store((atomic_bool *)arg, true);
+	while (!atomic_load(&sh_release))
+		usleep(1000);
+	return NULL;
+}
+
+static void *sh_forever(void *rt)
+{
+	return (void *)(intptr_t)weft_runtime_shutdown(rt, WEFT_FOREVER);
+}
+
+static void *sh_nop(void *arg)
+{
+	return arg;
+}
+
+static atomic_int bo_ran;
+static void *bo_fn(void *arg)
+{
+	atomic_fetch_add(&bo_ran, 1);
+	return arg;
+}
+
+/* A shutdown's limit covers the wait for another shutdown in progress
+ * (before: 100 ms asked, ~3 s taken, 0 returned); block_on is refused
+ * once a shutdown has begun (before: it ran fn, whose spawns failed). */
+Test(shutdown_edges, a_limit_covers_a_concurrent_shutdown_and_block_on_is_refused,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	atomic_store(&sh_release, false);
+	atomic_bool started = false;
+	cr_assert_eq(weft_spawn(rt, sh_stubborn, &started, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started), WT_LONG_MS));
+	pthread_t a;
+	cr_assert_eq(pthread_create(&a, NULL, sh_forever, rt), 0);
+	/* the shutdown has begun once spawns are refused */
+	cr_assert(WT_WAIT_UNTIL(weft_spawn(rt, sh_nop, NULL, NULL) == -ESHUTDOWN, WT_LONG_MS));
+	void *res = NULL;
+	cr_assert_eq(weft_block_on(rt, bo_fn, &res, &res), -ESHUTDOWN);
+	cr_assert_eq(atomic_load(&bo_ran), 0, "block_on ran fn during a shutdown");
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_runtime_shutdown(rt, 100 * 1000000ull), -ETIMEDOUT);
+	uint64_t took = wt_now_ns() - t0;
+	cr_assert_geq(took, 100 * 1000000ull);
+	cr_assert_lt(took, 1500 * 1000000ull, "a 100 ms shutdown took %llu ms",
+		     (unsigned long long)(took / 1000000));
+	atomic_store(&sh_release, true);
+	void *ra;
+	cr_assert_eq(pthread_join(a, &ra), 0);
+	cr_assert_eq((intptr_t)ra, 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, 0), 0, "shut down: idempotent");
+	wt_rt_destroy(rt);
+}
+
+struct job_sd {
+	struct weft_runtime *rt;
+	struct weft_runtime *current;
+	int shutdown_rc, destroy_rc;
+};
+
+static void *job_shuts_down(void *arg)
+{
+	struct job_sd *j = arg;
+	j->current = weft_runtime_current();
+	j->shutdown_rc = weft_runtime_shutdown(j->rt, WEFT_FOREVER);
+	j->destroy_rc = weft_runtime_destroy(j->rt);
+	return NULL;
+}
+
+/* A blocking job that shuts its own runtime down would wait for its own
+ * thread: -EDEADLK at once (before: it hung for good, holding the
+ * shutdown lock, and every later shutdown hung behind it). */
+Test(shutdown_edges, shutdown_or_destroy_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct job_sd j = { .rt = rt, .shutdown_rc = 1, .destroy_rc = 1 };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_blocking(rt, job_shuts_down, &j, &h), 0);
+	cr_assert_eq(weft_join_timeout(h, NULL, 5000 * 1000000ull), 0, "the job hung");
+	cr_assert_eq(j.shutdown_rc, -EDEADLK);
+	cr_assert_eq(j.destroy_rc, -EDEADLK);
+	cr_assert_eq(j.current, rt, "weft_runtime_current() in a blocking job");
+	cr_assert_eq(weft_runtime_shutdown(rt, 5000 * 1000000ull), 0);
+	wt_rt_destroy(rt);
+}

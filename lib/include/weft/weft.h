@@ -202,8 +202,10 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * Waits at most `timeout_ns` in all (WEFT_FOREVER: no limit); on
  * -ETIMEDOUT call it again to keep waiting for the workers (the fibers
  * are not waited for again). Idempotent: 0 once shut down.
- * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers),
- * -ETIMEDOUT.
+ * The limit covers the wait for a concurrent shutdown (or destroy) of rt
+ * to let go, too.
+ * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers or
+ * from a job of its blocking pool), -ETIMEDOUT.
  */
 WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns);
 
@@ -213,7 +215,8 @@ WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
  * dropped first; otherwise -EBUSY and nothing is freed (call again later).
  * A wake or spawn from a thread outside the runtime whose task has already
  * run may still be returning: destroy waits for it to leave before freeing.
- * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers), -EBUSY.
+ * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers or a job
+ * of its blocking pool), -EBUSY.
  */
 WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
 
@@ -228,7 +231,8 @@ WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
 WEFT_API int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *arg),
 			   void *arg, void **result);
 
-/* The runtime whose task or block_on the calling thread is running, else NULL. */
+/* The runtime whose task (a blocking job included) or block_on the calling
+ * thread is running, else NULL. */
 WEFT_API struct weft_runtime *weft_runtime_current(void);
 
 /* -------------------------------------------------------------- poll tasks */
