@@ -139,6 +139,11 @@ static bool relayable(int signo)
 {
 	if (signo <= 0 || signo >= NSIGS || signo > SIGRTMAX)
 		return false;
+	/* 32 .. SIGRTMIN-1 are the C library's own (glibc: thread
+	 * cancellation, setxid): its sigaction says EINVAL, and only after
+	 * the relay had been started (a thread and two fds left behind) */
+	if (signo > 31 && signo < SIGRTMIN)
+		return false;
 	switch (signo) {
 	case SIGKILL: case SIGSTOP:                 /* cannot be caught */
 	case SIGSEGV: case SIGBUS: case SIGFPE:     /* a fault's handler must act */

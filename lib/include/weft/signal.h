@@ -49,7 +49,8 @@ struct weft_chan;
  * sizeof(int), signo out of range, or a signal that cannot be relayed:
  * SIGKILL and SIGSTOP, which cannot be caught, and the fault signals
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, whose handler must
- * act on the faulting thread), -ENOMEM, -EAGAIN (the relay thread could
+ * act on the faulting thread, and the C library's reserved signals from 32
+ * below SIGRTMIN), -ENOMEM, -EAGAIN (the relay thread could
  * not be started), -EMFILE/-ENFILE (no fd for its pipe). Nothing changes
  * on an error. */
 WEFT_API int weft_signal_notify(struct weft_chan *ch, int signo);
