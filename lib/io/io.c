@@ -86,7 +86,10 @@ struct weft_io {
 	struct weft_io *poll_prev, *poll_next;
 	_Atomic int refs;               /* the owner's + one per blocking call in progress */
 	_Atomic bool detached;          /* weft_io_close / _deregister was called (once only) */
-	bool close_fd;                  /* weft_io_close: the last reference closes fd */
+	bool close_fd;                  /* weft_io_close: the last reference closes fd
+					 * (set under retired_lock) */
+	_Atomic bool fd_closed;         /* fd closed already: io_uring, the poll's reference
+					 * the only one left (io_unref) */
 	_Atomic uint64_t readiness;
 	_Atomic uint64_t rdeadline, wdeadline;  /* weft_io_set_deadline; WEFT_FOREVER: none */
 	pthread_mutex_t lock;
@@ -815,12 +818,49 @@ static bool io_tryref_open(struct weft_io *io)
  * until after its last use of the fd, so no call reads or writes a file
  * that took over the number (a close at once let an in-flight read get
  * another file's bytes: found by a review). */
+static int last_ref(struct weft_io *io);
+
 static int io_unref(struct weft_io *io)
 {
+	struct weft__driver *d = &io->rt->driver;
+	/*
+	 * io_uring, after weft_io_close: an armed poll holds a reference
+	 * until a driver pass reads its last completion - with every worker
+	 * busy, seconds (a child's stdin pipe "closed" that way reached EOF
+	 * 1.95 s late: found by a review). Once the poll's is the only
+	 * reference left, no call is using the fd: close it now; the memory
+	 * waits for the completion. Decided under retired_lock, which the
+	 * poll's reference leaves the books under (poll_unref_locked) before
+	 * it is dropped: `polled` and a count of 1 after ours mean the one
+	 * left is the poll's.
+	 */
+	if (d->uring && atomic_load_explicit(&io->detached, memory_order_acquire)) {
+		pthread_mutex_lock(&d->retired_lock);
+		int prev = atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel);
+		if (prev != 1) {
+			bool now = prev == 2 && io->polled && io->close_fd &&
+				   !atomic_exchange_explicit(&io->fd_closed, true,
+							     memory_order_relaxed);
+			int fd = io->fd;
+			pthread_mutex_unlock(&d->retired_lock);
+			return now && close(fd) ? -errno : 0;
+		}
+		pthread_mutex_unlock(&d->retired_lock);
+		return last_ref(io);
+	}
 	/* acq_rel: the freeing side sees every use by the others. */
 	if (atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel) != 1)
 		return 0;
-	int rc = io->close_fd && close(io->fd) ? -errno : 0;
+	return last_ref(io);
+}
+
+static int last_ref(struct weft_io *io)
+{
+	int rc = io->close_fd &&
+			 !atomic_exchange_explicit(&io->fd_closed, true, memory_order_relaxed) &&
+			 close(io->fd)
+		 ? -errno
+		 : 0;
 	struct weft__driver *d = &io->rt->driver;
 	pthread_mutex_lock(&d->retired_lock);
 	io->retired_next = d->retired;
@@ -861,8 +901,8 @@ static int detach(struct weft_io *io, bool close_fd)
 		d->regs = io->reg_next;
 	if (io->reg_next)
 		io->reg_next->reg_prev = io->reg_prev;
+	io->close_fd = close_fd; /* under the lock: io_unref reads it there */
 	pthread_mutex_unlock(&d->retired_lock);
-	io->close_fd = close_fd; /* before the release in io_unref */
 	/* the owner's reference; blocking calls in progress keep theirs */
 	int rc = io_unref(io);
 	return close_fd ? rc : fd;

@@ -1280,3 +1280,46 @@ Test(io, a_call_after_close_is_ebadf_and_frees_nothing_twice, .timeout = WT_TMO(
 	close(p[1]);
 	wt_rt_destroy(rt);
 }
+
+/* Found by a review (io_uring): weft_io_close returned 0 while the fd
+ * stayed open until a driver pass read the poll's last completion - with
+ * the only worker busy, until its poll ended (a child's stdin "closed"
+ * that way saw EOF 1.95 s late). The pipe's reader must see the end at
+ * once. */
+static atomic_bool spin_started, spin_release;
+static void *spin_fiber(void *arg)
+{
+	atomic_store(&spin_started, true);
+	uint64_t until = wt_now_ns() + 3000 * 1000000ull;
+	while (!atomic_load(&spin_release) && wt_now_ns() < until)
+		; /* holds the only worker: no driver pass */
+	return arg;
+}
+
+Test(io, close_closes_the_fd_while_every_worker_is_busy, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *w;
+	cr_assert_eq(weft_io_register(rt, p[1], &w), 0);
+	wt_sleep_ms(30); /* an idle worker's driver pass arms the poll */
+	atomic_store(&spin_started, false);
+	atomic_store(&spin_release, false);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, spin_fiber, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&spin_started), WT_LONG_MS));
+	cr_assert_eq(weft_io_close(w), 0);
+	struct pollfd pf = { .fd = p[0], .events = POLLIN };
+	uint64_t t0 = wt_now_ns();
+	int n = poll(&pf, 1, 1000);
+	uint64_t ms = (wt_now_ns() - t0) / 1000000;
+	atomic_store(&spin_release, true);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(n, 1, "the reader saw no end of stream in 1 s: the write end is still open");
+	cr_assert(pf.revents & POLLHUP, "revents %#x", pf.revents);
+	cr_assert_lt(ms, 500, "the end of stream came %llu ms after the close",
+		     (unsigned long long)ms);
+	close(p[0]);
+	wt_rt_destroy(rt);
+}
