@@ -910,8 +910,14 @@ static int detach(struct weft_io *io, bool close_fd)
 
 int weft__io_hold(struct weft_io *io)
 {
-	if (atomic_load_explicit(&io->detached, memory_order_acquire) || !io_tryref(io))
+	if (!io_tryref(io))
 		return -EBADF;
+	/* after the reference: a close that came before it may have closed
+	 * the fd already (io_uring, only the poll's reference left) */
+	if (atomic_load_explicit(&io->detached, memory_order_seq_cst)) {
+		io_unref(io);
+		return -EBADF;
+	}
 	return 0;
 }
 
