@@ -139,6 +139,7 @@ void weft__fiber_locals_discard(struct weft__fiber *f)
 		.rt = f->rt,
 		.fiber_in_place = f,
 		.discarding = true,
+		.home = saved ? saved->home : NULL, /* whose thread this is (runtime.c) */
 	};
 	weft__ctx_set(&as_f);
 	weft__fiber_locals_end(f);

@@ -119,7 +119,7 @@ static void *pool_thread(void *arg)
 	/* A job runs in rt's context: weft_runtime_current() names rt, and
 	 * weft_runtime_shutdown/destroy from it is -EDEADLK (it would wait
 	 * for this thread) */
-	struct weft__ctx ctx = { .rt = rt, .pool = true };
+	struct weft__ctx ctx = { .rt = rt, .pool = true, .home = rt };
 	weft__ctx_set(&ctx);
 	pthread_mutex_lock(&b->lock);
 	for (;;) {

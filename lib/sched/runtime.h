@@ -416,6 +416,8 @@ struct weft__ctx {
 	bool discarding;                          /* running a discarded fiber's dtors
 						     (local.c): every wait is -ECANCELED */
 	bool pool;                                /* a blocking-pool thread of rt */
+	struct weft_runtime *home;                /* the runtime whose worker or pool thread this is
+						     (kept across block_on) */
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);

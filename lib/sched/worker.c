@@ -938,7 +938,7 @@ void *weft__worker_main(void *arg)
 {
 	struct weft__worker *w = arg;
 	struct weft_runtime *rt = w->rt;
-	struct weft__ctx ctx = { .rt = rt, .worker = w }; /* the core comes after the hook */
+	struct weft__ctx ctx = { .rt = rt, .worker = w, .home = rt }; /* the core comes after the hook */
 	char name[32];
 	weft__runtime_thread = true; /* fork.c */
 

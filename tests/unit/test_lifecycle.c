@@ -685,10 +685,16 @@ Test(shutdown_edges, a_limit_covers_a_concurrent_shutdown_and_block_on_is_refuse
 }
 
 struct job_sd {
-	struct weft_runtime *rt;
+	struct weft_runtime *rt, *other;
 	struct weft_runtime *current;
-	int shutdown_rc, destroy_rc;
+	int shutdown_rc, destroy_rc, nested_rc, nested_other_rc, block_on_rc[2];
 };
+
+static void *shutdown_in_block_on(void *arg)
+{
+	struct job_sd *j = arg;
+	return (void *)(intptr_t)weft_runtime_shutdown(j->rt, WEFT_FOREVER);
+}
 
 static void *job_shuts_down(void *arg)
 {
@@ -696,6 +702,15 @@ static void *job_shuts_down(void *arg)
 	j->current = weft_runtime_current();
 	j->shutdown_rc = weft_runtime_shutdown(j->rt, WEFT_FOREVER);
 	j->destroy_rc = weft_runtime_destroy(j->rt);
+	/* one call deeper, through block_on on its own runtime and on another
+	 * (a review's: block_on's context forgot the pool thread, and the
+	 * shutdown waited for it) */
+	void *r = (void *)1;
+	j->block_on_rc[0] = weft_block_on(j->rt, shutdown_in_block_on, j, &r);
+	j->nested_rc = (int)(intptr_t)r;
+	r = (void *)1;
+	j->block_on_rc[1] = weft_block_on(j->other, shutdown_in_block_on, j, &r);
+	j->nested_other_rc = (int)(intptr_t)r;
 	return NULL;
 }
 
@@ -704,14 +719,20 @@ static void *job_shuts_down(void *arg)
  * shutdown lock, and every later shutdown hung behind it). */
 Test(shutdown_edges, shutdown_or_destroy_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(30))
 {
-	struct weft_runtime *rt = wt_rt_create(2);
-	struct job_sd j = { .rt = rt, .shutdown_rc = 1, .destroy_rc = 1 };
+	struct weft_runtime *rt = wt_rt_create(2), *other = wt_rt_create(1);
+	struct job_sd j = { .rt = rt, .other = other, .shutdown_rc = 1, .destroy_rc = 1 };
 	struct weft_task *h;
 	cr_assert_eq(weft_spawn_blocking(rt, job_shuts_down, &j, &h), 0);
 	cr_assert_eq(weft_join_timeout(h, NULL, 5000 * 1000000ull), 0, "the job hung");
 	cr_assert_eq(j.shutdown_rc, -EDEADLK);
 	cr_assert_eq(j.destroy_rc, -EDEADLK);
 	cr_assert_eq(j.current, rt, "weft_runtime_current() in a blocking job");
+	cr_assert_eq(j.block_on_rc[0], 0);
+	cr_assert_eq(j.nested_rc, -EDEADLK, "shutdown in block_on in a job: %d", j.nested_rc);
+	cr_assert_eq(j.block_on_rc[1], 0);
+	cr_assert_eq(j.nested_other_rc, -EDEADLK, "the same through another runtime's block_on: %d",
+		     j.nested_other_rc);
 	cr_assert_eq(weft_runtime_shutdown(rt, 5000 * 1000000ull), 0);
 	wt_rt_destroy(rt);
+	wt_rt_destroy(other);
 }
