@@ -465,8 +465,20 @@ static struct weft_task *inject_batch(struct weft_runtime *rt, struct weft__core
 	for (struct weft_task *x = b.head; x; x = x->qnext)
 		weft__fiber_prefetch_first(x);
 	struct weft_task *t = weft__tlist_pop(&b);
-	if (b.n)
+	if (b.n) {
 		weft__ring_push_batch_owner(&c->ring, &b);
+		/* Between the pop and this push the batch was in neither
+		 * queue: a worker parking then rescanned both, found nothing
+		 * and slept - while t, our next poll, may be one that lasts,
+		 * and the batch waited for the driver's watch (tests/model
+		 * park.pml, model_park_broken_no_batch_notify). This notify
+		 * reads the parker's decrement and wakes it (the store-
+		 * buffering pair of idle.c). Not gated as notify_for_ring is:
+		 * that gate assumes we serve the ring soon, which t may not
+		 * let us do. A searcher relays at run_task instead. */
+		if (!c->is_searching)
+			weft__idle_notify(rt);
+	}
 	return t;
 }
 

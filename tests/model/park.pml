@@ -67,12 +67,11 @@ byte inflight = 0;              /* pushes whose notify has not returned */
  * shutdown_pending's gate, a poll that outlasts everything): its worker
  * stays unparked and serves nothing more, so the others must run every
  * remaining task. The monitor then also flags a state where work is
- * in the inject queue and every other worker sleeps with no wake on its
- * way. (Only the inject queue: a task in a ring, the gate's own among
- * them, is left to the C code's driver watch, which is not modelled and
- * looks at the rings every WEFT_WATCH_MS while a worker runs; a rescan
- * can miss a batch on its way from the inject queue to a running
- * non-searcher's ring, which then does not relay.) */
+ * queued - in the inject queue or in a ring, the gated worker's included
+ * - and every other worker sleeps with no wake on its way. (The C code's
+ * driver watch, not modelled, would find such a ring within
+ * WEFT_WATCH_MS; the protocol must not need it. It did until the batch
+ * notify: -DBROKEN_NO_BATCH_NOTIFY.) */
 #define NOGATE 255
 byte gate_by = NOGATE;
 
@@ -125,8 +124,13 @@ inline ring_pop(me) {
 	atomic { if :: ring[me] > 0 -> ring[me]--; got = true :: else -> skip fi }
 }
 
-/* worker.c:239-257 inject_batch: take len/n + 1 (at most len), run the
- * first, push the rest to the own ring. */
+/* worker.c inject_batch: take len/n + 1 (at most len) from the inject
+ * queue (weft__inject_pop_batch), run the first, push the rest to the own
+ * ring - a second step: in between they are in the worker's hand, in
+ * neither queue, and a parker's rescan sees them in neither - then notify
+ * (weft__idle_notify, never skipped: t may be a poll that lasts), unless
+ * searching (the relay at run_task covers a searcher's ring).
+ * -DBROKEN_NO_BATCH_NOTIFY: no notify after the push (the code before). */
 inline inject_batch(me) {
 	atomic {
 		if
@@ -134,11 +138,23 @@ inline inject_batch(me) {
 			k = inject / N + 1;
 			if :: k > inject -> k = inject :: else -> skip fi;
 			inject = inject - k;
-			ring[me] = ring[me] + k - 1;
+			k = k - 1;                        /* in hand */
 			got = true
 		:: else -> skip
 		fi
-	}
+	};
+	if
+	:: got && k > 0 ->
+#ifdef BROKEN_NO_BATCH_NOTIFY
+		atomic { ring[me] = ring[me] + k; k = 0 }
+#else
+		if
+		:: is_searching -> atomic { ring[me] = ring[me] + k; k = 0 }
+		:: else -> PUSH_AND_NOTIFY(ring[me] = ring[me] + k; k = 0)
+		fi
+#endif
+	:: else -> skip
+	fi
 }
 
 /* queue.c:185-243 weft__ring_steal: ceil(n/2) of src, one returned. */
@@ -172,7 +188,7 @@ loop:
 	};
 	/* next_task, worker.c:259-277 (gqi inject-first: same two sources) */
 	atomic { ring_pop(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:274 */
-	atomic { inject_batch(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:276 */
+	inject_batch(me); if :: got -> goto running :: else -> skip fi;  /* worker.c:276 */
 
 	/* steal_work, worker.c:279-312 */
 	if
@@ -203,7 +219,7 @@ loop:
 			}
 		:: else -> break
 		od;
-		atomic { inject_batch(me); if :: got -> goto running :: else -> skip fi };  /* worker.c:303 */
+		inject_batch(me); if :: got -> goto running :: else -> skip fi;  /* worker.c:303 */
 		atomic { if :: shutdown -> break :: else -> round++ fi }  /* worker.c:306-308 */
 	:: else -> break
 	od;
@@ -338,7 +354,7 @@ proctype shutter()
 active proctype monitor()
 {
 #ifdef GATE
-end:	atomic { ((QUEUED && ALL_FSLEEP || inject > 0 && OTHERS_FSLEEP) && inflight == 0 && !shutdown) -> assert(false) }
+end:	atomic { ((QUEUED && ALL_FSLEEP || QUEUED && OTHERS_FSLEEP) && inflight == 0 && !shutdown) -> assert(false) }
 #else
 end:	atomic { (QUEUED && ALL_FSLEEP && inflight == 0 && !shutdown) -> assert(false) }
 #endif
