@@ -785,6 +785,16 @@ static void io_ref(struct weft_io *io) { atomic_fetch_add_explicit(&io->refs, 1,
  * retired list linked it to itself, the slab's free list then too, and
  * later registrations shared one struct (found by a review). The call
  * gets -EBADF instead, while the slot is not reused (io.h).
+ *
+ * Acquire on success: under io_uring a close may close the fd while the
+ * poll still holds a reference (io_unref: the decrement that leaves only
+ * the poll's). That decrement comes after WEFT_IO_CLOSED is set and is a
+ * release; a reference taken after it in the count's order reads from it
+ * (or from a later RMW in its release sequence) and so sees the bit in
+ * the CLOSED check every call makes before its first use of the fd; one
+ * taken before it is counted by it, and the fd stays open. With a relaxed
+ * CAS a weak-memory CPU could let the check miss the bit and the call use
+ * a closed number (x86's locked CAS orders it anyway).
  */
 static bool io_tryref(struct weft_io *io)
 {
@@ -792,7 +802,7 @@ static bool io_tryref(struct weft_io *io)
 	do {
 		if (n <= 0)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&io->refs, &n, n + 1, memory_order_relaxed,
+	} while (!atomic_compare_exchange_weak_explicit(&io->refs, &n, n + 1, memory_order_acquire,
 							memory_order_relaxed));
 	return true;
 }
