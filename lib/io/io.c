@@ -2241,14 +2241,23 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 	return r;
 }
 
-int weft_io_local_port(const struct weft_io *io)
+int weft_io_local_port(const struct weft_io *cio)
 {
-	if (!io)
+	if (!cio)
 		return -EINVAL;
+	/* the reference count is the library's to change, const or not: a
+	 * closed registration is -EBADF as for every other call (it asked
+	 * the number, which another socket may have taken since, and said
+	 * that socket's port) */
+	struct weft_io *io = (struct weft_io *)(uintptr_t)cio;
+	if (!io_tryref_open(io))
+		return -EBADF;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	if (getsockname(io->fd, (struct sockaddr *)&ss, &len))
-		return -errno;
+	int rc = getsockname(io->fd, (struct sockaddr *)&ss, &len) ? -errno : 0;
+	io_unref(io);
+	if (rc)
+		return rc;
 	if (ss.ss_family == AF_INET)
 		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)

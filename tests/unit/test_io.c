@@ -1259,6 +1259,17 @@ Test(io, a_call_after_close_is_ebadf_and_frees_nothing_twice, .timeout = WT_TMO(
 	cr_assert_eq(weft_sendto(io, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)), -EBADF);
 	cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 0), -EBADF);
 	cr_assert_eq(weft_accept(io, &out, NULL, NULL), -EBADF);
+	/* a socket that took the closed number: not its port (it was) */
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(s, 0);
+	if (s != p[0]) { /* usually the lowest free number is that one */
+		cr_assert_eq(dup2(s, p[0]), p[0]);
+		close(s);
+	}
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	cr_assert_eq(bind(p[0], (struct sockaddr *)&any, sizeof(any)), 0);
+	cr_assert_eq(weft_io_local_port(io), -EBADF);
+	close(p[0]);
 	/* a driver pass frees what was retired */
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, nop_task, NULL, &t), 0);

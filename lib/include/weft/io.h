@@ -548,7 +548,8 @@ WEFT_API int weft_process_kill(struct weft_process *p, int sig);
  * the fields become NULL. A child not yet reaped keeps running and is the
  * caller's to reap (waitpid(p->pid)). Returns 0 or the first close error. */
 WEFT_API int weft_process_close(struct weft_process *p);
-/* The local port of a socket, or a negative errno. */
+/* The local port of a socket, or a negative errno (-EBADF once the
+ * registration is closed or deregistered). */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
 
 #ifdef __cplusplus
