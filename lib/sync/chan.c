@@ -740,11 +740,15 @@ again:
 	}
 	if (ch->closed && drained(ch)) {
 		weft__slock_unlock(&ch->lock);
+		weft__wakes_run(&wk);
 		return -EPIPE;
 	}
 	link_entry(ch, &ch->recvq, w, cx, item, stable, false);
 pending:
 	weft__slock_unlock(&ch->lock);
+	/* selects' senders that could not complete (claim_sender woke them
+	 * off the list: only their select's next poll links them again) */
+	weft__wakes_run(&wk);
 	weft_budget_refund(cx);
 	return WEFT_PENDING;
 }

@@ -710,3 +710,73 @@ Test(destroy_gap, sem_entry_polled_again_with_another_count)
 	cr_assert_eq(weft_sem_available(s), 0);
 	cr_assert_eq(weft_sem_destroy(s), 0);
 }
+
+/*
+ * A receiver that finds a select's send arm at the head of a rendezvous
+ * channel's senders while that select cannot be completed (being polled,
+ * or won by another arm) takes the arm off the list with a wake
+ * (WQ_GRANT_WAKE). That wake must be run: the arm is on no list any more,
+ * so only its select's next poll puts it back (found by a review: the
+ * receiver that then waited dropped the wake, the select was never polled
+ * again and the arm's waker clone leaked).
+ */
+static atomic_int lw_clones, lw_wakes, lw_drops;
+static void *lw_clone(void *d) { atomic_fetch_add(&lw_clones, 1); return d; }
+static void lw_wake(void *d) { atomic_fetch_add(&lw_wakes, 1); hc_wake(d); }
+static void lw_wake_ref(void *d) { hc_wake(d); }
+static void lw_drop(void *d) { (void)d; atomic_fetch_add(&lw_drops, 1); }
+static const struct weft_waker_vtable lw_vt = { lw_clone, lw_wake, lw_wake_ref, lw_drop };
+
+Test(chan_order, select_send_arm_taken_off_by_a_waiting_receiver_is_woken)
+{
+	struct weft_chan *c;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &c), 0);
+	uint64_t out = 77, in = 0;
+	struct weft_select_arm arms[2] = { WEFT_SEL_SEND(c, &out), WEFT_SEL_RECV(c, &in) };
+	struct hand_cx h;
+	hc_init(&h);
+	size_t idx = 99;
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING);
+	/* The receive arm found the send arm while its own select was being
+	 * polled: the send arm was taken off the list, so the select must run
+	 * again to put it back. */
+	cr_assert_gt(atomic_load(&h.woke), 0, "select left with its send arm off the list, not woken");
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING);
+	uint64_t got = 0;
+	cr_assert_eq(weft_chan_try_recv(c, &got), 0, "a receiver could not reach the send arm");
+	cr_assert_eq(got, 77);
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 0);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
+
+Test(chan_order, select_send_arm_that_lost_is_woken_not_leaked)
+{
+	struct weft_chan *c1, *c2;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &c1), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &c2), 0);
+	uint64_t a = 1, b = 2;
+	struct weft_select_arm arms[2] = { WEFT_SEL_SEND(c1, &a), WEFT_SEL_SEND(c2, &b) };
+	struct hand_cx h;
+	hc_init(&h);
+	h.cx.waker = (weft_waker){ &lw_vt, &h };
+	atomic_store(&lw_clones, 0);
+	atomic_store(&lw_wakes, 0);
+	atomic_store(&lw_drops, 0);
+	size_t idx = 99;
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING);
+	uint64_t x = 0;
+	cr_assert_eq(weft_chan_try_recv(c1, &x), 0); /* arm 0 wins the claim */
+	cr_assert_eq(x, 1);
+	/* A receiver on c2 finds arm 1, which lost: it is woken and skipped. */
+	struct rx r;
+	rx_init(&r);
+	cr_assert_eq(rx_poll(c2, &r), WEFT_PENDING);
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 0);
+	weft_wait_cancel(&r.w);
+	int clones = atomic_load(&lw_clones), gone = atomic_load(&lw_wakes) + atomic_load(&lw_drops);
+	cr_assert_eq(clones, gone, "%d waker clones, %d woken or dropped: a clone leaked", clones, gone);
+	cr_assert_eq(weft_chan_destroy(c1), 0);
+	cr_assert_eq(weft_chan_destroy(c2), 0);
+}
