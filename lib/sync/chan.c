@@ -325,16 +325,26 @@ static bool balance(struct weft_chan *ch, struct weft__wakes *wk)
 			}
 			continue;
 		}
-		/* rendezvous: straight from the sender to the receiver */
-		struct weft_wait *r = receiver_for(ch, sel_of(s));
-		if (!r || ch->count + ch->inflight > 0)
+		/* rendezvous: straight from the sender to the receiver - the
+		 * first sender some waiting receiver may take from: one whose
+		 * only waiting receivers are arms of its own select never
+		 * pairs with them, and must not keep later senders from them
+		 * (found by a review: a sender queued behind such an arm while
+		 * an item was in transit waited for good once it landed) */
+		if (ch->count + ch->inflight > 0)
+			return false;
+		struct weft_wait *r = NULL;
+		for (; s; s = s->_next)
+			if ((r = receiver_for(ch, sel_of(s))))
+				break;
+		if (!s)
 			return false;
 		if (!weft__wait_claim(s)) {
-			weft__waitq_grant_head(&ch->sendq, WQ_GRANT_WAKE, wk);
+			weft__waitq_grant_entry(&ch->sendq, s, WQ_GRANT_WAKE, wk);
 			continue;
 		}
-		give_to_receiver(ch, r, src, wk);
-		weft__waitq_complete_head(&ch->sendq, wk);
+		give_to_receiver(ch, r, storage(ch, s), wk);
+		weft__waitq_complete_entry(&ch->sendq, s, wk);
 	}
 }
 

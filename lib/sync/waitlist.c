@@ -111,9 +111,12 @@ void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t
 
 struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk)
 {
-	struct weft_wait *w = q->head;
-	if (!w)
-		return NULL;
+	return q->head ? weft__waitq_complete_entry(q, q->head, wk) : NULL;
+}
+
+struct weft_wait *weft__waitq_complete_entry(struct weft__waitq *q, struct weft_wait *w,
+					     struct weft__wakes *wk)
+{
 	if (weft__wakes_full(wk))
 		weft__die("wake batch overflow");
 	unlink_entry(q, w);

@@ -177,6 +177,9 @@ void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t
  * already done with the entry's payload (`_arg`). Returns the entry or NULL.
  * Do not touch the entry after this call. */
 struct weft_wait *weft__waitq_complete_head(struct weft__waitq *q, struct weft__wakes *wk);
+/* The same for any linked entry `w` of q (not only the head). */
+struct weft_wait *weft__waitq_complete_entry(struct weft__waitq *q, struct weft_wait *w,
+					     struct weft__wakes *wk);
 /*
  * Called with q's lock held: end the wait of every entry at the head whose
  * _arg is below *bound - granted `grant`, or completed (DONE) when `grant`

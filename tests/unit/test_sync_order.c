@@ -780,3 +780,44 @@ Test(chan_order, select_send_arm_that_lost_is_woken_not_leaked)
 	cr_assert_eq(weft_chan_destroy(c1), 0);
 	cr_assert_eq(weft_chan_destroy(c2), 0);
 }
+
+/*
+ * Rendezvous: the first waiting sender may be a select's send arm whose
+ * only waiting receiver is an arm of the same select (they never pair).
+ * A sender behind it still meets that receiver: here it queued while an
+ * item in transit held the slot, and when that item landed it was left
+ * waiting next to the receiver for good (found by a review).
+ */
+Test(chan_order, rendezvous_sender_behind_a_select_arm_without_a_peer_is_served)
+{
+	struct weft_chan *c;
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &c), 0);
+	struct rx r0;
+	rx_init(&r0);
+	cr_assert_eq(rx_poll(c, &r0), WEFT_PENDING);
+	uint64_t five = 5;
+	cr_assert_eq(weft_chan_try_send(c, &five), 0); /* in transit to r0 */
+
+	uint64_t out = 77, in = 0;
+	struct weft_select_arm arms[2] = { WEFT_SEL_SEND(c, &out), WEFT_SEL_RECV(c, &in) };
+	struct hand_cx h;
+	hc_init(&h);
+	size_t idx = 99;
+	for (int round = 0; round < 3; round++)
+		cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), WEFT_PENDING);
+
+	struct tx t;
+	tx_init(&t, 9);
+	cr_assert_eq(tx_poll(c, &t), WEFT_PENDING, "the item in transit holds the slot");
+	atomic_store(&h.woke, 0);
+	cr_assert_eq(rx_poll(c, &r0), 0);
+	cr_assert_eq(r0.v, 5);
+	/* The slot is free: t's item goes to the select's receive arm. */
+	cr_assert_eq(atomic_load(&t.c.woke), 1, "the waiting sender was not served");
+	cr_assert_eq(tx_poll(c, &t), 0);
+	cr_assert_gt(atomic_load(&h.woke), 0, "the select was not woken");
+	cr_assert_eq(weft_select_poll(arms, 2, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 1);
+	cr_assert_eq(in, 9);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
