@@ -356,11 +356,14 @@ static void unlock_wake_all(struct weft_chan *ch, struct weft__waitq *q, struct 
 		while (!weft__wakes_full(wk) && weft__waitq_grant_head(q, WQ_GRANT_WAKE, wk))
 			;
 		bool more = !weft__waitq_empty(q);
+		if (more)
+			weft__waitq_hold(q); /* destroy waits: see waitlist.h */
 		weft__slock_unlock(&ch->lock);
 		weft__wakes_run(wk);
 		if (!more)
 			return;
 		weft__slock_lock(&ch->lock);
+		weft__waitq_unhold(q);
 	}
 }
 
@@ -374,11 +377,14 @@ static void unlock_balance(struct weft_chan *ch, struct weft__wakes *wk)
 			unlock_wake_all(ch, &ch->recvq, wk);
 			return;
 		}
+		if (more)
+			weft__waitq_hold(&ch->recvq); /* destroy waits: see waitlist.h */
 		weft__slock_unlock(&ch->lock);
 		weft__wakes_run(wk);
 		if (!more)
 			return;
 		weft__slock_lock(&ch->lock);
+		weft__waitq_unhold(&ch->recvq);
 	}
 }
 
@@ -481,8 +487,11 @@ int weft_chan_close(struct weft_chan *ch)
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft__slock_lock(&ch->lock);
 	ch->closed = true;
+	/* held while the senders are woken: the receivers are still to do */
+	weft__waitq_hold(&ch->recvq);
 	unlock_wake_all(ch, &ch->sendq, &wk);
 	weft__slock_lock(&ch->lock);
+	weft__waitq_unhold(&ch->recvq);
 	if (drained(ch)) {
 		unlock_wake_all(ch, &ch->recvq, &wk);
 		return 0;
@@ -697,9 +706,13 @@ static int recv_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	uint32_t grant;
+	bool held = false;
 again:
 	grant = WQ_GRANT_NONE;
 	weft__slock_lock(&ch->lock);
+	if (held)
+		weft__waitq_unhold(&ch->recvq);
+	held = false;
 	uint32_t st = weft__waitq_poll_entry(&ch->recvq, w, cx, &grant);
 	if (st == WQ_LINKED)
 		goto pending;
@@ -743,8 +756,10 @@ again:
 			return 0;
 		}
 		if (!weft__waitq_empty(&ch->sendq)) { /* wk full: wake, look again */
+			weft__waitq_hold(&ch->recvq); /* destroy waits: see waitlist.h */
 			weft__slock_unlock(&ch->lock);
 			weft__wakes_run(&wk);
+			held = true;
 			goto again;
 		}
 	}
@@ -782,8 +797,12 @@ int weft_chan_try_recv(struct weft_chan *ch, void *item)
 		return -EINVAL;
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
+	bool held = false;
 again:
 	weft__slock_lock(&ch->lock);
+	if (held)
+		weft__waitq_unhold(&ch->recvq);
+	held = false;
 	bool first = weft__waitq_empty(&ch->recvq); /* as in recv_poll */
 	if (first && avail_items(ch) > 0) {
 		take_item(ch, item);
@@ -805,8 +824,10 @@ again:
 			return 0;
 		}
 		if (!weft__waitq_empty(&ch->sendq)) { /* wk full: wake, look again */
+			weft__waitq_hold(&ch->recvq); /* destroy waits: see waitlist.h */
 			weft__slock_unlock(&ch->lock);
 			weft__wakes_run(&wk);
+			held = true;
 			goto again;
 		}
 	}
@@ -860,26 +881,32 @@ static size_t recv_more(struct weft_chan *ch, unsigned char *items, size_t n, si
 	}
 	struct weft__wakes wk;
 	wk.n = 0;
-	while (n < max) {
+	weft__slock_lock(&ch->lock);
+	for (;;) {
 		bool more = false; /* wk filled up: wake, then go on */
-		weft__slock_lock(&ch->lock);
 		while (n < max && weft__waitq_empty(&ch->recvq) && avail_items(ch) > 0) {
 			take_item(ch, items + n * isz);
 			n++;
 			if ((more = balance(ch, &wk)))
 				break;
 		}
-		if (__builtin_expect(ch->unbounded, 0)) {
-			size_t s;
-			do {
-				s = ch->slots;
-				unb_shrink(ch);
-			} while (ch->slots != s);
-		}
-		unlock_balance(ch, &wk);
 		if (!more)
 			break;
+		/* the lock dropped between batches: destroy waits (waitlist.h) */
+		weft__waitq_hold(&ch->recvq);
+		weft__slock_unlock(&ch->lock);
+		weft__wakes_run(&wk);
+		weft__slock_lock(&ch->lock);
+		weft__waitq_unhold(&ch->recvq);
 	}
+	if (__builtin_expect(ch->unbounded, 0)) {
+		size_t s;
+		do {
+			s = ch->slots;
+			unb_shrink(ch);
+		} while (ch->slots != s);
+	}
+	unlock_balance(ch, &wk);
 	return n;
 }
 

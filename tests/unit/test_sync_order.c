@@ -821,3 +821,88 @@ Test(chan_order, rendezvous_sender_behind_a_select_arm_without_a_peer_is_served)
 	cr_assert_eq(in, 9);
 	cr_assert_eq(weft_chan_destroy(c), 0);
 }
+
+/*
+ * The channel's calls wake in batches of 16 with the lock dropped between
+ * them too, and destroy must say -EBUSY meanwhile (sync.h), as for the
+ * semaphore and rwlock above. Close with 17 receivers waiting: from inside
+ * the first batch's wakes the 17th gives up, the 16 woken collect their
+ * -EPIPE, and destroy is called while close has still to lock again (found
+ * by a review: destroy freed the channel, close then locked freed memory).
+ * The same for a receive whose freed slot skips more than 15 send arms of
+ * selects that another arm already won.
+ */
+static struct weft_chan *gap_ch;
+static struct rx gap_rx[GAP_N];
+
+static void chan_close_gap_hook(struct hand_cx *me)
+{
+	if (me != &gap_rx[0].c || gap_ran)
+		return;
+	gap_ran = true;
+	weft_wait_cancel(&gap_rx[GAP_N - 1].w);
+	for (int i = 0; i < GAP_N - 1; i++)
+		cr_assert_eq(rx_poll(gap_ch, &gap_rx[i]), -EPIPE);
+	gap_rc = weft_chan_destroy(gap_ch);
+}
+
+Test(destroy_gap, chan_close_between_wake_batches, .timeout = 10)
+{
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 4, &gap_ch), 0);
+	gap_ran = false;
+	for (int i = 0; i < GAP_N; i++) {
+		rx_init(&gap_rx[i]);
+		gap_rx[i].c.on_wake = chan_close_gap_hook;
+		cr_assert_eq(rx_poll(gap_ch, &gap_rx[i]), WEFT_PENDING);
+	}
+	cr_assert_eq(weft_chan_close(gap_ch), 0);
+	cr_assert(gap_ran);
+	cr_assert_eq(gap_rc, -EBUSY, "destroy during close's wake batches: %d", gap_rc);
+	cr_assert_eq(weft_chan_destroy(gap_ch), 0);
+}
+
+static void chan_recv_gap_hook(struct hand_cx *me)
+{
+	if (me != &sel_cx[0] || gap_ran)
+		return;
+	gap_ran = true;
+	for (int i = 0; i < NSEL; i++) {
+		size_t idx = 99;
+		cr_assert_eq(weft_select_poll(sel[i], 2, &sel_cx[i].cx, &idx), 0);
+		cr_assert_eq(idx, 1);
+	}
+	weft_wait_cancel(&gap_rx[0].w); /* the plain sender behind the arms */
+	gap_rc = weft_chan_destroy(bch);
+}
+
+Test(destroy_gap, chan_recv_skipping_lost_select_arms_between_wake_batches, .timeout = 10)
+{
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &bch), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &rch), 0);
+	uint64_t first = 1;
+	cr_assert_eq(weft_chan_try_send(bch, &first), 0); /* full */
+	for (int i = 0; i < NSEL; i++) {
+		hc_init(&sel_cx[i]);
+		sel_item[i] = 100 + (uint64_t)i;
+		sel[i][0] = WEFT_SEL_SEND(bch, &sel_item[i]);
+		sel[i][1] = WEFT_SEL_SEND(rch, &sel_item[i]);
+		size_t idx = 99;
+		cr_assert_eq(weft_select_poll(sel[i], 2, &sel_cx[i].cx, &idx), WEFT_PENDING);
+	}
+	for (int i = 0; i < NSEL; i++) {
+		uint64_t x = 0;
+		cr_assert_eq(weft_chan_try_recv(rch, &x), 0); /* each select won by arm 1 */
+	}
+	/* a plain sender behind the 16 arms (gap_rx[0]'s entry and cx) */
+	rx_init(&gap_rx[0]);
+	uint64_t seven = 7;
+	cr_assert_eq(weft_chan_send_poll(bch, &gap_rx[0].w, &gap_rx[0].c.cx, &seven), WEFT_PENDING);
+	gap_ran = false;
+	sel_cx[0].on_wake = chan_recv_gap_hook;
+	uint64_t x = 0;
+	cr_assert_eq(weft_chan_try_recv(bch, &x), 0);
+	cr_assert(gap_ran);
+	cr_assert_eq(gap_rc, -EBUSY, "destroy during a receive's wake batches: %d", gap_rc);
+	cr_assert_eq(weft_chan_destroy(bch), 0);
+	cr_assert_eq(weft_chan_destroy(rch), 0);
+}
