@@ -182,8 +182,10 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  * rendezvous (capacity 0, as Go's unbuffered channel).
  *
  * Ownership: created by weft_chan_create(), freed by weft_chan_destroy()
- * once no call on it is in progress and no wait entry is linked to it;
- * items still buffered are discarded then. Any number of senders and
+ * once no wait entry is linked to it (-EBUSY while one is, or while a call
+ * is still waking waiters in batches, as above); items still buffered are
+ * discarded then. A call that has not returned must not race the destroy
+ * otherwise (the memory is gone once it says 0). Any number of senders and
  * receivers may use it concurrently.
  *
  * Semantics: items leave the buffer in the order they were sent (FIFO);
