@@ -736,6 +736,19 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	return gave || (!own_deep && core->stacks.n) || warm_left ? now + IDLE_TRIM_GAP_NS : 0;
 }
 
+/* Does any pool's warm list - the runtime's or one of a spawn's own stack
+ * size - hold more than `keep` stacks? Peeks only. At maintenance the
+ * shared part of the trim ran only when the runtime's own pool had warm
+ * stacks to spare, so the stacks of another size stayed resident for as
+ * long as the workers never parked (found by a review). */
+static bool warm_beyond(struct weft_runtime *rt, unsigned keep)
+{
+	FOR_EACH_POOL(rt, p)
+		if (atomic_load_explicit(&p->warm_n, memory_order_relaxed) > keep)
+			return true;
+	return false;
+}
+
 static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
 		     bool own_deep)
 {
@@ -748,8 +761,7 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	if (idle) {
 		unsigned keep = own_deep ? 0 : IDLE_KEEP;
 		drop = c->n > keep ? c->n - keep : 0;
-	} else if (c->n <= IDLE_KEEP &&
-		   atomic_load_explicit(&p->warm_n, memory_order_relaxed) <= SHARED_IDLE_KEEP) {
+	} else if (c->n <= IDLE_KEEP && !warm_beyond(rt, SHARED_IDLE_KEEP)) {
 		c->low = c->n; /* nothing to trim: no clock read */
 	} else {
 		/* Stacks that stayed in the cache for a whole period were not

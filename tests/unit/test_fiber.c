@@ -564,6 +564,49 @@ Test(fiber, stacks_of_another_size_return_when_idle, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* ... and while the workers stay busy too: 64 fibers with 1 MiB stacks
+ * that touch 512 KiB each finish while poll tasks that yield for ever keep
+ * both workers from parking, so only the timed trim at maintenance can
+ * give the warm stacks back. It gave back a pool of another size only
+ * when the runtime's own pool had warm stacks to spare: all 32 MiB stayed
+ * resident for as long as the load lasted (found by a review). As for the
+ * runtime's own size, 16 warm stacks are kept for the next burst. */
+static atomic_bool g_busy_stop;
+static enum weft_poll busy_yield(void *st, struct weft_cx *cx)
+{
+	if (atomic_load(&g_busy_stop))
+		return WEFT_READY;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+Test(fiber, stacks_of_another_size_return_while_the_workers_stay_busy, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	atomic_store(&g_busy_stop, false);
+	struct weft_task *spin[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_spawn_poll(rt, busy_yield, NULL, NULL, &spin[i]), 0);
+	WEFT_OPTS(weft_spawn_opts, so, .stack_size = 1024 * 1024);
+	enum { N = 64 };
+	struct weft_task *t[N];
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_spawn_with(rt, touch_half_mib, NULL, &so, &t[i]), 0);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	struct weft_metrics *m;
+	/* 16 warm stacks of 512 KiB touched, and slack for the descriptors */
+	bool ok = WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident <= 12ull << 20, 3000);
+	uint64_t res = m->fiber_stack_bytes_resident;
+	weft_metrics_free(m);
+	atomic_store(&g_busy_stop, true);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(weft_join(spin[i], NULL), 0);
+	cr_assert(ok, "%llu KiB of stacks still resident under a busy load",
+		  (unsigned long long)(res >> 10));
+	wt_rt_destroy(rt);
+}
+
 /* A thread holding no core takes the warm list whole as its own (fwarm,
  * fiber.c) at its next spawn: 200 fibers finish (their stacks are warm:
  * the workers' caches and the warm list), main spawns one more and joins
