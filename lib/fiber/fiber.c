@@ -1440,7 +1440,10 @@ int weft_yield(void)
 	if (ctx && ctx->core)
 		return -EDEADLK;
 	sched_yield();
-	return 0;
+	/* A discarded fiber's dtor (local.c): cancelled, as on the fiber; a
+	 * dtor that yields until told so would otherwise hold shutdown for
+	 * good (found by a review). */
+	return ctx && ctx->discarding ? -ECANCELED : 0;
 }
 
 /* ---------------------------------------------------- overflow reporting */

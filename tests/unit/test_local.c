@@ -534,6 +534,52 @@ Test(local, a_discarded_fibers_dtors_run_as_on_the_fiber, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_mutex_destroy(g_sweep_m), 0);
 }
 
+/* weft_yield is one of the blocking calls that say -ECANCELED in a
+ * cancelled fiber (it still yields): in a discarded fiber's dtor too. It
+ * said 0 there, so a dtor that yields until cancelled - the loop a
+ * cancelled fiber's code may use - held shutdown for good (found by a
+ * review; capped here). */
+static atomic_int g_yield_dtor_rc = 12345, g_yield_dtor_n;
+static void yield_dtor(void *v)
+{
+	int rc, n = 0;
+	while ((rc = weft_yield()) == 0 && ++n < 100000)
+		;
+	atomic_store(&g_yield_dtor_n, n);
+	atomic_store(&g_yield_dtor_rc, rc);
+}
+static const struct weft_local_key k_yield = { .dtor = yield_dtor };
+
+static void *sets_and_spins(void *arg)
+{
+	if (weft_local_set(&k_yield, (void *)1))
+		atomic_fetch_add(&g_bad, 1);
+	atomic_store((atomic_int *)arg, 1);
+	for (;;)
+		(void)weft_yield(); /* never unwinds: discarded at the timeout */
+	return NULL;
+}
+
+Test(local, a_discarded_fibers_dtor_sees_its_yield_cancelled, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *b = NULL;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	cr_assert_eq(weft_runtime_create(&o, &b), 0);
+	atomic_int started = 0;
+	cr_assert_eq(weft_spawn(b, sets_and_spins, &started, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started), 5000));
+	int rc;
+	while ((rc = weft_runtime_shutdown(b, 100 * 1000000ull)) == -ETIMEDOUT)
+		;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(weft_runtime_destroy(b), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_yield_dtor_rc), -ECANCELED,
+		     "the dtor's weft_yield returned %d after %d yields",
+		     atomic_load(&g_yield_dtor_rc), atomic_load(&g_yield_dtor_n));
+	cr_assert_eq(atomic_load(&g_yield_dtor_n), 0);
+}
+
 static void *in_place_shutdown(void *arg)
 {
 	return (void *)(uintptr_t)shut_down_spinner();
