@@ -143,7 +143,13 @@ static void *pool_thread(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		struct weft_cx cx = { .budget = &budget };
 		budget = WEFT_BUDGET;
+		/* The job in progress, for weft_join's self-join check (task.c,
+		 * joins_itself): without it a job joining its own handle waited
+		 * forever, or, with a timeout, took the real joiner's place and
+		 * left it waiting forever (found by a review). */
+		ctx.cx = &cx;
 		weft__task_run(t, &cx);
+		ctx.cx = NULL;
 		pthread_mutex_lock(&b->lock);
 	}
 out:

@@ -291,6 +291,45 @@ Test(fiber, join_self_is_edeadlk, .timeout = WT_TMO(10))
 	wt_rt_destroy(rt);
 }
 
+/* A blocking job is a task with a handle too: joining its own handle is
+ * -EDEADLK (weft.h, weft_join), and the handle stays the real joiner's.
+ * The job's weft_join waited forever, and its weft_join_timeout put the
+ * job's own waker in the joiner's place, so that the joiner, already
+ * waiting, was never woken (found by a review). */
+static struct weft_task *_Atomic job_handle;
+static atomic_int job_self_rc[2];
+
+static void *job_joins_self(void *arg)
+{
+	struct weft_task *me;
+	while (!(me = atomic_load(&job_handle)))
+		usleep(1000);
+	usleep(20000); /* the test thread is in weft_join by now */
+	atomic_store(&job_self_rc[0], weft_join_timeout(me, NULL, 100000000));
+	atomic_store(&job_self_rc[1], weft_join(me, NULL));
+	return arg;
+}
+
+Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	atomic_store(&job_handle, NULL);
+	atomic_store(&job_self_rc[0], 99);
+	atomic_store(&job_self_rc[1], 99);
+	cr_assert_eq(weft_spawn_blocking(rt, job_joins_self, (void *)42, &t), 0);
+	atomic_store(&job_handle, t);
+	void *r = NULL;
+	int rc = weft_join_timeout(t, &r, 3000000000ull);
+	cr_assert_eq(atomic_load(&job_self_rc[0]), -EDEADLK, "weft_join_timeout(self) = %d",
+		     atomic_load(&job_self_rc[0]));
+	cr_assert_eq(atomic_load(&job_self_rc[1]), -EDEADLK, "weft_join(self) = %d",
+		     atomic_load(&job_self_rc[1]));
+	cr_assert_eq(rc, 0, "the real joiner: %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq((long)r, 42);
+	wt_rt_destroy(rt);
+}
+
 /*
  * 1,000,000 fibers x 10 yields, spawned in waves of 100 live fibers: waves
  * that fit the per-core stack caches keep the test about reuse (a million
