@@ -1361,6 +1361,15 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 			o->drop(arg);
 		return -ECHILD;
 	}
+	/* Refused before a stack is taken (weft__spawn_poll_at looks again):
+	 * a spawn on a shut-down runtime took one first, mapping a new slab
+	 * for nothing, and when that failed it said -ENOMEM, counted as a
+	 * stack failure, instead of -ESHUTDOWN (found by a review). */
+	if (atomic_load_explicit(&rt->closed, memory_order_relaxed)) {
+		if (o->drop)
+			o->drop(arg);
+		return -ESHUTDOWN;
+	}
 	/* The stack now, so a fiber that cannot have one is refused here
 	 * rather than failing unseen later. */
 	struct weft__stack_pool *pool = pool_for(rt, o->stack_size);

@@ -330,6 +330,40 @@ Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
 	wt_rt_destroy(rt);
 }
 
+/* A shut-down runtime refuses spawns with -ESHUTDOWN (weft.h,
+ * weft_runtime_shutdown), its drop having run, before taking a stack: a
+ * fiber spawn took one first, mapping a 256 MiB slab for nothing (with a
+ * stack size of its own, or when no slab was there yet), and said
+ * -ENOMEM, counted as a stack failure, when that mapping failed (found by
+ * a review). */
+static atomic_int g_shut_drops;
+static void count_shut_drop(void *arg) { atomic_fetch_add(&g_shut_drops, 1); }
+static void *shut_nothing(void *arg) { return arg; }
+
+Test(fiber, spawns_on_a_shut_down_runtime_take_no_stack, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	atomic_store(&g_shut_drops, 0);
+	WEFT_OPTS(weft_spawn_opts, so, .drop = count_shut_drop, .stack_size = 1024 * 1024);
+	struct weft_task *t = NULL;
+	cr_assert_eq(weft_spawn_with(rt, shut_nothing, NULL, &so, &t), -ESHUTDOWN);
+	so.stack_size = 0;
+	cr_assert_eq(weft_spawn_with(rt, shut_nothing, NULL, &so, &t), -ESHUTDOWN);
+	cr_assert_eq(weft_spawn(rt, shut_nothing, NULL, &t), -ESHUTDOWN);
+	cr_assert_null(t);
+	cr_assert_eq(atomic_load(&g_shut_drops), 2, "drop ran %d times", atomic_load(&g_shut_drops));
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t reserved = m->fiber_stack_bytes_reserved, failures = m->fiber_stack_alloc_failures;
+	uint64_t live = m->fibers_live;
+	weft_metrics_free(m);
+	cr_assert_eq(reserved, 0, "a shut-down runtime mapped %llu MiB of stacks",
+		     (unsigned long long)(reserved >> 20));
+	cr_assert_eq(failures, 0);
+	cr_assert_eq(live, 0);
+	wt_rt_destroy(rt);
+}
+
 /*
  * 1,000,000 fibers x 10 yields, spawned in waves of 100 live fibers: waves
  * that fit the per-core stack caches keep the test about reuse (a million
