@@ -459,10 +459,14 @@ int weft_join(struct weft_task *task, void **result)
 	}
 	if (ctx && ctx->core)
 		return -EDEADLK;
+	/* A discarded fiber's dtor (local.c): -ECANCELED, the handle stays
+	 * valid, as at a cancelled fiber's cancellation point and as
+	 * weft_join_timeout says there - also for a task already finished,
+	 * which this join used to take (found by a review). */
+	if (ctx && ctx->discarding)
+		return -ECANCELED;
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
 		return take_output(task, result);
-	if (ctx && ctx->discarding)
-		return -ECANCELED; /* a discarded fiber's dtor (local.c): the handle stays valid */
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;

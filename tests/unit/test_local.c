@@ -580,6 +580,57 @@ Test(local, a_discarded_fibers_dtor_sees_its_yield_cancelled, .timeout = WT_TMO(
 	cr_assert_eq(atomic_load(&g_yield_dtor_n), 0);
 }
 
+/* In a discarded fiber's dtor a join is refused with -ECANCELED, the
+ * handle left valid, as on the cancelled fiber itself - also the join of
+ * a task already finished, which weft_join took (0, handle consumed)
+ * while weft_join_timeout refused it (found by a review). */
+static struct weft_task *g_finished;
+static atomic_int g_dj_join = 12345, g_dj_join_tmo = 12345;
+static void join_dtor(void *v)
+{
+	atomic_store(&g_dj_join, weft_join(g_finished, NULL));
+	atomic_store(&g_dj_join_tmo, weft_join_timeout(g_finished, NULL, 1000000));
+}
+static const struct weft_local_key k_join = { .dtor = join_dtor };
+
+static void *sets_join_key_and_spins(void *arg)
+{
+	if (weft_local_set(&k_join, (void *)1))
+		atomic_fetch_add(&g_bad, 1);
+	atomic_store((atomic_int *)arg, 1);
+	for (;;)
+		(void)weft_yield(); /* never unwinds: discarded at the timeout */
+	return NULL;
+}
+
+static void *returns_arg(void *arg) { return arg; }
+
+Test(local, a_discarded_fibers_dtor_has_its_join_refused, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *other = wt_rt_create(1), *b = NULL;
+	cr_assert_eq(weft_spawn(other, returns_arg, (void *)7, &g_finished), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(g_finished), 5000));
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	cr_assert_eq(weft_runtime_create(&o, &b), 0);
+	atomic_int started = 0;
+	cr_assert_eq(weft_spawn(b, sets_join_key_and_spins, &started, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started), 5000));
+	int rc;
+	while ((rc = weft_runtime_shutdown(b, 100 * 1000000ull)) == -ETIMEDOUT)
+		;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(weft_runtime_destroy(b), 0);
+	cr_assert_eq(atomic_load(&g_bad), 0);
+	cr_assert_eq(atomic_load(&g_dj_join), -ECANCELED, "weft_join in the dtor: %d",
+		     atomic_load(&g_dj_join));
+	cr_assert_eq(atomic_load(&g_dj_join_tmo), -ECANCELED, "weft_join_timeout in the dtor: %d",
+		     atomic_load(&g_dj_join_tmo));
+	void *r = NULL;
+	cr_assert_eq(weft_join(g_finished, &r), 0, "the handle is still the test's");
+	cr_assert_eq((long)r, 7);
+	wt_rt_destroy(other);
+}
+
 static void *in_place_shutdown(void *arg)
 {
 	return (void *)(uintptr_t)shut_down_spinner();
