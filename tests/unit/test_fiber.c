@@ -669,7 +669,7 @@ Test(fiber, stacks_of_another_size_return_while_the_workers_stay_busy, .timeout 
 		cr_assert_eq(weft_join(t[i], NULL), 0);
 	struct weft_metrics *m;
 	/* 16 warm stacks of 512 KiB touched, and slack for the descriptors */
-	bool ok = WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident <= 12ull << 20, 3000);
+	bool ok = WT_METRICS_UNTIL(rt, m, m->fiber_stack_bytes_resident <= 12ull << 20, WT_LONG_MS);
 	uint64_t res = m->fiber_stack_bytes_resident;
 	weft_metrics_free(m);
 	atomic_store(&g_busy_stop, true);
