@@ -73,16 +73,26 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 			close(pfd);
 			return rc;
 		}
-		rc = weft_io_wait(io, WEFT_IO_READABLE, timeout_ns);
+		uint64_t deadline = weft__child_deadline(timeout_ns);
+		for (;;) {
+			struct weft_io_ready ready;
+			rc = weft_io_wait_ready(io, WEFT_IO_READABLE, weft__child_left(deadline),
+						&ready);
+			if (rc < 0)
+				break;
+			rc = reap(pfd, &si); /* reaped elsewhere: -ECHILD */
+			if (rc != 0)
+				break;
+			/* readable, yet nothing to reap: a ptracer that is not
+			 * the parent holds the zombie until it waits for it
+			 * (this said -ECHILD, and the child was left a zombie).
+			 * Wait for the next wake, when the tracer lets go. */
+			weft_io_clear_ready(io, ready);
+		}
 		int fd = weft_io_deregister(io);
 		if (fd < 0) { /* -ECHILD in a forked child: io is still registered */
 			weft_io_close(io);
 			return fd;
-		}
-		if (rc >= 0) {
-			rc = reap(pfd, &si);
-			if (rc == 0) /* readable, yet nothing to reap: reaped elsewhere */
-				rc = -ECHILD;
 		}
 	}
 	close(pfd);
@@ -91,6 +101,22 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 	if (status)
 		*status = status_of(&si);
 	return 0;
+}
+
+uint64_t weft__child_deadline(uint64_t timeout_ns)
+{
+	if (timeout_ns == WEFT_FOREVER)
+		return WEFT_FOREVER;
+	uint64_t now = weft_now_ns();
+	return timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+}
+
+uint64_t weft__child_left(uint64_t deadline)
+{
+	if (deadline == WEFT_FOREVER)
+		return WEFT_FOREVER;
+	uint64_t now = weft_now_ns();
+	return deadline > now ? deadline - now : 0;
 }
 
 int weft__child_pidfd(pid_t pid)

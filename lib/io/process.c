@@ -271,13 +271,23 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 		return -EINVAL;
 	if (!p->child)
 		return -ECHILD; /* reaped already, or never started */
+	uint64_t deadline = weft__child_deadline(timeout_ns);
 	for (;;) {
-		int rc = weft_io_wait(p->child, WEFT_IO_READABLE, timeout_ns);
+		struct weft_io_ready ready;
+		int rc = weft_io_wait_ready(p->child, WEFT_IO_READABLE,
+					    weft__child_left(deadline), &ready);
 		if (rc < 0)
 			return rc;
 		rc = weft_child_reap(p->child, status);
-		if (rc == -EAGAIN)
-			continue; /* not ended after all: wait again */
+		if (rc == -EAGAIN) {
+			/* not reapable yet (a ptracer that is not the parent
+			 * holds its zombie until it waits for it): forget this
+			 * readiness unless a newer one came, and wait for the
+			 * next (the tracer letting go wakes the pidfd). Kept
+			 * set, every wait returned at once: a spin. */
+			weft_io_clear_ready(p->child, ready);
+			continue;
+		}
 		if (rc != -EBADF)
 			p->child = NULL; /* reap closed the registration */
 		return rc;

@@ -603,6 +603,10 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
 #define WEFT__IO_WAIT (-1000000)
 ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
 			   struct weft_cx *cx);
+/* child.c: a timeout (WEFT_FOREVER: none) as a deadline, and what is
+ * left of one */
+uint64_t weft__child_deadline(uint64_t timeout_ns);
+uint64_t weft__child_left(uint64_t deadline);
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */

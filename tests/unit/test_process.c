@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
 #include <weft/io.h>
@@ -517,4 +518,109 @@ Test(process, no_descriptor_for_the_pidfd_leaves_no_child, .timeout = WT_TMO(30)
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "case failed with %d (13: not -EMFILE; 14: the child was left behind)",
 		  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* ------------------------------------ a zombie a tracer still holds */
+
+/*
+ * A debugger (a ptracer that is not the parent: gdb -p, strace -p) holds
+ * the child's zombie until it waits for it: the pidfd is readable at the
+ * exit, but waitid(WNOHANG) finds nothing to reap until the tracer lets
+ * go. weft_process_wait went round its wait and reap without sleeping for
+ * as long (the readiness was never cleared: a thread's whole CPU), and
+ * weft_child_wait said -ECHILD, leaving the caller's child a zombie (found
+ * by a review). Both wait until the tracer lets go, and reap it.
+ */
+struct tracer { pid_t pid; };
+
+/* A process that seizes `child` (no stop) and holds its zombie for
+ * hold_ms before it exits (which hands the zombie to the parent). false
+ * if ptrace is not allowed here. */
+static bool trace_child(pid_t child, unsigned hold_ms, struct tracer *t)
+{
+	int sync[2];
+	cr_assert_eq(pipe(sync), 0);
+	t->pid = fork();
+	cr_assert_geq(t->pid, 0);
+	if (t->pid == 0) {
+		/* none of the test's pipes kept open here: the tracee's end
+		 * of stream must come from the test */
+		for (int fd = 3; fd < 1024; fd++)
+			if (fd != sync[1])
+				close(fd);
+		char ok = ptrace(PTRACE_SEIZE, child, 0, 0) == 0 ? 'y' : 'n';
+		if (write(sync[1], &ok, 1) != 1)
+			_exit(1);
+		usleep(hold_ms * 1000u);
+		_exit(0);
+	}
+	close(sync[1]);
+	char ok = 'n';
+	cr_assert_eq(read(sync[0], &ok, 1), 1);
+	close(sync[0]);
+	return ok == 'y';
+}
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	/* no child of its own: a SIGCHLD would stop a tracee. It ends when
+	 * its stdin does, so only once it is traced, however late that is */
+	char *argv[] = { "head", "-c", "1", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "head", argv,
+					&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_PIPE }),
+					&p), 0);
+	struct tracer t;
+	if (!trace_child(p.pid, 1500, &t)) {
+		weft_io_close(p.in);
+		p.in = NULL;
+		cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+		weft_process_close(&p);
+		waitpid(t.pid, NULL, 0);
+		wt_rt_destroy(rt);
+		WT_SKIP("ptrace(PTRACE_SEIZE) is not allowed here");
+	}
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_io_close(p.in), 0); /* EOF: it exits, a zombie the tracer holds */
+	p.in = NULL;
+	double c0 = thread_cpu_s();
+	int status = -1;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	double cpu = thread_cpu_s() - c0, took = (double)(wt_now_ns() - t0) / 1e9;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_geq(took, 0.3, "reaped before the tracer let go? %.3f s", took);
+	cr_assert_lt(cpu, 0.1, "the wait spun: %.3f s of CPU in %.3f s", cpu, took);
+	cr_assert_eq(waitpid(t.pid, NULL, 0), t.pid);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+
+	/* weft_child_wait: the same child, ours to reap, not -ECHILD */
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) { /* ends once traced: at the pipe's end */
+		char x;
+		close(go[1]);
+		(void)!read(go[0], &x, 1);
+		_exit(7);
+	}
+	close(go[0]);
+	cr_assert(trace_child(c, 500, &t));
+	close(go[1]);
+	status = -1;
+	int rc = weft_child_wait(rt, c, &status, WEFT_FOREVER);
+	cr_assert_eq(rc, 0, "weft_child_wait = %d", rc);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7, "status %#x", status);
+	cr_assert_eq(waitpid(t.pid, NULL, 0), t.pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
 }
