@@ -415,7 +415,11 @@ static int driver_add(struct weft_io *io, const struct stat *st)
 		struct epoll_event ev = { .events = WANTED | EPOLLET, .data.ptr = io };
 		return epoll_ctl(d->epfd, EPOLL_CTL_ADD, io->fd, &ev) ? -errno : 0;
 	}
-	if (st && S_ISCHR(st->st_mode)) {
+	/* Not only character devices: an anonymous inode's file (st_mode
+	 * with no type: an fsopen context, a BPF object) may have no poll
+	 * method too, and its poll ended at once and was armed again at
+	 * every pass. Sockets and FIFOs always have one. */
+	if (st && !S_ISSOCK(st->st_mode) && !S_ISFIFO(st->st_mode)) {
 		int rc = epoll_accepts(io->fd);
 		if (rc)
 			return rc;
