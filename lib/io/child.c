@@ -88,6 +88,9 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 			 * (this said -ECHILD, and the child was left a zombie).
 			 * Wait for the next wake, when the tracer lets go. */
 			weft_io_clear_ready(io, ready);
+			rc = weft__child_backoff(ready, deadline);
+			if (rc)
+				break;
 		}
 		int fd = weft_io_deregister(io);
 		if (fd < 0) { /* -ECHILD in a forked child: io is still registered */
@@ -117,6 +120,19 @@ uint64_t weft__child_left(uint64_t deadline)
 		return WEFT_FOREVER;
 	uint64_t now = weft_now_ns();
 	return deadline > now ? deadline - now : 0;
+}
+
+/* Nothing to reap after a wait that said `ready`: if that was an error
+ * that stays (io_uring: the pidfd's poll failed, and no readiness will
+ * come), the next wait ends at once too, so look again in 10 ms (until
+ * the deadline) instead of spinning. 0, or -ECANCELED (a cancelled fiber). */
+#define CHILD_POLL_NS 10000000ull
+int weft__child_backoff(struct weft_io_ready ready, uint64_t deadline)
+{
+	if (!(ready.mask & WEFT_IO_ERROR))
+		return 0;
+	uint64_t left = weft__child_left(deadline);
+	return weft_sleep_ns(left < CHILD_POLL_NS ? left : CHILD_POLL_NS);
 }
 
 int weft__child_pidfd(pid_t pid)

@@ -1270,6 +1270,11 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				continue;                                         \
 			if (e_ != EAGAIN && e_ != EWOULDBLOCK)                    \
 				return -e_;                                       \
+			/* io_uring, the poll failed: no readiness will come, \
+			 * and its ERROR ends every wait at once (a spin) */  \
+			if (atomic_load_explicit(&(io)->readiness,                \
+						 memory_order_acquire) & RD_BROKEN) \
+				return -EIO;                                      \
 			weft_io_clear_ready((io), (struct weft_io_ready){         \
 				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
 			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir)), NULL); \

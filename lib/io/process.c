@@ -286,6 +286,9 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 			 * next (the tracer letting go wakes the pidfd). Kept
 			 * set, every wait returned at once: a spin. */
 			weft_io_clear_ready(p->child, ready);
+			rc = weft__child_backoff(ready, deadline);
+			if (rc)
+				return rc;
 			continue;
 		}
 		if (rc != -EBADF)

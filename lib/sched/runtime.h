@@ -607,6 +607,8 @@ ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
  * left of one */
 uint64_t weft__child_deadline(uint64_t timeout_ns);
 uint64_t weft__child_left(uint64_t deadline);
+/* child.c: a pause before the next wait if `ready` was an error that stays */
+int weft__child_backoff(struct weft_io_ready ready, uint64_t deadline);
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */

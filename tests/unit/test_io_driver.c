@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -407,4 +408,91 @@ Test(io_driver, a_file_without_poll_is_eperm_on_both, .timeout = WT_TMO(30))
 		cr_assert_eq(rc, -EPERM, "driver %d: registered (%d); its poll re-armed %llu times in 200 ms",
 			     d, rc, (unsigned long long)rearmed);
 	}
+}
+
+/*
+ * A poll that fails (a completion with an error: -ENOMEM, -EINVAL for a
+ * file io_uring cannot watch) leaves the registration "broken": ERROR
+ * that no event clears, so every wait ends at once. The calls that loop
+ * on a wait then spun for as long as nothing came: weft_process_wait
+ * until the child ended, weft_read until bytes came (found by a review).
+ * The failure is fed to the driver's handler as the completion would be
+ * (weft__io_ready with ENDED | FAILED); the kernel's real poll stays
+ * armed, so a hold stands in for its reference until it is cancelled.
+ */
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void break_poll(struct weft_runtime *rt, struct weft_io *io)
+{
+	wt_sleep_ms(50); /* armed by a worker (registered from this thread) */
+	cr_assert_eq(weft__io_hold(io), 0);
+	weft__io_ready(rt, io, WEFT__EV_ENDED | WEFT__EV_FAILED);
+	int m = weft_io_wait(io, WEFT_IO_READABLE, 1000000); /* 0 would ask poll(2) */
+	cr_assert(m > 0 && (m & WEFT_IO_ERROR), "broken: %d", m);
+}
+
+Test(io_driver, a_broken_pidfd_poll_does_not_make_the_process_wait_spin, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	char *argv[] = { "sleep", "0.4", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	struct weft_io *child = p.child;
+	break_poll(rt, child);
+	double c0 = thread_cpu_s();
+	uint64_t t0 = wt_now_ns();
+	int status = -1;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	double cpu = thread_cpu_s() - c0, took = (double)(wt_now_ns() - t0) / 1e9;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_lt(cpu, 0.1, "the wait spun: %.3f s of CPU in %.3f s", cpu, took);
+	wt_sleep_ms(100); /* the kernel's poll is cancelled */
+	weft__io_release(child);
+	cr_assert_eq(weft_process_close(&p), 0);
+	wt_rt_destroy(rt);
+}
+
+struct late_byte { int fd; unsigned ms; };
+
+static void *write_late(void *arg)
+{
+	struct late_byte *l = arg;
+	wt_sleep_ms(l->ms);
+	if (write(l->fd, "z", 1) != 1)
+		abort();
+	return NULL;
+}
+
+Test(io_driver, a_broken_poll_does_not_make_a_read_spin, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	break_poll(rt, io);
+	struct late_byte l = { sv[1], 400 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, write_late, &l), 0);
+	double c0 = thread_cpu_s();
+	uint64_t t0 = wt_now_ns();
+	char c;
+	ssize_t n = weft_read(io, &c, 1);
+	double cpu = thread_cpu_s() - c0, took = (double)(wt_now_ns() - t0) / 1e9;
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	/* either an error at once or the byte, but no spin */
+	cr_assert(n == -EIO || n == 1, "weft_read = %zd", n);
+	cr_assert_lt(cpu, 0.1, "the read spun: %.3f s of CPU in %.3f s (= %zd)", cpu, took, n);
+	cr_assert_eq(weft_io_close(io), 0);
+	wt_sleep_ms(100); /* the kernel's poll is cancelled */
+	weft__io_release(io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
 }

@@ -137,7 +137,9 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * runtime shut down), -ETIMEDOUT (the registration's deadline for that
  * direction passed while the call had to wait), -EDEADLK (from a poll task
  * on a worker, if the call has to wait), -ECHILD (after fork), -ENOMEM,
- * and the system call's own -errno (e.g. -ECONNRESET, -EPIPE).
+ * -EIO (io_uring: the registration's poll failed, so no readiness will
+ * come; the call had to wait), and the system call's own -errno (e.g.
+ * -ECONNRESET, -EPIPE).
  * read/recv return 0 at end of stream. weft_write/weft_send write all n
  * bytes unless an error occurs; if it occurs after some bytes were written
  * (a deadline included), they return that count instead.
