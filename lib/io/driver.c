@@ -167,6 +167,15 @@ void weft__driver_fini(struct weft_runtime *rt)
 void weft__driver_wake(struct weft_runtime *rt)
 {
 	if (__builtin_expect(rt->driver.uring != NULL, 0)) {
+		/* Not from a forked child's copy of the runtime (a task of
+		 * the parent's woken there): the ring's memory is shared with
+		 * the parent (MAP_SHARED survives fork), and an entry pushed
+		 * here is taken by the kernel under the parent's feet - its
+		 * next submission then went into a consumed slot, lost (its
+		 * wake: wake_pending stayed set, and no wake came again).
+		 * The child has no driver to wake. */
+		if (WEFT__FORKED(rt))
+			return;
 		weft__uring_wake(rt);
 		return;
 	}

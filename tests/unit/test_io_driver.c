@@ -26,6 +26,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <weft/io.h>
+#include <weft/sync.h>
 
 #include "wt.h"
 #include "runtime.h"
@@ -495,4 +496,60 @@ Test(io_driver, a_broken_poll_does_not_make_a_read_spin, .timeout = WT_TMO(30))
 	weft__io_release(io);
 	close(sv[1]);
 	wt_rt_destroy(rt);
+}
+
+/*
+ * A forked child that wakes a parent's task on its copy of the runtime (a
+ * send on a channel a fiber waits on: under epoll, a write to the shared
+ * eventfd, a spurious wake at most). Under io_uring the wake was a NOP
+ * pushed through the submission ring, whose memory fork shares with the
+ * parent: the kernel took the child's entry, and the parent's next
+ * submission - its own wake - went into the slot already consumed and was
+ * never submitted, while `wake_pending` stayed set for good. Every later
+ * wake was taken for covered by it: a worker asleep in the driver was
+ * never woken again (found by a review: the parent's runtime hung).
+ */
+static struct weft_chan *fork_ch;
+static _Atomic int fork_got;
+
+static void *recv_one(void *arg)
+{
+	int x;
+	if (weft_chan_recv(fork_ch, &x) == 0)
+		atomic_fetch_add(&fork_got, 1);
+	return NULL;
+}
+
+Test(io_driver, a_forked_child_cannot_stop_the_parents_wakes, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .io_driver = WEFT_IO_DRIVER_URING);
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_chan_create(sizeof(int), 4, &fork_ch), 0);
+	atomic_store(&fork_got, 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, recv_one, NULL, &t), 0);
+	wt_sleep_ms(100); /* the fiber waits; the worker sleeps in the driver */
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int x = 1;
+		_exit(weft_chan_try_send(fork_ch, &x) == 0 ? 0 : 1);
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int round = 0; round < 3; round++) {
+		if (round > 0) {
+			cr_assert_eq(weft_spawn(rt, recv_one, NULL, &t), 0);
+			wt_sleep_ms(100);
+		}
+		int x = 2;
+		cr_assert_eq(weft_chan_send(fork_ch, &x), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&fork_got) == round + 1, 3000),
+			  "round %d: the fiber given an item did not run in 3 s", round);
+		cr_assert_eq(weft_join(t, NULL), 0);
+	}
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_chan_destroy(fork_ch), 0);
 }
