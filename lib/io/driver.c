@@ -130,11 +130,20 @@ int weft__driver_init(struct weft_runtime *rt)
 	d->uring = NULL;
 	d->epfd = d->evfd = -1;
 	int rc = choose_driver(rt);
-	if (rc || d->uring)
+	if (rc)
 		return rc;
+	/* Under io_uring as well, as a registry that is never waited on:
+	 * every registered fd is in it with no events (io.c, driver_add), so
+	 * what epoll refuses (a second registration of an fd, a file without
+	 * poll) is refused under both drivers with epoll's error. */
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->epfd < 0)
-		return -errno;
+	if (d->epfd < 0) {
+		int e = -errno;
+		weft__uring_fini(rt);
+		return e;
+	}
+	if (d->uring)
+		return 0;
 	d->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->evfd < 0) {
 		int e = -errno;

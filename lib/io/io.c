@@ -322,19 +322,6 @@ static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg
 
 #define WANTED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
-/* epoll_ctl's verdict on fd, from a throwaway epoll instance: whether the
- * file has readiness at all (a character device may not: /dev/null). */
-static int epoll_accepts(int fd)
-{
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	if (ep < 0)
-		return -errno;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-	int rc = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
-	close(ep);
-	return rc;
-}
-
 /* Arm io's poll (io_uring). Caller holds io->lock. */
 static int uring_arm_locked(struct weft_io *io)
 {
@@ -394,9 +381,11 @@ static void poll_gone(struct weft_io *io, bool broken)
  * io_uring (uring.c): a multishot poll, which holds a reference of the
  * registration's until its last completion (weft__io_ready, poll_ended).
  * What epoll refuses is refused under both with its error: regular files,
- * directories and block devices have no readiness (EPERM), nor do some
- * character devices (asked of a throwaway epoll instance: io_uring would
- * call them always ready, and each poll would end at once).
+ * directories and block devices have no readiness (EPERM), nor does any
+ * file without a poll method (under io_uring, asked of the registry, an
+ * epoll instance every registered fd is in with no events: io_uring would
+ * call such a file always ready, and each poll would end at once), and an
+ * fd registered already is -EEXIST.
  *
  * Under io_uring a poll's completions are posted by the thread that
  * submitted it, which the kernel interrupts or wakes to do so, and whose
@@ -415,20 +404,23 @@ static int driver_add(struct weft_io *io, const struct stat *st)
 		struct epoll_event ev = { .events = WANTED | EPOLLET, .data.ptr = io };
 		return epoll_ctl(d->epfd, EPOLL_CTL_ADD, io->fd, &ev) ? -errno : 0;
 	}
-	/* Not only character devices: an anonymous inode's file (st_mode
-	 * with no type: an fsopen context, a BPF object) may have no poll
-	 * method too, and its poll ended at once and was armed again at
-	 * every pass. Sockets and FIFOs always have one. */
-	if (st && !S_ISSOCK(st->st_mode) && !S_ISFIFO(st->st_mode)) {
-		int rc = epoll_accepts(io->fd);
-		if (rc)
-			return rc;
-	}
+	/* epoll's verdict, from the registry (driver.c: an epoll instance
+	 * never waited on, each registered fd in it with no events):
+	 * -EEXIST for an fd registered already (io_uring took a second
+	 * registration, and closing both closed the number twice: the second
+	 * close ended whichever file took it meanwhile), -EPERM for a file
+	 * without poll, of any type (a character device like /dev/null, an
+	 * anonymous inode's like an fsopen context: io_uring calls it always
+	 * ready, and its poll was armed again at every pass). */
+	struct epoll_event rev = { .events = 0, .data.ptr = io };
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, io->fd, &rev))
+		return -errno;
 	struct weft__ctx *ctx = weft__ctx();
 	bool worker = ctx && ctx->rt == rt && ctx->worker;
 	pthread_mutex_lock(&d->retired_lock);
 	if (atomic_load_explicit(&d->no_driver, memory_order_relaxed)) {
 		pthread_mutex_unlock(&d->retired_lock);
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 		return -ESHUTDOWN; /* a registration that raced the whole shutdown */
 	}
 	io_ref(io); /* the poll's, on the books before any completion can come */
@@ -451,6 +443,7 @@ static int driver_add(struct weft_io *io, const struct stat *st)
 		poll_unref_locked(d, io);
 		pthread_mutex_unlock(&d->retired_lock);
 		atomic_fetch_sub_explicit(&io->refs, 1, memory_order_relaxed);
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, io->fd, NULL);
 	}
 	return rc;
 }
@@ -485,10 +478,10 @@ void weft__io_arm_pending(struct weft_runtime *rt)
 static void driver_del(struct weft_io *io)
 {
 	struct weft_runtime *rt = io->rt;
-	if (!rt->driver.uring) {
-		epoll_ctl(rt->driver.epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	/* under io_uring too: out of the registry (driver_add) */
+	epoll_ctl(rt->driver.epfd, EPOLL_CTL_DEL, io->fd, NULL);
+	if (!rt->driver.uring)
 		return;
-	}
 	pthread_mutex_lock(&io->lock);
 	io->uring_removing = true;
 	pthread_mutex_unlock(&io->lock);

@@ -426,7 +426,8 @@ void weft__ctx_set(struct weft__ctx *c);
 struct weft__driver {
 	pthread_mutex_t lock;                     /* held by the thread in epoll_wait */
 	_Atomic bool sleeper;                     /* a thread sleeps in it (weft__idle_relay) */
-	int epfd, evfd;                           /* the epoll driver's */
+	int epfd, evfd;                           /* the epoll driver's (io_uring: epfd the
+						   * registry, never waited on) */
 	uint64_t start_ns;
 	_Atomic bool io_registered;               /* any fd ever registered */
 	_Atomic uint64_t io_registered_count, io_deregistered_count, io_ready_events;

@@ -553,3 +553,41 @@ Test(io_driver, a_forked_child_cannot_stop_the_parents_wakes, .timeout = WT_TMO(
 	wt_rt_destroy(rt);
 	cr_assert_eq(weft_chan_destroy(fork_ch), 0);
 }
+
+/* An fd registered a second time: epoll refuses it (-EEXIST). io_uring took
+ * it - two polls on one file - and closing both registrations closed the
+ * number twice: the second weft_io_close ended whichever file had taken the
+ * number in between (found by a review). -EEXIST from both. */
+Test(io_driver, a_second_registration_of_an_fd_is_eexist_on_both, .timeout = WT_TMO(30))
+{
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(d, &rt), 0);
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		struct weft_io *a, *b = NULL;
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+		int rc = weft_io_register(rt, sv[0], &b);
+		cr_assert_eq(weft_io_close(a), 0);
+		wt_sleep_ms(20);
+		int other = open("/dev/null", O_RDONLY); /* takes the number */
+		bool same = other == sv[0];
+		if (rc == 0)
+			weft_io_close(b);
+		bool other_open = fcntl(other, F_GETFD) >= 0;
+		close(other);
+		close(sv[1]);
+		wt_rt_destroy(rt);
+		cr_assert_eq(rc, -EEXIST, "driver %d: a second registration: %d", d, rc);
+		cr_assert(!same || other_open, "driver %d: another file's fd closed", d);
+		/* after a deregistration the fd registers again */
+		cr_assert_eq(create_with(d, &rt), 0);
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+		cr_assert_eq(weft_io_deregister(a), sv[0]);
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0, "driver %d", d);
+		cr_assert_eq(weft_io_close(a), 0);
+		close(sv[1]);
+		wt_rt_destroy(rt);
+	}
+}
