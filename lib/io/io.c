@@ -915,6 +915,11 @@ static int detach(struct weft_io *io, bool close_fd)
 	return close_fd ? rc : fd;
 }
 
+bool weft__io_broken(const struct weft_io *io)
+{
+	return atomic_load_explicit(&io->readiness, memory_order_acquire) & RD_BROKEN;
+}
+
 int weft__io_hold(struct weft_io *io)
 {
 	if (!io_tryref(io))

@@ -311,6 +311,12 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 			return -ESHUTDOWN;
 		int rc = weft_child_reap(p->child, status);
 		if (rc == -EAGAIN) {
+			/* io_uring, the pidfd's poll failed: its ERROR stays, so
+			 * every poll would say ready - a spin across the task's
+			 * polls. A poll form cannot wait 10 ms as the blocking
+			 * one does: say so (the blocking wait still works). */
+			if (weft__io_broken(p->child))
+				return -EIO;
 			/* not ended after all: forget this readiness (unless a
 			 * newer one came) and poll again, which registers cx */
 			weft_io_clear_ready(p->child, ready);

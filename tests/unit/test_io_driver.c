@@ -459,6 +459,53 @@ Test(io_driver, a_broken_pidfd_poll_does_not_make_the_process_wait_spin, .timeou
 	wt_rt_destroy(rt);
 }
 
+/* The poll form on a broken pidfd poll: every poll would find the ERROR
+ * and nothing to reap, and register nothing - the task re-polled at once
+ * until the child ended (5,086 polls in 0.3 s in a review's program). It
+ * says -EIO; the child is still the caller's, and the blocking wait reaps
+ * it. */
+struct bpw {
+	struct weft_process *p;
+	atomic_int polls;
+	int rc, status;
+};
+
+static enum weft_poll bpw_poll(void *state, struct weft_cx *cx)
+{
+	struct bpw *w = state;
+	atomic_fetch_add(&w->polls, 1);
+	int rc = weft_process_wait_poll(w->p, cx, &w->status);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	w->rc = rc;
+	return WEFT_READY;
+}
+
+Test(io_driver, a_broken_pidfd_poll_ends_the_poll_form_with_eio, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	char *argv[] = { "sleep", "0.4", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	struct weft_io *child = p.child;
+	break_poll(rt, child);
+	struct bpw w = { .p = &p, .rc = 1 };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, bpw_poll, &w, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(w.rc, -EIO, "rc %d after %d polls", w.rc, atomic_load(&w.polls));
+	cr_assert_leq(atomic_load(&w.polls), 2);
+	cr_assert_not_null(p.child, "not reaped");
+	int status = -1;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	wt_sleep_ms(100); /* the kernel's poll is cancelled */
+	weft__io_release(child);
+	cr_assert_eq(weft_process_close(&p), 0);
+	wt_rt_destroy(rt);
+}
+
 struct late_byte { int fd; unsigned ms; };
 
 static void *write_late(void *arg)

@@ -537,7 +537,9 @@ WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t tim
  * is reaped (p->child NULL then), WEFT_PENDING with cx's waker registered
  * on the child's registration (one waiting task at a time, as
  * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD,
- * -EBADF (p->child closed), -ESHUTDOWN. */
+ * -EBADF (p->child closed), -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
+ * failed, so no readiness will come while the child runs; the child is
+ * not reaped - weft_process_wait still waits for it, looking every 10 ms). */
 WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status);
 /* Send signal sig to the child through its pidfd (never to a process that
  * took over its pid): 0 (also to a child that has ended and is not reaped
