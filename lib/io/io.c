@@ -1557,6 +1557,13 @@ ssize_t weft__io_xfer_poll(struct weft_io *io, void *buf, size_t n, bool write_,
 			rc = -e;
 			break;
 		}
+		/* io_uring, the poll failed: its ERROR stays and every poll
+		 * would find it, call and get EAGAIN (a spin across polls), as
+		 * the blocking calls' IO_RETRY says */
+		if (r & RD_BROKEN) {
+			rc = -EIO;
+			break;
+		}
 		weft_budget_refund(cx);
 		weft_io_clear_ready(io, (struct weft_io_ready){ dir | WEFT_IO_ERROR, r >> 8 });
 		struct weft_io_ready ready;

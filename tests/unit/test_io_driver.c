@@ -506,6 +506,52 @@ Test(io_driver, a_broken_pidfd_poll_ends_the_poll_form_with_eio, .timeout = WT_T
 	wt_rt_destroy(rt);
 }
 
+/* The same for a reader's poll form (weft__io_xfer_poll, which the copy
+ * and writer poll forms share): every poll found the stuck ERROR, read,
+ * got EAGAIN and went round until its budget ran out, woken at once. */
+struct brd {
+	struct weft_reader *r;
+	atomic_int polls;
+	int rc;
+};
+
+static enum weft_poll brd_poll(void *state, struct weft_cx *cx)
+{
+	struct brd *b = state;
+	atomic_fetch_add(&b->polls, 1);
+	struct weft_line line;
+	int rc = weft_reader_until_poll(b->r, cx, '\n', &line);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	b->rc = rc;
+	return WEFT_READY;
+}
+
+Test(io_driver, a_broken_poll_ends_a_readers_poll_form_with_eio, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	break_poll(rt, io);
+	struct brd b = { .rc = 1 };
+	cr_assert_eq(weft_reader_create(io, 0, &b.r), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, brd_poll, &b, NULL, &h), 0);
+	/* nothing is ever sent: without the error it would wait for good */
+	cr_assert_eq(weft_join_timeout(h, NULL, 5000000000ull), 0, "the poll form never ended");
+	cr_assert_eq(b.rc, -EIO, "rc %d after %d polls", b.rc, atomic_load(&b.polls));
+	cr_assert_leq(atomic_load(&b.polls), 2);
+	weft_reader_destroy(b.r);
+	cr_assert_eq(weft_io_close(io), 0);
+	wt_sleep_ms(100); /* the kernel's poll is cancelled */
+	weft__io_release(io);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 struct late_byte { int fd; unsigned ms; };
 
 static void *write_late(void *arg)
