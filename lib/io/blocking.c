@@ -505,13 +505,24 @@ void weft__spare_count_retired(struct weft_runtime *rt)
 static bool spare_give_back(struct weft_runtime *rt, struct weft__worker *s, struct weft__core *c)
 {
 	struct weft__core *exp = c;
+	struct weft__blocking *b = &rt->blocking;
+	/* The CAS under the lock: a new spare (started with c, the cold path)
+	 * that runs spare_wait's entry after a CAS made outside it lists
+	 * itself (assign NULL, not listed); another caller could then pop it
+	 * and give it its core before our relist below, which found it
+	 * unlisted and listed it again with that core pending: the next pop
+	 * overwrote the assignment (a core left with no thread) and the
+	 * spare count went below 0. Under the lock, its entry comes wholly
+	 * before the CAS (it saw c and did not list itself) or after our
+	 * relist (it sees itself listed). */
+	pthread_mutex_lock(&b->lock);
 	/* acquire: whatever s wrote before it would have taken c is ours
 	 * (it wrote nothing to c: it never had it). */
 	if (!atomic_compare_exchange_strong_explicit(&s->assign, &exp, NULL, memory_order_acquire,
-						     memory_order_relaxed))
+						     memory_order_relaxed)) {
+		pthread_mutex_unlock(&b->lock);
 		return false;
-	struct weft__blocking *b = &rt->blocking;
-	pthread_mutex_lock(&b->lock);
+	}
 	bool evict = false;
 	if (!s->exited && !s->listed) {
 		if (jobs_want_room_locked(b)) {

@@ -574,3 +574,132 @@ Test(elastic, resizing_under_load_loses_nothing, .timeout = WT_TMO(120))
 	run_batch(rt, 2000);
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------------ spares: take-back race */
+
+/*
+ * A block_in_place whose fn ends before the spare it started (the cold
+ * path: a new thread, given the core at creation) has run takes its core
+ * back with a CAS on the spare's `assign`, then relists the spare unless it
+ * is listed. Between the two, the new spare's first look (spare_wait: no
+ * core assigned, not listed) listed it, and another block_in_place popped
+ * it and gave it its core: the relist then put on the idle stack a spare
+ * holding (or about to hold) a core. A later pop overwrote its pending
+ * core (a core left with no thread) and the spare count went below 0
+ * (metrics block_in_place_threads 2^32-1; weft_spawn_blocking then never
+ * started a pool thread: its jobs never ran). The three threads are lined
+ * up on the pool's lock (held here) in the order that shows it: the new
+ * spare, the second caller, the first caller's take-back; the kernel wakes
+ * a mutex's waiters in the order they came.
+ */
+static atomic_int g_gate_armed, g_gate_open, g_hook_tid;
+static atomic_int g_a_tid, g_a_in, g_a_release, g_a_done, g_b_tid, g_b_in, g_b_release, g_b_done;
+
+static void gate_hook(void *arg, unsigned worker)
+{
+	(void)arg, (void)worker;
+	int one = 1;
+	if (!atomic_compare_exchange_strong(&g_gate_armed, &one, 0))
+		return;
+	atomic_store(&g_hook_tid, (int)syscall(SYS_gettid));
+	while (!atomic_load(&g_gate_open))
+		usleep(200);
+}
+
+static void *until_flag(void *arg)
+{
+	atomic_int *in = arg == (void *)1 ? &g_a_in : &g_b_in;
+	atomic_int *rel = arg == (void *)1 ? &g_a_release : &g_b_release;
+	atomic_store(in, 1);
+	while (!atomic_load(rel))
+		usleep(200);
+	return NULL;
+}
+
+static enum weft_poll bip_a(void *state, struct weft_cx *cx)
+{
+	atomic_store(&g_a_tid, (int)syscall(SYS_gettid));
+	weft_block_in_place(until_flag, (void *)1, NULL);
+	atomic_store(&g_a_done, 1);
+	return WEFT_READY;
+}
+
+static enum weft_poll bip_b(void *state, struct weft_cx *cx)
+{
+	atomic_store(&g_b_tid, (int)syscall(SYS_gettid));
+	weft_block_in_place(until_flag, (void *)2, NULL);
+	atomic_store(&g_b_done, 1);
+	return WEFT_READY;
+}
+
+/* Thread tid is asleep in futex(2) on the word at addr. */
+static bool waits_on(int tid, const void *addr)
+{
+	char path[64], buf[256] = "";
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) != NULL;
+	fclose(f);
+	long nr;
+	unsigned long a0;
+	return ok && sscanf(buf, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
+	       a0 == (unsigned long)(uintptr_t)addr;
+}
+
+/* Under the pool's lock: every spare on the idle stack is idle (no core
+ * pending for it, none held by it). */
+static bool idle_stack_is_idle(struct weft_runtime *rt)
+{
+	struct weft__blocking *b = &rt->blocking;
+	bool ok = true;
+	pthread_mutex_lock(&b->lock);
+	for (struct weft__worker *w = b->spares; w && ok; w = w->next_spare) {
+		if (atomic_load(&w->assign))
+			ok = false;
+		for (unsigned i = 0; i < rt->n && ok; i++)
+			if (atomic_load(&rt->registry->holder[i]) == w)
+				ok = false;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return ok;
+}
+
+Test(elastic, take_back_racing_a_new_spares_first_look_lists_no_busy_spare,
+     .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .thread_name_prefix = "elr",
+		  .on_thread_start = gate_hook);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	const void *lock = &rt->blocking.lock;
+	/* both cores' threads past the hook */
+	cr_assert(WT_WAIT_UNTIL(held(rt, NULL) == 2, WT_LONG_MS));
+	/* A: its call starts a spare (none exists), which waits in the hook */
+	atomic_store(&g_gate_armed, 1);
+	cr_assert_eq(weft_spawn_poll(rt, bip_a, NULL, NULL, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_a_in) && atomic_load(&g_hook_tid), WT_LONG_MS),
+		  "A's fn runs and its new spare starts");
+	pthread_mutex_lock(&rt->blocking.lock);
+	/* 1st in line: the new spare's first look */
+	atomic_store(&g_gate_open, 1);
+	bool s_waits = WT_WAIT_UNTIL(waits_on(atomic_load(&g_hook_tid), lock), WT_LONG_MS);
+	/* 2nd: B, on the other core, hands its core off */
+	cr_assert_eq(weft_spawn_poll(rt, bip_b, NULL, NULL, NULL), 0);
+	bool b_waits = WT_WAIT_UNTIL(atomic_load(&g_b_tid) &&
+					     waits_on(atomic_load(&g_b_tid), lock),
+				     WT_LONG_MS);
+	/* 3rd: A's fn ends, its take-back */
+	atomic_store(&g_a_release, 1);
+	bool a_waits = WT_WAIT_UNTIL(waits_on(atomic_load(&g_a_tid), lock), WT_LONG_MS);
+	pthread_mutex_unlock(&rt->blocking.lock);
+	cr_assert(s_waits && b_waits && a_waits, "lined up on the pool's lock (%d %d %d)", s_waits,
+		  b_waits, a_waits);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_b_in) && atomic_load(&g_a_done), WT_LONG_MS));
+	cr_assert(WT_WAIT_UNTIL(idle_stack_is_idle(rt), 2000),
+		  "a spare on the idle stack has a core (pending or held)");
+	atomic_store(&g_b_release, 1);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_b_done), WT_LONG_MS));
+	wt_rt_destroy(rt);
+}
