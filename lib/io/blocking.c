@@ -578,12 +578,24 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 		ctx->cx->core = NULL;
 	struct weft__worker *s = spare_take(rt, c);
 	if (!s) {
-		/* No spare: keep the core and block it, as a plain blocking call. */
+		/* No spare: keep the core and block it, as a plain blocking
+		 * call. fn still runs as on the hand-off path, as a thread
+		 * holding no core (its spawns and wakes go to the inject queue,
+		 * where any worker takes them) and outside the fiber: weft's
+		 * blocking calls in it park this thread. With the core in the
+		 * context they failed (-EDEADLK) from a poll task, and a
+		 * fiber's suspended the fiber, which could go on on another
+		 * thread inside fn. The running task stays published, so the
+		 * stall watch counts the stall. */
+		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELAXED);
+		ctx->fiber = NULL;
+		ctx->fiber_in_place = fiber;
+		void *r = fn(arg);
+		ctx->fiber = fiber;
+		ctx->fiber_in_place = NULL;
 		ctx->core = c;
 		if (ctx->cx)
 			ctx->cx->core = c;
-		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELAXED);
-		void *r = fn(arg);
 		if (result)
 			*result = r;
 		return 0;

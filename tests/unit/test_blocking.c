@@ -681,3 +681,72 @@ Test(block_in_place, blocking_calls_work_inside, .timeout = WT_TMO(60))
 		wt_rt_destroy(rt);
 	}
 }
+
+static atomic_int g_room_release;
+
+static void *hold_the_room(void *arg)
+{
+	while (!atomic_load(&g_room_release))
+		usleep(1000);
+	return arg;
+}
+
+/*
+ * The same calls when no spare can be had (max_blocking_threads taken by a
+ * pool job): fn runs while the thread keeps its core, and weft.h promises
+ * the same - weft's blocking calls block the thread, fn runs on it from
+ * start to end. Before the fix the core stayed in the context while fn
+ * ran: from a poll task the join and the sleep failed with -EDEADLK; from
+ * a fiber they suspended the fiber, and fn went on on another worker. Two
+ * workers: what fn waits for runs on the other one.
+ */
+Test(block_in_place, blocking_calls_work_inside_an_inline_call, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < 2; round++) {
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .max_blocking_threads = 1);
+		struct weft_runtime *rt;
+		cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+		atomic_store(&g_room_release, 0);
+		struct weft_task *hog;
+		cr_assert_eq(weft_spawn_blocking(rt, hold_the_room, NULL, &hog), 0);
+		struct weft_metrics *m;
+		WT_METRICS_UNTIL(rt, m, m->blocking_threads == 1, WT_LONG_MS);
+		weft_metrics_free(m);
+		struct inside in = { .rt = rt };
+		cr_assert_eq(weft_chan_create(sizeof(int), 1, &in.ch), 0);
+		struct weft_task *b;
+		if (round == 0)
+			cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, &in, NULL, &b), 0);
+		else
+			cr_assert_eq(weft_spawn(rt, bip_calls_fiber, &in, &b), 0);
+		atomic_store(&in.self, b);
+		void *r = NULL;
+		cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
+		const char *who = round == 0 ? "poll task" : "fiber";
+		m = wt_metrics(rt);
+		uint64_t inl = m->block_in_place_inline;
+		weft_metrics_free(m);
+		cr_assert_eq(inl, 1, "%s: the call was not inline", who);
+		cr_assert_eq((uintptr_t)r, 7, "%s: block_in_place did not return fn's result", who);
+		cr_assert_eq(in.spawn_rc, 0, "%s: spawn = %d", who, in.spawn_rc);
+		cr_assert_eq(in.join_rc, 0, "%s: join = %d (%s)", who, in.join_rc,
+			     weft_strerror(in.join_rc));
+		cr_assert_eq(in.joined, 21);
+		cr_assert_eq(in.sleep_rc, 0, "%s: sleep = %d (%s)", who, in.sleep_rc,
+			     weft_strerror(in.sleep_rc));
+		cr_assert_eq(in.recv_rc, 0, "%s: chan_recv = %d (%s)", who, in.recv_rc,
+			     weft_strerror(in.recv_rc));
+		cr_assert_eq(in.received, 33);
+		cr_assert_eq(in.block_on_rc, 0, "%s: block_on = %d (%s)", who, in.block_on_rc,
+			     weft_strerror(in.block_on_rc));
+		cr_assert_eq(in.block_on_r, 5);
+		cr_assert_eq(in.self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
+			     in.self_join_rc, weft_strerror(in.self_join_rc));
+		cr_assert_eq(in.tid_before, in.tid_after,
+			     "%s: fn moved to another thread in the middle", who);
+		cr_assert_eq(weft_chan_destroy(in.ch), 0);
+		atomic_store(&g_room_release, 1);
+		cr_assert_eq(weft_join(hog, NULL), 0);
+		wt_rt_destroy(rt);
+	}
+}
