@@ -24,7 +24,10 @@
  * mutex phase was signalled: it keeps its place and waits for the mutex.
  * Signal grants the head (WQ_GRANT_PERMIT, passed on at cancel); broadcast
  * grants every entry linked before it (WQ_GRANT_ALL, not passed on),
- * in batches, as notify_all does.
+ * in batches, as notify_all does. While a broadcast is between batches the
+ * head entries are ones it has released already: a signal (or one passed
+ * on) goes to the first entry of the current generation instead, else it
+ * was absorbed by an entry woken anyway and a later waiter slept on.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,13 +41,23 @@ struct weft_cond {
 	unsigned in_mutex; /* entries in their mutex phase (see above) */
 };
 
+/* Grant a signal to the first waiter a broadcast has not released (one
+ * between batches has released the older ones at the head: waitlist.h,
+ * weft__waitq_first_from). */
+static void grant_signal(struct weft_cond *c, struct weft__wakes *wk)
+{
+	struct weft_wait *w = weft__waitq_first_from(&c->q, c->gen);
+	if (w)
+		weft__waitq_grant_entry(&c->q, w, WQ_GRANT_PERMIT, wk);
+}
+
 void weft__cond_mutex_phase_cancelled(uint64_t cond_tag, struct weft__wakes *wk)
 {
 	struct weft_cond *c = (struct weft_cond *)(uintptr_t)(cond_tag & ~(uint64_t)WEFT__COND_TAG_SIGNAL);
 	weft__slock_lock(&c->lock);
 	c->in_mutex--;
 	if (cond_tag & WEFT__COND_TAG_SIGNAL)
-		weft__waitq_grant_head(&c->q, WQ_GRANT_PERMIT, wk);
+		grant_signal(c, wk);
 	weft__slock_unlock(&c->lock);
 }
 
@@ -61,7 +74,7 @@ static bool cond_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 {
 	(void)arg;
 	if (grant == WQ_GRANT_PERMIT)
-		weft__waitq_grant_head(q, WQ_GRANT_PERMIT, wk);
+		grant_signal(weft__container_of(q, struct weft_cond, q), wk);
 	return false;
 }
 
@@ -97,7 +110,7 @@ int weft_cond_signal(struct weft_cond *c)
 	struct weft__wakes wk;
 	wk.n = 0;
 	weft__slock_lock(&c->lock);
-	weft__waitq_grant_head(&c->q, WQ_GRANT_PERMIT, &wk);
+	grant_signal(c, &wk);
 	weft__slock_unlock(&c->lock);
 	weft__wakes_run(&wk);
 	return 0;

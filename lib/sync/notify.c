@@ -2,9 +2,10 @@
  * notify.c - weft_notify: wake one waiter (or store one permit), or all.
  *
  * Owns: the wait list and `permit` (0 or 1). Everything is under `lock`.
- * Invariants (under the lock): permit set => no waiter linked (notify_one
- * grants the head before it would store a permit, and a wait consumes a
- * stored permit before it would link).
+ * Invariants (under the lock): permit set => no waiter linked but those
+ * a notify_all still running has released (notify_one grants the first
+ * waiter of the current generation before it would store a permit, and a
+ * wait consumes a stored permit before it would link).
  * notify_all bumps `gen` and grants, in batches of WEFT__WAKES_MAX, the
  * head entries linked with an older generation: waiters that arrive while
  * it runs are not released by it. A cancelled entry holding a notify_one
@@ -31,12 +32,21 @@ struct weft_notify {
 	uint64_t gen;
 };
 
+/* Grant a notify_one permit to the first waiter a notify_all has not
+ * released (one between batches has released the older ones at the head:
+ * waitlist.h, weft__waitq_first_from). NULL if there is none. */
+static struct weft_wait *grant_current(struct weft_notify *n, struct weft__wakes *wk)
+{
+	struct weft_wait *w = weft__waitq_first_from(&n->q, n->gen);
+	return w ? weft__waitq_grant_entry(&n->q, w, WQ_GRANT_PERMIT, wk) : NULL;
+}
+
 static bool notify_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			     struct weft__wakes *wk)
 {
 	struct weft_notify *n = weft__container_of(q, struct weft_notify, q);
 	(void)arg;
-	if (grant == WQ_GRANT_PERMIT && !weft__waitq_grant_head(q, WQ_GRANT_PERMIT, wk))
+	if (grant == WQ_GRANT_PERMIT && !grant_current(n, wk))
 		n->permit = true;
 	return false;
 }
@@ -73,7 +83,7 @@ int weft_notify_one(struct weft_notify *n)
 	struct weft__wakes wk;
 	wk.n = 0; /* not "= { 0 }": that would zero all 16 slots on every call */
 	weft__slock_lock(&n->lock);
-	if (!weft__waitq_grant_head(&n->q, WQ_GRANT_PERMIT, &wk))
+	if (!grant_current(n, &wk))
 		n->permit = true;
 	weft__slock_unlock(&n->lock);
 	weft__wakes_run(&wk);

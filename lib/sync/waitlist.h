@@ -169,6 +169,19 @@ struct weft_wait *weft__waitq_grant_head(struct weft__waitq *q, uint32_t grant,
 /* The same for any linked entry `w` of q (not only the head). */
 struct weft_wait *weft__waitq_grant_entry(struct weft__waitq *q, struct weft_wait *w,
 					  uint32_t grant, struct weft__wakes *wk);
+/* The first linked entry whose _arg is at least `gen`, or NULL. For a
+ * single-waiter wake (notify_one, cond_signal, a permit passed on at
+ * cancel) on a list whose notify_all / broadcast grants entries with _arg
+ * below the generation in batches: while such a call is between batches,
+ * the older entries at the head are already released by it, and a wake
+ * granted to one of them would be absorbed (lost). Under the lock. */
+static inline struct weft_wait *weft__waitq_first_from(struct weft__waitq *q, uint64_t gen)
+{
+	struct weft_wait *w = q->head;
+	while (w && w->_arg < gen)
+		w = w->_next;
+	return w;
+}
 /* Attach an idle entry as already granted (a condition that held when
  * the waiter registered, e.g. a stored notify permit). Under the lock. */
 void weft__waitq_grant_idle(struct weft__waitq *q, struct weft_wait *w, uint32_t grant);

@@ -1,0 +1,226 @@
+/*
+ * test_wake_gap.c - single-waiter wakes (notify_one, cond_signal, a permit
+ * passed on by a cancelled waiter) that run while a notify_all / broadcast
+ * is between two batches of wakes. Driven by hand, as test_sync_order.c:
+ * the hook in the first woken waiter's wake runs with the object's lock
+ * dropped and the older waiters of the second batch still linked.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "../common/wt.h"
+
+#include "runtime.h"
+
+struct hand_cx {
+	unsigned budget;
+	struct weft_cx cx;
+	atomic_int woke;
+	void (*on_wake)(struct hand_cx *);
+};
+
+static void *hc_clone(void *d) { return d; }
+static void hc_wake(void *d)
+{
+	struct hand_cx *c = d;
+	atomic_fetch_add(&c->woke, 1);
+	if (c->on_wake) {
+		void (*f)(struct hand_cx *) = c->on_wake;
+		c->on_wake = NULL;
+		f(c);
+	}
+}
+static void hc_drop(void *d) { (void)d; }
+static const struct weft_waker_vtable hc_vt = { hc_clone, hc_wake, hc_wake, hc_drop };
+
+static void hc_init(struct hand_cx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->budget = 128;
+	c->cx.budget = &c->budget;
+	c->cx.waker = (weft_waker){ &hc_vt, c };
+}
+
+#define NW 17 /* one more than a batch of wakes */
+
+struct waiter { struct hand_cx c; struct weft_wait w; };
+
+/* ------------------------------------------------------------- notify */
+
+static struct weft_notify *nt;
+static struct waiter nw[NW + 2];
+
+static void notify_one_in_gap(struct hand_cx *c)
+{
+	(void)c;
+	/* After notify_all began: a new waiter, then a notify_one. */
+	if (weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx) != WEFT_PENDING)
+		return;
+	weft_notify_one(nt);
+}
+
+Test(notify_gap, notify_one_during_notify_all_is_not_absorbed)
+{
+	cr_assert_eq(weft_notify_create(&nt), 0);
+	for (int i = 0; i < NW + 2; i++) {
+		hc_init(&nw[i].c);
+		nw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+	}
+	for (int i = 0; i < NW; i++)
+		cr_assert_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), WEFT_PENDING);
+	nw[0].c.on_wake = notify_one_in_gap;
+	cr_assert_eq(weft_notify_all(nt), 0);
+	for (int i = 0; i < NW; i++) {
+		cr_expect_eq(atomic_load(&nw[i].c.woke), 1, "waiter %d woken %d times", i,
+			     atomic_load(&nw[i].c.woke));
+		cr_expect_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), 0);
+	}
+	/* The notify_one came after the new waiter linked and after notify_all
+	 * had released every older waiter: it is the new waiter's (or, at the
+	 * least, a stored permit). */
+	int late = weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx);
+	int fresh = weft_notify_wait_poll(nt, &nw[NW + 1].w, &nw[NW + 1].c.cx);
+	cr_expect(late == 0 || fresh == 0,
+		  "the notify_one was lost: the waiter linked before it sleeps (woke %d), "
+		  "and no permit is stored", atomic_load(&nw[NW].c.woke));
+	weft_wait_cancel(&nw[NW].w);
+	weft_wait_cancel(&nw[NW + 1].w);
+	cr_assert_eq(weft_notify_destroy(nt), 0);
+}
+
+/* A waiter holding notify_one's permit is cancelled while a notify_all is
+ * between batches: the permit goes to a waiter notify_all has not
+ * released, not to one it is about to release anyway. */
+static struct weft_wait perm_w = WEFT_WAIT_INIT;
+
+static void cancel_permit_in_gap(struct hand_cx *c)
+{
+	(void)c;
+	if (weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx) != WEFT_PENDING)
+		return;
+	weft_wait_cancel(&perm_w); /* passes its notify_one permit on */
+}
+
+Test(notify_gap, permit_passed_on_during_notify_all_is_not_absorbed)
+{
+	cr_assert_eq(weft_notify_create(&nt), 0);
+	for (int i = 0; i < NW + 2; i++) {
+		hc_init(&nw[i].c);
+		nw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+	}
+	/* perm_w takes the stored permit at enable. */
+	cr_assert_eq(weft_notify_one(nt), 0);
+	cr_assert_eq(weft_notify_enable(nt, &perm_w), 0);
+	for (int i = 0; i < NW; i++)
+		cr_assert_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), WEFT_PENDING);
+	nw[0].c.on_wake = cancel_permit_in_gap;
+	cr_assert_eq(weft_notify_all(nt), 0);
+	for (int i = 0; i < NW; i++)
+		cr_expect_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), 0);
+	int late = weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx);
+	int fresh = weft_notify_wait_poll(nt, &nw[NW + 1].w, &nw[NW + 1].c.cx);
+	cr_expect(late == 0 || fresh == 0,
+		  "the permit passed on by the cancelled waiter was lost");
+	weft_wait_cancel(&nw[NW].w);
+	weft_wait_cancel(&nw[NW + 1].w);
+	cr_assert_eq(weft_notify_destroy(nt), 0);
+}
+
+/* --------------------------------------------------------------- cond */
+
+static struct weft_cond *cv;
+static struct weft_mutex *mx;
+static struct waiter cw[NW + 1];
+
+static void signal_in_gap(struct hand_cx *c)
+{
+	(void)c;
+	/* A new waiter (holding the mutex, as it must), then a signal. */
+	if (weft_mutex_try_lock(mx) != 0)
+		return;
+	if (weft_cond_wait_poll(cv, mx, &cw[NW].w, &cw[NW].c.cx) != WEFT_PENDING)
+		return;
+	weft_cond_signal(cv);
+}
+
+Test(cond_gap, signal_during_broadcast_is_not_absorbed)
+{
+	cr_assert_eq(weft_cond_create(&cv), 0);
+	cr_assert_eq(weft_mutex_create(&mx), 0);
+	for (int i = 0; i < NW + 1; i++) {
+		hc_init(&cw[i].c);
+		cw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+	}
+	for (int i = 0; i < NW; i++) {
+		cr_assert_eq(weft_mutex_try_lock(mx), 0);
+		cr_assert_eq(weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx), WEFT_PENDING);
+	}
+	cw[0].c.on_wake = signal_in_gap;
+	cr_assert_eq(weft_cond_broadcast(cv), 0);
+	for (int i = 0; i < NW; i++)
+		cr_expect_eq(atomic_load(&cw[i].c.woke), 1, "waiter %d", i);
+	cr_expect_eq(atomic_load(&cw[NW].c.woke), 1,
+		     "the signal was lost: the waiter that linked before it sleeps");
+	/* Drain: every waiter takes the mutex in turn. */
+	for (int i = 0; i < NW + 1; i++) {
+		int rc = weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx);
+		if (rc == 0)
+			cr_assert_eq(weft_mutex_unlock(mx), 0);
+		else
+			weft_wait_cancel(&cw[i].w);
+	}
+	for (int i = 0; i < NW + 1; i++)
+		weft_wait_cancel(&cw[i].w);
+	cr_assert_eq(weft_cond_destroy(cv), 0);
+	cr_assert_eq(weft_mutex_destroy(mx), 0);
+}
+
+/* The same for a signal passed on by a cancelled waiter: P holds a signal
+ * (not yet collected) and gives up while a broadcast is between batches. */
+static struct waiter cp;
+
+static void cancel_signalled_in_gap(struct hand_cx *c)
+{
+	(void)c;
+	if (weft_mutex_try_lock(mx) != 0)
+		return;
+	if (weft_cond_wait_poll(cv, mx, &cw[NW].w, &cw[NW].c.cx) != WEFT_PENDING)
+		return;
+	weft_wait_cancel(&cp.w); /* passes its signal on */
+}
+
+Test(cond_gap, signal_passed_on_during_broadcast_is_not_absorbed)
+{
+	cr_assert_eq(weft_cond_create(&cv), 0);
+	cr_assert_eq(weft_mutex_create(&mx), 0);
+	hc_init(&cp.c);
+	cp.w = (struct weft_wait)WEFT_WAIT_INIT;
+	for (int i = 0; i < NW + 1; i++) {
+		hc_init(&cw[i].c);
+		cw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+	}
+	cr_assert_eq(weft_mutex_try_lock(mx), 0);
+	cr_assert_eq(weft_cond_wait_poll(cv, mx, &cp.w, &cp.c.cx), WEFT_PENDING);
+	cr_assert_eq(weft_cond_signal(cv), 0);
+	cr_assert_eq(atomic_load(&cp.c.woke), 1, "P holds the signal");
+	for (int i = 0; i < NW; i++) {
+		cr_assert_eq(weft_mutex_try_lock(mx), 0);
+		cr_assert_eq(weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx), WEFT_PENDING);
+	}
+	cw[0].c.on_wake = cancel_signalled_in_gap;
+	cr_assert_eq(weft_cond_broadcast(cv), 0);
+	for (int i = 0; i < NW; i++)
+		cr_expect_eq(atomic_load(&cw[i].c.woke), 1, "waiter %d", i);
+	cr_expect_eq(atomic_load(&cw[NW].c.woke), 1,
+		     "the signal P passed on was lost: the waiter that linked before it sleeps");
+	for (int i = 0; i < NW + 1; i++) {
+		int rc = weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx);
+		if (rc == 0)
+			cr_assert_eq(weft_mutex_unlock(mx), 0);
+	}
+	for (int i = 0; i < NW + 1; i++)
+		weft_wait_cancel(&cw[i].w);
+	cr_assert_eq(weft_cond_destroy(cv), 0);
+	cr_assert_eq(weft_mutex_destroy(mx), 0);
+}
