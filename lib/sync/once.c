@@ -32,6 +32,18 @@ _Static_assert(_Alignof(struct once_impl) <= _Alignof(struct weft_once),
 
 static struct once_impl *impl(struct weft_once *o) { return (struct once_impl *)(void *)o; }
 
+/* Under o->lock: point the wait list at the lock, once. Written only while
+ * unset: weft_wait_cancel reads q.lock before it takes the lock, and a
+ * store of the same value at every poll raced with that read (a fiber
+ * cancelled in weft_once while a thread polled: ThreadSanitizer, found by
+ * a review). The first store happens before any entry is linked, and the
+ * canceller linked its entry under this lock after it. */
+static void once_attach_lock(struct once_impl *o)
+{
+	if (!o->q.lock)
+		o->q.lock = &o->lock;
+}
+
 struct once_args { struct once_impl *o; struct weft_wait *w; };
 
 static enum weft_poll once_wait_fn(void *arg, struct weft_cx *cx)
@@ -40,7 +52,7 @@ static enum weft_poll once_wait_fn(void *arg, struct weft_cx *cx)
 	struct once_impl *o = a->o;
 	uint32_t grant;
 	weft__slock_lock(&o->lock);
-	o->q.lock = &o->lock;
+	once_attach_lock(o);
 	switch (weft__waitq_poll_entry(&o->q, a->w, cx, &grant)) {
 	case WQ_GRANTED:
 		weft__slock_unlock(&o->lock);
@@ -75,7 +87,7 @@ int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg)
 		struct weft__wakes wk;
 		wk.n = 0;
 		weft__slock_lock(&o->lock);
-		o->q.lock = &o->lock;
+		once_attach_lock(o);
 		/* release: fn's writes before DONE (pairs with the acquires). */
 		atomic_store_explicit(&o->state, ONCE_DONE, memory_order_release);
 		for (;;) {

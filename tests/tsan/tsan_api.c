@@ -384,6 +384,42 @@ static void scenario_locks(void)
 
 struct cp_end { int fd; long got; };
 
+/* --------------------------------- once: a waiter cancelled while others poll */
+
+/* A fiber waiting in weft_once is aborted (weft_wait_cancel reads the wait
+ * list's lock pointer without the lock) after a thread's wait has polled
+ * the same once: that poll stored the pointer again, a race. */
+static struct weft_once oc_once = WEFT_ONCE_INIT;
+static atomic_int oc_fiber_rc = 1;
+static void oc_slow(void *arg) { (void)arg; usleep(300000); }
+static void *oc_thread(void *arg) { (void)arg; CHECK_EQ(weft_once(&oc_once, oc_slow, NULL), 0); return NULL; }
+static void *oc_fiber(void *arg)
+{
+	(void)arg;
+	atomic_store(&oc_fiber_rc, weft_once(&oc_once, oc_slow, NULL));
+	return NULL;
+}
+
+static void scenario_once_cancel(void)
+{
+	struct weft_runtime *rt = mk(1);
+	pthread_t runner, waiter;
+	CHECK_EQ(pthread_create(&runner, NULL, oc_thread, NULL), 0);
+	usleep(30000); /* oc_slow runs */
+	struct weft_task *f;
+	CHECK_EQ(weft_spawn(rt, oc_fiber, NULL, &f), 0);
+	usleep(30000); /* the fiber waits */
+	CHECK_EQ(pthread_create(&waiter, NULL, oc_thread, NULL), 0);
+	usleep(30000); /* the thread's wait polled */
+	CHECK_EQ(weft_abort(f), 0);
+	weft_join(f, NULL);
+	CHECK_EQ(atomic_load(&oc_fiber_rc), -ECANCELED);
+	pthread_join(runner, NULL);
+	pthread_join(waiter, NULL);
+	CHECK(weft_once_done(&oc_once), "once not done");
+	rm_rt(rt);
+}
+
 static void *cp_read(void *arg)
 {
 	struct cp_end *e = arg;
@@ -807,6 +843,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "unbounded", scenario_unbounded },
 	{ "many", scenario_many },
 	{ "lines", scenario_lines },
+	{ "once_cancel", scenario_once_cancel },
 };
 
 int main(int argc, char **argv)
