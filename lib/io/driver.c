@@ -266,7 +266,7 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 		return WEFT_READY;
 	if (st == TIMER_PENDING) {
 		/* Only the owner inserts, so t->shard is stable while pending. */
-		struct weft__tshard *sh = t->shard;
+		struct weft__tshard *sh = atomic_load_explicit(&t->shard, memory_order_relaxed);
 		weft__slock_lock(&sh->lock);
 		st = atomic_load_explicit(&t->state, memory_order_relaxed);
 		if (st == TIMER_PENDING && !weft_waker_will_wake(&t->waker, &cx->waker)) {
@@ -279,14 +279,16 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	struct weft__tshard *sh = shard_for(rt);
 	weft__slock_lock(&sh->lock);
 	t->when_tick = deadline_to_tick(rt, deadline_ns);
-	t->shard = sh;
+	atomic_store_explicit(&t->shard, sh, memory_order_relaxed);
 	if (!weft__wheel_insert(&sh->wheel, t)) {
 		atomic_store_explicit(&t->state, TIMER_FIRED, memory_order_relaxed);
 		weft__slock_unlock(&sh->lock);
 		return WEFT_READY;
 	}
 	t->waker = weft_waker_clone(&cx->waker);
-	atomic_store_explicit(&t->state, TIMER_PENDING, memory_order_relaxed);
+	/* release: a cancel on another thread that sees this PENDING sees
+	 * the shard it belongs to (weft__timer_cancel) */
+	atomic_store_explicit(&t->state, TIMER_PENDING, memory_order_release);
 	/* seq_cst store then load, against the driver's seq_cst store of
 	 * sleep_until then loads of every next_tick: one of us sees the other. */
 	bool wake_driver = false;
@@ -311,28 +313,50 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 	return WEFT_PENDING;
 }
 
+/*
+ * Cancel, from the owner or from any other thread. A cancel from another
+ * thread may race the firing, and the owner, woken by it, may poll the
+ * timer again at once: a new deadline, in the shard of the core it runs on
+ * now. So the shard read before the lock is checked again under it (a
+ * timer PENDING under a shard's lock but armed in another is not in this
+ * wheel: removing it there cut another wheel's list, and a slot head of
+ * NULL crashed), and FIRED becomes IDLE only if it is still FIRED (a plain
+ * store hid a new arming: the timer stayed linked, IDLE, and the owner's
+ * next poll linked it a second time).
+ */
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 {
 	(void)rt;
-	/* acquire: pairs with the release store of FIRED (the firer is done
-	 * with t, its waker already moved out). */
-	uint8_t st = atomic_load_explicit(&t->state, memory_order_acquire);
-	if (st == TIMER_IDLE)
-		return;
-	if (st == TIMER_PENDING) {
-		struct weft__tshard *sh = t->shard;
+	for (;;) {
+		/* acquire: pairs with the release store of FIRED (the firer is
+		 * done with t, its waker already moved out) and of PENDING */
+		uint8_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+		if (st == TIMER_IDLE)
+			return;
+		if (st == TIMER_FIRED) {
+			if (atomic_compare_exchange_strong_explicit(&t->state, &st, TIMER_IDLE,
+								    memory_order_relaxed,
+								    memory_order_relaxed) ||
+			    st == TIMER_IDLE)
+				return;
+			continue; /* armed again by its owner */
+		}
+		struct weft__tshard *sh = atomic_load_explicit(&t->shard, memory_order_relaxed);
 		weft__slock_lock(&sh->lock);
-		if (atomic_load_explicit(&t->state, memory_order_relaxed) == TIMER_PENDING) {
+		st = atomic_load_explicit(&t->state, memory_order_acquire);
+		if (st == TIMER_PENDING &&
+		    atomic_load_explicit(&t->shard, memory_order_relaxed) == sh) {
 			weft__wheel_remove(&sh->wheel, t);
 			refresh_next(sh);
+			weft_waker_drop(&t->waker);
+			t->waker = (weft_waker){ NULL, NULL };
+			atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
+			weft__slock_unlock(&sh->lock);
+			return;
 		}
-		weft_waker_drop(&t->waker);
-		t->waker = (weft_waker){ NULL, NULL };
-		atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
+		/* fired meanwhile (and maybe armed again elsewhere): look again */
 		weft__slock_unlock(&sh->lock);
-		return;
 	}
-	atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
 }
 
 /* Fire one timer the wheel has just unlinked (under the shard's lock). */

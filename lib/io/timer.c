@@ -23,7 +23,10 @@ enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint6
 		return weft__now_ns() >= deadline_ns ? WEFT_READY : WEFT_PENDING;
 	}
 	if (atomic_load_explicit(&p->t.state, memory_order_relaxed) == TIMER_IDLE) {
-		p->rt = cx->rt;
+		/* atomic, written only when it changes: a cancel from
+		 * another thread reads it */
+		if (__atomic_load_n(&p->rt, __ATOMIC_RELAXED) != cx->rt)
+			__atomic_store_n(&p->rt, cx->rt, __ATOMIC_RELAXED);
 		p->deadline_ns = deadline_ns;
 	}
 	enum weft_poll r = weft__timer_poll(p->rt, &p->t, p->deadline_ns, cx);
@@ -35,8 +38,9 @@ enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint6
 void weft_timer_cancel(struct weft_timer *pub)
 {
 	struct timer_pub *p = (struct timer_pub *)pub;
-	if (p->rt)
-		weft__timer_cancel(p->rt, &p->t);
+	struct weft_runtime *rt = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
+	if (rt)
+		weft__timer_cancel(rt, &p->t);
 }
 
 struct sleep_arg { struct weft__timer t; uint64_t deadline; };

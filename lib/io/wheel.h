@@ -29,7 +29,9 @@ struct weft__timer {
 	struct weft__timer *prev, *next;
 	uint64_t when_tick;               /* deadline, ticks since the runtime started */
 	weft_waker waker;                 /* under the shard's lock */
-	struct weft__tshard *shard;       /* where it was inserted (set under that lock) */
+	/* where it was inserted, set under that shard's lock; atomic: a
+	 * cancel from another thread reads it before it holds any lock */
+	struct weft__tshard *_Atomic shard;
 	_Atomic uint8_t state;            /* TIMER_*; FIRED written under the lock */
 	uint8_t level;
 	uint16_t slot;
