@@ -220,6 +220,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	atomic_init(&rt->closed, false);
 	atomic_init(&rt->handoffs, 0);
 	atomic_init(&rt->remote_schedules, 0);
+	atomic_init(&rt->block_ons, 0);
 	pthread_mutex_init(&rt->shutdown_lock, NULL);
 	pthread_mutex_init(&rt->orphans_lock, NULL);
 	rt->orphans = (struct weft__tlist)WEFT__TLIST_INIT;
@@ -404,6 +405,23 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 
 /* ---------------------------------------------------------------- block_on */
 
+/* This thread's weft_block_on calls, innermost first: a destroy from
+ * inside fn is -EDEADLK (the call uses rt after fn), one from another
+ * thread -EBUSY (rt->block_ons counts every thread's). */
+struct bo_frame {
+	struct weft_runtime *rt;
+	struct bo_frame *prev;
+};
+static _Thread_local struct bo_frame *bo_frames;
+
+static unsigned own_block_ons(const struct weft_runtime *rt)
+{
+	unsigned n = 0;
+	for (const struct bo_frame *f = bo_frames; f; f = f->prev)
+		n += f->rt == rt;
+	return n;
+}
+
 int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void **result)
 {
 	if (!rt || !fn)
@@ -413,14 +431,27 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 	struct weft__ctx *prev = weft__ctx();
 	if (prev && prev->core)
 		return -EDEADLK; /* it would stall the core (not so inside block_in_place) */
+	/* Counted in before the look at `closed` (seq_cst both, against
+	 * shutdown's store of `closed` and destroy's load of the count): a
+	 * destroy either sees this call or this call sees the shutdown. fn
+	 * may still be waiting after the shutdown (a select on an interval
+	 * arm, whose timer is in rt's wheel): destroy freed rt under it. */
+	atomic_fetch_add_explicit(&rt->block_ons, 1, memory_order_seq_cst);
 	/* closed, not shutdown: refused from the start of a shutdown, as
 	 * spawns and set_workers are (fn could do nothing there) */
-	if (atomic_load_explicit(&rt->closed, memory_order_acquire))
+	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst)) {
+		atomic_fetch_sub_explicit(&rt->block_ons, 1, memory_order_release);
 		return -ESHUTDOWN;
+	}
 	struct weft__ctx ctx = { .rt = rt, .home = prev ? prev->home : NULL };
+	struct bo_frame frame = { rt, bo_frames };
+	bo_frames = &frame;
 	weft__ctx_set(&ctx);
 	void *r = fn(arg);
 	weft__ctx_set(prev);
+	bo_frames = frame.prev;
+	/* release: destroy's acquire load sees everything fn did to rt */
+	atomic_fetch_sub_explicit(&rt->block_ons, 1, memory_order_release);
 	if (result)
 		*result = r;
 	return 0;
@@ -635,9 +666,17 @@ int weft_runtime_destroy(struct weft_runtime *rt)
 		return -ECHILD; /* not freed: its locks may be held forever here */
 	if (on_worker_of(rt))
 		return -EDEADLK;
+	/* from inside this thread's own weft_block_on(rt): that call still
+	 * uses rt when fn returns (its count below) */
+	if (own_block_ons(rt))
+		return -EDEADLK;
 	int rc = weft_runtime_shutdown(rt, WEFT_FOREVER);
 	if (rc)
 		return rc;
+	/* a weft_block_on fn still running on another thread (after the
+	 * shutdown: no new one starts) */
+	if (atomic_load_explicit(&rt->block_ons, memory_order_seq_cst))
+		return -EBUSY;
 	/* refused by the closed inject queue after the shutdown's drain (a
 	 * thread outside the runtime waking a task): ended here */
 	drain_orphans(rt, false);

@@ -546,6 +546,10 @@ struct weft_runtime {
 	/* Threads holding no core of this runtime that are inside
 	 * weft__schedule: destroy waits for zero before freeing (worker.c). */
 	_Alignas(WEFT_CACHELINE) _Atomic unsigned remote_schedules;
+	/* Threads inside weft_block_on(rt): their fn may outlive the
+	 * shutdown (a select's interval timer in driver.timers, holding the
+	 * thread's waker): destroy refuses (-EBUSY) while any is there. */
+	_Atomic unsigned block_ons;
 	struct weft__driver driver;
 	struct weft__idle idle;
 	struct weft__owned owned;

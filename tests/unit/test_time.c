@@ -855,3 +855,60 @@ Test(timers, a_sleep_forever_leaves_the_runtime_idle, .timeout = WT_TMO(30))
 	cr_assert_eq((intptr_t)r, -ECANCELED);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * A weft_block_on fn may outlive the runtime's shutdown: a select on an
+ * interval arm there caps its wait at the tick and reads the clock, and
+ * its interval's timer sits in the runtime's wheel meanwhile, holding the
+ * thread's waker. weft_runtime_destroy from another thread must refuse
+ * (-EBUSY) until that fn has returned. It freed the runtime, and the
+ * select's cancel of its timer at the tick locked the freed wheel's shard
+ * (ASan: heap-use-after-free in weft__timer_cancel).
+ */
+static atomic_int g_bo_in_select, g_bo_rc = 1;
+
+static void *bo_select_tick(void *arg)
+{
+	(void)arg;
+	struct weft_interval iv;
+	if (weft_interval_init(&iv, 300 * 1000000ull * WEFT_TEST_SLOW))
+		return NULL;
+	struct weft_select_arm a[1] = { WEFT_SEL_TICK(&iv) };
+	atomic_store(&g_bo_in_select, 1);
+	atomic_store(&g_bo_rc, weft_select(a, 1, WEFT_FOREVER));
+	return NULL;
+}
+
+static void *bo_thread(void *rt)
+{
+	return (void *)(intptr_t)weft_block_on(rt, bo_select_tick, NULL, NULL);
+}
+
+static void *destroy_inside(void *arg)
+{
+	return (void *)(intptr_t)weft_runtime_destroy(arg);
+}
+
+Test(timers, destroy_refuses_while_a_block_on_waits_on_an_interval, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, bo_thread, rt), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_bo_in_select), WT_LONG_MS));
+	wt_sleep_ms(50); /* in its wait, the interval's timer in the wheel */
+	int rc = weft_runtime_destroy(rt);
+	cr_assert_eq(rc, -EBUSY, "destroy said %d while block_on's fn waits (the runtime freed under it)",
+		     rc);
+	void *bo_rc;
+	cr_assert_eq(pthread_join(th, &bo_rc), 0);
+	cr_assert_eq((intptr_t)bo_rc, 0);
+	cr_assert_eq(atomic_load(&g_bo_rc), 0, "the tick arm: %d", atomic_load(&g_bo_rc));
+	/* from inside this thread's own block_on(rt): -EDEADLK, nothing
+	 * freed (the call uses rt after fn returns) */
+	struct weft_runtime *rt2 = wt_rt_create(1);
+	void *inner = NULL;
+	cr_assert_eq(weft_block_on(rt2, destroy_inside, rt2, &inner), 0);
+	cr_assert_eq((intptr_t)inner, -EDEADLK);
+	cr_assert_eq(weft_runtime_destroy(rt2), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}

@@ -212,11 +212,14 @@ WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 /*
  * Shut down (without a time limit) if that was not done, then free the
  * runtime. Every join handle must have been consumed and every waker
- * dropped first; otherwise -EBUSY and nothing is freed (call again later).
+ * dropped first, and no other thread may still be inside weft_block_on(rt)
+ * (its fn may outlive the shutdown); otherwise -EBUSY and nothing is
+ * freed (call again later).
  * A wake or spawn from a thread outside the runtime whose task has already
  * run may still be returning: destroy waits for it to leave before freeing.
  * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers or a job
- * of its blocking pool), -EBUSY.
+ * of its blocking pool, or from fn of a weft_block_on(rt) on this thread),
+ * -EBUSY.
  */
 WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
 
