@@ -1464,6 +1464,38 @@ def test_long_park(schedtop, load, lib):
     print("PASS: a 5 s park reads as under 2^33 ns, not 2^32")
 
 
+def test_many_rt(schedtop, load, lib):
+    """40 runtimes of 2 workers (80 cores, more than the 64 slots): the
+    figures then cover only some of the workers, and schedtop must say so
+    (cores_over_limit) instead of showing 64 workers' counts as the whole;
+    a process that fits shows every worker and never says it."""
+    target = os.path.join(os.path.dirname(load), "many_rt")
+    for n, rounds in ((40, 20), (4, 10)):
+        p = run_schedtop([schedtop, "--batch", "--json", "0.5", "--", target, str(n), "2",
+                          str(rounds)], timeout=60)
+        if p.returncode != 0:
+            fail("schedtop -- many_rt %d: exit %d: %s" % (n, p.returncode, p.stderr))
+        objs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+        own = [o for o in objs if "schema" not in o]
+        snaps = [o for o in objs if "schema" in o]
+        if len(own) != 1 or not snaps or not snaps[-1]["final"]:
+            fail("many_rt %d: no counts or no final snapshot: %s" % (n, p.stdout[-500:]))
+        fin = snaps[-1]
+        polls = sum(w["total"]["polls"] for w in fin["worker"])
+        over = fin.get("cores_over_limit", False)
+        print("many_rt %d: target %d workers %d polls; schedtop %d workers %d polls, "
+              "cores_over_limit %s" % (n, own[0]["workers"], own[0]["polls"], fin["workers"],
+                                       polls, over))
+        if fin["workers"] < own[0]["workers"] and not over:
+            fail("%d of the target's %d workers shown, %d of its %d polls, and nothing "
+                 "says the rest are missing" % (fin["workers"], own[0]["workers"], polls,
+                                                own[0]["polls"]))
+        if fin["workers"] == own[0]["workers"] and (over or polls != own[0]["polls"]):
+            fail("every worker fits: want all %d polls and no cores_over_limit"
+                 % own[0]["polls"])
+    print("PASS: more cores than slots is said")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1479,7 +1511,8 @@ def main():
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
-             "slow_attach": test_slow_attach, "long_park": test_long_park}
+             "slow_attach": test_slow_attach, "long_park": test_long_park,
+             "many_rt": test_many_rt}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

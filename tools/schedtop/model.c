@@ -333,6 +333,7 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 		iv->self_cpu_pct = 100.0 * (double)d(s->self_cpu_ns, p->self_cpu_ns) / (dt * 1e9);
 	}
 	iv->drops = s->drops;
+	iv->cores_over = s->cores_dropped > 0 || s->slots_used > WEFT_BPF_MAX_CORES;
 	snprintf(iv->futex_src, sizeof(iv->futex_src), "%s", s->futex_src);
 	iv->drops_delta = d(s->drops, p->drops);
 
@@ -555,6 +556,10 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 		iv->parks_per_s, iv->inject_depth, iv->inject_stale ? "?" : "", ia,
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->drops,
 		iv->futex_src[0] ? iv->futex_src : "-");
+	if (iv->cores_over)
+		fprintf(f, "NOT SHOWN: the process has more than %d (runtime, core) pairs; "
+			   "the figures cover only the %u workers listed\n",
+			WEFT_BPF_MAX_CORES, iv->workers);
 	for (unsigned k = 0; k < iv->nlat; k++) {
 		const struct rt_lat *l = &iv->lat[k];
 		char a[24], b[24], c[24], e[24], rt[40] = "";
@@ -659,12 +664,12 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 		"\"inject_depth\":%" PRIu64 ",\"inject_age_s\":%.3f,\"inject_stale\":%s,"
 		"\"overhead\":{\"bpf_ns_per_event\":%.1f,"
 		"\"bpf_events_per_s\":%.1f,\"schedtop_cpu_pct\":%.2f,\"drops\":%" PRIu64
-		",\"futex_probe\":\"%s\"},\"lints\":[",
+		",\"futex_probe\":\"%s\"},\"cores_over_limit\":%s,\"lints\":[",
 		pid, iv->ts_ns, iv->dt_s, iv->runtimes, iv->workers, iv->polls_per_s,
 		iv->steals_per_s, iv->tasks_stolen_per_s, iv->parks_per_s, iv->unparks_per_s,
 		iv->inject_depth, iv->inject_age_s, iv->inject_stale ? "true" : "false",
 		iv->bpf_ns_per_event, iv->bpf_events_per_s, iv->self_cpu_pct,
-		iv->drops, iv->futex_src);
+		iv->drops, iv->futex_src, iv->cores_over ? "true" : "false");
 	bool first = true;
 	for (unsigned l = 0; l < LINT_NR; l++) {
 		if (!iv->lint[l])

@@ -154,6 +154,7 @@ struct interval {
 	bool inject_stale;
 	double bpf_ns_per_event, bpf_events_per_s, self_cpu_pct;
 	uint64_t drops, drops_delta;
+	bool cores_over;              /* more (runtime, core) pairs than slots: some not shown */
 	char futex_src[64];           /* from the snapshot: sched_switch or tp_btf:... */
 	struct worker_row row[WEFT_BPF_MAX_CORES];
 	struct worker_row other;      /* threads of the process that are not workers */

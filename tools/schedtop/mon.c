@@ -329,8 +329,11 @@ int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
 	if (!bpf_map_lookup_elem(fd, &k, &v))
 		return 0;
 	uint64_t n = __atomic_fetch_add(&m->skel->bss->slots_used, 1, __ATOMIC_RELAXED);
-	if (n >= WEFT_BPF_MAX_CORES)
+	if (n >= WEFT_BPF_MAX_CORES) {
+		/* counted as the BPF side counts a core it has no slot for */
+		__atomic_fetch_add(&m->skel->bss->cores_dropped, 1, __ATOMIC_RELAXED);
 		return -ENOSPC;
+	}
 	v = (uint32_t)n;
 	if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST)) {
 		int e = errno;

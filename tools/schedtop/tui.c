@@ -144,6 +144,8 @@ static void header(const struct interval *iv, int pid)
 		x += put(0, x, "%s%s", i ? "  " : "", seg[i]);
 	}
 	ns = 0;
+	if (iv->cores_over)
+		snprintf(seg[ns++], sizeof(seg[0]), "cores over %d NOT SHOWN", WEFT_BPF_MAX_CORES);
 	snprintf(seg[ns++], sizeof(seg[0]), "interval %.2fs", iv->dt_s);
 	snprintf(seg[ns++], sizeof(seg[0]), "bpf %.0fns/event %.0f events/s", iv->bpf_ns_per_event,
 		 iv->bpf_events_per_s);
