@@ -613,6 +613,48 @@ static void test_diff_output(void)
 	unlink(lb);
 }
 
+/* `schedtop diff` compares the share of intervals every lint fired in:
+ * its own list of lints left out blocking-call, so a run that drew it in
+ * every interval passed --fail-over beside one that never did (a review). */
+static void test_diff_every_lint(void)
+{
+	char pa[32], pb[32];
+	static const char row[] = "{\"schema\":\"schedtop/1\",\"final\":false,\"interval_s\":0.5,"
+				  "\"workers\":2,\"polls_per_s\":100,\"worker\":[],\"lints\":[%s]}\n";
+	char a[1024] = "", b[1024] = "", line[512];
+	for (int i = 0; i < 4; i++) {
+		snprintf(line, sizeof(line), row, "");
+		strcat(a, line);
+		snprintf(line, sizeof(line), row, "{\"name\":\"blocking-call\",\"detail\":\"x\"}");
+		strcat(b, line);
+	}
+	if (!write_tmp(a, pa) || !write_tmp(b, pb)) {
+		CHECK(0, "mkstemp");
+		return;
+	}
+	struct diff_run *ra = calloc(1, sizeof(*ra)), *rb = calloc(1, sizeof(*rb));
+	char err[256] = "", *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	CHECK(ra && rb && f, "no memory");
+	CHECK(diff_load(pa, ra, err, sizeof(err)) == 0, "%s: %s", pa, err);
+	CHECK(diff_load(pb, rb, err, sizeof(err)) == 0, "%s: %s", pb, err);
+	int past = diff_print(f, "A", ra, "B", rb, 10, 5, false);
+	fclose(f);
+	for (unsigned l = 0; l < LINT_NR; l++) {
+		char want[64];
+		snprintf(want, sizeof(want), "lint %s (share of intervals)", lint_names[l]);
+		CHECK(out && strstr(out, want), "diff has no '%s': %s", want, out ? out : "");
+	}
+	CHECK(past == 1, "blocking-call in every interval of B, none of A: %d metrics past "
+			 "--fail-over 10, want 1: %s", past, out ? out : "");
+	free(out);
+	free(ra);
+	free(rb);
+	unlink(pa);
+	unlink(pb);
+}
+
 /* weft's probes found from the note sections only: `schedtop list` read
  * each executable in full, 45 s for a 20 GiB sparse one (a review). */
 static void alarmed_notes(int sig)
@@ -726,6 +768,7 @@ int main(int argc, char **argv)
 	test_prom_label_utf8();
 	test_diff_sparse_trace();
 	test_diff_output();
+	test_diff_every_lint();
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();

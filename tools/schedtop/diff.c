@@ -11,6 +11,7 @@
 
 #include "diff.h"
 #include "jwalk.h"
+#include "model.h" /* lint_names */
 
 /* ---------------------------------------------------------- one object */
 
@@ -204,10 +205,10 @@ static void from_schedtop(struct diff_run *r, const struct obj *o)
 	add(r, "futex_waits_per_s", 0, sum_rows(o, "worker", "futex_waits", NULL) / dt);
 	add(r, "park_p99_ns (max worker)", 0, max_rows(o, "worker", "park_p99_ns"));
 	add(r, "unpark_p99_ns (max worker)", -1, max_rows(o, "worker", "unpark_p99_ns"));
-	/* lints: the share of intervals each fired in */
-	static const char *const lints[] = { "imbalance", "steal-storm", "herd", "stuck-worker",
-					     "long-poll" };
-	for (unsigned k = 0; k < sizeof(lints) / sizeof(lints[0]); k++) {
+	/* lints: the share of intervals each fired in; every lint schedtop
+	 * has (a list of its own here left blocking-call out) */
+	const char *const *lints = lint_names;
+	for (unsigned k = 0; k < LINT_NR; k++) {
 		char name[64], p[64];
 		bool fired = false;
 		for (unsigned i = 0;; i++) {
