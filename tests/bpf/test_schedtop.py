@@ -1496,6 +1496,30 @@ def test_many_rt(schedtop, load, lib):
     print("PASS: more cores than slots is said")
 
 
+def test_two_totals(schedtop, load, lib):
+    """--batch text with two runtimes: the closing totals name each row's
+    runtime, as the interval rows do (both runtimes have a W0: the totals
+    listed "0 ... 0 ..." with nothing to tell them apart)."""
+    target = os.path.join(os.path.dirname(load), "lint_target")
+    p = run_schedtop([schedtop, "--batch", "0.5", "-n", "2", "--", target, "two", "3"])
+    if p.returncode != 0:
+        fail("schedtop -- lint_target two: exit %d: %s" % (p.returncode, p.stderr))
+    lines = p.stdout.splitlines()
+    at = [i for i, l in enumerate(lines) if l.startswith("--- totals")]
+    if len(at) != 1:
+        fail("no totals: %s" % p.stdout[-800:])
+    head, rows = lines[at[0] + 1], lines[at[0] + 2:]
+    rows = [r for r in rows if r.strip() and r.split()[0].startswith("0x")]
+    print("\n".join(lines[at[0]:]))
+    if not head.startswith("RT") or len(rows) != 3:
+        fail("totals of two runtimes (3 workers) without the runtime: %s"
+             % "\n".join(lines[at[0]:]))
+    keys = {(r.split()[0], r.split()[1]) for r in rows}
+    if len(keys) != 3 or len({k[0] for k in keys}) != 2:
+        fail("totals rows do not name 3 distinct (runtime, worker): %s" % sorted(keys))
+    print("PASS: the totals name the runtime of each row")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1512,7 +1536,7 @@ def main():
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,
-             "many_rt": test_many_rt}
+             "many_rt": test_many_rt, "two_totals": test_two_totals}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

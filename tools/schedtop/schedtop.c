@@ -581,12 +581,17 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 			if (last) {
 				/* POLLS is the core's own counter (since the runtime
 				 * started); the others count from the attach */
+				/* several runtimes: each has its W0, so the rows
+				 * name the runtime as the interval's rows do */
+				bool rts = iv->runtimes > 1;
 				printf("--- totals: POLLS since the runtime started, the others since "
-				       "attach\n%-3s %10s %10s %10s %10s %8s %8s %8s\n", "W",
-				       "POLLS", "STEALS_IN", "TASKS_IN", "STEALS_OUT", "PARKS", "NOOP",
-				       "OVERFL");
+				       "attach\n%s%-3s %10s %10s %10s %10s %8s %8s %8s\n",
+				       rts ? "RT             " : "", "W", "POLLS", "STEALS_IN",
+				       "TASKS_IN", "STEALS_OUT", "PARKS", "NOOP", "OVERFL");
 				for (unsigned i = 0; i < iv->workers; i++) {
 					const struct worker_row *r = &iv->row[iv->order[i]];
+					if (rts)
+						printf("0x%-12llx ", (unsigned long long)r->rt);
 					printf("%-3u %10llu %10llu %10llu %10llu %8llu %8llu %8llu\n", r->core,
 					       (unsigned long long)r->tot_polls,
 					       (unsigned long long)r->tot_steals_in,
