@@ -36,32 +36,7 @@
 #include <unistd.h>
 
 #include "runtime.h"
-
-struct hand_cx {
-	unsigned budget;
-	struct weft_cx cx;
-	atomic_int woke;
-	void (*on_wake)(struct hand_cx *);
-};
-
-static void *hc_clone(void *d) { return d; }
-static void hc_wake(void *d)
-{
-	struct hand_cx *c = d;
-	atomic_fetch_add(&c->woke, 1);
-	if (c->on_wake)
-		c->on_wake(c);
-}
-static void hc_drop(void *d) { (void)d; }
-static const struct weft_waker_vtable hc_vt = { hc_clone, hc_wake, hc_wake, hc_drop };
-
-static void hc_init(struct hand_cx *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->budget = 128;
-	c->cx.budget = &c->budget;
-	c->cx.waker = (weft_waker){ &hc_vt, c };
-}
+#include "../common/hand_cx.h" /* after runtime.h: struct weft_cx */
 
 struct rx { struct hand_cx c; struct weft_wait w; uint64_t v; };
 struct tx { struct hand_cx c; struct weft_wait w; uint64_t v; };

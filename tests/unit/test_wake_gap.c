@@ -3,7 +3,8 @@
  * passed on by a cancelled waiter) that run while a notify_all / broadcast
  * is between two batches of wakes. Driven by hand, as test_sync_order.c:
  * the hook in the first woken waiter's wake runs with the object's lock
- * dropped and the older waiters of the second batch still linked.
+ * dropped and the older waiters of the second batch still linked (each
+ * hook runs once: it clears itself).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -12,35 +13,7 @@
 #include "../common/wt.h"
 
 #include "runtime.h"
-
-struct hand_cx {
-	unsigned budget;
-	struct weft_cx cx;
-	atomic_int woke;
-	void (*on_wake)(struct hand_cx *);
-};
-
-static void *hc_clone(void *d) { return d; }
-static void hc_wake(void *d)
-{
-	struct hand_cx *c = d;
-	atomic_fetch_add(&c->woke, 1);
-	if (c->on_wake) {
-		void (*f)(struct hand_cx *) = c->on_wake;
-		c->on_wake = NULL;
-		f(c);
-	}
-}
-static void hc_drop(void *d) { (void)d; }
-static const struct weft_waker_vtable hc_vt = { hc_clone, hc_wake, hc_wake, hc_drop };
-
-static void hc_init(struct hand_cx *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->budget = 128;
-	c->cx.budget = &c->budget;
-	c->cx.waker = (weft_waker){ &hc_vt, c };
-}
+#include "../common/hand_cx.h" /* after runtime.h: struct weft_cx */
 
 #define NW 17 /* one more than a batch of wakes */
 
@@ -53,7 +26,7 @@ static struct waiter nw[NW + 2];
 
 static void notify_one_in_gap(struct hand_cx *c)
 {
-	(void)c;
+	c->on_wake = NULL; /* once */
 	/* After notify_all began: a new waiter, then a notify_one. */
 	if (weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx) != WEFT_PENDING)
 		return;
@@ -96,7 +69,7 @@ static struct weft_wait perm_w = WEFT_WAIT_INIT;
 
 static void cancel_permit_in_gap(struct hand_cx *c)
 {
-	(void)c;
+	c->on_wake = NULL; /* once */
 	if (weft_notify_wait_poll(nt, &nw[NW].w, &nw[NW].c.cx) != WEFT_PENDING)
 		return;
 	weft_wait_cancel(&perm_w); /* passes its notify_one permit on */
@@ -135,7 +108,7 @@ static struct waiter cw[NW + 1];
 
 static void signal_in_gap(struct hand_cx *c)
 {
-	(void)c;
+	c->on_wake = NULL; /* once */
 	/* A new waiter (holding the mutex, as it must), then a signal. */
 	if (weft_mutex_try_lock(mx) != 0)
 		return;
@@ -182,7 +155,7 @@ static struct waiter cp;
 
 static void cancel_signalled_in_gap(struct hand_cx *c)
 {
-	(void)c;
+	c->on_wake = NULL; /* once */
 	if (weft_mutex_try_lock(mx) != 0)
 		return;
 	if (weft_cond_wait_poll(cv, mx, &cw[NW].w, &cw[NW].c.cx) != WEFT_PENDING)
