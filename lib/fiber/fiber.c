@@ -1132,7 +1132,9 @@ static struct weft__fiber *header_init(struct weft__stack_pool *pool, struct wef
 				       WEFT_FIBER_ASAN * 3 * sizeof(void *) +
 				       WEFT_FIBER_TSAN * 2 * sizeof(void *),
 		       "header_init does not set every field of struct weft__fiber");
-	f->fn = fn;
+	/* atomic: the stall report of another worker may read it during a
+	 * lazy fiber's first poll (weft__fiber_user_fn) */
+	__atomic_store_n(&f->fn, fn, __ATOMIC_RELAXED);
 	f->arg = arg;
 	f->drop = drop;
 	f->result = NULL;
@@ -1184,7 +1186,8 @@ static enum weft_poll fiber_poll_lazy(void *state, struct weft_cx *cx)
 	}
 	struct weft__fiber *f = header_init(s->slab->pool, s, s->fn, s->arg, s->drop, s->rt);
 	struct weft_task *t = cx->task;
-	t->arg = f;
+	/* atomic, as the poll function: weft__fiber_user_fn reads both */
+	__atomic_store_n(&t->arg, f, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->poll, fiber_poll, __ATOMIC_RELAXED);
 	t->drop = fiber_drop;
 	return fiber_poll(f, cx);
@@ -1393,7 +1396,7 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 	 * a worker had already taken the task (the line on the other core). */
 	if (lazy) {
 		/* the stack untouched until a worker runs it (fiber.h) */
-		stack->fn = fn;
+		__atomic_store_n(&stack->fn, fn, __ATOMIC_RELAXED); /* read by weft__fiber_user_fn */
 		stack->arg = arg;
 		stack->drop = o->drop;
 		stack->rt = rt;

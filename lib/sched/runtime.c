@@ -391,7 +391,7 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 		return -ENOMEM;
 	}
 	weft__task_init(t, rt, poll, state, drop, out != NULL);
-	t->spawn_site = site;
+	__atomic_store_n(&t->spawn_site, site, __ATOMIC_RELAXED); /* task.c, weft__task_init */
 	t->unwind = flags & WEFT__SPAWN_UNWIND;
 	/* Not bound to the owned list until a poll leaves it pending
 	 * (owned.c). A close after the check above: the task is cancelled

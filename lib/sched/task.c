@@ -56,16 +56,21 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 {
 	atomic_store_explicit(&t->state, weft__ts_initial(join), memory_order_relaxed);
 	t->qnext = NULL;
-	t->poll = poll;
-	t->arg = arg;
+	/* poll, arg, id and spawn_site: relaxed atomic stores. The stall
+	 * report of another worker (worker.c, report_stall) reads them with
+	 * atomic loads from a task it saw running, and that slot may have
+	 * been freed and taken by this spawn meanwhile; its loads are not
+	 * ordered before these stores (a TSan race, found by a review). */
+	__atomic_store_n(&t->poll, poll, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->arg, arg, __ATOMIC_RELAXED);
 	t->drop = drop;
 	t->rt = rt;
 	t->result = NULL;
-	t->id = task_id_next(rt);
+	__atomic_store_n(&t->id, task_id_next(rt), __ATOMIC_RELAXED);
 	t->owned_prev = t->owned_next = NULL;
 	t->join_waker = (weft_waker){ NULL, NULL };
 	t->err = 0;
-	t->spawn_site = NULL;
+	__atomic_store_n(&t->spawn_site, NULL, __ATOMIC_RELAXED);
 	t->unwind = false;
 	t->started = false;
 	t->owned = false;

@@ -3,7 +3,8 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
- * broadcast, timers, io, blocking, cycles, lifo, spares, unwind, elastic.
+ * broadcast, timers, io, blocking, cycles, lifo, spares, unwind, elastic,
+ * stall_lazy.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -834,6 +835,58 @@ static void scenario_lifo(void)
 		CHECK_EQ(atomic_load(&g_child_runs[i]), 1);
 }
 
+/*
+ * stall_lazy: the stall report of one worker reads the task another worker
+ * is stuck polling (id, poll function, spawn site and, for a fiber, t->arg
+ * and the fn it names) with atomic loads. A lazily spawned fiber (from a
+ * plain thread, onto a warm stack) writes t->arg and its header's fn in its
+ * first poll, and a spawn writes those fields of a slot the report looked
+ * at before the slot was freed: plain stores, a data race (found by a
+ * review).
+ */
+static uint64_t sl_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void *sl_quick(void *a)
+{
+	weft_yield();
+	return a;
+}
+
+static void *sl_spin(void *a)
+{
+	uint64_t end = sl_now_ns() + 40000000ull; /* 40 ms without a weft call */
+	while (sl_now_ns() < end)
+		;
+	return a;
+}
+
+static void scenario_stall_lazy(void)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 1000000);
+	struct weft_runtime *rt;
+	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+	for (long r = 0; r < 10; r++) {
+		struct weft_task *h[256], *t;
+		/* a burst, then idle: the workers' trims put the stacks on the
+		 * shared warm list, where this thread's next spawn is lazy */
+		for (int i = 0; i < 256; i++)
+			CHECK_EQ(weft_spawn(rt, sl_quick, NULL, &h[i]), 0);
+		for (int i = 0; i < 256; i++)
+			CHECK_EQ(weft_join(h[i], NULL), 0);
+		usleep(100000);
+		CHECK_EQ(weft_spawn(rt, sl_spin, (void *)r, &t), 0);
+		void *res = NULL;
+		CHECK_EQ(weft_join(t, &res), 0);
+		CHECK_EQ((long)res, r);
+	}
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "ring", scenario_ring },         { "spawn", scenario_spawn },
 	{ "wake", scenario_wake },         { "abort", scenario_abort },
@@ -843,7 +896,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
 	{ "spares", scenario_spares },     { "unwind", scenario_unwind },
-	{ "elastic", scenario_elastic },
+	{ "elastic", scenario_elastic }, { "stall_lazy", scenario_stall_lazy },
 };
 
 int main(int argc, char **argv)
