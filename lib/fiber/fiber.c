@@ -662,7 +662,7 @@ static void give_back(struct weft__stack_pool *p, struct weft__stack *list)
 static void trim_warm(struct weft__stack_pool *p, unsigned keep, bool wait, bool all);
 static void sort_warm(struct weft__stack_pool *p, uint64_t now);
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
+static bool trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
 		     bool own_deep);
 
 uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool idle)
@@ -709,14 +709,16 @@ uint64_t weft__fiber_trim(struct weft_runtime *rt, struct weft__core *core, bool
 	unsigned stacks = core->stacks.n;
 	FOR_EACH_POOL(rt, p)
 		stacks += atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-	trim_now(rt, core, true, deep, own_deep);
+	/* frees: task slots were still being freed into the caches; a trim
+	 * comes back for those that land after its drain (alloc.c) */
+	bool frees = trim_now(rt, core, true, deep, own_deep);
 	bool freed = atomic_load_explicit(&rt->slab_count, memory_order_relaxed) < slabs;
 	if (deep && freed)
 		weft__mem_release(); /* the task slabs' pages, still held by malloc */
 	unsigned stacks_after = core->stacks.n;
 	FOR_EACH_POOL(rt, p)
 		stacks_after += atomic_load_explicit(&p->warm_n, memory_order_relaxed);
-	bool gave = freed || stacks_after < stacks;
+	bool gave = freed || stacks_after < stacks || frees;
 	/* A trim that kept stacks in this core's cache comes back a gap
 	 * later to empty it: returning 0 when this one had nothing beyond
 	 * IDLE_KEEP to drop left them resident until the next burst
@@ -749,11 +751,11 @@ static bool warm_beyond(struct weft_runtime *rt, unsigned keep)
 	return false;
 }
 
-static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
+static bool trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep,
 		     bool own_deep)
 {
 	/* Task memory follows the same rhythm (alloc.c). */
-	weft__alloc_trim(rt, core, idle, deep);
+	bool frees = weft__alloc_trim(rt, core, idle, deep);
 	struct weft__stack_pool *p = &rt->stacks;
 	struct weft__stack_cache *c = &core->stacks;
 	unsigned drop = 0;
@@ -788,7 +790,7 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 	}
 	/* The runtime-wide warm lists, by whoever gets to them first. */
 	if (!shared)
-		return;
+		return frees;
 	unsigned keep = deep ? 0 : SHARED_IDLE_KEEP;
 	trim_warm(p, keep, idle, deep);
 	for (unsigned i = 0; i < WEFT__STACK_CLASSES; i++) {
@@ -797,6 +799,7 @@ static void trim_now(struct weft_runtime *rt, struct weft__core *core, bool idle
 		if (cp)
 			trim_warm(cp, keep, idle, deep);
 	}
+	return frees;
 }
 
 /* fwarm back onto the warm list (under the lock): before a trim, which

@@ -109,7 +109,7 @@ static inline struct weft_task *pop_fresh(struct weft__task_cache *c)
 
 /* Move `fresh` and the remote stack onto the owner's counted list (held by
  * the caller): before a trim, which frees only slabs counted whole. */
-static void drain_remote(struct weft__task_cache *c)
+static bool drain_remote(struct weft__task_cache *c)
 {
 	struct weft_task *t;
 	while ((t = pop_fresh(c)))
@@ -117,11 +117,13 @@ static void drain_remote(struct weft__task_cache *c)
 	/* acquire: pairs with the release CAS of remote frees. */
 	struct weft_task *list = atomic_exchange_explicit(&c->remote_free, NULL,
 							  memory_order_acquire);
+	bool found = list != NULL;
 	while (list) {
 		struct weft_task *next = list->qnext;
 		push_free(c, list);
 		list = next;
 	}
+	return found;
 }
 
 /* Refill c (held by the caller, its free list and `fresh` empty) from its
@@ -179,11 +181,17 @@ struct weft_task *weft__task_alloc(struct weft_runtime *rt)
 }
 
 /*
- * Every REMOTE_WAKE_EVERY frees a thread makes into caches it does not own:
- * if the cache's owner (any core, for the foreign cache) sleeps, ask it to
- * trim (core->trim_wanted) and wake it. Without this, slots freed by a
- * joining thread after the workers went idle stayed cached until the next
- * activity. Called before the free is published: rt is alive (the slot
+ * A free into a cache's empty remote stack (the first since its owner last
+ * took it), and every REMOTE_WAKE_EVERY frees a thread makes into caches
+ * it does not own: if the cache's owner (any core, for the foreign cache)
+ * sleeps, ask it to trim (core->trim_wanted) and wake it. Without this,
+ * slots freed by a joining thread after the workers went idle stayed
+ * cached until the next activity. The count alone left up to 1023 slots
+ * per freeing thread for good: six plain threads joining 1,000 handles
+ * each after the workers slept left 94 slabs (found by a review). The
+ * flag stays set until that core trims, so the asks of a trickle of
+ * frees wake it once per trim (at most one idle trim per core per gap,
+ * fiber.c). Called before the free is published: rt is alive (the slot
  * still counts as in use, so destroy waits).
  */
 #define REMOTE_WAKE_EVERY 1024u
@@ -191,7 +199,8 @@ static WEFT__TLS unsigned remote_frees;
 
 static void ask_trim(struct weft_runtime *rt, struct weft__core *c)
 {
-	atomic_store_explicit(&c->trim_wanted, true, memory_order_relaxed);
+	if (atomic_exchange_explicit(&c->trim_wanted, true, memory_order_relaxed))
+		return; /* asked already, not trimmed since */
 	weft__registry_unpark(rt, c->index);
 }
 
@@ -228,11 +237,18 @@ void weft__task_free(struct weft_task *t)
 		push_free(&ctx->core->cache, t);
 		return;
 	}
-	if (++remote_frees % REMOTE_WAKE_EVERY == 0)
-		wake_for_trim(rt, idx);
 	struct weft__task_cache *c = cache_of(rt, idx);
 	struct weft_task *head = atomic_load_explicit(&c->remote_free, memory_order_relaxed);
+	bool asked = ++remote_frees % REMOTE_WAKE_EVERY == 0;
+	if (asked)
+		wake_for_trim(rt, idx);
 	do {
+		/* on the head the push lands on: a push onto an empty stack
+		 * has asked (a first load's stale head did not count) */
+		if (!head && !asked) {
+			wake_for_trim(rt, idx);
+			asked = true;
+		}
 		t->qnext = head;
 		/* release: the task's last writes happen before its reuse. */
 	} while (!atomic_compare_exchange_weak_explicit(&c->remote_free, &head, t,
@@ -285,7 +301,7 @@ static void trim_cache(struct weft_runtime *rt, struct weft__task_cache *c, size
 /* Idle: keep KEEP_TASKS, none if `deep` (idle since the last idle trim).
  * Otherwise once per period: what stayed free the whole period beyond
  * KEEP_TASKS was not needed. */
-static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, bool idle,
+static bool trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, bool idle,
 			bool deep, uint64_t *now)
 {
 	/* At maintenance nothing happens before the period is up, not even
@@ -297,23 +313,24 @@ static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, boo
 		if (!*now)
 			*now = weft__now_ns();
 		if (*now - __atomic_load_n(&c->trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
-			return;
+			return false;
 		/* atomic: weft__alloc_trim peeks at the foreign cache's unlocked */
 		__atomic_store_n(&c->trimmed_ns, *now, __ATOMIC_RELAXED);
 	}
-	drain_remote(c);
+	bool found = drain_remote(c);
 	size_t keep = idle && deep ? 0 : KEEP_TASKS;
 	if (c->nfree < keep + SLAB_TASKS) {
 		c->low = c->nfree;
-		return;
+		return found;
 	}
 	if (idle) {
 		trim_cache(rt, c, keep);
-		return;
+		return found;
 	}
 	size_t unneeded = c->low > KEEP_TASKS ? c->low - KEEP_TASKS : 0;
 	trim_cache(rt, c, c->nfree - unneeded);
 	c->low = c->nfree;
+	return found;
 }
 
 /* The caches of retired cores (set_workers shrank the runtime): tasks
@@ -321,26 +338,28 @@ static void trim_policy(struct weft_runtime *rt, struct weft__task_cache *c, boo
  * no thread holds. Trimmed by a worker on its way to parking, under the
  * resize lock (tried, never waited for: a resize in progress trims its
  * own) so that no grow hands the core to a thread meanwhile. */
-static void trim_retired(struct weft_runtime *rt, bool deep)
+static bool trim_retired(struct weft_runtime *rt, bool deep)
 {
+	bool found = false;
 	unsigned n = atomic_load_explicit(&rt->n, memory_order_acquire);
 	if (atomic_load_explicit(&rt->active, memory_order_relaxed) >= n ||
 	    pthread_mutex_trylock(&rt->resize_lock))
-		return;
+		return false;
 	for (unsigned i = atomic_load_explicit(&rt->active, memory_order_relaxed); i < n; i++) {
 		struct weft__core *c = &rt->cores[i];
 		if (c->life != CORE_RETIRED)
 			continue;
 		uint64_t now = 0;
-		trim_policy(rt, &c->cache, true, deep, &now);
+		found |= trim_policy(rt, &c->cache, true, deep, &now);
 	}
 	pthread_mutex_unlock(&rt->resize_lock);
+	return found;
 }
 
-void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
+bool weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idle, bool deep)
 {
 	uint64_t now = 0;
-	trim_policy(rt, &core->cache, idle, deep, &now);
+	bool found = trim_policy(rt, &core->cache, idle, deep, &now);
 	/* The foreign cache fills when plain threads spawn (a burst from
 	 * main, say) and has no worker of its own: trimmed by a worker on its
 	 * way to parking (waiting for the lock: with a trylock, a trim that
@@ -354,16 +373,18 @@ void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *core, bool idl
 		if (!now)
 			now = weft__now_ns();
 		if (now - __atomic_load_n(&rt->foreign.trimmed_ns, __ATOMIC_RELAXED) < TRIM_PERIOD_NS)
-			return;
+			return false;
 	}
 	if (idle)
 		weft__slock_lock(&rt->foreign_lock);
 	if (idle || weft__slock_trylock(&rt->foreign_lock)) {
-		trim_policy(rt, &rt->foreign, idle, deep, &now); /* not idle: next period */
+		found |= trim_policy(rt, &rt->foreign, idle, deep, &now); /* not idle: next period */
 		weft__slock_unlock(&rt->foreign_lock);
 	}
-	if (idle)
-		trim_retired(rt, deep);
+	if (!idle)
+		return false;
+	found |= trim_retired(rt, deep);
+	return found;
 }
 
 static size_t count_list(struct weft_task *t)

@@ -253,7 +253,8 @@ void weft__task_free(struct weft_task *t);
  * holder before it parks (`idle`; `deep`: none kept, the core has been
  * idle since its last idle trim) and at maintenance (what stayed free for
  * a whole period); the foreign cache too if its lock is free. */
-void weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle, bool deep);
+/* true (idle trims): the remote stacks had frees, more may be landing */
+bool weft__alloc_trim(struct weft_runtime *rt, struct weft__core *c, bool idle, bool deep);
 int weft__alloc_init(struct weft_runtime *rt);
 void weft__alloc_core_init(struct weft__core *c);      /* a core made after create */
 /* Number of task slots not on a free list (used at destroy). */

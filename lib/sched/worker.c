@@ -720,6 +720,9 @@ handed_off:
 	ctx->cx = NULL;
 }
 
+/* After a trim a thread asked for, one more this long after (alloc.c). */
+#define TRIM_FOLLOW_NS 250000000ull
+
 /* Sleep until notified; returns NULL, or a task rescued from another
  * core's LIFO slot (watch_cores) when the driver's watch woke us. */
 static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
@@ -730,6 +733,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
 	/* idle stacks' and tasks' memory back, beyond a few (now, or at
 	 * trim_at if this core trimmed a moment ago) */
+	atomic_store_explicit(&c->trim_wanted, false, memory_order_relaxed); /* this trim serves it */
 	uint64_t trim_at = weft__fiber_trim(rt, c, true);
 	weft__fiber_guard_ahead(rt); /* a growing burst of fibers: guards ahead of the spawner */
 	/* A tracer learns a core's thread and counters from `maintenance`,
@@ -799,13 +803,20 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		/* Still listed: the idle trim's time, a thread that freed memory
 		 * into our caches (alloc.c), a spurious wake, a stale
 		 * notification, or the driver's watch. */
-		if (atomic_load_explicit(&c->trim_wanted, memory_order_relaxed)) {
-			atomic_store_explicit(&c->trim_wanted, false, memory_order_relaxed);
-			if (!trim_at)
-				trim_at = 1; /* due now (or at the gap's end) */
-		}
-		if (trim_at && weft__now_ns() >= trim_at)
+		/* The flag stays set until the trim runs: alloc.c wakes us
+		 * only when it was clear, once per trim. */
+		if (atomic_load_explicit(&c->trim_wanted, memory_order_relaxed) && !trim_at)
+			trim_at = 1; /* due now (or at the gap's end) */
+		if (trim_at && weft__now_ns() >= trim_at) {
+			bool asked = atomic_exchange_explicit(&c->trim_wanted, false,
+							      memory_order_relaxed);
 			trim_at = weft__fiber_trim(rt, c, true);
+			/* An ask comes before its free lands (alloc.c): a trim
+			 * that ran at once may have missed it. Once more, a
+			 * gap later (and again while frees keep coming). */
+			if (asked && !trim_at)
+				trim_at = weft__now_ns() + TRIM_FOLLOW_NS;
+		}
 		/* The driver's watch. A LIFO task stuck behind a long poll is ours
 		 * to run: leave as if notified. So are short tasks in a ring
 		 * its worker has not served since our last look (steal.h: the

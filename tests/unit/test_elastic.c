@@ -703,3 +703,58 @@ Test(elastic, take_back_racing_a_new_spares_first_look_lists_no_busy_spare,
 	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_b_done), WT_LONG_MS));
 	wt_rt_destroy(rt);
 }
+
+/*
+ * Handles joined by plain threads after the workers went to sleep: each
+ * join frees a slot onto a cache's remote stack from outside the runtime.
+ * Only every 1,024th such free (per thread) asked a sleeping worker to
+ * trim, so six threads joining 1,000 handles each left all 94 task slabs
+ * for good (found by a review). A free onto an empty remote stack asks
+ * too, and a trim that found frees still coming comes back for the rest.
+ */
+#define LJ_THREADS 6
+#define LJ_PER 1000
+static struct weft_runtime *g_lj_rt;
+static struct weft_task *g_lj_h[LJ_THREADS][LJ_PER];
+static pthread_barrier_t g_lj_bar;
+
+static enum weft_poll lj_ready(void *s, struct weft_cx *cx) { return WEFT_READY; }
+
+static void *lj_thread(void *arg)
+{
+	long k = (long)arg;
+	for (int i = 0; i < LJ_PER; i++)
+		if (weft_spawn_poll(g_lj_rt, lj_ready, NULL, NULL, &g_lj_h[k][i]))
+			abort(); /* checked below: every handle joins */
+	pthread_barrier_wait(&g_lj_bar); /* all spawned */
+	pthread_barrier_wait(&g_lj_bar); /* the workers sleep */
+	for (int i = 0; i < LJ_PER; i++)
+		if (weft_join(g_lj_h[k][i], NULL))
+			abort();
+	return NULL;
+}
+
+Test(elastic, task_memory_freed_by_late_joiners_is_given_back, .timeout = WT_TMO(60))
+{
+	g_lj_rt = mk(2, "elj");
+	cr_assert_eq(pthread_barrier_init(&g_lj_bar, NULL, LJ_THREADS + 1), 0);
+	pthread_t th[LJ_THREADS];
+	for (long k = 0; k < LJ_THREADS; k++)
+		cr_assert_eq(pthread_create(&th[k], NULL, lj_thread, (void *)k), 0);
+	pthread_barrier_wait(&g_lj_bar);
+	for (int k = 0; k < LJ_THREADS; k++)
+		cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(g_lj_h[k][LJ_PER - 1]), WT_LONG_MS));
+	/* both workers trim and go to sleep */
+	unsigned active;
+	cr_assert(WT_WAIT_UNTIL(held(g_lj_rt, &active) == 2, WT_LONG_MS));
+	wt_sleep_ms(1000);
+	size_t slabs = atomic_load(&g_lj_rt->slab_count);
+	pthread_barrier_wait(&g_lj_bar);
+	for (int k = 0; k < LJ_THREADS; k++)
+		cr_assert_eq(pthread_join(th[k], NULL), 0);
+	bool back = WT_WAIT_UNTIL(atomic_load(&g_lj_rt->slab_count) <= 4, 5000);
+	cr_assert(back, "%zu task slabs held by %d handles, %zu 5 s after plain threads joined them",
+		  slabs, LJ_THREADS * LJ_PER, (size_t)atomic_load(&g_lj_rt->slab_count));
+	pthread_barrier_destroy(&g_lj_bar);
+	wt_rt_destroy(g_lj_rt);
+}
