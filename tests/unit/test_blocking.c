@@ -643,41 +643,58 @@ static void *bip_calls_fiber(void *arg)
  * instead, so fn went on on another thread. One worker: only the thread
  * that took over the core can run what fn waits for.
  */
+/* Round 0 a poll task, round 1 a fiber, calling block_in_place with the
+ * calls above in fn; returns what the task returned. */
+static void *run_inside(struct weft_runtime *rt, int round, struct inside *in)
+{
+	*in = (struct inside){ .rt = rt };
+	cr_assert_eq(weft_chan_create(sizeof(int), 1, &in->ch), 0);
+	struct weft_task *b;
+	if (round == 0)
+		cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, in, NULL, &b), 0);
+	else
+		cr_assert_eq(weft_spawn(rt, bip_calls_fiber, in, &b), 0);
+	atomic_store(&in->self, b);
+	void *r = NULL;
+	cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
+	return r;
+}
+
+/* Every call in fn did what a plain thread's would; `all`: also the
+ * fiber spawn and the yield (checked on the hand-off path). */
+static void check_inside(const struct inside *in, void *r, const char *who, bool all)
+{
+	cr_assert_eq((uintptr_t)r, 7, "%s: block_in_place did not return fn's result", who);
+	cr_assert_eq(in->spawn_rc, 0, "%s: spawn = %d", who, in->spawn_rc);
+	cr_assert_eq(in->join_rc, 0, "%s: join = %d (%s)", who, in->join_rc,
+		     weft_strerror(in->join_rc));
+	cr_assert_eq(in->joined, 21);
+	cr_assert_eq(in->sleep_rc, 0, "%s: sleep = %d (%s)", who, in->sleep_rc,
+		     weft_strerror(in->sleep_rc));
+	if (all)
+		cr_assert_eq(in->fiber_rc, 0);
+	cr_assert_eq(in->recv_rc, 0, "%s: chan_recv = %d (%s)", who, in->recv_rc,
+		     weft_strerror(in->recv_rc));
+	cr_assert_eq(in->received, 33);
+	cr_assert_eq(in->block_on_rc, 0, "%s: block_on = %d (%s)", who, in->block_on_rc,
+		     weft_strerror(in->block_on_rc));
+	cr_assert_eq(in->block_on_r, 5);
+	if (all)
+		cr_assert_eq(in->yield_rc, 0, "%s: yield = %d", who, in->yield_rc);
+	cr_assert_eq(in->self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
+		     in->self_join_rc, weft_strerror(in->self_join_rc));
+	cr_assert_eq(in->tid_before, in->tid_after, "%s: fn moved to another thread in the middle",
+		     who);
+	cr_assert_eq(weft_chan_destroy(in->ch), 0);
+}
+
 Test(block_in_place, blocking_calls_work_inside, .timeout = WT_TMO(60))
 {
 	for (int round = 0; round < 2; round++) {
 		struct weft_runtime *rt = wt_rt_create(1);
-		struct inside in = { .rt = rt };
-		cr_assert_eq(weft_chan_create(sizeof(int), 1, &in.ch), 0);
-		struct weft_task *b;
-		if (round == 0)
-			cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, &in, NULL, &b), 0);
-		else
-			cr_assert_eq(weft_spawn(rt, bip_calls_fiber, &in, &b), 0);
-		atomic_store(&in.self, b);
-		void *r = NULL;
-		cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
-		const char *who = round == 0 ? "poll task" : "fiber";
-		cr_assert_eq((uintptr_t)r, 7, "%s: block_in_place did not return fn's result", who);
-		cr_assert_eq(in.spawn_rc, 0, "%s: spawn = %d", who, in.spawn_rc);
-		cr_assert_eq(in.join_rc, 0, "%s: join = %d (%s)", who, in.join_rc,
-			     weft_strerror(in.join_rc));
-		cr_assert_eq(in.joined, 21);
-		cr_assert_eq(in.sleep_rc, 0, "%s: sleep = %d (%s)", who, in.sleep_rc,
-			     weft_strerror(in.sleep_rc));
-		cr_assert_eq(in.fiber_rc, 0);
-		cr_assert_eq(in.recv_rc, 0, "%s: chan_recv = %d (%s)", who, in.recv_rc,
-			     weft_strerror(in.recv_rc));
-		cr_assert_eq(in.received, 33);
-		cr_assert_eq(in.block_on_rc, 0, "%s: block_on = %d (%s)", who, in.block_on_rc,
-			     weft_strerror(in.block_on_rc));
-		cr_assert_eq(in.block_on_r, 5);
-		cr_assert_eq(in.yield_rc, 0, "%s: yield = %d", who, in.yield_rc);
-		cr_assert_eq(in.self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
-			     in.self_join_rc, weft_strerror(in.self_join_rc));
-		cr_assert_eq(in.tid_before, in.tid_after,
-			     "%s: fn moved to another thread in the middle", who);
-		cr_assert_eq(weft_chan_destroy(in.ch), 0);
+		struct inside in;
+		void *r = run_inside(rt, round, &in);
+		check_inside(&in, r, round == 0 ? "poll task" : "fiber", true);
 		wt_rt_destroy(rt);
 	}
 }
@@ -712,39 +729,14 @@ Test(block_in_place, blocking_calls_work_inside_an_inline_call, .timeout = WT_TM
 		struct weft_metrics *m;
 		WT_METRICS_UNTIL(rt, m, m->blocking_threads == 1, WT_LONG_MS);
 		weft_metrics_free(m);
-		struct inside in = { .rt = rt };
-		cr_assert_eq(weft_chan_create(sizeof(int), 1, &in.ch), 0);
-		struct weft_task *b;
-		if (round == 0)
-			cr_assert_eq(weft_spawn_poll(rt, bip_calls_poll, &in, NULL, &b), 0);
-		else
-			cr_assert_eq(weft_spawn(rt, bip_calls_fiber, &in, &b), 0);
-		atomic_store(&in.self, b);
-		void *r = NULL;
-		cr_assert_eq(weft_join_timeout(b, &r, 10000000000ull * WEFT_TEST_SLOW), 0);
+		struct inside in;
+		void *r = run_inside(rt, round, &in);
 		const char *who = round == 0 ? "poll task" : "fiber";
 		m = wt_metrics(rt);
 		uint64_t inl = m->block_in_place_inline;
 		weft_metrics_free(m);
 		cr_assert_eq(inl, 1, "%s: the call was not inline", who);
-		cr_assert_eq((uintptr_t)r, 7, "%s: block_in_place did not return fn's result", who);
-		cr_assert_eq(in.spawn_rc, 0, "%s: spawn = %d", who, in.spawn_rc);
-		cr_assert_eq(in.join_rc, 0, "%s: join = %d (%s)", who, in.join_rc,
-			     weft_strerror(in.join_rc));
-		cr_assert_eq(in.joined, 21);
-		cr_assert_eq(in.sleep_rc, 0, "%s: sleep = %d (%s)", who, in.sleep_rc,
-			     weft_strerror(in.sleep_rc));
-		cr_assert_eq(in.recv_rc, 0, "%s: chan_recv = %d (%s)", who, in.recv_rc,
-			     weft_strerror(in.recv_rc));
-		cr_assert_eq(in.received, 33);
-		cr_assert_eq(in.block_on_rc, 0, "%s: block_on = %d (%s)", who, in.block_on_rc,
-			     weft_strerror(in.block_on_rc));
-		cr_assert_eq(in.block_on_r, 5);
-		cr_assert_eq(in.self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
-			     in.self_join_rc, weft_strerror(in.self_join_rc));
-		cr_assert_eq(in.tid_before, in.tid_after,
-			     "%s: fn moved to another thread in the middle", who);
-		cr_assert_eq(weft_chan_destroy(in.ch), 0);
+		check_inside(&in, r, who, false);
 		atomic_store(&g_room_release, 1);
 		cr_assert_eq(weft_join(hog, NULL), 0);
 		wt_rt_destroy(rt);
