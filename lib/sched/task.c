@@ -428,7 +428,11 @@ int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 		return -EINVAL;
 	if (WEFT__FORKED(task->rt))
 		return -ECHILD;
-	if (joins_itself(task, cx))
+	/* cx may be a hand-made one (weft_select's blocking form on a pool
+	 * thread): look at the poll in progress on this thread too, or a
+	 * blocking job's select on its own handle waited out its deadline
+	 * where its weft_join said -EDEADLK (found by a review). */
+	if (joins_itself(task, cx) || joins_itself(task, NULL))
 		return -EDEADLK;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;

@@ -297,7 +297,7 @@ Test(fiber, join_self_is_edeadlk, .timeout = WT_TMO(10))
  * job's own waker in the joiner's place, so that the joiner, already
  * waiting, was never woken (found by a review). */
 static struct weft_task *_Atomic job_handle;
-static atomic_int job_self_rc[2];
+static atomic_int job_self_rc[3];
 
 static void *job_joins_self(void *arg)
 {
@@ -307,6 +307,11 @@ static void *job_joins_self(void *arg)
 	usleep(20000); /* the test thread is in weft_join by now */
 	atomic_store(&job_self_rc[0], weft_join_timeout(me, NULL, 100000000));
 	atomic_store(&job_self_rc[1], weft_join(me, NULL));
+	/* a select's JOINED arm on its own handle likewise (it timed out) */
+	void *r = NULL;
+	struct weft_select_arm arms[] = { WEFT_SEL_JOINED(me, &r) };
+	int idx = weft_select_timeout(arms, 1, 100000000);
+	atomic_store(&job_self_rc[2], idx == 0 ? arms[0].rc : idx);
 	return arg;
 }
 
@@ -317,6 +322,7 @@ Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
 	atomic_store(&job_handle, NULL);
 	atomic_store(&job_self_rc[0], 99);
 	atomic_store(&job_self_rc[1], 99);
+	atomic_store(&job_self_rc[2], 99);
 	cr_assert_eq(weft_spawn_blocking(rt, job_joins_self, (void *)42, &t), 0);
 	atomic_store(&job_handle, t);
 	void *r = NULL;
@@ -325,6 +331,8 @@ Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
 		     atomic_load(&job_self_rc[0]));
 	cr_assert_eq(atomic_load(&job_self_rc[1]), -EDEADLK, "weft_join(self) = %d",
 		     atomic_load(&job_self_rc[1]));
+	cr_assert_eq(atomic_load(&job_self_rc[2]), -EDEADLK, "select JOINED(self) = %d",
+		     atomic_load(&job_self_rc[2]));
 	cr_assert_eq(rc, 0, "the real joiner: %d (%s)", rc, weft_strerror(rc));
 	cr_assert_eq((long)r, 42);
 	wt_rt_destroy(rt);
