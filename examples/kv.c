@@ -188,8 +188,14 @@ static void *conn(void *arg)
 				bye = "ERR request too long\n";
 				break;
 			}
-			if (arms[1].rc || ln.len == 0)
+			if (arms[1].rc)
 				break; /* gone, or an error */
+			if (ln.len == 0) {
+				/* the client's end of stream (printf ... | nc -N):
+				 * its requests before it are still answered */
+				flush_within(c, w);
+				break;
+			}
 			char line[1025];
 			size_t n = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
 			memcpy(line, ln.data, n);

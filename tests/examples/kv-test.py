@@ -4,7 +4,9 @@ in one batch, a value set by one client read by the other, errors, the
 connection's name in the log lines (a fiber-local value, logged through an
 unbounded channel), QUIT, then SIGTERM: the open connection is told BYE and
 the server exits 0 having served all three; a client that sends and never
-reads is dropped by the 2 s write limit and cannot hold shutdown up."""
+reads is dropped by the 2 s write limit and cannot hold shutdown up. And
+a client that sends its requests and then its end of stream (`printf ... |
+nc -N`) gets every answer before the close."""
 import re
 import signal
 import socket
@@ -33,6 +35,34 @@ def read_lines(sock, n, timeout=5.0):
         fail("wanted %d lines, got %r" % (n, lines))
     return lines
 
+def half_closed():
+    """Requests, then the client's end of stream (shutdown SHUT_WR): every
+    answer comes before the server closes (they were dropped: the end of
+    stream ended the connection with the batch still in the writer)."""
+    srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"port (\d+)", srv.stdout.readline()).group(1))
+        for req, want in [(b"SET a 1\nGET a\n", b"OK\nVALUE 1\n"), (b"GET a\n", b"VALUE 1\n"),
+                          (b"DEL a\nGET a", b"OK\nNOT_FOUND\n")]:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(req)
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            got = b""
+            while True:
+                d = s.recv(4096)
+                if not d:
+                    break
+                got += d
+            s.close()
+            if got != want:
+                fail("%r then end of stream: answered %r, want %r" % (req, got, want))
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+half_closed()
 srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True)
 try:
     m = re.search(r"port (\d+)", srv.stdout.readline())
