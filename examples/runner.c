@@ -145,21 +145,34 @@ static void *acceptor(void *arg)
 	return (void *)served;
 }
 
+/* A whole number in [lo, hi], nothing after it. */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
+	if (argc < 2 || argc > 4) {
 		fprintf(stderr, "usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]\n");
 		return 2;
 	}
 	const char *path = argv[1];
-	char *end;
-	unsigned long tmo = argc > 2 ? strtoul(argv[2], &end, 10) : 5000;
-	unsigned long max = argc > 3 ? strtoul(argv[3], &end, 10) : 4;
-	if (tmo == 0 || tmo > 3600000 || max == 0 || max > 1024) {
+	long tmo = 5000, max = 4;
+	/* whole numbers, nothing after them: strtoul without an end check
+	 * took "10s" as 10 ms */
+	if ((argc > 2 && parse_num(argv[2], 1, 3600000, &tmo)) ||
+	    (argc > 3 && parse_num(argv[3], 1, 1024, &max))) {
 		fprintf(stderr, "runner: TIMEOUT_MS 1..3600000, MAX_RUNNING 1..1024\n");
 		return 2;
 	}
-	timeout_ns = tmo * MS;
+	timeout_ns = (uint64_t)tmo * MS;
 	struct weft_chan *sigs;
 	int rc;
 	if ((rc = weft_chan_create(sizeof(int), 2, &sigs)) ||

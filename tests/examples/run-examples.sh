@@ -33,5 +33,16 @@ timeout 5 "$dir/chat" 0 abc >/dev/null 2>"$out.err" || rc=$?
 rc=0
 timeout 5 "$dir/http_hello" 0 2x >/dev/null 2>"$out.err" || rc=$?
 [ "$rc" -eq 2 ] || { echo "http_hello 0 2x (workers): exit $rc, expected 2"; exit 1; }
+# runner's TIMEOUT_MS and MAX_RUNNING are whole numbers too, and nothing
+# follows them: strtoul without an end check took "10s" as a 10 ms limit
+# (every command "timeout") and ignored "4x" and extra arguments.
+sock=$(mktemp -u)
+for bad in "10s" "5000 4x" "5000 4 9" "abc" "-5"; do
+  rc=0
+  # shellcheck disable=SC2086
+  timeout 5 "$dir/runner" "$sock" $bad >/dev/null 2>"$out.err" || rc=$?
+  rm -f "$sock"
+  [ "$rc" -eq 2 ] || { echo "runner PATH $bad: exit $rc, expected a usage error (2)"; exit 1; }
+done
 rm -f "$out.err"
 echo "examples passed"
