@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,10 +95,11 @@ static void *client(void *arg)
 	struct weft_io *c = arg;
 	char line[512], out[128];
 	size_t n = 0;
+	ssize_t r = 0;
 	/* one line, at most 511 bytes, within the time limit */
 	weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns() + timeout_ns);
 	for (;;) {
-		ssize_t r = weft_read(c, line + n, sizeof line - 1 - n);
+		r = weft_read(c, line + n, sizeof line - 1 - n);
 		if (r <= 0)
 			break;
 		n += (size_t)r;
@@ -105,8 +107,21 @@ static void *client(void *arg)
 			break;
 	}
 	line[n] = '\0';
+	bool whole = memchr(line, '\n', n) || r == 0; /* a line, or all until the end */
+	if (!whole && r > 0) {
+		/* too long: read the rest of the line (discarded) so that the
+		 * answer is not lost to the reset a close over unread bytes
+		 * sends; never run the first 511 bytes of a command */
+		char skip[512];
+		while ((r = weft_read(c, skip, sizeof skip)) > 0 && !memchr(skip, '\n', (size_t)r))
+			;
+	}
 	line[strcspn(line, "\n")] = '\0';
-	if (!line[0]) {
+	if (!whole) {
+		snprintf(out, sizeof out, "error %s\n",
+			 n == sizeof line - 1 ? "command too long (511 bytes at most)"
+					      : weft_strerror((int)r));
+	} else if (!line[0]) {
 		snprintf(out, sizeof out, "error empty command\n");
 	} else if (weft_sem_acquire_n(slots, 1)) {
 		snprintf(out, sizeof out, "error shutting down\n");

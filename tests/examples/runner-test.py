@@ -4,7 +4,8 @@ would: on ONE worker (WEFT_WORKERS=1), a quick command answers while a slow
 one runs (the child wait holds no worker); four commands with two slots
 take two rounds; a command past its time limit is killed ("timeout");
 SIGTERM kills a running command ("stopped"), and the server exits 0 having
-removed its socket file."""
+removed its socket file. A command longer than the server's line is refused
+("error"), not cut short and run."""
 import os
 import signal
 import socket
@@ -95,9 +96,20 @@ def main():
             fail("a killed shell: %r" % sig)
         if ask(path, "") != "error empty command\n":
             fail("an empty command")
+        # a command longer than the line buffer is refused, not cut to its
+        # first 511 bytes and run (which ran the touch and not the rm, and
+        # the close over the unread rest reset the answer away)
+        mark = os.path.join(d, "ran")
+        try:
+            long_ = ask(path, "touch %s; %s rm -f %s" % (mark, " " * 600, mark))
+        except ConnectionResetError:
+            long_ = "(connection reset)"
+        if not long_.startswith("error") or os.path.exists(mark):
+            fail("a 600-byte command: %r, %s" % (long_, "a cut command ran" if os.path.exists(mark)
+                                                 else "nothing ran"))
     finally:
         out = stop(p, path)
-    if "served 8 connections" not in out:
+    if "served 9 connections" not in out:
         fail("runner said %r" % out)
     # SIGTERM while a command runs: it is killed, the client told
     p = start(binary, path, 60000, 2)
