@@ -43,14 +43,33 @@ static enum weft_poll spawner(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* A whole number in [lo, hi], nothing after it (atoi took "abc" and "0.5"
+ * as 0 seconds: nothing printed, exit 0). */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	int secs = argc > 1 ? atoi(argv[1]) : 5, workers = argc > 2 ? atoi(argv[2]) : 0;
-	WEFT_OPTS(weft_runtime_opts, o, .workers = workers);
+	long secs = 5, workers = 0;
+	if (argc > 3 || (argc > 1 && parse_num(argv[1], 1, 1000000, &secs)) ||
+	    (argc > 2 && parse_num(argv[2], 0, WEFT_MAX_WORKERS, &workers))) {
+		fprintf(stderr, "usage: skewed [SECONDS [WORKERS]]  (SECONDS 1..1000000, default 5; "
+				"WORKERS 0..%d, 0: one per CPU)\n", WEFT_MAX_WORKERS);
+		return 2;
+	}
+	WEFT_OPTS(weft_runtime_opts, o, .workers = (int)workers);
 	struct weft_runtime *rt;
 	int rc = weft_runtime_create(&o, &rt);
 	if (rc) { fprintf(stderr, "create: %s\n", weft_strerror(rc)); return 1; }
-	for (int s = 0; s < secs * 10; s++) {
+	for (long s = 0; s < secs * 10; s++) {
 		struct weft_task *t;
 		void *r = NULL;
 		if ((rc = weft_spawn_poll(rt, spawner, NULL, NULL, &t)) ||
@@ -64,7 +83,7 @@ int main(int argc, char **argv)
 			continue;
 		struct weft_metrics *m;
 		if (weft_runtime_metrics(rt, &m) == 0) {
-			printf("t=%2ds alive=%-6llu", s / 10 + 1, (unsigned long long)m->alive_tasks);
+			printf("t=%2lds alive=%-6llu", s / 10 + 1, (unsigned long long)m->alive_tasks);
 			for (unsigned w = 0; w < m->workers; w++)
 				printf(" | w%u polls=%-8llu stolen=%-7llu parks=%llu", w,
 				       (unsigned long long)m->worker[w].poll_count,

@@ -27,6 +27,15 @@ for prog in echo chat http_hello; do
       { echo "$prog '$bad': exit $rc, expected a usage error (2): $(cat "$out.err")"; exit 1; }
   done
 done
+# skewed's SECONDS and WORKERS likewise: atoi took "abc" and "0.5" as 0
+# seconds (nothing printed, exit 0) and "1 x" as the default workers.
+for bad in "abc" "0.5" "-2" "1 x" "1 -1" "1 2 3"; do
+  rc=0
+  # shellcheck disable=SC2086
+  timeout 5 "$dir/skewed" $bad >/dev/null 2>"$out.err" || rc=$?
+  [ "$rc" -eq 2 ] && grep -q usage "$out.err" ||
+    { echo "skewed $bad: exit $rc, expected a usage error (2): $(cat "$out.err")"; exit 1; }
+done
 rc=0
 timeout 5 "$dir/chat" 0 abc >/dev/null 2>"$out.err" || rc=$?
 [ "$rc" -eq 2 ] || { echo "chat 0 abc (idle seconds): exit $rc, expected 2"; exit 1; }
