@@ -134,12 +134,28 @@ static void *client(void *arg)
 	return NULL;
 }
 
+/* A failed accept (out of fds or memory: EMFILE, ENFILE, ENOBUFS, ENOMEM)
+ * leaves the client queued and the listener readable, so the next look
+ * fails again at once: it spun a core, saying nothing. Say so once a
+ * second at most and wait 50 ms before looking again. */
+static void accept_failed(int rc, uint64_t *quiet_until)
+{
+	if (rc == -ETIMEDOUT || rc == -ECONNABORTED)
+		return; /* another took it, or it left: look again */
+	if (weft_now_ns() >= *quiet_until) {
+		fprintf(stderr, "runner: accept: %s; retrying\n", weft_strerror(rc));
+		*quiet_until = weft_now_ns() + 1000000000ull;
+	}
+	weft_sleep_ns(50000000);
+}
+
 static void *acceptor(void *arg)
 {
 	struct weft_io *l = arg;
 	struct weft_runtime *rt = weft_runtime_current();
 	struct weft_joinset *set;
 	long served = 0;
+	uint64_t quiet_until = 0; /* accept errors: one line a second at most */
 	if (weft_joinset_create(&set))
 		return (void *)-1L;
 	for (;;) {
@@ -149,8 +165,10 @@ static void *acceptor(void *arg)
 			break; /* stopped */
 		struct weft_io *c;
 		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */
-		if (weft_accept(l, &c, NULL, NULL) == 0 &&
-		    weft_joinset_spawn(set, rt, client, c, NULL))
+		int rc = weft_accept(l, &c, NULL, NULL);
+		if (rc)
+			accept_failed(rc, &quiet_until);
+		else if (weft_joinset_spawn(set, rt, client, c, NULL))
 			weft_io_close(c);
 	}
 	weft_sem_close(slots); /* connections still waiting for a slot are told */
