@@ -59,6 +59,11 @@ TEST is one of:
               events, or the --write-trace file; none without either), not
               always out/trace.json.
 
+  report-interval  a series sampled every 0.1 s (--interval 0.1): one row
+              per sample in the throughput and latency charts, a latency
+              spike in any sample shown (rows were merged to 0.25 s and
+              showed the last sample's p50/p99 only).
+
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
 import json
@@ -553,6 +558,38 @@ def check_input_error(p, path, what):
           "%s: stderr should be one line 'weft_report: %s: reason': %r" % (what, path, p.stderr))
 
 
+def test_report_interval(src, load):
+    """found by a review of the tools: the report merged samples less than
+    0.25 s apart (meant for the last one, taken when the drain ends), so a
+    run with --interval 0.1 had rows of 0.3 s whose p50/p99 were those of
+    their last 0.1 s: a latency spike in the other two was not drawn."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    lp, data = make_load(load, d)
+    series, tasks = [], 0
+    for i in range(1, 11):
+        tasks += 1000
+        series.append({"t": 0.1 * i, "tasks": tasks, "ops": 0, "units_issued": i, "units_done": i,
+                       "p50_ns": 1000, "p99_ns": 50000000 if i == 4 else 2000})
+    series.append({"t": 1.01, "tasks": tasks, "ops": 0, "units_issued": 10, "units_done": 10,
+                   "p50_ns": 1000, "p99_ns": 2000})  # the drain's sliver
+    data["series"] = series
+    data["end_ns"] = data["t0_ns"] + 1010000000
+    with open(lp, "w") as f:
+        json.dump(data, f)
+    out = os.path.join(d, "r.html")
+    p = report_run("--load", lp, "--no-bpf", "test", "-o", out)
+    check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+    with open(out) as f:
+        page = f.read()
+    rows = report_data(page)["throughput_series"]
+    check([r[0] for r in rows] == [round(0.1 * i, 3) for i in range(1, 11)],
+          "--interval 0.1: rows at %s, want one per sample 0.1..1.0 (the sliver left out)" % [r[0] for r in rows])
+    check(all(abs(r[1] - 10000) < 1 for r in rows), "tasks/s per row: %s" % rows)
+    check("p99 latency at 0.4 s: 50.00 ms" in page, "the 50 ms p99 of the sample at 0.4 s is not drawn")
+    shutil.rmtree(d, ignore_errors=True)
+    print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn")
+
+
 def test_report_inputs(src, load):
     """found by a review of the tools (2026-12-05): unreadable inputs ended in
     Python tracebacks, and one byte that is not UTF-8 in the events file
@@ -898,6 +935,8 @@ def main():
         test_report_trace(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
+    elif test == "report-interval":
+        test_report_interval(src, load)
     else:
         print("unknown test", test)
         return 2

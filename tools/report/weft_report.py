@@ -227,9 +227,13 @@ def series_rates(load):
     prev = {"t": 0.0, "tasks": 0, "ops": 0, "p50_ns": 0, "p99_ns": 0}
     if first.get("worker"):
         prev["worker"] = [[0] * len(first["worker"][0]) for _ in first["worker"]]
+    # skip a sliver (the last sample is taken when the drain ends): a
+    # quarter of the sampling interval (the first sample comes one interval
+    # after the start). A fixed 0.25 s merged the samples of a shorter
+    # --interval into rows showing the p50/p99 of their last sample only.
+    sliver = 0.25 * min(1.0, series[0]["t"]) if len(series) > 1 else 0.25
     for s in series:
-        # skip a sliver (the last sample is taken when the drain ends)
-        if s["t"] - prev["t"] >= 0.25:
+        if s["t"] - prev["t"] >= sliver:
             dt = s["t"] - prev["t"]
             row = {
                 "t0": prev["t"], "t1": s["t"],
