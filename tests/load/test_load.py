@@ -59,6 +59,9 @@ TEST is one of:
               events, or the --write-trace file; none without either), not
               always out/trace.json.
 
+  report-partial  the report's write fails midway (a 4 KiB file size
+              limit): exit 1 with one line, the previous report left as it
+              was, no partial or temporary file.
   report-interval  a series sampled every 0.1 s (--interval 0.1): one row
               per sample in the throughput and latency charts, a latency
               spike in any sample shown (rows were merged to 0.25 s and
@@ -590,6 +593,29 @@ def test_report_interval(src, load):
     print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn")
 
 
+def test_report_partial(src, load):
+    """found by a review of the tools: a write that failed midway (disk
+    full) left the page cut short where the previous report was, as
+    weft-load's -o did before its temporary file."""
+    import resource
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    lp, _ = make_load(load, d)
+    out = os.path.join(d, "r.html")
+    with open(out, "w") as f:
+        f.write("previous\n")
+    p = subprocess.run([sys.executable, REPORT, "--load", lp, "--no-bpf", "test", "-o", out],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096)))
+    check_input_error(p, out, "-o past a 4 KiB file size limit")
+    with open(out) as f:
+        got = f.read()
+    check(got == "previous\n", "the failed write left %d bytes (%r...) where the previous report was"
+          % (len(got), got[:40]))
+    check(not os.path.exists(out + ".tmp"), "%s.tmp left behind" % out)
+    shutil.rmtree(d, ignore_errors=True)
+    print("ok: a failed write leaves the previous report as it was")
+
+
 def test_report_inputs(src, load):
     """found by a review of the tools (2026-12-05): unreadable inputs ended in
     Python tracebacks, and one byte that is not UTF-8 in the events file
@@ -935,6 +961,8 @@ def main():
         test_report_trace(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
+    elif test == "report-partial":
+        test_report_partial(src, load)
     elif test == "report-interval":
         test_report_interval(src, load)
     else:

@@ -27,6 +27,7 @@ import argparse
 import html
 import json
 import math
+import os
 import sys
 
 STATE_COLOR = {"running": "#2e7d32", "searching": "#f9a825", "parked": "#b0bec5"}
@@ -469,8 +470,8 @@ def matrix_svg(matrix, tasks, cell=None):
 
 # ---------------------------------------------------------------- trace
 
-def write_metrics_trace(load, rates, path):
-    """Chrome trace-event JSON with counter tracks from the metrics series."""
+def write_metrics_trace(load, rates, f):
+    """Chrome trace-event JSON with counter tracks from the metrics series, to f."""
     pid = 1
     t0 = load.get("t0_ns", 0)
     ev = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
@@ -487,9 +488,8 @@ def write_metrics_trace(load, rates, path):
             for w, b in enumerate(r["busy"]):
                 ev.append({"name": "worker %d busy %%" % w, "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                            "args": {"busy": round(100 * b, 1)}})
-    with open(path, "w") as f:
-        json.dump({"displayTimeUnit": "ms", "otherData": {"tool": "weft_report", "t0_ns": t0,
-                   "source": "weft-load metrics series"}, "traceEvents": ev}, f)
+    json.dump({"displayTimeUnit": "ms", "otherData": {"tool": "weft_report", "t0_ns": t0,
+               "source": "weft-load metrics series"}, "traceEvents": ev}, f)
 
 
 # ---------------------------------------------------------------- page
@@ -908,6 +908,27 @@ def read_latency(path):
     return rows
 
 
+def write_whole(path, write):
+    """Call write(f) on PATH.tmp, then rename it over PATH: a write that fails
+    (disk full, the file size limit) leaves the previous file as it was and
+    no partial one (the page was left cut short, exit 1). A device or a
+    FIFO (say /dev/stdout) is written in place."""
+    direct = os.path.exists(path) and not os.path.isfile(path)
+    tmp = path if direct else path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            write(f)
+        if not direct:
+            os.replace(tmp, path)
+    except OSError as e:
+        if not direct:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise InputError(path, e.strerror or str(e))
+
+
 def main(argv):
     ap = argparse.ArgumentParser(description="Build the weft load report (self-contained HTML).")
     ap.add_argument("--load", required=True, help="weft-load --output JSON")
@@ -940,16 +961,9 @@ def main(argv):
                               a.write_trace if ev is None else None)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
-        try:
-            with open(a.output, "w", encoding="utf-8") as f:
-                f.write(html_text)
-        except OSError as e:
-            raise InputError(a.output, e.strerror or str(e))
+        write_whole(a.output, lambda f: f.write(html_text))
         if a.write_trace and ev is None:
-            try:
-                write_metrics_trace(load, series_rates(load), a.write_trace)
-            except OSError as e:
-                raise InputError(a.write_trace, e.strerror or str(e))
+            write_whole(a.write_trace, lambda f: write_metrics_trace(load, series_rates(load), f))
     except InputError as e:
         print("weft_report: %s" % e, file=sys.stderr)
         return 1
