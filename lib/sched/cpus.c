@@ -15,6 +15,7 @@
  * there"; nothing here fails the runtime.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <sched.h>
@@ -252,12 +253,23 @@ unsigned weft__cgroup_cpu_limit(const char *proc_cgroup, const char *mountinfo)
 	return best;
 }
 
-/* CPUs this thread may run on (1 if that cannot be read). */
+/* CPUs this thread may run on (1 if that cannot be read). A kernel with
+ * more possible CPUs than a cpu_set_t holds (1,024) refuses that mask with
+ * EINVAL: a larger one is asked for then (on the heap: only there). */
 static unsigned affinity_cpus(void)
 {
 	cpu_set_t set;
 	if (sched_getaffinity(0, sizeof(set), &set) == 0) {
 		int n = CPU_COUNT(&set);
+		return n > 0 ? (unsigned)n : 1;
+	}
+	for (int ncpu = 2 * CPU_SETSIZE; errno == EINVAL && ncpu <= (1 << 20); ncpu *= 2) {
+		size_t size = CPU_ALLOC_SIZE(ncpu);
+		cpu_set_t *big = CPU_ALLOC(ncpu);
+		if (!big)
+			break;
+		int n = sched_getaffinity(0, size, big) == 0 ? CPU_COUNT_S(size, big) : 0;
+		CPU_FREE(big);
 		if (n > 0)
 			return (unsigned)n;
 	}

@@ -11,6 +11,9 @@
 
 #include "../common/wt.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -147,4 +150,39 @@ Test(cpus, nothing_or_garbage_is_no_limit)
 	unsigned own = weft__cgroup_cpu_limit("/proc/self/cgroup", "/proc/self/mountinfo");
 	cr_log_info("this process's cgroup CPU limit: %u (0: none)", own);
 	cr_assert_geq(weft__available_cpus(), 1);
+}
+
+/* sched_getaffinity as a kernel with more possible CPUs than a cpu_set_t
+ * holds (1,024) answers it: EINVAL for a mask shorter than the kernel's
+ * (sched_getaffinity(2)). 0: the real call. */
+static unsigned big_possible, big_allowed;
+
+int sched_getaffinity(pid_t pid, size_t size, cpu_set_t *set)
+{
+	if (!big_possible) {
+		int (*real)(pid_t, size_t, cpu_set_t *) =
+			(int (*)(pid_t, size_t, cpu_set_t *))dlsym(RTLD_NEXT, "sched_getaffinity");
+		return real(pid, size, set);
+	}
+	if (size * 8 < big_possible || size % sizeof(unsigned long)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(set, 0, size);
+	for (unsigned i = 0; i < big_allowed; i++)
+		CPU_SET_S(i, size, set);
+	return 0;
+}
+
+Test(cpus, more_cpus_than_a_cpu_set_holds)
+{
+	unsigned q = weft__cgroup_cpu_limit("/proc/self/cgroup", "/proc/self/mountinfo");
+	big_possible = 2048;
+	big_allowed = 1500;
+	unsigned n = weft__available_cpus();
+	big_allowed = 3;
+	unsigned three = weft__available_cpus();
+	big_possible = 0;
+	cr_assert_eq(n, q && q < 1500 ? q : 1500, "1,500 CPUs of 2,048 possible: %u", n);
+	cr_assert_eq(three, q && q < 3 ? q : 3, "3 CPUs of 2,048 possible: %u", three);
 }
