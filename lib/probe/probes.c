@@ -112,10 +112,15 @@ void weft__probe_after_fork(void)
 	struct weft_probe_registry *r = &weft_probe_registry;
 	pthread_mutex_init(&reg_lock, NULL);
 	reg_wait_head = NULL;
-	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+	/* Odd from here on, even at the end, whatever the fork found: another
+	 * parent thread between slot_write's two gen stores left it odd, and
+	 * two increments kept it odd in the child for good (no reader's copy
+	 * ever consistent again). */
+	unsigned long long gen = r->gen | 1;
+	__atomic_store_n(&r->gen, gen, __ATOMIC_RELEASE);
 	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
 		__atomic_store_n(&r->slot[i].rt, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->gen, r->gen + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->gen, gen + 1, __ATOMIC_RELEASE);
 }
 
 void weft__probe_update(struct weft_runtime *rt)

@@ -267,6 +267,52 @@ Test(elastic, forked_child_lists_only_its_own_runtimes, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* A fork while another thread of the parent is between the two `gen`
+ * stores of a registry write (a create, destroy or grow: gen odd, the
+ * writer holding the registry's lock), stood for here by making gen odd
+ * as that writer does. The child's registry must still be readable:
+ * readers (schedtop, tools/schedtop/stall.c) take a copy only under an
+ * even gen. Before, the child's reset added 2 to the odd gen and every
+ * later write 2 more, so gen stayed odd in the child for good and no
+ * copy of its registry was ever consistent. */
+Test(elastic, forked_child_registry_readable_after_a_fork_mid_write, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = mk(1, "elg");
+	struct weft_metrics *m; /* fork once the worker has parked (see above) */
+	bool parked = WT_METRICS_UNTIL(rt, m, m->worker[0].park_count, WT_LONG_MS);
+	weft_metrics_free(m);
+	cr_assert(parked, "the worker never parked");
+	unsigned long long g = __atomic_load_n(&weft_probe_registry.gen, __ATOMIC_ACQUIRE);
+	cr_assert_eq(g & 1, 0, "no write under way before the test");
+	__atomic_store_n(&weft_probe_registry.gen, g + 1, __ATOMIC_RELEASE); /* the writer's first store */
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		int bad = 0;
+		if (__atomic_load_n(&weft_probe_registry.gen, __ATOMIC_ACQUIRE) & 1)
+			bad |= 1;
+		struct weft_runtime *crt = NULL;
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+		if (weft_runtime_create(&o, &crt))
+			bad |= 2;
+		else if (listed() != 1 || (__atomic_load_n(&weft_probe_registry.gen, __ATOMIC_ACQUIRE) & 1))
+			bad |= 4;
+		if (crt && weft_runtime_destroy(crt))
+			bad |= 8;
+		if (__atomic_load_n(&weft_probe_registry.gen, __ATOMIC_ACQUIRE) & 1)
+			bad |= 16;
+		_exit(bad);
+	}
+	__atomic_store_n(&weft_probe_registry.gen, g + 2, __ATOMIC_RELEASE); /* its second store */
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child failures: mask %d (1: gen odd after the fork, "
+		     "4 or 16: odd after a create or destroy in the child)", WEXITSTATUS(st));
+	wt_rt_destroy(rt);
+}
+
 /* A snapshot taken while the runtime grows never says more active
  * workers than it has rows for (it read the count of cores, then the
  * active count after the grow: workers 1, workers_active 8, in 6 of 300
