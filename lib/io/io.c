@@ -2214,6 +2214,11 @@ int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
 {
 	if (!rt || !host || !res)
 		return -EINVAL;
+	/* weft.h: every call taking a pre-fork runtime says -ECHILD in the
+	 * child - this one answered a numeric host, or any host from a plain
+	 * thread, without looking at rt (found by a review) */
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	return resolve(rt, host, port, false, SOCK_STREAM, res, WEFT_FOREVER);
 }
 

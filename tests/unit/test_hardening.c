@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <netdb.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -47,7 +48,9 @@ static int child_checks(struct weft_runtime *rt, struct weft_task *t)
 	struct weft_io *io;
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) || weft_io_register(rt, sv[0], &io) != -ECHILD)
 		bad |= 32;
-	if (weft_spawn_blocking(rt, noop_fn, NULL, NULL) != -ECHILD)
+	struct addrinfo *ai = NULL;
+	if (weft_spawn_blocking(rt, noop_fn, NULL, NULL) != -ECHILD ||
+	    weft_resolve(rt, "127.0.0.1", 80, &ai) != -ECHILD || ai)
 		bad |= 64;
 	if (weft_runtime_shutdown(rt, WEFT_FOREVER) != -ECHILD || weft_runtime_destroy(rt) != -ECHILD)
 		bad |= 128;
