@@ -1367,6 +1367,13 @@ static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flag
 	ssize_t err = 0;
 	if (!io_tryref_open(io))
 		return -EBADF;
+	if (!n && io->is_msg) {
+		/* one call, one message: an empty datagram is one too, as
+		 * send(2) and weft_writev send it (the loop below sent none) */
+		err = write_some(io, buf, 0, flags, sock);
+		io_unref(io);
+		return err;
+	}
 	while (done < n) {
 		ssize_t w = write_some(io, (const char *)buf + done, n - done, flags, sock);
 		if (w < 0) {

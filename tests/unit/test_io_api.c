@@ -534,6 +534,30 @@ Test(udp, recvfrom_learns_the_peer_and_sendto_answers_it, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* weft_write and weft_send of 0 bytes on a datagram socket send an empty
+ * datagram, as send(2), weft_sendto and weft_writev do (one call, one
+ * message). Found by a review: they returned 0 and sent nothing. */
+Test(udp, a_write_of_nothing_sends_an_empty_datagram, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	char got[8];
+	cr_assert_eq(weft_send(a, "", 0, 0), 0);
+	cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT), 0, "weft_send: no datagram");
+	cr_assert_eq(weft_write(a, "", 0), 0);
+	cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT), 0, "weft_write: no datagram");
+	cr_assert_eq(weft_writev(a, NULL, 0), 0);
+	cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT), 0, "weft_writev");
+	cr_assert_eq(recv(sv[1], got, sizeof got, MSG_DONTWAIT), -1, "one datagram each");
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_send(a, "", 0, 0), -EBADF);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /* A fiber cancelled while its lookup runs on the blocking pool lets go of
  * it: once the lookup ends, nothing weft allocated for it is left (counted
  * by the test's allocator). */
