@@ -1910,6 +1910,11 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 static int connect_until(struct weft_runtime *rt, const struct sockaddr *addr, socklen_t len,
 			 int type, uint64_t deadline, struct weft_io **out)
 {
+	/* the cancellation point (weft.h), before the connection is made:
+	 * the wait below checks too late (the peer has it by then), and a
+	 * time limit already past does not check at all */
+	if (weft__cancelled())
+		return -ECANCELED;
 	int fd = socket(addr->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -2198,7 +2203,8 @@ static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port
 			break;
 		}
 		rc = connect_until(rt, a->ai_addr, a->ai_addrlen, type, deadline, out);
-		if (!rc || rc == -ETIMEDOUT || rc == -ESHUTDOWN || rc == -EDEADLK)
+		if (!rc || rc == -ETIMEDOUT || rc == -ESHUTDOWN || rc == -EDEADLK ||
+		    rc == -ECANCELED)
 			break;
 	}
 	freeaddrinfo(ai);

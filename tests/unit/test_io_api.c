@@ -264,6 +264,58 @@ Test(io_deadline, accept_and_connect_time_out, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* A cancelled fiber's connect is -ECANCELED without connecting (weft.h:
+ * every blocking call of weft/io.h, connect included, even one that would
+ * not have to wait). Found by a review: each call made the connection -
+ * the listener accepted it - and only then returned -ECANCELED, and
+ * weft_tcp_connect went on to the next address. */
+struct cc { uint16_t port; const char *path; atomic_int sleeping; int slept, rc[4]; };
+
+static void *connect_when_cancelled(void *arg)
+{
+	struct cc *c = arg;
+	struct weft_runtime *rt = weft_runtime_current();
+	atomic_store(&c->sleeping, 1);
+	c->slept = weft_sleep_ns(WEFT_FOREVER);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(c->port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct weft_io *io = NULL;
+	c->rc[0] = weft_connect(rt, (struct sockaddr *)&sin, sizeof sin, &io);
+	c->rc[1] = weft_connect_timeout(rt, (struct sockaddr *)&sin, sizeof sin, &io, 0);
+	c->rc[2] = weft_tcp_connect(rt, "127.0.0.1", c->port, &io);
+	c->rc[3] = weft_unix_connect(rt, c->path, &io);
+	return NULL;
+}
+
+Test(io_cancel, a_cancelled_fibers_connect_connects_nothing, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *l, *ul, *s = NULL;
+	char path[96];
+	snprintf(path, sizeof path, "@weft-test-cc-%d", (int)getpid());
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	cr_assert_eq(weft_unix_listen(rt, path, 0, &ul), 0);
+	struct cc c = { .port = (uint16_t)weft_io_local_port(l), .path = path };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, connect_when_cancelled, &c, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&c.sleeping), WT_LONG_MS));
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -EINTR);
+	cr_assert_eq(c.slept, -ECANCELED);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(c.rc[i], -ECANCELED, "call %d: %s", i, weft_strerror(c.rc[i]));
+	weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns() + 100 * MS);
+	int rc = weft_accept(l, &s, NULL, NULL);
+	cr_assert_eq(rc, -ETIMEDOUT, "the listener got a connection (%s)", weft_strerror(rc));
+	weft_io_set_deadline(ul, WEFT_IO_READABLE, weft_now_ns() + 100 * MS);
+	rc = weft_accept(ul, &s, NULL, NULL);
+	cr_assert_eq(rc, -ETIMEDOUT, "the unix listener got one (%s)", weft_strerror(rc));
+	cr_assert_eq(weft_io_close(l), 0);
+	cr_assert_eq(weft_io_close(ul), 0);
+	wt_rt_destroy(rt);
+}
+
 /* -------------------------------------------------------- name resolution */
 
 static atomic_int ticks;
