@@ -1733,9 +1733,12 @@ static int copy_start(struct weft_io *a, struct weft_io *b)
 {
 	if (!a || !b)
 		return -EINVAL;
-	if (!io_tryref(a))
+	/* _open: under io_uring a closed registration keeps the poll's
+	 * reference until a driver pass, and io_tryref alone let
+	 * weft_io_copier_create take it (0 where io.h says -EBADF) */
+	if (!io_tryref_open(a))
 		return -EBADF;
-	if (!io_tryref(b)) {
+	if (!io_tryref_open(b)) {
 		io_unref(a);
 		return -EBADF;
 	}
