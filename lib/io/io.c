@@ -1182,6 +1182,10 @@ static int timed_out(struct weft_io *io, unsigned events)
 static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
 			 struct weft_io_ready *out)
 {
+	/* the cancellation point (weft.h), also for a wait that need not
+	 * wait: a time limit already past skips weft__wait_deadline's */
+	if (weft__cancelled())
+		return -ECANCELED;
 	struct wait_arg a = { .io = io, .interest = events, .w = WEFT_WAIT_INIT };
 	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
 					   : weft__wait_deadline(wait_poll, &a, &a.w, deadline);
@@ -1367,6 +1371,10 @@ static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flag
 	ssize_t err = 0;
 	if (!io_tryref_open(io))
 		return -EBADF;
+	if (weft__cancelled()) { /* a write of nothing too (weft.h) */
+		io_unref(io);
+		return -ECANCELED;
+	}
 	if (!n && io->is_msg) {
 		/* one call, one message: an empty datagram is one too, as
 		 * send(2) and weft_writev send it (the loop below sent none) */
@@ -1444,6 +1452,10 @@ ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int iovcnt)
 		return writev_message(io, iov, iovcnt, total);
 	if (!io_tryref_open(io))
 		return -EBADF;
+	if (weft__cancelled()) { /* a write of nothing too (weft.h) */
+		io_unref(io);
+		return -ECANCELED;
+	}
 	size_t done = 0, off = 0; /* off: bytes of iov[i] already written */
 	ssize_t err = 0;
 	int i = 0;

@@ -316,6 +316,48 @@ Test(io_cancel, a_cancelled_fibers_connect_connects_nothing, .timeout = WT_TMO(2
 	wt_rt_destroy(rt);
 }
 
+/* The calls that need not wait are cancellation points too (weft.h:
+ * "even one that would not have to wait"). Found by a review: a cancelled
+ * fiber's weft_io_wait with timeout 0 answered the readiness, and a write
+ * of nothing answered 0, where a zero sleep or a read says -ECANCELED. */
+struct nw { struct weft_io *io; atomic_int sleeping; int slept, rc[6]; };
+
+static void *no_wait_calls_when_cancelled(void *arg)
+{
+	struct nw *w = arg;
+	atomic_store(&w->sleeping, 1);
+	w->slept = weft_sleep_ns(WEFT_FOREVER);
+	struct weft_io_ready ready;
+	w->rc[0] = weft_io_wait(w->io, WEFT_IO_WRITABLE, 0);
+	w->rc[1] = weft_io_wait_ready(w->io, WEFT_IO_WRITABLE, 0, &ready);
+	w->rc[2] = (int)weft_write(w->io, "", 0);
+	w->rc[3] = (int)weft_send(w->io, "", 0, 0);
+	w->rc[4] = (int)weft_writev(w->io, NULL, 0);
+	char c;
+	w->rc[5] = (int)weft_read(w->io, &c, 0); /* as it was: for comparison */
+	return NULL;
+}
+
+Test(io_cancel, calls_that_need_not_wait_say_ecanceled, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	struct nw w = { .io = a };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, no_wait_calls_when_cancelled, &w, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&w.sleeping), WT_LONG_MS));
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -EINTR);
+	cr_assert_eq(w.slept, -ECANCELED);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(w.rc[i], -ECANCELED, "call %d: %d", i, w.rc[i]);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}
+
 /* -------------------------------------------------------- name resolution */
 
 static atomic_int ticks;
