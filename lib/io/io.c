@@ -2159,8 +2159,11 @@ static int bind_socket(struct weft_runtime *rt, const char *host, uint16_t port,
 			rc = -errno;
 			continue;
 		}
+		/* TCP: past TIME_WAIT. Not UDP: there it lets a second
+		 * socket bind the port and take its datagrams */
 		int one = 1;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (type == SOCK_STREAM)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (!bind(fd, a->ai_addr, a->ai_addrlen) &&
 		    (type != SOCK_STREAM || !listen(fd, backlog ? backlog : SOMAXCONN)))
 			break;

@@ -652,6 +652,39 @@ Test(udp, a_write_of_nothing_sends_an_empty_datagram, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* A UDP port already bound is -EADDRINUSE, as bind(2) says and as
+ * weft_tcp_listen does. Found by a review: SO_REUSEADDR, set for every
+ * socket bind_socket made, lets a second UDP socket bind the port (TCP
+ * has it for TIME_WAIT; UDP has none, it only shares the port): the
+ * second weft_udp_bind returned 0 and took the first one's datagrams. */
+Test(udp, a_port_in_use_is_eaddrinuse, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *u1, *u2 = NULL;
+	cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &u1), 0);
+	int port = weft_io_local_port(u1);
+	cr_assert_gt(port, 0);
+	int rc = weft_udp_bind(rt, "127.0.0.1", (uint16_t)port, &u2);
+	if (!rc) {
+		/* whose are the datagrams now? */
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		cr_assert_eq(sendto(s, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
+		close(s);
+		char b;
+		weft_io_set_deadline(u1, WEFT_IO_READABLE, weft_now_ns() + 100 * MS);
+		ssize_t r1 = weft_recv(u1, &b, 1, 0);
+		cr_assert_eq(weft_io_close(u2), 0);
+		cr_assert_fail("a second bind of port %d: 0; the first socket's recv: %zd", port,
+			       r1);
+	}
+	cr_assert_eq(rc, -EADDRINUSE, "%s", weft_strerror(rc));
+	cr_assert_null(u2);
+	cr_assert_eq(weft_io_close(u1), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A fiber cancelled while its lookup runs on the blocking pool lets go of
  * it: once the lookup ends, nothing weft allocated for it is left (counted
  * by the test's allocator). */
