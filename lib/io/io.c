@@ -1258,6 +1258,7 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				waited_ = true;                                   \
 				continue;                                         \
 			}                                                         \
+			bool after_wait_ = waited_;                               \
 			waited_ = false;                                          \
 			ssize_t n_ = (call);                                      \
 			if (n_ >= 0) {                                            \
@@ -1279,7 +1280,14 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -EIO;                                      \
 			weft_io_clear_ready((io), (struct weft_io_ready){         \
 				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
-			int w_ = io_wait_until((io), (dir), io_deadline((io), (dir)), NULL); \
+			uint64_t dl_ = io_deadline((io), (dir));                  \
+			/* EAGAIN right after a wait, the deadline passed: the \
+			 * wait's answer came from poll(2), which can call an  \
+			 * fd ready that the call is not (a Unix datagram to a \
+			 * full receiver): asked again it spun for good */     \
+			if (after_wait_ && dl_ != WEFT_FOREVER && weft__now_ns() >= dl_) \
+				return -ETIMEDOUT;                                \
+			int w_ = io_wait_until((io), (dir), dl_, NULL);           \
 			if (w_ < 0)                                               \
 				return w_;                                        \
 			waited_ = true;                                           \

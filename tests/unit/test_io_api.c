@@ -26,6 +26,8 @@
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <limits.h>
 
 #include "../common/wt.h"
@@ -212,6 +214,75 @@ Test(io_deadline, write_returns_what_it_wrote_then_times_out, .timeout = WT_TMO(
 	cr_assert_eq(d.r2, -ETIMEDOUT);
 	cr_assert_eq(weft_io_close(d.a), 0);
 	cr_assert_eq(weft_io_close(d.b), 0);
+	wt_rt_destroy(rt);
+}
+
+/* A call the fd's readiness cannot speak for: an unconnected Unix datagram
+ * socket sending to a receiver whose queue is full polls writable (its own
+ * buffer has room), and sendto says EAGAIN. With a write deadline the
+ * call says -ETIMEDOUT once it has passed. Found by a review: past the
+ * deadline, the wait asked poll(2), which said writable, the sendto said
+ * EAGAIN, the next wait asked poll(2) at once - a loop at full CPU that
+ * never returned (from a fiber, without ever giving up its worker). */
+struct full_rx { struct weft_io *io; struct sockaddr_un to; socklen_t len; ssize_t rc;
+		 atomic_int done; };
+
+static void *sendto_a_full_receiver(void *arg)
+{
+	struct full_rx *f = arg;
+	weft_io_set_deadline(f->io, WEFT_IO_WRITABLE, weft_now_ns() + 50 * MS);
+	f->rc = weft_sendto(f->io, "z", 1, 0, (struct sockaddr *)&f->to, f->len);
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+Test(io_deadline, a_sendto_poll_calls_writable_times_out, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct full_rx f = { .to.sun_family = AF_UNIX };
+	snprintf(f.to.sun_path + 1, sizeof f.to.sun_path - 1, "weft-test-full-%d", (int)getpid());
+	f.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(f.to.sun_path + 1));
+	int rx = socket(AF_UNIX, SOCK_DGRAM, 0);
+	cr_assert_eq(bind(rx, (struct sockaddr *)&f.to, f.len), 0);
+	/* fill its queue (net.unix.max_dgram_qlen) from sockets of their own,
+	 * until a fresh one's first datagram is refused */
+	int fill[64], nfill = 0;
+	for (;;) {
+		cr_assert_lt(nfill, 64, "the receiver's queue never filled");
+		fill[nfill] = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		int sent = 0;
+		while (sendto(fill[nfill], "y", 1, 0, (struct sockaddr *)&f.to, f.len) == 1)
+			sent++;
+		cr_assert_eq(errno, EAGAIN);
+		nfill++;
+		if (!sent)
+			break;
+	}
+	for (int round = 0; round < 2; round++) {
+		int sfd = socket(AF_UNIX, SOCK_DGRAM, 0);
+		struct pollfd p = { .fd = sfd, .events = POLLOUT };
+		cr_assert_eq(poll(&p, 1, 0), 1, "the sender polls writable");
+		cr_assert_eq(weft_io_register(rt, sfd, &f.io), 0);
+		atomic_store(&f.done, 0);
+		f.rc = 1;
+		pthread_t th;
+		struct weft_task *h = NULL;
+		if (round)
+			cr_assert_eq(weft_spawn(rt, sendto_a_full_receiver, &f, &h), 0);
+		else
+			cr_assert_eq(pthread_create(&th, NULL, sendto_a_full_receiver, &f), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&f.done), 2000),
+			  "%s: the timed sendto never returned", round ? "fiber" : "thread");
+		if (round)
+			cr_assert_eq(weft_join(h, NULL), 0);
+		else
+			pthread_join(th, NULL);
+		cr_assert_eq(f.rc, -ETIMEDOUT, "%s", weft_strerror((int)f.rc));
+		cr_assert_eq(weft_io_close(f.io), 0);
+	}
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	close(rx);
 	wt_rt_destroy(rt);
 }
 
