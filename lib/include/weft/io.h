@@ -396,7 +396,8 @@ WEFT_API int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_
 WEFT_API int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host, uint16_t port,
 				      struct weft_io **out, uint64_t timeout_ns);
 /* A UDP socket bound to host (NULL: wildcard) and port (0: any), as
- * weft_tcp_listen resolves and binds. Use weft_recvfrom / weft_sendto. */
+ * weft_tcp_listen resolves and binds, but without SO_REUSEADDR: a port
+ * already bound is -EADDRINUSE. Use weft_recvfrom / weft_sendto. */
 WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port,
 			   struct weft_io **out);
 /* Resolve host and port (SOCK_STREAM) as weft_tcp_connect does; free *res
