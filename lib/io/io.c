@@ -536,6 +536,15 @@ static void poll_ended(struct weft_io *io, uint32_t how)
 	poll_gone(io, !removing);
 }
 
+/* A refused registration leaves the fd as it found it: O_NONBLOCK is a
+ * property of the open file description, shared with every dup and fork
+ * of the fd (it stayed set on a refused /dev/null: found by a review). */
+static void restore_flags(int fd, int fl)
+{
+	if (!(fl & O_NONBLOCK))
+		(void)fcntl(fd, F_SETFL, fl);
+}
+
 int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 {
 	if (!rt || fd < 0 || !out)
@@ -550,8 +559,10 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	struct weft_io *io = reg_alloc(&rt->driver);
-	if (!io)
+	if (!io) {
+		restore_flags(fd, fl);
 		return -ENOMEM;
+	}
 	io->rt = rt;
 	io->fd = fd;
 	struct stat st;
@@ -596,6 +607,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		pthread_mutex_lock(&rt->driver.retired_lock);
 		reg_put_locked(&rt->driver, io);
 		pthread_mutex_unlock(&rt->driver.retired_lock);
+		restore_flags(fd, fl);
 		return e;
 	}
 	struct weft__driver *d = &rt->driver;
@@ -609,6 +621,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 		/* A driver pass may hold an event for io: retire it (freed
 		 * at the next pass or at destroy), do not reuse it at once. */
 		io_unref(io);
+		restore_flags(fd, fl);
 		return -ESHUTDOWN;
 	}
 	io->reg_next = d->regs;

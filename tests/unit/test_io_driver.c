@@ -369,6 +369,10 @@ Test(io_driver, a_device_without_readiness_is_eperm_on_both, .timeout = WT_TMO(3
 		cr_assert_geq(fd, 0);
 		struct weft_io *io = NULL;
 		cr_assert_eq(weft_io_register(rt, fd, &io), -EPERM, "driver %d", d);
+		/* a refused fd is left as it was: O_NONBLOCK, set on its file
+		 * description (shared with every dup and fork of it), stayed
+		 * (found by a review) */
+		cr_assert_eq(fcntl(fd, F_GETFL) & O_NONBLOCK, 0, "driver %d: left non-blocking", d);
 		close(fd);
 		fd = open("/dev/ptmx", O_RDWR | O_NOCTTY);
 		cr_assert_geq(fd, 0, "/dev/ptmx: %s", strerror(errno));

@@ -42,9 +42,9 @@ struct weft_io;
 #define WEFT_IO_CLOSED   0x10u /* weft_io_close was called */
 #define WEFT_IO_SHUTDOWN 0x20u /* the runtime shut down: no event will come */
 
-/* Register fd (made non-blocking) with rt's driver. -EINVAL, -ENOMEM,
- * -ESHUTDOWN (rt is shut down or shutting down; fd untouched unless the
- * shutdown raced with the call, and never closed), -EPERM for a file
+/* Register fd (made non-blocking) with rt's driver. On failure the fd is
+ * left open and as it was (its blocking mode restored). -EINVAL, -ENOMEM,
+ * -ESHUTDOWN (rt is shut down or shutting down), -EPERM for a file
  * without readiness (regular files, directories, block devices, character
  * devices such as /dev/null), or the driver's error (epoll_ctl's;
  * io_uring: a submission's). Under the io_uring driver the kernel holds
