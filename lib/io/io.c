@@ -1263,7 +1263,8 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -ESHUTDOWN;                                \
 			if (WEFT__FORKED((io)->rt))                               \
 				return -ECHILD;                                   \
-			if (!waited_ && (r_ >> 8) != 0 && !ready_mask(r_, (dir))) { \
+			if (!waited_ && (r_ >> 8) != 0 && !ready_mask(r_, (dir)) && \
+			    !((flags) & MSG_DONTWAIT)) {                          \
 				int w_ = io_wait_until((io), (dir),               \
 						       io_deadline((io), (dir)), NULL); \
 				if (w_ < 0)                                       \
@@ -1293,6 +1294,9 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -EIO;                                      \
 			weft_io_clear_ready((io), (struct weft_io_ready){         \
 				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
+			/* the caller's MSG_DONTWAIT: no wait (it waited) */    \
+			if ((flags) & MSG_DONTWAIT)                               \
+				return -EAGAIN;                                   \
 			uint64_t dl_ = io_deadline((io), (dir));                  \
 			/* EAGAIN right after a wait, the deadline passed: the \
 			 * wait's answer came from poll(2), which can call an  \

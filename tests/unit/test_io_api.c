@@ -723,6 +723,63 @@ Test(udp, a_write_of_nothing_sends_an_empty_datagram, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* MSG_DONTWAIT in a call's flags is the caller's "do not wait", as for
+ * recv(2) and send(2): -EAGAIN when the call would have to, a partial
+ * count from a send that wrote some. Found by a review: weft_recv,
+ * weft_send, weft_recvfrom and weft_sendto waited anyway (here until the
+ * guard deadlines: -ETIMEDOUT). From a thread and from a fiber. */
+struct dw { struct weft_io *a, *u; ssize_t rc[4]; };
+static void *dontwait_calls(void *arg)
+{
+	struct dw *w = arg;
+	char buf[64];
+	w->rc[0] = weft_recv(w->a, buf, sizeof buf, MSG_DONTWAIT);
+	w->rc[1] = weft_recvfrom(w->u, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL);
+	static char big[1 << 20];
+	w->rc[2] = weft_send(w->a, big, sizeof big, MSG_DONTWAIT); /* fills the buffer */
+	w->rc[3] = weft_send(w->a, big, 1, MSG_DONTWAIT);          /* then none fits */
+	return NULL;
+}
+
+Test(io_deadline, msg_dontwait_does_not_wait, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	for (int fiber = 0; fiber < 2; fiber++) {
+		struct weft_io *a, *b;
+		pair(rt, &a, &b);
+		int us[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, us), 0);
+		struct dw w = { .a = a };
+		cr_assert_eq(weft_io_register(rt, us[0], &w.u), 0);
+		/* guards: the old code waited until these */
+		uint64_t dl = weft_now_ns() + 300 * MS;
+		weft_io_set_deadline(a, WEFT_IO_READABLE | WEFT_IO_WRITABLE, dl);
+		weft_io_set_deadline(w.u, WEFT_IO_READABLE, dl);
+		if (fiber) {
+			struct weft_task *h;
+			cr_assert_eq(weft_spawn(rt, dontwait_calls, &w, &h), 0);
+			cr_assert_eq(weft_join(h, NULL), 0);
+		} else {
+			dontwait_calls(&w);
+		}
+		cr_assert_eq(w.rc[0], -EAGAIN, "%s: weft_recv: %zd", fiber ? "fiber" : "thread", w.rc[0]);
+		cr_assert_eq(w.rc[1], -EAGAIN, "%s: weft_recvfrom: %zd", fiber ? "fiber" : "thread", w.rc[1]);
+		cr_assert(w.rc[2] > 0 && w.rc[2] < (1 << 20), "%s: a send that fills the buffer: %zd",
+			  fiber ? "fiber" : "thread", w.rc[2]);
+		cr_assert_eq(w.rc[3], -EAGAIN, "%s: a send that fits nothing: %zd",
+			     fiber ? "fiber" : "thread", w.rc[3]);
+		/* and bytes that are there are read */
+		cr_assert_eq(write(us[1], "x", 1), 1);
+		char c;
+		cr_assert_eq(weft_recvfrom(w.u, &c, 1, MSG_DONTWAIT, NULL, NULL), 1);
+		cr_assert_eq(weft_io_close(a), 0);
+		cr_assert_eq(weft_io_close(b), 0);
+		cr_assert_eq(weft_io_close(w.u), 0);
+		close(us[1]);
+	}
+	wt_rt_destroy(rt);
+}
+
 /* A UDP port already bound is -EADDRINUSE, as bind(2) says and as
  * weft_tcp_listen does. Found by a review: SO_REUSEADDR, set for every
  * socket bind_socket made, lets a second UDP socket bind the port (TCP

@@ -142,7 +142,10 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * -ECONNRESET, -EPIPE).
  * read/recv return 0 at end of stream. weft_write/weft_send write all n
  * bytes unless an error occurs; if it occurs after some bytes were written
- * (a deadline included), they return that count instead.
+ * (a deadline included), they return that count instead. MSG_DONTWAIT in
+ * the flags of weft_recv, weft_send, weft_recvfrom or weft_sendto means
+ * no wait, as for recv(2): -EAGAIN where the call would have waited (a
+ * send that wrote some bytes returns their count).
  */
 WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
 WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
