@@ -48,10 +48,17 @@ project(use_weft C)
 find_package(weft 0.1 REQUIRED)
 add_executable(hello hello.c)
 target_link_libraries(hello PRIVATE weft::weft)
+# The static target carries its private dependencies (liburing): its link
+# interface named the build's PkgConfig::URING, which weftConfig.cmake
+# does not create, and the configure failed.
+add_executable(hello_static hello.c)
+target_link_libraries(hello_static PRIVATE weft::weft_static)
 CM
 cmake -S "$tmp/proj" -B "$tmp/proj/build" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 ninja -C "$tmp/proj/build" >/dev/null
 LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/proj/build/hello" | grep -q "task 7 -> 49"
+if ldd "$tmp/proj/build/hello_static" | grep -q libweft; then echo "hello_static: libweft linked shared"; exit 1; fi
+"$tmp/proj/build/hello_static" | grep -q "task 7 -> 49"
 
 # Loaded with dlopen by a program that does not link it (a plugin host):
 # libweft's thread-locals use the initial-exec model, which needs room in
