@@ -23,6 +23,20 @@ cc -std=c11 -pedantic -Wall -Wextra -Werror "$src/tests/install/opts_c11.c" -o "
    $(pkg-config --cflags --libs weft) -Wl,-rpath,"$(dirname "$libdir")"
 "$tmp/opts-c11" | grep -q "opts_c11: 49"
 
+# Each installed header on its own, from C (c11, pedantic) and, if there is
+# a C++ compiler, from C++ (extern "C" headers; pedantic too: the
+# flexible array member of weft_metrics failed -Wpedantic -Werror there).
+for h in "$tmp"/prefix/include/weft/*.h; do
+  printf '#include <weft/%s>\n#include <weft/%s>\nint weft_check_tu;\n' "${h##*/}" "${h##*/}" > "$tmp/hdr.c"
+  cc -std=c11 -Wall -Wextra -Wpedantic -Werror $(pkg-config --cflags weft) -c "$tmp/hdr.c" -o "$tmp/hdr.o" ||
+    { echo "${h##*/} alone does not compile as C11"; exit 1; }
+  if command -v c++ >/dev/null; then
+    cp "$tmp/hdr.c" "$tmp/hdr.cpp"
+    c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror $(pkg-config --cflags weft) -c "$tmp/hdr.cpp" -o "$tmp/hdr.o" ||
+      { echo "${h##*/} alone does not compile as C++17"; exit 1; }
+  fi
+done
+
 # The io_uring driver from the installed headers: shared, and static with
 # weft.pc's private dependency (liburing). A library built
 # with -DWEFT_IO_URING=OFF (no liburing in weft.pc) must refuse it: ENOSYS.

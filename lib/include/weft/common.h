@@ -37,6 +37,10 @@ extern "C" {
  * expression is wanted (&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1)).
  * WEFT_OPTS(TYPE, NAME, fields...) declares NAME and also zeroes its
  * padding first; it uses a GNU statement expression (GCC, Clang).
+ * Both are C: C++ has no compound literals (nor, before C++20, designated
+ * initializers); there, value-initialise the struct and set `sz`:
+ * `weft_runtime_opts o{}; o.sz = sizeof o; o.workers = 4;`. The same goes
+ * for the WEFT_SEL_* arm macros of weft/weft.h.
  *
  * The library reads fields only up to `sz`, so a program built against an
  * older header keeps working; bytes past the fields the library knows must

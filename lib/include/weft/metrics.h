@@ -79,7 +79,16 @@ struct weft_metrics {
 	 * snapshots sparingly at that scale. */
 	uint64_t fiber_stack_bytes_resident;
 	uint64_t stalls;               /* sum of the workers' stalls */
+	/* A flexible array member: standard C99, an extension in C++, whose
+	 * -Wpedantic would reject the header. */
+#ifdef __cplusplus
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#endif
 	struct weft_worker_metrics worker[]; /* `workers` entries */
+#ifdef __cplusplus
+#pragma GCC diagnostic pop
+#endif
 };
 
 /*
