@@ -50,13 +50,15 @@ const char *weft_strerror(int err)
 	case EPIPE: return "the other end is closed (e.g. a closed channel, a dropped "
 			   "oneshot end, a socket the peer closed)";
 	case ENOTSUP: return "not supported";
-	case ECHILD: return "object of the parent process (e.g. a runtime used in a "
-			    "child after fork)";
+	case ECHILD: return "no child process, or an object of the parent process (e.g. a "
+			    "pid that is not a child or was reaped already; a runtime used "
+			    "in a child after fork)";
 	case EBADF: return "bad file descriptor (e.g. the I/O registration was closed)";
 	case EPERM: return "operation not permitted (e.g. unlocking a mutex that is not locked)";
 	case EOVERFLOW: return "value too large (e.g. a semaphore count past WEFT_SEM_MAX_PERMITS)";
 	case EADDRNOTAVAIL: return "address not available (e.g. a host name that does not resolve)";
-	case ENOENT: return "nothing to take (e.g. a join set with no task left)";
+	case ENOENT: return "no such file or entry, nothing to take (e.g. a program or "
+			    "socket path that does not exist, a join set with no task left)";
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";

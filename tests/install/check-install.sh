@@ -53,6 +53,13 @@ cc -std=gnu11 -Wall -Werror "$src/tests/install/uring_client.c" -o "$tmp/uring-s
 if ldd "$tmp/uring-static" | grep -q libweft; then echo "uring-static: libweft linked shared"; exit 1; fi
 "$tmp/uring-static" $uring_arg | grep -qx "$uring_says"
 
+# weft_strerror's texts fit the calls that return each code (a missing
+# program's -ENOENT read "nothing to take", a non-child's -ECHILD "object
+# of the parent process").
+cc -std=gnu11 -Wall -Werror "$src/tests/install/strerror_client.c" -o "$tmp/strerror" \
+   $(pkg-config --cflags --libs weft) -Wl,-rpath,"$(dirname "$libdir")"
+out=$("$tmp/strerror") || { echo "weft_strerror texts do not fit: $out"; exit 1; }
+
 # CMake package config
 mkdir -p "$tmp/proj"
 cp "$src/examples/hello.c" "$tmp/proj/"
