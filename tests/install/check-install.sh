@@ -37,6 +37,27 @@ for h in "$tmp"/prefix/include/weft/*.h; do
   fi
 done
 
+# The static initialisers from C++ (-Wextra's missing-field-initializers:
+# WEFT_WAIT_INIT's { 0 } failed there with g++ and clang++).
+if command -v c++ >/dev/null; then
+  cat > "$tmp/inits.cpp" <<'CXX'
+#include <weft/weft.h>
+static struct weft_wait gw = WEFT_WAIT_INIT;
+static struct weft_timer gt = WEFT_TIMER_INIT;
+static struct weft_once go = WEFT_ONCE_INIT;
+int weft_check_inits();
+int weft_check_inits()
+{
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct weft_timer t = WEFT_TIMER_INIT;
+	struct weft_once o = WEFT_ONCE_INIT;
+	return (int)(w._state + t._opaque[0] + o._opaque[0] + gw._state + gt._opaque[0] + go._opaque[0]);
+}
+CXX
+  c++ -std=c++17 -Wall -Wextra -Werror $(pkg-config --cflags weft) -c "$tmp/inits.cpp" -o "$tmp/inits.o" ||
+    { echo "the WEFT_*_INIT initialisers do not compile as C++17"; exit 1; }
+fi
+
 # The io_uring driver from the installed headers: shared, and static with
 # weft.pc's private dependency (liburing). A library built
 # with -DWEFT_IO_URING=OFF (no liburing in weft.pc) must refuse it: ENOSYS.

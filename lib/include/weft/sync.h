@@ -98,8 +98,13 @@ struct weft_wait {
 	void *_sel;                                  /* weft_select's claim word, or NULL */
 };
 
-/* Initialiser for an idle entry (all zero). */
+/* Initialiser for an idle entry (all zero). C++: value-initialisation
+ * ({ 0 } would leave the other members to -Wmissing-field-initializers). */
+#ifdef __cplusplus
+#define WEFT_WAIT_INIT {}
+#else
 #define WEFT_WAIT_INIT { 0 }
+#endif
 
 /*
  * Leave the wait list: unlink `w` if linked, drop its waker, and pass on
