@@ -42,7 +42,6 @@ static _Atomic uint64_t hits[NSIGS];
 static _Atomic uint64_t dropped;
 static int pipe_r = -1, pipe_w = -1;
 static bool relay_started;
-static bool atfork_installed;
 
 static void on_signal(int signo)
 {
@@ -154,17 +153,24 @@ static bool relayable(int signo)
 	}
 }
 
+/* The fork handlers, once per process, before `lock` is first taken:
+ * registered under it, a fork in between (the first notify's realloc
+ * and the registration) ran no before_fork and copied the lock held, so
+ * every notify and stop in that child hung (18 of 400 children of a
+ * review's program). pthread_once is safe across a fork. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_rc;
+
+static void install_atfork(void)
+{
+	atfork_rc = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
 /* The pipe and the relay thread, once per process (under lock). */
 static int start_relay_locked(void)
 {
 	if (relay_started)
 		return 0;
-	if (!atfork_installed) {
-		int rc = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-		if (rc)
-			return -rc;
-		atfork_installed = true;
-	}
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK))
 		return -errno;
@@ -205,6 +211,9 @@ int weft_signal_notify(struct weft_chan *ch, int signo)
 {
 	if (!ch || !relayable(signo) || weft__chan_item_size(ch) != sizeof(int))
 		return -EINVAL;
+	pthread_once(&atfork_once, install_atfork);
+	if (atfork_rc)
+		return -atfork_rc;
 	int rc = 0;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nls; i++)
