@@ -173,6 +173,12 @@ static void discard_child(int pfd)
 {
 	siginfo_t si;
 	syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+	/* A registration (even one that failed) made the pidfd non-blocking,
+	 * and waitid on such a pidfd says EAGAIN while the killed child is
+	 * still dying: it was left a zombie. Block for it. */
+	int fl = fcntl(pfd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(pfd, F_SETFL, fl & ~O_NONBLOCK);
 	while (waitid((idtype_t)P_PIDFD, (id_t)pfd, &si, WEXITED) < 0 && errno == EINTR)
 		;
 }

@@ -11,8 +11,11 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <weft/io.h>
 
 #include "wt.h"
 
@@ -281,6 +284,52 @@ Test(alloc_faults, every_allocation_of_every_operation, .timeout = WT_TMO(60))
 	close(sv[0]);
 	close(sv[1]);
 	cr_assert_eq(weft_runtime_destroy(g_rt), 0);
+	usleep(20000); /* retired registrations are freed by the last driver pass */
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
+
+/* A process whose registration fails for want of memory, once for the
+ * child's pidfd (a fresh runtime's first registration allocates its slab)
+ * and once for a pipe (63 registrations taken first: the pidfd gets the
+ * slab's last, the pipe's needs a new one). The child has started by
+ * then: the spawn must kill and reap it - the registration had made the
+ * pidfd non-blocking, and the reap's waitid said EAGAIN while the killed
+ * child was still dying, leaving it a zombie. */
+Test(alloc_faults, a_process_whose_registration_fails_leaves_no_child, .timeout = WT_TMO(60))
+{
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	for (int pre = 0; pre <= 63; pre += 63) {
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+		struct weft_runtime *rt;
+		cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+		usleep(2000); /* the worker registers itself (allocates) before we arm */
+		int sv[63][2];
+		struct weft_io *io[63];
+		for (int i = 0; i < pre; i++) {
+			cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv[i]), 0);
+			cr_assert_eq(weft_io_register(rt, sv[i][0], &io[i]), 0);
+		}
+		char *argv[] = { "sleep", "30", NULL };
+		struct weft_process p;
+		arm(1);
+		int rc = weft_process_spawn(rt, "sleep", argv,
+					    &WEFT_OPTS_INIT(weft_process_opts,
+							    .stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }),
+					    &p);
+		disarm();
+		cr_assert_eq(rc, -ENOMEM, "spawn with %d registrations before: %d", pre, rc);
+		cr_assert_eq(p.pid, 0);
+		errno = 0;
+		pid_t left = waitpid(-1, NULL, WNOHANG);
+		cr_assert(left == -1 && errno == ECHILD,
+			  "%d registrations before: the killed child was not reaped (waitpid %d)", pre,
+			  (int)left);
+		for (int i = 0; i < pre; i++) {
+			cr_assert_eq(weft_io_close(io[i]), 0);
+			close(sv[i][1]);
+		}
+		cr_assert_eq(weft_runtime_destroy(rt), 0);
+	}
 	usleep(20000); /* retired registrations are freed by the last driver pass */
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
