@@ -125,13 +125,19 @@ uint64_t weft__child_left(uint64_t deadline)
 /* Nothing to reap after a wait that said `ready`: if that was an error
  * that stays (io_uring: the pidfd's poll failed, and no readiness will
  * come), the next wait ends at once too, so look again in 10 ms (until
- * the deadline) instead of spinning. 0, or -ECANCELED (a cancelled fiber). */
+ * the deadline) instead of spinning. With no time left, -ETIMEDOUT: a
+ * wait at its deadline answers from poll(2), which says readable for a
+ * zombie a tracer holds, and the callers looked again at once for as long
+ * as it held on (a spin, the limit ignored). 0, -ETIMEDOUT, or
+ * -ECANCELED (a cancelled fiber). */
 #define CHILD_POLL_NS 10000000ull
 int weft__child_backoff(struct weft_io_ready ready, uint64_t deadline)
 {
+	uint64_t left = weft__child_left(deadline);
+	if (!left)
+		return -ETIMEDOUT;
 	if (!(ready.mask & WEFT_IO_ERROR))
 		return 0;
-	uint64_t left = weft__child_left(deadline);
 	return weft_sleep_ns(left < CHILD_POLL_NS ? left : CHILD_POLL_NS);
 }
 

@@ -624,3 +624,81 @@ Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout =
 	assert_no_children();
 	wt_rt_destroy(rt);
 }
+
+/*
+ * The same zombie, waited for with a time limit shorter than the tracer's
+ * hold: the pidfd is readable, nothing can be reaped, and once the limit
+ * has passed the wait must say -ETIMEDOUT (the child still the caller's).
+ * Both waits looked again at once, with no time left, for as long as the
+ * tracer held on: a thread's whole CPU, and the limit ignored.
+ */
+Test(process, a_time_limit_ends_the_wait_for_a_zombie_a_tracer_holds, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "head", "-c", "1", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "head", argv,
+					&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_PIPE }),
+					&p), 0);
+	struct tracer t;
+	if (!trace_child(p.pid, 1500, &t)) {
+		weft_io_close(p.in);
+		p.in = NULL;
+		cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+		weft_process_close(&p);
+		waitpid(t.pid, NULL, 0);
+		wt_rt_destroy(rt);
+		WT_SKIP("ptrace(PTRACE_SEIZE) is not allowed here");
+	}
+	cr_assert_eq(weft_io_close(p.in), 0); /* EOF: a zombie the tracer holds */
+	p.in = NULL;
+	wt_sleep_ms(100); /* it has ended: its pidfd is readable */
+	int status = -1;
+	uint64_t t0 = wt_now_ns();
+	double c0 = thread_cpu_s();
+	int rc = weft_process_wait(&p, &status, 200000000ull);
+	double cpu = thread_cpu_s() - c0, took = (double)(wt_now_ns() - t0) / 1e9;
+	cr_assert_eq(rc, -ETIMEDOUT, "weft_process_wait = %d after %.3f s (%.3f s of CPU)", rc,
+		     took, cpu);
+	cr_assert_lt(took, 1.0, "the 200 ms limit ended the wait after %.3f s", took);
+	cr_assert_lt(cpu, 0.1, "the wait spun: %.3f s of CPU in %.3f s", cpu, took);
+	cr_assert_eq(status, -1, "status untouched");
+	cr_assert_not_null(p.child, "not reaped: still registered");
+	cr_assert_eq(weft_process_wait(&p, &status, 0), -ETIMEDOUT, "a look, nothing to reap");
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_eq(waitpid(t.pid, NULL, 0), t.pid);
+	cr_assert_eq(weft_process_close(&p), 0);
+
+	/* weft_child_wait, on a forked child the tracer holds */
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) {
+		char x;
+		close(go[1]);
+		(void)!read(go[0], &x, 1);
+		_exit(7);
+	}
+	close(go[0]);
+	cr_assert(trace_child(c, 1500, &t));
+	close(go[1]);
+	wt_sleep_ms(100);
+	status = -1;
+	t0 = wt_now_ns();
+	c0 = thread_cpu_s();
+	rc = weft_child_wait(rt, c, &status, 200000000ull);
+	cpu = thread_cpu_s() - c0;
+	took = (double)(wt_now_ns() - t0) / 1e9;
+	cr_assert_eq(rc, -ETIMEDOUT, "weft_child_wait = %d after %.3f s (%.3f s of CPU)", rc, took,
+		     cpu);
+	cr_assert_lt(took, 1.0, "the 200 ms limit ended the wait after %.3f s", took);
+	cr_assert_lt(cpu, 0.1, "the wait spun: %.3f s of CPU in %.3f s", cpu, took);
+	cr_assert_eq(status, -1, "status untouched");
+	cr_assert_eq(weft_child_wait(rt, c, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 7, "status %#x", status);
+	cr_assert_eq(waitpid(t.pid, NULL, 0), t.pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
