@@ -181,10 +181,20 @@ int weft_child_reap(struct weft_io *io, int *status)
 	if (weft__io_hold(io))
 		return -EBADF;
 	siginfo_t si;
+	uint64_t tick = weft__io_tick(io); /* before the look: a newer event stays */
 	int rc = reap(weft_io_fd(io), &si);
+	if (rc == 0) {
+		/* still running: the registration stays, its readiness
+		 * cleared as a weft call's EAGAIN clears it (io.h). A zombie a
+		 * tracer holds is readable with nothing to reap, and a select
+		 * on the READY arm then reap, as io.h says to loop, went round
+		 * at once for as long as the tracer held on (a review's loop:
+		 * 1.4 million rounds a second). */
+		weft_io_clear_ready(io, (struct weft_io_ready){ WEFT_IO_READABLE, tick });
+		weft__io_release(io);
+		return -EAGAIN;
+	}
 	weft__io_release(io);
-	if (rc == 0)
-		return -EAGAIN; /* still running: the registration stays */
 	int crc = weft_io_close(io);
 	if (rc < 0)
 		return rc;

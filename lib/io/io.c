@@ -948,6 +948,11 @@ int weft__io_hold(struct weft_io *io)
 
 void weft__io_release(struct weft_io *io) { io_unref(io); }
 
+uint64_t weft__io_tick(const struct weft_io *io)
+{
+	return atomic_load_explicit(&io->readiness, memory_order_acquire) >> 8;
+}
+
 int weft_io_close(struct weft_io *io) { return detach(io, true); }
 int weft_io_deregister(struct weft_io *io) { return detach(io, false); }
 int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }

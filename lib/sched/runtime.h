@@ -626,6 +626,7 @@ int weft__io_hold(struct weft_io *io);
  * and WEFT_IO_ERROR stays set) */
 bool weft__io_broken(const struct weft_io *io);
 void weft__io_release(struct weft_io *io);
+uint64_t weft__io_tick(const struct weft_io *io); /* the readiness's tick, for a clear */
 /* ------------------------------------------------------- uring.c API */
 /* In a driver event's mask: the io_uring poll behind it ended, or ended
  * with an error (no bits of epoll's or poll's; uring.c). */

@@ -455,7 +455,8 @@ WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
  * WEFT_SEL_READY(io, WEFT_IO_READABLE) arm (or weft_io_wait) waits for it
  * next to a token's arm, a channel's, a timer's. weft_child_reap then
  * reaps the child and closes the registration: 0 (status as above),
- * -EAGAIN (still running: the registration stays, wait again), or an
+ * -EAGAIN (still running: the registration stays, its readiness cleared
+ * as after any weft call's EAGAIN; wait again), or an
  * error (-ECHILD: reaped by another wait; the registration is closed;
  * -EBADF: reaped or closed already - caught while the registration's memory
  * is not reused, as a second weft_io_close is).
