@@ -522,6 +522,14 @@ bool weft_task_is_finished(const struct weft_task *task)
 
 uint64_t weft_task_id(const struct weft_task *task) { return task ? task->id : 0; }
 
+uint64_t weft_current_task_id(void)
+{
+	/* the poll in progress on this thread, as joins_itself reads it */
+	struct weft__ctx *ctx = weft__ctx();
+	struct weft_cx *cx = !ctx ? NULL : ctx->fiber ? ctx->fiber->cx : ctx->cx;
+	return cx && cx->task ? cx->task->id : 0;
+}
+
 /* ------------------------------------------------------------ poll context */
 
 /* The exported forms; the library itself uses runtime.h's inlines. */

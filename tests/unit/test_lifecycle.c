@@ -621,6 +621,51 @@ Test(task, ids_unique_nonzero_and_results_delivered, .timeout = WT_TMO(20))
 	free(h);
 }
 
+/* weft_current_task_id: the running task's id from every kind of task,
+ * and 0 outside one. A fiber had no way to its own id (only a poll task's
+ * cx said it). */
+static _Atomic uint64_t cur_id[6];
+static void *cur_in_place(void *arg) { atomic_store(&cur_id[2], weft_current_task_id()); return arg; }
+static void *cur_fiber(void *arg)
+{
+	atomic_store(&cur_id[0], weft_current_task_id());
+	weft_yield(); /* the same after a resume, wherever it runs */
+	atomic_store(&cur_id[1], weft_current_task_id());
+	weft_block_in_place(cur_in_place, NULL, NULL);
+	return arg;
+}
+static enum weft_poll cur_poll(void *state, struct weft_cx *cx)
+{
+	atomic_store(&cur_id[3], weft_current_task_id() == weft_cx_task_id(cx) ? weft_cx_task_id(cx) : 1);
+	return WEFT_READY;
+}
+static void *cur_job(void *arg) { atomic_store(&cur_id[4], weft_current_task_id()); return arg; }
+static void *cur_block_on(void *arg) { atomic_store(&cur_id[5], weft_current_task_id() + 1); return arg; }
+
+Test(task, the_current_task_id_from_each_kind_of_task, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_current_task_id(), 0, "a plain thread");
+	struct weft_task *f, *p, *j;
+	cr_assert_eq(weft_spawn(rt, cur_fiber, NULL, &f), 0);
+	cr_assert_eq(weft_spawn_poll(rt, cur_poll, NULL, NULL, &p), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, cur_job, NULL, &j), 0);
+	uint64_t fid = weft_task_id(f), pid = weft_task_id(p), jid = weft_task_id(j);
+	cr_assert_eq(weft_join(f, NULL), 0);
+	cr_assert_eq(weft_join(p, NULL), 0);
+	cr_assert_eq(weft_join(j, NULL), 0);
+	cr_assert_eq(weft_block_on(rt, cur_block_on, NULL, NULL), 0);
+	cr_assert_eq(atomic_load(&cur_id[0]), fid, "a fiber: %llu, its id %llu",
+		     (unsigned long long)atomic_load(&cur_id[0]), (unsigned long long)fid);
+	cr_assert_eq(atomic_load(&cur_id[1]), fid, "a fiber after a yield");
+	cr_assert_eq(atomic_load(&cur_id[2]), fid, "a fiber's block_in_place fn");
+	cr_assert_eq(atomic_load(&cur_id[3]), pid, "a poll task (and its cx's id)");
+	cr_assert_eq(atomic_load(&cur_id[4]), jid, "a blocking job");
+	cr_assert_eq(atomic_load(&cur_id[5]), 1, "a block_on fn is no task: %llu",
+		     (unsigned long long)atomic_load(&cur_id[5]) - 1);
+	wt_rt_destroy(rt);
+}
+
 /* ----------------------------------------- shutdown's edges (a review's) */
 
 static atomic_bool sh_release;
