@@ -2321,21 +2321,38 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 	return r;
 }
 
-int weft_io_local_port(const struct weft_io *cio)
+static int sock_name(const struct weft_io *cio, struct sockaddr *addr, socklen_t *len, bool peer)
 {
-	if (!cio)
+	if (!cio || !addr || !len)
 		return -EINVAL;
-	/* the reference count is the library's to change, const or not: a
-	 * closed registration is -EBADF as for every other call (it asked
-	 * the number, which another socket may have taken since, and said
-	 * that socket's port) */
+	/* the reference count is the library's to change, const or not */
 	struct weft_io *io = (struct weft_io *)(uintptr_t)cio;
 	if (!io_tryref_open(io))
 		return -EBADF;
+	int rc = (peer ? getpeername(io->fd, addr, len) : getsockname(io->fd, addr, len)) ? -errno
+											: 0;
+	io_unref(io);
+	return rc;
+}
+
+int weft_io_local_addr(const struct weft_io *io, struct sockaddr *addr, socklen_t *len)
+{
+	return sock_name(io, addr, len, false);
+}
+
+int weft_io_peer_addr(const struct weft_io *io, struct sockaddr *addr, socklen_t *len)
+{
+	return sock_name(io, addr, len, true);
+}
+
+int weft_io_local_port(const struct weft_io *io)
+{
+	/* a closed registration is -EBADF as for every other call (this
+	 * asked the number, which another socket may have taken since, and
+	 * said that socket's port) */
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int rc = getsockname(io->fd, (struct sockaddr *)&ss, &len) ? -errno : 0;
-	io_unref(io);
+	int rc = sock_name(io, (struct sockaddr *)&ss, &len, false);
 	if (rc)
 		return rc;
 	if (ss.ss_family == AF_INET)

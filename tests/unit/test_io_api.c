@@ -667,6 +667,47 @@ static void *udp_server(void *arg)
 	return NULL;
 }
 
+/* weft_io_local_addr / weft_io_peer_addr: the two ends of a TCP
+ * connection name each other; a listener has no peer; a short buffer is
+ * truncated with the full length said; a closed registration is -EBADF. */
+Test(tcp, local_and_peer_addresses, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *l, *c, *s;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	int port = weft_io_local_port(l);
+	cr_assert_gt(port, 0);
+	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", (uint16_t)port, &c), 0);
+	cr_assert_eq(weft_accept(l, &s, NULL, NULL), 0);
+	struct sockaddr_in cl, cp, sl, sp;
+	socklen_t n1 = sizeof cl, n2 = sizeof cp, n3 = sizeof sl, n4 = sizeof sp;
+	cr_assert_eq(weft_io_local_addr(c, (struct sockaddr *)&cl, &n1), 0);
+	cr_assert_eq(weft_io_peer_addr(c, (struct sockaddr *)&cp, &n2), 0);
+	cr_assert_eq(weft_io_local_addr(s, (struct sockaddr *)&sl, &n3), 0);
+	cr_assert_eq(weft_io_peer_addr(s, (struct sockaddr *)&sp, &n4), 0);
+	cr_assert_eq(n1, sizeof cl);
+	cr_assert_eq(cl.sin_family, AF_INET);
+	cr_assert_eq(ntohs(cp.sin_port), port, "the client's peer is the listener's port");
+	cr_assert_eq(ntohs(sl.sin_port), port);
+	cr_assert_eq(sp.sin_port, cl.sin_port, "the server's peer is the client's end");
+	cr_assert_eq(sp.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	struct sockaddr_in lp;
+	socklen_t n5 = sizeof lp;
+	cr_assert_eq(weft_io_peer_addr(l, (struct sockaddr *)&lp, &n5), -ENOTCONN);
+	char tiny[4];
+	socklen_t n6 = sizeof tiny;
+	cr_assert_eq(weft_io_local_addr(c, (struct sockaddr *)tiny, &n6), 0);
+	cr_assert_eq(n6, sizeof(struct sockaddr_in), "the full length: %u", (unsigned)n6);
+	cr_assert_eq(weft_io_local_addr(c, NULL, &n6), -EINVAL);
+	cr_assert_eq(weft_io_peer_addr(NULL, (struct sockaddr *)&lp, &n5), -EINVAL);
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_local_addr(c, (struct sockaddr *)&cl, &n1), -EBADF);
+	cr_assert_eq(weft_io_peer_addr(c, (struct sockaddr *)&cl, &n1), -EBADF);
+	cr_assert_eq(weft_io_close(s), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
 Test(udp, recvfrom_learns_the_peer_and_sendto_answers_it, .timeout = WT_TMO(20))
 {
 	struct weft_runtime *rt = rt_named(2);

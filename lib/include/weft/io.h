@@ -342,7 +342,10 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
 			     const struct sockaddr *addr, socklen_t addrlen);
 /* Accept a connection, registered with the listener's runtime. addr/len may
  * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). The
- * listener's READABLE deadline bounds the wait (-ETIMEDOUT). */
+ * listener's READABLE deadline bounds the wait (-ETIMEDOUT). A TCP
+ * connection, accepted here or made by the connect calls below, has
+ * TCP_NODELAY set (Nagle's algorithm off, as Go's net package does; Tokio
+ * leaves it on): setsockopt on weft_io_fd turns it back on. */
 WEFT_API int weft_accept(struct weft_io *listener, struct weft_io **out,
 			 struct sockaddr *addr, socklen_t *addrlen);
 /* Connect a TCP socket to one address. Errors: -EINVAL, -ESHUTDOWN, the
@@ -560,6 +563,13 @@ WEFT_API int weft_process_close(struct weft_process *p);
 /* The local port of a socket, or a negative errno (-EBADF once the
  * registration is closed or deregistered). */
 WEFT_API int weft_io_local_port(const struct weft_io *io);
+/* A socket's own address (getsockname) or its peer's (getpeername), as
+ * Go's LocalAddr/RemoteAddr and Tokio's local_addr/peer_addr: *len in is
+ * addr's size, out the address's (larger than given: truncated, as the
+ * system calls do). 0, -EINVAL (a NULL argument), -EBADF (closed or
+ * deregistered), or the call's -errno (-ENOTCONN: no peer, -ENOTSOCK). */
+WEFT_API int weft_io_local_addr(const struct weft_io *io, struct sockaddr *addr, socklen_t *len);
+WEFT_API int weft_io_peer_addr(const struct weft_io *io, struct sockaddr *addr, socklen_t *len);
 
 #ifdef __cplusplus
 }
