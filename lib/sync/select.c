@@ -2,7 +2,8 @@
  * select.c - weft_select: wait on several operations, complete exactly one.
  *
  * Each arm is one of the poll forms of weft/sync.h, weft.h, time.h and io.h
- * with the arm's own wait entry. A round polls the arms in order and stops
+ * with the arm's own wait entry. A round polls the arms in order (the fair
+ * forms: from a random arm, round the array) and stops
  * at the first that returns a result (not WEFT_PENDING): that arm has
  * completed - taken its item, permit, lock, value or handle - and no later
  * arm was polled in this round, so no other arm took anything. Every other
@@ -165,7 +166,24 @@ static void finish(struct weft_select_arm *arms, size_t n, size_t i, uintptr_t *
  * notifier that finds it held wakes the arm instead. If a notifier won it
  * between two polls, that arm is the winner.
  */
-int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx, size_t *index)
+/* Where a round starts: 0 (the array's order), or for the fair forms a
+ * random arm (Go's select, Tokio's select! without `biased;`), from a
+ * per-thread generator: a round is polled on one thread. */
+static size_t round_start(size_t n, bool fair)
+{
+	static __thread struct weft__rng rng;
+	static __thread bool seeded;
+	if (!fair || n < 2)
+		return 0;
+	if (!seeded) {
+		weft__rng_seed(&rng, weft__now_ns() ^ (uint64_t)(uintptr_t)&rng);
+		seeded = true;
+	}
+	return weft__rng_below(&rng, (uint32_t)n);
+}
+
+static int select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx, size_t *index,
+		       bool fair)
 {
 	if (!cx || !index || !arms_valid(arms, n, true))
 		return -EINVAL;
@@ -200,7 +218,9 @@ int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 		}
 		weft__die("select: claim word %#lx names no arm", (unsigned long)c);
 	}
-	for (size_t i = 0; i < n; i++) {
+	size_t start = round_start(n, fair);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = start + k < n ? start + k : start + k - n;
 		int rc = arm_poll(&arms[i], cx);
 		if (rc == WEFT_PENDING) {
 			/* Budget spent: this arm may have said PENDING without
@@ -225,12 +245,24 @@ int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 	return WEFT_PENDING;
 }
 
+int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx, size_t *index)
+{
+	return select_poll(arms, n, cx, index, false);
+}
+
+int weft_select_fair_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
+			  size_t *index)
+{
+	return select_poll(arms, n, cx, index, true);
+}
+
 /* ---------------------------------------------------------- blocking form */
 
 struct select_wait {
 	struct weft_select_arm *arms;
 	size_t n;
 	size_t index;
+	bool fair;
 	long won;                    /* an arm completed by a notifier as we gave up */
 	struct weft__slock lock;     /* the guard's private wait list */
 	struct weft__waitq q;
@@ -253,13 +285,14 @@ static bool guard_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 static enum weft_poll select_wait_fn(void *arg, struct weft_cx *cx)
 {
 	struct select_wait *s = arg;
-	return weft_select_poll(s->arms, s->n, cx, &s->index) == WEFT_PENDING ? WEFT_PENDING
-									    : WEFT_READY;
+	return select_poll(s->arms, s->n, cx, &s->index, s->fair) == WEFT_PENDING ? WEFT_PENDING
+										     : WEFT_READY;
 }
 
-static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns, bool fair)
 {
-	struct select_wait s = { .arms = arms, .n = n, .won = -1, .guard = WEFT_WAIT_INIT };
+	struct select_wait s = { .arms = arms, .n = n, .fair = fair, .won = -1,
+				 .guard = WEFT_WAIT_INIT };
 	weft__waitq_init(&s.q, &s.lock, guard_on_cancel);
 	weft_waker none = { NULL, NULL };
 	weft__slock_lock(&s.lock);
@@ -274,7 +307,7 @@ static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadlin
 	return rc ? rc : (int)s.index;
 }
 
-int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+static int select_deadline(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns, bool fair)
 {
 	if (!arms_valid(arms, n, false))
 		return -EINVAL;
@@ -298,15 +331,34 @@ int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
 		if (d < cap)
 			cap = d;
 	}
-	int rc = select_until(arms, n, cap);
+	int rc = select_until(arms, n, cap, fair);
 	if (rc == -ETIMEDOUT && cap < deadline_ns)
-		rc = select_until(arms, n, deadline_ns);
+		rc = select_until(arms, n, deadline_ns, fair);
 	return rc;
+}
+
+static uint64_t deadline_of(uint64_t timeout_ns)
+{
+	uint64_t now = weft_now_ns();
+	return timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
+}
+
+int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+{
+	return select_deadline(arms, n, deadline_ns, false);
 }
 
 int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns)
 {
-	uint64_t now = weft_now_ns();
-	return weft_select(arms, n, timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER
-			   : now + timeout_ns);
+	return select_deadline(arms, n, deadline_of(timeout_ns), false);
+}
+
+int weft_select_fair(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns)
+{
+	return select_deadline(arms, n, deadline_ns, true);
+}
+
+int weft_select_fair_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns)
+{
+	return select_deadline(arms, n, deadline_of(timeout_ns), true);
 }

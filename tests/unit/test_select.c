@@ -955,3 +955,103 @@ Test(select, a_tick_in_block_on_is_seen_at_the_tick, .timeout = WT_TMO(30))
 	cr_assert_eq(b.ticks, 40);
 	wt_rt_destroy(rt);
 }
+
+/* The fair forms: with both arms always ready, each wins about half the
+ * rounds (Go's select); the plain forms give every round to the first
+ * arm, as documented. A thread, a fiber and a poll task. */
+enum { FAIR_ROUNDS = 2000 };
+struct fair { struct weft_chan *c[2]; int wins[2]; bool fair; size_t done; int bad; };
+
+/* one round: receive from whichever arm wins, put the item back */
+static int fair_round(struct fair *f, int idx, struct weft_select_arm *arms)
+{
+	if (idx < 0 || idx > 1 || arms[idx].rc) {
+		f->bad++;
+		return -1;
+	}
+	f->wins[idx]++;
+	long x = idx;
+	return weft_chan_try_send(f->c[idx], &x);
+}
+
+static void *fair_loop(void *arg)
+{
+	struct fair *f = arg;
+	for (int r = 0; r < FAIR_ROUNDS; r++) {
+		long got;
+		struct weft_select_arm arms[] = { WEFT_SEL_RECV(f->c[0], &got),
+						  WEFT_SEL_RECV(f->c[1], &got) };
+		int idx = f->fair ? weft_select_fair(arms, 2, WEFT_FOREVER)
+				  : weft_select(arms, 2, WEFT_FOREVER);
+		if (fair_round(f, idx, arms))
+			break;
+	}
+	return NULL;
+}
+
+struct fair_task { struct fair *f; struct weft_select_arm arms[2]; long got; bool armed; };
+static enum weft_poll fair_poll_fn(void *state, struct weft_cx *cx)
+{
+	struct fair_task *t = state;
+	while (t->f->done < FAIR_ROUNDS) {
+		if (!t->armed) {
+			t->arms[0] = WEFT_SEL_RECV(t->f->c[0], &t->got);
+			t->arms[1] = WEFT_SEL_RECV(t->f->c[1], &t->got);
+			t->armed = true;
+		}
+		size_t idx;
+		int rc = t->f->fair ? weft_select_fair_poll(t->arms, 2, cx, &idx)
+				    : weft_select_poll(t->arms, 2, cx, &idx);
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING; /* the budget: polled again */
+		t->armed = false;
+		if (rc || fair_round(t->f, (int)idx, t->arms))
+			return WEFT_READY;
+		t->f->done++;
+	}
+	return WEFT_READY;
+}
+
+static void fair_check(struct fair *f, const char *who)
+{
+	cr_assert_eq(f->bad, 0, "%s: a round failed", who);
+	cr_assert_eq(f->wins[0] + f->wins[1], FAIR_ROUNDS, "%s: %d + %d rounds", who, f->wins[0],
+		     f->wins[1]);
+	if (f->fair)
+		cr_assert(f->wins[0] > FAIR_ROUNDS / 4 && f->wins[1] > FAIR_ROUNDS / 4,
+			  "%s, fair: arm 0 won %d, arm 1 %d of %d", who, f->wins[0], f->wins[1],
+			  FAIR_ROUNDS);
+	else
+		cr_assert_eq(f->wins[0], FAIR_ROUNDS, "%s, biased: arm 0 won %d of %d", who,
+			     f->wins[0], FAIR_ROUNDS);
+}
+
+Test(select, the_fair_forms_share_the_wins_among_ready_arms, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	for (int fair = 0; fair < 2; fair++) {
+		for (int who = 0; who < 3; who++) {
+			struct fair f = { .c = { mkchan(4), mkchan(4) }, .fair = fair };
+			long x = 0;
+			cr_assert_eq(weft_chan_try_send(f.c[0], &x), 0);
+			cr_assert_eq(weft_chan_try_send(f.c[1], &x), 0);
+			const char *name = who == 0 ? "a thread" : who == 1 ? "a fiber" : "a poll task";
+			if (who == 0) {
+				fair_loop(&f);
+			} else if (who == 1) {
+				struct weft_task *h;
+				cr_assert_eq(weft_spawn(rt, fair_loop, &f, &h), 0);
+				cr_assert_eq(weft_join(h, NULL), 0);
+			} else {
+				struct fair_task t = { .f = &f };
+				struct weft_task *h;
+				cr_assert_eq(weft_spawn_poll(rt, fair_poll_fn, &t, NULL, &h), 0);
+				cr_assert_eq(weft_join(h, NULL), 0);
+			}
+			fair_check(&f, name);
+			cr_assert_eq(weft_chan_destroy(f.c[0]), 0, "%s: an arm left behind", name);
+			cr_assert_eq(weft_chan_destroy(f.c[1]), 0);
+		}
+	}
+	wt_rt_destroy(rt);
+}

@@ -592,7 +592,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  * one channel never pair with each other. When several arms are ready, the
  * earliest in the array wins (put a token or deadline arm first to give it
  * priority), also when the task's budget runs out in the middle of a round
- * (the round is then pending and the task runs again).
+ * (the round is then pending and the task runs again); the _fair forms
+ * below pick among ready arms at random instead.
  *
  * Fill an array of arms with the WEFT_SEL_* macros below (each zeroes the
  * arm's private wait entry). After a select returned, the arms are idle
@@ -703,6 +704,16 @@ struct weft_select_arm {
  */
 WEFT_API int weft_select(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns);
 WEFT_API int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_t timeout_ns);
+/*
+ * The fair forms (Go's select, Tokio's select! without `biased;`): each
+ * round starts at a random arm and goes round the array, so when several
+ * arms are ready each is as likely to win, and a channel that is never
+ * empty cannot starve the others (a ticker's arm, say, in a loop). All
+ * else as weft_select, weft_select_timeout and weft_select_poll.
+ */
+WEFT_API int weft_select_fair(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns);
+WEFT_API int weft_select_fair_timeout(struct weft_select_arm *arms, size_t n,
+				      uint64_t timeout_ns);
 
 /*
  * Poll form for poll tasks: 0 with *index set (that arm completed, the
@@ -713,6 +724,8 @@ WEFT_API int weft_select_timeout(struct weft_select_arm *arms, size_t n, uint64_
  */
 WEFT_API int weft_select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
 			      size_t *index);
+WEFT_API int weft_select_fair_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *cx,
+				   size_t *index);
 /* Deregister every arm (passing on grants, cancelling timers). No-op on
  * idle arms; NULL arms is ignored. A CHAN_SEND arm whose item a receiver
  * had already taken cannot be undone: its rc is set to 0 (the item was
