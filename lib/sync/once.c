@@ -10,7 +10,9 @@
  * that set it, so fn's writes are visible); otherwise they wait on the
  * list: a fiber suspends (fn may itself suspend), a thread parks.
  * Lost wakeup: a waiter links under the lock and re-checks the state there;
- * the runner sets DONE under the same lock before granting.
+ * the runner sets DONE under the same lock before granting. weft_once_try's
+ * fn may fail: the state goes back to NEW, the waiters are woken all the
+ * same and look again (one of them runs fn next).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -60,7 +62,9 @@ static enum weft_poll once_wait_fn(void *arg, struct weft_cx *cx)
 	case WQ_LINKED:
 		break;
 	default:
-		if (atomic_load_explicit(&o->state, memory_order_acquire) == ONCE_DONE) {
+		/* DONE, or NEW again (a weft_once_try's fn failed): look
+		 * again, and maybe run it */
+		if (atomic_load_explicit(&o->state, memory_order_acquire) != ONCE_RUNNING) {
 			weft__slock_unlock(&o->lock);
 			return WEFT_READY;
 		}
@@ -71,47 +75,77 @@ static enum weft_poll once_wait_fn(void *arg, struct weft_cx *cx)
 	return WEFT_PENDING;
 }
 
+/* The runner's end: publish `state` (DONE, or NEW after a failed try)
+ * and wake every waiter; they look at the state again. */
+static void once_finish(struct once_impl *o, uint32_t state)
+{
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&o->lock);
+	once_attach_lock(o);
+	/* release: fn's writes before DONE (pairs with the acquires). */
+	atomic_store_explicit(&o->state, state, memory_order_release);
+	for (;;) {
+		while (o->q.head && !weft__wakes_full(&wk))
+			weft__waitq_grant_head(&o->q, WQ_GRANT_WAKE, &wk);
+		bool more = o->q.head != NULL;
+		if (more)
+			weft__waitq_hold(&o->q); /* see waitlist.h */
+		weft__slock_unlock(&o->lock);
+		weft__wakes_run(&wk);
+		if (!more)
+			return;
+		weft__slock_lock(&o->lock);
+		weft__waitq_unhold(&o->q);
+	}
+}
+
+/* fn is weft_once's (void) or weft_once_try's (int; non-zero: not done). */
+static int once_run(struct weft_once *once, void (*vfn)(void *), int (*ifn)(void *), void *arg)
+{
+	struct once_impl *o = impl(once);
+	for (;;) {
+		/* acquire: pairs with the release store of DONE. */
+		uint32_t s = atomic_load_explicit(&o->state, memory_order_acquire);
+		if (s == ONCE_DONE)
+			return 0;
+		if (s == ONCE_NEW &&
+		    atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING,
+							    memory_order_acquire,
+							    memory_order_acquire)) {
+			int rc = 0;
+			if (vfn)
+				vfn(arg);
+			else
+				rc = ifn(arg);
+			once_finish(o, rc ? ONCE_NEW : ONCE_DONE);
+			return rc;
+		}
+		if (s == ONCE_DONE)
+			return 0;
+		struct weft_wait w = WEFT_WAIT_INIT;
+		struct once_args a = { o, &w };
+		int rc = weft__wait(once_wait_fn, &a, &w);
+		if (rc) {
+			weft_wait_cancel(&w);
+			return rc;
+		}
+		/* woken: DONE, or a failed try left it NEW - look again */
+	}
+}
+
 int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg)
 {
 	if (!once || !fn)
 		return -EINVAL;
-	struct once_impl *o = impl(once);
-	/* acquire: pairs with the release store of DONE below. */
-	uint32_t s = atomic_load_explicit(&o->state, memory_order_acquire);
-	if (s == ONCE_DONE)
-		return 0;
-	if (s == ONCE_NEW &&
-	    atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING,
-						    memory_order_acquire, memory_order_acquire)) {
-		fn(arg);
-		struct weft__wakes wk;
-		wk.n = 0;
-		weft__slock_lock(&o->lock);
-		once_attach_lock(o);
-		/* release: fn's writes before DONE (pairs with the acquires). */
-		atomic_store_explicit(&o->state, ONCE_DONE, memory_order_release);
-		for (;;) {
-			while (o->q.head && !weft__wakes_full(&wk))
-				weft__waitq_grant_head(&o->q, WQ_GRANT_WAKE, &wk);
-			bool more = o->q.head != NULL;
-			if (more)
-				weft__waitq_hold(&o->q); /* see waitlist.h */
-			weft__slock_unlock(&o->lock);
-			weft__wakes_run(&wk);
-			if (!more)
-				return 0;
-			weft__slock_lock(&o->lock);
-			weft__waitq_unhold(&o->q);
-		}
-	}
-	if (s == ONCE_DONE)
-		return 0;
-	struct weft_wait w = WEFT_WAIT_INIT;
-	struct once_args a = { o, &w };
-	int rc = weft__wait(once_wait_fn, &a, &w);
-	if (rc)
-		weft_wait_cancel(&w);
-	return rc;
+	return once_run(once, fn, NULL, arg);
+}
+
+int weft_once_try(struct weft_once *once, int (*fn)(void *arg), void *arg)
+{
+	if (!once || !fn)
+		return -EINVAL;
+	return once_run(once, NULL, fn, arg);
 }
 
 bool weft_once_done(const struct weft_once *once)

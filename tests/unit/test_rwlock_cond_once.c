@@ -575,3 +575,65 @@ Test(once, errors_and_poll_task_that_would_wait, .timeout = WT_TMO(20))
 	cr_assert_eq(p.rc, 0, "once done, a poll task gets 0");
 	wt_rt_destroy(rt);
 }
+
+/* weft_once_try: an initialiser that fails twice, then succeeds, called
+ * by 12 fibers and 2 threads at once. Each failure goes to the caller that
+ * ran it, the once is not done after it, and a waiting caller runs fn
+ * next; in the end fn ran 3 times, every other caller got 0, and later
+ * calls return 0 without running it. */
+static struct weft_once g_try = WEFT_ONCE_INIT;
+static atomic_int g_try_runs;
+static long g_try_value;
+
+static int try_init(void *arg)
+{
+	int n = atomic_fetch_add(&g_try_runs, 1);
+	weft_sleep_ns(20 * MS); /* the others wait meanwhile */
+	if (n < 2)
+		return -EAGAIN;
+	g_try_value = (long)(intptr_t)arg;
+	return 0;
+}
+
+static void *try_caller(void *arg)
+{
+	int rc = weft_once_try(&g_try, try_init, (void *)42);
+	if (rc)
+		return (void *)(intptr_t)rc;
+	return (void *)(intptr_t)(g_try_value == 42 ? 0 : -1000);
+}
+
+Test(once, a_failed_try_is_run_again_by_the_next_caller, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h[12];
+	for (int i = 0; i < 12; i++)
+		cr_assert_eq(weft_spawn(rt, try_caller, NULL, &h[i]), 0);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, try_caller, NULL), 0);
+	int ok = 0, failed = 0;
+	for (int i = 0; i < 14; i++) {
+		void *r;
+		if (i < 12)
+			cr_assert_eq(weft_join(h[i], &r), 0);
+		else
+			pthread_join(th[i - 12], &r);
+		if ((intptr_t)r == 0)
+			ok++;
+		else if ((intptr_t)r == -EAGAIN)
+			failed++;
+		else
+			cr_assert_fail("caller %d: %ld", i, (long)(intptr_t)r);
+	}
+	cr_assert_eq(atomic_load(&g_try_runs), 3, "fn ran %d times", atomic_load(&g_try_runs));
+	cr_assert_eq(failed, 2, "%d callers saw the failure", failed);
+	cr_assert_eq(ok, 12);
+	cr_assert(weft_once_done(&g_try));
+	cr_assert_eq(weft_once_try(&g_try, try_init, NULL), 0, "later calls return at once");
+	cr_assert_eq(atomic_load(&g_try_runs), 3);
+	struct weft_once o = WEFT_ONCE_INIT;
+	cr_assert_eq(weft_once_try(&o, NULL, NULL), -EINVAL);
+	cr_assert_eq(weft_once_try(NULL, try_init, NULL), -EINVAL);
+	wt_rt_destroy(rt);
+}

@@ -759,7 +759,14 @@ struct weft_once { uint64_t _opaque[8]; };
  * worker), -ENOMEM, -ECANCELED (a cancelled fiber: fn may not have
  * finished). */
 WEFT_API int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg);
-/* True once fn has run to its end. */
+/* A fallible initialiser (Tokio's OnceCell::get_or_try_init): fn returns
+ * 0 (done, as weft_once's fn) or an error, which this call returns and
+ * after which the once is not done - the next caller, or one that was
+ * waiting, runs fn again. 0 once fn has succeeded (by this call or
+ * another), fn's non-zero result, or weft_once's errors. A weft_once
+ * waiting beside a failed try may then run its own fn. */
+WEFT_API int weft_once_try(struct weft_once *once, int (*fn)(void *arg), void *arg);
+/* True once fn has run to its end (weft_once_try: succeeded). */
 WEFT_API bool weft_once_done(const struct weft_once *once);
 
 /* ------------------------------------------------------------------- token */
