@@ -64,7 +64,7 @@ const char schedtop_usage[] =
 	"  schedtop -p 1234 --batch -n 5 --json    # 5 JSON objects, 1 per second\n"
 	"  schedtop -p 1234 --batch 0.5 10         # text, every 0.5 s, 10 times\n"
 	"  schedtop trace -p 1234 --duration 3 -o run.json   # open run.json in ui.perfetto.dev\n"
-	"  schedtop --batch -- build/examples/skewed 5 2     # start a program and watch it\n"
+	"  schedtop --batch -- build/release/examples/skewed 5 2  # start a program and watch it\n"
 	"  schedtop --batch -- sh -c './server > log'        # through a wrapper (sh, env, taskset)\n"
 	"  schedtop list                           # which processes use weft\n"
 	"  schedtop -p 1234 --no-bpf --batch -n 3  # as an ordinary user, own process\n"
