@@ -475,6 +475,35 @@ static void test_prom_label_utf8(void)
 	free(s);
 }
 
+/* A bucket's le is exactly 2^(k+1) - 1 (ns in seconds, or tasks): written
+ * with 9 digits the top ones read 1.07374182 s, below the values they
+ * hold, and 4.2949673e+09 tasks. */
+static void test_prom_le_exact(void)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!s || !f) {
+		CHECK(0, "no memory");
+		return;
+	}
+	s->slots_used = 1;
+	s->cores[0].rt_id = 0x1000;
+	prom_write(f, s, 42, "/x/libweft.so");
+	fclose(f);
+	static const char *const want[] = {
+		"weft_worker_park_duration_seconds_bucket{runtime=\"0x1000\",worker=\"0\",le=\"1.073741823\"}",
+		"weft_worker_park_duration_seconds_bucket{runtime=\"0x1000\",worker=\"0\",le=\"4.294967295\"}",
+		"weft_worker_steal_batch_tasks_bucket{runtime=\"0x1000\",worker=\"0\",le=\"4294967295\"}",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(strstr(out, want[i]), "no %s in the scrape", want[i]);
+	CHECK(!strstr(out, "e+09\""), "an le in exponent form: %s", strstr(out, "e+09\"") - 60);
+	free(out);
+	free(s);
+}
+
 /* A trace whose events are a day apart: each line cost 86,400 one-second
  * flushes (50,000 lines: 2 min 18 s of CPU, a review). Empty seconds now go
  * in at once, and a trace spanning more than 7 days is refused. */
@@ -766,6 +795,7 @@ int main(int argc, char **argv)
 	test_hist_pct();
 	test_old_recording_top_bucket();
 	test_prom_label_utf8();
+	test_prom_le_exact();
 	test_diff_sparse_trace();
 	test_diff_output();
 	test_diff_every_lint();

@@ -195,9 +195,12 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 			 * (4.3 s for times) counts in +Inf, where a 7 s park
 			 * used to count under le 4.29 s (the top bucket held
 			 * every larger value) */
+			/* %.10g: 2^32 - 1 has ten digits; at %.9g the top buckets'
+			 * le read 1.07374182 (below its values), 2.14748365 and
+			 * 4.2949673, and 4.2949673e+09 tasks */
 			for (unsigned k = 0; k < PROM_BUCKETS; k++) {
 				acc += slot[k];
-				fprintf(f, "%s_bucket{%s,le=\"%.9g\"} %" PRIu64 "\n", h->name, lb,
+				fprintf(f, "%s_bucket{%s,le=\"%.10g\"} %" PRIu64 "\n", h->name, lb,
 					(double)((1ull << (k + 1)) - 1) * h->scale, acc);
 			}
 			for (unsigned k = PROM_BUCKETS; k < WEFT_BPF_HIST_SLOTS; k++)
