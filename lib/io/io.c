@@ -1333,6 +1333,26 @@ ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
 	return r;
 }
 
+ssize_t weft_read_full(struct weft_io *io, void *buf, size_t n)
+{
+	if (!io || (!buf && n))
+		return -EINVAL;
+	if (!io_tryref(io))
+		return -EBADF;
+	size_t done = 0;
+	ssize_t err = 0;
+	while (done < n) {
+		ssize_t r = read_ref(io, (char *)buf + done, n - done, 0, false);
+		if (r <= 0) {
+			err = r; /* 0: end of stream */
+			break;
+		}
+		done += (size_t)r;
+	}
+	io_unref(io);
+	return done || !err ? (ssize_t)done : err;
+}
+
 ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 {
 	if (!io)

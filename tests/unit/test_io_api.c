@@ -667,6 +667,52 @@ static void *udp_server(void *arg)
 	return NULL;
 }
 
+/* weft_read_full: the bytes come in pieces (a writer thread, 3 bytes at a
+ * time with pauses) and are all read; at end of stream the count so far;
+ * past a deadline with some bytes, the count; with none, -ETIMEDOUT. */
+static void *trickle(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	for (int i = 0; i < 10; i++) {
+		char b[3] = { (char)('a' + i), (char)('a' + i), (char)('a' + i) };
+		if (write(fd, b, 3) != 3)
+			return (void *)1;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+Test(io_full, read_full_reads_every_piece_and_says_what_it_got, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a;
+	int peer;
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	peer = sv[1];
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, trickle, (void *)(intptr_t)peer), 0);
+	char buf[40];
+	cr_assert_eq(weft_read_full(a, buf, 24), 24);
+	cr_assert(!memcmp(buf, "aaabbbcccdddeeefffggghhh", 24), "%.24s", buf);
+	pthread_join(th, NULL);
+	/* 6 bytes left: a deadline after some bytes says the count */
+	weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 50 * MS);
+	cr_assert_eq(weft_read_full(a, buf, 10), 6);
+	cr_assert_eq(weft_read_full(a, buf, 10), -ETIMEDOUT, "nothing at all: the error");
+	weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER);
+	cr_assert_eq(write(peer, "xy", 2), 2);
+	close(peer);
+	cr_assert_eq(weft_read_full(a, buf, 10), 2, "end of stream after 2");
+	cr_assert_eq(weft_read_full(a, buf, 10), 0, "end of stream");
+	cr_assert_eq(weft_read_full(a, buf, 0), 0);
+	cr_assert_eq(weft_read_full(NULL, buf, 1), -EINVAL);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_read_full(a, buf, 1), -EBADF);
+	wt_rt_destroy(rt);
+}
+
 /* weft_io_local_addr / weft_io_peer_addr: the two ends of a TCP
  * connection name each other; a listener has no peer; a short buffer is
  * truncated with the full length said; a closed registration is -EBADF. */

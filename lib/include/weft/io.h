@@ -148,6 +148,13 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * send that wrote some bytes returns their count).
  */
 WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
+/* Read until n bytes are in buf (Go's io.ReadFull, Tokio's read_exact):
+ * n, or fewer if the stream ended first (0 at end of stream; compare with
+ * n), or if an error came after some bytes (a deadline included) - as
+ * weft_write reports a partial write; an error before any byte is
+ * returned as weft_read returns it. On a datagram socket each read is one
+ * datagram: use weft_read there. */
+WEFT_API ssize_t weft_read_full(struct weft_io *io, void *buf, size_t n);
 WEFT_API ssize_t weft_write(struct weft_io *io, const void *buf, size_t n);
 WEFT_API ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags);
 WEFT_API ssize_t weft_send(struct weft_io *io, const void *buf, size_t n, int flags);
