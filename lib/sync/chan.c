@@ -90,6 +90,7 @@ struct weft_chan {
 	 * a forked child drops its copies without a lock another thread of
 	 * the parent may have held. */
 	_Atomic unsigned sig_refs;
+	_Atomic size_t senders;         /* weft_chan_sender_add's count (calloc: 0) */
 };
 
 #define INLINE_MAX sizeof(uint64_t)
@@ -477,6 +478,34 @@ int weft_chan_destroy(struct weft_chan *ch)
 	weft__free(ch->buf);
 	weft__free(ch);
 	return 0;
+}
+
+int weft_chan_sender_add(struct weft_chan *ch, size_t n)
+{
+	if (!ch || !n)
+		return -EINVAL;
+	size_t c = atomic_load_explicit(&ch->senders, memory_order_relaxed);
+	do {
+		if (c > SIZE_MAX - n)
+			return -EOVERFLOW;
+	} while (!atomic_compare_exchange_weak_explicit(&ch->senders, &c, c + n,
+							memory_order_relaxed, memory_order_relaxed));
+	return 0;
+}
+
+int weft_chan_sender_done(struct weft_chan *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	/* acq_rel: the last one's close comes after every other sender's
+	 * sends (each done after its own), as Go's WaitGroup-then-close */
+	size_t c = atomic_load_explicit(&ch->senders, memory_order_relaxed);
+	do {
+		if (!c)
+			return -EINVAL; /* more dones than senders counted */
+	} while (!atomic_compare_exchange_weak_explicit(&ch->senders, &c, c - 1,
+							memory_order_acq_rel, memory_order_relaxed));
+	return c == 1 ? weft_chan_close(ch) : 0;
 }
 
 int weft_chan_close(struct weft_chan *ch)

@@ -2091,3 +2091,64 @@ Test(rendezvous, select_send_arm_hands_over_or_sends_nothing, .timeout = WT_TMO(
 	cr_assert_eq(weft_chan_destroy(s.rv), 0);
 	cr_assert_eq(weft_chan_destroy(s.other), 0);
 }
+
+/* Counted senders: 8 fibers and a thread each send 500 items and say
+ * done; the receiver reads every item and then -EPIPE, with nobody
+ * calling weft_chan_close. Errors: more dones than adds, n 0. */
+struct producers { struct weft_chan *ch; long base; };
+static void *counted_producer(void *arg)
+{
+	struct producers *p = arg;
+	for (long i = 0; i < 500; i++) {
+		long v = p->base + i;
+		if (weft_chan_send(p->ch, &v))
+			return (void *)1;
+	}
+	return (void *)(intptr_t)weft_chan_sender_done(p->ch);
+}
+
+Test(chan, the_last_counted_sender_closes_it, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(long), 16, &ch), 0);
+	cr_assert_eq(weft_chan_sender_done(ch), -EINVAL, "nothing counted yet");
+	cr_assert_eq(weft_chan_sender_add(ch, 0), -EINVAL);
+	cr_assert_eq(weft_chan_sender_add(ch, 8), 0);
+	cr_assert_eq(weft_chan_sender_add(ch, 1), 0);
+	struct producers p[9];
+	struct weft_task *h[8];
+	for (int i = 0; i < 8; i++) {
+		p[i] = (struct producers){ ch, i * 1000L };
+		cr_assert_eq(weft_spawn(rt, counted_producer, &p[i], &h[i]), 0);
+	}
+	p[8] = (struct producers){ ch, 8000L };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, counted_producer, &p[8]), 0);
+	static bool seen[9000];
+	memset(seen, 0, sizeof seen);
+	long v;
+	int n = 0, rc;
+	while ((rc = weft_chan_recv(ch, &v)) == 0) {
+		cr_assert(v >= 0 && v < 9000 && v % 1000 < 500 && !seen[v], "item %ld", v);
+		seen[v] = true;
+		n++;
+	}
+	cr_assert_eq(rc, -EPIPE, "after the last sender: %d", rc);
+	cr_assert_eq(n, 9 * 500, "%d items", n);
+	cr_assert_eq(weft_chan_is_closed(ch), 1);
+	for (int i = 0; i < 8; i++) {
+		void *r;
+		cr_assert_eq(weft_join(h[i], &r), 0);
+		cr_assert_null(r, "producer %d", i);
+	}
+	void *r;
+	pthread_join(th, &r);
+	cr_assert_null(r);
+	cr_assert_eq(weft_chan_sender_done(ch), -EINVAL, "more dones than senders");
+	cr_assert_eq(weft_chan_sender_add(ch, SIZE_MAX), 0, "count 0 again: SIZE_MAX fits");
+	cr_assert_eq(weft_chan_sender_add(ch, 1), -EOVERFLOW);
+	cr_assert_eq(weft_chan_sender_add(NULL, 1), -EINVAL);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+	wt_rt_destroy(rt);
+}

@@ -278,6 +278,18 @@ WEFT_API int weft_chan_destroy(struct weft_chan *ch);
  * receiver, every waiting receiver (-EPIPE). */
 WEFT_API int weft_chan_close(struct weft_chan *ch);
 
+/* Counted senders (Tokio's Sender clones, whose last drop closes; Go's
+ * "close once every producer is done"): weft_chan_sender_add counts n more
+ * senders, weft_chan_sender_done uncounts one and, for the last, closes
+ * the channel (as weft_chan_close: the receivers drain what is buffered,
+ * then get -EPIPE). Call done after the sender's last send. The count
+ * starts at 0 and nothing looks at it until an add: an uncounted channel
+ * is closed with weft_chan_close as ever (which may also be called while
+ * senders are counted). Errors: -EINVAL (NULL ch, n 0, or a done with no
+ * sender counted), -EOVERFLOW. */
+WEFT_API int weft_chan_sender_add(struct weft_chan *ch, size_t n);
+WEFT_API int weft_chan_sender_done(struct weft_chan *ch);
+
 /* Number of items buffered now (a snapshot; items already handed to a
  * receiver or still held by a waiting sender are not counted; always 0
  * on a rendezvous channel except for an item given back by a cancelled
