@@ -562,6 +562,42 @@ def lints_of(obj, name):
     return [l["detail"] for l in obj["lints"] if l["name"] == name]
 
 
+def test_longpoll_swap(schedtop, load, lib):
+    """A plugin host unloads plugin A (loaded when schedtop attached) and
+    loads plugin B at A's addresses, then stalls in B's function: the lint
+    names B's function and line. schedtop kept the maps it read at the
+    attach and named A's function, of a library no longer loaded."""
+    d = os.path.dirname(load)
+    host = os.path.join(d, "swap_host")
+    pa, pb = (os.path.join(d, "libswap_plug_%s.so" % x) for x in "ab")
+    tp = subprocess.Popen([host, pa, pb, "1.5"], stdout=subprocess.PIPE, text=True)
+    st = None
+    try:
+        pid, st, first = attach_when_ready(schedtop, tp, "swap_host", "0.25")
+        os.kill(pid, signal.SIGUSR1)
+        addrs = (read_line(tp, 10) or "").split()
+        if len(addrs) != 4 or addrs[0] != "a":
+            fail("swap_host printed %r" % addrs)
+        flagged = []
+        for o in json_until_final(st):
+            flagged += lints_of(o, "long-poll")
+        st.wait(10)
+    finally:
+        kill_all(tp, st)
+    if addrs[1] != addrs[3]:
+        skip("plugin B was not loaded at plugin A's address (%s vs %s)" % (addrs[1], addrs[3]))
+    if not flagged:
+        fail("a 1.5 s poll was never flagged")
+    print("long-poll: %s" % flagged[0])
+    # (the last interval may come after the target exited: no symbols)
+    for d in flagged:
+        if "a_first_plugin_fn" in d:
+            fail("long-poll names the unloaded plugin's function: %s" % d)
+    if "b_second_plugin_fn" not in flagged[0] or "swap_plugin.c:" not in flagged[0]:
+        fail("long-poll does not name B's function: %s" % flagged[0])
+    print("PASS: the poll function named from the library mapped now")
+
+
 def test_longpoll(schedtop, load, lib):
     # a poll task (spin_poll), then a fiber (spin_fiber), whose task's poll
     # function is weft's fiber_poll: named before as fiber_poll (fiber.c)
@@ -1531,7 +1567,8 @@ def main():
         pass
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
-             "caps": test_caps, "longpoll": test_longpoll, "lints": test_lints,
+             "caps": test_caps, "longpoll": test_longpoll,
+             "longpoll_swap": test_longpoll_swap, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,

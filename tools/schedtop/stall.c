@@ -43,10 +43,18 @@ static int peek(int pid, uint64_t addr, void *buf, size_t n)
 	return r == (ssize_t)n ? 0 : (r < 0 ? -errno : -EIO);
 }
 
+/* The symbols, up to date with the target's maps once per sample: a
+ * library unloaded and another mapped at its addresses kept the first
+ * one's names (found by a review). */
 static bool open_sym(struct stall *st)
 {
-	if (!st->sym && !st->sym_err)
+	if (!st->sym && !st->sym_err) {
 		st->sym_err = sym_open(&st->sym, st->pid);
+		st->sym_gen = st->sample_gen;
+	} else if (st->sym && st->sym_gen != st->sample_gen) {
+		sym_sync(st->sym);
+		st->sym_gen = st->sample_gen;
+	}
 	return st->sym != NULL;
 }
 
@@ -137,6 +145,7 @@ static uint64_t task_fn(struct stall *st, uint64_t task, uint64_t poll, bool *fi
 
 void stall_sample(struct stall *st, uint64_t now_ns)
 {
+	st->sample_gen++;
 	if (read_registry(st) && st->reg_err)
 		return;
 	for (unsigned s = 0; s < WEFT_PROBE_REG_SLOTS; s++) {

@@ -40,6 +40,7 @@ struct stall {
 	uint64_t threshold_ns;
 	struct sym_ctx *sym;                /* the target's symbols */
 	int sym_err;
+	unsigned sample_gen, sym_gen;       /* sym synced with the maps at sample sym_gen */
 	uint64_t reg_addr;                  /* weft_probe_registry in the target */
 	int reg_err;                        /* why it is not known (-errno) */
 	struct weft_probe_registry reg;     /* last consistent copy */

@@ -60,26 +60,31 @@ static const Dwfl_Callbacks callbacks = {
 	.debuginfo_path = &debuginfo_path,
 };
 
+static void maps_list_free(struct sym_map *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(maps[i].path);
+	free(maps);
+}
+
 static void maps_free(struct sym_ctx *c)
 {
-	for (size_t i = 0; i < c->nmaps; i++)
-		free(c->maps[i].path);
-	free(c->maps);
+	maps_list_free(c->maps, c->nmaps);
 	c->maps = NULL;
 	c->nmaps = 0;
 }
 
-/* The file-backed mappings with their device and inode: what find_elf
- * checks each file it opens against. 0 or -errno. */
-static int maps_read(struct sym_ctx *c)
+/* The file-backed mappings of `pid` with their device and inode: what
+ * find_elf checks each file it opens against. 0 or -errno. */
+static int maps_load(int pid, struct sym_map **out, size_t *nout)
 {
 	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/maps", c->pid);
+	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
 	FILE *f = fopen(p, "re");
 	if (!f)
 		return -errno;
-	maps_free(c);
-	size_t cap = 0;
+	struct sym_map *maps = NULL;
+	size_t cap = 0, nmaps = 0;
 	char *line = NULL;
 	size_t lcap = 0;
 	int err = 0;
@@ -91,14 +96,14 @@ static int maps_read(struct sym_ctx *c)
 			   &m.end, &m.dmaj, &m.dmin, &m.ino, &at) != 5 ||
 		    !at || m.ino == 0 || line[at] != '/')
 			continue;
-		if (c->nmaps == cap) {
+		if (nmaps == cap) {
 			size_t ncap = cap ? 2 * cap : 64;
-			struct sym_map *n = realloc(c->maps, ncap * sizeof(*n));
+			struct sym_map *n = realloc(maps, ncap * sizeof(*n));
 			if (!n) {
 				err = -ENOMEM;
 				break;
 			}
-			c->maps = n;
+			maps = n;
 			cap = ncap;
 		}
 		m.path = strdup(line + at);
@@ -106,11 +111,30 @@ static int maps_read(struct sym_ctx *c)
 			err = -ENOMEM;
 			break;
 		}
-		c->maps[c->nmaps++] = m;
+		maps[nmaps++] = m;
 	}
 	free(line);
 	fclose(f);
-	return err;
+	if (err) {
+		maps_list_free(maps, nmaps);
+		return err;
+	}
+	*out = maps;
+	*nout = nmaps;
+	return 0;
+}
+
+static int maps_read(struct sym_ctx *c)
+{
+	struct sym_map *maps;
+	size_t n;
+	int err = maps_load(c->pid, &maps, &n);
+	if (err)
+		return err;
+	maps_free(c);
+	c->maps = maps;
+	c->nmaps = n;
+	return 0;
 }
 
 /* Open `path` without side effects (O_PATH: no FIFO or device is really
@@ -198,6 +222,22 @@ int sym_refresh(struct sym_ctx *c)
 	if (r > 0)
 		return -r;
 	return r ? -EIO : 0;
+}
+
+int sym_sync(struct sym_ctx *c)
+{
+	struct sym_map *maps;
+	size_t n;
+	int err = maps_load(c->pid, &maps, &n);
+	if (err)
+		return err == -ENOENT ? -ESRCH : err;
+	bool same = n == c->nmaps;
+	for (size_t i = 0; same && i < n; i++)
+		same = maps[i].start == c->maps[i].start && maps[i].end == c->maps[i].end &&
+		       maps[i].dmaj == c->maps[i].dmaj && maps[i].dmin == c->maps[i].dmin &&
+		       maps[i].ino == c->maps[i].ino && !strcmp(maps[i].path, c->maps[i].path);
+	maps_list_free(maps, n);
+	return same ? 0 : sym_refresh(c);
 }
 
 int sym_open(struct sym_ctx **out, int pid)

@@ -36,6 +36,12 @@ int sym_open(struct sym_ctx **out, int pid);
 /* Re-read the maps (after a dlopen in the target). 0 or -errno. */
 int sym_refresh(struct sym_ctx *c);
 
+/* Re-read the maps, and the modules when they changed since the last
+ * read: a library unloaded and another mapped at its addresses (a plugin
+ * host's dlclose, then dlopen) kept the first one's symbols, and a stall
+ * in the second was named as a function of the first. 0 or -errno. */
+int sym_sync(struct sym_ctx *c);
+
 /* Symbolize `addr`. For a return address (a call site) pass
  * `return_address` true: the line is looked up one byte earlier, inside
  * the call instruction. 0 when at least the module is known; -ENOENT when
