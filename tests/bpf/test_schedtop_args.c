@@ -73,6 +73,30 @@ static void test_unknown_command(void)
 	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval '-'", "-p", "1", "-");
 }
 
+/* options of another mode were taken and did nothing: no file written, no
+ * end to the run, a prefix never looked at */
+static void test_other_modes_options(void)
+{
+	EXPECT(SCHEDTOP_ARGS_USAGE, "-o works with trace, convert and record only", "-p", "1",
+	       "--batch", "--json", "-o", "out.jsonl");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "-o works with trace, convert and record only", "metrics",
+	       "-p", "1", "--once", "-o", "m.txt");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--duration and --warmup work with trace only", "-p", "1",
+	       "--batch", "--duration", "3");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--duration and --warmup work with trace only", "record",
+	       "-p", "1", "-o", "d", "--warmup", "1");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--count works with the live view and --batch only",
+	       "trace", "-p", "1", "-o", "t.json", "-n", "3");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "--prefix works with --no-bpf only", "-p", "1", "--batch",
+	       "--prefix", "io");
+	/* where they belong */
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "trace", "-p", "1", "-d", "3", "-w", "1", "-o", "t.json");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "convert", "e.jsonl", "-o", "t.json");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "record", "-p", "1", "-o", "d");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--batch", "-n", "3");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--prefix", "io", "--no-bpf", "--batch");
+}
+
 /* --help is printed with fputs: a "%%" in it was printed as two */
 static void test_help_text(void)
 {
@@ -96,6 +120,7 @@ int main(void)
 {
 	test_record();
 	test_unknown_command();
+	test_other_modes_options();
 	test_help_text();
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);

@@ -285,7 +285,21 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 	optind = 0; /* glibc: full reinitialisation, the parser may run again */
 	opterr = 0;
 	int o;
+	bool prefix_given = false;
+	const char *misplaced = NULL; /* said after a mistyped command's message */
+	/* An option of another mode was taken and did nothing: `--batch -o
+	 * FILE` wrote to stdout and left no file, `-p PID --duration 3` ran
+	 * until Ctrl-C, `--prefix` without --no-bpf was never looked at
+	 * (found by a review) */
 	while ((o = getopt_long(ac, av, ":p:bn:jr:d:w:o:vh", lo, NULL)) != -1) {
+		if ((o == 'd' || o == 'w') && a->mode != M_TRACE && !misplaced)
+			misplaced = "--duration and --warmup work with trace only%s";
+		if (o == 'o' && a->mode != M_TRACE && a->mode != M_CONVERT && a->mode != M_RECORD &&
+		    !misplaced)
+			misplaced = "-o works with trace, convert and record only (--batch writes to "
+				    "stdout; --record FILE keeps snapshots)%s";
+		if (o == 'n' && a->mode != M_TOP && !misplaced)
+			misplaced = "--count works with the live view and --batch only%s";
 		switch (o) {
 		case 'p':
 			if (!parse_int(optarg, &a->pid) || a->pid <= 0 || a->pid > 0x7fffffff)
@@ -314,6 +328,7 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 				return usage_err(err, "invalid thread name prefix '%s' (1 to 11 bytes)",
 						 optarg);
 			a->prefix = optarg;
+			prefix_given = true;
 			break;
 		case 'A': a->wait_lib = true; break;
 		case 'T':
@@ -359,5 +374,14 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 	}
 	a->pos = av + optind;
 	a->npos = ac - optind;
+	if (prefix_given && !a->no_bpf && !misplaced)
+		misplaced = "--prefix works with --no-bpf only (with BPF the runtime names its "
+			    "workers)%s";
+	/* "tarce -p 1 -o t.json": the mistyped command is the news */
+	bool word = a->mode == M_TOP && a->npos >= 1 && a->pos[0] == a->first_word &&
+		    ((a->pos[0][0] >= 'a' && a->pos[0][0] <= 'z') ||
+		     (a->pos[0][0] >= 'A' && a->pos[0][0] <= 'Z'));
+	if (misplaced && !word)
+		return usage_err(err, misplaced, NULL);
 	return check_mode(a, err);
 }
