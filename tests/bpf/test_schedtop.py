@@ -598,6 +598,40 @@ def test_longpoll_swap(schedtop, load, lib):
     print("PASS: the poll function named from the library mapped now")
 
 
+def test_longpoll_exec(schedtop, load, lib):
+    """schedtop -p PID on a weft program that execs another weft program
+    (stall_target, same pid): the new program's long poll is flagged and
+    named. schedtop kept the probe registry's address of the first program
+    and read nothing from the second: no long-poll at all."""
+    d = os.path.dirname(load)
+    tp = subprocess.Popen([os.path.join(d, "exec_target"), os.path.join(d, "stall_target"),
+                           "1.5"], stdout=subprocess.PIPE, text=True)
+    st = None
+    try:
+        pid, st, first = attach_when_ready(schedtop, tp, "exec_target", "0.25")
+        os.kill(pid, signal.SIGUSR1)
+        again = read_line(tp, 10) or ""
+        if again.split() != ["ready", str(pid)]:
+            fail("stall_target after the exec printed %r" % again)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGUSR1)
+        spawn = read_line(tp, 10) or ""
+        if not spawn.startswith("spawn_line "):
+            fail("stall_target printed %r" % spawn)
+        flagged = []
+        for o in json_until_final(st):
+            flagged += lints_of(o, "long-poll")
+        st.wait(10)
+    finally:
+        kill_all(tp, st)
+    if not flagged:
+        fail("a 1.5 s poll of the program exec'd was never flagged")
+    print("long-poll: %s" % flagged[0])
+    if "spin_poll" not in flagged[0] or "stall_target.c:%s" % spawn.split()[1] not in flagged[0]:
+        fail("long-poll does not name spin_poll and its spawn line: %s" % flagged[0])
+    print("PASS: the long poll of the program exec'd is named")
+
+
 def test_longpoll(schedtop, load, lib):
     # a poll task (spin_poll), then a fiber (spin_fiber), whose task's poll
     # function is weft's fiber_poll: named before as fiber_poll (fiber.c)
@@ -1568,7 +1602,8 @@ def main():
     tests = {"counts": test_counts, "json": test_json, "trace": test_trace,
              "unpriv": test_unpriv, "nobpf": test_nobpf, "bpftrace": test_bpftrace,
              "caps": test_caps, "longpoll": test_longpoll,
-             "longpoll_swap": test_longpoll_swap, "lints": test_lints,
+             "longpoll_swap": test_longpoll_swap,
+             "longpoll_exec": test_longpoll_exec, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,

@@ -76,10 +76,16 @@ static int read_registry(struct stall *st)
 	if (!e)
 		e = peek(st->pid, st->reg_addr + offsetof(struct weft_probe_registry, gen), &gen,
 			 sizeof(gen));
-	if (e)
-		return st->reg_err = e;
-	if (r.magic != WEFT_PROBE_REG_MAGIC)
-		return st->reg_err = -EPROTO;
+	if (e || r.magic != WEFT_PROBE_REG_MAGIC) {
+		/* The process exec'd (or unloaded libweft): its registry is
+		 * elsewhere, if anywhere. Kept, the old address read nothing
+		 * for good, and no long poll of the new program was seen
+		 * (found by a review): look it up again in fresh maps. */
+		st->reg_addr = 0;
+		if (st->sym)
+			sym_refresh(st->sym);
+		return st->reg_err = e ? e : -EPROTO;
+	}
 	/* The target wrote these: offsets that index our buffers must be
 	 * small (a registry edited by the target sent ring_peek's memcpy to a
 	 * wild address and crashed schedtop: found by a review). Addresses in
