@@ -725,6 +725,54 @@ def test_record(st, wl_test, wl, lib):
         kill_and_remove(procs, d)
 
 
+def test_record_stuck(st, wl_test, wl, lib):
+    """record's interval reports are those of --batch --json: attached to a
+    worker stuck in a poll since before the attach (lint_target stuck: it
+    fires no probe), each interval has its row and, from the second on,
+    stuck-worker. Before: 0 workers and no stuck-worker in every interval of
+    the dump (the registry's cores and the depths read from memory were
+    left out), so a lint-stuck-worker dump never came."""
+    d = tempfile.mkdtemp(prefix="schedtop-record-stuck-")
+    procs = []
+    try:
+        target = os.path.join(os.path.dirname(wl_test), "lint_target")
+        tp = subprocess.Popen([target, "stuck", "20", "1"], stdout=subprocess.PIPE, text=True)
+        procs.append(tp)
+        pid = wait_ready(tp)
+        time.sleep(0.3)   # stuck before the attach
+        out = os.path.join(d, "rec")
+        rp = subprocess.Popen([st, "record", "-p", str(pid), "--last", "5s", "--on", "exit",
+                               "-o", out, "0.25"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        deadline = time.time() + 10
+        while not os.path.isdir(out) and time.time() < deadline and rp.poll() is None:
+            time.sleep(0.05)
+        if rp.poll() is not None:
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + rp.stderr.read())
+            fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
+        time.sleep(2)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        ex = dumps(out, "exit")
+        if rp.returncode or len(ex) != 1:
+            fail("record: rc %d, exit dumps %s: %s" % (rp.returncode, ex, err))
+        dj, _ = load_dump(ex[0])
+        ivs = dj["intervals"]
+        seen = [(iv["workers"], sorted(l["name"] for l in iv["lints"])) for iv in ivs]
+        print("intervals (workers, lints): %s" % seen)
+        if len(ivs) < 4:
+            fail("%d interval reports in 2 s of 0.25 s intervals" % len(ivs))
+        if any(w != 1 for w, _ in seen):
+            fail("the stuck worker has no row in some interval: %s" % seen)
+        if any("stuck-worker" not in l for _, l in seen[1:]):
+            fail("stuck-worker missing from the intervals after the first: %s" % seen)
+        print("PASS: record's intervals show the stuck worker and its lint")
+    finally:
+        kill_and_remove(procs, d)
+
+
 def test_record_symlink(st, wl_test, wl, lib):
     """Before, the dump was opened with fopen (following a symlink, as root)
     and only the .json name was checked with stat: a symlink planted in a
@@ -1452,7 +1500,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

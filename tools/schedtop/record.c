@@ -314,6 +314,13 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		(double)(o->max_events * sizeof(struct weft_bpf_event)) / (1 << 20), o->dir,
 		o->on & REC_ON_LINT ? " lint" : "", o->on & REC_ON_SIGNAL ? " SIGUSR1" : "",
 		o->on & REC_ON_EXIT ? " exit" : "");
+	/* as run_batch does: a row for every core the registry lists (also
+	 * one that fired no probe since the attach, a worker stuck in a poll),
+	 * and the depths and polls read from memory; without them the dumps'
+	 * interval reports had no such row and no stuck-worker lint (found by
+	 * a review) */
+	stall_sample(st, now_ns());
+	stall_sync_slots(st, m);
 	mon_snapshot(m, prev);
 	uint64_t next = prev->ts_ns + (uint64_t)(o->interval * 1e9);
 	bool gone = false;
@@ -338,7 +345,9 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		next += (uint64_t)(o->interval * 1e9);
 		if (next < now)
 			next = now + (uint64_t)(o->interval * 1e9);
+		stall_sync_slots(st, m);
 		mon_snapshot(m, cur);
+		stall_fill_snap(st, cur);
 		r.ring_drops = cur->drops;
 		interval_compute(iv, prev, cur, &ls);
 		/* the same lints and latency as --batch --json (only the
