@@ -110,6 +110,7 @@ docs/OBSERVABILITY.md, Privileges). When the environment variable CI is
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -539,6 +540,17 @@ def test_wrappers(st, wl_test, wl, lib):
     if p.returncode or not objs or max(o["workers"] for o in objs) != 2:
         fail("--no-bpf -- sh -c: rc %d, workers %s" % (p.returncode,
                                                        [o["workers"] for o in objs]))
+    # the wrapper's exit status is the wrapper's: it was told as the status
+    # of the process followed ("schedtop: PID exited with status 3", PID
+    # the program, which exited 0)
+    p = run([st, "--batch", "--json", "0.5", "--", "sh", "-c", "%s 2 40; exit 3" % wl_test],
+            timeout=60)
+    pid = exact_counts(p.stdout, "sh -c ...; exit 3")
+    print("sh -c '...; exit 3' ->", p.stderr.strip())
+    if "%d exited with status 3" % pid in p.stderr or \
+            not re.search(r"sh \(pid (\d+)\) exited with status 3", p.stderr) or \
+            re.search(r"sh \(pid (\d+)\)", p.stderr).group(1) == str(pid):
+        fail("the wrapper's status 3 not told as sh's: %s" % p.stderr)
     p = run([st, "--batch", "--", "sh", "-c", "true"])
     if p.returncode != 1 or "started nothing that does" not in p.stderr:
         fail("a wrapper without libweft: rc %d, %r" % (p.returncode, p.stderr))

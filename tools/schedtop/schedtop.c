@@ -515,23 +515,31 @@ static bool wait_interval(struct target *t, double interval, struct stall *st)
 	return gone;
 }
 
-static int reap(struct target *t)
+/* The status is our child's: CMD, which with a wrapper (sh -c) is not the
+ * process watched (t->pid) - its status was told as the watched one's
+ * (found by a review). */
+static int reap(struct target *t, const char *cmd)
 {
 	int st = 0;
 	bool done = false;
+	pid_t who = t->child;
 	if (t->wrapped && t->launch.child_reaped) { /* reaped while following */
 		st = t->launch.child_status;
+		who = t->launch.child;
 		done = true;
 	} else if (t->child > 0 && waitpid(t->child, &st, 0) == t->child) {
 		done = true;
 	}
 	if (done) {
+		char name[256];
+		tx_safe(name, sizeof(name), cmd);
 		t->child = 0;
 		if (WIFEXITED(st) && WEXITSTATUS(st))
-			fprintf(stderr, "schedtop: %d exited with status %d\n", t->pid,
-				WEXITSTATUS(st));
+			fprintf(stderr, "schedtop: %s (pid %d) exited with status %d\n", name,
+				(int)who, WEXITSTATUS(st));
 		else if (WIFSIGNALED(st))
-			fprintf(stderr, "schedtop: %d killed by signal %d\n", t->pid, WTERMSIG(st));
+			fprintf(stderr, "schedtop: %s (pid %d) killed by signal %d\n", name, (int)who,
+				WTERMSIG(st));
 	}
 	return 0;
 }
@@ -1040,7 +1048,7 @@ done:
 			if (t.wrapped && t.child != t.pid)
 				kill(t.child, SIGTERM);
 		}
-		reap(&t);
+		reap(&t, cmd[0]);
 	}
 	if (t.pidfd >= 0)
 		close(t.pidfd);
