@@ -1027,6 +1027,52 @@ def test_tui(st, wl_test, wl, lib):
         load.wait()
 
 
+def test_tui_nobpf(st, wl_test, wl, lib):
+    """The --no-bpf view on a terminal (text redrawn each interval) at 80x24
+    with 4 workers, then 12: no line wraps and the header stays on screen.
+    Its rows are 97 columns: each wrapped onto a second line, and with 12
+    workers the screen scrolled the header away."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    target = os.path.join(os.path.dirname(wl_test), "lint_target")
+    T = []
+
+    def cap(join):
+        a = ["capture-pane", "-p", "-t", "st"] + (["-J"] if join else [])
+        return subprocess.run(T + a, stdout=subprocess.PIPE, text=True).stdout
+
+    try:
+        for workers in (4, 12):
+            if T:
+                subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            T[:] = [tmux, "-L", "schedtop-nobpf-%d-%d" % (os.getpid(), workers)]  # a server each
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                                "%s --no-bpf 0.3 -- %s idle 30 %d; sleep 30" %
+                                (st, target, workers)], check=True)
+            end = time.time() + 10
+            screen = ""
+            while time.time() < end:
+                screen = cap(False)
+                if "weft-worker-%d " % (workers - 1) in screen:
+                    break
+                time.sleep(0.2)
+            time.sleep(0.7)   # a few redraws
+            plain, joined = cap(False), cap(True)
+            print("%d workers at 80x24:\n%s" % (workers, plain))
+            rows = [l for l in plain.split("\n") if re.match(r"\d+ +\d+ +weft-worker-", l)]
+            if len(rows) != workers:
+                fail("%d workers, %d rows on screen" % (workers, len(rows)))
+            if not plain.startswith("pid "):
+                fail("the header scrolled away:\n%s" % plain)
+            if len(joined.rstrip("\n").split("\n")) != len(plain.rstrip("\n").split("\n")):
+                fail("a line wrapped (capture -J joined lines):\n%s" % plain)
+        print("PASS: the --no-bpf view fits 80x24")
+    finally:
+        if T:
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+
+
 def test_tui_cmd(st, wl_test, wl, lib):
     """The live view with `-- CMD` under tmux at 80x24: CMD's output (here
     a line every 0.3 s) goes to a log file named when schedtop ends, not
@@ -1512,7 +1558,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -831,6 +832,35 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 
 /* --------------------------------------------------------------- no BPF */
 
+/* The --no-bpf view on a terminal: each line cut to the terminal's width
+ * and the whole to its height but one. Its rows are 97 columns: at 80x24
+ * every row wrapped onto a second line, and with a dozen workers the
+ * screen scrolled the header away (found by a review). */
+static void tty_print(const char *text, size_t len)
+{
+	struct winsize ws;
+	size_t cols = 80, rows = 24;
+	if (!ioctl(1, TIOCGWINSZ, &ws) && ws.ws_col && ws.ws_row) {
+		cols = ws.ws_col;
+		rows = ws.ws_row;
+	}
+	const char *p = text, *end = text + len;
+	for (size_t line = 0; p < end && line + 1 < rows; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p), i = 0;
+		/* characters, not bytes: a thread's name may hold UTF-8 */
+		for (size_t c = 0; i < ll && c < cols; c++) {
+			size_t k = jw_utf8_len(p + i);
+			i += k ? k : 1;
+		}
+		if (i > ll)
+			i = ll;
+		fwrite(p, 1, i, stdout);
+		fputc('\n', stdout);
+		p += ll + (nl ? 1 : 0);
+	}
+}
+
 static int run_fallback(struct target *t, char *const cmd[], const char *prefix, double interval,
 			long count, bool batch, bool json)
 {
@@ -893,11 +923,18 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		if (json) {
 			fb_print_json(stdout, fb, end);
 		} else {
+			char *text = NULL;
+			size_t len = 0;
+			FILE *mf = tty ? open_memstream(&text, &len) : NULL;
+			FILE *o = mf ? mf : stdout;
 			if (tty)
 				printf("\033[H\033[2J");
 			if (gone)
-				printf("--- target %d exited; final interval:\n", t->pid);
-			fb_print_text(stdout, fb);
+				fprintf(o, "--- target %d exited; final interval:\n", t->pid);
+			fb_print_text(o, fb);
+			if (mf && !fclose(mf))
+				tty_print(text, len);
+			free(text);
 			if (!tty && !last)
 				printf("\n");
 		}
