@@ -389,6 +389,55 @@ def trace_bad_output(schedtop, load):
     print("unwritable -o: refused after %.1f s, before recording" % took)
 
 
+def test_trace_late_rt(schedtop, load, lib):
+    """`schedtop trace -p PID` on a process whose runtime is created after
+    the trace began: the task latency covers its polls (the runtime's
+    histograms count from its creation, all of it inside the trace). Its
+    first read was taken as the baseline: "0 polls, 0 wakes timed", p50 0 ns,
+    in the summary and in .latency.json."""
+    target = os.path.join(os.path.dirname(load), "late_rt_target")
+    tp = subprocess.Popen([target, "1.0"], stdout=subprocess.PIPE, text=True)
+    d = tempfile.mkdtemp(prefix="schedtop-late-rt-")
+    st = None
+    try:
+        ready = read_line(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            fail("late_rt_target did not get ready: %r" % ready)
+        pid = int(ready.split()[1])
+        out = os.path.join(d, "t.json")
+        st = subprocess.Popen([schedtop, "trace", "-p", str(pid), "--duration", "2.5", "-o", out],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        end = time.time() + 10
+        err = ""
+        while time.time() < end and st.poll() is None:
+            err += os.read(st.stderr.fileno(), 4096).decode()
+            if "tracing pid" in err:
+                break
+        if st.poll() is not None:
+            if st.returncode == SKIP:
+                skip("schedtop exited 77: " + err + st.stderr.read())
+            fail("schedtop trace exited %d: %s" % (st.returncode, err + st.stderr.read()))
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGUSR1)   # the runtime is created now
+        tasks = read_line(tp, 10) or ""
+        out_text, _ = st.communicate(timeout=20)
+        if st.returncode:
+            fail("schedtop trace exited %d" % st.returncode)
+        with open(os.path.join(d, "t.latency.json")) as f:
+            lat = json.load(f)["latency"]
+    finally:
+        kill_all(tp, st)
+        shutil.rmtree(d, ignore_errors=True)
+    print(tasks.strip())
+    print("\n".join(l for l in out_text.splitlines() if "latency" in l or "runtime 0x" in l))
+    print("latency.json: %s" % lat)
+    if not tasks.startswith("tasks ") or int(tasks.split()[1]) < 1000:
+        fail("late_rt_target printed %r" % tasks)
+    if len(lat) != 1 or lat[0]["polls_timed"] == 0 or lat[0]["poll_p50_ns"] == 0:
+        fail("the runtime created during the trace has no polls timed: %s" % lat)
+    print("PASS: a runtime created during the trace is timed")
+
+
 def test_trace_warmup(schedtop, load, lib):
     """A target that exits during --warmup: nothing was traced, and
     schedtop says so and exits 1 (it wrote 0 events and exited 0)."""
@@ -1605,6 +1654,7 @@ def main():
              "longpoll_swap": test_longpoll_swap,
              "longpoll_exec": test_longpoll_exec, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
+             "trace_late_rt": test_trace_late_rt,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,

@@ -152,8 +152,11 @@ static uint64_t task_fn(struct stall *st, uint64_t task, uint64_t poll, bool *fi
 void stall_sample(struct stall *st, uint64_t now_ns)
 {
 	st->sample_gen++;
-	if (read_registry(st) && st->reg_err)
+	int rr = read_registry(st);
+	if (rr && st->reg_err)
 		return;
+	if (!rr)
+		st->reg_reads++;
 	for (unsigned s = 0; s < WEFT_PROBE_REG_SLOTS; s++) {
 		const struct weft_probe_reg_slot *slot = &st->reg.slot[s];
 		unsigned n = slot->rt ? (unsigned)slot->ncores : 0;
@@ -165,12 +168,22 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			st->inject[s] = ilen;
 			st->inject_ts[s] = now_ns;
 		}
-		if (st->slot_rt[s] != slot->rt) { /* another runtime: no baseline */
+		if (st->slot_rt[s] != slot->rt) { /* another runtime */
+			/* one an earlier read did not list was created since:
+			 * everything its cores counted is new, from 0 (a runtime
+			 * created during `trace` read 0 polls timed: its first
+			 * read was the baseline, found by a review); one there at
+			 * the first read is read from then on */
+			bool born = slot->rt && st->reg_reads > 1;
 			st->slot_rt[s] = slot->rt;
 			for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
 				struct stall_core *c = &st->core[s][i];
-				c->h_seen = c->h0_seen = false;
-				c->stalls_seen = c->stalls0_seen = c->st_new = false;
+				c->h_seen = false;
+				c->h0_seen = c->stalls0_seen = born;
+				memset(c->poll_h0, 0, sizeof(c->poll_h0));
+				memset(c->wake_h0, 0, sizeof(c->wake_h0));
+				c->stalls0 = 0;
+				c->stalls_seen = c->st_new = false;
 				c->st_count = 0;
 			}
 		}

@@ -43,6 +43,7 @@ struct stall {
 	unsigned sample_gen, sym_gen;       /* sym synced with the maps at sample sym_gen */
 	uint64_t reg_addr;                  /* weft_probe_registry in the target */
 	int reg_err;                        /* why it is not known (-errno) */
+	unsigned reg_reads;                 /* consistent copies read so far */
 	struct weft_probe_registry reg;     /* last consistent copy */
 	struct stall_core core[WEFT_PROBE_REG_SLOTS][STALL_MAX_CORES];
 	uint64_t slot_rt[WEFT_PROBE_REG_SLOTS]; /* the runtime each slot's cores belong to */
