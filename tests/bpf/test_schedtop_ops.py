@@ -785,6 +785,51 @@ def test_record_stuck(st, wl_test, wl, lib):
         kill_and_remove(procs, d)
 
 
+def test_record_dir(st, wl_test, wl, lib):
+    """record -o DIR where DIR cannot take a dump: a regular file is refused
+    at once (before: it recorded on and said "afile: Not a directory" only
+    when a dump was due, the window it was to keep lost); dumps that could
+    not be written are not counted as written (before: "1 dump written to
+    DIR (some failed)" when none was)."""
+    d = tempfile.mkdtemp(prefix="schedtop-record-dir-")
+    procs = []
+    try:
+        load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        time.sleep(0.3)
+        afile = os.path.join(d, "afile")
+        open(afile, "w").close()
+        try:
+            p = run([st, "record", "-p", str(load.pid), "--last", "2s", "-o", afile, "0.5"],
+                    timeout=10)
+        except subprocess.TimeoutExpired:
+            fail("record -o FILE: still recording after 10 s, into a regular file")
+        if p.returncode == SKIP:
+            skip("schedtop exited 77: " + p.stderr)
+        print("record -o FILE ->", p.returncode, p.stderr.strip())
+        if p.returncode != 1 or "Not a directory" not in p.stderr:
+            fail("record -o FILE: rc %d, %r" % (p.returncode, p.stderr))
+        gone = os.path.join(d, "gone")
+        rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "2s", "-o", gone,
+                               "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        deadline = time.time() + 10
+        while not os.path.isdir(gone) and time.time() < deadline and rp.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        shutil.rmtree(gone)
+        rp.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print("DIR removed ->", rp.returncode, err.strip())
+        if rp.returncode != 1 or "0 dumps written" not in err:
+            fail("two dumps that failed: rc %d, %r" % (rp.returncode, err))
+        print("PASS: record refuses a DIR it cannot write and counts no failed dump")
+    finally:
+        kill_and_remove(procs, d)
+
+
 def test_record_symlink(st, wl_test, wl, lib):
     """Before, the dump was opened with fopen (following a symlink, as root)
     and only the .json name was checked with stat: a symlink planted in a
@@ -1558,7 +1603,7 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers}
 
 

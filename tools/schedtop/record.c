@@ -210,8 +210,7 @@ static int dump(struct rec *r, struct mon *m, const char *reason, const char *li
 		if (orc == -EEXIST)
 			fprintf(stderr, "schedtop: record: %s: %s: 99 names taken\n", r->o->dir, base);
 		evbuf_free(&b);
-		r->dumps++;
-		r->failed++;
+		r->failed++; /* nothing written: not counted as a dump */
 		return 1;
 	}
 	int rc = 0;
@@ -300,6 +299,18 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		rc = 1;
 		goto out;
 	}
+	/* DIR a file, or one not writable: said now, not at the first dump,
+	 * hours later, when the window it was to keep is lost (found by a
+	 * review: `-o FILE` recorded on and failed at the lint) */
+	int dfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS)) {
+		fprintf(stderr, "schedtop: record: %s: %s\n", o->dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		rc = 1;
+		goto out;
+	}
+	close(dfd);
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	sigaction(SIGUSR1, &sa, NULL);
 	int e = mon_trace_start(m, on_event, &r.ev);
@@ -385,8 +396,11 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 	mon_trace_stop(m);
 	if (o->on & REC_ON_EXIT && dump(&r, m, "exit", NULL, NULL))
 		rc = 1;
-	fprintf(stderr, "schedtop: record: %u dump%s written to %s%s\n", r.dumps,
-		r.dumps == 1 ? "" : "s", o->dir, r.failed ? " (some failed, see above)" : "");
+	fprintf(stderr, "schedtop: record: %u dump%s written to %s", r.dumps, r.dumps == 1 ? "" : "s",
+		o->dir);
+	if (r.failed)
+		fprintf(stderr, " (%u failed, see above)", r.failed);
+	fputc('\n', stderr);
 out:
 	for (size_t i = 0; i < r.iv.n; i++)
 		free(r.iv.iv[(r.iv.head + i) % r.iv.cap].json);
