@@ -97,7 +97,7 @@ struct tstate {
 	__u64 oncpu_start;
 	__u64 futex_ts;
 	__u32 slot;
-	__u32 park_sleep;  /* asleep in its park (futex parker word or epoll_wait) */
+	__u32 park_sleep;  /* asleep in its park (futex parker word, epoll_wait or io_uring_enter) */
 };
 
 struct {
@@ -120,18 +120,21 @@ struct {
 #define NR_EPOLL_WAIT 232
 #define NR_EPOLL_PWAIT 281
 #define NR_EPOLL_PWAIT2 441
+#define NR_IO_URING_ENTER 426
 #elif defined(__TARGET_ARCH_arm64)
 #define NR_FUTEX 98
 #define NR_FUTEX_WAITV 449
 #define NR_EPOLL_WAIT -1 /* arm64 has epoll_pwait only */
 #define NR_EPOLL_PWAIT 22
 #define NR_EPOLL_PWAIT2 441
+#define NR_IO_URING_ENTER 426
 #else
 #define NR_FUTEX -1
 #define NR_FUTEX_WAITV -1
 #define NR_EPOLL_WAIT -1
 #define NR_EPOLL_PWAIT -1
 #define NR_EPOLL_PWAIT2 -1
+#define NR_IO_URING_ENTER -1
 #endif
 
 static __always_inline __u32 log2_u64(__u64 v)
@@ -710,10 +713,16 @@ static __always_inline bool task_sys_args(struct task_struct *t, struct sys_args
 }
 
 /* A worker parks in one of two places: a futex wait on its parker word, or
- * epoll_wait when it holds the driver. */
+ * the I/O driver's wait when it holds the driver: epoll_wait, or under the
+ * io_uring driver (lib/io/uring.c) io_uring_enter with nothing to submit
+ * (a wake's NOP submits one). Without the latter a worker parked in an
+ * io_uring driver read as running 100 % of the time, with no park
+ * durations (found by a review). */
 static __always_inline bool is_park_sleep(const struct sys_args *a, const struct weft_bpf_core *c)
 {
 	if (a->nr == NR_EPOLL_WAIT || a->nr == NR_EPOLL_PWAIT || a->nr == NR_EPOLL_PWAIT2)
+		return true;
+	if (a->nr == NR_IO_URING_ENTER && a->a1 == 0)
 		return true;
 	return c->park_word && a->a0 == c->park_word && futex_call_waits(a->nr, a->a1);
 }

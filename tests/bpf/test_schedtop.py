@@ -75,6 +75,10 @@ TEST is one of:
             its baseline), never above. Before, a core was counted only
             from its first maintenance probe, 61 polls in: 11 of 40. An
             interval with a core's parks shows its polls too.
+  uring_park
+            count_target rounds 1 6 1 300 400 under WEFT_IO_DRIVER=uring: the
+            worker parked in io_uring_enter reads parked, with park
+            durations, in every interval after the first.
   long_park count_target rounds 1 1 1 5000 0: one worker parks 5 s, then
             runs one task. schedtop's park p99 in the interval it ends is
             at least 5 s and at most 2^33 ns (its log2 bucket's bound); it
@@ -1583,6 +1587,36 @@ def test_long_park(schedtop, load, lib):
     print("PASS: a 5 s park reads as under 2^33 ns, not 2^32")
 
 
+def test_uring_park(schedtop, load, lib):
+    """The io_uring driver (WEFT_IO_DRIVER=uring): one worker, which holds
+    the driver and parks in io_uring_enter between 6 rounds 400 ms apart.
+    Every interval after the first shows it parked most of the time, with
+    park durations. It read running 100 % and park p50 0 (only epoll_wait
+    and the futex were taken for a park sleep)."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    env = dict(os.environ, WEFT_IO_DRIVER="uring")
+    p = subprocess.run([schedtop, "--batch", "--json", "0.5", "--", target, "rounds", "1", "6",
+                        "1", "300", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30, env=env)
+    if p.returncode == SKIP:
+        skip("schedtop exited 77: " + p.stderr.strip())
+    if "io_uring is not available" in p.stderr:
+        skip("io_uring refused here: " + p.stderr.strip())
+    if p.returncode != 0:
+        fail("schedtop -- count_target: exit %d: %s" % (p.returncode, p.stderr))
+    objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+            if "schema" in o and not o["final"]]
+    rows = [(w["state"], w["parked_pct"], w["park_p50_ns"]) for o in objs[1:]
+            for w in o["worker"]]
+    print("(state, parked %, park p50 ns) per interval after the first:", rows)
+    if len(rows) < 3:
+        fail("too few intervals: %s" % p.stdout[-500:])
+    bad = [r for r in rows if r[1] < 50 or r[2] == 0]
+    if bad:
+        fail("a worker parked in io_uring_enter shown %s" % bad)
+    print("PASS: a park in the io_uring driver reads as a park")
+
+
 def test_many_rt(schedtop, load, lib):
     """40 runtimes of 2 workers (80 cores, more than the 64 slots): the
     figures then cover only some of the workers, and schedtop must say so
@@ -1658,7 +1692,8 @@ def main():
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,
-             "many_rt": test_many_rt, "two_totals": test_two_totals}
+             "many_rt": test_many_rt, "two_totals": test_two_totals,
+             "uring_park": test_uring_park}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
