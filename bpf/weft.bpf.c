@@ -490,6 +490,10 @@ int BPF_USDT(weft_runtime_create, __u64 rt, long workers)
 		struct core_last *l = bpf_map_lookup_elem(&last, &i);
 		if (l)
 			l->ptr = 0;
+		/* the old runtime's final poll count (its worker_stop read it):
+		 * kept, as `polls` starts over with the new one's (bpf/weft.h) */
+		cores[i].polls_done += cores[i].polls;
+		cores[i].polls = 0;
 	}
 	emit(WEFT_EV_RUNTIME_CREATE, -1, rt, workers, 0, 0, now);
 	return 0;

@@ -110,6 +110,14 @@ struct weft_bpf_core {
 	 * spinning through an interval read 0%, then hundreds: found by a
 	 * review) */
 	unsigned long long oncpu_since;
+	/* polls of the runtimes that held this slot before (a runtime created
+	 * again at the same address, runtime_create): each one's last poll
+	 * count, read at its workers' worker_stop, moved here from `polls`,
+	 * which restarts from the new runtime's counters. Totals are
+	 * polls_done + polls (the new runtime's polls outgrowing the old
+	 * one's last sample read as a delta of the same counter, and the old
+	 * one's final polls were lost: found by a review) */
+	unsigned long long polls_done;
 };
 
 /* A worker thread off-CPU inside a poll (not in its park): a blocking call

@@ -18,7 +18,8 @@
  *                    yield and park, destroy. What weft_runtime_create
  *                    allocates comes from an arena reset each round, so
  *                    every round's runtime and core counters sit at the
- *                    same addresses (as glibc often gives them)
+ *                    same addresses (as glibc often gives them);
+ *                    then "polls N", the rounds' own poll counts
  *                    (schedtop_ops_restart)
  * Each prints "ready PID" first.
  */
@@ -36,6 +37,7 @@
 #include <unistd.h>
 
 #include <weft/weft.h>
+#include <weft/metrics.h>
 
 #include "probe_abi.h"
 
@@ -218,6 +220,7 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 3 && !strcmp(argv[1], "restart")) {
 		int rounds = atoi(argv[2]);
+		unsigned long long polls = 0;
 		struct weft_allocator al = { arena_alloc, arena_free, NULL };
 		weft_set_allocator(&al);
 		ready();
@@ -240,8 +243,19 @@ int main(int argc, char **argv)
 					weft_join(t[i], NULL);
 				usleep(2000); /* the workers park */
 			}
+			/* the rounds' own poll counts, for schedtop's total */
+			struct weft_metrics *m;
+			if (weft_runtime_shutdown(rt, 5000000000ull) || weft_runtime_metrics(rt, &m)) {
+				fprintf(stderr, "review_target: shutdown or metrics failed\n");
+				return 1;
+			}
+			for (unsigned i = 0; i < m->workers; i++)
+				polls += m->worker[i].poll_count;
+			weft_metrics_free(m);
 			weft_runtime_destroy(rt);
 		}
+		printf("polls %llu\n", polls);
+		fflush(stdout);
 		return 0;
 	}
 	fprintf(stderr, "usage: review_target evil HEAD TAIL | names | churn N | fds FILE | "

@@ -1562,7 +1562,8 @@ def test_escapes(st, wl_test, wl, lib):
 def test_restart(st, wl_test, wl, lib):
     """Counters of a runtime re-created at the same address: before, the
     BPF side took new - old as unsigned, totals jumped by ~2^64 (printed
-    as going backwards) and intervals read 0."""
+    as going backwards) and intervals read 0. The final total of polls
+    equals the runtimes' own."""
     # short rounds: a runtime re-created between two of schedtop's reads
     r = run([st, "--batch", "--json", "0.25", "--", os.environ["REVIEW_TARGET"], "restart", "40",
              "0.1"], timeout=40)
@@ -1599,6 +1600,15 @@ def test_restart(st, wl_test, wl, lib):
     if len(objs) < 12 or grew < 8:
         fail("%d intervals, parks grew in %d worker-intervals: %s" % (len(objs), grew,
                                                                        r.stderr[-400:]))
+    # attached from the first instruction: the total since attach is every
+    # poll of every round (the old runtime's polls after schedtop's last
+    # sample of it were lost at each re-creation, and all of them when the
+    # new one's counter passed that sample: 111,271 of 144,060)
+    own = [int(l.split()[1]) for l in r.stdout.splitlines() if l.startswith("polls ")]
+    tot = sum(w["total"]["polls"] for w in objs[-1]["worker"])
+    print("polls: review_target %s, schedtop's final total %d" % (own, tot))
+    if len(own) != 1 or tot != own[0]:
+        fail("total polls %d, the runtimes' own %s" % (tot, own))
     print("%d intervals over %d runtime address(es): totals never decreased; final parks %s"
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 

@@ -164,14 +164,27 @@ static uint64_t snap_depth(const struct snap *s, unsigned i, bool *fresh)
  * counter holds the polls since it started) counts from the poll count p
  * read from the target's memory (the registry gives the address), else
  * has no delta until both ends have it (the interval in which a core's
- * first probe came read 0 polls beside its parks). A counter read lower than before restarted from 0 (a runtime
- * destroyed and created again at the same address): its value is this
- * interval's, and the old one goes to *before for the totals.
+ * first probe came read 0 polls beside its parks). A runtime created again
+ * at the slot's address moved the old one's final count to polls_done
+ * (bpf/weft.bpf.c, runtime_create). A counter read lower than before
+ * otherwise (a recording from before polls_done) restarted from 0: its
+ * value is this interval's, and the old one goes to *before for the totals.
  */
 static uint64_t polls_delta(const struct snap *p, const struct snap *s, unsigned i,
 			    uint64_t *before)
 {
 	const struct weft_bpf_core *a = &p->cores[i], *b = &s->cores[i];
+	if (b->polls_done > a->polls_done) {
+		/* the runtime at this address was created again in the interval
+		 * (bpf/weft.h, polls_done): the old ones' final counts, less what
+		 * p had of the first, and the new one's from 0 */
+		uint64_t old = b->polls_done - a->polls_done, seen = 0;
+		if (a->counters_ptr)
+			seen = a->polls;
+		else if (i < WEFT_BPF_MAX_CORES && p->fresh_polls_ts[i])
+			seen = p->fresh_polls[i];
+		return (old >= seen ? old - seen : 0) + b->polls;
+	}
 	if (!b->counters_ptr)
 		return 0;
 	if (!a->counters_ptr) {
@@ -252,7 +265,7 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->tot_unparks = b->unparks;
 	r->tot_noop = b->noop_unparks;
 	r->tot_overflows = b->overflows;
-	r->tot_polls = (before ? *before : 0) + b->polls;
+	r->tot_polls = (before ? *before : 0) + b->polls_done + b->polls;
 	r->tot_steal_waits = b->steal_waits;
 	double span = (double)(s->ts_ns > p->ts_ns ? s->ts_ns - p->ts_ns : 0);
 	if (span > 0 && i < WEFT_BPF_MAX_CORES)
@@ -742,7 +755,7 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 #define CORE_U64_FIELDS(X)                                                               \
 	X(steal_ops_in) X(tasks_stolen_in) X(steal_ops_out) X(tasks_stolen_out) X(steal_fails) \
 	X(steal_waits) X(parks) X(unparks) X(noop_unparks) X(overflows) X(overflow_spills) X(overflow_tasks)  \
-	X(notified) X(notifies_sent) X(park_ns) X(polls) X(busy_ns) X(rt_id) X(counters_ptr)   \
+	X(notified) X(notifies_sent) X(park_ns) X(polls) X(polls_done) X(busy_ns) X(rt_id) X(counters_ptr)   \
 	X(park_word) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
 	X(notify_ts) X(last_event_ts) X(last_poll_change_ts) X(oncpu_ns) X(vol_switches)       \
 	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)
