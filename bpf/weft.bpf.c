@@ -87,6 +87,7 @@ __u64 runtimes_shutdown = 0;
 __u64 workers_started = 0;
 __u64 workers_stopped = 0;
 __u64 slots_used = 0;
+__u64 execs = 0;           /* the target called exec: every runtime before it is gone */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -938,6 +939,42 @@ int BPF_PROG(weft_sched_wakeup, struct task_struct *p)
 				__sync_fetch_and_add(&f->notifies_sent, 1);
 		}
 	}
+	return 0;
+}
+
+/* The target execs (the same pid, a new program): its runtimes and their
+ * threads are gone without a worker_stop. Their cores are stopped from here
+ * on (they stayed "parked" or "running", with their dead threads, beside
+ * the new program's runtime for as long as schedtop ran: found by a
+ * review); the thread that called exec, a worker's perhaps, goes on as a
+ * thread of the new program, not as that core. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(weft_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = target_tgid;
+	if (!tgid || (__u32)p->tgid != tgid)
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&execs, 1);
+	for (__u32 i = 0; i < WEFT_BPF_MAX_CORES; i++) {
+		struct weft_bpf_core *c = &cores[i];
+		if (!c->rt_id || c->state == WEFT_ST_STOPPED)
+			continue;
+		set_state(c, WEFT_ST_STOPPED, now);
+		c->park_ts = 0;
+		c->notify_ts = 0;
+		c->oncpu_since = 0;
+		c->last_event_ts = now;
+	}
+	__u32 tid = (__u32)p->pid, otid = (__u32)old_pid;
+	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (ts) {
+		ts->slot = WEFT_BPF_OTHER;
+		ts->park_sleep = 0;
+		ts->futex_ts = 0;
+	}
+	if (otid != tid)
+		bpf_map_delete_elem(&tstate, &otid);
 	return 0;
 }
 

@@ -17,6 +17,9 @@
  *       alternates 1 ms of spinning and 1 ms of sleep for SECS seconds on
  *       the thread that gave the core away, while the core, driven by the
  *       spare, is idle. Exits 1 if the call did not hand the core off.
+ *   count_target exec SECS PROG ARGS...
+ *       a 2-worker runtime polling tasks for SECS, then exec PROG (the
+ *       runtime never destroyed, as a server re-executing itself).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -117,6 +120,35 @@ static int rounds(int argc, char **argv)
 	return weft_runtime_destroy(rt) ? 1 : 0;
 }
 
+/* exec SECS PROG ARGS...: a 2-worker runtime polling tasks for SECS, then
+ * exec PROG without destroying it, as a server re-executing itself does */
+static int exec_after(int argc, char **argv)
+{
+	if (argc < 4)
+		return 2;
+	double end = now_s() + atof(argv[2]);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2);
+	struct weft_runtime *rt;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc)
+		die("runtime_create", rc);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	while (now_s() < end) {
+		struct weft_task *t[100];
+		for (int k = 0; k < 100; k++)
+			if ((rc = weft_spawn_poll(rt, one, NULL, NULL, &t[k])))
+				die("spawn", rc);
+		for (int k = 0; k < 100; k++)
+			if ((rc = weft_join(t[k], NULL)))
+				die("join", rc);
+		sleep_ms(5);
+	}
+	execv(argv[3], argv + 3);
+	perror("count_target: exec");
+	return 1;
+}
+
 static double handoff_secs;
 
 static void *burn(void *arg)
@@ -177,8 +209,11 @@ int main(int argc, char **argv)
 		rc = rounds(argc, argv);
 	else if (argc > 1 && !strcmp(argv[1], "handoff"))
 		rc = handoff(argc, argv);
+	else if (argc > 1 && !strcmp(argv[1], "exec"))
+		rc = exec_after(argc, argv);
 	if (rc == 2)
 		fprintf(stderr, "usage: count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS\n"
-				"       count_target handoff SECS\n");
+				"       count_target handoff SECS\n"
+				"       count_target exec SECS PROG ARGS...\n");
 	return rc;
 }

@@ -75,6 +75,9 @@ TEST is one of:
             its baseline), never above. Before, a core was counted only
             from its first maintenance probe, 61 polls in: 11 of 40. An
             interval with a core's parks shows its polls too.
+  exec      count_target exec 1 weft_load 2 60: after the exec the old
+            runtime's rows are stopped, the new runtime's latency is sampled
+            (its registry found again) and its totals equal its own counts.
   uring_park
             count_target rounds 1 6 1 300 400 under WEFT_IO_DRIVER=uring: the
             worker parked in io_uring_enter reads parked, with park
@@ -1617,6 +1620,48 @@ def test_uring_park(schedtop, load, lib):
     print("PASS: a park in the io_uring driver reads as a park")
 
 
+def test_exec(schedtop, load, lib):
+    """The target execs: count_target's 2-worker runtime polls for 1 s,
+    then the process execs weft_load (same pid, a new program). The old
+    runtime's workers are stopped from the exec on (they read "parked" with
+    their dead threads to the end), and the new program's runtime is read
+    from its registry (latency sampled: the registry's old address was
+    never looked up again); the new runtime's counts equal its own."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    p = run_schedtop([schedtop, "--batch", "--json", "0.25", "--", target, "exec", "1", load,
+                      "2", "60"], timeout=40)
+    if p.returncode != 0:
+        fail("schedtop -- count_target exec: exit %d: %s" % (p.returncode, p.stderr))
+    objs = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    own = [o for o in objs if "schema" not in o]
+    snaps = [o for o in objs if "schema" in o]
+    if len(own) != 1 or not snaps or not snaps[-1]["final"]:
+        fail("no counts or no final report: %s" % p.stdout[-500:])
+    old = {w["rt"] for w in snaps[0]["worker"]}
+    after = [o for o in snaps if {w["rt"] for w in o["worker"]} - old]
+    if len(old) != 1 or len(after) < 3:
+        fail("the exec not seen (runtimes %s, %d intervals after it)" % (old, len(after)))
+    new = ({w["rt"] for w in snaps[-1]["worker"]} - old).pop()
+    states = [sorted(w["state"] for w in o["worker"] if w["rt"] in old) for o in after[1:]]
+    print("old runtime's states after the exec:", states)
+    bad = []
+    if any(s != ["stopped", "stopped"] for s in states):
+        bad.append("the runtime before the exec not stopped: %s" % states)
+    timed = [l["polls_timed"] for o in after for l in o["latency"] if l["rt"] == new]
+    print("new runtime's latency samples per interval:", timed)
+    if not sum(timed):
+        bad.append("no latency sample of the new program's runtime (registry not read)")
+    rows = [w for w in snaps[-1]["worker"] if w["rt"] == new]
+    for i, (w, m) in enumerate(zip(rows, own[0]["worker"])):
+        if w["total"]["parks"] != m["park_count"] or w["total"]["polls"] != m["poll_count"]:
+            bad.append("new runtime worker %d: parks %d polls %d, its own %d %d"
+                       % (i, w["total"]["parks"], w["total"]["polls"], m["park_count"],
+                          m["poll_count"]))
+    if bad:
+        fail("; ".join(bad))
+    print("PASS: an exec stops the old runtime's rows and the new one is read")
+
+
 def test_many_rt(schedtop, load, lib):
     """40 runtimes of 2 workers (80 cores, more than the 64 slots): the
     figures then cover only some of the workers, and schedtop must say so
@@ -1693,7 +1738,7 @@ def main():
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,
              "many_rt": test_many_rt, "two_totals": test_two_totals,
-             "uring_park": test_uring_park}
+             "uring_park": test_uring_park, "exec": test_exec}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

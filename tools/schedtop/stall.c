@@ -64,6 +64,10 @@ static int read_registry(struct stall *st)
 	if (!st->reg_addr) {
 		if (!open_sym(st))
 			return st->reg_err = st->sym_err;
+		/* the maps the symbols came from are another program's (exec) */
+		if (st->reg_lost && sym_refresh(st->sym))
+			return st->reg_err = -ENOENT;
+		st->reg_lost = false;
 		/* not found: maybe libweft is not loaded yet (dlopen) */
 		if (sym_find(st->sym, "weft_probe_registry", &st->reg_addr) &&
 		    (sym_refresh(st->sym) ||
@@ -76,14 +80,14 @@ static int read_registry(struct stall *st)
 	if (!e)
 		e = peek(st->pid, st->reg_addr + offsetof(struct weft_probe_registry, gen), &gen,
 			 sizeof(gen));
+	/* Unreadable, or no registry there: the target exec'd (the same pid,
+	 * its libweft mapped elsewhere) and the address is the old program's.
+	 * Looked up again at the next sample; the registry was never read
+	 * again after an exec, and the latency and long-poll figures of the
+	 * new program stayed empty (found by a review). */
 	if (e || r.magic != WEFT_PROBE_REG_MAGIC) {
-		/* The process exec'd (or unloaded libweft): its registry is
-		 * elsewhere, if anywhere. Kept, the old address read nothing
-		 * for good, and no long poll of the new program was seen
-		 * (found by a review): look it up again in fresh maps. */
 		st->reg_addr = 0;
-		if (st->sym)
-			sym_refresh(st->sym);
+		st->reg_lost = true;
 		return st->reg_err = e ? e : -EPROTO;
 	}
 	/* The target wrote these: offsets that index our buffers must be

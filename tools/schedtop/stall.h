@@ -42,6 +42,9 @@ struct stall {
 	int sym_err;
 	unsigned sample_gen, sym_gen;       /* sym synced with the maps at sample sym_gen */
 	uint64_t reg_addr;                  /* weft_probe_registry in the target */
+	bool reg_lost;                      /* reg_addr stopped reading as the registry
+					     * (an exec): re-read the maps before the
+					     * next look-up */
 	int reg_err;                        /* why it is not known (-errno) */
 	unsigned reg_reads;                 /* consistent copies read so far */
 	struct weft_probe_registry reg;     /* last consistent copy */
