@@ -504,6 +504,56 @@ static void test_prom_le_exact(void)
 	free(s);
 }
 
+/* weft_worker_cpu_seconds_total counted a thread's time on CPU only at its
+ * switch out: a worker spinning in one poll, alone on its CPU, never
+ * switches, and its counter stood still (rate 0 at 100 % busy: a review).
+ * The span in progress counts too, and the counter never goes down when a
+ * hand-off gives the core to a spare whose span began later. */
+static double prom_cpu(const struct snap *s)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	double v = -1;
+	if (!f)
+		return v;
+	prom_write(f, s, 42, "/x/libweft.so");
+	fclose(f);
+	const char *k = "weft_worker_cpu_seconds_total{runtime=\"0x7000\",worker=\"0\"} ";
+	const char *p = out ? strstr(out, k) : NULL;
+	if (p)
+		v = strtod(p + strlen(k), NULL);
+	free(out);
+	return v;
+}
+
+static void test_prom_cpu_in_progress(void)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	if (!s) {
+		CHECK(0, "no memory");
+		return;
+	}
+	s->slots_used = 1;
+	s->cores[0].rt_id = 0x7000;
+	s->cores[0].tid = 99;
+	s->cores[0].state = WEFT_ST_RUNNING;
+	s->cores[0].oncpu_ns = 1000000000ull;     /* 1 s in finished spans */
+	s->cores[0].oncpu_since = 7000000000ull;  /* on CPU since 7 s */
+	s->ts_ns = 10000000000ull;                /* scraped at 10 s */
+	double a = prom_cpu(s);
+	CHECK(a > 3.99 && a < 4.01, "spinning 3 s: cpu seconds %g, want 4", a);
+	s->ts_ns = 11000000000ull;
+	double b = prom_cpu(s);
+	CHECK(b > 4.99 && b < 5.01, "a second later: cpu seconds %g, want 5", b);
+	/* a hand-off: the spare's span (since 10.8 s) is the core's now */
+	s->cores[0].oncpu_since = 10800000000ull;
+	s->ts_ns = 11100000000ull;
+	double c = prom_cpu(s);
+	CHECK(c >= b, "after a hand-off: cpu seconds %g, below the last scrape's %g", c, b);
+	free(s);
+}
+
 /* A trace whose events are a day apart: each line cost 86,400 one-second
  * flushes (50,000 lines: 2 min 18 s of CPU, a review). Empty seconds now go
  * in at once, and a trace spanning more than 7 days is refused. */
@@ -796,6 +846,7 @@ int main(int argc, char **argv)
 	test_old_recording_top_bucket();
 	test_prom_label_utf8();
 	test_prom_le_exact();
+	test_prom_cpu_in_progress();
 	test_diff_sparse_trace();
 	test_diff_output();
 	test_diff_every_lint();

@@ -71,6 +71,43 @@ static uint64_t field(const struct weft_bpf_core *c, size_t off)
 	return v;
 }
 
+/*
+ * On-CPU time of core i's thread up to the snapshot: the finished spans
+ * (oncpu_ns, added at each switch out) and the one in progress, as the
+ * interval view counts it (model.c, oncpu_time). With oncpu_ns alone, a
+ * worker spinning in one poll alone on its CPU never switched out and its
+ * counter stood still: a rate of 0 at 100 % busy (found by a review).
+ * A counter never goes down: a block_in_place hand-off makes the spare's
+ * span, which began later, the core's span in progress, so the value is
+ * held at the last one written for the series until the time catches up.
+ */
+static uint64_t cpu_ns(const struct snap *s, unsigned i)
+{
+	static struct {
+		uint64_t rt;
+		unsigned core;
+		uint64_t ns;
+	} last[WEFT_BPF_SLOTS];
+	const struct weft_bpf_core *c = &s->cores[i];
+	uint64_t ns = c->oncpu_ns;
+	if (c->oncpu_since && s->ts_ns > c->oncpu_since)
+		ns += s->ts_ns - c->oncpu_since;
+	for (unsigned k = 0; k < WEFT_BPF_SLOTS; k++) {
+		if (!last[k].rt) {
+			last[k].rt = c->rt_id;
+			last[k].core = c->core;
+			last[k].ns = ns;
+			return ns;
+		}
+		if (last[k].rt == c->rt_id && last[k].core == c->core) {
+			if (ns < last[k].ns)
+				return last[k].ns;
+			return last[k].ns = ns;
+		}
+	}
+	return ns;
+}
+
 /* worker: the core's index in its runtime (`w`, the slot, is not) */
 static void labels(char *b, size_t n, const struct weft_bpf_core *c, unsigned w)
 {
@@ -151,7 +188,9 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 				continue;
 			labels(lb, sizeof(lb), &s->cores[i], i);
 			fprintf(f, "%s{%s} ", counters[m].name, lb);
-			val(f, (double)field(&s->cores[i], counters[m].off) * counters[m].scale);
+			uint64_t v = counters[m].off == OFF(oncpu_ns) ? cpu_ns(s, i)
+								    : field(&s->cores[i], counters[m].off);
+			val(f, (double)v * counters[m].scale);
 		}
 	}
 	fprintf(f, "# HELP weft_worker_local_queue_depth Tasks in the worker's local queue, latest seen.\n"
