@@ -723,12 +723,29 @@ static __always_inline bool task_sys_args(struct task_struct *t, struct sys_args
  * (a wake's NOP submits one). Without the latter a worker parked in an
  * io_uring driver read as running 100 % of the time, with no park
  * durations (found by a review). */
+/* The core is inside a poll: its cur_task (read from the thread's own
+ * memory: it is current) is set. */
+static __always_inline bool in_poll(const struct weft_bpf_core *c)
+{
+	__u64 task = 0;
+	if (!c->counters_ptr ||
+	    bpf_probe_read_user(&task, sizeof(task),
+				(void *)(c->counters_ptr +
+					 __builtin_offsetof(struct weft_probe_counters, cur_task))))
+		return false;
+	return task != 0;
+}
+
 static __always_inline bool is_park_sleep(const struct sys_args *a, const struct weft_bpf_core *c)
 {
+	/* Between polls only: a task's own epoll_wait (or io_uring) inside
+	 * its poll is a blocking call, not the driver's wait (it read as a
+	 * park, 100 % parked, and blocking-call never saw it: found by a
+	 * review). The futex on the parker word is weft's alone. */
 	if (a->nr == NR_EPOLL_WAIT || a->nr == NR_EPOLL_PWAIT || a->nr == NR_EPOLL_PWAIT2)
-		return true;
+		return !in_poll(c);
 	if (a->nr == NR_IO_URING_ENTER && a->a1 == 0)
-		return true;
+		return !in_poll(c);
 	return c->park_word && a->a0 == c->park_word && futex_call_waits(a->nr, a->a1);
 }
 

@@ -20,11 +20,15 @@
  *   count_target exec SECS PROG ARGS...
  *       a 2-worker runtime polling tasks for SECS, then exec PROG (the
  *       runtime never destroyed, as a server re-executing itself).
+ *   count_target epollblock SECS
+ *       one worker whose task blocks in epoll_wait (its own epoll
+ *       instance, nothing ready) for 1 s in every poll, for SECS.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 #include <weft/weft.h>
@@ -149,6 +153,43 @@ static int exec_after(int argc, char **argv)
 	return 1;
 }
 
+/* epollblock SECS: one worker whose task waits in epoll_wait (its own
+ * epoll instance, nothing ever ready) for 1 s in every poll, for SECS */
+static int task_ep = -1;
+
+static enum weft_poll ep_waiter(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	struct epoll_event ev;
+	if (epoll_wait(task_ep, &ev, 1, 1000) < 0 && errno != EINTR)
+		abort();
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static int epoll_block(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	int p[2];
+	struct epoll_event e = { .events = EPOLLIN };
+	if (pipe(p) || (task_ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(task_ep, EPOLL_CTL_ADD, p[0], &e))
+		return 1;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	struct weft_runtime *rt;
+	struct weft_task *t;
+	int rc = weft_runtime_create(&o, &rt);
+	if (rc)
+		die("runtime_create", rc);
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	if ((rc = weft_spawn_poll(rt, ep_waiter, NULL, NULL, &t)))
+		die("spawn", rc);
+	sleep_ms((long)(atof(argv[2]) * 1000));
+	_exit(0); /* the task never ends */
+}
+
 static double handoff_secs;
 
 static void *burn(void *arg)
@@ -211,9 +252,12 @@ int main(int argc, char **argv)
 		rc = handoff(argc, argv);
 	else if (argc > 1 && !strcmp(argv[1], "exec"))
 		rc = exec_after(argc, argv);
+	else if (argc > 1 && !strcmp(argv[1], "epollblock"))
+		rc = epoll_block(argc, argv);
 	if (rc == 2)
 		fprintf(stderr, "usage: count_target rounds WORKERS ROUNDS TASKS PRE_MS GAP_MS\n"
 				"       count_target handoff SECS\n"
-				"       count_target exec SECS PROG ARGS...\n");
+				"       count_target exec SECS PROG ARGS...\n"
+				"       count_target epollblock SECS\n");
 	return rc;
 }

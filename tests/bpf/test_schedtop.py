@@ -75,6 +75,9 @@ TEST is one of:
             its baseline), never above. Before, a core was counted only
             from its first maintenance probe, 61 polls in: 11 of 40. An
             interval with a core's parks shows its polls too.
+  epoll_block
+            count_target epollblock 4: a task blocking in its own
+            epoll_wait draws blocking-call, and its worker is not parked.
   exec      count_target exec 1 weft_load 2 60: after the exec the old
             runtime's rows are stopped, the new runtime's latency is sampled
             (its registry found again) and its totals equal its own counts.
@@ -1662,6 +1665,35 @@ def test_exec(schedtop, load, lib):
     print("PASS: an exec stops the old runtime's rows and the new one is read")
 
 
+def test_epoll_block(schedtop, load, lib):
+    """A task that blocks in its own epoll_wait inside its poll
+    (count_target epollblock: 1 worker, 1 s waits): blocking-call names
+    epoll_wait, and the worker is not shown parked. It read parked 100 %,
+    with 1 s "parks" and no blocking-call: any epoll_wait of a worker was
+    taken for the I/O driver's."""
+    target = os.path.join(os.path.dirname(load), "count_target")
+    p = run_schedtop([schedtop, "--batch", "--json", "0.5", "--", target, "epollblock", "4"],
+                     timeout=40)
+    if p.returncode != 0:
+        fail("schedtop -- count_target epollblock: exit %d: %s" % (p.returncode, p.stderr))
+    objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+            if "schema" in o]
+    rows = [(w["state"], w["parked_pct"]) for o in objs[1:] for w in o["worker"]]
+    calls = [l["detail"] for o in objs for l in o["lints"] if l["name"] == "blocking-call"]
+    print("(state, parked %%) per interval after the first: %s" % rows)
+    print("blocking-call details: %s" % [c[:100] for c in calls])
+    bad = []
+    if len(rows) < 4:
+        bad.append("too few intervals: %d" % len(rows))
+    if any(r[1] > 50 for r in rows):
+        bad.append("the worker inside its poll shown parked: %s" % rows)
+    if not any("epoll_wait" in c for c in calls):
+        bad.append("no blocking-call naming epoll_wait")
+    if bad:
+        fail("; ".join(bad))
+    print("PASS: a task's epoll_wait is a blocking call, not a park")
+
+
 def test_many_rt(schedtop, load, lib):
     """40 runtimes of 2 workers (80 cores, more than the 64 slots): the
     figures then cover only some of the workers, and schedtop must say so
@@ -1738,7 +1770,8 @@ def main():
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,
              "many_rt": test_many_rt, "two_totals": test_two_totals,
-             "uring_park": test_uring_park, "exec": test_exec}
+             "uring_park": test_uring_park, "exec": test_exec,
+             "epoll_block": test_epoll_block}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
