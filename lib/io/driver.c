@@ -350,7 +350,12 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 			refresh_next(sh);
 			weft_waker_drop(&t->waker);
 			t->waker = (weft_waker){ NULL, NULL };
-			atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_relaxed);
+			/* release: the owner's next poll reads IDLE (acquire,
+			 * weft__timer_poll) and arms t again, maybe under another
+			 * core's shard lock, which orders nothing with ours: it
+			 * must see the unlink and the waker written above (a
+			 * relaxed store raced them: tsan_api timer_cancel) */
+			atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_release);
 			weft__slock_unlock(&sh->lock);
 			return;
 		}

@@ -9,10 +9,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <weft/time.h>
 #include <weft/weft.h>
 
 #include "tsan_check.h"
@@ -831,6 +833,94 @@ static void scenario_lines(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------------------- timers cancelled by a thread */
+
+/* Poll tasks each keep a far timer armed (weft_timer_poll, and an
+ * interval) and yield to the back of their queue (no LIFO slot), so the
+ * other worker steals them; a thread cancels their timers all along
+ * (weft_timer_cancel from any thread, driver.c): the owner re-arms the
+ * cancelled timer on whichever core it runs on now - a shard other than
+ * the one the cancel unlinked it from. Every task ends, with its timers
+ * cancelled by its drop. */
+#define TC_TASKS 8
+#define TC_POLLS 3000
+struct tc_task { struct weft_timer t; struct weft_interval iv; int polls; atomic_int seen; };
+static struct tc_task tc[TC_TASKS];
+static atomic_int tc_stop, tc_dropped;
+static atomic_long tc_cancels;
+
+static enum weft_poll tc_poll(void *state, struct weft_cx *cx)
+{
+	struct tc_task *s = state;
+	if (++s->polls == TC_POLLS)
+		return WEFT_READY;
+	atomic_store(&s->seen, s->polls);
+	CHECK_EQ(weft_timer_poll(&s->t, cx, weft_now_ns() + 3600000000000ull), WEFT_PENDING);
+	CHECK_EQ(weft_interval_poll_tick(&s->iv, cx), WEFT_PENDING);
+	/* a little work, then to the back of the queue */
+	volatile unsigned x = 0;
+	for (int k = 0; k < 200; k++)
+		x += (unsigned)k;
+	weft_waker_wake_by_ref(weft_cx_waker(cx));
+	return WEFT_PENDING;
+}
+
+static void tc_drop(void *state)
+{
+	struct tc_task *s = state;
+	weft_timer_cancel(&s->t);
+	weft_interval_cancel(&s->iv);
+	atomic_fetch_add(&tc_dropped, 1);
+}
+
+/* One timer at a time, and nothing else until its owner has polled twice
+ * more: this thread takes no other shard's lock meanwhile, so only the
+ * timer's own state orders the cancel before the owner's re-arming. */
+static void *tc_canceller(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&tc_stop)) {
+		for (int i = 0; i < TC_TASKS; i++) {
+			int n0 = atomic_load(&tc[i].seen);
+			weft_timer_cancel(&tc[i].t);
+			atomic_fetch_add(&tc_cancels, 1);
+			for (int k = 0; k < 2000 && atomic_load(&tc[i].seen) < n0 + 2 &&
+					!atomic_load(&tc_stop); k++)
+				sched_yield();
+		}
+	}
+	return NULL;
+}
+
+static void scenario_timer_cancel(void)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 4, .disable_lifo_slot = true);
+	for (int round = 0; round < 15; round++) {
+		struct weft_runtime *rt;
+		CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+		struct weft_task *t[TC_TASKS];
+		for (int i = 0; i < TC_TASKS; i++) {
+			tc[i] = (struct tc_task){ .t = WEFT_TIMER_INIT };
+			CHECK_EQ(weft_interval_init(&tc[i].iv, 3600000000000ull), 0);
+		}
+		atomic_store(&tc_stop, 0);
+		atomic_store(&tc_dropped, 0);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, tc_canceller, NULL), 0);
+		for (int i = 0; i < TC_TASKS; i++)
+			CHECK_EQ(weft_spawn_poll(rt, tc_poll, &tc[i], tc_drop, &t[i]), 0);
+		for (int i = 0; i < TC_TASKS; i++)
+			CHECK_EQ(weft_join(t[i], NULL), 0);
+		atomic_store(&tc_stop, 1);
+		pthread_join(th, NULL);
+		CHECK_EQ(atomic_load(&tc_dropped), TC_TASKS);
+		for (int i = 0; i < TC_TASKS; i++)
+			CHECK_EQ(tc[i].polls, TC_POLLS);
+		rm_rt(rt);
+	}
+	CHECK(atomic_load(&tc_cancels) > 0, "no cancels");
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "joinset", scenario_joinset },
@@ -844,6 +934,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "many", scenario_many },
 	{ "lines", scenario_lines },
 	{ "once_cancel", scenario_once_cancel },
+	{ "timer_cancel", scenario_timer_cancel },
 };
 
 int main(int argc, char **argv)
