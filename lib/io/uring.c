@@ -62,6 +62,30 @@
 #ifdef WEFT_WITH_URING
 #include <liburing.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_URING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_URING_TSAN 1
+#endif
+#endif
+#ifdef WEFT_URING_TSAN
+#include <sanitizer/tsan_interface.h>
+/* liburing maps and unmaps the rings with raw system calls, which
+ * ThreadSanitizer does not intercept: the shadow of a ring unmapped by one
+ * runtime's destroy outlives it, and a ring mapped later at the same
+ * address (another runtime's, on another thread) is taken for the same
+ * memory - a race between two runtimes' workers that never shared a byte.
+ * The unmap comes before any later mapping of the address; say so: a
+ * release before each io_uring_queue_exit, an acquire after each init. */
+static char ring_reuse;
+#define RING_GONE() __tsan_release(&ring_reuse)
+#define RING_NEW() __tsan_acquire(&ring_reuse)
+#else
+#define RING_GONE() ((void)0)
+#define RING_NEW() ((void)0)
+#endif
+
 #define URING_SQ_ENTRIES 256
 #define URING_CQ_ENTRIES 16384
 #define TAG_WAKE 0ull   /* the NOP of weft__uring_wake */
@@ -93,10 +117,12 @@ int weft__uring_init(struct weft_runtime *rt)
 		free(u);
 		return rc;
 	}
+	RING_NEW();
 	/* EXT_ARG: a wait with a timeout and no SQE; NODROP: no completion
 	 * lost to overflow; CQE_SKIP: removals post nothing when they work. */
 	unsigned need = IORING_FEAT_EXT_ARG | IORING_FEAT_NODROP | IORING_FEAT_CQE_SKIP;
 	if ((p.features & need) != need) {
+		RING_GONE();
 		io_uring_queue_exit(&u->ring);
 		free(u);
 		return -EOPNOTSUPP;
@@ -113,6 +139,7 @@ void weft__uring_fini(struct weft_runtime *rt)
 	struct weft__uring *u = rt->driver.uring;
 	if (!u)
 		return;
+	RING_GONE();
 	io_uring_queue_exit(&u->ring);
 	pthread_mutex_destroy(&u->sq_lock);
 	free(u);
