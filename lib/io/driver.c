@@ -274,7 +274,14 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 			t->waker = weft_waker_clone(&cx->waker);
 		}
 		weft__slock_unlock(&sh->lock);
-		return st == TIMER_FIRED ? WEFT_READY : WEFT_PENDING;
+		if (st != TIMER_IDLE)
+			return st == TIMER_FIRED ? WEFT_READY : WEFT_PENDING;
+		/* Cancelled from another thread between the look above and
+		 * the lock: a poll after a cancel arms the timer again
+		 * (time.h), and this said PENDING with no waker kept - the
+		 * task slept for good (found by a review). The cancel's
+		 * release pairs with this acquire before the re-arm. */
+		atomic_thread_fence(memory_order_acquire);
 	}
 	struct weft__tshard *sh = shard_for(rt);
 	weft__slock_lock(&sh->lock);

@@ -29,8 +29,16 @@ void __wrap_weft__slock_lock_slow(struct weft__slock *l);
 static _Thread_local bool is_canceller;
 static atomic_int stalled, go_on;
 
+static atomic_int hold_owner, owner_held, owner_go;
+static _Thread_local bool is_test_thread;
+
 void __wrap_weft__slock_lock_slow(struct weft__slock *l)
 {
+	/* the second test: the first worker thread at a held lock */
+	if (!is_test_thread && atomic_load(&hold_owner) && !atomic_exchange(&owner_held, 1)) {
+		while (!atomic_load(&owner_go))
+			wt_sleep_ms(1);
+	}
 	if (is_canceller && !atomic_load(&go_on)) {
 		atomic_store(&stalled, 1);
 		while (!atomic_load(&go_on))
@@ -126,5 +134,66 @@ Test(timer_cancel, from_a_thread_while_its_owner_arms_it_again_on_another_core,
 	}
 	cr_log_info("armed again in another shard after %d attempt(s)", attempts);
 	cr_assert(crossed, "the task never ran on the other core in %d attempts", attempts - 1);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A cancel from another thread that lands while the timer's owner polls
+ * it, between the owner's look (PENDING) and its take of the shard's
+ * lock. weft/time.h: after a cancel the timer can be polled again for a
+ * new deadline - and a poll just after a cancel arms it. This one found
+ * the timer IDLE under the lock and said PENDING without arming it or
+ * keeping the waker: the task slept for good (found by a review). The
+ * wrapper holds the owner at the lock (the test holds the lock first, so
+ * the owner takes the slow path) while the cancel runs.
+ */
+struct late { struct weft_timer t; _Atomic uint64_t deadline; weft_waker w; atomic_int polls; };
+
+static enum weft_poll late_poll(void *state, struct weft_cx *cx)
+{
+	struct late *l = state;
+	if (atomic_fetch_add(&l->polls, 1) == 0)
+		l->w = weft_waker_clone(weft_cx_waker(cx));
+	return weft_timer_poll(&l->t, cx, atomic_load(&l->deadline));
+}
+
+static struct weft__timer *late_inner(struct late *l) { return (struct weft__timer *)&l->t; }
+
+static void late_drop(void *state)
+{
+	struct late *l = state;
+	weft_timer_cancel(&l->t);
+	weft_waker_drop(&l->w);
+}
+
+Test(timer_cancel, a_cancel_during_the_owners_poll_leaves_it_armed, .timeout = WT_TMO(30))
+{
+	is_test_thread = true;
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct late l;
+	memset(&l, 0, sizeof(l));
+	atomic_store(&l.deadline, weft_now_ns() + 1000 * MS);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, late_poll, &l, late_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&late_inner(&l)->state) == TIMER_PENDING, WT_LONG_MS),
+		  "never armed");
+	struct weft__tshard *s = __atomic_load_n(&late_inner(&l)->shard, __ATOMIC_ACQUIRE);
+	/* the owner's next poll (a new deadline, which this poll may not
+	 * take: it began with the timer still pending, whose first deadline
+	 * counts) finds the lock held and is held back in the slow path */
+	weft__slock_lock(&s->lock);
+	atomic_store(&hold_owner, 1);
+	atomic_store(&l.deadline, weft_now_ns() + 50 * MS);
+	weft_waker_wake_by_ref(&l.w);
+	bool held = WT_WAIT_UNTIL(atomic_load(&owner_held), WT_LONG_MS);
+	weft__slock_unlock(&s->lock);
+	cr_assert(held, "the owner's poll never waited for the shard's lock");
+	weft_timer_cancel(&l.t); /* from this thread, the owner held */
+	atomic_store(&owner_go, 1);
+	void *r;
+	int rc = weft_join_timeout(h, &r, 5000 * MS); /* it fires within 1 s */
+	cr_assert_eq(rc, 0, "the poll that overlapped the cancel left the task waiting for good "
+		     "(%d, %d polls; the timer %s)", rc, atomic_load(&l.polls),
+		     atomic_load(&late_inner(&l)->state) == TIMER_IDLE ? "idle, not armed" : "armed");
 	wt_rt_destroy(rt);
 }
