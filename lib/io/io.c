@@ -1337,11 +1337,13 @@ ssize_t weft_read_full(struct weft_io *io, void *buf, size_t n)
 {
 	if (!io || (!buf && n))
 		return -EINVAL;
-	if (!io_tryref(io))
+	/* _open: a read of nothing makes no system call (as write_all) */
+	if (!io_tryref_open(io))
 		return -EBADF;
 	size_t done = 0;
-	ssize_t err = 0;
-	while (done < n) {
+	/* the cancellation point (weft.h), a read of nothing too */
+	ssize_t err = weft__cancelled() ? -ECANCELED : 0;
+	while (!err && done < n) {
 		ssize_t r = read_ref(io, (char *)buf + done, n - done, 0, false);
 		if (r <= 0) {
 			err = r; /* 0: end of stream */

@@ -713,6 +713,42 @@ Test(io_full, read_full_reads_every_piece_and_says_what_it_got, .timeout = WT_TM
 	wt_rt_destroy(rt);
 }
 
+/* weft_read_full of nothing is a cancellation point as weft_read of
+ * nothing is (weft.h: "even one that would not have to wait"), and as
+ * the writes of nothing became: it answered 0 in a cancelled fiber. */
+struct rfc { struct weft_io *io; atomic_int sleeping; int slept, full, plain; };
+
+static void *read_full_of_nothing_when_cancelled(void *arg)
+{
+	struct rfc *r = arg;
+	atomic_store(&r->sleeping, 1);
+	r->slept = weft_sleep_ns(WEFT_FOREVER);
+	char c;
+	r->full = (int)weft_read_full(r->io, &c, 0);
+	r->plain = (int)weft_read(r->io, &c, 0);
+	return NULL;
+}
+
+Test(io_full, read_full_of_nothing_in_a_cancelled_fiber_says_ecanceled, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	struct rfc r = { .io = a };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, read_full_of_nothing_when_cancelled, &r, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&r.sleeping), WT_LONG_MS));
+	wt_sleep_ms(20);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -EINTR);
+	cr_assert_eq(r.slept, -ECANCELED);
+	cr_assert_eq(r.plain, -ECANCELED, "weft_read of nothing: %d", r.plain);
+	cr_assert_eq(r.full, -ECANCELED, "weft_read_full of nothing: %d", r.full);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}
+
 /* weft_io_local_addr / weft_io_peer_addr: the two ends of a TCP
  * connection name each other; a listener has no peer; a short buffer is
  * truncated with the full length said; a closed registration is -EBADF. */
