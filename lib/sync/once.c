@@ -97,6 +97,15 @@ static void once_finish(struct once_impl *o, uint32_t state)
 			return;
 		weft__slock_lock(&o->lock);
 		weft__waitq_unhold(&o->q);
+		/* A failed try's NEW taken by a new runner: the waiters still
+		 * linked are that runner's to wake (its finish wakes every
+		 * one). Woken ones that found it running link again, and
+		 * granting on went round with them until its fn ended: the
+		 * failed caller spun that long before returning (a review). */
+		if (atomic_load_explicit(&o->state, memory_order_relaxed) != state) {
+			weft__slock_unlock(&o->lock);
+			return;
+		}
 	}
 }
 

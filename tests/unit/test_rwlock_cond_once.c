@@ -637,3 +637,63 @@ Test(once, a_failed_try_is_run_again_by_the_next_caller, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_once_try(NULL, try_init, NULL), -EINVAL);
 	wt_rt_destroy(rt);
 }
+
+/* A failed try wakes its waiters and returns its error: it does not wait
+ * for the next run. With more waiters than one batch of wakes (16), the
+ * woken ones that found the next run under way linked again, and the
+ * failed caller went on waking them until that run ended - a CPU spinning
+ * for all of the next run before it got its -EAGAIN back (found by a
+ * review). Three rounds: the storm needs the woken waiters to link again
+ * before the last batch is out, which most rounds see. */
+enum { STORM_WAITERS = 400, STORM_ROUNDS = 3 };
+static struct weft_once g_storm;
+static atomic_int g_storm_runs, g_storm_calling;
+static atomic_bool g_storm_running;
+static _Atomic uint64_t g_storm_failed_at;
+
+static int storm_init(void *arg)
+{
+	(void)arg;
+	if (atomic_fetch_add(&g_storm_runs, 1) == 0) {
+		atomic_store(&g_storm_running, true);
+		WT_WAIT_UNTIL(atomic_load(&g_storm_calling) == STORM_WAITERS, WT_LONG_MS);
+		wt_sleep_ms(50); /* every waiter linked */
+		atomic_store(&g_storm_failed_at, wt_now_ns());
+		return -EAGAIN;
+	}
+	wt_sleep_ms(600); /* the next run, slow */
+	return 0;
+}
+
+static void *storm_waiter(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&g_storm_running))
+		usleep(1000);
+	atomic_fetch_add(&g_storm_calling, 1);
+	return (void *)(intptr_t)weft_once_try(&g_storm, storm_init, NULL);
+}
+
+Test(once, a_failed_try_returns_without_waiting_for_the_next_run, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < STORM_ROUNDS; round++) {
+		g_storm = (struct weft_once)WEFT_ONCE_INIT;
+		atomic_store(&g_storm_runs, 0);
+		atomic_store(&g_storm_calling, 0);
+		atomic_store(&g_storm_running, false);
+		pthread_t th[STORM_WAITERS];
+		for (int i = 0; i < STORM_WAITERS; i++)
+			cr_assert_eq(pthread_create(&th[i], NULL, storm_waiter, NULL), 0);
+		cr_assert_eq(weft_once_try(&g_storm, storm_init, NULL), -EAGAIN);
+		uint64_t late = (wt_now_ns() - atomic_load(&g_storm_failed_at)) / MS;
+		for (int i = 0; i < STORM_WAITERS; i++) {
+			void *r;
+			pthread_join(th[i], &r);
+			cr_assert_null(r, "waiter %d: %ld", i, (long)(intptr_t)r);
+		}
+		cr_assert_eq(atomic_load(&g_storm_runs), 2);
+		cr_assert(weft_once_done(&g_storm));
+		cr_assert_lt(late, 300, "round %d: the failed caller returned %llu ms after its "
+			     "fn failed (the next run took 600)", round, (unsigned long long)late);
+	}
+}
