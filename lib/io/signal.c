@@ -255,6 +255,13 @@ int weft_signal_stop(struct weft_chan *ch)
 {
 	if (!ch)
 		return -EINVAL;
+	/* The fork handlers before the lock, here too: a stop may come
+	 * before any notify (-ENOENT), and a fork while it held the lock
+	 * gave the child a lock held for good (a review). Not installed:
+	 * no notify succeeded, nothing to stop. */
+	pthread_once(&atfork_once, install_atfork);
+	if (atfork_rc)
+		return -ENOENT;
 	bool found = false;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nls;) {

@@ -432,3 +432,65 @@ Test(signal, a_fork_beside_the_first_notify_leaves_the_child_usable, .timeout = 
 	cr_assert_eq(hung, 0, "%d of %d children forked beside the first notify hung in theirs",
 		     hung, rounds);
 }
+
+/* The same for weft_signal_stop: a program may stop a channel it never
+ * notified (-ENOENT), and stop takes the table's lock too. Before any
+ * notify no fork handler was installed, so a fork while a stop held the
+ * lock gave the child a lock held for good, and its first notify hung
+ * (found by a review). A process whose only calls so far are stops, on a
+ * thread, forks children that notify. */
+static atomic_int stopping_go;
+
+static void *stop_in_a_loop(void *arg)
+{
+	struct weft_chan *ch = arg;
+	while (atomic_load(&stopping_go))
+		if (weft_signal_stop(ch) != -ENOENT)
+			return (void *)1;
+	return NULL;
+}
+
+Test(signal, a_fork_beside_a_stop_before_any_notify_leaves_the_child_usable,
+     .timeout = WT_TMO(60))
+{
+	pid_t p = fork(); /* a fresh process: no notify ever made in it */
+	cr_assert_neq(p, -1);
+	if (p == 0) {
+		struct weft_chan *ch;
+		if (weft_chan_create(sizeof(int), 1, &ch))
+			_exit(100);
+		atomic_store(&stopping_go, 1);
+		pthread_t th;
+		if (pthread_create(&th, NULL, stop_in_a_loop, ch))
+			_exit(100);
+		int hung = 0;
+		for (int i = 0; i < 40 && hung < 3; i++) {
+			pid_t g = fork();
+			if (g == 0) {
+				alarm(1);
+				struct weft_chan *c2;
+				if (weft_chan_create(sizeof(int), 1, &c2) ||
+				    weft_signal_notify(c2, SIGUSR2) || weft_signal_stop(c2))
+					_exit(3);
+				_exit(0);
+			}
+			int st = 0;
+			if (g < 0 || waitpid(g, &st, 0) != g)
+				_exit(100);
+			if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+				hung++;
+			else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				_exit(101);
+		}
+		atomic_store(&stopping_go, 0);
+		void *r;
+		pthread_join(th, &r);
+		_exit(r ? 102 : hung);
+	}
+	int st;
+	cr_assert_eq(waitpid(p, &st, 0), p);
+	cr_assert(WIFEXITED(st), "status %#x", st);
+	cr_assert_lt(WEXITSTATUS(st), 100, "the test's process failed (%d)", WEXITSTATUS(st));
+	cr_assert_eq(WEXITSTATUS(st), 0, "%d children forked beside a stop hung in their notify",
+		     WEXITSTATUS(st));
+}
