@@ -2349,6 +2349,8 @@ static int sock_name(const struct weft_io *cio, struct sockaddr *addr, socklen_t
 		return -EINVAL;
 	/* the reference count is the library's to change, const or not */
 	struct weft_io *io = (struct weft_io *)(uintptr_t)cio;
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD; /* weft.h: a registration made before the fork */
 	if (!io_tryref_open(io))
 		return -EBADF;
 	int rc = (peer ? getpeername(io->fd, addr, len) : getsockname(io->fd, addr, len)) ? -errno

@@ -83,6 +83,46 @@ Test(fork, child_gets_clear_errors_and_can_exec, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* The address calls take a registration too (weft.h: every call taking
+ * one made before the fork says -ECHILD in the child): weft_io_local_addr
+ * and weft_io_peer_addr answered the parent's socket's addresses. */
+Test(fork, child_address_calls_on_a_registration_say_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int bad = 0;
+		if (weft_io_local_addr(io, (struct sockaddr *)&ss, &len) != -ECHILD)
+			bad |= 1;
+		len = sizeof(ss);
+		if (weft_io_peer_addr(io, (struct sockaddr *)&ss, &len) != -ECHILD)
+			bad |= 2;
+		if (weft_io_local_port(io) != -ECHILD)
+			bad |= 4;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child: status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: not -ECHILD from %s%s%s",
+		     WEXITSTATUS(st) & 1 ? "local_addr " : "", WEXITSTATUS(st) & 2 ? "peer_addr " : "",
+		     WEXITSTATUS(st) & 4 ? "local_port" : "");
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	cr_assert_eq(weft_io_local_addr(io, (struct sockaddr *)&ss, &len), 0, "the parent's works");
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /*
  * A registration made before the fork, closed or waited on in the child:
  * -ECHILD, and the parent's registration keeps working. The epoll instance
