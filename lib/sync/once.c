@@ -11,8 +11,9 @@
  * list: a fiber suspends (fn may itself suspend), a thread parks.
  * Lost wakeup: a waiter links under the lock and re-checks the state there;
  * the runner sets DONE under the same lock before granting. weft_once_try's
- * fn may fail: the state goes back to NEW, the waiters are woken all the
- * same and look again (one of them runs fn next).
+ * fn may fail: the state goes back to NEW and the waiters are woken to look
+ * again (one of them runs fn next; once it has begun, the waiters still
+ * linked are left for its own finish to wake).
  */
 #include <errno.h>
 #include <stdlib.h>
