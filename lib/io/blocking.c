@@ -395,11 +395,23 @@ bool weft__spare_wait(struct weft_runtime *rt, struct weft__worker *w, struct we
 		 * core's first thread may be the spare now, its core with a
 		 * thread started as a spare). */
 		b->extra--;
-		/* Room for the pool again: jobs may be waiting for it. */
-		if (!b->closed && b->queue.n > b->idle && b->threads + b->extra < b->max)
+		/* Room for the pool again: jobs may be waiting for it. Still
+		 * none (a shrink by more than the cap left more spares than
+		 * max_blocking_threads): ask the next idle spare to leave too,
+		 * or the jobs waited for its keep-alive (found by a review). */
+		struct weft__worker *next = NULL;
+		if (!b->closed && b->queue.n > b->idle && b->threads + b->extra < b->max) {
 			start_thread_locked(rt, b);
+		} else if (jobs_want_room_locked(b) && (next = b->spares)) {
+			b->spares = next->next_spare;
+			next->listed = false;
+			atomic_store_explicit(&next->evicted, true, memory_order_relaxed);
+		}
 		w->exited = true; /* a caller's take-back must not list us again */
 		pthread_mutex_unlock(&b->lock);
+		/* next's struct lives until destroy, which waits for us */
+		if (next)
+			weft__parker_unpark(&next->parker);
 		return false;
 	}
 }

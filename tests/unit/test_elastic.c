@@ -804,3 +804,53 @@ Test(elastic, task_memory_freed_by_late_joiners_is_given_back, .timeout = WT_TMO
 	pthread_barrier_destroy(&g_lj_bar);
 	wt_rt_destroy(g_lj_rt);
 }
+
+/*
+ * A shrink by more than max_blocking_threads leaves more idle spares (the
+ * retired cores' threads, which count there) than the cap. A blocking job
+ * asked one of them to leave, which made no room (5 spares, cap 2), and
+ * nothing asked the next: the job waited for the others' keep-alive (5 s
+ * here, 10 s by default).
+ */
+static unsigned spares_listed(struct weft_runtime *rt)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&rt->blocking.lock);
+	for (struct weft__worker *w = rt->blocking.spares; w; w = w->next_spare)
+		n++;
+	pthread_mutex_unlock(&rt->blocking.lock);
+	return n;
+}
+
+static void *answer_42(void *arg)
+{
+	(void)arg;
+	return (void *)42;
+}
+
+Test(elastic, a_blocking_job_after_a_shrink_past_the_cap_does_not_wait, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 6, .max_blocking_threads = 2,
+		  .blocking_keep_alive_ns = 5000 * MS);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_runtime_set_workers(rt, 1), 0);
+	cr_assert(WT_WAIT_UNTIL(spares_listed(rt) == 5, WT_LONG_MS),
+		  "the retired cores' threads did not become idle spares");
+	uint64_t t0 = wt_now_ns();
+	struct weft_task *j;
+	void *r = NULL;
+	cr_assert_eq(weft_spawn_blocking(rt, answer_42, NULL, &j), 0);
+	int rc = weft_join_timeout(j, &r, 2000 * MS);
+	uint64_t waited = wt_now_ns() - t0;
+	if (rc) {
+		weft_abort(j);
+		weft_join(j, NULL);
+	}
+	cr_assert_eq(rc, 0, "the job waited %llu ms and did not run (%d)",
+		     (unsigned long long)(waited / MS), rc);
+	cr_assert_eq((intptr_t)r, 42);
+	cr_assert_lt(waited, 1000 * MS, "the job waited %llu ms for the pool",
+		     (unsigned long long)(waited / MS));
+	wt_rt_destroy(rt);
+}
