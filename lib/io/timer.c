@@ -57,7 +57,14 @@ int weft_sleep_until(uint64_t deadline_ns)
 	if (ctx && ctx->fiber) {
 		/* The fiber's wait deadline is the sleep: wait on nothing. */
 		int rc = weft__wait_deadline((weft__wait_poll_fn)0, NULL, NULL, deadline_ns);
-		return rc == -ETIMEDOUT ? 0 : rc;
+		if (rc != -ETIMEDOUT)
+			return rc;
+		/* A deadline already past returns without suspending: spend the
+		 * budget as a ready channel operation does, or a loop of such
+		 * sleeps (a periodic loop running behind) never yields its
+		 * worker (found by a review: a fiber beside it never ran) */
+		weft__coop_spend();
+		return 0;
 	}
 	if (ctx && ctx->core)
 		return -EDEADLK;

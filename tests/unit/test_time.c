@@ -912,3 +912,47 @@ Test(timers, destroy_refuses_while_a_block_on_waits_on_an_interval, .timeout = W
 	cr_assert_eq(weft_runtime_destroy(rt2), 0);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
+
+/*
+ * A fiber that sleeps until a deadline already past, in a loop (a periodic
+ * loop running behind, `next += period`), on one worker: the sleep returns
+ * at once, and it must spend the cooperative budget as a ready channel
+ * operation does, or the fiber never yields and a fiber queued beside it
+ * never runs. Before: 50 million sleeps in 2 s, the other fiber never ran
+ * (weft_sleep_ns(0) did yield: its deadline rounds up to the next tick).
+ */
+static atomic_int g_past_flag;
+
+static void *sleep_past_until_flag(void *arg)
+{
+	(void)arg;
+	uint64_t t0 = weft_now_ns();
+	while (!atomic_load(&g_past_flag)) {
+		if (weft_sleep_until(t0 - 1) != 0)
+			return (void *)2;
+		if (weft_now_ns() - t0 > 2000000000ull * WEFT_TEST_SLOW)
+			return (void *)1; /* starved: the flag never came */
+	}
+	return NULL;
+}
+
+static void *set_past_flag(void *arg)
+{
+	atomic_store(&g_past_flag, 1);
+	return arg;
+}
+
+Test(timers, a_loop_of_sleeps_into_the_past_lets_others_run, .timeout = WT_TMO(30))
+{
+	atomic_store(&g_past_flag, 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *a, *b;
+	cr_assert_eq(weft_spawn(rt, sleep_past_until_flag, NULL, &a), 0);
+	wt_sleep_ms(5); /* a is in its loop */
+	cr_assert_eq(weft_spawn(rt, set_past_flag, NULL, &b), 0);
+	void *r = (void *)-1;
+	cr_assert_eq(weft_join(a, &r), 0);
+	cr_assert_eq(weft_join(b, NULL), 0);
+	cr_assert_null(r, "the sleeping fiber %s", r == (void *)1 ? "kept its worker for 2 s: the other fiber never ran" : "got an error");
+	wt_rt_destroy(rt);
+}
