@@ -568,6 +568,25 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A forked child that exits 7 at its pipe's end (closing *go ends it):
+ * ends only once the test lets it, however late it is traced. */
+static pid_t child_exiting_at_eof(int *go)
+{
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	pid_t c = fork();
+	cr_assert_geq(c, 0);
+	if (c == 0) {
+		char x;
+		close(p[1]);
+		(void)!read(p[0], &x, 1);
+		_exit(7);
+	}
+	close(p[0]);
+	*go = p[1];
+	return c;
+}
+
 Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
@@ -603,19 +622,10 @@ Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout =
 	assert_no_children();
 
 	/* weft_child_wait: the same child, ours to reap, not -ECHILD */
-	int go[2];
-	cr_assert_eq(pipe(go), 0);
-	pid_t c = fork();
-	cr_assert_geq(c, 0);
-	if (c == 0) { /* ends once traced: at the pipe's end */
-		char x;
-		close(go[1]);
-		(void)!read(go[0], &x, 1);
-		_exit(7);
-	}
-	close(go[0]);
+	int go;
+	pid_t c = child_exiting_at_eof(&go); /* ends once traced: at the pipe's end */
 	cr_assert(trace_child(c, 500, &t));
-	close(go[1]);
+	close(go);
 	status = -1;
 	int rc = weft_child_wait(rt, c, &status, WEFT_FOREVER);
 	cr_assert_eq(rc, 0, "weft_child_wait = %d", rc);
@@ -671,19 +681,10 @@ Test(process, a_time_limit_ends_the_wait_for_a_zombie_a_tracer_holds, .timeout =
 	cr_assert_eq(weft_process_close(&p), 0);
 
 	/* weft_child_wait, on a forked child the tracer holds */
-	int go[2];
-	cr_assert_eq(pipe(go), 0);
-	pid_t c = fork();
-	cr_assert_geq(c, 0);
-	if (c == 0) {
-		char x;
-		close(go[1]);
-		(void)!read(go[0], &x, 1);
-		_exit(7);
-	}
-	close(go[0]);
+	int go;
+	pid_t c = child_exiting_at_eof(&go); /* ends once traced: at the pipe's end */
 	cr_assert(trace_child(c, 1500, &t));
-	close(go[1]);
+	close(go);
 	wt_sleep_ms(100);
 	status = -1;
 	t0 = wt_now_ns();
@@ -715,20 +716,11 @@ Test(process, a_time_limit_ends_the_wait_for_a_zombie_a_tracer_holds, .timeout =
 Test(process, a_select_and_reap_loop_waits_for_a_zombie_a_tracer_holds, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
-	int go[2];
-	cr_assert_eq(pipe(go), 0);
-	pid_t c = fork();
-	cr_assert_geq(c, 0);
-	if (c == 0) {
-		char x;
-		close(go[1]);
-		(void)!read(go[0], &x, 1);
-		_exit(7);
-	}
-	close(go[0]);
+	int go;
+	pid_t c = child_exiting_at_eof(&go); /* ends once traced: at the pipe's end */
 	struct tracer t;
 	if (!trace_child(c, 600, &t)) {
-		close(go[1]);
+		close(go);
 		waitpid(c, NULL, 0);
 		waitpid(t.pid, NULL, 0);
 		wt_rt_destroy(rt);
@@ -736,7 +728,7 @@ Test(process, a_select_and_reap_loop_waits_for_a_zombie_a_tracer_holds, .timeout
 	}
 	struct weft_io *io;
 	cr_assert_eq(weft_child_open(rt, c, &io), 0);
-	close(go[1]); /* it exits: a zombie the tracer holds */
+	close(go); /* it exits: a zombie the tracer holds */
 	double c0 = thread_cpu_s();
 	int status = -1, rc, rounds = 0;
 	do {
