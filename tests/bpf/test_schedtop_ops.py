@@ -846,7 +846,10 @@ def test_record_symlink(st, wl_test, wl, lib):
             f.write("precious\n")
     procs = []
     try:
-        load = subprocess.Popen([wl_test, "2", "300"], stdout=subprocess.DEVNULL)
+        # 3000 waves, ~60 s: alive until the signal whatever the planting
+        # takes (300, 6-9 s, had exited on a loaded machine by the time of
+        # the signal: no dump, "0 dumps written"); killed below
+        load = subprocess.Popen([wl_test, "2", "3000"], stdout=subprocess.DEVNULL)
         procs.append(load)
         time.sleep(0.2)
         rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "1s", "--on",
@@ -858,17 +861,39 @@ def test_record_symlink(st, wl_test, wl, lib):
             if rp.returncode == SKIP:
                 skip("schedtop exited 77: " + rp.stderr.read())
             fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
-        # every name the dump can take in the next 3 s (UTC, to the ms)
-        t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(milliseconds=200)
-        for ms in range(3200):
-            u = t + datetime.timedelta(milliseconds=ms)
-            base = os.path.join(out, u.strftime("%Y%m%dT%H%M%S") +
-                                ".%03dZ-signal" % (u.microsecond // 1000))
-            for ext in (".trace.json", ".events.jsonl"):
-                if not os.path.lexists(base + ext):
-                    os.symlink(precious[ext], base + ext)
-            if not os.path.lexists(base + ".json"):
-                os.symlink(os.path.join(victims, "made-%d" % ms), base + ".json")
+        # every name the dump can take in a 3 s window (UTC, to the ms),
+        # planted ahead of time: 9,600 symlinks take 2-6 s on a slow or
+        # loaded disk (0.6 ms each seen), and a window that began at the
+        # planting's start had passed before the signal (the dump then took
+        # an unplanted name). The signal goes once the window has begun,
+        # with at least 2 s of it left; a later window if planting was
+        # slower than the lead.
+        lead, ms_all = 4.0, 0
+        for attempt in range(4):
+            t0 = datetime.datetime.now(datetime.timezone.utc)
+            t = t0 + datetime.timedelta(seconds=lead)
+            for ms in range(3200):
+                u = t + datetime.timedelta(milliseconds=ms)
+                base = os.path.join(out, u.strftime("%Y%m%dT%H%M%S") +
+                                    ".%03dZ-signal" % (u.microsecond // 1000))
+                for ext in (".trace.json", ".events.jsonl"):
+                    if not os.path.lexists(base + ext):
+                        os.symlink(precious[ext], base + ext)
+                if not os.path.lexists(base + ".json"):
+                    os.symlink(os.path.join(victims, "made-%d" % ms_all), base + ".json")
+                ms_all += 1
+            now = datetime.datetime.now(datetime.timezone.utc)
+            if now <= t + datetime.timedelta(milliseconds=100):
+                break
+            print("planting took %.1f s, past the window's start: again" %
+                  (now - t0).total_seconds())
+            lead = 2 * (now - t0).total_seconds() + 1
+        else:
+            fail("could not plant the symlinks ahead of the clock")
+        time.sleep(max(0.0, (t - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+                   + 0.1)
+        if datetime.datetime.now(datetime.timezone.utc) > t + datetime.timedelta(seconds=1.2):
+            fail("the test slept past its planted window")
         rp.send_signal(signal.SIGUSR1)
         deadline = time.time() + 5
         written = []
@@ -888,7 +913,9 @@ def test_record_symlink(st, wl_test, wl, lib):
         if made:
             fail("the symlink at the dump's .json name was followed: %s created" % made)
         if len(written) != 1 or rp.returncode:
-            fail("no dump under the next name: rc %d, %s" % (rp.returncode, err.strip()))
+            fail("no dump under the next name: rc %d, %s; files: %s" %
+                 (rp.returncode, err.strip(), sorted(f for f in os.listdir(out)
+                                                      if not os.path.islink(os.path.join(out, f)))))
         path = os.path.join(out, written[0])
         base = path[:-len(".json")]
         for ext in (".json", ".trace.json", ".events.jsonl"):
@@ -897,8 +924,8 @@ def test_record_symlink(st, wl_test, wl, lib):
         dj, evs = load_dump(path)
         if dj["files"]["trace"] != os.path.basename(base) + ".trace.json":
             fail("the dump names %s" % dj["files"])
-        print("PASS: 9600 planted symlinks not followed; dump %s written (%d events)"
-              % (written[0], len(evs)))
+        print("PASS: %d planted symlinks not followed; dump %s written (%d events)"
+              % (3 * ms_all, written[0], len(evs)))
     finally:
         kill_and_remove(procs, d)
 
