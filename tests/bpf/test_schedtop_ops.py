@@ -1324,6 +1324,24 @@ def test_hardening(st, wl_test, wl, lib):
     #    hundreds)
     # launched by schedtop, which then knows its workers from their start
     # (attached later, a worker spinning in one poll fires no probe)
+    def thread_cpu_ns(pid):
+        """Each thread's on-CPU ns (schedstat), by tid."""
+        out = {}
+        try:
+            for t in os.listdir("/proc/%d/task" % pid):
+                try:
+                    with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                        out[t] = int(f.read().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
+        except OSError:
+            pass
+        return out
+
+    def max_delta(a, b):
+        return max([b[t] - a[t] for t in b if t in a] or [0])
+
+    cpu, wall = [], []
     sp = subprocess.Popen([st, "--batch", "--json", "0.25", "--", os.environ["STALL_TARGET"], "3"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tpid = None
@@ -1347,11 +1365,29 @@ def test_hardening(st, wl_test, wl, lib):
             break
         if time.time() - t0 > 0.6 and o.get("worker"):   # the spin is well under way
             spin.append(max(w["cpu_pct"] for w in o["worker"]))
+            cpu.append(thread_cpu_ns(tpid))
+            wall.append(time.monotonic())
     stop(sp)
-    # one low interval forgiven: a vCPU the host deschedules for 100 ms
-    # of a 0.25 s interval reads ~60% (steal is not the worker's time)
-    if len(spin) < 4 or sum(1 for v in spin if v < 60) > 1 or max(spin) > 130:
-        fail("a worker spinning in one poll read %s %% CPU per interval" % spin)
+    # What the busiest thread really ran, from the kernel's schedstat, read
+    # as each interval's line arrived: on a loaded machine a spinning
+    # worker gets less than a whole CPU (a neighbour's busy loop and the
+    # other tests: 13-48% read, and true), so "~100%" is not the check.
+    # The bug's signature is: 0% while the spin runs, then hundreds at its
+    # switch out. Against the kernel's figure over the intervals after the
+    # first read: the mean within 20 points + 20%, and one low interval
+    # forgiven (a vCPU the host deschedules for 100 ms of a 0.25 s
+    # interval: steal is not the worker's time).
+    real = 0.0
+    if len(cpu) >= 2 and wall[-1] > wall[0]:
+        real = 100.0 * (max_delta(cpu[0], cpu[-1]) / 1e9) / (wall[-1] - wall[0])
+    later = spin[1:]
+    mean = sum(later) / len(later) if later else 0.0
+    print("spinning worker: %s %% CPU per interval; the kernel says %.1f%% (mean read %.1f%%)"
+          % (spin, real, mean))
+    if len(spin) < 4 or max(spin) > 130 or abs(mean - real) > 20 + 0.2 * real or \
+            sum(1 for v in later if v < 0.4 * real) > 1:
+        fail("a worker spinning in one poll read %s %% CPU per interval (the kernel: %.1f%%)"
+             % (spin, real))
     print("spinning worker, %% CPU per 0.25 s interval: %s" % spin)
 
     # 5. 5,000 threads come and go before the runtime starts: its workers
