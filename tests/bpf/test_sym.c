@@ -76,6 +76,23 @@ int main(int argc, char **argv)
 
 		r = sym_lookup(c, 16, false, &s);
 		CHECK(r == -ENOENT, "unmapped address: %d", r);
+
+		/* The target exits and is not reaped yet (a zombie: its
+		 * /proc/PID/maps reads empty, as schedtop's final interval
+		 * after a target's exit saw): the symbols known stay. The sync
+		 * took the empty list for a new mapping and dropped them all,
+		 * and the final report named the latest stall by raw address
+		 * (schedtop_stalls, about 1 run in 10 under load). */
+		kill(pid, SIGKILL);
+		siginfo_t si;
+		CHECK(!waitid(P_PID, pid, &si, WEXITED | WNOWAIT), "waitid: %s", strerror(errno));
+		r = sym_sync(c);
+		printf("sym_sync on the exited target: %d\n", r);
+		r = sym_lookup(c, here, false, &s);
+		sym_format(&s, here, buf, sizeof(buf));
+		printf("here, after the exit %#llx -> %s\n", here, buf);
+		CHECK(r == 0 && !strcmp(s.func, "here"), "after the target exited: %d %s", r,
+		      r ? "" : s.func);
 		sym_close(c);
 	}
 	kill(pid, SIGKILL);

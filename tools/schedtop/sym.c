@@ -131,6 +131,14 @@ static int maps_read(struct sym_ctx *c)
 	int err = maps_load(c->pid, &maps, &n);
 	if (err)
 		return err;
+	/* No file mapped: the process exited and is not reaped yet (a
+	 * zombie's maps read empty; a live one maps at least its program).
+	 * The symbols known are kept: refreshed to nothing, the final report
+	 * after a target's exit named its latest stall by raw address. */
+	if (!n) {
+		maps_list_free(maps, n);
+		return -ESRCH;
+	}
 	maps_free(c);
 	c->maps = maps;
 	c->nmaps = n;
