@@ -662,7 +662,7 @@ Test(io, event_runs_on_the_driver_thread_without_inject, .timeout = WT_TMO(30))
  * during the poll, and a timer it sets fires during the poll: each calls a
  * parked worker to take the driver and its watch.
  */
-enum { VAC_SPIN_MS = 300, VAC_TIMER_MS = 20 };
+enum { VAC_SPIN_MS = 300, VAC_TIMER_MS = 20, VAC_RESCUE_SLACK_MS = 50 };
 
 struct vac {
 	struct weft_io *io;
@@ -734,7 +734,13 @@ static void vacant_driver_case(int mode)
 		uint64_t ran = atomic_load(&v.y_ran_ns), end = atomic_load(&v.spin_end_ns);
 		cr_log_info("the woken task ran %.1f ms before the long poll ended",
 			    ran < end ? (double)(end - ran) / 1e6 : -(double)(ran - end) / 1e6);
-		cr_assert_lt(ran, end - (VAC_SPIN_MS / 2) * 1000000ull,
+		/* Rescued, the task runs ~15 ms into the poll (the 10 ms stall
+		 * threshold, then a watcher's 5 ms look); not rescued, after the
+		 * poll ends. The bound was half the poll: on a loaded 2-vCPU
+		 * machine the rescuer's thread, woken, waited 110-130 ms for a
+		 * CPU (seen in 60 runs beside a busy loop and other tests), and
+		 * once past 150 (test_io under io_uring, ~1 run in 50 in CI). */
+		cr_assert_lt(ran, end - VAC_RESCUE_SLACK_MS * 1000000ull,
 			     "the task woken into the LIFO slot waited for the long poll");
 	} else {
 		cr_assert_eq(atomic_load(&v.timer_fired_in_poll), 1,
