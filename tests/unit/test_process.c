@@ -587,26 +587,35 @@ static pid_t child_exiting_at_eof(int *go)
 	return c;
 }
 
+/* `head -c 1` with its stdin a pipe, seized by a tracer that holds its
+ * zombie for 1.5 s: it ends at its stdin's end (p->in closed), however
+ * late it is traced. Skips (a failure with CI=true) where ptrace is not
+ * allowed. */
+static void spawn_traced_head(struct weft_runtime *rt, struct weft_process *p, struct tracer *t)
+{
+	char *argv[] = { "head", "-c", "1", NULL };
+	cr_assert_eq(weft_process_spawn(rt, "head", argv,
+					&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_PIPE }),
+					p), 0);
+	if (!trace_child(p->pid, 1500, t)) {
+		weft_io_close(p->in);
+		p->in = NULL;
+		cr_assert_eq(weft_process_wait(p, NULL, WEFT_FOREVER), 0);
+		weft_process_close(p);
+		waitpid(t->pid, NULL, 0);
+		wt_rt_destroy(rt);
+		WT_SKIP("ptrace(PTRACE_SEIZE) is not allowed here");
+	}
+}
+
 Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
 	/* no child of its own: a SIGCHLD would stop a tracee. It ends when
 	 * its stdin does, so only once it is traced, however late that is */
-	char *argv[] = { "head", "-c", "1", NULL };
 	struct weft_process p;
-	cr_assert_eq(weft_process_spawn(rt, "head", argv,
-					&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_PIPE }),
-					&p), 0);
 	struct tracer t;
-	if (!trace_child(p.pid, 1500, &t)) {
-		weft_io_close(p.in);
-		p.in = NULL;
-		cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
-		weft_process_close(&p);
-		waitpid(t.pid, NULL, 0);
-		wt_rt_destroy(rt);
-		WT_SKIP("ptrace(PTRACE_SEIZE) is not allowed here");
-	}
+	spawn_traced_head(rt, &p, &t);
 	uint64_t t0 = wt_now_ns();
 	cr_assert_eq(weft_io_close(p.in), 0); /* EOF: it exits, a zombie the tracer holds */
 	p.in = NULL;
@@ -645,21 +654,9 @@ Test(process, a_zombie_a_tracer_holds_is_waited_for_without_spinning, .timeout =
 Test(process, a_time_limit_ends_the_wait_for_a_zombie_a_tracer_holds, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
-	char *argv[] = { "head", "-c", "1", NULL };
 	struct weft_process p;
-	cr_assert_eq(weft_process_spawn(rt, "head", argv,
-					&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_PIPE }),
-					&p), 0);
 	struct tracer t;
-	if (!trace_child(p.pid, 1500, &t)) {
-		weft_io_close(p.in);
-		p.in = NULL;
-		cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
-		weft_process_close(&p);
-		waitpid(t.pid, NULL, 0);
-		wt_rt_destroy(rt);
-		WT_SKIP("ptrace(PTRACE_SEIZE) is not allowed here");
-	}
+	spawn_traced_head(rt, &p, &t);
 	cr_assert_eq(weft_io_close(p.in), 0); /* EOF: a zombie the tracer holds */
 	p.in = NULL;
 	wt_sleep_ms(100); /* it has ended: its pidfd is readable */
