@@ -6,7 +6,7 @@
  *
  * Prints "ready PID" and waits for SIGUSR1 with no runtime yet; then
  * creates a 2-worker runtime and spawns and joins batches of 64 one-poll
- * tasks for SECONDS, prints "tasks N" and exits.
+ * tasks for SECONDS, prints "tasks N", and keeps the runtime 10 s more.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,5 +56,11 @@ int main(int argc, char **argv)
 	}
 	printf("tasks %ld\n", n);
 	fflush(stdout);
+	/* Outlast the trace (the test kills us): a runtime destroyed while
+	 * schedtop samples it can be forgotten with its histograms (a known
+	 * limit, docs/RELIABILITY.md), which is not what this target is for -
+	 * the failure in 1 of ~15 loaded runs and once in CI */
+	struct timespec ts = { 10, 0 };
+	nanosleep(&ts, NULL);
 	return weft_runtime_destroy(rt) ? 1 : 0;
 }
