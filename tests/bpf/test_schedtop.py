@@ -399,14 +399,12 @@ def trace_bad_output(schedtop, load):
     print("unwritable -o: refused after %.1f s, before recording" % took)
 
 
-def test_trace_late_rt(schedtop, load, lib):
-    """`schedtop trace -p PID` on a process whose runtime is created after
-    the trace began: the task latency covers its polls (the runtime's
-    histograms count from its creation, all of it inside the trace). Its
-    first read was taken as the baseline: "0 polls, 0 wakes timed", p50 0 ns,
-    in the summary and in .latency.json."""
+def trace_late_target(schedtop, load, args):
+    """Runs late_rt_target ARGS under `schedtop trace -p PID -d 2.5`, its
+    runtimes created 0.3 s into the trace: (the target's "tasks N" lines,
+    schedtop's stdout, FILE.latency.json's entries)."""
     target = os.path.join(os.path.dirname(load), "late_rt_target")
-    tp = subprocess.Popen([target, "1.0"], stdout=subprocess.PIPE, text=True)
+    tp = subprocess.Popen([target] + args, stdout=subprocess.PIPE, text=True)
     d = tempfile.mkdtemp(prefix="schedtop-late-rt-")
     st = None
     try:
@@ -429,7 +427,7 @@ def test_trace_late_rt(schedtop, load, lib):
             fail("schedtop trace exited %d: %s" % (st.returncode, err + st.stderr.read()))
         time.sleep(0.3)
         os.kill(pid, signal.SIGUSR1)   # the runtime is created now
-        tasks = read_line(tp, 10) or ""
+        tasks = [read_line(tp, 10) or "" for _ in range(2 if "recreate" in args else 1)]
         out_text, _ = st.communicate(timeout=20)
         if st.returncode:
             fail("schedtop trace exited %d" % st.returncode)
@@ -438,14 +436,52 @@ def test_trace_late_rt(schedtop, load, lib):
     finally:
         kill_all(tp, st)
         shutil.rmtree(d, ignore_errors=True)
-    print(tasks.strip())
+    print("".join(tasks).strip())
     print("\n".join(l for l in out_text.splitlines() if "latency" in l or "runtime 0x" in l))
     print("latency.json: %s" % lat)
-    if not tasks.startswith("tasks ") or int(tasks.split()[1]) < 1000:
-        fail("late_rt_target printed %r" % tasks)
+    for t in tasks:
+        if not t.startswith("tasks ") or int(t.split()[1]) < 1000:
+            fail("late_rt_target printed %r" % tasks)
+    return [int(t.split()[1]) for t in tasks], out_text, lat
+
+
+def test_trace_late_rt(schedtop, load, lib):
+    """`schedtop trace -p PID` on a process whose runtime is created after
+    the trace began: the task latency covers its polls (the runtime's
+    histograms count from its creation, all of it inside the trace). Its
+    first read was taken as the baseline: "0 polls, 0 wakes timed", p50 0 ns,
+    in the summary and in .latency.json."""
+    _, _, lat = trace_late_target(schedtop, load, ["1.0"])
     if len(lat) != 1 or lat[0]["polls_timed"] == 0 or lat[0]["poll_p50_ns"] == 0:
         fail("the runtime created during the trace has no polls timed: %s" % lat)
     print("PASS: a runtime created during the trace is timed")
+
+
+def test_trace_ended_rt(schedtop, load, lib):
+    """A runtime destroyed during `schedtop trace` (late_rt_target
+    recreate: one runtime runs tasks 0.8 s and is destroyed, a second one
+    runs 0.8 s and stays): its latency is still reported, marked ended,
+    with what it counted up to schedtop's last read of it - schedtop
+    dropped a runtime that went away, histograms and all (the summary had
+    no line for it, a flake of schedtop_trace_late_rt while its target
+    destroyed its runtime at the end). Often the second runtime takes the
+    first's address and registry slot; then the first's counts must not
+    be taken as the second's baseline either."""
+    tasks, out_text, lat = trace_late_target(schedtop, load, ["0.8", "recreate"])
+    ended = [l for l in lat if l.get("ended")]
+    live = [l for l in lat if not l.get("ended")]
+    if len(ended) != 1 or len(live) != 1 or ended[0]["ended"] != 1:
+        fail("expected one ended runtime and one live one: %s" % lat)
+    # one task is one poll, 1 in 256 timed; the ended one's last ~100 ms
+    # after schedtop's last read are lost, so half is a loose bound
+    for name, l, n in (("ended", ended[0], tasks[0]), ("live", live[0], tasks[1])):
+        want = n / 256 / 2
+        if l["polls_timed"] < want or l["poll_p50_ns"] == 0:
+            fail("the %s runtime: %d polls timed, want >= %d of its %d tasks: %s"
+                 % (name, l["polls_timed"], want, n, lat))
+    if "(ended during the trace)" not in out_text:
+        fail("the summary does not say which runtime ended: %s" % out_text)
+    print("PASS: a runtime destroyed during the trace is reported, marked ended")
 
 
 def test_trace_warmup(schedtop, load, lib):
@@ -1795,6 +1831,7 @@ def main():
              "longpoll_exec": test_longpoll_exec, "lints": test_lints,
              "elastic": test_elastic, "handoff": test_handoff, "trace_warmup": test_trace_warmup,
              "trace_late_rt": test_trace_late_rt,
+             "trace_ended_rt": test_trace_ended_rt,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
              "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,

@@ -769,7 +769,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         for r in rt_lat:
             s.append('<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
                      '<td>%s / %s</td></tr>'
-                     % (esc(r["rt"]), r["workers"], fmt_ns(r["poll_p50_ns"]), fmt_ns(r["poll_p99_ns"]),
+                     % (esc(r["rt"]) + (" (%d ended)" % r["ended"] if r.get("ended", 0) > 1
+                                          else " (ended)" if r.get("ended") else ""), r["workers"], fmt_ns(r["poll_p50_ns"]), fmt_ns(r["poll_p99_ns"]),
                         fmt_ns(r["wake_p50_ns"]), fmt_ns(r["wake_p99_ns"]),
                         fmt_num(r["polls_timed"]), fmt_num(r["wakes_timed"])))
         s.append('</table>')

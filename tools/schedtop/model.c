@@ -575,12 +575,16 @@ void interval_print_text(FILE *f, const struct interval *iv, int pid)
 			WEFT_BPF_MAX_CORES, iv->workers);
 	for (unsigned k = 0; k < iv->nlat; k++) {
 		const struct rt_lat *l = &iv->lat[k];
-		char a[24], b[24], c[24], e[24], rt[40] = "";
+		char a[24], b[24], c[24], e[24], rt[48] = "";
 		fmt_pct_ns(a, sizeof(a), l->poll_p50_ns, WEFT_PROBE_LAT_BINS);
 		fmt_pct_ns(b, sizeof(b), l->poll_p99_ns, WEFT_PROBE_LAT_BINS);
 		fmt_pct_ns(c, sizeof(c), l->wake_p50_ns, WEFT_PROBE_LAT_BINS);
 		fmt_pct_ns(e, sizeof(e), l->wake_p99_ns, WEFT_PROBE_LAT_BINS);
-		if (iv->nlat > 1)
+		if (l->ended > 1)
+			snprintf(rt, sizeof(rt), " of %u runtimes that ended", l->ended);
+		else if (l->ended)
+			snprintf(rt, sizeof(rt), " runtime 0x%" PRIx64 " (ended)", l->rt);
+		else if (iv->nlat > 1)
 			snprintf(rt, sizeof(rt), " runtime 0x%" PRIx64, l->rt);
 		fprintf(f, "latency%s: poll p50 %s p99 %s, wake->poll p50 %s p99 %s (sampled: %" PRIu64
 			   " polls, %" PRIu64 " wakes)\n", rt, a, b, c, e, l->polls_timed,
@@ -704,7 +708,7 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 			fprintf(f, ",\"stalls\":%" PRIu64, l->stalls);
 		else
 			fprintf(f, ",\"stalls\":null");
-		fprintf(f, ",\"last_stall\":\"%s\"}", l->last_stall);
+		fprintf(f, ",\"last_stall\":\"%s\",\"ended\":%u}", l->last_stall, l->ended);
 	}
 	fprintf(f, "],\"worker\":[");
 	for (unsigned k = 0; k < iv->workers; k++) {

@@ -139,8 +139,13 @@ struct rt_lat {
 	bool stalls_known;
 	uint64_t stalls;
 	char last_stall[400];
+	/* 0: a runtime the target lists. N: it ended in the interval
+	 * (destroyed, or re-created at its address), the figures up to
+	 * schedtop's last read of it; N > 1: N such runtimes merged (rt 0) */
+	unsigned ended;
 };
-#define MAX_RT 16
+/* the registry's 16 runtimes and 8 entries for runtimes that ended (stall.h) */
+#define MAX_RT 24
 
 struct interval {
 	double dt_s;

@@ -709,19 +709,26 @@ static int trace_latency(const struct interval *iv, FILE *f, const char *path)
 		const struct rt_lat *r = &iv->lat[k];
 		fprintf(f, "%s{\"rt\":\"0x%llx\",\"workers\":%u,\"polls_timed\":%llu,"
 			   "\"wakes_timed\":%llu,\"poll_p50_ns\":%llu,\"poll_p99_ns\":%llu,"
-			   "\"wake_p50_ns\":%llu,\"wake_p99_ns\":%llu}",
+			   "\"wake_p50_ns\":%llu,\"wake_p99_ns\":%llu,\"ended\":%u}",
 			k ? "," : "", (unsigned long long)r->rt, r->workers,
 			(unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed,
 			(unsigned long long)r->poll_p50_ns, (unsigned long long)r->poll_p99_ns,
-			(unsigned long long)r->wake_p50_ns, (unsigned long long)r->wake_p99_ns);
-		char p[4][32];
+			(unsigned long long)r->wake_p50_ns, (unsigned long long)r->wake_p99_ns,
+			r->ended);
+		char p[4][32], who[64];
 		lat_bound(p[0], sizeof(p[0]), r->poll_p50_ns);
 		lat_bound(p[1], sizeof(p[1]), r->poll_p99_ns);
 		lat_bound(p[2], sizeof(p[2]), r->wake_p50_ns);
 		lat_bound(p[3], sizeof(p[3]), r->wake_p99_ns);
-		printf("  runtime 0x%llx (%u workers): poll p50 %s p99 %s; wake->poll p50 "
+		if (r->ended > 1)
+			snprintf(who, sizeof(who), "%u runtimes that ended during the trace",
+				 r->ended);
+		else
+			snprintf(who, sizeof(who), "runtime 0x%llx%s", (unsigned long long)r->rt,
+				 r->ended ? " (ended during the trace)" : "");
+		printf("  %s (%u workers): poll p50 %s p99 %s; wake->poll p50 "
 		       "%s p99 %s (%llu polls, %llu wakes timed)\n",
-		       (unsigned long long)r->rt, r->workers, p[0], p[1], p[2], p[3],
+		       who, r->workers, p[0], p[1], p[2], p[3],
 		       (unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed);
 	}
 	if (!iv->nlat)

@@ -153,6 +153,9 @@ static uint64_t task_fn(struct stall *st, uint64_t task, uint64_t poll, bool *fi
 	return fn;
 }
 
+static struct stall_acc *ended_get(struct stall *st, uint64_t rt);
+static void end_core(struct stall *st, struct stall_acc *a, struct stall_core *c, unsigned i);
+
 void stall_sample(struct stall *st, uint64_t now_ns)
 {
 	st->sample_gen++;
@@ -173,6 +176,17 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			st->inject_ts[s] = now_ns;
 		}
 		if (st->slot_rt[s] != slot->rt) { /* another runtime */
+			/* the one before ended: what it counted up to the last
+			 * read is still reported (stall_latency) */
+			bool counted = false; /* anything since a baseline */
+			for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+				counted |= (st->core[s][i].h_seen && st->core[s][i].h0_seen) ||
+					   (st->core[s][i].stalls_seen && st->core[s][i].stalls0_seen);
+			if (st->slot_rt[s] && counted) {
+				struct stall_acc *a = ended_get(st, st->slot_rt[s]);
+				for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+					end_core(st, a, &st->core[s][i], i);
+			}
 			/* one an earlier read did not list was created since:
 			 * everything its cores counted is new, from 0 (a runtime
 			 * created during `trace` read 0 polls timed: its first
@@ -191,6 +205,7 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 				c->st_count = 0;
 			}
 		}
+		struct stall_acc *reborn = NULL;
 		for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
 			struct stall_core *c = &st->core[s][i];
 			struct weft_probe_counters pc;
@@ -198,6 +213,22 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 					   sizeof(pc))) {
 				c->seen = false;
 				continue;
+			}
+			/* A core's counts only grow: fewer than at the last read,
+			 * and this is a new runtime at the old one's address (and
+			 * slot). The old one's counts go to its ended entry; the
+			 * new one's all count, from 0. */
+			bool fewer = c->h_seen && pc.poll_count < c->polls;
+			for (unsigned b = 0; c->h_seen && !fewer && b < WEFT_PROBE_LAT_BINS; b++)
+				fewer = pc.poll_ns_log2[b] < c->poll_h[b] ||
+					pc.wake_ns_log2[b] < c->wake_h[b];
+			if (fewer) {
+				struct stall_acc none; /* nothing since a baseline to report */
+				memset(&none, 0, sizeof(none));
+				if (!reborn && (c->h0_seen || c->stalls0_seen))
+					reborn = ended_get(st, slot->rt);
+				end_core(st, c->h0_seen || c->stalls0_seen ? reborn : &none, c, i);
+				c->h0_seen = c->stalls0_seen = true;
 			}
 			uint64_t head = 0;
 			uint32_t tail = 0;
@@ -321,6 +352,103 @@ int stall_cores(const struct stall *st, uint64_t *rt, unsigned *core, int max)
 
 static void name(struct stall *st, uint64_t addr, bool ret, char *buf, size_t n);
 
+_Static_assert(MAX_RT >= WEFT_PROBE_REG_SLOTS + STALL_MAX_ENDED,
+	       "room for every listed runtime and every ended one");
+
+/* Add what core `i` (of a runtime) counted since its baselines to `a`:
+ * histogram deltas, stall count delta and its latest stall, named; the
+ * baselines move to the latest read. */
+static void acc_core(struct stall *st, struct stall_acc *a, struct stall_core *c, unsigned i)
+{
+	if (c->h_seen) {
+		if (c->h0_seen)
+			for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
+				a->ph[b] += c->poll_h[b] >= c->poll_h0[b] ? c->poll_h[b] - c->poll_h0[b] : 0;
+				a->wh[b] += c->wake_h[b] >= c->wake_h0[b] ? c->wake_h[b] - c->wake_h0[b] : 0;
+			}
+		memcpy(c->poll_h0, c->poll_h, sizeof(c->poll_h0));
+		memcpy(c->wake_h0, c->wake_h, sizeof(c->wake_h0));
+		c->h0_seen = true;
+	}
+	if (c->stalls_seen) {
+		if (c->stalls0_seen && c->stalls >= c->stalls0) {
+			a->stalls_known = true;
+			a->stalls += c->stalls - c->stalls0;
+			/* the longest of those read whole */
+			if (c->st_new && c->stalls > c->stalls0 &&
+			    (!a->last_stall[0] || c->st_age > a->last_age)) {
+				char f[160], site[160];
+				if (c->st_fn)
+					name(st, c->st_fn, false, f, sizeof(f));
+				else
+					snprintf(f, sizeof(f), "(a task that ended as it was read)");
+				name(st, c->st_site, true, site, sizeof(site));
+				snprintf(a->last_stall, sizeof(a->last_stall),
+					 "W%u task %llu %s, spawned at %s, over %.0f ms when counted", i,
+					 (unsigned long long)c->st_task, f, site,
+					 (double)c->st_age / 1e6);
+				a->last_age = c->st_age;
+			}
+		}
+		c->stalls0 = c->stalls;
+		c->stalls0_seen = true;
+	}
+	c->st_new = false;
+}
+
+/* The entry for runtime `rt`, ended in this sample (several of its cores
+ * may be added to it). */
+static struct stall_acc *ended_get(struct stall *st, uint64_t rt)
+{
+	for (unsigned k = 0; k < st->nended; k++)
+		if (st->ended[k].rt == rt && st->ended[k].gen == st->sample_gen)
+			return &st->ended[k];
+	struct stall_acc *a;
+	if (st->nended < STALL_MAX_ENDED) {
+		a = &st->ended[st->nended++];
+		memset(a, 0, sizeof(*a));
+		a->rt = rt;
+		a->gen = st->sample_gen;
+	} else { /* merged into the last one */
+		a = &st->ended[STALL_MAX_ENDED - 1];
+		a->rt = 0;
+		a->gen = 0;
+	}
+	a->runtimes++;
+	return a;
+}
+
+/* Core `c` of a runtime that ended: what it counted since its baselines
+ * goes to `a` (one more worker); the core starts from 0 for whatever
+ * comes next in its slot. */
+static void end_core(struct stall *st, struct stall_acc *a, struct stall_core *c, unsigned i)
+{
+	if (c->h_seen)
+		a->workers++;
+	acc_core(st, a, c, i);
+	memset(c->poll_h, 0, sizeof(c->poll_h));
+	memset(c->wake_h, 0, sizeof(c->wake_h));
+	memset(c->poll_h0, 0, sizeof(c->poll_h0));
+	memset(c->wake_h0, 0, sizeof(c->wake_h0));
+	c->stalls = c->stalls0 = 0;
+	c->st_count = 0;
+}
+
+static void lat_fill(struct rt_lat *l, const struct stall_acc *a)
+{
+	l->stalls_known = a->stalls_known;
+	l->stalls = a->stalls;
+	snprintf(l->last_stall, sizeof(l->last_stall), "%s", a->last_stall);
+	for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
+		l->polls_timed += a->ph[b];
+		l->wakes_timed += a->wh[b];
+	}
+	l->poll_p50_ns = hist_pct(a->ph, WEFT_PROBE_LAT_BINS, 50);
+	l->poll_p99_ns = hist_pct(a->ph, WEFT_PROBE_LAT_BINS, 99);
+	l->wake_p50_ns = hist_pct(a->wh, WEFT_PROBE_LAT_BINS, 50);
+	l->wake_p99_ns = hist_pct(a->wh, WEFT_PROBE_LAT_BINS, 99);
+}
+
 void stall_latency(struct stall *st, struct interval *iv)
 {
 	iv->nlat = 0;
@@ -328,64 +456,31 @@ void stall_latency(struct stall *st, struct interval *iv)
 		const struct weft_probe_reg_slot *slot = &st->reg.slot[s];
 		if (!slot->rt || st->slot_rt[s] != slot->rt)
 			continue;
-		uint64_t ph[WEFT_PROBE_LAT_BINS] = { 0 }, wh[WEFT_PROBE_LAT_BINS] = { 0 };
-		struct rt_lat *l = &iv->lat[iv->nlat];
+		struct stall_acc a;
+		memset(&a, 0, sizeof(a));
+		for (unsigned i = 0; i < STALL_MAX_CORES && i < slot->ncores; i++)
+			acc_core(st, &a, &st->core[s][i], i);
+		for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+			st->core[s][i].st_new = false;
+		struct rt_lat *l = &iv->lat[iv->nlat++];
 		memset(l, 0, sizeof(*l));
 		l->rt = slot->rt;
 		l->workers = (unsigned)slot->ncores;
-		for (unsigned i = 0; i < STALL_MAX_CORES && i < slot->ncores; i++) {
-			struct stall_core *c = &st->core[s][i];
-			if (!c->h_seen)
-				continue;
-			if (c->h0_seen)
-				for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
-					ph[b] += c->poll_h[b] >= c->poll_h0[b] ? c->poll_h[b] - c->poll_h0[b] : 0;
-					wh[b] += c->wake_h[b] >= c->wake_h0[b] ? c->wake_h[b] - c->wake_h0[b] : 0;
-				}
-			memcpy(c->poll_h0, c->poll_h, sizeof(c->poll_h0));
-			memcpy(c->wake_h0, c->wake_h, sizeof(c->wake_h0));
-			c->h0_seen = true;
-		}
-		for (unsigned b = 0; b < WEFT_PROBE_LAT_BINS; b++) {
-			l->polls_timed += ph[b];
-			l->wakes_timed += wh[b];
-		}
-		/* stalls over the interval, and the longest of those read whole */
-		int latest = -1;
-		for (unsigned i = 0; i < STALL_MAX_CORES && i < slot->ncores; i++) {
-			struct stall_core *c = &st->core[s][i];
-			if (!c->stalls_seen)
-				continue;
-			if (c->stalls0_seen && c->stalls >= c->stalls0) {
-				l->stalls_known = true;
-				l->stalls += c->stalls - c->stalls0;
-				if (c->st_new && c->stalls > c->stalls0 &&
-				    (latest < 0 || c->st_age > st->core[s][latest].st_age))
-					latest = (int)i;
-			}
-			c->stalls0 = c->stalls;
-			c->stalls0_seen = true;
-		}
-		if (latest >= 0) {
-			const struct stall_core *c = &st->core[s][latest];
-			char f[160], site[160];
-			if (c->st_fn)
-				name(st, c->st_fn, false, f, sizeof(f));
-			else
-				snprintf(f, sizeof(f), "(a task that ended as it was read)");
-			name(st, c->st_site, true, site, sizeof(site));
-			snprintf(l->last_stall, sizeof(l->last_stall),
-				 "W%d task %llu %s, spawned at %s, over %.0f ms when counted", latest,
-				 (unsigned long long)c->st_task, f, site, (double)c->st_age / 1e6);
-		}
-		for (unsigned i = 0; i < STALL_MAX_CORES; i++)
-			st->core[s][i].st_new = false;
-		l->poll_p50_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 50);
-		l->poll_p99_ns = hist_pct(ph, WEFT_PROBE_LAT_BINS, 99);
-		l->wake_p50_ns = hist_pct(wh, WEFT_PROBE_LAT_BINS, 50);
-		l->wake_p99_ns = hist_pct(wh, WEFT_PROBE_LAT_BINS, 99);
-		iv->nlat++;
+		lat_fill(l, &a);
 	}
+	/* Runtimes destroyed (or re-created at their address) since: what
+	 * they counted up to the last read. They were dropped, histograms and
+	 * all - a runtime destroyed during `trace` had no latency line (found
+	 * by a flaky test, schedtop_trace_late_rt). */
+	for (unsigned k = 0; k < st->nended && iv->nlat < MAX_RT; k++) {
+		struct rt_lat *l = &iv->lat[iv->nlat++];
+		memset(l, 0, sizeof(*l));
+		l->rt = st->ended[k].rt;
+		l->workers = st->ended[k].workers;
+		l->ended = st->ended[k].runtimes;
+		lat_fill(l, &st->ended[k]);
+	}
+	st->nended = 0;
 }
 
 /* A symbol for `addr` in the target, its address when none can be had. */

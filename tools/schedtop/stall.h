@@ -35,6 +35,22 @@ struct stall_core {
 	bool st_new;                        /* read since the last interval */
 };
 
+/* Figures of runtimes that ended (destroyed, or re-created at the same
+ * address) since the last interval: what their cores counted up to the
+ * last read, kept until stall_latency reports them. More than
+ * STALL_MAX_ENDED in one interval: the later ones are merged into the last
+ * entry (rt 0, `runtimes` of them). */
+#define STALL_MAX_ENDED 8
+struct stall_acc {
+	uint64_t rt;
+	unsigned workers, runtimes;
+	unsigned gen;                       /* the sample it was opened in */
+	uint64_t ph[WEFT_PROBE_LAT_BINS], wh[WEFT_PROBE_LAT_BINS];
+	bool stalls_known;
+	uint64_t stalls, last_age;
+	char last_stall[400];
+};
+
 struct stall {
 	int pid;
 	uint64_t threshold_ns;
@@ -51,6 +67,8 @@ struct stall {
 	struct stall_core core[WEFT_PROBE_REG_SLOTS][STALL_MAX_CORES];
 	uint64_t slot_rt[WEFT_PROBE_REG_SLOTS]; /* the runtime each slot's cores belong to */
 	uint64_t inject[WEFT_PROBE_REG_SLOTS], inject_ts[WEFT_PROBE_REG_SLOTS];
+	struct stall_acc ended[STALL_MAX_ENDED];
+	unsigned nended;
 };
 
 /* Put the queue depths read from memory (fresh at each sample, whatever
@@ -78,7 +96,8 @@ void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns);
 /* Task-level latency per runtime since the last call (iv->lat), from the
  * histograms the runtimes keep in their cores' counters; and the stalls
  * the runtimes counted (polls over their stall threshold, the latest one
- * named). */
+ * named). The runtimes listed now, then those that ended since the last
+ * call (rt_lat.ended), with what they counted up to the last sample. */
 void stall_latency(struct stall *st, struct interval *iv);
 
 /* The blocking-call lint: a worker thread off-CPU inside a poll (not in
