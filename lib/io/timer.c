@@ -92,14 +92,19 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return b > UINT64_MAX - 1 - a ? UINT64_MAX - 1 : a + b;
 }
 
-/* The deadline after the one that just passed; missed ticks are skipped,
- * not burst. */
+/* The deadline after the one that just passed (iv->next_ns), for the
+ * interval's weft_missed_tick. */
 static uint64_t next_tick(const struct weft_interval *iv)
 {
-	uint64_t now = weft__now_ns(), next = add_sat(iv->next_ns, iv->period_ns);
-	if (next <= now)
-		next = now + iv->period_ns - (now - next) % iv->period_ns;
-	return next;
+	uint64_t next = add_sat(iv->next_ns, iv->period_ns);
+	if (iv->missed == WEFT_MISSED_BURST)
+		return next; /* maybe past already: the next call ticks at once */
+	uint64_t now = weft__now_ns();
+	if (next > now)
+		return next;
+	if (iv->missed == WEFT_MISSED_DELAY)
+		return add_sat(now, iv->period_ns);
+	return now + iv->period_ns - (now - next) % iv->period_ns;
 }
 
 int weft_interval_init(struct weft_interval *iv, uint64_t period_ns)
@@ -144,4 +149,26 @@ void weft_interval_cancel(struct weft_interval *iv)
 {
 	if (iv)
 		weft_timer_cancel(&iv->timer);
+}
+
+int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed_tick m)
+{
+	if (!iv || ((unsigned)m != WEFT_MISSED_SKIP && (unsigned)m != WEFT_MISSED_BURST &&
+		    (unsigned)m != WEFT_MISSED_DELAY))
+		return -EINVAL;
+	iv->missed = (int)m;
+	return 0;
+}
+
+int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns)
+{
+	if (!iv)
+		return -EINVAL;
+	/* a pending timer keeps the deadline it was first polled with until
+	 * it fires or is cancelled (weft_timer_poll) */
+	weft_timer_cancel(&iv->timer);
+	if (period_ns)
+		iv->period_ns = period_ns;
+	iv->next_ns = add_sat(weft__now_ns(), iv->period_ns);
+	return 0;
 }

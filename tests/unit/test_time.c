@@ -447,6 +447,141 @@ Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
 	wt_rt_destroy(rt);
 }
 
+/* Missed ticks (weft_interval_set_missed): a fiber's 50 ms interval left
+ * alone 275 ms (the ticks at 50..250 missed), then ticked. What each mode
+ * schedules next is read from the interval's public next_ns, so the test
+ * does not depend on how late the machine runs the fiber. */
+struct missed_run {
+	enum weft_missed_tick mode;
+	uint64_t first, period;       /* the first deadline, the period */
+	uint64_t before, after;       /* the clock around the first late tick */
+	uint64_t next_after_first;    /* next_ns after it */
+	int quick;                    /* ticks returned while next_ns was past */
+	uint64_t next_after_quick;
+};
+
+static void *missed_fiber(void *arg)
+{
+	struct missed_run *r = arg;
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, r->period), 0);
+	cr_assert_eq(iv.missed, WEFT_MISSED_SKIP, "the default skips");
+	cr_assert_eq(weft_interval_set_missed(&iv, r->mode), 0);
+	r->first = iv.next_ns;
+	cr_assert_eq(weft_sleep_ns(r->period * 11 / 2), 0);
+	r->before = weft_now_ns();
+	cr_assert_eq(weft_interval_tick(&iv), 0);
+	r->after = weft_now_ns();
+	r->next_after_first = iv.next_ns;
+	while (iv.next_ns <= weft_now_ns() && r->quick < 100) {
+		cr_assert_eq(weft_interval_tick(&iv), 0);
+		r->quick++;
+	}
+	r->next_after_quick = iv.next_ns;
+	/* and then it waits for that deadline */
+	cr_assert_eq(weft_interval_tick(&iv), 0);
+	cr_assert_geq(weft_now_ns(), r->next_after_quick);
+	return NULL;
+}
+
+Test(timers, interval_missed_ticks_skip_burst_or_delay, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_interval bad;
+	cr_assert_eq(weft_interval_init(&bad, 1000000), 0);
+	cr_assert_eq(weft_interval_set_missed(&bad, (enum weft_missed_tick)3), -EINVAL);
+	cr_assert_eq(weft_interval_set_missed(NULL, WEFT_MISSED_BURST), -EINVAL);
+	cr_assert_eq(bad.missed, WEFT_MISSED_SKIP, "a refused mode changes nothing");
+	const uint64_t P = 50 * 1000000ull;
+	enum weft_missed_tick modes[] = { WEFT_MISSED_SKIP, WEFT_MISSED_BURST, WEFT_MISSED_DELAY };
+	for (int k = 0; k < 3; k++) {
+		struct missed_run r = { .mode = modes[k], .period = P };
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, missed_fiber, &r, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		uint64_t late = (r.before - r.first) / P; /* whole periods missed after the first */
+		cr_assert_geq(late, 4);
+		switch (modes[k]) {
+		case WEFT_MISSED_SKIP: /* the next deadline of the schedule still ahead */
+			cr_assert_eq((r.next_after_first - r.first) % P, 0);
+			cr_assert_gt(r.next_after_first, r.before);
+			cr_assert_leq(r.next_after_first, r.after + P);
+			break;
+		case WEFT_MISSED_BURST: /* every missed one, one per call */
+			cr_assert_eq(r.next_after_first, r.first + P);
+			cr_assert_geq(r.quick, (int)late, "%d quick ticks, %llu missed", r.quick,
+				      (unsigned long long)late);
+			cr_assert_eq(r.next_after_quick, r.first + (uint64_t)(r.quick + 1) * P);
+			break;
+		default: /* one period after the late tick */
+			cr_assert_geq(r.next_after_first, r.before + P);
+			cr_assert_leq(r.next_after_first, r.after + P);
+			break;
+		}
+		if (modes[k] != WEFT_MISSED_BURST)
+			cr_assert_eq(r.quick, 0, "mode %d: %d ticks back to back", modes[k], r.quick);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* weft_interval_reset: the schedule starts again from now, with a new
+ * period or the old one - also for a poll task whose interval timer is
+ * already armed for the old deadline (the reset cancels it: a pending
+ * timer keeps its first deadline). */
+struct reset_state {
+	struct weft_interval iv;
+	int step;
+	uint64_t reset_at, ticked_at;
+};
+
+static enum weft_poll reset_poll(void *arg, struct weft_cx *cx)
+{
+	struct reset_state *s = arg;
+	if (s->step == 0) { /* armed for a tick 10 s away */
+		cr_assert_eq(weft_interval_init(&s->iv, 10ull * 1000000000ull), 0);
+		cr_assert_eq(weft_interval_poll_tick(&s->iv, cx), WEFT_PENDING);
+		s->step = 1;
+		weft_waker_wake_by_ref(weft_cx_waker(cx)); /* polled again at once */
+		return WEFT_PENDING;
+	}
+	if (s->step == 1) { /* the same task, its timer armed: 20 ms from now */
+		s->reset_at = weft_now_ns();
+		cr_assert_eq(weft_interval_reset(&s->iv, 20 * 1000000ull), 0);
+		cr_assert_eq(s->iv.period_ns, 20 * 1000000ull);
+		s->step = 2;
+	}
+	if (weft_interval_poll_tick(&s->iv, cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	s->ticked_at = weft_now_ns();
+	weft_interval_cancel(&s->iv);
+	return WEFT_READY;
+}
+
+Test(timers, interval_reset_restarts_the_schedule, .timeout = WT_TMO(30))
+{
+	cr_assert_eq(weft_interval_reset(NULL, 0), -EINVAL);
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, 50 * 1000000ull), 0);
+	uint64_t first = iv.next_ns;
+	wt_sleep_ms(20);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_interval_reset(&iv, 0), 0); /* the old period, from now */
+	uint64_t t1 = weft_now_ns();
+	cr_assert_eq(iv.period_ns, 50 * 1000000ull);
+	cr_assert_geq(iv.next_ns, t0 + 50 * 1000000ull);
+	cr_assert_leq(iv.next_ns, t1 + 50 * 1000000ull);
+	cr_assert_gt(iv.next_ns, first);
+
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct reset_state s = { .step = 0 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, reset_poll, &s, NULL, &t), 0);
+	cr_assert_eq(weft_join_timeout(t, NULL, 5ull * 1000000000ull), 0,
+		     "the reset interval did not tick within 5 s (its timer kept the old deadline)");
+	cr_assert_geq(s.ticked_at - s.reset_at, 20 * 1000000ull);
+	wt_rt_destroy(rt);
+}
+
 /* An interval whose period is "never" (WEFT_FOREVER, or anything that
  * would carry now + period past 2^64) does not tick: the first deadline
  * used to wrap into the past and the interval ticked back to back

@@ -48,12 +48,27 @@ WEFT_API enum weft_poll weft_timer_poll(struct weft_timer *t, struct weft_cx *cx
 WEFT_API void weft_timer_cancel(struct weft_timer *t);
 
 /*
- * A periodic tick: first tick one period after init, then every period;
- * ticks missed while nobody waited are skipped (no burst), like Go's Ticker.
+ * A periodic tick: first tick one period after init, then every period.
+ * Ticks missed while nobody waited (the owner busy, or polling late) are
+ * by default skipped (no burst), like Go's Ticker; weft_interval_set_missed
+ * chooses another way, as Tokio's MissedTickBehavior. An interval belongs
+ * to one task at a time: its calls are not safe beside each other.
  */
+enum weft_missed_tick {
+	/* the next tick is the next one of the original schedule still ahead
+	 * (init + k * period): late ticks are dropped, the phase kept */
+	WEFT_MISSED_SKIP = 0,
+	/* every missed tick is delivered, at once, one per call, until the
+	 * schedule is caught up (Tokio's default) */
+	WEFT_MISSED_BURST = 1,
+	/* the next tick is one period after the late one was taken: the
+	 * schedule shifts */
+	WEFT_MISSED_DELAY = 2,
+};
 struct weft_interval {
 	struct weft_timer timer;
 	uint64_t next_ns, period_ns;
+	int missed; /* enum weft_missed_tick */
 };
 /* -EINVAL for a NULL iv or a zero period. */
 WEFT_API int weft_interval_init(struct weft_interval *iv, uint64_t period_ns);
@@ -61,6 +76,16 @@ WEFT_API enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct
 /* Blocking-style: 0 at the next tick, -EDEADLK from a poll task. */
 WEFT_API int weft_interval_tick(struct weft_interval *iv);
 WEFT_API void weft_interval_cancel(struct weft_interval *iv);
+/* How ticks missed from now on are handled (the default is SKIP): 0, or
+ * -EINVAL (NULL iv, or not a weft_missed_tick). */
+WEFT_API int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed_tick m);
+/* Start the schedule again from now: the next tick one period from now
+ * (Go's Ticker.Reset, Tokio's Interval::reset), with period_ns as the new
+ * period, or the old one when period_ns is 0. A task waiting in
+ * weft_interval_poll_tick is not woken by it: its next poll waits for the
+ * new deadline (a reset from the waiting task itself, as in a select
+ * loop, is the usual use). 0, or -EINVAL for a NULL iv. */
+WEFT_API int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns);
 
 /*
  * weft_join with a time limit: -ETIMEDOUT if the task has not finished
