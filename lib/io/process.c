@@ -51,13 +51,24 @@ extern char **environ;
 
 static int read_process_opts(const struct weft_process_opts *in, struct weft_process_opts *o)
 {
-	size_t st = offsetof(struct weft_process_opts, stdio);
-	if (in && ((in->sz > offsetof(struct weft_process_opts, cwd) &&
-		    in->sz < offsetof(struct weft_process_opts, cwd) + sizeof(o->cwd)) ||
-		   (in->sz > st && in->sz < st + sizeof(o->stdio) &&
-		    (in->sz - st) % sizeof(o->stdio[0])))) {
-		memset(o, 0, sizeof(*o));
-		return -EINVAL; /* ends inside a field */
+	/* where a caller's struct may end: after a field (or an array
+	 * element), never inside one */
+	static const struct { size_t off, size, unit; } fields[] = {
+		{ offsetof(struct weft_process_opts, cwd), sizeof(((struct weft_process_opts *)0)->cwd), 0 },
+		{ offsetof(struct weft_process_opts, stdio), sizeof(((struct weft_process_opts *)0)->stdio),
+		  sizeof(enum weft_stdio) },
+		{ offsetof(struct weft_process_opts, fd), sizeof(((struct weft_process_opts *)0)->fd),
+		  sizeof(int) },
+		{ offsetof(struct weft_process_opts, setpgid), sizeof(bool), 0 },
+		{ offsetof(struct weft_process_opts, pgid), sizeof(pid_t), 0 },
+		{ offsetof(struct weft_process_opts, setsid), sizeof(bool), 0 },
+	};
+	for (size_t k = 0; in && k < sizeof(fields) / sizeof(fields[0]); k++) {
+		size_t sz = in->sz, off = fields[k].off, end = off + fields[k].size;
+		if (sz > off && sz < end && (!fields[k].unit || (sz - off) % fields[k].unit)) {
+			memset(o, 0, sizeof(*o));
+			return -EINVAL; /* ends inside a field */
+		}
 	}
 	int rc = weft__opts_read(o, in, sizeof(*o),
 				 offsetof(struct weft_process_opts, envp) + sizeof(o->envp));
@@ -65,9 +76,11 @@ static int read_process_opts(const struct weft_process_opts *in, struct weft_pro
 		return rc;
 	for (int i = 0; i < 3; i++) {
 		unsigned s = (unsigned)o->stdio[i];
-		if (s > WEFT_STDIO_NULL)
-			return -EINVAL;
+		if (s > WEFT_STDIO_FD || (s == WEFT_STDIO_FD && o->fd[i] < 0))
+			return s == WEFT_STDIO_FD ? -EBADF : -EINVAL;
 	}
+	if ((o->setpgid && o->setsid) || o->pgid < 0)
+		return -EINVAL;
 	return 0;
 }
 
@@ -115,6 +128,16 @@ static int make_fds(const struct weft_process_opts *o, struct fds *f)
 			if (f->devnull < 0)
 				return -errno;
 		}
+		if (o->stdio[i] == WEFT_STDIO_FD) {
+			/* a copy at 3 or above, closed after the spawn: the
+			 * caller's 0-2 given in other places (stdout to its
+			 * stderr and back) would be overwritten by the dup2s
+			 * onto 0-2 before they were read */
+			f->child[i] = fcntl(o->fd[i], F_DUPFD_CLOEXEC, 3);
+			if (f->child[i] < 0)
+				return -errno;
+			continue;
+		}
 		if (o->stdio[i] != WEFT_STDIO_PIPE)
 			continue;
 		int p[2];
@@ -144,11 +167,19 @@ static int start(const char *file, char *const argv[], const struct weft_process
 	}
 	sigset_t none;
 	sigemptyset(&none);
+	short flags = POSIX_SPAWN_SETSIGMASK;
+	if (o->setpgid)
+		flags |= POSIX_SPAWN_SETPGROUP;
+	if (o->setsid)
+		flags |= POSIX_SPAWN_SETSID;
 	rc = posix_spawnattr_setsigmask(&at, &none);
+	if (!rc && o->setpgid)
+		rc = posix_spawnattr_setpgroup(&at, o->pgid);
 	if (!rc)
-		rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+		rc = posix_spawnattr_setflags(&at, flags);
 	for (int i = 0; i < 3 && !rc; i++) {
-		int from = o->stdio[i] == WEFT_STDIO_PIPE ? f->child[i]
+		int from = o->stdio[i] == WEFT_STDIO_PIPE || o->stdio[i] == WEFT_STDIO_FD
+				   ? f->child[i]
 			 : o->stdio[i] == WEFT_STDIO_NULL ? f->devnull
 							  : -1;
 		if (from >= 0)

@@ -7,6 +7,9 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
@@ -188,6 +191,157 @@ Test(process, cwd_and_environment, .timeout = WT_TMO(30))
 							.stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }),
 					&p), -ENOENT);
 	cr_assert(WT_WAIT_UNTIL(count_fds() == fds, WT_LONG_MS), "a descriptor left open");
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------- the caller's descriptors, groups */
+
+/* WEFT_STDIO_FD: the child's stdin from a file, its stdout and stderr to
+ * the caller's descriptors - also the caller's 1 and 2 crossed (its stdout
+ * to the caller's fd 2 and back), which copies made before the dup2s keep
+ * apart; the caller's descriptors stay open and nothing else is left. */
+Test(process, standard_streams_from_the_callers_descriptors, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int fds = count_fds();
+	char in_path[] = "/tmp/weft-proc-in-XXXXXX", out_path[] = "/tmp/weft-proc-out-XXXXXX";
+	int in = mkstemp(in_path), out = mkstemp(out_path);
+	cr_assert(in >= 0 && out >= 0);
+	unlink(in_path);
+	unlink(out_path);
+	cr_assert_eq(write(in, "from a file\n", 12), 12);
+	cr_assert_eq(lseek(in, 0, SEEK_SET), 0);
+	char *argv[] = { "sh", "-c", "cat; echo err >&2", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/sh", argv,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_FD, WEFT_STDIO_FD,
+								   WEFT_STDIO_FD },
+							.fd = { in, out, out }),
+					&p), 0);
+	cr_assert(!p.in && !p.out && !p.err, "no pipes");
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_process_close(&p), 0);
+	char buf[64] = { 0 };
+	cr_assert_eq(pread(out, buf, sizeof buf - 1, 0), 16, "%s", buf);
+	cr_assert_str_eq(buf, "from a file\nerr\n");
+	cr_assert_eq(fcntl(in, F_GETFD), 0, "the caller's descriptor is still open, unchanged");
+
+	/* the caller's 1 and 2 crossed: pipes in their places for the while */
+	int a[2], b[2], save1 = dup(1), save2 = dup(2);
+	cr_assert(!pipe(a) && !pipe(b) && save1 >= 0 && save2 >= 0);
+	fflush(stdout);
+	fflush(stderr);
+	cr_assert(dup2(a[1], 1) == 1 && dup2(b[1], 2) == 2);
+	char *argv2[] = { "sh", "-c", "echo to-out; echo to-err >&2", NULL };
+	int rc = weft_process_spawn(rt, "/bin/sh", argv2,
+				    &WEFT_OPTS_INIT(weft_process_opts,
+						    .stdio = { WEFT_STDIO_NULL, WEFT_STDIO_FD,
+							       WEFT_STDIO_FD },
+						    .fd = { -1, 2, 1 }),
+				    &p);
+	int wrc = rc ? rc : weft_process_wait(&p, NULL, WEFT_FOREVER);
+	dup2(save1, 1);
+	dup2(save2, 2);
+	close(save1);
+	close(save2);
+	close(a[1]);
+	close(b[1]);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(wrc, 0);
+	weft_process_close(&p);
+	char ga[32] = { 0 }, gb[32] = { 0 };
+	cr_assert_gt(read(a[0], ga, sizeof ga - 1), 0);
+	cr_assert_gt(read(b[0], gb, sizeof gb - 1), 0);
+	cr_assert_str_eq(ga, "to-err\n", "the caller's fd 1 got %s", ga);
+	cr_assert_str_eq(gb, "to-out\n", "the caller's fd 2 got %s", gb);
+	close(a[0]);
+	close(b[0]);
+
+	/* not open, or none given: -EBADF, nothing left */
+	int dead = dup(in);
+	close(dead);
+	WEFT_OPTS(weft_process_opts, bad, .stdio = { [1] = WEFT_STDIO_FD }, .fd = { 0, dead, 0 });
+	cr_assert_eq(weft_process_spawn(rt, "/bin/true", argv, &bad, &p), -EBADF);
+	bad.fd[1] = -1;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/true", argv, &bad, &p), -EBADF);
+	close(in);
+	close(out);
+	cr_assert(WT_WAIT_UNTIL(count_fds() == fds, WT_LONG_MS), "a descriptor left open");
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* The child's process group and session, from /proc/PID/stat (fields 5
+ * and 6; sh's comm has no space), read by the child itself. */
+static void group_and_session(struct weft_runtime *rt, const struct weft_process_opts *o,
+			      pid_t *pid, long *pgid, long *sid)
+{
+	char *argv[] = { "sh", "-c", "cut -d' ' -f5,6 /proc/$$/stat", NULL };
+	struct weft_process p;
+	struct weft_process_opts oo = *o;
+	oo.stdio[1] = WEFT_STDIO_PIPE;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/sh", argv, &oo, &p), 0);
+	char buf[64];
+	read_all(p.out, buf, sizeof buf);
+	cr_assert_eq(sscanf(buf, "%ld %ld", pgid, sid), 2, "%s", buf);
+	*pid = p.pid;
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	weft_process_close(&p);
+}
+
+Test(process, a_process_group_or_a_session_of_its_own, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	pid_t pid;
+	long pg, sid;
+	group_and_session(rt, &WEFT_OPTS_INIT(weft_process_opts), &pid, &pg, &sid);
+	cr_assert_eq(pg, (long)getpgrp(), "by default the caller's group");
+	cr_assert_eq(sid, (long)getsid(0));
+	group_and_session(rt, &WEFT_OPTS_INIT(weft_process_opts, .setpgid = true), &pid, &pg, &sid);
+	cr_assert_eq(pg, (long)pid, "a new group led by the child");
+	cr_assert_eq(sid, (long)getsid(0), "in the caller's session");
+	group_and_session(rt, &WEFT_OPTS_INIT(weft_process_opts, .setsid = true), &pid, &pg, &sid);
+	cr_assert(pg == (long)pid && sid == (long)pid, "a new session: group %ld session %ld",
+		  pg, sid);
+
+	/* joining a group: a leader that stays up, a second child in it, and
+	 * one signal to the group ends both */
+	char *slp[] = { "sleep", "30", NULL };
+	struct weft_process lead, member;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", slp,
+					&WEFT_OPTS_INIT(weft_process_opts, .setpgid = true), &lead), 0);
+	cr_assert_eq(weft_process_spawn(rt, "sleep", slp,
+					&WEFT_OPTS_INIT(weft_process_opts, .setpgid = true,
+							.pgid = lead.pid), &member), 0);
+	cr_assert_eq(getpgid(member.pid), lead.pid);
+	cr_assert_eq(kill(-lead.pid, SIGTERM), 0);
+	int st1 = 0, st2 = 0;
+	cr_assert_eq(weft_process_wait(&lead, &st1, 10ull * 1000000000ull), 0);
+	cr_assert_eq(weft_process_wait(&member, &st2, 10ull * 1000000000ull), 0);
+	cr_assert(WIFSIGNALED(st1) && WTERMSIG(st1) == SIGTERM && WIFSIGNALED(st2) &&
+		  WTERMSIG(st2) == SIGTERM);
+	weft_process_close(&lead);
+	weft_process_close(&member);
+
+	/* both, a negative group, a group that is not ours: refused, no child */
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "true", slp,
+					&WEFT_OPTS_INIT(weft_process_opts, .setpgid = true,
+							.setsid = true), &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(rt, "true", slp,
+					&WEFT_OPTS_INIT(weft_process_opts, .setpgid = true,
+							.pgid = -5), &p), -EINVAL);
+	cr_assert_eq(weft_process_spawn(rt, "true", slp,
+					&WEFT_OPTS_INIT(weft_process_opts, .setpgid = true,
+							.pgid = 1), &p), -EPERM);
+	/* a caller's struct that ends inside the new fields */
+	WEFT_OPTS(weft_process_opts, half);
+	half.sz = offsetof(struct weft_process_opts, fd) + 2;
+	cr_assert_eq(weft_process_spawn(rt, "true", slp, &half, &p), -EINVAL);
+	half.sz = offsetof(struct weft_process_opts, pgid) + 1;
+	cr_assert_eq(weft_process_spawn(rt, "true", slp, &half, &p), -EINVAL);
 	assert_no_children();
 	wt_rt_destroy(rt);
 }

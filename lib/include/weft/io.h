@@ -499,7 +499,7 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  *
  * Errors of spawn, with nothing left behind (no process, no zombie, no
  * descriptor): -EINVAL (NULL or empty argument, argv[0] NULL, bad
- * options), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
+ * options), -EBADF (a WEFT_STDIO_FD descriptor not open), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
  * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
  * the registrations' (-ESHUTDOWN, -ENOMEM, -EMFILE for its pidfd, -ENOSYS
  * before Linux 5.3: a child already started is then killed with SIGKILL
@@ -512,6 +512,10 @@ enum weft_stdio {
 	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor */
 	WEFT_STDIO_PIPE,        /* a pipe; the parent's end registered with rt */
 	WEFT_STDIO_NULL,        /* /dev/null */
+	WEFT_STDIO_FD,          /* the caller's descriptor in opts.fd[i] (a file, a
+				 * socket, another child's pipe end): the child gets a
+				 * copy, the caller's stays open and its own (Go's
+				 * cmd.Stdout = f, Tokio's Stdio::from) */
 };
 
 struct weft_process_opts {
@@ -519,6 +523,21 @@ struct weft_process_opts {
 	char *const *envp;       /* the environment; NULL: the caller's (environ) */
 	const char *cwd;         /* the child's working directory; NULL: the caller's */
 	enum weft_stdio stdio[3]; /* stdin, stdout, stderr; default INHERIT */
+	int fd[3];               /* for WEFT_STDIO_FD: the caller's descriptors (any
+				  * number, also 0-2 in another place: stdio[1] FD
+				  * with fd[1] = 2 sends the child's stdout to the
+				  * caller's stderr); -EBADF at the spawn for one that
+				  * is not open */
+	/* A process group for the child, as Go's SysProcAttr.Setpgid/Pgid
+	 * (Tokio's process_group): pgid 0, a new group led by the child (a
+	 * signal to -pid then reaches it and whatever it starts); otherwise
+	 * the existing group pgid (-EPERM from the spawn when it is not a
+	 * group of the caller's session). Default: the caller's group. */
+	bool setpgid;
+	pid_t pgid;
+	/* A new session (setsid(2), Go's Setsid): a new group too, and no
+	 * controlling terminal. With setpgid: -EINVAL. */
+	bool setsid;
 };
 
 struct weft_process {
