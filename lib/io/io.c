@@ -2343,6 +2343,38 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 	return r;
 }
 
+static ssize_t recvmsg_ref(struct weft_io *io, struct msghdr *msg, int flags)
+{
+	IO_RETRY(io, WEFT_IO_READABLE, 0, flags, recvmsg(io->fd, msg, flags | MSG_CMSG_CLOEXEC));
+}
+
+ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags)
+{
+	if (!io || !msg)
+		return -EINVAL;
+	if (!io_tryref(io))
+		return -EBADF;
+	ssize_t r = recvmsg_ref(io, msg, flags);
+	io_unref(io);
+	return r;
+}
+
+static ssize_t sendmsg_ref(struct weft_io *io, const struct msghdr *msg, int flags)
+{
+	IO_RETRY(io, WEFT_IO_WRITABLE, 0, flags, sendmsg(io->fd, msg, flags | MSG_NOSIGNAL));
+}
+
+ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags)
+{
+	if (!io || !msg)
+		return -EINVAL;
+	if (!io_tryref(io))
+		return -EBADF;
+	ssize_t r = sendmsg_ref(io, msg, flags);
+	io_unref(io);
+	return r;
+}
+
 static int sock_name(const struct weft_io *cio, struct sockaddr *addr, socklen_t *len, bool peer)
 {
 	if (!cio || !addr || !len)

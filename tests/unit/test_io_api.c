@@ -3294,3 +3294,110 @@ Test(writev, one_message_on_a_datagram_or_seqpacket_socket, .timeout = WT_TMO(20
 	}
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------------------------- sendmsg/recvmsg, fd passing */
+
+/* A descriptor in an SCM_RIGHTS message. */
+static void fd_msg(struct msghdr *m, struct iovec *iov, char *data, size_t n,
+		   char *ctl, size_t ctl_len, int fd)
+{
+	memset(m, 0, sizeof(*m));
+	iov->iov_base = data;
+	iov->iov_len = n;
+	m->msg_iov = iov;
+	m->msg_iovlen = 1;
+	m->msg_control = ctl;
+	m->msg_controllen = ctl_len;
+	if (fd >= 0) {
+		struct cmsghdr *c = CMSG_FIRSTHDR(m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		m->msg_controllen = CMSG_SPACE(sizeof(int));
+	}
+}
+
+struct fdpass { struct weft_io *io; int got_fd; ssize_t n; int flags; char data[16]; };
+
+/* Waits for the message (it is sent later), takes the descriptor. */
+static void *fdpass_receiver(void *arg)
+{
+	struct fdpass *f = arg;
+	struct msghdr m;
+	struct iovec iov;
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+	fd_msg(&m, &iov, f->data, sizeof f->data - 1, ctl, sizeof ctl, -1);
+	f->n = weft_recvmsg(f->io, &m, 0);
+	f->flags = m.msg_flags;
+	f->got_fd = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); f->n > 0 && c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(&f->got_fd, CMSG_DATA(c), sizeof(int));
+	return NULL;
+}
+
+/* weft_sendmsg/weft_recvmsg (Go's WriteMsgUnix/ReadMsgUnix): a pipe's
+ * write end passed over a Unix socket to a fiber that waited for it,
+ * received close-on-exec and working; the READABLE deadline, MSG_DONTWAIT
+ * and the argument errors as for weft_recv; on both drivers. */
+Test(io_msg, a_descriptor_passed_over_a_unix_socket, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	struct fdpass f = { .io = b };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, fdpass_receiver, &f, &t), 0);
+	wt_sleep_ms(30); /* the receiver waits in its recvmsg */
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct msghdr m;
+	struct iovec iov;
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+	char hello[] = "take this";
+	fd_msg(&m, &iov, hello, strlen(hello), ctl, sizeof ctl, p[1]);
+	cr_assert_eq(weft_sendmsg(a, &m, 0), (ssize_t)strlen(hello));
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(f.n, (ssize_t)strlen(hello));
+	cr_assert_str_eq(f.data, "take this");
+	cr_assert_eq(f.flags & MSG_CTRUNC, 0);
+	cr_assert_geq(f.got_fd, 0, "no descriptor received");
+	cr_assert_neq(f.got_fd, p[1]);
+	cr_assert_eq(fcntl(f.got_fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC, "received close-on-exec");
+	close(p[1]);
+	cr_assert_eq(write(f.got_fd, "x", 1), 1, "the passed descriptor writes into the pipe");
+	close(f.got_fd);
+	char c;
+	cr_assert_eq(read(p[0], &c, 1), 1);
+	cr_assert_eq(c, 'x');
+	close(p[0]);
+
+	/* nothing to read: MSG_DONTWAIT, a deadline; bad arguments; closed */
+	char buf[4];
+	struct msghdr e;
+	struct iovec eiov;
+	fd_msg(&e, &eiov, buf, sizeof buf, NULL, 0, -1);
+	cr_assert_eq(weft_recvmsg(b, &e, MSG_DONTWAIT), -EAGAIN);
+	cr_assert_eq(weft_io_set_deadline(b, WEFT_IO_READABLE, weft_now_ns() + 20000000ull), 0);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_recvmsg(b, &e, 0), -ETIMEDOUT);
+	cr_assert_geq(weft_now_ns() - t0, 15000000ull);
+	cr_assert_eq(weft_recvmsg(NULL, &e, 0), -EINVAL);
+	cr_assert_eq(weft_recvmsg(b, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_sendmsg(a, NULL, 0), -EINVAL);
+	cr_assert_eq(weft_io_close(b), 0);
+	cr_assert_eq(weft_recvmsg(b, &e, 0), -EBADF);
+	cr_assert_eq(weft_io_close(a), 0);
+	/* the peer gone: -EPIPE, no SIGPIPE (a peer closed by hand: under
+	 * io_uring a closed registration's fd is closed when its poll ends) */
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	close(sv[1]);
+	fd_msg(&e, &eiov, buf, sizeof buf, NULL, 0, -1);
+	ssize_t sr = weft_sendmsg(a, &e, 0);
+	cr_assert_eq(sr, -EPIPE, "sendmsg to a closed peer: %zd", sr);
+	cr_assert_eq(weft_io_close(a), 0);
+	wt_rt_destroy(rt);
+}

@@ -347,6 +347,21 @@ WEFT_API ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flag
 			       struct sockaddr *addr, socklen_t *addrlen);
 WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 			     const struct sockaddr *addr, socklen_t addrlen);
+/* One sendmsg(2) / recvmsg(2) (Go's WriteMsgUnix / ReadMsgUnix): the
+ * message's data with its ancillary data (msg_control) - descriptors
+ * passed over a Unix socket (SCM_RIGHTS), credentials - waiting for the
+ * socket as weft_send / weft_recv do (the registration's deadline for that
+ * direction, MSG_DONTWAIT, the common errors above). One call, one system
+ * call's worth: on a stream socket sendmsg may take only some of the bytes
+ * (returned; the ancillary data went with them, send the rest with
+ * weft_send), and recvmsg returns what one recvmsg read (0 at end of
+ * stream), with msg_flags and msg_controllen set as recvmsg sets them
+ * (MSG_CTRUNC: the control buffer was too small, and descriptors that did
+ * not fit were closed by the kernel). Descriptors received are
+ * close-on-exec (MSG_CMSG_CLOEXEC is always added), as every descriptor
+ * weft makes, so a child spawned meanwhile does not inherit them. */
+WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
+WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
  * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). The
  * listener's READABLE deadline bounds the wait (-ETIMEDOUT). A TCP
