@@ -109,8 +109,15 @@ bool weft__cancelled(void)
 	struct weft__ctx *ctx = weft__ctx();
 	if (!ctx)
 		return false;
+	/* A fiber of a runtime shutting down is cancelled: shutdown cancels
+	 * the fibers on its list, and one not there yet - still in its first
+	 * poll, it never waited - is cancelled when it first would. Its calls
+	 * before that said -ESHUTDOWN where weft.h promises -ECANCELED: the
+	 * I/O waits and copies look at the runtime's close, then at this
+	 * (found by a flaky io_copy test under io_uring). */
 	if (ctx->fiber)
-		return weft__task_cancelled(ctx->fiber->cx->task);
+		return weft__task_cancelled(ctx->fiber->cx->task) ||
+		       atomic_load_explicit(&ctx->fiber->cx->rt->closed, memory_order_relaxed);
 	return ctx->discarding;
 }
 

@@ -7,6 +7,7 @@
  * started). Under ASan the memory the fibers free is checked by LSan.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include "wt.h"
@@ -297,6 +298,61 @@ Test(cancel, shutdown_timeout_bounds_a_fiber_that_keeps_running, .timeout = WT_T
 	void *res = (void *)1;
 	cr_assert_eq(weft_join(t, &res), -EINTR);
 	cr_assert_null(res);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/* A fiber still in its first poll when shutdown begins (it never waited,
+ * so shutdown's list of tasks to cancel does not hold it): its next
+ * blocking calls say -ECANCELED as every fiber's do at shutdown (weft.h),
+ * the I/O ones included. They said -ESHUTDOWN: the I/O wait and the copy
+ * looked at the runtime's close and then at the fiber's cancel bit, not
+ * set yet (test_io_api_uring's io_copy/a_stream_that_never_pauses_ends_at_
+ * shutdown failed so once under load). */
+struct first_poll { struct weft_io *io; atomic_int go, spinning; int wait_rc, read_rc; };
+
+static void *first_poll_fiber(void *arg)
+{
+	struct first_poll *f = arg;
+	atomic_store(&f->spinning, 1);
+	while (!atomic_load(&f->go))
+		; /* holds its worker: never pending */
+	f->wait_rc = weft_io_wait(f->io, WEFT_IO_READABLE, 10ull * 1000000000ull);
+	char c;
+	f->read_rc = (int)weft_read(f->io, &c, 1);
+	return NULL;
+}
+
+static void *shutdown_thread(void *arg)
+{
+	return (void *)(intptr_t)weft_runtime_shutdown(arg, 10ull * 1000000000ull);
+}
+
+Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct first_poll f = { .wait_rc = 1, .read_rc = 1 };
+	cr_assert_eq(weft_io_register(rt, sv[0], &f.io), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, first_poll_fiber, &f, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.spinning), WT_LONG_MS));
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, rt), 0);
+	/* the runtime is closed once it refuses a spawn */
+	struct weft_task *x;
+	cr_assert(WT_WAIT_UNTIL(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &x) == -ESHUTDOWN ||
+				(weft_join(x, NULL), false), WT_LONG_MS));
+	atomic_store(&f.go, 1);
+	void *src;
+	pthread_join(th, &src);
+	cr_assert_eq((intptr_t)src, 0, "shutdown = %d", (int)(intptr_t)src);
+	cr_assert_eq(f.wait_rc, -ECANCELED, "the I/O wait said %d (%s)", f.wait_rc,
+		     weft_strerror(f.wait_rc));
+	cr_assert_eq(f.read_rc, -ECANCELED, "the read said %d", f.read_rc);
+	weft_join(t, NULL);
+	weft_io_close(f.io);
+	close(sv[1]);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
