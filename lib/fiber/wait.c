@@ -26,6 +26,23 @@
 
 #include "runtime.h"
 
+/* How often a wait in a fiber's weft_block_in_place fn looks whether the
+ * fiber was cancelled (below). */
+#define FIP_SLICE_NS (10u * 1000 * 1000)
+
+/* The fiber whose block_in_place fn runs here was cancelled (weft_abort,
+ * or shutdown's sweep); its runtime is shutting down (a fiber still in
+ * its first poll is not on the list the sweep cancels). */
+static bool fip_aborted(const struct weft__fiber *f)
+{
+	return weft__task_cancelled(f->cx->task);
+}
+
+static bool fip_closing(const struct weft__fiber *f)
+{
+	return atomic_load_explicit(&f->cx->rt->closed, memory_order_relaxed);
+}
+
 static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 		      struct weft_wait *w, uint64_t deadline_ns)
 {
@@ -75,6 +92,18 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 		return -EDEADLK; /* a poll task: it would stall the core */
 	if (ctx && ctx->discarding)
 		return -ECANCELED; /* a discarded fiber's dtor: as on the fiber */
+	/* A fiber's weft_block_in_place fn: its waits end with -ECANCELED when
+	 * the fiber is cancelled, as the fiber's own do (sync.h, weft_spawn).
+	 * Nothing wakes this thread then (abort and shutdown wake the task,
+	 * which is running fn here), so it looks again every FIP_SLICE_NS
+	 * while it waits. Before, a wait in fn parked until its object woke
+	 * it: an aborted fiber could not unwind, and shutdown timed out on it
+	 * (found by a review: a weft_chan_recv with no sender). */
+	struct weft__fiber *fip = ctx ? ctx->fiber_in_place : NULL;
+	if (fip && !fip->cx)
+		fip = NULL;
+	if (fip && fip_aborted(fip))
+		return -ECANCELED;
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;
@@ -87,7 +116,25 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 		.rt = ctx ? ctx->rt : NULL,
 	};
 	int rc = 0;
+	bool closing = false;
 	while (poll(arg, &cx) == WEFT_PENDING) {
+		if (fip) {
+			/* Shutdown wakes the I/O waits itself, which then say
+			 * -ESHUTDOWN as a thread's do (io.c,
+			 * weft__io_stop_waiters): a wait still pending a
+			 * slice after the close was seen is one nothing will
+			 * end, and ends here. */
+			if (fip_aborted(fip) || closing) {
+				rc = -ECANCELED; /* the caller cancels its entry */
+				break;
+			}
+			closing = fip_closing(fip);
+			uint64_t slice = weft__now_ns() + FIP_SLICE_NS;
+			if (slice < deadline_ns) {
+				weft__tparker_park_until(p, slice);
+				continue;
+			}
+		}
 		if (deadline_ns == WEFT_FOREVER) {
 			/* a thread the runtime knows (a blocking-pool thread, one
 			 * that gave its core away) yields rather than spin when no

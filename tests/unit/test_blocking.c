@@ -742,3 +742,61 @@ Test(block_in_place, blocking_calls_work_inside_an_inline_call, .timeout = WT_TM
 		wt_rt_destroy(rt);
 	}
 }
+
+/*
+ * A fiber cancelled - by weft_abort (round 0), by shutdown (round 1) -
+ * while its weft_block_in_place fn waits in a blocking form of
+ * weft/sync.h: the wait returns -ECANCELED, as the fiber's own would
+ * (sync.h, weft_spawn), and the fiber unwinds. Found by a review: the
+ * fn's weft_chan_recv parked its thread until something was sent, so the
+ * aborted fiber never ended and shutdown said -ETIMEDOUT.
+ */
+struct bip_sync { struct weft_chan *ch; atomic_int started, rc; };
+
+static void *bip_sync_fn(void *arg)
+{
+	struct bip_sync *b = arg;
+	uint64_t v;
+	atomic_store(&b->started, 1);
+	atomic_store(&b->rc, weft_chan_recv(b->ch, &v));
+	return NULL;
+}
+
+static void *bip_sync_fiber(void *arg)
+{
+	weft_block_in_place(bip_sync_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, a_sync_wait_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct bip_sync b = { .rc = 1 };
+		cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &b.ch), 0);
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_sync_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		usleep(20000); /* parked in the receive */
+		int src = 0;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			src = weft_runtime_shutdown(rt, 2000000000ull * WEFT_TEST_SLOW);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 2000);
+		if (!ended) /* let the fiber go, so that the test can end */
+			weft_chan_close(b.ch);
+		int jrc = weft_join(h, NULL);
+		/* shutdown: a fiber still in its first poll is not marked
+		 * cancelled (never pending, it is not on shutdown's list): it
+		 * returns as it likes once its wait said -ECANCELED */
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert(ended, "round %d: the receive in the fiber's fn still waits", round);
+		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the receive said %d", round,
+			     atomic_load(&b.rc));
+		cr_assert_eq(src, 0, "shutdown = %d (%s)", src, weft_strerror(src));
+		wt_rt_destroy(rt);
+		cr_assert_eq(weft_chan_destroy(b.ch), 0);
+	}
+}
