@@ -159,6 +159,32 @@ int main(void)
 	}
 	if (got != 3 || out[0] != 7 || out[2] != 9)
 		return 1;
+	/* a child writing into the caller's own pipe (WEFT_STDIO_FD) in a
+	 * process group of its own (test_process checks the group); an
+	 * interval that bursts, then reset: the options in standard C */
+	int pp[2];
+	char said[8] = { 0 };
+	char *pg_argv[] = { "sh", "-c", "echo pg", NULL };
+	struct weft_interval iv;
+	if ((rc = weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1), &rt2)) ||
+	    (rc = pipe(pp) ? -EIO : 0) ||
+	    (rc = weft_process_spawn(rt2, "sh", pg_argv,
+				     &WEFT_OPTS_INIT(weft_process_opts,
+						     .stdio = { WEFT_STDIO_NULL, WEFT_STDIO_FD },
+						     .fd = { -1, pp[1] }, .setpgid = 1),
+				     &proc)) ||
+	    (rc = weft_process_wait(&proc, &status, 5000000000u)) || (rc = status ? -EPROTO : 0) ||
+	    (rc = weft_process_close(&proc)) || (rc = close(pp[1]) ? -EIO : 0) ||
+	    (rc = read(pp[0], said, sizeof said - 1) == 3 && said[0] == 'p' ? 0 : -EPROTO) ||
+	    (rc = weft_interval_init(&iv, 1000000u)) ||
+	    (rc = weft_interval_set_missed(&iv, WEFT_MISSED_BURST)) ||
+	    (rc = weft_interval_reset(&iv, 2000000u)) || (rc = weft_interval_tick(&iv)) ||
+	    (rc = iv.period_ns == 2000000u ? 0 : -EPROTO) ||
+	    (rc = weft_runtime_destroy(rt2))) {
+		fprintf(stderr, "opts_c11: process/interval: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	close(pp[0]);
 	printf("opts_c11: %ld\n", *(long *)r);
 	return 0;
 }
