@@ -30,10 +30,12 @@
  * empty starts a thread (counted in `extra`, which with the pool's own
  * threads stays within max_blocking_threads); at the cap, or if the system
  * refuses a thread, fn runs holding the core as a plain blocking call
- * (counted: block_in_place_inline). An idle spare parks on its parker and
- * exits after blocking_keep_alive_ns (or at shutdown), unless a caller has
- * just taken it off the stack. Every spare's struct stays on `all` until
- * destroy (the registry relies on workers never being freed early).
+ * (counted: block_in_place_inline); an idle pool thread at the cap is
+ * asked to leave first, its room taken for the spare. An idle spare parks
+ * on its parker and exits after blocking_keep_alive_ns (or at shutdown),
+ * unless a caller has just taken it off the stack. Every spare's struct
+ * stays on `all` until destroy (the registry relies on workers never being
+ * freed early).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,6 +87,7 @@ int weft__blocking_init(struct weft_runtime *rt)
 	b->extra = 0;
 	b->spares = b->all = NULL;
 	b->spares_made = b->no_spare = 0;
+	b->evict_pool = 0;
 	atomic_init(&b->reclaims, 0);
 	b->max = rt->opts.max_blocking_threads ? rt->opts.max_blocking_threads : DEFAULT_MAX_BLOCKING;
 	b->keep_alive_ns = rt->opts.blocking_keep_alive_ns ? rt->opts.blocking_keep_alive_ns
@@ -124,6 +127,11 @@ static void *pool_thread(void *arg)
 	pthread_mutex_lock(&b->lock);
 	for (;;) {
 		while (!b->queue.n && !b->closed) {
+			if (b->evict_pool) { /* a spare takes this thread's room */
+				b->evict_pool--;
+				b->exited++;
+				goto out;
+			}
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			uint64_t ns = (uint64_t)ts.tv_nsec + b->keep_alive_ns % 1000000000ull;
@@ -472,6 +480,28 @@ static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__cor
 		pthread_mutex_unlock(&b->lock);
 		weft__parker_unpark(&s->parker); /* one FUTEX_WAKE, if S sleeps */
 		return s;
+	}
+	/* At the cap with an idle pool thread holding a room: ask it to
+	 * leave, and wait (briefly: it only has to wake) for its room. fn ran
+	 * holding the core while the thread waited out its keep-alive, 10 s
+	 * by default - the mirror of the idle spare that a blocking job asks
+	 * to leave (weft__spawn_blocking_drop). A job queued meanwhile may
+	 * take the thread instead; then fn runs holding the core, as before. */
+	if (!b->closed && b->threads + b->extra >= b->max && b->idle > b->queue.n) {
+		b->evict_pool++;
+		pthread_cond_signal(&b->work);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (b->evict_pool && !b->closed &&
+		       pthread_cond_timedwait(&b->gone, &b->lock, &ts) != ETIMEDOUT)
+			;
+		if (b->evict_pool) /* not taken up: withdrawn */
+			b->evict_pool--;
 	}
 	/* Cold path: a new thread, within max_blocking_threads. */
 	int rc;

@@ -484,6 +484,8 @@ struct weft__blocking {
 	uint64_t spares_made;                     /* threads started for block_in_place */
 	uint64_t no_spare;                        /* calls that ran fn holding the core */
 	_Atomic uint64_t reclaims;                /* calls whose caller took its core back */
+	unsigned evict_pool;                      /* idle pool threads asked to leave, for a
+						   * spare's room (blocking.c, spare_take) */
 };
 /* weft_spawn_blocking with a drop for arg, called when fn never runs (the
  * job was cancelled while queued); on an error return nothing is called. */

@@ -3085,6 +3085,51 @@ static void scenario_resize_bip(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------- block_in_place at the blocking cap */
+
+/* max_blocking_threads 2: fibers alternate blocking jobs (whose pool
+ * threads then idle, holding the rooms) with block_in_place calls (which
+ * ask an idle pool thread to leave for their spare: evict_pool), on 2
+ * workers: every call returns its value, the counts add up, and destroy
+ * finds every thread gone. */
+static atomic_long bc_bip, bc_jobs;
+
+static void *bc_fiber(void *arg)
+{
+	long me = (long)(intptr_t)arg;
+	for (int i = 0; i < 40; i++) {
+		void *r;
+		if (i % 2) {
+			CHECK_EQ(weft_block_in_place(rb_inplace, (void *)(intptr_t)(me + i), &r), 0);
+			CHECK_EQ((long)(intptr_t)r, me + i);
+			atomic_fetch_add(&bc_bip, 1);
+		} else {
+			struct weft_task *j;
+			CHECK_EQ(weft_spawn_blocking(weft_runtime_current(), rb_inplace,
+						     (void *)(intptr_t)i, &j), 0);
+			CHECK_EQ(weft_join(j, &r), 0);
+			CHECK_EQ((long)(intptr_t)r, i);
+			atomic_fetch_add(&bc_jobs, 1);
+		}
+	}
+	return NULL;
+}
+
+static void scenario_bip_cap(void)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .max_blocking_threads = 2);
+	struct weft_runtime *rt;
+	CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+	struct weft_task *t[6];
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(weft_spawn(rt, bc_fiber, (void *)(intptr_t)(i * 1000), &t[i]), 0);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+	CHECK_EQ(atomic_load(&bc_bip), 6 * 20);
+	CHECK_EQ(atomic_load(&bc_jobs), 6 * 20);
+	rm_rt(rt);
+}
+
 /* ------------------------------------------------ channel closed mid-stream */
 
 /* A small channel (and a rendezvous one) closed by a thread while
@@ -4541,6 +4586,7 @@ static void scenario_copy_abort(void)
 
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
+	{ "bip_cap", scenario_bip_cap },
 	{ "joinset", scenario_joinset },
 	{ "deadline", scenario_deadline },
 	{ "barrier", scenario_barrier },

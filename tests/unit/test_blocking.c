@@ -352,6 +352,63 @@ Test(block_in_place, idle_spare_at_the_cap_makes_room_for_a_job, .timeout = WT_T
 	wt_rt_destroy(rt);
 }
 
+/* The mirror: max_blocking_threads = 1, spent on an idle pool thread (a
+ * finished job's, waiting out its 3 s keep-alive): a block_in_place does
+ * not run fn holding the core - the idle pool thread is asked to leave and
+ * a spare takes the core, so a task queued behind the caller runs while
+ * fn blocks. Noticed by a review (weft.h's "at that cap" counted idle
+ * pool threads): fn ran inline and the queued task waited for it. */
+struct bip_mirror { struct weft_runtime *rt; atomic_int side_ran, side_during; atomic_int in_fn; };
+
+static void *mirror_side(void *arg)
+{
+	struct bip_mirror *b = arg;
+	atomic_store(&b->side_during, atomic_load(&b->in_fn));
+	atomic_store(&b->side_ran, 1);
+	return NULL;
+}
+
+static void *mirror_slow_fn(void *arg)
+{
+	struct bip_mirror *b = arg;
+	atomic_store(&b->in_fn, 1);
+	wt_sleep_ms(200); /* blocks this thread: the side task needs the core */
+	atomic_store(&b->in_fn, 0);
+	return NULL;
+}
+
+static void *mirror_bip_after_job(void *arg)
+{
+	struct bip_mirror *b = arg;
+	struct weft_task *j, *side;
+	cr_assert_eq(weft_spawn_blocking(b->rt, answer_fn, NULL, &j), 0);
+	cr_assert_eq(weft_join(j, NULL), 0);
+	cr_assert_eq(weft_sleep_ns(5 * 1000000ull), 0); /* the pool thread idles */
+	cr_assert_eq(weft_spawn(b->rt, mirror_side, b, &side), 0); /* queued behind us */
+	cr_assert_eq(weft_block_in_place(mirror_slow_fn, b, NULL), 0);
+	cr_assert_eq(weft_join(side, NULL), 0);
+	return NULL;
+}
+
+Test(block_in_place, idle_pool_thread_at_the_cap_makes_room_for_a_spare, .timeout = WT_TMO(30))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1,
+		  .blocking_keep_alive_ns = 3000 * 1000000ull);
+	struct bip_mirror b = { 0 };
+	cr_assert_eq(weft_runtime_create(&o, &b.rt), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(b.rt, mirror_bip_after_job, &b, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	struct weft_metrics *m = wt_metrics(b.rt);
+	uint64_t inl = m->block_in_place_inline, started = m->block_in_place_threads_started;
+	weft_metrics_free(m);
+	cr_assert_eq(inl, 0, "fn ran holding the core (idle pool thread kept its room)");
+	cr_assert_eq(started, 1);
+	cr_assert(atomic_load(&b.side_ran));
+	cr_assert(atomic_load(&b.side_during), "the queued task waited for fn");
+	wt_rt_destroy(b.rt);
+}
+
 /* max_blocking_threads = 1, spent on the spare of a block_in_place whose
  * fn is still running when a blocking job is spawned: the job queues (no
  * idle spare to ask to leave). When fn returns the spare goes idle, and

@@ -426,7 +426,8 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * tasks while fn blocks. Spares are reused: a call with an idle spare
  * hands the core over in O(1) (a futex wake; no thread creation, no grace
  * period); a call that finds none starts one, within max_blocking_threads
- * (spares count there with the blocking pool's threads). At that cap, or
+ * (spares count there with the blocking pool's threads; an idle pool
+ * thread at the cap is asked to leave to make room). At that cap, or
  * if no thread can be started, fn runs holding the core, as a plain
  * blocking call would (metrics: block_in_place_inline). When fn returns,
  * the calling thread takes its core back if the spare has not taken it
