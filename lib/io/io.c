@@ -1734,8 +1734,59 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof, struct weft_cx *cx)
 }
 
 /*
+ * What a copy waits for when every direction left has to: each
+ * direction's readiness (`io`, `need`), and the close of the registration
+ * at the direction's other end (`other`), which no readiness of `io`
+ * reports. A copy waiting for src to turn readable went on waiting after
+ * dst was closed - for good on an idle src, and the bytes it read next
+ * were lost to the write's -EBADF (found by a review). The close is
+ * watched through the poll-form waker of the direction the copy itself
+ * owns on `other` (src's READABLE, dst's WRITABLE: io.h, nobody else
+ * waits there meanwhile), so it costs no wait entry; an event of that
+ * direction only wakes the copy to look again.
+ */
+struct copy_wait {
+	unsigned n;
+	struct { struct weft_io *io, *other; unsigned need; } w[2];
+};
+
+/* `io` closed (or the runtime shut down): READY; else cx's waker goes to
+ * the `dir` waker of io, and the state is read again after the store (a
+ * close sets CLOSED, then takes io->lock to wake that waker). */
+static enum weft_poll close_watch_poll(struct weft_io *io, unsigned dir, struct weft_cx *cx)
+{
+	const uint64_t ended = WEFT_IO_CLOSED | RD_SHUTDOWN;
+	if (atomic_load_explicit(&io->readiness, memory_order_acquire) & ended)
+		return WEFT_READY;
+	pthread_mutex_lock(&io->lock);
+	weft_waker *slot = dir == WEFT_IO_READABLE ? &io->rwaker : &io->wwaker;
+	if (!weft_waker_will_wake(slot, &cx->waker)) {
+		weft_waker_drop(slot);
+		*slot = weft_waker_clone(&cx->waker);
+	}
+	pthread_mutex_unlock(&io->lock);
+	return atomic_load_explicit(&io->readiness, memory_order_acquire) & ended ? WEFT_READY
+										 : WEFT_PENDING;
+}
+
+static enum weft_poll copy_wait_poll(void *arg, struct weft_cx *cx)
+{
+	struct copy_wait *cw = arg;
+	for (unsigned i = 0; i < cw->n; i++) {
+		if (weft_io_poll_ready(cw->w[i].io, cx, cw->w[i].need, NULL) == WEFT_READY)
+			return WEFT_READY;
+		/* the copy owns the other end's other direction */
+		unsigned own = cw->w[i].need == WEFT_IO_READABLE ? WEFT_IO_WRITABLE
+								 : WEFT_IO_READABLE;
+		if (close_watch_poll(cw->w[i].other, own, cx) == WEFT_READY)
+			return WEFT_READY;
+	}
+	return WEFT_PENDING;
+}
+
+/*
  * Run the directions in turns until each is done or one fails. When every
- * direction left has to wait, wait through weft_select on what each
+ * direction left has to wait, wait (copy_wait_poll) on what each
  * needs, bounded by the earliest deadline (weft_io_set_deadline) among
  * those waits: a copy that would wait past it returns -ETIMEDOUT, after
  * one more turn that made no progress (the fds themselves are asked, not
@@ -1749,8 +1800,8 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 {
 	struct weft_runtime *rt = dirs[0].src->rt;
 	for (bool timed_out = false;;) {
-		struct weft_select_arm arms[2];
-		unsigned n = 0, left = 0;
+		struct copy_wait cw = { .n = 0 };
+		unsigned left = 0;
 		bool moving = false;
 		bool closing = atomic_load_explicit(&rt->closed, memory_order_acquire);
 		uint64_t deadline = WEFT_FOREVER, before = 0, after = 0; /* calls */
@@ -1770,11 +1821,20 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 				moving = true; /* its turn ended: no wait */
 				continue;
 			}
-			struct weft_io *io = d->need == WEFT_IO_WRITABLE ? d->dst : d->src;
+			bool w = d->need == WEFT_IO_WRITABLE;
+			struct weft_io *io = w ? d->dst : d->src;
+			/* the other end closed: nothing would ever move again */
+			struct weft_io *other = w ? d->src : d->dst;
+			rc = copy_usable(other, atomic_load_explicit(&other->readiness,
+								     memory_order_acquire));
+			if (rc)
+				return rc;
 			uint64_t dl = io_deadline(io, d->need);
 			if (dl < deadline)
 				deadline = dl;
-			arms[n++] = WEFT_SEL_READY(io, d->need);
+			cw.w[cw.n].io = io;
+			cw.w[cw.n].other = other;
+			cw.w[cw.n++].need = d->need;
 		}
 		if (!left)
 			return 0;
@@ -1786,7 +1846,7 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 			return -ETIMEDOUT;
 		if (atomic_load_explicit(&rt->closed, memory_order_acquire))
 			return weft__cancelled() ? -ECANCELED : -ESHUTDOWN;
-		int rc = weft_select(arms, n, deadline);
+		int rc = weft__wait_deadline(copy_wait_poll, &cw, NULL, deadline);
 		timed_out = rc == -ETIMEDOUT;
 		if (rc < 0 && !timed_out)
 			return rc;

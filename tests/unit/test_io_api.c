@@ -1690,6 +1690,60 @@ Test(io_copy, deadlines_errors_and_close, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* A copy waits on one end only (src to turn readable, or dst writable):
+ * the close of the other end woke nothing, and the copy went on waiting -
+ * for good on an idle src, or a dst whose reader never reads (found by a
+ * review). io.h: -EBADF once either is closed. */
+Test(io_copy, closing_the_end_it_does_not_wait_on_ends_the_copy, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b, *c, *d;
+	pair(rt, &a, &b);
+	pair(rt, &c, &d);
+	/* waiting for a (src) to turn readable; c (dst) is closed */
+	struct copy_job j = { .dst = c, .src = a, .rc = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, copy_fiber, &j, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j.started), WT_LONG_MS));
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_io_close(c), 0);
+	bool ended = WT_WAIT_UNTIL(j.rc != 1, 2000);
+	if (!ended)
+		cr_assert_eq(weft_write(b, "x", 1), 1); /* let it end, to report */
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert(ended, "the copy still waited on src 2 s after dst was closed");
+	cr_assert_eq(j.rc, -EBADF, "%s", weft_strerror(j.rc));
+
+	/* waiting for e (dst, its buffer full) to turn writable; a (src) is
+	 * closed */
+	struct weft_io *e, *f;
+	pair(rt, &e, &f);
+	char fill[4096];
+	memset(fill, 'f', sizeof fill);
+	while (send(weft_io_fd(e), fill, sizeof fill, MSG_DONTWAIT) > 0)
+		;
+	cr_assert_eq(weft_write(b, "y", 1), 1);
+	struct copy_job k = { .dst = e, .src = a, .rc = 1 };
+	cr_assert_eq(weft_spawn(rt, copy_fiber, &k, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&k.started), WT_LONG_MS));
+	wt_sleep_ms(50);
+	cr_assert_eq(weft_io_close(a), 0);
+	ended = WT_WAIT_UNTIL(k.rc != 1, 2000);
+	if (!ended) { /* drain f so the copy can end, to report */
+		char sink[65536];
+		while (recv(weft_io_fd(f), sink, sizeof sink, MSG_DONTWAIT) > 0)
+			;
+	}
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert(ended, "the copy still waited on dst 2 s after src was closed");
+	cr_assert_eq(k.rc, -EBADF, "%s", weft_strerror(k.rc));
+	cr_assert_eq(weft_io_close(b), 0);
+	cr_assert_eq(weft_io_close(d), 0);
+	cr_assert_eq(weft_io_close(e), 0);
+	cr_assert_eq(weft_io_close(f), 0);
+	wt_rt_destroy(rt);
+}
+
 static enum weft_poll copy_from_poll_task(void *state, struct weft_cx *cx)
 {
 	(void)cx;
