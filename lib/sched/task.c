@@ -474,6 +474,18 @@ int weft_join(struct weft_task *task, void **result)
 	 * which this join used to take (found by a review). */
 	if (ctx && ctx->discarding)
 		return -ECANCELED;
+	/* A fiber's weft_block_in_place fn: through weft__wait, whose wait
+	 * there ends with -ECANCELED once the fiber is cancelled or its
+	 * runtime closes (wait.c), as weft_join_timeout's already did. Parked
+	 * on the joined task alone, an aborted fiber could not unwind, and
+	 * shutdown waited for it until its timeout, destroy for good (found
+	 * by a review). */
+	if (ctx && ctx->fiber_in_place) {
+		int rc = weft__wait(join_wait_poll, task, NULL);
+		if (rc)
+			return rc; /* -ECANCELED, -ENOMEM: the handle stays valid */
+		return take_output(task, result);
+	}
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
 		return take_output(task, result);
 	struct weft__tparker *p = weft__tparker_self();

@@ -857,3 +857,83 @@ Test(block_in_place, a_sync_wait_inside_a_cancelled_fibers_fn_ends, .timeout = W
 		cr_assert_eq(weft_chan_destroy(b.ch), 0);
 	}
 }
+
+/*
+ * The same for a weft_join in the fn (round 0: weft_abort of the fiber,
+ * round 1: shutdown): it returns -ECANCELED, the handle stays valid, and
+ * the fiber unwinds - as weft_join_timeout in the fn already did. Found by
+ * a review: the fn's weft_join parked its thread until the joined task
+ * ended, so the aborted fiber went on waiting and shutdown said
+ * -ETIMEDOUT (destroy, without a limit, hung for good).
+ */
+struct bip_join {
+	struct weft_task *job;
+	atomic_int started, release, rc;
+	atomic_int shut_rc;
+	struct weft_runtime *rt;
+};
+
+static void *bip_join_job(void *arg)
+{
+	struct bip_join *b = arg;
+	while (!atomic_load(&b->release))
+		usleep(1000);
+	return (void *)42;
+}
+
+static void *bip_join_fn(void *arg)
+{
+	struct bip_join *b = arg;
+	atomic_store(&b->started, 1);
+	atomic_store(&b->rc, weft_join(b->job, NULL));
+	return NULL;
+}
+
+static void *bip_join_fiber(void *arg)
+{
+	weft_block_in_place(bip_join_fn, arg, NULL);
+	return NULL;
+}
+
+static void *bip_join_shutdown(void *arg)
+{
+	struct bip_join *b = arg;
+	atomic_store(&b->shut_rc, weft_runtime_shutdown(b->rt, 2000000000ull * WEFT_TEST_SLOW));
+	return NULL;
+}
+
+Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct bip_join b = { .rc = 1, .shut_rc = 1, .rt = rt };
+		cr_assert_eq(weft_spawn_blocking(rt, bip_join_job, &b, &b.job), 0);
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_join_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		usleep(20000); /* parked in the join */
+		pthread_t shut;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			cr_assert_eq(pthread_create(&shut, NULL, bip_join_shutdown, &b), 0);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 2000);
+		/* the job ends either way, so that the join (or the shutdown's
+		 * wait for the pool) can end and the test with it */
+		atomic_store(&b.release, 1);
+		if (round == 1)
+			pthread_join(shut, NULL);
+		int jrc = weft_join(h, NULL);
+		int rc = atomic_load(&b.rc);
+		if (rc != 0) /* not consumed by the fn's join */
+			cr_assert_eq(weft_join(b.job, NULL), 0);
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert(ended, "round %d: the join in the fiber's fn still waits", round);
+		cr_assert_eq(rc, -ECANCELED, "round %d: the join said %d", round, rc);
+		if (round == 1)
+			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
+				     atomic_load(&b.shut_rc));
+		wt_rt_destroy(rt);
+	}
+}
