@@ -907,6 +907,15 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 	pthread_mutex_unlock(&rt->resize_lock);
 	if (relay || moved)
 		weft__idle_notify(rt);
+	/* This thread may have left the driver vacant (driver.c,
+	 * maybe_vacate: the only worker running), counting on coming back
+	 * to it when it parks; it will not now. The parked workers sleep on
+	 * their futexes, not in the driver: call one in to take it, or I/O
+	 * readiness went unseen until something else woke one (found by a
+	 * review: for good on an idle runtime). */
+	uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst);
+	if (u == WEFT__UNWATCHED_VACANT)
+		weft__driver_unwatched(rt, u);
 	weft__spare_count_retired(rt);
 	return true;
 }

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -853,4 +854,97 @@ Test(elastic, a_blocking_job_after_a_shrink_past_the_cap_does_not_wait, .timeout
 	cr_assert_lt(waited, 1000 * MS, "the job waited %llu ms for the pool",
 		     (unsigned long long)(waited / MS));
 	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------------ a vacant driver's last worker */
+
+/*
+ * The only worker running leaves the driver vacant when it dispatches I/O
+ * readiness (driver.c, maybe_vacate): the parked workers sleep on their
+ * futexes, and it comes back to the driver when it parks. Retired instead,
+ * it never came back, and nobody was called in: the pipe's next byte went
+ * unseen for good (the fiber reading it woke only when a spawn happened to
+ * wake the other worker). Core 0 is kept in a poll so that core 1's thread
+ * takes the driver; core 0 then parks on its futex, and the reader's wake
+ * makes core 1 the only worker running.
+ */
+static struct weft_io *g_vac_io;
+static atomic_int g_vac_reads, g_vac_go, g_vac_tid;
+
+static void *vacant_reader(void *arg)
+{
+	char c;
+	for (;;) {
+		if (weft_read(g_vac_io, &c, 1) != 1)
+			return NULL;
+		atomic_store(&g_vac_tid, (int)my_tid());
+		if (atomic_fetch_add(&g_vac_reads, 1) == 0)
+			while (!atomic_load(&g_vac_go))
+				;
+		if (c == 'q')
+			return NULL;
+	}
+}
+
+static enum weft_poll vacant_nop(void *s, struct weft_cx *cx) { return WEFT_READY; }
+
+Test(elastic, retiring_the_worker_that_left_the_driver_vacant_loses_no_readiness,
+     .timeout = WT_TMO(120))
+{
+	int hits = 0;
+	for (int round = 0; round < 10 && hits < 3; round++) {
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .thread_name_prefix = "elv",
+			  .stall_threshold_ns = 60000 * MS);
+		cr_assert_eq(weft_runtime_create(&o, &g_rt), 0);
+		cr_assert(WT_WAIT_UNTIL(held(g_rt, NULL) == 2, WT_LONG_MS));
+		int p[2];
+		cr_assert_eq(pipe2(p, O_NONBLOCK), 0);
+		cr_assert_eq(weft_io_register(g_rt, p[0], &g_vac_io), 0);
+		atomic_store(&g_vac_reads, 0);
+		atomic_store(&g_vac_go, 0);
+		struct weft_task *rd, *sp, *sp2 = NULL;
+		cr_assert_eq(weft_spawn(g_rt, vacant_reader, NULL, &rd), 0);
+		/* core 0 in a poll (as in the test above), so core 1 parks
+		 * first and takes the driver */
+		memset(&g_s1, 0, sizeof(g_s1));
+		memset(&g_s2, 0, sizeof(g_s2));
+		cr_assert_eq(weft_spawn_poll(g_rt, spin, &g_s1, NULL, &sp), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_s1.running), WT_LONG_MS));
+		if ((uint64_t)atomic_load(&g_s1.tid) != core_tid(g_rt, 0)) {
+			cr_assert_eq(weft_spawn_poll(g_rt, spin, &g_s2, NULL, &sp2), 0);
+			cr_assert(WT_WAIT_UNTIL(atomic_load(&g_s2.running), WT_LONG_MS));
+			atomic_store(&g_s1.go, 1);
+			cr_assert_eq(weft_join(sp, NULL), 0);
+			sp = sp2;
+		}
+		wt_sleep_ms(30);
+		atomic_store(&g_s1.go, 1);
+		atomic_store(&g_s2.go, 1);
+		cr_assert_eq(weft_join(sp, NULL), 0);
+		/* core 0 parks: on its futex, the driver being held; past its
+		 * idle trims (fiber.c: two, IDLE_TRIM_GAP_NS apart), after which
+		 * it sleeps until woken */
+		wt_sleep_ms(800);
+		cr_assert_eq(write(p[1], "a", 1), 1);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_vac_reads) == 1, WT_LONG_MS));
+		bool hit = (uint64_t)atomic_load(&g_vac_tid) == core_tid(g_rt, 1) &&
+			   atomic_load(&g_rt->driver.unwatched) == WEFT__UNWATCHED_VACANT;
+		if (hit)
+			cr_assert_eq(weft_runtime_set_workers(g_rt, 1), 0);
+		atomic_store(&g_vac_go, 1);
+		wt_sleep_ms(30); /* the reader waits again; core 1 retires */
+		cr_assert_eq(write(p[1], "b", 1), 1);
+		bool seen = WT_WAIT_UNTIL(atomic_load(&g_vac_reads) == 2, 2000);
+		if (!seen) /* let the test end: a spawn wakes core 0, which takes the driver */
+			cr_assert_eq(weft_spawn_poll(g_rt, vacant_nop, NULL, NULL, NULL), 0);
+		cr_assert_eq(write(p[1], "q", 1), 1);
+		cr_assert_eq(weft_join(rd, NULL), 0);
+		cr_assert_eq(weft_io_close(g_vac_io), 0);
+		close(p[1]);
+		wt_rt_destroy(g_rt);
+		cr_assert(seen, "round %d (reader on core %d): the byte written after core 1 "
+			  "retired was never seen", round, hit ? 1 : 0);
+		hits += hit;
+	}
+	cr_assert_gt(hits, 0, "the reader never ran alone on core 1");
 }
