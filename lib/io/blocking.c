@@ -487,7 +487,8 @@ static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__cor
 	 * by default - the mirror of the idle spare that a blocking job asks
 	 * to leave (weft__spawn_blocking_drop). A job queued meanwhile may
 	 * take the thread instead; then fn runs holding the core, as before. */
-	if (!b->closed && b->threads + b->extra >= b->max && b->idle > b->queue.n) {
+	if (!b->closed && b->threads + b->extra >= b->max &&
+	    b->idle > b->queue.n + b->evict_pool) {
 		b->evict_pool++;
 		pthread_cond_signal(&b->work);
 		struct timespec ts;
@@ -497,11 +498,14 @@ static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__cor
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		while (b->evict_pool && !b->closed &&
+		/* for room, not for this request: two callers and one idle
+		 * thread each waited out the limit, the second's request
+		 * keeping the first waiting (found by a review) */
+		while (!b->closed && b->threads + b->extra >= b->max &&
 		       pthread_cond_timedwait(&b->gone, &b->lock, &ts) != ETIMEDOUT)
 			;
-		if (b->evict_pool) /* not taken up: withdrawn */
-			b->evict_pool--;
+		if (b->threads + b->extra >= b->max && b->evict_pool)
+			b->evict_pool--; /* no room came: a request withdrawn */
 	}
 	/* Cold path: a new thread, within max_blocking_threads. */
 	int rc;
