@@ -33,7 +33,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +121,34 @@ static int high_fd(int fd)
 	return h;
 }
 
+/* The child's copy of the caller's descriptor fd (WEFT_STDIO_FD), at 3 or
+ * above. A dup shares the open file, O_NONBLOCK included, and another
+ * child's pipe end (io.h's own example) is registered with a runtime, so
+ * non-blocking: the child's first read that had to wait failed with EAGAIN
+ * (found by a review: "cat: Resource temporarily unavailable" in a
+ * pipeline). Such a pipe is opened again through /proc, an open file of
+ * the child's own made blocking (Go's File.Fd and Tokio's
+ * Stdio::from(ChildStdout) hand the child a blocking one too), and the
+ * caller's stays non-blocking for its registration. Anything else (a
+ * socket cannot be opened again), or no /proc: the dup, as it is. */
+static int child_copy(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	struct stat sb;
+	if (fl >= 0 && (fl & O_NONBLOCK) && !fstat(fd, &sb) && S_ISFIFO(sb.st_mode)) {
+		char path[40];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		/* O_NONBLOCK for the open itself: a named FIFO's would wait
+		 * for its other end */
+		int r = high_fd(open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC));
+		if (r >= 0 && !fcntl(r, F_SETFL, fl & ~O_NONBLOCK))
+			return r;
+		if (r >= 0)
+			close(r);
+	}
+	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+}
+
 /* Pipes and /dev/null as the options ask. 0 or a negative errno. */
 static int make_fds(const struct weft_process_opts *o, struct fds *f)
 {
@@ -133,7 +163,7 @@ static int make_fds(const struct weft_process_opts *o, struct fds *f)
 			 * caller's 0-2 given in other places (stdout to its
 			 * stderr and back) would be overwritten by the dup2s
 			 * onto 0-2 before they were read */
-			f->child[i] = fcntl(o->fd[i], F_DUPFD_CLOEXEC, 3);
+			f->child[i] = child_copy(o->fd[i]);
 			if (f->child[i] < 0)
 				return -errno;
 			continue;

@@ -273,6 +273,46 @@ Test(process, standard_streams_from_the_callers_descriptors, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 }
 
+/* WEFT_STDIO_FD with another child's pipe end (io.h names the case): a
+ * pipeline, the first child's stdout pipe as the second's stdin. That end
+ * is registered with the runtime, so its open file is O_NONBLOCK, and the
+ * child's copy (a dup: the same open file) was too - the second child's
+ * first read, before the first had written, failed with EAGAIN ("cat:
+ * Resource temporarily unavailable"), where Go (File.Fd) and Tokio
+ * (Stdio::from(ChildStdout)) give the child a blocking descriptor. The
+ * caller's registration must stay non-blocking. Found by a review. */
+Test(process, a_pipeline_from_another_childs_pipe_end, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv1[] = { "sh", "-c", "sleep 0.3; echo through", NULL };
+	char *argv2[] = { "cat", NULL };
+	struct weft_process p1, p2;
+	cr_assert_eq(weft_process_spawn(rt, "/bin/sh", argv1,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_NULL, WEFT_STDIO_PIPE }),
+					&p1), 0);
+	int fd = weft_io_fd(p1.out);
+	cr_assert_eq(weft_process_spawn(rt, "cat", argv2,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_FD, WEFT_STDIO_PIPE,
+								   WEFT_STDIO_NULL },
+							.fd = { fd }),
+					&p2), 0);
+	cr_assert(fcntl(fd, F_GETFL) & O_NONBLOCK, "the caller's registration stays non-blocking");
+	char buf[64];
+	read_all(p2.out, buf, sizeof buf);
+	int st1 = -1, st2 = -1;
+	cr_assert_eq(weft_process_wait(&p1, &st1, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_process_wait(&p2, &st2, WEFT_FOREVER), 0);
+	cr_assert_str_eq(buf, "through\n", "the second child read \"%s\" (exit %d)", buf,
+			 WIFEXITED(st2) ? WEXITSTATUS(st2) : -1);
+	cr_assert(WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+	weft_process_close(&p1);
+	weft_process_close(&p2);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
 /* The child's process group and session, from /proc/PID/stat (fields 5
  * and 6; sh's comm has no space), read by the child itself. */
 static void group_and_session(struct weft_runtime *rt, const struct weft_process_opts *o,

@@ -530,7 +530,9 @@ enum weft_stdio {
 	WEFT_STDIO_FD,          /* the caller's descriptor in opts.fd[i] (a file, a
 				 * socket, another child's pipe end): the child gets a
 				 * copy, the caller's stays open and its own (Go's
-				 * cmd.Stdout = f, Tokio's Stdio::from) */
+				 * cmd.Stdout = f, Tokio's Stdio::from); a non-blocking
+				 * pipe (a registered one) is opened again for the child,
+				 * blocking; other non-blocking files stay so */
 };
 
 struct weft_process_opts {
