@@ -1979,8 +1979,21 @@ int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx)
 				again = true;
 				continue;
 			}
-			struct weft_io *io = d->need == WEFT_IO_WRITABLE ? d->dst : d->src;
-			if (weft_io_poll_ready(io, cx, d->need, NULL) == WEFT_READY)
+			bool w = d->need == WEFT_IO_WRITABLE;
+			struct weft_io *io = w ? d->dst : d->src;
+			/* the other end closed: nothing would ever move again;
+			 * and its close is watched as copy_run's wait does (a
+			 * close wakes only its own registration's wakers: the
+			 * task slept for good on an idle src after dst was
+			 * closed - found by a review) */
+			struct weft_io *other = w ? d->src : d->dst;
+			rc = copy_usable(other, atomic_load_explicit(&other->readiness,
+								     memory_order_acquire));
+			if (rc)
+				return c->err = rc;
+			if (weft_io_poll_ready(io, cx, d->need, NULL) == WEFT_READY ||
+			    close_watch_poll(other, w ? WEFT_IO_READABLE : WEFT_IO_WRITABLE, cx) ==
+				    WEFT_READY)
 				again = true;
 		}
 		if (!left)

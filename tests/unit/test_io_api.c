@@ -2137,6 +2137,65 @@ Test(io_copier, a_registration_closed_a_moment_ago_is_ebadf, .timeout = WT_TMO(2
 	wt_rt_destroy(rt);
 }
 
+/* The poll form, as weft_io_copy: closing the end the copier is not
+ * waiting on ends it with -EBADF (io.h: a close makes its next poll say
+ * so). Found by a review: the copier registered its waker only for the
+ * end it waited on, and a close wakes only its own registration's
+ * wakers, so the task slept for good on an idle source, and on a full
+ * destination until it drained (the bytes then lost to the write). */
+Test(io_copier, closing_the_end_it_does_not_wait_on_ends_the_copy, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *a, *b, *c, *d;
+	pair(rt, &a, &b);
+	pair(rt, &c, &d);
+	/* waiting for a (src) to turn readable; c (dst) is closed */
+	struct copier_task t = { .rc = 1 };
+	cr_assert_eq(weft_io_copier_create(c, a, 0, &t.c), 0);
+	struct weft_task *task;
+	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &t, copier_drop, &task), 0);
+	wt_sleep_ms(50);
+	cr_assert_eq(atomic_load(&t.finished), 0);
+	cr_assert_eq(weft_io_close(c), 0);
+	bool ended = WT_WAIT_UNTIL(atomic_load(&t.finished), 2000);
+	if (!ended)
+		cr_assert_eq(weft_write(b, "x", 1), 1); /* let it end, to report */
+	cr_assert_eq(weft_join(task, NULL), 0);
+	cr_assert(ended, "the copier still waited on src 2 s after dst was closed");
+	cr_assert_eq(t.rc, -EBADF, "%s", weft_strerror(t.rc));
+	cr_assert_eq(t.rc2, -EBADF, "the error stays");
+
+	/* waiting for e (dst, its buffer full) to turn writable; a (src) is
+	 * closed */
+	struct weft_io *e, *f;
+	pair(rt, &e, &f);
+	char fill[4096];
+	memset(fill, 'f', sizeof fill);
+	while (send(weft_io_fd(e), fill, sizeof fill, MSG_DONTWAIT) > 0)
+		;
+	cr_assert_eq(weft_write(b, "y", 1), 1);
+	struct copier_task k = { .rc = 1 };
+	cr_assert_eq(weft_io_copier_create(e, a, 0, &k.c), 0);
+	cr_assert_eq(weft_spawn_poll(rt, copier_poll, &k, copier_drop, &task), 0);
+	wt_sleep_ms(50);
+	cr_assert_eq(atomic_load(&k.finished), 0);
+	cr_assert_eq(weft_io_close(a), 0);
+	ended = WT_WAIT_UNTIL(atomic_load(&k.finished), 2000);
+	if (!ended) { /* drain f so the copier can end, to report */
+		char sink[65536];
+		while (recv(weft_io_fd(f), sink, sizeof sink, MSG_DONTWAIT) > 0)
+			;
+	}
+	cr_assert_eq(weft_join(task, NULL), 0);
+	cr_assert(ended, "the copier still waited on dst 2 s after src was closed");
+	cr_assert_eq(k.rc, -EBADF, "%s", weft_strerror(k.rc));
+	cr_assert_eq(weft_io_close(b), 0);
+	cr_assert_eq(weft_io_close(d), 0);
+	cr_assert_eq(weft_io_close(e), 0);
+	cr_assert_eq(weft_io_close(f), 0);
+	wt_rt_destroy(rt);
+}
+
 /* Found by the second review of the copies: a copy in a
  * weft_block_in_place fn whose source never runs dry held its worker, and
  * so shutdown, for as long as the stream went on (shutdown timed out,
