@@ -16,7 +16,7 @@ _Static_assert(sizeof(struct timer_pub) <= sizeof(struct weft_timer), "weft_time
 
 uint64_t weft_now_ns(void) { return weft__now_ns(); }
 
-enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint64_t deadline_ns)
+static enum weft_poll timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint64_t deadline_ns)
 {
 	struct timer_pub *p = (struct timer_pub *)pub;
 	if (!cx->rt) { /* a thread's cx (no runtime): only the clock */
@@ -32,6 +32,21 @@ enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint6
 	enum weft_poll r = weft__timer_poll(p->rt, &p->t, p->deadline_ns, cx);
 	if (r == WEFT_READY)
 		atomic_store_explicit(&p->t.state, TIMER_IDLE, memory_order_relaxed);
+	return r;
+}
+
+/* One unit of the cooperative budget a poll, refunded when it must wait,
+ * as the other poll forms (weft_join_poll, weft_io_poll_ready, sync.h's):
+ * a poll task whose timer was due at every poll (a periodic loop running
+ * behind) never returned WEFT_PENDING, and a task beside it on its worker
+ * never ran (found by a review; weft_sleep_until spends it likewise). */
+enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint64_t deadline_ns)
+{
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING; /* spent: the task was woken to run again later */
+	enum weft_poll r = timer_poll(pub, cx, deadline_ns);
+	if (r == WEFT_PENDING)
+		weft_budget_refund(cx);
 	return r;
 }
 
@@ -123,13 +138,18 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 	 * tick a little after it (and never once the runtime has shut
 	 * down), so a select woken at the tick found the arm pending and
 	 * said -ETIMEDOUT (found by a review). */
+	/* the budget as weft_timer_poll's */
+	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
+		return WEFT_PENDING;
 	if (weft__now_ns() >= iv->next_ns) {
 		weft_timer_cancel(&iv->timer);
 		iv->next_ns = next_tick(iv);
 		return WEFT_READY;
 	}
-	if (weft_timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING)
+	if (timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING) {
+		weft_budget_refund(cx);
 		return WEFT_PENDING;
+	}
 	iv->next_ns = next_tick(iv);
 	return WEFT_READY;
 }

@@ -1091,3 +1091,64 @@ Test(timers, a_loop_of_sleeps_into_the_past_lets_others_run, .timeout = WT_TMO(3
 	cr_assert_null(r, "the sleeping fiber %s", r == (void *)1 ? "kept its worker for 2 s: the other fiber never ran" : "got an error");
 	wt_rt_destroy(rt);
 }
+
+/*
+ * The poll forms, as the sleep above: a poll task whose timer or interval
+ * is already due at every poll (a periodic loop running behind) on one
+ * worker must spend the cooperative budget as the other poll forms do
+ * (weft_join_poll, weft_io_poll_ready, the sync.h forms), or it never
+ * returns WEFT_PENDING and a fiber queued beside it never runs. Found by
+ * a review: weft_timer_poll and weft_interval_poll_tick took no budget
+ * (the task kept its worker for the whole 2 s).
+ */
+struct past_poll {
+	struct weft_timer t;
+	struct weft_interval iv;
+	bool interval;
+	uint64_t t0;
+	int starved; /* 1: the flag never came; 2: a READY the loop did not expect */
+};
+
+static enum weft_poll past_poll(void *state, struct weft_cx *cx)
+{
+	struct past_poll *p = state;
+	while (!atomic_load(&g_past_flag)) {
+		enum weft_poll r = p->interval ? weft_interval_poll_tick(&p->iv, cx)
+					       : weft_timer_poll(&p->t, cx, p->t0 - 1);
+		if (r == WEFT_PENDING)
+			return WEFT_PENDING;
+		if (weft_now_ns() - p->t0 > 2000000000ull * WEFT_TEST_SLOW) {
+			p->starved = 1;
+			return WEFT_READY;
+		}
+	}
+	return WEFT_READY;
+}
+
+static void past_poll_drop(void *state)
+{
+	struct past_poll *p = state;
+	weft_timer_cancel(&p->t);
+	weft_interval_cancel(&p->iv);
+}
+
+Test(timers, a_poll_task_always_due_lets_others_run, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		atomic_store(&g_past_flag, 0);
+		struct weft_runtime *rt = wt_rt_create(1);
+		struct past_poll p = { .t = WEFT_TIMER_INIT, .interval = round == 1,
+				       .t0 = weft_now_ns() };
+		/* round 1: a 1 ns period, due again at every poll */
+		cr_assert_eq(weft_interval_init(&p.iv, 1), 0);
+		struct weft_task *a, *b;
+		cr_assert_eq(weft_spawn_poll(rt, past_poll, &p, past_poll_drop, &a), 0);
+		wt_sleep_ms(5); /* a is in its loop */
+		cr_assert_eq(weft_spawn(rt, set_past_flag, NULL, &b), 0);
+		cr_assert_eq(weft_join(a, NULL), 0);
+		cr_assert_eq(weft_join(b, NULL), 0);
+		cr_assert_eq(p.starved, 0, "%s: the poll task kept its worker for 2 s, the fiber "
+			     "beside it never ran", round ? "interval" : "timer");
+		wt_rt_destroy(rt);
+	}
+}

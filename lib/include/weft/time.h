@@ -40,6 +40,10 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * new deadline. Cancel is O(1). A cancel that races the timer's firing may
  * be followed by one wake of the waker the timer held (a spurious wake:
  * the firing thread already took it); the waker stays valid for it.
+ * Each poll (weft_interval_poll_tick's too) spends one unit of the
+ * cooperative budget, refunded when it must wait, as the poll forms of
+ * sync.h: once the budget is spent it returns WEFT_PENDING and the task
+ * is polled again later.
  */
 struct weft_timer { uint64_t _opaque[10]; };
 #define WEFT_TIMER_INIT { { 0 } }
