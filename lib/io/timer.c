@@ -107,6 +107,10 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return b > UINT64_MAX - 1 - a ? UINT64_MAX - 1 : a + b;
 }
 
+/* How late a tick may be taken and still count as on time for DELAY: the
+ * wheel's slots and a worker's wake-up make every tick a little late. */
+#define DELAY_SLACK_NS (5ull * 1000000ull)
+
 /* The deadline after the one that just passed (iv->next_ns), for the
  * interval's weft_missed_tick. */
 static uint64_t next_tick(const struct weft_interval *iv)
@@ -115,6 +119,12 @@ static uint64_t next_tick(const struct weft_interval *iv)
 	if (iv->missed == WEFT_MISSED_BURST)
 		return next; /* maybe past already: the next call ticks at once */
 	uint64_t now = weft__now_ns();
+	/* DELAY: a tick taken late shifts the schedule, as time.h says (and
+	 * Tokio's Delay, with its 5 ms slack) - not only one a whole period
+	 * late, which kept the schedule for a tick half a period late (found
+	 * by a review of the session's diff) */
+	if (iv->missed == WEFT_MISSED_DELAY && now > add_sat(iv->next_ns, DELAY_SLACK_NS))
+		return add_sat(now, iv->period_ns);
 	if (next > now)
 		return next;
 	if (iv->missed == WEFT_MISSED_DELAY)

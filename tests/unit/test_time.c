@@ -453,6 +453,7 @@ Test(timers, fibers_sleep_join_timeout_interval, .timeout = WT_TMO(60))
  * does not depend on how late the machine runs the fiber. */
 struct missed_run {
 	enum weft_missed_tick mode;
+	uint64_t sleep;               /* left alone this long (0: 5.5 periods) */
 	uint64_t first, period;       /* the first deadline, the period */
 	uint64_t before, after;       /* the clock around the first late tick */
 	uint64_t next_after_first;    /* next_ns after it */
@@ -468,7 +469,7 @@ static void *missed_fiber(void *arg)
 	cr_assert_eq(iv.missed, WEFT_MISSED_SKIP, "the default skips");
 	cr_assert_eq(weft_interval_set_missed(&iv, r->mode), 0);
 	r->first = iv.next_ns;
-	cr_assert_eq(weft_sleep_ns(r->period * 11 / 2), 0);
+	cr_assert_eq(weft_sleep_ns(r->sleep ? r->sleep : r->period * 11 / 2), 0);
 	r->before = weft_now_ns();
 	cr_assert_eq(weft_interval_tick(&iv), 0);
 	r->after = weft_now_ns();
@@ -520,6 +521,27 @@ Test(timers, interval_missed_ticks_skip_burst_or_delay, .timeout = WT_TMO(30))
 		}
 		if (modes[k] != WEFT_MISSED_BURST)
 			cr_assert_eq(r.quick, 0, "mode %d: %d ticks back to back", modes[k], r.quick);
+	}
+	/* A tick taken half a period late: SKIP keeps the schedule (the next
+	 * deadline is the first plus a period); DELAY shifts it - it kept the
+	 * schedule too, shifting only after a whole period missed, against
+	 * time.h's "one period after a late one was taken" (found by a
+	 * review). The sleep overshooting a whole period would make SKIP's
+	 * next deadline a later one of the schedule: still a multiple. */
+	for (int k = 0; k < 2; k++) {
+		struct missed_run r = { .mode = k ? WEFT_MISSED_DELAY : WEFT_MISSED_SKIP,
+					.period = P, .sleep = P * 3 / 2 };
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn(rt, missed_fiber, &r, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		cr_assert_gt(r.before, r.first + 5000000ull, "the tick was late");
+		if (k) {
+			cr_assert_geq(r.next_after_first, r.before + P, "DELAY kept the schedule");
+			cr_assert_leq(r.next_after_first, r.after + P);
+		} else {
+			cr_assert_eq((r.next_after_first - r.first) % P, 0, "SKIP lost the phase");
+			cr_assert_gt(r.next_after_first, r.before);
+		}
 	}
 	wt_rt_destroy(rt);
 }

@@ -65,8 +65,8 @@ enum weft_missed_tick {
 	/* every missed tick is delivered, at once, one per call, until the
 	 * schedule is caught up (Tokio's default) */
 	WEFT_MISSED_BURST = 1,
-	/* the next tick is one period after the late one was taken: the
-	 * schedule shifts */
+	/* the next tick is one period after a late one was taken (more
+	 * than 5 ms after its deadline): the schedule shifts (Tokio's Delay) */
 	WEFT_MISSED_DELAY = 2,
 };
 struct weft_interval {
