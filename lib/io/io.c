@@ -1733,6 +1733,18 @@ static int copy_dir_run(struct copy_dir *d, bool pass_eof, struct weft_cx *cx)
 	return 0;
 }
 
+/* A direction that must wait: the end it waits on (*io, for d->need)
+ * and the end at its other side (*other), whose close no readiness of
+ * *io reports. 0, or -EBADF (-ESHUTDOWN) when *other is closed already:
+ * nothing would ever move again (found by a review). */
+static int copy_wait_ends(const struct copy_dir *d, struct weft_io **io, struct weft_io **other)
+{
+	bool w = d->need == WEFT_IO_WRITABLE;
+	*io = w ? d->dst : d->src;
+	*other = w ? d->src : d->dst;
+	return copy_usable(*other, atomic_load_explicit(&(*other)->readiness, memory_order_acquire));
+}
+
 /*
  * What a copy waits for when every direction left has to: each
  * direction's readiness (`io`, `need`), and the close of the registration
@@ -1821,13 +1833,8 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 				moving = true; /* its turn ended: no wait */
 				continue;
 			}
-			bool w = d->need == WEFT_IO_WRITABLE;
-			struct weft_io *io = w ? d->dst : d->src;
-			/* the other end closed: nothing would ever move again */
-			struct weft_io *other = w ? d->src : d->dst;
-			rc = copy_usable(other, atomic_load_explicit(&other->readiness,
-								     memory_order_acquire));
-			if (rc)
+			struct weft_io *io, *other;
+			if ((rc = copy_wait_ends(d, &io, &other)))
 				return rc;
 			uint64_t dl = io_deadline(io, d->need);
 			if (dl < deadline)
@@ -1979,21 +1986,17 @@ int weft_io_copier_poll(struct weft_io_copier *c, struct weft_cx *cx)
 				again = true;
 				continue;
 			}
-			bool w = d->need == WEFT_IO_WRITABLE;
-			struct weft_io *io = w ? d->dst : d->src;
-			/* the other end closed: nothing would ever move again;
-			 * and its close is watched as copy_run's wait does (a
-			 * close wakes only its own registration's wakers: the
-			 * task slept for good on an idle src after dst was
-			 * closed - found by a review) */
-			struct weft_io *other = w ? d->src : d->dst;
-			rc = copy_usable(other, atomic_load_explicit(&other->readiness,
-								     memory_order_acquire));
-			if (rc)
+			/* the other end's close is watched as copy_run's wait
+			 * does (a close wakes only its own registration's
+			 * wakers: the task slept for good on an idle src after
+			 * dst was closed - found by a review) */
+			struct weft_io *io, *other;
+			if ((rc = copy_wait_ends(d, &io, &other)))
 				return c->err = rc;
+			unsigned own = d->need == WEFT_IO_WRITABLE ? WEFT_IO_READABLE
+								   : WEFT_IO_WRITABLE;
 			if (weft_io_poll_ready(io, cx, d->need, NULL) == WEFT_READY ||
-			    close_watch_poll(other, w ? WEFT_IO_READABLE : WEFT_IO_WRITABLE, cx) ==
-				    WEFT_READY)
+			    close_watch_poll(other, own, cx) == WEFT_READY)
 				again = true;
 		}
 		if (!left)
