@@ -87,8 +87,20 @@ __attribute__((visibility("default"))) long syscall(long n, ...)
 	if (n == SYS_pidfd_open && stage == 1) {
 		stage = 2;
 		pid_t lost = (pid_t)a[0];
-		usleep(100000); /* `true` ends; the handler reaps it */
-		pid_t g = bystander_at(lost);
+		/* `true` ends and the handler reaps it: wait until the pid is
+		 * free (a busy CI host can take more than 100 ms to run
+		 * `true`; the bystander then got the next pid instead). */
+		for (int i = 0; i < 1000 && !(kill(lost, 0) && errno == ESRCH); i++)
+			usleep(10000);
+		usleep(20000);
+		pid_t g = -1;
+		/* Another thread of the namespace may take the pid between
+		 * the ns_last_pid write and the fork: try again then. */
+		for (int tries = 0; tries < 3 && g != lost; tries++) {
+			if (g > 0)
+				kill(g, SIGKILL);
+			g = bystander_at(lost);
+		}
 		if (g != lost) {
 			fprintf(stderr, "pid_reuse: the bystander got pid %d, not %d\n", (int)g, (int)lost);
 			stage = -1;
