@@ -917,14 +917,25 @@ static void sleep_1ms_40_sorted(uint64_t *took)
 		      (unsigned long long)took[0]);
 }
 
+/* A host busy with other work (ctest -j2 beside a test whose workers
+ * spin, a noisy VM) can make most wake-ups of one run late: a run whose
+ * bound fails is done again, up to 3 runs. Rounded up to the next
+ * boundary every sleep of every run takes 1.97 ms or more, so the
+ * rounding still fails all three. */
+enum { SLEEP_RUNS = 3 };
+
 Test(timers, a_1ms_sleep_is_not_rounded_to_2ms, .timeout = WT_TMO(30))
 {
 	static uint64_t took[40];
-	sleep_1ms_40_sorted(took);
-	cr_log_info("1 ms sleeps: min %.3f, p25 %.3f, median %.3f ms", took[0] / 1e6,
-		    took[10] / 1e6, took[20] / 1e6);
-	cr_assert_lt(took[10], 1750000ull, "a quarter of the 1 ms sleeps took %.3f ms or more",
-		     took[10] / 1e6);
+	for (int run = 0; run < SLEEP_RUNS; run++) {
+		sleep_1ms_40_sorted(took);
+		cr_log_info("1 ms sleeps: min %.3f, p25 %.3f, median %.3f ms", took[0] / 1e6,
+			    took[10] / 1e6, took[20] / 1e6);
+		if (took[10] < 1750000ull)
+			break;
+	}
+	cr_assert_lt(took[10], 1750000ull, "%d runs: a quarter of the 1 ms sleeps took %.3f ms "
+		     "or more", SLEEP_RUNS, took[10] / 1e6);
 }
 
 /* The same loop on the fallback a kernel without epoll_pwait2 takes
@@ -934,12 +945,16 @@ Test(timers, sleeps_on_the_epoll_wait_fallback_are_never_early, .timeout = WT_TM
 {
 	atomic_store(&weft__driver_no_pwait2, true);
 	static uint64_t took[40];
-	sleep_1ms_40_sorted(took);
+	for (int run = 0; run < SLEEP_RUNS; run++) {
+		sleep_1ms_40_sorted(took);
+		cr_log_info("1 ms sleeps, fallback: min %.3f, median %.3f ms", took[0] / 1e6,
+			    took[20] / 1e6);
+		if (took[20] < 4000000ull)
+			break;
+	}
 	atomic_store(&weft__driver_no_pwait2, false);
-	cr_log_info("1 ms sleeps, fallback: min %.3f, median %.3f ms", took[0] / 1e6,
-		    took[20] / 1e6);
-	cr_assert_lt(took[20], 4000000ull, "half the 1 ms sleeps took %.3f ms or more",
-		     took[20] / 1e6);
+	cr_assert_lt(took[20], 4000000ull, "%d runs: half the 1 ms sleeps took %.3f ms or more",
+		     SLEEP_RUNS, took[20] / 1e6);
 }
 
 /* A fiber that sleeps "forever" (UINT64_MAX ns) on an otherwise idle
