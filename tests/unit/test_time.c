@@ -786,15 +786,20 @@ Test(timers, cancelled_from_another_thread_never_fires, .timeout = WT_TMO(30))
 	static struct armed a[N];
 	struct weft_task *h[N];
 	memset(a, 0, sizeof(a));
+	/* The deadline leaves the spawns, the arming and the cancels room on
+	 * a busy host (40 ms did not: a timer that fired before its cancel
+	 * read as woken after it); the wait below runs past it. */
+	uint64_t deadline = weft_now_ns() + 500 * 1000000ull * WEFT_TEST_SLOW;
 	for (int i = 0; i < N; i++) {
-		a[i].deadline = weft_now_ns() + 40 * 1000000ull;
+		a[i].deadline = deadline;
 		cr_assert_eq(weft_spawn_poll(rt, armed_poll, &a[i], armed_drop, &h[i]), 0);
 	}
 	for (int i = 0; i < N; i++)
 		cr_assert(WT_WAIT_UNTIL(atomic_load(&a[i].armed), WT_LONG_MS), "task %d never armed", i);
 	for (int i = 0; i < N; i++)
 		weft_timer_cancel(&a[i].t);
-	wt_sleep_ms(100);
+	while (weft_now_ns() < deadline + 100 * 1000000ull)
+		wt_sleep_ms(10);
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(atomic_load(&a[i].polls), 1, "task %d woken after its timer was cancelled",
 			     i);
