@@ -957,9 +957,12 @@ static void count_free(void *p, void *ctx)
 	free(p);
 }
 
+static atomic_bool g_resolve_started;
+
 static void *resolve_slow(void *arg)
 {
 	struct addrinfo *ai = NULL;
+	atomic_store(&g_resolve_started, true);
 	int rc = weft_resolve(weft_runtime_current(), "slow.test", 80, &ai);
 	if (!rc)
 		freeaddrinfo(ai);
@@ -989,6 +992,10 @@ Test(resolve, fiber_cancelled_during_a_lookup_leaves_nothing, .timeout = WT_TMO(
 	struct weft_task *h;
 	struct weft_runtime *rt = rt_named(1);
 	cr_assert_eq(weft_spawn(rt, resolve_slow, NULL, &h), 0);
+	/* started (aborted before its first poll it would never run: -ECANCELED,
+	 * not -EINTR) */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_resolve_started), WT_LONG_MS),
+		  "the fiber never started");
 	wt_sleep_ms(30); /* the lookup (100 ms) is running on the pool */
 	cr_assert_eq(weft_abort(h), 0);
 	void *r;

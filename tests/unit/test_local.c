@@ -180,9 +180,12 @@ Test(local, dtors_run_once_per_value_in_first_set_order, .timeout = WT_TMO(30))
 
 /* ----------------------------------------------- cancelled, then unwound */
 
+static atomic_bool g_started;
+
 static void *set_then_wait(void *arg)
 {
 	struct weft_notify *n = arg;
+	atomic_store(&g_started, true);
 	if (weft_local_set(&k_heap, malloc(8)))
 		atomic_fetch_add(&g_bad, 1);
 	int rc = weft_notify_wait(n);
@@ -200,6 +203,9 @@ Test(local, a_cancelled_fiber_has_its_dtors_run_on_it_when_it_returns, .timeout 
 	cr_assert_eq(weft_notify_create(&n), 0);
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, set_then_wait, n, &t), 0);
+	/* started (aborted before its first poll it would never run: -ECANCELED,
+	 * not -EINTR), then most likely suspended in its wait */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_started), WT_LONG_MS), "the fiber never started");
 	wt_sleep_ms(20);
 	cr_assert_eq(weft_abort(t), 0);
 	void *r = NULL;

@@ -628,11 +628,13 @@ Test(timers, interval_reset_restarts_the_schedule, .timeout = WT_TMO(30))
  * used to wrap into the past and the interval ticked back to back
  * (2.8 million ticks in 200 ms in a review's program). */
 static atomic_long g_iv_ticks;
+static atomic_bool g_iv_started;
 
 static void *interval_ticker(void *arg)
 {
 	struct weft_interval iv;
 	cr_assert_eq(weft_interval_init(&iv, (uint64_t)(uintptr_t)arg), 0);
+	atomic_store(&g_iv_started, true);
 	while (weft_interval_tick(&iv) == 0)
 		atomic_fetch_add(&g_iv_ticks, 1);
 	return NULL;
@@ -644,8 +646,12 @@ Test(timers, interval_of_forever_never_ticks, .timeout = WT_TMO(30))
 	uint64_t periods[] = { WEFT_FOREVER, UINT64_MAX / 2 + 1 };
 	for (int k = 0; k < 2; k++) {
 		atomic_store(&g_iv_ticks, 0);
+		atomic_store(&g_iv_started, false);
 		struct weft_task *t;
 		cr_assert_eq(weft_spawn(rt, interval_ticker, (void *)(uintptr_t)periods[k], &t), 0);
+		/* started: aborted before its first poll it would never run
+		 * (-ECANCELED, not -EINTR) and its 0 ticks would say nothing */
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_iv_started), WT_LONG_MS));
 		wt_sleep_ms(100);
 		cr_assert_eq(atomic_load(&g_iv_ticks), 0, "period %llu: %ld ticks in 100 ms",
 			     (unsigned long long)periods[k], atomic_load(&g_iv_ticks));

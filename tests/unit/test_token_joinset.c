@@ -398,8 +398,11 @@ Test(joinset, concurrent_joiners_each_task_once, .timeout = WT_TMO(30))
 
 /* A fiber member aborted while it waits unwinds: its wait returns
  * -ECANCELED, it returns a value, and join_next reports -EINTR with it. */
+static atomic_bool g_report_started;
+
 static void *wait_then_report(void *arg)
 {
+	atomic_store(&g_report_started, true);
 	int rc = weft_token_wait(arg);
 	return (void *)(intptr_t)(rc == -ECANCELED ? 555 : rc);
 }
@@ -413,7 +416,11 @@ Test(joinset, aborted_fiber_member_reports_eintr_with_its_result, .timeout = WT_
 	cr_assert_eq(weft_joinset_create(&s), 0);
 	uint64_t id;
 	cr_assert_eq(weft_joinset_spawn(s, rt, wait_then_report, never, &id), 0);
-	wt_sleep_ms(20); /* started and waiting */
+	/* started (aborted before its first poll it would never run: -ECANCELED,
+	 * not -EINTR), then most likely waiting */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_report_started), WT_LONG_MS),
+		  "the member never started");
+	wt_sleep_ms(20);
 	cr_assert_eq(weft_joinset_abort_all(s), 0);
 	void *r = NULL;
 	uint64_t got = 0;

@@ -187,9 +187,12 @@ Test(unbounded, producers_and_aborted_receivers_lose_nothing, .timeout = WT_TMO(
 
 /* --------------------------------------------- a cancelled fiber's send */
 
+static atomic_bool g_started;
+
 static void *send_when_cancelled(void *arg)
 {
 	struct weft_notify *n = arg;
+	atomic_store(&g_started, true);
 	(void)weft_notify_wait(n); /* -ECANCELED */
 	struct weft_chan *ch;
 	if (weft_chan_create_unbounded(4, &ch))
@@ -209,6 +212,9 @@ Test(unbounded, a_cancelled_fibers_blocking_send_says_so, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_notify_create(&n), 0);
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, send_when_cancelled, n, &t), 0);
+	/* started (aborted before its first poll it would never run: -ECANCELED,
+	 * not -EINTR), then most likely suspended in its wait */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_started), WT_LONG_MS), "the fiber never started");
 	wt_sleep_ms(20);
 	cr_assert_eq(weft_abort(t), 0);
 	void *r;
