@@ -211,13 +211,23 @@ Test(signal, a_new_child_has_its_previous_dispositions_at_once, .timeout = WT_TM
 	cr_assert_eq(weft_signal_notify(ch, SIGTERM), 0);
 	int swallowed = 0;
 	for (int i = 0; i < 20; i++) {
+		/* the child waits for the parent's word that the signal was
+		 * sent (a fixed 200 ms was not enough on a busy host: the
+		 * parent had not run its kill yet and the child exited 0) */
+		int sent[2];
+		cr_assert_eq(pipe(sent), 0);
 		pid_t pid = fork();
 		cr_assert_neq(pid, -1);
 		if (pid == 0) {
-			usleep(200000);
+			char c;
+			close(sent[1]);
+			while (read(sent[0], &c, 1) < 0 && errno == EINTR)
+				;
 			_exit(0); /* the SIGTERM was lost */
 		}
+		close(sent[0]);
 		kill(pid, SIGTERM);
+		close(sent[1]); /* sent: the child's read ends (EOF) */
 		int st;
 		cr_assert_eq(waitpid(pid, &st, 0), pid);
 		swallowed += !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
