@@ -1944,17 +1944,23 @@ Test(io_copy, waits_in_block_in_place_end_at_shutdown, .timeout = WT_TMO(30))
 
 /* Also from that review: once shutdown has begun, a copy that need not
  * wait still copies (as weft_read still reads); only a wait is refused. */
+static atomic_bool g_spin_started;
+
 static void *spin_1s(void *arg)
 {
 	(void)arg;
+	atomic_store(&g_spin_started, true);
 	uint64_t until = wt_now_ns() + 1000 * MS;
 	while (wt_now_ns() < until)
 		;
 	return NULL;
 }
 
+static atomic_bool g_shut_called;
+
 static void *shut_5s(void *rt)
 {
+	atomic_store(&g_shut_called, true);
 	weft_runtime_shutdown(rt, 5000 * MS);
 	return NULL;
 }
@@ -1969,9 +1975,15 @@ Test(io_copy, a_copy_that_need_not_wait_runs_during_shutdown, .timeout = WT_TMO(
 	cr_assert_eq(write(weft_io_fd(src_peer), "hello", 5), 5);
 	cr_assert_eq(shutdown(weft_io_fd(src_peer), SHUT_WR), 0);
 	cr_assert_eq(weft_spawn(rt, spin_1s, NULL, NULL), 0);
+	/* it runs: a shutdown that found it not started would be over at
+	 * once, and every call on a registration then says -ESHUTDOWN */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_spin_started), WT_LONG_MS));
 	wt_sleep_ms(50);
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, shut_5s, rt), 0);
+	/* the thread runs (on a busy host maybe not within the 200 ms
+	 * alone: the copy below that would wait then waits for good) */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_shut_called), WT_LONG_MS));
 	wt_sleep_ms(200); /* shutdown waits for the spinning fiber */
 	uint64_t n = 0;
 	cr_assert_eq(weft_io_copy(dst, src, &n), 0);
