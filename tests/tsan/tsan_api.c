@@ -402,11 +402,22 @@ struct cp_end { int fd; long got; };
  * the same once: that poll stored the pointer again, a race. */
 static struct weft_once oc_once = WEFT_ONCE_INIT;
 static atomic_int oc_fiber_rc = 1;
-static void oc_slow(void *arg) { (void)arg; usleep(300000); }
+static atomic_bool oc_running, oc_release, oc_fiber_in;
+/* Runs until the fiber's abort is over: with a fixed 300 ms a slow
+ * (TSan, loaded) host could see the once done first, or the fiber, not
+ * yet started, never run (rc 1) or become the runner (rc 0). */
+static void oc_slow(void *arg)
+{
+	(void)arg;
+	atomic_store(&oc_running, true);
+	while (!atomic_load(&oc_release))
+		usleep(1000);
+}
 static void *oc_thread(void *arg) { (void)arg; CHECK_EQ(weft_once(&oc_once, oc_slow, NULL), 0); return NULL; }
 static void *oc_fiber(void *arg)
 {
 	(void)arg;
+	atomic_store(&oc_fiber_in, true);
 	atomic_store(&oc_fiber_rc, weft_once(&oc_once, oc_slow, NULL));
 	return NULL;
 }
@@ -416,15 +427,19 @@ static void scenario_once_cancel(void)
 	struct weft_runtime *rt = mk(1);
 	pthread_t runner, waiter;
 	CHECK_EQ(pthread_create(&runner, NULL, oc_thread, NULL), 0);
-	usleep(30000); /* oc_slow runs */
+	while (!atomic_load(&oc_running)) /* oc_slow runs */
+		usleep(1000);
 	struct weft_task *f;
 	CHECK_EQ(weft_spawn(rt, oc_fiber, NULL, &f), 0);
+	while (!atomic_load(&oc_fiber_in))
+		usleep(1000);
 	usleep(30000); /* the fiber waits */
 	CHECK_EQ(pthread_create(&waiter, NULL, oc_thread, NULL), 0);
 	usleep(30000); /* the thread's wait polled */
 	CHECK_EQ(weft_abort(f), 0);
 	weft_join(f, NULL);
 	CHECK_EQ(atomic_load(&oc_fiber_rc), -ECANCELED);
+	atomic_store(&oc_release, true);
 	pthread_join(runner, NULL);
 	pthread_join(waiter, NULL);
 	CHECK(weft_once_done(&oc_once), "once not done");
