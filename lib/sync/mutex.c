@@ -74,6 +74,14 @@ int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w, struct weft_
 	return weft__mutex_lock_poll_entry(m, w, cx, 0);
 }
 
+bool weft__mutex_has_waiter(struct weft_mutex *m)
+{
+	weft__slock_lock(&m->lock);
+	bool any = m->q.head != NULL;
+	weft__slock_unlock(&m->lock);
+	return any;
+}
+
 int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx,
 				uint64_t cond_tag)
 {

@@ -278,6 +278,9 @@ bool weft__wait_cancel_note(struct weft_wait *w, bool *note);
 int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx,
 				uint64_t cond_tag);
 
+/* Whether anyone is queued for m (tests: a waiter has taken its place). */
+bool weft__mutex_has_waiter(struct weft_mutex *m);
+
 /* A cond waiter in its mutex phase: the cond, and bit 0 set if what moved
  * it there was a signal (passed on if the waiter is cancelled) rather than
  * a broadcast. */

@@ -292,21 +292,6 @@ static struct weft_cond *tc;
 static struct weft_mutex *tm;
 static atomic_int t_order, l_order, order_next = 1, t_rc = 99, t_locked;
 
-/* lib/sync/mutex.c's layout, to see T queued for the mutex */
-struct weft_mutex {
-	struct weft__slock lock;
-	struct weft__waitq q;
-	bool locked;
-};
-
-static bool mutex_has_waiter(struct weft_mutex *m)
-{
-	weft__slock_lock(&m->lock);
-	bool any = m->q.head != NULL;
-	weft__slock_unlock(&m->lock);
-	return any;
-}
-
 static void *timed_waiter(void *arg)
 {
 	(void)arg;
@@ -339,12 +324,12 @@ Test(cond_order, timed_out_while_queued_for_the_mutex_keeps_its_place, .timeout 
 		usleep(1000);
 	while (weft_mutex_try_lock(tm) != 0)
 		usleep(1000);
-	cr_assert_not(mutex_has_waiter(tm), "nobody queues for m yet");
+	cr_assert_not(weft__mutex_has_waiter(tm), "nobody queues for m yet");
 	cr_assert_eq(weft_cond_signal(tc), 0);
 	/* T takes the signal and queues for m, before L is made (a fixed
 	 * 30 ms may not be enough for T to run on a busy host: L would
 	 * queue first and T's place would be behind it, rightly) */
-	cr_assert(WT_WAIT_UNTIL(mutex_has_waiter(tm), WT_LONG_MS), "T never queued for m");
+	cr_assert(WT_WAIT_UNTIL(weft__mutex_has_waiter(tm), WT_LONG_MS), "T never queued for m");
 	cr_assert_eq(pthread_create(&l, NULL, late_locker, NULL), 0);
 	usleep(200 * 1000); /* L queues behind T; T's 100 ms pass */
 	cr_assert_eq(atomic_load(&t_order), 0, "T returned without m");
