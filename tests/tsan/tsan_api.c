@@ -1706,8 +1706,11 @@ static void *sg_sender(void *arg)
 	 * moment without any left cannot kill the process */
 	for (int i = 1; i <= SG_N; i++) {
 		CHECK_EQ(kill(getpid(), SIGUSR1), 0);
-		for (int k = 0; atomic_load(&sg_got) < i; k++) {
-			CHECK(k < 20000, "signal %d not relayed", i);
+		/* up to 30 s by the clock (20,000 usleep(100) could be
+		 * 2 s on a host busy with the other TSan tests) */
+		uint64_t t0 = weft_now_ns();
+		while (atomic_load(&sg_got) < i) {
+			CHECK(weft_now_ns() - t0 < 30000000000ull, "signal %d not relayed in 30 s", i);
 			usleep(100);
 		}
 	}
