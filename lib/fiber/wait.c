@@ -63,8 +63,16 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 		}
 		if (poll && poll(arg, f->cx) == WEFT_READY)
 			break;
-		if (deadline_ns != WEFT_FOREVER &&
-		    weft__timer_poll(rt, &timer, deadline_ns, f->cx) == WEFT_READY) {
+		/* A poll whose budget was spent said PENDING without looking
+		 * (sync.h's forms, a select's round): a deadline already
+		 * passed must not end the wait before a look with the next
+		 * poll's budget, or a try (a select with a past deadline) on
+		 * a ready arm said -ETIMEDOUT once per budget (found by a
+		 * review). Run again after the others, then look. */
+		if (poll && *f->cx->budget == 0) {
+			weft_waker_wake_by_ref(&f->cx->waker);
+		} else if (deadline_ns != WEFT_FOREVER &&
+			   weft__timer_poll(rt, &timer, deadline_ns, f->cx) == WEFT_READY) {
 			rc = -ETIMEDOUT;
 			break;
 		}

@@ -1056,3 +1056,42 @@ Test(select, the_fair_forms_share_the_wins_among_ready_arms, .timeout = WT_TMO(3
 	}
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------- a deadline already passed, the budget spent */
+
+/* A select whose deadline has passed (a try: Go's select with default)
+ * still takes a ready arm: -ETIMEDOUT says none completed. In a fiber
+ * whose cooperative budget was spent by the selects before it, the round
+ * said PENDING without looking at the arm, and the passed deadline then
+ * ended the wait: every 129th try on a ready channel said -ETIMEDOUT. */
+struct past { struct weft_chan *c; int round, rc; };
+
+static void *past_loop(void *arg)
+{
+	struct past *p = arg;
+	long x = 7, got = 0;
+	for (p->round = 0; p->round < 4 * WEFT_BUDGET; p->round++) {
+		if (weft_chan_try_send(p->c, &x))
+			return (void *)1;
+		struct weft_select_arm arms[] = { WEFT_SEL_RECV(p->c, &got) };
+		p->rc = weft_select(arms, 1, 1 /* long past */);
+		if (p->rc != 0 || arms[0].rc != 0 || got != 7)
+			return (void *)2;
+	}
+	return NULL;
+}
+
+Test(select, a_passed_deadline_still_takes_a_ready_arm_when_the_budget_is_spent,
+     .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct past p = { .c = mkchan(1) };
+	struct weft_task *h;
+	void *res;
+	cr_assert_eq(weft_spawn(rt, past_loop, &p, &h), 0);
+	cr_assert_eq(weft_join(h, &res), 0);
+	cr_assert_null(res, "round %d: select said %d with an item ready", p.round, p.rc);
+	cr_assert_null(past_loop(&p), "a thread, round %d: %d", p.round, p.rc); /* no budget */
+	cr_assert_eq(weft_chan_destroy(p.c), 0);
+	wt_rt_destroy(rt);
+}
