@@ -66,6 +66,13 @@ static enum weft_poll sleep_poll(void *arg, struct weft_cx *cx)
 	return weft__timer_poll(cx->rt, &s->t, s->deadline, cx);
 }
 
+/* Nothing to wait for but the deadline (weft__wait_deadline's thread form). */
+static enum weft_poll sleep_never(void *arg, struct weft_cx *cx)
+{
+	(void)arg, (void)cx;
+	return WEFT_PENDING;
+}
+
 int weft_sleep_until(uint64_t deadline_ns)
 {
 	struct weft__ctx *ctx = weft__ctx();
@@ -86,6 +93,17 @@ int weft_sleep_until(uint64_t deadline_ns)
 	if (ctx && ctx->discarding)
 		return -ECANCELED; /* a discarded fiber's dtor (local.c) */
 	(void)sleep_poll;
+	if (ctx && ctx->fiber_in_place && !weft__forked_task) {
+		/* A fiber's weft_block_in_place fn is part of the fiber
+		 * (weft.h): its sleep ends with -ECANCELED once the fiber is
+		 * cancelled or its runtime shuts down, as the fn's sync
+		 * waits and joins do (wait.c looks every 10 ms). A
+		 * clock_nanosleep there could not be ended: an aborted fiber
+		 * slept on and shutdown timed out on it (found by a review). */
+		int rc = weft__wait_deadline(sleep_never, NULL, NULL, deadline_ns);
+		if (rc != -ENOMEM)
+			return rc == -ETIMEDOUT ? 0 : rc;
+	}
 	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull),
 			       (long)(deadline_ns % 1000000000ull) };
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)

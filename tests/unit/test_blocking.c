@@ -937,3 +937,63 @@ Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO
 		wt_rt_destroy(rt);
 	}
 }
+
+/*
+ * The same for a sleep in the fn (round 0: weft_abort of the fiber, round
+ * 1: shutdown): weft_sleep_ns returns -ECANCELED, as time.h says for a
+ * cancelled fiber, and the fiber unwinds. Found by a review: the fn's
+ * sleep was a clock_nanosleep nothing could end, so an aborted fiber
+ * slept on and shutdown said -ETIMEDOUT.
+ */
+struct bip_sleep { struct weft_runtime *rt; atomic_int started, rc, shut_rc; };
+
+static void *bip_sleep_fn(void *arg)
+{
+	struct bip_sleep *b = arg;
+	atomic_store(&b->started, 1);
+	atomic_store(&b->rc, weft_sleep_ns(5000000000ull));
+	return NULL;
+}
+
+static void *bip_sleep_fiber(void *arg)
+{
+	weft_block_in_place(bip_sleep_fn, arg, NULL);
+	return NULL;
+}
+
+static void *bip_sleep_shutdown(void *arg)
+{
+	struct bip_sleep *b = arg;
+	atomic_store(&b->shut_rc, weft_runtime_shutdown(b->rt, 2000000000ull * WEFT_TEST_SLOW));
+	return NULL;
+}
+
+Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct bip_sleep b = { .rt = rt, .rc = 1, .shut_rc = 1 };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_sleep_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		usleep(20000); /* asleep */
+		pthread_t shut;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			cr_assert_eq(pthread_create(&shut, NULL, bip_sleep_shutdown, &b), 0);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 1000);
+		if (round == 1)
+			pthread_join(shut, NULL);
+		int jrc = weft_join(h, NULL);
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert(ended, "round %d: the sleep in the fiber's fn still sleeps", round);
+		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the sleep said %d", round,
+			     atomic_load(&b.rc));
+		if (round == 1)
+			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
+				     atomic_load(&b.shut_rc));
+		wt_rt_destroy(rt);
+	}
+}

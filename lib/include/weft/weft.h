@@ -441,9 +441,9 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * weft_block_on, the blocking forms of weft/sync.h and weft/io.h) block
  * the thread there, also when the caller is a fiber. A fiber's fn is part
  * of the fiber: once the fiber is aborted (or its runtime shuts down), a
- * weft/sync.h wait or a weft_join in fn returns -ECANCELED, within ~10 ms
- * when it was already waiting (such a wait looks every 10 ms); its I/O
- * waits say -ESHUTDOWN at shutdown, as on any thread.
+ * weft/sync.h wait, a sleep or a weft_join in fn returns -ECANCELED,
+ * within ~10 ms when it was already waiting (such a wait looks every 10
+ * ms); its I/O waits say -ESHUTDOWN at shutdown, as on any thread.
  */
 WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
