@@ -210,7 +210,9 @@ int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed_tick m)
 
 int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns)
 {
-	if (!iv)
+	/* no period at all (a zeroed interval never initialised): refused as
+	 * at init, or the next tick divided by it (SIGFPE; a review) */
+	if (!iv || (!period_ns && !iv->period_ns))
 		return -EINVAL;
 	/* a pending timer keeps the deadline it was first polled with until
 	 * it fires or is cancelled (weft_timer_poll) */

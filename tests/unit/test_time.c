@@ -623,6 +623,21 @@ Test(timers, interval_reset_restarts_the_schedule, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* A reset that would leave the period 0 (a zeroed interval never
+ * initialised, "keep the old period") is refused like a zero period at
+ * init: it said 0, and the next tick divided by the period (SIGFPE, found
+ * by a review). */
+Test(timers, interval_reset_to_no_period_is_einval, .timeout = WT_TMO(10))
+{
+	struct weft_interval iv = { 0 };
+	cr_assert_eq(weft_interval_reset(&iv, 0), -EINVAL);
+	cr_assert_eq(iv.period_ns, 0);
+	cr_assert_eq(iv.next_ns, 0, "nothing changes on -EINVAL");
+	cr_assert_eq(weft_interval_reset(&iv, 5 * 1000000ull), 0, "a period of its own is fine");
+	cr_assert_eq(weft_interval_tick(&iv), 0);
+	cr_assert_eq(weft_interval_tick(&iv), 0);
+}
+
 /* An interval whose period is "never" (WEFT_FOREVER, or anything that
  * would carry now + period past 2^64) does not tick: the first deadline
  * used to wrap into the past and the interval ticked back to back

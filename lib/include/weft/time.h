@@ -88,7 +88,8 @@ WEFT_API int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed
  * period, or the old one when period_ns is 0. A task waiting in
  * weft_interval_poll_tick is not woken by it: its next poll waits for the
  * new deadline (a reset from the waiting task itself, as in a select
- * loop, is the usual use). 0, or -EINVAL for a NULL iv. */
+ * loop, is the usual use). 0, or -EINVAL for a NULL iv or no period
+ * (period_ns 0 on an interval never initialised). */
 WEFT_API int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns);
 
 /*
