@@ -174,6 +174,7 @@ static void core_init(struct weft_runtime *rt, struct weft__core *c, unsigned i)
 	c->index = i;
 	c->gqi = GQI_START_VALUE;
 	c->ewma_poll_ns = 200000.0 / GQI_START_VALUE;
+	c->polls_at_unpark = WEFT__NO_UNPARK; /* its first park follows no wake */
 	weft__rng_seed(&c->rng, weft__seedgen_next(&rt->seedgen));
 	atomic_init(&c->sleeping, false);
 	atomic_init(&c->trim_wanted, false);

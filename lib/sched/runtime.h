@@ -164,6 +164,10 @@ int weft__inject_push_batch(struct weft__inject *q, struct weft__tlist *batch);
 /* Pop up to max tasks into out; returns how many. */
 size_t weft__inject_pop_batch(struct weft__inject *q, size_t max, struct weft__tlist *out);
 void weft__inject_close(struct weft__inject *q);
+/* polls_at_unpark of a core not woken since it (re)started: its next
+ * park follows no wake and is no no-op unpark */
+#define WEFT__NO_UNPARK UINT64_MAX
+
 static inline size_t weft__inject_len(struct weft__inject *q)
 {
 	return atomic_load_explicit(&q->len, memory_order_acquire);
@@ -314,7 +318,8 @@ struct weft__core {
 	uint64_t short_notify_ns;      /* owner: last wake of a peer for its short-task ring (worker.c) */
 	uint64_t batch_start_ns;
 	uint64_t batch_polls;
-	uint64_t polls_at_unpark;
+	uint64_t polls_at_unpark;                 /* poll_count at the last unpark; WEFT__NO_UNPARK:
+	                                           * none since the core started (noop_count) */
 	uint64_t parks_at_maint;                  /* park_count at the last maintenance */
 	uint64_t last_maint_probe_ns;
 	uint64_t idle_trimmed_ns;                 /* last idle trim (fiber.c, weft__fiber_trim) */

@@ -897,6 +897,8 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 	 * another core runs. */
 	c->idle_trimmed_ns = 1;
 	c->idle_trim_polls = c->c.poll_count;
+	/* the wake that retires it is not one its next thread parks after */
+	c->polls_at_unpark = WEFT__NO_UNPARK;
 	(void)weft__fiber_trim(rt, c, true); /* its idle stacks' and tasks' memory back */
 	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
 	batch_end(c);

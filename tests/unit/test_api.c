@@ -1077,6 +1077,49 @@ Test(metrics, counts_after_quiet_period, .timeout = WT_TMO(15))
 	wt_rt_destroy(rt);
 }
 
+/* A no-op unpark is a wake followed by a park without a poll: a core's
+ * first park follows no wake, so a runtime nobody woke counts none (each
+ * idle worker's first park was counted one: found by a review). Parks
+ * and no-ops of a core can only be related as noops < parks. */
+Test(metrics, first_park_is_not_a_noop_unpark, .timeout = WT_TMO(15))
+{
+	enum { W = 2 };
+	struct weft_runtime *rt = wt_rt_create(W);
+	struct weft_metrics *m;
+	bool parked = WT_METRICS_UNTIL(rt, m, ({
+		bool all = true;
+		for (unsigned w = 0; w < m->workers; w++)
+			all &= m->worker[w].park_count >= 1;
+		all;
+	}), 2000);
+	cr_assert(parked, "an idle worker never parked");
+	for (unsigned w = 0; w < W; w++)
+		cr_assert_lt(m->worker[w].noop_count, m->worker[w].park_count,
+			     "worker %u: %llu no-op unparks in %llu parks", w,
+			     (unsigned long long)m->worker[w].noop_count,
+			     (unsigned long long)m->worker[w].park_count);
+	weft_metrics_free(m);
+	/* Nor is the first park of a core grown back: the wake that retired
+	 * it was no wake its next thread parked after. Two first parks of
+	 * core 1 now, so at most parks - 2 no-ops. */
+	uint64_t parks1 = 0;
+	cr_assert_eq(weft_runtime_set_workers(rt, 1), 0);
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->worker[1].thread_id == 0 &&
+				   (parks1 = m->worker[1].park_count) >= 1, 2000),
+		  "core 1 not retired");
+	weft_metrics_free(m);
+	cr_assert_eq(weft_runtime_set_workers(rt, 2), 0);
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->worker[1].thread_id != 0 &&
+				   m->worker[1].park_count > parks1, 2000),
+		  "core 1 grown back never parked");
+	cr_assert_leq(m->worker[1].noop_count + 2, m->worker[1].park_count,
+		      "core 1: %llu no-op unparks in %llu parks, two of them first parks",
+		      (unsigned long long)m->worker[1].noop_count,
+		      (unsigned long long)m->worker[1].park_count);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------------- budget */
 
 struct bud {
