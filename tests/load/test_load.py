@@ -194,6 +194,11 @@ def test_args(load):
         (["--shape", "skewed", "--concurrency", "0"], "--concurrency"),
         (["--shape", "skewed", "--seed", "-3"], "--seed"),
         (["--shape", "skewed", "--units", "0"], "--units"),
+        # strtoull skips blanks and then takes a sign: " -1" was 2^64 - 1
+        # units (a run without end), " -3" a seed of 2^64 - 3
+        (["--shape", "skewed", "--units", " -1"], "--units"),
+        (["--shape", "skewed", "--seed", " -3"], "--seed"),
+        (["--shape", "skewed", "--workers", " +2"], "--workers"),
         (["--shape", "skewed", "--bogus"], "unknown option"),
         (["--shape", "skewed", "--duration"], "needs an argument"),
         (["--shape", "skewed", "stray"], "unexpected argument"),

@@ -384,7 +384,9 @@ static bool parse_double(const char *s, double lo, double hi, double *out)
 static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
-	if (!*s || *s == '-' || *s == '+')
+	/* digits only: strtoull skips blanks and then takes a sign, so " -1"
+	 * passed the check of the first byte and was 2^64 - 1 */
+	if (*s < '0' || *s > '9')
 		return false;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10); /* "010" is ten, not eight */
