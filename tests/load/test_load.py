@@ -199,7 +199,12 @@ def test_args(load):
         (["--shape", "skewed", "--units", " -1"], "--units"),
         (["--shape", "skewed", "--seed", " -3"], "--seed"),
         (["--shape", "skewed", "--workers", " +2"], "--workers"),
-        (["--shape", "skewed", "--bogus"], "unknown option"),
+        (["--shape", "skewed", "--bogus"], "unknown option '--bogus'"),
+        # inside a cluster the word before was named ("unknown option 'skewed'")
+        (["--shape", "skewed", "-zq"], "unknown option '-z'"),
+        (["--json", "--shape", "skewed", "-qz"], "unknown option '-z'"),
+        (["--shape", "skewed", "--json=1"], "unknown option '--json=1'"),
+        (["--shape", "skewed", "-qd"], "option -d needs an argument"),
         (["--shape", "skewed", "--duration"], "needs an argument"),
         (["--shape", "skewed", "stray"], "unexpected argument"),
         (["--shape", "skewed", "--units", "5", "--warmup", "1"], "exclude each other"),

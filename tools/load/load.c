@@ -422,7 +422,20 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 	int o;
 	*c = (struct cfg){ .duration = 10, .interval = 1, .drain = 10 };
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":s:w:d:W:r:c:S:u:jo:i:qlh", opts, NULL)) != -1) {
+	char badopt[3] = "-?";
+	for (int before = optind;
+	     (o = getopt_long(argc, argv, ":s:w:d:W:r:c:S:u:jo:i:qlh", opts, NULL)) != -1;
+	     before = optind) {
+		/* The option at fault, for a message: a long one is the word
+		 * getopt just passed; a short one is optopt, since inside a
+		 * cluster ("-zq") optind has not moved and argv[optind - 1] is
+		 * the word before (it said "unknown option 'skewed'") */
+		const char *bad = argv[optind - 1];
+		if ((o == '?' || o == ':') && optopt &&
+		    !(optind != before && !strncmp(bad, "--", 2))) {
+			badopt[1] = (char)optopt;
+			bad = badopt;
+		}
 		switch (o) {
 		case 's': shape = optarg; break;
 		case 'w':
@@ -475,8 +488,8 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		case 'q': c->quiet = true; break;
 		case 'l': list_shapes(stdout); exit(0);
 		case 'h': fputs(usage_text, stdout); list_shapes(stdout); exit(0);
-		case ':': return usage_error("option %s needs an argument", argv[optind - 1]);
-		default: return usage_error("unknown option '%s'", argv[optind - 1]);
+		case ':': return usage_error("option %s needs an argument", bad);
+		default: return usage_error("unknown option '%s'", bad);
 		}
 	}
 	if (optind < argc)
