@@ -71,7 +71,7 @@ struct weft_bpf_core {
 	unsigned long long steal_waits;     /* search rounds waited on a ring of short tasks its
 					     * owner serves (steal policy, lib/sched/steal.h) */
 	unsigned long long parks;
-	unsigned long long unparks;         /* notified (shutdown not counted) */
+	unsigned long long unparks;         /* every wake from a park: notified, self, retire (not shutdown) */
 	unsigned long long noop_unparks;    /* unparked, parked again without a poll */
 	unsigned long long overflows;       /* ring full: half moved (= runtime overflow_count) */
 	unsigned long long overflow_spills; /* single task spilled while a thief copied */

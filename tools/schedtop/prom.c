@@ -37,7 +37,7 @@ static const struct cmetric counters[] = {
 	{ "weft_worker_steal_failures_total", "Searches of every queue that found nothing.", OFF(steal_fails), 1 },
 	{ "weft_worker_steal_wait_rounds_total", "Search rounds spent waiting on a queue of short tasks its worker serves itself (steal policy).", OFF(steal_waits), 1 },
 	{ "weft_worker_parks_total", "Times this worker parked.", OFF(parks), 1 },
-	{ "weft_worker_unparks_total", "Times this worker was unparked by a notification.", OFF(unparks), 1 },
+	{ "weft_worker_unparks_total", "Times this worker woke from a park (notified, or leaving on work it saw itself, or retired).", OFF(unparks), 1 },
 	{ "weft_worker_noop_unparks_total", "Unparks after which the worker parked again without polling a task.", OFF(noop_unparks), 1 },
 	{ "weft_worker_overflows_total", "Times the local queue was full and half of it moved to the inject queue.", OFF(overflows), 1 },
 	{ "weft_worker_park_seconds_total", "Time asleep in completed park sleeps.", OFF(park_ns), 1e-9 },
