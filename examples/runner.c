@@ -93,10 +93,12 @@ static void run(const char *cmd, char *out, size_t outsz)
 static void *client(void *arg)
 {
 	struct weft_io *c = arg;
-	char line[512], out[128];
+	/* a command of 511 bytes, its newline and a NUL (line[512] held 511
+	 * bytes with the newline: a 511-byte command was "too long") */
+	char line[511 + 2], out[128];
 	size_t n = 0;
 	ssize_t r = 0;
-	/* one line, at most 511 bytes, within the time limit */
+	/* one line, a command of at most 511 bytes, within the time limit */
 	weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns() + timeout_ns);
 	for (;;) {
 		r = weft_read(c, line + n, sizeof line - 1 - n);

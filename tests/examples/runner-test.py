@@ -116,9 +116,21 @@ def main():
         if not long_.startswith("error") or os.path.exists(mark):
             fail("a 600-byte command: %r, %s" % (long_, "a cut command ran" if os.path.exists(mark)
                                                  else "nothing ran"))
+        # the limit is what the answer says: a command of 511 bytes (512
+        # with its newline) runs, one of 512 is refused (the line buffer
+        # kept room for 511 bytes with the newline, so 511 was refused)
+        at_limit = ask(path, "exit 5" + " " * 505)
+        if at_limit != "exit 5\n":
+            fail("a 511-byte command (the most allowed): %r" % at_limit)
+        try:
+            over = ask(path, "exit 5" + " " * 506)
+        except ConnectionResetError:
+            over = "(connection reset)"
+        if not over.startswith("error command too long"):
+            fail("a 512-byte command: %r" % over)
     finally:
         out = stop(p, path)
-    if "served 9 connections" not in out:
+    if "served 11 connections" not in out:
         fail("runner said %r" % out)
     # SIGTERM while a command runs: it is killed, the client told
     p = start(binary, path, 60000, 2)
