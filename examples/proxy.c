@@ -87,6 +87,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	int signo = 0;
+	uint64_t quiet_until = 0; /* accept errors: one line a second at most */
 	for (;;) {
 		/* the main thread waits for a signal or a client; the signal
 		 * first, so that a backlog of clients cannot hold it back */
@@ -111,8 +112,14 @@ int main(int argc, char **argv)
 				weft_waitgroup_done(live);
 			}
 		} else if (rc != -ETIMEDOUT && rc != -ECONNABORTED) {
-			fprintf(stderr, "proxy: accept: %s; retrying in 50 ms\n", weft_strerror(rc));
-			weft_sleep_ns(50000000); /* out of fds or memory: the error would repeat */
+			/* out of fds or memory: the client stays queued and the
+			 * error would repeat at once, so wait; say so once a
+			 * second at most (a line every 50 ms filled the log) */
+			if (weft_now_ns() >= quiet_until) {
+				fprintf(stderr, "proxy: accept: %s; retrying\n", weft_strerror(rc));
+				quiet_until = weft_now_ns() + 1000000000ull;
+			}
+			weft_sleep_ns(50000000);
 		}
 	}
 	fprintf(stderr, "proxy: signal %d: stopping (open connections get 2 s)\n", signo);
