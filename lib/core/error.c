@@ -56,7 +56,8 @@ const char *weft_strerror(int err)
 	case EBADF: return "bad file descriptor (e.g. the I/O registration was closed)";
 	case EPERM: return "operation not permitted (e.g. unlocking a mutex that is not locked)";
 	case EOVERFLOW: return "value too large (e.g. a semaphore count past WEFT_SEM_MAX_PERMITS)";
-	case EADDRNOTAVAIL: return "address not available (e.g. a host name that does not resolve)";
+	case EADDRNOTAVAIL: return "address not available (e.g. an address that is not this "
+				   "host's, or no local port left)";
 	case ENOENT: return "no such file or entry, nothing to take (e.g. a program or "
 			    "socket path that does not exist, a join set with no task left)";
 	}

@@ -936,6 +936,34 @@ Test(udp, a_port_in_use_is_eaddrinuse, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* An address that is not this host's (TEST-NET-1) is the kernel's
+ * -EADDRNOTAVAIL at bind, and its text must not send the user looking for
+ * a name: a name that does not resolve is a WEFT_EAI_* code. The text said
+ * "(e.g. a host name that does not resolve)", a leftover from before the
+ * resolver's errors had codes of their own. */
+Test(listen, an_address_not_on_this_host_is_eaddrnotavail_not_a_name_error,
+     .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *l = NULL;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_nonlocal_bind", "r");
+	int nonlocal = 0;
+	if (f) {
+		if (fscanf(f, "%d", &nonlocal) != 1)
+			nonlocal = 0;
+		fclose(f);
+	}
+	if (!nonlocal) {
+		int rc = weft_tcp_listen(rt, "192.0.2.1", 0, 0, &l);
+		cr_assert_eq(rc, -EADDRNOTAVAIL, "%d (%s)", rc, weft_strerror(rc));
+	}
+	const char *t = weft_strerror(-EADDRNOTAVAIL);
+	cr_assert_null(strstr(t, "resolve"), "EADDRNOTAVAIL's text: %s", t);
+	cr_assert_null(strstr(t, "host name"), "EADDRNOTAVAIL's text: %s", t);
+	cr_assert_eq(weft_tcp_listen(rt, "noname.test", 0, 0, &l), WEFT_EAI_NONAME);
+	wt_rt_destroy(rt);
+}
+
 /* A fiber cancelled while its lookup runs on the blocking pool lets go of
  * it: once the lookup ends, nothing weft allocated for it is left (counted
  * by the test's allocator). */
