@@ -2196,6 +2196,15 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 {
 	char p[8];
 	snprintf(p, sizeof(p), "%u", port);
+	/* "[::1]" as Go's and URLs' host part: the address inside (getaddrinfo
+	 * said EAI_NONAME to the brackets) */
+	char unbracketed[256];
+	size_t hn = host ? strlen(host) : 0;
+	if (hn >= 2 && host[0] == '[' && host[hn - 1] == ']' && hn - 2 < sizeof(unbracketed)) {
+		memcpy(unbracketed, host + 1, hn - 2);
+		unbracketed[hn - 2] = '\0';
+		host = unbracketed;
+	}
 	struct addrinfo hints = { .ai_socktype = type,
 				  .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV };
 	/* A numeric host (or NULL) resolves without any lookup. */

@@ -964,6 +964,38 @@ Test(listen, an_address_not_on_this_host_is_eaddrnotavail_not_a_name_error,
 	wt_rt_destroy(rt);
 }
 
+/* An IPv6 address in brackets, as in a URL or Go's "[::1]:80", is the
+ * address inside: it said WEFT_EAI_NONAME (getaddrinfo took the brackets
+ * for part of a name). */
+Test(listen, a_bracketed_ipv6_address_is_the_address_inside, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *l = NULL, *c = NULL, *u = NULL;
+	int rc = weft_tcp_listen(rt, "::1", 0, 0, &l);
+	if (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT || rc == WEFT_EAI_NONAME)
+		cr_assert_fail("no IPv6 loopback on this host (%s): the test needs one",
+			       weft_strerror(rc));
+	cr_assert_eq(rc, 0, "%s", weft_strerror(rc));
+	cr_assert_eq(weft_io_close(l), 0);
+	rc = weft_tcp_listen(rt, "[::1]", 0, 0, &l);
+	cr_assert_eq(rc, 0, "listen [::1]: %d (%s)", rc, weft_strerror(rc));
+	int port = weft_io_local_port(l);
+	cr_assert_gt(port, 0);
+	rc = weft_tcp_connect(rt, "[::1]", (uint16_t)port, &c);
+	cr_assert_eq(rc, 0, "connect [::1]: %d (%s)", rc, weft_strerror(rc));
+	rc = weft_udp_bind(rt, "[::1]", 0, &u);
+	cr_assert_eq(rc, 0, "udp bind [::1]: %d (%s)", rc, weft_strerror(rc));
+	/* brackets around nothing, or only one of them: still no such name */
+	struct weft_io *x = NULL;
+	cr_assert_eq(weft_tcp_connect(rt, "[]", (uint16_t)port, &x), WEFT_EAI_NONAME);
+	cr_assert_eq(weft_tcp_connect(rt, "[::1", (uint16_t)port, &x), WEFT_EAI_NONAME);
+	cr_assert_null(x);
+	cr_assert_eq(weft_io_close(u), 0);
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A fiber cancelled while its lookup runs on the blocking pool lets go of
  * it: once the lookup ends, nothing weft allocated for it is left (counted
  * by the test's allocator). */

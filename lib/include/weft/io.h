@@ -397,7 +397,8 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
 
 /*
  * TCP over IPv4/IPv6 by host name or address ("127.0.0.1", "::1",
- * "localhost"). Names are resolved with getaddrinfo, never on a thread
+ * "localhost"; an address in brackets, "[::1]", as in a URL, is the
+ * address inside). Names are resolved with getaddrinfo, never on a thread
  * that runs tasks: from a fiber on the runtime's blocking pool (the fiber
  * waits), from a thread outside the runtime on that thread. A numeric
  * address needs no lookup and works from anywhere; a poll task that would
