@@ -100,6 +100,14 @@ TEST is one of:
             started) never decrease and stay plausible; nor does
             total.polls, and no interval but maybe the first and the
             last shows polls/s 0 (a restart read as 0). (REVIEW_TARGET)
+  keep_outputs
+            output files that exist already (trace's -o FILE, its .jsonl
+            and .latency.json, --batch --record FILE) are left as they were
+            by a run that fails before it has anything to write: -p of a
+            process that is not a weft program, a pid that does not exist,
+            a target that exits during --warmup (trace removed the old
+            trace, --record emptied the file); a new file is not left
+            behind; a run that works replaces them whole.
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1676,8 +1684,76 @@ def test_restart(st, wl_test, wl, lib):
           % (len(objs), len(addrs), [t["parks"] for t in last.values()]))
 
 
+def test_keep_outputs(st, wl_test, wl, lib):
+    """A run that fails before it writes leaves existing output files alone."""
+    d = tempfile.mkdtemp(prefix="schedtop-keep-")
+    old = "an earlier run's output\n" * 2000   # longer than what replaces it
+    names = ("t.json", "t.jsonl", "t.latency.json", "snaps.jsonl")
+    paths = [os.path.join(d, n) for n in names]
+    sleeper = subprocess.Popen(["sleep", "60"])
+    load = None
+    try:
+        def seed():
+            for p in paths:
+                with open(p, "w") as f:
+                    f.write(old)
+
+        def check(what):
+            left = sorted(os.listdir(d))
+            if left != sorted(names):
+                fail("%s: files now %s" % (what, left))
+            for p in paths:
+                with open(p) as f:
+                    if f.read() != old:
+                        fail("%s: %s changed" % (what, p))
+        with open("/proc/sys/kernel/pid_max") as f:
+            missing = f.read().strip()   # pids are below pid_max: no such process
+        for what, args in (
+                ("trace -p NOT_WEFT", ["trace", "-p", str(sleeper.pid), "-d", "1", "-o", paths[0]]),
+                ("trace -p MISSING", ["trace", "-p", missing, "-d", "1", "-o", paths[0]]),
+                ("trace, exit in --warmup", ["trace", "--warmup", "5", "-d", "1", "-o", paths[0],
+                                             "--", wl_test, "2", "5"]),
+                ("--batch --record, -p NOT_WEFT", ["-p", str(sleeper.pid), "--batch", "-n", "1",
+                                                   "--record", paths[3]]),
+                ("--batch --record, -p MISSING", ["-p", missing, "--batch", "-n", "1",
+                                                  "--record", paths[3]])):
+            seed()
+            p = run([st] + args, timeout=30)
+            if p.returncode != 1:
+                fail("%s: rc %d: %s" % (what, p.returncode, p.stderr))
+            check(what)
+            print("%s: rc 1, the old files kept (%s)" % (what, p.stderr.strip().splitlines()[-1]))
+        # a new file is still not left behind by such a run
+        new = os.path.join(d, "new.json")
+        p = run([st, "trace", "-p", str(sleeper.pid), "-d", "1", "-o", new], timeout=30)
+        if p.returncode != 1 or [n for n in os.listdir(d) if n.startswith("new.")]:
+            fail("trace -o new.json of a non-weft process: rc %d, files %s"
+                 % (p.returncode, sorted(os.listdir(d))))
+        # a run that works replaces the old files whole
+        seed()
+        load = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL)
+        time.sleep(0.3)
+        p = run([st, "trace", "-p", str(load.pid), "-d", "0.5", "-o", paths[0]], timeout=30)
+        if p.returncode != 0:
+            fail("trace of weft_load: rc %d: %s" % (p.returncode, p.stderr))
+        p = run([st, "-p", str(load.pid), "--batch", "-n", "2", "0.2", "--record", paths[3]],
+                timeout=30)
+        if p.returncode != 0:
+            fail("--record of weft_load: rc %d: %s" % (p.returncode, p.stderr))
+        with open(paths[0]) as f:
+            json.load(f)
+        with open(paths[2]) as f:
+            json.load(f)
+        for p in (paths[1], paths[3]):
+            with open(p) as f:
+                jlines(f.read())
+        print("PASS: failed runs kept the old outputs; a run that works replaced them")
+    finally:
+        kill_and_remove([sleeper] + ([load] if load else []), d)
+
+
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
-         "wrappers": test_wrappers}
+         "wrappers": test_wrappers, "keep_outputs": test_keep_outputs}
 
 
 def main():

@@ -649,8 +649,50 @@ static int on_event(void *ctx, const struct weft_bpf_event *e)
 struct trace_out {
 	char json[PATH_MAX], jsonl[PATH_MAX], latency[PATH_MAX];
 	FILE *fjson, *fjsonl, *flatency;
+	bool created[3]; /* made by trace_out_open: removed on a discard */
 };
 
+/*
+ * An output file opened before the attach, for writing, without
+ * truncating it: a run that fails before it has anything to write (no such
+ * process, not a weft program, the target gone during the warmup) leaves a
+ * file that was there as it was - `trace -p WRONG -o run.json` deleted the
+ * last run's run.json and run.jsonl, `--record snaps.jsonl` emptied
+ * snaps.jsonl (found by a review). *created: the file is new (removed again
+ * on such a failure); the caller truncates an old one (out_begin) when it
+ * writes. NULL with errno set when it cannot be written.
+ */
+static FILE *out_open(const char *path, bool *created)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	*created = fd >= 0;
+	if (fd < 0 && errno == EEXIST)
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666); /* not truncated */
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		if (*created)
+			unlink(path);
+		errno = e;
+	}
+	return f;
+}
+
+/* What was in the file goes: the run has its output to write. */
+static int out_begin(FILE *f, const char *path)
+{
+	if (ftruncate(fileno(f), 0)) {
+		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* discard: nothing was written - the files trace_out_open made are removed,
+ * the ones that were there already are left as they were. */
 static void trace_out_close(struct trace_out *o, bool discard)
 {
 	FILE **f[3] = { &o->fjson, &o->fjsonl, &o->flatency };
@@ -660,7 +702,7 @@ static void trace_out_close(struct trace_out *o, bool discard)
 			continue;
 		fclose(*f[i]);
 		*f[i] = NULL;
-		if (discard)
+		if (discard && o->created[i])
 			unlink(p[i]);
 	}
 }
@@ -678,7 +720,7 @@ static int trace_out_open(struct trace_out *o, const char *out)
 	FILE **f[3] = { &o->fjson, &o->fjsonl, &o->flatency };
 	const char *p[3] = { o->json, o->jsonl, o->latency };
 	for (int i = 0; i < 3; i++) {
-		if (!(*f[i] = fopen(p[i], "we"))) {
+		if (!(*f[i] = out_open(p[i], &o->created[i]))) {
 			fprintf(stderr, "schedtop: %s: %s\n", p[i], strerror(errno));
 			trace_out_close(o, true);
 			return 1;
@@ -809,6 +851,9 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 		rc = 1;
 	}
 	evbuf_sort(&tc.b);
+	if (out_begin(o->fjson, o->json) || out_begin(o->fjsonl, o->jsonl) ||
+	    out_begin(o->flatency, o->latency))
+		rc = 1;
 	for (size_t i = 0; i < tc.b.n; i++)
 		trace_jsonl_write(o->fjsonl, &tc.b.ev[i]);
 	int ce = fclose(o->fjsonl);
@@ -994,7 +1039,8 @@ int main(int argc, char **argv)
 	double interval = a.interval, duration = a.duration, warmup = a.warmup;
 
 	FILE *rec = NULL;
-	if (record && !(rec = fopen(record, "we"))) {
+	bool rec_created = false;
+	if (record && !(rec = out_open(record, &rec_created))) {
 		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
 		return 1;
 	}
@@ -1060,9 +1106,19 @@ int main(int argc, char **argv)
 	if (rc) {
 		if (mode == M_TRACE)
 			trace_out_close(&tout, true);
-		if (rec)
+		if (rec) {
 			fclose(rec);
+			if (rec_created)
+				unlink(record);
+		}
 		goto log;
+	}
+	if (rec && out_begin(rec, record)) {
+		rc = 1;
+		mon_close(&m);
+		fclose(rec);
+		rec = NULL;
+		goto done;
 	}
 	struct stall st;
 	stall_init(&st, t.pid, (uint64_t)LINT_LONG_POLL_MS * 1000000ull);
