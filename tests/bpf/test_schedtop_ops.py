@@ -77,6 +77,11 @@ TEST is one of:
             column, at 80 the footer says how many are hidden; the
             histogram view shows its four boxes side by side without
             overlap, bucket bounds in units (ns/us/ms/s).
+  tui_dumb  the live view under tmux with TERM=dumb (known to terminfo, no
+            cursor addressing), with -p PID and with -- CMD: schedtop says the
+            terminal cannot move the cursor, to use --batch, and exits 1
+            within seconds, the command not started (it ran, and each redraw
+            scrolled the screen: blank lines and the footer, never the view).
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
@@ -1752,8 +1757,52 @@ def test_keep_outputs(st, wl_test, wl, lib):
         kill_and_remove([sleeper] + ([load] if load else []), d)
 
 
+def test_tui_dumb(st, wl_test, wl, lib):
+    """TERM=dumb: refused before anything is attached or started."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    d = tempfile.mkdtemp(prefix="schedtop-dumb-")
+    load = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL)
+    T = [tmux, "-L", "schedtop-dumb-%d" % os.getpid()]
+
+    def cap():
+        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                              text=True).stdout
+    try:
+        marker = os.path.join(d, "started")
+        for what, args in (("-p PID", "-p %d 0.5" % load.pid),
+                           ("-- CMD", "0.5 -- sh -c 'touch %s; exec %s 2 100000'"
+                            % (marker, wl_test))):
+            err, rcf = os.path.join(d, "err"), os.path.join(d, "rc")
+            for f in (err, rcf):
+                if os.path.exists(f):
+                    os.unlink(f)
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                                "TERM=dumb %s %s 2>%s; echo $? > %s; sleep 30"
+                                % (st, args, err, rcf)], check=True)
+            end = time.time() + 10
+            while time.time() < end and not (os.path.exists(rcf) and open(rcf).read().strip()):
+                time.sleep(0.2)
+            if not os.path.exists(rcf) or not open(rcf).read().strip():
+                fail("TERM=dumb %s: schedtop still runs after 10 s; screen:\n%s"
+                     % (what, cap()))
+            rc, msg = int(open(rcf).read()), open(err).read()
+            print("TERM=dumb %s: rc %d, %s" % (what, rc, msg.strip()))
+            if rc != 1 or "--batch" not in msg or "cursor" not in msg:
+                fail("TERM=dumb %s: rc %d, %r; screen:\n%s" % (what, rc, msg, cap()))
+            if os.path.exists(marker):
+                fail("TERM=dumb -- CMD: the command was started")
+        print("PASS: TERM=dumb refused with 'use --batch', nothing started")
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        kill_and_remove([load], d)
+
+
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
-         "wrappers": test_wrappers, "keep_outputs": test_keep_outputs}
+         "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
+         "tui_dumb": test_tui_dumb}
 
 
 def main():

@@ -17,9 +17,21 @@ int tui_check_terminal(char *why, size_t n)
 		snprintf(why, n, "schedtop: the live view needs a terminal; use --batch");
 		return -1;
 	}
+	const char *term = getenv("TERM");
 	if (setupterm(NULL, STDOUT_FILENO, &err) != OK) {
-		const char *term = getenv("TERM");
 		snprintf(why, n, "schedtop: cannot use the terminal%s%s%s; use --batch",
+			 term ? " (TERM=" : "", term ? term : "", term ? ")" : "");
+		return -1;
+	}
+	/* A terminal terminfo knows but that cannot place the cursor (TERM=dumb:
+	 * Emacs' shell, some CI consoles; a hardcopy or generic entry):
+	 * newterm takes it, and every redraw came out as a stream of blank
+	 * lines with the footer last, the view never shown (found by a
+	 * review). */
+	const char *cup = tigetstr("cup");
+	if (!cup || cup == (const char *)-1 || tigetflag("hc") > 0 || tigetflag("gn") > 0) {
+		snprintf(why, n, "schedtop: the terminal%s%s%s cannot move the cursor, which the "
+				 "live view needs; use --batch",
 			 term ? " (TERM=" : "", term ? term : "", term ? ")" : "");
 		return -1;
 	}
