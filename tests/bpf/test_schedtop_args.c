@@ -116,10 +116,33 @@ static void test_help_text(void)
 	}
 }
 
+/* An unknown option is named as given: in "-p 1 -Zb" it was said to be
+ * '1', the word before (getopt had not left "-Zb" yet). */
+static void test_unknown_option(void)
+{
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '-Z'", "-p", "1", "-Zb");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '-Z'", "-p", "1", "--batch", "-Zb");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '-Z'", "-p", "1", "-bZ");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '-N'", "-p", "1", "-Nb");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '--bogus'", "-p", "1", "--bogus");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '--batch=3'", "-p", "1", "--batch=3");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "unknown option '--no-bpf=1'", "-p", "1", "--no-bpf=1");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "option needs an argument: -n", "-p", "1", "--batch", "-n");
+	/* the long-only options still work */
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--no-bpf", "--prefix", "load", "--batch");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "record", "-p", "1", "--last", "5s", "--on", "lint",
+	       "--max-events", "2048", "-o", "d");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "metrics", "-p", "1", "--listen", "127.0.0.1:9464");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "metrics", "-p", "1", "--once");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "diff", "a", "b", "--fail-over", "10", "--min-change", "2");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--wait", "--batch");
+}
+
 int main(void)
 {
 	test_record();
 	test_unknown_command();
+	test_unknown_option();
 	test_other_modes_options();
 	test_help_text();
 	if (failures) {

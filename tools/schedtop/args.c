@@ -265,19 +265,22 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 		if (a->mode != M_TOP)
 			first = 2;
 	}
+	/* the long options without a short form: values no short option has,
+	 * so that optopt names an unknown short option (below) */
+#define LONG_ONLY(c) (0x100 | (c))
 	static const struct option lo[] = {
 		{ "pid", required_argument, 0, 'p' },   { "batch", no_argument, 0, 'b' },
 		{ "count", required_argument, 0, 'n' }, { "json", no_argument, 0, 'j' },
 		{ "record", required_argument, 0, 'r' },
 		{ "duration", required_argument, 0, 'd' }, { "warmup", required_argument, 0, 'w' },
 		{ "output", required_argument, 0, 'o' }, { "verbose", no_argument, 0, 'v' },
-		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, 'N' },
-		{ "prefix", required_argument, 0, 'P' },
-		{ "wait", no_argument, 0, 'A' },
-		{ "last", required_argument, 0, 'T' }, { "on", required_argument, 0, 'E' },
-		{ "max-events", required_argument, 0, 'X' },
-		{ "listen", required_argument, 0, 'L' }, { "once", no_argument, 0, 'O' },
-		{ "fail-over", required_argument, 0, 'F' }, { "min-change", required_argument, 0, 'M' },
+		{ "help", no_argument, 0, 'h' },        { "no-bpf", no_argument, 0, LONG_ONLY('N') },
+		{ "prefix", required_argument, 0, LONG_ONLY('P') },
+		{ "wait", no_argument, 0, LONG_ONLY('A') },
+		{ "last", required_argument, 0, LONG_ONLY('T') }, { "on", required_argument, 0, LONG_ONLY('E') },
+		{ "max-events", required_argument, 0, LONG_ONLY('X') },
+		{ "listen", required_argument, 0, LONG_ONLY('L') }, { "once", no_argument, 0, LONG_ONLY('O') },
+		{ "fail-over", required_argument, 0, LONG_ONLY('F') }, { "min-change", required_argument, 0, LONG_ONLY('M') },
 		{ 0, 0, 0, 0 },
 	};
 	char **av = argv + first - 1; /* av[0] stands in for the program name */
@@ -322,46 +325,46 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 			break;
 		case 'o': a->out = optarg; break;
 		case 'v': a->verbose = true; break;
-		case 'N': a->no_bpf = true; break;
-		case 'P':
+		case LONG_ONLY('N'): a->no_bpf = true; break;
+		case LONG_ONLY('P'):
 			if (!optarg[0] || strlen(optarg) > 11 || strchr(optarg, '/'))
 				return usage_err(err, "invalid thread name prefix '%s' (1 to 11 bytes)",
 						 optarg);
 			a->prefix = optarg;
 			prefix_given = true;
 			break;
-		case 'A': a->wait_lib = true; break;
-		case 'T':
-		case 'E':
-		case 'X':
+		case LONG_ONLY('A'): a->wait_lib = true; break;
+		case LONG_ONLY('T'):
+		case LONG_ONLY('E'):
+		case LONG_ONLY('X'):
 			if (a->mode != M_RECORD)
 				return usage_err(err, "--last, --on and --max-events work with record "
 						      "only%s", NULL);
-			if (o == 'T' && (a->last = rec_parse_duration(optarg)) <= 0)
+			if (o == LONG_ONLY('T') && (a->last = rec_parse_duration(optarg)) <= 0)
 				return usage_err(err, "invalid --last '%s' (e.g. 30s, 2m, 500ms)", optarg);
-			if (o == 'E')
+			if (o == LONG_ONLY('E'))
 				a->on = optarg;
-			if (o == 'X' && (!parse_int(optarg, &a->max_events) || a->max_events < 1024 ||
+			if (o == LONG_ONLY('X') && (!parse_int(optarg, &a->max_events) || a->max_events < 1024 ||
 					 a->max_events > 100000000))
 				return usage_err(err, "invalid --max-events '%s' (1024 to 1e8)", optarg);
 			break;
-		case 'L':
+		case LONG_ONLY('L'):
 			if (a->mode != M_METRICS)
 				return usage_err(err, "--listen works with metrics only%s", NULL);
 			a->listen = optarg;
 			break;
-		case 'O':
+		case LONG_ONLY('O'):
 			if (a->mode != M_METRICS)
 				return usage_err(err, "--once works with metrics only%s", NULL);
 			a->once = true;
 			break;
-		case 'F':
+		case LONG_ONLY('F'):
 			if (a->mode != M_DIFF)
 				return usage_err(err, "--fail-over works with diff only%s", NULL);
 			if (!parse_double(optarg, &a->fail_over))
 				return usage_err(err, "invalid --fail-over '%s' (percent >= 0)", optarg);
 			break;
-		case 'M':
+		case LONG_ONLY('M'):
 			if (a->mode != M_DIFF)
 				return usage_err(err, "--min-change works with diff only%s", NULL);
 			if (!parse_double(optarg, &a->min_change))
@@ -369,7 +372,17 @@ int schedtop_parse_args(int argc, char **argv, struct schedtop_args *a, FILE *er
 			break;
 		case 'h': a->help = true; return SCHEDTOP_ARGS_OK;
 		case ':': return usage_err(err, "option needs an argument: %s", av[optind - 1]);
-		default: return usage_err(err, "unknown option '%s'", av[optind - 1]);
+		default:
+			/* An unknown short option: getopt leaves optind on its word
+			 * while more of it is to be read, so av[optind - 1] was the
+			 * word before ("-p 1 -Zb" said "unknown option '1'"). "bjvh":
+			 * a long option given a value it takes none of
+			 * ("--batch=3"), named by its word. */
+			if (optopt > 0 && optopt < 0x100 && !strchr("bjvh", optopt)) {
+				char opt[3] = { '-', (char)optopt, '\0' };
+				return usage_err(err, "unknown option '%s'", opt);
+			}
+			return usage_err(err, "unknown option '%s'", av[optind - 1]);
 		}
 	}
 	a->pos = av + optind;
