@@ -113,6 +113,12 @@ TEST is one of:
             a target that exits during --warmup (trace removed the old
             trace, --record emptied the file); a new file is not left
             behind; a run that works replaces them whole.
+  batch_pipe
+            `schedtop --batch --json 0.2` (-p PID, --no-bpf, and -- CMD)
+            into a pipe whose reader reads one line and leaves (`| head -1`):
+            schedtop ends within seconds, status 1, no message, and stops
+            CMD (SIGPIPE is ignored: the writes failed with EPIPE and it ran
+            on, attached, until the target exited).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1800,9 +1806,45 @@ def test_tui_dumb(st, wl_test, wl, lib):
         kill_and_remove([load], d)
 
 
+def test_batch_pipe(st, wl_test, wl, lib):
+    """The reader of --batch output goes away: schedtop ends."""
+    load = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL)
+    procs = [load]
+    d = tempfile.mkdtemp(prefix="schedtop-pipe-")
+    try:
+        time.sleep(0.3)
+        for what, args in (("-p PID", ["-p", str(load.pid)]),
+                           ("-p PID --no-bpf", ["-p", str(load.pid), "--no-bpf"]),
+                           ("-- CMD", ["--", wl_test, "2", "100000"])):
+            p = subprocess.Popen([st, "--batch", "--json", "0.2"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            procs.append(p)
+            line = readline_within(p, 15)
+            if not line or not line.startswith("{"):
+                fail("%s: no first line: %r %s" % (what, line, p.stderr.read() if p.poll() else ""))
+            child = json.loads(line)["pid"]
+            p.stdout.close()   # as head -1 does
+            try:
+                rc = p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                fail("%s: schedtop still runs 10 s after its reader left" % what)
+            err = p.stderr.read()
+            if rc != 1 or "stdout" in err:
+                fail("%s: rc %d, stderr %r" % (what, rc, err))
+            if what == "-- CMD":
+                time.sleep(0.3)
+                if os.path.exists("/proc/%d" % child):
+                    with open("/proc/%d/stat" % child) as f:
+                        if f.read().split(") ")[1][0] not in "ZX":
+                            fail("-- CMD: the command (pid %d) still runs" % child)
+            print("%s: ended, rc %d, after its reader left" % (what, rc))
+        print("PASS: --batch ends when its reader goes away")
+    finally:
+        kill_and_remove(procs, d)
+
+
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
-         "tui_dumb": test_tui_dumb}
+         "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe}
 
 
 def main():

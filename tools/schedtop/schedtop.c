@@ -545,6 +545,21 @@ static int reap(struct target *t, const char *cmd)
 	return 0;
 }
 
+/* stdout could not take the interval's report: the reader went away
+ * (`schedtop --batch --json | head -n 3`; SIGPIPE is ignored, so the
+ * writes failed with EPIPE and schedtop ran on, attached, until the
+ * target exited: found by a review), or a disk filled. The run ends, exit
+ * 1; said on stderr unless it is the pipe's reader that left. */
+static bool stdout_failed(void)
+{
+	if (!ferror(stdout))
+		return false;
+	int e = errno;
+	if (e != EPIPE)
+		fprintf(stderr, "schedtop: writing the report to stdout: %s\n", strerror(e));
+	return true;
+}
+
 static int run_batch(struct mon *m, struct stall *st, struct target *t, double interval,
 		     long count, bool json, FILE *rec)
 {
@@ -552,6 +567,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	struct interval *iv = calloc(1, sizeof(*iv));
 	struct lint_state ls = { 0 };
 	unsigned seq = 0;
+	int rc = 0;
 	if (!prev || !cur || !iv) {
 		free(prev); free(cur); free(iv);
 		return 1;
@@ -618,13 +634,17 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 		struct snap *x = prev;
 		prev = cur;
 		cur = x;
+		if (stdout_failed()) {
+			rc = 1;
+			break;
+		}
 		if (last)
 			break;
 	}
 	free(prev);
 	free(cur);
 	free(iv);
-	return 0;
+	return rc;
 }
 
 struct trace_ctx {
@@ -960,6 +980,7 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 	}
 	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
 	bool tty = !batch && isatty(1);
+	int rc = 0;
 	if (!json)
 		printf("Watching pid %d without BPF (perf_event_open + /proc). Ctrl-C to stop.\n",
 		       t->pid);
@@ -991,12 +1012,16 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 				printf("\n");
 		}
 		fflush(stdout);
+		if (stdout_failed()) {
+			rc = 1;
+			break;
+		}
 		if (last)
 			break;
 	}
 	fb_close(fb);
 	free(fb);
-	return 0;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ main */
