@@ -82,6 +82,10 @@ TEST is one of:
             terminal cannot move the cursor, to use --batch, and exits 1
             within seconds, the command not started (it ran, and each redraw
             scrolled the screen: blank lines and the footer, never the view).
+  tui_empty the live view of a weft process with no runtime yet
+            (late_rt_target before its SIGUSR1) at 80x24: views 1, 2 and 3
+            drawn with 0 workers; the histogram titles say p50- p99- for
+            every box (tasks/steal said "p50<0 p99<0").
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
@@ -1842,9 +1846,57 @@ def test_batch_pipe(st, wl_test, wl, lib):
         kill_and_remove(procs, d)
 
 
+def test_tui_empty(st, wl_test, wl, lib):
+    """The live view with no runtime, no worker and no sample."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    target = os.path.join(os.path.dirname(wl_test), "late_rt_target")
+    tp = subprocess.Popen([target, "1"], stdout=subprocess.PIPE, text=True)
+    T = [tmux, "-L", "schedtop-tuiempty-%d" % os.getpid()]
+
+    def cap():
+        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                              text=True).stdout
+
+    def wait_for(text):
+        end = time.time() + 10
+        while time.time() < end:
+            c = cap()
+            if text in c:
+                return c
+            time.sleep(0.2)
+        fail("%r never appeared; screen:\n%s" % (text, cap()))
+    try:
+        ready = readline_within(tp, 10)
+        if not ready or not ready.startswith("ready "):
+            fail("late_rt_target: %r" % ready)
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                            "%s -p %s 0.3; sleep 30" % (st, ready.split()[1])], check=True)
+        one = wait_for("1 workers")
+        if "workers 0" not in one.split("\n")[0]:
+            fail("header: %r" % one.split("\n")[0])
+        subprocess.run(T + ["send-keys", "-t", "st", "2"])
+        wait_for("2 steal matrix")
+        subprocess.run(T + ["send-keys", "-t", "st", "3"])
+        three = wait_for("3 histograms")
+        titles = [l for l in three.split("\n") if " n=" in l]
+        print("\n".join(titles))
+        if len(titles) != 2 or three.count(" n=0 ") != 4:
+            fail("histogram titles: %r" % titles)
+        if three.count("p50- p99-") != 4:
+            fail("an empty histogram without '-' percentiles: %r" % titles)
+        print("PASS: views 1 2 3 with no runtime; empty histograms say p50- p99-")
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        tp.kill()
+        tp.wait()
+
+
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
-         "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe}
+         "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe,
+         "tui_empty": test_tui_empty}
 
 
 def main():

@@ -381,6 +381,10 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 	if (time) {
 		fmt_pct(p50, sizeof(p50), b50);
 		fmt_pct(p99, sizeof(p99), b99);
+	} else if (!total) {
+		/* no sample: "-" as the time boxes say, where it read "p50<0" */
+		snprintf(p50, sizeof(p50), "-");
+		snprintf(p99, sizeof(p99), "-");
 	} else {
 		/* HIST_OPEN: the top bucket, 2^63 and up */
 		snprintf(p50, sizeof(p50), "%s%llu", b50 == HIST_OPEN ? ">=" : "<",
