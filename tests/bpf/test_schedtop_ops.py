@@ -123,6 +123,10 @@ TEST is one of:
             schedtop ends within seconds, status 1, no message, and stops
             CMD (SIGPIPE is ignored: the writes failed with EPIPE and it ran
             on, attached, until the target exited).
+  hangup    SIGHUP to `schedtop --batch --json 0.2 -- CMD` (its terminal
+            hung up): it ends as on SIGTERM - a final object ending
+            "signal", status 0, CMD stopped (it was killed where it stood,
+            CMD running on). Started with SIGHUP ignored (nohup), it runs on.
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -1893,9 +1897,49 @@ def test_tui_empty(st, wl_test, wl, lib):
         tp.wait()
 
 
+def test_hangup(st, wl_test, wl, lib):
+    """SIGHUP ends schedtop as SIGTERM does, unless it was ignored."""
+    procs = []
+    d = tempfile.mkdtemp(prefix="schedtop-hup-")
+    try:
+        for nohup in (False, True):
+            pre = (lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if nohup else None
+            p = subprocess.Popen([st, "--batch", "--json", "0.2", "--", wl_test, "2", "100000"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=pre)
+            procs.append(p)
+            line = readline_within(p, 15)
+            if not line or not line.startswith("{"):
+                fail("nohup %s: no first line: %r" % (nohup, line))
+            child = json.loads(line)["pid"]
+            p.send_signal(signal.SIGHUP)
+            if nohup:
+                time.sleep(1.0)
+                if p.poll() is not None:
+                    fail("started with SIGHUP ignored, it ended on SIGHUP (rc %s)" % p.returncode)
+                p.terminate()
+            try:
+                out, err = p.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                fail("nohup %s: 15 s after the signal, schedtop or CMD (pid %d) still holds its stdout" % (nohup, child))
+            last = [l for l in out.splitlines() if l.startswith("{")][-1]
+            obj = json.loads(last)
+            if p.returncode != 0 or not obj.get("final") or obj.get("end") != "signal":
+                fail("nohup %s: rc %d, last object %s, stderr %r" % (nohup, p.returncode, last[:200], err))
+            time.sleep(0.3)
+            if os.path.exists("/proc/%d" % child):
+                with open("/proc/%d/stat" % child) as f:
+                    if f.read().split(") ")[1][0] not in "ZX":
+                        fail("nohup %s: the command (pid %d) still runs" % (nohup, child))
+            print("nohup %s: ended on %s, final object, CMD stopped" % (nohup, "SIGTERM" if nohup else "SIGHUP"))
+        print("PASS: a hang-up ends schedtop as SIGTERM does, unless ignored")
+    finally:
+        kill_and_remove(procs, d)
+
+
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
-         "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe,
+         "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty}
 
 

@@ -1072,6 +1072,12 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_sig }; /* no SA_RESTART: waits end early */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* The terminal hung up (ssh dropped, tmux killed): end as on SIGTERM -
+	 * detach, stop CMD, say where its log is - instead of dying where
+	 * it stands. Not when started ignoring it (nohup). */
+	struct sigaction old_hup;
+	if (!sigaction(SIGHUP, NULL, &old_hup) && old_hup.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct mon m;
