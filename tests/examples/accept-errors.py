@@ -71,7 +71,11 @@ def served(port, kind):
     s = connect(port, 2)
     try:
         return exchange(s, kind)
-    except socket.timeout:
+    except (socket.timeout, ConnectionError):
+        # not this time: proxy's relays of the closed clients still in
+        # its backlog hold fds for a moment, and a relay whose connect to
+        # the target fails (EMFILE) closes its client over the unread
+        # request, a reset (the caller tries again, for up to 5 s)
         return False
     finally:
         s.close()
