@@ -167,6 +167,9 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 	 * down), so a select woken at the tick found the arm pending and
 	 * said -ETIMEDOUT (found by a review). */
 	/* the budget as weft_timer_poll's */
+	if (!iv->period_ns) /* a poll form has no error to return */
+		weft__die("the interval has no period (never "
+			  "given to weft_interval_init)");
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	if (weft__now_ns() >= iv->next_ns) {
@@ -184,7 +187,9 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 
 int weft_interval_tick(struct weft_interval *iv)
 {
-	if (!iv)
+	/* no period: a zeroed interval never initialised (it divided by
+	 * zero: SIGFPE; a review) */
+	if (!iv || !iv->period_ns)
 		return -EINVAL;
 	int rc = weft_sleep_until(iv->next_ns);
 	if (rc)

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -636,6 +637,33 @@ Test(timers, interval_reset_to_no_period_is_einval, .timeout = WT_TMO(10))
 	cr_assert_eq(weft_interval_reset(&iv, 5 * 1000000ull), 0, "a period of its own is fine");
 	cr_assert_eq(weft_interval_tick(&iv), 0);
 	cr_assert_eq(weft_interval_tick(&iv), 0);
+}
+
+/* A zeroed interval never given to weft_interval_init: the blocking tick
+ * says -EINVAL, the poll form (no error return) aborts with a message.
+ * Both divided by the zero period before: SIGFPE, nothing said. */
+Test(timers, interval_never_initialised_is_einval, .timeout = WT_TMO(10))
+{
+	struct weft_interval iv = { 0 };
+	cr_assert_eq(weft_interval_tick(&iv), -EINVAL);
+	cr_assert_eq(iv.next_ns, 0, "nothing changes on -EINVAL");
+}
+
+static enum weft_poll zeroed_interval_poll(void *arg, struct weft_cx *cx)
+{
+	return weft_interval_poll_tick(arg, cx);
+}
+
+Test(timers, interval_never_initialised_poll_form_aborts, .signal = SIGABRT,
+     .timeout = WT_TMO(10))
+{
+	static struct weft_interval iv; /* zeroed */
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(NULL, &rt), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, zeroed_interval_poll, &iv, NULL, &t), 0);
+	(void)weft_join(t, NULL);
+	cr_assert_fail("the poll form on a zeroed interval returned");
 }
 
 /* An interval whose period is "never" (WEFT_FOREVER, or anything that

@@ -76,8 +76,12 @@ struct weft_interval {
 };
 /* -EINVAL for a NULL iv or a zero period. */
 WEFT_API int weft_interval_init(struct weft_interval *iv, uint64_t period_ns);
+/* The poll form on an interval never initialised (no period) aborts with
+ * a message: it has no error to return. */
 WEFT_API enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx *cx);
-/* Blocking-style: 0 at the next tick, -EDEADLK from a poll task. */
+/* Blocking-style: 0 at the next tick, -EDEADLK from a poll task,
+ * -ECANCELED in a cancelled fiber (and its weft_block_in_place fn),
+ * -EINVAL for a NULL iv or one never initialised. */
 WEFT_API int weft_interval_tick(struct weft_interval *iv);
 WEFT_API void weft_interval_cancel(struct weft_interval *iv);
 /* How ticks missed from now on are handled (the default is SKIP): 0, or
