@@ -61,6 +61,10 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 {
 	if (!rt || pid <= 0)
 		return -EINVAL;
+	/* Before the reap: in a forked child, a child that had ended was
+	 * reaped and 0 returned on the parent's runtime (weft.h: -ECHILD) */
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd < 0)
 		return -errno; /* -ESRCH: no such process; -ENOSYS before Linux 5.3 */
@@ -160,6 +164,8 @@ int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
 {
 	if (!rt || pid <= 0 || !out)
 		return -EINVAL;
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	int pfd = weft__child_pidfd(pid);
 	if (pfd < 0)
 		return pfd;

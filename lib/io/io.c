@@ -315,6 +315,19 @@ static bool shut_down(struct weft_runtime *rt)
 	return atomic_load_explicit(&rt->closed, memory_order_seq_cst);
 }
 
+/* The first check of the calls that make a socket and register it (a
+ * connect, a listen, a bind): -ECHILD in a forked child, -ESHUTDOWN once
+ * shutdown has begun, else 0. Before the socket is made: the child's
+ * connect reached the peer (a connection in the parent's listener's queue
+ * that nobody asked for) and a bind took the address, before the
+ * registration said -ECHILD (found by a review). */
+static int refuse_new_socket(struct weft_runtime *rt)
+{
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
+	return shut_down(rt) ? -ESHUTDOWN : 0;
+}
+
 static int io_unref(struct weft_io *io);
 static void io_ref(struct weft_io *io);
 static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -2100,8 +2113,9 @@ int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr *addr, s
 {
 	if (!rt || !addr || !out)
 		return -EINVAL;
-	if (shut_down(rt))
-		return -ESHUTDOWN;
+	int rc = refuse_new_socket(rt);
+	if (rc)
+		return rc;
 	return connect_until(rt, addr, len, SOCK_STREAM, deadline_after(timeout_ns), out);
 }
 
@@ -2322,8 +2336,9 @@ int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port, in
 {
 	if (!rt || !out || backlog < 0)
 		return -EINVAL;
-	if (shut_down(rt))
-		return -ESHUTDOWN; /* before resolving */
+	int rc = refuse_new_socket(rt); /* before resolving */
+	if (rc)
+		return rc;
 	return bind_socket(rt, host, port, SOCK_STREAM, backlog, out);
 }
 
@@ -2331,8 +2346,9 @@ int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port, stru
 {
 	if (!rt || !out)
 		return -EINVAL;
-	if (shut_down(rt))
-		return -ESHUTDOWN;
+	int rc = refuse_new_socket(rt);
+	if (rc)
+		return rc;
 	return bind_socket(rt, host, port, SOCK_DGRAM, 0, out);
 }
 
@@ -2341,12 +2357,13 @@ static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port
 {
 	if (!rt || !host || !out)
 		return -EINVAL;
-	if (shut_down(rt))
-		return -ESHUTDOWN; /* before resolving */
+	int rc = refuse_new_socket(rt); /* before resolving */
+	if (rc)
+		return rc;
 	uint64_t deadline = deadline_after(timeout_ns);
 	struct addrinfo *ai;
 	/* the time limit covers the lookup too (io.h) */
-	int rc = resolve(rt, host, port, false, type, &ai, deadline);
+	rc = resolve(rt, host, port, false, type, &ai, deadline);
 	if (rc)
 		return rc;
 	/* Every address in order until one connects (Happy Eyeballs is not
@@ -2535,7 +2552,7 @@ static int unix_start(struct weft_runtime *rt, const char *path, struct sockaddr
 	int rc = unix_addr(path, sa, len);
 	if (rc)
 		return rc;
-	return shut_down(rt) ? -ESHUTDOWN : 0;
+	return refuse_new_socket(rt);
 }
 
 int weft_unix_listen(struct weft_runtime *rt, const char *path, int backlog,

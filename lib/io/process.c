@@ -292,6 +292,11 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 		memset(out, 0, sizeof(*out));
 	if (!rt || !file || !*file || !argv || !argv[0] || !out)
 		return -EINVAL;
+	/* Before the spawn: in a forked child the program was started, and
+	 * killed again once the registration said -ECHILD (or the spawn's
+	 * error, -ENOENT, came instead; found by a review). */
+	if (WEFT__FORKED(rt))
+		return -ECHILD;
 	struct weft_process_opts o;
 	int rc = read_process_opts(opts, &o);
 	if (rc)

@@ -7,12 +7,15 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <netdb.h>
+#include <stdio.h>
+#include <string.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -167,6 +170,69 @@ Test(fork, child_close_of_a_registration_leaves_the_parents_alone, .timeout = WT
 	weft_join(t, NULL);
 	cr_assert_eq(weft_io_close(io), 0);
 	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * The calls that make a connection or a socket on rt, in the child: they
+ * did the connect(2) (or bind, or posix_spawn) first and learnt of the
+ * fork only from the registration after it, so the parent's listener
+ * found a connection in its queue that no caller of its had made, and
+ * the error was the socket's or the spawn's (-EADDRINUSE, -ENOENT) rather
+ * than -ECHILD (weft.h: every call taking a pre-fork runtime says -ECHILD
+ * before touching anything).
+ */
+Test(fork, child_connects_and_spawns_say_echild_before_acting, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/weft-fork-%d.sock", (int)getpid());
+	unlink(path);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	cr_assert_geq(lfd, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	strcpy(sa.sun_path, path);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 8), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		int bad = 0;
+		struct weft_io *io = NULL;
+		if (weft_unix_connect(rt, path, &io) != -ECHILD)
+			bad |= 1;
+		if (weft_connect(rt, (struct sockaddr *)&sa, sizeof(sa), &io) != -ECHILD)
+			bad |= 2;
+		if (weft_unix_listen(rt, path, 0, &io) != -ECHILD) /* exists: EADDRINUSE */
+			bad |= 4;
+		char *argv[] = { "weft-no-such-program", NULL };
+		struct weft_process p;
+		if (weft_process_spawn(rt, "/nonexistent/weft-no-such-program", argv, NULL, &p) !=
+		    -ECHILD)
+			bad |= 8;
+		pid_t gc = fork(); /* the child's own child: no runtime of the parent's in it */
+		if (gc == 0)
+			_exit(0);
+		usleep(20000);
+		if (weft_child_wait(rt, gc, NULL, 0) != -ECHILD || weft_child_open(rt, gc, &io) != -ECHILD)
+			bad |= 16;
+		waitpid(gc, NULL, 0);
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	int c = accept(lfd, NULL, NULL);
+	int e = errno;
+	if (c >= 0)
+		close(c);
+	close(lfd);
+	unlink(path);
+	cr_assert(WIFEXITED(st), "child: status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: not -ECHILD from mask %#x (1 unix_connect, 2 connect, "
+		     "4 unix_listen, 8 process_spawn, 16 child_wait/open)", WEXITSTATUS(st));
+	cr_assert(c < 0 && (e == EAGAIN || e == EWOULDBLOCK),
+		  "the parent's listener got a connection the child made");
 	wt_rt_destroy(rt);
 }
 
