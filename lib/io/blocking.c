@@ -596,7 +596,12 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 	if (!fn)
 		return -EINVAL;
 	struct weft__ctx *ctx = weft__ctx();
-	if (!ctx || !ctx->worker || !ctx->core) {
+	/* A child forked by a task: its thread holds its copy of a core of
+	 * the parent's runtime, and a hand-off gave that core to a spare -
+	 * none in the child, so a new thread was started there, which ran
+	 * the parent's tasks queued on the core in the child (found by a
+	 * review). fn runs here; nothing of the runtime is touched. */
+	if (!ctx || !ctx->worker || !ctx->core || __builtin_expect(weft__forked_task, 0)) {
 		void *r = fn(arg);
 		if (result)
 			*result = r;

@@ -435,6 +435,58 @@ Test(fork, from_a_blocking_job_or_block_on, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * weft_block_in_place in a child forked by a fiber: the child's thread
+ * holds its copy of the parent's core, and the call handed that core to a
+ * spare thread - none in the child, so it started one (pthread_create),
+ * which ran the parent's tasks queued on the core in the child: their
+ * side effects twice (found by a review). In the child, fn runs where it
+ * is, as on a thread without a core, and nothing of the runtime moves.
+ */
+static atomic_int g_queued_ran;
+static enum weft_poll count_ran(void *s, struct weft_cx *cx)
+{
+	atomic_fetch_add(&g_queued_ran, 1);
+	return WEFT_READY;
+}
+
+static void *nap_100ms(void *a)
+{
+	usleep(100000);
+	return a;
+}
+
+static void *fork_and_block_in_place(void *a)
+{
+	struct weft_runtime *rt = a;
+	/* queued on this core (its LIFO slot and ring) when the fork comes */
+	for (int i = 0; i < 64; i++)
+		weft_spawn_poll(rt, count_ran, NULL, NULL, NULL);
+	pid_t pid = fork();
+	if (pid != 0)
+		return (void *)(intptr_t)pid;
+	alarm(5);
+	no_core_dump();
+	int before = atomic_load(&g_queued_ran);
+	void *r = NULL;
+	int rc = weft_block_in_place(nap_100ms, (void *)7, &r);
+	int after = atomic_load(&g_queued_ran);
+	_exit(rc != 0 || r != (void *)7 ? 2 : after != before ? 1 : 0);
+}
+
+Test(fork, a_childs_block_in_place_runs_none_of_the_parents_tasks, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, fork_and_block_in_place, rt, &t), 0);
+	int st = child_status(t);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "child: exited %d / signal %d (1: the parent's queued tasks ran in the child; "
+		  "2: fn did not run; SIGALRM: a hang)",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	wt_rt_destroy(rt);
+}
+
 Test(fork, a_childs_fiber_returning_into_the_runtime_ends_the_child, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(2);

@@ -9,9 +9,10 @@
  * weft_io_poll_ready has no error return: it must not be used there.
  * Forked from inside a task (a fiber, a poll, a blocking job), the child
  * goes on in that task's code on the parent's copy of the runtime: its
- * waits and weft_yield return -ECHILD instead of suspending, and it must
- * exec or _exit - returning from the fiber or poll into the runtime ends
- * the child with a message and abort().
+ * waits and weft_yield return -ECHILD instead of suspending (and
+ * weft_block_in_place runs its fn right there), and it must exec or
+ * _exit - returning from the fiber or poll into the runtime ends the
+ * child with a message and abort().
  *
  * Conventions (every call below):
  *  - Calls return 0 or a negative errno value; nothing is reported through
