@@ -1899,7 +1899,7 @@ def test_tui_empty(st, wl_test, wl, lib):
 
 def test_hangup(st, wl_test, wl, lib):
     """SIGHUP ends schedtop as SIGTERM does, unless it was ignored."""
-    procs = []
+    procs, children = [], []
     d = tempfile.mkdtemp(prefix="schedtop-hup-")
     try:
         for nohup in (False, True):
@@ -1912,6 +1912,7 @@ def test_hangup(st, wl_test, wl, lib):
             if not line or not line.startswith("{"):
                 fail("nohup %s: no first line: %r" % (nohup, line))
             child = json.loads(line)["pid"]
+            children.append(child)
             p.send_signal(signal.SIGHUP)
             if nohup:
                 time.sleep(1.0)
@@ -1935,6 +1936,13 @@ def test_hangup(st, wl_test, wl, lib):
         print("PASS: a hang-up ends schedtop as SIGTERM does, unless ignored")
     finally:
         kill_and_remove(procs, d)
+        for c in children:  # a CMD left running by a failure
+            try:
+                with open("/proc/%d/cmdline" % c, "rb") as f:
+                    if wl_test.encode() in f.read():
+                        os.kill(c, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
