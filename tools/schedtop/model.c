@@ -782,7 +782,11 @@ void snap_write(FILE *f, const struct snap *s, unsigned seq)
 	fprintf(f, ",\"hbins\":%u}\n", (unsigned)WEFT_BPF_HIST_SLOTS);
 	for (unsigned i = 0; i < WEFT_BPF_SLOTS; i++) {
 		const struct weft_bpf_core *c = &s->cores[i];
-		if (!core_active(c) && !c->oncpu_ns)
+		/* also a core known only by its runtime (the registry lists
+		 * it, no probe yet): left out, the replay took it as new in
+		 * the next snapshot and counted all its polls since the
+		 * runtime started into that interval */
+		if (!core_active(c) && !c->oncpu_ns && !c->rt_id)
 			continue;
 		fprintf(f, "{\"snap\":%u,\"slot\":%u,\"state\":%u,\"tid\":%u,\"core\":%u", seq, i,
 			c->state, c->tid, c->core);
