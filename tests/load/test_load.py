@@ -59,6 +59,11 @@ TEST is one of:
               events, or the --write-trace file; none without either), not
               always out/trace.json.
 
+  report-latency  a latency file (schedtop trace FILE.latency.json) whose
+              percentiles fall in the runtime's open top bucket
+              (18446744073709551615, docs/OBSERVABILITY.md): the page says
+              at least 2.1 s, not 18446744073.71 s (584 years).
+
   report-partial  the report's write fails midway (a 4 KiB file size
               limit): exit 1 with one line, the previous report left as it
               was, no partial or temporary file.
@@ -834,6 +839,37 @@ def test_report_embed(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_latency(src, load):
+    """found by a review of the trace tools (2026-12-06): schedtop writes a
+    percentile in the runtime histograms' open top bucket (every wait from
+    2.1 s up) as 18446744073709551615 (2^64 - 1, no bound) and shows it as
+    >=2.1s; the report formatted that number as a duration,
+    "18446744073.71 s", for a 3 s wake -> poll delay."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        lat = os.path.join(d, "run.latency.json")
+        top = 18446744073709551615
+        with open(lat, "w") as f:
+            json.dump({"schema": "schedtop-latency/1", "latency": [
+                {"rt": "0x55d73e8302a0", "workers": 2, "polls_timed": 216, "wakes_timed": 215,
+                 "poll_p50_ns": 2048, "poll_p99_ns": top, "wake_p50_ns": 524288,
+                 "wake_p99_ns": top, "ended": 0}]}, f)
+        out = os.path.join(d, "report.html")
+        p = report_run("--load", lp, "--no-bpf", "x", "--latency", lat, "-o", out)
+        check(p.returncode == 0, "exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        page = open(out, encoding="utf-8").read()
+        m = re.search(r'<section id="poll-latency">(.*?)</section>', page, re.S)
+        check(m, "no poll-latency section")
+        sec = m.group(1)
+        check("18446744073" not in sec, "the open top bucket shown as a duration: %s" % sec[-700:])
+        check(sec.count("\u2265 2.15 s") == 2, "the open top bucket is not shown as \u2265 2.15 s: %s" % sec[-700:])
+        check("2.0 µs" in sec and "524.3 µs" in sec, "the finite percentiles changed: %s" % sec[-700:])
+        print("ok: report: a percentile in the open top bucket reads as at least 2.15 s")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_trace(src, load):
     """found by a review of the tools (2026-12-05): --write-trace beside
     --events was silently ignored; the notes always named out/trace.json."""
@@ -988,6 +1024,8 @@ def main():
         test_report_embed(src, load)
     elif test == "report-trace":
         test_report_trace(src, load)
+    elif test == "report-latency":
+        test_report_latency(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
     elif test == "report-partial":

@@ -49,6 +49,21 @@ def fmt_ns(ns):
     return "%.2f s" % (ns / 1e9)
 
 
+# schedtop's percentile in the runtime histograms' open top bucket (every
+# value from 2^31 ns up): 2^64 - 1, "no bound" (docs/OBSERVABILITY.md).
+HIST_OPEN = 2 ** 64 - 1
+HIST_OPEN_FROM_NS = 2 ** 31
+
+
+def fmt_lat_ns(ns):
+    """A percentile of schedtop's latency JSON: a bucket's upper bound, or
+    at least the open top bucket's lower bound (formatted as a duration,
+    2^64 - 1 read "18446744073.71 s")."""
+    if ns == HIST_OPEN:
+        return "\u2265 " + fmt_ns(HIST_OPEN_FROM_NS)
+    return fmt_ns(ns)
+
+
 def fmt_num(x):
     x = float(x)
     if abs(x) >= 1e9:
@@ -770,8 +785,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
             s.append('<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>'
                      '<td>%s / %s</td></tr>'
                      % (esc(r["rt"]) + (" (%d ended)" % r["ended"] if r.get("ended", 0) > 1
-                                          else " (ended)" if r.get("ended") else ""), r["workers"], fmt_ns(r["poll_p50_ns"]), fmt_ns(r["poll_p99_ns"]),
-                        fmt_ns(r["wake_p50_ns"]), fmt_ns(r["wake_p99_ns"]),
+                                          else " (ended)" if r.get("ended") else ""), r["workers"], fmt_lat_ns(r["poll_p50_ns"]), fmt_lat_ns(r["poll_p99_ns"]),
+                        fmt_lat_ns(r["wake_p50_ns"]), fmt_lat_ns(r["wake_p99_ns"]),
                         fmt_num(r["polls_timed"]), fmt_num(r["wakes_timed"])))
         s.append('</table>')
     else:
