@@ -355,6 +355,80 @@ static void test_record_replay_attach(void)
 	free(replay);
 }
 
+/* A recording damaged in the middle - a line cut short, a header or end
+ * line lost, a line that is not an object - is malformed where it is
+ * damaged: snap_read says so (-1) for that snapshot, after reading the
+ * whole ones before it. Read as they came, a cut core line gave its
+ * other counters as 0 and `schedtop report` printed a core's polls as 0
+ * and then 384k/s, exit 0. */
+static int read_all(const char *text, int *whole)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	FILE *m = fmemopen((void *)text, strlen(text), "r");
+	int r;
+	*whole = 0;
+	while ((r = snap_read(m, s)) == 1)
+		(*whole)++;
+	fclose(m);
+	free(s);
+	return r;
+}
+
+static void test_record_damaged(void)
+{
+	const uint64_t sec = 1000000000ull;
+	struct snap *s = calloc(1, sizeof(*s));
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	for (unsigned k = 0; k < 3; k++) {
+		set_core(s, (k + 1) * sec, 0x2000, 1000 * (k + 1));
+		s->cores[0].tid = 7;
+		s->matrix[0][0].ops = k + 1;
+		snap_write(m, s, k);
+	}
+	fclose(m);
+	int whole, r = read_all(buf, &whole);
+	CHECK(r == 0 && whole == 3, "intact: r %d, %d snapshots", r, whole);
+	/* the lines of snapshot 1: header, core, steal cell, end */
+	char *l[4], *p = buf;
+	for (int i = 0; i < 4 * 1; i++)
+		p = strchr(p, '\n') + 1;
+	for (int i = 0; i < 4; i++) {
+		l[i] = p;
+		p = strchr(p, '\n') + 1;
+	}
+	char *cut = malloc(len + 64);
+	struct {
+		const char *what;
+		size_t at, skip;   /* drop [at, at+skip) */
+		const char *put;   /* then insert this */
+	} d[] = {
+		{ "core line cut short", (size_t)(l[1] - buf) + 120, (size_t)(l[2] - l[1]) - 121, "" },
+		{ "steal cell cut short", (size_t)(l[2] - buf) + 30, (size_t)(l[3] - l[2]) - 31, "" },
+		{ "header lost", (size_t)(l[0] - buf), (size_t)(l[1] - l[0]), "" },
+		{ "end line lost", (size_t)(l[3] - buf), (size_t)(p - l[3]), "" },
+		{ "a line that is not an object", (size_t)(l[2] - buf), 0, "garbage\n" },
+	};
+	for (size_t k = 0; k < sizeof(d) / sizeof(d[0]); k++) {
+		memcpy(cut, buf, d[k].at);
+		strcpy(cut + d[k].at, d[k].put);
+		strcat(cut, buf + d[k].at + d[k].skip);
+		r = read_all(cut, &whole);
+		CHECK(r == -1 && whole == 1, "%s: r %d after %d whole snapshots, want -1 after 1",
+		      d[k].what, r, whole);
+	}
+	/* blank lines are no damage */
+	memcpy(cut, buf, (size_t)(l[2] - buf));
+	strcpy(cut + (l[2] - buf), "\n");
+	strcat(cut, l[2]);
+	r = read_all(cut, &whole);
+	CHECK(r == 0 && whole == 3, "a blank line: r %d, %d snapshots", r, whole);
+	free(cut);
+	free(buf);
+	free(s);
+}
+
 static void test_recorded(void)
 {
 	unsigned lints[16];
@@ -908,6 +982,7 @@ int main(int argc, char **argv)
 	test_event_after_snapshot();
 	test_polls_restart();
 	test_record_replay_attach();
+	test_record_damaged();
 	test_recorded();
 	/* imbalance needs LINT_IMBALANCE_INTERVALS (3) intervals in a row */
 	test_lint("imbalance.snap.jsonl", 4, 1u << LINT_IMBALANCE, 0);

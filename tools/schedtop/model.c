@@ -831,16 +831,47 @@ static void parse_list(const char *str, unsigned long long *out, unsigned n)
 	}
 }
 
+/*
+ * Every line of a snapshot is one whole object of that snapshot: the header
+ * first, then its cores and steal cells, then its end line, each with the
+ * header's "snap" number. A line cut short (a copy taken while schedtop
+ * wrote, a disk that filled), a header or end line lost, or a line that is
+ * not an object made the snapshot malformed; they were read as they came -
+ * a cut core line's other counters as 0, the next snapshot's lines into
+ * this one, a snapshot without a header at time 0 - and `schedtop report`
+ * printed what followed from them (a core's polls 0, then 384k/s) with
+ * exit 0 (found by a review).
+ */
+static bool snap_line_whole(char *line)
+{
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	return n >= 2 && line[0] == '{' && line[n - 1] == '}';
+}
+
 int snap_read(FILE *f, struct snap *s)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	bool any = false;
+	uint64_t seq = 0;
 	memset(s, 0, sizeof(*s));
 	while (getline(&line, &cap, f) > 0) {
 		uint64_t v;
-		if (line[0] != '{')
-			continue;
+		if (line[strspn(line, " \t\r\n")] == '\0')
+			continue; /* a blank line */
+		if (!snap_line_whole(line) || !jf_u64(line, "snap", &v))
+			goto bad;
+		if (!any) {
+			/* the header: neither a core, a steal cell nor an end */
+			if (!jf_u64(line, "ts_ns", &seq) || jf_u64(line, "slot", &seq) ||
+			    jf_u64(line, "thief", &seq) || jf_u64(line, "end", &seq))
+				goto bad;
+			seq = v;
+		} else if (v != seq) {
+			goto bad; /* this snapshot's end line is missing */
+		}
 		any = true;
 		if (jf_u64(line, "end", &v)) {
 			free(line);

@@ -214,7 +214,9 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 
 /* Snapshot recording (JSON lines, flat objects) for fixtures. */
 void snap_write(FILE *f, const struct snap *s, unsigned seq);
-/* Read the next snapshot; 1 on success, 0 at EOF, -1 on a malformed file. */
+/* Read the next snapshot; 1 on success, 0 at EOF, -1 on a malformed file
+ * (a line cut short or not an object, a header or end line missing, a line
+ * of another snapshot). */
 int snap_read(FILE *f, struct snap *s);
 
 /* Tiny flat-JSON helpers (our own files only: one object per line,
