@@ -491,6 +491,43 @@ static size_t fx_count(const char *name, const char *needle)
 	return n;
 }
 
+/* `schedtop convert` of an events file damaged in the middle: a line cut
+ * short (its steal read as victim 0, 0 tasks) or a line that is not an
+ * object (skipped) was taken silently, exit 0; it is a bad line, named. */
+static void test_trace_damaged(void)
+{
+	static const char good[] =
+		"{\"ts_ns\":100,\"type\":\"park\",\"core\":0,\"tid\":7,\"cpu\":0,\"rt\":1,"
+		"\"kind\":0,\"local_depth\":0,\"inject_depth\":0}\n"
+		"\n"
+		"{\"ts_ns\":200,\"type\":\"steal\",\"core\":1,\"tid\":8,\"cpu\":1,\"rt\":1,"
+		"\"victim\":0,\"n\":118,\"victim_depth\":236}\n";
+	const char *bad[] = {
+		"{\"ts_ns\":100,\"type\":\"park\",\"core\":0,\"tid\":7}\n"
+		"{\"ts_ns\":200,\"type\":\"steal\",\"core\":1,\"tid\":8,\"cpu\":1,\"rt\":1,\"vic\n"
+		"{\"ts_ns\":300,\"type\":\"park\",\"core\":1,\"tid\":8}\n",
+		"{\"ts_ns\":100,\"type\":\"park\",\"core\":0,\"tid\":7}\n"
+		"garbage\n"
+		"{\"ts_ns\":300,\"type\":\"park\",\"core\":1,\"tid\":8}\n",
+	};
+	struct evbuf b = { 0 };
+	size_t line = 0;
+	FILE *m = fmemopen((void *)good, sizeof(good) - 1, "r");
+	CHECK(trace_jsonl_read(m, &b, &line) == 0 && b.n == 2 && b.ev[1].a1 == 118,
+	      "intact (a blank line in it): %zu events, bad line %zu", b.n, line);
+	fclose(m);
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		evbuf_free(&b);
+		line = 0;
+		m = fmemopen((void *)bad[k], strlen(bad[k]), "r");
+		int r = trace_jsonl_read(m, &b, &line);
+		fclose(m);
+		CHECK(r == -EINVAL && line == 2, "damaged file %zu: r %d, bad line %zu, want line 2",
+		      k, r, line);
+	}
+	evbuf_free(&b);
+}
+
 static void test_trace(void)
 {
 	size_t want_events = fx_count("steal-trace.jsonl", NULL);
@@ -1004,6 +1041,7 @@ int main(int argc, char **argv)
 	/* queued tasks read at one end only are not a stuck worker */
 	test_lint("stuck-once.snap.jsonl", 1, 0, 0);
 	test_trace();
+	test_trace_damaged();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

@@ -120,8 +120,19 @@ int trace_jsonl_read(FILE *f, struct evbuf *b, size_t *bad_line)
 	int rc = 0;
 	while (getline(&line, &cap, f) > 0) {
 		lineno++;
-		if (line[0] != '{')
-			continue;
+		size_t n = strlen(line);
+		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+			     line[n - 1] == '\t'))
+			line[--n] = '\0';
+		if (!n)
+			continue; /* a blank line */
+		/* one whole object a line: a line cut short (its steal read
+		 * as victim 0, 0 tasks) or one that is not an object (it was
+		 * skipped) is a bad line, not taken silently (a review) */
+		if (line[0] != '{' || line[n - 1] != '}') {
+			rc = -EINVAL;
+			break;
+		}
 		struct weft_bpf_event e;
 		memset(&e, 0, sizeof(e));
 		char name[32];
