@@ -39,7 +39,7 @@ TEST is one of:
               ones make the report.
   report-inputs  the report over unreadable inputs (--load empty, truncated,
               [], missing; --events missing; --latency truncated, empty,
-              without its list; -o and --write-trace in a missing
+              without its list, an entry whose ended is null or workers NaN; -o and --write-trace in a missing
               directory): exit 1 and one line `weft_report: FILE: reason`,
               no traceback; an events line that is not UTF-8 is skipped
               and counted.
@@ -670,6 +670,12 @@ def test_report_inputs(src, load):
         lat_ok = put("ok.latency.json", json.dumps({"schema": "schedtop-latency/1", "latency": [
             {"rt": "0x1", "workers": 2, "polls_timed": 10, "wakes_timed": 10, "poll_p50_ns": 1024,
              "poll_p99_ns": 2048, "wake_p50_ns": 4096, "wake_p99_ns": 8192}]}).encode())
+        def lat_bytes(**kw):
+            e = {"rt": "0x1", "workers": 2, "polls_timed": 10, "wakes_timed": 10, "poll_p50_ns": 1024,
+                 "poll_p99_ns": 2048, "wake_p50_ns": 4096, "wake_p99_ns": 8192, "ended": 0}
+            e.update(kw)
+            return json.dumps({"schema": "schedtop-latency/1", "latency": [e]}).encode()
+
         cases = [  # (what, args, the path the message names)
             ("--load empty", ["--load", put("empty.json", b""), "--no-bpf", "x"], "empty.json"),
             ("--load truncated", ["--load", put("trunc.json", whole[:len(whole) // 2]), "--no-bpf", "x"], "trunc.json"),
@@ -685,6 +691,12 @@ def test_report_inputs(src, load):
              "nl.json"),
             ("--latency entry without fields", ["--load", lp, "--no-bpf", "x", "--latency",
                                                 put("fl.json", b'{"latency": [{"rt": "x"}]}')], "fl.json"),
+            # blamed on --load with a Python error ("not weft-load's output
+            # (TypeError: '>' not supported ...)"): found by a review
+            ("--latency ended null", ["--load", lp, "--no-bpf", "x", "--latency",
+                                      put("en.json", lat_bytes(ended=None))], "en.json"),
+            ("--latency workers NaN", ["--load", lp, "--no-bpf", "x", "--latency",
+                                       put("nan.json", lat_bytes(workers=float("nan")))], "nan.json"),
             ("-o in a missing directory", ["--load", lp, "--no-bpf", "x"], "/nonexistent/dir/x.html"),
             ("--write-trace in a missing directory", ["--load", lp, "--no-bpf", "x", "--write-trace",
                                                       "/nonexistent/dir/t.json"], "/nonexistent/dir/t.json"),

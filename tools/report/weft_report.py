@@ -919,9 +919,18 @@ def read_latency(path):
         raise InputError(path, "not schedtop's latency JSON: no \"latency\" list")
     for r in rows:
         if not isinstance(r, dict) or any(k not in r for k in LATENCY_KEYS) \
-                or not all(isinstance(r[k], (int, float)) for k in LATENCY_KEYS[1:]):
+                or not all(is_num(r[k]) for k in LATENCY_KEYS[1:]):
             raise InputError(path, "not schedtop's latency JSON: an entry without %s" % ", ".join(LATENCY_KEYS))
+        # "ended" (optional): a count; null or text failed later in the
+        # page's build, blamed on --load as a Python error (a review)
+        if "ended" in r and not is_int(r["ended"]):
+            raise InputError(path, "not schedtop's latency JSON: \"ended\" is not a whole number")
     return rows
+
+
+def is_num(x):
+    """A finite JSON number (Python's json reads NaN and Infinity too)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def write_whole(path, write):
