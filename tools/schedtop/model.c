@@ -414,7 +414,13 @@ void interval_compute(struct interval *iv, const struct snap *p, const struct sn
 			rfails += r->steal_fails;
 			runparks += r->unparks;
 			rnoops += r->noop_unparks;
-			if (s->cores[i].state != WEFT_ST_STOPPED &&
+			/* a core stopped at both ends ran nothing in the
+			 * interval; one that stopped during it (a run that
+			 * ended in the first interval) did, its polls unknown:
+			 * with every core stopped at the end, steal-storm fired
+			 * on "0 polls/s" (a review) */
+			if ((s->cores[i].state != WEFT_ST_STOPPED ||
+			     p->cores[i].state != WEFT_ST_STOPPED) &&
 			    !(p->cores[i].counters_ptr && s->cores[i].counters_ptr))
 				rknown = false;
 			if (r->state != WEFT_ST_STOPPED) {
