@@ -36,9 +36,9 @@ int main(int argc, char **argv)
 	}
 	close(fds[1]);
 	FILE *f = fdopen(fds[0], "r");
-	unsigned long long ra = 0, here = 0, create = 0;
+	unsigned long long ra = 0, here = 0, create = 0, lng = 0;
 	int line = 0;
-	if (!f || fscanf(f, "%llx %d %llx %llx", &ra, &line, &here, &create) != 4) {
+	if (!f || fscanf(f, "%llx %d %llx %llx %llx", &ra, &line, &here, &create, &lng) != 5) {
 		printf("FAIL: sym_target printed no addresses\n");
 		kill(pid, SIGKILL);
 		return 1;
@@ -73,6 +73,21 @@ int main(int argc, char **argv)
 		CHECK(!strncmp(s.module, "libweft.so", 10), "shared lib: module %s", s.module);
 		CHECK(strstr(s.file, "runtime.c") && s.line > 0, "shared lib: %s:%d", s.file,
 		      s.line);
+
+		/* A name longer than the buffer says it was cut ("..."),
+		 * and so does a formatted line cut by its buffer: both were
+		 * cut silently, a wrong-looking name */
+		r = sym_lookup(c, lng, false, &s);
+		sym_format(&s, lng, buf, sizeof(buf));
+		printf("long name %#llx -> %s\n", lng, buf);
+		size_t fl = strlen(s.func);
+		CHECK(r == 0 && !strncmp(s.func, "a_function_name_longer_than", 27) && fl >= 3 &&
+			      !strcmp(s.func + fl - 3, "..."),
+		      "long name: %s", s.func);
+		char small[40];
+		sym_format(&s, lng, small, sizeof(small));
+		CHECK(strlen(small) == sizeof(small) - 1 && !strcmp(small + sizeof(small) - 4, "..."),
+		      "a formatted line cut short: %s", small);
 
 		r = sym_lookup(c, 16, false, &s);
 		CHECK(r == -ENOENT, "unmapped address: %d", r);

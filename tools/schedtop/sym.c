@@ -281,6 +281,14 @@ static void copy(char *dst, size_t n, const char *src)
 	snprintf(dst, n, "%s", src ? src : "");
 }
 
+/* A text cut to fit its buffer ends in "..." (a long C++ or Rust name
+ * cut silently read as another name; found by a review) */
+static void mark_cut(char *dst, size_t n, size_t wanted)
+{
+	if (n >= 4 && wanted >= n)
+		memcpy(dst + n - 4, "...", 4);
+}
+
 int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym_info *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -299,6 +307,7 @@ int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym
 	const char *name = dwfl_module_addrinfo(m, a, &off, &sym, NULL, NULL, NULL);
 	if (name) {
 		copy(out->func, sizeof(out->func), name);
+		mark_cut(out->func, sizeof(out->func), strlen(name));
 		out->offset = off + (a != addr ? 1 : 0);
 	}
 	Dwfl_Line *line = dwfl_module_getsrc(m, a);
@@ -351,15 +360,18 @@ void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n)
 {
 	const char *file = strrchr(s->file, '/');
 	file = file ? file + 1 : s->file;
+	int w;
 	if (s->func[0] && s->line)
-		snprintf(buf, n, "%s+0x%llx (%s:%d)", s->func, (unsigned long long)s->offset, file,
-			 s->line);
+		w = snprintf(buf, n, "%s+0x%llx (%s:%d)", s->func, (unsigned long long)s->offset,
+			     file, s->line);
 	else if (s->func[0])
-		snprintf(buf, n, "%s+0x%llx [%s]", s->func, (unsigned long long)s->offset,
-			 s->module[0] ? s->module : "?");
+		w = snprintf(buf, n, "%s+0x%llx [%s]", s->func, (unsigned long long)s->offset,
+			     s->module[0] ? s->module : "?");
 	else
-		snprintf(buf, n, "0x%llx [%s]", (unsigned long long)addr,
-			 s->module[0] ? s->module : "?");
+		w = snprintf(buf, n, "0x%llx [%s]", (unsigned long long)addr,
+			     s->module[0] ? s->module : "?");
+	if (w > 0)
+		mark_cut(buf, n, (size_t)w);
 }
 
 void sym_close(struct sym_ctx *c)
