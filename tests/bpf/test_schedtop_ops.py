@@ -153,6 +153,23 @@ def fail(msg):
     sys.exit(1)
 
 
+def pane_readers(T):
+    """capture-pane of tmux session "st" on server T, and a wait for a text on it (10 s)."""
+    def cap():
+        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                              text=True).stdout
+
+    def wait_for(text):
+        end = time.time() + 10
+        while time.time() < end:
+            c = cap()
+            if text in c:
+                return c
+            time.sleep(0.2)
+        fail("%r never appeared; screen:\n%s" % (text, cap()))
+    return cap, wait_for
+
+
 def kill_and_remove(procs, d):
     """Kill the processes a test started that still run, remove its directory."""
     for p in procs:
@@ -1243,19 +1260,7 @@ def test_tui_two(st, wl_test, wl, lib):
     target = os.path.join(os.path.dirname(wl_test), "lint_target")
     tp = subprocess.Popen([target, "two", "20", "2"], stdout=subprocess.PIPE, text=True)
     T = [tmux, "-L", "schedtop-tuitwo-%d" % os.getpid()]
-
-    def cap():
-        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
-                              text=True).stdout
-
-    def wait_for(text):
-        end = time.time() + 10
-        while time.time() < end:
-            c = cap()
-            if text in c:
-                return c
-            time.sleep(0.2)
-        fail("%r never appeared; screen:\n%s" % (text, cap()))
+    cap, wait_for = pane_readers(T)
     try:
         ready = tp.stdout.readline()
         if not ready.startswith("ready "):
@@ -1858,19 +1863,7 @@ def test_tui_empty(st, wl_test, wl, lib):
     target = os.path.join(os.path.dirname(wl_test), "late_rt_target")
     tp = subprocess.Popen([target, "1"], stdout=subprocess.PIPE, text=True)
     T = [tmux, "-L", "schedtop-tuiempty-%d" % os.getpid()]
-
-    def cap():
-        return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
-                              text=True).stdout
-
-    def wait_for(text):
-        end = time.time() + 10
-        while time.time() < end:
-            c = cap()
-            if text in c:
-                return c
-            time.sleep(0.2)
-        fail("%r never appeared; screen:\n%s" % (text, cap()))
+    cap, wait_for = pane_readers(T)
     try:
         ready = readline_within(tp, 10)
         if not ready or not ready.startswith("ready "):
