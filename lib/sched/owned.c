@@ -118,6 +118,24 @@ struct weft_task *weft__owned_first(struct weft__owned *o)
 	return NULL;
 }
 
+struct weft_task *weft__owned_claim_idle(struct weft__owned *o)
+{
+	for (unsigned i = 0; i <= o->mask; i++) {
+		struct weft__owned_shard *s = &o->shard[i];
+		weft__slock_lock(&s->lock);
+		for (struct weft_task *t = s->head; t; t = t->owned_next) {
+			/* Claimed, it stays listed (and referenced by the list)
+			 * until the caller completes it: nobody else can now. */
+			if (!weft__ts_shutdown(&t->state)) {
+				weft__slock_unlock(&s->lock);
+				return t;
+			}
+		}
+		weft__slock_unlock(&s->lock);
+	}
+	return NULL;
+}
+
 void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t))
 {
 	for (unsigned i = 0; i <= o->mask; i++) {

@@ -644,11 +644,19 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	 * weft_read among them, which would otherwise hold up the wait for
 	 * the pool below for good. */
 	weft__io_shutdown(rt);
+	/* End the waiting tasks now, before the wait for the pool: a job
+	 * blocked in weft_join (or a join set's join_next) on one of them
+	 * waits for what only this sweep ends, and held the wait below up
+	 * until its timeout, destroy for good (found by a review). No worker
+	 * runs any more; a job the pool runs is RUNNING and passed over, and
+	 * swept below once the pool is gone if it is still listed then. */
+	struct weft_task *t;
+	while ((t = weft__owned_claim_idle(&rt->owned)))
+		weft__task_end_claimed(t);
 	if (weft__blocking_shutdown(rt, deadline_mono)) {
 		pthread_mutex_unlock(&rt->shutdown_lock);
 		return -ETIMEDOUT;
 	}
-	struct weft_task *t;
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);

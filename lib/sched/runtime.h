@@ -229,6 +229,10 @@ void weft__owned_remove(struct weft__owned *o, struct weft_task *t);
 void weft__owned_close(struct weft__owned *o);
 /* Any task still listed (it stays listed until it completes), or NULL. */
 struct weft_task *weft__owned_first(struct weft__owned *o);
+/* A listed task that is idle, claimed for the caller to end
+ * (weft__ts_shutdown: idle -> RUNNING | CANCELLED, under its shard's lock);
+ * one running (a blocking-pool job) is passed over. NULL when none is left. */
+struct weft_task *weft__owned_claim_idle(struct weft__owned *o);
 /* Call fn on every listed task, each under its shard's lock. */
 void weft__owned_each(struct weft__owned *o, void (*fn)(struct weft_task *t));
 /* Count a spawn / a completion (the caller's core, or the shared count). */
@@ -700,6 +704,8 @@ bool weft__task_cancel(struct weft_task *t);
 bool weft__task_cancelled(const struct weft_task *t);
 /* Runtime shutdown: cancel a task taken off the owned list (no worker runs). */
 void weft__task_shutdown(struct weft_task *t);
+/* Runtime shutdown: end a task weft__owned_claim_idle claimed. */
+void weft__task_end_claimed(struct weft_task *t);
 /* A Notified reference a closed queue refused, or found in a queue by the
  * final drain: ends the task if no sweep will (it was never pending), and
  * drops the reference. */

@@ -251,6 +251,11 @@ void weft__task_shutdown(struct weft_task *t)
 	if (s)
 		weft__die("task %llu listed but %s at shutdown", (unsigned long long)t->id,
 			  s & T_RUNNING ? "running" : "complete");
+	weft__task_end_claimed(t);
+}
+
+void weft__task_end_claimed(struct weft_task *t)
+{
 	ref_inc(t); /* complete() releases the caller's reference */
 	/* A fiber that started and had not unwound by the end of the
 	 * shutdown timeout is discarded: still "cancelled while running". */

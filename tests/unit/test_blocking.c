@@ -997,3 +997,46 @@ Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TM
 		wt_rt_destroy(rt);
 	}
 }
+
+/*
+ * A blocking-pool job blocked in weft_join on a poll task of its own
+ * runtime that waits for good (nobody will wake it). Shutdown promises
+ * such a task ends (-ECANCELED to its joiner), so the job's join returns
+ * and the job with it: shutdown must not wait on the job for what only
+ * shutdown itself can end.
+ */
+static enum weft_poll pending_forever(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_PENDING;
+}
+
+static atomic_int g_job_joining;
+
+static void *job_joins(void *arg)
+{
+	atomic_store(&g_job_joining, 1);
+	void *r = (void *)1;
+	int rc = weft_join(arg, &r);
+	return (void *)(intptr_t)rc;
+}
+
+Test(blocking, shutdown_ends_the_task_a_job_is_joining, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_blocking(2, 0);
+	atomic_store(&g_job_joining, 0);
+	atomic_int drops = 0;
+	struct weft_task *idle, *job;
+	cr_assert_eq(weft_spawn_poll(rt, pending_forever, &drops, wt_drop_count, &idle), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, job_joins, idle, &job), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_job_joining), WT_LONG_MS));
+	wt_sleep_ms(20); /* the job parks in its join */
+	int rc = weft_runtime_shutdown(rt, 3000 * 1000000ull);
+	cr_assert_eq(rc, 0, "shutdown = %d (%s): the job's join held it up", rc, weft_strerror(rc));
+	cr_assert_eq(atomic_load(&drops), 1);
+	void *r = NULL;
+	cr_assert_eq(weft_join(job, &r), 0);
+	cr_assert_eq((int)(intptr_t)r, -ECANCELED, "the job's join said %d", (int)(intptr_t)r);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
