@@ -444,7 +444,18 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 		atomic_fetch_sub_explicit(&rt->block_ons, 1, memory_order_release);
 		return -ESHUTDOWN;
 	}
-	struct weft__ctx ctx = { .rt = rt, .home = prev ? prev->home : NULL };
+	/* fn is still the code of whatever called this: a fiber's
+	 * block_in_place fn (its waits end with -ECANCELED once that fiber
+	 * is cancelled, wait.c; its fiber-local values) or a discarded
+	 * fiber's dtor. Without them a weft_join in fn parked until the
+	 * joined task ended, and the aborted fiber could not unwind (found
+	 * by a review). */
+	struct weft__ctx ctx = {
+		.rt = rt,
+		.home = prev ? prev->home : NULL,
+		.fiber_in_place = prev ? prev->fiber_in_place : NULL,
+		.discarding = prev && prev->discarding,
+	};
 	struct bo_frame frame = { rt, bo_frames };
 	bo_frames = &frame;
 	weft__ctx_set(&ctx);

@@ -939,6 +939,72 @@ Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO
 }
 
 /*
+ * The same one call deeper: the fn runs weft_block_on (allowed inside
+ * weft_block_in_place, weft.h) and the join is in the block_on's fn. That
+ * fn is still the fiber's code on the fiber's thread, so the join ends
+ * with -ECANCELED once the fiber is aborted or its runtime shuts down.
+ * Before, block_on's context dropped the fiber: the join parked until the
+ * joined task ended, the aborted fiber could not unwind, and shutdown
+ * said -ETIMEDOUT (destroy hung for good).
+ */
+static void *bip_bo_join(void *arg)
+{
+	struct bip_join *b = arg;
+	atomic_store(&b->started, 1);
+	atomic_store(&b->rc, weft_join(b->job, NULL));
+	return NULL;
+}
+
+static void *bip_bo_fn(void *arg)
+{
+	struct bip_join *b = arg;
+	int rc = weft_block_on(b->rt, bip_bo_join, arg, NULL);
+	if (rc)
+		atomic_store(&b->rc, rc + 1000);
+	return NULL;
+}
+
+static void *bip_bo_fiber(void *arg)
+{
+	weft_block_in_place(bip_bo_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, a_join_in_a_block_on_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct bip_join b = { .rc = 1, .shut_rc = 1, .rt = rt };
+		cr_assert_eq(weft_spawn_blocking(rt, bip_join_job, &b, &b.job), 0);
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_bo_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		usleep(20000); /* parked in the join */
+		pthread_t shut;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			cr_assert_eq(pthread_create(&shut, NULL, bip_join_shutdown, &b), 0);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 2000);
+		atomic_store(&b.release, 1);
+		if (round == 1)
+			pthread_join(shut, NULL);
+		int jrc = weft_join(h, NULL);
+		int rc = atomic_load(&b.rc);
+		if (rc != 0)
+			cr_assert_eq(weft_join(b.job, NULL), 0);
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert(ended, "round %d: the join in the block_on's fn still waits", round);
+		cr_assert_eq(rc, -ECANCELED, "round %d: the join said %d", round, rc);
+		if (round == 1)
+			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
+				     atomic_load(&b.shut_rc));
+		wt_rt_destroy(rt);
+	}
+}
+
+/*
  * The same for a sleep in the fn (round 0: weft_abort of the fiber, round
  * 1: shutdown): weft_sleep_ns returns -ECANCELED, as time.h says for a
  * cancelled fiber, and the fiber unwinds. Found by a review: the fn's
