@@ -92,6 +92,11 @@ static void arm_cancel(struct weft_select_arm *a)
 		weft_wait_cancel(&a->_w);
 }
 
+/* Every readiness bit weft/io.h names. */
+#define IO_EVENT_BITS                                                                  \
+	(WEFT_IO_READABLE | WEFT_IO_WRITABLE | WEFT_IO_HUP | WEFT_IO_ERROR | WEFT_IO_CLOSED | \
+	 WEFT_IO_SHUTDOWN)
+
 static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_ok)
 {
 	if (!arms || !n || n > WEFT_SELECT_MAX_ARMS)
@@ -107,6 +112,16 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 		    !arms[i].ptr)
 			return false;
 		if (arms[i].op == WEFT_SEL_READER_LINE && (!arms[i].ptr || arms[i].arg > 255))
+			return false;
+		/* an IO arm asks for a direction: without READABLE or WRITABLE
+		 * (0, HUP alone) weft_io_poll_ready registers no waker and
+		 * reports nothing, so the select waited out its deadline with
+		 * the fd ready (weft_io_wait refuses that too); bits no
+		 * WEFT_IO_* names (or past the unsigned the interest is cut
+		 * to) are refused as well */
+		if (arms[i].op == WEFT_SEL_IO &&
+		    (!(arms[i].arg & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)) ||
+		     (arms[i].arg & ~(uint64_t)IO_EVENT_BITS)))
 			return false;
 	}
 	return true;

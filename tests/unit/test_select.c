@@ -38,6 +38,39 @@ Test(select, thread_takes_the_ready_arm_only, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_chan_destroy(b), 0);
 }
 
+/*
+ * An IO arm must ask for READABLE or WRITABLE: with neither (0, or HUP
+ * alone, for "wait until the peer hangs up") no waker is ever registered
+ * and the readiness it would see is never reported, so the select waited
+ * out its whole deadline - forever with WEFT_FOREVER - even with the peer
+ * gone. Refused as weft_io_wait refuses it, and so are bits no WEFT_IO_*
+ * names (the arm's 64-bit arg was cut to unsigned).
+ */
+Test(select, io_arm_without_a_direction_is_einval, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	close(sv[1]); /* the peer hangs up: HUP is ready */
+	uint64_t bad[] = { 0, WEFT_IO_HUP, WEFT_IO_READABLE | 0x40,
+			   WEFT_IO_READABLE | ((uint64_t)1 << 32) };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct weft_select_arm arms[] = { WEFT_SEL_READY(io, bad[i]) };
+		uint64_t t0 = wt_now_ns();
+		int rc = weft_select_timeout(arms, 1, 2000 * MS);
+		cr_assert_eq(rc, -EINVAL, "interest %#llx: %d after %llu ms",
+			     (unsigned long long)bad[i], rc,
+			     (unsigned long long)((wt_now_ns() - t0) / MS));
+	}
+	struct weft_select_arm arms[] = { WEFT_SEL_READY(io, WEFT_IO_READABLE | WEFT_IO_HUP) };
+	cr_assert_eq(weft_select_timeout(arms, 1, 2000 * MS), 0);
+	cr_assert(arms[0].io_ready.mask & WEFT_IO_HUP);
+	cr_assert_eq(weft_io_close(io), 0);
+	wt_rt_destroy(rt);
+}
+
 Test(select, deadline_takes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_chan *a = mkchan(1);

@@ -621,7 +621,9 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *                 (0, -ECANCELED or -EINTR, as weft_join_poll)
  *   JOINSET       join set, void ** result (may be NULL)    -> one member taken
  *                 out; its id in `id`
- *   IO            weft_io, -, WEFT_IO_* interest           -> `io_ready` holds the
+ *   IO            weft_io, -, WEFT_IO_* interest (READABLE and/or WRITABLE;
+ *                 HUP, ERROR, CLOSED, SHUTDOWN are reported anyway)
+ *                                                         -> `io_ready` holds the
  *                 readiness (pass it to weft_io_clear_ready after EAGAIN)
  *   TIMER         struct weft_timer *, -, deadline_ns      -> deadline passed
  *                 (poll form only)
@@ -703,7 +705,8 @@ struct weft_select_arm {
  * deadline - CLOCK_MONOTONIC ns, WEFT_FOREVER for none - passed first;
  * no arm completed), -EINVAL (NULL arms, n = 0 or > WEFT_SELECT_MAX_ARMS,
  * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV/BROADCAST,
- * a TIMER arm), -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
+ * an IO arm whose interest has neither WEFT_IO_READABLE nor
+ * WEFT_IO_WRITABLE or a bit no WEFT_IO_* names, a TIMER arm), -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
  * calling fiber was cancelled, before or while waiting: no arm completed,
  * every arm deregistered). An arm whose wait entry is attached to another
  * object completes with -EINVAL.
