@@ -1128,7 +1128,12 @@ static uint64_t deadline_after(uint64_t timeout_ns)
 int weft_io_wait_ready(struct weft_io *io, unsigned events, uint64_t timeout_ns,
 		       struct weft_io_ready *ready)
 {
-	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)))
+	/* a direction is needed (nothing else registers a wait); the other
+	 * bits a ready mask carries may come beside it, but a bit no
+	 * WEFT_IO_* names is refused, as weft_io_set_deadline does */
+	if (!io || !(events & (WEFT_IO_READABLE | WEFT_IO_WRITABLE)) ||
+	    (events & ~(unsigned)(WEFT_IO_READABLE | WEFT_IO_WRITABLE | WEFT_IO_HUP | WEFT_IO_ERROR |
+				  WEFT_IO_CLOSED | WEFT_IO_SHUTDOWN)))
 		return -EINVAL;
 	if (WEFT__FORKED(io->rt))
 		return -ECHILD; /* no driver would wake it */

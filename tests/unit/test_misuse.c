@@ -297,6 +297,35 @@ Test(misuse, io_wait_zero_timeout_sees_current_readiness, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/* weft_io_wait's events: a bit no WEFT_IO_* names was ignored (the wait
+ * went on as if it were not there), where weft_io_set_deadline and
+ * weft_io_copier_create refuse unknown bits; and the -EINVAL for no
+ * direction at all was missing from the header. Both refused now, with
+ * nothing waited for. */
+Test(misuse, io_wait_unknown_event_bits_einval, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	struct weft_io_ready r = { 0, 0 };
+	unsigned bad[] = { 0, WEFT_IO_HUP, WEFT_IO_READABLE | 0x40, WEFT_IO_WRITABLE | 0x80000000u };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(weft_io_wait(io, bad[i], 0), -EINVAL, "events %#x", bad[i]);
+		cr_assert_eq(weft_io_wait_ready(io, bad[i], WEFT_FOREVER, &r), -EINVAL,
+			     "events %#x", bad[i]);
+		cr_assert_eq(r.mask, 0, "nothing filled in on -EINVAL");
+	}
+	/* the bits a ready mask carries may be asked for beside a direction */
+	int rc = weft_io_wait(io, WEFT_IO_READABLE | WEFT_IO_HUP | WEFT_IO_ERROR, WEFT_FOREVER);
+	cr_assert(rc > 0 && (rc & WEFT_IO_READABLE), "%d", rc);
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /* ---------------------------- (f) alive_tasks drops before the joiner */
 
 static enum weft_poll ready_poll(void *state, struct weft_cx *cx) { return WEFT_READY; }

@@ -99,7 +99,10 @@ WEFT_API enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *c
 WEFT_API void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready);
 
 /* Wait until one of `events` is ready: returns the ready mask (> 0),
- * -ETIMEDOUT, -EBADF (closed), -ESHUTDOWN, -EDEADLK, -ENOMEM.
+ * -ETIMEDOUT, -EBADF (closed), -ESHUTDOWN, -EDEADLK, -ENOMEM, -ECANCELED
+ * (a cancelled fiber), -EINVAL (NULL io, events with neither
+ * WEFT_IO_READABLE nor WEFT_IO_WRITABLE, or with a bit no WEFT_IO_*
+ * names; HUP, ERROR, CLOSED and SHUTDOWN are reported without asking).
  * timeout_ns: WEFT_FOREVER for none; 0 reports whether the fd is ready now,
  * without waiting. A wait that runs out of time asks the fd (poll(2) with
  * timeout 0) before returning -ETIMEDOUT, so readiness the driver has not
