@@ -517,7 +517,9 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  *     weft_process_close(&p);
  *
  * Errors of spawn, with nothing left behind (no process, no zombie, no
- * descriptor): -EINVAL (NULL or empty argument, argv[0] NULL, bad
+ * descriptor) and *out zeroed (every field 0 or NULL, so weft_process_close
+ * on it is a no-op; unlike the other constructors, which leave their
+ * out-parameter untouched on failure): -EINVAL (NULL or empty argument, argv[0] NULL, bad
  * options), -EBADF (a WEFT_STDIO_FD descriptor not open), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
  * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
  * the registrations' (-ESHUTDOWN, -ENOMEM, -EMFILE for its pidfd, -ENOSYS
