@@ -1342,7 +1342,9 @@ static ssize_t read_ref(struct weft_io *io, void *buf, size_t n, int flags, bool
 
 ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
 {
-	if (!io)
+	/* a NULL buffer is refused before any wait (it waited for data,
+	 * then the read said -EFAULT), as weft_read_full does */
+	if (!io || (!buf && n))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
@@ -1375,7 +1377,7 @@ ssize_t weft_read_full(struct weft_io *io, void *buf, size_t n)
 
 ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 {
-	if (!io)
+	if (!io || (!buf && n))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
@@ -1435,7 +1437,7 @@ static ssize_t writev_some(struct weft_io *io, const struct iovec *iov, int cnt,
 
 static ssize_t write_all(struct weft_io *io, const void *buf, size_t n, int flags, bool sock)
 {
-	if (!io)
+	if (!io || (!buf && n))
 		return -EINVAL;
 	size_t done = 0;
 	ssize_t err = 0;
@@ -2422,7 +2424,7 @@ static ssize_t recvfrom_ref(struct weft_io *io, void *buf, size_t n, int flags,
 ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 		      struct sockaddr *addr, socklen_t *addrlen)
 {
-	if (!io || (addr && !addrlen))
+	if (!io || (!buf && n) || (addr && !addrlen))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
@@ -2441,7 +2443,7 @@ static ssize_t sendto_ref(struct weft_io *io, const void *buf, size_t n, int fla
 ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 		    const struct sockaddr *addr, socklen_t addrlen)
 {
-	if (!io)
+	if (!io || (!buf && n))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;

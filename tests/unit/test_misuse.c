@@ -326,6 +326,38 @@ Test(misuse, io_wait_unknown_event_bits_einval, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* The socket calls' common errors promise -EINVAL for a NULL out: a NULL
+ * buffer with a non-zero length went to the system call instead - a read
+ * waited for data (forever without a deadline) and then said -EFAULT, a
+ * write said -EFAULT - where weft_read_full and weft_writev already said
+ * -EINVAL. Refused before any wait or system call now. */
+Test(misuse, socket_calls_null_buffer_einval, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	/* nothing to read: without the check the reads wait until here */
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_io_set_deadline(io, WEFT_IO_READABLE, t0 + 3000000000ull), 0);
+	cr_assert_eq(weft_read(io, NULL, 5), -EINVAL);
+	cr_assert_eq(weft_recv(io, NULL, 5, 0), -EINVAL);
+	cr_assert_eq(weft_recvfrom(io, NULL, 5, 0, NULL, NULL), -EINVAL);
+	cr_assert_lt(wt_now_ns() - t0, 1000000000ull, "a read waited before refusing");
+	cr_assert_eq(weft_write(io, NULL, 5), -EINVAL);
+	cr_assert_eq(weft_send(io, NULL, 5, 0), -EINVAL);
+	cr_assert_eq(weft_sendto(io, NULL, 5, 0, NULL, 0), -EINVAL);
+	char b;
+	cr_assert_eq(recv(sv[1], &b, 1, MSG_DONTWAIT), -1, "nothing was sent");
+	cr_assert_eq(errno, EAGAIN);
+	/* a length of 0 with no buffer stays allowed */
+	cr_assert_eq(weft_write(io, NULL, 0), 0);
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /* ---------------------------- (f) alive_tasks drops before the joiner */
 
 static enum weft_poll ready_poll(void *state, struct weft_cx *cx) { return WEFT_READY; }

@@ -135,7 +135,8 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
 
 /*
  * Socket calls (blocking-style: a fiber suspends, a thread blocks).
- * Errors common to all of them: -EINVAL (NULL io, or a NULL out), -EBADF
+ * Errors common to all of them: -EINVAL (NULL io, a NULL buffer with a
+ * length above 0, or a NULL out; before any wait), -EBADF
  * (the registration was closed, also while waiting), -ESHUTDOWN (the
  * runtime shut down), -ETIMEDOUT (the registration's deadline for that
  * direction passed while the call had to wait), -EDEADLK (from a poll task
