@@ -2052,7 +2052,9 @@ static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
 int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr *addr,
 		socklen_t *addrlen)
 {
-	if (!listener || !out)
+	/* addr without addrlen: the kernel would accept, fail to store the
+	 * address (EFAULT) and close the connection - lost to the client */
+	if (!listener || !out || (addr && !addrlen))
 		return -EINVAL;
 	struct weft_runtime *rt = listener->rt; /* not after the unref: a close may free it */
 	if (!io_tryref(listener))

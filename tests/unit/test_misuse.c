@@ -358,6 +358,38 @@ Test(misuse, socket_calls_null_buffer_einval, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* weft_accept with an address buffer but no length: the kernel accepted
+ * the connection, could not store its address (-EFAULT) and closed it -
+ * the client was reset and the connection lost. Refused with -EINVAL
+ * before anything is accepted, as weft_recvfrom refuses it; the pending
+ * connection is still there for the next accept. */
+Test(misuse, accept_addr_without_len_einval_and_keeps_the_connection, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_io *l, *c = NULL;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	int port = weft_io_local_port(l);
+	cr_assert_gt(port, 0);
+	int cfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(cfd, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(weft_io_set_deadline(l, WEFT_IO_READABLE, wt_now_ns() + 2000000000ull), 0);
+	struct sockaddr_storage ss;
+	cr_assert_eq(weft_accept(l, &c, (struct sockaddr *)&ss, NULL), -EINVAL);
+	cr_assert_null(c, "out untouched");
+	int rc = weft_accept(l, &c, NULL, NULL);
+	cr_assert_eq(rc, 0, "the pending connection was lost: %d (%s)", rc, weft_strerror(rc));
+	cr_assert_eq(weft_write(c, "ok", 2), 2);
+	char b[2];
+	cr_assert_eq(read(cfd, b, 2), 2, "the client's connection works");
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	close(cfd);
+	wt_rt_destroy(rt);
+}
+
 /* ---------------------------- (f) alive_tasks drops before the joiner */
 
 static enum weft_poll ready_poll(void *state, struct weft_cx *cx) { return WEFT_READY; }

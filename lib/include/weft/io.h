@@ -367,7 +367,8 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
- * be NULL. After shutdown: -ESHUTDOWN (an accepted fd is closed). The
+ * be NULL (both NULL, or both set: -EINVAL for addr without addrlen,
+ * before anything is accepted; also NULL listener or out). After shutdown: -ESHUTDOWN (an accepted fd is closed). The
  * listener's READABLE deadline bounds the wait (-ETIMEDOUT). A TCP
  * connection, accepted here or made by the connect calls below, has
  * TCP_NODELAY set (Nagle's algorithm off, as Go's net package does; Tokio
