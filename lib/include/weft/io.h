@@ -81,9 +81,14 @@ WEFT_API int weft_io_fd(const struct weft_io *io);
  * lost. Clear after an operation returned EAGAIN: ERROR goes too when it is
  * in ready.mask (a socket returns its pending error before EAGAIN, so the
  * error was consumed; left set, it made every later poll ready at once).
- * weft_io_poll_ready returns WEFT_READY with *ready set when any bit
- * of `interest` (or HUP, ERROR, CLOSED, SHUTDOWN) is set, else registers
- * cx's waker: one per direction, the last poller's (as Tokio's
+ * weft_io_poll_ready returns WEFT_READY with *ready set when a direction
+ * of `interest` is ready, or ERROR, CLOSED or SHUTDOWN is set, or HUP as
+ * it concerns that direction (READABLE: the peer closed its write side;
+ * WRITABLE: the connection hung up both ways), else registers cx's waker:
+ * `interest` must hold WEFT_IO_READABLE and/or WEFT_IO_WRITABLE - with
+ * neither (0, or HUP alone) no waker is registered and HUP is not
+ * reported, so the task would never be woken; one waker per direction,
+ * the last poller's (as Tokio's
  * poll_read_ready), so poll one registration's direction from one task at
  * a time. The blocking calls have no such limit: any number may wait on
  * one registration (each is woken by an event for its direction, and by
