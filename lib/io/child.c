@@ -188,7 +188,7 @@ int weft_child_reap(struct weft_io *io, int *status)
 		return -EBADF;
 	siginfo_t si;
 	uint64_t tick = weft__io_tick(io); /* before the look: a newer event stays */
-	int rc = reap(weft_io_fd(io), &si);
+	int rc = reap(weft__io_fd(io), &si); /* held: open even if a close began */
 	if (rc == 0) {
 		/* still running: the registration stays, its readiness
 		 * cleared as a weft call's EAGAIN clears it (io.h). A zombie a

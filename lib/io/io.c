@@ -968,7 +968,20 @@ uint64_t weft__io_tick(const struct weft_io *io)
 
 int weft_io_close(struct weft_io *io) { return detach(io, true); }
 int weft_io_deregister(struct weft_io *io) { return detach(io, false); }
-int weft_io_fd(const struct weft_io *io) { return io ? io->fd : -EINVAL; }
+int weft_io_fd(const struct weft_io *io)
+{
+	if (!io)
+		return -EINVAL;
+	/* closed or deregistered: the number is closed or the caller's, and
+	 * may name another file by now (a setsockopt on it reached that
+	 * file); -EBADF as every call after the close (io.h). A forked
+	 * child still gets it: it closes its copy with close(2) (weft.h). */
+	if (atomic_load_explicit(&((struct weft_io *)(uintptr_t)io)->detached, memory_order_acquire))
+		return -EBADF;
+	return io->fd;
+}
+
+int weft__io_fd(const struct weft_io *io) { return io->fd; }
 
 /* ------------------------------------------------------------- poll form */
 
@@ -1156,6 +1169,8 @@ int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_
 		return -EINVAL;
 	if (WEFT__FORKED(io->rt))
 		return -ECHILD;
+	if (atomic_load_explicit(&io->detached, memory_order_acquire))
+		return -EBADF; /* closed or deregistered (io.h) */
 	if (events & WEFT_IO_READABLE)
 		atomic_store_explicit(&io->rdeadline, deadline_ns, memory_order_relaxed);
 	if (events & WEFT_IO_WRITABLE)

@@ -633,6 +633,9 @@ int weft__child_backoff(struct weft_io_ready ready, uint64_t deadline);
  * reaps nothing): the fd, or -ESRCH, -ECHILD (not ours), -EMFILE, ... */
 int weft__child_pidfd(pid_t pid);
 int weft__io_hold(struct weft_io *io);
+/* The registration's fd, for a caller holding it (weft__io_hold): weft_io_fd
+ * says -EBADF once a close has begun, while the held fd stays open. */
+int weft__io_fd(const struct weft_io *io);
 /* io.c: io_uring, the registration's poll failed (no readiness will come,
  * and WEFT_IO_ERROR stays set) */
 bool weft__io_broken(const struct weft_io *io);

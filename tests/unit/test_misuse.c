@@ -390,6 +390,33 @@ Test(misuse, accept_addr_without_len_einval_and_keeps_the_connection, .timeout =
 	wt_rt_destroy(rt);
 }
 
+/* io.h: a call on a registration after weft_io_close (or _deregister)
+ * returns -EBADF. weft_io_fd still returned the old number - closed, or
+ * by then another file's, so a setsockopt on it reached that file - and
+ * weft_io_set_deadline said 0. */
+Test(misuse, io_fd_and_set_deadline_after_close_ebadf, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a, *b;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[1], &b), 0);
+	cr_assert_eq(weft_io_fd(a), sv[0]);
+	cr_assert_eq(weft_io_close(a), 0);
+	int other = socket(AF_UNIX, SOCK_STREAM, 0); /* takes the closed number */
+	cr_assert_eq(other, sv[0]);
+	cr_assert_eq(weft_io_fd(a), -EBADF, "the closed registration named fd %d", other);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, 0), -EBADF);
+	cr_assert_eq(weft_io_deregister(b), sv[1]);
+	cr_assert_eq(weft_io_fd(b), -EBADF, "deregistered: the number is the caller's");
+	cr_assert_eq(weft_io_set_deadline(b, WEFT_IO_WRITABLE, 0), -EBADF);
+	cr_assert_eq(weft_io_fd(NULL), -EINVAL);
+	close(other);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /* ---------------------------- (f) alive_tasks drops before the joiner */
 
 static enum weft_poll ready_poll(void *state, struct weft_cx *cx) { return WEFT_READY; }

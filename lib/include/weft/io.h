@@ -72,6 +72,11 @@ WEFT_API int weft_io_close(struct weft_io *io);
  * fd until they return: close it only after they have. -EBADF if it was
  * closed or deregistered already (see weft_io_close). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
+/* The registered fd (>= 0), for the caller's own calls on it (setsockopt,
+ * shutdown). -EINVAL (NULL io), -EBADF once weft_io_close or
+ * weft_io_deregister was called (see there: the number may name another
+ * file by then). In a forked child it still answers, for the child's
+ * close(2) of its copy. */
 WEFT_API int weft_io_fd(const struct weft_io *io);
 
 /*
@@ -134,7 +139,7 @@ WEFT_API int weft_io_wait_ready(struct weft_io *io, unsigned events, uint64_t ti
  * does, even after the deadline). It applies to calls and waits that begin
  * after it is set; set it again (or WEFT_FOREVER) for the next request.
  * Errors: -EINVAL (NULL io, events not a non-empty subset of
- * WEFT_IO_READABLE | WEFT_IO_WRITABLE).
+ * WEFT_IO_READABLE | WEFT_IO_WRITABLE), -EBADF (closed or deregistered).
  */
 WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t deadline_ns);
 
