@@ -590,7 +590,7 @@ WEFT_API int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n,
 WEFT_API int weft_sem_acquire_n(struct weft_sem *s, uint64_t n);
 WEFT_API int weft_sem_acquire_n_timeout(struct weft_sem *s, uint64_t n, uint64_t timeout_ns);
 /* 0, or -EAGAIN (not enough permits, or earlier requests are waiting),
- * -EPIPE (closed). */
+ * -EPIPE (closed), -EINVAL (n > WEFT_SEM_MAX_PERMITS). */
 WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
 /* Close the semaphore (Tokio's Semaphore::close), e.g. to stop a pool
  * taking work at shutdown: every waiter returns -EPIPE, and so does every
@@ -598,7 +598,7 @@ WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
  * (the count goes on, for weft_sem_available). Idempotent. 0, -EINVAL. */
 WEFT_API int weft_sem_close(struct weft_sem *s);
 WEFT_API bool weft_sem_is_closed(struct weft_sem *s);
-/* Return n permits: 0, or -EOVERFLOW (the count would pass
+/* Return n permits: 0, or -EOVERFLOW (n or the count would pass
  * WEFT_SEM_MAX_PERMITS; nothing released). */
 WEFT_API int weft_sem_release_n(struct weft_sem *s, uint64_t n);
 /* Permits currently available (a snapshot). */
