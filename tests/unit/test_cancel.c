@@ -194,14 +194,21 @@ static void victim_init(struct victim *v, struct world *w, enum kind k)
 }
 
 /* After the victim's join: it unwound and released everything. */
-static void victim_check(struct victim *v, int join_rc, void *res)
+static void victim_check_sweep(struct victim *v, int join_rc, void *res, bool by_sweep)
 {
 	const char *k = kind_name[v->kind];
 	cr_assert_eq(join_rc, -EINTR, "%s: join = %d (%s), want -EINTR (cancelled while running)",
 		     k, join_rc, weft_strerror(join_rc));
 	cr_assert_eq(res, v, "%s: the joiner gets what the unwound fiber returned", k);
-	cr_assert_eq(atomic_load(&v->rc), -ECANCELED, "%s: the wait returned %d", k,
-		     atomic_load(&v->rc));
+	/* Shutdown's sweep cancels the fibers one by one: a joined child
+	 * cancelled before its joiner may unwind and end first, and the
+	 * join then returns its result (-EINTR: cancelled while running)
+	 * before the joiner's own cancel comes - seen once in the chaos
+	 * build. weft_abort of the joiner alone has no such order. */
+	int want = -ECANCELED, got = atomic_load(&v->rc);
+	if (by_sweep && v->kind == K_JOIN && got == -EINTR)
+		want = -EINTR;
+	cr_assert_eq(got, want, "%s: the wait returned %d", k, got);
 	cr_assert_eq(atomic_load(&v->later_rc), -ECANCELED, "%s: a later call returned %d", k,
 		     atomic_load(&v->later_rc));
 	cr_assert(atomic_load(&v->cleaned));
@@ -211,6 +218,11 @@ static void victim_check(struct victim *v, int join_rc, void *res)
 	cr_assert_eq(fcntl(v->fds[0], F_GETFD), -1, "%s: the fiber's fd was closed", k);
 	cr_assert_eq(errno, EBADF);
 	close(v->fds[1]);
+}
+
+static void victim_check(struct victim *v, int join_rc, void *res)
+{
+	victim_check_sweep(v, join_rc, res, false);
 }
 
 Test(cancel, abort_unwinds_each_kind_of_wait, .timeout = WT_TMO(60))
@@ -256,7 +268,7 @@ Test(cancel, shutdown_unwinds_every_kind_of_wait, .timeout = WT_TMO(60))
 	for (int k = 0; k < K_COUNT; k++) {
 		void *res = NULL;
 		int rc = weft_join(t[k], &res);
-		victim_check(&v[k], rc, res);
+		victim_check_sweep(&v[k], rc, res, true);
 	}
 	cr_assert_eq(atomic_load(&g_stuck), 1, "shutdown waited for the detached child too");
 	world_fini(&w);
