@@ -902,14 +902,16 @@ static void *bip_join_shutdown(void *arg)
 	return NULL;
 }
 
-Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+/* Both rounds (abort, then shutdown) of a fiber whose fn joins b.job:
+ * the join ends with -ECANCELED. `where` names the join in messages. */
+static void bip_join_rounds(void *(*fiber)(void *), const char *where)
 {
 	for (int round = 0; round < 2; round++) {
 		struct weft_runtime *rt = wt_rt_create(2);
 		struct bip_join b = { .rc = 1, .shut_rc = 1, .rt = rt };
 		cr_assert_eq(weft_spawn_blocking(rt, bip_join_job, &b, &b.job), 0);
 		struct weft_task *h;
-		cr_assert_eq(weft_spawn(rt, bip_join_fiber, &b, &h), 0);
+		cr_assert_eq(weft_spawn(rt, fiber, &b, &h), 0);
 		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
 		usleep(20000); /* parked in the join */
 		pthread_t shut;
@@ -929,13 +931,18 @@ Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO
 			cr_assert_eq(weft_join(b.job, NULL), 0);
 		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
 			  jrc);
-		cr_assert(ended, "round %d: the join in the fiber's fn still waits", round);
+		cr_assert(ended, "round %d: the join in %s still waits", round, where);
 		cr_assert_eq(rc, -ECANCELED, "round %d: the join said %d", round, rc);
 		if (round == 1)
 			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
 				     atomic_load(&b.shut_rc));
 		wt_rt_destroy(rt);
 	}
+}
+
+Test(block_in_place, a_join_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	bip_join_rounds(bip_join_fiber, "the fiber's fn");
 }
 
 /*
@@ -972,36 +979,7 @@ static void *bip_bo_fiber(void *arg)
 
 Test(block_in_place, a_join_in_a_block_on_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
 {
-	for (int round = 0; round < 2; round++) {
-		struct weft_runtime *rt = wt_rt_create(2);
-		struct bip_join b = { .rc = 1, .shut_rc = 1, .rt = rt };
-		cr_assert_eq(weft_spawn_blocking(rt, bip_join_job, &b, &b.job), 0);
-		struct weft_task *h;
-		cr_assert_eq(weft_spawn(rt, bip_bo_fiber, &b, &h), 0);
-		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
-		usleep(20000); /* parked in the join */
-		pthread_t shut;
-		if (round == 0)
-			cr_assert_eq(weft_abort(h), 0);
-		else
-			cr_assert_eq(pthread_create(&shut, NULL, bip_join_shutdown, &b), 0);
-		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 2000);
-		atomic_store(&b.release, 1);
-		if (round == 1)
-			pthread_join(shut, NULL);
-		int jrc = weft_join(h, NULL);
-		int rc = atomic_load(&b.rc);
-		if (rc != 0)
-			cr_assert_eq(weft_join(b.job, NULL), 0);
-		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
-			  jrc);
-		cr_assert(ended, "round %d: the join in the block_on's fn still waits", round);
-		cr_assert_eq(rc, -ECANCELED, "round %d: the join said %d", round, rc);
-		if (round == 1)
-			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
-				     atomic_load(&b.shut_rc));
-		wt_rt_destroy(rt);
-	}
+	bip_join_rounds(bip_bo_fiber, "the block_on's fn");
 }
 
 /*
