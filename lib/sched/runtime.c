@@ -408,12 +408,21 @@ int weft__spawn_poll_at(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 
 /* This thread's weft_block_on calls, innermost first: a destroy from
  * inside fn is -EDEADLK (the call uses rt after fn), one from another
- * thread -EBUSY (rt->block_ons counts every thread's). */
+ * thread -EBUSY (rt->block_ons counts every thread's). `task`: the task
+ * whose code called it (from a weft_block_in_place fn or a blocking job),
+ * for weft_join's self-join check - fn is still that task's code, and a
+ * join of its own handle there waited forever (found by a review). */
 struct bo_frame {
 	struct weft_runtime *rt;
 	struct bo_frame *prev;
+	struct weft_task *task;
 };
 static _Thread_local struct bo_frame *bo_frames;
+
+struct weft_task *weft__block_on_task(void)
+{
+	return bo_frames ? bo_frames->task : NULL;
+}
 
 static unsigned own_block_ons(const struct weft_runtime *rt)
 {
@@ -456,7 +465,9 @@ int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *), void *arg, void 
 		.fiber_in_place = prev ? prev->fiber_in_place : NULL,
 		.discarding = prev && prev->discarding,
 	};
-	struct bo_frame frame = { rt, bo_frames };
+	struct weft_cx *pcx = !prev ? NULL : prev->fiber ? prev->fiber->cx : prev->cx;
+	struct bo_frame frame = { rt, bo_frames,
+				  pcx && pcx->task ? pcx->task : weft__block_on_task() };
 	bo_frames = &frame;
 	weft__ctx_set(&ctx);
 	void *r = fn(arg);

@@ -431,6 +431,9 @@ struct weft__ctx {
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);
+/* The task whose code called this thread's innermost weft_block_on (from a
+ * weft_block_in_place fn or a blocking job), NULL if none. */
+struct weft_task *weft__block_on_task(void);
 
 /* ------------------------------------------------------------ driver.c */
 struct weft__driver {

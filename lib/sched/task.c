@@ -417,12 +417,15 @@ static bool join_register(struct weft_task *t, const weft_waker *w)
 /* A task waiting for itself would wait forever. Blocking forms (cx NULL)
  * look at the poll in progress on this thread: a fiber's, or, inside
  * weft_block_in_place (where the fiber is set aside and the thread blocks),
- * the blocking task's. */
+ * the blocking task's; inside a weft_block_on fn, the task that called
+ * weft_block_on. */
 static bool joins_itself(struct weft_task *task, struct weft_cx *cx)
 {
 	if (!cx) {
 		struct weft__ctx *ctx = weft__ctx();
 		cx = !ctx ? NULL : ctx->fiber ? ctx->fiber->cx : ctx->cx;
+		if (!cx)
+			return task == weft__block_on_task();
 	}
 	return cx && cx->task == task;
 }

@@ -627,6 +627,7 @@ struct inside {
 	struct weft_chan *ch;
 	struct weft_task *_Atomic self;           /* the blocking task's own handle */
 	int spawn_rc, join_rc, sleep_rc, fiber_rc, recv_rc, block_on_rc, yield_rc, self_join_rc;
+	int nested_self_join_rc;                  /* the same from a weft_block_on fn inside */
 	uintptr_t joined, received, block_on_r;
 	long tid_before, tid_after;
 };
@@ -646,6 +647,14 @@ static void *send_later(void *arg)
 }
 
 static void *echo(void *arg) { return arg; }
+
+/* fn of a weft_block_on inside block_in_place's fn: still the task's code */
+static void *nested_self_join(void *arg)
+{
+	struct inside *in = arg;
+	in->nested_self_join_rc = weft_join_timeout(atomic_load(&in->self), NULL, 2000000000ull);
+	return NULL;
+}
 
 /* fn of block_in_place: every kind of blocking weft call. */
 static void *blocking_calls(void *arg)
@@ -672,6 +681,9 @@ static void *blocking_calls(void *arg)
 	while (!atomic_load(&in->self))
 		usleep(100);
 	in->self_join_rc = weft_join_timeout(atomic_load(&in->self), NULL, 2000000000ull);
+	/* and from a weft_block_on fn in fn: it waited out its timeout */
+	if (weft_block_on(in->rt, nested_self_join, in, NULL))
+		in->nested_self_join_rc = 1;
 	in->tid_after = syscall(SYS_gettid);
 	return (void *)7;
 }
@@ -740,6 +752,9 @@ static void check_inside(const struct inside *in, void *r, const char *who, bool
 		cr_assert_eq(in->yield_rc, 0, "%s: yield = %d", who, in->yield_rc);
 	cr_assert_eq(in->self_join_rc, -EDEADLK, "%s: joining its own task = %d (%s)", who,
 		     in->self_join_rc, weft_strerror(in->self_join_rc));
+	cr_assert_eq(in->nested_self_join_rc, -EDEADLK,
+		     "%s: joining its own task from a block_on fn = %d (%s)", who,
+		     in->nested_self_join_rc, weft_strerror(in->nested_self_join_rc));
 	cr_assert_eq(in->tid_before, in->tid_after, "%s: fn moved to another thread in the middle",
 		     who);
 	cr_assert_eq(weft_chan_destroy(in->ch), 0);

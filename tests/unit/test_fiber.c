@@ -297,7 +297,20 @@ Test(fiber, join_self_is_edeadlk, .timeout = WT_TMO(10))
  * job's own waker in the joiner's place, so that the joiner, already
  * waiting, was never woken (found by a review). */
 static struct weft_task *_Atomic job_handle;
-static atomic_int job_self_rc[3];
+static atomic_int job_self_rc[5];
+
+/* the same from a weft_block_on fn in the job: still the job's code (it
+ * waited out the timeout) */
+static void *block_on_joins_self(void *arg)
+{
+	struct weft_task *me = arg;
+	atomic_store(&job_self_rc[3], weft_join_timeout(me, NULL, 100000000));
+	void *r = NULL;
+	struct weft_select_arm arms[] = { WEFT_SEL_JOINED(me, &r) };
+	int idx = weft_select_timeout(arms, 1, 100000000);
+	atomic_store(&job_self_rc[4], idx == 0 ? arms[0].rc : idx);
+	return NULL;
+}
 
 static void *job_joins_self(void *arg)
 {
@@ -312,6 +325,9 @@ static void *job_joins_self(void *arg)
 	struct weft_select_arm arms[] = { WEFT_SEL_JOINED(me, &r) };
 	int idx = weft_select_timeout(arms, 1, 100000000);
 	atomic_store(&job_self_rc[2], idx == 0 ? arms[0].rc : idx);
+	struct weft_runtime *rt = weft_runtime_current();
+	if (!rt || weft_block_on(rt, block_on_joins_self, me, NULL))
+		atomic_store(&job_self_rc[3], 98);
 	return arg;
 }
 
@@ -323,6 +339,8 @@ Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
 	atomic_store(&job_self_rc[0], 99);
 	atomic_store(&job_self_rc[1], 99);
 	atomic_store(&job_self_rc[2], 99);
+	atomic_store(&job_self_rc[3], 99);
+	atomic_store(&job_self_rc[4], 99);
 	cr_assert_eq(weft_spawn_blocking(rt, job_joins_self, (void *)42, &t), 0);
 	atomic_store(&job_handle, t);
 	void *r = NULL;
@@ -333,6 +351,10 @@ Test(fiber, join_self_from_a_blocking_job_is_edeadlk, .timeout = WT_TMO(10))
 		     atomic_load(&job_self_rc[1]));
 	cr_assert_eq(atomic_load(&job_self_rc[2]), -EDEADLK, "select JOINED(self) = %d",
 		     atomic_load(&job_self_rc[2]));
+	cr_assert_eq(atomic_load(&job_self_rc[3]), -EDEADLK, "weft_join_timeout(self) in block_on = %d",
+		     atomic_load(&job_self_rc[3]));
+	cr_assert_eq(atomic_load(&job_self_rc[4]), -EDEADLK, "select JOINED(self) in block_on = %d",
+		     atomic_load(&job_self_rc[4]));
 	cr_assert_eq(rc, 0, "the real joiner: %d (%s)", rc, weft_strerror(rc));
 	cr_assert_eq((long)r, 42);
 	wt_rt_destroy(rt);

@@ -471,8 +471,9 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * discarded it after its timeout, *result NULL; consumed), -ECANCELED
  * also when the caller is a fiber that is itself cancelled (the handle is
  * not consumed: abort or detach it), -EINVAL (NULL task or a consumed handle), -EDEADLK
- * (called from a poll task on a worker thread, or by the task itself: the
- * handle is not consumed; use weft_join_poll), -ENOMEM (a plain thread's first wait could not
+ * (called from a poll task on a worker thread, or by the task itself -
+ * its weft_block_in_place fn and a weft_block_on fn called from there
+ * included: the handle is not consumed; use weft_join_poll), -ENOMEM (a plain thread's first wait could not
  * allocate its parker; not consumed). A fiber's stack is taken at
  * weft_spawn, so a fiber that was spawned runs: its join never reports a
  * missing stack.
