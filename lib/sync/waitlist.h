@@ -280,6 +280,8 @@ int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struc
 
 /* Whether anyone is queued for m (tests: a waiter has taken its place). */
 bool weft__mutex_has_waiter(struct weft_mutex *m);
+/* Tests only: run between a join set member's spawn and its listing. */
+extern void (*weft__joinset_spawned_hook)(struct weft_joinset *s);
 
 /* A cond waiter in its mutex phase: the cond, and bit 0 set if what moved
  * it there was a signal (passed on if the waiter is cancelled) rather than

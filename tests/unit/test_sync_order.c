@@ -886,3 +886,49 @@ Test(destroy_gap, chan_recv_skipping_lost_select_arms_between_wake_batches, .tim
 	cr_assert_eq(weft_chan_destroy(bch), 0);
 	cr_assert_eq(weft_chan_destroy(rch), 0);
 }
+
+/* ---------------------------------------------------------------- joinset */
+
+static enum weft_poll js_pend_forever(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	return WEFT_PENDING;
+}
+
+static int js_hook_aborts;
+static void js_abort_in_the_window(struct weft_joinset *s)
+{
+	js_hook_aborts++;
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+}
+
+/* weft_joinset_abort_all between a member's spawn and its listing (another
+ * thread's abort_all, run here by the test hook at that point): the member
+ * is aborted too. The walk did not see it, unlisted then, and it stayed
+ * waiting for ever; a spawn after abort_all still is not aborted (found by
+ * a review). */
+Test(joinset_order, abort_all_reaches_a_member_being_spawned, .timeout = 10)
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	js_hook_aborts = 0;
+	weft__joinset_spawned_hook = js_abort_in_the_window;
+	int rc = weft_joinset_spawn_poll(s, rt, js_pend_forever, NULL, NULL, NULL);
+	weft__joinset_spawned_hook = NULL;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(js_hook_aborts, 1);
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, js_pend_forever, NULL, NULL, NULL), 0);
+	void *r;
+	rc = weft_joinset_join_next_timeout(s, &r, NULL, 2000000000ull);
+	cr_assert_eq(rc, -ECANCELED, "the member spawned during abort_all: %d (%s)", rc,
+		     weft_strerror(rc));
+	rc = weft_joinset_join_next_timeout(s, &r, NULL, 50000000ull);
+	cr_assert_eq(rc, -ETIMEDOUT, "the member spawned after abort_all: %d (%s)", rc,
+		     weft_strerror(rc));
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+	cr_assert_eq(weft_joinset_join_next_timeout(s, &r, NULL, 2000000000ull), -ECANCELED);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
