@@ -117,6 +117,11 @@ TEST is one of:
             a target that exits during --warmup (trace removed the old
             trace, --record emptied the file); a new file is not left
             behind; a run that works replaces them whole.
+  trace_stdout
+            `trace -o /dev/stdout` into a pipe and into a file: status 0,
+            stdout is the trace-event JSON alone (the summary on stderr),
+            no /dev/stdout.jsonl or .latency.json made (it exited 1 into a
+            pipe, truncating it failed).
   batch_pipe
             `schedtop --batch --json 0.2` (-p PID, --no-bpf, and -- CMD)
             into a pipe whose reader reads one line and leaves (`| head -1`):
@@ -1776,6 +1781,50 @@ def test_keep_outputs(st, wl_test, wl, lib):
         kill_and_remove([sleeper] + ([load] if load else []), d)
 
 
+def test_trace_stdout(st, wl_test, wl, lib):
+    """trace -o /dev/stdout, into a pipe and into a file: exit 0, stdout is
+    the trace-event JSON alone (the summary on stderr), and no
+    /dev/stdout.jsonl or /dev/stdout.latency.json is made. Before: exit 1
+    ("/dev/stdout: Invalid argument", the truncation of the pipe), the
+    summary inside the JSON, and the two files made in /dev."""
+    d = tempfile.mkdtemp(prefix="schedtop-stdout-")
+    extra = ["/dev/stdout.jsonl", "/dev/stdout.latency.json"]
+    for e in extra:   # left by an earlier run of the old code
+        if os.path.lexists(e):
+            os.unlink(e)
+    load = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        args = [st, "trace", "-p", str(load.pid), "-d", "0.5", "-o", "/dev/stdout"]
+        p = run(args, timeout=30)   # stdout: a pipe
+        out_file = os.path.join(d, "t.json")
+        with open(out_file, "w") as f:
+            q = subprocess.run(args, stdout=f, stderr=subprocess.PIPE, text=True, timeout=30)
+        for what, rc, out, err in (("a pipe", p.returncode, p.stdout, p.stderr),
+                                   ("a file", q.returncode, open(out_file).read(), q.stderr)):
+            print("-o /dev/stdout into %s: rc %d, %d bytes; stderr: %s"
+                  % (what, rc, len(out), err.strip().splitlines()[:1]))
+            if rc != 0:
+                fail("-o /dev/stdout into %s: rc %d: %s" % (what, rc, err))
+            try:
+                ev = json.loads(out)
+            except ValueError as e:
+                fail("-o /dev/stdout into %s: stdout is not the JSON alone (%s): %r"
+                     % (what, e, out[-300:]))
+            if not ev.get("traceEvents"):
+                fail("-o /dev/stdout into %s: no traceEvents" % what)
+            if "summary:" not in err or "ring buffer drops" not in err:
+                fail("-o /dev/stdout into %s: the summary is not on stderr: %r" % (what, err))
+        made = [e for e in extra if os.path.lexists(e)]
+        if made:
+            for e in made:
+                os.unlink(e)
+            fail("trace -o /dev/stdout made %s" % made)
+        print("PASS: trace -o /dev/stdout writes the JSON to stdout, the summary to stderr")
+    finally:
+        kill_and_remove([load], d)
+
+
 def test_tui_dumb(st, wl_test, wl, lib):
     """TERM=dumb: refused before anything is attached or started."""
     tmux = shutil.which("tmux")
@@ -1941,7 +1990,7 @@ def test_hangup(st, wl_test, wl, lib):
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
-         "tui_empty": test_tui_empty}
+         "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout}
 
 
 def main():

@@ -670,6 +670,14 @@ struct trace_out {
 	char json[PATH_MAX], jsonl[PATH_MAX], latency[PATH_MAX];
 	FILE *fjson, *fjsonl, *flatency;
 	bool created[3]; /* made by trace_out_open: removed on a discard */
+	/* -o is not a regular file (/dev/stdout, a pipe, a FIFO) or is
+	 * stdout itself: the JSON is written in place, never truncated, and
+	 * the .jsonl and .latency.json beside it are not made (they would
+	 * be /dev/stdout.jsonl). `trace -o /dev/stdout | ...` exited 1 (the
+	 * truncation of a pipe failed), made two files in /dev and mixed
+	 * the summary into the JSON (found by a review). */
+	bool stream;
+	FILE *summary; /* stdout, or stderr when the JSON goes to stdout */
 };
 
 /*
@@ -739,11 +747,27 @@ static int trace_out_open(struct trace_out *o, const char *out)
 		snprintf(o->latency, sizeof(o->latency), "%s.latency.json", out);
 	FILE **f[3] = { &o->fjson, &o->fjsonl, &o->flatency };
 	const char *p[3] = { o->json, o->jsonl, o->latency };
+	o->summary = stdout;
 	for (int i = 0; i < 3; i++) {
+		if (i > 0 && o->stream)
+			break;
 		if (!(*f[i] = out_open(p[i], &o->created[i]))) {
 			fprintf(stderr, "schedtop: %s: %s\n", p[i], strerror(errno));
 			trace_out_close(o, true);
 			return 1;
+		}
+		struct stat fs, so;
+		if (i == 0 && !fstat(fileno(o->fjson), &fs)) {
+			bool is_stdout = !fstat(STDOUT_FILENO, &so) && so.st_dev == fs.st_dev &&
+					 so.st_ino == fs.st_ino;
+			o->stream = !S_ISREG(fs.st_mode) || is_stdout;
+			if (is_stdout)
+				o->summary = stderr;
+			if (o->stream)
+				fprintf(stderr, "schedtop: %s is %s: only the trace-event JSON goes "
+						"there (no .jsonl or .latency.json beside it)%s\n", out,
+					is_stdout ? "stdout" : "not a regular file",
+					is_stdout ? "; the summary goes to stderr" : "");
 		}
 	}
 	return 0;
@@ -761,15 +785,17 @@ static void lat_bound(char *b, size_t n, uint64_t ns)
 
 /* The trace's task latency (runtime-kept histograms over the traced
  * span): printed with the summary and written to FILE.latency.json (f,
- * opened on `path`; closed here). */
-static int trace_latency(const struct interval *iv, FILE *f, const char *path)
+ * opened on `path`; closed here; NULL: not written). */
+static int trace_latency(const struct interval *iv, FILE *f, const char *path, FILE *sum)
 {
-	fprintf(f, "{\"schema\":\"schedtop-latency/1\",\"latency\":[");
-	printf("task latency (runtime histograms, 1 in %d sampled; bucket upper bounds):\n",
+	if (f)
+		fprintf(f, "{\"schema\":\"schedtop-latency/1\",\"latency\":[");
+	fprintf(sum, "task latency (runtime histograms, 1 in %d sampled; bucket upper bounds):\n",
 	       WEFT_PROBE_LAT_SAMPLE);
 	for (unsigned k = 0; k < iv->nlat; k++) {
 		const struct rt_lat *r = &iv->lat[k];
-		fprintf(f, "%s{\"rt\":\"0x%llx\",\"workers\":%u,\"polls_timed\":%llu,"
+		if (f)
+			fprintf(f, "%s{\"rt\":\"0x%llx\",\"workers\":%u,\"polls_timed\":%llu,"
 			   "\"wakes_timed\":%llu,\"poll_p50_ns\":%llu,\"poll_p99_ns\":%llu,"
 			   "\"wake_p50_ns\":%llu,\"wake_p99_ns\":%llu,\"ended\":%u}",
 			k ? "," : "", (unsigned long long)r->rt, r->workers,
@@ -788,13 +814,15 @@ static int trace_latency(const struct interval *iv, FILE *f, const char *path)
 		else
 			snprintf(who, sizeof(who), "runtime 0x%llx%s", (unsigned long long)r->rt,
 				 r->ended ? " (ended during the trace)" : "");
-		printf("  %s (%u workers): poll p50 %s p99 %s; wake->poll p50 "
+		fprintf(sum, "  %s (%u workers): poll p50 %s p99 %s; wake->poll p50 "
 		       "%s p99 %s (%llu polls, %llu wakes timed)\n",
 		       who, r->workers, p[0], p[1], p[2], p[3],
 		       (unsigned long long)r->polls_timed, (unsigned long long)r->wakes_timed);
 	}
 	if (!iv->nlat)
-		printf("  none: no runtime listed in the target's weft_probe_registry\n");
+		fprintf(sum, "  none: no runtime listed in the target's weft_probe_registry\n");
+	if (!f)
+		return 0;
 	fprintf(f, "]}\n");
 	if (fclose(f)) {
 		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
@@ -871,31 +899,34 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 		rc = 1;
 	}
 	evbuf_sort(&tc.b);
-	if (out_begin(o->fjson, o->json) || out_begin(o->fjsonl, o->jsonl) ||
-	    out_begin(o->flatency, o->latency))
+	if (!o->stream && (out_begin(o->fjson, o->json) || out_begin(o->fjsonl, o->jsonl) ||
+			   out_begin(o->flatency, o->latency)))
 		rc = 1;
-	for (size_t i = 0; i < tc.b.n; i++)
-		trace_jsonl_write(o->fjsonl, &tc.b.ev[i]);
-	int ce = fclose(o->fjsonl);
-	o->fjsonl = NULL;
-	if (ce) {
-		fprintf(stderr, "schedtop: %s: %s\n", o->jsonl, strerror(errno));
-		rc = 1;
-	} else {
-		fprintf(stderr, "schedtop: wrote %s (%zu events)\n", o->jsonl, tc.b.n);
+	if (o->fjsonl) {
+		for (size_t i = 0; i < tc.b.n; i++)
+			trace_jsonl_write(o->fjsonl, &tc.b.ev[i]);
+		int ce = fclose(o->fjsonl);
+		o->fjsonl = NULL;
+		if (ce) {
+			fprintf(stderr, "schedtop: %s: %s\n", o->jsonl, strerror(errno));
+			rc = 1;
+		} else {
+			fprintf(stderr, "schedtop: wrote %s (%zu events)\n", o->jsonl, tc.b.n);
+		}
 	}
 	FILE *fj = o->fjson;
 	o->fjson = NULL;
 	if (write_chrome_to(fj, &tc.b, o->json, t->pid))
 		rc = 1;
+	FILE *sum = o->summary;
 	if (gone)
-		printf("target %d exited during the trace\n", t->pid);
-	trace_summary(stdout, &tc.b);
-	printf("ring buffer drops: %llu%s\n", (unsigned long long)drops,
-	       drops ? " (events lost: the trace is incomplete)" : "");
+		fprintf(sum, "target %d exited during the trace\n", t->pid);
+	trace_summary(sum, &tc.b);
+	fprintf(sum, "ring buffer drops: %llu%s\n", (unsigned long long)drops,
+		drops ? " (events lost: the trace is incomplete)" : "");
 	FILE *fl = o->flatency;
 	o->flatency = NULL;
-	if (trace_latency(lat, fl, o->latency))
+	if (trace_latency(lat, fl, o->latency, sum))
 		rc = 1;
 	free(lat);
 	evbuf_free(&tc.b);
