@@ -3,7 +3,10 @@
  * Usage: echo [PORT] (default 7007, 0 any free port; binds 127.0.0.1; anything
  * else is a usage error, exit 2). Try: nc 127.0.0.1 7007
  * Out of file descriptors or memory, it waits and accepts again: the
- * pending connections stay queued until connections close.
+ * pending connections stay queued until connections close. An error that
+ * lost one connection (ECONNABORTED, EPERM from a firewall rule, EPROTO,
+ * a network error accept passes on) is reported and the next one
+ * accepted; it exits only when the listener itself is unusable.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +24,23 @@ static int parse_num(const char *s, long lo, long hi, long *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* The listener is gone or was never one: accepting again cannot work.
+ * Every other error is of one connection (it is lost, the next is taken)
+ * or of a resource that comes back (fds, memory). It used to be the other
+ * way round: errors outside a short list (EPERM, EPROTO, ENETUNREACH...)
+ * ended the server (found by a review). */
+static int accept_fatal(int rc)
+{
+	return rc == -EBADF || rc == -EINVAL || rc == -ENOTSOCK || rc == -EOPNOTSUPP ||
+	       rc == -EFAULT || rc == -ESHUTDOWN;
+}
+
+/* Out of a resource: the error repeats at once until something is freed. */
+static int accept_short_of(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
 }
 
 static void *serve(void *arg)
@@ -60,14 +80,16 @@ int main(int argc, char **argv)
 				weft_io_close(c);
 			continue;
 		}
-		if (rc != -EMFILE && rc != -ENFILE && rc != -ENOBUFS && rc != -ENOMEM &&
-		    rc != -ECONNABORTED)
+		if (accept_fatal(rc))
 			break;
 		if (weft_now_ns() >= quiet_until) {
 			fprintf(stderr, "echo: accept: %s; retrying\n", weft_strerror(rc));
 			quiet_until = weft_now_ns() + 1000000000ull;
 		}
-		weft_sleep_ns(50000000); /* 50 ms: the error would repeat at once */
+		/* 50 ms out of fds or memory: the error would repeat at once;
+		 * 1 ms after a lost connection, so that an error that does
+		 * repeat cannot spin a core */
+		weft_sleep_ns(accept_short_of(rc) ? 50000000 : 1000000);
 	}
 	fprintf(stderr, "echo: accept: %s\n", weft_strerror(rc));
 	return 1;

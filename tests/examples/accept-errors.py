@@ -2,6 +2,7 @@
 """A server example out of file descriptors (EMFILE on accept).
 
     accept-errors.py PROGRAM echo|http|kv|chat|runner|proxy
+    accept-errors.py PROGRAM echo ACCEPT_FAIL_MODULE
 
 The server starts; its fd limit is then lowered (prlimit) to what it has
 open plus 3, and 8 clients connect: 3 are accepted, the others wait in the
@@ -15,6 +16,14 @@ said.) proxy relays to an echo server run here; each client it accepts
 takes a second fd (its connection to the target), so its limit is what
 it has open plus 2: one client (served first) and its target, the
 others queued (proxy said so every 50 ms, 36 lines in 1.8 s).
+
+With ACCEPT_FAIL_MODULE (accept_fail.c, LD_PRELOAD), accept loses
+connections to other errors instead. An error of one connection (EPERM,
+EPROTO, ECONNABORTED, ENETUNREACH, EHOSTUNREACH: its first 2 connections
+are closed and accept fails so) must be reported on stderr and the next
+client served (echo exited 1 on all but ECONNABORTED); an error saying the
+listener is unusable (EBADF, EINVAL) must end it, status 1, with the error
+named.
 """
 import os
 import re
@@ -82,6 +91,77 @@ def served(port, kind):
 
 
 prog, kind = sys.argv[1], sys.argv[2]
+
+
+def lost_connections(module):
+    """accept fails with errno E (accept_fail.c); see the docstring."""
+    import errno
+    for name, fatal in (("EPERM", False), ("EPROTO", False), ("ECONNABORTED", False),
+                        ("ENETUNREACH", False), ("EHOSTUNREACH", False),
+                        ("EBADF", True), ("EINVAL", True)):
+        env = dict(os.environ, LD_PRELOAD=module,
+                   WEFT_TEST_ACCEPT_FAIL="%d:%s" % (getattr(errno, name), "0+" if fatal else "2"))
+        err = tempfile.TemporaryFile("w+")
+        srv = subprocess.Popen([prog, "0"], stdout=subprocess.PIPE, stderr=err, text=True,
+                               env=env)
+        try:
+            m = re.search(r"127\.0\.0\.1:(\d+)", srv.stdout.readline())
+            if not m:
+                fail("%s: no port on stdout" % name)
+            port = int(m.group(1))
+            if fatal:
+                s = connect(port, 2)
+                try:
+                    srv.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    fail("%s: the server still runs with its listener unusable" % name)
+                s.close()
+                err.seek(0)
+                msg = err.read()
+                print("accept-errors: %s: exit %d, %r" % (name, srv.returncode, msg.strip()))
+                if srv.returncode != 1 or "accept" not in msg:
+                    fail("%s: exit %d, %r" % (name, srv.returncode, msg))
+                continue
+            for _ in range(2):   # lost: closed by the module
+                try:
+                    s = connect(port, 2)
+                except OSError:   # refused: the server is gone (below)
+                    break
+                try:
+                    s.recv(16)
+                except (socket.timeout, ConnectionError):
+                    pass
+                s.close()
+            time.sleep(0.2)
+            end = time.time() + 5
+            while True:
+                if srv.poll() is not None:
+                    err.seek(0)
+                    fail("%s: the server exited (%d): %r" % (name, srv.returncode, err.read()))
+                try:
+                    if served(port, kind):
+                        break
+                except OSError:
+                    pass
+                if time.time() > end:
+                    fail("%s: no client served after the lost connections" % name)
+            err.seek(0)
+            lines = err.read().splitlines()
+            print("accept-errors: %s: served after 2 lost connections, stderr %r"
+                  % (name, lines[:2]))
+            if not lines or "accept" not in lines[0]:
+                fail("%s: the accept error was not reported" % name)
+        finally:
+            if srv.poll() is None:
+                srv.kill()
+                srv.wait()
+            err.close()
+    print("accept-errors: passed")
+
+
+if len(sys.argv) > 3:
+    lost_connections(sys.argv[3])
+    sys.exit(0)
 tmp = tempfile.mkdtemp(prefix="weft-accept-")
 
 
