@@ -13,6 +13,14 @@ TEST is one of:
               another seed gives another graph; a timed run completes the
               exact graph of the units it issued.
   args        bad arguments: exit 2 and a message naming the problem.
+  shutdown-stuck MODULE  with MODULE (shutdown_stuck.c) preloaded, a fiber
+              that never returns holds the runtime's shutdown past its
+              10 s: the summary is still printed (text, --json and
+              --output) and says the shutdown timed out, exit 1; a second
+              SIGINT during that shutdown prints it at once; without the
+              module, a second SIGINT during the drain ends the drain.
+              Before: exit 1 with no summary, and the second SIGINT was
+              ignored (10 s of shutdown, the whole --drain).
   demo        scripts/demo --duration 5 non-interactively (stdin/stdout not a
               terminal), with WEFT_DEMO_BUILD pointing at this build: trace
               and report exist, out/trace.json parses with worker spans and
@@ -312,6 +320,77 @@ def test_windows(load):
 
 
 # --------------------------------------------------------------------- demo
+
+def test_shutdown_stuck(load, module):
+    env = dict(os.environ, LD_PRELOAD=module)
+    d = tempfile.mkdtemp(prefix="weft-load-stuck-")
+    try:
+        # 1. the shutdown times out: the summary anyway, exit 1
+        out = os.path.join(d, "load.json")
+        t0 = time.time()
+        p = run([load, "-s", "timers", "-w", "2", "-d", "0.5", "-q", "--json", "-o", out],
+                timeout=60, env=env)
+        took = time.time() - t0
+        print("timed out: rc %d in %.1f s, stderr %r" % (p.returncode, took, p.stderr.strip()[-200:]))
+        check(p.returncode == 1, "rc %d (want 1)\nstderr: %s" % (p.returncode, p.stderr))
+        check(took >= 9.5, "ended in %.1f s: the shutdown did not wait its 10 s (the module?)" % took)
+        try:
+            j = json.loads(p.stdout)
+        except ValueError:
+            fail("no JSON summary on stdout after the timed-out shutdown: %r" % p.stdout[:300])
+        check(j.get("shutdown") == "timed_out", "JSON shutdown %r" % j.get("shutdown"))
+        check(j.get("throughput", {}).get("tasks_per_s", 0) > 0, "no throughput in the summary: %r" % p.stdout[:300])
+        with open(out) as f:
+            check(json.load(f).get("shutdown") == "timed_out", "--output: no shutdown field")
+        check("shutdown timed out" in p.stderr, "stderr does not say the shutdown timed out")
+
+        # 2. a second SIGINT during that shutdown: the summary at once
+        pr = subprocess.Popen([load, "-s", "timers", "-w", "2", "-d", "30", "-q"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        pr.send_signal(signal.SIGINT)
+        time.sleep(1.5)   # drained; the module's fiber runs; the shutdown waits
+        pr.send_signal(signal.SIGINT)
+        t0 = time.time()
+        try:
+            so, se = pr.communicate(timeout=4)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.communicate()
+            fail("a second SIGINT during the shutdown: still running 4 s later")
+        print("second SIGINT in the shutdown: rc %d in %.1f s; %r"
+              % (pr.returncode, time.time() - t0, [l for l in so.splitlines() if "shutdown" in l]))
+        check(pr.returncode == 1, "rc %d (want 1)" % pr.returncode)
+        check("(interrupted)" in so and "throughput:" in so, "no summary: %r" % so[:300])
+        check("shutdown: not waited for" in so, "the summary does not say so: %r" % so)
+
+        # 3. a second SIGINT during the drain (no module): the drain ends
+        pr = subprocess.Popen([load, "-s", "skewed", "-w", "2", "-d", "30", "-q",
+                               "--extra-spin", "200000000", "--drain", "60"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+        time.sleep(1)
+        pr.send_signal(signal.SIGINT)
+        time.sleep(1)
+        pr.send_signal(signal.SIGINT)
+        t0 = time.time()
+        try:
+            so, se = pr.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            pr.kill()
+            pr.communicate()
+            fail("a second SIGINT during the drain: still running 8 s later")
+        print("second SIGINT in the drain: rc %d in %.1f s; %r"
+              % (pr.returncode, time.time() - t0, se.strip().splitlines()[-1:]))
+        check(pr.returncode == 1, "rc %d (want 1: units cancelled)" % pr.returncode)
+        check("throughput:" in so, "no summary: %r" % so[:300])
+        check("units still running, not waited for" in se,
+              "stderr does not say the drain was cut short: %r" % se[-300:])
+        print("PASS: the summary after a timed-out or abandoned shutdown and drain")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 def report_data(html):
     m = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
@@ -1012,6 +1091,8 @@ def main():
         test_seed(load)
     elif test == "args":
         test_args(load)
+    elif test == "shutdown-stuck":
+        test_shutdown_stuck(load, sys.argv[4])
     elif test == "demo":
         test_demo(src, build)
     elif test == "demo-args":

@@ -347,7 +347,10 @@ static const char usage_text[] =
 	"graph of unit k (task count, parameters) depends only on the shape, the\n"
 	"seed and k. A timed run issues units 0..n-1 and drains them, so its task\n"
 	"count and graph digest equal the enumerated ones for its n; --units N\n"
-	"fixes n. Exit: 0 ok, 1 failure, 2 usage.\n"
+	"fixes n. Ctrl-C stops the run, which drains, shuts down and prints its\n"
+	"summary; a second Ctrl-C prints it at once. The summary is printed even\n"
+	"when the shutdown times out (10 s). Exit: 0 ok, 1 failure (a shutdown\n"
+	"that timed out or was not waited for too), 2 usage.\n"
 	"\n"
 	"Examples:\n"
 	"  weft-load --shape skewed --workers 4 --duration 20\n"
@@ -547,6 +550,11 @@ static struct cfg cfg;
 static uint64_t t0_ns;
 static atomic_long units_issued;
 static volatile sig_atomic_t interrupted;
+/* A second SIGINT/SIGTERM: stop waiting (the drain, the shutdown) and
+ * print the summary now, as a second Ctrl-C does to a Go or Tokio
+ * program. Before, it was ignored: up to --drain and then 10 s of
+ * shutdown went by (found by a review). */
+static volatile sig_atomic_t forced;
 
 static uint64_t sum_steal_ops(const struct weft_metrics *m, bool tasks)
 {
@@ -646,7 +654,43 @@ static void *progress_main(void *arg)
 
 static void on_signal(int sig)
 {
+	(void)sig;
+	if (interrupted)
+		forced = 1;
 	interrupted = 1;
+}
+
+/* The shutdown runs on a thread of its own, so that main can stop waiting
+ * for it at a second signal. */
+#define SHUTDOWN_NS (10ull * 1000000000u)
+static sem_t shut_done;
+static int shut_rc;
+
+static void *shutdown_main(void *arg)
+{
+	(void)arg;
+	shut_rc = weft_runtime_shutdown(load_rt, SHUTDOWN_NS);
+	sem_post(&shut_done);
+	return NULL;
+}
+
+/* 0: shut down; -ETIMEDOUT: a task still runs after 10 s; -EINTR: a second
+ * signal came first; another error of weft_runtime_shutdown. */
+static int shutdown_runtime(void)
+{
+	pthread_t th;
+	if (sem_init(&shut_done, 0, 0) || pthread_create(&th, NULL, shutdown_main, NULL))
+		return weft_runtime_shutdown(load_rt, SHUTDOWN_NS);
+	for (;;) {
+		uint64_t t = weft_now_ns() + 50000000u; /* a signal may go to any thread */
+		struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
+		if (!sem_clockwait(&shut_done, CLOCK_MONOTONIC, &ts))
+			break;
+		if (forced)
+			return -EINTR; /* the thread goes on alone; the process ends soon */
+	}
+	pthread_join(th, NULL);
+	return shut_rc;
 }
 
 static void sleep_until(uint64_t t)
@@ -716,6 +760,12 @@ static uint64_t drive(uint64_t k, uint64_t deadline)
 
 /* -------------------------------------------------------------- output */
 
+/* How the runtime's shutdown went (result.shutdown_rc), in the summary. */
+static const char *shutdown_word(int rc)
+{
+	return !rc ? "ok" : rc == -ETIMEDOUT ? "timed_out" : rc == -EINTR ? "not_waited" : "failed";
+}
+
 static void json_hist_summary(FILE *f, const struct hist *h)
 {
 	fprintf(f,
@@ -755,6 +805,7 @@ struct result {
 	struct gsum expect;
 	struct weft_metrics *m;
 	bool drained;
+	int shutdown_rc; /* shutdown_runtime's */
 	int rc;
 };
 
@@ -773,8 +824,9 @@ static void write_json(FILE *f, const struct result *r, bool with_series)
 	else
 		fprintf(f, "\"mode\":\"open\",\"concurrency\":null,\"rate\":%g,", cfg.rate);
 	fprintf(f, "\"seed\":%" PRIu64 ",\"duration_s\":%g,\"warmup_s\":%g,\"units_limit\":%" PRIu64
-		   ",\"interrupted\":%s,",
-		load_seed, cfg.duration, cfg.warmup, cfg.units, interrupted ? "true" : "false");
+		   ",\"interrupted\":%s,\"shutdown\":\"%s\",",
+		load_seed, cfg.duration, cfg.warmup, cfg.units, interrupted ? "true" : "false",
+		shutdown_word(r->shutdown_rc));
 	fprintf(f, "\"clock\":\"CLOCK_MONOTONIC\",\"t0_ns\":%" PRIu64 ",\"measure_start_ns\":%" PRIu64
 		   ",\"measure_end_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64 ",\"measured_s\":%.6f,",
 		t0_ns, r->t_measure, r->t_deadline, r->t_end, meas);
@@ -834,7 +886,8 @@ static void write_json(FILE *f, const struct result *r, bool with_series)
 		}
 		fprintf(f, "],");
 	}
-	fprintf(f, "\"per_worker_scope\":\"whole run (warmup and drain included), after shutdown\"");
+	fprintf(f, "\"per_worker_scope\":\"whole run (warmup and drain included), %s\"",
+		r->shutdown_rc ? "read before the shutdown ended" : "after shutdown");
 	if (with_series) {
 		fprintf(f, ",\"series\":[");
 		pthread_mutex_lock(&series.lock);
@@ -929,9 +982,17 @@ static void print_text(const struct result *r)
 		       : "(INCOMPLETE: differs from the seed's graph)");
 	if (r->tot.op_errors)
 		printf("errors: %" PRIu64 "\n", r->tot.op_errors);
+	if (r->shutdown_rc == -ETIMEDOUT)
+		printf("shutdown: TIMED OUT after %llu s (a task still runs on a worker): the runtime "
+		       "did not stop\n", SHUTDOWN_NS / 1000000000u);
+	else if (r->shutdown_rc == -EINTR)
+		printf("shutdown: not waited for (second signal): the runtime did not stop\n");
+	else if (r->shutdown_rc)
+		printf("shutdown: FAILED (%s)\n", weft_strerror(r->shutdown_rc));
 	if (!m)
 		return;
-	printf("runtime metrics (whole run):\n");
+	printf("runtime metrics (whole run%s):\n",
+	       r->shutdown_rc ? ", read before the shutdown ended" : "");
 	printf("  %-6s %11s %6s %10s %11s %8s %7s %9s %11s\n", "worker", "polls", "busy%",
 	       "steal_ops", "stolen", "parks", "noops", "overflows", "local_sched");
 	double wall = (double)(r->t_end - t0_ns);
@@ -1084,7 +1145,7 @@ int main(int argc, char **argv)
 			r.drained = true;
 			break;
 		}
-		if (weft_now_ns() >= drain_end)
+		if (weft_now_ns() >= drain_end || forced)
 			break;
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 	}
@@ -1099,7 +1160,11 @@ int main(int argc, char **argv)
 		r.tasks_at_deadline = t.done;
 		r.ops_at_deadline = t.ops;
 	}
-	if (!r.drained)
+	if (!r.drained && forced)
+		fprintf(stderr, "weft-load: second signal: %ld of %" PRIu64 " units still running, not"
+				" waited for; shutting down cancels them\n",
+			(long)r.issued - atomic_load(&units_done), r.issued);
+	else if (!r.drained)
 		fprintf(stderr, "weft-load: %ld of %" PRIu64 " units still running after %.1f s of drain;"
 				" shutting down cancels them\n",
 			(long)r.issued - atomic_load(&units_done), r.issued, cfg.drain);
@@ -1115,11 +1180,20 @@ int main(int argc, char **argv)
 	take_sample();
 	cfg.quiet = q;
 
-	rc = weft_runtime_shutdown(load_rt, 10ull * 1000000000u);
-	if (rc) {
+	/* The summary is printed whatever the shutdown does: a timed-out
+	 * shutdown used to exit 1 with no summary at all (found by a review).
+	 * Figures are then those of a runtime still running. */
+	rc = shutdown_runtime();
+	r.shutdown_rc = rc;
+	if (rc == -ETIMEDOUT)
+		fprintf(stderr, "weft-load: shutdown timed out after %llu s (a task still runs on a"
+				" worker); the summary's runtime figures were read before it ended\n",
+			SHUTDOWN_NS / 1000000000u);
+	else if (rc == -EINTR)
+		fprintf(stderr, "weft-load: second signal: not waiting for the shutdown; the summary's"
+				" runtime figures were read before it ended\n");
+	else if (rc)
 		fprintf(stderr, "weft-load: shutdown: %s\n", weft_strerror(rc));
-		return 1;
-	}
 	r.t_end = weft_now_ns();
 	if (weft_runtime_metrics(load_rt, &r.m))
 		r.m = NULL;
@@ -1153,6 +1227,12 @@ int main(int argc, char **argv)
 	}
 	if (!r.drained)
 		status = 1;
+	if (rc) {
+		/* not shut down: destroy would wait for the workers without a
+		 * limit, and they may still run weft-load's code; end here */
+		fflush(NULL);
+		_exit(1);
+	}
 	weft_metrics_free(r.m);
 	for (size_t i = 0; i < series.n; i++)
 		weft_metrics_free(series.s[i].m);
