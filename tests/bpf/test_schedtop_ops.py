@@ -82,6 +82,8 @@ TEST is one of:
             terminal cannot move the cursor, to use --batch, and exits 1
             within seconds, the command not started (it ran, and each redraw
             scrolled the screen: blank lines and the footer, never the view).
+            The same with --no-bpf: the terminal cannot clear the screen
+            (it ran, writing raw ESC [H ESC [2J each interval).
   tui_empty the live view of a weft process with no runtime yet
             (late_rt_target before its SIGUSR1) at 80x24: views 1, 2 and 3
             drawn with 0 workers; the histogram titles say p50- p99- for
@@ -1826,27 +1828,37 @@ def test_trace_stdout(st, wl_test, wl, lib):
 
 
 def test_tui_dumb(st, wl_test, wl, lib):
-    """TERM=dumb: refused before anything is attached or started."""
+    """TERM=dumb: refused before anything is attached or started, the
+    --no-bpf view too (it wrote ESC [H ESC [2J to the dumb terminal each
+    interval: it cleared the screen with hard-coded escapes, not terminfo's)."""
     tmux = shutil.which("tmux")
     if not tmux:
         fail("tmux not installed (scripts/setup-deps)")
     d = tempfile.mkdtemp(prefix="schedtop-dumb-")
     load = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL)
     T = [tmux, "-L", "schedtop-dumb-%d" % os.getpid()]
+    servers = []
 
     def cap():
         return subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
                               text=True).stdout
     try:
         marker = os.path.join(d, "started")
-        for what, args in (("-p PID", "-p %d 0.5" % load.pid),
-                           ("-- CMD", "0.5 -- sh -c 'touch %s; exec %s 2 100000'"
-                            % (marker, wl_test))):
+        for what, args, word in (("-p PID", "-p %d 0.5" % load.pid, "cursor"),
+                                 ("-- CMD", "0.5 -- sh -c 'touch %s; exec %s 2 100000'"
+                                  % (marker, wl_test), "cursor"),
+                                 ("--no-bpf -p PID", "--no-bpf -p %d 0.5" % load.pid, "clear"),
+                                 ("--no-bpf -- CMD", "--no-bpf 0.5 -- sh -c 'touch %s; exec %s 2 "
+                                  "100000'" % (marker, wl_test), "clear")):
             err, rcf = os.path.join(d, "err"), os.path.join(d, "rc")
             for f in (err, rcf):
                 if os.path.exists(f):
                     os.unlink(f)
             subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            # a server each: a new session on the socket of a server just
+            # killed failed ("server exited unexpectedly")
+            T[:] = [tmux, "-L", "schedtop-dumb-%d-%d" % (os.getpid(), len(servers))]
+            servers.append(list(T))
             subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
                                 "TERM=dumb %s %s 2>%s; echo $? > %s; sleep 30"
                                 % (st, args, err, rcf)], check=True)
@@ -1858,13 +1870,14 @@ def test_tui_dumb(st, wl_test, wl, lib):
                      % (what, cap()))
             rc, msg = int(open(rcf).read()), open(err).read()
             print("TERM=dumb %s: rc %d, %s" % (what, rc, msg.strip()))
-            if rc != 1 or "--batch" not in msg or "cursor" not in msg:
+            if rc != 1 or "--batch" not in msg or word not in msg:
                 fail("TERM=dumb %s: rc %d, %r; screen:\n%s" % (what, rc, msg, cap()))
             if os.path.exists(marker):
-                fail("TERM=dumb -- CMD: the command was started")
-        print("PASS: TERM=dumb refused with 'use --batch', nothing started")
+                fail("TERM=dumb %s: the command was started" % what)
+        print("PASS: TERM=dumb refused with 'use --batch', nothing started (--no-bpf too)")
     finally:
-        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        for srv in servers:
+            subprocess.run(srv + ["kill-server"], stderr=subprocess.DEVNULL)
         kill_and_remove([load], d)
 
 

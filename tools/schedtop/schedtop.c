@@ -1010,7 +1010,7 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		return 1;
 	}
 	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-	bool tty = !batch && isatty(1);
+	bool tty = !batch && !json && isatty(1); /* main checked its clear (tui_check_clear) */
 	int rc = 0;
 	if (!json)
 		printf("Watching pid %d without BPF (perf_event_open + /proc). Ctrl-C to stop.\n",
@@ -1032,7 +1032,7 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 			FILE *mf = tty ? open_memstream(&text, &len) : NULL;
 			FILE *o = mf ? mf : stdout;
 			if (tty)
-				printf("\033[H\033[2J");
+				tui_clear();
 			if (gone)
 				fprintf(o, "--- target %d exited; final interval:\n", t->pid);
 			fb_print_text(o, fb);
@@ -1127,6 +1127,13 @@ int main(int argc, char **argv)
 		/* before the command starts: a live view that cannot run left
 		 * it running on its own (TERM=bogus: found by a review) */
 		fprintf(stderr, "%s\n", why);
+		if (rec)
+			fclose(rec);
+		return 1;
+	}
+	if (mode == M_TOP && !batch && no_bpf && !json && isatty(1) &&
+	    tui_check_clear(why, sizeof(why))) {
+		fprintf(stderr, "%s\n", why); /* as the live view with BPF: before anything starts */
 		if (rec)
 			fclose(rec);
 		return 1;

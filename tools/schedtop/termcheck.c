@@ -38,3 +38,34 @@ int tui_check_terminal(char *why, size_t n)
 	return 0;
 }
 
+/* The --no-bpf view on a terminal clears the screen with terminfo's
+ * `clear` each interval (it wrote ESC [H ESC [2J whatever the terminal:
+ * raw escapes on TERM=dumb, where the live view refuses; found by a
+ * review). It reads no keys, so stdin need not be a terminal. */
+static const char *clear_str;
+
+int tui_check_clear(char *why, size_t n)
+{
+	int err = 0;
+	const char *term = getenv("TERM");
+	if (setupterm(NULL, STDOUT_FILENO, &err) != OK) {
+		snprintf(why, n, "schedtop: cannot use the terminal%s%s%s; use --batch",
+			 term ? " (TERM=" : "", term ? term : "", term ? ")" : "");
+		return -1;
+	}
+	const char *cl = tigetstr("clear");
+	if (!cl || cl == (const char *)-1 || tigetflag("hc") > 0 || tigetflag("gn") > 0) {
+		snprintf(why, n, "schedtop: the terminal%s%s%s cannot clear the screen, which the "
+				 "live view needs; use --batch",
+			 term ? " (TERM=" : "", term ? term : "", term ? ")" : "");
+		return -1;
+	}
+	clear_str = cl;
+	return 0;
+}
+
+void tui_clear(void)
+{
+	if (clear_str)
+		putp(clear_str); /* through stdout, with the terminal's padding */
+}

@@ -15,6 +15,10 @@ struct stall;
  * knows), else -1 with the reason in why: checked before anything is
  * attached or launched. */
 int tui_check_terminal(char *why, size_t n);
+/* The --no-bpf view on a terminal: 0 if terminfo can clear stdout's screen
+ * (then tui_clear does), else -1 with the reason in why. */
+int tui_check_clear(char *why, size_t n);
+void tui_clear(void);
 int tui_run(struct mon *m, struct stall *st, int pid, double interval, long count, int pidfd,
 	    volatile sig_atomic_t *exiting);
 
