@@ -1355,12 +1355,28 @@ static ssize_t read_ref(struct weft_io *io, void *buf, size_t n, int flags, bool
 		 sock ? recv(io->fd, buf, n, flags) : read(io->fd, buf, n));
 }
 
+/* A read of nothing returns 0 at once, as read(2) with a count of 0 does
+ * and Go's Read of an empty buffer: it waited for readability (found by a
+ * review), which read(2) never does. No system call; still -EBADF once
+ * closed and the cancellation point weft.h promises, as weft_read_full
+ * of nothing. */
+static ssize_t read_nothing(struct weft_io *io)
+{
+	if (!io_tryref_open(io))
+		return -EBADF;
+	ssize_t r = weft__cancelled() ? -ECANCELED : 0;
+	io_unref(io);
+	return r;
+}
+
 ssize_t weft_read(struct weft_io *io, void *buf, size_t n)
 {
 	/* a NULL buffer is refused before any wait (it waited for data,
 	 * then the read said -EFAULT), as weft_read_full does */
 	if (!io || (!buf && n))
 		return -EINVAL;
+	if (!n)
+		return read_nothing(io);
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t r = read_ref(io, buf, n, 0, false);
@@ -1394,6 +1410,10 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 {
 	if (!io || (!buf && n))
 		return -EINVAL;
+	/* on a stream socket as weft_read; a datagram socket's recv(2) of
+	 * nothing waits for a datagram and takes it, and so does this */
+	if (!n && io->is_socket && !io->is_msg)
+		return read_nothing(io);
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t r = read_ref(io, buf, n, flags, true);

@@ -749,6 +749,79 @@ Test(io_full, read_full_of_nothing_in_a_cancelled_fiber_says_ecanceled, .timeout
 	wt_rt_destroy(rt);
 }
 
+/* A read of nothing returns 0 at once, as read(2) with a count of 0 and
+ * Go's Read of an empty buffer do (found by a review: weft_read(io, buf,
+ * 0) waited for readability, here until the deadline: -ETIMEDOUT after
+ * 200 ms); weft_recv of nothing on a stream socket too. On a datagram
+ * socket weft_recv of nothing still waits for a datagram and takes it,
+ * as recv(2). The registration is one whose first event came and whose
+ * readable bit a read that waited and timed out left clear, so a call
+ * that had to wait would. */
+static void read_nothing_checks(struct weft_io *a, bool sock)
+{
+	char buf[8];
+	/* a read that waits and times out: the readable bit is clear */
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 20 * MS), 0);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), -ETIMEDOUT);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 200 * MS), 0);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_read(a, buf, 0), 0);
+	cr_assert_eq(weft_read(a, NULL, 0), 0);
+	if (sock)
+		cr_assert_eq(weft_recv(a, buf, 0, 0), 0);
+	uint64_t took = weft_now_ns() - t0;
+	cr_assert_lt(took, 100 * MS, "a read of nothing waited %llu ns", (unsigned long long)took);
+	cr_assert_eq(weft_read(a, NULL, 1), -EINVAL);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+}
+
+Test(io_full, a_read_of_nothing_returns_0_at_once, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	char buf[8];
+	cr_assert_eq(weft_write(b, "x", 1), 1);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 1);
+	read_nothing_checks(a, true);
+	/* what comes next is still there for the next read */
+	cr_assert_eq(weft_write(b, "yz", 2), 2);
+	cr_assert_eq(weft_read(a, buf, 0), 0);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 2);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_read(a, buf, 0), -EBADF);
+	cr_assert_eq(weft_io_close(b), 0);
+
+	/* a pipe */
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cr_assert_eq(weft_io_register(rt, p[0], &a), 0);
+	cr_assert_eq(write(p[1], "x", 1), 1);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 1);
+	read_nothing_checks(a, false);
+	cr_assert_eq(weft_io_close(a), 0);
+	close(p[1]);
+
+	/* a datagram socket: read as read(2); recv waits for a datagram */
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 1);
+	read_nothing_checks(a, false);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 50 * MS), 0);
+	cr_assert_eq(weft_recv(a, buf, 0, 0), -ETIMEDOUT);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+	cr_assert_eq(write(sv[1], "ab", 2), 2);
+	cr_assert_eq(write(sv[1], "c", 1), 1);
+	cr_assert_eq(weft_recv(a, buf, 0, 0), 0, "the first datagram, taken");
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 1);
+	cr_assert_eq(buf[0], 'c');
+	cr_assert_eq(weft_io_close(a), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /* weft_io_local_addr / weft_io_peer_addr: the two ends of a TCP
  * connection name each other; a listener has no peer; a short buffer is
  * truncated with the full length said; a closed registration is -EBADF. */
