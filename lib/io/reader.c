@@ -29,6 +29,11 @@ int weft_reader_create(struct weft_io *io, size_t bufsize, struct weft_reader **
 {
 	if (!io || !out || bufsize > READER_MAX)
 		return -EINVAL;
+	/* closed or deregistered already: -EBADF here, not a reader that
+	 * only its first call finds unusable (weft_io_fd says which) */
+	int fd = weft_io_fd(io);
+	if (fd < 0)
+		return fd;
 	if (!bufsize)
 		bufsize = READER_DEFAULT;
 	struct weft_reader *r = weft__malloc(sizeof(*r) + bufsize);

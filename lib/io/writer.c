@@ -37,6 +37,11 @@ int weft_writer_create(struct weft_io *io, size_t bufsize, struct weft_writer **
 {
 	if (!io || !out || bufsize > WRITER_MAX)
 		return -EINVAL;
+	/* closed or deregistered already: -EBADF here, not a writer that
+	 * only its first call finds unusable (weft_io_fd says which) */
+	int fd = weft_io_fd(io);
+	if (fd < 0)
+		return fd;
 	if (!bufsize)
 		bufsize = WRITER_DEFAULT;
 	struct weft_writer *w = weft__malloc(sizeof(*w) + bufsize + 1);

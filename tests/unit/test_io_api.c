@@ -3170,6 +3170,38 @@ Test(reader, until_poll_errors_keep_the_bytes, .timeout = WT_TMO(30))
 /* A second weft_io_close (or a close after weft_io_deregister) unlinked
  * the registration again and dropped the owner's reference twice; now it
  * is -EBADF and touches nothing, not even a file that took the number. */
+/* A reader or writer over a registration already closed (or deregistered)
+ * is -EBADF at create, with *out untouched and nothing allocated (found by
+ * a review: create said 0, and only the first later call said -EBADF). */
+Test(io_close, a_reader_or_writer_on_a_closed_registration_is_ebadf, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, p[0], &io), 0);
+	cr_assert_eq(weft_io_close(io), 0);
+	struct weft_reader *r = (struct weft_reader *)&p;
+	struct weft_writer *w = (struct weft_writer *)&p;
+	cr_assert_eq(weft_reader_create(io, 0, &r), -EBADF);
+	cr_assert_eq(r, (struct weft_reader *)&p, "*out untouched");
+	cr_assert_eq(weft_writer_create(io, 0, &w), -EBADF);
+	cr_assert_eq(w, (struct weft_writer *)&p, "*out untouched");
+	/* deregistered: the same */
+	cr_assert_eq(weft_io_register(rt, p[1], &io), 0);
+	cr_assert_eq(weft_io_deregister(io), p[1]);
+	cr_assert_eq(weft_reader_create(io, 0, &r), -EBADF);
+	cr_assert_eq(weft_writer_create(io, 0, &w), -EBADF);
+	/* an open one still gets both */
+	cr_assert_eq(weft_io_register(rt, p[1], &io), 0);
+	cr_assert_eq(weft_reader_create(io, 0, &r), 0);
+	cr_assert_eq(weft_writer_create(io, 0, &w), 0);
+	weft_reader_destroy(r);
+	cr_assert_eq(weft_writer_destroy(w), 0);
+	cr_assert_eq(weft_io_close(io), 0);
+	wt_rt_destroy(rt);
+}
+
 Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_runtime *rt = rt_named(1);

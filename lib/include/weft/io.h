@@ -263,6 +263,7 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * not own the registration (close it after weft_reader_destroy, or at
  * least not before the reader's last call). One caller at a time.
  * weft_reader_create: bufsize 0 means 4 KiB, at most 16 MiB (else -EINVAL);
+ * -EBADF (the registration was closed or deregistered: no reader made);
  * -ENOMEM. Nothing read is ever dropped: on an error, bytes already read
  * stay buffered for the next call.
  * weft_reader_until: the next bytes up to and including the first `delim`
@@ -318,7 +319,8 @@ WEFT_API int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, i
  * bytes not yet written stay buffered, and a later flush tries them again
  * (after -ETIMEDOUT, say); the error is not sticky.
  * weft_writer_create: bufsize 0 means 4 KiB, at most 16 MiB (else
- * -EINVAL); -ENOMEM.
+ * -EINVAL); -EBADF (the registration was closed or deregistered: no
+ * writer made); -ENOMEM.
  * weft_writer_write: accepts all n bytes (buffered, or written: a write
  * of at least the buffer's size with nothing buffered goes straight to
  * weft_write) and returns n; if an error stops it, the count accepted so
