@@ -113,6 +113,11 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 			return false;
 		if (arms[i].op == WEFT_SEL_READER_LINE && (!arms[i].ptr || arms[i].arg > 255))
 			return false;
+		/* more permits than a semaphore holds: weft_sem_acquire_n
+		 * refuses it before any wait; the arm's poll said -EINVAL
+		 * only when reached (a ready arm before it won instead) */
+		if (arms[i].op == WEFT_SEL_SEM && arms[i].arg > WEFT_SEM_MAX_PERMITS)
+			return false;
 		/* an IO arm asks for a direction: without READABLE or WRITABLE
 		 * (0, HUP alone) weft_io_poll_ready registers no waker and
 		 * reports nothing, so the select waited out its deadline with

@@ -71,6 +71,39 @@ Test(select, io_arm_without_a_direction_is_einval, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A SEM arm asking for more than WEFT_SEM_MAX_PERMITS is refused up front,
+ * -EINVAL from the select itself, as weft_sem_acquire_n refuses that n
+ * before any wait. Found by a review: the select took it, a ready arm
+ * before it won (its item taken), else the arm "completed" with rc -EINVAL.
+ */
+Test(select, a_sem_arm_past_the_maximum_is_einval, .timeout = WT_TMO(20))
+{
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(WEFT_SEM_MAX_PERMITS, &s), 0);
+	cr_assert_eq(weft_sem_acquire_n(s, WEFT_SEM_MAX_PERMITS + 1), -EINVAL, "the plain call");
+	struct weft_select_arm one[] = { WEFT_SEL_ACQUIRE(s, WEFT_SEM_MAX_PERMITS + 1) };
+	cr_assert_eq(weft_select_timeout(one, 1, 0), -EINVAL);
+	cr_assert_eq(weft_select_fair_timeout(one, 1, 0), -EINVAL);
+	struct weft_chan *c = mkchan(1);
+	long x = 7, got = 0;
+	cr_assert_eq(weft_chan_try_send(c, &x), 0);
+	struct weft_select_arm two[] = { WEFT_SEL_RECV(c, &got),
+					 WEFT_SEL_ACQUIRE(s, WEFT_SEM_MAX_PERMITS + 1) };
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), -EINVAL);
+	cr_assert_eq(got, 0, "the ready arm took nothing");
+	cr_assert_eq(weft_sem_available(s), WEFT_SEM_MAX_PERMITS);
+	/* the maximum itself is a request like any other */
+	two[1] = WEFT_SEL_ACQUIRE(s, WEFT_SEM_MAX_PERMITS);
+	cr_assert_eq(weft_chan_try_recv(c, &got), 0);
+	cr_assert_eq(got, 7);
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), 1);
+	cr_assert_eq(two[1].rc, 0);
+	cr_assert_eq(weft_sem_available(s), 0);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+}
+
 Test(select, deadline_takes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_chan *a = mkchan(1);
