@@ -334,6 +334,7 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 		return rc;
 	}
 	out->pid = pid;
+	out->_fork_gen = rt->fork_gen + 1;
 	return 0;
 }
 
@@ -404,6 +405,14 @@ int weft_process_kill(struct weft_process *p, int sig)
 {
 	if (!p || sig < 0)
 		return -EINVAL;
+	/* In a forked child: -ECHILD, as the other calls say first (fork.c).
+	 * The pidfd came along with the fork, so the child's kill signalled
+	 * the parent's process (found by a review). The generation is the
+	 * runtime's, kept at spawn: p->child may be reaped and freed by a
+	 * wait on another thread (see below), so its rt is not read here. */
+	if (p->_fork_gen &&
+	    atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != p->_fork_gen - 1)
+		return -ECHILD;
 	/* Its own descriptor of the pidfd, not the registration: a wait on
 	 * another thread reaps and closes that (a kill that read p->child
 	 * as the wait cleared it crashed: found by a review). A reaped

@@ -237,6 +237,54 @@ Test(fork, child_connects_and_spawns_say_echild_before_acting, .timeout = WT_TMO
 }
 
 /*
+ * weft_process_kill in a forked child says -ECHILD first, as spawn and
+ * the waits do, and signals nothing: the child has a copy of the pidfd,
+ * and its SIGTERM reached the parent's process (found by a review). Also
+ * for a process the parent reaped before the fork (-ESRCH before).
+ */
+Test(fork, child_process_kill_says_echild_and_signals_nothing, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *sleep_argv[] = { "sleep", "30", NULL };
+	char *true_argv[] = { "true", NULL };
+	struct weft_process p, done;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", sleep_argv, NULL, &p), 0);
+	cr_assert_eq(weft_process_spawn(rt, "true", true_argv, NULL, &done), 0);
+	int st;
+	cr_assert_eq(weft_process_wait(&done, &st, WEFT_FOREVER), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		int bad = 0;
+		if (weft_process_kill(&p, SIGTERM) != -ECHILD)
+			bad |= 1;
+		if (weft_process_kill(&p, 0) != -ECHILD)
+			bad |= 2;
+		if (weft_process_kill(&done, SIGTERM) != -ECHILD) /* reaped: not -ESRCH */
+			bad |= 4;
+		if (weft_process_wait(&p, NULL, 0) != -ECHILD)
+			bad |= 8;
+		_exit(bad);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child: status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: mask %#x (1 kill, 2 kill 0, 4 kill of a reaped "
+		     "process, 8 wait)", WEXITSTATUS(st));
+	/* the parent's process got no signal: still running */
+	cr_assert_eq(weft_process_wait(&p, &st, 50 * 1000000ull), -ETIMEDOUT,
+		     "the child's kill reached the parent's process");
+	cr_assert_eq(weft_process_kill(&p, 0), 0);
+	cr_assert_eq(weft_process_kill(&done, SIGTERM), -ESRCH, "the parent's: reaped");
+	cr_assert_eq(weft_process_kill(&p, SIGKILL), 0);
+	cr_assert_eq(weft_process_wait(&p, &st, WEFT_FOREVER), 0);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %#x", st);
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(weft_process_close(&done), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
  * A fork while fibers spawn with a stack size of their own: a stack pool's
  * lock may be held by a worker at the moment of the fork, by a thread the
  * child does not have. The child's spawn must say -ECHILD at once, not

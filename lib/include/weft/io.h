@@ -596,6 +596,8 @@ struct weft_process {
 	 * field to NULL. */
 	struct weft_io *in, *out, *err;
 	int _kill_fd;            /* private: weft_process_kill's pidfd + 1 (0: none) */
+	unsigned _fork_gen;      /* private: the runtime's fork generation + 1 (0: none);
+				  * in the tail padding: the size is unchanged */
 };
 
 WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const argv[],
@@ -620,7 +622,9 @@ WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, 
 /* Send signal sig to the child through its pidfd (never to a process that
  * took over its pid): 0 (also to a child that has ended and is not reaped
  * yet, which ignores it), -ESRCH (reaped), -EBADF (after
- * weft_process_close), -EINVAL, -EPERM. Safe beside a weft_process_wait on
+ * weft_process_close), -EINVAL, -EPERM, -ECHILD in a forked child (before
+ * anything else but -EINVAL, as spawn and the waits: the child's copy of
+ * the pidfd would signal the parent's process). Safe beside a weft_process_wait on
  * another thread or fiber (the usual "kill it when the time is up"); sig 0
  * checks that it has not been reaped. */
 WEFT_API int weft_process_kill(struct weft_process *p, int sig);
