@@ -1186,7 +1186,8 @@ Test(timers, destroy_refuses_while_a_block_on_waits_on_an_interval, .timeout = W
  * at once, and it must spend the cooperative budget as a ready channel
  * operation does, or the fiber never yields and a fiber queued beside it
  * never runs. Before: 50 million sleeps in 2 s, the other fiber never ran
- * (weft_sleep_ns(0) did yield: its deadline rounds up to the next tick).
+ * (weft_sleep_ns(0) did yield then: its deadline rounded up to the next
+ * tick; now it returns at once, and spends the budget as these do).
  */
 static atomic_int g_past_flag;
 
@@ -1221,6 +1222,81 @@ Test(timers, a_loop_of_sleeps_into_the_past_lets_others_run, .timeout = WT_TMO(3
 	cr_assert_eq(weft_join(a, &r), 0);
 	cr_assert_eq(weft_join(b, NULL), 0);
 	cr_assert_null(r, "the sleeping fiber %s", r == (void *)1 ? "kept its worker for 2 s: the other fiber never ran" : "got an error");
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A zero sleep (weft_sleep_ns(0), weft_sleep_until(now)) returns promptly,
+ * as Go's time.Sleep(0) does: found by a review, its deadline rounded up
+ * to the next 250 us tick and the fiber waited for the driver to reach it
+ * (median ~250 us, where a yield at most costs a few us). The poll form
+ * likewise: a deadline already passed is READY at the first poll, not
+ * PENDING until the wheel's tick. A cancelled fiber's zero sleep still
+ * says -ECANCELED.
+ */
+struct zero_sleep { uint64_t took[101]; int rc, cancelled_rc; atomic_int sleeping; };
+
+static void *zero_sleeps(void *arg)
+{
+	struct zero_sleep *z = arg;
+	for (int i = 0; i < 101; i++) {
+		uint64_t t0 = weft_now_ns();
+		int rc = i & 1 ? weft_sleep_until(t0) : weft_sleep_ns(0);
+		z->took[i] = weft_now_ns() - t0;
+		if (rc)
+			z->rc = rc;
+	}
+	return NULL;
+}
+
+static void *zero_sleep_when_cancelled(void *arg)
+{
+	struct zero_sleep *z = arg;
+	atomic_store(&z->sleeping, 1);
+	weft_sleep_ns(WEFT_FOREVER);
+	z->cancelled_rc = weft_sleep_ns(0);
+	return NULL;
+}
+
+struct due_now { struct weft_timer t; int first; };
+
+static enum weft_poll due_now_poll(void *state, struct weft_cx *cx)
+{
+	struct due_now *d = state;
+	enum weft_poll r = weft_timer_poll(&d->t, cx, weft_now_ns());
+	if (!d->first)
+		d->first = r == WEFT_READY ? 1 : 2;
+	return r;
+}
+
+static void due_now_drop(void *state) { weft_timer_cancel(&((struct due_now *)state)->t); }
+
+Test(timers, a_zero_sleep_returns_at_once, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct zero_sleep z;
+	memset(&z, 0, sizeof(z));
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, zero_sleeps, &z, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(z.rc, 0);
+	qsort(z.took, 101, sizeof(z.took[0]), cmp_u64);
+	cr_assert_lt(z.took[50], 100000ull * WEFT_TEST_SLOW,
+		     "zero sleeps: median %.1f us, max %.1f us", z.took[50] / 1e3, z.took[100] / 1e3);
+	/* the poll form: READY at the first poll */
+	for (int i = 0; i < 20; i++) {
+		struct due_now d = { .t = WEFT_TIMER_INIT };
+		cr_assert_eq(weft_spawn_poll(rt, due_now_poll, &d, due_now_drop, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		cr_assert_eq(d.first, 1, "poll %d: a deadline of now was PENDING at the first poll", i);
+	}
+	/* cancelled: still -ECANCELED */
+	cr_assert_eq(weft_spawn(rt, zero_sleep_when_cancelled, &z, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&z.sleeping), WT_LONG_MS));
+	wt_sleep_ms(5);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -EINTR);
+	cr_assert_eq(z.cancelled_rc, -ECANCELED);
 	wt_rt_destroy(rt);
 }
 

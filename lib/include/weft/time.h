@@ -4,7 +4,8 @@
  * Times are CLOCK_MONOTONIC nanoseconds (weft_now_ns()). Timers live in the
  * runtime's hierarchical wheels (250 µs resolution): they never fire early
  * and fire within about 250 µs of their deadline plus the time to wake a
- * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime). On a kernel
+ * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime); a deadline
+ * already passed when a wait begins is due at once. On a kernel
  * without epoll_pwait2 (before 5.11, or a seccomp filter that refuses it)
  * an idle runtime wakes on whole milliseconds: up to 1 ms more.
  * Blocking-style calls suspend a fiber, block a thread outside the runtime,
@@ -26,14 +27,18 @@ struct weft_task;
 WEFT_API uint64_t weft_now_ns(void);
 
 /* Sleep for ns / until deadline_ns. 0, -EDEADLK (poll task), -ECANCELED
- * (a fiber that was cancelled: at once, or as soon as it is). */
+ * (a fiber that was cancelled: at once, or as soon as it is). A deadline
+ * already passed (weft_sleep_ns(0)) returns at once, as Go's
+ * time.Sleep(0): a fiber yields its worker only if its cooperative budget
+ * is spent. */
 WEFT_API int weft_sleep_ns(uint64_t ns);
 WEFT_API int weft_sleep_until(uint64_t deadline_ns);
 
 /*
  * A timer for poll tasks: caller-owned (keep it in the task's state),
  * zero-initialised (WEFT_TIMER_INIT). weft_timer_poll returns WEFT_READY
- * once deadline_ns has passed, else registers cx's waker (the deadline of
+ * once deadline_ns has passed (at the first poll if it has already: no
+ * wait for the wheel's next tick), else registers cx's waker (the deadline of
  * the first poll counts until the timer fires or is cancelled). A task
  * dropped while its timer is pending must call weft_timer_cancel from its
  * drop function. After READY or cancel the timer can be polled again for a
