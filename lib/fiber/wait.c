@@ -112,6 +112,14 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 		fip = NULL;
 	if (fip && fip_aborted(fip))
 		return -ECANCELED;
+	/* A poll task's weft_block_in_place fn: once shutdown has told the
+	 * workers to stop (after the fibers' turn), no worker runs what its
+	 * wait is for, and the shutdown's sweep that would end a waiting task
+	 * it joins comes only after this thread has stopped: the wait, looked
+	 * at every FIP_SLICE_NS too, ends with -ECANCELED a slice after that
+	 * was seen. Before, a join of a waiting task there held shutdown to
+	 * its timeout, and destroy for good. */
+	struct weft_runtime *pip = weft__ctx_poll_in_place(ctx) ? ctx->rt : NULL;
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;
@@ -126,17 +134,18 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	int rc = 0;
 	bool closing = false;
 	while (poll(arg, &cx) == WEFT_PENDING) {
-		if (fip) {
+		if (fip || pip) {
 			/* Shutdown wakes the I/O waits itself, which then say
 			 * -ESHUTDOWN as a thread's do (io.c,
 			 * weft__io_stop_waiters): a wait still pending a
 			 * slice after the close was seen is one nothing will
 			 * end, and ends here. */
-			if (fip_aborted(fip) || closing) {
+			if ((fip && fip_aborted(fip)) || closing) {
 				rc = -ECANCELED; /* the caller cancels its entry */
 				break;
 			}
-			closing = fip_closing(fip);
+			closing = fip ? fip_closing(fip)
+				      : atomic_load_explicit(&pip->shutdown, memory_order_relaxed);
 			uint64_t slice = weft__now_ns() + FIP_SLICE_NS;
 			if (slice < deadline_ns) {
 				weft__tparker_park_until(p, slice);

@@ -431,6 +431,12 @@ struct weft__ctx {
 };
 struct weft__ctx *weft__ctx(void);
 void weft__ctx_set(struct weft__ctx *c);
+/* A poll task's code on a worker thread that holds no core: its
+ * weft_block_in_place fn (or the rest of its poll after a hand-off). */
+static inline bool weft__ctx_poll_in_place(const struct weft__ctx *ctx)
+{
+	return ctx && ctx->worker && !ctx->core && !ctx->fiber && !ctx->fiber_in_place && ctx->cx;
+}
 /* The task whose code called this thread's innermost weft_block_on (from a
  * weft_block_in_place fn or a blocking job), NULL if none. */
 struct weft_task *weft__block_on_task(void);

@@ -488,7 +488,9 @@ int weft_join(struct weft_task *task, void **result)
 	 * on the joined task alone, an aborted fiber could not unwind, and
 	 * shutdown waited for it until its timeout, destroy for good (found
 	 * by a review). */
-	if (ctx && ctx->fiber_in_place) {
+	if (ctx && (ctx->fiber_in_place || weft__ctx_poll_in_place(ctx))) {
+		/* a poll task's fn too: its wait ends with -ECANCELED once its
+		 * runtime's workers stop (wait.c) */
 		int rc = weft__wait(join_wait_poll, task, NULL);
 		if (rc)
 			return rc; /* -ECANCELED, -ENOMEM: the handle stays valid */

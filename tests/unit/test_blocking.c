@@ -1099,3 +1099,78 @@ Test(blocking, shutdown_ends_the_task_a_job_is_joining, .timeout = WT_TMO(30))
 	cr_assert_eq((int)(intptr_t)r, -ECANCELED, "the job's join said %d", (int)(intptr_t)r);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
+
+/*
+ * The same from a poll task's weft_block_in_place fn: round 0 with a spare
+ * taking the core (the hand-off), round 1 with none (max_blocking_threads
+ * 1, taken by a job: fn runs holding the core's place, as a plain
+ * blocking call). The waiting task is ended only by shutdown's sweep,
+ * which comes after the workers stopped - and this worker thread stops
+ * only when fn returns. fn's join now ends with -ECANCELED once the
+ * workers are told to stop (within ~10 ms, the handle not consumed).
+ * Before, shutdown said -ETIMEDOUT and destroy waited for good (a limit
+ * listed by the twenty-eighth session).
+ */
+struct pip_join {
+	struct weft_task *idle;
+	atomic_int started, rc;
+	atomic_int release; /* round 1: lets the pool's job go */
+};
+
+static void *pip_join_fn(void *arg)
+{
+	struct pip_join *j = arg;
+	atomic_store(&j->started, 1);
+	atomic_store(&j->rc, weft_join(j->idle, NULL));
+	return NULL;
+}
+
+static enum weft_poll pip_join_poll(void *state, struct weft_cx *cx)
+{
+	(void)cx;
+	weft_block_in_place(pip_join_fn, state, NULL);
+	return WEFT_READY;
+}
+
+static void *hold_the_pool(void *arg)
+{
+	struct pip_join *j = arg;
+	while (!atomic_load(&j->release))
+		usleep(1000);
+	return NULL;
+}
+
+Test(block_in_place, shutdown_ends_a_join_in_a_poll_tasks_fn, .timeout = WT_TMO(40))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = rt_blocking(round == 0 ? 8 : 1, 0);
+		struct pip_join j = { .rc = 1 };
+		atomic_int drops = 0;
+		struct weft_task *job = NULL, *p;
+		if (round == 1)
+			cr_assert_eq(weft_spawn_blocking(rt, hold_the_pool, &j, &job), 0);
+		cr_assert_eq(weft_spawn_poll(rt, pending_forever, &drops, wt_drop_count, &j.idle), 0);
+		cr_assert_eq(weft_spawn_poll(rt, pip_join_poll, &j, NULL, &p), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&j.started), WT_LONG_MS));
+		wt_sleep_ms(20); /* fn parks in its join */
+		if (round == 1)
+			atomic_store(&j.release, 1); /* the pool's wait must not be what holds */
+		int rc = weft_runtime_shutdown(rt, 3000 * 1000000ull);
+		cr_assert_eq(rc, 0, "round %d: shutdown = %d (%s): the fn's join held it up", round,
+			     rc, weft_strerror(rc));
+		cr_assert_eq(atomic_load(&j.rc), -ECANCELED, "round %d: fn's join said %d", round,
+			     atomic_load(&j.rc));
+		cr_assert_eq(atomic_load(&drops), 1, "round %d: the waiting task's drop", round);
+		struct weft_metrics *m;
+		cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+		cr_assert_eq(m->block_in_place_inline, (uint64_t)round,
+			     "round %d: fn ran %s", round, round ? "handed off" : "inline");
+		weft_metrics_free(m);
+		/* not consumed by fn's join: the test's own join takes it */
+		cr_assert_eq(weft_join(j.idle, NULL), -ECANCELED);
+		cr_assert_eq(weft_join(p, NULL), 0);
+		if (job)
+			cr_assert_eq(weft_join(job, NULL), 0);
+		cr_assert_eq(weft_runtime_destroy(rt), 0);
+	}
+}

@@ -444,7 +444,11 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * of the fiber: once the fiber is aborted (or its runtime shuts down), a
  * weft/sync.h wait, a sleep or a weft_join in fn returns -ECANCELED,
  * within ~10 ms when it was already waiting (such a wait looks every 10
- * ms); its I/O waits say -ESHUTDOWN at shutdown, as on any thread.
+ * ms); its I/O waits say -ESHUTDOWN at shutdown, as on any thread. A
+ * poll task's fn: once shutdown stops the workers (after the fibers'
+ * turn), a weft/sync.h wait or a weft_join in fn returns -ECANCELED within
+ * ~10 ms (the task it waits for would be ended only after this thread
+ * stopped; such a wait looks every 10 ms).
  */
 WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
