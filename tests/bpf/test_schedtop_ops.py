@@ -76,7 +76,9 @@ TEST is one of:
             its index and state, the footer last), at 200 columns every
             column, at 80 the footer says how many are hidden; the
             histogram view shows its four boxes side by side without
-            overlap, bucket bounds in units (ns/us/ms/s).
+            overlap, bucket bounds in units (ns/us/ms/s), and a box whose
+            rows merge N buckets says xN in its title at 80 columns too
+            (it was dropped when the title was long).
   tui_dumb  the live view under tmux with TERM=dumb (known to terminfo, no
             cursor addressing), with -p PID and with -- CMD: schedtop says the
             terminal cannot move the cursor, to use --batch, and exits 1
@@ -1038,6 +1040,38 @@ def test_metrics_interval(st, wl_test, wl, lib):
             load.wait()
 
 
+def bound_ns(v):
+    """A histogram row bound of the live view ("512ns", "4.1us", "2", ...) as a number."""
+    import re
+    m = re.match(r"^([0-9.]+)(ns|us|ms|s)?$", v)
+    if not m:
+        return None
+    return float(m.group(1)) * {None: 1, "ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[m.group(2)]
+
+
+def hist_boxes(lines, h, w):
+    """View 3's four boxes on a captured screen: (title, buckets a row),
+    the buckets a row read from a row's bounds (lo-<hi spans 2^N). The
+    first row may start at 0 and the last one is cut at the highest
+    bucket: a row between them (or the first, from 1) tells."""
+    import math
+    hh, bw = max(2, (h - 5) // 2), (w - 2) // 2
+    out = []
+    for y in (4, 4 + hh):
+        for x0, x1 in ((0, bw), (bw + 2, w)):
+            title = lines[y][x0:x1] if y < len(lines) else ""
+            rows = [l[x0:x1].split()[0] for l in lines[y + 1:y + hh] if l[x0:x1].strip()]
+            per = 1
+            for r in rows[:-1] if len(rows) > 1 else rows:
+                lo, _, hi = r.partition("-<")
+                lo, hi = bound_ns(lo), bound_ns(hi)
+                if lo and hi:
+                    per = max(1, round(math.log2(hi / lo)))
+                    break
+            out.append((title, per))
+    return out
+
+
 def test_tui(st, wl_test, wl, lib):
     import re
     tmux = shutil.which("tmux")
@@ -1127,10 +1161,27 @@ def test_tui(st, wl_test, wl, lib):
             print("\n".join(hl[4:12]))
             hh = (h - 5) // 2
             bw = (w - 2) // 2
-            for y, names in ((4, ("park n=", "wake->run n=")),
-                             (4 + hh, ("tasks/steal n=", "futex wait n="))):
+            # the count (n=) may give way to a row's xN marker in a narrow box
+            for y, names in ((4, ("park ", "wake->run ")),
+                             (4 + hh, ("tasks/steal ", "futex wait "))):
                 if not hl[y].startswith(names[0]) or hl[y][bw + 2:].find(names[1]) != 0:
                     tfail("%dx%d histogram titles at line %d: %r" % (w, h, y + 1, hl[y]))
+            # a box whose rows merge N log2 buckets says xN in its title, at
+            # 80 columns too (before: "wake->run n=336 p50<2.0us p99<4.2ms"
+            # left no room for its x2, and it was dropped). A few intervals:
+            # the titles' lengths change with the figures.
+            for i in range(5):
+                if i:
+                    time.sleep(0.5)
+                    shot = cap(False)
+                    if "3 histograms" not in shot:
+                        continue
+                else:
+                    shot = shots["3"]
+                for title, per in hist_boxes(shot.split("\n"), h, w):
+                    if per > 1 and not re.search(r" x%d$" % per, title.rstrip()):
+                        tfail("%dx%d: a box of %d buckets a row without its x%d: %r"
+                              % (w, h, per, per, title))
             bucket = re.compile(r"^\S+-<\S+\s+\d+( #*)?\s*$")
             rows = [l for l in hl[5:4 + hh] if l.strip()]
             if not rows:
