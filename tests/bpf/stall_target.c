@@ -2,7 +2,7 @@
  * stall_target.c - a real program with one long poll, for schedtop's
  * long-poll lint (tests/bpf/test_schedtop.py longpoll).
  *
- *   stall_target SECONDS [fiber]
+ *   stall_target SECONDS [fiber|shortstalls|utf8]
  *
  * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
  * schedtop can attach first), then spawns spin_poll, which spins SECONDS
@@ -11,7 +11,8 @@
  * the lint must name. Then it joins the task and exits. With `fiber`, the
  * task is a fiber (weft_spawn) running spin_fiber, which spins as long:
  * its task's poll function is weft's fiber_poll, and the lint must name
- * spin_fiber.
+ * spin_fiber. With `utf8`, the fiber's function has a name of 2-byte
+ * UTF-8 characters (the live view clips the lint line on characters).
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -67,12 +68,21 @@ static void *short_stall_fiber(void *arg)
 	return NULL;
 }
 
+/* utf8: spin_fiber under a name of 2-byte UTF-8 characters, long enough
+ * to be cut at the right edge of an 80-column lint line */
+static const int utf8_line = __LINE__ + 1;
+__attribute__((noipa)) static void *spin_ééééééééééééééééééééééééééééééééééééé(void *arg)
+{
+	return spin_fiber(arg);
+}
+
 int main(int argc, char **argv)
 {
 	bool fiber = argc == 3 && !strcmp(argv[2], "fiber");
 	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
-	if (argc != 2 && !fiber && !shorts) {
-		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls]\n");
+	bool utf8 = argc == 3 && !strcmp(argv[2], "utf8");
+	if (argc != 2 && !fiber && !shorts && !utf8) {
+		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -86,6 +96,9 @@ int main(int argc, char **argv)
 	int rc, spawn_line;
 	if (shorts) {
 		rc = weft_spawn(rt, short_stall_fiber, &secs, &t), spawn_line = __LINE__;
+	} else if (utf8) {
+		rc = weft_spawn(rt, spin_ééééééééééééééééééééééééééééééééééééé, &secs, &t),
+		spawn_line = __LINE__;
 	} else if (fiber) {
 		rc = weft_spawn(rt, spin_fiber, &secs, &t), spawn_line = __LINE__;
 	} else {
@@ -94,7 +107,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return 1;
 	printf("spawn_line %d fn_line %d\n", spawn_line,
-	       shorts ? short_line : fiber ? fiber_line : fn_line);
+	       shorts ? short_line : utf8 ? utf8_line : fiber ? fiber_line : fn_line);
 	fflush(stdout);
 	if (weft_join(t, NULL))
 		return 1;

@@ -95,6 +95,25 @@ int main(void)
 	sanitized_is("ab\xf8\x80\x80" "c\xfe", "ab???c?");
 	sanitized_is("\xf4\x8f\xbf\xbf", "\xf4\x8f\xbf\xbf");
 
+	/* cutting UTF-8 to a byte budget: after a whole character only */
+	CHECK(jw_utf8_fit("ab\xc3\xa9" "c", 3) == 2, "fit inside é: %zu", jw_utf8_fit("ab\xc3\xa9" "c", 3));
+	CHECK(jw_utf8_fit("ab\xc3\xa9" "c", 4) == 4, "fit after é");
+	CHECK(jw_utf8_fit("\xf0\x9f\x98\x80", 3) == 0, "fit inside a 4-byte character");
+	CHECK(jw_utf8_fit("abc", 10) == 3, "fit: the whole");
+	char cut[16];
+	snprintf(cut, sizeof(cut), "%s", "ab\xc3"); /* é cut by snprintf */
+	jw_utf8_trim(cut);
+	CHECK(!strcmp(cut, "ab"), "trim a cut 2-byte character: %s", cut);
+	snprintf(cut, sizeof(cut), "%s", "a\xe2\x82");
+	jw_utf8_trim(cut);
+	CHECK(!strcmp(cut, "a"), "trim a cut 3-byte character: %s", cut);
+	snprintf(cut, sizeof(cut), "%s", "a\xc3\xa9");
+	jw_utf8_trim(cut);
+	CHECK(!strcmp(cut, "a\xc3\xa9"), "trim keeps a whole character: %s", cut);
+	snprintf(cut, sizeof(cut), "%s", "a\xf0\x9f\x98\x80");
+	jw_utf8_trim(cut);
+	CHECK(!strcmp(cut, "a\xf0\x9f\x98\x80"), "trim keeps a whole 4-byte character");
+
 	/* weft-load's shape: the same key at several depths */
 	walk_ok("{\"latency_ns\":{\"task\":{\"p99\":12},\"unit\":{\"p99\":3.5e2}},\"x\":[1,[2,{\"y\":-0.5}]]}",
 		"latency_ns.task.p99=12;latency_ns.unit.p99=350;x[0]=1;x[1][0]=2;x[1][1].y=-0.5;");

@@ -515,6 +515,25 @@ static void test_recorded(void)
 	CHECK(strstr(buf, "\"final\":true,\"end\":\"target-exited\"") && strstr(buf, "\"pid\":42"),
 	      "json fields");
 	free(buf);
+	/* a lint detail cut inside a UTF-8 character (a symbol's é at the
+	 * buffer's end) still makes UTF-8 JSON: it was printed raw */
+	iv.lint[LINT_LONG_POLL] = true;
+	snprintf(iv.lint_detail[LINT_LONG_POLL], sizeof(iv.lint_detail[0]), "%s",
+		 "W0 task 1 in one poll: spin_\xc3\xa9\xc3");
+	m = open_memstream(&buf, &len);
+	interval_print_json(m, &iv, 42, SCHEDTOP_END_EXITED);
+	fclose(m);
+	size_t bad = 0;
+	for (size_t i = 0; i < len;) {
+		size_t cl = jw_utf8_len(buf + i);
+		bad += !cl;
+		i += cl ? cl : 1;
+	}
+	CHECK(!bad, "JSON with a cut lint detail: %zu bytes not UTF-8", bad);
+	CHECK(strstr(buf, "spin_\xc3\xa9\\ufffd\"}"), "the cut byte as U+FFFD: %s",
+	      strstr(buf, "\"lints\""));
+	iv.lint[LINT_LONG_POLL] = false;
+	free(buf);
 }
 
 static void test_lint(const char *file, int want_intervals, unsigned want_mask_last,

@@ -93,6 +93,11 @@ TEST is one of:
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
+  tui_utf8  the live view at 80x24 and 81x24 with a long-poll lint naming
+            a function spin_ééé... (stall_target utf8): the lint line is
+            cut on a character and fills the width (it was cut by bytes:
+            short of the edge, or inside a character).
+            (STALL_TARGET)
   tui_cmd   the live view with `-- review_target restart 40 0.3` (a line
             of output every 0.3 s) under tmux at 80x24: no output of the
             command on the view, which keeps its 24 lines; on q schedtop
@@ -1968,6 +1973,61 @@ def test_batch_pipe(st, wl_test, wl, lib):
         kill_and_remove(procs, d)
 
 
+def test_tui_utf8(st, wl_test, wl, lib):
+    """A lint naming a symbol in UTF-8 (stall_target utf8: a fiber whose
+    function is spin_ééé...) on the live view at 80x24 and 81x24: the lint
+    line is clipped on characters and fills the width. Before, put() counted
+    bytes: each 2-byte é cost two columns of the room, the line stopped 3-4
+    columns short of the edge, and at one of the two widths cut the last é
+    in half."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    T = []
+    tp = None
+    try:
+        for w in (80, 81):
+            tp = subprocess.Popen([os.environ["STALL_TARGET"], "8", "utf8"], stdout=subprocess.PIPE,
+                                  text=True)
+            pid = wait_ready(tp)
+            T[:] = [tmux, "-L", "schedtop-utf8-%d-%d" % (os.getpid(), w)]
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", str(w), "-y", "24",
+                                "%s -p %d 0.3" % (st, pid)], check=True)
+            time.sleep(1.0)   # attached
+            os.kill(pid, signal.SIGUSR1)
+            end, line, screen = time.time() + 15, None, ""
+            while time.time() < end and line is None:
+                time.sleep(0.3)
+                raw = subprocess.run(T + ["capture-pane", "-p", "-t", "st"],
+                                     stdout=subprocess.PIPE).stdout
+                screen = raw.decode("utf-8", errors="replace")
+                for l in screen.split("\n"):
+                    if l.startswith("[long-poll]") and "spin_é" in l:
+                        line = l
+            if line is None:
+                fail("%d columns: no long-poll lint naming spin_é...; screen:\n%s" % (w, screen))
+            print("%d columns: %r" % (w, line))
+            if "\ufffd" in line or "\\x" in line:
+                fail("%d columns: the lint line holds a broken character: %r" % (w, line))
+            if not re.search(r"spin_é+$", line) or len(line) != w:
+                fail("%d columns: the lint line is %d characters, not cut at the edge: %r"
+                     % (w, len(line), line))
+            joined = subprocess.run(T + ["capture-pane", "-p", "-J", "-t", "st"],
+                                    stdout=subprocess.PIPE).stdout.decode("utf-8", "replace")
+            if len(joined.rstrip("\n").split("\n")) != 24:
+                fail("%d columns: a wrapped line:\n%s" % (w, joined))
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            tp.kill()
+            tp.wait()
+        print("PASS: a UTF-8 lint is clipped on characters, at the width")
+    finally:
+        if T:
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        if tp:
+            tp.kill()
+            tp.wait()
+
+
 def test_tui_empty(st, wl_test, wl, lib):
     """The live view with no runtime, no worker and no sample."""
     tmux = shutil.which("tmux")
@@ -2054,7 +2114,8 @@ def test_hangup(st, wl_test, wl, lib):
 TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
-         "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout}
+         "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,
+         "tui_utf8": test_tui_utf8}
 
 
 def main():

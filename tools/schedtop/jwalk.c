@@ -305,6 +305,39 @@ size_t jw_utf8_len(const char *s)
 	return utf8_len((const unsigned char *)s);
 }
 
+/* Bytes of the (possibly cut) UTF-8 sequence a lead byte starts, 1 for
+ * anything else. */
+static size_t utf8_seq(unsigned char c)
+{
+	return c >= 0xf0 && c < 0xf8 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+}
+
+size_t jw_utf8_fit(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (p[i]) {
+		size_t k = utf8_len(p + i);
+		if (!k)
+			k = 1; /* an invalid byte: one byte, as the printers take it */
+		if (i + k > max)
+			break;
+		i += k;
+	}
+	return i;
+}
+
+void jw_utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n;
+	/* back over at most 3 continuation bytes to the last lead byte */
+	while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i > 0 && (unsigned char)s[i - 1] >= 0xc0 && !utf8_len((unsigned char *)s + i - 1) &&
+	    utf8_seq((unsigned char)s[i - 1]) > n - (i - 1))
+		s[i - 1] = '\0';
+}
+
 void jw_print_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -56,4 +56,12 @@ char *tx_safe(char *dst, size_t n, const char *s);
 /* Bytes of the valid UTF-8 character at s (1-4), 0 if s starts none. */
 size_t jw_utf8_len(const char *s);
 
+/* The bytes of s's longest prefix of at most `max` bytes that does not end
+ * inside a UTF-8 character: where to cut s to fit `max` bytes. */
+size_t jw_utf8_fit(const char *s, size_t max);
+
+/* s cut by snprintf at a buffer's end may end inside a UTF-8 character:
+ * drops such a broken last character, in place. */
+void jw_utf8_trim(char *s);
+
 #endif /* SCHEDTOP_JWALK_H */

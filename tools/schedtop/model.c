@@ -697,8 +697,11 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 	for (unsigned l = 0; l < LINT_NR; l++) {
 		if (!iv->lint[l])
 			continue;
-		fprintf(f, "%s{\"name\":\"%s\",\"detail\":\"%s\"}", first ? "" : ",", lint_names[l],
-			iv->lint_detail[l]);
+		/* jw_print_str: a detail that is not UTF-8 (one cut inside a
+		 * character) still makes valid JSON (U+FFFD) */
+		fprintf(f, "%s{\"name\":\"%s\",\"detail\":", first ? "" : ",", lint_names[l]);
+		jw_print_str(f, iv->lint_detail[l]);
+		fputc('}', f);
 		first = false;
 	}
 	fprintf(f, "],\"latency\":[");
@@ -714,7 +717,9 @@ void interval_print_json(FILE *f, const struct interval *iv, int pid, const char
 			fprintf(f, ",\"stalls\":%" PRIu64, l->stalls);
 		else
 			fprintf(f, ",\"stalls\":null");
-		fprintf(f, ",\"last_stall\":\"%s\",\"ended\":%u}", l->last_stall, l->ended);
+		fputs(",\"last_stall\":", f);
+		jw_print_str(f, l->last_stall);
+		fprintf(f, ",\"ended\":%u}", l->ended);
 	}
 	fprintf(f, "],\"worker\":[");
 	for (unsigned k = 0; k < iv->workers; k++) {

@@ -387,6 +387,7 @@ static void acc_core(struct stall *st, struct stall_acc *a, struct stall_core *c
 					 "W%u task %llu %s, spawned at %s, over %.0f ms when counted", i,
 					 (unsigned long long)c->st_task, f, site,
 					 (double)c->st_age / 1e6);
+				jw_utf8_trim(a->last_stall);
 				a->last_age = c->st_age;
 			}
 		}
@@ -549,6 +550,7 @@ void stall_lint(struct stall *st, struct interval *iv, uint64_t now_ns)
 	snprintf(iv->lint_detail[LINT_LONG_POLL], sizeof(iv->lint_detail[0]),
 		 "%s task %llu in one poll for %.2f s (still running): %s, spawned at %s", where,
 		 (unsigned long long)c->task, (double)worst_ns / 1e9, fn, site);
+	jw_utf8_trim(iv->lint_detail[LINT_LONG_POLL]); /* cut: never inside a character */
 }
 
 /* ------------------------------------------------------- blocking calls */
@@ -646,8 +648,10 @@ static void stack_text(struct stall *st, const struct weft_bpf_block_rec *r, cha
 		len += (size_t)snprintf(buf + len, n - len, " < %s", f);
 		frames++;
 	}
+	/* cut: "..." after the last whole character (at n - 4 it could
+	 * split one, and the detail was not UTF-8; found by a review) */
 	if (len >= n && n > 4)
-		memcpy(buf + n - 4, "...", 4);
+		memcpy(buf + jw_utf8_fit(buf, n - 4), "...", 4);
 }
 
 /* The module of the first frame outside the C library: the code that made
@@ -728,6 +732,8 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 		 cur->cores[wcore].core,
 		 stall_syscall_name(worst->nr, sc, sizeof(sc)), (double)worst_ns / 1e9,
 		 ongoing ? "(still blocked)" : "(returned)", task, stack);
+	/* a long stack is cut at the detail's end: never inside a character */
+	jw_utf8_trim(iv->lint_detail[LINT_BLOCKING_CALL]);
 }
 
 void stall_fini(struct stall *st)

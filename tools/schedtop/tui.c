@@ -9,11 +9,14 @@
  * as text, so the final summary stays on screen.
  */
 #include <curses.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include "jwalk.h"
 #include "model.h"
@@ -47,8 +50,16 @@ static double sort_val(const struct worker_row *r, enum sort_key k)
 	}
 }
 
+/* The view's text is UTF-8 (tx_safe escapes the rest), and ncursesw
+ * places it as characters in a UTF-8 locale (tui_run sets one); without
+ * one, put() shows '?' for each non-ASCII character. */
+static bool utf8_ok;
+
 /* Print at (y, x), clipped to the screen's width: nothing ever wraps into
- * the next line. Returns the columns written. */
+ * the next line. The text is cut after a whole character, and measured in
+ * the cells its characters take (wcwidth), not in bytes: a lint naming a
+ * symbol in UTF-8 was cut short of the edge, or inside a character (found
+ * by a review). Returns the columns written. */
 static int put(int y, int x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int put(int y, int x, const char *fmt, ...)
 {
@@ -61,12 +72,35 @@ static int put(int y, int x, const char *fmt, ...)
 	va_end(ap);
 	tx_safe(buf, sizeof(buf), raw); /* lint details hold the target's symbols */
 	int room = COLS - x - (y == LINES - 1 ? 1 : 0); /* the last cell scrolls */
-	int len = (int)strlen(buf);
-	if (len > room)
-		len = room;
-	if (len > 0)
-		mvaddnstr(y, x, buf, len);
-	return len > 0 ? len : 0;
+	size_t i = 0;
+	int cols = 0;
+	while (buf[i]) {
+		size_t k = jw_utf8_len(buf + i);
+		int cw = 1;
+		if (!k) { /* not after tx_safe; one byte, shown as '?' */
+			buf[i] = '?';
+			k = 1;
+		} else if (k > 1 && !utf8_ok) {
+			buf[i] = '?';
+			memmove(buf + i + 1, buf + i + k, strlen(buf + i + k) + 1);
+			k = 1;
+		} else if (k > 1) {
+			wchar_t wc;
+			mbstate_t ms;
+			memset(&ms, 0, sizeof(ms));
+			if (mbrtowc(&wc, buf + i, k, &ms) == k) {
+				int w = wcwidth(wc);
+				cw = w < 0 ? 1 : w;
+			}
+		}
+		if (cols + cw > room)
+			break;
+		cols += cw;
+		i += k;
+	}
+	if (i > 0)
+		mvaddnstr(y, x, buf, (int)i);
+	return cols;
 }
 
 /* A duration in human units, short: 950ns 12us 3.4ms 134ms 2.1s */
@@ -511,10 +545,20 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 	memset(&t, 0, sizeof(t));
 	t.view = 1;
 	t.iv = iv;
+	/* a UTF-8 locale for ncursesw, so that it takes the lints' UTF-8 as
+	 * characters: the user's, else C.UTF-8 (with the narrow library the
+	 * bytes went to the terminal as they were, read as UTF-8 there) */
+	char saved_ctype[64];
+	snprintf(saved_ctype, sizeof(saved_ctype), "%s", setlocale(LC_CTYPE, NULL));
+	utf8_ok = setlocale(LC_CTYPE, "") && !strcmp(nl_langinfo(CODESET), "UTF-8");
+	if (!utf8_ok)
+		utf8_ok = (setlocale(LC_CTYPE, "C.UTF-8") || setlocale(LC_CTYPE, "C.utf8")) &&
+			  !strcmp(nl_langinfo(CODESET), "UTF-8");
 	/* newterm, not initscr: initscr exits the program itself on a
 	 * terminal it cannot use (schedtop left its command running) */
 	SCREEN *scr = newterm(NULL, stdout, stdin);
 	if (!scr) {
+		setlocale(LC_CTYPE, saved_ctype);
 		fprintf(stderr, "schedtop: cannot start the terminal UI; use --batch\n");
 		free(prev); free(cur); free(iv);
 		return 1;
@@ -594,6 +638,7 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 		}
 	}
 	endwin();
+	setlocale(LC_CTYPE, saved_ctype);
 	if (gone)
 		printf("target %d exited; last interval:\n", pid);
 	interval_print_text(stdout, iv, pid);
