@@ -765,6 +765,10 @@ int weft__blocking_shutdown(struct weft_runtime *rt, uint64_t deadline_ns); /* m
 void weft__blocking_drain(struct weft_runtime *rt);
 void weft__blocking_metrics(struct weft_runtime *rt, struct weft_metrics *m);
 uint64_t weft__now_ns(void);
+/* The last weft__now_ns() this thread read: a time already passed, so a
+ * deadline at or before it is due without another clock read (a fiber may
+ * have moved threads since: any thread's reading is in the past). */
+extern WEFT__TLS uint64_t weft__clock_seen;
 void weft__core_publish(struct weft__core *c);
 /* Idle protocol (idle.c) */
 int weft__idle_init(struct weft__idle *idle, unsigned n);

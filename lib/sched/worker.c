@@ -63,11 +63,15 @@ struct weft_runtime *weft_runtime_current(void)
 	return c ? c->rt : NULL;
 }
 
+WEFT__TLS uint64_t weft__clock_seen;
+
 uint64_t weft__now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	weft__clock_seen = now;
+	return now;
 }
 
 /* ------------------------------------------------------------- scheduling */

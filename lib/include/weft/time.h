@@ -5,7 +5,10 @@
  * runtime's hierarchical wheels (250 µs resolution): they never fire early
  * and fire within about 250 µs of their deadline plus the time to wake a
  * worker (a 1 ms sleep takes ~1.25 ms on an idle runtime); a deadline
- * already passed when a wait begins is due at once. On a kernel
+ * the calling thread has already seen pass - at or before its last
+ * weft_now_ns() or weft sleep, as weft_sleep_ns(0) or a deadline made
+ * from weft_now_ns() is - is due at once (one that passed unseen waits
+ * for the next tick). On a kernel
  * without epoll_pwait2 (before 5.11, or a seccomp filter that refuses it)
  * an idle runtime wakes on whole milliseconds: up to 1 ms more.
  * Blocking-style calls suspend a fiber, block a thread outside the runtime,
@@ -37,8 +40,8 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
 /*
  * A timer for poll tasks: caller-owned (keep it in the task's state),
  * zero-initialised (WEFT_TIMER_INIT). weft_timer_poll returns WEFT_READY
- * once deadline_ns has passed (at the first poll if it has already: no
- * wait for the wheel's next tick), else registers cx's waker (the deadline of
+ * once deadline_ns has passed (at the first poll if the thread has seen
+ * it pass, above: no wait for the wheel's next tick), else registers cx's waker (the deadline of
  * the first poll counts until the timer fires or is cancelled). A task
  * dropped while its timer is pending must call weft_timer_cancel from its
  * drop function. After READY or cancel the timer can be polled again for a
