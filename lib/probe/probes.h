@@ -25,8 +25,9 @@
  *   block_in_place(core, tid, rt_id)            the thread tid hands core to a spare thread
  *   stall(core, task_id, poll_fn, stalled_ns, rt_id)
  *                                               core has been in one poll (task_id, its
- *                                               poll function) at least stalled_ns; once
- *                                               per stalled poll, from the watcher
+ *                                               poll function - a fiber's own fn) at
+ *                                               least stalled_ns; once per stalled poll,
+ *                                               from the watcher
  *   maintenance(core, counters, local_depth, inject_depth, rt_id)
  *                                               counters: struct weft_probe_counters *;
  *                                               at most once per ms per core

@@ -368,7 +368,10 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 	__atomic_store_n(&vc->c.stall_age_ns, age_ns, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vc->c.stall_count, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&vc->c.stall_seq, 1, __ATOMIC_RELEASE);
-	WEFT_PROBE(stall, vc->index, id, fn, age_ns, (uintptr_t)rt);
+	/* poll_fn: a fiber's own fn, as in the registry, not weft's
+	 * fiber_poll that every fiber's task polls (a tracer got the same
+	 * address for every fiber's stall) */
+	WEFT_PROBE(stall, vc->index, id, user_fn ? user_fn : fn, age_ns, (uintptr_t)rt);
 }
 
 /* Look at the other cores (now_ns: a clock reading the caller has, or 0).

@@ -1484,6 +1484,51 @@ def test_unpark_reasons(schedtop, load, lib):
     print("PASS: retire, notified and shutdown wakes told apart")
 
 
+def test_stall_probe(schedtop, load, lib):
+    """The stall probe's poll_fn names a fiber's own function: bpftrace on
+    `stall_target 1.5 shortstalls` (a fiber's 30 ms polls, each over the
+    10 ms threshold) prints usym(arg2) of the first stall. It was weft's
+    fiber_poll, the same for every fiber (a listed limit until 2026-12-06).
+    (One long poll on an otherwise idle runtime is not counted as a stall
+    at all: with nothing queued behind it no worker watches - the
+    long-poll lint reads the registry instead.)"""
+    bt = shutil.which("bpftrace")
+    if not bt:
+        skip("bpftrace not installed")
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    for mode, want in (("shortstalls", "short_stall_fiber"),):
+        tp = subprocess.Popen([target, "1.5"] + ([mode] if mode else []),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p = None
+        try:
+            ready = read_line(tp, 10) or ""
+            if not ready.startswith("ready "):
+                fail("stall_target printed %r" % ready)
+            prog = ('usdt:%s:weft:stall { printf("stall %%s\\n", usym(arg2)); exit(); }' % lib)
+            p = subprocess.Popen([bt, "-p", str(tp.pid), "-e", prog], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            said = []
+            while not said or "Attaching" not in said[-1]:
+                said.append(read_line(p, 20) or "")
+                if not said[-1]:
+                    fail("bpftrace did not attach: %r" % said)
+            # "Attaching" comes before the probe is in place: a stall
+            # counted before that is never reported again
+            time.sleep(1.0)
+            os.kill(tp.pid, signal.SIGUSR1)
+            out = p.communicate(timeout=20)[0]
+        except subprocess.TimeoutExpired:
+            fail("bpftrace saw no stall of a 1 s poll (%s)" % (mode or "poll task"))
+        finally:
+            kill_all(tp, p)
+        line = [l for l in out.splitlines() if l.startswith("stall ")]
+        print("%s: %s (bpftrace: %r)" % (mode or "poll task", line, out))
+        if not line or want not in line[0]:
+            fail("the stall probe's poll_fn for a %s: %r, want %s"
+                 % (mode or "poll task", line, want))
+    print("PASS: the stall probe names the fiber's function")
+
+
 def kernel_figures(objs):
     """Per core: (max cpu_pct, vol_cs, futex_waits, max park_p50_ns) over
     all intervals."""
@@ -1837,7 +1882,7 @@ def main():
              "slow_attach": test_slow_attach, "long_park": test_long_park,
              "many_rt": test_many_rt, "two_totals": test_two_totals,
              "uring_park": test_uring_park, "exec": test_exec,
-             "epoll_block": test_epoll_block}
+             "epoll_block": test_epoll_block, "stall_probe": test_stall_probe}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)
