@@ -3167,9 +3167,6 @@ Test(reader, until_poll_errors_keep_the_bytes, .timeout = WT_TMO(30))
 
 /* ---------------------------------------------------- a second close */
 
-/* A second weft_io_close (or a close after weft_io_deregister) unlinked
- * the registration again and dropped the owner's reference twice; now it
- * is -EBADF and touches nothing, not even a file that took the number. */
 /* A reader or writer over a registration already closed (or deregistered)
  * is -EBADF at create, with *out untouched and nothing allocated (found by
  * a review: create said 0, and only the first later call said -EBADF). */
@@ -3202,6 +3199,9 @@ Test(io_close, a_reader_or_writer_on_a_closed_registration_is_ebadf, .timeout = 
 	wt_rt_destroy(rt);
 }
 
+/* A second weft_io_close (or a close after weft_io_deregister) unlinked
+ * the registration again and dropped the owner's reference twice; now it
+ * is -EBADF and touches nothing, not even a file that took the number. */
 Test(io_close, a_second_close_is_ebadf_and_closes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_runtime *rt = rt_named(1);
