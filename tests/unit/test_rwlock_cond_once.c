@@ -179,6 +179,36 @@ Test(rwlock, timed_out_writer_lets_queued_readers_in, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* The two patterns sync.h documents as waiting for ever (the lock cannot
+ * tell a holder from anyone else): a read holder asking for the write lock
+ * (no upgrade), and a read holder asking for a second read hold while a
+ * writer is queued (no recursive read). Both end only by their time limit,
+ * and the lock is left as it was. */
+Test(rwlock, upgrade_and_recursive_read_behind_a_writer_wait_for_ever, .timeout = WT_TMO(20))
+{
+	struct weft_rwlock *l;
+	cr_assert_eq(weft_rwlock_create(&l), 0);
+	cr_assert_eq(weft_rwlock_read(l), 0);
+	cr_assert_eq(weft_rwlock_try_write(l), -EBUSY);
+	cr_assert_eq(weft_rwlock_write_timeout(l, 30 * MS), -ETIMEDOUT,
+		     "an upgrade waits for the caller's own read hold");
+	cr_assert_eq(weft_rwlock_try_read(l), 0, "nobody left queued, the hold kept");
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	/* recursive read behind a queued writer */
+	pthread_t th;
+	struct wr wr = { l, 0 };
+	cr_assert_eq(pthread_create(&th, NULL, timed_writer, &wr), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_rwlock_try_read(l) == -EBUSY ||
+				(weft_rwlock_read_unlock(l), false), WT_LONG_MS));
+	cr_assert_eq(weft_rwlock_read_timeout(l, 30 * MS), -ETIMEDOUT,
+		     "a second read hold waits behind the queued writer");
+	pthread_join(th, NULL);
+	cr_assert_eq(wr.rc, -ETIMEDOUT, "the writer waited for the first hold");
+	cr_assert_eq(weft_rwlock_read_unlock(l), 0);
+	cr_assert_eq(weft_rwlock_read_unlock(l), -EPERM, "only the first hold was taken");
+	cr_assert_eq(weft_rwlock_destroy(l), 0);
+}
+
 /* Poll form, -EDEADLK, abort while waiting. */
 struct rwp { struct weft_rwlock *l; struct weft_wait w; int rc_blocking; atomic_int parked; };
 

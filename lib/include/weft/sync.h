@@ -677,6 +677,17 @@ WEFT_API int weft_barrier_wait_timeout(struct weft_barrier *b, uint64_t timeout_
  * lock is released to waiting readers, every reader up to the next waiting
  * writer gets it together. Like the mutex it is not tied to a thread.
  *
+ * Because it is not tied to a thread or task, it cannot tell a holder from
+ * anyone else, and two patterns wait for ever (as Go's sync.RWMutex and
+ * Tokio's RwLock do; the _timeout forms then say -ETIMEDOUT, the try forms
+ * -EBUSY):
+ *  - no upgrade: a write lock taken while the caller holds a read lock
+ *    waits for that read hold to end, i.e. for ever. Release the read hold
+ *    first, take the write lock, and look at the data again.
+ *  - no recursive read: a second read lock taken by a holder waits behind
+ *    any writer already queued (writer preference), and that writer waits
+ *    for the first hold. Take the read lock once per holder.
+ *
  * Ownership: weft_rwlock_create() / weft_rwlock_destroy() (-EBUSY while
  * held or while entries are linked).
  */
