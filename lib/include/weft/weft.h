@@ -215,7 +215,11 @@ WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
  * runtime. Every join handle must have been consumed and every waker
  * dropped first, and no other thread may still be inside weft_block_on(rt)
  * (its fn may outlive the shutdown); otherwise -EBUSY and nothing is
- * freed (call again later).
+ * freed (call again later). The shutdown is done all the same: after
+ * -EBUSY, rt refuses spawns (-ESHUTDOWN) and a task whose handle was
+ * left unconsumed has been cancelled unless it had completed (its
+ * weft_join returns -ECANCELED or -EINTR, as after a shutdown); consume
+ * the handles, drop the wakers, then call destroy again.
  * A wake or spawn from a thread outside the runtime whose task has already
  * run may still be returning: destroy waits for it to leave before freeing.
  * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers or a job
