@@ -264,6 +264,46 @@ static void wake_dir(struct weft_io *io, unsigned bits) { wake_dir_bound(io, bit
 
 static void poll_ended(struct weft_io *io, uint32_t how);
 
+/*
+ * io_uring: a completion's mask is what woke the fd (the wakeup's key),
+ * not its state. A writable wakeup of a socket whose peer shut its write
+ * side says EPOLLOUT alone, and taking it as the whole state dropped the
+ * HUP that epoll, which reports the fd's mask, still shows (found by a
+ * review: weft_io_poll_ready for READABLE said READABLE without HUP once
+ * the peer had read what we wrote). So when an event would take a state
+ * bit away, the fd is asked (poll(2), no wait) and its state goes in with
+ * the event's own: rare (a state bit is set only after a hang-up or an
+ * error), and a HUP that was true only while unconnected still goes. The
+ * poll's reference keeps io; ours keeps the fd open (io_unref) while a
+ * closed registration's number could be closed under the call.
+ */
+static int io_unref(struct weft_io *io);
+static void io_ref(struct weft_io *io);
+
+static unsigned uring_state(struct weft_io *io, unsigned bits)
+{
+	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
+	if (!(r & RD_STATE & ~(uint64_t)bits))
+		return bits;
+	io_ref(io);
+	if (!atomic_load_explicit(&io->detached, memory_order_acquire)) {
+		struct pollfd p = { .fd = io->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP };
+		int n;
+		while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+			;
+		if (n > 0 && !(p.revents & POLLNVAL)) {
+			if (p.revents & (POLLHUP | POLLRDHUP))
+				bits |= WEFT_IO_HUP;
+			if (p.revents & POLLHUP)
+				bits |= RD_WRHUP;
+			if (p.revents & POLLERR)
+				bits |= WEFT_IO_ERROR;
+		}
+	}
+	io_unref(io);
+	return bits;
+}
+
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 {
 	struct weft_io *io = reg;
@@ -278,6 +318,8 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 	if (rt->driver.uring)
 		io->uring_more = true; /* a completion with IORING_CQE_F_MORE: still armed */
 	unsigned bits = epoll_to_bits(events);
+	if (rt->driver.uring)
+		bits = uring_state(io, bits);
 	atomic_fetch_add_explicit(&rt->driver.io_ready_events, 1, memory_order_relaxed);
 	if ((events & EPOLLPRI) && !atomic_load_explicit(&io->urgent, memory_order_relaxed))
 		atomic_store_explicit(&io->urgent, true, memory_order_relaxed); /* before the bits */
@@ -328,8 +370,6 @@ static int refuse_new_socket(struct weft_runtime *rt)
 	return shut_down(rt) ? -ESHUTDOWN : 0;
 }
 
-static int io_unref(struct weft_io *io);
-static void io_ref(struct weft_io *io);
 static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			     struct weft__wakes *wk);
 

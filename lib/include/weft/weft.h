@@ -130,8 +130,8 @@ struct weft_runtime_opts {
  *   fails with EINTR on any interruption, such as poll(2) or epoll_wait(2),
  *   can see EINTR on a worker); if that fails, the registration reports
  *   WEFT_IO_ERROR. io_uring reports what woke the fd,
- *   not its whole state: a hang-up seen once may be replaced by a later
- *   event (reads still return 0 at the end of the stream).
+ *   not its whole state; a hang-up or error seen once is checked with
+ *   the fd before a later event clears it, as epoll would report it.
  */
 enum weft_io_driver {
 	WEFT_IO_DRIVER_DEFAULT = 0,
