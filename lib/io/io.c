@@ -822,6 +822,17 @@ void weft__io_shutdown(struct weft_runtime *rt)
 void weft__io_fini(struct weft_runtime *rt)
 {
 	struct weft__driver *d = &rt->driver;
+	/* io_uring: the polls of registrations left open are cancelled here,
+	 * not left to the ring's teardown. A child forked without exec holds
+	 * the ring's fd, and with it the ring, every poll still armed and the
+	 * file each poll holds, for as long as it lives: the caller's
+	 * close(2) of such an fd after destroy left the socket open, its peer
+	 * never seeing EOF until the child exited (found by a review). The
+	 * cancel names the registration only as user_data: freeing it below
+	 * is safe, and no completion is read again. */
+	if (d->uring)
+		for (struct weft_io *io = d->regs; io; io = io->reg_next)
+			(void)weft__uring_disarm(rt, io);
 	struct weft_io *io = d->regs;
 	d->regs = NULL;
 	while (io) {

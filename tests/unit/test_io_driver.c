@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,47 @@ Test(io_driver, close_releases_the_socket_under_io_uring, .timeout = WT_TMO(30))
 		close(sv[1]);
 	}
 	wt_rt_destroy(rt);
+}
+
+/*
+ * A registration left open at destroy is the caller's fd again: its
+ * close(2) after destroy ends the socket under both drivers, also while a
+ * child forked without exec lives. The child holds the ring's fd, so the
+ * ring outlived destroy, and with it the poll that held the socket: the
+ * peer saw no EOF until the child exited.
+ */
+Test(io_driver, an_fd_left_registered_at_destroy_closes_despite_a_forked_child,
+     .timeout = WT_TMO(30))
+{
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(d, &rt), 0);
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		struct weft_io *io;
+		cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+		/* armed: its first event came */
+		cr_assert_eq(weft_io_wait(io, WEFT_IO_WRITABLE, 2000000000ull), WEFT_IO_WRITABLE);
+		pid_t child = fork();
+		cr_assert_geq(child, 0);
+		if (child == 0) {
+			close(sv[0]);
+			close(sv[1]);
+			sleep(20);
+			_exit(0);
+		}
+		wt_rt_destroy(rt);
+		close(sv[0]);
+		struct pollfd p = { .fd = sv[1], .events = POLLIN };
+		int n = poll(&p, 1, 2000);
+		char c;
+		ssize_t r = n == 1 ? read(sv[1], &c, 1) : -1;
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		close(sv[1]);
+		cr_assert_eq(n, 1, "driver %d: the peer saw no EOF in 2 s", d);
+		cr_assert_eq(r, 0, "driver %d", d);
+	}
 }
 
 /*
