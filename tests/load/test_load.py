@@ -321,6 +321,27 @@ def test_windows(load):
 
 # --------------------------------------------------------------------- demo
 
+def second_sigint(cmd, env, gap, within, where):
+    """Start cmd, SIGINT it after 1 s and again `gap` s later: its
+    (returncode, stdout, stderr), failing if it still runs `within` s
+    after the second signal."""
+    pr = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    pr.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    pr.send_signal(signal.SIGINT)
+    t0 = time.time()
+    try:
+        so, se = pr.communicate(timeout=within)
+    except subprocess.TimeoutExpired:
+        pr.kill()
+        pr.communicate()
+        fail("a second SIGINT during %s: still running %d s later" % (where, within))
+    print("second SIGINT in %s: rc %d in %.1f s" % (where, pr.returncode, time.time() - t0))
+    return pr.returncode, so, se
+
+
 def test_shutdown_stuck(load, module):
     env = dict(os.environ, LD_PRELOAD=module)
     d = tempfile.mkdtemp(prefix="weft-load-stuck-")
@@ -345,45 +366,21 @@ def test_shutdown_stuck(load, module):
         check("shutdown timed out" in p.stderr, "stderr does not say the shutdown timed out")
 
         # 2. a second SIGINT during that shutdown: the summary at once
-        pr = subprocess.Popen([load, "-s", "timers", "-w", "2", "-d", "30", "-q"], env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        time.sleep(1)
-        pr.send_signal(signal.SIGINT)
-        time.sleep(1.5)   # drained; the module's fiber runs; the shutdown waits
-        pr.send_signal(signal.SIGINT)
-        t0 = time.time()
-        try:
-            so, se = pr.communicate(timeout=4)
-        except subprocess.TimeoutExpired:
-            pr.kill()
-            pr.communicate()
-            fail("a second SIGINT during the shutdown: still running 4 s later")
-        print("second SIGINT in the shutdown: rc %d in %.1f s; %r"
-              % (pr.returncode, time.time() - t0, [l for l in so.splitlines() if "shutdown" in l]))
-        check(pr.returncode == 1, "rc %d (want 1)" % pr.returncode)
+        # (1.5 s after the first: drained; the module's fiber runs; the
+        # shutdown waits)
+        rc, so, se = second_sigint([load, "-s", "timers", "-w", "2", "-d", "30", "-q"], env,
+                                   1.5, 4, "the shutdown")
+        print("second SIGINT in the shutdown: %r" % [l for l in so.splitlines() if "shutdown" in l])
+        check(rc == 1, "rc %d (want 1)" % rc)
         check("(interrupted)" in so and "throughput:" in so, "no summary: %r" % so[:300])
         check("shutdown: not waited for" in so, "the summary does not say so: %r" % so)
 
         # 3. a second SIGINT during the drain (no module): the drain ends
-        pr = subprocess.Popen([load, "-s", "skewed", "-w", "2", "-d", "30", "-q",
-                               "--extra-spin", "200000000", "--drain", "60"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-        time.sleep(1)
-        pr.send_signal(signal.SIGINT)
-        time.sleep(1)
-        pr.send_signal(signal.SIGINT)
-        t0 = time.time()
-        try:
-            so, se = pr.communicate(timeout=8)
-        except subprocess.TimeoutExpired:
-            pr.kill()
-            pr.communicate()
-            fail("a second SIGINT during the drain: still running 8 s later")
-        print("second SIGINT in the drain: rc %d in %.1f s; %r"
-              % (pr.returncode, time.time() - t0, se.strip().splitlines()[-1:]))
-        check(pr.returncode == 1, "rc %d (want 1: units cancelled)" % pr.returncode)
+        rc, so, se = second_sigint([load, "-s", "skewed", "-w", "2", "-d", "30", "-q",
+                                    "--extra-spin", "200000000", "--drain", "60"], None,
+                                   1, 8, "the drain")
+        print("second SIGINT in the drain: %r" % se.strip().splitlines()[-1:])
+        check(rc == 1, "rc %d (want 1: units cancelled)" % rc)
         check("throughput:" in so, "no summary: %r" % so[:300])
         check("units still running, not waited for" in se,
               "stderr does not say the drain was cut short: %r" % se[-300:])

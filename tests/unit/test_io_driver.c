@@ -38,6 +38,16 @@ static int create_with(int driver, struct weft_runtime **rt)
 	return weft_runtime_create(&o, rt);
 }
 
+/* A runtime on `driver` and a socket pair whose sv[0] is registered (*io). */
+static struct weft_runtime *rt_with_pair(int driver, int sv[2], struct weft_io **io)
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(driver, &rt), 0);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], io), 0);
+	return rt;
+}
+
 static void init_clean_env(void) { unsetenv("WEFT_IO_DRIVER"); }
 
 TestSuite(io_driver, .init = init_clean_env);
@@ -209,12 +219,9 @@ Test(io_driver, an_fd_left_registered_at_destroy_closes_despite_a_forked_child,
      .timeout = WT_TMO(30))
 {
 	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
-		struct weft_runtime *rt;
-		cr_assert_eq(create_with(d, &rt), 0);
 		int sv[2];
-		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 		struct weft_io *io;
-		cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+		struct weft_runtime *rt = rt_with_pair(d, sv, &io);
 		/* armed: its first event came */
 		cr_assert_eq(weft_io_wait(io, WEFT_IO_WRITABLE, 2000000000ull), WEFT_IO_WRITABLE);
 		pid_t child = fork();
@@ -249,12 +256,9 @@ Test(io_driver, an_fd_left_registered_at_destroy_closes_despite_a_forked_child,
 Test(io_driver, a_half_close_stays_reported_after_a_writable_event, .timeout = WT_TMO(30))
 {
 	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
-		struct weft_runtime *rt;
-		cr_assert_eq(create_with(d, &rt), 0);
 		int sv[2];
-		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 		struct weft_io *io;
-		cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+		struct weft_runtime *rt = rt_with_pair(d, sv, &io);
 		cr_assert_eq(shutdown(sv[1], SHUT_WR), 0);
 		/* a timeout above 0: the readiness word's answer, not poll(2)'s */
 		cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 2000000000ull),
@@ -614,12 +618,9 @@ static enum weft_poll brd_poll(void *state, struct weft_cx *cx)
 
 Test(io_driver, a_broken_poll_ends_a_readers_poll_form_with_eio, .timeout = WT_TMO(30))
 {
-	struct weft_runtime *rt;
-	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
 	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	struct weft_io *io;
-	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	struct weft_runtime *rt = rt_with_pair(WEFT_IO_DRIVER_URING, sv, &io);
 	break_poll(rt, io);
 	struct brd b = { .rc = 1 };
 	cr_assert_eq(weft_reader_create(io, 0, &b.r), 0);
@@ -650,12 +651,9 @@ static void *write_late(void *arg)
 
 Test(io_driver, a_broken_poll_does_not_make_a_read_spin, .timeout = WT_TMO(30))
 {
-	struct weft_runtime *rt;
-	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
 	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	struct weft_io *io;
-	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	struct weft_runtime *rt = rt_with_pair(WEFT_IO_DRIVER_URING, sv, &io);
 	break_poll(rt, io);
 	struct late_byte l = { sv[1], 400 };
 	pthread_t th;
