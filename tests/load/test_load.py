@@ -21,6 +21,12 @@ TEST is one of:
               module, a second SIGINT during the drain ends the drain.
               Before: exit 1 with no summary, and the second SIGINT was
               ignored (10 s of shutdown, the whole --drain).
+  metrics-hole MODULE  with MODULE (metrics_hole.c) preloaded, the 2nd to
+              4th progress samples' metrics snapshots fail: those lines
+              show "-" for steals, parks; the next line's rates are over the
+              time since the last snapshot taken (checked against the
+              --output series). Before: it compared with zero and printed
+              the run's totals divided by one interval.
   demo        scripts/demo --duration 5 non-interactively (stdin/stdout not a
               terminal), with WEFT_DEMO_BUILD pointing at this build: trace
               and report exist, out/trace.json parses with worker spans and
@@ -385,6 +391,40 @@ def test_shutdown_stuck(load, module):
         check("units still running, not waited for" in se,
               "stderr does not say the drain was cut short: %r" % se[-300:])
         print("PASS: the summary after a timed-out or abandoned shutdown and drain")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_metrics_hole(load, module):
+    env = dict(os.environ, LD_PRELOAD=module)
+    d = tempfile.mkdtemp(prefix="weft-load-hole-")
+    try:
+        out = os.path.join(d, "load.json")
+        p = run([load, "-s", "skewed", "-w", "2", "-d", "1.4", "-i", "0.2", "-o", out], timeout=60, env=env)
+        check(p.returncode == 0, "rc %d\nstderr: %s" % (p.returncode, p.stderr[-2000:]))
+        lines = [l for l in p.stderr.splitlines() if "tasks/s" in l and "steals/s" in l]
+        print("\n".join(lines))
+        with open(out) as f:
+            series = json.load(f)["series"]
+        # one line per sample but the last (taken after the drain, quietly)
+        check(len(lines) >= 5 and len(series) == len(lines) + 1,
+              "%d progress lines, %d samples (want one sample more, at least 5 lines)" % (len(lines), len(series)))
+        rate = re.compile(r"steals/s +(\S+) +\( *(\S+) tasks\) +parks/s +(\S+)")
+        m = [rate.search(l) for l in lines]
+        check(all(m), "a progress line without its rates: %r" % lines)
+        for i in (1, 2, 3):
+            check("worker" not in series[i], "sample %d has metrics: the module did not fail it" % (i + 1))
+            check(m[i].groups() == ("-", "-", "-"), "sample %d (no snapshot) shows %r, not -" % (i + 1, m[i].groups()))
+        a, b = series[0], series[4]
+        check("worker" in a and "worker" in b, "samples 1 and 5 lack their metrics")
+        dt = b["t"] - a["t"]
+        for col, field in ((0, 2), (1, 3), (2, 4)):
+            want = (sum(w[field] for w in b["worker"]) - sum(w[field] for w in a["worker"])) / dt
+            got = float(m[4].group(col + 1))
+            check(abs(got - want) <= 1 + 0.02 * want,
+                  "sample 5, column %d: %.0f/s, want %.0f/s (the change since sample 1 over %.2f s)"
+                  % (col, got, want, dt))
+        print("PASS: rates after a failed metrics snapshot cover the time since the last one taken")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -1090,6 +1130,8 @@ def main():
         test_args(load)
     elif test == "shutdown-stuck":
         test_shutdown_stuck(load, sys.argv[4])
+    elif test == "metrics-hole":
+        test_metrics_hole(load, sys.argv[4])
     elif test == "demo":
         test_demo(src, build)
     elif test == "demo-args":

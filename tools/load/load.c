@@ -606,26 +606,42 @@ static void take_sample(void)
 		series.cap = nc;
 	}
 	series.s[series.n++] = s;
+	/* The rates compare with the last sample whose metrics snapshot was
+	 * taken, over the time since it: a failed snapshot (no memory) leaves
+	 * a hole, and comparing with zero across it printed the run's totals
+	 * as one interval's rate. */
 	struct sample *prev = series.n > 1 ? &series.s[series.n - 2] : NULL;
+	struct sample *mprev = NULL;
+	for (size_t i = series.n - 1; i-- > 0;)
+		if (series.s[i].m) {
+			mprev = &series.s[i];
+			break;
+		}
 	pthread_mutex_unlock(&series.lock);
 
 	if (cfg.quiet)
 		return;
 	double dt = prev ? s.t - prev->t : s.t;
+	double mdt = mprev ? s.t - mprev->t : s.t;
 	uint64_t ptasks = prev ? prev->tasks : 0;
-	uint64_t psteal = prev && prev->m ? sum_steal_ops(prev->m, false) : 0;
-	uint64_t pstolen = prev && prev->m ? sum_steal_ops(prev->m, true) : 0;
-	uint64_t pparks = prev && prev->m ? sum_parks(prev->m) : 0;
 	if (dt <= 0)
 		dt = 1;
+	if (mdt <= 0)
+		mdt = 1;
+	char steals[16] = "      -", stolen[16] = "       -", parks[16] = "     -";
+	if (s.m) {
+		snprintf(steals, sizeof(steals), "%7.0f",
+			 (double)(sum_steal_ops(s.m, false) - (mprev ? sum_steal_ops(mprev->m, false) : 0)) / mdt);
+		snprintf(stolen, sizeof(stolen), "%8.0f",
+			 (double)(sum_steal_ops(s.m, true) - (mprev ? sum_steal_ops(mprev->m, true) : 0)) / mdt);
+		snprintf(parks, sizeof(parks), "%6.0f",
+			 (double)(sum_parks(s.m) - (mprev ? sum_parks(mprev->m) : 0)) / mdt);
+	}
 	fprintf(stderr,
-		"weft-load: %6.1fs %s tasks/s %9.0f  steals/s %7.0f (%8.0f tasks)  parks/s %6.0f"
+		"weft-load: %6.1fs %s tasks/s %9.0f  steals/s %s (%s tasks)  parks/s %s"
 		"  p99 %7.1fus  inflight %ld\n",
 		s.t, cfg.warmup > 0 && s.t < cfg.warmup ? "warmup" : "      ",
-		(double)(s.tasks - ptasks) / dt,
-		s.m ? (double)(sum_steal_ops(s.m, false) - psteal) / dt : 0.0,
-		s.m ? (double)(sum_steal_ops(s.m, true) - pstolen) / dt : 0.0,
-		s.m ? (double)(sum_parks(s.m) - pparks) / dt : 0.0, (double)s.p99 / 1e3,
+		(double)(s.tasks - ptasks) / dt, steals, stolen, parks, (double)s.p99 / 1e3,
 		(long)(s.units_issued - s.units_done));
 }
 
