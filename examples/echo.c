@@ -1,7 +1,13 @@
 /*
  * echo.c - a TCP echo server: one fiber per connection.
- * Usage: echo [PORT] (default 7007, 0 any free port; binds 127.0.0.1; anything
- * else is a usage error, exit 2). Try: nc 127.0.0.1 7007
+ * Usage: echo [PORT [IDLE_SECONDS]] (default 7007 and 60 s; PORT 0: any
+ * free port; binds 127.0.0.1; anything else is a usage error, exit 2).
+ * Try: nc 127.0.0.1 7007
+ * A connection that sends nothing for IDLE_SECONDS, or cannot take its
+ * echo for as long (it does not read), is closed: each read and write has
+ * a deadline (Go's SetDeadline before each call), so a client that
+ * connects and says nothing does not hold a fiber and an fd for ever.
+ * Every byte that comes is progress: its echo starts the next wait.
  * Out of file descriptors or memory, it waits and accepts again: the
  * pending connections stay queued until connections close. An error that
  * lost one connection (ECONNABORTED, EPERM from a firewall rule, EPROTO,
@@ -43,14 +49,21 @@ static int accept_short_of(int rc)
 	return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
 }
 
+static uint64_t idle_ns;
+
 static void *serve(void *arg)
 {
 	struct weft_io *c = arg;
 	char buf[4096];
-	ssize_t n;
-	while ((n = weft_read(c, buf, sizeof(buf))) > 0) /* suspends, never blocks a worker */
-		if (weft_write(c, buf, (size_t)n) < 0)
-			break;
+	for (;;) {
+		/* the wait for the next bytes, and for room to echo them, ends
+		 * idle_ns from now: -ETIMEDOUT, and the connection is closed */
+		weft_io_set_deadline(c, WEFT_IO_READABLE | WEFT_IO_WRITABLE,
+				     weft_now_ns() + idle_ns);
+		ssize_t n = weft_read(c, buf, sizeof(buf)); /* suspends, never blocks a worker */
+		if (n <= 0 || weft_write(c, buf, (size_t)n) != n)
+			break; /* end of stream, idle, or an error */
+	}
 	weft_io_close(c);
 	return NULL;
 }
@@ -59,12 +72,15 @@ int main(int argc, char **argv)
 {
 	struct weft_runtime *rt;
 	struct weft_io *l, *c;
-	long port = 7007;
+	long port = 7007, idle_s = 60;
 	int rc;
-	if (argc > 2 || (argc == 2 && parse_num(argv[1], 0, 65535, &port))) {
-		fprintf(stderr, "usage: echo [PORT]  (PORT 0..65535, 0: any free port; default 7007)\n");
+	if (argc > 3 || (argc > 1 && parse_num(argv[1], 0, 65535, &port)) ||
+	    (argc > 2 && parse_num(argv[2], 1, 1000000000, &idle_s))) {
+		fprintf(stderr, "usage: echo [PORT [IDLE_SECONDS]]  (PORT 0..65535, 0: any free port; "
+				"IDLE_SECONDS 1..1000000000; default 7007 60)\n");
 		return 2;
 	}
+	idle_ns = (uint64_t)idle_s * 1000000000ull;
 	if ((rc = weft_runtime_create(NULL, &rt)) ||
 	    (rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)port, 128, &l))) {
 		fprintf(stderr, "echo: %s\n", weft_strerror(rc));

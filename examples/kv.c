@@ -7,13 +7,19 @@
  * fiber keeps its name in a fiber-local value, which the log helper
  * reads, and log lines go to a logger fiber through an unbounded channel:
  * logging never waits, wherever it is called from. A client that stops
- * reading its answers is dropped after 2 s of a write that cannot go.
+ * reading its answers is dropped after 2 s of a write that cannot go, and
+ * one that sends no whole request for IDLE_SECONDS is told "BYE idle too
+ * long" and dropped: the select that waits for the next line has that
+ * deadline, counted from the last request (bytes of a line that never
+ * ends are not progress), so a client that connects and says nothing, or
+ * a byte a minute, does not hold its fiber for ever.
  *
  * Protocol, one request per line: SET key value | GET key | DEL key | QUIT.
  * Answers: OK | VALUE value | NOT_FOUND | ERR reason | BYE.
  *
- * Usage: kv [PORT]  (default 7010; 0: any free port, printed). SIGINT or
- * SIGTERM: the connections are told, the server waits for each and exits 0.
+ * Usage: kv [PORT [IDLE_SECONDS]]  (default 7010 and 60 s; PORT 0: any free
+ * port, printed). SIGINT or SIGTERM: the connections are told, the server
+ * waits for each and exits 0.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -38,6 +44,7 @@ static struct entry *map[BUCKETS];
 static struct weft_rwlock *map_lock;
 static struct weft_chan *log_ch; /* unbounded: struct log_line */
 static struct weft_token *stop;
+static uint64_t idle_ns; /* no whole request for this long: the client is dropped */
 
 struct log_line { char text[160]; };
 
@@ -163,6 +170,7 @@ static void *conn(void *arg)
 	struct weft_reader *r = NULL;
 	struct weft_writer *w = NULL;
 	const char *bye = NULL;
+	uint64_t last_request = weft_now_ns();
 	if (!weft_reader_create(c, 1024, &r) && !weft_writer_create(c, 0, &w)) {
 		for (;;) {
 			struct weft_line ln;
@@ -172,13 +180,19 @@ static void *conn(void *arg)
 			};
 			/* With answers waiting, only look for another request
 			 * already here (a deadline of now); when there is none,
-			 * send the batch in one write and wait. */
+			 * send the batch in one write and wait, until the idle
+			 * time after the last request. */
 			bool answers = weft_writer_buffered(w) > 0;
-			int sel = weft_select(arms, 2, answers ? weft_now_ns() : WEFT_FOREVER);
-			if (sel == -ETIMEDOUT) {
+			int sel = weft_select(arms, 2,
+					      answers ? weft_now_ns() : last_request + idle_ns);
+			if (sel == -ETIMEDOUT && answers) {
 				if (flush_within(c, w))
 					break; /* it does not read, or it is gone */
 				continue;
+			}
+			if (sel == -ETIMEDOUT) {
+				bye = "BYE idle too long\n";
+				break;
 			}
 			if (sel != 1) {
 				bye = "BYE server shutting down\n";
@@ -196,6 +210,7 @@ static void *conn(void *arg)
 				flush_within(c, w);
 				break;
 			}
+			last_request = weft_now_ns();
 			char line[1025];
 			size_t n = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
 			memcpy(line, ln.data, n);
@@ -272,15 +287,28 @@ static void *acceptor(void *arg)
 	return (void *)served;
 }
 
+/* A whole number in [lo, hi], nothing after it. */
+static int parse_num(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	long port = 7010;
-	char *end = NULL;
-	if (argc > 2 || (argc == 2 && ((port = strtol(argv[1], &end, 10)) < 0 || port > 65535 ||
-				      end == argv[1] || *end))) {
-		fprintf(stderr, "usage: kv [PORT]  (0..65535, 0: any free port; default 7010)\n");
+	long port = 7010, idle_s = 60;
+	if (argc > 3 || (argc > 1 && parse_num(argv[1], 0, 65535, &port)) ||
+	    (argc > 2 && parse_num(argv[2], 1, 1000000000, &idle_s))) {
+		fprintf(stderr, "usage: kv [PORT [IDLE_SECONDS]]  (PORT 0..65535, 0: any free port; "
+				"IDLE_SECONDS 1..1000000000; default 7010 60)\n");
 		return 2;
 	}
+	idle_ns = (uint64_t)idle_s * 1000000000ull;
 	struct weft_chan *sigs;
 	struct weft_runtime *rt;
 	struct weft_io *l;

@@ -36,9 +36,14 @@ for bad in "abc" "0.5" "-2" "1 x" "1 -1" "1 2 3"; do
   [ "$rc" -eq 2 ] && grep -q usage "$out.err" ||
     { echo "skewed $bad: exit $rc, expected a usage error (2): $(cat "$out.err")"; exit 1; }
 done
-rc=0
-timeout 5 "$dir/chat" 0 abc >/dev/null 2>"$out.err" || rc=$?
-[ "$rc" -eq 2 ] || { echo "chat 0 abc (idle seconds): exit $rc, expected 2"; exit 1; }
+# The idle seconds of chat, echo and kv likewise (1..1000000000).
+for prog in chat echo kv; do
+  for bad in abc 0 -1 5s; do
+    rc=0
+    timeout 5 "$dir/$prog" 0 "$bad" >/dev/null 2>"$out.err" || rc=$?
+    [ "$rc" -eq 2 ] || { echo "$prog 0 $bad (idle seconds): exit $rc, expected 2"; exit 1; }
+  done
+done
 rc=0
 timeout 5 "$dir/http_hello" 0 2x >/dev/null 2>"$out.err" || rc=$?
 [ "$rc" -eq 2 ] || { echo "http_hello 0 2x (workers): exit $rc, expected 2"; exit 1; }
