@@ -12,7 +12,9 @@
  * line to it cannot be written within 2 s (it does not read: once the
  * socket's buffers are full, the write waits). Lines for a client whose
  * outbox is full (64 lines) are skipped, so one slow client never holds
- * up the others.
+ * up the others. Every close is a lingering one (close_gracefully), so
+ * that the last line to a client - "idle too long", "server full", the
+ * shutdown notice - is not lost to a reset when the client still sends.
  *
  * Usage: chat [PORT [IDLE_SECONDS]]  (default 7008, 300 s; listens on all
  * interfaces). Try: nc 127.0.0.1 7008 in two terminals, type lines.
@@ -24,11 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <weft/weft.h>
 
 #define LINE_MAX_ 200
 #define MAX_CLIENTS 256
 #define S (1000000000ull)
+#define LINGER_NS (2 * S)       /* close_gracefully: at most this for the client's end */
 
 enum kind { JOIN, LEAVE, SAY, FULL };  /* FULL: hub -> a client it did not take */
 struct msg {
@@ -87,6 +91,29 @@ static int say(struct weft_io *c, const char *s)
 	return weft_write(c, s, n) == (ssize_t)n ? 0 : -1;
 }
 
+/* Close c so that the client gets every line written to it. A close with
+ * input still unread makes the kernel reset the connection (an RST instead
+ * of a FIN, and what was not sent yet is dropped), so a client that typed
+ * a line as it was dropped (idle, shutdown), or one told the server is
+ * full, which is never read, could lose that last line, or see a reset
+ * instead of the end. Shut the write side down (the client reads our last
+ * byte, then end of stream), read and drop what the client still sends
+ * until its end of stream or LINGER_NS (a client that keeps sending
+ * cannot hold the fiber: a read that need not wait ignores the deadline,
+ * hence the clock), then close. (A lingering close, as nginx's and Go's
+ * net/http's.) */
+static void close_gracefully(struct weft_io *c)
+{
+	uint64_t until = weft_now_ns() + LINGER_NS;
+	char sink[1024];
+	if (shutdown(weft_io_fd(c), SHUT_WR) == 0) {
+		weft_io_set_deadline(c, WEFT_IO_READABLE, until);
+		while (weft_read(c, sink, sizeof sink) > 0 && weft_now_ns() < until)
+			;
+	}
+	weft_io_close(c);
+}
+
 /* One connection: wait for input, for lines to relay, or for shutdown. */
 static void *client(void *arg)
 {
@@ -103,7 +130,7 @@ static void *client(void *arg)
 	/* The hub's answer comes first: our own join notice, or FULL. */
 	if (weft_chan_recv(out, &m) == 0 && m.kind == FULL) {
 		say(c, "server full, try again later\n"); /* closing anyway */
-		weft_io_close(c);
+		close_gracefully(c);
 		weft_chan_destroy(out); /* the hub never had it */
 		return NULL;
 	}
@@ -160,9 +187,9 @@ static void *client(void *arg)
 	if (bye)
 		say(c, bye);
 	weft_reader_destroy(rd);
-	weft_io_close(c);
 	struct msg l = { .kind = LEAVE, .id = id };
 	weft_chan_send(hub_in, &l); /* the hub destroys `out`; not touched again */
+	close_gracefully(c); /* the others hear it left at once, not after the linger */
 	return NULL;
 }
 

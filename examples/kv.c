@@ -28,11 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <weft/weft.h>
 
 #define BUCKETS 1024
 #define KEY_MAX 64
 #define VAL_MAX 256
+#define LINGER_NS 2000000000ull /* close_gracefully: at most this for the client's end */
 
 struct entry {
 	struct entry *next;
@@ -156,6 +158,29 @@ static int flush_within(struct weft_io *c, struct weft_writer *w)
 	return weft_writer_flush(w) ? -1 : 0;
 }
 
+/* Close c so that the client gets every answer written to it. A close with
+ * input still unread makes the kernel reset the connection (an RST instead
+ * of a FIN, and what was not sent yet is dropped), so a client that
+ * pipelined requests after QUIT, sent a request too long, or was sending
+ * at the shutdown could lose the last answers ("BYE", "ERR request too
+ * long"), or see a reset instead of the end. Shut the write side down
+ * (the client reads our last byte, then end of stream), read and drop
+ * what the client still sends until its end of stream or LINGER_NS (a
+ * client that keeps sending cannot hold the fiber: a read that need not
+ * wait ignores the deadline, hence the clock), then close. (A lingering
+ * close, as nginx's and Go's net/http's.) */
+static void close_gracefully(struct weft_io *c)
+{
+	uint64_t until = weft_now_ns() + LINGER_NS;
+	char sink[1024];
+	if (shutdown(weft_io_fd(c), SHUT_WR) == 0) {
+		weft_io_set_deadline(c, WEFT_IO_READABLE, until);
+		while (weft_read(c, sink, sizeof sink) > 0 && weft_now_ns() < until)
+			;
+	}
+	weft_io_close(c);
+}
+
 static void *conn(void *arg)
 {
 	static long next_id;
@@ -228,10 +253,10 @@ static void *conn(void *arg)
 	}
 	if (bye && w && weft_writer_printf(w, "%s", bye) > 0)
 		flush_within(c, w);
-	logf_("closed");
 	weft_writer_destroy(w);
 	weft_reader_destroy(r);
-	weft_io_close(c);
+	close_gracefully(c);
+	logf_("closed");
 	return NULL; /* conn_name's dtor frees the name */
 }
 

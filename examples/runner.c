@@ -24,11 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <weft/weft.h>
 
 #define MS 1000000ull
+#define LINGER_NS (2000 * MS)   /* close_gracefully: at most this for the client's end */
 
 static struct weft_token *stop;        /* cancelled on SIGINT/SIGTERM */
 static struct weft_sem *slots;         /* commands running at once */
@@ -90,6 +92,29 @@ static void run(const char *cmd, char *out, size_t outsz)
 	weft_token_destroy(tok);
 }
 
+/* Close c so that the client gets every byte written to it. A close with
+ * input still unread makes the kernel reset the connection (TCP sends an
+ * RST instead of a FIN and drops what it has not sent yet; a Unix socket
+ * says ECONNRESET to the peer), so a client that sent more than its line
+ * (never read), or a command over 511 bytes, could lose its answer, or
+ * see a reset instead of the end. Shut the write side down (the client
+ * reads our last byte, then end of stream), read and drop what the
+ * client still sends until its end of stream or LINGER_NS (a client that
+ * keeps sending cannot hold the fiber: a read that need not wait ignores
+ * the deadline, hence the clock), then close. (A lingering close, as
+ * nginx's and Go's net/http's.) */
+static void close_gracefully(struct weft_io *c)
+{
+	uint64_t until = weft_now_ns() + LINGER_NS;
+	char sink[1024];
+	if (shutdown(weft_io_fd(c), SHUT_WR) == 0) {
+		weft_io_set_deadline(c, WEFT_IO_READABLE, until);
+		while (weft_read(c, sink, sizeof sink) > 0 && weft_now_ns() < until)
+			;
+	}
+	weft_io_close(c);
+}
+
 static void *client(void *arg)
 {
 	struct weft_io *c = arg;
@@ -110,16 +135,10 @@ static void *client(void *arg)
 	}
 	line[n] = '\0';
 	bool whole = memchr(line, '\n', n) || r == 0; /* a line, or all until the end */
-	if (!whole && r > 0) {
-		/* too long: read the rest of the line (discarded) so that the
-		 * answer is not lost to the reset a close over unread bytes
-		 * sends; never run the first 511 bytes of a command */
-		char skip[512];
-		while ((r = weft_read(c, skip, sizeof skip)) > 0 && !memchr(skip, '\n', (size_t)r))
-			;
-	}
 	line[strcspn(line, "\n")] = '\0';
 	if (!whole) {
+		/* never run the first 511 bytes of a command; the rest of
+		 * the line is read and dropped by close_gracefully */
 		snprintf(out, sizeof out, "error %s\n",
 			 n == sizeof line - 1 ? "command too long (511 bytes at most)"
 					      : weft_strerror((int)r));
@@ -132,7 +151,7 @@ static void *client(void *arg)
 		weft_sem_release_n(slots, 1);
 	}
 	weft_write(c, out, strlen(out));
-	weft_io_close(c);
+	close_gracefully(c);
 	return NULL;
 }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """examples/chat driven by three clients: join notices, a line relayed to
 the other client (not echoed to its sender), an idle client dropped after
-its deadline, then SIGTERM: the connected clients are told, the server
-waits for every connection fiber (its join set) and exits 0 having served
-all three."""
+its deadline, then SIGTERM while a fourth client sends as fast as it can:
+the connected clients are told (the fourth too: the notice, then the end
+of the stream, not a reset), the server waits for every connection fiber
+(its join set) and exits 0 having served all four."""
 import re
 import signal
 import socket
@@ -106,21 +107,58 @@ try:
     if not 1.5 <= waited <= 14:  # the upper bound only catches a missing deadline
         fail("idle drop after %.1f s, expected about 2" % waited)
     lines_until(c, "<EOF>")
+    c.close()
     talking.set()
     th.join()
 
-    # keep a and b active, then shut down
+    # keep a and b active, then shut down while d sends lines as fast as
+    # it can: d still gets the notice whole, then the end of the stream
+    # (the close over its unread lines reset the connection: ECONNRESET)
+    d = socket.create_connection(("127.0.0.1", port))
+    lines_until(d, r"welcome")
     a.sendall(b"still here\n")
     b.sendall(b"me too\n")
     lines_until(b, r"^user%s: still here$" % ida)
+    flooding = threading.Event()
+    def flood():
+        while not flooding.is_set():
+            try:
+                d.sendall(b"spam spam spam\n" * 64)
+            except OSError:
+                break
+    th = threading.Thread(target=flood)
+    th.start()
+    time.sleep(0.3)
     srv.send_signal(signal.SIGTERM)
+    d.settimeout(5)
+    buf, how = b"", "open"
+    try:
+        while True:
+            data = d.recv(65536)
+            if not data:
+                how = "EOF"
+                break
+            buf += data
+    except ConnectionResetError:
+        how = "reset"
+    except socket.timeout:
+        pass
+    flooding.set()
+    th.join()
+    d.close()
+    if not buf.endswith(b"\nserver shutting down, bye\n") or how != "EOF":
+        fail("a client sending at the shutdown got %r then %s, want the notice then EOF"
+             % (buf[-60:], how))
     lines_until(a, r"server shutting down")
     lines_until(b, r"server shutting down")
     lines_until(a, "<EOF>")
+    lines_until(b, "<EOF>")
+    a.close()  # the server lingers for its clients' ends: 2 s at most
+    b.close()
     out, _ = srv.communicate(timeout=10)
     if srv.returncode != 0:
         fail("server exited %d" % srv.returncode)
-    if not re.search(r"SIGTERM, served 3 connections", out):
+    if not re.search(r"SIGTERM, served 4 connections", out):
         fail("summary: %r" % out)
     print("chat-test: passed")
 finally:

@@ -6,7 +6,9 @@ unbounded channel), QUIT, then SIGTERM: the open connection is told BYE and
 the server exits 0 having served all three; a client that sends and never
 reads is dropped by the 2 s write limit and cannot hold shutdown up. And
 a client that sends its requests and then its end of stream (`printf ... |
-nc -N`) gets every answer before the close."""
+nc -N`) gets every answer before the close; one whose requests after QUIT,
+or the rest of a request too long, the server never reads gets every
+answer, then the end of the stream, not a reset."""
 import re
 import signal
 import socket
@@ -62,7 +64,39 @@ def half_closed():
         srv.wait()
 
 
+def unread_input():
+    """The server closes with input it never read: requests pipelined after
+    QUIT, the rest of a request too long. The client gets every answer,
+    then the end of the stream (the close over the unread bytes reset the
+    connection: ECONNRESET after the answers, or instead of them)."""
+    srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(re.search(r"port (\d+)", srv.stdout.readline()).group(1))
+        for req, want in [(b"SET a 1\nQUIT\n" + b"GET a\n" * 1000, b"OK\nBYE\n"),
+                          (b"GET " + b"k" * 3000 + b"\n" + b"GET a\n" * 10,
+                           b"ERR request too long\n")]:
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(req)
+            s.settimeout(5)
+            got, how = b"", "EOF"
+            try:
+                while True:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    got += d
+            except ConnectionResetError:
+                how = "reset"
+            s.close()
+            if (got, how) != (want, "EOF"):
+                fail("%r...: answered %r then %s, want %r then EOF" % (req[:12], got, how, want))
+    finally:
+        srv.kill()
+        srv.wait()
+
+
 half_closed()
+unread_input()
 srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True)
 try:
     m = re.search(r"port (\d+)", srv.stdout.readline())
@@ -109,6 +143,7 @@ try:
     srv.send_signal(signal.SIGTERM)
     if read_lines(b, 1) != ["BYE server shutting down"]:
         fail("b not told of the shutdown")
+    b.close()  # the server lingers for its clients' ends: 2 s at most
     try:
         out, _ = srv.communicate(timeout=10)
     except subprocess.TimeoutExpired:

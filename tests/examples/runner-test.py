@@ -5,7 +5,8 @@ one runs (the child wait holds no worker); four commands with two slots
 take two rounds; a command past its time limit is killed ("timeout");
 SIGTERM kills a running command ("stopped"), and the server exits 0 having
 removed its socket file. A command longer than the server's line is refused
-("error"), not cut short and run."""
+("error"), not cut short and run. A client that sends more than its line
+(never read) gets its answer, then the end of the stream, not a reset."""
 import os
 import signal
 import socket
@@ -32,6 +33,31 @@ def ask(path, cmd, timeout=10.0):
         out += d
     s.close()
     return out.decode()
+
+def ask_and_send_more(path, cmd, more, together):
+    """Send cmd's line and more after it (with it, or 0.1 s later while the
+    command runs: the server never reads it), then read to the end: (the
+    answer, "EOF" or "reset")."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    if together:
+        s.sendall(cmd.encode() + b"\n" + more)
+    else:
+        s.sendall(cmd.encode() + b"\n")
+        time.sleep(0.1)
+        s.sendall(more)
+    out, how = b"", "EOF"
+    try:
+        while True:
+            d = s.recv(100)
+            if not d:
+                break
+            out += d
+    except ConnectionResetError:
+        how = "reset"
+    s.close()
+    return out.decode(), how
 
 def start(binary, path, tmo_ms, slots):
     env = dict(os.environ, WEFT_WORKERS="1")
@@ -128,9 +154,20 @@ def main():
             over = "(connection reset)"
         if not over.startswith("error command too long"):
             fail("a 512-byte command: %r" % over)
+        # more sent than the line, never read by the server: the answer,
+        # then the end of the stream (the close over the unread bytes
+        # reset the connection: ECONNRESET after the answer)
+        more = b"more input\n" * 500
+        for cmd, together, want in [("sleep 0.3; exit 3", False, "exit 3\n"),
+                                    ("exit 5" + " " * 600, True,
+                                     "error command too long (511 bytes at most)\n")]:
+            got, how = ask_and_send_more(path, cmd, more, together)
+            if (got, how) != (want, "EOF"):
+                fail("%d bytes more than the command %r: %r then %s, want %r then EOF"
+                     % (len(more), cmd[:20], got, how, want))
     finally:
         out = stop(p, path)
-    if "served 11 connections" not in out:
+    if "served 13 connections" not in out:
         fail("runner said %r" % out)
     # SIGTERM while a command runs: it is killed, the client told
     p = start(binary, path, 60000, 2)
