@@ -1034,6 +1034,41 @@ int weft_io_fd(const struct weft_io *io)
 
 int weft__io_fd(const struct weft_io *io) { return io->fd; }
 
+/*
+ * shutdown(2) through the registration. The kernel's own wakeup is not
+ * enough for the calls waiting on it: a Unix stream socket whose send
+ * buffer is full polls without EPOLLOUT after SHUT_WR, so no event ever
+ * comes and a writer waiting in another fiber waited for good; and until
+ * the driver's next pass the readiness word still says "not ready", so a
+ * read right after SHUT_RD waited for that pass. So the directions shut
+ * are marked ready here as an event would mark them (the tick bumped, the
+ * waiters of those directions woken): each makes its call again and gets
+ * the kernel's answer, 0 for a read after SHUT_RD, -EPIPE for a write
+ * after SHUT_WR. One that finds nothing to say (a datagram socket's read
+ * is EAGAIN) clears the bit with its tick and waits again, as after any
+ * event. Not in a forked child: the socket is the parent's too, and
+ * shutdown acts on the socket, not on the child's copy of the fd.
+ */
+int weft_io_shutdown(struct weft_io *io, int how)
+{
+	if (!io || (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR))
+		return -EINVAL;
+	if (WEFT__FORKED(io->rt))
+		return -ECHILD;
+	/* the reference keeps the number ours for the call (io_unref) */
+	if (!io_tryref_open(io))
+		return -EBADF;
+	int rc = shutdown(io->fd, how) ? -errno : 0;
+	if (!rc) {
+		unsigned bits = (how != SHUT_WR ? WEFT_IO_READABLE : 0) |
+				(how != SHUT_RD ? WEFT_IO_WRITABLE : 0);
+		uint64_t r = update_bits(io, bits, 0);
+		wake_dir_bound(io, bits, r >> 8);
+	}
+	io_unref(io);
+	return rc;
+}
+
 /* ------------------------------------------------------------- poll form */
 
 /* The bits of readiness word r that satisfy `interest`, as reported to the

@@ -111,6 +111,9 @@ int main(void)
 	    (rc = (int)weft_writev(cli, segs, 2)) != 3 ||
 	    (rc = (int)weft_read(acc, echoed, sizeof echoed)) != 3 ||
 	    (rc = echoed[0] == 'o' && echoed[1] == 'k' && echoed[2] == '\n' ? 0 : -EPROTO) ||
+	    /* a half-close: the other end reads end of stream */
+	    (rc = weft_io_shutdown(cli, SHUT_WR)) ||
+	    (rc = (int)weft_read(acc, echoed, sizeof echoed)) != 0 ||
 	    (weft_reader_destroy(rd), rc = weft_io_close(acc)) || (rc = weft_io_close(cli)) || (rc = weft_io_close(lis)) ||
 	    /* a process whose stdout is a pipe (exec.Cmd.StdoutPipe) */
 	    (rc = weft_process_spawn(rt, "echo", echo_argv,

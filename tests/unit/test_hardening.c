@@ -88,7 +88,8 @@ Test(fork, child_gets_clear_errors_and_can_exec, .timeout = WT_TMO(30))
 
 /* The address calls take a registration too (weft.h: every call taking
  * one made before the fork says -ECHILD in the child): weft_io_local_addr
- * and weft_io_peer_addr answered the parent's socket's addresses. */
+ * and weft_io_peer_addr answered the parent's socket's addresses. So does
+ * weft_io_shutdown, whose shutdown(2) would end the parent's connection. */
 Test(fork, child_address_calls_on_a_registration_say_echild, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(1);
@@ -110,14 +111,23 @@ Test(fork, child_address_calls_on_a_registration_say_echild, .timeout = WT_TMO(3
 			bad |= 2;
 		if (weft_io_local_port(io) != -ECHILD)
 			bad |= 4;
+		/* shutdown acts on the socket, which is the parent's too */
+		if (weft_io_shutdown(io, SHUT_RDWR) != -ECHILD)
+			bad |= 8;
 		_exit(bad);
 	}
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st), "child: status %#x", st);
-	cr_assert_eq(WEXITSTATUS(st), 0, "child: not -ECHILD from %s%s%s",
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: not -ECHILD from %s%s%s%s",
 		     WEXITSTATUS(st) & 1 ? "local_addr " : "", WEXITSTATUS(st) & 2 ? "peer_addr " : "",
-		     WEXITSTATUS(st) & 4 ? "local_port" : "");
+		     WEXITSTATUS(st) & 4 ? "local_port " : "", WEXITSTATUS(st) & 8 ? "shutdown" : "");
+	/* the parent's connection still works both ways */
+	char c;
+	cr_assert_eq(weft_write(io, "x", 1), 1);
+	cr_assert_eq(read(sv[1], &c, 1), 1);
+	cr_assert_eq(write(sv[1], "y", 1), 1);
+	cr_assert_eq(weft_read(io, &c, 1), 1);
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	cr_assert_eq(weft_io_local_addr(io, (struct sockaddr *)&ss, &len), 0, "the parent's works");

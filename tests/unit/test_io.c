@@ -1,7 +1,8 @@
 /*
  * test_io.c - the I/O driver: an echo server and clients in one runtime
  * (1,000 connections x 100 round trips, every byte checked), peer reset,
- * half-close, EAGAIN on a full socket buffer, closing an fd under a waiter,
+ * half-close (and weft_io_shutdown waking the calls waiting on it), EAGAIN
+ * on a full socket buffer, closing an fd under a waiter,
  * and the reads a short read saves (counted by the read() defined here,
  * which libweft resolves to: the executable exports it).
  */
@@ -1343,4 +1344,220 @@ Test(io, close_closes_the_fd_while_every_worker_is_busy, .timeout = WT_TMO(20))
 		     (unsigned long long)ms);
 	close(p[0]);
 	wt_rt_destroy(rt);
+}
+
+/* ---------------------------------------------------- weft_io_shutdown */
+
+/* A TCP connection over 127.0.0.1: *c the client's end, *s the server's. */
+static void tcp_conn(struct weft_runtime *rt, struct weft_io **c, struct weft_io **s)
+{
+	struct weft_io *l;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 4, &l), 0);
+	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", (uint16_t)weft_io_local_port(l), c), 0);
+	cr_assert_eq(weft_accept(l, s, NULL, NULL), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+}
+
+/* SHUT_WR as a client ending its request (Go's CloseWrite): the server
+ * reads the request, then end of stream, and its answer still comes back;
+ * our own writes after it are -EPIPE; the registration stays open. */
+Test(io_shutdown, shut_wr_the_peer_reads_eof_and_still_answers, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_io *c, *s;
+	tcp_conn(rt, &c, &s);
+	cr_assert_eq(weft_write(c, "request", 7), 7);
+	cr_assert_eq(weft_io_shutdown(c, SHUT_WR), 0);
+	char buf[16];
+	cr_assert_eq(weft_read_full(s, buf, 7), 7);
+	cr_assert_eq(memcmp(buf, "request", 7), 0);
+	cr_assert_eq(weft_read(s, buf, sizeof buf), 0, "the server sees end of stream");
+	cr_assert_eq(weft_write(s, "answer", 6), 6);
+	cr_assert_eq(weft_read_full(c, buf, 6), 6, "we still read after SHUT_WR");
+	cr_assert_eq(memcmp(buf, "answer", 6), 0);
+	cr_assert_eq(weft_write(c, "more", 4), -EPIPE);
+	cr_assert_geq(weft_io_fd(c), 0, "the registration is not closed");
+	cr_assert_eq(weft_io_close(s), 0);
+	cr_assert_eq(weft_read(c, buf, sizeof buf), 0, "the server's end, after its answer");
+	cr_assert_eq(weft_io_close(c), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(io_shutdown, bad_how_closed_registration_and_errors_passed_through, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_io *a, *b;
+	pair(rt, &a, &b);
+	cr_assert_eq(weft_io_shutdown(NULL, SHUT_WR), -EINVAL);
+	cr_assert_eq(weft_io_shutdown(a, -1), -EINVAL);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_RDWR + 1), -EINVAL);
+	cr_assert_eq(weft_io_shutdown(a, 42), -EINVAL);
+	/* nothing was shut by the refusals: both ways still work */
+	char c;
+	cr_assert_eq(weft_write(a, "x", 1), 1);
+	cr_assert_eq(weft_read(b, &c, 1), 1);
+	cr_assert_eq(weft_write(b, "y", 1), 1);
+	cr_assert_eq(weft_read(a, &c, 1), 1);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_RDWR), 0);
+	cr_assert_eq(weft_read(b, &c, 1), 0, "the peer sees end of stream");
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_WR), -EBADF, "a closed registration");
+	cr_assert_eq(weft_io_close(b), 0);
+	/* a TCP socket never connected: shutdown(2)'s -ENOTCONN */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(weft_io_register(rt, fd, &a), 0);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_WR), -ENOTCONN);
+	cr_assert_eq(weft_io_close(a), 0);
+	/* not a socket */
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(weft_io_register(rt, p[0], &a), 0);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_RD), -ENOTSOCK);
+	cr_assert_eq(weft_io_close(a), 0);
+	close(p[1]);
+	/* after the runtime's shutdown it still half-closes (no wait) */
+	pair(rt, &a, &b);
+	cr_assert_eq(weft_runtime_shutdown(rt, 3000 * 1000000ull), 0);
+	cr_assert_eq(weft_io_shutdown(a, SHUT_WR), 0);
+	cr_assert_eq(read(weft_io_fd(b), &c, 1), 0, "the peer sees end of stream");
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}
+
+struct shut_wait {
+	struct weft_io *io;
+	atomic_bool started;
+	atomic_bool pending;   /* the poll task's waker is registered */
+	atomic_long rc;
+};
+
+static void *read_in_fiber(void *arg)
+{
+	struct shut_wait *w = arg;
+	char buf[8];
+	atomic_store(&w->started, true);
+	atomic_store(&w->rc, weft_read(w->io, buf, sizeof buf));
+	return NULL;
+}
+
+/* More than a TCP connection's buffers hold (wmem_max and rmem_max are a
+ * few MiB): the write must wait at some point. */
+#define BIG_WRITE (16u << 20)
+
+static void *write_in_fiber(void *arg)
+{
+	struct shut_wait *w = arg;
+	static char big[BIG_WRITE];
+	atomic_store(&w->started, true);
+	atomic_store(&w->rc, weft_write(w->io, big, sizeof big));
+	return NULL;
+}
+
+/* A poll task reading: waits with weft_io_poll_ready, then one recv. */
+static enum weft_poll read_poll(void *state, struct weft_cx *cx)
+{
+	struct shut_wait *w = state;
+	for (;;) {
+		struct weft_io_ready rd;
+		if (weft_io_poll_ready(w->io, cx, WEFT_IO_READABLE, &rd) == WEFT_PENDING) {
+			atomic_store(&w->pending, true);
+			return WEFT_PENDING;
+		}
+		char buf[8];
+		ssize_t n = recv(weft_io_fd(w->io), buf, sizeof buf, MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			weft_io_clear_ready(w->io, rd);
+			continue;
+		}
+		atomic_store(&w->rc, n < 0 ? -errno : n);
+		return WEFT_READY;
+	}
+}
+
+/* Fill the send buffer of io (nobody reads the peer): its WRITABLE is
+ * cleared, so a weft_write waits for an event. */
+static void fill_send_buffer(struct weft_io *io)
+{
+	static char chunk[65536];
+	ssize_t n;
+	while ((n = weft_send(io, chunk, sizeof chunk, MSG_DONTWAIT)) > 0)
+		;
+	cr_assert_eq(n, -EAGAIN);
+}
+
+/*
+ * SHUT_RD on this thread wakes a read waiting in a fiber and a poll
+ * task's readiness wait on the same registration: end of stream (0).
+ * SHUT_WR wakes a write waiting for buffer space: -EPIPE. On a Unix
+ * stream socket and on TCP, under whichever driver WEFT_IO_DRIVER picks
+ * (ctest runs this file under both). A Unix socket whose send buffer is
+ * full polls without EPOLLOUT after SHUT_WR: with shutdown(2) on
+ * weft_io_fd alone, the writer waited for good.
+ */
+static void shutdown_wakes_waiters(bool tcp)
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_io *a, *b;
+	if (tcp)
+		tcp_conn(rt, &a, &b);
+	else
+		pair(rt, &a, &b);
+	/* a fiber and a poll task blocked reading a */
+	struct shut_wait r = { .io = a, .rc = 99 }, p = { .io = a, .rc = 99 };
+	struct weft_task *rt_task, *pt_task;
+	cr_assert_eq(weft_spawn(rt, read_in_fiber, &r, &rt_task), 0);
+	cr_assert_eq(weft_spawn_poll(rt, read_poll, &p, NULL, &pt_task), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&r.started) && atomic_load(&p.pending), WT_LONG_MS));
+	cr_assert_eq(weft_task_is_finished(rt_task), false, "the reader has nothing to read");
+	cr_assert_eq(weft_io_shutdown(a, SHUT_RD), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(rt_task) && weft_task_is_finished(pt_task),
+				WT_LONG_MS),
+		  "%s: a read waiting when SHUT_RD came still waits (fiber %d, poll task %d)",
+		  tcp ? "tcp" : "unix", weft_task_is_finished(rt_task),
+		  weft_task_is_finished(pt_task));
+	cr_assert_eq(weft_join(rt_task, NULL), 0);
+	cr_assert_eq(weft_join(pt_task, NULL), 0);
+	cr_assert_eq(atomic_load(&r.rc), 0, "the fiber's read: %ld", atomic_load(&r.rc));
+	cr_assert_eq(atomic_load(&p.rc), 0, "the poll task's recv: %ld", atomic_load(&p.rc));
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	/* a fiber blocked writing, on a fresh connection (its read side open:
+	 * shut both ways, a socket polls as hung up, which wakes writers
+	 * anyway); its buffer full (a Unix socket's stays
+	 * full, nobody reads b; TCP's may take more as ACKs come, so the
+	 * write is larger than both ends' buffers and waits later if not at
+	 * once) */
+	if (tcp)
+		tcp_conn(rt, &a, &b);
+	else
+		pair(rt, &a, &b);
+	fill_send_buffer(a);
+	struct shut_wait w = { .io = a, .rc = 99 };
+	struct weft_task *wt;
+	cr_assert_eq(weft_spawn(rt, write_in_fiber, &w, &wt), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&w.started), WT_LONG_MS));
+	cr_assert_eq(weft_io_shutdown(a, SHUT_WR), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_task_is_finished(wt), WT_LONG_MS),
+		  "%s: a write waiting when SHUT_WR came still waits", tcp ? "tcp" : "unix");
+	cr_assert_eq(weft_join(wt, NULL), 0);
+	long wrc = atomic_load(&w.rc);
+	if (tcp) /* -EPIPE, or what it wrote before SHUT_WR came (io.h) */
+		cr_assert(wrc == -EPIPE || (wrc > 0 && wrc < (long)BIG_WRITE), "the write: %ld", wrc);
+	else
+		cr_assert_eq(wrc, -EPIPE, "the write: %ld", wrc);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(io_shutdown, wakes_a_reader_and_a_writer_waiting_on_a_unix_socket, .timeout = WT_TMO(20))
+{
+	shutdown_wakes_waiters(false);
+}
+
+Test(io_shutdown, wakes_a_reader_and_a_writer_waiting_on_tcp, .timeout = WT_TMO(20))
+{
+	shutdown_wakes_waiters(true);
 }

@@ -73,11 +73,44 @@ WEFT_API int weft_io_close(struct weft_io *io);
  * closed or deregistered already (see weft_io_close). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
 /* The registered fd (>= 0), for the caller's own calls on it (setsockopt,
- * shutdown). -EINVAL (NULL io), -EBADF once weft_io_close or
+ * getsockopt; for a half-close use weft_io_shutdown, which also wakes the
+ * calls waiting on the registration). -EINVAL (NULL io), -EBADF once weft_io_close or
  * weft_io_deregister was called (see there: the number may name another
  * file by then). In a forked child it still answers, for the child's
  * close(2) of its copy. */
 WEFT_API int weft_io_fd(const struct weft_io *io);
+/*
+ * Half-close (shutdown(2); Go's TCPConn.CloseWrite and CloseRead, Tokio's
+ * AsyncWriteExt::shutdown). how: SHUT_WR ends what we send - the peer
+ * reads the bytes written before, then end of stream (0), and we can
+ * still read what it sends back until its own end; SHUT_RD ends what we
+ * read - reads return the bytes already queued, then 0 (the peer is not
+ * told: on TCP, bytes it sends later are still taken in and may be read);
+ * SHUT_RDWR both. The registration stays open and registered: it is still
+ * weft_io_close that frees it and closes the fd. It never waits, so it
+ * works after weft_runtime_shutdown too (before destroy), as
+ * weft_io_close does.
+ * Calls waiting on the registration in other tasks, fibers or threads
+ * (weft_read, weft_write and the other socket calls, weft_io_wait, a poll
+ * task's weft_io_poll_ready) are woken for each direction shut, under
+ * either driver, whether or not the kernel reports readiness for it (a
+ * Unix stream socket with a full send buffer reports none after
+ * SHUT_WR), and make their call again: a read waiting when SHUT_RD comes
+ * returns 0 (end of stream), a write waiting when SHUT_WR comes -EPIPE
+ * (or the count of bytes it wrote before, as weft_write reports a
+ * partial write); so do the calls made afterwards. On a datagram socket
+ * (UDP, Unix datagram) Linux answers a non-blocking read after SHUT_RD
+ * with EAGAIN, not 0: such a read goes on waiting for a datagram (close
+ * the registration to end it).
+ * Returns 0 or a negative errno: -EINVAL (NULL io; how not SHUT_RD,
+ * SHUT_WR or SHUT_RDWR), -EBADF (the registration was closed or
+ * deregistered; see weft_io_close for a handle whose memory was reused),
+ * -ECHILD (a registration made before fork, in the child: the socket is
+ * the parent's too), and shutdown(2)'s -errno: -ENOTCONN (not connected:
+ * a TCP socket never connected, or whose connection has ended), -ENOTSOCK
+ * (a pipe or other file that is not a socket).
+ */
+WEFT_API int weft_io_shutdown(struct weft_io *io, int how);
 
 /*
  * Poll form. A readiness value carries a tick; weft_io_clear_ready clears
