@@ -2420,41 +2420,82 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 
 /* ---------------------------------------------------------------- TCP/UDP */
 
+/* A socket of sa's family bound to sa (and listening, for a stream):
+ * its fd in *out, or -errno with nothing left open. dual: an IPv6
+ * socket that takes IPv4 too (IPV6_V6ONLY off, whatever the system's
+ * bindv6only says). */
+static int open_bound(const struct sockaddr *sa, socklen_t len, int type, int backlog, bool dual,
+		      int *out)
+{
+	int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* TCP: past TIME_WAIT. Not UDP: there it lets a second socket
+	 * bind the port and take its datagrams */
+	int one = 1, zero = 0;
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* checked: left on, the listener would be IPv6 only, silently */
+	if ((dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero))) ||
+	    bind(fd, sa, len) || (type == SOCK_STREAM && listen(fd, backlog ? backlog : SOMAXCONN))) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	*out = fd;
+	return 0;
+}
+
+/*
+ * host NULL: every address of both families, as Go's net.Listen("tcp",
+ * ":port") and a Tokio listener on "[::]" - one IPv6 socket on "::" that
+ * takes IPv4 too (its clients show as IPv4-mapped addresses). Until
+ * 2026-12-06 it bound the first of getaddrinfo's AI_PASSIVE list, which is
+ * 0.0.0.0: IPv6 clients were refused. Only a host without IPv6 falls back
+ * to 0.0.0.0: socket(AF_INET6) refused (EAFNOSUPPORT: ipv6.disable=1), or
+ * "::" not bindable (EADDRNOTAVAIL). Any other error is the caller's: a
+ * port an IPv4 socket holds is -EADDRINUSE, not an IPv4 listener beside it
+ * that IPv6 clients cannot reach.
+ */
+static int bind_wildcard(uint16_t port, int type, int backlog, int *fd)
+{
+	struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	int rc = open_bound((struct sockaddr *)&any6, sizeof(any6), type, backlog, true, fd);
+	if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
+		return rc;
+	struct sockaddr_in any4 = { .sin_family = AF_INET, .sin_port = htons(port),
+				    .sin_addr.s_addr = htonl(INADDR_ANY) };
+	return open_bound((struct sockaddr *)&any4, sizeof(any4), type, backlog, false, fd);
+}
+
 static int bind_socket(struct weft_runtime *rt, const char *host, uint16_t port, int type,
 		       int backlog, struct weft_io **out)
 {
-	struct addrinfo *ai;
-	int rc = resolve(rt, host, port, true, type, &ai, WEFT_FOREVER);
-	if (rc)
-		return rc;
-	if (shut_down(rt)) {
-		freeaddrinfo(ai);
-		return -ESHUTDOWN; /* before binding the port */
-	}
-	/* Every address in order; the first that binds (and listens) wins. */
-	rc = -EADDRNOTAVAIL;
-	int fd = -1;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
-		fd = socket(a->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0) {
-			rc = -errno;
-			continue;
+	int rc, fd = -1;
+	if (!host) {
+		if (shut_down(rt))
+			return -ESHUTDOWN; /* before binding the port */
+		rc = bind_wildcard(port, type, backlog, &fd);
+		if (rc)
+			return rc;
+	} else {
+		struct addrinfo *ai;
+		rc = resolve(rt, host, port, true, type, &ai, WEFT_FOREVER);
+		if (rc)
+			return rc;
+		if (shut_down(rt)) {
+			freeaddrinfo(ai);
+			return -ESHUTDOWN; /* before binding the port */
 		}
-		/* TCP: past TIME_WAIT. Not UDP: there it lets a second
-		 * socket bind the port and take its datagrams */
-		int one = 1;
-		if (type == SOCK_STREAM)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (!bind(fd, a->ai_addr, a->ai_addrlen) &&
-		    (type != SOCK_STREAM || !listen(fd, backlog ? backlog : SOMAXCONN)))
-			break;
-		rc = -errno;
-		close(fd);
-		fd = -1;
+		/* Every address in order; the first that binds (and listens) wins. */
+		rc = -EADDRNOTAVAIL;
+		for (struct addrinfo *a = ai; a; a = a->ai_next)
+			if (!(rc = open_bound(a->ai_addr, a->ai_addrlen, type, backlog, false, &fd)))
+				break;
+		freeaddrinfo(ai);
+		if (rc)
+			return rc;
 	}
-	freeaddrinfo(ai);
-	if (fd < 0)
-		return rc;
 	rc = weft_io_register(rt, fd, out);
 	if (rc)
 		close(fd);

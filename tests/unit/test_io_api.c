@@ -6,7 +6,9 @@
  * This executable defines getaddrinfo and freeaddrinfo (libweft resolves
  * them here: ENABLE_EXPORTS): names ending in ".test" get answers made up
  * here - resolver errors, or a list of addresses - and every call records
- * whether it ran on a worker thread (named "wkr-<n>" by these tests).
+ * whether it ran on a worker thread (named "wkr-<n>" by these tests). It
+ * defines socket and bind too, which refuse IPv6 when a test asks (a host
+ * without IPv6) and pass every other call through.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -116,6 +118,36 @@ INTERPOSE void freeaddrinfo(struct addrinfo *ai)
 		return;
 	}
 	real(ai);
+}
+
+/* socket(2) and bind(2) of AF_INET6 fail with these errnos while they are
+ * set (0: pass through): a host without IPv6, or other refusals. */
+static atomic_int inet6_socket_errno, inet6_bind_errno;
+
+INTERPOSE int socket(int domain, int type, int protocol)
+{
+	static int (*real)(int, int, int);
+	if (!real)
+		real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	int e = atomic_load(&inet6_socket_errno);
+	if (domain == AF_INET6 && e) {
+		errno = e;
+		return -1;
+	}
+	return real(domain, type, protocol);
+}
+
+INTERPOSE int bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	static int (*real)(int, const struct sockaddr *, socklen_t);
+	if (!real)
+		real = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
+	int e = atomic_load(&inet6_bind_errno);
+	if (sa && sa->sa_family == AF_INET6 && e) {
+		errno = e;
+		return -1;
+	}
+	return real(fd, sa, len);
 }
 
 static struct weft_runtime *rt_named(int workers)
@@ -1066,6 +1098,180 @@ Test(listen, a_bracketed_ipv6_address_is_the_address_inside, .timeout = WT_TMO(2
 	cr_assert_eq(weft_io_close(u), 0);
 	cr_assert_eq(weft_io_close(c), 0);
 	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
+/* Whether this host has an IPv6 loopback (::1 on lo). */
+static bool have_ipv6_loopback(void)
+{
+	FILE *f = fopen("/proc/net/if_inet6", "r");
+	if (!f)
+		return false;
+	char line[256];
+	bool found = false;
+	while (!found && fgets(line, sizeof line, f))
+		found = !strncmp(line, "00000000000000000000000000000001", 32);
+	fclose(f);
+	return found;
+}
+
+/* Connect to host:port, accept on l, pass a byte each way; *peer gets the
+ * accepted connection's peer address. */
+static void connect_through(struct weft_runtime *rt, struct weft_io *l, const char *host,
+			    int port, struct sockaddr_storage *peer)
+{
+	struct weft_io *c, *s;
+	int rc = weft_tcp_connect(rt, host, (uint16_t)port, &c);
+	cr_assert_eq(rc, 0, "connect to %s port %d: %d (%s)", host, port, rc, weft_strerror(rc));
+	socklen_t len = sizeof *peer;
+	cr_assert_eq(weft_accept(l, &s, (struct sockaddr *)peer, &len), 0);
+	cr_assert_leq(len, sizeof *peer);
+	char b;
+	cr_assert_eq(weft_write(c, "q", 1), 1);
+	cr_assert_eq(weft_read(s, &b, 1), 1);
+	cr_assert_eq(weft_write(s, "a", 1), 1);
+	cr_assert_eq(weft_read(c, &b, 1), 1);
+	cr_assert_eq(b, 'a');
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(s), 0);
+}
+
+/* A datagram from a socket bound to host ("127.0.0.1" or "::1") to port on
+ * u; u answers to the address weft_recvfrom gave. */
+static void udp_through(struct weft_runtime *rt, struct weft_io *u, const char *host, int port)
+{
+	struct weft_io *cli;
+	cr_assert_eq(weft_udp_bind(rt, host, 0, &cli), 0);
+	struct sockaddr_storage to = { 0 };
+	socklen_t tl;
+	if (strchr(host, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		s6->sin6_addr = in6addr_loopback;
+		tl = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&to;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		tl = sizeof *s4;
+	}
+	ssize_t n = weft_sendto(cli, "ping", 4, 0, (struct sockaddr *)&to, tl);
+	cr_assert_eq(n, 4, "sendto %s: %zd", host, n);
+	cr_assert_eq(weft_io_set_deadline(u, WEFT_IO_READABLE, weft_now_ns() + 5000 * MS), 0);
+	char buf[8];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof from;
+	n = weft_recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
+	cr_assert_eq(n, 4, "the datagram from %s: %zd (%s)", host, n, weft_strerror((int)n));
+	cr_assert_eq(weft_sendto(u, "pong", 4, 0, (struct sockaddr *)&from, fl), 4);
+	cr_assert_eq(weft_io_set_deadline(cli, WEFT_IO_READABLE, weft_now_ns() + 5000 * MS), 0);
+	cr_assert_eq(weft_recv(cli, buf, sizeof buf, 0), 4, "the answer to %s", host);
+	cr_assert_eq(memcmp(buf, "pong", 4), 0);
+	struct in6_addr *m = &((struct sockaddr_in6 *)&from)->sin6_addr;
+	if (from.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(m)) {
+		/* the same sender as a plain sockaddr_in (io.h: sendto takes it) */
+		struct sockaddr_in s4 = { .sin_family = AF_INET,
+					  .sin_port = ((struct sockaddr_in6 *)&from)->sin6_port };
+		memcpy(&s4.sin_addr, &m->s6_addr[12], 4);
+		cr_assert_eq(weft_sendto(u, "pong", 4, 0, (struct sockaddr *)&s4, sizeof s4), 4);
+		cr_assert_eq(weft_recv(cli, buf, sizeof buf, 0), 4);
+	}
+	cr_assert_eq(weft_io_close(cli), 0);
+}
+
+/*
+ * A NULL host listens on both families (Go's net.Listen("tcp", ":0")): an
+ * IPv4 client (seen as ::ffff:127.0.0.1) and an IPv6 one connect to the
+ * same listener, whose own address is "::" with the port picked. The same
+ * for UDP. Before: 0.0.0.0 only, ::1 refused.
+ */
+Test(listen, a_null_host_takes_ipv4_and_ipv6_clients, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	bool v6 = have_ipv6_loopback();
+	struct weft_io *l, *u;
+	cr_assert_eq(weft_tcp_listen(rt, NULL, 0, 0, &l), 0);
+	int port = weft_io_local_port(l);
+	cr_assert_gt(port, 0);
+	struct sockaddr_storage ss;
+	if (v6) {
+		connect_through(rt, l, "::1", port, &ss);
+		cr_assert_eq(ss.ss_family, AF_INET6);
+		cr_assert(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+		socklen_t sl = sizeof ss;
+		cr_assert_eq(weft_io_local_addr(l, (struct sockaddr *)&ss, &sl), 0);
+		cr_assert_eq(ss.ss_family, AF_INET6, "a host with IPv6 listens on \"::\"");
+		cr_assert(IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+		cr_assert_eq(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), port);
+	}
+	connect_through(rt, l, "127.0.0.1", port, &ss);
+	if (ss.ss_family == AF_INET6) {
+		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+		cr_assert(IN6_IS_ADDR_V4MAPPED(a), "an IPv4 client comes as a mapped address");
+		cr_assert_eq(memcmp(&a->s6_addr[12], "\x7f\0\0\x01", 4), 0);
+	} else {
+		cr_assert_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	}
+	cr_assert_eq(weft_udp_bind(rt, NULL, 0, &u), 0);
+	int uport = weft_io_local_port(u);
+	cr_assert_gt(uport, 0);
+	udp_through(rt, u, "127.0.0.1", uport);
+	if (v6)
+		udp_through(rt, u, "::1", uport);
+	cr_assert_eq(weft_io_close(u), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+	if (!v6)
+		WT_SKIP("no IPv6 loopback (::1 not in /proc/net/if_inet6): only the IPv4 "
+			"half of the NULL-host listener was checked");
+}
+
+/*
+ * Without IPv6 (socket(AF_INET6) refused with EAFNOSUPPORT, or a bind of
+ * "::" with EADDRNOTAVAIL: interposed here) a NULL host falls back to
+ * 0.0.0.0; any other refusal is the caller's error, not a silent IPv4-only
+ * listener.
+ */
+Test(listen, a_null_host_falls_back_to_ipv4_only_without_ipv6, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct {
+		atomic_int *which;
+		int err;
+	} no6[] = { { &inet6_socket_errno, EAFNOSUPPORT }, { &inet6_bind_errno, EADDRNOTAVAIL } };
+	for (unsigned i = 0; i < 2; i++) {
+		atomic_store(no6[i].which, no6[i].err);
+		struct weft_io *l, *u;
+		int rc = weft_tcp_listen(rt, NULL, 0, 0, &l);
+		cr_assert_eq(rc, 0, "%s: %d (%s)", strerror(no6[i].err), rc, weft_strerror(rc));
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		cr_assert_eq(weft_io_local_addr(l, (struct sockaddr *)&ss, &sl), 0);
+		cr_assert_eq(ss.ss_family, AF_INET);
+		cr_assert_eq(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+		int port = weft_io_local_port(l);
+		cr_assert_gt(port, 0);
+		cr_assert_eq(weft_udp_bind(rt, NULL, 0, &u), 0, "udp, %s", strerror(no6[i].err));
+		atomic_store(no6[i].which, 0);
+		connect_through(rt, l, "127.0.0.1", port, &ss);
+		cr_assert_eq(ss.ss_family, AF_INET);
+		udp_through(rt, u, "127.0.0.1", weft_io_local_port(u));
+		cr_assert_eq(weft_io_close(u), 0);
+		cr_assert_eq(weft_io_close(l), 0);
+	}
+	/* other refusals are returned as they are */
+	struct weft_io *x = NULL;
+	atomic_store(&inet6_socket_errno, EMFILE);
+	cr_assert_eq(weft_tcp_listen(rt, NULL, 0, 0, &x), -EMFILE);
+	cr_assert_eq(weft_udp_bind(rt, NULL, 0, &x), -EMFILE);
+	atomic_store(&inet6_socket_errno, 0);
+	atomic_store(&inet6_bind_errno, EACCES);
+	cr_assert_eq(weft_tcp_listen(rt, NULL, 0, 0, &x), -EACCES);
+	cr_assert_eq(weft_udp_bind(rt, NULL, 0, &x), -EACCES);
+	atomic_store(&inet6_bind_errno, 0);
+	cr_assert_null(x);
 	wt_rt_destroy(rt);
 }
 

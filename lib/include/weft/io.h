@@ -460,10 +460,20 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * need a lookup gets -EDEADLK. Every address the name resolves to is tried
  * in order until one works.
  *
- * weft_tcp_listen: host NULL listens on the wildcard address (all
- * interfaces: getaddrinfo's AI_PASSIVE list, IPv4 0.0.0.0 or IPv6 ::,
- * whichever binds first); port 0 picks a free port (see
- * weft_io_local_port); backlog 0 means SOMAXCONN. SO_REUSEADDR is set.
+ * weft_tcp_listen: host NULL listens on every address of both families
+ * (Go's net.Listen("tcp", ":8080")): one IPv6 socket on "::" with
+ * IPV6_V6ONLY off, which takes IPv4 clients too. Their addresses come as
+ * IPv4-mapped IPv6 ones (AF_INET6, ::ffff:a.b.c.d: weft_accept's addr,
+ * weft_io_peer_addr and weft_io_local_addr of the connection; give them
+ * a struct sockaddr_storage, a struct sockaddr_in is too small), and the
+ * listener's own address is "::" (weft_io_local_port works as for any
+ * socket). On a host without IPv6 (socket(AF_INET6) says EAFNOSUPPORT, or
+ * binding "::" EADDRNOTAVAIL) it listens on IPv4's 0.0.0.0 instead; any
+ * other error is returned, not worked around (a port an IPv4 socket holds
+ * is -EADDRINUSE). A host given is bound as named: "0.0.0.0" is IPv4
+ * only, "::" follows the system's net.ipv6.bindv6only. Port 0 picks a
+ * free port (see weft_io_local_port); backlog 0 means SOMAXCONN.
+ * SO_REUSEADDR is set.
  * Errors: -EINVAL (NULL rt or out, backlog < 0), -ESHUTDOWN (nothing is
  * resolved, bound or connected), a WEFT_EAI_* code, -ENOMEM, -EDEADLK
  * (as above), and the bind/listen -errno of the last address tried (e.g.
@@ -479,9 +489,13 @@ WEFT_API int weft_tcp_connect(struct weft_runtime *rt, const char *host, uint16_
 			      struct weft_io **out);
 WEFT_API int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host, uint16_t port,
 				      struct weft_io **out, uint64_t timeout_ns);
-/* A UDP socket bound to host (NULL: wildcard) and port (0: any), as
- * weft_tcp_listen resolves and binds, but without SO_REUSEADDR: a port
- * already bound is -EADDRINUSE. Use weft_recvfrom / weft_sendto. */
+/* A UDP socket bound to host and port (0: any), as weft_tcp_listen
+ * resolves and binds, but without SO_REUSEADDR: a port already bound is
+ * -EADDRINUSE. Use weft_recvfrom / weft_sendto. host NULL: both families
+ * on one socket, as weft_tcp_listen's (IPv4 0.0.0.0 on a host without
+ * IPv6): weft_recvfrom gives an IPv4 sender as an IPv4-mapped address
+ * (AF_INET6; use a struct sockaddr_storage), and weft_sendto takes that
+ * or a plain IPv4 sockaddr_in. */
 WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port,
 			   struct weft_io **out);
 /* Resolve host and port (SOCK_STREAM) as weft_tcp_connect does; free *res
