@@ -107,7 +107,7 @@ static void close_gracefully(struct weft_io *c)
 {
 	uint64_t until = weft_now_ns() + LINGER_NS;
 	char sink[1024];
-	if (shutdown(weft_io_fd(c), SHUT_WR) == 0) {
+	if (weft_io_shutdown(c, SHUT_WR) == 0) {
 		weft_io_set_deadline(c, WEFT_IO_READABLE, until);
 		while (weft_read(c, sink, sizeof sink) > 0 && weft_now_ns() < until)
 			;
