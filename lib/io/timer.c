@@ -177,6 +177,17 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 		iv->next_ns = next_tick(iv);
 		return WEFT_READY;
 	}
+	/* The timer armed for a tick that is not the next one any more: one
+	 * taken meanwhile by weft_interval_tick, which sleeps on a timer of
+	 * its own (the interval handed from a poll task to a fiber). An armed
+	 * timer keeps the deadline it was first polled with, so the old one,
+	 * fired, made this poll tick a whole period early (found by a
+	 * review). State and deadline are the owner's to read: a relaxed
+	 * look, the cancel orders itself. */
+	struct timer_pub *tp = (struct timer_pub *)&iv->timer;
+	if (atomic_load_explicit(&tp->t.state, memory_order_relaxed) != TIMER_IDLE &&
+	    tp->deadline_ns != iv->next_ns)
+		weft_timer_cancel(&iv->timer);
 	if (timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING) {
 		weft_budget_refund(cx);
 		return WEFT_PENDING;

@@ -1360,3 +1360,51 @@ Test(timers, a_poll_task_always_due_lets_others_run, .timeout = WT_TMO(30))
 		wt_rt_destroy(rt);
 	}
 }
+
+/* An interval handed from a poll task to a fiber (io.h: it belongs to one
+ * task at a time). The poll task's weft_interval_poll_tick left the
+ * interval's timer armed for the tick due at D; the fiber took that tick
+ * with the blocking weft_interval_tick (a sleep of its own, next tick
+ * D + P), then waited in a select on the interval: the old timer, fired
+ * at D, made the select tick at once, a whole period early (found by a
+ * review). */
+#define HANDOVER_P (60 * 1000000ull)
+
+static enum weft_poll handover_arm(void *arg, struct weft_cx *cx)
+{
+	struct weft_interval *iv = arg;
+	cr_assert_eq(weft_interval_poll_tick(iv, cx), WEFT_PENDING);
+	return WEFT_READY; /* done with it: the fiber owns it now */
+}
+
+static void *handover_fiber(void *arg)
+{
+	struct weft_interval *iv = arg;
+	if (weft_interval_tick(iv)) /* the tick due at D */
+		return (void *)1;
+	uint64_t next = iv->next_ns;
+	struct weft_select_arm arms[] = { WEFT_SEL_TICK(iv) };
+	if (weft_select_timeout(arms, 1, 5000 * 1000000ull) != 0)
+		return (void *)2;
+	uint64_t at = weft_now_ns();
+	cr_expect_geq(at, next, "ticked %.1f ms before its deadline",
+		      (double)(next - at) / 1e6);
+	return at >= next ? NULL : (void *)3;
+}
+
+Test(timers, an_interval_handed_from_a_poll_task_to_a_fiber_is_never_early,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_interval iv;
+	cr_assert_eq(weft_interval_init(&iv, HANDOVER_P), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, handover_arm, &iv, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	void *res;
+	cr_assert_eq(weft_spawn(rt, handover_fiber, &iv, &t), 0);
+	cr_assert_eq(weft_join(t, &res), 0);
+	cr_assert_null(res, "the fiber said %p", res);
+	weft_interval_cancel(&iv);
+	wt_rt_destroy(rt);
+}
