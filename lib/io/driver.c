@@ -344,19 +344,26 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
  */
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 {
+	weft_waker w = weft__timer_cancel_take(rt, t);
+	weft_waker_drop(&w);
+}
+
+weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *t)
+{
 	(void)rt;
+	weft_waker none = { NULL, NULL };
 	for (;;) {
 		/* acquire: pairs with the release store of FIRED (the firer is
 		 * done with t, its waker already moved out) and of PENDING */
 		uint8_t st = atomic_load_explicit(&t->state, memory_order_acquire);
 		if (st == TIMER_IDLE)
-			return;
+			return none;
 		if (st == TIMER_FIRED) {
 			if (atomic_compare_exchange_strong_explicit(&t->state, &st, TIMER_IDLE,
 								    memory_order_relaxed,
 								    memory_order_relaxed) ||
 			    st == TIMER_IDLE)
-				return;
+				return none; /* the firer took the waker */
 			continue; /* armed again by its owner */
 		}
 		struct weft__tshard *sh = atomic_load_explicit(&t->shard, memory_order_relaxed);
@@ -366,7 +373,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 		    atomic_load_explicit(&t->shard, memory_order_relaxed) == sh) {
 			weft__wheel_remove(&sh->wheel, t);
 			refresh_next(sh);
-			weft_waker_drop(&t->waker);
+			weft_waker w = t->waker; /* dropped or woken by the caller */
 			t->waker = (weft_waker){ NULL, NULL };
 			/* release: the owner's next poll reads IDLE (acquire,
 			 * weft__timer_poll) and arms t again, maybe under another
@@ -375,7 +382,7 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
 			 * relaxed store raced them: tsan_api timer_cancel) */
 			atomic_store_explicit(&t->state, TIMER_IDLE, memory_order_release);
 			weft__slock_unlock(&sh->lock);
-			return;
+			return w;
 		}
 		/* fired meanwhile (and maybe armed again elsewhere): look again */
 		weft__slock_unlock(&sh->lock);

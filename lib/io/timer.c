@@ -231,10 +231,18 @@ int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns)
 	if (!iv || (!period_ns && !iv->period_ns))
 		return -EINVAL;
 	/* a pending timer keeps the deadline it was first polled with until
-	 * it fires or is cancelled (weft_timer_poll) */
-	weft_timer_cancel(&iv->timer);
+	 * it fires or is cancelled (weft_timer_poll). The waker it held is
+	 * woken once the new schedule is written: a task waiting in
+	 * weft_interval_poll_tick polls again and waits for the new deadline.
+	 * Dropped, as it was, a reset from another task left that task
+	 * asleep for good, nothing else due to wake it (found by a review). */
+	struct timer_pub *tp = (struct timer_pub *)&iv->timer;
+	struct weft_runtime *rt = __atomic_load_n(&tp->rt, __ATOMIC_RELAXED);
+	weft_waker w = rt ? weft__timer_cancel_take(rt, &tp->t) : (weft_waker){ NULL, NULL };
 	if (period_ns)
 		iv->period_ns = period_ns;
 	iv->next_ns = add_sat(weft__now_ns(), iv->period_ns);
+	if (w.vtable)
+		weft_waker_wake(&w);
 	return 0;
 }

@@ -1408,3 +1408,41 @@ Test(timers, an_interval_handed_from_a_poll_task_to_a_fiber_is_never_early,
 	weft_interval_cancel(&iv);
 	wt_rt_destroy(rt);
 }
+
+/* weft_interval_reset from another thread while a poll task waits on the
+ * interval, its only wake source (Go's Ticker.Reset beside a goroutine
+ * blocked on t.C): the task ticks at the new deadline. The reset
+ * cancelled the waiting task's timer and dropped its waker: the task
+ * slept for good (found by a review). */
+struct xreset { struct weft_interval iv; atomic_int armed; uint64_t ticked_at; };
+
+static enum weft_poll xreset_poll(void *arg, struct weft_cx *cx)
+{
+	struct xreset *s = arg;
+	if (weft_interval_poll_tick(&s->iv, cx) == WEFT_PENDING) {
+		atomic_store(&s->armed, 1);
+		return WEFT_PENDING;
+	}
+	s->ticked_at = weft_now_ns();
+	weft_interval_cancel(&s->iv);
+	return WEFT_READY;
+}
+
+Test(timers, interval_reset_from_another_thread_wakes_its_waiting_task, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct xreset s;
+	atomic_init(&s.armed, 0);
+	cr_assert_eq(weft_interval_init(&s.iv, 100ull * 1000000000ull), 0); /* 100 s */
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, xreset_poll, &s, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&s.armed), WT_LONG_MS));
+	/* the task is waiting (PENDING returned, nothing else wakes it) */
+	cr_assert_eq(weft_join_timeout(t, NULL, 1000000), -ETIMEDOUT);
+	uint64_t reset_at = weft_now_ns();
+	cr_assert_eq(weft_interval_reset(&s.iv, 20 * 1000000ull), 0);
+	cr_assert_eq(weft_join_timeout(t, NULL, 5ull * 1000000000ull), 0,
+		     "the waiting task did not tick within 5 s of the reset");
+	cr_assert_geq(s.ticked_at - reset_at, 20 * 1000000ull);
+	wt_rt_destroy(rt);
+}

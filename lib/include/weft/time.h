@@ -98,10 +98,15 @@ WEFT_API int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed
 /* Start the schedule again from now: the next tick one period from now
  * (Go's Ticker.Reset, Tokio's Interval::reset), with period_ns as the new
  * period, or the old one when period_ns is 0. A task waiting in
- * weft_interval_poll_tick is not woken by it: its next poll waits for the
- * new deadline (a reset from the waiting task itself, as in a select
- * loop, is the usual use). 0, or -EINVAL for a NULL iv or no period
- * (period_ns 0 on an interval never initialised). */
+ * weft_interval_poll_tick (or a select's TICK arm) is woken by it and
+ * waits for the new deadline, as a goroutine blocked on a reset Ticker's
+ * channel; from the waiting task itself (a select loop) that costs one
+ * extra poll. The interval's calls are still not safe beside each other:
+ * a reset from another task can meet the owner's poll (woken by the old
+ * tick, or by another arm of its select), and a fiber inside
+ * weft_interval_tick is inside a call - where that can happen, tell the
+ * owner (a channel, a notify) and let it reset. 0, or -EINVAL for a NULL
+ * iv or no period (period_ns 0 on an interval never initialised). */
 WEFT_API int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns);
 
 /*
