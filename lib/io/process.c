@@ -297,6 +297,14 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 	 * error, -ENOENT, came instead; found by a review). */
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
+	/* Likewise once shutdown has begun: the program was started, and
+	 * killed again when the pidfd's registration said -ESHUTDOWN - it
+	 * ran for a moment, a shell's first command could take effect (found
+	 * by a review). A shutdown that begins after this look still meets
+	 * the registration, and the child is killed and reaped as before.
+	 * seq_cst: as the socket calls' look (io.c, shut_down). */
+	if (atomic_load_explicit(&rt->closed, memory_order_seq_cst))
+		return -ESHUTDOWN;
 	struct weft_process_opts o;
 	int rc = read_process_opts(opts, &o);
 	if (rc)

@@ -937,3 +937,48 @@ Test(process, a_select_and_reap_loop_waits_for_a_zombie_a_tracer_holds, .timeout
 	assert_no_children();
 	wt_rt_destroy(rt);
 }
+
+/* ----------------------------- a spawn once shutdown has begun (review) */
+
+/* A spawn on a runtime shut down says -ESHUTDOWN without starting the
+ * program: it started it, then killed it when the pidfd's registration
+ * said -ESHUTDOWN - the program ran for a moment (a shell's first command
+ * could take effect). Counted by SIGCHLD, which every child of ours that
+ * ends raises. */
+static atomic_int g_sigchld;
+
+static void on_sigchld(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&g_sigchld, 1);
+}
+
+Test(process, a_spawn_once_shutdown_has_begun_starts_nothing, .timeout = WT_TMO(30))
+{
+	struct sigaction sa = { .sa_handler = on_sigchld }, old;
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGCHLD, &sa, &old), 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	atomic_store(&g_sigchld, 0);
+	char *argv[] = { "true", NULL };
+	struct weft_process p;
+	int before = count_fds();
+	for (int k = 0; k < 3; k++) {
+		cr_assert_eq(weft_process_spawn(rt, "true", argv,
+						&WEFT_OPTS_INIT(weft_process_opts,
+								.stdio = { WEFT_STDIO_PIPE,
+									   WEFT_STDIO_PIPE,
+									   WEFT_STDIO_NULL }),
+						&p),
+			     -ESHUTDOWN);
+		cr_assert_null(p.child);
+	}
+	cr_assert_eq(count_fds(), before, "a descriptor was left behind");
+	assert_no_children();
+	cr_assert_eq(atomic_load(&g_sigchld), 0, "%d children were started and killed",
+		     atomic_load(&g_sigchld));
+	wt_rt_destroy(rt);
+	cr_assert_eq(sigaction(SIGCHLD, &old, NULL), 0);
+}
+

@@ -587,10 +587,11 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * on it is a no-op; unlike the other constructors, which leave their
  * out-parameter untouched on failure): -EINVAL (NULL or empty argument, argv[0] NULL, bad
  * options), -EBADF (a WEFT_STDIO_FD descriptor not open), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
- * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE), and
- * the registrations' (-ESHUTDOWN, -ENOMEM, -EMFILE for its pidfd, -ENOSYS
- * before Linux 5.3: a child already started is then killed with SIGKILL
- * and reaped). SIGCHLD must not be ignored (the kernel would reap the child
+ * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE),
+ * -ESHUTDOWN once rt's shutdown has begun (nothing is started), and the
+ * registrations' (-ESHUTDOWN for a shutdown that began during the spawn,
+ * -ENOMEM, -EMFILE for its pidfd, -ENOSYS before Linux 5.3: a child
+ * already started is then killed with SIGKILL and reaped). SIGCHLD must not be ignored (the kernel would reap the child
  * itself) and no other waitpid(-1) may take it: a child reaped that way
  * before weft opened its pidfd gives -ESRCH or -ECHILD (its pid may name
  * another process by then, which is left alone; the program did run).
