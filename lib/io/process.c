@@ -346,34 +346,60 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 	return 0;
 }
 
+/* p->child, which a wait on another task may be clearing (two waits at
+ * once: io.h) - an atomic look, as the store in clear_child */
+static struct weft_io *child_of(struct weft_process *p)
+{
+	return __atomic_load_n(&p->child, __ATOMIC_RELAXED);
+}
+
+static void clear_child(struct weft_process *p)
+{
+	__atomic_store_n(&p->child, NULL, __ATOMIC_RELAXED);
+}
+
+/* What a wait says when the registration was closed under it (-EBADF):
+ * closed by the reap of a wait on another task, the child reaped -
+ * -ECHILD, as io.h says (it said -EBADF, or -EINVAL when it read p->child
+ * just cleared: found by a review) - or by weft_process_close, which let
+ * go of the kill descriptor before it closed the registration. */
+static int closed_under(struct weft_process *p)
+{
+	return __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED) > 0 ? -ECHILD : -EBADF;
+}
+
 int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 {
 	if (!p)
 		return -EINVAL;
-	if (!p->child)
+	struct weft_io *io = child_of(p);
+	if (!io)
 		return -ECHILD; /* reaped already, or never started */
 	uint64_t deadline = weft__child_deadline(timeout_ns);
 	for (;;) {
 		struct weft_io_ready ready;
-		int rc = weft_io_wait_ready(p->child, WEFT_IO_READABLE,
-					    weft__child_left(deadline), &ready);
+		int rc = weft_io_wait_ready(io, WEFT_IO_READABLE, weft__child_left(deadline),
+					    &ready);
+		if (rc == -EBADF)
+			return closed_under(p);
 		if (rc < 0)
 			return rc;
-		rc = weft_child_reap(p->child, status);
+		rc = weft_child_reap(io, status);
 		if (rc == -EAGAIN) {
 			/* not reapable yet (a ptracer that is not the parent
 			 * holds its zombie until it waits for it): forget this
 			 * readiness unless a newer one came, and wait for the
 			 * next (the tracer letting go wakes the pidfd). Kept
 			 * set, every wait returned at once: a spin. */
-			weft_io_clear_ready(p->child, ready);
+			weft_io_clear_ready(io, ready);
 			rc = weft__child_backoff(ready, deadline);
 			if (rc)
 				return rc;
 			continue;
 		}
-		if (rc != -EBADF)
-			p->child = NULL; /* reap closed the registration */
+		if (rc == -EBADF)
+			return closed_under(p);
+		clear_child(p); /* reap closed the registration */
 		return rc;
 	}
 }
@@ -382,29 +408,31 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 {
 	if (!p || !cx)
 		return -EINVAL;
-	if (!p->child)
+	struct weft_io *io = child_of(p);
+	if (!io)
 		return -ECHILD; /* reaped already, or never started */
 	for (;;) {
 		struct weft_io_ready ready;
-		if (weft_io_poll_ready(p->child, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING)
+		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING)
 			return WEFT_PENDING;
 		if (ready.mask & WEFT_IO_SHUTDOWN)
 			return -ESHUTDOWN;
-		int rc = weft_child_reap(p->child, status);
+		int rc = weft_child_reap(io, status);
 		if (rc == -EAGAIN) {
 			/* io_uring, the pidfd's poll failed: its ERROR stays, so
 			 * every poll would say ready - a spin across the task's
 			 * polls. A poll form cannot wait 10 ms as the blocking
 			 * one does: say so (the blocking wait still works). */
-			if (weft__io_broken(p->child))
+			if (weft__io_broken(io))
 				return -EIO;
 			/* not ended after all: forget this readiness (unless a
 			 * newer one came) and poll again, which registers cx */
-			weft_io_clear_ready(p->child, ready);
+			weft_io_clear_ready(io, ready);
 			continue;
 		}
-		if (rc != -EBADF)
-			p->child = NULL; /* reap closed the registration */
+		if (rc == -EBADF)
+			return closed_under(p);
+		clear_child(p); /* reap closed the registration */
 		return rc;
 	}
 }
@@ -425,9 +453,10 @@ int weft_process_kill(struct weft_process *p, int sig)
 	 * another thread reaps and closes that (a kill that read p->child
 	 * as the wait cleared it crashed: found by a review). A reaped
 	 * child's pidfd says ESRCH. */
-	if (p->_kill_fd <= 0)
+	int kfd = __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED); /* as close's exchange */
+	if (kfd <= 0)
 		return -EBADF; /* weft_process_close'd, or never started */
-	if (syscall(SYS_pidfd_send_signal, p->_kill_fd - 1, sig, NULL, 0) < 0)
+	if (syscall(SYS_pidfd_send_signal, kfd - 1, sig, NULL, 0) < 0)
 		return -errno;
 	return 0;
 }
@@ -437,17 +466,26 @@ int weft_process_close(struct weft_process *p)
 	if (!p)
 		return -EINVAL;
 	int first = 0;
-	if (p->_kill_fd > 0)
-		close(p->_kill_fd - 1);
-	p->_kill_fd = 0;
-	struct weft_io **slot[4] = { &p->in, &p->out, &p->err, &p->child };
-	for (int i = 0; i < 4; i++) {
+	/* the kill descriptor first: a wait on another task that finds the
+	 * registration closed under it reads it to tell this close from
+	 * another wait's reap (closed_under); atomic for that look */
+	int kfd = __atomic_exchange_n(&p->_kill_fd, 0, __ATOMIC_RELAXED);
+	if (kfd > 0)
+		close(kfd - 1);
+	struct weft_io **slot[3] = { &p->in, &p->out, &p->err };
+	for (int i = 0; i < 3; i++) {
 		if (!*slot[i])
 			continue;
 		int rc = weft_io_close(*slot[i]);
 		if (rc && !first)
 			first = rc;
 		*slot[i] = NULL;
+	}
+	struct weft_io *child = __atomic_exchange_n(&p->child, NULL, __ATOMIC_RELAXED);
+	if (child) {
+		int rc = weft_io_close(child);
+		if (rc && !first)
+			first = rc;
 	}
 	return first;
 }

@@ -982,3 +982,71 @@ Test(process, a_spawn_once_shutdown_has_begun_starts_nothing, .timeout = WT_TMO(
 	cr_assert_eq(sigaction(SIGCHLD, &old, NULL), 0);
 }
 
+/* ------------------------------------- two waits at once (review) */
+
+/* Two tasks wait for one child (io.h: "-ECHILD ... reaped by another
+ * wait"): one reaps it (0, its status), the other says -ECHILD. The
+ * other said -EBADF (its wait woke on the registration the reap closed),
+ * or -EINVAL when it read p->child just cleared (found by a review). */
+struct w2 { struct weft_process *p; int rc, status; atomic_int *started; };
+
+static void *w2_wait(void *arg)
+{
+	struct w2 *w = arg;
+	atomic_fetch_add(w->started, 1);
+	w->rc = weft_process_wait(w->p, &w->status, WEFT_FOREVER);
+	return NULL;
+}
+
+Test(process, two_waits_at_once_one_reaps_the_other_says_echild, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int r = 0; r < 40; r++) {
+		/* half the rounds: both wait before the child ends; the
+		 * others: it ends as they start */
+		char *argv_sleep[] = { "sleep", "30", NULL }, *argv_true[] = { "true", NULL };
+		char **argv = r % 2 ? argv_true : argv_sleep;
+		struct weft_process p;
+		cr_assert_eq(weft_process_spawn(rt, argv[0], argv, NULL, &p), 0);
+		atomic_int started = 0;
+		struct w2 w[2] = { { .p = &p, .started = &started }, { .p = &p, .started = &started } };
+		struct weft_task *t[2];
+		for (int k = 0; k < 2; k++)
+			cr_assert_eq(weft_spawn(rt, w2_wait, &w[k], &t[k]), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&started) == 2, WT_LONG_MS));
+		if (argv == argv_sleep)
+			cr_assert_eq(weft_process_kill(&p, SIGKILL), 0);
+		for (int k = 0; k < 2; k++)
+			cr_assert_eq(weft_join_timeout(t[k], NULL, 5000 * 1000000ull), 0,
+				     "round %d: wait %d hung", r, k);
+		int win = w[0].rc == 0 ? 0 : 1;
+		cr_assert_eq(w[win].rc, 0, "round %d: %d and %d", r, w[0].rc, w[1].rc);
+		cr_assert_eq(w[!win].rc, -ECHILD, "round %d: the other wait said %d", r,
+			     w[!win].rc);
+		if (argv == argv_sleep)
+			cr_assert(WIFSIGNALED(w[win].status) && WTERMSIG(w[win].status) == SIGKILL);
+		else
+			cr_assert(WIFEXITED(w[win].status) && WEXITSTATUS(w[win].status) == 0);
+		cr_assert_null(p.child);
+		cr_assert_eq(weft_process_close(&p), 0);
+	}
+	/* and a weft_process_close beside a wait ends it with -EBADF (io.h),
+	 * the child left unreaped, the caller's */
+	char *argv[] = { "sleep", "30", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	pid_t pid = p.pid;
+	atomic_int started = 0;
+	struct w2 w = { .p = &p, .started = &started };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, w2_wait, &w, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_join_timeout(t, NULL, 20 * 1000000ull), -ETIMEDOUT, "it waits");
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(weft_join_timeout(t, NULL, 5000 * 1000000ull), 0, "the wait hung");
+	cr_assert_eq(w.rc, -EBADF);
+	cr_assert_eq(kill(pid, SIGKILL), 0, "not reaped");
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}

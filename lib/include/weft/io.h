@@ -653,17 +653,20 @@ WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char 
 /* Wait for the child to end and reap it: 0 and *status (may be NULL) as
  * waitpid's (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG); p->child is
  * NULL then. timeout_ns: WEFT_FOREVER for none, 0 to look without waiting.
- * The pipes stay open (read what the child wrote after it ended). Errors:
- * -EINVAL, -ECHILD (reaped already, or reaped by another wait),
- * -ETIMEDOUT (still running), weft_io_wait's (-ECANCELED in a cancelled
- * fiber, -EDEADLK in a poll task: use weft_process_wait_poll there,
+ * The pipes stay open (read what the child wrote after it ended). Two
+ * tasks may wait at once: one reaps, the other says -ECHILD. Errors:
+ * -EINVAL, -ECHILD (reaped already, or reaped by another wait, also one
+ * that waited beside this one), -ETIMEDOUT (still running), -EBADF
+ * (weft_process_close on another task meanwhile: the wait ends, the child
+ * is not reaped), weft_io_wait's (-ECANCELED in a cancelled fiber,
+ * -EDEADLK in a poll task: use weft_process_wait_poll there,
  * -ESHUTDOWN). */
 WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns);
 /* Poll form, for poll tasks: 0 and *status once the child has ended and
  * is reaped (p->child NULL then), WEFT_PENDING with cx's waker registered
  * on the child's registration (one waiting task at a time, as
- * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD,
- * -EBADF (p->child closed), -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
+ * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD (as
+ * weft_process_wait), -EBADF (p->child closed), -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
  * failed, so no readiness will come while the child runs; the child is
  * not reaped - weft_process_wait still waits for it, looking every 10 ms). */
 WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status);
