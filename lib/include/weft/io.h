@@ -567,9 +567,20 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * Processes (Go's exec.Cmd, Tokio's process::Command): start `file` with
  * argv (argv[0] first, NULL-terminated) and each standard stream
  * inherited, a pipe registered with rt, or /dev/null. `file` without a
- * '/' is looked up in PATH (execvp's rules). The child starts with an
- * empty signal mask; every descriptor weft makes is close-on-exec, so no
- * other child inherits one.
+ * '/' is looked up in PATH (execvp's rules) - the caller's PATH, not one
+ * in opts.envp (as Go's exec.Command; Rust's Command would use the
+ * child's); a relative `file` with a '/' ("./tool") is found from
+ * opts.cwd when that is set (the child changes directory first, as Go's
+ * Dir). The child starts with an empty signal mask; every descriptor weft
+ * makes is close-on-exec, so no other child inherits one. Its signal
+ * dispositions are exec's: a signal the caller catches (weft's
+ * weft_signal_notify included) starts at its default, one the caller
+ * ignores stays ignored (as Go's os/exec; unlike libuv, and unlike Rust's
+ * Command for SIGPIPE): a program that set SIGPIPE to SIG_IGN passes that
+ * on, and a shell cannot undo it - weft's own writes never raise SIGPIPE,
+ * so a weft program need not ignore it. glibc's posix_spawn (2.36, at
+ * least) also leaves its two internal signals, 32 and 33, ignored in the
+ * child; glibc programs take them back as they start.
  *
  *     char *argv[] = { "sort", "-n", NULL };
  *     struct weft_process p;
@@ -587,7 +598,10 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * on it is a no-op; unlike the other constructors, which leave their
  * out-parameter untouched on failure): -EINVAL (NULL or empty argument, argv[0] NULL, bad
  * options), -EBADF (a WEFT_STDIO_FD descriptor not open), posix_spawn's (-ENOENT, -EACCES, -ENOEXEC: the program could
- * not be executed; -EAGAIN, -ENOMEM), pipe2's and open's (-EMFILE),
+ * not be executed - never a child that starts and exits 127, as a shell's
+ * would; -ENOENT also for an opts.cwd that does not exist; -E2BIG: argv
+ * and the environment past the kernel's limit; -EAGAIN, -ENOMEM), pipe2's
+ * and open's (-EMFILE),
  * -ESHUTDOWN once rt's shutdown has begun (nothing is started), and the
  * registrations' (-ESHUTDOWN for a shutdown that began during the spawn,
  * -ENOMEM, -EMFILE for its pidfd, -ENOSYS before Linux 5.3: a child
@@ -677,11 +691,16 @@ WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, 
  * anything else but -EINVAL, as spawn and the waits: the child's copy of
  * the pidfd would signal the parent's process). Safe beside a weft_process_wait on
  * another thread or fiber (the usual "kill it when the time is up"); sig 0
- * checks that it has not been reaped. */
+ * checks that it has not been reaped. Not beside weft_process_close: the
+ * close frees the descriptor the kill uses, whose number another pidfd
+ * (another child's) may take at once - finish the killer before closing. */
 WEFT_API int weft_process_kill(struct weft_process *p, int sig);
 /* Close whatever is still open in p (pipes, the child's registration);
  * the fields become NULL. A child not yet reaped keeps running and is the
- * caller's to reap (waitpid(p->pid)). Returns 0 or the first close error. */
+ * caller's to reap (waitpid(p->pid)): weft reaps nothing in the background
+ * (unlike Tokio, which reaps a dropped Child's zombie later), so a close
+ * without a wait leaves a zombie once the child ends. A wait on another
+ * task ends with -EBADF. Returns 0 or the first close error. */
 WEFT_API int weft_process_close(struct weft_process *p);
 /* The local port of a socket, or a negative errno (-EBADF once the
  * registration is closed or deregistered). */
