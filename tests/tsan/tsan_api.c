@@ -3842,6 +3842,127 @@ static void scenario_process_kill(void)
 	rm_rt(rt);
 }
 
+/* ---------------------------------------- two waits for one process */
+
+/* Two waits at once on each child (a thread and a fiber, or two fibers,
+ * or a fiber and a poll task), and a weft_process_close beside a wait on
+ * others: one wait reaps, the other says -ECHILD; a close ends a wait with
+ * -EBADF. The waits read p->child while the reaper clears it (io.h). */
+#define PW_N 12
+struct pw2 { struct weft_process *p; int rc, status; };
+static struct weft_process pw_p[PW_N];
+static struct pw2 pw_w[PW_N][2];
+
+static void *pw2_wait(void *arg)
+{
+	struct pw2 *w = arg;
+	w->rc = weft_process_wait(w->p, &w->status, WEFT_FOREVER);
+	return NULL;
+}
+
+static enum weft_poll pw2_poll(void *arg, struct weft_cx *cx)
+{
+	struct pw2 *w = arg;
+	int rc = weft_process_wait_poll(w->p, cx, &w->status);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	w->rc = rc;
+	return WEFT_READY;
+}
+
+static void scenario_process_waits(void)
+{
+	struct weft_runtime *rt = mk(2);
+	pthread_t th[PW_N];
+	struct weft_task *t[PW_N][2];
+	pid_t pid[PW_N];
+	for (int i = 0; i < PW_N; i++) {
+		char *argv[] = { "sleep", "10", NULL };
+		CHECK_EQ(weft_process_spawn(rt, "sleep", argv, NULL, &pw_p[i]), 0);
+		pid[i] = pw_p[i].pid;
+		for (int k = 0; k < 2; k++)
+			pw_w[i][k] = (struct pw2){ .p = &pw_p[i] };
+		if (i % 3 == 0)
+			CHECK_EQ(pthread_create(&th[i], NULL, pw2_wait, &pw_w[i][0]), 0);
+		else
+			CHECK_EQ(weft_spawn(rt, pw2_wait, &pw_w[i][0], &t[i][0]), 0);
+		if (i % 3 == 2)
+			CHECK_EQ(weft_spawn_poll(rt, pw2_poll, &pw_w[i][1], NULL, &t[i][1]), 0);
+		else
+			CHECK_EQ(weft_spawn(rt, pw2_wait, &pw_w[i][1], &t[i][1]), 0);
+	}
+	usleep(20000);
+	for (int i = 0; i < PW_N; i++) {
+		if (i % 4 == 3 && i % 3 != 2) /* closed under its (blocking) waits */
+			CHECK_EQ(weft_process_close(&pw_p[i]), 0);
+		else
+			CHECK_EQ(weft_process_kill(&pw_p[i], SIGKILL), 0);
+	}
+	for (int i = 0; i < PW_N; i++) {
+		if (i % 3 == 0)
+			pthread_join(th[i], NULL);
+		else
+			CHECK_EQ(weft_join(t[i][0], NULL), 0);
+		CHECK_EQ(weft_join(t[i][1], NULL), 0);
+		int a = pw_w[i][0].rc, b = pw_w[i][1].rc;
+		if (i % 4 == 3 && i % 3 != 2) {
+			/* -ECHILD: a wait that began after the close */
+			CHECK((a == -EBADF || a == -ECHILD) && (b == -EBADF || b == -ECHILD),
+			      "closed: %d %d", a, b);
+			CHECK_EQ(kill(pid[i], SIGKILL), 0);
+			CHECK_EQ(waitpid(pid[i], NULL, 0), pid[i]);
+		} else {
+			CHECK((a == 0 && b == -ECHILD) || (a == -ECHILD && b == 0), "%d %d", a, b);
+		}
+		CHECK_EQ(weft_process_close(&pw_p[i]), 0);
+	}
+	rm_rt(rt);
+}
+
+/* ---------------------------------- an interval reset from another thread */
+
+/* A poll task waits on an interval 100 s away; the main thread resets it
+ * to 1 ms (time.h: the waiting task is woken and waits for the new
+ * deadline). The reset takes the timer's waker while the wheel's shard
+ * may be firing others. */
+#define IR_N 16
+struct ir { struct weft_interval iv; atomic_int armed; int ticked; };
+static struct ir ir_s[IR_N];
+
+static enum weft_poll ir_poll(void *arg, struct weft_cx *cx)
+{
+	struct ir *s = arg;
+	if (weft_interval_poll_tick(&s->iv, cx) == WEFT_PENDING) {
+		atomic_store(&s->armed, 1);
+		return WEFT_PENDING;
+	}
+	s->ticked = 1;
+	weft_interval_cancel(&s->iv);
+	return WEFT_READY;
+}
+
+static void scenario_interval_reset(void)
+{
+	struct weft_runtime *rt = mk(2);
+	struct weft_task *t[IR_N];
+	for (int i = 0; i < IR_N; i++) {
+		atomic_store(&ir_s[i].armed, 0);
+		ir_s[i].ticked = 0;
+		CHECK_EQ(weft_interval_init(&ir_s[i].iv, 100ull * 1000000000ull), 0);
+		CHECK_EQ(weft_spawn_poll(rt, ir_poll, &ir_s[i], NULL, &t[i]), 0);
+	}
+	for (int i = 0; i < IR_N; i++) {
+		while (!atomic_load(&ir_s[i].armed))
+			usleep(100);
+		CHECK_EQ(weft_interval_reset(&ir_s[i].iv, 1000000), 0);
+	}
+	for (int i = 0; i < IR_N; i++) {
+		CHECK_EQ(weft_join(t[i], NULL), 0);
+		CHECK_EQ(ir_s[i].ticked, 1);
+	}
+	rm_rt(rt);
+}
+
 /* ------------------------------------------- shutdown discarding fibers */
 
 /* Fibers that ignore cancellation (they keep yielding), each with
@@ -4644,6 +4765,8 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "shutdown_waits", scenario_shutdown_waits },
 	{ "cond_poll", scenario_cond_poll },
 	{ "process_kill", scenario_process_kill },
+	{ "process_waits", scenario_process_waits },
+	{ "interval_reset", scenario_interval_reset },
 	{ "shutdown_discard", scenario_shutdown_discard },
 	{ "close_rw", scenario_close_rw },
 	{ "many_runtimes", scenario_many_runtimes },
