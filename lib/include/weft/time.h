@@ -82,7 +82,12 @@ struct weft_interval {
 	uint64_t next_ns, period_ns;
 	int missed; /* enum weft_missed_tick */
 };
-/* -EINVAL for a NULL iv or a zero period. */
+/* -EINVAL for a NULL iv or a zero period (Go's NewTicker and Tokio's
+ * interval panic). init writes the whole struct, as WEFT_TIMER_INIT
+ * would: not on an interval whose timer is armed (polled by
+ * weft_interval_poll_tick or a select and not cancelled) - the runtime's
+ * wheel still links it, and a later poll arms it twice. Restart a live
+ * interval with weft_interval_reset, or weft_interval_cancel it first. */
 WEFT_API int weft_interval_init(struct weft_interval *iv, uint64_t period_ns);
 /* The poll form on an interval never initialised (no period) aborts with
  * a message: it has no error to return. */
