@@ -30,6 +30,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -50,6 +51,21 @@
 #endif
 
 extern char **environ;
+
+/*
+ * p->_kill_fd: weft_process_kill's pidfd + 1 in the low bits (0: none),
+ * and above them the number of kills in flight on it. A kill counts
+ * itself in before it reads the descriptor and out after its system
+ * call; weft_process_close clears the descriptor bits, then waits for
+ * the count to drain before it closes the descriptor. Without that a
+ * kill beside a close could signal through a number the close had freed
+ * and another child's pidfd had taken at once - another process (found
+ * by a review). A kill is one system call that does not block, so the
+ * wait is short.
+ */
+#define KILL_FD_BITS 21 /* descriptors below 2^21 - 1; pidfds are low */
+#define KILL_FD_MASK ((1 << KILL_FD_BITS) - 1)
+#define KILL_ONE (1 << KILL_FD_BITS)
 
 static int read_process_opts(const struct weft_process_opts *in, struct weft_process_opts *o)
 {
@@ -273,6 +289,11 @@ static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *
 		return e;
 	}
 	int kfd = fcntl(pfd, F_DUPFD_CLOEXEC, 3);
+	if (kfd >= KILL_FD_MASK) { /* past the bits it has (2 million fds open) */
+		close(kfd);
+		kfd = -1;
+		errno = EMFILE;
+	}
 	int rc = kfd < 0 ? -errno : weft_io_register(rt, pfd, &out->child);
 	if (rc) {
 		discard_child(pfd);
@@ -365,7 +386,7 @@ static void clear_child(struct weft_process *p)
  * go of the kill descriptor before it closed the registration. */
 static int closed_under(struct weft_process *p)
 {
-	return __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED) > 0 ? -ECHILD : -EBADF;
+	return __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED) & KILL_FD_MASK ? -ECHILD : -EBADF;
 }
 
 int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
@@ -453,12 +474,21 @@ int weft_process_kill(struct weft_process *p, int sig)
 	 * another thread reaps and closes that (a kill that read p->child
 	 * as the wait cleared it crashed: found by a review). A reaped
 	 * child's pidfd says ESRCH. */
-	int kfd = __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED); /* as close's exchange */
-	if (kfd <= 0)
-		return -EBADF; /* weft_process_close'd, or never started */
-	if (syscall(SYS_pidfd_send_signal, kfd - 1, sig, NULL, 0) < 0)
-		return -errno;
-	return 0;
+	/* Counted in while the descriptor is there (see KILL_FD_BITS):
+	 * acquire pairs with the spawner's store and close's release of the
+	 * descriptor bits; seq_cst, a read-modify-write against close's. */
+	int v = __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED);
+	do {
+		if (!(v & KILL_FD_MASK))
+			return -EBADF; /* weft_process_close'd, or never started */
+	} while (!__atomic_compare_exchange_n(&p->_kill_fd, &v, v + KILL_ONE, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	int kfd = (v & KILL_FD_MASK) - 1;
+	int rc = syscall(SYS_pidfd_send_signal, kfd, sig, NULL, 0) < 0 ? -errno : 0;
+	/* release: the close that waits for the count closes the descriptor
+	 * only after this call's use of it (its acquire load) */
+	__atomic_fetch_sub(&p->_kill_fd, KILL_ONE, __ATOMIC_RELEASE);
+	return rc;
 }
 
 int weft_process_close(struct weft_process *p)
@@ -468,10 +498,16 @@ int weft_process_close(struct weft_process *p)
 	int first = 0;
 	/* the kill descriptor first: a wait on another task that finds the
 	 * registration closed under it reads it to tell this close from
-	 * another wait's reap (closed_under); atomic for that look */
-	int kfd = __atomic_exchange_n(&p->_kill_fd, 0, __ATOMIC_RELAXED);
-	if (kfd > 0)
-		close(kfd - 1);
+	 * another wait's reap (closed_under). Its bits cleared (no kill
+	 * counts itself in after this), then closed once the kills already
+	 * in have left (KILL_FD_BITS); seq_cst against their CAS. */
+	int v = __atomic_fetch_and(&p->_kill_fd, ~KILL_FD_MASK, __ATOMIC_SEQ_CST);
+	if (v & KILL_FD_MASK) {
+		/* acquire: pairs with each kill's release as it leaves */
+		while (__atomic_load_n(&p->_kill_fd, __ATOMIC_ACQUIRE) & ~KILL_FD_MASK)
+			sched_yield();
+		close((v & KILL_FD_MASK) - 1);
+	}
 	struct weft_io **slot[3] = { &p->in, &p->out, &p->err };
 	for (int i = 0; i < 3; i++) {
 		if (!*slot[i])

@@ -3919,6 +3919,48 @@ static void scenario_process_waits(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------------------------ kill beside close */
+
+/* Threads send signal 0 to their child in a loop while the main thread
+ * closes it: the close waits for a kill in flight before it closes the
+ * kill descriptor (lib/io/process.c, KILL_FD_BITS); the kills then say
+ * -EBADF. */
+#define KC_N 8
+struct kc2 { struct weft_process p; atomic_int started; int last; };
+static struct kc2 kc_s[KC_N];
+
+static void *kc2_kill(void *arg)
+{
+	struct kc2 *k = arg;
+	atomic_store(&k->started, 1);
+	while ((k->last = weft_process_kill(&k->p, 0)) == 0)
+		;
+	return NULL;
+}
+
+static void scenario_process_kill_close(void)
+{
+	struct weft_runtime *rt = mk(2);
+	pthread_t th[KC_N];
+	for (int i = 0; i < KC_N; i++) {
+		char *argv[] = { "sleep", "10", NULL };
+		CHECK_EQ(weft_process_spawn(rt, "sleep", argv, NULL, &kc_s[i].p), 0);
+		atomic_store(&kc_s[i].started, 0);
+		CHECK_EQ(pthread_create(&th[i], NULL, kc2_kill, &kc_s[i]), 0);
+	}
+	for (int i = 0; i < KC_N; i++) {
+		while (!atomic_load(&kc_s[i].started))
+			usleep(100);
+		pid_t pid = kc_s[i].p.pid;
+		CHECK_EQ(weft_process_close(&kc_s[i].p), 0);
+		pthread_join(th[i], NULL);
+		CHECK_EQ(kc_s[i].last, -EBADF);
+		CHECK_EQ(kill(pid, SIGKILL), 0);
+		CHECK_EQ(waitpid(pid, NULL, 0), pid);
+	}
+	rm_rt(rt);
+}
+
 /* ---------------------------------- an interval reset from another thread */
 
 /* A poll task waits on an interval 100 s away; the main thread resets it
@@ -4766,6 +4808,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "cond_poll", scenario_cond_poll },
 	{ "process_kill", scenario_process_kill },
 	{ "process_waits", scenario_process_waits },
+	{ "process_kill_close", scenario_process_kill_close },
 	{ "interval_reset", scenario_interval_reset },
 	{ "shutdown_discard", scenario_shutdown_discard },
 	{ "close_rw", scenario_close_rw },

@@ -5,8 +5,14 @@
  * close-on-exec between children, and errors that leave no process,
  * zombie or descriptor behind.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -1047,6 +1053,124 @@ Test(process, two_waits_at_once_one_reaps_the_other_says_echild, .timeout = WT_T
 	cr_assert_eq(w.rc, -EBADF);
 	cr_assert_eq(kill(pid, SIGKILL), 0, "not reaped");
 	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------------ a kill beside a close (review) */
+
+/*
+ * This executable defines syscall(), which libweft resolves here: armed,
+ * a weft_process_kill's pidfd_send_signal on the kill descriptor waits
+ * inside the call while a weft_process_close runs on another thread.
+ * The close used to close the descriptor under the kill at once; the test
+ * then gives the freed number to another child's pidfd, and the kill went
+ * on to signal that child (found by a review). Now the close waits for
+ * the kill to leave: the kill reaches its own child, and the other child
+ * lives. The held call goes on once the close is waiting for it (the
+ * descriptor bits of p->_kill_fd cleared, a kill still counted: lib/io/
+ * process.c) or, as before, once the close has finished and the number
+ * was taken.
+ */
+static struct {
+	atomic_int armed, entered, close_done, taken;
+	int fd;
+	struct weft_process *p;
+} g_hold;
+
+/* default visibility: the project builds with -fvisibility=hidden */
+__attribute__((visibility("default"))) long syscall(long n, ...)
+{
+	va_list ap;
+	va_start(ap, n);
+	long a[6];
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	/* looked up by whichever thread comes first (the same answer) */
+	static long (*_Atomic real)(long, ...);
+	long (*fn)(long, ...) = atomic_load(&real);
+	if (!fn) {
+		fn = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+		atomic_store(&real, fn);
+	}
+	if (n == SYS_pidfd_send_signal && atomic_load(&g_hold.armed) && (int)a[0] == g_hold.fd &&
+	    atomic_exchange(&g_hold.armed, 0)) {
+		atomic_store(&g_hold.entered, 1);
+		for (int i = 0; i < 500000; i++) { /* 5 s at most */
+			int v = __atomic_load_n(&g_hold.p->_kill_fd, __ATOMIC_SEQ_CST);
+			if ((v != 0 && (v & ((1 << 21) - 1)) == 0) ||
+			    (atomic_load(&g_hold.close_done) && atomic_load(&g_hold.taken)))
+				break;
+			usleep(10);
+		}
+	}
+	/* six arguments, as many as a system call takes: those the caller
+	 * did not pass are ignored by the call */
+	return fn(n, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+struct kc { struct weft_process *p; int rc; };
+
+static void *kc_kill(void *arg)
+{
+	struct kc *k = arg;
+	k->rc = weft_process_kill(k->p, SIGTERM);
+	return NULL;
+}
+
+static void *kc_close(void *arg)
+{
+	struct kc *k = arg;
+	k->rc = weft_process_close(k->p);
+	atomic_store(&g_hold.close_done, 1);
+	return NULL;
+}
+
+Test(process, a_kill_beside_a_close_never_signals_another_child, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "sleep", "30", NULL };
+	struct weft_process p, other;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &other), 0);
+	pid_t mine = p.pid;
+	int other_pidfd = (int)syscall(SYS_pidfd_open, other.pid, 0);
+	cr_assert_geq(other_pidfd, 0);
+	g_hold.p = &p;
+	g_hold.fd = (p._kill_fd & ((1 << 21) - 1)) - 1;
+	atomic_store(&g_hold.entered, 0);
+	atomic_store(&g_hold.close_done, 0);
+	atomic_store(&g_hold.taken, 0);
+	atomic_store(&g_hold.armed, 1);
+	struct kc k = { .p = &p }, c = { .p = &p };
+	pthread_t kt, ct;
+	cr_assert_eq(pthread_create(&kt, NULL, kc_kill, &k), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_hold.entered), WT_LONG_MS));
+	cr_assert_eq(pthread_create(&ct, NULL, kc_close, &c), 0);
+	/* Once the close is done - under the held kill, as it was, or after
+	 * the kill it waited for - the freed number goes to the other
+	 * child's pidfd, as a spawn on another thread could take it. */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_hold.close_done), WT_LONG_MS));
+	int taken = fcntl(other_pidfd, F_DUPFD_CLOEXEC, g_hold.fd);
+	atomic_store(&g_hold.taken, 1);
+	pthread_join(kt, NULL);
+	pthread_join(ct, NULL);
+	cr_assert_eq(c.rc, 0);
+	siginfo_t si = { 0 };
+	cr_assert_eq(waitid(P_PID, (id_t)other.pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
+	cr_assert_eq(si.si_pid, 0, "the kill signalled the other child (the close freed "
+		     "its descriptor, number %d, under it; taken again: %d)", g_hold.fd, taken);
+	cr_assert_eq(k.rc, 0);
+	int status;
+	cr_assert_eq(waitpid(mine, &status, 0), mine, "not reaped: the caller's after the close");
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "status %#x", status);
+	if (taken >= 0)
+		close(taken);
+	close(other_pidfd);
+	cr_assert_eq(weft_process_kill(&other, SIGKILL), 0);
+	cr_assert_eq(weft_process_wait(&other, NULL, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_process_close(&other), 0);
 	assert_no_children();
 	wt_rt_destroy(rt);
 }

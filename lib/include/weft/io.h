@@ -657,7 +657,8 @@ struct weft_process {
 	 * close one early (stdin, to send EOF), weft_io_close it and set the
 	 * field to NULL. */
 	struct weft_io *in, *out, *err;
-	int _kill_fd;            /* private: weft_process_kill's pidfd + 1 (0: none) */
+	int _kill_fd;            /* private: weft_process_kill's pidfd + 1 (0: none),
+				  * and the kills in flight on it */
 	unsigned _fork_gen;      /* private: the runtime's fork generation + 1 (0: none);
 				  * in the tail padding: the size is unchanged */
 };
@@ -691,9 +692,9 @@ WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, 
  * anything else but -EINVAL, as spawn and the waits: the child's copy of
  * the pidfd would signal the parent's process). Safe beside a weft_process_wait on
  * another thread or fiber (the usual "kill it when the time is up"); sig 0
- * checks that it has not been reaped. Not beside weft_process_close: the
- * close frees the descriptor the kill uses, whose number another pidfd
- * (another child's) may take at once - finish the killer before closing. */
+ * checks that it has not been reaped. Safe beside weft_process_close
+ * too: a kill that began first reaches this child (the close waits for
+ * it), one after says -EBADF. */
 WEFT_API int weft_process_kill(struct weft_process *p, int sig);
 /* Close whatever is still open in p (pipes, the child's registration);
  * the fields become NULL. A child not yet reaped keeps running and is the
