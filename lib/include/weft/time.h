@@ -96,6 +96,12 @@ WEFT_API enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct
  * -ECANCELED in a cancelled fiber (and its weft_block_in_place fn),
  * -EINVAL for a NULL iv or one never initialised. */
 WEFT_API int weft_interval_tick(struct weft_interval *iv);
+/* Cancel the interval's armed timer, as weft_timer_cancel (a task dropped
+ * while it waits on the interval calls it from its drop function; a
+ * select does for an arm that lost). The schedule is kept: the next poll
+ * or tick waits for the next tick, or ticks at once if it is past. It is
+ * not Go's Ticker.Stop - an interval has no stopped state: to stop,
+ * stop ticking it. NULL is a no-op. */
 WEFT_API void weft_interval_cancel(struct weft_interval *iv);
 /* How ticks missed from now on are handled (the default is SKIP): 0, or
  * -EINVAL (NULL iv, or not a weft_missed_tick). */
