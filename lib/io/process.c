@@ -379,14 +379,20 @@ static void clear_child(struct weft_process *p)
 	__atomic_store_n(&p->child, NULL, __ATOMIC_RELAXED);
 }
 
-/* What a wait says when the registration was closed under it (-EBADF):
- * closed by the reap of a wait on another task, the child reaped -
- * -ECHILD, as io.h says (it said -EBADF, or -EINVAL when it read p->child
- * just cleared: found by a review) - or by weft_process_close, which let
- * go of the kill descriptor before it closed the registration. */
-static int closed_under(struct weft_process *p)
+/* What a wait says when the registration was closed under it (-EBADF),
+ * or is gone (p->child NULL): closed by the reap of a wait - on another
+ * task even - the child reaped: -ECHILD, as io.h says (a wait beside the
+ * reaper said -EBADF, or -EINVAL when it read p->child just cleared:
+ * found by a review); or by weft_process_close, which let go of the kill
+ * descriptor before it closed the registration: -EBADF, as a kill then
+ * says (a poll wait across the close said -ECHILD, "reaped", and the
+ * child was left unreaped: found by a review). A p a failed spawn zeroed
+ * (no pid): -ECHILD. */
+static int no_child(struct weft_process *p)
 {
-	return __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED) & KILL_FD_MASK ? -ECHILD : -EBADF;
+	if (__atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED) & KILL_FD_MASK)
+		return -ECHILD;
+	return p->pid ? -EBADF : -ECHILD;
 }
 
 int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
@@ -395,14 +401,14 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 		return -EINVAL;
 	struct weft_io *io = child_of(p);
 	if (!io)
-		return -ECHILD; /* reaped already, or never started */
+		return no_child(p); /* reaped already, closed, or never started */
 	uint64_t deadline = weft__child_deadline(timeout_ns);
 	for (;;) {
 		struct weft_io_ready ready;
 		int rc = weft_io_wait_ready(io, WEFT_IO_READABLE, weft__child_left(deadline),
 					    &ready);
 		if (rc == -EBADF)
-			return closed_under(p);
+			return no_child(p);
 		if (rc < 0)
 			return rc;
 		rc = weft_child_reap(io, status);
@@ -419,7 +425,7 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 			continue;
 		}
 		if (rc == -EBADF)
-			return closed_under(p);
+			return no_child(p);
 		clear_child(p); /* reap closed the registration */
 		return rc;
 	}
@@ -431,7 +437,7 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 		return -EINVAL;
 	struct weft_io *io = child_of(p);
 	if (!io)
-		return -ECHILD; /* reaped already, or never started */
+		return no_child(p); /* reaped already, closed, or never started */
 	for (;;) {
 		struct weft_io_ready ready;
 		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING)
@@ -452,7 +458,7 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 			continue;
 		}
 		if (rc == -EBADF)
-			return closed_under(p);
+			return no_child(p);
 		clear_child(p); /* reap closed the registration */
 		return rc;
 	}
@@ -498,7 +504,7 @@ int weft_process_close(struct weft_process *p)
 	int first = 0;
 	/* the kill descriptor first: a wait on another task that finds the
 	 * registration closed under it reads it to tell this close from
-	 * another wait's reap (closed_under). Its bits cleared (no kill
+	 * another wait's reap (no_child). Its bits cleared (no kill
 	 * counts itself in after this), then closed once the kills already
 	 * in have left (KILL_FD_BITS); seq_cst against their CAS. */
 	int v = __atomic_fetch_and(&p->_kill_fd, ~KILL_FD_MASK, __ATOMIC_SEQ_CST);

@@ -1174,3 +1174,55 @@ Test(process, a_kill_beside_a_close_never_signals_another_child, .timeout = WT_T
 	assert_no_children();
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------- a wait after, or across, a close (review) */
+
+/* weft_process_close on another thread while a poll task waits in
+ * weft_process_wait_poll: the task, polled again, says -EBADF as the
+ * blocking wait does - it said -ECHILD ("reaped already", io.h), found
+ * p->child cleared, and a caller that took that at its word left the
+ * child unreaped (found by a review). A wait after the close says
+ * -EBADF too, as weft_process_kill does; -ECHILD stays for a reaped child
+ * and for a p a failed spawn zeroed. */
+struct cw { struct weft_process *p; atomic_int polls; int rc; };
+
+static enum weft_poll cw_poll(void *arg, struct weft_cx *cx)
+{
+	struct cw *w = arg;
+	int rc = weft_process_wait_poll(w->p, cx, NULL);
+	atomic_fetch_add(&w->polls, 1);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	w->rc = rc;
+	return WEFT_READY;
+}
+
+Test(process, a_wait_across_or_after_a_close_says_ebadf, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	char *argv[] = { "sleep", "30", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	pid_t pid = p.pid;
+	struct cw w = { .p = &p };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, cw_poll, &w, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&w.polls) >= 1, WT_LONG_MS));
+	cr_assert_eq(weft_process_close(&p), 0);
+	cr_assert_eq(weft_join_timeout(t, NULL, 5000 * 1000000ull), 0, "the poll wait hung");
+	cr_assert_eq(w.rc, -EBADF, "the poll wait said %d", w.rc);
+	cr_assert_eq(weft_process_wait(&p, NULL, 0), -EBADF);
+	cr_assert_eq(kill(pid, SIGKILL), 0, "not reaped: the caller's");
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	/* a failed spawn's zeroed p, and a reaped one: -ECHILD */
+	char *bad[] = { "nope", NULL };
+	cr_assert_eq(weft_process_spawn(rt, "/nonexistent/nope", bad, NULL, &p), -ENOENT);
+	cr_assert_eq(weft_process_wait(&p, NULL, 0), -ECHILD);
+	char *tr[] = { "true", NULL };
+	cr_assert_eq(weft_process_spawn(rt, "true", tr, NULL, &p), 0);
+	cr_assert_eq(weft_process_wait(&p, NULL, WEFT_FOREVER), 0);
+	cr_assert_eq(weft_process_wait(&p, NULL, 0), -ECHILD);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}

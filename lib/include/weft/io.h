@@ -672,16 +672,17 @@ WEFT_API int weft_process_spawn(struct weft_runtime *rt, const char *file, char 
  * tasks may wait at once: one reaps, the other says -ECHILD. Errors:
  * -EINVAL, -ECHILD (reaped already, or reaped by another wait, also one
  * that waited beside this one), -ETIMEDOUT (still running), -EBADF
- * (weft_process_close on another task meanwhile: the wait ends, the child
- * is not reaped), weft_io_wait's (-ECANCELED in a cancelled fiber,
- * -EDEADLK in a poll task: use weft_process_wait_poll there,
- * -ESHUTDOWN). */
+ * (after weft_process_close, or one on another task meanwhile, which ends
+ * the wait: the child is not reaped), weft_io_wait's (-ECANCELED in a
+ * cancelled fiber, -EDEADLK in a poll task: use weft_process_wait_poll
+ * there, -ESHUTDOWN). */
 WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns);
 /* Poll form, for poll tasks: 0 and *status once the child has ended and
  * is reaped (p->child NULL then), WEFT_PENDING with cx's waker registered
  * on the child's registration (one waiting task at a time, as
  * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD (as
- * weft_process_wait), -EBADF (p->child closed), -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
+ * weft_process_wait), -EBADF (as weft_process_wait; or p->child closed),
+ * -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
  * failed, so no readiness will come while the child runs; the child is
  * not reaped - weft_process_wait still waits for it, looking every 10 ms). */
 WEFT_API int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status);
