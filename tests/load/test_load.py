@@ -766,6 +766,77 @@ def test_report_partial(src, load):
     print("ok: a failed write leaves the previous report as it was")
 
 
+def test_report_same_file(src, load):
+    """found by a review (2026-12-06): an output that is also an input was
+    written over once the input had been read, exit 0: `-o LOAD.json` left
+    the page where weft-load's run was, `-o TRACE.jsonl` the events;
+    `--write-trace` equal to `-o` put the trace where the page was said to
+    be; and `-o X` truncated an input named X.tmp (the fixed temporary)."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0 = ld["t0_ns"]
+        ep = os.path.join(d, "run.jsonl")
+        with open(ep, "w") as f:
+            f.write(json.dumps({"ts_ns": t0 + 1000, "type": "worker_start", "core": 0}) + "\n")
+        latp = os.path.join(d, "run.latency.json")
+        with open(latp, "w") as f:
+            json.dump({"schema": "schedtop-latency/1", "latency": []}, f)
+        link = os.path.join(d, "link.json")
+        os.symlink(lp, link)
+        hard = os.path.join(d, "hard.json")
+        os.link(lp, hard)
+        out = os.path.join(d, "r.html")
+
+        def contents():
+            r = {}
+            for p in (lp, ep, latp):
+                with open(p, "rb") as f:
+                    r[p] = f.read()
+            return r
+
+        before = contents()
+        cases = [  # (what, args)
+            ("-o the load file", ["--load", lp, "--no-bpf", "x", "-o", lp]),
+            ("-o the events file", ["--load", lp, "--events", ep, "-o", ep]),
+            ("-o the latency file", ["--load", lp, "--events", ep, "--latency", latp, "-o", latp]),
+            ("-o a symlink to the load file", ["--load", lp, "--no-bpf", "x", "-o", link]),
+            ("-o a hard link of the load file", ["--load", lp, "--no-bpf", "x", "-o", hard]),
+            ("--write-trace the load file", ["--load", lp, "--no-bpf", "x", "--write-trace", lp, "-o", out]),
+            ("--write-trace the -o file", ["--load", lp, "--no-bpf", "x", "--write-trace", out, "-o", out]),
+            ("-o ./r.html beside --write-trace r.html", ["--load", lp, "--no-bpf", "x", "--write-trace",
+                                                         os.path.join(d, ".", "r.html"), "-o", out]),
+        ]
+        for what, args in cases:
+            if os.path.exists(out):
+                os.unlink(out)
+            p = report_run(*args)
+            check(p.returncode == 2, "%s: exit %d, want 2 (a usage error)\n%s" % (what, p.returncode, p.stderr[-800:]))
+            check("destroy an input" in p.stderr or "would replace the report" in p.stderr,
+                  "%s: the message does not say why: %r" % (what, p.stderr[-800:]))
+            check(contents() == before, "%s: an input was changed" % what)
+            check(not os.path.exists(out), "%s: %s written anyway" % (what, out))
+            check(os.path.islink(link), "%s: the symlink was replaced" % what)
+        # an input named like the old fixed temporary of -o
+        tmpname = out + ".tmp"
+        shutil.copy(lp, tmpname)
+        with open(tmpname, "rb") as f:
+            tmp_before = f.read()
+        os.umask(0o022)
+        p = report_run("--load", tmpname, "--no-bpf", "x", "-o", out)
+        check(p.returncode == 0, "--load R.html.tmp -o R.html: exit %d %s" % (p.returncode, p.stderr[-800:]))
+        with open(tmpname, "rb") as f:
+            check(f.read() == tmp_before, "-o R.html truncated the input R.html.tmp")
+        mode = os.stat(out).st_mode & 0o777
+        check(mode == 0o644, "the report's mode is %o, want 644 (umask 022)" % mode)
+        left = [n for n in os.listdir(d) if n.endswith(".tmp") and n != "r.html.tmp"]
+        check(not left, "temporary files left: %s" % left)
+        print("ok: report: %d outputs naming an input refused (exit 2, inputs unchanged); an input "
+              "named OUT.tmp kept" % len(cases))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_inputs(src, load):
     """found by a review of the tools (2026-12-05): unreadable inputs ended in
     Python tracebacks, and one byte that is not UTF-8 in the events file
@@ -1160,6 +1231,8 @@ def main():
         test_report_latency(src, load)
     elif test == "report-inputs":
         test_report_inputs(src, load)
+    elif test == "report-same-file":
+        test_report_same_file(src, load)
     elif test == "report-partial":
         test_report_partial(src, load)
     elif test == "report-interval":

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 
 STATE_COLOR = {"running": "#2e7d32", "searching": "#f9a825", "parked": "#b0bec5"}
 PALETTE = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037", "#ad1457"]
@@ -934,24 +935,64 @@ def is_num(x):
 
 
 def write_whole(path, write):
-    """Call write(f) on PATH.tmp, then rename it over PATH: a write that fails
-    (disk full, the file size limit) leaves the previous file as it was and
-    no partial one (the page was left cut short, exit 1). A device or a
-    FIFO (say /dev/stdout) is written in place."""
+    """Call write(f) on a new temporary file beside PATH, then rename it over
+    PATH: a write that fails (disk full, the file size limit) leaves the
+    previous file as it was and no partial one (the page was left cut short,
+    exit 1). A device or a FIFO (say /dev/stdout) is written in place. The
+    temporary name is made by mkstemp: a fixed PATH.tmp was opened with
+    truncation, so `-o X` emptied an input named X.tmp (a review)."""
     direct = os.path.exists(path) and not os.path.isfile(path)
-    tmp = path if direct else path + ".tmp"
+    tmp = path
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        if direct:
+            with open(path, "w", encoding="utf-8") as f:
+                write(f)
+            return
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
+                                   suffix=".tmp", dir=os.path.dirname(path) or ".")
+        # mkstemp makes it 0600: give the page the mode open() would have
+        um = os.umask(0)
+        os.umask(um)
+        os.fchmod(fd, 0o666 & ~um)
+        with open(fd, "w", encoding="utf-8") as f:
             write(f)
-        if not direct:
-            os.replace(tmp, path)
+        os.replace(tmp, path)
     except OSError as e:
-        if not direct:
+        if tmp != path:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
         raise InputError(path, e.strerror or str(e))
+
+
+def same_file(a, b):
+    """a and b name one file (the same path, a symlink to it or a hard
+    link); False when either does not exist yet."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def check_outputs(ap, a):
+    """An output that is also an input was written over after the input was
+    read: `-o LOAD.json` replaced weft-load's run with the page, `-o
+    TRACE.jsonl` the events, and `--write-trace` equal to `-o` left the
+    trace where the page was said to be, all with exit 0 (a review). A
+    usage error, before anything is read or written."""
+    ins = [("--load", a.load), ("--events", a.events), ("--latency", a.latency)]
+    outs = [("-o", a.output), ("--write-trace", a.write_trace)]
+    for oname, opath in outs:
+        if opath is None:
+            continue
+        for iname, ipath in ins:
+            if ipath is not None and same_file(opath, ipath):
+                ap.error("%s %s is the %s file: writing it would destroy an input; name another file"
+                         % (oname, opath, iname))
+    if a.write_trace and same_file(a.output, a.write_trace):
+        ap.error("--write-trace %s is the -o file: the trace would replace the report; name another file"
+                 % a.write_trace)
 
 
 def main(argv):
@@ -968,6 +1009,7 @@ def main(argv):
     if a.events and a.write_trace:
         ap.error("--write-trace is for a run without events (--no-bpf); with --events, schedtop trace "
                  "has written the event trace itself (FILE.json beside FILE.jsonl)")
+    check_outputs(ap, a)
     try:
         rt_lat = read_latency(a.latency) if a.latency else None
         load = read_load(a.load)
