@@ -141,6 +141,9 @@ TEST is one of:
             hung up): it ends as on SIGTERM - a final object ending
             "signal", status 0, CMD stopped (it was killed where it stood,
             CMD running on). Started with SIGHUP ignored (nohup), it runs on.
+  files     the commands that read files, no BPF needed: `convert EV -o EV`
+            (also through ./ and a symlink) exits 2 naming the reason, the
+            events unchanged (the trace was written over them, exit 0).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -432,6 +435,38 @@ def test_diff(st, wl_test, wl, lib):
         if p.returncode != 2 or "nothing to compare" not in p.stderr:
             fail("diff weft-load vs schedtop: rc %d, %s" % (p.returncode, p.stderr))
         print("PASS: the slower run is flagged in both recordings and the exit status gates")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def fixture(name):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", name)
+
+
+def test_files(st, wl_test, wl, lib):
+    """The commands that read files (convert, diff), no BPF: what they do
+    with outputs that name their input and with outputs that fail."""
+    d = tempfile.mkdtemp(prefix="schedtop-files-")
+    try:
+        ev = os.path.join(d, "run.events.jsonl")
+        shutil.copy(fixture("steal-trace.jsonl"), ev)
+        with open(ev, "rb") as f:
+            before = f.read()
+        link = os.path.join(d, "link.json")
+        os.symlink(ev, link)
+        # convert -o its input (or a link to it): the trace was written over
+        # the events once read, exit 0 (a review, 2026-12-06)
+        for o in (ev, os.path.join(d, ".", "run.events.jsonl"), link):
+            p = run([st, "convert", ev, "-o", o])
+            if p.returncode != 2 or "would destroy the events" not in p.stderr:
+                fail("convert %s -o %s: rc %d, want 2 with a reason: %r" % (ev, o, p.returncode, p.stderr))
+            with open(ev, "rb") as f:
+                if f.read() != before:
+                    fail("convert -o %s changed the input" % o)
+        p = run([st, "convert", ev, "-o", os.path.join(d, "run.json")])
+        if p.returncode != 0 or "traceEvents" not in open(os.path.join(d, "run.json")).read():
+            fail("convert to another file: rc %d %r" % (p.returncode, p.stderr))
+        print("PASS: convert refuses -o naming its input; converts to another file")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -2115,7 +2150,7 @@ TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,
-         "tui_utf8": test_tui_utf8}
+         "tui_utf8": test_tui_utf8, "files": test_files}
 
 
 def main():

@@ -207,6 +207,16 @@ static int cmd_convert(const char *in, const char *out)
 		fprintf(stderr, "schedtop: %s: %s\n", in, strerror(errno));
 		return 1;
 	}
+	/* -o the input itself (or a link to it): the trace was written over
+	 * the events once they had been read, exit 0 (found by a review) */
+	struct stat si, so;
+	if (!fstat(fileno(f), &si) && !stat(out, &so) && si.st_dev == so.st_dev &&
+	    si.st_ino == so.st_ino) {
+		fprintf(stderr, "schedtop: convert: -o %s is the input file: writing it would destroy "
+				"the events; name another file\n", out);
+		fclose(f);
+		return 2;
+	}
 	int r = trace_jsonl_read(f, &b, &bad);
 	fclose(f);
 	if (r) {
