@@ -51,6 +51,12 @@ TEST is one of:
             (older ones were dropped), the trace JSON parses, the events
             file has the window's count; with --max-events 1024 the ring
             stays at 1024 events and the dump says it is truncated.
+  record_full
+            dumps that cannot be written whole (the file size limit, 16 KiB,
+            standing in for a full disk): each failed dump (SIGUSR1, exit)
+            names its file and the reason, its files are removed, the
+            summary says 0 written, 2 failed, exit 1 (the cut files stayed
+            and only "(1 failed, see above)" was said).
   record_symlink
             dumps into a directory others may write: symlinks planted at
             every name a SIGUSR1 dump could take over 3 s (.trace.json and
@@ -919,6 +925,61 @@ def test_record_dir(st, wl_test, wl, lib):
         if rp.returncode != 1 or "0 dumps written" not in err:
             fail("two dumps that failed: rc %d, %r" % (rp.returncode, err))
         print("PASS: record refuses a DIR it cannot write and counts no failed dump")
+    finally:
+        kill_and_remove(procs, d)
+
+
+def test_record_full(st, wl_test, wl, lib):
+    """dumps that cannot be written whole (a full disk; here the file size
+    limit, 16 KiB, SIGXFSZ ignored: each write past it fails with EFBIG):
+    the file and the reason are said and the dump's files removed. Before:
+    the line said `N events` as for a good dump, then `1 dump written
+    ... (1 failed, see above)` with nothing above saying what failed, and
+    the cut files stayed (a .trace.json that does not parse)."""
+    import resource
+    d = tempfile.mkdtemp(prefix="schedtop-record-full-")
+    procs = []
+    try:
+        load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
+        procs.append(load)
+        time.sleep(0.3)
+        out = os.path.join(d, "dumps")
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+        rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "2s", "-o", out, "0.25"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=limit)
+        procs.append(rp)
+        deadline = time.time() + 15
+        while not os.path.isdir(out) and time.time() < deadline and rp.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.5)
+        if rp.poll() is not None:
+            _, err = rp.communicate()
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + err)
+            fail("record ended early: rc %d %r" % (rp.returncode, err))
+        rp.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print("record past a 16 KiB file size limit ->", rp.returncode, err.strip())
+        said = [l for l in err.splitlines() if "File too large; the dump's files are removed" in l]
+        if rp.returncode != 1 or len(said) != 2:
+            fail("two dumps (signal, exit) past the limit: rc %d, want 1 and each failed file "
+                 "named with its reason: %r" % (rp.returncode, err))
+        if not any("-signal." in l for l in said) or not any("-exit." in l for l in said):
+            fail("the failed dumps are not the signal and the exit dump: %r" % said)
+        if "events, " in err:
+            fail("a failed dump reported as written: %r" % err)
+        if "0 dumps written" not in err or "(2 failed" not in err:
+            fail("the summary: %r" % err)
+        left = os.listdir(out)
+        if left:
+            fail("files of failed dumps left in DIR: %s" % left)
+        print("PASS: a dump that cannot be written is named with its reason and removed")
     finally:
         kill_and_remove(procs, d)
 
@@ -2146,7 +2207,7 @@ def test_hangup(st, wl_test, wl, lib):
                 pass
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,

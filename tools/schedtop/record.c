@@ -213,18 +213,11 @@ static int dump(struct rec *r, struct mon *m, const char *reason, const char *li
 		r->failed++; /* nothing written: not counted as a dump */
 		return 1;
 	}
-	int rc = 0;
 	struct trace_stats ts;
-	FILE *f = out[0];
-	trace_chrome_write(f, &b, r->pid, &ts);
-	if (fclose(f))
-		rc = 1;
-	f = out[1];
+	trace_chrome_write(out[0], &b, r->pid, &ts);
 	for (size_t i = 0; i < b.n; i++)
-		trace_jsonl_write(f, &b.ev[i]);
-	if (fclose(f))
-		rc = 1;
-	f = out[2];
+		trace_jsonl_write(out[1], &b.ev[i]);
+	FILE *f = out[2];
 	fprintf(f, "{\"schema\":\"schedtop-record/1\",\"pid\":%d,\"reason\":", r->pid);
 	json_str(f, reason);
 	if (lint) {
@@ -250,8 +243,36 @@ static int dump(struct rec *r, struct mon *m, const char *reason, const char *li
 	for (size_t i = 0; i < r->iv.n; i++)
 		fprintf(f, "%s%s", i ? "," : "", r->iv.iv[(r->iv.head + i) % r->iv.cap].json);
 	fprintf(f, "]}\n");
-	if (fclose(f))
-		rc = 1;
+	/* A write that failed (disk full, the file size limit) said nothing
+	 * but "(1 failed, see above)" under a line giving the dump's event
+	 * count, and left the cut files, a trace that does not parse, in DIR
+	 * (found by a review): the file and the reason, and the dump's files
+	 * removed - a dump is whole or not there. */
+	int werr = 0;
+	for (int i = 0; i < 3; i++) {
+		errno = 0;
+		int e = fflush(out[i]) || ferror(out[i]) ? (errno ? errno : EIO) : 0;
+		if (fclose(out[i]) && !e)
+			e = errno ? errno : EIO;
+		if (e && !werr) {
+			werr = e;
+			fprintf(stderr, "schedtop: record: %s: %s/%s%s: %s; the dump's files are removed\n",
+				reason, r->o->dir, base, dump_ext[i], strerror(e));
+		}
+	}
+	if (werr) {
+		dfd = open(r->o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		for (int i = 0; i < 3 && dfd >= 0; i++) {
+			char name[160];
+			snprintf(name, sizeof(name), "%s%s", base, dump_ext[i]);
+			unlinkat(dfd, name, 0);
+		}
+		if (dfd >= 0)
+			close(dfd);
+		evbuf_free(&b);
+		r->failed++; /* not counted as a dump */
+		return 1;
+	}
 	fprintf(stderr, "schedtop: record: %s: %s/%s.{json,trace.json,events.jsonl}: %zu events, "
 			"%.1f s%s\n",
 		reason, r->o->dir, base, b.n,
@@ -259,9 +280,7 @@ static int dump(struct rec *r, struct mon *m, const char *reason, const char *li
 		truncated ? " (ring full: the window is truncated, --max-events)" : "");
 	evbuf_free(&b);
 	r->dumps++;
-	if (rc)
-		r->failed++;
-	return rc;
+	return 0;
 }
 
 /* ------------------------------------------------------------- the loop */
