@@ -74,6 +74,11 @@ TEST is one of:
             ms): it waits, and prints its scrape when weft_load is killed
             1.5 s later (the interval in ms was cast to int: INT_MIN, the
             scrape at once).
+  metrics_port
+            `--listen 127.0.0.1:99999` (and 65536, -1, +80) exits 1 naming
+            the range 0-65535 (99999 listened on 34463, said 99999);
+            `--listen 127.0.0.1:0` and `[::1]:0` say the port bound, and
+            a GET there answers the scrape (it said ":0").
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -593,6 +598,54 @@ def test_metrics(st, wl_test, wl, lib):
                 srv.wait(10)
             except subprocess.TimeoutExpired:
                 srv.kill()
+        load.kill()
+        load.wait()
+
+
+def test_metrics_port(st, wl_test, wl, lib):
+    """--listen's port (a review, 2026-12-06): 127.0.0.1:99999 listened on
+    34463 (getaddrinfo keeps the low 16 bits) and said "serving
+    http://127.0.0.1:99999/metrics"; port 0 (any free port) said
+    ":0/metrics", never the port bound. Now a port past 65535 is refused
+    before anything is attached, and the line names the port bound."""
+    import urllib.request
+    load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
+    srv = None
+    try:
+        time.sleep(0.3)
+        for bad in ("127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80"):
+            try:
+                p = run([st, "metrics", "-p", str(load.pid), "--listen", bad], timeout=10)
+            except subprocess.TimeoutExpired:
+                fail("--listen %s: still serving after 10 s" % bad)
+            if p.returncode != 1 or "from 0 to 65535" not in p.stderr:
+                fail("--listen %s: rc %d, want 1 and the port's range: %r" % (bad, p.returncode, p.stderr))
+        for addr, host in (("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
+            if addr.startswith("[") and not os.path.exists("/proc/net/if_inet6"):
+                continue
+            srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", addr],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            import select
+            r, _, _ = select.select([srv.stderr], [], [], 15)
+            line = srv.stderr.readline() if r else ""
+            if srv.poll() is not None and srv.returncode == SKIP:
+                skip("schedtop exited 77: " + line + srv.stderr.read())
+            m = re.match(r"schedtop: serving http://(.*):(\d+)/metrics for pid \d+$", line.strip())
+            if not m or m.group(1) != host or m.group(2) == "0":
+                fail("--listen %s: %r, want the port bound" % (addr, line))
+            url = "http://%s:%s/metrics" % (host, m.group(2))
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = r.read().decode()
+            if r.status != 200 or "weft_worker_polls_total" not in body:
+                fail("GET %s: %d %r" % (url, r.status, body[:200]))
+            print("--listen %s -> %s" % (addr, line.strip()))
+            srv.send_signal(signal.SIGINT)
+            srv.wait(10)
+        print("PASS: ports past 65535 refused; port 0 names the port bound, which serves")
+    finally:
+        if srv and srv.poll() is None:
+            srv.kill()
+            srv.wait()
         load.kill()
         load.wait()
 
@@ -2207,7 +2260,7 @@ def test_hangup(st, wl_test, wl, lib):
                 pass
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,

@@ -21,12 +21,22 @@
 #include "mon.h"
 #include "prom.h"
 
-int metrics_listen(const char *addr, char *err, size_t n)
+int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, size_t n)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
 	if (!colon || !colon[1]) {
 		snprintf(err, n, "--listen %s: expected ADDR:PORT (e.g. 127.0.0.1:9464)", addr);
+		return -EINVAL;
+	}
+	/* getaddrinfo takes any number as a port and keeps its low 16 bits:
+	 * :99999 listened on 34463 and said 99999 (found by a review) */
+	char *end;
+	errno = 0;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end || colon[1] < '0' || colon[1] > '9' || errno || port > 65535) {
+		snprintf(err, n, "--listen %s: the port must be a number from 0 to 65535 (0: any "
+				 "free port, said once bound)", addr);
 		return -EINVAL;
 	}
 	size_t hl = (size_t)(colon - addr);
@@ -67,6 +77,15 @@ int metrics_listen(const char *addr, char *err, size_t n)
 		snprintf(err, n, "--listen %s: %s", addr, strerror(e));
 		return -e;
 	}
+	/* the port bound, which port 0 leaves to the kernel: "serving
+	 * http://127.0.0.1:0/metrics" told no one where to scrape */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned bound = (unsigned)port;
+	if (!getsockname(fd, (struct sockaddr *)&ss, &sl))
+		bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	snprintf(shown, shown_n, "%.*s:%u", (int)hl, addr, bound);
 	return fd;
 }
 

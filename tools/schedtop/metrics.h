@@ -13,9 +13,11 @@
 struct mon;
 
 /* Bind and listen on "ADDR:PORT" ("127.0.0.1:9464", "[::1]:9464",
- * ":9464" for every address). Done before the attach, as the user. Returns
- * the socket, or -errno with `err` saying why. */
-int metrics_listen(const char *addr, char *err, size_t n);
+ * ":9464" for every address; PORT 0..65535, 0 for any free port). Done
+ * before the attach, as the user. Returns the socket, with `shown` the
+ * ADDR as given and the port bound ("127.0.0.1:41235" for port 0), or
+ * -errno with `err` saying why. */
+int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, size_t n);
 
 /* Serve scrapes on `fd` until the target exits (pidfd readable) or
  * *exiting. Each scrape takes a fresh snapshot. 0, or 1 on a failure. */

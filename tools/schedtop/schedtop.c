@@ -1124,10 +1124,11 @@ int main(int argc, char **argv)
 	struct mon m;
 	struct target t = { .pid = (int)pid, .child = 0, .go_fd = -1, .pidfd = -1 };
 	int rc, lfd = -1;
+	char listen_at[300] = "";
 	if (mode == M_METRICS && a.listen) {
 		/* bound as the user, before anything is loaded: a port in use
 		 * fails here, with nothing attached */
-		lfd = metrics_listen(a.listen, why, sizeof(why));
+		lfd = metrics_listen(a.listen, listen_at, sizeof(listen_at), why, sizeof(why));
 		if (lfd < 0) {
 			fprintf(stderr, "schedtop: %s\n", why);
 			return 1;
@@ -1206,7 +1207,7 @@ int main(int argc, char **argv)
 				       .on = rec_parse_on(a.on), .max_events = (size_t)a.max_events };
 		rc = record_run(&m, &st, t.pid, t.pidfd, &ro, &exiting);
 	} else if (mode == M_METRICS && lfd >= 0) {
-		fprintf(stderr, "schedtop: serving http://%s/metrics for pid %d\n", a.listen, t.pid);
+		fprintf(stderr, "schedtop: serving http://%s/metrics for pid %d\n", listen_at, t.pid);
 		rc = metrics_serve(&m, lfd, t.pid, t.pidfd, &exiting);
 	} else if (mode == M_METRICS) {
 		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
