@@ -155,6 +155,10 @@ TEST is one of:
   files     the commands that read files, no BPF needed: `convert EV -o EV`
             (also through ./ and a symlink) exits 2 naming the reason, the
             events unchanged (the trace was written over them, exit 0).
+            `diff A B > /dev/full` (text and --json) exits 2 saying why, and
+            `diff DIR B` says "Is a directory" (both were: exit 0 silent,
+            "DIR: empty"); last, with BPF, `metrics -p PID --once >
+            /dev/full` exits 1 saying why (it exited 0).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -478,6 +482,35 @@ def test_files(st, wl_test, wl, lib):
         if p.returncode != 0 or "traceEvents" not in open(os.path.join(d, "run.json")).read():
             fail("convert to another file: rc %d %r" % (p.returncode, p.stderr))
         print("PASS: convert refuses -o naming its input; converts to another file")
+        # diff into stdout that takes nothing: exit 0, nothing said, a CI
+        # gate read "no regression" (a review, 2026-12-06)
+        fx = fixture("steal-trace.jsonl")
+        for extra in ([], ["--json"]):
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([st, "diff", fx, fx] + extra, stdout=full, stderr=subprocess.PIPE,
+                                   text=True, timeout=30)
+            if p.returncode != 2 or "writing to stdout: No space left on device" not in p.stderr:
+                fail("diff %s > /dev/full: rc %d, want 2 and the reason: %r" % (extra, p.returncode, p.stderr))
+        # a directory was read as an empty file ("DIR: empty")
+        p = run([st, "diff", d, fx])
+        if p.returncode != 2 or "%s: Is a directory" % d not in p.stderr:
+            fail("diff DIR FILE: rc %d, want 2 and 'Is a directory': %r" % (p.returncode, p.stderr))
+        print("PASS: diff says a stdout that takes nothing and a directory, exit 2")
+        # metrics --once likewise (BPF: last, a skip skips only this)
+        load = subprocess.Popen([wl_test, "2", "400"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([st, "metrics", "-p", str(load.pid), "--once", "0.2"], stdout=full,
+                                   stderr=subprocess.PIPE, text=True, timeout=30)
+        finally:
+            load.kill()
+            load.wait()
+        if p.returncode == SKIP:
+            skip("schedtop exited 77: " + p.stderr)
+        if p.returncode != 1 or "writing the scrape to stdout: No space left on device" not in p.stderr:
+            fail("metrics --once > /dev/full: rc %d, want 1 and the reason: %r" % (p.returncode, p.stderr))
+        print("PASS: metrics --once says a stdout that takes nothing, exit 1")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -343,7 +343,15 @@ static char *slurp(const char *path, int *err)
 			free(buf);
 		buf = nb;
 	}
+	/* a directory opens and reads as an error (EISDIR): it was taken as
+	 * an empty file, "DIR: empty" (a review); an I/O error likewise */
+	int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
 	fclose(f);
+	if (buf && rerr) {
+		free(buf);
+		*err = -rerr;
+		return NULL;
+	}
 	if (!buf) {
 		*err = -ENOMEM;
 		return NULL;

@@ -231,9 +231,26 @@ int metrics_once(struct mon *m, int pid, int pidfd, double interval,
 	}
 	char *body = NULL;
 	size_t len = 0;
-	if (scrape(m, pid, &body, &len))
+	if (scrape(m, pid, &body, &len)) {
+		fprintf(stderr, "schedtop: metrics: out of memory for the scrape\n");
 		return 1;
-	fwrite(body, 1, len, stdout);
+	}
+	/* `--once > /dev/full` exited 0 with nothing written and nothing
+	 * said (fflush had nothing left to fail on: the large fwrite had
+	 * failed already): found by a review */
+	errno = 0;
+	size_t k = fwrite(body, 1, len, stdout);
+	int e = k < len ? errno : 0;
 	free(body);
-	return fflush(stdout) ? 1 : 0;
+	if (fflush(stdout) && !e)
+		e = errno;
+	if (!e && ferror(stdout))
+		e = EIO;
+	if (e) {
+		if (e != EPIPE)
+			fprintf(stderr, "schedtop: metrics: writing the scrape to stdout: %s\n",
+				strerror(e));
+		return 1;
+	}
+	return 0;
 }

@@ -233,6 +233,24 @@ static int cmd_convert(const char *in, const char *out)
 
 /* ------------------------------------------------------------------ diff */
 
+/* stdout could not take what was printed (a full disk, /dev/full, a
+ * reader that left): said on stderr, except for the reader that left
+ * (EPIPE, as stdout_failed below). errno of the failed write is kept when
+ * the flush itself has nothing left to fail on. */
+static bool stdout_flush_failed(const char *what)
+{
+	int saved = errno, e;
+	if (fflush(stdout))
+		e = errno;
+	else if (ferror(stdout))
+		e = saved ? saved : EIO;
+	else
+		return false;
+	if (e != EPIPE)
+		fprintf(stderr, "schedtop: %s: writing to stdout: %s\n", what, strerror(e));
+	return true;
+}
+
 /* Exit status as diff(1): 0 within the threshold, 1 past it, 2 trouble. */
 static int cmd_diff(const char *a, const char *b, double fail_over, double min_change, bool json)
 {
@@ -251,6 +269,10 @@ static int cmd_diff(const char *a, const char *b, double fail_over, double min_c
 		goto out;
 	}
 	rc = diff_print(stdout, a, ra, b, rb, fail_over, min_change, json) ? 1 : 0;
+	/* `diff A B > /dev/full` (or a full disk) exited 0, nothing written
+	 * and nothing said: a CI gate read "no regression" (a review) */
+	if (stdout_flush_failed("diff"))
+		rc = 2;
 out:
 	free(ra);
 	free(rb);
