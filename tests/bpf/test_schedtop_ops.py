@@ -57,6 +57,10 @@ TEST is one of:
             names its file and the reason, its files are removed, the
             summary says 0 written, 2 failed, exit 1 (the cut files stayed
             and only "(1 failed, see above)" was said).
+  record_early_usr1
+            SIGUSR1 to `record -- weft_load` as soon as schedtop catches
+            SIGINT (before the attach): exit 0, a signal dump and an exit
+            dump (it killed schedtop, status 138).
   record_symlink
             dumps into a directory others may write: symlinks planted at
             every name a SIGUSR1 dump could take over 3 s (.trace.json and
@@ -1066,6 +1070,58 @@ def test_record_full(st, wl_test, wl, lib):
         if left:
             fail("files of failed dumps left in DIR: %s" % left)
         print("PASS: a dump that cannot be written is named with its reason and removed")
+    finally:
+        kill_and_remove(procs, d)
+
+
+def sig_caught(pid, sig):
+    """pid has a handler for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for l in f:
+                if l.startswith("SigCgt:"):
+                    return bool(int(l.split()[1], 16) & (1 << (sig - 1)))
+    except OSError:
+        pass
+    return False
+
+
+def test_record_early_usr1(st, wl_test, wl, lib):
+    """SIGUSR1 (dump now) while record attaches: its default action ends the
+    process, and record caught it only once recording ran - a request in
+    the first 0.1-0.3 s killed schedtop (status 138, nothing said, nothing
+    recorded; found by a review, 2026-12-06). The signal is sent as soon as
+    schedtop catches SIGINT (set in main, before the attach): now a dump
+    once recording runs, then the exit dump."""
+    d = tempfile.mkdtemp(prefix="schedtop-record-usr1-")
+    procs = []
+    try:
+        out = os.path.join(d, "dumps")
+        rp = subprocess.Popen([st, "record", "--last", "2s", "-o", out, "0.25", "--", wl_test, "2", "1000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        deadline = time.time() + 10
+        while not sig_caught(rp.pid, signal.SIGINT) and rp.poll() is None and time.time() < deadline:
+            time.sleep(0.001)
+        if rp.poll() is not None:
+            err = rp.stderr.read()
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + err)
+            fail("record ended before the signal: rc %d %r" % (rp.returncode, err))
+        if os.path.isdir(out) and os.listdir(out):
+            fail("the test was late: dumps already in %s" % out)
+        rp.send_signal(signal.SIGUSR1)
+        time.sleep(1.5)
+        if rp.poll() is None:
+            rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print("SIGUSR1 during the attach ->", rp.returncode, err.strip())
+        if rp.returncode != 0:
+            fail("record with SIGUSR1 during its attach: rc %d, want 0: %r" % (rp.returncode, err))
+        if len(dumps(out, "signal")) != 1 or len(dumps(out, "exit")) != 1:
+            fail("want one signal dump and one exit dump: %s" % sorted(os.listdir(out)))
+        load_dump(dumps(out, "signal")[0])
+        print("PASS: SIGUSR1 during the attach is a dump once recording runs")
     finally:
         kill_and_remove(procs, d)
 
@@ -2293,7 +2349,7 @@ def test_hangup(st, wl_test, wl, lib):
                 pass
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "record_early_usr1": test_record_early_usr1, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,

@@ -38,6 +38,14 @@ static void on_usr1(int sig)
 	dump_requested = 1;
 }
 
+void record_catch_usr1(void)
+{
+	/* SA_RESTART: a request during the attach must not fail one of its
+	 * reads with EINTR; the loop's epoll_wait returns early regardless */
+	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -330,8 +338,6 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		goto out;
 	}
 	close(dfd);
-	struct sigaction sa = { .sa_handler = on_usr1 };
-	sigaction(SIGUSR1, &sa, NULL);
 	int e = mon_trace_start(m, on_event, &r.ev);
 	if (e) {
 		fprintf(stderr, "schedtop: record: ring buffer: %s\n", strerror(-e));

@@ -27,6 +27,13 @@ struct rec_opts {
 	size_t max_events;   /* the event ring's capacity */
 };
 
+/* Catch SIGUSR1 (a dump request) from now on: called at the start, before
+ * the attach, so that a request while it attaches is a dump once recording
+ * runs. SIGUSR1's default action ends the process: a request sent in the
+ * first ~0.1-0.3 s (the attach) killed schedtop, status 138, nothing said,
+ * nothing recorded (found by a review). */
+void record_catch_usr1(void);
+
 /* Record until the target exits or *exiting. The BPF side must have been
  * opened with trace = true. 0, or 1 when a dump could not be written. */
 int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct rec_opts *o,

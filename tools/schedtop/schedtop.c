@@ -1132,6 +1132,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
 		return 1;
 	}
+	if (mode == M_RECORD)
+		record_catch_usr1(); /* first: before SIGINT's, which a test waits for */
 	struct sigaction sa = { .sa_handler = on_sig }; /* no SA_RESTART: waits end early */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
