@@ -743,6 +743,70 @@ def test_report_interval(src, load):
     print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn")
 
 
+def svg_blocks(page):
+    """{aria-label: [x-axis tick labels]} of the page's charts."""
+    import re
+    out = {}
+    for m in re.finditer(r'<svg class="chart"[^>]*aria-label="([^"]*)"(.*?)</svg>', page, re.S):
+        out[m.group(1)] = re.findall(r'class="axis" text-anchor="middle">(-?[0-9.]+)</text>', m.group(2))
+    return out
+
+
+def test_report_short(src, load):
+    """found by a review (2026-12-06), in Chromium's screenshot of a 0.3 s
+    run: the x-axis ticks were written with one decimal (0.0 0.1 0.1 0.2
+    0.2 0.3 under the worker timeline); the charts over time, sized by
+    their one sample, ran from 0.3 s to 1.3 s (past the run's end) with
+    the run's one dot on the left edge - an empty-looking chart; a trace
+    starting 2 ms before the run said "Trace window: -0.0-0.3 s"."""
+    import re
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, data = make_load(load, d)
+        t0 = data["t0_ns"]
+        w = data["per_worker"]
+        data["series"] = [{"t": 0.3, "tasks": 30000, "ops": 0, "units_issued": 5, "units_done": 5,
+                           "p50_ns": 2000000, "p99_ns": 5000000,
+                           "worker": [[1000, 250000000, 10, 100, 20, 1, 0] for _ in w]}]
+        data["end_ns"] = t0 + 300000000
+        data["warmup_s"] = 0
+        with open(lp, "w") as f:
+            json.dump(data, f)
+        ep = os.path.join(d, "run.jsonl")
+        with open(ep, "w") as f:
+            for ts, e in ((-2000000, {"type": "worker_start", "core": 0}),
+                          (1000000, {"type": "worker_start", "core": 1}),
+                          (100000000, {"type": "steal", "core": 1, "victim": 0, "n": 4}),
+                          (200000000, {"type": "park", "core": 0}),
+                          (290000000, {"type": "unpark", "core": 0})):
+                e["ts_ns"] = t0 + ts
+                f.write(json.dumps(e) + "\n")
+        out = os.path.join(d, "r.html")
+        p = report_run("--load", lp, "--events", ep, "-o", out)
+        check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+        with open(out, encoding="utf-8") as f:
+            page = f.read()
+        charts = svg_blocks(page)
+        check("worker timeline" in charts and "tasks per second" in charts, "charts: %s" % list(charts))
+        for name, ticks in charts.items():
+            if name.endswith("histogram") or not ticks:
+                continue
+            check(len(set(ticks)) == len(ticks), "%s: x-axis ticks %s repeat" % (name, ticks))
+        for name in ("tasks per second", "steals and parks per second", "task latency per interval",
+                     "worker timeline"):
+            ticks = charts.get(name)
+            check(ticks and float(ticks[0]) == 0 and abs(float(ticks[-1]) - 0.3) < 1e-9,
+                  "%s: the axis runs %s, want 0 to the run's end, 0.3 s" % (name, ticks))
+        m = re.search(r'aria-label="tasks per second".*?<polyline points="([^"]*)"', page, re.S)
+        check(m and len(m.group(1).split()) == 2,
+              "the one sample of tasks/s is not drawn over the run: %r" % (m and m.group(1)))
+        check("Trace window: 0.0–0.3 s" in page, "the trace window: %r"
+              % re.findall(r"Trace window: [^<]*", page))
+        print("ok: a 0.3 s run: distinct ticks, axes 0 to 0.3 s, its one sample drawn as a line")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_partial(src, load):
     """found by a review of the tools: a write that failed midway (disk
     full) left the page cut short where the previous report was, as
@@ -1233,6 +1297,8 @@ def main():
         test_report_inputs(src, load)
     elif test == "report-same-file":
         test_report_same_file(src, load)
+    elif test == "report-short":
+        test_report_short(src, load)
     elif test == "report-partial":
         test_report_partial(src, load)
     elif test == "report-interval":

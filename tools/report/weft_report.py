@@ -273,14 +273,36 @@ def series_rates(load):
 
 # ---------------------------------------------------------------- SVG bits
 
+def fmt_s(v):
+    """Seconds with one decimal; a trace's first event a few ms before the
+    run's start read "-0.0"."""
+    t = "%.1f" % v
+    return "0.0" if t == "-0.0" else t
+
+
+def tick_fmt(x0, x1, n=5):
+    """The format of n+1 ticks over x0..x1 with as many decimals as their
+    step needs (one at least): "%.1f" wrote a 0.3 s run's ticks as
+    0.0 0.1 0.1 0.2 0.2 0.3."""
+    step = (x1 - x0) / n
+    d = max(1, -math.floor(math.log10(step))) if step > 0 else 1
+    return "%%.%df" % min(d, 9)
+
+
 def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
-               x_label="seconds since start", y_fmt=fmt_num, shade=None):
-    """Polylines over a shared x axis. shade: (x0, x1, label) band."""
+               x_label="seconds since start", y_fmt=fmt_num, shade=None, x_range=None):
+    """Polylines over a shared x axis. shade: (x0, x1, label) band.
+    x_range: the axis (the run, 0 to its end); the data's span without it.
+    Sized by the data alone, a run with one sample (shorter than two
+    intervals) had an axis from that sample to a second after it, the run's
+    one point on its left edge and most of the axis past the run's end."""
     ml, mr, mt, mb = 64, 16, 24, 36
     pw, ph = width - ml - mr, height - mt - mb
     allx = [x for xs in xs_list for x in xs] or [0, 1]
     ally = [y for ys in ys_list for y in ys] or [0]
     x0, x1 = min(allx), max(allx)
+    if x_range:
+        x0, x1 = min(x0, x_range[0]), max(x1, x_range[1])
     if x1 <= x0:
         x1 = x0 + 1
     ymax = nice_ceil(max(ally) * 1.05 if ally else 1)
@@ -304,14 +326,20 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
         yv = ymax * i / 4
         o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" class="grid"/>' % (ml, ml + pw, Y(yv), Y(yv)))
         o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">%s</text>' % (ml - 6, Y(yv) + 4, esc(y_fmt(yv))))
+    tf = tick_fmt(x0, x1)
     for i in range(6):
         xv = x0 + (x1 - x0) * i / 5
-        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%.1f</text>' % (X(xv), mt + ph + 16, xv))
+        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%s</text>' % (X(xv), mt + ph + 16, tf % xv))
     o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">%s</text>' % (ml + pw / 2, height - 4, esc(x_label)))
     for xs, ys, name, col in zip(xs_list, ys_list, names, colors):
         if not xs:
             continue
         pts = " ".join("%.1f,%.1f" % (X(x), Y(y)) for x, y in zip(xs, ys))
+        if len(xs) == 1 and x_range:
+            # one sample: its rate holds over the run from the start (the
+            # first row's interval begins at 0); a lone dot on the edge
+            # read as an empty chart
+            pts = "%.1f,%.1f %s" % (X(x0), Y(ys[0]), pts)
         o.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></polyline>'
                  % (pts, col, esc(name)))
         for x, y in zip(xs, ys):
@@ -437,9 +465,10 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
             r += 1
         totals.append(tot)
     ya = mt + workers * per_worker + 4
+    tf = tick_fmt(x0, x1)
     for i in range(6):
         xv = x0 + (x1 - x0) * i / 5
-        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%.1f</text>' % (X(xv), ya + 10, xv))
+        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">%s</text>' % (X(xv), ya + 10, tf % xv))
     o.append('<text x="%d" y="%d" class="axis" text-anchor="middle">seconds since start</text>' % (ml + pw / 2, ya + 28))
     o.append("</svg>")
     return "\n".join(o), rows, totals
@@ -656,9 +685,10 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
              '<p class="lead">Tasks completed per second, sampled by weft-load every interval; steals and parks per '
              'second from the runtime metrics (a busy worker publishes them every 61 ticks).</p>')
     xs = [r["t1"] for r in rates]
+    t_range = (0.0, max(run_end, xs[-1] if xs else 1))
     if rates:
         s.append(line_chart("tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]],
-                            shade=(0, warm, "warmup") if warm else None))
+                            shade=(0, warm, "warmup") if warm else None, x_range=t_range))
         if "steals_per_s" in rates[0]:
             ops_ = sum(r["steals_per_s"] * (r["t1"] - r["t0"]) for r in rates)
             moved = sum(r["stolen_per_s"] * (r["t1"] - r["t0"]) for r in rates)
@@ -667,9 +697,10 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
             s.append(line_chart("steals and parks per second", [xs, xs],
                                 [[r["steals_per_s"] for r in rates], [r["parks_per_s"] for r in rates]],
                                 ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]],
-                                height=200, shade=(0, warm, "warmup") if warm else None))
+                                height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range))
         s.append(line_chart("task latency per interval", [xs, xs], [[r["p50_ns"] for r in rates], [r["p99_ns"] for r in rates]],
-                            ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns))
+                            ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns,
+                            x_range=t_range))
     else:
         s.append('<p class="missing">The run was shorter than one sampling interval: no time series.</p>')
     s.append("</section>")
@@ -678,7 +709,6 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
 
     # ---- timeline
     s.append('<section id="timeline"><h2>Worker timeline: busy, searching, parked</h2>')
-    t_range = (0.0, max(run_end, xs[-1] if xs else 1))
     svg, rows_, totals = timeline_svg(workers if not an else an["workers"], an["spans"] if an else None, rates, t_range)
     legend = ""
     if an:
@@ -686,7 +716,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         s.append('<p class="lead">Top row of each worker: its state from schedtop\'s probes (dominant state per pixel; '
                  'hover for names). A worker that finds work in its own queue fires no probe, so <i>searching</i> after an '
                  'unpark is an upper bound (it lasts until the next steal or overflow). Second row: busy %% per interval '
-                 'from the runtime metrics (darker = busier). Trace window: %.1f–%.1f s.</p>' % tuple(an["window_s"]))
+                 'from the runtime metrics (darker = busier). Trace window: %s–%s s.</p>'
+                 % tuple(fmt_s(v) for v in an["window_s"]))
         data["state_seconds"] = [{k: round(v, 4) for k, v in t.items()} for t in totals]
     else:
         s.append('<p class="lead">Busy %% per worker and interval from the runtime metrics (darker = busier).</p>'
@@ -732,7 +763,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         if rates and "worker_parks" in rates[0]:
             s.append('<p class="lead">Parks per second per worker (runtime metrics):</p>')
             s.append(line_chart("parks per second", [xs] * workers, [[r["worker_parks"][w] for r in rates] for w in range(workers)],
-                                ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180))
+                                ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180,
+                                x_range=t_range))
         left_out.append("park-time histogram")
         data["park_hist"] = None
     s.append("</section>")
