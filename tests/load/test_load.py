@@ -807,6 +807,46 @@ def test_report_short(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_warmup(src, load):
+    """found by a review (2026-12-06), in Chromium's screenshot of a run
+    with --warmup 1: weft-load measures no latency in the warmup, so its
+    samples there say p50 and p99 0 ns, and the latency chart drew them -
+    the line started at 0 and climbed to the run's milliseconds, a dip the
+    run never had."""
+    import re
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, data = make_load(load, d)
+        t0 = data["t0_ns"]
+        series, tasks = [], 0
+        for t, p50, p99 in ((1.0, 0, 0), (2.0, 1200000, 3600000), (3.0, 1500000, 4000000)):
+            tasks += 12000
+            series.append({"t": t, "tasks": tasks, "ops": 0, "units_issued": 20, "units_done": 20,
+                           "p50_ns": p50, "p99_ns": p99})
+        data["series"] = series
+        data["warmup_s"] = 1.0
+        data["end_ns"] = t0 + 3000000000
+        with open(lp, "w") as f:
+            json.dump(data, f)
+        out = os.path.join(d, "r.html")
+        p = report_run("--load", lp, "--no-bpf", "test", "-o", out)
+        check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+        with open(out, encoding="utf-8") as f:
+            page = f.read()
+        m = re.search(r'aria-label="task latency per interval"(.*?)</svg>', page, re.S)
+        check(m, "no latency chart")
+        chart = m.group(1)
+        check(" at 1.0 s:" not in chart, "the warmup's sample (no latency measured) is drawn: %s"
+              % re.findall(r"<title>[^<]* at 1\.0 s:[^<]*</title>", chart))
+        pts = re.findall(r'<polyline points="([^"]*)"', chart)
+        check(len(pts) == 2 and all(len(x.split()) == 2 for x in pts),
+              "want the p50 and p99 lines of the 2 measured samples: %s" % pts)
+        check("p99 latency at 2.0 s: 3.60 ms" in chart, "the first measured sample is not drawn")
+        print("ok: the warmup's samples left out of the latency chart")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_partial(src, load):
     """found by a review of the tools: a write that failed midway (disk
     full) left the page cut short where the previous report was, as
@@ -1299,6 +1339,8 @@ def main():
         test_report_same_file(src, load)
     elif test == "report-short":
         test_report_short(src, load)
+    elif test == "report-warmup":
+        test_report_warmup(src, load)
     elif test == "report-partial":
         test_report_partial(src, load)
     elif test == "report-interval":

@@ -290,12 +290,14 @@ def tick_fmt(x0, x1, n=5):
 
 
 def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
-               x_label="seconds since start", y_fmt=fmt_num, shade=None, x_range=None):
+               x_label="seconds since start", y_fmt=fmt_num, shade=None, x_range=None, one_from=None):
     """Polylines over a shared x axis. shade: (x0, x1, label) band.
     x_range: the axis (the run, 0 to its end); the data's span without it.
     Sized by the data alone, a run with one sample (shorter than two
     intervals) had an axis from that sample to a second after it, the run's
-    one point on its left edge and most of the axis past the run's end."""
+    one point on its left edge and most of the axis past the run's end.
+    one_from: where the interval of a series' only sample starts (a line
+    from there to the sample is drawn, not a lone dot)."""
     ml, mr, mt, mb = 64, 16, 24, 36
     pw, ph = width - ml - mr, height - mt - mb
     allx = [x for xs in xs_list for x in xs] or [0, 1]
@@ -335,11 +337,10 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
         if not xs:
             continue
         pts = " ".join("%.1f,%.1f" % (X(x), Y(y)) for x, y in zip(xs, ys))
-        if len(xs) == 1 and x_range:
-            # one sample: its rate holds over the run from the start (the
-            # first row's interval begins at 0); a lone dot on the edge
-            # read as an empty chart
-            pts = "%.1f,%.1f %s" % (X(x0), Y(ys[0]), pts)
+        if len(xs) == 1 and one_from is not None and one_from < xs[0]:
+            # one sample: its figure holds over its interval; a lone dot
+            # on the edge read as an empty chart
+            pts = "%.1f,%.1f %s" % (X(max(x0, one_from)), Y(ys[0]), pts)
         o.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></polyline>'
                  % (pts, col, esc(name)))
         for x, y in zip(xs, ys):
@@ -688,7 +689,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     t_range = (0.0, max(run_end, xs[-1] if xs else 1))
     if rates:
         s.append(line_chart("tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]],
-                            shade=(0, warm, "warmup") if warm else None, x_range=t_range))
+                            shade=(0, warm, "warmup") if warm else None, x_range=t_range, one_from=rates[0]["t0"]))
         if "steals_per_s" in rates[0]:
             ops_ = sum(r["steals_per_s"] * (r["t1"] - r["t0"]) for r in rates)
             moved = sum(r["stolen_per_s"] * (r["t1"] - r["t0"]) for r in rates)
@@ -697,10 +698,17 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
             s.append(line_chart("steals and parks per second", [xs, xs],
                                 [[r["steals_per_s"] for r in rates], [r["parks_per_s"] for r in rates]],
                                 ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]],
-                                height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range))
-        s.append(line_chart("task latency per interval", [xs, xs], [[r["p50_ns"] for r in rates], [r["p99_ns"] for r in rates]],
+                                height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range,
+                                one_from=rates[0]["t0"]))
+        # a sample with no latency measured (the warmup's, where weft-load
+        # records none) says 0 ns: drawn, the line fell to 0 and climbed
+        # back, a run with a warmup showing a latency dip it never had
+        measured = [r for r in rates if r["p50_ns"] or r["p99_ns"]]
+        lx = [r["t1"] for r in measured]
+        s.append(line_chart("task latency per interval", [lx, lx], [[r["p50_ns"] for r in measured], [r["p99_ns"] for r in measured]],
                             ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns,
-                            x_range=t_range))
+                            x_range=t_range, shade=(0, warm, "warmup: no latency measured") if warm else None,
+                            one_from=measured[0]["t0"] if measured else None))
     else:
         s.append('<p class="missing">The run was shorter than one sampling interval: no time series.</p>')
     s.append("</section>")
@@ -764,7 +772,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
             s.append('<p class="lead">Parks per second per worker (runtime metrics):</p>')
             s.append(line_chart("parks per second", [xs] * workers, [[r["worker_parks"][w] for r in rates] for w in range(workers)],
                                 ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180,
-                                x_range=t_range))
+                                x_range=t_range, one_from=rates[0]["t0"]))
         left_out.append("park-time histogram")
         data["park_hist"] = None
     s.append("</section>")
