@@ -11,6 +11,7 @@
  * each), steal-trace.jsonl (recorded with `schedtop trace`).
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -971,6 +972,74 @@ static void test_diff_every_lint(void)
 	unlink(pb);
 }
 
+static const struct diff_metric *diff_find(const struct diff_run *r, const char *name)
+{
+	for (unsigned i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i].name, name))
+			return &r->m[i];
+	return NULL;
+}
+
+/* A recording of a runtime with WEFT_MAX_WORKERS (256) workers: each
+ * worker row was kept as ~47 leaves, so past 87 workers diff refused the
+ * file, "more values than diff reads (4096)" (a review, 2026-12-06). The
+ * rows here are shaped as schedtop's (a string, a nested object, numbers)
+ * and weft-load's per_worker. */
+static void test_diff_many_workers(void)
+{
+	enum { W = 256, LINES = 4 };
+	char *text = NULL, *load = NULL;
+	size_t tn = 0, ln = 0;
+	FILE *f = open_memstream(&text, &tn);
+	for (int l = 0; l < LINES; l++) {
+		fprintf(f, "{\"schema\":\"schedtop/1\",\"final\":false,\"interval_s\":0.5,"
+			   "\"workers\":%d,\"polls_per_s\":1000,\"worker\":[", W);
+		for (int w = 0; w < W; w++) {
+			fprintf(f, "%s{\"rt\":\"0x1\",\"core\":%d,\"state\":\"running\"", w ? "," : "", w);
+			/* ~40 more numeric columns, as a real row has */
+			for (int k = 0; k < 40; k++)
+				fprintf(f, ",\"col%d\":%d", k, k);
+			fprintf(f, ",\"cpu_pct\":0.5,\"noop_unparks\":2,\"park_p99_ns\":%d,"
+				   "\"total\":{\"polls\":%d,\"parks\":1}}", 1000 + w, w);
+		}
+		fprintf(f, "],\"lints\":[]}\n");
+	}
+	fclose(f);
+	f = open_memstream(&load, &ln);
+	fprintf(f, "{\"tool\":\"weft-load\",\"workers\":%d,\"t0_ns\":0,\"end_ns\":1000000000,"
+		   "\"tasks\":{\"completed\":1000},\"per_worker\":[", W);
+	for (int w = 0; w < W; w++)
+		fprintf(f, "%s{\"worker\":%d,\"polls\":10,\"busy_ns\":500000000,\"steal_operations\":1,"
+			   "\"tasks_stolen\":4,\"parks\":2,\"noop_unparks\":0,\"overflows\":0}",
+			w ? "," : "", w);
+	fprintf(f, "]}\n");
+	fclose(f);
+	char pa[32], pl[32], err[256] = "";
+	struct diff_run *r = calloc(1, sizeof(*r));
+	CHECK(r && text && load && write_tmp(text, pa) && write_tmp(load, pl), "setup");
+	int rc = diff_load(pa, r, err, sizeof(err));
+	CHECK(rc == 0, "schedtop/1, %d workers: %d %s", W, rc, err);
+	const struct diff_metric *m = diff_find(r, "workers cpu_pct (sum)");
+	CHECK(m && m->n == LINES - 1 && fabs(m->sum / m->n - 0.5 * W) < 1e-6,
+	      "cpu_pct sum over %d workers: %g, want %g", W, m && m->n ? m->sum / m->n : -1, 0.5 * W);
+	m = diff_find(r, "park_p99_ns (max worker)");
+	CHECK(m && m->n && m->sum / m->n == 1000 + W - 1, "park p99 max: %g", m && m->n ? m->sum / m->n : -1);
+	m = diff_find(r, "noop_unparks_per_s");
+	CHECK(m && m->n && fabs(m->sum / m->n - 2.0 * W / 0.5) < 1e-6, "noop unparks/s: %g",
+	      m && m->n ? m->sum / m->n : -1);
+	rc = diff_load(pl, r, err, sizeof(err));
+	CHECK(rc == 0, "weft-load, %d workers: %d %s", W, rc, err);
+	m = diff_find(r, "worker busy %");
+	CHECK(m && m->n == 1 && fabs(m->sum - 50) < 1e-6, "busy %%: %g", m ? m->sum : -1);
+	m = diff_find(r, "parks per 1k tasks");
+	CHECK(m && m->n == 1 && fabs(m->sum - 2.0 * W) < 1e-6, "parks per 1k tasks: %g", m ? m->sum : -1);
+	unlink(pa);
+	unlink(pl);
+	free(r);
+	free(text);
+	free(load);
+}
+
 /* weft's probes found from the note sections only: `schedtop list` read
  * each executable in full, 45 s for a 20 GiB sparse one (a review). */
 static void alarmed_notes(int sig)
@@ -1087,6 +1156,7 @@ int main(int argc, char **argv)
 	test_diff_sparse_trace();
 	test_diff_output();
 	test_diff_every_lint();
+	test_diff_many_workers();
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();

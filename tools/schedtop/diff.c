@@ -16,6 +16,7 @@
 /* ---------------------------------------------------------- one object */
 
 #define OBJ_MAX_LEAVES 4096
+#define OBJ_MAX_COLS 64
 
 struct leaf {
 	char path[96];
@@ -24,11 +25,55 @@ struct leaf {
 	bool is_str;
 };
 
+/*
+ * The per-worker rows ("worker[i].key" in schedtop's JSON, "per_worker[i].key"
+ * in weft-load's) are only ever summed, or their maximum taken, over the
+ * rows: each column is kept as its sum and maximum, not as one leaf per
+ * row. Kept as leaves, about 47 per schedtop row, a runtime of more than
+ * 87 workers filled OBJ_MAX_LEAVES and its recording was refused ("more
+ * values than diff reads (4096)"), and each lookup walked thousands of
+ * leaves (found by a review).
+ */
+struct col {
+	char arr[12];       /* "worker" or "per_worker" */
+	char key[40];
+	double sum, max;    /* max starts at 0, as max_rows did */
+	unsigned rows;      /* rows that have the key, numeric */
+};
+
 struct obj {
 	struct leaf l[OBJ_MAX_LEAVES];
 	unsigned n;
-	bool full;          /* more values than OBJ_MAX_LEAVES */
+	struct col c[OBJ_MAX_COLS];
+	unsigned nc;
+	bool full;          /* more values than OBJ_MAX_LEAVES, or columns */
 };
+
+/* "worker[12].cpu_pct" -> arr "worker", key "cpu_pct": a column of a
+ * per-worker row (a direct key; nested ones are not compared). */
+static bool row_col(const char *path, char *arr, size_t an, char *key, size_t kn)
+{
+	const char *b = strchr(path, '[');
+	if (!b || (size_t)(b - path) >= an)
+		return false;
+	size_t al = (size_t)(b - path);
+	if (!((al == 6 && !strncmp(path, "worker", 6)) || (al == 10 && !strncmp(path, "per_worker", 10))))
+		return false;
+	const char *p = b + 1;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p[0] != ']' || p[1] != '.')
+		return false;
+	p += 2;
+	if (strpbrk(p, ".[") || strlen(p) >= kn)
+		return true; /* nested in a row: not a column, not kept */
+	memcpy(arr, path, al);
+	arr[al] = '\0';
+	snprintf(key, kn, "%s", p);
+	return true;
+}
 
 static int collect(void *ctx, const struct jwalk_leaf *jl)
 {
@@ -37,6 +82,30 @@ static int collect(void *ctx, const struct jwalk_leaf *jl)
 	if (!strncmp(jl->path, "series", 6) || strstr(jl->path, ".buckets[") ||
 	    !strncmp(jl->path, "steal_matrix", 12) || strlen(jl->path) >= sizeof(o->l[0].path))
 		return 0;
+	char arr[sizeof(o->c[0].arr)] = "", key[sizeof(o->c[0].key)];
+	if (row_col(jl->path, arr, sizeof(arr), key, sizeof(key))) {
+		if (!arr[0] || jl->kind != JW_NUM)
+			return 0;
+		struct col *c = NULL;
+		for (unsigned i = 0; i < o->nc && !c; i++)
+			if (!strcmp(o->c[i].key, key) && !strcmp(o->c[i].arr, arr))
+				c = &o->c[i];
+		if (!c) {
+			if (o->nc == OBJ_MAX_COLS) {
+				o->full = true;
+				return 1;
+			}
+			c = &o->c[o->nc++];
+			memset(c, 0, sizeof(*c));
+			snprintf(c->arr, sizeof(c->arr), "%s", arr);
+			snprintf(c->key, sizeof(c->key), "%s", key);
+		}
+		c->sum += jl->num;
+		if (jl->num > c->max)
+			c->max = jl->num;
+		c->rows++;
+		return 0;
+	}
 	if (o->n == OBJ_MAX_LEAVES) {
 		o->full = true;
 		return 1;
@@ -75,35 +144,27 @@ static const char *str(const struct obj *o, const char *path)
 	return l && l->is_str ? l->s : NULL;
 }
 
-/* Sum of "<arr>[i].<key>" over i. */
+static const struct col *column(const struct obj *o, const char *arr, const char *key)
+{
+	for (unsigned i = 0; i < o->nc; i++)
+		if (!strcmp(o->c[i].key, key) && !strcmp(o->c[i].arr, arr))
+			return &o->c[i];
+	return NULL;
+}
+
+/* Sum of "<arr>[i].<key>" over the rows; rows: how many have it. */
 static double sum_rows(const struct obj *o, const char *arr, const char *key, unsigned *rows)
 {
-	double s = 0, v;
-	char p[96];
-	unsigned i;
-	for (i = 0;; i++) {
-		snprintf(p, sizeof(p), "%s[%u].%s", arr, i, key);
-		if (!num(o, p, &v))
-			break;
-		s += v;
-	}
+	const struct col *c = column(o, arr, key);
 	if (rows)
-		*rows = i;
-	return s;
+		*rows = c ? c->rows : 0;
+	return c ? c->sum : 0;
 }
 
 static double max_rows(const struct obj *o, const char *arr, const char *key)
 {
-	double m = 0, v;
-	char p[96];
-	for (unsigned i = 0;; i++) {
-		snprintf(p, sizeof(p), "%s[%u].%s", arr, i, key);
-		if (!num(o, p, &v))
-			break;
-		if (v > m)
-			m = v;
-	}
-	return m;
+	const struct col *c = column(o, arr, key);
+	return c ? c->max : 0;
 }
 
 /* ---------------------------------------------------------- metrics */
@@ -393,7 +454,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		goto out;
 	}
 	/* one value in the whole file (weft-load --json), or one per line */
-	o->n = 0;
+	o->n = o->nc = 0;
 	o->full = false;
 	unsigned nobj = 0, used = 0;
 	if (jwalk(buf, collect, o) == 0) {
@@ -421,7 +482,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			l++;
 		if (!*l)
 			continue;
-		o->n = 0;
+		o->n = o->nc = 0;
 		o->full = false;
 		int jr = jwalk(l, collect, o);
 		const char *k = jr ? NULL : kind_of(o);
