@@ -61,6 +61,11 @@ TEST is one of:
             SIGUSR1 to `record -- weft_load` as soon as schedtop catches
             SIGINT (before the attach): exit 0, a signal dump and an exit
             dump (it killed schedtop, status 138).
+  record_sigint
+            SIGINT 1.5 s into a 5 s interval of `record -- weft_load`: the
+            exit dump holds one partial interval report marked "end":
+            "signal" (it held none: reports stopped at the last whole
+            interval).
   record_symlink
             dumps into a directory others may write: symlinks planted at
             every name a SIGUSR1 dump could take over 3 s (.trace.json and
@@ -1122,6 +1127,48 @@ def test_record_early_usr1(st, wl_test, wl, lib):
             fail("want one signal dump and one exit dump: %s" % sorted(os.listdir(out)))
         load_dump(dumps(out, "signal")[0])
         print("PASS: SIGUSR1 during the attach is a dump once recording runs")
+    finally:
+        kill_and_remove(procs, d)
+
+
+def test_record_sigint(st, wl_test, wl, lib):
+    """Ctrl-C mid-interval: the exit dump's interval reports stopped at the
+    last whole interval - with `record ... 5`, SIGINT 1.5 s after the start
+    of recording gave a dump of 1.5 s of events and no interval report at
+    all (a review, 2026-12-06). A target's exit ended with a last partial
+    report already; a signal now does too, marked "end": "signal", as
+    --batch marks it."""
+    d = tempfile.mkdtemp(prefix="schedtop-record-int-")
+    procs = []
+    try:
+        out = os.path.join(d, "dumps")
+        rp = subprocess.Popen([st, "record", "--last", "10s", "-o", out, "5", "--", wl_test, "2", "3000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(rp)
+        import select
+        r, _, _ = select.select([rp.stderr], [], [], 20)
+        line = rp.stderr.readline() if r else ""
+        if rp.poll() is not None and rp.returncode == SKIP:
+            skip("schedtop exited 77: " + line + rp.stderr.read())
+        if "recording pid" not in line:
+            fail("record did not start: %r" % line)
+        time.sleep(1.5)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print("SIGINT 1.5 s into a 5 s interval ->", rp.returncode, (line + err).strip())
+        ex = dumps(out, "exit")
+        if rp.returncode != 0 or len(ex) != 1:
+            fail("rc %d, exit dumps %s: %r" % (rp.returncode, ex, err))
+        dump, evs = load_dump(ex[0])
+        ivs = dump["intervals"]
+        if not evs:
+            fail("no events in 1.5 s of weft_load")
+        if len(ivs) != 1 or ivs[-1].get("end") != "signal" or not 0.5 < ivs[-1]["interval_s"] < 5:
+            fail("want one partial interval report ending \"signal\": %s"
+                 % [(i.get("end"), i.get("interval_s")) for i in ivs])
+        if not ivs[-1]["polls_per_s"] > 0:
+            fail("the partial report saw no polls: %s" % ivs[-1]["polls_per_s"])
+        print("PASS: the exit dump after SIGINT holds the last partial interval (%.2f s)" % ivs[-1]["interval_s"])
     finally:
         kill_and_remove(procs, d)
 
@@ -2349,7 +2396,7 @@ def test_hangup(st, wl_test, wl, lib):
                 pass
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "record_early_usr1": test_record_early_usr1, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "record_early_usr1": test_record_early_usr1, "record_sigint": test_record_sigint, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,

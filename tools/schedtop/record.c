@@ -360,8 +360,14 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 	mon_snapshot(m, prev);
 	uint64_t next = prev->ts_ns + (uint64_t)(o->interval * 1e9);
 	bool gone = false;
-	while (!*exiting && !gone) {
-		int pr = mon_trace_poll(m, 50);
+	/* SIGINT/SIGTERM end with a last, partial interval report, as the
+	 * target's exit does and as --batch does: the exit dump had none for
+	 * the time since the last report (with `5` as the interval, 3 s of
+	 * events and no report at all: found by a review) */
+	bool stop = false;
+	while (!stop && !gone) {
+		stop = *exiting;
+		int pr = stop ? 0 : mon_trace_poll(m, 50);
 		if (pr < 0 && pr != -EINTR) {
 			fprintf(stderr, "schedtop: record: ring buffer poll: %s\n", strerror(-pr));
 			rc = 1;
@@ -376,8 +382,13 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 			if (o->on & REC_ON_SIGNAL && dump(&r, m, "signal", NULL, NULL))
 				rc = 1;
 		}
-		if (now < next && !gone)
+		if (now < next && !gone && !stop)
 			continue;
+		/* a signal just after a report: a sliver shorter than the
+		 * shortest interval says nothing, and its counters, published
+		 * every 61 ticks, can read as "no poll" */
+		if (stop && !gone && now - prev->ts_ns < 10000000ull)
+			break;
 		next += (uint64_t)(o->interval * 1e9);
 		if (next < now)
 			next = now + (uint64_t)(o->interval * 1e9);
@@ -395,7 +406,8 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		size_t len = 0;
 		FILE *mf = open_memstream(&text, &len);
 		if (mf) {
-			interval_print_json(mf, iv, pid, gone ? SCHEDTOP_END_EXITED : NULL);
+			interval_print_json(mf, iv, pid, gone ? SCHEDTOP_END_EXITED
+							: stop ? SCHEDTOP_END_SIGNAL : NULL);
 			fclose(mf);
 			if (len && text[len - 1] == '\n')
 				text[len - 1] = '\0';
@@ -405,7 +417,9 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		for (unsigned l = 0; l < LINT_NR; l++) {
 			bool rising = iv->lint[l] && !prev_lint[l];
 			prev_lint[l] = iv->lint[l];
-			if (!rising || !(o->on & REC_ON_LINT) ||
+			/* not from the signal's partial interval: the exit
+			 * dump that follows holds the same window */
+			if (!rising || !(o->on & REC_ON_LINT) || stop ||
 			    (last_lint_dump && now - last_lint_dump < last_ns))
 				continue;
 			char reason[48];
