@@ -51,6 +51,12 @@ TEST is one of:
             (older ones were dropped), the trace JSON parses, the events
             file has the window's count; with --max-events 1024 the ring
             stays at 1024 events and the dump says it is truncated.
+  record_dir
+            -o DIR that cannot take dumps: a regular file is refused at
+            once, with -- CMD before CMD starts (it started CMD, attached,
+            then stopped it); a DIR made for a run that attaches nothing
+            (-p of no process) is not left behind; dumps that could not be
+            written are not counted as written.
   record_full
             dumps that cannot be written whole (the file size limit, 16 KiB,
             standing in for a full disk): each failed dump (SIGUSR1, exit)
@@ -807,6 +813,23 @@ def wrapper_as_nobody(st, wl_test, lib):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def wait_recording(rp, secs=20):
+    """The first line of `schedtop record`'s stderr, once recording runs
+    ("schedtop: recording pid N: ..."): DIR is made before the attach, so
+    its existence no longer says that recording runs. Skips on 77, fails
+    when record ends or says something else first."""
+    import select
+    r, _, _ = select.select([rp.stderr], [], [], secs)
+    line = rp.stderr.readline() if r else ""
+    if "recording pid" not in line:
+        if rp.poll() is not None or line == "":
+            rp.wait(5)
+            if rp.returncode == SKIP:
+                skip("schedtop exited 77: " + line + rp.stderr.read())
+        fail("record did not start recording: %r" % (line + (rp.stderr.read() if rp.poll() is not None else "")))
+    return line
+
+
 def load_dump(path):
     d = json.load(open(path))
     base = path[:-len(".json")]
@@ -844,13 +867,7 @@ def test_record(st, wl_test, wl, lib):
         rp = subprocess.Popen([st, "record", "-p", str(pid), "--last", "5s", "-o", out1, "0.25"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(rp)
-        deadline = time.time() + 10
-        while not os.path.isdir(out1) and time.time() < deadline and rp.poll() is None:
-            time.sleep(0.05)   # record creates DIR once attached
-        if rp.poll() is not None:
-            if rp.returncode == SKIP:
-                skip("schedtop exited 77: " + rp.stderr.read())
-            fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
+        wait_recording(rp)
         time.sleep(0.3)
         os.kill(pid, signal.SIGUSR1)
         t0 = time.time()
@@ -951,13 +968,7 @@ def test_record_stuck(st, wl_test, wl, lib):
                                "-o", out, "0.25"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(rp)
-        deadline = time.time() + 10
-        while not os.path.isdir(out) and time.time() < deadline and rp.poll() is None:
-            time.sleep(0.05)
-        if rp.poll() is not None:
-            if rp.returncode == SKIP:
-                skip("schedtop exited 77: " + rp.stderr.read())
-            fail("record exited %d: %s" % (rp.returncode, rp.stderr.read()))
+        wait_recording(rp)
         time.sleep(2)
         rp.send_signal(signal.SIGINT)
         _, err = rp.communicate(timeout=15)
@@ -1003,19 +1014,35 @@ def test_record_dir(st, wl_test, wl, lib):
         print("record -o FILE ->", p.returncode, p.stderr.strip())
         if p.returncode != 1 or "Not a directory" not in p.stderr:
             fail("record -o FILE: rc %d, %r" % (p.returncode, p.stderr))
+        # with -- CMD: refused before CMD starts (it was started, attached
+        # to, then stopped with SIGTERM: a review, 2026-12-06)
+        mark = os.path.join(d, "started")
+        p = run([st, "record", "--last", "2s", "-o", afile, "--", "sh", "-c",
+                 'touch "$0"; exec "$1" 2 100', mark, wl_test], timeout=20)
+        print("record -o FILE -- CMD ->", p.returncode, p.stderr.strip())
+        if p.returncode != 1 or "Not a directory" not in p.stderr or os.path.exists(mark):
+            fail("record -o FILE -- CMD: rc %d, CMD started: %s, %r" % (p.returncode, os.path.exists(mark),
+                                                                        p.stderr))
+        # DIR made for a run that then attaches nothing: not left behind
+        newdir = os.path.join(d, "new")
+        p = run([st, "record", "--last", "2s", "-o", newdir, "-p", "999999999"], timeout=20)
+        if p.returncode != 1 or os.path.exists(newdir):
+            fail("record -o NEWDIR -p (no such process): rc %d, NEWDIR left: %s, %r"
+                 % (p.returncode, os.path.exists(newdir), p.stderr))
         gone = os.path.join(d, "gone")
         rp = subprocess.Popen([st, "record", "-p", str(load.pid), "--last", "2s", "-o", gone,
                                "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(rp)
-        deadline = time.time() + 10
-        while not os.path.isdir(gone) and time.time() < deadline and rp.poll() is None:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        # DIR is made before the attach: wait until recording runs, or the
+        # DIR removed during the attach is made again when it starts
+        first = wait_recording(rp)
+        time.sleep(0.3)
         shutil.rmtree(gone)
         rp.send_signal(signal.SIGUSR1)
         time.sleep(0.5)
         rp.send_signal(signal.SIGINT)
         _, err = rp.communicate(timeout=15)
+        err = first + err
         print("DIR removed ->", rp.returncode, err.strip())
         if rp.returncode != 1 or "0 dumps written" not in err:
             fail("two dumps that failed: rc %d, %r" % (rp.returncode, err))
@@ -1047,14 +1074,10 @@ def test_record_full(st, wl_test, wl, lib):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               preexec_fn=limit)
         procs.append(rp)
-        deadline = time.time() + 15
-        while not os.path.isdir(out) and time.time() < deadline and rp.poll() is None:
-            time.sleep(0.05)
+        wait_recording(rp)
         time.sleep(1.5)
         if rp.poll() is not None:
             _, err = rp.communicate()
-            if rp.returncode == SKIP:
-                skip("schedtop exited 77: " + err)
             fail("record ended early: rc %d %r" % (rp.returncode, err))
         rp.send_signal(signal.SIGUSR1)
         time.sleep(0.5)

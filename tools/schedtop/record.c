@@ -46,6 +46,31 @@ void record_catch_usr1(void)
 	sigaction(SIGUSR1, &sa, NULL);
 }
 
+int record_dir_check(const char *dir, bool *created)
+{
+	if (created)
+		*created = false;
+	if (mkdir(dir, 0777) == 0) {
+		if (created)
+			*created = true;
+	} else if (errno != EEXIST) {
+		fprintf(stderr, "schedtop: record: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	/* DIR a file, or one not writable: said now, not at the first dump,
+	 * hours later, when the window it was to keep is lost (found by a
+	 * review: `-o FILE` recorded on and failed at the lint) */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS)) {
+		fprintf(stderr, "schedtop: record: %s: %s\n", dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	close(dfd);
+	return 0;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -321,23 +346,10 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		rc = 1;
 		goto out;
 	}
-	if (mkdir(o->dir, 0777) && errno != EEXIST) {
-		fprintf(stderr, "schedtop: record: %s: %s\n", o->dir, strerror(errno));
+	if (record_dir_check(o->dir, NULL)) {
 		rc = 1;
 		goto out;
 	}
-	/* DIR a file, or one not writable: said now, not at the first dump,
-	 * hours later, when the window it was to keep is lost (found by a
-	 * review: `-o FILE` recorded on and failed at the lint) */
-	int dfd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || faccessat(dfd, ".", W_OK | X_OK, AT_EACCESS)) {
-		fprintf(stderr, "schedtop: record: %s: %s\n", o->dir, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
-		rc = 1;
-		goto out;
-	}
-	close(dfd);
 	int e = mon_trace_start(m, on_event, &r.ev);
 	if (e) {
 		fprintf(stderr, "schedtop: record: ring buffer: %s\n", strerror(-e));

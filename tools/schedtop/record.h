@@ -34,6 +34,12 @@ struct rec_opts {
  * nothing recorded (found by a review). */
 void record_catch_usr1(void);
 
+/* DIR can take dumps: made if missing (*created then true), a directory
+ * schedtop may write. Called before the attach - `record -o FILE -- CMD`
+ * started CMD, attached, then refused FILE and stopped CMD (found by a
+ * review) - and again by record_run. 0, or -1 said on stderr. */
+int record_dir_check(const char *dir, bool *created);
+
 /* Record until the target exits or *exiting. The BPF side must have been
  * opened with trace = true. 0, or 1 when a dump could not be written. */
 int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct rec_opts *o,

@@ -1206,8 +1206,15 @@ int main(int argc, char **argv)
 			fclose(rec);
 		goto log;
 	}
+	bool rec_dir_created = false;
+	if (mode == M_RECORD && record_dir_check(out, &rec_dir_created)) {
+		rc = 1;
+		goto log;
+	}
 	rc = attach(&m, &t, cmd, verbose, mode == M_TRACE || mode == M_RECORD, a.wait_lib);
 	if (rc) {
+		if (rec_dir_created)
+			rmdir(out); /* a run that attached nothing leaves nothing */
 		if (mode == M_TRACE)
 			trace_out_close(&tout, true);
 		if (rec) {
