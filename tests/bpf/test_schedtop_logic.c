@@ -1040,6 +1040,60 @@ static void test_diff_many_workers(void)
 	free(load);
 }
 
+/* A `schedtop record` dump (.json, schedtop-record/1) compared with diff:
+ * its interval reports are a schedtop recording. diff refused it, "one
+ * JSON object, not weft-load's output, nor a schedtop recording or a
+ * trace" (a review, 2026-12-06). Compact as schedtop writes it, and
+ * pretty-printed with a lint detail holding brackets, quotes and a
+ * backslash; a dump without interval reports is refused with a reason. */
+static void test_diff_record_dump(void)
+{
+	static const char iv[] = "{\"schema\":\"schedtop/1\",\"final\":false,\"interval_s\":1,"
+				 "\"workers\":2,\"polls_per_s\":%d,\"worker\":[{\"core\":0,\"cpu_pct\":10},"
+				 "{\"core\":1,\"cpu_pct\":20}],\"lints\":[]}";
+	char compact[4096], pretty[4096], empty[512], ivs[2048] = "", one[512];
+	for (int i = 0; i < 4; i++) {
+		snprintf(one, sizeof(one), iv, 1000 * (i + 1));
+		if (i)
+			strcat(ivs, ",");
+		strcat(ivs, one);
+	}
+	snprintf(compact, sizeof(compact),
+		 "{\"schema\":\"schedtop-record/1\",\"pid\":7,\"reason\":\"lint-long-poll\","
+		 "\"lint\":\"long-poll\",\"detail\":\"f ] } [ { \\\" \\\\\",\"window\":{\"last_s\":30,"
+		 "\"events\":3},\"intervals\":[%s]}\n", ivs);
+	snprintf(pretty, sizeof(pretty),
+		 "{\n  \"window\": {\"events\": 3},\n  \"detail\": \"x]\",\n  \"intervals\": [\n    %s\n  ],\n"
+		 "  \"schema\": \"schedtop-record/1\"\n}\n", ivs);
+	/* newlines between the tokens of the intervals, as jq writes them */
+	for (char *q = strstr(pretty, "\"intervals\""); q && *q; q++)
+		if (*q == ',' && q[1] == '"')
+			*q = '\n', memmove(q + 1, q, strlen(q) + 1), *q = ',';
+	snprintf(empty, sizeof(empty), "{\"schema\":\"schedtop-record/1\",\"intervals\":[]}\n");
+	char pc[32], pp[32], pe[32], err[256] = "";
+	struct diff_run *r = calloc(1, sizeof(*r));
+	CHECK(r && write_tmp(compact, pc) && write_tmp(pretty, pp) && write_tmp(empty, pe), "setup");
+	const char *files[] = { pc, pp };
+	for (int k = 0; k < 2; k++) {
+		int rc = diff_load(files[k], r, err, sizeof(err));
+		CHECK(rc == 0 && !strcmp(r->kind, "schedtop") && r->samples == 3,
+		      "record dump (%s): rc %d kind %s samples %llu: %s", k ? "pretty" : "compact", rc,
+		      r->kind, (unsigned long long)r->samples, err);
+		const struct diff_metric *m = diff_find(r, "polls_per_s");
+		/* the first interval is left out (3 or more): 2000, 3000, 4000 */
+		CHECK(m && m->n == 3 && m->sum == 9000, "polls_per_s: n %llu sum %g",
+		      m ? (unsigned long long)m->n : 0ull, m ? m->sum : -1);
+		m = diff_find(r, "workers cpu_pct (sum)");
+		CHECK(m && m->n == 3 && m->sum == 90, "cpu_pct: %g", m ? m->sum : -1);
+	}
+	int rc = diff_load(pe, r, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, "no interval report"), "a dump without intervals: %d %s", rc, err);
+	unlink(pc);
+	unlink(pp);
+	unlink(pe);
+	free(r);
+}
+
 /* weft's probes found from the note sections only: `schedtop list` read
  * each executable in full, 45 s for a 20 GiB sparse one (a review). */
 static void alarmed_notes(int sig)
@@ -1157,6 +1211,7 @@ int main(int argc, char **argv)
 	test_diff_output();
 	test_diff_every_lint();
 	test_diff_many_workers();
+	test_diff_record_dump();
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();

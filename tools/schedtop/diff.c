@@ -436,6 +436,103 @@ static const char *kind_of(const struct obj *o)
 	return NULL;
 }
 
+/* ------------------------------------------------- record dumps */
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	return p;
+}
+
+/* The end of the JSON value at p (a string, an object, an array or a
+ * scalar), or NULL when it does not end. Only the brackets and strings
+ * are followed: jwalk checks each interval afterwards. */
+static const char *value_end(const char *p)
+{
+	int depth = 0;
+	do {
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && !*++p)
+					return NULL;
+			if (!*p)
+				return NULL;
+			p++;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+			p++;
+		} else if (*p == '}' || *p == ']') {
+			if (--depth < 0)
+				return NULL;
+			p++;
+		} else if (!*p) {
+			return NULL;
+		} else if (depth == 0) { /* a scalar at the top */
+			while (*p && !strchr(",}] \t\r\n", *p))
+				p++;
+			return p;
+		} else {
+			p++;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+/*
+ * A `schedtop record` dump (`.json`, "schedtop-record/1"): its "intervals"
+ * are schedtop --batch --json objects, one per interval of the window.
+ * They are returned one per line, to be read as a recording of that kind;
+ * NULL when buf is not such a dump (or has no intervals array). diff said
+ * of it "one JSON object, not weft-load's output, nor a schedtop recording
+ * or a trace", or, with more intervals, "line 1: more values than diff
+ * reads" (found by a review).
+ */
+static char *record_intervals(const char *buf, unsigned *count)
+{
+	const char *p = skip_ws(buf), *iv = NULL;
+	bool is_record = false;
+	if (*p != '{')
+		return NULL;
+	for (p = skip_ws(p + 1); *p == '"';) {
+		const char *k = p, *ke = value_end(p);
+		if (!ke || *(p = skip_ws(ke)) != ':')
+			return NULL;
+		const char *v = skip_ws(p + 1), *ve = value_end(v);
+		if (!ve)
+			return NULL;
+		if (ke - k == 8 && !strncmp(k, "\"schema\"", 8))
+			is_record = ve - v == 19 && !strncmp(v, "\"schedtop-record/1\"", 19);
+		else if (ke - k == 11 && !strncmp(k, "\"intervals\"", 11) && *v == '[')
+			iv = v;
+		p = skip_ws(ve);
+		if (*p == ',')
+			p = skip_ws(p + 1);
+	}
+	if (!is_record || !iv)
+		return NULL;
+	char *out = malloc(strlen(iv) + 2), *o = out;
+	if (!out)
+		return NULL;
+	*count = 0;
+	for (p = skip_ws(iv + 1); *p && *p != ']';) {
+		const char *e = value_end(p);
+		if (!e)
+			break;
+		/* one line each: a dump pretty-printed (jq .) has newlines
+		 * between the tokens, never inside a JSON string */
+		for (; p < e; p++)
+			*o++ = *p == '\n' || *p == '\r' ? ' ' : *p;
+		*o++ = '\n';
+		(*count)++;
+		p = skip_ws(e);
+		if (*p == ',')
+			p = skip_ws(p + 1);
+	}
+	*o = '\0';
+	return out;
+}
+
 int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 {
 	int rc = 0;
@@ -453,11 +550,23 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		snprintf(err, n, "%s: out of memory", path);
 		goto out;
 	}
+	/* a record dump: its interval reports, read as a recording */
+	unsigned nrec = 0;
+	char *ivs = record_intervals(buf, &nrec);
+	if (ivs) {
+		free(buf);
+		buf = ivs;
+		if (!nrec) {
+			snprintf(err, n, "%s: a schedtop record dump with no interval report", path);
+			rc = -EINVAL;
+			goto out;
+		}
+	}
 	/* one value in the whole file (weft-load --json), or one per line */
 	o->n = o->nc = 0;
 	o->full = false;
 	unsigned nobj = 0, used = 0;
-	if (jwalk(buf, collect, o) == 0) {
+	if (!ivs && jwalk(buf, collect, o) == 0) {
 		const char *k = kind_of(o);
 		if (k && !strcmp(k, "weft-load")) {
 			snprintf(r->kind, sizeof(r->kind), "%s", k);
