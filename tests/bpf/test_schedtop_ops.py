@@ -94,6 +94,10 @@ TEST is one of:
             the range 0-65535 (99999 listened on 34463, said 99999);
             `--listen 127.0.0.1:0` and `[::1]:0` say the port bound, and
             a GET there answers the scrape (it said ":0").
+  metrics_http
+            HEAD /metrics: the headers, no body (the scrape followed); POST:
+            405 with Allow: GET, HEAD; `GET` alone and bytes with a NUL:
+            400 at once (closed silently, the NUL one after 2 s).
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -694,6 +698,72 @@ def test_metrics_port(st, wl_test, wl, lib):
         if srv and srv.poll() is None:
             srv.kill()
             srv.wait()
+        load.kill()
+        load.wait()
+
+
+def test_metrics_http(st, wl_test, wl, lib):
+    """The metrics server's answers to what is not a plain GET (a review,
+    2026-12-06): HEAD got the whole scrape after the headers (RFC 9110: no
+    content in a HEAD response); a 405 named no allowed method (Allow is
+    required); a request line that is not METHOD PATH was closed without
+    a word, and one holding a NUL byte after the client's 2 s."""
+    import socket
+    load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
+    srv = None
+    try:
+        time.sleep(0.3)
+        srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", "127.0.0.1:0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        import select
+        r, _, _ = select.select([srv.stderr], [], [], 15)
+        line = srv.stderr.readline() if r else ""
+        if srv.poll() is not None and srv.returncode == SKIP:
+            skip("schedtop exited 77: " + line + srv.stderr.read())
+        m = re.match(r"schedtop: serving http://127\.0\.0\.1:(\d+)/metrics", line)
+        if not m:
+            fail("no serving line: %r" % line)
+        port = int(m.group(1))
+
+        def ask(req):
+            t = time.time()
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(req)
+            data = b""
+            while True:
+                k = s.recv(65536)
+                if not k:
+                    break
+                data += k
+            s.close()
+            head, _, body = data.partition(b"\r\n\r\n")
+            return head.decode(errors="replace"), body, time.time() - t
+
+        head, body, _ = ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        glen = int(re.search(r"Content-Length: (\d+)", head).group(1))
+        if not head.startswith("HTTP/1.1 200") or len(body) != glen:
+            fail("GET: %r, %d bytes" % (head, len(body)))
+        head, body, _ = ask(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        if not head.startswith("HTTP/1.1 200") or body or "Content-Length: " not in head:
+            fail("HEAD /metrics: %r and %d bytes of body, want the headers alone" % (head, len(body)))
+        head, body, _ = ask(b"POST /metrics HTTP/1.0\r\n\r\n")
+        if not head.startswith("HTTP/1.1 405") or "\r\nAllow: GET, HEAD" not in head:
+            fail("POST: %r, want 405 with Allow: GET, HEAD" % head)
+        for bad in (b"GET\r\n\r\n", b"\x00\x01\x02\r\n\r\n"):
+            head, body, took = ask(bad)
+            if not head.startswith("HTTP/1.1 400") or took > 1.5:
+                fail("%r: %r after %.1f s, want 400 at once" % (bad, head, took))
+        head, body, _ = ask(b"GET /metrics HTTP/1.0\r\n\r\n")
+        if not head.startswith("HTTP/1.1 200") or b"weft_worker_polls_total" not in body:
+            fail("GET after the bad requests: %r" % head)
+        print("PASS: HEAD has no body, 405 says Allow, a malformed request gets 400 at once")
+    finally:
+        if srv and srv.poll() is None:
+            srv.send_signal(signal.SIGINT)
+            try:
+                srv.wait(10)
+            except subprocess.TimeoutExpired:
+                srv.kill()
         load.kill()
         load.wait()
 
@@ -2419,7 +2489,7 @@ def test_hangup(st, wl_test, wl, lib):
                 pass
 
 
-TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "record_early_usr1": test_record_early_usr1, "record_sigint": test_record_sigint, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
+TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui_nobpf, "escapes": test_escapes, "restart": test_restart, "hardening": test_hardening, "tui": test_tui, "record": test_record, "record_stuck": test_record_stuck, "record_dir": test_record_dir, "record_symlink": test_record_symlink, "record_full": test_record_full, "record_early_usr1": test_record_early_usr1, "record_sigint": test_record_sigint, "list_sparse": test_list_sparse, "metrics_interval": test_metrics_interval, "metrics_port": test_metrics_port, "metrics_http": test_metrics_http, "faults": test_faults, "perf": test_perf, "diff": test_diff, "metrics": test_metrics,
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,

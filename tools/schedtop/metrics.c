@@ -90,7 +90,9 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 }
 
 /* Read the request head (up to the blank line) within 2 s; the path in
- * `path`. 0, or -1 on a timeout, an error or a malformed request. */
+ * `path`. 0 for GET, 1 for HEAD, -2 another method, -3 a request line
+ * that is not METHOD PATH, -1 on a timeout or an error (nothing to
+ * answer). */
 static int read_request(int c, char *path, size_t n)
 {
 	char buf[4096];
@@ -108,13 +110,17 @@ static int read_request(int c, char *path, size_t n)
 			return -1;
 		len += (size_t)k;
 		buf[len] = '\0';
-		if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
+		/* memmem: a NUL byte in the request hid the blank line from
+		 * strstr, and the client waited its 2 s for nothing */
+		if (memmem(buf, len, "\r\n\r\n", 4) || memmem(buf, len, "\n\n", 2))
 			break;
 	}
 	char method[16];
-	if (sscanf(buf, "%15s %255s", method, path) != 2 || n < 256)
+	if (!len)
 		return -1;
-	return strcmp(method, "GET") && strcmp(method, "HEAD") ? -2 : 0;
+	if (sscanf(buf, "%15s %255s", method, path) != 2 || n < 256)
+		return -3;
+	return !strcmp(method, "GET") ? 0 : !strcmp(method, "HEAD") ? 1 : -2;
 }
 
 static void write_all(int c, const char *p, size_t n)
@@ -128,15 +134,20 @@ static void write_all(int c, const char *p, size_t n)
 	}
 }
 
-static void respond(int c, const char *status, const char *ctype, const char *body, size_t blen)
+/* A HEAD answer has the headers of the GET, no body (RFC 9110 9.3.2: the
+ * scrape followed them, found by a review); `extra` is one more header
+ * line, or "". */
+static void respond(int c, bool head_only, const char *status, const char *extra,
+		    const char *ctype, const char *body, size_t blen)
 {
-	char head[256];
+	char head[320];
 	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			  "HTTP/1.1 %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
 			  "Connection: close\r\n\r\n",
-			  status, ctype, blen);
+			  status, extra, ctype, blen);
 	write_all(c, head, (size_t)hl);
-	write_all(c, body, blen);
+	if (!head_only)
+		write_all(c, body, blen);
 }
 
 static int scrape(struct mon *m, int pid, char **body, size_t *len)
@@ -159,25 +170,32 @@ static void serve_one(struct mon *m, int c, int pid)
 {
 	char path[256];
 	int r = read_request(c, path, sizeof(path));
+	bool head = r == 1;
 	if (r == -1)
 		return;
-	if (r == -2) {
+	if (r == -3) { /* it was closed without a word (a review) */
+		static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
+		respond(c, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
+		return;
+	}
+	if (r == -2) { /* 405 names the methods that work (RFC 9110 15.5.6) */
 		static const char msg[] = "only GET /metrics\n";
-		respond(c, "405 Method Not Allowed", "text/plain", msg, sizeof(msg) - 1);
+		respond(c, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", "text/plain", msg,
+			sizeof(msg) - 1);
 		return;
 	}
 	if (strcmp(path, "/metrics") && strncmp(path, "/metrics?", 9)) {
 		static const char msg[] = "schedtop: the metrics are at /metrics\n";
-		respond(c, "404 Not Found", "text/plain", msg, sizeof(msg) - 1);
+		respond(c, head, "404 Not Found", "", "text/plain", msg, sizeof(msg) - 1);
 		return;
 	}
 	char *body = NULL;
 	size_t len = 0;
 	if (scrape(m, pid, &body, &len)) {
 		static const char msg[] = "schedtop: out of memory\n";
-		respond(c, "500 Internal Server Error", "text/plain", msg, sizeof(msg) - 1);
+		respond(c, head, "500 Internal Server Error", "", "text/plain", msg, sizeof(msg) - 1);
 	} else {
-		respond(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, len);
+		respond(c, head, "200 OK", "", "text/plain; version=0.0.4; charset=utf-8", body, len);
 	}
 	free(body);
 }
