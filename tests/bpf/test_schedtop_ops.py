@@ -176,8 +176,10 @@ TEST is one of:
             events unchanged (the trace was written over them, exit 0).
             `diff A B > /dev/full` (text and --json) exits 2 saying why, and
             `diff DIR B` says "Is a directory" (both were: exit 0 silent,
-            "DIR: empty"); last, with BPF, `metrics -p PID --once >
-            /dev/full` exits 1 saying why (it exited 0).
+            "DIR: empty"); `report`, `report --json`, `list`, `convert`
+            and `-h` into /dev/full exit 1 saying why (they exited 0);
+            last, with BPF, `metrics -p PID --once > /dev/full` exits 1
+            saying why (it exited 0).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -515,6 +517,17 @@ def test_files(st, wl_test, wl, lib):
         if p.returncode != 2 or "%s: Is a directory" % d not in p.stderr:
             fail("diff DIR FILE: rc %d, want 2 and 'Is a directory': %r" % (p.returncode, p.stderr))
         print("PASS: diff says a stdout that takes nothing and a directory, exit 2")
+        # the other commands whose stdout is their result: exit 0, silent
+        for args, what in (([st, "report", fixture("skewed.snap.jsonl")], "report"),
+                           ([st, "report", fixture("skewed.snap.jsonl"), "--json"], "report"),
+                           ([st, "list"], "list"),
+                           ([st, "convert", fx, "-o", os.path.join(d, "c.json")], "convert"),
+                           ([st, "-h"], "--help")):
+            with open("/dev/full", "w") as full:
+                p = subprocess.run(args, stdout=full, stderr=subprocess.PIPE, text=True, timeout=30)
+            if p.returncode != 1 or "%s: writing to stdout: No space left on device" % what not in p.stderr:
+                fail("%s > /dev/full: rc %d, want 1 and the reason: %r" % (args[1:], p.returncode, p.stderr))
+        print("PASS: report, list, convert and -h say a stdout that takes nothing, exit 1")
         # metrics --once likewise (BPF: last, a skip skips only this)
         load = subprocess.Popen([wl_test, "2", "400"], stdout=subprocess.DEVNULL)
         try:

@@ -251,6 +251,12 @@ static bool stdout_flush_failed(const char *what)
 	return true;
 }
 
+/* rc, or 1 when stdout could not take what the command printed */
+static int stdout_checked(const char *what, int rc)
+{
+	return stdout_flush_failed(what) && !rc ? 1 : rc;
+}
+
 /* Exit status as diff(1): 0 within the threshold, 1 past it, 2 trouble. */
 static int cmd_diff(const char *a, const char *b, double fail_over, double min_change, bool json)
 {
@@ -1097,7 +1103,7 @@ int main(int argc, char **argv)
 		return pr;
 	if (a.help) {
 		fputs(schedtop_usage, stdout);
-		return 0;
+		return stdout_flush_failed("--help") ? 1 : 0;
 	}
 	char why[1024];
 	if (priv_init(why, sizeof(why))) {
@@ -1113,9 +1119,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	switch (a.mode) {
-	case M_LIST: return cmd_list();
-	case M_REPORT: return cmd_report(a.pos[0], a.json);
-	case M_CONVERT: return cmd_convert(a.pos[0], a.out);
+	/* what they print on stdout is their result: a stdout that takes
+	 * nothing (`report F > /dev/full`) exited 0, silent (a review) */
+	case M_LIST: return stdout_checked("list", cmd_list());
+	case M_REPORT: return stdout_checked("report", cmd_report(a.pos[0], a.json));
+	case M_CONVERT: return stdout_checked("convert", cmd_convert(a.pos[0], a.out));
 	case M_DIFF: return cmd_diff(a.pos[0], a.pos[1], a.fail_over, a.min_change, a.json);
 	case M_TRACE: case M_TOP: case M_METRICS: case M_RECORD: break;
 	}
