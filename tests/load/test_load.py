@@ -1193,6 +1193,14 @@ def test_report_trace(src, load):
         html = open(out, encoding="utf-8").read()
         check(p.returncode == 0 and "<code>%s</code>" % os.path.join(d, "run.json") in html
               and "out/trace.json" not in html, "with events the notes should name %s/run.json" % d)
+        # a flight-recorder dump's events: its trace is DUMP.trace.json (the
+        # notes named DUMP.events.json, which no one writes: 2026-12-06)
+        dump = os.path.join(d, "20261206T101010.123Z-signal")
+        shutil.copy(ep, dump + ".events.jsonl")
+        p = report_run("--load", lp, "--events", dump + ".events.jsonl", "-o", out)
+        html = open(out, encoding="utf-8").read()
+        check(p.returncode == 0 and "<code>%s.trace.json</code>" % dump in html
+              and ".events.json<" not in html, "a record dump's events: the notes should name %s.trace.json" % dump)
         p = report_run("--load", lp, "--no-bpf", "x", "--write-trace", tr, "-o", out)
         html = open(out, encoding="utf-8").read()
         check(p.returncode == 0 and os.path.isfile(tr) and "<code>%s</code> holds counter tracks" % tr in html

@@ -569,7 +569,12 @@ def workers_of(load):
 
 
 def event_trace_path(events_path):
-    """The Chrome/Perfetto file schedtop trace -o FILE.json wrote beside FILE.jsonl."""
+    """The Chrome/Perfetto file schedtop wrote beside the events: FILE.json
+    for trace -o FILE.json (FILE.jsonl), DUMP.trace.json for a flight
+    recorder dump's DUMP.events.jsonl (named DUMP.events.json, a file that
+    does not exist, before: a review)."""
+    if events_path.endswith(".events.jsonl"):
+        return events_path[:-len(".events.jsonl")] + ".trace.json"
     return events_path[:-1] if events_path.endswith(".jsonl") else events_path + " (its .json)"
 
 
