@@ -176,7 +176,9 @@ TEST is one of:
             events unchanged (the trace was written over them, exit 0).
             `diff A B > /dev/full` (text and --json) exits 2 saying why, and
             `diff DIR B` says "Is a directory" (both were: exit 0 silent,
-            "DIR: empty"); `report`, `report --json`, `list`, `convert`
+            "DIR: empty"); `diff run.json ...` (trace-event JSON, large and
+            small) says it is one and points to the .jsonl (it said
+            "run.json:1: not JSON"); `report`, `report --json`, `list`, `convert`
             and `-h` into /dev/full exit 1 saying why (they exited 0);
             last, with BPF, `metrics -p PID --once > /dev/full` exits 1
             saying why (it exited 0).
@@ -516,7 +518,23 @@ def test_files(st, wl_test, wl, lib):
         p = run([st, "diff", d, fx])
         if p.returncode != 2 or "%s: Is a directory" % d not in p.stderr:
             fail("diff DIR FILE: rc %d, want 2 and 'Is a directory': %r" % (p.returncode, p.stderr))
-        print("PASS: diff says a stdout that takes nothing and a directory, exit 2")
+        # trace's run.json given for its run.jsonl: "run.json:1: not JSON"
+        # (a large one) or "one JSON object, not ..." (a review, 2026-12-06)
+        big = os.path.join(d, "big.json")   # > 4096 values, one event a line as schedtop writes
+        with open(big, "w") as f:
+            f.write('{"displayTimeUnit":"ns","traceEvents":[\n')
+            f.write(",\n".join('{"name":"running","ph":"X","ts":%d,"dur":5,"pid":1,"tid":2}' % i
+                                for i in range(1000)))
+            f.write("\n]}\n")
+        small = os.path.join(d, "run.json")   # converted above
+        with open(small, "w") as f:
+            f.write('{"displayTimeUnit":"ns","traceEvents":[{"name":"x","ph":"i","ts":1,"pid":1,"tid":1}]}\n')
+        for tj in (big, small):
+            p = run([st, "diff", tj, fx])
+            if p.returncode != 2 or "a trace-event file" not in p.stderr or ".jsonl" not in p.stderr:
+                fail("diff of trace-event JSON %s: rc %d, want 2 naming the .jsonl: %r" % (tj, p.returncode, p.stderr))
+        print("PASS: diff says a stdout that takes nothing and a directory, exit 2; a trace-event file "
+              "is named as such")
         # the other commands whose stdout is their result: exit 0, silent
         for args, what in (([st, "report", fixture("skewed.snap.jsonl")], "report"),
                            ([st, "report", fixture("skewed.snap.jsonl"), "--json"], "report"),

@@ -566,7 +566,19 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 	o->n = o->nc = 0;
 	o->full = false;
 	unsigned nobj = 0, used = 0;
-	if (!ivs && jwalk(buf, collect, o) == 0) {
+	int whole = ivs ? -EINVAL : jwalk(buf, collect, o);
+	/* trace's run.json, not its run.jsonl - an easy slip, since trace
+	 * writes both: "run.json:1: not JSON" (a large one, the whole walk
+	 * stopped at 4096 values and the lines were tried) or "one JSON
+	 * object, not ..." (a review) */
+	if (whole >= 0 && (get(o, "displayTimeUnit") || get(o, "traceEvents[0].ph"))) {
+		snprintf(err, n, "%s: a trace-event file (Perfetto/Chrome JSON): diff reads the events, "
+				 "the .jsonl that schedtop trace wrote beside it (a record dump's "
+				 ".events.jsonl)", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (whole == 0) {
 		const char *k = kind_of(o);
 		if (k && !strcmp(k, "weft-load")) {
 			snprintf(r->kind, sizeof(r->kind), "%s", k);
