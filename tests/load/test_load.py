@@ -847,6 +847,48 @@ def test_report_warmup(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_labels(src, load):
+    """found by a review (2026-12-06), in Chromium's screenshot of a
+    64-worker run: the park histogram labelled each of its 19 log2 buckets
+    (one label in len // 12), 43 px apart, and "67.11 ms134.22 ms268.44 ms"
+    ran together. Parks of 2^10 .. 2^30 ns (21 buckets): no two labels of
+    the park histogram may overlap at the axis font (11 px, 6 px a
+    character at the least)."""
+    import re
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, data = make_load(load, d)
+        t0 = data["t0_ns"]
+        ep = os.path.join(d, "run.jsonl")
+        ts = t0 + 1000
+        with open(ep, "w") as f:
+            for k in range(10, 31):
+                f.write(json.dumps({"ts_ns": ts, "type": "park", "core": 0}) + "\n")
+                ts += 2 ** k
+                f.write(json.dumps({"ts_ns": ts, "type": "unpark", "core": 0}) + "\n")
+                ts += 1000
+        data["end_ns"] = ts + 1000
+        with open(lp, "w") as f:
+            json.dump(data, f)
+        out = os.path.join(d, "r.html")
+        p = report_run("--load", lp, "--events", ep, "-o", out)
+        check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+        with open(out, encoding="utf-8") as f:
+            page = f.read()
+        m = re.search(r'aria-label="park duration"(.*?)</svg>', page, re.S)
+        check(m, "no park histogram")
+        labels = [(float(x), t) for x, t in
+                  re.findall(r'<text x="([0-9.]+)" y="\d+" class="axis" text-anchor="middle">([^<]*)</text>',
+                             m.group(1)) if not t.startswith("duration")]
+        check(len(labels) >= 5, "park histogram labels: %s" % labels)
+        for (xa, a), (xb, b) in zip(labels, labels[1:]):
+            need = (len(a) + len(b)) / 2 * 6
+            check(xb - xa >= need, "labels %r and %r are %.0f px apart, they need %.0f" % (a, b, xb - xa, need))
+        print("ok: %d park buckets, %d labels, none overlapping" % (21, len(labels)))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_partial(src, load):
     """found by a review of the tools: a write that failed midway (disk
     full) left the page cut short where the previous report was, as
@@ -1349,6 +1391,8 @@ def main():
         test_report_short(src, load)
     elif test == "report-warmup":
         test_report_warmup(src, load)
+    elif test == "report-labels":
+        test_report_labels(src, load)
     elif test == "report-partial":
         test_report_partial(src, load)
     elif test == "report-interval":
