@@ -176,7 +176,9 @@ TEST is one of:
             events unchanged (the trace was written over them, exit 0).
             `diff A B > /dev/full` (text and --json) exits 2 saying why, and
             `diff DIR B` says "Is a directory" (both were: exit 0 silent,
-            "DIR: empty"); `diff run.json ...` (trace-event JSON, large and
+            "DIR: empty"); `convert DIR -o T` and `report DIR` say "Is a
+            directory", exit 1 (an empty trace written with exit 0; "need
+            at least 2 snapshots, found 0"); `diff run.json ...` (trace-event JSON, large and
             small) says it is one and points to the .jsonl (it said
             "run.json:1: not JSON"); `report`, `report --json`, `list`, `convert`
             and `-h` into /dev/full exit 1 saying why (they exited 0);
@@ -535,6 +537,15 @@ def test_files(st, wl_test, wl, lib):
                 fail("diff of trace-event JSON %s: rc %d, want 2 naming the .jsonl: %r" % (tj, p.returncode, p.stderr))
         print("PASS: diff says a stdout that takes nothing and a directory, exit 2; a trace-event file "
               "is named as such")
+        # a directory opened and read as an empty input: `convert DIR -o T`
+        # wrote an empty trace, exit 0; `report DIR` "need at least 2
+        # snapshots, found 0" (a review, 2026-12-06)
+        t = os.path.join(d, "fromdir.json")
+        for args in ([st, "convert", d, "-o", t], [st, "report", d]):
+            p = run(args)
+            if p.returncode != 1 or "%s: Is a directory" % d not in p.stderr or os.path.exists(t):
+                fail("%s DIR: rc %d, want 1 and 'Is a directory', nothing written: %r"
+                     % (args[1], p.returncode, p.stderr))
         # the other commands whose stdout is their result: exit 0, silent
         for args, what in (([st, "report", fixture("skewed.snap.jsonl")], "report"),
                            ([st, "report", fixture("skewed.snap.jsonl"), "--json"], "report"),

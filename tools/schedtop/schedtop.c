@@ -108,9 +108,25 @@ static int cmd_list(void)
 
 /* ---------------------------------------------------------------- report */
 
+/* fopen of a file to read, a directory refused: it opens, then reads as
+ * an error that was taken for an empty file - `convert DIR -o T` wrote an
+ * empty trace with exit 0, `report DIR` said "need at least 2 snapshots,
+ * found 0" (found by a review) */
+static FILE *open_input(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	struct stat sb;
+	if (f && !fstat(fileno(f), &sb) && S_ISDIR(sb.st_mode)) {
+		fclose(f);
+		errno = EISDIR;
+		return NULL;
+	}
+	return f;
+}
+
 static int cmd_report(const char *path, bool json)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = open_input(path);
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", path, strerror(errno));
 		return 1;
@@ -200,7 +216,7 @@ static int write_chrome(const struct evbuf *b, const char *out, int pid)
 
 static int cmd_convert(const char *in, const char *out)
 {
-	FILE *f = fopen(in, "r");
+	FILE *f = open_input(in);
 	struct evbuf b = { 0 };
 	size_t bad = 0;
 	if (!f) {
