@@ -66,7 +66,8 @@ TEST is one of:
   record_early_usr1
             SIGUSR1 to `record -- weft_load` as soon as schedtop catches
             SIGINT (before the attach): exit 0, a signal dump and an exit
-            dump (it killed schedtop, status 138).
+            dump (it killed schedtop, status 138). With --on lint,exit a
+            SIGUSR1 is said to make no dump (it was dropped silently).
   record_sigint
             SIGINT 1.5 s into a 5 s interval of `record -- weft_load`: the
             exit dump holds one partial interval report marked "end":
@@ -1262,6 +1263,26 @@ def test_record_early_usr1(st, wl_test, wl, lib):
             fail("want one signal dump and one exit dump: %s" % sorted(os.listdir(out)))
         load_dump(dumps(out, "signal")[0])
         print("PASS: SIGUSR1 during the attach is a dump once recording runs")
+        # --on without signal: a SIGUSR1 was dropped without a word
+        out2 = os.path.join(d, "nosig")
+        rp = subprocess.Popen([st, "record", "--on", "lint,exit", "--last", "2s", "-o", out2, "0.25", "--",
+                               wl_test, "2", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        procs.append(rp)
+        import select
+        r, _, _ = select.select([rp.stderr], [], [], 20)
+        line = rp.stderr.readline() if r else ""
+        if "recording pid" not in line:
+            fail("record --on lint,exit did not start: %r" % line)
+        rp.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        rp.send_signal(signal.SIGINT)
+        _, err = rp.communicate(timeout=15)
+        print("--on lint,exit, SIGUSR1 ->", rp.returncode, err.strip())
+        if rp.returncode != 0 or "SIGUSR1: no dump, --on does not list signal" not in err \
+                or dumps(out2, "signal") or len(dumps(out2, "exit")) != 1:
+            fail("--on lint,exit and SIGUSR1: rc %d, %s: %r" % (rp.returncode, sorted(os.listdir(out2)), err))
+        print("PASS: a SIGUSR1 that --on does not take is said")
     finally:
         kill_and_remove(procs, d)
 

@@ -391,7 +391,12 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 		gone = target_gone(pid, pidfd);
 		if (dump_requested) {
 			dump_requested = 0;
-			if (o->on & REC_ON_SIGNAL && dump(&r, m, "signal", NULL, NULL))
+			/* a request --on does not take was dropped without a
+			 * word: whoever sent it waited for a dump (a review) */
+			if (!(o->on & REC_ON_SIGNAL))
+				fprintf(stderr, "schedtop: record: SIGUSR1: no dump, --on does not "
+						"list signal\n");
+			else if (dump(&r, m, "signal", NULL, NULL))
 				rc = 1;
 		}
 		if (now < next && !gone && !stop)
