@@ -179,7 +179,10 @@ TEST is one of:
             `diff DIR B` says "Is a directory" (both were: exit 0 silent,
             "DIR: empty"); `convert DIR -o T` and `report DIR` say "Is a
             directory", exit 1 (an empty trace written with exit 0; "need
-            at least 2 snapshots, found 0"); `diff run.json ...` (trace-event JSON, large and
+            at least 2 snapshots, found 0"); `report` of --batch --json
+            output, events, a record dump, weft-load's output says what
+            the file is and what reads it (all were "malformed snapshot
+            1"); `diff run.json ...` (trace-event JSON, large and
             small) says it is one and points to the .jsonl (it said
             "run.json:1: not JSON"); `report`, `report --json`, `list`, `convert`
             and `-h` into /dev/full exit 1 saying why (they exited 0);
@@ -547,6 +550,24 @@ def test_files(st, wl_test, wl, lib):
             if p.returncode != 1 or "%s: Is a directory" % d not in p.stderr or os.path.exists(t):
                 fail("%s DIR: rc %d, want 1 and 'Is a directory', nothing written: %r"
                      % (args[1], p.returncode, p.stderr))
+        # report of schedtop's other outputs: "malformed snapshot 1" for
+        # each (a review, 2026-12-06); now what the file is, and what reads it
+        def put(name, text):
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write(text)
+            return path
+        for path, want in (
+                (put("batch.jsonl", '{"schema":"schedtop/1","final":false,"interval_s":1,"worker":[]}\n' * 3),
+                 "--batch --json interval reports, not snapshots"),
+                (ev, "schedtop events (trace or record JSON lines), not snapshots: schedtop convert"),
+                (put("dump.json", '{\n  "schema": "schedtop-record/1",\n  "intervals": []\n}\n'),
+                 "a schedtop record dump"),
+                (put("load.json", '{"tool": "weft-load", "version": 1}\n'), "weft-load's output, not snapshots"),
+                (put("other.txt", "hello\n"), "malformed snapshot 1 (report reads what schedtop --batch --record")):
+            p = run([st, "report", path])
+            if p.returncode != 1 or want not in p.stderr:
+                fail("report %s: rc %d, want 1 and %r: %r" % (os.path.basename(path), p.returncode, want, p.stderr))
         # the other commands whose stdout is their result: exit 0, silent
         for args, what in (([st, "report", fixture("skewed.snap.jsonl")], "report"),
                            ([st, "report", fixture("skewed.snap.jsonl"), "--json"], "report"),

@@ -124,6 +124,33 @@ static FILE *open_input(const char *path)
 	return f;
 }
 
+/*
+ * What a file that `report` cannot read from its first line is, said with
+ * the command that reads it: `report` of schedtop's other outputs -
+ * --batch --json's interval reports above all, "report" by name - said
+ * "malformed snapshot 1" (found by a review).
+ */
+static const char *what_file(FILE *f)
+{
+	static char head[65536];
+	rewind(f);
+	size_t k = fread(head, 1, sizeof(head) - 1, f);
+	head[k] = '\0';
+	if (strstr(head, "\"schedtop-record/1\""))
+		return "a schedtop record dump: its intervals are interval reports already (schedtop "
+		       "diff compares dumps; its .trace.json opens in Perfetto)";
+	if (strstr(head, "\"tool\"") && strstr(head, "\"weft-load\""))
+		return "weft-load's output, not snapshots (tools/report/weft_report.py makes a page "
+		       "of it)";
+	if (strstr(head, "\"schedtop/1\"") || strstr(head, "\"schedtop-nobpf/1\""))
+		return "schedtop --batch --json interval reports, not snapshots: report replays "
+		       "what --batch --record FILE wrote (compare reports with schedtop diff)";
+	if (strstr(head, "\"ts_ns\"") && strstr(head, "\"type\""))
+		return "schedtop events (trace or record JSON lines), not snapshots: schedtop convert "
+		       "makes a trace-event file of them";
+	return "malformed snapshot 1 (report reads what schedtop --batch --record FILE wrote)";
+}
+
 static int cmd_report(const char *path, bool json)
 {
 	FILE *f = open_input(path);
@@ -164,7 +191,10 @@ static int cmd_report(const char *path, bool json)
 		else
 			interval_print_text(stdout, held, pid);
 	}
-	if (r < 0) {
+	if (r < 0 && n == 0) {
+		fprintf(stderr, "schedtop: %s: %s\n", path, what_file(f));
+		rc = 1;
+	} else if (r < 0) {
 		fprintf(stderr, "schedtop: %s: malformed snapshot %d\n", path, n + 1);
 		rc = 1;
 	} else if (n < 2) {
