@@ -1094,6 +1094,27 @@ static void test_diff_record_dump(void)
 	free(r);
 }
 
+/* A recording of a schema diff does not read - a newer schedtop's
+ * "schedtop/2", schedtop trace's latency file - was "not a schedtop,
+ * weft-load or trace record" / "one JSON object, not ..." though it says
+ * what it is (a review, 2026-12-06): the schema is named. */
+static void test_diff_other_schema(void)
+{
+	char p2[32], pl[32], err[512] = "";
+	struct diff_run *r = calloc(1, sizeof(*r));
+	CHECK(r && write_tmp("{\"schema\":\"schedtop/2\",\"interval_s\":1}\n"
+			     "{\"schema\":\"schedtop/2\",\"interval_s\":1}\n", p2) &&
+	      write_tmp("{\"schema\":\"schedtop-latency/1\",\"latency\":[]}\n", pl), "setup");
+	int rc = diff_load(p2, r, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, ":1: schema \"schedtop/2\", which this schedtop's diff does not read"),
+	      "schedtop/2: %d %s", rc, err);
+	rc = diff_load(pl, r, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, "schema \"schedtop-latency/1\", which"), "latency: %d %s", rc, err);
+	unlink(p2);
+	unlink(pl);
+	free(r);
+}
+
 /* weft's probes found from the note sections only: `schedtop list` read
  * each executable in full, 45 s for a 20 GiB sparse one (a review). */
 static void alarmed_notes(int sig)
@@ -1212,6 +1233,7 @@ int main(int argc, char **argv)
 	test_diff_every_lint();
 	test_diff_many_workers();
 	test_diff_record_dump();
+	test_diff_other_schema();
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();
 	test_event_after_snapshot();

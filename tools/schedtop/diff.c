@@ -533,6 +533,25 @@ static char *record_intervals(const char *buf, unsigned *count)
 	return out;
 }
 
+/* A schedtop schema this diff does not read (a newer schedtop's
+ * "schedtop/2", its latency file): said by name, where diff said "not a
+ * schedtop, weft-load or trace record" of a file that says it is one (a
+ * review). true when `err` was written. */
+static bool other_schema(const struct obj *o, const char *path, unsigned line, char *err, size_t n)
+{
+	const char *s = str(o, "schema");
+	if (!s || strncmp(s, "schedtop", 8))
+		return false;
+	char where[16] = "", safe[64];
+	if (line)
+		snprintf(where, sizeof(where), ":%u", line);
+	tx_safe(safe, sizeof(safe), s); /* the file's text, for a terminal */
+	snprintf(err, n, "%s%s: schema \"%s\", which this schedtop's diff does not read (it reads "
+			 "schedtop/1, schedtop-nobpf/1 and schedtop-record/1 recordings, trace events and "
+			 "weft-load's output)", path, where, safe);
+	return true;
+}
+
 int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 {
 	int rc = 0;
@@ -590,8 +609,9 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		 * recording was refused here: found by a review): read it as
 		 * lines, below */
 		if (!k) {
-			snprintf(err, n, "%s: one JSON object, not weft-load's output, nor a schedtop recording or a trace",
-				 path);
+			if (!other_schema(o, path, 0, err, n))
+				snprintf(err, n, "%s: one JSON object, not weft-load's output, nor a "
+						 "schedtop recording or a trace", path);
 			rc = -EINVAL;
 			goto out;
 		}
@@ -608,10 +628,11 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		int jr = jwalk(l, collect, o);
 		const char *k = jr ? NULL : kind_of(o);
 		if (!k) {
-			snprintf(err, n, "%s:%u: %s", path, line,
-				 o->full ? "more values than diff reads (4096)"
-				 : jr	 ? "not JSON"
-					 : "not a schedtop, weft-load or trace record");
+			if (jr || o->full || !other_schema(o, path, line, err, n))
+				snprintf(err, n, "%s:%u: %s", path, line,
+					 o->full ? "more values than diff reads (4096)"
+					 : jr	 ? "not JSON"
+						 : "not a schedtop, weft-load or trace record");
 			rc = -EINVAL;
 			goto out;
 		}
