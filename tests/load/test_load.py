@@ -889,6 +889,25 @@ def test_report_labels(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_stdout(src, load):
+    """found by a review (2026-12-06): `-o /dev/stdout` (a device is
+    written in place, as documented) had "weft_report: wrote /dev/stdout
+    (18 KiB)" appended to the page after </html>: the status line went to
+    stdout. It goes to stderr, with the other messages."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, _ = make_load(load, d)
+        p = report_run("--load", lp, "--no-bpf", "test", "-o", "/dev/stdout")
+        check(p.returncode == 0, "-o /dev/stdout: exit %d %s" % (p.returncode, p.stderr[-800:]))
+        check(p.stdout.endswith("</html>\n") and "weft_report:" not in p.stdout,
+              "stdout is not the page alone: it ends %r" % p.stdout[-120:])
+        report_data(p.stdout)
+        check("weft_report: wrote /dev/stdout" in p.stderr, "no status line on stderr: %r" % p.stderr)
+        print("ok: -o /dev/stdout: the page alone on stdout, the status line on stderr")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_partial(src, load):
     """found by a review of the tools: a write that failed midway (disk
     full) left the page cut short where the previous report was, as
@@ -1393,6 +1412,8 @@ def main():
         test_report_warmup(src, load)
     elif test == "report-labels":
         test_report_labels(src, load)
+    elif test == "report-stdout":
+        test_report_stdout(src, load)
     elif test == "report-partial":
         test_report_partial(src, load)
     elif test == "report-interval":

@@ -1090,8 +1090,11 @@ def main(argv):
     except InputError as e:
         print("weft_report: %s" % e, file=sys.stderr)
         return 1
+    # on stderr, as every other line of it: on stdout it was appended to
+    # the page itself with `-o /dev/stdout`, after </html> (a review)
     print("weft_report: wrote %s (%d KiB)%s" % (a.output, len(html_text) // 1024,
-                                               "" if ev is not None else "; without BPF: " + no_bpf))
+                                               "" if ev is not None else "; without BPF: " + no_bpf),
+          file=sys.stderr)
     return 0
 
 
