@@ -187,7 +187,8 @@ TEST is one of:
             "run.json:1: not JSON"); `report`, `report --json`, `list`, `convert`
             and `-h` into /dev/full exit 1 saying why (they exited 0);
             last, with BPF, `metrics -p PID --once > /dev/full` exits 1
-            saying why (it exited 0).
+            saying why (it exited 0); `record` and `metrics` -p of a
+            zombie say it has exited (they said it does not use weft).
   perf      perf probe + perf record of sdt_weft:steal, nothing else
             attached: perf sets the semaphore, and records exactly as many
             steals as the runtime counted. Mounts tracefs when missing.
@@ -594,6 +595,27 @@ def test_files(st, wl_test, wl, lib):
         if p.returncode != 1 or "writing the scrape to stdout: No space left on device" not in p.stderr:
             fail("metrics --once > /dev/full: rc %d, want 1 and the reason: %r" % (p.returncode, p.stderr))
         print("PASS: metrics --once says a stdout that takes nothing, exit 1")
+        # -p of a process that has exited and is not reaped yet (a zombie):
+        # "process N does not use weft" (a review, 2026-12-06)
+        z = subprocess.Popen([wl_test, "2", "20"], stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                with open("/proc/%d/stat" % z.pid) as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+                time.sleep(0.05)
+            else:
+                fail("weft_load 2 20 did not exit within 20 s")
+            for mode in (["record", "-o", os.path.join(d, "zdir")], ["metrics", "--once", "0.2"]):
+                p = run([st] + mode + ["-p", str(z.pid)])
+                if p.returncode != 1 or "process %d has exited" % z.pid not in p.stderr:
+                    fail("%s -p ZOMBIE: rc %d, want 1 and 'has exited': %r" % (mode[0], p.returncode, p.stderr))
+            if os.path.exists(os.path.join(d, "zdir")):
+                fail("record -p ZOMBIE left its DIR")
+        finally:
+            z.wait()
+        print("PASS: -p of an exited, unreaped process says it has exited")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

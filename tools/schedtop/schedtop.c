@@ -494,6 +494,14 @@ static int attach(struct mon *m, struct target *t, char *const cmd[], bool verbo
 			fprintf(stderr, "%s\n", why);
 			return 1;
 		}
+		/* exited, its parent not having reaped it yet (a zombie): its
+		 * maps read empty, and it was "process N does not use weft"
+		 * (found by a review) */
+		if (wait_target(t, 0)) {
+			fprintf(stderr, "schedtop: process %d has exited (its parent has not reaped "
+					"it yet)\n", t->pid);
+			return 1;
+		}
 		r = mon_find_lib(t->pid, lib, sizeof(lib));
 		if (r == -ENOENT && wait_lib) {
 			/* it may dlopen libweft later: look again every 100 ms */
