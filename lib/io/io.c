@@ -2349,13 +2349,26 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 		unbracketed[hn - 2] = '\0';
 		host = unbracketed;
 	}
+	bool bracketed = host == unbracketed;
+	if (host && !*host)
+		return -EINVAL; /* "": no host named (a lookup of "" asks the resolver) */
 	struct addrinfo hints = { .ai_socktype = type,
-				  .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV };
+				  .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICHOST |
+					      AI_NUMERICSERV };
 	/* A numeric host (or NULL) resolves without any lookup. */
-	hints.ai_flags |= AI_NUMERICHOST;
 	int rc = getaddrinfo(host, p, &hints, res);
 	if (rc != EAI_NONAME)
 		return map_eai(rc, errno);
+	/* Not numeric, and no name either: brackets hold an IPv6 address, and
+	 * no host name has a ':' ("host:80", "[::1]:80": the port belongs in
+	 * port). Before 2026-12-06 these went to the resolver (a DNS query,
+	 * seconds with a slow server) and came back WEFT_EAI_NONAME. A name
+	 * longer than DNS allows (253 bytes, one more with the final dot)
+	 * is not known, as Go says, without asking. */
+	if (bracketed || strpbrk(host, ":[]"))
+		return -EINVAL;
+	if (strlen(host) > 254)
+		return WEFT_EAI_NONAME;
 	hints.ai_flags &= ~AI_NUMERICHOST;
 	struct weft__ctx *ctx = weft__ctx();
 	if (!(ctx && ctx->fiber)) {

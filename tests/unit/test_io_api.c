@@ -518,6 +518,68 @@ Test(resolve, errors_are_distinct_and_lookups_stay_off_the_workers, .timeout = W
 	wt_rt_destroy(rt);
 }
 
+/* Hosts that cannot be names are answered without asking the resolver:
+ * "" and anything with a ':' or brackets that is not an IPv6 address
+ * ("host:80": the port belongs in port) are -EINVAL, a name longer than
+ * DNS allows is WEFT_EAI_NONAME. Before (a review, 2026-12-06) each went
+ * to getaddrinfo - a DNS query, seconds with a slow server - and came
+ * back WEFT_EAI_NONAME. A zoned IPv6 address is numeric and resolves. */
+Test(resolve, hosts_that_cannot_be_names_are_refused_without_a_lookup, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	char longname[300];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	for (int i = 63; i < 299; i += 64)
+		longname[i] = '.';
+	char bracketed_long[300];
+	memset(bracketed_long, 'b', sizeof(bracketed_long) - 1);
+	bracketed_long[0] = '[';
+	bracketed_long[sizeof(bracketed_long) - 2] = ']';
+	bracketed_long[sizeof(bracketed_long) - 1] = '\0';
+	struct { const char *host; int want; } cases[] = {
+		{ "", -EINVAL },
+		{ "localhost:80", -EINVAL },
+		{ "127.0.0.1:80", -EINVAL },
+		{ "[::1]:80", -EINVAL },
+		{ "[multi.test]", -EINVAL },
+		{ "multi.test:80", -EINVAL },
+		{ bracketed_long, -EINVAL },
+		{ longname, WEFT_EAI_NONAME },
+	};
+	atomic_store(&gai_calls, 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct addrinfo *ai = NULL;
+		int rc = weft_resolve(rt, cases[i].host, 80, &ai);
+		cr_assert_eq(rc, cases[i].want, "%.20s: %d (%s), expected %d", cases[i].host, rc,
+			     weft_strerror(rc), cases[i].want);
+		struct weft_io *io = NULL;
+		rc = weft_tcp_connect_timeout(rt, cases[i].host, 80, &io, 500 * MS);
+		cr_assert_eq(rc, cases[i].want, "%.20s (connect): %d", cases[i].host, rc);
+		rc = weft_tcp_listen(rt, cases[i].host, 0, 0, &io);
+		cr_assert_eq(rc, cases[i].want, "%.20s (listen): %d", cases[i].host, rc);
+		/* from a fiber, where a lookup goes to the blocking pool */
+		struct res r = { .host = cases[i].host };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, resolve_in_fiber, &r, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		cr_assert_eq(r.rc, cases[i].want, "%.20s (fiber): %d", cases[i].host, r.rc);
+	}
+	cr_assert_eq(atomic_load(&gai_calls), 0, "%d lookups", atomic_load(&gai_calls));
+	/* an IPv6 address with a zone is numeric: no lookup either */
+	const char *zoned[] = { "fe80::1%lo", "[fe80::1%lo]" };
+	for (int i = 0; i < 2; i++) {
+		struct addrinfo *ai = NULL;
+		cr_assert_eq(weft_resolve(rt, zoned[i], 80, &ai), 0, "%s", zoned[i]);
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ai->ai_addr;
+		cr_assert_eq(s6->sin6_family, AF_INET6);
+		cr_assert_neq(s6->sin6_scope_id, 0, "%s: no zone", zoned[i]);
+		freeaddrinfo(ai);
+	}
+	cr_assert_eq(atomic_load(&gai_calls), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A slow lookup (100 ms) in one fiber does not hold up the others on its
  * worker: a ticker fiber on the same (only) worker ticks while it runs. Run
  * on the worker, the lookup would leave the ticker no chance: 0 ticks. */
@@ -1090,10 +1152,11 @@ Test(listen, a_bracketed_ipv6_address_is_the_address_inside, .timeout = WT_TMO(2
 	cr_assert_eq(rc, 0, "connect [::1]: %d (%s)", rc, weft_strerror(rc));
 	rc = weft_udp_bind(rt, "[::1]", 0, &u);
 	cr_assert_eq(rc, 0, "udp bind [::1]: %d (%s)", rc, weft_strerror(rc));
-	/* brackets around nothing, or only one of them: still no such name */
+	/* brackets around nothing, or only one of them: not a name, refused
+	 * without a lookup (WEFT_EAI_NONAME after one until 2026-12-06) */
 	struct weft_io *x = NULL;
-	cr_assert_eq(weft_tcp_connect(rt, "[]", (uint16_t)port, &x), WEFT_EAI_NONAME);
-	cr_assert_eq(weft_tcp_connect(rt, "[::1", (uint16_t)port, &x), WEFT_EAI_NONAME);
+	cr_assert_eq(weft_tcp_connect(rt, "[]", (uint16_t)port, &x), -EINVAL);
+	cr_assert_eq(weft_tcp_connect(rt, "[::1", (uint16_t)port, &x), -EINVAL);
 	cr_assert_null(x);
 	cr_assert_eq(weft_io_close(u), 0);
 	cr_assert_eq(weft_io_close(c), 0);

@@ -458,7 +458,12 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * waits), from a thread outside the runtime on that thread. A numeric
  * address needs no lookup and works from anywhere; a poll task that would
  * need a lookup gets -EDEADLK. Every address the name resolves to is tried
- * in order until one works.
+ * in order until one works. A zone may follow an IPv6 address
+ * ("fe80::1%eth0", "[fe80::1%eth0]"). Refused without a lookup: "" and a
+ * host with ':' or brackets that is not an IPv6 address ("host:80",
+ * "[::1]:80": the port goes in port, not in host) are -EINVAL; a name
+ * longer than DNS allows (over 253 bytes, 254 with a final dot) is
+ * WEFT_EAI_NONAME.
  *
  * weft_tcp_listen: host NULL listens on every address of both families
  * (Go's net.Listen("tcp", ":8080")): one IPv6 socket on "::" with
@@ -474,9 +479,9 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * only, "::" follows the system's net.ipv6.bindv6only. Port 0 picks a
  * free port (see weft_io_local_port); backlog 0 means SOMAXCONN.
  * SO_REUSEADDR is set.
- * Errors: -EINVAL (NULL rt or out, backlog < 0), -ESHUTDOWN (nothing is
- * resolved, bound or connected), a WEFT_EAI_* code, -ENOMEM, -EDEADLK
- * (as above), and the bind/listen -errno of the last address tried (e.g.
+ * Errors: -EINVAL (NULL rt or out, backlog < 0, a host refused as
+ * above), -ESHUTDOWN (nothing is resolved, bound or connected), a
+ * WEFT_EAI_* code, -ENOMEM, -EDEADLK (as above), and the bind/listen -errno of the last address tried (e.g.
  * -EADDRINUSE).
  * weft_tcp_connect: as weft_connect, for each address in turn; the error
  * of the last address tried if none connects (-ETIMEDOUT from the
@@ -499,7 +504,8 @@ WEFT_API int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host,
 WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port,
 			   struct weft_io **out);
 /* Resolve host and port (SOCK_STREAM) as weft_tcp_connect does; free *res
- * with freeaddrinfo(). Errors: -EINVAL (NULL argument), a WEFT_EAI_* code,
+ * with freeaddrinfo(). Errors: -EINVAL (NULL argument, or a host that
+ * cannot be a name: see above), a WEFT_EAI_* code,
  * -ENOMEM, -EDEADLK, -ESHUTDOWN (the blocking pool is shut down). */
 struct addrinfo;
 WEFT_API int weft_resolve(struct weft_runtime *rt, const char *host, uint16_t port,
