@@ -2536,6 +2536,26 @@ int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port, stru
 	return bind_socket(rt, host, port, SOCK_DGRAM, 0, out);
 }
 
+/* The least time one of several addresses gets before the next is tried:
+ * less than a round trip to a far host would give up on a slow but live
+ * address. Go's dialer takes 2 s; weft's limits are often shorter. */
+#define CONNECT_SHARE_MIN_NS (500 * 1000000ull)
+
+/* The deadline of one attempt with `left` addresses (this one included)
+ * still to try before the caller's deadline. */
+static uint64_t address_deadline(uint64_t deadline, size_t left)
+{
+	if (deadline == WEFT_FOREVER || left <= 1)
+		return deadline;
+	uint64_t now = weft__now_ns();
+	if (deadline <= now)
+		return deadline;
+	uint64_t rem = deadline - now, share = rem / left;
+	if (share < CONNECT_SHARE_MIN_NS)
+		share = rem < CONNECT_SHARE_MIN_NS ? rem : CONNECT_SHARE_MIN_NS;
+	return now + share;
+}
+
 static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port, int type,
 			struct weft_io **out, uint64_t timeout_ns)
 {
@@ -2551,16 +2571,27 @@ static int connect_host(struct weft_runtime *rt, const char *host, uint16_t port
 	if (rc)
 		return rc;
 	/* Every address in order until one connects (Happy Eyeballs is not
-	 * attempted); the last address's error if none does. */
+	 * attempted); the last address's error if none does. Under a time
+	 * limit each address gets an equal share of the time left (at least
+	 * CONNECT_SHARE_MIN_NS, when that much is left), as Go's dialer
+	 * does: until 2026-12-06 an address that never answered (a SYN
+	 * dropped) took the whole limit and the next was never tried. An
+	 * -ETIMEDOUT ends the attempts only once the caller's limit is
+	 * spent: the kernel's own (no answer after its SYN retries) also
+	 * ended them, with the other addresses untried. */
+	size_t left = 0;
+	for (struct addrinfo *a = ai; a; a = a->ai_next)
+		left++;
 	rc = -EADDRNOTAVAIL;
-	for (struct addrinfo *a = ai; a; a = a->ai_next) {
+	for (struct addrinfo *a = ai; a; a = a->ai_next, left--) {
 		if (shut_down(rt)) {
 			rc = -ESHUTDOWN;
 			break;
 		}
-		rc = connect_until(rt, a->ai_addr, a->ai_addrlen, type, deadline, out);
-		if (!rc || rc == -ETIMEDOUT || rc == -ESHUTDOWN || rc == -EDEADLK ||
-		    rc == -ECANCELED)
+		rc = connect_until(rt, a->ai_addr, a->ai_addrlen, type,
+				   address_deadline(deadline, left), out);
+		if (!rc || rc == -ESHUTDOWN || rc == -EDEADLK || rc == -ECANCELED ||
+		    (rc == -ETIMEDOUT && deadline != WEFT_FOREVER && deadline <= weft__now_ns()))
 			break;
 	}
 	freeaddrinfo(ai);

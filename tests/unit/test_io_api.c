@@ -696,6 +696,74 @@ Test(resolve, connect_tries_every_address_in_order, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* A port whose SYNs go unanswered, as a host that drops them: a listener
+ * with a backlog of 0 whose one queue place holds a connection nobody
+ * accepts (Linux drops a SYN while the accept queue is full). *fds gets
+ * the listener and that client, to close. */
+static uint16_t unanswering_port(int fds[2])
+{
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sin;
+	cr_assert_eq(bind(l, (struct sockaddr *)&sin, sizeof sin), 0);
+	cr_assert_eq(listen(l, 0), 0);
+	getsockname(l, (struct sockaddr *)&sin, &sl);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+	fds[0] = l;
+	fds[1] = c;
+	return ntohs(sin.sin_port);
+}
+
+static void *connect_multi_limited(void *arg)
+{
+	struct timed_conn *c = arg;
+	struct weft_io *io = NULL;
+	uint64_t t0 = weft_now_ns();
+	c->rc = weft_tcp_connect_timeout(c->rt, "multi.test", 1, &io, 1500 * MS);
+	c->took = weft_now_ns() - t0;
+	if (!c->rc)
+		weft_io_close(io);
+	return NULL;
+}
+
+/* Under a time limit, an address that never answers does not take all of
+ * it: each address gets a share of the time left (at least 500 ms), as
+ * Go's dialer gives, and the next is tried. Before (a review, 2026-12-06)
+ * the first address took the whole 1.5 s and the call said -ETIMEDOUT
+ * with the listening second address never tried. */
+Test(resolve, connect_timeout_moves_on_from_an_address_that_never_answers,
+     .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *l;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	int hole[2];
+	multi_ports[0] = unanswering_port(hole);
+	multi_ports[1] = (uint16_t)weft_io_local_port(l);
+	multi_ports[2] = closed_port();
+	struct timed_conn f = { .rt = rt }, th = { .rt = rt };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, connect_multi_limited, &f, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	pthread_t p;
+	cr_assert_eq(pthread_create(&p, NULL, connect_multi_limited, &th), 0);
+	pthread_join(p, NULL);
+	struct timed_conn *all[2] = { &f, &th };
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(all[i]->rc, 0, "%s: %d (%s) after %llu ms", i ? "thread" : "fiber",
+			     all[i]->rc, weft_strerror(all[i]->rc),
+			     (unsigned long long)(all[i]->took / MS));
+		cr_assert_geq(all[i]->took, 400 * MS, "the first address answered?");
+		cr_assert_lt(all[i]->took, 1400 * MS);
+	}
+	close(hole[1]);
+	close(hole[0]);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
 /* --------------------------------------------- listen host NULL, poll task */
 
 struct lp { struct weft_runtime *rt; int rc_name, rc_num; };

@@ -484,9 +484,15 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * WEFT_EAI_* code, -ENOMEM, -EDEADLK (as above), and the bind/listen -errno of the last address tried (e.g.
  * -EADDRINUSE).
  * weft_tcp_connect: as weft_connect, for each address in turn; the error
- * of the last address tried if none connects (-ETIMEDOUT from the
- * _timeout form ends the attempts: the time limit covers the lookup and
- * every attempt). host must not be NULL (-EINVAL).
+ * of the last address tried if none connects. The _timeout form's limit
+ * covers the lookup and every attempt: with several addresses each gets
+ * an equal share of the time left (at least 500 ms while that much is
+ * left, the last one all of it), so one that never answers does not keep
+ * the next untried, as with Go's dialer; -ETIMEDOUT once the limit is
+ * spent. The addresses are tried one at a time: there is no Happy
+ * Eyeballs race of IPv6 against IPv4 as Go's dialer runs. Without a limit an address that never answers holds the call
+ * until the kernel gives up on it (about two minutes, then the next is
+ * tried): give a limit. host must not be NULL (-EINVAL).
  */
 WEFT_API int weft_tcp_listen(struct weft_runtime *rt, const char *host, uint16_t port,
 			     int backlog, struct weft_io **out);
