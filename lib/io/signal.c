@@ -71,17 +71,20 @@ static void deliver_locked(void)
 	}
 }
 
+/* arg: the read end, its own from here (the write end's close, by a
+ * notify that started the relay and then failed, ends it: stop_relay). */
 static void *relay_main(void *arg)
 {
-	(void)arg;
-	int fd = pipe_r;
+	int fd = (int)(intptr_t)arg;
 	unsigned char buf[64];
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return NULL; /* cannot happen: the write end stays open */
+		if (n <= 0) {
+			close(fd); /* end of file: stop_relay_locked */
+			return NULL;
+		}
 		pthread_mutex_lock(&lock);
 		deliver_locked();
 		pthread_mutex_unlock(&lock);
@@ -193,7 +196,7 @@ static int start_relay_locked(void)
 	pthread_attr_setstacksize(&attr, 64 * 1024);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t th;
-	int rc = pthread_create(&th, &attr, relay_main, NULL);
+	int rc = pthread_create(&th, &attr, relay_main, (void *)(intptr_t)pipe_r);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
@@ -205,6 +208,18 @@ static int start_relay_locked(void)
 	pthread_setname_np(th, "weft-signal");
 	relay_started = true;
 	return 0;
+}
+
+/* A relay this notify started, when its sigaction then failed (no signal
+ * has weft's handler, so nothing writes into the pipe): closing the write
+ * end ends the thread, which closes the read end. Until 2026-12-06 the
+ * thread and both descriptors were left behind ("nothing changes on an
+ * error"). Under lock. */
+static void stop_relay_locked(void)
+{
+	close(pipe_w);
+	pipe_r = pipe_w = -1;
+	relay_started = false;
 }
 
 int weft_signal_notify(struct weft_chan *ch, int signo)
@@ -229,6 +244,7 @@ int weft_signal_notify(struct weft_chan *ch, int signo)
 		ls = n;
 		capls = ncap;
 	}
+	bool started_here = !relay_started;
 	if ((rc = start_relay_locked()))
 		goto out;
 	if (!nlisten[signo]) {
@@ -240,6 +256,8 @@ int weft_signal_notify(struct weft_chan *ch, int signo)
 		seen[signo] = atomic_load_explicit(&hits[signo], memory_order_relaxed);
 		if (sigaction(signo, &sa, &prev[signo])) {
 			rc = -errno;
+			if (started_here && nls == 0)
+				stop_relay_locked();
 			goto out;
 		}
 	}

@@ -6,8 +6,12 @@
  * program's own handler is back; a forked child starts with no relay;
  * bad input changes nothing.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +20,25 @@
 #include <unistd.h>
 
 #include "wt.h"
+
+/* sigaction(2) of `sigaction_fails_for` fails with EPERM (a seccomp
+ * filter, say) while it is set; every other call passes through. libweft
+ * resolves sigaction here (ENABLE_EXPORTS). */
+static atomic_int sigaction_fails_for;
+
+__attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *sa,
+						     struct sigaction *old)
+{
+	static int (*real)(int, const struct sigaction *, struct sigaction *);
+	if (!real)
+		real = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(
+			RTLD_NEXT, "sigaction");
+	if (sa && signo == atomic_load(&sigaction_fails_for)) {
+		errno = EPERM;
+		return -1;
+	}
+	return real(signo, sa, old);
+}
 
 static size_t chan_len(struct weft_chan *ch)
 {
@@ -374,6 +397,38 @@ Test(signal, the_c_librarys_reserved_signals_are_refused_and_leave_nothing,
 	cr_assert(new_pipe, "the relay's pipe is seen");
 	cr_assert_eq(weft_signal_stop(ch), 0);
 	weft_chan_destroy(ch);
+}
+
+/* A review (2026-12-06): a first notify whose sigaction fails (EPERM
+ * here, as under a seccomp filter) said so, but the relay it had started
+ * stayed: its thread and both pipe descriptors, against "nothing changes
+ * on an error". The relay now ends; a later notify starts a new one. */
+Test(signal, a_failed_first_notify_leaves_no_relay, .timeout = WT_TMO(30))
+{
+	struct weft_chan *ch = mkchan(4);
+	unsigned char before[MAX_FDS / 8], after[MAX_FDS / 8];
+	cr_assert_not(relay_thread_runs(), "no relay before the first notify");
+	pipe_fds(before);
+	atomic_store(&sigaction_fails_for, SIGUSR1);
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), -EPERM);
+	atomic_store(&sigaction_fails_for, 0);
+	/* the thread ends on its own once it reads the end of the pipe */
+	uint64_t give_up = weft_now_ns() + 5000000000ull;
+	while (relay_thread_runs() && weft_now_ns() < give_up)
+		sched_yield();
+	cr_assert_not(relay_thread_runs(), "the failed notify left the relay thread");
+	pipe_fds(after);
+	for (int i = 0; i < MAX_FDS / 8; i++)
+		cr_assert_eq(after[i] & ~before[i], 0, "the failed notify left a pipe (fds %d..%d)",
+			     i * 8, i * 8 + 7);
+	cr_assert_eq(weft_signal_stop(ch), -ENOENT);
+	/* and the next notify works: a new relay delivers */
+	cr_assert_eq(weft_signal_notify(ch, SIGUSR1), 0);
+	cr_assert(relay_thread_runs());
+	cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+	cr_assert_eq(recv_within(ch, 2000), SIGUSR1);
+	cr_assert_eq(weft_signal_stop(ch), 0);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
 }
 
 /* Found by a review: the first notify of a process took the table's lock

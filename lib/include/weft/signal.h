@@ -51,8 +51,9 @@ struct weft_chan;
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS, whose handler must
  * act on the faulting thread, and the C library's reserved signals from 32
  * below SIGRTMIN), -ENOMEM, -EAGAIN (the relay thread could
- * not be started), -EMFILE/-ENFILE (no fd for its pipe). Nothing changes
- * on an error. */
+ * not be started), -EMFILE/-ENFILE (no fd for its pipe), sigaction's
+ * -errno (-EPERM under a seccomp filter that refuses it). Nothing changes
+ * on an error: a relay thread the call started ends again. */
 WEFT_API int weft_signal_notify(struct weft_chan *ch, int signo);
 
 /* Stop every delivery into ch; when it returns, the relay sends ch nothing
