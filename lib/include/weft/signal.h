@@ -27,6 +27,20 @@
  * for them. A thread that blocks the signal (pthread_sigmask) is not
  * interrupted by it; a signal every thread blocks stays pending.
  *
+ * The relay thread, once started, stays for the life of the process (the
+ * last stop leaves it idle) and belongs to no runtime: notifications
+ * outlive weft_runtime_destroy, and channels read by fibers of several
+ * runtimes work alike. Real-time signals (SIGRTMIN..SIGRTMAX) coalesce
+ * as the standard ones do here, though the kernel queues them.
+ *
+ * SIGCHLD may be notified: weft_process_wait and weft_child_wait wait on
+ * pidfds, not on SIGCHLD, and weft's handler leaves children for them to
+ * reap (only SIG_IGN for SIGCHLD breaks them, see weft/io.h). SIGPIPE:
+ * weft's own writes never raise it (sockets with MSG_NOSIGNAL; a pipe's
+ * write takes off the SIGPIPE it raised and returns -EPIPE), so a channel
+ * notified for SIGPIPE sees only those of the program's own writes and
+ * of kill(2).
+ *
  * A channel must be stopped (weft_signal_stop) before it is destroyed:
  * weft_chan_destroy says -EBUSY (nothing freed) while it is notified for
  * any signal. A forked child starts with no channel notified and the
