@@ -457,7 +457,13 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * that runs tasks: from a fiber on the runtime's blocking pool (the fiber
  * waits), from a thread outside the runtime on that thread. A numeric
  * address needs no lookup and works from anywhere; a poll task that would
- * need a lookup gets -EDEADLK. Every address the name resolves to is tried
+ * need a lookup gets -EDEADLK. A lookup the caller stops waiting for (the
+ * _timeout form's -ETIMEDOUT, a cancelled fiber's -ECANCELED) cannot be
+ * interrupted: it runs on to its end on the blocking pool and its result
+ * is freed there. weft_runtime_shutdown's time limit still holds, but
+ * weft_runtime_destroy waits for that lookup to end (up to the resolver's
+ * own time limits: resolv.conf's timeout times its attempts, per name
+ * server and search domain). Every address the name resolves to is tried
  * in order until one works. A zone may follow an IPv6 address
  * ("fe80::1%eth0", "[fe80::1%eth0]"). Refused without a lookup: "" and a
  * host with ':' or brackets that is not an IPv6 address ("host:80",
