@@ -544,6 +544,8 @@ Test(resolve, hosts_that_cannot_be_names_are_refused_without_a_lookup, .timeout 
 		{ "[::1]:80", -EINVAL },
 		{ "[multi.test]", -EINVAL },
 		{ "multi.test:80", -EINVAL },
+		{ "::1%lo", -EINVAL },          /* a zone where glibc takes none */
+		{ "fe80::1%nosuch0", -EINVAL }, /* a zone naming no interface */
 		{ bracketed_long, -EINVAL },
 		{ longname, WEFT_EAI_NONAME },
 	};

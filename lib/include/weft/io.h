@@ -464,10 +464,12 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  * weft_runtime_destroy waits for that lookup to end (up to the resolver's
  * own time limits: resolv.conf's timeout times its attempts, per name
  * server and search domain). Every address the name resolves to is tried
- * in order until one works. A zone may follow an IPv6 address
+ * in order until one works. A zone may follow a link-local IPv6 address
  * ("fe80::1%eth0", "[fe80::1%eth0]"). Refused without a lookup: "" and a
  * host with ':' or brackets that is not an IPv6 address ("host:80",
- * "[::1]:80": the port goes in port, not in host) are -EINVAL; a name
+ * "[::1]:80": the port goes in port, not in host; also a zone the C
+ * library refuses: an interface this host lacks, or "::1%lo", a zone
+ * on an address that takes none) are -EINVAL; a name
  * longer than DNS allows (over 253 bytes, 254 with a final dot) is
  * WEFT_EAI_NONAME.
  *
