@@ -2673,6 +2673,11 @@ ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags)
 		return -EBADF;
 	ssize_t r = recvmsg_ref(io, msg, flags);
 	io_unref(io);
+	/* recvmsg(2) echoes MSG_CMSG_CLOEXEC into msg_flags: the bit weft
+	 * added is not the caller's to see (a caller that refused any flag
+	 * it did not know took every message as odd - found by a review) */
+	if (r >= 0 && !(flags & MSG_CMSG_CLOEXEC))
+		msg->msg_flags &= ~MSG_CMSG_CLOEXEC;
 	return r;
 }
 

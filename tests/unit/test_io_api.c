@@ -4037,3 +4037,56 @@ Test(io_msg, a_descriptor_passed_over_a_unix_socket, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_io_close(a), 0);
 	wt_rt_destroy(rt);
 }
+
+/* weft_recvmsg adds MSG_CMSG_CLOEXEC for the caller, and recvmsg(2)
+ * echoes the flags it was given into msg_flags: the bit came back to a
+ * caller that never asked for it, so "msg_flags == 0" (nothing odd
+ * about the message) failed for every message (a review). A datagram
+ * that fits says 0; a truncated one says MSG_TRUNC alone; a caller that
+ * passes MSG_CMSG_CLOEXEC itself still sees it, as recvmsg(2) shows it. */
+Test(io_msg, msg_flags_say_only_what_the_message_was, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct weft_io *a, *b;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[1], &b), 0);
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	struct msghdr m;
+	struct iovec iov;
+	_Alignas(struct cmsghdr) char ctl[CMSG_SPACE(sizeof(int))];
+	char hello[] = "hello world";
+	fd_msg(&m, &iov, hello, strlen(hello), ctl, sizeof ctl, p[1]);
+	cr_assert_eq(weft_sendmsg(a, &m, 0), (ssize_t)strlen(hello));
+	cr_assert_eq(weft_sendmsg(a, &m, 0), (ssize_t)strlen(hello));
+	cr_assert_eq(weft_sendmsg(a, &m, 0), (ssize_t)strlen(hello));
+	close(p[1]);
+
+	for (int i = 0; i < 3; i++) {
+		char buf[32] = "";
+		struct msghdr r;
+		struct iovec riov;
+		_Alignas(struct cmsghdr) char rctl[CMSG_SPACE(sizeof(int))];
+		size_t room = i == 1 ? 5 : sizeof buf - 1; /* the second is cut */
+		int flags = i == 2 ? MSG_CMSG_CLOEXEC : 0;
+		fd_msg(&r, &riov, buf, room, rctl, sizeof rctl, -1);
+		ssize_t n = weft_recvmsg(b, &r, flags);
+		cr_assert_eq(n, i == 1 ? 5 : (ssize_t)strlen(hello), "message %d: %zd", i, n);
+		int want = i == 1 ? MSG_TRUNC : i == 2 ? MSG_CMSG_CLOEXEC : 0;
+		cr_assert_eq(r.msg_flags, want, "message %d: msg_flags %#x, want %#x", i,
+			     (unsigned)r.msg_flags, (unsigned)want);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&r);
+		cr_assert(c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS,
+			  "message %d: its descriptor", i);
+		int fd;
+		memcpy(&fd, CMSG_DATA(c), sizeof fd);
+		cr_assert_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC, "received close-on-exec");
+		close(fd);
+	}
+	close(p[0]);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}

@@ -412,8 +412,9 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * stream), with msg_flags and msg_controllen set as recvmsg sets them
  * (MSG_CTRUNC: the control buffer was too small, and descriptors that did
  * not fit were closed by the kernel). Descriptors received are
- * close-on-exec (MSG_CMSG_CLOEXEC is always added), as every descriptor
- * weft makes, so a child spawned meanwhile does not inherit them. */
+ * close-on-exec (MSG_CMSG_CLOEXEC is always added, and not reported in
+ * msg_flags unless the caller passed it), as every descriptor weft makes,
+ * so a child spawned meanwhile does not inherit them. */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
