@@ -60,6 +60,8 @@ const char *weft_strerror(int err)
 				   "host's, or no local port left)";
 	case ENOENT: return "no such file or entry, nothing to take (e.g. a program or "
 			    "socket path that does not exist, a join set with no task left)";
+	case EPROTOTYPE: return "wrong type of socket for the call (e.g. a datagram socket "
+				"given to a reader or a copy, which read streams)";
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";

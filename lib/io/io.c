@@ -1033,6 +1033,7 @@ int weft_io_fd(const struct weft_io *io)
 }
 
 int weft__io_fd(const struct weft_io *io) { return io->fd; }
+bool weft__io_is_msg(const struct weft_io *io) { return io->is_msg; }
 
 /*
  * shutdown(2) through the registration. The kernel's own wakeup is not
@@ -2001,7 +2002,13 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 	}
 }
 
-static int copy_start(struct weft_io *a, struct weft_io *b)
+/* a and b as the copy's two ends; b is read from only when b_read. A
+ * datagram or seqpacket source is refused: each read takes one message,
+ * cut to the 32 KiB buffer with the rest dropped, and an empty datagram
+ * reads as 0, which ended the copy as if the source had ended (its later
+ * datagrams never moved, and a bidirectional copy shut the other side's
+ * write half) - found by a review. */
+static int copy_start(struct weft_io *a, struct weft_io *b, bool b_read)
 {
 	if (!a || !b)
 		return -EINVAL;
@@ -2014,6 +2021,11 @@ static int copy_start(struct weft_io *a, struct weft_io *b)
 		io_unref(a);
 		return -EBADF;
 	}
+	if (a->is_msg || (b_read && b->is_msg)) {
+		io_unref(b);
+		io_unref(a);
+		return -EPROTOTYPE;
+	}
 	return 0;
 }
 
@@ -2021,7 +2033,7 @@ int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *copied)
 {
 	if (copied)
 		*copied = 0;
-	int rc = copy_start(src, dst);
+	int rc = copy_start(src, dst, false);
 	if (rc)
 		return rc;
 	struct copy_dir d = { .src = src, .dst = dst, .buf = weft__malloc(COPY_BUF) };
@@ -2043,7 +2055,7 @@ int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a
 		*b_to_a = 0;
 	if (a && a == b)
 		return -EINVAL;
-	int rc = copy_start(a, b);
+	int rc = copy_start(a, b, true);
 	if (rc)
 		return rc;
 	char *buf = weft__malloc(2 * COPY_BUF);
@@ -2078,7 +2090,7 @@ int weft_io_copier_create(struct weft_io *dst, struct weft_io *src, unsigned fla
 	if (atomic_load_explicit(&src->rt->closed, memory_order_acquire) ||
 	    atomic_load_explicit(&dst->rt->closed, memory_order_acquire))
 		return -ESHUTDOWN; /* as a registration would be refused */
-	int rc = copy_start(src, dst);
+	int rc = copy_start(src, dst, flags & WEFT_COPY_BOTH);
 	if (rc)
 		return rc;
 	unsigned ndirs = flags & WEFT_COPY_BOTH ? 2 : 1;

@@ -34,6 +34,11 @@ int weft_reader_create(struct weft_io *io, size_t bufsize, struct weft_reader **
 	int fd = weft_io_fd(io);
 	if (fd < 0)
 		return fd;
+	/* one read, one message: a datagram cut to the room left in the
+	 * buffer (the rest dropped, "nothing read is ever lost" broken) and
+	 * an empty one taken for the end of stream (a review) */
+	if (weft__io_is_msg(io))
+		return -EPROTOTYPE;
 	if (!bufsize)
 		bufsize = READER_DEFAULT;
 	struct weft_reader *r = weft__malloc(sizeof(*r) + bufsize);

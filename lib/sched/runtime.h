@@ -648,6 +648,10 @@ int weft__io_hold(struct weft_io *io);
 /* The registration's fd, for a caller holding it (weft__io_hold): weft_io_fd
  * says -EBADF once a close has begun, while the held fd stays open. */
 int weft__io_fd(const struct weft_io *io);
+/* io.c: a datagram or seqpacket socket, where one read takes one message
+ * (cut to the room given; an empty one reads as 0): no stream to buffer
+ * or copy from (reader.c; the copies say -EPROTOTYPE) */
+bool weft__io_is_msg(const struct weft_io *io);
 /* io.c: io_uring, the registration's poll failed (no readiness will come,
  * and WEFT_IO_ERROR stays set) */
 bool weft__io_broken(const struct weft_io *io);

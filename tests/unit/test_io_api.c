@@ -4090,3 +4090,63 @@ Test(io_msg, msg_flags_say_only_what_the_message_was, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_io_close(b), 0);
 	wt_rt_destroy(rt);
 }
+
+/* A copy or a reader fed from a datagram socket (a review): each read
+ * takes one message, cut to the room given, and an empty datagram reads
+ * as 0 - the copy took it for the source's end and returned 0, leaving
+ * the datagrams after it unread (a bidirectional one also shut the other
+ * side's write half). Datagram and seqpacket sources are refused with
+ * -EPROTOTYPE before anything is read; a datagram destination still
+ * works (each write one datagram). */
+Test(io_copy, a_datagram_source_is_refused, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int types[] = { SOCK_DGRAM, SOCK_SEQPACKET };
+	for (unsigned i = 0; i < 2; i++) {
+		int d[2], s[2];
+		cr_assert_eq(socketpair(AF_UNIX, types[i] | SOCK_CLOEXEC, 0, d), 0);
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+		struct weft_io *dg, *st;
+		cr_assert_eq(weft_io_register(rt, d[0], &dg), 0);
+		cr_assert_eq(weft_io_register(rt, s[0], &st), 0);
+		cr_assert_eq(send(d[1], "one\n", 4, 0), 4);
+		cr_assert_eq(send(d[1], "", 0, 0), 0);
+		cr_assert_eq(send(d[1], "two\n", 4, 0), 4);
+
+		uint64_t c = 99, c2 = 99;
+		cr_assert_eq(weft_io_copy(st, dg, &c), -EPROTOTYPE, "type %d", types[i]);
+		cr_assert_eq(c, 0);
+		cr_assert_eq(weft_io_copy_bidirectional(dg, st, &c, &c2), -EPROTOTYPE);
+		cr_assert_eq(c + c2, 0);
+		cr_assert_eq(weft_io_copy_bidirectional(st, dg, &c, &c2), -EPROTOTYPE);
+		struct weft_io_copier *cp;
+		cr_assert_eq(weft_io_copier_create(st, dg, 0, &cp), -EPROTOTYPE);
+		cr_assert_eq(weft_io_copier_create(dg, st, WEFT_COPY_BOTH, &cp), -EPROTOTYPE);
+		struct weft_reader *r;
+		cr_assert_eq(weft_reader_create(dg, 0, &r), -EPROTOTYPE);
+		cr_assert(strstr(weft_strerror(-EPROTOTYPE), "datagram"), "%s",
+			  weft_strerror(-EPROTOTYPE));
+		/* nothing was read: the three messages are all there */
+		char buf[8];
+		cr_assert_eq(weft_recv(dg, buf, sizeof buf, MSG_DONTWAIT), 4);
+		cr_assert_eq(weft_recv(dg, buf, sizeof buf, MSG_DONTWAIT), 0);
+		cr_assert_eq(weft_recv(dg, buf, sizeof buf, MSG_DONTWAIT), 4);
+		cr_assert_eq(memcmp(buf, "two\n", 4), 0);
+
+		/* a stream into the datagram socket: one datagram per write */
+		cr_assert_eq(write(s[1], "abc", 3), 3);
+		cr_assert_eq(shutdown(s[1], SHUT_WR), 0);
+		cr_assert_eq(weft_io_copy(dg, st, &c), 0);
+		cr_assert_eq(c, 3);
+		cr_assert_eq(recv(d[1], buf, sizeof buf, MSG_DONTWAIT), 3);
+		cr_assert_eq(memcmp(buf, "abc", 3), 0);
+		cr_assert_eq(weft_io_copier_create(dg, st, 0, &cp), 0);
+		weft_io_copier_destroy(cp);
+
+		cr_assert_eq(weft_io_close(dg), 0);
+		cr_assert_eq(weft_io_close(st), 0);
+		close(d[1]);
+		close(s[1]);
+	}
+	wt_rt_destroy(rt);
+}

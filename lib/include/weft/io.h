@@ -241,7 +241,12 @@ WEFT_API ssize_t weft_writev(struct weft_io *io, const struct iovec *iov, int io
  * budget), so a fast stream does not starve the others. Errors: as
  * the socket calls above (-ETIMEDOUT, -EBADF once either is closed,
  * -ESHUTDOWN, -ECANCELED, -EDEADLK from a poll task, -ECHILD, -ENOMEM, the
- * read's or write's -errno such as -ECONNRESET or -EPIPE). Do not read src
+ * read's or write's -errno such as -ECONNRESET or -EPIPE), and
+ * -EPROTOTYPE, before anything is read, when src is a datagram or
+ * seqpacket socket (each read would take one message, cut to the buffer,
+ * and an empty datagram would read as src's end: the copy ended there,
+ * leaving the datagrams after it; a datagram dst is fine: each write is
+ * one datagram). Do not read src
  * or write dst elsewhere meanwhile: the copy waits as the poll form does
  * (one waiter per registration and direction).
  */
@@ -256,8 +261,8 @@ WEFT_API int weft_io_copy(struct weft_io *dst, struct weft_io *src, uint64_t *co
  * caller closes them). *a_to_b and *b_to_a (may be NULL) get the bytes
  * written each way, on error too. The directions take turns of at most
  * 16 reads and writes, so a side that never runs dry does not hold the
- * other up. Waits, deadlines and errors as weft_io_copy; -EINVAL if
- * a == b.
+ * other up. Waits, deadlines and errors as weft_io_copy (-EPROTOTYPE if
+ * either is a datagram or seqpacket socket); -EINVAL if a == b.
  */
 WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, uint64_t *a_to_b,
 					uint64_t *b_to_a);
@@ -270,7 +275,8 @@ WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, ui
  * stays valid) and its buffers until weft_io_copier_destroy. Errors:
  * -EINVAL (NULL out, an unknown flag, dst == src with WEFT_COPY_BOTH),
  * -EBADF (a registration already closed), -ESHUTDOWN (its runtime is shut
- * down or shutting down), -ENOMEM.
+ * down or shutting down), -EPROTOTYPE (src, or with WEFT_COPY_BOTH dst, a
+ * datagram or seqpacket socket: as weft_io_copy), -ENOMEM.
  * weft_io_copier_poll: 0 once done, WEFT_PENDING (cx's waker is registered
  * for what it waits on, or the task's budget ran out and it was woken: one
  * unit a read or write), or the first error (returned again by later
@@ -297,6 +303,9 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * least not before the reader's last call). One caller at a time.
  * weft_reader_create: bufsize 0 means 4 KiB, at most 16 MiB (else -EINVAL);
  * -EBADF (the registration was closed or deregistered: no reader made);
+ * -EPROTOTYPE (a datagram or seqpacket socket: a read there takes one
+ * message, cut to the room left in the buffer, and an empty datagram
+ * would read as the end of stream; use weft_recvfrom or weft_recvmsg);
  * -ENOMEM. Nothing read is ever dropped: on an error, bytes already read
  * stay buffered for the next call.
  * weft_reader_until: the next bytes up to and including the first `delim`
