@@ -405,7 +405,16 @@ WEFT_API size_t weft_writer_buffered(const struct weft_writer *w);
 /* Datagrams: one call, one datagram. recvfrom fills addr/addrlen (both
  * NULL, or both set: -EINVAL for addr without addrlen) with the sender;
  * sendto sends one datagram to addr (NULL on a connected socket) and
- * returns the bytes sent. */
+ * returns the bytes sent. A datagram socket has no end of stream: 0 from
+ * weft_recvfrom (weft_recv, weft_read) is an empty datagram, taken, and
+ * the next call waits for the next one (as Go's ReadFrom; weft_sendto of
+ * 0 bytes sends one). A datagram longer than n is cut to n and the rest
+ * dropped, as recvfrom(2) does, with nothing to say so: pass MSG_TRUNC in
+ * flags to get its whole length back (a count above n), or use
+ * weft_recvmsg and look for MSG_TRUNC in msg_flags. On a connected UDP
+ * socket, an ICMP error for an earlier datagram (nobody listening at the
+ * peer's port) comes back once from the next call: -ECONNREFUSED, as
+ * from Go's Read; a call waiting for a datagram wakes with it. */
 WEFT_API ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 			       struct sockaddr *addr, socklen_t *addrlen);
 WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
