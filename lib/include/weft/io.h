@@ -382,6 +382,12 @@ WEFT_API int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, i
  * weft_writer_buffered: bytes accepted and not yet written.
  * weft_writer_destroy: frees the writer without writing; returns the
  * bytes it still held, discarded (0 if flushed): flush first.
+ * On a datagram or seqpacket socket each write the writer makes is one
+ * message: what a flush finds buffered, or a write it passes straight
+ * through. Flush after each message and every message goes whole, of
+ * any size; without, one that does not fit the free space is cut (a
+ * write tops the buffer up with its first bytes and sends that as a
+ * message, the rest going into the next).
  */
 struct weft_writer;
 WEFT_API int weft_writer_create(struct weft_io *io, size_t bufsize, struct weft_writer **out);
