@@ -60,6 +60,9 @@ const char *weft_strerror(int err)
 				   "host's, or no local port left)";
 	case ENOENT: return "no such file or entry, nothing to take (e.g. a program or "
 			    "socket path that does not exist, a join set with no task left)";
+	case EADDRINUSE: return "address already in use (e.g. a port another socket holds, or "
+				"a file already at a Unix socket's path: weft does not remove "
+				"it, unlink a stale one)";
 	case EPROTOTYPE: return "wrong type of socket for the call (e.g. a datagram socket "
 				"given to a reader or a copy, which read streams)";
 	}

@@ -1675,6 +1675,12 @@ Test(unix_socket, listen_accept_and_connect_by_path_and_abstract_name, .timeout 
 	 * closed at the driver's next pass: io.h, weft_io_close) */
 	struct weft_io *io = NULL;
 	cr_assert(WT_WAIT_UNTIL(refused(rt, path), WT_LONG_MS));
+	/* that stale file: -EADDRINUSE, the file left alone, and a text
+	 * that says what to do (io.h: weft removes no file) */
+	cr_assert_eq(weft_unix_listen(rt, path, 0, &io), -EADDRINUSE);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert(strstr(weft_strerror(-EADDRINUSE), "unlink"), "%s",
+		  weft_strerror(-EADDRINUSE));
 	cr_assert_eq(unlink(path), 0);
 	cr_assert_eq(weft_unix_connect(rt, path, &io), -ENOENT);
 	unix_round(rt, abstract);
