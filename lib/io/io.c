@@ -2672,6 +2672,24 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 	return r;
 }
 
+/* The msghdr's buffers, as the other socket calls check theirs before
+ * any wait: a NULL one with a length (msg_iov with msg_iovlen, an
+ * iov_base with iov_len, msg_control with msg_controllen) is -EINVAL. The
+ * kernel said -EFAULT only once a message had come, and had taken it: a
+ * datagram lost to a caller's mistake (found by a review). */
+static bool msg_ok(const struct msghdr *msg)
+{
+	if (!msg || (msg->msg_iovlen && !msg->msg_iov) ||
+	    (msg->msg_controllen && !msg->msg_control))
+		return false;
+	/* past IOV_MAX the kernel refuses the call (-EMSGSIZE) before
+	 * anything is taken: not read here, the array may be shorter */
+	for (size_t i = 0; msg->msg_iovlen <= IOV_MAX && i < msg->msg_iovlen; i++)
+		if (msg->msg_iov[i].iov_len && !msg->msg_iov[i].iov_base)
+			return false;
+	return true;
+}
+
 static ssize_t recvmsg_ref(struct weft_io *io, struct msghdr *msg, int flags)
 {
 	IO_RETRY(io, WEFT_IO_READABLE, 0, flags, recvmsg(io->fd, msg, flags | MSG_CMSG_CLOEXEC));
@@ -2679,7 +2697,7 @@ static ssize_t recvmsg_ref(struct weft_io *io, struct msghdr *msg, int flags)
 
 ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags)
 {
-	if (!io || !msg)
+	if (!io || !msg_ok(msg))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
@@ -2700,7 +2718,7 @@ static ssize_t sendmsg_ref(struct weft_io *io, const struct msghdr *msg, int fla
 
 ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags)
 {
-	if (!io || !msg)
+	if (!io || !msg_ok(msg))
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;

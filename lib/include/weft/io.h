@@ -438,7 +438,10 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * not fit were closed by the kernel). Descriptors received are
  * close-on-exec (MSG_CMSG_CLOEXEC is always added, and not reported in
  * msg_flags unless the caller passed it), as every descriptor weft makes,
- * so a child spawned meanwhile does not inherit them. */
+ * so a child spawned meanwhile does not inherit them. -EINVAL, before any
+ * wait and with nothing taken, for a NULL msg, and for a NULL msg_iov,
+ * iov_base or msg_control with a length (an empty segment's NULL base is
+ * fine). */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
