@@ -307,7 +307,14 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * message, cut to the room left in the buffer, and an empty datagram
  * would read as the end of stream; use weft_recvfrom or weft_recvmsg);
  * -ENOMEM. Nothing read is ever dropped: on an error, bytes already read
- * stay buffered for the next call.
+ * stay buffered for the next call. So after an error in the middle of a
+ * line (-ECONNRESET) the next weft_reader_until can hand out that partial
+ * line as the stream's last one, without its delimiter (a TCP read after
+ * a reset says 0): a line without its delimiter is not known to be whole
+ * (Go's ReadString returns it with the error instead). A packet-mode pipe
+ * (O_DIRECT) reads one packet per call and drops what does not fit: a
+ * reader on one may lose the end of a packet larger than its free room
+ * (up to 4 KiB); read such pipes with weft_read and a 4 KiB buffer.
  * weft_reader_until: the next bytes up to and including the first `delim`
  * (a byte value, 0-255): returns their length with *line pointing at them
  * inside the reader (valid until the reader's next call); at end of
@@ -420,7 +427,11 @@ WEFT_API size_t weft_writer_buffered(const struct weft_writer *w);
  * weft_recvmsg and look for MSG_TRUNC in msg_flags. On a connected UDP
  * socket, an ICMP error for an earlier datagram (nobody listening at the
  * peer's port) comes back once from the next call: -ECONNREFUSED, as
- * from Go's Read; a call waiting for a datagram wakes with it. */
+ * from Go's Read; a call waiting for a datagram wakes with it. An
+ * unconnected Unix datagram socket sending to a receiver whose queue is
+ * full of other senders' datagrams gets EAGAIN, and the kernel does not
+ * wake it when room is made: weft_sendto then waits until the write
+ * deadline (set one), as Go's WriteToUnix does. */
 WEFT_API ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 			       struct sockaddr *addr, socklen_t *addrlen);
 WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
@@ -441,7 +452,9 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * so a child spawned meanwhile does not inherit them. -EINVAL, before any
  * wait and with nothing taken, for a NULL msg, and for a NULL msg_iov,
  * iov_base or msg_control with a length (an empty segment's NULL base is
- * fine). */
+ * fine); -EMSGSIZE (the kernel's) for more than IOV_MAX segments. A
+ * recvmsg with no data segments on a stream socket returns 0 whether or
+ * not the stream has ended: give it at least one byte of room. */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
