@@ -2182,6 +2182,34 @@ static int accept_once(struct weft_io *l, struct sockaddr *addr, socklen_t *len)
 	IO_RETRY(l, WEFT_IO_READABLE, 0, 0, accept4(l->fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC));
 }
 
+/*
+ * An address the kernel gave (ss, got bytes) into the caller's buffer of
+ * cap bytes, cut to it as the kernel cuts; returns the address's whole
+ * length, as the kernel sets *addrlen. An IPv4 peer of a dual-stack socket
+ * (a NULL-host listener binds "::" with IPV6_V6ONLY off) comes from the
+ * kernel as ::ffff:a.b.c.d; it goes out as the sockaddr_in it is, as Go
+ * reports it: a caller's struct sockaddr_in (which the IPv4-only NULL
+ * host used to fill) would otherwise get a cut AF_INET6 address without
+ * its IPv4 part (found by this session's review of the dual-stack change).
+ */
+static socklen_t addr_out(const struct sockaddr_storage *ss, socklen_t got,
+			  struct sockaddr *addr, socklen_t cap)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in v4;
+	const void *src = ss;
+	if (got > sizeof(*ss))
+		got = sizeof(*ss);
+	if (got >= sizeof(*s6) && ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		v4 = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = s6->sin6_port };
+		memcpy(&v4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(v4.sin_addr));
+		src = &v4;
+		got = sizeof(v4);
+	}
+	memcpy(addr, src, got < cap ? got : cap);
+	return got;
+}
+
 int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr *addr,
 		socklen_t *addrlen)
 {
@@ -2192,10 +2220,14 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 	struct weft_runtime *rt = listener->rt; /* not after the unref: a close may free it */
 	if (!io_tryref(listener))
 		return -EBADF;
-	int fd = accept_once(listener, addr, addrlen);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept_once(listener, addr ? (struct sockaddr *)&ss : NULL, addr ? &sl : NULL);
 	io_unref(listener);
 	if (fd < 0)
 		return fd;
+	if (addr)
+		*addrlen = addr_out(&ss, sl, addr, *addrlen);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	int rc = weft_io_register(rt, fd, out);
@@ -2648,8 +2680,13 @@ ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
-	ssize_t r = recvfrom_ref(io, buf, n, flags, addr, addrlen);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	ssize_t r = recvfrom_ref(io, buf, n, flags, addr ? (struct sockaddr *)&ss : NULL,
+				 addr ? &sl : NULL);
 	io_unref(io);
+	if (r >= 0 && addr)
+		*addrlen = addr_out(&ss, sl, addr, *addrlen);
 	return r;
 }
 
@@ -2701,8 +2738,21 @@ ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags)
 		return -EINVAL;
 	if (!io_tryref(io))
 		return -EBADF;
+	/* the sender through a buffer of ours, for addr_out */
+	void *name = msg->msg_name;
+	socklen_t cap = msg->msg_namelen;
+	struct sockaddr_storage ss;
+	if (name) {
+		msg->msg_name = &ss;
+		msg->msg_namelen = sizeof(ss);
+	}
 	ssize_t r = recvmsg_ref(io, msg, flags);
 	io_unref(io);
+	if (name) {
+		socklen_t got = msg->msg_namelen;
+		msg->msg_name = name;
+		msg->msg_namelen = r >= 0 ? addr_out(&ss, got, name, cap) : cap;
+	}
 	/* recvmsg(2) echoes MSG_CMSG_CLOEXEC into msg_flags: the bit weft
 	 * added is not the caller's to see (a caller that refused any flag
 	 * it did not know took every message as odd - found by a review) */
@@ -2737,9 +2787,13 @@ static int sock_name(const struct weft_io *cio, struct sockaddr *addr, socklen_t
 		return -ECHILD; /* weft.h: a registration made before the fork */
 	if (!io_tryref_open(io))
 		return -EBADF;
-	int rc = (peer ? getpeername(io->fd, addr, len) : getsockname(io->fd, addr, len)) ? -errno
-											: 0;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int rc = (peer ? getpeername(io->fd, (struct sockaddr *)&ss, &sl)
+		       : getsockname(io->fd, (struct sockaddr *)&ss, &sl)) ? -errno : 0;
 	io_unref(io);
+	if (!rc)
+		*len = addr_out(&ss, sl, addr, *len);
 	return rc;
 }
 

@@ -516,11 +516,14 @@ WEFT_API int weft_connect_timeout(struct weft_runtime *rt, const struct sockaddr
  *
  * weft_tcp_listen: host NULL listens on every address of both families
  * (Go's net.Listen("tcp", ":8080")): one IPv6 socket on "::" with
- * IPV6_V6ONLY off, which takes IPv4 clients too. Their addresses come as
- * IPv4-mapped IPv6 ones (AF_INET6, ::ffff:a.b.c.d: weft_accept's addr,
- * weft_io_peer_addr and weft_io_local_addr of the connection; give them
- * a struct sockaddr_storage, a struct sockaddr_in is too small), and the
- * listener's own address is "::" (weft_io_local_port works as for any
+ * IPV6_V6ONLY off, which takes IPv4 clients too. Their addresses are
+ * handed out as plain IPv4 ones (AF_INET, as Go reports them; the kernel's
+ * ::ffff:a.b.c.d is converted by weft_accept's addr, weft_io_peer_addr,
+ * weft_io_local_addr, weft_recvfrom and weft_recvmsg's msg_name), so a
+ * struct sockaddr_in is enough for them (an IPv6 client's needs a struct
+ * sockaddr_in6 or sockaddr_storage; a buffer too small is filled as far
+ * as it goes and *addrlen says the whole length, as the kernel does), and
+ * the listener's own address is "::" (weft_io_local_port works as for any
  * socket). On a host without IPv6 (socket(AF_INET6) says EAFNOSUPPORT, or
  * binding "::" EADDRNOTAVAIL) it listens on IPv4's 0.0.0.0 instead; any
  * other error is returned, not worked around (a port an IPv4 socket holds
@@ -553,9 +556,9 @@ WEFT_API int weft_tcp_connect_timeout(struct weft_runtime *rt, const char *host,
  * resolves and binds, but without SO_REUSEADDR: a port already bound is
  * -EADDRINUSE. Use weft_recvfrom / weft_sendto. host NULL: both families
  * on one socket, as weft_tcp_listen's (IPv4 0.0.0.0 on a host without
- * IPv6): weft_recvfrom gives an IPv4 sender as an IPv4-mapped address
- * (AF_INET6; use a struct sockaddr_storage), and weft_sendto takes that
- * or a plain IPv4 sockaddr_in. */
+ * IPv6): weft_recvfrom gives an IPv4 sender as a plain sockaddr_in
+ * (converted from the kernel's IPv4-mapped address), and weft_sendto
+ * takes that, a mapped address or an IPv6 one. */
 WEFT_API int weft_udp_bind(struct weft_runtime *rt, const char *host, uint16_t port,
 			   struct weft_io **out);
 /* Resolve host and port (SOCK_STREAM) as weft_tcp_connect does; free *res
