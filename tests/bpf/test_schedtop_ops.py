@@ -745,7 +745,8 @@ def test_metrics_port(st, wl_test, wl, lib):
     34463 (getaddrinfo keeps the low 16 bits) and said "serving
     http://127.0.0.1:99999/metrics"; port 0 (any free port) said
     ":0/metrics", never the port bound. Now a port past 65535 is refused
-    before anything is attached, and the line names the port bound."""
+    before anything is attached, and the line names the port bound. And
+    ":PORT" serves IPv4 and IPv6 scrapers (it bound 0.0.0.0 alone)."""
     import urllib.request
     load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
     srv = None
@@ -779,7 +780,31 @@ def test_metrics_port(st, wl_test, wl, lib):
             print("--listen %s -> %s" % (addr, line.strip()))
             srv.send_signal(signal.SIGINT)
             srv.wait(10)
-        print("PASS: ports past 65535 refused; port 0 names the port bound, which serves")
+        # ":PORT" listens on both families, as Prometheus's ":9090" (it
+        # took getaddrinfo's first passive address, 0.0.0.0: IPv4 only)
+        srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", ":0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        import select
+        r, _, _ = select.select([srv.stderr], [], [], 15)
+        line = srv.stderr.readline() if r else ""
+        m = re.match(r"schedtop: serving http://:(\d+)/metrics for pid \d+$", line.strip())
+        if not m or m.group(1) == "0":
+            fail("--listen :0: %r, want the port bound" % line)
+        hosts = ["127.0.0.1"] + (["[::1]"] if os.path.exists("/proc/net/if_inet6") else [])
+        for host in hosts:
+            url = "http://%s:%s/metrics" % (host, m.group(1))
+            try:
+                with urllib.request.urlopen(url, timeout=10) as r:
+                    body = r.read().decode()
+            except OSError as e:
+                fail("--listen :0, GET %s: %s" % (url, e))
+            if r.status != 200 or "weft_worker_polls_total" not in body:
+                fail("GET %s: %d %r" % (url, r.status, body[:200]))
+        print("--listen :0 -> %s, scraped over %s" % (line.strip(), " and ".join(hosts)))
+        srv.send_signal(signal.SIGINT)
+        srv.wait(10)
+        print("PASS: ports past 65535 refused; port 0 names the port bound, which serves; "
+              "':PORT' serves both families")
     finally:
         if srv and srv.poll() is None:
             srv.kill()

@@ -50,15 +50,40 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 		memmove(host, host + 1, hl - 2);
 		host[hl - 2] = '\0';
 	}
+	int fd = -1, e = 0;
+	if (!host[0]) {
+		/* ":PORT": every address of both families, as Prometheus's own
+		 * ":9090" (one IPv6 socket with IPV6_V6ONLY off); the first of
+		 * getaddrinfo's passive list, 0.0.0.0, left IPv6 scrapers out.
+		 * IPv4 alone only on a host without IPv6. */
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in6 any = { .sin6_family = AF_INET6, .sin6_addr = in6addr_any,
+					    .sin6_port = htons((uint16_t)port) };
+		int one = 1, off = 0;
+		if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) ||
+				bind(fd, (struct sockaddr *)&any, sizeof(any)) || listen(fd, 16))) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			if (e != EADDRNOTAVAIL) {
+				snprintf(err, n, "--listen %s: %s", addr, strerror(e));
+				return -e;
+			}
+		} else if (fd < 0 && errno != EAFNOSUPPORT) {
+			e = errno;
+			snprintf(err, n, "--listen %s: %s", addr, strerror(e));
+			return -e;
+		}
+	}
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res;
-	int r = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res = NULL;
+	int r = fd >= 0 ? 0 : getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res);
 	if (r) {
 		snprintf(err, n, "--listen %s: %s", addr, gai_strerror(r));
 		return -EINVAL;
 	}
-	int fd = -1, e = 0;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; fd < 0 && ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
 			e = errno;
@@ -72,7 +97,8 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 		close(fd);
 		fd = -1;
 	}
-	freeaddrinfo(res);
+	if (res)
+		freeaddrinfo(res);
 	if (fd < 0) {
 		snprintf(err, n, "--listen %s: %s", addr, strerror(e));
 		return -e;
