@@ -740,6 +740,20 @@ def test_metrics(st, wl_test, wl, lib):
         load.wait()
 
 
+def serve_metrics(st, pid, addr):
+    """Start `schedtop metrics -p PID --listen ADDR`; (the process, its
+    first stderr line: the serving line, or "" after 15 s). A skip (77)
+    is a skip here."""
+    import select
+    srv = subprocess.Popen([st, "metrics", "-p", str(pid), "--listen", addr],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r, _, _ = select.select([srv.stderr], [], [], 15)
+    line = srv.stderr.readline() if r else ""
+    if srv.poll() is not None and srv.returncode == SKIP:
+        skip("schedtop exited 77: " + line + srv.stderr.read())
+    return srv, line
+
+
 def test_metrics_port(st, wl_test, wl, lib):
     """--listen's port (a review, 2026-12-06): 127.0.0.1:99999 listened on
     34463 (getaddrinfo keeps the low 16 bits) and said "serving
@@ -762,13 +776,7 @@ def test_metrics_port(st, wl_test, wl, lib):
         for addr, host in (("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "[::1]")):
             if addr.startswith("[") and not os.path.exists("/proc/net/if_inet6"):
                 continue
-            srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", addr],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            import select
-            r, _, _ = select.select([srv.stderr], [], [], 15)
-            line = srv.stderr.readline() if r else ""
-            if srv.poll() is not None and srv.returncode == SKIP:
-                skip("schedtop exited 77: " + line + srv.stderr.read())
+            srv, line = serve_metrics(st, load.pid, addr)
             m = re.match(r"schedtop: serving http://(.*):(\d+)/metrics for pid \d+$", line.strip())
             if not m or m.group(1) != host or m.group(2) == "0":
                 fail("--listen %s: %r, want the port bound" % (addr, line))
@@ -782,11 +790,7 @@ def test_metrics_port(st, wl_test, wl, lib):
             srv.wait(10)
         # ":PORT" listens on both families, as Prometheus's ":9090" (it
         # took getaddrinfo's first passive address, 0.0.0.0: IPv4 only)
-        srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", ":0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        import select
-        r, _, _ = select.select([srv.stderr], [], [], 15)
-        line = srv.stderr.readline() if r else ""
+        srv, line = serve_metrics(st, load.pid, ":0")
         m = re.match(r"schedtop: serving http://:(\d+)/metrics for pid \d+$", line.strip())
         if not m or m.group(1) == "0":
             fail("--listen :0: %r, want the port bound" % line)
@@ -824,13 +828,7 @@ def test_metrics_http(st, wl_test, wl, lib):
     srv = None
     try:
         time.sleep(0.3)
-        srv = subprocess.Popen([st, "metrics", "-p", str(load.pid), "--listen", "127.0.0.1:0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        import select
-        r, _, _ = select.select([srv.stderr], [], [], 15)
-        line = srv.stderr.readline() if r else ""
-        if srv.poll() is not None and srv.returncode == SKIP:
-            skip("schedtop exited 77: " + line + srv.stderr.read())
+        srv, line = serve_metrics(st, load.pid, "127.0.0.1:0")
         m = re.match(r"schedtop: serving http://127\.0\.0\.1:(\d+)/metrics", line)
         if not m:
             fail("no serving line: %r" % line)
