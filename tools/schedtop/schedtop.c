@@ -1102,6 +1102,15 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 		return 1;
 	}
 	t->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	if (!cmd && wait_target(t, 0)) {
+		/* a zombie: its /proc/PID/task lists nothing, and this printed
+		 * one empty report and exited 0 where the BPF path refuses it */
+		fprintf(stderr, "schedtop: process %d has exited (its parent has not reaped "
+				"it yet)\n", t->pid);
+		fb_close(fb);
+		free(fb);
+		return 1;
+	}
 	bool tty = !batch && !json && isatty(1); /* main checked its clear (tui_check_clear) */
 	int rc = 0;
 	if (!json)
