@@ -935,6 +935,21 @@ def test_wrappers(st, wl_test, wl, lib):
             not re.search(r"sh \(pid (\d+)\) exited with status 3", p.stderr) or \
             re.search(r"sh \(pid (\d+)\)", p.stderr).group(1) == str(pid):
         fail("the wrapper's status 3 not told as sh's: %s" % p.stderr)
+    # ... and it is schedtop's exit status, as under time(1) or strace: a
+    # failing `-- CMD` exited 0 (a listed limit, mended 2026-12-06); the
+    # same without BPF, and a CMD killed by a signal is 128 + its number
+    if p.returncode != 3:
+        fail("-- sh -c '...; exit 3': schedtop exited %d, want CMD's 3" % p.returncode)
+    p = run([st, "--no-bpf", "--batch", "0.3", "--", "sh", "-c", "%s 2 40; exit 4" % wl_test],
+            timeout=60)
+    if p.returncode != 4:
+        fail("--no-bpf -- sh -c '...; exit 4': schedtop exited %d, want 4: %s"
+             % (p.returncode, p.stderr))
+    p = run([st, "--batch", "0.3", "--", "sh", "-c", "%s 2 40; kill -9 $$" % wl_test],
+            timeout=60)
+    if p.returncode != 128 + 9 or "killed by signal 9" not in p.stderr:
+        fail("-- sh -c '...; kill -9 $$': schedtop exited %d, want 137: %s"
+             % (p.returncode, p.stderr))
     p = run([st, "--batch", "--", "sh", "-c", "true"])
     if p.returncode != 1 or "started nothing that does" not in p.stderr:
         fail("a wrapper without libweft: rc %d, %r" % (p.returncode, p.stderr))

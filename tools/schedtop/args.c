@@ -79,7 +79,9 @@ const char schedtop_usage[] =
 	"(docs/OBSERVABILITY.md, Privileges); capabilities are used only to load and\n"
 	"attach, and only your own (dumpable) processes may be watched unless root.\n"
 	"Exit status: 0 ok, 1 failure (also: not allowed to watch that process),\n"
-	"2 usage, 77 BPF unavailable: a capability missing, no BTF (never with --no-bpf).\n";
+	"2 usage, 77 BPF unavailable: a capability missing, no BTF (never with --no-bpf).\n"
+	"With -- CMD, a CMD that fails on its own passes its status on (128+N if killed\n"
+	"by signal N), as time(1) does; one that schedtop stops leaves 0.\n";
 
 static int usage_err(FILE *err, const char *fmt, const char *arg)
 {

@@ -610,7 +610,9 @@ static bool wait_interval(struct target *t, double interval, struct stall *st)
 
 /* The status is our child's: CMD, which with a wrapper (sh -c) is not the
  * process watched (t->pid) - its status was told as the watched one's
- * (found by a review). */
+ * (found by a review). Returns the status to pass on as schedtop's own, as
+ * time(1) and strace do: CMD's exit status, or 128 + the signal that
+ * killed it; 0 when it succeeded or was not reaped. */
 static int reap(struct target *t, const char *cmd)
 {
 	int st = 0;
@@ -633,6 +635,10 @@ static int reap(struct target *t, const char *cmd)
 		else if (WIFSIGNALED(st))
 			fprintf(stderr, "schedtop: %s (pid %d) killed by signal %d\n", name, (int)who,
 				WTERMSIG(st));
+		if (WIFEXITED(st))
+			return WEXITSTATUS(st);
+		if (WIFSIGNALED(st))
+			return 128 + WTERMSIG(st);
 	}
 	return 0;
 }
@@ -1323,14 +1329,21 @@ int main(int argc, char **argv)
 	mon_close(&m);
 done:
 	if (t.child > 0) {
+		bool stopped = exiting; /* a Ctrl-C reaches CMD too: ours */
 		if (!mon_target_gone(t.pid)) {
 			/* we stopped first (count, Ctrl-C): the program, and the
 			 * wrapper that started it */
 			kill(t.pid, SIGTERM);
 			if (t.wrapped && t.child != t.pid)
 				kill(t.child, SIGTERM);
+			stopped = true;
 		}
-		reap(&t, cmd[0]);
+		/* CMD that ended on its own with a failure fails the run, as
+		 * under time(1) or strace: `schedtop trace -- ./loadtest` in a
+		 * CI job exited 0 whatever the load test said (a listed limit) */
+		int cs = reap(&t, cmd[0]);
+		if (!rc && !stopped)
+			rc = cs;
 	}
 	if (t.pidfd >= 0)
 		close(t.pidfd);
