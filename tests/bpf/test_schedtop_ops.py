@@ -735,14 +735,20 @@ def test_metrics(st, wl_test, wl, lib):
         check_scrape(parse, once.stdout)
         print("PASS: 2 scrapes + --once parsed by prometheus_client, counters monotonic")
     finally:
-        if srv and srv.poll() is None:
-            srv.send_signal(signal.SIGINT)
-            try:
-                srv.wait(10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-        load.kill()
-        load.wait()
+        stop_metrics(srv, load)
+
+
+def stop_metrics(srv, load):
+    """A test's clean-up: the metrics server (if any, still running) asked
+    to stop with SIGINT, killed after 10 s; then the load killed."""
+    if srv and srv.poll() is None:
+        srv.send_signal(signal.SIGINT)
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+    load.kill()
+    load.wait()
 
 
 def serve_metrics(st, pid, addr):
@@ -872,14 +878,7 @@ def test_metrics_http(st, wl_test, wl, lib):
             fail("GET after the bad requests: %r" % head)
         print("PASS: HEAD has no body, 405 says Allow, a malformed request gets 400 at once")
     finally:
-        if srv and srv.poll() is None:
-            srv.send_signal(signal.SIGINT)
-            try:
-                srv.wait(10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
-        load.kill()
-        load.wait()
+        stop_metrics(srv, load)
 
 
 def exact_counts(out, what):
