@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from streams import read_to_end
+
 MAX_CLIENTS = 256
 
 
@@ -67,23 +69,6 @@ class Client:
 
     def close(self):
         self.s.close()
-
-
-def read_to_end(s, timeout=5.0):
-    """Everything until the end of the stream: (bytes, "EOF", "reset" or
-    "open" after timeout seconds)."""
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return got, "EOF"
-            got += d
-    except ConnectionResetError:
-        return got, "reset"
-    except socket.timeout:
-        return got, "open"
 
 
 def start(binary, idle="300"):

@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from streams import read_to_end
+
 IDLE = 2  # seconds: the active client's 0.25 s pauses leave a loaded host 1.75 s
 ACTIVE_FOR = 3.5
 
@@ -28,23 +30,6 @@ ACTIVE_FOR = 3.5
 def fail(msg):
     print("idle-test: FAIL:", msg)
     sys.exit(1)
-
-
-def read_to_end(s, timeout):
-    """Everything until the end of the stream (a reset counts as an end):
-    (bytes, how it ended), or fail after timeout seconds."""
-    s.settimeout(timeout)
-    got = b""
-    try:
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return got, "EOF"
-            got += d
-    except ConnectionResetError:
-        return got, "reset"
-    except socket.timeout:
-        return got, "open"
 
 
 def silent(port, kind, res):
