@@ -118,6 +118,13 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 		 * only when reached (a ready arm before it won instead) */
 		if (arms[i].op == WEFT_SEL_SEM && arms[i].arg > WEFT_SEM_MAX_PERMITS)
 			return false;
+		/* two arms on one oneshot: the winner's receive frees it (both
+		 * ends consumed) with the other arm's entry still on its wait
+		 * list, which the cancel then touched (found by a review) */
+		if (arms[i].op == WEFT_SEL_ONESHOT_RECV)
+			for (size_t k = 0; k < i; k++)
+				if (arms[k].op == WEFT_SEL_ONESHOT_RECV && arms[k].obj == arms[i].obj)
+					return false;
 		/* an IO arm asks for a direction: without READABLE or WRITABLE
 		 * (0, HUP alone) weft_io_poll_ready registers no waker and
 		 * reports nothing, so the select waited out its deadline with

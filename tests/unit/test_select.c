@@ -104,6 +104,66 @@ Test(select, a_sem_arm_past_the_maximum_is_einval, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_sem_destroy(s), 0);
 }
 
+/*
+ * Two ONESHOT arms on one oneshot (a Go select may repeat a case). Both
+ * entries linked, the value arrived: the first arm took it, which
+ * consumed both ends and freed the oneshot, and the select then cancelled
+ * the second arm - still linked on the freed oneshot's wait list (a read
+ * and write of freed memory, a hang on its lock). Refused up front, as a
+ * SEM arm past the maximum is: the receiver end is taken by one arm only.
+ */
+struct dup_os {
+	struct weft_select_arm arms[2];
+	void *v;
+	size_t idx;
+	int rc;
+	atomic_int pending, done;
+};
+
+static enum weft_poll dup_os_poll(void *state, struct weft_cx *cx)
+{
+	struct dup_os *d = state;
+	int rc = weft_select_poll(d->arms, 2, cx, &d->idx);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&d->pending, 1);
+		return WEFT_PENDING;
+	}
+	d->rc = rc;
+	atomic_store(&d->done, 1);
+	return WEFT_READY;
+}
+
+static void dup_os_drop(void *state) { weft_select_cancel(((struct dup_os *)state)->arms, 2); }
+
+Test(select, two_oneshot_arms_on_one_oneshot_are_einval, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(NULL, &o), 0);
+	struct dup_os d = { .arms = { WEFT_SEL_ONESHOT(o, NULL), WEFT_SEL_ONESHOT(o, NULL) } };
+	d.arms[0].ptr = &d.v;
+	d.arms[1].ptr = &d.v;
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, dup_os_poll, &d, dup_os_drop, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&d.pending) || atomic_load(&d.done), WT_LONG_MS));
+	if (atomic_load(&d.pending)) /* both arms linked: the old code's path */
+		cr_assert_eq(weft_oneshot_send(o, (void *)9), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&d.done), WT_LONG_MS));
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(d.rc, -EINVAL, "the poll form refuses it (rc %d, arm %zu)", d.rc, d.idx);
+	/* the blocking forms too, with the value there: nothing is taken */
+	cr_assert_eq(weft_oneshot_send(o, (void *)9), 0);
+	struct weft_select_arm two[] = { WEFT_SEL_ONESHOT(o, &d.v), WEFT_SEL_ONESHOT(o, &d.v) };
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), -EINVAL);
+	cr_assert_eq(weft_select_fair_timeout(two, 2, 0), -EINVAL);
+	cr_assert_null(d.v);
+	/* one arm on it works */
+	cr_assert_eq(weft_select(two, 1, WEFT_FOREVER), 0);
+	cr_assert_eq(two[0].rc, 0);
+	cr_assert_eq((intptr_t)d.v, 9, "the value, received once (the oneshot is gone)");
+	wt_rt_destroy(rt);
+}
+
 Test(select, deadline_takes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_chan *a = mkchan(1);
