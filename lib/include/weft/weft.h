@@ -491,7 +491,9 @@ WEFT_API int weft_join(struct weft_task *task, void **result);
 /*
  * Poll form of weft_join for poll tasks. Returns WEFT_PENDING (handle still
  * valid; cx's waker will be woken when the task finishes), or, with the
- * handle consumed: 0 (result stored) or -ECANCELED (as weft_join).
+ * handle consumed: 0 (result stored), -ECANCELED or -EINTR (a fiber
+ * cancelled after fn started; *result receives what fn returned), as
+ * weft_join.
  * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle;
  * -EDEADLK when cx is the task's own (not consumed).
  */
@@ -581,9 +583,11 @@ WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint6
 WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
 					    uint64_t *id, uint64_t timeout_ns);
 /* Abort every task in the set (they stay in it: join_next reports each,
- * -ECANCELED unless it completed first), a member whose spawn into the set
- * runs at the same time on another thread included; a spawn that starts
- * after abort_all returned is not aborted. 0, or -EINVAL (NULL s). */
+ * -ECANCELED unless it completed first - -EINTR for a fiber that had
+ * started, with what fn returned as it unwound), a member whose spawn
+ * into the set runs at the same time on another thread included; a spawn
+ * that starts after abort_all returned is not aborted. 0, or -EINVAL
+ * (NULL s). */
 WEFT_API int weft_joinset_abort_all(struct weft_joinset *s);
 /* Tasks in the set: spawned and not yet returned by join_next (0 for NULL). */
 WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
