@@ -125,6 +125,11 @@ static bool arms_valid(const struct weft_select_arm *arms, size_t n, bool timer_
 			for (size_t k = 0; k < i; k++)
 				if (arms[k].op == WEFT_SEL_ONESHOT_RECV && arms[k].obj == arms[i].obj)
 					return false;
+		/* an interval never initialised: its poll aborts (it has no
+		 * error to return), weft_interval_tick says -EINVAL */
+		if (arms[i].op == WEFT_SEL_INTERVAL &&
+		    !((const struct weft_interval *)arms[i].obj)->period_ns)
+			return false;
 		/* an IO arm asks for a direction: without READABLE or WRITABLE
 		 * (0, HUP alone) weft_io_poll_ready registers no waker and
 		 * reports nothing, so the select waited out its deadline with

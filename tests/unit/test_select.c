@@ -164,6 +164,34 @@ Test(select, two_oneshot_arms_on_one_oneshot_are_einval, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A TICK arm on an interval never given to weft_interval_init (zeroed: no
+ * period). weft_interval_tick says -EINVAL for it; the select aborted the
+ * process in the arm's poll ("the interval has no period") - and only
+ * when the arm was reached, so a ready arm before it won instead. Refused
+ * up front, before any arm is polled, as a SEM arm past the maximum is.
+ */
+Test(select, an_interval_arm_never_initialised_is_einval, .timeout = WT_TMO(20))
+{
+	struct weft_interval iv = { 0 };
+	cr_assert_eq(weft_interval_tick(&iv), -EINVAL, "the plain call");
+	struct weft_select_arm one[] = { WEFT_SEL_TICK(&iv) };
+	cr_assert_eq(weft_select(one, 1, WEFT_FOREVER), -EINVAL);
+	cr_assert_eq(weft_select_fair_timeout(one, 1, 0), -EINVAL);
+	struct weft_chan *c = mkchan(1);
+	long x = 7, got = 0;
+	cr_assert_eq(weft_chan_try_send(c, &x), 0);
+	struct weft_select_arm two[] = { WEFT_SEL_RECV(c, &got), WEFT_SEL_TICK(&iv) };
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), -EINVAL);
+	cr_assert_eq(got, 0, "the ready arm took nothing");
+	/* initialised, the same arms select as ever */
+	cr_assert_eq(weft_interval_init(&iv, 1000 * MS), 0);
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(got, 7);
+	weft_interval_cancel(&iv);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
+
 Test(select, deadline_takes_nothing, .timeout = WT_TMO(20))
 {
 	struct weft_chan *a = mkchan(1);

@@ -722,8 +722,9 @@ struct weft_select_arm {
  * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV/BROADCAST,
  * an IO arm whose interest has neither WEFT_IO_READABLE nor
  * WEFT_IO_WRITABLE or a bit no WEFT_IO_* names, a SEM arm asking for more
- * than WEFT_SEM_MAX_PERMITS, two ONESHOT_RECV arms on one oneshot, a TIMER
- * arm; before any arm is polled),
+ * than WEFT_SEM_MAX_PERMITS, two ONESHOT_RECV arms on one oneshot, an
+ * INTERVAL arm on an interval never initialised, a TIMER arm; before any
+ * arm is polled),
  * -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
  * calling fiber was cancelled, before or while waiting: no arm completed,
  * every arm deregistered). An arm whose wait entry is attached to another
