@@ -120,6 +120,12 @@ int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct w
 			weft__free(o);
 			return rc;
 		}
+		/* a second receiver: the first to take the value frees the
+		 * oneshot under the other's linked entry (a use after free,
+		 * found by a review); said, as try_recv says it */
+		if (o->q.outstanding)
+			weft__die("weft_oneshot_recv on oneshot %p while another wait entry is "
+				  "linked: a oneshot has one receiver", (void *)o);
 		weft__waitq_link(&o->q, w, weft_cx_waker(cx), 0);
 	}
 	weft__slock_unlock(&o->lock);

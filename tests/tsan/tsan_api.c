@@ -3458,7 +3458,7 @@ struct sw_objs {
 	struct weft_notify *n;
 	struct weft_watch *w;
 	struct weft_broadcast *b;
-	struct weft_oneshot *o;
+	struct weft_oneshot *o[3]; /* one per receiving fiber: a oneshot has one receiver */
 	struct weft_waitgroup *wg;
 	struct weft_token *tk;
 	struct weft_io *io;
@@ -3472,7 +3472,7 @@ static void *sw_forever(void *arg) { (void)arg; weft_sleep_ns(3600000000000ull);
 
 static void *sw_fiber(void *arg)
 {
-	int kind = (int)(intptr_t)arg;
+	int i = (int)(intptr_t)arg, kind = i % 14;
 	long v;
 	int rc = 0;
 	switch (kind) {
@@ -3505,7 +3505,7 @@ static void *sw_fiber(void *arg)
 		weft_broadcast_rx_drop(rx);
 		break;
 	}
-	case 7: { void *p; rc = weft_oneshot_recv(sw.o, &p); break; }
+	case 7: { void *p; rc = weft_oneshot_recv(sw.o[i / 14], &p); break; }
 	case 8: rc = weft_waitgroup_wait(sw.wg); break;
 	case 9: rc = weft_token_wait(sw.tk); break;
 	case 10: { char c; rc = (int)weft_read(sw.io, &c, 1); break; }
@@ -3575,7 +3575,8 @@ static void scenario_shutdown_waits(void)
 	CHECK_EQ(weft_notify_create(&sw.n), 0);
 	CHECK_EQ(weft_watch_create(sizeof(long), &z, &sw.w), 0);
 	CHECK_EQ(weft_broadcast_create(sizeof(long), 4, &sw.b), 0);
-	CHECK_EQ(weft_oneshot_create(NULL, &sw.o), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(weft_oneshot_create(NULL, &sw.o[i]), 0);
 	CHECK_EQ(weft_waitgroup_create(&sw.wg), 0);
 	CHECK_EQ(weft_waitgroup_add(sw.wg, 1), 0);
 	CHECK_EQ(weft_token_create(NULL, &sw.tk), 0);
@@ -3585,7 +3586,7 @@ static void scenario_shutdown_waits(void)
 	CHECK_EQ(weft_mutex_lock(sw.m), 0); /* held by this thread throughout */
 	struct weft_task *t[SW_FIBERS];
 	for (int i = 0; i < SW_FIBERS; i++)
-		CHECK_EQ(weft_spawn(rt, sw_fiber, (void *)(intptr_t)(i % 14), &t[i]), 0);
+		CHECK_EQ(weft_spawn(rt, sw_fiber, (void *)(intptr_t)i, &t[i]), 0);
 	for (int i = 0; i < 10; i++) {
 		struct sw_poll *p = calloc(1, sizeof *p);
 		CHECK_EQ(weft_spawn_poll(rt, sw_poll_fn, p, sw_poll_drop, NULL), 0);
@@ -3621,8 +3622,10 @@ static void scenario_shutdown_waits(void)
 	CHECK_EQ(weft_notify_destroy(sw.n), 0);
 	CHECK_EQ(weft_watch_destroy(sw.w), 0);
 	CHECK_EQ(weft_broadcast_destroy(sw.b), 0);
-	CHECK_EQ(weft_oneshot_receiver_drop(sw.o), 0);
-	CHECK_EQ(weft_oneshot_sender_drop(sw.o), 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(weft_oneshot_receiver_drop(sw.o[i]), 0);
+		CHECK_EQ(weft_oneshot_sender_drop(sw.o[i]), 0);
+	}
 	CHECK_EQ(weft_waitgroup_destroy(sw.wg), 0);
 	CHECK_EQ(weft_token_destroy(sw.tk), 0);
 }

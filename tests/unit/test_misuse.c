@@ -461,6 +461,42 @@ Test(misuse, oneshot_second_send_aborts_naming_the_call, .timeout = WT_TMO(30))
 	EXPECT_IN(out, "weft: fatal: lib/sync/oneshot.c:");
 }
 
+/* A second receive on one oneshot while the first's entry is linked: the
+ * receive that took the value freed the oneshot under the other entry (a
+ * use after free; a review, 2026-12-06). Now an abort naming the misuse,
+ * as weft_oneshot_try_recv beside a linked entry. */
+static struct weft_oneshot *two_rx_o;
+static enum weft_poll two_receivers_poll(void *state, struct weft_cx *cx)
+{
+	static struct weft_wait w1 = WEFT_WAIT_INIT, w2 = WEFT_WAIT_INIT;
+	void *v;
+	if (weft_oneshot_recv_poll(two_rx_o, &w1, cx, &v) != WEFT_PENDING)
+		_exit(6);
+	weft_oneshot_recv_poll(two_rx_o, &w2, cx, &v); /* before: linked as well */
+	_exit(5);
+}
+
+static void child_oneshot_two_receivers(void)
+{
+	struct weft_runtime *rt = NULL;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	if (weft_runtime_create(&o, &rt) || weft_oneshot_create(NULL, &two_rx_o))
+		_exit(3);
+	struct weft_task *t;
+	if (weft_spawn_poll(rt, two_receivers_poll, NULL, NULL, &t))
+		_exit(4);
+	weft_join(t, NULL);
+	_exit(7);
+}
+
+Test(misuse, oneshot_second_receiver_aborts, .timeout = WT_TMO(30))
+{
+	char out[4096];
+	expect_abort(child_oneshot_two_receivers, out, sizeof out);
+	EXPECT_IN(out, "another wait entry is linked");
+	EXPECT_IN(out, "weft: fatal: lib/sync/oneshot.c:");
+}
+
 /* ------------------------------------------------ (h) generic strerror */
 
 Test(misuse, strerror_texts_fit_every_call, .timeout = WT_TMO(10))

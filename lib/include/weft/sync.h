@@ -157,7 +157,8 @@ WEFT_API int weft_oneshot_sender_drop(struct weft_oneshot *o);
  * Receive (poll form). WEFT_PENDING: nothing yet, `w` linked. 0: *value
  * holds the sent value. -EPIPE: the sender end was dropped without sending.
  * 0 and -EPIPE consume the receiver end (the object may be freed at once);
- * -EINVAL consumes nothing.
+ * -EINVAL consumes nothing. One receiver: a receive (any form) with a
+ * second entry while one is linked is a fatal error, as above.
  */
 WEFT_API int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w,
 				    struct weft_cx *cx, void **value);
