@@ -135,7 +135,14 @@ int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_w
 		return -EINVAL;
 	if (w->_queue && w->_queue != &c->q) {
 		/* mutex phase (or an entry of another object: the mutex's
-		 * poll form refuses it) */
+		 * poll form refuses it). Only an entry this cond moved there
+		 * carries its tag: one queued by weft_mutex_lock_poll, or in
+		 * another cond's mutex phase, was taken for ours - it returned
+		 * 0 with the mutex and uncounted in_mutex, which wrapped, so
+		 * destroy said -EBUSY for good (found by a review). _arg is
+		 * the owner's, written at its link. */
+		if ((w->_arg & ~(uint64_t)WEFT__COND_TAG_SIGNAL) != (uint64_t)(uintptr_t)c)
+			return -EINVAL;
 		int rc = weft_mutex_lock_poll(m, w, cx);
 		if (rc == 0)
 			leave_mutex_phase(c);

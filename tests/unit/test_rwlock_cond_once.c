@@ -511,6 +511,58 @@ Test(cond, poll_form, .timeout = WT_TMO(20)) { cond_poll_form(0); }
  * signal, nor unlock a mutex it does not hold). */
 Test(cond, poll_form_with_spent_budget, .timeout = WT_TMO(20)) { cond_poll_form(1); }
 
+/* An entry queued for the mutex by weft_mutex_lock_poll, or in another
+ * cond's mutex phase, is not this cond's waiter: its poll form refuses it
+ * (sync.h: an entry linked to another object) and leaves it as it was. */
+struct cvx { struct weft_cond *c; struct weft_mutex *m; struct weft_wait w; int step;
+	     atomic_int rc, parked; };
+
+static enum weft_poll cvx_poll(void *state, struct weft_cx *cx)
+{
+	struct cvx *p = state;
+	int rc;
+	if (p->step == 0) {
+		p->step = 1;
+		rc = weft_mutex_lock_poll(p->m, &p->w, cx); /* the test holds m */
+		if (rc != WEFT_PENDING) {
+			atomic_store(&p->rc, 1000 + rc);
+			return WEFT_READY;
+		}
+		atomic_store(&p->parked, 1);
+		return WEFT_PENDING;
+	}
+	/* woken: m handed to the entry, not yet collected */
+	rc = weft_cond_wait_poll(p->c, p->m, &p->w, cx);
+	atomic_store(&p->rc, rc);
+	if (rc == 0)
+		weft_mutex_unlock(p->m);
+	weft_wait_cancel(&p->w); /* passes m on */
+	return WEFT_READY;
+}
+
+static void cvx_drop(void *state) { weft_wait_cancel(&((struct cvx *)state)->w); }
+
+Test(cond, poll_form_refuses_an_entry_queued_for_the_mutex, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct cvx p = { 0 };
+	cr_assert_eq(weft_mutex_create(&p.m), 0);
+	cr_assert_eq(weft_cond_create(&p.c), 0);
+	cr_assert_eq(weft_mutex_lock(p.m), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, cvx_poll, &p, cvx_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked), WT_LONG_MS));
+	cr_assert_eq(weft_mutex_unlock(p.m), 0); /* to the queued entry */
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&p.rc), -EINVAL, "cond poll with a mutex waiter's entry: %d",
+		     atomic_load(&p.rc));
+	cr_assert_eq(weft_mutex_try_lock(p.m), 0, "the cancel passed the mutex on");
+	cr_assert_eq(weft_mutex_unlock(p.m), 0);
+	cr_assert_eq(weft_cond_destroy(p.c), 0, "the cond counts no waiter");
+	cr_assert_eq(weft_mutex_destroy(p.m), 0);
+	wt_rt_destroy(rt);
+}
+
 /* -------------------------------------------------------------------- once */
 
 static struct weft_once g_once = WEFT_ONCE_INIT;

@@ -755,7 +755,9 @@ WEFT_API int weft_cond_wait_timeout(struct weft_cond *c, struct weft_mutex *m,
  * Poll form: the first call (holding m, `w` idle) links w and releases m,
  * returning WEFT_PENDING; later calls with the same w return WEFT_PENDING
  * until signalled and m taken again, then 0 (m held). -EINVAL (NULL
- * argument), -EPERM (m was not locked; w left idle). A task dropped while
+ * argument, or w attached to another object - one queued for m by
+ * weft_mutex_lock_poll too; w left as it was), -EPERM (m was not locked;
+ * w left idle). A task dropped while
  * waiting cancels w (a signal or the mutex granted to it is passed on).
  */
 WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
