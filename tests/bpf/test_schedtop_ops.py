@@ -129,6 +129,11 @@ TEST is one of:
             cut on a character and fills the width (it was cut by bytes:
             short of the edge, or inside a character).
             (STALL_TARGET)
+  tui_lints the live view at 80x24 of lint_target blocking, whose intervals
+            draw long-poll (a detail of 150 columns) and blocking-call
+            together: every lint of the last interval (the text printed
+            when the count runs out) is named on the view's lint line
+            (blocking-call was pushed off it by long-poll's detail).
   tui_cmd   the live view with `-- review_target restart 40 0.3` (a line
             of output every 0.3 s) under tmux at 80x24: no output of the
             command on the view, which keeps its 24 lines; on q schedtop
@@ -2554,6 +2559,63 @@ def test_tui_utf8(st, wl_test, wl, lib):
             tp.wait()
 
 
+def test_tui_lints(st, wl_test, wl, lib):
+    """Every lint of an interval named on the live view's lint line at 80x24.
+    tmux keeps no alternate screen here, so the last frame stays above the
+    text schedtop prints when its count runs out (the same interval): each
+    `LINT name:` of the text must be on the frame as `[name]`. Before, the
+    lints shared one line in order and long-poll's detail filled it: a
+    blocking-call in the same interval was not on the view at all."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    target = os.path.join(os.path.dirname(wl_test), "lint_target")
+    T = [tmux, "-L", "schedtop-tuilints-%d" % os.getpid()]
+    tp = None
+    crowded = 0
+    try:
+        for run in range(4):
+            tp = subprocess.Popen([target, "blocking", "30"], stdout=subprocess.PIPE, text=True)
+            pid = wait_ready(tp)
+            subprocess.run(T + ["-f", "/dev/null", "new-session", "-d", "-s", "st", "-x", "80",
+                                "-y", "24", "%s -p %d 0.5 4; sleep 30" % (st, pid), ";",
+                                "set-option", "-g", "alternate-screen", "off"], check=True)
+            end, lines = time.time() + 20, []
+            while time.time() < end:
+                time.sleep(0.3)
+                lines = subprocess.run(T + ["capture-pane", "-p", "-S", "-", "-t", "st"],
+                                       stdout=subprocess.PIPE, text=True).stdout.split("\n")
+                if any(l.startswith("pid %d " % pid) for l in lines):
+                    break
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            tp.kill()
+            tp.wait()
+            tp = None
+            frames = [i for i, l in enumerate(lines) if l.startswith("schedtop pid %d " % pid)]
+            text = [i for i, l in enumerate(lines) if l.startswith("pid %d " % pid)]
+            if not frames or not text or text[-1] < frames[-1]:
+                fail("run %d: no last frame and text; screen:\n%s" % (run, "\n".join(lines)))
+            shown = lines[frames[-1] + 2]
+            names = [m.group(1) for l in lines[text[-1]:] for m in [re.match(r"LINT (\S+):", l)] if m]
+            print("run %d: lints %s, lint line %r" % (run, names, shown))
+            missing = [n for n in names if "[%s]" % n not in shown]
+            if missing:
+                fail("run %d: %s not on the lint line %r (the interval's lints: %s)"
+                     % (run, missing, shown, names))
+            if "long-poll" in names and len(names) > 1 and names[-1] != "long-poll":
+                crowded += 1
+                if crowded >= 2:
+                    break
+        if not crowded:
+            fail("lint_target blocking never drew long-poll and a lint after it in one interval")
+        print("PASS: every lint of the interval is named on the live view's lint line")
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        if tp:
+            tp.kill()
+            tp.wait()
+
+
 def test_tui_empty(st, wl_test, wl, lib):
     """The live view with no runtime, no worker and no sample."""
     tmux = shutil.which("tmux")
@@ -2641,7 +2703,7 @@ TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,
-         "tui_utf8": test_tui_utf8, "files": test_files}
+         "tui_utf8": test_tui_utf8, "tui_lints": test_tui_lints, "files": test_files}
 
 
 def main():

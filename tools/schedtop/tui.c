@@ -10,6 +10,7 @@
  */
 #include <curses.h>
 #include <langinfo.h>
+#include <limits.h>
 #include <locale.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -60,18 +61,16 @@ static bool utf8_ok;
  * the cells its characters take (wcwidth), not in bytes: a lint naming a
  * symbol in UTF-8 was cut short of the edge, or inside a character (found
  * by a review). Returns the columns written. */
-static int put(int y, int x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int put(int y, int x, const char *fmt, ...)
+static int vput(int y, int x, int maxw, const char *fmt, va_list ap)
 {
 	char raw[1024], buf[4096];
-	va_list ap;
-	if (y < 0 || y >= LINES || x >= COLS)
+	if (y < 0 || y >= LINES || x >= COLS || maxw <= 0)
 		return 0;
-	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
 	tx_safe(buf, sizeof(buf), raw); /* lint details hold the target's symbols */
 	int room = COLS - x - (y == LINES - 1 ? 1 : 0); /* the last cell scrolls */
+	if (room > maxw)
+		room = maxw;
 	size_t i = 0;
 	int cols = 0;
 	while (buf[i]) {
@@ -101,6 +100,27 @@ static int put(int y, int x, const char *fmt, ...)
 	if (i > 0)
 		mvaddnstr(y, x, buf, (int)i);
 	return cols;
+}
+
+static int put(int y, int x, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int put(int y, int x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vput(y, x, INT_MAX, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* put() in at most w columns. */
+static int put_w(int y, int x, int w, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put_w(int y, int x, int w, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vput(y, x, w, fmt, ap);
+	va_end(ap);
+	return n;
 }
 
 /* A duration in human units, short: 950ns 12us 3.4ms 134ms 2.1s */
@@ -193,15 +213,27 @@ static void header(const struct interval *iv, int pid)
 			break;
 		x += put(1, x, "%s%s", i ? "  " : "", seg[i]);
 	}
-	/* lints: one line, each name in bold, details clipped to the width */
+	/* lints: one line, each name in bold, details clipped to the width.
+	 * A detail leaves room for the names after it: long-poll's filled the
+	 * line, and a blocking-call in the same interval was not on the view
+	 * at all (found by a review). */
+	int names = 0; /* the columns of the names still to come, each with the "  " before it */
+	for (unsigned l = 0; l < LINT_NR; l++)
+		if (iv->lint[l])
+			names += (int)strlen(lint_names[l]) + 5;
+	for (unsigned k = 0; k < iv->nlat; k++)
+		if (iv->lat[k].stalls_known && iv->lat[k].stalls)
+			names += snprintf(NULL, 0, "[stalls %llu] ", (unsigned long long)iv->lat[k].stalls) + 2;
 	x = 0;
 	for (unsigned l = 0; l < LINT_NR; l++) {
 		if (!iv->lint[l] || x >= COLS - 1)
 			continue;
+		names -= (int)strlen(lint_names[l]) + 5;
 		attron(A_BOLD | (has_colors() ? COLOR_PAIR(1) : 0));
 		x += put(2, x, "[%s] ", lint_names[l]);
 		attroff(A_BOLD | (has_colors() ? COLOR_PAIR(1) : 0));
-		x += put(2, x, "%s  ", iv->lint_detail[l]);
+		x += put_w(2, x, COLS - x - names - (names ? 2 : 0), "%s", iv->lint_detail[l]);
+		x += put(2, x, "  ");
 	}
 	/* then the stalls the runtimes counted (polls over their stall
 	 * threshold, under the long-poll lint's 100 ms), the latest named */
@@ -209,10 +241,12 @@ static void header(const struct interval *iv, int pid)
 		const struct rt_lat *r = &iv->lat[k];
 		if (!r->stalls_known || !r->stalls)
 			continue;
+		names -= snprintf(NULL, 0, "[stalls %llu] ", (unsigned long long)r->stalls) + 2;
 		attron(A_BOLD);
 		x += put(2, x, "[stalls %llu] ", (unsigned long long)r->stalls);
 		attroff(A_BOLD);
-		x += put(2, x, "%s  ", r->last_stall);
+		x += put_w(2, x, COLS - x - names - (names ? 2 : 0), "%s", r->last_stall);
+		x += put(2, x, "  ");
 	}
 }
 
