@@ -7,7 +7,11 @@ TEST is one of:
   shape NAME  weft-load --shape NAME runs 1 s on 2 workers: exit 0, --json is
               one JSON object, tasks completed > 0, the completed graph equals
               the seed's (count and digest), no operation errors, no
-              cancelled tasks, per-worker metrics for 2 workers.
+              cancelled tasks, per-worker metrics for 2 workers. echo also
+              runs with 600 clients under a 1024-descriptor limit: the
+              server's accept fails with EMFILE, and the run counts at most
+              one error per unit and a few per second of accepts (its
+              accept loop spun, 1.6 million errors in 1 s).
   seed        --units: the same seed gives the same task count and graph
               digest with 1 and 3 workers (and equals the enumerated graph);
               another seed gives another graph; a timed run completes the
@@ -167,8 +171,32 @@ def test_shape(load, name):
         check(r["block_in_place_count"] > 0, "blocking: no block_in_place hand-off counted")
     if name == "echo":
         check(d["runtime"]["io_ready_events"] > 0, "echo: no I/O events")
+        test_echo_fds(load)
     print("ok: %s: %d tasks, %.0f tasks/s, p99 %d ns" % (name, d["tasks"]["completed"],
                                                         d["throughput"]["tasks_per_s"], lat["p99"]))
+
+
+def test_echo_fds(load):
+    # found by a review: with more clients than descriptors the server's
+    # accept fails with EMFILE until a connection ends, and its loop
+    # retried at once: one worker spun, each retry an operation error
+    # (1.6 million in a 1 s run, 39 million with one worker), while the
+    # clients waited. Each unit fails at most once; accepts retry 50 ms on.
+    import resource
+
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+    p = run([load, "--shape", "echo", "--concurrency", "600", "--duration", "1", "--workers", "2",
+             "--quiet", "--json"], timeout=60, preexec_fn=low_fds)
+    try:
+        d = json.loads(p.stdout)
+    except ValueError:
+        fail("echo, 1024 fds: exit %d, no summary: %r" % (p.returncode, p.stderr[-500:]))
+    issued = d["units"]["issued"]
+    check(d["op_errors"] <= issued + 1000,
+          "echo, 1024 fds, 600 clients: %d operation errors for %d units" % (d["op_errors"], issued))
+    print("ok: echo out of descriptors: %d operation errors, %d units, %d messages" %
+          (d["op_errors"], issued, d["throughput"]["ops"]))
 
 
 def test_seed(load):
