@@ -255,6 +255,10 @@ def test_args(load):
         (["--shape", "skewed", "--duration"], "needs an argument"),
         (["--shape", "skewed", "stray"], "unexpected argument"),
         (["--shape", "skewed", "--units", "5", "--warmup", "1"], "exclude each other"),
+        # --units runs until its units are done: a --duration beside it was
+        # ignored without a word (and written to the JSON as duration_s)
+        (["--shape", "skewed", "--units", "5", "--duration", "1"], "exclude each other"),
+        (["--shape", "skewed", "-d", "1", "-u", "5"], "exclude each other"),
     ]
     for args, want in cases:
         p = run([load, *args], timeout=10)

@@ -313,7 +313,7 @@ struct cfg {
 	double duration, warmup, rate, interval, drain;
 	unsigned concurrency;
 	uint64_t units;
-	bool json, quiet, have_rate, have_conc, seed_set;
+	bool json, quiet, have_rate, have_conc, have_dur, seed_set;
 	const char *output;
 };
 
@@ -332,7 +332,8 @@ static const char usage_text[] =
 	"  -r, --rate R           open loop: start R units per second\n"
 	"  -c, --concurrency C    closed loop: keep C units in flight\n"
 	"  -S, --seed S           graph seed (default 1); same seed -> same task graph\n"
-	"  -u, --units N          issue exactly N units, no time limit (exact task count)\n"
+	"  -u, --units N          issue exactly N units, no time limit (exact task count;\n"
+	"                         not with --duration or --warmup)\n"
 	"  -j, --json             print the summary as one JSON object on stdout\n"
 	"  -o, --output FILE      also write the JSON summary (with the time series) to FILE\n"
 	"  -i, --interval S       progress interval (default 1)\n"
@@ -449,6 +450,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		case 'd':
 			if (!parse_double(optarg, 0.001, 1e6, &c->duration))
 				return usage_error("--duration: expected seconds > 0, got '%s'", optarg);
+			c->have_dur = true;
 			break;
 		case 'W':
 			if (!parse_double(optarg, 0, 1e6, &c->warmup))
@@ -516,6 +518,11 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 	 * run had ended (3.7e12 tasks/s: found by a review) */
 	if (c->units && c->warmup > 0)
 		return usage_error("--warmup and --units exclude each other (--units measures every unit)%s", "");
+	/* nor a time limit: --units runs until its units are done, and a
+	 * --duration beside it was ignored without a word (found by a review) */
+	if (c->units && c->have_dur)
+		return usage_error("--duration and --units exclude each other (--units runs until its "
+				   "units are done)%s", "");
 	if (!c->have_rate && !c->have_conc) {
 		if (c->shape->open_loop) {
 			c->rate = c->shape->default_rate;
