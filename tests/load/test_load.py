@@ -300,9 +300,19 @@ def test_args(load):
     with open(outp) as f:
         check(p.returncode == 0 and json.load(f)["tool"] == "weft-load", "-o: the results did not replace the file")
     check(not os.path.exists(outp + ".tmp"), "-o: the temporary file was left")
+    # -o "" (an unset variable in a script): refused before the run. It ran
+    # the whole run, then "weft-load: : No such file or directory" - after
+    # writing ".tmp" in the working directory and removing it, a file of
+    # that name there included
+    with open(os.path.join(d, ".tmp"), "w") as f:
+        f.write("someone's file\n")
+    p = run([load, "--shape", "fork-join", "--units", "5", "--quiet", "-o", ""], timeout=30, cwd=d)
+    check(p.returncode == 2 and "--output" in p.stderr, "-o '': exit %d %r" % (p.returncode, p.stderr))
+    with open(os.path.join(d, ".tmp")) as f:
+        check(f.read() == "someone's file\n", "-o '': ./.tmp was changed")
     shutil.rmtree(d, ignore_errors=True)
     print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time, "
-          "-o replaced only by finished results")
+          "-o replaced only by finished results, -o '' refused")
     test_windows(load)
 
 

@@ -476,7 +476,13 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 				return usage_error("--units: expected a count >= 1, got '%s'", optarg);
 			break;
 		case 'j': c->json = true; break;
-		case 'o': c->output = optarg; break;
+		case 'o':
+			/* "" (an unset variable) ran the whole run, wrote
+			 * ./.tmp and failed at the end (found by a review) */
+			if (!optarg[0])
+				return usage_error("--output: expected a file name, got '%s'", optarg);
+			c->output = optarg;
+			break;
 		case 'i':
 			if (!parse_double(optarg, 0.05, 3600, &c->interval))
 				return usage_error("--interval: expected 0.05..3600 seconds, got '%s'", optarg);
