@@ -274,6 +274,16 @@ def test_args(load):
     # a failed --output write fails the run (it exited 0)
     p = run([load, "--shape", "fork-join", "--units", "5", "--quiet", "-o", "/dev/full"], timeout=30)
     check(p.returncode == 1 and "/dev/full" in p.stderr, "-o /dev/full: exit %d %r" % (p.returncode, p.stderr))
+    # the summary into a stdout that takes nothing (a full disk): exit 1
+    # saying so; it exited 0 with the summary lost (found by a review)
+    with open("/dev/full", "w") as full:
+        for args in (["--json"], [], ["--list"]):
+            a = [load, "--list"] if args == ["--list"] else \
+                [load, "--shape", "fork-join", "--units", "5", "--quiet", *args]
+            p = subprocess.run(a, stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=30)
+            check(p.returncode == 1 and "stdout" in p.stderr,
+                  "%s > /dev/full: exit %d %r" % (args, p.returncode, p.stderr))
     # open loop at a rate the machine cannot issue stops at --duration (it
     # went on for 10 s of a 0.2 s run)
     t0 = time.time()

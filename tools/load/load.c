@@ -359,6 +359,18 @@ static const char usage_text[] =
 	"  weft-load --shape bursty --rate 50 --duration 10\n"
 	"  weft-load --shape fork-join --units 100 --seed 7 --json\n";
 
+/* stdout took all that was written to it: the summary into a full disk
+ * or a closed pipe was lost with exit 0 (found by a review). A reader that
+ * left (EPIPE) knows it: no message, as schedtop. */
+static bool stdout_ok(void)
+{
+	if (!fflush(stdout) && !ferror(stdout))
+		return true;
+	if (errno != EPIPE)
+		fprintf(stderr, "weft-load: writing to stdout: %s\n", strerror(errno ? errno : EIO));
+	return false;
+}
+
 static void list_shapes(FILE *f)
 {
 	fprintf(f, "Shapes:\n");
@@ -497,8 +509,8 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 						   optarg);
 			break;
 		case 'q': c->quiet = true; break;
-		case 'l': list_shapes(stdout); exit(0);
-		case 'h': fputs(usage_text, stdout); list_shapes(stdout); exit(0);
+		case 'l': list_shapes(stdout); exit(stdout_ok() ? 0 : 1);
+		case 'h': fputs(usage_text, stdout); list_shapes(stdout); exit(stdout_ok() ? 0 : 1);
 		case ':': return usage_error("option %s needs an argument", bad);
 		default: return usage_error("unknown option '%s'", bad);
 		}
@@ -1230,11 +1242,12 @@ int main(int argc, char **argv)
 	for (uint64_t k = 0; k < r.issued; k++)
 		cfg.shape->enumerate(k, &r.expect);
 
+	errno = 0;
 	if (cfg.json)
 		write_json(stdout, &r, false);
 	else
 		print_text(&r);
-	int status = 0;
+	int status = stdout_ok() ? 0 : 1;
 	if (out) {
 		write_json(out, &r, true);
 		bool ok = !ferror(out);
@@ -1249,7 +1262,6 @@ int main(int argc, char **argv)
 			out_tmp[0] = '\0'; /* renamed: nothing to remove */
 		}
 	}
-	fflush(stdout);
 	if (r.tot.op_errors) {
 		fprintf(stderr, "weft-load: %" PRIu64 " operation errors\n", r.tot.op_errors);
 		status = 1;
