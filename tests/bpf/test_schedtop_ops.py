@@ -134,6 +134,13 @@ TEST is one of:
             together: every lint of the last interval (the text printed
             when the count runs out) is named on the view's lint line
             (blocking-call was pushed off it by long-poll's detail).
+  first_interval
+            the first interval after attaching by pid to a busy weft-load
+            (bursty, 2 workers): --batch --json -n 1 and the live view with
+            count 1 (its text on exit) show the polls beside the parks.
+            They read 0 polls/s in every run (the attach snapshot was not
+            given the poll counts read from memory, which the interval in
+            which a core's counters are first known counts from).
   tui_cmd   the live view with `-- review_target restart 40 0.3` (a line
             of output every 0.3 s) under tmux at 80x24: no output of the
             command on the view, which keeps its 24 lines; on q schedtop
@@ -2616,6 +2623,46 @@ def test_tui_lints(st, wl_test, wl, lib):
             tp.wait()
 
 
+def test_first_interval(st, wl_test, wl, lib):
+    """Polls in the first interval after attaching, --batch and live."""
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    T = [tmux, "-L", "schedtop-first-%d" % os.getpid()]
+    load = subprocess.Popen([wl, "--shape", "bursty", "--workers", "2", "--duration", "60", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)   # busy before the attach: no probe has given the counters yet
+        for run_ in range(3):
+            p = run([st, "-p", str(load.pid), "--batch", "--json", "-n", "1", "0.5"], timeout=30)
+            o = jlines(p.stdout)[-1]
+            rows = [(w["core"], w["polls"], w["parks"], w["total"]["polls"]) for w in o["worker"]]
+            print("--batch, first interval (core, polls, parks, total polls):", rows)
+            if sum(r[2] for r in rows) and sum(r[3] for r in rows) and not sum(r[1] for r in rows):
+                fail("--batch: the first interval reads 0 polls beside %d parks: %s"
+                     % (sum(r[2] for r in rows), rows))
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "200", "-y", "50",
+                            "%s -p %d 0.5 1; sleep 30" % (st, load.pid)], check=True)
+        end, head = time.time() + 15, None
+        while time.time() < end and head is None:
+            time.sleep(0.3)
+            for l in subprocess.run(T + ["capture-pane", "-p", "-t", "st"], stdout=subprocess.PIPE,
+                                    text=True).stdout.split("\n"):
+                if l.startswith("pid %d " % load.pid):
+                    head = l
+        if head is None:
+            fail("the live view printed no interval on exit")
+        print("live view, its one interval:", head)
+        m = re.search(r"polls/s (\d+) .*parks/s (\d+)", head)
+        if not m or (int(m.group(2)) and not int(m.group(1))):
+            fail("live view: the first interval reads 0 polls/s beside the parks: %r" % head)
+        print("PASS: the first interval after attaching counts the polls")
+    finally:
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        load.kill()
+        load.wait()
+
+
 def test_tui_empty(st, wl_test, wl, lib):
     """The live view with no runtime, no worker and no sample."""
     tmux = shutil.which("tmux")
@@ -2703,7 +2750,8 @@ TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui
          "wrappers": test_wrappers, "keep_outputs": test_keep_outputs,
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,
-         "tui_utf8": test_tui_utf8, "tui_lints": test_tui_lints, "files": test_files}
+         "tui_utf8": test_tui_utf8, "tui_lints": test_tui_lints, "first_interval": test_first_interval,
+         "files": test_files}
 
 
 def main():

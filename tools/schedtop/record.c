@@ -370,6 +370,7 @@ int record_run(struct mon *m, struct stall *st, int pid, int pidfd, const struct
 	stall_sample(st, now_ns());
 	stall_sync_slots(st, m);
 	mon_snapshot(m, prev);
+	stall_fill_snap(st, prev); /* the first interval's polls count from these */
 	uint64_t next = prev->ts_ns + (uint64_t)(o->interval * 1e9);
 	bool gone = false;
 	/* SIGINT/SIGTERM end with a last, partial interval report, as the

@@ -617,6 +617,9 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 	stall_sample(st, (uint64_t)t_start.tv_sec * 1000000000ull + (uint64_t)t_start.tv_nsec);
 	stall_sync_slots(st, m);
 	mon_snapshot(m, prev);
+	/* the polls read from memory at the attach: the first interval counts
+	 * a core's polls from them (it read 0 polls/s beside the parks) */
+	stall_fill_snap(st, prev);
 	interval_compute(iv, prev, prev, &ls);
 	struct timespec last;
 	clock_gettime(CLOCK_MONOTONIC, &last);
