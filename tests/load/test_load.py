@@ -31,6 +31,10 @@ TEST is one of:
               time since the last snapshot taken (checked against the
               --output series). Before: it compared with zero and printed
               the run's totals divided by one interval.
+  spawn-fail MODULE  with MODULE (spawn_fail.c) preloaded, two spawns of
+              poll tasks (skewed) and one of a fiber (blocking) are refused:
+              the tasks that never ran are counted cancelled, the graph is
+              incomplete, and the run exits 1 saying so. Before: exit 0.
   demo        scripts/demo --duration 5 non-interactively (stdin/stdout not a
               terminal), with WEFT_DEMO_BUILD pointing at this build: trace
               and report exist, out/trace.json parses with worker spans and
@@ -445,6 +449,28 @@ def test_shutdown_stuck(load, module):
         print("PASS: the summary after a timed-out or abandoned shutdown and drain")
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_spawn_fail(load, module):
+    # found by a review: a spawn refused (no memory; for a fiber, out of
+    # kernel mappings on a kernel without MADV_GUARD_INSTALL, weft.h) lost
+    # its task: the summary said cancelled and INCOMPLETE, and the exit
+    # status was 0
+    env = dict(os.environ, LD_PRELOAD=module)
+    for shape, lost in (("skewed", 2), ("blocking", 1)):
+        p = run([load, "--shape", shape, "--units", "2", "--workers", "2", "--quiet", "--json"],
+                timeout=60, env=env)
+        try:
+            d = json.loads(p.stdout)
+        except ValueError:
+            fail("%s: exit %d, no summary: %r" % (shape, p.returncode, p.stderr[-500:]))
+        print("%s: rc %d, cancelled %d, complete %s, stderr %r" %
+              (shape, p.returncode, d["tasks"]["cancelled"], d["graph"]["complete"], p.stderr.strip()))
+        check(d["tasks"]["cancelled"] == lost and not d["graph"]["complete"],
+              "%s: %d cancelled (want %d; the module?)" % (shape, d["tasks"]["cancelled"], lost))
+        check(p.returncode == 1 and "did not run" in p.stderr,
+              "%s: %d tasks lost, exit %d, stderr %r" % (shape, lost, p.returncode, p.stderr))
+    print("ok: tasks lost to refused spawns fail the run")
 
 
 def test_metrics_hole(load, module):
@@ -1426,6 +1452,8 @@ def main():
         test_args(load)
     elif test == "shutdown-stuck":
         test_shutdown_stuck(load, sys.argv[4])
+    elif test == "spawn-fail":
+        test_spawn_fail(load, sys.argv[4])
     elif test == "metrics-hole":
         test_metrics_hole(load, sys.argv[4])
     elif test == "demo":

@@ -1266,6 +1266,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "weft-load: %" PRIu64 " operation errors\n", r.tot.op_errors);
 		status = 1;
 	}
+	/* a spawn refused (no memory, out of kernel mappings for a fiber's
+	 * stack) lost its task: the graph said INCOMPLETE and the exit was 0
+	 * (found by a review) */
+	if (r.tot.cancelled) {
+		fprintf(stderr, "weft-load: %" PRIu64 " tasks did not run to completion (a spawn "
+				"refused, or cancelled at shutdown): the graph is incomplete\n",
+			r.tot.cancelled);
+		status = 1;
+	}
 	if (!r.drained)
 		status = 1;
 	if (rc) {
