@@ -358,6 +358,17 @@ def test_windows(load):
             want = min(hi, h["max"])
             break
     check(h["p999"] == want, "p99.9 of 1000: %d, the 999th sample's bucket gives %s" % (h["p999"], want))
+    # the settings as given: %g kept 6 digits, --rate 1234567 was written
+    # 1.23457e+06 (1234570) in the JSON and the text (found by a review)
+    d, p = load_json(load, "--shape", "timers", "--units", "2", "--rate", "1234567", "--warmup", "0",
+                     "--quiet")
+    check(d["rate"] == 1234567, "--rate 1234567: JSON rate %r" % d["rate"])
+    p = run([load, "--shape", "timers", "--duration", "0.2", "--warmup", "0.0123456789", "--rate",
+             "1234567", "--quiet", "-o", "/dev/stdout"], timeout=30)
+    d = json.loads(p.stdout[p.stdout.index("{"):])
+    check(d["warmup_s"] == 0.0123456789 and d["duration_s"] == 0.2 and "1234567 units/s" in p.stdout,
+          "settings in the summary: warmup_s %r duration_s %r, %r" %
+          (d["warmup_s"], d["duration_s"], p.stdout.splitlines()[0]))
     print("ok: --units measures the whole job, the warmup is outside the window, closed loop "
           "stops at --duration, p99.9 of 1000 is the 999th")
     # Ctrl-C in the warmup: nothing was measured, so no tasks in the

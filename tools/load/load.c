@@ -863,8 +863,8 @@ static void write_json(FILE *f, const struct result *r, bool with_series)
 	if (closed_loop)
 		fprintf(f, "\"mode\":\"closed\",\"concurrency\":%u,\"rate\":null,", cfg.concurrency);
 	else
-		fprintf(f, "\"mode\":\"open\",\"concurrency\":null,\"rate\":%g,", cfg.rate);
-	fprintf(f, "\"seed\":%" PRIu64 ",\"duration_s\":%g,\"warmup_s\":%g,\"units_limit\":%" PRIu64
+		fprintf(f, "\"mode\":\"open\",\"concurrency\":null,\"rate\":%.15g,", cfg.rate);
+	fprintf(f, "\"seed\":%" PRIu64 ",\"duration_s\":%.15g,\"warmup_s\":%.15g,\"units_limit\":%" PRIu64
 		   ",\"interrupted\":%s,\"shutdown\":\"%s\",",
 		load_seed, cfg.duration, cfg.warmup, cfg.units, interrupted ? "true" : "false",
 		shutdown_word(r->shutdown_rc));
@@ -1000,7 +1000,7 @@ static void print_text(const struct result *r)
 	if (closed_loop)
 		printf("closed loop (concurrency %u)", cfg.concurrency);
 	else
-		printf("open loop (%g units/s)", cfg.rate);
+		printf("open loop (%.15g units/s)", cfg.rate);
 	printf(", seed %" PRIu64 ", measured %.2f s", load_seed, meas);
 	if (cfg.warmup > 0)
 		printf(" after %.1f s warmup", cfg.warmup);
