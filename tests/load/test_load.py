@@ -310,10 +310,23 @@ def test_args(load):
     pr.wait()
     with open(outp) as f:
         check(f.read() == "previous results\n", "-o: a killed run changed the previous file")
+    # (SIGKILL leaves the killed run's temporary file: not looked at)
+    left = set(os.listdir(d))
+    # the temporary file is a new one (mkstemp): a fixed "res.json.tmp"
+    # overwrote a user's file of that name and renamed it away
+    with open(outp + ".tmp", "w") as f:
+        f.write("someone's file\n")
     p = run([load, "--shape", "fork-join", "--units", "5", "--quiet", "-o", outp], timeout=30)
     with open(outp) as f:
         check(p.returncode == 0 and json.load(f)["tool"] == "weft-load", "-o: the results did not replace the file")
-    check(not os.path.exists(outp + ".tmp"), "-o: the temporary file was left")
+    check(os.path.exists(outp + ".tmp") and open(outp + ".tmp").read() == "someone's file\n",
+          "-o: a file named OUT.tmp was overwritten or removed")
+    os.unlink(outp + ".tmp")
+    check(set(os.listdir(d)) == left, "-o: a temporary file was left: %s" % (set(os.listdir(d)) - left))
+    st = os.stat(outp)
+    um = os.umask(0)
+    os.umask(um)
+    check(st.st_mode & 0o777 == 0o666 & ~um, "-o: mode %o, want %o" % (st.st_mode & 0o777, 0o666 & ~um))
     # -o "" (an unset variable in a script): refused before the run. It ran
     # the whole run, then "weft-load: : No such file or directory" - after
     # writing ".tmp" in the working directory and removing it, a file of

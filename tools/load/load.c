@@ -1090,12 +1090,30 @@ int main(int argc, char **argv)
 	 * /dev/stdout) is written in place, never renamed over. */
 	struct stat ost;
 	bool direct = cfg.output && stat(cfg.output, &ost) == 0 && !S_ISREG(ost.st_mode);
+	/* NAME.XXXXXX, made by mkstemp: a fixed NAME.tmp overwrote a user's
+	 * file of that name, and two runs given one NAME wrote into the same
+	 * temporary file (found by a review) */
 	if (cfg.output && !direct &&
-	    (size_t)snprintf(out_tmp, sizeof(out_tmp), "%s.tmp", cfg.output) >= sizeof(out_tmp)) {
+	    (size_t)snprintf(out_tmp, sizeof(out_tmp), "%s.XXXXXX", cfg.output) >= sizeof(out_tmp)) {
 		fprintf(stderr, "weft-load: %s: name too long\n", cfg.output);
 		return 1;
 	}
-	if (cfg.output && !(out = fopen(direct ? cfg.output : out_tmp, "w"))) {
+	if (cfg.output && !direct) {
+		int fd = mkstemp(out_tmp);
+		if (fd >= 0) {
+			mode_t um = umask(0); /* the mode fopen would give: 0666 & ~umask */
+			umask(um);
+			if (fchmod(fd, 0666 & ~um) || !(out = fdopen(fd, "w"))) {
+				int e = errno;
+				close(fd);
+				unlink(out_tmp);
+				errno = e;
+			}
+		}
+	} else if (cfg.output) {
+		out = fopen(cfg.output, "w");
+	}
+	if (cfg.output && !out) {
 		fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
 		out_tmp[0] = '\0';
 		return 1;
