@@ -76,7 +76,8 @@ struct weft_runtime_opts {
 	 * 0: random. The same non-zero seed gives the same per-core seeds. */
 	uint64_t rng_seed;
 	/* Worker threads are named "<prefix>-<n>". NULL: "weft-worker".
-	 * At most 11 bytes, so the name fits Linux's 15-byte limit. */
+	 * 1 to 11 bytes, so the name fits Linux's 15-byte limit; "" is
+	 * -EINVAL. */
 	const char *thread_name_prefix;
 	/* Called on each worker thread when it starts and before it exits,
 	 * with `hook_arg` and the worker's index. May be NULL. The start
@@ -719,12 +720,12 @@ struct weft_select_arm {
  * arm that completed (>= 0; its rc holds its result), or -ETIMEDOUT (the
  * deadline - CLOCK_MONOTONIC ns, WEFT_FOREVER for none - passed first;
  * no arm completed), -EINVAL (NULL arms, n = 0 or > WEFT_SELECT_MAX_ARMS,
- * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV/BROADCAST,
- * an IO arm whose interest has neither WEFT_IO_READABLE nor
- * WEFT_IO_WRITABLE or a bit no WEFT_IO_* names, a SEM arm asking for more
- * than WEFT_SEM_MAX_PERMITS, two ONESHOT_RECV arms on one oneshot, an
- * INTERVAL arm on an interval never initialised, a TIMER arm; before any
- * arm is polled),
+ * an unknown op, a NULL obj, a NULL ptr for CHAN_SEND/CHAN_RECV/BROADCAST/
+ * READER_LINE, a READER_LINE delimiter above 255, an IO arm whose
+ * interest has neither WEFT_IO_READABLE nor WEFT_IO_WRITABLE or a bit no
+ * WEFT_IO_* names, a SEM arm asking for more than WEFT_SEM_MAX_PERMITS,
+ * two ONESHOT_RECV arms on one oneshot, an INTERVAL arm on an interval
+ * never initialised, a TIMER arm; before any arm is polled),
  * -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
  * calling fiber was cancelled, before or while waiting: no arm completed,
  * every arm deregistered). An arm whose wait entry is attached to another
