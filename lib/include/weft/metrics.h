@@ -50,7 +50,7 @@ struct weft_metrics {
 	uint64_t budget_forced_yield_count;
 	uint64_t io_fds_registered;    /* ever registered with the I/O driver */
 	uint64_t io_fds_deregistered;
-	uint64_t io_ready_events;      /* readiness events delivered by epoll */
+	uint64_t io_ready_events;      /* readiness events from the driver (epoll or io_uring) */
 	uint64_t blocking_threads;     /* blocking-pool threads alive now */
 	uint64_t blocking_idle_threads;
 	uint64_t blocking_queue_depth; /* jobs waiting for a blocking thread */
