@@ -60,7 +60,8 @@
  *
  * Calls that take an object return -EINVAL for a NULL object or a NULL
  * required pointer, and for a wait entry linked to a different object.
- * Objects are allocated with malloc by their constructor (-ENOMEM on
+ * Objects are allocated by their constructor from weft's allocator
+ * (malloc, or the one weft_set_allocator set: weft.h; -ENOMEM on
  * failure; *out untouched) and freed by the matching destroy (or, for the
  * oneshot, when both ends are gone). A destroy that finds waiters still
  * linked (or holding a grant not yet collected), or a call still waking
