@@ -101,7 +101,7 @@ struct weft__uring {
 
 int weft__uring_init(struct weft_runtime *rt)
 {
-	struct weft__uring *u = calloc(1, sizeof(*u));
+	struct weft__uring *u = weft__calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
 	struct io_uring_params p;
@@ -110,11 +110,11 @@ int weft__uring_init(struct weft_runtime *rt)
 	p.cq_entries = URING_CQ_ENTRIES;
 	int rc = io_uring_queue_init_params(URING_SQ_ENTRIES, &u->ring, &p);
 	if (rc == -EINVAL) { /* before 5.18: no SUBMIT_ALL (and then no CQE_SKIP either) */
-		free(u);
+		weft__free(u);
 		return -EOPNOTSUPP;
 	}
 	if (rc < 0) { /* ENOSYS: no io_uring; EPERM: kernel.io_uring_disabled, seccomp */
-		free(u);
+		weft__free(u);
 		return rc;
 	}
 	RING_NEW();
@@ -124,7 +124,7 @@ int weft__uring_init(struct weft_runtime *rt)
 	if ((p.features & need) != need) {
 		RING_GONE();
 		io_uring_queue_exit(&u->ring);
-		free(u);
+		weft__free(u);
 		return -EOPNOTSUPP;
 	}
 	pthread_mutex_init(&u->sq_lock, NULL);
@@ -142,7 +142,7 @@ void weft__uring_fini(struct weft_runtime *rt)
 	RING_GONE();
 	io_uring_queue_exit(&u->ring);
 	pthread_mutex_destroy(&u->sq_lock);
-	free(u);
+	weft__free(u);
 	rt->driver.uring = NULL;
 }
 

@@ -767,3 +767,48 @@ Test(io_driver, a_second_registration_of_an_fd_is_eexist_on_both, .timeout = WT_
 		wt_rt_destroy(rt);
 	}
 }
+
+/* weft.h: every allocation goes through the allocator weft_set_allocator
+ * sets, fiber stacks alone excepted. The io_uring driver's ring state came
+ * from calloc: a program that accounts its memory through its allocator
+ * (or runs weft on an arena) did not see it. Counted on the creating
+ * thread only, so the workers' own allocations do not blur the figures. */
+static __thread bool drv_counting;
+static atomic_long drv_allocs;
+
+static void *drv_alloc(size_t size, size_t align, void *ctx)
+{
+	(void)ctx;
+	void *p = align <= 16 ? malloc(size)
+			      : aligned_alloc(align, (size + align - 1) & ~(align - 1));
+	if (p && drv_counting)
+		atomic_fetch_add(&drv_allocs, 1);
+	return p;
+}
+
+static void drv_free(void *p, void *ctx)
+{
+	(void)ctx;
+	free(p);
+}
+
+Test(io_driver, the_io_uring_state_comes_from_the_allocator, .timeout = WT_TMO(30))
+{
+	static const struct weft_allocator counting = { drv_alloc, drv_free, NULL };
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	long made[2];
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		atomic_store(&drv_allocs, 0);
+		drv_counting = true;
+		int rc = create_with(d, &rt);
+		drv_counting = false;
+		cr_assert_eq(rc, 0, "driver %d: %d", d, rc);
+		made[d - WEFT_IO_DRIVER_EPOLL] = atomic_load(&drv_allocs);
+		wt_rt_destroy(rt);
+	}
+	cr_assert_gt(made[1], made[0],
+		     "io_uring's create made %ld allocations through weft's allocator, epoll's %ld: "
+		     "the ring state came from elsewhere", made[1], made[0]);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
