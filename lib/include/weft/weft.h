@@ -823,7 +823,8 @@ WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
  * it. Process-wide; set it once, before creating any runtime or sync
  * object. NULL restores malloc/free. Errors: -EINVAL (a NULL function),
  * -EBUSY (a runtime exists). Fiber stacks (and their descriptors) come
- * from mmap, not from here. Changing it later is not safe even with no
+ * from mmap, not from here, and weft_signal_notify's process-wide table
+ * of channels from malloc (it outlives runtimes and allocators). Changing it later is not safe even with no
  * runtime alive: memory taken from the old allocator is given back to the
  * new one - sync objects and metrics snapshots still alive, and the
  * per-thread parker of any thread that blocked in a weft call (freed when
