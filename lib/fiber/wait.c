@@ -43,6 +43,23 @@ static bool fip_closing(const struct weft__fiber *f)
 	return atomic_load_explicit(&f->cx->rt->closed, memory_order_relaxed);
 }
 
+/* The running fiber was cancelled (weft_abort, shutdown). Shutdown cancels
+ * the fibers on its list; one still in its first poll (it never waited, so
+ * it is not listed) cancels itself here, at its first cancellation point
+ * after the close, as the sweep would have: its calls that would not have
+ * to wait said 0 (a free mutex was taken, an unbounded channel's sends -
+ * no budget, no suspension - went on for ever, holding the shutdown), and
+ * its joiner got 0 for -EINTR (found by a review of weft.h). */
+static bool fiber_cancelled(struct weft__fiber *f)
+{
+	if (weft__task_cancelled(f->cx->task))
+		return true;
+	if (!atomic_load_explicit(&f->cx->rt->closed, memory_order_relaxed))
+		return false;
+	(void)weft__task_cancel(f->cx->task); /* running: marks it, submits nothing */
+	return true;
+}
+
 static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 		      struct weft_wait *w, uint64_t deadline_ns)
 {
@@ -57,7 +74,7 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 			break;
 		}
 		/* The cancellation point: at entry and after every resume. */
-		if (weft__task_cancelled(f->cx->task)) {
+		if (fiber_cancelled(f)) {
 			rc = -ECANCELED;
 			break;
 		}
@@ -180,8 +197,7 @@ bool weft__cancelled(void)
 	 * I/O waits and copies look at the runtime's close, then at this
 	 * (found by a flaky io_copy test under io_uring). */
 	if (ctx->fiber)
-		return weft__task_cancelled(ctx->fiber->cx->task) ||
-		       atomic_load_explicit(&ctx->fiber->cx->rt->closed, memory_order_relaxed);
+		return fiber_cancelled(ctx->fiber);
 	return ctx->discarding;
 }
 

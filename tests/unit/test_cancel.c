@@ -368,6 +368,69 @@ Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* The same fiber's calls that would not have to wait: weft.h has every
+ * blocking call of a cancelled fiber say -ECANCELED, "even one that would
+ * not have to wait", and shutdown cancels every fiber as weft_abort does.
+ * The fiber's cancellation point (wait.c) looked at its task's cancel bit
+ * only, which shutdown had not set on a fiber in its first poll: a free
+ * mutex was taken, and sends into an unbounded channel (no budget spent,
+ * never a suspension) went on for ever, holding the shutdown. It ends as
+ * a cancelled fiber: the joiner gets -EINTR. */
+struct first_poll_calls {
+	struct weft_mutex *m;
+	struct weft_chan *ch;
+	atomic_int go, spinning;
+	int lock_rc, send_rc;
+	long sends;
+};
+
+static void *first_poll_calls_fiber(void *arg)
+{
+	struct first_poll_calls *f = arg;
+	atomic_store(&f->spinning, 1);
+	while (!atomic_load(&f->go))
+		; /* holds its worker: never pending */
+	f->lock_rc = weft_mutex_lock(f->m);
+	if (f->lock_rc == 0)
+		weft_mutex_unlock(f->m);
+	long v = 1;
+	while ((f->send_rc = weft_chan_send(f->ch, &v)) == 0 && ++f->sends < 1000000)
+		;
+	return (void *)7;
+}
+
+Test(cancel, shutdown_cancels_the_calls_of_a_fiber_in_its_first_poll, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct first_poll_calls f = { .lock_rc = 1, .send_rc = 1 };
+	cr_assert_eq(weft_mutex_create(&f.m), 0);
+	cr_assert_eq(weft_chan_create_unbounded(sizeof(long), &f.ch), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, first_poll_calls_fiber, &f, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.spinning), WT_LONG_MS));
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, rt), 0);
+	/* the runtime is closed once it refuses a spawn */
+	struct weft_task *x;
+	cr_assert(WT_WAIT_UNTIL(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &x) == -ESHUTDOWN ||
+				(weft_join(x, NULL), false), WT_LONG_MS));
+	atomic_store(&f.go, 1);
+	void *src;
+	pthread_join(th, &src);
+	cr_assert_eq((intptr_t)src, 0, "shutdown = %d", (int)(intptr_t)src);
+	cr_assert_eq(f.lock_rc, -ECANCELED, "the lock of a free mutex said %d", f.lock_rc);
+	cr_assert_eq(f.send_rc, -ECANCELED, "the unbounded send said %d after %ld sends",
+		     f.send_rc, f.sends);
+	cr_assert_eq(f.sends, 0);
+	void *res = NULL;
+	int rc = weft_join(t, &res);
+	cr_assert_eq(rc, -EINTR, "join = %d", rc);
+	cr_assert_eq((long)res, 7);
+	cr_assert_eq(weft_chan_destroy(f.ch), 0);
+	cr_assert_eq(weft_mutex_destroy(f.m), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
 /* Aborted before its first poll: fn never runs, the joiner gets -ECANCELED
  * (not -EINTR), so the caller knows arg is still its own. */
 static atomic_int g_ran;
