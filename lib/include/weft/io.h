@@ -298,7 +298,10 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
 /*
  * Buffered reading (Go's bufio.Reader, Tokio's BufReader), blocking-style
  * as weft_read (whose errors, deadlines and cancellation apply; -EDEADLK
- * from a poll task). A reader buffers one registration's bytes; it does
+ * from a poll task) for a call that must read: one the buffered bytes
+ * answer returns them at once, in a poll task or a cancelled fiber too
+ * (a cancelled fiber's loop over lines gets the lines buffered, then
+ * -ECANCELED). A reader buffers one registration's bytes; it does
  * not own the registration (close it after weft_reader_destroy, or at
  * least not before the reader's last call). One caller at a time.
  * weft_reader_create: bufsize 0 means 4 KiB, at most 16 MiB (else -EINVAL);
