@@ -562,7 +562,10 @@ static void *echo_accept_fn(void *arg)
 	for (;;) {
 		struct weft_io *c;
 		int rc = weft_accept(echo_listener, &c, NULL, NULL);
-		if (rc == -EBADF || rc == -ESHUTDOWN)
+		/* -ECANCELED: shutdown cancelled this fiber; every later wait,
+		 * the sleep below included, says so at once: the loop spun
+		 * to the shutdown's limit (weft.h: a cancelled fiber returns) */
+		if (rc == -EBADF || rc == -ESHUTDOWN || rc == -ECANCELED)
 			break;
 		if (rc) {
 			/* Out of fds or memory (a --concurrency past ulimit -n)
