@@ -274,7 +274,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	 * runtime once there), so it must not come after the workers' first
 	 * worker_start and parks */
 	WEFT_PROBE(runtime_create, (uintptr_t)rt, (unsigned)atomic_load_explicit(&rt->n, memory_order_relaxed));
-	for (unsigned i = 0; i < rt->n; i++) {
+	/* n, not rt->n: a start hook may grow the runtime meanwhile
+	 * (weft_runtime_set_workers), whose new cores get threads of their
+	 * own; rt->workers holds the first n (found by a review: the loop
+	 * wrote past it and started a second thread for a new core) */
+	for (unsigned i = 0; i < n; i++) {
 		struct weft__worker *w = &rt->workers[i];
 		w->rt = rt;
 		w->index = i;

@@ -5,7 +5,8 @@
  *
  * This executable defines pthread_create, aligned_alloc, mmap, madvise,
  * mprotect and munmap itself; libweft (the shared library) resolves them
- * here, so a test can make the Nth call (or a fiber stack's mapping) fail. All forward to
+ * here, so a test can make the Nth call (or a fiber stack's mapping) fail,
+ * or hold a pthread_create that has started its thread. All forward to
  * the next definition (libc, or the sanitizer's interceptor) otherwise.
  * Under ASan, LeakSanitizer checks that failed calls free what they
  * allocated.
@@ -27,6 +28,10 @@
  * `fail_at` (1-based; 0: none; -1: every call). */
 static atomic_int pc_calls, pc_fail_at;
 static atomic_int aa_calls, aa_fail_at;
+/* Hold the next pthread_create made on thread pc_hold_on, once it has
+ * started its thread, until pc_release is set (bounded). */
+static atomic_bool pc_hold, pc_release;
+static pthread_t pc_hold_on;
 
 static bool should_fail(atomic_int *calls, atomic_int *fail_at)
 {
@@ -47,7 +52,12 @@ INTERPOSE int pthread_create(pthread_t *restrict th, const pthread_attr_t *restr
 			dlsym(RTLD_NEXT, "pthread_create");
 	if (should_fail(&pc_calls, &pc_fail_at))
 		return EAGAIN;
-	return real(th, attr, fn, arg);
+	int rc = real(th, attr, fn, arg);
+	if (rc == 0 && atomic_load(&pc_hold) && pthread_equal(pthread_self(), pc_hold_on)) {
+		atomic_store(&pc_hold, false);
+		WT_WAIT_UNTIL(atomic_load(&pc_release), WT_LONG_MS);
+	}
+	return rc;
 }
 
 INTERPOSE void *aligned_alloc(size_t alignment, size_t size)
@@ -588,4 +598,52 @@ Test(faults, blocking_pool_queues_while_pthread_create_fails, .timeout = WT_TMO(
 	cr_assert_eq((long)res, 7);
 	cr_assert_eq(atomic_load(&blocking_ran), 1);
 	wt_rt_destroy(rt);
+}
+
+/* A start hook that grows the runtime while weft_runtime_create is still
+ * starting its first workers: the hook may name the runtime
+ * (weft_runtime_current) and weft_runtime_set_workers is callable from any
+ * thread. create's loop over the first workers read the grown core count:
+ * it wrote worker structs past the end of its array (ASan: heap-buffer-
+ * overflow) and started a second thread for each new core, which a spare
+ * already drove (found by a review). The pthread_create of worker 0 is
+ * held until its hook has grown the runtime, so the loop looks after. */
+static atomic_int grow_rc, grow_starts[4], grow_stops;
+
+static void grow_on_start(void *arg, unsigned w)
+{
+	atomic_fetch_add(&grow_starts[w < 4 ? w : 3], 1);
+	if (w == 0 && !atomic_load(&pc_release)) {
+		atomic_store(&grow_rc, weft_runtime_set_workers(weft_runtime_current(), 3));
+		atomic_store(&pc_release, true);
+	}
+}
+
+static void grow_on_stop(void *arg, unsigned w) { atomic_fetch_add(&grow_stops, 1); }
+
+Test(faults, a_start_hook_growing_the_runtime_during_create, .timeout = WT_TMO(20))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .on_thread_start = grow_on_start,
+		  .on_thread_stop = grow_on_stop);
+	atomic_store(&pc_release, false);
+	pc_hold_on = pthread_self();
+	atomic_store(&pc_hold, true);
+	struct weft_runtime *rt = NULL;
+	int rc = weft_runtime_create(&o, &rt);
+	atomic_store(&pc_hold, false);
+	cr_assert_eq(rc, 0, "create = %d (%s)", rc, weft_strerror(rc));
+	cr_assert(atomic_load(&pc_release), "worker 0's start hook did not run during create");
+	cr_assert_eq(atomic_load(&grow_rc), 0, "set_workers from the hook = %d",
+		     atomic_load(&grow_rc));
+	struct weft_metrics *m = NULL;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->workers == 3 && m->workers_active == 3 &&
+				   m->worker[1].thread_id && m->worker[2].thread_id, WT_LONG_MS));
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
+	/* every thread started ran its start hook first; destroy waited for all */
+	int s0 = atomic_load(&grow_starts[0]), s1 = atomic_load(&grow_starts[1]),
+	    s2 = atomic_load(&grow_starts[2]), s3 = atomic_load(&grow_starts[3]);
+	cr_assert(s0 == 1 && s1 == 1 && s2 == 1 && s3 == 0,
+		  "threads started per core: %d %d %d %d, want 1 1 1 0", s0, s1, s2, s3);
+	cr_assert_eq(atomic_load(&grow_stops), 3);
 }
