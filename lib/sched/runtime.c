@@ -514,6 +514,34 @@ static bool on_worker_of(struct weft_runtime *rt)
 	return c && (((c->worker || c->pool) && c->rt == rt) || c->home == rt);
 }
 
+/* This thread's shutdowns that hold their runtime's shutdown lock,
+ * innermost first. What a shutdown runs on its own thread - a task's drop,
+ * a discarded fiber's dtors - may call shutdown or destroy of the same
+ * runtime: -EDEADLK, as from a worker, where that code runs otherwise. It
+ * waited for the lock its own thread held: until its limit, or for good
+ * (found by a review). */
+struct sd_frame {
+	struct weft_runtime *rt;
+	struct sd_frame *prev;
+};
+static _Thread_local struct sd_frame *sd_frames;
+
+static bool in_own_shutdown(const struct weft_runtime *rt)
+{
+	for (const struct sd_frame *f = sd_frames; f; f = f->prev)
+		if (f->rt == rt)
+			return true;
+	return false;
+}
+
+/* Leave a shutdown that holds the lock, returning rc. */
+static int shutdown_leave(struct weft_runtime *rt, struct sd_frame *frame, int rc)
+{
+	sd_frames = frame->prev;
+	pthread_mutex_unlock(&rt->shutdown_lock);
+	return rc;
+}
+
 /*
  * A scheduling call that finds the inject queue closed (shutdown) used to
  * end the refused tasks in place (weft__task_drop_queued: drop functions,
@@ -603,7 +631,7 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		return -EINVAL;
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
-	if (on_worker_of(rt))
+	if (on_worker_of(rt) || in_own_shutdown(rt))
 		return -EDEADLK;
 	/* The deadline counts from the call, and covers the wait for a
 	 * concurrent shutdown (one without a limit, say) to let go of the
@@ -617,10 +645,10 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		if (shutdown_lock_until(rt, deadline_mono))
 			return -ETIMEDOUT;
 	}
-	if (rt->shut_down) {
-		pthread_mutex_unlock(&rt->shutdown_lock);
-		return 0;
-	}
+	struct sd_frame frame = { rt, sd_frames };
+	sd_frames = &frame;
+	if (rt->shut_down)
+		return shutdown_leave(rt, &frame, 0);
 	if (!rt->closing) {
 		rt->closing = true;
 		WEFT_PROBE(runtime_shutdown, (uintptr_t)rt);
@@ -654,10 +682,8 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	}
 	/* Every worker thread, including those started or retired by
 	 * block_in_place, counts itself out as its last act. */
-	if (wait_threads(rt, deadline_mono)) {
-		pthread_mutex_unlock(&rt->shutdown_lock);
-		return -ETIMEDOUT;
-	}
+	if (wait_threads(rt, deadline_mono))
+		return shutdown_leave(rt, &frame, -ETIMEDOUT);
 	for (unsigned i = 0; i < rt->nfirst; i++) {
 		/* counted out already: these joins return at once */
 		if (!rt->workers[i].joined) {
@@ -679,18 +705,15 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 	struct weft_task *t;
 	while ((t = weft__owned_claim_idle(&rt->owned)))
 		weft__task_end_claimed(t);
-	if (weft__blocking_shutdown(rt, deadline_mono)) {
-		pthread_mutex_unlock(&rt->shutdown_lock);
-		return -ETIMEDOUT;
-	}
+	if (weft__blocking_shutdown(rt, deadline_mono))
+		return shutdown_leave(rt, &frame, -ETIMEDOUT);
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);
 	drain_orphans(rt, true); /* from here refused tasks end at once */
 	weft__blocking_drain(rt);
 	rt->shut_down = true;
-	pthread_mutex_unlock(&rt->shutdown_lock);
-	return 0;
+	return shutdown_leave(rt, &frame, 0);
 }
 
 int weft_runtime_destroy(struct weft_runtime *rt)

@@ -781,3 +781,67 @@ Test(shutdown_edges, shutdown_or_destroy_from_a_blocking_job_is_edeadlk, .timeou
 	wt_rt_destroy(rt);
 	wt_rt_destroy(other);
 }
+
+/* Code that rt's shutdown runs on the calling thread - a task's drop, a
+ * discarded fiber's fiber-local dtor - shutting rt down or destroying it
+ * would wait for the shutdown it is part of: -EDEADLK at once, as from a
+ * worker, where the same drop or dtor runs otherwise. Before, it waited
+ * for the shutdown lock its own thread held: a limited shutdown timed out
+ * at its limit, one without a limit (and destroy) hung for good (found by
+ * a review). */
+struct sd_inner {
+	struct weft_runtime *rt;
+	atomic_int shutdown_rc, destroy_rc, runs;
+};
+static struct sd_inner sd_drop = { .shutdown_rc = 1, .destroy_rc = 1 },
+		       sd_dtor = { .shutdown_rc = 1, .destroy_rc = 1 };
+
+static void sd_calls(struct sd_inner *s)
+{
+	atomic_fetch_add(&s->runs, 1);
+	atomic_store(&s->shutdown_rc, weft_runtime_shutdown(s->rt, WEFT_FOREVER));
+	atomic_store(&s->destroy_rc, weft_runtime_destroy(s->rt));
+}
+
+static enum weft_poll sd_pending(void *s, struct weft_cx *cx) { return WEFT_PENDING; }
+static void sd_drop_fn(void *s) { sd_calls(s); }
+static void sd_dtor_fn(void *v) { sd_calls(v); }
+static const struct weft_local_key sd_key = { .dtor = sd_dtor_fn };
+
+/* sets its value, then yields whatever it is told: discarded at the limit */
+static void *sd_stubborn(void *arg)
+{
+	(void)weft_local_set(&sd_key, &sd_dtor);
+	atomic_store((atomic_bool *)arg, true);
+	for (;;)
+		(void)weft_yield();
+	return NULL;
+}
+
+Test(shutdown_edges, shutdown_or_destroy_from_a_drop_or_dtor_the_shutdown_runs_is_edeadlk,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	sd_drop.rt = sd_dtor.rt = rt;
+	cr_assert_eq(weft_spawn_poll(rt, sd_pending, &sd_drop, sd_drop_fn, NULL), 0);
+	atomic_bool started = false;
+	cr_assert_eq(weft_spawn(rt, sd_stubborn, &started, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started), WT_LONG_MS));
+	int rc;
+	while ((rc = weft_runtime_shutdown(rt, 100 * 1000000ull)) == -ETIMEDOUT)
+		;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(atomic_load(&sd_drop.runs), 1, "the pending task's drop ran %d times",
+		     atomic_load(&sd_drop.runs));
+	cr_assert_eq(atomic_load(&sd_drop.shutdown_rc), -EDEADLK, "shutdown from a drop: %d",
+		     atomic_load(&sd_drop.shutdown_rc));
+	cr_assert_eq(atomic_load(&sd_drop.destroy_rc), -EDEADLK, "destroy from a drop: %d",
+		     atomic_load(&sd_drop.destroy_rc));
+	cr_assert_eq(atomic_load(&sd_dtor.runs), 1, "the discarded fiber's dtor ran %d times",
+		     atomic_load(&sd_dtor.runs));
+	cr_assert_eq(atomic_load(&sd_dtor.shutdown_rc), -EDEADLK, "shutdown from a dtor: %d",
+		     atomic_load(&sd_dtor.shutdown_rc));
+	cr_assert_eq(atomic_load(&sd_dtor.destroy_rc), -EDEADLK, "destroy from a dtor: %d",
+		     atomic_load(&sd_dtor.destroy_rc));
+	wt_rt_destroy(rt);
+}

@@ -207,7 +207,8 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * The limit covers the wait for a concurrent shutdown (or destroy) of rt
  * to let go, too.
  * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers or
- * from a job of its blocking pool), -ETIMEDOUT.
+ * from a job of its blocking pool, or from what rt's shutdown runs on the
+ * calling thread: a task's drop, a discarded fiber's dtors), -ETIMEDOUT.
  */
 WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns);
 
@@ -224,8 +225,8 @@ WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
  * A wake or spawn from a thread outside the runtime whose task has already
  * run may still be returning: destroy waits for it to leave before freeing.
  * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers or a job
- * of its blocking pool, or from fn of a weft_block_on(rt) on this thread),
- * -EBUSY.
+ * of its blocking pool, from fn of a weft_block_on(rt) on this thread, or
+ * from a drop or dtor rt's shutdown runs on this thread), -EBUSY.
  */
 WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
 
