@@ -154,16 +154,6 @@ static int wait_threads(struct weft_runtime *rt, uint64_t deadline_ns)
 	return rc;
 }
 
-static void stop_started(struct weft_runtime *rt, unsigned started)
-{
-	atomic_store_explicit(&rt->shutdown, true, memory_order_seq_cst);
-	for (unsigned i = 0; i < rt->nfirst; i++)
-		weft__parker_unpark(&rt->workers[i].parker);
-	wait_threads(rt, WEFT_FOREVER);
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(rt->workers[i].thread, NULL);
-}
-
 /* A core's own state (the per-core parts of the task cache and the timer
  * wheel are set up by alloc.c and driver.c: at create for the first cores,
  * by weft__alloc_core_init / weft__driver_core_init for later ones). */
@@ -288,8 +278,13 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		w->parker.evfd = rt->driver.evfd;
 		rc = weft__worker_start(rt, w);
 		if (rc) {
-			stop_started(rt, i);
-			WEFT_PROBE(runtime_shutdown, (uintptr_t)rt); /* pairs runtime_create */
+			/* The workers started so far (their start hooks may have
+			 * spawned tasks, or grown the runtime) stop as at any
+			 * shutdown, which ends every task: freed with the tasks
+			 * in its queues, none of them ended (found by a review).
+			 * It fires runtime_shutdown, which pairs runtime_create. */
+			rt->nfirst = i;
+			(void)weft_runtime_shutdown(rt, WEFT_FOREVER);
 			rt_free(rt);
 			return rc;
 		}

@@ -32,6 +32,10 @@ static atomic_int aa_calls, aa_fail_at;
  * started its thread, until pc_release is set (bounded). */
 static atomic_bool pc_hold, pc_release;
 static pthread_t pc_hold_on;
+/* If set, a failing pthread_create first waits (bounded) until it counts
+ * one for each call before it: the threads started so far have done
+ * something. */
+static atomic_int *_Atomic pc_fail_waits_for;
 
 static bool should_fail(atomic_int *calls, atomic_int *fail_at)
 {
@@ -50,8 +54,12 @@ INTERPOSE int pthread_create(pthread_t *restrict th, const pthread_attr_t *restr
 	if (!real)
 		real = (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))
 			dlsym(RTLD_NEXT, "pthread_create");
-	if (should_fail(&pc_calls, &pc_fail_at))
+	if (should_fail(&pc_calls, &pc_fail_at)) {
+		atomic_int *w = atomic_load(&pc_fail_waits_for);
+		if (w)
+			WT_WAIT_UNTIL(atomic_load(w) >= atomic_load(&pc_calls) - 1, WT_LONG_MS);
 		return EAGAIN;
+	}
 	int rc = real(th, attr, fn, arg);
 	if (rc == 0 && atomic_load(&pc_hold) && pthread_equal(pthread_self(), pc_hold_on)) {
 		atomic_store(&pc_hold, false);
@@ -646,4 +654,70 @@ Test(faults, a_start_hook_growing_the_runtime_during_create, .timeout = WT_TMO(2
 	cr_assert(s0 == 1 && s1 == 1 && s2 == 1 && s3 == 0,
 		  "threads started per core: %d %d %d %d, want 1 1 1 0", s0, s1, s2, s3);
 	cr_assert_eq(atomic_load(&grow_stops), 3);
+}
+
+/* Start hooks may spawn (weft.h: their spawns go to the inject queue).
+ * When a later worker cannot be started, create fails: every task the
+ * hooks spawned is ended as a shutdown ends it - a poll task's drop, a
+ * fiber's spawn drop if it never started, its unwinding if it did - each
+ * exactly once. Before, the runtime was freed with the tasks in its
+ * queues and on its list: none of them ended (found by a review). */
+static atomic_int hs_spawned, hs_ended, hs_hooks_done;
+
+static enum weft_poll hs_pending(void *s, struct weft_cx *cx) { return WEFT_PENDING; }
+static void hs_end(void *s) { atomic_fetch_add(&hs_ended, 1); }
+
+static void *hs_fiber(void *arg)
+{
+	(void)weft_sleep_ns(WEFT_FOREVER); /* until cancelled */
+	hs_end(arg);
+	return NULL;
+}
+
+static void hs_on_start(void *arg, unsigned w)
+{
+	struct weft_runtime *rt = weft_runtime_current();
+	on_start(arg, w);
+	if (weft_spawn_poll(rt, hs_pending, NULL, hs_end, NULL) == 0)
+		atomic_fetch_add(&hs_spawned, 1);
+	if (weft_spawn_poll(rt, ready_poll, NULL, hs_end, NULL) == 0)
+		atomic_fetch_add(&hs_spawned, 1);
+	WEFT_OPTS(weft_spawn_opts, so, .drop = hs_end);
+	if (weft_spawn_with(rt, hs_fiber, NULL, &so, NULL) == 0)
+		atomic_fetch_add(&hs_spawned, 1);
+	atomic_fetch_add(&hs_hooks_done, 1);
+}
+
+Test(faults, create_failing_after_a_start_hook_spawned_ends_its_tasks, .timeout = WT_TMO(30))
+{
+	enum { W = 3 };
+	WEFT_OPTS(weft_runtime_opts, o, .workers = W, .on_thread_start = hs_on_start,
+		  .on_thread_stop = on_stop);
+	unsigned base = thread_count();
+	/* the failing call waits for the hooks of the workers before it */
+	atomic_store(&pc_fail_waits_for, &hs_hooks_done);
+	/* call 1 failing starts no thread, so no hook */
+	for (int f = 2; f <= W; f++) {
+		atomic_store(&hs_spawned, 0);
+		atomic_store(&hs_ended, 0);
+		atomic_store(&hs_hooks_done, 0);
+		atomic_store(&hook_starts, 0);
+		atomic_store(&hook_stops, 0);
+		atomic_store(&pc_calls, 0);
+		atomic_store(&pc_fail_at, f);
+		struct weft_runtime *rt = SENTINEL_RT;
+		int rc = weft_runtime_create(&o, &rt);
+		atomic_store(&pc_fail_at, 0);
+		cr_assert_eq(rc, -EAGAIN, "pthread_create call %d failing: create = %d", f, rc);
+		cr_assert_eq(rt, SENTINEL_RT, "out written by a failed create");
+		cr_assert_eq(atomic_load(&hook_starts), f - 1);
+		cr_assert_eq(atomic_load(&hook_stops), f - 1);
+		cr_assert_eq(atomic_load(&hs_spawned), 3 * (f - 1), "a hook's spawn failed");
+		cr_assert_eq(atomic_load(&hs_ended), atomic_load(&hs_spawned),
+			     "call %d failing: %d tasks spawned by the hooks, %d ended", f,
+			     atomic_load(&hs_spawned), atomic_load(&hs_ended));
+		cr_assert(WT_WAIT_UNTIL(thread_count() == base, 1000),
+			  "call %d failing: %u threads left over", f, thread_count() - base);
+	}
+	atomic_store(&pc_fail_waits_for, NULL);
 }

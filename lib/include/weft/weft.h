@@ -147,7 +147,8 @@ enum weft_io_driver {
  * the known fields, out-of-range values; WEFT_IO_DRIVER set to something other
  * than "epoll" or "uring"; WEFT_WORKERS set to something other than a
  * number of workers, when opts' workers is 0), -ENOMEM, -EAGAIN or another error of
- * pthread_create (threads already started are stopped and joined); with
+ * pthread_create (threads already started are stopped and joined, and
+ * tasks their start hooks spawned are ended as by a shutdown); with
  * io_driver WEFT_IO_DRIVER_URING: -ENOSYS (no io_uring: the kernel, or a
  * libweft built without liburing), -EPERM (kernel.io_uring_disabled, a
  * seccomp filter), -EOPNOTSUPP (a kernel before 5.18), -EMFILE/-ENFILE
