@@ -80,9 +80,14 @@ struct weft_runtime_opts {
 	 * -EINVAL. */
 	const char *thread_name_prefix;
 	/* Called on each worker thread when it starts and before it exits,
-	 * with `hook_arg` and the worker's index. May be NULL. The start
-	 * hook runs before the thread takes up its core: spawns from it go
-	 * to the inject queue, and weft_block_in_place in it just calls fn. */
+	 * with `hook_arg` and the worker's index: the index of the core the
+	 * thread was started for - 0..workers-1 for the first threads, up to
+	 * WEFT_MAX_WORKERS - 1 for cores weft_runtime_set_workers adds; a
+	 * spare thread started for weft_block_in_place gets the index of the
+	 * core it takes over, so two live threads may share one. May be
+	 * NULL. The start hook runs before the thread takes up its core:
+	 * spawns from it go to the inject queue, and weft_block_in_place in
+	 * it just calls fn. */
 	void (*on_thread_start)(void *hook_arg, unsigned worker);
 	void (*on_thread_stop)(void *hook_arg, unsigned worker);
 	void *hook_arg;
