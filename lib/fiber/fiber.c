@@ -1457,8 +1457,20 @@ int weft_yield(void)
 	sched_yield();
 	/* A discarded fiber's dtor (local.c): cancelled, as on the fiber; a
 	 * dtor that yields until told so would otherwise hold shutdown for
-	 * good (found by a review). */
-	return ctx && ctx->discarding ? -ECANCELED : 0;
+	 * good (found by a review). So is the weft_block_in_place fn of a
+	 * fiber that is cancelled or whose runtime shuts down (as
+	 * weft__cancelled sees a fiber: one still in its first poll, as the
+	 * fn's is, is not on the list shutdown cancels): the fiber's code, as
+	 * its waits are (wait.c). Its yields said 0 for good (found by a
+	 * review). */
+	if (ctx && ctx->discarding)
+		return -ECANCELED;
+	struct weft__fiber *fip = ctx ? ctx->fiber_in_place : NULL;
+	if (fip && fip->cx &&
+	    (weft__task_cancelled(fip->cx->task) ||
+	     atomic_load_explicit(&fip->cx->rt->closed, memory_order_relaxed)))
+		return -ECANCELED;
+	return 0;
 }
 
 /* ---------------------------------------------------- overflow reporting */

@@ -1058,6 +1058,64 @@ Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TM
 }
 
 /*
+ * The same for a loop of weft_yield in the fn, which a cancelled fiber's
+ * code ends on -ECANCELED (weft.h: weft_yield says so in a cancelled
+ * fiber, and in a discarded fiber's dtors): the fn is the fiber's code.
+ * Before, its yield was a plain thread's sched_yield and said 0 for good
+ * (found by a review): the aborted fiber never unwound, and shutdown held
+ * on to -ETIMEDOUT while the fn spun (capped here at 3 s).
+ */
+static void *bip_yield_fn(void *arg)
+{
+	struct bip_sleep *b = arg;
+	atomic_store(&b->started, 1);
+	uint64_t cap = wt_now_ns() + 3000000000ull * WEFT_TEST_SLOW;
+	int rc;
+	while ((rc = weft_yield()) == 0 && wt_now_ns() < cap)
+		;
+	atomic_store(&b->rc, rc);
+	return NULL;
+}
+
+static void *bip_yield_fiber(void *arg)
+{
+	weft_block_in_place(bip_yield_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, a_yield_loop_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct bip_sleep b = { .rt = rt, .rc = 1, .shut_rc = 1 };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_yield_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		usleep(20000); /* yielding */
+		cr_assert_eq(atomic_load(&b.rc), 1, "the yields said %d before any cancel",
+			     atomic_load(&b.rc));
+		pthread_t shut;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			cr_assert_eq(pthread_create(&shut, NULL, bip_sleep_shutdown, &b), 0);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 1000);
+		if (round == 1)
+			pthread_join(shut, NULL);
+		int jrc = weft_join(h, NULL);
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert(ended, "round %d: the fiber's fn still yields", round);
+		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the yield said %d", round,
+			     atomic_load(&b.rc));
+		if (round == 1)
+			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
+				     atomic_load(&b.shut_rc));
+		wt_rt_destroy(rt);
+	}
+}
+
+/*
  * A blocking-pool job blocked in weft_join on a poll task of its own
  * runtime that waits for good (nobody will wake it). Shutdown promises
  * such a task ends (-ECANCELED to its joiner), so the job's join returns

@@ -413,8 +413,10 @@ WEFT_API int weft_local_set(const struct weft_local_key *key, void *value);
 /*
  * Let other tasks run. In a fiber: requeue behind the ready tasks and
  * suspend. Outside the runtime: sched_yield(). Returns 0, -ECANCELED in a
- * fiber that was cancelled (after yielding all the same), or -EDEADLK from
- * a poll task (which yields by waking itself and returning WEFT_PENDING).
+ * fiber that was cancelled (after yielding all the same; also in its
+ * weft_block_in_place fn and, at shutdown, in a discarded fiber's dtors),
+ * or -EDEADLK from a poll task (which yields by waking itself and
+ * returning WEFT_PENDING).
  */
 WEFT_API int weft_yield(void);
 
@@ -456,7 +458,8 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * of the fiber: once the fiber is aborted (or its runtime shuts down), a
  * weft/sync.h wait, a sleep or a weft_join in fn returns -ECANCELED,
  * within ~10 ms when it was already waiting (such a wait looks every 10
- * ms); its I/O waits say -ESHUTDOWN at shutdown, as on any thread. A
+ * ms), and so does a weft_yield there (after yielding); its I/O waits say
+ * -ESHUTDOWN at shutdown, as on any thread. A
  * poll task's fn: once shutdown stops the workers (after the fibers'
  * turn), a weft/sync.h wait or a weft_join in fn returns -ECANCELED within
  * ~10 ms (the task it waits for would be ended only after this thread
