@@ -1006,10 +1006,17 @@ void *weft__worker_main(void *arg)
 		c = NULL;
 	}
 
+	/* The stop hook holds no core either (at shutdown this thread still
+	 * had one): its blocking calls park the thread, as the start hook's
+	 * and a leaving spare's do. They said -EDEADLK, as from a poll task
+	 * (found by a review). Its wakes go to the inject queue, which the
+	 * shutdown drains after this thread is out. */
+	struct weft__core *held = ctx.core;
+	ctx.core = NULL;
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
-	if (ctx.core)
-		weft__registry_set(rt, ctx.core->index, NULL);
+	if (held)
+		weft__registry_set(rt, held->index, NULL);
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);

@@ -408,6 +408,52 @@ Test(hooks, null_hooks_and_only_one, .timeout = WT_TMO(10))
 	cr_assert_eq(atomic_load(&hk.stop[0]) + atomic_load(&hk.stop[1]), 2);
 }
 
+/* The stop hook runs holding no core, as the start hook does: its
+ * blocking calls park the thread (here a send on a channel with room and
+ * a sleep), whether the thread stops at shutdown or leaves as a spare
+ * after a shrink. At shutdown they said -EDEADLK, as from a poll task -
+ * the thread still held its core in the hook - while the same hook on a
+ * spare's way out worked (found by a review). */
+static atomic_int sh_calls, sh_bad_rc;
+
+static void stop_hook_blocks(void *arg, unsigned w)
+{
+	struct weft_chan *ch = arg;
+	int item = (int)w;
+	int rc = weft_chan_send(ch, &item);
+	if (!rc)
+		rc = weft_sleep_ns(100000);
+	if (rc)
+		atomic_store(&sh_bad_rc, rc);
+	atomic_fetch_add(&sh_calls, 1);
+}
+
+Test(hooks, the_stop_hook_holds_no_core_at_shutdown_either, .timeout = WT_TMO(20))
+{
+	struct weft_chan *ch;
+	cr_assert_eq(weft_chan_create(sizeof(int), 8, &ch), 0);
+	atomic_store(&sh_calls, 0);
+	atomic_store(&sh_bad_rc, 0);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 3, .on_thread_stop = stop_hook_blocks,
+		  .hook_arg = ch, .blocking_keep_alive_ns = 20 * 1000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	/* core 2's thread retires, becomes a spare and leaves after 20 ms */
+	cr_assert_eq(weft_runtime_set_workers(rt, 2), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&sh_calls) == 1, WT_LONG_MS));
+	cr_assert_eq(atomic_load(&sh_bad_rc), 0, "the stop hook of a leaving spare: %d (%s)",
+		     atomic_load(&sh_bad_rc), weft_strerror(atomic_load(&sh_bad_rc)));
+	wt_rt_destroy(rt);
+	cr_assert_eq(atomic_load(&sh_calls), 3);
+	cr_assert_eq(atomic_load(&sh_bad_rc), 0, "the stop hook at shutdown: %d (%s)",
+		     atomic_load(&sh_bad_rc), weft_strerror(atomic_load(&sh_bad_rc)));
+	int item, n = 0;
+	while (weft_chan_try_recv(ch, &item) == 0)
+		n++;
+	cr_assert_eq(n, 3, "%d items sent by the stop hooks", n);
+	cr_assert_eq(weft_chan_destroy(ch), 0);
+}
+
 /* ------------------------------------------------------------- spawn */
 
 static atomic_int sp_drops, sp_polls;

@@ -85,9 +85,10 @@ struct weft_runtime_opts {
 	 * WEFT_MAX_WORKERS - 1 for cores weft_runtime_set_workers adds; a
 	 * spare thread started for weft_block_in_place gets the index of the
 	 * core it takes over, so two live threads may share one. May be
-	 * NULL. The start hook runs before the thread takes up its core:
-	 * spawns from it go to the inject queue, and weft_block_in_place in
-	 * it just calls fn. */
+	 * NULL. Neither hook holds a core (the start hook runs before the
+	 * thread takes up its core, the stop hook after it let it go):
+	 * spawns from them go to the inject queue, weft_block_in_place in
+	 * them just calls fn, and their blocking calls park the thread. */
 	void (*on_thread_start)(void *hook_arg, unsigned worker);
 	void (*on_thread_stop)(void *hook_arg, unsigned worker);
 	void *hook_arg;
