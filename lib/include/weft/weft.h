@@ -60,7 +60,9 @@ struct weft_runtime_opts {
 	 * caller's affinity mask, capped by a cgroup CPU quota rounded up
 	 * (cgroup v2 cpu.max, v1 cpu.cfs_quota_us, of the process's cgroup and
 	 * its ancestors) - as Go's GOMAXPROCS and Rust's available_parallelism
-	 * count them. 1..WEFT_MAX_WORKERS, otherwise -EINVAL. */
+	 * count them; that count is capped at WEFT_MAX_WORKERS (a process
+	 * that may use more CPUs gets that many workers). 1..WEFT_MAX_WORKERS,
+	 * otherwise -EINVAL. */
 	int workers;
 	/* Ticks between maintenance passes. 0: 61. At most 1,000,000. */
 	uint32_t event_interval;
