@@ -3148,6 +3148,60 @@ static void scenario_bip_cap(void)
 	rm_rt(rt);
 }
 
+/* ---------------------------------- yield in a cancelled fiber's bip fn */
+
+/* Fibers whose weft_block_in_place fn yields until weft_yield says
+ * otherwise, aborted from this thread as they start (two rounds), then left
+ * for shutdown to cancel (the last round): every yield loop ends with
+ * -ECANCELED, every join says -EINTR (or -ECANCELED, aborted before fn
+ * started), and shutdown does not time out. */
+#define BY_N 6
+static atomic_int by_started, by_ended;
+
+static void *by_fn(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&by_started, 1);
+	int rc;
+	while ((rc = weft_yield()) == 0)
+		;
+	CHECK_EQ(rc, -ECANCELED);
+	atomic_fetch_add(&by_ended, 1);
+	return NULL;
+}
+
+static void *by_fiber(void *arg)
+{
+	CHECK_EQ(weft_block_in_place(by_fn, arg, NULL), 0);
+	return NULL;
+}
+
+static void scenario_bip_yield(void)
+{
+	for (int round = 0; round < 3; round++) {
+		struct weft_runtime *rt = mk(2);
+		struct weft_task *t[BY_N];
+		atomic_store(&by_started, 0);
+		atomic_store(&by_ended, 0);
+		for (int i = 0; i < BY_N; i++)
+			CHECK_EQ(weft_spawn(rt, by_fiber, NULL, &t[i]), 0);
+		if (round < 2) {
+			for (int i = 0; i < BY_N; i++)
+				CHECK_EQ(weft_abort(t[i]), 0);
+		} else {
+			for (int ms = 0; ms < 5000 && atomic_load(&by_started) < BY_N; ms++)
+				usleep(1000); /* let them start */
+			CHECK_EQ(weft_runtime_shutdown(rt, 10000000000ull), 0);
+		}
+		for (int i = 0; i < BY_N; i++) {
+			int rc = weft_join(t[i], NULL);
+			CHECK(rc == -EINTR || rc == -ECANCELED || rc == 0, "join %d", rc);
+		}
+		CHECK_EQ(atomic_load(&by_ended), atomic_load(&by_started));
+		rm_rt(rt);
+	}
+}
+
 /* ------------------------------------------------ channel closed mid-stream */
 
 /* A small channel (and a rendezvous one) closed by a thread while
@@ -4771,6 +4825,7 @@ static void scenario_copy_abort(void)
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "bip_cap", scenario_bip_cap },
+	{ "bip_yield", scenario_bip_yield },
 	{ "joinset", scenario_joinset },
 	{ "deadline", scenario_deadline },
 	{ "barrier", scenario_barrier },
