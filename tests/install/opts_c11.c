@@ -1,9 +1,9 @@
 /*
  * opts_c11.c - a client in standard C: built by check-install.sh against
  * the installed headers with -std=c11 -pedantic -Werror, so the public
- * headers and WEFT_OPTS_INIT stay free of GNU extensions.
+ * headers and WEFT_OPTS_INIT stay free of GNU extensions. It includes no
+ * <errno.h> of its own: the error codes come with weft's headers.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/uio.h>

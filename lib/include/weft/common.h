@@ -6,6 +6,11 @@
 #ifndef WEFT_COMMON_H
 #define WEFT_COMMON_H
 
+/* Every call returns 0 or a negative errno code: the codes a caller
+ * compares with (-EPIPE, -ETIMEDOUT, ...) come with the headers, as a Go
+ * or Tokio user's error kinds come with their package (a program
+ * comparing them failed to build without its own <errno.h>) */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
