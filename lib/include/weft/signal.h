@@ -33,6 +33,15 @@
  * runtimes work alike. Real-time signals (SIGRTMIN..SIGRTMAX) coalesce
  * as the standard ones do here, though the kernel queues them.
  *
+ * Under ThreadSanitizer (-fsanitize=thread) a handler runs only once the
+ * thread the kernel chose enters a call TSan intercepts; weft's waits are
+ * raw futex system calls, so a signal from another process that lands on
+ * a thread waiting in weft (a weft_join in main, say) is not relayed until
+ * that thread wakes. Such a program under TSan can block the notified
+ * signals (pthread_sigmask) in every thread but one that waits in an
+ * intercepted call, or be sent its signals with kill(2) from its own
+ * threads. Other builds are not affected.
+ *
  * SIGCHLD may be notified: weft_process_wait and weft_child_wait wait on
  * pidfds, not on SIGCHLD, and weft's handler leaves children for them to
  * reap (only SIG_IGN for SIGCHLD breaks them, see weft/io.h). SIGPIPE:
