@@ -3,10 +3,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "runtime.h"
 
@@ -68,6 +72,40 @@ const char *weft_strerror(int err)
 	}
 	const char *s = strerrordesc_np(err);
 	return s ? s : "unknown error";
+}
+
+void weft__warn(const char *fmt, ...)
+{
+	char buf[512];
+	int saved = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		errno = saved;
+		return;
+	}
+	size_t len = (size_t)n < sizeof(buf) - 1 ? (size_t)n : sizeof(buf) - 2;
+	buf[len++] = '\n';
+	/* fprintf raised SIGPIPE on a stderr whose reader had gone, killing
+	 * a program that had SIGPIPE at its default (found by a review):
+	 * blocked around the write, and one it raised is taken off again,
+	 * as io.c does for pipes */
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	fflush(stderr); /* anything the program buffered goes first */
+	ssize_t w = write(STDERR_FILENO, buf, len);
+	if (w < 0 && errno == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
 }
 
 void weft__die_at(const char *file, int line, const char *func, const char *fmt, ...)

@@ -80,8 +80,7 @@ static int choose_driver(struct weft_runtime *rt)
 		} else if (!strcmp(env, "uring") || !strcmp(env, "io_uring")) {
 			want = WEFT_IO_DRIVER_URING;
 		} else {
-			fprintf(stderr, "weft: WEFT_IO_DRIVER=%s: expected \"epoll\" or \"uring\"\n",
-				env);
+			weft__warn("weft: WEFT_IO_DRIVER=%s: expected \"epoll\" or \"uring\"", env);
 			return -EINVAL;
 		}
 	}
@@ -90,7 +89,7 @@ static int choose_driver(struct weft_runtime *rt)
 	int rc = weft__uring_init(rt);
 	if (rc == 0 || strict)
 		return rc;
-	fprintf(stderr, "weft: WEFT_IO_DRIVER=uring: io_uring is not available (%s); using epoll\n",
+	weft__warn("weft: WEFT_IO_DRIVER=uring: io_uring is not available (%s); using epoll",
 		rc == -EOPNOTSUPP ? "the kernel is older than 5.18" : strerror(-rc));
 	return 0;
 }

@@ -103,7 +103,7 @@ static int default_workers(unsigned ncpu, unsigned *out)
 		errno = 0;
 		long v = strtol(env, &end, 10);
 		if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS) {
-			fprintf(stderr, "weft: WEFT_WORKERS=%s: expected a number of workers from 1 to %d\n",
+			weft__warn("weft: WEFT_WORKERS=%s: expected a number of workers from 1 to %d",
 				env, WEFT_MAX_WORKERS);
 			return -EINVAL;
 		}

@@ -114,6 +114,32 @@ Test(io_driver, a_misspelt_environment_value_fails_the_create, .timeout = WT_TMO
 	cr_assert_stderr_eq_str("weft: WEFT_IO_DRIVER=kqueue: expected \"epoll\" or \"uring\"\n");
 }
 
+/* weft's messages about its environment to a stderr nobody reads (a pipe
+ * whose reader exited: `prog 2>&1 | head -1`) killed the program with
+ * SIGPIPE, which signal.h says weft's writes never raise (a review,
+ * 2026-12-06): now the create fails with its error and nothing else. */
+Test(io_driver, a_message_to_a_closed_stderr_raises_no_sigpipe, .timeout = WT_TMO(30))
+{
+	chaos_seed_said();
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	close(p[0]);
+	cr_assert_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	close(p[1]);
+	signal(SIGPIPE, SIG_DFL); /* before: the process died here */
+	struct weft_runtime *rt = NULL;
+	setenv("WEFT_IO_DRIVER", "kqueue", 1);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), -EINVAL);
+	unsetenv("WEFT_IO_DRIVER");
+	setenv("WEFT_WORKERS", "many", 1);
+	WEFT_OPTS(weft_runtime_opts, o, .io_driver = WEFT_IO_DRIVER_EPOLL);
+	cr_assert_eq(weft_runtime_create(&o, &rt), -EINVAL);
+	cr_assert_null(rt);
+	sigset_t pend;
+	cr_assert_eq(sigpending(&pend), 0);
+	cr_assert_not(sigismember(&pend, SIGPIPE), "a SIGPIPE left pending");
+}
+
 /* Refuse io_uring_setup with `err`, as a seccomp profile or
  * kernel.io_uring_disabled=2 does. Criterion runs each test in its own
  * process: the filter stays in it. */
