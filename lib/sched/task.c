@@ -548,8 +548,15 @@ uint64_t weft_current_task_id(void)
 {
 	/* the poll in progress on this thread, as joins_itself reads it */
 	struct weft__ctx *ctx = weft__ctx();
-	struct weft_cx *cx = !ctx ? NULL : ctx->fiber ? ctx->fiber->cx : ctx->cx;
-	return cx && cx->task ? cx->task->id : 0;
+	if (!ctx)
+		return 0;
+	struct weft_cx *cx = ctx->fiber ? ctx->fiber->cx : ctx->cx;
+	if (cx && cx->task)
+		return cx->task->id;
+	/* a discarded fiber's dtors run "as if on the fiber" with no poll in
+	 * progress (local.c): they said 0, and a dtor that logs or ends a
+	 * trace by task id lost it (found by a review) */
+	return ctx->fiber_in_place ? ctx->fiber_in_place->task_id : 0;
 }
 
 /* ------------------------------------------------------------ poll context */

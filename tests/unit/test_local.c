@@ -470,6 +470,8 @@ Test(local, many_keys_and_a_failed_allocation_loses_nothing, .timeout = WT_TMO(3
 static struct weft_mutex *g_sweep_m;
 static atomic_int g_sweep_sleep_rc = 1, g_sweep_lock_rc = 1, g_sweep_set_rc = 1;
 static atomic_int g_sweep_get_null, g_key2_dtors, g_sweep_dtors;
+/* the fiber's id, and the one its dtor saw (0 before: a review, 2026-12-06) */
+static _Atomic uint64_t g_sweep_fiber_id, g_sweep_dtor_id;
 
 static void key2_dtor(void *v)
 {
@@ -487,6 +489,7 @@ static void sweep_dtor(void *v)
 	atomic_store(&g_sweep_lock_rc, weft_mutex_lock(g_sweep_m));
 	atomic_store(&g_sweep_get_null, weft_local_get(&k_sweep) == NULL);
 	atomic_store(&g_sweep_set_rc, weft_local_set(&k_sweep2, (void *)2));
+	atomic_store(&g_sweep_dtor_id, weft_current_task_id());
 	free(v);
 }
 
@@ -494,6 +497,7 @@ static void *holds_and_spins(void *arg)
 {
 	if (weft_mutex_lock(g_sweep_m) || weft_local_set(&k_sweep, malloc(8)))
 		atomic_fetch_add(&g_bad, 1);
+	atomic_store(&g_sweep_fiber_id, weft_current_task_id());
 	while (!atomic_load(&g_stop))
 		(void)weft_yield(); /* never unwinds */
 	return NULL;
@@ -528,6 +532,11 @@ static void check_sweep(uint64_t took)
 	cr_assert(atomic_load(&g_sweep_get_null), "the key being destroyed reads NULL");
 	cr_assert_eq(atomic_load(&g_sweep_set_rc), 0, "a dtor may set values");
 	cr_assert_eq(atomic_load(&g_key2_dtors), 1, "and they are destroyed in a later round");
+	cr_assert_neq(atomic_load(&g_sweep_fiber_id), 0);
+	cr_assert_eq(atomic_load(&g_sweep_dtor_id), atomic_load(&g_sweep_fiber_id),
+		     "the dtor saw task id %llu, the fiber is %llu",
+		     (unsigned long long)atomic_load(&g_sweep_dtor_id),
+		     (unsigned long long)atomic_load(&g_sweep_fiber_id));
 }
 
 Test(local, a_discarded_fibers_dtors_run_as_on_the_fiber, .timeout = WT_TMO(30))

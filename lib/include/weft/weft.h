@@ -536,7 +536,8 @@ WEFT_API bool weft_task_is_finished(const struct weft_task *task);
 WEFT_API uint64_t weft_task_id(const struct weft_task *task);
 /* The id (as weft_task_id) of the task the calling thread is running: a
  * fiber, a poll task, a blocking job (weft_spawn_blocking), or the task
- * whose weft_block_in_place fn this is. 0 outside a task: a plain thread,
+ * whose weft_block_in_place fn this is; in the fiber-local dtors of a fiber
+ * discarded at shutdown, that fiber's. 0 outside a task: a plain thread,
  * a weft_block_on fn. For log lines and tracing (Tokio's task::id(), Go's
  * goroutine id in a stack dump). */
 WEFT_API uint64_t weft_current_task_id(void);
