@@ -1027,15 +1027,20 @@ static void *bip_sleep_shutdown(void *arg)
 	return NULL;
 }
 
-Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+/* Round 0 aborts the fiber, round 1 shuts its runtime down from a thread:
+ * either way the call its weft_block_in_place fn loops on (`what`) says
+ * -ECANCELED, and the fiber unwinds. */
+static void cancel_in_fn_rounds(void *(*fiber)(void *), const char *what)
 {
 	for (int round = 0; round < 2; round++) {
 		struct weft_runtime *rt = wt_rt_create(2);
 		struct bip_sleep b = { .rt = rt, .rc = 1, .shut_rc = 1 };
 		struct weft_task *h;
-		cr_assert_eq(weft_spawn(rt, bip_sleep_fiber, &b, &h), 0);
+		cr_assert_eq(weft_spawn(rt, fiber, &b, &h), 0);
 		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
-		usleep(20000); /* asleep */
+		usleep(20000); /* in its loop */
+		cr_assert_eq(atomic_load(&b.rc), 1, "the %s said %d before any cancel", what,
+			     atomic_load(&b.rc));
 		pthread_t shut;
 		if (round == 0)
 			cr_assert_eq(weft_abort(h), 0);
@@ -1047,14 +1052,19 @@ Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TM
 		int jrc = weft_join(h, NULL);
 		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
 			  jrc);
-		cr_assert(ended, "round %d: the sleep in the fiber's fn still sleeps", round);
-		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the sleep said %d", round,
+		cr_assert(ended, "round %d: the %s in the fiber's fn goes on", round, what);
+		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the %s said %d", round, what,
 			     atomic_load(&b.rc));
 		if (round == 1)
 			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
 				     atomic_load(&b.shut_rc));
 		wt_rt_destroy(rt);
 	}
+}
+
+Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
+{
+	cancel_in_fn_rounds(bip_sleep_fiber, "sleep");
 }
 
 /*
@@ -1085,34 +1095,7 @@ static void *bip_yield_fiber(void *arg)
 
 Test(block_in_place, a_yield_loop_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TMO(30))
 {
-	for (int round = 0; round < 2; round++) {
-		struct weft_runtime *rt = wt_rt_create(2);
-		struct bip_sleep b = { .rt = rt, .rc = 1, .shut_rc = 1 };
-		struct weft_task *h;
-		cr_assert_eq(weft_spawn(rt, bip_yield_fiber, &b, &h), 0);
-		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
-		usleep(20000); /* yielding */
-		cr_assert_eq(atomic_load(&b.rc), 1, "the yields said %d before any cancel",
-			     atomic_load(&b.rc));
-		pthread_t shut;
-		if (round == 0)
-			cr_assert_eq(weft_abort(h), 0);
-		else
-			cr_assert_eq(pthread_create(&shut, NULL, bip_sleep_shutdown, &b), 0);
-		bool ended = WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, 1000);
-		if (round == 1)
-			pthread_join(shut, NULL);
-		int jrc = weft_join(h, NULL);
-		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
-			  jrc);
-		cr_assert(ended, "round %d: the fiber's fn still yields", round);
-		cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "round %d: the yield said %d", round,
-			     atomic_load(&b.rc));
-		if (round == 1)
-			cr_assert_eq(atomic_load(&b.shut_rc), 0, "shutdown = %d",
-				     atomic_load(&b.shut_rc));
-		wt_rt_destroy(rt);
-	}
+	cancel_in_fn_rounds(bip_yield_fiber, "yield");
 }
 
 /*
