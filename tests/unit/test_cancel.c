@@ -339,6 +339,23 @@ static void *shutdown_thread(void *arg)
 	return (void *)(intptr_t)weft_runtime_shutdown(arg, 10ull * 1000000000ull);
 }
 
+/* Once the fiber spins in its first poll, shut rt down from a thread; once
+ * the runtime is closed (it refuses a spawn), let the fiber go on; the
+ * shutdown must return 0. */
+static void shut_down_in_first_poll(struct weft_runtime *rt, atomic_int *spinning, atomic_int *go)
+{
+	cr_assert(WT_WAIT_UNTIL(atomic_load(spinning), WT_LONG_MS));
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, rt), 0);
+	struct weft_task *x;
+	cr_assert(WT_WAIT_UNTIL(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &x) == -ESHUTDOWN ||
+				(weft_join(x, NULL), false), WT_LONG_MS));
+	atomic_store(go, 1);
+	void *src;
+	pthread_join(th, &src);
+	cr_assert_eq((intptr_t)src, 0, "shutdown = %d", (int)(intptr_t)src);
+}
+
 Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll, .timeout = WT_TMO(30))
 {
 	struct weft_runtime *rt = wt_rt_create(2);
@@ -348,17 +365,7 @@ Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_io_register(rt, sv[0], &f.io), 0);
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, first_poll_fiber, &f, &t), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.spinning), WT_LONG_MS));
-	pthread_t th;
-	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, rt), 0);
-	/* the runtime is closed once it refuses a spawn */
-	struct weft_task *x;
-	cr_assert(WT_WAIT_UNTIL(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &x) == -ESHUTDOWN ||
-				(weft_join(x, NULL), false), WT_LONG_MS));
-	atomic_store(&f.go, 1);
-	void *src;
-	pthread_join(th, &src);
-	cr_assert_eq((intptr_t)src, 0, "shutdown = %d", (int)(intptr_t)src);
+	shut_down_in_first_poll(rt, &f.spinning, &f.go);
 	cr_assert_eq(f.wait_rc, -ECANCELED, "the I/O wait said %d (%s)", f.wait_rc,
 		     weft_strerror(f.wait_rc));
 	cr_assert_eq(f.read_rc, -ECANCELED, "the read said %d", f.read_rc);
@@ -407,17 +414,7 @@ Test(cancel, shutdown_cancels_the_calls_of_a_fiber_in_its_first_poll, .timeout =
 	cr_assert_eq(weft_chan_create_unbounded(sizeof(long), &f.ch), 0);
 	struct weft_task *t;
 	cr_assert_eq(weft_spawn(rt, first_poll_calls_fiber, &f, &t), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&f.spinning), WT_LONG_MS));
-	pthread_t th;
-	cr_assert_eq(pthread_create(&th, NULL, shutdown_thread, rt), 0);
-	/* the runtime is closed once it refuses a spawn */
-	struct weft_task *x;
-	cr_assert(WT_WAIT_UNTIL(weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, &x) == -ESHUTDOWN ||
-				(weft_join(x, NULL), false), WT_LONG_MS));
-	atomic_store(&f.go, 1);
-	void *src;
-	pthread_join(th, &src);
-	cr_assert_eq((intptr_t)src, 0, "shutdown = %d", (int)(intptr_t)src);
+	shut_down_in_first_poll(rt, &f.spinning, &f.go);
 	cr_assert_eq(f.lock_rc, -ECANCELED, "the lock of a free mutex said %d", f.lock_rc);
 	cr_assert_eq(f.send_rc, -ECANCELED, "the unbounded send said %d after %ld sends",
 		     f.send_rc, f.sends);
