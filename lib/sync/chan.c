@@ -534,7 +534,7 @@ int weft_chan_len(struct weft_chan *ch, size_t *len)
 	if (!ch || !len)
 		return -EINVAL;
 	weft__slock_lock(&ch->lock);
-	*len = ch->count;
+	*len = avail_items(ch); /* not those reserved for a receiver: handed to it */
 	weft__slock_unlock(&ch->lock);
 	return 0;
 }

@@ -803,6 +803,50 @@ Test(chan_order, rendezvous_sender_behind_a_select_arm_without_a_peer_is_served)
 }
 
 /*
+ * weft_chan_len leaves out items already handed to a receiver (sync.h).
+ * An item of more than 8 bytes sent to a waiting poll-form receiver on a
+ * buffered channel, or to a select's receive arm on a rendezvous channel,
+ * is reserved for it in the buffer rather than copied into its place; len
+ * counted it (found by a review: 1 on a rendezvous channel with nothing a
+ * receiver could take, and try_recv said -EAGAIN).
+ */
+Test(chan_order, len_leaves_out_an_item_reserved_for_a_receiver)
+{
+	struct weft_chan *c;
+	cr_assert_eq(weft_chan_create(sizeof(struct sel_msg), 4, &c), 0);
+	struct sel_msg in = { 0, 0 }, A = { 1, 1 }, B = { 2, 2 }, x;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	struct hand_cx h;
+	hc_init(&h);
+	cr_assert_eq(weft_chan_recv_poll(c, &w, &h.cx, &in), WEFT_PENDING);
+	cr_assert_eq(weft_chan_try_send(c, &A), 0);
+	cr_assert_eq(atomic_load(&h.woke), 1, "the item went to the waiting receiver");
+	size_t len = 9;
+	cr_assert_eq(weft_chan_len(c, &len), 0);
+	cr_assert_eq(len, 0, "buffered: the receiver's item counted (len %zu)", len);
+	cr_assert_eq(weft_chan_try_recv(c, &x), -EAGAIN);
+	cr_assert_eq(weft_chan_try_send(c, &B), 0);
+	cr_assert_eq(weft_chan_len(c, &len), 0);
+	cr_assert_eq(len, 1, "buffered: one item for a new receiver (len %zu)", len);
+	cr_assert_eq(weft_chan_recv_poll(c, &w, &h.cx, &in), 0);
+	cr_assert_eq(in.a, 1);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+
+	cr_assert_eq(weft_chan_create(sizeof(struct sel_msg), 0, &c), 0);
+	struct weft_select_arm arms[1] = { WEFT_SEL_RECV(c, &in) };
+	size_t idx = 99;
+	cr_assert_eq(weft_select_poll(arms, 1, &h.cx, &idx), WEFT_PENDING);
+	cr_assert_eq(weft_chan_try_send(c, &B), 0, "a receive arm waits");
+	cr_assert_eq(weft_chan_len(c, &len), 0);
+	cr_assert_eq(len, 0, "rendezvous: the arm's item counted (len %zu)", len);
+	cr_assert_eq(weft_chan_try_recv(c, &x), -EAGAIN);
+	cr_assert_eq(weft_select_poll(arms, 1, &h.cx, &idx), 0);
+	cr_assert_eq(idx, 0);
+	cr_assert_eq(in.a, 2);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
+
+/*
  * The channel's calls wake in batches of 16 with the lock dropped between
  * them too, and destroy must say -EBUSY meanwhile (sync.h), as for the
  * semaphore and rwlock above. Close with 17 receivers waiting: from inside
