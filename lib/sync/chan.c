@@ -50,8 +50,10 @@
  *    to another receiver holds the slot. Both belong to the waiters (a
  *    review found newcomers taking them; test_sync_order).
  *  - closed => sendq empty (close wakes every sender with WQ_GRANT_WAKE;
- *    later sends fail at once). A woken sender holding a slot grant after
- *    close releases it and returns -EPIPE.
+ *    later sends fail at once). Between close's wake batches senders are
+ *    still listed: nothing takes their items (balance and the receives
+ *    look at `closed`). A woken sender holding a slot grant after close
+ *    releases it and returns -EPIPE.
  *  - closed and count == 0 and inflight == 0 => recvq empty (close, and
  *    every change that drains a closed channel, wake all receivers). While
  *    an item is in flight or reserved, receivers wait for it: its holder
@@ -771,8 +773,10 @@ again:
 		return 0;
 	}
 	/* the waiting receivers count only if one may take the first
-	 * sender's item: an arm of that sender's own select never will */
-	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq) &&
+	 * sender's item: an arm of that sender's own select never will.
+	 * Not once closed: senders close has still to wake (its batches
+	 * drop the lock) get -EPIPE, their items are not sent. */
+	if (ch->cap == 0 && !ch->closed && !weft__waitq_empty(&ch->sendq) &&
 	    (first || !receiver_for(ch, sel_of(ch->sendq.head)))) {
 		/* rendezvous: take it from the first sender that may complete
 		 * (which has storage: every rendezvous sender has) */
@@ -841,8 +845,9 @@ again:
 		return 0;
 	}
 	/* the waiting receivers count only if one may take the first
-	 * sender's item: an arm of that sender's own select never will */
-	if (ch->cap == 0 && !weft__waitq_empty(&ch->sendq) &&
+	 * sender's item: an arm of that sender's own select never will
+	 * (not once closed, as in recv_poll) */
+	if (ch->cap == 0 && !ch->closed && !weft__waitq_empty(&ch->sendq) &&
 	    (first || !receiver_for(ch, sel_of(ch->sendq.head)))) {
 		struct weft_wait *s = claim_sender(ch, &wk);
 		if (s) {

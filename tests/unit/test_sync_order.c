@@ -847,6 +847,48 @@ Test(chan_order, len_leaves_out_an_item_reserved_for_a_receiver)
 }
 
 /*
+ * Close wakes the waiting senders in batches of 16, the lock dropped
+ * between them. A receiver that comes in that gap must not take the item
+ * of a sender still waiting for its wake: close was called, so that
+ * sender gets -EPIPE (sync.h), and the rendezvous channel, which buffers
+ * nothing, is closed and drained for the receiver (found by a review: the
+ * receiver took the 17th sender's item, whose send then said 0).
+ */
+#define CLOSE_GAP_N 17
+static struct weft_chan *cg_ch;
+static struct tx cg_tx[CLOSE_GAP_N];
+static int cg_rc;
+static uint64_t cg_got;
+static bool cg_ran;
+
+static void close_gap_hook(struct hand_cx *me)
+{
+	if (me != &cg_tx[0].c || cg_ran)
+		return;
+	cg_ran = true;
+	cg_rc = weft_chan_try_recv(cg_ch, &cg_got);
+}
+
+Test(chan_order, rendezvous_close_leaves_no_waiting_sender_to_a_receiver)
+{
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 0, &cg_ch), 0);
+	cg_ran = false;
+	cg_got = 0;
+	for (int i = 0; i < CLOSE_GAP_N; i++) {
+		tx_init(&cg_tx[i], 100 + (uint64_t)i);
+		cg_tx[i].c.on_wake = close_gap_hook;
+		cr_assert_eq(tx_poll(cg_ch, &cg_tx[i]), WEFT_PENDING);
+	}
+	cr_assert_eq(weft_chan_close(cg_ch), 0);
+	cr_assert(cg_ran);
+	cr_assert_eq(cg_rc, -EPIPE, "a receive during close's wake batches: %d (item %llu)", cg_rc,
+		     (unsigned long long)cg_got);
+	for (int i = 0; i < CLOSE_GAP_N; i++)
+		cr_assert_eq(tx_poll(cg_ch, &cg_tx[i]), -EPIPE, "sender %d", i);
+	cr_assert_eq(weft_chan_destroy(cg_ch), 0);
+}
+
+/*
  * The channel's calls wake in batches of 16 with the lock dropped between
  * them too, and destroy must say -EBUSY meanwhile (sync.h), as for the
  * semaphore and rwlock above. Close with 17 receivers waiting: from inside
