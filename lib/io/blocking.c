@@ -7,10 +7,11 @@
  * after blocking_keep_alive_ns without work. A job is an ordinary task
  * (same state word, join handle, owned list); a pool thread "polls" it
  * once, which runs fn to completion. Abort before the job starts cancels
- * it (the poll sees CANCELLED); a running job cannot be interrupted. Pool
- * threads are detached: shutdown closes the pool and waits, bounded by its
- * timeout, until the count of threads reaches zero; a thread touches
- * nothing of the runtime after it has unlocked the pool for the last time.
+ * it (weft__blocking_abort takes it out of the queue); a running job
+ * cannot be interrupted. Pool threads are detached: shutdown closes the
+ * pool and waits, bounded by its timeout, until the count of threads
+ * reaches zero; a thread touches nothing of the runtime after it has
+ * unlocked the pool for the last time.
  *
  * Hand-off: weft_block_in_place on a worker W holding core C moves C's LIFO
  * task and deferred yields to C's ring, takes an idle spare S off the
@@ -263,6 +264,40 @@ void weft__blocking_retry(struct weft_runtime *rt)
 	else
 		atomic_store_explicit(&b->starved, false, memory_order_relaxed);
 	pthread_mutex_unlock(&b->lock);
+}
+
+/* An aborted job still queued is cancelled now, as the pool thread that
+ * took it would: its run may be far off (every thread busy with jobs that
+ * do not end), and its joiner waited for it, its drop too (found by a
+ * review). Out of the queue under the lock, so no pool thread has it. */
+void weft__blocking_abort(struct weft_task *t)
+{
+	/* any task may come here, a fiber whose first poll is swapping its
+	 * poll function meanwhile (fiber.c, a relaxed atomic store): read
+	 * likewise. A job's is job_poll for good, no other task's ever is. */
+	if (__atomic_load_n(&t->poll, __ATOMIC_RELAXED) != job_poll)
+		return;
+	struct weft__blocking *b = &t->rt->blocking;
+	struct weft_task *prev = NULL, *q;
+	pthread_mutex_lock(&b->lock);
+	for (q = b->queue.head; q && q != t; q = q->qnext)
+		prev = q;
+	if (q) {
+		if (prev)
+			prev->qnext = t->qnext;
+		else
+			b->queue.head = t->qnext;
+		if (b->queue.tail == t)
+			b->queue.tail = prev;
+		t->qnext = NULL;
+		b->queue.n--;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (q) {
+		unsigned budget = WEFT_BUDGET;
+		struct weft_cx cx = { .budget = &budget };
+		weft__task_run(t, &cx); /* CANCELLED: fn is not called */
+	}
 }
 
 /* Shutdown: refuse new jobs, let running ones finish (until the deadline). */

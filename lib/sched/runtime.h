@@ -511,6 +511,9 @@ int weft__spawn_blocking_drop(struct weft_runtime *rt, void *(*fn)(void *), void
 			      void (*drop)(void *), struct weft_task **out);
 /* From worker maintenance: start a pool thread if jobs wait with none. */
 void weft__blocking_retry(struct weft_runtime *rt);
+/* weft_abort of t, left to its next run: if t is a job still queued, take
+ * it out and cancel it now. */
+void weft__blocking_abort(struct weft_task *t);
 
 /* ------------------------------------------------------------ fork.c */
 /* Bumped in the child of every fork(). A runtime remembers the value it was

@@ -530,7 +530,9 @@ int weft_abort(struct weft_task *task)
 		weft__schedule(task->rt, task, false);
 		return 0;
 	case TS_ABORT_NONE:
-		/* finished, or the poller (or the queued run) sees CANCELLED */
+		/* finished, or the poller (or the queued run) sees CANCELLED;
+		 * a blocking job's queued run may be far off (blocking.c) */
+		weft__blocking_abort(task);
 		return 0;
 	}
 	return 0;

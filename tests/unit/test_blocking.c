@@ -114,6 +114,39 @@ Test(blocking, abort_queued_job_and_shutdown_with_queue, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/*
+ * An aborted job still queued is cancelled then, not when a thread frees
+ * up: with the only pool thread held by a job that does not end, its
+ * joiner waited for that job (forever, for a job blocked on input), and
+ * its drop ran only then (found by a review).
+ */
+Test(blocking, abort_queued_job_ends_it_while_the_pool_is_busy, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_blocking(1, 0);
+	atomic_store(&g_gate, 0);
+	atomic_store(&g_ran, 0);
+	struct weft_task *busy, *queued, *later;
+	cr_assert_eq(weft_spawn_blocking(rt, wait_gate, NULL, &busy), 0);
+	struct weft_metrics *m;
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->blocking_queue_depth == 0, WT_LONG_MS),
+		  "the pool thread did not take the first job");
+	weft_metrics_free(m);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &queued), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, sleepy_job, (void *)(uintptr_t)1, &later), 0);
+	cr_assert_eq(weft_abort(queued), 0);
+	cr_assert_eq(weft_join_timeout(queued, NULL, (uint64_t)WT_LONG_MS * 1000000ull), -ECANCELED,
+		     "an aborted queued job waited for the busy pool");
+	cr_assert(weft_task_is_finished(busy) == false);
+	m = wt_metrics(rt);
+	cr_assert_eq(m->blocking_queue_depth, 1, "the aborted job left the queue");
+	weft_metrics_free(m);
+	atomic_store(&g_gate, 1);
+	cr_assert_eq(weft_join(busy, NULL), 0);
+	cr_assert_eq(weft_join(later, NULL), 0);
+	cr_assert_eq(atomic_load(&g_ran), 1, "the aborted job ran anyway");
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------- block_in_place */
 
 static atomic_int g_spinners, g_release;

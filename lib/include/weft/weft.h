@@ -430,8 +430,9 @@ WEFT_API int weft_yield(void);
  * blocks (file I/O, DNS, long CPU work). The pool grows to
  * max_blocking_threads; beyond that jobs queue. Idle threads exit after
  * blocking_keep_alive_ns. The join handle works like any other (result =
- * fn's return value); weft_abort cancels a job that has not started, not
- * one that runs. `out` may be NULL (detached). Shutdown cancels queued
+ * fn's return value); weft_abort cancels a job that has not started (at
+ * once, even while every pool thread is busy: its joiner gets -ECANCELED),
+ * not one that runs. `out` may be NULL (detached). Shutdown cancels queued
  * jobs and waits (within its timeout) for running ones.
  * Errors: -EINVAL, -ESHUTDOWN, -ENOMEM; fn does not run.
  */
