@@ -102,7 +102,11 @@ static int default_workers(unsigned ncpu, unsigned *out)
 		char *end;
 		errno = 0;
 		long v = strtol(env, &end, 10);
-		if (errno || *end || v < 1 || v > WEFT_MAX_WORKERS) {
+		/* digits only, as Tokio's and Go's parsers: strtol also took a
+		 * leading blank or sign, so " 4" was 4 while "4 " was refused
+		 * (found by a review) */
+		if (errno || *end || !(*env >= '0' && *env <= '9') || v < 1 ||
+		    v > WEFT_MAX_WORKERS) {
 			weft__warn("weft: WEFT_WORKERS=%s: expected a number of workers from 1 to %d",
 				env, WEFT_MAX_WORKERS);
 			return -EINVAL;

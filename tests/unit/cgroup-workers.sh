@@ -22,7 +22,7 @@ echo "no limit: $workers workers, $aff CPUs in the affinity mask"
 
 got=$(WEFT_WORKERS=3 "$prog" | cut -d' ' -f1)
 [ "$got" = 3 ] || fail "WEFT_WORKERS=3 gave $got workers"
-for bad in abc 0 -1 257 3x; do
+for bad in abc 0 -1 257 3x ' 3' '3 ' +3; do
 	if out=$(WEFT_WORKERS=$bad "$prog" 2>&1); then
 		fail "WEFT_WORKERS=$bad was accepted: $out"
 	fi
