@@ -2222,7 +2222,19 @@ int weft_accept(struct weft_io *listener, struct weft_io **out, struct sockaddr 
 		return -EBADF;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd = accept_once(listener, addr ? (struct sockaddr *)&ss : NULL, addr ? &sl : NULL);
+	/* Once shutdown has begun the registration would be refused (io.h),
+	 * so refuse before a connection leaves the queue, as a connect is
+	 * refused before its socket is made: the accept took a queued
+	 * client, the registration said -ESHUTDOWN and the close ended the
+	 * client's connection - lost to whoever takes the listener next (a
+	 * review). Closed and cancelled say so first, as they did. */
+	int fd;
+	if (atomic_load_explicit(&listener->readiness, memory_order_acquire) & WEFT_IO_CLOSED)
+		fd = -EBADF;
+	else if (weft__cancelled())
+		fd = -ECANCELED;
+	else if (!(fd = refuse_new_socket(rt)))
+		fd = accept_once(listener, addr ? (struct sockaddr *)&ss : NULL, addr ? &sl : NULL);
 	io_unref(listener);
 	if (fd < 0)
 		return fd;

@@ -1797,6 +1797,87 @@ Test(unix_socket, bad_names_and_shutdown, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* An accept once shutdown has begun (a review's): the runtime refuses the
+ * registration, so the accept must be refused before it takes a client
+ * off the queue. It took one, the registration said -ESHUTDOWN, and the
+ * close hung up on the client: a connection lost to whoever would take
+ * the listener next. A fiber that ignores its cancellation holds the
+ * shutdown in progress. */
+static atomic_bool acc_release;
+
+static void *acc_stubborn(void *arg)
+{
+	atomic_store((atomic_bool *)arg, true);
+	while (!atomic_load(&acc_release))
+		usleep(1000);
+	return NULL;
+}
+
+static void *acc_shut(void *rt)
+{
+	return (void *)(intptr_t)weft_runtime_shutdown(rt, WEFT_FOREVER);
+}
+
+static void *acc_nop(void *arg)
+{
+	return arg;
+}
+
+Test(listen, an_accept_once_shutdown_has_begun_leaves_the_client_queued, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = rt_named(2);
+	struct weft_io *l, *ul, *s = NULL;
+	char path[96];
+	snprintf(path, sizeof path, "@weft-test-acc-sd-%d", (int)getpid());
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	cr_assert_eq(weft_unix_listen(rt, path, 0, &ul), 0);
+	atomic_store(&acc_release, false);
+	atomic_bool started = false;
+	cr_assert_eq(weft_spawn(rt, acc_stubborn, &started, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&started), WT_LONG_MS));
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, acc_shut, rt), 0);
+	/* the shutdown has begun once spawns are refused */
+	cr_assert(WT_WAIT_UNTIL(weft_spawn(rt, acc_nop, NULL, NULL) == -ESHUTDOWN, WT_LONG_MS));
+	/* a client of each listener, queued */
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)weft_io_local_port(l)),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t pl = strlen(path);
+	memcpy(sun.sun_path + 1, path + 1, pl - 1); /* "@name": a leading NUL */
+	int cl[2] = { socket(AF_INET, SOCK_STREAM, 0), socket(AF_UNIX, SOCK_STREAM, 0) };
+	cr_assert_eq(connect(cl[0], (struct sockaddr *)&sin, sizeof sin), 0);
+	cr_assert_eq(connect(cl[1], (struct sockaddr *)&sun,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + pl)), 0);
+	struct weft_io *ls[2] = { l, ul };
+	for (int i = 0; i < 2; i++) {
+		const char *what = i ? "unix" : "tcp";
+		cr_assert_eq(weft_accept(ls[i], &s, NULL, NULL), -ESHUTDOWN, "%s", what);
+		/* still queued: the listener is readable, and the client
+		 * was not hung up on (its read would wait, not end) */
+		struct pollfd p = { .fd = weft_io_fd(ls[i]), .events = POLLIN };
+		cr_assert_eq(poll(&p, 1, 0), 1, "%s: the connection left the queue", what);
+		char b;
+		errno = 0;
+		cr_assert_eq(recv(cl[i], &b, 1, MSG_DONTWAIT), -1, "%s: the client was hung up on",
+			     what);
+		cr_assert_eq(errno, EAGAIN, "%s: %s", what, strerror(errno));
+	}
+	cr_assert_null(s);
+	atomic_store(&acc_release, true);
+	void *r;
+	cr_assert_eq(pthread_join(th, &r), 0);
+	cr_assert_eq((intptr_t)r, 0);
+	/* after it too: the registration still refused */
+	cr_assert_eq(weft_accept(l, &s, NULL, NULL), -ESHUTDOWN);
+	close(cl[0]);
+	close(cl[1]);
+	cr_assert_eq(weft_io_close(l), 0);
+	cr_assert_eq(weft_io_close(ul), 0);
+	wt_rt_destroy(rt);
+}
+
 /* ---------------------------------------------------------- child processes */
 
 extern char **environ;

@@ -462,7 +462,10 @@ WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int 
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
  * be NULL (both NULL, or both set: -EINVAL for addr without addrlen,
- * before anything is accepted; also NULL listener or out). After shutdown: -ESHUTDOWN (an accepted fd is closed). The
+ * before anything is accepted; also NULL listener or out). Once
+ * shutdown has begun: -ESHUTDOWN, with the connection left queued (one
+ * accepted just as shutdown begins is closed: its registration is
+ * refused). The
  * listener's READABLE deadline bounds the wait (-ETIMEDOUT). A TCP
  * connection, accepted here or made by the connect calls below, has
  * TCP_NODELAY set (Nagle's algorithm off, as Go's net package does; Tokio
