@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,7 @@ static void *client(void *arg)
 	const char *bye = NULL;
 	uint64_t last_input = weft_now_ns();
 	size_t partial = 0; /* bytes of an unfinished line seen at the last look */
+	bool in_pieces = false; /* the last relay was a piece of a line too long */
 	while (alive && !bye) {
 		struct msg in;
 		struct weft_line ln;
@@ -164,7 +166,8 @@ static void *client(void *arg)
 				break; /* it does not read, or it is gone: drop it */
 		} else if (r == 2) {
 			char part[LINE_MAX_];
-			if (arms[2].rc == -EMSGSIZE) {
+			bool piece = arms[2].rc == -EMSGSIZE;
+			if (piece) {
 				/* a line longer than LINE_MAX_: relay it in pieces */
 				ssize_t k = weft_reader_read(rd, part, sizeof part);
 				ln.data = part;
@@ -177,6 +180,14 @@ static void *client(void *arg)
 			last_input = weft_now_ns();
 			partial = weft_reader_buffered(rd);
 			size_t ll = ln.data[ln.len - 1] == '\n' ? ln.len - 1 : ln.len;
+			/* The newline alone (or "\r\n") after pieces ends the long
+			 * line, whose bytes have all gone out: not an empty line of
+			 * its own (a line of 400 bytes came out as 200, 200 and an
+			 * empty one) */
+			bool tail = in_pieces && (ll == 0 || (ll == 1 && ln.data[0] == '\r'));
+			in_pieces = piece;
+			if (tail)
+				continue;
 			struct msg s = { .kind = SAY, .id = id };
 			snprintf(s.text, sizeof s.text, "user%d: %.*s\n", id, (int)ll, ln.data);
 			weft_chan_send(hub_in, &s);

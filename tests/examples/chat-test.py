@@ -76,6 +76,18 @@ try:
     pieces = [len(l) - len("user%s: " % ida) for l in got if l.startswith("user%s: x" % ida)]
     if pieces != [200, 200, 50]:
         fail("a 450-byte line came out in pieces of %r" % pieces)
+    # one of a whole number of pieces: its newline alone is not a line of
+    # its own (it came out as an empty line after the pieces)
+    a.sendall(b"y" * 400 + b"\nafter\n")
+    got = lines_until(b, r"^user%s: after$" % ida, timeout=3)
+    said = [l[len("user%s: " % ida):] for l in got if l.startswith("user%s: " % ida)]
+    if said[-3:] != ["y" * 200, "y" * 200, "after"]:
+        fail("a 400-byte line then \"after\" came out as %r" % [l[:12] for l in said])
+    a.sendall(b"z" * 200 + b"\r\nafter2\n")  # a telnet client's line end
+    got = lines_until(b, r"^user%s: after2$" % ida, timeout=3)
+    said = [l[len("user%s: " % ida):] for l in got if l.startswith("user%s: " % ida)]
+    if said[-2:] != ["z" * 200, "after2"]:
+        fail("a 200-byte line ended by CR LF came out as %r" % [l[:12] for l in said])
 
     # Typing a character at a time is typing: a sends "slowly" one byte
     # every 0.6 s (3.6 s, past the 2 s idle limit) while b says a line now
