@@ -3,13 +3,15 @@
  * target and copies both ways with weft_io_copy_bidirectional (each side's
  * end of stream is passed on to the other as a half-close).
  * Usage: proxy LISTEN_PORT TARGET_HOST TARGET_PORT
- * (LISTEN_PORT 0: any free port; binds 127.0.0.1). Try, with the echo
+ * (LISTEN_PORT 0: any free port; binds 127.0.0.1; a TARGET_HOST that can
+ * be no host, "" or "host:80", is a usage error, exit 2). Try, with the echo
  * example on 7007: proxy 7008 127.0.0.1 7007, then nc 127.0.0.1 7008.
  * Each connection's end is logged on stderr with its byte counts. SIGINT or
  * SIGTERM: stop accepting, let open connections finish for up to 2 s, then
  * cancel the rest (their copies return -ECANCELED and they close), exit 0.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -74,8 +76,29 @@ int main(int argc, char **argv)
 	struct weft_runtime *rt;
 	struct weft_io *l, *c;
 	struct weft_chan *sig;
+	struct addrinfo *ai;
 	int rc;
-	if ((rc = weft_runtime_create(NULL, &rt)) || (rc = weft_waitgroup_create(&live)) ||
+	if ((rc = weft_runtime_create(NULL, &rt))) {
+		fprintf(stderr, "proxy: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	/* A host that can be no name ("", "host:80", "[::1]:80") is a usage
+	 * error now: it was taken, and every client was then dropped with
+	 * "invalid argument". A name that does not resolve yet may later
+	 * (each connection looks it up): that is only said. */
+	rc = weft_resolve(rt, target_host, target_port, &ai);
+	if (rc == -EINVAL) {
+		fprintf(stderr, "usage: proxy LISTEN_PORT TARGET_HOST TARGET_PORT\n"
+				"  (TARGET_HOST a name or an address, \"[::1]\" too; not \"%s\")\n",
+			target_host);
+		return 2;
+	}
+	if (rc)
+		fprintf(stderr, "proxy: %s: %s (looked up again for each connection)\n",
+			target_host, weft_strerror(rc));
+	else
+		freeaddrinfo(ai);
+	if ((rc = weft_waitgroup_create(&live)) ||
 	    (rc = weft_chan_create(sizeof(int), 4, &sig)) ||
 	    (rc = weft_signal_notify(sig, SIGINT)) || (rc = weft_signal_notify(sig, SIGTERM)) ||
 	    (rc = weft_tcp_listen(rt, "127.0.0.1", (uint16_t)lport, 128, &l))) {

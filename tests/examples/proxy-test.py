@@ -60,8 +60,12 @@ def stop(p, timeout=10):
 def main():
     proxy, echo = sys.argv[1], sys.argv[2]
     for bad in (["0", "127.0.0.1"], ["70000", "127.0.0.1", "7"], ["0", "127.0.0.1", "0"],
-                ["0", "127.0.0.1", "x"]):
-        r = subprocess.run([proxy] + bad, capture_output=True, text=True, timeout=10)
+                ["0", "127.0.0.1", "x"], ["0", "", "7"], ["0", "127.0.0.1:7", "7"],
+                ["0", "[::1]:7", "7"], ["0", "[::1", "7"]):
+        try:
+            r = subprocess.run([proxy] + bad, capture_output=True, text=True, timeout=10)
+        except subprocess.TimeoutExpired:
+            fail("proxy %s: still running after 10 s (want a usage error)" % bad)
         if r.returncode != 2 or "usage" not in r.stderr:
             fail("proxy %s: exit %d, %r (want a usage error)" % (bad, r.returncode, r.stderr))
 
