@@ -14,8 +14,16 @@
  *      secret. Before, the host's file was parsed; now the target's,
  *      through /proc/PID/root.
  *   3. normal: the decoy mapped plainly is symbolized.
+ *   4. debug file: the decoy without DWARF, and beside it "lib.so.debug",
+ *      the name libdwfl tries for a separate debug file, a symlink to the
+ *      root-only secret (with DWARF). Before, libdwfl's standard search
+ *      opened it as root and the decoy's address was named at the
+ *      secret's source file and line; now a debug file is used only if
+ *      the target's user could read it.
+ *   5. debug FIFO: "lib.so.debug" a FIFO. Before, libdwfl's open of it
+ *      blocked the symbolizer for good; now only a regular file is opened.
  *
- *   test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO
+ *   test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO DECOY_NODEBUG_SO DECOY_DEBUG_SO
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -96,6 +104,20 @@ static pid_t start(const char *target, const char *lib, const char *link, const 
 	return pid;
 }
 
+static pid_t target_pid; /* the running target, killed if the check blocks */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char m[] = "FAIL: the symbolizer blocked for 20 s\n";
+	if (target_pid > 0)
+		kill(target_pid, SIGKILL);
+	if (write(1, m, sizeof(m) - 1) < 0) {
+		/* nothing else to tell */
+	}
+	_exit(1);
+}
+
 static void stop(pid_t pid)
 {
 	kill(pid, SIGKILL);
@@ -107,6 +129,9 @@ static void stop(pid_t pid)
 static void check(const char *what, pid_t pid, unsigned long long addr, bool want_decoy)
 {
 	struct sym_ctx *c;
+	fflush(stdout);
+	target_pid = pid;
+	alarm(20); /* a symbolizer that blocks (a FIFO opened) fails here */
 	int r = sym_open(&c, pid);
 	CHECK(r == 0, "%s: sym_open: %s", what, strerror(-r));
 	if (r)
@@ -121,15 +146,19 @@ static void check(const char *what, pid_t pid, unsigned long long addr, bool wan
 	sym_format(&s, addr, buf, sizeof(buf));
 	printf("%s: %#llx -> %s\n", what, addr, buf);
 	CHECK(!strstr(s.func, "secret"), "%s: symbolized as %s", what, s.func);
+	CHECK(!strstr(s.file, "secret"), "%s: line from the root-only file: %s:%d", what, s.file,
+	      s.line);
 	if (want_decoy)
 		CHECK(r == 0 && !strcmp(s.func, "sym_decoy_fn"), "%s: func \"%s\"", what, s.func);
 	sym_close(c);
+	alarm(0);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc != 4) {
-		fprintf(stderr, "usage: test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO\n");
+	if (argc != 6) {
+		fprintf(stderr, "usage: test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO "
+				"DECOY_NODEBUG_SO DECOY_DEBUG_SO\n");
 		return 2;
 	}
 	if (geteuid() != 0) {
@@ -137,7 +166,9 @@ int main(int argc, char **argv)
 		printf("SKIP: needs root (to run the target as nobody)\n");
 		return ci && *ci && strcmp(ci, "false") ? 1 : 77; /* a skip fails in CI */
 	}
-	const char *decoy = argv[2], *secret = argv[3];
+	const char *decoy = argv[2], *secret = argv[3], *nodebug = argv[4];
+	const char *decoy_debug = argv[5];
+	signal(SIGALRM, on_alarm);
 	char base[] = "/tmp/schedtop-symf-XXXXXX";
 	if (!mkdtemp(base) || chmod(base, 0755))
 		return 1;
@@ -181,6 +212,51 @@ int main(int argc, char **argv)
 	CHECK(pid > 0, "namespace: target did not start");
 	if (pid > 0) {
 		check("another mount namespace", pid, addr, true);
+		stop(pid);
+	}
+
+	/* a separate debug file by the name libdwfl tries (no debuglink, no
+	 * build ID needed): a link to the root-only secret, then a FIFO */
+	char dbg[320], fifo[320];
+	snprintf(dbg, sizeof(dbg), "%s.debug", lib);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", pub);
+	if (copy_file(nodebug, lib, 0644) || symlink(hidden, dbg) || mkfifo(fifo, 0666)) {
+		perror("test_sym_files: debug file setup");
+		return 1;
+	}
+	pid = start(target, lib, NULL, NULL, decoy, &addr);
+	CHECK(pid > 0, "debug file: target did not start");
+	if (pid > 0) {
+		check("debug file linked to a root-only file", pid, addr, true);
+		stop(pid);
+	}
+	/* the same name leading to the decoy's debug file, which the target
+	 * may read: used */
+	char pubdbg[320];
+	snprintf(pubdbg, sizeof(pubdbg), "%s/decoy.debug", pub);
+	if (copy_file(decoy_debug, pubdbg, 0644) || unlink(dbg) || symlink(pubdbg, dbg))
+		return 1;
+	pid = start(target, lib, NULL, NULL, decoy, &addr);
+	CHECK(pid > 0, "readable debug file: target did not start");
+	if (pid > 0) {
+		struct sym_ctx *c;
+		struct sym_info s = { 0 };
+		int r = sym_open(&c, pid);
+		if (!r) {
+			r = sym_lookup(c, addr, false, &s);
+			sym_close(c);
+		}
+		CHECK(r == 0 && strstr(s.file, "sym_decoy.c") && s.line > 0,
+		      "a debug file the target may read: not used (r %d, \"%s\":%d)", r, s.file,
+		      s.line);
+		stop(pid);
+	}
+	if (unlink(dbg) || symlink(fifo, dbg))
+		return 1;
+	pid = start(target, lib, NULL, NULL, decoy, &addr);
+	CHECK(pid > 0, "debug FIFO: target did not start");
+	if (pid > 0) {
+		check("debug file linked to a FIFO", pid, addr, true);
 		stop(pid);
 	}
 

@@ -15,6 +15,18 @@
  * (/proc/PID/root), or else the mapping itself (/proc/PID/map_files),
  * and uses the file only if it is the one the maps line names by device
  * and inode.
+ *
+ * A separate debug file is looked up the same way (find_debuginfo):
+ * libdwfl's standard search opened, with schedtop's rights, whatever the
+ * target left at "DIR/lib.so.debug" (or DIR/.debug/..., or the name in
+ * the file's .gnu_debuglink), and used it unchecked when the file has no
+ * build ID and no debuglink CRC: a link there to a root-only file had its
+ * source files and lines printed for the target's addresses, and a link
+ * to a FIFO blocked the symbolizer for good (found by a review). Now: by
+ * build ID in the system's debug directories (libdwfl's own search, which
+ * only takes absolute directories), else by name in the target's view of
+ * the directories, only a regular file that the target's user could read
+ * and that matches the build ID or the debuglink CRC when there is one.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -30,6 +42,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 
 #include "sym.h"
@@ -54,9 +67,13 @@ static char *debuginfo_path; /* NULL: libdwfl's default search path */
 static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
 		    char **file_name, Elf **elfp);
 
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name);
+
 static const Dwfl_Callbacks callbacks = {
 	.find_elf = find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
+	.find_debuginfo = find_debuginfo,
 	.debuginfo_path = &debuginfo_path,
 };
 
@@ -200,6 +217,153 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
 			return -1;
 		*file_name = strdup(alt);
 		return fd;
+	}
+	return -1;
+}
+
+/* The target's filesystem uid and gid (what its file accesses are checked
+ * against). 0 or -1. */
+static int target_fsids(int pid, unsigned *uid, unsigned *gid)
+{
+	char p[64], line[256];
+	unsigned v[4];
+	int have = 0;
+	snprintf(p, sizeof(p), "/proc/%d/status", pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	while (have != 3 && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4) {
+			*uid = v[3];
+			have |= 1;
+		} else if (sscanf(line, "Gid: %u %u %u %u", &v[0], &v[1], &v[2], &v[3]) == 4) {
+			*gid = v[3];
+			have |= 2;
+		}
+	}
+	fclose(f);
+	return have == 3 ? 0 : -1;
+}
+
+/* The CRC .gnu_debuglink records (CRC-32, as zlib's crc32) of all of fd,
+ * an ELF file. */
+static bool crc_matches(int fd, GElf_Word want)
+{
+	uint32_t tab[256];
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t r = i;
+		for (int k = 0; k < 8; k++)
+			r = (r >> 1) ^ (0xedb88320u & -(r & 1));
+		tab[i] = r;
+	}
+	size_t cap = 1 << 16;
+	unsigned char *buf = malloc(cap);
+	uint32_t crc = 0xffffffffu;
+	off_t off = 0;
+	ssize_t n = -1;
+	if (!buf || pread(fd, buf, SELFMAG, 0) != SELFMAG || memcmp(buf, ELFMAG, SELFMAG)) {
+		free(buf);
+		return false;
+	}
+	while ((n = pread(fd, buf, cap, off)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			crc = tab[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
+		off += n;
+	}
+	free(buf);
+	return n == 0 && ~crc == want;
+}
+
+/* Does fd hold the debug file of mod: its build ID when mod has one, else
+ * the debuglink's CRC when it gives one (0: none to check, as libdwfl). */
+static bool debug_matches(Dwfl_Module *mod, int fd, GElf_Word crc)
+{
+	const unsigned char *id;
+	GElf_Addr vaddr;
+	int idlen = dwfl_module_build_id(mod, &id, &vaddr);
+	if (idlen > 0) {
+		Elf *e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+		const void *did;
+		ssize_t dlen = e ? dwelf_elf_gnu_build_id(e, &did) : -1;
+		bool same = dlen == idlen && !memcmp(did, id, (size_t)idlen);
+		elf_end(e);
+		return same;
+	}
+	return !crc || crc_matches(fd, crc);
+}
+
+/* Open `path` for a debug file of the target: a regular file (no FIFO or
+ * device is opened), not the main file itself, that the target's user
+ * (fsuid, fsgid) may read by its mode bits - or anything for a target
+ * running as root. The fd or -1. */
+static int open_debug(const char *path, const struct stat *main_st, unsigned uid, unsigned gid)
+{
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0)
+		return -1;
+	struct stat st;
+	int fd = -1;
+	if (fstat(pfd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    !(st.st_dev == main_st->st_dev && st.st_ino == main_st->st_ino) &&
+	    (uid == 0 || (st.st_uid == uid ? (st.st_mode & S_IRUSR) != 0
+			  : st.st_gid == gid ? (st.st_mode & S_IRGRP) != 0
+					      : (st.st_mode & S_IROTH) != 0))) {
+		char self[64];
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+		fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	}
+	close(pfd);
+	return fd;
+}
+
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+			  Dwarf_Addr base, const char *file_name, const char *debuglink_file,
+			  GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+	struct sym_ctx *c = *userdata;
+	/* -1 without a build ID; also finds a dwz file by its own ID */
+	int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
+					      debuglink_file, debuglink_crc, debuginfo_file_name);
+	if (fd >= 0)
+		return fd;
+	/* By name, in the directory of the path the maps give (modname),
+	 * as the target sees it; file_name is where find_elf opened it. */
+	unsigned uid = 0, gid = 0; /* target_fsids fills them */
+	struct stat main_st = { 0 }; /* unknown: no file is inode 0 */
+	if (!c || !modname || modname[0] != '/' || target_fsids(c->pid, &uid, &gid))
+		return -1;
+	if (file_name && stat(file_name, &main_st))
+		memset(&main_st, 0, sizeof(main_st));
+	static const char del[] = " (deleted)";
+	size_t ml = strlen(modname), dl = sizeof(del) - 1;
+	if (ml > dl && !strcmp(modname + ml - dl, del))
+		ml -= dl;
+	const char *slash = memrchr(modname, '/', ml);
+	int dirl = (int)(slash - modname), basel = (int)(ml - (size_t)dirl - 1);
+	char link[NAME_MAX + 8];
+	if (debuglink_file) {
+		if (snprintf(link, sizeof(link), "%s", debuglink_file) >= (int)sizeof(link))
+			return -1;
+	} else {
+		snprintf(link, sizeof(link), "%.*s.debug", basel, slash + 1);
+		debuglink_crc = 0;
+	}
+	/* libdwfl's default order: DIR, DIR/.debug, /usr/lib/debug/DIR */
+	static const char *const fmt[] = { "/proc/%d/root%.*s/%s", "/proc/%d/root%.*s/.debug/%s",
+					   "/proc/%d/root/usr/lib/debug%.*s/%s" };
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		char path[PATH_MAX + 64];
+		if (snprintf(path, sizeof(path), fmt[i], c->pid, dirl, modname, link) >=
+		    (int)sizeof(path))
+			continue;
+		fd = open_debug(path, &main_st, uid, gid);
+		if (fd < 0)
+			continue;
+		if (debug_matches(mod, fd, debuglink_crc)) {
+			*debuginfo_file_name = strdup(path);
+			return fd;
+		}
+		close(fd);
 	}
 	return -1;
 }
