@@ -22,8 +22,13 @@
  *      the target's user could read it.
  *   5. debug FIFO: "lib.so.debug" a FIFO. Before, libdwfl's open of it
  *      blocked the symbolizer for good; now only a regular file is opened.
+ *   6. reloaded: a plugin rebuilt in place (another file at the same path)
+ *      and loaded again at the same addresses. Before, the refresh after
+ *      the maps changed kept libdwfl's module of that name and range with
+ *      the old file's symbols: the new function was named as the old one.
  *
- *   test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO DECOY_NODEBUG_SO DECOY_DEBUG_SO
+ *   test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO DECOY_NODEBUG_SO DECOY_DEBUG_SO \
+ *                  PLUGIN_A PLUGIN_B
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -154,11 +159,64 @@ static void check(const char *what, pid_t pid, unsigned long long addr, bool wan
 	alarm(0);
 }
 
+/* A plugin host reloads a plugin rebuilt in place (sym_swap_target
+ * --reload): after the maps change, the new file's symbols. */
+static void reloaded(const char *target, const char *plug, const char *plugnew)
+{
+	int in[2], out[2];
+	if (pipe(in) || pipe(out))
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl(target, target, plug, "--reload", plugnew, "a_first_plugin_fn",
+		      "b_second_plugin_fn", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	FILE *f = fdopen(out[0], "r");
+	unsigned long long a = 0, b = 0;
+	struct sym_ctx *c = NULL;
+	struct sym_info s;
+	fflush(stdout);
+	target_pid = pid;
+	alarm(20);
+	CHECK(f && fscanf(f, "%llx", &a) == 1, "reloaded: the target printed no address");
+	int r = a ? sym_open(&c, pid) : -1;
+	CHECK(r == 0, "reloaded: sym_open: %d", r);
+	if (!r) {
+		r = sym_lookup(c, a, false, &s);
+		CHECK(r == 0 && !strcmp(s.func, "a_first_plugin_fn"), "reloaded: first: %s",
+		      s.func);
+		CHECK(write(in[1], "go\n", 3) == 3, "reloaded: cannot tell the target");
+		CHECK(fscanf(f, "%llx", &b) == 1, "reloaded: no second address");
+		r = sym_sync(c);
+		CHECK(r == 0, "reloaded: sym_sync: %d", r);
+		r = sym_lookup(c, b, false, &s);
+		printf("reloaded: %#llx (first %#llx) -> %s (%s:%d)\n", b, a, s.func, s.file,
+		       s.line);
+		if (a != b)
+			printf("note: the plugin was loaded again elsewhere\n");
+		CHECK(r == 0 && !strcmp(s.func, "b_second_plugin_fn"), "reloaded: second: %s",
+		      s.func);
+		sym_close(c);
+	}
+	alarm(0);
+	if (f)
+		fclose(f);
+	close(in[1]);
+	stop(pid);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 6) {
+	if (argc != 8) {
 		fprintf(stderr, "usage: test_sym_files SYM_SWAP_TARGET DECOY_SO SECRET_SO "
-				"DECOY_NODEBUG_SO DECOY_DEBUG_SO\n");
+				"DECOY_NODEBUG_SO DECOY_DEBUG_SO PLUGIN_A PLUGIN_B\n");
 		return 2;
 	}
 	if (geteuid() != 0) {
@@ -259,6 +317,13 @@ int main(int argc, char **argv)
 		check("debug file linked to a FIFO", pid, addr, true);
 		stop(pid);
 	}
+
+	char plug[320], plugnew[320];
+	snprintf(plug, sizeof(plug), "%s/plugin.so", pub);
+	snprintf(plugnew, sizeof(plugnew), "%s/plugin.so.new", pub);
+	if (copy_file(argv[6], plug, 0644) || copy_file(argv[7], plugnew, 0644))
+		return 1;
+	reloaded(target, plug, plugnew);
 
 	char rm[400];
 	snprintf(rm, sizeof(rm), "rm -rf '%s'", base);

@@ -141,6 +141,95 @@ static int maps_load(int pid, struct sym_map **out, size_t *nout)
 	return 0;
 }
 
+/* libdwfl's modules as they stand: name and range, and whether to keep. */
+struct mod_list {
+	struct mod_ent {
+		char *name;
+		Dwarf_Addr lo, hi;
+		bool keep;
+	} *v;
+	size_t n, cap;
+	bool oom;
+};
+
+static int list_mod(Dwfl_Module *m, void **userdata, const char *name, Dwarf_Addr base,
+		    void *arg)
+{
+	(void)userdata;
+	(void)base;
+	struct mod_list *l = arg;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? 2 * l->cap : 32;
+		struct mod_ent *v = realloc(l->v, ncap * sizeof(*v));
+		if (!v) {
+			l->oom = true;
+			return DWARF_CB_ABORT;
+		}
+		l->v = v;
+		l->cap = ncap;
+	}
+	struct mod_ent *e = &l->v[l->n];
+	dwfl_module_info(m, NULL, &e->lo, &e->hi, NULL, NULL, NULL, NULL);
+	e->name = strdup(name ? name : "");
+	e->keep = true;
+	if (!e->name) {
+		l->oom = true;
+		return DWARF_CB_ABORT;
+	}
+	l->n++;
+	return DWARF_CB_OK;
+}
+
+static bool same_map(const struct sym_map *a, const struct sym_map *b)
+{
+	return a->start == b->start && a->end == b->end && a->dmaj == b->dmaj &&
+	       a->dmin == b->dmin && a->ino == b->ino && !strcmp(a->path, b->path);
+}
+
+/*
+ * Drop the modules whose file is not the one they were read from: every
+ * mapping of the module in the old maps must be in the new ones, device
+ * and inode included. libdwfl keeps a module reported again under the same
+ * name and range, with the file it read before: a plugin rebuilt in place
+ * (another file at the same path) and loaded again at the same addresses
+ * was named with the old file's symbols (found by a review). The others
+ * keep what libdwfl read of them.
+ */
+static void drop_changed(struct sym_ctx *c, const struct sym_map *maps, size_t n)
+{
+	struct mod_list l = { 0 };
+	bool drop = false;
+	dwfl_getmodules(c->dwfl, list_mod, &l, 0);
+	for (size_t k = 0; k < l.n; k++) {
+		struct mod_ent *e = &l.v[k];
+		for (size_t i = 0; e->keep && i < c->nmaps; i++) {
+			const struct sym_map *m = &c->maps[i];
+			if (m->start < e->lo || m->end > e->hi || strcmp(m->path, e->name))
+				continue;
+			bool found = false;
+			for (size_t j = 0; !found && j < n; j++)
+				found = same_map(m, &maps[j]);
+			e->keep = found;
+		}
+		drop |= !e->keep;
+	}
+	if (l.oom) { /* not known which: start over */
+		drop = true;
+		for (size_t k = 0; k < l.n; k++)
+			l.v[k].keep = false;
+	}
+	if (drop) {
+		dwfl_report_begin(c->dwfl);
+		for (size_t k = 0; k < l.n; k++)
+			if (l.v[k].keep)
+				dwfl_report_module(c->dwfl, l.v[k].name, l.v[k].lo, l.v[k].hi);
+		dwfl_report_end(c->dwfl, NULL, NULL);
+	}
+	for (size_t k = 0; k < l.n; k++)
+		free(l.v[k].name);
+	free(l.v);
+}
+
 static int maps_read(struct sym_ctx *c)
 {
 	struct sym_map *maps;
@@ -156,6 +245,7 @@ static int maps_read(struct sym_ctx *c)
 		maps_list_free(maps, n);
 		return -ESRCH;
 	}
+	drop_changed(c, maps, n);
 	maps_free(c);
 	c->maps = maps;
 	c->nmaps = n;

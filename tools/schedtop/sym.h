@@ -39,7 +39,9 @@ int sym_refresh(struct sym_ctx *c);
 /* Re-read the maps, and the modules when they changed since the last
  * read: a library unloaded and another mapped at its addresses (a plugin
  * host's dlclose, then dlopen) kept the first one's symbols, and a stall
- * in the second was named as a function of the first. 0 or -errno. */
+ * in the second was named as a function of the first. So did another file
+ * at the same path (a plugin rebuilt in place): a module whose mappings
+ * changed device or inode is read again. 0 or -errno. */
 int sym_sync(struct sym_ctx *c);
 
 /* Symbolize `addr`. For a return address (a call site) pass
