@@ -36,9 +36,10 @@ int main(int argc, char **argv)
 	}
 	close(fds[1]);
 	FILE *f = fdopen(fds[0], "r");
-	unsigned long long ra = 0, here = 0, create = 0, lng = 0;
+	unsigned long long ra = 0, here = 0, create = 0, lng = 0, deep = 0;
 	int line = 0;
-	if (!f || fscanf(f, "%llx %d %llx %llx %llx", &ra, &line, &here, &create, &lng) != 5) {
+	if (!f || fscanf(f, "%llx %d %llx %llx %llx %llx", &ra, &line, &here, &create, &lng,
+			 &deep) != 6) {
 		printf("FAIL: sym_target printed no addresses\n");
 		kill(pid, SIGKILL);
 		return 1;
@@ -88,6 +89,17 @@ int main(int argc, char **argv)
 		sym_format(&s, lng, small, sizeof(small));
 		CHECK(strlen(small) == sizeof(small) - 1 && !strcmp(small + sizeof(small) - 4, "..."),
 		      "a formatted line cut short: %s", small);
+
+		/* A source path longer than the buffer keeps its end: cut
+		 * at the buffer's end, the file printed was a piece of a
+		 * directory's name */
+		r = sym_lookup(c, deep, false, &s);
+		sym_format(&s, deep, buf, sizeof(buf));
+		printf("deep source path %#llx -> %s\n", deep, buf);
+		size_t dl = strlen(s.file), want = strlen("/sym_deep_file.c");
+		CHECK(r == 0 && dl > want && !strcmp(s.file + dl - want, "/sym_deep_file.c"),
+		      "deep source path: file %s", s.file);
+		CHECK(strstr(buf, "(sym_deep_file.c:") && s.line > 0, "deep source path: %s", buf);
 
 		r = sym_lookup(c, 16, false, &s);
 		CHECK(r == -ENOENT, "unmapped address: %d", r);

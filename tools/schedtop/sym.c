@@ -569,7 +569,14 @@ int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym
 		int lineno = 0;
 		const char *file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
 		if (file) {
-			copy(out->file, sizeof(out->file), file);
+			/* too long (a deep build tree): its end, where the
+			 * file's name is, after "..."; cut at the buffer's end,
+			 * the name printed was a piece of a directory's */
+			size_t fl = strlen(file), keep = sizeof(out->file) - 4;
+			if (fl >= sizeof(out->file))
+				snprintf(out->file, sizeof(out->file), "...%s", file + fl - keep);
+			else
+				copy(out->file, sizeof(out->file), file);
 			out->line = lineno;
 		}
 	}

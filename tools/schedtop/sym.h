@@ -24,7 +24,8 @@ struct sym_ctx;
 struct sym_info {
 	char func[128];   /* "" when no symbol covers the address */
 	uint64_t offset;  /* address - function start */
-	char file[256];   /* source file, "" without line information */
+	char file[256];   /* source file, "" without line information; a
+			   * longer path is "..." and its last 252 bytes */
 	int line;         /* 0 without line information */
 	char module[128]; /* basename of the mapped file, "" when none maps it */
 };
