@@ -39,7 +39,9 @@ TEST is one of:
             linked with libweft after 1.5 s waits, then attaches and sees
             its steals. As nobody with a cap_bpf,cap_perfmon,cap_sys_admin=p
             copy: `-- sh -c` works and the shell and the program it starts
-            hold no capability (CapPrm, CapEff 0).
+            hold no capability (CapPrm, CapEff 0). As root through
+            `setpriv --reuid=65534` to nobody's program: the loader schedtop
+            asks for the program's libweft (ld.so --list) runs as nobody.
             (LATE_TARGET, LATE_PLUGIN in the environment.)
   record    the flight recorder. tests/bpf/stall_target spins 2 s in one poll
             under `schedtop record --last 5s 0.25`: a dump named
@@ -986,9 +988,49 @@ def test_wrappers(st, wl_test, wl, lib):
     p = run([st, "-p", str(pid), "--wait", "--batch", "-n", "1"])
     if p.returncode != 1 or "no process %d" % pid not in p.stderr:
         fail("--wait on a gone pid: rc %d, %r" % (p.returncode, p.stderr))
+    if os.geteuid() == 0 and shutil.which("setpriv"):
+        root_wrapper_to_nobody(st, wl_test, lib)
     wrapper_as_nobody(st, wl_test, lib)
     print("PASS: sh -c, env/taskset, --no-bpf through sh -c, --wait on dlopen (%d steals), "
-          "as nobody with file capabilities" % steals)
+          "root through setpriv to nobody, as nobody with file capabilities" % steals)
+
+
+def root_wrapper_to_nobody(st, wl_test, lib):
+    """Root's schedtop follows a wrapper that becomes nobody (setpriv) to
+    nobody's program: the loader schedtop runs to ask which libweft the
+    program loads (ld.so --list, with the program's environment) runs as
+    nobody too. It ran as root: nobody's LD_AUDIT library ran as root (found
+    by a review). LD_DEBUG_OUTPUT makes each loader write a file owned by
+    whoever ran it: the program's and schedtop's listing's."""
+    d = tempfile.mkdtemp(prefix="schedtop-wrap-root-")
+    try:
+        os.chmod(d, 0o755)
+        prog = os.path.join(d, "weft_load")
+        shutil.copy(wl_test, prog)
+        os.chmod(prog, 0o755)
+        soname = [l.split()[0] for l in subprocess.run(["ldd", wl_test], stdout=subprocess.PIPE,
+                                                          text=True).stdout.splitlines()
+                  if l.split() and l.split()[0].startswith("libweft")][0]
+        shutil.copy(lib, os.path.join(d, soname))
+        os.chmod(os.path.join(d, soname), 0o755)
+        out = os.path.join(d, "ld")
+        os.mkdir(out)
+        os.chmod(out, 0o777)
+        p = run([st, "--batch", "--json", "0.5", "--", "setpriv", "--reuid=65534",
+                 "--regid=65534", "--clear-groups", "env", "LD_LIBRARY_PATH=" + d,
+                 "LD_DEBUG=files", "LD_DEBUG_OUTPUT=" + os.path.join(out, "ld"), prog, "2", "40"],
+                timeout=60)
+        print("root -- setpriv nobody ->", p.stderr.strip())
+        if p.returncode:
+            fail("root -- setpriv nobody: schedtop exited %d: %s" % (p.returncode, p.stderr))
+        exact_counts(p.stdout, "root -- setpriv nobody")
+        owners = {f: os.stat(os.path.join(out, f)).st_uid for f in os.listdir(out)}
+        print("loader output files and their owners:", owners)
+        if len(owners) < 2 or any(u != 65534 for u in owners.values()):
+            fail("a loader ran as another user than nobody's program (want 2 or more files, "
+                 "all uid 65534): %s" % owners)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def wrapper_as_nobody(st, wl_test, lib):

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,11 +59,78 @@ out:
 	return rc;
 }
 
-int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n)
+/* Whose credentials the loader runs with when it lists a traced process's
+ * program: that process's real ids and groups; ngroups -1 when they could
+ * not be read (the loader is not run then). */
+#define LAUNCH_MAX_GROUPS 1024
+struct run_as {
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[LAUNCH_MAX_GROUPS];
+};
+
+/* The real uid and gid and the supplementary groups of `pid`. 0 or -1
+ * (more groups than kept here included). */
+static int run_as_of(pid_t pid, struct run_as *as)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	char *line = NULL;
+	size_t cap = 0;
+	int have = 0, bad = 0;
+	unsigned u;
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "Uid: %u", &u) == 1) {
+			as->uid = (uid_t)u;
+			have |= 1;
+		} else if (sscanf(line, "Gid: %u", &u) == 1) {
+			as->gid = (gid_t)u;
+			have |= 2;
+		} else if (!strncmp(line, "Groups:", 7)) {
+			char *q = line + 7, *end;
+			as->ngroups = 0;
+			for (;;) {
+				unsigned long g = strtoul(q, &end, 10);
+				if (end == q)
+					break;
+				if (as->ngroups == LAUNCH_MAX_GROUPS) {
+					bad = 1;
+					break;
+				}
+				as->groups[as->ngroups++] = (gid_t)g;
+				q = end;
+			}
+			have |= 4;
+		}
+	}
+	free(line);
+	fclose(f);
+	return have == 7 && !bad ? 0 : -1;
+}
+
+/* In the loader's child, root only: become `as` (raw system calls: they
+ * change this thread's credentials only, and the child has no other).
+ * Leaving uid 0 clears every capability. 0 or -1. */
+static int become(const struct run_as *as)
+{
+	if (syscall(SYS_setgroups, (size_t)as->ngroups, as->groups) ||
+	    syscall(SYS_setresgid, as->gid, as->gid, as->gid) ||
+	    syscall(SYS_setresuid, as->uid, as->uid, as->uid))
+		return -1;
+	return 0;
+}
+
+/* launch_lib_for_exe, the loader run as `as` when given. */
+static int lib_for_exe_as(const char *exe, char *const envp[], const struct run_as *as,
+			  char *out, size_t n)
 {
 	char interp[PATH_MAX];
 	int rc = -ENOENT;
-	if (elf_interp(exe, interp, sizeof(interp)) == 1) {
+	if ((!as || as->ngroups >= 0) && elf_interp(exe, interp, sizeof(interp)) == 1) {
 		int fds[2];
 		if (pipe2(fds, O_CLOEXEC))
 			return -errno;
@@ -73,7 +141,12 @@ int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n)
 			return -errno;
 		}
 		if (c == 0) {
-			if (priv_child())
+			/* as the traced process's own user: root following a
+			 * wrapper (setpriv, su, runuser) to another user's
+			 * program ran that program's loader, with that user's
+			 * environment (LD_AUDIT, LD_PRELOAD), as root (found by
+			 * a review) */
+			if (priv_child() || (as && geteuid() == 0 && become(as)))
 				_exit(127);
 			dup2(fds[1], 1);
 			int dn = open("/dev/null", O_WRONLY);
@@ -121,6 +194,11 @@ int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n)
 	return rc;
 }
 
+int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n)
+{
+	return lib_for_exe_as(exe, envp, NULL, out, n);
+}
+
 /* The exe and environment of a process stopped at its exec. */
 static int lib_for_pid(pid_t pid, char *out, size_t n)
 {
@@ -161,7 +239,15 @@ static int lib_for_pid(pid_t pid, char *out, size_t n)
 		for (size_t i = 0; i < len && j < nv + 1; i += strlen(env + i) + 1)
 			envp[j++] = env + i;
 		envp[j] = NULL;
-		rc = launch_lib_for_exe(exe, envp, out, n);
+		/* as the process's own user: it chose the loader (PT_INTERP)
+		 * and the environment */
+		struct run_as *as = malloc(sizeof(*as));
+		if (as) {
+			if (run_as_of(pid, as))
+				as->ngroups = -1; /* the probes in exe only */
+			rc = lib_for_exe_as(exe, envp, as, out, n);
+			free(as);
+		}
 	}
 	free(envp);
 	free(env);

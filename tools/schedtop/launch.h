@@ -59,7 +59,9 @@ void launch_child_stdio(void);
 
 /* The library the program at `exe` would load when run with `envp`, asked
  * of its dynamic loader (`ld.so --list`, which never runs the program), or
- * `exe` itself when it holds the weft probes (static link). 0 or -ENOENT. */
+ * `exe` itself when it holds the weft probes (static link). 0 or -ENOENT.
+ * The loader runs with the caller's ids; for a process it follows,
+ * launch_follow runs it with that process's real uid, gid and groups. */
 int launch_lib_for_exe(const char *exe, char *const envp[], char *out, size_t n);
 
 #endif /* SCHEDTOP_LAUNCH_H */
