@@ -87,7 +87,8 @@ bool elf_has_weft_notes(const char *path)
 	note = malloc(ELFNOTE_MAX_SECTION);
 	if (!sh || !note || !full_read(fd, sh, (size_t)shnum * shentsize, shoff))
 		goto out;
-	for (unsigned i = 0; i < shnum && !found; i++) {
+	uint64_t budget = ELFNOTE_MAX_TOTAL; /* bytes of notes still to read */
+	for (unsigned i = 0; i < shnum && !found && budget; i++) {
 		const unsigned char *s = sh + (size_t)i * shentsize;
 		if (rd(s + 4, 4, be) != SHT_NOTE)
 			continue;
@@ -96,6 +97,9 @@ bool elf_has_weft_notes(const char *path)
 		uint64_t align = is64 ? rd(s + 0x30, 8, be) : rd(s + 0x20, 4, be);
 		if (size > ELFNOTE_MAX_SECTION)
 			size = ELFNOTE_MAX_SECTION;
+		if (size > budget)
+			size = budget;
+		budget -= size;
 		if (!size || !full_read(fd, note, (size_t)size, off))
 			continue;
 		found = notes_have_weft(note, (size_t)size, align == 8 ? 8 : 4, is64, be);
