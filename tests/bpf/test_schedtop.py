@@ -61,6 +61,10 @@ TEST is one of:
             switches and park durations, and the workers futex waits (the tracepoints
             compared the namespaced pid with global ids, and all read 0).
             util-linux's unshare missing is a failure, not a skip.
+  mntns_static
+            count_target linked statically with weft, in a mount namespace
+            where its path is not the host's (a FIFO there on the host):
+            `-p PID` attaches to its own file and sees its polls.
   handoff_cpu
             count_target handoff 3: the thread that gave its core to a spare
             (weft_block_in_place) burns ~50 % of a CPU in fn for 3 s while
@@ -1597,6 +1601,64 @@ def test_pidns(schedtop, load, lib):
     print("PASS: kernel-side figures inside a pid namespace")
 
 
+def test_mntns_static(schedtop, load, lib):
+    """A program linked statically with weft (its probes in the executable)
+    runs in a mount namespace of its own, where DIR/view/app is its file
+    (DIR/real bound there); on the host DIR/view/app is a FIFO. `-p PID`
+    attaches to the program's own file (/proc/PID/root/...). Before, the
+    path /proc/PID/exe shows was used as it stood: the attach opened the
+    host's FIFO and blocked (or, with nothing there, said the program had
+    no weft:runtime_create probe)."""
+    us = shutil.which("unshare")
+    if not us:
+        fail("unshare (util-linux) not found")
+    target = os.path.join(os.path.dirname(load), "count_target_static")
+    d = tempfile.mkdtemp(prefix="schedtop-mntns-")
+    tp = None
+    try:
+        real, view = os.path.join(d, "real"), os.path.join(d, "view")
+        os.mkdir(real)
+        os.mkdir(view)
+        shutil.copy(target, os.path.join(real, "app"))
+        os.chmod(os.path.join(real, "app"), 0o755)
+        os.mkfifo(os.path.join(view, "app"))
+        # unshare without --fork execs sh, which execs the program: one pid
+        tp = subprocess.Popen([us, "-m", "sh", "-c",
+                               'r=$1; v=$2; shift 2; mount --make-rprivate / && '
+                               'mount --bind "$r" "$v" && exec "$v/app" "$@"', "sh", real, view,
+                               "rounds", "2", "100", "100", "1500", "20"],
+                              stdout=subprocess.PIPE, text=True)
+        line = read_line(tp, 20)
+        if not line or not line.startswith("ready"):
+            fail("count_target_static in a mount namespace did not start: %r" % line)
+        if os.readlink("/proc/%d/exe" % tp.pid) != os.path.join(view, "app"):
+            fail("the target's exe is %s" % os.readlink("/proc/%d/exe" % tp.pid))
+        try:
+            p = subprocess.run([schedtop, "-p", str(tp.pid), "--batch", "--json", "0.5"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=40)
+        except subprocess.TimeoutExpired:
+            fail("schedtop -p on a static program in another mount namespace blocked 40 s "
+                 "(the host's FIFO at its path opened?)")
+        if p.returncode == SKIP:
+            skip("schedtop exited 77: " + p.stderr.strip())
+        print(p.stderr.strip())
+        if p.returncode != 0:
+            fail("static program in another mount namespace: exit %d: %s" % (p.returncode,
+                                                                             p.stderr))
+        objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
+                if "schema" in o]
+        if not objs or objs[-1]["workers"] != 2 or \
+                not sum(w["total"]["polls"] for w in objs[-1]["worker"]):
+            fail("no polls seen: %s" % p.stdout[-500:])
+        print("PASS: a static weft program in another mount namespace, attached by pid")
+    finally:
+        if tp:
+            tp.kill()
+            tp.wait()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_handoff_cpu(schedtop, load, lib):
     """After a weft_block_in_place hand-off the giving thread is no longer
     the core's: its CPU time and switches go to other_threads."""
@@ -1878,7 +1940,8 @@ def main():
              "trace_late_rt": test_trace_late_rt,
              "trace_ended_rt": test_trace_ended_rt,
              "unpark_reasons": test_unpark_reasons, "stalls": test_stalls,
-             "pidns": test_pidns, "handoff_cpu": test_handoff_cpu,
+             "pidns": test_pidns, "mntns_static": test_mntns_static,
+             "handoff_cpu": test_handoff_cpu,
              "slow_attach": test_slow_attach, "long_park": test_long_park,
              "many_rt": test_many_rt, "two_totals": test_two_totals,
              "uring_park": test_uring_park, "exec": test_exec,

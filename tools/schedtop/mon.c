@@ -76,6 +76,38 @@ static void mapped_path(int pid, const char *range, unsigned dmaj, unsigned dmin
 	snprintf(out, n, "%s", path);
 }
 
+/*
+ * The executable of `pid` (statically linked with weft) as a path that
+ * names it here: the target's own path when it does, else that path
+ * under /proc/PID/root, else /proc/PID/exe itself. The path as the link
+ * shows it was used as it stood: for a target in another mount namespace
+ * it named the host's file of that name (the attach failed with "has no
+ * weft:runtime_create probe", or opened whatever the host had there, a
+ * FIFO included; found by a review).
+ */
+static void exe_path(int pid, char *exe, char *out, size_t n)
+{
+	char self[64], alt[PATH_MAX + 64];
+	struct stat st;
+	snprintf(self, sizeof(self), "/proc/%d/exe", pid);
+	if (stat(self, &st)) {
+		snprintf(out, n, "%s", exe);
+		return;
+	}
+	static const char del[] = " (deleted)";
+	size_t pl = strlen(exe), dl = sizeof(del) - 1;
+	if (pl > dl && !strcmp(exe + pl - dl, del))
+		exe[pl - dl] = '\0';
+	unsigned dmaj = major(st.st_dev), dmin = minor(st.st_dev);
+	snprintf(alt, sizeof(alt), "/proc/%d/root%s", pid, exe);
+	if (same_file(exe, dmaj, dmin, st.st_ino))
+		snprintf(out, n, "%s", exe);
+	else if (same_file(alt, dmaj, dmin, st.st_ino))
+		snprintf(out, n, "%s", alt);
+	else
+		snprintf(out, n, "%s", self);
+}
+
 int mon_find_lib(int pid, char *out, size_t n)
 {
 	char p[64], line[PATH_MAX + 256];
@@ -111,7 +143,7 @@ int mon_find_lib(int pid, char *out, size_t n)
 		if (k > 0) {
 			exe[k] = '\0';
 			if (mon_file_has_weft_notes(p)) {
-				snprintf(out, n, "%s", exe);
+				exe_path(pid, exe, out, n);
 				rc = 0;
 			}
 		}
