@@ -367,6 +367,14 @@ int weft_process_spawn(struct weft_runtime *rt, const char *file, char *const ar
 	return 0;
 }
 
+/* In a child forked since p's spawn (fork.c): the generation is the
+ * runtime's, kept at spawn, so neither p->child nor its rt is read. */
+static bool forked(const struct weft_process *p)
+{
+	return p->_fork_gen &&
+	       atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != p->_fork_gen - 1;
+}
+
 /* p->child, which a wait on another task may be clearing (two waits at
  * once: io.h) - an atomic look, as the store in clear_child */
 static struct weft_io *child_of(struct weft_process *p)
@@ -435,6 +443,14 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 {
 	if (!p || !cx)
 		return -EINVAL;
+	/* In a child forked from a poll task: -ECHILD first, as the blocking
+	 * wait says. The poll below has no fork check of its own (weft.h): it
+	 * took the parent's io->lock, whose holder may not exist here, hung
+	 * its waker on the parent's copy and said WEFT_PENDING, and a task
+	 * that took that at its word returned into the runtime, which ends
+	 * the child (found by a review). */
+	if (forked(p))
+		return -ECHILD;
 	struct weft_io *io = child_of(p);
 	if (!io)
 		return no_child(p); /* reaped already, closed, or never started */
@@ -473,8 +489,7 @@ int weft_process_kill(struct weft_process *p, int sig)
 	 * the parent's process (found by a review). The generation is the
 	 * runtime's, kept at spawn: p->child may be reaped and freed by a
 	 * wait on another thread (see below), so its rt is not read here. */
-	if (p->_fork_gen &&
-	    atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != p->_fork_gen - 1)
+	if (forked(p))
 		return -ECHILD;
 	/* Its own descriptor of the pidfd, not the registration: a wait on
 	 * another thread reaps and closes that (a kill that read p->child

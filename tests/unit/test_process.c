@@ -535,6 +535,55 @@ Test(process, a_poll_task_waits_for_the_child, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A poll task forks while its child runs: in the forked child (which goes
+ * on in the task's code, weft.h) weft_process_wait_poll says -ECHILD, as
+ * weft_process_wait and weft_process_kill do. It polled the parent's
+ * registration and said WEFT_PENDING (its waker hung on the parent's copy
+ * of the runtime): a task that returned that went back into a runtime the
+ * child cannot run (found by a review).
+ */
+struct fw { struct weft_process *p; int child_status; };
+
+static enum weft_poll fork_wait_poll(void *state, struct weft_cx *cx)
+{
+	struct fw *w = state;
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(10);
+		int rc = weft_process_wait_poll(w->p, cx, NULL);
+		_exit(rc == -ECHILD ? 0 : rc == WEFT_PENDING ? 1 : 2);
+	}
+	if (pid > 0)
+		while (waitpid(pid, &w->child_status, 0) < 0 && errno == EINTR)
+			;
+	return WEFT_READY;
+}
+
+Test(process, a_poll_wait_in_a_child_forked_from_a_poll_task_says_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "sleep", "30", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "sleep", argv, NULL, &p), 0);
+	struct fw w = { .p = &p, .child_status = -1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, fork_wait_poll, &w, NULL, &t), 0);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert(WIFEXITED(w.child_status), "forked child: status %#x", w.child_status);
+	cr_assert_eq(WEXITSTATUS(w.child_status), 0,
+		     "forked child: 1 WEFT_PENDING, 2 another answer than -ECHILD (%d)",
+		     WEXITSTATUS(w.child_status));
+	/* the parent's own wait is untouched */
+	cr_assert_eq(weft_process_kill(&p, SIGKILL), 0);
+	int status;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %#x", status);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------ errors leave nothing */
 
 Test(process, errors_leave_no_process_zombie_or_descriptor, .timeout = WT_TMO(30))

@@ -751,7 +751,8 @@ WEFT_API int weft_process_wait(struct weft_process *p, int *status, uint64_t tim
  * is reaped (p->child NULL then), WEFT_PENDING with cx's waker registered
  * on the child's registration (one waiting task at a time, as
  * weft_io_poll_ready), or an error: -EINVAL (NULL p or cx), -ECHILD (as
- * weft_process_wait), -EBADF (as weft_process_wait; or p->child closed),
+ * weft_process_wait; and first, before the poll, in a child forked from
+ * the poll task, as weft_process_kill), -EBADF (as weft_process_wait; or p->child closed),
  * -ESHUTDOWN, -EIO (io_uring: the pidfd's poll
  * failed, so no readiness will come while the child runs; the child is
  * not reaped - weft_process_wait still waits for it, looking every 10 ms). */
