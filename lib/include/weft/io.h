@@ -605,8 +605,8 @@ WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path
  * timeout_ns: WEFT_FOREVER for none, 0 to look without waiting.
  * Errors: -EINVAL (NULL rt, pid <= 0), -ESRCH (no such process: a child
  * reaped already - by another wait, or because SIGCHLD is ignored - is
- * gone), -ECHILD (not a child of this process, or reaped by another wait
- * while this one waited), -ETIMEDOUT (still running: not reaped, wait
+ * gone), -ECHILD (not a child of this process - a thread's id, not its
+ * process's, among them - or reaped by another wait while this one waited), -ETIMEDOUT (still running: not reaped, wait
  * again), -ESHUTDOWN, -EDEADLK (poll task on a worker), -ECANCELED (the
  * calling fiber was cancelled), -ENOSYS (a kernel before 5.3: no pidfd),
  * -ENOMEM, -EMFILE.
@@ -627,7 +627,8 @@ WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
  * is not reused, as a second weft_io_close is).
  * To give up on a child, weft_io_close the registration (the child stays
  * the caller's to reap). open's errors: -EINVAL (NULL rt or out, pid <=
- * 0), -ESRCH, -ECHILD (not a child of this process), weft_io_register's
+ * 0), -ESRCH, -ECHILD (not a child of this process, a thread's id
+ * included), weft_io_register's
  * (-ESHUTDOWN, -ENOMEM), -ENOSYS, -EMFILE.
  */
 WEFT_API int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out);
