@@ -191,10 +191,8 @@ int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
 	return rc;
 }
 
-int weft_child_reap(struct weft_io *io, int *status)
+int weft__child_reap_keep(struct weft_io *io, int *status)
 {
-	if (!io)
-		return -EINVAL;
 	/* Reaped (or closed) already: its fd number may be another file's
 	 * now - another child's pidfd even, whose child this would reap. And
 	 * a reference for the waitid, as the socket calls take: a close on
@@ -217,12 +215,27 @@ int weft_child_reap(struct weft_io *io, int *status)
 		return -EAGAIN;
 	}
 	weft__io_release(io);
+	if (rc < 0)
+		return rc;
+	if (status)
+		*status = status_of(&si);
+	return 0;
+}
+
+int weft_child_reap(struct weft_io *io, int *status)
+{
+	if (!io)
+		return -EINVAL;
+	int st = 0;
+	int rc = weft__child_reap_keep(io, &st);
+	if (rc == -EAGAIN || rc == -EBADF)
+		return rc;
 	int crc = weft_io_close(io);
 	if (rc < 0)
 		return rc;
 	if (crc == -ECHILD) /* a forked child: the registration is its parent's */
 		return crc;
 	if (status)
-		*status = status_of(&si);
+		*status = st;
 	return 0;
 }

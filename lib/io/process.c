@@ -376,15 +376,35 @@ static bool forked(const struct weft_process *p)
 }
 
 /* p->child, which a wait on another task may be clearing (two waits at
- * once: io.h) - an atomic look, as the store in clear_child */
+ * once: io.h) - an atomic look, as the exchange in reap_child */
 static struct weft_io *child_of(struct weft_process *p)
 {
 	return __atomic_load_n(&p->child, __ATOMIC_RELAXED);
 }
 
-static void clear_child(struct weft_process *p)
+/*
+ * Reap p's child through io, its registration (weft__child_reap_keep):
+ * 0 and *status, -EAGAIN (running), -EBADF (closed under the wait), or
+ * waitid's error. Once reaped, or waitid failed, the registration is done
+ * with, and whoever takes it out of p->child closes it: this wait, or a
+ * weft_process_close (or another wait) beside it, which then closes it
+ * itself. Before, the reap closed it and the wait cleared p->child only
+ * after: a close in between took the closed registration and closed it
+ * again - weft_process_close said -EBADF, and had the registration's
+ * memory been reused meanwhile it would have closed another (found by a
+ * review).
+ */
+static int reap_child(struct weft_process *p, struct weft_io *io, int *status)
 {
-	__atomic_store_n(&p->child, NULL, __ATOMIC_RELAXED);
+	int rc = weft__child_reap_keep(io, status);
+	if (rc == -EAGAIN || rc == -EBADF)
+		return rc;
+	/* relaxed, as child_of: the registration's memory is ordered by
+	 * its own lock and reference count */
+	if (__atomic_compare_exchange_n(&p->child, &io, NULL, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		weft_io_close(io);
+	return rc;
 }
 
 /* What a wait says when the registration was closed under it (-EBADF),
@@ -419,7 +439,7 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 			return no_child(p);
 		if (rc < 0)
 			return rc;
-		rc = weft_child_reap(io, status);
+		rc = reap_child(p, io, status);
 		if (rc == -EAGAIN) {
 			/* not reapable yet (a ptracer that is not the parent
 			 * holds its zombie until it waits for it): forget this
@@ -434,8 +454,7 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 		}
 		if (rc == -EBADF)
 			return no_child(p);
-		clear_child(p); /* reap closed the registration */
-		return rc;
+		return rc; /* p->child is NULL: the registration is closed */
 	}
 }
 
@@ -460,7 +479,7 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 			return WEFT_PENDING;
 		if (ready.mask & WEFT_IO_SHUTDOWN)
 			return -ESHUTDOWN;
-		int rc = weft_child_reap(io, status);
+		int rc = reap_child(p, io, status);
 		if (rc == -EAGAIN) {
 			/* io_uring, the pidfd's poll failed: its ERROR stays, so
 			 * every poll would say ready - a spin across the task's
@@ -475,8 +494,7 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 		}
 		if (rc == -EBADF)
 			return no_child(p);
-		clear_child(p); /* reap closed the registration */
-		return rc;
+		return rc; /* p->child is NULL: the registration is closed */
 	}
 }
 

@@ -641,6 +641,11 @@ uint64_t weft__child_deadline(uint64_t timeout_ns);
 uint64_t weft__child_left(uint64_t deadline);
 /* child.c: a pause before the next wait if `ready` was an error that stays */
 int weft__child_backoff(struct weft_io_ready ready, uint64_t deadline);
+/* child.c: weft_child_reap without its close of io: 0 (reaped, *status
+ * set), -EAGAIN (running: readiness cleared), -EBADF, or waitid's error
+ * (-ECHILD). After 0 or an error other than -EAGAIN and -EBADF the caller
+ * closes io (process.c: whoever takes it out of p->child). */
+int weft__child_reap_keep(struct weft_io *io, int *status);
 /* io.c: a call's reference on io, as the socket calls take one (a close
  * meanwhile leaves the fd open until weft__io_release): 0, or -EBADF once
  * closed or deregistered. */

@@ -1275,3 +1275,71 @@ Test(process, a_wait_across_or_after_a_close_says_ebadf, .timeout = WT_TMO(30))
 	assert_no_children();
 	wt_rt_destroy(rt);
 }
+
+/* ------------------------- a close beside a wait that reaps (review) */
+
+/*
+ * weft_process_close on one thread while weft_process_wait on another
+ * reaps the child: the wait closed the registration, then cleared
+ * p->child; a close in between took the closed registration and closed
+ * it again, and said -EBADF (with the registration's memory reused
+ * meanwhile, it would have closed another one). Staged: this program's
+ * close(2) (which libweft calls) holds the wait inside its close of the
+ * pidfd while the test closes p. Now the wait takes the registration out
+ * of p->child before it closes it, and the close finds nothing to close.
+ */
+static struct { atomic_int armed, entered, go; int fd; } g_close_hold;
+
+__attribute__((visibility("default"))) int close(int fd)
+{
+	static int (*_Atomic real)(int);
+	int (*fn)(int) = atomic_load(&real);
+	if (!fn) {
+		fn = (int (*)(int))dlsym(RTLD_NEXT, "close");
+		atomic_store(&real, fn);
+	}
+	if (atomic_load(&g_close_hold.armed) && fd == g_close_hold.fd &&
+	    atomic_exchange(&g_close_hold.armed, 0)) {
+		atomic_store(&g_close_hold.entered, 1);
+		for (int i = 0; i < 500000 && !atomic_load(&g_close_hold.go); i++) /* 5 s at most */
+			usleep(10);
+	}
+	return fn(fd);
+}
+
+struct rw { struct weft_process *p; int rc, status; };
+
+static void *rw_wait(void *arg)
+{
+	struct rw *w = arg;
+	w->rc = weft_process_wait(w->p, &w->status, WEFT_FOREVER);
+	return NULL;
+}
+
+Test(process, a_close_beside_a_wait_that_reaps_closes_nothing_twice, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "true", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "true", argv, NULL, &p), 0);
+	g_close_hold.fd = weft_io_fd(p.child);
+	cr_assert_geq(g_close_hold.fd, 0);
+	atomic_store(&g_close_hold.entered, 0);
+	atomic_store(&g_close_hold.go, 0);
+	atomic_store(&g_close_hold.armed, 1);
+	struct rw w = { .p = &p, .rc = 1, .status = -1 };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, rw_wait, &w), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_close_hold.entered), WT_LONG_MS),
+		  "the wait never closed the pidfd");
+	int crc = weft_process_close(&p);
+	atomic_store(&g_close_hold.go, 1);
+	pthread_join(th, NULL);
+	atomic_store(&g_close_hold.armed, 0);
+	cr_assert_eq(w.rc, 0, "wait: %d", w.rc);
+	cr_assert(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0, "status %#x", w.status);
+	cr_assert_eq(crc, 0, "the close closed the reaped child's registration again: %d", crc);
+	cr_assert_null(p.child);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
