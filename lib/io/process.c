@@ -534,6 +534,16 @@ int weft_process_close(struct weft_process *p)
 {
 	if (!p)
 		return -EINVAL;
+	/* In a forked child: -ECHILD with p untouched, as the other calls
+	 * say first. The child closes its copies with close(2) (weft.h),
+	 * finding them through weft_io_fd(p->in) and the rest; this close
+	 * shut the kill descriptor, then had each weft_io_close say -ECHILD
+	 * and cleared the fields all the same, so the child could no longer
+	 * find its copy of the child's stdin pipe, and the program read by
+	 * the parent never saw its input end while the forked child lived
+	 * (found by a review). */
+	if (forked(p))
+		return -ECHILD;
 	int first = 0;
 	/* the kill descriptor first: a wait on another task that finds the
 	 * registration closed under it reads it to tell this close from

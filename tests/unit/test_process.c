@@ -584,6 +584,74 @@ Test(process, a_poll_wait_in_a_child_forked_from_a_poll_task_says_echild, .timeo
 	wt_rt_destroy(rt);
 }
 
+/*
+ * weft_process_close in a forked child: -ECHILD with p untouched, so the
+ * child can close its copies (close(weft_io_fd(...)), weft.h). It cleared
+ * the fields while its weft_io_closes said -ECHILD: the child could no
+ * longer find its copy of `cat`'s stdin, and cat never saw the end of its
+ * input while the child lived (found by a review).
+ */
+Test(process, a_close_in_a_forked_child_leaves_the_copies_to_close, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	char *argv[] = { "cat", NULL };
+	struct weft_process p;
+	cr_assert_eq(weft_process_spawn(rt, "cat", argv,
+					&WEFT_OPTS_INIT(weft_process_opts,
+							.stdio = { WEFT_STDIO_PIPE, WEFT_STDIO_PIPE }),
+					&p), 0);
+	int go[2];
+	cr_assert_eq(pipe(go), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		alarm(10);
+		close(go[1]);
+		int bad = 0;
+		struct weft_process copy;
+		memcpy(&copy, &p, sizeof(p));
+		if (weft_process_close(&p) != -ECHILD)
+			bad |= 1;
+		if (memcmp(&p, &copy, sizeof(p)))
+			bad |= 2; /* a field cleared */
+		/* the copies, closed as weft.h says */
+		struct weft_io *ios[3] = { p.in, p.out, p.child };
+		for (int i = 0; i < 3; i++)
+			if (!ios[i] || weft_io_fd(ios[i]) < 0 || close(weft_io_fd(ios[i])))
+				bad |= 4;
+		/* stays until the parent has read cat's output to its end */
+		char x;
+		(void)!read(go[0], &x, 1);
+		_exit(bad);
+	}
+	close(go[0]);
+	/* the child's copy of cat's stdin is closed once it is at its read */
+	cr_assert_eq(weft_write(p.in, "hi\n", 3), 3);
+	cr_assert_eq(weft_io_close(p.in), 0);
+	p.in = NULL;
+	cr_assert_eq(weft_io_set_deadline(p.out, WEFT_IO_READABLE, weft_now_ns() + 5000 * 1000000ull),
+		     0);
+	char buf[16];
+	size_t n = 0;
+	ssize_t r;
+	while ((r = weft_read(p.out, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(go[1]);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "forked child: status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "forked child: mask %#x (1 not -ECHILD, 2 p changed, "
+		     "4 a copy not found or not closed)", WEXITSTATUS(st));
+	cr_assert_eq(r, 0, "cat's output did not end: %zd (its stdin still open in the child)", r);
+	cr_assert_eq(n, 3);
+	int status;
+	cr_assert_eq(weft_process_wait(&p, &status, WEFT_FOREVER), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	cr_assert_eq(weft_process_close(&p), 0);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------ errors leave nothing */
 
 Test(process, errors_leave_no_process_zombie_or_descriptor, .timeout = WT_TMO(30))

@@ -774,7 +774,9 @@ WEFT_API int weft_process_kill(struct weft_process *p, int sig);
  * caller's to reap (waitpid(p->pid)): weft reaps nothing in the background
  * (unlike Tokio, which reaps a dropped Child's zombie later), so a close
  * without a wait leaves a zombie once the child ends. A wait on another
- * task ends with -EBADF. Returns 0 or the first close error. */
+ * task ends with -EBADF. Returns 0 or the first close error; -ECHILD in a
+ * forked child, p untouched (the child closes its copies with close(2),
+ * weft_io_fd(p->in) and the others, as weft.h says). */
 WEFT_API int weft_process_close(struct weft_process *p);
 /* The local port of a socket, or a negative errno (-EBADF once the
  * registration is closed or deregistered). */
