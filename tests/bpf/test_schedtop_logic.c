@@ -1041,6 +1041,41 @@ static void test_diff_many_workers(void)
 	free(load);
 }
 
+/* An event type first seen late in a trace: the seconds before it had
+ * none, and count in its mean. They were left out, so 100 steal_fails in
+ * the last of 10 seconds read "steal_fail events/s 100", not 10 (a review,
+ * 2026-12-07). */
+static void test_diff_late_type(void)
+{
+	char path[] = "/tmp/schedtop-logic-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		CHECK(0, "mkstemp");
+		return;
+	}
+	/* one steal a second for 11 s; 100 steal_fails in second 9 (0-based) */
+	for (int s = 0; s <= 10; s++) {
+		fprintf(f, "{\"ts_ns\":%d000000000,\"type\":\"steal\",\"n\":1}\n", s + 1);
+		for (int k = 0; s == 9 && k < 100; k++)
+			fprintf(f, "{\"ts_ns\":%d%09d,\"type\":\"steal_fail\"}\n", s + 1, 1000 + k);
+	}
+	fclose(f);
+	struct diff_run *r = calloc(1, sizeof(*r));
+	char err[256] = "";
+	int rc = diff_load(path, r, err, sizeof(err));
+	CHECK(rc == 0 && r->samples == 10, "late type: rc %d samples %llu %s", rc,
+	      (unsigned long long)r->samples, err);
+	const struct diff_metric *m = diff_find(r, "steal_fail events/s");
+	CHECK(m && m->n == 10 && m->sum == 100, "steal_fail events/s: n %llu sum %g (want 10, 100)",
+	      m ? (unsigned long long)m->n : 0ull, m ? m->sum : -1);
+	m = diff_find(r, "steal events/s");
+	CHECK(m && m->n == 10 && m->sum == 10, "steal events/s: n %llu sum %g",
+	      m ? (unsigned long long)m->n : 0ull, m ? m->sum : -1);
+	unlink(path);
+	free(r);
+}
+
 /* A `schedtop record` dump (.json, schedtop-record/1) compared with diff:
  * its interval reports are a schedtop recording. diff refused it, "one
  * JSON object, not weft-load's output, nor a schedtop recording or a
@@ -1275,6 +1310,7 @@ int main(int argc, char **argv)
 	test_prom_le_exact();
 	test_prom_cpu_in_progress();
 	test_diff_sparse_trace();
+	test_diff_late_type();
 	test_diff_output();
 	test_diff_every_lint();
 	test_diff_many_workers();

@@ -375,6 +375,15 @@ static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj
 		if (t->ntypes == TR_TYPES)
 			return;
 		snprintf(t->type[t->ntypes++], sizeof(t->type[0]), "%s", ty);
+		/* the seconds already flushed had none of it: without their
+		 * zeros a type first seen late was averaged over the seconds
+		 * since, 100 steal_fails in the last of 10 s read "100
+		 * events/s", not 10 (found by a review) */
+		if (r->samples) {
+			char name[64];
+			snprintf(name, sizeof(name), "%s events/s", t->type[i]);
+			add_n(r, name, 0, 0, r->samples);
+		}
 	}
 	t->count[i]++;
 	if (!strcmp(ty, "steal") && num(o, "n", &n)) {
