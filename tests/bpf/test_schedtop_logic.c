@@ -357,6 +357,52 @@ static void test_record_replay_attach(void)
 	free(replay);
 }
 
+/* A worker on CPU through the interval, never switched out (a spinner
+ * alone on its CPU): live, its CPU time counts the span in progress
+ * (oncpu_since), 100 %. The recording left oncpu_since out, so `schedtop
+ * report` of the same snapshots showed 0 % (a review, 2026-12-07). */
+static void test_record_replay_oncpu(void)
+{
+	const uint64_t sec = 1000000000ull;
+	struct snap *s[2], *r[2];
+	for (int i = 0; i < 2; i++) {
+		s[i] = calloc(1, sizeof(*s[i]));
+		r[i] = calloc(1, sizeof(*r[i]));
+	}
+	struct interval *live = calloc(1, sizeof(*live)), *replay = calloc(1, sizeof(*replay));
+	struct lint_state l1 = { 0 }, l2 = { 0 };
+	for (int i = 0; i < 2; i++) {
+		set_core(s[i], (uint64_t)(i + 2) * sec, 0x2000, 1000);
+		s[i]->pid = 42;
+		s[i]->cores[0].tid = 7;
+		s[i]->cores[0].oncpu_ns = sec / 2; /* finished spans, before */
+		s[i]->cores[0].oncpu_since = sec;  /* on CPU since 1 s */
+	}
+	interval_compute(live, s[0], s[1], &l1);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	snap_write(m, s[0], 0);
+	snap_write(m, s[1], 1);
+	fclose(m);
+	m = fmemopen(buf, len, "r");
+	CHECK(snap_read(m, r[0]) == 1 && snap_read(m, r[1]) == 1, "read back");
+	fclose(m);
+	interval_compute(replay, r[0], r[1], &l2);
+	CHECK(live->row[0].cpu_pct > 99.9 && live->row[0].cpu_pct < 100.1, "live: cpu %.1f%%, want 100",
+	      live->row[0].cpu_pct);
+	CHECK(r[1]->cores[0].oncpu_since == sec && replay->row[0].cpu_pct == live->row[0].cpu_pct,
+	      "replayed: cpu %.1f%% (oncpu_since %llu); live: %.1f%%", replay->row[0].cpu_pct,
+	      (unsigned long long)r[1]->cores[0].oncpu_since, live->row[0].cpu_pct);
+	free(buf);
+	for (int i = 0; i < 2; i++) {
+		free(s[i]);
+		free(r[i]);
+	}
+	free(live);
+	free(replay);
+}
+
 /* Attached by pid to a short run that ends within the first interval
  * (weft_load 2 40): every worker stops (worker_stop) before the interval
  * ends, so no poll count was read at both ends - polls/s is unknown, 0 -
@@ -1321,6 +1367,7 @@ int main(int argc, char **argv)
 	test_event_after_snapshot();
 	test_polls_restart();
 	test_record_replay_attach();
+	test_record_replay_oncpu();
 	test_record_damaged();
 	test_storm_first_interval_exit();
 	test_recorded();

@@ -773,7 +773,8 @@ void print_hist_text(FILE *f, const char *title, const uint64_t *slots, unsigned
 	X(notified) X(notifies_sent) X(park_ns) X(polls) X(polls_done) X(busy_ns) X(rt_id) X(counters_ptr)   \
 	X(park_word) X(local_depth) X(inject_depth) X(depth_max) X(state_ts) X(park_ts)  \
 	X(notify_ts) X(last_event_ts) X(last_poll_change_ts) X(oncpu_ns) X(vol_switches)       \
-	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)
+	X(invol_switches) X(invol_with_work) X(migrations) X(futex_waits) X(futex_wait_ns)      \
+	X(oncpu_since)
 
 #define SNAP_FIELDS(X)                                                                   \
 	X(ts_ns) X(pid) X(drops) X(events) X(usdt_events) X(cores_dropped) X(workers_declared)       \
