@@ -234,16 +234,21 @@ def analyse_events(evs, workers, t0_ns):
 # ---------------------------------------------------------------- series
 
 def series_rates(load):
-    """Per-interval rates from the cumulative series of weft-load."""
+    """Per-interval rates from the cumulative series of weft-load.
+
+    A sample whose metrics snapshot failed has no "worker" (weft-load
+    prints "-" for its rates): its row has tasks/s alone, and the next row
+    with metrics has the per-worker rates since the last sample that had
+    them, from "m_t0" (as weft-load's progress line does). Every row had
+    to have them: such a run's report failed, "not weft-load's output
+    (KeyError: 'steals_per_s')" (a review)."""
     out = []
     series = load.get("series", [])
     if not series:
         return out
     # the run starts at t = 0 with every counter at zero
-    first = series[0]
     prev = {"t": 0.0, "tasks": 0, "ops": 0, "p50_ns": 0, "p99_ns": 0}
-    if first.get("worker"):
-        prev["worker"] = [[0] * len(first["worker"][0]) for _ in first["worker"]]
+    mprev = {"t": 0.0, "worker": None}  # the last sample with metrics
     # skip a sliver (the last sample is taken when the drain ends): a
     # quarter of the sampling interval (the first sample comes one interval
     # after the start). A fixed 0.25 s merged the samples of a shorter
@@ -257,17 +262,22 @@ def series_rates(load):
                 "tasks_per_s": (s["tasks"] - prev["tasks"]) / dt,
                 "p99_ns": s.get("p99_ns", 0), "p50_ns": s.get("p50_ns", 0),
             }
-            pw, w = prev.get("worker"), s.get("worker")
-            if pw and w and len(pw) == len(w):
-                row["busy"] = [max(0.0, min(1.0, (a[1] - b[1]) / 1e9 / dt)) for a, b in zip(w, pw)]
-                row["steals_per_s"] = sum(a[2] - b[2] for a, b in zip(w, pw)) / dt
-                row["stolen_per_s"] = sum(a[3] - b[3] for a, b in zip(w, pw)) / dt
-                row["parks_per_s"] = sum(a[4] - b[4] for a, b in zip(w, pw)) / dt
-                row["worker_steals"] = [(a[2] - b[2]) / dt for a, b in zip(w, pw)]
-                row["worker_parks"] = [(a[4] - b[4]) / dt for a, b in zip(w, pw)]
+            w = s.get("worker")
+            pw = (mprev["worker"] or [[0] * len(w[0]) for _ in w]) if w else None
+            mdt = s["t"] - mprev["t"]
+            if w and len(pw) == len(w) and mdt > 0:
+                row["m_t0"] = mprev["t"]
+                row["busy"] = [max(0.0, min(1.0, (a[1] - b[1]) / 1e9 / mdt)) for a, b in zip(w, pw)]
+                row["steals_per_s"] = sum(a[2] - b[2] for a, b in zip(w, pw)) / mdt
+                row["stolen_per_s"] = sum(a[3] - b[3] for a, b in zip(w, pw)) / mdt
+                row["parks_per_s"] = sum(a[4] - b[4] for a, b in zip(w, pw)) / mdt
+                row["worker_steals"] = [(a[2] - b[2]) / mdt for a, b in zip(w, pw)]
+                row["worker_parks"] = [(a[4] - b[4]) / mdt for a, b in zip(w, pw)]
                 row["depth"] = [a[6] for a in w]
             out.append(row)
             prev = s
+            if w:
+                mprev = s
     return out
 
 
@@ -419,7 +429,7 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
     rows = []
     if spans is not None:
         rows.append("states")
-    if rates and "busy" in rates[0]:
+    if any("busy" in r for r in rates or ()):
         rows.append("busy")
     row_h, gap = 18, 10
     per_worker = len(rows) * row_h + gap
@@ -467,13 +477,13 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
             r += 1
         if "busy" in rows:
             for row in rates:
-                if row["t1"] <= x0 or row["t0"] >= x1:
+                if "busy" not in row or row["t1"] <= x0 or row["m_t0"] >= x1:
                     continue
                 b = row["busy"][w] if w < len(row["busy"]) else 0
-                xa, xb = X(max(row["t0"], x0)), X(min(row["t1"], x1))
+                xa, xb = X(max(row["m_t0"], x0)), X(min(row["t1"], x1))
                 o.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#2e7d32" fill-opacity="%.2f" stroke="#fff" stroke-width="0.5">'
                          '<title>worker %d %.1f–%.1f s: busy %.0f%%</title></rect>'
-                         % (xa, y + r * row_h, max(xb - xa, 0.5), row_h - 2, 0.08 + 0.92 * b, w, row["t0"], row["t1"], 100 * b))
+                         % (xa, y + r * row_h, max(xb - xa, 0.5), row_h - 2, 0.08 + 0.92 * b, w, row["m_t0"], row["t1"], 100 * b))
             r += 1
         totals.append(tot)
     ya = mt + workers * per_worker + 4
@@ -538,6 +548,7 @@ def write_metrics_trace(load, rates, f):
         ev.append({"name": "tasks/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                    "args": {"tasks/s": round(r["tasks_per_s"], 1)}})
         if "busy" in r:
+            ts = r["m_t0"] * 1e6  # the span of the metrics' rates
             ev.append({"name": "steals/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                        "args": {"operations": round(r["steals_per_s"], 1), "tasks": round(r["stolen_per_s"], 1)}})
             ev.append({"name": "parks/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
@@ -702,20 +713,22 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
              '<p class="lead">Tasks completed per second, sampled by weft-load every interval; steals and parks per '
              'second from the runtime metrics (a busy worker publishes them every 61 ticks).</p>')
     xs = [r["t1"] for r in rates]
+    mrates = [r for r in rates if "busy" in r]  # the rows with the runtime's metrics
+    mxs = [r["t1"] for r in mrates]
     t_range = (0.0, max(run_end, xs[-1] if xs else 1))
     if rates:
         s.append(line_chart("tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]],
                             shade=(0, warm, "warmup") if warm else None, x_range=t_range, one_from=rates[0]["t0"]))
-        if "steals_per_s" in rates[0]:
-            ops_ = sum(r["steals_per_s"] * (r["t1"] - r["t0"]) for r in rates)
-            moved = sum(r["stolen_per_s"] * (r["t1"] - r["t0"]) for r in rates)
+        if mrates:
+            ops_ = sum(r["steals_per_s"] * (r["t1"] - r["m_t0"]) for r in mrates)
+            moved = sum(r["stolen_per_s"] * (r["t1"] - r["m_t0"]) for r in mrates)
             s.append('<p class="lead">Steal operations and parks per second (all workers); each steal moved '
                      '%.1f tasks on average.</p>' % (moved / ops_ if ops_ else 0))
-            s.append(line_chart("steals and parks per second", [xs, xs],
-                                [[r["steals_per_s"] for r in rates], [r["parks_per_s"] for r in rates]],
+            s.append(line_chart("steals and parks per second", [mxs, mxs],
+                                [[r["steals_per_s"] for r in mrates], [r["parks_per_s"] for r in mrates]],
                                 ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]],
                                 height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range,
-                                one_from=rates[0]["t0"]))
+                                one_from=mrates[0]["m_t0"]))
         # a sample with no latency measured (the warmup's, where weft-load
         # records none) says 0 ns: drawn, the line fell to 0 and climbed
         # back, a run with a warmup showing a latency dip it never had
@@ -784,11 +797,11 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     else:
         s.append('<p class="missing">Park durations come from schedtop\'s <code>park</code>/<code>unpark</code> probes: '
                  'left out (%s).</p>' % esc(no_bpf))
-        if rates and "worker_parks" in rates[0]:
+        if mrates:
             s.append('<p class="lead">Parks per second per worker (runtime metrics):</p>')
-            s.append(line_chart("parks per second", [xs] * workers, [[r["worker_parks"][w] for r in rates] for w in range(workers)],
+            s.append(line_chart("parks per second", [mxs] * workers, [[r["worker_parks"][w] for r in mrates] for w in range(workers)],
                                 ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180,
-                                x_range=t_range, one_from=rates[0]["t0"]))
+                                x_range=t_range, one_from=mrates[0]["m_t0"]))
         left_out.append("park-time histogram")
         data["park_hist"] = None
     s.append("</section>")
