@@ -658,8 +658,50 @@ static bool stdout_failed(void)
 	return true;
 }
 
+/* --record's file: where it is, and how much of it is whole snapshots */
+struct rec_file {
+	FILE *f;
+	const char *path;
+	off_t whole;
+	bool failed;
+};
+
+/*
+ * Append a snapshot to the --record file. A write that fails (a full disk,
+ * the file size limit) ends the recording: said with the reason, the file
+ * cut back to the snapshots written whole, so that `schedtop report` reads
+ * them, and the run exits 1. The failure was silent: snap_write does not
+ * look at its writes and the file was closed unchecked, so a run with a
+ * full disk exited 0 leaving a snapshot cut short, "malformed snapshot 6"
+ * to report (found by a review).
+ */
+static void rec_write(struct rec_file *r, const struct snap *s, unsigned seq)
+{
+	if (!r->f || r->failed)
+		return;
+	errno = 0;
+	snap_write(r->f, s, seq); /* it ends with an fflush */
+	if (!ferror(r->f)) {
+		r->whole = ftello(r->f);
+		return;
+	}
+	int e = errno ? errno : EIO;
+	r->failed = true;
+	fprintf(stderr, "schedtop: %s: %s: the recording stops, the file keeps its first %u "
+			"snapshot%s\n", r->path, strerror(e), seq, seq == 1 ? "" : "s");
+	/* closed first: what its buffer still held would go in after the cut */
+	int fd = dup(fileno(r->f));
+	fclose(r->f);
+	r->f = NULL;
+	if (fd < 0 || ftruncate(fd, r->whole))
+		fprintf(stderr, "schedtop: %s: cutting it back to its whole snapshots: %s\n", r->path,
+			strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 static int run_batch(struct mon *m, struct stall *st, struct target *t, double interval,
-		     long count, bool json, FILE *rec)
+		     long count, bool json, struct rec_file *rec)
 {
 	struct snap *prev = calloc(1, sizeof(*prev)), *cur = calloc(1, sizeof(*cur));
 	struct interval *iv = calloc(1, sizeof(*iv));
@@ -677,8 +719,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	 * a core's polls from them (it read 0 polls/s beside the parks: found
 	 * by a review) */
 	stall_fill_snap(st, prev);
-	if (rec)
-		snap_write(rec, prev, seq++);
+	rec_write(rec, prev, seq++);
 	if (!json) {
 		char slib[PATH_MAX * 4];
 		printf("Attached to pid %d (%s). Ctrl-C to stop.\n", t->pid,
@@ -690,8 +731,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 		stall_sync_slots(st, m);
 		mon_snapshot(m, cur);
 		stall_fill_snap(st, cur);
-		if (rec)
-			snap_write(rec, cur, seq++);
+		rec_write(rec, cur, seq++);
 		interval_compute(iv, prev, cur, &ls);
 		stall_lint(st, iv, now_ns());
 		stall_blocking_lint(st, iv, prev, cur);
@@ -746,7 +786,7 @@ static int run_batch(struct mon *m, struct stall *st, struct target *t, double i
 	free(prev);
 	free(cur);
 	free(iv);
-	return rc;
+	return rec->failed ? 1 : rc;
 }
 
 struct trace_ctx {
@@ -1325,9 +1365,11 @@ int main(int argc, char **argv)
 		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
 	} else if (mode == M_TRACE)
 		rc = run_trace(&m, &st, &t, warmup, duration, &tout);
-	else if (batch)
-		rc = run_batch(&m, &st, &t, interval, count, json, rec);
-	else
+	else if (batch) {
+		struct rec_file rf = { .f = rec, .path = record };
+		rc = run_batch(&m, &st, &t, interval, count, json, &rf);
+		rec = rf.f; /* NULL when a write failed: closed */
+	} else
 		rc = tui_run(&m, &st, t.pid, interval, count, t.pidfd, &exiting);
 	stall_fini(&st);
 	mon_close(&m);
@@ -1353,8 +1395,11 @@ done:
 		close(t.pidfd);
 	if (lfd >= 0)
 		close(lfd);
-	if (rec)
-		fclose(rec);
+	if (rec && fclose(rec)) {
+		fprintf(stderr, "schedtop: %s: %s\n", record, strerror(errno));
+		if (!rc)
+			rc = 1;
+	}
 log:
 	if (log_fd >= 0) {
 		struct stat sb;
