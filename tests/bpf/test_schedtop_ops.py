@@ -191,7 +191,9 @@ TEST is one of:
             CMD running on). Started with SIGHUP ignored (nohup), it runs on.
   files     the commands that read files, no BPF needed: `convert EV -o EV`
             (also through ./ and a symlink) exits 2 naming the reason, the
-            events unchanged (the trace was written over them, exit 0).
+            events unchanged (the trace was written over them, exit 0);
+            `convert -o OLD` whose write fails (16 KiB file size limit)
+            exits 1 with OLD as it was (truncated, a cut trace left).
             `diff A B > /dev/full` (text and --json) exits 2 saying why, and
             `diff DIR B` says "Is a directory" (both were: exit 0 silent,
             "DIR: empty"); `convert DIR -o T` and `report DIR` say "Is a
@@ -530,7 +532,29 @@ def test_files(st, wl_test, wl, lib):
         p = run([st, "convert", ev, "-o", os.path.join(d, "run.json")])
         if p.returncode != 0 or "traceEvents" not in open(os.path.join(d, "run.json")).read():
             fail("convert to another file: rc %d %r" % (p.returncode, p.stderr))
-        print("PASS: convert refuses -o naming its input; converts to another file")
+        # convert -o an earlier trace, the write failing (the file size
+        # limit, 16 KiB, standing in for a full disk): the earlier trace
+        # was truncated and a cut one left in its place, exit 1 (a review,
+        # 2026-12-07). Now it is as it was, and no file is left beside it.
+        import resource
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (16384, 16384))
+        with open(os.path.join(d, "run.json"), "rb") as f:
+            good = f.read()
+        if len(good) <= 16384:
+            fail("the converted trace (%d bytes) fits under the 16 KiB limit" % len(good))
+        names = sorted(os.listdir(d))
+        p = run([st, "convert", fixture("steal-trace.jsonl"), "-o", os.path.join(d, "run.json")],
+                preexec_fn=limit)
+        with open(os.path.join(d, "run.json"), "rb") as f:
+            kept = f.read() == good
+        if p.returncode != 1 or "File too large" not in p.stderr or not kept or sorted(os.listdir(d)) != names:
+            fail("convert -o past the limit: rc %d %r, earlier trace kept: %s, files %s (were %s)"
+                 % (p.returncode, p.stderr, kept, sorted(os.listdir(d)), names))
+        print("PASS: convert refuses -o naming its input; converts to another file; a failed write "
+              "leaves the earlier trace as it was")
         # diff into stdout that takes nothing: exit 0, nothing said, a CI
         # gate read "no regression" (a review, 2026-12-06)
         fx = fixture("steal-trace.jsonl")

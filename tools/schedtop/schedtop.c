@@ -221,27 +221,85 @@ static void jsonl_name(const char *out, char *buf, size_t n)
 		snprintf(buf, n, "%s.jsonl", out);
 }
 
+/* Close f: 0, or the errno of a write that failed on the way (the error
+ * flag: fclose alone says nothing of a write that failed before its
+ * last flush). */
+static int close_checked(FILE *f)
+{
+	errno = 0;
+	int e = fflush(f) || ferror(f) ? (errno ? errno : EIO) : 0;
+	if (fclose(f) && !e)
+		e = errno ? errno : EIO;
+	return e;
+}
+
 /* Write the trace-event JSON to f (opened on `out`), and close it. */
 static int write_chrome_to(FILE *f, const struct evbuf *b, const char *out, int pid)
 {
 	struct trace_stats st;
 	trace_chrome_write(f, b, pid, &st);
-	if (fclose(f)) {
-		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+	int e = close_checked(f);
+	if (e) {
+		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(e));
 		return 1;
 	}
 	fprintf(stderr, "schedtop: wrote %s (%zu spans, %zu steal flows)\n", out, st.spans, st.flows);
 	return 0;
 }
 
+/*
+ * convert's -o: the trace is written to a new file beside OUT and renamed
+ * over it once whole, so a write that fails (a full disk, the file size
+ * limit) leaves OUT as it was and no partial file. It was opened with
+ * truncation: the last trace at OUT was lost and a cut one that does not
+ * parse was left in its place (found by a review). OUT a symlink: the file
+ * it names is replaced. A device or a FIFO (-o /dev/stdout) is written in
+ * place.
+ */
 static int write_chrome(const struct evbuf *b, const char *out, int pid)
 {
-	FILE *f = fopen(out, "we");
+	struct stat sb;
+	char real[PATH_MAX], tmp[PATH_MAX + 16];
+	if (!stat(out, &sb) && !S_ISREG(sb.st_mode)) {
+		FILE *f = fopen(out, "we");
+		if (!f) {
+			fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+			return 1;
+		}
+		return write_chrome_to(f, b, out, pid);
+	}
+	const char *dst = realpath(out, real) ? real : out;
+	int fd = -1;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", dst) >= sizeof(tmp))
+		errno = ENAMETOOLONG;
+	else
+		fd = mkostemp(tmp, O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
 		return 1;
 	}
-	return write_chrome_to(f, b, out, pid);
+	/* mkostemp makes it 0600: the mode fopen would have given it */
+	mode_t um = umask(0);
+	umask(um);
+	fchmod(fd, 0666 & ~um);
+	struct trace_stats st;
+	trace_chrome_write(f, b, pid, &st);
+	int e = close_checked(f);
+	if (!e && rename(tmp, dst))
+		e = errno;
+	if (e) {
+		unlink(tmp);
+		fprintf(stderr, "schedtop: %s: %s; nothing written (%s is as it was)\n", out,
+			strerror(e), out);
+		return 1;
+	}
+	fprintf(stderr, "schedtop: wrote %s (%zu spans, %zu steal flows)\n", out, st.spans, st.flows);
+	return 0;
 }
 
 static int cmd_convert(const char *in, const char *out)
