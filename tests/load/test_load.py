@@ -64,9 +64,10 @@ TEST is one of:
   report-inputs  the report over unreadable inputs (--load empty, truncated,
               [], missing; --events missing; --latency truncated, empty,
               without its list, an entry whose ended is null or workers NaN; -o and --write-trace in a missing
-              directory): exit 1 and one line `weft_report: FILE: reason`,
-              no traceback; an events line that is not UTF-8 is skipped
-              and counted.
+              directory; --load and --latency nested 100k deep): exit 1
+              and one line `weft_report: FILE: reason`, no traceback; an
+              events line that is not UTF-8, or nested 100k deep, is
+              skipped and counted.
   report-range  events naming workers the run did not have (core 1500, a
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
@@ -1170,6 +1171,11 @@ def test_report_inputs(src, load):
                                       put("en.json", lat_bytes(ended=None))], "en.json"),
             ("--latency workers NaN", ["--load", lp, "--no-bpf", "x", "--latency",
                                        put("nan.json", lat_bytes(workers=float("nan")))], "nan.json"),
+            # nested past Python's decoder: a traceback (a review, 2026-12-07)
+            ("--load nested 100k deep", ["--load", put("deep.json", b"[" * 100000 + b"]" * 100000), "--no-bpf", "x"],
+             "deep.json"),
+            ("--latency nested 100k deep", ["--load", lp, "--no-bpf", "x", "--latency",
+                                            put("deepl.json", b'{"a":' * 100000 + b"1" + b"}" * 100000)], "deepl.json"),
             ("-o in a missing directory", ["--load", lp, "--no-bpf", "x"], "/nonexistent/dir/x.html"),
             ("--write-trace in a missing directory", ["--load", lp, "--no-bpf", "x", "--write-trace",
                                                       "/nonexistent/dir/t.json"], "/nonexistent/dir/t.json"),
@@ -1182,15 +1188,17 @@ def test_report_inputs(src, load):
         t0 = ld["t0_ns"]
         good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
                 {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 2}]
+        # ... and a line nested 100k deep (a traceback, the report lost: a
+        # review, 2026-12-07)
         ep = put("bad8.jsonl", json.dumps(good[0]).encode() + b"\n\xff\xfe{\"a\": 1}\n" +
-                 json.dumps(good[1]).encode() + b"\n")
+                 b"[" * 100000 + b"]" * 100000 + b"\n" + json.dumps(good[1]).encode() + b"\n")
         p = report_run("--load", lp, "--events", ep, "--latency", lat_ok, "-o", out)
         check(p.returncode == 0, "events with a byte that is not UTF-8: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
-        check("skipped 1 lines that are not JSON and 0" in p.stderr, "the bad line is not counted: %r" % p.stderr)
+        check("skipped 2 lines that are not JSON and 0" in p.stderr, "the bad lines are not counted: %r" % p.stderr)
         data = report_data(open(out, encoding="utf-8").read())
         check(data["steal_matrix"] == [[0, 0], [1, 0]], "steal matrix from the good events: %s" % data["steal_matrix"])
         print("ok: report: %d unreadable inputs each one line on stderr and exit 1; a line that is not UTF-8 "
-              "skipped and counted" % len(cases))
+              "and one nested too deep skipped and counted" % len(cases))
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

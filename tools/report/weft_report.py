@@ -135,7 +135,10 @@ def read_events(path, workers):
                 continue
             try:
                 e = json.loads(raw.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError is one
+            # UnicodeDecodeError is a ValueError; RecursionError: nested
+            # deeper than Python's decoder goes ([[[[...), which ended the
+            # whole report in a traceback (a review)
+            except (ValueError, RecursionError):
                 unreadable += 1
                 continue
             if not event_ok(e):
@@ -955,6 +958,8 @@ def read_json(path, what):
         raise InputError(path, e.strerror or str(e))
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
         raise InputError(path, "not %s: %s" % (what, e))
+    except RecursionError:  # a traceback (a review)
+        raise InputError(path, "not %s: nested deeper than this reader goes" % what)
 
 
 def read_load(path):
