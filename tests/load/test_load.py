@@ -64,7 +64,8 @@ TEST is one of:
   report-inputs  the report over unreadable inputs (--load empty, truncated,
               [], missing; --events missing; --latency truncated, empty,
               without its list, an entry whose ended is null or workers NaN; -o and --write-trace in a missing
-              directory; --load and --latency nested 100k deep): exit 1
+              directory; --load and --latency nested 100k deep; --load with
+              10**400 or Infinity where a number is used): exit 1
               and one line `weft_report: FILE: reason`, no traceback; an
               events line that is not UTF-8, or nested 100k deep, is
               skipped and counted.
@@ -1176,6 +1177,13 @@ def test_report_inputs(src, load):
              "deep.json"),
             ("--latency nested 100k deep", ["--load", lp, "--no-bpf", "x", "--latency",
                                             put("deepl.json", b'{"a":' * 100000 + b"1" + b"}" * 100000)], "deepl.json"),
+            # numbers past a float: an OverflowError traceback (a review, 2026-12-07)
+            ("--load measured_s 10**400", ["--load", put("big.json", whole.replace(b'"measured_s":', b'"measured_s":1' + b"0" * 400 + b', "x":', 1)),
+                                           "--no-bpf", "x"], "big.json"),
+            ("--load a sample at t Infinity", ["--load", put("inf.json", whole.replace(b'"t":', b'"t":Infinity, "x":', 1)),
+                                               "--no-bpf", "x"], "inf.json"),
+            ("--latency workers 10**400", ["--load", lp, "--no-bpf", "x", "--latency",
+                                           put("bigl.json", lat_bytes(workers=10 ** 400))], "bigl.json"),
             ("-o in a missing directory", ["--load", lp, "--no-bpf", "x"], "/nonexistent/dir/x.html"),
             ("--write-trace in a missing directory", ["--load", lp, "--no-bpf", "x", "--write-trace",
                                                       "/nonexistent/dir/t.json"], "/nonexistent/dir/t.json"),
@@ -1191,10 +1199,12 @@ def test_report_inputs(src, load):
         # ... and a line nested 100k deep (a traceback, the report lost: a
         # review, 2026-12-07)
         ep = put("bad8.jsonl", json.dumps(good[0]).encode() + b"\n\xff\xfe{\"a\": 1}\n" +
-                 b"[" * 100000 + b"]" * 100000 + b"\n" + json.dumps(good[1]).encode() + b"\n")
+                 b"[" * 100000 + b"]" * 100000 + b"\n" + json.dumps(good[1]).encode() + b"\n" +
+                 b'{"ts_ns": 1' + b"0" * 400 + b', "type": "park", "core": 0}\n')
         p = report_run("--load", lp, "--events", ep, "--latency", lat_ok, "-o", out)
         check(p.returncode == 0, "events with a byte that is not UTF-8: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
-        check("skipped 2 lines that are not JSON and 0" in p.stderr, "the bad lines are not counted: %r" % p.stderr)
+        check("skipped 2 lines that are not JSON and 1 that are not events" in p.stderr,
+              "the bad lines are not counted: %r" % p.stderr)
         data = report_data(open(out, encoding="utf-8").read())
         check(data["steal_matrix"] == [[0, 0], [1, 0]], "steal matrix from the good events: %s" % data["steal_matrix"])
         print("ok: report: %d unreadable inputs each one line on stderr and exit 1; a line that is not UTF-8 "

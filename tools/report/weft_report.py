@@ -101,12 +101,17 @@ def is_int(x):
 def event_ok(e):
     """An event analyse_events can use: a JSON object with an integer ts_ns
     and a string type; an integer core where the type names a worker by it;
-    a steal's victim (and its task count n, if given) integers too."""
+    a steal's victim (and its task count n, if given) integers too. ts_ns
+    and n in the range schedtop writes them (64 bits): JSON integers have
+    no bound, and one of 10**400 ended the report (OverflowError)."""
     if not isinstance(e, dict) or not is_int(e.get("ts_ns")) or not isinstance(e.get("type"), str):
+        return False
+    if not 0 <= e["ts_ns"] < 2 ** 64:
         return False
     if e["type"] in CORE_TYPES and not is_int(e.get("core")):
         return False
-    return e["type"] != "steal" or (is_int(e.get("victim")) and is_int(e.get("n", 0)))
+    return e["type"] != "steal" or (is_int(e.get("victim")) and is_int(e.get("n", 0))
+                                    and 0 <= e.get("n", 0) < 2 ** 63)
 
 
 # The most workers a runtime has (WEFT_MAX_WORKERS).
@@ -1004,8 +1009,14 @@ def read_latency(path):
 
 
 def is_num(x):
-    """A finite JSON number (Python's json reads NaN and Infinity too)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite JSON number (Python's json reads NaN and Infinity too), and
+    one a float holds (isfinite of 10**400 raised OverflowError)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def write_whole(path, write):
@@ -1100,7 +1111,10 @@ def main(argv):
         try:
             html_text = build(load, ev, bad, no_bpf, a.events, rt_lat,
                               a.write_trace if ev is None else None)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError) as e:
+        # ArithmeticError: ZeroDivisionError, and OverflowError - a number
+        # past a float (10**400, which JSON allows) or Infinity where an
+        # integer is made, a traceback (a review)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
         write_whole(a.output, lambda f: f.write(html_text))
         if a.write_trace and ev is None:
