@@ -5,7 +5,8 @@
  *  - schedtop --batch --json output (schema schedtop/1, one object per
  *    interval; schedtop-nobpf/1 likewise): each interval is one sample of
  *    each metric (the first is dropped when there are three or more: it
- *    starts at the attach);
+ *    starts at the attach; so is the last then, when it ended at the
+ *    target's exit or a signal: a part of an interval);
  *  - weft-load --json / --output (tool weft-load): one sample;
  *  - schedtop trace JSON lines (run.jsonl): one sample per second of trace.
  * Each metric has a direction: higher is better (throughput), lower is
