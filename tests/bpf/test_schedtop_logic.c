@@ -874,6 +874,27 @@ static void test_diff_sparse_trace(void)
 	CHECK(r->nm >= 1 && r->m[0].n == 431997 && r->m[0].sum == 5,
 	      "%s: n %llu sum %g", r->m[0].name, (unsigned long long)r->m[0].n, r->m[0].sum);
 
+	/* a quiet gap of 2 days: the events after it count (they were dropped
+	 * without a word past a day: a review, 2026-12-07) */
+	f = fopen(path, "w");
+	for (int i = 0; f && i < 3; i++)
+		fprintf(f, "{\"ts_ns\":%.0f,\"type\":\"steal\",\"n\":2}\n", 1e9 + i * 1e9);
+	for (int i = 0; f && i < 3; i++)
+		fprintf(f, "{\"ts_ns\":%.0f,\"type\":\"park\"}\n", 1e9 + 2 * 86400e9 + i * 1e9);
+	if (f)
+		fclose(f);
+	rc = diff_load(path, r, err, sizeof(err));
+	/* whole seconds up to the last event's: 2 days and 2 s; the parks of
+	 * the first two of the last 3 s (the last second is partial) */
+	const struct diff_metric *pk = NULL;
+	for (unsigned i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i].name, "park events/s"))
+			pk = &r->m[i];
+	CHECK(rc == 0 && r->samples == 2 * 86400 + 2 && pk && pk->n == r->samples && pk->sum == 2,
+	      "a 2-day gap: rc %d samples %llu, park events/s n %llu sum %g %s", rc,
+	      (unsigned long long)r->samples, pk ? (unsigned long long)pk->n : 0ull, pk ? pk->sum : -1,
+	      err);
+
 	/* 3,000 such lines span 8.2 years: refused at the first line past 7 days */
 	f = fopen(path, "w");
 	for (int i = 0; f && i < 3000; i++)

@@ -347,11 +347,11 @@ static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj
 	const char *ty = str(o, "type");
 	if (!ty || !num(o, "ts_ns", &ts) || !(ts >= 0 && ts < 2e19))
 		return;
-	/* a gap of more than a day of seconds is not a trace of one run: the
-	 * loop below flushed one second at a time and never ended for a
-	 * crafted 1e30 (found by a review) */
-	if (t->started && ts - t->win_start > 86400e9)
-		return;
+	/* A gap of any length costs one flush (trace_empty), and a trace
+	 * spanning more than TR_MAX_SPAN_S is refused below: a gap of more
+	 * than a day dropped every later event without a word (a 2-day trace
+	 * with a 25 h quiet night was read up to the night; found by a
+	 * review). */
 	if (!t->started) {
 		t->started = true;
 		t->win_start = t->first = ts;
