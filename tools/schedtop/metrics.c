@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,38 +116,74 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 	return fd;
 }
 
+/* Reading on past the buffer: a head larger than this is refused (431). */
+#define HEAD_MAX (64 * 1024)
+
 /* Read the request head (up to the blank line) within 2 s; the path in
  * `path`. 0 for GET, 1 for HEAD, -2 another method, -3 a request line
- * that is not METHOD PATH, -1 on a timeout or an error (nothing to
- * answer). */
+ * that is not METHOD PATH, -4 a head past HEAD_MAX bytes, -1 on a timeout
+ * or an error (nothing to answer). Only the first sizeof(buf) - 1 bytes
+ * are kept (the request line is all we parse); the rest of a larger head
+ * is read and dropped: left unread, the close that follows the answer
+ * became a reset, and the client got no answer at all (a 10 KB header or
+ * query, found by a review). The end of the head is found with a window
+ * of the last four bytes, so a blank line split across two reads, or
+ * after a NUL byte, counts too. */
 static int read_request(int c, char *path, size_t n)
 {
-	char buf[4096];
-	size_t len = 0;
+	char buf[4096], drop[4096];
+	size_t len = 0, total = 0;
+	uint32_t last4 = 0;
+	bool end = false;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (len < sizeof(buf) - 1) {
+	while (!end) {
+		if (total >= HEAD_MAX)
+			return -4;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 		struct pollfd p = { .fd = c, .events = POLLIN };
 		if (el >= 2000 || poll(&p, 1, (int)(2000 - el)) <= 0)
 			return -1;
-		ssize_t k = read(c, buf + len, sizeof(buf) - 1 - len);
+		char *to = len < sizeof(buf) - 1 ? buf + len : drop;
+		size_t room = len < sizeof(buf) - 1 ? sizeof(buf) - 1 - len : sizeof(drop);
+		ssize_t k = read(c, to, room);
 		if (k <= 0)
 			return -1;
-		len += (size_t)k;
-		buf[len] = '\0';
-		/* memmem: a NUL byte in the request hid the blank line from
-		 * strstr, and the client waited its 2 s for nothing */
-		if (memmem(buf, len, "\r\n\r\n", 4) || memmem(buf, len, "\n\n", 2))
-			break;
+		for (ssize_t i = 0; i < k && !end; i++) {
+			last4 = last4 << 8 | (unsigned char)to[i];
+			end = last4 == 0x0d0a0d0a || (last4 & 0xffff) == 0x0a0a; /* CRLF CRLF, LF LF */
+		}
+		if (to == buf) {
+			len += (size_t)k;
+			buf[len] = '\0';
+		}
+		total += (size_t)k;
 	}
 	char method[16];
-	if (!len)
-		return -1;
 	if (sscanf(buf, "%15s %255s", method, path) != 2 || n < 256)
 		return -3;
 	return !strcmp(method, "GET") ? 0 : !strcmp(method, "HEAD") ? 1 : -2;
+}
+
+/* After an answer to a head we stopped reading (431): say we are done
+ * (FIN), then read and drop what the client still sends until it closes
+ * or 2 s pass, so that our close is no reset that takes the answer away
+ * before the client reads it. */
+static void linger_close(int c)
+{
+	char drop[4096];
+	struct timespec t0, t1;
+	shutdown(c, SHUT_WR);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		struct pollfd p = { .fd = c, .events = POLLIN };
+		if (el >= 2000 || poll(&p, 1, (int)(2000 - el)) <= 0 ||
+		    read(c, drop, sizeof(drop)) <= 0)
+			return;
+	}
 }
 
 static void write_all(int c, const char *p, size_t n)
@@ -199,6 +236,13 @@ static void serve_one(struct mon *m, int c, int pid)
 	bool head = r == 1;
 	if (r == -1)
 		return;
+	if (r == -4) {
+		static const char msg[] = "schedtop: request head too large (GET /metrics)\n";
+		respond(c, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
+			sizeof(msg) - 1);
+		linger_close(c);
+		return;
+	}
 	if (r == -3) { /* it was closed without a word (a review) */
 		static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
 		respond(c, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
