@@ -401,10 +401,16 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 					      memory_order_relaxed);
 			continue;
 		}
-		uint32_t age = now - (uint32_t)seen;
-		if (age < stall_units)
+		/* Signed: the sighting may be younger than our clock reading -
+		 * another watcher read its clock after us and stored first, or
+		 * we were preempted since our read. Unsigned, that age wrapped
+		 * to ~2^32 units: a stall counted for a poll that had just
+		 * begun, "50 days" long, and its LIFO task taken (found by a
+		 * review). */
+		int32_t age = (int32_t)(now - (uint32_t)seen);
+		if (age < (int32_t)stall_units)
 			continue;
-		report_stall(rt, vc, seq, age - 1); /* at least that many units */
+		report_stall(rt, vc, seq, (uint32_t)age - 1); /* at least that many units */
 		if (!atomic_load_explicit(&vc->lifo, memory_order_relaxed))
 			continue;
 		/* acquire: pairs with the owner's acq_rel exchange that put it. */

@@ -17,6 +17,7 @@
 
 #include "../common/wt.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 
 #include "probes.h"
@@ -118,4 +119,80 @@ Test(probe_registry, runtimes_past_the_slots_listed_when_a_slot_frees)
 			wt_rt_destroy(rt[i]);
 	for (unsigned i = 0; i < WEFT_PROBE_REG_SLOTS; i++)
 		cr_assert_eq(weft_probe_registry.slot[i].rt, 0u, "slot %u free after every destroy", i);
+}
+
+/*
+ * The stall watch (worker.c, watch_cores): a watcher reads its clock, then
+ * each core's sighting word. Another watcher may read its clock later,
+ * see the core's poll first and store that sighting before the first one
+ * loads it (or the first is preempted after its clock read): the sighting
+ * is younger than the reader's clock. Its age, unsigned, wrapped to ~2^32
+ * units: a stall counted for a poll that had just begun, reported ~50
+ * days long, its LIFO task taken (found by a review). Such a sighting is
+ * staged here - the one the racing watcher leaves, 1 s ahead - on a poll
+ * far below the threshold (60 s), while a task yielding on the other
+ * worker has it look at the cores at each maintenance (every 61 polls).
+ */
+static atomic_bool ss_stop, ss_running;
+static atomic_ulong ss_watch_polls;
+
+static enum weft_poll ss_spin(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	atomic_store(&ss_running, true);
+	uint64_t t0 = wt_now_ns();
+	while (!atomic_load(&ss_stop) && wt_now_ns() - t0 < 30000 * 1000000ull)
+		;
+	return WEFT_READY;
+}
+
+static enum weft_poll ss_watcher(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	atomic_fetch_add(&ss_watch_polls, 1);
+	if (atomic_load(&ss_stop))
+		return WEFT_READY;
+	weft_waker_wake_by_ref(weft_cx_waker(cx)); /* a yield */
+	return WEFT_PENDING;
+}
+
+Test(stall_watch, a_sighting_younger_than_the_watchers_clock_is_no_stall, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 60000000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	atomic_store(&ss_stop, false);
+	atomic_store(&ss_running, false);
+	atomic_store(&ss_watch_polls, 0);
+	struct weft_task *h, *w;
+	cr_assert_eq(weft_spawn_poll(rt, ss_spin, NULL, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&ss_running), WT_LONG_MS));
+	/* the spinning core cannot take it: the other worker does */
+	cr_assert_eq(weft_spawn_poll(rt, ss_watcher, NULL, NULL, &w), 0);
+	struct weft__core *vc = NULL;
+	for (unsigned i = 0; i < 2 && !vc; i++)
+		if (__atomic_load_n(&rt->cores[i].c.cur_task, __ATOMIC_RELAXED) &&
+		    __atomic_load_n(&rt->cores[i].c.cur_task, __ATOMIC_RELAXED) != (uintptr_t)w)
+			vc = &rt->cores[i];
+	cr_assert_not_null(vc, "no core in the spinning poll");
+	uint64_t seq = atomic_load_explicit(&vc->poll_seq, memory_order_relaxed);
+	uint32_t ahead = (uint32_t)((wt_now_ns() + 1000000000ull) >> 20); /* the watch's units */
+	unsigned long from = atomic_load(&ss_watch_polls);
+	atomic_store_explicit(&vc->watch, (uint64_t)(uint32_t)seq << 32 | ahead,
+			      memory_order_relaxed);
+	/* ten maintenances of the watcher's core, or more */
+	bool looked = WT_WAIT_UNTIL(atomic_load(&ss_watch_polls) >= from + 10 * 61, WT_LONG_MS);
+	bool same_poll = atomic_load_explicit(&vc->poll_seq, memory_order_relaxed) == seq;
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t stalls = m->stalls;
+	weft_metrics_free(m);
+	atomic_store(&ss_stop, true);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(weft_join(w, NULL), 0);
+	cr_assert(looked, "the other worker did not run the watching task");
+	cr_assert(same_poll, "the spinning poll ended early");
+	cr_assert_eq(stalls, 0, "%" PRIu64 " stall(s) counted for a poll far below the threshold (60 s)",
+		     stalls);
+	wt_rt_destroy(rt);
 }
