@@ -105,7 +105,8 @@ TEST is one of:
             405 with Allow: GET, HEAD; `GET` alone and bytes with a NUL:
             400 at once (closed silently, the NUL one after 2 s); a 10 KB
             header or query: the scrape (a reset, nothing read); a 100 KB
-            head: 431 at once.
+            head: 431 at once; a GET behind 3 idle connections: the scrape
+            at once (it waited 6 s).
   tui       the live view under tmux (a pseudo-terminal) at 80x24 and 200x50,
             against weft_load: views 1, 2, 3 and the help captured; every
             capture has exactly the terminal's lines, no line wrapped (the
@@ -932,11 +933,28 @@ def test_metrics_http(st, wl_test, wl, lib):
         head, body, took = ask(b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
         if not head.startswith("HTTP/1.1 431") or took > 1.5:
             fail("a 100 KB head: %r after %.1f s, want 431 at once" % (head[:60], took))
+        # Idle connections (a review, 2026-12-07): served one at a time,
+        # each held every other one up for its 2 s; three made a scrape
+        # wait 6 s. Now they are read side by side.
+        idle = []
+        for part in (b"", b"GET /met", b"GET /metrics HTTP/1.1\r\n"):
+            c = socket.create_connection(("127.0.0.1", port), timeout=10)
+            c.sendall(part)
+            idle.append(c)
+        time.sleep(0.2)
+        head, body, took = ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        if not head.startswith("HTTP/1.1 200") or took > 1.5:
+            fail("GET behind 3 idle connections: %r after %.1f s, want the scrape at once"
+                 % (head[:60], took))
+        for c in idle:  # closed unanswered after their 2 s
+            if c.recv(100) != b"":
+                fail("an idle connection got an answer")
+            c.close()
         head, body, _ = ask(b"GET /metrics HTTP/1.0\r\n\r\n")
         if not head.startswith("HTTP/1.1 200") or b"weft_worker_polls_total" not in body:
             fail("GET after the bad requests: %r" % head)
         print("PASS: HEAD has no body, 405 says Allow, a malformed request gets 400 at once, "
-              "a large head is read whole (431 past 64 KiB)")
+              "a large head is read whole (431 past 64 KiB), idle connections hold no scrape up")
     finally:
         stop_metrics(srv, load)
 

@@ -1,8 +1,8 @@
 /*
  * metrics.c - see metrics.h. A deliberately small HTTP/1.0-style server:
- * one connection at a time, the request read with a timeout, the scrape
- * written, the connection closed. That is all a Prometheus scraper needs,
- * and it cannot be held up for long by a slow client (2 s per request).
+ * up to 16 connections read at once, each request head read within 2 s,
+ * the scrape written, the connection closed. That is all a Prometheus
+ * scraper needs, and a slow or idle client holds no other one up.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,72 +118,43 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 
 /* Reading on past the buffer: a head larger than this is refused (431). */
 #define HEAD_MAX (64 * 1024)
+/* Connections read at once; more wait in the listen backlog. */
+#define MAX_CLIENTS 16
+/* What a client has to send its request head in (and a refused one to
+ * stop sending), from its accept. */
+#define CLIENT_MS 2000
 
-/* Read the request head (up to the blank line) within 2 s; the path in
- * `path`. 0 for GET, 1 for HEAD, -2 another method, -3 a request line
- * that is not METHOD PATH, -4 a head past HEAD_MAX bytes, -1 on a timeout
- * or an error (nothing to answer). Only the first sizeof(buf) - 1 bytes
- * are kept (the request line is all we parse); the rest of a larger head
- * is read and dropped: left unread, the close that follows the answer
- * became a reset, and the client got no answer at all (a 10 KB header or
- * query, found by a review). The end of the head is found with a window
- * of the last four bytes, so a blank line split across two reads, or
- * after a NUL byte, counts too. */
-static int read_request(int c, char *path, size_t n)
+/* A connection whose request head is being read. Only the first
+ * sizeof(buf) - 1 bytes are kept (the request line is all we parse); the
+ * rest of a larger head is read and dropped: left unread, the close that
+ * follows the answer became a reset, and the client got no answer at all
+ * (a 10 KB header or query, found by a review). The end of the head is
+ * found with a window of the last four bytes, so a blank line split
+ * across two reads, or after a NUL byte, counts too. */
+struct client {
+	int fd;                  /* -1: a free slot */
+	bool draining;           /* answered 431: reading what it still sends */
+	long long deadline_ms;   /* CLOCK_MONOTONIC */
+	size_t len, total;       /* bytes in buf; bytes of the head read */
+	uint32_t last4;
+	char buf[4096];
+};
+
+static long long mono_ms(void)
 {
-	char buf[4096], drop[4096];
-	size_t len = 0, total = 0;
-	uint32_t last4 = 0;
-	bool end = false;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!end) {
-		if (total >= HEAD_MAX)
-			return -4;
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-		struct pollfd p = { .fd = c, .events = POLLIN };
-		if (el >= 2000 || poll(&p, 1, (int)(2000 - el)) <= 0)
-			return -1;
-		char *to = len < sizeof(buf) - 1 ? buf + len : drop;
-		size_t room = len < sizeof(buf) - 1 ? sizeof(buf) - 1 - len : sizeof(drop);
-		ssize_t k = read(c, to, room);
-		if (k <= 0)
-			return -1;
-		for (ssize_t i = 0; i < k && !end; i++) {
-			last4 = last4 << 8 | (unsigned char)to[i];
-			end = last4 == 0x0d0a0d0a || (last4 & 0xffff) == 0x0a0a; /* CRLF CRLF, LF LF */
-		}
-		if (to == buf) {
-			len += (size_t)k;
-			buf[len] = '\0';
-		}
-		total += (size_t)k;
-	}
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The request line of a whole head: the path in `path`. 0 for GET, 1 for
+ * HEAD, -2 another method, -3 a request line that is not METHOD PATH. */
+static int parse_request(const char *buf, char *path, size_t n)
+{
 	char method[16];
 	if (sscanf(buf, "%15s %255s", method, path) != 2 || n < 256)
 		return -3;
 	return !strcmp(method, "GET") ? 0 : !strcmp(method, "HEAD") ? 1 : -2;
-}
-
-/* After an answer to a head we stopped reading (431): say we are done
- * (FIN), then read and drop what the client still sends until it closes
- * or 2 s pass, so that our close is no reset that takes the answer away
- * before the client reads it. */
-static void linger_close(int c)
-{
-	char drop[4096];
-	struct timespec t0, t1;
-	shutdown(c, SHUT_WR);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-		struct pollfd p = { .fd = c, .events = POLLIN };
-		if (el >= 2000 || poll(&p, 1, (int)(2000 - el)) <= 0 ||
-		    read(c, drop, sizeof(drop)) <= 0)
-			return;
-	}
 }
 
 static void write_all(int c, const char *p, size_t n)
@@ -229,20 +200,12 @@ static int scrape(struct mon *m, int pid, char **body, size_t *len)
 	return fclose(f) ? -ENOMEM : 0;
 }
 
-static void serve_one(struct mon *m, int c, int pid)
+/* Answer the whole request head in buf. */
+static void serve_head(struct mon *m, int c, const char *buf, int pid)
 {
 	char path[256];
-	int r = read_request(c, path, sizeof(path));
+	int r = parse_request(buf, path, sizeof(path));
 	bool head = r == 1;
-	if (r == -1)
-		return;
-	if (r == -4) {
-		static const char msg[] = "schedtop: request head too large (GET /metrics)\n";
-		respond(c, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
-			sizeof(msg) - 1);
-		linger_close(c);
-		return;
-	}
 	if (r == -3) { /* it was closed without a word (a review) */
 		static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
 		respond(c, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
@@ -270,28 +233,131 @@ static void serve_one(struct mon *m, int c, int pid)
 	free(body);
 }
 
+/* Read what cl sent (poll said it is readable). true: done with it - it
+ * was answered, or it closed or failed (nothing to answer). */
+static bool client_read(struct mon *m, struct client *cl, int pid)
+{
+	char drop[4096];
+	bool kept = !cl->draining && cl->len < sizeof(cl->buf) - 1;
+	char *to = kept ? cl->buf + cl->len : drop;
+	ssize_t k = read(cl->fd, to, kept ? sizeof(cl->buf) - 1 - cl->len : sizeof(drop));
+	if (k < 0 && errno == EINTR)
+		return false;
+	if (k <= 0 || cl->draining)
+		return k <= 0;
+	bool end = false;
+	for (ssize_t i = 0; i < k && !end; i++) {
+		cl->last4 = cl->last4 << 8 | (unsigned char)to[i];
+		end = cl->last4 == 0x0d0a0d0a || (cl->last4 & 0xffff) == 0x0a0a; /* CRLF CRLF, LF LF */
+	}
+	if (kept) {
+		cl->len += (size_t)k;
+		cl->buf[cl->len] = '\0';
+	}
+	cl->total += (size_t)k;
+	if (end) {
+		serve_head(m, cl->fd, cl->buf, pid);
+		return true;
+	}
+	if (cl->total >= HEAD_MAX) {
+		/* Say we are done (FIN) and read on, dropping what the client
+		 * still sends until it closes or its time is up: closed with
+		 * its bytes unread, the reset took the answer away before the
+		 * client read it. */
+		static const char msg[] = "schedtop: request head too large (GET /metrics)\n";
+		respond(cl->fd, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
+			sizeof(msg) - 1);
+		shutdown(cl->fd, SHUT_WR);
+		cl->draining = true;
+		cl->deadline_ms = mono_ms() + CLIENT_MS;
+	}
+	return false;
+}
+
+/*
+ * Up to MAX_CLIENTS connections are read at once, each given CLIENT_MS for
+ * its request head; a complete head is answered at once (the scrape is
+ * written in full, then the connection closed). One at a time, a client
+ * that sent nothing held every other one up for its 2 s: three idle
+ * connections (a port scan, a health check that connects and waits) made
+ * a scrape wait 6 s, past a Prometheus scrape timeout with a few more
+ * (found by a review).
+ */
 int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic_t *exiting)
 {
+	static struct client cl[MAX_CLIENTS];
+	int rc = 0;
+	for (unsigned i = 0; i < MAX_CLIENTS; i++)
+		cl[i].fd = -1;
 	while (!*exiting) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-		int r = poll(p, pidfd >= 0 ? 2 : 1, pidfd >= 0 ? 1000 : 200);
+		struct pollfd p[2 + MAX_CLIENTS];
+		unsigned busy = 0;
+		long long now = mono_ms();
+		int wait = pidfd >= 0 ? 1000 : 200;
+		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+			p[2 + i] = (struct pollfd){ .fd = cl[i].fd, .events = POLLIN };
+			if (cl[i].fd < 0)
+				continue;
+			busy++;
+			long long left = cl[i].deadline_ms - now;
+			if (left < wait)
+				wait = left < 0 ? 0 : (int)left;
+		}
+		/* full: the next connection waits in the backlog for a slot */
+		p[0] = (struct pollfd){ .fd = fd, .events = busy < MAX_CLIENTS ? POLLIN : 0 };
+		p[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN }; /* -1: ignored */
+		int r = poll(p, 2 + MAX_CLIENTS, wait);
 		if (r < 0 && errno != EINTR) {
 			perror("schedtop: poll");
-			return 1;
+			rc = 1;
+			break;
 		}
 		if (pidfd >= 0 ? (r > 0 && (p[1].revents & POLLIN)) : mon_target_gone(pid)) {
 			fprintf(stderr, "schedtop: process %d exited; metrics server stops\n", pid);
-			return 0;
+			break;
+		}
+		now = mono_ms();
+		for (unsigned i = 0; r > 0 && i < MAX_CLIENTS; i++) {
+			if (cl[i].fd < 0)
+				continue;
+			bool done = (p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+				    client_read(m, &cl[i], pid);
+			/* out of time: nothing to answer (or the 431 sent) */
+			if (done || now >= cl[i].deadline_ms) {
+				close(cl[i].fd);
+				cl[i].fd = -1;
+			}
+		}
+		for (unsigned i = 0; r == 0 && i < MAX_CLIENTS; i++) {
+			if (cl[i].fd >= 0 && now >= cl[i].deadline_ms) {
+				close(cl[i].fd);
+				cl[i].fd = -1;
+			}
 		}
 		if (r > 0 && (p[0].revents & POLLIN)) {
 			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 			if (c < 0)
 				continue; /* the client gave up, or EMFILE: try again */
-			serve_one(m, c, pid);
-			close(c);
+			for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+				if (cl[i].fd >= 0)
+					continue;
+				cl[i].fd = c;
+				cl[i].draining = false;
+				cl[i].deadline_ms = now + CLIENT_MS;
+				cl[i].len = cl[i].total = 0;
+				cl[i].last4 = 0;
+				cl[i].buf[0] = '\0';
+				c = -1;
+				break;
+			}
+			if (c >= 0)
+				close(c); /* cannot be: polled only with a slot free */
 		}
 	}
-	return 0;
+	for (unsigned i = 0; i < MAX_CLIENTS; i++)
+		if (cl[i].fd >= 0)
+			close(cl[i].fd);
+	return rc;
 }
 
 int metrics_once(struct mon *m, int pid, int pidfd, double interval,
