@@ -7,7 +7,8 @@
  *  - weft_process_spawn / weft_process_wait: the fiber waits for its
  *    child's pidfd, in a weft_select beside its token, without holding a
  *    worker (a worker that called waitpid would stop every other fiber),
- *    and kills it through the pidfd (weft_process_kill);
+ *    and kills it through the pidfd (weft_process_kill) and its process
+ *    group (whatever the shell started);
  *  - a token with a deadline (Go's context.WithTimeout) per command, a
  *    child of the server's stop token, so SIGTERM ends every command too;
  *  - a semaphore bounding how many commands run at once, closed at
@@ -36,6 +37,18 @@ static struct weft_token *stop;        /* cancelled on SIGINT/SIGTERM */
 static struct weft_sem *slots;         /* commands running at once */
 static uint64_t timeout_ns;
 
+/* Kill the command: the shell, and what it started. A SIGKILL to the
+ * shell alone left its children running ("sleep 30; exit 4": the sleep,
+ * orphaned, ran its 30 s after the "timeout" answer, and after the server
+ * exited). The group's id is the shell's pid, which nobody else can take
+ * while the shell is not reaped (it is reaped after this, by the wait).
+ * The pidfd kill still reaches the shell if the group kill cannot. */
+static void kill_command(struct weft_process *p)
+{
+	kill(-p->pid, SIGKILL);
+	weft_process_kill(p, SIGKILL);
+}
+
 /* Run `cmd` with sh -c until it ends, its deadline passes or the server
  * stops; say how it went into `out`. */
 static void run(const char *cmd, char *out, size_t outsz)
@@ -49,11 +62,14 @@ static void run(const char *cmd, char *out, size_t outsz)
 	/* weft_process_spawn: posix_spawn with no stdin (/dev/null), and the
 	 * child's pidfd registered - waited on beside the token (Tokio's
 	 * select! over child.wait() and token.cancelled()), and signalled
-	 * through, so a kill never reaches a process that took its pid */
+	 * through, so a kill never reaches a process that took its pid. The
+	 * shell leads a process group of its own: what it starts ("sleep 30;
+	 * exit 4" forks the sleep) is killed with it (kill_command). */
 	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
 	struct weft_process p;
 	rc = weft_process_spawn(weft_runtime_current(), "/bin/sh", argv,
-				&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_NULL }), &p);
+				&WEFT_OPTS_INIT(weft_process_opts, .stdio = { WEFT_STDIO_NULL },
+						.setpgid = true), &p);
 	if (rc) {
 		snprintf(out, outsz, "error %s\n", weft_strerror(rc));
 		weft_token_destroy(tok);
@@ -67,13 +83,13 @@ static void run(const char *cmd, char *out, size_t outsz)
 	if (won == 1) {
 		/* its deadline passed, or the server stops */
 		why = weft_token_err(tok) == -ETIMEDOUT ? "timeout" : "stopped";
-		weft_process_kill(&p, SIGKILL);
+		kill_command(&p);
 	}
 	if (won < 0) {
 		/* the select failed (-ENOMEM, or this fiber was cancelled,
 		 * when the wait would say -ECANCELED too): leave no child
 		 * behind, nor a zombie */
-		weft_process_kill(&p, SIGKILL);
+		kill_command(&p);
 		weft_process_close(&p);
 		waitpid(p.pid, &status, 0);
 		rc = won;

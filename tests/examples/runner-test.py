@@ -2,7 +2,8 @@
 """examples/runner (a command runner on a Unix socket) driven as a user
 would: on ONE worker (WEFT_WORKERS=1), a quick command answers while a slow
 one runs (the child wait holds no worker); four commands with two slots
-take two rounds; a command past its time limit is killed ("timeout");
+take two rounds; a command past its time limit is killed ("timeout"),
+with what its shell started;
 SIGTERM kills a running command ("stopped"), and the server exits 0 having
 removed its socket file. A command longer than the server's line is refused
 ("error"), not cut short and run. A client that sends more than its line
@@ -59,6 +60,14 @@ def ask_and_send_more(path, cmd, more, together):
     s.close()
     return out.decode(), how
 
+def alive(pid):
+    """pid runs (a zombie, waiting for init to reap it, does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
 def start(binary, path, tmo_ms, slots):
     env = dict(os.environ, WEFT_WORKERS="1")
     p = subprocess.Popen([binary, path, str(tmo_ms), str(slots)], stdout=subprocess.PIPE,
@@ -112,6 +121,18 @@ def main():
                  "answered %.2f s after the quick one began)" % (took, res.get("slow_at", 0) - t0))
         if res.get("slow") != "timeout\n":
             fail("a 5 s command with a 2 s limit: %r" % res.get("slow"))
+        # what the shell started is killed with it: a SIGKILL to the shell
+        # alone left the sleep running its 30 s, orphaned, after "timeout"
+        bgpid = os.path.join(d, "bgpid")
+        got = ask(path, "sleep 30 & echo $! > %s; wait" % bgpid)
+        if got != "timeout\n":
+            fail("a 30 s background sleep with a 2 s limit: %r" % got)
+        bg = int(open(bgpid).read())
+        end = time.time() + 10
+        while alive(bg):
+            if time.time() > end:
+                fail("the command's child %d still runs after its \"timeout\"" % bg)
+            time.sleep(0.05)
         # four 0.2 s commands, two slots: two rounds
         outs = []
         t0 = time.time()
@@ -167,7 +188,7 @@ def main():
                      % (len(more), cmd[:20], got, how, want))
     finally:
         out = stop(p, path)
-    if "served 13 connections" not in out:
+    if "served 14 connections" not in out:
         fail("runner said %r" % out)
     # SIGTERM while a command runs: it is killed, the client told
     p = start(binary, path, 60000, 2)
