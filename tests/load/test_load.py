@@ -45,6 +45,7 @@ TEST is one of:
   demo-nobpf  the same with WEFT_DEMO_NO_BPF=1: the report says what was left
               out and why, out/trace.json holds counter tracks.
   demo-args   scripts/demo --workers 100000: exit 2 with weft-load's reason;
+              an option without its value: exit 2 and usage;
               --shape Shapes: (the header of --list) is an unknown shape.
   demo-interrupt  SIGINT to the demo's process group in the load's warmup:
               exit 130, the demo and the report say the run was interrupted,
@@ -659,7 +660,22 @@ def test_demo_args(src, build):
             p = run([demo, "--shape", shape, "--duration", "2", "--out", out], timeout=60, env=env, cwd=src)
             check(p.returncode == 2 and "unknown shape" in p.stderr,
                   "--shape %r: exit %d, expected 2 and 'unknown shape'\n%s" % (shape, p.returncode, p.stderr[-800:]))
-        print("ok: demo: weft-load's own error shown; the --list header is not a shape")
+        # an option without its value is a usage error too (found by a
+        # review of the scripts, 2026-12-07: ${2:?} exited 1 with "line
+        # 30: 2: --duration needs a value")
+        for opt in ("--duration", "--shape", "--workers", "--out"):
+            for args in ([opt], [opt, ""]):
+                p = run([demo, *args], timeout=60, env=env, cwd=src)
+                check(p.returncode == 2 and "demo: %s needs a value" % opt in p.stderr and "usage:" in p.stderr,
+                      "%r: exit %d, expected 2 and a usage error\n%s" % (args, p.returncode, p.stderr[-800:]))
+        # a count past test's range is not let through by the check's own
+        # error ("[: integer expression expected"): weft-load names it
+        p = run([demo, "--workers", "9" * 30, "--duration", "2", "--out", out], timeout=60, env=env, cwd=src)
+        check(p.returncode == 2 and "integer expression expected" not in p.stderr
+              and "--workers: expected 1..256" in p.stderr,
+              "--workers 9...9: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
+        print("ok: demo: weft-load's own error shown; the --list header is not a shape; "
+              "an option without its value is a usage error")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
