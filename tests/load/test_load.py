@@ -764,7 +764,23 @@ def test_soak_fail(src, build):
         check("Traceback" not in p.stderr + p.stdout, "a Python traceback:\n%s" % p.stderr[-1500:])
         check("--workers: expected 1..256" in p.stderr and "soak: weft-load exited 2" in p.stderr,
               "weft-load's own error is not shown:\n%s" % p.stderr[-1500:])
-        print("ok: soak: a load that cannot start ends with weft-load's own error")
+        # its own arguments: a bad or missing value is a usage error, before
+        # any load starts (found by a review of the scripts, 2026-12-07:
+        # --minutes abc was "abc: unbound variable", exit 1; --attach-every
+        # 0 broke the sampling loop with "division by 0", then waited out
+        # the whole load; --workers abc or -3 ran on every CPU)
+        soak = os.path.join(src, "scripts", "soak")
+        for args in (["--minutes"], ["--minutes", "abc"], ["--minutes", "0"], ["--minutes", "1.5"],
+                     ["--attach-every", "0"], ["--attach-every", "x"], ["--workers", "abc"],
+                     ["--workers", "-3"], ["--out"], ["--out", ""]):
+            p = run([soak, *args, "--out", out] if args[0] != "--out" else [soak, *args],
+                    timeout=20, env=env, cwd=src)
+            check(p.returncode == 2 and "usage:" in p.stderr and "soak: %s" % args[0] in p.stderr
+                  and "weft-load pid" not in p.stdout,
+                  "soak %r: exit %d, expected a usage error (2) before the load starts\n%s%s"
+                  % (args, p.returncode, p.stdout[-500:], p.stderr[-800:]))
+        print("ok: soak: a load that cannot start ends with weft-load's own error; bad arguments are "
+              "usage errors")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
