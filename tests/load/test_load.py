@@ -737,6 +737,14 @@ def test_bench_ops(src, build):
     m = re.search(r"ops_per_batch=(\d+)", p.stdout)
     check(m and int(m.group(1)) == 30000, "fiber_exit_storm (30,000 fibers a batch) states %r" % p.stdout)
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
+    # a bad or missing value is a usage error, before anything runs (found
+    # by a review of the scripts, 2026-12-07: --runs abc died on "abc:
+    # unbound variable", --runs 0 on "ops: unbound variable", exit 1)
+    for args in (["--runs"], ["--runs", "abc"], ["--runs", "0"], ["--runs", "-1"], ["--iters", "x"],
+                 ["--workers", "0"], ["--build", ""]):
+        p = run([os.path.join(src, "scripts", "bench"), *args], timeout=30, env=env, cwd=src)
+        check(p.returncode == 2 and "usage:" in p.stderr and "bench: %s" % args[0] in p.stderr,
+              "bench %r: exit %d, expected a usage error (2)\n%s" % (args, p.returncode, p.stderr[-800:]))
     p = run([os.path.join(src, "scripts", "bench"), "--runs", "1", "--iters", "1", "fiber_exit_storm", "chained_spawn"],
             timeout=240, env=env, cwd=src)
     check(p.returncode == 0, "scripts/bench: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
@@ -748,7 +756,8 @@ def test_bench_ops(src, build):
         want = round(batch / ops, 1)
         check(abs(perop - want) <= 0.1, "%s: %s ns/op from a %d ns batch, expected %.1f (%d ops a batch)"
               % (case, perop, batch, want, ops))
-    print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000)")
+    print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000); "
+          "bad arguments are usage errors")
 
 
 def test_soak_fail(src, build):
