@@ -674,8 +674,23 @@ def test_demo_args(src, build):
         check(p.returncode == 2 and "integer expression expected" not in p.stderr
               and "--workers: expected 1..256" in p.stderr,
               "--workers 9...9: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
+        # run from another directory, a relative --out and WEFT_DEMO_BUILD
+        # are the caller's (found by a review of the scripts, 2026-12-07:
+        # both were taken from the repository, where the demo moves to)
+        name = "rel-out-%d" % os.getpid()
+        deep = os.path.join(out, "a", "b", "c")  # WEFT_DEMO_BUILD relative to it names another place from src
+        os.makedirs(deep)
+        renv = dict(env, WEFT_DEMO_BUILD=os.path.relpath(build, deep), WEFT_DEMO_NO_BPF="1")
+        try:
+            p = run([demo, "--duration", "2", "--workers", "2", "--out", name], timeout=120, env=renv, cwd=deep)
+            check(p.returncode == 0, "from another directory: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
+            check(os.path.isfile(os.path.join(deep, name, "report.html")),
+                  "a relative --out is not the caller's: no %s/report.html" % os.path.join(deep, name))
+            check(not os.path.exists(os.path.join(src, name)), "a relative --out written in the repository")
+        finally:
+            shutil.rmtree(os.path.join(src, name), ignore_errors=True)
         print("ok: demo: weft-load's own error shown; the --list header is not a shape; "
-              "an option without its value is a usage error")
+              "an option without its value is a usage error; relative paths are the caller's")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -756,8 +771,20 @@ def test_bench_ops(src, build):
         want = round(batch / ops, 1)
         check(abs(perop - want) <= 0.1, "%s: %s ns/op from a %d ns batch, expected %.1f (%d ops a batch)"
               % (case, perop, batch, want, ops))
+    # from another directory a relative WEFT_BENCH_BUILD is the caller's
+    # (it was taken from the repository: weft-bench not found)
+    top = tempfile.mkdtemp(prefix="weft-bench-")
+    elsewhere = os.path.join(top, "a", "b", "c")  # deeper than the repository: from there the path names another place
+    os.makedirs(elsewhere)
+    try:
+        p = run([os.path.join(src, "scripts", "bench"), "--runs", "1", "--iters", "1", "chained_spawn"],
+                timeout=120, env=dict(env, WEFT_BENCH_BUILD=os.path.relpath(build, elsewhere)), cwd=elsewhere)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    check(p.returncode == 0 and "| chained_spawn |" in p.stdout,
+          "from another directory with a relative WEFT_BENCH_BUILD: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
     print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000); "
-          "bad arguments are usage errors")
+          "bad arguments are usage errors; a relative build directory is the caller's")
 
 
 def test_soak_fail(src, build):
@@ -788,8 +815,20 @@ def test_soak_fail(src, build):
                   and "weft-load pid" not in p.stdout,
                   "soak %r: exit %d, expected a usage error (2) before the load starts\n%s%s"
                   % (args, p.returncode, p.stdout[-500:], p.stderr[-800:]))
+        # from another directory a relative --out and WEFT_SOAK_BUILD are
+        # the caller's (they were taken from the repository)
+        name = "rel-out-%d" % os.getpid()
+        try:
+            p = run([soak, "--minutes", "1", "--workers", "100000", "--out", name], timeout=60,
+                    env=dict(env, WEFT_SOAK_BUILD=os.path.relpath(build, out)), cwd=out)
+            check(p.returncode == 1 and "--workers: expected 1..256" in p.stderr,
+                  "from another directory: exit %d, not weft-load's own error\n%s" % (p.returncode, p.stderr[-800:]))
+            check(os.path.isfile(os.path.join(out, name, "load.err")), "a relative --out is not the caller's")
+            check(not os.path.exists(os.path.join(src, name)), "a relative --out written in the repository")
+        finally:
+            shutil.rmtree(os.path.join(src, name), ignore_errors=True)
         print("ok: soak: a load that cannot start ends with weft-load's own error; bad arguments are "
-              "usage errors")
+              "usage errors; relative paths are the caller's")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
