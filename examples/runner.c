@@ -16,8 +16,9 @@
  *
  * Usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]  (default 5000 ms, 4).
  * Try: runner /tmp/runner.sock & echo 'sleep 1; exit 3' | nc -U /tmp/runner.sock
- * SIGINT or SIGTERM: running commands are killed, the server waits for
- * every connection fiber, removes the socket file and exits 0.
+ * SIGINT or SIGTERM: running commands are killed, clients that have not
+ * sent their whole line yet are told "error shutting down", the server
+ * waits for every connection fiber, removes the socket file and exits 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -139,9 +140,25 @@ static void *client(void *arg)
 	char line[511 + 2], out[128];
 	size_t n = 0;
 	ssize_t r = 0;
+	bool stopped = false;
 	/* one line, a command of at most 511 bytes, within the time limit */
-	weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns() + timeout_ns);
+	uint64_t deadline = weft_now_ns() + timeout_ns;
+	weft_io_set_deadline(c, WEFT_IO_READABLE, deadline);
 	for (;;) {
+		/* Wait for its bytes beside the stop token: a client that
+		 * sent nothing, or half a line, held the shutdown up for the
+		 * rest of its time limit (up to an hour) in the read. */
+		struct weft_select_arm arms[] = { WEFT_SEL_READY(c, WEFT_IO_READABLE),
+						  WEFT_SEL_CANCELLED(stop) };
+		int won = weft_select(arms, 2, deadline);
+		if (won == 1) {
+			stopped = true;
+			break;
+		}
+		if (won < 0 || arms[0].rc < 0) {
+			r = won < 0 ? won : arms[0].rc; /* -ETIMEDOUT: the time limit */
+			break;
+		}
 		r = weft_read(c, line + n, sizeof line - 1 - n);
 		if (r <= 0)
 			break;
@@ -152,7 +169,9 @@ static void *client(void *arg)
 	line[n] = '\0';
 	bool whole = memchr(line, '\n', n) || r == 0; /* a line, or all until the end */
 	line[strcspn(line, "\n")] = '\0';
-	if (!whole) {
+	if (stopped) {
+		snprintf(out, sizeof out, "error shutting down\n");
+	} else if (!whole) {
 		/* never run the first 511 bytes of a command; the rest of
 		 * the line is read and dropped by close_gracefully */
 		snprintf(out, sizeof out, "error %s\n",

@@ -3,10 +3,11 @@
 would: on ONE worker (WEFT_WORKERS=1), a quick command answers while a slow
 one runs (the child wait holds no worker); four commands with two slots
 take two rounds; a command past its time limit is killed ("timeout"),
-with what its shell started;
-SIGTERM kills a running command ("stopped"), and the server exits 0 having
-removed its socket file. A command longer than the server's line is refused
-("error"), not cut short and run. A client that sends more than its line
+with what its shell started; SIGTERM kills a running command ("stopped"),
+tells a client that has not sent its line yet ("error shutting down")
+without waiting for it, and the server exits 0 having removed its socket
+file. A command longer than the server's line is refused ("error"), not
+cut short and run. A client that sends more than its line
 (never read) gets its answer, then the end of the stream, not a reset."""
 import os
 import signal
@@ -193,6 +194,12 @@ def main():
     # SIGTERM while a command runs: it is killed, the client told
     p = start(binary, path, 60000, 2)
     pidfile = os.path.join(d, "pid")
+    # and a client that has sent nothing yet is told, not waited for: its
+    # read held the shutdown up for the rest of its 60 s. It connects
+    # first: once the command below runs, it has been accepted too.
+    silent = socket.socket(socket.AF_UNIX)
+    silent.settimeout(20)
+    silent.connect(path)
     res = {}
     t = threading.Thread(target=lambda: res.setdefault(
         "r", ask(path, "echo $$ > %s; exec sleep 30" % pidfile)))
@@ -204,6 +211,15 @@ def main():
         time.sleep(0.02)
     child = int(open(pidfile).read())
     stop(p, path)
+    told = b""
+    while True:
+        b = silent.recv(100)
+        if not b:
+            break
+        told += b
+    silent.close()
+    if told != b"error shutting down\n":
+        fail("a client that had sent nothing at SIGTERM: %r" % told)
     t.join(10)
     if res.get("r") != "stopped\n":
         fail("the running command at SIGTERM: %r" % res.get("r"))
