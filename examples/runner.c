@@ -14,7 +14,8 @@
  *  - a semaphore bounding how many commands run at once, closed at
  *    shutdown so waiting connections are told "shutting down".
  *
- * Usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]  (default 5000 ms, 4).
+ * Usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]  (default 5000 ms, 4; a PATH
+ * "@name": Linux's abstract namespace, no file).
  * Try: runner /tmp/runner.sock & echo 'sleep 1; exit 3' | nc -U /tmp/runner.sock
  * SIGINT or SIGTERM: running commands are killed, clients that have not
  * sent their whole line yet are told "error shutting down", the server
@@ -234,6 +235,15 @@ static void *acceptor(void *arg)
 	return (void *)served;
 }
 
+/* Remove the socket's file. An "@name" (Linux's abstract namespace) has
+ * none: unlink("@name") removed a file of that name from the current
+ * directory, one the runner never made. */
+static void remove_socket(const char *path)
+{
+	if (path[0] != '@')
+		unlink(path);
+}
+
 /* A whole number in [lo, hi], nothing after it. */
 static int parse_num(const char *s, long lo, long hi, long *out)
 {
@@ -283,7 +293,7 @@ int main(int argc, char **argv)
 	}
 	if ((rc = weft_spawn(rt, acceptor, l, &acc))) {
 		fprintf(stderr, "runner: %s\n", weft_strerror(rc));
-		unlink(path);
+		remove_socket(path);
 		return 1;
 	}
 	printf("runner: listening on %s\n", path);
@@ -294,7 +304,7 @@ int main(int argc, char **argv)
 	void *served;
 	weft_join(acc, &served);
 	weft_io_close(l);
-	unlink(path);
+	remove_socket(path);
 	printf("runner: %s, served %ld connections\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
 	       (long)served);
 	weft_sem_destroy(slots);

@@ -69,10 +69,10 @@ def alive(pid):
     except (FileNotFoundError, ProcessLookupError):
         return False
 
-def start(binary, path, tmo_ms, slots):
+def start(binary, path, tmo_ms, slots, cwd=None):
     env = dict(os.environ, WEFT_WORKERS="1")
     p = subprocess.Popen([binary, path, str(tmo_ms), str(slots)], stdout=subprocess.PIPE,
-                         text=True, env=env)
+                         text=True, env=env, cwd=cwd)
     line = p.stdout.readline()
     if "listening on" not in line:
         p.kill()
@@ -93,7 +93,7 @@ def stop(p, path):
     return out
 
 def main():
-    binary = sys.argv[1]
+    binary = os.path.abspath(sys.argv[1])
     d = tempfile.mkdtemp(prefix="weft-runner-")
     path = os.path.join(d, "r.sock")
     # The limit is 2 s: with 0.4 s, a busy host could run a quick command
@@ -228,6 +228,22 @@ def main():
         fail("the command's process %d is still alive" % child)
     except ProcessLookupError:
         pass
+    # an abstract socket ("@name") has no file: the exit removed a file of
+    # that name from the current directory (unlink("@name"))
+    name = "@weft-runner-test-%d" % os.getpid()
+    with open(os.path.join(d, name), "w") as f:
+        f.write("not the runner's\n")
+    p = start(binary, name, 2000, 2, cwd=d)
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect("\0" + name[1:])
+    s.sendall(b"exit 6\n")
+    if s.recv(100) != b"exit 6\n":
+        fail("a command over an abstract socket")
+    s.close()
+    stop(p, os.path.join(d, "no-such-file"))
+    if not os.path.exists(os.path.join(d, name)):
+        fail("the runner on %s removed the file %s from its directory" % (name, name))
     print("runner-test: PASS")
 
 main()
