@@ -191,8 +191,12 @@ __noinline long slot_of(__u64 rt, long core)
 		v = bpf_map_lookup_elem(&slots, &k);
 		return v ? *v : -1;
 	}
-	cores[nv & (WEFT_BPF_MAX_CORES - 1)].rt_id = rt;
+	/* the core before the runtime: a slot whose runtime user space sees
+	 * is whole (a snapshot leaves out a slot with runtime 0, still being
+	 * filled: snap_drop_holes) */
 	cores[nv & (WEFT_BPF_MAX_CORES - 1)].core = (__u32)core;
+	asm volatile("" ::: "memory");
+	cores[nv & (WEFT_BPF_MAX_CORES - 1)].rt_id = rt;
 	return nv;
 }
 

@@ -53,7 +53,7 @@ unsigned snap_drop_holes(struct snap *s)
 	for (unsigned i = 0; i < n; i++)
 		to[i] = s->cores[i].core == WEFT_BPF_SLOT_HOLE ? -1 : (int)kept++;
 	if (kept == n)
-		return 0;
+		goto filled;
 	for (unsigned i = 0; i < n; i++) {
 		if (to[i] < 0 || (unsigned)to[i] == i)
 			continue;
@@ -85,6 +85,18 @@ unsigned snap_drop_holes(struct snap *s)
 		for (unsigned v = kept; v < n; v++)
 			memset(&s->matrix[t][v], 0, sizeof(s->matrix[t][v]));
 	s->slots_used = kept;
+filled:
+	/* A slot given out while the copy was made: its index is counted in
+	 * slots_used before its runtime and core are stored (bpf/weft.bpf.c
+	 * slot_of, mon_add_core), and it showed as a worker 0 of runtime 0x0
+	 * ("runtimes 2" over one). It, and the slots after it, wait for the
+	 * next snapshot, where they have these same indexes. A runtime's id
+	 * is its address: never 0 in a slot that is filled. */
+	for (unsigned i = 0; i < kept; i++)
+		if (!s->cores[i].rt_id) {
+			s->slots_used = i;
+			break;
+		}
 	return n - kept;
 }
 

@@ -178,7 +178,10 @@ unsigned snap_ncores(const struct snap *s);
 
 /* Remove the slots lost to a race (core WEFT_BPF_SLOT_HOLE, bpf/weft.h)
  * below slots_used: later slots move down, with their histograms, blocking
- * records and steal-matrix rows and columns. Returns the holes removed. */
+ * records and steal-matrix rows and columns. Then slots_used stops at the
+ * first slot not filled yet (runtime 0: given out while the snapshot was
+ * copied), which shows from the next snapshot on. Returns the holes
+ * removed. */
 unsigned snap_drop_holes(struct snap *s);
 
 /* cur - prev (prev may be a zeroed snap: totals since attach). */

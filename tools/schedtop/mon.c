@@ -375,8 +375,10 @@ int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
 		m->skel->bss->cores[n].core = WEFT_BPF_SLOT_HOLE;
 		return e == EEXIST ? 0 : -e;
 	}
-	m->skel->bss->cores[n].rt_id = rt;
+	/* the core first: a snapshot takes a slot whose runtime is set as
+	 * whole (snap_drop_holes) */
 	m->skel->bss->cores[n].core = core;
+	__atomic_store_n(&m->skel->bss->cores[n].rt_id, rt, __ATOMIC_RELEASE);
 	return 0;
 }
 
