@@ -99,6 +99,11 @@ struct tstate {
 	__u64 futex_ts;
 	__u32 slot;
 	__u32 park_sleep;  /* asleep in its park (futex parker word, epoll_wait or io_uring_enter) */
+	/* futex_from_switch 0 only: the core's thread is inside the system
+	 * call of its park (seen at sys_enter, until sys_exit); sched_switch
+	 * cannot read the registers that say so there */
+	__u32 park_call;
+	__u32 pad;
 };
 
 struct {
@@ -905,6 +910,13 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 						block_begin(ts->slot, c->counters_ptr, now);
 				}
 			}
+			/* Without bpf_task_pt_regs sys_enter said which call the
+			 * thread is in: a park sleep all the same (it was never
+			 * taken for one there, and every worker read running,
+			 * 0 % parked, no park durations: found by a review) */
+			if (!futex_from_switch && !preempt && ts->park_call && c &&
+			    ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid)
+				park_begin(c, ts, now);
 		}
 	}
 	if ((__u32)next->tgid == tgid) {
@@ -1023,11 +1035,23 @@ int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long id)
 	__u64 pt = bpf_get_current_pid_tgid();
 	if (!tgid || (__u32)(pt >> 32) != tgid)
 		return 0;
-	if (!futex_call_waits(id, PT_REGS_PARM2_CORE_SYSCALL(regs)))
+	struct sys_args a = { .nr = id };
+	a.a1 = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	bool waits = futex_call_waits(id, a.a1);
+	/* a core's thread has a tstate (learn_tid); others only for a wait */
+	struct tstate *ts = tstate_get((__u32)pt, waits);
+	if (!ts)
 		return 0;
-	struct tstate *ts = tstate_get((__u32)pt, true);
-	if (ts)
+	if (waits)
 		ts->futex_ts = bpf_ktime_get_ns();
+	/* The core's thread entering the wait of its park (is_park_sleep; the
+	 * thread is current, so its counters are readable): its sleeps until
+	 * sys_exit are park sleeps (sched_switch) */
+	struct weft_bpf_core *c = ts->slot < WEFT_BPF_MAX_CORES ? slot_get(ts->slot) : 0;
+	if (c && c->tid == (__u32)pt) {
+		a.a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		ts->park_call = is_park_sleep(&a, c);
+	}
 	return 0;
 }
 
@@ -1040,7 +1064,9 @@ int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	__u32 tid = (__u32)pt;
 	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
-	if (ts)
+	if (ts) {
 		futex_done(ts, bpf_ktime_get_ns());
+		ts->park_call = 0;
+	}
 	return 0;
 }

@@ -88,7 +88,8 @@ TEST is one of:
   uring_park
             count_target rounds 1 6 1 300 400 under WEFT_IO_DRIVER=uring: the
             worker parked in io_uring_enter reads parked, with park
-            durations, in every interval after the first.
+            durations, in every interval after the first. The same with
+            either driver under SCHEDTOP_FUTEX=tp (the syscall tracepoints).
   long_park count_target rounds 1 1 1 5000 0: one worker parks 5 s, then
             runs one task. schedtop's park p99 in the interval it ends is
             at least 5 s and at most 2^33 ns (its log2 bucket's bound); it
@@ -1770,9 +1771,24 @@ def test_uring_park(schedtop, load, lib):
     the driver and parks in io_uring_enter between 6 rounds 400 ms apart.
     Every interval after the first shows it parked most of the time, with
     park durations. It read running 100 % and park p50 0 (only epoll_wait
-    and the futex were taken for a park sleep)."""
+    and the futex were taken for a park sleep). Then the same, with either
+    driver, under the syscall tracepoints (SCHEDTOP_FUTEX=tp, what kernels
+    before 5.15 get): no park sleep was seen there at all, and the worker
+    read running, 0 % parked, no park durations (2026-12-07)."""
+    for extra in ({"WEFT_IO_DRIVER": "uring"},
+                  {"WEFT_IO_DRIVER": "uring", "SCHEDTOP_FUTEX": "tp"},
+                  {"SCHEDTOP_FUTEX": "tp"}):
+        parks_read(schedtop, load, extra)
+    print("PASS: a park in the io_uring driver reads as a park, and any park does under "
+          "the syscall tracepoints")
+
+
+def parks_read(schedtop, load, extra):
+    """count_target's one worker parks between rounds: under environment
+    `extra`, every interval after the first shows it parked, with park
+    durations."""
     target = os.path.join(os.path.dirname(load), "count_target")
-    env = dict(os.environ, WEFT_IO_DRIVER="uring")
+    env = dict(os.environ, **extra)
     p = subprocess.run([schedtop, "--batch", "--json", "0.5", "--", target, "rounds", "1", "6",
                         "1", "300", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=30, env=env)
@@ -1781,18 +1797,21 @@ def test_uring_park(schedtop, load, lib):
     if "io_uring is not available" in p.stderr:
         skip("io_uring refused here: " + p.stderr.strip())
     if p.returncode != 0:
-        fail("schedtop -- count_target: exit %d: %s" % (p.returncode, p.stderr))
+        fail("%s schedtop -- count_target: exit %d: %s" % (extra, p.returncode, p.stderr))
     objs = [o for o in (json.loads(l) for l in p.stdout.splitlines() if l.startswith("{"))
             if "schema" in o and not o["final"]]
+    if "SCHEDTOP_FUTEX" in extra and objs and \
+            not objs[0]["overhead"]["futex_probe"].startswith("tp_btf"):
+        fail("%s: futex probe %s" % (extra, objs[0]["overhead"]["futex_probe"]))
     rows = [(w["state"], w["parked_pct"], w["park_p50_ns"]) for o in objs[1:]
             for w in o["worker"]]
-    print("(state, parked %, park p50 ns) per interval after the first:", rows)
+    print("%s: (state, parked %%, park p50 ns) per interval after the first: %s"
+          % (extra, rows))
     if len(rows) < 3:
-        fail("too few intervals: %s" % p.stdout[-500:])
+        fail("%s: too few intervals: %s" % (extra, p.stdout[-500:]))
     bad = [r for r in rows if r[1] < 50 or r[2] == 0]
     if bad:
-        fail("a worker parked in io_uring_enter shown %s" % bad)
-    print("PASS: a park in the io_uring driver reads as a park")
+        fail("%s: a parked worker shown %s" % (extra, bad))
 
 
 def test_exec(schedtop, load, lib):
