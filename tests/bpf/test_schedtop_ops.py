@@ -41,7 +41,9 @@ TEST is one of:
             copy: `-- sh -c` works and the shell and the program it starts
             hold no capability (CapPrm, CapEff 0). As root through
             `setpriv --reuid=65534` to nobody's program: the loader schedtop
-            asks for the program's libweft (ld.so --list) runs as nobody.
+            asks for the program's libweft (ld.so --list) runs as nobody. A
+            wrapper with 300 jobs in the background when it execs the
+            program: all 300 finish.
             (LATE_TARGET, LATE_PLUGIN in the environment.)
   record    the flight recorder. tests/bpf/stall_target spins 2 s in one poll
             under `schedtop record --last 5s 0.25`: a dump named
@@ -1027,6 +1029,7 @@ def test_wrappers(st, wl_test, wl, lib):
     if p.returncode != 128 + 9 or "killed by signal 9" not in p.stderr:
         fail("-- sh -c '...; kill -9 $$': schedtop exited %d, want 137: %s"
              % (p.returncode, p.stderr))
+    many_children(st, wl_test)
     p = run([st, "--batch", "--", "sh", "-c", "true"])
     if p.returncode != 1 or "started nothing that does" not in p.stderr:
         fail("a wrapper without libweft: rc %d, %r" % (p.returncode, p.stderr))
@@ -1095,6 +1098,33 @@ def root_wrapper_to_nobody(st, wl_test, lib):
                  "all uid 65534): %s" % owners)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def many_children(st, wl_test):
+    """A wrapper with 300 jobs in the background when it execs the
+    program: every one runs on, untraced, after the attach. schedtop
+    followed at most 256 processes; the others stayed traced, unknown,
+    and a job waiting on its child stopped at its SIGCHLD for good, then
+    was killed when schedtop exited (PTRACE_O_EXITKILL): 232 of 300
+    markers were made."""
+    d = tempfile.mkdtemp(prefix="schedtop-bg-")
+    try:
+        p = run([st, "--batch", "--json", "0.5", "--", "sh", "-c",
+                 "for i in $(seq 300); do (sleep 3; touch %s/m$i) & done; exec %s 2 40"
+                 % (d, wl_test)], timeout=60)
+        if p.returncode:
+            fail("300 background jobs: schedtop exited %d: %s" % (p.returncode, p.stderr))
+        exact_counts(p.stdout, "300 background jobs")
+        end = time.time() + 30
+        while time.time() < end and len(os.listdir(d)) < 300:
+            time.sleep(0.2)
+        n = len(os.listdir(d))
+        print("300 background jobs ->", p.stderr.strip().splitlines()[-1:], n, "finished")
+        if n != 300:
+            fail("%d of the wrapper's 300 background jobs finished: the rest stayed traced "
+                 "and died with schedtop: %s" % (n, p.stderr))
+    finally:
+        shutil.rmtree(d)
 
 
 def wrapper_as_nobody(st, wl_test, lib):

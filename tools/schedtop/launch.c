@@ -261,8 +261,25 @@ static void add(struct launch *l, pid_t p)
 	for (int i = 0; i < l->ntraced; i++)
 		if (l->traced[i] == p)
 			return;
-	if (l->ntraced < LAUNCH_MAX_TRACED)
-		l->traced[l->ntraced++] = p;
+	if (l->ntraced == l->cap) {
+		int nc = l->cap ? 2 * l->cap : 64;
+		pid_t *n = realloc(l->traced, (size_t)nc * sizeof(*n));
+		if (!n) {
+			/* not followed: it stays traced until schedtop exits */
+			fprintf(stderr, "schedtop: out of memory following process %d\n", (int)p);
+			return;
+		}
+		l->traced = n;
+		l->cap = nc;
+	}
+	l->traced[l->ntraced++] = p;
+}
+
+static void list_free(struct launch *l)
+{
+	free(l->traced);
+	l->traced = NULL;
+	l->ntraced = l->cap = 0;
 }
 
 static bool known(const struct launch *l, pid_t p)
@@ -366,6 +383,7 @@ int launch_follow(char *const cmd[], struct launch *l, char *lib, size_t n, char
 		kill(c, SIGKILL);
 		waitpid(c, NULL, __WALL);
 		snprintf(err, en, "start %s: %s", cmd[0], strerror(e));
+		list_free(l);
 		return -e;
 	}
 	close(fds[1]);
@@ -391,6 +409,7 @@ int launch_follow(char *const cmd[], struct launch *l, char *lib, size_t n, char
 					snprintf(err, en, "%s was killed (signal %d) before any "
 							  "process it started loaded libweft",
 						 cmd[0], WTERMSIG(l->child_status));
+				list_free(l);
 				return -ECHILD;
 			}
 			continue;
@@ -466,6 +485,7 @@ void launch_release(struct launch *l)
 		ptrace(PTRACE_DETACH, l->target, 0, 0);
 		drop(l, l->target);
 	}
+	list_free(l);
 }
 
 void launch_abort(struct launch *l)
@@ -488,6 +508,7 @@ void launch_abort(struct launch *l)
 			ended(l, p, st);
 	}
 	l->target = 0;
+	list_free(l);
 }
 
 static int child_in = -1, child_out = -1;

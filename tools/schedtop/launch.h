@@ -21,13 +21,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define LAUNCH_MAX_TRACED 256
-
 struct launch {
 	pid_t child;                 /* CMD, schedtop's child */
 	pid_t target;                /* the process that loads libweft, held at exec */
-	pid_t traced[LAUNCH_MAX_TRACED];
-	int ntraced;
+	/* every process and thread traced, as many as CMD starts (a fixed 256
+	 * left the rest traced but unknown: never detached, and killed when
+	 * schedtop exited, PTRACE_O_EXITKILL). Freed by launch_release and
+	 * launch_abort, and by launch_follow when it fails. */
+	pid_t *traced;
+	int ntraced, cap;
 	int child_status;            /* CMD's wait status if it was reaped here */
 	bool child_reaped;
 };
