@@ -469,10 +469,16 @@ void launch_detach_others(struct launch *l)
 		int ev = (int)((unsigned)st >> 16), sig = ev == 0 ? WSTOPSIG(st) : 0;
 		if (is_new_child_event(ev)) {
 			unsigned long np;
-			if (!ptrace(PTRACE_GETEVENTMSG, p, 0, &np) && (pid_t)np != l->target) {
-				add(l, (pid_t)np); /* it reports its own stop: detached then */
-				ptrace(PTRACE_INTERRUPT, (pid_t)np, 0, 0);
-			}
+			/* It reports its own stop: detached then. Unless that
+			 * stop came first (or its exit): the child is not ours
+			 * any more and the interrupt fails. Listed anyway, it
+			 * was waited for and never reported: the loop ran its
+			 * 2 s with the target held at its exec, and said the
+			 * processes "did not stop to be detached" (found by a
+			 * review). */
+			if (!ptrace(PTRACE_GETEVENTMSG, p, 0, &np) && (pid_t)np != l->target &&
+			    !ptrace(PTRACE_INTERRUPT, (pid_t)np, 0, 0))
+				add(l, (pid_t)np);
 		}
 		ptrace(PTRACE_DETACH, p, 0, sig);
 		drop(l, p);
