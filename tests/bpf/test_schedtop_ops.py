@@ -2354,6 +2354,34 @@ def test_hardening(st, wl_test, wl, lib):
     if n <= 0:
         fail("a target whose libweft was deleted: polls %d (%s)" % (n, err.strip()))
     print("target whose libweft was deleted since: %d polls seen" % n)
+    # ... and the same two with weft linked into the executable: the probes
+    # went on the path /proc/PID/exe shows, which names nothing here
+    # ("... (deleted) has no weft:runtime_create probe", the host's file)
+    wst = os.environ.get("WEFT_LOAD_STATIC")
+    if not wst:
+        fail("WEFT_LOAD_STATIC not set (run through ctest)")
+    ns = subprocess.Popen(["unshare", "-m", "sh", "-c",
+                           'mount -t tmpfs none "$1" && cp "$2" "$1/weft_load" && '
+                           'exec "$1/weft_load" 2 100000', "sh", nsdir, wst],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    n, err = polls_seen(ns.pid)
+    stop(ns)
+    if n <= 0:
+        fail("a static weft program in another mount namespace: polls %d (%s)"
+             % (n, err.strip()))
+    print("static weft program in another mount namespace: %d polls seen" % n)
+    dexe = os.path.join(deldir, "weft_load_static")
+    shutil.copy(wst, dexe)
+    dl = subprocess.Popen([dexe, "2", "100000"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    os.unlink(dexe)
+    n, err = polls_seen(dl.pid)
+    stop(dl)
+    if n <= 0:
+        fail("a static weft program deleted since it started: polls %d (%s)"
+             % (n, err.strip()))
+    print("static weft program deleted since it started: %d polls seen" % n)
 
     # 14. record's dumps carry the lints and latency --batch --json shows
     #     (only the stall lints were made there)
