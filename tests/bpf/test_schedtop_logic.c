@@ -767,6 +767,47 @@ static void test_trace(void)
 	free(buf);
 	evbuf_free(&b);
 
+	/* More runtimes than the 16 the tracks had room for (a process that
+	 * creates runtimes one after another, or many_rt): every one's
+	 * events are drawn and summed. Those of the 17th and later were left
+	 * out of the trace and the summary, unsaid (20 runtimes: 16 rows). */
+	struct evbuf many = { 0 };
+	for (unsigned r = 0; r < 20; r++) {
+		struct weft_bpf_event e = { .rt_id = 0x10000 + r * 0x1000, .core = 1 };
+		e.ts = 1000 + r * 100;
+		e.type = WEFT_EV_WORKER_START;
+		e.tid = 100 + r;
+		evbuf_push(&many, &e);
+		e.ts += 10;
+		e.type = WEFT_EV_STEAL;
+		e.a0 = 0; /* from core 0 of the same runtime */
+		e.a1 = 3;
+		evbuf_push(&many, &e);
+		e.ts += 10;
+		e.type = WEFT_EV_PARK;
+		e.a0 = e.a1 = 0;
+		evbuf_push(&many, &e);
+	}
+	buf = NULL;
+	m = open_memstream(&buf, &len);
+	trace_chrome_write(m, &many, 7, &st);
+	fclose(m);
+	CHECK(st.flows == 20, "20 runtimes: flows %zu", st.flows);
+	CHECK(strstr(buf, "runtime 19 (0x23000) worker 1"), "no track of the 20th runtime");
+	free(buf);
+	buf = NULL;
+	m = open_memstream(&buf, &len);
+	trace_summary(m, &many);
+	fclose(m);
+	unsigned rows = 0;
+	for (const char *q = buf; (q = strstr(q, "\n0x")); q++)
+		rows++;
+	CHECK(rows == 20 && strstr(buf, "0x23000"), "20 runtimes: %u summary rows: %s", rows, buf);
+	CHECK(strstr(buf, "all") && strstr(buf, "        20           60"),
+	      "20 runtimes: all steals: %s", buf);
+	free(buf);
+	evbuf_free(&many);
+
 	/* a line that is not an event is reported with its number */
 	static char two[] = "{\"ts_ns\":1,\"type\":\"steal\",\"core\":0}\n{\"x\":1}\n";
 	m = fmemopen(two, strlen(two), "r");

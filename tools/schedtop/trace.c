@@ -171,24 +171,32 @@ int trace_jsonl_read(FILE *f, struct evbuf *b, size_t *bad_line)
 /* ------------------------------------------------------------ tracks */
 
 /* Workers of several runtimes stay apart: a track per (runtime, core),
- * runtimes numbered in the order their first event came. */
-#define TRACE_MAX_RT 16
-#define TRACE_TRACKS (TRACE_MAX_RT * WEFT_BPF_MAX_CORES)
-
+ * runtimes numbered in the order their first event came, as many as the
+ * events name (room for 16 before: the events of the 17th runtime and
+ * later were left out of the trace and the summary, unsaid - found by a
+ * review). */
 struct rt_index {
-	unsigned long long rt[TRACE_MAX_RT];
-	unsigned n;
+	unsigned long long *rt;
+	unsigned n, cap, last;
 };
 
 static int rt_idx(struct rt_index *x, unsigned long long rt)
 {
+	if (x->last < x->n && x->rt[x->last] == rt)
+		return (int)x->last;
 	for (unsigned i = 0; i < x->n; i++)
 		if (x->rt[i] == rt)
-			return (int)i;
-	if (x->n == TRACE_MAX_RT)
-		return -1;
+			return (int)(x->last = i);
+	if (x->n == x->cap) {
+		unsigned nc = x->cap ? 2 * x->cap : 16;
+		unsigned long long *p = realloc(x->rt, nc * sizeof(*p));
+		if (!p)
+			return -1;
+		x->rt = p;
+		x->cap = nc;
+	}
 	x->rt[x->n] = rt;
-	return (int)x->n++;
+	return (int)(x->last = x->n++);
 }
 
 /* The track of core `core` of e's runtime, or -1. */
@@ -202,10 +210,18 @@ static int track_of(struct rt_index *x, const struct weft_bpf_event *e, long lon
 
 static unsigned count_runtimes(const struct evbuf *b)
 {
-	struct rt_index x = { .n = 0 };
+	struct rt_index x = { 0 };
 	for (size_t i = 0; i < b->n; i++)
 		rt_idx(&x, b->ev[i].rt_id);
+	free(x.rt);
 	return x.n;
+}
+
+/* Tracks for every (runtime, core) of b: one row of cores per runtime. */
+static size_t tracks_for(const struct evbuf *b, unsigned *nrt)
+{
+	*nrt = count_runtimes(b);
+	return (size_t)(*nrt ? *nrt : 1) * WEFT_BPF_MAX_CORES;
 }
 
 /* ------------------------------------------------------------ chrome JSON */
@@ -264,9 +280,11 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 	if (!st)
 		st = &dummy;
 	memset(st, 0, sizeof(*st));
-	struct track *tr = calloc(TRACE_TRACKS, sizeof(*tr));
-	struct rt_index rx = { .n = 0 };
-	bool multi = count_runtimes(b) > 1;
+	unsigned nrt;
+	size_t ntr = tracks_for(b, &nrt);
+	struct track *tr = calloc(ntr, sizeof(*tr));
+	struct rt_index rx = { 0 };
+	bool multi = nrt > 1;
 	if (!tr)
 		return;
 	unsigned long long t0 = b->n ? b->ev[0].ts : 0, tend = b->n ? b->ev[b->n - 1].ts : 0;
@@ -354,11 +372,12 @@ void trace_chrome_write(FILE *f, const struct evbuf *b, int pid, struct trace_st
 			break;
 		}
 	}
-	for (int c = 0; c < TRACE_TRACKS; c++)
+	for (size_t c = 0; c < ntr; c++)
 		if (tr[c].seen)
-			span(f, pid, c, tr[c].state, t0, tr[c].start, tend, st);
+			span(f, pid, (int)c, tr[c].state, t0, tr[c].start, tend, st);
 	fprintf(f, "\n]}\n");
 	free(tr);
+	free(rx.rt);
 }
 
 /* ---------------------------------------------------------------- summary */
@@ -371,13 +390,15 @@ static int u64_cmp(const void *x, const void *y)
 
 void trace_summary(FILE *f, const struct evbuf *b)
 {
-	unsigned long long *ops = calloc(TRACE_TRACKS, sizeof(*ops));
-	unsigned long long *tasks = calloc(TRACE_TRACKS, sizeof(*tasks));
-	unsigned long long *parks = calloc(TRACE_TRACKS, sizeof(*parks));
-	unsigned long long *park_at = calloc(TRACE_TRACKS, sizeof(*park_at));
-	unsigned char *seen = calloc(TRACE_TRACKS, 1);
+	unsigned nrt;
+	size_t ntr = tracks_for(b, &nrt);
+	unsigned long long *ops = calloc(ntr, sizeof(*ops));
+	unsigned long long *tasks = calloc(ntr, sizeof(*tasks));
+	unsigned long long *parks = calloc(ntr, sizeof(*parks));
+	unsigned long long *park_at = calloc(ntr, sizeof(*park_at));
+	unsigned char *seen = calloc(ntr, 1);
 	unsigned long long *dur = malloc((b->n + 1) * sizeof(*dur));
-	struct rt_index rx = { .n = 0 };
+	struct rt_index rx = { 0 };
 	size_t nd = 0;
 	if (!ops || !tasks || !parks || !park_at || !seen || !dur)
 		goto out;
@@ -413,12 +434,12 @@ void trace_summary(FILE *f, const struct evbuf *b)
 	fprintf(f, "%-6s %10s %12s %14s %8s\n", "worker", "steals", "tasks_stolen", "tasks/steal",
 		"parks");
 	unsigned long long to = 0, tt = 0;
-	for (int c = 0; c < TRACE_TRACKS; c++) {
+	for (size_t c = 0; c < ntr; c++) {
 		if (!seen[c])
 			continue;
 		if (rx.n > 1)
 			fprintf(f, "0x%-14llx ", rx.rt[c / WEFT_BPF_MAX_CORES]);
-		fprintf(f, "w%-5d %10llu %12llu %14.2f %8llu\n", c % WEFT_BPF_MAX_CORES, ops[c],
+		fprintf(f, "w%-5d %10llu %12llu %14.2f %8llu\n", (int)(c % WEFT_BPF_MAX_CORES), ops[c],
 			tasks[c], ops[c] ? (double)tasks[c] / (double)ops[c] : 0.0, parks[c]);
 		to += ops[c];
 		tt += tasks[c];
@@ -439,4 +460,5 @@ out:
 	free(park_at);
 	free(seen);
 	free(dur);
+	free(rx.rt);
 }
