@@ -103,7 +103,12 @@ struct tstate {
 	 * call of its park (seen at sys_enter, until sys_exit); sched_switch
 	 * cannot read the registers that say so there */
 	__u32 park_call;
-	__u32 pad;
+	/* futex_from_switch 0 only: the system call the thread is in (from
+	 * sys_enter to sys_exit, in_sys 1) and its user registers, which
+	 * block_begin takes from bpf_task_pt_regs otherwise */
+	__u32 in_sys;
+	__s64 sys_nr;
+	__u64 sys_ip, sys_sp;
 };
 
 struct {
@@ -795,7 +800,7 @@ static __always_inline void park_end(struct weft_bpf_core *c, struct tstate *ts,
 __noinline int block_begin(__u32 slot, __u64 counters_ptr, __u64 now)
 {
 	__u64 task = 0;
-	struct sys_args a;
+	struct sys_args a = {};
 	if (!counters_ptr || slot >= WEFT_BPF_MAX_CORES)
 		return 0;
 	if (bpf_probe_read_user(&task, sizeof(task),
@@ -803,9 +808,21 @@ __noinline int block_begin(__u32 slot, __u64 counters_ptr, __u64 now)
 					 __builtin_offsetof(struct weft_probe_counters, cur_task))) ||
 	    !task)
 		return 0;
-	/* the thread going to sleep is current in sched_switch */
-	if (!task_sys_args(bpf_get_current_task_btf(), &a))
-		return 0;
+	if (futex_from_switch) {
+		/* the thread going to sleep is current in sched_switch */
+		if (!task_sys_args(bpf_get_current_task_btf(), &a))
+			return 0;
+	} else {
+		/* what sys_enter kept (a sleep outside a system call, a page
+		 * fault: no call, no registers) */
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+		if (!ts)
+			return 0;
+		a.nr = ts->in_sys ? ts->sys_nr : -1;
+		a.ip = ts->in_sys ? ts->sys_ip : 0;
+		a.sp = ts->in_sys ? ts->sys_sp : 0;
+	}
 	struct weft_bpf_block_rec *r = &blocks[slot].cur;
 	r->seq++;
 	r->start_ts = now;
@@ -852,6 +869,19 @@ __noinline int block_end(__u32 slot, __u64 now)
 	b->cur.start_ts = 0;
 	b->cur.seq++;
 	return 0;
+}
+
+/* Asleep, not just rescheduled on its way back to user mode (a voluntary
+ * switch, preempt false, either way). The field is `state` before 5.14. */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline bool task_asleep(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state) != 0;
+	return BPF_CORE_READ((struct task_struct___pre514 *)t, state) != 0;
 }
 
 /* The global tgid of the target, learned from `prev` (the current task in
@@ -904,19 +934,22 @@ int BPF_PROG(weft_sched_switch, bool preempt, struct task_struct *prev, struct t
 				if (c && ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid) {
 					if (is_park_sleep(&a, c))
 						park_begin(c, ts, now);
-					/* asleep, not just rescheduled on its way
-					 * back to user mode (preempt false too) */
-					else if (BPF_CORE_READ(prev, __state) != 0)
+					else if (task_asleep(prev))
 						block_begin(ts->slot, c->counters_ptr, now);
 				}
 			}
 			/* Without bpf_task_pt_regs sys_enter said which call the
 			 * thread is in: a park sleep all the same (it was never
 			 * taken for one there, and every worker read running,
-			 * 0 % parked, no park durations: found by a review) */
-			if (!futex_from_switch && !preempt && ts->park_call && c &&
-			    ts->slot < WEFT_BPF_MAX_CORES && c->tid == (__u32)prev->pid)
-				park_begin(c, ts, now);
+			 * 0 % parked, no park durations: found by a review), or
+			 * a blocking call (blocking-call never fired there) */
+			if (!futex_from_switch && !preempt && c && ts->slot < WEFT_BPF_MAX_CORES &&
+			    c->tid == (__u32)prev->pid) {
+				if (ts->park_call)
+					park_begin(c, ts, now);
+				else if (task_asleep(prev))
+					block_begin(ts->slot, c->counters_ptr, now);
+			}
 		}
 	}
 	if ((__u32)next->tgid == tgid) {
@@ -1051,6 +1084,11 @@ int BPF_PROG(weft_sys_enter, struct pt_regs *regs, long id)
 	if (c && c->tid == (__u32)pt) {
 		a.a0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
 		ts->park_call = is_park_sleep(&a, c);
+		/* for block_begin, should it sleep in the call inside a poll */
+		ts->sys_nr = id;
+		ts->sys_ip = PT_REGS_IP_CORE(regs);
+		ts->sys_sp = PT_REGS_SP_CORE(regs);
+		ts->in_sys = 1;
 	}
 	return 0;
 }
@@ -1067,6 +1105,7 @@ int BPF_PROG(weft_sys_exit, struct pt_regs *regs, long ret)
 	if (ts) {
 		futex_done(ts, bpf_ktime_get_ns());
 		ts->park_call = 0;
+		ts->in_sys = 0;
 	}
 	return 0;
 }
