@@ -9,6 +9,8 @@
  *                    a runtime; sleeps 20 s
  *   churn N          after SIGUSR1: N short-lived threads, then a 2-worker
  *                    runtime whose tasks burn CPU for 3 s
+ *   churnidle N      a 2-worker runtime, parked; 0.6 s later N short-lived
+ *                    threads; then its tasks burn CPU for 3 s
  *   fds FILE         a runtime; writes the targets of its open fds to FILE
  *   escapes          its own name and a thread's hold terminal escapes
  *                    (ESC, BEL, the C1 CSI U+009B), another thread is
@@ -156,6 +158,29 @@ int main(int argc, char **argv)
 		struct weft_runtime *rt = rt_make(1);
 		ready();
 		pthread_join(t1, NULL);
+		weft_runtime_destroy(rt);
+		return 0;
+	}
+	if (argc >= 3 && !strcmp(argv[1], "churnidle")) {
+		/* the workers park first, then the threads churn (the thread
+		 * map's entries of the parked workers are the oldest), then
+		 * the workers burn */
+		int n = atoi(argv[2]);
+		struct weft_runtime *rt = rt_make(2);
+		ready();
+		struct timespec ts = { 0, 600000000 };
+		nanosleep(&ts, NULL);
+		for (int i = 0; i < n; i++) {
+			pthread_t t;
+			pthread_create(&t, NULL, brief, NULL);
+			pthread_join(t, NULL);
+		}
+		double end = now_s() + 3;
+		struct weft_task *t[2];
+		for (int i = 0; i < 2; i++)
+			weft_spawn_poll(rt, burn, &end, NULL, &t[i]);
+		for (int i = 0; i < 2; i++)
+			weft_join(t[i], NULL);
 		weft_runtime_destroy(rt);
 		return 0;
 	}

@@ -2216,6 +2216,19 @@ def test_hardening(st, wl_test, wl, lib):
     if best < 20:
         fail("after 5,000 threads churned, burning workers read at most %.1f %% CPU" % best)
     print("after 5,000 threads churned: both workers at %.1f %% CPU or more" % best)
+    # ... and 10,000 while the workers are parked, before they burn: the
+    #     parked workers' thread-map entries, the oldest, were evicted, made
+    #     again as other threads', and the burning workers read 0 % CPU
+    #     (other_threads 190 %) to the end
+    r = run([st, "--batch", "--json", "0.5", "--", rt, "churnidle", "10000"], timeout=90)
+    objs = [o for o in (json.loads(l) for l in r.stdout.splitlines() if l.startswith("{"))
+            if o.get("worker")]
+    best = max((min(w["cpu_pct"] for w in o["worker"]) for o in objs), default=0.0)
+    if r.returncode != 0 or best < 20:
+        fail("after 10,000 threads churned past the parked workers, burning workers read at "
+             "most %.1f %% CPU (rc %d): %s" % (best, r.returncode, r.stderr[-300:]))
+    print("after 10,000 threads churned past the parked workers: both at %.1f %% CPU or more"
+          % best)
 
     # 6. diff: a crafted trace (timestamps 1e30) ends at once; a
     #    one-interval recording is accepted
