@@ -773,7 +773,12 @@ static __always_inline bool is_park_sleep(const struct sys_args *a, const struct
 	/* Between polls only: a task's own epoll_wait (or io_uring) inside
 	 * its poll is a blocking call, not the driver's wait (it read as a
 	 * park, 100 % parked, and blocking-call never saw it: found by a
-	 * review). The futex on the parker word is weft's alone. */
+	 * review). The futex on the parker word is weft's alone. Outside any
+	 * system call (a page fault, a preemption) nr reads -1, which is
+	 * also what the table above gives a call an architecture lacks
+	 * (arm64's epoll_wait): such a switch is no park. */
+	if (a->nr < 0)
+		return false;
 	if (a->nr == NR_EPOLL_WAIT || a->nr == NR_EPOLL_PWAIT || a->nr == NR_EPOLL_PWAIT2)
 		return !in_poll(c);
 	if (a->nr == NR_IO_URING_ENTER && a->a1 == 0)
