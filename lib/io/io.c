@@ -72,9 +72,11 @@ struct weft_io {
 	_Atomic bool urgent;            /* an EPOLLPRI came: a read may stop at the urgent mark */
 	/* io_uring driver: the poll's cancel was asked (under lock); the
 	 * poll posted an event and stayed armed (driver thread only); the
-	 * link of the driver's arm_pending list. */
+	 * overflows counted when it was armed; the link of the driver's
+	 * arm_pending list. */
 	bool uring_removing;
 	bool uring_more;
+	uint64_t uring_gen;             /* weft__uring_overflows when armed (io->lock) */
 	struct weft_io *arm_next;
 	/* io_uring: the poll holds a reference, and io is on the driver's
 	 * `polled` list (both under retired_lock): whoever takes it off
@@ -304,19 +306,8 @@ static unsigned uring_state(struct weft_io *io, unsigned bits)
 	return bits;
 }
 
-void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
+static void io_event(struct weft_runtime *rt, struct weft_io *io, uint32_t events)
 {
-	struct weft_io *io = reg;
-	if (events & WEFT__EV_ENDED) {
-		uint32_t how = events & (WEFT__EV_FAILED | WEFT__EV_CANCELED);
-		events &= ~(WEFT__EV_ENDED | WEFT__EV_FAILED | WEFT__EV_CANCELED);
-		if (!how && events)
-			weft__io_ready(rt, reg, events);
-		poll_ended(io, how);
-		return;
-	}
-	if (rt->driver.uring)
-		io->uring_more = true; /* a completion with IORING_CQE_F_MORE: still armed */
 	unsigned bits = epoll_to_bits(events);
 	if (rt->driver.uring)
 		bits = uring_state(io, bits);
@@ -325,6 +316,27 @@ void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
 		atomic_store_explicit(&io->urgent, true, memory_order_relaxed); /* before the bits */
 	uint64_t r = update_bits(io, bits, RD_STATE);
 	wake_dir_bound(io, bits, r >> 8);
+}
+
+void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events)
+{
+	struct weft_io *io = reg;
+	if (events & WEFT__EV_ENDED) {
+		uint32_t how = events & (WEFT__EV_FAILED | WEFT__EV_CANCELED);
+		events &= ~(WEFT__EV_ENDED | WEFT__EV_FAILED | WEFT__EV_CANCELED);
+		/* The last completion's mask is an event, but not one that
+		 * kept the poll armed: counted as one (uring_more), a poll
+		 * that ends at once with a mask - a file whose poll never
+		 * waits, such as a hung-up terminal's - was armed again at
+		 * every driver pass, for good (found by a review). */
+		if (!how && events)
+			io_event(rt, io, events);
+		poll_ended(io, how);
+		return;
+	}
+	if (rt->driver.uring)
+		io->uring_more = true; /* a completion with IORING_CQE_F_MORE: still armed */
+	io_event(rt, io, events);
 }
 
 void weft__io_free_retired(struct weft_runtime *rt)
@@ -379,6 +391,7 @@ static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg
 static int uring_arm_locked(struct weft_io *io)
 {
 	io->uring_more = false;
+	io->uring_gen = weft__uring_overflows(io->rt);
 	return weft__uring_arm(io->rt, io->fd, io, WANTED);
 }
 
@@ -566,10 +579,13 @@ static void driver_del(struct weft_io *io)
  *    polls at their next event; the new poll's first check reports the
  *    readiness that event carried;
  *  - it ended by itself with a mask after at least one event that kept it
- *    armed (a completion-queue overflow ends a multishot poll).
- * A poll that failed otherwise, or ended at once with a mask (a file
- * io_uring cannot poll and calls always ready), marks the registration
- * with an error instead: no readiness will come, and re-arming would spin.
+ *    armed, or with the completion queue overflowed since it was armed
+ *    (uring.c, note_overflow: an event that finds no room ends a multishot
+ *    poll on some kernels, even its first).
+ * A poll that failed otherwise, or ended at once with a mask (a file whose
+ * poll never waits, such as a hung-up terminal's: io_uring calls it always
+ * ready), marks the registration with an error instead: no readiness will
+ * come, and re-arming would spin.
  * Under io->lock, against driver_del: either the cancel is asked after the
  * new poll is in the kernel (it finds it), or we see it asked and do not
  * arm.
@@ -578,8 +594,10 @@ static void poll_ended(struct weft_io *io, uint32_t how)
 {
 	pthread_mutex_lock(&io->lock);
 	bool removing = io->uring_removing;
-	bool again = !removing && ((how & WEFT__EV_CANCELED) ||
-				   (!(how & WEFT__EV_FAILED) && io->uring_more));
+	bool again = !removing &&
+		     ((how & WEFT__EV_CANCELED) ||
+		      (!(how & WEFT__EV_FAILED) &&
+		       (io->uring_more || weft__uring_overflows(io->rt) != io->uring_gen)));
 	if (again && uring_arm_locked(io) == 0) {
 		pthread_mutex_unlock(&io->lock);
 		atomic_fetch_add_explicit(&io->rt->driver.io_polls_rearmed, 1, memory_order_relaxed);

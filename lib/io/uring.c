@@ -32,8 +32,10 @@
  *   of the kernel's as well (io.c), dropped only when that last completion
  *   is consumed: no completion can name freed memory.
  * - A multishot poll can end by itself (the completion queue overflowed):
- *   a last completion with a mask, after events that kept it armed,
- *   re-arms it. One that ends at once is a file io_uring cannot poll.
+ *   a last completion with a mask, after events that kept it armed or
+ *   with an overflow seen since it was armed (`overflows`), re-arms it.
+ *   One that ends at once otherwise is a file whose poll never waits (a
+ *   hung-up terminal's): re-armed, it would end so at every pass.
  * - Files without readiness (regular files, directories, block devices,
  *   /dev/null): epoll refuses them with EPERM, io_uring would report them
  *   always ready. io.c refuses them with EPERM under both drivers.
@@ -97,7 +99,37 @@ struct weft__uring {
 	pthread_mutex_t sq_lock;
 	_Atomic bool wake_pending;
 	_Atomic uint64_t submits;
+	_Atomic uint64_t overflows;
 };
+
+/*
+ * Count an overflow of the completion queue if there is one (completions
+ * waiting in the kernel's list, or the queue full). Looked at before every
+ * system call that may move the waiting ones in (a submission, a wait, the
+ * peek's flush), all of which are ours: a completion that went through the
+ * list is read only after such a look saw it there. So a poll that ended
+ * at once because its first event found no room is told from one that
+ * cannot wait (weft__uring_overflows, io.c poll_ended).
+ */
+static void note_overflow(struct weft__uring *u)
+{
+	/* the head with an atomic load: submitters look too, while the
+	 * consumer moves it (io_uring_cq_ready reads it plainly) */
+	unsigned ready = io_uring_smp_load_acquire(u->ring.cq.ktail) -
+			 IO_URING_READ_ONCE(*u->ring.cq.khead);
+	if ((IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW) ||
+	    ready >= *u->ring.cq.kring_entries)
+		/* seq_cst: before the system call that may move the list
+		 * in; pairs with weft__uring_overflows, read by the consumer
+		 * after it took a completion that came through the list */
+		atomic_fetch_add_explicit(&u->overflows, 1, memory_order_seq_cst);
+}
+
+uint64_t weft__uring_overflows(struct weft_runtime *rt)
+{
+	/* seq_cst: pairs with note_overflow's count */
+	return atomic_load_explicit(&rt->driver.uring->overflows, memory_order_seq_cst);
+}
 
 int weft__uring_init(struct weft_runtime *rt)
 {
@@ -130,6 +162,7 @@ int weft__uring_init(struct weft_runtime *rt)
 	pthread_mutex_init(&u->sq_lock, NULL);
 	atomic_init(&u->wake_pending, false);
 	atomic_init(&u->submits, 0);
+	atomic_init(&u->overflows, 0);
 	rt->driver.uring = u;
 	return 0;
 }
@@ -156,6 +189,7 @@ static int submit_locked(struct weft__uring *u, struct io_uring_sqe *sqe)
 {
 	int n = 0;
 	for (int tries = 0; tries < 100; tries++) {
+		note_overflow(u);
 		n = io_uring_submit(&u->ring);
 		if (n >= 0 && io_uring_sq_ready(&u->ring) == 0)
 			return 0;
@@ -172,6 +206,7 @@ static struct io_uring_sqe *get_sqe_locked(struct weft__uring *u)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 	if (!sqe) { /* full: everything is submitted at once, so only after a failure */
+		note_overflow(u);
 		io_uring_submit(&u->ring);
 		sqe = io_uring_get_sqe(&u->ring);
 	}
@@ -265,6 +300,7 @@ int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, i
 	if (atomic_load_explicit(&rt->driver.no_driver, memory_order_relaxed))
 		return 0;
 	weft__io_arm_pending(rt);
+	note_overflow(u);
 	if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
 		struct __kernel_timespec ts = { timeout_ns / 1000000000ll, timeout_ns % 1000000000ll };
 		struct io_uring_getevents_arg arg = {
@@ -282,6 +318,7 @@ int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, i
 	int got = 0;
 	while (got < max) {
 		unsigned want = (unsigned)(max - got) < 64 ? (unsigned)(max - got) : 64;
+		note_overflow(u); /* the peek flushes the kernel's list when the queue is empty */
 		unsigned n = io_uring_peek_batch_cqe(&u->ring, cqes, want);
 		if (n == 0)
 			break;
@@ -343,6 +380,11 @@ int weft__uring_disarm(struct weft_runtime *rt, void *reg)
 	return -ENOSYS;
 }
 void weft__uring_wake(struct weft_runtime *rt) { (void)rt; }
+uint64_t weft__uring_overflows(struct weft_runtime *rt)
+{
+	(void)rt;
+	return 0;
+}
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns)
 {
 	(void)rt, (void)ev, (void)max, (void)timeout_ns;

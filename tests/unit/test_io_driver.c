@@ -527,6 +527,42 @@ Test(io_driver, a_file_without_poll_is_eperm_on_both, .timeout = WT_TMO(30))
 }
 
 /*
+ * A file whose poll method reports readiness but never waits (a terminal
+ * hung up: its master closed, the slave's file takes hung_up_tty_fops):
+ * epoll takes it and reports its HUP and ERROR once, as an edge; io_uring
+ * ends each poll on it at once with that mask. The mask's own event
+ * counted as one that kept the poll armed, so it was armed again at every
+ * driver pass, for good: an idle runtime's driver never slept (found by a
+ * review). The poll is given up, as a broken one: the read still reaches
+ * the terminal (end of file), as under epoll.
+ */
+Test(io_driver, a_hung_up_terminal_does_not_make_the_driver_spin, .timeout = WT_TMO(30))
+{
+	for (int d = WEFT_IO_DRIVER_EPOLL; d <= WEFT_IO_DRIVER_URING; d++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(d, &rt), 0);
+		int m = posix_openpt(O_RDWR | O_NOCTTY);
+		cr_assert_geq(m, 0, "/dev/ptmx: %s", strerror(errno));
+		cr_assert_eq(grantpt(m), 0);
+		cr_assert_eq(unlockpt(m), 0);
+		int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+		cr_assert_geq(s, 0, "%s: %s", ptsname(m), strerror(errno));
+		close(m); /* hangs the slave up */
+		struct weft_io *io = NULL;
+		cr_assert_eq(weft_io_register(rt, s, &io), 0, "driver %d", d);
+		wt_sleep_ms(300);
+		uint64_t rearmed = atomic_load(&rt->driver.io_polls_rearmed);
+		char c;
+		ssize_t n = weft_read(io, &c, 1);
+		cr_assert_eq(weft_io_close(io), 0);
+		wt_rt_destroy(rt);
+		cr_assert_leq(rearmed, 1, "driver %d: the poll was armed again %llu times in 300 ms",
+			      d, (unsigned long long)rearmed);
+		cr_assert_eq(n, 0, "driver %d: weft_read = %zd", d, n);
+	}
+}
+
+/*
  * A poll that fails (a completion with an error: -ENOMEM, -EINVAL for a
  * file io_uring cannot watch) leaves the registration "broken": ERROR
  * that no event clears, so every wait ends at once. The calls that loop
