@@ -429,7 +429,10 @@ static bool poll_unref_locked(struct weft__driver *d, struct weft_io *io)
 static void poll_gone(struct weft_io *io, bool broken)
 {
 	if (broken) {
-		update_bits(io, WEFT_IO_ERROR | RD_BROKEN, RD_STATE);
+		/* added to the state, not in its place: a hang-up seen (the
+		 * poll's last mask, a hung-up terminal's) stays reported, as
+		 * epoll reports it (it cleared HUP: found by a review) */
+		update_bits(io, WEFT_IO_ERROR | RD_BROKEN, 0);
 		wake_dir(io, WEFT_IO_ERROR);
 	}
 	struct weft__driver *d = &io->rt->driver;

@@ -552,6 +552,7 @@ Test(io_driver, a_hung_up_terminal_does_not_make_the_driver_spin, .timeout = WT_
 		cr_assert_eq(weft_io_register(rt, s, &io), 0, "driver %d", d);
 		wt_sleep_ms(300);
 		uint64_t rearmed = atomic_load(&rt->driver.io_polls_rearmed);
+		int ready = weft_io_wait(io, WEFT_IO_READABLE, 1000000000);
 		char c;
 		ssize_t n = weft_read(io, &c, 1);
 		cr_assert_eq(weft_io_close(io), 0);
@@ -559,6 +560,7 @@ Test(io_driver, a_hung_up_terminal_does_not_make_the_driver_spin, .timeout = WT_
 		cr_assert_leq(rearmed, 1, "driver %d: the poll was armed again %llu times in 300 ms",
 			      d, (unsigned long long)rearmed);
 		cr_assert_eq(n, 0, "driver %d: weft_read = %zd", d, n);
+		cr_assert(ready > 0 && (ready & WEFT_IO_HUP), "driver %d: weft_io_wait = %#x", d, ready);
 	}
 }
 
