@@ -346,6 +346,22 @@ static void test_polls_restart(void)
 	free(iv);
 }
 
+/* Two snapshots through a recording's text and back, as `schedtop record`
+ * writes them and `schedtop report` reads them. */
+static void record_round_trip(struct snap *const s[2], struct snap *r[2])
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	snap_write(m, s[0], 0);
+	snap_write(m, s[1], 1);
+	fclose(m);
+	m = fmemopen(buf, len, "r");
+	CHECK(snap_read(m, r[0]) == 1 && snap_read(m, r[1]) == 1, "read back");
+	fclose(m);
+	free(buf);
+}
+
 /* `schedtop report` replays what --batch --record wrote: the same
  * intervals as the live run. A core the registry lists but that fired no
  * probe yet (attached to a running runtime: rt_id known, no thread, state
@@ -373,15 +389,7 @@ static void test_record_replay_attach(void)
 	s[1]->pid = 42;
 	s[1]->cores[0].tid = 7;
 	interval_compute(live, s[0], s[1], &l1);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	snap_write(m, s[0], 0);
-	snap_write(m, s[1], 1);
-	fclose(m);
-	m = fmemopen(buf, len, "r");
-	CHECK(snap_read(m, r[0]) == 1 && snap_read(m, r[1]) == 1, "read back");
-	fclose(m);
+	record_round_trip(s, r);
 	interval_compute(replay, r[0], r[1], &l2);
 	CHECK(live->row[0].polls == 0, "live: polls %llu, want 0 (no baseline)",
 	      (unsigned long long)live->row[0].polls);
@@ -390,7 +398,6 @@ static void test_record_replay_attach(void)
 	      "replayed: %u workers, polls %llu (%.0f/s); live: %u workers, polls %llu (%.0f/s)",
 	      replay->workers, (unsigned long long)replay->row[0].polls, replay->polls_per_s,
 	      live->workers, (unsigned long long)live->row[0].polls, live->polls_per_s);
-	free(buf);
 	for (int i = 0; i < 2; i++) {
 		free(s[i]);
 		free(r[i]);
@@ -421,22 +428,13 @@ static void test_record_replay_oncpu(void)
 		s[i]->cores[0].oncpu_since = sec;  /* on CPU since 1 s */
 	}
 	interval_compute(live, s[0], s[1], &l1);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len);
-	snap_write(m, s[0], 0);
-	snap_write(m, s[1], 1);
-	fclose(m);
-	m = fmemopen(buf, len, "r");
-	CHECK(snap_read(m, r[0]) == 1 && snap_read(m, r[1]) == 1, "read back");
-	fclose(m);
+	record_round_trip(s, r);
 	interval_compute(replay, r[0], r[1], &l2);
 	CHECK(live->row[0].cpu_pct > 99.9 && live->row[0].cpu_pct < 100.1, "live: cpu %.1f%%, want 100",
 	      live->row[0].cpu_pct);
 	CHECK(r[1]->cores[0].oncpu_since == sec && replay->row[0].cpu_pct == live->row[0].cpu_pct,
 	      "replayed: cpu %.1f%% (oncpu_since %llu); live: %.1f%%", replay->row[0].cpu_pct,
 	      (unsigned long long)r[1]->cores[0].oncpu_since, live->row[0].cpu_pct);
-	free(buf);
 	for (int i = 0; i < 2; i++) {
 		free(s[i]);
 		free(r[i]);
