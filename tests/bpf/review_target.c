@@ -95,6 +95,26 @@ static enum weft_poll burn(void *s, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* n threads made and ended one after another, then two tasks burn 3 s on
+ * rt's workers (a runtime of 2 made here when rt is NULL), then destroy. */
+static void churn_then_burn(struct weft_runtime *rt, int n)
+{
+	for (int i = 0; i < n; i++) {
+		pthread_t t;
+		pthread_create(&t, NULL, brief, NULL);
+		pthread_join(t, NULL);
+	}
+	if (!rt)
+		rt = rt_make(2);
+	double end = now_s() + 3;
+	struct weft_task *t[2];
+	for (int i = 0; i < 2; i++)
+		weft_spawn_poll(rt, burn, &end, NULL, &t[i]);
+	for (int i = 0; i < 2; i++)
+		weft_join(t[i], NULL);
+	weft_runtime_destroy(rt);
+}
+
 /* weft_runtime_create's allocations: the same addresses every round */
 static _Alignas(128) unsigned char arena[8 << 20];
 static size_t arena_used;
@@ -170,18 +190,7 @@ int main(int argc, char **argv)
 		ready();
 		struct timespec ts = { 0, 600000000 };
 		nanosleep(&ts, NULL);
-		for (int i = 0; i < n; i++) {
-			pthread_t t;
-			pthread_create(&t, NULL, brief, NULL);
-			pthread_join(t, NULL);
-		}
-		double end = now_s() + 3;
-		struct weft_task *t[2];
-		for (int i = 0; i < 2; i++)
-			weft_spawn_poll(rt, burn, &end, NULL, &t[i]);
-		for (int i = 0; i < 2; i++)
-			weft_join(t[i], NULL);
-		weft_runtime_destroy(rt);
+		churn_then_burn(rt, n);
 		return 0;
 	}
 	if (argc >= 3 && !strcmp(argv[1], "churn")) {
@@ -193,19 +202,7 @@ int main(int argc, char **argv)
 		sigprocmask(SIG_BLOCK, &s, NULL);
 		ready();
 		sigwait(&s, &sig);
-		for (int i = 0; i < n; i++) {
-			pthread_t t;
-			pthread_create(&t, NULL, brief, NULL);
-			pthread_join(t, NULL);
-		}
-		struct weft_runtime *rt = rt_make(2);
-		double end = now_s() + 3;
-		struct weft_task *t[2];
-		for (int i = 0; i < 2; i++)
-			weft_spawn_poll(rt, burn, &end, NULL, &t[i]);
-		for (int i = 0; i < 2; i++)
-			weft_join(t[i], NULL);
-		weft_runtime_destroy(rt);
+		churn_then_burn(NULL, n);
 		return 0;
 	}
 	if (argc >= 3 && !strcmp(argv[1], "fds")) {
