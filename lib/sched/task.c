@@ -138,11 +138,22 @@ static void complete(struct weft_task *t, void *result, int err)
 void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 {
 	WEFT_CHAOS_POINT();
-	switch (weft__ts_run(&t->state)) {
-	case TS_RUN_STALE:
+	enum weft__ts_run run = weft__ts_run(&t->state);
+	if (run == TS_RUN_STALE) {
 		/* Running elsewhere or complete: this Notified is stale. */
 		weft__task_unref(t);
 		return;
+	}
+	/* t is this thread's now, before its poll: a drop run by a cancel
+	 * below runs as t too. cx is the worker's for a whole LIFO chain,
+	 * and it named the task polled before (complete, maybe freed):
+	 * weft_current_task_id and the self-join check read it (found by a
+	 * review). */
+	cx->task = t;
+	cx->rt = t->rt;
+	switch (run) {
+	case TS_RUN_STALE:
+		break; /* handled above */
 	case TS_RUN_CANCEL:
 		/* A fiber is polled on: its blocking calls return -ECANCELED
 		 * and it runs its own code to the end (fiber.c). */
@@ -165,8 +176,6 @@ void weft__task_run(struct weft_task *t, struct weft_cx *cx)
 		}
 		break;
 	}
-	cx->task = t;
-	cx->rt = t->rt;
 	cx->waker = (weft_waker){ &weft__task_waker_vtable, t };
 	cx->result = NULL;
 	cx->result_set = false;

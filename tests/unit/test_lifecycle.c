@@ -666,6 +666,55 @@ Test(task, the_current_task_id_from_each_kind_of_task, .timeout = WT_TMO(20))
 	wt_rt_destroy(rt);
 }
 
+/* A task cancelled before its first poll has its drop run by the worker
+ * that takes it, with no poll of its own. There weft_current_task_id said
+ * the id of the task polled before it on that worker (the LIFO chain's
+ * parent, here already completed and its memory back on the free list),
+ * not its own as in the drop of a task that completed (found by a
+ * review). The parent spawns the child (to its LIFO slot: it runs next,
+ * on the same worker, with the same poll context) and aborts it. */
+static _Atomic uint64_t cd_child_id, cd_drop_id;
+static struct weft_task *cd_child;
+
+static void cd_drop(void *state)
+{
+	atomic_store(&cd_drop_id, weft_current_task_id() + 1);
+}
+
+static enum weft_poll cd_parent(void *state, struct weft_cx *cx)
+{
+	struct weft_task *h;
+	if (weft_spawn_poll(weft_cx_runtime(cx), wt_poll_ready, NULL, cd_drop, &h) ||
+	    weft_abort(h))
+		return WEFT_READY;
+	atomic_store(&cd_child_id, weft_task_id(h));
+	cd_child = h;
+	return WEFT_READY;
+}
+
+Test(task, the_current_task_id_in_the_drop_of_a_task_cancelled_before_its_poll,
+     .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	for (int i = 0; i < 20; i++) {
+		atomic_store(&cd_drop_id, 0);
+		cd_child = NULL;
+		struct weft_task *p;
+		cr_assert_eq(weft_spawn_poll(rt, cd_parent, NULL, NULL, &p), 0);
+		uint64_t pid = weft_task_id(p);
+		cr_assert_eq(weft_join(p, NULL), 0);
+		cr_assert_not_null(cd_child, "the parent could not spawn or abort its child");
+		cr_assert_eq(weft_join(cd_child, NULL), -ECANCELED);
+		uint64_t got = atomic_load(&cd_drop_id) - 1;
+		cr_assert_eq(got, atomic_load(&cd_child_id),
+			     "round %d: the cancelled child's drop saw task id %llu "
+			     "(child %llu, parent %llu)", i, (unsigned long long)got,
+			     (unsigned long long)atomic_load(&cd_child_id),
+			     (unsigned long long)pid);
+	}
+	wt_rt_destroy(rt);
+}
+
 /* ----------------------------------------- shutdown's edges (a review's) */
 
 static atomic_bool sh_release;
