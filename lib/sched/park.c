@@ -111,7 +111,16 @@ static void tparker_unref(struct weft__tparker *p)
 		weft__free(p);
 }
 
-static void tparker_thread_exit(void *p) { tparker_unref(p); }
+/* The thread's key destructors run in key order, this one among them: a
+ * destructor of a key made later that waits in weft (a join, a lock) came
+ * back to the parker freed here through tparker_tls, "parker in state
+ * <garbage>" and an abort, or a double free (found by a review). It now
+ * makes a new one; glibc sees the key set again and runs this once more. */
+static void tparker_thread_exit(void *p)
+{
+	tparker_tls = NULL;
+	tparker_unref(p);
+}
 static void tparker_key_make(void) { pthread_key_create(&tparker_key, tparker_thread_exit); }
 
 struct weft__tparker *weft__tparker_self(void)

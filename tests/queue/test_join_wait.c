@@ -191,3 +191,56 @@ Test(join_wait, a_join_with_a_cpu_spare_pauses_without_yielding, .timeout = WT_T
 #endif
 	wt_rt_destroy(rt);
 }
+
+/* A thread's key destructors run last, in key order. weft's (made at the
+ * first wait of any thread) frees the thread's parker; a destructor of a
+ * key made after it that waits in weft - here a join of a task that is
+ * still running - came back to the freed parker: "parker in state
+ * <garbage>" and an abort (found by a review). It gets a new parker now,
+ * freed in a further round of destructors (LSan sees no leak). */
+static struct weft_runtime *late_rt;
+static pthread_key_t late_key;
+static atomic_int late_rc;
+
+static void late_dtor(void *v)
+{
+	(void)v;
+	struct weft_task *h;
+	int rc = weft_spawn_poll(late_rt, wt_poll_ready_in_20ms, NULL, NULL, &h);
+	if (!rc)
+		rc = weft_join(h, NULL);
+	atomic_store(&late_rc, rc ? rc : 1);
+}
+
+static void *late_thread(void *arg)
+{
+	(void)arg;
+	struct weft_task *h;
+	/* a wait first: the parker, and weft's key, exist before late_key */
+	if (weft_spawn_poll(late_rt, wt_poll_ready_in_20ms, NULL, NULL, &h) ||
+	    weft_join(h, NULL))
+		return (void *)1;
+	if (pthread_key_create(&late_key, late_dtor))
+		return (void *)2;
+	if (pthread_setspecific(late_key, (void *)1))
+		return (void *)3;
+	return NULL;
+}
+
+Test(join_wait, a_join_in_a_key_destructor_that_runs_after_the_parkers, .timeout = WT_TMO(30))
+{
+	late_rt = make_rt(1);
+	for (int i = 0; i < 3; i++) {
+		atomic_store(&late_rc, 0);
+		pthread_t th;
+		void *res = (void *)-1;
+		cr_assert_eq(pthread_create(&th, NULL, late_thread, NULL), 0);
+		cr_assert_eq(pthread_join(th, &res), 0);
+		cr_assert_null(res, "round %d: the thread's own join failed (%p)", i, res);
+		cr_assert_eq(atomic_load(&late_rc), 1, "round %d: the join in the destructor: %d",
+			     i, atomic_load(&late_rc));
+		cr_assert_eq(pthread_key_delete(late_key), 0);
+	}
+	cr_assert_eq(weft_runtime_destroy(late_rt), 0);
+}
+
