@@ -82,6 +82,7 @@ int weft__blocking_init(struct weft_runtime *rt)
 	pthread_condattr_destroy(&ca);
 	b->queue = (struct weft__tlist)WEFT__TLIST_INIT;
 	b->threads = b->idle = 0;
+	b->aborting = 0;
 	b->exited = 0;
 	b->closed = false;
 	atomic_init(&b->starved, false);
@@ -291,16 +292,34 @@ void weft__blocking_abort(struct weft_task *t)
 			b->queue.tail = prev;
 		t->qnext = NULL;
 		b->queue.n--;
+		/* Counted like a pool thread until its run is done: the run
+		 * claims the job (RUNNING) and unlists it only when complete,
+		 * and shutdown's last sweep, which may come meanwhile from
+		 * another thread, takes a job listed and running for a
+		 * broken invariant ("listed but running at shutdown": an
+		 * abort from a plain thread racing a shutdown, found by a
+		 * review). blocking_shutdown waits for it. A reference of our
+		 * own keeps the task's slot in use until the count is back
+		 * (after that rt is touched no more): a joiner that saw it
+		 * complete could otherwise destroy rt under our unlock. */
+		b->aborting++;
+		weft__task_ref(t);
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (q) {
 		unsigned budget = WEFT_BUDGET;
 		struct weft_cx cx = { .budget = &budget };
 		weft__task_run(t, &cx); /* CANCELLED: fn is not called */
+		pthread_mutex_lock(&b->lock);
+		if (!--b->aborting)
+			pthread_cond_broadcast(&b->gone);
+		pthread_mutex_unlock(&b->lock);
+		weft__task_unref(t);
 	}
 }
 
-/* Shutdown: refuse new jobs, let running ones finish (until the deadline). */
+/* Shutdown: refuse new jobs, let running ones finish, and the aborts
+ * cancelling a job on their own threads (until the deadline). */
 int weft__blocking_shutdown(struct weft_runtime *rt, uint64_t deadline_ns)
 {
 	struct weft__blocking *b = &rt->blocking;
@@ -309,7 +328,7 @@ int weft__blocking_shutdown(struct weft_runtime *rt, uint64_t deadline_ns)
 	pthread_mutex_lock(&b->lock);
 	b->closed = true;
 	pthread_cond_broadcast(&b->work);
-	while (b->threads) {
+	while (b->threads || b->aborting) {
 		if (deadline_ns == WEFT_FOREVER) {
 			pthread_cond_wait(&b->gone, &b->lock);
 		} else if (pthread_cond_timedwait(&b->gone, &b->lock, &ts) == ETIMEDOUT) {

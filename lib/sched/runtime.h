@@ -489,6 +489,9 @@ struct weft__blocking {
 	pthread_cond_t work, gone;
 	struct weft__tlist queue;                 /* jobs not started */
 	unsigned threads, idle, max;
+	/* jobs weft__blocking_abort took out of the queue and is cancelling
+	 * on its caller's thread: shutdown waits for them as for threads */
+	unsigned aborting;
 	uint64_t keep_alive_ns, exited;
 	bool closed;
 	/* A job is queued but no pool thread exists (pthread_create failed):
@@ -722,7 +725,9 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 		     void *arg, weft_drop_fn drop, bool join);
 /* Run the poll for a Notified reference held by the caller (worker). */
 void weft__task_run(struct weft_task *t, struct weft_cx *cx);
-/* Drop one reference; frees the task on the last. */
+/* Add one reference (the caller holds one); drop one, freeing the task on
+ * the last. */
+void weft__task_ref(struct weft_task *t);
 void weft__task_unref(struct weft_task *t);
 /* Runtime shutdown, first step: cancel a task (a fiber) and enqueue it if
  * it was idle, so that a worker polls it to unwind. true if enqueued. */

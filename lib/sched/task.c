@@ -84,6 +84,8 @@ static void ref_inc(struct weft_task *t)
 		weft__die("task %llu: reference count overflow", (unsigned long long)t->id);
 }
 
+void weft__task_ref(struct weft_task *t) { ref_inc(t); }
+
 void weft__task_unref(struct weft_task *t)
 {
 	uint64_t refs = weft__ts_unref(&t->state, 1);

@@ -4822,6 +4822,63 @@ static void scenario_copy_abort(void)
 	rm_rt(rt);
 }
 
+/* -------------------- abort of queued blocking jobs racing a shutdown */
+
+/* A plain thread aborts queued jobs (each cancelled on that thread, in
+ * weft__blocking_abort) while the test thread shuts the runtime down:
+ * the shutdown waits for those runs (blocking.c, `aborting`). Before, the
+ * final sweep could find a job listed and still running there and died. */
+enum { AS_ROUNDS = 40, AS_JOBS = 16 };
+static struct weft_task *as_jobs[AS_JOBS];
+static atomic_int as_gate, as_go;
+
+static void *as_busy(void *arg)
+{
+	while (!atomic_load(&as_gate))
+		sched_yield();
+	return arg;
+}
+
+static void *as_job(void *arg) { return arg; }
+
+static void *as_aborter(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&as_go))
+		sched_yield();
+	for (int i = 0; i < AS_JOBS; i++)
+		CHECK_EQ(weft_abort(as_jobs[i]), 0);
+	return NULL;
+}
+
+static void scenario_abort_shutdown(void)
+{
+	for (int r = 0; r < AS_ROUNDS; r++) {
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1);
+		struct weft_runtime *rt;
+		CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+		atomic_store(&as_gate, 0);
+		atomic_store(&as_go, 0);
+		struct weft_task *busy;
+		CHECK_EQ(weft_spawn_blocking(rt, as_busy, NULL, &busy), 0);
+		for (int i = 0; i < AS_JOBS; i++)
+			CHECK_EQ(weft_spawn_blocking(rt, as_job, NULL, &as_jobs[i]), 0);
+		pthread_t ab;
+		CHECK_EQ(pthread_create(&ab, NULL, as_aborter, NULL), 0);
+		atomic_store(&as_go, 1);
+		atomic_store(&as_gate, 1);
+		CHECK_EQ(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+		pthread_join(ab, NULL);
+		int rc = weft_join(busy, NULL); /* -ECANCELED: shut down before it started */
+		CHECK(rc == 0 || rc == -ECANCELED, "busy job join");
+		for (int i = 0; i < AS_JOBS; i++) {
+			rc = weft_join(as_jobs[i], NULL);
+			CHECK(rc == 0 || rc == -ECANCELED, "job join");
+		}
+		rm_rt(rt);
+	}
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "bip_cap", scenario_bip_cap },
@@ -4856,6 +4913,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "broadcast_lag", scenario_broadcast_lag },
 	{ "joinset_abort", scenario_joinset_abort },
 	{ "abort_race", scenario_abort_race },
+	{ "abort_shutdown", scenario_abort_shutdown },
 	{ "select_mix", scenario_select_mix },
 	{ "resize_bip", scenario_resize_bip },
 	{ "chan_close", scenario_chan_close },
