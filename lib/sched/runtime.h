@@ -440,6 +440,9 @@ static inline bool weft__ctx_poll_in_place(const struct weft__ctx *ctx)
 /* The task whose code called this thread's innermost weft_block_on (from a
  * weft_block_in_place fn or a blocking job), NULL if none. */
 struct weft_task *weft__block_on_task(void);
+/* The calling thread is inside weft_runtime_shutdown(rt) (runtime.c): a
+ * drop or dtor that shutdown runs here. */
+bool weft__in_own_shutdown(const struct weft_runtime *rt);
 
 /* ------------------------------------------------------------ driver.c */
 struct weft__driver {

@@ -509,6 +509,13 @@ int weft_join(struct weft_task *task, void **result)
 	}
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
 		return take_output(task, result);
+	/* A drop the shutdown of task's runtime runs on this thread (its
+	 * sweep ends a parent whose drop aborts and joins a child): the task
+	 * may be one that shutdown ends only after this call returns, and
+	 * the join waited for itself, for good (found by a review).
+	 * -EDEADLK, as on a worker, where a drop runs otherwise. */
+	if (weft__in_own_shutdown(task->rt))
+		return -EDEADLK;
 	struct weft__tparker *p = weft__tparker_self();
 	if (!p)
 		return -ENOMEM;
@@ -608,6 +615,10 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 	if (handle_consumed(task))
 		return -EINVAL;
 	if (joins_itself(task, NULL))
+		return -EDEADLK;
+	/* as weft_join: a drop its runtime's shutdown runs here */
+	if (weft__in_own_shutdown(task->rt) &&
+	    !(atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE))
 		return -EDEADLK;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;

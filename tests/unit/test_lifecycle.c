@@ -894,3 +894,63 @@ Test(shutdown_edges, shutdown_or_destroy_from_a_drop_or_dtor_the_shutdown_runs_i
 		     atomic_load(&sd_dtor.destroy_rc));
 	wt_rt_destroy(rt);
 }
+
+/* A parent's drop that aborts and joins its children, as code that owns
+ * handles must consume them. Run by the shutdown's sweep on the calling
+ * thread, it joined a child the same sweep had still to end: it waited
+ * for itself, and the shutdown (and destroy) hung for good (found by a
+ * review). Now -EDEADLK for a child not yet finished, as from a worker,
+ * where that drop runs otherwise; the drop detaches it and the sweep ends
+ * it. A child the sweep ended first is joined (-ECANCELED). */
+enum { SJ_KIDS = 8 };
+struct sj_parent {
+	struct weft_task *kid[SJ_KIDS];
+	int rc[SJ_KIDS];
+	atomic_int spawned, drops;
+};
+
+static enum weft_poll sj_parent_poll(void *state, struct weft_cx *cx)
+{
+	struct sj_parent *p = state;
+	if (!atomic_load(&p->spawned)) {
+		for (int i = 0; i < SJ_KIDS; i++)
+			if (weft_spawn_poll(weft_cx_runtime(cx), sd_pending, NULL, NULL, &p->kid[i]))
+				return WEFT_READY;
+		atomic_store(&p->spawned, 1);
+	}
+	return WEFT_PENDING;
+}
+
+static void sj_parent_drop(void *state)
+{
+	struct sj_parent *p = state;
+	atomic_fetch_add(&p->drops, 1);
+	for (int i = 0; atomic_load(&p->spawned) && i < SJ_KIDS; i++) {
+		(void)weft_abort(p->kid[i]);
+		p->rc[i] = i & 1 ? weft_join_timeout(p->kid[i], NULL, UINT64_MAX)
+				 : weft_join(p->kid[i], NULL);
+		if (p->rc[i] == -EDEADLK)
+			(void)weft_detach(p->kid[i]);
+	}
+}
+
+Test(shutdown_edges, a_drop_the_shutdown_runs_joining_a_task_it_has_still_to_end_is_edeadlk,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct sj_parent p;
+	cr_assert_eq(weft_spawn_poll(rt, sj_parent_poll, &p, sj_parent_drop, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.spawned), WT_LONG_MS));
+	wt_sleep_ms(20); /* the children's first polls: pending, listed */
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(atomic_load(&p.drops), 1);
+	int deadlk = 0;
+	for (int i = 0; i < SJ_KIDS; i++) {
+		cr_assert(p.rc[i] == -ECANCELED || p.rc[i] == -EDEADLK,
+			  "child %d: %s from the parent's drop = %d", i,
+			  i & 1 ? "weft_join_timeout" : "weft_join", p.rc[i]);
+		deadlk += p.rc[i] == -EDEADLK;
+	}
+	cr_log_info("%d of %d children still to be ended at the parent's drop", deadlk, SJ_KIDS);
+	wt_rt_destroy(rt);
+}

@@ -496,7 +496,10 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * not consumed: abort or detach it), -EINVAL (NULL task or a consumed handle), -EDEADLK
  * (called from a poll task on a worker thread, or by the task itself -
  * its weft_block_in_place fn and a weft_block_on fn called from there
- * included: the handle is not consumed; use weft_join_poll), -ENOMEM (a plain thread's first wait could not
+ * included -, or, for a task not finished yet, from a drop that the
+ * shutdown of the task's runtime runs on the calling thread, which may
+ * have that task still to end: the handle is not consumed; use
+ * weft_join_poll, or detach it), -ENOMEM (a plain thread's first wait could not
  * allocate its parker; not consumed). A fiber's stack is taken at
  * weft_spawn, so a fiber that was spawned runs: its join never reports a
  * missing stack.
