@@ -9,6 +9,7 @@ without waiting for it, and the server exits 0 having removed its socket
 file. A command longer than the server's line is refused ("error"), not
 cut short and run. A client that sends more than its line
 (never read) gets its answer, then the end of the stream, not a reset."""
+import atexit
 import os
 import signal
 import socket
@@ -21,6 +22,19 @@ import time
 def fail(msg):
     print("runner-test: FAIL:", msg)
     sys.exit(1)
+
+# Every runner this test starts, killed at exit if still running: a check
+# that failed (or raised) between a start and its stop left the server
+# running, listening, for good - after the test, under ctest too.
+started = []
+
+def kill_started():
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+atexit.register(kill_started)
 
 def ask(path, cmd, timeout=10.0):
     s = socket.socket(socket.AF_UNIX)
@@ -73,6 +87,7 @@ def start(binary, path, tmo_ms, slots, cwd=None):
     env = dict(os.environ, WEFT_WORKERS="1")
     p = subprocess.Popen([binary, path, str(tmo_ms), str(slots)], stdout=subprocess.PIPE,
                          text=True, env=env, cwd=cwd)
+    started.append(p)
     line = p.stdout.readline()
     if "listening on" not in line:
         p.kill()
