@@ -783,8 +783,23 @@ def test_bench_ops(src, build):
         shutil.rmtree(top, ignore_errors=True)
     check(p.returncode == 0 and "| chained_spawn |" in p.stdout,
           "from another directory with a relative WEFT_BENCH_BUILD: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
+    # SIGTERM: 143 (128 + SIGTERM), not the Ctrl-C status 130 it said
+    # (found by a review of the scripts, 2026-12-07)
+    bp = subprocess.Popen([os.path.join(src, "scripts", "bench"), "--runs", "3", "--iters", "3",
+                           "chained_spawn"], env=env, cwd=src, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    try:
+        bp.stderr.read(6)  # "\rbench": the first case has started
+        bp.send_signal(signal.SIGTERM)
+        rc = bp.wait(timeout=60)
+        check(rc == 143, "bench after SIGTERM: exit %d, expected 143" % rc)
+    finally:
+        if bp.poll() is None:
+            bp.kill()
+            bp.wait()
     print("ok: bench: ns/op divides by the ops each case states (fiber_exit_storm 30,000); "
-          "bad arguments are usage errors; a relative build directory is the caller's")
+          "bad arguments are usage errors; a relative build directory is the caller's; "
+          "SIGTERM exits 143")
 
 
 def test_soak_fail(src, build):
@@ -827,8 +842,35 @@ def test_soak_fail(src, build):
             check(not os.path.exists(os.path.join(src, name)), "a relative --out written in the repository")
         finally:
             shutil.rmtree(os.path.join(src, name), ignore_errors=True)
+        # SIGTERM ends the soak with 143 (128 + SIGTERM), as for any
+        # command a signal ends, and stops the load; it said 130, the
+        # Ctrl-C status (found by a review of the scripts, 2026-12-07)
+        sp = subprocess.Popen([soak, "--minutes", "1", "--workers", "1", "--attach-every", "30",
+                               "--out", out], env=env, cwd=src, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = sp.stdout.readline()
+            m = re.search(r"weft-load pid (\d+)", line)
+            check(m is not None, "soak: no pid line: %r" % line)
+            sp.send_signal(signal.SIGTERM)
+            rc = sp.wait(timeout=20)
+            check(rc == 143, "soak after SIGTERM: exit %d, expected 143" % rc)
+            end = time.time() + 10
+            while time.time() < end and os.path.exists("/proc/%s" % m.group(1)):
+                try:
+                    with open("/proc/%s/stat" % m.group(1)) as f:
+                        if f.read().split(") ")[1].startswith("Z"):
+                            break
+                except OSError:
+                    break
+                time.sleep(0.05)
+            check(time.time() < end, "soak after SIGTERM: weft-load %s still runs" % m.group(1))
+        finally:
+            if sp.poll() is None:
+                sp.kill()
+                sp.wait()
         print("ok: soak: a load that cannot start ends with weft-load's own error; bad arguments are "
-              "usage errors; relative paths are the caller's")
+              "usage errors; relative paths are the caller's; SIGTERM exits 143 and stops the load")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
