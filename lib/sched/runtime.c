@@ -194,9 +194,17 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	if (!n && (rc = default_workers(ncpu, &n)))
 		return rc;
 	weft__fork_watch();
+	/* Counted from its first allocation, not its last step: the workers
+	 * run (and their start hooks with them) before create returns, and a
+	 * weft_set_allocator from a hook was let through, so the runtime's
+	 * memory went back to an allocator it did not come from (found by a
+	 * review). Every failure below uncounts it after its frees. */
+	weft__runtime_count(1);
 	struct weft_runtime *rt = weft__calloc(1, sizeof(*rt));
-	if (!rt)
+	if (!rt) {
+		weft__runtime_count(-1);
 		return -ENOMEM;
+	}
 	rt->fork_gen = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
 	rt->opts = o;
 	atomic_init(&rt->n, n);
@@ -243,6 +251,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 		weft__free(rt->workers);
 		pthread_mutex_destroy(&rt->resize_lock);
 		weft__free(rt);
+		weft__runtime_count(-1);
 		return -ENOMEM;
 	}
 	memset(rt->workers, 0, rt->n * sizeof(struct weft__worker));
@@ -259,6 +268,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	weft__blocking_init(rt);
 	if ((rc = weft__driver_init(rt))) {
 		rt_free(rt);
+		weft__runtime_count(-1);
 		return rc;
 	}
 	rt->driver_up = true;
@@ -290,11 +300,11 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 			rt->nfirst = i;
 			(void)weft_runtime_shutdown(rt, WEFT_FOREVER);
 			rt_free(rt);
+			weft__runtime_count(-1);
 			return rc;
 		}
 	}
 	weft__probe_register(rt, true);
-	weft__runtime_count(1);
 	*out = rt;
 	return 0;
 }

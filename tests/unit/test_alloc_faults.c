@@ -333,3 +333,55 @@ Test(alloc_faults, a_process_whose_registration_fails_leaves_no_child, .timeout 
 	usleep(20000); /* retired registrations are freed by the last driver pass */
 	cr_assert_eq(weft_set_allocator(NULL), 0);
 }
+
+/* The allocator is fixed from a runtime's first allocation: a worker's
+ * start hook may run before weft_runtime_create returns, and a
+ * weft_set_allocator from it succeeded (the runtime was counted only at
+ * the end of create), so the runtime's memory, taken from the counting
+ * allocator, went back to malloc's free (found by a review). Linked with
+ * -Wl,--wrap=weft__probe_register: once armed, create's last step waits
+ * for the hook, which holds that window open. A create that fails
+ * uncounts itself: the allocator can be set again after it. */
+static atomic_int g_hook_set_rc = 1, g_hold_create;
+
+struct weft_runtime;
+void __real_weft__probe_register(struct weft_runtime *rt, bool add);
+void __wrap_weft__probe_register(struct weft_runtime *rt, bool add);
+void __wrap_weft__probe_register(struct weft_runtime *rt, bool add)
+{
+	int one = 1;
+	if (add && atomic_compare_exchange_strong(&g_hold_create, &one, 0))
+		for (int i = 0; i < 30000 && atomic_load(&g_hook_set_rc) == 1; i++)
+			usleep(1000);
+	__real_weft__probe_register(rt, add);
+}
+
+static void hook_sets_allocator(void *arg, unsigned worker)
+{
+	(void)arg;
+	(void)worker;
+	atomic_store(&g_hook_set_rc, weft_set_allocator(NULL));
+}
+
+Test(alloc_faults, the_allocator_cannot_change_under_a_runtime_being_created,
+     .timeout = WT_TMO(30))
+{
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	long live = atomic_load(&n_live);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .on_thread_start = hook_sets_allocator);
+	struct weft_runtime *rt;
+	atomic_store(&g_hold_create, 1);
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(atomic_load(&g_hook_set_rc), -EBUSY,
+		     "weft_set_allocator from a start hook: %d, want -EBUSY",
+		     atomic_load(&g_hook_set_rc));
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+	usleep(20000); /* retired registrations are freed by the last driver pass */
+	cr_assert_eq(atomic_load(&n_live), live, "%ld allocations not given back to the allocator",
+		     atomic_load(&n_live) - live);
+	/* a create that fails (its first allocation) leaves the count as it was */
+	arm(1);
+	cr_assert_eq(weft_runtime_create(&o, &rt), -ENOMEM);
+	disarm();
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}

@@ -840,7 +840,9 @@ WEFT_API unsigned weft_budget_remaining(struct weft_cx *cx);
  * to `align` (a power of two, at most 128) or NULL; free(p, ctx) releases
  * it. Process-wide; set it once, before creating any runtime or sync
  * object. NULL restores malloc/free. Errors: -EINVAL (a NULL function),
- * -EBUSY (a runtime exists). Fiber stacks (and their descriptors) come
+ * -EBUSY (a runtime exists: from the start of its weft_runtime_create,
+ * whose workers' start hooks may run before it returns, to the end of its
+ * weft_runtime_destroy). Fiber stacks (and their descriptors) come
  * from mmap, not from here, and weft_signal_notify's process-wide table
  * of channels from malloc (it outlives runtimes and allocators). Changing it later is not safe even with no
  * runtime alive: memory taken from the old allocator is given back to the
