@@ -545,6 +545,8 @@ static bool in_own_shutdown(const struct weft_runtime *rt)
 
 bool weft__in_own_shutdown(const struct weft_runtime *rt) { return in_own_shutdown(rt); }
 
+bool weft__in_a_shutdown(void) { return sd_frames != NULL; }
+
 /* Leave a shutdown that holds the lock, returning rc. */
 static int shutdown_leave(struct weft_runtime *rt, struct sd_frame *frame, int rc)
 {

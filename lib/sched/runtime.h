@@ -443,6 +443,15 @@ struct weft_task *weft__block_on_task(void);
 /* The calling thread is inside weft_runtime_shutdown(rt) (runtime.c): a
  * drop or dtor that shutdown runs here. */
 bool weft__in_own_shutdown(const struct weft_runtime *rt);
+/* Inside some runtime's weft_runtime_shutdown: the cheap test first. */
+bool weft__in_a_shutdown(void);
+/* A join of t, from here, would wait for the shutdown this thread runs: t
+ * is a task of a runtime this thread is shutting down, not finished yet
+ * (task.c; weft_join's -EDEADLK). */
+bool weft__join_waits_on_own_shutdown(struct weft_task *t);
+/* The same for a join set's join_next: no member is ready, and every one
+ * is such a task (joinset.c). */
+bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s);
 
 /* ------------------------------------------------------------ driver.c */
 struct weft__driver {

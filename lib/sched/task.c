@@ -606,6 +606,15 @@ void weft_budget_refund(struct weft_cx *cx) { weft__budget_refund(cx); }
 
 unsigned weft_budget_remaining(struct weft_cx *cx) { return *cx->budget; }
 
+bool weft__join_waits_on_own_shutdown(struct weft_task *t)
+{
+	if (!weft__in_a_shutdown() || !weft__in_own_shutdown(t->rt))
+		return false;
+	/* a consumed handle is no wait: its join says -EINVAL */
+	uint64_t st = atomic_load_explicit(&t->state, memory_order_acquire);
+	return (st & T_JOIN_INTEREST) && !(st & T_COMPLETE);
+}
+
 int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns)
 {
 	if (!task)

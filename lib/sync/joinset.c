@@ -396,10 +396,30 @@ static enum weft_poll js_wait_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s)
+{
+	if (!weft__in_a_shutdown())
+		return false;
+	weft__slock_lock(&s->lock);
+	bool bound = !s->ready && s->len;
+	for (struct js_entry *e = s->idle; bound && e; e = e->next)
+		bound = weft__join_waits_on_own_shutdown(e->task);
+	weft__slock_unlock(&s->lock);
+	return bound;
+}
+
 static int js_join_until(struct weft_joinset *s, void **result, uint64_t *id, uint64_t deadline)
 {
 	if (!s)
 		return -EINVAL;
+	/* A drop the shutdown of the members' runtime runs on this thread (a
+	 * parent ending the set it owns): each member may be one that
+	 * shutdown ends only after this call returns, and the wait waited
+	 * for itself, for good (found by a review). -EDEADLK, as weft_join
+	 * says there. A member of another runtime, or one already finished,
+	 * can end the wait without this thread: then it waits. */
+	if (weft__joinset_waits_on_own_shutdown(s))
+		return -EDEADLK;
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct js_wait_args a = { s, &w, result, id, 0 };
 	int rc = weft__wait_deadline(js_wait_fn, &a, &w, deadline);

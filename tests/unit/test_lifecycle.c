@@ -954,3 +954,65 @@ Test(shutdown_edges, a_drop_the_shutdown_runs_joining_a_task_it_has_still_to_end
 	cr_log_info("%d of %d children still to be ended at the parent's drop", deadlk, SJ_KIDS);
 	wt_rt_destroy(rt);
 }
+
+/* The same drop ending a join set it owns: abort_all, then join_next
+ * until the set is empty. From the shutdown's sweep join_next waited for a
+ * member only that sweep would end: the shutdown hung for good (found by
+ * a review). Now -EDEADLK once every member left is one the sweep has
+ * still to end; the drop destroys the set, which detaches them. */
+struct sjs_parent {
+	struct weft_joinset *set;
+	int rc[SJ_KIDS + 1];
+	atomic_int spawned, drops, joins;
+};
+
+static enum weft_poll sjs_parent_poll(void *state, struct weft_cx *cx)
+{
+	struct sjs_parent *p = state;
+	if (!atomic_load(&p->spawned)) {
+		for (int i = 0; i < SJ_KIDS; i++)
+			if (weft_joinset_spawn_poll(p->set, weft_cx_runtime(cx), sd_pending, NULL,
+						    NULL, NULL))
+				return WEFT_READY;
+		atomic_store(&p->spawned, 1);
+	}
+	return WEFT_PENDING;
+}
+
+static void sjs_parent_drop(void *state)
+{
+	struct sjs_parent *p = state;
+	atomic_fetch_add(&p->drops, 1);
+	(void)weft_joinset_abort_all(p->set);
+	for (int i = 0; i <= SJ_KIDS; i++) {
+		int rc = i & 1 ? weft_joinset_join_next_timeout(p->set, NULL, NULL, UINT64_MAX)
+			       : weft_joinset_join_next(p->set, NULL, NULL);
+		p->rc[atomic_fetch_add(&p->joins, 1)] = rc;
+		if (rc != -ECANCELED)
+			break;
+	}
+	(void)weft_joinset_destroy(p->set);
+}
+
+Test(shutdown_edges, a_drop_the_shutdown_runs_joining_the_next_of_a_set_it_has_still_to_end_is_edeadlk,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct sjs_parent p;
+	cr_assert_eq(weft_joinset_create(&p.set), 0);
+	cr_assert_eq(weft_spawn_poll(rt, sjs_parent_poll, &p, sjs_parent_drop, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.spawned), WT_LONG_MS));
+	wt_sleep_ms(20); /* the members' first polls: pending, listed */
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(atomic_load(&p.drops), 1);
+	int n = atomic_load(&p.joins);
+	cr_assert(n >= 1 && n <= SJ_KIDS + 1);
+	for (int i = 0; i < n - 1; i++)
+		cr_assert_eq(p.rc[i], -ECANCELED, "join_next %d from the drop = %d", i, p.rc[i]);
+	/* the last: the set empty (the sweep ended every member first), or
+	 * members left that only the sweep ends */
+	cr_assert(p.rc[n - 1] == -ENOENT || p.rc[n - 1] == -EDEADLK,
+		  "the last join_next from the drop = %d", p.rc[n - 1]);
+	cr_log_info("%d members joined before join_next said %d", n - 1, p.rc[n - 1]);
+	wt_rt_destroy(rt);
+}

@@ -595,9 +595,13 @@ WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime
  */
 WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 					 struct weft_cx *cx, void **result, uint64_t *id);
-/* Blocking form: as above, plus -EDEADLK (poll task on a worker), -ENOMEM,
- * -ECANCELED also when the calling fiber is cancelled (nothing taken out);
- * the _timeout form -ETIMEDOUT (nothing taken out). */
+/* Blocking form: as above, plus -EDEADLK (poll task on a worker, or, as
+ * for weft_join, from a drop that the shutdown of a runtime runs on the
+ * calling thread when no member is finished and every member is a task of
+ * that runtime, which it may have still to end: nothing taken out; use
+ * weft_joinset_destroy), -ENOMEM, -ECANCELED also when the calling fiber
+ * is cancelled (nothing taken out); the _timeout form -ETIMEDOUT (nothing
+ * taken out). */
 WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id);
 WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
 					    uint64_t *id, uint64_t timeout_ns);
