@@ -339,10 +339,39 @@ static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadlin
 	return rc ? rc : (int)s.index;
 }
 
+/*
+ * Every arm waits for the shutdown this thread runs: a JOIN arm on a task
+ * of that runtime not finished yet, a JOIN_NEXT arm on a set whose
+ * members are all such tasks (weft_join's and join_next's -EDEADLK). A
+ * drop the shutdown runs here (a parent ending the tasks it owns) waited
+ * in such a select for itself, for good (found by a review). Any other
+ * arm - a channel another thread may send on, a timer - can end the wait
+ * without this thread: then it waits.
+ */
+static bool waits_on_own_shutdown(struct weft_select_arm *arms, size_t n)
+{
+	if (!weft__in_a_shutdown())
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (arms[i].op == WEFT_SEL_JOIN) {
+			if (!weft__join_waits_on_own_shutdown(arms[i].obj))
+				return false;
+		} else if (arms[i].op == WEFT_SEL_JOINSET) {
+			if (!weft__joinset_waits_on_own_shutdown(arms[i].obj))
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 static int select_deadline(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns, bool fair)
 {
 	if (!arms_valid(arms, n, false))
 		return -EINVAL;
+	if (waits_on_own_shutdown(arms, n))
+		return -EDEADLK;
 	/* A token arm's deadline bounds the wait too, as weft_token_wait's
 	 * does: after a shutdown dropped the token's deadline task nothing
 	 * would wake a thread's select at it. At that deadline the token arm

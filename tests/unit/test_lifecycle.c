@@ -1016,3 +1016,125 @@ Test(shutdown_edges, a_drop_the_shutdown_runs_joining_the_next_of_a_set_it_has_s
 	cr_log_info("%d members joined before join_next said %d", n - 1, p.rc[n - 1]);
 	wt_rt_destroy(rt);
 }
+
+/* The same drop waiting in weft_select on the tasks it owns: JOIN arms
+ * on its children's handles and a JOIN_NEXT arm on a set of more. From
+ * the shutdown's sweep the select waited for children only that sweep
+ * would end: the shutdown hung for good (found by a review). Now -EDEADLK
+ * once every arm waits on such a child; the drop detaches the handles
+ * left and destroys the set. A select with an arm another thread can end
+ * (a oneshot a plain thread sends on) is not refused: it waits. */
+enum { SS_KIDS = 4 };
+struct ss_parent {
+	struct weft_task *kid[SS_KIDS];
+	bool joined[SS_KIDS], set_empty;
+	struct weft_joinset *set;
+	struct weft_oneshot *o;         /* sent on by a plain thread */
+	int bad, last, mixed;
+	atomic_int spawned, drops, won;
+};
+
+static enum weft_poll ss_parent_poll(void *state, struct weft_cx *cx)
+{
+	struct ss_parent *p = state;
+	if (!atomic_load(&p->spawned)) {
+		for (int i = 0; i < SS_KIDS; i++)
+			if (weft_spawn_poll(weft_cx_runtime(cx), sd_pending, NULL, NULL, &p->kid[i]) ||
+			    weft_joinset_spawn_poll(p->set, weft_cx_runtime(cx), sd_pending, NULL,
+						    NULL, NULL))
+				return WEFT_READY;
+		atomic_store(&p->spawned, 1);
+	}
+	return WEFT_PENDING;
+}
+
+static void ss_parent_drop(void *state)
+{
+	struct ss_parent *p = state;
+	atomic_fetch_add(&p->drops, 1);
+	for (int i = 0; atomic_load(&p->spawned) && i < SS_KIDS; i++)
+		(void)weft_abort(p->kid[i]);
+	(void)weft_joinset_abort_all(p->set);
+	/* an arm another thread can end (the oneshot): not refused, waits */
+	if (atomic_load(&p->spawned)) {
+		void *v = NULL;
+		struct weft_select_arm mix[2] = { WEFT_SEL_JOINED(p->kid[0], NULL),
+						  WEFT_SEL_ONESHOT(p->o, &v) };
+		p->mixed = weft_select(mix, 2, WEFT_FOREVER);
+		if (p->mixed == 0)
+			p->joined[0] = true;
+		else if (p->mixed == 1 && (mix[1].rc || v != &p->o))
+			p->bad++;
+		if (p->mixed != 1)
+			(void)weft_oneshot_receiver_drop(p->o);
+	}
+	for (int round = 0; atomic_load(&p->spawned); round++) {
+		struct weft_select_arm arms[SS_KIDS + 1];
+		int kid_of[SS_KIDS + 1];
+		size_t n = 0;
+		for (int i = 0; i < SS_KIDS; i++)
+			if (!p->joined[i]) {
+				kid_of[n] = i;
+				arms[n++] = WEFT_SEL_JOINED(p->kid[i], NULL);
+			}
+		if (!p->set_empty) {
+			kid_of[n] = -1;
+			arms[n++] = WEFT_SEL_JOIN_NEXT(p->set, NULL);
+		}
+		if (!n)
+			break;
+		int rc = round & 1 ? weft_select_fair_timeout(arms, n, UINT64_MAX)
+				   : weft_select(arms, n, WEFT_FOREVER);
+		p->last = rc;
+		if (rc < 0)
+			break;
+		atomic_fetch_add(&p->won, 1);
+		if (kid_of[rc] >= 0) {
+			p->joined[kid_of[rc]] = true;
+			p->bad += arms[rc].rc != -ECANCELED;
+		} else if (arms[rc].rc == -ENOENT) {
+			p->set_empty = true;
+		} else {
+			p->bad += arms[rc].rc != -ECANCELED;
+		}
+	}
+	for (int i = 0; atomic_load(&p->spawned) && i < SS_KIDS; i++)
+		if (!p->joined[i])
+			(void)weft_detach(p->kid[i]);
+	(void)weft_joinset_destroy(p->set);
+}
+
+/* Sends once the parent's drop has started. */
+static void *ss_sender(void *arg)
+{
+	struct ss_parent *p = arg;
+	if (WT_WAIT_UNTIL(atomic_load(&p->drops), WT_LONG_MS))
+		wt_sleep_ms(20); /* most runs: the drop's select waits for it */
+	(void)weft_oneshot_send(p->o, &p->o);
+	return NULL;
+}
+
+Test(shutdown_edges, a_drop_the_shutdown_runs_selecting_on_tasks_it_has_still_to_end_is_edeadlk,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct ss_parent p;
+	cr_assert_eq(weft_joinset_create(&p.set), 0);
+	cr_assert_eq(weft_oneshot_create(NULL, &p.o), 0);
+	cr_assert_eq(weft_spawn_poll(rt, ss_parent_poll, &p, ss_parent_drop, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.spawned), WT_LONG_MS));
+	wt_sleep_ms(20); /* the children's first polls: pending, listed */
+	pthread_t sender;
+	cr_assert_eq(pthread_create(&sender, NULL, ss_sender, &p), 0);
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(pthread_join(sender, NULL), 0);
+	cr_assert_eq(atomic_load(&p.drops), 1);
+	/* kid 0 may have been swept first (0), else the oneshot's send (1) */
+	cr_assert(p.mixed == 0 || p.mixed == 1, "the select with a oneshot arm = %d", p.mixed);
+	cr_assert_eq(p.bad, 0, "an arm won with an outcome other than -ECANCELED/-ENOENT");
+	/* the last select: every arm done (0 arms, no call: last is the
+	 * index of the last win), or -EDEADLK with children left */
+	cr_assert(p.last >= 0 || p.last == -EDEADLK, "the last select from the drop = %d", p.last);
+	cr_log_info("%d arms won before the last select said %d", atomic_load(&p.won), p.last);
+	wt_rt_destroy(rt);
+}

@@ -748,7 +748,12 @@ struct weft_select_arm {
  * WEFT_IO_* names, a SEM arm asking for more than WEFT_SEM_MAX_PERMITS,
  * two ONESHOT_RECV arms on one oneshot, an INTERVAL arm on an interval
  * never initialised, a TIMER arm; before any arm is polled),
- * -EDEADLK (from a poll task on a worker), -ENOMEM, -ECANCELED (the
+ * -EDEADLK (from a poll task on a worker; or, as weft_join and
+ * join_next say there, from a drop that the shutdown of a runtime runs on
+ * the calling thread when every arm is a JOIN on an unfinished task of
+ * that runtime or a JOIN_NEXT on a set whose members are all such tasks,
+ * none ready - the shutdown may have them still to end; no arm polled,
+ * deadline or not), -ENOMEM, -ECANCELED (the
  * calling fiber was cancelled, before or while waiting: no arm completed,
  * every arm deregistered). An arm whose wait entry is attached to another
  * object completes with -EINVAL.
