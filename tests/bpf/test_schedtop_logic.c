@@ -346,20 +346,51 @@ static void test_polls_restart(void)
 	free(iv);
 }
 
-/* Two snapshots through a recording's text and back, as `schedtop record`
- * writes them and `schedtop report` reads them. */
-static void record_round_trip(struct snap *const s[2], struct snap *r[2])
+/* Two snapshots (s) computed live, and through a recording's text and
+ * back (r), as `schedtop record` writes them and `schedtop report` reads
+ * them: the replay must give the live interval. */
+struct replay_case {
+	struct snap *s[2], *r[2];
+	struct interval *live, *replay;
+};
+
+static struct replay_case replay_case_new(void)
 {
+	struct replay_case c;
+	for (int i = 0; i < 2; i++) {
+		c.s[i] = calloc(1, sizeof(*c.s[i]));
+		c.r[i] = calloc(1, sizeof(*c.r[i]));
+	}
+	c.live = calloc(1, sizeof(*c.live));
+	c.replay = calloc(1, sizeof(*c.replay));
+	return c;
+}
+
+static void replay_case_run(struct replay_case *c)
+{
+	struct lint_state l1 = { 0 }, l2 = { 0 };
+	interval_compute(c->live, c->s[0], c->s[1], &l1);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
-	snap_write(m, s[0], 0);
-	snap_write(m, s[1], 1);
+	snap_write(m, c->s[0], 0);
+	snap_write(m, c->s[1], 1);
 	fclose(m);
 	m = fmemopen(buf, len, "r");
-	CHECK(snap_read(m, r[0]) == 1 && snap_read(m, r[1]) == 1, "read back");
+	CHECK(snap_read(m, c->r[0]) == 1 && snap_read(m, c->r[1]) == 1, "read back");
 	fclose(m);
 	free(buf);
+	interval_compute(c->replay, c->r[0], c->r[1], &l2);
+}
+
+static void replay_case_free(struct replay_case *c)
+{
+	for (int i = 0; i < 2; i++) {
+		free(c->s[i]);
+		free(c->r[i]);
+	}
+	free(c->live);
+	free(c->replay);
 }
 
 /* `schedtop report` replays what --batch --record wrote: the same
@@ -372,13 +403,8 @@ static void record_round_trip(struct snap *const s[2], struct snap *r[2])
 static void test_record_replay_attach(void)
 {
 	const uint64_t sec = 1000000000ull;
-	struct snap *s[2], *r[2];
-	for (int i = 0; i < 2; i++) {
-		s[i] = calloc(1, sizeof(*s[i]));
-		r[i] = calloc(1, sizeof(*r[i]));
-	}
-	struct interval *live = calloc(1, sizeof(*live)), *replay = calloc(1, sizeof(*replay));
-	struct lint_state l1 = { 0 }, l2 = { 0 };
+	struct replay_case rc = replay_case_new();
+	struct snap **s = rc.s;
 	/* the registry's core, not heard of yet */
 	s[0]->ts_ns = 1 * sec;
 	s[0]->pid = 42;
@@ -388,9 +414,8 @@ static void test_record_replay_attach(void)
 	set_core(s[1], 2 * sec, 0x2000, 123456789);
 	s[1]->pid = 42;
 	s[1]->cores[0].tid = 7;
-	interval_compute(live, s[0], s[1], &l1);
-	record_round_trip(s, r);
-	interval_compute(replay, r[0], r[1], &l2);
+	replay_case_run(&rc);
+	const struct interval *live = rc.live, *replay = rc.replay;
 	CHECK(live->row[0].polls == 0, "live: polls %llu, want 0 (no baseline)",
 	      (unsigned long long)live->row[0].polls);
 	CHECK(replay->workers == live->workers && replay->row[0].polls == live->row[0].polls &&
@@ -398,12 +423,7 @@ static void test_record_replay_attach(void)
 	      "replayed: %u workers, polls %llu (%.0f/s); live: %u workers, polls %llu (%.0f/s)",
 	      replay->workers, (unsigned long long)replay->row[0].polls, replay->polls_per_s,
 	      live->workers, (unsigned long long)live->row[0].polls, live->polls_per_s);
-	for (int i = 0; i < 2; i++) {
-		free(s[i]);
-		free(r[i]);
-	}
-	free(live);
-	free(replay);
+	replay_case_free(&rc);
 }
 
 /* A worker on CPU through the interval, never switched out (a spinner
@@ -413,13 +433,8 @@ static void test_record_replay_attach(void)
 static void test_record_replay_oncpu(void)
 {
 	const uint64_t sec = 1000000000ull;
-	struct snap *s[2], *r[2];
-	for (int i = 0; i < 2; i++) {
-		s[i] = calloc(1, sizeof(*s[i]));
-		r[i] = calloc(1, sizeof(*r[i]));
-	}
-	struct interval *live = calloc(1, sizeof(*live)), *replay = calloc(1, sizeof(*replay));
-	struct lint_state l1 = { 0 }, l2 = { 0 };
+	struct replay_case rc = replay_case_new();
+	struct snap **s = rc.s, **r = rc.r;
 	for (int i = 0; i < 2; i++) {
 		set_core(s[i], (uint64_t)(i + 2) * sec, 0x2000, 1000);
 		s[i]->pid = 42;
@@ -427,20 +442,14 @@ static void test_record_replay_oncpu(void)
 		s[i]->cores[0].oncpu_ns = sec / 2; /* finished spans, before */
 		s[i]->cores[0].oncpu_since = sec;  /* on CPU since 1 s */
 	}
-	interval_compute(live, s[0], s[1], &l1);
-	record_round_trip(s, r);
-	interval_compute(replay, r[0], r[1], &l2);
+	replay_case_run(&rc);
+	const struct interval *live = rc.live, *replay = rc.replay;
 	CHECK(live->row[0].cpu_pct > 99.9 && live->row[0].cpu_pct < 100.1, "live: cpu %.1f%%, want 100",
 	      live->row[0].cpu_pct);
 	CHECK(r[1]->cores[0].oncpu_since == sec && replay->row[0].cpu_pct == live->row[0].cpu_pct,
 	      "replayed: cpu %.1f%% (oncpu_since %llu); live: %.1f%%", replay->row[0].cpu_pct,
 	      (unsigned long long)r[1]->cores[0].oncpu_since, live->row[0].cpu_pct);
-	for (int i = 0; i < 2; i++) {
-		free(s[i]);
-		free(r[i]);
-	}
-	free(live);
-	free(replay);
+	replay_case_free(&rc);
 }
 
 /* Attached by pid to a short run that ends within the first interval
