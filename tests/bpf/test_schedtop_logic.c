@@ -932,6 +932,18 @@ static void test_prom_cpu_in_progress(void)
 /* A trace whose events are a day apart: each line cost 86,400 one-second
  * flushes (50,000 lines: 2 min 18 s of CPU, a review). Empty seconds now go
  * in at once, and a trace spanning more than 7 days is refused. */
+/* A new temp file for writing; its name in path (32 bytes). NULL if
+ * none could be made. */
+static FILE *open_tmp(char *path)
+{
+	strcpy(path, "/tmp/schedtop-logic-XXXXXX");
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
+	return f;
+}
+
 static void alarmed(int sig)
 {
 	(void)sig;
@@ -943,9 +955,8 @@ static void alarmed(int sig)
 
 static void test_diff_sparse_trace(void)
 {
-	char path[] = "/tmp/schedtop-logic-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	char path[32];
+	FILE *f = open_tmp(path);
 	if (!f) {
 		CHECK(0, "mkstemp");
 		return;
@@ -1008,9 +1019,7 @@ static int count_leaf(void *ctx, const struct jwalk_leaf *l)
 
 static char *write_tmp(const char *text, char *path)
 {
-	strcpy(path, "/tmp/schedtop-logic-XXXXXX");
-	int fd = mkstemp(path);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	FILE *f = open_tmp(path);
 	if (!f)
 		return NULL;
 	fputs(text, f);
@@ -1204,9 +1213,8 @@ static void test_diff_many_workers(void)
  * 2026-12-07). */
 static void test_diff_late_type(void)
 {
-	char path[] = "/tmp/schedtop-logic-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	char path[32];
+	FILE *f = open_tmp(path);
 	if (!f) {
 		CHECK(0, "mkstemp");
 		return;
