@@ -929,6 +929,37 @@ static void test_prom_cpu_in_progress(void)
 	free(s);
 }
 
+/* Seconds counters keep every nanosecond: written with %.9g a worker busy
+ * for 11.6 days read 1000000.12 (a rate over a short scrape interval moved
+ * in 10 ms steps or read zero; a review). */
+static void test_prom_seconds_exact(void)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!s || !f) {
+		CHECK(0, "no memory");
+		return;
+	}
+	s->slots_used = 1;
+	s->cores[0].rt_id = 0x1000;
+	s->cores[0].busy_ns = 1000000123456789ull;
+	s->cores[0].polls = 12345678901234567ull;
+	s->bpf_run_ns = 3000000000ull;
+	prom_write(f, s, 42, "/x/libweft.so");
+	fclose(f);
+	static const char *const want[] = {
+		"weft_worker_busy_seconds_total{runtime=\"0x1000\",worker=\"0\"} 1000000.123456789\n",
+		"weft_worker_polls_total{runtime=\"0x1000\",worker=\"0\"} 12345678901234567\n",
+		"weft_schedtop_bpf_run_seconds_total 3\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(strstr(out, want[i]), "no %s in the scrape", want[i]);
+	free(out);
+	free(s);
+}
+
 /* A trace whose events are a day apart: each line cost 86,400 one-second
  * flushes (50,000 lines: 2 min 18 s of CPU, a review). Empty seconds now go
  * in at once, and a trace spanning more than 7 days is refused. */
@@ -1508,6 +1539,7 @@ int main(int argc, char **argv)
 	test_prom_label_utf8();
 	test_prom_le_exact();
 	test_prom_cpu_in_progress();
+	test_prom_seconds_exact();
 	test_diff_sparse_trace();
 	test_diff_late_type();
 	test_diff_output();

@@ -115,13 +115,25 @@ static void labels(char *b, size_t n, const struct weft_bpf_core *c, unsigned w)
 	snprintf(b, n, "runtime=\"0x%llx\",worker=\"%u\"", c->rt_id, c->core);
 }
 
-/* A value in the format's float syntax: integers stay exact. */
-static void val(FILE *f, double v)
+/* A count times its scale in the format's float syntax, exact: a count
+ * as it is, nanoseconds as seconds with every digit (at %.9g a seconds
+ * counter lost its last digits past 10^6 s: 1000000.12 for
+ * 1000000.123456789, and a rate over a scrape interval read zero or a
+ * 10 ms step). */
+static void val(FILE *f, uint64_t v, double scale)
 {
-	if (v == (double)(uint64_t)v && v < 1e15)
-		fprintf(f, "%" PRIu64 "\n", (uint64_t)v);
-	else
-		fprintf(f, "%.9g\n", v);
+	if (scale == 1)
+		fprintf(f, "%" PRIu64 "\n", v);
+	else if (scale == 1e-9 && v % 1000000000u == 0)
+		fprintf(f, "%" PRIu64 "\n", v / 1000000000u);
+	else if (scale == 1e-9) {
+		char frac[16];
+		int k = snprintf(frac, sizeof(frac), "%09" PRIu64, v % 1000000000u);
+		while (k > 1 && frac[k - 1] == '0')
+			frac[--k] = '\0';
+		fprintf(f, "%" PRIu64 ".%s\n", v / 1000000000u, frac);
+	} else
+		fprintf(f, "%.17g\n", (double)v * scale);
 }
 
 static const char *const state_label[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
@@ -190,7 +202,7 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 			fprintf(f, "%s{%s} ", counters[m].name, lb);
 			uint64_t v = counters[m].off == OFF(oncpu_ns) ? cpu_ns(s, i)
 								    : field(&s->cores[i], counters[m].off);
-			val(f, (double)v * counters[m].scale);
+			val(f, v, counters[m].scale);
 		}
 	}
 	fprintf(f, "# HELP weft_worker_local_queue_depth Tasks in the worker's local queue, latest seen.\n"
@@ -248,7 +260,7 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 			fprintf(f, "%s_count{%s} %" PRIu64 "\n", h->name, lb, acc);
 			if (h->sum_off >= 0) {
 				fprintf(f, "%s_sum{%s} ", h->name, lb);
-				val(f, (double)field(&s->cores[i], (size_t)h->sum_off) * h->sum_scale);
+				val(f, field(&s->cores[i], (size_t)h->sum_off), h->sum_scale);
 			}
 		}
 	}
@@ -261,5 +273,5 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 	fprintf(f, "# HELP weft_schedtop_bpf_run_seconds_total Time in schedtop's BPF programs (BPF_ENABLE_STATS).\n"
 		   "# TYPE weft_schedtop_bpf_run_seconds_total counter\n"
 		   "weft_schedtop_bpf_run_seconds_total ");
-	val(f, (double)s->bpf_run_ns * 1e-9);
+	val(f, s->bpf_run_ns, 1e-9);
 }
