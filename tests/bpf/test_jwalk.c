@@ -132,6 +132,13 @@ int main(void)
 	walk_bad("{\"a\":\"\\ud800\"}");
 	walk_bad("{\"a\":\"tab\there\"}");
 	walk_bad("[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]");
+	/* JWALK_MAX_DEPTH (16) containers, empty or not; 17 refused either
+	 * way (17 were taken when the innermost was empty) */
+	walk_ok("[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]", "[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]=1;");
+	walk_ok("[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]", "");
+	walk_bad("[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]");
+	walk_bad("[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]");
+	walk_bad("[[[[[[[[[[[[[[[[{}]]]]]]]]]]]]]]]]");
 	CHECK(jwalk("{\"a\":1,\"b\":2,\"c\":3}", stop_at_b, NULL) == 7, "callback stops the walk");
 	if (failures)
 		return 1;

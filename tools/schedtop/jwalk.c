@@ -224,12 +224,13 @@ static int array(struct jw *j, int depth)
 static int value(struct jw *j, int depth)
 {
 	double v;
-	if (depth > JWALK_MAX_DEPTH)
-		return -EINVAL;
 	ws(j);
 	switch (*j->p) {
-	case '{': return object(j, depth);
-	case '[': return array(j, depth);
+	/* depth counts the containers around this value: at most
+	 * JWALK_MAX_DEPTH of them, empty or not (the check on leaves alone
+	 * let an empty innermost container one level deeper through) */
+	case '{': return depth < JWALK_MAX_DEPTH ? object(j, depth) : -EINVAL;
+	case '[': return depth < JWALK_MAX_DEPTH ? array(j, depth) : -EINVAL;
 	case '"':
 		if (string(j, j->str, sizeof(j->str)))
 			return -EINVAL;
