@@ -131,6 +131,10 @@ int main(void)
 	walk_bad("[1 2]");
 	walk_bad("{\"a\":\"\\ud800\"}");
 	walk_bad("{\"a\":\"tab\there\"}");
+	/* a NUL inside a string cut the value (and a key) short, silently */
+	walk_bad("{\"a\":\"ab\\u0000cd\"}");
+	walk_bad("{\"a\\u0000b\":1}");
+	walk_ok("{\"a\":\"\\u0001\"}", "a='\x01';");
 	walk_bad("[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]");
 	/* JWALK_MAX_DEPTH (16) containers, empty or not; 17 refused either
 	 * way (17 were taken when the innermost was empty) */

@@ -80,6 +80,10 @@ static int string(struct jw *j, char *buf, size_t n)
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 			} else if (cp >= 0xdc00 && cp < 0xe000) {
 				return -EINVAL;
+			} else if (cp == 0) {
+				/* leaves are C strings: a NUL would cut the
+				 * value short without a word */
+				return -EINVAL;
 			}
 			break;
 		default:

@@ -30,8 +30,8 @@ typedef int (*jwalk_fn)(void *ctx, const struct jwalk_leaf *leaf);
  * Walk the JSON value at the start of `s` (whitespace around it allowed,
  * nothing else after it). 0, the callback's nonzero value, or -EINVAL
  * (not JSON, nested deeper than JWALK_MAX_DEPTH, a path longer than
- * JWALK_MAX_PATH - 1 bytes, a string longer than JWALK_MAX_STR - 1),
- * -ENOMEM.
+ * JWALK_MAX_PATH - 1 bytes, a string longer than JWALK_MAX_STR - 1 or
+ * holding \u0000, which a C string cannot carry), -ENOMEM.
  */
 int jwalk(const char *s, jwalk_fn fn, void *ctx);
 
