@@ -559,8 +559,49 @@ def test_files(st, wl_test, wl, lib):
         if p.returncode != 1 or "File too large" not in p.stderr or not kept or sorted(os.listdir(d)) != names:
             fail("convert -o past the limit: rc %d %r, earlier trace kept: %s, files %s (were %s)"
                  % (p.returncode, p.stderr, kept, sorted(os.listdir(d)), names))
+        # convert -o as an open for writing would (2026-12-07, a listed
+        # limit): OUT keeps its mode (it got 0666 & ~umask); as nobody, a
+        # read-only OUT is refused and left (it was replaced), and an OUT
+        # nobody may write in a directory nobody may not is written in
+        # place (it failed: no temp file could be made there)
+        os.chmod(os.path.join(d, "run.json"), 0o640)
+        p = run([st, "convert", fixture("steal-trace.jsonl"), "-o", os.path.join(d, "run.json")])
+        mode = os.stat(os.path.join(d, "run.json")).st_mode & 0o777
+        if p.returncode != 0 or mode != 0o640:
+            fail("convert -o a 0640 file: rc %d, mode now %o: %r" % (p.returncode, mode, p.stderr))
+        if os.geteuid() == 0 and shutil.which("setpriv"):
+            os.chmod(d, 0o755)
+            mine, fixed = os.path.join(d, "mine"), os.path.join(d, "fixed")
+            os.mkdir(mine)
+            os.mkdir(fixed, 0o755)
+            os.chown(mine, 65534, 65534)
+            ro, rw = os.path.join(mine, "ro.json"), os.path.join(fixed, "rw.json")
+            for path, m in ((ro, 0o444), (rw, 0o644)):
+                with open(path, "w") as f:
+                    f.write("earlier\n")
+                os.chown(path, 65534, 65534)
+                os.chmod(path, m)
+            ev_copy = os.path.join(mine, "ev.jsonl")
+            shutil.copy(fixture("steal-trace.jsonl"), ev_copy)
+            os.chmod(ev_copy, 0o644)
+            nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            p = run(nobody + [st, "convert", ev_copy, "-o", ro])
+            with open(ro) as f:
+                kept = f.read() == "earlier\n"
+            if p.returncode != 1 or "Permission denied" not in p.stderr or not kept:
+                fail("as nobody, convert -o a read-only file: rc %d, kept %s: %r"
+                     % (p.returncode, kept, p.stderr))
+            p = run(nobody + [st, "convert", ev_copy, "-o", rw])
+            with open(rw) as f:
+                got = f.read()
+            if p.returncode != 0 or "traceEvents" not in got or sorted(os.listdir(fixed)) != ["rw.json"]:
+                fail("as nobody, convert -o a writable file in a fixed directory: rc %d, files %s: %r"
+                     % (p.returncode, sorted(os.listdir(fixed)), p.stderr))
+        else:
+            print("note: convert -o as nobody not checked (needs root and setpriv)")
         print("PASS: convert refuses -o naming its input; converts to another file; a failed write "
-              "leaves the earlier trace as it was")
+              "leaves the earlier trace as it was; -o keeps OUT's mode, refuses a read-only OUT "
+              "and writes in place in a directory it may not write")
         # diff into stdout that takes nothing: exit 0, nothing said, a CI
         # gate read "no regression" (a review, 2026-12-06)
         fx = fixture("steal-trace.jsonl")

@@ -254,13 +254,31 @@ static int write_chrome_to(FILE *f, const struct evbuf *b, const char *out, int 
  * truncation: the last trace at OUT was lost and a cut one that does not
  * parse was left in its place (found by a review). OUT a symlink: the file
  * it names is replaced. A device or a FIFO (-o /dev/stdout) is written in
- * place.
+ * place. As an open for writing would: a file we may not write is refused
+ * and one that exists keeps its mode, and a file we may write in a
+ * directory we may not is written in place (a rename replaced a read-only
+ * file, gave it the default mode, and could not write into such a
+ * directory at all).
  */
 static int write_chrome(const struct evbuf *b, const char *out, int pid)
 {
 	struct stat sb;
 	char real[PATH_MAX], tmp[PATH_MAX + 16];
-	if (!stat(out, &sb) && !S_ISREG(sb.st_mode)) {
+	bool exists = !stat(out, &sb);
+	if (exists && S_ISREG(sb.st_mode) && faccessat(AT_FDCWD, out, W_OK, AT_EACCESS)) {
+		fprintf(stderr, "schedtop: %s: %s; nothing written\n", out, strerror(errno));
+		return 1;
+	}
+	const char *dst = realpath(out, real) ? real : out;
+	int fd = -1;
+	if (exists && !S_ISREG(sb.st_mode))
+		errno = 0; /* a device or a FIFO: in place */
+	else if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", dst) >= sizeof(tmp))
+		errno = ENAMETOOLONG;
+	else
+		fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0 && (errno == 0 || (exists && (errno == EACCES || errno == EPERM ||
+						 errno == EROFS)))) {
 		FILE *f = fopen(out, "we");
 		if (!f) {
 			fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
@@ -268,12 +286,6 @@ static int write_chrome(const struct evbuf *b, const char *out, int pid)
 		}
 		return write_chrome_to(f, b, out, pid);
 	}
-	const char *dst = realpath(out, real) ? real : out;
-	int fd = -1;
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", dst) >= sizeof(tmp))
-		errno = ENAMETOOLONG;
-	else
-		fd = mkostemp(tmp, O_CLOEXEC);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
 		fprintf(stderr, "schedtop: %s: %s\n", out, strerror(errno));
@@ -283,10 +295,13 @@ static int write_chrome(const struct evbuf *b, const char *out, int pid)
 		}
 		return 1;
 	}
-	/* mkostemp makes it 0600: the mode fopen would have given it */
+	/* mkostemp makes it 0600: OUT's own mode, or the one fopen would
+	 * have given a new file */
 	mode_t um = umask(0);
 	umask(um);
-	fchmod(fd, 0666 & ~um);
+	fchmod(fd, exists ? sb.st_mode & 0777 : 0666 & ~um);
+	if (exists && !geteuid() && fchown(fd, sb.st_uid, sb.st_gid))
+		fprintf(stderr, "schedtop: %s: keeping its owner: %s\n", out, strerror(errno));
 	struct trace_stats st;
 	trace_chrome_write(f, b, pid, &st);
 	int e = close_checked(f);
