@@ -1306,6 +1306,47 @@ static void test_diff_partial_last(void)
 	free(r);
 }
 
+/* Two runs appended to one file (`schedtop --json ... >> runs.jsonl`
+ * twice) were read as one recording: the second run's attach interval
+ * counted as a whole one. A line after a final one, another pid, or a
+ * clock that starts over is refused, saying where (a listed limit). One
+ * run of the same lines is still read. */
+static void test_diff_appended_runs(void)
+{
+	static const char iv[] = "{\"schema\":\"schedtop/1\",\"final\":%s,\"pid\":%d,\"ts_ns\":%d,"
+				 "\"interval_s\":1,\"workers\":1,\"polls_per_s\":100000,"
+				 "\"worker\":[{\"core\":0}],\"lints\":[]}\n";
+	/* pid and ts of each line; the last column: final */
+	static const int runs[4][4][3] = {
+		{ { 7, 1, 0 }, { 7, 2, 0 }, { 7, 3, 0 }, { 7, 4, 1 } },  /* one run */
+		{ { 7, 1, 0 }, { 7, 2, 1 }, { 7, 3, 0 }, { 7, 4, 1 } },  /* after a final line */
+		{ { 7, 1, 0 }, { 7, 2, 0 }, { 8, 3, 0 }, { 8, 4, 1 } },  /* another pid, no final */
+		{ { 7, 5, 0 }, { 7, 6, 0 }, { 7, 1, 0 }, { 7, 2, 1 } },  /* the clock starts over */
+	};
+	static const char *const why[4] = { NULL, "after the first one's final line", "another pid",
+					    "its clock starts over" };
+	struct diff_run *r = calloc(1, sizeof(*r));
+	for (int k = 0; r && k < 4; k++) {
+		char text[4096] = "", one[512], path[32], err[256] = "";
+		for (int i = 0; i < 4; i++) {
+			snprintf(one, sizeof(one), iv, runs[k][i][2] ? "true" : "false", runs[k][i][0],
+				 runs[k][i][1]);
+			strcat(text, one);
+		}
+		CHECK(write_tmp(text, path), "setup");
+		int rc = diff_load(path, r, err, sizeof(err));
+		if (!why[k])
+			CHECK(rc == 0 && r->samples == 3, "one run: rc %d samples %llu %s", rc,
+			      (unsigned long long)r->samples, err);
+		else
+			CHECK(rc == -EINVAL && strstr(err, ":3: a second run starts here") &&
+				      strstr(err, why[k]),
+			      "appended runs (%s): rc %d, %s", why[k], rc, err);
+		unlink(path);
+	}
+	free(r);
+}
+
 /* A `schedtop record` dump (.json, schedtop-record/1) compared with diff:
  * its interval reports are a schedtop recording. diff refused it, "one
  * JSON object, not weft-load's output, nor a schedtop recording or a
@@ -1547,6 +1588,7 @@ int main(int argc, char **argv)
 	test_diff_many_workers();
 	test_diff_record_dump();
 	test_diff_partial_last();
+	test_diff_appended_runs();
 	test_diff_other_schema();
 	test_elf_notes(argv[2], "/bin/sleep"); /* no weft in it */
 	test_drop_holes();

@@ -625,7 +625,8 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			goto out;
 		}
 	}
-	unsigned line = 0;
+	unsigned line = 0, final_line = 0;
+	double run_pid = -1, last_ts = -1;
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		line++;
 		while (*l == ' ' || *l == '\t' || *l == '\r')
@@ -669,6 +670,30 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			used++;
 			continue;
 		}
+		/* Runs appended to one file (`>>` twice) were read as one
+		 * recording: the second run's first interval, from its attach,
+		 * averaged in as a whole one (a listed limit). A run ends with
+		 * its final line; its pid and clock hold throughout. */
+		const struct leaf *fin = get(o, "final");
+		double pid = -1, ts = -1;
+		num(o, "pid", &pid);
+		num(o, "ts_ns", &ts);
+		if (final_line || (run_pid >= 0 && pid >= 0 && pid != run_pid) ||
+		    (ts >= 0 && ts <= last_ts)) {
+			snprintf(err, n, "%s:%u: a second run starts here (%s): diff reads one run per "
+					 "file; split it",
+				 path, line,
+				 final_line ? "after the first one's final line"
+				 : pid != run_pid ? "another pid" : "its clock starts over");
+			rc = -EINVAL;
+			goto out;
+		}
+		if (fin && !fin->is_str && fin->v)
+			final_line = line;
+		if (run_pid < 0)
+			run_pid = pid;
+		if (ts >= 0)
+			last_ts = ts;
 		/* schedtop: the first interval starts at the attach; it is left
 		 * out once there are three or more */
 		if (nobj == 1) {
