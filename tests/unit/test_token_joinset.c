@@ -735,9 +735,12 @@ Test(token_deadline, passed_outside_and_after_shutdown, .timeout = WT_TMO(20))
 	 * deadline, and a thread's wait on it returns then */
 	struct weft_runtime *rt = wt_rt_create(1);
 	uint64_t t0 = weft_now_ns();
-	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 80 * MS, &t), 0);
+	/* 500 ms: the create after the shutdown must come before it (at 80
+	 * ms a shutdown slowed by a busy machine let the deadline pass and
+	 * the token was made expired, 0) */
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 500 * MS, &t), 0);
 	cr_assert_eq(weft_runtime_shutdown(rt, 1000 * MS), 0);
-	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 80 * MS, &u), -ESHUTDOWN);
+	cr_assert_eq(weft_token_create_deadline(rt, NULL, t0 + 500 * MS, &u), -ESHUTDOWN);
 	cr_assert_eq(weft_token_err(t), 0);
 	/* a thread's select on the token beside an empty channel, with no
 	 * limit of its own: the token's deadline ends it (the task that
@@ -747,7 +750,7 @@ Test(token_deadline, passed_outside_and_after_shutdown, .timeout = WT_TMO(20))
 	int item;
 	struct weft_select_arm arms[2] = { WEFT_SEL_RECV(ch, &item), WEFT_SEL_CANCELLED(t) };
 	cr_assert_eq(weft_select(arms, 2, WEFT_FOREVER), 1);
-	cr_assert(weft_now_ns() - t0 >= 79 * MS);
+	cr_assert(weft_now_ns() - t0 >= 499 * MS);
 	cr_assert_eq(weft_chan_destroy(ch), 0);
 	cr_assert_eq(weft_token_wait(t), 0);
 	cr_assert_eq(weft_token_err(t), -ETIMEDOUT);
