@@ -608,7 +608,8 @@ static int wait_events(struct weft_runtime *rt, struct epoll_event *ev, int64_t 
  * until an event, the next timer deadline or an unpark, then fires what is
  * due and returns true.
  */
-bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns)
+bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns,
+		       unsigned *linger)
 {
 	struct weft__driver *d = &rt->driver;
 	if (pthread_mutex_trylock(&d->lock))
@@ -668,10 +669,12 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	 * in `unwatched`; a LIFO push that sees it writes the eventfd. seq_cst
 	 * store then load, against the pusher's unpark (a seq_cst RMW on
 	 * idle.state) then seq_cst load of `unwatched`: either we see it
-	 * unparked, or it sees the flag.
+	 * unparked, or it sees the flag. Any worker counted unparked later
+	 * wakes us too while the flag is up (idle.c, "The watch"), and we
+	 * keep the timeout a while after the last worker parked (linger).
 	 */
 	atomic_store_explicit(&d->unwatched, WEFT__UNWATCHED_SLEEPER, memory_order_seq_cst);
-	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0) {
+	if (weft__idle_watch_want(rt, linger)) {
 		atomic_store_explicit(&d->unwatched, 0, memory_order_relaxed);
 		if (timeout < 0 || timeout > WEFT_WATCH_MS * 1000000ll)
 			timeout = WEFT_WATCH_MS * 1000000ll;

@@ -60,6 +60,30 @@
  * good behind a poll that does not end (tests/stress shutdown_pending,
  * "gate 1 never ran"). The store-buffering argument above needs the
  * parker's rescan whenever a notify may have counted it unparked.)
+ *
+ * The watch. The stall watch (worker.c, watch_cores) runs in workers: at
+ * maintenance, when a search finds nothing, and in parked workers that
+ * sleep on a WEFT_WATCH_MS timeout: the driver's sleeper, and at most one
+ * sleeper on a futex besides (counted in `watchers` for its sleep). A
+ * parked worker sleeps so while another worker is unparked, and for
+ * WEFT__WATCH_LINGER of its timeouts after the last look that found one
+ * (so that work arriving in bursts - a request at a time on a keep-alive
+ * connection - keeps a watcher without a wake per burst); after that it
+ * sleeps until woken, and an idle runtime does not wake. Whoever counts a
+ * worker unparked - a notify's pop, a sleeper leaving on its own - then
+ * makes sure someone watches: a driver sleeper with no timeout is woken
+ * (`unwatched` SLEEPER, cleared by whoever wakes it); with no sleeper in
+ * the driver (vacant, or between two) and no futex watcher, one listed
+ * sleeper is woken without being unlisted (it looks, finds a worker
+ * running, and sleeps on the timeout). Store buffering again, closed by
+ * seq_cst on both sides: the unparker's RMW on `state` then its loads of
+ * `unwatched` and `watchers`; the sleeper's store of `unwatched`, or the
+ * watcher's decrement of `watchers` after its sleep, then its load of
+ * `state` before it chooses the next sleep. Before, a parked worker chose
+ * its timeout once, when it went to sleep: a long poll that began later on
+ * an otherwise idle runtime (a remote spawn woke one sleeper; the driver's
+ * sleeper slept on), or behind a driver its last sleeper left vacant
+ * (driver.c), was never counted or reported as a stall.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,6 +101,7 @@ int weft__idle_init(struct weft__idle *idle, unsigned n)
 	atomic_init(&idle->state, (uint64_t)n << 32);
 	for (unsigned i = 0; i < WEFT_IDLE_MASK_WORDS; i++)
 		atomic_init(&idle->parked[i], 0);
+	atomic_init(&idle->watchers, 0);
 	pthread_mutex_init(&idle->lock, NULL);
 	return 0;
 }
@@ -118,6 +143,64 @@ static inline void park_fence(void)
 #endif
 }
 
+#define KICK_DRIVER (-2)
+
+/* Under the lock, after a worker was counted unparked (the caller's
+ * seq_cst RMW on state): whom to wake so that a parked worker watches it
+ * (see "The watch"): KICK_DRIVER, a listed core, or -1 (nobody). */
+static int watch_kick_locked(struct weft_runtime *rt)
+{
+	struct weft__idle *idle = &rt->idle;
+	uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst);
+	if (u == WEFT__UNWATCHED_SLEEPER)
+		return KICK_DRIVER;
+	if (u == 0 && atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed))
+		return -1; /* the sleeper there sleeps on the watch timeout */
+	if (!idle->nsleepers || atomic_load_explicit(&idle->watchers, memory_order_seq_cst))
+		return -1;
+	return (int)idle->sleepers[idle->nsleepers - 1];
+}
+
+static void watch_kick(struct weft_runtime *rt, int kick)
+{
+	if (kick == KICK_DRIVER) {
+		uint8_t u = WEFT__UNWATCHED_SLEEPER;
+		if (atomic_compare_exchange_strong_explicit(&rt->driver.unwatched, &u, 0,
+							    memory_order_seq_cst,
+							    memory_order_relaxed))
+			weft__driver_wake(rt);
+	} else if (kick >= 0) {
+		weft__registry_unpark(rt, (unsigned)kick);
+	}
+}
+
+bool weft__idle_watch_want(struct weft_runtime *rt, unsigned *linger)
+{
+	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst))) {
+		*linger = 0;
+		return true;
+	}
+	if (*linger >= WEFT__WATCH_LINGER)
+		return false;
+	++*linger;
+	return true;
+}
+
+bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger)
+{
+	struct weft__idle *idle = &rt->idle;
+	if (!weft__idle_watch_want(rt, linger) ||
+	    atomic_load_explicit(&idle->watchers, memory_order_seq_cst))
+		return false;
+	atomic_fetch_add_explicit(&idle->watchers, 1, memory_order_seq_cst);
+	return true;
+}
+
+void weft__idle_watch_end(struct weft_runtime *rt)
+{
+	atomic_fetch_sub_explicit(&rt->idle.watchers, 1, memory_order_seq_cst);
+}
+
 void weft__idle_notify(struct weft_runtime *rt)
 {
 	struct weft__idle *idle = &rt->idle;
@@ -137,6 +220,7 @@ void weft__idle_notify(struct weft_runtime *rt)
 	atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
 	/* release: the woken worker's acquire load sees it was popped. */
 	atomic_store_explicit(&rt->cores[core].sleeping, false, memory_order_release);
+	int kick = watch_kick_locked(rt);
 	pthread_mutex_unlock(&idle->lock);
 	/* from_core: the notifier's core in this runtime, else -1 (a worker
 	 * of another runtime was reported as a core of this one) */
@@ -145,6 +229,7 @@ void weft__idle_notify(struct weft_runtime *rt)
 			   ? (int)weft__ctx()->core->index : -1,
 		   core, (uintptr_t)rt);
 	weft__registry_unpark(rt, core);
+	watch_kick(rt, kick);
 }
 
 bool weft__idle_would_notify(struct weft_runtime *rt)
@@ -225,9 +310,12 @@ static bool unlist_locked(struct weft__idle *idle, struct weft__core *c)
 void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft__idle *idle = &rt->idle;
+	int kick = -1;
 	pthread_mutex_lock(&idle->lock);
-	unlist_locked(idle, c);
+	if (unlist_locked(idle, c))
+		kick = watch_kick_locked(rt);
 	pthread_mutex_unlock(&idle->lock);
+	watch_kick(rt, kick);
 }
 
 /*

@@ -282,6 +282,9 @@ struct weft__idle {
 	unsigned *sleepers;              /* under lock */
 	unsigned nsleepers;              /* under lock */
 	_Atomic unsigned n;              /* active cores (changed under lock) */
+	/* Parked workers asleep on a WEFT_WATCH_MS timeout to run the stall
+	 * watch (idle.c, "The watch"); counted around each such sleep. */
+	_Atomic unsigned watchers;
 };
 #define IDLE_UNPARK_ONE (1ull << 32)
 #define IDLE_SEARCHING(s) ((uint32_t)(s))
@@ -635,7 +638,8 @@ uint64_t weft__driver_now_tick(struct weft_runtime *rt);
 extern _Atomic bool weft__driver_no_pwait2;
 /* until_ns: 0, or a CLOCK_MONOTONIC time to wake at the latest (the idle
  * trim's, fiber.c) */
-bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns);
+bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t until_ns,
+		       unsigned *linger);
 void weft__driver_poll_nowait(struct weft_runtime *rt);
 void weft__timers_process(struct weft_runtime *rt);
 enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
@@ -822,6 +826,16 @@ bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searchi
 /* A sleeper that leaves on its own (the driver's watch found a LIFO task to
  * rescue): counted unparked and searching, unless a notifier already did. */
 void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
+/* The watch (idle.c): whether a parked worker about to sleep sleeps on a
+ * WEFT_WATCH_MS timeout to watch the running cores. `linger` is the
+ * sleeper's own count of timeouts since it last saw a worker running (0
+ * when it parks). _want: the driver's sleeper; _begin: a futex sleeper,
+ * only if no other does - true: counted in idle.watchers, and it calls
+ * weft__idle_watch_end when it wakes. */
+#define WEFT__WATCH_LINGER 20
+bool weft__idle_watch_want(struct weft_runtime *rt, unsigned *linger);
+bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger);
+void weft__idle_watch_end(struct weft_runtime *rt);
 /* The last searcher's rescan after it listed itself: notify if work is
  * visible - a ring a thief on `self` would take from now (a ring its
  * worker is serving is not: its worker is running, and the driver's watch

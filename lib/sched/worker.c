@@ -743,6 +743,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 {
 	struct weft_task *t = NULL;
 	long reason = WEFT_UNPARK_SELF; /* for tracers: who woke us */
+	unsigned linger = 0; /* watch timeouts since a worker was last seen running (idle.c) */
 	weft__blocking_retry(rt); /* one atomic load unless the pool is starved */
 	/* idle stacks' and tasks' memory back, beyond a few (now, or at
 	 * trim_at if this core trimmed a moment ago) */
@@ -787,7 +788,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 	for (;;) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
-		if (!weft__driver_park(rt, &w->parker, trim_at)) {
+		if (!weft__driver_park(rt, &w->parker, trim_at, &linger)) {
 			/* Another thread holds the driver. If nobody sleeps
 			 * in it (a running worker's maintenance poll, a
 			 * sleeper on its way out), the holder hands it to
@@ -796,7 +797,12 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			 * fired only at the running workers' maintenance (a
 			 * LIFO task behind a 300 ms poll waited it out). */
 			uint64_t until = trim_at;
-			if (!atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed)) {
+			/* ... and with a worker running (or lately), this
+			 * one watches it when no other futex sleeper does
+			 * (idle.c, "The watch": the driver may be left
+			 * vacant, and its sleeper leaves with each event) */
+			bool watching = weft__idle_watch_begin(rt, &linger);
+			if (watching || !atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed)) {
 				uint64_t retry = weft__now_ns() + WEFT_WATCH_MS * 1000000ull;
 				if (!until || retry < until)
 					until = retry;
@@ -805,6 +811,8 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 				(void)weft__parker_park_until(&w->parker, until);
 			else
 				weft__parker_park(&w->parker);
+			if (watching)
+				weft__idle_watch_end(rt);
 		}
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;

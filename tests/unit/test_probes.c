@@ -17,8 +17,14 @@
 
 #include "../common/wt.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <weft/io.h>
 
 #include "probes.h"
 #include "runtime.h"
@@ -194,5 +200,121 @@ Test(stall_watch, a_sighting_younger_than_the_watchers_clock_is_no_stall, .timeo
 	cr_assert(same_poll, "the spinning poll ended early");
 	cr_assert_eq(stalls, 0, "%" PRIu64 " stall(s) counted for a poll far below the threshold (60 s)",
 		     stalls);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A long poll on an otherwise idle runtime, and one behind a driver its
+ * sleeper left vacant (a keep-alive connection's request), are stalls
+ * like any other (weft.h: stall_threshold_ns). They were never counted:
+ * a parked worker chose its sleep when it went to sleep - without a
+ * timeout when every worker was parked - so a remote spawn that woke one
+ * sleeper left the driver's sleeper asleep with nobody watching, and with
+ * the driver vacant nobody slept on a timeout at all (idle.c, "The
+ * watch"). Each round starts from an idle runtime whose parked workers
+ * have stopped lingering on their timeouts.
+ */
+static enum weft_poll iw_spin_poll(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	uint64_t t0 = wt_now_ns();
+	while (wt_now_ns() - t0 < 300 * 1000000ull)
+		;
+	return WEFT_READY;
+}
+
+static void *iw_spin_fiber(void *arg)
+{
+	(void)arg;
+	uint64_t t0 = wt_now_ns();
+	while (wt_now_ns() - t0 < 300 * 1000000ull)
+		;
+	return NULL;
+}
+
+static uint64_t iw_stalls(struct weft_runtime *rt)
+{
+	struct weft_metrics *m = wt_metrics(rt);
+	uint64_t n = m->stalls;
+	weft_metrics_free(m);
+	return n;
+}
+
+Test(stall_watch, a_long_poll_on_an_otherwise_idle_runtime_is_counted, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 20000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	for (int round = 0; round < 4; round++) {
+		wt_sleep_ms(250); /* idle past the watchers' linger (100 ms) */
+		struct weft_task *t;
+		if (round % 2)
+			cr_assert_eq(weft_spawn(rt, iw_spin_fiber, NULL, &t), 0);
+		else
+			cr_assert_eq(weft_spawn_poll(rt, iw_spin_poll, NULL, NULL, &t), 0);
+		cr_assert_eq(weft_join(t, NULL), 0);
+		uint64_t n = iw_stalls(rt);
+		/* at least: a thread the machine preempted for the threshold
+		 * mid-poll counts too */
+		cr_assert_geq(n, (uint64_t)round + 1, "round %d (%s): %" PRIu64 " stalls counted, want %d",
+			      round, round % 2 ? "fiber" : "poll task", n, round + 1);
+	}
+	wt_rt_destroy(rt);
+}
+
+static struct weft_io *iw_listener;
+
+/* one byte a request, echoed; 'S' spins 300 ms first */
+static void *iw_serve(void *arg)
+{
+	(void)arg;
+	struct weft_io *c;
+	if (weft_accept(iw_listener, &c, NULL, NULL))
+		return NULL;
+	char b;
+	while (weft_read(c, &b, 1) == 1) {
+		if (b == 'S')
+			iw_spin_fiber(NULL);
+		if (weft_write(c, &b, 1) != 1)
+			break;
+	}
+	weft_io_close(c);
+	return NULL;
+}
+
+Test(stall_watch, a_long_poll_behind_a_vacant_driver_is_counted, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 20000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 16, &iw_listener), 0);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, iw_serve, NULL, &t), 0);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)weft_io_local_port(iw_listener)) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	char b;
+	for (int round = 0; round < 3; round++) {
+		/* requests one at a time: the event's sleeper runs each one
+		 * and leaves the driver vacant (driver.c) */
+		for (int i = 0; i < 500; i++) {
+			b = 'x';
+			cr_assert_eq(write(fd, &b, 1), 1);
+			cr_assert_eq(read(fd, &b, 1), 1);
+		}
+		b = 'S';
+		cr_assert_eq(write(fd, &b, 1), 1);
+		cr_assert_eq(read(fd, &b, 1), 1);
+		uint64_t n = iw_stalls(rt);
+		cr_assert_geq(n, (uint64_t)round + 1, "round %d: %" PRIu64 " stalls counted, want %d",
+			      round, n, round + 1);
+	}
+	close(fd);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(weft_io_close(iw_listener), 0);
 	wt_rt_destroy(rt);
 }

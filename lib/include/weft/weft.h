@@ -109,8 +109,8 @@ struct weft_runtime_opts {
 	 * worker takes the task waiting in its LIFO slot, the stall is counted
 	 * (metrics: stalls) and reported (USDT probe `stall`). Detection is by
 	 * other workers watching each core's poll count (at maintenance, when a
-	 * search finds nothing, and from the driver's sleeper every 5 ms while
-	 * a worker runs, on a clock of ~1 ms units), so a stall is seen up to
+	 * search finds nothing, and from a parked worker every 5 ms while a
+	 * worker runs, on a clock of ~1 ms units), so a stall is seen up to
 	 * ~7 ms (plus scheduling delay) after the threshold, and never for a
 	 * poll shorter than it. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
 	uint64_t stall_threshold_ns;
