@@ -552,6 +552,11 @@ extern WEFT__TLS bool weft__runtime_thread;
 size_t weft__chan_item_size(const struct weft_chan *ch);
 /* Count a signal notified into ch (+1) or stopped (-1): signal.c. */
 void weft__chan_sig_ref(struct weft_chan *ch, int delta);
+/* sync/oneshot.c, for a select's ONESHOT_RECV arm without a place for the
+ * value: weft_oneshot_recv_poll, but a value received is passed to the
+ * oneshot's value_drop (nobody else will see it). */
+int weft__oneshot_recv_poll_drop(struct weft_oneshot *o, struct weft_wait *w,
+				 struct weft_cx *cx);
 __attribute__((noreturn, cold)) void weft__fork_child_returned(void);
 #define WEFT__FORKED(rt) \
 	(atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != (rt)->fork_gen)

@@ -3,7 +3,8 @@
  *
  * Owns: the object itself (freed by whichever end is consumed second), the
  * value while it is sent but not received (value_drop'd if the receiver is
- * dropped without receiving), and a wait list that holds at most the
+ * dropped without receiving, or received by a select's arm with no place
+ * for it), and a wait list that holds at most the
  * receiver's entry.
  * Invariants (under `lock`): `sent` and `sender_gone` never go back to
  * false; sent => sender_gone; once receiver_gone is set, nothing but
@@ -104,11 +105,10 @@ static int try_take(struct weft_oneshot *o, void **value)
 	return rc;
 }
 
-int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx *cx,
-			   void **value)
+/* The poll form; with `drop`, a value received goes to value_drop. */
+static int recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx *cx,
+		     void **value, bool drop)
 {
-	if (!o || !w || !cx || !value || !weft__wait_usable(w, &o->q))
-		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	uint32_t grant;
@@ -116,8 +116,11 @@ int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct w
 	if (weft__waitq_poll_entry(&o->q, w, cx, &grant) != WQ_LINKED) {
 		int rc = try_take(o, value);
 		if (rc != -EAGAIN) {
+			void (*vd)(void *) = o->value_drop;
 			weft__slock_unlock(&o->lock);
 			weft__free(o);
+			if (rc == 0 && drop && vd)
+				vd(*value);
 			return rc;
 		}
 		/* a second receiver: the first to take the value frees the
@@ -131,6 +134,29 @@ int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct w
 	weft__slock_unlock(&o->lock);
 	weft_budget_refund(cx);
 	return WEFT_PENDING;
+}
+
+int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx *cx,
+			   void **value)
+{
+	if (!o || !w || !cx || !value || !weft__wait_usable(w, &o->q))
+		return -EINVAL;
+	return recv_poll(o, w, cx, value, false);
+}
+
+/*
+ * A select's ONESHOT_RECV arm with no place for the value (weft.h: its ptr
+ * may be NULL) received it and dropped it on the floor: the value_drop the
+ * oneshot was made with never saw it, and a malloc'd value leaked (found
+ * by a review). It is a value sent and never received by anyone.
+ */
+int weft__oneshot_recv_poll_drop(struct weft_oneshot *o, struct weft_wait *w,
+				 struct weft_cx *cx)
+{
+	void *v = NULL;
+	if (!o || !w || !cx || !weft__wait_usable(w, &o->q))
+		return -EINVAL;
+	return recv_poll(o, w, cx, &v, true);
 }
 
 struct oneshot_recv_args { struct weft_oneshot *o; struct weft_wait *w; void **value; int rc; };

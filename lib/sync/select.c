@@ -40,9 +40,11 @@ static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
 	case WEFT_SEL_CHAN_RECV:
 		return weft_chan_recv_poll(a->obj, &a->_w, cx, a->ptr);
 	case WEFT_SEL_ONESHOT_RECV: {
+		if (!a->ptr) /* the value is nobody's: to the oneshot's value_drop */
+			return weft__oneshot_recv_poll_drop(a->obj, &a->_w, cx);
 		void *v = NULL;
 		int rc = weft_oneshot_recv_poll(a->obj, &a->_w, cx, &v);
-		if (rc == 0 && a->ptr)
+		if (rc == 0)
 			*(void **)a->ptr = v;
 		return rc;
 	}

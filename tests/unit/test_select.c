@@ -165,6 +165,54 @@ Test(select, two_oneshot_arms_on_one_oneshot_are_einval, .timeout = WT_TMO(20))
 }
 
 /*
+ * A ONESHOT_RECV arm may have no place for the value (weft.h: ptr NULL).
+ * The value it received was dropped on the floor: the oneshot's value_drop
+ * never saw it, so a malloc'd value leaked. Now it goes to value_drop,
+ * once; a losing arm takes nothing (the receiver end drops it later), and
+ * a sender that dropped its end gives -EPIPE with nothing to drop.
+ */
+static atomic_int os_drops;
+static void *os_dropped;
+static void os_value_drop(void *v)
+{
+	os_dropped = v;
+	atomic_fetch_add(&os_drops, 1);
+}
+
+Test(select, a_oneshot_arm_without_a_place_drops_the_value, .timeout = WT_TMO(20))
+{
+	struct weft_oneshot *o;
+	cr_assert_eq(weft_oneshot_create(os_value_drop, &o), 0);
+	cr_assert_eq(weft_oneshot_send(o, (void *)7), 0);
+	struct weft_select_arm one[] = { WEFT_SEL_ONESHOT(o, NULL) };
+	cr_assert_eq(weft_select(one, 1, WEFT_FOREVER), 0);
+	cr_assert_eq(one[0].rc, 0);
+	cr_assert_eq(atomic_load(&os_drops), 1, "value_drop ran %d times, not once",
+		     atomic_load(&os_drops));
+	cr_assert_eq((intptr_t)os_dropped, 7);
+	/* a losing arm: nothing taken, the receiver end drops the value */
+	struct weft_chan *c = mkchan(1);
+	long x = 1, got = 0;
+	cr_assert_eq(weft_chan_try_send(c, &x), 0);
+	cr_assert_eq(weft_oneshot_create(os_value_drop, &o), 0);
+	cr_assert_eq(weft_oneshot_send(o, (void *)8), 0);
+	struct weft_select_arm two[] = { WEFT_SEL_RECV(c, &got), WEFT_SEL_ONESHOT(o, NULL) };
+	cr_assert_eq(weft_select(two, 2, WEFT_FOREVER), 0);
+	cr_assert_eq(atomic_load(&os_drops), 1);
+	cr_assert_eq(weft_oneshot_receiver_drop(o), 0);
+	cr_assert_eq(atomic_load(&os_drops), 2);
+	cr_assert_eq((intptr_t)os_dropped, 8);
+	/* the sender end dropped: -EPIPE, nothing to drop */
+	cr_assert_eq(weft_oneshot_create(os_value_drop, &o), 0);
+	cr_assert_eq(weft_oneshot_sender_drop(o), 0);
+	one[0] = WEFT_SEL_ONESHOT(o, NULL);
+	cr_assert_eq(weft_select(one, 1, WEFT_FOREVER), 0);
+	cr_assert_eq(one[0].rc, -EPIPE);
+	cr_assert_eq(atomic_load(&os_drops), 2);
+	cr_assert_eq(weft_chan_destroy(c), 0);
+}
+
+/*
  * A TICK arm on an interval never given to weft_interval_init (zeroed: no
  * period). weft_interval_tick says -EINVAL for it; the select aborted the
  * process in the arm's poll ("the interval has no period") - and only

@@ -134,7 +134,8 @@ WEFT_API void weft_wait_cancel(struct weft_wait *w);
  * ends are consumed the object is freed and the call is a use after free,
  * which cannot be detected.
  * `value_drop` (may be NULL) is called with a value that was sent but never
- * received (the receiver was dropped after the send).
+ * received (the receiver was dropped after the send, or a select's
+ * ONESHOT_RECV arm with no place for the value took it: weft.h).
  */
 struct weft_oneshot;
 

@@ -650,7 +650,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *   CHAN_SEND     chan, item to copy in (required)        -> item sent
  *   CHAN_RECV     chan, where to copy the item (required)  -> item received
  *   ONESHOT_RECV  oneshot, void ** (may be NULL)           -> value; the receiver
- *                 end is consumed on 0 and -EPIPE
+ *                 end is consumed on 0 and -EPIPE (with NULL the value
+ *                 received is passed to the oneshot's value_drop)
  *   NOTIFY        notify                                  -> notified
  *   SEM           sem, -, permits                          -> permits taken
  *   MUTEX         mutex                                   -> the caller holds it
