@@ -201,6 +201,16 @@ bool weft__cancelled(void)
 	return ctx->discarding;
 }
 
+bool weft__fn_cancelled(void)
+{
+	/* As the fn's waits see it, but at once: a wait that finds the
+	 * runtime closing ends a slice later if nothing woke it meanwhile;
+	 * a call that never waits has no later. */
+	struct weft__ctx *ctx = weft__ctx();
+	struct weft__fiber *fip = ctx ? ctx->fiber_in_place : NULL;
+	return fip && fip->cx && (fip_aborted(fip) || fip_closing(fip));
+}
+
 int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w)
 {
 	return weft__wait_deadline(poll, arg, w, WEFT_FOREVER);

@@ -730,6 +730,11 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
  * -ECANCELED (weft__wait does it; calls that may finish without waiting
  * ask here first). */
 bool weft__cancelled(void);
+/* True in the weft_block_in_place fn of a fiber that was cancelled or
+ * whose runtime is shutting down, where the fn's waits end with -ECANCELED
+ * (weft__wait_deadline): for a call that never waits (an unbounded
+ * channel's send) and so never reaches that check. */
+bool weft__fn_cancelled(void);
 /* One unit of the cooperative budget for a blocking-style operation that
  * finished without waiting: a fiber that has spent its budget yields here
  * (so a fiber whose socket is always ready still lets the others run).

@@ -708,12 +708,24 @@ static bool send_never_waits(struct weft_chan *ch)
 	return __builtin_expect(ch->unbounded, 0) && !weft__cancelled();
 }
 
+/* ... and so does a fiber's weft_block_in_place fn, where the fiber's
+ * cancellation (or its runtime's shutdown) ends the waits with
+ * -ECANCELED: a loop of these sends there went on after an abort (the
+ * fiber never unwound) and held a shutdown to its limit (found by a
+ * review). */
+static int send_without_waiting(struct weft_chan *ch, const void *item)
+{
+	if (weft__fn_cancelled())
+		return -ECANCELED;
+	return weft_chan_try_send(ch, item);
+}
+
 int weft_chan_send(struct weft_chan *ch, const void *item)
 {
 	if (!ch || !item)
 		return -EINVAL;
 	if (send_never_waits(ch))
-		return weft_chan_try_send(ch, item);
+		return send_without_waiting(ch, item);
 	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, WEFT_FOREVER);
 }
 
@@ -722,7 +734,7 @@ int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t time
 	if (!ch || !item)
 		return -EINVAL;
 	if (send_never_waits(ch))
-		return weft_chan_try_send(ch, item);
+		return send_without_waiting(ch, item);
 	return chan_wait(chan_send_fn, ch, &ch->sendq, (void *)item, deadline_after(timeout_ns));
 }
 

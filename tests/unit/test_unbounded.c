@@ -224,6 +224,65 @@ Test(unbounded, a_cancelled_fibers_blocking_send_says_so, .timeout = WT_TMO(30))
 	cr_assert_eq(weft_notify_destroy(n), 0);
 }
 
+/*
+ * The same send in the fiber's weft_block_in_place fn. The fn's blocking
+ * forms end with -ECANCELED once the fiber is aborted (or its runtime
+ * shuts down), as the fiber's own do (wait.c); an unbounded channel's send
+ * never waits, so it never looked: a loop of sends in the fn went on after
+ * the abort (the fiber never unwound) and held a shutdown to its time
+ * limit (found by a review).
+ */
+struct fip_send { struct weft_chan *ch; atomic_int started, rc; atomic_bool stop; };
+
+static void *fip_send_fn(void *arg)
+{
+	struct fip_send *f = arg;
+	uint64_t v = 0;
+	int rc;
+	atomic_store(&f->started, 1);
+	/* each item taken back at once: the ring stays small */
+	while ((rc = weft_chan_send(f->ch, &v)) == 0 && !atomic_load(&f->stop))
+		(void)weft_chan_try_recv(f->ch, &v);
+	atomic_store(&f->rc, rc);
+	return NULL;
+}
+
+static void *fip_send_fiber(void *arg)
+{
+	weft_block_in_place(fip_send_fn, arg, NULL);
+	return NULL;
+}
+
+Test(unbounded, sends_in_a_cancelled_fibers_block_in_place_fn_say_so, .timeout = WT_TMO(60))
+{
+	for (int round = 0; round < 2; round++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		struct fip_send f = { .rc = 1 };
+		cr_assert_eq(weft_chan_create_unbounded(sizeof(uint64_t), &f.ch), 0);
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, fip_send_fiber, &f, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&f.started), WT_LONG_MS));
+		int src = 0;
+		if (round == 0)
+			cr_assert_eq(weft_abort(h), 0);
+		else
+			src = weft_runtime_shutdown(rt, 2000000000ull * WEFT_TEST_SLOW);
+		bool ended = WT_WAIT_UNTIL(atomic_load(&f.rc) != 1, 2000);
+		atomic_store(&f.stop, true); /* let the fiber go, so that the test can end */
+		int jrc = weft_join(h, NULL);
+		cr_assert(ended, "round %d: the sends in the fiber's fn went on", round);
+		cr_assert_eq(atomic_load(&f.rc), -ECANCELED, "round %d: the send said %d", round,
+			     atomic_load(&f.rc));
+		/* shutdown: a fiber still in its first poll is not marked
+		 * cancelled (as in test_blocking's fn that waits) */
+		cr_assert(jrc == -EINTR || (round == 1 && jrc == 0), "round %d: join = %d", round,
+			  jrc);
+		cr_assert_eq(src, 0, "shutdown = %d (%s)", src, weft_strerror(src));
+		wt_rt_destroy(rt);
+		cr_assert_eq(weft_chan_destroy(f.ch), 0);
+	}
+}
+
 /* ----------------------------- no memory: nothing sent; memory given back */
 
 /* Every block carries its size and offset in the bytes just before it. */

@@ -264,7 +264,9 @@ WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
  * receive forms, select arms, weft_signal_notify). Nothing bounds the
  * memory a fast sender and a slow receiver use: prefer a bounded channel
  * where back-pressure is wanted. A fiber cancelled before its send still
- * gets -ECANCELED from weft_chan_send (its cancellation point). Its sends
+ * gets -ECANCELED from weft_chan_send (its cancellation point), also from
+ * its weft_block_in_place fn, where the runtime's shutdown counts as
+ * cancellation from its start (as the fn's waits see it). Its sends
  * spend no budget (no send form yields the worker: a loop of sends runs
  * on), unlike the other poll forms here.
  * Errors: -EINVAL (NULL out, item_size 0 or over WEFT_CHAN_MAX_BYTES / 16),
