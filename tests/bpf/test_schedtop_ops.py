@@ -120,7 +120,10 @@ TEST is one of:
             histogram view shows its four boxes side by side without
             overlap, bucket bounds in units (ns/us/ms/s), and a box whose
             rows merge N buckets says xN in its title at 80 columns too
-            (it was dropped when the title was long).
+            (it was dropped when the title was long). On the help screen
+            2 shows the steal matrix, a resize keeps the help up and q
+            quits (2 and q only closed the help, back to the view it was
+            opened from, and a resize closed it).
   tui_dumb  the live view under tmux with TERM=dumb (known to terminfo, no
             cursor addressing), with -p PID and with -- CMD: schedtop says the
             terminal cannot move the cursor, to use --batch, and exits 1
@@ -1865,7 +1868,10 @@ def test_tui(st, wl_test, wl, lib):
                 subprocess.run(T + ["send-keys", "-t", "st", key])
                 shots[key] = wait_for(marker)
                 if key == "h":
-                    subprocess.run(T + ["send-keys", "-t", "st", "1"])
+                    # a key on the help screen does what the help says (2
+                    # closed the help only, back to view 3: found by a review)
+                    subprocess.run(T + ["send-keys", "-t", "st", "2"])
+                    wait_for("2 steal matrix")
             for key, c in shots.items():
                 lines = c.split("\n")
                 if lines and lines[-1] == "":
@@ -1943,6 +1949,21 @@ def test_tui(st, wl_test, wl, lib):
                         tfail("%dx%d histogram row %r: half %r" % (w, h, l, half))
             if not re.search(r"\d(ns|us|ms|s)-<\d", shots["3"]):
                 tfail("%dx%d: bucket bounds without units" % (w, h))
+            # the help stays up through a resize (it closed), and q on it
+            # quits (it closed the help only); the window's own size back
+            # after, for the next capture
+            subprocess.run(T + ["send-keys", "-t", "st", "h"])
+            wait_for("keys: q quit")
+            subprocess.run(T + ["resize-window", "-t", "st", "-x", str(w - 20), "-y", str(h - 6)])
+            time.sleep(0.5)
+            if "keys: q quit" not in cap(False):
+                tfail("%dx%d: a resize closed the help" % (w, h))
+            subprocess.run(T + ["send-keys", "-t", "st", "q"])
+            end = time.time() + 10
+            while subprocess.run(T + ["has-session", "-t", "st"], stderr=subprocess.DEVNULL).returncode == 0:
+                if time.time() > end:
+                    tfail("%dx%d: q on the help screen did not quit" % (w, h))
+                time.sleep(0.2)
         print("PASS: 80x24 and 200x50, views 1 2 3 and help, no line wrapped or longer "
               "than the width")
     finally:

@@ -660,9 +660,14 @@ int tui_run(struct mon *m, struct stall *st, int pid, double interval, long coun
 		else view_workers(&t, pid);
 		refresh();
 		int ch = getch();
-		if (t.help && ch != ERR) {
+		/* A key closes the help and still does what the help says it
+		 * does: q there only closed the help, and 1 2 3 went back to
+		 * the view it was opened from (found by a review). A resize
+		 * is no key: it closed the help too. */
+		if (t.help && ch != ERR && ch != KEY_RESIZE) {
 			t.help = false;
-			continue;
+			if (ch == 'h' || ch == '?')
+				continue;
 		}
 		switch (ch) {
 		case 'q': case 'Q': quit = true; break;
