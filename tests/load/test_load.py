@@ -16,7 +16,10 @@ TEST is one of:
               digest with 1 and 3 workers (and equals the enumerated graph);
               another seed gives another graph; a timed run completes the
               exact graph of the units it issued.
-  args        bad arguments: exit 2 and a message naming the problem.
+  args        bad arguments: exit 2 and a message naming the problem; then
+              the measured windows: --units measures the whole job (its
+              duration_s is null, and the report of an interrupted --units
+              run names the units asked for, not the unused default 10 s).
   shutdown-stuck MODULE  with MODULE (shutdown_stuck.c) preloaded, a fiber
               that never returns holds the runtime's shutdown past its
               10 s: the summary is still printed (text, --json and
@@ -356,6 +359,37 @@ def test_windows(load):
     tp, tasks = d["throughput"], d["tasks"]["completed"]
     check(tasks > 0 and tp["tasks"] == tasks and tp["tasks_per_s"] > 0,
           "--units 1: throughput %s, %d tasks completed" % (tp, tasks))
+    # --units has no duration: duration_s is null (it was the unused
+    # default, 10), and the report of an interrupted --units run names the
+    # units asked for ("it measured 0.0 s of the 10 s asked for"). Found by
+    # a review (2026-12-07).
+    check(d["duration_s"] is None and d["units_limit"] == 1,
+          "--units 1: duration_s %r units_limit %r" % (d["duration_s"], d["units_limit"]))
+    tmp = tempfile.mkdtemp(prefix="weft-load-")
+    try:
+        pr = subprocess.Popen([load, "--shape", "timers", "--units", "100000000", "--workers", "2",
+                               "--quiet", "-o", os.path.join(tmp, "load.json")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        time.sleep(0.5)
+        pr.send_signal(signal.SIGINT)
+        _, err = pr.communicate(timeout=60)
+        check(pr.returncode == 0, "SIGINT to --units: exit %d %r" % (pr.returncode, err[-500:]))
+        with open(os.path.join(tmp, "load.json")) as f:
+            d = json.load(f)
+        check(d["interrupted"] and d["duration_s"] is None,
+              "SIGINT to --units: interrupted %r duration_s %r" % (d["interrupted"], d["duration_s"]))
+        out = os.path.join(tmp, "r.html")
+        p = report_run("--load", os.path.join(tmp, "load.json"), "--no-bpf", "test", "-o", out)
+        check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+        with open(out, encoding="utf-8") as f:
+            page = f.read()
+        m = re.search(r'<div class="missing" id="interrupted">(.*?)</div>', page, re.S)
+        want = "%d of the 100000000 units asked for completed" % d["units"]["completed"]
+        check(m and want in m.group(1) and " s asked for" not in m.group(1),
+              "report of an interrupted --units run: %r, want %r" % (m and m.group(1), want))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     # open loop with a warmup: the window is --duration long and starts at
     # the warmup's end (it started at the last issue before, and counted
     # the warmup's burst)

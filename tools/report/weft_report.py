@@ -628,10 +628,18 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                 (" after %.1f s warmup" % warm) if warm else ""))
     if load.get("interrupted"):
         ms = load.get("measured_s", 0) or 0
+        units = load.get("units") if isinstance(load.get("units"), dict) else {}
+        if load.get("units_limit"):
+            # --units N has no duration (its duration_s is null; it was
+            # the unused default 10, read as "of the 10 s asked for")
+            what = "it measured %.1f s, %s of the %s units asked for completed" % (
+                ms, esc(units.get("completed", "?")), esc(load.get("units_limit")))
+        else:
+            what = "%s of the %s s asked for" % (
+                "it measured %.1f s" % ms if ms > 0 else "it was still in its %.1f s warmup, nothing was measured" % warm,
+                esc(load.get("duration_s")))
         s.append('<div class="missing" id="interrupted"><b>Interrupted.</b> The run was stopped by a signal '
-                 '(Ctrl-C) before its end: %s of the %s s asked for. The figures cover what ran.</div>'
-                 % ("it measured %.1f s" % ms if ms > 0 else "it was still in its %.1f s warmup, nothing was measured" % warm,
-                    esc(load.get("duration_s"))))
+                 '(Ctrl-C) before its end: %s. The figures cover what ran.</div>' % what)
     if no_bpf:
         s.append('<div class="missing"><b>Without BPF events.</b> %s. The steal matrix, the worker '
                  'running/searching/parked timeline and the park / unpark histograms come from '
