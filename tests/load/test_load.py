@@ -421,6 +421,20 @@ def test_windows(load):
     check(d["warmup_s"] == 0.0123456789 and d["duration_s"] == 0.2 and "1234567 units/s" in p.stdout,
           "settings in the summary: warmup_s %r duration_s %r, %r" %
           (d["warmup_s"], d["duration_s"], p.stdout.splitlines()[0]))
+    # the progress line's p99 of an interval that measured no latency (the
+    # warmup records none) is "-": it said "p99 0.0us" beside a million
+    # tasks/s (found by a review, 2026-12-07)
+    p = run([load, "--shape", "fork-join", "--workers", "2", "--warmup", "1", "--duration", "0.6",
+             "--interval", "0.2"], timeout=60)
+    check(p.returncode == 0, "--warmup 1 with progress: exit %d %r" % (p.returncode, p.stderr[-500:]))
+    prog = re.compile(r"^weft-load: +\S+s (warmup|      ) tasks/s +(\d+) .* p99 +(\S+)  inflight")
+    lines = [prog.match(l) for l in p.stderr.splitlines() if "tasks/s" in l]
+    check(lines and all(lines), "progress lines: %r" % p.stderr[-1500:])
+    warm = [m for m in lines if m.group(1) == "warmup" and int(m.group(2)) > 0]
+    check(warm and all(m.group(3) == "-" for m in warm),
+          "warmup progress lines (no latency measured) say p99 %r, want -" % [m.group(3) for m in warm])
+    check(any(m.group(1) != "warmup" and m.group(3).endswith("us") for m in lines),
+          "no measured progress line with a p99: %r" % [m.group(0) for m in lines])
     print("ok: --units measures the whole job, the warmup is outside the window, closed loop "
           "stops at --duration, p99.9 of 1000 is the 999th")
     # Ctrl-C in the warmup: nothing was measured, so no tasks in the

@@ -654,6 +654,12 @@ static void take_sample(void)
 	if (mdt <= 0)
 		mdt = 1;
 	char steals[16] = "      -", stolen[16] = "       -", parks[16] = "     -";
+	/* "-" when the interval measured no latency: in the warmup, where
+	 * none is recorded, tasks completed by the million and the line
+	 * said "p99 0.0us" (found by a review) */
+	char p99[24] = "        -";
+	if (d.count)
+		snprintf(p99, sizeof(p99), "%7.1fus", (double)s.p99 / 1e3);
 	if (s.m) {
 		snprintf(steals, sizeof(steals), "%7.0f",
 			 (double)(sum_steal_ops(s.m, false) - (mprev ? sum_steal_ops(mprev->m, false) : 0)) / mdt);
@@ -664,9 +670,9 @@ static void take_sample(void)
 	}
 	fprintf(stderr,
 		"weft-load: %6.1fs %s tasks/s %9.0f  steals/s %s (%s tasks)  parks/s %s"
-		"  p99 %7.1fus  inflight %ld\n",
+		"  p99 %s  inflight %ld\n",
 		s.t, cfg.warmup > 0 && s.t < cfg.warmup ? "warmup" : "      ",
-		(double)(s.tasks - ptasks) / dt, steals, stolen, parks, (double)s.p99 / 1e3,
+		(double)(s.tasks - ptasks) / dt, steals, stolen, parks, p99,
 		(long)(s.units_issued - s.units_done));
 }
 
