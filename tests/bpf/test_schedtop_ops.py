@@ -123,7 +123,9 @@ TEST is one of:
             (it was dropped when the title was long). On the help screen
             2 shows the steal matrix, a resize keeps the help up and q
             quits (2 and q only closed the help, back to the view it was
-            opened from, and a resize closed it).
+            opened from, and a resize closed it). `-p PID 0.02 200` ends
+            in under 20 s, the attach included (each interval lasted the
+            0.1 s the view waited for a key and more: over 20 s).
   tui_dumb  the live view under tmux with TERM=dumb (known to terminfo, no
             cursor addressing), with -p PID and with -- CMD: schedtop says the
             terminal cannot move the cursor, to use --batch, and exits 1
@@ -1964,8 +1966,37 @@ def test_tui(st, wl_test, wl, lib):
                 if time.time() > end:
                     tfail("%dx%d: q on the help screen did not quit" % (w, h))
                 time.sleep(0.2)
+        # an interval shorter than the 0.1 s the view waited for a key:
+        # 200 intervals of 0.02 s end in 3-8 s, the attach included (each
+        # lasted 0.1 s and more: over 20 s; found by a review)
+        # (a target of its own, which outlives the count: one that exits
+        # ends the view early)
+        subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        T[:] = [tmux, "-L", "schedtop-test-%d-fast" % os.getpid()]
+        long_load = subprocess.Popen([wl, "--shape", "fork-join", "--workers", "2", "--duration", "90",
+                                      "--quiet"], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            t0 = time.time()
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                                "%s -p %d 0.02 200; echo schedtop exit $?; sleep 60"
+                                % (st, long_load.pid)], check=True)
+            while "schedtop exit" not in cap(False):
+                if time.time() - t0 > 60:
+                    tfail("200 intervals of 0.02 s: still running after 60 s")
+                time.sleep(0.1)
+            el = time.time() - t0
+            if "schedtop exit 0" not in cap(False) or "exited; last interval" in cap(False):
+                tfail("200 intervals of 0.02 s: schedtop failed, or its target ended first")
+        finally:
+            long_load.kill()
+            long_load.wait()
+        print("200 intervals of 0.02 s: %.1f s, the attach included" % el)
+        # each interval waiting 0.1 s for a key: 20 s at the least
+        if el >= 20:
+            tfail("200 intervals of 0.02 s took %.1f s (each as long as 0.1 s?)" % el)
         print("PASS: 80x24 and 200x50, views 1 2 3 and help, no line wrapped or longer "
-              "than the width")
+              "than the width; intervals under 0.1 s")
     finally:
         if T:
             subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
