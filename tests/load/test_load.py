@@ -36,6 +36,12 @@ TEST is one of:
               the run's totals divided by one interval. The report over
               that output: exit 0, its steals/s since the last snapshot
               taken (it failed, KeyError: 'steals_per_s').
+  units-drain MODULE  with MODULE (slow_unit.c) preloaded, the one unit
+              of `--shape blocking --units 1` takes 12 s: the run waits for
+              it, completes the graph and exits 0 (the 10 s that --drain
+              defaults to gave up on it: cancelled, exit 1); with the unit
+              made to take 30 s, a SIGINT at 0.5 s still ends the wait
+              10 s later, saying so.
   spawn-fail MODULE  with MODULE (spawn_fail.c) preloaded, two spawns of
               poll tasks (skewed) and one of a fiber (blocking) are refused:
               the tasks that never ran are counted cancelled, the graph is
@@ -548,6 +554,47 @@ def test_spawn_fail(load, module):
         check(p.returncode == 1 and "did not run" in p.stderr,
               "%s: %d tasks lost, exit %d, stderr %r" % (shape, lost, p.returncode, p.stderr))
     print("ok: tasks lost to refused spawns fail the run")
+
+
+def test_units_drain(load, module):
+    # found by a review (2026-12-07): --units "runs until its units are
+    # done, with no time limit", but the drain after its last issue kept
+    # the default --drain of 10 s: a job whose last units took longer had
+    # them cancelled and exited 1
+    env = dict(os.environ, LD_PRELOAD=module)
+    t0 = time.time()
+    p = run([load, "--shape", "blocking", "--units", "1", "--workers", "2", "--quiet", "--json"],
+            timeout=90, env=env)
+    el = time.time() - t0
+    print("--units 1, a 12 s unit: rc %d in %.1f s, stderr %r" % (p.returncode, el, p.stderr.strip()))
+    check(el >= 11.5, "the run took %.1f s: the module did not slow the unit" % el)
+    check(p.returncode == 0, "--units 1 with a 12 s unit: exit %d %r" % (p.returncode, p.stderr[-500:]))
+    d = json.loads(p.stdout)
+    check(d["units"]["completed"] == 1 and d["graph"]["complete"] and d["tasks"]["cancelled"] == 0,
+          "--units 1 with a 12 s unit: units %s, graph %s" % (d["units"], d["graph"]))
+    # a Ctrl-C still bounds the wait: the default 10 s from the signal
+    env["SLOW_UNIT_S"] = "30"
+    pr = subprocess.Popen([load, "--shape", "blocking", "--units", "1", "--workers", "2", "--quiet",
+                           "--json"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    pr.send_signal(signal.SIGINT)
+    # the drain ends 10 s after the signal; then the shutdown waits for the
+    # sleeping job, which a second signal stops
+    end = time.time() + 11.5
+    while time.time() < end and pr.poll() is None:
+        time.sleep(0.1)
+    pr.send_signal(signal.SIGINT)
+    try:
+        so, se = pr.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pr.kill()
+        pr.communicate()
+        fail("--units 1 with a 30 s unit and two SIGINTs: still running")
+    print("SIGINT to --units 1 with a 30 s unit: rc %d, stderr %r" % (pr.returncode, se.strip()))
+    check("units still running after 10.0 s of drain" in se and json.loads(so)["interrupted"],
+          "SIGINT to --units: the drain did not end 10 s later: %r" % se[-500:])
+    print("ok: --units waits for its units; a Ctrl-C starts the 10 s drain limit")
 
 
 def test_metrics_hole(load, module):
@@ -1685,6 +1732,8 @@ def main():
         test_shutdown_stuck(load, sys.argv[4])
     elif test == "spawn-fail":
         test_spawn_fail(load, sys.argv[4])
+    elif test == "units-drain":
+        test_units_drain(load, sys.argv[4])
     elif test == "metrics-hole":
         test_metrics_hole(load, sys.argv[4])
     elif test == "demo":
