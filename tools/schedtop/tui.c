@@ -431,6 +431,21 @@ static void view_matrix(struct tui *t)
 	    ncol < iv->workers || nrow < iv->workers ? "  (cut to the terminal: widen)" : "");
 }
 
+/* The bounds of a row of buckets i..j_end: a time in human units or a
+ * count. The top bucket has no upper bound: shown as 2^64 - 1. */
+static void range_bounds(char *a, char *b, size_t n, int i, int j_end, bool time)
+{
+	uint64_t lo = i ? 1ull << i : 0,
+		 hi = j_end + 1 < WEFT_BPF_HIST_SLOTS ? 1ull << (j_end + 1) : UINT64_MAX;
+	if (time) {
+		fmt_dur(a, n, lo);
+		fmt_dur(b, n, hi);
+	} else {
+		snprintf(a, n, "%llu", (unsigned long long)lo);
+		snprintf(b, n, "%llu", (unsigned long long)hi);
+	}
+}
+
 /* One histogram in a box of h lines and w columns at (y, x): title, then
  * the buckets from the lowest to the highest that holds a sample, in
  * human units; when they do not fit, adjacent buckets are merged (the
@@ -495,29 +510,39 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 	int bw = w - 24; /* "lo-hi" 15, count 7, spaces and bars */
 	if (bw > 30)
 		bw = 30;
+	/* A box narrower than that (a terminal under 48 columns) packs the
+	 * columns to what its rows need: cut at 15 and 7, the rows showed
+	 * their bounds and no count (found by a review, at 40x10). */
+	int rw = 15, cw = 7;
+	if (w < 15 + 1 + 7) {
+		rw = cw = 1;
+		for (int i = first; i <= last; i += per) {
+			int j_end = i + per - 1 > last ? last : i + per - 1;
+			uint64_t v = 0;
+			for (int j = i; j <= j_end; j++)
+				v += s[j];
+			char a[24], b[24];
+			range_bounds(a, b, sizeof(a), i, j_end, time);
+			int l = (int)strlen(a) + 2 + (int)strlen(b),
+			    c = snprintf(NULL, 0, "%llu", (unsigned long long)v);
+			rw = l > rw ? l : rw;
+			cw = c > cw ? c : cw;
+		}
+	}
 	int row = 1;
 	for (int i = first; i <= last && row <= rows; i += per, row++) {
 		int j_end = i + per - 1 > last ? last : i + per - 1;
 		uint64_t v = 0;
 		for (int j = i; j <= j_end; j++)
 			v += s[j];
-		/* the top bucket has no upper bound: shown as 2^64 - 1 */
-		uint64_t lo = i ? 1ull << i : 0,
-			 hi = j_end + 1 < WEFT_BPF_HIST_SLOTS ? 1ull << (j_end + 1) : UINT64_MAX;
 		char a[24], b[24], rng[56], bar[32];
-		if (time) {
-			fmt_dur(a, sizeof(a), lo);
-			fmt_dur(b, sizeof(b), hi);
-		} else {
-			snprintf(a, sizeof(a), "%llu", (unsigned long long)lo);
-			snprintf(b, sizeof(b), "%llu", (unsigned long long)hi);
-		}
+		range_bounds(a, b, sizeof(a), i, j_end, time);
 		snprintf(rng, sizeof(rng), "%s-<%s", a, b);
 		int n = bw > 0 && mx ? (int)(v * (uint64_t)bw / mx) : 0;
 		memset(bar, '#', (size_t)n);
 		bar[n] = '\0';
 		char ln[128];
-		int ll = snprintf(ln, sizeof(ln), "%-15s %7llu %s", rng, (unsigned long long)v, bar);
+		int ll = snprintf(ln, sizeof(ln), "%-*s %*llu %s", rw, rng, cw, (unsigned long long)v, bar);
 		put(y + row, x, "%.*s", ll < w ? ll : w, ln);
 	}
 }
