@@ -10,6 +10,11 @@
  * (WQ_GRANT_PERMIT) moves the head's permits out of `permits` into the
  * entry; a cancelled entry holding a grant returns them, and any cancel
  * (the head leaving may unblock the next) re-runs the grant loop.
+ * `granted` sums the permits of grants not yet collected or given back,
+ * and permits + granted never passes UINT64_MAX (release_n refuses what
+ * would): a cancel adds its grant back to `permits`, which may so pass
+ * WEFT_SEM_MAX_PERMITS, and without the bound 15 uncollected grants of
+ * 2^60 given back to a count of 2^60 wrapped it (found by a review).
  * The grant loop stops when the wake batch is full and says so; callers
  * then unlock, wake, and run it again.
  * Closing (Tokio's Semaphore::close) sets `closed` and grants every
@@ -27,6 +32,7 @@ struct weft_sem {
 	struct weft__slock lock;
 	struct weft__waitq q;
 	uint64_t permits;
+	uint64_t granted;      /* in grants not yet collected (see above) */
 	bool closed;
 };
 
@@ -44,6 +50,7 @@ static bool grant_loop(struct weft_sem *s, struct weft__wakes *wk)
 			continue;
 		}
 		s->permits -= s->q.head->_arg;
+		s->granted += s->q.head->_arg;
 		weft__waitq_grant_head(&s->q, WQ_GRANT_PERMIT, wk);
 	}
 	return false;
@@ -72,8 +79,10 @@ static bool sem_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			  struct weft__wakes *wk)
 {
 	struct weft_sem *s = weft__container_of(q, struct weft_sem, q);
-	if (grant == WQ_GRANT_PERMIT)
-		s->permits += arg;
+	if (grant == WQ_GRANT_PERMIT) {
+		s->granted -= arg;
+		s->permits += arg; /* no wrap: permits + granted is bounded */
+	}
 	return grant_loop(s, wk);
 }
 
@@ -122,6 +131,8 @@ int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 	}
 	switch (weft__waitq_poll_entry(&s->q, w, cx, &grant)) {
 	case WQ_GRANTED:
+		if (grant == WQ_GRANT_PERMIT)
+			s->granted -= n; /* n == the entry's _arg, checked above */
 		weft__slock_unlock(&s->lock);
 		return grant == WQ_GRANT_PERMIT ? 0 : -EPIPE; /* else woken by the close */
 	case WQ_LINKED:
@@ -165,7 +176,10 @@ int weft_sem_release_n(struct weft_sem *s, uint64_t n)
 	if (!s)
 		return -EINVAL;
 	weft__slock_lock(&s->lock);
-	if (n > WEFT_SEM_MAX_PERMITS || s->permits > WEFT_SEM_MAX_PERMITS - n) {
+	/* permits + n <= WEFT_SEM_MAX_PERMITS, so the last subtraction
+	 * cannot wrap */
+	if (n > WEFT_SEM_MAX_PERMITS || s->permits > WEFT_SEM_MAX_PERMITS - n ||
+	    s->granted > UINT64_MAX - s->permits - n) {
 		weft__slock_unlock(&s->lock);
 		return -EOVERFLOW;
 	}

@@ -692,6 +692,44 @@ Test(destroy_gap, sem_entry_polled_again_with_another_count)
 }
 
 /*
+ * Permits granted to waiters and given back by their cancels must fit the
+ * count (sync.h: "they are never lost"). 15 waiters of WEFT_SEM_MAX_PERMITS
+ * (2^60) each, each granted by a release of as many, none collecting: a
+ * 16th release must be refused, or the 15 cancels return their 15 * 2^60
+ * on top of it and the count wraps to 0 (found by a review: every permit
+ * was lost).
+ */
+#define OVF_N 15
+
+Test(destroy_gap, sem_permits_given_back_by_cancels_are_not_lost)
+{
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(0, &s), 0);
+	static struct hand_cx c[OVF_N];
+	static struct weft_wait w[OVF_N];
+	for (int i = 0; i < OVF_N; i++) {
+		hc_init(&c[i]);
+		w[i] = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_sem_acquire_n_poll(s, WEFT_SEM_MAX_PERMITS, &w[i], &c[i].cx),
+			     WEFT_PENDING);
+		cr_assert_eq(weft_sem_release_n(s, WEFT_SEM_MAX_PERMITS), 0, "release %d", i);
+		cr_assert_eq(atomic_load(&c[i].woke), 1, "waiter %d granted", i);
+	}
+	cr_assert_eq(weft_sem_available(s), 0);
+	/* 15 * 2^60 out in grants: 2^60 more could not all come back */
+	cr_assert_eq(weft_sem_release_n(s, WEFT_SEM_MAX_PERMITS), -EOVERFLOW);
+	cr_assert_eq(weft_sem_release_n(s, WEFT_SEM_MAX_PERMITS - 1), 0, "fits: 2^64 - 1");
+	cr_assert_eq(weft_sem_release_n(s, 1), -EOVERFLOW);
+	for (int i = 0; i < OVF_N; i++)
+		weft_wait_cancel(&w[i]);
+	cr_assert_eq(weft_sem_available(s), UINT64_MAX, "every permit given back");
+	cr_assert_eq(weft_sem_release_n(s, 1), -EOVERFLOW, "past the maximum until it comes down");
+	cr_assert_eq(weft_sem_try_acquire_n(s, WEFT_SEM_MAX_PERMITS), 0);
+	cr_assert_eq(weft_sem_available(s), UINT64_MAX - WEFT_SEM_MAX_PERMITS);
+	cr_assert_eq(weft_sem_destroy(s), 0);
+}
+
+/*
  * A receiver that finds a select's send arm at the head of a rendezvous
  * channel's senders while that select cannot be completed (being polled,
  * or won by another arm) takes the arm off the list with a wake

@@ -604,7 +604,9 @@ WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
 WEFT_API int weft_sem_close(struct weft_sem *s);
 WEFT_API bool weft_sem_is_closed(struct weft_sem *s);
 /* Return n permits: 0, or -EOVERFLOW (n or the count would pass
- * WEFT_SEM_MAX_PERMITS; nothing released). */
+ * WEFT_SEM_MAX_PERMITS, or the count and the permits granted to waiters
+ * that have not collected them yet would pass UINT64_MAX - their cancels
+ * could not give them all back; nothing released). */
 WEFT_API int weft_sem_release_n(struct weft_sem *s, uint64_t n);
 /* Permits currently available (a snapshot). */
 WEFT_API uint64_t weft_sem_available(struct weft_sem *s);
