@@ -350,6 +350,17 @@ int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w, struct weft_
 		weft__slock_unlock(&t->lock);
 		return 0;
 	case WQ_LINKED:
+		if (deadline_passed(t)) {
+			/* Linked, and the deadline has passed with nothing
+			 * granted: its task runs late or went with its
+			 * runtime. The clock says cancelled, as weft_token_err
+			 * does (a linked entry said WEFT_PENDING for good after
+			 * a shutdown: found by a review). Leave the list; a
+			 * grant that comes meanwhile holds nothing. */
+			weft__slock_unlock(&t->lock);
+			weft_wait_cancel(w);
+			return 0;
+		}
 		break;
 	default:
 		if (atomic_load_explicit(&t->cancelled, memory_order_relaxed) ||

@@ -762,6 +762,62 @@ Test(token_deadline, passed_outside_and_after_shutdown, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_token_destroy(t), 0);
 }
 
+/*
+ * A poll-form waiter polled again after the deadline, the deadline task
+ * gone with its runtime (weft.h: the waits read the clock and say
+ * "cancelled" from the deadline on, even when the task runs late or is
+ * gone; only the wake is the task's). The waiter, a poll task of another
+ * runtime, is polled again by a notify once weft_token_err says
+ * -ETIMEDOUT: its token poll says 0. Before, a linked entry said
+ * WEFT_PENDING for good (found by a review).
+ */
+struct late_poll {
+	struct weft_token *t;
+	struct weft_notify *n;
+	struct weft_wait w, nw;
+	atomic_int linked;
+	int tok;
+};
+
+static enum weft_poll late_poll_fn(void *state, struct weft_cx *cx)
+{
+	struct late_poll *p = state;
+	int rc = weft_token_wait_poll(p->t, &p->w, cx);
+	if (rc == WEFT_PENDING) {
+		atomic_store(&p->linked, 1);
+		rc = weft_notify_wait_poll(p->n, &p->nw, cx);
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		/* notified: the deadline has passed, look once more */
+		rc = weft_token_wait_poll(p->t, &p->w, cx);
+	}
+	p->tok = rc;
+	weft_wait_cancel(&p->w);
+	weft_wait_cancel(&p->nw);
+	return WEFT_READY;
+}
+
+Test(token_deadline, poll_form_polled_after_the_deadline_says_so, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *ra = wt_rt_create(1), *rb = wt_rt_create(1);
+	struct late_poll p = { .w = WEFT_WAIT_INIT, .nw = WEFT_WAIT_INIT };
+	cr_assert_eq(weft_token_create_deadline(ra, NULL, weft_now_ns() + 200 * MS, &p.t), 0);
+	cr_assert_eq(weft_notify_create(&p.n), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rb, late_poll_fn, &p, NULL, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.linked), WT_LONG_MS), "the waiter never linked");
+	/* the token's task ends with its runtime, before its deadline */
+	cr_assert_eq(weft_runtime_shutdown(ra, 1000 * MS), 0);
+	cr_assert(WT_WAIT_UNTIL(weft_token_err(p.t) == -ETIMEDOUT, WT_LONG_MS));
+	cr_assert_eq(weft_notify_one(p.n), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(p.tok, 0, "a poll after the deadline said %d", p.tok);
+	cr_assert_eq(weft_notify_destroy(p.n), 0);
+	cr_assert_eq(weft_token_destroy(p.t), 0);
+	wt_rt_destroy(rb);
+	wt_rt_destroy(ra);
+}
+
 static void *make_deadline_inside(void *arg)
 {
 	struct weft_token *t;

@@ -835,8 +835,8 @@ WEFT_API int weft_token_destroy(struct weft_token *t);
  * cancelled or destroyed. weft_token_is_cancelled, weft_token_err and the
  * waits also read the clock, so they say "cancelled" from the deadline on
  * even when the task runs late or the runtime has shut down (a poll-form
- * waiter is then woken only by the task). A deadline already passed gives
- * a token cancelled from the start (no task).
+ * waiter is then woken only by the task; polled, it says 0). A deadline
+ * already passed gives a token cancelled from the start (no task).
  * Errors: -EINVAL (NULL out; rt NULL outside a task when a task is
  * needed), -ENOMEM, and weft_spawn_poll's (-ESHUTDOWN, -ECHILD): nothing
  * is created then. A token with a task may be destroyed before, during or
@@ -856,8 +856,9 @@ WEFT_API bool weft_token_is_cancelled(const struct weft_token *t);
 WEFT_API int weft_token_err(const struct weft_token *t);
 /* t's deadline (WEFT_FOREVER: none, or NULL). */
 WEFT_API uint64_t weft_token_deadline(const struct weft_token *t);
-/* Poll form: 0 (cancelled) or WEFT_PENDING; -EINVAL (NULL t, w or cx, or w
- * attached to another object). */
+/* Poll form: 0 (cancelled, or its deadline passed - also for an entry
+ * linked before it, which is then unlinked) or WEFT_PENDING; -EINVAL (NULL
+ * t, w or cx, or w attached to another object). */
 WEFT_API int weft_token_wait_poll(struct weft_token *t, struct weft_wait *w,
 				  struct weft_cx *cx);
 /* Blocking form: 0 once cancelled (or at its deadline), -EINVAL (NULL t),
