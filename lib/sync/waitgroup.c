@@ -7,7 +7,12 @@
  * counter reaches zero, gen is bumped and every entry of an older
  * generation is granted WQ_GRANT_WAKE (in batches of WEFT__WAKES_MAX,
  * unlocking between batches); those waiters return 0 even if the counter
- * was raised again meanwhile. Nothing is passed on at cancel.
+ * was raised again meanwhile. So a linked entry with _arg below gen was
+ * released, its grant not yet made: its poll says 0 at once (it said
+ * WEFT_PENDING until its batch came, and a wait whose time ran out in the
+ * gap said -ETIMEDOUT for a release before it: found by a review), and a
+ * timed wait that gives up asks its cancel (cancel_note) whether it was
+ * released. Nothing is passed on at cancel.
  * Memory ordering: the lock orders everything: a waiter that returns 0
  * sees whatever the tasks that called done() wrote before it.
  */
@@ -23,6 +28,18 @@ struct weft_waitgroup {
 	uint64_t gen;
 };
 
+/* Nothing to pass on; tells the canceller whether its entry was released
+ * (granted, or linked in an older generation: see above). */
+static bool wg_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			 struct weft__wakes *wk)
+{
+	struct weft_waitgroup *wg = weft__container_of(q, struct weft_waitgroup, q);
+	(void)wk;
+	if (grant != WQ_GRANT_NONE || arg < wg->gen)
+		q->cancel_note = true;
+	return false;
+}
+
 int weft_waitgroup_create(struct weft_waitgroup **out)
 {
 	if (!out)
@@ -30,7 +47,7 @@ int weft_waitgroup_create(struct weft_waitgroup **out)
 	struct weft_waitgroup *wg = weft__calloc(1, sizeof(*wg));
 	if (!wg)
 		return -ENOMEM;
-	weft__waitq_init(&wg->q, &wg->lock, NULL);
+	weft__waitq_init(&wg->q, &wg->lock, wg_on_cancel);
 	*out = wg;
 	return 0;
 }
@@ -85,6 +102,12 @@ int weft_waitgroup_wait_poll(struct weft_waitgroup *wg, struct weft_wait *w, str
 		weft__slock_unlock(&wg->lock);
 		return 0;
 	case WQ_LINKED:
+		if (w->_arg < wg->gen) {
+			/* released; its batch of wakes has not come yet */
+			weft__slock_unlock(&wg->lock);
+			weft_wait_cancel(w);
+			return 0;
+		}
 		break;
 	default:
 		if (wg->count == 0) {
@@ -119,8 +142,12 @@ static int waitgroup_wait_until(struct weft_waitgroup *wg, uint64_t deadline)
 	struct wg_args a = { wg, &w, 0 };
 	int rc = weft__wait_deadline(wg_wait_fn, &a, &w, deadline);
 	if (rc) {
-		weft_wait_cancel(&w);
-		return rc;
+		/* Released as its time ran out: it was released first. Asked
+		 * in the cancel's own lock hold, so no release slips in
+		 * between the look and the cancel. */
+		bool released;
+		weft__wait_cancel_note(&w, &released);
+		return rc == -ETIMEDOUT && released ? 0 : rc;
 	}
 	return a.rc;
 }

@@ -617,7 +617,9 @@ WEFT_API uint64_t weft_sem_available(struct weft_sem *s);
  * Go's WaitGroup: a counter; waiters wake when it reaches zero. A wait on
  * a zero counter returns at once. Every waiter linked when the counter
  * reaches zero is released, even if the counter is raised again before it
- * runs.
+ * runs: its next poll says 0 (also while the call that released it still
+ * wakes waiters in batches), and a _timeout wait released as its time runs
+ * out returns 0.
  *
  * Ownership: weft_waitgroup_create() / weft_waitgroup_destroy() (-EBUSY
  * while entries are linked).
