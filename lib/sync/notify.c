@@ -11,6 +11,12 @@
  * it runs are not released by it. A cancelled entry holding a notify_one
  * grant (WQ_GRANT_PERMIT) passes it to the next waiter or back to `permit`;
  * a notify_all grant (WQ_GRANT_ALL) is not passed on.
+ * A linked entry with _arg below `gen` has been released by a notify_all
+ * still granting in batches: its poll says 0 at once, and a timed wait
+ * that gives up asks its cancel (cancel_note) whether a notify_all had
+ * released it - it was notified before its time ran out. Before, it said
+ * WEFT_PENDING until its batch came, and -ETIMEDOUT if its time ran out
+ * in the gap (found by a review, beside the wait group's).
  * weft_notify_enable (Tokio's Notified::enable) links an entry with no
  * waker, or attaches it already granted when a permit is stored: from then
  * on notify_one may grant it and notify_all releases it (it carries the
@@ -45,9 +51,11 @@ static bool notify_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg
 			     struct weft__wakes *wk)
 {
 	struct weft_notify *n = weft__container_of(q, struct weft_notify, q);
-	(void)arg;
 	if (grant == WQ_GRANT_PERMIT && !grant_current(n, wk))
 		n->permit = true;
+	/* released by a notify_all: nothing to pass on, and notified */
+	if (grant == WQ_GRANT_ALL || (grant == WQ_GRANT_NONE && arg < n->gen))
+		q->cancel_note = true;
 	return false;
 }
 
@@ -115,6 +123,12 @@ int weft_notify_wait_poll(struct weft_notify *n, struct weft_wait *w, struct wef
 		weft__slock_unlock(&n->lock);
 		return 0;
 	case WQ_LINKED:
+		if (w->_arg < n->gen) {
+			/* released by a notify_all whose batch has not come */
+			weft__slock_unlock(&n->lock);
+			weft_wait_cancel(w);
+			return 0;
+		}
 		break;
 	default:
 		if (n->permit) {
@@ -160,6 +174,16 @@ static enum weft_poll notify_wait_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* A blocking wait ended with rc: leave the list (a notify_one grant that
+ * raced with the timeout goes on). Released by a notify_all as its time
+ * ran out, it was notified first: 0. Asked in the cancel's own lock hold. */
+static int notify_gave_up(struct weft_wait *w, int rc)
+{
+	bool released;
+	weft__wait_cancel_note(w, &released);
+	return rc == -ETIMEDOUT && released ? 0 : rc;
+}
+
 static int notify_wait_until(struct weft_notify *n, uint64_t deadline)
 {
 	if (!n)
@@ -167,11 +191,7 @@ static int notify_wait_until(struct weft_notify *n, uint64_t deadline)
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct notify_wait_args a = { n, &w, 0 };
 	int rc = weft__wait_deadline(notify_wait_fn, &a, &w, deadline);
-	if (rc) {
-		weft_wait_cancel(&w);
-		return rc;
-	}
-	return a.rc;
+	return rc ? notify_gave_up(&w, rc) : a.rc;
 }
 
 static int notify_wait_entry_until(struct weft_notify *n, struct weft_wait *w,
@@ -181,11 +201,7 @@ static int notify_wait_entry_until(struct weft_notify *n, struct weft_wait *w,
 		return -EINVAL;
 	struct notify_wait_args a = { n, w, 0 };
 	int rc = weft__wait_deadline(notify_wait_fn, &a, w, deadline);
-	if (rc) {
-		weft_wait_cancel(w); /* a grant that raced with the timeout goes on */
-		return rc;
-	}
-	return a.rc;
+	return rc ? notify_gave_up(w, rc) : a.rc;
 }
 
 int weft_notify_wait_enabled(struct weft_notify *n, struct weft_wait *w)

@@ -10,7 +10,7 @@
  *  - a semaphore release while its close wakes the waiters;
  *  - a poll-form barrier waiter polled again in the gap;
  *  - a wait group waiter released by a done() but in a later batch, whose
- *    time runs out meanwhile.
+ *    time runs out meanwhile; the same for a notify_all.
  */
 #include <pthread.h>
 
@@ -275,4 +275,51 @@ Test(batch_gap, a_released_waitgroup_waiter_whose_time_runs_out_passed, .timeout
 		cr_assert_eq(atomic_load(&wg_late_rc), 0, "released, yet it said %d",
 			     atomic_load(&wg_late_rc));
 	cr_assert_eq(weft_waitgroup_destroy(wg), 0);
+}
+
+/* The same for a notify_all: the waiter was linked before it, so it was
+ * notified before its time ran out. */
+static struct weft_notify *nf;
+static atomic_int nf_late_rc = 1;
+static _Atomic uint64_t nf_late_deadline;
+
+static void *nf_forever(void *arg)
+{
+	(void)arg;
+	weft_notify_wait(nf);
+	return NULL;
+}
+
+static void *nf_late(void *arg)
+{
+	(void)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	atomic_store(&nf_late_deadline, wt_now_ns() + limit);
+	atomic_store(&nf_late_rc, weft_notify_wait_timeout(nf, limit));
+	return NULL;
+}
+
+Test(batch_gap, a_waiter_notified_by_notify_all_whose_time_runs_out_passed, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	cr_assert_eq(weft_notify_create(&nf), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, nf_forever, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&th[N - 1], NULL, nf_late, NULL), 0); /* the second batch */
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_all = wt_now_ns();
+	cr_assert_eq(weft_notify_all(nf), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	if (t_all >= atomic_load(&nf_late_deadline))
+		cr_log_warn("the notify_all came after the late waiter's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&nf_late_rc), 0, "notified, yet it said %d",
+			     atomic_load(&nf_late_rc));
+	cr_assert_eq(weft_notify_destroy(nf), 0);
 }

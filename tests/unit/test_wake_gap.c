@@ -100,6 +100,40 @@ Test(notify_gap, permit_passed_on_during_notify_all_is_not_absorbed)
 	cr_assert_eq(weft_notify_destroy(nt), 0);
 }
 
+/* A waiter of the notify_all's second batch polled in the gap: the
+ * notify_all released it (it was linked before the call), so it says 0
+ * there, as it would after its batch. Before, WEFT_PENDING (found by a
+ * review, beside the wait group's). */
+static int nt_gap_rc = 1;
+
+static void poll_last_notified_in_gap(struct hand_cx *c)
+{
+	c->on_wake = NULL; /* once */
+	nt_gap_rc = weft_notify_wait_poll(nt, &nw[NW - 1].w, &nw[NW - 1].c.cx);
+}
+
+Test(notify_gap, waiter_of_a_later_batch_polled_in_the_gap_was_notified)
+{
+	cr_assert_eq(weft_notify_create(&nt), 0);
+	for (int i = 0; i < NW; i++) {
+		hc_init(&nw[i].c);
+		nw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), WEFT_PENDING);
+	}
+	nw[0].c.on_wake = poll_last_notified_in_gap;
+	cr_assert_eq(weft_notify_all(nt), 0);
+	cr_expect_eq(nt_gap_rc, 0, "released, polled in the gap: %d", nt_gap_rc);
+	for (int i = 0; i < NW - 1; i++)
+		cr_expect_eq(weft_notify_wait_poll(nt, &nw[i].w, &nw[i].c.cx), 0, "waiter %d", i);
+	/* no permit was stored, and the entry that said 0 is idle */
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_notify_wait_poll(nt, &w, &h.cx), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_notify_destroy(nt), 0, "the entry that said 0 is idle");
+}
+
 /* --------------------------------------------------------------- cond */
 
 static struct weft_cond *cv;

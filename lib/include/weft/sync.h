@@ -481,7 +481,9 @@ WEFT_API int weft_watch_changed_timeout(struct weft_watch_rx *rx, uint64_t timeo
  * Wake tasks waiting for an event. weft_notify_one() wakes the first waiter
  * or, if nobody waits, stores one permit (at most one) that the next wait
  * consumes at once. weft_notify_all() wakes every waiter linked before the
- * call and stores no permit.
+ * call and stores no permit; a waiter it released says 0 at its next poll
+ * (also while the call still wakes others in batches), and a _timeout
+ * wait it released as the time ran out returns 0.
  *
  * Ownership: weft_notify_create() / weft_notify_destroy() (-EBUSY while
  * entries are linked).
