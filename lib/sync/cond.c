@@ -28,6 +28,12 @@
  * head entries are ones it has released already: a signal (or one passed
  * on) goes to the first entry of the current generation instead, else it
  * was absorbed by an entry woken anyway and a later waiter slept on.
+ * A linked entry with _arg below `gen` has been released by a broadcast
+ * still granting in batches: its poll takes that grant at once (it said
+ * WEFT_PENDING until its batch came, and a timed wait whose time ran out
+ * in the gap said -ETIMEDOUT for a broadcast before it: found by a review,
+ * beside notify's), and a timed wait that gives up in its cond phase asks
+ * its cancel (cancel_note) whether a broadcast had released it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,9 +78,12 @@ static void leave_mutex_phase(struct weft_cond *c)
 static bool cond_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 			   struct weft__wakes *wk)
 {
-	(void)arg;
+	struct weft_cond *c = weft__container_of(q, struct weft_cond, q);
 	if (grant == WQ_GRANT_PERMIT)
-		grant_signal(weft__container_of(q, struct weft_cond, q), wk);
+		grant_signal(c, wk);
+	/* released by a broadcast: nothing to pass on */
+	if (grant == WQ_GRANT_ALL || (grant == WQ_GRANT_NONE && arg < c->gen))
+		q->cancel_note = true;
 	return false;
 }
 
@@ -150,7 +159,18 @@ int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_w
 	}
 	uint32_t grant;
 	weft__slock_lock(&c->lock);
-	switch (weft__waitq_poll_entry(&c->q, w, cx, &grant)) {
+	uint32_t st = weft__waitq_poll_entry(&c->q, w, cx, &grant);
+	if (st == WQ_LINKED && w->_arg < c->gen) {
+		/* released by a broadcast whose batch has not come: take its
+		 * grant now (the waker it holds is ours: dropped, not woken) */
+		struct weft__wakes wk;
+		wk.n = 0;
+		weft__waitq_grant_entry(&c->q, w, WQ_GRANT_ALL, &wk);
+		weft_waker_drop(&wk.w[0]);
+		grant = weft__waitq_consume(&c->q, w);
+		st = WQ_GRANTED;
+	}
+	switch (st) {
 	case WQ_GRANTED: {
 		/* Counted before the cond's lock goes: from here the entry
 		 * may name the cond from the mutex's list. */
@@ -221,9 +241,13 @@ static int cond_wait_until(struct weft_cond *c, struct weft_mutex *m, uint64_t t
 	 * without a limit, as pthread does. Already queued for the mutex: we
 	 * were signalled, so keep that place and wait for the mutex. */
 	if (w._queue == &c->q) {
-		weft_wait_cancel(&w);
+		/* released by a broadcast as the time ran out (its grant,
+		 * or still linked behind the broadcast's batches): it was
+		 * woken first, and says 0 */
+		bool released;
+		weft__wait_cancel_note(&w, &released);
 		int lrc = weft_mutex_lock(m);
-		return lrc ? lrc : rc;
+		return lrc ? lrc : released ? 0 : rc;
 	}
 	rc = weft__wait_deadline(cond_fn, &a, &w, WEFT_FOREVER);
 	if (!rc)

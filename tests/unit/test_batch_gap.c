@@ -10,7 +10,8 @@
  *  - a semaphore release while its close wakes the waiters;
  *  - a poll-form barrier waiter polled again in the gap;
  *  - a wait group waiter released by a done() but in a later batch, whose
- *    time runs out meanwhile; the same for a notify_all.
+ *    time runs out meanwhile; the same for a notify_all and a cond
+ *    broadcast.
  */
 #include <pthread.h>
 
@@ -322,4 +323,60 @@ Test(batch_gap, a_waiter_notified_by_notify_all_whose_time_runs_out_passed, .tim
 		cr_assert_eq(atomic_load(&nf_late_rc), 0, "notified, yet it said %d",
 			     atomic_load(&nf_late_rc));
 	cr_assert_eq(weft_notify_destroy(nf), 0);
+}
+
+/* The same for a condition variable's broadcast: the late waiter was
+ * woken before its time ran out, takes the mutex back and says 0. */
+static struct weft_cond *cv;
+static struct weft_mutex *cvm;
+static atomic_int cv_late_rc = 1, cv_bad;
+static _Atomic uint64_t cv_late_deadline;
+
+static void *cv_forever(void *arg)
+{
+	(void)arg;
+	weft_mutex_lock(cvm);
+	if (weft_cond_wait(cv, cvm))
+		atomic_fetch_add(&cv_bad, 1);
+	weft_mutex_unlock(cvm);
+	return NULL;
+}
+
+static void *cv_late(void *arg)
+{
+	(void)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	weft_mutex_lock(cvm);
+	atomic_store(&cv_late_deadline, wt_now_ns() + limit);
+	atomic_store(&cv_late_rc, weft_cond_wait_timeout(cv, cvm, limit));
+	weft_mutex_unlock(cvm); /* held again, whatever it said */
+	return NULL;
+}
+
+Test(batch_gap, a_waiter_woken_by_a_broadcast_whose_time_runs_out_passed, .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	cr_assert_eq(weft_cond_create(&cv), 0);
+	cr_assert_eq(weft_mutex_create(&cvm), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, cv_forever, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&th[N - 1], NULL, cv_late, NULL), 0); /* the second batch */
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_all = wt_now_ns();
+	cr_assert_eq(weft_cond_broadcast(cv), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&cv_bad), 0);
+	if (t_all >= atomic_load(&cv_late_deadline))
+		cr_log_warn("the broadcast came after the late waiter's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&cv_late_rc), 0, "woken, yet it said %d",
+			     atomic_load(&cv_late_rc));
+	cr_assert_eq(weft_cond_destroy(cv), 0);
+	cr_assert_eq(weft_mutex_destroy(cvm), 0);
 }

@@ -232,6 +232,41 @@ Test(cond_gap, signal_passed_on_during_broadcast_is_not_absorbed)
 	cr_assert_eq(weft_mutex_destroy(mx), 0);
 }
 
+/* A waiter of the broadcast's second batch polled in the gap: the
+ * broadcast released it, so it goes on to the mutex there (free: it takes
+ * it and says 0). Before, WEFT_PENDING until its batch came (found by a
+ * review, beside notify's). */
+static int cv_gap_rc = 1;
+
+static void poll_last_broadcast_in_gap(struct hand_cx *c)
+{
+	c->on_wake = NULL; /* once */
+	cv_gap_rc = weft_cond_wait_poll(cv, mx, &cw[NW - 1].w, &cw[NW - 1].c.cx);
+	if (cv_gap_rc == 0)
+		weft_mutex_unlock(mx);
+}
+
+Test(cond_gap, waiter_of_a_later_batch_polled_in_the_gap_was_woken)
+{
+	cr_assert_eq(weft_cond_create(&cv), 0);
+	cr_assert_eq(weft_mutex_create(&mx), 0);
+	for (int i = 0; i < NW; i++) {
+		hc_init(&cw[i].c);
+		cw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_mutex_try_lock(mx), 0);
+		cr_assert_eq(weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx), WEFT_PENDING);
+	}
+	cw[0].c.on_wake = poll_last_broadcast_in_gap;
+	cr_assert_eq(weft_cond_broadcast(cv), 0);
+	cr_expect_eq(cv_gap_rc, 0, "released, polled in the gap: %d", cv_gap_rc);
+	for (int i = 0; i < NW - 1; i++) {
+		cr_expect_eq(weft_cond_wait_poll(cv, mx, &cw[i].w, &cw[i].c.cx), 0, "waiter %d", i);
+		cr_assert_eq(weft_mutex_unlock(mx), 0);
+	}
+	cr_assert_eq(weft_cond_destroy(cv), 0, "the entry that said 0 is idle");
+	cr_assert_eq(weft_mutex_destroy(mx), 0);
+}
+
 /* ---------------------------------------------------------- waitgroup */
 
 /* The counter reaches zero with 17 waiters linked: the last one sits in the

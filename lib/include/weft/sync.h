@@ -737,6 +737,8 @@ WEFT_API int weft_rwlock_write_unlock(struct weft_rwlock *l);
  * nobody waiting does nothing (there is no stored permit; use weft_notify
  * for that). Signals are not lost to a waiter that times out or is
  * cancelled: a signal it had already received goes to the next waiter.
+ * A broadcast releases every waiter linked before it: one whose time runs
+ * out before the broadcast's wake reaches it returns 0 (m held again).
  *
  * Ownership: weft_cond_create() / weft_cond_destroy() (-EBUSY while entries
  * are linked).
