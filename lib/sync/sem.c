@@ -20,7 +20,12 @@
  * Closing (Tokio's Semaphore::close) sets `closed` and grants every
  * waiter WQ_GRANT_WAKE (no permits), which its poll turns into -EPIPE;
  * from then on no acquire waits or takes permits. A waiter granted
- * permits before the close keeps them.
+ * permits before the close keeps them. One still linked once closed is
+ * one the close has still to wake (it grants in batches, the lock dropped
+ * between two): its poll says -EPIPE at once, and a timed wait that gives
+ * up asks its cancel (cancel_note) whether the close had come. Before, it
+ * said WEFT_PENDING until its batch, and -ETIMEDOUT if its time ran out
+ * in the gap (found by a review).
  * Memory ordering: the lock orders everything; wakers woken after unlock.
  */
 #include <errno.h>
@@ -82,6 +87,8 @@ static bool sem_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
 	if (grant == WQ_GRANT_PERMIT) {
 		s->granted -= arg;
 		s->permits += arg; /* no wrap: permits + granted is bounded */
+	} else if (s->closed) {
+		q->cancel_note = true; /* woken, or to be woken, by the close */
 	}
 	return grant_loop(s, wk);
 }
@@ -136,6 +143,12 @@ int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 		weft__slock_unlock(&s->lock);
 		return grant == WQ_GRANT_PERMIT ? 0 : -EPIPE; /* else woken by the close */
 	case WQ_LINKED:
+		if (s->closed) {
+			/* the close wakes it in a later batch: say so now */
+			weft__slock_unlock(&s->lock);
+			weft_wait_cancel(w);
+			return -EPIPE;
+		}
 		break;
 	default:
 		if (s->closed) {
@@ -238,8 +251,12 @@ static int sem_acquire_n_until(struct weft_sem *s, uint64_t n, uint64_t deadline
 	struct sem_args a = { s, n, &w, 0 };
 	int rc = weft__wait_deadline(sem_acquire_fn, &a, &w, deadline);
 	if (rc) {
-		weft_wait_cancel(&w);
-		return rc;
+		/* Closed as its time ran out: the close came first, -EPIPE.
+		 * Asked in the cancel's own lock hold; permits granted before
+		 * the close go back (and the call says rc). */
+		bool closed;
+		weft__wait_cancel_note(&w, &closed);
+		return rc == -ETIMEDOUT && closed ? -EPIPE : rc;
 	}
 	return a.rc;
 }

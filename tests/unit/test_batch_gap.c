@@ -10,8 +10,8 @@
  *  - a semaphore release while its close wakes the waiters;
  *  - a poll-form barrier waiter polled again in the gap;
  *  - a wait group waiter released by a done() but in a later batch, whose
- *    time runs out meanwhile; the same for a notify_all and a cond
- *    broadcast.
+ *    time runs out meanwhile; the same for a notify_all, a cond
+ *    broadcast and a semaphore's close.
  */
 #include <pthread.h>
 
@@ -379,4 +379,47 @@ Test(batch_gap, a_waiter_woken_by_a_broadcast_whose_time_runs_out_passed, .timeo
 			     atomic_load(&cv_late_rc));
 	cr_assert_eq(weft_cond_destroy(cv), 0);
 	cr_assert_eq(weft_mutex_destroy(cvm), 0);
+}
+
+/* The same for a semaphore's close: the late waiter's semaphore was
+ * closed before its time ran out, so it says -EPIPE as every waiter. */
+static atomic_int sm_late_rc = 1;
+static _Atomic uint64_t sm_late_deadline;
+
+static void *sm_late(void *arg)
+{
+	(void)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	atomic_store(&sm_late_deadline, wt_now_ns() + limit);
+	atomic_store(&sm_late_rc, weft_sem_acquire_n_timeout(sem, 1, limit));
+	return NULL;
+}
+
+Test(batch_gap, a_semaphore_waiter_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	atomic_store(&sem_ok, 0);
+	atomic_store(&sem_pipe, 0);
+	cr_assert_eq(weft_sem_create(0, &sem), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, sem_waiter, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&th[N - 1], NULL, sm_late, NULL), 0); /* the second batch */
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_close = wt_now_ns();
+	cr_assert_eq(weft_sem_close(sem), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&sem_pipe), N - 1);
+	if (t_close >= atomic_load(&sm_late_deadline))
+		cr_log_warn("the close came after the late waiter's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&sm_late_rc), -EPIPE, "closed, yet it said %d",
+			     atomic_load(&sm_late_rc));
+	cr_assert_eq(weft_sem_destroy(sem), 0);
 }

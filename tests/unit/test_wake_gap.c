@@ -304,3 +304,36 @@ Test(waitgroup_gap, waiter_released_in_a_later_batch_says_so_in_the_gap)
 	cr_assert_eq(weft_waitgroup_add(wg, -1), 0);
 	cr_assert_eq(weft_waitgroup_destroy(wg), 0, "the entry that said 0 is idle");
 }
+
+/* ---------------------------------------------------------- semaphore */
+
+/* The semaphore is closed with 17 waiters linked: the last one sits in the
+ * close's second batch. Polled in the gap it says -EPIPE, as every waiter
+ * of a closed semaphore does (sync.h). Before, WEFT_PENDING until its batch
+ * came (found by a review). */
+static struct weft_sem *sm;
+static struct waiter sw[NW];
+static int sem_gap_rc = 1;
+
+static void poll_last_closed_in_gap(struct hand_cx *c)
+{
+	c->on_wake = NULL; /* once */
+	sem_gap_rc = weft_sem_acquire_n_poll(sm, 1, &sw[NW - 1].w, &sw[NW - 1].c.cx);
+}
+
+Test(sem_gap, waiter_of_a_later_batch_polled_in_the_gap_is_told_closed)
+{
+	cr_assert_eq(weft_sem_create(0, &sm), 0);
+	for (int i = 0; i < NW; i++) {
+		hc_init(&sw[i].c);
+		sw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_sem_acquire_n_poll(sm, 1, &sw[i].w, &sw[i].c.cx), WEFT_PENDING);
+	}
+	sw[0].c.on_wake = poll_last_closed_in_gap;
+	cr_assert_eq(weft_sem_close(sm), 0);
+	cr_expect_eq(sem_gap_rc, -EPIPE, "closed, polled in the gap: %d", sem_gap_rc);
+	for (int i = 0; i < NW - 1; i++)
+		cr_expect_eq(weft_sem_acquire_n_poll(sm, 1, &sw[i].w, &sw[i].c.cx), -EPIPE,
+			     "waiter %d", i);
+	cr_assert_eq(weft_sem_destroy(sm), 0, "the entry that said -EPIPE is idle");
+}

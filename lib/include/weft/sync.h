@@ -600,8 +600,9 @@ WEFT_API int weft_sem_acquire_n_timeout(struct weft_sem *s, uint64_t n, uint64_t
  * -EPIPE (closed), -EINVAL (n > WEFT_SEM_MAX_PERMITS). */
 WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
 /* Close the semaphore (Tokio's Semaphore::close), e.g. to stop a pool
- * taking work at shutdown: every waiter returns -EPIPE, and so does every
- * later acquire; permits already taken stay taken and may be released
+ * taking work at shutdown: every waiter returns -EPIPE (also one polled,
+ * or whose time runs out, before the close's wake reaches it), and so does
+ * every later acquire; permits already taken stay taken and may be released
  * (the count goes on, for weft_sem_available). Idempotent. 0, -EINVAL. */
 WEFT_API int weft_sem_close(struct weft_sem *s);
 WEFT_API bool weft_sem_is_closed(struct weft_sem *s);
