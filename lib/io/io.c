@@ -2433,7 +2433,17 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 				  .ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICHOST |
 					      AI_NUMERICSERV };
 	/* A numeric host (or NULL) resolves without any lookup. */
-	int rc = getaddrinfo(host, p, &hints, res);
+	struct addrinfo *num;
+	int rc = getaddrinfo(host, p, &hints, &num);
+	if (rc == 0 && bracketed && num->ai_family != AF_INET6) {
+		/* brackets hold an IPv6 address (RFC 3986's IP-literal):
+		 * "[127.0.0.1]" or "[1]" is no host, though what is inside
+		 * parses as IPv4 (a review found them resolved and connected) */
+		freeaddrinfo(num);
+		return -EINVAL;
+	}
+	if (rc == 0)
+		*res = num;
 	if (rc != EAI_NONAME)
 		return map_eai(rc, errno);
 	/* Not numeric, and no name either: brackets hold an IPv6 address, and

@@ -543,6 +543,8 @@ Test(resolve, hosts_that_cannot_be_names_are_refused_without_a_lookup, .timeout 
 		{ "127.0.0.1:80", -EINVAL },
 		{ "[::1]:80", -EINVAL },
 		{ "[multi.test]", -EINVAL },
+		{ "[127.0.0.1]", -EINVAL },     /* numeric, but not IPv6 */
+		{ "[1]", -EINVAL },
 		{ "multi.test:80", -EINVAL },
 		{ "::1%lo", -EINVAL },          /* a zone where glibc takes none */
 		{ "fe80::1%nosuch0", -EINVAL }, /* a zone naming no interface */
