@@ -456,8 +456,10 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * wait and with nothing taken, for a NULL msg, and for a NULL msg_iov,
  * iov_base or msg_control with a length (an empty segment's NULL base is
  * fine); -EMSGSIZE (the kernel's) for more than IOV_MAX segments. A
- * recvmsg with no data segments on a stream socket returns 0 whether or
- * not the stream has ended: give it at least one byte of room. */
+ * recvmsg with no data segments on a stream socket waits, as any receive
+ * does (deadline, MSG_DONTWAIT: -EAGAIN), until a byte or the end of the
+ * stream is there, then returns 0 either way, taking nothing: give it at
+ * least one byte of room. */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
