@@ -1056,6 +1056,8 @@ int weft_io_fd(const struct weft_io *io)
 int weft__io_fd(const struct weft_io *io) { return io->fd; }
 bool weft__io_is_msg(const struct weft_io *io) { return io->is_msg; }
 
+bool weft__io_forked(const struct weft_io *io) { return WEFT__FORKED(io->rt); }
+
 /*
  * shutdown(2) through the registration. The kernel's own wakeup is not
  * enough for the calls waiting on it: a Unix stream socket whose send

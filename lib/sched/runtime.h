@@ -684,6 +684,9 @@ int weft__io_fd(const struct weft_io *io);
  * (cut to the room given; an empty one reads as 0): no stream to buffer
  * or copy from (reader.c; the copies say -EPROTOTYPE) */
 bool weft__io_is_msg(const struct weft_io *io);
+/* io.c: a registration made before a fork, seen in the child (the driver
+ * that would report its readiness is the parent's) */
+bool weft__io_forked(const struct weft_io *io);
 /* io.c: io_uring, the registration's poll failed (no readiness will come,
  * and WEFT_IO_ERROR stays set) */
 bool weft__io_broken(const struct weft_io *io);

@@ -61,6 +61,12 @@ static int arm_poll(struct weft_select_arm *a, struct weft_cx *cx)
 	case WEFT_SEL_JOINSET:
 		return weft_joinset_join_next_poll(a->obj, &a->_w, cx, a->ptr, &a->id);
 	case WEFT_SEL_IO:
+		/* weft.h: a registration made before a fork says -ECHILD in
+		 * the child, as a JOIN arm's task does; the poll form has no
+		 * error to return, and the arm waited for an event only the
+		 * parent's driver could report: for ever (found by a review) */
+		if (weft__io_forked(a->obj))
+			return -ECHILD;
 		return weft_io_poll_ready(a->obj, cx, (unsigned)a->arg, &a->io_ready) == WEFT_READY
 			       ? 0 : WEFT_PENDING;
 	case WEFT_SEL_TIMER:

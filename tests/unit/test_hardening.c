@@ -136,6 +136,46 @@ Test(fork, child_address_calls_on_a_registration_say_echild, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 }
 
+/* A select's READY arm takes a registration too: in the child it
+ * completes with -ECHILD, as a JOIN arm on the parent's task does. It
+ * waited for an event only the parent's driver could report: the child
+ * hung for good, deadline or not (found by the docs review). */
+Test(fork, child_select_ready_arm_on_a_registration_says_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10); /* a hang shows as SIGALRM */
+		int bad = 0;
+		struct weft_select_arm a[1] = { WEFT_SEL_READY(io, WEFT_IO_READABLE) };
+		if (weft_select(a, 1, WEFT_FOREVER) != 0 || a[0].rc != -ECHILD)
+			bad |= 1;
+		a[0] = WEFT_SEL_READY(io, WEFT_IO_READABLE | WEFT_IO_WRITABLE);
+		if (weft_select_fair_timeout(a, 1, WEFT_FOREVER) != 0 || a[0].rc != -ECHILD)
+			bad |= 2;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d (SIGALRM %d: the select waited)",
+		  WIFSIGNALED(st) ? WTERMSIG(st) : 0, SIGALRM);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: not -ECHILD from the READY arm (mask %d)",
+		     WEXITSTATUS(st));
+	/* the parent's registration still reports readiness */
+	struct weft_select_arm a[1] = { WEFT_SEL_READY(io, WEFT_IO_WRITABLE) };
+	cr_assert_eq(weft_select(a, 1, WEFT_FOREVER), 0);
+	cr_assert_eq(a[0].rc, 0);
+	cr_assert(a[0].io_ready.mask & WEFT_IO_WRITABLE);
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
 /*
  * A registration made before the fork, closed or waited on in the child:
  * -ECHILD, and the parent's registration keeps working. The epoll instance

@@ -663,7 +663,8 @@ WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
  *   IO            weft_io, -, WEFT_IO_* interest (READABLE and/or WRITABLE;
  *                 HUP, ERROR, CLOSED, SHUTDOWN are reported anyway)
  *                                                         -> `io_ready` holds the
- *                 readiness (pass it to weft_io_clear_ready after EAGAIN)
+ *                 readiness (pass it to weft_io_clear_ready after EAGAIN);
+ *                 rc -ECHILD: a registration made before a fork, in the child
  *   TIMER         struct weft_timer *, -, deadline_ns      -> deadline passed
  *                 (poll form only)
  *   WAITGROUP     waitgroup                               -> its counter was zero
