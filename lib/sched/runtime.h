@@ -452,6 +452,8 @@ bool weft__in_a_shutdown(void);
  * is a task of a runtime this thread is shutting down, not finished yet
  * (task.c; weft_join's -EDEADLK). */
 bool weft__join_waits_on_own_shutdown(struct weft_task *t);
+/* t is a task of a runtime made before a fork, seen in the child (task.c) */
+bool weft__task_forked(const struct weft_task *t);
 /* The same for a join set's join_next: no member is ready, and every one
  * is such a task (joinset.c). */
 bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s);

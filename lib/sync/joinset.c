@@ -318,6 +318,21 @@ int weft_joinset_abort_all(struct weft_joinset *s)
 	return 0;
 }
 
+/* In a forked child (and only there: the scan is for a process that has
+ * forked), a member still running is a task of the parent's runtime,
+ * which no thread of the child will finish: weft.h's -ECHILD, as
+ * weft_join on it says, where join_next waited for it for good (found by
+ * a review). Under the set's lock. */
+static bool idle_member_forked(struct weft_joinset *s)
+{
+	if (!atomic_load_explicit(&weft__fork_gen, memory_order_relaxed))
+		return false;
+	for (struct js_entry *e = s->idle; e; e = e->next)
+		if (e->task && weft__task_forked(e->task))
+			return true;
+	return false;
+}
+
 int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				struct weft_cx *cx, void **result, uint64_t *id)
 {
@@ -340,6 +355,10 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 			if (s->len == 0) {
 				weft__slock_unlock(&s->lock);
 				return -ENOENT;
+			}
+			if (idle_member_forked(s)) {
+				weft__slock_unlock(&s->lock);
+				return -ECHILD;
 			}
 			weft__waitq_link(&s->q, w, weft_cx_waker(cx), 0);
 			weft__slock_unlock(&s->lock);

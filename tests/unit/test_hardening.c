@@ -176,6 +176,58 @@ Test(fork, child_select_ready_arm_on_a_registration_says_echild, .timeout = WT_T
 	wt_rt_destroy(rt);
 }
 
+/* A join set holding the parent's running tasks: join_next in the child
+ * says -ECHILD, as weft_join on such a task does, nothing taken out. It
+ * waited for tasks no thread of the child runs: the child hung for good
+ * (found by the docs review). */
+static void *sleep_long(void *a)
+{
+	weft_sleep_ns(30000000000ull);
+	return a;
+}
+
+Test(fork, child_join_next_on_the_parents_tasks_says_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, sleep_long, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, sleep_long, NULL, NULL), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10); /* a hang shows as SIGALRM */
+		int bad = 0;
+		uint64_t id = 0;
+		if (weft_joinset_join_next(s, NULL, &id) != -ECHILD || id)
+			bad |= 1;
+		if (weft_joinset_join_next_timeout(s, NULL, NULL, WEFT_FOREVER) != -ECHILD)
+			bad |= 2;
+		struct weft_select_arm a[1] = { WEFT_SEL_JOIN_NEXT(s, NULL) };
+		if (weft_select(a, 1, WEFT_FOREVER) != 0 || a[0].rc != -ECHILD)
+			bad |= 4;
+		if (weft_joinset_len(s) != 2)
+			bad |= 8;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d (SIGALRM %d: join_next waited)",
+		  WIFSIGNALED(st) ? WTERMSIG(st) : 0, SIGALRM);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: mask %d (1 join_next, 2 _timeout, 4 select, "
+		     "8 a member taken out)", WEXITSTATUS(st));
+	/* the parent's set is whole */
+	cr_assert_eq(weft_joinset_len(s), 2);
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+	for (int i = 0; i < 2; i++) {
+		int rc = weft_joinset_join_next(s, NULL, NULL);
+		cr_assert(rc == -EINTR || rc == -ECANCELED, "member %d: %d", i, rc);
+	}
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	wt_rt_destroy(rt);
+}
+
 /*
  * A registration made before the fork, closed or waited on in the child:
  * -ECHILD, and the parent's registration keeps working. The epoll instance
