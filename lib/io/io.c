@@ -2035,6 +2035,11 @@ static int copy_start(struct weft_io *a, struct weft_io *b, bool b_read)
 {
 	if (!a || !b)
 		return -EINVAL;
+	/* weft.h: registrations made before a fork say -ECHILD in the
+	 * child; weft_io_copier_create made a copier there, which failed
+	 * only at its first poll (found by a review) */
+	if (WEFT__FORKED(a->rt) || WEFT__FORKED(b->rt))
+		return -ECHILD;
 	/* _open: under io_uring a closed registration keeps the poll's
 	 * reference until a driver pass, and io_tryref alone let
 	 * weft_io_copier_create take it (0 where io.h says -EBADF) */

@@ -34,6 +34,11 @@ int weft_reader_create(struct weft_io *io, size_t bufsize, struct weft_reader **
 	int fd = weft_io_fd(io);
 	if (fd < 0)
 		return fd;
+	/* weft.h: a registration made before a fork says -ECHILD in the
+	 * child (weft_io_fd still answers there); a reader made on it
+	 * failed only at its first read (found by a review) */
+	if (weft__io_forked(io))
+		return -ECHILD;
 	/* one read, one message: a datagram cut to the room left in the
 	 * buffer (the rest dropped, "nothing read is ever lost" broken) and
 	 * an empty one taken for the end of stream (a review) */

@@ -42,6 +42,8 @@ int weft_writer_create(struct weft_io *io, size_t bufsize, struct weft_writer **
 	int fd = weft_io_fd(io);
 	if (fd < 0)
 		return fd;
+	if (weft__io_forked(io))
+		return -ECHILD; /* as weft_reader_create */
 	if (!bufsize)
 		bufsize = WRITER_DEFAULT;
 	struct weft_writer *w = weft__malloc(sizeof(*w) + bufsize + 1);

@@ -228,6 +228,59 @@ Test(fork, child_join_next_on_the_parents_tasks_says_echild, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 }
 
+/* A buffered reader, a writer and a copier take a registration too: in
+ * the child their constructors say -ECHILD, as every call taking one made
+ * before the fork does, and nothing is made. They made one, which failed
+ * only at its first read, write or poll (found by the docs review). */
+Test(fork, child_reader_writer_copier_on_a_registration_say_echild, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a, *b;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(weft_io_register(rt, sv[1], &b), 0);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10);
+		int bad = 0;
+		struct weft_reader *r = NULL;
+		struct weft_writer *w = NULL;
+		struct weft_io_copier *c = NULL;
+		if (weft_reader_create(a, 0, &r) != -ECHILD || r)
+			bad |= 1;
+		if (weft_writer_create(a, 0, &w) != -ECHILD || w)
+			bad |= 2;
+		if (weft_io_copier_create(a, b, 0, &c) != -ECHILD || c)
+			bad |= 4;
+		if (weft_io_copier_create(a, b, WEFT_COPY_BOTH, &c) != -ECHILD || c)
+			bad |= 8;
+		if (weft_io_copy(a, b, NULL) != -ECHILD)
+			bad |= 16;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child: status %#x", st);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: mask %d (1 reader, 2 writer, 4 copier, "
+		     "8 copier both ways, 16 copy)", WEXITSTATUS(st));
+	/* the parent's make them as ever */
+	struct weft_reader *r;
+	struct weft_writer *w;
+	cr_assert_eq(weft_reader_create(a, 0, &r), 0);
+	cr_assert_eq(weft_writer_create(b, 0, &w), 0);
+	cr_assert_eq(weft_writer_write(w, "hi\n", 3), 3);
+	cr_assert_eq(weft_writer_flush(w), 0);
+	const char *line;
+	cr_assert_eq(weft_reader_until(r, '\n', &line), 3);
+	weft_reader_destroy(r);
+	cr_assert_eq(weft_writer_destroy(w), 0);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	wt_rt_destroy(rt);
+}
+
 /*
  * A registration made before the fork, closed or waited on in the child:
  * -ECHILD, and the parent's registration keeps working. The epoll instance

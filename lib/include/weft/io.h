@@ -275,8 +275,9 @@ WEFT_API int weft_io_copy_bidirectional(struct weft_io *a, struct weft_io *b, ui
  * stays valid) and its buffers until weft_io_copier_destroy. Errors:
  * -EINVAL (NULL out, an unknown flag, dst == src with WEFT_COPY_BOTH),
  * -EBADF (a registration already closed), -ESHUTDOWN (its runtime is shut
- * down or shutting down), -EPROTOTYPE (src, or with WEFT_COPY_BOTH dst, a
- * datagram or seqpacket socket: as weft_io_copy), -ENOMEM.
+ * down or shutting down), -ECHILD (one made before a fork, in the
+ * child), -EPROTOTYPE (src, or with WEFT_COPY_BOTH dst, a datagram or
+ * seqpacket socket: as weft_io_copy), -ENOMEM.
  * weft_io_copier_poll: 0 once done, WEFT_PENDING (cx's waker is registered
  * for what it waits on, or the task's budget ran out and it was woken: one
  * unit a read or write), or the first error (returned again by later
@@ -306,6 +307,7 @@ WEFT_API void weft_io_copier_destroy(struct weft_io_copier *c);
  * least not before the reader's last call). One caller at a time.
  * weft_reader_create: bufsize 0 means 4 KiB, at most 16 MiB (else -EINVAL);
  * -EBADF (the registration was closed or deregistered: no reader made);
+ * -ECHILD (a registration made before a fork, in the child);
  * -EPROTOTYPE (a datagram or seqpacket socket: a read there takes one
  * message, cut to the room left in the buffer, and an empty datagram
  * would read as the end of stream; use weft_recvfrom or weft_recvmsg);
@@ -372,7 +374,7 @@ WEFT_API int weft_reader_until_poll(struct weft_reader *r, struct weft_cx *cx, i
  * (after -ETIMEDOUT, say); the error is not sticky.
  * weft_writer_create: bufsize 0 means 4 KiB, at most 16 MiB (else
  * -EINVAL); -EBADF (the registration was closed or deregistered: no
- * writer made); -ENOMEM.
+ * writer made); -ECHILD (made before a fork, in the child); -ENOMEM.
  * weft_writer_write: accepts all n bytes (buffered, or written: a write
  * of at least the buffer's size with nothing buffered goes straight to
  * weft_write) and returns n; if an error stops it, the count accepted so
