@@ -1293,8 +1293,13 @@ static enum weft_poll fiber_poll(void *state, struct weft_cx *cx)
 #endif
 	weft_cx_set_result(cx, f->result);
 	/* Cancelled while running, and it has unwound: -EINTR for the
-	 * joiner, who also receives the value fn returned. */
-	if (weft__task_cancelled(cx->task))
+	 * joiner, who also receives the value fn returned. Shutdown cancels
+	 * every fiber as weft_abort does, but marks only those on its list:
+	 * one still in its first poll that returned without reaching a
+	 * cancellation point after the close (it computed to its end) was
+	 * reported as a plain 0 (found by a review of weft.h). */
+	if (weft__task_cancelled(cx->task) ||
+	    atomic_load_explicit(&cx->rt->closed, memory_order_relaxed))
 		cx->error = -EINTR;
 	return WEFT_READY; /* fiber_drop gives the stack back */
 }

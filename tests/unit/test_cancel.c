@@ -428,6 +428,37 @@ Test(cancel, shutdown_cancels_the_calls_of_a_fiber_in_its_first_poll, .timeout =
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* The same fiber returning with no weft call after the close: it was
+ * cancelled as weft_abort cancels (weft.h, shutdown), so its joiner gets
+ * -EINTR and the value, as after weft_abort on a fiber computing. It got
+ * 0: shutdown marks only the fibers on its list, and this one never
+ * reached a cancellation point to mark itself (found by the docs
+ * review). */
+struct first_poll_plain { atomic_int go, spinning; };
+
+static void *first_poll_plain_fiber(void *arg)
+{
+	struct first_poll_plain *f = arg;
+	atomic_store(&f->spinning, 1);
+	while (!atomic_load(&f->go))
+		; /* holds its worker: never pending */
+	return (void *)9;
+}
+
+Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll_that_makes_no_call, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct first_poll_plain f = { 0 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, first_poll_plain_fiber, &f, &t), 0);
+	shut_down_in_first_poll(rt, &f.spinning, &f.go);
+	void *res = NULL;
+	int rc = weft_join(t, &res);
+	cr_assert_eq(rc, -EINTR, "join = %d", rc);
+	cr_assert_eq((long)res, 9);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
 /* Aborted before its first poll: fn never runs, the joiner gets -ECANCELED
  * (not -EINTR), so the caller knows arg is still its own. */
 static atomic_int g_ran;
