@@ -61,7 +61,8 @@ TEST is one of:
               nothing blames schedtop trace.
   bench-ops   weft-bench fiber_exit_storm states ops_per_batch=30000, and
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
-              batch by the count the case states.
+              batch by the count the case states; weft-bench with stdout
+              on /dev/full (a case, list, -h) exits 1 and says so.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   render      headless Chromium screenshot of the demo's report: a PNG that
@@ -846,6 +847,15 @@ def test_bench_ops(src, build):
     check(p.returncode == 0, "weft-bench fiber_exit_storm: exit %d %s" % (p.returncode, p.stderr[-500:]))
     m = re.search(r"ops_per_batch=(\d+)", p.stdout)
     check(m and int(m.group(1)) == 30000, "fiber_exit_storm (30,000 fibers a batch) states %r" % p.stdout)
+    # its result is what it prints: a stdout that takes nothing is a
+    # failure, said (found by a review of the docs, 2026-12-07: exit 0 with
+    # the line lost, so a script read no result and no error)
+    for args in (["chained_spawn", "1", "1"], ["list"], ["-h"]):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([bench, *args], stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                               text=True, timeout=60, env=dict(os.environ, PEER_WARMUP="0"))
+        check(p.returncode == 1 and "writing to stdout: No space left on device" in p.stderr,
+              "weft-bench %s > /dev/full: exit %d, stderr %r" % (" ".join(args), p.returncode, p.stderr[-500:]))
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:

@@ -1215,6 +1215,20 @@ static uint64_t per(uint64_t total, uint64_t n)
 	return total / n;
 }
 
+/* What weft-bench prints on stdout is its result (scripts/bench reads the
+ * line): one stdout did not take (a full disk, /dev/full) is a failure,
+ * said on stderr, exit 1. It exited 0 with nothing written (found by a
+ * review of the docs: "Exit status: 0 ok, 1 failure"). */
+static int stdout_checked(const char *what)
+{
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	fprintf(stderr, "weft-bench: %s: writing to stdout: %s\n", what,
+		errno ? strerror(errno) : "error");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const struct bench_case *bc = NULL;
@@ -1222,7 +1236,7 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		usage(stdout);
-		return 0;
+		return stdout_checked("--help");
 	}
 	if (argc == 2 && !strcmp(argv[1], "rtt")) { /* for scripts: rtt only */
 		print_rtt("now");
@@ -1231,7 +1245,7 @@ int main(int argc, char **argv)
 	if (argc == 2 && !strcmp(argv[1], "list")) {
 		for (size_t i = 0; i < N_CASES; i++)
 			printf("%s\n", cases[i].name);
-		return 0;
+		return stdout_checked("list");
 	}
 	if (argc < 3 || argc > 4) {
 		usage(stderr);
@@ -1313,9 +1327,9 @@ int main(int argc, char **argv)
 	       per(user + sys, n), per(user, n), per(sys, n),
 	       wall ? (double)(user + sys) / (double)wall : 0.0,
 	       per(vcsw, n), per(ivcsw, n), bc->ops);
-	fflush(stdout);
+	int out_rc = stdout_checked(bc->name);
 
 	print_rtt("after");
 	free(samples);
-	return 0;
+	return out_rc;
 }
