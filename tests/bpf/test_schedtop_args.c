@@ -73,6 +73,28 @@ static void test_unknown_command(void)
 	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval '-'", "-p", "1", "-");
 }
 
+/* Numbers: plain decimal. " 5", "+5" and "0x10" were taken (strtol and
+ * strtod skip blanks and take a sign; strtod takes hex and "inf"), and a
+ * count given both as -n and as the argument kept the argument without a
+ * word (a review, 2026-12-07). */
+static void test_numbers(void)
+{
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid PID ' 5'", "-p", " 5");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid PID '+5'", "-p", "+5");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid count '+3'", "-p", "1", "--batch", "-n", "+3");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid count ' 3'", "-p", "1", "0.5", " 3");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval '0x10'", "-p", "1", "0x10");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval '+1'", "-p", "1", "+1");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid interval 'inf'", "-p", "1", "inf");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "invalid duration ' 2'", "trace", "-p", "1", "-o", "t.json",
+	       "-d", " 2");
+	EXPECT(SCHEDTOP_ARGS_USAGE, "the count given twice", "-p", "1", "--batch", "-n", "5", "1",
+	       "3");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "--batch", "-n", "5", "0.25");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", ".5", "3");
+	EXPECT(SCHEDTOP_ARGS_OK, NULL, "-p", "1", "1e-1", "3");
+}
+
 /* options of another mode were taken and did nothing: no file written, no
  * end to the run, a prefix never looked at */
 static void test_other_modes_options(void)
@@ -145,6 +167,7 @@ int main(void)
 	test_unknown_option();
 	test_other_modes_options();
 	test_help_text();
+	test_numbers();
 	if (failures) {
 		fprintf(stderr, "%d failures\n", failures);
 		return 1;

@@ -1,6 +1,7 @@
 /*
  * args.c - schedtop's command line (see args.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -91,10 +92,25 @@ static int usage_err(FILE *err, const char *fmt, const char *arg)
 	return SCHEDTOP_ARGS_USAGE;
 }
 
+/* Plain decimal only: strtod and strtol also take a leading blank or
+ * sign, and strtod hex ("0x10" was 16 s) and "inf" (found by a review) */
+static bool plain_number(const char *s, bool fraction)
+{
+	if (!isdigit((unsigned char)s[0]) && !(fraction && s[0] == '.'))
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s) &&
+		    !(fraction && (*s == '.' || *s == 'e' || *s == 'E' || *s == '-' || *s == '+')))
+			return false;
+	return true;
+}
+
 static bool parse_double(const char *s, double *out)
 {
 	char *e;
 	errno = 0;
+	if (!plain_number(s, true))
+		return false;
 	double v = strtod(s, &e);
 	if (e == s || *e || errno || !(v >= 0) || v > 1e9) /* !(v >= 0): NaN too */
 		return false;
@@ -106,6 +122,8 @@ static bool parse_int(const char *s, long *out)
 {
 	char *e;
 	errno = 0;
+	if (!plain_number(s, false))
+		return false;
 	long v = strtol(s, &e, 10);
 	if (e == s || *e || errno || v < 0)
 		return false;
@@ -211,6 +229,9 @@ static int check_mode(struct schedtop_args *a, FILE *err)
 			return usage_err(err, "too many arguments ('%s')", pos[2]);
 		if (npos >= 1 && (!parse_double(pos[0], &a->interval) || a->interval < 0.01))
 			return usage_err(err, "invalid interval '%s'", pos[0]);
+		/* -n N and a count argument both: one was ignored */
+		if (npos == 2 && a->count)
+			return usage_err(err, "the count given twice (-n and '%s'): give one", pos[1]);
 		if (npos == 2 && (!parse_int(pos[1], &a->count) || a->count <= 0))
 			return usage_err(err, "invalid count '%s'", pos[1]);
 		if (a->json && !a->batch)
