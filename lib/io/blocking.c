@@ -663,25 +663,26 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 	}
 	struct weft_runtime *rt = ctx->rt;
 	struct weft__core *c = ctx->core;
-	if (atomic_load_explicit(&rt->shutdown, memory_order_relaxed)) {
-		void *r = fn(arg); /* no hand-off during shutdown */
-		if (result)
-			*result = r;
-		return 0;
-	}
+	/* No hand-off during shutdown: the workers are stopping, and a spare
+	 * given the core would stop at once. fn still runs as below, holding
+	 * no core: it ran with the core (and a fiber's context) in place,
+	 * and a weft_block_on or a sleep in it said -EDEADLK, contrary to
+	 * weft.h (found by a review). */
+	bool down = atomic_load_explicit(&rt->shutdown, memory_order_relaxed);
 	/* Leave nothing on the core that only this thread could run. The
 	 * running task is put back whenever the core stays or comes back:
 	 * with it cleared the stall watch skipped the core, and a task woken
 	 * into its LIFO slot by an inline fn waited for all of fn (found by
 	 * a review: 300 ms against the threshold's 10). */
 	uintptr_t running = __atomic_load_n(&c->c.cur_task, __ATOMIC_RELAXED);
-	weft__core_release_local(rt, c);
+	if (!down)
+		weft__core_release_local(rt, c);
 	struct weft__fiber *fiber = ctx->fiber;
 	/* Give the core up before anyone can take it. */
 	ctx->core = NULL;
 	if (ctx->cx)
 		ctx->cx->core = NULL;
-	struct weft__worker *s = spare_take(rt, c);
+	struct weft__worker *s = down ? NULL : spare_take(rt, c);
 	if (!s) {
 		/* No spare: keep the core and block it, as a plain blocking
 		 * call. fn still runs as on the hand-off path, as a thread

@@ -1319,3 +1319,73 @@ Test(block_in_place, shutdown_ends_a_join_in_a_poll_tasks_fn, .timeout = WT_TMO(
 		cr_assert_eq(weft_runtime_destroy(rt), 0);
 	}
 }
+
+/* A poll task still in its poll when shutdown has stopped the other
+ * workers calls weft_block_in_place (no hand-off then: fn runs on the
+ * caller's thread). fn must still hold no core, as weft.h says of every
+ * fn: a weft_block_on of another runtime runs (-EDEADLK only "from a task
+ * on a worker thread ..., except inside weft_block_in_place") and a sleep
+ * sleeps. Found by a review: that path ran fn with the core (and a
+ * fiber's context) left in place, so both said -EDEADLK. */
+struct bip_late {
+	struct weft_runtime *rt2;
+	atomic_int stops, started;
+	atomic_int bo_rc, sleep_rc;
+	void *bo_result;
+};
+
+static void late_stop_hook(void *arg, unsigned worker)
+{
+	(void)worker;
+	atomic_fetch_add(&((struct bip_late *)arg)->stops, 1);
+}
+
+static void *late_seven(void *arg)
+{
+	(void)arg;
+	return (void *)7;
+}
+
+static void *late_fn(void *arg)
+{
+	struct bip_late *l = arg;
+	atomic_store(&l->bo_rc, weft_block_on(l->rt2, late_seven, NULL, &l->bo_result));
+	atomic_store(&l->sleep_rc, weft_sleep_ns(1000000ull));
+	return (void *)42;
+}
+
+static enum weft_poll late_bip_poll(void *state, struct weft_cx *cx)
+{
+	(void)cx;
+	struct bip_late *l = state;
+	atomic_store(&l->started, 1);
+	/* the other worker's stop hook: shutdown has stopped the workers */
+	uint64_t dl = wt_now_ns() + 20000 * 1000000ull;
+	while (!atomic_load(&l->stops) && wt_now_ns() < dl)
+		;
+	void *r = NULL;
+	cr_assert_eq(weft_block_in_place(late_fn, l, &r), 0);
+	cr_assert_eq((uintptr_t)r, 42);
+	return WEFT_READY;
+}
+
+Test(block_in_place, during_shutdown_fn_holds_no_core, .timeout = WT_TMO(60))
+{
+	struct bip_late l = { .bo_rc = 1, .sleep_rc = 1 };
+	l.rt2 = wt_rt_create(1);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .on_thread_stop = late_stop_hook,
+		  .hook_arg = &l);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	cr_assert_eq(weft_spawn_poll(rt, late_bip_poll, &l, NULL, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&l.started), WT_LONG_MS));
+	cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+	cr_assert_eq(atomic_load(&l.stops), 2);
+	cr_assert_eq(atomic_load(&l.bo_rc), 0, "block_on in fn said %d (%s)",
+		     atomic_load(&l.bo_rc), weft_strerror(atomic_load(&l.bo_rc)));
+	cr_assert_eq((uintptr_t)l.bo_result, 7);
+	cr_assert_eq(atomic_load(&l.sleep_rc), 0, "sleep in fn said %d (%s)",
+		     atomic_load(&l.sleep_rc), weft_strerror(atomic_load(&l.sleep_rc)));
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+	wt_rt_destroy(l.rt2);
+}

@@ -448,13 +448,15 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * (spares count there with the blocking pool's threads; an idle pool
  * thread at the cap is asked to leave to make room). At that cap, or
  * if no thread can be started, fn runs holding the core, as a plain
- * blocking call would (metrics: block_in_place_inline). When fn returns,
- * the calling thread takes its core back if the spare has not taken it
- * yet; otherwise the calling task goes on, on this thread, holding no core
- * (its spawns and wakes go to the inject queue) until its poll returns,
- * and the thread then becomes a spare. From outside a worker (or from a
- * thread that holds no core, as inside fn) it just calls fn. *result (may
- * be NULL) receives fn's return value. Returns 0 or -EINVAL (NULL fn).
+ * blocking call would (metrics: block_in_place_inline); so it does, not
+ * counted there, once shutdown has stopped the workers (no hand-off then).
+ * When fn returns, the calling thread takes its core back if the spare
+ * has not taken it yet; otherwise the calling task goes on, on this
+ * thread, holding no core (its spawns and wakes go to the inject queue)
+ * until its poll returns, and the thread then becomes a spare. From
+ * outside a worker (or from a thread that holds no core, as inside fn) it
+ * just calls fn. *result (may be NULL) receives fn's return value.
+ * Returns 0 or -EINVAL (NULL fn).
  * fn runs on the calling thread from start to end, which holds no core
  * meanwhile: weft's blocking calls (weft_join, weft_sleep_ns,
  * weft_block_on, the blocking forms of weft/sync.h and weft/io.h) block
