@@ -143,6 +143,15 @@ static void *pool_thread(void *arg)
 			int rc = pthread_cond_timedwait(&b->work, &b->lock, &ts);
 			b->idle--;
 			if (rc == ETIMEDOUT && !b->queue.n) {
+				/* A request to leave that came as the keep-alive
+				 * ran out (spare_take) is served by this exit: its
+				 * caller gets the room all the same. Left pending,
+				 * it sent the next pool thread to go idle away at
+				 * once, and kept block_in_place from asking an idle
+				 * thread for its room meanwhile (found by a
+				 * review). */
+				if (b->evict_pool)
+					b->evict_pool--;
 				b->exited++;
 				goto out;
 			}

@@ -3,8 +3,8 @@
  * weft_runtime_create and weft_spawn_poll, a fiber whose stack cannot be
  * had, and fiber guards on a kernel without MADV_GUARD_INSTALL.
  *
- * This executable defines pthread_create, aligned_alloc, mmap, madvise,
- * mprotect and munmap itself; libweft (the shared library) resolves them
+ * This executable defines pthread_create, pthread_cond_timedwait,
+ * aligned_alloc, mmap, madvise, mprotect and munmap itself; libweft (the shared library) resolves them
  * here, so a test can make the Nth call (or a fiber stack's mapping) fail,
  * or hold a pthread_create that has started its thread. All forward to
  * the next definition (libc, or the sanitizer's interceptor) otherwise.
@@ -66,6 +66,28 @@ INTERPOSE int pthread_create(pthread_t *restrict th, const pthread_attr_t *restr
 		WT_WAIT_UNTIL(atomic_load(&pc_release), WT_LONG_MS);
 	}
 	return rc;
+}
+
+/* If set, the next timed wait of a blocking-pool thread (named "...-blk")
+ * ends at its first wake and says ETIMEDOUT: its keep-alive running out
+ * just as it is woken, an interleaving the real call allows. Once. */
+static atomic_bool ctw_pool_times_out;
+
+INTERPOSE int pthread_cond_timedwait(pthread_cond_t *restrict cv, pthread_mutex_t *restrict mx,
+				     const struct timespec *restrict ts)
+{
+	static int (*real)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+	if (!real)
+		real = (int (*)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *))
+			dlsym(RTLD_NEXT, "pthread_cond_timedwait");
+	char name[16];
+	if (atomic_load(&ctw_pool_times_out) &&
+	    !pthread_getname_np(pthread_self(), name, sizeof(name)) && strstr(name, "-blk") &&
+	    atomic_exchange(&ctw_pool_times_out, false)) {
+		pthread_cond_wait(cv, mx);
+		return ETIMEDOUT;
+	}
+	return real(cv, mx, ts);
 }
 
 INTERPOSE void *aligned_alloc(size_t alignment, size_t size)
@@ -720,4 +742,67 @@ Test(faults, create_failing_after_a_start_hook_spawned_ends_its_tasks, .timeout 
 			  "call %d failing: %u threads left over", f, thread_count() - base);
 	}
 	atomic_store(&pc_fail_waits_for, NULL);
+}
+
+/* max_blocking_threads 1 held by an idle pool thread (keep-alive 30 s): a
+ * weft_block_in_place asks it to leave (spare_take), and the thread's
+ * keep-alive runs out as it wakes (forced here), so it leaves by the
+ * timeout instead. The request to leave stayed pending: the next pool
+ * thread to go idle, started for a later job, left at once (its keep-alive
+ * ignored), and the next block_in_place would not ask the idle thread for
+ * its room (found by a review). */
+static void *ctw_job(void *arg)
+{
+	return arg;
+}
+
+static void *ctw_fn(void *arg)
+{
+	wt_sleep_ms(20);
+	return arg;
+}
+
+static void *ctw_fiber(void *arg)
+{
+	void *r = NULL;
+	cr_assert_eq(weft_block_in_place(ctw_fn, arg, &r), 0);
+	return r;
+}
+
+Test(faults, a_pool_threads_keep_alive_ending_as_a_spare_asks_for_its_room,
+     .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1,
+		  .blocking_keep_alive_ns = 30000 * 1000000ull);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	atomic_store(&ctw_pool_times_out, true);
+	struct weft_task *t;
+	void *r;
+	cr_assert_eq(weft_spawn_blocking(rt, ctw_job, (void *)1, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	struct weft_metrics *m;
+	/* under the pool's lock from idle++ to the wait: idle means waiting */
+	cr_assert(WT_METRICS_UNTIL(rt, m, m->blocking_idle_threads == 1, WT_LONG_MS));
+	weft_metrics_free(m);
+	cr_assert_eq(weft_spawn(rt, ctw_fiber, (void *)2, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((uintptr_t)r, 2);
+	cr_assert(!atomic_load(&ctw_pool_times_out), "the pool thread's wait was not seen");
+	m = wt_metrics(rt);
+	cr_assert_eq(m->blocking_threads, 0, "the idle pool thread did not leave");
+	cr_assert_eq(m->block_in_place_threads_started, 1, "no spare took the room");
+	weft_metrics_free(m);
+	/* a job now: a pool thread takes the room back from the spare, runs
+	 * it and waits out its 30 s keep-alive */
+	cr_assert_eq(weft_spawn_blocking(rt, ctw_job, (void *)3, &t), 0);
+	cr_assert_eq(weft_join(t, &r), 0);
+	cr_assert_eq((uintptr_t)r, 3);
+	bool idle = WT_METRICS_UNTIL(rt, m, m->blocking_threads == 1 &&
+					       m->blocking_idle_threads == 1, WT_LONG_MS);
+	cr_assert(idle, "the new pool thread left at once: %llu threads, %llu exited",
+		  (unsigned long long)m->blocking_threads,
+		  (unsigned long long)m->blocking_threads_exited);
+	weft_metrics_free(m);
+	wt_rt_destroy(rt);
 }
