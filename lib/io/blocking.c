@@ -181,7 +181,8 @@ out:
 
 /* Start one more pool thread (under b->lock). If the system refuses, the
  * job stays queued: a running thread takes it, or the next spawn or a
- * worker's maintenance (when no thread exists at all) tries again. */
+ * worker's maintenance (when no thread exists at all, and a spare holds
+ * no room it needs) tries again. */
 static void start_thread_locked(struct weft_runtime *rt, struct weft__blocking *b)
 {
 	pthread_t th;
@@ -269,7 +270,11 @@ void weft__blocking_retry(struct weft_runtime *rt)
 	if (!atomic_load_explicit(&b->starved, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&b->lock);
-	if (!b->closed && b->queue.n && !b->threads)
+	/* Within max_blocking_threads: spares started since the failure
+	 * may hold the room (a block_in_place); the one that leaves starts
+	 * the thread then (weft__spare_wait). This started one beyond the
+	 * cap (found by a review). */
+	if (!b->closed && b->queue.n && !b->threads && b->extra < b->max)
 		start_thread_locked(rt, b);
 	else
 		atomic_store_explicit(&b->starved, false, memory_order_relaxed);

@@ -806,3 +806,63 @@ Test(faults, a_pool_threads_keep_alive_ending_as_a_spare_asks_for_its_room,
 	weft_metrics_free(m);
 	wt_rt_destroy(rt);
 }
+
+/* max_blocking_threads 1: a job spawned while pthread_create fails
+ * leaves the pool "starved"; then a weft_block_in_place (in the same poll)
+ * starts a spare, which takes the room. The spare's park retried the
+ * pool's thread regardless, one beyond the cap (weft.h: pool threads and
+ * spares together at most max_blocking_threads), and the job ran while fn
+ * held the room. Now the job waits for the room: the spare's leaving
+ * starts its thread (found by a review). */
+static atomic_int st_in_fn, st_release;
+static struct weft_task *_Atomic st_job;
+
+static void *st_fn(void *arg)
+{
+	atomic_store(&st_in_fn, 1);
+	WT_WAIT_UNTIL(atomic_load(&st_release), 20000);
+	return arg;
+}
+
+static void *st_fiber(void *arg)
+{
+	struct weft_task *job;
+	/* the first pthread_create fails: this job's thread */
+	cr_assert_eq(weft_spawn_blocking(weft_runtime_current(), blocking_job, (void *)7L, &job), 0);
+	atomic_store(&st_job, job);
+	void *r = NULL;
+	cr_assert_eq(weft_block_in_place(st_fn, arg, &r), 0);
+	return r;
+}
+
+Test(faults, a_starved_pool_retries_within_max_blocking_threads, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 1);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	atomic_store(&pc_calls, 0);
+	atomic_store(&pc_fail_at, 1);
+	struct weft_task *f;
+	cr_assert_eq(weft_spawn(rt, st_fiber, (void *)5L, &f), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&st_in_fn), WT_LONG_MS));
+	struct weft_task *job = atomic_load(&st_job);
+	cr_assert_geq(atomic_load(&pc_calls), 2, "no failed try, or no spare");
+	struct weft_metrics *m = wt_metrics(rt);
+	cr_assert_eq(m->block_in_place_threads_started, 1, "no spare took the core");
+	weft_metrics_free(m);
+	/* the spare drives the core and parks (its retry) at once */
+	bool ran = WT_WAIT_UNTIL(weft_task_is_finished(job), 1000);
+	m = wt_metrics(rt);
+	uint64_t threads = m->blocking_threads, spares = m->block_in_place_threads;
+	weft_metrics_free(m);
+	cr_assert(!ran && threads + spares <= 1,
+		  "past max_blocking_threads 1: %llu pool threads and %llu spares (job ran: %d)",
+		  (unsigned long long)threads, (unsigned long long)spares, ran);
+	atomic_store(&st_release, 1);
+	void *r;
+	cr_assert_eq(weft_join(f, &r), 0);
+	cr_assert_eq((long)r, 5);
+	cr_assert_eq(weft_join(job, &r), 0, "the job never got the room back");
+	cr_assert_eq((long)r, 7);
+	wt_rt_destroy(rt);
+}
