@@ -54,7 +54,11 @@ void weft_timer_cancel(struct weft_timer *pub)
 {
 	struct timer_pub *p = (struct timer_pub *)pub;
 	struct weft_runtime *rt = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
-	if (rt)
+	/* In a forked child the timer is the parent's (its wheel, its waker):
+	 * nothing to cancel here, and the shard's lock may have been held by
+	 * a parent thread at the fork - the child spun on it for good (found
+	 * by a review). */
+	if (rt && !WEFT__FORKED(rt))
 		weft__timer_cancel(rt, &p->t);
 }
 

@@ -16,6 +16,9 @@
  */
 #include "../common/wt.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <weft/time.h>
 
 #include "runtime.h"
@@ -195,5 +198,44 @@ Test(timer_cancel, a_cancel_during_the_owners_poll_leaves_it_armed, .timeout = W
 	cr_assert_eq(rc, 0, "the poll that overlapped the cancel left the task waiting for good "
 		     "(%d, %d polls; the timer %s)", rc, atomic_load(&l.polls),
 		     atomic_load(&late_inner(&l)->state) == TIMER_IDLE ? "idle, not armed" : "armed");
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A forked child cancelling a timer of the parent's runtime. The timer is
+ * the parent's (time.h: nothing happens); the child took its shard's
+ * lock, which a parent thread may have held at the fork, and spun on it
+ * for good (found by a review). The test holds the lock across the fork.
+ */
+Test(timer_cancel, in_a_forked_child_is_a_no_op_that_takes_no_lock, .timeout = WT_TMO(30))
+{
+	is_test_thread = true;
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct late l;
+	memset(&l, 0, sizeof(l));
+	atomic_store(&l.deadline, weft_now_ns() + 3600000 * MS);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, late_poll, &l, late_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&late_inner(&l)->state) == TIMER_PENDING, WT_LONG_MS),
+		  "never armed");
+	struct weft__tshard *s = __atomic_load_n(&late_inner(&l)->shard, __ATOMIC_ACQUIRE);
+	weft__slock_lock(&s->lock);
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5); /* a spin on the lock ends in SIGALRM */
+		weft_timer_cancel(&l.t);
+		_exit(0);
+	}
+	weft__slock_unlock(&s->lock);
+	cr_assert_neq(pid, -1);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the child's cancel %s", WIFSIGNALED(st) ? "spun on the parent's shard lock"
+							 : "failed");
+	/* the parent's timer is untouched: still pending */
+	cr_assert_eq(atomic_load(&late_inner(&l)->state), TIMER_PENDING);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -ECANCELED);
 	wt_rt_destroy(rt);
 }

@@ -47,7 +47,9 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * drop function. After READY or cancel the timer can be polled again for a
  * new deadline. Cancel is O(1). A cancel that races the timer's firing may
  * be followed by one wake of the waker the timer held (a spurious wake:
- * the firing thread already took it); the waker stays valid for it.
+ * the firing thread already took it); the waker stays valid for it. In a
+ * child forked from the process, cancelling a timer of the parent's
+ * runtime does nothing (the timer is the parent's).
  * Each poll (weft_interval_poll_tick's too) spends one unit of the
  * cooperative budget, refunded when it must wait, as the poll forms of
  * sync.h: once the budget is spent it returns WEFT_PENDING and the task
