@@ -54,7 +54,9 @@ struct weft_metrics {
 	uint64_t blocking_threads;     /* blocking-pool threads alive now */
 	uint64_t blocking_idle_threads;
 	uint64_t blocking_queue_depth; /* jobs waiting for a blocking thread */
-	uint64_t blocking_threads_exited; /* pool threads that exited after keep-alive */
+	uint64_t blocking_threads_exited; /* pool threads that exited idle: after keep-alive,
+	                                   * or to leave their room to a weft_block_in_place
+	                                   * spare (not at shutdown) */
 	uint64_t block_in_place_count; /* core hand-offs by weft_block_in_place */
 	uint64_t block_in_place_reclaimed; /* of those, calls whose thread took its core back
 	                                    * (fn ended before the spare took the core) */
