@@ -850,23 +850,43 @@ static void test_prom_label_utf8(void)
 	free(s);
 }
 
+/* The scrape of s, as schedtop metrics writes it (free it); NULL if out
+ * of memory. */
+static char *scrape(const struct snap *s)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&out, &n);
+	if (!f)
+		return NULL;
+	prom_write(f, s, 42, "/x/libweft.so");
+	fclose(f);
+	return out;
+}
+
+/* A snapshot of one shown core of runtime rt (free it). */
+static struct snap *one_core(unsigned long long rt)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	if (s) {
+		s->slots_used = 1;
+		s->cores[0].rt_id = rt;
+	}
+	return s;
+}
+
 /* A bucket's le is exactly 2^(k+1) - 1 (ns in seconds, or tasks): written
  * with 9 digits the top ones read 1.07374182 s, below the values they
  * hold, and 4.2949673e+09 tasks. */
 static void test_prom_le_exact(void)
 {
-	struct snap *s = calloc(1, sizeof(*s));
-	char *out = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&out, &n);
-	if (!s || !f) {
+	struct snap *s = one_core(0x1000);
+	char *out = s ? scrape(s) : NULL;
+	if (!out) {
 		CHECK(0, "no memory");
+		free(s);
 		return;
 	}
-	s->slots_used = 1;
-	s->cores[0].rt_id = 0x1000;
-	prom_write(f, s, 42, "/x/libweft.so");
-	fclose(f);
 	static const char *const want[] = {
 		"weft_worker_park_duration_seconds_bucket{runtime=\"0x1000\",worker=\"0\",le=\"1.073741823\"}",
 		"weft_worker_park_duration_seconds_bucket{runtime=\"0x1000\",worker=\"0\",le=\"4.294967295\"}",
@@ -886,14 +906,8 @@ static void test_prom_le_exact(void)
  * hand-off gives the core to a spare whose span began later. */
 static double prom_cpu(const struct snap *s)
 {
-	char *out = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&out, &n);
+	char *out = scrape(s);
 	double v = -1;
-	if (!f)
-		return v;
-	prom_write(f, s, 42, "/x/libweft.so");
-	fclose(f);
 	const char *k = "weft_worker_cpu_seconds_total{runtime=\"0x7000\",worker=\"0\"} ";
 	const char *p = out ? strstr(out, k) : NULL;
 	if (p)
@@ -904,13 +918,11 @@ static double prom_cpu(const struct snap *s)
 
 static void test_prom_cpu_in_progress(void)
 {
-	struct snap *s = calloc(1, sizeof(*s));
+	struct snap *s = one_core(0x7000);
 	if (!s) {
 		CHECK(0, "no memory");
 		return;
 	}
-	s->slots_used = 1;
-	s->cores[0].rt_id = 0x7000;
 	s->cores[0].tid = 99;
 	s->cores[0].state = WEFT_ST_RUNNING;
 	s->cores[0].oncpu_ns = 1000000000ull;     /* 1 s in finished spans */
@@ -934,21 +946,20 @@ static void test_prom_cpu_in_progress(void)
  * in 10 ms steps or read zero; a review). */
 static void test_prom_seconds_exact(void)
 {
-	struct snap *s = calloc(1, sizeof(*s));
-	char *out = NULL;
-	size_t n = 0;
-	FILE *f = open_memstream(&out, &n);
-	if (!s || !f) {
+	struct snap *s = one_core(0x1000);
+	if (!s) {
 		CHECK(0, "no memory");
 		return;
 	}
-	s->slots_used = 1;
-	s->cores[0].rt_id = 0x1000;
 	s->cores[0].busy_ns = 1000000123456789ull;
 	s->cores[0].polls = 12345678901234567ull;
 	s->bpf_run_ns = 3000000000ull;
-	prom_write(f, s, 42, "/x/libweft.so");
-	fclose(f);
+	char *out = scrape(s);
+	if (!out) {
+		CHECK(0, "no memory");
+		free(s);
+		return;
+	}
 	static const char *const want[] = {
 		"weft_worker_busy_seconds_total{runtime=\"0x1000\",worker=\"0\"} 1000000.123456789\n",
 		"weft_worker_polls_total{runtime=\"0x1000\",worker=\"0\"} 12345678901234567\n",
