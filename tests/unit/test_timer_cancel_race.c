@@ -169,18 +169,25 @@ static void late_drop(void *state)
 	weft_waker_drop(&l->w);
 }
 
+/* Spawn late_poll on l, its timer armed for deadline; the shard it went to. */
+static struct weft__tshard *arm_late(struct weft_runtime *rt, struct late *l, uint64_t deadline,
+				     struct weft_task **h)
+{
+	memset(l, 0, sizeof(*l));
+	atomic_store(&l->deadline, deadline);
+	cr_assert_eq(weft_spawn_poll(rt, late_poll, l, late_drop, h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&late_inner(l)->state) == TIMER_PENDING, WT_LONG_MS),
+		  "never armed");
+	return __atomic_load_n(&late_inner(l)->shard, __ATOMIC_ACQUIRE);
+}
+
 Test(timer_cancel, a_cancel_during_the_owners_poll_leaves_it_armed, .timeout = WT_TMO(30))
 {
 	is_test_thread = true;
 	struct weft_runtime *rt = wt_rt_create(1);
 	static struct late l;
-	memset(&l, 0, sizeof(l));
-	atomic_store(&l.deadline, weft_now_ns() + 1000 * MS);
 	struct weft_task *h;
-	cr_assert_eq(weft_spawn_poll(rt, late_poll, &l, late_drop, &h), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&late_inner(&l)->state) == TIMER_PENDING, WT_LONG_MS),
-		  "never armed");
-	struct weft__tshard *s = __atomic_load_n(&late_inner(&l)->shard, __ATOMIC_ACQUIRE);
+	struct weft__tshard *s = arm_late(rt, &l, weft_now_ns() + 1000 * MS, &h);
 	/* the owner's next poll (a new deadline, which this poll may not
 	 * take: it began with the timer still pending, whose first deadline
 	 * counts) finds the lock held and is held back in the slow path */
@@ -212,13 +219,8 @@ Test(timer_cancel, in_a_forked_child_is_a_no_op_that_takes_no_lock, .timeout = W
 	is_test_thread = true;
 	struct weft_runtime *rt = wt_rt_create(1);
 	static struct late l;
-	memset(&l, 0, sizeof(l));
-	atomic_store(&l.deadline, weft_now_ns() + 3600000 * MS);
 	struct weft_task *h;
-	cr_assert_eq(weft_spawn_poll(rt, late_poll, &l, late_drop, &h), 0);
-	cr_assert(WT_WAIT_UNTIL(atomic_load(&late_inner(&l)->state) == TIMER_PENDING, WT_LONG_MS),
-		  "never armed");
-	struct weft__tshard *s = __atomic_load_n(&late_inner(&l)->shard, __ATOMIC_ACQUIRE);
+	struct weft__tshard *s = arm_late(rt, &l, weft_now_ns() + 3600000 * MS, &h);
 	weft__slock_lock(&s->lock);
 	pid_t pid = fork();
 	if (pid == 0) {
