@@ -75,7 +75,12 @@
  * (`unwatched` SLEEPER, cleared by whoever wakes it); with no sleeper in
  * the driver (vacant, or between two) and no futex watcher, one listed
  * sleeper is woken without being unlisted (it looks, finds a worker
- * running, and sleeps on the timeout). Store buffering again, closed by
+ * running, and sleeps on the timeout). A futex watcher that a notify
+ * popped looks again when its sleep ends (under the lock, after the
+ * pop): that notify saw it counted in `watchers` and woke nobody, and
+ * with the driver left vacant its own relay calls nobody in either, so a
+ * long poll of its and the vacating worker's ran unwatched (found by a
+ * review). Store buffering again, closed by
  * seq_cst on both sides: the unparker's RMW on `state` then its loads of
  * `unwatched` and `watchers`; the sleeper's store of `unwatched`, or the
  * watcher's decrement of `watchers` after its sleep, then its load of
@@ -196,9 +201,21 @@ bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger)
 	return true;
 }
 
-void weft__idle_watch_end(struct weft_runtime *rt)
+void weft__idle_watch_end(struct weft_runtime *rt, struct weft__core *c)
 {
-	atomic_fetch_sub_explicit(&rt->idle.watchers, 1, memory_order_seq_cst);
+	struct weft__idle *idle = &rt->idle;
+	int kick = -1;
+	/* Under the lock, as a notify's pop and its look at `watchers` are:
+	 * a notify that popped us while we watched saw us counted and woke
+	 * nobody else, yet we leave to run now, and the sleepers that left
+	 * the watch to us sleep on with no timeout: whom it would have woken,
+	 * we wake (see "The watch"). */
+	pthread_mutex_lock(&idle->lock);
+	atomic_fetch_sub_explicit(&idle->watchers, 1, memory_order_seq_cst);
+	if (!atomic_load_explicit(&c->sleeping, memory_order_relaxed))
+		kick = watch_kick_locked(rt);
+	pthread_mutex_unlock(&idle->lock);
+	watch_kick(rt, kick);
 }
 
 void weft__idle_notify(struct weft_runtime *rt)

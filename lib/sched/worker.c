@@ -812,7 +812,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			else
 				weft__parker_park(&w->parker);
 			if (watching)
-				weft__idle_watch_end(rt);
+				weft__idle_watch_end(rt, c);
 		}
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;

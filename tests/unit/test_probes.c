@@ -21,6 +21,9 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -313,5 +316,133 @@ Test(stall_watch, a_long_poll_behind_a_vacant_driver_is_counted, .timeout = WT_T
 	close(fd);
 	cr_assert_eq(weft_join(t, NULL), 0);
 	cr_assert_eq(weft_io_close(iw_listener), 0);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A futex watcher that a notify pops to run a long poll: the notify saw
+ * it counted in idle.watchers and woke nobody else, and with the driver
+ * left vacant (a worker running alone took an event and kept it) the
+ * popped worker's relay calls nobody in either - so its poll and the
+ * vacating worker's ran unwatched while a third worker slept with no
+ * timeout (idle.c, "The watch"). In a run the window is a watcher's next
+ * timeout, when it takes the vacant driver; here this thread holds the
+ * driver so the state lasts, and sets the flags a sleeper and its leaving
+ * would: first a sleeper watching in the driver (the other workers go to
+ * sleep with no timeout), then the driver left vacant. P1 plays the
+ * vacating worker's long poll; once a parked worker watches it, P2 is
+ * spawned - when the notify pops that watcher (the top listed sleeper:
+ * the one the notify for P1 woke stays listed where it was; a round where
+ * it is not on top proves nothing and is run again), P2's stall was never
+ * counted. Two such rounds.
+ */
+static atomic_bool pw_got, pw_stop;
+
+static void *pw_wake_driver(void *arg)
+{
+	while (!atomic_load(&pw_got)) {
+		weft__driver_wake(arg);
+		wt_sleep_ms(1);
+	}
+	return NULL;
+}
+
+static enum weft_poll pw_spin_until_stopped(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	uint64_t t0 = wt_now_ns();
+	while (!atomic_load(&pw_stop) && wt_now_ns() - t0 < 10000 * 1000000ull)
+		;
+	return WEFT_READY;
+}
+
+static void pw_idle(struct weft_runtime *rt, unsigned *nsleepers, unsigned *watchers,
+		    unsigned *top, unsigned *other)
+{
+	pthread_mutex_lock(&rt->idle.lock);
+	*nsleepers = rt->idle.nsleepers;
+	*watchers = atomic_load(&rt->idle.watchers);
+	*top = *nsleepers ? rt->idle.sleepers[*nsleepers - 1] : ~0u;
+	*other = *nsleepers > 1 ? rt->idle.sleepers[*nsleepers - 2] : ~0u;
+	pthread_mutex_unlock(&rt->idle.lock);
+}
+
+/* voluntary context switches of core's thread: a watcher's climb every
+ * WEFT_WATCH_MS, a sleeper with no timeout's stay */
+static long pw_switches(struct weft_runtime *rt, unsigned core)
+{
+	char path[64], line[128];
+	long n = -1;
+	snprintf(path, sizeof(path), "/proc/self/task/%" PRIu64 "/status",
+		 weft__registry_tid(rt, core));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "voluntary_ctxt_switches:", 24))
+			n = atol(line + 24);
+	fclose(f);
+	return n;
+}
+
+Test(stall_watch, a_long_poll_of_a_popped_futex_watcher_is_counted, .timeout = WT_TMO(120))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 3, .stall_threshold_ns = 20000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	/* take the driver from its sleeper (woken until it lets go) */
+	pthread_t waker;
+	cr_assert_eq(pthread_create(&waker, NULL, pw_wake_driver, rt), 0);
+	pthread_mutex_lock(&rt->driver.lock);
+	atomic_store(&pw_got, true);
+	pthread_join(waker, NULL);
+	int hits = 0, round;
+	for (round = 0; round < 20 && hits < 2; round++) {
+		unsigned ns, nw, top, other;
+		/* a sleeper watching in the driver: the parked workers stop
+		 * lingering and sleep with no timeout */
+		atomic_store(&rt->driver.unwatched, 0);
+		atomic_store(&rt->driver.sleeper, true);
+		cr_assert(WT_WAIT_UNTIL((pw_idle(rt, &ns, &nw, &top, &other), ns == 3 && nw == 0),
+					WT_LONG_MS),
+			  "round %d: %u sleepers, %u watchers", round, ns, nw);
+		wt_sleep_ms(200); /* past the linger (100 ms) */
+		/* it left the driver vacant to run P1 */
+		atomic_store(&rt->driver.sleeper, false);
+		atomic_store(&rt->driver.unwatched, WEFT__UNWATCHED_VACANT);
+		uint64_t before = iw_stalls(rt);
+		atomic_store(&pw_stop, false);
+		struct weft_task *p1, *p2;
+		cr_assert_eq(weft_spawn_poll(rt, pw_spin_until_stopped, NULL, NULL, &p1), 0);
+		cr_assert(WT_WAIT_UNTIL(iw_stalls(rt) > before, WT_LONG_MS),
+			  "round %d: P1's stall not counted", round);
+		/* the top listed sleeper watches, the other has no timeout */
+		pw_idle(rt, &ns, &nw, &top, &other);
+		long t0 = pw_switches(rt, top), o0 = pw_switches(rt, other);
+		wt_sleep_ms(50);
+		long t1 = pw_switches(rt, top), o1 = pw_switches(rt, other);
+		unsigned ns2, nw2, top2, other2;
+		pw_idle(rt, &ns2, &nw2, &top2, &other2);
+		bool hit = ns == 2 && nw == 1 && ns2 == 2 && top2 == top && other2 == other &&
+			   t0 >= 0 && o0 >= 0 && t1 - t0 >= 3 && o1 == o0;
+		if (hit) {
+			hits++;
+			cr_assert_eq(weft_spawn_poll(rt, iw_spin_poll, NULL, NULL, &p2), 0);
+			cr_assert_eq(weft_join(p2, NULL), 0);
+		}
+		atomic_store(&pw_stop, true);
+		cr_assert_eq(weft_join(p1, NULL), 0);
+		uint64_t n = iw_stalls(rt) - before;
+		if (hit)
+			cr_assert_geq(n, 2, "round %d: %" PRIu64 " stalls counted for P1 and P2, want 2",
+				      round, n);
+	}
+	cr_log_info("%d of %d rounds with the watcher on top", hits, round);
+	if (!hits)
+		cr_log_warn("no round had the watcher on top: nothing proven");
+	atomic_store(&rt->driver.sleeper, false);
+	atomic_store(&rt->driver.unwatched, 0);
+	pthread_mutex_unlock(&rt->driver.lock);
 	wt_rt_destroy(rt);
 }
