@@ -244,8 +244,9 @@ WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
  * value in *result (result may be NULL). Spawns from fn go to the inject
  * queue; weft_join() inside it blocks this thread.
  * Errors: -EINVAL (NULL rt or fn), -EDEADLK (called from a task on a worker
- * thread of any weft runtime, except inside weft_block_in_place), -ESHUTDOWN
- * (rt is shut down); fn does not run then.
+ * thread of any weft runtime while that thread holds a core: not inside
+ * weft_block_in_place, nor after it, in the rest of a poll whose core went
+ * to a spare), -ESHUTDOWN (rt is shut down); fn does not run then.
  */
 WEFT_API int weft_block_on(struct weft_runtime *rt, void *(*fn)(void *arg),
 			   void *arg, void **result);
