@@ -112,7 +112,8 @@ struct weft_runtime_opts {
 	 * search finds nothing, and from a parked worker every 5 ms while a
 	 * worker runs, on a clock of ~1 ms units), so a stall is seen up to
 	 * ~7 ms (plus scheduling delay) after the threshold, and never for a
-	 * poll shorter than it. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
+	 * poll shorter than it; a runtime of one worker has nobody to watch it
+	 * and counts none. 0: 10 ms. 1 ms .. 60 s, otherwise -EINVAL. */
 	uint64_t stall_threshold_ns;
 	/* Where I/O readiness comes from (enum weft_io_driver). 0
 	 * (WEFT_IO_DRIVER_DEFAULT): the environment variable WEFT_IO_DRIVER,
