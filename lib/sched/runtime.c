@@ -517,9 +517,17 @@ static int shutdown_lock_until(struct weft_runtime *rt, uint64_t deadline_mono)
 #endif
 }
 
+/* Also from a first worker's pthread key (or tss) destructors, which run
+ * once its loop has ended and it has no context: such a thread ends only
+ * in rt's shutdown (or after a retirement, before it), which joins it.
+ * From a destructor, the shutdown waited for the lock the shutdown that
+ * was joining this thread held, time limit or not: a hang (found by a
+ * review); a shutdown that got the lock joined its own thread. */
 static bool on_worker_of(struct weft_runtime *rt)
 {
 	struct weft__ctx *c = weft__ctx();
+	if (weft__first_worker_of == rt)
+		return true;
 	return c && (((c->worker || c->pool) && c->rt == rt) || c->home == rt);
 }
 

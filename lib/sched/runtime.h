@@ -550,6 +550,11 @@ extern WEFT__TLS bool weft__forked_task;
 /* Set once by each thread a runtime starts (workers, spares, blocking-pool
  * threads): a fork from such a thread leaves its copy in a runtime loop. */
 extern WEFT__TLS bool weft__runtime_thread;
+/* The runtime this thread was started as a first worker of (worker.c, one
+ * of the threads its shutdown joins). Kept after the worker loop ends: the
+ * thread's key destructors still run on it, and a shutdown of that runtime
+ * from one would wait to join the thread it runs on. */
+extern WEFT__TLS struct weft_runtime *weft__first_worker_of;
 /* sync/chan.c, for weft_signal_notify's check (io/signal.c) */
 size_t weft__chan_item_size(const struct weft_chan *ch);
 /* Count a signal notified into ch (+1) or stopped (-1): signal.c. */

@@ -64,6 +64,7 @@ struct weft_runtime *weft_runtime_current(void)
 }
 
 WEFT__TLS uint64_t weft__clock_seen;
+WEFT__TLS struct weft_runtime *weft__first_worker_of;
 
 uint64_t weft__now_ns(void)
 {
@@ -996,6 +997,8 @@ void *weft__worker_main(void *arg)
 	struct weft__ctx ctx = { .rt = rt, .worker = w, .home = rt }; /* the core comes after the hook */
 	char name[32];
 	weft__runtime_thread = true; /* fork.c */
+	if (!w->extra)
+		weft__first_worker_of = rt; /* runtime.c, on_worker_of */
 
 	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
 	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */

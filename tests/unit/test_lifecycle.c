@@ -831,6 +831,49 @@ Test(shutdown_edges, shutdown_or_destroy_from_a_blocking_job_is_edeadlk, .timeou
 	wt_rt_destroy(other);
 }
 
+/* A worker thread's pthread key destructors run after its loop has ended,
+ * in the shutdown that joins the thread: a shutdown or destroy of rt from
+ * one is -EDEADLK, as from the worker itself. Before, it waited for the
+ * lock of the shutdown joining its thread, which waited for the thread
+ * whatever its limit: both hung for good (found by a review). */
+struct key_sd {
+	struct weft_runtime *rt;
+	atomic_int shutdown_rc, destroy_rc, runs;
+};
+static pthread_key_t key_sd_key;
+
+static void key_sd_dtor(void *v)
+{
+	struct key_sd *k = v;
+	atomic_fetch_add(&k->runs, 1);
+	atomic_store(&k->shutdown_rc, weft_runtime_shutdown(k->rt, 1000 * 1000000ull));
+	atomic_store(&k->destroy_rc, weft_runtime_destroy(k->rt));
+}
+
+static enum weft_poll key_sd_set(void *s, struct weft_cx *cx)
+{
+	(void)cx;
+	cr_assert_eq(pthread_setspecific(key_sd_key, s), 0);
+	return WEFT_READY;
+}
+
+Test(shutdown_edges, shutdown_or_destroy_from_a_workers_key_destructor_is_edeadlk,
+     .timeout = WT_TMO(30))
+{
+	struct key_sd k = { .shutdown_rc = 1, .destroy_rc = 1 };
+	cr_assert_eq(pthread_key_create(&key_sd_key, key_sd_dtor), 0);
+	k.rt = wt_rt_create(1); /* the one worker runs the task */
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(k.rt, key_sd_set, &k, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(weft_runtime_shutdown(k.rt, 10000 * 1000000ull), 0, "the limit was not kept");
+	cr_assert_eq(atomic_load(&k.runs), 1);
+	cr_assert_eq(atomic_load(&k.shutdown_rc), -EDEADLK);
+	cr_assert_eq(atomic_load(&k.destroy_rc), -EDEADLK);
+	wt_rt_destroy(k.rt);
+	cr_assert_eq(pthread_key_delete(key_sd_key), 0);
+}
+
 /* Code that rt's shutdown runs on the calling thread - a task's drop, a
  * discarded fiber's fiber-local dtor - shutting rt down or destroying it
  * would wait for the shutdown it is part of: -EDEADLK at once, as from a
