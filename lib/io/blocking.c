@@ -8,10 +8,11 @@
  * (same state word, join handle, owned list); a pool thread "polls" it
  * once, which runs fn to completion. Abort before the job starts cancels
  * it (weft__blocking_abort takes it out of the queue); a running job
- * cannot be interrupted. Pool threads are detached: shutdown closes the
- * pool and waits, bounded by its timeout, until the count of threads
- * reaches zero; a thread touches nothing of the runtime after it has
- * unlocked the pool for the last time.
+ * cannot be interrupted. Shutdown closes the pool and waits, bounded by
+ * its timeout, until the count of threads reaches zero; a thread touches
+ * nothing of the runtime after it has unlocked the pool for the last
+ * time. Pool threads are joinable: the next thread to leave joins each,
+ * the shutdown the last (worker.c, weft__thread_leave).
  *
  * Hand-off: weft_block_in_place on a worker W holding core C moves C's LIFO
  * task and deferred yields to C's ring, takes an idle spare S off the
@@ -114,6 +115,7 @@ static void *pool_thread(void *arg)
 {
 	struct weft_runtime *rt = arg;
 	weft__runtime_thread = true; /* fork.c */
+	weft__thread_of = rt;      /* runtime.c, on_worker_of */
 	/* A thread inherits its creator's name, often a worker's: name it for
 	 * what it is, so tools (and tests) can tell pool threads apart. */
 	char name[16];
@@ -173,9 +175,11 @@ static void *pool_thread(void *arg)
 	}
 out:
 	weft__ctx_set(NULL);
+	uintptr_t prev = weft__thread_leave(rt); /* joinable: see there */
 	b->threads--;
 	pthread_cond_broadcast(&b->gone);
 	pthread_mutex_unlock(&b->lock); /* last touch of rt */
+	weft__thread_join(prev);
 	return NULL;
 }
 
@@ -186,13 +190,10 @@ out:
 static void start_thread_locked(struct weft_runtime *rt, struct weft__blocking *b)
 {
 	pthread_t th;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &at, pool_thread, rt) == 0)
+	/* joinable: the next thread to leave, or the shutdown, joins it */
+	if (pthread_create(&th, NULL, pool_thread, rt) == 0)
 		b->threads++;
 	atomic_store_explicit(&b->starved, b->threads == 0, memory_order_relaxed);
-	pthread_attr_destroy(&at);
 }
 
 int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
@@ -515,7 +516,7 @@ static struct weft__worker *spare_pop_locked(struct weft__blocking *b, struct we
 	return s;
 }
 
-/* Under b->lock: a new detached thread that starts holding c (on the list
+/* Under b->lock: a new (joinable) thread that starts holding c (on the list
  * of extra workers, freed at destroy); NULL with *rc set if none. */
 static struct weft__worker *thread_for_core_locked(struct weft_runtime *rt,
 						   struct weft__blocking *b,

@@ -234,6 +234,7 @@ int weft_runtime_create(const struct weft_runtime_opts *opts, struct weft_runtim
 	pthread_cond_init(&rt->threads_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	rt->live_threads = 0;
+	atomic_init(&rt->leaver, 0);
 	weft__fiber_pool_init(rt, rt->fiber_stack_size);
 	weft__inject_init(&rt->inject);
 
@@ -517,16 +518,16 @@ static int shutdown_lock_until(struct weft_runtime *rt, uint64_t deadline_mono)
 #endif
 }
 
-/* Also from a first worker's pthread key (or tss) destructors, which run
- * once its loop has ended and it has no context: such a thread ends only
- * in rt's shutdown (or after a retirement, before it), which joins it.
- * From a destructor, the shutdown waited for the lock the shutdown that
- * was joining this thread held, time limit or not: a hang (found by a
- * review); a shutdown that got the lock joined its own thread. */
+/* Also from the pthread key (or tss) destructors of one of rt's threads,
+ * which run once its loop has ended and it has no context: rt's shutdown
+ * joins the thread. From a first worker's destructor, the shutdown waited
+ * for the lock the shutdown that was joining this thread held, time limit
+ * or not: a hang (found by a review); a shutdown that got the lock joined
+ * its own thread. */
 static bool on_worker_of(struct weft_runtime *rt)
 {
 	struct weft__ctx *c = weft__ctx();
-	if (weft__first_worker_of == rt)
+	if (weft__thread_of == rt)
 		return true;
 	return c && (((c->worker || c->pool) && c->rt == rt) || c->home == rt);
 }
@@ -728,6 +729,11 @@ int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
 		weft__task_end_claimed(t);
 	if (weft__blocking_shutdown(rt, deadline_mono))
 		return shutdown_leave(rt, &frame, -ETIMEDOUT);
+	/* Every spare and pool thread has counted itself out: the last to
+	 * leave is here, and joined the one before it (worker.c,
+	 * weft__thread_leave). Not bounded by the limit, as the joins of
+	 * the first workers above: what is left of them is their exit. */
+	weft__thread_join(atomic_exchange_explicit(&rt->leaver, 0, memory_order_seq_cst));
 	while ((t = weft__owned_first(&rt->owned)))
 		weft__task_shutdown(t);
 	drain_queues(rt);

@@ -375,7 +375,7 @@ struct weft__worker {
 	struct weft_runtime *rt;
 	unsigned index;                           /* core at start (thread name, hooks) */
 	pthread_t thread;
-	bool extra;                               /* allocated alone: detached, freed at destroy */
+	bool extra;                               /* allocated alone, freed at destroy; joined through rt->leaver */
 	bool joined;                              /* first thread of a core: joined at shutdown */
 	bool listed;                              /* under blocking.lock: on the idle-spare stack */
 	bool exited;                              /* under blocking.lock: its spare loop has ended */
@@ -550,11 +550,16 @@ extern WEFT__TLS bool weft__forked_task;
 /* Set once by each thread a runtime starts (workers, spares, blocking-pool
  * threads): a fork from such a thread leaves its copy in a runtime loop. */
 extern WEFT__TLS bool weft__runtime_thread;
-/* The runtime this thread was started as a first worker of (worker.c, one
- * of the threads its shutdown joins). Kept after the worker loop ends: the
- * thread's key destructors still run on it, and a shutdown of that runtime
- * from one would wait to join the thread it runs on. */
-extern WEFT__TLS struct weft_runtime *weft__first_worker_of;
+/* The runtime that started this thread (a worker, a spare or a pool
+ * thread: each one is joined by its shutdown). Kept after the thread's
+ * loop ends: its key destructors still run on it, and a shutdown of that
+ * runtime from one would wait to join the thread it runs on. */
+extern WEFT__TLS struct weft_runtime *weft__thread_of;
+/* A spare or pool thread of rt on its way out, before it counts itself
+ * out: swap it into rt->leaver; returns the thread it displaced (0: none),
+ * which the caller joins once it has let go of rt (weft__thread_join). */
+uintptr_t weft__thread_leave(struct weft_runtime *rt);
+void weft__thread_join(uintptr_t th);
 /* sync/chan.c, for weft_signal_notify's check (io/signal.c) */
 size_t weft__chan_item_size(const struct weft_chan *ch);
 /* Count a signal notified into ch (+1) or stopped (-1): signal.c. */
@@ -611,11 +616,16 @@ struct weft_runtime {
 	struct weft__worker *workers;             /* nfirst: the first thread of each core */
 	/* Every worker thread counts itself out as its last act, and shutdown
 	 * waits for the count to reach zero. The first thread of each core is
-	 * then joined (so none outlives destroy); spare threads (block_in_place)
-	 * are detached, their structs freed at destroy. */
+	 * then joined; spare threads (block_in_place, their structs freed at
+	 * destroy) and blocking-pool threads through `leaver`. */
 	pthread_mutex_t threads_lock;
 	pthread_cond_t threads_cv;                /* CLOCK_MONOTONIC */
 	unsigned live_threads;
+	/* The last spare or pool thread to leave (a pthread_t; 0: none),
+	 * joinable: each one leaving swaps itself in before it counts itself
+	 * out and joins the one it displaced, and shutdown joins the last, so
+	 * none outlives destroy (weft__thread_leave). */
+	_Atomic uintptr_t leaver;
 	_Atomic uint64_t handoffs;
 	struct weft__blocking blocking;
 	struct weft__registry *registry;          /* core -> holding thread (registry.c) */
@@ -802,7 +812,8 @@ struct weft__worker *weft__worker_new(struct weft_runtime *rt, unsigned core);
 void weft__core_hold(struct weft_runtime *rt, struct weft__worker *w, struct weft__core *c);
 /* Start a thread for w (counted in live_threads): the worker loop on core
  * w->index, or for an extra worker the spare loop (it takes w->assign if
- * set). Detached if w->extra. 0 or a negative pthread_create error. */
+ * set). Joinable: an extra worker's thread is joined through rt->leaver
+ * (weft__thread_leave). 0 or a negative pthread_create error. */
 int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w);
 /* blocking.c: a thread without a core waits here for one handed over by
  * block_in_place; returns false when it should exit (shutdown, or idle for

@@ -64,7 +64,7 @@ struct weft_runtime *weft_runtime_current(void)
 }
 
 WEFT__TLS uint64_t weft__clock_seen;
-WEFT__TLS struct weft_runtime *weft__first_worker_of;
+WEFT__TLS struct weft_runtime *weft__thread_of;
 
 uint64_t weft__now_ns(void)
 {
@@ -121,8 +121,6 @@ int weft__worker_start(struct weft_runtime *rt, struct weft__worker *w)
 {
 	pthread_attr_t at;
 	pthread_attr_init(&at);
-	if (w->extra)
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&rt->threads_lock);
 	rt->live_threads++;
 	pthread_mutex_unlock(&rt->threads_lock);
@@ -997,8 +995,7 @@ void *weft__worker_main(void *arg)
 	struct weft__ctx ctx = { .rt = rt, .worker = w, .home = rt }; /* the core comes after the hook */
 	char name[32];
 	weft__runtime_thread = true; /* fork.c */
-	if (!w->extra)
-		weft__first_worker_of = rt; /* runtime.c, on_worker_of */
+	weft__thread_of = rt; /* runtime.c, on_worker_of */
 
 	snprintf(name, sizeof(name), "%s-%u", rt->name_prefix, w->index);
 	name[15] = '\0'; /* prefix <= 11 bytes and index < 256: never cut */
@@ -1037,9 +1034,40 @@ void *weft__worker_main(void *arg)
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);
+	uintptr_t prev = w->extra ? weft__thread_leave(rt) : 0;
 	pthread_mutex_lock(&rt->threads_lock);
 	rt->live_threads--;
 	pthread_cond_broadcast(&rt->threads_cv);
 	pthread_mutex_unlock(&rt->threads_lock); /* the thread's last touch of rt and w */
+	weft__thread_join(prev);
 	return NULL;
+}
+
+/*
+ * Spares and pool threads leave at any time (keep-alive, eviction), so
+ * nobody waits to join each one; they were detached, and a thread still
+ * on its way out - in this library's code, in its key destructors - when
+ * destroy returned outlived the runtime: a destructor ran after destroy,
+ * a dlclose unmapped the code under it (found by a review). Joinable now:
+ * a thread leaving joins the one that left before it, and shutdown the
+ * last (a chain, each link joined before its joiner can end).
+ */
+uintptr_t weft__thread_leave(struct weft_runtime *rt)
+{
+	_Static_assert(sizeof(pthread_t) == sizeof(uintptr_t), "pthread_t is not a word");
+	pthread_t self = pthread_self();
+	uintptr_t me;
+	memcpy(&me, &self, sizeof(me));
+	/* seq_cst, before the count-out: shutdown, once it has seen every
+	 * thread counted out, finds the last leaver here */
+	return atomic_exchange_explicit(&rt->leaver, me, memory_order_seq_cst);
+}
+
+void weft__thread_join(uintptr_t th)
+{
+	pthread_t t;
+	if (!th)
+		return;
+	memcpy(&t, &th, sizeof(t));
+	pthread_join(t, NULL);
 }

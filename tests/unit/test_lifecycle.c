@@ -874,6 +874,92 @@ Test(shutdown_edges, shutdown_or_destroy_from_a_workers_key_destructor_is_edeadl
 	cr_assert_eq(pthread_key_delete(key_sd_key), 0);
 }
 
+/* The threads a runtime starts besides the first workers - a spare that
+ * took a core for weft_block_in_place, a blocking-pool thread - are gone,
+ * their key destructors run, when destroy returns; a destructor that
+ * shuts rt down or destroys it gets -EDEADLK, as on a worker. Before,
+ * they were detached: destroy returned while they were still on their
+ * way out (the destructors here ran 100 ms after it; code a dlclose
+ * would unmap), and one such destroy freed rt under its caller. */
+static pthread_key_t leave_key;
+static atomic_int leave_dtors, leave_rc_bad, leave_destroyed;
+
+static void leave_dtor(void *v)
+{
+	struct key_sd *k = v;
+	struct timespec ms100 = { 0, 100 * 1000000L };
+	nanosleep(&ms100, NULL); /* long past an early return of destroy */
+	if (!atomic_load(&leave_destroyed)) { /* rt is not freed */
+		if (weft_runtime_shutdown(k->rt, 0) != -EDEADLK ||
+		    weft_runtime_destroy(k->rt) != -EDEADLK)
+			atomic_fetch_add(&leave_rc_bad, 1);
+	}
+	atomic_fetch_add(&leave_dtors, 1);
+}
+
+struct leave_st {
+	struct key_sd *k;
+	pthread_t bip_thread, spare_thread;
+	atomic_bool spare_ran;
+};
+
+static void *leave_job(void *arg)
+{
+	cr_assert_eq(pthread_setspecific(leave_key, ((struct leave_st *)arg)->k), 0);
+	return NULL;
+}
+
+/* runs on the spare, which holds the core while leave_bip's fn waits */
+static enum weft_poll leave_on_spare(void *arg, struct weft_cx *cx)
+{
+	struct leave_st *st = arg;
+	(void)cx;
+	st->spare_thread = pthread_self();
+	cr_assert_eq(pthread_setspecific(leave_key, st->k), 0);
+	atomic_store(&st->spare_ran, true);
+	return WEFT_READY;
+}
+
+static void *leave_bip_fn(void *arg)
+{
+	struct leave_st *st = arg;
+	st->bip_thread = pthread_self();
+	cr_assert_eq(weft_spawn_poll(st->k->rt, leave_on_spare, st, NULL, NULL), 0);
+	for (int i = 0; i < 10000 && !atomic_load(&st->spare_ran); i++) {
+		struct timespec ms = { 0, 1000000L };
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+static enum weft_poll leave_bip(void *arg, struct weft_cx *cx)
+{
+	(void)cx;
+	cr_assert_eq(weft_block_in_place(leave_bip_fn, arg, NULL), 0);
+	return WEFT_READY;
+}
+
+Test(shutdown_edges, spare_and_pool_threads_are_gone_when_destroy_returns, .timeout = WT_TMO(30))
+{
+	struct key_sd k = { 0 };
+	struct leave_st st = { .k = &k };
+	cr_assert_eq(pthread_key_create(&leave_key, leave_dtor), 0);
+	k.rt = wt_rt_create(1);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(k.rt, leave_bip, &st, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert(atomic_load(&st.spare_ran), "no spare took the core");
+	cr_assert(!pthread_equal(st.bip_thread, st.spare_thread));
+	cr_assert_eq(weft_spawn_blocking(k.rt, leave_job, &st, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(weft_runtime_destroy(k.rt), 0);
+	int ran = atomic_load(&leave_dtors);
+	atomic_store(&leave_destroyed, 1);
+	cr_assert_eq(ran, 2, "%d of the 2 destructors had run when destroy returned", ran);
+	cr_assert_eq(atomic_load(&leave_rc_bad), 0, "shutdown or destroy from a destructor was not -EDEADLK");
+	cr_assert_eq(pthread_key_delete(leave_key), 0);
+}
+
 /* Code that rt's shutdown runs on the calling thread - a task's drop, a
  * discarded fiber's fiber-local dtor - shutting rt down or destroying it
  * would wait for the shutdown it is part of: -EDEADLK at once, as from a

@@ -216,10 +216,12 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * are not waited for again). Idempotent: 0 once shut down.
  * The limit covers the wait for a concurrent shutdown (or destroy) of rt
  * to let go, too.
- * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's workers -
- * its thread's pthread key destructors included - or from a job of its
- * blocking pool, or from what rt's shutdown runs on the calling thread: a
- * task's drop, a discarded fiber's dtors), -ETIMEDOUT.
+ * Once it has returned 0, every thread rt started - workers, spares,
+ * blocking-pool threads - has ended, its pthread key destructors run.
+ * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's threads -
+ * a worker, a spare, a blocking-pool thread (a job), their pthread key
+ * destructors included - or from what rt's shutdown runs on the calling
+ * thread: a task's drop, a discarded fiber's dtors), -ETIMEDOUT.
  */
 WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns);
 
@@ -235,8 +237,9 @@ WEFT_API int weft_runtime_shutdown(struct weft_runtime *rt, uint64_t timeout_ns)
  * the handles, drop the wakers, then call destroy again.
  * A wake or spawn from a thread outside the runtime whose task has already
  * run may still be returning: destroy waits for it to leave before freeing.
- * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's workers - its
- * pthread key destructors included - or a job of its blocking pool, from fn of a weft_block_on(rt) on this thread, or
+ * Errors: -EINVAL (NULL rt), -EDEADLK (from one of rt's threads - a
+ * worker, a spare, a blocking-pool thread, their pthread key destructors
+ * included -, from fn of a weft_block_on(rt) on this thread, or
  * from a drop or dtor rt's shutdown runs on this thread), -EBUSY.
  */
 WEFT_API int weft_runtime_destroy(struct weft_runtime *rt);
