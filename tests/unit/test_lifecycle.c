@@ -960,6 +960,64 @@ Test(shutdown_edges, spare_and_pool_threads_are_gone_when_destroy_returns, .time
 	cr_assert_eq(pthread_key_delete(leave_key), 0);
 }
 
+/* A pthread key destructor of one of rt's threads that takes its time (a
+ * first worker's, a pool thread's) holds up the shutdown's join of that
+ * thread: a limited shutdown returns -ETIMEDOUT at its limit, and a later
+ * one joins it. Before, those joins ignored the limit: the shutdown below
+ * returned when the destructor did, 10 s on (found by a review). */
+static pthread_key_t slow_key;
+static atomic_bool slow_go;
+static atomic_int slow_dtors;
+
+static void slow_dtor(void *v)
+{
+	(void)v;
+	for (int i = 0; i < 10000 && !atomic_load(&slow_go); i++) {
+		struct timespec ms = { 0, 1000000L };
+		nanosleep(&ms, NULL);
+	}
+	atomic_fetch_add(&slow_dtors, 1);
+}
+
+static enum weft_poll slow_set(void *s, struct weft_cx *cx)
+{
+	(void)cx;
+	cr_assert_eq(pthread_setspecific(slow_key, s), 0);
+	return WEFT_READY;
+}
+
+static void *slow_set_job(void *s)
+{
+	cr_assert_eq(pthread_setspecific(slow_key, s), 0);
+	return NULL;
+}
+
+Test(shutdown_edges, a_slow_key_destructor_does_not_hold_a_limited_shutdown, .timeout = WT_TMO(60))
+{
+	cr_assert_eq(pthread_key_create(&slow_key, slow_dtor), 0);
+	for (int pool = 0; pool < 2; pool++) {
+		atomic_store(&slow_go, false);
+		struct weft_runtime *rt = wt_rt_create(1); /* the one worker runs the task */
+		struct weft_task *h;
+		if (pool)
+			cr_assert_eq(weft_spawn_blocking(rt, slow_set_job, &slow_go, &h), 0);
+		else
+			cr_assert_eq(weft_spawn_poll(rt, slow_set, &slow_go, NULL, &h), 0);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		uint64_t t0 = weft_now_ns();
+		cr_assert_eq(weft_runtime_shutdown(rt, 100 * 1000000ull), -ETIMEDOUT, "pool %d", pool);
+		uint64_t took = weft_now_ns() - t0;
+		cr_assert_lt(took, 5000 * 1000000ull, "pool %d: a 100 ms shutdown took %llu ms", pool,
+			     (unsigned long long)(took / 1000000));
+		cr_assert_eq(atomic_load(&slow_dtors), pool);
+		atomic_store(&slow_go, true);
+		cr_assert_eq(weft_runtime_shutdown(rt, WEFT_FOREVER), 0);
+		cr_assert_eq(atomic_load(&slow_dtors), pool + 1);
+		wt_rt_destroy(rt);
+	}
+	cr_assert_eq(pthread_key_delete(slow_key), 0);
+}
+
 /* Code that rt's shutdown runs on the calling thread - a task's drop, a
  * discarded fiber's fiber-local dtor - shutting rt down or destroying it
  * would wait for the shutdown it is part of: -EDEADLK at once, as from a

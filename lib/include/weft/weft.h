@@ -217,7 +217,8 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * The limit covers the wait for a concurrent shutdown (or destroy) of rt
  * to let go, too.
  * Once it has returned 0, every thread rt started - workers, spares,
- * blocking-pool threads - has ended, its pthread key destructors run.
+ * blocking-pool threads - has ended, its pthread key destructors run (one
+ * still running at the limit: -ETIMEDOUT, as for a worker).
  * Errors: -EINVAL (NULL rt), -EDEADLK (called from one of rt's threads -
  * a worker, a spare, a blocking-pool thread (a job), their pthread key
  * destructors included - or from what rt's shutdown runs on the calling
