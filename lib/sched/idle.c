@@ -69,25 +69,29 @@
  * WEFT__WATCH_LINGER of its timeouts after the last look that found one
  * (so that work arriving in bursts - a request at a time on a keep-alive
  * connection - keeps a watcher without a wake per burst); after that it
- * sleeps until woken, and an idle runtime does not wake. Whoever counts a
- * worker unparked - a notify's pop, a sleeper leaving on its own - then
- * makes sure someone watches: a driver sleeper with no timeout is woken
- * (`unwatched` SLEEPER, cleared by whoever wakes it); with no sleeper in
- * the driver (vacant, or between two) and no futex watcher, one listed
- * sleeper is woken without being unlisted (it looks, finds a worker
- * running, and sleeps on the timeout). A futex watcher that a notify
- * popped looks again when its sleep ends (under the lock, after the
- * pop): that notify saw it counted in `watchers` and woke nobody, and
- * with the driver left vacant its own relay calls nobody in either, so a
- * long poll of its and the vacating worker's ran unwatched (found by a
- * review). Store buffering again, closed by
- * seq_cst on both sides: the unparker's RMW on `state` then its loads of
- * `unwatched` and `watchers`; the sleeper's store of `unwatched`, or the
- * watcher's decrement of `watchers` after its sleep, then its load of
- * `state` before it chooses the next sleep. Before, a parked worker chose
- * its timeout once, when it went to sleep: a long poll that began later on
- * an otherwise idle runtime (a remote spawn woke one sleeper; the driver's
- * sleeper slept on), or behind a driver its last sleeper left vacant
+ * sleeps until woken, and an idle runtime does not wake. Every worker
+ * that runs was counted searching (a notify's pop, a sleeper leaving on
+ * its own), and the last searcher to find work, after its relay
+ * (weft__idle_relay), makes sure someone watches: a driver sleeper with
+ * no timeout is woken (`unwatched` SLEEPER, cleared by whoever wakes it);
+ * with no sleeper in the driver (vacant, or between two) and no futex
+ * watcher, one listed sleeper is woken without being unlisted (it looks,
+ * finds a worker running, and sleeps on the timeout). A searcher that
+ * parks instead watches itself if nobody does. After the relay, not at
+ * the pop: a driver sleeper woken as the push notified was out of the
+ * driver as the notified worker relayed, which then called a third worker
+ * in to take the driver (a wake for nothing); and a futex watcher popped
+ * to run was still counted in `watchers` at its pop, so the notify woke
+ * nobody and its poll and a vacating worker's ran unwatched (found by a
+ * review). Store buffering again, closed by seq_cst on both sides: the
+ * searcher's RMWs on `state` (the pop that counted it, its end of search)
+ * then its loads of `unwatched` and `watchers`; the sleeper's store of
+ * `unwatched`, or the watcher's decrement of `watchers` after its sleep,
+ * then its load of `state` before it chooses the next sleep. Before, a
+ * parked worker chose its timeout once, when it went to sleep: a long
+ * poll that began later on an otherwise idle runtime (a remote spawn woke
+ * one sleeper; the driver's sleeper slept on), or behind a driver its
+ * last sleeper left vacant
  * (driver.c), was never counted or reported as a stall.
  */
 #include <errno.h>
@@ -203,17 +207,29 @@ bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger)
 
 void weft__idle_watch_end(struct weft_runtime *rt, struct weft__core *c)
 {
+	/* popped by a notify while it watched (c->sleeping false): it goes
+	 * on to search, and its relay looks for a watcher (see "The watch") */
+	(void)c;
+	atomic_fetch_sub_explicit(&rt->idle.watchers, 1, memory_order_seq_cst);
+}
+
+/* The last searcher found work (weft__idle_relay): make sure a parked
+ * worker watches the running ones (see "The watch"). Lock-free unless a
+ * listed sleeper must be woken. */
+static void watch_check(struct weft_runtime *rt)
+{
 	struct weft__idle *idle = &rt->idle;
-	int kick = -1;
-	/* Under the lock, as a notify's pop and its look at `watchers` are:
-	 * a notify that popped us while we watched saw us counted and woke
-	 * nobody else, yet we leave to run now, and the sleepers that left
-	 * the watch to us sleep on with no timeout: whom it would have woken,
-	 * we wake (see "The watch"). */
+	uint8_t u = atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst);
+	if (u == WEFT__UNWATCHED_SLEEPER) {
+		watch_kick(rt, KICK_DRIVER);
+		return;
+	}
+	if (u == 0 && atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed))
+		return; /* the sleeper there sleeps on the watch timeout */
+	if (atomic_load_explicit(&idle->watchers, memory_order_seq_cst))
+		return;
 	pthread_mutex_lock(&idle->lock);
-	atomic_fetch_sub_explicit(&idle->watchers, 1, memory_order_seq_cst);
-	if (!atomic_load_explicit(&c->sleeping, memory_order_relaxed))
-		kick = watch_kick_locked(rt);
+	int kick = watch_kick_locked(rt);
 	pthread_mutex_unlock(&idle->lock);
 	watch_kick(rt, kick);
 }
@@ -237,7 +253,6 @@ void weft__idle_notify(struct weft_runtime *rt)
 	atomic_fetch_add_explicit(&idle->state, IDLE_UNPARK_ONE | 1, memory_order_seq_cst);
 	/* release: the woken worker's acquire load sees it was popped. */
 	atomic_store_explicit(&rt->cores[core].sleeping, false, memory_order_release);
-	int kick = watch_kick_locked(rt);
 	pthread_mutex_unlock(&idle->lock);
 	/* from_core: the notifier's core in this runtime, else -1 (a worker
 	 * of another runtime was reported as a core of this one) */
@@ -246,7 +261,6 @@ void weft__idle_notify(struct weft_runtime *rt)
 			   ? (int)weft__ctx()->core->index : -1,
 		   core, (uintptr_t)rt);
 	weft__registry_unpark(rt, core);
-	watch_kick(rt, kick);
 }
 
 bool weft__idle_would_notify(struct weft_runtime *rt)
@@ -284,6 +298,7 @@ void weft__idle_relay(struct weft_runtime *rt, struct weft__core *self)
 	    weft__ring_len(&self->ring) || weft__steal_wanted(rt, self) ||
 	    weft__inject_visible(&rt->inject))
 		weft__idle_notify(rt);
+	watch_check(rt);
 }
 
 bool weft__idle_park(struct weft_runtime *rt, struct weft__core *c, bool searching)
@@ -327,12 +342,9 @@ static bool unlist_locked(struct weft__idle *idle, struct weft__core *c)
 void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft__idle *idle = &rt->idle;
-	int kick = -1;
 	pthread_mutex_lock(&idle->lock);
-	if (unlist_locked(idle, c))
-		kick = watch_kick_locked(rt);
+	unlist_locked(idle, c);
 	pthread_mutex_unlock(&idle->lock);
-	watch_kick(rt, kick);
 }
 
 /*

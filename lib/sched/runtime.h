@@ -862,8 +862,8 @@ void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
  * sleeper's own count of timeouts since it last saw a worker running (0
  * when it parks). _want: the driver's sleeper; _begin: a futex sleeper,
  * only if no other does - true: counted in idle.watchers, and it calls
- * weft__idle_watch_end when it wakes (which, if a notify popped it
- * meanwhile, wakes whom that notify would have had it not watched). */
+ * weft__idle_watch_end when it wakes (popped by a notify meanwhile, it
+ * searches, and its relay looks for a watcher). */
 #define WEFT__WATCH_LINGER 20
 bool weft__idle_watch_want(struct weft_runtime *rt, unsigned *linger);
 bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger);

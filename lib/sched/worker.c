@@ -784,10 +784,18 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		weft__idle_unpark_self(rt, c);
 		goto unparked;
 	}
-	for (;;) {
+	for (bool again = false;; again = true) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
-		if (!weft__driver_park(rt, &w->parker, trim_at, &linger)) {
+		/* Woken while still listed (a watch timeout, the watch's wake:
+		 * idle.c), a vacant driver is left to the worker that left it
+		 * so (driver.c): we watch from here. Taking it ended the
+		 * vacancy within a watch timeout and readiness moved between
+		 * threads, where a sleeper used to sleep on untouched. */
+		bool leave_vacant = again && atomic_load_explicit(&rt->driver.unwatched,
+								  memory_order_relaxed) ==
+						     WEFT__UNWATCHED_VACANT;
+		if (leave_vacant || !weft__driver_park(rt, &w->parker, trim_at, &linger)) {
 			/* Another thread holds the driver. If nobody sleeps
 			 * in it (a running worker's maintenance poll, a
 			 * sleeper on its way out), the holder hands it to
@@ -853,8 +861,13 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		/* A task in the inject queue no notify woke anyone for (a
 		 * backstop: the idle protocol should not lose one, idle.c;
 		 * with one it waited for the running worker's poll to end,
-		 * seconds behind a long one) */
-		if (weft__inject_visible(&rt->inject)) {
+		 * seconds behind a long one). Not while a worker searches: the
+		 * notify woke that one for it, and whoever finds it relays.
+		 * (A sleeper the watch woke as the push notified - idle.c,
+		 * "The watch" - raced the notified worker for the task and
+		 * parked again empty-handed.) */
+		if (weft__inject_visible(&rt->inject) &&
+		    !IDLE_SEARCHING(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst))) {
 			weft__idle_unpark_self(rt, c);
 			break;
 		}
