@@ -669,7 +669,7 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	 * in `unwatched`; a LIFO push that sees it writes the eventfd. seq_cst
 	 * store then load, against the pusher's unpark (a seq_cst RMW on
 	 * idle.state) then seq_cst load of `unwatched`: either we see it
-	 * unparked, or it sees the flag. Any worker counted unparked later
+	 * unparked, or it sees the flag. The last searcher to find work
 	 * wakes us too while the flag is up (idle.c, "The watch"), and we
 	 * keep the timeout a while after the last worker parked (linger).
 	 */
