@@ -789,12 +789,20 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			goto shutdown;
 		/* Woken while still listed (a watch timeout, the watch's wake:
 		 * idle.c), a vacant driver is left to the worker that left it
-		 * so (driver.c): we watch from here. Taking it ended the
-		 * vacancy within a watch timeout and readiness moved between
-		 * threads, where a sleeper used to sleep on untouched. */
-		bool leave_vacant = again && atomic_load_explicit(&rt->driver.unwatched,
-								  memory_order_relaxed) ==
-						     WEFT__UNWATCHED_VACANT;
+		 * so (driver.c) while a worker runs: we watch from here.
+		 * Taking it ended the vacancy within a watch timeout and
+		 * readiness moved between threads, where a sleeper used to
+		 * sleep on untouched. With no worker running, nobody would
+		 * poll it: the worker that left it vacant parked, and its own
+		 * try for the driver failed (another thread held the lock a
+		 * moment) - every sleeper then passed it by for good, and
+		 * readiness was lost (a reader hung, 3 runs in 558 under
+		 * io_uring beside two CPU hogs). */
+		bool leave_vacant =
+			again &&
+			atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst) ==
+				WEFT__UNWATCHED_VACANT &&
+			IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0;
 		if (leave_vacant || !weft__driver_park(rt, &w->parker, trim_at, &linger)) {
 			/* Another thread holds the driver. If nobody sleeps
 			 * in it (a running worker's maintenance poll, a
