@@ -784,6 +784,7 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		weft__idle_unpark_self(rt, c);
 		goto unparked;
 	}
+	bool inject_seen = false; /* an inject task seen at the last wake (below) */
 	for (bool again = false;; again = true) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
@@ -869,15 +870,22 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		/* A task in the inject queue no notify woke anyone for (a
 		 * backstop: the idle protocol should not lose one, idle.c;
 		 * with one it waited for the running worker's poll to end,
-		 * seconds behind a long one). Not while a worker searches: the
-		 * notify woke that one for it, and whoever finds it relays.
-		 * (A sleeper the watch woke as the push notified - idle.c,
-		 * "The watch" - raced the notified worker for the task and
-		 * parked again empty-handed.) */
-		if (weft__inject_visible(&rt->inject) &&
-		    !IDLE_SEARCHING(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst))) {
-			weft__idle_unpark_self(rt, c);
-			break;
+		 * seconds behind a long one). Not at once while a worker
+		 * searches: the notify woke that one for it, and whoever finds
+		 * it relays. (A sleeper the watch woke as the push notified -
+		 * idle.c, "The watch" - raced the notified worker for the task
+		 * and parked again empty-handed.) Still there at our next wake
+		 * with a worker searching, it is ours: a backstop that waits
+		 * on a searcher is none if that searcher never comes. */
+		if (weft__inject_visible(&rt->inject)) {
+			if (inject_seen || !IDLE_SEARCHING(atomic_load_explicit(
+						   &rt->idle.state, memory_order_seq_cst))) {
+				weft__idle_unpark_self(rt, c);
+				break;
+			}
+			inject_seen = true;
+		} else {
+			inject_seen = false;
 		}
 	}
 unparked:

@@ -513,3 +513,56 @@ Test(stall_watch, a_vacant_driver_with_no_worker_running_is_taken, .timeout = WT
 	cr_assert(seen, "the byte written behind a vacant driver with no worker running "
 			"was never read");
 }
+
+/*
+ * The park loop's inject backstop against a searcher that never comes: a
+ * remote spawn's notify wakes nobody while a worker is counted searching
+ * (that one will find the task). If it never does, a watcher that sees the
+ * task at two wakes in a row takes it. The searcher is made by hand (the
+ * count raised), one worker spins in a long poll and the other watches it.
+ */
+static atomic_bool ib_ran, ib_stop;
+
+static enum weft_poll ib_spin(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	uint64_t t0 = wt_now_ns();
+	while (!atomic_load(&ib_stop) && wt_now_ns() - t0 < 5000 * 1000000ull)
+		;
+	return WEFT_READY;
+}
+
+static enum weft_poll ib_mark(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	atomic_store(&ib_ran, true);
+	return WEFT_READY;
+}
+
+Test(stall_watch, an_inject_task_is_taken_though_its_searcher_never_comes, .timeout = WT_TMO(60))
+{
+	/* no stall rescue: a thread taking the spinner's core runs the task too */
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 60000 * 1000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	atomic_store(&ib_ran, false);
+	atomic_store(&ib_stop, false);
+	struct weft_task *sp, *mk;
+	cr_assert_eq(weft_spawn_poll(rt, ib_spin, NULL, NULL, &sp), 0);
+	unsigned ns = 0, nw = 0, top, other;
+	/* the other parks and watches it (from the driver or its futex) */
+	cr_assert(WT_WAIT_UNTIL((pw_idle(rt, &ns, &nw, &top, &other), ns == 1), WT_LONG_MS),
+		  "%u sleepers", ns);
+	atomic_fetch_add(&rt->idle.state, 1); /* a searcher that never comes */
+	cr_assert_eq(weft_spawn_poll(rt, ib_mark, NULL, NULL, &mk), 0);
+	bool ran = WT_WAIT_UNTIL(atomic_load(&ib_ran), 2000);
+	atomic_fetch_sub(&rt->idle.state, 1);
+	atomic_store(&ib_stop, true);
+	cr_assert_eq(weft_join(sp, NULL), 0);
+	cr_assert_eq(weft_join(mk, NULL), 0);
+	wt_rt_destroy(rt);
+	cr_assert(ran, "the injected task waited out the long poll: the watcher left it "
+		       "to a searcher that never came");
+}
