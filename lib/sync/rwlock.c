@@ -13,6 +13,15 @@
  * grant is the lock itself (WQ_GRANT_PERMIT): a cancelled entry holding
  * one releases it, and any cancel re-runs dispatch (a writer that left the
  * head may unblock the readers behind it).
+ * dispatch grants at most WEFT__WAKES_MAX entries at a time and drops the
+ * lock between two batches (the list held), so an entry that dispatch
+ * would grant - no writer holds the lock and only readers are ahead of a
+ * reader, or a writer at the head with no reader left - is only there
+ * while a dispatch is under way: it was released, its grant not yet made.
+ * Its poll takes the lock at once, and a timed wait that gives up keeps a
+ * lock it was granted or released (it said WEFT_PENDING until its batch
+ * came, and -ETIMEDOUT if its time ran out in the gap, the lock passed on:
+ * found by a review, as for the wait group and the cond).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,6 +54,37 @@ static bool dispatch(struct weft_rwlock *l, struct weft__wakes *wk)
 		l->readers++;
 	}
 	return false;
+}
+
+/* Under the lock: would the dispatch under way grant w (linked, `mode`)
+ * now? See the top of the file. */
+static bool rw_released(struct weft_rwlock *l, struct weft_wait *w, int mode)
+{
+	if (l->writer)
+		return false;
+	if (mode == RW_WRITE)
+		return l->q.head == w && !l->readers;
+	for (struct weft_wait *e = l->q.head; e != w; e = e->_next)
+		if (e->_arg == RW_WRITE)
+			return false;
+	return true;
+}
+
+/* Under the lock: w (linked, released: rw_released) takes the lock itself,
+ * ahead of its batch, and leaves the list idle. Its waker is moved into
+ * *mine, to be dropped after unlock. */
+static void rw_take_released(struct weft_rwlock *l, struct weft_wait *w, int mode,
+			     weft_waker *mine)
+{
+	struct weft__wakes one;
+	one.n = 0;
+	weft__waitq_grant_entry(&l->q, w, WQ_GRANT_PERMIT, &one);
+	weft__waitq_consume(&l->q, w);
+	*mine = one.w[0];
+	if (mode == RW_READ)
+		l->readers++;
+	else
+		l->writer = true;
 }
 
 static bool rw_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -100,6 +140,13 @@ static int rw_poll(struct weft_rwlock *l, struct weft_wait *w, struct weft_cx *c
 		weft__slock_unlock(&l->lock);
 		return 0;
 	case WQ_LINKED:
+		if (rw_released(l, w, mode)) {
+			weft_waker mine;
+			rw_take_released(l, w, mode, &mine);
+			weft__slock_unlock(&l->lock);
+			weft_waker_drop(&mine);
+			return 0;
+		}
 		break;
 	default:
 		if (!l->writer && !l->q.head && (mode == RW_READ || !l->readers)) {
@@ -193,6 +240,30 @@ static enum weft_poll rw_fn(void *arg, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* A timed wait whose time ran out: if it was granted the lock, or released
+ * by an unlock still waking in batches, by now, it keeps the lock (true;
+ * w idle). Looked at in one lock hold, so no grant slips in between the
+ * look and a cancel. */
+static bool rw_keep(struct weft_rwlock *l, struct weft_wait *w, int mode)
+{
+	weft_waker mine = { NULL, NULL };
+	bool kept = false;
+	weft__slock_lock(&l->lock);
+	if (w->_queue == &l->q) {
+		uint32_t s = weft__wait_state_get(w);
+		if (s == WQ_GRANTED) {
+			weft__waitq_consume(&l->q, w);
+			kept = true;
+		} else if (s == WQ_LINKED && rw_released(l, w, mode)) {
+			rw_take_released(l, w, mode, &mine);
+			kept = true;
+		}
+	}
+	weft__slock_unlock(&l->lock);
+	weft_waker_drop(&mine);
+	return kept;
+}
+
 static int rw_until(struct weft_rwlock *l, int mode, uint64_t timeout_ns)
 {
 	if (!l)
@@ -202,8 +273,10 @@ static int rw_until(struct weft_rwlock *l, int mode, uint64_t timeout_ns)
 	struct weft_wait w = WEFT_WAIT_INIT;
 	struct rw_args a = { l, &w, mode, 0 };
 	int rc = weft__wait_deadline(rw_fn, &a, &w, deadline);
+	if (rc == -ETIMEDOUT && rw_keep(l, &w, mode))
+		return 0;
 	if (rc) {
-		weft_wait_cancel(&w); /* a grant that raced with the timeout goes on */
+		weft_wait_cancel(&w); /* a grant that raced with the error goes on */
 		return rc;
 	}
 	return a.rc;

@@ -11,7 +11,8 @@
  *  - a poll-form barrier waiter polled again in the gap;
  *  - a wait group waiter released by a done() but in a later batch, whose
  *    time runs out meanwhile; the same for a notify_all, a cond
- *    broadcast and a semaphore's close.
+ *    broadcast and a semaphore's close, and a reader a write unlock
+ *    released.
  */
 #include <pthread.h>
 
@@ -422,4 +423,63 @@ Test(batch_gap, a_semaphore_waiter_whose_time_runs_out_in_the_close_is_told_clos
 		cr_assert_eq(atomic_load(&sm_late_rc), -EPIPE, "closed, yet it said %d",
 			     atomic_load(&sm_late_rc));
 	cr_assert_eq(weft_sem_destroy(sem), 0);
+}
+
+/* The same for a rwlock: the writer's unlock gave the read lock to every
+ * reader linked, the late one in the second batch; its time ran out while
+ * the first batch was held. It holds the lock and says 0; before, it said
+ * -ETIMEDOUT and its cancel passed the lock on (found by a review). */
+static struct weft_rwlock *rwl;
+static atomic_int rw_ok, rw_late_rc = 1;
+static _Atomic uint64_t rw_late_deadline;
+
+static void *rw_reader(void *arg)
+{
+	(void)arg;
+	if (weft_rwlock_read(rwl) == 0) {
+		atomic_fetch_add(&rw_ok, 1);
+		weft_rwlock_read_unlock(rwl);
+	}
+	return NULL;
+}
+
+static void *rw_late(void *arg)
+{
+	(void)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	atomic_store(&rw_late_deadline, wt_now_ns() + limit);
+	int rc = weft_rwlock_read_timeout(rwl, limit);
+	atomic_store(&rw_late_rc, rc);
+	if (rc == 0)
+		cr_assert_eq(weft_rwlock_read_unlock(rwl), 0);
+	return NULL;
+}
+
+Test(batch_gap, a_released_rwlock_reader_whose_time_runs_out_holds_the_lock,
+     .timeout = WT_TMO(30))
+{
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	cr_assert_eq(weft_rwlock_create(&rwl), 0);
+	cr_assert_eq(weft_rwlock_try_write(rwl), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, rw_reader, NULL), 0);
+	settle();
+	cr_assert_eq(pthread_create(&th[N - 1], NULL, rw_late, NULL), 0); /* the second batch */
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_unlock = wt_now_ns();
+	cr_assert_eq(weft_rwlock_write_unlock(rwl), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(th[i], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&rw_ok), N - 1);
+	if (t_unlock >= atomic_load(&rw_late_deadline))
+		cr_log_warn("the unlock came after the late reader's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&rw_late_rc), 0, "released, yet it said %d",
+			     atomic_load(&rw_late_rc));
+	cr_assert_eq(weft_rwlock_read_unlock(rwl), -EPERM, "no hold left over");
+	cr_assert_eq(weft_rwlock_destroy(rwl), 0);
 }

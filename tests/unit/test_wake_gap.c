@@ -337,3 +337,43 @@ Test(sem_gap, waiter_of_a_later_batch_polled_in_the_gap_is_told_closed)
 			     "waiter %d", i);
 	cr_assert_eq(weft_sem_destroy(sm), 0, "the entry that said -EPIPE is idle");
 }
+
+/* ------------------------------------------------------------- rwlock */
+
+/* A writer unlocks with 17 readers linked: every one of them gets the read
+ * lock, the last in the unlock's second batch. Polled in the gap it holds
+ * the lock and says 0, as sync.h says. Before, it said WEFT_PENDING until
+ * its batch came (found by a review). */
+static struct weft_rwlock *rl;
+static struct waiter rw[NW];
+static int rw_gap_rc = 1;
+
+static void poll_last_reader_in_gap(struct hand_cx *c)
+{
+	c->on_wake = NULL; /* once */
+	rw_gap_rc = weft_rwlock_read_poll(rl, &rw[NW - 1].w, &rw[NW - 1].c.cx);
+}
+
+Test(rwlock_gap, reader_of_a_later_batch_polled_in_the_gap_holds_the_lock)
+{
+	cr_assert_eq(weft_rwlock_create(&rl), 0);
+	cr_assert_eq(weft_rwlock_try_write(rl), 0);
+	for (int i = 0; i < NW; i++) {
+		hc_init(&rw[i].c);
+		rw[i].w = (struct weft_wait)WEFT_WAIT_INIT;
+		cr_assert_eq(weft_rwlock_read_poll(rl, &rw[i].w, &rw[i].c.cx), WEFT_PENDING);
+	}
+	rw[0].c.on_wake = poll_last_reader_in_gap;
+	cr_assert_eq(weft_rwlock_write_unlock(rl), 0);
+	cr_expect_eq(rw_gap_rc, 0, "released, polled in the gap: %d", rw_gap_rc);
+	cr_expect_eq(atomic_load(&rw[NW - 1].c.woke), 0, "its own poll took it: no wake left");
+	for (int i = 0; i < NW - 1; i++) {
+		cr_expect_eq(atomic_load(&rw[i].c.woke), 1, "reader %d woken", i);
+		cr_expect_eq(weft_rwlock_read_poll(rl, &rw[i].w, &rw[i].c.cx), 0, "reader %d", i);
+	}
+	cr_assert_eq(weft_rwlock_try_write(rl), -EBUSY, "held by the readers");
+	for (int i = 0; i < NW; i++)
+		cr_assert_eq(weft_rwlock_read_unlock(rl), 0, "hold %d", i);
+	cr_assert_eq(weft_rwlock_read_unlock(rl), -EPERM, "exactly %d holds", NW);
+	cr_assert_eq(weft_rwlock_destroy(rl), 0, "every entry idle, nothing held");
+}

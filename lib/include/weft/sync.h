@@ -687,7 +687,10 @@ WEFT_API int weft_barrier_wait_timeout(struct weft_barrier *b, uint64_t timeout_
  * back the readers that arrive after it (no writer starvation) while the
  * readers queued before it still go first (no reader starvation). When the
  * lock is released to waiting readers, every reader up to the next waiting
- * writer gets it together. Like the mutex it is not tied to a thread.
+ * writer gets it together: each of them holds it from that release on -
+ * its next poll says 0 also while the release still wakes waiters in
+ * batches, and a _timeout form granted or released as its time runs out
+ * returns 0. Like the mutex it is not tied to a thread.
  *
  * Because it is not tied to a thread or task, it cannot tell a holder from
  * anyone else, and two patterns wait for ever (as Go's sync.RWMutex and
