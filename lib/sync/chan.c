@@ -11,9 +11,10 @@
  * or a receiver's place for one. Storage is the entry's `_arg` itself for
  * items of at most 8 bytes, else a pointer (in `_arg`) to the caller's item,
  * given only where the caller's item is known to stay put while the entry is
- * linked: the blocking forms (their frame is suspended), and the poll forms
- * on a rendezvous channel (documented in sync.h). Poll forms with larger
- * items on a buffered channel have no storage and use reservations as
+ * linked: the blocking sends (their frame is suspended), and the poll forms
+ * on a rendezvous channel (documented in sync.h). Not the blocking
+ * receives: their buffer must stay untouched when they fail (chan_recv_fn).
+ * Entries with larger items and no storage use reservations as
  * before: a slot (`slot_res`) or a buffered item (`item_res`) is granted to
  * the entry (WQ_GRANT_PERMIT) and its next poll uses it under the lock.
  *  - A receiver that frees a slot while senders wait moves the first
@@ -883,10 +884,21 @@ again:
 	return rc;
 }
 
+/*
+ * The blocking receives lend senders no storage for items over 8 bytes:
+ * they reserve a buffered item instead, as a poll form on a buffered
+ * channel does (or, rendezvous, a hand-off pushed into the one slot and
+ * reserved for them, as for a select's arm). With the caller's `item` as
+ * storage, a sender wrote the item into it before the receive's outcome
+ * was known; a cancel (weft_abort, shutdown) or a timeout then gave the
+ * item back to the next receiver from there, and the call said
+ * -ECANCELED / -ETIMEDOUT with that item in its buffer (found by a
+ * review). A reservation is copied out only by the poll that returns 0.
+ */
 static enum weft_poll chan_recv_fn(void *arg, struct weft_cx *cx)
 {
 	struct chan_args *a = arg;
-	int rc = recv_poll(a->ch, a->w, cx, a->item, true);
+	int rc = recv_poll(a->ch, a->w, cx, a->item, false);
 	if (rc == WEFT_PENDING)
 		return WEFT_PENDING;
 	a->rc = rc;

@@ -229,8 +229,10 @@ WEFT_API int weft_oneshot_receiver_drop(struct weft_oneshot *o);
  * only, the poll forms keep the `item` pointer given with the call that
  * returned WEFT_PENDING and read (send) or write (receive) through it from
  * other threads until the entry completes or is cancelled: it must stay
- * valid and be passed again unchanged (the blocking forms always satisfy
- * this).
+ * valid and be passed again unchanged (the blocking sends always satisfy
+ * this). A blocking receive writes its `item` only when it returns 0: one
+ * that fails (-ETIMEDOUT, -ECANCELED, -EPIPE) leaves it untouched, also
+ * after an item was handed to it and given back.
  *
  * Cancelling a sender. A sender whose item a receiver already took has
  * completed, even if it has not been polled since: weft_wait_cancel (an
