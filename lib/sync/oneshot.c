@@ -105,6 +105,24 @@ static int try_take(struct weft_oneshot *o, void **value)
 	return rc;
 }
 
+/*
+ * Under the lock, before a receive: the receiver end is still there. A
+ * receive that consumed it freed the object (try_take: the sender end is
+ * gone by then), so a live object with receiver_gone was dropped by
+ * weft_oneshot_receiver_drop while the sender end lives. A receive after
+ * that was taken as one more wait: its entry linked on an object the
+ * send (-EPIPE: the receiver is gone) then freed under it, a use after
+ * free at the entry's next poll or cancel (found by a review). `call`
+ * names the misuse, as sender_release does.
+ */
+static void receiver_alive(struct weft_oneshot *o, const char *call)
+{
+	if (o->receiver_gone)
+		weft__die("%s on oneshot %p: the receiver end was already consumed (by "
+			  "weft_oneshot_receiver_drop); it is consumed exactly once",
+			  call, (void *)o);
+}
+
 /* The poll form; with `drop`, a value received goes to value_drop. */
 static int recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx *cx,
 		     void **value, bool drop)
@@ -113,6 +131,7 @@ static int recv_poll(struct weft_oneshot *o, struct weft_wait *w, struct weft_cx
 		return WEFT_PENDING;
 	uint32_t grant;
 	weft__slock_lock(&o->lock);
+	receiver_alive(o, "a receive (weft_oneshot_recv, _poll, _timeout, a select's arm)");
 	if (weft__waitq_poll_entry(&o->q, w, cx, &grant) != WQ_LINKED) {
 		int rc = try_take(o, value);
 		if (rc != -EAGAIN) {
@@ -201,6 +220,7 @@ int weft_oneshot_try_recv(struct weft_oneshot *o, void **value)
 	if (!o || !value)
 		return -EINVAL;
 	weft__slock_lock(&o->lock);
+	receiver_alive(o, "weft_oneshot_try_recv");
 	if (o->q.outstanding)
 		weft__die("oneshot %p: try_recv while a wait entry is linked", (void *)o);
 	int rc = try_take(o, value);

@@ -497,6 +497,43 @@ Test(misuse, oneshot_second_receiver_aborts, .timeout = WT_TMO(30))
 	EXPECT_IN(out, "weft: fatal: lib/sync/oneshot.c:");
 }
 
+/* A receive after weft_oneshot_receiver_drop while the sender end lives:
+ * try_recv said -EAGAIN, and a blocking receive waited, its entry linked
+ * on a oneshot the send (-EPIPE) then freed under it - ASan saw its next
+ * poll lock freed memory (a review, 2026-12-07). Now an abort naming the
+ * call, as for a second receiver_drop. */
+static void child_oneshot_try_recv_after_drop(void)
+{
+	struct weft_oneshot *o;
+	if (weft_oneshot_create(NULL, &o) || weft_oneshot_receiver_drop(o))
+		_exit(3);
+	void *v;
+	weft_oneshot_try_recv(o, &v); /* before: -EAGAIN */
+	_exit(5);
+}
+
+static void child_oneshot_recv_after_drop(void)
+{
+	struct weft_oneshot *o;
+	if (weft_oneshot_create(NULL, &o) || weft_oneshot_receiver_drop(o))
+		_exit(3);
+	void *v;
+	weft_oneshot_recv_timeout(o, &v, 1000 * 1000); /* before: -ETIMEDOUT */
+	_exit(5);
+}
+
+Test(misuse, oneshot_receive_after_receiver_drop_aborts, .timeout = WT_TMO(30))
+{
+	char out[4096];
+	expect_abort(child_oneshot_try_recv_after_drop, out, sizeof out);
+	EXPECT_IN(out, "weft_oneshot_try_recv on oneshot");
+	EXPECT_IN(out, "receiver end was already consumed");
+	EXPECT_IN(out, "weft: fatal: lib/sync/oneshot.c:");
+	expect_abort(child_oneshot_recv_after_drop, out, sizeof out);
+	EXPECT_IN(out, "weft_oneshot_recv");
+	EXPECT_IN(out, "receiver end was already consumed");
+}
+
 /* ------------------------------------------------ (h) generic strerror */
 
 Test(misuse, strerror_texts_fit_every_call, .timeout = WT_TMO(10))

@@ -127,7 +127,8 @@ WEFT_API void weft_wait_cancel(struct weft_wait *w);
  * that returned 0 or -EPIPE, or by weft_oneshot_receiver_drop(). The object
  * is freed when both ends are consumed; do not touch it afterwards.
  * Consuming an end twice (a second weft_oneshot_send, a send after
- * weft_oneshot_sender_drop, a second weft_oneshot_receiver_drop) is a
+ * weft_oneshot_sender_drop, a second weft_oneshot_receiver_drop, a
+ * receive of any form after weft_oneshot_receiver_drop) is a
  * programming error, not an error code: while the other end is still
  * alive weft aborts with a message naming the call ("weft_oneshot_send on
  * oneshot 0x...: the sender end was already consumed ..."); once both
