@@ -62,7 +62,8 @@ TEST is one of:
   bench-ops   weft-bench fiber_exit_storm states ops_per_batch=30000, and
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
               batch by the count the case states; weft-bench with stdout
-              on /dev/full (a case, list, -h) exits 1 and says so.
+              on /dev/full (a case, list, -h) exits 1 and says so, and
+              so does pagefault_floor.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   render      headless Chromium screenshot of the demo's report: a PNG that
@@ -856,6 +857,17 @@ def test_bench_ops(src, build):
                                text=True, timeout=60, env=dict(os.environ, PEER_WARMUP="0"))
         check(p.returncode == 1 and "writing to stdout: No space left on device" in p.stderr,
               "weft-bench %s > /dev/full: exit %d, stderr %r" % (" ".join(args), p.returncode, p.stderr[-500:]))
+    # so is pagefault_floor's (found by a review, 2026-12-07: exit 0, both
+    # lines lost)
+    floor = os.path.join(build, "tools", "bench", "pagefault_floor")
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([floor, "64"], stdin=subprocess.DEVNULL, stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    check(p.returncode == 1 and "pagefault_floor: writing to stdout: No space left on device" in p.stderr,
+          "pagefault_floor 64 > /dev/full: exit %d, stderr %r" % (p.returncode, p.stderr[-500:]))
+    p = run([floor, "64"], timeout=60)
+    check(p.returncode == 0 and p.stdout.count(" pages, ") == 2,
+          "pagefault_floor 64: exit %d, stdout %r" % (p.returncode, p.stdout))
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:
