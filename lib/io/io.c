@@ -1115,6 +1115,10 @@ static unsigned ready_mask(uint64_t r, unsigned interest)
 enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsigned interest,
 				  struct weft_io_ready *ready)
 {
+	/* a poll form has no error to return: a NULL registration said
+	 * nothing and crashed (found by a review) */
+	if (!io)
+		weft__die("weft_io_poll_ready: NULL registration");
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING; /* spent: the task was woken to run again later */
 	/* A thread's blocking wait (weft_select, no task) ends once shutdown
@@ -1157,6 +1161,8 @@ enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx, unsign
  * consumed the pending error (see the top), unless the poll is broken. */
 void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready)
 {
+	if (!io) /* nothing to return it in: as weft_io_poll_ready */
+		weft__die("weft_io_clear_ready: NULL registration");
 	unsigned want = ready.mask & (WEFT_IO_READABLE | WEFT_IO_WRITABLE | WEFT_IO_ERROR);
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
 	for (;;) {

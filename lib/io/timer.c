@@ -42,6 +42,10 @@ static enum weft_poll timer_poll(struct weft_timer *pub, struct weft_cx *cx, uin
  * never ran (found by a review; weft_sleep_until spends it likewise). */
 enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint64_t deadline_ns)
 {
+	/* a poll form has no error to return: a NULL timer said nothing
+	 * and crashed (found by a review) */
+	if (!pub)
+		weft__die("weft_timer_poll: NULL timer");
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING; /* spent: the task was woken to run again later */
 	enum weft_poll r = timer_poll(pub, cx, deadline_ns);
@@ -52,6 +56,8 @@ enum weft_poll weft_timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint6
 
 void weft_timer_cancel(struct weft_timer *pub)
 {
+	if (!pub) /* nothing to return it in: as weft_timer_poll */
+		weft__die("weft_timer_cancel: NULL timer");
 	struct timer_pub *p = (struct timer_pub *)pub;
 	struct weft_runtime *rt = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
 	/* In a forked child the timer is the parent's (its wheel, its waker):
@@ -171,6 +177,8 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 	 * down), so a select woken at the tick found the arm pending and
 	 * said -ETIMEDOUT (found by a review). */
 	/* the budget as weft_timer_poll's */
+	if (!iv) /* a NULL one crashed, said nothing (found by a review) */
+		weft__die("weft_interval_poll_tick: NULL interval");
 	if (!iv->period_ns) /* a poll form has no error to return */
 		weft__die("the interval has no period (never "
 			  "given to weft_interval_init)");

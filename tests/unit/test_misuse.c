@@ -534,6 +534,64 @@ Test(misuse, oneshot_receive_after_receiver_drop_aborts, .timeout = WT_TMO(30))
 	EXPECT_IN(out, "receiver end was already consumed");
 }
 
+/* A NULL handle to a call with no error to return (the poll forms
+ * weft_io_poll_ready, weft_timer_poll, weft_interval_poll_tick; the void
+ * weft_io_clear_ready, weft_timer_cancel): an abort naming the call, as
+ * io.h and time.h say. Before: SIGSEGV, nothing said (a review,
+ * 2026-12-07). */
+static int null_handle_call;
+static enum weft_poll null_handle_poll(void *state, struct weft_cx *cx)
+{
+	struct weft_io_ready rd;
+	switch (null_handle_call) {
+	case 0: return weft_io_poll_ready(NULL, cx, WEFT_IO_READABLE, &rd);
+	case 1: return weft_timer_poll(NULL, cx, 0);
+	default: return weft_interval_poll_tick(NULL, cx);
+	}
+}
+
+static void child_null_handle_poll(void)
+{
+	struct weft_runtime *rt = NULL;
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	if (weft_runtime_create(&o, &rt))
+		_exit(3);
+	struct weft_task *t;
+	if (weft_spawn_poll(rt, null_handle_poll, NULL, NULL, &t))
+		_exit(4);
+	weft_join(t, NULL);
+	_exit(5);
+}
+
+static void child_null_clear_ready(void)
+{
+	weft_io_clear_ready(NULL, (struct weft_io_ready){ .mask = WEFT_IO_READABLE });
+	_exit(5);
+}
+
+static void child_null_timer_cancel(void)
+{
+	weft_timer_cancel(NULL);
+	_exit(5);
+}
+
+Test(misuse, null_handle_to_a_call_without_an_error_aborts_naming_it, .timeout = WT_TMO(60))
+{
+	static const char *const polls[] = { "weft_io_poll_ready: NULL registration",
+					     "weft_timer_poll: NULL timer",
+					     "weft_interval_poll_tick: NULL interval" };
+	char out[4096];
+	for (int i = 0; i < 3; i++) {
+		null_handle_call = i;
+		expect_abort(child_null_handle_poll, out, sizeof out);
+		EXPECT_IN(out, polls[i]);
+	}
+	expect_abort(child_null_clear_ready, out, sizeof out);
+	EXPECT_IN(out, "weft_io_clear_ready: NULL registration");
+	expect_abort(child_null_timer_cancel, out, sizeof out);
+	EXPECT_IN(out, "weft_timer_cancel: NULL timer");
+}
+
 /* ------------------------------------------------ (h) generic strerror */
 
 Test(misuse, strerror_texts_fit_every_call, .timeout = WT_TMO(10))

@@ -134,7 +134,9 @@ WEFT_API int weft_io_shutdown(struct weft_io *io, int how);
  * for a thread's wait (weft_select outside a task: in a
  * weft_block_in_place fn, say) as soon as shutdown begins; the calls on
  * the registration then say -ESHUTDOWN instead of waiting. A task's
- * registered waker is woken when shutdown begins.
+ * registered waker is woken when shutdown begins. io must not be NULL:
+ * neither call has an error to return, so a NULL io aborts with a message
+ * naming the call.
  */
 struct weft_io_ready { unsigned mask; uint64_t tick; };
 WEFT_API enum weft_poll weft_io_poll_ready(struct weft_io *io, struct weft_cx *cx,

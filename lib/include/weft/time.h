@@ -53,7 +53,9 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * Each poll (weft_interval_poll_tick's too) spends one unit of the
  * cooperative budget, refunded when it must wait, as the poll forms of
  * sync.h: once the budget is spent it returns WEFT_PENDING and the task
- * is polled again later.
+ * is polled again later. t must not be NULL (nor iv for
+ * weft_interval_poll_tick): none of the three has an error to return, so
+ * a NULL one aborts with a message naming the call.
  */
 struct weft_timer { uint64_t _opaque[10]; };
 #define WEFT_TIMER_INIT { { 0 } }
