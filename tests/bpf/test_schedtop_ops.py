@@ -139,6 +139,16 @@ TEST is one of:
             (late_rt_target before its SIGUSR1) at 80x24: views 1, 2 and 3
             drawn with 0 workers; the histogram titles say p50- p99- for
             every box (tasks/steal said "p50<0 p99<0").
+  tui_small the histogram view under tmux at 80x8, 30x24 and 20x12, and the
+            steal matrix at 80x24 with a million steals a cell (the test
+            adds them to the cells of schedtop's BPF .bss through a
+            mapping of its own): no line longer than the width, every
+            histogram row shows its count and a title's p50/p99 stands
+            whole (under 34 columns counts and percentiles were cut), a
+            box whose title is drawn has a row under it and the footer
+            says when a pair is left out (at 80x8 the bottom pair was drawn
+            over the footer), a matrix cell stays 6 columns, shortened to
+            e.g. 2.5M (1000000 pushed the row's cells a column right).
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
@@ -3002,6 +3012,161 @@ def test_tui_empty(st, wl_test, wl, lib):
         tp.wait()
 
 
+def bss_cells(st_pid, var):
+    """A writable mapping of schedtop's BPF .bss (pid st_pid), and the offset
+    of its variable var there: (mmap, offset)."""
+    import ctypes
+    import mmap
+    import struct
+    map_id = None
+    for fd in os.listdir("/proc/%d/fdinfo" % st_pid):
+        try:
+            info = open("/proc/%d/fdinfo/%s" % (st_pid, fd)).read()
+        except OSError:
+            continue
+        m = re.search(r"^map_id:\s*(\d+)", info, re.M)
+        if not m:
+            continue
+        show = json.loads(subprocess.run(["bpftool", "map", "show", "id", m.group(1), "-j"],
+                                         stdout=subprocess.PIPE, text=True).stdout or "{}")
+        if show.get("name", "").endswith(".bss"):
+            map_id, size, btf = int(m.group(1)), show["bytes_value"], show["btf_id"]
+            break
+    if map_id is None:
+        fail("schedtop (pid %d) holds no .bss map" % st_pid)
+    dump = subprocess.run(["bpftool", "btf", "dump", "id", str(btf), "format", "raw"],
+                          stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"offset=(\d+) size=\d+ \(VAR '%s'\)" % var, dump)
+    if not m:
+        fail("no %s in the .bss's BTF" % var)
+    libc = ctypes.CDLL(None, use_errno=True)
+    attr = ctypes.create_string_buffer(struct.pack("III", map_id, 0, 0), 128)
+    nr = {"x86_64": 321, "aarch64": 280}[os.uname().machine]   # bpf(2)
+    fd = libc.syscall(nr, 14, attr, 128)   # BPF_MAP_GET_FD_BY_ID
+    if fd < 0:
+        fail("BPF_MAP_GET_FD_BY_ID %d: errno %d" % (map_id, ctypes.get_errno()))
+    try:
+        mm = mmap.mmap(fd, (size + 4095) // 4096 * 4096, mmap.MAP_SHARED,
+                       mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+    return mm, int(m.group(1))
+
+
+def test_tui_small(st, wl_test, wl, lib):
+    """The histogram view in small terminals, a steal-matrix cell of a
+    million steals (found by a review, 2026-12-07)."""
+    import struct
+    tmux = shutil.which("tmux")
+    if not tmux:
+        fail("tmux not installed (scripts/setup-deps)")
+    if os.uname().machine not in ("x86_64", "aarch64"):
+        skip("the .bss mapping calls bpf(2) by its number, known for x86_64 and aarch64")
+    load = subprocess.Popen([wl_test, "2", "6000"], stdout=subprocess.DEVNULL)
+    T = []
+    names = ("park", "wake->run", "tasks/steal", "futex wait")
+    count = r"\d+(\.\d)?[kMGTPE]?"
+    row = re.compile(r"^\S+\s+" + count + r"( #*)?\s*$")
+    pct = re.compile(r"^(-|(<|>=)\d+(\.\d+)?(ns|us|ms|s)?)(\s|$)")
+    try:
+        time.sleep(0.3)
+        for w, h in ((80, 8), (30, 24), (20, 12)):
+            if T:
+                subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+            T[:] = [tmux, "-L", "schedtop-small-%d-%d" % (os.getpid(), w)]   # a server each
+            cap, wait_for = pane_readers(T)
+            subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", str(w), "-y", str(h),
+                                "%s -p %d 0.5; sleep 30" % (st, load.pid)], check=True)
+            wait_for("1 workers")
+            subprocess.run(T + ["send-keys", "-t", "st", "3"])
+            wait_for("3 histogram")
+            bw = (w - 2) // 2
+            for shot in range(3):   # a few intervals: other figures, other widths
+                time.sleep(0.6)
+                c = cap()
+                lines = c.split("\n")
+                if lines and lines[-1] == "":
+                    lines = lines[:-1]
+                def sfail(msg):
+                    fail("%dx%d: %s; screen:\n%s" % (w, h, msg, c))
+                if len(lines) != h or any(len(l) > w for l in lines):
+                    sfail("%d lines, or one longer than %d" % (len(lines), w))
+                if not lines[-1].startswith("3 histogram"):
+                    sfail("the footer is not the last line")
+                if h < 9 and "2 of 4" not in lines[-1]:
+                    sfail("the footer does not say the bottom pair is left out")
+                titles = 0
+                for y in range(4, h - 1):
+                    for half in (lines[y][:bw], lines[y][bw + 2:]):
+                        if not half.strip():
+                            continue
+                        name = [n for n in names if half.startswith(n[:max(1, min(len(n), bw - 4))])]
+                        if name and not row.match(half):   # a title
+                            titles += 1
+                            for m in re.finditer(r"p(50|99)", half):
+                                if not pct.match(half[m.end():]):
+                                    sfail("a percentile cut in %r" % half)
+                            under = lines[y + 1][:bw] if half is lines[y][:bw] else lines[y + 1][bw + 2:]
+                            if y + 1 >= h - 1 or not (row.match(under) or "(no data)" in under):
+                                sfail("box %r has no row under its title" % half.strip())
+                        elif not row.match(half):
+                            sfail("histogram row %r: no whole count" % half)
+                if titles != (2 if h < 9 else 4):
+                    sfail("%d box titles" % titles)
+            print("%dx%d:\n%s" % (w, h, c))
+        # a million steals a cell: 6 columns still (e.g. 2.5M), the rows aligned
+        if T:
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        T[:] = [tmux, "-L", "schedtop-small-%d-matrix" % os.getpid()]
+        cap, wait_for = pane_readers(T)
+        subprocess.run(T + ["new-session", "-d", "-s", "st", "-x", "80", "-y", "24",
+                            "%s -p %d 0.5; sleep 30" % (st, load.pid)], check=True)
+        wait_for("1 workers")
+        st_pid = None
+        for d in os.listdir("/proc"):
+            try:
+                argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if d.isdigit() and argv[0] == st.encode() and str(load.pid).encode() in argv:
+                st_pid = int(d)
+        if not st_pid:
+            fail("schedtop's pid not found")
+        mm, off = bss_cells(st_pid, "matrix")
+        subprocess.run(T + ["send-keys", "-t", "st", "2"])
+        wait_for("2 steal matrix")
+        big = re.compile(r"\d{7}|\dM")
+        end, c = time.time() + 15, ""
+        while time.time() < end:
+            for t, v in ((0, 1), (1, 0)):   # the target's two workers: slots 0 and 1
+                o = off + (t * 64 + v) * 16   # struct weft_bpf_steal_cell: ops, tasks
+                struct.pack_into("Q", mm, o, struct.unpack_from("Q", mm, o)[0] + 1000000)
+            time.sleep(0.2)
+            c = cap()
+            if any(big.search(l) for l in c.split("\n")[6:8]):
+                break
+        mm.close()
+        lines = c.split("\n")
+        print("steal matrix, a million steals a cell:\n" + "\n".join(lines[4:9]))
+        ncol = (len(lines[5].rstrip()) - 8) // 7
+        if ncol != 2:
+            fail("matrix header %r: %d columns" % (lines[5], ncol))
+        for l in lines[6:8]:
+            cells = [l[8 + 7 * k:8 + 7 * (k + 1)] for k in range(ncol)]
+            if not l.startswith("w") or len(l.rstrip()) != 8 + 7 * ncol or \
+               not all(re.match(r"^ +" + count + "$", x) for x in cells):
+                fail("matrix row %r: not %d cells of 7 columns" % (l, ncol))
+        if not any(big.search(l) for l in lines[6:8]):
+            fail("no cell of a million steals drawn")
+        print("PASS: histograms at 80x8, 30x24, 20x12: whole counts and percentiles, nothing over "
+              "the footer; a million steals in a 6-column cell")
+    finally:
+        if T:
+            subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
+        load.kill()
+        load.wait()
+
+
 def test_hangup(st, wl_test, wl, lib):
     """SIGHUP ends schedtop as SIGTERM does, unless it was ignored."""
     procs, children = [], []
@@ -3055,7 +3220,7 @@ TESTS = {"tui_two": test_tui_two, "tui_cmd": test_tui_cmd, "tui_nobpf": test_tui
          "tui_dumb": test_tui_dumb, "batch_pipe": test_batch_pipe, "hangup": test_hangup,
          "tui_empty": test_tui_empty, "trace_stdout": test_trace_stdout,
          "tui_utf8": test_tui_utf8, "tui_lints": test_tui_lints, "first_interval": test_first_interval,
-         "files": test_files}
+         "files": test_files, "tui_small": test_tui_small}
 
 
 def main():

@@ -3,7 +3,8 @@
  * (model.c): 1 workers, 2 steal matrix heatmap, 3 histograms. Every line
  * goes through put(), which cuts it to the terminal's width: view 1 keeps
  * whole columns by priority, the header its pieces, view 3 merges buckets
- * rather than hiding any; nothing wraps at 80x24 or larger. Keys: q quit,
+ * rather than hiding any; nothing wraps at 80x24 or larger. A count that
+ * does not fit its cell is shortened (fmt_count: 1.0M), never cut. Keys: q quit,
  * h help, s next sort column, 1/2/3 views. On exit (q, Ctrl-C, count, the
  * target exiting) the terminal is restored and the last interval is printed
  * as text, so the final summary stays on screen.
@@ -168,6 +169,30 @@ static void fmt_rate(char *b, size_t n, double v)
 		snprintf(b, n, "%.0fk", v / 1e3);
 	else
 		snprintf(b, n, "%.1fM", v / 1e6);
+}
+
+/* A count in at most w columns (w >= 4): whole when its digits fit, else
+ * shortened to 4 columns with a k/M/G/T/P/E suffix (12k, 1.0M, 999M), never
+ * cut: a steal-matrix cell of a million steals pushed the row's next cells
+ * a column right, and a histogram row in a narrow box lost its count's
+ * last digits, 1234 read as 12 (found by a review). */
+static void fmt_count(char *b, size_t n, uint64_t v, int w)
+{
+	static const char sfx[] = "kMGTPE";
+	if (snprintf(b, n, "%llu", (unsigned long long)v) <= w)
+		return;
+	double x = (double)v;
+	for (int i = 0; sfx[i]; i++) {
+		x /= 1000;
+		if (x < 9.95) {
+			snprintf(b, n, "%.1f%c", x, sfx[i]);
+			return;
+		}
+		if (x < 999.5 || !sfx[i + 1]) {
+			snprintf(b, n, "%.0f%c", x, sfx[i]);
+			return;
+		}
+	}
 }
 
 /* The header's pieces, most important first: a narrow terminal shows the
@@ -412,7 +437,9 @@ static void view_matrix(struct tui *t)
 			int lvl = mx ? (int)(xv * 4 / mx) : 0;
 			if (has_colors() && xv)
 				attron(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
-			x += put(6 + (int)a, x, " %6llu", (unsigned long long)xv);
+			char c[24];
+			fmt_count(c, sizeof(c), xv, 6);
+			x += put(6 + (int)a, x, " %6s", c);
 			if (has_colors() && xv)
 				attroff(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
 		}
@@ -484,6 +511,8 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 	 * count first, then cuts the percentiles, never the marker (at 80
 	 * columns "wake->run n=336 p50<2.0us p99<4.2ms" left no room for
 	 * it; found by a review). */
+	/* Then p99, then p50 go whole: cut, "p50<8.4ms" read "p50<8." (found
+	 * by a review, at 30 columns); only the bare title is ever cut. */
 	char t[160], xn[16] = "";
 	if (per > 1)
 		snprintf(xn, sizeof(xn), " x%d", per);
@@ -493,57 +522,79 @@ static void hist_box(int y, int x, int h, int w, const char *title, const uint64
 	if (tl + xl > w)
 		tl = snprintf(t, sizeof(t), "%s p50%s p99%s", title, p50, p99);
 	if (tl + xl > w)
+		tl = snprintf(t, sizeof(t), "%s p50%s", title, p50);
+	if (tl + xl > w)
+		tl = snprintf(t, sizeof(t), "%s", title);
+	if (tl + xl > w)
 		tl = w - xl > 0 ? w - xl : 0;
 	put(y, x, "%.*s%s", tl, t, xl <= w ? xn : "");
 	if (first < 0) {
 		put(y + 1, x, "%.*s", w, "  (no data)");
 		return;
 	}
-	uint64_t mx = 0;
-	for (int i = first; i <= last; i += per) {
-		uint64_t v = 0;
-		for (int j = i; j < i + per && j <= last; j++)
-			v += s[j];
-		if (v > mx)
-			mx = v;
+	/* Each row: its bounds "lo-<hi", its count, a bar. The columns are
+	 * 15 and 7 wide where the box has room; a narrower box (a terminal
+	 * under 48 columns) packs them to what its rows need (cut at 15 and
+	 * 7, the rows showed their bounds and no count: found by a review, at
+	 * 40x10), then shortens the counts (1.0M), then shows a row's lower
+	 * bound only ("2.0us-", the next row's is its upper); a count is never
+	 * cut (under 34 columns the boxes cut them: a review). */
+	char rng[WEFT_BPF_HIST_SLOTS][56], cnt[WEFT_BPF_HIST_SLOTS][24];
+	uint64_t val[WEFT_BPF_HIST_SLOTS];
+	int nr = 0;
+	for (int i = first; i <= last && nr < rows; i += per, nr++) {
+		int j_end = i + per - 1 > last ? last : i + per - 1;
+		val[nr] = 0;
+		for (int j = i; j <= j_end; j++)
+			val[nr] += s[j];
+		char a[24], b[24];
+		range_bounds(a, b, sizeof(a), i, j_end, time);
+		snprintf(rng[nr], sizeof(rng[0]), "%s-<%s", a, b);
+		snprintf(cnt[nr], sizeof(cnt[0]), "%llu", (unsigned long long)val[nr]);
 	}
-	int bw = w - 24; /* "lo-hi" 15, count 7, spaces and bars */
-	if (bw > 30)
-		bw = 30;
-	/* A box narrower than that (a terminal under 48 columns) packs the
-	 * columns to what its rows need: cut at 15 and 7, the rows showed
-	 * their bounds and no count (found by a review, at 40x10). */
-	int rw = 15, cw = 7;
-	if (w < 15 + 1 + 7) {
-		rw = cw = 1;
-		for (int i = first; i <= last; i += per) {
-			int j_end = i + per - 1 > last ? last : i + per - 1;
-			uint64_t v = 0;
-			for (int j = i; j <= j_end; j++)
-				v += s[j];
-			char a[24], b[24];
-			range_bounds(a, b, sizeof(a), i, j_end, time);
-			int l = (int)strlen(a) + 2 + (int)strlen(b),
-			    c = snprintf(NULL, 0, "%llu", (unsigned long long)v);
-			rw = l > rw ? l : rw;
-			cw = c > cw ? c : cw;
+	uint64_t mx = 0;
+	int rw = 0, cw = 0;
+	for (int r = 0; r < nr; r++) {
+		mx = val[r] > mx ? val[r] : mx;
+		rw = (int)strlen(rng[r]) > rw ? (int)strlen(rng[r]) : rw;
+		cw = (int)strlen(cnt[r]) > cw ? (int)strlen(cnt[r]) : cw;
+	}
+	if ((rw > 15 ? rw : 15) + 1 + (cw > 7 ? cw : 7) <= w) {
+		rw = rw > 15 ? rw : 15;
+		cw = cw > 7 ? cw : 7;
+	}
+	if (rw + 1 + cw > w) {
+		cw = 0;
+		for (int r = 0; r < nr; r++) {
+			fmt_count(cnt[r], sizeof(cnt[0]), val[r], 4);
+			cw = (int)strlen(cnt[r]) > cw ? (int)strlen(cnt[r]) : cw;
 		}
 	}
-	int row = 1;
-	for (int i = first; i <= last && row <= rows; i += per, row++) {
-		int j_end = i + per - 1 > last ? last : i + per - 1;
-		uint64_t v = 0;
-		for (int j = i; j <= j_end; j++)
-			v += s[j];
-		char a[24], b[24], rng[56], bar[32];
-		range_bounds(a, b, sizeof(a), i, j_end, time);
-		snprintf(rng, sizeof(rng), "%s-<%s", a, b);
-		int n = bw > 0 && mx ? (int)(v * (uint64_t)bw / mx) : 0;
+	if (rw + 1 + cw > w) {
+		rw = 0;
+		for (int r = 0, i = first; r < nr; r++, i += per) {
+			char a[24];
+			if (time)
+				fmt_dur(a, sizeof(a), i ? 1ull << i : 0);
+			else
+				fmt_count(a, sizeof(a), i ? 1ull << i : 0, 4);
+			snprintf(rng[r], sizeof(rng[0]), "%s-", a);
+			rw = (int)strlen(rng[r]) > rw ? (int)strlen(rng[r]) : rw;
+		}
+	}
+	if (rw + 1 + cw > w) /* under 12 columns: the bounds are cut, not the count */
+		rw = w - 1 - cw > 0 ? w - 1 - cw : 0;
+	int bw = w - rw - cw - 2;
+	if (bw > 30)
+		bw = 30;
+	for (int r = 0; r < nr; r++) {
+		char bar[32];
+		int n = bw > 0 && mx ? (int)(val[r] * (uint64_t)bw / mx) : 0;
 		memset(bar, '#', (size_t)n);
 		bar[n] = '\0';
 		char ln[128];
-		int ll = snprintf(ln, sizeof(ln), "%-*s %*llu %s", rw, rng, cw, (unsigned long long)v, bar);
-		put(y + row, x, "%.*s", ll < w ? ll : w, ln);
+		int ll = snprintf(ln, sizeof(ln), "%-*.*s %*s %s", rw, rw, rng[r], cw, cnt[r], bar);
+		put(y + 1 + r, x, "%.*s", ll < w ? ll : w, ln);
 	}
 }
 
@@ -556,15 +607,24 @@ static void view_hists(struct tui *t)
 		for (unsigned h = 0; h < WEFT_H_NR; h++)
 			for (unsigned k = 0; k < WEFT_BPF_HIST_SLOTS; k++)
 				sum[h][k] += iv->hist[w][h][k];
-	int hh = (LINES - 5) / 2, bw = (COLS - 2) / 2;
-	if (hh < 2)
-		hh = 2;
-	hist_box(4, 0, hh, bw, "park", sum[WEFT_H_PARK_NS], true);
-	hist_box(4, bw + 2, hh, bw, "wake->run", sum[WEFT_H_UNPARK_LAT_NS], true);
-	hist_box(4 + hh, 0, hh, bw, "tasks/steal", sum[WEFT_H_STEAL_BATCH], false);
-	hist_box(4 + hh, bw + 2, hh, bw, "futex wait", sum[WEFT_H_FUTEX_NS], true);
-	put(LINES - 1, 0, "3 histograms, all workers, this interval; rows lo-<hi, xN: N buckets "
-			  "a row  q h 1 2");
+	/* Two pairs of boxes between the header and the footer, each box a
+	 * title and at least one row: where both pairs do not fit (under 9
+	 * lines) the bottom one is left out and the footer says so. The
+	 * boxes were kept 2 lines high whatever the room, and the bottom pair
+	 * was drawn over the footer (found by a review, at 80x8). */
+	int room = LINES - 5, bw = (COLS - 2) / 2;
+	int pairs = room >= 4 ? 2 : room >= 2 ? 1 : 0, hh = pairs ? room / pairs : 0;
+	if (pairs >= 1) {
+		hist_box(4, 0, hh, bw, "park", sum[WEFT_H_PARK_NS], true);
+		hist_box(4, bw + 2, hh, bw, "wake->run", sum[WEFT_H_UNPARK_LAT_NS], true);
+	}
+	if (pairs == 2) {
+		hist_box(4 + hh, 0, hh, bw, "tasks/steal", sum[WEFT_H_STEAL_BATCH], false);
+		hist_box(4 + hh, bw + 2, hh, bw, "futex wait", sum[WEFT_H_FUTEX_NS], true);
+	}
+	put(LINES - 1, 0, "3 histograms%s, all workers, this interval; rows lo-<hi, xN: N buckets "
+			  "a row  q h 1 2",
+	    pairs == 2 ? "" : pairs ? " (2 of 4: taller shows all)" : " (none fit: taller)");
 }
 
 static void view_help(void)
