@@ -42,6 +42,11 @@ TEST is one of:
               defaults to gave up on it: cancelled, exit 1); with the unit
               made to take 30 s, a SIGINT at 0.5 s still ends the wait
               10 s later, saying so.
+  rate-gaps MODULE  with MODULE (rate_clock.c) preloaded (the main
+              thread's clock moves only by its sleeps, so the driver is
+              never late), --rate 1.5e8 --duration 0.001 starts the
+              150,000 units its schedule holds. Before: 166,667 (the gap
+              of 6.67 ns cut to 6).
   spawn-fail MODULE  with MODULE (spawn_fail.c) preloaded, two spawns of
               poll tasks (skewed) and one of a fiber (blocking) are refused:
               the tasks that never ran are counted cancelled, the graph is
@@ -556,6 +561,25 @@ def test_spawn_fail(load, module):
         check(p.returncode == 1 and "did not run" in p.stderr,
               "%s: %d tasks lost, exit %d, stderr %r" % (shape, lost, p.returncode, p.stderr))
     print("ok: tasks lost to refused spawns fail the run")
+
+
+def test_rate_gaps(load, module):
+    # found by a review (2026-12-07): the open loop's gap was 1e9 / rate
+    # cut to whole ns, so a high --rate started more units than asked
+    # (1.5e8/s: gaps of 6 ns, not 6.67: 11 % more; 6e8/s: 67 % more)
+    env = dict(os.environ, LD_PRELOAD=module)
+    for rate, want in (("1.5e8", 150000), ("1e8", 100000)):
+        p = run([load, "--shape", "timers", "--rate", rate, "--duration", "0.001", "--workers", "2",
+                 "--seed", "7", "--quiet", "--json"], timeout=100, env=env)
+        try:
+            d = json.loads(p.stdout)
+        except ValueError:
+            fail("--rate %s: exit %d, no summary: %r" % (rate, p.returncode, p.stderr[-500:]))
+        got = d["units"]["issued"]
+        print("--rate %s for 1 ms: %d units started (rc %d)" % (rate, got, p.returncode))
+        check(abs(got - want) <= 1, "--rate %s for 1 ms: %d units started, want %d" % (rate, got, want))
+        check(p.returncode == 0, "--rate %s: exit %d %r" % (rate, p.returncode, p.stderr[-500:]))
+    print("ok: the open loop's gaps are what --rate asks")
 
 
 def test_units_drain(load, module):
@@ -1752,6 +1776,8 @@ def main():
         test_args(load)
     elif test == "shutdown-stuck":
         test_shutdown_stuck(load, sys.argv[4])
+    elif test == "rate-gaps":
+        test_rate_gaps(load, sys.argv[4])
     elif test == "spawn-fail":
         test_spawn_fail(load, sys.argv[4])
     elif test == "units-drain":
