@@ -68,7 +68,8 @@ TEST is one of:
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
               batch by the count the case states; weft-bench with stdout
               on /dev/full (a case, list, -h) exits 1 and says so, and
-              so does pagefault_floor.
+              so does pagefault_floor, whose bad counts (signed, wrapped,
+              out of range, a third argument) exit 2.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   render      headless Chromium screenshot of the demo's report: a PNG that
@@ -892,6 +893,15 @@ def test_bench_ops(src, build):
     p = run([floor, "64"], timeout=60)
     check(p.returncode == 0 and p.stdout.count(" pages, ") == 2,
           "pagefault_floor 64: exit %d, stdout %r" % (p.returncode, p.stdout))
+    # a count out of range, signed, wrapped or followed by more arguments
+    # is a usage error (found by a review, 2026-12-07: THREADS 4294967297
+    # ran 1 thread, "-18446744073709551615" fibers ran 1, and a third
+    # argument was ignored, all exit 0)
+    for args in (["64", "4294967297"], ["-18446744073709551615"], ["64", "-4294967295"], [" 64"],
+                 ["+64"], ["64", "1", "x"], ["0"], ["64", "65"]):
+        p = run([floor, *args], timeout=60)
+        check(p.returncode == 2 and "usage: pagefault_floor" in p.stderr and not p.stdout,
+              "pagefault_floor %r: exit %d, expected a usage error (2): %r" % (args, p.returncode, p.stdout))
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:

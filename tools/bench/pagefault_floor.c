@@ -71,16 +71,27 @@ static int stdout_checked(void)
 	return 1;
 }
 
-int main(int argc, char **argv)
+/* A count lo..hi in plain decimal digits, else 0. strtoul alone skips
+ * blanks, takes a sign and wraps: THREADS 4294967297 ran 1 thread (the
+ * cast to unsigned cut it), "-18446744073709551615" read 1 (found by a
+ * review). */
+static unsigned long count_arg(const char *s, unsigned long lo, unsigned long hi)
 {
 	char *end;
-	n_pages = argc > 1 ? strtoul(argv[1], &end, 10) : 1000000ul;
-	if (argc > 1 && (*end || n_pages == 0 || n_pages > (1ul << 24))) {
-		fprintf(stderr, "usage: pagefault_floor [FIBERS (1..16777216) [THREADS (1..64)]]\n");
-		return 2;
-	}
-	n_threads = argc > 2 ? (unsigned)strtoul(argv[2], &end, 10) : 1;
-	if (argc > 2 && (*end || n_threads == 0 || n_threads > 64)) {
+	if (*s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	return errno || *end || v < lo || v > hi ? 0 : v;
+}
+
+int main(int argc, char **argv)
+{
+	/* more arguments than the two were ignored: a mistyped command
+	 * line measured something else than asked, and said nothing */
+	n_pages = argc > 1 ? count_arg(argv[1], 1, 1ul << 24) : 1000000ul;
+	n_threads = argc > 2 ? (unsigned)count_arg(argv[2], 1, 64) : 1;
+	if (argc > 3 || !n_pages || !n_threads) {
 		fprintf(stderr, "usage: pagefault_floor [FIBERS (1..16777216) [THREADS (1..64)]]\n");
 		return 2;
 	}
