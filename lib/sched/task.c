@@ -576,7 +576,15 @@ uint64_t weft_current_task_id(void)
 	/* a discarded fiber's dtors run "as if on the fiber" with no poll in
 	 * progress (local.c): they said 0, and a dtor that logs or ends a
 	 * trace by task id lost it (found by a review) */
-	return ctx->fiber_in_place ? ctx->fiber_in_place->task_id : 0;
+	if (ctx->fiber_in_place)
+		return ctx->fiber_in_place->task_id;
+	/* a weft_block_on fn called from a task's code (a poll task's
+	 * weft_block_in_place fn, a blocking job) is still that task's, as
+	 * weft_join's self-join check counts it and as a fiber's is (its
+	 * fiber_in_place, above): it said 0 there, the fiber's id in the
+	 * same place for a fiber (found by a review) */
+	struct weft_task *bo = weft__block_on_task();
+	return bo ? bo->id : 0;
 }
 
 /* ------------------------------------------------------------ poll context */

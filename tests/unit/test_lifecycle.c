@@ -624,8 +624,32 @@ Test(task, ids_unique_nonzero_and_results_delivered, .timeout = WT_TMO(20))
 /* weft_current_task_id: the running task's id from every kind of task,
  * and 0 outside one. A fiber had no way to its own id (only a poll task's
  * cx said it). */
-static _Atomic uint64_t cur_id[6];
-static void *cur_in_place(void *arg) { atomic_store(&cur_id[2], weft_current_task_id()); return arg; }
+static _Atomic uint64_t cur_id[9];
+static struct weft_runtime *cur_rt;
+static void *cur_nested(void *arg)
+{
+	atomic_store((_Atomic uint64_t *)arg, weft_current_task_id() + 1);
+	return NULL;
+}
+/* a weft_block_on fn called from a task's code is still the task's, as
+ * weft_join counts it: a fiber's said the fiber, a poll task's and a
+ * job's 0 (found by a review) */
+static void block_on_nested(_Atomic uint64_t *slot)
+{
+	if (weft_block_on(cur_rt, cur_nested, (void *)slot, NULL))
+		atomic_store(slot, UINT64_MAX);
+}
+static void *cur_in_place(void *arg)
+{
+	atomic_store(&cur_id[2], weft_current_task_id());
+	block_on_nested(&cur_id[6]);
+	return arg;
+}
+static void *cur_poll_in_place(void *arg)
+{
+	block_on_nested(&cur_id[7]);
+	return arg;
+}
 static void *cur_fiber(void *arg)
 {
 	atomic_store(&cur_id[0], weft_current_task_id());
@@ -637,14 +661,20 @@ static void *cur_fiber(void *arg)
 static enum weft_poll cur_poll(void *state, struct weft_cx *cx)
 {
 	atomic_store(&cur_id[3], weft_current_task_id() == weft_cx_task_id(cx) ? weft_cx_task_id(cx) : 1);
+	weft_block_in_place(cur_poll_in_place, NULL, NULL);
 	return WEFT_READY;
 }
-static void *cur_job(void *arg) { atomic_store(&cur_id[4], weft_current_task_id()); return arg; }
+static void *cur_job(void *arg)
+{
+	atomic_store(&cur_id[4], weft_current_task_id());
+	block_on_nested(&cur_id[8]);
+	return arg;
+}
 static void *cur_block_on(void *arg) { atomic_store(&cur_id[5], weft_current_task_id() + 1); return arg; }
 
 Test(task, the_current_task_id_from_each_kind_of_task, .timeout = WT_TMO(20))
 {
-	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_runtime *rt = cur_rt = wt_rt_create(2);
 	cr_assert_eq(weft_current_task_id(), 0, "a plain thread");
 	struct weft_task *f, *p, *j;
 	cr_assert_eq(weft_spawn(rt, cur_fiber, NULL, &f), 0);
@@ -663,6 +693,12 @@ Test(task, the_current_task_id_from_each_kind_of_task, .timeout = WT_TMO(20))
 	cr_assert_eq(atomic_load(&cur_id[4]), jid, "a blocking job");
 	cr_assert_eq(atomic_load(&cur_id[5]), 1, "a block_on fn is no task: %llu",
 		     (unsigned long long)atomic_load(&cur_id[5]) - 1);
+	cr_assert_eq(atomic_load(&cur_id[6]), fid + 1, "a block_on fn in a fiber's in-place fn: %llu",
+		     (unsigned long long)atomic_load(&cur_id[6]) - 1);
+	cr_assert_eq(atomic_load(&cur_id[7]), pid + 1, "a block_on fn in a poll task's in-place fn: %llu",
+		     (unsigned long long)atomic_load(&cur_id[7]) - 1);
+	cr_assert_eq(atomic_load(&cur_id[8]), jid + 1, "a block_on fn in a blocking job: %llu",
+		     (unsigned long long)atomic_load(&cur_id[8]) - 1);
 	wt_rt_destroy(rt);
 }
 

@@ -550,9 +550,11 @@ WEFT_API uint64_t weft_task_id(const struct weft_task *task);
 /* The id (as weft_task_id) of the task the calling thread is running: a
  * fiber, a poll task, a blocking job (weft_spawn_blocking), or the task
  * whose weft_block_in_place fn this is; in the fiber-local dtors of a fiber
- * discarded at shutdown, that fiber's. 0 outside a task: a plain thread,
- * a weft_block_on fn. For log lines and tracing (Tokio's task::id(), Go's
- * goroutine id in a stack dump). */
+ * discarded at shutdown, that fiber's. A weft_block_on fn called from a
+ * task's code (its weft_block_in_place fn, a blocking job) is that task's,
+ * as weft_join counts it, whatever the kind of task. 0 outside a task: a
+ * plain thread, a weft_block_on fn called from one. For log lines and
+ * tracing (Tokio's task::id(), Go's goroutine id in a stack dump). */
 WEFT_API uint64_t weft_current_task_id(void);
 
 /* --------------------------------------------------------------- join sets */
