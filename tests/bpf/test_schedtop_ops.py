@@ -148,7 +148,9 @@ TEST is one of:
             box whose title is drawn has a row under it and the footer
             says when a pair is left out (at 80x8 the bottom pair was drawn
             over the footer), a matrix cell stays 6 columns, shortened to
-            e.g. 2.5M (1000000 pushed the row's cells a column right).
+            e.g. 2.5M (1000000 pushed the row's cells a column right);
+            at 80x8 the steal matrix's footer asks for a taller terminal
+            (it said "widen").
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
@@ -3114,6 +3116,15 @@ def test_tui_small(st, wl_test, wl, lib):
                 if titles != (2 if h < 9 else 4):
                     sfail("%d box titles" % titles)
             print("%dx%d:\n%s" % (w, h, c))
+            if h < 9:
+                # view 2 here holds the title, the labels and one of the two
+                # rows: the footer asks for a taller terminal (it said
+                # "widen", at 80 columns already wide enough)
+                subprocess.run(T + ["send-keys", "-t", "st", "2"])
+                two = wait_for("2 steal matrix").split("\n")
+                foot = [l for l in two if l.startswith("2 steal matrix")][0]
+                if "make taller" not in foot or "widen" in foot:
+                    fail("%dx%d steal matrix footer: %r" % (w, h, foot))
         # a million steals a cell: 6 columns still (e.g. 2.5M), the rows aligned
         if T:
             subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)

@@ -454,8 +454,13 @@ static void view_matrix(struct tui *t)
 						      (unsigned long long)iv->row[iv->order[k]].rt);
 		put(6 + (int)nrow, 0, "%s", leg);
 	}
+	/* what would show the rest: "widen" alone sent a terminal too short
+	 * for the rows to one wide enough already (found by a review) */
+	bool narrow = ncol < iv->workers, shrt = nrow < iv->workers;
 	put(LINES - 1, 0, "2 steal matrix%s  q quit h help 1 3",
-	    ncol < iv->workers || nrow < iv->workers ? "  (cut to the terminal: widen)" : "");
+	    narrow && shrt ? "  (cut to the terminal: widen, make taller)" :
+	    narrow	   ? "  (cut to the terminal: widen)" :
+	    shrt	   ? "  (cut to the terminal: make taller)" : "");
 }
 
 /* The bounds of a row of buckets i..j_end: a time in human units or a
