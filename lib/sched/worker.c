@@ -785,25 +785,31 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 		goto unparked;
 	}
 	bool inject_seen = false; /* an inject task seen at the last wake (below) */
+	bool vacant_seen = false; /* a vacant driver left alone at the last wake */
 	for (bool again = false;; again = true) {
 		if (atomic_load_explicit(&rt->shutdown, memory_order_acquire))
 			goto shutdown;
-		/* Woken while still listed (a watch timeout, the watch's wake:
+		/* Woken while still listed (a watch timeout, the watch's kick:
 		 * idle.c), a vacant driver is left to the worker that left it
-		 * so (driver.c) while a worker runs: we watch from here.
-		 * Taking it ended the vacancy within a watch timeout and
-		 * readiness moved between threads, where a sleeper used to
-		 * sleep on untouched. With no worker running, nobody would
+		 * so (driver.c) once, while a worker runs: we watch from here
+		 * a timeout long, and take it if it is still vacant at our
+		 * next wake. The kick comes as the vacating worker starts its
+		 * task: taking the driver then ended every vacancy at once
+		 * and moved readiness between threads (elastic's vacant-retire
+		 * test found none under ASan). Leaving it for good let a poll
+		 * that lasts hold up every other fd's readiness (a second
+		 * fd's byte waited ~900 ms behind a 1 s poll, found by a
+		 * review; 0.1 ms before). With no worker running nobody would
 		 * poll it: the worker that left it vacant parked, and its own
 		 * try for the driver failed (another thread held the lock a
-		 * moment) - every sleeper then passed it by for good, and
-		 * readiness was lost (a reader hung, 3 runs in 558 under
-		 * io_uring beside two CPU hogs). */
+		 * moment) - passed by on every wake, readiness was lost for
+		 * good (a reader hung under io_uring, 3 runs in 558). */
 		bool leave_vacant =
-			again &&
+			again && !vacant_seen &&
 			atomic_load_explicit(&rt->driver.unwatched, memory_order_seq_cst) ==
 				WEFT__UNWATCHED_VACANT &&
 			IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst)) > 0;
+		vacant_seen = leave_vacant;
 		if (leave_vacant || !weft__driver_park(rt, &w->parker, trim_at, &linger)) {
 			/* Another thread holds the driver. If nobody sleeps
 			 * in it (a running worker's maintenance poll, a

@@ -515,6 +515,75 @@ Test(stall_watch, a_vacant_driver_with_no_worker_running_is_taken, .timeout = WT
 }
 
 /*
+ * A poll that lasts behind a vacant driver holds up no other fd's
+ * readiness for long. The worker whose sleep a byte on fd A ended leaves
+ * the driver vacant and runs A's reader, which spins for a second; a byte
+ * on fd B must still be read within a watch timeout or two: the parked
+ * worker leaves the vacancy alone once, then takes the driver. (Left
+ * alone for good, B's byte waited out the whole spin - ~900 ms, found by
+ * a review.)
+ */
+static struct weft_io *vl_a, *vl_b;
+static atomic_bool vl_spinning;
+static atomic_ullong vl_b_read_ns;
+
+static void *vl_reader_a(void *arg)
+{
+	(void)arg;
+	char c;
+	if (weft_read(vl_a, &c, 1) != 1)
+		return NULL;
+	atomic_store(&vl_spinning, true);
+	uint64_t t0 = wt_now_ns();
+	while (wt_now_ns() - t0 < 1000 * 1000000ull)
+		;
+	return NULL;
+}
+
+static void *vl_reader_b(void *arg)
+{
+	(void)arg;
+	char c;
+	if (weft_read(vl_b, &c, 1) == 1)
+		atomic_store(&vl_b_read_ns, wt_now_ns());
+	return NULL;
+}
+
+Test(stall_watch, a_long_poll_behind_a_vacant_driver_holds_up_no_other_fd, .timeout = WT_TMO(60))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 60000 * 1000000ull);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	int pa[2], pb[2];
+	cr_assert_eq(pipe2(pa, O_NONBLOCK), 0);
+	cr_assert_eq(pipe2(pb, O_NONBLOCK), 0);
+	cr_assert_eq(weft_io_register(rt, pa[0], &vl_a), 0);
+	cr_assert_eq(weft_io_register(rt, pb[0], &vl_b), 0);
+	atomic_store(&vl_spinning, false);
+	atomic_store(&vl_b_read_ns, 0);
+	struct weft_task *ta, *tb;
+	cr_assert_eq(weft_spawn(rt, vl_reader_a, NULL, &ta), 0);
+	cr_assert_eq(weft_spawn(rt, vl_reader_b, NULL, &tb), 0);
+	wt_sleep_ms(250); /* both wait; the workers park past their linger */
+	cr_assert_eq(write(pa[1], "a", 1), 1);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&vl_spinning), WT_LONG_MS));
+	wt_sleep_ms(20);
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(write(pb[1], "b", 1), 1);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&vl_b_read_ns) != 0, 5000));
+	uint64_t waited = atomic_load(&vl_b_read_ns) - t0;
+	cr_assert_eq(weft_join(ta, NULL), 0);
+	cr_assert_eq(weft_join(tb, NULL), 0);
+	cr_assert_eq(weft_io_close(vl_a), 0);
+	cr_assert_eq(weft_io_close(vl_b), 0);
+	close(pa[1]);
+	close(pb[1]);
+	wt_rt_destroy(rt);
+	cr_assert_lt(waited, 300 * 1000000ull,
+		     "fd B's byte waited %" PRIu64 " ms behind fd A's reader's spin", waited / 1000000);
+}
+
+/*
  * The park loop's inject backstop against a searcher that never comes: a
  * remote spawn's notify wakes nobody while a worker is counted searching
  * (that one will find the task). If it never does, a watcher that sees the
