@@ -590,17 +590,7 @@ Test(stall_watch, a_long_poll_behind_a_vacant_driver_holds_up_no_other_fd, .time
  * task at two wakes in a row takes it. The searcher is made by hand (the
  * count raised), one worker spins in a long poll and the other watches it.
  */
-static atomic_bool ib_ran, ib_stop;
-
-static enum weft_poll ib_spin(void *state, struct weft_cx *cx)
-{
-	(void)state;
-	(void)cx;
-	uint64_t t0 = wt_now_ns();
-	while (!atomic_load(&ib_stop) && wt_now_ns() - t0 < 5000 * 1000000ull)
-		;
-	return WEFT_READY;
-}
+static atomic_bool ib_ran;
 
 static enum weft_poll ib_mark(void *state, struct weft_cx *cx)
 {
@@ -617,9 +607,9 @@ Test(stall_watch, an_inject_task_is_taken_though_its_searcher_never_comes, .time
 	struct weft_runtime *rt = NULL;
 	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
 	atomic_store(&ib_ran, false);
-	atomic_store(&ib_stop, false);
+	atomic_store(&pw_stop, false);
 	struct weft_task *sp, *mk;
-	cr_assert_eq(weft_spawn_poll(rt, ib_spin, NULL, NULL, &sp), 0);
+	cr_assert_eq(weft_spawn_poll(rt, pw_spin_until_stopped, NULL, NULL, &sp), 0);
 	unsigned ns = 0, nw = 0, top, other;
 	/* the other parks and watches it (from the driver or its futex) */
 	cr_assert(WT_WAIT_UNTIL((pw_idle(rt, &ns, &nw, &top, &other), ns == 1), WT_LONG_MS),
@@ -628,7 +618,7 @@ Test(stall_watch, an_inject_task_is_taken_though_its_searcher_never_comes, .time
 	cr_assert_eq(weft_spawn_poll(rt, ib_mark, NULL, NULL, &mk), 0);
 	bool ran = WT_WAIT_UNTIL(atomic_load(&ib_ran), 2000);
 	atomic_fetch_sub(&rt->idle.state, 1);
-	atomic_store(&ib_stop, true);
+	atomic_store(&pw_stop, true);
 	cr_assert_eq(weft_join(sp, NULL), 0);
 	cr_assert_eq(weft_join(mk, NULL), 0);
 	wt_rt_destroy(rt);

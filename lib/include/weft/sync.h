@@ -167,7 +167,10 @@ WEFT_API int weft_oneshot_recv_poll(struct weft_oneshot *o, struct weft_wait *w,
 				    struct weft_cx *cx, void **value);
 
 /* Receive (blocking form). 0 and -EPIPE consume the receiver end, as above;
- * -EDEADLK (on a worker), -ENOMEM and -EINVAL consume nothing. */
+ * every other result consumes nothing - -ETIMEDOUT (the _timeout form, time
+ * up), -ECANCELED (the calling fiber aborted or shut down), -EDEADLK (on a
+ * worker), -ENOMEM and -EINVAL: the end stays the caller's, to receive on
+ * again or to drop. */
 WEFT_API int weft_oneshot_recv(struct weft_oneshot *o, void **value);
 WEFT_API int weft_oneshot_recv_timeout(struct weft_oneshot *o, void **value, uint64_t timeout_ns);
 
