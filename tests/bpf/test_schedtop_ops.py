@@ -940,9 +940,11 @@ def test_metrics_http(st, wl_test, wl, lib):
     2026-12-06): HEAD got the whole scrape after the headers (RFC 9110: no
     content in a HEAD response); a 405 named no allowed method (Allow is
     required); a request line that is not METHOD PATH was closed without
-    a word, and one holding a NUL byte after the client's 2 s."""
+    a word, and one holding a NUL byte after the client's 2 s. 16 workers:
+    a scrape larger than the socket buffers hold (the client that does
+    not read, below)."""
     import socket
-    load = subprocess.Popen([wl_test, "2", "1000"], stdout=subprocess.DEVNULL)
+    load = subprocess.Popen([wl_test, "16", "3000"], stdout=subprocess.DEVNULL)
     srv = None
     try:
         time.sleep(0.3)
@@ -1013,11 +1015,53 @@ def test_metrics_http(st, wl_test, wl, lib):
             if c.recv(100) != b"":
                 fail("an idle connection got an answer")
             c.close()
+        # A scraper that does not read (a review, 2026-12-07): the answer
+        # was written with a blocking loop, so one larger than the socket
+        # buffers take held the whole server - every other scrape, the
+        # target's exit - until that client read or went away. A small
+        # receive buffer and small segments (so a small send buffer on
+        # the server's side) make 16 workers' scrape more than they take.
+        # Now the answer is sent as the socket takes it, within 10 s.
+        get = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        until = time.time() + 20
+        while True:  # the workers' figures appear as they start
+            head, body, _ = ask(get)
+            if len(body) > 100000 or time.time() > until:
+                break
+            time.sleep(0.2)
+        if len(body) <= 100000:
+            fail("16 workers' scrape is %d bytes, want more than 100 KB to test with" % len(body))
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's least
+        slow.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 88)
+        slow.settimeout(10)
+        slow.connect(("127.0.0.1", port))
+        slow.sendall(get)
+        time.sleep(0.5)
+        try:
+            head, body, took = ask(get)
+        except socket.timeout:
+            fail("GET while a client does not read its answer: no answer in 10 s")
+        if not head.startswith("HTTP/1.1 200") or took > 5:
+            fail("GET while a client does not read its answer: %r after %.1f s, want the scrape"
+                 % (head[:60], took))
+        data = b""  # read now, within its 10 s: the whole answer
+        while True:
+            k = slow.recv(65536)
+            if not k:
+                break
+            data += k
+        slow.close()
+        shead, _, sbody = data.partition(b"\r\n\r\n")
+        m = re.search(rb"Content-Length: (\d+)", shead)
+        if not shead.startswith(b"HTTP/1.1 200") or not m or int(m.group(1)) != len(sbody):
+            fail("the slow client's answer: %r, %d bytes of body" % (shead[:200], len(sbody)))
         head, body, _ = ask(b"GET /metrics HTTP/1.0\r\n\r\n")
         if not head.startswith("HTTP/1.1 200") or b"weft_worker_polls_total" not in body:
             fail("GET after the bad requests: %r" % head)
         print("PASS: HEAD has no body, 405 says Allow, a malformed request gets 400 at once, "
-              "a large head is read whole (431 past 64 KiB), idle connections hold no scrape up")
+              "a large head is read whole (431 past 64 KiB), idle connections hold no scrape up, "
+              "nor does a client that does not read")
     finally:
         stop_metrics(srv, load)
 

@@ -1,8 +1,9 @@
 /*
  * metrics.c - see metrics.h. A deliberately small HTTP/1.0-style server:
- * up to 16 connections read at once, each request head read within 2 s,
- * the scrape written, the connection closed. That is all a Prometheus
- * scraper needs, and a slow or idle client holds no other one up.
+ * up to 16 connections served at once, each request head read within 2 s,
+ * the scrape written (within 10 s, as the socket takes it), the connection
+ * closed. That is all a Prometheus scraper needs, and a slow or idle
+ * client holds no other one up.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -123,6 +124,9 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 /* What a client has to send its request head in (and a refused one to
  * stop sending), from its accept. */
 #define CLIENT_MS 2000
+/* What a client has to take its answer in, from when it is ready
+ * (Prometheus's default scrape timeout: a scraper gives up by then). */
+#define SEND_MS 10000
 
 /* A connection whose request head is being read. Only the first
  * sizeof(buf) - 1 bytes are kept (the request line is all we parse); the
@@ -134,6 +138,9 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 struct client {
 	int fd;                  /* -1: a free slot */
 	bool draining;           /* answered 431: reading what it still sends */
+	bool then_drain;         /* the answer is a 431: drain once it is sent */
+	char *out;               /* the answer being sent, or NULL */
+	size_t out_len, out_off; /* its size; bytes of it sent */
 	long long deadline_ms;   /* CLOCK_MONOTONIC */
 	size_t len, total;       /* bytes in buf; bytes of the head read */
 	uint32_t last4;
@@ -157,21 +164,46 @@ static int parse_request(const char *buf, char *path, size_t n)
 	return !strcmp(method, "GET") ? 0 : !strcmp(method, "HEAD") ? 1 : -2;
 }
 
-static void write_all(int c, const char *p, size_t n)
+/* Send what the socket takes of cl's answer, never waiting: the rest is
+ * sent as poll says the socket is writable. A blocking write loop here
+ * held the whole server - every other scrape, the target's exit - for as
+ * long as one client did not read an answer larger than the socket
+ * buffers take (a scraper with a small receive window, 8 workers'
+ * 120 KB; found by a review). true: done with cl - all sent, or the
+ * client went away; a 431 sent starts the drain instead. */
+static bool client_flush(struct client *cl, long long now)
 {
-	while (n) {
-		ssize_t k = write(c, p, n);
+	while (cl->out_off < cl->out_len) {
+		ssize_t k = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return false;
 		if (k <= 0)
-			return; /* the scraper went away: nothing to do */
-		p += k;
-		n -= (size_t)k;
+			return true; /* the scraper went away: nothing to do */
+		cl->out_off += (size_t)k;
 	}
+	free(cl->out);
+	cl->out = NULL;
+	if (!cl->then_drain)
+		return true;
+	/* Say we are done (FIN) and read on, dropping what the client
+	 * still sends until it closes or its time is up: closed with its
+	 * bytes unread, the reset took the answer away before the client
+	 * read it. */
+	shutdown(cl->fd, SHUT_WR);
+	cl->draining = true;
+	cl->deadline_ms = now + CLIENT_MS;
+	return false;
 }
 
-/* A HEAD answer has the headers of the GET, no body (RFC 9110 9.3.2: the
- * scrape followed them, found by a review); `extra` is one more header
- * line, or "". */
-static void respond(int c, bool head_only, const char *status, const char *extra,
+/* Queue cl's answer and send what the socket takes at once (all of it,
+ * mostly). A HEAD answer has the headers of the GET, no body (RFC 9110
+ * 9.3.2: the scrape followed them, found by a review); `extra` is one
+ * more header line, or "". true: done with cl (see client_flush; also
+ * out of memory for the answer: closed unanswered). */
+static bool respond(struct client *cl, bool head_only, const char *status, const char *extra,
 		    const char *ctype, const char *body, size_t blen)
 {
 	char head[320];
@@ -179,9 +211,19 @@ static void respond(int c, bool head_only, const char *status, const char *extra
 			  "HTTP/1.1 %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
 			  "Connection: close\r\n\r\n",
 			  status, extra, ctype, blen);
-	write_all(c, head, (size_t)hl);
-	if (!head_only)
-		write_all(c, body, blen);
+	if (head_only)
+		blen = 0;
+	cl->out = malloc((size_t)hl + blen);
+	if (!cl->out)
+		return true;
+	memcpy(cl->out, head, (size_t)hl);
+	if (blen)
+		memcpy(cl->out + hl, body, blen);
+	cl->out_len = (size_t)hl + blen;
+	cl->out_off = 0;
+	long long now = mono_ms();
+	cl->deadline_ms = now + SEND_MS;
+	return client_flush(cl, now);
 }
 
 static int scrape(struct mon *m, int pid, char **body, size_t *len)
@@ -200,37 +242,37 @@ static int scrape(struct mon *m, int pid, char **body, size_t *len)
 	return fclose(f) ? -ENOMEM : 0;
 }
 
-/* Answer the whole request head in buf. */
-static void serve_head(struct mon *m, int c, const char *buf, int pid)
+/* Answer the whole request head in cl->buf; true: done with cl. */
+static bool serve_head(struct mon *m, struct client *cl, int pid)
 {
 	char path[256];
-	int r = parse_request(buf, path, sizeof(path));
+	int r = parse_request(cl->buf, path, sizeof(path));
 	bool head = r == 1;
 	if (r == -3) { /* it was closed without a word (a review) */
 		static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
-		respond(c, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
-		return;
+		return respond(cl, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
 	}
 	if (r == -2) { /* 405 names the methods that work (RFC 9110 15.5.6) */
 		static const char msg[] = "only GET /metrics\n";
-		respond(c, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n", "text/plain", msg,
-			sizeof(msg) - 1);
-		return;
+		return respond(cl, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
+			       "text/plain", msg, sizeof(msg) - 1);
 	}
 	if (strcmp(path, "/metrics") && strncmp(path, "/metrics?", 9)) {
 		static const char msg[] = "schedtop: the metrics are at /metrics\n";
-		respond(c, head, "404 Not Found", "", "text/plain", msg, sizeof(msg) - 1);
-		return;
+		return respond(cl, head, "404 Not Found", "", "text/plain", msg, sizeof(msg) - 1);
 	}
 	char *body = NULL;
 	size_t len = 0;
 	if (scrape(m, pid, &body, &len)) {
 		static const char msg[] = "schedtop: out of memory\n";
-		respond(c, head, "500 Internal Server Error", "", "text/plain", msg, sizeof(msg) - 1);
-	} else {
-		respond(c, head, "200 OK", "", "text/plain; version=0.0.4; charset=utf-8", body, len);
+		free(body);
+		return respond(cl, head, "500 Internal Server Error", "", "text/plain", msg,
+			       sizeof(msg) - 1);
 	}
+	bool done = respond(cl, head, "200 OK", "", "text/plain; version=0.0.4; charset=utf-8", body,
+			    len);
 	free(body);
+	return done;
 }
 
 /* Read what cl sent (poll said it is readable). true: done with it - it
@@ -241,7 +283,7 @@ static bool client_read(struct mon *m, struct client *cl, int pid)
 	bool kept = !cl->draining && cl->len < sizeof(cl->buf) - 1;
 	char *to = kept ? cl->buf + cl->len : drop;
 	ssize_t k = read(cl->fd, to, kept ? sizeof(cl->buf) - 1 - cl->len : sizeof(drop));
-	if (k < 0 && errno == EINTR)
+	if (k < 0 && (errno == EINTR || errno == EAGAIN))
 		return false;
 	if (k <= 0 || cl->draining)
 		return k <= 0;
@@ -255,29 +297,31 @@ static bool client_read(struct mon *m, struct client *cl, int pid)
 		cl->buf[cl->len] = '\0';
 	}
 	cl->total += (size_t)k;
-	if (end) {
-		serve_head(m, cl->fd, cl->buf, pid);
-		return true;
-	}
+	if (end)
+		return serve_head(m, cl, pid);
 	if (cl->total >= HEAD_MAX) {
-		/* Say we are done (FIN) and read on, dropping what the client
-		 * still sends until it closes or its time is up: closed with
-		 * its bytes unread, the reset took the answer away before the
-		 * client read it. */
+		/* sent, it is drained (client_flush) */
 		static const char msg[] = "schedtop: request head too large (GET /metrics)\n";
-		respond(cl->fd, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
-			sizeof(msg) - 1);
-		shutdown(cl->fd, SHUT_WR);
-		cl->draining = true;
-		cl->deadline_ms = mono_ms() + CLIENT_MS;
+		cl->then_drain = true;
+		return respond(cl, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
+			       sizeof(msg) - 1);
 	}
 	return false;
 }
 
+static void client_close(struct client *cl)
+{
+	close(cl->fd);
+	cl->fd = -1;
+	free(cl->out);
+	cl->out = NULL;
+}
+
 /*
- * Up to MAX_CLIENTS connections are read at once, each given CLIENT_MS for
- * its request head; a complete head is answered at once (the scrape is
- * written in full, then the connection closed). One at a time, a client
+ * Up to MAX_CLIENTS connections are served at once, each given CLIENT_MS
+ * for its request head; a complete head is answered at once (the scrape
+ * taken, then sent as the socket takes it, within SEND_MS, then the
+ * connection closed). One at a time, a client
  * that sent nothing held every other one up for its 2 s: three idle
  * connections (a port scan, a health check that connects and waits) made
  * a scrape wait 6 s, past a Prometheus scrape timeout with a few more
@@ -295,7 +339,9 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 		long long now = mono_ms();
 		int wait = pidfd >= 0 ? 1000 : 200;
 		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
-			p[2 + i] = (struct pollfd){ .fd = cl[i].fd, .events = POLLIN };
+			/* an answer being sent: no more reading */
+			p[2 + i] = (struct pollfd){ .fd = cl[i].fd,
+						    .events = cl[i].out ? POLLOUT : POLLIN };
 			if (cl[i].fd < 0)
 				continue;
 			busy++;
@@ -320,19 +366,17 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 		for (unsigned i = 0; r > 0 && i < MAX_CLIENTS; i++) {
 			if (cl[i].fd < 0)
 				continue;
-			bool done = (p[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) &&
-				    client_read(m, &cl[i], pid);
-			/* out of time: nothing to answer (or the 431 sent) */
-			if (done || now >= cl[i].deadline_ms) {
-				close(cl[i].fd);
-				cl[i].fd = -1;
-			}
+			bool ready = p[2 + i].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR);
+			bool done = ready && (cl[i].out ? client_flush(&cl[i], now)
+							: client_read(m, &cl[i], pid));
+			/* out of time: nothing to answer, the answer not taken
+			 * (a client that does not read), or the 431 sent */
+			if (done || now >= cl[i].deadline_ms)
+				client_close(&cl[i]);
 		}
 		for (unsigned i = 0; r == 0 && i < MAX_CLIENTS; i++) {
-			if (cl[i].fd >= 0 && now >= cl[i].deadline_ms) {
-				close(cl[i].fd);
-				cl[i].fd = -1;
-			}
+			if (cl[i].fd >= 0 && now >= cl[i].deadline_ms)
+				client_close(&cl[i]);
 		}
 		if (r > 0 && (p[0].revents & POLLIN)) {
 			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
@@ -342,7 +386,8 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 				if (cl[i].fd >= 0)
 					continue;
 				cl[i].fd = c;
-				cl[i].draining = false;
+				cl[i].draining = cl[i].then_drain = false;
+				cl[i].out = NULL;
 				cl[i].deadline_ms = now + CLIENT_MS;
 				cl[i].len = cl[i].total = 0;
 				cl[i].last4 = 0;
@@ -356,7 +401,7 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 	}
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		if (cl[i].fd >= 0)
-			close(cl[i].fd);
+			client_close(&cl[i]);
 	return rc;
 }
 
