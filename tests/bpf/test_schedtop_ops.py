@@ -975,6 +975,14 @@ def test_metrics_http(st, wl_test, wl, lib):
         glen = int(re.search(r"Content-Length: (\d+)", head).group(1))
         if not head.startswith("HTTP/1.1 200") or len(body) != glen:
             fail("GET: %r, %d bytes" % (head, len(body)))
+        # The absolute form (a review, 2026-12-07), which a server must
+        # accept (RFC 9112 3.2.2): it got 404.
+        for target, want in ((b"http://127.0.0.1:%d/metrics" % port, "200"),
+                             (b"HTTP://x/metrics?a=b", "200"), (b"http://x", "404"),
+                             (b"http://x/other", "404")):
+            head, body, _ = ask(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not head.startswith("HTTP/1.1 " + want):
+                fail("GET %r: %r, want %s" % (target, head[:60], want))
         head, body, _ = ask(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         if not head.startswith("HTTP/1.1 200") or body or "Content-Length: " not in head:
             fail("HEAD /metrics: %r and %d bytes of body, want the headers alone" % (head, len(body)))

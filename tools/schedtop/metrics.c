@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,7 +258,17 @@ static bool serve_head(struct mon *m, struct client *cl, int pid)
 		return respond(cl, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
 			       "text/plain", msg, sizeof(msg) - 1);
 	}
-	if (strcmp(path, "/metrics") && strncmp(path, "/metrics?", 9)) {
+	/* The absolute form, "GET http://host:port/metrics" (what a client
+	 * sends through a proxy), which a server must accept (RFC 9112
+	 * 3.2.2): it got 404 (a review). Its path is what follows the
+	 * authority; none is "/". */
+	const char *at = path;
+	if (!strncasecmp(at, "http://", 7) || !strncasecmp(at, "https://", 8)) {
+		at = strchr(strstr(at, "//") + 2, '/');
+		if (!at)
+			at = "/";
+	}
+	if (strcmp(at, "/metrics") && strncmp(at, "/metrics?", 9)) {
 		static const char msg[] = "schedtop: the metrics are at /metrics\n";
 		return respond(cl, head, "404 Not Found", "", "text/plain", msg, sizeof(msg) - 1);
 	}
