@@ -954,19 +954,23 @@ def test_metrics_http(st, wl_test, wl, lib):
             fail("no serving line: %r" % line)
         port = int(m.group(1))
 
+        def read_to_end(s, data):
+            """Read s to its end into the bytearray data (kept on a reset)."""
+            while True:
+                k = s.recv(65536)
+                if not k:
+                    return bytes(data)
+                data += k
+
         def ask(req):
             t = time.time()
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            data = b""
+            data = bytearray()
             try:
                 s.sendall(req)
-                while True:
-                    k = s.recv(65536)
-                    if not k:
-                        break
-                    data += k
+                data = read_to_end(s, data)
             except ConnectionResetError:
-                data = b"(reset) " + data
+                data = b"(reset) " + bytes(data)
             s.close()
             head, _, body = data.partition(b"\r\n\r\n")
             return head.decode(errors="replace"), body, time.time() - t
@@ -1053,12 +1057,7 @@ def test_metrics_http(st, wl_test, wl, lib):
         if not head.startswith("HTTP/1.1 200") or took > 5:
             fail("GET while a client does not read its answer: %r after %.1f s, want the scrape"
                  % (head[:60], took))
-        data = b""  # read now, within its 10 s: the whole answer
-        while True:
-            k = slow.recv(65536)
-            if not k:
-                break
-            data += k
+        data = read_to_end(slow, bytearray())  # read now, within its 10 s: the whole answer
         slow.close()
         shead, _, sbody = data.partition(b"\r\n\r\n")
         m = re.search(rb"Content-Length: (\d+)", shead)
