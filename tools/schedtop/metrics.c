@@ -2,8 +2,9 @@
  * metrics.c - see metrics.h. A deliberately small HTTP/1.0-style server:
  * up to 16 connections served at once, each request head read within 2 s,
  * the scrape written (within 10 s, as the socket takes it), the connection
- * closed. That is all a Prometheus scraper needs, and a slow or idle
- * client holds no other one up.
+ * closed once the client closed its side (within 2 s). That is all a
+ * Prometheus scraper needs, and a slow or idle client holds no other one
+ * up.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -122,24 +123,27 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 #define HEAD_MAX (64 * 1024)
 /* Connections read at once; more wait in the listen backlog. */
 #define MAX_CLIENTS 16
-/* What a client has to send its request head in (and a refused one to
- * stop sending), from its accept. */
+/* What a client has to send its request head in, from its accept; and
+ * to close its side once its answer is out (the linger: see
+ * client_flush). */
 #define CLIENT_MS 2000
 /* What a client has to take its answer in, from when it is ready
  * (Prometheus's default scrape timeout: a scraper gives up by then). */
 #define SEND_MS 10000
 
-/* A connection whose request head is being read. Only the first
- * sizeof(buf) - 1 bytes are kept (the request line is all we parse); the
- * rest of a larger head is read and dropped: left unread, the close that
- * follows the answer became a reset, and the client got no answer at all
- * (a 10 KB header or query, found by a review). The end of the head is
- * found with a window of the last four bytes, so a blank line split
- * across two reads, or after a NUL byte, counts too. */
+/* A connection: its request head being read, then its answer sent, then
+ * the linger. Only the first sizeof(buf) - 1 bytes of the head are kept
+ * (the request line is all we parse); the rest of a larger head is read
+ * and dropped: left unread, the close that follows the answer became a
+ * reset, and the client got no answer at all (a 10 KB header or query,
+ * found by a review). So is anything sent after the head (a pipelined
+ * request, a body), while the answer goes out and in the linger. The end
+ * of the head is found with a window of the last four bytes, so a blank
+ * line split across two reads, or after a NUL byte, counts too. */
 struct client {
 	int fd;                  /* -1: a free slot */
-	bool draining;           /* answered 431: reading what it still sends */
-	bool then_drain;         /* the answer is a 431: drain once it is sent */
+	bool draining;           /* answered: reading until the client closes */
+	bool peer_done;          /* the client closed its side (read 0) */
 	char *out;               /* the answer being sent, or NULL */
 	size_t out_len, out_off; /* its size; bytes of it sent */
 	long long deadline_ms;   /* CLOCK_MONOTONIC */
@@ -170,8 +174,9 @@ static int parse_request(const char *buf, char *path, size_t n)
  * held the whole server - every other scrape, the target's exit - for as
  * long as one client did not read an answer larger than the socket
  * buffers take (a scraper with a small receive window, 8 workers'
- * 120 KB; found by a review). true: done with cl - all sent, or the
- * client went away; a 431 sent starts the drain instead. */
+ * 120 KB; found by a review). true: done with cl - the client went
+ * away, or it closed its side and all is sent; otherwise all sent starts
+ * the linger. */
 static bool client_flush(struct client *cl, long long now)
 {
 	while (cl->out_off < cl->out_len) {
@@ -187,12 +192,16 @@ static bool client_flush(struct client *cl, long long now)
 	}
 	free(cl->out);
 	cl->out = NULL;
-	if (!cl->then_drain)
-		return true;
+	if (cl->peer_done)
+		return true; /* it sends nothing more: the close is clean */
 	/* Say we are done (FIN) and read on, dropping what the client
-	 * still sends until it closes or its time is up: closed with its
-	 * bytes unread, the reset took the answer away before the client
-	 * read it. */
+	 * still sends, until it closes (it reads to our FIN, then closes)
+	 * or its CLIENT_MS are up. A close with received bytes unread is a
+	 * reset, and a reset throws away what the kernel has not sent yet:
+	 * a client that sent a second request (or a 100 KB head, answered
+	 * 431) and read slowly got ECONNRESET after 8 KB of its 110 KB
+	 * answer (found by a review). Past the linger the close is clean
+	 * too, unless bytes came in since the last read. */
 	shutdown(cl->fd, SHUT_WR);
 	cl->draining = true;
 	cl->deadline_ms = now + CLIENT_MS;
@@ -286,17 +295,26 @@ static bool serve_head(struct mon *m, struct client *cl, int pid)
 	return done;
 }
 
-/* Read what cl sent (poll said it is readable). true: done with it - it
- * was answered, or it closed or failed (nothing to answer). */
+/* Read what cl sent (poll said it is readable): its request head, or
+ * after it (its answer going out, or the linger) bytes to drop. true:
+ * done with it - answered in full, or it closed or failed with nothing
+ * left to send it. */
 static bool client_read(struct mon *m, struct client *cl, int pid)
 {
 	char drop[4096];
-	bool kept = !cl->draining && cl->len < sizeof(cl->buf) - 1;
+	bool in_head = !cl->out && !cl->draining;
+	bool kept = in_head && cl->len < sizeof(cl->buf) - 1;
 	char *to = kept ? cl->buf + cl->len : drop;
 	ssize_t k = read(cl->fd, to, kept ? sizeof(cl->buf) - 1 - cl->len : sizeof(drop));
 	if (k < 0 && (errno == EINTR || errno == EAGAIN))
 		return false;
-	if (k <= 0 || cl->draining)
+	if (k == 0 && cl->out) {
+		/* it closed its side only (shutdown after its request):
+		 * the answer still goes out, no more reading */
+		cl->peer_done = true;
+		return false;
+	}
+	if (k <= 0 || !in_head)
 		return k <= 0;
 	bool end = false;
 	for (ssize_t i = 0; i < k && !end; i++) {
@@ -311,9 +329,9 @@ static bool client_read(struct mon *m, struct client *cl, int pid)
 	if (end)
 		return serve_head(m, cl, pid);
 	if (cl->total >= HEAD_MAX) {
-		/* sent, it is drained (client_flush) */
+		/* what the client still sends is read while the answer goes
+		 * out and in the linger (client_flush) */
 		static const char msg[] = "schedtop: request head too large (GET /metrics)\n";
-		cl->then_drain = true;
 		return respond(cl, false, "431 Request Header Fields Too Large", "", "text/plain", msg,
 			       sizeof(msg) - 1);
 	}
@@ -332,7 +350,8 @@ static void client_close(struct client *cl)
  * Up to MAX_CLIENTS connections are served at once, each given CLIENT_MS
  * for its request head; a complete head is answered at once (the scrape
  * taken, then sent as the socket takes it, within SEND_MS, then the
- * connection closed). One at a time, a client
+ * connection closed after the client's close or CLIENT_MS). One at a
+ * time, a client
  * that sent nothing held every other one up for its 2 s: three idle
  * connections (a port scan, a health check that connects and waits) made
  * a scrape wait 6 s, past a Prometheus scrape timeout with a few more
@@ -350,9 +369,9 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 		long long now = mono_ms();
 		int wait = pidfd >= 0 ? 1000 : 200;
 		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
-			/* an answer being sent: no more reading */
-			p[2 + i] = (struct pollfd){ .fd = cl[i].fd,
-						    .events = cl[i].out ? POLLOUT : POLLIN };
+			/* an answer being sent: what comes in is read too */
+			short ev = !cl[i].out ? POLLIN : cl[i].peer_done ? POLLOUT : POLLIN | POLLOUT;
+			p[2 + i] = (struct pollfd){ .fd = cl[i].fd, .events = ev };
 			if (cl[i].fd < 0)
 				continue;
 			busy++;
@@ -375,17 +394,20 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 		}
 		now = mono_ms();
 		for (unsigned i = 0; r > 0 && i < MAX_CLIENTS; i++) {
-			if (cl[i].fd < 0)
+			short ev = p[2 + i].revents;
+			if (cl[i].fd < 0 || !ev)
 				continue;
-			bool ready = p[2 + i].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR);
-			bool done = ready && (cl[i].out ? client_flush(&cl[i], now)
-							: client_read(m, &cl[i], pid));
-			/* out of time: nothing to answer, the answer not taken
-			 * (a client that does not read), or the 431 sent */
-			if (done || now >= cl[i].deadline_ms)
+			bool done = false;
+			if ((ev & (POLLIN | POLLHUP | POLLERR)) && !(cl[i].out && cl[i].peer_done))
+				done = client_read(m, &cl[i], pid);
+			if (!done && cl[i].out && (ev & (POLLOUT | POLLHUP | POLLERR)))
+				done = client_flush(&cl[i], now);
+			if (done)
 				client_close(&cl[i]);
 		}
-		for (unsigned i = 0; r == 0 && i < MAX_CLIENTS; i++) {
+		/* out of time: nothing to answer, the answer not taken (a
+		 * client that does not read), or the linger over */
+		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
 			if (cl[i].fd >= 0 && now >= cl[i].deadline_ms)
 				client_close(&cl[i]);
 		}
@@ -397,7 +419,7 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 				if (cl[i].fd >= 0)
 					continue;
 				cl[i].fd = c;
-				cl[i].draining = cl[i].then_drain = false;
+				cl[i].draining = cl[i].peer_done = false;
 				cl[i].out = NULL;
 				cl[i].deadline_ms = now + CLIENT_MS;
 				cl[i].len = cl[i].total = 0;
