@@ -4,7 +4,8 @@
  * the scrape written (within 10 s, as the socket takes it), the connection
  * closed once the client closed its side (within 2 s). That is all a
  * Prometheus scraper needs, and a slow or idle client holds no other one
- * up.
+ * up: with all 16 taken, the one stalled longest (0.5 s at least) makes
+ * room for the next.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -121,7 +122,8 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 
 /* Reading on past the buffer: a head larger than this is refused (431). */
 #define HEAD_MAX (64 * 1024)
-/* Connections read at once; more wait in the listen backlog. */
+/* Connections read at once; more wait in the listen backlog (see
+ * slot_for_next). */
 #define MAX_CLIENTS 16
 /* What a client has to send its request head in, from its accept; and
  * to close its side once its answer is out (the linger: see
@@ -130,6 +132,9 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 /* What a client has to take its answer in, from when it is ready
  * (Prometheus's default scrape timeout: a scraper gives up by then). */
 #define SEND_MS 10000
+/* With every slot taken, a client that has made no progress for this
+ * long gives its slot up to the next connection (slot_for_next). */
+#define EVICT_MS 500
 
 /* A connection: its request head being read, then its answer sent, then
  * the linger. Only the first sizeof(buf) - 1 bytes of the head are kept
@@ -147,6 +152,7 @@ struct client {
 	char *out;               /* the answer being sent, or NULL */
 	size_t out_len, out_off; /* its size; bytes of it sent */
 	long long deadline_ms;   /* CLOCK_MONOTONIC */
+	long long seen_ms;       /* its last progress: accept, head bytes read, answer bytes sent */
 	size_t len, total;       /* bytes in buf; bytes of the head read */
 	uint32_t last4;
 	char buf[4096];
@@ -189,6 +195,7 @@ static bool client_flush(struct client *cl, long long now)
 		if (k <= 0)
 			return true; /* the scraper went away: nothing to do */
 		cl->out_off += (size_t)k;
+		cl->seen_ms = now;
 	}
 	free(cl->out);
 	cl->out = NULL;
@@ -299,7 +306,7 @@ static bool serve_head(struct mon *m, struct client *cl, int pid)
  * after it (its answer going out, or the linger) bytes to drop. true:
  * done with it - answered in full, or it closed or failed with nothing
  * left to send it. */
-static bool client_read(struct mon *m, struct client *cl, int pid)
+static bool client_read(struct mon *m, struct client *cl, int pid, long long now)
 {
 	char drop[4096];
 	bool in_head = !cl->out && !cl->draining;
@@ -315,7 +322,8 @@ static bool client_read(struct mon *m, struct client *cl, int pid)
 		return false;
 	}
 	if (k <= 0 || !in_head)
-		return k <= 0;
+		return k <= 0; /* bytes dropped are no progress: seen_ms stays */
+	cl->seen_ms = now;
 	bool end = false;
 	for (ssize_t i = 0; i < k && !end; i++) {
 		cl->last4 = cl->last4 << 8 | (unsigned char)to[i];
@@ -347,6 +355,34 @@ static void client_close(struct client *cl)
 }
 
 /*
+ * The slot for the next connection: a free one; with none, the one whose
+ * client has made no progress for the longest, if for EVICT_MS (it is
+ * closed to make room), else NULL and *wait lowered to when it will be.
+ * 16 clients that sent a request and did not read their answers held
+ * every slot for SEND_MS (10 s), and a healthy scraper waited in the
+ * backlog past its own timeout (found by a review). A client that moves
+ * at all keeps its slot: the one dropped is stalled, or lingering done,
+ * and 17 healthy scrapers at once never drop each other; one that only
+ * sends, never reads, makes no progress (bytes dropped do not count).
+ */
+static struct client *slot_for_next(struct client *cl, long long now, int *wait)
+{
+	struct client *old = NULL;
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		if (cl[i].fd < 0)
+			return &cl[i];
+		if (!old || cl[i].seen_ms < old->seen_ms)
+			old = &cl[i];
+	}
+	long long left = old->seen_ms + EVICT_MS - now;
+	if (left <= 0)
+		return old;
+	if (left < *wait)
+		*wait = (int)left;
+	return NULL;
+}
+
+/*
  * Up to MAX_CLIENTS connections are served at once, each given CLIENT_MS
  * for its request head; a complete head is answered at once (the scrape
  * taken, then sent as the socket takes it, within SEND_MS, then the
@@ -365,7 +401,6 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 		cl[i].fd = -1;
 	while (!*exiting) {
 		struct pollfd p[2 + MAX_CLIENTS];
-		unsigned busy = 0;
 		long long now = mono_ms();
 		int wait = pidfd >= 0 ? 1000 : 200;
 		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
@@ -374,13 +409,13 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 			p[2 + i] = (struct pollfd){ .fd = cl[i].fd, .events = ev };
 			if (cl[i].fd < 0)
 				continue;
-			busy++;
 			long long left = cl[i].deadline_ms - now;
 			if (left < wait)
 				wait = left < 0 ? 0 : (int)left;
 		}
-		/* full: the next connection waits in the backlog for a slot */
-		p[0] = (struct pollfd){ .fd = fd, .events = busy < MAX_CLIENTS ? POLLIN : 0 };
+		/* no slot: the next connection waits in the backlog for one */
+		bool room = slot_for_next(cl, now, &wait);
+		p[0] = (struct pollfd){ .fd = fd, .events = room ? POLLIN : 0 };
 		p[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN }; /* -1: ignored */
 		int r = poll(p, 2 + MAX_CLIENTS, wait);
 		if (r < 0 && errno != EINTR) {
@@ -399,7 +434,7 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 				continue;
 			bool done = false;
 			if ((ev & (POLLIN | POLLHUP | POLLERR)) && !(cl[i].out && cl[i].peer_done))
-				done = client_read(m, &cl[i], pid);
+				done = client_read(m, &cl[i], pid, now);
 			if (!done && cl[i].out && (ev & (POLLOUT | POLLHUP | POLLERR)))
 				done = client_flush(&cl[i], now);
 			if (done)
@@ -411,25 +446,23 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 			if (cl[i].fd >= 0 && now >= cl[i].deadline_ms)
 				client_close(&cl[i]);
 		}
-		if (r > 0 && (p[0].revents & POLLIN)) {
+		int ignored = wait;
+		struct client *to = r > 0 && (p[0].revents & POLLIN) ? slot_for_next(cl, now, &ignored)
+								      : NULL;
+		if (to) {
 			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 			if (c < 0)
 				continue; /* the client gave up, or EMFILE: try again */
-			for (unsigned i = 0; i < MAX_CLIENTS; i++) {
-				if (cl[i].fd >= 0)
-					continue;
-				cl[i].fd = c;
-				cl[i].draining = cl[i].peer_done = false;
-				cl[i].out = NULL;
-				cl[i].deadline_ms = now + CLIENT_MS;
-				cl[i].len = cl[i].total = 0;
-				cl[i].last4 = 0;
-				cl[i].buf[0] = '\0';
-				c = -1;
-				break;
-			}
-			if (c >= 0)
-				close(c); /* cannot be: polled only with a slot free */
+			if (to->fd >= 0)
+				client_close(to); /* stalled: makes room */
+			to->fd = c;
+			to->draining = to->peer_done = false;
+			to->out = NULL;
+			to->deadline_ms = now + CLIENT_MS;
+			to->seen_ms = now;
+			to->len = to->total = 0;
+			to->last4 = 0;
+			to->buf[0] = '\0';
 		}
 	}
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
