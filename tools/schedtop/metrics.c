@@ -135,6 +135,9 @@ int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, siz
 /* With every slot taken, a client that has made no progress for this
  * long gives its slot up to the next connection (slot_for_next). */
 #define EVICT_MS 500
+/* How long the listener is left alone after accept found no fd (or no
+ * memory) for the next connection; see metrics_serve. */
+#define ACCEPT_PAUSE_MS 100
 
 /* A connection: its request head being read, then its answer sent, then
  * the linger. Only the first sizeof(buf) - 1 bytes of the head are kept
@@ -396,6 +399,8 @@ static struct client *slot_for_next(struct client *cl, long long now, int *wait)
 int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic_t *exiting)
 {
 	static struct client cl[MAX_CLIENTS];
+	long long paused_until = 0; /* accept failed for want of an fd */
+	bool said = false;
 	int rc = 0;
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		cl[i].fd = -1;
@@ -414,7 +419,11 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 				wait = left < 0 ? 0 : (int)left;
 		}
 		/* no slot: the next connection waits in the backlog for one */
-		bool room = slot_for_next(cl, now, &wait);
+		bool room = false;
+		if (now < paused_until)
+			wait = paused_until - now < wait ? (int)(paused_until - now) : wait;
+		else
+			room = slot_for_next(cl, now, &wait);
 		p[0] = (struct pollfd){ .fd = fd, .events = room ? POLLIN : 0 };
 		p[1] = (struct pollfd){ .fd = pidfd, .events = POLLIN }; /* -1: ignored */
 		int r = poll(p, 2 + MAX_CLIENTS, wait);
@@ -451,8 +460,25 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 								      : NULL;
 		if (to) {
 			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+			int e = c < 0 ? errno : 0;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				/* The connection stays in the backlog and the
+				 * listener readable: polled again at once, the
+				 * loop spun at 100% CPU for as long as the
+				 * process (or the system) was out of fds (found
+				 * by a review). Left alone ACCEPT_PAUSE_MS, then
+				 * tried again: a client closed meanwhile frees
+				 * an fd, and the waiting scrape is served. */
+				if (!said)
+					fprintf(stderr, "schedtop: metrics: cannot accept a connection: "
+							"%s; trying again every %d ms (said once)\n",
+						strerror(e), ACCEPT_PAUSE_MS);
+				said = true;
+				paused_until = now + ACCEPT_PAUSE_MS;
+				continue;
+			}
 			if (c < 0)
-				continue; /* the client gave up, or EMFILE: try again */
+				continue; /* the client gave up: the next one */
 			if (to->fd >= 0)
 				client_close(to); /* stalled: makes room */
 			to->fd = c;
