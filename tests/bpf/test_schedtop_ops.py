@@ -999,6 +999,20 @@ def test_metrics_http(st, wl_test, wl, lib):
             head, body, took = ask(bad)
             if not head.startswith("HTTP/1.1 400") or took > 1.5:
                 fail("%r: %r after %.1f s, want 400 at once" % (bad, head, took))
+        # A scraper set to https (a review, 2026-12-07): its ClientHello
+        # has no blank line, so it waited the 2 s for the head and was
+        # closed without a word ("EOF"). Now what cannot begin a request
+        # gets 400 at once, and a TLS client sees an HTTP answer.
+        import ssl
+        bio_in, bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ssl.create_default_context().wrap_bio(bio_in, bio_out, server_hostname="x")
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        head, body, took = ask(bio_out.read())
+        if not head.startswith("HTTP/1.1 400") or took > 1.5:
+            fail("a TLS ClientHello: %r after %.1f s, want 400 at once" % (head[:60], took))
         # A head past the 4 KiB the server keeps (a review, 2026-12-07):
         # it answered, then closed with the rest unread, a reset that took
         # the answer away (ECONNRESET, nothing read). Now the rest is read
@@ -1156,7 +1170,8 @@ def test_metrics_http(st, wl_test, wl, lib):
         print("PASS: HEAD has no body, 405 says Allow, a malformed request gets 400 at once, "
               "a large head is read whole (431 past 64 KiB), idle connections hold no scrape up, "
               "nor does a client that does not read, nor 16 of them; bytes after the head cost no "
-              "answer; out of fds the server idles, says so once and serves once fds are free")
+              "answer; out of fds the server idles, says so once and serves once fds are free; "
+              "a TLS ClientHello gets 400 at once")
     finally:
         stop_metrics(srv, load)
 

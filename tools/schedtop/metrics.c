@@ -262,16 +262,41 @@ static int scrape(struct mon *m, int pid, char **body, size_t *len)
 	return fclose(f) ? -ENOMEM : 0;
 }
 
+static bool bad_request(struct client *cl)
+{
+	static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
+	return respond(cl, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
+}
+
+/*
+ * Whether what cl sent so far cannot begin a request: a request starts
+ * with its method, a token (RFC 9110 5.6.2), after empty lines at most
+ * (RFC 9112 2.2). A TLS ClientHello (a scraper set to https) has no
+ * blank line: it waited its 2 s and was closed without a word, and the
+ * scraper said only "EOF" (found by a review); answered 400 at once, Go's
+ * client (Prometheus) says "server gave HTTP response to HTTPS client".
+ */
+static bool not_http(const struct client *cl)
+{
+	size_t i = 0;
+	while (i < cl->len && (cl->buf[i] == '\r' || cl->buf[i] == '\n'))
+		i++;
+	if (i == cl->len)
+		return false; /* nothing to tell by yet */
+	unsigned char c = (unsigned char)cl->buf[i];
+	bool tchar = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		     (c && strchr("!#$%&'*+-.^_`|~", c));
+	return !tchar;
+}
+
 /* Answer the whole request head in cl->buf; true: done with cl. */
 static bool serve_head(struct mon *m, struct client *cl, int pid)
 {
 	char path[256];
 	int r = parse_request(cl->buf, path, sizeof(path));
 	bool head = r == 1;
-	if (r == -3) { /* it was closed without a word (a review) */
-		static const char msg[] = "schedtop: not an HTTP request (GET /metrics)\n";
-		return respond(cl, false, "400 Bad Request", "", "text/plain", msg, sizeof(msg) - 1);
-	}
+	if (r == -3) /* it was closed without a word (a review) */
+		return bad_request(cl);
 	if (r == -2) { /* 405 names the methods that work (RFC 9110 15.5.6) */
 		static const char msg[] = "only GET /metrics\n";
 		return respond(cl, false, "405 Method Not Allowed", "Allow: GET, HEAD\r\n",
@@ -337,6 +362,8 @@ static bool client_read(struct mon *m, struct client *cl, int pid, long long now
 		cl->buf[cl->len] = '\0';
 	}
 	cl->total += (size_t)k;
+	if (not_http(cl))
+		return bad_request(cl); /* the rest is read in the linger */
 	if (end)
 		return serve_head(m, cl, pid);
 	if (cl->total >= HEAD_MAX) {
