@@ -154,6 +154,11 @@ TEST is one of:
   tui_two   the live view of lint_target two (two runtimes) at 80x24: the
             header says `runtimes 2`; the steal matrix labels r1w0 r1w1
             r2w0 (or r1w0 r2w0 r2w1), with a legend naming r1 and r2.
+            Then the window at 80x8 down to 80x1: the footer alone on the
+            last line, saying "make taller", each line above it whole (the
+            header's, the title, the labels, a row, the legend) - under 6
+            lines the footer was drawn over the title, under 3 over the
+            header, their tails left after it.
   tui_utf8  the live view at 80x24 and 81x24 with a long-poll lint naming
             a function spin_ééé... (stall_target utf8): the lint line is
             cut on a character and fills the width (it was cut by bytes:
@@ -2314,7 +2319,57 @@ def test_tui_two(st, wl_test, wl, lib):
             fail("matrix rows: %r" % lines[6:9])
         if not re.match(r"^runtimes: r1 0x[0-9a-f]+ r2 0x[0-9a-f]+\s*$", lines[9]):
             fail("no legend for r1/r2: %r" % lines[9])
-        print("PASS: runtimes 2 in the header, matrix labelled by runtime")
+        # Small terminals: the footer keeps the last line and nothing is
+        # drawn under it; the lines above it are whole, in their order
+        # (rows first to go, then the legend, the labels, the title, the
+        # header's lines), and the footer says the terminal cuts them.
+        # tmux's smallest window is 1 line, and schedtop takes any.
+        foot = re.compile(r"^2 steal matrix  \(cut to the terminal: make taller\)  "
+                          r"q quit h help 1 3\s*$")
+        legend = re.compile(r"^runtimes: r1 0x[0-9a-f]+ r2 0x[0-9a-f]+\s*$")
+        for h in (8, 7, 6, 5, 4, 3, 2, 1):
+            subprocess.run(T + ["resize-window", "-t", "st", "-x", "80", "-y", str(h)],
+                           check=True)
+            end = time.time() + 10
+            while True:
+                c = cap()
+                lines = c.split("\n")
+                if lines and lines[-1] == "":
+                    lines = lines[:-1]
+                if len(lines) == h and lines[-1].startswith("2 steal matrix") and \
+                        (h < 2 or lines[0].startswith("schedtop pid")):
+                    break
+                if time.time() > end:
+                    fail("80x%d: no steal matrix of %d lines; screen:\n%s" % (h, h, c))
+                time.sleep(0.2)
+            for shot in range(2):   # after the redraw for the resize, and the next interval's
+                time.sleep(0.3 + 0.3 * shot)   # tmux's own reflow of the old screen came first
+                c = cap()
+                lines = c.split("\n")
+                if lines and lines[-1] == "":
+                    lines = lines[:-1]
+                print("80x%d:\n%s" % (h, "\n".join(lines)))
+
+                def sfail(msg):
+                    fail("80x%d: %s; screen:\n%s" % (h, msg, "\n".join(lines)))
+                if len(lines) != h or any(len(l) > 80 for l in lines):
+                    sfail("%d lines, or one longer than 80" % len(lines))
+                if not foot.match(lines[-1]):
+                    sfail("footer %r" % lines[-1])
+                body = lines[:-1]
+                want = [r"^schedtop pid \d+  runtimes 2  workers 3", r"^interval ", None, r"^\s*$",
+                        r"^steal operations this interval: rows thief, columns victim "
+                        r"\(max \d+\)\s*$",
+                        r"^thief\\v(\s+r\dw\d){3}\s*$"]
+                for y, l in enumerate(body):
+                    if y < len(want):
+                        if want[y] and not re.match(want[y], l):
+                            sfail("line %d: %r" % (y, l))
+                    elif not (legend.match(l) or re.match(r"^r\dw\d\s+(\s+\S+){3}\s*$", l)):
+                        sfail("line %d: %r is neither a row nor the legend" % (y, l))
+                if h == 8 and not legend.match(body[6]):
+                    sfail("no legend above the footer at 80x8")
+        print("PASS: runtimes 2 in the header, matrix labelled by runtime, small windows")
     finally:
         subprocess.run(T + ["kill-server"], stderr=subprocess.DEVNULL)
         tp.kill()

@@ -215,8 +215,11 @@ static void header(const struct interval *iv, int pid)
 	snprintf(seg[ns++], sizeof(seg[0]), "parks/s %s", r4);
 	snprintf(seg[ns++], sizeof(seg[0]), "inject %llu%s (%s)",
 		 (unsigned long long)iv->inject_depth, iv->inject_stale ? "?" : "", ia);
+	/* the last line is the view's footer: a header line there (under 4
+	 * lines) was drawn under it, its tail left after the footer's text */
+	int foot = LINES - 1;
 	int x = 0;
-	for (int i = 0; i < ns; i++) {
+	for (int i = 0; i < ns && 0 < foot; i++) {
 		int w = (int)strlen(seg[i]) + (i ? 2 : 0);
 		if (x + w > COLS - 1)
 			break;
@@ -232,12 +235,14 @@ static void header(const struct interval *iv, int pid)
 	snprintf(seg[ns++], sizeof(seg[0]), "drops %llu", (unsigned long long)iv->drops);
 	snprintf(seg[ns++], sizeof(seg[0]), "futex %s", iv->futex_src[0] ? iv->futex_src : "-");
 	x = 0;
-	for (int i = 0; i < ns; i++) {
+	for (int i = 0; i < ns && 1 < foot; i++) {
 		int w = (int)strlen(seg[i]) + (i ? 2 : 0);
 		if (x + w > COLS - 1)
 			break;
 		x += put(1, x, "%s%s", i ? "  " : "", seg[i]);
 	}
+	if (2 >= foot)
+		return;
 	/* lints: one line, each name in bold, details clipped to the width.
 	 * A detail leaves room for the names after it: long-poll's filled the
 	 * line, and a blocking-call in the same interval was not on the view
@@ -418,18 +423,28 @@ static void view_matrix(struct tui *t)
 		for (unsigned b = 0; b < iv->workers; b++)
 			if (iv->matrix[a][b] > mx)
 				mx = iv->matrix[a][b];
-	put(4, 0, "steal operations this interval: rows thief, columns victim (max %llu)",
-	    (unsigned long long)mx);
+	/* Each line only above the footer, which keeps the last one: under
+	 * 8 lines the title, the labels and the legend were drawn on the
+	 * footer's line and the footer over them, and under 6 it covered the
+	 * title (found by a review). Short of room the rows go first, then
+	 * the legend, the labels, the title; the footer says so. */
+	int foot = LINES - 1;
+	if (4 < foot)
+		put(4, 0, "steal operations this interval: rows thief, columns victim (max %llu)",
+		    (unsigned long long)mx);
 	unsigned ncol = 0, nrow = 0;
 	char lb[32];
-	int x = put(5, 0, "thief\\v ");
-	for (unsigned v = 0; v < iv->workers && x + 7 <= COLS - 1; v++, ncol++) {
+	/* the columns the width holds, whether the line is drawn or not */
+	for (int cx = 8; ncol < iv->workers && cx + 7 <= COLS - 1; cx += 7)
+		ncol++;
+	int x = 5 < foot ? put(5, 0, "thief\\v ") : 0;
+	for (unsigned v = 0; v < ncol && 5 < foot; v++) {
 		wlabel(iv, v, lb, sizeof(lb));
 		x += put(5, x, " %6s", lb); /* worker order */
 	}
 	/* with several runtimes, a line under the rows says which is which */
 	int legend = iv->runtimes > 1 ? 1 : 0;
-	for (unsigned a = 0; a < iv->workers && 6 + (int)a < LINES - 1 - legend; a++, nrow++) {
+	for (unsigned a = 0; a < iv->workers && 6 + (int)a < foot - legend; a++, nrow++) {
 		wlabel(iv, a, lb, sizeof(lb));
 		x = put(6 + (int)a, 0, "%-7s ", lb);
 		for (unsigned v = 0; v < ncol; v++) {
@@ -444,7 +459,7 @@ static void view_matrix(struct tui *t)
 				attroff(COLOR_PAIR(2 + (lvl > 3 ? 3 : lvl)));
 		}
 	}
-	if (legend) {
+	if (legend && 6 + (int)nrow < foot) {
 		char leg[512];
 		size_t l = (size_t)snprintf(leg, sizeof(leg), "runtimes:");
 		unsigned rk = 0;
@@ -456,8 +471,8 @@ static void view_matrix(struct tui *t)
 	}
 	/* what would show the rest: "widen" alone sent a terminal too short
 	 * for the rows to one wide enough already (found by a review) */
-	bool narrow = ncol < iv->workers, shrt = nrow < iv->workers;
-	put(LINES - 1, 0, "2 steal matrix%s  q quit h help 1 3",
+	bool narrow = ncol < iv->workers, shrt = nrow < iv->workers || 6 + legend > foot;
+	put(foot, 0, "2 steal matrix%s  q quit h help 1 3",
 	    narrow && shrt ? "  (cut to the terminal: widen, make taller)" :
 	    narrow	   ? "  (cut to the terminal: widen)" :
 	    shrt	   ? "  (cut to the terminal: make taller)" : "");
