@@ -517,16 +517,20 @@ static struct weft__worker *spare_pop_locked(struct weft__blocking *b, struct we
 }
 
 /* Under b->lock: a new (joinable) thread that starts holding c (on the list
- * of extra workers, freed at destroy); NULL with *rc set if none. */
+ * of extra workers, freed at destroy); NULL with *rc set if none. fresh:
+ * c is a core weft_runtime_set_workers added, not one block_in_place hands
+ * over (whose caller may take it back while the thread is in its start
+ * hook, and run on it). */
 static struct weft__worker *thread_for_core_locked(struct weft_runtime *rt,
 						   struct weft__blocking *b,
-						   struct weft__core *c, int *rc)
+						   struct weft__core *c, bool fresh, int *rc)
 {
 	struct weft__worker *s = weft__worker_new(rt, c->index);
 	if (!s) {
 		*rc = -ENOMEM;
 		return NULL;
 	}
+	s->fresh_core = fresh; /* thread start orders it */
 	atomic_store_explicit(&s->assign, c, memory_order_relaxed); /* thread start orders it */
 	s->next_all = b->all;
 	b->all = s;
@@ -579,7 +583,7 @@ static struct weft__worker *spare_take(struct weft_runtime *rt, struct weft__cor
 	/* Cold path: a new thread, within max_blocking_threads. */
 	int rc;
 	if (b->closed || b->threads + b->extra >= b->max ||
-	    !(s = thread_for_core_locked(rt, b, c, &rc))) {
+	    !(s = thread_for_core_locked(rt, b, c, false, &rc))) {
 		b->no_spare++;
 		pthread_mutex_unlock(&b->lock);
 		return NULL;
@@ -603,7 +607,7 @@ int weft__core_start_thread(struct weft_runtime *rt, struct weft__core *c)
 	}
 	/* Not bounded by max_blocking_threads: cores are not spares. */
 	int rc = 0;
-	thread_for_core_locked(rt, b, c, &rc);
+	thread_for_core_locked(rt, b, c, true, &rc);
 	pthread_mutex_unlock(&b->lock);
 	return rc;
 }

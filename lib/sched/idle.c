@@ -69,7 +69,10 @@
  * WEFT__WATCH_LINGER of its timeouts after the last look that found one
  * (so that work arriving in bursts - a request at a time on a keep-alive
  * connection - keeps a watcher without a wake per burst); after that it
- * sleeps until woken, and an idle runtime does not wake. Every worker
+ * sleeps until woken, and an idle runtime does not wake. A core whose
+ * thread is still in its start hook (`hooked`) is counted unparked but
+ * runs nothing: the watch does not count it, and the thread leaving its
+ * hook makes sure someone watches (weft__idle_hook_end). Every worker
  * that runs was counted searching (a notify's pop, a sleeper leaving on
  * its own), and the last searcher to find work, after its relay
  * (weft__idle_relay), makes sure someone watches: a driver sleeper with
@@ -111,6 +114,7 @@ int weft__idle_init(struct weft__idle *idle, unsigned n)
 	for (unsigned i = 0; i < WEFT_IDLE_MASK_WORDS; i++)
 		atomic_init(&idle->parked[i], 0);
 	atomic_init(&idle->watchers, 0);
+	atomic_init(&idle->hooked, 0);
 	pthread_mutex_init(&idle->lock, NULL);
 	return 0;
 }
@@ -185,7 +189,16 @@ static void watch_kick(struct weft_runtime *rt, int kick)
 
 bool weft__idle_watch_want(struct weft_runtime *rt, unsigned *linger)
 {
-	if (IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst))) {
+	/* A core whose thread is in its start hook is counted unparked but
+	 * runs nothing: a hook that blocked for seconds kept a watcher waking
+	 * every WEFT_WATCH_MS all along (found by a review). `hooked` is read
+	 * after `state`: a thread counted in it now drives a core that was
+	 * counted unparked before its hook began (runtime creation,
+	 * weft__idle_add_core) and that no other thread drives, so unparked -
+	 * hooked never counts a running worker out; one that left its hook
+	 * since runs watch_check (weft__idle_hook_end). */
+	uint64_t s = atomic_load_explicit(&rt->idle.state, memory_order_seq_cst);
+	if (IDLE_UNPARKED(s) > atomic_load_explicit(&rt->idle.hooked, memory_order_seq_cst)) {
 		*linger = 0;
 		return true;
 	}
@@ -232,6 +245,25 @@ static void watch_check(struct weft_runtime *rt)
 	int kick = watch_kick_locked(rt);
 	pthread_mutex_unlock(&idle->lock);
 	watch_kick(rt, kick);
+}
+
+void weft__idle_hook_begin(struct weft_runtime *rt)
+{
+	atomic_fetch_add_explicit(&rt->idle.hooked, 1, memory_order_seq_cst);
+}
+
+/* The thread goes on to drive its core: a running worker now, as a last
+ * searcher that found work, so it makes sure someone watches. Store
+ * buffering as in "The watch": our seq_cst RMW on `hooked` then the loads
+ * of `unwatched` and `watchers` (watch_check), against the sleeper's
+ * store of `unwatched` or the watcher's decrement of `watchers` then its
+ * loads of `state` and `hooked` (weft__idle_watch_want): either it sees
+ * us out of the hook and sleeps on the watch timeout, or we see it
+ * sleeping unwatched and wake it. */
+void weft__idle_hook_end(struct weft_runtime *rt)
+{
+	atomic_fetch_sub_explicit(&rt->idle.hooked, 1, memory_order_seq_cst);
+	watch_check(rt);
 }
 
 void weft__idle_notify(struct weft_runtime *rt)

@@ -285,6 +285,10 @@ struct weft__idle {
 	/* Parked workers asleep on a WEFT_WATCH_MS timeout to run the stall
 	 * watch (idle.c, "The watch"); counted around each such sleep. */
 	_Atomic unsigned watchers;
+	/* Threads in on_thread_start whose core is counted unparked but not
+	 * yet driven (worker.c, weft__worker_main): nothing there for the
+	 * watch to look at (idle.c, weft__idle_hook_begin). */
+	_Atomic unsigned hooked;
 };
 #define IDLE_UNPARK_ONE (1ull << 32)
 #define IDLE_SEARCHING(s) ((uint32_t)(s))
@@ -377,6 +381,9 @@ struct weft__worker {
 	pthread_t thread;
 	bool extra;                               /* allocated alone, freed at destroy; joined through rt->leaver */
 	bool joined;                              /* first thread of a core: joined at shutdown */
+	bool fresh_core;                          /* started for a core weft_runtime_set_workers
+						   * added: nobody else drives it until this
+						   * thread does (idle.c, weft__idle_hook_begin) */
 	bool listed;                              /* under blocking.lock: on the idle-spare stack */
 	bool exited;                              /* under blocking.lock: its spare loop has ended */
 	_Atomic bool evicted;                     /* set under blocking.lock: an idle spare asked to
@@ -868,6 +875,11 @@ void weft__idle_unpark_self(struct weft_runtime *rt, struct weft__core *c);
 bool weft__idle_watch_want(struct weft_runtime *rt, unsigned *linger);
 bool weft__idle_watch_begin(struct weft_runtime *rt, unsigned *linger);
 void weft__idle_watch_end(struct weft_runtime *rt, struct weft__core *c);
+/* Around on_thread_start on a thread that will drive a core counted
+ * unparked: the watch does not count that core as running meanwhile;
+ * _end makes sure someone watches it from then on. */
+void weft__idle_hook_begin(struct weft_runtime *rt);
+void weft__idle_hook_end(struct weft_runtime *rt);
 /* The last searcher's rescan after it listed itself: notify if work is
  * visible - a ring a thief on `self` would take from now (a ring its
  * worker is serving is not: its worker is running, and the driver's watch

@@ -1042,8 +1042,21 @@ void *weft__worker_main(void *arg)
 	 * block_in_place there just calls fn (it used to hand the core to a
 	 * new thread, and then this one drove it too), and a blocking call
 	 * parks the thread. */
-	if (rt->opts.on_thread_start)
+	if (rt->opts.on_thread_start) {
+		/* A core's first thread (at creation, or a core that
+		 * weft_runtime_set_workers added) has its core counted
+		 * unparked since before it started, and nobody else drives it:
+		 * not a running worker for the watch while the hook runs. Not
+		 * a spare that block_in_place started: its caller may take the
+		 * core back and run on it meanwhile (blocking.c); nor a pooled
+		 * spare, which has no core. */
+		bool counted = !w->extra || w->fresh_core;
+		if (counted)
+			weft__idle_hook_begin(rt);
 		rt->opts.on_thread_start(rt->opts.hook_arg, w->index);
+		if (counted)
+			weft__idle_hook_end(rt);
+	}
 	/* A core's first thread drives it at once; a spare waits for one. */
 	struct weft__core *c = w->extra ? NULL : &rt->cores[w->index];
 	for (;;) {

@@ -600,6 +600,67 @@ static enum weft_poll ib_mark(void *state, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
+/* core 1's on_thread_start blocks until sh_go */
+static atomic_bool sh_in, sh_go;
+
+static void sh_hook(void *arg, unsigned worker)
+{
+	(void)arg;
+	if (worker != 1)
+		return;
+	atomic_store(&sh_in, true);
+	while (!atomic_load(&sh_go))
+		wt_sleep_ms(1);
+}
+
+/* grow: core 1 added by weft_runtime_set_workers (a thread started with
+ * the core to take, w->assign), else one of the first two */
+static void sh_round(bool grow)
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = grow ? 1 : 2, .stall_threshold_ns = 20000000ull,
+		  .on_thread_start = sh_hook);
+	struct weft_runtime *rt = NULL;
+	const char *how = grow ? "added" : "created";
+	atomic_store(&sh_in, false);
+	atomic_store(&sh_go, false);
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	if (grow)
+		cr_assert_eq(weft_runtime_set_workers(rt, 2), 0);
+	unsigned ns = 0, nw, top, other;
+	/* core 0 parks; core 1's thread is in its hook, counted unparked */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&sh_in) &&
+					(pw_idle(rt, &ns, &nw, &top, &other), ns == 1),
+				WT_LONG_MS),
+		  "%s: %u sleepers", how, ns);
+	wt_sleep_ms(300); /* past the watchers' linger (100 ms) */
+	long s0 = pw_switches(rt, 0);
+	wt_sleep_ms(1000);
+	long s1 = pw_switches(rt, 0);
+	/* a stall is still counted once the hook returns and core 1 runs */
+	atomic_store(&sh_go, true);
+	uint64_t before = iw_stalls(rt);
+	atomic_store(&pw_stop, false);
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, pw_spin_until_stopped, NULL, NULL, &t), 0);
+	bool counted = WT_WAIT_UNTIL(iw_stalls(rt) > before, WT_LONG_MS);
+	atomic_store(&pw_stop, true);
+	cr_assert_eq(weft_join(t, NULL), 0);
+	wt_rt_destroy(rt);
+	cr_assert(s0 >= 0 && s1 >= 0, "%s: no switch counts for core 0's thread", how);
+	/* a watcher's wake every 5 ms: about 200 in the second; a sleeper
+	 * with no timeout a few at most */
+	cr_assert_lt(s1 - s0, 40,
+		     "%s: core 0 woke %ld times in 1 s while core 1's thread sat in its start hook",
+		     how, s1 - s0);
+	cr_assert(counted, "%s: the long poll after the hook was not counted as a stall", how);
+}
+
+Test(stall_watch, a_worker_in_its_start_hook_is_not_watched, .timeout = WT_TMO(60))
+{
+	sh_round(false);
+	sh_round(true);
+}
+
 Test(stall_watch, an_inject_task_is_taken_though_its_searcher_never_comes, .timeout = WT_TMO(60))
 {
 	/* no stall rescue: a thread taking the spinner's core runs the task too */
