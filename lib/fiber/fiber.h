@@ -12,24 +12,16 @@
 
 #include "slock.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "sanitize.h"
+
+#ifdef WEFT_ASAN
 #define WEFT_FIBER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT_FIBER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_FIBER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_FIBER_TSAN 1
-#endif
-#endif
-#ifndef WEFT_FIBER_ASAN
+#else
 #define WEFT_FIBER_ASAN 0
 #endif
-#ifndef WEFT_FIBER_TSAN
+#ifdef WEFT_TSAN
+#define WEFT_FIBER_TSAN 1
+#else
 #define WEFT_FIBER_TSAN 0
 #endif
 
