@@ -102,6 +102,33 @@ LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/proj/build/hello" | grep -q "task 7
 if ldd "$tmp/proj/build/hello_static" | grep -q libweft; then echo "hello_static: libweft linked shared"; exit 1; fi
 "$tmp/proj/build/hello_static" | grep -q "task 7 -> 49"
 
+# A weft built without io_uring needs no pkg-config in the projects that
+# use it: its weftConfig.cmake asked for PkgConfig all the same, and
+# find_package(weft) failed on a machine without pkg-config. That config
+# (configured only, nothing built) goes beside this install's targets, at
+# the depth below the prefix from which weftTargets.cmake finds it; a
+# project that cannot find PkgConfig finds weft there, and hello links.
+cmake -S "$src" -B "$tmp/nouring" -G Ninja -DWEFT_IO_URING=OFF -DWEFT_BUILD_TESTS=OFF \
+  -DWEFT_BUILD_TOOLS=OFF -DWEFT_BUILD_EXAMPLES=OFF >/dev/null
+nupkg="$(dirname "$libdir")/cmake/weft-nouring"
+mkdir -p "$nupkg"
+cp "$tmp/nouring/lib/weftConfig.cmake" "$tmp/nouring/lib/weftConfigVersion.cmake" "$nupkg/"
+cp "$(dirname "$libdir")"/cmake/weft/weftTargets*.cmake "$nupkg/"
+mkdir -p "$tmp/nuproj"
+cp "$src/examples/hello.c" "$tmp/nuproj/"
+cat > "$tmp/nuproj/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.20)
+project(use_weft_nouring C)
+find_package(weft 0.1 REQUIRED)
+add_executable(hello hello.c)
+target_link_libraries(hello PRIVATE weft::weft)
+CM
+cmake -S "$tmp/nuproj" -B "$tmp/nuproj/build" -G Ninja -Dweft_DIR="$nupkg" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_PkgConfig=ON >"$tmp/nuproj.log" 2>&1 ||
+  { echo "find_package(weft) of a weft without io_uring needs pkg-config:"; cat "$tmp/nuproj.log"; exit 1; }
+ninja -C "$tmp/nuproj/build" >/dev/null
+LD_LIBRARY_PATH="$(dirname "$libdir")" "$tmp/nuproj/build/hello" | grep -q "task 7 -> 49"
+
 # Loaded with dlopen by a program that does not link it (a plugin host):
 # libweft's thread-locals use the initial-exec model, which needs room in
 # the static TLS block; a runtime is created, runs a fiber and is destroyed.
