@@ -90,7 +90,7 @@ static int read_opts(const struct weft_runtime_opts *in, struct weft_runtime_opt
 
 /*
  * Workers when the options say 0: WEFT_WORKERS from the environment if set
- * (as TOKIO_WORKER_THREADS and GOMAXPROCS; a value that is not a number
+ * and not empty (as TOKIO_WORKER_THREADS and GOMAXPROCS; a value that is not a number
  * from 1 to WEFT_MAX_WORKERS fails the create with -EINVAL and says why on
  * stderr), else the CPUs this process may use (cpus.c: affinity, capped by
  * a cgroup CPU quota).

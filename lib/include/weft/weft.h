@@ -55,7 +55,7 @@ struct weft_cx;
 struct weft_runtime_opts {
 	size_t sz;            /* sizeof(struct weft_runtime_opts); WEFT_OPTS_INIT sets it */
 	/* Worker threads (= cores). 0: WEFT_WORKERS from the environment if
-	 * set (1..WEFT_MAX_WORKERS, else the create fails with -EINVAL and a
+	 * set and not empty (1..WEFT_MAX_WORKERS, else the create fails with -EINVAL and a
 	 * message on stderr), else the CPUs the process may use: those of the
 	 * caller's affinity mask, capped by a cgroup CPU quota rounded up
 	 * (cgroup v2 cpu.max, v1 cpu.cfs_quota_us, of the process's cgroup and
