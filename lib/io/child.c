@@ -81,6 +81,13 @@ int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status, uint64_t ti
 	 * reaped and 0 returned on the parent's runtime (weft.h: -ECHILD) */
 	if (WEFT__FORKED(rt))
 		return -ECHILD;
+	/* The cancellation point (weft.h), also for a child that has ended
+	 * already and need not be waited for: the reap below took it and
+	 * said 0 in a cancelled fiber, where every other blocking call of
+	 * io.h, weft_process_wait's among them, says -ECANCELED and leaves
+	 * the child to reap (found by a review). */
+	if (weft__cancelled())
+		return -ECANCELED;
 	int pfd = pidfd_of(pid);
 	if (pfd < 0)
 		return pfd;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "wt.h"
 
@@ -457,6 +458,48 @@ Test(cancel, shutdown_cancels_a_fiber_in_its_first_poll_that_makes_no_call, .tim
 	cr_assert_eq(rc, -EINTR, "join = %d", rc);
 	cr_assert_eq((long)res, 9);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
+/* A cancelled fiber's weft_child_wait on a child that has ended already:
+ * -ECANCELED, as every blocking call of io.h says after a cancellation,
+ * even one that would not have to wait, and the child is left to reap.
+ * It reaped the child and said 0: the reap before the wait came before
+ * any cancellation point (found by a review). */
+struct child_after_cancel { pid_t pid; atomic_int waiting; int sleep_rc, wait_rc, status; };
+
+static void *child_wait_after_cancel(void *arg)
+{
+	struct child_after_cancel *c = arg;
+	atomic_store(&c->waiting, 1);
+	c->sleep_rc = weft_sleep_ns(60ull * 1000000000ull);
+	c->wait_rc = weft_child_wait(weft_runtime_current(), c->pid, &c->status, WEFT_FOREVER);
+	return c;
+}
+
+Test(cancel, a_cancelled_fiber_does_not_reap_an_ended_child, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct child_after_cancel c = { .sleep_rc = 1, .wait_rc = 1, .status = -1 };
+	c.pid = fork();
+	cr_assert_geq(c.pid, 0);
+	if (c.pid == 0)
+		_exit(3);
+	siginfo_t si;
+	cr_assert_eq(waitid(P_PID, (id_t)c.pid, &si, WEXITED | WNOWAIT), 0, "the child ended");
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, child_wait_after_cancel, &c, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&c.waiting), WT_LONG_MS));
+	cr_assert_eq(weft_abort(t), 0);
+	void *res = NULL;
+	cr_assert_eq(weft_join(t, &res), -EINTR);
+	cr_assert_eq(res, &c);
+	cr_assert_eq(c.sleep_rc, -ECANCELED);
+	cr_assert_eq(c.wait_rc, -ECANCELED, "child_wait said %d (%s)", c.wait_rc,
+		     weft_strerror(c.wait_rc));
+	int st = -1;
+	cr_assert_eq(waitpid(c.pid, &st, WNOHANG), c.pid, "the child was left to reap");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %#x", st);
+	wt_rt_destroy(rt);
 }
 
 /* Aborted before its first poll: fn never runs, the joiner gets -ECANCELED

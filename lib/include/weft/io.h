@@ -614,7 +614,8 @@ WEFT_API int weft_unix_connect_timeout(struct weft_runtime *rt, const char *path
  * gone), -ECHILD (not a child of this process - a thread's id, not its
  * process's, among them - or reaped by another wait while this one waited), -ETIMEDOUT (still running: not reaped, wait
  * again), -ESHUTDOWN, -EDEADLK (poll task on a worker), -ECANCELED (the
- * calling fiber was cancelled), -ENOSYS (a kernel before 5.3: no pidfd),
+ * calling fiber was cancelled, also when the child has ended already: it
+ * is not reaped), -ENOSYS (a kernel before 5.3: no pidfd),
  * -ENOMEM, -EMFILE.
  */
 WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
