@@ -60,6 +60,27 @@ static bool fiber_cancelled(struct weft__fiber *f)
 	return true;
 }
 
+/* A cancelled fiber's blocking call returns -ECANCELED without waiting:
+ * spend a unit of its budget as a call that finished without waiting
+ * does, and yield once it is spent. Code that ignores -ECANCELED and calls
+ * again (a retry loop) then still suspends now and again: before, it never
+ * did, so it held its worker for good, the other tasks there waited, and
+ * shutdown, which discards a fiber only while it is suspended, returned
+ * -ETIMEDOUT for ever (weft.h promises the fiber no longer than the
+ * timeout; found by a review: a loop of weft_sleep_ns). `w`, the caller's
+ * entry it has yet to cancel, is the pending wait while suspended, so a
+ * fiber discarded there leaves nothing linked to its stack. */
+static void cancel_spend(struct weft__fiber *f, struct weft_wait *w)
+{
+	if (__builtin_expect(weft__forked_task, 0))
+		return; /* a forked child: never back into the parent's loop */
+	if (weft_budget_poll_proceed(f->cx) == WEFT_PENDING) {
+		f->waiting = w;
+		weft__fiber_suspend(f); /* woken by the call above: runs again later */
+		f->waiting = NULL;
+	}
+}
+
 static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 		      struct weft_wait *w, uint64_t deadline_ns)
 {
@@ -102,6 +123,8 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 	}
 	if (deadline_ns != WEFT_FOREVER)
 		weft__timer_cancel(rt, &timer);
+	if (rc == -ECANCELED)
+		cancel_spend(f, w);
 	return rc;
 }
 
@@ -196,8 +219,12 @@ bool weft__cancelled(void)
 	 * before that said -ESHUTDOWN where weft.h promises -ECANCELED: the
 	 * I/O waits and copies look at the runtime's close, then at this
 	 * (found by a flaky io_copy test under io_uring). */
-	if (ctx->fiber)
-		return fiber_cancelled(ctx->fiber);
+	if (ctx->fiber) {
+		if (!fiber_cancelled(ctx->fiber))
+			return false;
+		cancel_spend(ctx->fiber, NULL); /* the caller has no entry linked */
+		return true;
+	}
 	return ctx->discarding;
 }
 

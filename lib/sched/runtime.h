@@ -755,7 +755,9 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 			uint64_t deadline_ns);
 /* True in a fiber whose task was cancelled: its blocking calls return
  * -ECANCELED (weft__wait does it; calls that may finish without waiting
- * ask here first). */
+ * ask here first). When true it has spent a unit of the fiber's budget,
+ * and may have yielded (wait.c, cancel_spend): ask at the start of a call,
+ * with no wait entry linked and no lock held. */
 bool weft__cancelled(void);
 /* True in the weft_block_in_place fn of a fiber that was cancelled or
  * whose runtime is shutting down, where the fn's waits end with -ECANCELED

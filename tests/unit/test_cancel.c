@@ -314,6 +314,79 @@ Test(cancel, shutdown_timeout_bounds_a_fiber_that_keeps_running, .timeout = WT_T
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* A fiber that ignores -ECANCELED and retries its blocking calls - a
+ * sleep, the lock of a free mutex, a peek at bytes waiting - after an
+ * abort: each call returns at once, and they still spend its budget, so
+ * it yields now and again. Before, it never suspended: it held its worker
+ * (a task behind it on the one worker never ran), and shutdown, which
+ * discards a fiber that keeps running only while it is suspended, said
+ * -ETIMEDOUT for ever instead of returning after its timeout (found by a
+ * review). */
+static atomic_int g_retries, g_bystander;
+
+struct retrier { struct weft_mutex *m; struct weft_io *io; };
+
+static void *retries_cancelled_calls(void *arg)
+{
+	struct retrier *r = arg;
+	char c;
+	for (;;) {
+		int n = atomic_fetch_add(&g_retries, 1);
+		if (n % 3 == 0)
+			(void)weft_sleep_ns(1000000);
+		else if (n % 3 == 1 && weft_mutex_lock(r->m) == 0)
+			weft_mutex_unlock(r->m);
+		else
+			(void)weft_recv(r->io, &c, 1, MSG_PEEK); /* the byte stays */
+	}
+	return NULL;
+}
+
+static void *bystander(void *arg)
+{
+	(void)arg;
+	atomic_store(&g_bystander, 1);
+	return NULL;
+}
+
+Test(cancel, a_fiber_retrying_cancelled_calls_yields_and_shutdown_ends_it,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct retrier r;
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1); /* a peek need not wait */
+	cr_assert_eq(weft_io_register(rt, sv[0], &r.io), 0);
+	cr_assert_eq(weft_mutex_create(&r.m), 0);
+	struct weft_task *t, *b;
+	cr_assert_eq(weft_spawn(rt, retries_cancelled_calls, &r, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_retries) > 10, WT_LONG_MS));
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_retries) > 100000, WT_LONG_MS));
+	/* the only worker runs the retrier: this runs once it yields */
+	cr_assert_eq(weft_spawn(rt, bystander, NULL, &b), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_bystander), WT_LONG_MS),
+		  "a task behind the retrier never ran");
+	cr_assert_eq(weft_join(b, NULL), 0);
+	uint64_t t0 = wt_now_ns();
+	int rc = weft_runtime_shutdown(rt, 100 * 1000000ull);
+	cr_assert(rc == 0 || rc == -ETIMEDOUT, "shutdown = %d", rc);
+	rc = weft_runtime_shutdown(rt, 5000 * 1000000ull * WEFT_TEST_SLOW);
+	cr_assert_eq(rc, 0, "shutdown = %d %.0f ms after it began: the fiber still held it", rc,
+		     (double)(wt_now_ns() - t0) / 1e6);
+	int n = atomic_load(&g_retries);
+	wt_sleep_ms(20);
+	cr_assert_eq(atomic_load(&g_retries), n, "nothing on its stack runs after shutdown");
+	void *res = (void *)1;
+	cr_assert_eq(weft_join(t, &res), -EINTR);
+	cr_assert_null(res);
+	weft_io_close(r.io);
+	close(sv[1]);
+	cr_assert_eq(weft_mutex_destroy(r.m), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+}
+
 /* A fiber still in its first poll when shutdown begins (it never waited,
  * so shutdown's list of tasks to cancel does not hold it): its next
  * blocking calls say -ECANCELED as every fiber's do at shutdown (weft.h),

@@ -206,7 +206,10 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * the value returned). Shutdown waits for that up to `timeout_ns`. A fiber
  * that keeps running past it (it ignores -ECANCELED, or computes without
  * a weft call) does not hold shutdown longer: the workers are stopped; if
- * the fiber is suspended then (in weft_yield, say) its stack is discarded
+ * the fiber is suspended then (in weft_yield, say, or in a blocking call:
+ * a cancelled fiber's calls return at once but still spend its budget
+ * and yield now and again, so one that retries them in a loop is
+ * suspended at times) its stack is discarded
  * without unwinding, so whatever it holds stays held (joiners get -EINTR,
  * no result); a fiber computing on a worker keeps that worker, and the
  * call returns -ETIMEDOUT until its poll ends.
