@@ -2480,6 +2480,12 @@ static int resolve(struct weft_runtime *rt, const char *host, uint16_t port, boo
 			return map_eai(rc, errno);
 		}
 	}
+	/* The cancellation point (io.h) before the lookup starts: a
+	 * cancelled fiber set a lookup going on the blocking pool (a thread
+	 * started for it, a DNS query sent) only to say -ECANCELED at its
+	 * wait (found by a review). */
+	if (weft__cancelled())
+		return -ECANCELED;
 	if (deadline != WEFT_FOREVER && deadline <= weft__now_ns())
 		return -ETIMEDOUT;
 	/* A fiber, or a time limit: run the lookup on the blocking pool. */

@@ -7,6 +7,8 @@
  * started). Under ASan the memory the fibers free is checked by LSan.
  */
 #include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -572,6 +574,48 @@ Test(cancel, a_cancelled_fiber_does_not_reap_an_ended_child, .timeout = WT_TMO(3
 	int st = -1;
 	cr_assert_eq(waitpid(c.pid, &st, WNOHANG), c.pid, "the child was left to reap");
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status %#x", st);
+	wt_rt_destroy(rt);
+}
+
+/* A cancelled fiber's lookup of a name is refused before it starts: it
+ * set a lookup going on the blocking pool (a thread started for it, a DNS
+ * query sent) and only then said -ECANCELED (found by a review). A fresh
+ * runtime has no pool thread; none is started. */
+struct resolve_after_cancel { atomic_int waiting; int sleep_rc, resolve_rc, connect_rc; };
+
+static void *resolve_after_cancel(void *arg)
+{
+	struct resolve_after_cancel *r = arg;
+	atomic_store(&r->waiting, 1);
+	r->sleep_rc = weft_sleep_ns(60ull * 1000000000ull);
+	struct addrinfo *ai = NULL;
+	r->resolve_rc = weft_resolve(weft_runtime_current(), "localhost", 80, &ai);
+	if (ai)
+		freeaddrinfo(ai);
+	struct weft_io *io = NULL;
+	r->connect_rc = weft_tcp_connect(weft_runtime_current(), "localhost", 80, &io);
+	if (io)
+		weft_io_close(io);
+	return r;
+}
+
+Test(cancel, a_cancelled_fiber_starts_no_lookup, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct resolve_after_cancel r = { .sleep_rc = 1, .resolve_rc = 1, .connect_rc = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, resolve_after_cancel, &r, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&r.waiting), WT_LONG_MS));
+	cr_assert_eq(weft_abort(t), 0);
+	cr_assert_eq(weft_join(t, NULL), -EINTR);
+	cr_assert_eq(r.sleep_rc, -ECANCELED);
+	cr_assert_eq(r.resolve_rc, -ECANCELED, "weft_resolve said %d", r.resolve_rc);
+	cr_assert_eq(r.connect_rc, -ECANCELED, "weft_tcp_connect said %d", r.connect_rc);
+	struct weft_metrics *m;
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t threads = m->blocking_threads;
+	weft_metrics_free(m);
+	cr_assert_eq(threads, 0, "%" PRIu64 " blocking-pool threads started for the lookups", threads);
 	wt_rt_destroy(rt);
 }
 
