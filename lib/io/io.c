@@ -1095,6 +1095,11 @@ int weft_io_shutdown(struct weft_io *io, int how)
 
 /* ------------------------------------------------------------- poll form */
 
+/* Internal interest, beside WEFT_IO_READABLE: a read of the socket's error
+ * queue (MSG_ERRQUEUE), which only EPOLLERR announces - bytes to read are
+ * no readiness for it. Never in a ready mask (ready_mask keeps RD_BITS). */
+#define IO_ERRQ 0x100u
+
 /* The bits of readiness word r that satisfy `interest`, as reported to the
  * caller: readers see HUP (the peer will send nothing more), writers only a
  * full hang-up (reported as HUP too); errors, close and shutdown end every
@@ -1102,7 +1107,7 @@ int weft_io_shutdown(struct weft_io *io, int how)
 static unsigned ready_mask(uint64_t r, unsigned interest)
 {
 	unsigned b = (unsigned)(r & RD_BITS), m = b & (WEFT_IO_ERROR | WEFT_IO_CLOSED | RD_SHUTDOWN);
-	if (interest & WEFT_IO_READABLE)
+	if ((interest & WEFT_IO_READABLE) && !(interest & IO_ERRQ))
 		m |= b & WAKES_READERS;
 	if (interest & WEFT_IO_WRITABLE) {
 		m |= b & (WAKES_WRITERS & ~RD_WRHUP);
@@ -1380,14 +1385,16 @@ static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
 /* A transfer of fewer bytes than asked that shows the kernel buffer ran
  * dry or full: on TCP or a plain FIFO only (a datagram, a record, a packet,
  * a terminal line, a Unix socket's chunk that carried descriptors is short
- * with more queued behind it), never for a peek (the bytes stay) or
- * out-of-band data, and not once urgent data was seen on the socket (a
- * read stops at the urgent mark). want 0 (accept): never. Not known here:
+ * with more queued behind it), never for a peek (the bytes stay),
+ * out-of-band data or the error queue, and not once urgent data was seen
+ * on the socket (a read stops at the urgent mark). want 0 (accept):
+ * never. Not known here:
  * a socket switched to kernel TLS after it was registered (a read stops
  * at a control record); such a socket is not for weft_read. */
 static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int flags)
 {
-	return want && n > 0 && (size_t)n < want && io->stream && !(flags & (MSG_PEEK | MSG_OOB)) &&
+	return want && n > 0 && (size_t)n < want && io->stream &&
+	       !(flags & (MSG_PEEK | MSG_OOB | MSG_ERRQUEUE)) &&
 	       !atomic_load_explicit(&io->urgent, memory_order_relaxed);
 }
 
@@ -1406,6 +1413,10 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 	do {                                                                      \
 		if (weft__cancelled())                                            \
 			return -ECANCELED;                                        \
+		/* an error queue read (MSG_ERRQUEUE) waits for ERROR alone \
+		 * and its EAGAIN clears only that: see errq_ below */       \
+		const bool errq_ = ((flags) & MSG_ERRQUEUE) != 0;                 \
+		const unsigned wait_ = errq_ ? (dir) | IO_ERRQ : (dir);           \
 		/* waited_: a wait just ended; its answer may come from     \
 		 * poll(2) at a deadline, not from the bits: call now. */    \
 		for (bool waited_ = false;;) {                                    \
@@ -1417,8 +1428,10 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 				return -ESHUTDOWN;                                \
 			if (WEFT__FORKED((io)->rt))                               \
 				return -ECHILD;                                   \
-			if (!waited_ && (r_ >> 8) != 0 && !ready_mask(r_, (dir)) && \
-			    !((flags) & MSG_DONTWAIT)) {                          \
+			/* not for the error queue: a plain read's EAGAIN     \
+			 * clears ERROR with entries still queued there */    \
+			if (!waited_ && !errq_ && (r_ >> 8) != 0 &&               \
+			    !ready_mask(r_, (dir)) && !((flags) & MSG_DONTWAIT)) { \
 				int w_ = io_wait_until((io), (dir),               \
 						       io_deadline((io), (dir)), NULL); \
 				if (w_ < 0)                                       \
@@ -1446,8 +1459,13 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 			if (atomic_load_explicit(&(io)->readiness,                \
 						 memory_order_acquire) & RD_BROKEN) \
 				return -EIO;                                      \
+			/* An empty error queue says nothing of the bytes to  \
+			 * read: clearing READABLE too lost them, and a        \
+			 * weft_read after it waited for good with data queued \
+			 * (found by a review) */                              \
 			weft_io_clear_ready((io), (struct weft_io_ready){         \
-				(dir) | WEFT_IO_ERROR, r_ >> 8 });                \
+				errq_ ? WEFT_IO_ERROR : (dir) | WEFT_IO_ERROR,    \
+				r_ >> 8 });                                       \
 			/* the caller's MSG_DONTWAIT: no wait (it waited) */    \
 			if ((flags) & MSG_DONTWAIT)                               \
 				return -EAGAIN;                                   \
@@ -1458,7 +1476,7 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 			 * full receiver): asked again it spun for good */     \
 			if (after_wait_ && dl_ != WEFT_FOREVER && weft__now_ns() >= dl_) \
 				return -ETIMEDOUT;                                \
-			int w_ = io_wait_until((io), (dir), dl_, NULL);           \
+			int w_ = io_wait_until((io), wait_, dl_, NULL);           \
 			if (w_ < 0)                                               \
 				return w_;                                        \
 			waited_ = true;                                           \

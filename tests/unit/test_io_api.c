@@ -4385,3 +4385,73 @@ Test(io_msg, a_null_buffer_in_a_msghdr_is_einval_and_takes_nothing, .timeout = W
 	cr_assert_eq(weft_io_close(b), 0);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * The error queue (MSG_ERRQUEUE: IP_RECVERR's ICMP reports, MSG_ZEROCOPY's
+ * completions) is announced by EPOLLERR alone. A read of it that found it
+ * empty (EAGAIN) cleared READABLE as any read's EAGAIN does, so the
+ * datagram already queued was no longer readiness: weft_read waited for
+ * an edge that had come already - for good without a deadline, here
+ * until its 20 s deadline's poll(2) (found by a review, both drivers).
+ */
+Test(io_msg, an_empty_error_queue_leaves_the_bytes_readable, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = rt_named(1);
+	struct weft_io *u, *peer;
+	cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &u), 0);
+	cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &peer), 0);
+	int one = 1;
+	cr_assert_eq(setsockopt(weft_io_fd(u), IPPROTO_IP, IP_RECVERR, &one, sizeof(one)), 0);
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				  .sin_port = htons((uint16_t)weft_io_local_port(u)) };
+	cr_assert_eq(weft_sendto(peer, "hello", 5, 0, (struct sockaddr *)&to, sizeof(to)), 5);
+	cr_assert_eq(weft_io_wait(u, WEFT_IO_READABLE, WEFT_FOREVER) & WEFT_IO_READABLE,
+		     WEFT_IO_READABLE, "the driver has seen the datagram");
+
+	char buf[16], ctl[512];
+	struct iovec iov = { buf, sizeof buf };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof ctl };
+	cr_assert_eq(weft_recvmsg(u, &m, MSG_ERRQUEUE | MSG_DONTWAIT), -EAGAIN, "nothing there");
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_io_set_deadline(u, WEFT_IO_READABLE, t0 + 20000000000ull), 0);
+	cr_assert_eq(weft_read(u, buf, sizeof buf), 5);
+	cr_assert_lt(wt_now_ns() - t0, 10000000000ull, "the datagram was read at once, not at the "
+		     "deadline (%.1f s)", (double)(wt_now_ns() - t0) / 1e9);
+	cr_assert_eq(memcmp(buf, "hello", 5), 0);
+
+	/* An error queue read that waits ends with ERROR (the ICMP report of
+	 * a datagram to a closed port), not with a datagram queued: with
+	 * none reported it runs out of time, and the datagram stays */
+	cr_assert_eq(weft_sendto(peer, "again", 5, 0, (struct sockaddr *)&to, sizeof(to)), 5);
+	cr_assert_eq(weft_io_wait(u, WEFT_IO_READABLE, WEFT_FOREVER) & WEFT_IO_READABLE,
+		     WEFT_IO_READABLE);
+	cr_assert_eq(weft_io_set_deadline(u, WEFT_IO_READABLE, wt_now_ns() + 100000000ull), 0);
+	m = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			     .msg_controllen = sizeof ctl };
+	cr_assert_eq(weft_recvmsg(u, &m, MSG_ERRQUEUE), -ETIMEDOUT, "no report");
+	/* a port nobody holds: closed with close(2), not weft_io_close,
+	 * which under io_uring closes at the next driver pass */
+	struct sockaddr_in closed = to;
+	closed.sin_port = 0;
+	int tmp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	socklen_t cl = sizeof(closed);
+	cr_assert_eq(bind(tmp, (struct sockaddr *)&closed, sizeof(closed)), 0);
+	cr_assert_eq(getsockname(tmp, (struct sockaddr *)&closed, &cl), 0);
+	close(tmp);
+	cr_assert_eq(weft_io_set_deadline(u, WEFT_IO_READABLE, wt_now_ns() + 20000000000ull), 0);
+	cr_assert_eq(weft_sendto(u, "x", 1, 0, (struct sockaddr *)&closed, sizeof(closed)), 1);
+	m = (struct msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			     .msg_controllen = sizeof ctl };
+	ssize_t got = weft_recvmsg(u, &m, MSG_ERRQUEUE);
+	cr_assert_geq(got, 0, "the report: %zd", got);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	cr_assert(c && c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR, "the ICMP report");
+	t0 = wt_now_ns();
+	cr_assert_eq(weft_read(u, buf, sizeof buf), 5, "the datagram queued before the report");
+	cr_assert_lt(wt_now_ns() - t0, 10000000000ull);
+	cr_assert_eq(memcmp(buf, "again", 5), 0);
+	cr_assert_eq(weft_io_close(peer), 0);
+	cr_assert_eq(weft_io_close(u), 0);
+	wt_rt_destroy(rt);
+}

@@ -463,7 +463,12 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * recvmsg with no data segments on a stream socket waits, as any receive
  * does (deadline, MSG_DONTWAIT: -EAGAIN), until a byte or the end of the
  * stream is there, then returns 0 either way, taking nothing: give it at
- * least one byte of room. */
+ * least one byte of room. MSG_ERRQUEUE (weft_recvmsg, weft_recv,
+ * weft_recvfrom) reads the socket's error queue (IP_RECVERR's reports,
+ * MSG_ZEROCOPY's completions): it waits for WEFT_IO_ERROR alone, which
+ * is how the kernel announces an entry, not for bytes to read, and one
+ * that finds the queue empty leaves the registration's readiness for
+ * bytes as it was (a weft_read after it reads what is queued). */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
