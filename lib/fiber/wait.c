@@ -122,7 +122,7 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 		f->timer = NULL;
 	}
 	if (deadline_ns != WEFT_FOREVER)
-		weft__timer_cancel(rt, &timer);
+		weft__timer_cancel_own(rt, &timer); /* its waker is this fiber's */
 	if (rc == -ECANCELED)
 		cancel_spend(f, w);
 	return rc;

@@ -340,16 +340,19 @@ enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
  * NULL crashed), and FIRED becomes IDLE only if it is still FIRED (a plain
  * store hid a new arming: the timer stayed linked, IDLE, and the owner's
  * next poll linked it a second time).
+ *
+ * A cancel returns only after the wake of a firing it raced has ended
+ * (`settle`): FIRED is stored before the wake, both under the shard's
+ * lock (fire_timer), so taking that lock once waits it out. A cancel that
+ * saw FIRED returned at once while the firer was still inside the wake:
+ * the timer "fired" after weft_timer_cancel returned (found by a review;
+ * issue 12 asks that a timer cancelled from another core never fires).
+ * A fiber's own sleep timer does not wait (weft__timer_cancel_own): its
+ * waker is the fiber's task, which a late wake only polls once more, and
+ * a fiber woken by a batch would wait for the whole batch's wakes.
  */
-void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
+static weft_waker cancel_take(struct weft__timer *t, bool settle)
 {
-	weft_waker w = weft__timer_cancel_take(rt, t);
-	weft_waker_drop(&w);
-}
-
-weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *t)
-{
-	(void)rt;
 	weft_waker none = { NULL, NULL };
 	for (;;) {
 		/* acquire: pairs with the release store of FIRED (the firer is
@@ -358,6 +361,15 @@ weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *
 		if (st == TIMER_IDLE)
 			return none;
 		if (st == TIMER_FIRED) {
+			if (settle) {
+				/* the shard it fired in: stored before PENDING
+				 * (release), which the firer's lock and its
+				 * release of FIRED pass on to our acquire */
+				struct weft__tshard *fs =
+					atomic_load_explicit(&t->shard, memory_order_relaxed);
+				weft__slock_lock(&fs->lock);
+				weft__slock_unlock(&fs->lock);
+			}
 			if (atomic_compare_exchange_strong_explicit(&t->state, &st, TIMER_IDLE,
 								    memory_order_relaxed,
 								    memory_order_relaxed) ||
@@ -386,6 +398,25 @@ weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *
 		/* fired meanwhile (and maybe armed again elsewhere): look again */
 		weft__slock_unlock(&sh->lock);
 	}
+}
+
+weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *t)
+{
+	(void)rt;
+	return cancel_take(t, true);
+}
+
+void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t)
+{
+	weft_waker w = weft__timer_cancel_take(rt, t);
+	weft_waker_drop(&w);
+}
+
+void weft__timer_cancel_own(struct weft_runtime *rt, struct weft__timer *t)
+{
+	(void)rt;
+	weft_waker w = cancel_take(t, false);
+	weft_waker_drop(&w);
 }
 
 /* Fire one timer the wheel has just unlinked (under the shard's lock). */

@@ -169,6 +169,21 @@ int weft_interval_init(struct weft_interval *iv, uint64_t period_ns)
 	return 0;
 }
 
+/* weft_timer_cancel for the interval's own poll, which does not wait for
+ * the wake of a firing it races (driver.c): that waker is the polling
+ * task's, or that of a task it took the interval from - a wake still
+ * running only polls it once more - and a task woken by a batch of fires,
+ * running on another worker, would wait for the whole batch. */
+static void interval_timer_drop(struct weft_interval *iv)
+{
+	struct timer_pub *p = (struct timer_pub *)&iv->timer;
+	if (atomic_load_explicit(&p->t.state, memory_order_relaxed) == TIMER_IDLE)
+		return;
+	struct weft_runtime *rt = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
+	if (rt && !WEFT__FORKED(rt)) /* in a forked child: as weft_timer_cancel */
+		weft__timer_cancel_own(rt, &p->t);
+}
+
 enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx *cx)
 {
 	/* Due by the clock is due: a thread in weft_block_on or a
@@ -185,7 +200,7 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	if (weft__now_ns() >= iv->next_ns) {
-		weft_timer_cancel(&iv->timer);
+		interval_timer_drop(iv);
 		iv->next_ns = next_tick(iv);
 		return WEFT_READY;
 	}
@@ -199,7 +214,7 @@ enum weft_poll weft_interval_poll_tick(struct weft_interval *iv, struct weft_cx 
 	struct timer_pub *tp = (struct timer_pub *)&iv->timer;
 	if (atomic_load_explicit(&tp->t.state, memory_order_relaxed) != TIMER_IDLE &&
 	    tp->deadline_ns != iv->next_ns)
-		weft_timer_cancel(&iv->timer);
+		interval_timer_drop(iv);
 	if (timer_poll(&iv->timer, cx, iv->next_ns) == WEFT_PENDING) {
 		weft_budget_refund(cx);
 		return WEFT_PENDING;

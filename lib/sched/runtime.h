@@ -677,6 +677,9 @@ void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);
 /* The same, the waker a pending timer held handed to the caller (to wake
  * or drop) instead of dropped; {NULL, NULL} if it held none. */
 weft_waker weft__timer_cancel_take(struct weft_runtime *rt, struct weft__timer *t);
+/* The same without waiting for a wake of a firing it raced to end: for a
+ * timer whose waker is the caller's own fiber task (driver.c). */
+void weft__timer_cancel_own(struct weft_runtime *rt, struct weft__timer *t);
 /* io.c: readiness delivered by the driver for a registration. */
 void weft__io_ready(struct weft_runtime *rt, void *reg, uint32_t events);
 /* io.c: one read or write for a poll form (reader.c, writer.c); see there. */

@@ -1,7 +1,7 @@
 /*
  * test_timer_cancel_race.c - weft_timer_cancel from a thread outside the
- * runtime, racing the timer's firing (weft/time.h allows it: at most one
- * spurious wake follows), while the task the firing woke arms the timer
+ * runtime, racing the timer's firing (weft/time.h allows it: the cancel
+ * returns once the firing's wake has ended), while the task the firing woke arms the timer
  * again at once - on the core it runs on now, so maybe in another core's
  * shard. Linked with -Wl,--wrap=weft__slock_lock_slow: the wrapper holds
  * the cancelling thread at the shard lock it found in the timer (the
@@ -239,5 +239,47 @@ Test(timer_cancel, in_a_forked_child_is_a_no_op_that_takes_no_lock, .timeout = W
 	cr_assert_eq(atomic_load(&late_inner(&l)->state), TIMER_PENDING);
 	cr_assert_eq(weft_abort(h), 0);
 	cr_assert_eq(weft_join(h, NULL), -ECANCELED);
+	wt_rt_destroy(rt);
+}
+
+/*
+ * A cancel from another thread while the firing thread is inside the
+ * timer's wake. weft_timer_cancel must not return before that wake ends:
+ * "a timer cancelled from another core never fires" (issue 12) - nothing
+ * of its firing may follow the return. It saw FIRED and returned at once,
+ * the wake still running on the firer (found by a review). A waker of the
+ * test's own whose wake takes a while (a cx of the test's making, so that
+ * the firer is held inside the wake) shows it.
+ */
+static atomic_int slow_in_wake, slow_woken;
+
+static void *slow_clone(void *d) { return d; }
+static void slow_wake_by_ref(void *d)
+{
+	(void)d;
+	atomic_store(&slow_in_wake, 1);
+	wt_sleep_ms(300);
+	atomic_store(&slow_woken, 1);
+}
+static void slow_wake(void *d) { slow_wake_by_ref(d); }
+static void slow_drop(void *d) { (void)d; }
+
+static const struct weft_waker_vtable slow_vtable = {
+	.clone = slow_clone, .wake = slow_wake, .wake_by_ref = slow_wake_by_ref, .drop = slow_drop,
+};
+
+Test(timer_cancel, returns_only_after_a_wake_already_running, .timeout = WT_TMO(30))
+{
+	is_test_thread = true;
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct rearm r; /* its timer only */
+	struct weft_timer *t = &r.t;
+	unsigned budget = 64;
+	struct weft_cx cx = { .rt = rt, .waker = { &slow_vtable, NULL }, .budget = &budget };
+	cr_assert_eq(weft_timer_poll(t, &cx, weft_now_ns() + 20 * MS), WEFT_PENDING);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&slow_in_wake), WT_LONG_MS), "never fired");
+	weft_timer_cancel(t); /* the firer is inside the wake */
+	cr_assert(atomic_load(&slow_woken), "the timer's wake ran on after its cancel returned");
+	cr_assert_eq(atomic_load(&inner(&r)->state), TIMER_IDLE);
 	wt_rt_destroy(rt);
 }

@@ -45,9 +45,10 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * the first poll counts until the timer fires or is cancelled). A task
  * dropped while its timer is pending must call weft_timer_cancel from its
  * drop function. After READY or cancel the timer can be polled again for a
- * new deadline. Cancel is O(1). A cancel that races the timer's firing may
- * be followed by one wake of the waker the timer held (a spurious wake:
- * the firing thread already took it); the waker stays valid for it. In a
+ * new deadline. Cancel is O(1). A cancel that races the timer's firing
+ * returns only once the wake that firing began has ended: nothing of the
+ * timer follows the return (the task it woke may still be polled once
+ * for it - the wake came before the cancel, as a wake does). In a
  * child forked from the process, cancelling a timer of the parent's
  * runtime does nothing (the timer is the parent's).
  * Each poll (weft_interval_poll_tick's too) spends one unit of the
