@@ -265,7 +265,16 @@ int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns)
 	 * asleep for good, nothing else due to wake it (found by a review). */
 	struct timer_pub *tp = (struct timer_pub *)&iv->timer;
 	struct weft_runtime *rt = __atomic_load_n(&tp->rt, __ATOMIC_RELAXED);
-	weft_waker w = rt ? weft__timer_cancel_take(rt, &tp->t) : (weft_waker){ NULL, NULL };
+	/* In a forked child the timer is the parent's, as for
+	 * weft_timer_cancel: only the schedule restarts. Cancelled there as
+	 * here, the child took the shard's lock a parent thread may have held
+	 * at the fork (it spun on it for good) and woke the parent's task in
+	 * the child (found by a review). An idle timer holds nothing: its
+	 * runtime, maybe destroyed since, is not looked at. */
+	weft_waker w = { NULL, NULL };
+	if (rt && atomic_load_explicit(&tp->t.state, memory_order_relaxed) != TIMER_IDLE &&
+	    !WEFT__FORKED(rt))
+		w = weft__timer_cancel_take(rt, &tp->t);
 	if (period_ns)
 		iv->period_ns = period_ns;
 	iv->next_ns = add_sat(weft__now_ns(), iv->period_ns);

@@ -283,3 +283,65 @@ Test(timer_cancel, returns_only_after_a_wake_already_running, .timeout = WT_TMO(
 	cr_assert_eq(atomic_load(&inner(&r)->state), TIMER_IDLE);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * weft_interval_reset in a forked child, on an interval whose timer is
+ * armed in the parent's runtime. The timer is the parent's, as for
+ * weft_timer_cancel above: the reset restarts the schedule and leaves the
+ * timer alone. It cancelled it as in the parent - took the shard's lock,
+ * which a parent thread may have held at the fork (the child spun on it
+ * for good), and woke the parent's task in the child (found by a review).
+ * The test holds the lock across the fork.
+ */
+struct iv_armed { struct weft_interval iv; atomic_int armed; };
+
+static enum weft_poll iv_armed_poll(void *state, struct weft_cx *cx)
+{
+	struct iv_armed *a = state;
+	if (weft_interval_poll_tick(&a->iv, cx) == WEFT_READY)
+		return WEFT_READY;
+	atomic_store(&a->armed, 1);
+	return WEFT_PENDING;
+}
+
+static void iv_armed_drop(void *state)
+{
+	struct iv_armed *a = state;
+	weft_interval_cancel(&a->iv);
+}
+
+Test(timer_cancel, an_interval_reset_in_a_forked_child_takes_no_lock, .timeout = WT_TMO(30))
+{
+	is_test_thread = true;
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct iv_armed a;
+	cr_assert_eq(weft_interval_init(&a.iv, 3600000 * MS), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, iv_armed_poll, &a, iv_armed_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&a.armed), WT_LONG_MS), "never armed");
+	struct weft__timer *in = (struct weft__timer *)&a.iv.timer;
+	cr_assert_eq(atomic_load(&in->state), TIMER_PENDING);
+	struct weft__tshard *s = __atomic_load_n(&in->shard, __ATOMIC_ACQUIRE);
+	weft__slock_lock(&s->lock);
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(5); /* a spin on the lock ends in SIGALRM */
+		uint64_t before = weft_now_ns();
+		if (weft_interval_reset(&a.iv, 1000 * MS) != 0)
+			_exit(2);
+		/* the schedule restarted all the same */
+		_exit(a.iv.period_ns == 1000 * MS && a.iv.next_ns >= before + 1000 * MS ? 0 : 3);
+	}
+	weft__slock_unlock(&s->lock);
+	cr_assert_neq(pid, -1);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "the child's reset %s", WIFSIGNALED(st) ? "spun on the parent's shard lock"
+							: "failed");
+	/* the parent's timer is untouched: still pending */
+	cr_assert_eq(atomic_load(&in->state), TIMER_PENDING);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -ECANCELED);
+	wt_rt_destroy(rt);
+}

@@ -121,8 +121,10 @@ WEFT_API int weft_interval_set_missed(struct weft_interval *iv, enum weft_missed
  * a reset from another task can meet the owner's poll (woken by the old
  * tick, or by another arm of its select), and a fiber inside
  * weft_interval_tick is inside a call - where that can happen, tell the
- * owner (a channel, a notify) and let it reset. 0, or -EINVAL for a NULL
- * iv or no period (period_ns 0 on an interval never initialised). */
+ * owner (a channel, a notify) and let it reset. In a forked child a timer
+ * armed in the parent's runtime is left alone, as by weft_timer_cancel:
+ * only the schedule restarts. 0, or -EINVAL for a NULL iv or no period
+ * (period_ns 0 on an interval never initialised). */
 WEFT_API int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns);
 
 /*
