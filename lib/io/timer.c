@@ -59,6 +59,14 @@ void weft_timer_cancel(struct weft_timer *pub)
 	if (!pub) /* nothing to return it in: as weft_timer_poll */
 		weft__die("weft_timer_cancel: NULL timer");
 	struct timer_pub *p = (struct timer_pub *)pub;
+	/* An idle timer (never armed, fired and taken, or cancelled) holds
+	 * nothing: the runtime it was last polled on is not looked at - it
+	 * may have been destroyed since, and the look below read freed
+	 * memory (found by a review). A cancel from another thread racing
+	 * its owner's arming may read IDLE, as weft__timer_cancel's first
+	 * look did. */
+	if (atomic_load_explicit(&p->t.state, memory_order_relaxed) == TIMER_IDLE)
+		return;
 	struct weft_runtime *rt = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
 	/* In a forked child the timer is the parent's (its wheel, its waker):
 	 * nothing to cancel here, and the shard's lock may have been held by

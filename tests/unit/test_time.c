@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "wt.h"
 #include "wheel.h"
@@ -1445,4 +1447,78 @@ Test(timers, interval_reset_from_another_thread_wakes_its_waiting_task, .timeout
 		     "the waiting task did not tick within 5 s of the reset");
 	cr_assert_geq(s.ticked_at - reset_at, 20 * 1000000ull);
 	wt_rt_destroy(rt);
+}
+
+/*
+ * A timer that fired and was taken (idle: it holds no waker, nothing in
+ * any wheel) outlives its runtime: a cleanup that cancels it after
+ * weft_runtime_destroy - weft_timer_cancel, weft_interval_cancel - has
+ * nothing to do. It read the runtime the timer was last polled on (the
+ * forked-child check) before it looked at the timer: freed memory (found
+ * by a review). The runtime's memory comes from an allocator whose free
+ * unmaps it, so a read of it faults; left installed (the process is this
+ * test's: what it allocated goes back to it).
+ */
+static void *unmap_alloc(size_t size, size_t align, void *ctx)
+{
+	(void)ctx;
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	if (align > pg)
+		return NULL;
+	size_t len = (size + pg + pg - 1) / pg * pg; /* a page in front for the length */
+	char *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	*(size_t *)b = len;
+	return b + pg;
+}
+
+static void unmap_free(void *p, void *ctx)
+{
+	(void)ctx;
+	if (!p)
+		return;
+	char *b = (char *)p - (size_t)sysconf(_SC_PAGESIZE);
+	munmap(b, *(size_t *)b);
+}
+
+struct iv_once { struct weft_interval iv; atomic_int ticked; };
+
+static enum weft_poll iv_once_poll(void *state, struct weft_cx *cx)
+{
+	struct iv_once *o = state;
+	if (weft_interval_poll_tick(&o->iv, cx) == WEFT_PENDING)
+		return WEFT_PENDING;
+	atomic_store(&o->ticked, 1);
+	return WEFT_READY;
+}
+
+static void iv_once_drop(void *state)
+{
+	struct iv_once *o = state;
+	weft_interval_cancel(&o->iv);
+}
+
+Test(timers, an_idle_timer_cancelled_after_its_runtime_is_destroyed, .timeout = WT_TMO(30))
+{
+	struct weft_allocator al = { unmap_alloc, unmap_free, NULL };
+	cr_assert_eq(weft_set_allocator(&al), 0);
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct armed a;
+	static struct iv_once o;
+	memset(&a, 0, sizeof(a));
+	memset(&o, 0, sizeof(o));
+	a.deadline = weft_now_ns() + 5 * 1000000ull;
+	cr_assert_eq(weft_interval_init(&o.iv, 5 * 1000000ull), 0);
+	struct weft_task *h, *hi;
+	cr_assert_eq(weft_spawn_poll(rt, armed_poll, &a, armed_drop, &h), 0);
+	cr_assert_eq(weft_spawn_poll(rt, iv_once_poll, &o, iv_once_drop, &hi), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(weft_join(hi, NULL), 0);
+	cr_assert_eq(atomic_load(&a.done), 1);
+	cr_assert_eq(atomic_load(&o.ticked), 1);
+	wt_rt_destroy(rt);
+	weft_timer_cancel(&a.t); /* idle: nothing to do, nothing to read */
+	weft_interval_cancel(&o.iv);
+	cr_assert_eq(weft_interval_reset(&o.iv, 0), 0);
 }
