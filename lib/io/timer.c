@@ -117,7 +117,14 @@ int weft_sleep_until(uint64_t deadline_ns)
 		 * cancelled or its runtime shuts down, as the fn's sync
 		 * waits and joins do (wait.c looks every 10 ms). A
 		 * clock_nanosleep there could not be ended: an aborted fiber
-		 * slept on and shutdown timed out on it (found by a review). */
+		 * slept on and shutdown timed out on it (found by a review).
+		 * A sleep begun once that is so ends at once, as the fiber's
+		 * own (and weft_yield in fn) does: the wait looks at the
+		 * close only a 10 ms slice in, so a shorter sleep slept out
+		 * and said 0 (a fiber in its first poll is not on the list
+		 * shutdown cancels; found by a review). */
+		if (weft__fn_cancelled())
+			return -ECANCELED;
 		int rc = weft__wait_deadline(sleep_never, NULL, NULL, deadline_ns);
 		if (rc != -ENOMEM)
 			return rc == -ETIMEDOUT ? 0 : rc;

@@ -1172,6 +1172,46 @@ Test(block_in_place, a_sleep_inside_a_cancelled_fibers_fn_ends, .timeout = WT_TM
 }
 
 /*
+ * A sleep the fn begins once its fiber's runtime has begun to shut down,
+ * the fiber still in its first poll (so not on the list shutdown cancels;
+ * weft_yield in the fn already says -ECANCELED, and the fiber's own sleep
+ * would at once): weft.h says it returns -ECANCELED. The thread form
+ * looked at the close only after a 10 ms slice: a shorter sleep slept out
+ * and said 0, a longer one said -ECANCELED 10 ms in (found by a review).
+ */
+static void *bip_late_sleep_fn(void *arg)
+{
+	struct bip_sleep *b = arg;
+	atomic_store(&b->started, 1);
+	while (weft_yield() == 0) /* until the shutdown has begun */
+		usleep(1000);
+	atomic_store(&b->rc, weft_sleep_ns(5000000ull));
+	return NULL;
+}
+
+static void *bip_late_sleep_fiber(void *arg)
+{
+	weft_block_in_place(bip_late_sleep_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, a_sleep_begun_in_a_fibers_fn_after_shutdown_began_is_cancelled,
+     .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct bip_sleep b = { .rt = rt, .rc = 1, .shut_rc = 1 };
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, bip_late_sleep_fiber, &b, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+	cr_assert_eq(weft_runtime_shutdown(rt, 5000000000ull * WEFT_TEST_SLOW), 0);
+	int jrc = weft_join(h, NULL);
+	cr_assert(jrc == 0 || jrc == -EINTR, "join = %d", jrc);
+	cr_assert_eq(atomic_load(&b.rc), -ECANCELED, "the sleep begun after the close said %d",
+		     atomic_load(&b.rc));
+	wt_rt_destroy(rt);
+}
+
+/*
  * The same for a loop of weft_yield in the fn, which a cancelled fiber's
  * code ends on -ECANCELED (weft.h: weft_yield says so in a cancelled
  * fiber, and in a discarded fiber's dtors): the fn is the fiber's code.
