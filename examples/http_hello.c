@@ -10,12 +10,18 @@
  * response in one write, close at end of stream. Request bodies are not
  * supported (GET only), as in the benchmark.
  *
+ * A failed accept is reported (once a second at most) and retried: out of
+ * fds or memory after 10 ms, a lost connection (ECONNABORTED, EPERM...)
+ * after 1 ms. An error that says the listener is unusable (EBADF, EINVAL...)
+ * ends the server: status 1, the error named.
+ *
  *     wrk -t2 -c64 -d5s http://127.0.0.1:PORT/
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +84,26 @@ static void *connection(void *arg)
 	return NULL;
 }
 
+/* The listener is gone or was never one (EBADF, EINVAL after a shutdown,
+ * ...): every accept would fail the same way, at once, for ever. It used to
+ * be retried every 10 ms, a server that served nothing and said so once a
+ * second (found by a review); echo.c exits, as Go's http.Server.Serve
+ * returns on any error but a temporary one. Every other error is of one
+ * connection (ECONNABORTED, EPERM from a firewall rule, EPROTO, EINTR: it
+ * is lost, the next is taken) or of a resource that comes back. */
+static bool accept_fatal(int rc)
+{
+	return rc == -EBADF || rc == -EINVAL || rc == -ENOTSOCK || rc == -EOPNOTSUPP ||
+	       rc == -EFAULT || rc == -ESHUTDOWN;
+}
+
+/* Out of a resource: the error repeats at once until something is freed. */
+static bool accept_short_of(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM;
+}
+
+/* Returns only when the listener is unusable: the error, as a pointer. */
 static void *acceptor(void *arg)
 {
 	struct weft_io *listener = arg;
@@ -87,6 +113,8 @@ static void *acceptor(void *arg)
 	for (;;) {
 		struct weft_io *conn;
 		int rc = weft_accept(listener, &conn, NULL, NULL);
+		if (rc < 0 && accept_fatal(rc))
+			return (void *)(intptr_t)rc;
 		if (rc < 0) {
 			/* e.g. -EMFILE: keep serving the others. The connection
 			 * stays queued and the next accept would fail at once:
@@ -103,13 +131,15 @@ static void *acceptor(void *arg)
 			} else {
 				unreported++;
 			}
-			weft_sleep_ns(10000000); /* 10 ms */
+			/* 10 ms out of fds or memory; 1 ms after a lost
+			 * connection, so that an error that does repeat cannot
+			 * spin a core */
+			weft_sleep_ns(accept_short_of(rc) ? 10000000 : 1000000);
 			continue;
 		}
 		if (weft_spawn(rt, connection, conn, NULL) < 0)
 			weft_io_close(conn);
 	}
-	return NULL;
 }
 
 /* A whole number in [lo, hi], nothing after it ("abc" was port 0). */
@@ -149,8 +179,16 @@ int main(int argc, char **argv)
 	printf("http_hello: listening on 127.0.0.1:%d\n", weft_io_local_port(listener));
 	fflush(stdout);
 	rc = weft_spawn(rt, acceptor, listener, &t);
-	if (!rc)
-		rc = weft_join(t, NULL); /* serves until killed */
-	fprintf(stderr, "http_hello: %s\n", weft_strerror(rc));
+	if (rc) {
+		fprintf(stderr, "http_hello: %s\n", weft_strerror(rc));
+		return 1;
+	}
+	void *res;
+	rc = weft_join(t, &res); /* serves until killed, or the listener breaks */
+	if (rc)
+		fprintf(stderr, "http_hello: %s\n", weft_strerror(rc));
+	else
+		fprintf(stderr, "http_hello: accept: %s; the listener is unusable, exiting\n",
+			weft_strerror((int)(intptr_t)res));
 	return 1;
 }
