@@ -72,6 +72,10 @@ TEST is one of:
               out of range, a third argument) exit 2.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
+  soak-attach scripts/soak with a stub schedtop: one that exits 77 (BPF
+              unavailable) is said, and fails the soak at once with
+              CI=true; 2 s attaches with --attach-every 3 come every 3 s
+              by the clock (not every 5 s).
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -1026,6 +1030,100 @@ def test_soak_fail(src, build):
         shutil.rmtree(out, ignore_errors=True)
 
 
+def soak_stub(top, build, rc, sleep_s):
+    """A build directory for WEFT_SOAK_BUILD: this build's weft-load, and a
+    schedtop that logs the time of each call, sleeps and exits rc."""
+    os.makedirs(os.path.join(top, "tools", "load"))
+    os.makedirs(os.path.join(top, "tools", "schedtop"))
+    os.symlink(os.path.abspath(os.path.join(build, "tools", "load", "weft-load")),
+               os.path.join(top, "tools", "load", "weft-load"))
+    log = os.path.join(top, "calls")
+    st = os.path.join(top, "tools", "schedtop", "schedtop")
+    with open(st, "w") as f:
+        f.write("#!/bin/sh\ndate +%%s.%%N >> %s\nsleep %s\n" % (log, sleep_s) +
+                ("echo 'schedtop: stub: BPF needs CAP_BPF'\n" if rc == 77 else "echo report\n") +
+                "exit %d\n" % rc)
+    os.chmod(st, 0o755)
+    return log
+
+
+def soak_stop(sp):
+    if sp.poll() is None:
+        sp.send_signal(signal.SIGTERM)
+        try:
+            sp.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sp.kill()
+            sp.wait()
+
+
+def test_soak_attach(src, build):
+    """found by a review of the scripts (2026-12-07): run where BPF cannot
+    work (schedtop exits 77: not root), scripts/soak went on without a
+    word and passed, also with CI=true; and its attach interval counted
+    loop rounds, so with 2 s attaches 'every 3 s' was every 5 s."""
+    soak = os.path.join(src, "scripts", "soak")
+    top = tempfile.mkdtemp(prefix="weft-soak-attach-")
+    try:
+        # schedtop exits 77: the soak says so, with schedtop's reason
+        stub = os.path.join(top, "b77")
+        soak_stub(stub, build, 77, 0)
+        env = {k: v for k, v in os.environ.items() if k != "CI"}
+        env["WEFT_SOAK_BUILD"] = stub
+        sp = subprocess.Popen([soak, "--minutes", "1", "--workers", "1", "--attach-every", "1",
+                               "--out", os.path.join(top, "o1")], env=env, cwd=src,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        err = ""
+        try:
+            end = time.time() + 30
+            while time.time() < end and "WITHOUT schedtop" not in err:
+                line = sp.stderr.readline()
+                if not line:
+                    break
+                err += line
+        finally:
+            soak_stop(sp)
+        check("cannot attach" in err and "BPF needs CAP_BPF" in err and "WITHOUT schedtop" in err,
+              "schedtop exited 77 and the soak did not say it runs without it:\n%s" % err[-1500:])
+        # the same with CI=true: exit 1 at once, the load stopped
+        env["CI"] = "true"
+        t0 = time.time()
+        p = run([soak, "--minutes", "1", "--workers", "1", "--attach-every", "1",
+                 "--out", os.path.join(top, "o2")], timeout=50, env=env, cwd=src)
+        check(p.returncode == 1 and "must attach schedtop in CI" in p.stderr,
+              "schedtop exited 77 with CI=true: exit %d after %.0f s, expected 1 at once\n%s"
+              % (p.returncode, time.time() - t0, p.stderr[-1500:]))
+        # an attach of 2 s, every 3 s by the clock (it was every 5 s: 3
+        # rounds of 1 s and the attach's 2 s)
+        stub = os.path.join(top, "b0")
+        log = soak_stub(stub, build, 0, 2)
+        env = dict(env, WEFT_SOAK_BUILD=stub)
+        del env["CI"]
+        sp = subprocess.Popen([soak, "--minutes", "1", "--workers", "1", "--attach-every", "3",
+                               "--out", os.path.join(top, "o3")], env=env, cwd=src,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        calls = []
+        try:
+            end = time.time() + 45
+            while time.time() < end and len(calls) < 5:
+                time.sleep(0.2)
+                if os.path.exists(log):
+                    calls = [float(x) for x in open(log).read().split()]
+        finally:
+            soak_stop(sp)
+        check(len(calls) >= 5, "only %d attaches in 45 s with --attach-every 3" % len(calls))
+        gaps = [b - a for a, b in zip(calls, calls[1:])][:4]
+        mean = sum(gaps) / len(gaps)
+        check(mean < 4.5, "--attach-every 3 with 2 s attaches: attached every %.1f s (%s)"
+              % (mean, ", ".join("%.1f" % g for g in gaps)))
+        print("ok: soak: schedtop's exit 77 said (and a failure with CI=true); attaches every %.1f s "
+              "with --attach-every 3" % mean)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- report
 
 def test_report_events(src, load):
@@ -1804,6 +1902,8 @@ def main():
         test_bench_ops(src, build)
     elif test == "soak-fail":
         test_soak_fail(src, build)
+    elif test == "soak-attach":
+        test_soak_attach(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":
