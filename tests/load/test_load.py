@@ -76,6 +76,9 @@ TEST is one of:
               unavailable) is said, and fails the soak at once with
               CI=true; 2 s attaches with --attach-every 3 come every 3 s
               by the clock (not every 5 s).
+  setup-deps  scripts/setup-deps as nobody (root: a mount namespace with
+              /usr/local/lib/weft-cross empty): exit 1 saying to run it as
+              root, not a bare "mkdir: Permission denied".
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share).
   report-events  tools/report/weft_report.py over an events file holding
@@ -1124,6 +1127,43 @@ def test_soak_attach(src, build):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def test_setup_deps(src, build):
+    """found by a review of the scripts (2026-12-07): as a user without sudo,
+    with every package present but the arm64 Criterion not unpacked, scripts/
+    setup-deps stopped at a bare 'mkdir: Permission denied'. Run as nobody in
+    a mount namespace where /usr/local/lib/weft-cross is an empty tmpfs (and
+    sudo, if any, is not executable)."""
+    if os.geteuid() != 0:
+        skip("needs root: a mount namespace, then the script run as nobody")
+    p = run(["dpkg", "--print-architecture"], timeout=30)
+    if p.stdout.strip() != "amd64":
+        skip("the arm64 Criterion is unpacked on amd64 hosts only")
+    top = tempfile.mkdtemp(prefix="weft-setup-deps-")
+    try:
+        os.chmod(top, 0o755)
+        script = os.path.join(top, "setup-deps")
+        shutil.copy(os.path.join(src, "scripts", "setup-deps"), script)
+        os.chmod(script, 0o755)
+        inner = ("mount -t tmpfs -o mode=755 tmpfs /usr/local/lib/weft-cross 2>/dev/null || "
+                 "{ mkdir -p /usr/local/lib/weft-cross && mount -t tmpfs -o mode=755 tmpfs "
+                 "/usr/local/lib/weft-cross; } || exit 99; "
+                 "s=$(command -v sudo) && { mount --bind /dev/null \"$s\" || exit 99; }; "
+                 "exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=%s %s" % (top, script))
+        p = run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner], timeout=120, cwd=top)
+        if p.returncode == 99:
+            skip("no mount namespace here: %s" % p.stderr[-300:])
+        if "missing packages" in p.stderr:
+            skip("packages are missing here, so the script stops before the arm64 Criterion: %s"
+                 % p.stderr[-300:])
+        check(p.returncode == 1 and "run scripts/setup-deps as root" in p.stderr
+              and "Permission denied" not in p.stderr,
+              "setup-deps as nobody, the arm64 Criterion missing: exit %d, expected 1 and what to run as root\n%s%s"
+              % (p.returncode, p.stdout[-500:], p.stderr[-1000:]))
+        print("ok: setup-deps: as a user without sudo, the missing arm64 Criterion is said with what to run")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- report
 
 def test_report_events(src, load):
@@ -1904,6 +1944,8 @@ def main():
         test_soak_fail(src, build)
     elif test == "soak-attach":
         test_soak_attach(src, build)
+    elif test == "setup-deps":
+        test_setup_deps(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":
