@@ -15,6 +15,12 @@
  * after 1 ms. An error that says the listener is unusable (EBADF, EINVAL...)
  * ends the server: status 1, the error named.
  *
+ * Not hardened for the open Internet: there is no idle deadline (Go's
+ * IdleTimeout), so a client that connects and sends nothing, or never
+ * ends its request, holds a fiber and an fd until it closes; it is the
+ * benchmark's server, and a deadline would add a timer to every read it
+ * measures. echo.c and kv.c show the deadline (weft_io_set_deadline).
+ *
  *     wrk -t2 -c64 -d5s http://127.0.0.1:PORT/
  */
 #include <errno.h>
