@@ -383,7 +383,44 @@ def test_trace(schedtop, load, lib):
         fail("trace latency missing or implausible: %s %s" % (lat, p.stdout))
     shutil.rmtree(d)
     trace_bad_output(schedtop, load)
+    trace_without_fds(schedtop, load)
     print("PASS: %d events, %d flows, %d tracks" % (len(jl), len(starts), len(spans)))
+
+
+def trace_without_fds(schedtop, load):
+    """schedtop out of file descriptors for a while (its soft RLIMIT_NOFILE
+    lowered under the fds it has open) goes on tracing: the check of the
+    target's exit opens /proc/PID/stat, and a failed open read as an exit
+    ended the trace ("exited during the trace") at the first check."""
+    import resource
+    wl = start_load(load, "2", "100000")
+    d = tempfile.mkdtemp(prefix="schedtop-trace-nofd-")
+    st = None
+    try:
+        time.sleep(0.2)
+        st = subprocess.Popen([schedtop, "trace", "-p", str(wl.pid), "--duration", "2.5", "-o",
+                               os.path.join(d, "t.json")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err = ""
+        end = time.time() + 10
+        while time.time() < end and st.poll() is None and "tracing pid" not in err:
+            err += os.read(st.stderr.fileno(), 4096).decode()
+        if st.poll() is not None:
+            if st.returncode == SKIP:
+                skip("schedtop exited 77: " + err + st.stderr.read())
+            fail("schedtop trace exited %d: %s" % (st.returncode, err + st.stderr.read()))
+        soft, hard = resource.prlimit(st.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(st.pid, resource.RLIMIT_NOFILE, (3, hard))
+        time.sleep(0.8)
+        resource.prlimit(st.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        out, err2 = st.communicate(timeout=30)
+    finally:
+        kill_all(wl, st)
+        shutil.rmtree(d, ignore_errors=True)
+    if st.returncode != 0:
+        fail("schedtop trace without fds for 0.8 s exited %d: %s" % (st.returncode, err + err2))
+    if "exited during the trace" in out:
+        fail("schedtop out of fds took the target for gone: %s" % out)
 
 
 def trace_bad_output(schedtop, load):

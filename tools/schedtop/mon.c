@@ -526,11 +526,17 @@ bool mon_target_gone(int pid)
 {
 	char p[64], buf[512];
 	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	/* Gone only if /proc says so: out of fds (EMFILE) or memory, an
+	 * fopen failure read as the target's exit ended a trace early and
+	 * stopped the metrics server (found by a review). */
 	FILE *f = fopen(p, "r");
 	if (!f)
-		return true;
+		return errno == ENOENT || errno == ESRCH;
 	bool gone = false;
-	if (fgets(buf, sizeof(buf), f)) {
+	errno = 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		gone = errno == ESRCH; /* reaped between the open and the read */
+	} else {
 		char *rp = strrchr(buf, ')');
 		if (rp && (rp[2] == 'Z' || rp[2] == 'X'))
 			gone = true;
