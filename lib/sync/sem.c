@@ -188,6 +188,12 @@ int weft_sem_release_n(struct weft_sem *s, uint64_t n)
 {
 	if (!s)
 		return -EINVAL;
+	/* Nothing to add, nothing to refuse: a count taken past the maximum
+	 * by a cancel's given-back grant made the check below say -EOVERFLOW
+	 * for a release of 0 (found by a review). No new permit, so no
+	 * waiter to grant either (the head asks more than the count). */
+	if (n == 0)
+		return 0;
 	weft__slock_lock(&s->lock);
 	/* permits + n <= WEFT_SEM_MAX_PERMITS, so the last subtraction
 	 * cannot wrap */

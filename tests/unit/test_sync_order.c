@@ -729,6 +729,31 @@ Test(destroy_gap, sem_permits_given_back_by_cancels_are_not_lost)
 	cr_assert_eq(weft_sem_destroy(s), 0);
 }
 
+/* A release of 0 adds nothing and is never refused: after a cancel gave
+ * back a grant that took the count past WEFT_SEM_MAX_PERMITS it said
+ * -EOVERFLOW (found by a review). */
+Test(destroy_gap, sem_release_of_zero_past_the_maximum)
+{
+	struct weft_sem *s;
+	cr_assert_eq(weft_sem_create(0, &s), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_sem_acquire_n_poll(s, WEFT_SEM_MAX_PERMITS, &w, &h.cx), WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(s, WEFT_SEM_MAX_PERMITS), 0); /* granted, not collected */
+	cr_assert_eq(weft_sem_release_n(s, 1), 0);
+	cr_assert_eq(weft_sem_release_n(s, 0), 0);
+	weft_wait_cancel(&w); /* the grant comes back: 2^60 + 1 */
+	cr_assert_eq(weft_sem_available(s), WEFT_SEM_MAX_PERMITS + 1);
+	cr_assert_eq(weft_sem_release_n(s, 0), 0, "a release of 0 past the maximum");
+	cr_assert_eq(weft_sem_release_n(s, 1), -EOVERFLOW, "past the maximum until it comes down");
+	cr_assert_eq(weft_sem_available(s), WEFT_SEM_MAX_PERMITS + 1, "nothing released");
+	cr_assert_eq(weft_sem_try_acquire_n(s, 0), 0);
+	cr_assert_eq(weft_sem_try_acquire_n(s, 2), 0);
+	cr_assert_eq(weft_sem_release_n(s, 1), 0, "back under the maximum");
+	cr_assert_eq(weft_sem_destroy(s), 0);
+}
+
 /*
  * A receiver that finds a select's send arm at the head of a rendezvous
  * channel's senders while that select cannot be completed (being polled,

@@ -583,7 +583,7 @@ WEFT_API int weft_mutex_unlock(struct weft_mutex *m);
  * are linked, and while a release or a cancel is still waking waiters).
  * Permits granted to a waiter that cancels go back to the count even if
  * that takes it past WEFT_SEM_MAX_PERMITS (they are never lost); a release
- * then says -EOVERFLOW until the count comes down.
+ * of n > 0 then says -EOVERFLOW until the count comes down.
  */
 struct weft_sem;
 
@@ -612,10 +612,11 @@ WEFT_API int weft_sem_try_acquire_n(struct weft_sem *s, uint64_t n);
  * (the count goes on, for weft_sem_available). Idempotent. 0, -EINVAL. */
 WEFT_API int weft_sem_close(struct weft_sem *s);
 WEFT_API bool weft_sem_is_closed(struct weft_sem *s);
-/* Return n permits: 0, or -EOVERFLOW (n or the count would pass
- * WEFT_SEM_MAX_PERMITS, or the count and the permits granted to waiters
- * that have not collected them yet would pass UINT64_MAX - their cancels
- * could not give them all back; nothing released). */
+/* Return n permits: 0 (always for n = 0: nothing to add), or -EOVERFLOW
+ * (n or the count would pass WEFT_SEM_MAX_PERMITS, or the count and the
+ * permits granted to waiters that have not collected them yet would pass
+ * UINT64_MAX - their cancels could not give them all back; nothing
+ * released). */
 WEFT_API int weft_sem_release_n(struct weft_sem *s, uint64_t n);
 /* Permits currently available (a snapshot). */
 WEFT_API uint64_t weft_sem_available(struct weft_sem *s);
