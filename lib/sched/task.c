@@ -74,6 +74,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->unwind = false;
 	t->started = false;
 	t->owned = false;
+	atomic_store_explicit(&t->join_busy, false, memory_order_relaxed);
 	t->wake_ns = 0;
 }
 
@@ -419,8 +420,17 @@ static bool join_register(struct weft_task *t, const weft_waker *w)
 			return true;
 	}
 	/* The slot is ours: store, then publish with JOIN_WAKER. If the task
-	 * completed first, the slot stays ours; handle_release drops it. */
-	weft_waker_drop(&t->join_waker);
+	 * completed first, the slot stays ours; handle_release drops it.
+	 * While a blocking join waits (join_enter), a waker of someone else's
+	 * may be what we replace: a join_poll's that came before it, or the
+	 * blocking joiner's own, replaced by a join_poll that looked before
+	 * the flag was set. Woken, not dropped: the blocking joiner registers
+	 * again, the poll's next call says -EBUSY - neither waits for a wake
+	 * that went to the other's waker (an extra wake is harmless). */
+	if (atomic_load_explicit(&t->join_busy, memory_order_seq_cst))
+		weft_waker_wake(&t->join_waker);
+	else
+		weft_waker_drop(&t->join_waker);
 	t->join_waker = weft_waker_clone(w);
 	return weft__ts_join_publish(&t->state);
 }
@@ -441,6 +451,32 @@ static bool joins_itself(struct weft_task *task, struct weft_cx *cx)
 	return cx && cx->task == task;
 }
 
+/*
+ * A handle has one joiner at a time. Two blocking joins on it at once
+ * took the join waker slot from each other (join_register): the one whose
+ * waker was replaced was never woken and hung for good, also after the
+ * other had consumed the handle (found by a review). A blocking join now
+ * holds join_busy while it waits; another join of any form meanwhile says
+ * -EBUSY with the handle untouched. Cleared before the output is taken:
+ * take_output may free the task. seq_cst: the flag is read in
+ * join_register after the slot's RMW on the state word, and must be seen
+ * by whichever of a blocking and a poll joiner registers second.
+ */
+static bool join_enter(struct weft_task *t)
+{
+	return !atomic_exchange_explicit(&t->join_busy, true, memory_order_seq_cst);
+}
+
+static void join_leave(struct weft_task *t)
+{
+	atomic_store_explicit(&t->join_busy, false, memory_order_seq_cst);
+}
+
+static bool join_is_busy(struct weft_task *t)
+{
+	return atomic_load_explicit(&t->join_busy, memory_order_seq_cst);
+}
+
 int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 {
 	if (!task || !cx || handle_consumed(task))
@@ -453,6 +489,8 @@ int weft_join_poll(struct weft_task *task, struct weft_cx *cx, void **result)
 	 * where its weft_join said -EDEADLK (found by a review). */
 	if (joins_itself(task, cx) || joins_itself(task, NULL))
 		return -EDEADLK;
+	if (join_is_busy(task))
+		return -EBUSY;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	if (!join_register(task, &cx->waker)) {
@@ -467,23 +505,14 @@ static enum weft_poll join_wait_poll(void *arg, struct weft_cx *cx)
 	return join_register(arg, &cx->waker) ? WEFT_READY : WEFT_PENDING;
 }
 
-int weft_join(struct weft_task *task, void **result)
+/* weft_join's wait, inside join_enter: 0 once the task is complete (the
+ * output readable), or the error (the handle stays valid). */
+static int join_wait(struct weft_task *task)
 {
-	if (!task)
-		return -EINVAL;
-	if (WEFT__FORKED(task->rt))
-		return -ECHILD;
-	if (handle_consumed(task))
-		return -EINVAL;
-	if (joins_itself(task, NULL))
-		return -EDEADLK;
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber) {
 		/* Suspend the fiber until the task completes. */
-		int rc = weft__wait(join_wait_poll, task, NULL);
-		if (rc)
-			return rc; /* -ECANCELED: the handle stays valid */
-		return take_output(task, result);
+		return weft__wait(join_wait_poll, task, NULL); /* -ECANCELED */
 	}
 	if (ctx && ctx->core)
 		return -EDEADLK;
@@ -502,13 +531,10 @@ int weft_join(struct weft_task *task, void **result)
 	if (ctx && (ctx->fiber_in_place || weft__ctx_poll_in_place(ctx))) {
 		/* a poll task's fn too: its wait ends with -ECANCELED once its
 		 * runtime's workers stop (wait.c) */
-		int rc = weft__wait(join_wait_poll, task, NULL);
-		if (rc)
-			return rc; /* -ECANCELED, -ENOMEM: the handle stays valid */
-		return take_output(task, result);
+		return weft__wait(join_wait_poll, task, NULL); /* -ECANCELED, -ENOMEM */
 	}
 	if (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE)
-		return take_output(task, result);
+		return 0;
 	/* A drop the shutdown of task's runtime runs on this thread (its
 	 * sweep ends a parent whose drop aborts and joins a child): the task
 	 * may be one that shutdown ends only after this call returns, and
@@ -523,7 +549,24 @@ int weft_join(struct weft_task *task, void **result)
 	while (!join_register(task, &w))
 		weft__tparker_park(p, weft__cpu_spare(task->rt));
 	weft_waker_drop(&w);
-	return take_output(task, result);
+	return 0;
+}
+
+int weft_join(struct weft_task *task, void **result)
+{
+	if (!task)
+		return -EINVAL;
+	if (WEFT__FORKED(task->rt))
+		return -ECHILD;
+	if (handle_consumed(task))
+		return -EINVAL;
+	if (joins_itself(task, NULL))
+		return -EDEADLK;
+	if (!join_enter(task))
+		return -EBUSY;
+	int rc = join_wait(task);
+	join_leave(task);
+	return rc ? rc : take_output(task, result);
 }
 
 int weft_detach(struct weft_task *task)
@@ -639,9 +682,12 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 	if (weft__in_own_shutdown(task->rt) &&
 	    !(atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE))
 		return -EDEADLK;
+	if (!join_enter(task))
+		return -EBUSY;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
 	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);
+	join_leave(task);
 	if (rc)
 		return rc; /* -ETIMEDOUT, -EDEADLK, -ENOMEM: the handle stays valid */
 	return take_output(task, result);

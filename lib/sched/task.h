@@ -48,6 +48,7 @@ struct weft_task {
 	bool unwind;                    /* a fiber: cancellation polls it (it unwinds), see task.c */
 	bool started;                   /* a fiber whose fn started (set by its poll) */
 	bool owned;                     /* on the owned-task list (bound when a poll leaves it waiting) */
+	_Atomic bool join_busy;         /* a weft_join / weft_join_timeout waits on the handle (task.c) */
 	void *spawn_site;               /* return address of the spawn call (probes) */
 	struct weft__task_slab *slab;   /* the slab the memory belongs to (alloc.c) */
 };

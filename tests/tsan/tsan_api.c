@@ -4879,6 +4879,71 @@ static void scenario_abort_shutdown(void)
 	}
 }
 
+/* ------------------------------------- join: one handle, two joiners at once */
+
+/* A thread and a fiber join one handle at once (weft_join, or
+ * weft_join_timeout every other round): the later says -EBUSY while the
+ * other waits, and the other joins once the task is let go (task.c,
+ * join_enter). Before, one of them could never be woken. */
+#define JT_ROUNDS 100
+
+static struct weft_sem *jt_gate;
+static struct weft_task *_Atomic jt_task;
+static atomic_int jt_rc[2], jt_done[2];
+static void *jt_res[2];
+static atomic_int jt_round;
+
+static void *jt_target(void *arg)
+{
+	CHECK_EQ(weft_sem_acquire_n(jt_gate, 1), 0);
+	return arg;
+}
+
+static void jt_join(int me)
+{
+	struct weft_task *t = atomic_load(&jt_task);
+	int rc = me == 1 && (atomic_load(&jt_round) & 1)
+			 ? weft_join_timeout(t, &jt_res[me], 60000000000ull)
+			 : weft_join(t, &jt_res[me]);
+	atomic_store(&jt_rc[me], rc);
+	atomic_store(&jt_done[me], 1);
+}
+
+static void *jt_thread(void *arg) { (void)arg; jt_join(0); return NULL; }
+static void *jt_fiber(void *arg) { (void)arg; jt_join(1); return NULL; }
+
+static void scenario_join_twice(void)
+{
+	struct weft_runtime *rt = mk(2);
+	CHECK_EQ(weft_sem_create(0, &jt_gate), 0);
+	for (int round = 0; round < JT_ROUNDS; round++) {
+		atomic_store(&jt_round, round);
+		struct weft_task *t, *f;
+		CHECK_EQ(weft_spawn(rt, jt_target, &jt_round, &t), 0);
+		atomic_store(&jt_task, t);
+		for (int k = 0; k < 2; k++) {
+			atomic_store(&jt_done[k], 0);
+			jt_res[k] = NULL;
+		}
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, jt_thread, NULL), 0);
+		CHECK_EQ(weft_spawn(rt, jt_fiber, NULL, &f), 0);
+		while (!atomic_load(&jt_done[0]) && !atomic_load(&jt_done[1]))
+			usleep(100);
+		int busy = atomic_load(&jt_done[0]) ? 0 : 1;
+		CHECK_EQ(atomic_load(&jt_rc[busy]), -EBUSY);
+		CHECK_EQ(weft_sem_release_n(jt_gate, 1), 0);
+		while (!atomic_load(&jt_done[!busy]))
+			usleep(100);
+		CHECK_EQ(atomic_load(&jt_rc[!busy]), 0);
+		CHECK(jt_res[!busy] == &jt_round, "round %d: the result", round);
+		CHECK_EQ(pthread_join(th, NULL), 0);
+		CHECK_EQ(weft_join(f, NULL), 0);
+	}
+	CHECK_EQ(weft_sem_destroy(jt_gate), 0);
+	rm_rt(rt);
+}
+
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "notify", scenario_notify },
 	{ "bip_cap", scenario_bip_cap },
@@ -4935,6 +5000,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "tcp", scenario_tcp },
 	{ "select_join", scenario_select_join },
 	{ "copy_abort", scenario_copy_abort },
+	{ "join_twice", scenario_join_twice },
 };
 
 int main(int argc, char **argv)

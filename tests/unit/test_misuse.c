@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -436,6 +437,86 @@ Test(misuse, alive_tasks_zero_once_join_returned, .timeout = WT_TMO(60))
 		weft_metrics_free(m);
 		cr_assert_eq(alive, 0, "round %d: alive_tasks %llu just after weft_join returned", i,
 			     (unsigned long long)alive);
+	}
+	wt_rt_destroy(rt);
+}
+
+/* ------------------------------- (f2) one handle joined from two threads */
+
+/*
+ * A handle has one joiner at a time (weft.h, weft_join). Two threads in
+ * weft_join on it at once took the join waker slot from each other: the
+ * one whose waker was replaced was never woken and hung for good, also
+ * after the other had joined (found by a review). Now the later one says
+ * -EBUSY at once, as does weft_join_timeout, and the other joins as usual.
+ */
+static atomic_bool gate_open, gate_waker_set;
+static weft_waker gate_waker;
+static int gate_value;
+
+static enum weft_poll gate_poll(void *state, struct weft_cx *cx)
+{
+	if (atomic_load(&gate_open)) {
+		weft_cx_set_result(cx, state);
+		return WEFT_READY;
+	}
+	if (!atomic_load(&gate_waker_set)) {
+		gate_waker = weft_waker_clone(weft_cx_waker(cx));
+		atomic_store(&gate_waker_set, true);
+	}
+	return WEFT_PENDING;
+}
+
+struct joiner {
+	struct weft_task *t;
+	bool timed;
+	void *res;
+	atomic_int rc;
+	atomic_bool done;
+};
+
+static void *joiner_fn(void *arg)
+{
+	struct joiner *j = arg;
+	int rc = j->timed ? weft_join_timeout(j->t, &j->res, 600ull * 1000000000)
+			  : weft_join(j->t, &j->res);
+	atomic_store(&j->rc, rc);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+Test(misuse, join_from_two_threads_at_once_is_ebusy_not_a_hang, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	for (int timed = 0; timed < 2; timed++) {
+		atomic_store(&gate_open, false);
+		atomic_store(&gate_waker_set, false);
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, gate_poll, &gate_value, NULL, &t), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&gate_waker_set), WT_LONG_MS));
+		static struct joiner j[2];
+		pthread_t th[2];
+		for (int k = 0; k < 2; k++) {
+			j[k] = (struct joiner){ .t = t, .timed = k == 1 && timed };
+			cr_assert_eq(pthread_create(&th[k], NULL, joiner_fn, &j[k]), 0);
+		}
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&j[0].done) || atomic_load(&j[1].done),
+					WT_LONG_MS),
+			  "round %d: neither join returned: one of them can never be woken", timed);
+		int busy = atomic_load(&j[0].done) ? 0 : 1;
+		cr_assert_eq(atomic_load(&j[busy].rc), -EBUSY, "round %d: the later join", timed);
+		cr_assert_not(atomic_load(&j[!busy].done), "round %d: the task has not finished", timed);
+		/* the other waits: every join meanwhile is refused at once */
+		cr_assert_eq(weft_join(t, NULL), -EBUSY);
+		cr_assert_eq(weft_join_timeout(t, NULL, 1000), -EBUSY);
+		atomic_store(&gate_open, true);
+		weft_waker_wake(&gate_waker);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&j[!busy].done), WT_LONG_MS),
+			  "round %d: the waiting join was not woken", timed);
+		cr_assert_eq(atomic_load(&j[!busy].rc), 0);
+		cr_assert_eq(j[!busy].res, &gate_value);
+		for (int k = 0; k < 2; k++)
+			cr_assert_eq(pthread_join(th[k], NULL), 0);
 	}
 	wt_rt_destroy(rt);
 }

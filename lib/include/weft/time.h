@@ -130,7 +130,8 @@ WEFT_API int weft_interval_reset(struct weft_interval *iv, uint64_t period_ns);
 /*
  * weft_join with a time limit: -ETIMEDOUT if the task has not finished
  * within timeout_ns (the handle is then NOT consumed). Otherwise as
- * weft_join.
+ * weft_join, -EBUSY included (another weft_join or weft_join_timeout
+ * waits on the handle).
  */
 WEFT_API int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns);
 

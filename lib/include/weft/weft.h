@@ -515,6 +515,11 @@ WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **resul
  * allocate its parker; not consumed). A fiber's stack is taken at
  * weft_spawn, so a fiber that was spawned runs: its join never reports a
  * missing stack.
+ * One joiner at a time: while a weft_join or weft_join_timeout waits on
+ * the handle, another join of any form on it (a second thread, a fiber,
+ * weft_join_poll, a select's JOIN arm) returns -EBUSY at once, the handle
+ * untouched; the waiting one goes on. Joining from two places at once is
+ * a mistake (the handle is consumed once): only one could ever succeed.
  */
 WEFT_API int weft_join(struct weft_task *task, void **result);
 
@@ -525,7 +530,9 @@ WEFT_API int weft_join(struct weft_task *task, void **result);
  * cancelled after fn started; *result receives what fn returned), as
  * weft_join.
  * -EINVAL for a NULL task or cx (handle not consumed) or a consumed handle;
- * -EDEADLK when cx is the task's own (not consumed).
+ * -EDEADLK when cx is the task's own (not consumed); -EBUSY while a
+ * weft_join or weft_join_timeout waits on the handle (see weft_join; not
+ * consumed).
  */
 WEFT_API int weft_join_poll(struct weft_task *task, struct weft_cx *cx,
 			    void **result);
