@@ -36,6 +36,11 @@ struct weft_broadcast {
 struct weft_broadcast_rx {
 	struct weft_broadcast *b;
 	uint64_t next;
+	/* the entry this receiver linked (under b->lock), until a poll of
+	 * it collects it: an entry attached to the wait list that is not
+	 * this one was linked for another receiver (recv_poll). Never
+	 * dereferenced; after a cancel it may name an entry gone. */
+	const struct weft_wait *w;
 };
 
 int weft_broadcast_create(size_t item_size, size_t capacity, struct weft_broadcast **out)
@@ -119,6 +124,7 @@ int weft_broadcast_subscribe(struct weft_broadcast *b, struct weft_broadcast_rx 
 	if (!rx)
 		return -ENOMEM;
 	rx->b = b;
+	rx->w = NULL;
 	weft__slock_lock(&b->lock);
 	rx->next = b->tail;
 	b->receivers++;
@@ -170,14 +176,25 @@ int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 		return WEFT_PENDING;
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&b->lock);
+	if (w->_queue == &b->q && rx->w != w) {
+		/* linked for another receiver of this channel: it waits for
+		 * that one's cursor, and this receiver's items sat unread
+		 * behind WEFT_PENDING until the next send (found by a
+		 * review). sync.h: -EINVAL, `w` linked elsewhere. */
+		weft__slock_unlock(&b->lock);
+		weft_budget_refund(cx);
+		return -EINVAL;
+	}
 	if (weft__waitq_poll_entry(&b->q, w, cx, &grant) == WQ_LINKED)
 		goto pending;
+	rx->w = NULL;
 	int rc = take(b, rx, item, lagged);
 	if (rc != -EAGAIN) {
 		weft__slock_unlock(&b->lock);
 		return rc;
 	}
 	weft__waitq_link(&b->q, w, weft_cx_waker(cx), b->tail);
+	rx->w = w;
 pending:
 	weft__slock_unlock(&b->lock);
 	weft_budget_refund(cx);

@@ -414,6 +414,53 @@ Test(broadcast_order, one_send_wakes_each_waiter_once)
 	cr_assert_eq(weft_broadcast_destroy(b), 0);
 }
 
+/* An entry linked for one receiver, polled with another receiver of the
+ * same channel: sync.h's -EINVAL (`w` linked elsewhere). It said
+ * WEFT_PENDING - the entry waits past the first receiver's cursor - with
+ * an item there for the second (found by a review). */
+Test(broadcast_order, entry_of_another_receiver_is_einval)
+{
+	struct weft_broadcast *b, *b2;
+	struct weft_broadcast_rx *r1, *r2, *o;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b), 0);
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b2), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &r2), 0);
+	uint64_t x = 7, v = 0;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0); /* for r2 only */
+	cr_assert_eq(weft_broadcast_subscribe(b, &r1), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b2, &o), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), -EINVAL,
+		     "an entry linked for another receiver");
+	cr_assert_eq(weft_broadcast_recv_poll(o, &w, &h.cx, &v, NULL), -EINVAL,
+		     "an entry linked on another channel");
+	cr_assert_eq(v, 0, "nothing taken");
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING,
+		     "its own receiver still waits with it");
+	struct weft_wait w2 = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w2, &h.cx, &v, NULL), 0);
+	cr_assert_eq(v, 7);
+	/* woken by a send: still r1's until r1's poll collects it */
+	x = 8;
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), -EINVAL);
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), 0);
+	cr_assert_eq(v, 8);
+	/* collected: idle again, any receiver may use it */
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), 0);
+	cr_assert_eq(v, 8);
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_broadcast_rx_drop(r1), 0);
+	cr_assert_eq(weft_broadcast_rx_drop(r2), 0);
+	cr_assert_eq(weft_broadcast_rx_drop(o), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+	cr_assert_eq(weft_broadcast_destroy(b2), 0);
+}
+
 Test(watch_order, one_send_wakes_each_waiter_once)
 {
 	struct weft_watch *wt;

@@ -417,7 +417,10 @@ WEFT_API int weft_broadcast_rx_drop(struct weft_broadcast_rx *rx);
  * new; `w` linked), -EOVERFLOW (lagged: *lagged, if not NULL, is the
  * number of items missed; nothing written to item; call again for the
  * oldest kept item), -EPIPE (closed and nothing left for this receiver),
- * -EINVAL (NULL rx, w, cx or item; `w` linked elsewhere).
+ * -EINVAL (NULL rx, w, cx or item; `w` linked elsewhere: on another
+ * channel, or for another receiver of this one - a receiver waits with
+ * one entry at a time, the last it linked, until a poll collects it or
+ * it is cancelled).
  */
 WEFT_API int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 				      struct weft_cx *cx, void *item, uint64_t *lagged);
