@@ -152,7 +152,7 @@ int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m, struct weft_w
 		 * the owner's, written at its link. */
 		if ((w->_arg & ~(uint64_t)WEFT__COND_TAG_SIGNAL) != (uint64_t)(uintptr_t)c)
 			return -EINVAL;
-		int rc = weft_mutex_lock_poll(m, w, cx);
+		int rc = weft__mutex_lock_poll_phase(m, w, cx);
 		if (rc == 0)
 			leave_mutex_phase(c);
 		return rc;

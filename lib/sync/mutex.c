@@ -69,6 +69,21 @@ int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w, struct weft_
 {
 	if (!m || !w || !cx || !weft__wait_usable(w, &m->q))
 		return -EINVAL;
+	/* Queued for m by a cond wait (its mutex phase: the entry carries
+	 * the cond's tag, which our own links leave 0): the entry is the
+	 * cond's - the mutex granted to it taken here left the cond counting
+	 * a waiter in its mutex phase for good (destroy said -EBUSY ever
+	 * after; found by a review). Read unlocked: a linked entry's _arg is
+	 * the owner's, written at its link (as weft_cond_wait_poll reads it). */
+	if (w->_queue == &m->q && w->_arg)
+		return -EINVAL;
+	return weft__mutex_lock_poll_phase(m, w, cx);
+}
+
+int weft__mutex_lock_poll_phase(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx)
+{
+	if (!weft__wait_usable(w, &m->q)) /* queued for another mutex */
+		return -EINVAL;
 	if (weft_budget_poll_proceed(cx) == WEFT_PENDING)
 		return WEFT_PENDING;
 	return weft__mutex_lock_poll_entry(m, w, cx, 0);

@@ -277,6 +277,10 @@ bool weft__wait_cancel_note(struct weft_wait *w, bool *note);
  * weft__cond_mutex_phase_cancelled if the entry is cancelled. */
 int weft__mutex_lock_poll_entry(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx,
 				uint64_t cond_tag);
+/* weft_mutex_lock_poll for a cond waiter's entry in its mutex phase
+ * (weft_cond_wait_poll; the public form refuses such an entry): -EINVAL
+ * for an entry queued for another mutex, else as the public form. */
+int weft__mutex_lock_poll_phase(struct weft_mutex *m, struct weft_wait *w, struct weft_cx *cx);
 
 /* Whether anyone is queued for m (tests: a waiter has taken its place). */
 bool weft__mutex_has_waiter(struct weft_mutex *m);

@@ -563,6 +563,82 @@ Test(cond, poll_form_refuses_an_entry_queued_for_the_mutex, .timeout = WT_TMO(20
 	wt_rt_destroy(rt);
 }
 
+/* The other way round: an entry in its cond's mutex phase (signalled,
+ * queued for the mutex by weft_cond_wait_poll) is the cond's, and the
+ * mutex's poll form refuses it (sync.h: an entry linked to another
+ * object), queued or granted. It took the mutex granted to the entry and
+ * returned 0, and the cond counted a waiter in its mutex phase for good:
+ * destroy said -EBUSY ever after (found by a review). */
+struct mxc { struct weft_cond *c; struct weft_mutex *m; struct weft_wait w; int step;
+	     atomic_int parked, rc_linked, rc_granted, rc_cond; };
+
+static enum weft_poll mxc_poll(void *state, struct weft_cx *cx)
+{
+	struct mxc *p = state;
+	int rc;
+	switch (p->step++) {
+	case 0: /* the cond phase: m free, taken here, let go by the wait */
+		if (weft_mutex_try_lock(p->m) ||
+		    weft_cond_wait_poll(p->c, p->m, &p->w, cx) != WEFT_PENDING) {
+			atomic_store(&p->rc_cond, 1000);
+			return WEFT_READY;
+		}
+		atomic_store(&p->parked, 1);
+		return WEFT_PENDING;
+	case 1: /* signalled; the test holds m: queued for it */
+		rc = weft_cond_wait_poll(p->c, p->m, &p->w, cx);
+		if (rc != WEFT_PENDING) {
+			atomic_store(&p->rc_cond, 2000 + rc);
+			return WEFT_READY;
+		}
+		atomic_store(&p->rc_linked, weft_mutex_lock_poll(p->m, &p->w, cx));
+		atomic_store(&p->parked, 2);
+		return WEFT_PENDING;
+	default: /* m granted to the entry */
+		rc = weft_mutex_lock_poll(p->m, &p->w, cx);
+		atomic_store(&p->rc_granted, rc);
+		if (rc == 0) { /* taken through the cond's entry */
+			weft_mutex_unlock(p->m);
+			return WEFT_READY;
+		}
+		if (rc == WEFT_PENDING)
+			return WEFT_PENDING;
+		rc = weft_cond_wait_poll(p->c, p->m, &p->w, cx);
+		atomic_store(&p->rc_cond, rc);
+		if (rc == 0)
+			weft_mutex_unlock(p->m);
+		return WEFT_READY;
+	}
+}
+
+static void mxc_drop(void *state) { weft_wait_cancel(&((struct mxc *)state)->w); }
+
+Test(cond, mutex_poll_refuses_an_entry_in_its_cond_mutex_phase, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct mxc p = { 0 };
+	atomic_store(&p.rc_cond, 99);
+	cr_assert_eq(weft_mutex_create(&p.m), 0);
+	cr_assert_eq(weft_cond_create(&p.c), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, mxc_poll, &p, mxc_drop, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_mutex_lock(p.m), 0);
+	cr_assert_eq(weft_cond_signal(p.c), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.parked) == 2, WT_LONG_MS),
+		  "cond wait: %d", atomic_load(&p.rc_cond));
+	cr_assert_eq(weft_mutex_unlock(p.m), 0); /* to the queued entry */
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&p.rc_linked), -EINVAL, "mutex poll, entry queued by the cond: %d",
+		     atomic_load(&p.rc_linked));
+	cr_assert_eq(atomic_load(&p.rc_granted), -EINVAL, "mutex poll, m granted to it: %d",
+		     atomic_load(&p.rc_granted));
+	cr_assert_eq(atomic_load(&p.rc_cond), 0, "the cond wait still ends with m");
+	cr_assert_eq(weft_cond_destroy(p.c), 0, "the cond counts no waiter");
+	cr_assert_eq(weft_mutex_destroy(p.m), 0);
+	wt_rt_destroy(rt);
+}
+
 /* -------------------------------------------------------------------- once */
 
 static struct weft_once g_once = WEFT_ONCE_INIT;

@@ -564,7 +564,10 @@ struct weft_mutex;
 
 WEFT_API int weft_mutex_create(struct weft_mutex **out);
 WEFT_API int weft_mutex_destroy(struct weft_mutex *m);
-/* Poll form: 0 (the caller holds the mutex) or WEFT_PENDING. */
+/* Poll form: 0 (the caller holds the mutex) or WEFT_PENDING; -EINVAL
+ * (NULL argument, or w attached to another object - one a
+ * weft_cond_wait_poll queued for m after its signal too: it is the
+ * cond's; w left as it was). */
 WEFT_API int weft_mutex_lock_poll(struct weft_mutex *m, struct weft_wait *w,
 				  struct weft_cx *cx);
 /* Blocking form: 0, -EDEADLK (on a worker), -ENOMEM. */
