@@ -11,6 +11,13 @@
  * lets every waiter progress, so it wakes them all - one wake per waiter
  * that can now make progress. Intermediate values may be skipped: a
  * receiver sees the latest value, not every value.
+ * A linked entry whose _arg is below `version` (or any, once closed) has
+ * been released by a send still waking in batches: its poll takes that
+ * wake at once, and a timed wait that gives up asks its cancel
+ * (cancel_note) whether it had been released. It said WEFT_PENDING until
+ * its batch came, and a timed wait whose time ran out in the gap said
+ * -ETIMEDOUT for a value sent before it, which weft_watch_has_changed
+ * said was there (found by a review, as for cond and barrier).
  * Memory ordering: the lock orders everything; wakers run after unlock.
  */
 #include <errno.h>
@@ -33,6 +40,23 @@ struct weft_watch_rx {
 	uint64_t seen;
 };
 
+/* Under the lock: an entry still linked that a send (or the close) has
+ * released, its wake in a later batch. */
+static bool released(const struct weft_watch *wt, uint64_t linked_at)
+{
+	return linked_at < wt->version || wt->closed;
+}
+
+static bool watch_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+			    struct weft__wakes *wk)
+{
+	(void)wk;
+	struct weft_watch *wt = weft__container_of(q, struct weft_watch, q);
+	if (grant == WQ_GRANT_WAKE || (grant == WQ_GRANT_NONE && released(wt, arg)))
+		q->cancel_note = true; /* woken, or about to be: nothing to pass on */
+	return false;
+}
+
 int weft_watch_create(size_t item_size, const void *initial, struct weft_watch **out)
 {
 	if (!out || !initial || item_size == 0 || item_size > WEFT_CHAN_MAX_BYTES)
@@ -47,7 +71,7 @@ int weft_watch_create(size_t item_size, const void *initial, struct weft_watch *
 	}
 	memcpy(wt->val, initial, item_size);
 	wt->item_size = item_size;
-	weft__waitq_init(&wt->q, &wt->lock, NULL);
+	weft__waitq_init(&wt->q, &wt->lock, watch_on_cancel);
 	*out = wt;
 	return 0;
 }
@@ -176,8 +200,17 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		return WEFT_PENDING;
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&wt->lock);
-	if (weft__waitq_poll_entry(&wt->q, w, cx, &grant) == WQ_LINKED)
-		goto pending;
+	if (weft__waitq_poll_entry(&wt->q, w, cx, &grant) == WQ_LINKED) {
+		if (!released(wt, w->_arg))
+			goto pending;
+		/* released by a send whose batch has not come: take its wake
+		 * now (the waker it holds is ours: dropped, not woken) */
+		struct weft__wakes wk;
+		wk.n = 0;
+		weft__waitq_grant_entry(&wt->q, w, WQ_GRANT_WAKE, &wk);
+		weft_waker_drop(&wk.w[0]);
+		weft__waitq_consume(&wt->q, w);
+	}
 	int rc = check(wt, rx);
 	if (rc != -EAGAIN) {
 		weft__slock_unlock(&wt->lock);
@@ -222,8 +255,19 @@ int weft_watch_changed_timeout(struct weft_watch_rx *rx, uint64_t timeout_ns)
 	struct wt_args a = { rx, &w, 0 };
 	int rc = weft__wait_deadline(changed_fn, &a, &w, deadline);
 	if (rc) {
-		weft_wait_cancel(&w);
-		return rc;
+		/* Out of time, but woken (or released, its wake in a later
+		 * batch) as it ran out: a newer value, or the close, came
+		 * first; say so, as the poll would have. Decided in the
+		 * cancel's own lock hold. */
+		bool woken;
+		weft__wait_cancel_note(&w, &woken);
+		if (rc != -ETIMEDOUT || !woken)
+			return rc;
+		struct weft_watch *wt = rx->wt;
+		weft__slock_lock(&wt->lock);
+		int seen = check(wt, rx);
+		weft__slock_unlock(&wt->lock);
+		return seen == -EAGAIN ? rc : seen;
 	}
 	return a.rc;
 }

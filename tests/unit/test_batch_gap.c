@@ -12,7 +12,7 @@
  *  - a wait group waiter released by a done() but in a later batch, whose
  *    time runs out meanwhile; the same for a notify_all, a cond
  *    broadcast and a semaphore's close, and a reader a write unlock
- *    released.
+ *    released; a watch receiver a send (or the close) woke.
  */
 #include <pthread.h>
 
@@ -482,4 +482,107 @@ Test(batch_gap, a_released_rwlock_reader_whose_time_runs_out_holds_the_lock,
 			     atomic_load(&rw_late_rc));
 	cr_assert_eq(weft_rwlock_read_unlock(rwl), -EPERM, "no hold left over");
 	cr_assert_eq(weft_rwlock_destroy(rwl), 0);
+}
+
+/* The same for a watch: a receiver whose newer value was sent before its
+ * time ran out, but whose wake sits in the send's second batch, says 0
+ * and sees the value, as weft_watch_has_changed said all along; after a
+ * close, 0 for the value unseen, then -EPIPE. */
+static struct weft_watch *wch;
+static atomic_int wch_bad;
+static _Atomic int wch_late_rc = 1;
+static _Atomic uint64_t wch_late_deadline;
+
+static void *wch_forever(void *arg)
+{
+	(void)arg;
+	struct weft_watch_rx *rx;
+	if (weft_watch_subscribe(wch, &rx)) {
+		atomic_fetch_add(&wch_bad, 1);
+		return NULL;
+	}
+	if (weft_watch_changed(rx))
+		atomic_fetch_add(&wch_bad, 1);
+	weft_watch_rx_drop(rx);
+	return NULL;
+}
+
+static void *wch_late(void *arg)
+{
+	(void)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	struct weft_watch_rx *rx;
+	if (weft_watch_subscribe(wch, &rx)) {
+		atomic_fetch_add(&wch_bad, 1);
+		return NULL;
+	}
+	atomic_store(&wch_late_deadline, wt_now_ns() + limit);
+	int rc = weft_watch_changed_timeout(rx, limit);
+	atomic_store(&wch_late_rc, rc);
+	if (rc == 0 && weft_watch_has_changed(rx) != 0)
+		atomic_fetch_add(&wch_bad, 1); /* 0 marks the value seen */
+	weft_watch_rx_drop(rx);
+	return NULL;
+}
+
+static void watch_gap(bool by_close, bool fiber)
+{
+	struct weft_runtime *rt = fiber ? wt_rt_create(1) : NULL;
+	struct weft_task *late = NULL;
+	enum { N = WEFT__WAKES_MAX + 1 };
+	atomic_store(&slow_fired, 0);
+	atomic_store(&wch_late_rc, 1);
+	atomic_store(&wch_bad, 0);
+	char init[24] = "zero";
+	cr_assert_eq(weft_watch_create(sizeof init, init, &wch), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, wch_forever, NULL), 0);
+	settle();
+	/* the second batch: a thread's wait looks once more at its
+	 * deadline, a fiber's is woken by its timer */
+	if (fiber)
+		cr_assert_eq(weft_spawn(rt, wch_late, NULL, &late), 0);
+	else
+		cr_assert_eq(pthread_create(&th[N - 1], NULL, wch_late, NULL), 0);
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_send = wt_now_ns();
+	char one[24] = "one";
+	cr_assert_eq(by_close ? weft_watch_close(wch) : weft_watch_send(wch, one), 0);
+	for (int i = 0; i < N - 1; i++)
+		pthread_join(th[i], NULL);
+	if (fiber)
+		cr_assert_eq(weft_join(late, NULL), 0);
+	else
+		pthread_join(th[N - 1], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	if (t_send >= atomic_load(&wch_late_deadline))
+		cr_log_warn("the send came after the late receiver's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&wch_late_rc), by_close ? -EPIPE : 0,
+			     "sent before its limit, yet it said %d", atomic_load(&wch_late_rc));
+	if (!by_close)
+		cr_assert_eq(atomic_load(&wch_bad), 0);
+	cr_assert_eq(weft_watch_destroy(wch), 0);
+	if (rt)
+		wt_rt_destroy(rt);
+}
+
+Test(batch_gap, a_watch_receiver_whose_time_runs_out_in_the_send_sees_the_value,
+     .timeout = WT_TMO(30))
+{
+	watch_gap(false, false);
+}
+
+Test(batch_gap, a_watch_fiber_whose_time_runs_out_in_the_send_sees_the_value,
+     .timeout = WT_TMO(30))
+{
+	watch_gap(false, true);
+}
+
+Test(batch_gap, a_watch_receiver_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	watch_gap(true, false);
 }

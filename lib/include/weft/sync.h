@@ -480,7 +480,8 @@ WEFT_API int weft_watch_has_changed(struct weft_watch_rx *rx);
 WEFT_API int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w,
 				     struct weft_cx *cx);
 /* Blocking forms: as the poll form, plus -EDEADLK (on a worker), -ENOMEM,
- * -ETIMEDOUT (_timeout form; nothing marked seen). */
+ * -ETIMEDOUT (_timeout form; nothing marked seen; one woken by a send or
+ * the close as its time ran out says 0 or -EPIPE instead). */
 WEFT_API int weft_watch_changed(struct weft_watch_rx *rx);
 WEFT_API int weft_watch_changed_timeout(struct weft_watch_rx *rx, uint64_t timeout_ns);
 
