@@ -106,7 +106,9 @@ TEST is one of:
               partly inside the run is used.
   report-embed  a shape name and a --no-bpf reason holding <!--<script and
               </script>: the embedded JSON holds no <, > or & and gives the
-              strings back unchanged.
+              strings back unchanged. A lone surrogate in the shape and an
+              event type, a byte 0xff in the reason and the events' path:
+              the page is written with ?, no traceback, no temporary file.
   report-trace  --write-trace with --events is a usage error (exit 2); the
               notes name the trace file of this run (FILE.json beside the
               events, or the --write-trace file; none without either), not
@@ -1799,7 +1801,32 @@ def test_report_embed(src, load):
               "the strings do not come back as they were: %r %r" % (data["shape"], data["no_bpf_reason"]))
         check(html.count("<script") == 1, "%d <script in the page (only the data block may be one)" % html.count("<script"))
         check(html.rstrip().endswith("</main></body></html>"), "the page does not end after the data block")
-        print("ok: report: <, > and & escaped in the embedded JSON; the strings round-trip")
+        # text UTF-8 cannot hold: a lone surrogate (JSON \ud800) in the
+        # shape and an event type, bytes that are not UTF-8 in the --no-bpf
+        # reason and the events' path. A UnicodeEncodeError traceback that
+        # left the temporary page behind (a review, 2026-12-07).
+        ld["shape"] = "odd\ud800shape"
+        with open(lp, "w") as f:
+            json.dump(ld, f)
+        sub = os.path.join(d.encode(), b"dir\xff")
+        os.mkdir(sub)
+        ep = os.path.join(sub, b"run.jsonl")
+        with open(ep, "w") as f:
+            f.write(json.dumps({"ts_ns": ld["t0_ns"] + 1000, "type": "steal", "core": 1, "victim": 0, "n": 1}) + "\n")
+            f.write(json.dumps({"ts_ns": ld["t0_ns"] + 2000, "type": "odd\udcfftype"}) + "\n")
+        with open(out, "w") as f:
+            f.write("previous\n")
+        for args in (["--no-bpf", b"reason \xff"], ["--events", ep]):
+            p = report_run("--load", lp, *args, "-o", out)
+            check(p.returncode == 0 and "Traceback" not in p.stderr,
+                  "text that is not UTF-8 (%r): exit %d\n%s" % (args, p.returncode, p.stderr[-1500:]))
+            with open(out, "rb") as f:
+                page = f.read().decode("utf-8")
+            check("odd?shape" in page, "the lone surrogate of the shape is not written as ?")
+            check(not [n for n in os.listdir(d) if n.endswith(".tmp")], "a temporary page left behind: %s" % os.listdir(d))
+        check("odd?type 1" in page and "dir?/run.json" in page, "the event type or the path is not written with ?")
+        print("ok: report: <, > and & escaped in the embedded JSON; the strings round-trip; text that "
+              "is not UTF-8 written as ?")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -1033,12 +1033,19 @@ def write_whole(path, write):
     previous file as it was and no partial one (the page was left cut short,
     exit 1). A device or a FIFO (say /dev/stdout) is written in place. The
     temporary name is made by mkstemp: a fixed PATH.tmp was opened with
-    truncation, so `-o X` emptied an input named X.tmp (a review)."""
+    truncation, so `-o X` emptied an input named X.tmp (a review).
+
+    Text that UTF-8 cannot hold is written as "?" (errors="replace"): a
+    lone surrogate, from a JSON \\ud800 in a shape name or an event type,
+    or from a path or a --no-bpf reason that is not UTF-8 (Python keeps
+    such bytes as surrogates). It raised UnicodeEncodeError, a traceback
+    that left the temporary file behind (a review, 2026-12-07); and any
+    exception, not only OSError, now removes the temporary file."""
     direct = os.path.exists(path) and not os.path.isfile(path)
     tmp = path
     try:
         if direct:
-            with open(path, "w", encoding="utf-8") as f:
+            with open(path, "w", encoding="utf-8", errors="replace") as f:
                 write(f)
             return
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".",
@@ -1047,16 +1054,18 @@ def write_whole(path, write):
         um = os.umask(0)
         os.umask(um)
         os.fchmod(fd, 0o666 & ~um)
-        with open(fd, "w", encoding="utf-8") as f:
+        with open(fd, "w", encoding="utf-8", errors="replace") as f:
             write(f)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         if tmp != path:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise InputError(path, e.strerror or str(e))
+        if isinstance(e, OSError):
+            raise InputError(path, e.strerror or str(e))
+        raise
 
 
 def same_file(a, b):
