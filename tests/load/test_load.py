@@ -100,6 +100,9 @@ TEST is one of:
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
               a load file with workers 100000 is refused.
+  report-huge  400000 events, a few out of time order: the report's
+              figures are right and it stays under 200 MB (it kept each
+              event's JSON object, 900 bytes an event).
   report-unusable  an events file that is empty, all invalid, or from
               another run (outside t0_ns..end_ns): the report falls back to
               the views without BPF and says why (page and stderr); a trace
@@ -1724,6 +1727,49 @@ def test_report_range(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_huge(src, load):
+    """found by a review (2026-12-07): the report kept every event as its
+    decoded JSON object, some 900 bytes an event: 1e6 events (a 60 s run
+    with 8 workers traces millions) held 915 MB. 400000 events, a few in
+    the file out of time order: the report is right and the process stays
+    under 200 MB (it took 260 MB)."""
+    import resource
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0 = ld["t0_ns"]
+        rounds = 100000  # 4 events each
+        ld["end_ns"] = t0 + (rounds + 1) * 80000
+        with open(lp, "w") as f:
+            json.dump(ld, f)
+        ep = os.path.join(d, "trace.jsonl")
+        with open(ep, "w") as f:
+            for r in range(rounds):
+                ts = t0 + 1000 + r * 80000
+                lines = ['{"ts_ns":%d,"type":"steal","core":1,"victim":0,"n":2}' % ts,
+                         '{"ts_ns":%d,"type":"park","core":0}' % (ts + 10000),
+                         '{"ts_ns":%d,"type":"notify","core":1,"to":0}' % (ts + 40000),
+                         '{"ts_ns":%d,"type":"unpark","core":0,"reason":0}' % (ts + 50000)]
+                if r % 1000 == 7:  # out of order in the file
+                    lines[2], lines[3] = lines[3], lines[2]
+                f.write("\n".join(lines) + "\n")
+        out = os.path.join(d, "report.html")
+        p = report_run("--load", lp, "--events", ep, "-o", out, timeout=300)
+        check(p.returncode == 0, "exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        html = open(out, encoding="utf-8").read()
+        data = report_data(html)
+        check(data["steal_matrix"] == [[0, 0], [rounds, 0]] and data["steal_matrix_tasks"] == [[0, 0], [2 * rounds, 0]],
+              "steal matrix: %s %s" % (data["steal_matrix"], data["steal_matrix_tasks"]))
+        check("%d parks, p50 40.0 µs" % rounds in html, "the park times are not %d of 40 µs" % rounds)
+        check("%d wake-ups, p50 10.0 µs" % rounds in html,
+              "the unpark latencies are not those of the notifies in time order")
+        check(rss_mb < 200, "the report over %d events took %.0f MB" % (4 * rounds, rss_mb))
+        print("ok: report: %d events in %.0f MB" % (4 * rounds, rss_mb))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_unusable(src, load):
     """found by a review of the tools (2026-12-05): an empty or all-invalid
     events file gave a report of "0 steal operations" and "0 parks", exit
@@ -2032,6 +2078,8 @@ def main():
         test_report_events(src, load)
     elif test == "report-range":
         test_report_range(src, load)
+    elif test == "report-huge":
+        test_report_huge(src, load)
     elif test == "report-unusable":
         test_report_unusable(src, load)
     elif test == "report-embed":

@@ -24,6 +24,7 @@ escapes so no text from the inputs can end or disturb that element.
 Standard library only (python3 >= 3.9).
 """
 import argparse
+import array
 import html
 import json
 import math
@@ -126,13 +127,76 @@ def in_range(e, workers):
     return all(-1 <= e[k] < workers for k in ("core", "victim", "to") if is_int(e.get(k)))
 
 
+class Events:
+    """The usable events of a trace, column by column in typed arrays, in
+    time order: about 40 bytes an event. A list of the decoded JSON
+    objects took some 900 bytes an event: 1e6 events (a 60 s run with 8
+    workers traces a few million) held 915 MB, the report running the
+    machine out of memory (a review, 2026-12-07).
+
+    Iterating yields (ts_ns, type, core, victim, n, reason0, to): core,
+    victim and to are -1 where the event has none (or not an integer, in
+    a type that needs none), n is a steal's task count (0 elsewhere),
+    reason0 is whether its "reason" is 0 or absent (an unpark the
+    notify woke)."""
+
+    def __init__(self):
+        self.ts = array.array("Q")
+        self.ty = array.array("l")
+        self.core = array.array("h")
+        self.victim = array.array("h")
+        self.to = array.array("h")
+        self.n = array.array("q")
+        self.reason0 = array.array("b")
+        self.types, self.type_ix = [], {}
+        self.order = None  # the time order, when the file was not in it
+
+    def add(self, e):
+        ty = e["type"]
+        ix = self.type_ix.get(ty)
+        if ix is None:
+            ix = self.type_ix[ty] = len(self.types)
+            self.types.append(ty)
+        if self.ts and e["ts_ns"] < self.ts[-1] and self.order is None:
+            self.order = True  # sort() makes it
+        self.ts.append(e["ts_ns"])
+        self.ty.append(ix)
+        for col, k in ((self.core, "core"), (self.victim, "victim"), (self.to, "to")):
+            v = e.get(k)
+            col.append(v if is_int(v) else -1)  # in_range kept -1..workers-1
+        self.n.append(e.get("n", 0) if ty == "steal" else 0)
+        self.reason0.append(1 if e.get("reason", 0) == 0 else 0)
+
+    def sort(self):
+        """By ts_ns, stable (events of one ts_ns keep the file's order)."""
+        if self.order:
+            self.order = array.array("l", sorted(range(len(self.ts)), key=self.ts.__getitem__))
+
+    def __len__(self):
+        return len(self.ts)
+
+    def first_ts(self):
+        return self.ts[self.order[0]] if self.order else self.ts[0]
+
+    def last_ts(self):
+        return self.ts[self.order[-1]] if self.order else self.ts[-1]
+
+    def __iter__(self):
+        types = self.types
+        cols = (self.ts, self.ty, self.core, self.victim, self.n, self.reason0, self.to)
+        for i in (self.order if self.order else range(len(self.ts))):
+            ts, ty, c, v, n, r, to = (col[i] for col in cols)
+            yield ts, types[ty], c, v, n, r, to
+
+
 def read_events(path, workers):
-    """The events of a schedtop trace file and how many lines were skipped:
-    lines that are not JSON (or not UTF-8), JSON that is not an event
-    (event_ok), and events naming a worker the run did not have (in_range).
-    Skipped lines are reported once on stderr. The file is read as bytes
-    and decoded line by line, so one bad byte costs one line."""
-    evs, unreadable, malformed, outside = [], 0, 0, 0
+    """The events of a schedtop trace file (an Events) and how many lines
+    were skipped: lines that are not JSON (or not UTF-8), JSON that is not
+    an event (event_ok), and events naming a worker the run did not have
+    (in_range). Skipped lines are reported once on stderr. The file is
+    read as bytes and decoded line by line, so one bad byte costs one
+    line."""
+    evs, unreadable, malformed, outside = Events(), 0, 0, 0
     with open(path, "rb") as f:
         for raw in f:
             raw = raw.strip()
@@ -151,7 +215,7 @@ def read_events(path, workers):
             elif not in_range(e, workers):
                 outside += 1
             else:
-                evs.append(e)
+                evs.add(e)
     if unreadable or malformed:
         print("weft_report: %s: skipped %d lines that are not JSON and %d that are not events (an object "
               "with an integer ts_ns, a string type, and the integer core or victim its type needs)"
@@ -159,7 +223,7 @@ def read_events(path, workers):
     if outside:
         print("weft_report: %s: skipped %d events naming a worker outside 0..%d (the run had %d workers)"
               % (path, outside, workers - 1, workers), file=sys.stderr)
-    evs.sort(key=lambda e: e["ts_ns"])
+    evs.sort()
     return evs, unreadable + malformed + outside
 
 
@@ -181,8 +245,8 @@ def analyse_events(evs, workers, t0_ns):
     notify_at = [None] * n
     park_ns, unpark_ns = [], []
     counts = {}
-    first = evs[0]["ts_ns"] if evs else t0_ns
-    last = evs[-1]["ts_ns"] if evs else t0_ns
+    first = evs.first_ts() if evs else t0_ns
+    last = evs.last_ts() if evs else t0_ns
 
     def switch(c, state, ts):
         if cur[c] is not None:
@@ -193,15 +257,13 @@ def analyse_events(evs, workers, t0_ns):
                 spans[c].append(((since - t0_ns) / 1e9, (ts - t0_ns) / 1e9, st))
         cur[c] = (state, ts) if state else None
 
-    for e in evs:
-        ty, ts, c = e.get("type"), e.get("ts_ns", 0), e.get("core", -1)
+    for ts, ty, c, v, tasks, reason0, to in evs:
         counts[ty] = counts.get(ty, 0) + 1
-        valid = isinstance(c, int) and 0 <= c < n
+        valid = 0 <= c < n
         if ty == "steal" and valid:
-            v = e.get("victim", -1)
             if 0 <= v < n:
                 matrix[c][v] += 1
-                matrix_tasks[c][v] += e.get("n", 0)
+                matrix_tasks[c][v] += tasks
             switch(c, "running", ts)
         elif ty == "overflow" and valid:
             switch(c, "running", ts)
@@ -210,7 +272,7 @@ def analyse_events(evs, workers, t0_ns):
                 if park_at[c] is not None:
                     park_ns.append(ts - park_at[c])
                     park_at[c] = None
-                if notify_at[c] is not None and e.get("reason", 0) == 0:
+                if notify_at[c] is not None and reason0:
                     unpark_ns.append(ts - notify_at[c])
                 notify_at[c] = None
             switch(c, "searching", ts)
@@ -219,8 +281,7 @@ def analyse_events(evs, workers, t0_ns):
             notify_at[c] = None
             switch(c, "parked", ts)
         elif ty == "notify":
-            to = e.get("to", -1)
-            if isinstance(to, int) and 0 <= to < n and notify_at[to] is None:
+            if 0 <= to < n and notify_at[to] is None:
                 notify_at[to] = ts  # the first notify since it parked
         elif ty == "worker_stop" and valid:
             switch(c, None, ts)
@@ -699,14 +760,13 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         per_core_park = {c: [] for c in range(an["workers"])}
         # recompute per core (cheap)
         pa = [None] * an["workers"]
-        for e in ev:
-            c = e.get("core", -1)
-            if not (isinstance(c, int) and 0 <= c < an["workers"]):
+        for ts, ty, c, _, _, _, _ in ev:
+            if not 0 <= c < an["workers"]:
                 continue
-            if e.get("type") == "park":
-                pa[c] = e["ts_ns"]
-            elif e.get("type") == "unpark" and pa[c] is not None:
-                per_core_park[c].append(e["ts_ns"] - pa[c])
+            if ty == "park":
+                pa[c] = ts
+            elif ty == "unpark" and pa[c] is not None:
+                per_core_park[c].append(ts - pa[c])
                 pa[c] = None
     for i, w in enumerate(pw):
         s.append("<tr><td>w%d</td><td>%s</td><td>%.0f%%</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
@@ -949,7 +1009,7 @@ def events_unusable(path, evs, skipped, load):
         return ("the events file %s holds no usable event (%s)"
                 % (path, "%d lines, all skipped" % skipped if skipped else "it is empty"))
     t0, end = load["t0_ns"], load["end_ns"]
-    first, last = evs[0]["ts_ns"], evs[-1]["ts_ns"]
+    first, last = evs.first_ts(), evs.last_ts()
     if last < t0 or first > end:
         return ("the events in %s (%.1f to %.1f s) do not overlap this run (0 to %.1f s): a trace of "
                 "another run?" % (path, (first - t0) / 1e9, (last - t0) / 1e9, (end - t0) / 1e9))
