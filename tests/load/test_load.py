@@ -82,7 +82,9 @@ TEST is one of:
               /usr/local/lib/weft-cross empty): exit 1 saying to run it as
               root, not a bare "mkdir: Permission denied".
   render      headless Chromium screenshot of the demo's report: a PNG that
-              is not blank (many colours, a sizeable non-white share).
+              is not blank (many colours, a sizeable non-white share); in
+              a 390 px window (a phone) no table, chart or card sticks out
+              past the page's width.
   report-events  tools/report/weft_report.py over an events file holding
               JSON of the wrong shape (an array, an event without a type, a
               steal whose victim is null, ...) beside good events: the bad
@@ -2028,6 +2030,31 @@ def test_render(src, build):
         keep = os.path.join(build, "tests", "load", "report-screenshot.png")
         shutil.copy(shot, keep)
         print("ok: report renders (screenshot kept at %s)" % keep)
+        # On a phone (390 px) nothing may stick out of the page: the
+        # per-worker table (11 columns with BPF) and the poll-latency one
+        # ran 300 px past their cards, the whole page scrolled sideways
+        # (a review, 2026-12-07). A copy of the page with a script that
+        # writes the widths into its title, read back with --dump-dom.
+        probe = os.path.join(tmp, "probe.html")
+        with open(report, encoding="utf-8") as f:
+            page = f.read()
+        js = ("<script>window.onload=function(){var d=document.documentElement,o=[];"
+              "document.querySelectorAll('table,svg,section,.kpis').forEach(function(e){"
+              "var r=e.getBoundingClientRect();if(r.right>d.clientWidth+0.5)"
+              "o.push(e.tagName+' in #'+e.closest('section').id+' to '+Math.round(r.right)+' px')});"
+              "document.title='WIDTHS '+d.scrollWidth+' '+d.clientWidth+' '+o.join(', ')+' END'}</script>")
+        with open(probe, "w", encoding="utf-8") as f:
+            f.write(page.replace("</body>", js + "</body>"))
+        p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--user-data-dir=" + os.path.join(tmp, "profile"), "--window-size=390,844",
+                 "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=90)
+        m = re.search(r"WIDTHS (\d+) (\d+) (.*?) END", p.stdout)
+        check(m, "chromium --dump-dom gave no widths (exit %d): %s" % (p.returncode, p.stderr[-1500:]))
+        sw, cw = int(m.group(1)), int(m.group(2))
+        check(sw <= cw and not m.group(3),
+              "at 390 px the page is %d px wide in a %d px window: %s stick out" % (sw, cw, m.group(3)))
+        print("ok: at 390 px nothing sticks out (page %d px, window %d px)" % (sw, cw))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -631,6 +631,9 @@ def write_metrics_trace(load, rates, f):
 
 # ---------------------------------------------------------------- page
 
+# Tables are blocks that scroll sideways within their card: on a phone
+# (390 px) the per-worker table (11 columns with BPF) and the poll-latency
+# one ran 300 px past their cards and the whole page scrolled sideways.
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#263238;margin:0;background:#fafafa}
 header{background:#263238;color:#fff;padding:18px 28px}
@@ -638,7 +641,7 @@ header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#b0bec5}
 main{max-width:980px;margin:0 auto;padding:8px 24px 40px}
 section{background:#fff;border:1px solid #e0e0e0;border-radius:8px;padding:14px 18px;margin:18px 0}
 h2{font-size:17px;margin:0 0 6px} p.lead{margin:0 0 10px;color:#546e7a}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;display:block;max-width:100%;overflow-x:auto}
 td,th{padding:3px 10px;border-bottom:1px solid #eceff1;text-align:right} th{background:#f5f5f5}
 td:first-child,th:first-child{text-align:left}
 .kpis{display:flex;flex-wrap:wrap;gap:12px;margin:6px 0 14px}
