@@ -94,7 +94,7 @@ TEST is one of:
               [], missing; --events missing; --latency truncated, empty,
               without its list, an entry whose ended is null or workers NaN; -o and --write-trace in a missing
               directory; --load and --latency nested 100k deep; --load with
-              10**400 or Infinity where a number is used): exit 1
+              10**400, Infinity or NaN where a number is used): exit 1
               and one line `weft_report: FILE: reason`, no traceback; an
               events line that is not UTF-8, or nested 100k deep, is
               skipped and counted.
@@ -1651,6 +1651,11 @@ def test_report_inputs(src, load):
                                            "--no-bpf", "x"], "big.json"),
             ("--load a sample at t Infinity", ["--load", put("inf.json", whole.replace(b'"t":', b'"t":Infinity, "x":', 1)),
                                                "--no-bpf", "x"], "inf.json"),
+            # NaN, which JSON has not: a page saying "nan ns", exit 0 (a review, 2026-12-07)
+            ("--load a p99 of NaN", ["--load", put("nanp.json", whole.replace(b'"p99_ns":', b'"p99_ns":NaN, "x":', 1)),
+                                     "--no-bpf", "x"], "nanp.json"),
+            ("--load measured_s -Infinity", ["--load", put("ninf.json", whole.replace(b'"measured_s":', b'"measured_s":-Infinity, "x":', 1)),
+                                             "--no-bpf", "x"], "ninf.json"),
             ("--latency workers 10**400", ["--load", lp, "--no-bpf", "x", "--latency",
                                            put("bigl.json", lat_bytes(workers=10 ** 400))], "bigl.json"),
             ("-o in a missing directory", ["--load", lp, "--no-bpf", "x"], "/nonexistent/dir/x.html"),

@@ -1026,10 +1026,18 @@ class InputError(Exception):
         Exception.__init__(self, "%s: %s" % (path, reason))
 
 
+def not_json(name):
+    """NaN, Infinity and -Infinity: Python's json reads them, JSON has no
+    such numbers and weft-load writes none. Read, a NaN p99 or measured_s
+    made a page saying "nan ns" and "measured nan s", exit 0, while one
+    elsewhere ended in "cannot convert float NaN" (a review, 2026-12-07)."""
+    raise ValueError("%s is not a JSON number" % name)
+
+
 def read_json(path, what):
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"))
+            return json.loads(f.read().decode("utf-8"), parse_constant=not_json)
     except OSError as e:
         raise InputError(path, e.strerror or str(e))
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
