@@ -117,7 +117,9 @@ TEST is one of:
   report-trace  --write-trace with --events is a usage error (exit 2); the
               notes name the trace file of this run (FILE.json beside the
               events, or the --write-trace file; none without either), not
-              always out/trace.json.
+              always out/trace.json; the --write-trace file's counter
+              tracks run to the end of the run (the last interval's values
+              again at its end).
 
   report-latency  a latency file (schedtop trace FILE.latency.json) whose
               percentiles fall in the runtime's open top bucket
@@ -1951,6 +1953,37 @@ def test_report_trace(src, load):
         html = open(out, encoding="utf-8").read()
         check(p.returncode == 0 and "counter tracks" not in html and "trace.json" not in html,
               "without --write-trace the notes name a trace that was not written")
+        # each counter track runs to the end of its last interval: the
+        # trace of a 3 s run ended at 2 s, its last second a point of no
+        # width (a review, 2026-12-07)
+        series, tasks = [], 0
+        for t in (1.0, 2.0, 3.0):
+            tasks += 1000 * int(t)
+            series.append({"t": t, "tasks": tasks, "ops": 0, "units_issued": 5, "units_done": 5,
+                           "p50_ns": 1000, "p99_ns": 2000,
+                           "worker": [[int(t) * 100, int(t * 4e8), int(t) * 10, int(t) * 20, int(t) * 5, 0, 0]
+                                      for _ in ld["per_worker"]]})
+        ld["series"], ld["end_ns"] = series, t0 + 3000000000
+        with open(lp, "w") as f:
+            json.dump(ld, f)
+        p = report_run("--load", lp, "--no-bpf", "x", "--write-trace", tr, "-o", out)
+        check(p.returncode == 0, "a 3 s series: exit %d %s" % (p.returncode, p.stderr[-800:]))
+        with open(tr) as f:
+            evs = json.load(f)["traceEvents"]
+        tracks = {}
+        for e in evs:
+            check(all(k in e for k in ("name", "ph", "pid", "tid")) and (e["ph"] == "M" or "ts" in e),
+                  "not a trace event: %s" % e)
+            if e["ph"] == "C":
+                tracks.setdefault(e["name"], []).append((e["ts"], e["args"]))
+        check(len(tracks) == 3 + len(ld["per_worker"]), "counter tracks: %s" % sorted(tracks))
+        for name, smp in tracks.items():
+            smp.sort(key=lambda x: x[0])
+            check(smp[-1][0] == 3e6 and smp[-1][1] == smp[-2][1],
+                  "%s ends at %.0f us with %s, want its last value again at the run's end, 3e6 us: %s"
+                  % (name, smp[-1][0], smp[-1][1], smp))
+        check([x[1]["tasks/s"] for x in tracks["tasks/s"]] == [1000, 2000, 3000, 3000],
+              "tasks/s samples: %s" % tracks["tasks/s"])
         print("ok: report: --write-trace with --events is a usage error; the notes name the trace file "
               "that was written")
     finally:

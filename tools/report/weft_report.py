@@ -607,12 +607,21 @@ def matrix_svg(matrix, tasks, cell=None):
 # ---------------------------------------------------------------- trace
 
 def write_metrics_trace(load, rates, f):
-    """Chrome trace-event JSON with counter tracks from the metrics series, to f."""
+    """Chrome trace-event JSON with counter tracks from the metrics series, to f.
+
+    A counter's sample holds from its ts to the next one, so each row is
+    put at the start of its interval, and each track ends with its last
+    row's values again at that row's end: without it the trace ended
+    where the last interval began, a 6 s run's timeline stopping at 5 s
+    and its last second's rates a point of no width (a review,
+    2026-12-07)."""
     pid = 1
     t0 = load.get("t0_ns", 0)
     ev = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
            "args": {"name": "weft-load %s (runtime metrics; no BPF)" % load.get("shape", "?")}}]
+    last = {}  # track name -> its last sample, closed at its row's end
     for r in rates:
+        n0 = len(ev)
         ts = r["t0"] * 1e6
         ev.append({"name": "tasks/s", "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                    "args": {"tasks/s": round(r["tasks_per_s"], 1)}})
@@ -625,6 +634,9 @@ def write_metrics_trace(load, rates, f):
             for w, b in enumerate(r["busy"]):
                 ev.append({"name": "worker %d busy %%" % w, "ph": "C", "pid": pid, "tid": 0, "ts": ts,
                            "args": {"busy": round(100 * b, 1)}})
+        for e in ev[n0:]:
+            last[e["name"]] = dict(e, ts=r["t1"] * 1e6)
+    ev.extend(last.values())
     json.dump({"displayTimeUnit": "ms", "otherData": {"tool": "weft_report", "t0_ns": t0,
                "source": "weft-load metrics series"}, "traceEvents": ev}, f)
 
