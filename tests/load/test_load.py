@@ -104,7 +104,8 @@ TEST is one of:
               a load file with workers 100000 is refused.
   report-huge  400000 events, a few out of time order: the report's
               figures are right and it stays under 200 MB (it kept each
-              event's JSON object, 900 bytes an event).
+              event's JSON object, 900 bytes an event); a progress line
+              on stderr every 200000 lines.
   report-unusable  an events file that is empty, all invalid, or from
               another run (outside t0_ns..end_ns): the report falls back to
               the views without BPF and says why (page and stderr); a trace
@@ -1774,6 +1775,11 @@ def test_report_huge(src, load):
         check("%d wake-ups, p50 10.0 µs" % rounds in html,
               "the unpark latencies are not those of the notifies in time order")
         check(rss_mb < 200, "the report over %d events took %.0f MB" % (4 * rounds, rss_mb))
+        # and it says how far it is (seconds went by without a word)
+        prog = [l for l in p.stderr.splitlines() if " lines read (" in l]
+        check(len(prog) == 2 and prog[0] == "weft_report: %s: 200000 lines read (50%%)" % ep
+              and "400000 lines read (100%)" in prog[1] and "400000 events read; building the page" in p.stderr,
+              "no progress lines (200000 and 400000 lines read) on stderr: %r" % p.stderr[-800:])
         print("ok: report: %d events in %.0f MB" % (4 * rounds, rss_mb))
     finally:
         shutil.rmtree(d, ignore_errors=True)
