@@ -133,7 +133,8 @@ TEST is one of:
   report-interval  a series sampled every 0.1 s (--interval 0.1): one row
               per sample in the throughput and latency charts, a latency
               spike in any sample shown (rows were merged to 0.25 s and
-              showed the last sample's p50/p99 only).
+              showed the last sample's p50/p99 only). A series of 20000
+              samples: a page under 3 MB (26 MB), a one-sample spike drawn.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -1334,8 +1335,38 @@ def test_report_interval(src, load):
           "--interval 0.1: rows at %s, want one per sample 0.1..1.0 (the sliver left out)" % [r[0] for r in rows])
     check(all(abs(r[1] - 10000) < 1 for r in rows), "tasks/s per row: %s" % rows)
     check("p99 latency at 0.4 s: 50.00 ms" in page, "the 50 ms p99 of the sample at 0.4 s is not drawn")
+    # a long series: 20000 samples (1000 s every 0.05 s; an hour is 72000)
+    # drew a dot with a tooltip per sample and series, a point per sample
+    # in each line, a busy rect per sample and worker: a 26 MB page (200 MB
+    # for the hour) no browser shows (a review, 2026-12-07). The page stays
+    # small, and a one-sample spike of tasks/s is still drawn.
+    n, spike = 20000, 12345
+    series, tasks = [], 0
+    for i in range(1, n + 1):
+        tasks += 50000 if i == spike else 5000
+        series.append({"t": 0.05 * i, "tasks": tasks, "ops": 0, "units_issued": i, "units_done": i,
+                       "p50_ns": 1000, "p99_ns": 2000,
+                       "worker": [[i * 10, int(i * 0.05 * 5e8), i, i * 8, i * 2, 0, 1] for _ in data["per_worker"]]})
+    data["series"] = series
+    data["end_ns"] = data["t0_ns"] + int(n * 0.05e9) + 1000
+    with open(lp, "w") as f:
+        json.dump(data, f)
+    p = report_run("--load", lp, "--no-bpf", "test", "-o", out, timeout=300)
+    check(p.returncode == 0, "report over %d samples: exit %d %s" % (n, p.returncode, p.stderr[-1000:]))
+    size = os.path.getsize(out)
+    with open(out) as f:
+        page = f.read()
+    check(size < 3 * 1024 * 1024, "the page over %d samples is %.1f MB" % (n, size / 1048576))
+    m = re.search(r'aria-label="tasks per second".*?<polyline points="([^"]*)"', page, re.S)
+    ys = [float(xy.split(",")[1]) for xy in m.group(1).split()] if m else []
+    # the plot runs from y 24 (its top) to 184 (0): the axis is up to
+    # 2M/s, the spike (1M/s) at y 104, the rest (100k/s) at y 176
+    check(ys and min(ys) < 120 and len(ys) <= 4 * 900,
+          "tasks/s over %d samples: %d points, the highest at y %s (the spike not drawn?)"
+          % (n, len(ys), min(ys) if ys else None))
     shutil.rmtree(d, ignore_errors=True)
-    print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn")
+    print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn; %d samples make a %d KiB page, "
+          "their spike drawn" % (n, size // 1024))
 
 
 def svg_blocks(page):

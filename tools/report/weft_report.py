@@ -386,6 +386,34 @@ def tick_fmt(x0, x1, n=5):
     return "%%.%df" % min(d, 9)
 
 
+# A long series (an hour sampled every 0.05 s: 72000 samples) drew every
+# sample as a dot with a tooltip, every point of its lines and every
+# interval of the busy rows: a 200 MB page that took 1.5 GB to build, and
+# that no browser shows (a review, 2026-12-07). Lines keep, per pixel
+# column, their first, lowest, highest and last point (spikes stay); dots
+# are drawn only DOT_PX apart or more; busy intervals narrower than
+# BUSY_PX are merged (time-weighted) until they are that wide.
+DOT_PX = 2
+BUSY_PX = 2
+
+
+def thin(pts):
+    """Points (px, py) in x order, at most four per pixel column: its first,
+    its highest and lowest (smallest and largest py) and its last."""
+    if len(pts) <= 1024:
+        return pts
+    out, col = [], []
+    for p in pts + [None]:
+        if col and (p is None or int(p[0]) != int(col[0][0])):
+            keep = {0, len(col) - 1, min(range(len(col)), key=lambda i: col[i][1]),
+                    max(range(len(col)), key=lambda i: col[i][1])}
+            out.extend(col[i] for i in sorted(keep))
+            col = []
+        if p is not None:
+            col.append(p)
+    return out
+
+
 def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
                x_label="seconds since start", y_fmt=fmt_num, shade=None, x_range=None, one_from=None):
     """Polylines over a shared x axis. shade: (x0, x1, label) band.
@@ -433,13 +461,15 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
     for xs, ys, name, col in zip(xs_list, ys_list, names, colors):
         if not xs:
             continue
-        pts = " ".join("%.1f,%.1f" % (X(x), Y(y)) for x, y in zip(xs, ys))
+        pts = " ".join("%.1f,%.1f" % p for p in thin([(X(x), Y(y)) for x, y in zip(xs, ys)]))
         if len(xs) == 1 and one_from is not None and one_from < xs[0]:
             # one sample: its figure holds over its interval; a lone dot
             # on the edge read as an empty chart
             pts = "%.1f,%.1f %s" % (X(max(x0, one_from)), Y(ys[0]), pts)
         o.append('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"><title>%s</title></polyline>'
                  % (pts, col, esc(name)))
+        if len(xs) > pw / DOT_PX:
+            continue  # dots closer than DOT_PX: a blur, and most of the page
         for x, y in zip(xs, ys):
             o.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s at %.1f s: %s</title></circle>'
                      % (X(x), Y(y), col, esc(name), x, esc(y_fmt(y))))
@@ -563,14 +593,28 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
                     run_st, run_start = st, i
             r += 1
         if "busy" in rows:
-            for row in rates:
-                if "busy" not in row or row["t1"] <= x0 or row["m_t0"] >= x1:
+            acc = None  # [start s, end s, busy * seconds]: intervals merged to BUSY_PX
+            for row in rates + [None]:
+                if row is not None:
+                    if "busy" not in row or row["t1"] <= x0 or row["m_t0"] >= x1:
+                        continue
+                    b = row["busy"][w] if w < len(row["busy"]) else 0
+                    ta, tb = max(row["m_t0"], x0), min(row["t1"], x1)
+                    if acc is None:
+                        acc = [ta, tb, b * (tb - ta)]
+                        continue
+                    if X(acc[1]) - X(acc[0]) < BUSY_PX and ta == acc[1]:
+                        acc[1], acc[2] = tb, acc[2] + b * (tb - ta)
+                        continue
+                if acc is None:
                     continue
-                b = row["busy"][w] if w < len(row["busy"]) else 0
-                xa, xb = X(max(row["m_t0"], x0)), X(min(row["t1"], x1))
+                a_, b_ = acc[0], acc[1]
+                bb = acc[2] / (b_ - a_) if b_ > a_ else 0
+                xa, xb = X(a_), X(b_)
                 o.append('<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#2e7d32" fill-opacity="%.2f" stroke="#fff" stroke-width="0.5">'
                          '<title>worker %d %.1f–%.1f s: busy %.0f%%</title></rect>'
-                         % (xa, y + r * row_h, max(xb - xa, 0.5), row_h - 2, 0.08 + 0.92 * b, w, row["m_t0"], row["t1"], 100 * b))
+                         % (xa, y + r * row_h, max(xb - xa, 0.5), row_h - 2, 0.08 + 0.92 * bb, w, a_, b_, 100 * bb))
+                acc = [ta, tb, b * (tb - ta)] if row is not None else None
             r += 1
         totals.append(tot)
     ya = mt + workers * per_worker + 4
