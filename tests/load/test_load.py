@@ -134,7 +134,8 @@ TEST is one of:
               per sample in the throughput and latency charts, a latency
               spike in any sample shown (rows were merged to 0.25 s and
               showed the last sample's p50/p99 only). A series of 20000
-              samples: a page under 3 MB (26 MB), a one-sample spike drawn.
+              samples: a page under 3 MB (26 MB), a one-sample spike drawn,
+              the last tick (1000.0) within the charts.
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -1364,6 +1365,14 @@ def test_report_interval(src, load):
     check(ys and min(ys) < 120 and len(ys) <= 4 * 900,
           "tasks/s over %d samples: %d points, the highest at y %s (the spike not drawn?)"
           % (n, len(ys), min(ys) if ys else None))
+    # ... and its last tick, "1000.0", is not cut off at the charts' right
+    # edge (centred under it, half of it ran past the 16 px margin)
+    for name, svg in re.findall(r'<svg class="chart" viewBox="0 0 900 \d+"[^>]*aria-label="([^"]*)"(.*?)</svg>', page, re.S):
+        for x, anchor, label in re.findall(r'<text x="([0-9.]+)" y="\d+" class="axis" text-anchor="(middle|end)">'
+                                           r'([0-9]+\.[0-9]+)</text>', svg):
+            right = float(x) + (len(label) * 6.5 / 2 if anchor == "middle" else 0)
+            check(right <= 900, "%s: the tick %s reaches x %.1f, past the chart's 900 px" % (name, label, right))
+    check(">1000.0</text>" in page, "no tick at the run's end, 1000.0 s")
     shutil.rmtree(d, ignore_errors=True)
     print("ok: a 0.1 s series gives 10 rows, its p99 spike drawn; %d samples make a %d KiB page, "
           "their spike drawn" % (n, size // 1024))
