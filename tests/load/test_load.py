@@ -93,7 +93,7 @@ TEST is one of:
   report-inputs  the report over unreadable inputs (--load empty, truncated,
               [], missing; --events missing; --latency truncated, empty,
               without its list, an entry whose ended is null or workers NaN; -o and --write-trace in a missing
-              directory; --load and --latency nested 100k deep; --load with
+              directory, the previous report then left as it was; --load and --latency nested 100k deep; --load with
               10**400, Infinity or NaN where a number is used): exit 1
               and one line `weft_report: FILE: reason`, no traceback; an
               events line that is not UTF-8, or nested 100k deep, is
@@ -1709,6 +1709,17 @@ def test_report_inputs(src, load):
             o = named if named.endswith(".html") else out
             p = report_run(*args, "-o", o)
             check_input_error(p, named if named.startswith("/") else os.path.join(d, named), what)
+        # a --write-trace that cannot be written leaves the previous report
+        # as it was: the page was renamed into place first, exit 1 beside
+        # a new page (a review, 2026-12-07)
+        with open(out, "w") as f:
+            f.write("previous\n")
+        p = report_run("--load", lp, "--no-bpf", "x", "--write-trace", "/nonexistent/dir/t.json", "-o", out)
+        check_input_error(p, "/nonexistent/dir/t.json", "--write-trace in a missing directory")
+        with open(out) as f:
+            got = f.read()
+        check(got == "previous\n", "a failed --write-trace: the previous report was replaced (%r...)" % got[:40])
+        check(not [n for n in os.listdir(d) if n.endswith(".tmp")], "temporary files left: %s" % os.listdir(d))
         # one line that is not UTF-8 among good events: counted, skipped
         t0 = ld["t0_ns"]
         good = [{"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},

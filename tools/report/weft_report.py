@@ -1182,7 +1182,7 @@ def is_num(x):
         return False
 
 
-def write_whole(path, write):
+def write_whole(path, write, staged=None):
     """Call write(f) on a new temporary file beside PATH, then rename it over
     PATH: a write that fails (disk full, the file size limit) leaves the
     previous file as it was and no partial one (the page was left cut short,
@@ -1195,7 +1195,10 @@ def write_whole(path, write):
     or from a path or a --no-bpf reason that is not UTF-8 (Python keeps
     such bytes as surrogates). It raised UnicodeEncodeError, a traceback
     that left the temporary file behind (a review, 2026-12-07); and any
-    exception, not only OSError, now removes the temporary file."""
+    exception, not only OSError, now removes the temporary file.
+
+    With a list `staged`, the rename is left to the caller: (tmp, path) is
+    appended to it (see replace_all)."""
     direct = os.path.exists(path) and not os.path.isfile(path)
     tmp = path
     try:
@@ -1211,6 +1214,9 @@ def write_whole(path, write):
         os.fchmod(fd, 0o666 & ~um)
         with open(fd, "w", encoding="utf-8", errors="replace") as f:
             write(f)
+        if staged is not None:
+            staged.append((tmp, path))
+            return
         os.replace(tmp, path)
     except BaseException as e:
         if tmp != path:
@@ -1221,6 +1227,32 @@ def write_whole(path, write):
         if isinstance(e, OSError):
             raise InputError(path, e.strerror or str(e))
         raise
+
+
+def replace_all(writes):
+    """write_whole each (path, write) of writes, then rename them all into
+    place: all written, or (an InputError, exit 1) none changed. The page
+    was renamed into place before --write-trace was written, so a trace
+    that could not be written (a missing directory, a full disk) left
+    exit 1 with the previous report replaced, beside a trace of another
+    run (a review, 2026-12-07)."""
+    staged = []
+    try:
+        for path, write in writes:
+            write_whole(path, write, staged)
+        for i, (tmp, path) in enumerate(staged):
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                staged = staged[i:]  # not renamed: removed below
+                raise InputError(path, e.strerror or str(e))
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def same_file(a, b):
@@ -1288,9 +1320,10 @@ def main(argv):
         # integer is made, a traceback (a review)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
-        write_whole(a.output, lambda f: f.write(html_text))
+        writes = [(a.output, lambda f: f.write(html_text))]
         if a.write_trace and ev is None:
-            write_whole(a.write_trace, lambda f: write_metrics_trace(load, series_rates(load), f))
+            writes.append((a.write_trace, lambda f: write_metrics_trace(load, series_rates(load), f)))
+        replace_all(writes)
     except InputError as e:
         print("weft_report: %s" % e, file=sys.stderr)
         return 1
