@@ -83,8 +83,9 @@ TEST is one of:
               root, not a bare "mkdir: Permission denied".
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share); in
-              a 390 px window (a phone) no table, chart or card sticks out
-              past the page's width.
+              a 390 px window (a phone) no table, chart, card or path
+              sticks out past the page's width (the demo's report, and one
+              naming a --write-trace path of 100 characters).
   report-events  tools/report/weft_report.py over an events file holding
               JSON of the wrong shape (an array, an event without a type, a
               steal whose victim is null, ...) beside good events: the bad
@@ -2130,26 +2131,36 @@ def test_render(src, build):
         # ran 300 px past their cards, the whole page scrolled sideways
         # (a review, 2026-12-07). A copy of the page with a script that
         # writes the widths into its title, read back with --dump-dom.
-        probe = os.path.join(tmp, "probe.html")
-        with open(report, encoding="utf-8") as f:
-            page = f.read()
+        # And a page whose notes name a trace with a long path (one word
+        # of 100 characters: 350 px past the page before 2026-12-07).
+        longdir = os.path.join(tmp, "a_rather_long_directory_name_for_the_output_of_the_demo_" + "x" * 30)
+        os.mkdir(longdir)
+        load_json = os.path.join(os.path.dirname(report), "load.json")
+        longpage = os.path.join(tmp, "long-path.html")
+        p = run([sys.executable, REPORT, "--load", load_json, "--no-bpf", "test", "--write-trace",
+                 os.path.join(longdir, "trace.json"), "-o", longpage], timeout=120)
+        check(p.returncode == 0, "report with a long --write-trace path: exit %d %s" % (p.returncode, p.stderr[-800:]))
         js = ("<script>window.onload=function(){var d=document.documentElement,o=[];"
-              "document.querySelectorAll('table,svg,section,.kpis').forEach(function(e){"
+              "document.querySelectorAll('table,svg,section,.kpis,p,li,code').forEach(function(e){"
               "var r=e.getBoundingClientRect();if(r.right>d.clientWidth+0.5)"
               "o.push(e.tagName+' in #'+e.closest('section').id+' to '+Math.round(r.right)+' px')});"
               "document.title='WIDTHS '+d.scrollWidth+' '+d.clientWidth+' '+o.join(', ')+' END'}</script>")
-        with open(probe, "w", encoding="utf-8") as f:
-            f.write(page.replace("</body>", js + "</body>"))
-        p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--user-data-dir=" + os.path.join(tmp, "profile"), "--window-size=390,844",
-                 "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=90)
-        m = re.search(r"WIDTHS (\d+) (\d+) (.*?) END", p.stdout)
-        check(m, "chromium --dump-dom gave no widths (exit %d): %s" % (p.returncode, p.stderr[-1500:]))
-        sw, cw = int(m.group(1)), int(m.group(2))
-        check(sw <= cw and not m.group(3),
-              "at 390 px the page is %d px wide in a %d px window: %s stick out" % (sw, cw, m.group(3)))
-        print("ok: at 390 px nothing sticks out (page %d px, window %d px)" % (sw, cw))
+        for what, path in (("the demo's report", report), ("a report naming a long path", longpage)):
+            probe = os.path.join(tmp, "probe.html")
+            with open(path, encoding="utf-8") as f:
+                page = f.read()
+            with open(probe, "w", encoding="utf-8") as f:
+                f.write(page.replace("</body>", js + "</body>"))
+            p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run",
+                     "--user-data-dir=" + os.path.join(tmp, "profile"), "--window-size=390,844",
+                     "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=90)
+            m = re.search(r"WIDTHS (\d+) (\d+) (.*?) END", p.stdout)
+            check(m, "%s: chromium --dump-dom gave no widths (exit %d): %s" % (what, p.returncode, p.stderr[-1500:]))
+            sw, cw = int(m.group(1)), int(m.group(2))
+            check(sw <= cw and not m.group(3),
+                  "%s at 390 px is %d px wide in a %d px window: %s stick out" % (what, sw, cw, m.group(3)))
+            print("ok: %s: at 390 px nothing sticks out (page %d px, window %d px)" % (what, sw, cw))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -718,6 +718,8 @@ def write_metrics_trace(load, rates, f):
 # Tables are blocks that scroll sideways within their card: on a phone
 # (390 px) the per-worker table (11 columns with BPF) and the poll-latency
 # one ran 300 px past their cards and the whole page scrolled sideways.
+# Code (the trace's path in the notes) breaks anywhere: a long path, one
+# word, ran 350 px past the page (a review, 2026-12-07).
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#263238;margin:0;background:#fafafa}
 header{background:#263238;color:#fff;padding:18px 28px}
@@ -738,7 +740,7 @@ svg .plot{fill:#fff;stroke:#cfd8dc} svg .grid{stroke:#eceff1}
 svg .axis{font-size:11px;fill:#607d8b} svg .small{font-size:11px;fill:#455a64}
 svg .label{font-size:12px;fill:#263238} svg .cell{font-size:11px}
 .legend span{display:inline-block;margin-right:14px} .sw{display:inline-block;width:12px;height:12px;vertical-align:-1px;margin-right:4px}
-code{background:#eceff1;padding:1px 4px;border-radius:3px}
+code{background:#eceff1;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere}
 """
 
 
