@@ -562,6 +562,18 @@ int weft_join(struct weft_task *task, void **result)
 		return -EINVAL;
 	if (joins_itself(task, NULL))
 		return -EDEADLK;
+	/* A plain thread joining a task that has finished, with nobody
+	 * waiting on it: nothing to wait for, so no flag to hold - its
+	 * exchange and store cost spawn_many_remote_busy 15% (a join per
+	 * task). What join_wait does for a finished task elsewhere (a
+	 * worker's -EDEADLK, a discarded fiber's -ECANCELED, a cancelled
+	 * fiber's) it still decides. */
+	struct weft__ctx *ctx = weft__ctx();
+	if ((!ctx || !(ctx->fiber || ctx->core || ctx->discarding || ctx->fiber_in_place ||
+		       weft__ctx_poll_in_place(ctx))) &&
+	    (atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE) &&
+	    !join_is_busy(task))
+		return take_output(task, result);
 	if (!join_enter(task))
 		return -EBUSY;
 	int rc = join_wait(task);
