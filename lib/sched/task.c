@@ -552,7 +552,9 @@ static int join_wait(struct weft_task *task)
 	return 0;
 }
 
-int weft_join(struct weft_task *task, void **result)
+/* What weft_join and weft_join_timeout refuse before anything else: 0,
+ * or the error (the handle untouched). */
+static int join_refused(struct weft_task *task)
 {
 	if (!task)
 		return -EINVAL;
@@ -562,6 +564,14 @@ int weft_join(struct weft_task *task, void **result)
 		return -EINVAL;
 	if (joins_itself(task, NULL))
 		return -EDEADLK;
+	return 0;
+}
+
+int weft_join(struct weft_task *task, void **result)
+{
+	int rc = join_refused(task);
+	if (rc)
+		return rc;
 	/* A plain thread joining a task that has finished, with nobody
 	 * waiting on it: nothing to wait for, so no flag to hold - its
 	 * exchange and store cost spawn_many_remote_busy 15% (a join per
@@ -576,7 +586,7 @@ int weft_join(struct weft_task *task, void **result)
 		return take_output(task, result);
 	if (!join_enter(task))
 		return -EBUSY;
-	int rc = join_wait(task);
+	rc = join_wait(task);
 	join_leave(task);
 	return rc ? rc : take_output(task, result);
 }
@@ -682,14 +692,9 @@ bool weft__join_waits_on_own_shutdown(struct weft_task *t)
 
 int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns)
 {
-	if (!task)
-		return -EINVAL;
-	if (WEFT__FORKED(task->rt))
-		return -ECHILD;
-	if (handle_consumed(task))
-		return -EINVAL;
-	if (joins_itself(task, NULL))
-		return -EDEADLK;
+	int rc = join_refused(task);
+	if (rc)
+		return rc;
 	/* as weft_join: a drop its runtime's shutdown runs here */
 	if (weft__in_own_shutdown(task->rt) &&
 	    !(atomic_load_explicit(&task->state, memory_order_acquire) & T_COMPLETE))
@@ -698,7 +703,7 @@ int weft_join_timeout(struct weft_task *task, void **result, uint64_t timeout_ns
 		return -EBUSY;
 	uint64_t now = weft__now_ns();
 	uint64_t deadline = timeout_ns >= WEFT_FOREVER - now ? WEFT_FOREVER : now + timeout_ns;
-	int rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);
+	rc = weft__wait_deadline(join_wait_poll, task, NULL, deadline);
 	join_leave(task);
 	if (rc)
 		return rc; /* -ETIMEDOUT, -EDEADLK, -ENOMEM: the handle stays valid */
