@@ -1583,6 +1583,9 @@ def test_report_same_file(src, load):
         latp = os.path.join(d, "run.latency.json")
         with open(latp, "w") as f:
             json.dump({"schema": "schedtop-latency/1", "latency": []}, f)
+        trp = os.path.join(d, "run.json")  # schedtop trace's timeline beside run.jsonl
+        with open(trp, "w") as f:
+            json.dump({"traceEvents": []}, f)
         link = os.path.join(d, "link.json")
         os.symlink(lp, link)
         hard = os.path.join(d, "hard.json")
@@ -1591,7 +1594,7 @@ def test_report_same_file(src, load):
 
         def contents():
             r = {}
-            for p in (lp, ep, latp):
+            for p in (lp, ep, latp, trp):
                 with open(p, "rb") as f:
                     r[p] = f.read()
             return r
@@ -1601,6 +1604,7 @@ def test_report_same_file(src, load):
             ("-o the load file", ["--load", lp, "--no-bpf", "x", "-o", lp]),
             ("-o the events file", ["--load", lp, "--events", ep, "-o", ep]),
             ("-o the latency file", ["--load", lp, "--events", ep, "--latency", latp, "-o", latp]),
+            ("-o schedtop's trace beside the events", ["--load", lp, "--events", ep, "-o", trp]),
             ("-o a symlink to the load file", ["--load", lp, "--no-bpf", "x", "-o", link]),
             ("-o a hard link of the load file", ["--load", lp, "--no-bpf", "x", "-o", hard]),
             ("--write-trace the load file", ["--load", lp, "--no-bpf", "x", "--write-trace", lp, "-o", out]),

@@ -1281,6 +1281,14 @@ def check_outputs(ap, a):
             if ipath is not None and same_file(opath, ipath):
                 ap.error("%s %s is the %s file: writing it would destroy an input; name another file"
                          % (oname, opath, iname))
+    # the timeline schedtop wrote beside the events, which the page links
+    # to: replaced by the page, the notes pointed at the report itself
+    # and the timeline was lost (found by a review)
+    if a.events:
+        tr = event_trace_path(a.events)
+        if os.path.exists(tr) and same_file(a.output, tr):
+            ap.error("-o %s is schedtop's trace beside --events %s: writing it would destroy an "
+                     "input; name another file" % (a.output, a.events))
     if a.write_trace and same_file(a.output, a.write_trace):
         ap.error("--write-trace %s is the -o file: the trace would replace the report; name another file"
                  % a.write_trace)
