@@ -99,6 +99,12 @@ TEST is one of:
               and one line `weft_report: FILE: reason`, no traceback; an
               events line that is not UTF-8, or nested 100k deep, is
               skipped and counted.
+  report-missing  a load file without one of weft-load's fields, or with
+              it null, each in turn (with and without events): exit 0 (1
+              for t0_ns and end_ns), no None, null or nan on the page;
+              one of t0_ns and end_ns alone: a dash for every value and a
+              sentence naming each missing part (per_worker, series,
+              latency_ns.task.buckets), not 0, INCOMPLETE or "1 workers".
   report-range  events naming workers the run did not have (core 1500, a
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
@@ -140,6 +146,7 @@ TEST is one of:
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
+from html import unescape as html_unescape
 import json
 import os
 import re
@@ -1746,6 +1753,94 @@ def test_report_inputs(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def page_text(path):
+    """The text a reader of the page sees (SVG labels and tooltips too)."""
+    with open(path, encoding="utf-8") as f:
+        t = f.read()
+    t = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", t, flags=re.S)
+    return re.sub(r"\s+", " ", html_unescape(re.sub(r"<[^>]+>", " ", t)))
+
+
+def test_report_missing(src, load):
+    """found by a review (2026-12-07): a load file without some of
+    weft-load's fields (an older or hand-written one) made a page saying
+    "weft load report — None", "seed None", "None / None", "unit latency
+    (None)"; others were made up: "measured 0.0 s", "0 steal operations"
+    with no per-worker entries, "INCOMPLETE" with no graph, "No task
+    completed" with no latency, "shorter than one sampling interval" with
+    no series. Each field removed, or null, in turn: exit 0 (1 for the
+    two the report needs), a dash or a sentence naming the field."""
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        lp, ld = make_load(load, d)
+        t0 = ld["t0_ns"]
+        ep = os.path.join(d, "ev.jsonl")
+        with open(ep, "w") as f:
+            for e in ({"ts_ns": t0 + 1000, "type": "worker_start", "core": 0},
+                      {"ts_ns": t0 + 2000, "type": "steal", "core": 1, "victim": 0, "n": 3}):
+                f.write(json.dumps(e) + "\n")
+        out, mp = os.path.join(d, "report.html"), os.path.join(d, "m.json")
+
+        def paths(v, pre=()):
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    yield pre + (k,)
+                    if k != "series":
+                        yield from paths(x, pre + (k,))
+            elif isinstance(v, list) and v and isinstance(v[0], dict):
+                yield from (pre + ("*", k) for k in v[0])
+
+        def drop(v, path, null):
+            if path[0] == "*":
+                for x in v:
+                    drop(x, path[1:], null)
+            elif len(path) > 1:
+                drop(v[path[0]], path[1:], null)
+            elif null:
+                v[path[0]] = None
+            else:
+                del v[path[0]]
+
+        n = 0
+        for path in list(paths(ld)):
+            for null in (False, True):
+                m = json.loads(json.dumps(ld))
+                drop(m, path, null)
+                with open(mp, "w") as f:
+                    json.dump(m, f)
+                what = "%s %s" % (".".join(path), "null" if null else "removed")
+                for args in (["--no-bpf", "x"], ["--events", ep])[:1 if null else 2]:
+                    p = report_run("--load", mp, *args, "-o", out)
+                    if path in (("t0_ns",), ("end_ns",)):
+                        check_input_error(p, mp, what)
+                        continue
+                    check(p.returncode == 0 and "Traceback" not in p.stderr,
+                          "%s: exit %d %s" % (what, p.returncode, p.stderr[-800:]))
+                    t = page_text(out)
+                    m_ = re.search(r"\b(None|null|nan)\b", t)
+                    check(not m_, "%s: the page says %r: ...%s..."
+                          % (what, m_ and m_.group(1), m_ and t[max(0, m_.start() - 80):m_.end() + 40]))
+                    n += 1
+        # a file with the two fields the report needs and nothing else
+        # (workers 0: what weft-load writes when its metrics failed)
+        with open(mp, "w") as f:
+            json.dump({"t0_ns": t0, "end_ns": ld["end_ns"], "workers": 0}, f)
+        p = report_run("--load", mp, "--no-bpf", "x", "-o", out)
+        check(p.returncode == 0, "a load file of t0_ns and end_ns: exit %d %s" % (p.returncode, p.stderr[-800:]))
+        t = page_text(out)
+        for want in ("weft load report — – – workers · – · seed – · measured –",
+                     "measured – (warmup –)", "units issued / completed – / –", "task graph – tasks, digest – task",
+                     "– steal operations", "– parks", "min – · p50 – · p90 – · p99 – · p99.9 – · max –",
+                     "no per-worker metrics ( per_worker )", "no time series ( series",
+                     "no task latency histogram ( latency_ns.task.buckets )", "issued – units and completed – tasks (digest –)"):
+            check(want in t, "a load file of t0_ns and end_ns: no %r in %r" % (want, t[:3000]))
+        for wrong in ("INCOMPLETE", "measured 0.0", "1 workers", "No task completed", "shorter than one"):
+            check(wrong not in t, "a load file of t0_ns and end_ns: the page says %r" % wrong)
+        print("ok: report: %d load files each without one field: no None, a dash or the field named" % n)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_range(src, load):
     """found by a review of the tools (2026-12-05): the steal matrix was
     sized by the largest core or victim in the events, so one line
@@ -2215,6 +2310,8 @@ def main():
         test_report_events(src, load)
     elif test == "report-range":
         test_report_range(src, load)
+    elif test == "report-missing":
+        test_report_missing(src, load)
     elif test == "report-huge":
         test_report_huge(src, load)
     elif test == "report-unusable":

@@ -40,7 +40,17 @@ def esc(s):
     return html.escape(str(s), quote=True)
 
 
+# What the page shows for a value the load file does not have: a key that
+# an older or hand-written file lacks, or null. Formatted as they were,
+# such values read "None" ("weft load report — None", "seed None", "None
+# / None") or were made 0 ("measured 0.0 s", "0 steal operations") and a
+# missing graph check "INCOMPLETE" (a review, 2026-12-07).
+DASH = "\u2013"
+
+
 def fmt_ns(ns):
+    if ns is None:
+        return DASH
     ns = float(ns)
     if ns < 1e3:
         return "%.0f ns" % ns
@@ -67,6 +77,8 @@ def fmt_lat_ns(ns):
 
 
 def fmt_num(x):
+    if x is None:
+        return DASH
     x = float(x)
     if abs(x) >= 1e9:
         return "%.2fG" % (x / 1e9)
@@ -330,7 +342,7 @@ def series_rates(load):
     to have them: such a run's report failed, "not weft-load's output
     (KeyError: 'steals_per_s')" (a review)."""
     out = []
-    series = load.get("series", [])
+    series = load.get("series") or []
     if not series:
         return out
     # the run starts at t = 0 with every counter at zero
@@ -690,7 +702,7 @@ def write_metrics_trace(load, rates, f):
     pid = 1
     t0 = load.get("t0_ns", 0)
     ev = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
-           "args": {"name": "weft-load %s (runtime metrics; no BPF)" % load.get("shape", "?")}}]
+           "args": {"name": "weft-load %s (runtime metrics; no BPF)" % shown(load.get("shape"))}}]
     last = {}  # track name -> its last sample, closed at its row's end
     for r in rates:
         n0 = len(ev)
@@ -745,7 +757,31 @@ code{background:#eceff1;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere
 
 
 def workers_of(load):
-    return load.get("workers") or len(load.get("per_worker", [])) or 1
+    return load.get("workers") or len(load.get("per_worker") or []) or 1
+
+
+def shown(v):
+    """A value of the load file for the page: DASH where it has none."""
+    return DASH if v is None else v
+
+
+def part(d, k):
+    """The object d[k], {} where d has none (a wrong type still fails)."""
+    v = d.get(k)
+    return {} if v is None else v
+
+
+def total(pw, k):
+    """The sum of field k over the per-worker entries; None (not 0) when
+    there are none, or one lacks it: a sum of what is there passed for
+    the whole run's."""
+    if not pw or any(w.get(k) is None for w in pw):
+        return None
+    return sum(w[k] for w in pw)
+
+
+def fmt_s_or_dash(fmt, v):
+    return DASH if v is None else fmt % v
 
 
 def event_trace_path(events_path):
@@ -771,23 +807,31 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     s = []  # html parts
 
     # ---- header
-    mode = ("closed loop, concurrency %s" % load.get("concurrency")) if load.get("mode") == "closed" \
-        else ("open loop, %s units/s" % load.get("rate"))
-    s.append('<header><h1>weft load report — %s</h1><p>%d workers · %s · seed %s · measured %.1f s%s</p></header><main>'
-             % (esc(load.get("shape")), workers, esc(mode), esc(load.get("seed")), load.get("measured_s", 0),
-                (" after %.1f s warmup" % warm) if warm else ""))
+    if load.get("mode") == "closed":
+        mode = "closed loop, concurrency %s" % shown(load.get("concurrency"))
+    elif load.get("mode") == "open":
+        mode = "open loop, %s units/s" % shown(load.get("rate"))
+    else:
+        mode = shown(load.get("mode"))
+    # workers as the file says: workers_of's 1 is a size for the views
+    # (weft-load writes 0 when its metrics failed), not the run's count
+    wshown = load.get("workers") or len(load.get("per_worker") or []) or DASH
+    ms = load.get("measured_s")
+    s.append('<header><h1>weft load report — %s</h1><p>%s workers · %s · seed %s · measured %s%s</p></header><main>'
+             % (esc(shown(load.get("shape"))), wshown, esc(mode), esc(shown(load.get("seed"))),
+                fmt_s_or_dash("%.1f s", ms), (" after %.1f s warmup" % warm) if warm else ""))
     if load.get("interrupted"):
-        ms = load.get("measured_s", 0) or 0
         units = load.get("units") if isinstance(load.get("units"), dict) else {}
         if load.get("units_limit"):
             # --units N has no duration (its duration_s is null; it was
             # the unused default 10, read as "of the 10 s asked for")
-            what = "it measured %.1f s, %s of the %s units asked for completed" % (
-                ms, esc(units.get("completed", "?")), esc(load.get("units_limit")))
+            what = "it measured %s, %s of the %s units asked for completed" % (
+                fmt_s_or_dash("%.1f s", ms), esc(shown(units.get("completed"))), esc(load.get("units_limit")))
         else:
             what = "%s of the %s s asked for" % (
-                "it measured %.1f s" % ms if ms > 0 else "it was still in its %.1f s warmup, nothing was measured" % warm,
-                esc(load.get("duration_s")))
+                "it measured %s" % fmt_s_or_dash("%.1f s", ms) if ms is None or ms > 0
+                else "it was still in its %.1f s warmup, nothing was measured" % warm,
+                esc(shown(load.get("duration_s"))))
         s.append('<div class="missing" id="interrupted"><b>Interrupted.</b> The run was stopped by a signal '
                  '(Ctrl-C) before its end: %s. The figures cover what ran.</div>' % what)
     if no_bpf:
@@ -797,40 +841,44 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                  'metrics (busy %%, steals and parks per second per worker).</div>' % esc(no_bpf))
 
     # ---- summary
-    thr = load.get("throughput", {})
-    lat = (load.get("latency_ns") or {}).get("task") or {}
-    g = load.get("graph", {})
-    pw = load.get("per_worker", [])
+    thr = part(load, "throughput")
+    lat = part(part(load, "latency_ns"), "task")
+    g = part(load, "graph")
+    units = part(load, "units")
+    pw = load.get("per_worker") or []
     s.append('<section id="summary"><h2>Summary</h2>')
     s.append('<div class="kpis">')
-    kp = [("tasks/s", fmt_num(thr.get("tasks_per_s", 0))),
-          ("tasks completed (measured)", fmt_num(thr.get("tasks", 0))),
-          ("task latency p50", fmt_ns(lat.get("p50", 0))),
-          ("task latency p99", fmt_ns(lat.get("p99", 0))),
-          ("steal operations", fmt_num(sum(w.get("steal_operations", 0) for w in pw))),
-          ("tasks stolen", fmt_num(sum(w.get("tasks_stolen", 0) for w in pw))),
-          ("parks", fmt_num(sum(w.get("parks", 0) for w in pw)))]
+    kp = [("tasks/s", fmt_num(thr.get("tasks_per_s"))),
+          ("tasks completed (measured)", fmt_num(thr.get("tasks"))),
+          ("task latency p50", fmt_ns(lat.get("p50"))),
+          ("task latency p99", fmt_ns(lat.get("p99"))),
+          ("steal operations", fmt_num(total(pw, "steal_operations"))),
+          ("tasks stolen", fmt_num(total(pw, "tasks_stolen"))),
+          ("parks", fmt_num(total(pw, "parks")))]
     if thr.get("ops_name"):
-        kp.insert(2, (thr["ops_name"] + "/s", fmt_num(thr.get("ops_per_s", 0))))
+        kp.insert(2, (thr["ops_name"] + "/s", fmt_num(thr.get("ops_per_s"))))
     for k, v in kp:
         s.append('<div class="kpi"><b>%s</b><span>%s</span></div>' % (esc(v), esc(k)))
     s.append("</div>")
     s.append("<table><tr><th>run</th><th></th></tr>")
-    rows = [("shape", load.get("shape")), ("mode", mode), ("workers", workers), ("seed", load.get("seed")),
-            ("measured", "%.2f s (warmup %.1f s)" % (load.get("measured_s", 0), warm)),
-            ("units issued / completed", "%s / %s" % (load.get("units", {}).get("issued"), load.get("units", {}).get("completed"))),
-            ("task graph", "%s tasks, digest %s — %s" % (g.get("tasks_completed"), g.get("digest_completed"),
-                                                       "matches the seed's graph" if g.get("complete") else "INCOMPLETE")),
+    complete = g.get("complete")
+    rows = [("shape", shown(load.get("shape"))), ("mode", mode), ("workers", wshown), ("seed", shown(load.get("seed"))),
+            ("measured", "%s (warmup %s)" % (fmt_s_or_dash("%.2f s", ms), fmt_s_or_dash("%.1f s", load.get("warmup_s")))),
+            ("units issued / completed", "%s / %s" % (shown(units.get("issued")), shown(units.get("completed")))),
+            ("task graph", "%s tasks, digest %s%s" % (shown(g.get("tasks_completed")), shown(g.get("digest_completed")),
+                                                    " — matches the seed's graph" if complete is True
+                                                    else " — INCOMPLETE" if complete is False else "")),
             ("task latency (spawn → completion)", "min %s · p50 %s · p90 %s · p99 %s · p99.9 %s · max %s"
-             % tuple(fmt_ns(lat.get(k, 0)) for k in ("min", "p50", "p90", "p99", "p999", "max")))]
+             % tuple(fmt_ns(lat.get(k)) for k in ("min", "p50", "p90", "p99", "p999", "max")))]
     op = (load.get("latency_ns") or {}).get("op")
     if op and op.get("count"):
-        rows.append((load["latency_ns"].get("op_what", "op latency"), "p50 %s · p99 %s · max %s"
-                     % (fmt_ns(op.get("p50", 0)), fmt_ns(op.get("p99", 0)), fmt_ns(op.get("max", 0)))))
+        rows.append((part(load, "latency_ns").get("op_what") or "op latency", "p50 %s · p99 %s · max %s"
+                     % (fmt_ns(op.get("p50")), fmt_ns(op.get("p99")), fmt_ns(op.get("max")))))
     un = (load.get("latency_ns") or {}).get("unit")
     if un and un.get("count"):
-        rows.append(("unit latency (%s)" % load["latency_ns"].get("unit_what", ""), "p50 %s · p99 %s · max %s"
-                     % (fmt_ns(un.get("p50", 0)), fmt_ns(un.get("p99", 0)), fmt_ns(un.get("max", 0)))))
+        uw = part(load, "latency_ns").get("unit_what")
+        rows.append(("unit latency (%s)" % uw if uw else "unit latency", "p50 %s · p99 %s · max %s"
+                     % (fmt_ns(un.get("p50")), fmt_ns(un.get("p99")), fmt_ns(un.get("max")))))
     if load.get("op_errors"):
         rows.append(("errors", load.get("op_errors")))
     for k, v in rows:
@@ -858,17 +906,22 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                 per_core_park[c].append(ts - pa[c])
                 pa[c] = None
     for i, w in enumerate(pw):
-        s.append("<tr><td>w%d</td><td>%s</td><td>%.0f%%</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                 % (i, fmt_num(w.get("polls", 0)), 100.0 * w.get("busy_ns", 0) / wall_ns, fmt_num(w.get("steal_operations", 0)),
-                    fmt_num(w.get("tasks_stolen", 0)), fmt_num(w.get("parks", 0)), fmt_num(w.get("noop_unparks", 0)),
-                    fmt_num(w.get("overflows", 0))))
+        busy = w.get("busy_ns")
+        s.append("<tr><td>w%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                 % (i, fmt_num(w.get("polls")), fmt_s_or_dash("%.0f%%", None if busy is None else 100.0 * busy / wall_ns),
+                    fmt_num(w.get("steal_operations")), fmt_num(w.get("tasks_stolen")), fmt_num(w.get("parks")),
+                    fmt_num(w.get("noop_unparks")), fmt_num(w.get("overflows"))))
         if an:
             out_ = sum(an["matrix"][t][i] for t in range(an["workers"])) if i < an["workers"] else 0
             pk = per_core_park.get(i, [])
             s.append("<td>%s</td><td>%s</td><td>%s</td>" % (fmt_num(out_), fmt_ns(pct(pk, 50)) if pk else "–",
                                                             fmt_ns(pct(pk, 99)) if pk else "–"))
         s.append("</tr>")
-    s.append("</table><p class='lead'>Polls, busy, steals, parks and overflows: the runtime's own counters "
+    s.append("</table>")
+    if not pw:
+        # weft-load writes none when its metrics could not be read
+        s.append('<p class="missing">The load file has no per-worker metrics (<code>per_worker</code>).</p>')
+    s.append("<p class='lead'>Polls, busy, steals, parks and overflows: the runtime's own counters "
              "(whole run, read after shutdown). %s</p></section>"
              % ("Stolen-from and park percentiles: schedtop's trace window." if an else ""))
     data["sections"].append("summary")
@@ -903,6 +956,9 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                             ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns,
                             x_range=t_range, shade=(0, warm, "warmup: no latency measured") if warm else None,
                             one_from=measured[0]["t0"] if measured else None))
+    elif load.get("series") is None:
+        s.append('<p class="missing">The load file has no time series (<code>series</code>: weft-load '
+                 'writes it with <code>--output</code>, not with <code>--json</code>).</p>')
     else:
         s.append('<p class="missing">The run was shorter than one sampling interval: no time series.</p>')
     s.append("</section>")
@@ -943,8 +999,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         s.append('<p class="missing">Who stole from whom is only in schedtop\'s <code>steal</code> probe: left out (%s). '
                  'The runtime counts steals per thief only:</p>' % esc(no_bpf))
         s.append("<table><tr><th>thief</th><th>steal operations</th><th>tasks stolen</th></tr>%s</table>"
-                 % "".join("<tr><td>w%d</td><td>%s</td><td>%s</td></tr>" % (i, fmt_num(w.get("steal_operations", 0)),
-                                                                        fmt_num(w.get("tasks_stolen", 0))) for i, w in enumerate(pw)))
+                 % "".join("<tr><td>w%d</td><td>%s</td><td>%s</td></tr>" % (i, fmt_num(w.get("steal_operations")),
+                                                                        fmt_num(w.get("tasks_stolen"))) for i, w in enumerate(pw)))
         left_out.append("steal matrix")
         data["steal_matrix"] = None
     s.append("</section>")
@@ -1001,8 +1057,11 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         counts = [vals.get(k, 0) for k in range(lo_k, hi_k + 1)]
         svg = histogram_from_counts(list(range(lo_k, hi_k + 1)), counts, PALETTE[0])
         s.append('<p class="lead">%s tasks completed after the warmup; p50 %s, p99 %s, p99.9 %s, max %s.</p>%s'
-                 % (fmt_num(lat.get("count", 0)), fmt_ns(lat.get("p50", 0)), fmt_ns(lat.get("p99", 0)),
-                    fmt_ns(lat.get("p999", 0)), fmt_ns(lat.get("max", 0)), svg))
+                 % (fmt_num(lat.get("count")), fmt_ns(lat.get("p50")), fmt_ns(lat.get("p99")),
+                    fmt_ns(lat.get("p999")), fmt_ns(lat.get("max")), svg))
+    elif "buckets" not in lat:
+        s.append('<p class="missing">The load file has no task latency histogram '
+                 '(<code>latency_ns.task.buckets</code>).</p>')
     else:
         s.append('<p class="missing">No task completed in the measured window.</p>')
     s.append("</section>")
@@ -1046,7 +1105,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
              "cover the measured window.</li>")
     s.append("<li>Same seed, same graph: the graph of unit <i>k</i> depends only on the shape, seed and <i>k</i>; this "
              "run issued %s units and completed %s tasks (digest %s).</li>"
-             % (esc(g.get("units")), esc(g.get("tasks_completed")), esc(g.get("digest_completed"))))
+             % (esc(shown(g.get("units"))), esc(shown(g.get("tasks_completed"))), esc(shown(g.get("digest_completed")))))
     s.append("</ul></section>")
     data["sections"].append("notes")
     data["left_out"] = left_out
@@ -1054,7 +1113,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     s.append("</main>")
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>weft load report — %s</title>'
             '<meta name="viewport" content="width=device-width, initial-scale=1"><style>%s</style></head><body>%s</body></html>\n'
-            % (esc(load.get("shape")), CSS, "\n".join(s)))
+            % (esc(shown(load.get("shape"))), CSS, "\n".join(s)))
 
 
 def script_json(data):
@@ -1142,11 +1201,13 @@ def read_load(path):
         if not is_int(load.get(k)):
             raise InputError(path, "not weft-load's output: no integer %s" % k)
     for k in ("series", "per_worker"):
-        v = load.get(k, [])
+        v = load.get(k)
+        if v is None:  # absent or null: the report says it is missing
+            continue
         if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
             raise InputError(path, "not weft-load's output: %s is not a list of objects" % k)
     w = workers_of(load)
-    if not is_int(w) or not 1 <= w <= MAX_WORKERS or len(load.get("per_worker", [])) > w:
+    if not is_int(w) or not 1 <= w <= MAX_WORKERS or len(load.get("per_worker") or []) > w:
         raise InputError(path, "not weft-load's output: workers %r (1..%d, one per_worker entry each)"
                          % (w, MAX_WORKERS))
     return load
