@@ -105,6 +105,12 @@ TEST is one of:
               one of t0_ns and end_ns alone: a dash for every value and a
               sentence naming each missing part (per_worker, series,
               latency_ns.task.buckets), not 0, INCOMPLETE or "1 workers".
+  report-matrix  the steal matrix of 64 and of 4 workers in Chromium at
+              1280x800 and 390x844: no label under 9 px high, the page no
+              wider than the window, the matrix's header row and column
+              still at its box's edges when the box is scrolled to its far
+              corner; the 64 workers' busiest pair listed. Before: an SVG
+              scaled to the page, 64 workers' labels 5 px high at 1280 px.
   report-range  events naming workers the run did not have (core 1500, a
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
@@ -146,7 +152,7 @@ TEST is one of:
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
-from html import unescape as html_unescape
+from html import escape as html_escape, unescape as html_unescape
 import json
 import os
 import re
@@ -2264,6 +2270,97 @@ def test_render(src, build):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Chromium's headless window is 500 px wide at least (--window-size=390
+# gave a page 485 px wide): the page is shown in an iframe of the size
+# asked for instead. The script writes into the title: the page's scroll
+# and client widths; the matrix's text rendered under 9 px high (its
+# width for vertical text: an SVG scaled to the page shrinks its text
+# with it); and whether, with the matrix's box scrolled to its far
+# corner, its corner cell, the last column's header and the last row's
+# label are still at the box's edges.
+MATRIX_PROBE = """<!DOCTYPE html><html><body style="margin:0"><iframe id="f" width="%d" height="%d"
+style="border:0;display:block" srcdoc="%s"></iframe><script>window.onload=function(){
+var w=document.getElementById('f').contentWindow,doc=w.document,d=doc.documentElement,
+sec=doc.getElementById('steal-matrix'),small=[],n=0,st='no scroll box';
+sec.querySelectorAll('th,td,text,span').forEach(function(e){
+ if(e.tagName!='text'&&e.children.length)return;var s=e.textContent.trim();if(!s)return;n++;var h;
+ if(e instanceof w.SVGElement){h=e.getBoundingClientRect().height}else{var g=doc.createRange();
+ g.selectNodeContents(e);var r=g.getBoundingClientRect();
+ h=w.getComputedStyle(e).writingMode.indexOf('vertical')==0?r.width:r.height}
+ if(h<9)small.push(s+' '+h.toFixed(1)+' px')});
+var box=sec.querySelector('.matrix-wrap');
+if(box){box.scrollTop=box.scrollHeight;box.scrollLeft=box.scrollWidth;var b=box.getBoundingClientRect(),
+ c=box.querySelector('thead th').getBoundingClientRect(),hs=box.querySelectorAll('thead th'),
+ h=hs[hs.length-1].getBoundingClientRect(),rs=box.querySelectorAll('tbody th'),
+ r=rs[rs.length-1].getBoundingClientRect(),near=function(a,b){return Math.abs(a-b)<3};
+ st=(box.scrollTop>0||box.scrollHeight<=box.clientHeight)&&near(c.top,b.top+1)&&near(c.left,b.left+1)&&
+  near(h.top,b.top+1)&&h.right<=b.right&&near(r.left,b.left+1)&&r.bottom<=b.bottom?'ok':
+  'box '+[b.left,b.top,b.right,b.bottom].map(Math.round)+' corner '+[c.left,c.top].map(Math.round)+
+  ' last header '+[h.top,h.right].map(Math.round)+' last row '+[r.left,r.bottom].map(Math.round)}
+document.title='PROBE '+d.scrollWidth+' '+d.clientWidth+' '+n+' SMALL '+small.length+' '+small.slice(0,4).join(', ')+
+ ' STICKY '+st+' END'}</script></body></html>"""
+
+
+def test_report_matrix(src, load):
+    """found by a review (2026-12-07): the steal matrix was an SVG of
+    28 px cells scaled down to the page; with 64 workers 2022 px wide,
+    its labels and counts were 5 px high on a 1280 px screen and 2 px
+    on a phone. Now: a table in a box that scrolls, its header row and
+    column sticky; past 16 workers a heat map of small cells that fits a
+    desktop page, the busiest pairs listed. Checked in Chromium at
+    1280x800 and 390x844, with 64 and with 4 workers: no text under 9
+    px, the page not wider than the window, the headers still at the
+    box's edges when it is scrolled to its far corner."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        skip("chromium is not installed (apt-get install chromium)")
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        for workers in (64, 4):
+            lp, ld = make_load(load, d, "--workers", str(workers))
+            check(ld["workers"] == workers, "weft-load --workers %d: %s workers" % (workers, ld["workers"]))
+            t0, ep = ld["t0_ns"], os.path.join(d, "ev.jsonl")
+            pairs = [(t, v) for t in range(workers) for v in range(workers) if t != v and (t * 7 + v) % 5 == 0]
+            with open(ep, "w") as f:
+                for i, (t, v) in enumerate(pairs):
+                    for k in range(1 + (t + v) % 4):
+                        f.write(json.dumps({"ts_ns": t0 + 1000 + 10 * i + k, "type": "steal", "core": t,
+                                            "victim": v, "n": 2}) + "\n")
+            out = os.path.join(d, "report.html")
+            p = report_run("--load", lp, "--events", ep, "-o", out)
+            check(p.returncode == 0, "report of %d workers: exit %d %s" % (workers, p.returncode, p.stderr[-800:]))
+            with open(out, encoding="utf-8") as f:
+                page = f.read()
+            check(len(report_data(page)["steal_matrix"]) == workers, "the matrix is not %d x %d" % (workers, workers))
+            probe = os.path.join(d, "probe.html")
+            for size in ("1280,800", "390,844"):
+                with open(probe, "w", encoding="utf-8") as f:
+                    f.write(MATRIX_PROBE % (tuple(int(x) for x in size.split(",")) + (html_escape(page, quote=True),)))
+                p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--no-first-run",
+                         "--user-data-dir=" + os.path.join(d, "profile"), "--window-size=1400,1000",
+                         "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=120)
+                m = re.search(r"PROBE (\d+) (\d+) (\d+) SMALL (\d+) (.*?) STICKY (.*?) END", p.stdout)
+                check(m, "%d workers at %s: chromium --dump-dom gave no probe (exit %d): %s"
+                      % (workers, size, p.returncode, p.stderr[-1500:]))
+                sw, cw, n, small = (int(m.group(i)) for i in range(1, 5))
+                what = "the steal matrix of %d workers at %s" % (workers, size.replace(",", "x"))
+                check(n >= 2 * workers, "%s: %d labels measured" % (what, n))
+                check(not small, "%s: %d of its %d labels under 9 px high: %s" % (what, small, n, m.group(5)))
+                check(sw <= cw, "%s: the page is %d px wide in a %d px window" % (what, sw, cw))
+                check(m.group(6) == "ok", "%s: scrolled to its far corner, a header left the box's edge: %s"
+                      % (what, m.group(6)))
+                print("ok: %s: %d labels, none under 9 px; page %d px; headers sticky" % (what, n, sw))
+            if workers > 16:
+                busiest = max((c, -t, -v) for t, row in enumerate(report_data(page)["steal_matrix"])
+                              for v, c in enumerate(row))
+                check('class="pairs"' in page and "<tr><td>w%d</td><td>w%d</td><td>%d</td>"
+                      % (-busiest[1], -busiest[2], busiest[0]) in page,
+                      "the heat map of %d workers does not list its busiest pair" % workers)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) < 4:
         print(__doc__)
@@ -2312,6 +2409,8 @@ def main():
         test_report_range(src, load)
     elif test == "report-missing":
         test_report_missing(src, load)
+    elif test == "report-matrix":
+        test_report_matrix(src, load)
     elif test == "report-huge":
         test_report_huge(src, load)
     elif test == "report-unusable":

@@ -16,7 +16,8 @@ histograms) say why they are missing and show what the runtime's metrics do
 know instead. With --write-trace and no events it also writes a Chrome/
 Perfetto trace-event file with counter tracks from the metrics series.
 
-Inline SVG and CSS only: no script runs, nothing is fetched. The numbers
+Inline SVG, HTML tables (the steal matrix) and CSS only: no script runs,
+nothing is fetched. The numbers
 behind the charts are embedded as JSON (<script type="application/json"
 id="report-data">) for tests and other tools, with <, > and & as \\u
 escapes so no text from the inputs can end or disturb that element.
@@ -649,42 +650,70 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
     return "\n".join(o), rows, totals
 
 
-def matrix_svg(matrix, tasks, cell=None):
+def heat(f):
+    """White to the matrix's blue, f in 0..1."""
+    return "#%02x%02x%02x" % (int(255 - f * (255 - 13)), int(255 - f * (255 - 71)), int(255 - f * (255 - 161)))
+
+
+# Up to this many workers the matrix cells hold their counts; above, it is
+# a heat map of small cells (the counts in tooltips and the busiest pairs).
+MATRIX_NUMBERS_MAX = 16
+MATRIX_PAIRS = 12  # busiest thief -> victim pairs listed under a heat map
+
+
+def matrix_html(matrix, tasks):
+    """The steal matrix as an HTML table in a box that scrolls both ways,
+    its header row and column sticky (they stay in view while it
+    scrolls); text keeps its size whatever the width.
+
+    It was an SVG scaled down to the page: 28 px cells, 64 workers made
+    it 2022 px wide, shown at 44 % on a 1280 px screen (labels and
+    counts 5 px high) and at 15 % on a phone (2 px), unreadable either
+    way (a review, 2026-12-07). Past MATRIX_NUMBERS_MAX workers the
+    cells are 10..14 px squares of colour alone, so 64 fit a desktop
+    page; their counts are in each cell's tooltip and the busiest pairs
+    are listed below."""
     n = len(matrix)
-    cell = cell or max(28, min(64, 560 // max(n, 1)))
-    ml, mt = 110, 56
-    width, height = ml + n * cell + 120, mt + n * cell + 20
     vmax = max([v for row in matrix for v in row] + [1])
-    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="steal matrix" id="steal-matrix-svg" data-total-steals="%d">'
-         % (width, height, width, height, sum(map(sum, matrix)))]
-    o.append('<text x="%d" y="14" class="label" text-anchor="middle">victim (stolen from)</text>' % (ml + n * cell / 2))
-    o.append('<text x="14" y="%d" class="label" transform="rotate(-90 14 %d)" text-anchor="middle">thief</text>'
-             % (mt + n * cell / 2, mt + n * cell / 2))
-    for v in range(n):
-        o.append('<text x="%.1f" y="%d" class="axis" text-anchor="middle">w%d</text>' % (ml + v * cell + cell / 2, mt - 8, v))
+    numbers = n <= MATRIX_NUMBERS_MAX
+    cls = "matrix" if numbers else "matrix heatmap"
+    if not numbers:
+        # 840 px for the cells beside the row labels fits the 900 px
+        # card; a phone scrolls the box
+        cls += " c%d" % max(10, min(14, 840 // n))
+    o = ['<div class="matrix-wrap"><table class="%s" id="steal-matrix-table" data-total-steals="%d">'
+         % (cls, sum(map(sum, matrix)))]
+    o.append('<thead><tr><th class="corner" title="row: thief, column: victim">thief \\ victim</th>')
+    o.extend('<th scope="col"><span>w%d</span></th>' % v for v in range(n))
+    o.append("</tr></thead><tbody>")
     for t in range(n):
-        o.append('<text x="%d" y="%.1f" class="axis" text-anchor="end">w%d</text>' % (ml - 8, mt + t * cell + cell / 2 + 4, t))
+        o.append('<tr><th scope="row">w%d</th>' % t)
         for v in range(n):
             c = matrix[t][v]
+            if t == v:
+                o.append('<td class="self">%s</td>' % ("–" if numbers else ""))
+                continue
             f = math.sqrt(c / vmax) if c else 0
-            r, g, b = int(255 - f * (255 - 13)), int(255 - f * (255 - 71)), int(255 - f * (255 - 161))
-            fill = "#%02x%02x%02x" % (r, g, b) if t != v else "#f5f5f5"
-            o.append('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#cfd8dc"><title>w%d stole from w%d: %d steals, %d tasks</title></rect>'
-                     % (ml + v * cell, mt + t * cell, cell, cell, fill, t, v, c, tasks[t][v]))
-            if cell >= 28:
-                o.append('<text x="%.1f" y="%.1f" class="cell" text-anchor="middle" fill="%s">%s</text>'
-                         % (ml + v * cell + cell / 2, mt + t * cell + cell / 2 + 4, "#fff" if f > 0.55 else "#263238",
-                            "–" if t == v else fmt_num(c)))
-    # scale
-    sx = ml + n * cell + 24
-    for i in range(11):
-        f = i / 10
-        r, g, b = int(255 - f * (255 - 13)), int(255 - f * (255 - 71)), int(255 - f * (255 - 161))
-        o.append('<rect x="%d" y="%.1f" width="14" height="%.1f" fill="#%02x%02x%02x"/>'
-                 % (sx, mt + (10 - i) * n * cell / 11, n * cell / 11 + 0.5, r, g, b))
-    o.append('<text x="%d" y="%d" class="axis">%s</text>' % (sx + 18, mt + 8, fmt_num(vmax)))
-    o.append('<text x="%d" y="%d" class="axis">0</text>' % (sx + 18, mt + n * cell))
-    o.append("</svg>")
+            tip = "w%d stole from w%d: %d steals, %d tasks" % (t, v, c, tasks[t][v])
+            if numbers:
+                o.append('<td style="background:%s%s" title="%s">%s</td>'
+                         % (heat(f), ";color:#fff" if f > 0.55 else "", tip, fmt_num(c)))
+            elif c:
+                o.append('<td style="background:%s" title="%s"></td>' % (heat(f), tip))
+            else:
+                o.append("<td></td>")  # no tooltip for a zero: 256 workers, 65000 cells
+        o.append("</tr>")
+    o.append("</tbody></table></div>")
+    o.append('<div class="scale">steals: 0 <i style="background:linear-gradient(to right,%s,%s)"></i> %s'
+             ' (colour: square root of the count)</div>' % (heat(0), heat(1), fmt_num(vmax)))
+    if not numbers:
+        pairs = sorted(((matrix[t][v], t, v) for t in range(n) for v in range(n) if matrix[t][v]),
+                       key=lambda p: (-p[0], p[1], p[2]))[:MATRIX_PAIRS]
+        if pairs:
+            o.append('<p class="lead">The busiest pairs (hover a cell for any other):</p><table class="pairs">'
+                     '<tr><th>thief</th><th>victim</th><th>steal operations</th><th>tasks</th></tr>%s</table>'
+                     % "".join("<tr><td>w%d</td><td>w%d</td><td>%s</td><td>%s</td></tr>"
+                               % (t, v, fmt_num(c), fmt_num(tasks[t][v])) for c, t, v in pairs))
     return "\n".join(o)
 
 
@@ -750,9 +779,24 @@ td:first-child,th:first-child{text-align:left}
 svg.chart{max-width:100%;height:auto;display:block;margin:6px 0}
 svg .plot{fill:#fff;stroke:#cfd8dc} svg .grid{stroke:#eceff1}
 svg .axis{font-size:11px;fill:#607d8b} svg .small{font-size:11px;fill:#455a64}
-svg .label{font-size:12px;fill:#263238} svg .cell{font-size:11px}
+svg .label{font-size:12px;fill:#263238}
 .legend span{display:inline-block;margin-right:14px} .sw{display:inline-block;width:12px;height:12px;vertical-align:-1px;margin-right:4px}
 code{background:#eceff1;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere}
+.matrix-wrap{overflow:auto;max-width:100%;max-height:80vh;margin:6px 0;border:1px solid #cfd8dc;width:max-content}
+table.matrix{display:table;border-collapse:separate;border-spacing:0;font-size:11px}
+.matrix th,.matrix td{padding:0;border:0;border-right:1px solid #eceff1;border-bottom:1px solid #eceff1;text-align:center}
+.matrix td{min-width:46px;height:26px} .matrix td.self{background:#f5f5f5;color:#90a4ae}
+.matrix th{background:#f5f5f5;color:#455a64;font-weight:600;padding:2px 5px}
+.matrix thead th{position:sticky;top:0;z-index:1} .matrix tbody th{position:sticky;left:0;text-align:right}
+.matrix thead th.corner{left:0;z-index:2;font-weight:400;color:#78909c;white-space:nowrap}
+.heatmap td{min-width:0;padding:0} .heatmap thead th{padding:3px 0;vertical-align:bottom;font-size:10px;line-height:1}
+.heatmap thead th.corner{white-space:normal;padding:2px 4px;text-align:right}
+.heatmap thead th span{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:400}
+.heatmap.c10 td{width:10px;height:10px} .heatmap.c11 td{width:11px;height:11px} .heatmap.c12 td{width:12px;height:12px}
+.heatmap.c13 td{width:13px;height:13px} .heatmap.c14 td{width:14px;height:14px}
+.heatmap tbody th{font-size:10px;padding:0 4px;line-height:1}
+.pairs td:nth-child(2){text-align:left}
+.scale{font-size:12px;color:#546e7a;margin:4px 0 8px} .scale i{display:inline-block;width:120px;height:10px;vertical-align:-1px;border:1px solid #cfd8dc}
 """
 
 
@@ -992,7 +1036,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         s.append('<p class="lead">Successful steal operations in the trace window: row = thief, column = victim '
                  '(hover for the tasks moved). %s steal operations, %s tasks.</p>'
                  % (fmt_num(tot), fmt_num(sum(map(sum, an["matrix_tasks"])))))
-        s.append(matrix_svg(an["matrix"], an["matrix_tasks"]))
+        s.append(matrix_html(an["matrix"], an["matrix_tasks"]))
         data["steal_matrix"] = an["matrix"]
         data["steal_matrix_tasks"] = an["matrix_tasks"]
     else:
