@@ -300,6 +300,14 @@ def test_args(load):
         (["--shape", "skewed", "--warmup", "abc"], "--warmup"),
         (["--shape", "skewed", "--rate", "0"], "--rate"),
         (["--shape", "skewed", "--concurrency", "0"], "--concurrency"),
+        # the range checked, named: "expected seconds > 0" for 1e7 and
+        # 0.0001, both > 0 (a review, 2026-12-07)
+        (["--shape", "skewed", "--duration", "1e7"], "--duration: expected 0.001..1e6 seconds, got '1e7'"),
+        (["--shape", "skewed", "--duration", "0.0001"], "--duration: expected 0.001..1e6 seconds"),
+        (["--shape", "skewed", "--warmup", "2e6"], "--warmup: expected 0..1e6 seconds"),
+        (["--shape", "skewed", "--rate", "2e9"], "--rate: expected 0.001..1e9 units per second"),
+        (["--shape", "skewed", "--rate", "0.0001"], "--rate: expected 0.001..1e9 units per second"),
+        (["--shape", "skewed", "--drain", "3601"], "--drain: expected 0..3600 seconds"),
         (["--shape", "skewed", "--seed", "-3"], "--seed"),
         (["--shape", "skewed", "--units", "0"], "--units"),
         # strtoull skips blanks and then takes a sign: " -1" was 2^64 - 1

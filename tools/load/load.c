@@ -327,19 +327,20 @@ static const char usage_text[] =
 	"completion, per-worker steals/parks/overflows from the runtime's metrics).\n"
 	"\n"
 	"  -s, --shape NAME       workload (see below)\n"
-	"  -w, --workers N        worker threads (default: CPUs)\n"
-	"  -d, --duration S       seconds to measure after the warmup (default 10)\n"
-	"  -W, --warmup S         seconds of load before measuring (default 0)\n"
-	"  -r, --rate R           open loop: start R units per second\n"
-	"  -c, --concurrency C    closed loop: keep C units in flight\n"
+	"  -w, --workers N        worker threads, 1..256 (default: CPUs)\n"
+	"  -d, --duration S       seconds to measure after the warmup, 0.001..1e6\n"
+	"                         (default 10)\n"
+	"  -W, --warmup S         seconds of load before measuring, 0..1e6 (default 0)\n"
+	"  -r, --rate R           open loop: start R units per second, 0.001..1e9\n"
+	"  -c, --concurrency C    closed loop: keep C units in flight, 1..1000000\n"
 	"  -S, --seed S           graph seed (default 1); same seed -> same task graph\n"
 	"  -u, --units N          issue exactly N units, no time limit (exact task count;\n"
 	"                         not with --duration or --warmup)\n"
 	"  -j, --json             print the summary as one JSON object on stdout\n"
 	"  -o, --output FILE      also write the JSON summary (with the time series) to FILE\n"
-	"  -i, --interval S       progress interval (default 1)\n"
-	"      --drain S          wait at most S seconds for units in flight (default 10;\n"
-	"                         with --units none until Ctrl-C, then 10)\n"
+	"  -i, --interval S       progress interval, 0.05..3600 (default 1)\n"
+	"      --drain S          wait at most S seconds (0..3600) for units in flight\n"
+	"                         (default 10; with --units none until Ctrl-C, then 10)\n"
 	"      --extra-spin N     N more spin iterations in every CPU-work call: a run made\n"
 	"                         slower on purpose (the task graph and digest do not change)\n"
 	"  -q, --quiet            no progress lines\n"
@@ -461,18 +462,22 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 				return usage_error("--workers: expected 1..256, got '%s'", optarg);
 			c->workers = (int)u;
 			break;
+		/* The messages name the range checked: "expected seconds > 0"
+		 * refused --duration 1e7 and 0.0001, both > 0 (found by a
+		 * review) */
 		case 'd':
 			if (!parse_double(optarg, 0.001, 1e6, &c->duration))
-				return usage_error("--duration: expected seconds > 0, got '%s'", optarg);
+				return usage_error("--duration: expected 0.001..1e6 seconds, got '%s'", optarg);
 			c->have_dur = true;
 			break;
 		case 'W':
 			if (!parse_double(optarg, 0, 1e6, &c->warmup))
-				return usage_error("--warmup: expected seconds >= 0, got '%s'", optarg);
+				return usage_error("--warmup: expected 0..1e6 seconds, got '%s'", optarg);
 			break;
 		case 'r':
 			if (!parse_double(optarg, 1e-3, 1e9, &c->rate))
-				return usage_error("--rate: expected units per second > 0, got '%s'", optarg);
+				return usage_error("--rate: expected 0.001..1e9 units per second, got '%s'",
+						   optarg);
 			c->have_rate = true;
 			break;
 		case 'c':
@@ -503,7 +508,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 			break;
 		case 'D':
 			if (!parse_double(optarg, 0, 3600, &c->drain))
-				return usage_error("--drain: expected seconds >= 0, got '%s'", optarg);
+				return usage_error("--drain: expected 0..3600 seconds, got '%s'", optarg);
 			c->have_drain = true;
 			break;
 		case 'X':
