@@ -16,7 +16,9 @@ TEST is one of:
               digest with 1 and 3 workers (and equals the enumerated graph);
               another seed gives another graph; a timed run completes the
               exact graph of the units it issued.
-  args        bad arguments: exit 2 and a message naming the problem; then
+  args        bad arguments: exit 2 and a message naming the problem; a
+              SIGHUP mid-run: the -o results written, marked interrupted,
+              no temporary file left (ignored under nohup); then
               the measured windows: --units measures the whole job (its
               duration_s is null, and the report of an interrupted --units
               run names the units asked for, not the unused default 10 s).
@@ -402,9 +404,33 @@ def test_args(load):
     check(p.returncode == 2 and "--output" in p.stderr, "-o '': exit %d %r" % (p.returncode, p.stderr))
     with open(os.path.join(d, ".tmp")) as f:
         check(f.read() == "someone's file\n", "-o '': ./.tmp was changed")
+    # A hangup (the terminal or the ssh session gone) stops the run as
+    # Ctrl-C does: -o holds the results, marked interrupted, and no
+    # temporary file is left. It killed the run: no results, an empty
+    # res.json.XXXXXX left (a review, 2026-12-07). Under nohup (SIGHUP
+    # ignored) the run goes on to its end.
+    left = set(os.listdir(d))
+    for ignored in (False, True):
+        os.unlink(outp)
+        pr = subprocess.Popen([load, "--shape", "skewed", "--workers", "2", "--duration", "1.5" if ignored else "60",
+                               "--interval", "0.2", "-o", outp], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignored else None)
+        while "tasks/s" not in pr.stderr.readline():  # running, its handlers installed
+            check(pr.poll() is None, "weft-load ended before its first progress line")
+        pr.send_signal(signal.SIGHUP)
+        err = pr.communicate(timeout=60)[1]
+        what = "SIGHUP%s to a run with -o" % (" (ignored, as under nohup)" if ignored else "")
+        check(pr.returncode == 0, "%s: exit %d %r" % (what, pr.returncode, err[-500:]))
+        check(os.path.exists(outp), "%s: no results in %s (left: %s)" % (what, outp, sorted(os.listdir(d))))
+        with open(outp) as f:
+            r = json.load(f)
+        check(r["interrupted"] is not ignored and (r["measured_s"] > 1.4 if ignored else r["measured_s"] < 30),
+              "%s: interrupted %r, measured_s %r" % (what, r["interrupted"], r["measured_s"]))
+        check(set(os.listdir(d)) == left, "%s: a temporary file was left: %s" % (what, set(os.listdir(d)) - left))
     shutil.rmtree(d, ignore_errors=True)
     print("ok: decimal numbers, a failed -o write exits 1, an overloaded open loop stops on time, "
-          "-o replaced only by finished results, -o '' refused")
+          "-o replaced only by finished results, -o '' refused, a hangup writes them marked interrupted")
     test_windows(load)
 
 

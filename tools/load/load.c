@@ -351,8 +351,9 @@ static const char usage_text[] =
 	"graph of unit k (task count, parameters) depends only on the shape, the\n"
 	"seed and k. A timed run issues units 0..n-1 and drains them, so its task\n"
 	"count and graph digest equal the enumerated ones for its n; --units N\n"
-	"fixes n. Ctrl-C stops the run, which drains, shuts down and prints its\n"
-	"summary; a second Ctrl-C prints it at once. The summary is printed even\n"
+	"fixes n. Ctrl-C (SIGINT, SIGTERM, a hangup) stops the run, which drains,\n"
+	"shuts down and prints its summary, marked interrupted; a second Ctrl-C\n"
+	"prints it at once. The summary is printed even\n"
 	"when the shutdown times out (10 s). Exit: 0 ok, 1 failure (a shutdown\n"
 	"that timed out or was not waited for too), 2 usage.\n"
 	"\n"
@@ -583,7 +584,7 @@ static struct cfg cfg;
 static uint64_t t0_ns;
 static atomic_long units_issued;
 static volatile sig_atomic_t interrupted;
-/* A second SIGINT/SIGTERM: stop waiting (the drain, the shutdown) and
+/* A second SIGINT/SIGTERM/SIGHUP: stop waiting (the drain, the shutdown) and
  * print the summary now, as a second Ctrl-C does to a Go or Tokio
  * program. Before, it was ignored: up to --drain and then 10 s of
  * shutdown went by (found by a review). */
@@ -1158,6 +1159,13 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* A hangup (the terminal or ssh session closed) stops the run as a
+	 * Ctrl-C does: it killed weft-load, the --output results lost and
+	 * their temporary file left behind (found by a review). Not under
+	 * nohup, whose ignored SIGHUP is kept: that run goes on. */
+	struct sigaction hup;
+	if (!sigaction(SIGHUP, NULL, &hup) && hup.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	WEFT_OPTS(weft_runtime_opts, o, .workers = cfg.workers, .rng_seed = load_seed ? load_seed : 1,
