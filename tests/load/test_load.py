@@ -113,6 +113,11 @@ TEST is one of:
               still at its box's edges when the box is scrolled to its far
               corner; the 64 workers' busiest pair listed. Before: an SVG
               scaled to the page, 64 workers' labels 5 px high at 1280 px.
+  report-phone  reports with events (4 workers) and without (8) in
+              Chromium at 390x844 and 1280x800: no text shown under 9 px
+              high (the charts are drawn for a page and for a phone), the
+              page no wider than the window. Before: 900 px charts scaled
+              to a phone, their text 4 px high.
   report-range  events naming workers the run did not have (core 1500, a
               victim 300, a notify to 99, core -7): skipped and counted,
               the steal matrix stays the run's 2x2, the page stays small;
@@ -2307,22 +2312,26 @@ def test_render(src, build):
 # Chromium's headless window is 500 px wide at least (--window-size=390
 # gave a page 485 px wide): the page is shown in an iframe of the size
 # asked for instead. The script writes into the title: the page's scroll
-# and client widths; the matrix's text rendered under 9 px high (its
-# width for vertical text: an SVG scaled to the page shrinks its text
-# with it); and whether, with the matrix's box scrolled to its far
+# and client widths; the text shown inside SCOPE (a CSS selector) that is
+# rendered under 9 px high (its width for vertical text; an SVG scaled
+# down to the page shrinks its text with it; text not shown is left
+# out); and whether, with the steal matrix's box scrolled to its far
 # corner, its corner cell, the last column's header and the last row's
 # label are still at the box's edges.
-MATRIX_PROBE = """<!DOCTYPE html><html><body style="margin:0"><iframe id="f" width="%d" height="%d"
-style="border:0;display:block" srcdoc="%s"></iframe><script>window.onload=function(){
-var w=document.getElementById('f').contentWindow,doc=w.document,d=doc.documentElement,
-sec=doc.getElementById('steal-matrix'),small=[],n=0,st='no scroll box';
-sec.querySelectorAll('th,td,text,span').forEach(function(e){
- if(e.tagName!='text'&&e.children.length)return;var s=e.textContent.trim();if(!s)return;n++;var h;
- if(e instanceof w.SVGElement){h=e.getBoundingClientRect().height}else{var g=doc.createRange();
- g.selectNodeContents(e);var r=g.getBoundingClientRect();
- h=w.getComputedStyle(e).writingMode.indexOf('vertical')==0?r.width:r.height}
- if(h<9)small.push(s+' '+h.toFixed(1)+' px')});
-var box=sec.querySelector('.matrix-wrap');
+PAGE_PROBE = """<!DOCTYPE html><html><body style="margin:0"><iframe id="f" width="WIDTH" height="HEIGHT"
+style="border:0;display:block" srcdoc="PAGE"></iframe><script>window.onload=function(){
+var w=document.getElementById('f').contentWindow,doc=w.document,d=doc.documentElement,small=[],n=0,
+st='no scroll box';
+doc.querySelectorAll('SCOPE').forEach(function(sc){sc.querySelectorAll('*').forEach(function(e){
+ if(e.closest('title,script,style'))return;
+ e.childNodes.forEach(function(x){
+  if(x.nodeType!=3||!x.textContent.trim())return;var r,h;
+  if(e instanceof w.SVGElement){r=e.getBoundingClientRect();h=r.height}else{var g=doc.createRange();
+   g.selectNodeContents(x);r=g.getBoundingClientRect();
+   h=w.getComputedStyle(e).writingMode.indexOf('vertical')==0?r.width:r.height}
+  if(!r.width&&!r.height)return;n++;
+  if(h<9)small.push((e.closest('section')||{id:'-'}).id+': '+x.textContent.trim().slice(0,20)+' '+h.toFixed(1)+' px')})})});
+var box=doc.querySelector('#steal-matrix .matrix-wrap');
 if(box){box.scrollTop=box.scrollHeight;box.scrollLeft=box.scrollWidth;var b=box.getBoundingClientRect(),
  c=box.querySelector('thead th').getBoundingClientRect(),hs=box.querySelectorAll('thead th'),
  h=hs[hs.length-1].getBoundingClientRect(),rs=box.querySelectorAll('tbody th'),
@@ -2333,6 +2342,75 @@ if(box){box.scrollTop=box.scrollHeight;box.scrollLeft=box.scrollWidth;var b=box.
   ' last header '+[h.top,h.right].map(Math.round)+' last row '+[r.left,r.bottom].map(Math.round)}
 document.title='PROBE '+d.scrollWidth+' '+d.clientWidth+' '+n+' SMALL '+small.length+' '+small.slice(0,4).join(', ')+
  ' STICKY '+st+' END'}</script></body></html>"""
+
+
+def probe_page(chromium, tmp, page, size, scope):
+    """PAGE_PROBE over the page (its HTML text) at size ("W,H") in headless
+    Chromium: (page scroll width, client width, text shown, [its text
+    under 9 px, up to 4], the matrix box's sticky check)."""
+    wd, ht = size.split(",")
+    probe = os.path.join(tmp, "probe.html")
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write(PAGE_PROBE.replace("WIDTH", wd).replace("HEIGHT", ht).replace("SCOPE", scope)
+                .replace("PAGE", html_escape(page, quote=True)))
+    p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             "--user-data-dir=" + os.path.join(tmp, "profile"), "--window-size=1400,1000",
+             "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=120)
+    m = re.search(r"PROBE (\d+) (\d+) (\d+) SMALL (\d+) (.*?) STICKY (.*?) END", p.stdout)
+    check(m, "chromium --dump-dom gave no probe at %s (exit %d): %s" % (size, p.returncode, p.stderr[-1500:]))
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), m.group(5), m.group(6)
+
+
+def test_report_phone(src, load):
+    """found by a review (2026-12-07): every chart was drawn 900 px wide
+    and scaled to the page, so on a phone (390x844) its ticks, axis
+    labels and legend were 4 px high; and a legend of 64 workers ran
+    2000 px past the chart's edge. Now each chart is drawn for a page and
+    for a phone and CSS shows the one that fits, its legend in rows.
+    In Chromium at 390x844 and 1280x800, a report with events (4
+    workers: every chart, the histograms) and one without (8 workers:
+    the parks chart's legend): no text shown under 9 px high, the page
+    no wider than the window."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not chromium:
+        skip("chromium is not installed (apt-get install chromium)")
+    d = tempfile.mkdtemp(prefix="weft-report-")
+    try:
+        for workers, bpf in ((4, True), (8, False)):
+            lp = os.path.join(d, "load.json")
+            p = run([load, "--shape", "timers", "--workers", str(workers), "--duration", "0.6", "--warmup", "0.2",
+                     "--interval", "0.1", "--quiet", "-o", lp], timeout=60)
+            check(p.returncode == 0, "weft-load -o: exit %d %s" % (p.returncode, p.stderr[-500:]))
+            with open(lp) as f:
+                ld = json.load(f)
+            t0, ep, out = ld["t0_ns"], os.path.join(d, "ev.jsonl"), os.path.join(d, "report.html")
+            args = ["--no-bpf", "test"]
+            if bpf:
+                with open(ep, "w") as f:
+                    for i in range(200):
+                        c, ts = i % workers, t0 + 1000 + 10000 * i
+                        for e in ({"type": "steal", "core": c, "victim": (c + 1) % workers, "n": 3},
+                                  {"type": "park", "core": c, "ts": 1000},
+                                  {"type": "notify", "core": -1, "to": c, "ts": 1000 + 50 * i},
+                                  {"type": "unpark", "core": c, "ts": 3000 + 100 * i}):
+                            e["ts_ns"] = ts + e.pop("ts", 0)
+                            f.write(json.dumps(e) + "\n")
+                args = ["--events", ep]
+            p = report_run("--load", lp, *args, "-o", out)
+            check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-800:]))
+            with open(out, encoding="utf-8") as f:
+                page = f.read()
+            for size in ("390,844", "1280,800"):
+                sw, cw, n, small, smalls, _ = probe_page(chromium, d, page, size, "header,main")
+                what = "a report of %d workers %s at %s" % (workers, "with events" if bpf else "without BPF",
+                                                           size.replace(",", "x"))
+                check(n >= 100, "%s: %d texts measured" % (what, n))
+                check(not small, "%s: %d of its %d texts under 9 px high: %s" % (what, small, n, smalls))
+                check(sw <= cw, "%s: the page is %d px wide in a %d px window" % (what, sw, cw))
+                print("ok: %s: %d texts, none under 9 px; page %d px" % (what, n, sw))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_report_matrix(src, load):
@@ -2366,24 +2444,14 @@ def test_report_matrix(src, load):
             with open(out, encoding="utf-8") as f:
                 page = f.read()
             check(len(report_data(page)["steal_matrix"]) == workers, "the matrix is not %d x %d" % (workers, workers))
-            probe = os.path.join(d, "probe.html")
             for size in ("1280,800", "390,844"):
-                with open(probe, "w", encoding="utf-8") as f:
-                    f.write(MATRIX_PROBE % (tuple(int(x) for x in size.split(",")) + (html_escape(page, quote=True),)))
-                p = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync", "--no-first-run",
-                         "--user-data-dir=" + os.path.join(d, "profile"), "--window-size=1400,1000",
-                         "--virtual-time-budget=5000", "--dump-dom", "file://" + probe], timeout=120)
-                m = re.search(r"PROBE (\d+) (\d+) (\d+) SMALL (\d+) (.*?) STICKY (.*?) END", p.stdout)
-                check(m, "%d workers at %s: chromium --dump-dom gave no probe (exit %d): %s"
-                      % (workers, size, p.returncode, p.stderr[-1500:]))
-                sw, cw, n, small = (int(m.group(i)) for i in range(1, 5))
+                sw, cw, n, small, smalls, sticky = probe_page(chromium, d, page, size, "#steal-matrix")
                 what = "the steal matrix of %d workers at %s" % (workers, size.replace(",", "x"))
                 check(n >= 2 * workers, "%s: %d labels measured" % (what, n))
-                check(not small, "%s: %d of its %d labels under 9 px high: %s" % (what, small, n, m.group(5)))
+                check(not small, "%s: %d of its %d labels under 9 px high: %s" % (what, small, n, smalls))
                 check(sw <= cw, "%s: the page is %d px wide in a %d px window" % (what, sw, cw))
-                check(m.group(6) == "ok", "%s: scrolled to its far corner, a header left the box's edge: %s"
-                      % (what, m.group(6)))
+                check(sticky == "ok", "%s: scrolled to its far corner, a header left the box's edge: %s"
+                      % (what, sticky))
                 print("ok: %s: %d labels, none under 9 px; page %d px; headers sticky" % (what, n, sw))
             if workers > 16:
                 busiest = max((c, -t, -v) for t, row in enumerate(report_data(page)["steal_matrix"])
@@ -2445,6 +2513,8 @@ def main():
         test_report_missing(src, load)
     elif test == "report-matrix":
         test_report_matrix(src, load)
+    elif test == "report-phone":
+        test_report_phone(src, load)
     elif test == "report-huge":
         test_report_huge(src, load)
     elif test == "report-unusable":

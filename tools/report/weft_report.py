@@ -427,6 +427,28 @@ def thin(pts):
     return out
 
 
+# The charts are drawn twice, for a page (WIDE px) and for a phone (NARROW
+# px), and CSS shows the one that fits the screen (NARROW_BELOW). Drawn
+# once 900 px wide and scaled to a phone's 300 px, every label, tick and
+# legend was 4 px high (a review, 2026-12-07, in Chromium at 390x844).
+WIDE, NARROW = 900, 350
+NARROW_BELOW = 800  # px of window: under it the 900 px charts are < 80 %
+
+
+def chart_class(width):
+    return "chart" if width > NARROW else "chart-narrow"
+
+
+def both(wide, narrow):
+    """A chart's two drawings, one shown by CSS (.wide, .narrow)."""
+    return '<div class="wide">%s</div><div class="narrow">%s</div>' % (wide, narrow)
+
+
+def responsive(draw):
+    """both() of draw(width) at WIDE and NARROW."""
+    return both(draw(WIDE), draw(NARROW))
+
+
 def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
                x_label="seconds since start", y_fmt=fmt_num, shade=None, x_range=None, one_from=None):
     """Polylines over a shared x axis. shade: (x0, x1, label) band.
@@ -437,6 +459,17 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
     one_from: where the interval of a series' only sample starts (a line
     from there to the sample is drawn, not a lone dot)."""
     ml, mr, mt, mb = 64, 16, 24, 36
+    # the legend in rows that fit the width (the chart grows by a row's
+    # height each): in one row 64 workers' names ran 2000 px past the
+    # chart's right edge, and a phone's chart cut off its second name
+    legend, lx, row = [], ml + 8, 0
+    for name, col in zip(names, colors):
+        w_ = 24 + 7 * len(name)
+        if lx > ml + 8 and lx + w_ - 10 > width - mr:
+            lx, row = ml + 8, row + 1
+        legend.append((lx, 6 + 14 * row, name, col))
+        lx += w_
+    mt, height = mt + 14 * row, height + 14 * row
     pw, ph = width - ml - mr, height - mt - mb
     allx = [x for xs in xs_list for x in xs] or [0, 1]
     ally = [y for ys in ys_list for y in ys] or [0]
@@ -453,8 +486,8 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
     def Y(y):
         return mt + ph - (y / ymax) * ph
 
-    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
-         % (width, height, width, height, esc(title))]
+    o = ['<svg class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
+         % (chart_class(width), width, height, width, height, esc(title))]
     o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
     if shade and shade[1] > shade[0]:
         a, b = max(x0, shade[0]), min(x1, shade[1])
@@ -486,11 +519,9 @@ def line_chart(title, xs_list, ys_list, names, colors, width=900, height=220,
         for x, y in zip(xs, ys):
             o.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"><title>%s at %.1f s: %s</title></circle>'
                      % (X(x), Y(y), col, esc(name), x, esc(y_fmt(y))))
-    lx = ml + 8
-    for name, col in zip(names, colors):
-        o.append('<rect x="%d" y="6" width="10" height="10" fill="%s"/><text x="%d" y="15" class="small">%s</text>'
-                 % (lx, col, lx + 14, esc(name)))
-        lx += 24 + 7 * len(name)
+    for lx, ly, name, col in legend:
+        o.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" class="small">%s</text>'
+                 % (lx, ly, col, lx + 14, ly + 9, esc(name)))
     o.append("</svg>")
     return "\n".join(o)
 
@@ -531,8 +562,8 @@ def histogram_svg(title, values_ns, width=900, height=220, color="#1565c0"):
     pw, ph = width - ml - mr, height - mt - mb
     cmax = nice_ceil(max(counts))
     bw = pw / len(keys)
-    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
-         % (width, height, width, height, esc(title))]
+    o = ['<svg class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">'
+         % (chart_class(width), width, height, width, height, esc(title))]
     o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
     for i in range(5):
         yv = cmax * i / 4
@@ -582,8 +613,8 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
     def X(t):
         return ml + (t - x0) / (x1 - x0) * pw
 
-    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="worker timeline">'
-         % (width, height, width, height)]
+    o = ['<svg class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="worker timeline">'
+         % (chart_class(width), width, height, width, height)]
     totals = []
     for w in range(workers):
         y = mt + w * per_worker
@@ -776,7 +807,10 @@ td:first-child,th:first-child{text-align:left}
 .kpi b{display:block;font-size:20px} .kpi span{color:#546e7a;font-size:12px}
 .missing{background:#fff8e1;border-left:4px solid #f9a825;padding:8px 12px;margin:8px 0}
 .ok{color:#2e7d32} .bad{color:#c62828}
-svg.chart{max-width:100%;height:auto;display:block;margin:6px 0}
+svg.chart,svg.chart-narrow{max-width:100%;height:auto;display:block;margin:6px 0}
+.narrow{display:none}
+@media (max-width:NARROW_BELOWpx){.wide{display:none} .narrow{display:block}}
+@media (max-width:500px){header{padding:14px 12px} main{padding:4px 8px 32px} section{padding:12px 10px}}
 svg .plot{fill:#fff;stroke:#cfd8dc} svg .grid{stroke:#eceff1}
 svg .axis{font-size:11px;fill:#607d8b} svg .small{font-size:11px;fill:#455a64}
 svg .label{font-size:12px;fill:#263238}
@@ -798,6 +832,7 @@ table.matrix{display:table;border-collapse:separate;border-spacing:0;font-size:1
 .pairs td:nth-child(2){text-align:left}
 .scale{font-size:12px;color:#546e7a;margin:4px 0 8px} .scale i{display:inline-block;width:120px;height:10px;vertical-align:-1px;border:1px solid #cfd8dc}
 """
+CSS = CSS.replace("NARROW_BELOW", str(NARROW_BELOW))
 
 
 def workers_of(load):
@@ -979,27 +1014,30 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     mxs = [r["t1"] for r in mrates]
     t_range = (0.0, max(run_end, xs[-1] if xs else 1))
     if rates:
-        s.append(line_chart("tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]],
-                            shade=(0, warm, "warmup") if warm else None, x_range=t_range, one_from=rates[0]["t0"]))
+        s.append(responsive(lambda w: line_chart(
+            "tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]], width=w,
+            shade=(0, warm, "warmup") if warm else None, x_range=t_range, one_from=rates[0]["t0"])))
         if mrates:
             ops_ = sum(r["steals_per_s"] * (r["t1"] - r["m_t0"]) for r in mrates)
             moved = sum(r["stolen_per_s"] * (r["t1"] - r["m_t0"]) for r in mrates)
             s.append('<p class="lead">Steal operations and parks per second (all workers); each steal moved '
                      '%.1f tasks on average.</p>' % (moved / ops_ if ops_ else 0))
-            s.append(line_chart("steals and parks per second", [mxs, mxs],
-                                [[r["steals_per_s"] for r in mrates], [r["parks_per_s"] for r in mrates]],
-                                ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]],
-                                height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range,
-                                one_from=mrates[0]["m_t0"]))
+            s.append(responsive(lambda w: line_chart(
+                "steals and parks per second", [mxs, mxs],
+                [[r["steals_per_s"] for r in mrates], [r["parks_per_s"] for r in mrates]],
+                ["steal operations/s", "parks/s"], [PALETTE[1], PALETTE[3]], width=w,
+                height=200, shade=(0, warm, "warmup") if warm else None, x_range=t_range,
+                one_from=mrates[0]["m_t0"])))
         # a sample with no latency measured (the warmup's, where weft-load
         # records none) says 0 ns: drawn, the line fell to 0 and climbed
         # back, a run with a warmup showing a latency dip it never had
         measured = [r for r in rates if r["p50_ns"] or r["p99_ns"]]
         lx = [r["t1"] for r in measured]
-        s.append(line_chart("task latency per interval", [lx, lx], [[r["p50_ns"] for r in measured], [r["p99_ns"] for r in measured]],
-                            ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], height=180, y_fmt=fmt_ns,
-                            x_range=t_range, shade=(0, warm, "warmup: no latency measured") if warm else None,
-                            one_from=measured[0]["t0"] if measured else None))
+        s.append(responsive(lambda w: line_chart(
+            "task latency per interval", [lx, lx], [[r["p50_ns"] for r in measured], [r["p99_ns"] for r in measured]],
+            ["p50 latency", "p99 latency"], [PALETTE[2], PALETTE[1]], width=w, height=180, y_fmt=fmt_ns,
+            x_range=t_range, shade=(0, warm, "warmup: no latency measured") if warm else None,
+            one_from=measured[0]["t0"] if measured else None)))
     elif load.get("series") is None:
         s.append('<p class="missing">The load file has no time series (<code>series</code>: weft-load '
                  'writes it with <code>--output</code>, not with <code>--json</code>).</p>')
@@ -1011,7 +1049,9 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
 
     # ---- timeline
     s.append('<section id="timeline"><h2>Worker timeline: busy, searching, parked</h2>')
-    svg, rows_, totals = timeline_svg(workers if not an else an["workers"], an["spans"] if an else None, rates, t_range)
+    tl = (workers if not an else an["workers"], an["spans"] if an else None, rates, t_range)
+    svg, rows_, totals = timeline_svg(*tl, width=WIDE)
+    svg = both(svg, timeline_svg(*tl, width=NARROW)[0])
     legend = ""
     if an:
         legend = "".join('<span><i class="sw" style="background:%s"></i>%s</span>' % (c, n) for n, c in STATE_COLOR.items())
@@ -1054,6 +1094,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     s.append('<section id="park-histogram"><h2>Park time</h2>')
     if an:
         svg, hb = histogram_svg("park duration", an["park_ns"], color=PALETTE[3])
+        svg = both(svg, histogram_svg("park duration", an["park_ns"], color=PALETTE[3], width=NARROW)[0])
         pk = an["park_ns"]
         s.append('<p class="lead">How long workers slept: <code>park</code> → <code>unpark</code> of the same worker, '
                  '%d parks, p50 %s, p90 %s, p99 %s, max %s.</p>%s'
@@ -1064,9 +1105,10 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                  'left out (%s).</p>' % esc(no_bpf))
         if mrates:
             s.append('<p class="lead">Parks per second per worker (runtime metrics):</p>')
-            s.append(line_chart("parks per second", [mxs] * workers, [[r["worker_parks"][w] for r in mrates] for w in range(workers)],
-                                ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], height=180,
-                                x_range=t_range, one_from=mrates[0]["m_t0"]))
+            s.append(responsive(lambda wd: line_chart(
+                "parks per second", [mxs] * workers, [[r["worker_parks"][w] for r in mrates] for w in range(workers)],
+                ["w%d" % w for w in range(workers)], [PALETTE[w % len(PALETTE)] for w in range(workers)], width=wd,
+                height=180, x_range=t_range, one_from=mrates[0]["m_t0"])))
         left_out.append("park-time histogram")
         data["park_hist"] = None
     s.append("</section>")
@@ -1075,6 +1117,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     s.append('<section id="unpark-histogram"><h2>Unpark latency</h2>')
     if an:
         svg, hb = histogram_svg("unpark latency", an["unpark_ns"], color=PALETTE[5])
+        svg = both(svg, histogram_svg("unpark latency", an["unpark_ns"], color=PALETTE[5], width=NARROW)[0])
         up = an["unpark_ns"]
         s.append('<p class="lead">From the first <code>notify</code> aimed at a parked worker to its <code>unpark</code> '
                  '(it is running again): %d wake-ups, p50 %s, p99 %s, max %s.</p>%s'
@@ -1099,7 +1142,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         keys = sorted(vals)
         lo_k, hi_k = keys[0], keys[-1]
         counts = [vals.get(k, 0) for k in range(lo_k, hi_k + 1)]
-        svg = histogram_from_counts(list(range(lo_k, hi_k + 1)), counts, PALETTE[0])
+        svg = responsive(lambda w: histogram_from_counts(list(range(lo_k, hi_k + 1)), counts, PALETTE[0], width=w))
         s.append('<p class="lead">%s tasks completed after the warmup; p50 %s, p99 %s, p99.9 %s, max %s.</p>%s'
                  % (fmt_num(lat.get("count")), fmt_ns(lat.get("p50")), fmt_ns(lat.get("p99")),
                     fmt_ns(lat.get("p999")), fmt_ns(lat.get("max")), svg))
@@ -1172,8 +1215,8 @@ def histogram_from_counts(keys, counts, color, width=900, height=220):
     pw, ph = width - ml - mr, height - mt - mb
     cmax = nice_ceil(max(counts) if counts else 1)
     bw = pw / max(len(keys), 1)
-    o = ['<svg class="chart" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="latency histogram">'
-         % (width, height, width, height)]
+    o = ['<svg class="%s" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="latency histogram">'
+         % (chart_class(width), width, height, width, height)]
     o.append('<rect x="%d" y="%d" width="%d" height="%d" class="plot"/>' % (ml, mt, pw, ph))
     for i in range(5):
         yv = cmax * i / 4
