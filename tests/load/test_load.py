@@ -523,6 +523,25 @@ def test_windows(load):
           "warmup progress lines (no latency measured) say p99 %r, want -" % [m.group(3) for m in warm])
     check(any(m.group(1) != "warmup" and m.group(3).endswith("us") for m in lines),
           "no measured progress line with a p99: %r" % [m.group(0) for m in lines])
+    # the progress lines' time has the decimals --interval has: at 0.05 it
+    # was written with one, each time twice ("0.1s", "0.1s", "0.2s", ...:
+    # a review, 2026-12-07); each is its sample's t in the -o series
+    tmp = tempfile.mkdtemp(prefix="weft-load-")
+    try:
+        outp = os.path.join(tmp, "load.json")
+        p = run([load, "--shape", "timers", "--workers", "2", "--duration", "0.4", "--interval", "0.05",
+                 "-o", outp], timeout=60)
+        check(p.returncode == 0, "--interval 0.05: exit %d %r" % (p.returncode, p.stderr[-500:]))
+        with open(outp) as f:
+            series = json.load(f)["series"]
+        times = re.findall(r"^weft-load: +(\S+)s .*tasks/s", p.stderr, re.M)
+        check(len(times) >= 2 and len(times) == len(series) - 1,
+              "--interval 0.05: %d progress lines, %d samples" % (len(times), len(series)))
+        for got, s in zip(times, series):
+            check(re.fullmatch(r"\d+\.\d\d", got) and abs(float(got) - s["t"]) < 0.0051,
+                  "--interval 0.05: a progress line at %rs, its sample at %.3f s (want 2 decimals)" % (got, s["t"]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print("ok: --units measures the whole job, the warmup is outside the window, closed loop "
           "stops at --duration, p99.9 of 1000 is the 999th")
     # Ctrl-C in the warmup: nothing was measured, so no tasks in the

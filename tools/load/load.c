@@ -308,6 +308,11 @@ static void totals_read(struct totals *t, bool hists)
 
 /* --------------------------------------------------------------- options */
 
+/* Decimals of the progress lines' time: as many as --interval has (up to
+ * 3). With one, --interval 0.05 printed each time twice ("0.1s", "0.1s",
+ * "0.2s", ...) and 0.25 wrote 0.75 s as "0.8s" (found by a review). */
+static int time_decimals = 1;
+
 struct cfg {
 	const struct shape *shape;
 	int workers;
@@ -559,6 +564,9 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		}
 	}
 	closed_loop = !c->have_rate;
+	for (double step = c->interval * 10; time_decimals < 3 && fabs(step - round(step)) > 1e-6;
+	     step *= 10)
+		time_decimals++;
 	return 0;
 }
 
@@ -678,9 +686,9 @@ static void take_sample(void)
 			 (double)(sum_parks(s.m) - (mprev ? sum_parks(mprev->m) : 0)) / mdt);
 	}
 	fprintf(stderr,
-		"weft-load: %6.1fs %s tasks/s %9.0f  steals/s %s (%s tasks)  parks/s %s"
+		"weft-load: %6.*fs %s tasks/s %9.0f  steals/s %s (%s tasks)  parks/s %s"
 		"  p99 %s  inflight %ld\n",
-		s.t, cfg.warmup > 0 && s.t < cfg.warmup ? "warmup" : "      ",
+		time_decimals, s.t, cfg.warmup > 0 && s.t < cfg.warmup ? "warmup" : "      ",
 		(double)(s.tasks - ptasks) / dt, steals, stolen, parks, p99,
 		(long)(s.units_issued - s.units_done));
 }
