@@ -1410,6 +1410,7 @@ static int spawn_fiber(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 
 int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct weft_task **out)
 {
+	weft__cancelled_spend(); /* a cancelled fiber's spawn loop yields */
 	struct weft_spawn_opts o = { .sz = sizeof(o) };
 	return spawn_fiber(rt, fn, arg, &o, out, __builtin_return_address(0));
 }
@@ -1417,6 +1418,7 @@ int weft_spawn(struct weft_runtime *rt, void *(*fn)(void *), void *arg, struct w
 int weft_spawn_with(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 		    const struct weft_spawn_opts *opts, struct weft_task **out)
 {
+	weft__cancelled_spend(); /* as weft_spawn */
 	struct weft_spawn_opts o;
 	int rc = read_spawn_opts(opts, &o);
 	if (rc)

@@ -228,6 +228,21 @@ bool weft__cancelled(void)
 	return ctx->discarding;
 }
 
+/* The calls of a cancelled fiber that are no cancellation points - the
+ * spawns, weft_block_in_place - return without suspending as well: a
+ * fiber that ignores its cancellation and loops on them (a spawn at
+ * shutdown says -ESHUTDOWN at once) held its worker and every
+ * weft_runtime_shutdown said -ETIMEDOUT for ever, as a loop of cancelled
+ * blocking calls did before cancel_spend (found by a review). They spend
+ * its budget as those do; called at the start of the call, with nothing
+ * held. */
+void weft__cancelled_spend(void)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->fiber && fiber_cancelled(ctx->fiber))
+		cancel_spend(ctx->fiber, NULL);
+}
+
 bool weft__fn_cancelled(void)
 {
 	/* As the fn's waits see it, but at once: a wait that finds the

@@ -199,6 +199,7 @@ static void start_thread_locked(struct weft_runtime *rt, struct weft__blocking *
 int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *), void *arg,
 			struct weft_task **out)
 {
+	weft__cancelled_spend(); /* a cancelled fiber's spawn loop yields */
 	return weft__spawn_blocking_drop(rt, fn, arg, NULL, out);
 }
 
@@ -668,6 +669,11 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 {
 	if (!fn)
 		return -EINVAL;
+	/* A cancelled fiber that calls this in a loop (fn returning at once)
+	 * never suspended: it held its core, and shutdown said -ETIMEDOUT
+	 * for ever. Before the context is read: the fiber may resume on
+	 * another thread. */
+	weft__cancelled_spend();
 	struct weft__ctx *ctx = weft__ctx();
 	/* A child forked by a task: its thread holds its copy of a core of
 	 * the parent's runtime, and a hand-off gave that core to a spare -

@@ -378,6 +378,7 @@ int weft_runtime_set_workers(struct weft_runtime *rt, int workers)
 int weft_spawn_poll(struct weft_runtime *rt, weft_poll_fn poll, void *state,
 		    weft_drop_fn drop, struct weft_task **out)
 {
+	weft__cancelled_spend(); /* a cancelled fiber's spawn loop yields */
 	return weft__spawn_poll_at(rt, poll, state, drop, out, __builtin_return_address(0), 0);
 }
 

@@ -762,6 +762,13 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
  * and may have yielded (wait.c, cancel_spend): ask at the start of a call,
  * with no wait entry linked and no lock held. */
 bool weft__cancelled(void);
+/* In a cancelled fiber: spend a unit of its budget, yielding once it is
+ * spent (wait.c, cancel_spend); no-op elsewhere. For the calls that are no
+ * cancellation points (spawns, weft_block_in_place), so that a fiber
+ * looping on them after its cancellation still suspends at times. Call it
+ * first thing, with nothing held (the fiber may resume on another
+ * thread: read weft__ctx() after it). */
+void weft__cancelled_spend(void);
 /* True in the weft_block_in_place fn of a fiber that was cancelled or
  * whose runtime is shutting down, where the fn's waits end with -ECANCELED
  * (weft__wait_deadline): for a call that never waits (an unbounded

@@ -389,6 +389,91 @@ Test(cancel, a_fiber_retrying_cancelled_calls_yields_and_shutdown_ends_it,
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 }
 
+/* The same for the calls that are no cancellation points - the spawns and
+ * weft_block_in_place - which a cancelled fiber may still make: one that
+ * loops on them (a spawn says -ESHUTDOWN at once once shutdown began)
+ * never suspended either. It held its only worker (the task behind it
+ * never ran) and every shutdown said -ETIMEDOUT for ever (found by a
+ * review). They spend its budget now, as its blocking calls do. */
+enum { NCP_SPAWN, NCP_SPAWN_POLL, NCP_SPAWN_BLOCKING, NCP_BLOCK_IN_PLACE, NCP_COUNT };
+static const char *const ncp_name[NCP_COUNT] = {
+	"weft_spawn", "weft_spawn_poll", "weft_spawn_blocking", "weft_block_in_place",
+};
+static atomic_int g_ncp_kind, g_ncp_bystander;
+static atomic_long g_ncp_calls;
+
+static void *ncp_nop(void *arg)
+{
+	return arg;
+}
+
+static void *loops_on_calls_that_never_wait(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	int kind = atomic_load(&g_ncp_kind);
+	for (;;) {
+		atomic_fetch_add(&g_ncp_calls, 1);
+		switch (kind) {
+		case NCP_SPAWN:
+			(void)weft_spawn(rt, ncp_nop, NULL, NULL);
+			break;
+		case NCP_SPAWN_POLL:
+			(void)weft_spawn_poll(rt, wt_poll_ready, NULL, NULL, NULL);
+			break;
+		case NCP_SPAWN_BLOCKING:
+			(void)weft_spawn_blocking(rt, ncp_nop, NULL, NULL);
+			break;
+		default:
+			(void)weft_block_in_place(ncp_nop, NULL, NULL);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void *ncp_bystander(void *arg)
+{
+	(void)arg;
+	atomic_store(&g_ncp_bystander, 1);
+	return NULL;
+}
+
+Test(cancel, a_cancelled_fiber_looping_on_spawns_or_block_in_place_yields,
+     .timeout = WT_TMO(60))
+{
+	for (int k = 0; k < NCP_COUNT; k++) {
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .max_blocking_threads = 4);
+		struct weft_runtime *rt;
+		cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+		atomic_store(&g_ncp_kind, k);
+		atomic_store(&g_ncp_calls, 0);
+		atomic_store(&g_ncp_bystander, 0);
+		struct weft_task *t, *b;
+		cr_assert_eq(weft_spawn(rt, loops_on_calls_that_never_wait, rt, &t), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_ncp_calls) > 10, WT_LONG_MS));
+		cr_assert_eq(weft_abort(t), 0);
+		long n = atomic_load(&g_ncp_calls);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&g_ncp_calls) > n + 1000, WT_LONG_MS));
+		/* the only worker runs the looper: this runs once it yields */
+		cr_assert_eq(weft_spawn(rt, ncp_bystander, NULL, &b), 0);
+		bool ran = WT_WAIT_UNTIL(atomic_load(&g_ncp_bystander), 2000);
+		uint64_t t0 = wt_now_ns();
+		int rc = weft_runtime_shutdown(rt, 100 * 1000000ull);
+		cr_assert(rc == 0 || rc == -ETIMEDOUT, "%s: shutdown = %d", ncp_name[k], rc);
+		rc = weft_runtime_shutdown(rt, 5000 * 1000000ull * WEFT_TEST_SLOW);
+		if (rc) /* the looper holds the worker: the test cannot end it */
+			cr_assert_fail("%s: shutdown = %d %.0f ms after it began: the fiber still held it",
+				 ncp_name[k], rc, (double)(wt_now_ns() - t0) / 1e6);
+		cr_assert(ran, "%s: a task behind the looper never ran", ncp_name[k]);
+		int jb = weft_join(b, NULL);
+		cr_assert_eq(jb, 0, "%s: the bystander's join = %d", ncp_name[k], jb);
+		void *res = (void *)1;
+		cr_assert_eq(weft_join(t, &res), -EINTR, "%s", ncp_name[k]);
+		cr_assert_null(res);
+		cr_assert_eq(weft_runtime_destroy(rt), 0);
+	}
+}
+
 /* A fiber still in its first poll when shutdown begins (it never waited,
  * so shutdown's list of tasks to cancel does not hold it): its next
  * blocking calls say -ECANCELED as every fiber's do at shutdown (weft.h),

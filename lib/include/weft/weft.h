@@ -208,8 +208,9 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  * a weft call) does not hold shutdown longer: the workers are stopped; if
  * the fiber is suspended then (in weft_yield, say, or in a blocking call:
  * a cancelled fiber's calls return at once but still spend its budget
- * and yield now and again, so one that retries them in a loop is
- * suspended at times) its stack is discarded
+ * and yield now and again - its spawns and weft_block_in_place too -, so
+ * one that retries them in a loop is suspended at times) its stack is
+ * discarded
  * without unwinding, so whatever it holds stays held (joiners get -EINTR,
  * no result); a fiber computing on a worker keeps that worker, and the
  * call returns -ETIMEDOUT until its poll ends.
