@@ -128,8 +128,11 @@ static int wait_fiber(struct weft__fiber *f, weft__wait_poll_fn poll, void *arg,
 	return rc;
 }
 
-int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
-			uint64_t deadline_ns)
+/* `io`: an I/O wait, which says -ESHUTDOWN at shutdown on any thread (a
+ * fiber's block_in_place fn included); for the others, the fn's shutdown
+ * is its fiber's cancellation from its start. */
+static int wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			 uint64_t deadline_ns, bool io)
 {
 	struct weft__ctx *ctx = weft__ctx();
 	if (ctx && ctx->fiber)
@@ -150,7 +153,14 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	struct weft__fiber *fip = ctx ? ctx->fiber_in_place : NULL;
 	if (fip && !fip->cx)
 		fip = NULL;
-	if (fip && fip_aborted(fip))
+	/* A wait begun once the fiber's runtime is closing is cancelled at
+	 * once, as the fiber's own (its sleep, yield and unbounded sends
+	 * here already were): looking at the close only a slice in, the
+	 * lock of a free mutex said 0, a wait limited to less than the
+	 * slice -ETIMEDOUT, and a loop retrying it went on for good, holding
+	 * the shutdown (found by a review). Not an I/O wait: shutdown wakes
+	 * those itself, with -ESHUTDOWN (below). */
+	if (fip && (fip_aborted(fip) || (!io && fip_closing(fip))))
 		return -ECANCELED;
 	/* A poll task's weft_block_in_place fn: once shutdown has told the
 	 * workers to stop (after the fibers' turn), no worker runs what its
@@ -206,6 +216,18 @@ int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 	}
 	weft_waker_drop(&cx.waker);
 	return rc;
+}
+
+int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			uint64_t deadline_ns)
+{
+	return wait_deadline(poll, arg, w, deadline_ns, false);
+}
+
+int weft__io_wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			   uint64_t deadline_ns)
+{
+	return wait_deadline(poll, arg, w, deadline_ns, true);
 }
 
 bool weft__cancelled(void)

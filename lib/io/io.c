@@ -1360,7 +1360,7 @@ static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
 		return -ECANCELED;
 	struct wait_arg a = { .io = io, .interest = events, .w = WEFT_WAIT_INIT };
 	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
-					   : weft__wait_deadline(wait_poll, &a, &a.w, deadline);
+					   : weft__io_wait_deadline(wait_poll, &a, &a.w, deadline);
 	weft_wait_cancel(&a.w); /* still linked (ready at the re-read, timed out) */
 	if (rc == -ETIMEDOUT) {
 		/* the answer comes from poll(2), not from the bits: the tick
@@ -2042,7 +2042,7 @@ static int copy_run(struct copy_dir *dirs, unsigned ndirs, bool pass_eof)
 			return -ETIMEDOUT;
 		if (atomic_load_explicit(&rt->closed, memory_order_acquire))
 			return weft__cancelled() ? -ECANCELED : -ESHUTDOWN;
-		int rc = weft__wait_deadline(copy_wait_poll, &cw, NULL, deadline);
+		int rc = weft__io_wait_deadline(copy_wait_poll, &cw, NULL, deadline);
 		timed_out = rc == -ETIMEDOUT;
 		if (rc < 0 && !timed_out)
 			return rc;

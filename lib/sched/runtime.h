@@ -756,6 +756,11 @@ int weft__wait(weft__wait_poll_fn poll, void *arg, struct weft_wait *w);
  * -ETIMEDOUT when it passes first; the caller then cancels `w` itself. */
 int weft__wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
 			uint64_t deadline_ns);
+/* The same for an I/O wait (io.c): in a fiber's weft_block_in_place fn,
+ * the runtime's close does not cancel it at its start, as it does the
+ * other waits there; shutdown ends it with -ESHUTDOWN (weft/io.h). */
+int weft__io_wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w,
+			   uint64_t deadline_ns);
 /* True in a fiber whose task was cancelled: its blocking calls return
  * -ECANCELED (weft__wait does it; calls that may finish without waiting
  * ask here first). When true it has spent a unit of the fiber's budget,

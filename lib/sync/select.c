@@ -329,6 +329,18 @@ static enum weft_poll select_wait_fn(void *arg, struct weft_cx *cx)
 										     : WEFT_READY;
 }
 
+/* An arm on a registration (READY, LINE): the select waits as an I/O wait
+ * (wait.c) - in a fiber's weft_block_in_place fn, the runtime's close
+ * does not cancel it at its start; the arm reports the shutdown (weft/io.h,
+ * SHUTDOWN for a thread's wait). */
+static bool has_io_arm(const struct weft_select_arm *arms, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (arms[i].op == WEFT_SEL_IO || arms[i].op == WEFT_SEL_READER_LINE)
+			return true;
+	return false;
+}
+
 static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadline_ns, bool fair)
 {
 	struct select_wait s = { .arms = arms, .n = n, .fair = fair, .won = -1,
@@ -338,7 +350,9 @@ static int select_until(struct weft_select_arm *arms, size_t n, uint64_t deadlin
 	weft__slock_lock(&s.lock);
 	weft__waitq_link(&s.q, &s.guard, &none, 0);
 	weft__slock_unlock(&s.lock);
-	int rc = weft__wait_deadline(select_wait_fn, &s, &s.guard, deadline_ns);
+	int rc = has_io_arm(arms, n)
+			 ? weft__io_wait_deadline(select_wait_fn, &s, &s.guard, deadline_ns)
+			 : weft__wait_deadline(select_wait_fn, &s, &s.guard, deadline_ns);
 	weft_wait_cancel(&s.guard); /* every arm but the winner's is idle already */
 	/* Timed out or cancelled, but a send arm had been completed by a
 	 * receiver meanwhile: its item is gone, so that arm is the result. */

@@ -1212,6 +1212,127 @@ Test(block_in_place, a_sleep_begun_in_a_fibers_fn_after_shutdown_began_is_cancel
 }
 
 /*
+ * The same for the fn's other waits begun after the close: a sync.h wait
+ * that would not have to wait (the lock of a free mutex), waits with a
+ * time limit under the 10 ms slice (a semaphore with no permit, an empty
+ * channel, weft_join_timeout of a job still running) and a lock in a loop
+ * that retries on -ETIMEDOUT. weft.h has them say -ECANCELED, the fn's
+ * waits counting the shutdown as cancellation from its start (sync.h,
+ * weft_chan_create_unbounded). The thread form looked at the close only
+ * a slice in: the free mutex was taken (0), the short waits said
+ * -ETIMEDOUT, and the retry loop went on for good, holding the shutdown
+ * (found by a review). Its I/O waits still say -ESHUTDOWN
+ * (test_io_api: io_copy/waits_in_block_in_place_end_at_shutdown).
+ */
+enum { LW_FREE_LOCK, LW_SEM, LW_RECV, LW_JOIN, LW_RETRY, LW_COUNT };
+struct bip_late_waits {
+	struct weft_io *io;             /* nothing to read */
+	int read_rc, sel_rc;
+	unsigned sel_mask;
+	struct weft_mutex *free, *held;
+	struct weft_sem *sem;
+	struct weft_chan *ch;
+	struct weft_task *job;
+	atomic_int started, release, done;
+	int rc[LW_COUNT];
+	long retries;
+};
+
+static void *bip_late_job(void *arg)
+{
+	struct bip_late_waits *b = arg;
+	while (!atomic_load(&b->release))
+		usleep(1000);
+	return NULL;
+}
+
+static void *bip_late_waits_fn(void *arg)
+{
+	struct bip_late_waits *b = arg;
+	const uint64_t ms = 1000000;
+	atomic_store(&b->started, 1);
+	while (weft_yield() == 0) /* until the shutdown has begun */
+		usleep(1000);
+	b->rc[LW_FREE_LOCK] = weft_mutex_lock(b->free);
+	if (b->rc[LW_FREE_LOCK] == 0)
+		weft_mutex_unlock(b->free);
+	b->rc[LW_SEM] = weft_sem_acquire_n_timeout(b->sem, 1, 2 * ms);
+	uint64_t v;
+	b->rc[LW_RECV] = weft_chan_recv_timeout(b->ch, &v, 2 * ms);
+	b->rc[LW_JOIN] = weft_join_timeout(b->job, NULL, 2 * ms);
+	/* capped, so that the old code's loop ends and the test with it */
+	uint64_t cap = wt_now_ns() + 3000 * ms * WEFT_TEST_SLOW;
+	while ((b->rc[LW_RETRY] = weft_mutex_lock_timeout(b->held, 2 * ms)) == -ETIMEDOUT &&
+	       wt_now_ns() < cap)
+		b->retries++;
+	if (b->rc[LW_RETRY] == 0)
+		weft_mutex_unlock(b->held);
+	/* I/O waits: ended by the shutdown, -ESHUTDOWN, not cancelled */
+	char c;
+	b->read_rc = (int)weft_read(b->io, &c, 1);
+	struct weft_select_arm arms[] = { WEFT_SEL_READY(b->io, WEFT_IO_READABLE) };
+	b->sel_rc = weft_select_timeout(arms, 1, 1000 * ms);
+	b->sel_mask = arms[0].io_ready.mask;
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *bip_late_waits_fiber(void *arg)
+{
+	weft_block_in_place(bip_late_waits_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, waits_begun_in_a_fibers_fn_after_shutdown_began_are_cancelled,
+     .timeout = WT_TMO(30))
+{
+	static const char *const what[LW_COUNT] = {
+		"lock of a free mutex", "2 ms semaphore acquire", "2 ms channel receive",
+		"2 ms weft_join_timeout", "2 ms lock retried on -ETIMEDOUT",
+	};
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct bip_late_waits b = { .read_rc = 1, .sel_rc = 1 };
+	for (int i = 0; i < LW_COUNT; i++)
+		b.rc[i] = 1;
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(weft_io_register(rt, sv[0], &b.io), 0);
+	cr_assert_eq(weft_mutex_create(&b.free), 0);
+	cr_assert_eq(weft_mutex_create(&b.held), 0);
+	cr_assert_eq(weft_mutex_lock(b.held), 0); /* this thread's */
+	cr_assert_eq(weft_sem_create(0, &b.sem), 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &b.ch), 0);
+	cr_assert_eq(weft_spawn_blocking(rt, bip_late_job, &b, &b.job), 0);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn(rt, bip_late_waits_fiber, &b, &h), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+	int src = weft_runtime_shutdown(rt, 2000000000ull * WEFT_TEST_SLOW);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&b.done), WT_LONG_MS));
+	atomic_store(&b.release, 1); /* the job ends: the pool's wait with it */
+	if (src)
+		src = weft_runtime_shutdown(rt, WEFT_FOREVER);
+	int jrc = weft_join(h, NULL);
+	cr_assert(jrc == 0 || jrc == -EINTR, "join = %d", jrc);
+	if (b.rc[LW_JOIN] != 0)
+		cr_assert_eq(weft_join(b.job, NULL), 0);
+	for (int i = 0; i < LW_COUNT; i++)
+		cr_expect_eq(b.rc[i], -ECANCELED, "the %s begun after the close said %d (%s)",
+			     what[i], b.rc[i], weft_strerror(b.rc[i]));
+	cr_expect_eq(b.retries, 0, "the retried lock timed out %ld times", b.retries);
+	cr_expect_eq(b.read_rc, -ESHUTDOWN, "the read said %d", b.read_rc);
+	cr_expect(b.sel_rc == 0 && (b.sel_mask & WEFT_IO_SHUTDOWN),
+		  "the select of a READY arm said %d, mask %#x", b.sel_rc, b.sel_mask);
+	weft_io_close(b.io);
+	close(sv[1]);
+	weft_mutex_unlock(b.held);
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_mutex_destroy(b.free), 0);
+	cr_assert_eq(weft_mutex_destroy(b.held), 0);
+	cr_assert_eq(weft_sem_destroy(b.sem), 0);
+	cr_assert_eq(weft_chan_destroy(b.ch), 0);
+}
+
+/*
  * The same for a loop of weft_yield in the fn, which a cancelled fiber's
  * code ends on -ECANCELED (weft.h: weft_yield says so in a cancelled
  * fiber, and in a discarded fiber's dtors): the fn is the fiber's code.

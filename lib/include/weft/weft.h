@@ -473,10 +473,12 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * weft_block_on, the blocking forms of weft/sync.h and weft/io.h) block
  * the thread there, also when the caller is a fiber. A fiber's fn is part
  * of the fiber: once the fiber is aborted (or its runtime shuts down), a
- * weft/sync.h wait, a sleep or a weft_join in fn returns -ECANCELED,
- * within ~10 ms when it was already waiting (such a wait looks every 10
- * ms), and so does a weft_yield there (after yielding); its I/O waits say
- * -ESHUTDOWN at shutdown, as on any thread. A
+ * weft/sync.h wait, a sleep or a weft_join in fn returns -ECANCELED - at
+ * once when begun after that (even one that would not have to wait, or
+ * with a time limit), within ~10 ms when it was already waiting (such a
+ * wait looks every 10 ms) -, and so does a weft_yield there (after
+ * yielding); its I/O waits (a weft_select with a READY or LINE arm
+ * among them) say -ESHUTDOWN at shutdown, as on any thread. A
  * poll task's fn: once shutdown stops the workers (after the fibers'
  * turn), a weft/sync.h wait or a weft_join in fn returns -ECANCELED within
  * ~10 ms (the task it waits for would be ended only after this thread
