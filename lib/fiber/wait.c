@@ -182,7 +182,12 @@ static int wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w
 		.rt = ctx ? ctx->rt : NULL,
 	};
 	int rc = 0;
-	bool closing = false;
+	/* A poll task's fn: a wait begun once the workers were told to stop
+	 * that would wait ends at once: nothing will end it (above). It ran
+	 * to its time limit: one under the slice said -ETIMEDOUT, and a loop
+	 * retrying it went on for good, holding the shutdown (found by a
+	 * review). One that need not wait still succeeds. */
+	bool closing = pip && !io && atomic_load_explicit(&pip->shutdown, memory_order_relaxed);
 	while (poll(arg, &cx) == WEFT_PENDING) {
 		if (fip || pip) {
 			/* Shutdown wakes the I/O waits itself, which then say

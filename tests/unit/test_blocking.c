@@ -1490,8 +1490,10 @@ Test(block_in_place, shutdown_ends_a_join_in_a_poll_tasks_fn, .timeout = WT_TMO(
  * fiber's context) left in place, so both said -EDEADLK. */
 struct bip_late {
 	struct weft_runtime *rt2;
+	struct weft_mutex *held;        /* by the test thread */
 	atomic_int stops, started;
-	atomic_int bo_rc, sleep_rc;
+	atomic_int bo_rc, sleep_rc, lock_rc;
+	long lock_tries;
 	void *bo_result;
 };
 
@@ -1512,6 +1514,16 @@ static void *late_fn(void *arg)
 	struct bip_late *l = arg;
 	atomic_store(&l->bo_rc, weft_block_on(l->rt2, late_seven, NULL, &l->bo_result));
 	atomic_store(&l->sleep_rc, weft_sleep_ns(1000000ull));
+	/* A wait begun now, in a loop that retries a short limit: it says
+	 * -ECANCELED (weft.h: what it waits for may be ended only after
+	 * this thread stopped). It said -ETIMEDOUT for good, and the loop
+	 * held the shutdown (found by a review); capped for the old code. */
+	uint64_t cap = wt_now_ns() + 3000000000ull * WEFT_TEST_SLOW;
+	int rc;
+	while ((rc = weft_mutex_lock_timeout(l->held, 2000000ull)) == -ETIMEDOUT &&
+	       wt_now_ns() < cap)
+		l->lock_tries++;
+	atomic_store(&l->lock_rc, rc);
 	return (void *)42;
 }
 
@@ -1532,8 +1544,10 @@ static enum weft_poll late_bip_poll(void *state, struct weft_cx *cx)
 
 Test(block_in_place, during_shutdown_fn_holds_no_core, .timeout = WT_TMO(60))
 {
-	struct bip_late l = { .bo_rc = 1, .sleep_rc = 1 };
+	struct bip_late l = { .bo_rc = 1, .sleep_rc = 1, .lock_rc = 1 };
 	l.rt2 = wt_rt_create(1);
+	cr_assert_eq(weft_mutex_create(&l.held), 0);
+	cr_assert_eq(weft_mutex_lock(l.held), 0);
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .on_thread_stop = late_stop_hook,
 		  .hook_arg = &l);
 	struct weft_runtime *rt;
@@ -1547,6 +1561,11 @@ Test(block_in_place, during_shutdown_fn_holds_no_core, .timeout = WT_TMO(60))
 	cr_assert_eq((uintptr_t)l.bo_result, 7);
 	cr_assert_eq(atomic_load(&l.sleep_rc), 0, "sleep in fn said %d (%s)",
 		     atomic_load(&l.sleep_rc), weft_strerror(atomic_load(&l.sleep_rc)));
+	cr_assert_eq(atomic_load(&l.lock_rc), -ECANCELED,
+		     "the 2 ms lock in fn said %d (%s) after %ld tries", atomic_load(&l.lock_rc),
+		     weft_strerror(atomic_load(&l.lock_rc)), l.lock_tries);
+	weft_mutex_unlock(l.held);
+	cr_assert_eq(weft_mutex_destroy(l.held), 0);
 	cr_assert_eq(weft_runtime_destroy(rt), 0);
 	wt_rt_destroy(l.rt2);
 }

@@ -482,7 +482,9 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * poll task's fn: once shutdown stops the workers (after the fibers'
  * turn), a weft/sync.h wait or a weft_join in fn returns -ECANCELED within
  * ~10 ms (the task it waits for would be ended only after this thread
- * stopped; such a wait looks every 10 ms).
+ * stopped; such a wait looks every 10 ms), and at once when begun after
+ * that if it would have to wait, whatever its time limit (one that need
+ * not wait, as the lock of a free mutex, still succeeds).
  */
 WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
