@@ -333,6 +333,18 @@ static bool idle_member_forked(struct weft_joinset *s)
 	return false;
 }
 
+/* The same for the next finished member, its handle not consumed yet: in
+ * the child weft_join_poll refuses it (-ECHILD), so its outcome cannot be
+ * taken. join_next took the member out before it asked, and returned
+ * -ECHILD with the member gone from the set, its outcome lost and *id
+ * written (found by a review). A member whose outcome was stored at its
+ * spawn holds no handle: it is joined as anywhere. Under the set's lock. */
+static bool ready_member_forked(const struct js_entry *e)
+{
+	return atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) && e->task &&
+	       weft__task_forked(e->task);
+}
+
 int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				struct weft_cx *cx, void **result, uint64_t *id)
 {
@@ -364,6 +376,10 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 			weft__slock_unlock(&s->lock);
 			weft_budget_refund(cx);
 			return WEFT_PENDING;
+		}
+		if (ready_member_forked(e)) {
+			weft__slock_unlock(&s->lock);
+			return -ECHILD;
 		}
 		list_remove(s, e);
 		s->len--;

@@ -228,6 +228,94 @@ Test(fork, child_join_next_on_the_parents_tasks_says_echild, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 }
 
+/* A finished member not joined yet (its handle unconsumed, the entry
+ * queued ready), then a fork: join_next in the child says -ECHILD, as
+ * weft_join on its handle does there, and takes nothing out. It took the
+ * member out and returned -ECHILD with *id written: the member was gone
+ * from the set (len 1 -> 0), its outcome lost (found by a review). A poll
+ * task linked as a joiner tells the test when the member is queued ready,
+ * and leaves it there: woken, it does not poll again. */
+struct ready_watch {
+	struct weft_joinset *s;
+	struct weft_wait w;
+	atomic_int polls, woken, bad;
+};
+
+static enum weft_poll ready_watch_poll(void *state, struct weft_cx *cx)
+{
+	struct ready_watch *rw = state;
+	if (atomic_fetch_add(&rw->polls, 1) == 0) {
+		if (weft_joinset_join_next_poll(rw->s, &rw->w, cx, NULL, NULL) != WEFT_PENDING)
+			atomic_store(&rw->bad, 1);
+		return WEFT_PENDING;
+	}
+	atomic_store(&rw->woken, 1);
+	return WEFT_PENDING;
+}
+
+static void ready_watch_drop(void *state) { weft_wait_cancel(&((struct ready_watch *)state)->w); }
+
+static void *wait_notified(void *n)
+{
+	weft_notify_wait(n);
+	return (void *)(uintptr_t)7;
+}
+
+Test(fork, child_join_next_on_a_finished_parent_task_takes_nothing_out, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	struct weft_notify *n;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	cr_assert_eq(weft_notify_create(&n), 0);
+	uint64_t mid = 0;
+	cr_assert_eq(weft_joinset_spawn(s, rt, wait_notified, n, &mid), 0);
+	struct ready_watch rw = { .s = s, .w = WEFT_WAIT_INIT };
+	struct weft_task *watch;
+	cr_assert_eq(weft_spawn_poll(rt, ready_watch_poll, &rw, ready_watch_drop, &watch), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&rw.polls) == 1, WT_LONG_MS), "the watcher never polled");
+	cr_assert_eq(atomic_load(&rw.bad), 0, "the watcher's join_next_poll did not wait");
+	cr_assert_eq(weft_notify_one(n), 0); /* the member returns */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&rw.woken), WT_LONG_MS),
+		  "the finished member never woke its joiner");
+	cr_assert_eq(weft_joinset_len(s), 1);
+	pid_t pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		alarm(10); /* a hang shows as SIGALRM */
+		int bad = 0;
+		uint64_t id = 0;
+		void *r = (void *)1;
+		if (weft_joinset_join_next(s, &r, &id) != -ECHILD)
+			bad |= 1;
+		if (id || r != (void *)1)
+			bad |= 2;
+		struct weft_select_arm a[1] = { WEFT_SEL_JOIN_NEXT(s, NULL) };
+		if (weft_select(a, 1, WEFT_FOREVER) != 0 || a[0].rc != -ECHILD)
+			bad |= 4;
+		if (weft_joinset_len(s) != 1)
+			bad |= 8;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: mask %d (1 not -ECHILD, 2 *id or *result "
+		     "written, 4 select, 8 the member taken out)", WEXITSTATUS(st));
+	/* the parent's set is whole: the member's outcome is still there */
+	cr_assert_eq(weft_abort(watch), 0);
+	cr_assert_eq(weft_join(watch, NULL), -ECANCELED);
+	void *r = NULL;
+	uint64_t id = 0;
+	cr_assert_eq(weft_joinset_join_next(s, &r, &id), 0);
+	cr_assert_eq((uintptr_t)r, 7);
+	cr_assert_eq(id, mid);
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A buffered reader, a writer and a copier take a registration too: in
  * the child their constructors say -ECHILD, as every call taking one made
  * before the fork does, and nothing is made. They made one, which failed

@@ -616,10 +616,11 @@ WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime
  * shutdown before a fiber started, or a poll task), -EINTR (a fiber
  * cancelled after it started: *result holds what fn returned as it
  * unwound); or -ENOENT (the set is empty), -EINVAL (NULL s, w or cx; w
- * attached elsewhere), -ECHILD (in a forked child, with none finished
- * and a member still running that is a task of a runtime made before the
- * fork: nothing taken out). *id (may be NULL) receives the task's id with
- * 0, -ECANCELED and -EINTR.
+ * attached elsewhere), -ECHILD (in a forked child, when the member next
+ * in line - the first finished one not joined yet, or with none finished
+ * one still running - is a task of a runtime made before the fork, whose
+ * handle weft_join refuses there too: nothing taken out). *id (may be
+ * NULL) receives the task's id with 0, -ECANCELED and -EINTR.
  */
 WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 					 struct weft_cx *cx, void **result, uint64_t *id);
