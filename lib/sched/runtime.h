@@ -461,6 +461,10 @@ bool weft__in_a_shutdown(void);
 bool weft__join_waits_on_own_shutdown(struct weft_task *t);
 /* t is a task of a runtime made before a fork, seen in the child (task.c) */
 bool weft__task_forked(const struct weft_task *t);
+/* t is the task whose poll is in progress here, through cx or this
+ * thread's context: a join of t would wait for itself (task.c, as
+ * weft_join_poll's -EDEADLK). */
+bool weft__join_is_self(struct weft_task *t, struct weft_cx *cx);
 /* The same for a join set's join_next: no member is ready, and every one
  * is such a task (joinset.c). */
 bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s);

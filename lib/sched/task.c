@@ -681,6 +681,11 @@ unsigned weft_budget_remaining(struct weft_cx *cx) { return *cx->budget; }
 
 bool weft__task_forked(const struct weft_task *t) { return WEFT__FORKED(t->rt); }
 
+bool weft__join_is_self(struct weft_task *t, struct weft_cx *cx)
+{
+	return joins_itself(t, cx) || joins_itself(t, NULL);
+}
+
 bool weft__join_waits_on_own_shutdown(struct weft_task *t)
 {
 	if (!weft__in_a_shutdown() || !weft__in_own_shutdown(t->rt))

@@ -22,8 +22,11 @@
  * background) and drops the owner's reference.
  * Invariants (under lock): an entry in a list has an unconsumed handle or a
  * stored outcome; `len` = entries in both lists; a granted joiner implies a
- * ready entry or an empty set (cancel passes a WAKE grant on to the next
- * joiner if a ready entry remains).
+ * ready entry, an empty set, or one member left running (a look-again for
+ * a joiner that may be that member: -EDEADLK); cancel passes a WAKE grant
+ * on to the next joiner if a ready entry remains or the set is empty.
+ * Joiners link with `gen` as _arg, so a look-again wakes only those linked
+ * before it.
  */
 #include <errno.h>
 #include <limits.h>
@@ -51,6 +54,7 @@ struct weft_joinset {
 	struct js_entry *idle;
 	struct js_entry *ready, *ready_tail;
 	size_t len;
+	uint64_t gen;                   /* joiners link with it as _arg; bumped to wake those linked */
 	bool dead;
 	_Atomic unsigned refs;          /* the owner + one per entry */
 	_Atomic uint64_t abort_epoch;   /* abort_all calls (bumped under lock) */
@@ -345,6 +349,23 @@ static bool ready_member_forked(const struct js_entry *e)
 	       weft__task_forked(e->task);
 }
 
+/* Every member still running is the caller itself: a member fiber or poll
+ * task joining the next of its own set once the others are all joined.
+ * Its wait waited for its own end, for good (found by a review: a
+ * supervisor that spawns workers into the set it belongs to and collects
+ * them never saw -ENOENT). -EDEADLK, as weft_join on its own handle says.
+ * A task is in the set once, so the walk stops at the second entry at
+ * most. Under the set's lock. */
+static bool idle_members_are_caller(struct weft_joinset *s, struct weft_cx *cx)
+{
+	if (!s->idle)
+		return false;
+	for (struct js_entry *e = s->idle; e; e = e->next)
+		if (!weft__join_is_self(e->task, cx))
+			return false;
+	return true;
+}
+
 int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				struct weft_cx *cx, void **result, uint64_t *id)
 {
@@ -372,7 +393,11 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				weft__slock_unlock(&s->lock);
 				return -ECHILD;
 			}
-			weft__waitq_link(&s->q, w, weft_cx_waker(cx), 0);
+			if (idle_members_are_caller(s, cx)) {
+				weft__slock_unlock(&s->lock);
+				return -EDEADLK;
+			}
+			weft__waitq_link(&s->q, w, weft_cx_waker(cx), s->gen);
 			weft__slock_unlock(&s->lock);
 			weft_budget_refund(cx);
 			return WEFT_PENDING;
@@ -383,16 +408,19 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 		}
 		list_remove(s, e);
 		s->len--;
-		/* Nothing left to wait for: the other joiners get -ENOENT (in
-		 * batches of WEFT__WAKES_MAX, woken after unlock). */
-		while (s->len == 0 && s->q.head) {
-			while (s->q.head && !weft__wakes_full(&wk))
-				weft__waitq_grant_head(&s->q, WQ_GRANT_WAKE, &wk);
+		/* Nothing left to wait for: the other joiners get -ENOENT. One
+		 * member left, running: a joiner that is that member has only
+		 * itself to wait for (-EDEADLK, idle_members_are_caller), which
+		 * only its own look can tell. Either way every joiner linked
+		 * now looks again (in batches of WEFT__WAKES_MAX, woken after
+		 * unlock); one that relinks meanwhile is newer than `bound`
+		 * and left linked. */
+		if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
+			uint64_t bound = ++s->gen;
+			weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
+		} else {
 			weft__slock_unlock(&s->lock);
-			weft__wakes_run(&wk);
-			weft__slock_lock(&s->lock);
 		}
-		weft__slock_unlock(&s->lock);
 		void *r = NULL;
 		int rc = e->task ? entry_join_poll(e, &r) : (r = e->result, e->rc);
 		if (rc == WEFT_PENDING) {

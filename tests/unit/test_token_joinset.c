@@ -432,6 +432,152 @@ Test(joinset, aborted_fiber_member_reports_eintr_with_its_result, .timeout = WT_
 	wt_rt_destroy(rt);
 }
 
+/* A member joining its own set once the others are joined: the one
+ * member left running is itself. join_next waited for its own end, for
+ * good (a supervisor that spawns workers into the set it belongs to and
+ * collects them never saw -ENOENT; found by a review). Now -EDEADLK, as
+ * weft_join on its own handle says, nothing taken out: from a fiber
+ * (blocking, _timeout and a JOIN_NEXT arm), from a poll task member
+ * (poll form), and for a member already waiting when another joiner
+ * takes the last other member. The limits only bound the old hang. */
+static struct weft_joinset *g_self_set;
+static atomic_int g_self_bad, g_self_done;
+
+static void *self_worker(void *arg) { return arg; }
+
+static void *self_supervisor(void *arg)
+{
+	(void)arg;
+	for (uintptr_t i = 1; i <= 3; i++)
+		if (weft_joinset_spawn(g_self_set, weft_runtime_current(), self_worker,
+				       (void *)i, NULL))
+			atomic_fetch_or(&g_self_bad, 1);
+	uintptr_t sum = 0;
+	for (int i = 0; i < 3; i++) {
+		void *r = NULL;
+		if (weft_joinset_join_next(g_self_set, &r, NULL) != 0)
+			atomic_fetch_or(&g_self_bad, 2);
+		sum += (uintptr_t)r;
+	}
+	if (sum != 6)
+		atomic_fetch_or(&g_self_bad, 4);
+	void *r = (void *)1;
+	uint64_t id = 0;
+	if (weft_joinset_join_next_timeout(g_self_set, &r, &id, 3000 * MS) != -EDEADLK ||
+	    r != (void *)1 || id)
+		atomic_fetch_or(&g_self_bad, 8);
+	else if (weft_joinset_join_next(g_self_set, NULL, NULL) != -EDEADLK)
+		atomic_fetch_or(&g_self_bad, 16); /* (no limit: only once the above said so) */
+	struct weft_select_arm a[1] = { WEFT_SEL_JOIN_NEXT(g_self_set, NULL) };
+	if (weft_select_timeout(a, 1, 3000 * MS) != 0 || a[0].rc != -EDEADLK)
+		atomic_fetch_or(&g_self_bad, 32);
+	if (weft_joinset_len(g_self_set) != 1)
+		atomic_fetch_or(&g_self_bad, 64);
+	atomic_store(&g_self_done, 1);
+	return (void *)(uintptr_t)99;
+}
+
+struct self_poll { struct weft_wait w; atomic_int rc; };
+
+static enum weft_poll self_member_poll(void *state, struct weft_cx *cx)
+{
+	struct self_poll *p = state;
+	if (weft_joinset_len(g_self_set) == 0) { /* not listed yet: look later */
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	int rc = weft_joinset_join_next_poll(g_self_set, &p->w, cx, NULL, NULL);
+	atomic_store(&p->rc, rc);
+	return rc == WEFT_PENDING ? WEFT_PENDING : WEFT_READY;
+}
+
+static void self_member_drop(void *state) { weft_wait_cancel(&((struct self_poll *)state)->w); }
+
+/* A joiner linked first: it takes the worker, which leaves the member
+ * waiting behind it alone in the set. */
+struct first_joiner { struct weft_wait w; atomic_int polls, rc; void *r; };
+
+static enum weft_poll first_joiner_poll(void *state, struct weft_cx *cx)
+{
+	struct first_joiner *j = state;
+	int rc = weft_joinset_join_next_poll(g_self_set, &j->w, cx, &j->r, NULL);
+	atomic_fetch_add(&j->polls, 1);
+	if (rc == WEFT_PENDING)
+		return WEFT_PENDING;
+	atomic_store(&j->rc, rc);
+	return WEFT_READY;
+}
+
+static void first_joiner_drop(void *state) { weft_wait_cancel(&((struct first_joiner *)state)->w); }
+
+static atomic_int g_self_waiting;
+
+static void *self_waiter(void *arg)
+{
+	(void)arg;
+	atomic_store(&g_self_waiting, 1);
+	return (void *)(intptr_t)weft_joinset_join_next_timeout(g_self_set, NULL, NULL,
+								 5000 * MS);
+}
+
+static void *wait_notify(void *n)
+{
+	weft_notify_wait(n);
+	return (void *)(uintptr_t)5;
+}
+
+Test(joinset, a_member_joining_its_own_set_alone_is_edeadlk, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	cr_assert_eq(weft_joinset_create(&g_self_set), 0);
+	/* a fiber supervisor */
+	atomic_store(&g_self_bad, 0);
+	atomic_store(&g_self_done, 0);
+	cr_assert_eq(weft_joinset_spawn(g_self_set, rt, self_supervisor, NULL, NULL), 0);
+	/* the supervisor collects its workers itself: join it only after */
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_self_done), 3 * WT_LONG_MS),
+		  "the supervisor did not finish (mask %d)", atomic_load(&g_self_bad));
+	void *r = NULL;
+	cr_assert_eq(weft_joinset_join_next(g_self_set, &r, NULL), 0);
+	cr_assert_eq((uintptr_t)r, 99);
+	cr_assert_eq(atomic_load(&g_self_bad), 0, "supervisor: mask %d (8 _timeout, 16 "
+		     "join_next, 32 select arm: waited for itself)", atomic_load(&g_self_bad));
+	cr_assert_eq(weft_joinset_join_next(g_self_set, NULL, NULL), -ENOENT);
+	/* a poll task member */
+	struct self_poll p = { .w = WEFT_WAIT_INIT, .rc = 1000 };
+	cr_assert_eq(weft_joinset_spawn_poll(g_self_set, rt, self_member_poll, &p,
+					     self_member_drop, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&p.rc) != 1000, WT_LONG_MS), "never polled");
+	cr_assert_eq(atomic_load(&p.rc), -EDEADLK, "poll-form join_next on its own set "
+		     "alone: %d", atomic_load(&p.rc));
+	cr_assert_eq(weft_joinset_join_next(g_self_set, NULL, NULL), 0);
+	/* a member already waiting when a joiner linked before it takes the
+	 * last other member */
+	struct weft_notify *n;
+	cr_assert_eq(weft_notify_create(&n), 0);
+	cr_assert_eq(weft_joinset_spawn(g_self_set, rt, wait_notify, n, NULL), 0);
+	struct first_joiner j = { .w = WEFT_WAIT_INIT };
+	struct weft_task *jt;
+	cr_assert_eq(weft_spawn_poll(rt, first_joiner_poll, &j, first_joiner_drop, &jt), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j.polls) == 1, WT_LONG_MS), "joiner never polled");
+	atomic_store(&g_self_waiting, 0);
+	cr_assert_eq(weft_joinset_spawn(g_self_set, rt, self_waiter, NULL, NULL), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_self_waiting), WT_LONG_MS), "never started");
+	wt_sleep_ms(50); /* most likely linked behind the joiner; -EDEADLK either way */
+	cr_assert_eq(weft_notify_one(n), 0);
+	cr_assert_eq(weft_join(jt, NULL), 0);
+	cr_assert_eq(atomic_load(&j.rc), 0);
+	cr_assert_eq((uintptr_t)j.r, 5, "the first joiner takes the worker");
+	r = NULL;
+	cr_assert_eq(weft_joinset_join_next(g_self_set, &r, NULL), 0);
+	cr_assert_eq((intptr_t)r, -EDEADLK, "the member left alone waited for itself: %d",
+		     (int)(intptr_t)r);
+	cr_assert_eq(weft_joinset_join_next(g_self_set, NULL, NULL), -ENOENT);
+	cr_assert_eq(weft_joinset_destroy(g_self_set), 0);
+	cr_assert_eq(weft_notify_destroy(n), 0);
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------- found by a review (17th) */
 
 /* A chain of 1,000 tokens cancelled from a fiber with the default stack:

@@ -619,18 +619,22 @@ WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime
  * attached elsewhere), -ECHILD (in a forked child, when the member next
  * in line - the first finished one not joined yet, or with none finished
  * one still running - is a task of a runtime made before the fork, whose
- * handle weft_join refuses there too: nothing taken out). *id (may be
- * NULL) receives the task's id with 0, -ECANCELED and -EINTR.
+ * handle weft_join refuses there too: nothing taken out), -EDEADLK (none
+ * finished, and the one member still running is the caller itself - a
+ * member joining its own set, the others all joined: it would wait for
+ * itself, as weft_join on its own handle says; nothing taken out; also
+ * for a caller already waiting when the set came down to it). *id (may
+ * be NULL) receives the task's id with 0, -ECANCELED and -EINTR.
  */
 WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 					 struct weft_cx *cx, void **result, uint64_t *id);
-/* Blocking form: as above, plus -EDEADLK (poll task on a worker, or, as
- * for weft_join, from a drop that the shutdown of a runtime runs on the
- * calling thread when no member is finished and every member is a task of
- * that runtime, which it may have still to end: nothing taken out; use
- * weft_joinset_destroy), -ENOMEM, -ECANCELED also when the calling fiber
- * is cancelled (nothing taken out); the _timeout form -ETIMEDOUT (nothing
- * taken out). */
+/* Blocking form: as above (-EDEADLK for the member itself too), plus
+ * -EDEADLK (poll task on a worker, or, as for weft_join, from a drop that
+ * the shutdown of a runtime runs on the calling thread when no member is
+ * finished and every member is a task of that runtime, which it may have
+ * still to end: nothing taken out; use weft_joinset_destroy), -ENOMEM,
+ * -ECANCELED also when the calling fiber is cancelled (nothing taken
+ * out); the _timeout form -ETIMEDOUT (nothing taken out). */
 WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id);
 WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
 					    uint64_t *id, uint64_t timeout_ns);
