@@ -13,10 +13,15 @@
  * the runner sets DONE under the same lock before granting. weft_once_try's
  * fn may fail: the state goes back to NEW and the waiters are woken to look
  * again (one of them runs fn next; once it has begun, the waiters still
- * linked are left for its own finish to wake).
+ * linked are left for its own finish to wake). While fn runs, `runner`
+ * holds the id of the task or thread running it, so a call from fn itself
+ * returns -EDEADLK instead of waiting for itself.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
+
+#include <weft/weft.h>
 
 #include "waitlist.h"
 
@@ -26,6 +31,7 @@ struct once_impl {
 	_Atomic uint32_t state;
 	struct weft__slock lock;
 	struct weft__waitq q;           /* q.lock set at first use (zero is valid) */
+	_Atomic uint64_t runner;        /* who runs fn (once_caller_id) while RUNNING, else 0 */
 };
 
 _Static_assert(sizeof(struct once_impl) <= sizeof(struct weft_once),
@@ -84,6 +90,9 @@ static void once_finish(struct once_impl *o, uint32_t state)
 	wk.n = 0;
 	weft__slock_lock(&o->lock);
 	once_attach_lock(o);
+	/* before the state: once it is NEW another caller may run fn and
+	 * set its own id */
+	atomic_store_explicit(&o->runner, 0, memory_order_relaxed);
 	/* release: fn's writes before DONE (pairs with the acquires). */
 	atomic_store_explicit(&o->state, state, memory_order_release);
 	for (;;) {
@@ -110,20 +119,37 @@ static void once_finish(struct once_impl *o, uint32_t state)
 	}
 }
 
+/* Who is calling: the task whose code runs here (a fiber - on whatever
+ * thread it has moved to -, a poll task, the task a weft_block_in_place
+ * fn belongs to: weft_current_task_id), else the thread. Task ids are
+ * below 2^63. */
+static uint64_t once_caller_id(void)
+{
+	uint64_t id = weft_current_task_id();
+	return id ? id : (1ull << 63) | (uint64_t)(uintptr_t)pthread_self();
+}
+
 /* fn is weft_once's (void) or weft_once_try's (int; non-zero: not done). */
 static int once_run(struct weft_once *once, void (*vfn)(void *), int (*ifn)(void *), void *arg)
 {
 	struct once_impl *o = impl(once);
+	uint64_t me = 0;
 	for (;;) {
 		/* acquire: pairs with the release store of DONE. */
 		uint32_t s = atomic_load_explicit(&o->state, memory_order_acquire);
 		if (s == ONCE_DONE)
 			return 0;
+		if (!me)
+			me = once_caller_id();
 		if (s == ONCE_NEW &&
 		    atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING,
 							    memory_order_acquire,
 							    memory_order_acquire)) {
 			int rc = 0;
+			/* relaxed: read back only by this caller's own calls from
+			 * fn (program order); others compare it with their own
+			 * id, which it never equals */
+			atomic_store_explicit(&o->runner, me, memory_order_relaxed);
 			if (vfn)
 				vfn(arg);
 			else
@@ -133,6 +159,11 @@ static int once_run(struct weft_once *once, void (*vfn)(void *), int (*ifn)(void
 		}
 		if (s == ONCE_DONE)
 			return 0;
+		/* fn calling weft_once on its own once: it waited for itself,
+		 * for good (found by a review). -EDEADLK, as weft_join on the
+		 * caller's own handle says. */
+		if (atomic_load_explicit(&o->runner, memory_order_relaxed) == me)
+			return -EDEADLK;
 		struct weft_wait w = WEFT_WAIT_INIT;
 		struct once_args a = { o, &w };
 		int rc = weft__wait(once_wait_fn, &a, &w);

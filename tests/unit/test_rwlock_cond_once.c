@@ -860,3 +860,103 @@ Test(once, a_failed_try_returns_without_waiting_for_the_next_run, .timeout = WT_
 			     (unsigned long long)late, STORM_NEXT_MS);
 	}
 }
+
+/* fn calling weft_once (or weft_once_try) on its own once, from a plain
+ * thread and from a fiber: -EDEADLK at once, and the outer call finishes
+ * (0, done). It waited for itself, for good (found by a review). Callers
+ * that are not fn's task or thread still wait for it and get 0. */
+struct once_rec {
+	struct weft_once o;
+	atomic_int inner, inner_try, started, done;
+	atomic_int others_ok;
+};
+
+static int rec_try_init(void *arg)
+{
+	struct once_rec *r = arg;
+	atomic_store(&r->inner_try, weft_once_try(&r->o, rec_try_init, arg));
+	return 0;
+}
+
+static void rec_init(void *arg)
+{
+	struct once_rec *r = arg;
+	atomic_store(&r->started, 1);
+	weft_sleep_ns(30 * MS); /* the others arrive and wait meanwhile */
+	atomic_store(&r->inner, weft_once(&r->o, rec_init, arg));
+	atomic_store(&r->inner_try, weft_once_try(&r->o, rec_try_init, arg));
+}
+
+static void *rec_outer(void *arg)
+{
+	struct once_rec *r = arg;
+	int rc = weft_once(&r->o, rec_init, arg);
+	atomic_store(&r->done, 1);
+	return (void *)(intptr_t)rc;
+}
+
+static void *rec_other(void *arg)
+{
+	struct once_rec *r = arg;
+	while (!atomic_load(&r->started)) {
+		if (weft_in_fiber())
+			weft_yield(); /* leave the worker to fn's fiber */
+		else
+			usleep(100);
+	}
+	if (weft_once(&r->o, rec_init, arg) == 0 && weft_once_done(&r->o))
+		atomic_fetch_add(&r->others_ok, 1);
+	return NULL;
+}
+
+static struct once_rec g_rec_try;
+
+static void *rec_try_outer(void *arg)
+{
+	(void)arg;
+	int rc = weft_once_try(&g_rec_try.o, rec_try_init, &g_rec_try);
+	atomic_store(&g_rec_try.done, 1);
+	return (void *)(intptr_t)rc;
+}
+
+Test(once, called_from_its_own_fn_is_edeadlk, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	static struct once_rec rec[2];
+	for (int k = 0; k < 2; k++) {
+		struct once_rec *r = &rec[k];
+		*r = (struct once_rec){ .o = WEFT_ONCE_INIT, .inner = 1, .inner_try = 1 };
+		pthread_t outer_th, other_th;
+		struct weft_task *outer_f = NULL, *other_f;
+		if (k == 0)
+			cr_assert_eq(pthread_create(&outer_th, NULL, rec_outer, r), 0);
+		else
+			cr_assert_eq(weft_spawn(rt, rec_outer, r, &outer_f), 0);
+		cr_assert_eq(pthread_create(&other_th, NULL, rec_other, r), 0);
+		cr_assert_eq(weft_spawn(rt, rec_other, r, &other_f), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&r->done), 3000),
+			  "%s: fn's own weft_once waited for itself", k ? "fiber" : "thread");
+		cr_assert_eq(atomic_load(&r->inner), -EDEADLK);
+		cr_assert_eq(atomic_load(&r->inner_try), -EDEADLK);
+		void *rc;
+		if (k == 0)
+			pthread_join(outer_th, &rc);
+		else
+			cr_assert_eq(weft_join(outer_f, &rc), 0);
+		cr_assert_eq((intptr_t)rc, 0);
+		cr_assert(weft_once_done(&r->o));
+		pthread_join(other_th, NULL);
+		cr_assert_eq(weft_join(other_f, NULL), 0);
+		cr_assert_eq(atomic_load(&r->others_ok), 2, "a caller other than fn's got an error");
+	}
+	/* weft_once_try's fn calling weft_once_try on its own once */
+	g_rec_try = (struct once_rec){ .o = WEFT_ONCE_INIT, .inner_try = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, rec_try_outer, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_rec_try.done), 3000),
+		  "weft_once_try's fn waited for itself");
+	cr_assert_eq(weft_join(t, NULL), 0);
+	cr_assert_eq(atomic_load(&g_rec_try.inner_try), -EDEADLK);
+	cr_assert(weft_once_done(&g_rec_try.o));
+	wt_rt_destroy(rt);
+}

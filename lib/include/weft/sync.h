@@ -799,10 +799,11 @@ WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
  * Run an initialiser exactly once. Callers that arrive while it runs wait
  * for it to finish (fibers suspend, threads block) and then see everything
  * it wrote; later callers return at once. fn may itself suspend (it runs
- * in the fiber of the first caller). fn must not call weft_once on the same
- * object (it would wait for itself). If the fiber running fn is cancelled,
- * fn's blocking calls return -ECANCELED and whatever fn does then is the
- * once's outcome: it counts as done when fn returns.
+ * in the fiber of the first caller). A weft_once or weft_once_try on the
+ * same object from fn itself (the task or thread running it) returns
+ * -EDEADLK at once: it would wait for itself. If the fiber running fn is
+ * cancelled, fn's blocking calls return -ECANCELED and whatever fn does
+ * then is the once's outcome: it counts as done when fn returns.
  *
  * The struct belongs to the caller: zero it or use WEFT_ONCE_INIT (static
  * storage is fine); no destroy. It must stay in place while in use.
@@ -812,8 +813,8 @@ struct weft_once { uint64_t _opaque[8]; };
 
 /* 0 once fn has run (by this call or another). -EINVAL (NULL once or fn),
  * and for a caller that would have to wait: -EDEADLK (a poll task on a
- * worker), -ENOMEM, -ECANCELED (a cancelled fiber: fn may not have
- * finished). */
+ * worker, or fn's own task or thread: see above), -ENOMEM, -ECANCELED (a
+ * cancelled fiber: fn may not have finished). */
 WEFT_API int weft_once(struct weft_once *once, void (*fn)(void *arg), void *arg);
 /* A fallible initialiser (Tokio's OnceCell::get_or_try_init): fn returns
  * 0 (done, as weft_once's fn) or an error, which this call returns and
