@@ -61,7 +61,8 @@ extern char **environ;
  * kill beside a close could signal through a number the close had freed
  * and another child's pidfd had taken at once - another process (found
  * by a review). A kill is one system call that does not block, so the
- * wait is short.
+ * wait is short. A wait counts itself in the same way while it reads
+ * p->child and takes a reference on it (hold_child).
  */
 #define KILL_FD_BITS 21 /* descriptors below 2^21 - 1; pidfds are low */
 #define KILL_FD_MASK ((1 << KILL_FD_BITS) - 1)
@@ -375,11 +376,46 @@ static bool forked(const struct weft_process *p)
 	       atomic_load_explicit(&weft__fork_gen, memory_order_relaxed) != p->_fork_gen - 1;
 }
 
-/* p->child, which a wait on another task may be clearing (two waits at
- * once: io.h) - an atomic look, as the exchange in reap_child */
-static struct weft_io *child_of(struct weft_process *p)
+/* The kills and hold_child()s in flight on p (KILL_FD_BITS) gone: after
+ * the registration is taken out of p->child (or the kill descriptor's
+ * bits cleared), none can still be reading either. Each is a few
+ * instructions that do not block, so the wait is short. seq_cst, against
+ * hold_child's count and its look at p->child. */
+static void drain(struct weft_process *p)
 {
-	return __atomic_load_n(&p->child, __ATOMIC_RELAXED);
+	while (__atomic_load_n(&p->_kill_fd, __ATOMIC_SEQ_CST) & ~KILL_FD_MASK)
+		sched_yield();
+}
+
+/*
+ * p->child with a reference of the caller's (weft__io_release it), or
+ * NULL: reaped, closed, or never started (no_child says which). A wait
+ * on another task (two at once: io.h) or a weft_process_close may take
+ * the registration out of p->child and close it at any time; a wait that
+ * had read the pointer then used it with no reference of its own, and the
+ * driver could free it and the next weft_io_register take the memory: the
+ * wait went on with another file's registration - a poll wait hung its
+ * waker there and never ended, or reaped through its fd (found by a
+ * review). So the read is counted in p->_kill_fd as a kill is, and whoever
+ * takes the registration out waits for the count to drain before it
+ * closes it (drain): a reference taken here comes first, and the memory
+ * stays the registration's until it is released. No descriptor bits: p
+ * was closed (or never started), nothing to read.
+ */
+static struct weft_io *hold_child(struct weft_process *p)
+{
+	int v = __atomic_load_n(&p->_kill_fd, __ATOMIC_RELAXED);
+	do {
+		if (!(v & KILL_FD_MASK))
+			return NULL;
+	} while (!__atomic_compare_exchange_n(&p->_kill_fd, &v, v + KILL_ONE, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	struct weft_io *io = __atomic_load_n(&p->child, __ATOMIC_SEQ_CST);
+	if (io && weft__io_hold(io))
+		io = NULL; /* closed already: p->child is being cleared */
+	/* release: the drain's load sees the reference taken above */
+	__atomic_fetch_sub(&p->_kill_fd, KILL_ONE, __ATOMIC_RELEASE);
+	return io;
 }
 
 /*
@@ -399,11 +435,13 @@ static int reap_child(struct weft_process *p, struct weft_io *io, int *status)
 	int rc = weft__child_reap_keep(io, status);
 	if (rc == -EAGAIN || rc == -EBADF)
 		return rc;
-	/* relaxed, as child_of: the registration's memory is ordered by
-	 * its own lock and reference count */
-	if (__atomic_compare_exchange_n(&p->child, &io, NULL, false, __ATOMIC_RELAXED,
-					__ATOMIC_RELAXED))
+	/* seq_cst, against hold_child: a wait that read io before it went
+	 * holds it once the count has drained */
+	if (__atomic_compare_exchange_n(&p->child, &io, NULL, false, __ATOMIC_SEQ_CST,
+					__ATOMIC_RELAXED)) {
+		drain(p);
 		weft_io_close(io);
+	}
 	return rc;
 }
 
@@ -423,13 +461,10 @@ static int no_child(struct weft_process *p)
 	return p->pid ? -EBADF : -ECHILD;
 }
 
-int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
+/* weft_process_wait with io, p->child, held (hold_child) */
+static int wait_held(struct weft_process *p, struct weft_io *io, int *status,
+		     uint64_t timeout_ns)
 {
-	if (!p)
-		return -EINVAL;
-	struct weft_io *io = child_of(p);
-	if (!io)
-		return no_child(p); /* reaped already, closed, or never started */
 	uint64_t deadline = weft__child_deadline(timeout_ns);
 	for (;;) {
 		struct weft_io_ready ready;
@@ -458,21 +493,22 @@ int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 	}
 }
 
-int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status)
+int weft_process_wait(struct weft_process *p, int *status, uint64_t timeout_ns)
 {
-	if (!p || !cx)
+	if (!p)
 		return -EINVAL;
-	/* In a child forked from a poll task: -ECHILD first, as the blocking
-	 * wait says. The poll below has no fork check of its own (weft.h): it
-	 * took the parent's io->lock, whose holder may not exist here, hung
-	 * its waker on the parent's copy and said WEFT_PENDING, and a task
-	 * that took that at its word returned into the runtime, which ends
-	 * the child (found by a review). */
-	if (forked(p))
-		return -ECHILD;
-	struct weft_io *io = child_of(p);
+	struct weft_io *io = hold_child(p);
 	if (!io)
 		return no_child(p); /* reaped already, closed, or never started */
+	int rc = wait_held(p, io, status, timeout_ns);
+	weft__io_release(io);
+	return rc;
+}
+
+/* weft_process_wait_poll with io, p->child, held (hold_child) */
+static int wait_poll_held(struct weft_process *p, struct weft_io *io, struct weft_cx *cx,
+			  int *status)
+{
 	for (;;) {
 		struct weft_io_ready ready;
 		if (weft_io_poll_ready(io, cx, WEFT_IO_READABLE, &ready) == WEFT_PENDING)
@@ -496,6 +532,26 @@ int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *stat
 			return no_child(p);
 		return rc; /* p->child is NULL: the registration is closed */
 	}
+}
+
+int weft_process_wait_poll(struct weft_process *p, struct weft_cx *cx, int *status)
+{
+	if (!p || !cx)
+		return -EINVAL;
+	/* In a child forked from a poll task: -ECHILD first, as the blocking
+	 * wait says. The poll below has no fork check of its own (weft.h): it
+	 * took the parent's io->lock, whose holder may not exist here, hung
+	 * its waker on the parent's copy and said WEFT_PENDING, and a task
+	 * that took that at its word returned into the runtime, which ends
+	 * the child (found by a review). */
+	if (forked(p))
+		return -ECHILD;
+	struct weft_io *io = hold_child(p);
+	if (!io)
+		return no_child(p); /* reaped already, closed, or never started */
+	int rc = wait_poll_held(p, io, cx, status);
+	weft__io_release(io);
+	return rc;
 }
 
 int weft_process_kill(struct weft_process *p, int sig)
@@ -547,14 +603,14 @@ int weft_process_close(struct weft_process *p)
 	int first = 0;
 	/* the kill descriptor first: a wait on another task that finds the
 	 * registration closed under it reads it to tell this close from
-	 * another wait's reap (no_child). Its bits cleared (no kill
-	 * counts itself in after this), then closed once the kills already
-	 * in have left (KILL_FD_BITS); seq_cst against their CAS. */
+	 * another wait's reap (no_child). Its bits cleared (no kill or
+	 * hold_child counts itself in after this), then closed once those
+	 * already in have left (KILL_FD_BITS); seq_cst against their CAS.
+	 * After that no wait is between reading p->child and holding it, so
+	 * the registration below is closed under none. */
 	int v = __atomic_fetch_and(&p->_kill_fd, ~KILL_FD_MASK, __ATOMIC_SEQ_CST);
 	if (v & KILL_FD_MASK) {
-		/* acquire: pairs with each kill's release as it leaves */
-		while (__atomic_load_n(&p->_kill_fd, __ATOMIC_ACQUIRE) & ~KILL_FD_MASK)
-			sched_yield();
+		drain(p);
 		close((v & KILL_FD_MASK) - 1);
 	}
 	struct weft_io **slot[3] = { &p->in, &p->out, &p->err };

@@ -1411,3 +1411,105 @@ Test(process, a_close_beside_a_wait_that_reaps_closes_nothing_twice, .timeout = 
 	assert_no_children();
 	wt_rt_destroy(rt);
 }
+
+/* ---------------- a wait's registration reused under it (2026-12-07) */
+
+/*
+ * A wait read p->child and used it without a reference of its own while
+ * a weft_process_close (or a wait that reaped) on another thread closed
+ * it; the driver freed the registration and the next weft_io_register
+ * took its memory. The wait then went on with another file's
+ * registration: a poll wait hung its waker there and never ended, a
+ * blocking wait could reap through another child's pidfd (found by a
+ * review). Staged: this program's pthread_mutex_lock (which libweft
+ * calls) holds the poll task where weft_io_poll_ready takes the
+ * registration's lock, while the test closes p and registers pipes until
+ * one gets the registration's memory. Now a wait holds the registration
+ * from the moment it reads p->child: its memory is not reused, and the
+ * wait says -EBADF.
+ */
+static struct { atomic_int armed, entered, go; char *lo; } g_lock_hold;
+
+__attribute__((visibility("default"))) int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	static int (*_Atomic real)(pthread_mutex_t *);
+	int (*fn)(pthread_mutex_t *) = atomic_load(&real);
+	if (!fn) {
+		fn = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
+		atomic_store(&real, fn);
+	}
+	/* a mutex inside the registration (its lock; 256 bytes in all) */
+	if (atomic_load(&g_lock_hold.armed) && (char *)m >= g_lock_hold.lo &&
+	    (char *)m < g_lock_hold.lo + 256 && atomic_exchange(&g_lock_hold.armed, 0)) {
+		atomic_store(&g_lock_hold.entered, 1);
+		for (int i = 0; i < 500000 && !atomic_load(&g_lock_hold.go); i++) /* 5 s at most */
+			usleep(10);
+	}
+	return fn(m);
+}
+
+/* Spawned on a worker: under io_uring the pidfd's poll is armed then,
+ * under the registration's lock, not later by a worker the hold would
+ * catch instead of the wait. */
+static void *spawn_sleep(void *arg)
+{
+	char *argv[] = { "sleep", "30", NULL };
+	return (void *)(intptr_t)weft_process_spawn(weft_runtime_current(), "sleep", argv, NULL,
+						   arg);
+}
+
+Test(process, a_wait_holds_its_registration_against_reuse, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_process p;
+	struct weft_task *st;
+	void *src;
+	cr_assert_eq(weft_spawn(rt, spawn_sleep, &p, &st), 0);
+	cr_assert_eq(weft_join(st, &src), 0);
+	cr_assert_null(src, "spawn: %d", (int)(intptr_t)src);
+	pid_t pid = p.pid;
+	struct weft_io *old = p.child;
+	g_lock_hold.lo = (char *)old;
+	atomic_store(&g_lock_hold.entered, 0);
+	atomic_store(&g_lock_hold.go, 0);
+	atomic_store(&g_lock_hold.armed, 1);
+	struct cw w = { .p = &p, .rc = 1 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn_poll(rt, cw_poll, &w, NULL, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&g_lock_hold.entered), WT_LONG_MS),
+		  "the poll wait never took the registration's lock");
+	cr_assert_eq(weft_process_close(&p), 0);
+	/* registrations, each made readable (a driver pass frees what was
+	 * closed) and closed again, until one takes the old one's memory or
+	 * 300 have been made: 64 to a slab, so a freed one comes round */
+	struct weft_io *reused = NULL;
+	int fds[2] = { -1, -1 };
+	for (int i = 0; i < 300 && !reused; i++) {
+		struct weft_io *r;
+		cr_assert_eq(pipe2(fds, O_CLOEXEC), 0);
+		cr_assert_eq(weft_io_register(rt, fds[0], &r), 0);
+		cr_assert_eq(write(fds[1], "x", 1), 1);
+		if (r == old) {
+			reused = r; /* kept: the wait, let go, finds it */
+			break;
+		}
+		cr_assert_eq(weft_io_close(r), 0);
+		close(fds[1]);
+		wt_sleep_ms(1);
+	}
+	atomic_store(&g_lock_hold.go, 1);
+	int jrc = weft_join_timeout(t, NULL, 5000 * 1000000ull);
+	if (reused) { /* let a hung wait go: its waker hangs on this one */
+		cr_assert_eq(weft_io_close(reused), 0);
+		close(fds[1]);
+		if (jrc)
+			cr_assert_eq(weft_join(t, NULL), 0);
+	}
+	cr_assert_eq(jrc, 0, "the wait hung on another registration");
+	cr_assert_null(reused, "the registration was reused while a wait held it");
+	cr_assert_eq(w.rc, -EBADF, "the poll wait said %d", w.rc);
+	cr_assert_eq(kill(pid, SIGKILL), 0, "not reaped: the caller's");
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+	assert_no_children();
+	wt_rt_destroy(rt);
+}

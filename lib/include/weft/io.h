@@ -741,7 +741,8 @@ struct weft_process {
 	 * field to NULL. */
 	struct weft_io *in, *out, *err;
 	int _kill_fd;            /* private: weft_process_kill's pidfd + 1 (0: none),
-				  * and the kills in flight on it */
+				  * and the kills (and waits reading `child`) in
+				  * flight on it */
 	unsigned _fork_gen;      /* private: the runtime's fork generation + 1 (0: none);
 				  * in the tail padding: the size is unchanged */
 };
