@@ -138,18 +138,20 @@ static int high_fd(int fd)
 	return h;
 }
 
-/* The child's copy of the caller's descriptor fd (WEFT_STDIO_FD), at 3 or
- * above. A dup shares the open file, O_NONBLOCK included, and another
- * child's pipe end (io.h's own example) is registered with a runtime, so
- * non-blocking: the child's first read that had to wait failed with EAGAIN
- * (found by a review: "cat: Resource temporarily unavailable" in a
- * pipeline). Such a pipe is opened again through /proc, an open file of
- * the child's own made blocking (Go's File.Fd and Tokio's
- * Stdio::from(ChildStdout) hand the child a blocking one too), and the
- * caller's stays non-blocking for its registration. Anything else (a
- * socket cannot be opened again), or no /proc: the dup, as it is. */
-static int child_copy(int fd)
+/* A blocking copy of fd, at 3 or above, if fd is a non-blocking pipe;
+ * else (or when none can be had) -1, errno untouched. A dup shares the
+ * open file, O_NONBLOCK included, and a pipe end registered with a
+ * runtime (io.h's own example: another child's) is non-blocking: the
+ * child's first read or write that had to wait failed with EAGAIN (found
+ * by a review: "cat: Resource temporarily unavailable" in a pipeline).
+ * Such a pipe is opened again through /proc, an open file of the child's
+ * own made blocking (Go's File.Fd and Tokio's Stdio::from(ChildStdout)
+ * hand the child a blocking one too), and the caller's stays
+ * non-blocking for its registration. Anything else (a socket cannot be
+ * opened again), or no /proc: nothing. */
+static int blocking_copy(int fd)
 {
+	int e = errno;
 	int fl = fcntl(fd, F_GETFL);
 	struct stat sb;
 	if (fl >= 0 && (fl & O_NONBLOCK) && !fstat(fd, &sb) && S_ISFIFO(sb.st_mode)) {
@@ -158,12 +160,23 @@ static int child_copy(int fd)
 		/* O_NONBLOCK for the open itself: a named FIFO's would wait
 		 * for its other end */
 		int r = high_fd(open(path, (fl & O_ACCMODE) | O_NONBLOCK | O_CLOEXEC));
-		if (r >= 0 && !fcntl(r, F_SETFL, fl & ~O_NONBLOCK))
+		if (r >= 0 && !fcntl(r, F_SETFL, fl & ~O_NONBLOCK)) {
+			errno = e;
 			return r;
+		}
 		if (r >= 0)
 			close(r);
 	}
-	return fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	errno = e;
+	return -1;
+}
+
+/* The child's copy of the caller's descriptor fd (WEFT_STDIO_FD), at 3 or
+ * above: blocking_copy's, else the dup, as it is. */
+static int child_copy(int fd)
+{
+	int r = blocking_copy(fd);
+	return r >= 0 ? r : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
 /* Pipes and /dev/null as the options ask. 0 or a negative errno. */
@@ -174,6 +187,17 @@ static int make_fds(const struct weft_process_opts *o, struct fds *f)
 			f->devnull = high_fd(open("/dev/null", O_RDWR | O_CLOEXEC));
 			if (f->devnull < 0)
 				return -errno;
+		}
+		if (o->stdio[i] == WEFT_STDIO_INHERIT) {
+			/* The caller's own i, as it is - unless it is a
+			 * non-blocking pipe: a program that registered its
+			 * stdout (a pipe to `less`) with a runtime handed every
+			 * child a non-blocking stdout, and `head -c 300000`
+			 * wrote 64 KiB, then failed with EAGAIN (found by a
+			 * review). Then the child gets a blocking copy, as
+			 * for WEFT_STDIO_FD. */
+			f->child[i] = blocking_copy(i);
+			continue;
 		}
 		if (o->stdio[i] == WEFT_STDIO_FD) {
 			/* a copy at 3 or above, closed after the spawn: the
@@ -225,10 +249,8 @@ static int start(const char *file, char *const argv[], const struct weft_process
 	if (!rc)
 		rc = posix_spawnattr_setflags(&at, flags);
 	for (int i = 0; i < 3 && !rc; i++) {
-		int from = o->stdio[i] == WEFT_STDIO_PIPE || o->stdio[i] == WEFT_STDIO_FD
-				   ? f->child[i]
-			 : o->stdio[i] == WEFT_STDIO_NULL ? f->devnull
-							  : -1;
+		/* INHERIT: a blocking copy (make_fds), or nothing to do */
+		int from = o->stdio[i] == WEFT_STDIO_NULL ? f->devnull : f->child[i];
 		if (from >= 0)
 			rc = posix_spawn_file_actions_adddup2(&fa, from, i);
 	}

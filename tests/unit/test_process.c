@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
@@ -317,6 +318,71 @@ Test(process, a_pipeline_from_another_childs_pipe_end, .timeout = WT_TMO(30))
 	weft_process_close(&p2);
 	assert_no_children();
 	wt_rt_destroy(rt);
+}
+
+/* WEFT_STDIO_INHERIT of a standard stream the caller registered itself
+ * (its stdout, a pipe to a pager, written with weft_write): the child's
+ * copy shares the open file, O_NONBLOCK included, and `head -c 300000`
+ * wrote what the pipe held, then failed with EAGAIN ("error writing
+ * 'standard output': Resource temporarily unavailable", 65,536 bytes and
+ * exit 1). Found by a review. In a forked child, with its own runtime and
+ * its stdout a pipe the test reads once it is full. */
+static int inherit_case(int wfd)
+{
+	if (dup2(wfd, 1) != 1)
+		return 10;
+	close(wfd);
+	struct weft_runtime *rt;
+	struct weft_io *out;
+	if (weft_runtime_create(&WEFT_OPTS_INIT(weft_runtime_opts, .workers = 1), &rt) ||
+	    weft_io_register(rt, 1, &out))
+		return 11;
+	char *argv[] = { "head", "-c", "300000", "/dev/zero", NULL };
+	struct weft_process p;
+	int status = -1;
+	if (weft_process_spawn(rt, "head", argv, NULL, &p) ||
+	    weft_process_wait(&p, &status, WEFT_FOREVER) || weft_process_close(&p))
+		return 12;
+	if (!(fcntl(1, F_GETFL) & O_NONBLOCK))
+		return 13; /* the caller's registration stays non-blocking */
+	weft_io_close(out);
+	weft_runtime_destroy(rt);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 14;
+}
+
+Test(process, an_inherited_stream_the_caller_registered_is_blocking_in_the_child,
+     .timeout = WT_TMO(30))
+{
+	int pfd[2];
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	int cap = fcntl(pfd[0], F_GETPIPE_SZ);
+	cr_assert_gt(cap, 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		_exit(inherit_case(pfd[1]));
+	}
+	close(pfd[1]);
+	/* full (the writer waits, or gave up with EAGAIN), or the caller has
+	 * already ended: then read it all */
+	int status = -1, queued = 0;
+	pid_t done = 0;
+	WT_WAIT_UNTIL((ioctl(pfd[0], FIONREAD, &queued) == 0 && queued >= cap) ||
+			      (done = waitpid(pid, &status, WNOHANG)) != 0,
+		      WT_LONG_MS);
+	char buf[65536];
+	size_t n = 0;
+	ssize_t r;
+	while ((r = read(pfd[0], buf, sizeof buf)) > 0)
+		n += (size_t)r;
+	close(pfd[0]);
+	if (!done)
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "status %#x", status);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the child of the caller said %d (1: head failed)",
+		     WEXITSTATUS(status));
+	cr_assert_eq(n, 300000, "the child wrote %zu of 300000 bytes", n);
 }
 
 /* The child's process group and session, from /proc/PID/stat (fields 5

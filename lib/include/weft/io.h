@@ -694,7 +694,10 @@ WEFT_API int weft_child_reap(struct weft_io *io, int *status);
  * another process by then, which is left alone; the program did run).
  */
 enum weft_stdio {
-	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor */
+	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor; one that is a
+				 * non-blocking pipe (the parent registered its
+				 * stdout, a pipe to a pager) is opened again for
+				 * the child, blocking, as for WEFT_STDIO_FD */
 	WEFT_STDIO_PIPE,        /* a pipe; the parent's end registered with rt */
 	WEFT_STDIO_NULL,        /* /dev/null */
 	WEFT_STDIO_FD,          /* the caller's descriptor in opts.fd[i] (a file, a
