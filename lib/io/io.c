@@ -1099,6 +1099,12 @@ int weft_io_shutdown(struct weft_io *io, int how)
  * queue (MSG_ERRQUEUE), which only EPOLLERR announces - bytes to read are
  * no readiness for it. Never in a ready mask (ready_mask keeps RD_BITS). */
 #define IO_ERRQ 0x100u
+/* Internal interest, beside WEFT_IO_READABLE: only an event newer than the
+ * tick the waiter saw counts (wait_arg.after). For a read that can find
+ * nothing with bytes queued - a MSG_PEEK past SO_PEEK_OFF's end, a MSG_OOB
+ * before the urgent byte: READABLE stays set for the plain reads, and the
+ * next bytes to come are what such a read waits for. */
+#define IO_EDGE 0x200u
 
 /* The bits of readiness word r that satisfy `interest`, as reported to the
  * caller: readers see HUP (the peer will send nothing more), writers only a
@@ -1185,6 +1191,7 @@ void weft_io_clear_ready(struct weft_io *io, struct weft_io_ready ready)
 struct wait_arg {
 	struct weft_io *io;
 	unsigned interest;
+	uint64_t after;         /* IO_EDGE: the tick the caller saw */
 	struct weft_io_ready ready;
 	struct weft_wait w;
 };
@@ -1201,6 +1208,17 @@ static bool waiter_cancelled(struct weft__waitq *q, uint32_t grant, uint64_t arg
 		atomic_fetch_sub_explicit(&io->blocked, 1, memory_order_relaxed);
 	}
 	return false;
+}
+
+/* The bits of r that end a's wait: with IO_EDGE, none before an event
+ * after a->after, but close and shutdown (the bits may be set already, by
+ * bytes the caller's read could not use: it spun on them). */
+static unsigned wait_mask(const struct wait_arg *a, uint64_t r)
+{
+	unsigned m = ready_mask(r, a->interest);
+	if ((a->interest & IO_EDGE) && (r >> 8) <= a->after)
+		m &= WEFT_IO_CLOSED | RD_SHUTDOWN;
+	return m;
 }
 
 /*
@@ -1222,7 +1240,7 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 	 * (weft__io_stop_waiters) */
 	if (atomic_load_explicit(&io->rt->closed, memory_order_acquire))
 		r |= RD_SHUTDOWN;
-	unsigned m = ready_mask(r, a->interest);
+	unsigned m = wait_mask(a, r);
 	if (!m) {
 		weft_budget_refund(cx);
 		uint32_t grant;
@@ -1240,7 +1258,7 @@ static enum weft_poll wait_poll(void *arg, struct weft_cx *cx)
 		r = atomic_load_explicit(&io->readiness, memory_order_seq_cst);
 		if (atomic_load_explicit(&io->rt->closed, memory_order_seq_cst))
 			r |= RD_SHUTDOWN;
-		m = ready_mask(r, a->interest);
+		m = wait_mask(a, r);
 		if (!m)
 			return WEFT_PENDING;
 	}
@@ -1350,15 +1368,17 @@ static int timed_out(struct weft_io *io, unsigned events)
 
 /* The caller holds a reference on io. */
 /* `out` (may be NULL): the readiness with its tick, for a caller's
- * weft_io_clear_ready after its own operation got EAGAIN. */
-static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
-			 struct weft_io_ready *out)
+ * weft_io_clear_ready after its own operation got EAGAIN. `after`: for
+ * IO_EDGE in events, the tick the caller read before its call. */
+static int io_wait_after(struct weft_io *io, unsigned events, uint64_t after,
+			 uint64_t deadline, struct weft_io_ready *out)
 {
 	/* the cancellation point (weft.h), also for a wait that need not
 	 * wait: a time limit already past skips weft__wait_deadline's */
 	if (weft__cancelled())
 		return -ECANCELED;
-	struct wait_arg a = { .io = io, .interest = events, .w = WEFT_WAIT_INIT };
+	struct wait_arg a = { .io = io, .interest = events, .after = after,
+			      .w = WEFT_WAIT_INIT };
 	int rc = deadline <= weft__now_ns() ? -ETIMEDOUT
 					   : weft__io_wait_deadline(wait_poll, &a, &a.w, deadline);
 	weft_wait_cancel(&a.w); /* still linked (ready at the re-read, timed out) */
@@ -1382,6 +1402,12 @@ static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
 	return (int)a.ready.mask;
 }
 
+static int io_wait_until(struct weft_io *io, unsigned events, uint64_t deadline,
+			 struct weft_io_ready *out)
+{
+	return io_wait_after(io, events, 0, deadline, out);
+}
+
 /* A transfer of fewer bytes than asked that shows the kernel buffer ran
  * dry or full: on TCP or a plain FIFO only (a datagram, a record, a packet,
  * a terminal line, a Unix socket's chunk that carried descriptors is short
@@ -1396,6 +1422,17 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 	return want && n > 0 && (size_t)n < want && io->stream &&
 	       !(flags & (MSG_PEEK | MSG_OOB | MSG_ERRQUEUE)) &&
 	       !atomic_load_explicit(&io->urgent, memory_order_relaxed);
+}
+
+/* Bytes (or the end of the stream) queued on io's fd now: poll(2), no
+ * wait. The caller holds a reference, so the number is still io's. */
+static bool fd_has_input(const struct weft_io *io)
+{
+	struct pollfd p = { .fd = io->fd, .events = POLLIN | POLLRDHUP };
+	int n;
+	while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	return n > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP));
 }
 
 /* Run op until it stops returning EAGAIN, waiting for `dir` in between.
@@ -1416,7 +1453,11 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 		/* an error queue read (MSG_ERRQUEUE) waits for ERROR alone \
 		 * and its EAGAIN clears only that: see errq_ below */       \
 		const bool errq_ = ((flags) & MSG_ERRQUEUE) != 0;                 \
-		const unsigned wait_ = errq_ ? (dir) | IO_ERRQ : (dir);           \
+		/* a peek (past SO_PEEK_OFF's end) or an out-of-band read  \
+		 * (before the urgent byte) can say EAGAIN with bytes       \
+		 * queued: see keep_ below */                               \
+		const bool edge_ = !errq_ && (dir) == WEFT_IO_READABLE &&        \
+				   ((flags) & (MSG_PEEK | MSG_OOB)) != 0;         \
 		/* waited_: a wait just ended; its answer may come from     \
 		 * poll(2) at a deadline, not from the bits: call now. */    \
 		for (bool waited_ = false;;) {                                    \
@@ -1462,10 +1503,20 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 			/* An empty error queue says nothing of the bytes to  \
 			 * read: clearing READABLE too lost them, and a        \
 			 * weft_read after it waited for good with data queued \
-			 * (found by a review) */                              \
-			weft_io_clear_ready((io), (struct weft_io_ready){         \
-				errq_ ? WEFT_IO_ERROR : (dir) | WEFT_IO_ERROR,    \
-				r_ >> 8 });                                       \
+			 * (found by a review). Nor does a peek past the peek  \
+			 * offset or an urgent byte not come yet (the same     \
+			 * review): when the fd has bytes for a plain read,    \
+			 * such a read clears nothing (the out-of-band one     \
+			 * consumes no pending error either) and waits for the \
+			 * next event (IO_EDGE). With none, its EAGAIN is a    \
+			 * plain read's: cleared, so a weft_io_wait after it   \
+			 * waits. */                                            \
+			const bool keep_ = edge_ && fd_has_input((io));           \
+			if (!keep_)                                               \
+				weft_io_clear_ready((io), (struct weft_io_ready){ \
+					errq_ ? WEFT_IO_ERROR                     \
+					      : (dir) | WEFT_IO_ERROR,            \
+					r_ >> 8 });                               \
 			/* the caller's MSG_DONTWAIT: no wait (it waited) */    \
 			if ((flags) & MSG_DONTWAIT)                               \
 				return -EAGAIN;                                   \
@@ -1476,7 +1527,9 @@ static inline bool short_xfer(struct weft_io *io, ssize_t n, size_t want, int fl
 			 * full receiver): asked again it spun for good */     \
 			if (after_wait_ && dl_ != WEFT_FOREVER && weft__now_ns() >= dl_) \
 				return -ETIMEDOUT;                                \
-			int w_ = io_wait_until((io), wait_, dl_, NULL);           \
+			const unsigned wait_ = errq_ ? (dir) | IO_ERRQ            \
+					       : keep_ ? (dir) | IO_EDGE : (dir); \
+			int w_ = io_wait_after((io), wait_, r_ >> 8, dl_, NULL);  \
 			if (w_ < 0)                                               \
 				return w_;                                        \
 			waited_ = true;                                           \

@@ -4455,3 +4455,127 @@ Test(io_msg, an_empty_error_queue_leaves_the_bytes_readable, .timeout = WT_TMO(6
 	cr_assert_eq(weft_io_close(u), 0);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * Two reads that can say EAGAIN with bytes queued: a MSG_PEEK past the
+ * end of what SO_PEEK_OFF has peeked already, and a MSG_OOB whose urgent
+ * byte has not come yet (its pointer has, ahead of a full receive
+ * window). Their EAGAIN cleared READABLE as a plain read's does, so the
+ * next weft_read waited for an edge that had come already - until its
+ * 20 s deadline (under both drivers). A peek that waits is woken by the
+ * next bytes, and an out-of-band read by its byte.
+ */
+struct peek_more { struct weft_io *io; ssize_t r; char buf[16]; };
+
+static void *peek_waits(void *arg)
+{
+	struct peek_more *p = arg;
+	p->r = weft_recv(p->io, p->buf, sizeof p->buf, MSG_PEEK);
+	return NULL;
+}
+
+static void check_read_at_once(struct weft_io *io, const char *want, size_t n)
+{
+	char buf[16];
+	uint64_t t0 = wt_now_ns();
+	cr_assert_eq(weft_io_set_deadline(io, WEFT_IO_READABLE, t0 + 20000000000ull), 0);
+	cr_assert_eq(weft_read(io, buf, n), (ssize_t)n);
+	cr_assert_lt(wt_now_ns() - t0, 10000000000ull, "the bytes were read at once, not at the "
+		     "deadline (%.1f s)", (double)(wt_now_ns() - t0) / 1e9);
+	cr_assert_eq(memcmp(buf, want, n), 0);
+}
+
+Test(io_msg, a_peek_or_oob_read_that_finds_nothing_leaves_the_bytes_readable,
+     .timeout = WT_TMO(120))
+{
+	struct weft_runtime *rt = rt_named(1);
+	char buf[16];
+	/* SO_PEEK_OFF: a Unix stream socket, then a UDP one */
+	for (int k = 0; k < 2; k++) {
+		struct weft_io *a, *b;
+		if (k == 0) {
+			pair(rt, &a, &b);
+		} else {
+			cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &a), 0);
+			cr_assert_eq(weft_udp_bind(rt, "127.0.0.1", 0, &b), 0);
+			struct sockaddr_in to = { .sin_family = AF_INET,
+						  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+						  .sin_port = htons((uint16_t)weft_io_local_port(a)) };
+			cr_assert_eq(connect(weft_io_fd(b), (struct sockaddr *)&to, sizeof to), 0);
+		}
+		/* first without SO_PEEK_OFF: a peek that finds nothing at all
+		 * clears READABLE (set still: the read took all 4 bytes, not
+		 * short), as a read does, so a wait after it waits */
+		cr_assert_eq(weft_send(b, "abcd", 4, 0), 4);
+		cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, WEFT_FOREVER) & WEFT_IO_READABLE,
+			     WEFT_IO_READABLE);
+		cr_assert_eq(weft_read(a, buf, 4), 4);
+		cr_assert_eq(weft_recv(a, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT), -EAGAIN);
+		cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, 100 * MS), -ETIMEDOUT,
+			     "nothing to read, and the wait says so");
+
+		int zero = 0;
+		cr_assert_eq(setsockopt(weft_io_fd(a), SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero), 0);
+		cr_assert_eq(weft_send(b, "hello", 5, 0), 5);
+		cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, WEFT_FOREVER) & WEFT_IO_READABLE,
+			     WEFT_IO_READABLE, "the driver has seen the bytes");
+		cr_assert_eq(weft_recv(a, buf, sizeof buf, MSG_PEEK), 5);
+		cr_assert_eq(weft_recv(a, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT), -EAGAIN,
+			     "past the peek offset");
+		check_read_at_once(a, "hello", 5);
+
+		/* a peek that waits: the next bytes end it */
+		cr_assert_eq(weft_send(b, "ab", 2, 0), 2);
+		cr_assert_eq(weft_recv(a, buf, sizeof buf, MSG_PEEK), 2);
+		cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+		struct peek_more pm = { .io = a };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, peek_waits, &pm, &h), 0);
+		cr_assert_eq(weft_send(b, "cd", 2, 0), 2);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		cr_assert_eq(pm.r, 2, "the peek after the offset: %zd", pm.r);
+		cr_assert_eq(memcmp(pm.buf, "cd", 2), 0);
+		check_read_at_once(a, "ab", 2);
+		check_read_at_once(a, "cd", 2);
+		cr_assert_eq(weft_io_close(a), 0);
+		cr_assert_eq(weft_io_close(b), 0);
+	}
+
+	/* MSG_OOB: a receive buffer far smaller than what the peer sends
+	 * with MSG_OOB, so the urgent pointer comes with the first bytes and
+	 * the urgent byte (the last) stays behind the window */
+	struct weft_io *l, *c, *s;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	int small = 4096;
+	cr_assert_eq(setsockopt(weft_io_fd(l), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", (uint16_t)weft_io_local_port(l), &c), 0);
+	cr_assert_eq(weft_accept(l, &s, NULL, NULL), 0);
+	static char big[64 << 10];
+	memset(big, 'x', sizeof big);
+	big[sizeof big - 1] = '!';
+	cr_assert_eq(big_buf(weft_io_fd(c), SO_SNDBUF, SO_SNDBUFFORCE, 1 << 20), 0);
+	cr_assert_eq(send(weft_io_fd(c), big, sizeof big, MSG_OOB | MSG_DONTWAIT),
+		     (ssize_t)sizeof big);
+	cr_assert_eq(weft_io_wait(s, WEFT_IO_READABLE, WEFT_FOREVER) & WEFT_IO_READABLE,
+		     WEFT_IO_READABLE);
+	/* the urgent pointer may come a moment after the first bytes */
+	ssize_t oob = -EINVAL;
+	for (uint64_t t0 = wt_now_ns(); oob == -EINVAL && wt_now_ns() - t0 < 10000000000ull;)
+		if ((oob = weft_recv(s, buf, 1, MSG_OOB | MSG_DONTWAIT)) == -EINVAL)
+			wt_sleep_ms(1);
+	cr_assert_eq(oob, -EAGAIN, "the urgent byte is not there yet: %zd", oob);
+	check_read_at_once(s, "xxxx", 4);
+	/* an out-of-band read that waits gets its byte once the rest is read */
+	cr_assert_eq(weft_io_set_deadline(s, WEFT_IO_READABLE, wt_now_ns() + 60000000000ull), 0);
+	for (size_t left = sizeof big - 1 - 4; left;) {
+		ssize_t r = weft_read(s, big, left);
+		cr_assert_gt(r, 0, "read: %zd", r);
+		left -= (size_t)r;
+	}
+	cr_assert_eq(weft_recv(s, buf, 1, MSG_OOB), 1);
+	cr_assert_eq(buf[0], '!');
+	cr_assert_eq(weft_io_close(s), 0);
+	cr_assert_eq(weft_io_close(c), 0);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}

@@ -468,7 +468,11 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * MSG_ZEROCOPY's completions): it waits for WEFT_IO_ERROR alone, which
  * is how the kernel announces an entry, not for bytes to read, and one
  * that finds the queue empty leaves the registration's readiness for
- * bytes as it was (a weft_read after it reads what is queued). */
+ * bytes as it was (a weft_read after it reads what is queued). So does
+ * a read that can find nothing with bytes queued: a MSG_PEEK past the
+ * end of what SO_PEEK_OFF has peeked, a MSG_OOB before the urgent byte
+ * has come (weft_recv, weft_recvfrom, weft_recvmsg); one that waits is
+ * woken by the next bytes to come (the urgent byte among them). */
 WEFT_API ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags);
 WEFT_API ssize_t weft_recvmsg(struct weft_io *io, struct msghdr *msg, int flags);
 /* Accept a connection, registered with the listener's runtime. addr/len may
