@@ -2811,6 +2811,16 @@ ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 {
 	if (!io || (!buf && n) || (addr && !addrlen))
 		return -EINVAL;
+	/* Nothing to read on a stream socket: 0 at once, as weft_recv (and
+	 * no sender, as recvfrom(2) on TCP says). recvfrom(2) of 0 bytes
+	 * says EAGAIN there until a byte is queued, so it waited for one -
+	 * until the deadline on a quiet connection (found by a review). */
+	if (!n && io->is_socket && !io->is_msg) {
+		ssize_t r = read_nothing(io);
+		if (!r && addr)
+			*addrlen = 0;
+		return r;
+	}
 	if (!io_tryref(io))
 		return -EBADF;
 	struct sockaddr_storage ss;
@@ -2835,6 +2845,14 @@ ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int flags,
 {
 	if (!io || (!buf && n))
 		return -EINVAL;
+	/* Nothing to send on a stream socket, to no address: 0 at once, as
+	 * weft_send (no system call). It called sendto(2), which waited for
+	 * room behind a full send buffer (the "cleared, so wait first" of
+	 * IO_RETRY) and said -EPIPE where weft_send says 0 (found by a
+	 * review). With an address the kernel has its say (a Unix stream's
+	 * -EISCONN, TCP Fast Open's connect). */
+	if (!n && !addr && io->is_socket && !io->is_msg)
+		return write_all(io, buf, 0, flags, true);
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t r = sendto_ref(io, buf, n, flags, addr, addrlen);

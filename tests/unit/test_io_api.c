@@ -933,12 +933,41 @@ static void read_nothing_checks(struct weft_io *a, bool sock)
 	uint64_t t0 = weft_now_ns();
 	cr_assert_eq(weft_read(a, buf, 0), 0);
 	cr_assert_eq(weft_read(a, NULL, 0), 0);
-	if (sock)
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (sock) {
 		cr_assert_eq(weft_recv(a, buf, 0, 0), 0);
+		/* weft_recvfrom as weft_recv (it waited for a byte: recvfrom(2)
+		 * of nothing says EAGAIN on a stream until one is queued) */
+		cr_assert_eq(weft_recvfrom(a, buf, 0, 0, NULL, NULL), 0);
+		cr_assert_eq(weft_recvfrom(a, NULL, 0, 0, (struct sockaddr *)&ss, &sl), 0);
+	}
 	uint64_t took = weft_now_ns() - t0;
 	cr_assert_lt(took, 100 * MS, "a read of nothing waited %llu ns", (unsigned long long)took);
+	if (sock)
+		cr_assert_eq(sl, 0, "no sender: %u", (unsigned)sl);
 	cr_assert_eq(weft_read(a, NULL, 1), -EINVAL);
 	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, WEFT_FOREVER), 0);
+}
+
+/* A write of nothing on a stream socket whose send buffer is full (a
+ * write that would wait): weft_send and weft_sendto return 0 at once
+ * (weft_sendto waited for room, until the deadline here: -ETIMEDOUT). */
+static void send_nothing_checks(struct weft_io *a)
+{
+	static char fill[64 << 10];
+	ssize_t w;
+	while ((w = weft_send(a, fill, sizeof fill, MSG_DONTWAIT)) > 0)
+		;
+	cr_assert_eq(w, -EAGAIN, "the send buffer is full: %zd", w);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, weft_now_ns() + 200 * MS), 0);
+	uint64_t t0 = weft_now_ns();
+	cr_assert_eq(weft_send(a, "", 0, 0), 0);
+	cr_assert_eq(weft_sendto(a, "", 0, 0, NULL, 0), 0);
+	cr_assert_eq(weft_sendto(a, NULL, 0, 0, NULL, 0), 0);
+	uint64_t took = weft_now_ns() - t0;
+	cr_assert_lt(took, 100 * MS, "a write of nothing waited %llu ns", (unsigned long long)took);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, WEFT_FOREVER), 0);
 }
 
 Test(io_full, a_read_of_nothing_returns_0_at_once, .timeout = WT_TMO(20))
@@ -954,9 +983,25 @@ Test(io_full, a_read_of_nothing_returns_0_at_once, .timeout = WT_TMO(20))
 	cr_assert_eq(weft_write(b, "yz", 2), 2);
 	cr_assert_eq(weft_read(a, buf, 0), 0);
 	cr_assert_eq(weft_read(a, buf, sizeof buf), 2);
+	send_nothing_checks(a);
 	cr_assert_eq(weft_io_close(a), 0);
 	cr_assert_eq(weft_read(a, buf, 0), -EBADF);
+	cr_assert_eq(weft_recvfrom(a, buf, 0, 0, NULL, NULL), -EBADF);
+	cr_assert_eq(weft_sendto(a, buf, 0, 0, NULL, 0), -EBADF);
 	cr_assert_eq(weft_io_close(b), 0);
+
+	/* TCP */
+	struct weft_io *l;
+	cr_assert_eq(weft_tcp_listen(rt, "127.0.0.1", 0, 0, &l), 0);
+	cr_assert_eq(weft_tcp_connect(rt, "127.0.0.1", (uint16_t)weft_io_local_port(l), &b), 0);
+	cr_assert_eq(weft_accept(l, &a, NULL, NULL), 0);
+	cr_assert_eq(weft_write(b, "x", 1), 1);
+	cr_assert_eq(weft_read(a, buf, sizeof buf), 1);
+	read_nothing_checks(a, true);
+	send_nothing_checks(a);
+	cr_assert_eq(weft_io_close(a), 0);
+	cr_assert_eq(weft_io_close(b), 0);
+	cr_assert_eq(weft_io_close(l), 0);
 
 	/* a pipe */
 	int p[2];

@@ -192,11 +192,15 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * read/recv return 0 at end of stream. A read of 0 bytes returns 0 at
  * once (as read(2) with a count of 0, Go's Read of an empty buffer): no
  * wait, no system call, nothing consumed (-EBADF if closed, -ECANCELED in
- * a cancelled fiber); so does weft_recv of 0 bytes on a stream socket,
+ * a cancelled fiber); so does weft_recv (and weft_recvfrom, which sets
+ * *addrlen to 0: no sender) of 0 bytes on a stream socket,
  * while on a datagram or seqpacket socket it waits for a message and
  * takes it, as recv(2) does. weft_write/weft_send write all n
  * bytes unless an error occurs; if it occurs after some bytes were written
- * (a deadline included), they return that count instead. MSG_DONTWAIT in
+ * (a deadline included), they return that count instead. A write of 0
+ * bytes on a stream socket (weft_sendto's too, with a NULL addr) returns
+ * 0 at once, with no system call (-EBADF if closed, -ECANCELED in a
+ * cancelled fiber); on a datagram socket it sends an empty datagram. MSG_DONTWAIT in
  * the flags of weft_recv, weft_send, weft_recvfrom or weft_sendto means
  * no wait, as for recv(2): -EAGAIN where the call would have waited (a
  * send that wrote some bytes returns their count).
