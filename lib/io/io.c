@@ -1593,6 +1593,22 @@ ssize_t weft_read_full(struct weft_io *io, void *buf, size_t n)
 	return done || !err ? (ssize_t)done : err;
 }
 
+/*
+ * MSG_WAITALL on a stream socket: recv(2) on a blocking socket waits for
+ * all n bytes (or the end of the stream, an error), but on the
+ * registration's non-blocking fd one recv returns what is queued, so
+ * weft_recv handed back the first bytes to come, short, with the flag
+ * taken and ignored (found by a review). The calls loop as weft_read_full
+ * then. Not with MSG_DONTWAIT (no wait: recv(2)'s answer, short), MSG_PEEK
+ * (a peek again would see the same bytes), MSG_OOB (one byte) or
+ * MSG_ERRQUEUE (one entry); a datagram is one message anyway.
+ */
+static bool recv_all(const struct weft_io *io, int flags)
+{
+	return (flags & MSG_WAITALL) && io->is_socket && !io->is_msg &&
+	       !(flags & (MSG_DONTWAIT | MSG_PEEK | MSG_OOB | MSG_ERRQUEUE));
+}
+
 ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 {
 	if (!io || (!buf && n))
@@ -1604,6 +1620,18 @@ ssize_t weft_recv(struct weft_io *io, void *buf, size_t n, int flags)
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t r = read_ref(io, buf, n, flags, true);
+	if (recv_all(io, flags)) {
+		/* the rest, as weft_read_full: the count if the end of the
+		 * stream or an error comes after some bytes */
+		size_t done = r > 0 ? (size_t)r : 0;
+		while (r > 0 && done < n) {
+			r = read_ref(io, (char *)buf + done, n - done, flags, true);
+			if (r > 0)
+				done += (size_t)r;
+		}
+		if (done)
+			r = (ssize_t)done;
+	}
 	io_unref(io);
 	return r;
 }
@@ -2827,6 +2855,18 @@ ssize_t weft_recvfrom(struct weft_io *io, void *buf, size_t n, int flags,
 	socklen_t sl = sizeof(ss);
 	ssize_t r = recvfrom_ref(io, buf, n, flags, addr ? (struct sockaddr *)&ss : NULL,
 				 addr ? &sl : NULL);
+	if (recv_all(io, flags)) {
+		/* MSG_WAITALL: the rest, as weft_recv (the sender is the
+		 * stream's peer, said by the first call) */
+		size_t done = r > 0 ? (size_t)r : 0;
+		while (r > 0 && done < n) {
+			r = recvfrom_ref(io, (char *)buf + done, n - done, flags, NULL, NULL);
+			if (r > 0)
+				done += (size_t)r;
+		}
+		if (done)
+			r = (ssize_t)done;
+	}
 	io_unref(io);
 	if (r >= 0 && addr)
 		*addrlen = addr_out(&ss, sl, addr, *addrlen);

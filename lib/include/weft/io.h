@@ -203,7 +203,12 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * cancelled fiber); on a datagram socket it sends an empty datagram. MSG_DONTWAIT in
  * the flags of weft_recv, weft_send, weft_recvfrom or weft_sendto means
  * no wait, as for recv(2): -EAGAIN where the call would have waited (a
- * send that wrote some bytes returns their count).
+ * send that wrote some bytes returns their count). MSG_WAITALL in the
+ * flags of weft_recv or weft_recvfrom on a stream socket waits for all n
+ * bytes, as recv(2) on a blocking socket does: n, or fewer if the stream
+ * ended first or an error came after some bytes (a deadline, -ECANCELED),
+ * as weft_read_full; with MSG_DONTWAIT, MSG_PEEK or MSG_OOB it is one
+ * call, returning what is there (weft_recvmsg is always one call).
  */
 WEFT_API ssize_t weft_read(struct weft_io *io, void *buf, size_t n);
 /* Read until n bytes are in buf (Go's io.ReadFull, Tokio's read_exact):
