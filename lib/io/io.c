@@ -1527,8 +1527,19 @@ static bool fd_has_input(const struct weft_io *io)
 			 * full receiver): asked again it spun for good */     \
 			if (after_wait_ && dl_ != WEFT_FOREVER && weft__now_ns() >= dl_) \
 				return -ETIMEDOUT;                                \
+			/* A read's EAGAIN with HUP set: a datagram socket  \
+			 * after SHUT_RD (a stream would say 0), a listener   \
+			 * registered before listen(2) while closed (listen    \
+			 * makes no event). HUP is a state, so a wait for      \
+			 * READABLE ended on it at once and the call spun      \
+			 * until its deadline, for good without one (found by  \
+			 * a review): only a newer event (a datagram, a        \
+			 * connection) ends the wait then, as for keep_. */   \
+			const bool hup_ = !errq_ && (dir) == WEFT_IO_READABLE &&  \
+					  (r_ & WEFT_IO_HUP);                     \
 			const unsigned wait_ = errq_ ? (dir) | IO_ERRQ            \
-					       : keep_ ? (dir) | IO_EDGE : (dir); \
+					       : keep_ || hup_ ? (dir) | IO_EDGE  \
+							       : (dir);           \
 			int w_ = io_wait_after((io), wait_, r_ >> 8, dl_, NULL);  \
 			if (w_ < 0)                                               \
 				return w_;                                        \

@@ -1555,6 +1555,123 @@ static void shutdown_wakes_waiters(bool tcp)
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A datagram socket after SHUT_RD: Linux says EAGAIN to a read, not 0,
+ * and polls it as hung up (EPOLLRDHUP) for good. HUP is a state, so the
+ * read's wait for READABLE ended on it at once and the read went round
+ * and round (read(2) EAGAIN, wait, ...) until its deadline, a core's
+ * worth of CPU - for good without a deadline; io.h says it waits for a
+ * datagram. Here the reads that found nothing are counted: a handful,
+ * not thousands. A UDP datagram that comes meanwhile is read. Then an
+ * accept on a listener with the same lasting HUP.
+ */
+struct dgram_read { struct weft_io *io; ssize_t r; char buf[16]; };
+
+static uint64_t io_events(struct weft_runtime *rt)
+{
+	struct weft_metrics *m;
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t n = m->io_ready_events;
+	weft_metrics_free(m);
+	return n;
+}
+
+static void *dgram_read_in_fiber(void *arg)
+{
+	struct dgram_read *d = arg;
+	d->r = weft_read(d->io, d->buf, sizeof d->buf);
+	return NULL;
+}
+
+Test(io_shutdown, a_read_or_accept_with_hup_set_waits_without_spinning, .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	for (int udp = 0; udp < 2; udp++) {
+		int sv[2];
+		if (udp) {
+			struct sockaddr_in sa[2];
+			for (int i = 0; i < 2; i++) {
+				sv[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+				cr_assert_geq(sv[i], 0);
+				sa[i] = (struct sockaddr_in){ .sin_family = AF_INET,
+							       .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+				socklen_t len = sizeof sa[i];
+				cr_assert_eq(bind(sv[i], (struct sockaddr *)&sa[i], sizeof sa[i]), 0);
+				cr_assert_eq(getsockname(sv[i], (struct sockaddr *)&sa[i], &len), 0);
+			}
+			for (int i = 0; i < 2; i++)
+				cr_assert_eq(connect(sv[i], (struct sockaddr *)&sa[1 - i],
+						     sizeof sa[1 - i]), 0);
+		} else {
+			cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+		}
+		struct weft_io *a;
+		cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+		cr_assert_eq(weft_io_shutdown(a, SHUT_RD), 0);
+		cr_assert(WT_WAIT_UNTIL(weft_io_wait(a, WEFT_IO_READABLE, 0) > 0 &&
+					(weft_io_wait(a, WEFT_IO_READABLE, 0) & WEFT_IO_HUP),
+					WT_LONG_MS), "the driver has seen the hang-up");
+		atomic_store(&watch_eagain, 0);
+		atomic_store(&watch_fd, sv[0]);
+		char buf[16];
+		uint64_t t0 = wt_now_ns();
+		cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, t0 + 1000000000ull), 0);
+		cr_assert_eq(weft_read(a, buf, sizeof buf), -ETIMEDOUT);
+		int eagain = atomic_load(&watch_eagain);
+		atomic_store(&watch_fd, -1);
+		cr_assert_leq(eagain, 4, "%s: %d reads found nothing in %.2f s (a spin)",
+			      udp ? "udp" : "unix", eagain, (double)(wt_now_ns() - t0) / 1e9);
+		if (udp) {
+			/* a datagram that comes while the read waits */
+			cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE,
+							  wt_now_ns() + 20000000000ull), 0);
+			struct dgram_read d = { .io = a };
+			struct weft_task *h;
+			cr_assert_eq(weft_spawn(rt, dgram_read_in_fiber, &d, &h), 0);
+			cr_assert_eq(send(sv[1], "dgram", 5, 0), 5);
+			cr_assert_eq(weft_join(h, NULL), 0);
+			cr_assert_eq(d.r, 5, "the datagram: %zd", d.r);
+			cr_assert_eq(memcmp(d.buf, "dgram", 5), 0);
+		}
+		cr_assert_eq(weft_io_close(a), 0);
+		close(sv[1]);
+	}
+
+	/* The same HUP state on a TCP socket registered before listen(2)
+	 * (closed, it polls as hung up; listen makes no event): an accept's
+	 * wait ended on it at once and the accept spun (0.94 s of CPU in its
+	 * 1 s); it waits now, and a connection that comes is taken. */
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct weft_io *l;
+	uint64_t ev0 = io_events(rt);
+	cr_assert_eq(weft_io_register(rt, fd, &l), 0);
+	/* the driver's event, not poll(2)'s answer: taken after listen, the
+	 * event would say the socket's state then (no HUP) */
+	cr_assert(WT_WAIT_UNTIL(io_events(rt) > ev0, WT_LONG_MS), "the driver has seen the socket");
+	cr_assert(weft_io_wait(l, WEFT_IO_READABLE, 0) & WEFT_IO_HUP);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(listen(fd, 4), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	cr_assert_eq(weft_io_set_deadline(l, WEFT_IO_READABLE, wt_now_ns() + 1000000000ull), 0);
+	struct weft_io *s = NULL;
+	uint64_t c0 = thread_cpu_ns(), t0 = wt_now_ns();
+	cr_assert_eq(weft_accept(l, &s, NULL, NULL), -ETIMEDOUT);
+	uint64_t cpu = thread_cpu_ns() - c0, wall = wt_now_ns() - t0;
+	cr_assert_lt(cpu, 200000000ull, "the accept spun: %.3f s of CPU in %.3f s",
+		     (double)cpu / 1e9, (double)wall / 1e9);
+	cr_assert_eq(weft_io_set_deadline(l, WEFT_IO_READABLE, wt_now_ns() + 20000000000ull), 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+	cr_assert_eq(weft_accept(l, &s, NULL, NULL), 0);
+	cr_assert_eq(weft_io_close(s), 0);
+	close(c);
+	cr_assert_eq(weft_io_close(l), 0);
+	wt_rt_destroy(rt);
+}
+
 Test(io_shutdown, wakes_a_reader_and_a_writer_waiting_on_a_unix_socket, .timeout = WT_TMO(20))
 {
 	shutdown_wakes_waiters(false);
