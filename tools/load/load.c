@@ -883,6 +883,12 @@ struct result {
 	struct gsum expect;
 	struct weft_metrics *m;
 	bool drained;
+	/* A signal stopped the run before its end: a timed run's window cut
+	 * short, or a --units job left unfinished. Not the signal flag: a
+	 * Ctrl-C in the drain of a timed run, after the whole --duration was
+	 * measured, marked it interrupted and the report said it stopped
+	 * before its end (found by a review). */
+	bool interrupted;
 	int shutdown_rc; /* shutdown_runtime's */
 	int rc;
 };
@@ -910,7 +916,7 @@ static void write_json(FILE *f, const struct result *r, bool with_series)
 	else
 		fprintf(f, "%.15g", cfg.duration);
 	fprintf(f, ",\"warmup_s\":%.15g,\"units_limit\":%" PRIu64 ",\"interrupted\":%s,\"shutdown\":\"%s\",",
-		cfg.warmup, cfg.units, interrupted ? "true" : "false", shutdown_word(r->shutdown_rc));
+		cfg.warmup, cfg.units, r->interrupted ? "true" : "false", shutdown_word(r->shutdown_rc));
 	fprintf(f, "\"clock\":\"CLOCK_MONOTONIC\",\"t0_ns\":%" PRIu64 ",\"measure_start_ns\":%" PRIu64
 		   ",\"measure_end_ns\":%" PRIu64 ",\"end_ns\":%" PRIu64 ",\"measured_s\":%.6f,",
 		t0_ns, r->t_measure, r->t_deadline, r->t_end, meas);
@@ -1047,7 +1053,7 @@ static void print_text(const struct result *r)
 	printf(", seed %" PRIu64 ", measured %.2f s", load_seed, meas);
 	if (cfg.warmup > 0)
 		printf(" after %.1f s warmup", cfg.warmup);
-	printf("%s\n", interrupted ? " (interrupted)" : "");
+	printf("%s\n", r->interrupted ? " (interrupted)" : "");
 	printf("throughput: %.0f tasks/s (%" PRIu64 " tasks)", (double)tasks / meas, tasks);
 	if (sh->ops_name)
 		printf(", %.0f %s/s", (double)ops / meas, sh->ops_name);
@@ -1227,6 +1233,8 @@ int main(int argc, char **argv)
 		if (!interrupted)
 			sleep_until(deadline);
 		r.t_deadline = weft_now_ns();
+		/* only a signal ends drive() or sleep_until() early */
+		r.interrupted = r.t_deadline < deadline;
 		/* Interrupted during warmup: the window never opened, and it
 		 * holds nothing. The tasks done between the baseline read and
 		 * this one were counted over a window of 0 s (clamped to 1 ns):
@@ -1277,6 +1285,7 @@ int main(int argc, char **argv)
 		totals_read(&t, false);
 		r.tasks_at_deadline = t.done;
 		r.ops_at_deadline = t.ops;
+		r.interrupted = interrupted && (r.issued < cfg.units || !r.drained);
 	}
 	if (!r.drained && forced)
 		fprintf(stderr, "weft-load: second signal: %ld of %" PRIu64 " units still running, not"
