@@ -16,7 +16,8 @@ TEST is one of:
               digest with 1 and 3 workers (and equals the enumerated graph);
               another seed gives another graph; a timed run completes the
               exact graph of the units it issued.
-  args        bad arguments: exit 2 and a message naming the problem; a
+  args        bad arguments: exit 2 and a message naming the problem;
+              --json -o naming stdout's file: one JSON object; a
               SIGHUP mid-run: the -o results written, marked interrupted,
               no temporary file left (ignored under nohup); then
               the measured windows: --units measures the whole job (its
@@ -511,6 +512,31 @@ def test_windows(load):
     check(d["warmup_s"] == 0.0123456789 and d["duration_s"] == 0.2 and "1234567 units/s" in p.stdout,
           "settings in the summary: warmup_s %r duration_s %r, %r" %
           (d["warmup_s"], d["duration_s"], p.stdout.splitlines()[0]))
+    # --json -o naming stdout's own file: the results once, with the
+    # series. Stdout got two JSON objects; and on stdout redirected to a
+    # file, a link to /proc/self/fd/1 (as /dev/stdout is) was replaced
+    # by a file of its own (a review, 2026-12-07)
+    p = run([load, "--shape", "fork-join", "--units", "3", "--quiet", "--json", "-o", "/dev/stdout"], timeout=30)
+    try:
+        d = json.loads(p.stdout)
+    except ValueError as e:
+        fail("--json -o /dev/stdout: not one JSON object (%s): %r" % (e, p.stdout[:200]))
+    check(p.returncode == 0 and "series" in d, "--json -o /dev/stdout: exit %d, series %s" %
+          (p.returncode, "series" in d))
+    tmp = tempfile.mkdtemp(prefix="weft-load-")
+    try:
+        link, res = os.path.join(tmp, "out"), os.path.join(tmp, "res")
+        os.symlink("/proc/self/fd/1", link)
+        with open(res, "w") as f:
+            p = subprocess.run([load, "--shape", "fork-join", "--units", "3", "--quiet", "--json", "-o", link],
+                               stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.PIPE, text=True, timeout=30)
+        check(p.returncode == 0, "--json -o LINK-TO-STDOUT > FILE: exit %d %r" % (p.returncode, p.stderr))
+        check(os.path.islink(link) and sorted(os.listdir(tmp)) == ["out", "res"],
+              "-o a link to /proc/self/fd/1: the link was replaced (%s)" % sorted(os.listdir(tmp)))
+        with open(res) as f:
+            check("series" in json.loads(f.read()), "--json -o LINK-TO-STDOUT > FILE: no series")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     # the progress line's p99 of an interval that measured no latency (the
     # warmup records none) is "-": it said "p99 0.0us" beside a million
     # tasks/s (found by a review, 2026-12-07)

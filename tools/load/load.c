@@ -1137,8 +1137,21 @@ int main(int argc, char **argv)
 	 * now, so a bad path fails before the run; an early exit removes it. */
 	/* Only for a regular file (or a new one): a device or a FIFO (say
 	 * /dev/stdout) is written in place, never renamed over. */
-	struct stat ost;
-	bool direct = cfg.output && stat(cfg.output, &ost) == 0 && !S_ISREG(ost.st_mode);
+	struct stat ost, sst;
+	bool exists = cfg.output && stat(cfg.output, &ost) == 0;
+	bool direct = exists && !S_ISREG(ost.st_mode);
+	/* -o naming the file stdout writes to (/dev/stdout, /proc/self/fd/1,
+	 * the file stdout is redirected to): the results go to stdout itself,
+	 * once. With --json, stdout got two JSON objects (the summary, then
+	 * the results with the series); with stdout on a regular file,
+	 * /dev/stdout was taken for that file and a NAME.XXXXXX beside it
+	 * renamed over the link - /dev/stdout itself, as root (found by a
+	 * review). */
+	if (exists && !fstat(STDOUT_FILENO, &sst) && sst.st_dev == ost.st_dev &&
+	    sst.st_ino == ost.st_ino) {
+		out = stdout;
+		direct = true;
+	}
 	/* NAME.XXXXXX, made by mkstemp: a fixed NAME.tmp overwrote a user's
 	 * file of that name, and two runs given one NAME wrote into the same
 	 * temporary file (found by a review) */
@@ -1159,7 +1172,7 @@ int main(int argc, char **argv)
 				errno = e;
 			}
 		}
-	} else if (cfg.output) {
+	} else if (cfg.output && !out) {
 		out = fopen(cfg.output, "w");
 	}
 	if (cfg.output && !out) {
@@ -1329,12 +1342,14 @@ int main(int argc, char **argv)
 		cfg.shape->enumerate(k, &r.expect);
 
 	errno = 0;
-	if (cfg.json)
-		write_json(stdout, &r, false);
-	else
+	if (!cfg.json)
 		print_text(&r);
+	else if (out != stdout)
+		write_json(stdout, &r, false);
+	if (out == stdout) /* --output is stdout: its results, once */
+		write_json(stdout, &r, true);
 	int status = stdout_ok() ? 0 : 1;
-	if (out) {
+	if (out && out != stdout) {
 		write_json(out, &r, true);
 		bool ok = !ferror(out);
 		if (fclose(out) || !ok) {
