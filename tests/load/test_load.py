@@ -38,7 +38,10 @@ TEST is one of:
               --output series). Before: it compared with zero and printed
               the run's totals divided by one interval. The report over
               that output: exit 0, its steals/s since the last snapshot
-              taken (it failed, KeyError: 'steals_per_s').
+              taken (it failed, KeyError: 'steals_per_s'). The final
+              metrics read failing: "workers" is the run's count (a
+              sample's, else --workers), null when none is known (it was
+              0, sized as 1 worker by the report).
   units-drain MODULE  with MODULE (slow_unit.c) preloaded, the one unit
               of `--shape blocking --units 1` takes 12 s: the run waits for
               it, completes the graph and exits 0 (the 10 s that --drain
@@ -817,8 +820,26 @@ def test_metrics_hole(load, module):
         at = [e for e in steals if abs(e["ts"] - a["t"] * 1e6) < 1]
         check(at and abs(at[0]["args"]["operations"] - want) <= 1 + 0.01 * want,
               "trace: steals/s from sample 1 %r, want %.1f over sample 1 to 5" % (at, want))
+        # The final metrics read failing: "workers" is the run's count
+        # (from a progress sample's snapshot, else --workers), null when
+        # none is known. It was 0, which the report sized as 1 worker,
+        # dropping the events of the others (a review, 2026-12-07).
+        # (the default count, as a run without the module reads it)
+        cpus = json.loads(run([load, "-s", "fork-join", "-u", "3", "-q", "--json"], timeout=60).stdout)["workers"]
+        for frm, wargs, want in (("2", [], cpus), ("1", ["-w", "3"], 3), ("1", [], None)):
+            e = dict(env, METRICS_HOLE_FROM=frm)
+            p = run([load, "-s", "fork-join", "-u", "3", "-q", "--json", *wargs], timeout=60, env=e)
+            check(p.returncode == 0, "metrics failing from call %s: exit %d %r" % (frm, p.returncode, p.stderr[-500:]))
+            j = json.loads(p.stdout)
+            check("per_worker" not in j, "metrics failing from call %s: the final read did not fail" % frm)
+            check(j["workers"] == want, "metrics failing from call %s, %s: workers %r, want %r"
+                  % (frm, " ".join(wargs) or "no -w", j["workers"], want))
+            p = run([load, "-s", "fork-join", "-u", "3", "-q", *wargs], timeout=60, env=e)
+            first = p.stdout.splitlines()[0] if p.stdout else ""
+            check(p.returncode == 0 and (("%d workers" % want) if want else "workers not known") in first,
+                  "metrics failing from call %s: text %r" % (frm, first))
         print("PASS: rates after a failed metrics snapshot cover the time since the last one taken; "
-              "the report reads the run")
+              "the report reads the run; a failed final read keeps the worker count")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

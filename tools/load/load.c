@@ -893,6 +893,26 @@ struct result {
 	int rc;
 };
 
+/* The run's worker count: the final snapshot's, else the last progress
+ * sample's, else --workers; 0 when none is known (the CPUs' count, and
+ * no snapshot taken). A failed final read wrote "workers": 0, which the
+ * report took for 1 worker and dropped the other workers' events (found
+ * by a review). */
+static unsigned run_workers(const struct result *r)
+{
+	if (r->m)
+		return r->m->workers;
+	unsigned w = (unsigned)cfg.workers;
+	pthread_mutex_lock(&series.lock);
+	for (size_t i = series.n; i-- > 0;)
+		if (series.s[i].m) {
+			w = series.s[i].m->workers;
+			break;
+		}
+	pthread_mutex_unlock(&series.lock);
+	return w;
+}
+
 static void write_json(FILE *f, const struct result *r, bool with_series)
 {
 	const struct shape *sh = cfg.shape;
@@ -901,8 +921,11 @@ static void write_json(FILE *f, const struct result *r, bool with_series)
 		meas = 1e-9;
 	uint64_t tasks = r->tasks_at_deadline - r->tasks_at_measure;
 	uint64_t ops = r->ops_at_deadline - r->ops_at_measure;
-	fprintf(f, "{\"tool\":\"weft-load\",\"version\":1,\"shape\":\"%s\",\"workers\":%u,", sh->name,
-		r->m ? r->m->workers : 0);
+	fprintf(f, "{\"tool\":\"weft-load\",\"version\":1,\"shape\":\"%s\",\"workers\":", sh->name);
+	if (run_workers(r))
+		fprintf(f, "%u,", run_workers(r));
+	else
+		fputs("null,", f); /* not known: missing, not 0 */
 	if (closed_loop)
 		fprintf(f, "\"mode\":\"closed\",\"concurrency\":%u,\"rate\":null,", cfg.concurrency);
 	else
@@ -1045,7 +1068,10 @@ static void print_text(const struct result *r)
 		meas = 1e-9;
 	uint64_t tasks = r->tasks_at_deadline - r->tasks_at_measure;
 	uint64_t ops = r->ops_at_deadline - r->ops_at_measure;
-	printf("weft-load: shape %s, %u workers, ", sh->name, m ? m->workers : 0);
+	if (run_workers(r))
+		printf("weft-load: shape %s, %u workers, ", sh->name, run_workers(r));
+	else
+		printf("weft-load: shape %s, workers not known, ", sh->name);
 	if (closed_loop)
 		printf("closed loop (concurrency %u)", cfg.concurrency);
 	else
