@@ -79,7 +79,10 @@ TEST is one of:
               batch by the count the case states; weft-bench with stdout
               on /dev/full (a case, list, -h) exits 1 and says so, and
               so does pagefault_floor, whose bad counts (signed, wrapped,
-              out of range, a third argument) exit 2.
+              out of range, a third argument) exit 2. tools/bench/
+              overhead.sh with an unknown case or no weft-bench: exit
+              1 or 2 saying why, no "within noise"; a missing BUILD or
+              --rounds value: exit 2 and usage.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   soak-attach scripts/soak with a stub schedtop: one that exits 77 (BPF
@@ -1121,6 +1124,25 @@ def test_bench_ops(src, build):
         p = run([floor, *args], timeout=60)
         check(p.returncode == 2 and "usage: pagefault_floor" in p.stderr and not p.stdout,
               "pagefault_floor %r: exit %d, expected a usage error (2): %r" % (args, p.returncode, p.stdout))
+    # tools/bench/overhead.sh: a weft-bench that fails or is missing made
+    # every median empty and the verdict "B/A = -nan ... within noise",
+    # exit 0; a missing BUILD or --rounds value was "$1: unbound
+    # variable", exit 1 (a review, 2026-12-07)
+    ovh = os.path.join(src, "tools", "bench", "overhead.sh")
+    for args, rc, want in ((["probes", build, build, "--rounds", "1", "nope:5"], 1, "unknown case 'nope'"),
+                           (["probes", "/nonexistent", build, "--rounds", "1"], 2, "weft-bench missing"),
+                           (["probes", build], 2, "probes needs ON_BUILD and OFF_BUILD"),
+                           (["schedtop"], 2, "schedtop needs BUILD"),
+                           (["probes", build, build, "--rounds"], 2, "--rounds: expected 1..9999"),
+                           (["probes", build, build, "--rounds", "x"], 2, "--rounds: expected 1..9999")):
+        p = run([ovh, *args], timeout=120, env=dict(os.environ, PEER_WARMUP="0"))
+        check(p.returncode == rc and want in p.stderr and "within noise" not in p.stdout,
+              "overhead.sh %r: exit %d (want %d), stderr %r, stdout %r" % (args, p.returncode, rc, p.stderr[-500:],
+                                                                          p.stdout[-300:]))
+    p = run([ovh, "probes", build, build, "--rounds", "1", "chained_spawn:2"], timeout=120,
+            env=dict(os.environ, PEER_WARMUP="0"))
+    check(p.returncode == 0 and re.search(r"B/A = \d+\.\d+", p.stdout),
+          "overhead.sh probes chained_spawn:2: exit %d %r %r" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:

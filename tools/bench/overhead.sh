@@ -22,7 +22,13 @@
 # slowest run left out): "within noise".
 # Defaults: 5 rounds; cases spawn_many_remote_idle:400 yield_many:200 (~1 s each).
 set -euo pipefail
+usage() { sed -n '2,23p' "$0" >&2; [ -z "${1:-}" ] || echo "overhead: $1" >&2; exit 2; }
 mode=${1:-}; shift || true
+# a missing BUILD was "$1: unbound variable", exit 1 (found by a review)
+case "$mode" in
+  probes) [ $# -ge 2 ] || usage "probes needs ON_BUILD and OFF_BUILD" ;;
+  schedtop|record) [ $# -ge 1 ] || usage "$mode needs BUILD" ;;
+esac
 case "$mode" in
   probes) A=$1/tools/bench/weft-bench B=$2/tools/bench/weft-bench; shift 2
           label_a="probes compiled in (detached)" label_b="probes compiled out" ;;
@@ -32,34 +38,45 @@ case "$mode" in
   record) A=$1/tools/bench/weft-bench B=$A ST=$1/tools/schedtop/schedtop; shift
           label_a="alone" label_b="schedtop record attached"
           [ -x "$ST" ] || { echo "overhead: $ST missing (ninja schedtop)" >&2; exit 2; } ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  *) usage ;;
 esac
+# A weft-bench missing, or failing, made every median empty and the
+# verdict "B/A = -nan ... within noise", exit 0 (found by a review).
+for b in "$A" "$B"; do
+  [ -x "$b" ] || { echo "overhead: $b missing (ninja weft-bench)" >&2; exit 2; }
+done
 rounds=5 cases=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rounds) rounds=$2; shift 2 ;;
+    --rounds) [[ "${2:-}" =~ ^[1-9][0-9]{0,3}$ ]] || usage "--rounds: expected 1..9999, got '${2:-}'"
+              rounds=$2; shift 2 ;;
     *) cases+=("$1"); shift ;;
   esac
 done
 [ ${#cases[@]} -gt 0 ] || cases=(spawn_many_remote_idle:400 yield_many:200)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
-run() { # side case iters -> "median rtt_before/rtt_after"
-  local side=$1 c=$2 n=$3 out
+run() { # side case iters -> "median rtt_before/rtt_after"; fails saying why
+  local side=$1 c=$2 n=$3 out rc=0 med
   if [ "$side" = A ]; then
-    out=$("$A" "$c" "$n" 2>"$tmp/err")
+    out=$("$A" "$c" "$n" 2>"$tmp/err") || rc=$?
   elif [ "$mode" = probes ]; then
-    out=$("$B" "$c" "$n" 2>"$tmp/err")
+    out=$("$B" "$c" "$n" 2>"$tmp/err") || rc=$?
   elif [ "$mode" = record ]; then
-    out=$("$ST" record --last 30s --on exit -o "$tmp/rec" -- "$B" "$c" "$n" 2>"$tmp/err")
-    grep -o 'exit: .*: [0-9]* events' "$tmp/err" | sed 's/.*: //' >> "$tmp/bpf.$c"
+    out=$("$ST" record --last 30s --on exit -o "$tmp/rec" -- "$B" "$c" "$n" 2>"$tmp/err") || rc=$?
+    grep -o 'exit: .*: [0-9]* events' "$tmp/err" | sed 's/.*: //' >> "$tmp/bpf.$c" || true
   else
-    "$ST" --batch -- "$B" "$c" "$n" >"$tmp/st" 2>"$tmp/err"
-    out=$(grep "^weft $c " "$tmp/st")
-    grep -o 'bpf [0-9]*ns/ev [0-9]*ev/s' "$tmp/st" | tail -1 >> "$tmp/bpf.$c"
+    "$ST" --batch -- "$B" "$c" "$n" >"$tmp/st" 2>"$tmp/err" || rc=$?
+    out=$(grep "^weft $c " "$tmp/st") || true
+    grep -o 'bpf [0-9]*ns/ev [0-9]*ev/s' "$tmp/st" | tail -1 >> "$tmp/bpf.$c" || true
   fi
-  printf '%s %s\n' "$(sed -n 's/.*median_ns_per_batch=\([0-9]*\).*/\1/p' <<<"$out")" \
-    "$(grep -o 'rtt_ns=[0-9-]*' "$tmp/err" | cut -d= -f2 | paste -sd/)"
+  med=$(sed -n 's/.*median_ns_per_batch=\([0-9]*\).*/\1/p' <<<"$out")
+  if [ "$rc" != 0 ] || [ -z "$med" ]; then
+    echo "overhead: side $side, $c $n: exit $rc, no result line:" >&2
+    tail -5 "$tmp/err" >&2
+    return 1
+  fi
+  printf '%s %s\n' "$med" "$(grep -o 'rtt_ns=[0-9-]*' "$tmp/err" | cut -d= -f2 | paste -sd/)"
 }
 
 echo "overhead $mode: A = $label_a, B = $label_b; $rounds rounds, alternating"
@@ -69,7 +86,7 @@ for spec in "${cases[@]}"; do
   for ((r = 0; r < rounds; r++)); do
     if ((r % 2 == 0)); then order="A B"; else order="B A"; fi
     for s in $order; do
-      res=$(run "$s" "$c" "$n")
+      res=$(run "$s" "$c" "$n") || exit 1
       if [ "$s" = A ]; then echo "$res" >> "$tmp/a"; else echo "$res" >> "$tmp/b"; fi
     done
   done
