@@ -82,7 +82,9 @@ TEST is one of:
               out of range, a third argument) exit 2. tools/bench/
               overhead.sh with an unknown case or no weft-bench: exit
               1 or 2 saying why, no "within noise"; a missing BUILD or
-              --rounds value: exit 2 and usage.
+              --rounds value: exit 2 and usage. tools/bench/syscalls.sh
+              with bad arguments or no strace: exit 2 saying so; with a
+              server that does not listen: exit 1 saying so.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   soak-attach scripts/soak with a stub schedtop: one that exits 77 (BPF
@@ -1143,6 +1145,33 @@ def test_bench_ops(src, build):
             env=dict(os.environ, PEER_WARMUP="0"))
     check(p.returncode == 0 and re.search(r"B/A = \d+\.\d+", p.stdout),
           "overhead.sh probes chained_spawn:2: exit %d %r %r" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
+    # tools/bench/syscalls.sh: bad arguments and a missing strace exit 2
+    # saying so, a server that does not listen exits 1 saying so. Before:
+    # a missing strace exited 1 without a word, REQUESTS abc or a server
+    # that never listened ended in a Python traceback, REQUESTS 0 in one
+    # with exit 0 (a review, 2026-12-07)
+    sysc = os.path.join(src, "tools", "bench", "syscalls.sh")
+    hello = os.path.join(build, "examples", "http_hello")
+    nostrace = tempfile.mkdtemp(prefix="weft-nostrace-")
+    try:
+        for tool in ("bash", "python3"):
+            os.symlink(shutil.which(tool), os.path.join(nostrace, tool))
+        port = str(18100 + os.getpid() % 800)
+        for args, extra, rc, want in (([], {}, 2, "usage: syscalls.sh"),
+                                      ([hello, "abc"], {}, 2, "REQUESTS: expected a count >= 1, got 'abc'"),
+                                      ([hello, "0"], {}, 2, "REQUESTS: expected a count >= 1, got '0'"),
+                                      ([hello, "10", "x"], {}, 2, "WORKERS: expected 1..256"),
+                                      ([hello, "10"], {"PATH": nostrace}, 2, "syscalls: strace not installed"),
+                                      (["/bin/true", "10"], {}, 1, "the server did not listen")):
+            p = run([sysc, *args], timeout=60, env=dict(os.environ, PORT=port, **extra))
+            check(p.returncode == rc and want in p.stderr and "Traceback" not in p.stderr,
+                  "syscalls.sh %r: exit %d (want %d), stderr %r" % (args, p.returncode, rc, p.stderr[-500:]))
+        if os.access(hello, os.X_OK) and shutil.which("strace"):
+            p = run([sysc, hello, "200"], timeout=120, env=dict(os.environ, PORT=port))
+            check(p.returncode == 0 and re.search(r"requests: 200 .* per request: \d", p.stdout),
+                  "syscalls.sh http_hello 200: exit %d %r %r" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
+    finally:
+        shutil.rmtree(nostrace, ignore_errors=True)
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:
