@@ -85,6 +85,8 @@ TEST is one of:
               --rounds value: exit 2 and usage. tools/bench/syscalls.sh
               with bad arguments or no strace: exit 2 saying so; with a
               server that does not listen: exit 1 saying so.
+              tools/bench/bip_syscalls.sh with a weft-bench that fails:
+              exit 1 with its stderr; a second argument: exit 2.
   soak-fail   scripts/soak (WEFT_SOAK_BUILD) with --workers 100000: exit 1
               and weft-load's own error, no traceback.
   soak-attach scripts/soak with a stub schedtop: one that exits 77 (BPF
@@ -1172,6 +1174,27 @@ def test_bench_ops(src, build):
                   "syscalls.sh http_hello 200: exit %d %r %r" % (p.returncode, p.stdout[-300:], p.stderr[-300:]))
     finally:
         shutil.rmtree(nostrace, ignore_errors=True)
+    # tools/bench/bip_syscalls.sh: a run that fails under strace is said,
+    # with its stderr, exit 1 (it was "34: 1: parameter not set"); a
+    # second argument is a usage error (a review, 2026-12-07)
+    if shutil.which("strace"):
+        fake = tempfile.mkdtemp(prefix="weft-fakebuild-")
+        try:
+            os.makedirs(os.path.join(fake, "tools", "bench"))
+            fb = os.path.join(fake, "tools", "bench", "weft-bench")
+            with open(fb, "w") as f:
+                f.write("#!/bin/sh\necho 'weft-bench: it broke' >&2\nexit 1\n")
+            os.chmod(fb, 0o755)
+            bip = os.path.join(src, "tools", "bench", "bip_syscalls.sh")
+            p = run([bip, fake], timeout=60)
+            check(p.returncode == 1 and "block_in_place 2 failed" in p.stderr and "it broke" in p.stderr
+                  and "not set" not in p.stderr,
+                  "bip_syscalls.sh with a failing weft-bench: exit %d %r" % (p.returncode, p.stderr[-500:]))
+            p = run([bip, fake, "extra"], timeout=60)
+            check(p.returncode == 2 and "usage: bip_syscalls.sh" in p.stderr,
+                  "bip_syscalls.sh BUILD extra: exit %d %r" % (p.returncode, p.stderr[-500:]))
+        finally:
+            shutil.rmtree(fake, ignore_errors=True)
     env = dict(os.environ, WEFT_BENCH_BUILD=build, PEER_WARMUP="0")
     # a bad or missing value is a usage error, before anything runs (found
     # by a review of the scripts, 2026-12-07: --runs abc died on "abc:

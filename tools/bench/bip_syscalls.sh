@@ -14,7 +14,11 @@
 # strace slows every syscall, which changes the timing (a spare still
 # waking is not woken again: fewer futex calls than unobserved); see
 # docs/BENCHMARKS.md for a perf-counted figure as well.
+#
+# Exit: 0 ok, 1 the check failed or a run under strace failed (said, with
+# its stderr), 2 usage, no strace, no weft-bench.
 set -eu
+[ $# -le 1 ] || { echo "usage: bip_syscalls.sh [BUILD_DIR]" >&2; exit 2; }
 build=${1:-build/dev}
 bench=$build/tools/bench/weft-bench
 command -v strace >/dev/null || { echo "bip_syscalls: strace not installed" >&2; exit 2; }
@@ -22,15 +26,25 @@ command -v strace >/dev/null || { echo "bip_syscalls: strace not installed" >&2;
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-run() { # $1 = batches; prints "syscalls clones" (all threads)
-	PEER_WARMUP=1 strace -f -c -o "$tmp/s$1" "$bench" block_in_place "$1" >/dev/null 2>&1
+# A run that failed under strace (weft-bench's error, ptrace refused)
+# ended in "34: 1: parameter not set" (found by a review): each run is
+# checked, outside a command substitution so that its exit ends the script.
+run() { # $1 = batches; writes "syscalls clones" (all threads) to $tmp/r$1
+	if ! PEER_WARMUP=1 strace -f -c -o "$tmp/s$1" "$bench" block_in_place "$1" >/dev/null 2>"$tmp/e$1" ||
+	   ! grep -q 'total$' "$tmp/s$1"; then
+		echo "bip_syscalls: strace -f -c $bench block_in_place $1 failed:" >&2
+		tail -5 "$tmp/e$1" >&2
+		exit 1
+	fi
 	# strace -c columns: % time, seconds, usecs/call, calls, [errors,] syscall
 	awk '$NF == "total" { t = $4 }
 	     $NF == "clone" || $NF == "clone3" { c += $4 }
-	     END { print t + 0, c + 0 }' "$tmp/s$1"
+	     END { print t + 0, c + 0 }' "$tmp/s$1" > "$tmp/r$1"
 }
 
-set -- $(run 2) $(run 12)
+run 2
+run 12
+set -- $(cat "$tmp/r2" "$tmp/r12")
 t1=$1 c1=$2 t2=$3 c2=$4
 calls=100000
 per=$(awk -v a="$t1" -v b="$t2" -v n="$calls" 'BEGIN { printf "%.3f", (b - a) / n }')
