@@ -74,7 +74,10 @@ TEST is one of:
               nothing blames schedtop trace. Then SIGINT to the script's
               process alone, with and without BPF: it ends within 30 s
               (the load of 60 s stopped), exit 130, nothing of it left.
-  bench-ops   weft-bench fiber_exit_storm states ops_per_batch=30000, and
+  bench-ops   weft-bench's bad arguments (an unknown case, ITERATIONS 0,
+              -3, x, " 5", +5, 100000001, WORKERS " 2", 257, PEER_WARMUP
+              " 1"): exit 2, the value and its range named, nothing on
+              stdout. weft-bench fiber_exit_storm states ops_per_batch=30000, and
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
               batch by the count the case states; weft-bench with stdout
               on /dev/full (a case, list, -h) exits 1 and says so, and
@@ -1108,6 +1111,28 @@ def test_bench_ops(src, build):
                                text=True, timeout=60, env=dict(os.environ, PEER_WARMUP="0"))
         check(p.returncode == 1 and "writing to stdout: No space left on device" in p.stderr,
               "weft-bench %s > /dev/full: exit %d, stderr %r" % (" ".join(args), p.returncode, p.stderr[-500:]))
+    # bad arguments: exit 2, a line naming the value and its range,
+    # nothing on stdout. " 5" and "+5" ran 5 batches (strtol skips blanks
+    # and takes a sign), and ITERATIONS named no range (a review,
+    # 2026-12-07)
+    for args, env_w, want in ((["nope", "5"], None, "unknown case 'nope'"),
+                              (["chained_spawn", "0"], None, "bad ITERATIONS '0' (1..100000000)"),
+                              (["chained_spawn", "-3"], None, "bad ITERATIONS '-3' (1..100000000)"),
+                              (["chained_spawn", "x"], None, "bad ITERATIONS 'x' (1..100000000)"),
+                              (["chained_spawn", "100000001"], None, "bad ITERATIONS '100000001' (1..100000000)"),
+                              (["chained_spawn", " 5"], None, "bad ITERATIONS ' 5' (1..100000000)"),
+                              (["chained_spawn", "+5"], None, "bad ITERATIONS '+5' (1..100000000)"),
+                              (["chained_spawn", "1", " 2"], None, "bad WORKERS ' 2' (1..256)"),
+                              (["chained_spawn", "1", "257"], None, "bad WORKERS '257' (1..256)"),
+                              (["chained_spawn", "1"], " 1", "bad PEER_WARMUP ' 1' (0..100000000)"),
+                              (["chained_spawn"], None, "Usage: weft-bench")):
+        e = dict(os.environ)
+        if env_w is not None:
+            e["PEER_WARMUP"] = env_w
+        p = run([bench, *args], timeout=60, env=e)
+        check(p.returncode == 2 and want in p.stderr and not p.stdout,
+              "weft-bench %r: exit %d, stderr %r, stdout %r (want exit 2, %r)" %
+              (args, p.returncode, p.stderr[-300:], p.stdout[-200:], want))
     # so is pagefault_floor's (found by a review, 2026-12-07: exit 0, both
     # lines lost)
     floor = os.path.join(build, "tools", "bench", "pagefault_floor")

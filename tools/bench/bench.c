@@ -1188,6 +1188,10 @@ static bool parse_long(const char *s, long lo, long hi, long *out)
 	char *end;
 	long v;
 
+	/* digits only: strtol skips blanks and takes a sign, so " 5" and
+	 * "+5" were taken, unlike the peers' parsers (found by a review) */
+	if (*s < '0' || *s > '9')
+		return false;
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < lo || v > hi)
@@ -1260,7 +1264,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!parse_long(argv[2], 1, 100000000, &iters)) {
-		fprintf(stderr, "weft-bench: bad ITERATIONS '%s'\n", argv[2]);
+		fprintf(stderr, "weft-bench: bad ITERATIONS '%s' (1..100000000)\n", argv[2]);
 		return 2;
 	}
 	if (argc == 4 && !parse_long(argv[3], 1, WEFT_MAX_WORKERS, &workers)) {
@@ -1270,7 +1274,7 @@ int main(int argc, char **argv)
 	}
 	const char *env = getenv("PEER_WARMUP");
 	if (env && *env && !parse_long(env, 0, 100000000, &warmup)) {
-		fprintf(stderr, "weft-bench: bad PEER_WARMUP '%s'\n", env);
+		fprintf(stderr, "weft-bench: bad PEER_WARMUP '%s' (0..100000000)\n", env);
 		return 2;
 	}
 
