@@ -79,7 +79,8 @@ TEST is one of:
               " 1"): exit 2, the value and its range named, nothing on
               stdout. weft-bench fiber_exit_storm states ops_per_batch=30000, and
               scripts/bench (WEFT_BENCH_BUILD, 1 run) divides each case's
-              batch by the count the case states; weft-bench with stdout
+              batch by the count the case states (a build without
+              weft-bench: exit 1 saying so); weft-bench with stdout
               on /dev/full (a case, list, -h) exits 1 and says so, and
               so does pagefault_floor, whose bad counts (signed, wrapped,
               out of range, a third argument) exit 2. tools/bench/
@@ -1252,6 +1253,15 @@ def test_bench_ops(src, build):
         shutil.rmtree(top, ignore_errors=True)
     check(p.returncode == 0 and "| chained_spawn |" in p.stdout,
           "from another directory with a relative WEFT_BENCH_BUILD: exit %d\n%s" % (p.returncode, p.stderr[-800:]))
+    # no weft-bench in the build named: exit 1 saying so. With no CASE it
+    # ran nothing, printed nothing and exited 0 (the case list came from
+    # a process substitution whose failure went unseen: a review,
+    # 2026-12-07)
+    for extra in ([], ["chained_spawn"]):
+        p = run([os.path.join(src, "scripts", "bench"), "--runs", "1", "--iters", "1", *extra], timeout=60,
+                env=dict(env, WEFT_BENCH_BUILD="/nonexistent"), cwd=src)
+        check(p.returncode == 1 and "/nonexistent/tools/bench/weft-bench not found" in p.stderr,
+              "bench with WEFT_BENCH_BUILD=/nonexistent %r: exit %d %r" % (extra, p.returncode, p.stderr[-500:]))
     # SIGTERM: 143 (128 + SIGTERM), not the Ctrl-C status 130 it said
     # (found by a review of the scripts, 2026-12-07)
     bp = subprocess.Popen([os.path.join(src, "scripts", "bench"), "--runs", "3", "--iters", "3",
