@@ -333,6 +333,10 @@ def test_args(load):
         (["--shape", "skewed", "--rate", "2e9"], "--rate: expected 0.001..1e9 units per second"),
         (["--shape", "skewed", "--rate", "0.0001"], "--rate: expected 0.001..1e9 units per second"),
         (["--shape", "skewed", "--drain", "3601"], "--drain: expected 0..3600 seconds"),
+        # the limit as the value is read: "expected 0..1e9" refused 1e9
+        # (a review, 2026-12-07)
+        (["--shape", "skewed", "--extra-spin", "1e9"], "--extra-spin: expected 0..1000000000 iterations"),
+        (["--shape", "skewed", "--extra-spin", "1000000001"], "--extra-spin: expected 0..1000000000 iterations"),
         (["--shape", "skewed", "--seed", "-3"], "--seed"),
         (["--shape", "skewed", "--units", "0"], "--units"),
         # strtoull skips blanks and then takes a sign: " -1" was 2^64 - 1

@@ -346,8 +346,9 @@ static const char usage_text[] =
 	"  -i, --interval S       progress interval, 0.05..3600 (default 1)\n"
 	"      --drain S          wait at most S seconds (0..3600) for units in flight\n"
 	"                         (default 10; with --units none until Ctrl-C, then 10)\n"
-	"      --extra-spin N     N more spin iterations in every CPU-work call: a run made\n"
-	"                         slower on purpose (the task graph and digest do not change)\n"
+	"      --extra-spin N     N more spin iterations (0..1000000000) in every CPU-work call:\n"
+	"                         a run made slower on purpose (the task graph and digest do not\n"
+	"                         change)\n"
 	"  -q, --quiet            no progress lines\n"
 	"  -l, --list             list shapes\n"
 	"  -h, --help             this text\n"
@@ -519,8 +520,11 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 			break;
 		case 'X':
 			if (!parse_u64(optarg, 0, 1000000000, &load_extra_spin))
-				return usage_error("--extra-spin: expected 0..1e9 iterations, got '%s'",
-						   optarg);
+				/* the limit in digits, as the value is read:
+				 * "expected 0..1e9" refused 1e9 (found by a
+				 * review) */
+				return usage_error("--extra-spin: expected 0..1000000000 iterations (digits), "
+						   "got '%s'", optarg);
 			break;
 		case 'q': c->quiet = true; break;
 		case 'l': list_shapes(stdout); exit(stdout_ok() ? 0 : 1);
