@@ -2968,10 +2968,29 @@ static ssize_t sendmsg_ref(struct weft_io *io, const struct msghdr *msg, int fla
 	IO_RETRY(io, WEFT_IO_WRITABLE, 0, flags, sendmsg(io->fd, msg, flags | MSG_NOSIGNAL));
 }
 
+/* No data, no ancillary data, no address: nothing for a stream socket's
+ * sendmsg(2) to send. */
+static bool msg_empty(const struct msghdr *msg)
+{
+	if (msg->msg_name || msg->msg_controllen || msg->msg_iovlen > IOV_MAX)
+		return false;
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		if (msg->msg_iov[i].iov_len)
+			return false;
+	return true;
+}
+
 ssize_t weft_sendmsg(struct weft_io *io, const struct msghdr *msg, int flags)
 {
 	if (!io || !msg_ok(msg))
 		return -EINVAL;
+	/* Nothing to send on a stream socket: 0 at once, as weft_send and
+	 * weft_sendto of nothing (no system call). It called sendmsg(2),
+	 * which behind a full send buffer waited for room to send nothing
+	 * (found by a review). Ancillary data (SCM_RIGHTS) or an address
+	 * with no bytes still goes to the kernel: it has its say. */
+	if (io->is_socket && !io->is_msg && msg_empty(msg))
+		return write_all(io, NULL, 0, flags, true);
 	if (!io_tryref(io))
 		return -EBADF;
 	ssize_t r = sendmsg_ref(io, msg, flags);

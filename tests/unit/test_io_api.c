@@ -1049,6 +1049,12 @@ static void send_nothing_checks(struct weft_io *a)
 	cr_assert_eq(weft_send(a, "", 0, 0), 0);
 	cr_assert_eq(weft_sendto(a, "", 0, 0, NULL, 0), 0);
 	cr_assert_eq(weft_sendto(a, NULL, 0, 0, NULL, 0), 0);
+	/* weft_sendmsg of no bytes: no segments, or empty ones */
+	struct msghdr none = { 0 };
+	cr_assert_eq(weft_sendmsg(a, &none, 0), 0);
+	struct iovec empty[2] = { { NULL, 0 }, { fill, 0 } };
+	struct msghdr two = { .msg_iov = empty, .msg_iovlen = 2 };
+	cr_assert_eq(weft_sendmsg(a, &two, 0), 0);
 	uint64_t took = weft_now_ns() - t0;
 	cr_assert_lt(took, 100 * MS, "a write of nothing waited %llu ns", (unsigned long long)took);
 	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, WEFT_FOREVER), 0);

@@ -459,7 +459,9 @@ WEFT_API ssize_t weft_sendto(struct weft_io *io, const void *buf, size_t n, int 
  * direction, MSG_DONTWAIT, the common errors above). One call, one system
  * call's worth: on a stream socket sendmsg may take only some of the bytes
  * (returned; the ancillary data went with them, send the rest with
- * weft_send), and recvmsg returns what one recvmsg read (0 at end of
+ * weft_send) - one with no bytes, no ancillary data and no address
+ * returns 0 at once with no system call, as weft_send of nothing does
+ * (with ancillary data it goes to the kernel) -, and recvmsg returns what one recvmsg read (0 at end of
  * stream), with msg_flags and msg_controllen set as recvmsg sets them
  * (MSG_CTRUNC: the control buffer was too small, and descriptors that did
  * not fit were closed by the kernel). Descriptors received are
