@@ -90,6 +90,8 @@ struct weft_io {
 	_Atomic bool detached;          /* weft_io_close / _deregister was called (once only) */
 	bool close_fd;                  /* weft_io_close: the last reference closes fd
 					 * (set under retired_lock) */
+	bool set_nonblock;              /* O_NONBLOCK was weft's: a deregistration
+					 * clears it again (fd_done) */
 	_Atomic bool fd_closed;         /* fd closed already: io_uring, the poll's reference
 					 * the only one left (io_unref) */
 	_Atomic uint64_t readiness;
@@ -639,6 +641,7 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	}
 	io->rt = rt;
 	io->fd = fd;
+	io->set_nonblock = !(fl & O_NONBLOCK);
 	struct stat st;
 	bool have_st = fstat(fd, &st) == 0;
 	io->is_socket = have_st && S_ISSOCK(st.st_mode);
@@ -925,6 +928,27 @@ static bool io_tryref_open(struct weft_io *io)
  * another file's bytes: found by a review). */
 static int last_ref(struct weft_io *io);
 
+/*
+ * The fd once no call uses it any more: weft_io_close closes it (close's
+ * -errno, or 0); weft_io_deregister gives it back as it was registered -
+ * O_NONBLOCK, if weft set it, cleared again. The flag belongs to the open
+ * file, shared with every dup and fork of the fd: a deregistered stdout
+ * (or a pipe a shell shares) stayed non-blocking for the others, whose
+ * writes then failed with EAGAIN (found by a review). Go's Fd() makes the
+ * fd blocking too; Tokio's into_std leaves it non-blocking.
+ */
+static int fd_done(int fd, bool close_fd, bool set_nonblock)
+{
+	if (close_fd)
+		return close(fd) ? -errno : 0;
+	if (set_nonblock) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	return 0;
+}
+
 static int io_unref(struct weft_io *io)
 {
 	struct weft__driver *d = &io->rt->driver;
@@ -943,12 +967,13 @@ static int io_unref(struct weft_io *io)
 		pthread_mutex_lock(&d->retired_lock);
 		int prev = atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel);
 		if (prev != 1) {
-			bool now = prev == 2 && io->polled && io->close_fd &&
+			bool now = prev == 2 && io->polled &&
 				   !atomic_exchange_explicit(&io->fd_closed, true,
 							     memory_order_relaxed);
 			int fd = io->fd;
+			bool close_fd = io->close_fd, nb = io->set_nonblock;
 			pthread_mutex_unlock(&d->retired_lock);
-			return now && close(fd) ? -errno : 0;
+			return now ? fd_done(fd, close_fd, nb) : 0;
 		}
 		pthread_mutex_unlock(&d->retired_lock);
 		return last_ref(io);
@@ -961,11 +986,9 @@ static int io_unref(struct weft_io *io)
 
 static int last_ref(struct weft_io *io)
 {
-	int rc = io->close_fd &&
-			 !atomic_exchange_explicit(&io->fd_closed, true, memory_order_relaxed) &&
-			 close(io->fd)
-		 ? -errno
-		 : 0;
+	int rc = !atomic_exchange_explicit(&io->fd_closed, true, memory_order_relaxed)
+			 ? fd_done(io->fd, io->close_fd, io->set_nonblock)
+			 : 0;
 	struct weft__driver *d = &io->rt->driver;
 	pthread_mutex_lock(&d->retired_lock);
 	io->retired_next = d->retired;

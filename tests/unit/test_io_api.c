@@ -3869,6 +3869,42 @@ Test(io_close, a_reader_or_writer_on_a_closed_registration_is_ebadf, .timeout = 
 	wt_rt_destroy(rt);
 }
 
+/* weft_io_deregister gives the fd back as it was registered: O_NONBLOCK,
+ * set by weft_io_register on the open file (shared with every dup: a
+ * shell's pipe, a terminal), is cleared again - at once, under io_uring
+ * too, where the armed poll's reference outlives the call. It stayed set,
+ * and a blocking user of the same file (the dup here) got EAGAIN (found
+ * by a review). A fd that came non-blocking stays so. */
+Test(io_close, deregister_gives_the_fd_back_blocking_as_it_came, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	int dup_fd = dup(p[0]);
+	cr_assert_geq(dup_fd, 0);
+	struct weft_io *io;
+	cr_assert_eq(weft_io_register(rt, p[0], &io), 0);
+	cr_assert(fcntl(dup_fd, F_GETFL) & O_NONBLOCK, "registered: non-blocking");
+	/* used, so a poll is armed (io_uring) */
+	cr_assert_eq(write(p[1], "ab", 2), 2);
+	char c;
+	cr_assert_eq(weft_read(io, &c, 1), 1);
+	cr_assert_eq(weft_io_deregister(io), p[0]);
+	cr_assert_eq(fcntl(dup_fd, F_GETFL) & O_NONBLOCK, 0,
+		     "deregistered: O_NONBLOCK left set on the shared open file");
+	cr_assert_eq(read(dup_fd, &c, 1), 1);
+	/* one that came non-blocking is left so */
+	cr_assert_eq(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK), 0);
+	cr_assert_eq(weft_io_register(rt, p[1], &io), 0);
+	cr_assert_eq(weft_write(io, "x", 1), 1);
+	cr_assert_eq(weft_io_deregister(io), p[1]);
+	cr_assert(fcntl(p[1], F_GETFL) & O_NONBLOCK, "it came non-blocking");
+	close(p[0]);
+	close(dup_fd);
+	close(p[1]);
+	wt_rt_destroy(rt);
+}
+
 /* A second weft_io_close (or a close after weft_io_deregister) unlinked
  * the registration again and dropped the owner's reference twice; now it
  * is -EBADF and touches nothing, not even a file that took the number. */

@@ -67,10 +67,16 @@ WEFT_API int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **
  * file took the number (freed registrations are reused oldest first, so a
  * closed one is taken again as late as can be). */
 WEFT_API int weft_io_close(struct weft_io *io);
-/* Deregister without closing; returns the fd (>= 0) for the caller to keep.
- * Calls on the registration still in progress on other threads may use the
- * fd until they return: close it only after they have. -EBADF if it was
- * closed or deregistered already (see weft_io_close). */
+/* Deregister without closing; returns the fd (>= 0) for the caller to keep,
+ * as it was registered: O_NONBLOCK, if weft_io_register set it, is cleared
+ * again (it is the open file's, shared with every dup and fork of the fd -
+ * a stdout, a pipe a shell shares - as Go's File.Fd makes it blocking;
+ * one registered non-blocking stays so). Calls on the registration still
+ * in progress on other threads may use the fd until they return, and the
+ * flag is cleared when the last of them returns: close it only after they
+ * have. -EBADF if it was closed or deregistered already (see
+ * weft_io_close). weft_io_close leaves the flag as it is (on a file that
+ * other descriptors share, deregister, then close(2)). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
 /* The registered fd (>= 0), for the caller's own calls on it (setsockopt,
  * getsockopt; for a half-close use weft_io_shutdown, which also wakes the
