@@ -718,7 +718,14 @@ enum weft_stdio {
 	WEFT_STDIO_INHERIT = 0, /* the parent's own descriptor; one that is a
 				 * non-blocking pipe (the parent registered its
 				 * stdout, a pipe to a pager) is opened again for
-				 * the child, blocking, as for WEFT_STDIO_FD */
+				 * the child, blocking, as for WEFT_STDIO_FD. A
+				 * socket cannot be opened again: one the parent
+				 * registered (a socket-activated or inetd-style
+				 * service's 0-2) reaches the child non-blocking,
+				 * and a child that does not expect it fails its
+				 * reads or writes with EAGAIN. Give such a child
+				 * WEFT_STDIO_PIPE and copy, or weft_io_deregister
+				 * the socket first (it is blocking again then) */
 	WEFT_STDIO_PIPE,        /* a pipe; the parent's end registered with rt */
 	WEFT_STDIO_NULL,        /* /dev/null */
 	WEFT_STDIO_FD,          /* the caller's descriptor in opts.fd[i] (a file, a
@@ -726,7 +733,8 @@ enum weft_stdio {
 				 * copy, the caller's stays open and its own (Go's
 				 * cmd.Stdout = f, Tokio's Stdio::from); a non-blocking
 				 * pipe (a registered one) is opened again for the child,
-				 * blocking; other non-blocking files stay so */
+				 * blocking; other non-blocking files (a registered
+				 * socket) stay so, as for WEFT_STDIO_INHERIT */
 };
 
 struct weft_process_opts {
