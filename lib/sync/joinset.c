@@ -306,6 +306,8 @@ size_t weft_joinset_len(struct weft_joinset *s)
 	return n;
 }
 
+static bool idle_member_forked(struct weft_joinset *s);
+
 int weft_joinset_abort_all(struct weft_joinset *s)
 {
 	if (!s)
@@ -315,6 +317,13 @@ int weft_joinset_abort_all(struct weft_joinset *s)
 	 * an abort only schedules the task. A member whose spawn is under
 	 * way is not listed yet: the epoch makes js_add abort it. */
 	weft__slock_lock(&s->lock);
+	/* In a forked child a member still running on the parent's runtime
+	 * cannot be aborted (weft_abort says -ECHILD there): this said 0,
+	 * having done nothing (found by a review). Nothing is aborted. */
+	if (idle_member_forked(s)) {
+		weft__slock_unlock(&s->lock);
+		return -ECHILD;
+	}
 	atomic_fetch_add_explicit(&s->abort_epoch, 1, memory_order_relaxed);
 	for (struct js_entry *e = s->idle; e; e = e->next)
 		weft_abort(e->task);
@@ -534,9 +543,21 @@ int weft_joinset_destroy(struct weft_joinset *s)
 	s->idle = s->ready = s->ready_tail = NULL;
 	s->len = 0;
 	weft__slock_unlock(&s->lock);
+	bool forked = atomic_load_explicit(&weft__fork_gen, memory_order_relaxed);
 	while (all) {
 		struct js_entry *e = all;
 		all = e->next;
+		/* In a forked child, a member of a runtime made before the fork
+		 * is the parent's: no thread of the child runs it, and
+		 * weft_abort and weft_detach refuse it (-ECHILD), so the join
+		 * waker it holds is never woken or dropped here, and the entry
+		 * and the set were never freed - the child's copy leaked
+		 * (found by a review). The child's copy of the entry is freed
+		 * as is; the parent's copy of the set still has the task. */
+		if (forked && e->task && weft__task_forked(e->task)) {
+			entry_discard(e);
+			continue;
+		}
 		if (e->task) {
 			weft_abort(e->task);
 			weft_detach(e->task); /* drops the entry waker if registered */

@@ -431,3 +431,59 @@ Test(alloc_faults, heap_release_from_several_threads_at_first_use, .timeout = WT
 			  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 	}
 }
+
+/* A join set in a forked child whose members are the parent's tasks:
+ * weft_joinset_abort_all says -ECHILD (weft_abort's answer there), with
+ * nothing aborted, and weft_joinset_destroy frees the child's copy - the
+ * set and its entries, counted here - leaving the parent's tasks alone.
+ * abort_all said 0 having done nothing, and destroy freed nothing: the
+ * members' join wakers, never dropped in the child, kept the entries and
+ * the set (found by a review). */
+static void *sleep_until_aborted(void *a)
+{
+	weft_sleep_ns(60000000000ull);
+	return a;
+}
+
+Test(alloc_faults, a_forked_childs_joinset_destroy_frees_its_copy, .timeout = WT_TMO(60))
+{
+	cr_assert_eq(weft_set_allocator(&counting), 0);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, sleep_until_aborted, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, sleep_until_aborted, NULL, NULL), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		alarm(10); /* a hang shows as SIGALRM */
+		int bad = 0;
+		long live = atomic_load(&n_live);
+		if (weft_joinset_abort_all(s) != -ECHILD)
+			bad |= 1;
+		if (weft_joinset_len(s) != 2)
+			bad |= 2;
+		if (weft_joinset_destroy(s) != 0)
+			bad |= 4;
+		if (atomic_load(&n_live) != live - 3) /* the set and two entries */
+			bad |= 8;
+		_exit(bad);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "child died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	cr_assert_eq(WEXITSTATUS(st), 0, "child: mask %d (1 abort_all not -ECHILD, 2 len, "
+		     "4 destroy not 0, 8 the set's memory not freed)", WEXITSTATUS(st));
+	/* the parent's set is whole, its tasks running */
+	cr_assert_eq(weft_joinset_len(s), 2);
+	cr_assert_eq(weft_joinset_abort_all(s), 0);
+	for (int i = 0; i < 2; i++) {
+		int rc = weft_joinset_join_next(s, NULL, NULL);
+		cr_assert(rc == -EINTR || rc == -ECANCELED, "member %d: %d", i, rc);
+	}
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert_eq(weft_runtime_destroy(rt), 0);
+	cr_assert_eq(weft_set_allocator(NULL), 0);
+}

@@ -592,7 +592,11 @@ struct weft_joinset;
 
 /* Errors: -EINVAL (NULL out), -ENOMEM. */
 WEFT_API int weft_joinset_create(struct weft_joinset **out);
-/* Errors: -EINVAL (NULL s), -EBUSY (a joiner's entry is linked). */
+/* Aborts and detaches the members still in the set, and frees it. In a
+ * forked child, members that are tasks of a runtime made before the fork
+ * are the parent's and are left alone (its copy of the set still has
+ * them); the child's copy is freed all the same (0).
+ * Errors: -EINVAL (NULL s), -EBUSY (a joiner's entry is linked). */
 WEFT_API int weft_joinset_destroy(struct weft_joinset *s);
 
 /*
@@ -643,7 +647,9 @@ WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **resul
  * started, with what fn returned as it unwound), a member whose spawn
  * into the set runs at the same time on another thread included; a spawn
  * that starts after abort_all returned is not aborted. 0, or -EINVAL
- * (NULL s). */
+ * (NULL s), -ECHILD (in a forked child, a member still running is a task
+ * of a runtime made before the fork, which weft_abort refuses there too:
+ * nothing aborted). */
 WEFT_API int weft_joinset_abort_all(struct weft_joinset *s);
 /* Tasks in the set: spawned and not yet returned by join_next (0 for NULL). */
 WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
