@@ -195,6 +195,8 @@ int weft_child_open(struct weft_runtime *rt, pid_t pid, struct weft_io **out)
 	int rc = weft_io_register(rt, pfd, out);
 	if (rc)
 		close(pfd);
+	else
+		weft__io_mark_child(*out);
 	return rc;
 }
 
@@ -231,7 +233,12 @@ int weft__child_reap_keep(struct weft_io *io, int *status)
 
 int weft_child_reap(struct weft_io *io, int *status)
 {
-	if (!io)
+	/* A registration weft_child_open did not make (a socket, a pipe, a
+	 * pidfd of a process that is not our child) is the caller's mistake:
+	 * refused, untouched. The waitid's -ECHILD closed it as a child
+	 * reaped by another wait (a socket's -EBADF left it open, though
+	 * -EBADF says closed): found by a review. */
+	if (!io || !weft__io_is_child(io))
 		return -EINVAL;
 	int st = 0;
 	int rc = weft__child_reap_keep(io, &st);

@@ -92,6 +92,8 @@ struct weft_io {
 					 * (set under retired_lock) */
 	bool set_nonblock;              /* O_NONBLOCK was weft's: a deregistration
 					 * clears it again (fd_done) */
+	bool is_child;                  /* a child's pidfd (weft_child_open, a
+					 * process's): weft_child_reap takes it */
 	_Atomic bool fd_closed;         /* fd closed already: io_uring, the poll's reference
 					 * the only one left (io_unref) */
 	_Atomic uint64_t readiness;
@@ -1078,6 +1080,8 @@ int weft_io_fd(const struct weft_io *io)
 
 int weft__io_fd(const struct weft_io *io) { return io->fd; }
 bool weft__io_is_msg(const struct weft_io *io) { return io->is_msg; }
+void weft__io_mark_child(struct weft_io *io) { io->is_child = true; }
+bool weft__io_is_child(const struct weft_io *io) { return io->is_child; }
 
 bool weft__io_forked(const struct weft_io *io) { return WEFT__FORKED(io->rt); }
 

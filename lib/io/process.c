@@ -318,6 +318,8 @@ static int adopt_child(struct weft_runtime *rt, pid_t pid, struct weft_process *
 		errno = EMFILE;
 	}
 	int rc = kfd < 0 ? -errno : weft_io_register(rt, pfd, &out->child);
+	if (!rc)
+		weft__io_mark_child(out->child);
 	if (rc) {
 		discard_child(pfd);
 		close(pfd);

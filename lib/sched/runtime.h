@@ -711,6 +711,10 @@ int weft__io_hold(struct weft_io *io);
 /* The registration's fd, for a caller holding it (weft__io_hold): weft_io_fd
  * says -EBADF once a close has begun, while the held fd stays open. */
 int weft__io_fd(const struct weft_io *io);
+/* io.c: mark a registration of a child's pidfd, made by weft (child.c,
+ * process.c), which weft_child_reap takes; any other it refuses */
+void weft__io_mark_child(struct weft_io *io);
+bool weft__io_is_child(const struct weft_io *io);
 /* io.c: a datagram or seqpacket socket, where one read takes one message
  * (cut to the room given; an empty one reads as 0): no stream to buffer
  * or copy from (reader.c; the copies say -EPROTOTYPE) */

@@ -2207,6 +2207,29 @@ Test(child_wait, open_and_reap_in_a_select_beside_a_token, .timeout = WT_TMO(20)
 	cr_assert_eq(weft_child_open(rt, 1, NULL), -EINVAL);
 	cr_assert_eq(weft_child_reap(NULL, NULL), -EINVAL);
 	cr_assert_null(io);
+	/* a registration weft_child_open did not make: -EINVAL, untouched.
+	 * A pidfd of a process not our child was closed (waitid's -ECHILD
+	 * taken for a child reaped elsewhere), a pipe got -EBADF - "closed
+	 * already" - and stayed open (found by a review) */
+	int mp[2];
+	cr_assert_eq(pipe2(mp, O_CLOEXEC), 0);
+	struct weft_io *mio;
+	cr_assert_eq(weft_io_register(rt, mp[0], &mio), 0);
+	int mst = 12345;
+	cr_assert_eq(weft_child_reap(mio, &mst), -EINVAL, "a pipe");
+	cr_assert_eq(mst, 12345);
+	cr_assert_eq(weft_io_fd(mio), mp[0], "still registered");
+	cr_assert_eq(write(mp[1], "k", 1), 1);
+	char mc;
+	cr_assert_eq(weft_read(mio, &mc, 1), 1);
+	cr_assert_eq(weft_io_close(mio), 0);
+	close(mp[1]);
+	int ppfd = (int)syscall(SYS_pidfd_open, getppid(), 0);
+	cr_assert_geq(ppfd, 0);
+	cr_assert_eq(weft_io_register(rt, ppfd, &mio), 0);
+	cr_assert_eq(weft_child_reap(mio, &mst), -EINVAL, "a pidfd of our parent");
+	cr_assert_eq(weft_io_fd(mio), ppfd, "still registered");
+	cr_assert_eq(weft_io_close(mio), 0, "closed once, here");
 	/* a reap twice, or after a close: -EBADF, not a waitid on whatever
 	 * file took the number (while no newer registration reuses the
 	 * handle's memory, io.h) */

@@ -657,7 +657,9 @@ WEFT_API int weft_child_wait(struct weft_runtime *rt, pid_t pid, int *status,
  * as after any weft call's EAGAIN; wait again), or an
  * error (-ECHILD: reaped by another wait; the registration is closed;
  * -EBADF: reaped or closed already - caught while the registration's memory
- * is not reused, as a second weft_io_close is).
+ * is not reused, as a second weft_io_close is; -EINVAL: NULL io, or a
+ * registration weft_child_open did not make - a socket, a pipe, a pidfd
+ * the caller registered itself -, left untouched).
  * To give up on a child, weft_io_close the registration (the child stays
  * the caller's to reap). open's errors: -EINVAL (NULL rt or out, pid <=
  * 0), -ESRCH, -ECHILD (not a child of this process, a thread's id
