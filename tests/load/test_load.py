@@ -352,6 +352,11 @@ def test_args(load):
         (["--shape", "skewed", "-qd"], "option -d needs an argument"),
         (["--shape", "skewed", "--duration"], "needs an argument"),
         (["--shape", "skewed", "stray"], "unexpected argument"),
+        # --list and --help acted as soon as read: a word after them was
+        # never looked at, exit 0 (a review, 2026-12-07)
+        (["--list", "extra"], "unexpected argument 'extra'"),
+        (["--help", "extra"], "unexpected argument 'extra'"),
+        (["extra", "-l"], "unexpected argument 'extra'"),
         (["--shape", "skewed", "--units", "5", "--warmup", "1"], "exclude each other"),
         # --units runs until its units are done: a --duration beside it was
         # ignored without a word (and written to the JSON as duration_s)
@@ -554,6 +559,28 @@ def test_windows(load):
               "-o a link to /proc/self/fd/1: the link was replaced (%s)" % sorted(os.listdir(tmp)))
         with open(res) as f:
             check("series" in json.loads(f.read()), "--json -o LINK-TO-STDOUT > FILE: no series")
+        # -o naming a link to a file writes the file and keeps the link:
+        # the NAME.XXXXXX was renamed over the link, a file in its place,
+        # the target as it was; a link to nothing is refused before the
+        # run (a review, 2026-12-07)
+        sub = os.path.join(tmp, "d")
+        os.mkdir(sub)
+        target, flink, dang = os.path.join(sub, "target.json"), os.path.join(tmp, "flink"), os.path.join(tmp, "dang")
+        with open(target, "w") as f:
+            f.write("previous results\n")
+        os.symlink(os.path.join("d", "target.json"), flink)
+        p = run([load, "--shape", "fork-join", "--units", "3", "--quiet", "-o", flink], timeout=30)
+        check(p.returncode == 0, "-o LINK-TO-FILE: exit %d %r" % (p.returncode, p.stderr))
+        check(os.path.islink(flink), "-o LINK-TO-FILE: the link was replaced by a file")
+        with open(target) as f:
+            check("series" in json.loads(f.read()), "-o LINK-TO-FILE: the target does not hold the results")
+        check(sorted(os.listdir(sub)) == ["target.json"], "-o LINK-TO-FILE: left %s" % sorted(os.listdir(sub)))
+        os.symlink(os.path.join(tmp, "nowhere"), dang)
+        p = run([load, "--shape", "fork-join", "--units", "3", "--quiet", "-o", dang], timeout=30)
+        check(p.returncode == 1 and "symbolic link to nothing" in p.stderr,
+              "-o DANGLING-LINK: exit %d %r" % (p.returncode, p.stderr))
+        check(os.path.islink(dang) and not os.path.exists(os.path.join(tmp, "nowhere")),
+              "-o DANGLING-LINK: the link or its target was touched")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     # the progress line's p99 of an interval that measured no latency (the

@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -444,6 +445,7 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *shape = NULL;
+	char want = 0; /* 'l' --list, 'h' --help: once the words are all read */
 	uint64_t u;
 	int o;
 	*c = (struct cfg){ .duration = 10, .interval = 1, .drain = 10 };
@@ -527,14 +529,26 @@ static int parse_args(int argc, char **argv, struct cfg *c)
 						   "got '%s'", optarg);
 			break;
 		case 'q': c->quiet = true; break;
-		case 'l': list_shapes(stdout); exit(stdout_ok() ? 0 : 1);
-		case 'h': fputs(usage_text, stdout); list_shapes(stdout); exit(stdout_ok() ? 0 : 1);
+		case 'l':
+		case 'h':
+			if (!want || o == 'h')
+				want = (char)o;
+			break;
 		case ':': return usage_error("option %s needs an argument", bad);
 		default: return usage_error("unknown option '%s'", bad);
 		}
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	/* After the check above: --list and --help acted as soon as they were
+	 * read, and `--list extra`, `--help extra` exited 0 with the word
+	 * never looked at (found by a review) */
+	if (want == 'h')
+		fputs(usage_text, stdout);
+	if (want) {
+		list_shapes(stdout);
+		exit(stdout_ok() ? 0 : 1);
+	}
 	if (!shape) {
 		fprintf(stderr, "weft-load: --shape is required\n");
 		list_shapes(stderr);
@@ -1149,6 +1163,8 @@ static void print_text(const struct result *r)
 
 /* --output's temporary file until it is renamed into place (main). */
 static char out_tmp[4096];
+/* --output's link, resolved: the file the results replace (main) */
+static char out_real[PATH_MAX];
 
 static void drop_out_tmp(void)
 {
@@ -1167,9 +1183,26 @@ int main(int argc, char **argv)
 	 * now, so a bad path fails before the run; an early exit removes it. */
 	/* Only for a regular file (or a new one): a device or a FIFO (say
 	 * /dev/stdout) is written in place, never renamed over. */
-	struct stat ost, sst;
+	struct stat ost, sst, lst;
 	bool exists = cfg.output && stat(cfg.output, &ost) == 0;
+	int stat_err = errno;
 	bool direct = exists && !S_ISREG(ost.st_mode);
+	/* The file replaced: NAME, or the file a link NAME points to. The
+	 * NAME.XXXXXX renamed over a link replaced the link with a file,
+	 * leaving its target as it was (found by a review); a link to nothing
+	 * is refused, as there is no file to write through it to. */
+	const char *out_path = cfg.output;
+	if (cfg.output && !lstat(cfg.output, &lst) && S_ISLNK(lst.st_mode)) {
+		if (!exists) {
+			fprintf(stderr, "weft-load: %s: %s\n", cfg.output,
+				stat_err == ENOENT ? "a symbolic link to nothing" : strerror(stat_err));
+			return 1;
+		}
+		if (!direct && !(out_path = realpath(cfg.output, out_real))) {
+			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
+			return 1;
+		}
+	}
 	/* -o naming the file stdout writes to (/dev/stdout, /proc/self/fd/1,
 	 * the file stdout is redirected to): the results go to stdout itself,
 	 * once. With --json, stdout got two JSON objects (the summary, then
@@ -1186,7 +1219,7 @@ int main(int argc, char **argv)
 	 * file of that name, and two runs given one NAME wrote into the same
 	 * temporary file (found by a review) */
 	if (cfg.output && !direct &&
-	    (size_t)snprintf(out_tmp, sizeof(out_tmp), "%s.XXXXXX", cfg.output) >= sizeof(out_tmp)) {
+	    (size_t)snprintf(out_tmp, sizeof(out_tmp), "%s.XXXXXX", out_path) >= sizeof(out_tmp)) {
 		fprintf(stderr, "weft-load: %s: name too long\n", cfg.output);
 		return 1;
 	}
@@ -1386,7 +1419,7 @@ int main(int argc, char **argv)
 			/* a failed write is a failed run (it exited 0) */
 			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno ? errno : EIO));
 			status = 1;
-		} else if (out_tmp[0] && rename(out_tmp, cfg.output)) {
+		} else if (out_tmp[0] && rename(out_tmp, out_path)) {
 			fprintf(stderr, "weft-load: %s: %s\n", cfg.output, strerror(errno));
 			status = 1;
 		} else {
