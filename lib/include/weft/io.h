@@ -73,8 +73,9 @@ WEFT_API int weft_io_close(struct weft_io *io);
  * a stdout, a pipe a shell shares - as Go's File.Fd makes it blocking;
  * one registered non-blocking stays so). Calls on the registration still
  * in progress on other threads may use the fd until they return, and the
- * flag is cleared when the last of them returns: close it only after they
- * have. -EBADF if it was closed or deregistered already (see
+ * flag is cleared when the last of them returns: close it, or register it
+ * again, only after they have (a later clear would leave the new
+ * registration's fd blocking). -EBADF if it was closed or deregistered already (see
  * weft_io_close). weft_io_close leaves the flag as it is (on a file that
  * other descriptors share, deregister, then close(2)). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
