@@ -230,9 +230,17 @@ static int select_poll(struct weft_select_arm *arms, size_t n, struct weft_cx *c
 	uintptr_t *claim = &arms[0]._claim;
 	/* Read by notifiers under their locks, while this select may be
 	 * re-polled on another thread: atomic, and stored once per arm. */
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (__atomic_load_n(&arms[i]._w._sel, __ATOMIC_RELAXED) != claim)
 			__atomic_store_n(&arms[i]._w._sel, claim, __ATOMIC_RELAXED);
+		/* not completed (weft.h): the winner's is set below. A task's
+		 * drop that cancels a pending select looks at its send arm's
+		 * rc to know whether the item went; the WEFT_SEL_* arms
+		 * started at 0, which read as sent, and an arm array reused
+		 * from an earlier select kept its old result (found by a
+		 * review). */
+		arms[i].rc = -EINPROGRESS;
+	}
 	uintptr_t c = 0;
 	if (!__atomic_compare_exchange_n(claim, &c, WEFT__SEL_POLLING, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {

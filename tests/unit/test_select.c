@@ -1099,6 +1099,69 @@ Test(select, a_send_arm_keeps_its_place_while_its_select_polls, .timeout = WT_TM
 	wt_rt_destroy(rt);
 }
 
+/* A poll task's drop cancels its pending select and looks at the send
+ * arm's rc to know whether its item went (weft.h). The arms the WEFT_SEL_*
+ * macros made started with rc 0, which reads as "sent": a drop trusting
+ * it leaked (or, for a pointer item, double-owned) what was never sent,
+ * and an array reused from an earlier select kept the old winner's 0
+ * (found by a review). Not completed is -EINPROGRESS now. */
+struct sd_task { struct weft_select_arm arms[2]; long v; atomic_int linked, rc_at_drop; };
+
+static enum weft_poll sd_poll(void *state, struct weft_cx *cx)
+{
+	struct sd_task *s = state;
+	size_t idx;
+	if (weft_select_poll(s->arms, 2, cx, &idx) == 0)
+		return WEFT_READY;
+	atomic_store(&s->linked, 1);
+	return WEFT_PENDING;
+}
+
+static void sd_drop(void *state)
+{
+	struct sd_task *s = state;
+	weft_select_cancel(s->arms, 2);
+	atomic_store(&s->rc_at_drop, s->arms[0].rc);
+}
+
+Test(select, a_cancelled_send_arm_that_did_not_send_says_so, .timeout = WT_TMO(30))
+{
+	struct weft_select_arm fresh = WEFT_SEL_SEND((struct weft_chan *)1, (void *)1);
+	cr_assert_eq(fresh.rc, -EINPROGRESS, "a new arm reads as not completed");
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_chan *full = mkchan(1), *quiet = mkchan(1);
+	long z = 0, got;
+	cr_assert_eq(weft_chan_try_send(full, &z), 0);
+	for (int reused = 0; reused < 2; reused++) {
+		struct sd_task *s = calloc(1, sizeof(*s));
+		s->v = 7;
+		s->arms[0] = WEFT_SEL_SEND(full, &s->v);
+		s->arms[1] = WEFT_SEL_RECV(quiet, &got);
+		if (reused) {
+			/* the array of a select the send arm won before */
+			cr_assert_eq(weft_chan_recv(full, &got), 0);
+			cr_assert_eq(weft_select(s->arms, 2, WEFT_FOREVER), 0);
+			cr_assert_eq(s->arms[0].rc, 0);
+		}
+		struct weft_task *t;
+		cr_assert_eq(weft_spawn_poll(rt, sd_poll, s, sd_drop, &t), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&s->linked), WT_LONG_MS));
+		cr_assert_eq(weft_abort(t), 0);
+		cr_assert_eq(weft_join(t, NULL), -ECANCELED);
+		int rc = atomic_load(&s->rc_at_drop);
+		cr_assert_eq(rc, -EINPROGRESS, "%s array: the drop read rc %d for an item never sent",
+			     reused ? "a reused" : "a new", rc);
+		free(s);
+	}
+	/* the reused round's own select sent 7; the aborted arms sent nothing */
+	cr_assert_eq(weft_chan_recv(full, &got), 0);
+	cr_assert_eq(got, 7);
+	cr_assert_eq(weft_chan_try_recv(full, &got), -EAGAIN, "an aborted arm's item was sent");
+	cr_assert_eq(weft_chan_destroy(full), 0);
+	cr_assert_eq(weft_chan_destroy(quiet), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A TICK arm on a thread in weft_block_on: its timer goes through the
  * runtime's wheel, which fires a little after the tick (and never once
  * the runtime has shut down), so a select woken at the tick by its cap

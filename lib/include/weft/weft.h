@@ -749,7 +749,7 @@ struct weft_select_arm {
 	void *obj;
 	void *ptr;
 	uint64_t arg;
-	int rc;                          /* out: the winner's result */
+	int rc;                          /* out: the winner's result; -EINPROGRESS: not completed */
 	uint64_t id;                     /* out: JOINSET member's task id; BROADCAST: items missed */
 	struct weft_io_ready io_ready;   /* out: IO readiness */
 	struct weft_wait _w;             /* private */
@@ -759,7 +759,8 @@ struct weft_select_arm {
 #define WEFT_SELECT_MAX_ARMS 64
 
 #define WEFT__SEL(OP, OBJ, PTR, ARG) \
-	((struct weft_select_arm){ .op = (OP), .obj = (OBJ), .ptr = (PTR), .arg = (ARG) })
+	((struct weft_select_arm){ .op = (OP), .obj = (OBJ), .ptr = (PTR), .arg = (ARG), \
+				   .rc = -EINPROGRESS })
 #define WEFT_SEL_SEND(ch, item)       WEFT__SEL(WEFT_SEL_CHAN_SEND, (ch), (void *)(item), 0)
 #define WEFT_SEL_RECV(ch, item)       WEFT__SEL(WEFT_SEL_CHAN_RECV, (ch), (item), 0)
 #define WEFT_SEL_ONESHOT(o, valuep)   WEFT__SEL(WEFT_SEL_ONESHOT_RECV, (o), (valuep), 0)
@@ -826,7 +827,10 @@ WEFT_API int weft_select_fair_poll(struct weft_select_arm *arms, size_t n, struc
 /* Deregister every arm (passing on grants, cancelling timers). No-op on
  * idle arms; NULL arms is ignored. A CHAN_SEND arm whose item a receiver
  * had already taken cannot be undone: its rc is set to 0 (the item was
- * sent; a task's drop can look), every other arm's is left as it was. */
+ * sent; a task's drop can look), every other arm's is left as it was:
+ * -EINPROGRESS, which each select call and the WEFT_SEL_* macros set in
+ * every arm that has not completed (an arm whose item is still the
+ * caller's). */
 WEFT_API void weft_select_cancel(struct weft_select_arm *arms, size_t n);
 
 /* ---------------------------------------------------------------- wakers */
