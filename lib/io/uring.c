@@ -131,6 +131,34 @@ uint64_t weft__uring_overflows(struct weft_runtime *rt)
 	return atomic_load_explicit(&rt->driver.uring->overflows, memory_order_seq_cst);
 }
 
+/*
+ * Submit a NOP and wait for it: the ring is of no use if io_uring_enter is
+ * refused while io_uring_setup is not (a seccomp filter that names only
+ * the one, as an allow-list without it does): every registration failed
+ * and the first wake was fatal (weft__uring_wake), where the environment's
+ * choice should fall back to epoll (found by a review). Its error, or 0.
+ */
+static int probe_enter(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe)
+		return -EAGAIN;
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+	int rc;
+	while ((rc = io_uring_submit_and_wait(ring, 1)) == -EINTR)
+		;
+	if (rc < 0)
+		return rc;
+	struct io_uring_cqe *cqe;
+	rc = io_uring_wait_cqe(ring, &cqe);
+	if (rc < 0)
+		return rc;
+	rc = cqe->res < 0 ? cqe->res : 0;
+	io_uring_cqe_seen(ring, cqe);
+	return rc;
+}
+
 int weft__uring_init(struct weft_runtime *rt)
 {
 	struct weft__uring *u = weft__calloc(1, sizeof(*u));
@@ -158,6 +186,13 @@ int weft__uring_init(struct weft_runtime *rt)
 		io_uring_queue_exit(&u->ring);
 		weft__free(u);
 		return -EOPNOTSUPP;
+	}
+	rc = probe_enter(&u->ring);
+	if (rc < 0) { /* EPERM: a seccomp filter */
+		RING_GONE();
+		io_uring_queue_exit(&u->ring);
+		weft__free(u);
+		return rc;
 	}
 	pthread_mutex_init(&u->sq_lock, NULL);
 	atomic_init(&u->wake_pending, false);

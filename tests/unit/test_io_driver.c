@@ -140,14 +140,14 @@ Test(io_driver, a_message_to_a_closed_stderr_raises_no_sigpipe, .timeout = WT_TM
 	cr_assert_not(sigismember(&pend, SIGPIPE), "a SIGPIPE left pending");
 }
 
-/* Refuse io_uring_setup with `err`, as a seccomp profile or
- * kernel.io_uring_disabled=2 does. Criterion runs each test in its own
- * process: the filter stays in it. */
-static void refuse_io_uring(int err)
+/* Refuse system call `nr` with `err`, as a seccomp profile (or, for
+ * io_uring_setup, kernel.io_uring_disabled=2) does. Criterion runs each
+ * test in its own process: the filter stays in it. */
+static void refuse_syscall(long nr, int err)
 {
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
@@ -156,6 +156,8 @@ static void refuse_io_uring(int err)
 	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s",
 		     strerror(errno));
 }
+
+static void refuse_io_uring(int err) { refuse_syscall(__NR_io_uring_setup, err); }
 
 /* Asked for by the option, a refused io_uring is the create's error;
  * asked for by the environment, epoll, said once on stderr. */
@@ -177,6 +179,42 @@ Test(io_driver, a_refused_io_uring_fails_the_option_and_falls_back_from_the_envi
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	struct weft_io *a;
 	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	cr_assert_eq(write(sv[1], "x", 1), 1);
+	cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, 2000000000ull) & WEFT_IO_READABLE,
+		     WEFT_IO_READABLE);
+	weft_io_close(a);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+	fflush(stderr);
+	cr_assert_stderr_eq_str("weft: WEFT_IO_DRIVER=uring: io_uring is not available "
+				"(Operation not permitted); using epoll\n");
+}
+
+static void *ret_arg(void *arg) { return arg; }
+
+/* A filter that lets io_uring_setup through but refuses io_uring_enter
+ * leaves a ring nothing can be submitted to: the create finds it out
+ * (refused, or epoll from the environment), not the first wake, which
+ * aborted the process. */
+Test(io_driver, a_refused_io_uring_enter_is_found_at_create, .timeout = WT_TMO(30))
+{
+	refuse_syscall(__NR_io_uring_enter, EPERM);
+	struct weft_runtime *rt = NULL;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), -EPERM);
+	cr_assert_null(rt);
+
+	chaos_seed_said();
+	cr_redirect_stderr();
+	setenv("WEFT_IO_DRIVER", "uring", 1);
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_DEFAULT, &rt), 0);
+	cr_assert_eq(weft_runtime_io_driver(rt), WEFT_IO_DRIVER_EPOLL);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct weft_io *a;
+	cr_assert_eq(weft_io_register(rt, sv[0], &a), 0);
+	void *r = NULL;
+	cr_assert_eq(weft_block_on(rt, ret_arg, a, &r), 0); /* a wake */
+	cr_assert_eq(r, a);
 	cr_assert_eq(write(sv[1], "x", 1), 1);
 	cr_assert_eq(weft_io_wait(a, WEFT_IO_READABLE, 2000000000ull) & WEFT_IO_READABLE,
 		     WEFT_IO_READABLE);

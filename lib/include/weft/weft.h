@@ -160,7 +160,8 @@ enum weft_io_driver {
  * tasks their start hooks spawned are ended as by a shutdown); with
  * io_driver WEFT_IO_DRIVER_URING: -ENOSYS (no io_uring: the kernel, or a
  * libweft built without liburing), -EPERM (kernel.io_uring_disabled, a
- * seccomp filter), -EOPNOTSUPP (a kernel before 5.18), -EMFILE/-ENFILE
+ * seccomp filter of io_uring_setup or io_uring_enter: the create submits
+ * one request to find out), -EOPNOTSUPP (a kernel before 5.18), -EMFILE/-ENFILE
  * (no fd for the ring), -ENOMEM (io_uring_setup's).
  * `opts` may be NULL for all defaults.
  */
