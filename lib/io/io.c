@@ -667,10 +667,14 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	/* io_uring reports the wakeup's key, not the fd's state: every TCP
 	 * data arrival says EPOLLPRI, so urgent data cannot be told apart, and
 	 * a read stopped at an urgent mark would be taken for a dry buffer and
-	 * wait for an edge that never comes. Under it a short transfer is not
-	 * trusted (a read that finds nothing costs an EAGAIN, as epoll's did
-	 * before short_xfer). */
-	if (rt->driver.uring)
+	 * wait for an edge that never comes. Under it a short transfer on a
+	 * socket is not trusted (a read that finds nothing costs an EAGAIN,
+	 * as epoll's did before short_xfer). A pipe has no urgent data (its
+	 * wakeups say EPOLLIN or EPOLLOUT, never EPOLLPRI): it keeps it, as
+	 * under epoll. Not trusted there either, a pipe read dry stayed
+	 * READABLE under io_uring alone, and weft_io_wait said it was ready
+	 * with nothing to read (found by a review). */
+	if (rt->driver.uring && io->is_socket)
 		io->stream = false;
 	atomic_init(&io->urgent, false);
 	atomic_init(&io->readiness, 0);
