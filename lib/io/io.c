@@ -291,7 +291,21 @@ static unsigned uring_state(struct weft_io *io, unsigned bits)
 	uint64_t r = atomic_load_explicit(&io->readiness, memory_order_relaxed);
 	if (!(r & RD_STATE & ~(uint64_t)bits))
 		return bits;
-	io_ref(io);
+	/*
+	 * Acquire, as io_tryref's (the poll's reference makes the count at
+	 * least 1 here, so no 0 check): a close's io_unref closes the fd
+	 * when its decrement finds only the poll's reference left, and that
+	 * decrement (acq_rel) comes after `detached` is set. An increment
+	 * after it in the count's order reads from it, and with acquire
+	 * synchronizes with it: the check below sees `detached` and does not
+	 * poll. One before it is counted by it: the fd stays open until our
+	 * io_unref. A relaxed increment gave the second half only: on a
+	 * weak-memory CPU (aarch64) the load of `detached` could be
+	 * satisfied before the increment and read false, and poll(2) an fd
+	 * closed - or another file that took the number (found by a review;
+	 * x86's locked add orders it anyway).
+	 */
+	atomic_fetch_add_explicit(&io->refs, 1, memory_order_acquire);
 	if (!atomic_load_explicit(&io->detached, memory_order_acquire)) {
 		struct pollfd p = { .fd = io->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP };
 		int n;
