@@ -76,6 +76,7 @@ struct weft_io {
 	 * arm_pending list. */
 	bool uring_removing;
 	bool uring_more;
+	bool uring_retried;             /* armed again after an unexplained end (io->lock) */
 	uint64_t uring_gen;             /* weft__uring_overflows when armed (io->lock) */
 	struct weft_io *arm_next;
 	/* io_uring: the poll holds a reference, and io is on the driver's
@@ -603,10 +604,18 @@ static void driver_del(struct weft_io *io)
  *    armed, or with the completion queue overflowed since it was armed
  *    (uring.c, note_overflow: an event that finds no room ends a multishot
  *    poll on some kernels, even its first).
- * A poll that failed otherwise, or ended at once with a mask (a file whose
- * poll never waits, such as a hung-up terminal's: io_uring calls it always
- * ready), marks the registration with an error instead: no readiness will
- * come, and re-arming would spin.
+ *  - it ended at once with a mask, once: the overflow count can miss the
+ *    queue full. The kernel (io_poll_check_events, 6.x) refuses the event
+ *    when the queue is full as it counts it - completions it has written
+ *    but not yet published included - and posts the last completion at
+ *    the end of that task-work run; if the driver took completions in
+ *    between, that one finds room, and the driver never saw the queue
+ *    full (a registration marked broken for good: found by a review).
+ *    `uring_retried` says this arm is that second chance.
+ * A poll that failed otherwise, or ended at once with a mask again (a
+ * file whose poll never waits, such as a hung-up terminal's: io_uring
+ * calls it always ready), marks the registration with an error instead:
+ * no readiness will come, and re-arming would spin.
  * Under io->lock, against driver_del: either the cancel is asked after the
  * new poll is in the kernel (it finds it), or we see it asked and do not
  * arm.
@@ -615,10 +624,13 @@ static void poll_ended(struct weft_io *io, uint32_t how)
 {
 	pthread_mutex_lock(&io->lock);
 	bool removing = io->uring_removing;
+	bool explained = io->uring_more || weft__uring_overflows(io->rt) != io->uring_gen;
+	bool at_once = !how && !explained;
 	bool again = !removing &&
 		     ((how & WEFT__EV_CANCELED) ||
-		      (!(how & WEFT__EV_FAILED) &&
-		       (io->uring_more || weft__uring_overflows(io->rt) != io->uring_gen)));
+		      (!(how & WEFT__EV_FAILED) && (explained || !io->uring_retried)));
+	if (again)
+		io->uring_retried = at_once;
 	if (again && uring_arm_locked(io) == 0) {
 		pthread_mutex_unlock(&io->lock);
 		atomic_fetch_add_explicit(&io->rt->driver.io_polls_rearmed, 1, memory_order_relaxed);

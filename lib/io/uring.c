@@ -34,8 +34,10 @@
  * - A multishot poll can end by itself (the completion queue overflowed):
  *   a last completion with a mask, after events that kept it armed or
  *   with an overflow seen since it was armed (`overflows`), re-arms it.
- *   One that ends at once otherwise is a file whose poll never waits (a
- *   hung-up terminal's): re-armed, it would end so at every pass.
+ *   The count can miss one (io.c, poll_ended), so a poll that ends at once
+ *   otherwise is armed again once; one that ends at once again is a file
+ *   whose poll never waits (a hung-up terminal's): re-armed, it would end
+ *   so at every pass.
  * - Files without readiness (regular files, directories, block devices,
  *   /dev/null): epoll refuses them with EPERM, io_uring would report them
  *   always ready. io.c refuses them with EPERM under both drivers.
@@ -100,6 +102,7 @@ struct weft__uring {
 	_Atomic bool wake_pending;
 	_Atomic uint64_t submits;
 	_Atomic uint64_t overflows;
+	_Atomic unsigned test_oneshot; /* weft__uring_test_oneshot */
 };
 
 /*
@@ -198,6 +201,7 @@ int weft__uring_init(struct weft_runtime *rt)
 	atomic_init(&u->wake_pending, false);
 	atomic_init(&u->submits, 0);
 	atomic_init(&u->overflows, 0);
+	atomic_init(&u->test_oneshot, 0);
 	rt->driver.uring = u;
 	return 0;
 }
@@ -248,9 +252,31 @@ static struct io_uring_sqe *get_sqe_locked(struct weft__uring *u)
 	return sqe;
 }
 
+/*
+ * Tests: arm the next n polls oneshot. A oneshot poll of a ready fd ends at
+ * once with the mask and no IORING_CQE_F_MORE: the completions a multishot
+ * poll posts when its first event finds no room in the completion queue
+ * and its last finds room again, which no test can time (io.c,
+ * poll_ended).
+ */
+void weft__uring_test_oneshot(struct weft_runtime *rt, unsigned n)
+{
+	atomic_store_explicit(&rt->driver.uring->test_oneshot, n, memory_order_relaxed);
+}
+
+static bool test_oneshot_take(struct weft__uring *u)
+{
+	unsigned n = atomic_load_explicit(&u->test_oneshot, memory_order_relaxed);
+	while (n && !atomic_compare_exchange_weak_explicit(&u->test_oneshot, &n, n - 1,
+							   memory_order_relaxed, memory_order_relaxed))
+		;
+	return n != 0;
+}
+
 int weft__uring_arm(struct weft_runtime *rt, int fd, void *reg, uint32_t events)
 {
 	struct weft__uring *u = rt->driver.uring;
+	bool oneshot = test_oneshot_take(u);
 	/* release: the registration's fields, for the consumer (see top) */
 	atomic_fetch_add_explicit(&u->submits, 1, memory_order_release);
 	pthread_mutex_lock(&u->sq_lock);
@@ -259,7 +285,10 @@ int weft__uring_arm(struct weft_runtime *rt, int fd, void *reg, uint32_t events)
 		pthread_mutex_unlock(&u->sq_lock);
 		return -EAGAIN;
 	}
-	io_uring_prep_poll_multishot(sqe, fd, events);
+	if (oneshot)
+		io_uring_prep_poll_add(sqe, fd, events);
+	else
+		io_uring_prep_poll_multishot(sqe, fd, events);
 	io_uring_sqe_set_data(sqe, reg);
 	int rc = submit_locked(u, sqe);
 	pthread_mutex_unlock(&u->sq_lock);
@@ -420,6 +449,7 @@ uint64_t weft__uring_overflows(struct weft_runtime *rt)
 	(void)rt;
 	return 0;
 }
+void weft__uring_test_oneshot(struct weft_runtime *rt, unsigned n) { (void)rt, (void)n; }
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns)
 {
 	(void)rt, (void)ev, (void)max, (void)timeout_ns;

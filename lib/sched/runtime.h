@@ -740,6 +740,7 @@ int weft__uring_arm(struct weft_runtime *rt, int fd, void *reg, uint32_t events)
 int weft__uring_disarm(struct weft_runtime *rt, void *reg);
 void weft__uring_wake(struct weft_runtime *rt);
 uint64_t weft__uring_overflows(struct weft_runtime *rt); /* completion queue overflows seen */
+void weft__uring_test_oneshot(struct weft_runtime *rt, unsigned n); /* tests: next n arms oneshot */
 int weft__uring_wait(struct weft_runtime *rt, struct epoll_event *ev, int max, int64_t timeout_ns);
 void weft__io_free_retired(struct weft_runtime *rt);
 void weft__io_arm_pending(struct weft_runtime *rt);    /* io_uring: driver lock held */

@@ -631,6 +631,53 @@ Test(io_driver, a_hung_up_terminal_does_not_make_the_driver_spin, .timeout = WT_
 }
 
 /*
+ * A multishot poll whose first event finds the completion queue full ends
+ * (its event is refused, and its last completion carries the mask with no
+ * IORING_CQE_F_MORE); if the queue has room again by the time that last
+ * completion is posted - the driver took some meanwhile - the driver may
+ * never have seen it full, and the poll looks like a hung-up terminal's,
+ * which ends at once at every arm: the registration was marked broken,
+ * every wait said WEFT_IO_ERROR and no readiness came again (found by a
+ * review, reading the kernel's io_poll_check_events). No test can time the
+ * kernel so; a oneshot poll of a ready fd (weft__uring_test_oneshot) posts
+ * the same completions. Now such a poll is armed again once; a terminal's
+ * ends at once again and is given up then (the test above).
+ */
+Test(io_driver, a_poll_that_ends_at_once_once_is_armed_again, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt;
+	cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(write(sv[1], "a", 1), 1); /* ready when armed: its first check ends it */
+	weft__uring_test_oneshot(rt, 1);
+	struct weft_io *io;
+	uint64_t rearmed = atomic_load(&rt->driver.io_polls_rearmed);
+	cr_assert_eq(weft_io_register(rt, sv[0], &io), 0);
+	/* armed by a worker (registered from this thread), ended, armed again */
+	for (int i = 0; i < 2000 && atomic_load(&rt->driver.io_polls_rearmed) == rearmed &&
+			!weft__io_broken(io); i++)
+		usleep(1000);
+	cr_assert(!weft__io_broken(io), "the poll was given up: the registration is broken");
+	cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 2000000000ull), WEFT_IO_READABLE);
+	char c;
+	cr_assert_eq(weft_read(io, &c, 1), 1);
+	cr_assert_eq(c, 'a');
+	/* the poll armed again reports the next byte */
+	uint64_t tick = weft__io_tick(io);
+	cr_assert_eq(write(sv[1], "b", 1), 1);
+	for (int i = 0; i < 2000 && weft__io_tick(io) == tick; i++)
+		usleep(1000);
+	cr_assert_neq(weft__io_tick(io), tick, "no readable event from the poll armed again");
+	cr_assert_eq(weft_io_wait(io, WEFT_IO_READABLE, 2000000000ull), WEFT_IO_READABLE);
+	cr_assert_eq(weft_read(io, &c, 1), 1);
+	cr_assert_eq(c, 'b');
+	cr_assert_eq(weft_io_close(io), 0);
+	close(sv[1]);
+	wt_rt_destroy(rt);
+}
+
+/*
  * A poll that fails (a completion with an error: -ENOMEM, -EINVAL for a
  * file io_uring cannot watch) leaves the registration "broken": ERROR
  * that no event clears, so every wait ends at once. The calls that loop
