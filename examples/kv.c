@@ -305,8 +305,17 @@ static void *acceptor(void *arg)
 		else if (weft_joinset_spawn(set, rt, conn, c, NULL))
 			weft_io_close(c);
 	}
-	while (weft_joinset_join_next(set, NULL, NULL) != -ENOENT)
+	/* Until the set is empty. A call that took no member out (no id:
+	 * this fiber was cancelled itself, by a shutdown that came before
+	 * the token) stops the loop too - it would say so again at once,
+	 * for ever; the destroy below ends those left. */
+	for (;;) {
+		uint64_t id = 0;
+		int rc = weft_joinset_join_next(set, NULL, &id);
+		if (rc == -ENOENT || !id)
+			break;
 		served++;
+	}
 	weft_joinset_destroy(set);
 	weft_io_close(l);
 	return (void *)served;
