@@ -204,7 +204,11 @@ WEFT_API int weft_io_set_deadline(struct weft_io *io, unsigned events, uint64_t 
  * while on a datagram or seqpacket socket it waits for a message and
  * takes it, as recv(2) does. weft_write/weft_send write all n
  * bytes unless an error occurs; if it occurs after some bytes were written
- * (a deadline included), they return that count instead. A write of 0
+ * (a deadline included), they return that count instead. Such a write is
+ * as many write(2)s as the kernel's buffer takes: two tasks writing on
+ * one stream registration at once may interleave their bytes (Go's Write
+ * keeps each whole; here, serialise the writers - a weft_mutex, or one
+ * writer task fed by a channel). A write of 0
  * bytes on a stream socket (weft_sendto's too, with a NULL addr) returns
  * 0 at once, with no system call (-EBADF if closed, -ECANCELED in a
  * cancelled fiber); on a datagram socket it sends an empty datagram. MSG_DONTWAIT in
