@@ -994,12 +994,35 @@ static int io_unref(struct weft_io *io)
 	 * poll's reference leaves the books under (poll_unref_locked) before
 	 * it is dropped: `polled` and a count of 1 after ours mean the one
 	 * left is the poll's.
+	 *
+	 * Every decrement that may leave one reference is made under the
+	 * lock, and `detached` is read after it, there. It was read before
+	 * the decrement, lock-free: a call's unref that read "not detached"
+	 * while weft_io_close ran decremented after the close's (which saw
+	 * the call's reference left and did not close) and left the poll's
+	 * alone: the fd stayed open until the poll's last completion (found
+	 * by a review). Now a decrement to 1 with `polled` means the owner's
+	 * reference went before ours, and its decrement (acq_rel, after the
+	 * exchange that set `detached`) is read by ours: `detached` is seen.
+	 * The check cannot come after a lock-free decrement instead: once
+	 * ours is gone, the poll's last completion may retire io and a later
+	 * registration reuse its memory. Above two, a decrement leaves at
+	 * least two: lock-free.
 	 */
-	if (d->uring && atomic_load_explicit(&io->detached, memory_order_acquire)) {
+	if (d->uring) {
+		int n = atomic_load_explicit(&io->refs, memory_order_relaxed);
+		while (n > 2)
+			/* acq_rel, as below */
+			if (atomic_compare_exchange_weak_explicit(&io->refs, &n, n - 1,
+								  memory_order_acq_rel,
+								  memory_order_relaxed))
+				return 0;
 		pthread_mutex_lock(&d->retired_lock);
+		/* acq_rel: pairs with the owner's decrement in detach (see above) */
 		int prev = atomic_fetch_sub_explicit(&io->refs, 1, memory_order_acq_rel);
 		if (prev != 1) {
 			bool now = prev == 2 && io->polled &&
+				   atomic_load_explicit(&io->detached, memory_order_relaxed) &&
 				   !atomic_exchange_explicit(&io->fd_closed, true,
 							     memory_order_relaxed);
 			int fd = io->fd;

@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -988,4 +989,71 @@ Test(io_driver, the_io_uring_state_comes_from_the_allocator, .timeout = WT_TMO(3
 		     "io_uring's create made %ld allocations through weft's allocator, epoll's %ld: "
 		     "the ring state came from elsewhere", made[1], made[0]);
 	cr_assert_eq(weft_set_allocator(NULL), 0);
+}
+
+/*
+ * io_uring: a call's last use of a registration racing weft_io_close. The
+ * call's io_unref read `detached` before its decrement: read false, it
+ * took the plain path; the close's decrement, under the lock, saw the
+ * call's reference left and did not close; the call's decrement then left
+ * only the poll's, and nobody closed the fd until a driver pass read the
+ * poll's last completion - never while the only worker is busy (found by a
+ * review). Each round: a fiber reads one byte and then holds the only
+ * worker; the test thread writes the byte and closes at once, from
+ * another thread; the peer must see the end while the worker is still
+ * held. The window is the call's two instructions, which must straddle
+ * the close's system calls: 20000 rounds did not catch it on the old code
+ * (the fix is reasoned in io_unref); this keeps the close racing the
+ * call's return under the lock the fix takes.
+ */
+struct race_read { struct weft_io *io; atomic_bool read_done, release; };
+
+static void *read_then_hold(void *arg)
+{
+	struct race_read *r = arg;
+	char c;
+	(void)weft_read(r->io, &c, 1); /* the byte, or -EBADF after the close */
+	atomic_store(&r->read_done, true);
+	uint64_t until = wt_now_ns() + 10000 * 1000000ull;
+	while (!atomic_load(&r->release) && wt_now_ns() < until)
+		; /* holds the only worker: no driver pass */
+	return NULL;
+}
+
+Test(io_driver, a_close_racing_a_calls_return_still_closes_the_fd, .timeout = WT_TMO(120))
+{
+	WEFT_OPTS(weft_runtime_opts, o, .workers = 1, .io_driver = WEFT_IO_DRIVER_URING);
+	struct weft_runtime *rt;
+	cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+	unsigned seed = 1;
+	for (int i = 0; i < 1000; i++) {
+		int sv[2];
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		struct race_read r = { 0 };
+		cr_assert_eq(weft_io_register(rt, sv[0], &r.io), 0);
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, read_then_hold, &r, &h), 0);
+		if (i & 1) /* half the rounds: the fiber blocked in the read first */
+			for (int k = 0; k < 200; k++)
+				sched_yield();
+		cr_assert_eq(write(sv[1], "x", 1), 1);
+		/* a close at a varying point of the read's return */
+		seed = seed * 1103515245u + 12345u;
+		for (volatile unsigned k = (seed >> 16) % 4000; k; k--)
+			;
+		cr_assert_eq(weft_io_close(r.io), 0);
+		struct pollfd p = { .fd = sv[1], .events = POLLRDHUP };
+		int n;
+		while ((n = poll(&p, 1, 3000)) < 0 && errno == EINTR)
+			;
+		/* before the release: a close left to the poll's last
+		 * completion comes only after it */
+		bool read_done = atomic_load(&r.read_done);
+		atomic_store(&r.release, true);
+		cr_assert_eq(weft_join(h, NULL), 0);
+		cr_assert_eq(n, 1, "round %d: the peer saw no end in 3 s (read done: %d): the fd "
+			     "is still open", i, read_done);
+		close(sv[1]);
+	}
+	wt_rt_destroy(rt);
 }
