@@ -106,7 +106,8 @@ struct weft_runtime_opts {
 	/* An idle blocking-pool or spare thread exits after this long. 0: 10 s. */
 	uint64_t blocking_keep_alive_ns;
 	/* A core whose current poll has lasted this long is stalled: another
-	 * worker takes the task waiting in its LIFO slot, the stall is counted
+	 * worker takes the task waiting in its LIFO slot and the tasks that
+	 * yielded there (weft_yield) to run after it, the stall is counted
 	 * (metrics: stalls) and reported (USDT probe `stall`). Detection is by
 	 * other workers watching each core's poll count (at maintenance, when a
 	 * search finds nothing, and from a parked worker every 5 ms while a
