@@ -718,7 +718,7 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 		 * fiber's suspended the fiber, which could go on on another
 		 * thread inside fn. The running task stays published, so the
 		 * stall watch counts the stall. */
-		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELEASE); /* report_stall */
 		ctx->fiber = NULL;
 		ctx->fiber_in_place = fiber;
 		void *r = fn(arg);
@@ -747,7 +747,7 @@ int weft_block_in_place(void *(*fn)(void *), void *arg, void **result)
 		ctx->core = c;
 		if (ctx->cx)
 			ctx->cx->core = c;
-		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->c.cur_task, running, __ATOMIC_RELEASE); /* report_stall */
 	}
 	if (result)
 		*result = r;

@@ -386,7 +386,9 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 	 * is not reused under us; re-checked after the reads. */
 	uint64_t id = 0;
 	uintptr_t fn = 0, site = 0, user_fn = 0;
-	struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task, __ATOMIC_RELAXED);
+	/* acquire: pairs with poll_task's release store (and block_in_place's
+	 * when it puts the task back): t's fields as its poller saw them */
+	struct weft_task *t = (struct weft_task *)__atomic_load_n(&vc->c.cur_task, __ATOMIC_ACQUIRE);
 	/* looked at before the reads too: a task whose poll ended may be
 	 * freed, its slab trimmed (the reads are then skipped but for a
 	 * window of a few instructions) */
@@ -714,8 +716,13 @@ static inline void poll_task(struct weft__ctx *ctx, struct weft__core *c, struct
 	c->batch_polls++;
 	c->polls_since_global++;
 	atomic_store_explicit(&c->poll_seq, c->c.poll_count, memory_order_relaxed);
-	/* relaxed atomic stores (plain movs): stall watchers read it */
-	__atomic_store_n(&c->c.cur_task, (uintptr_t)t, __ATOMIC_RELAXED);
+	/* release (a plain mov on x86): pairs with report_stall's acquire
+	 * load, which then reads t's fields - written by whoever allocated
+	 * and spawned it, before this thread took it from a queue. Relaxed,
+	 * nothing ordered those reads after them (an aarch64 watcher could
+	 * read the slot's old contents; TSan reported the first stall of a
+	 * task a worker allocated from a fresh slab: found by a review). */
+	__atomic_store_n(&c->c.cur_task, (uintptr_t)t, __ATOMIC_RELEASE);
 	/* the call only for a stamped task or a sampled poll: a call per poll
 	 * cost yield_many ~3 ns of its 18 with a tracer attached */
 	uint64_t t0 = 0;

@@ -914,6 +914,21 @@ static void *sl_spin(void *a)
 	return a;
 }
 
+static enum weft_poll sl_spin_poll(void *s, struct weft_cx *cx)
+{
+	weft_cx_set_result(cx, sl_spin(s));
+	return WEFT_READY;
+}
+
+static void *sl_spawn_spin(void *a)
+{
+	struct weft_task *t;
+	void *res = NULL;
+	CHECK_EQ(weft_spawn_poll(weft_runtime_current(), sl_spin_poll, a, NULL, &t), 0);
+	CHECK_EQ(weft_join(t, &res), 0);
+	return res;
+}
+
 static void scenario_stall_lazy(void)
 {
 	WEFT_OPTS(weft_runtime_opts, o, .workers = 2, .stall_threshold_ns = 1000000);
@@ -934,6 +949,19 @@ static void scenario_stall_lazy(void)
 		CHECK_EQ((long)res, r);
 	}
 	rm_rt(rt);
+	/* A task a worker allocated (a fresh slab of its cache) and polls
+	 * itself, stuck: the watcher's reads had nothing ordering them
+	 * after the allocation and the spawn's stores (cur_task was a
+	 * relaxed store) - a report on the first stall of a runtime. */
+	for (long r = 0; r < 5; r++) {
+		CHECK_EQ(weft_runtime_create(&o, &rt), 0);
+		struct weft_task *t;
+		CHECK_EQ(weft_spawn(rt, sl_spawn_spin, (void *)r, &t), 0);
+		void *res = NULL;
+		CHECK_EQ(weft_join(t, &res), 0);
+		CHECK_EQ((long)res, r);
+		rm_rt(rt);
+	}
 }
 
 static const struct { const char *name; void (*fn)(void); } scenarios[] = {
