@@ -174,8 +174,6 @@ static void core_init(struct weft_runtime *rt, struct weft__core *c, unsigned i)
 	atomic_init(&c->trim_wanted, false);
 	atomic_init(&c->retiring, false);
 	atomic_init(&c->lifo, NULL);
-	weft__slock_init(&c->deferred_lock);
-	atomic_init(&c->deferred_n, 0);
 	atomic_init(&c->poll_seq, 0);
 	atomic_init(&c->watch, 0);
 	atomic_init(&c->stalled_seq, 0);
@@ -614,10 +612,8 @@ static void drain_queues(struct weft_runtime *rt)
 			weft__task_drop_queued(t);
 		while ((t = weft__ring_pop_owner(&c->ring)))
 			weft__task_drop_queued(t);
-		/* no worker left to race with: the list as it is */
 		while ((t = weft__tlist_pop(&c->deferred)))
 			weft__task_drop_queued(t);
-		atomic_store_explicit(&c->deferred_n, 0, memory_order_relaxed);
 	}
 	struct weft__tlist b = WEFT__TLIST_INIT;
 	while (weft__inject_pop_batch(&rt->inject, 256, &b))

@@ -323,15 +323,7 @@ struct weft__core {
 	bool inject_forced;                       /* a capped LIFO chain asked for inject first;
 						     cleared by a ring pop */
 	uint32_t polls_since_global;              /* polls since the last inject-first check */
-	/* Yielded tasks, queued when local work runs out. The owner pushes
-	 * and flushes them; a stall watcher takes them all when the core is
-	 * stuck in one poll (worker.c, watch_cores): under deferred_lock, with
-	 * deferred_n (relaxed) to skip the lock while the list is empty;
-	 * deferred_seq: poll_seq at the last push (under the lock). */
-	struct weft__tlist deferred;
-	struct weft__slock deferred_lock;
-	_Atomic uint32_t deferred_n;
-	uint64_t deferred_seq;
+	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;
 	double ewma_poll_ns;
 	uint64_t short_notify_ns;      /* owner: last wake of a peer for its short-task ring (worker.c) */

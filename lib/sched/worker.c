@@ -17,8 +17,7 @@
  * the first poll lasts, so two tasks waking each other cannot starve the
  * ring. The LIFO slot is not stealable; a task displaced from it goes to
  * the ring, where it is. Only when the core has been in one poll for
- * the stall threshold may another worker take the slot's task (watch_cores),
- * and the tasks that yielded on the core with it.
+ * the stall threshold may another worker take the slot's task (watch_cores).
  *
  * Thread-local context is read only through weft__ctx(), a noinline
  * function with a compiler barrier: once fibers exist, a task may resume on
@@ -91,55 +90,13 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 		weft__orphan(rt, &over); /* closed by shutdown: it ends them */
 }
 
-/*
- * Yielded tasks (c->deferred). Not the owner's alone: a core stuck in one
- * poll had them wait for all of it, as the LIFO slot's task did before
- * its rescue - a fiber that yielded just before a 200 ms poll on its core
- * came back 200 ms later while the other workers idled, the stall seen
- * and counted (found by a review). A watcher takes them (watch_cores),
- * so the list is under the core's short lock; the count lets the owner's
- * loop and the watchers skip it while empty. Relaxed count: the lock
- * orders the list itself, and a stale count only delays a flush to the
- * next look.
- */
-static void deferred_push(struct weft__core *c, struct weft_task *t)
-{
-	weft__slock_lock(&c->deferred_lock);
-	weft__tlist_push(&c->deferred, t);
-	c->deferred_seq = atomic_load_explicit(&c->poll_seq, memory_order_relaxed);
-	atomic_store_explicit(&c->deferred_n, (uint32_t)c->deferred.n, memory_order_relaxed);
-	weft__slock_unlock(&c->deferred_lock);
-}
-
-/* All of c's yielded tasks into *out (in their order); false if none.
- * A watcher (stalled: the seq of the poll it found stuck, else ~0) takes
- * none pushed in that poll: only its own task requeues itself there, as
- * the poll ends - the stall is over, and the owner runs them next. (A
- * task yielding after each long poll would otherwise move between the
- * workers now and then, as a LIFO successor did: tests/bpf/lint_target.c,
- * chain.) */
-static bool deferred_take(struct weft__core *c, uint64_t stalled, struct weft__tlist *out)
-{
-	if (!atomic_load_explicit(&c->deferred_n, memory_order_relaxed))
-		return false;
-	weft__slock_lock(&c->deferred_lock);
-	if (c->deferred_seq != stalled) {
-		weft__tlist_append(out, &c->deferred);
-		atomic_store_explicit(&c->deferred_n, 0, memory_order_relaxed);
-	}
-	weft__slock_unlock(&c->deferred_lock);
-	return out->n > 0;
-}
-
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
-	struct weft__tlist yielded = WEFT__TLIST_INIT;
 	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED); /* the poll goes on without this core */
 	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		push_local(rt, c, t);
-	(void)deferred_take(c, UINT64_MAX, &yielded);
-	while ((t = weft__tlist_pop(&yielded)))
+	while ((t = weft__tlist_pop(&c->deferred)))
 		push_local(rt, c, t);
 	weft__idle_notify(rt);
 }
@@ -236,7 +193,7 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 			/* Deferred until local work runs out (or maintenance), so a
 			 * yielding task cannot keep the ring non-empty forever and
 			 * starve the inject queue. */
-			deferred_push(c, t);
+			weft__tlist_push(&c->deferred, t);
 			return;
 		}
 		if (rt->opts.disable_lifo_slot) {
@@ -335,11 +292,10 @@ static void retune(struct weft_runtime *rt, struct weft__core *c)
 /* Move yielded tasks to the ring, where peers can steal them. */
 static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 {
-	struct weft__tlist yielded = WEFT__TLIST_INIT;
-	if (!deferred_take(c, UINT64_MAX, &yielded))
+	if (!c->deferred.n)
 		return false;
 	struct weft_task *t;
-	while ((t = weft__tlist_pop(&yielded)))
+	while ((t = weft__tlist_pop(&c->deferred)))
 		push_local(rt, c, t);
 	notify_for_ring(rt, c);
 	return true;
@@ -363,8 +319,7 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
  * period (the stall is reported at least that long). Each stall is counted
  * once (a CAS of stalled_seq to that poll_seq; metric `stalls`, probe
  * `stall` with the task's id and poll function), and the LIFO slot's task
- * is taken (an exchange: owner or rescuer gets it, never both), and the
- * core's yielded tasks (under its deferred_lock).
+ * is taken (an exchange: owner or rescuer gets it, never both).
  *
  * The driver never waits on a stalled core: only a parked worker sleeps in
  * it, and a worker leaving the driver to run tasks leaves it free for the
@@ -421,8 +376,7 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 }
 
 /* Look at the other cores (now_ns: a clock reading the caller has, or 0).
- * Returns a task taken from a stalled core's LIFO slot or yielded tasks
- * (the others of those go to self's ring), or NULL. */
+ * Returns a task taken from a stalled core's LIFO slot, or NULL. */
 static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core *self,
 				     uint64_t now_ns)
 {
@@ -458,23 +412,10 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 		if (age < (int32_t)stall_units)
 			continue;
 		report_stall(rt, vc, seq, (uint32_t)age - 1); /* at least that many units */
-		struct weft_task *t = NULL;
+		if (!atomic_load_explicit(&vc->lifo, memory_order_relaxed))
+			continue;
 		/* acquire: pairs with the owner's acq_rel exchange that put it. */
-		if (atomic_load_explicit(&vc->lifo, memory_order_relaxed))
-			t = atomic_exchange_explicit(&vc->lifo, NULL, memory_order_acquire);
-		/* The tasks that yielded there wait for the poll as well: ours
-		 * (the first to run, unless the LIFO task came; the rest on
-		 * our ring, in their order, where peers may steal them). No
-		 * notify from here: a parked caller is still listed, and the
-		 * callers wake a peer for more work as for the task returned. */
-		struct weft__tlist yielded = WEFT__TLIST_INIT;
-		if (deferred_take(vc, seq, &yielded)) {
-			struct weft_task *y;
-			if (!t)
-				t = weft__tlist_pop(&yielded);
-			while ((y = weft__tlist_pop(&yielded)))
-				push_local(rt, self, y);
-		}
+		struct weft_task *t = atomic_exchange_explicit(&vc->lifo, NULL, memory_order_acquire);
 		if (t)
 			return t;
 	}
@@ -1006,7 +947,8 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 	struct weft_task *t;
 	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		weft__tlist_push(&all, t);
-	(void)deferred_take(c, UINT64_MAX, &all);
+	while ((t = weft__tlist_pop(&c->deferred)))
+		weft__tlist_push(&all, t);
 	while ((t = weft__ring_pop_owner(&c->ring)))
 		weft__tlist_push(&all, t);
 	bool moved = all.n > 0;

@@ -831,37 +831,6 @@ static enum weft_poll lifo_parent(void *s, struct weft_cx *cx)
 	return WEFT_READY;
 }
 
-/* The same for a fiber that yielded behind the long poll (its core's
- * yielded tasks, which the watcher takes too). */
-static atomic_int g_yield_back[NL];
-
-static void *lifo_yielder(void *s)
-{
-	CHECK_EQ(weft_yield(), 0);
-	atomic_fetch_add(&g_yield_back[(long)s], 1);
-	return NULL;
-}
-
-static enum weft_poll lifo_spin(void *s, struct weft_cx *cx)
-{
-	(void)cx;
-	long end = mono_ns() + (5 + (long)s % 21) * 1000000L;
-	while (mono_ns() < end)
-		;
-	return WEFT_READY;
-}
-
-static void *lifo_yield_parent(void *s)
-{
-	struct weft_task *y, *p;
-	CHECK_EQ(weft_spawn(g_rt, lifo_yielder, s, &y), 0);
-	CHECK_EQ(weft_spawn_poll(g_rt, lifo_spin, s, NULL, &p), 0);
-	CHECK_EQ(weft_yield(), 0); /* behind the spin, with the yielder */
-	CHECK_EQ(weft_join(y, NULL), 0);
-	CHECK_EQ(weft_join(p, NULL), 0);
-	return NULL;
-}
-
 static void scenario_lifo(void)
 {
 	g_rt = mk(2);
@@ -869,12 +838,6 @@ static void scenario_lifo(void)
 		struct weft_task *t;
 		CHECK_EQ(weft_spawn_poll(g_rt, lifo_parent, (void *)i, NULL, &t), 0);
 		CHECK_EQ(weft_join(t, NULL), 0);
-	}
-	for (long i = 0; i < NL; i++) {
-		struct weft_task *t;
-		CHECK_EQ(weft_spawn(g_rt, lifo_yield_parent, (void *)i, &t), 0);
-		CHECK_EQ(weft_join(t, NULL), 0);
-		CHECK_EQ(atomic_load(&g_yield_back[i]), 1);
 	}
 	for (long i = 0; i < NL; i++)
 		for (int k = 0; k < 20000 && !atomic_load(&g_child_runs[i]); k++)

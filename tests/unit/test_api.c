@@ -1498,61 +1498,6 @@ Test(sched, short_tasks_behind_a_long_poll_are_taken, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
-/*
- * A task that yielded (queued on its core until local work runs out) just
- * before a long poll there waited for all of it, as the LIFO slot's task
- * did before its rescue: the stall was seen and counted, and the other
- * worker idled. The watcher takes the yielded tasks with the LIFO task.
- * The fiber puts the long poll in its LIFO slot, so it runs next on this
- * core, then yields behind it.
- */
-enum { YP_POLL_MS = 2000 };
-static struct {
-	atomic_bool poll_started, poll_done;
-} yp;
-
-static enum weft_poll yp_long(void *s, struct weft_cx *cx)
-{
-	(void)s;
-	(void)cx;
-	atomic_store(&yp.poll_started, true);
-	uint64_t t0 = weft_now_ns();
-	while (weft_now_ns() - t0 < YP_POLL_MS * 1000000ull)
-		; /* one long poll */
-	atomic_store(&yp.poll_done, true);
-	return WEFT_READY;
-}
-
-static void *yp_fiber(void *arg)
-{
-	struct weft_task **h = arg;
-	if (weft_spawn_poll(weft_runtime_current(), yp_long, NULL, NULL, h))
-		return (void *)1;
-	if (weft_yield())
-		return (void *)2;
-	/* back: before the poll's end, not after it */
-	return atomic_load(&yp.poll_done) ? (void *)3 : NULL;
-}
-
-Test(sched, a_yielded_task_behind_a_long_poll_is_rescued, .timeout = WT_TMO(60))
-{
-	struct weft_runtime *rt = wt_rt_create(2);
-	struct weft_task *f, *h = NULL;
-	void *r = NULL;
-	cr_assert_eq(weft_spawn(rt, yp_fiber, &h, &f), 0);
-	cr_assert_eq(weft_join(f, &r), 0);
-	cr_assert_eq((uintptr_t)r, 0, "the yielded fiber %s", (uintptr_t)r == 3
-		     ? "waited for the long poll on its core" : "failed");
-	cr_assert_not_null(h);
-	cr_assert_eq(weft_join(h, NULL), 0);
-	cr_assert(atomic_load(&yp.poll_started));
-	struct weft_metrics *m;
-	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
-	cr_assert_geq(m->stalls, 1);
-	weft_metrics_free(m);
-	wt_rt_destroy(rt);
-}
-
 /* ------------------------------------------------------------ strerror */
 
 Test(strerror, distinct_texts, .timeout = WT_TMO(10))
