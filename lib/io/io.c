@@ -727,6 +727,12 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	if (shut_down(rt)) {
 		pthread_mutex_unlock(&d->retired_lock);
 		driver_del(io);
+		/* The fd is the caller's again from here, restored below: the
+		 * last reference must not touch it. Under io_uring that is the
+		 * poll's, dropped at a later driver pass, when the caller may
+		 * have closed the fd and a new file taken its number - whose
+		 * O_NONBLOCK that pass cleared (found by a review). */
+		atomic_store_explicit(&io->fd_closed, true, memory_order_relaxed);
 		/* A driver pass may hold an event for io: retire it (freed
 		 * at the next pass or at destroy), do not reuse it at once. */
 		io_unref(io);

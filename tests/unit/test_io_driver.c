@@ -13,9 +13,11 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1056,4 +1058,59 @@ Test(io_driver, a_close_racing_a_calls_return_still_closes_the_fd, .timeout = WT
 		close(sv[1]);
 	}
 	wt_rt_destroy(rt);
+}
+
+/*
+ * A registration that shutdown refuses late (it began after the call's
+ * first check) leaves the fd as it found it, and then never touches it
+ * again: under io_uring the refused registration's poll reference went
+ * at a later driver pass, whose clean-up cleared O_NONBLOCK on the fd
+ * number - by then the caller had closed it, and a new file (here a
+ * non-blocking pipe) had that number (found by a review).
+ */
+static void *shut_down_soon(void *arg)
+{
+	struct weft_runtime *rt = arg;
+	sched_yield();
+	return (void *)(intptr_t)weft_runtime_shutdown(rt, 10ull * 1000 * 1000 * 1000);
+}
+
+Test(io_driver, a_registration_refused_by_shutdown_leaves_the_reused_fd_alone,
+     .timeout = WT_TMO(120))
+{
+	for (int round = 0; round < 300; round++) {
+		struct weft_runtime *rt;
+		cr_assert_eq(create_with(WEFT_IO_DRIVER_URING, &rt), 0);
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, shut_down_soon, rt), 0);
+		int reused[2] = { -1, -1 };
+		for (;;) {
+			int p[2];
+			cr_assert_eq(pipe(p), 0);
+			struct weft_io *io;
+			int rc = weft_io_register(rt, p[0], &io);
+			if (rc == 0) {
+				cr_assert_eq(weft_io_close(io), 0);
+				close(p[1]);
+				continue;
+			}
+			cr_assert_eq(rc, -ESHUTDOWN, "round %d: %d", round, rc);
+			cr_assert_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0,
+				     "round %d: the refusal left O_NONBLOCK set", round);
+			close(p[0]);
+			close(p[1]);
+			/* the lowest free numbers: the refused one's again */
+			cr_assert_eq(pipe2(reused, O_NONBLOCK), 0);
+			break;
+		}
+		void *src;
+		pthread_join(t, &src);
+		cr_assert_eq((intptr_t)src, 0);
+		wt_rt_destroy(rt);
+		cr_assert_neq(fcntl(reused[0], F_GETFL) & O_NONBLOCK, 0,
+			      "round %d: the refused registration cleared O_NONBLOCK "
+			      "on the file that reused its number", round);
+		close(reused[0]);
+		close(reused[1]);
+	}
 }
