@@ -17,6 +17,17 @@ if [ $# -lt 1 ]; then
   echo "usage: $0 CASE ITERATIONS [WORKERS]" >&2
   exit 2
 fi
+# Checked here: a missing binary left only bash's "No such file or
+# directory" (or, with `set -u` and the default path unbuilt, the same
+# with no hint of what to build), and the runner's table a blank row.
+if [ ! -x "$bench" ]; then
+  if [ -z "${WEFT_BENCH:-}" ]; then
+    echo "$0: no weft-bench at $bench: build the release tree (cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release && ninja -C build/release weft-bench) or set WEFT_BENCH" >&2
+  else
+    echo "$0: WEFT_BENCH=$WEFT_BENCH is not an executable file" >&2
+  fi
+  exit 1
+fi
 b=$1; shift
 f=$b
 case "$b" in
