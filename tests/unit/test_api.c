@@ -890,6 +890,25 @@ Test(shutdown, null_and_idempotent, .timeout = WT_TMO(10))
 	wt_rt_destroy(rt);
 }
 
+/* An idle runtime - no task ever, or every task completed and joined -
+ * has nothing to wait for: a 0 limit shuts it down (as Tokio's
+ * shutdown_timeout(ZERO) does). It returned -ETIMEDOUT: the workers had
+ * not left yet when the zero limit ran out. */
+Test(shutdown, idle_zero_timeout, .timeout = WT_TMO(20))
+{
+	for (int i = 0; i < 20; i++) {
+		struct weft_runtime *rt = wt_rt_create(2);
+		if (i & 1) {
+			atomic_int d = 0;
+			struct weft_task *h;
+			cr_assert_eq(weft_spawn_poll(rt, wt_poll_ready, &d, wt_drop_count, &h), 0);
+			cr_assert_eq(weft_join(h, NULL), 0);
+		}
+		cr_assert_eq(weft_runtime_shutdown(rt, 0), 0, "idle runtime, run %d", i);
+		wt_rt_destroy(rt);
+	}
+}
+
 /* A task busy in a poll: shutdown times out, keeps refusing spawns, and a
  * later call finishes the job; the busy task is cancelled when its poll
  * returns PENDING. */

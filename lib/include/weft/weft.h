@@ -219,7 +219,12 @@ WEFT_API int weft_runtime_set_workers(struct weft_runtime *rt, int workers);
  *
  * Waits at most `timeout_ns` in all (WEFT_FOREVER: no limit); on
  * -ETIMEDOUT call it again to keep waiting for the workers (the fibers
- * are not waited for again). Idempotent: 0 once shut down.
+ * are not waited for again). Idempotent: 0 once shut down. A runtime
+ * with no task alive (none spawned, or all completed) has no work to
+ * wait for: its threads only wake and leave, and their exit is waited
+ * for up to 1 s even when `timeout_ns` is shorter (0 included), so a
+ * 0 limit shuts an idle runtime down with 0 (-ETIMEDOUT only if a stop
+ * hook or key destructor holds a thread longer).
  * The limit covers the wait for a concurrent shutdown (or destroy) of rt
  * to let go, too.
  * Once it has returned 0, every thread rt started - workers, spares,
