@@ -215,7 +215,16 @@ static int wait_deadline(weft__wait_poll_fn poll, void *arg, struct weft_wait *w
 		} else if (!weft__tparker_park_until(p, deadline_ns)) {
 			if (poll(arg, &cx) == WEFT_READY)
 				break;
-			rc = -ETIMEDOUT;
+			/* The last stretch, under a slice, is parked in one
+			 * go and nothing wakes it at an abort: a fiber aborted
+			 * (or a runtime closed) in it said -ETIMEDOUT where
+			 * weft.h promises -ECANCELED (found by a review). Look
+			 * as the loop above does before saying time ran out. */
+			if ((fip && (fip_aborted(fip) || (!io && fip_closing(fip)))) ||
+			    (pip && !io && atomic_load_explicit(&pip->shutdown, memory_order_relaxed)))
+				rc = -ECANCELED; /* the caller cancels its entry */
+			else
+				rc = -ETIMEDOUT;
 			break;
 		}
 	}

@@ -1333,6 +1333,73 @@ Test(block_in_place, waits_begun_in_a_fibers_fn_after_shutdown_began_are_cancell
 }
 
 /*
+ * A fiber aborted during the last stretch (under the 10 ms slice) of a
+ * timed wait in its fn: weft.h promises -ECANCELED. That stretch was
+ * parked in one go, which the abort does not wake, and the wait said
+ * -ETIMEDOUT at its deadline (found by a review). The wait is a 9 ms
+ * lock of a mutex this thread holds, all of it that last stretch; the
+ * abort comes ~5 ms in. Only
+ * rounds whose weft_abort returned before the wait's deadline count (a
+ * loaded machine may abort later: -ETIMEDOUT is right then).
+ */
+struct bip_last {
+	struct weft_mutex *held;        /* by the test thread */
+	atomic_int started, rc;
+	_Atomic uint64_t deadline;
+};
+
+static void *bip_last_fn(void *arg)
+{
+	struct bip_last *b = arg;
+	/* before the wait's own deadline, which it computes later */
+	atomic_store(&b->deadline, wt_now_ns() + 9000000ull);
+	atomic_store(&b->started, 1);
+	atomic_store(&b->rc, weft_mutex_lock_timeout(b->held, 9000000ull));
+	return NULL;
+}
+
+static void *bip_last_fiber(void *arg)
+{
+	weft_block_in_place(bip_last_fn, arg, NULL);
+	return NULL;
+}
+
+Test(block_in_place, an_abort_in_the_last_slice_of_a_timed_wait_in_a_fibers_fn_cancels,
+     .timeout = WT_TMO(60))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_mutex *m;
+	cr_assert_eq(weft_mutex_create(&m), 0);
+	cr_assert_eq(weft_mutex_lock(m), 0); /* this thread's */
+	int counted = 0;
+	for (int round = 0; round < 40 && counted < 5; round++) {
+		struct bip_last b = { .held = m, .rc = 1 };
+		struct weft_task *h;
+		cr_assert_eq(weft_spawn(rt, bip_last_fiber, &b, &h), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.started), WT_LONG_MS));
+		uint64_t dl = atomic_load(&b.deadline);
+		uint64_t now = wt_now_ns();
+		if (dl - 4000000ull > now)
+			usleep((useconds_t)((dl - 4000000ull - now) / 1000));
+		cr_assert_eq(weft_abort(h), 0);
+		bool in_time = wt_now_ns() < dl;
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, WT_LONG_MS));
+		int jrc = weft_join(h, NULL);
+		cr_assert(jrc == -EINTR || jrc == -ECANCELED, "round %d: join = %d", round, jrc);
+		if (!in_time)
+			continue;
+		counted++;
+		cr_assert_eq(atomic_load(&b.rc), -ECANCELED,
+			     "round %d: the lock aborted before its deadline said %d (%s)", round,
+			     atomic_load(&b.rc), weft_strerror(atomic_load(&b.rc)));
+	}
+	cr_assert_gt(counted, 0, "no abort came before the wait's deadline");
+	weft_mutex_unlock(m);
+	wt_rt_destroy(rt);
+	cr_assert_eq(weft_mutex_destroy(m), 0);
+}
+
+/*
  * The same for a loop of weft_yield in the fn, which a cancelled fiber's
  * code ends on -ECANCELED (weft.h: weft_yield says so in a cancelled
  * fiber, and in a discarded fiber's dtors): the fn is the fiber's code.
