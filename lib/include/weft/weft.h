@@ -451,7 +451,10 @@ WEFT_API int weft_yield(void);
  * fn's return value); weft_abort cancels a job that has not started (at
  * once, even while every pool thread is busy: its joiner gets -ECANCELED),
  * not one that runs. `out` may be NULL (detached). Shutdown cancels queued
- * jobs and waits (within its timeout) for running ones.
+ * jobs and waits (within its timeout) for running ones: a job is no
+ * fiber, so its sleeps and weft/sync.h waits are not cut short (its I/O
+ * waits say -ESHUTDOWN, and a weft_join of a task the shutdown ends
+ * returns, as on any thread).
  * Errors: -EINVAL, -ESHUTDOWN, -ENOMEM; fn does not run.
  */
 WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg), void *arg,
@@ -491,7 +494,11 @@ WEFT_API int weft_spawn_blocking(struct weft_runtime *rt, void *(*fn)(void *arg)
  * ~10 ms (the task it waits for would be ended only after this thread
  * stopped; such a wait looks every 10 ms), and at once when begun after
  * that if it would have to wait, whatever its time limit (one that need
- * not wait, as the lock of a free mutex, still succeeds).
+ * not wait, as the lock of a free mutex, still succeeds). A sleep in a
+ * poll task's fn is not cut short: a poll task has no cancellation, and
+ * a sleep, unlike those waits, ends by itself - it sleeps out and
+ * returns 0, and shutdown waits for it within its limit, as for any
+ * code fn runs (a fiber's fn's sleep says -ECANCELED, above).
  */
 WEFT_API int weft_block_in_place(void *(*fn)(void *arg), void *arg, void **result);
 
