@@ -266,7 +266,12 @@ WEFT_API int weft_chan_create(size_t item_size, size_t capacity,
  * never return WEFT_PENDING, -EAGAIN or -EDEADLK. Its buffer grows as
  * items queue up (doubling, up to WEFT_CHAN_MAX_BYTES) and shrinks as
  * they are received; a send that cannot grow it returns -ENOMEM with
- * nothing sent. Every other call works as on a buffered channel (close,
+ * nothing sent. That can happen while a receiver waits too: an item
+ * handed to a waiting receiver holds its room in the buffer until that
+ * receiver collects it (one that cancels puts it back, first in line,
+ * and that must not fail), so with the buffer full of items buffered or
+ * on their way to receivers, the next one, even for a waiting receiver,
+ * needs it to grow. Every other call works as on a buffered channel (close,
  * receive forms, select arms, weft_signal_notify). Nothing bounds the
  * memory a fast sender and a slow receiver use: prefer a bounded channel
  * where back-pressure is wanted. A fiber cancelled before its send still
