@@ -21,7 +21,9 @@
  * every member (their handles are consumed, the tasks end cancelled in the
  * background) and drops the owner's reference.
  * Invariants (under lock): an entry in a list has an unconsumed handle or a
- * stored outcome; `len` = entries in both lists; a granted joiner implies a
+ * stored outcome; `len` = entries in both lists + `spawning` (members
+ * counted from before their spawn, so that a member that runs, or ends,
+ * before it is listed is in weft_joinset_len already); a granted joiner implies a
  * ready entry, an empty set, or one member left running (a look-again for
  * a joiner that may be that member: -EDEADLK); cancel passes a WAKE grant
  * on to the next joiner if a ready entry remains or the set is empty.
@@ -54,6 +56,7 @@ struct weft_joinset {
 	struct js_entry *idle;
 	struct js_entry *ready, *ready_tail;
 	size_t len;
+	size_t spawning;                /* counted in len, spawn under way, not listed yet */
 	uint64_t gen;                   /* joiners link with it as _arg; bumped to wake those linked */
 	bool dead;
 	_Atomic unsigned refs;          /* the owner + one per entry */
@@ -225,6 +228,7 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 	struct weft__wakes wk;
 	wk.n = 0;
 	weft__slock_lock(&s->lock);
+	s->spawning--; /* counted in len by js_reserve */
 	if (rc != WEFT_PENDING) {
 		e->task = NULL; /* consumed: the outcome is stored */
 		e->rc = rc;
@@ -238,10 +242,51 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 		 * its walk missed the entry, unlisted then (found by a review) */
 		if (atomic_load_explicit(&s->abort_epoch, memory_order_relaxed) != epoch)
 			weft_abort(task);
+		/* The only member, running: a joiner that is this member,
+		 * linked while it was being spawned (counted, not listed:
+		 * no -EDEADLK then), has only itself to wait for. Every
+		 * joiner linked now looks again, as in join_next. */
+		if (s->len == 1 && s->q.head) {
+			uint64_t bound = ++s->gen;
+			weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
+			return;
+		}
 	}
-	s->len++;
 	weft__slock_unlock(&s->lock);
 	weft__wakes_run(&wk);
+}
+
+/*
+ * Count a member in before its spawn: weft.h's len counts it from the
+ * moment the spawn returns, and the member may run - and end - before
+ * that, on another worker. It was counted only by js_add, after the
+ * spawn: a member that looked at the set's len saw itself missing, and a
+ * join_next from it said -ENOENT (found by a review).
+ */
+static void js_reserve(struct weft_joinset *s)
+{
+	weft__slock_lock(&s->lock);
+	s->len++;
+	s->spawning++;
+	weft__slock_unlock(&s->lock);
+}
+
+/* The spawn failed: uncount it. Joiners that waited for it look again,
+ * as after join_next takes a member (the set may be empty now, or hold
+ * only the joiner). */
+static void js_unreserve(struct weft_joinset *s)
+{
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__slock_lock(&s->lock);
+	s->len--;
+	s->spawning--;
+	if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
+		uint64_t bound = ++s->gen;
+		weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
+	} else {
+		weft__slock_unlock(&s->lock);
+	}
 }
 
 /* Tests only (test_sync_order): called between a member's spawn and its
@@ -258,8 +303,10 @@ int weft_joinset_spawn(struct weft_joinset *s, struct weft_runtime *rt,
 		return -ENOMEM;
 	uint64_t epoch = atomic_load_explicit(&s->abort_epoch, memory_order_relaxed);
 	struct weft_task *t;
+	js_reserve(s);
 	int rc = weft_spawn(rt, fn, arg, &t);
 	if (rc) {
+		js_unreserve(s);
 		entry_discard(e);
 		return rc;
 	}
@@ -285,8 +332,10 @@ int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime *rt,
 	}
 	uint64_t epoch = atomic_load_explicit(&s->abort_epoch, memory_order_relaxed);
 	struct weft_task *t;
+	js_reserve(s);
 	int rc = weft_spawn_poll(rt, poll, state, drop, &t);
 	if (rc) {
+		js_unreserve(s);
 		entry_discard(e);
 		return rc;
 	}
@@ -367,7 +416,7 @@ static bool ready_member_forked(const struct js_entry *e)
  * most. Under the set's lock. */
 static bool idle_members_are_caller(struct weft_joinset *s, struct weft_cx *cx)
 {
-	if (!s->idle)
+	if (!s->idle || s->spawning) /* a member being spawned is another task */
 		return false;
 	for (struct js_entry *e = s->idle; e; e = e->next)
 		if (!weft__join_is_self(e->task, cx))
@@ -473,7 +522,7 @@ bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s)
 	if (!weft__in_a_shutdown())
 		return false;
 	weft__slock_lock(&s->lock);
-	bool bound = !s->ready && s->len;
+	bool bound = !s->ready && s->len && !s->spawning;
 	for (struct js_entry *e = s->idle; bound && e; e = e->next)
 		bound = weft__join_waits_on_own_shutdown(e->task);
 	weft__slock_unlock(&s->lock);

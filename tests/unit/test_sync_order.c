@@ -1128,3 +1128,72 @@ Test(joinset_order, abort_all_reaches_a_member_being_spawned, .timeout = 10)
 	cr_assert_eq(weft_joinset_destroy(s), 0);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * weft.h: a join set's len counts a member from its spawn on. The member
+ * may run, even end, before the spawn has listed it (held open here by
+ * the test hook until the member has looked): it saw len 0, and its
+ * join_next on its own set said -ENOENT, not -EDEADLK (found by a
+ * review). Part 1, a poll task that reads len and ends; part 2, a fiber
+ * that joins the next of its own set: it waits while it is being spawned
+ * and gets -EDEADLK once listed (it is the only member).
+ */
+static struct weft_joinset *js_len_set;
+static atomic_long js_len_seen = -1;
+static atomic_int js_self_rc = 1;
+
+static enum weft_poll js_reads_len(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	(void)cx;
+	atomic_store(&js_len_seen, (long)weft_joinset_len(js_len_set));
+	return WEFT_READY;
+}
+
+static void js_wait_for_the_member(struct weft_joinset *s)
+{
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&js_len_seen) != -1, WT_LONG_MS));
+	cr_assert_eq(weft_joinset_len(s), 1, "len while the member is being spawned");
+}
+
+static void *js_joins_own_set(void *arg)
+{
+	(void)arg;
+	atomic_store(&js_self_rc, weft_joinset_join_next(js_len_set, NULL, NULL));
+	return NULL;
+}
+
+static void js_let_the_member_join(struct weft_joinset *s)
+{
+	(void)s;
+	/* the old code said -ENOENT at once; now it waits for the listing */
+	uint64_t end = wt_now_ns() + 50000000ull;
+	while (atomic_load(&js_self_rc) == 1 && wt_now_ns() < end)
+		usleep(1000);
+}
+
+Test(joinset_order, len_counts_a_member_that_runs_before_its_spawn_returns, .timeout = 20)
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	cr_assert_eq(weft_joinset_create(&js_len_set), 0);
+	weft__joinset_spawned_hook = js_wait_for_the_member;
+	int rc = weft_joinset_spawn_poll(js_len_set, rt, js_reads_len, NULL, NULL, NULL);
+	weft__joinset_spawned_hook = NULL;
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(atomic_load(&js_len_seen), 1, "the member saw len %ld",
+		     atomic_load(&js_len_seen));
+	cr_assert_eq(weft_joinset_join_next(js_len_set, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_len(js_len_set), 0);
+
+	weft__joinset_spawned_hook = js_let_the_member_join;
+	rc = weft_joinset_spawn(js_len_set, rt, js_joins_own_set, NULL, NULL);
+	weft__joinset_spawned_hook = NULL;
+	cr_assert_eq(rc, 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&js_self_rc) != 1, WT_LONG_MS),
+		  "the member's join_next of its own set still waits");
+	cr_assert_eq(atomic_load(&js_self_rc), -EDEADLK, "the member's join_next said %d (%s)",
+		     atomic_load(&js_self_rc), weft_strerror(atomic_load(&js_self_rc)));
+	cr_assert_eq(weft_joinset_join_next(js_len_set, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_destroy(js_len_set), 0);
+	wt_rt_destroy(rt);
+}

@@ -665,7 +665,10 @@ WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **resul
  * of a runtime made before the fork, which weft_abort refuses there too:
  * nothing aborted). */
 WEFT_API int weft_joinset_abort_all(struct weft_joinset *s);
-/* Tasks in the set: spawned and not yet returned by join_next (0 for NULL). */
+/* Tasks in the set: spawned and not yet returned by join_next (0 for NULL).
+ * A member counts from the start of its spawn call - also for its own
+ * code, which may run (and end) before the spawn returns - unless the
+ * spawn fails; a join_next meanwhile waits for it. */
 WEFT_API size_t weft_joinset_len(struct weft_joinset *s);
 
 /* ------------------------------------------------------------------ select */
