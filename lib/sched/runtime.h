@@ -325,6 +325,9 @@ struct weft__core {
 	uint32_t polls_since_global;              /* polls since the last inject-first check */
 	struct weft__tlist deferred;              /* yielded tasks, queued when local work runs out */
 	bool is_searching;
+	/* the last timer pass stopped at a queue with no room for
+	 * TIMERS_MIN_PASS (driver.c, fire_budget): the next fires that many */
+	bool timers_short;
 	double ewma_poll_ns;
 	uint64_t short_notify_ns;      /* owner: last wake of a peer for its short-task ring (worker.c) */
 	uint64_t batch_start_ns;
