@@ -19,13 +19,31 @@ uint64_t weft_now_ns(void) { return weft__now_ns(); }
 static enum weft_poll timer_poll(struct weft_timer *pub, struct weft_cx *cx, uint64_t deadline_ns)
 {
 	struct timer_pub *p = (struct timer_pub *)pub;
-	if (!cx->rt) { /* a thread's cx (no runtime): only the clock */
+	/* A thread's cx (no runtime): only the clock. So in a forked child
+	 * for a cx of the parent's runtime (the task the child was forked
+	 * from, a cx made on it): nothing of that runtime is the child's to
+	 * arm in, and its shard's lock may have been held by a parent thread
+	 * at the fork - the poll took it, as weft_timer_cancel did, and spun
+	 * for good (found by a review). */
+	if (!cx->rt || __builtin_expect(WEFT__FORKED(cx->rt), 0))
 		return weft__now_ns() >= deadline_ns ? WEFT_READY : WEFT_PENDING;
+	uint8_t st = atomic_load_explicit(&p->t.state, memory_order_relaxed);
+	/* Armed in the parent's runtime, polled on one of the child's: the
+	 * arming is the parent's (its wheel links the timer, its waker is
+	 * the parent's task; weft_timer_cancel leaves it alone), so this copy
+	 * is idle here and arms anew, for this poll's deadline. It went to
+	 * the parent's shard - its lock maybe held at the fork - and waited
+	 * there for a wheel nobody in the child fires. */
+	struct weft_runtime *armed_in = __atomic_load_n(&p->rt, __ATOMIC_RELAXED);
+	if (st != TIMER_IDLE && __builtin_expect(armed_in != cx->rt, 0) && WEFT__FORKED(armed_in)) {
+		atomic_store_explicit(&p->t.state, TIMER_IDLE, memory_order_relaxed);
+		p->t.waker = (weft_waker){ NULL, NULL }; /* the parent's reference */
+		st = TIMER_IDLE;
 	}
-	if (atomic_load_explicit(&p->t.state, memory_order_relaxed) == TIMER_IDLE) {
+	if (st == TIMER_IDLE) {
 		/* atomic, written only when it changes: a cancel from
 		 * another thread reads it */
-		if (__atomic_load_n(&p->rt, __ATOMIC_RELAXED) != cx->rt)
+		if (armed_in != cx->rt)
 			__atomic_store_n(&p->rt, cx->rt, __ATOMIC_RELAXED);
 		p->deadline_ns = deadline_ns;
 	}

@@ -285,6 +285,70 @@ Test(timer_cancel, returns_only_after_a_wake_already_running, .timeout = WT_TMO(
 }
 
 /*
+ * weft_timer_poll in a forked child, on a timer armed in the parent's
+ * runtime (the shard's lock held across the fork, as above). A cx of the
+ * parent's runtime reads the clock only; a task of a runtime the child
+ * made arms the timer anew there, for its own deadline. Both took the
+ * parent's shard lock (the child spun on it for good), and the child's
+ * task waited in the parent's wheel, which nobody in the child fires
+ * (found by a review).
+ */
+static atomic_uint_fast64_t child_deadline;
+
+static enum weft_poll child_timer_poll(void *state, struct weft_cx *cx)
+{
+	struct late *l = state;
+	return weft_timer_poll(&l->t, cx, atomic_load(&child_deadline));
+}
+
+Test(timer_cancel, a_poll_in_a_forked_child_takes_no_lock, .timeout = WT_TMO(30))
+{
+	is_test_thread = true;
+	struct weft_runtime *rt = wt_rt_create(1);
+	static struct late l;
+	struct weft_task *h;
+	struct weft__tshard *s = arm_late(rt, &l, weft_now_ns() + 3600000 * MS, &h);
+	weft__slock_lock(&s->lock);
+	pid_t pid = fork();
+	if (pid == 0) {
+		alarm(10); /* a spin on the lock ends in SIGALRM */
+		unsigned budget = 64;
+		struct weft_cx cx = { .rt = rt, .waker = { &slow_vtable, NULL },
+				      .budget = &budget };
+		if (weft_timer_poll(&l.t, &cx, weft_now_ns() + 3600000 * MS) != WEFT_PENDING)
+			_exit(2);
+		if (weft_timer_poll(&l.t, &cx, weft_now_ns()) != WEFT_READY)
+			_exit(3);
+		WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+		struct weft_runtime *crt;
+		if (weft_runtime_create(&o, &crt))
+			_exit(4);
+		atomic_store(&child_deadline, weft_now_ns() + 20 * MS);
+		struct weft_task *ch;
+		if (weft_spawn_poll(crt, child_timer_poll, &l, NULL, &ch))
+			_exit(5);
+		if (weft_join_timeout(ch, NULL, 5000 * MS))
+			_exit(6); /* waited in the parent's wheel */
+		if (weft_now_ns() < atomic_load(&child_deadline))
+			_exit(7);
+		weft_runtime_destroy(crt);
+		_exit(0);
+	}
+	weft__slock_unlock(&s->lock);
+	cr_assert_neq(pid, -1);
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's poll %s (exit %d)",
+		  WIFSIGNALED(st) ? "spun on the parent's shard lock" : "failed",
+		  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	/* the parent's timer is untouched: still pending */
+	cr_assert_eq(atomic_load(&late_inner(&l)->state), TIMER_PENDING);
+	cr_assert_eq(weft_abort(h), 0);
+	cr_assert_eq(weft_join(h, NULL), -ECANCELED);
+	wt_rt_destroy(rt);
+}
+
+/*
  * weft_interval_reset in a forked child, on an interval whose timer is
  * armed in the parent's runtime. The timer is the parent's, as for
  * weft_timer_cancel above: the reset restarts the schedule and leaves the

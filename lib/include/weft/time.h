@@ -50,7 +50,11 @@ WEFT_API int weft_sleep_until(uint64_t deadline_ns);
  * timer follows the return (the task it woke may still be polled once
  * for it - the wake came before the cancel, as a wake does). In a
  * child forked from the process, cancelling a timer of the parent's
- * runtime does nothing (the timer is the parent's).
+ * runtime does nothing (the timer is the parent's); polling it on a
+ * runtime the child made arms it anew there, for that poll's deadline
+ * (the parent's arming left alone), and a poll with a cx of the parent's
+ * runtime (in the task the child was forked from) reads the clock only,
+ * as a thread's cx does: READY once the deadline has passed.
  * Each poll (weft_interval_poll_tick's too) spends one unit of the
  * cooperative budget, refunded when it must wait, as the poll forms of
  * sync.h: once the budget is spent it returns WEFT_PENDING and the task
