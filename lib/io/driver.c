@@ -50,6 +50,7 @@
 #include "runtime.h"
 
 #define EVENTS_PER_WAIT 256
+#define DRIVER_MAX_SLEEP_NS (60ll * 1000000000ll)
 
 static void shard_init(struct weft__tshard *sh)
 {
@@ -254,6 +255,18 @@ static uint64_t next_all(struct weft_runtime *rt)
 }
 
 /* ----------------------------------------------------------------- timers */
+
+/* When the earliest timer of any shard is due, in CLOCK_MONOTONIC ns (its
+ * tick's boundary, as the driver's sleeper sleeps to), or 0: none, or
+ * further than the driver sleeps at once. */
+uint64_t weft__driver_next_due_ns(struct weft_runtime *rt)
+{
+	uint64_t next = next_all(rt);
+	if (next > (uint64_t)DRIVER_MAX_SLEEP_NS / WEFT_TICK_NS + weft__driver_now_tick(rt))
+		return 0;
+	return rt->driver.start_ns + next * WEFT_TICK_NS;
+}
+
 
 enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 				uint64_t deadline_ns, struct weft_cx *cx)
@@ -605,8 +618,6 @@ void weft__driver_poll_nowait(struct weft_runtime *rt)
 	if (lost_vacancy)
 		weft__idle_notify(rt);
 }
-
-#define DRIVER_MAX_SLEEP_NS (60ll * 1000000000ll)
 
 /* Kernels before 5.11 have no epoll_pwait2: set at the first ENOSYS (and
  * by test_time, to run the fallback here). ThreadSanitizer (gcc 12's)

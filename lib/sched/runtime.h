@@ -678,6 +678,8 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 		       unsigned *linger);
 void weft__driver_poll_nowait(struct weft_runtime *rt);
 void weft__timers_process(struct weft_runtime *rt);
+/* When the earliest timer is due (ns, CLOCK_MONOTONIC), or 0: none soon. */
+uint64_t weft__driver_next_due_ns(struct weft_runtime *rt);
 enum weft_poll weft__timer_poll(struct weft_runtime *rt, struct weft__timer *t,
 				uint64_t deadline_ns, struct weft_cx *cx);
 void weft__timer_cancel(struct weft_runtime *rt, struct weft__timer *t);

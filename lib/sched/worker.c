@@ -832,7 +832,17 @@ static struct weft_task *park(struct weft_runtime *rt, struct weft__worker *w,
 			 * vacant, and its sleeper leaves with each event) */
 			bool watching = weft__idle_watch_begin(rt, &linger);
 			if (watching || !atomic_load_explicit(&rt->driver.sleeper, memory_order_relaxed)) {
-				uint64_t retry = weft__now_ns() + WEFT_WATCH_MS * 1000000ull;
+				uint64_t now = weft__now_ns();
+				uint64_t retry = now + WEFT_WATCH_MS * 1000000ull;
+				/* ... or sooner, when a timer is due: with nobody
+				 * in the driver once its holder lets go, a timer
+				 * due before the retry fired up to a watch period
+				 * late (found by a review). Not before a tick from
+				 * now: a timer due already is the holder's to fire,
+				 * and we try again, not spin. */
+				uint64_t due = weft__driver_next_due_ns(rt);
+				if (due && due < retry)
+					retry = due > now + WEFT_TICK_NS ? due : now + WEFT_TICK_NS;
 				if (!until || retry < until)
 					until = retry;
 			}
