@@ -856,9 +856,18 @@ __noinline int block_begin(__u32 slot, __u64 counters_ptr, __u64 now)
 	r->sp = a.sp;
 	r->nstack = WEFT_BPF_STACK_WORDS;
 	if (bpf_probe_read_user(r->stack, sizeof(r->stack), (void *)a.sp)) {
-		/* near the top of the stack mapping: a shorter copy */
-		r->nstack = WEFT_BPF_STACK_WORDS / 8;
-		if (bpf_probe_read_user(r->stack, sizeof(r->stack) / 8, (void *)a.sp))
+		/* The stack's mapping ends within 2 KiB of sp: a fiber's
+		 * stack, whose top is the next stack's guard. Copy up to the
+		 * end of sp's 4 KiB page, which is that end (a mapping ends on
+		 * a page, and 2 KiB holds one 4 KiB boundary at most). The
+		 * fallback was 256 bytes, else nothing: a fiber blocked a few
+		 * frames below its top (pthread_mutex_lock) had none of its own
+		 * frames named (found by a review). */
+		__u64 room = (4096 - (a.sp & 4095)) & ~7ull;
+		if (room > sizeof(r->stack))
+			room = sizeof(r->stack);
+		r->nstack = room / 8;
+		if (!room || bpf_probe_read_user(r->stack, room, (void *)a.sp))
 			r->nstack = 0;
 	}
 	r->seq++;

@@ -2,7 +2,7 @@
  * stall_target.c - a real program with one long poll, for schedtop's
  * long-poll lint (tests/bpf/test_schedtop.py longpoll).
  *
- *   stall_target SECONDS [fiber|shortstalls|utf8]
+ *   stall_target SECONDS [fiber|shortstalls|utf8|lock]
  *
  * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
  * schedtop can attach first), then spawns spin_poll, which spins SECONDS
@@ -13,7 +13,11 @@
  * its task's poll function is weft's fiber_poll, and the lint must name
  * spin_fiber. With `utf8`, the fiber's function has a name of 2-byte
  * UTF-8 characters (the live view clips the lint line on characters).
+ * With `lock`, the fiber (lock_fiber) blocks SECONDS in pthread_mutex_lock
+ * on a mutex main holds (blocking-call, a fiber's shallow stack), and the
+ * line printed after fn_line is "lock_line L", the line of that call.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,13 +80,27 @@ __attribute__((noipa)) static void *spin_ééééééééééééééééééé�
 	return spin_fiber(arg);
 }
 
+/* lock: a fiber that blocks in pthread_mutex_lock, a few frames from
+ * the top of its stack */
+static pthread_mutex_t lock_mu = PTHREAD_MUTEX_INITIALIZER;
+static const int lock_fn_line = __LINE__ + 1;
+static void *lock_fiber(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock_mu);
+	pthread_mutex_unlock(&lock_mu);
+	return NULL;
+}
+static const int lock_line = __LINE__ - 4; /* the pthread_mutex_lock call */
+
 int main(int argc, char **argv)
 {
 	bool fiber = argc == 3 && !strcmp(argv[2], "fiber");
 	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
 	bool utf8 = argc == 3 && !strcmp(argv[2], "utf8");
-	if (argc != 2 && !fiber && !shorts && !utf8) {
-		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8]\n");
+	bool lock = argc == 3 && !strcmp(argv[2], "lock");
+	if (argc != 2 && !fiber && !shorts && !utf8 && !lock) {
+		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8|lock]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -94,7 +112,10 @@ int main(int argc, char **argv)
 		return 1;
 	struct weft_task *t;
 	int rc, spawn_line;
-	if (shorts) {
+	if (lock) {
+		pthread_mutex_lock(&lock_mu);
+		rc = weft_spawn(rt, lock_fiber, NULL, &t), spawn_line = __LINE__;
+	} else if (shorts) {
 		rc = weft_spawn(rt, short_stall_fiber, &secs, &t), spawn_line = __LINE__;
 	} else if (utf8) {
 		rc = weft_spawn(rt, spin_ééééééééééééééééééééééééééééééééééééé, &secs, &t),
@@ -106,9 +127,18 @@ int main(int argc, char **argv)
 	}
 	if (rc)
 		return 1;
-	printf("spawn_line %d fn_line %d\n", spawn_line,
-	       shorts ? short_line : utf8 ? utf8_line : fiber ? fiber_line : fn_line);
+	if (lock)
+		printf("spawn_line %d fn_line %d lock_line %d\n", spawn_line, lock_fn_line,
+		       lock_line);
+	else
+		printf("spawn_line %d fn_line %d\n", spawn_line,
+		       shorts ? short_line : utf8 ? utf8_line : fiber ? fiber_line : fn_line);
 	fflush(stdout);
+	if (lock) {
+		struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
+		nanosleep(&ts, NULL);
+		pthread_mutex_unlock(&lock_mu);
+	}
 	if (weft_join(t, NULL))
 		return 1;
 	return weft_runtime_destroy(rt) ? 1 : 0;

@@ -38,7 +38,12 @@ TEST is one of:
             schedtop gets no long-poll lint in any interval, the first one
             after attaching included. Then the same with the task a fiber
             (stall_target 2.0 fiber): the lint names the fiber's own
-            function, spin_fiber, not weft's fiber_poll.
+            function, spin_fiber, not weft's fiber_poll. Then a fiber
+            blocked 2 s in pthread_mutex_lock (stall_target 2.0 lock), a
+            few frames below the top of its stack: blocking-call's stack
+            names pthread_mutex_lock's caller, lock_fiber, at the line of
+            the call (the stack copy failed at the top of the fiber's
+            stack mapping and the stack was the futex wait alone).
   lints     real programs (tests/bpf/lint_target), each staging one
             problem or a healthy load, run under schedtop --batch --json
             from the first interval after attaching to the running load:
@@ -775,7 +780,80 @@ def test_longpoll(schedtop, load, lib):
     # function is weft's fiber_poll: named before as fiber_poll (fiber.c)
     longpoll_once(schedtop, load, "spin_poll", [])
     longpoll_once(schedtop, load, "fiber spin_fiber", ["fiber"])
+    blocking_fiber(schedtop, load)
     longpoll_healthy(schedtop, load)
+
+
+def in_sigwait(pid, secs=10):
+    """Wait until pid's main thread sleeps in sigwait (ready_wait.h)."""
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            with open("/proc/%d/task/%d/wchan" % (pid, pid)) as f:
+                if "sigtimedwait" in f.read():
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
+def blocking_fiber(schedtop, load):
+    # A fiber's stack ends where the next stack's guard begins: the BPF
+    # side copied 2 KiB from sp, else 256 bytes, else nothing, so a call
+    # made a few frames below the top came with no frame of the task's
+    # code ("stack: __GI___lll_lock_wait+0x2b (futex-internal.h:146)").
+    # Started under schedtop (-- CMD): worker_start tells it the workers'
+    # threads, which a runtime idle since before a -p attach does not.
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--", target, "2.0", "lock"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    calls, lock_line = [], None
+    try:
+        while True:
+            l = read_line(st, 10)
+            if l is None:
+                break
+            if l.startswith("ready "):
+                # once its main thread waits for it: sent sooner, a worker
+                # thread (which does not block it) takes it and dies
+                pid = int(l.split()[1])
+                in_sigwait(pid)
+                os.kill(pid, signal.SIGUSR1)
+                continue
+            if l.startswith("spawn_line "):
+                f = l.split()
+                if len(f) != 6 or f[4] != "lock_line":
+                    fail("stall_target lock printed %r" % l)
+                lock_line = int(f[5])
+                continue
+            o = json.loads(l)
+            calls += lints_of(o, "blocking-call")
+            if o["final"]:
+                break
+        st.wait(10)
+    finally:
+        kill_all(st)
+    if st.returncode == SKIP:
+        skip("schedtop exited 77: " + st.stderr.read().strip())
+    if lock_line is None:
+        fail("stall_target lock never blocked (schedtop rc %s): %s" %
+             (st.returncode, st.stderr.read()))
+    if not calls:
+        fail("a fiber blocked 2 s in pthread_mutex_lock drew no blocking-call")
+    print("blocking-call: %s" % calls[0])
+    want, site = "lock_fiber+", "stall_target.c:%d" % lock_line
+    # while it blocks: once the target has exited (the final report), its
+    # memory, where the task and the call instructions are read, is gone
+    calls = [d for d in calls if "(still blocked)" in d]
+    if not calls:
+        fail("no blocking-call while the fiber was still blocked")
+    for d in calls:
+        if "futex()" not in d or "fiber lock_fiber" not in d:
+            fail("blocking-call does not name the futex wait and the fiber: %s" % d)
+        stack = d.split("; stack: ", 1)[-1]
+        if want not in stack or site not in stack:
+            fail("blocking-call's stack lacks the fiber's call (%s, %s): %s" % (want, site, d))
+    print("PASS: a fiber blocked on a mutex: its call named in %d intervals" % len(calls))
 
 
 def longpoll_once(schedtop, load, fn_name, extra):
