@@ -2,7 +2,7 @@
  * stall_target.c - a real program with one long poll, for schedtop's
  * long-poll lint (tests/bpf/test_schedtop.py longpoll).
  *
- *   stall_target SECONDS [fiber|shortstalls|utf8|lock]
+ *   stall_target SECONDS [fiber|shortstalls|utf8|lock|exec]
  *
  * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
  * schedtop can attach first), then spawns spin_poll, which spins SECONDS
@@ -16,6 +16,8 @@
  * With `lock`, the fiber (lock_fiber) blocks SECONDS in pthread_mutex_lock
  * on a mutex main holds (blocking-call, a fiber's shallow stack), and the
  * line printed after fn_line is "lock_line L", the line of that call.
+ * With `exec`, the poll task spins SECONDS, then execs `sleep 3` from
+ * inside its poll: the process runs on, no longer a weft program.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -54,6 +56,15 @@ static void *spin_fiber(void *arg)
 	while (now_s() < end)
 		x++;
 	return NULL;
+}
+
+/* exec: a poll that spins, then execs a program without weft */
+static enum weft_poll spin_exec_poll(void *state, struct weft_cx *cx)
+{
+	spin_poll(state, cx);
+	execl("/bin/sleep", "sleep", "3", (char *)NULL);
+	perror("stall_target: exec");
+	exit(1);
 }
 
 /* shortstalls: polls of 30 ms, over the runtime's stall threshold (10
@@ -99,8 +110,9 @@ int main(int argc, char **argv)
 	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
 	bool utf8 = argc == 3 && !strcmp(argv[2], "utf8");
 	bool lock = argc == 3 && !strcmp(argv[2], "lock");
-	if (argc != 2 && !fiber && !shorts && !utf8 && !lock) {
-		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8|lock]\n");
+	bool exec = argc == 3 && !strcmp(argv[2], "exec");
+	if (argc != 2 && !fiber && !shorts && !utf8 && !lock && !exec) {
+		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8|lock|exec]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -115,6 +127,8 @@ int main(int argc, char **argv)
 	if (lock) {
 		pthread_mutex_lock(&lock_mu);
 		rc = weft_spawn(rt, lock_fiber, NULL, &t), spawn_line = __LINE__;
+	} else if (exec) {
+		rc = weft_spawn_poll(rt, spin_exec_poll, &secs, NULL, &t), spawn_line = __LINE__;
 	} else if (shorts) {
 		rc = weft_spawn(rt, short_stall_fiber, &secs, &t), spawn_line = __LINE__;
 	} else if (utf8) {

@@ -745,7 +745,10 @@ def test_longpoll_exec(schedtop, load, lib):
     """schedtop -p PID on a weft program that execs another weft program
     (stall_target, same pid): the new program's long poll is flagged and
     named. schedtop kept the probe registry's address of the first program
-    and read nothing from the second: no long-poll at all."""
+    and read nothing from the second: no long-poll at all. Then a poll that
+    execs a program without weft (stall_target 0.6 exec): not reported
+    after the exec (it was, "still running", as long as the new program
+    ran)."""
     d = os.path.dirname(load)
     tp = subprocess.Popen([os.path.join(d, "exec_target"), os.path.join(d, "stall_target"),
                            "1.5"], stdout=subprocess.PIPE, text=True)
@@ -773,6 +776,53 @@ def test_longpoll_exec(schedtop, load, lib):
     if "spin_poll" not in flagged[0] or "stall_target.c:%s" % spawn.split()[1] not in flagged[0]:
         fail("long-poll does not name spin_poll and its spawn line: %s" % flagged[0])
     print("PASS: the long poll of the program exec'd is named")
+    longpoll_exec_away(schedtop, load)
+
+
+def longpoll_exec_away(schedtop, load):
+    # The other way: a poll spins 0.6 s, then execs `sleep 3` from inside
+    # the poll. The process runs on without weft: its registry is gone
+    # and the poll with it. schedtop reported it "still running" for as
+    # long as sleep ran, 3.5 s and counting, until the end.
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--", target, "0.6", "exec"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    flagged, spun, objs = [], False, 0
+    try:
+        while True:
+            l = read_line(st, 10)
+            if l is None:
+                break
+            if l.startswith("ready "):
+                pid = int(l.split()[1])
+                in_sigwait(pid)
+                os.kill(pid, signal.SIGUSR1)
+                continue
+            if l.startswith("spawn_line "):
+                spun = True
+                continue
+            o = json.loads(l)
+            objs += 1
+            flagged += lints_of(o, "long-poll")
+            if o["final"]:
+                break
+        st.wait(10)
+    finally:
+        kill_all(st)
+    if st.returncode == SKIP:
+        skip("schedtop exited 77: " + st.stderr.read().strip())
+    if not spun or st.returncode != 0:
+        fail("stall_target 0.6 exec: rc %s, spun %s: %s" % (st.returncode, spun,
+                                                              st.stderr.read()))
+    if not flagged:
+        fail("the 0.6 s poll before the exec was never flagged")
+    ages = [float(re.search(r"in one poll for ([0-9.]+) s", d).group(1)) for d in flagged]
+    print("exec away: %d intervals, long-poll ages %s" % (objs, ages))
+    # 0.6 s of spin; the exec'd sleep runs 3 s more
+    if max(ages) > 1.6:
+        fail("a poll of the program exec'd away reported for %.2f s: %s" %
+             (max(ages), flagged[-1]))
+    print("PASS: a poll exec'd away is not reported after the exec")
 
 
 def test_longpoll(schedtop, load, lib):

@@ -160,8 +160,18 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 {
 	st->sample_gen++;
 	int rr = read_registry(st);
-	if (rr && st->reg_err)
+	if (rr && st->reg_err) {
+		/* No registry: the target exec'd (a task that execs a program
+		 * without weft from inside its poll) or exited. A poll read
+		 * before is not known to run on, and the cores it was read on
+		 * are the old program's: the long-poll lint said "still
+		 * running", its age growing, for as long as the new program
+		 * ran (found by a review). */
+		for (unsigned s = 0; s < WEFT_PROBE_REG_SLOTS; s++)
+			for (unsigned i = 0; i < STALL_MAX_CORES; i++)
+				st->core[s][i].seen = st->core[s][i].confirmed = false;
 		return;
+	}
 	if (!rr)
 		st->reg_reads++;
 	for (unsigned s = 0; s < WEFT_PROBE_REG_SLOTS; s++) {
