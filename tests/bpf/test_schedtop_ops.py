@@ -1249,6 +1249,12 @@ def test_wrappers(st, wl_test, wl, lib):
     if p.returncode != 128 + 9 or "killed by signal 9" not in p.stderr:
         fail("-- sh -c '...; kill -9 $$': schedtop exited %d, want 137: %s"
              % (p.returncode, p.stderr))
+    # a CMD that schedtop stops itself (-n) is no failure, and not told as
+    # one: "weft_load (pid N) killed by signal 15" followed every -n run
+    for cmd in ([wl_test, "2", "100000"], ["sh", "-c", "%s 2 100000; true" % wl_test]):
+        p = run([st, "--batch", "-n", "2", "0.3", "--", *cmd], timeout=60)
+        if p.returncode != 0 or "killed by signal" in p.stderr or "exited with" in p.stderr:
+            fail("-n 2 -- %s: rc %d, %r" % (cmd[0], p.returncode, p.stderr))
     many_children(st, wl_test)
     p = run([st, "--batch", "--", "sh", "-c", "true"])
     if p.returncode != 1 or "started nothing that does" not in p.stderr:

@@ -685,8 +685,10 @@ static bool wait_interval(struct target *t, double interval, struct stall *st)
  * process watched (t->pid) - its status was told as the watched one's
  * (found by a review). Returns the status to pass on as schedtop's own, as
  * time(1) and strace do: CMD's exit status, or 128 + the signal that
- * killed it; 0 when it succeeded or was not reaped. */
-static int reap(struct target *t, const char *cmd)
+ * killed it; 0 when it succeeded or was not reaped. `stopped`: schedtop
+ * stopped it (-n, Ctrl-C), which is no news: "killed by signal 15" after
+ * every `-n 5` read as CMD failing (found by a review). */
+static int reap(struct target *t, const char *cmd, bool stopped)
 {
 	int st = 0;
 	bool done = false;
@@ -698,7 +700,9 @@ static int reap(struct target *t, const char *cmd)
 	} else if (t->child > 0 && waitpid(t->child, &st, 0) == t->child) {
 		done = true;
 	}
-	if (done) {
+	if (done && stopped) {
+		t->child = 0;
+	} else if (done) {
 		char name[256];
 		tx_safe(name, sizeof(name), cmd);
 		t->child = 0;
@@ -1460,7 +1464,7 @@ done:
 		/* CMD that ended on its own with a failure fails the run, as
 		 * under time(1) or strace: `schedtop trace -- ./loadtest` in a
 		 * CI job exited 0 whatever the load test said (a listed limit) */
-		int cs = reap(&t, cmd[0]);
+		int cs = reap(&t, cmd[0], stopped);
 		if (!rc && !stopped)
 			rc = cs;
 	}
