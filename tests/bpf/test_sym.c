@@ -4,7 +4,12 @@
  * and line it knows; each must come back as printed. Also: a process that
  * does not exist is -ESRCH, an address nothing maps is -ENOENT.
  *
- *   test_sym SYM_TARGET
+ *   test_sym SYM_TARGET [STRIPPED_COPY]
+ *
+ * STRIPPED_COPY, sym_target stripped: an address with no symbol is named
+ * by its module and its address in the file ("0x55... [prog+0x1189]"),
+ * which addr2line takes; it was the process's address alone, meaningless
+ * once a PIE's process is gone.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,12 +23,82 @@
 
 #include "check.h"
 
+/* Where `path`'s first mapping (file offset 0) starts in pid: a PIE's
+ * load address, its first segment's vaddr being 0. */
+static unsigned long long load_base(pid_t pid, const char *path)
+{
+	char mp[64], line[4096];
+	unsigned long long lo = 0, off = 1;
+	snprintf(mp, sizeof(mp), "/proc/%d/maps", (int)pid);
+	FILE *m = fopen(mp, "re");
+	if (!m)
+		return 0;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	while (fgets(line, sizeof(line), m)) {
+		const char *p = strrchr(line, '/');
+		size_t bl = strlen(base);
+		if (!p || strncmp(p + 1, base, bl) || (p[1 + bl] != '\n' && p[1 + bl]))
+			continue;
+		if (sscanf(line, "%llx-%*x %*s %llx", &lo, &off) == 2 && off == 0)
+			break;
+		lo = 0;
+	}
+	fclose(m);
+	return lo;
+}
+
+static void stripped(const char *path)
+{
+	int fds[2];
+	if (pipe(fds))
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execl(path, path, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	FILE *f = fdopen(fds[0], "r");
+	unsigned long long ra = 0, here = 0, x;
+	int line;
+	if (!f || fscanf(f, "%llx %d %llx %llx %llx %llx", &ra, &line, &here, &x, &x, &x) != 6) {
+		printf("FAIL: %s printed no addresses\n", path);
+		failures++;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	unsigned long long base = load_base(pid, path);
+	struct sym_ctx *c;
+	int r = sym_open(&c, pid);
+	CHECK(r == 0 && base, "stripped: sym_open %d, load address %#llx", r, base);
+	if (r == 0) {
+		struct sym_info s;
+		char buf[512], want[128];
+		const char *mod = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		r = sym_lookup(c, here, false, &s);
+		sym_format(&s, here, buf, sizeof(buf));
+		printf("stripped: here %#llx -> %s\n", here, buf);
+		snprintf(want, sizeof(want), "[%s+%#llx]", mod, here - base);
+		CHECK(r == 0 && !s.func[0] && !s.line, "stripped: a symbol or a line: %s", buf);
+		CHECK(strstr(buf, want), "stripped: %s, want %s", buf, want);
+		sym_close(c);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: test_sym SYM_TARGET\n");
+	if (argc != 2 && argc != 3) {
+		fprintf(stderr, "usage: test_sym SYM_TARGET [STRIPPED_COPY]\n");
 		return 2;
 	}
+	if (argc == 3)
+		stripped(argv[2]);
 	int fds[2];
 	if (pipe(fds))
 		return 1;

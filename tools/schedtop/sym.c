@@ -556,6 +556,16 @@ int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym
 		const char *slash = strrchr(mname, '/');
 		copy(out->module, sizeof(out->module), slash ? slash + 1 : mname);
 	}
+	/* The address in the file: with no symbol (a stripped program) the
+	 * address alone was all there was, and a PIE's or a library's
+	 * address means nothing once the process is gone (a record dump
+	 * read the next day): the file's own is what addr2line and a debug
+	 * copy of the file take (found by a review). */
+	Dwarf_Addr bias = 0;
+	if (dwfl_module_getelf(m, &bias)) {
+		out->rel = addr - bias;
+		out->has_rel = true;
+	}
 	GElf_Off off = 0;
 	GElf_Sym sym;
 	const char *name = dwfl_module_addrinfo(m, a, &off, &sym, NULL, NULL, NULL);
@@ -628,6 +638,9 @@ void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n)
 	else if (s->func[0])
 		w = snprintf(buf, n, "%s+0x%llx [%s]", s->func, (unsigned long long)s->offset,
 			     s->module[0] ? s->module : "?");
+	else if (s->module[0] && s->has_rel)
+		w = snprintf(buf, n, "0x%llx [%s+0x%llx]", (unsigned long long)addr, s->module,
+			     (unsigned long long)s->rel);
 	else
 		w = snprintf(buf, n, "0x%llx [%s]", (unsigned long long)addr,
 			     s->module[0] ? s->module : "?");

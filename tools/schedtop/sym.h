@@ -28,6 +28,9 @@ struct sym_info {
 			   * longer path is "..." and its last 252 bytes */
 	int line;         /* 0 without line information */
 	char module[128]; /* basename of the mapped file, "" when none maps it */
+	uint64_t rel;     /* the address in the module's file (its ELF
+			   * vaddr, as addr2line -e FILE takes it) ... */
+	bool has_rel;     /* ... when the file could be read */
 };
 
 /* Report the modules `pid` maps now. 0 or -errno (-ESRCH: no such
@@ -56,7 +59,8 @@ int sym_lookup(struct sym_ctx *c, uint64_t addr, bool return_address, struct sym
  * -ENOENT. */
 int sym_find(struct sym_ctx *c, const char *name, uint64_t *addr);
 
-/* "func+0x1c (file.c:42)" / "func+0x1c [libfoo.so]" / "0x7f... [?]" */
+/* "func+0x1c (file.c:42)" / "func+0x1c [libfoo.so]" / "0x7f... [prog+0x1358]"
+ * (no symbol: a stripped file, its address in the file) / "0x7f... [?]" */
 void sym_format(const struct sym_info *s, uint64_t addr, char *buf, size_t n);
 
 void sym_close(struct sym_ctx *c);
