@@ -575,6 +575,21 @@ static void test_record_damaged(void)
 	strcat(cut, l[2]);
 	r = read_all(cut, &whole);
 	CHECK(r == 0 && whole == 3, "a blank line: r %d, %d snapshots", r, whole);
+	/* but zeros are: what a crash leaves at the end of a file being
+	 * appended to (its size written, its last blocks not). They read as
+	 * blank lines, the recording as whole. */
+	char *z = calloc(1, len + 4096);
+	memcpy(z, buf, len);
+	struct snap *t = calloc(1, sizeof(*t));
+	FILE *zm = fmemopen(z, len + 4096, "r");
+	whole = 0;
+	while ((r = snap_read(zm, t)) == 1)
+		whole++;
+	fclose(zm);
+	CHECK(r == -1 && whole == 3, "a tail of zeros: r %d after %d whole snapshots, want -1 "
+	      "after 3", r, whole);
+	free(t);
+	free(z);
 	free(cut);
 	free(buf);
 	free(s);
@@ -694,6 +709,24 @@ static void test_trace_damaged(void)
 		fclose(m);
 		CHECK(r == -EINVAL && line == 2, "damaged file %zu: r %d, bad line %zu, want line 2",
 		      k, r, line);
+	}
+	/* zeros after the last line (a crash's tail), and a NUL inside a
+	 * line: read as a blank line, and as the line up to the NUL */
+	static const char zeros[] = "{\"ts_ns\":100,\"type\":\"park\",\"core\":0,\"tid\":7}\n"
+				    "\0\0\0\0\0\0\0\0";
+	static const char inner[] = "{\"ts_ns\":100,\"type\":\"park\",\"core\":0,\"tid\":7}\n"
+				    "{\"ts_ns\":200,\"type\":\"park\",\"core\":1}\0garbage\n";
+	const struct { const char *t; size_t n; } nul[] = {
+		{ zeros, sizeof(zeros) - 1 }, { inner, sizeof(inner) - 1 },
+	};
+	for (size_t k = 0; k < 2; k++) {
+		evbuf_free(&b);
+		line = 0;
+		m = fmemopen((void *)nul[k].t, nul[k].n, "r");
+		int r = trace_jsonl_read(m, &b, &line);
+		fclose(m);
+		CHECK(r == -EINVAL && line == 2, "NUL bytes, file %zu: r %d, bad line %zu, want 2", k,
+		      r, line);
 	}
 	evbuf_free(&b);
 }

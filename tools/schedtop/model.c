@@ -881,8 +881,14 @@ int snap_read(FILE *f, struct snap *s)
 	bool any = false;
 	uint64_t seq = 0;
 	memset(s, 0, sizeof(*s));
-	while (getline(&line, &cap, f) > 0) {
+	ssize_t got;
+	while ((got = getline(&line, &cap, f)) > 0) {
 		uint64_t v;
+		/* a NUL in the line: the zeros a crash leaves at the end of a
+		 * file being appended to were taken for blank lines, the
+		 * recording read as whole, exit 0 (found by a review) */
+		if (strlen(line) != (size_t)got)
+			goto bad;
 		if (line[strspn(line, " \t\r\n")] == '\0')
 			continue; /* a blank line */
 		if (!snap_line_whole(line) || !jf_u64(line, "snap", &v))

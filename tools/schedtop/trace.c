@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "model.h"
 #include "trace.h"
@@ -118,9 +119,17 @@ int trace_jsonl_read(FILE *f, struct evbuf *b, size_t *bad_line)
 	char *line = NULL;
 	size_t cap = 0, lineno = 0;
 	int rc = 0;
-	while (getline(&line, &cap, f) > 0) {
+	ssize_t got;
+	while ((got = getline(&line, &cap, f)) > 0) {
 		lineno++;
 		size_t n = strlen(line);
+		/* a NUL in it: the zeros a crash leaves at the end of a file
+		 * being appended to read as a blank line, and whatever
+		 * followed a NUL on a line was dropped (a review) */
+		if (n != (size_t)got) {
+			rc = -EINVAL;
+			break;
+		}
 		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
 			     line[n - 1] == '\t'))
 			line[--n] = '\0';
