@@ -48,9 +48,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <linux/kcmp.h>
 
 #include <weft/io.h>
 
@@ -92,7 +95,9 @@ struct weft_io {
 	bool close_fd;                  /* weft_io_close: the last reference closes fd
 					 * (set under retired_lock) */
 	bool set_nonblock;              /* O_NONBLOCK was weft's: a deregistration
-					 * clears it again (fd_done) */
+					 * clears it again (fd_done); handed on to
+					 * another live registration of the same
+					 * open file (pass_nonblock_locked) */
 	bool is_child;                  /* a child's pidfd (weft_child_open, a
 					 * process's): weft_child_reap takes it */
 	_Atomic bool fd_closed;         /* fd closed already: io_uring, the poll's reference
@@ -110,6 +115,8 @@ struct weft_io {
 	_Atomic unsigned blocked;
 	struct weft_io *retired_next;
 	struct weft_io *reg_prev, *reg_next;  /* live registrations, under regs_lock */
+	dev_t dev;                      /* the file's (fstat), for pass_nonblock_locked */
+	ino_t ino;
 };
 
 /*
@@ -672,6 +679,10 @@ int weft_io_register(struct weft_runtime *rt, int fd, struct weft_io **out)
 	io->set_nonblock = !(fl & O_NONBLOCK);
 	struct stat st;
 	bool have_st = fstat(fd, &st) == 0;
+	if (have_st) {
+		io->dev = st.st_dev;
+		io->ino = st.st_ino;
+	}
 	io->is_socket = have_st && S_ISSOCK(st.st_mode);
 	io->is_fifo = have_st && S_ISFIFO(st.st_mode);
 	io->is_msg = false;
@@ -1062,6 +1073,54 @@ static int last_ref(struct weft_io *io)
 /* Out of the driver and the live list; wakes every waiter (-EBADF). With
  * close_fd the fd is closed by the last reference (io_unref): returns
  * close's result if that was ours, else 0. Without, returns the fd. */
+/*
+ * a and b, both registered, are descriptors of one open file (a dup): 1;
+ * not: 0; kcmp(2) cannot say (no CONFIG_KCMP, a seccomp filter): -1. The
+ * inode alone does not tell: two opens of a FIFO share it, and so do all
+ * the files of an anonymous inode (eventfds, timerfds, pidfds before
+ * 6.9).
+ */
+static int same_open_file(const struct weft_io *a, const struct weft_io *b)
+{
+	if (a->dev != b->dev || a->ino != b->ino)
+		return 0;
+	pid_t me = getpid();
+	long r = syscall(SYS_kcmp, me, me, KCMP_FILE, a->fd, b->fd);
+	return r < 0 ? -1 : r == 0;
+}
+
+/*
+ * A deregistration's O_NONBLOCK is the open file's, shared with every dup:
+ * while another registration of the same file is live (a terminal's stdin
+ * and stdout, an inetd socket's 0 and 1, each registered), clearing it made
+ * that one's fd blocking under it - its next read with nothing queued
+ * blocked a worker thread in read(2) (found by a review). The flag is then
+ * left set and the duty to clear it handed on to that registration, whose
+ * own deregistration clears it (or hands it on again). One that kcmp(2)
+ * cannot tell apart leaves the flag set with no hand-over (as before
+ * deregistrations cleared it): cleared, it might be under a dup; handed
+ * on, another file's own O_NONBLOCK might be cleared. Under retired_lock,
+ * io just taken off d->regs: the one that takes the duty is still listed,
+ * so its detach comes later, under this lock, and reads it. A walk of the
+ * runtime's registrations, on a deregistration of a file weft made
+ * non-blocking only (a close does not clear the flag).
+ */
+static void pass_nonblock_locked(struct weft__driver *d, struct weft_io *io)
+{
+	bool unsure = false;
+	for (struct weft_io *o = d->regs; o; o = o->reg_next) {
+		int same = same_open_file(io, o);
+		if (same > 0) {
+			o->set_nonblock = true;
+			io->set_nonblock = false;
+			return;
+		}
+		unsure |= same < 0;
+	}
+	if (unsure)
+		io->set_nonblock = false;
+}
+
 static int detach(struct weft_io *io, bool close_fd)
 {
 	if (!io)
@@ -1091,6 +1150,8 @@ static int detach(struct weft_io *io, bool close_fd)
 	if (io->reg_next)
 		io->reg_next->reg_prev = io->reg_prev;
 	io->close_fd = close_fd; /* under the lock: io_unref reads it there */
+	if (!close_fd && io->set_nonblock)
+		pass_nonblock_locked(d, io);
 	pthread_mutex_unlock(&d->retired_lock);
 	/* the owner's reference; blocking calls in progress keep theirs */
 	int rc = io_unref(io);

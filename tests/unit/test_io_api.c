@@ -3928,6 +3928,42 @@ Test(io_close, deregister_gives_the_fd_back_blocking_as_it_came, .timeout = WT_T
 	wt_rt_destroy(rt);
 }
 
+/* Two registrations of one open file (a dup: a terminal's stdin and
+ * stdout, an inetd socket's 0 and 1): the deregistration of the one that
+ * made it non-blocking cleared O_NONBLOCK under the other, still
+ * registered, whose next read with nothing queued blocked a worker in
+ * read(2) (found by a review). The flag stays while the other is live, and
+ * its deregistration clears it. */
+Test(io_close, deregister_leaves_a_dup_still_registered_non_blocking, .timeout = WT_TMO(20))
+{
+	struct weft_runtime *rt = rt_named(1);
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	int dup_fd = dup(p[0]);
+	cr_assert_geq(dup_fd, 0);
+	struct weft_io *a, *b;
+	cr_assert_eq(weft_io_register(rt, p[0], &a), 0);
+	cr_assert_eq(weft_io_register(rt, dup_fd, &b), 0);
+	cr_assert_eq(write(p[1], "ab", 2), 2);
+	char c;
+	cr_assert_eq(weft_read(a, &c, 1), 1);
+	cr_assert_eq(weft_io_deregister(a), p[0]);
+	cr_assert(fcntl(dup_fd, F_GETFL) & O_NONBLOCK,
+		  "cleared under a registration of the same open file");
+	/* b still reads as a registration: what is there, then -ETIMEDOUT
+	 * with the pipe empty (it blocked in read(2) for good) */
+	cr_assert_eq(weft_read(b, &c, 1), 1);
+	cr_assert_eq(weft_io_set_deadline(b, WEFT_IO_READABLE, weft_now_ns() + 50000000ull), 0);
+	cr_assert_eq(weft_read(b, &c, 1), -ETIMEDOUT);
+	/* the last one gives the file back blocking */
+	cr_assert_eq(weft_io_deregister(b), dup_fd);
+	cr_assert_eq(fcntl(p[0], F_GETFL) & O_NONBLOCK, 0, "the last deregistration clears it");
+	close(p[0]);
+	close(dup_fd);
+	close(p[1]);
+	wt_rt_destroy(rt);
+}
+
 /* A second weft_io_close (or a close after weft_io_deregister) unlinked
  * the registration again and dropped the owner's reference twice; now it
  * is -EBADF and touches nothing, not even a file that took the number. */

@@ -75,7 +75,13 @@ WEFT_API int weft_io_close(struct weft_io *io);
  * in progress on other threads may use the fd until they return, and the
  * flag is cleared when the last of them returns: close it, or register it
  * again, only after they have (a later clear would leave the new
- * registration's fd blocking). -EBADF if it was closed or deregistered already (see
+ * registration's fd blocking). While another registration of the same
+ * open file is live (a dup registered too: a terminal's stdin and stdout)
+ * the flag stays set, for it, and its own deregistration clears it
+ * (a dup in another runtime is not seen: deregister that one first;
+ * where kcmp(2) is refused, one that may share the file with another
+ * registration is left non-blocking).
+ * -EBADF if it was closed or deregistered already (see
  * weft_io_close). weft_io_close leaves the flag as it is (on a file that
  * other descriptors share, deregister, then close(2)). */
 WEFT_API int weft_io_deregister(struct weft_io *io);
