@@ -400,6 +400,12 @@ static int select_deadline(struct weft_select_arm *arms, size_t n, uint64_t dead
 {
 	if (!arms_valid(arms, n, false))
 		return -EINVAL;
+	/* Not completed (weft.h), as select_poll marks them: a call that
+	 * ends before its first poll (a cancelled fiber's -ECANCELED, the
+	 * -EDEADLK below) left an array reused from an earlier select with
+	 * the old winner's rc, which read as completed (found by a review). */
+	for (size_t i = 0; i < n; i++)
+		arms[i].rc = -EINPROGRESS;
 	if (waits_on_own_shutdown(arms, n))
 		return -EDEADLK;
 	/* A token arm's deadline bounds the wait too, as weft_token_wait's

@@ -1162,6 +1162,55 @@ Test(select, a_cancelled_send_arm_that_did_not_send_says_so, .timeout = WT_TMO(3
 	wt_rt_destroy(rt);
 }
 
+/* The blocking form, on an array whose send arm won an earlier select:
+ * a cancelled fiber's select returns -ECANCELED before it polls, and the
+ * arm kept the old win's 0 - weft.h has every select call set
+ * -EINPROGRESS in the arms it did not complete (found by a review). */
+struct sr_fiber {
+	struct weft_select_arm arms[2];
+	struct weft_chan *full, *quiet;
+	long v, got;
+	atomic_int first;
+	int again, arm_rc;
+};
+
+static void *select_again_cancelled(void *arg)
+{
+	struct sr_fiber *s = arg;
+	s->arms[0] = WEFT_SEL_SEND(s->full, &s->v);
+	s->arms[1] = WEFT_SEL_RECV(s->quiet, &s->got);
+	atomic_store(&s->first, weft_select(s->arms, 2, WEFT_FOREVER) + 1);
+	long x;
+	while (weft_chan_recv(s->quiet, &x) != -ECANCELED) /* until aborted */
+		;
+	s->again = weft_select(s->arms, 2, WEFT_FOREVER);
+	s->arm_rc = s->arms[0].rc;
+	return NULL;
+}
+
+Test(select, a_cancelled_blocking_select_marks_its_arms_not_completed, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct sr_fiber s = { .full = mkchan(1), .quiet = mkchan(1), .v = 7 };
+	struct weft_task *t;
+	cr_assert_eq(weft_spawn(rt, select_again_cancelled, &s, &t), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&s.first), WT_LONG_MS));
+	cr_assert_eq(atomic_load(&s.first), 1, "the first select: %d", atomic_load(&s.first) - 1);
+	cr_assert_eq(weft_abort(t), 0);
+	int rc = weft_join(t, NULL);
+	cr_assert(rc == 0 || rc == -EINTR, "join: %d", rc);
+	cr_assert_eq(s.again, -ECANCELED);
+	cr_assert_eq(s.arm_rc, -EINPROGRESS, "the cancelled select left the old win's rc %d",
+		     s.arm_rc);
+	long got;
+	cr_assert_eq(weft_chan_recv(s.full, &got), 0);
+	cr_assert_eq(got, 7);
+	cr_assert_eq(weft_chan_try_recv(s.full, &got), -EAGAIN, "the cancelled select sent");
+	cr_assert_eq(weft_chan_destroy(s.full), 0);
+	cr_assert_eq(weft_chan_destroy(s.quiet), 0);
+	wt_rt_destroy(rt);
+}
+
 /* A TICK arm on a thread in weft_block_on: its timer goes through the
  * runtime's wheel, which fires a little after the tick (and never once
  * the runtime has shut down), so a select woken at the tick by its cap
