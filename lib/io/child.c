@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -32,6 +33,9 @@
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
+#endif
+#ifndef PIDFD_NONBLOCK
+#define PIDFD_NONBLOCK O_NONBLOCK
 #endif
 
 /* reap through the pidfd if the child has ended: 1 reaped (*si filled),
@@ -67,7 +71,15 @@ static int status_of(const siginfo_t *si)
  * they were, errors io.h does not name (found by a review). */
 static int pidfd_of(pid_t pid)
 {
-	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	/* Non-blocking from the start (Linux 5.10; every waitid here says
+	 * WNOHANG, so it changes none of them): the registration then finds
+	 * O_NONBLOCK set, and its deregistration has no flag to give back -
+	 * which would walk the runtime's registrations for a dup to hand it
+	 * to (io.c, pass_nonblock_locked) on every wait. Older kernels
+	 * refuse the flag with -EINVAL: open it blocking there. */
+	int pfd = (int)syscall(SYS_pidfd_open, pid, PIDFD_NONBLOCK);
+	if (pfd < 0 && errno == EINVAL)
+		pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pfd >= 0)
 		return pfd;
 	return errno == ENOENT || errno == EINVAL ? -ECHILD : -errno;
