@@ -1013,7 +1013,7 @@ static void read_nothing_checks(struct weft_io *a, bool sock)
 	/* a read that waits and times out: the readable bit is clear */
 	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 20 * MS), 0);
 	cr_assert_eq(weft_read(a, buf, sizeof buf), -ETIMEDOUT);
-	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 200 * MS), 0);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_READABLE, weft_now_ns() + 5000 * MS), 0);
 	uint64_t t0 = weft_now_ns();
 	cr_assert_eq(weft_read(a, buf, 0), 0);
 	cr_assert_eq(weft_read(a, NULL, 0), 0);
@@ -1027,7 +1027,7 @@ static void read_nothing_checks(struct weft_io *a, bool sock)
 		cr_assert_eq(weft_recvfrom(a, NULL, 0, 0, (struct sockaddr *)&ss, &sl), 0);
 	}
 	uint64_t took = weft_now_ns() - t0;
-	cr_assert_lt(took, 100 * MS, "a read of nothing waited %llu ns", (unsigned long long)took);
+	cr_assert_lt(took, 2000 * MS, "a read of nothing waited %llu ns", (unsigned long long)took);
 	if (sock)
 		cr_assert_eq(sl, 0, "no sender: %u", (unsigned)sl);
 	cr_assert_eq(weft_read(a, NULL, 1), -EINVAL);
@@ -1044,7 +1044,7 @@ static void send_nothing_checks(struct weft_io *a)
 	while ((w = weft_send(a, fill, sizeof fill, MSG_DONTWAIT)) > 0)
 		;
 	cr_assert_eq(w, -EAGAIN, "the send buffer is full: %zd", w);
-	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, weft_now_ns() + 200 * MS), 0);
+	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, weft_now_ns() + 5000 * MS), 0);
 	uint64_t t0 = weft_now_ns();
 	cr_assert_eq(weft_send(a, "", 0, 0), 0);
 	cr_assert_eq(weft_sendto(a, "", 0, 0, NULL, 0), 0);
@@ -1056,7 +1056,7 @@ static void send_nothing_checks(struct weft_io *a)
 	struct msghdr two = { .msg_iov = empty, .msg_iovlen = 2 };
 	cr_assert_eq(weft_sendmsg(a, &two, 0), 0);
 	uint64_t took = weft_now_ns() - t0;
-	cr_assert_lt(took, 100 * MS, "a write of nothing waited %llu ns", (unsigned long long)took);
+	cr_assert_lt(took, 2000 * MS, "a write of nothing waited %llu ns", (unsigned long long)took);
 	cr_assert_eq(weft_io_set_deadline(a, WEFT_IO_WRITABLE, WEFT_FOREVER), 0);
 }
 
