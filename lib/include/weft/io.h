@@ -71,7 +71,10 @@ WEFT_API int weft_io_close(struct weft_io *io);
  * as it was registered: O_NONBLOCK, if weft_io_register set it, is cleared
  * again (it is the open file's, shared with every dup and fork of the fd -
  * a stdout, a pipe a shell shares - as Go's File.Fd makes it blocking;
- * one registered non-blocking stays so). Calls on the registration still
+ * one registered non-blocking stays so, and so does a socket weft made
+ * (weft_accept's, and those of the connect, listen and bind calls below:
+ * created non-blocking, as Tokio's into_std gives them back; clear the
+ * flag with fcntl(2) for blocking use). Calls on the registration still
  * in progress on other threads may use the fd until they return, and the
  * flag is cleared when the last of them returns: close it, or register it
  * again, only after they have (a later clear would leave the new
