@@ -38,6 +38,12 @@ struct weft_watch {
 struct weft_watch_rx {
 	struct weft_watch *wt;
 	uint64_t seen;
+	/* the entry this receiver linked (under wt->lock), until a poll of
+	 * it collects it: an entry attached to the wait list that is not
+	 * this one was linked for another receiver (changed_poll), as for
+	 * broadcast.c's receivers. Never dereferenced; after a cancel it
+	 * may name an entry gone. */
+	const struct weft_wait *w;
 };
 
 /* Under the lock: an entry still linked that a send (or the close) has
@@ -149,6 +155,7 @@ int weft_watch_subscribe(struct weft_watch *wt, struct weft_watch_rx **out)
 	if (!rx)
 		return -ENOMEM;
 	rx->wt = wt;
+	rx->w = NULL;
 	weft__slock_lock(&wt->lock);
 	rx->seen = wt->version;
 	wt->receivers++;
@@ -200,6 +207,16 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		return WEFT_PENDING;
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&wt->lock);
+	if (w->_queue == &wt->q && rx->w != w) {
+		/* linked for another receiver of this channel: it waits past
+		 * that one's version, so this receiver's unseen value sat
+		 * behind WEFT_PENDING, and after a send it took the other's
+		 * wake (found by a review). sync.h: -EINVAL, `w` linked
+		 * elsewhere. */
+		weft__slock_unlock(&wt->lock);
+		weft_budget_refund(cx);
+		return -EINVAL;
+	}
 	if (weft__waitq_poll_entry(&wt->q, w, cx, &grant) == WQ_LINKED) {
 		if (!released(wt, w->_arg))
 			goto pending;
@@ -211,12 +228,14 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		weft_waker_drop(&wk.w[0]);
 		weft__waitq_consume(&wt->q, w);
 	}
+	rx->w = NULL;
 	int rc = check(wt, rx);
 	if (rc != -EAGAIN) {
 		weft__slock_unlock(&wt->lock);
 		return rc;
 	}
 	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), wt->version);
+	rx->w = w;
 pending:
 	weft__slock_unlock(&wt->lock);
 	weft_budget_refund(cx);

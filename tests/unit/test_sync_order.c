@@ -461,6 +461,56 @@ Test(broadcast_order, entry_of_another_receiver_is_einval)
 	cr_assert_eq(weft_broadcast_destroy(b2), 0);
 }
 
+/* The same for a watch: an entry linked for one receiver, polled with
+ * another receiver that has a value it has not seen. It said WEFT_PENDING
+ * (the entry waits past the first receiver's version), and after a send
+ * woke it the second receiver's poll took the first one's wake and
+ * replaced its waker (found by a review, beside the broadcast's fix). */
+Test(watch_order, entry_of_another_receiver_is_einval)
+{
+	struct weft_watch *wt, *wt2;
+	struct weft_watch_rx *r1, *r2, *o;
+	uint64_t x = 1, v = 0;
+	cr_assert_eq(weft_watch_create(sizeof(uint64_t), &x, &wt), 0);
+	cr_assert_eq(weft_watch_create(sizeof(uint64_t), &x, &wt2), 0);
+	cr_assert_eq(weft_watch_subscribe(wt, &r2), 0);
+	x = 7;
+	cr_assert_eq(weft_watch_send(wt, &x), 0); /* unseen by r2 only */
+	cr_assert_eq(weft_watch_subscribe(wt, &r1), 0);
+	cr_assert_eq(weft_watch_subscribe(wt2, &o), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING);
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), -EINVAL,
+		     "an entry linked for another receiver");
+	cr_assert_eq(weft_watch_changed_poll(o, &w, &h.cx), -EINVAL,
+		     "an entry linked on another channel");
+	cr_assert_eq(weft_watch_has_changed(r2), 1, "nothing marked seen");
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING,
+		     "its own receiver still waits with it");
+	struct weft_wait w2 = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_watch_changed_poll(r2, &w2, &h.cx), 0);
+	cr_assert_eq(weft_watch_get(r2, &v), 0);
+	cr_assert_eq(v, 7);
+	/* woken by a send: still r1's until r1's poll collects it */
+	x = 8;
+	cr_assert_eq(weft_watch_send(wt, &x), 0);
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), -EINVAL);
+	cr_assert_eq(weft_watch_has_changed(r2), 1, "r2 took r1's wake");
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), 0);
+	cr_assert_eq(weft_watch_has_changed(r1), 0);
+	/* collected: idle again, any receiver may use it */
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), 0);
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_watch_rx_drop(r1), 0);
+	cr_assert_eq(weft_watch_rx_drop(r2), 0);
+	cr_assert_eq(weft_watch_rx_drop(o), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0);
+	cr_assert_eq(weft_watch_destroy(wt2), 0);
+}
+
 Test(watch_order, one_send_wakes_each_waiter_once)
 {
 	struct weft_watch *wt;

@@ -481,7 +481,9 @@ WEFT_API int weft_watch_has_changed(struct weft_watch_rx *rx);
 /* Wait for a newer value than the one seen; 0 marks it seen (read it with
  * weft_watch_get). Poll form: 0, WEFT_PENDING (`w` linked), -EPIPE
  * (closed and nothing unseen), -EINVAL (NULL rx, w or cx; `w` linked
- * elsewhere). */
+ * elsewhere: on another channel, or for another receiver of this one -
+ * a receiver waits with one entry at a time, the last it linked, until
+ * a poll collects it or it is cancelled; nothing marked seen). */
 WEFT_API int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w,
 				     struct weft_cx *cx);
 /* Blocking forms: as the poll form, plus -EDEADLK (on a worker), -ENOMEM,
