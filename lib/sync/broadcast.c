@@ -16,6 +16,13 @@
  * waiter that can now make progress, not a herd). Close wakes them all
  * too; a receiver sees -EPIPE only after it has taken everything still
  * held.
+ * A linked entry whose _arg is below `tail` (or any, once closed) has been
+ * released by a send still waking in batches: its poll takes that wake at
+ * once, and a timed wait that gives up asks its cancel (cancel_note)
+ * whether it had been released. It said WEFT_PENDING until its batch
+ * came, and a timed wait whose time ran out in the gap said -ETIMEDOUT
+ * for an item sent before it, which weft_broadcast_try_recv said was
+ * there (found by a review, as for watch.c).
  * Memory ordering: the lock orders everything; wakers run after unlock.
  */
 #include <errno.h>
@@ -43,6 +50,23 @@ struct weft_broadcast_rx {
 	const struct weft_wait *w;
 };
 
+/* Under the lock: an entry still linked that a send (or the close) has
+ * released, its wake in a later batch. */
+static bool released(const struct weft_broadcast *b, uint64_t linked_at)
+{
+	return linked_at < b->tail || b->closed;
+}
+
+static bool broadcast_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
+				struct weft__wakes *wk)
+{
+	(void)wk;
+	struct weft_broadcast *b = weft__container_of(q, struct weft_broadcast, q);
+	if (grant == WQ_GRANT_WAKE || (grant == WQ_GRANT_NONE && released(b, arg)))
+		q->cancel_note = true; /* woken, or about to be: nothing to pass on */
+	return false;
+}
+
 int weft_broadcast_create(size_t item_size, size_t capacity, struct weft_broadcast **out)
 {
 	if (!out || item_size == 0 || capacity == 0 || item_size > WEFT_CHAN_MAX_BYTES ||
@@ -58,7 +82,7 @@ int weft_broadcast_create(size_t item_size, size_t capacity, struct weft_broadca
 	}
 	b->item_size = item_size;
 	b->cap = capacity;
-	weft__waitq_init(&b->q, &b->lock, NULL);
+	weft__waitq_init(&b->q, &b->lock, broadcast_on_cancel);
 	*out = b;
 	return 0;
 }
@@ -185,8 +209,17 @@ int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 		weft_budget_refund(cx);
 		return -EINVAL;
 	}
-	if (weft__waitq_poll_entry(&b->q, w, cx, &grant) == WQ_LINKED)
-		goto pending;
+	if (weft__waitq_poll_entry(&b->q, w, cx, &grant) == WQ_LINKED) {
+		if (!released(b, w->_arg))
+			goto pending;
+		/* released by a send whose batch has not come: take its wake
+		 * now (the waker it holds is ours: dropped, not woken) */
+		struct weft__wakes wk;
+		wk.n = 0;
+		weft__waitq_grant_entry(&b->q, w, WQ_GRANT_WAKE, &wk);
+		weft_waker_drop(&wk.w[0]);
+		weft__waitq_consume(&b->q, w);
+	}
 	rx->w = NULL;
 	int rc = take(b, rx, item, lagged);
 	if (rc != -EAGAIN) {
@@ -240,8 +273,20 @@ int weft_broadcast_recv_timeout(struct weft_broadcast_rx *rx, void *item, uint64
 	struct bc_args a = { rx, &w, item, lagged, 0 };
 	int rc = weft__wait_deadline(bc_recv_fn, &a, &w, deadline);
 	if (rc) {
-		weft_wait_cancel(&w);
-		return rc;
+		/* Out of time, but woken (or released, its wake in a later
+		 * batch) as it ran out: an item, or the close, came first;
+		 * take it, as the poll would have. Decided in the cancel's
+		 * own lock hold. */
+		bool woken;
+		weft__wait_cancel_note(&w, &woken);
+		if (rc != -ETIMEDOUT || !woken)
+			return rc;
+		struct weft_broadcast *b = rx->b;
+		weft__slock_lock(&b->lock);
+		rx->w = NULL;
+		int got = take(b, rx, item, lagged);
+		weft__slock_unlock(&b->lock);
+		return got == -EAGAIN ? rc : got;
 	}
 	return a.rc;
 }

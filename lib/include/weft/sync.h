@@ -430,7 +430,9 @@ WEFT_API int weft_broadcast_rx_drop(struct weft_broadcast_rx *rx);
 WEFT_API int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 				      struct weft_cx *cx, void *item, uint64_t *lagged);
 /* Blocking forms: as the poll form, plus -EDEADLK (on a worker), -ENOMEM,
- * and -ETIMEDOUT for the _timeout form (nothing taken). */
+ * and -ETIMEDOUT for the _timeout form (nothing taken; one woken by a send
+ * or the close as its time ran out takes the item, or says -EOVERFLOW or
+ * -EPIPE, instead). */
 WEFT_API int weft_broadcast_recv(struct weft_broadcast_rx *rx, void *item, uint64_t *lagged);
 WEFT_API int weft_broadcast_recv_timeout(struct weft_broadcast_rx *rx, void *item,
 					 uint64_t *lagged, uint64_t timeout_ns);
