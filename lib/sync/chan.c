@@ -371,6 +371,21 @@ static void unlock_wake_all(struct weft_chan *ch, struct weft__waitq *q, struct 
 	}
 }
 
+/* Under the lock: take at once the wake a close (for a receiver: of a
+ * drained channel) has still to send `w`, which is linked, from a later
+ * batch (the waker it holds is ours: dropped, not woken). A waiter polled
+ * in that gap said WEFT_PENDING, and a select or timed wait whose time ran
+ * out in it said -ETIMEDOUT for a close that came first (found by a
+ * review, as for the semaphore's and the watch's close). */
+static void take_close_wake(struct weft__waitq *q, struct weft_wait *w)
+{
+	struct weft__wakes wk;
+	wk.n = 0;
+	weft__waitq_grant_entry(q, w, WQ_GRANT_WAKE, &wk);
+	weft_waker_drop(&wk.w[0]);
+	weft__waitq_consume(q, w);
+}
+
 /* After a change: balance; if that left a closed channel drained, release
  * every waiting receiver. Unlocks and wakes. */
 static void unlock_balance(struct weft_chan *ch, struct weft__wakes *wk)
@@ -573,8 +588,12 @@ static int send_poll(struct weft_chan *ch, struct weft_wait *w, struct weft_cx *
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&ch->lock);
 	uint32_t st = weft__waitq_poll_entry(&ch->sendq, w, cx, &grant);
-	if (st == WQ_LINKED)
-		goto pending;
+	if (st == WQ_LINKED) {
+		/* closed: every sender is released (none links after it) */
+		if (!ch->closed)
+			goto pending;
+		take_close_wake(&ch->sendq, w);
+	}
 	if (st == WQ_DONE) {
 		weft__slock_unlock(&ch->lock);
 		return 0;
@@ -696,6 +715,20 @@ static int chan_wait(weft__wait_poll_fn fn, struct weft_chan *ch, struct weft__w
 		 * (before or during the cancel) was sent: that is success. */
 		if (weft__wait_cancel(&w) && q == &ch->sendq)
 			return 0;
+		/* Out of time with the channel closed (for a receiver: and
+		 * drained): the close's wake, sent in batches with the lock
+		 * dropped between them, may not have reached this waiter yet.
+		 * It says -EPIPE, as it would have a batch later and as every
+		 * call from now on does: -ETIMEDOUT said the time ran out
+		 * first, for a close that came before it (found by a review,
+		 * as for the semaphore's and the watch's close). */
+		if (rc == -ETIMEDOUT) {
+			weft__slock_lock(&ch->lock);
+			bool closed = ch->closed && (q == &ch->sendq || drained(ch));
+			weft__slock_unlock(&ch->lock);
+			if (closed)
+				return -EPIPE;
+		}
 		return rc;
 	}
 	return a.rc;
@@ -758,8 +791,12 @@ again:
 		weft__waitq_unhold(&ch->recvq);
 	held = false;
 	uint32_t st = weft__waitq_poll_entry(&ch->recvq, w, cx, &grant);
-	if (st == WQ_LINKED)
-		goto pending;
+	if (st == WQ_LINKED) {
+		/* closed and drained: every receiver is released */
+		if (!ch->closed || !drained(ch))
+			goto pending;
+		take_close_wake(&ch->recvq, w);
+	}
 	if (grant == WQ_GRANT_ITEM) {
 		/* handed to us by a sender: in our storage */
 		const void *src = storage(ch, w);

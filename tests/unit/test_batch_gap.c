@@ -13,7 +13,8 @@
  *    time runs out meanwhile; the same for a notify_all, a cond
  *    broadcast and a semaphore's close, and a reader a write unlock
  *    released; a watch receiver a send (or the close) woke, and a
- *    broadcast receiver likewise.
+ *    broadcast receiver likewise; a channel's receiver or sender its
+ *    close woke.
  */
 #include <pthread.h>
 
@@ -688,4 +689,116 @@ Test(batch_gap, a_broadcast_receiver_whose_time_runs_out_in_the_close_is_told_cl
      .timeout = WT_TMO(30))
 {
 	broadcast_gap(true, false);
+}
+
+/* The same for a channel's close: a receiver of an empty channel (or a
+ * sender to a full one) whose time runs out while the close wakes the
+ * others in batches is told the channel is closed (-EPIPE), as it would
+ * be after the close's wake reached it. */
+static struct weft_chan *cch;
+static atomic_int cch_bad;
+static _Atomic int cch_late_rc = 1;
+static _Atomic uint64_t cch_late_deadline;
+
+static void *cch_forever(void *arg)
+{
+	uint64_t v = 1;
+	int rc = arg ? weft_chan_send(cch, &v) : weft_chan_recv(cch, &v);
+	if (rc != -EPIPE)
+		atomic_fetch_add(&cch_bad, 1);
+	return NULL;
+}
+
+static void *cch_late(void *arg)
+{
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW, v = 1;
+	atomic_store(&cch_late_deadline, wt_now_ns() + limit);
+	int rc;
+	if (arg == (void *)2) { /* a select's receive arm */
+		struct weft_select_arm arm[] = { WEFT_SEL_RECV(cch, &v) };
+		rc = weft_select_timeout(arm, 1, limit);
+		if (rc == 0)
+			rc = arm[0].rc;
+		else if (rc > 0)
+			rc = 1;
+	} else {
+		rc = arg ? weft_chan_send_timeout(cch, &v, limit) : weft_chan_recv_timeout(cch, &v, limit);
+	}
+	atomic_store(&cch_late_rc, rc);
+	return NULL;
+}
+
+static void chan_close_gap(bool senders, bool fiber, bool select)
+{
+	struct weft_runtime *rt = fiber ? wt_rt_create(1) : NULL;
+	struct weft_task *late = NULL;
+	enum { N = WEFT__WAKES_MAX + 1 };
+	void *role = senders ? (void *)1 : NULL;
+	atomic_store(&slow_fired, 0);
+	atomic_store(&cch_late_rc, 1);
+	atomic_store(&cch_bad, 0);
+	cr_assert_eq(weft_chan_create(sizeof(uint64_t), 1, &cch), 0);
+	uint64_t v = 0;
+	if (senders)
+		cr_assert_eq(weft_chan_send(cch, &v), 0); /* full */
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, cch_forever, role), 0);
+	settle();
+	void *late_role = select ? (void *)2 : role;
+	if (fiber)
+		cr_assert_eq(weft_spawn(rt, cch_late, late_role, &late), 0);
+	else
+		cr_assert_eq(pthread_create(&th[N - 1], NULL, cch_late, late_role), 0);
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_close = wt_now_ns();
+	cr_assert_eq(weft_chan_close(cch), 0);
+	for (int i = 0; i < N - 1; i++)
+		pthread_join(th[i], NULL);
+	if (fiber)
+		cr_assert_eq(weft_join(late, NULL), 0);
+	else
+		pthread_join(th[N - 1], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	if (t_close >= atomic_load(&cch_late_deadline))
+		cr_log_warn("the close came after the late waiter's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&cch_late_rc), -EPIPE,
+			     "closed before its limit, yet it said %d", atomic_load(&cch_late_rc));
+	cr_assert_eq(atomic_load(&cch_bad), 0);
+	cr_assert_eq(weft_chan_destroy(cch), 0);
+	if (rt)
+		wt_rt_destroy(rt);
+}
+
+Test(batch_gap, a_channel_receiver_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	chan_close_gap(false, false, false);
+}
+
+Test(batch_gap, a_channel_fiber_receiver_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	chan_close_gap(false, true, false);
+}
+
+Test(batch_gap, a_channel_sender_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	chan_close_gap(true, false, false);
+}
+
+/* the same for a select's receive arm (its poll in the gap: pending) */
+Test(batch_gap, a_channel_select_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	chan_close_gap(false, false, true);
+}
+
+Test(batch_gap, a_channel_fiber_select_whose_time_runs_out_in_the_close_is_told_closed,
+     .timeout = WT_TMO(30))
+{
+	chan_close_gap(false, true, true);
 }

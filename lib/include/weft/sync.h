@@ -344,7 +344,10 @@ WEFT_API int weft_chan_try_recv(struct weft_chan *ch, void *item);
  * on to the next waiter). */
 /* Blocking send/recv with a time limit: -ETIMEDOUT when it passes first
  * (nothing was sent / received; a send whose item a receiver took as the
- * time ran out returns 0). Otherwise as weft_chan_send/recv. */
+ * time ran out returns 0; one that finds the channel closed as the time
+ * ran out - a receiver: closed and drained - returns -EPIPE, also while
+ * the close still wakes waiters in batches). Otherwise as
+ * weft_chan_send/recv. */
 WEFT_API int weft_chan_send_timeout(struct weft_chan *ch, const void *item, uint64_t timeout_ns);
 WEFT_API int weft_chan_recv_timeout(struct weft_chan *ch, void *item, uint64_t timeout_ns);
 
