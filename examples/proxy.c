@@ -5,7 +5,7 @@
  * Usage: proxy LISTEN_PORT TARGET_HOST TARGET_PORT
  * (LISTEN_PORT 0: any free port; binds 127.0.0.1; a TARGET_HOST that can
  * be no host, "" or "host:80", is a usage error, exit 2). Try, with the echo
- * example on 7007: proxy 7008 127.0.0.1 7007, then nc 127.0.0.1 7008.
+ * example on 7007: proxy 7009 127.0.0.1 7007, then nc 127.0.0.1 7009.
  * Each connection's end is logged on stderr with its byte counts. SIGINT or
  * SIGTERM: stop accepting, let open connections finish for up to 2 s, then
  * cancel the rest (their copies return -ECANCELED and they close), exit 0.
