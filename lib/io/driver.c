@@ -526,8 +526,13 @@ void weft__timers_process(struct weft_runtime *rt)
 				b2 = n;
 			}
 		}
-		if (b1 > now)
+		if (b1 > now) {
+			/* nothing left due: no timer waits for room, so the
+			 * next pass is held to the room again */
+			if (own && own->timers_short)
+				own->timers_short = false;
 			return;
+		}
 		size_t n = budget ? shard_process(best, b2 < now ? b2 : now, budget) : 0;
 		if (n >= budget) {
 			/* the rest stays due: next pass (the whole one then,
