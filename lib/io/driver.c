@@ -780,7 +780,14 @@ bool weft__driver_park(struct weft_runtime *rt, struct weft__parker *p, uint64_t
 	}
 	if (n > 0)
 		dispatch(rt, ev, n);
-	weft__timers_process(rt);
+	/* A worker that put its core aside found no timer due a moment ago:
+	 * one that came due since waits for its next park loop, which fires
+	 * it with the core, held to the queue's room. Fired here, without
+	 * the core, every due timer went to the inject queue at once, which
+	 * can put a later deadline group before an earlier one (found by a
+	 * review, with 3d767a5's overflow; not reproduced on its own). */
+	if (kept || !core)
+		weft__timers_process(rt);
 	/*
 	 * Leave the driver vacant, with no relay (idle.c), when this is
 	 * the only worker running and no timer is set: I/O readiness
