@@ -29,6 +29,7 @@ import array
 import html
 import json
 import math
+import operator
 import os
 import sys
 import tempfile
@@ -104,7 +105,7 @@ def nice_ceil(v):
 
 # ---------------------------------------------------------------- events
 
-# Event types whose worker is their "core" (analyse_events follows its state).
+# Event types whose worker is their "core" (Analysis follows its state).
 CORE_TYPES = ("steal", "steal_fail", "overflow", "park", "unpark", "worker_start", "worker_stop")
 
 
@@ -113,7 +114,7 @@ def is_int(x):
 
 
 def event_ok(e):
-    """An event analyse_events can use: a JSON object with an integer ts_ns
+    """An event Analysis can use: a JSON object with an integer ts_ns
     and a string type; an integer core where the type names a worker by it;
     a steal's victim (and its task count n, if given) integers too. ts_ns
     and n in the range schedtop writes them (64 bits): JSON integers have
@@ -141,17 +142,16 @@ def in_range(e, workers):
 
 
 class Events:
-    """The usable events of a trace, column by column in typed arrays, in
-    time order: about 40 bytes an event. A list of the decoded JSON
-    objects took some 900 bytes an event: 1e6 events (a 60 s run with 8
-    workers traces a few million) held 915 MB, the report running the
-    machine out of memory (a review, 2026-12-07).
+    """The usable events of a trace, column by column in typed arrays,
+    about 31 bytes an event, for a file read_events must sort. A list of
+    the decoded JSON objects took some 900 bytes an event: 1e6 events (a
+    60 s run with 8 workers traces a few million) held 915 MB, the report
+    running the machine out of memory (a review, 2026-12-07).
 
-    Iterating yields (ts_ns, type, core, victim, n, reason0, to): core,
-    victim and to are -1 where the event has none (or not an integer, in
-    a type that needs none), n is a steal's task count (0 elsewhere),
-    reason0 is whether its "reason" is 0 or absent (an unpark the
-    notify woke)."""
+    An event is (ts_ns, type, core, victim, n, reason0, to): core, victim
+    and to are -1 where the event has none (or not an integer, in a type
+    that needs none), n is a steal's task count (0 elsewhere), reason0 is
+    whether its "reason" is 0 or absent (an unpark the notify woke)."""
 
     def __init__(self):
         self.ts = array.array("Q")
@@ -164,21 +164,20 @@ class Events:
         self.types, self.type_ix = [], {}
         self.order = None  # the time order, when the file was not in it
 
-    def add(self, e):
-        ty = e["type"]
+    def add(self, ts, ty, core, victim, n, reason0, to):
         ix = self.type_ix.get(ty)
         if ix is None:
             ix = self.type_ix[ty] = len(self.types)
             self.types.append(ty)
-        if self.ts and e["ts_ns"] < self.ts[-1] and self.order is None:
+        if self.ts and ts < self.ts[-1] and self.order is None:
             self.order = True  # sort() makes it
-        self.ts.append(e["ts_ns"])
+        self.ts.append(ts)
         self.ty.append(ix)
-        for col, k in ((self.core, "core"), (self.victim, "victim"), (self.to, "to")):
-            v = e.get(k)
-            col.append(v if is_int(v) else -1)  # in_range kept -1..workers-1
-        self.n.append(e.get("n", 0) if ty == "steal" else 0)
-        self.reason0.append(1 if e.get("reason", 0) == 0 else 0)
+        self.core.append(core)
+        self.victim.append(victim)
+        self.to.append(to)
+        self.n.append(n)
+        self.reason0.append(reason0)
 
     def sort(self):
         """By ts_ns, stable (events of one ts_ns keep the file's order)."""
@@ -187,12 +186,6 @@ class Events:
 
     def __len__(self):
         return len(self.ts)
-
-    def first_ts(self):
-        return self.ts[self.order[0]] if self.order else self.ts[0]
-
-    def last_ts(self):
-        return self.ts[self.order[-1]] if self.order else self.ts[-1]
 
     def __iter__(self):
         types = self.types
@@ -206,20 +199,35 @@ class Events:
 # (about 1.5 s of reading).
 PROGRESS_LINES = 200000
 
+# read_events analyses the events as it reads them, in time order through
+# a buffer of REORDER_EVENTS to 2 * REORDER_EVENTS events, sorted when full
+# and its first half analysed: an event at most REORDER_EVENTS lines late
+# in the file still takes its place (schedtop's ring buffer is filled by
+# every CPU at once, so neighbours may be out of order). One later than
+# that makes it read the file again, keeping every event (an Events) to
+# sort them.
+REORDER_EVENTS = 65536
 
-def read_events(path, workers):
-    """The events of a schedtop trace file (an Events) and how many lines
-    were skipped: lines that are not JSON (or not UTF-8), JSON that is not
-    an event (event_ok), and events naming a worker the run did not have
-    (in_range). Skipped lines are reported once on stderr. The file is
-    read as bytes and decoded line by line, so one bad byte costs one
-    line.
+
+class OutOfOrder(Exception):
+    """An event earlier than one already analysed."""
+
+
+first_item = operator.itemgetter(0)
+
+
+def scan_events(path, workers, sink):
+    """Read a schedtop trace file, calling sink(ts, type, core, victim, n,
+    reason0, to) for each usable event in the file's order (Events says
+    what they are). Returns the lines skipped: (not JSON, not events,
+    naming a worker outside the run). The file is read as bytes and
+    decoded line by line, so one bad byte costs one line.
 
     Reading takes most of the report's time (5 of 8 s for the 1.1e6
     events of a 60 s run with 8 workers), which went by without a word:
     every PROGRESS_LINES lines a line on stderr says how far it is (a
     review, 2026-12-07)."""
-    evs, unreadable, malformed, outside = Events(), 0, 0, 0
+    unreadable, malformed, outside = 0, 0, 0
     lines = 0
     with open(path, "rb") as f:
         size = max(1, os.fstat(f.fileno()).st_size)
@@ -244,7 +252,57 @@ def read_events(path, workers):
             elif not in_range(e, workers):
                 outside += 1
             else:
-                evs.add(e)
+                ty = e["type"]
+                core, victim, to = (e.get(k) for k in ("core", "victim", "to"))
+                sink(e["ts_ns"], ty, core if is_int(core) else -1, victim if is_int(victim) else -1,
+                     e.get("n", 0) if ty == "steal" else 0, 1 if e.get("reason", 0) == 0 else 0,
+                     to if is_int(to) else -1)  # in_range kept -1..workers-1
+    return lines, unreadable, malformed, outside
+
+
+def read_events(path, workers, t0_ns, t_range):
+    """The analysis (an Analysis) of the events of a schedtop trace file
+    and how many lines were skipped: lines that are not JSON (or not
+    UTF-8), JSON that is not an event (event_ok), and events naming a
+    worker the run did not have (in_range). Skipped lines are reported
+    once on stderr.
+
+    The events are analysed as they are read, in time order through a
+    buffer of REORDER_EVENTS or more (a file further out of order is read
+    again, its events kept and sorted). They were all kept first, about 31
+    bytes each, and each worker state span as a tuple: an hour's trace
+    (7e6 events, 400 MB) took 80 s and 1.4 GB, and an hour with 8 busy
+    workers traces ten times as many (a review, 2026-12-07)."""
+    an = Analysis(workers, t0_ns, t_range)
+    buf = []  # in file order; sorted (stably, by ts_ns) when full, its first half analysed
+
+    def sink(*ev):
+        if ev[0] < an.last and an.n:
+            raise OutOfOrder()
+        buf.append(ev)
+        if len(buf) >= 2 * REORDER_EVENTS:
+            buf.sort(key=first_item)
+            for e in buf[:REORDER_EVENTS]:
+                an.feed(*e)
+            del buf[:REORDER_EVENTS]
+
+    try:
+        counts = scan_events(path, workers, sink)
+        buf.sort(key=first_item)
+        for e in buf:
+            an.feed(*e)
+    except OutOfOrder:
+        print("weft_report: %s: events more than %d lines out of time order: reading it again to sort them"
+              % (path, REORDER_EVENTS), file=sys.stderr, flush=True)
+        del buf[:]
+        evs = Events()
+        counts = scan_events(path, workers, evs.add)
+        evs.sort()
+        an = Analysis(workers, t0_ns, t_range)
+        for ev in evs:
+            an.feed(*ev)
+        del evs
+    lines, unreadable, malformed, outside = counts
     if unreadable or malformed:
         print("weft_report: %s: skipped %d lines that are not JSON and %d that are not events (an object "
               "with an integer ts_ns, a string type, and the integer core or victim its type needs)"
@@ -252,83 +310,148 @@ def read_events(path, workers):
     if outside:
         print("weft_report: %s: skipped %d events naming a worker outside 0..%d (the run had %d workers)"
               % (path, outside, workers - 1, workers), file=sys.stderr)
-    evs.sort()
+    an.finish()
     if lines >= PROGRESS_LINES:
-        print("weft_report: %s: %d events read; building the page" % (path, len(evs)), file=sys.stderr, flush=True)
-    return evs, unreadable + malformed + outside
+        print("weft_report: %s: %d events read; building the page" % (path, an.n), file=sys.stderr, flush=True)
+    return an, unreadable + malformed + outside
 
 
-def analyse_events(evs, workers, t0_ns):
-    """Worker state spans, steal matrix, park durations, unpark latencies.
+class StateBins:
+    """The worker timeline's state rows for one chart width, filled span by
+    span: per worker and pixel column the seconds in each state (the
+    column's dominant one is drawn), and per worker the seconds in each
+    state over the whole trace. The spans themselves are not kept."""
+
+    def __init__(self, workers, t_range, nbins):
+        x0, x1 = t_range
+        if x1 <= x0:
+            x1 = x0 + 1
+        self.x0, self.x1, self.nbins = x0, x1, nbins
+        self.acc = [[dict() for _ in range(nbins)] for _ in range(workers)]
+        self.tot = [{"running": 0.0, "searching": 0.0, "parked": 0.0} for _ in range(workers)]
+
+    def add(self, w, a, b, st):
+        x0, x1, nbins = self.x0, self.x1, self.nbins
+        tot = self.tot[w]
+        tot[st] = tot.get(st, 0.0) + (b - a)
+        if b <= x0 or a >= x1:
+            return
+        acc = self.acc[w]
+        a, b = max(a, x0), min(b, x1)
+        fa = (a - x0) / (x1 - x0) * nbins
+        fb = (b - x0) / (x1 - x0) * nbins
+        i = int(fa)
+        while i < nbins and i < fb:
+            ov = min(fb, i + 1) - max(fa, i)
+            if ov > 0:
+                acc[i][st] = acc[i].get(st, 0.0) + ov
+            i += 1
+
+
+def timeline_bins(width):
+    """The pixel columns of timeline_svg's rows at width."""
+    return width - TIMELINE_ML - TIMELINE_MR
+
+
+class Analysis:
+    """Worker state spans, steal matrix, park durations, unpark latencies,
+    from events fed one at a time in time order (feed), then finish().
 
     State rules are those of schedtop's trace.c (docs/OBSERVABILITY.md):
     worker_start, unpark and steal_fail start `searching`; steal and
     overflow mean `running`; park starts `parked`; worker_stop ends the
     track. A worker that finds work in its own ring or the inject queue
     fires no probe, so `searching` after an unpark is an upper bound.
-    """
-    n = workers  # read_events kept only events naming workers below it
-    matrix = [[0] * n for _ in range(n)]        # steal operations [thief][victim]
-    matrix_tasks = [[0] * n for _ in range(n)]  # tasks stolen
-    spans = [[] for _ in range(n)]              # (start_s, end_s, state)
-    cur = [None] * n                            # (state, start_ns)
-    park_at = [None] * n
-    notify_at = [None] * n
-    park_ns, unpark_ns = [], []
-    counts = {}
-    first = evs.first_ts() if evs else t0_ns
-    last = evs.last_ts() if evs else t0_ns
 
-    def switch(c, state, ts):
-        if cur[c] is not None:
-            st, since = cur[c]
+    Each span goes into the timeline's pixel columns at both chart widths
+    as it ends (StateBins); durations are kept in typed arrays, 8 bytes
+    each."""
+
+    def __init__(self, workers, t0_ns, t_range):
+        n = self.workers = workers  # read_events kept only events naming workers below it
+        self.t0 = t0_ns
+        self.matrix = [[0] * n for _ in range(n)]        # steal operations [thief][victim]
+        self.matrix_tasks = [[0] * n for _ in range(n)]  # tasks stolen
+        self.bins = {w: StateBins(n, t_range, timeline_bins(w)) for w in (WIDE, NARROW)}
+        self.cur = [None] * n                            # (state, start_ns)
+        self.park_at = [None] * n
+        self.notify_at = [None] * n
+        self.park_ns, self.unpark_ns = array.array("q"), array.array("q")
+        self.park_core = [array.array("q") for _ in range(n)]  # park_ns by worker
+        self.counts = {}
+        self.n, self.first, self.last = 0, t0_ns, t0_ns
+
+    def __len__(self):
+        return self.n
+
+    def switch(self, c, state, ts):
+        cur = self.cur[c]
+        if cur is not None:
+            st, since = cur
             if st == state:
                 return
             if ts > since:
-                spans[c].append(((since - t0_ns) / 1e9, (ts - t0_ns) / 1e9, st))
-        cur[c] = (state, ts) if state else None
+                a, b = (since - self.t0) / 1e9, (ts - self.t0) / 1e9
+                for sb in self.bins.values():
+                    sb.add(c, a, b, st)
+        self.cur[c] = (state, ts) if state else None
 
-    for ts, ty, c, v, tasks, reason0, to in evs:
-        counts[ty] = counts.get(ty, 0) + 1
+    def feed(self, ts, ty, c, v, tasks, reason0, to):
+        if not self.n:
+            self.first = ts
+        self.n += 1
+        self.last = ts
+        self.counts[ty] = self.counts.get(ty, 0) + 1
+        n = self.workers
         valid = 0 <= c < n
         if ty == "steal" and valid:
             if 0 <= v < n:
-                matrix[c][v] += 1
-                matrix_tasks[c][v] += tasks
-            switch(c, "running", ts)
+                self.matrix[c][v] += 1
+                self.matrix_tasks[c][v] += tasks
+            self.switch(c, "running", ts)
         elif ty == "overflow" and valid:
-            switch(c, "running", ts)
+            self.switch(c, "running", ts)
         elif ty in ("unpark", "worker_start", "steal_fail") and valid:
             if ty == "unpark":
-                if park_at[c] is not None:
-                    park_ns.append(ts - park_at[c])
-                    park_at[c] = None
-                if notify_at[c] is not None and reason0:
-                    unpark_ns.append(ts - notify_at[c])
-                notify_at[c] = None
-            switch(c, "searching", ts)
+                if self.park_at[c] is not None:
+                    self.park_ns.append(ts - self.park_at[c])
+                    self.park_core[c].append(ts - self.park_at[c])
+                    self.park_at[c] = None
+                if self.notify_at[c] is not None and reason0:
+                    self.unpark_ns.append(ts - self.notify_at[c])
+                self.notify_at[c] = None
+            self.switch(c, "searching", ts)
         elif ty == "park" and valid:
-            park_at[c] = ts
-            notify_at[c] = None
-            switch(c, "parked", ts)
+            self.park_at[c] = ts
+            self.notify_at[c] = None
+            self.switch(c, "parked", ts)
         elif ty == "notify":
-            if 0 <= to < n and notify_at[to] is None:
-                notify_at[to] = ts  # the first notify since it parked
+            if 0 <= to < n and self.notify_at[to] is None:
+                self.notify_at[to] = ts  # the first notify since it parked
         elif ty == "worker_stop" and valid:
-            switch(c, None, ts)
-    for c in range(n):
-        if cur[c] is not None:
-            switch(c, None, last)
-    return {
-        "workers": n,
-        "matrix": matrix,
-        "matrix_tasks": matrix_tasks,
-        "spans": spans,
-        "park_ns": park_ns,
-        "unpark_ns": unpark_ns,
-        "counts": counts,
-        "window_s": [(first - t0_ns) / 1e9, (last - t0_ns) / 1e9],
-    }
+            self.switch(c, None, ts)
+
+    def finish(self):
+        for c in range(self.workers):
+            if self.cur[c] is not None:
+                self.switch(c, None, self.last)
+        # sorted once for every percentile taken of them
+        self.park_ns = array.array("q", sorted(self.park_ns))
+        self.unpark_ns = array.array("q", sorted(self.unpark_ns))
+        self.park_core = [array.array("q", sorted(a)) for a in self.park_core]
+
+    def result(self):
+        return {
+            "workers": self.workers,
+            "matrix": self.matrix,
+            "matrix_tasks": self.matrix_tasks,
+            "bins": self.bins,
+            "park_ns": self.park_ns,
+            "park_core": self.park_core,
+            "unpark_ns": self.unpark_ns,
+            "counts": self.counts,
+            "window_s": [(self.first - self.t0) / 1e9, (self.last - self.t0) / 1e9],
+        }
 
 
 # ---------------------------------------------------------------- series
@@ -367,13 +490,13 @@ def series_rates(load):
             mdt = s["t"] - mprev["t"]
             if w and len(pw) == len(w) and mdt > 0:
                 row["m_t0"] = mprev["t"]
-                row["busy"] = [max(0.0, min(1.0, (a[1] - b[1]) / 1e9 / mdt)) for a, b in zip(w, pw)]
+                # typed arrays (and no per-worker steals or depths: nothing
+                # draws them): an hour sampled every 0.05 s has 72000 rows
+                row["busy"] = array.array("d", (max(0.0, min(1.0, (a[1] - b[1]) / 1e9 / mdt)) for a, b in zip(w, pw)))
                 row["steals_per_s"] = sum(a[2] - b[2] for a, b in zip(w, pw)) / mdt
                 row["stolen_per_s"] = sum(a[3] - b[3] for a, b in zip(w, pw)) / mdt
                 row["parks_per_s"] = sum(a[4] - b[4] for a, b in zip(w, pw)) / mdt
-                row["worker_steals"] = [(a[2] - b[2]) / mdt for a, b in zip(w, pw)]
-                row["worker_parks"] = [(a[4] - b[4]) / mdt for a, b in zip(w, pw)]
-                row["depth"] = [a[6] for a in w]
+                row["worker_parks"] = array.array("d", ((a[4] - b[4]) / mdt for a, b in zip(w, pw)))
             out.append(row)
             prev = s
             if w:
@@ -585,20 +708,24 @@ def histogram_svg(title, values_ns, width=900, height=220, color="#1565c0"):
     return "\n".join(o), [[2 ** k, 2 ** (k + 1), c] for k, c in zip(keys, counts)]
 
 
-def pct(values, p):
-    if not values:
+def pct_sorted(s, p):
+    """The p-th percentile (nearest rank) of s, in ascending order."""
+    if not s:
         return 0
-    s = sorted(values)
     i = min(len(s) - 1, max(0, int(math.ceil(p / 100 * len(s))) - 1))
     return s[i]
 
 
-def timeline_svg(workers, spans, rates, t_range, width=900):
-    """One row per worker: BPF states (if spans) and busy % from metrics."""
-    ml, mr, mt = 90, 16, 10
+TIMELINE_ML, TIMELINE_MR = 90, 16
+
+
+def timeline_svg(workers, states, rates, t_range, width=900):
+    """One row per worker: BPF states (if states: the StateBins of this
+    width) and busy % from metrics."""
+    ml, mr, mt = TIMELINE_ML, TIMELINE_MR, 10
     pw = width - ml - mr
     rows = []
-    if spans is not None:
+    if states is not None:
         rows.append("states")
     if any("busy" in r for r in rates or ()):
         rows.append("busy")
@@ -623,20 +750,9 @@ def timeline_svg(workers, spans, rates, t_range, width=900):
         tot = {"running": 0.0, "searching": 0.0, "parked": 0.0}
         if "states" in rows:
             # dominant state per pixel column, merged into runs
-            acc = [dict() for _ in range(nbins)]
-            for (a, b, st) in spans[w]:
-                tot[st] = tot.get(st, 0.0) + (b - a)
-                if b <= x0 or a >= x1:
-                    continue
-                a, b = max(a, x0), min(b, x1)
-                fa = (a - x0) / (x1 - x0) * nbins
-                fb = (b - x0) / (x1 - x0) * nbins
-                i = int(fa)
-                while i < nbins and i < fb:
-                    ov = min(fb, i + 1) - max(fa, i)
-                    if ov > 0:
-                        acc[i][st] = acc[i].get(st, 0.0) + ov
-                    i += 1
+            if states.nbins != nbins or (states.x0, states.x1) != (x0, x1):
+                raise ValueError("the timeline's state columns are of another chart")
+            acc, tot = states.acc[w], states.tot[w]
             run_st, run_start = None, 0
             for i in range(nbins + 1):
                 st = max(acc[i], key=acc[i].get) if i < nbins and acc[i] else None
@@ -873,13 +989,21 @@ def event_trace_path(events_path):
     return events_path[:-1] if events_path.endswith(".jsonl") else events_path + " (its .json)"
 
 
-def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=None):
+def time_axis(load, rates):
+    """The x axis of the charts over time and of the timeline: from 0 to
+    the run's end or the last sample, whichever is later."""
+    t0 = load.get("t0_ns", 0)
+    run_end = (load.get("end_ns", t0) - t0) / 1e9 if load.get("end_ns") else (rates[-1]["t1"] if rates else 1)
+    return (0.0, max(run_end, rates[-1]["t1"] if rates else 1))
+
+
+def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=None):
+    """The page. rates: series_rates(load); ev: read_events' Analysis of
+    the events (None without)."""
     workers = workers_of(load)
-    rates = series_rates(load)
     t0 = load.get("t0_ns", 0)
     warm = load.get("warmup_s", 0) or 0
-    run_end = (load.get("end_ns", t0) - t0) / 1e9 if load.get("end_ns") else (rates[-1]["t1"] if rates else 1)
-    an = analyse_events(ev, workers, t0) if ev is not None else None
+    an = ev.result() if ev is not None else None
     data = {"shape": load.get("shape"), "workers": workers, "bpf": an is not None,
             "no_bpf_reason": no_bpf, "interrupted": bool(load.get("interrupted")), "sections": []}
     left_out = []
@@ -970,20 +1094,6 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         s.append("<th>stolen from it</th><th>park p50</th><th>park p99</th>")
     s.append("</tr>")
     wall_ns = max(1, load.get("end_ns", 0) - t0)
-    per_core_park = {}
-    if an:
-        # per-core park times for the table
-        per_core_park = {c: [] for c in range(an["workers"])}
-        # recompute per core (cheap)
-        pa = [None] * an["workers"]
-        for ts, ty, c, _, _, _, _ in ev:
-            if not 0 <= c < an["workers"]:
-                continue
-            if ty == "park":
-                pa[c] = ts
-            elif ty == "unpark" and pa[c] is not None:
-                per_core_park[c].append(ts - pa[c])
-                pa[c] = None
     for i, w in enumerate(pw):
         busy = w.get("busy_ns")
         s.append("<tr><td>w%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
@@ -992,9 +1102,9 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
                     fmt_num(w.get("noop_unparks")), fmt_num(w.get("overflows"))))
         if an:
             out_ = sum(an["matrix"][t][i] for t in range(an["workers"])) if i < an["workers"] else 0
-            pk = per_core_park.get(i, [])
-            s.append("<td>%s</td><td>%s</td><td>%s</td>" % (fmt_num(out_), fmt_ns(pct(pk, 50)) if pk else "–",
-                                                            fmt_ns(pct(pk, 99)) if pk else "–"))
+            pk = an["park_core"][i] if i < an["workers"] else ()
+            s.append("<td>%s</td><td>%s</td><td>%s</td>" % (fmt_num(out_), fmt_ns(pct_sorted(pk, 50)) if pk else "–",
+                                                            fmt_ns(pct_sorted(pk, 99)) if pk else "–"))
         s.append("</tr>")
     s.append("</table>")
     if not pw:
@@ -1012,7 +1122,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
     xs = [r["t1"] for r in rates]
     mrates = [r for r in rates if "busy" in r]  # the rows with the runtime's metrics
     mxs = [r["t1"] for r in mrates]
-    t_range = (0.0, max(run_end, xs[-1] if xs else 1))
+    t_range = time_axis(load, rates)
     if rates:
         s.append(responsive(lambda w: line_chart(
             "tasks per second", [xs], [[r["tasks_per_s"] for r in rates]], ["tasks/s"], [PALETTE[0]], width=w,
@@ -1049,9 +1159,9 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
 
     # ---- timeline
     s.append('<section id="timeline"><h2>Worker timeline: busy, searching, parked</h2>')
-    tl = (workers if not an else an["workers"], an["spans"] if an else None, rates, t_range)
-    svg, rows_, totals = timeline_svg(*tl, width=WIDE)
-    svg = both(svg, timeline_svg(*tl, width=NARROW)[0])
+    tl = (workers if not an else an["workers"], rates, t_range)
+    svg, rows_, totals = timeline_svg(tl[0], an["bins"][WIDE] if an else None, *tl[1:], width=WIDE)
+    svg = both(svg, timeline_svg(tl[0], an["bins"][NARROW] if an else None, *tl[1:], width=NARROW)[0])
     legend = ""
     if an:
         legend = "".join('<span><i class="sw" style="background:%s"></i>%s</span>' % (c, n) for n, c in STATE_COLOR.items())
@@ -1098,7 +1208,8 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         pk = an["park_ns"]
         s.append('<p class="lead">How long workers slept: <code>park</code> → <code>unpark</code> of the same worker, '
                  '%d parks, p50 %s, p90 %s, p99 %s, max %s.</p>%s'
-                 % (len(pk), fmt_ns(pct(pk, 50)), fmt_ns(pct(pk, 90)), fmt_ns(pct(pk, 99)), fmt_ns(max(pk) if pk else 0), svg))
+                 % (len(pk), fmt_ns(pct_sorted(pk, 50)), fmt_ns(pct_sorted(pk, 90)), fmt_ns(pct_sorted(pk, 99)),
+                    fmt_ns(pk[-1] if pk else 0), svg))
         data["park_hist"] = hb
     else:
         s.append('<p class="missing">Park durations come from schedtop\'s <code>park</code>/<code>unpark</code> probes: '
@@ -1121,7 +1232,7 @@ def build(load, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=Non
         up = an["unpark_ns"]
         s.append('<p class="lead">From the first <code>notify</code> aimed at a parked worker to its <code>unpark</code> '
                  '(it is running again): %d wake-ups, p50 %s, p99 %s, max %s.</p>%s'
-                 % (len(up), fmt_ns(pct(up, 50)), fmt_ns(pct(up, 99)), fmt_ns(max(up) if up else 0), svg))
+                 % (len(up), fmt_ns(pct_sorted(up, 50)), fmt_ns(pct_sorted(up, 99)), fmt_ns(up[-1] if up else 0), svg))
         data["unpark_hist"] = hb
     else:
         s.append('<p class="missing">Needs the <code>notify</code> and <code>unpark</code> probes: left out (%s).</p>' % esc(no_bpf))
@@ -1244,7 +1355,7 @@ def events_unusable(path, evs, skipped, load):
         return ("the events file %s holds no usable event (%s)"
                 % (path, "%d lines, all skipped" % skipped if skipped else "it is empty"))
     t0, end = load["t0_ns"], load["end_ns"]
-    first, last = evs.first_ts(), evs.last_ts()
+    first, last = evs.first, evs.last
     if last < t0 or first > end:
         return ("the events in %s (%.1f to %.1f s) do not overlap this run (0 to %.1f s): a trace of "
                 "another run?" % (path, (first - t0) / 1e9, (last - t0) / 1e9, (end - t0) / 1e9))
@@ -1266,10 +1377,26 @@ def not_json(name):
     raise ValueError("%s is not a JSON number" % name)
 
 
-def read_json(path, what):
+def compact_sample(d):
+    """object_hook for the load file: a series sample's "worker" rows of
+    integers as typed arrays, 8 bytes a number instead of some 40. An
+    hour sampled every 0.05 s with 8 workers is 72000 samples of 56
+    numbers: decoded as lists they took 230 MB (a review, 2026-12-07).
+    Rows of anything else are left as they are (series_rates says what
+    is wrong with them)."""
+    w = d.get("worker")
+    if isinstance(w, list) and "t" in d:
+        try:
+            d["worker"] = [array.array("q", r) for r in w]
+        except (TypeError, ValueError, OverflowError):
+            pass
+    return d
+
+
+def read_json(path, what, object_hook=None):
     try:
         with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8"), parse_constant=not_json)
+            return json.loads(f.read().decode("utf-8"), parse_constant=not_json, object_hook=object_hook)
     except OSError as e:
         raise InputError(path, e.strerror or str(e))
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
@@ -1281,7 +1408,7 @@ def read_json(path, what):
 def read_load(path):
     """weft-load --output's JSON object, checked for the fields the report
     cannot do without."""
-    load = read_json(path, "weft-load's JSON output")
+    load = read_json(path, "weft-load's JSON output", compact_sample)
     if not isinstance(load, dict):
         raise InputError(path, "not weft-load's output: a JSON %s, not an object" % type(load).__name__)
     for k in ("t0_ns", "end_ns"):
@@ -1457,13 +1584,22 @@ def main(argv):
         ap.error("--write-trace is for a run without events (--no-bpf); with --events, schedtop trace "
                  "has written the event trace itself (FILE.json beside FILE.jsonl)")
     check_outputs(ap, a)
+    # ArithmeticError: ZeroDivisionError, and OverflowError - a number
+    # past a float (10**400, which JSON allows) or Infinity where an
+    # integer is made, a traceback (a review)
+    not_load = (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError)
     try:
         rt_lat = read_latency(a.latency) if a.latency else None
         load = read_load(a.load)
+        try:
+            rates = series_rates(load)
+            t_range = time_axis(load, rates)
+        except not_load as e:
+            raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
         ev, bad, no_bpf = None, 0, a.no_bpf
         if a.events:
             try:
-                ev, bad = read_events(a.events, workers_of(load))
+                ev, bad = read_events(a.events, workers_of(load), load["t0_ns"], t_range)
             except OSError as e:
                 raise InputError(a.events, e.strerror or str(e))
             no_bpf = events_unusable(a.events, ev, bad, load)
@@ -1471,16 +1607,13 @@ def main(argv):
                 print("weft_report: %s; the report shows the runtime's metrics instead" % no_bpf, file=sys.stderr)
                 ev = None
         try:
-            html_text = build(load, ev, bad, no_bpf, a.events, rt_lat,
+            html_text = build(load, rates, ev, bad, no_bpf, a.events, rt_lat,
                               a.write_trace if ev is None else None)
-        # ArithmeticError: ZeroDivisionError, and OverflowError - a number
-        # past a float (10**400, which JSON allows) or Infinity where an
-        # integer is made, a traceback (a review)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
+        except not_load as e:
             raise InputError(a.load, "not weft-load's output (%s: %s)" % (type(e).__name__, e))
         writes = [(a.output, lambda f: f.write(html_text))]
         if a.write_trace and ev is None:
-            writes.append((a.write_trace, lambda f: write_metrics_trace(load, series_rates(load), f)))
+            writes.append((a.write_trace, lambda f: write_metrics_trace(load, rates, f)))
         replace_all(writes)
     except InputError as e:
         print("weft_report: %s" % e, file=sys.stderr)
