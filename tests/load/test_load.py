@@ -176,7 +176,9 @@ TEST is one of:
               spike in any sample shown (rows were merged to 0.25 s and
               showed the last sample's p50/p99 only). A series of 20000
               samples: a page under 3 MB (26 MB), a one-sample spike drawn,
-              the last tick (1000.0) within the charts.
+              the last tick (1000.0) within the charts. A first sample 0.2 s
+              late at 0.05 s: still a row per sample after it (every second
+              one was merged into the next).
 
 Exit 0 pass, 1 fail, 77 skip. With CI=true a skip is a failure.
 """
@@ -1628,6 +1630,29 @@ def test_report_interval(src, load):
           "--interval 0.1: rows at %s, want one per sample 0.1..1.0 (the sliver left out)" % [r[0] for r in rows])
     check(all(abs(r[1] - 10000) < 1 for r in rows), "tasks/s per row: %s" % rows)
     check("p99 latency at 0.4 s: 50.00 ms" in page, "the 50 ms p99 of the sample at 0.4 s is not drawn")
+    # the first sample late (the sampler thread not run for 0.2 s at
+    # --interval 0.05): it catches up at once, the rest on time. The
+    # sliver was a quarter of the first sample's time, 0.0625 s, longer
+    # than the interval: every second sample merged into the next, its
+    # p99 spike not drawn (a review, 2026-12-07)
+    series, tasks = [], 0
+    times = [0.25, 0.2501, 0.2502, 0.2503, 0.2504] + [round(0.25 + 0.05 * i, 3) for i in range(1, 11)]
+    for i, t in enumerate(times):
+        tasks += 1000
+        series.append({"t": t, "tasks": tasks, "ops": 0, "units_issued": i, "units_done": i,
+                       "p50_ns": 1000, "p99_ns": 50000000 if t == 0.3 else 2000})
+    data["series"] = series
+    data["end_ns"] = data["t0_ns"] + 760000000
+    with open(lp, "w") as f:
+        json.dump(data, f)
+    p = report_run("--load", lp, "--no-bpf", "test", "-o", out)
+    check(p.returncode == 0, "report: exit %d %s" % (p.returncode, p.stderr[-1000:]))
+    with open(out) as f:
+        page = f.read()
+    rows = report_data(page)["throughput_series"]
+    want = [0.25] + [round(0.25 + 0.05 * i, 3) for i in range(1, 11)]
+    check([r[0] for r in rows] == want, "a late first sample: rows at %s, want %s" % ([r[0] for r in rows], want))
+    check("p99 latency at 0.3 s: 50.00 ms" in page, "the 50 ms p99 of the sample at 0.3 s is not drawn")
     # a long series: 20000 samples (1000 s every 0.05 s; an hour is 72000)
     # drew a dot with a tooltip per sample and series, a point per sample
     # in each line, a busy rect per sample and worker: a 26 MB page (200 MB

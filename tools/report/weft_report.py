@@ -473,10 +473,19 @@ def series_rates(load):
     prev = {"t": 0.0, "tasks": 0, "ops": 0, "p50_ns": 0, "p99_ns": 0}
     mprev = {"t": 0.0, "worker": None}  # the last sample with metrics
     # skip a sliver (the last sample is taken when the drain ends): a
-    # quarter of the sampling interval (the first sample comes one interval
-    # after the start). A fixed 0.25 s merged the samples of a shorter
-    # --interval into rows showing the p50/p99 of their last sample only.
-    sliver = 0.25 * min(1.0, series[0]["t"]) if len(series) > 1 else 0.25
+    # quarter of the sampling interval. A fixed 0.25 s merged the samples
+    # of a shorter --interval into rows showing the p50/p99 of their last
+    # sample only. The interval is the median gap between samples: taken
+    # as the first sample's time, a first sample late (weft-load's sampler
+    # thread not run for a while: it then catches up, the next samples
+    # back on their times) made the sliver as long as the interval or
+    # more, and every second row was merged into the next again, a p99
+    # spike in it not drawn (a review, 2026-12-07).
+    if len(series) > 1:
+        gaps = sorted([series[0]["t"]] + [b["t"] - a["t"] for a, b in zip(series, series[1:])])
+        sliver = 0.25 * min(1.0, gaps[len(gaps) // 2])
+    else:
+        sliver = 0.25
     for s in series:
         if s["t"] - prev["t"] >= sliver:
             dt = s["t"] - prev["t"]
