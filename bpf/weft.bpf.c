@@ -25,7 +25,8 @@
  * machine, so it is not used.
 All filter on the target's
  * tgid (`target_tgid`, see below); a thread is mapped to its core the
- * first time it fires a USDT probe carrying that core (tstate map); other
+ * first time it fires a USDT probe carrying that core (tstate map), or
+ * once schedtop read it from the target's memory (tid_seed_gen); other
  * threads of the process land in slot WEFT_BPF_OTHER.
  *
  * Concurrency: a core's fields are written by the thread holding the core,
@@ -88,6 +89,10 @@ __u64 workers_started = 0;
 __u64 workers_stopped = 0;
 __u64 slots_used = 0;
 __u64 execs = 0;           /* the target called exec: every runtime before it is gone */
+/* Bumped by user space after it gave a core its thread (cores[].tid) read
+ * from the target's memory (the core's holder_tid): a thread's tstate made
+ * before that takes its slot again from core_of_tid (tstate_get). */
+__u32 tid_seed_gen = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -109,6 +114,7 @@ struct tstate {
 	__u32 in_sys;
 	__s64 sys_nr;
 	__u64 sys_ip, sys_sp;
+	__u32 seed_gen;    /* tid_seed_gen when slot was last taken from core_of_tid */
 };
 
 struct {
@@ -676,12 +682,28 @@ __noinline __u32 core_of_tid(__u32 tid)
  * (OTHER), the worker's CPU time, switches and parks went to
  * other_threads for good, learn_tid seeing the same tid (two workers
  * burning read 0 % CPU, other_threads 190 %: found by a review). */
+/*
+ * Likewise after user space named a core's thread (tid_seed_gen moved):
+ * schedtop attached to a runtime whose workers all slept in their parks,
+ * which fire no probe, and a worker woke and blocked in a task at once
+ * (no maintenance probe between): its thread was never a core's, and the
+ * blocking-call lint never fired (found by a review). schedtop reads each core's thread
+ * from the target's memory and stores it as the core's tid; a thread of
+ * the target seen before that (an entry made as OTHER) takes the slot
+ * core_of_tid gives now, at its next event (one asleep in a park still
+ * ends that park on the slot it began on).
+ */
 static __always_inline struct tstate *tstate_get(__u32 tid, bool create)
 {
+	__u32 gen = tid_seed_gen;
 	struct tstate *ts = bpf_map_lookup_elem(&tstate, &tid);
+	if (ts && ts->seed_gen != gen && !ts->park_sleep) { /* a park ends on its own slot */
+		ts->seed_gen = gen;
+		ts->slot = core_of_tid(tid);
+	}
 	if (ts || !create)
 		return ts;
-	struct tstate n = { .slot = core_of_tid(tid) };
+	struct tstate n = { .slot = core_of_tid(tid), .seed_gen = gen };
 	bpf_map_update_elem(&tstate, &tid, &n, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&tstate, &tid);
 }

@@ -83,6 +83,12 @@ struct weft_probe_counters {
 	unsigned long long stall_count;
 	unsigned long long stall_task_id, stall_fn, stall_site, stall_age_ns;
 	unsigned long long stall_seq;
+	/* The thread id (gettid) of the thread that holds the core, 0 while
+	 * none does (a retired core), set beside park_word. A reader outside
+	 * the process (schedtop attaching to a runtime whose workers sleep in
+	 * their parks, which fire no probe) learns each core's thread from it;
+	 * read it only when the registry's counters_size covers it. */
+	unsigned long long holder_tid;
 };
 
 /* The runtimes of a process, for readers outside it: schedtop's long-poll

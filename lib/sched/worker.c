@@ -929,6 +929,7 @@ void weft__core_hold(struct weft_runtime *rt, struct weft__worker *w, struct wef
 {
 	weft__registry_set(rt, c->index, w);
 	c->c.park_word = (uintptr_t)&w->parker.state; /* for tracers: where this thread parks */
+	c->c.holder_tid = (unsigned long long)atomic_load_explicit(&w->tid, memory_order_relaxed);
 }
 
 /*
@@ -977,6 +978,7 @@ static bool retire(struct weft_runtime *rt, struct weft__ctx *ctx, struct weft__
 	weft__core_publish(c);
 	weft__registry_set(rt, c->index, NULL);
 	c->c.park_word = 0;
+	c->c.holder_tid = 0;
 	ctx->core = NULL;
 	pthread_mutex_unlock(&rt->resize_lock);
 	if (relay || moved)
@@ -1094,8 +1096,10 @@ void *weft__worker_main(void *arg)
 	ctx.core = NULL;
 	if (rt->opts.on_thread_stop)
 		rt->opts.on_thread_stop(rt->opts.hook_arg, w->index);
-	if (held)
+	if (held) {
 		weft__registry_set(rt, held->index, NULL);
+		held->c.holder_tid = 0;
+	}
 	atomic_store_explicit(&w->tid, 0, memory_order_relaxed);
 	weft__ctx_set(NULL);
 	weft__fiber_thread_fini(altstack);

@@ -18,6 +18,11 @@
  * line printed after fn_line is "lock_line L", the line of that call.
  * With `exec`, the poll task spins SECONDS, then execs `sleep 3` from
  * inside its poll: the process runs on, no longer a weft program.
+ * With `lockspare`, as `lock`, but the runtime starts with 4 workers; before
+ * "ready" two are retired (weft_runtime_set_workers 2: their threads become
+ * spares) and one of the others is handed to a spare thread for good
+ * (weft_block_in_place). Both print "tids A B", the threads that hold
+ * cores 0 and 1 (weft_runtime_metrics), before "ready".
  */
 #include <pthread.h>
 #include <signal.h>
@@ -104,21 +109,78 @@ static void *lock_fiber(void *arg)
 }
 static const int lock_line = __LINE__ - 4; /* the pthread_mutex_lock call */
 
+/* lockspare: the fiber's core goes to a spare thread while fn runs */
+static void *nap(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 500 * 1000000L };
+	nanosleep(&ts, NULL);
+	return NULL;
+}
+
+static void *handoff_fiber(void *arg)
+{
+	(void)arg;
+	return weft_block_in_place(nap, NULL, NULL) ? (void *)1 : NULL;
+}
+
+/* The threads holding cores 0 and 1, once only they hold cores (the
+ * retired ones' threads have let go); "tids A B". handed: one of them is
+ * the spare that took a core from handoff_fiber's thread. */
+static int print_tids(struct weft_runtime *rt, bool handed)
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		struct weft_metrics *m;
+		if (weft_runtime_metrics(rt, &m))
+			return 1;
+		if (handed && (m->block_in_place_count != 1 || m->block_in_place_reclaimed)) {
+			fprintf(stderr, "stall_target: the core was not handed to a spare\n");
+			weft_metrics_free(m);
+			return 1;
+		}
+		bool settled = m->workers_active == 2 && m->worker[0].thread_id &&
+			       m->worker[1].thread_id;
+		for (unsigned i = 2; i < m->workers; i++)
+			settled &= !m->worker[i].thread_id;
+		if (settled)
+			printf("tids %llu %llu\n", (unsigned long long)m->worker[0].thread_id,
+			       (unsigned long long)m->worker[1].thread_id), fflush(stdout);
+		weft_metrics_free(m);
+		if (settled)
+			return 0;
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "stall_target: the cores' threads did not settle\n");
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	bool fiber = argc == 3 && !strcmp(argv[2], "fiber");
 	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
 	bool utf8 = argc == 3 && !strcmp(argv[2], "utf8");
-	bool lock = argc == 3 && !strcmp(argv[2], "lock");
+	bool spare = argc == 3 && !strcmp(argv[2], "lockspare");
+	bool lock = spare || (argc == 3 && !strcmp(argv[2], "lock"));
 	bool exec = argc == 3 && !strcmp(argv[2], "exec");
 	if (argc != 2 && !fiber && !shorts && !utf8 && !lock && !exec) {
-		fprintf(stderr, "usage: stall_target SECONDS [fiber|shortstalls|utf8|lock|exec]\n");
+		fprintf(stderr,
+			"usage: stall_target SECONDS [fiber|shortstalls|utf8|lock|lockspare|exec]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
-	WEFT_OPTS(weft_runtime_opts, o, .workers = 2);
+	WEFT_OPTS(weft_runtime_opts, o, .workers = spare ? 4 : 2);
 	struct weft_runtime *rt;
 	if (weft_runtime_create(&o, &rt))
+		return 1;
+	if (spare) {
+		struct weft_task *h;
+		void *r = NULL;
+		if (weft_runtime_set_workers(rt, 2) || weft_spawn(rt, handoff_fiber, NULL, &h) ||
+		    weft_join(h, &r) || r)
+			return 1;
+	}
+	if (lock && print_tids(rt, spare))
 		return 1;
 	if (ready_wait())
 		return 1;

@@ -43,7 +43,12 @@ TEST is one of:
             few frames below the top of its stack: blocking-call's stack
             names pthread_mutex_lock's caller, lock_fiber, at the line of
             the call (the stack copy failed at the top of the fiber's
-            stack mapping and the stack was the futex wait alone).
+            stack mapping and the stack was the futex wait alone). The
+            same fiber with schedtop attached by pid to the runtime idle
+            since before (stall_target 2.0 lock, and lockspare: 2 of 4
+            cores retired, one handed to a spare): the rows show the
+            threads holding the cores, and blocking-call fires (the BPF
+            side knew no worker's thread: no probe had fired).
   lints     real programs (tests/bpf/lint_target), each staging one
             problem or a healthy load, run under schedtop --batch --json
             from the first interval after attaching to the running load:
@@ -176,11 +181,13 @@ def kill_all(*procs):
             p.wait()
 
 
-def attach_when_ready(schedtop, proc, name, interval):
-    """proc printed "ready PID" (tests/bpf/ready_wait.h): start schedtop
-    --batch --json on it. Returns (pid, schedtop process, its first line);
-    skips on 77, fails (killing proc) when it prints nothing."""
-    ready = read_line(proc, 10)
+def attach_when_ready(schedtop, proc, name, interval, ready=None):
+    """proc printed "ready PID" (tests/bpf/ready_wait.h; `ready`, when the
+    caller read it): start schedtop --batch --json on it. Returns (pid,
+    schedtop process, its first line); skips on 77, fails (killing proc)
+    when it prints nothing."""
+    if ready is None:
+        ready = read_line(proc, 10)
     if not ready or not ready.startswith("ready "):
         proc.kill()
         fail("%s did not get ready: %r" % (name, ready))
@@ -831,6 +838,8 @@ def test_longpoll(schedtop, load, lib):
     longpoll_once(schedtop, load, "spin_poll", [])
     longpoll_once(schedtop, load, "fiber spin_fiber", ["fiber"])
     blocking_fiber(schedtop, load)
+    blocking_idle(schedtop, load, "lock")
+    blocking_idle(schedtop, load, "lockspare")
     longpoll_healthy(schedtop, load)
 
 
@@ -852,8 +861,7 @@ def blocking_fiber(schedtop, load):
     # side copied 2 KiB from sp, else 256 bytes, else nothing, so a call
     # made a few frames below the top came with no frame of the task's
     # code ("stack: __GI___lll_lock_wait+0x2b (futex-internal.h:146)").
-    # Started under schedtop (-- CMD): worker_start tells it the workers'
-    # threads, which a runtime idle since before a -p attach does not.
+    # Started under schedtop (-- CMD); blocking_idle attaches by pid.
     target = os.path.join(os.path.dirname(load), "stall_target")
     st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--", target, "2.0", "lock"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -875,6 +883,8 @@ def blocking_fiber(schedtop, load):
                 if len(f) != 6 or f[4] != "lock_line":
                     fail("stall_target lock printed %r" % l)
                 lock_line = int(f[5])
+                continue
+            if l.startswith("tids "):
                 continue
             o = json.loads(l)
             calls += lints_of(o, "blocking-call")
@@ -904,6 +914,58 @@ def blocking_fiber(schedtop, load):
         if want not in stack or site not in stack:
             fail("blocking-call's stack lacks the fiber's call (%s, %s): %s" % (want, site, d))
     print("PASS: a fiber blocked on a mutex: its call named in %d intervals" % len(calls))
+
+
+def blocking_idle(schedtop, load, mode):
+    # schedtop -p attached to a runtime whose workers all sleep in their
+    # parks since before the attach: the BPF side knew a core's thread
+    # only from a probe of it (worker_start, maintenance), and a worker
+    # woken by the spawn that blocked in its task at once fired none, so
+    # blocking-call never fired and the rows had no thread (tid 0). Now
+    # schedtop reads each core's thread from the target's memory (the
+    # counters' holder_tid). `lockspare`: 4 cores, one handed to a spare
+    # and back, two retired (their threads spares now) before the attach.
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    tp = subprocess.Popen([target, "2.0", mode], stdout=subprocess.PIPE, text=True)
+    st = None
+    calls, rows = [], []
+    try:
+        l = read_line(tp, 20) or ""
+        if not l.startswith("tids "):
+            fail("stall_target %s printed %r" % (mode, l))
+        tids = [int(t) for t in l.split()[1:]]
+        # "ready" comes right after: perhaps read into tp.stdout's buffer
+        # with "tids" already, where read_line's select does not see it
+        pid, st, first = attach_when_ready(schedtop, tp, "stall_target", "0.25",
+                                           tp.stdout.readline())
+        o = json.loads(first)
+        rows = sorted((w["core"], w["tid"]) for w in o["worker"])
+        in_sigwait(pid)
+        os.kill(pid, signal.SIGUSR1)
+        l = read_line(tp, 10) or ""
+        if not l.startswith("spawn_line "):
+            fail("stall_target %s printed %r" % (mode, l))
+        for o in json_until_final(st):
+            calls += [d for d in lints_of(o, "blocking-call") if "(still blocked)" in d]
+        st.wait(10)
+    finally:
+        kill_all(tp, st)
+    print("%s: threads %s, schedtop's rows after the attach (core, tid) %s"
+          % (mode, tids, rows))
+    want = [(0, tids[0]), (1, tids[1])]
+    if [r for r in rows if r[0] < 2] != want:
+        fail("%s: the rows of cores 0 and 1 after the attach are %s, not the threads "
+             "that hold them %s" % (mode, rows, want))
+    if any(t for c, t in rows if c >= 2):
+        fail("%s: a retired core has a thread: %s" % (mode, rows))
+    if not calls:
+        fail("%s: a fiber blocked 2 s in pthread_mutex_lock on a runtime idle since "
+             "before the attach drew no blocking-call" % mode)
+    if not all("futex()" in d and "fiber lock_fiber" in d for d in calls):
+        fail("%s: blocking-call does not name the futex wait and the fiber: %s"
+             % (mode, calls))
+    print("PASS: %s: blocked after an idle attach, named in %d intervals: %s"
+          % (mode, len(calls), calls[0]))
 
 
 def longpoll_once(schedtop, load, fn_name, extra):

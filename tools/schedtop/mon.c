@@ -3,6 +3,7 @@
  * process; see mon.h. libbpf-tools shape: open, set rodata, load, attach,
  * read; every error path goes through mon_close().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -379,6 +380,90 @@ int mon_add_core(struct mon *m, uint64_t rt, unsigned core)
 	 * whole (snap_drop_holes) */
 	m->skel->bss->cores[n].core = core;
 	__atomic_store_n(&m->skel->bss->cores[n].rt_id, rt, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* The kernel's global id of the target's thread `tid` (its id in the
+ * target's own pid namespace), 0 if not known. */
+static unsigned tid_global(const struct mon *m, unsigned tid)
+{
+	char p[96], line[256];
+	struct stat self, target;
+	/* schedtop itself outside the initial pid namespace: its ids are not
+	 * the global ones either (load_skel) */
+	if (m->skel->rodata->target_nspid)
+		return 0;
+	snprintf(p, sizeof(p), "/proc/%d/ns/pid", m->pid);
+	if (stat("/proc/self/ns/pid", &self) || stat(p, &target))
+		return 0;
+	if (self.st_ino == target.st_ino && self.st_dev == target.st_dev)
+		return tid;
+	/* the target in a pid namespace of its own (a container): the thread
+	 * whose innermost id (NSpid's last) is tid; its first is ours */
+	snprintf(p, sizeof(p), "/proc/%d/task", m->pid);
+	DIR *d = opendir(p);
+	if (!d)
+		return 0;
+	unsigned found = 0;
+	struct dirent *e;
+	while (!found && (e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%.20s/status", m->pid, e->d_name);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "NSpid:", 6))
+				continue;
+			char *end, *q = line + 6;
+			unsigned long first = strtoul(q, &end, 10), last = first;
+			for (q = end; *q && *q != '\n'; q = end) {
+				unsigned long v = strtoul(q, &end, 10);
+				if (end == q)
+					break;
+				last = v;
+			}
+			if (last == tid && first <= UINT32_MAX)
+				found = (unsigned)first;
+			break;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+int mon_seed_thread(struct mon *m, uint64_t rt, unsigned core, uint64_t counters, unsigned tid)
+{
+	struct weft_bpf_slot_key k = { .rt = rt, .core = core };
+	uint32_t v;
+	if (bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.slots), &k, &v) ||
+	    v >= WEFT_BPF_MAX_CORES)
+		return -ENOENT;
+	struct weft_bpf_core *c = (struct weft_bpf_core *)&m->skel->bss->cores[v];
+	if (!tid || __atomic_load_n(&c->state, __ATOMIC_RELAXED) == WEFT_ST_STOPPED)
+		return 0;
+	/* Only over 0 or our own last one: the BPF side's learn_tid writes
+	 * the tid a probe of the core's thread carried, which is newer than
+	 * a read of the target's memory; it replaces ours likewise. */
+	unsigned want = m->seeded[v];
+	if (__atomic_load_n(&c->tid, __ATOMIC_RELAXED) != want || (want && m->seeded_as[v] == tid))
+		return 0;
+	unsigned g = tid_global(m, tid);
+	if (!g)
+		return -ENOENT;
+	if (!__atomic_compare_exchange_n(&c->tid, &want, g, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return 0;
+	m->seeded[v] = g;
+	m->seeded_as[v] = tid;
+	uint64_t none = 0;
+	__atomic_compare_exchange_n(&c->counters_ptr, &none, counters, false, __ATOMIC_RELAXED,
+				    __ATOMIC_RELAXED);
+	/* after the tid: a thread's entry made before it takes the core's
+	 * slot at its next event (tstate_get) */
+	__atomic_fetch_add(&m->skel->bss->tid_seed_gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

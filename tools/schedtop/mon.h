@@ -32,6 +32,10 @@ struct mon {
 	char futex_src[64]; /* which programs time futex waits (sched_switch or tp_btf:...) */
 	enum mon_step step; /* the step that failed, after mon_open returned an error */
 	int stats_err;      /* BPF_ENABLE_STATS refused (-errno): no BPF run-time figures */
+	/* the thread mon_seed_thread gave each slot last (0: none): while the
+	 * slot's tid is still that one, no probe has named another */
+	unsigned seeded[WEFT_BPF_MAX_CORES];
+	unsigned seeded_as[WEFT_BPF_MAX_CORES]; /* that thread's id in the target's pid namespace */
 };
 
 /* The file whose USDT notes carry provider weft, as mapped by `pid`:
@@ -63,6 +67,18 @@ int mon_open(struct mon *m, int pid, const char *lib, bool verbose, bool trace);
  * side does when it first sees the core: for the cores the target's
  * registry lists that fired no probe yet. 0 or -errno. */
 int mon_add_core(struct mon *m, uint64_t rt, unsigned core);
+
+/* Core `core` of runtime `rt` (a slot mon_add_core gave it) is driven by
+ * thread `tid`, whose counters are at `counters`: as read from the target's
+ * memory (the core's holder_tid), for a core whose thread no probe named
+ * yet (its workers asleep in their parks when schedtop attached fire none).
+ * `tid` is the target's own id of the thread (gettid in its pid namespace),
+ * translated to the kernel's global one through /proc/PID/task/.../status
+ * (NSpid); schedtop outside the initial pid namespace cannot know that
+ * one, and names none. A thread a probe named (worker_start, maintenance)
+ * is newer and stays; one named here before is replaced when the core
+ * changed hands. 0, -ENOENT (no slot, or the thread not found). */
+int mon_seed_thread(struct mon *m, uint64_t rt, unsigned core, uint64_t counters, unsigned tid);
 
 /* Copy the aggregates. */
 void mon_snapshot(struct mon *m, struct snap *s);

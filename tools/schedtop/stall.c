@@ -219,11 +219,15 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 		for (unsigned i = 0; i < STALL_MAX_CORES; i++) {
 			struct stall_core *c = &st->core[s][i];
 			struct weft_probe_counters pc;
+			c->holder_tid = 0;
 			if (i >= n || peek(st->pid, slot->counters + (uint64_t)i * slot->stride, &pc,
 					   sizeof(pc))) {
 				c->seen = false;
 				continue;
 			}
+			if (st->reg.counters_size >= offsetof(struct weft_probe_counters, holder_tid) +
+							 sizeof(pc.holder_tid))
+				c->holder_tid = pc.holder_tid;
 			/* A core's counts only grow: fewer than at the last read,
 			 * and this is a new runtime at the old one's address (and
 			 * slot). The old one's counts go to its ended entry; the
@@ -344,6 +348,22 @@ void stall_sync_slots(struct stall *st, struct mon *m)
 	int n = stall_cores(st, rt, core, WEFT_BPF_MAX_CORES);
 	for (int i = 0; i < n; i++)
 		mon_add_core(m, rt[i], core[i]);
+	/* Each core's thread, which the BPF side learns only from a probe of
+	 * it: one asleep in its park since before the attach fires none, and
+	 * if it woke and blocked in a task at once, blocking-call never
+	 * fired (found by a review). */
+	for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS; r++) {
+		const struct weft_probe_reg_slot *slot = &st->reg.slot[r];
+		if (!slot->rt || st->slot_rt[r] != slot->rt)
+			continue;
+		for (unsigned i = 0; i < slot->ncores && i < STALL_MAX_CORES; i++) {
+			uint64_t tid = st->core[r][i].holder_tid;
+			if (tid && tid <= UINT32_MAX)
+				mon_seed_thread(m, slot->rt, i,
+						slot->counters + (uint64_t)i * slot->stride,
+						(unsigned)tid);
+		}
+	}
 }
 
 int stall_cores(const struct stall *st, uint64_t *rt, unsigned *core, int max)

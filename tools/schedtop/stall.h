@@ -33,6 +33,8 @@ struct stall_core {
 	bool stalls_seen, stalls0_seen;
 	uint64_t st_count, st_task, st_fn, st_site, st_age; /* the latest stall, read whole */
 	bool st_new;                        /* read since the last interval */
+	uint64_t holder_tid;                /* the core's thread at the latest read (0: none,
+					     * not known, or a library without the field) */
 };
 
 /* Figures of runtimes that ended (destroyed, or re-created at the same
@@ -77,7 +79,8 @@ struct stall {
 void stall_fill_snap(struct stall *st, struct snap *s);
 
 /* Give every core the registry lists a row (mon_add_core), also those
- * that fired no probe since schedtop attached. */
+ * that fired no probe since schedtop attached, and its thread as read from
+ * its counters (mon_seed_thread). */
 struct mon;
 void stall_sync_slots(struct stall *st, struct mon *m);
 
