@@ -1466,6 +1466,80 @@ static void test_diff_other_schema(void)
 	free(r);
 }
 
+/* A value diff reads as a number that is a string (or true/false): said,
+ * with its line and name. It was left out without a word while the
+ * interval still counted as a sample, and a worker row's was left out of
+ * the sum over the rows (a review, 2026-12-07). Strings where diff reads
+ * none (a row's "state") are fine; null is a value not known (weft-load's
+ * "workers" when it cannot tell), left out, where it read as 0. */
+static void test_diff_not_a_number(void)
+{
+	static const char row[] = "{\"rt\":\"0x1\",\"core\":0,\"state\":\"running\",\"cpu_pct\":%s}";
+	char line[512], rowbuf[160], path[32], err[512];
+	struct diff_run *r = calloc(1, sizeof(*r));
+	CHECK(r, "setup");
+	if (!r)
+		return;
+	/* 4 intervals; in `which` (1-based; 0: none) polls_per_s or a row's
+	 * cpu_pct is a string (the first interval is left out: not read) */
+	for (int c = 0; c < 4; c++) {
+		int which = c == 0 ? 0 : c == 1 ? 3 : c == 2 ? 2 : 4;
+		bool in_row = c >= 2;
+		char *text = NULL;
+		size_t tn = 0;
+		FILE *f = open_memstream(&text, &tn);
+		for (int l = 1; l <= 4; l++) {
+			bool odd = l == which;
+			snprintf(rowbuf, sizeof(rowbuf), row, odd && in_row ? "\"50.0\"" : "50.0");
+			snprintf(line, sizeof(line),
+				 "{\"schema\":\"schedtop/1\",\"pid\":7,\"ts_ns\":%d,\"final\":false,"
+				 "\"interval_s\":0.5,\"workers\":1,\"polls_per_s\":%s,\"worker\":[%s],"
+				 "\"lints\":[]}",
+				 l * 1000, odd && !in_row ? "\"1000\"" : "1000", rowbuf);
+			fprintf(f, "%s\n", line);
+		}
+		fclose(f);
+		CHECK(text && write_tmp(text, path), "setup");
+		err[0] = '\0';
+		int rc = diff_load(path, r, err, sizeof(err));
+		if (!which) {
+			CHECK(rc == 0, "numbers only: %d %s", rc, err);
+			const struct diff_metric *m = diff_find(r, "polls_per_s");
+			CHECK(m && m->n == 3, "polls_per_s: %u samples", m ? (unsigned)m->n : 0);
+		} else {
+			char want[96];
+			snprintf(want, sizeof(want), ":%d: %s is a string, not a number", which,
+				 in_row ? "worker[].cpu_pct" : "polls_per_s");
+			CHECK(rc == -EINVAL && strstr(err, want), "a string at line %d: %d '%s', want '%s'",
+			      which, rc, err, want);
+		}
+		unlink(path);
+		free(text);
+	}
+	/* weft-load's whole-file output: true for a number; null is not known */
+	CHECK(write_tmp("{\"tool\":\"weft-load\",\"workers\":2,"
+			"\"throughput\":{\"tasks_per_s\":true}}\n", path), "setup");
+	int rc = diff_load(path, r, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, ": throughput.tasks_per_s is true or false, not a number"),
+	      "true for tasks_per_s: %d %s", rc, err);
+	unlink(path);
+	CHECK(write_tmp("{\"tool\":\"weft-load\",\"workers\":null,"
+			"\"throughput\":{\"tasks_per_s\":10}}\n", path), "setup");
+	rc = diff_load(path, r, err, sizeof(err));
+	CHECK(rc == 0 && !diff_find(r, "workers") && diff_find(r, "throughput.tasks_per_s"),
+	      "workers null: %d %s, read as %g", rc, err,
+	      diff_find(r, "workers") ? diff_find(r, "workers")->sum : -1.0);
+	unlink(path);
+	/* a trace event whose time is a string */
+	CHECK(write_tmp("{\"ts_ns\":1000000000,\"type\":\"steal\",\"n\":1}\n"
+			"{\"ts_ns\":\"2000000000\",\"type\":\"steal\",\"n\":1}\n", path), "setup");
+	rc = diff_load(path, r, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, ":2: ts_ns is a string, not a number"),
+	      "trace ts_ns string: %d %s", rc, err);
+	unlink(path);
+	free(r);
+}
+
 /* weft's probes found from the note sections only: `schedtop list` read
  * each executable in full, 45 s for a 20 GiB sparse one (a review). */
 static void alarmed_notes(int sig)
@@ -1630,6 +1704,7 @@ int main(int argc, char **argv)
 	test_diff_output();
 	test_diff_every_lint();
 	test_diff_many_workers();
+	test_diff_not_a_number();
 	test_diff_record_dump();
 	test_diff_partial_last();
 	test_diff_appended_runs();

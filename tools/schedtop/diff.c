@@ -22,7 +22,7 @@ struct leaf {
 	char path[96];
 	double v;
 	char s[48];
-	bool is_str;
+	enum jwalk_kind kind;
 };
 
 /*
@@ -41,13 +41,46 @@ struct col {
 	unsigned rows;      /* rows that have the key, numeric */
 };
 
+#define OBJ_MAX_ODD 32
+
+/*
+ * A value diff reads as a number that is a string or true/false ("12.5"
+ * for polls_per_s, say) is an error, said with its name: it was left out
+ * without a word, and the interval still counted as a sample (a per-worker
+ * one was left out of the sum over the rows). null is a value not known,
+ * as weft-load writes one: left out, as a missing key is (it read as 0).
+ */
 struct obj {
 	struct leaf l[OBJ_MAX_LEAVES];
 	unsigned n;
 	struct col c[OBJ_MAX_COLS];
 	unsigned nc;
 	bool full;          /* more values than OBJ_MAX_LEAVES, or columns */
+	/* per-worker keys that are not numbers in some row (a row's "state",
+	 * its "rt"): an error only when diff reads one as a number */
+	struct {
+		char arr[12], key[40];
+		enum jwalk_kind kind;
+	} odd[OBJ_MAX_ODD];
+	unsigned nodd;
+	char bad[112];      /* the first value read as a number that is none */
+	enum jwalk_kind bad_kind;
 };
+
+static void obj_reset(struct obj *o)
+{
+	o->n = o->nc = o->nodd = 0;
+	o->full = false;
+	o->bad[0] = '\0';
+}
+
+static void mark_bad(struct obj *o, const char *path, enum jwalk_kind kind)
+{
+	if (o->bad[0])
+		return;
+	snprintf(o->bad, sizeof(o->bad), "%s", path);
+	o->bad_kind = kind;
+}
 
 /* "worker[12].cpu_pct" -> arr "worker", key "cpu_pct": a column of a
  * per-worker row (a direct key; nested ones are not compared). */
@@ -84,8 +117,20 @@ static int collect(void *ctx, const struct jwalk_leaf *jl)
 		return 0;
 	char arr[sizeof(o->c[0].arr)] = "", key[sizeof(o->c[0].key)];
 	if (row_col(jl->path, arr, sizeof(arr), key, sizeof(key))) {
-		if (!arr[0] || jl->kind != JW_NUM)
+		if (!arr[0] || jl->kind == JW_NULL)
 			return 0;
+		if (jl->kind != JW_NUM) {
+			unsigned i = 0;
+			while (i < o->nodd && (strcmp(o->odd[i].key, key) || strcmp(o->odd[i].arr, arr)))
+				i++;
+			if (i == o->nodd && o->nodd < OBJ_MAX_ODD) {
+				snprintf(o->odd[i].arr, sizeof(o->odd[i].arr), "%s", arr);
+				snprintf(o->odd[i].key, sizeof(o->odd[i].key), "%s", key);
+				o->odd[i].kind = jl->kind;
+				o->nodd++;
+			}
+			return 0;
+		}
 		struct col *c = NULL;
 		for (unsigned i = 0; i < o->nc && !c; i++)
 			if (!strcmp(o->c[i].key, key) && !strcmp(o->c[i].arr, arr))
@@ -112,9 +157,9 @@ static int collect(void *ctx, const struct jwalk_leaf *jl)
 	}
 	struct leaf *l = &o->l[o->n++];
 	snprintf(l->path, sizeof(l->path), "%s", jl->path);
-	l->is_str = jl->kind == JW_STR;
+	l->kind = jl->kind;
 	l->v = jl->num;
-	if (l->is_str)
+	if (l->kind == JW_STR)
 		snprintf(l->s, sizeof(l->s), "%s", jl->str);
 	else
 		l->s[0] = '\0';
@@ -129,11 +174,15 @@ static const struct leaf *get(const struct obj *o, const char *path)
 	return NULL;
 }
 
-static bool num(const struct obj *o, const char *path, double *v)
+static bool num(struct obj *o, const char *path, double *v)
 {
 	const struct leaf *l = get(o, path);
-	if (!l || l->is_str)
+	if (!l || l->kind == JW_NULL)
 		return false;
+	if (l->kind != JW_NUM) {
+		mark_bad(o, path, l->kind);
+		return false;
+	}
 	*v = l->v;
 	return true;
 }
@@ -141,11 +190,17 @@ static bool num(const struct obj *o, const char *path, double *v)
 static const char *str(const struct obj *o, const char *path)
 {
 	const struct leaf *l = get(o, path);
-	return l && l->is_str ? l->s : NULL;
+	return l && l->kind == JW_STR ? l->s : NULL;
 }
 
-static const struct col *column(const struct obj *o, const char *arr, const char *key)
+static const struct col *column(struct obj *o, const char *arr, const char *key)
 {
+	for (unsigned i = 0; i < o->nodd; i++)
+		if (!strcmp(o->odd[i].key, key) && !strcmp(o->odd[i].arr, arr)) {
+			char p[sizeof(o->bad)];
+			snprintf(p, sizeof(p), "%s[].%s", arr, key);
+			mark_bad(o, p, o->odd[i].kind);
+		}
 	for (unsigned i = 0; i < o->nc; i++)
 		if (!strcmp(o->c[i].key, key) && !strcmp(o->c[i].arr, arr))
 			return &o->c[i];
@@ -153,7 +208,7 @@ static const struct col *column(const struct obj *o, const char *arr, const char
 }
 
 /* Sum of "<arr>[i].<key>" over the rows; rows: how many have it. */
-static double sum_rows(const struct obj *o, const char *arr, const char *key, unsigned *rows)
+static double sum_rows(struct obj *o, const char *arr, const char *key, unsigned *rows)
 {
 	const struct col *c = column(o, arr, key);
 	if (rows)
@@ -161,7 +216,7 @@ static double sum_rows(const struct obj *o, const char *arr, const char *key, un
 	return c ? c->sum : 0;
 }
 
-static double max_rows(const struct obj *o, const char *arr, const char *key)
+static double max_rows(struct obj *o, const char *arr, const char *key)
 {
 	const struct col *c = column(o, arr, key);
 	return c ? c->max : 0;
@@ -198,14 +253,14 @@ static void add(struct diff_run *r, const char *name, int dir, double v)
 	add_n(r, name, dir, v, 1);
 }
 
-static void copy(struct diff_run *r, const struct obj *o, const char *path, int dir)
+static void copy(struct diff_run *r, struct obj *o, const char *path, int dir)
 {
 	double v;
 	if (num(o, path, &v))
 		add(r, path, dir, v);
 }
 
-static void from_load(struct diff_run *r, const struct obj *o)
+static void from_load(struct diff_run *r, struct obj *o)
 {
 	static const char *const lat[] = { "task", "unit", "op" };
 	static const char *const pct[] = { "p50", "p90", "p99", "p999", "max", "mean" };
@@ -241,7 +296,7 @@ static void from_load(struct diff_run *r, const struct obj *o)
 		add(r, "workers", 0, v);
 }
 
-static void from_schedtop(struct diff_run *r, const struct obj *o)
+static void from_schedtop(struct diff_run *r, struct obj *o)
 {
 	double dt = 0, v;
 	unsigned w;
@@ -287,7 +342,7 @@ static void from_schedtop(struct diff_run *r, const struct obj *o)
 		add(r, "workers", 0, v);
 }
 
-static void from_nobpf(struct diff_run *r, const struct obj *o)
+static void from_nobpf(struct diff_run *r, struct obj *o)
 {
 	double dt = 0;
 	num(o, "interval_s", &dt);
@@ -341,7 +396,7 @@ static void trace_empty(struct diff_run *r, struct trace_acc *t, uint64_t k)
 	r->samples += k;
 }
 
-static void from_trace(struct diff_run *r, struct trace_acc *t, const struct obj *o)
+static void from_trace(struct diff_run *r, struct trace_acc *t, struct obj *o)
 {
 	double ts, n;
 	const char *ty = str(o, "type");
@@ -546,6 +601,21 @@ static char *record_intervals(const char *buf, unsigned *count)
  * "schedtop/2", its latency file): said by name, where diff said "not a
  * schedtop, weft-load or trace record" of a file that says it is one (a
  * review). true when `err` was written. */
+/* o had a value read as a number that is none (struct obj): said, with
+ * where, in `err`; true then. */
+static bool bad_value(const struct obj *o, const char *path, unsigned line, char *err, size_t n)
+{
+	if (!o->bad[0])
+		return false;
+	char where[16] = "", safe[sizeof(o->bad)];
+	if (line)
+		snprintf(where, sizeof(where), ":%u", line);
+	tx_safe(safe, sizeof(safe), o->bad); /* the file's text, for a terminal */
+	snprintf(err, n, "%s%s: %s is %s, not a number", path, where, safe,
+		 o->bad_kind == JW_STR ? "a string" : "true or false");
+	return true;
+}
+
 static bool other_schema(const struct obj *o, const char *path, unsigned line, char *err, size_t n)
 {
 	const char *s = str(o, "schema");
@@ -591,8 +661,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		}
 	}
 	/* one value in the whole file (weft-load --json), or one per line */
-	o->n = o->nc = 0;
-	o->full = false;
+	obj_reset(o);
 	unsigned nobj = 0, used = 0;
 	int whole = ivs ? -EINVAL : jwalk(buf, collect, o);
 	/* trace's run.json, not its run.jsonl - an easy slip, since trace
@@ -612,6 +681,8 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			snprintf(r->kind, sizeof(r->kind), "%s", k);
 			from_load(r, o);
 			r->samples = 1;
+			if (bad_value(o, path, 0, err, n))
+				rc = -EINVAL;
 			goto out;
 		}
 		/* else one line of another kind (a one-interval schedtop
@@ -625,7 +696,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			goto out;
 		}
 	}
-	unsigned line = 0, final_line = 0;
+	unsigned line = 0, final_line = 0, first_line = 0;
 	double run_pid = -1, last_ts = -1;
 	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		line++;
@@ -633,8 +704,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			l++;
 		if (!*l)
 			continue;
-		o->n = o->nc = 0;
-		o->full = false;
+		obj_reset(o);
 		int jr = jwalk(l, collect, o);
 		const char *k = jr ? NULL : kind_of(o);
 		if (!k) {
@@ -656,6 +726,10 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		nobj++;
 		if (!strcmp(k, "trace")) {
 			from_trace(r, ta, o);
+			if (bad_value(o, path, line, err, n)) {
+				rc = -EINVAL;
+				goto out;
+			}
 			if (ta->too_long) {
 				snprintf(err, n, "%s:%u: the trace spans more than %.0f days from its "
 						 "first event: not one run",
@@ -667,6 +741,10 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		}
 		if (!strcmp(k, "weft-load")) {
 			from_load(r, o);
+			if (bad_value(o, path, line, err, n)) {
+				rc = -EINVAL;
+				goto out;
+			}
 			used++;
 			continue;
 		}
@@ -678,6 +756,10 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		double pid = -1, ts = -1;
 		num(o, "pid", &pid);
 		num(o, "ts_ns", &ts);
+		if (bad_value(o, path, line, err, n)) {
+			rc = -EINVAL;
+			goto out;
+		}
 		if (final_line || (run_pid >= 0 && pid >= 0 && pid != run_pid) ||
 		    (ts >= 0 && ts <= last_ts)) {
 			snprintf(err, n, "%s:%u: a second run starts here (%s): diff reads one run per "
@@ -688,7 +770,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			rc = -EINVAL;
 			goto out;
 		}
-		if (fin && !fin->is_str && fin->v)
+		if (fin && (fin->kind == JW_BOOL || fin->kind == JW_NUM) && fin->v)
 			final_line = line;
 		if (run_pid < 0)
 			run_pid = pid;
@@ -698,6 +780,7 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 		 * out once there are three or more */
 		if (nobj == 1) {
 			*first = *o;
+			first_line = line;
 			continue;
 		}
 		/* ... and the last, when it ends at the target's exit or a
@@ -714,6 +797,10 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			from_schedtop(r, o);
 		else
 			from_nobpf(r, o);
+		if (bad_value(o, path, line, err, n)) {
+			rc = -EINVAL;
+			goto out;
+		}
 		used++;
 	}
 	if (!nobj) {
@@ -726,6 +813,10 @@ int diff_load(const char *path, struct diff_run *r, char *err, size_t n)
 			from_schedtop(r, first);
 		else
 			from_nobpf(r, first);
+		if (bad_value(first, path, first_line, err, n)) {
+			rc = -EINVAL;
+			goto out;
+		}
 		used++;
 	}
 	if (strcmp(r->kind, "trace"))
