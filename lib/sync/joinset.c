@@ -28,7 +28,13 @@
  * a joiner that may be that member: -EDEADLK); cancel passes a WAKE grant
  * on to the next joiner if a ready entry remains or the set is empty.
  * Joiners link with `gen` as _arg, so a look-again wakes only those linked
- * before it.
+ * before it. It wakes them in batches of WEFT__WAKES_MAX, the lock dropped
+ * between two, so a linked entry with _arg below gen is one a look-again
+ * has still to wake (every bump of gen runs one to the end): its poll
+ * looks at once. It said WEFT_PENDING until its batch came, and a timed
+ * join whose time ran out in the gap said -ETIMEDOUT for a set that had
+ * emptied before its limit (-ENOENT a batch later; found by a review, as
+ * for the wait group and the barrier).
  */
 #include <errno.h>
 #include <limits.h>
@@ -424,6 +430,20 @@ static bool idle_members_are_caller(struct weft_joinset *s, struct weft_cx *cx)
 	return true;
 }
 
+/* Under the lock: w, linked with _arg below gen, was told to look again
+ * by a call that wakes the joiners in batches with the lock dropped
+ * between them, and its batch has not come yet: it takes that wake now
+ * (the waker it holds is ours: dropped, not woken) and leaves the list
+ * idle. */
+static void take_look_again(struct weft_joinset *s, struct weft_wait *w)
+{
+	struct weft__wakes one;
+	one.n = 0;
+	weft__waitq_grant_entry(&s->q, w, WQ_GRANT_WAKE, &one);
+	weft__waitq_consume(&s->q, w);
+	weft_waker_drop(&one.w[0]);
+}
+
 int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				struct weft_cx *cx, void **result, uint64_t *id)
 {
@@ -437,9 +457,14 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 	for (;;) {
 		weft__slock_lock(&s->lock);
 		if (weft__waitq_poll_entry(&s->q, w, cx, &grant) == WQ_LINKED) {
-			weft__slock_unlock(&s->lock);
-			weft_budget_refund(cx);
-			return WEFT_PENDING;
+			if (w->_arg >= s->gen) {
+				weft__slock_unlock(&s->lock);
+				weft_budget_refund(cx);
+				return WEFT_PENDING;
+			}
+			/* told to look again, its batch of wakes not come yet
+			 * (see the top of the file): it looks now */
+			take_look_again(s, w);
 		}
 		struct js_entry *e = s->ready;
 		if (!e) {

@@ -14,7 +14,9 @@
  *    broadcast and a semaphore's close, and a reader a write unlock
  *    released; a watch receiver a send (or the close) woke, and a
  *    broadcast receiver likewise; a channel's receiver or sender its
- *    close woke.
+ *    close woke;
+ *  - a join set's joiner the set's emptying released, whose time runs
+ *    out meanwhile.
  */
 #include <pthread.h>
 
@@ -26,11 +28,13 @@
 void __real_weft__wakes_run(struct weft__wakes *wk);
 void __wrap_weft__wakes_run(struct weft__wakes *wk);
 static atomic_int slow_armed, slow_fired, slow_over;
+static _Atomic uint64_t slow_at; /* when the held batch began */
 
 void __wrap_weft__wakes_run(struct weft__wakes *wk)
 {
 	int one = 1;
 	if (wk->n == WEFT__WAKES_MAX && atomic_compare_exchange_strong(&slow_armed, &one, 0)) {
+		atomic_store(&slow_at, wt_now_ns());
 		atomic_store(&slow_fired, 1);
 		wt_sleep_ms(400 * WEFT_TEST_SLOW);
 		atomic_store(&slow_over, 1);
@@ -801,4 +805,128 @@ Test(batch_gap, a_channel_fiber_select_whose_time_runs_out_in_the_close_is_told_
      .timeout = WT_TMO(30))
 {
 	chan_close_gap(false, true, true);
+}
+
+/* The same for a join set: its last member is taken while 18 joiners
+ * wait; the 17 left are woken in batches to look again (-ENOENT), the
+ * last of them in the second batch, its time running out in the gap. The
+ * set was empty before its limit: -ENOENT, not -ETIMEDOUT, as its look a
+ * batch later would have said. The set empties when the first batch is
+ * held (slow_at), some time after the member's release. */
+static struct weft_joinset *jset;
+static struct weft_sem *jsem;
+static atomic_int js_ok, js_noent, js_bad;
+static _Atomic int js_late_rc = 1;
+static _Atomic uint64_t js_late_deadline;
+
+static void *js_member(void *arg)
+{
+	(void)arg;
+	weft_sem_acquire_n(jsem, 1);
+	return (void *)7;
+}
+
+static void *js_forever(void *arg)
+{
+	(void)arg;
+	void *r = NULL;
+	int rc = weft_joinset_join_next(jset, &r, NULL);
+	if (rc == 0 && r == (void *)7)
+		atomic_fetch_add(&js_ok, 1);
+	else if (rc == -ENOENT)
+		atomic_fetch_add(&js_noent, 1);
+	else
+		atomic_fetch_add(&js_bad, 1);
+	return NULL;
+}
+
+static void *js_late(void *arg)
+{
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	void *r = NULL;
+	atomic_store(&js_late_deadline, wt_now_ns() + limit);
+	int rc;
+	if (arg) { /* a select's join set arm */
+		struct weft_select_arm arm[] = { WEFT_SEL_JOIN_NEXT(jset, &r) };
+		rc = weft_select_timeout(arm, 1, limit);
+		if (rc == 0)
+			rc = arm[0].rc;
+		else if (rc > 0)
+			rc = 1;
+	} else {
+		rc = weft_joinset_join_next_timeout(jset, &r, NULL, limit);
+	}
+	atomic_store(&js_late_rc, rc);
+	return NULL;
+}
+
+static void joinset_gap(bool fiber, bool select)
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_task *late = NULL;
+	enum { N = WEFT__WAKES_MAX + 2 }; /* one takes the member, 16 + 1 look again */
+	atomic_store(&slow_fired, 0);
+	atomic_store(&js_late_rc, 1);
+	atomic_store(&js_ok, 0);
+	atomic_store(&js_noent, 0);
+	atomic_store(&js_bad, 0);
+	cr_assert_eq(weft_sem_create(0, &jsem), 0);
+	cr_assert_eq(weft_joinset_create(&jset), 0);
+	cr_assert_eq(weft_joinset_spawn(jset, rt, js_member, NULL, NULL), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 1; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, js_forever, NULL), 0);
+	settle();
+	void *role = select ? (void *)1 : NULL;
+	if (fiber)
+		cr_assert_eq(weft_spawn(rt, js_late, role, &late), 0);
+	else
+		cr_assert_eq(pthread_create(&th[N - 1], NULL, js_late, role), 0);
+	settle();
+	atomic_store(&slow_armed, 1);
+	cr_assert_eq(weft_sem_release_n(jsem, 1), 0); /* the member ends */
+	for (int i = 0; i < N - 1; i++)
+		pthread_join(th[i], NULL);
+	if (fiber)
+		cr_assert_eq(weft_join(late, NULL), 0);
+	else
+		pthread_join(th[N - 1], NULL);
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&js_bad), 0);
+	cr_assert_eq(atomic_load(&js_ok), 1);
+	cr_assert_eq(atomic_load(&js_noent), N - 2);
+	if (atomic_load(&slow_at) >= atomic_load(&js_late_deadline))
+		cr_log_warn("the set emptied after the late joiner's limit: nothing proven");
+	else
+		cr_assert_eq(atomic_load(&js_late_rc), -ENOENT,
+			     "the set emptied before its limit, yet it said %d",
+			     atomic_load(&js_late_rc));
+	cr_assert_eq(weft_joinset_destroy(jset), 0);
+	cr_assert_eq(weft_sem_destroy(jsem), 0);
+	wt_rt_destroy(rt);
+}
+
+Test(batch_gap, a_joiner_whose_time_runs_out_as_the_set_empties_is_told_empty,
+     .timeout = WT_TMO(30))
+{
+	joinset_gap(false, false);
+}
+
+Test(batch_gap, a_fiber_joiner_whose_time_runs_out_as_the_set_empties_is_told_empty,
+     .timeout = WT_TMO(30))
+{
+	joinset_gap(true, false);
+}
+
+/* the same for a select's join set arm */
+Test(batch_gap, a_joinset_select_whose_time_runs_out_as_the_set_empties_is_told_empty,
+     .timeout = WT_TMO(30))
+{
+	joinset_gap(false, true);
+}
+
+Test(batch_gap, a_fiber_joinset_select_whose_time_runs_out_as_the_set_empties_is_told_empty,
+     .timeout = WT_TMO(30))
+{
+	joinset_gap(true, true);
 }

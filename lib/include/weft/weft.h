@@ -633,7 +633,9 @@ WEFT_API int weft_joinset_spawn_poll(struct weft_joinset *s, struct weft_runtime
  * may be NULL, holds its result), -ECANCELED (aborted or cancelled by
  * shutdown before a fiber started, or a poll task), -EINTR (a fiber
  * cancelled after it started: *result holds what fn returned as it
- * unwound); or -ENOENT (the set is empty), -EINVAL (NULL s, w or cx; w
+ * unwound); or -ENOENT (the set is empty - also for a joiner linked when
+ * it emptied, while the call that emptied it still wakes joiners in
+ * batches), -EINVAL (NULL s, w or cx; w
  * attached elsewhere), -ECHILD (in a forked child, when the member next
  * in line - the first finished one not joined yet, or with none finished
  * one still running - is a task of a runtime made before the fork, whose
@@ -652,7 +654,8 @@ WEFT_API int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wai
  * finished and every member is a task of that runtime, which it may have
  * still to end: nothing taken out; use weft_joinset_destroy), -ENOMEM,
  * -ECANCELED also when the calling fiber is cancelled (nothing taken
- * out); the _timeout form -ETIMEDOUT (nothing taken out). */
+ * out); the _timeout form -ETIMEDOUT (nothing taken out; a joiner whose
+ * set emptied before its time ran out says -ENOENT). */
 WEFT_API int weft_joinset_join_next(struct weft_joinset *s, void **result, uint64_t *id);
 WEFT_API int weft_joinset_join_next_timeout(struct weft_joinset *s, void **result,
 					    uint64_t *id, uint64_t timeout_ns);
