@@ -25,7 +25,13 @@
  * between two): its poll says -EPIPE at once, and a timed wait that gives
  * up asks its cancel (cancel_note) whether the close had come. Before, it
  * said WEFT_PENDING until its batch, and -ETIMEDOUT if its time ran out
- * in the gap (found by a review).
+ * in the gap (found by a review). A release's grants come in batches
+ * too: an entry whose request fits in `permits` with every one ahead of
+ * it exists only while a grant loop is between batches (each release and
+ * cancel runs one until the head does not fit), so it was released: its
+ * poll takes its permits at once (it said WEFT_PENDING until its batch,
+ * and a timed wait whose time ran out in the gap -ETIMEDOUT, the permits
+ * left to the next: found by a review).
  * Memory ordering: the lock orders everything; wakers woken after unlock.
  */
 #include <errno.h>
@@ -119,6 +125,33 @@ int weft_sem_destroy(struct weft_sem *s)
 	return 0;
 }
 
+/* Under the lock: would grant_loop grant w (linked, not closed) now -
+ * do the requests from the head to w, w's included, fit in `permits`? */
+static bool sem_fits(struct weft_sem *s, struct weft_wait *w)
+{
+	uint64_t need = 0;
+	for (struct weft_wait *e = s->q.head;; e = e->_next) {
+		need += e->_arg; /* each <= WEFT_SEM_MAX_PERMITS: no wrap */
+		if (need > s->permits)
+			return false;
+		if (e == w)
+			return true;
+	}
+}
+
+/* Under the lock: w (sem_fits) takes its permits itself, ahead of its
+ * batch, and leaves the list idle; those ahead of it still fit. Its waker
+ * is moved into *mine, to be dropped after unlock. */
+static void sem_take_fitting(struct weft_sem *s, struct weft_wait *w, weft_waker *mine)
+{
+	struct weft__wakes one;
+	one.n = 0;
+	s->permits -= w->_arg;
+	weft__waitq_grant_entry(&s->q, w, WQ_GRANT_PERMIT, &one);
+	weft__waitq_consume(&s->q, w);
+	*mine = one.w[0];
+}
+
 int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 			    struct weft_cx *cx)
 {
@@ -148,6 +181,14 @@ int weft_sem_acquire_n_poll(struct weft_sem *s, uint64_t n, struct weft_wait *w,
 			weft__slock_unlock(&s->lock);
 			weft_wait_cancel(w);
 			return -EPIPE;
+		}
+		if (sem_fits(s, w)) {
+			/* a release's later batch grants it: take them now */
+			weft_waker mine;
+			sem_take_fitting(s, w, &mine);
+			weft__slock_unlock(&s->lock);
+			weft_waker_drop(&mine);
+			return 0;
 		}
 		break;
 	default:

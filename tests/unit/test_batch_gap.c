@@ -16,7 +16,7 @@
  *    broadcast receiver likewise; a channel's receiver or sender its
  *    close woke;
  *  - a join set's joiner the set's emptying released, whose time runs
- *    out meanwhile.
+ *    out meanwhile; a semaphore waiter a release gave its permits to.
  */
 #include <pthread.h>
 
@@ -929,4 +929,96 @@ Test(batch_gap, a_fiber_joinset_select_whose_time_runs_out_as_the_set_empties_is
      .timeout = WT_TMO(30))
 {
 	joinset_gap(true, true);
+}
+
+/* The same for a semaphore's release: 17 waiters for one permit each and
+ * a release of 17. The 16 of the first batch are granted theirs; the
+ * release has left the last one's in the count for the second batch,
+ * whose time runs out in the gap. Its permit was released before its
+ * limit, and nothing ahead of it waits (strict FIFO): it takes it and
+ * says 0. A second late waiter behind it is served the same way. */
+static atomic_int sr_ok, sr_bad;
+static _Atomic int sr_late_rc[2] = { 1, 1 };
+static _Atomic uint64_t sr_late_deadline;
+
+static void *sr_forever(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(weft_sem_acquire_n(sem, 1) == 0 ? &sr_ok : &sr_bad, 1);
+	return NULL;
+}
+
+static void *sr_late(void *arg)
+{
+	uintptr_t i = (uintptr_t)arg;
+	uint64_t limit = 400 * MS * WEFT_TEST_SLOW;
+	if (i == 0)
+		atomic_store(&sr_late_deadline, wt_now_ns() + limit);
+	atomic_store(&sr_late_rc[i], weft_sem_acquire_n_timeout(sem, 1, limit));
+	return NULL;
+}
+
+static void sem_release_gap(bool fiber)
+{
+	struct weft_runtime *rt = fiber ? wt_rt_create(1) : NULL;
+	struct weft_task *late[2] = { NULL, NULL };
+	enum { N = WEFT__WAKES_MAX + 2 };
+	atomic_store(&slow_fired, 0);
+	atomic_store(&sr_ok, 0);
+	atomic_store(&sr_bad, 0);
+	atomic_store(&sr_late_rc[0], 1);
+	atomic_store(&sr_late_rc[1], 1);
+	cr_assert_eq(weft_sem_create(0, &sem), 0);
+	pthread_t th[N];
+	for (int i = 0; i < N - 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, sr_forever, NULL), 0);
+	settle();
+	/* the second batch, both linked within the first one's limit */
+	for (uintptr_t i = 0; i < 2; i++) {
+		if (fiber)
+			cr_assert_eq(weft_spawn(rt, sr_late, (void *)i, &late[i]), 0);
+		else
+			cr_assert_eq(pthread_create(&th[N - 2 + i], NULL, sr_late, (void *)i), 0);
+	}
+	settle();
+	atomic_store(&slow_armed, 1);
+	uint64_t t_rel = wt_now_ns();
+	cr_assert_eq(weft_sem_release_n(sem, N), 0);
+	for (int i = 0; i < N - 2; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		if (fiber)
+			cr_assert_eq(weft_join(late[i], NULL), 0);
+		else
+			pthread_join(th[N - 2 + i], NULL);
+	}
+	cr_assert(atomic_load(&slow_fired));
+	cr_assert_eq(atomic_load(&sr_bad), 0);
+	cr_assert_eq(atomic_load(&sr_ok), N - 2);
+	int taken = 0;
+	for (int i = 0; i < 2; i++)
+		taken += atomic_load(&sr_late_rc[i]) == 0;
+	cr_assert_eq(weft_sem_available(sem), 2 - taken, "a permit lost or made");
+	if (t_rel >= atomic_load(&sr_late_deadline))
+		cr_log_warn("the release came after the late waiters' limit: nothing proven");
+	else
+		for (int i = 0; i < 2; i++)
+			cr_assert_eq(atomic_load(&sr_late_rc[i]), 0,
+				     "late waiter %d: released for before its limit, yet it said %d",
+				     i, atomic_load(&sr_late_rc[i]));
+	cr_assert_eq(weft_sem_destroy(sem), 0);
+	if (rt)
+		wt_rt_destroy(rt);
+}
+
+Test(batch_gap, a_semaphore_waiter_whose_time_runs_out_in_the_release_takes_its_permit,
+     .timeout = WT_TMO(30))
+{
+	sem_release_gap(false);
+}
+
+Test(batch_gap, a_semaphore_fiber_whose_time_runs_out_in_the_release_takes_its_permit,
+     .timeout = WT_TMO(30))
+{
+	sem_release_gap(true);
 }

@@ -596,7 +596,11 @@ WEFT_API int weft_mutex_unlock(struct weft_mutex *m);
 /*
  * Counting semaphore. Waiters are served strictly in FIFO order: a request
  * for n permits at the head of the list holds back smaller later requests
- * until it is satisfied (no starvation of large requests).
+ * until it is satisfied (no starvation of large requests). A waiter whose
+ * request a release satisfied (with every request ahead of it) holds its
+ * permits from that release on: its next poll says 0 also while the
+ * release still wakes waiters in batches, and a _timeout wait whose time
+ * runs out in that gap returns 0.
  *
  * Ownership: weft_sem_create() / weft_sem_destroy() (-EBUSY while entries
  * are linked, and while a release or a cancel is still waking waiters).
