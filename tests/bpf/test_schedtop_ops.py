@@ -733,6 +733,32 @@ def test_files(st, wl_test, wl, lib):
         finally:
             z.wait()
         print("PASS: -p of an exited, unreaped process says it has exited")
+        # -p of a thread id: refused with the process's id, with BPF and
+        # without; --no-bpf watched it as "pid TID" (/proc/TID/task lists
+        # the whole group) and ended as exited when that thread did (a
+        # review of OBSERVABILITY.md, 2026-12-07)
+        load = subprocess.Popen([wl_test, "--wait", "2", "600"], stdout=subprocess.PIPE, text=True)
+        try:
+            wait_ready(load)
+            os.kill(load.pid, signal.SIGUSR1)
+            deadline = time.time() + 20
+            tids = []
+            while not tids and time.time() < deadline:
+                tids = [int(x) for x in os.listdir("/proc/%d/task" % load.pid) if int(x) != load.pid]
+                time.sleep(0.05)
+            if not tids:
+                fail("weft_load started no thread within 20 s")
+            for mode in (["--batch", "-n", "1", "0.2"], ["--no-bpf", "--batch", "-n", "1", "0.2"]):
+                p = run([st] + mode + ["-p", str(tids[0])])
+                want = "%d is a thread of process %d: use -p %d" % (tids[0], load.pid, load.pid)
+                if p.returncode == SKIP:
+                    continue  # no BPF here: the --no-bpf run still counts
+                if p.returncode != 1 or want not in p.stderr:
+                    fail("%s -p TID: rc %d, want 1 and %r: %r" % (mode[0], p.returncode, want, p.stderr))
+        finally:
+            load.kill()
+            load.wait()
+        print("PASS: -p of a thread id names the process to watch instead")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -1210,6 +1210,17 @@ static int run_fallback(struct target *t, char *const cmd[], const char *prefix,
 				return 1;
 			launch_release(&t->launch);
 		}
+	} else {
+		/* As attach() refuses it: /proc/TID/task lists the whole
+		 * group, so a thread id was watched as "pid TID" and the watch
+		 * ended as "target exited" when that thread did, the process
+		 * running on (found by a review of OBSERVABILITY.md) */
+		int tgid = tgid_of(t->pid);
+		if (tgid > 0 && tgid != t->pid) {
+			fprintf(stderr, "schedtop: %d is a thread of process %d: use -p %d\n",
+				t->pid, tgid, tgid);
+			return 1;
+		}
 	}
 	struct fallback *fb = malloc(sizeof(*fb));
 	if (!fb)
