@@ -100,6 +100,11 @@ TEST is one of:
   setup-deps  scripts/setup-deps as nobody (root: a mount namespace with
               /usr/local/lib/weft-cross empty): exit 1 saying to run it as
               root, not a bare "mkdir: Permission denied".
+  test-args   scripts/test (a copy, beside a stub setup-deps that records
+              being run) with -h and --help: usage, exit 0; with an
+              unknown option or more than one argument: exit 2 and usage;
+              none of them starts the suite. Before: every argument was
+              ignored and the 25-minute suite started.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share); in
               an iframe of 390x844 (a phone; Chromium's headless window
@@ -1521,6 +1526,40 @@ def test_setup_deps(src, build):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def test_test_args(src, build):
+    """found by a review of the README's commands (2026-12-07): scripts/test
+    ignored its arguments, so `scripts/test --help` (or a mistyped option)
+    started the whole suite, 25 minutes of builds and tests. Run on a copy
+    whose setup-deps (the suite's first step) is a stub that leaves a mark
+    and stops: the suite must not start."""
+    top = tempfile.mkdtemp(prefix="weft-test-args-")
+    try:
+        os.mkdir(os.path.join(top, "scripts"))
+        script = os.path.join(top, "scripts", "test")
+        shutil.copy(os.path.join(src, "scripts", "test"), script)
+        mark = os.path.join(top, "started")
+        stub = os.path.join(top, "scripts", "setup-deps")
+        with open(stub, "w") as f:
+            f.write("#!/bin/sh\ntouch %s\nexit 1\n" % mark)
+        os.chmod(script, 0o755)
+        os.chmod(stub, 0o755)
+        for args, rc in ((["-h"], 0), (["--help"], 0), (["--nope"], 2), (["-j1"], 2),
+                         (["--help", "x"], 2), ([""], 2)):
+            p = run([script, *args], timeout=60, cwd=top)
+            started = os.path.exists(mark)
+            if started:
+                os.unlink(mark)
+            out = p.stdout if rc == 0 else p.stderr
+            check(p.returncode == rc and "usage: scripts/test" in out and not started,
+                  "scripts/test %r: exit %d%s, expected %d and usage\nstdout %r\nstderr %r"
+                  % (args, p.returncode, " after starting the suite" if started else "", rc,
+                     p.stdout[-500:], p.stderr[-500:]))
+        print("ok: scripts/test: -h and --help print usage, other arguments are usage errors; "
+              "none starts the suite")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 # ------------------------------------------------------------------- report
 
 def test_report_events(src, load):
@@ -2802,6 +2841,8 @@ def main():
         test_soak_attach(src, build)
     elif test == "setup-deps":
         test_setup_deps(src, build)
+    elif test == "test-args":
+        test_test_args(src, build)
     elif test == "demo-nobpf":
         test_demo_nobpf(src, build)
     elif test == "render":
