@@ -74,6 +74,10 @@ TEST is one of:
               nothing blames schedtop trace. Then SIGINT to the script's
               process alone, with and without BPF: it ends within 30 s
               (the load of 60 s stopped), exit 130, nothing of it left.
+              Then SIGINT while the report is written (held by a
+              sitecustomize), to the group and to the script alone: exit
+              130 at once, "report was not written" and the command that
+              writes it (which works), no traceback, no temporary file.
   bench-ops   weft-bench's bad arguments (an unknown case, ITERATIONS 0,
               -3, x, " 5", +5, 100000001, WORKERS " 2", 257, PEER_WARMUP
               " 1"): exit 2, the value and its range named, nothing on
@@ -1110,6 +1114,63 @@ def test_demo_interrupt(src, build):
         check(not left, "%s: processes of the demo left after it ended: %s" % (extra or "BPF", left))
         print("ok: demo: a SIGINT to the script alone (%s) ended it in %.1f s, exit 130"
               % ("without BPF" if extra else "BPF as the host allows", took))
+    # SIGINT while the report is written (Python's json.loads held 60 s by a
+    # sitecustomize, after leaving a mark): Ctrl-C, and a kill -INT of the
+    # script alone, stop the report at once; the demo says the report was
+    # not written and how to write it, exit 130. Found by a review of the
+    # README's commands (2026-12-07): Ctrl-C printed a Python traceback
+    # and "stopping the load" of a load that had ended; a SIGINT to the
+    # script alone waited for the whole report, then said the run (which
+    # was complete) had been interrupted.
+    slow = tempfile.mkdtemp(prefix="weft-slow-report-")
+    try:
+        mark = os.path.join(slow, "in-report")
+        with open(os.path.join(slow, "sitecustomize.py"), "w") as f:
+            f.write("import json, time\n_loads = json.loads\n"
+                    "def loads(*a, **k):\n"
+                    "    open(%r, 'w').close()\n"
+                    "    time.sleep(60)\n"
+                    "    return _loads(*a, **k)\n"
+                    "json.loads = loads\n" % mark)
+        for extra, group in (({}, True), ({"WEFT_DEMO_NO_BPF": "1"}, False)):
+            if os.path.exists(mark):
+                os.unlink(mark)
+            with open(log, "w") as f:
+                p = subprocess.Popen([os.path.join(src, "scripts", "demo"), "--duration", "2", "--workers", "2",
+                                      "--out", out], stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                     cwd=src, env=dict(env, PYTHONPATH=slow, **extra), start_new_session=True)
+                deadline = time.time() + 90
+                while time.time() < deadline and not os.path.exists(mark) and p.poll() is None:
+                    time.sleep(0.05)
+                check(os.path.exists(mark), "%s: the report never started\n%s" % (extra or "BPF", open(log).read()[-2000:]))
+                if group:
+                    os.killpg(p.pid, signal.SIGINT)
+                else:
+                    os.kill(p.pid, signal.SIGINT)
+                try:
+                    rc = p.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+                    fail("%s: the demo did not end within 30 s of a SIGINT in the report\n%s"
+                         % (extra or "BPF", open(log).read()[-2000:]))
+            text = open(log).read()
+            what = "%s, SIGINT to the %s" % ("without BPF" if extra else "BPF", "group" if group else "script")
+            check(rc == 130 and "interrupted while writing the report" in text and "Traceback" not in text
+                  and "stopping the load" not in text and "the run was interrupted" not in text,
+                  "%s in the report: exit %d, expected 130, the report said unwritten, no traceback\n%s"
+                  % (what, rc, text[-2500:]))
+            check(not os.path.exists(os.path.join(out, "report.html")), "%s: a report.html was left" % what)
+            check(not [n for n in os.listdir(out) if n.endswith(".tmp")], "%s: a temporary file was left in %s: %s"
+                  % (what, out, os.listdir(out)))
+            # the command it gives writes the report
+            cmd = text.split("to write the report from them:\n", 1)[1].splitlines()[0]
+            p = run(["bash", "-c", cmd], timeout=120)  # printf %q quoting
+            check(p.returncode == 0 and os.path.isfile(os.path.join(out, "report.html")),
+                  "%s: the command the demo gave, %r: exit %d %s" % (what, cmd, p.returncode, p.stderr[-500:]))
+            print("ok: demo: %s while writing the report: exit 130, said, the given command writes it" % what)
+    finally:
+        shutil.rmtree(slow, ignore_errors=True)
     print("ok: demo: Ctrl-C gives exit 130, and the demo and the report say the run was interrupted")
 
 

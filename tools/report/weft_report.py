@@ -31,6 +31,7 @@ import json
 import math
 import operator
 import os
+import signal
 import sys
 import tempfile
 
@@ -1636,4 +1637,15 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    # SIGINT (Ctrl-C, or scripts/demo passing one on): a line, exit 130,
+    # no page written (write_whole removes its temporary file); it was a
+    # traceback in the middle of the demo's output (a review, 2026-12-07).
+    # Python leaves SIGINT alone when it starts with it ignored, as bash
+    # starts a command put in the background: the demo's SIGINT was lost.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("weft_report: interrupted; no report written", file=sys.stderr)
+        sys.exit(130)
