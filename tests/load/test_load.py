@@ -74,6 +74,9 @@ TEST is one of:
               nothing blames schedtop trace. Then SIGINT to the script's
               process alone, with and without BPF: it ends within 30 s
               (the load of 60 s stopped), exit 130, nothing of it left.
+              Then SIGINT to the group just after the load ended: exit
+              130, said as after the load (not "stopping the load", not
+              "the run was interrupted"), the report of the whole run.
               Then SIGINT while the report is written (held by a
               sitecustomize), to the group and to the script alone: exit
               130 at once, "report was not written" and the command that
@@ -1114,6 +1117,38 @@ def test_demo_interrupt(src, build):
         check(not left, "%s: processes of the demo left after it ended: %s" % (extra or "BPF", left))
         print("ok: demo: a SIGINT to the script alone (%s) ended it in %.1f s, exit 130"
               % ("without BPF" if extra else "BPF as the host allows", took))
+    # Ctrl-C just after the load ended (schedtop's batch view says the
+    # target exited): nothing is left to stop, the whole run was measured.
+    # Found by a review of the README's commands (2026-12-07): "demo:
+    # interrupted; stopping the load", then "the run was interrupted:
+    # weft-load measured 3.0 s of the 3 s asked for".
+    with open(log, "w") as f:
+        p = subprocess.Popen([os.path.join(src, "scripts", "demo"), "--duration", "3", "--workers", "2",
+                              "--out", out], stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                             cwd=src, env=env, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None and "--- target" not in open(log).read():
+            time.sleep(0.02)
+        os.killpg(p.pid, signal.SIGINT)
+        try:
+            rc = p.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            fail("the demo did not end within 60 s of a SIGINT after the load\n%s" % open(log).read()[-2000:])
+    text = open(log).read()
+    if "--- target" not in text:
+        print("note: no schedtop view here (BPF unavailable?): the SIGINT after the load was not tried")
+    elif "interrupted while writing the report" in text:
+        print("note: the SIGINT came only once the report was being written (a loaded machine)")
+    else:
+        check(rc == 130 and "interrupted after the load had ended" in text and "stopping the load" not in text
+              and "the run was interrupted" not in text,
+              "a SIGINT after the load ended: exit %d, expected 130, said as after the load, no load "
+              "stopped, no run interrupted\n%s" % (rc, text[-2500:]))
+        html, d = check_report_common_short(os.path.join(out, "report.html"))
+        check(not d["interrupted"], "a SIGINT after the load ended: the report says the run was interrupted")
+        print("ok: demo: a SIGINT after the load ended: exit 130, the whole run reported, no load stopped")
     # SIGINT while the report is written (Python's json.loads held 60 s by a
     # sitecustomize, after leaving a mark): Ctrl-C, and a kill -INT of the
     # script alone, stop the report at once; the demo says the report was
