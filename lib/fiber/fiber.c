@@ -1308,6 +1308,12 @@ static void fiber_drop(void *state)
 		/* its values: nothing else will destroy them (weft.h) */
 		if (f->locals)
 			weft__fiber_locals_discard(f);
+		/* a weft_once whose fn it ran goes back to NEW: it stayed
+		 * RUNNING and every later caller waited for ever (once.c).
+		 * After the dtors, whose weft_once of it said -EDEADLK, as
+		 * from fn; before the stack goes back, which holds the
+		 * records. */
+		weft__once_fiber_discarded(f);
 	}
 	/* f is on the stack: read it all before the stack goes back (another
 	 * spawn may take it at once) */

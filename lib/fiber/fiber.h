@@ -182,6 +182,9 @@ void weft__fiber_locals_end(struct weft__fiber *f);
  * thread, as if on the fiber: its blocking calls return -ECANCELED at once
  * (they must not hold shutdown) and weft_local_get/set act on f's values. */
 void weft__fiber_locals_discard(struct weft__fiber *f);
+/* f is discarded without returning (sync/once.c): a weft_once whose fn it
+ * was running is as if never called - not done, its waiters woken. */
+void weft__once_fiber_discarded(const struct weft__fiber *f);
 
 /* Suspend the running fiber; returns when it is polled again. */
 void weft__fiber_suspend(struct weft__fiber *f);

@@ -16,6 +16,15 @@
  * linked are left for its own finish to wake). While fn runs, `runner`
  * holds the id of the task or thread running it, so a call from fn itself
  * returns -EDEADLK instead of waiting for itself.
+ * A runner that never comes back from fn - a fiber discarded at shutdown
+ * while suspended in it, a thread that exits in it (pthread_exit, a
+ * cancellation) - left the once RUNNING for good and every later caller
+ * waiting for ever (found by a review). As POSIX says of pthread_once's
+ * cancelled init routine, that call then counts as never made: the state
+ * goes back to NEW and the waiters are woken, as after a failed try. A
+ * thread's exit runs a pthread cleanup handler pushed around fn; a fiber
+ * runs fn with a record on its own stack on `running` (below), which the
+ * discarding thread walks before the stack is given back (fiber.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -119,6 +128,97 @@ static void once_finish(struct once_impl *o, uint32_t state)
 	}
 }
 
+/* The onces whose fn runs in a fiber, innermost first: a record on that
+ * fiber's stack, linked by the runner before fn and unlinked after it, or
+ * by weft__once_fiber_discarded. Only while fn runs (rare), so one lock
+ * for the process is enough. */
+struct once_rec {
+	struct once_impl *o;
+	const struct weft__fiber *fiber;
+	struct once_rec *prev, *next;
+};
+static struct weft__slock running_lock = WEFT__SLOCK_INIT;
+static struct once_rec *running;
+
+static void once_rec_unlink(struct once_rec *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		running = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
+/* fiber.c: f is discarded without returning; its stack is still there.
+ * Every once whose fn it was running goes back to NEW (see the top). */
+void weft__once_fiber_discarded(const struct weft__fiber *f)
+{
+	for (;;) {
+		struct once_rec *r;
+		weft__slock_lock(&running_lock);
+		for (r = running; r && r->fiber != f; r = r->next)
+			;
+		if (r)
+			once_rec_unlink(r);
+		weft__slock_unlock(&running_lock);
+		if (!r)
+			return;
+		once_finish(r->o, ONCE_NEW);
+	}
+}
+
+/* A thread that exits in fn (pthread cleanup handler). */
+static void once_thread_exit(void *o)
+{
+	once_finish(o, ONCE_NEW);
+}
+
+struct once_call {
+	void (*vfn)(void *);
+	int (*ifn)(void *);
+	void *arg;
+	int rc;
+};
+
+static void once_call_fn(struct once_call *c)
+{
+	if (c->vfn)
+		c->vfn(c->arg);
+	else
+		c->rc = c->ifn(c->arg);
+}
+
+/* Run fn so that a runner that never returns from it leaves the once
+ * NEW. In a fiber, not a pthread cleanup handler: the fiber may move to
+ * another thread while fn suspends, and the handlers are a per-thread
+ * stack (the same for a fiber's block_in_place fn, on the fiber's stack). */
+static void once_call(struct once_impl *o, struct once_call *c)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	if (ctx && ctx->fiber) {
+		struct once_rec r = { o, ctx->fiber, NULL, NULL };
+		weft__slock_lock(&running_lock);
+		r.next = running;
+		if (running)
+			running->prev = &r;
+		running = &r;
+		weft__slock_unlock(&running_lock);
+		once_call_fn(c);
+		weft__slock_lock(&running_lock);
+		once_rec_unlink(&r);
+		weft__slock_unlock(&running_lock);
+		return;
+	}
+	if (ctx && ctx->fiber_in_place) {
+		once_call_fn(c);
+		return;
+	}
+	pthread_cleanup_push(once_thread_exit, o);
+	once_call_fn(c);
+	pthread_cleanup_pop(0);
+}
+
 /* Who is calling: the task whose code runs here (a fiber - on whatever
  * thread it has moved to -, a poll task, the task a weft_block_in_place
  * fn belongs to: weft_current_task_id), else the thread. Task ids are
@@ -145,17 +245,14 @@ static int once_run(struct weft_once *once, void (*vfn)(void *), int (*ifn)(void
 		    atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING,
 							    memory_order_acquire,
 							    memory_order_acquire)) {
-			int rc = 0;
+			struct once_call c = { vfn, ifn, arg, 0 };
 			/* relaxed: read back only by this caller's own calls from
 			 * fn (program order); others compare it with their own
 			 * id, which it never equals */
 			atomic_store_explicit(&o->runner, me, memory_order_relaxed);
-			if (vfn)
-				vfn(arg);
-			else
-				rc = ifn(arg);
-			once_finish(o, rc ? ONCE_NEW : ONCE_DONE);
-			return rc;
+			once_call(o, &c);
+			once_finish(o, c.rc ? ONCE_NEW : ONCE_DONE);
+			return c.rc;
 		}
 		if (s == ONCE_DONE)
 			return 0;

@@ -446,6 +446,57 @@ static void scenario_once_cancel(void)
 	rm_rt(rt);
 }
 
+/* ------------------------------------- once: fn's fiber discarded */
+
+/* Fibers of a 2-worker runtime run the fn of two onces (one each) and
+ * never return from it; threads wait on both; shutdown discards the
+ * fibers, and the discarding thread reads each fiber's record (on its
+ * stack, linked under once.c's lock) and wakes the threads, which run
+ * their own fn. */
+static struct weft_once od_once[2] = { WEFT_ONCE_INIT, WEFT_ONCE_INIT };
+static atomic_int od_started, od_ran;
+static long od_value[2];
+static void od_spin(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&od_started, 1);
+	for (;;)
+		weft_yield(); /* -ECANCELED ignored: discarded */
+}
+static void od_mark(void *arg)
+{
+	od_value[(intptr_t)arg] = 42;
+	atomic_fetch_add(&od_ran, 1);
+}
+static void *od_fiber(void *arg) { weft_once(&od_once[(intptr_t)arg], od_spin, NULL); return NULL; }
+static void *od_thread(void *arg)
+{
+	CHECK_EQ(weft_once(&od_once[(intptr_t)arg], od_mark, arg), 0);
+	CHECK_EQ(od_value[(intptr_t)arg], 42);
+	return NULL;
+}
+
+static void scenario_once_discard(void)
+{
+	struct weft_runtime *rt = mk(2);
+	for (intptr_t i = 0; i < 2; i++)
+		CHECK_EQ(weft_spawn(rt, od_fiber, (void *)i, NULL), 0);
+	while (atomic_load(&od_started) < 2)
+		usleep(1000);
+	pthread_t th[4];
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, od_thread, (void *)(intptr_t)(i % 2)), 0);
+	usleep(20000); /* the threads wait */
+	int rc;
+	while ((rc = weft_runtime_shutdown(rt, 5000000)) == -ETIMEDOUT)
+		;
+	CHECK_EQ(rc, 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	CHECK_EQ(atomic_load(&od_ran), 2);
+	rm_rt(rt);
+}
+
 static void *cp_read(void *arg)
 {
 	struct cp_end *e = arg;
@@ -4959,6 +5010,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "many", scenario_many },
 	{ "lines", scenario_lines },
 	{ "once_cancel", scenario_once_cancel },
+	{ "once_discard", scenario_once_discard },
 	{ "timer_cancel", scenario_timer_cancel },
 	{ "watch", scenario_watch },
 	{ "oneshot", scenario_oneshot },

@@ -960,3 +960,94 @@ Test(once, called_from_its_own_fn_is_edeadlk, .timeout = WT_TMO(30))
 	cr_assert(weft_once_done(&g_rec_try.o));
 	wt_rt_destroy(rt);
 }
+
+/* A runner that never comes back from fn: a fiber discarded at shutdown
+ * while suspended in it (it ignores -ECANCELED), a thread that exits in
+ * it. The once stayed RUNNING for good: a thread already waiting, and
+ * every later caller, waited for ever (found by a review). Now, as POSIX
+ * says of a cancelled pthread_once routine, the call counts as never
+ * made: the waiting thread is woken and runs its own fn. */
+struct once_lost {
+	struct weft_once o;
+	atomic_int started, calling, ran, done, rc;
+};
+
+static void lost_spin_init(void *arg)
+{
+	struct once_lost *l = arg;
+	atomic_store(&l->started, 1);
+	for (;;)
+		(void)weft_yield(); /* never returns: discarded at the timeout */
+}
+
+static void lost_exit_init(void *arg)
+{
+	struct once_lost *l = arg;
+	atomic_store(&l->started, 1);
+	WT_WAIT_UNTIL(atomic_load(&l->calling), WT_LONG_MS);
+	wt_sleep_ms(20); /* the other caller waits meanwhile */
+	pthread_exit(NULL);
+}
+
+static void lost_mark_init(void *arg)
+{
+	atomic_fetch_add(&((struct once_lost *)arg)->ran, 1);
+}
+
+/* the second caller: on a thread of its own, so a hang is a failed
+ * WT_WAIT_UNTIL here, not a test timeout */
+static void *lost_second_caller(void *arg)
+{
+	struct once_lost *l = arg;
+	WT_WAIT_UNTIL(atomic_load(&l->started), WT_LONG_MS);
+	atomic_store(&l->calling, 1);
+	atomic_store(&l->rc, weft_once(&l->o, lost_mark_init, l));
+	atomic_store(&l->done, 1);
+	return NULL;
+}
+
+static void *lost_first_caller(void *arg)
+{
+	struct once_lost *l = arg;
+	return (void *)(intptr_t)weft_once(&l->o, weft_in_fiber() ? lost_spin_init : lost_exit_init,
+					    l);
+}
+
+Test(once, a_runner_that_never_returns_from_fn_leaves_it_not_done, .timeout = WT_TMO(60))
+{
+	static struct once_lost lost[2];
+	for (int k = 0; k < 2; k++) {
+		struct once_lost *l = &lost[k];
+		*l = (struct once_lost){ .o = WEFT_ONCE_INIT, .rc = 1 };
+		pthread_t first, second;
+		struct weft_runtime *rt = NULL;
+		if (k == 0) {
+			WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+			cr_assert_eq(weft_runtime_create(&o, &rt), 0);
+			cr_assert_eq(weft_spawn(rt, lost_first_caller, l, NULL), 0);
+		} else {
+			cr_assert_eq(pthread_create(&first, NULL, lost_first_caller, l), 0);
+		}
+		cr_assert_eq(pthread_create(&second, NULL, lost_second_caller, l), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&l->calling), WT_LONG_MS));
+		if (k == 0) {
+			wt_sleep_ms(20); /* the second caller waits meanwhile */
+			int rc;
+			while ((rc = weft_runtime_shutdown(rt, 100 * MS)) == -ETIMEDOUT)
+				;
+			cr_assert_eq(rc, 0);
+			cr_assert_eq(weft_runtime_destroy(rt), 0);
+		} else {
+			pthread_join(first, NULL);
+		}
+		const char *how = k ? "a thread exited in fn" : "fn's fiber was discarded";
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&l->done), WT_LONG_MS),
+			  "%s: the waiting caller waited for ever", how);
+		pthread_join(second, NULL);
+		cr_assert_eq(atomic_load(&l->rc), 0, "%s: %d", how, atomic_load(&l->rc));
+		cr_assert_eq(atomic_load(&l->ran), 1, "%s: the waiting caller ran its fn", how);
+		cr_assert(weft_once_done(&l->o));
+		cr_assert_eq(weft_once(&l->o, lost_mark_init, l), 0);
+		cr_assert_eq(atomic_load(&l->ran), 1, "later calls return at once");
+	}
+}

@@ -820,6 +820,13 @@ WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
  * -EDEADLK at once: it would wait for itself. If the fiber running fn is
  * cancelled, fn's blocking calls return -ECANCELED and whatever fn does
  * then is the once's outcome: it counts as done when fn returns.
+ * A call that never returns from fn is as if it was never made (POSIX's
+ * pthread_once, for a cancelled init routine): the once is not done, and
+ * the next caller, or one already waiting, runs fn itself. That is a
+ * fiber discarded while suspended in fn (weft_runtime_shutdown's timeout
+ * ran out; after its fiber-local dtors), and a thread that exits in fn
+ * (pthread_exit, or a pthread_cancel acted on); not one that leaves fn
+ * by a longjmp, nor a fiber's weft_block_in_place fn exiting its thread.
  *
  * The struct belongs to the caller: zero it or use WEFT_ONCE_INIT (static
  * storage is fine); no destroy. It must stay in place while in use.
