@@ -16,7 +16,12 @@
  * waiter that can now make progress, not a herd). Close wakes them all
  * too; a receiver sees -EPIPE only after it has taken everything still
  * held.
- * A linked entry whose _arg is below `tail` (or any, once closed) has been
+ * Each link takes a ticket (`links`, counted up; the entry's _arg): a
+ * receiver keeps the entry and the ticket it linked, so an entry it
+ * linked, cancelled and another receiver linked again is not taken as
+ * still its own (found by a review: it passed the -EINVAL check). A send
+ * releases every ticket handed out before it (`sent`).
+ * A linked entry whose _arg is below `sent` (or any, once closed) has been
  * released by a send still waking in batches: its poll takes that wake at
  * once, and a timed wait that gives up asks its cancel (cancel_note)
  * whether it had been released. It said WEFT_PENDING until its batch
@@ -35,6 +40,8 @@ struct weft_broadcast {
 	struct weft__waitq q;
 	size_t item_size, cap;
 	uint64_t tail;
+	uint64_t links;         /* tickets handed out (each link's _arg) */
+	uint64_t sent;          /* `links` at the last send: tickets below it released */
 	size_t receivers;
 	bool closed;
 	unsigned char *buf;
@@ -46,15 +53,18 @@ struct weft_broadcast_rx {
 	/* the entry this receiver linked (under b->lock), until a poll of
 	 * it collects it: an entry attached to the wait list that is not
 	 * this one was linked for another receiver (recv_poll). Never
-	 * dereferenced; after a cancel it may name an entry gone. */
+	 * dereferenced; after a cancel it may name an entry gone, or one
+	 * linked again by another receiver: `ticket` (its _arg when this
+	 * receiver linked it) tells. */
 	const struct weft_wait *w;
+	uint64_t ticket;
 };
 
 /* Under the lock: an entry still linked that a send (or the close) has
  * released, its wake in a later batch. */
-static bool released(const struct weft_broadcast *b, uint64_t linked_at)
+static bool released(const struct weft_broadcast *b, uint64_t ticket)
 {
-	return linked_at < b->tail || b->closed;
+	return ticket < b->sent || b->closed;
 }
 
 static bool broadcast_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -101,8 +111,8 @@ int weft_broadcast_destroy(struct weft_broadcast *b)
 	return 0;
 }
 
-/* Wake every waiter linked before `tail` reached `bound` (each entry is
- * linked with the tail it waits past; the list is FIFO, so they are the
+/* Wake every waiter whose ticket is below `bound` (linked before the send
+ * that set it; tickets rise along the FIFO list, so they are the
  * head's run). The caller holds the lock on entry, not on return. Only
  * those: a receiver woken in one batch can take what is new and link
  * again before the next batch, and waking it again kept a send going as
@@ -126,7 +136,8 @@ int weft_broadcast_send(struct weft_broadcast *b, const void *item)
 	}
 	memcpy(b->buf + (size_t)(b->tail % b->cap) * b->item_size, item, b->item_size);
 	b->tail++;
-	unlock_wake_all(b, b->tail);
+	b->sent = b->links;
+	unlock_wake_all(b, b->sent);
 	return 0;
 }
 
@@ -200,11 +211,13 @@ int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 		return WEFT_PENDING;
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&b->lock);
-	if (w->_queue == &b->q && rx->w != w) {
+	if (w->_queue == &b->q && (rx->w != w || w->_arg != rx->ticket)) {
 		/* linked for another receiver of this channel: it waits for
 		 * that one's cursor, and this receiver's items sat unread
 		 * behind WEFT_PENDING until the next send (found by a
-		 * review). sync.h: -EINVAL, `w` linked elsewhere. */
+		 * review). sync.h: -EINVAL, `w` linked elsewhere. An entry
+		 * this receiver linked, cancelled, then linked by another
+		 * has that one's ticket (another review). */
 		weft__slock_unlock(&b->lock);
 		weft_budget_refund(cx);
 		return -EINVAL;
@@ -226,7 +239,8 @@ int weft_broadcast_recv_poll(struct weft_broadcast_rx *rx, struct weft_wait *w,
 		weft__slock_unlock(&b->lock);
 		return rc;
 	}
-	weft__waitq_link(&b->q, w, weft_cx_waker(cx), b->tail);
+	rx->ticket = b->links++;
+	weft__waitq_link(&b->q, w, weft_cx_waker(cx), rx->ticket);
 	rx->w = w;
 pending:
 	weft__slock_unlock(&b->lock);

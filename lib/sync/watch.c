@@ -11,7 +11,12 @@
  * lets every waiter progress, so it wakes them all - one wake per waiter
  * that can now make progress. Intermediate values may be skipped: a
  * receiver sees the latest value, not every value.
- * A linked entry whose _arg is below `version` (or any, once closed) has
+ * Each link takes a ticket (`links`, counted up; the entry's _arg): a
+ * receiver keeps the entry and the ticket it linked, so an entry it
+ * linked, cancelled and another receiver linked again is not taken as
+ * still its own (found by a review: it passed the -EINVAL check). A send
+ * releases every ticket handed out before it (`sent`).
+ * A linked entry whose _arg is below `sent` (or any, once closed) has
  * been released by a send still waking in batches: its poll takes that
  * wake at once, and a timed wait that gives up asks its cancel
  * (cancel_note) whether it had been released. It said WEFT_PENDING until
@@ -30,6 +35,8 @@ struct weft_watch {
 	struct weft__waitq q;
 	size_t item_size;
 	uint64_t version;
+	uint64_t links;         /* tickets handed out (each link's _arg) */
+	uint64_t sent;          /* `links` at the last send: tickets below it released */
 	size_t receivers;
 	bool closed;
 	unsigned char *val;
@@ -42,15 +49,17 @@ struct weft_watch_rx {
 	 * it collects it: an entry attached to the wait list that is not
 	 * this one was linked for another receiver (changed_poll), as for
 	 * broadcast.c's receivers. Never dereferenced; after a cancel it
-	 * may name an entry gone. */
+	 * may name an entry gone, or one linked again by another receiver:
+	 * `ticket` (its _arg when this receiver linked it) tells. */
 	const struct weft_wait *w;
+	uint64_t ticket;
 };
 
 /* Under the lock: an entry still linked that a send (or the close) has
  * released, its wake in a later batch. */
-static bool released(const struct weft_watch *wt, uint64_t linked_at)
+static bool released(const struct weft_watch *wt, uint64_t ticket)
 {
-	return linked_at < wt->version || wt->closed;
+	return ticket < wt->sent || wt->closed;
 }
 
 static bool watch_on_cancel(struct weft__waitq *q, uint32_t grant, uint64_t arg,
@@ -96,8 +105,8 @@ int weft_watch_destroy(struct weft_watch *wt)
 	return 0;
 }
 
-/* Wake every waiter linked before `version` reached `bound` (each entry is
- * linked with the version it waits past; the list is FIFO, so they are the
+/* Wake every waiter whose ticket is below `bound` (linked before the send
+ * that set it; tickets rise along the FIFO list, so they are the
  * head's run). The caller holds the lock on entry, not on return. Only
  * those: a receiver woken in one batch can take what is new and link
  * again before the next batch, and waking it again kept a send going as
@@ -133,7 +142,8 @@ int weft_watch_send(struct weft_watch *wt, const void *item)
 	}
 	memcpy(wt->val, item, wt->item_size);
 	wt->version++;
-	unlock_wake_all(wt, wt->version);
+	wt->sent = wt->links;
+	unlock_wake_all(wt, wt->sent);
 	return 0;
 }
 
@@ -207,12 +217,13 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		return WEFT_PENDING;
 	uint32_t grant = WQ_GRANT_NONE;
 	weft__slock_lock(&wt->lock);
-	if (w->_queue == &wt->q && rx->w != w) {
+	if (w->_queue == &wt->q && (rx->w != w || w->_arg != rx->ticket)) {
 		/* linked for another receiver of this channel: it waits past
 		 * that one's version, so this receiver's unseen value sat
 		 * behind WEFT_PENDING, and after a send it took the other's
 		 * wake (found by a review). sync.h: -EINVAL, `w` linked
-		 * elsewhere. */
+		 * elsewhere. An entry this receiver linked, cancelled, then
+		 * linked by another has that one's ticket (another review). */
 		weft__slock_unlock(&wt->lock);
 		weft_budget_refund(cx);
 		return -EINVAL;
@@ -234,7 +245,8 @@ int weft_watch_changed_poll(struct weft_watch_rx *rx, struct weft_wait *w, struc
 		weft__slock_unlock(&wt->lock);
 		return rc;
 	}
-	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), wt->version);
+	rx->ticket = wt->links++;
+	weft__waitq_link(&wt->q, w, weft_cx_waker(cx), rx->ticket);
 	rx->w = w;
 pending:
 	weft__slock_unlock(&wt->lock);

@@ -461,6 +461,46 @@ Test(broadcast_order, entry_of_another_receiver_is_einval)
 	cr_assert_eq(weft_broadcast_destroy(b2), 0);
 }
 
+/* The same misuse in another order: the entry linked for r1, cancelled,
+ * then linked for r2. r1 still named it as its own (nothing cleared it at
+ * the cancel), so r1's poll passed the check and said WEFT_PENDING on r2's
+ * link (found by a review). -EINVAL now; r2 keeps its wait. */
+Test(broadcast_order, entry_cancelled_then_linked_for_another_is_einval)
+{
+	struct weft_broadcast *b;
+	struct weft_broadcast_rx *r1, *r2;
+	cr_assert_eq(weft_broadcast_create(sizeof(uint64_t), 4, &b), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &r1), 0);
+	cr_assert_eq(weft_broadcast_subscribe(b, &r2), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	uint64_t x = 7, v = 0;
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), -EINVAL,
+		     "an entry r1 cancelled, now linked for r2");
+	cr_assert_eq(weft_broadcast_send(b, &x), 0);
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), -EINVAL);
+	cr_assert_eq(v, 0, "nothing taken");
+	cr_assert_eq(weft_broadcast_recv_poll(r2, &w, &h.cx, &v, NULL), 0, "still r2's");
+	cr_assert_eq(v, 7);
+	/* idle again: r1 may use it, and its own link of it is its own */
+	v = 0;
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), 0);
+	cr_assert_eq(v, 7);
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING,
+		     "cancelled and linked again by the same receiver");
+	cr_assert_eq(weft_broadcast_recv_poll(r1, &w, &h.cx, &v, NULL), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_broadcast_rx_drop(r1), 0);
+	cr_assert_eq(weft_broadcast_rx_drop(r2), 0);
+	cr_assert_eq(weft_broadcast_destroy(b), 0);
+}
+
 /* The same for a watch: an entry linked for one receiver, polled with
  * another receiver that has a value it has not seen. It said WEFT_PENDING
  * (the entry waits past the first receiver's version), and after a send
@@ -509,6 +549,46 @@ Test(watch_order, entry_of_another_receiver_is_einval)
 	cr_assert_eq(weft_watch_rx_drop(o), 0);
 	cr_assert_eq(weft_watch_destroy(wt), 0);
 	cr_assert_eq(weft_watch_destroy(wt2), 0);
+}
+
+/* The same misuse in another order: the entry linked for r1, cancelled,
+ * then linked for r2. r1 still named it as its own (nothing cleared it at
+ * the cancel), so r1's poll passed the check and said WEFT_PENDING on r2's
+ * link, and after a send it would take r2's wake (found by a review).
+ * -EINVAL now, nothing marked seen; r2 keeps its wait. */
+Test(watch_order, entry_cancelled_then_linked_for_another_is_einval)
+{
+	struct weft_watch *wt;
+	struct weft_watch_rx *r1, *r2;
+	uint64_t x = 1;
+	cr_assert_eq(weft_watch_create(sizeof(uint64_t), &x, &wt), 0);
+	cr_assert_eq(weft_watch_subscribe(wt, &r1), 0);
+	cr_assert_eq(weft_watch_subscribe(wt, &r2), 0);
+	struct hand_cx h;
+	hc_init(&h);
+	struct weft_wait w = WEFT_WAIT_INIT;
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), WEFT_PENDING);
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), -EINVAL,
+		     "an entry r1 cancelled, now linked for r2");
+	x = 7;
+	cr_assert_eq(weft_watch_send(wt, &x), 0);
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), -EINVAL);
+	cr_assert_eq(weft_watch_has_changed(r1), 1, "nothing marked seen");
+	cr_assert_eq(weft_watch_changed_poll(r2, &w, &h.cx), 0, "still r2's");
+	cr_assert_eq(weft_watch_has_changed(r2), 0);
+	/* idle again: r1 may use it, and its own link of it is its own */
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), 0);
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING,
+		     "cancelled and linked again by the same receiver");
+	cr_assert_eq(weft_watch_changed_poll(r1, &w, &h.cx), WEFT_PENDING);
+	weft_wait_cancel(&w);
+	cr_assert_eq(weft_watch_rx_drop(r1), 0);
+	cr_assert_eq(weft_watch_rx_drop(r2), 0);
+	cr_assert_eq(weft_watch_destroy(wt), 0);
 }
 
 Test(watch_order, one_send_wakes_each_waiter_once)
