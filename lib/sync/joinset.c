@@ -262,6 +262,22 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 	weft__wakes_run(&wk);
 }
 
+/* Under the lock, which it releases: the set just shrank (a member taken
+ * or uncounted). Nothing left to wait for, or one member left and
+ * running: every joiner linked now looks again - to say -ENOENT, or
+ * -EDEADLK if it is that member (idle_members_are_caller), which only its
+ * own look can tell. In batches, woken after unlock; one that relinks
+ * meanwhile is newer than the bound and left linked. */
+static void unlock_after_shrink(struct weft_joinset *s, struct weft__wakes *wk)
+{
+	if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
+		uint64_t bound = ++s->gen;
+		weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, wk);
+	} else {
+		weft__slock_unlock(&s->lock);
+	}
+}
+
 /*
  * Count a member in before its spawn: weft.h's len counts it from the
  * moment the spawn returns, and the member may run - and end - before
@@ -287,12 +303,7 @@ static void js_unreserve(struct weft_joinset *s)
 	weft__slock_lock(&s->lock);
 	s->len--;
 	s->spawning--;
-	if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
-		uint64_t bound = ++s->gen;
-		weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
-	} else {
-		weft__slock_unlock(&s->lock);
-	}
+	unlock_after_shrink(s, &wk);
 }
 
 /* Tests only (test_sync_order): called between a member's spawn and its
@@ -491,19 +502,8 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 		}
 		list_remove(s, e);
 		s->len--;
-		/* Nothing left to wait for: the other joiners get -ENOENT. One
-		 * member left, running: a joiner that is that member has only
-		 * itself to wait for (-EDEADLK, idle_members_are_caller), which
-		 * only its own look can tell. Either way every joiner linked
-		 * now looks again (in batches of WEFT__WAKES_MAX, woken after
-		 * unlock); one that relinks meanwhile is newer than `bound`
-		 * and left linked. */
-		if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
-			uint64_t bound = ++s->gen;
-			weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
-		} else {
-			weft__slock_unlock(&s->lock);
-		}
+		/* nothing left, or one running member: the joiners look again */
+		unlock_after_shrink(s, &wk);
 		void *r = NULL;
 		int rc = e->task ? entry_join_poll(e, &r) : (r = e->result, e->rc);
 		if (rc == WEFT_PENDING) {
