@@ -1385,7 +1385,10 @@ Test(block_in_place, an_abort_in_the_last_slice_of_a_timed_wait_in_a_fibers_fn_c
 		bool in_time = wt_now_ns() < dl;
 		cr_assert(WT_WAIT_UNTIL(atomic_load(&b.rc) != 1, WT_LONG_MS));
 		int jrc = weft_join(h, NULL);
-		cr_assert(jrc == -EINTR || jrc == -ECANCELED, "round %d: join = %d", round, jrc);
+		/* 0: the abort came after the fiber had returned, which a
+		 * late one may (its wait timed out first) */
+		cr_assert(jrc == -EINTR || jrc == -ECANCELED || (jrc == 0 && !in_time),
+			  "round %d: join = %d (abort in time: %d)", round, jrc, in_time);
 		if (!in_time)
 			continue;
 		counted++;
