@@ -69,6 +69,9 @@ TEST is one of:
   demo-args   scripts/demo --workers 100000: exit 2 with weft-load's reason;
               an option without its value: exit 2 and usage;
               --shape Shapes: (the header of --list) is an unknown shape.
+              JOBS that is not 1..4096 (abc, 0, -1): exit 2 and usage
+              before setup-deps; JOBS=N: ninja -j N (a copy beside stub
+              setup-deps, cmake and ninja). Before: JOBS was not read.
   demo-interrupt  SIGINT to the demo's process group in the load's warmup:
               exit 130, the demo and the report say the run was interrupted,
               nothing blames schedtop trace. Then SIGINT to the script's
@@ -111,7 +114,10 @@ TEST is one of:
               being run) with -h and --help: usage, exit 0; with an
               unknown option or more than one argument: exit 2 and usage;
               none of them starts the suite. Before: every argument was
-              ignored and the 25-minute suite started.
+              ignored and the 25-minute suite started. JOBS that is not
+              1..4096 (abc, 0, -1): exit 2 and usage before setup-deps;
+              JOBS=N: ninja -j N too (stub cmake and ninja). Before: a bad
+              JOBS failed at ctest after the builds, ninja ran its default.
   render      headless Chromium screenshot of the demo's report: a PNG that
               is not blank (many colours, a sizeable non-white share); in
               an iframe of 390x844 (a phone; Chromium's headless window
@@ -1040,8 +1046,10 @@ def test_demo_args(src, build):
             check(not os.path.exists(os.path.join(src, name)), "a relative --out written in the repository")
         finally:
             shutil.rmtree(os.path.join(src, name), ignore_errors=True)
+        check_jobs(src, "demo")
         print("ok: demo: weft-load's own error shown; the --list header is not a shape; "
-              "an option without its value is a usage error; relative paths are the caller's")
+              "an option without its value is a usage error; relative paths are the caller's; "
+              "a bad JOBS is a usage error at once, a good one ninja's -j")
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -1622,26 +1630,72 @@ def test_setup_deps(src, build):
         shutil.rmtree(top, ignore_errors=True)
 
 
+def stub_tree(src, script, deps_rc):
+    """A copy of scripts/SCRIPT in a new directory beside a stub
+    setup-deps that leaves a mark (the file `started`) and exits deps_rc,
+    and a bin/ of a cmake that does nothing and a ninja that writes its
+    arguments to the file `ninja.args` and fails (the build stops there).
+    Returns (top, script's path, env with bin/ first in PATH)."""
+    top = tempfile.mkdtemp(prefix="weft-%s-stub-" % script)
+    os.mkdir(os.path.join(top, "scripts"))
+    os.mkdir(os.path.join(top, "bin"))
+    path = os.path.join(top, "scripts", script)
+    shutil.copy(os.path.join(src, "scripts", script), path)
+    stubs = {os.path.join(top, "scripts", "setup-deps"): "touch %s/started\nexit %d\n" % (top, deps_rc),
+             os.path.join(top, "bin", "cmake"): "exit 0\n",
+             os.path.join(top, "bin", "ninja"): 'echo "$@" >>%s/ninja.args\nexit 1\n' % top}
+    for f, body in stubs.items():
+        with open(f, "w") as o:
+            o.write("#!/bin/sh\n" + body)
+        os.chmod(f, 0o755)
+    os.chmod(path, 0o755)
+    env = dict(os.environ, PATH=os.path.join(top, "bin") + os.pathsep + os.environ["PATH"])
+    env.pop("JOBS", None)
+    return top, path, env
+
+
+def check_jobs(src, script):
+    """found by a review of the scripts (2026-12-07): JOBS set ctest's -j
+    alone (scripts/test) or nothing (scripts/demo); ninja built with its
+    default parallelism on a shared machine, and a JOBS that is not a
+    count (abc, 0, -1) failed only at ctest, after minutes of setup and
+    builds. Now: checked before anything starts (exit 2, usage), and
+    given to ninja as -j."""
+    top, path, env = stub_tree(src, script, 0)
+    try:
+        mark, args = os.path.join(top, "started"), os.path.join(top, "ninja.args")
+        for bad in ("abc", "0", "00", "-1", "1.5", " 2", "4097", "99999999999999999999"):
+            p = run([path], timeout=60, cwd=top, env=dict(env, JOBS=bad))
+            started = os.path.exists(mark)
+            check(p.returncode == 2 and "JOBS must be a whole number 1..4096 (got '%s')" % bad in p.stderr
+                  and "usage:" in p.stderr and not started and not os.path.exists(args),
+                  "%s with JOBS=%r: exit %d%s, expected 2 and a usage error before anything ran\n%s"
+                  % (script, bad, p.returncode, " after setup-deps ran" if started else "", p.stderr[-800:]))
+        for jobs, want in (("1", "-j 1"), ("03", "-j 3")):
+            p = run([path], timeout=60, cwd=top, env=dict(env, JOBS=jobs))
+            got = ""
+            if os.path.exists(args):
+                got = open(args).read()
+                os.unlink(args)
+            check(p.returncode != 0 and got.startswith("-C ") and want in got,
+                  "%s with JOBS=%s: ninja was run with %r, expected %r\n%s"
+                  % (script, jobs, got, want, p.stderr[-800:]))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def test_test_args(src, build):
     """found by a review of the README's commands (2026-12-07): scripts/test
     ignored its arguments, so `scripts/test --help` (or a mistyped option)
     started the whole suite, 25 minutes of builds and tests. Run on a copy
     whose setup-deps (the suite's first step) is a stub that leaves a mark
-    and stops: the suite must not start."""
-    top = tempfile.mkdtemp(prefix="weft-test-args-")
+    and stops: the suite must not start. Then JOBS (check_jobs)."""
+    top, script, env = stub_tree(src, "test", 1)
     try:
-        os.mkdir(os.path.join(top, "scripts"))
-        script = os.path.join(top, "scripts", "test")
-        shutil.copy(os.path.join(src, "scripts", "test"), script)
         mark = os.path.join(top, "started")
-        stub = os.path.join(top, "scripts", "setup-deps")
-        with open(stub, "w") as f:
-            f.write("#!/bin/sh\ntouch %s\nexit 1\n" % mark)
-        os.chmod(script, 0o755)
-        os.chmod(stub, 0o755)
         for args, rc in ((["-h"], 0), (["--help"], 0), (["--nope"], 2), (["-j1"], 2),
                          (["--help", "x"], 2), ([""], 2)):
-            p = run([script, *args], timeout=60, cwd=top)
+            p = run([script, *args], timeout=60, cwd=top, env=env)
             started = os.path.exists(mark)
             if started:
                 os.unlink(mark)
@@ -1650,10 +1704,12 @@ def test_test_args(src, build):
                   "scripts/test %r: exit %d%s, expected %d and usage\nstdout %r\nstderr %r"
                   % (args, p.returncode, " after starting the suite" if started else "", rc,
                      p.stdout[-500:], p.stderr[-500:]))
-        print("ok: scripts/test: -h and --help print usage, other arguments are usage errors; "
-              "none starts the suite")
+            check(rc != 0 or "JOBS=N" in out, "scripts/test %r: the usage does not name JOBS: %r" % (args, out))
     finally:
         shutil.rmtree(top, ignore_errors=True)
+    check_jobs(src, "test")
+    print("ok: scripts/test: -h and --help print usage, other arguments are usage errors; "
+          "none starts the suite; a bad JOBS is a usage error at once, a good one ninja's -j")
 
 
 # ------------------------------------------------------------------- report
