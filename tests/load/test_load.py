@@ -181,6 +181,13 @@ TEST is one of:
               tracks run to the end of the run (the last interval's values
               again at its end).
 
+  report-runtimes  lint_target two (two runtimes, 2 and 1 workers) traced
+              by schedtop: the report has a set of views per runtime (the
+              runtimes of the events, each sized and counted by its own
+              events; the 1-worker one's parks its own), no steal matrix of
+              both. Before: one picture, the second runtime's worker 0 drawn
+              as the first one's. Needs BPF (a skip fails in CI).
+
   report-latency  a latency file (schedtop trace FILE.latency.json) whose
               percentiles fall in the runtime's open top bucket
               (18446744073709551615, docs/OBSERVABILITY.md): the page says
@@ -2582,6 +2589,73 @@ def test_report_embed(src, load):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_report_runtimes(src, build):
+    """found by a review of the report (2026-12-07): the events carry their
+    runtime ("rt"), but the report fed every event to one analysis by its
+    core number, so a process with two runtimes (weft-load has one, a
+    program may have two) was drawn as one: the second runtime's worker 0
+    parked and woke in the first one's worker 0 row, their steals in one
+    matrix. A real two-runtime program (lint_target two: 2 workers with
+    skewed work, 1 worker woken 2000 times a second) traced by schedtop:
+    a set of views per runtime, each sized and counted by its own
+    events."""
+    schedtop = os.path.join(build, "tools", "schedtop", "schedtop")
+    target = os.path.join(build, "tests", "bpf", "lint_target")
+    for f in (schedtop, target):
+        if not os.access(f, os.X_OK):
+            skip("%s is not built (schedtop and the bpf tests need BPF tooling)" % f)
+    d = tempfile.mkdtemp(prefix="weft-report-rt-")
+    try:
+        tr = os.path.join(d, "run.json")
+        t0 = time.monotonic_ns()  # CLOCK_MONOTONIC, as the events' ts_ns
+        p = run([schedtop, "trace", "-d", "2", "-o", tr, "--", target, "two", "3"], timeout=90)
+        end = time.monotonic_ns()
+        if p.returncode == SKIP:
+            skip("schedtop trace: BPF cannot work here: %s" % p.stderr[-300:])
+        check(p.returncode == 0, "schedtop trace -- lint_target two: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        evs = [json.loads(l) for l in open(tr + "l")]
+        rts = {}  # rt -> [steals, 1 + highest core named]
+        for e in evs:
+            r = rts.setdefault(e["rt"], [0, 0])
+            r[0] += e["type"] == "steal"
+            r[1] = max(r[1], *(e[k] + 1 for k in ("core", "victim", "to") if k in e))
+        check(len(rts) == 2, "the trace of lint_target two names %d runtimes, not 2: %s" % (len(rts), sorted(rts)))
+        check(sorted(r[1] for r in rts.values()) == [1, 2],
+              "lint_target two's runtimes have 2 and 1 workers; the events name %s" % rts)
+        lp = os.path.join(d, "load.json")
+        with open(lp, "w") as f:
+            json.dump({"t0_ns": t0, "end_ns": end, "workers": 2}, f)
+        out = os.path.join(d, "report.html")
+        p = report_run("--load", lp, "--events", tr + "l", "-o", out)
+        check(p.returncode == 0, "report over two runtimes: exit %d\n%s" % (p.returncode, p.stderr[-1500:]))
+        page = open(out, encoding="utf-8").read()
+        data = report_data(page)
+        got = data.get("runtimes") or []
+        check(sorted(r["rt"] for r in got) == sorted(rts),
+              "the report's runtimes %s, not the trace's %s" % ([r.get("rt") for r in got], sorted(rts)))
+        for r in got:
+            steals, workers = rts[r["rt"]]
+            m = r["steal_matrix"]
+            check(r["workers"] == workers and len(m) == workers and all(len(row) == workers for row in m),
+                  "runtime 0x%x: %d workers, a %d-row matrix; its events name %d"
+                  % (r["rt"], r["workers"], len(m), workers))
+            check(sum(map(sum, m)) == steals, "runtime 0x%x: %d steals in its matrix, %d in its events"
+                  % (r["rt"], sum(map(sum, m)), steals))
+            check("0x%x" % r["rt"] in page, "runtime 0x%x is not named on the page" % r["rt"])
+            check(len(r["state_seconds"]) == workers and r["park_hist"] is not None,
+                  "runtime 0x%x: no views of its own: %s" % (r["rt"], sorted(r)))
+        one = [r for r in got if r["workers"] == 1][0]
+        check(sum(c for _, _, c in one["park_hist"]) > 0, "the 1-worker runtime's parks are not its own: %s" % one)
+        check(data["steal_matrix"] is None and 'id="runtimes"' in page,
+              "two runtimes: a steal matrix of both, or no word of them")
+        for k in (1, 2):
+            check('id="steal-matrix-table-r%d"' % k in page, "no steal matrix of runtime %d" % k)
+        print("ok: report: two runtimes traced by schedtop, each its own views (%s)"
+              % ", ".join("0x%x: %d workers, %d steals" % (rt, w, n) for rt, (n, w) in sorted(rts.items())))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_report_latency(src, load):
     """found by a review of the trace tools (2026-12-06): schedtop writes a
     percentile in the runtime histograms' open top bucket (every wait from
@@ -3017,6 +3091,8 @@ def main():
         test_report_embed(src, load)
     elif test == "report-trace":
         test_report_trace(src, load)
+    elif test == "report-runtimes":
+        test_report_runtimes(src, build)
     elif test == "report-latency":
         test_report_latency(src, load)
     elif test == "report-inputs":

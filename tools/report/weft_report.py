@@ -15,6 +15,8 @@ events the BPF-only views (steal matrix, worker states, park and unpark
 histograms) say why they are missing and show what the runtime's metrics do
 know instead. With --write-trace and no events it also writes a Chrome/
 Perfetto trace-event file with counter tracks from the metrics series.
+Events of several runtimes (their "rt") make these BPF views once per
+runtime, each under its label.
 
 Inline SVG, HTML tables (the steal matrix) and CSS only: no script runs,
 nothing is fetched. The numbers
@@ -144,15 +146,16 @@ def in_range(e, workers):
 
 class Events:
     """The usable events of a trace, column by column in typed arrays,
-    about 31 bytes an event, for a file read_events must sort. A list of
+    about 35 bytes an event, for a file read_events must sort. A list of
     the decoded JSON objects took some 900 bytes an event: 1e6 events (a
     60 s run with 8 workers traces a few million) held 915 MB, the report
     running the machine out of memory (a review, 2026-12-07).
 
-    An event is (ts_ns, type, core, victim, n, reason0, to): core, victim
-    and to are -1 where the event has none (or not an integer, in a type
-    that needs none), n is a steal's task count (0 elsewhere), reason0 is
-    whether its "reason" is 0 or absent (an unpark the notify woke)."""
+    An event is (ts_ns, type, core, victim, n, reason0, to, rt): core,
+    victim and to are -1 where the event has none (or not an integer, in a
+    type that needs none), n is a steal's task count (0 elsewhere), reason0
+    is whether its "reason" is 0 or absent (an unpark the notify woke), rt
+    its runtime's id (None where the event has none)."""
 
     def __init__(self):
         self.ts = array.array("Q")
@@ -162,14 +165,20 @@ class Events:
         self.to = array.array("h")
         self.n = array.array("q")
         self.reason0 = array.array("b")
+        self.rt = array.array("i")
         self.types, self.type_ix = [], {}
+        self.rts, self.rt_ix = [], {}
         self.order = None  # the time order, when the file was not in it
 
-    def add(self, ts, ty, core, victim, n, reason0, to):
+    def add(self, ts, ty, core, victim, n, reason0, to, rt):
         ix = self.type_ix.get(ty)
         if ix is None:
             ix = self.type_ix[ty] = len(self.types)
             self.types.append(ty)
+        rx = self.rt_ix.get(rt)
+        if rx is None:
+            rx = self.rt_ix[rt] = len(self.rts)
+            self.rts.append(rt)
         if self.ts and ts < self.ts[-1] and self.order is None:
             self.order = True  # sort() makes it
         self.ts.append(ts)
@@ -179,6 +188,7 @@ class Events:
         self.to.append(to)
         self.n.append(n)
         self.reason0.append(reason0)
+        self.rt.append(rx)
 
     def sort(self):
         """By ts_ns, stable (events of one ts_ns keep the file's order)."""
@@ -189,11 +199,11 @@ class Events:
         return len(self.ts)
 
     def __iter__(self):
-        types = self.types
-        cols = (self.ts, self.ty, self.core, self.victim, self.n, self.reason0, self.to)
+        types, rts = self.types, self.rts
+        cols = (self.ts, self.ty, self.core, self.victim, self.n, self.reason0, self.to, self.rt)
         for i in (self.order if self.order else range(len(self.ts))):
-            ts, ty, c, v, n, r, to = (col[i] for col in cols)
-            yield ts, types[ty], c, v, n, r, to
+            ts, ty, c, v, n, r, to, rt = (col[i] for col in cols)
+            yield ts, types[ty], c, v, n, r, to, rts[rt]
 
 
 # A progress line on stderr every this many lines of an events file
@@ -219,7 +229,7 @@ first_item = operator.itemgetter(0)
 
 def scan_events(path, workers, sink):
     """Read a schedtop trace file, calling sink(ts, type, core, victim, n,
-    reason0, to) for each usable event in the file's order (Events says
+    reason0, to, rt) for each usable event in the file's order (Events says
     what they are). Returns the lines skipped: (not JSON, not events,
     naming a worker outside the run). The file is read as bytes and
     decoded line by line, so one bad byte costs one line.
@@ -254,15 +264,17 @@ def scan_events(path, workers, sink):
                 outside += 1
             else:
                 ty = e["type"]
-                core, victim, to = (e.get(k) for k in ("core", "victim", "to"))
+                core, victim, to, rt = (e.get(k) for k in ("core", "victim", "to", "rt"))
                 sink(e["ts_ns"], ty, core if is_int(core) else -1, victim if is_int(victim) else -1,
                      e.get("n", 0) if ty == "steal" else 0, 1 if e.get("reason", 0) == 0 else 0,
-                     to if is_int(to) else -1)  # in_range kept -1..workers-1
+                     to if is_int(to) else -1,  # in_range kept -1..workers-1
+                     rt if is_int(rt) else None)
     return lines, unreadable, malformed, outside
 
 
 def read_events(path, workers, t0_ns, t_range):
-    """The analysis (an Analysis) of the events of a schedtop trace file
+    """The analysis (a Runtimes: an Analysis per runtime) of the events of
+    a schedtop trace file
     and how many lines were skipped: lines that are not JSON (or not
     UTF-8), JSON that is not an event (event_ok), and events naming a
     worker the run did not have (in_range). Skipped lines are reported
@@ -274,7 +286,7 @@ def read_events(path, workers, t0_ns, t_range):
     bytes each, and each worker state span as a tuple: an hour's trace
     (7e6 events, 400 MB) took 80 s and 1.4 GB, and an hour with 8 busy
     workers traces ten times as many (a review, 2026-12-07)."""
-    an = Analysis(workers, t0_ns, t_range)
+    an = Runtimes(workers, t0_ns, t_range)
     buf = []  # in file order; sorted (stably, by ts_ns) when full, its first half analysed
 
     def sink(*ev):
@@ -299,7 +311,7 @@ def read_events(path, workers, t0_ns, t_range):
         evs = Events()
         counts = scan_events(path, workers, evs.add)
         evs.sort()
-        an = Analysis(workers, t0_ns, t_range)
+        an = Runtimes(workers, t0_ns, t_range)
         for ev in evs:
             an.feed(*ev)
         del evs
@@ -328,7 +340,10 @@ class StateBins:
         if x1 <= x0:
             x1 = x0 + 1
         self.x0, self.x1, self.nbins = x0, x1, nbins
-        self.acc = [[dict() for _ in range(nbins)] for _ in range(workers)]
+        # a worker's columns are made at its first span: a runtime per
+        # Analysis (Runtimes), and a process may make many, each sized
+        # by the run's workers
+        self.acc = [None] * workers
         self.tot = [{"running": 0.0, "searching": 0.0, "parked": 0.0} for _ in range(workers)]
 
     def add(self, w, a, b, st):
@@ -338,6 +353,8 @@ class StateBins:
         if b <= x0 or a >= x1:
             return
         acc = self.acc[w]
+        if acc is None:
+            acc = self.acc[w] = [dict() for _ in range(nbins)]
         a, b = max(a, x0), min(b, x1)
         fa = (a - x0) / (x1 - x0) * nbins
         fb = (b - x0) / (x1 - x0) * nbins
@@ -381,6 +398,7 @@ class Analysis:
         self.park_core = [array.array("q") for _ in range(n)]  # park_ns by worker
         self.counts = {}
         self.n, self.first, self.last = 0, t0_ns, t0_ns
+        self.seen = 0  # 1 + the highest worker number an event named
 
     def __len__(self):
         return self.n
@@ -404,6 +422,7 @@ class Analysis:
         self.last = ts
         self.counts[ty] = self.counts.get(ty, 0) + 1
         n = self.workers
+        self.seen = max(self.seen, c + 1, v + 1, to + 1)
         valid = 0 <= c < n
         if ty == "steal" and valid:
             if 0 <= v < n:
@@ -441,18 +460,75 @@ class Analysis:
         self.unpark_ns = array.array("q", sorted(self.unpark_ns))
         self.park_core = [array.array("q", sorted(a)) for a in self.park_core]
 
-    def result(self):
+    def result(self, workers=None):
+        """The figures, of the first `workers` workers (default: all)."""
+        n = self.workers if workers is None else workers
         return {
-            "workers": self.workers,
-            "matrix": self.matrix,
-            "matrix_tasks": self.matrix_tasks,
+            "workers": n,
+            "matrix": [row[:n] for row in self.matrix[:n]],
+            "matrix_tasks": [row[:n] for row in self.matrix_tasks[:n]],
             "bins": self.bins,
             "park_ns": self.park_ns,
-            "park_core": self.park_core,
+            "park_core": self.park_core[:n],
             "unpark_ns": self.unpark_ns,
             "counts": self.counts,
             "window_s": [(self.first - self.t0) / 1e9, (self.last - self.t0) / 1e9],
         }
+
+
+class Runtimes:
+    """An Analysis per runtime the events name (their "rt": several
+    runtimes of one process, or a runtime created again at another
+    address), numbered in the order their first event came, as schedtop
+    trace numbers its tracks. Events without an rt are one runtime.
+
+    Their worker numbers are each runtime's own: fed to one Analysis, the
+    events of a second runtime's worker 0 were drawn as the first one's
+    worker 0 (its parks in that worker's states, its steals in the same
+    matrix, a notify to it timed against the other one's unpark), one
+    picture of two runtimes that named none (a review, 2026-12-07)."""
+
+    def __init__(self, workers, t0_ns, t_range):
+        self.args = (workers, t0_ns, t_range)
+        self.by_rt = {}
+        self.order = []  # the rt ids, first event first
+        self.n, self.first, self.last = 0, t0_ns, t0_ns
+        self.counts = {}
+
+    def __len__(self):
+        return self.n
+
+    def feed(self, ts, ty, c, v, tasks, reason0, to, rt):
+        an = self.by_rt.get(rt)
+        if an is None:
+            an = self.by_rt[rt] = Analysis(*self.args)
+            self.order.append(rt)
+        if not self.n:
+            self.first = ts
+        self.n += 1
+        self.last = ts
+        self.counts[ty] = self.counts.get(ty, 0) + 1
+        an.feed(ts, ty, c, v, tasks, reason0, to)
+
+    def finish(self):
+        for an in self.by_rt.values():
+            an.finish()
+
+    def runtimes(self):
+        """[(label, rt, result)] in order. One runtime: its result sized
+        by the run's workers, as before; several: each sized by the
+        workers its events name (the load file's count is weft-load's
+        runtime's, and the file does not say which runtime that was)."""
+        out = []
+        for k, rt in enumerate(self.order, 1):
+            an = self.by_rt[rt]
+            r = an.result(None if len(self.order) == 1 else max(1, min(an.seen, an.workers)))
+            out.append(("runtime %d (%s)" % (k, "no id" if rt is None else "0x%x" % rt), rt, r))
+        return out
+
+    def window_s(self):
+        t0 = self.args[1]
+        return [(self.first - t0) / 1e9, (self.last - t0) / 1e9]
 
 
 # ---------------------------------------------------------------- series
@@ -762,7 +838,7 @@ def timeline_svg(workers, states, rates, t_range, width=900):
             # dominant state per pixel column, merged into runs
             if states.nbins != nbins or (states.x0, states.x1) != (x0, x1):
                 raise ValueError("the timeline's state columns are of another chart")
-            acc, tot = states.acc[w], states.tot[w]
+            acc, tot = states.acc[w] or [{}] * nbins, states.tot[w]
             run_st, run_start = None, 0
             for i in range(nbins + 1):
                 st = max(acc[i], key=acc[i].get) if i < nbins and acc[i] else None
@@ -818,7 +894,7 @@ MATRIX_NUMBERS_MAX = 16
 MATRIX_PAIRS = 12  # busiest thief -> victim pairs listed under a heat map
 
 
-def matrix_html(matrix, tasks):
+def matrix_html(matrix, tasks, table_id="steal-matrix-table"):
     """The steal matrix as an HTML table in a box that scrolls both ways,
     its header row and column sticky (they stay in view while it
     scrolls); text keeps its size whatever the width.
@@ -838,8 +914,8 @@ def matrix_html(matrix, tasks):
         # 840 px for the cells beside the row labels fits the 900 px
         # card; a phone scrolls the box
         cls += " c%d" % max(10, min(14, 840 // n))
-    o = ['<div class="matrix-wrap"><table class="%s" id="steal-matrix-table" data-total-steals="%d">'
-         % (cls, sum(map(sum, matrix)))]
+    o = ['<div class="matrix-wrap"><table class="%s" id="%s" data-total-steals="%d">'
+         % (cls, table_id, sum(map(sum, matrix)))]
     o.append('<thead><tr><th class="corner" title="row: thief, column: victim">thief \\ victim</th>')
     o.extend('<th scope="col"><span>w%d</span></th>' % v for v in range(n))
     o.append("</tr></thead><tbody>")
@@ -1008,14 +1084,25 @@ def time_axis(load, rates):
 
 
 def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_trace=None):
-    """The page. rates: series_rates(load); ev: read_events' Analysis of
-    the events (None without)."""
+    """The page. rates: series_rates(load); ev: read_events' Runtimes of
+    the events (None without).
+
+    Events of one runtime make one set of the BPF views (an: its
+    figures). Events of several (multi) make a set per runtime, each
+    under its runtime's label, and the per-worker table leaves out the
+    trace's columns: weft-load's counters are of its own runtime, and the
+    load file does not say which of the traced ones that is."""
     workers = workers_of(load)
     t0 = load.get("t0_ns", 0)
     warm = load.get("warmup_s", 0) or 0
-    an = ev.result() if ev is not None else None
-    data = {"shape": load.get("shape"), "workers": workers, "bpf": an is not None,
-            "no_bpf_reason": no_bpf, "interrupted": bool(load.get("interrupted")), "sections": []}
+    rts = ev.runtimes() if ev is not None else []
+    multi = len(rts) > 1
+    an = rts[0][2] if len(rts) == 1 else None
+    data = {"shape": load.get("shape"), "workers": workers, "bpf": ev is not None,
+            "no_bpf_reason": no_bpf, "interrupted": bool(load.get("interrupted")), "sections": [],
+            "runtimes": [{"label": label, "rt": rt, "workers": r["workers"], "steal_matrix": r["matrix"],
+                          "steal_matrix_tasks": r["matrix_tasks"], "events": len(ev.by_rt[rt]),
+                          "event_counts": ev.by_rt[rt].counts} for label, rt, r in rts]}
     left_out = []
     s = []  # html parts
 
@@ -1052,6 +1139,15 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
                  'running/searching/parked timeline and the park / unpark histograms come from '
                  'schedtop\'s probes and are left out; the views below use weft-load\'s own runtime '
                  'metrics (busy %%, steals and parks per second per worker).</div>' % esc(no_bpf))
+    if multi:
+        s.append('<div class="missing" id="runtimes"><b>%d runtimes.</b> The trace holds the events of %d '
+                 'runtimes of the traced process: %s. The worker states, the steal matrix and the park and '
+                 'unpark histograms are shown for each runtime apart, its workers numbered as in it. '
+                 'The summary, the per-worker counters, busy %% and throughput are weft-load\'s own runtime '
+                 'metrics (the load file does not say which of these runtimes that was).</div>'
+                 % (len(rts), len(rts), esc(", ".join("%s: %d workers, %d events"
+                                                      % (label, r["workers"], len(ev.by_rt[rt]))
+                                                      for label, rt, r in rts))))
 
     # ---- summary
     thr = part(load, "throughput")
@@ -1122,7 +1218,9 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
         s.append('<p class="missing">The load file has no per-worker metrics (<code>per_worker</code>).</p>')
     s.append("<p class='lead'>Polls, busy, steals, parks and overflows: the runtime's own counters "
              "(whole run, read after shutdown). %s</p></section>"
-             % ("Stolen-from and park percentiles: schedtop's trace window." if an else ""))
+             % ("Stolen-from and park percentiles: schedtop's trace window." if an else
+                "The trace's figures are in the views below, per runtime (%d runtimes traced)." % len(rts)
+                if multi else ""))
     data["sections"].append("summary")
 
     # ---- throughput over time
@@ -1181,6 +1279,25 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
                  'from the runtime metrics (darker = busier). Trace window: %s–%s s.</p>'
                  % tuple(fmt_s(v) for v in an["window_s"]))
         data["state_seconds"] = [{k: round(v, 4) for k, v in t.items()} for t in totals]
+    elif multi:
+        legend = "".join('<span><i class="sw" style="background:%s"></i>%s</span>' % (c, n) for n, c in STATE_COLOR.items())
+        s.append('<p class="lead">Each runtime\'s workers, their state from schedtop\'s probes (dominant state per '
+                 'pixel; hover for names; <i>searching</i> after an unpark is an upper bound). Then busy %% per '
+                 'worker and interval from weft-load\'s runtime metrics (darker = busier). Trace window: %s–%s s.</p>'
+                 % tuple(fmt_s(v) for v in ev.window_s()))
+        s.append('<div class="legend">%s</div>' % legend)
+        for (label, rt, r), d in zip(rts, data["runtimes"]):
+            tl = (r["workers"], [], t_range)
+            wide, _, totals = timeline_svg(tl[0], r["bins"][WIDE], *tl[1:], width=WIDE)
+            s.append('<h3>%s</h3>' % esc(label))
+            s.append(both(wide, timeline_svg(tl[0], r["bins"][NARROW], *tl[1:], width=NARROW)[0]))
+            d["state_seconds"] = [{k: round(v, 4) for k, v in t.items()} for t in totals]
+        svg = ""
+        if any("busy" in r for r in rates):
+            svg = '<h3>busy %% (weft-load\'s runtime metrics)</h3>' + both(
+                timeline_svg(workers, None, rates, t_range, width=WIDE)[0],
+                timeline_svg(workers, None, rates, t_range, width=NARROW)[0])
+        legend = ""
     else:
         s.append('<p class="lead">Busy %% per worker and interval from the runtime metrics (darker = busier).</p>'
                  '<p class="missing">Searching and parked spans need schedtop\'s probes: left out (%s).</p>' % esc(no_bpf))
@@ -1199,6 +1316,16 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
         s.append(matrix_html(an["matrix"], an["matrix_tasks"]))
         data["steal_matrix"] = an["matrix"]
         data["steal_matrix_tasks"] = an["matrix_tasks"]
+    elif multi:
+        s.append('<p class="lead">Successful steal operations in the trace window, for each runtime: row = thief, '
+                 'column = victim (hover for the tasks moved). A thread steals only within its runtime.</p>')
+        for k, (label, rt, r) in enumerate(rts, 1):
+            s.append('<h3>%s: %s steal operations, %s tasks</h3>'
+                     % (esc(label), fmt_num(sum(map(sum, r["matrix"]))), fmt_num(sum(map(sum, r["matrix_tasks"])))))
+            s.append(matrix_html(r["matrix"], r["matrix_tasks"], "steal-matrix-table-r%d" % k))
+        # one matrix of every runtime's steals would be the mix this
+        # replaces: the per-runtime ones are in data["runtimes"]
+        data["steal_matrix"] = None
     else:
         s.append('<p class="missing">Who stole from whom is only in schedtop\'s <code>steal</code> probe: left out (%s). '
                  'The runtime counts steals per thief only:</p>' % esc(no_bpf))
@@ -1221,6 +1348,17 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
                  % (len(pk), fmt_ns(pct_sorted(pk, 50)), fmt_ns(pct_sorted(pk, 90)), fmt_ns(pct_sorted(pk, 99)),
                     fmt_ns(pk[-1] if pk else 0), svg))
         data["park_hist"] = hb
+    elif multi:
+        s.append('<p class="lead">How long workers slept: <code>park</code> → <code>unpark</code> of the same worker, '
+                 'for each runtime.</p>')
+        for (label, rt, r), d in zip(rts, data["runtimes"]):
+            pk = r["park_ns"]
+            svg, d["park_hist"] = histogram_svg("park duration", pk, color=PALETTE[3])
+            svg = both(svg, histogram_svg("park duration", pk, color=PALETTE[3], width=NARROW)[0]) if pk else svg
+            s.append('<h3>%s: %d parks, p50 %s, p90 %s, p99 %s, max %s</h3>%s'
+                     % (esc(label), len(pk), fmt_ns(pct_sorted(pk, 50)), fmt_ns(pct_sorted(pk, 90)),
+                        fmt_ns(pct_sorted(pk, 99)), fmt_ns(pk[-1] if pk else 0), svg))
+        data["park_hist"] = None
     else:
         s.append('<p class="missing">Park durations come from schedtop\'s <code>park</code>/<code>unpark</code> probes: '
                  'left out (%s).</p>' % esc(no_bpf))
@@ -1244,6 +1382,17 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
                  '(it is running again): %d wake-ups, p50 %s, p99 %s, max %s.</p>%s'
                  % (len(up), fmt_ns(pct_sorted(up, 50)), fmt_ns(pct_sorted(up, 99)), fmt_ns(up[-1] if up else 0), svg))
         data["unpark_hist"] = hb
+    elif multi:
+        s.append('<p class="lead">From the first <code>notify</code> aimed at a parked worker to its <code>unpark</code> '
+                 '(it is running again), for each runtime.</p>')
+        for (label, rt, r), d in zip(rts, data["runtimes"]):
+            up = r["unpark_ns"]
+            svg, d["unpark_hist"] = histogram_svg("unpark latency", up, color=PALETTE[5])
+            svg = both(svg, histogram_svg("unpark latency", up, color=PALETTE[5], width=NARROW)[0]) if up else svg
+            s.append('<h3>%s: %d wake-ups, p50 %s, p99 %s, max %s</h3>%s'
+                     % (esc(label), len(up), fmt_ns(pct_sorted(up, 50)), fmt_ns(pct_sorted(up, 99)),
+                        fmt_ns(up[-1] if up else 0), svg))
+        data["unpark_hist"] = None
     else:
         s.append('<p class="missing">Needs the <code>notify</code> and <code>unpark</code> probes: left out (%s).</p>' % esc(no_bpf))
         left_out.append("unpark-latency histogram")
@@ -1298,10 +1447,11 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
 
     # ---- notes
     s.append('<section id="notes"><h2>Notes</h2><ul>')
-    if an:
-        s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s. Open <code>%s</code> in "
+    if ev is not None:
+        s.append("<li>Trace: %s events from <code>schedtop trace</code> (%s)%s%s. Open <code>%s</code> in "
                  "ui.perfetto.dev or chrome://tracing for every span and steal arrow.</li>"
-                 % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(an["counts"].items()))),
+                 % (fmt_num(len(ev)), esc(", ".join("%s %d" % kv for kv in sorted(ev.counts.items()))),
+                    " of %d runtimes, each shown apart" % len(rts) if multi else "",
                     (", %d unreadable or malformed lines skipped (events naming a worker the run did not have "
                      "among them)" % bad_lines) if bad_lines else "", esc(event_trace_path(events_path))))
     else:
