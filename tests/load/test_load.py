@@ -174,7 +174,8 @@ TEST is one of:
               strings back unchanged. A lone surrogate in the shape and an
               event type, a byte 0xff in the reason and the events' path:
               the page is written with ?, no traceback, no temporary file.
-  report-trace  --write-trace with --events is a usage error (exit 2); the
+  report-trace  --write-trace with --events is a usage error (exit 2), and
+              so is --no-bpf with --events (the reason was dropped); the
               notes name the trace file of this run (FILE.json beside the
               events, or the --write-trace file; none without either), not
               always out/trace.json; the --write-trace file's counter
@@ -2702,6 +2703,12 @@ def test_report_trace(src, load):
         check(p.returncode == 2 and "--write-trace" in p.stderr and "Traceback" not in p.stderr,
               "--events with --write-trace: exit %d, expected a usage error (2)\n%s" % (p.returncode, p.stderr))
         check(not os.path.exists(out) and not os.path.exists(tr), "a usage error still wrote files")
+        # --events and --no-bpf: the reason was dropped without a word, the
+        # page drawn from the events, exit 0 (a review, 2026-12-07)
+        p = report_run("--load", lp, "--events", ep, "--no-bpf", "no root", "-o", out)
+        check(p.returncode == 2 and "not both" in p.stderr and "Traceback" not in p.stderr
+              and not os.path.exists(out),
+              "--events with --no-bpf: exit %d, expected a usage error (2) and no page\n%s" % (p.returncode, p.stderr))
         # the notes name the trace of this run, wherever it is
         p = report_run("--load", lp, "--events", ep, "-o", out)
         html = open(out, encoding="utf-8").read()

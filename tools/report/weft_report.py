@@ -1740,6 +1740,11 @@ def main(argv):
     a = ap.parse_args(argv)
     if not a.events and not a.no_bpf:
         ap.error("give --events FILE or --no-bpf REASON")
+    # both: the reason was dropped without a word and the page drawn from
+    # the events, as if there had been no reason (a review, 2026-12-07)
+    if a.events and a.no_bpf:
+        ap.error("give --events FILE or --no-bpf REASON, not both (with --events the report says itself "
+                 "when the events cannot stand for the run)")
     if a.events and a.write_trace:
         ap.error("--write-trace is for a run without events (--no-bpf); with --events, schedtop trace "
                  "has written the event trace itself (FILE.json beside FILE.jsonl)")
