@@ -1145,8 +1145,9 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
                  'unpark histograms are shown for each runtime apart, its workers numbered as in it. '
                  'The summary, the per-worker counters, busy %% and throughput are weft-load\'s own runtime '
                  'metrics (the load file does not say which of these runtimes that was).</div>'
-                 % (len(rts), len(rts), esc(", ".join("%s: %d workers, %d events"
-                                                      % (label, r["workers"], len(ev.by_rt[rt]))
+                 % (len(rts), len(rts), esc(", ".join("%s: %d worker%s, %d events"
+                                                      % (label, r["workers"], "" if r["workers"] == 1 else "s",
+                                                         len(ev.by_rt[rt]))
                                                       for label, rt, r in rts))))
 
     # ---- summary
