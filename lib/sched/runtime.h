@@ -468,6 +468,13 @@ bool weft__task_forked(const struct weft_task *t);
  * thread's context: a join of t would wait for itself (task.c, as
  * weft_join_poll's -EDEADLK). */
 bool weft__join_is_self(struct weft_task *t, struct weft_cx *cx);
+/* A join set lists t as a member (joinset.c; for the next call). */
+void weft__task_mark_joinset(struct weft_task *t);
+/* The joiner polling with cx may be a join set member: one of the tasks
+ * weft__join_is_self compares is listed in a set, or `spawning` (a spawn
+ * into the set is under way: its member may run before it is listed) and
+ * there is such a task (task.c). */
+bool weft__joiner_may_be_member(struct weft_cx *cx, bool spawning);
 /* The same for a join set's join_next: no member is ready, and every one
  * is such a task (joinset.c). */
 bool weft__joinset_waits_on_own_shutdown(struct weft_joinset *s);

@@ -75,6 +75,7 @@ void weft__task_init(struct weft_task *t, struct weft_runtime *rt, weft_poll_fn 
 	t->started = false;
 	t->owned = false;
 	atomic_store_explicit(&t->join_busy, false, memory_order_relaxed);
+	atomic_store_explicit(&t->in_joinset, false, memory_order_relaxed);
 	t->wake_ns = 0;
 }
 
@@ -684,6 +685,28 @@ bool weft__task_forked(const struct weft_task *t) { return WEFT__FORKED(t->rt); 
 bool weft__join_is_self(struct weft_task *t, struct weft_cx *cx)
 {
 	return joins_itself(t, cx) || joins_itself(t, NULL);
+}
+
+/* Relaxed: the join set reads the flag under its lock, which the marker
+ * took after the store; a reader in another set's lock only compares. */
+void weft__task_mark_joinset(struct weft_task *t)
+{
+	atomic_store_explicit(&t->in_joinset, true, memory_order_relaxed);
+}
+
+static bool may_be_member(struct weft_task *t, bool spawning)
+{
+	return t && (spawning || atomic_load_explicit(&t->in_joinset, memory_order_relaxed));
+}
+
+bool weft__joiner_may_be_member(struct weft_cx *cx, bool spawning)
+{
+	struct weft__ctx *ctx = weft__ctx();
+	struct weft_cx *own = !ctx ? NULL : ctx->fiber ? ctx->fiber->cx : ctx->cx;
+	/* the tasks weft__join_is_self compares: cx's, and joins_itself's
+	 * with no cx (the poll in progress here, or weft_block_on's task) */
+	return may_be_member(cx ? cx->task : NULL, spawning) ||
+	       may_be_member(own ? own->task : weft__block_on_task(), spawning);
 }
 
 bool weft__join_waits_on_own_shutdown(struct weft_task *t)

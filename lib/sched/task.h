@@ -49,6 +49,7 @@ struct weft_task {
 	bool started;                   /* a fiber whose fn started (set by its poll) */
 	bool owned;                     /* on the owned-task list (bound when a poll leaves it waiting) */
 	_Atomic bool join_busy;         /* a weft_join / weft_join_timeout waits on the handle (task.c) */
+	_Atomic bool in_joinset;        /* listed in a join set (weft__task_mark_joinset) */
 	void *spawn_site;               /* return address of the spawn call (probes) */
 	struct weft__task_slab *slab;   /* the slab the memory belongs to (alloc.c) */
 };

@@ -27,7 +27,8 @@
  * ready entry, an empty set, or one member left running (a look-again for
  * a joiner that may be that member: -EDEADLK); cancel passes a WAKE grant
  * on to the next joiner if a ready entry remains or the set is empty.
- * Joiners link with `gen` as _arg, so a look-again wakes only those linked
+ * Joiners link with `gen` as _arg (bit 0 set for one that may be a
+ * member itself, JS_MAY_BE_MEMBER), so a look-again wakes only those linked
  * before it. It wakes them in batches of WEFT__WAKES_MAX, the lock dropped
  * between two, so a linked entry with _arg below gen is one a look-again
  * has still to wake (every bump of gen runs one to the end): its poll
@@ -56,6 +57,13 @@ struct js_entry {
 
 enum { JS_NONE, JS_IDLE, JS_READY };
 
+/* A joiner's _arg: the set's gen when it linked, which moves in steps of
+ * two, and in bit 0 whether it may be a member itself (the look-again
+ * when one member is left running is for that member alone). Entries
+ * compare with gen as before: a bound of gen is above every entry linked
+ * before it, flagged or not. */
+enum { JS_MAY_BE_MEMBER = 1, JS_GEN_STEP = 2 };
+
 struct weft_joinset {
 	struct weft__slock lock;
 	struct weft__waitq q;
@@ -63,7 +71,7 @@ struct weft_joinset {
 	struct js_entry *ready, *ready_tail;
 	size_t len;
 	size_t spawning;                /* counted in len, spawn under way, not listed yet */
-	uint64_t gen;                   /* joiners link with it as _arg; bumped to wake those linked */
+	uint64_t gen;                   /* joiners link with it as _arg; bumped (by 2) to wake those linked */
 	bool dead;
 	_Atomic unsigned refs;          /* the owner + one per entry */
 	_Atomic uint64_t abort_epoch;   /* abort_all calls (bumped under lock) */
@@ -216,6 +224,34 @@ static void entry_discard(struct js_entry *e)
 	set_unref(s);
 }
 
+/* Under the lock, which it releases: one member left, and running. Only
+ * a joiner that is that member has anything new to see (-EDEADLK, which
+ * only its own look can tell): the joiners linked as ones that may be a
+ * member (JS_MAY_BE_MEMBER) look again; the others wait on. They all
+ * looked again here, about two wakes for each member of a set that one
+ * joiner or more wait on while its members come and go one at a time
+ * (found by a review). Granted in this lock hold; more than a batch of
+ * them (a member with that many waits linked at once, or ones linked
+ * while spawns were under way) and every joiner looks again, in batches,
+ * as when the set empties. */
+static void wake_member_joiners_unlock(struct weft_joinset *s, struct weft__wakes *wk)
+{
+	struct weft_wait *w, *next;
+	for (w = s->q.head; w; w = next) {
+		next = w->_next;
+		if (!(w->_arg & JS_MAY_BE_MEMBER))
+			continue;
+		if (weft__wakes_full(wk)) {
+			uint64_t bound = s->gen += JS_GEN_STEP;
+			weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, wk);
+			return;
+		}
+		weft__waitq_grant_entry(&s->q, w, WQ_GRANT_WAKE, wk);
+	}
+	weft__slock_unlock(&s->lock);
+	weft__wakes_run(wk);
+}
+
 /*
  * List a freshly spawned task. The join waker is registered first, before
  * the entry is listed (so nobody can take the entry and consume the handle
@@ -233,6 +269,9 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 	int rc = entry_join_poll(e, &r);
 	struct weft__wakes wk;
 	wk.n = 0;
+	/* before the lock: the member's own join_next looks at it under the
+	 * lock (while it is unset the member is counted in `spawning`) */
+	weft__task_mark_joinset(task);
 	weft__slock_lock(&s->lock);
 	s->spawning--; /* counted in len by js_reserve */
 	if (rc != WEFT_PENDING) {
@@ -250,11 +289,10 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 			weft_abort(task);
 		/* The only member, running: a joiner that is this member,
 		 * linked while it was being spawned (counted, not listed:
-		 * no -EDEADLK then), has only itself to wait for. Every
-		 * joiner linked now looks again, as in join_next. */
+		 * no -EDEADLK then), has only itself to wait for. It looks
+		 * again, as in join_next. */
 		if (s->len == 1 && s->q.head) {
-			uint64_t bound = ++s->gen;
-			weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, &wk);
+			wake_member_joiners_unlock(s, &wk);
 			return;
 		}
 	}
@@ -263,16 +301,18 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 }
 
 /* Under the lock, which it releases: the set just shrank (a member taken
- * or uncounted). Nothing left to wait for, or one member left and
- * running: every joiner linked now looks again - to say -ENOENT, or
- * -EDEADLK if it is that member (idle_members_are_caller), which only its
- * own look can tell. In batches, woken after unlock; one that relinks
- * meanwhile is newer than the bound and left linked. */
+ * or uncounted). Nothing left to wait for: every joiner linked now looks
+ * again, to say -ENOENT - in batches, woken after unlock; one that
+ * relinks meanwhile is newer than the bound and left linked. One member
+ * left and running: a joiner that may be that member looks again, to say
+ * -EDEADLK if it is (idle_members_are_caller). */
 static void unlock_after_shrink(struct weft_joinset *s, struct weft__wakes *wk)
 {
-	if ((s->len == 0 || (s->len == 1 && !s->ready)) && s->q.head) {
-		uint64_t bound = ++s->gen;
+	if (s->len == 0 && s->q.head) {
+		uint64_t bound = s->gen += JS_GEN_STEP;
 		weft__waitq_wake_older_unlock(&s->q, &bound, WQ_GRANT_WAKE, wk);
+	} else if (s->len == 1 && !s->ready && s->q.head) {
+		wake_member_joiners_unlock(s, wk);
 	} else {
 		weft__slock_unlock(&s->lock);
 	}
@@ -468,13 +508,23 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 	for (;;) {
 		weft__slock_lock(&s->lock);
 		if (weft__waitq_poll_entry(&s->q, w, cx, &grant) == WQ_LINKED) {
-			if (w->_arg >= s->gen) {
+			/* An entry linked where it could be no member, polled
+			 * again from a task that may be one: flagged now, and
+			 * if that task is the one member left running, the
+			 * look-again it was not granted is taken now. */
+			bool alone = false;
+			if (!(w->_arg & JS_MAY_BE_MEMBER) &&
+			    weft__joiner_may_be_member(cx, s->spawning)) {
+				w->_arg |= JS_MAY_BE_MEMBER;
+				alone = !s->ready && idle_members_are_caller(s, cx);
+			}
+			if (w->_arg >= s->gen && !alone) {
 				weft__slock_unlock(&s->lock);
 				weft_budget_refund(cx);
 				return WEFT_PENDING;
 			}
 			/* told to look again, its batch of wakes not come yet
-			 * (see the top of the file): it looks now */
+			 * (see the top of the file), or alone: it looks now */
 			take_look_again(s, w);
 		}
 		struct js_entry *e = s->ready;
@@ -491,7 +541,9 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 				weft__slock_unlock(&s->lock);
 				return -EDEADLK;
 			}
-			weft__waitq_link(&s->q, w, weft_cx_waker(cx), s->gen);
+			weft__waitq_link(&s->q, w, weft_cx_waker(cx),
+					 s->gen | (weft__joiner_may_be_member(cx, s->spawning)
+						   ? JS_MAY_BE_MEMBER : 0));
 			weft__slock_unlock(&s->lock);
 			weft_budget_refund(cx);
 			return WEFT_PENDING;

@@ -1327,3 +1327,137 @@ Test(joinset_order, len_counts_a_member_that_runs_before_its_spawn_returns, .tim
 	cr_assert_eq(weft_joinset_destroy(js_len_set), 0);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * Joiners that are not members, while the set's members come and go one
+ * at a time: each look-again for "one member left, running" (it may be
+ * the joiner itself: -EDEADLK) woke every joiner linked, also the ones
+ * that could not be that member - about two wakes for each member (found
+ * by a review). Hand-driven joiners here (no task: never a member), the
+ * wakes counted. Part 1: two joiners, two members; the first joiner takes
+ * one member, and the second, left waiting for the other, is not woken.
+ * Part 2: a member spawned while a joiner waits (linked by the test hook
+ * while the spawn is under way, as a joiner racing the spawn): its
+ * listing, the only member and running, does not wake the joiner; only
+ * its end does - one wake per member.
+ */
+static struct weft_sem *js_gate[2];
+
+static void *js_gated(void *arg)
+{
+	uintptr_t i = (uintptr_t)arg;
+	if (weft_sem_acquire_n(js_gate[i], 1))
+		return NULL;
+	return (void *)(i + 10);
+}
+
+static struct cw js_hooked;
+static int js_hooked_rc = 1;
+
+/* Part 3: a wait entry linked by a hand-driven joiner (no member), then
+ * polled by a poll task member once the set is down to that member. */
+static struct weft_joinset *js_moved_set;
+static struct cw js_moved;
+static atomic_int js_moved_go, js_moved_rc = 1000;
+
+static enum weft_poll js_moved_poll(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	if (!atomic_load(&js_moved_go)) { /* not yet: look later */
+		weft_waker_wake_by_ref(weft_cx_waker(cx));
+		return WEFT_PENDING;
+	}
+	int rc = weft_joinset_join_next_poll(js_moved_set, &js_moved.w, cx, NULL, NULL);
+	atomic_store(&js_moved_rc, rc);
+	return rc == WEFT_PENDING ? WEFT_PENDING : WEFT_READY;
+}
+
+static void js_link_in_the_window(struct weft_joinset *s)
+{
+	js_hooked_rc = weft_joinset_join_next_poll(s, &js_hooked.w, &js_hooked.c.cx, NULL, NULL);
+}
+
+Test(joinset_order, a_joiner_that_is_no_member_is_not_woken_for_the_last_one_running,
+     .timeout = 20)
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_sem_create(0, &js_gate[i]), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, js_gated, (void *)0, NULL), 0);
+	cr_assert_eq(weft_joinset_spawn(s, rt, js_gated, (void *)1, NULL), 0);
+	struct cw j1, j2;
+	cw_init(&j1);
+	cw_init(&j2);
+	void *r = NULL;
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j2.w, &j2.c.cx, &r, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(js_gate[1], 1), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j1.c.woke) == 1, WT_LONG_MS), "member 1's end "
+		  "woke no joiner");
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), 0);
+	cr_assert_eq((uintptr_t)r, 11);
+	cr_assert_eq(atomic_load(&j2.c.woke), 0, "a joiner that is no member was woken when "
+		     "one member was left running");
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(js_gate[0], 1), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j2.c.woke) == 1, WT_LONG_MS), "member 0's end "
+		  "woke no joiner");
+	r = NULL;
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j2.w, &j2.c.cx, &r, NULL), 0);
+	cr_assert_eq((uintptr_t)r, 10);
+	/* the set is empty: the other joiner looks again (-ENOENT) */
+	cr_assert_eq(atomic_load(&j1.c.woke), 2);
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), -ENOENT);
+
+	/* part 2: one member at a time, the joiner linked while it is spawned */
+	enum { ROUNDS = 8 };
+	cw_init(&js_hooked);
+	for (int i = 0; i < ROUNDS; i++) {
+		js_hooked_rc = 1;
+		weft__joinset_spawned_hook = js_link_in_the_window;
+		int rc = weft_joinset_spawn(s, rt, js_gated, (void *)0, NULL);
+		weft__joinset_spawned_hook = NULL;
+		cr_assert_eq(rc, 0);
+		cr_assert_eq(js_hooked_rc, WEFT_PENDING, "round %d: %d", i, js_hooked_rc);
+		cr_assert_eq(atomic_load(&js_hooked.c.woke), i, "round %d: the member's listing "
+			     "woke the joiner (%d wakes)", i, atomic_load(&js_hooked.c.woke));
+		cr_assert_eq(weft_sem_release_n(js_gate[0], 1), 0);
+		cr_assert(WT_WAIT_UNTIL(atomic_load(&js_hooked.c.woke) == i + 1, WT_LONG_MS),
+			  "round %d: the member's end woke no joiner", i);
+		r = NULL;
+		cr_assert_eq(weft_joinset_join_next_poll(s, &js_hooked.w, &js_hooked.c.cx, &r,
+							 NULL), 0);
+		cr_assert_eq((uintptr_t)r, 10);
+	}
+	cr_assert_eq(atomic_load(&js_hooked.c.woke), ROUNDS, "%d wakes for %d members",
+		     atomic_load(&js_hooked.c.woke), ROUNDS);
+	cr_assert_eq(weft_joinset_len(s), 0);
+
+	/* part 3: the entry was not woken (linked where it could be no
+	 * member); the member that polls it once it is left alone is told
+	 * -EDEADLK all the same */
+	js_moved_set = s;
+	cw_init(&js_moved);
+	cw_init(&j1);
+	cr_assert_eq(weft_joinset_spawn(s, rt, js_gated, (void *)1, NULL), 0);
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, js_moved_poll, NULL, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_joinset_join_next_poll(s, &js_moved.w, &js_moved.c.cx, NULL, NULL),
+		     WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(js_gate[1], 1), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j1.c.woke) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), 0);
+	cr_assert_eq(atomic_load(&js_moved.c.woke), 0);
+	atomic_store(&js_moved_go, 1);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&js_moved_rc) != 1000, WT_LONG_MS), "never polled");
+	cr_assert_eq(atomic_load(&js_moved_rc), -EDEADLK, "the member alone said %d",
+		     atomic_load(&js_moved_rc));
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_len(s), 0);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_sem_destroy(js_gate[i]), 0);
+	wt_rt_destroy(rt);
+}
