@@ -2,7 +2,7 @@
  * stall_target.c - a real program with one long poll, for schedtop's
  * long-poll lint (tests/bpf/test_schedtop.py longpoll).
  *
- *   stall_target SECONDS [fiber|shortstalls|utf8|lock|exec]
+ *   stall_target SECONDS [fiber|shortstalls|utf8|lock|lockspare|lockexit|exec]
  *
  * Starts a 2-worker runtime, prints "ready PID", waits for SIGUSR1 (so
  * schedtop can attach first), then spawns spin_poll, which spins SECONDS
@@ -23,6 +23,9 @@
  * spares) and one of the others is handed to a spare thread for good
  * (weft_block_in_place). Both print "tids A B", the threads that hold
  * cores 0 and 1 (weft_runtime_metrics), before "ready".
+ * With `lockexit`, as `lock`, but after SECONDS main exits the process
+ * (_exit 0) with the fiber still blocked: the block ends with the
+ * process, in schedtop's final interval.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -161,11 +164,13 @@ int main(int argc, char **argv)
 	bool shorts = argc == 3 && !strcmp(argv[2], "shortstalls");
 	bool utf8 = argc == 3 && !strcmp(argv[2], "utf8");
 	bool spare = argc == 3 && !strcmp(argv[2], "lockspare");
-	bool lock = spare || (argc == 3 && !strcmp(argv[2], "lock"));
+	bool lockexit = argc == 3 && !strcmp(argv[2], "lockexit");
+	bool lock = spare || lockexit || (argc == 3 && !strcmp(argv[2], "lock"));
 	bool exec = argc == 3 && !strcmp(argv[2], "exec");
 	if (argc != 2 && !fiber && !shorts && !utf8 && !lock && !exec) {
 		fprintf(stderr,
-			"usage: stall_target SECONDS [fiber|shortstalls|utf8|lock|lockspare|exec]\n");
+			"usage: stall_target SECONDS "
+			"[fiber|shortstalls|utf8|lock|lockspare|lockexit|exec]\n");
 		return 2;
 	}
 	double secs = atof(argv[1]);
@@ -213,6 +218,8 @@ int main(int argc, char **argv)
 	if (lock) {
 		struct timespec ts = { (time_t)secs, (long)((secs - (time_t)secs) * 1e9) };
 		nanosleep(&ts, NULL);
+		if (lockexit)
+			_exit(0);
 		pthread_mutex_unlock(&lock_mu);
 	}
 	if (weft_join(t, NULL))

@@ -48,7 +48,11 @@ TEST is one of:
             since before (stall_target 2.0 lock, and lockspare: 2 of 4
             cores retired, one handed to a spare): the rows show the
             threads holding the cores, and blocking-call fires (the BPF
-            side knew no worker's thread: no probe had fired).
+            side knew no worker's thread: no probe had fired). And
+            stall_target 2.0 lockexit, which exits with the fiber still
+            blocked: the final report names its task and stack (it said
+            "task at 0x..." and the futex wait alone, the target's
+            memory gone).
   lints     real programs (tests/bpf/lint_target), each staging one
             problem or a healthy load, run under schedtop --batch --json
             from the first interval after attaching to the running load:
@@ -838,6 +842,7 @@ def test_longpoll(schedtop, load, lib):
     longpoll_once(schedtop, load, "spin_poll", [])
     longpoll_once(schedtop, load, "fiber spin_fiber", ["fiber"])
     blocking_fiber(schedtop, load)
+    blocking_fiber(schedtop, load, "lockexit")
     blocking_idle(schedtop, load, "lock")
     blocking_idle(schedtop, load, "lockspare")
     longpoll_healthy(schedtop, load)
@@ -856,16 +861,20 @@ def in_sigwait(pid, secs=10):
         time.sleep(0.01)
 
 
-def blocking_fiber(schedtop, load):
+def blocking_fiber(schedtop, load, mode="lock"):
     # A fiber's stack ends where the next stack's guard begins: the BPF
     # side copied 2 KiB from sp, else 256 bytes, else nothing, so a call
     # made a few frames below the top came with no frame of the task's
     # code ("stack: __GI___lll_lock_wait+0x2b (futex-internal.h:146)").
     # Started under schedtop (-- CMD); blocking_idle attaches by pid.
+    # `lockexit`: the process exits with the fiber still blocked, so the
+    # final report (the target gone, and its memory) has the call too:
+    # it named it "task at 0x55..." with the futex wait alone, where every
+    # interval before had named the fiber and its stack.
     target = os.path.join(os.path.dirname(load), "stall_target")
-    st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--", target, "2.0", "lock"],
+    st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--", target, "2.0", mode],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    calls, lock_line = [], None
+    calls, finals, lock_line, end = [], [], None, None  # finals: the last report's
     try:
         while True:
             l = read_line(st, 10)
@@ -889,12 +898,29 @@ def blocking_fiber(schedtop, load):
             o = json.loads(l)
             calls += lints_of(o, "blocking-call")
             if o["final"]:
+                finals = lints_of(o, "blocking-call")
+                end = o.get("end")
                 break
         st.wait(10)
     finally:
         kill_all(st)
     if st.returncode == SKIP:
         skip("schedtop exited 77: " + st.stderr.read().strip())
+    if mode == "lockexit":
+        # the call returns as the process dies: reported in the final
+        # interval (or, when an interval ended between the two, in the one
+        # before it, the target's memory already gone too)
+        done = [d for d in calls if "(returned)" in d]
+        if end != "target-exited" or not done:
+            fail("lockexit: no report (end %r) of the call that ended with the process: %s"
+                 % (end, finals))
+        for d in done:
+            stack = d.split("; stack: ", 1)[-1]
+            if ("fiber lock_fiber" not in d or "lock_fiber+" not in stack or
+                    "stall_target.c:%d" % lock_line not in stack):
+                fail("lockexit: the report after the target exited does not name the task "
+                     "and its stack as the intervals before did: %s" % d)
+        print("PASS: lockexit: the final report names the call: %s" % done[-1])
     if lock_line is None:
         fail("stall_target lock never blocked (schedtop rc %s): %s" %
              (st.returncode, st.stderr.read()))

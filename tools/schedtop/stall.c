@@ -303,6 +303,7 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			}
 			c->seq = pc.poll_count;
 			c->task = id;
+			c->cur_addr = pc.cur_task;
 			c->fn = fn;
 			c->fiber = fiber;
 			c->site = site;
@@ -742,16 +743,41 @@ void stall_blocking_lint(struct stall *st, struct interval *iv, const struct sna
 	open_sym(st);
 	char sc[64], fn[160], stack[400], task[200];
 	uint64_t id = 0, pf = 0;
+	struct stall_block_name *bn = &st->block_name[wcore];
+	bool same = bn->start_ts == worst->start_ts && bn->task == worst->task;
 	if (!peek(st->pid, worst->task + st->reg.task_id_off, &id, sizeof(id)) &&
 	    !peek(st->pid, worst->task + st->reg.task_poll_off, &pf, sizeof(pf)) && st->reg.magic) {
 		bool fiber;
 		uint64_t uf = task_fn(st, worst->task, pf, &fiber);
 		fn_text(st, uf, fiber, fn, sizeof(fn));
 		snprintf(task, sizeof(task), "task %llu (%s)", (unsigned long long)id, fn);
+		stack_text(st, worst, stack, sizeof(stack));
+		bn->start_ts = worst->start_ts;
+		bn->task = worst->task;
+		snprintf(bn->task_text, sizeof(bn->task_text), "%s", task);
+		snprintf(bn->stack, sizeof(bn->stack), "%s", stack);
+	} else if (same) {
+		/* the target's memory is gone (it exited): the episode as it
+		 * was named while it ran */
+		snprintf(task, sizeof(task), "%s", bn->task_text);
+		snprintf(stack, sizeof(stack), "%s", bn->stack);
 	} else {
-		snprintf(task, sizeof(task), "task at 0x%llx", (unsigned long long)worst->task);
+		/* an episode not named before: the task the core's poll was
+		 * last read in, if it is this one (stall_sample reads it every
+		 * 50 ms while the target runs) */
+		const struct stall_core *c = NULL;
+		for (unsigned r = 0; r < WEFT_PROBE_REG_SLOTS && !c; r++)
+			if (st->slot_rt[r] && st->slot_rt[r] == cur->cores[wcore].rt_id &&
+			    cur->cores[wcore].core < STALL_MAX_CORES)
+				c = &st->core[r][cur->cores[wcore].core];
+		if (c && c->cur_addr == worst->task && c->task) {
+			fn_text(st, c->fn, c->fiber, fn, sizeof(fn));
+			snprintf(task, sizeof(task), "task %llu (%s)", (unsigned long long)c->task, fn);
+		} else {
+			snprintf(task, sizeof(task), "task at 0x%llx", (unsigned long long)worst->task);
+		}
+		stack_text(st, worst, stack, sizeof(stack));
 	}
-	stack_text(st, worst, stack, sizeof(stack));
 	iv->lint[LINT_BLOCKING_CALL] = true;
 	char where[48] = "";
 	if (iv->runtimes > 1)

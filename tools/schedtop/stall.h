@@ -35,6 +35,19 @@ struct stall_core {
 	bool st_new;                        /* read since the last interval */
 	uint64_t holder_tid;                /* the core's thread at the latest read (0: none,
 					     * not known, or a library without the field) */
+	uint64_t cur_addr;                  /* the address of the task of the poll last seen
+					     * (cur_task; 0: between polls), whose id, fn and
+					     * fiber are task, fn and fiber above */
+};
+
+/* A blocking call as stall_blocking_lint named it last, per BPF slot: the
+ * episode (its start and task) and its task and stack in words. Once the
+ * target has exited, its memory - the task, the code the stack scan checks
+ * for call instructions - is gone, and the final report named the episode
+ * seen all along as "task at 0x..." with one frame (found by a review). */
+struct stall_block_name {
+	uint64_t start_ts, task;
+	char task_text[200], stack[400];
 };
 
 /* Figures of runtimes that ended (destroyed, or re-created at the same
@@ -71,6 +84,7 @@ struct stall {
 	uint64_t inject[WEFT_PROBE_REG_SLOTS], inject_ts[WEFT_PROBE_REG_SLOTS];
 	struct stall_acc ended[STALL_MAX_ENDED];
 	unsigned nended;
+	struct stall_block_name block_name[WEFT_BPF_MAX_CORES];
 };
 
 /* Put the queue depths read from memory (fresh at each sample, whatever
