@@ -44,7 +44,10 @@ struct weft_probe_counters {
 	unsigned long long park_inject_depth;    /* inject depth at the latest park */
 	unsigned long long park_word;            /* address of the holder thread's futex
 						  * parker word (set when a thread takes
-						  * the core) */
+						  * the core): a u32 that reads
+						  * WEFT_PROBE_PARK_WORD_PARKED or
+						  * _DRIVER while the thread is in its
+						  * park (below) */
 	unsigned long long steal_from;           /* address of struct weft_probe_steal
 						  * [steal_from_n]: this core's steals
 						  * by victim (n grows when it steals
@@ -146,6 +149,14 @@ struct weft_probe_registry {
 	unsigned long long counters_size;
 };
 #define WEFT_PROBE_FIBER_MAGIC 0x7265626966746677ull /* "wftfiber" */
+
+/* The parker word's values (park_word above) while its thread is in its
+ * park: asleep on the futex, or in the I/O driver's wait (epoll or
+ * io_uring). Others (0, 2) while it is awake or being woken. A reader
+ * outside (schedtop, of a worker asleep since before it attached, which
+ * fires no probe) reads the word to tell a parked worker. */
+#define WEFT_PROBE_PARK_WORD_PARKED 1
+#define WEFT_PROBE_PARK_WORD_DRIVER 3
 
 /* `park` probe, argument kind: always WEFT_PARK_FUTEX. The probe fires
  * before the worker knows whether it sleeps in the driver or on its futex

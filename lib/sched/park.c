@@ -22,6 +22,12 @@
 
 #include "runtime.h"
 
+/* schedtop reads a worker's parker word (probe_abi.h) to tell one asleep
+ * in its park since before it attached */
+_Static_assert(PARK_PARKED == WEFT_PROBE_PARK_WORD_PARKED &&
+		       PARK_DRIVER == WEFT_PROBE_PARK_WORD_DRIVER,
+	       "the parker word's values are published in probe_abi.h");
+
 void weft__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *rel)
 {
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0);

@@ -48,7 +48,9 @@ TEST is one of:
             since before (stall_target 2.0 lock, and lockspare: 2 of 4
             cores retired, one handed to a spare): the rows show the
             threads holding the cores, and blocking-call fires (the BPF
-            side knew no worker's thread: no probe had fired). And
+            side knew no worker's thread: no probe had fired), and their
+            states what the counters tell: parked, the retired cores
+            stopped, the blocked worker running (all `unknown` before). And
             stall_target 2.0 lockexit, which exits with the fiber still
             blocked: the final report names its task and stack (it said
             "task at 0x..." and the futex wait alone, the target's
@@ -951,10 +953,14 @@ def blocking_idle(schedtop, load, mode):
     # schedtop reads each core's thread from the target's memory (the
     # counters' holder_tid). `lockspare`: 4 cores, one handed to a spare
     # and back, two retired (their threads spares now) before the attach.
+    # Their states, which no probe told either, read `unknown` for good:
+    # now what the counters tell (parker word, cur_task, holder_tid):
+    # parked after the attach, the retired cores stopped, the blocked
+    # worker running (in a poll) while it blocks.
     target = os.path.join(os.path.dirname(load), "stall_target")
     tp = subprocess.Popen([target, "2.0", mode], stdout=subprocess.PIPE, text=True)
     st = None
-    calls, rows = [], []
+    calls, rows, states, blocked = [], [], [], []
     try:
         l = read_line(tp, 20) or ""
         if not l.startswith("tids "):
@@ -966,13 +972,19 @@ def blocking_idle(schedtop, load, mode):
                                            tp.stdout.readline())
         o = json.loads(first)
         rows = sorted((w["core"], w["tid"]) for w in o["worker"])
+        states = sorted((w["core"], w["state"]) for w in o["worker"])
         in_sigwait(pid)
         os.kill(pid, signal.SIGUSR1)
         l = read_line(tp, 10) or ""
         if not l.startswith("spawn_line "):
             fail("stall_target %s printed %r" % (mode, l))
         for o in json_until_final(st):
-            calls += [d for d in lints_of(o, "blocking-call") if "(still blocked)" in d]
+            now = [d for d in lints_of(o, "blocking-call") if "(still blocked)" in d]
+            calls += now
+            for d in now:
+                m = re.match(r"W(\d+) blocked", d)
+                if m:
+                    blocked += [w["state"] for w in o["worker"] if w["core"] == int(m.group(1))]
         st.wait(10)
     finally:
         kill_all(tp, st)
@@ -984,6 +996,11 @@ def blocking_idle(schedtop, load, mode):
              "that hold them %s" % (mode, rows, want))
     if any(t for c, t in rows if c >= 2):
         fail("%s: a retired core has a thread: %s" % (mode, rows))
+    want = [(c, "parked" if c < 2 else "stopped") for c, _ in states]
+    if states != want:
+        fail("%s: the states after the attach (core, state) are %s, not %s" % (mode, states, want))
+    if not blocked or any(x != "running" for x in blocked):
+        fail("%s: the worker blocked in a poll reads %s, not running" % (mode, blocked))
     if not calls:
         fail("%s: a fiber blocked 2 s in pthread_mutex_lock on a runtime idle since "
              "before the attach drew no blocking-call" % mode)

@@ -28,6 +28,17 @@ const char *state_name(unsigned st)
 	return st < WEFT_ST_NR ? state_names[st] : "?";
 }
 
+unsigned snap_state(const struct snap *s, unsigned i, uint64_t *ts)
+{
+	const struct weft_bpf_core *c = &s->cores[i];
+	if (c->state != WEFT_ST_UNKNOWN || i >= WEFT_BPF_MAX_CORES || !s->fresh_state[i]) {
+		*ts = c->state_ts;
+		return c->state;
+	}
+	*ts = s->fresh_state_ts[i];
+	return s->fresh_state[i];
+}
+
 static bool core_active(const struct weft_bpf_core *c)
 {
 	return c->tid || c->steal_ops_out || c->notified || c->parks || c->state;
@@ -65,6 +76,8 @@ unsigned snap_drop_holes(struct snap *s)
 		s->fresh_depth_ts[j] = s->fresh_depth_ts[i];
 		s->fresh_polls[j] = s->fresh_polls[i];
 		s->fresh_polls_ts[j] = s->fresh_polls_ts[i];
+		s->fresh_state[j] = s->fresh_state[i];
+		s->fresh_state_ts[j] = s->fresh_state_ts[i];
 		for (unsigned v = 0; v < WEFT_BPF_MAX_CORES; v++)
 			s->matrix[j][v] = s->matrix[i][v];
 	}
@@ -79,6 +92,8 @@ unsigned snap_drop_holes(struct snap *s)
 		memset(&s->blocks[i], 0, sizeof(s->blocks[i]));
 		s->fresh_depth[i] = s->fresh_depth_ts[i] = 0;
 		s->fresh_polls[i] = s->fresh_polls_ts[i] = 0;
+		s->fresh_state[i] = 0;
+		s->fresh_state_ts[i] = 0;
 		memset(s->matrix[i], 0, sizeof(s->matrix[i]));
 	}
 	for (unsigned t = 0; t < kept; t++)
@@ -224,7 +239,8 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 	r->slot = i;
 	r->rt = b->rt_id;
 	r->tid = b->tid;
-	r->state = b->state;
+	uint64_t st_ts;
+	r->state = snap_state(s, i, &st_ts);
 	uint64_t *before = ls && i < WEFT_BPF_MAX_CORES ? &ls->polls_before[i] : NULL;
 	r->polls = polls_delta(p, s, i, before);
 	r->steals_in = d(b->steal_ops_in, a->steal_ops_in);
@@ -250,6 +266,13 @@ static void row_fill(struct worker_row *r, const struct snap *p, const struct sn
 		   (r->age_s < 0 || r->age_s > (dt_s > 0 ? dt_s : 1.0));
 	r->depth_age_s = r->age_s;
 	r->depth_stale = r->stale;
+	if (st_ts > seen) {
+		/* the state read from the target's memory (snap_state): as
+		 * old as that read; the depth keeps its own age */
+		r->age_s = s->ts_ns > st_ts ? (double)(s->ts_ns - st_ts) / 1e9 : 0;
+		r->stale = r->state != WEFT_ST_PARKED && r->state != WEFT_ST_STOPPED &&
+			   r->age_s > (dt_s > 0 ? dt_s : 1.0);
+	}
 	if (i < WEFT_BPF_MAX_CORES && s->fresh_depth_ts[i] && s->fresh_depth_ts[i] > seen) {
 		/* read from the target's memory at the last sample: current */
 		r->local_depth = s->fresh_depth[i];

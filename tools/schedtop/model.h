@@ -39,6 +39,13 @@ struct snap {
 	/* each core's poll count read from memory (stall.c; live only): known
 	 * for a worker stuck since before the attach, which no probe reports */
 	uint64_t fresh_polls[WEFT_BPF_MAX_CORES], fresh_polls_ts[WEFT_BPF_MAX_CORES];
+	/* each core's state as its counters tell it (stall.c; live only),
+	 * for a core no probe or park has given a state since the attach
+	 * (cores[].state WEFT_ST_UNKNOWN; 0: not read): workers asleep in
+	 * their parks since before the attach fire none, and read unknown
+	 * for good on an idle runtime. snap_state says which to show. */
+	unsigned fresh_state[WEFT_BPF_MAX_CORES];
+	uint64_t fresh_state_ts[WEFT_BPF_MAX_CORES];
 };
 
 /* Lint thresholds (documented in docs/OBSERVABILITY.md). */
@@ -198,6 +205,11 @@ void interval_compute(struct interval *iv, const struct snap *prev, const struct
 uint64_t hist_pct(const uint64_t *slots, unsigned n, double pct);
 
 const char *state_name(unsigned st);
+
+/* The state of slot i to show: the BPF side's, or while it has none
+ * (WEFT_ST_UNKNOWN) the one read from the target's memory (fresh_state),
+ * *ts when it was set or read (0: never). */
+unsigned snap_state(const struct snap *s, unsigned i, uint64_t *ts);
 
 /* Why the last report is the last (JSON "end"). */
 #define SCHEDTOP_END_EXITED "target-exited" /* the process watched exited */

@@ -228,6 +228,8 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 			if (st->reg.counters_size >= offsetof(struct weft_probe_counters, holder_tid) +
 							 sizeof(pc.holder_tid))
 				c->holder_tid = pc.holder_tid;
+			c->park_word = pc.park_word;
+			c->cur_now = pc.cur_task;
 			/* A core's counts only grow: fewer than at the last read,
 			 * and this is a new runtime at the old one's address (and
 			 * slot). The old one's counts go to its ended entry; the
@@ -314,6 +316,33 @@ void stall_sample(struct stall *st, uint64_t now_ns)
 	}
 }
 
+/*
+ * Core c's state as its counters tell it, for a core the BPF side has
+ * none for: no thread holds it (holder_tid 0: retired), stopped; its
+ * thread's parker word says it sleeps in its park (on the futex, or in
+ * the I/O driver's wait), parked; inside a poll (cur_task), running;
+ * else awake between polls, searching. 0: not known (the registry not
+ * read, the word unreadable). Workers asleep in their parks since
+ * before the attach fire no probe, and read unknown for good on an
+ * idle runtime (found by a review).
+ */
+static unsigned mem_state(struct stall *st, const struct stall_core *c)
+{
+	if (st->reg_err || !c->seen)
+		return 0;
+	if (st->reg.counters_size >= offsetof(struct weft_probe_counters, holder_tid) +
+					 sizeof(c->holder_tid) &&
+	    !c->holder_tid)
+		return WEFT_ST_STOPPED;
+	uint32_t word = 0;
+	if (c->park_word && !peek(st->pid, c->park_word, &word, sizeof(word)) &&
+	    (word == WEFT_PROBE_PARK_WORD_PARKED || word == WEFT_PROBE_PARK_WORD_DRIVER))
+		return WEFT_ST_PARKED;
+	if (c->cur_now)
+		return WEFT_ST_RUNNING;
+	return c->park_word ? WEFT_ST_SEARCHING : 0;
+}
+
 void stall_fill_snap(struct stall *st, struct snap *s)
 {
 	unsigned n = snap_ncores(s);
@@ -333,6 +362,11 @@ void stall_fill_snap(struct stall *st, struct snap *s)
 			if (c->polls_ts) {
 				s->fresh_polls[k] = c->polls;
 				s->fresh_polls_ts[k] = c->polls_ts;
+			}
+			unsigned ms = bc->state == WEFT_ST_UNKNOWN ? mem_state(st, c) : 0;
+			if (ms) {
+				s->fresh_state[k] = ms;
+				s->fresh_state_ts[k] = c->polls_ts;
 			}
 			if (st->inject_ts[r] > s->fresh_inject_ts) {
 				s->fresh_inject = st->inject[r];

@@ -35,6 +35,7 @@ struct stall_core {
 	bool st_new;                        /* read since the last interval */
 	uint64_t holder_tid;                /* the core's thread at the latest read (0: none,
 					     * not known, or a library without the field) */
+	uint64_t park_word, cur_now;        /* park_word and cur_task at the latest read */
 	uint64_t cur_addr;                  /* the address of the task of the poll last seen
 					     * (cur_task; 0: between polls), whose id, fn and
 					     * fiber are task, fn and fiber above */
