@@ -28,7 +28,11 @@ TEST is one of:
             down between scrapes, polls and steals grow, worker metrics carry
             runtime and worker labels, histogram buckets are cumulative with
             increasing le bounds and +Inf equal to _count; another path is a
-            404; --once prints one scrape that parses too.
+            404; --once prints one scrape that parses too. Then --once on
+            stall_target lockspare idle since before the attach (its
+            workers fire no probe): 4 workers, cores 0 and 1 parked, 2 and
+            3 stopped, and polls (no worker series at all before).
+            (STALL_TARGET)
   wrappers  `schedtop -- sh -c "weft_load 2 40; true"` (sh forks) and
             `-- env X=1 taskset -c 0,1 weft_load 2 40` (exec chain): schedtop
             names the process that loads libweft, attaches before its first
@@ -874,6 +878,45 @@ def test_metrics(st, wl_test, wl, lib):
         print("PASS: 2 scrapes + --once parsed by prometheus_client, counters monotonic")
     finally:
         stop_metrics(srv, load)
+    metrics_idle(st, parse)
+
+
+def metrics_idle(st, parse):
+    """A runtime whose workers sleep in their parks since before the attach
+    (stall_target lockspare before SIGUSR1: 4 cores, 2 retired) fires no
+    probe: the scrape had no worker series at all, where the live view
+    names all four cores from the target's registry. Now the scrape reads
+    the registry too: 4 workers, cores 0 and 1 parked, 2 and 3 stopped,
+    and the polls the runtime counted (handoff_fiber's)."""
+    tp = subprocess.Popen([os.environ["STALL_TARGET"], "1.0", "lockspare"],
+                          stdout=subprocess.PIPE, text=True)
+    try:
+        l = tp.stdout.readline()
+        if not l.startswith("tids "):
+            fail("stall_target lockspare printed %r" % l)
+        pid = wait_ready(tp)
+        once = run([st, "metrics", "-p", str(pid), "--once", "0.3"])
+        if once.returncode:
+            fail("metrics --once exited %d: %s" % (once.returncode, once.stderr))
+        v = check_scrape(parse, once.stdout)
+    finally:
+        tp.kill()
+        tp.wait()
+    workers = [x for k, x in v.items() if k[0] == "weft_workers"]
+    states = sorted((int(dict(k[1])["worker"]), dict(k[1])["state"]) for k, x in v.items()
+                    if k[0] == "weft_worker_state" and x == 1)
+    polls = sum(x for k, x in v.items() if k[0] == "weft_worker_polls_total")
+    print("idle runtime: weft_workers %s, states %s, polls %s" % (workers, states, polls))
+    if workers != [4]:
+        fail("metrics of a runtime idle since before the attach: weft_workers %s, not [4] "
+             "(the live view names 4 cores)" % workers)
+    if states != [(0, "parked"), (1, "parked"), (2, "stopped"), (3, "stopped")]:
+        fail("metrics of the idle runtime: states %s, not cores 0 and 1 parked, 2 and 3 "
+             "stopped" % states)
+    if polls < 1:
+        fail("metrics of the idle runtime: weft_worker_polls_total %s: handoff_fiber was "
+             "polled" % polls)
+    print("PASS: metrics name the workers of a runtime idle since before the attach")
 
 
 def stop_metrics(srv, load):

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "mon.h"
 #include "prom.h"
+#include "stall.h"
 
 int metrics_listen(const char *addr, char *shown, size_t shown_n, char *err, size_t n)
 {
@@ -246,7 +247,13 @@ static bool respond(struct client *cl, bool head_only, const char *status, const
 	return client_flush(cl, now);
 }
 
-static int scrape(struct mon *m, int pid, char **body, size_t *len)
+/* The target's registry read first, as the live view does at each
+ * interval: every core it lists gets a slot (and its thread and, while the
+ * BPF side has none, its state from its counters), so a worker that fired
+ * no probe since the attach - asleep in its park on an idle runtime - has
+ * its series. Scrapes read only the BPF side before, and such workers had
+ * none, where the live view named them (found by a review). */
+static int scrape(struct mon *m, struct stall *st, int pid, char **body, size_t *len)
 {
 	struct snap *s = malloc(sizeof(*s));
 	if (!s)
@@ -256,7 +263,12 @@ static int scrape(struct mon *m, int pid, char **body, size_t *len)
 		free(s);
 		return -ENOMEM;
 	}
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	stall_sample(st, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+	stall_sync_slots(st, m);
 	mon_snapshot(m, s);
+	stall_fill_snap(st, s);
 	prom_write(f, s, pid, m->lib);
 	free(s);
 	return fclose(f) ? -ENOMEM : 0;
@@ -290,7 +302,7 @@ static bool not_http(const struct client *cl)
 }
 
 /* Answer the whole request head in cl->buf; true: done with cl. */
-static bool serve_head(struct mon *m, struct client *cl, int pid)
+static bool serve_head(struct mon *m, struct stall *st, struct client *cl, int pid)
 {
 	char path[256];
 	int r = parse_request(cl->buf, path, sizeof(path));
@@ -318,7 +330,7 @@ static bool serve_head(struct mon *m, struct client *cl, int pid)
 	}
 	char *body = NULL;
 	size_t len = 0;
-	if (scrape(m, pid, &body, &len)) {
+	if (scrape(m, st, pid, &body, &len)) {
 		static const char msg[] = "schedtop: out of memory\n";
 		free(body);
 		return respond(cl, head, "500 Internal Server Error", "", "text/plain", msg,
@@ -334,7 +346,8 @@ static bool serve_head(struct mon *m, struct client *cl, int pid)
  * after it (its answer going out, or the linger) bytes to drop. true:
  * done with it - answered in full, or it closed or failed with nothing
  * left to send it. */
-static bool client_read(struct mon *m, struct client *cl, int pid, long long now)
+static bool client_read(struct mon *m, struct stall *st, struct client *cl, int pid,
+			long long now)
 {
 	char drop[4096];
 	bool in_head = !cl->out && !cl->draining;
@@ -365,7 +378,7 @@ static bool client_read(struct mon *m, struct client *cl, int pid, long long now
 	if (not_http(cl))
 		return bad_request(cl); /* the rest is read in the linger */
 	if (end)
-		return serve_head(m, cl, pid);
+		return serve_head(m, st, cl, pid);
 	if (cl->total >= HEAD_MAX) {
 		/* what the client still sends is read while the answer goes
 		 * out and in the linger (client_flush) */
@@ -423,7 +436,8 @@ static struct client *slot_for_next(struct client *cl, long long now, int *wait)
  * a scrape wait 6 s, past a Prometheus scrape timeout with a few more
  * (found by a review).
  */
-int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic_t *exiting)
+int metrics_serve(struct mon *m, struct stall *st, int fd, int pid, int pidfd,
+		  volatile sig_atomic_t *exiting)
 {
 	static struct client cl[MAX_CLIENTS];
 	long long paused_until = 0; /* accept failed for want of an fd */
@@ -470,7 +484,7 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 				continue;
 			bool done = false;
 			if ((ev & (POLLIN | POLLHUP | POLLERR)) && !(cl[i].out && cl[i].peer_done))
-				done = client_read(m, &cl[i], pid, now);
+				done = client_read(m, st, &cl[i], pid, now);
 			if (!done && cl[i].out && (ev & (POLLOUT | POLLHUP | POLLERR)))
 				done = client_flush(&cl[i], now);
 			if (done)
@@ -524,7 +538,7 @@ int metrics_serve(struct mon *m, int fd, int pid, int pidfd, volatile sig_atomic
 	return rc;
 }
 
-int metrics_once(struct mon *m, int pid, int pidfd, double interval,
+int metrics_once(struct mon *m, struct stall *st, int pid, int pidfd, double interval,
 		 volatile sig_atomic_t *exiting)
 {
 	/* the interval may be up to 1e9 s: (int)(interval * 1000) overflowed
@@ -549,7 +563,7 @@ int metrics_once(struct mon *m, int pid, int pidfd, double interval,
 	}
 	char *body = NULL;
 	size_t len = 0;
-	if (scrape(m, pid, &body, &len)) {
+	if (scrape(m, st, pid, &body, &len)) {
 		fprintf(stderr, "schedtop: metrics: out of memory for the scrape\n");
 		return 1;
 	}

@@ -139,9 +139,10 @@ static void val(FILE *f, uint64_t v, double scale)
 static const char *const state_label[WEFT_ST_NR] = { "unknown", "running", "searching", "parked",
 						     "stopped" };
 
-/* A core is exported once a probe gave its runtime id: a series' labels
- * never change while schedtop runs (0x0 first and the address later would
- * be two series, the first one ending at once). */
+/* A core is exported once a probe or the target's registry (stall.c) gave
+ * its runtime id: a series' labels never change while schedtop runs (0x0
+ * first and the address later would be two series, the first one ending
+ * at once). */
 static bool shown(const struct snap *s, unsigned i)
 {
 	return s->cores[i].rt_id != 0;
@@ -202,6 +203,13 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 			fprintf(f, "%s{%s} ", counters[m].name, lb);
 			uint64_t v = counters[m].off == OFF(oncpu_ns) ? cpu_ns(s, i)
 								    : field(&s->cores[i], counters[m].off);
+			/* a core the BPF side has not read yet (its worker asleep
+			 * in its park since before the attach): the count read
+			 * from the target's memory, never less than that */
+			if (counters[m].off == OFF(polls) && i < WEFT_BPF_MAX_CORES &&
+			    s->fresh_polls_ts[i] && !s->cores[i].polls_done &&
+			    s->fresh_polls[i] > v)
+				v = s->fresh_polls[i];
 			val(f, v, counters[m].scale);
 		}
 	}
@@ -227,9 +235,11 @@ void prom_write(FILE *f, const struct snap *s, int pid, const char *lib)
 		if (!shown(s, i))
 			continue;
 		labels(lb, sizeof(lb), &s->cores[i], i);
+		uint64_t ts;
+		unsigned cur = snap_state(s, i, &ts); /* BPF's, else read from memory */
 		for (unsigned st = 1; st < WEFT_ST_NR; st++)
 			fprintf(f, "weft_worker_state{%s,state=\"%s\"} %d\n", lb, state_label[st],
-				s->cores[i].state == st);
+				cur == st);
 	}
 	for (size_t m = 0; m < sizeof(hists) / sizeof(hists[0]); m++) {
 		const struct hmetric *h = &hists[m];

@@ -1448,9 +1448,9 @@ int main(int argc, char **argv)
 		rc = record_run(&m, &st, t.pid, t.pidfd, &ro, &exiting);
 	} else if (mode == M_METRICS && lfd >= 0) {
 		fprintf(stderr, "schedtop: serving http://%s/metrics for pid %d\n", listen_at, t.pid);
-		rc = metrics_serve(&m, lfd, t.pid, t.pidfd, &exiting);
+		rc = metrics_serve(&m, &st, lfd, t.pid, t.pidfd, &exiting);
 	} else if (mode == M_METRICS) {
-		rc = metrics_once(&m, t.pid, t.pidfd, interval, &exiting);
+		rc = metrics_once(&m, &st, t.pid, t.pidfd, interval, &exiting);
 	} else if (mode == M_TRACE)
 		rc = run_trace(&m, &st, &t, warmup, duration, &tout);
 	else if (batch) {
