@@ -163,6 +163,12 @@ enum weft_ev_type {
 	WEFT_EV_UNPARK,             /* core, a0 reason */
 	WEFT_EV_NOTIFY,             /* core from (-1 not a worker), a0 to */
 	WEFT_EV_OVERFLOW,           /* core, a0 n */
+	/* Written by schedtop, not the BPF side: a core as schedtop saw it
+	 * when the trace began and when it ended (the BPF side's slots and
+	 * the target's registry), tid its thread, a0 its state (enum
+	 * weft_bpf_state). A worker asleep in its park all along fires no
+	 * other event. */
+	WEFT_EV_WORKER_SEEN,        /* core, a0 state */
 	WEFT_EV_NR,
 };
 

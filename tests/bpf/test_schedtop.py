@@ -20,7 +20,11 @@ TEST is one of:
   trace     trace mode: trace-event JSON parses, every steal flow has its
             start and end, spans on one track do not overlap; JSON lines
             parse and agree with the flows. `-o` in a directory that does
-            not exist fails at once, not after the duration.
+            not exist fails at once, not after the duration. Then a trace
+            of stall_target lockspare idle since before the attach (no
+            worker fires an event): a track per core (tid and all), cores
+            0 and 1 parked all along, and a summary row each (the trace
+            had no worker at all).
   unpriv    without capabilities: exit 77 and the fix printed.
   trace_warmup
             `trace --warmup 5 -- weft_load 2 5`: the target exits during
@@ -402,7 +406,52 @@ def test_trace(schedtop, load, lib):
     shutil.rmtree(d)
     trace_bad_output(schedtop, load)
     trace_without_fds(schedtop, load)
+    trace_idle(schedtop, load)
     print("PASS: %d events, %d flows, %d tracks" % (len(jl), len(starts), len(spans)))
+
+
+def trace_idle(schedtop, load):
+    """A runtime whose workers sleep in their parks since before the
+    attach fires no event while it stays idle: the trace had no worker
+    track and the summary no worker row, where the live view names every
+    core the target's registry lists. Now the trace opens and closes with
+    schedtop's worker_seen events."""
+    target = os.path.join(os.path.dirname(load), "stall_target")
+    tp = subprocess.Popen([target, "1.0", "lockspare"], stdout=subprocess.PIPE, text=True)
+    d = tempfile.mkdtemp(prefix="schedtop-trace-idle-")
+    out = os.path.join(d, "run.json")
+    try:
+        l = read_line(tp, 20) or ""
+        if not l.startswith("tids "):
+            fail("stall_target lockspare printed %r" % l)
+        tids = [int(t) for t in l.split()[1:]]
+        if not (tp.stdout.readline() or "").startswith("ready "):
+            fail("stall_target lockspare did not get ready")
+        p = run_schedtop([schedtop, "trace", "-p", str(tp.pid), "--duration", "1", "-o", out])
+    finally:
+        tp.kill()
+        tp.wait()
+    if p.returncode != 0:
+        fail("schedtop trace of an idle runtime exited %d: %s" % (p.returncode, p.stderr))
+    with open(out) as f:
+        evs = json.load(f)["traceEvents"]
+    shutil.rmtree(d)
+    names = sorted(e["args"]["name"] for e in evs
+                   if e.get("name") == "thread_name" and e["tid"] != 0)
+    want = ["worker 0 (tid %d)" % tids[0], "worker 1 (tid %d)" % tids[1],
+            "worker 2 (tid 0)", "worker 3 (tid 0)"]
+    print("idle trace: tracks %s" % names)
+    if names != want:
+        fail("trace of a runtime idle since before the attach: tracks %s, not %s"
+             % (names, want))
+    parked = {e["tid"]: e["dur"] for e in evs if e.get("ph") == "X" and e["name"] == "parked"}
+    if sorted(parked) != [1, 2] or min(parked.values()) < 0.9e6:
+        fail("trace of the idle runtime: parked spans %s, not cores 0 and 1 all along (1 s)"
+             % parked)
+    rows = [l.split()[0] for l in p.stdout.splitlines() if re.match(r"w\d+ ", l)]
+    if rows != ["w0", "w1", "w2", "w3"]:
+        fail("trace summary of the idle runtime: rows %s, not w0-w3: %s" % (rows, p.stdout))
+    print("PASS: a trace of an idle runtime names its 4 cores")
 
 
 def trace_without_fds(schedtop, load):

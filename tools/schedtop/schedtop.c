@@ -1051,6 +1051,39 @@ static int trace_latency(const struct interval *iv, FILE *f, const char *path, F
 	return 0;
 }
 
+/*
+ * A worker_seen event (bpf/weft.h) for every core schedtop knows now - the
+ * BPF side's slots and the cores the target's registry lists - with its
+ * thread and state. Taken before the ring's first event and after its
+ * last: a worker asleep in its park all through the trace fires no probe,
+ * and the trace and its summary had no track or row for it, where the
+ * live view names it (found by a review).
+ */
+static int trace_seen(struct mon *m, struct stall *st, struct evbuf *b)
+{
+	struct snap *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	stall_sync_slots(st, m);
+	mon_snapshot(m, s);
+	stall_fill_snap(st, s);
+	uint64_t now = now_ns();
+	unsigned n = snap_ncores(s);
+	int r = 0;
+	for (unsigned k = 0; k < n && !r; k++) {
+		const struct weft_bpf_core *c = &s->cores[k];
+		if (!c->rt_id)
+			continue;
+		uint64_t ts;
+		struct weft_bpf_event e = { .ts = now, .rt_id = c->rt_id, .core = (int)c->core,
+					    .type = WEFT_EV_WORKER_SEEN, .tid = c->tid };
+		e.a0 = snap_state(s, k, &ts);
+		r = evbuf_push(b, &e);
+	}
+	free(s);
+	return r;
+}
+
 static int run_trace(struct mon *m, struct stall *st, struct target *t, double warmup,
 		     double duration, struct trace_out *o)
 {
@@ -1077,6 +1110,8 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 	}
 	stall_sample(st, now_ns());
 	stall_latency(st, lat); /* the baseline */
+	if (trace_seen(m, st, &tc.b))
+		tc.err = -ENOMEM;
 	int r = mon_trace_start(m, on_event, &tc);
 	if (r) {
 		fprintf(stderr, "schedtop: ring buffer: %s\n", strerror(-r));
@@ -1106,6 +1141,8 @@ static int run_trace(struct mon *m, struct stall *st, struct target *t, double w
 	stall_latency(st, lat);
 	while (mon_trace_poll(m, 0) > 0)
 		;
+	if (!tc.err && trace_seen(m, st, &tc.b))
+		tc.err = -ENOMEM;
 	uint64_t drops = 0;
 	struct snap *s = calloc(1, sizeof(*s));
 	if (s) {

@@ -5,7 +5,10 @@
  * Worker state over time is rebuilt from the events with the same rules as
  * the BPF side's `state` field: worker_start, unpark and steal_fail start
  * `searching`; steal and overflow mean the worker runs tasks (`running`);
- * park starts `parked`; worker_stop ends the track. A worker that finds
+ * park starts `parked`; worker_stop ends the track; worker_seen (schedtop's
+ * own, at the trace's start and end) gives the state schedtop read, so
+ * a worker that fires no probe all along (asleep in its park) has its
+ * track and its row in the summary too. A worker that finds
  * work in its own ring or the inject queue fires no probe, so `searching`
  * after an unpark lasts until the next sign of running (documented as an
  * upper bound in docs/OBSERVABILITY.md). Spans on one track are emitted in
@@ -34,6 +37,7 @@ static const struct {
 	[WEFT_EV_UNPARK] = { "unpark", { "reason", NULL, NULL } },
 	[WEFT_EV_NOTIFY] = { "notify", { "to", NULL, NULL } },
 	[WEFT_EV_OVERFLOW] = { "overflow", { "n", NULL, NULL } },
+	[WEFT_EV_WORKER_SEEN] = { "worker_seen", { "state", NULL, NULL } },
 };
 
 const char *ev_type_name(unsigned type)
@@ -252,6 +256,7 @@ static unsigned next_state(const struct weft_bpf_event *e, unsigned cur)
 	case WEFT_EV_PARK: return WEFT_ST_PARKED;
 	case WEFT_EV_UNPARK: return WEFT_ST_SEARCHING;
 	case WEFT_EV_WORKER_STOP: return WEFT_ST_STOPPED;
+	case WEFT_EV_WORKER_SEEN: return e->a0 > 0 && e->a0 < WEFT_ST_NR ? (unsigned)e->a0 : cur;
 	default: return cur;
 	}
 }
