@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
 """examples/kv driven by three clients: pipelined requests answered in order
 in one batch, a value set by one client read by the other, errors, the
-connection's name in the log lines (a fiber-local value, logged through an
-unbounded channel), QUIT, then SIGTERM: the open connection is told BYE and
+connection's name in the log lines (a fiber-local value, logged through a
+bounded queue: a log that falls behind drops lines, counted, and the
+server's memory stays bounded), QUIT, then SIGTERM: the open connection is told BYE and
 the server exits 0 having served all three; a client that sends and never
 reads is dropped by the 2 s write limit and cannot hold shutdown up. And
 a client that sends its requests and then its end of stream (`printf ... |
 nc -N`) gets every answer before the close; one whose requests after QUIT,
 or the rest of a request too long, the server never reads gets every
 answer, then the end of the stream, not a reset."""
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 def fail(msg):
@@ -95,8 +98,79 @@ def unread_input():
         srv.wait()
 
 
+def rss_kib(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def log_behind():
+    """A log that falls behind: the server's stdout is a pipe nobody reads
+    (a terminal paused by ^S, a stalled consumer) while a client pipelines
+    400,000 SETs. Every SET is answered, and the server's memory stays
+    bounded: log lines that find the logger's queue full are dropped and
+    counted ("N log lines dropped" once the log is read again). Before,
+    each line queued in an unbounded channel: 64 MB and more here,
+    growing with every request."""
+    env = dict(os.environ, WEFT_WORKERS="2")  # the logger's blocked write holds one
+    srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(re.search(r"port (\d+)", srv.stdout.readline()).group(1))
+        before = rss_kib(srv.pid)
+        s = socket.create_connection(("127.0.0.1", port))
+        total, chunk = 400000, 1000
+        req = b"".join(b"SET k%d v\n" % i for i in range(chunk))
+        err = []
+
+        def send():
+            try:
+                for _ in range(total // chunk):
+                    s.sendall(req)
+            except OSError as e:
+                err.append(e)
+        t = threading.Thread(target=send)
+        t.start()
+        s.settimeout(30)
+        want, got = b"OK\n" * total, bytearray()
+        try:
+            while len(got) < len(want):
+                d = s.recv(1 << 16)
+                if not d:
+                    break
+                got += d
+        except socket.timeout:
+            pass
+        t.join(30)
+        if err or bytes(got) != want:
+            fail("log behind: %d of %d answers (%r)" % (got.count(b"\n"), total, err))
+        grew = rss_kib(srv.pid) - before
+        if grew > 32 * 1024:
+            fail("log behind: the server grew by %d KiB for 400,000 SETs (the log queue "
+                 "is unbounded)" % grew)
+        # the log is read again: the logger says what it dropped
+        out = []
+        r = threading.Thread(target=lambda: out.append(srv.stdout.read()))
+        r.start()
+        s.close()
+        srv.send_signal(signal.SIGTERM)
+        try:
+            srv.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            fail("log behind: still running 20 s after SIGTERM")
+        r.join(20)
+        if srv.returncode != 0 or not out or \
+                not re.search(r"^\[kv\] \d+ log lines dropped", out[0], re.M):
+            fail("log behind: exit %s, no count of dropped lines in the log" % srv.returncode)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+        srv.wait()
+
+
 half_closed()
 unread_input()
+log_behind()
 srv = subprocess.Popen([sys.argv[1], "0"], stdout=subprocess.PIPE, text=True)
 try:
     m = re.search(r"port (\d+)", srv.stdout.readline())
