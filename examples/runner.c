@@ -15,7 +15,8 @@
  *    shutdown so waiting connections are told "shutting down".
  *
  * Usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]  (default 5000 ms, 4; a PATH
- * "@name": Linux's abstract namespace, no file).
+ * "@name": Linux's abstract namespace, no file; a PATH that can be no
+ * socket's - "", "@", 108 bytes or more - is a usage error, exit 2).
  * Try: runner /tmp/runner.sock & echo 'sleep 1; exit 3' | nc -U /tmp/runner.sock
  * SIGINT or SIGTERM: running commands are killed, clients that have not
  * sent their whole line yet are told "error shutting down", the server
@@ -297,8 +298,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((rc = weft_unix_listen(rt, path, 0, &l))) {
-		fprintf(stderr, "runner: %s: %s\n", path, weft_strerror(rc));
-		return 1;
+		/* A PATH that can be no socket's ("", "@", 108 bytes or more)
+		 * is a usage error: it said "runner: : invalid argument",
+		 * exit 1, as if the system had failed (found by a review). */
+		bool usage = rc == -EINVAL || rc == -ENAMETOOLONG;
+		if (usage)
+			fprintf(stderr, "usage: runner PATH [TIMEOUT_MS [MAX_RUNNING]]\n"
+					"  (PATH a socket's file, at most 107 bytes, or \"@name\": "
+					"not \"%s\": %s)\n", path, weft_strerror(rc));
+		else
+			fprintf(stderr, "runner: %s: %s\n", path, weft_strerror(rc));
+		return usage ? 2 : 1;
 	}
 	if ((rc = weft_spawn(rt, acceptor, l, &acc))) {
 		fprintf(stderr, "runner: %s\n", weft_strerror(rc));

@@ -58,5 +58,14 @@ for bad in "10s" "5000 4x" "5000 4 9" "abc" "-5"; do
   rm -f "$sock"
   [ "$rc" -eq 2 ] || { echo "runner PATH $bad: exit $rc, expected a usage error (2)"; exit 1; }
 done
+# A PATH that can be no socket's is a usage error too: "", "@" and one of
+# 108 bytes said "runner: : invalid argument" and exited 1.
+long=/tmp/$(printf 'r%.0s' $(seq 120))
+for bad in "" "@" "$long"; do
+  rc=0
+  timeout 5 "$dir/runner" "$bad" >/dev/null 2>"$out.err" || rc=$?
+  [ "$rc" -eq 2 ] && grep -q usage "$out.err" ||
+    { echo "runner '$bad': exit $rc, expected a usage error (2): $(cat "$out.err")"; exit 1; }
+done
 rm -f "$out.err"
 echo "examples passed"
