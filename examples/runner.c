@@ -161,7 +161,19 @@ static void *client(void *arg)
 			r = won < 0 ? won : arms[0].rc; /* -ETIMEDOUT: the time limit */
 			break;
 		}
+		/* Never wait in the read: only the select waits beside the
+		 * token. A READY arm goes by the readiness last seen, which a
+		 * read that got bytes does not clear; after the first piece
+		 * of a line, the next select won at once and the read waited,
+		 * deaf to the token: SIGTERM waited for such a client's time
+		 * limit, and it was never told (found by a review). A read
+		 * that finds nothing says -ETIMEDOUT (and clears the
+		 * readiness): wait in the select again. */
+		weft_io_set_deadline(c, WEFT_IO_READABLE, weft_now_ns());
 		r = weft_read(c, line + n, sizeof line - 1 - n);
+		weft_io_set_deadline(c, WEFT_IO_READABLE, deadline);
+		if (r == -ETIMEDOUT && weft_now_ns() < deadline)
+			continue;
 		if (r <= 0)
 			break;
 		n += (size_t)r;

@@ -4,18 +4,21 @@ would: on ONE worker (WEFT_WORKERS=1), a quick command answers while a slow
 one runs (the child wait holds no worker); four commands with two slots
 take two rounds; a command past its time limit is killed ("timeout"),
 with what its shell started; SIGTERM kills a running command ("stopped"),
-tells a client that has not sent its line yet ("error shutting down")
-without waiting for it, and the server exits 0 having removed its socket
+tells a client that has not sent its line yet, or half of it ("error
+shutting down"), without waiting for it, and the server exits 0 having removed its socket
 file. A command longer than the server's line is refused ("error"), not
 cut short and run. A client that sends more than its line
 (never read) gets its answer, then the end of the stream, not a reset."""
 import atexit
+import fcntl
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 
@@ -74,6 +77,10 @@ def ask_and_send_more(path, cmd, more, together):
         how = "reset"
     s.close()
     return out.decode(), how
+
+def unread(s):
+    """Bytes s sent that its peer has not read yet (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
 
 def alive(pid):
     """pid runs (a zombie, waiting for init to reap it, does not)."""
@@ -215,6 +222,19 @@ def main():
     silent = socket.socket(socket.AF_UNIX)
     silent.settimeout(20)
     silent.connect(path)
+    # and one that has sent half its line, read by the server (nothing
+    # left in its send queue): after the first piece the next look won at
+    # once and the read waited, deaf to the token - the shutdown waited
+    # for the client's 60 s and it was never told
+    half = socket.socket(socket.AF_UNIX)
+    half.settimeout(20)
+    half.connect(path)
+    half.sendall(b"exit 9")
+    end = time.time() + 10
+    while unread(half):
+        if time.time() > end:
+            fail("the server never read the half line")
+        time.sleep(0.02)
     res = {}
     t = threading.Thread(target=lambda: res.setdefault(
         "r", ask(path, "echo $$ > %s; exec sleep 30" % pidfile)))
@@ -235,6 +255,15 @@ def main():
     silent.close()
     if told != b"error shutting down\n":
         fail("a client that had sent nothing at SIGTERM: %r" % told)
+    told = b""
+    while True:
+        b = half.recv(100)
+        if not b:
+            break
+        told += b
+    half.close()
+    if told != b"error shutting down\n":
+        fail("a client that had sent half its line at SIGTERM: %r" % told)
     t.join(10)
     if res.get("r") != "stopped\n":
         fail("the running command at SIGTERM: %r" % res.get("r"))
