@@ -229,9 +229,13 @@ static void *acceptor(void *arg)
 	if (weft_joinset_create(&set))
 		return (void *)-1L;
 	for (;;) {
-		struct weft_select_arm arms[] = { WEFT_SEL_READY(l, WEFT_IO_READABLE),
-						  WEFT_SEL_CANCELLED(stop) };
-		if (weft_select(arms, 2, WEFT_FOREVER) != 0)
+		/* the token first: the first arm ready wins, and with the
+		 * listener first a steady stream of clients (one always
+		 * queued) kept the token from ever winning - SIGTERM never
+		 * ended the server (found by a review) */
+		struct weft_select_arm arms[] = { WEFT_SEL_CANCELLED(stop),
+						  WEFT_SEL_READY(l, WEFT_IO_READABLE) };
+		if (weft_select(arms, 2, WEFT_FOREVER) != 1)
 			break; /* stopped */
 		struct weft_io *c;
 		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */

@@ -5,7 +5,8 @@ one runs (the child wait holds no worker); four commands with two slots
 take two rounds; a command past its time limit is killed ("timeout"),
 with what its shell started; SIGTERM kills a running command ("stopped"),
 tells a client that has not sent its line yet, or half of it ("error
-shutting down"), without waiting for it, and the server exits 0 having removed its socket
+shutting down"), without waiting for it, also while clients keep
+connecting, and the server exits 0 having removed its socket
 file. A command longer than the server's line is refused ("error"), not
 cut short and run. A client that sends more than its line
 (never read) gets its answer, then the end of the stream, not a reset."""
@@ -272,6 +273,30 @@ def main():
         fail("the command's process %d is still alive" % child)
     except ProcessLookupError:
         pass
+    # SIGTERM while clients keep connecting: the acceptor's select had the
+    # listener before the token and the first ready arm wins, so with a
+    # client always queued the token never won and the runner never exited
+    p = start(binary, path, 2000, 2)
+    flooding = [True]
+
+    def flood():
+        while flooding[0]:
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(path)
+            except OSError:
+                time.sleep(0.001)  # the backlog full, or the server gone
+            s.close()
+    floods = [threading.Thread(target=flood) for _ in range(4)]
+    for f in floods:
+        f.start()
+    try:
+        time.sleep(1)
+        stop(p, path)
+    finally:
+        flooding[0] = False
+        for f in floods:
+            f.join()
     # an abstract socket ("@name") has no file: the exit removed a file of
     # that name from the current directory (unlink("@name"))
     name = "@weft-runner-test-%d" % os.getpid()
