@@ -232,11 +232,27 @@ static void *acceptor(void *arg)
 		/* the token first: the first arm ready wins, and with the
 		 * listener first a steady stream of clients (one always
 		 * queued) kept the token from ever winning - SIGTERM never
-		 * ended the server (found by a review) */
-		struct weft_select_arm arms[] = { WEFT_SEL_CANCELLED(stop),
-						  WEFT_SEL_READY(l, WEFT_IO_READABLE) };
-		if (weft_select(arms, 2, WEFT_FOREVER) != 1)
+		 * ended the server (found by a review). Then a finished
+		 * connection's fiber, taken out of the set before the next
+		 * client is accepted: the set kept every
+		 * connection served until the shutdown, ~200 bytes each
+		 * (2 MB more per 10,000 clients, for the server's life;
+		 * found by a review). Before the listener: a steady stream
+		 * of clients would hold the reaping back as it did the token.
+		 * The JOIN_NEXT arm only while the set has members. */
+		struct weft_select_arm arms[3] = { WEFT_SEL_CANCELLED(stop) };
+		int n = 1;
+		if (weft_joinset_len(set))
+			arms[n++] = WEFT_SEL_JOIN_NEXT(set, NULL);
+		int listener = n;
+		arms[n++] = WEFT_SEL_READY(l, WEFT_IO_READABLE);
+		int r = weft_select(arms, (size_t)n, WEFT_FOREVER);
+		if (r <= 0)
 			break; /* stopped */
+		if (r != listener) {
+			served++;
+			continue;
+		}
 		struct weft_io *c;
 		weft_io_set_deadline(l, WEFT_IO_READABLE, weft_now_ns()); /* never wait here */
 		int rc = weft_accept(l, &c, NULL, NULL);
