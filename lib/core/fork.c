@@ -32,6 +32,7 @@ static void in_child(void)
 	if (weft__runtime_thread)
 		weft__forked_task = true;
 	weft__probe_after_fork();
+	weft__once_after_fork();
 }
 
 /* The task of a forked child returned to the runtime's loop (a fiber's fn

@@ -563,6 +563,9 @@ void weft__blocking_abort(struct weft_task *t);
  * public call refuses with -ECHILD before touching anything. */
 extern _Atomic unsigned weft__fork_gen;
 void weft__fork_watch(void);
+/* In a forked child (fork.c): weft_once's list of the fns fibers run
+ * starts empty, its lock free (sync/once.c). */
+void weft__once_after_fork(void);
 /* True in the child of a fork made by a thread running weft code (a task's
  * poll, a fiber, a blocking job): that thread goes on in the child, on the
  * parent's copy of the runtime. Its waits return -ECHILD, and a return into

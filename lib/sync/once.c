@@ -150,6 +150,19 @@ static void once_rec_unlink(struct once_rec *r)
 		r->next->prev = r->prev;
 }
 
+/* In a forked child (fork.c, from pthread_atfork): only the forking
+ * thread came along. A parent thread that held running_lock at the fork
+ * (linking or unlinking its fiber's record) left it held for good, and
+ * the first fiber of a runtime made in the child to run a weft_once fn
+ * waited on it for ever (found by a review); the records are those of
+ * the parent's fibers, which no thread of the child runs. Both start
+ * anew, as probes.c's registry lock does. */
+void weft__once_after_fork(void)
+{
+	weft__slock_init(&running_lock);
+	running = NULL;
+}
+
 /* fiber.c: f is discarded without returning; its stack is still there.
  * Every once whose fn it was running goes back to NEW (see the top). */
 void weft__once_fiber_discarded(const struct weft__fiber *f)

@@ -2,6 +2,9 @@
  * test_rwlock_cond_once.c - weft_rwlock, weft_cond and weft_once
  * (weft/sync.h) through the public headers.
  */
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "../common/wt.h"
 
 #define MS 1000000ull
@@ -1050,4 +1053,70 @@ Test(once, a_runner_that_never_returns_from_fn_leaves_it_not_done, .timeout = WT
 		cr_assert_eq(weft_once(&l->o, lost_mark_init, l), 0);
 		cr_assert_eq(atomic_load(&l->ran), 1, "later calls return at once");
 	}
+}
+
+/* A fork while fibers of the parent run weft_once fns: a fiber running
+ * fn keeps a record on one process-wide list, under one lock (once.c).
+ * A parent thread that held that lock at the fork left it held in the
+ * child for good, and the first fiber of a runtime made in the child to
+ * run a weft_once fn waited on it for ever (found by a review). The
+ * parent's fibers here run fn (a weft_once_try that fails, so the once is
+ * run again) over and over while the children are forked. */
+static atomic_bool g_fork_churn_stop;
+static int fork_churn_fail(void *arg)
+{
+	(void)arg;
+	return -1; /* not done: the next call runs fn again */
+}
+static void *fork_churn(void *arg)
+{
+	while (!atomic_load(&g_fork_churn_stop))
+		(void)weft_once_try(arg, fork_churn_fail, NULL);
+	return NULL;
+}
+static void fork_child_mark(void *arg) { *(int *)arg = 1; }
+static void *fork_child_fiber(void *arg)
+{
+	(void)arg;
+	struct weft_once o = WEFT_ONCE_INIT;
+	int ran = 0;
+	return (void *)(intptr_t)(weft_once(&o, fork_child_mark, &ran) == 0 && ran);
+}
+
+Test(once, a_child_forked_while_fibers_run_fn_runs_its_own_in_a_fiber, .timeout = WT_TMO(120))
+{
+	static struct weft_once churn[2] = { WEFT_ONCE_INIT, WEFT_ONCE_INIT };
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *t[2];
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_spawn(rt, fork_churn, &churn[i], &t[i]), 0);
+	wt_sleep_ms(20);
+	int hung = 0, bad = 0, n;
+	for (n = 0; n < 200 && !hung; n++) {
+		pid_t pid = fork();
+		cr_assert_neq(pid, -1);
+		if (pid == 0) {
+			alarm(10 * WEFT_TEST_SLOW); /* a hang shows as SIGALRM */
+			WEFT_OPTS(weft_runtime_opts, o, .workers = 1);
+			struct weft_runtime *crt;
+			void *ok = NULL;
+			struct weft_task *ct;
+			if (weft_runtime_create(&o, &crt) || weft_spawn(crt, fork_child_fiber, NULL, &ct) ||
+			    weft_join(ct, &ok) || !ok)
+				_exit(3);
+			_exit(weft_runtime_destroy(crt) ? 4 : 0);
+		}
+		int st;
+		cr_assert_eq(waitpid(pid, &st, 0), pid);
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+			hung++;
+		else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			bad++;
+	}
+	atomic_store(&g_fork_churn_stop, true);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(weft_join(t[i], NULL), 0);
+	cr_assert_eq(hung, 0, "child %d hung in a fiber's weft_once", n);
+	cr_assert_eq(bad, 0, "%d of %d children failed otherwise", bad, n);
+	wt_rt_destroy(rt);
 }
