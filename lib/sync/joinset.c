@@ -508,13 +508,17 @@ int weft_joinset_join_next_poll(struct weft_joinset *s, struct weft_wait *w,
 	for (;;) {
 		weft__slock_lock(&s->lock);
 		if (weft__waitq_poll_entry(&s->q, w, cx, &grant) == WQ_LINKED) {
-			/* An entry linked where it could be no member, polled
-			 * again from a task that may be one: flagged now, and
-			 * if that task is the one member left running, the
-			 * look-again it was not granted is taken now. */
+			/* Polled from a task that may be a member: flagged (an
+			 * entry linked where it could be no member), and if
+			 * that task is the one member left running, it looks
+			 * now: the look-again was not granted to the entry, or
+			 * came before it was linked - by another task, flagged
+			 * or not, which that look could not tell (only ones
+			 * linked unflagged were looked at here, and the member
+			 * polling one linked flagged waited for itself for
+			 * good; found by a review). */
 			bool alone = false;
-			if (!(w->_arg & JS_MAY_BE_MEMBER) &&
-			    weft__joiner_may_be_member(cx, s->spawning)) {
+			if (weft__joiner_may_be_member(cx, s->spawning)) {
 				w->_arg |= JS_MAY_BE_MEMBER;
 				alone = !s->ready && idle_members_are_caller(s, cx);
 			}

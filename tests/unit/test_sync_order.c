@@ -1461,3 +1461,65 @@ Test(joinset_order, a_joiner_that_is_no_member_is_not_woken_for_the_last_one_run
 		cr_assert_eq(weft_sem_destroy(js_gate[i]), 0);
 	wt_rt_destroy(rt);
 }
+
+/*
+ * An entry linked by another task that may be a member (flagged: here a
+ * member of another set), after the set came down to one member; then
+ * polled by that member. The member alone looked again only for an
+ * entry linked unflagged: this one said WEFT_PENDING, and the member
+ * waited for itself for good (found by a review). It says -EDEADLK, as
+ * for an entry linked by a hand-driven joiner (part 3 above).
+ */
+static struct weft_joinset *js_flag_other;      /* the set the linker is a member of */
+static atomic_int js_flag_link_rc = 1000;
+
+static enum weft_poll js_flag_linker(void *state, struct weft_cx *cx)
+{
+	(void)state;
+	/* a member of js_flag_other (in_joinset) links js_moved.w on
+	 * js_moved_set, where it is no member */
+	atomic_store(&js_flag_link_rc,
+		     weft_joinset_join_next_poll(js_moved_set, &js_moved.w, cx, NULL, NULL));
+	return WEFT_READY; /* the entry stays linked, for the member to poll */
+}
+
+Test(joinset_order, a_member_alone_polling_an_entry_another_member_linked_is_edeadlk,
+     .timeout = 20)
+{
+	struct weft_runtime *rt = wt_rt_create(1);
+	struct weft_joinset *s;
+	cr_assert_eq(weft_joinset_create(&s), 0);
+	cr_assert_eq(weft_joinset_create(&js_flag_other), 0);
+	cr_assert_eq(weft_sem_create(0, &js_gate[1]), 0);
+	js_moved_set = s;
+	atomic_store(&js_moved_go, 0);
+	atomic_store(&js_moved_rc, 1000);
+	cw_init(&js_moved);
+	struct cw j1;
+	cw_init(&j1);
+	void *r = NULL;
+	/* the set: a gated fiber and the poll task member, waiting for go */
+	cr_assert_eq(weft_joinset_spawn(s, rt, js_gated, (void *)1, NULL), 0);
+	cr_assert_eq(weft_joinset_spawn_poll(s, rt, js_moved_poll, NULL, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), WEFT_PENDING);
+	cr_assert_eq(weft_sem_release_n(js_gate[1], 1), 0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&j1.c.woke) == 1, WT_LONG_MS));
+	cr_assert_eq(weft_joinset_join_next_poll(s, &j1.w, &j1.c.cx, &r, NULL), 0);
+	cr_assert_eq((uintptr_t)r, 11);
+	/* down to the poll task member: now a member of another set links */
+	cr_assert_eq(weft_joinset_spawn_poll(js_flag_other, rt, js_flag_linker, NULL, NULL, NULL),
+		     0);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&js_flag_link_rc) != 1000, WT_LONG_MS), "never polled");
+	cr_assert_eq(atomic_load(&js_flag_link_rc), WEFT_PENDING);
+	cr_assert_eq(weft_joinset_join_next(js_flag_other, NULL, NULL), 0);
+	atomic_store(&js_moved_go, 1);
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&js_moved_rc) != 1000, WT_LONG_MS), "never polled");
+	cr_assert_eq(atomic_load(&js_moved_rc), -EDEADLK, "the member alone said %d",
+		     atomic_load(&js_moved_rc));
+	cr_assert_eq(weft_joinset_join_next(s, NULL, NULL), 0);
+	cr_assert_eq(weft_joinset_len(s), 0);
+	cr_assert_eq(weft_joinset_destroy(s), 0);
+	cr_assert_eq(weft_joinset_destroy(js_flag_other), 0);
+	cr_assert_eq(weft_sem_destroy(js_gate[1]), 0);
+	wt_rt_destroy(rt);
+}
