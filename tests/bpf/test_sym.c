@@ -10,12 +10,22 @@
  * by its module and its address in the file ("0x55... [prog+0x1189]"),
  * which addr2line takes; it was the process's address alone, meaningless
  * once a PIE's process is gone.
+ *
+ * And a target that execs while sym_open reads it (exec_in_open): the
+ * symbols of the program it became are found at the next sync.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +101,127 @@ static void stripped(const char *path)
 	waitpid(pid, NULL, 0);
 }
 
+/* exec_in_open's child: held before its exec until exec_now() */
+static pid_t held_pid;
+static int held_go = -1;   /* write end: lets it exec */
+static FILE *held_out;     /* its stdout */
+static unsigned long long held_here, held_create;
+static bool held_fired;    /* exec_now ran from open() */
+
+/* Let the held child exec sym_target and wait until it printed its
+ * addresses (its libraries mapped and main running). 0 or -1. */
+static int exec_now(void)
+{
+	static int rc = -1;
+	unsigned long long ra, x;
+	int line;
+	if (held_go < 0)
+		return rc;
+	if (write(held_go, "g", 1) == 1 && held_out &&
+	    fscanf(held_out, "%llx %d %llx %llx %llx %llx", &ra, &line, &held_here, &held_create,
+		   &x, &x) == 6)
+		rc = 0;
+	close(held_go);
+	held_go = -1;
+	return rc;
+}
+
+/* open(2) for this program and the libraries it uses (libdwfl's own
+ * reads of /proc/PID): /proc/HELD/auxv is what dwfl_linux_proc_report
+ * opened after sym.c had read the maps and before it read them itself -
+ * the held child execs there. */
+__attribute__((visibility("default"))) int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
+	char auxv[64];
+	snprintf(auxv, sizeof(auxv), "/proc/%d/auxv", (int)held_pid);
+	if (held_go >= 0 && !strcmp(path, auxv)) {
+		held_fired = true;
+		exec_now();
+	}
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+/*
+ * A target that execs while sym_open reads it: right after an exec the
+ * dynamic loader maps the libraries, as schedtop's first sample of
+ * `schedtop -- CMD` reads the process. sym.c read the maps, then libdwfl
+ * read them again for its modules: what was mapped in between (here, the
+ * whole program the child became) was a module whose file find_elf found
+ * in no line of the maps it had, libdwfl kept that failure, and sym_sync
+ * reported the module again, same name and range, failure and all: no
+ * runtime registry and no symbol of the program or its libraries, ever
+ * (1 run in 13 of `schedtop -- stall_target 1.0 lock`). Now one read
+ * gives both: the child's exec lands there (held until the open of its
+ * auxv, libdwfl's first step) or, that read gone, after sym_open.
+ */
+static void exec_in_open(const char *target)
+{
+	int go[2], out[2];
+	if (pipe(go) || pipe(out)) {
+		CHECK(0, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		char x;
+		dup2(out[1], 1);
+		close(out[0]);
+		close(go[1]);
+		if (read(go[0], &x, 1) != 1)
+			_exit(127);
+		execl(target, target, (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	close(out[1]);
+	held_pid = pid;
+	held_go = go[1];
+	held_out = fdopen(out[0], "r");
+	struct sym_ctx *c;
+	uint64_t reg = 0;
+	int r = sym_open(&c, pid);
+	CHECK(r == 0, "exec in open: sym_open: %s", strerror(-r));
+	if (r == 0) {
+		/* as schedtop's first sample does: looked up at once, the
+		 * program's modules read */
+		sym_find(c, "weft_probe_registry", &reg);
+		bool fired = held_fired;
+		CHECK(exec_now() == 0, "exec in open: sym_target printed no addresses");
+		r = sym_sync(c);
+		int f = sym_find(c, "weft_probe_registry", &reg);
+		printf("exec in open (%s): sym_sync %d, weft_probe_registry %s %#llx\n",
+		       fired ? "during sym_open's reads" : "after sym_open", r,
+		       f ? "not found" : "at", (unsigned long long)reg);
+		CHECK(r == 0 && f == 0, "exec in open: weft_probe_registry not found after the "
+					"sync: %d", f);
+		struct sym_info s;
+		char buf[512];
+		r = sym_lookup(c, held_here, false, &s);
+		sym_format(&s, held_here, buf, sizeof(buf));
+		printf("exec in open: here %#llx -> %s\n", held_here, buf);
+		CHECK(r == 0 && !strcmp(s.func, "here"), "exec in open: here: %s", buf);
+		r = sym_lookup(c, held_create, false, &s);
+		sym_format(&s, held_create, buf, sizeof(buf));
+		printf("exec in open: weft_runtime_create %#llx -> %s\n", held_create, buf);
+		CHECK(r == 0 && !strcmp(s.func, "weft_runtime_create"),
+		      "exec in open: weft_runtime_create: %s", buf);
+		sym_close(c);
+	}
+	exec_now();
+	held_pid = 0;
+	if (held_out)
+		fclose(held_out);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2 && argc != 3) {
@@ -99,6 +230,7 @@ int main(int argc, char **argv)
 	}
 	if (argc == 3)
 		stripped(argv[2]);
+	exec_in_open(argv[1]);
 	int fds[2];
 	if (pipe(fds))
 		return 1;

@@ -1,8 +1,9 @@
 /*
  * sym.c - see sym.h. A thin layer over libdwfl (elfutils): one Dwfl
- * session per target process, its modules reported from /proc/PID/maps by
- * dwfl_linux_proc_report; symbols from the ELF symbol tables, lines from
- * the DWARF line tables (libdwfl finds separate debug files itself).
+ * session per target process, its modules reported from one read of
+ * /proc/PID/maps (dwfl_linux_proc_maps_report, see report()); symbols
+ * from the ELF symbol tables, lines from the DWARF line tables (libdwfl
+ * finds separate debug files itself).
  *
  * The ELF files are not opened by the paths in the maps: those are the
  * target's words. libdwfl's own dwfl_linux_proc_find_elf opened each path
@@ -91,47 +92,103 @@ static void maps_free(struct sym_ctx *c)
 	c->nmaps = 0;
 }
 
-/* The file-backed mappings of `pid` with their device and inode: what
- * find_elf checks each file it opens against. 0 or -errno. */
-static int maps_load(int pid, struct sym_map **out, size_t *nout)
+/* The whole text of /proc/PID/maps, read once: what find_elf checks the
+ * files against and what libdwfl reports the modules from (see
+ * report()). *out is malloc'ed, NUL-terminated. 0 or -errno. */
+static int maps_text(int pid, char **out, size_t *len)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/maps", pid);
-	FILE *f = fopen(p, "re");
-	if (!f)
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	size_t cap = 16384, n = 0;
+	char *buf = malloc(cap);
+	int err = buf ? 0 : -ENOMEM;
+	while (!err) {
+		if (cap - n < 4096) {
+			char *b = realloc(buf, cap * 2);
+			if (!b) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			err = -errno;
+		else if (r == 0)
+			break;
+		else
+			n += (size_t)r;
+	}
+	close(fd);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The file-backed mappings in `text` (a read of /proc/PID/maps) with their
+ * device and inode: what find_elf checks each file it opens against; and
+ * the range of [vdso], 0-0 without one. 0 or -errno. */
+static int maps_parse(const char *text, struct sym_map **out, size_t *nout, uint64_t *vdso_lo,
+		      uint64_t *vdso_hi)
+{
 	struct sym_map *maps = NULL;
 	size_t cap = 0, nmaps = 0;
-	char *line = NULL;
-	size_t lcap = 0;
 	int err = 0;
-	while (getline(&line, &lcap, f) > 0) {
+	*vdso_lo = *vdso_hi = 0;
+	for (const char *line = text; *line && !err;) {
+		const char *eol = strchr(line, '\n');
+		size_t ll = eol ? (size_t)(eol - line) : strlen(line);
 		struct sym_map m = { 0 };
 		int at = 0;
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %*s %x:%x %" SCNu64 " %n", &m.start,
-			   &m.end, &m.dmaj, &m.dmin, &m.ino, &at) != 5 ||
-		    !at || m.ino == 0 || line[at] != '/')
+		char *l = strndup(line, ll);
+		line += ll + (eol ? 1 : 0);
+		if (!l) {
+			err = -ENOMEM;
+			break;
+		}
+		if (sscanf(l, "%" SCNx64 "-%" SCNx64 " %*s %*s %x:%x %" SCNu64 " %n", &m.start,
+			   &m.end, &m.dmaj, &m.dmin, &m.ino, &at) != 5 || !at) {
+			free(l);
 			continue;
+		}
+		if (m.ino == 0 && !strcmp(l + at, "[vdso]")) {
+			*vdso_lo = m.start;
+			*vdso_hi = m.end;
+		}
+		if (m.ino == 0 || l[at] != '/') {
+			free(l);
+			continue;
+		}
 		if (nmaps == cap) {
 			size_t ncap = cap ? 2 * cap : 64;
 			struct sym_map *n = realloc(maps, ncap * sizeof(*n));
 			if (!n) {
+				free(l);
 				err = -ENOMEM;
 				break;
 			}
 			maps = n;
 			cap = ncap;
 		}
-		m.path = strdup(line + at);
+		m.path = strdup(l + at);
+		free(l);
 		if (!m.path) {
 			err = -ENOMEM;
 			break;
 		}
 		maps[nmaps++] = m;
 	}
-	free(line);
-	fclose(f);
 	if (err) {
 		maps_list_free(maps, nmaps);
 		return err;
@@ -230,13 +287,10 @@ static void drop_changed(struct sym_ctx *c, const struct sym_map *maps, size_t n
 	free(l.v);
 }
 
-static int maps_read(struct sym_ctx *c)
+/* Take `maps`, parsed from a read of the maps, as what the modules are
+ * read from; on failure they are freed. */
+static int maps_take(struct sym_ctx *c, struct sym_map *maps, size_t n)
 {
-	struct sym_map *maps;
-	size_t n;
-	int err = maps_load(c->pid, &maps, &n);
-	if (err)
-		return err;
 	/* No file mapped: the process exited and is not reaped yet (a
 	 * zombie's maps read empty; a live one maps at least its program).
 	 * The symbols known are kept: refreshed to nothing, the final report
@@ -467,39 +521,82 @@ static int set_ctx(Dwfl_Module *m, void **userdata, const char *name, Dwarf_Addr
 	return DWARF_CB_OK;
 }
 
-int sym_refresh(struct sym_ctx *c)
+/*
+ * Report the modules of `text`, one read of the maps, which `maps` (taken
+ * over) and the vDSO's range were parsed from. The modules and the maps
+ * find_elf checks their files against come from the same read: libdwfl's
+ * dwfl_linux_proc_report read the maps again, after ours, and a library
+ * mapped in between (the dynamic loader at work right after the target's
+ * exec, or a dlopen) was a module whose file find_elf found in no line
+ * it had. libdwfl keeps that failure with the module, and the module is
+ * reported again, name and range unchanged, for as long as it stays
+ * mapped: no symbol of the target's libc or libweft, and no runtime
+ * registry, for the whole run (found by a review, 1 run in 13).
+ */
+static int report(struct sym_ctx *c, const char *text, size_t len, struct sym_map *maps,
+		  size_t n, uint64_t vdso_lo, uint64_t vdso_hi)
 {
-	int e = maps_read(c);
+	int e = maps_take(c, maps, n);
 	if (e)
-		return e == -ENOENT ? -ESRCH : e;
+		return e;
+	FILE *f = fmemopen((void *)text, len, "r");
+	if (!f)
+		return -errno;
 	dwfl_report_begin(c->dwfl);
-	/* 0, -1 (libdwfl's own failure) or an errno from opening the maps */
-	int r = dwfl_linux_proc_report(c->dwfl, c->pid);
+	/* 0, -1 (libdwfl's own failure) or an errno */
+	int r = dwfl_linux_proc_maps_report(c->dwfl, f);
+	fclose(f);
+	/* as dwfl_linux_proc_report names it (it has no file: no symbols) */
+	char vdso[32];
+	snprintf(vdso, sizeof(vdso), "[vdso: %d]", c->pid);
+	if (!r && vdso_hi > vdso_lo && !dwfl_report_module(c->dwfl, vdso, vdso_lo, vdso_hi))
+		r = -1;
 	if (dwfl_report_end(c->dwfl, NULL, NULL) != 0 && r == 0)
 		r = -1;
-	/* find_elf's way back to this session (the maps read above) */
+	/* find_elf's way back to this session (the maps taken above) */
 	dwfl_getmodules(c->dwfl, set_ctx, c, 0);
-	if (r == ENOENT)
-		return -ESRCH;
 	if (r > 0)
 		return -r;
 	return r ? -EIO : 0;
 }
 
-int sym_sync(struct sym_ctx *c)
+/* Read the maps; with `if_changed`, report them only when their files
+ * differ from the last read's. */
+static int refresh(struct sym_ctx *c, bool if_changed)
 {
-	struct sym_map *maps;
-	size_t n;
-	int err = maps_load(c->pid, &maps, &n);
-	if (err)
-		return err == -ENOENT ? -ESRCH : err;
-	bool same = n == c->nmaps;
+	char *text = NULL;
+	size_t len = 0, n = 0;
+	struct sym_map *maps = NULL;
+	uint64_t vlo = 0, vhi = 0;
+	int e = maps_text(c->pid, &text, &len);
+	if (e)
+		return e == -ENOENT ? -ESRCH : e;
+	e = maps_parse(text, &maps, &n, &vlo, &vhi);
+	if (e) {
+		free(text);
+		return e;
+	}
+	bool same = if_changed && n == c->nmaps;
 	for (size_t i = 0; same && i < n; i++)
 		same = maps[i].start == c->maps[i].start && maps[i].end == c->maps[i].end &&
 		       maps[i].dmaj == c->maps[i].dmaj && maps[i].dmin == c->maps[i].dmin &&
 		       maps[i].ino == c->maps[i].ino && !strcmp(maps[i].path, c->maps[i].path);
-	maps_list_free(maps, n);
-	return same ? 0 : sym_refresh(c);
+	if (same)
+		maps_list_free(maps, n);
+	else
+		e = report(c, text, len, maps, n, vlo, vhi);
+	free(text);
+	return e;
+}
+
+int sym_refresh(struct sym_ctx *c)
+{
+	return refresh(c, false);
+}
+
+int sym_sync(struct sym_ctx *c)
+{
+	return refresh(c, true);
 }
 
 int sym_open(struct sym_ctx **out, int pid)
