@@ -111,6 +111,14 @@ TEST is one of:
             worker parked in io_uring_enter reads parked, with park
             durations, in every interval after the first. The same with
             either driver under SCHEDTOP_FUTEX=tp (the syscall tracepoints).
+  exec_window
+            `schedtop -- stall_target 1.5` with its first read of the
+            target's maps opened before the target's exec and read after
+            it (tests/bpf/exec_window.c, LD_PRELOAD'ed into schedtop): the
+            read is empty, as a read that falls in the exec is. The long
+            poll is flagged and named all the same; schedtop kept the
+            failed read for the whole run (no registry, no long-poll, no
+            symbol: 1 run in 13 of `-- stall_target 1.0 lock`).
   long_park count_target rounds 1 1 1 5000 0: one worker parks 5 s, then
             runs one task. schedtop's park p99 in the interval it ends is
             at least 5 s and at most 2^33 ns (its log2 bucket's bound); it
@@ -2180,6 +2188,48 @@ def test_exec(schedtop, load, lib):
     print("PASS: an exec stops the old runtime's rows and the new one is read")
 
 
+def test_exec_window(schedtop, load, lib):
+    d = os.path.dirname(load)
+    env = dict(os.environ, LD_PRELOAD=os.path.join(d, "libexec_window.so"))
+    st = subprocess.Popen([schedtop, "--batch", "--json", "0.25", "--",
+                           os.path.join(d, "stall_target"), "1.5"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    flagged, spawn = [], None
+    try:
+        while True:
+            l = read_line(st, 10)
+            if l is None:
+                break
+            if l.startswith("ready "):
+                pid = int(l.split()[1])
+                in_sigwait(pid)
+                os.kill(pid, signal.SIGUSR1)
+                continue
+            if l.startswith("spawn_line "):
+                spawn = l.split()
+                continue
+            o = json.loads(l)
+            flagged += lints_of(o, "long-poll")
+            if o["final"]:
+                break
+        st.wait(10)
+    finally:
+        kill_all(st)
+    err = st.stderr.read()
+    if st.returncode == SKIP:
+        skip("schedtop exited 77: " + err.strip())
+    if "opened before its exec" not in err:
+        fail("the read across the exec was not staged (rc %s): %s" % (st.returncode, err))
+    if st.returncode != 0 or not spawn:
+        fail("stall_target 1.5: rc %s, spawn line %s: %s" % (st.returncode, spawn, err))
+    if not flagged:
+        fail("a 1.5 s poll never flagged: the maps read empty during the exec were kept")
+    print("long-poll: %s" % flagged[0])
+    if "spin_poll" not in flagged[0] or "stall_target.c:%s" % spawn[1] not in flagged[0]:
+        fail("long-poll does not name spin_poll and its spawn line: %s" % flagged[0])
+    print("PASS: maps read empty as the target exec'd are read again")
+
+
 def test_epoll_block(schedtop, load, lib):
     """A task that blocks in its own epoll_wait inside its poll
     (count_target epollblock: 1 worker, 1 s waits): blocking-call names
@@ -2300,7 +2350,8 @@ def main():
              "slow_attach": test_slow_attach, "long_park": test_long_park,
              "many_rt": test_many_rt, "two_totals": test_two_totals,
              "uring_park": test_uring_park, "exec": test_exec,
-             "epoll_block": test_epoll_block, "stall_probe": test_stall_probe}
+             "epoll_block": test_epoll_block, "stall_probe": test_stall_probe,
+             "exec_window": test_exec_window}
     if test not in tests:
         print("unknown test", test)
         sys.exit(2)

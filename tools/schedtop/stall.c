@@ -45,10 +45,15 @@ static int peek(int pid, uint64_t addr, void *buf, size_t n)
 
 /* The symbols, up to date with the target's maps once per sample: a
  * library unloaded and another mapped at its addresses kept the first
- * one's names (found by a review). */
+ * one's names (found by a review). An open that failed is tried again at
+ * the next sample: `schedtop -- CMD` samples CMD as it execs, and maps
+ * read then (opened before the exec, or before the kernel has mapped the
+ * new program) are empty, which reads as a process gone. That failure was
+ * kept for the whole run: no registry, no long-poll, no symbol (found by
+ * a review, 1 run in 13). */
 static bool open_sym(struct stall *st)
 {
-	if (!st->sym && !st->sym_err) {
+	if (!st->sym && (!st->sym_err || st->sym_gen != st->sample_gen)) {
 		st->sym_err = sym_open(&st->sym, st->pid);
 		st->sym_gen = st->sample_gen;
 	} else if (st->sym && st->sym_gen != st->sample_gen) {
