@@ -265,13 +265,16 @@ static void js_add(struct weft_joinset *s, struct js_entry *e, struct weft_task 
 	e->id = weft_task_id(task);
 	if (id)
 		*id = e->id;
+	/* before the lock: the member's own join_next looks at it under the
+	 * lock (while it is unset the member is counted in `spawning`). And
+	 * before the join poll: one that finds the member done consumes the
+	 * handle, and the task may be freed at once (marked after it, the
+	 * store could land in a freed slot: found by a review) */
+	weft__task_mark_joinset(task);
 	void *r = NULL;
 	int rc = entry_join_poll(e, &r);
 	struct weft__wakes wk;
 	wk.n = 0;
-	/* before the lock: the member's own join_next looks at it under the
-	 * lock (while it is unset the member is counted in `spawning`) */
-	weft__task_mark_joinset(task);
 	weft__slock_lock(&s->lock);
 	s->spawning--; /* counted in len by js_reserve */
 	if (rc != WEFT_PENDING) {
