@@ -825,8 +825,11 @@ WEFT_API int weft_cond_wait_poll(struct weft_cond *c, struct weft_mutex *m,
  * the next caller, or one already waiting, runs fn itself. That is a
  * fiber discarded while suspended in fn (weft_runtime_shutdown's timeout
  * ran out; after its fiber-local dtors), and a thread that exits in fn
- * (pthread_exit, or a pthread_cancel acted on); not one that leaves fn
- * by a longjmp, nor a fiber's weft_block_in_place fn exiting its thread.
+ * (pthread_exit, or a pthread_cancel acted on); not a fiber's
+ * weft_block_in_place fn exiting its thread. fn must not be left by a
+ * longjmp (or a C++ exception): the call keeps a record for the fiber or
+ * thread running fn in that call's frame, and leaving it that way is
+ * undefined behaviour, as for a pthread_once routine.
  *
  * The struct belongs to the caller: zero it or use WEFT_ONCE_INIT (static
  * storage is fine); no destroy. It must stay in place while in use.
