@@ -359,6 +359,11 @@ struct weft__core {
 	_Alignas(WEFT_CACHELINE) _Atomic bool sleeping;   /* listed in idle sleepers */
 	_Atomic bool trim_wanted;                 /* others: memory came free, trim (alloc.c) */
 	_Atomic uint64_t poll_seq;                /* owner: poll_count at each poll's start */
+	/* A watcher rescuing the yielded tasks (`deferred`) of this core,
+	 * stuck in one poll: 1 while it looks. The owner reads it after
+	 * every poll, before it touches `deferred` again (worker.c,
+	 * rescue_deferred). */
+	_Atomic uint32_t yield_claim;
 	/* written by watchers: a line of its own, so their stores do not
 	 * take the owner's poll_seq line away from it */
 	_Alignas(WEFT_CACHELINE) _Atomic uint64_t watch; /* others: (uint32_t)poll_seq << 32 | time in

@@ -17,13 +17,16 @@
  * the first poll lasts, so two tasks waking each other cannot starve the
  * ring. The LIFO slot is not stealable; a task displaced from it goes to
  * the ring, where it is. Only when the core has been in one poll for
- * the stall threshold may another worker take the slot's task (watch_cores).
+ * the stall threshold may another worker take the slot's task (watch_cores),
+ * and the tasks that yielded before that poll (rescue_deferred).
  *
  * Thread-local context is read only through weft__ctx(), a noinline
  * function with a compiler barrier: once fibers exist, a task may resume on
  * another thread, and a cached TLS address would point at the old one.
  */
 #include <errno.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +93,34 @@ static void push_local(struct weft_runtime *rt, struct weft__core *c, struct wef
 		weft__orphan(rt, &over); /* closed by shutdown: it ends them */
 }
 
+/*
+ * The owner's side of rescue_deferred: cur_task was just cleared (the
+ * poll returned, or goes on without this core), and `deferred` is about
+ * to be touched. A watcher that claimed the list before it could see that
+ * store may be moving the list now: wait for it (microseconds, once per
+ * stalled poll). The watcher's membarrier orders the store before this
+ * load, so the owner pays no fence: a compiler barrier and one load of a
+ * line it writes at every poll. Acquire: what the watcher did to the list
+ * happens before the owner's next touch.
+ */
+static void yield_claim_wait(struct weft__core *c)
+{
+	while (atomic_load_explicit(&c->yield_claim, memory_order_acquire))
+		weft__cpu_relax();
+}
+
+static inline void yield_claim_check(struct weft__core *c)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	if (__builtin_expect(atomic_load_explicit(&c->yield_claim, memory_order_acquire) != 0, 0))
+		yield_claim_wait(c);
+}
+
 void weft__core_release_local(struct weft_runtime *rt, struct weft__core *c)
 {
 	struct weft_task *t;
 	__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED); /* the poll goes on without this core */
+	yield_claim_check(c);
 	if ((t = atomic_exchange_explicit(&c->lifo, NULL, memory_order_acquire)))
 		push_local(rt, c, t);
 	while ((t = weft__tlist_pop(&c->deferred)))
@@ -192,7 +219,11 @@ void weft__schedule(struct weft_runtime *rt, struct weft_task *t, bool is_yield)
 		if (is_yield) {
 			/* Deferred until local work runs out (or maintenance), so a
 			 * yielding task cannot keep the ring non-empty forever and
-			 * starve the inject queue. */
+			 * starve the inject queue. Only after its poll returned
+			 * (task.c): the poll is over for the stall watch, and a
+			 * watcher rescuing the list is waited for. */
+			__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
+			yield_claim_check(c);
 			weft__tlist_push(&c->deferred, t);
 			return;
 		}
@@ -328,14 +359,14 @@ static bool flush_deferred(struct weft_runtime *rt, struct weft__core *c)
 #define WATCH_UNIT_SHIFT 20  /* time unit of `watch`: 2^20 ns, ~1 ms */
 
 /* Count and report vc's stall of poll `seq` (once per poll). */
-static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_t seq,
+static bool report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_t seq,
 			 uint32_t age)
 {
 	uint64_t old = atomic_load_explicit(&vc->stalled_seq, memory_order_relaxed);
 	if (old == seq || !atomic_compare_exchange_strong_explicit(&vc->stalled_seq, &old, seq,
 								   memory_order_relaxed,
 								   memory_order_relaxed))
-		return; /* counted already */
+		return false; /* counted already */
 	atomic_fetch_add_explicit(&vc->stalls, 1, memory_order_relaxed);
 	/* The task is RUNNING while poll_seq still equals seq, so its memory
 	 * is not reused under us; re-checked after the reads. */
@@ -373,6 +404,74 @@ static void report_stall(struct weft_runtime *rt, struct weft__core *vc, uint64_
 	 * fiber_poll that every fiber's task polls (a tracer got the same
 	 * address for every fiber's stall) */
 	WEFT_PROBE(stall, vc->index, id, user_fn ? user_fn : fn, age_ns, (uintptr_t)rt);
+	return true;
+}
+
+/*
+ * Yielded tasks on a stalled core. A task that yields waits in its core's
+ * `deferred` list (owner-only: no thief reaches it) until local work runs
+ * out, as Tokio's deferred wakes do; a long poll next on that core held
+ * it for the whole poll - 500 ms behind a 500 ms poll, where a task in
+ * the ring waits a few ms for a thief (found by a review). Moving the
+ * list to the ring before every poll cost the yield and spawn rows up to
+ * 28% (BENCHMARKS.md, thirty-second session); a lock on it, a lock per
+ * yield. Instead the watcher that counts the stall takes the list, once
+ * per stalled poll, by an asymmetric Dekker handshake:
+ *   watcher: claim = 1; membarrier(); still in poll seq? take the list;
+ *            claim = 0
+ *   owner:   cur_task = 0 (its poll returned); compiler barrier; claim?
+ *            wait for 0; then touch `deferred`
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) runs a full barrier on
+ * every thread of the process, so either the watcher sees the owner's
+ * store (the poll is over: it leaves the list alone) or the owner sees
+ * the claim (and waits). The owner pays a load per poll, no fence. The
+ * list's contents were written before the stalled poll began, published
+ * by cur_task's release store there, read here with acquire.
+ * Without membarrier (a kernel that lacks it, a seccomp filter) nothing
+ * is rescued, as before. The tasks go to the inject queue.
+ */
+static int membarrier_state; /* 0 not asked yet, 1 registered, -1 refused */
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+	/* Once per process, at the first stall, not at runtime create: the
+	 * registration may wait for an RCU grace period. */
+	long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+	__atomic_store_n(&membarrier_state, r == 0 ? 1 : -1, __ATOMIC_RELAXED);
+}
+
+static void rescue_deferred(struct weft_runtime *rt, struct weft__core *vc, uint64_t seq)
+{
+	pthread_once(&membarrier_once, membarrier_register);
+	if (__atomic_load_n(&membarrier_state, __ATOMIC_RELAXED) != 1)
+		return;
+	uint32_t free_ = 0;
+	if (!atomic_compare_exchange_strong_explicit(&vc->yield_claim, &free_, 1,
+						     memory_order_seq_cst, memory_order_relaxed))
+		return;
+	struct weft__tlist got = WEFT__TLIST_INIT;
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
+		WEFT_CHAOS_POINT();
+		/* acquire: pairs with poll_task's release store of cur_task */
+		if (__atomic_load_n(&vc->c.cur_task, __ATOMIC_ACQUIRE) &&
+		    atomic_load_explicit(&vc->poll_seq, memory_order_relaxed) == seq) {
+			struct weft_task *t;
+			while ((t = weft__tlist_pop(&vc->deferred)))
+				weft__tlist_push(&got, t);
+		}
+	}
+	atomic_store_explicit(&vc->yield_claim, 0, memory_order_release);
+	if (!got.n)
+		return;
+	/* The inject queue, not this core's ring: a watcher in its park
+	 * (listed asleep) would keep them there, and a thief declines short
+	 * tasks in a ring it takes for served (steal.h). Someone is woken
+	 * for the inject queue, or its backstop finds them. */
+	if (weft__inject_push_batch(&rt->inject, &got) < 0)
+		weft__orphan(rt, &got); /* closed by shutdown: it ends them */
+	else
+		weft__idle_notify(rt);
 }
 
 /* Look at the other cores (now_ns: a clock reading the caller has, or 0).
@@ -411,7 +510,8 @@ static struct weft_task *watch_cores(struct weft_runtime *rt, struct weft__core 
 		int32_t age = (int32_t)(now - (uint32_t)seen);
 		if (age < (int32_t)stall_units)
 			continue;
-		report_stall(rt, vc, seq, (uint32_t)age - 1); /* at least that many units */
+		if (report_stall(rt, vc, seq, (uint32_t)age - 1)) /* at least that many units */
+			rescue_deferred(rt, vc, seq);
 		if (!atomic_load_explicit(&vc->lifo, memory_order_relaxed))
 			continue;
 		/* acquire: pairs with the owner's acq_rel exchange that put it. */
@@ -673,6 +773,7 @@ static inline void poll_task(struct weft__ctx *ctx, struct weft__core *c, struct
 	weft__task_run(t, cx);
 	if (ctx->core == c) {
 		__atomic_store_n(&c->c.cur_task, 0, __ATOMIC_RELAXED);
+		yield_claim_check(c); /* before `deferred` is touched again */
 		if (t0)
 			weft__lat_add(c->c.poll_ns_log2, weft__now_ns() - t0);
 	}

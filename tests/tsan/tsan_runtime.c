@@ -3,8 +3,8 @@
  * `tsan_runtime SCENARIO` runs one, and the test passes when the scenario's
  * own checks hold and TSan reports nothing (halt_on_error=1, exitcode 66).
  * Scenarios: ring, spawn, wake, abort, shutdown, fibers, chan, chan_handoff,
- * broadcast, timers, io, blocking, cycles, lifo, spares, unwind, elastic,
- * stall_lazy.
+ * broadcast, timers, io, blocking, cycles, lifo, yield_rescue, spares,
+ * unwind, elastic, stall_lazy.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -848,6 +848,59 @@ static void scenario_lifo(void)
 }
 
 /*
+ * The deferred yields' rescue (worker.c, rescue_deferred): a parent spawns
+ * a child into its worker's LIFO slot and yields; the child spins 5-25 ms
+ * in one poll, so past 10-20 ms the other worker takes the yielded parent
+ * off the stalled core, close to the moment the owner's poll ends and it
+ * touches the list itself. Every parent must run its second poll exactly
+ * once, and the list must not race.
+ */
+static atomic_int g_yr_started[NL], g_yr_second[NL], g_yr_child[NL], g_yr_rescued;
+
+static enum weft_poll yr_child(void *s, struct weft_cx *cx)
+{
+	(void)cx;
+	long end = mono_ns() + (5 + (long)s % 21) * 1000000L;
+	while (mono_ns() < end)
+		;
+	atomic_fetch_add(&g_yr_child[(long)s], 1);
+	return WEFT_READY;
+}
+
+static enum weft_poll yr_parent(void *s, struct weft_cx *cx)
+{
+	if (!atomic_exchange(&g_yr_started[(long)s], 1)) {
+		CHECK_EQ(weft_spawn_poll(weft_cx_runtime(cx), yr_child, s, NULL, NULL), 0);
+		weft_waker_wake_by_ref(weft_cx_waker(cx)); /* a yield */
+		return WEFT_PENDING;
+	}
+	if (!atomic_load(&g_yr_child[(long)s]))
+		atomic_fetch_add(&g_yr_rescued, 1); /* ran while its core was stuck */
+	atomic_fetch_add(&g_yr_second[(long)s], 1);
+	return WEFT_READY;
+}
+
+static void scenario_yield_rescue(void)
+{
+	g_rt = mk(2);
+	for (long i = 0; i < NL; i++) {
+		struct weft_task *t;
+		CHECK_EQ(weft_spawn_poll(g_rt, yr_parent, (void *)i, NULL, &t), 0);
+		CHECK_EQ(weft_join(t, NULL), 0);
+	}
+	for (long i = 0; i < NL; i++)
+		for (int k = 0; k < 20000 && !atomic_load(&g_yr_child[i]); k++)
+			usleep(500);
+	rm_rt(g_rt);
+	for (long i = 0; i < NL; i++) {
+		CHECK_EQ(atomic_load(&g_yr_second[i]), 1);
+		CHECK_EQ(atomic_load(&g_yr_child[i]), 1);
+	}
+	fprintf(stderr, "yield_rescue: %d of %d parents ran again while their child's poll went on\n",
+		atomic_load(&g_yr_rescued), NL);
+}
+
+/*
  * stall_lazy: the stall report of one worker reads the task another worker
  * is stuck polling (id, poll function, spawn site and, for a fiber, t->arg
  * and the fn it names) with atomic loads. A lazily spawned fiber (from a
@@ -935,6 +988,7 @@ static const struct { const char *name; void (*fn)(void); } scenarios[] = {
 	{ "broadcast", scenario_broadcast }, { "timers", scenario_timers },
 	{ "io", scenario_io },             { "blocking", scenario_blocking },
 	{ "cycles", scenario_cycles },     { "lifo", scenario_lifo },
+	{ "yield_rescue", scenario_yield_rescue },
 	{ "spares", scenario_spares },     { "unwind", scenario_unwind },
 	{ "elastic", scenario_elastic }, { "stall_lazy", scenario_stall_lazy },
 };

@@ -1517,6 +1517,73 @@ Test(sched, short_tasks_behind_a_long_poll_are_taken, .timeout = WT_TMO(30))
 	wt_rt_destroy(rt);
 }
 
+/*
+ * A task that yielded waits in its core's deferred list, which no thief
+ * reaches, until local work runs out. A long poll next on that core held
+ * it for the whole poll: here the yielder's second poll came only after
+ * the 400 ms poll ended (found by a review). The watcher that counts the
+ * stall now takes the list (worker.c, rescue_deferred): the second poll
+ * runs on the other worker while the long poll goes on. The yielder's
+ * first poll puts the long task in its core's LIFO slot, so the long poll
+ * comes right after the yield, on the same core.
+ */
+enum { YS_POLL_MS = 400 };
+static struct {
+	atomic_bool long_started, long_done, second_during;
+	atomic_int polls, spawn_rc;
+	atomic_uint_fast64_t yield_ns, second_ns;
+} ys;
+
+static enum weft_poll ys_long(void *s, struct weft_cx *cx)
+{
+	(void)s;
+	(void)cx;
+	atomic_store(&ys.long_started, true);
+	uint64_t t0 = weft_now_ns();
+	while (weft_now_ns() - t0 < YS_POLL_MS * 1000000ull)
+		; /* one long poll */
+	atomic_store(&ys.long_done, true);
+	return WEFT_READY;
+}
+
+static enum weft_poll ys_yielder(void *s, struct weft_cx *cx)
+{
+	(void)s;
+	if (atomic_fetch_add(&ys.polls, 1) == 0) {
+		int rc = weft_spawn_poll(weft_cx_runtime(cx), ys_long, NULL, NULL, NULL);
+		if (rc)
+			atomic_store(&ys.spawn_rc, rc);
+		atomic_store(&ys.yield_ns, weft_now_ns());
+		weft_waker_wake_by_ref(weft_cx_waker(cx)); /* a yield: behind the others */
+		return WEFT_PENDING;
+	}
+	atomic_store(&ys.second_ns, weft_now_ns());
+	atomic_store(&ys.second_during, !atomic_load(&ys.long_done));
+	return WEFT_READY;
+}
+
+Test(sched, a_yielded_task_behind_a_long_poll_is_taken, .timeout = WT_TMO(30))
+{
+	struct weft_runtime *rt = wt_rt_create(2);
+	struct weft_task *h;
+	cr_assert_eq(weft_spawn_poll(rt, ys_yielder, NULL, NULL, &h), 0);
+	cr_assert_eq(weft_join(h, NULL), 0);
+	cr_assert_eq(atomic_load(&ys.spawn_rc), 0);
+	cr_assert(atomic_load(&ys.long_started), "the long task never ran");
+	uint64_t wait = atomic_load(&ys.second_ns) - atomic_load(&ys.yield_ns);
+	cr_log_info("the yielder ran again %.2f ms after its yield", wait / 1e6);
+	cr_assert(atomic_load(&ys.second_during),
+		  "the yielded task waited %.1f ms, for the %d ms poll behind it to end",
+		  wait / 1e6, YS_POLL_MS);
+	struct weft_metrics *m;
+	cr_assert_eq(weft_runtime_metrics(rt, &m), 0);
+	uint64_t stalls = m->stalls;
+	weft_metrics_free(m);
+	cr_assert_geq(stalls, 1, "the long poll was not counted as a stall");
+	cr_assert(WT_WAIT_UNTIL(atomic_load(&ys.long_done), WT_LONG_MS));
+	wt_rt_destroy(rt);
+}
+
 /* ------------------------------------------------------------ strerror */
 
 Test(strerror, distinct_texts, .timeout = WT_TMO(10))

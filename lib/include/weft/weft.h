@@ -106,9 +106,11 @@ struct weft_runtime_opts {
 	/* An idle blocking-pool or spare thread exits after this long. 0: 10 s. */
 	uint64_t blocking_keep_alive_ns;
 	/* A core whose current poll has lasted this long is stalled: another
-	 * worker takes the task waiting in its LIFO slot (tasks that yielded
-	 * on that core, weft_yield, wait for the poll to end, as in Tokio:
-	 * they are the core's alone), the stall is counted (metrics: stalls) and reported (USDT probe `stall`). Detection is by
+	 * worker takes the task waiting in its LIFO slot and the tasks that
+	 * yielded on that core (weft_yield; where membarrier(2) works: on a
+	 * kernel or seccomp filter without it they wait for the poll to end,
+	 * as in Tokio), the stall is counted (metrics: stalls) and reported
+	 * (USDT probe `stall`). Detection is by
 	 * other workers watching each core's poll count (at maintenance, when a
 	 * search finds nothing, and from a parked worker every 5 ms while a
 	 * worker runs, on a clock of ~1 ms units), so a stall is seen up to
