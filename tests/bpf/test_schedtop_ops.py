@@ -2521,11 +2521,21 @@ def test_hardening(st, wl_test, wl, lib):
         fail("--no-bpf --json printed nothing: %s" % r.stderr)
     print("cut UTF-8 thread name: %d JSON lines, all valid" % len(objs))
 
-    # 4. a worker spinning in one poll reads ~100% in every interval (the
-    #    on-CPU time used to be counted only at its switch out: 0%, then
-    #    hundreds)
-    # launched by schedtop, which then knows its workers from their start
-    # (attached later, a worker spinning in one poll fires no probe)
+    # 4 and 5 compare each interval's CPU % of a worker with the kernel's
+    # figure for its thread over that interval, not with a figure the
+    # worker should get: on a loaded machine a spinning or burning worker
+    # gets less than a whole CPU, and how much changes from one interval
+    # to the next (13-86% read, and true; two burning workers read 19 %
+    # beside other reviewers' busy loops, and ran 19 %). A thread beside
+    # the reader samples every thread's on-CPU time (schedstat) every
+    # 10 ms on the clock of the intervals' ts_ns (CLOCK_MONOTONIC). As a
+    # thread runs at most 1 s a second, samples before and after an
+    # instant bound what it had run then; an interval whose ends fall
+    # between samples far apart (the sampler descheduled) only gets wider
+    # bounds. schedstat lags a running thread by a tick or so: 4 ms.
+    import queue
+    import threading
+
     def thread_cpu_ns(pid):
         """Each thread's on-CPU ns (schedstat), by tid."""
         out = {}
@@ -2533,104 +2543,162 @@ def test_hardening(st, wl_test, wl, lib):
             for t in os.listdir("/proc/%d/task" % pid):
                 try:
                     with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
-                        out[t] = int(f.read().split()[0])
+                        out[int(t)] = int(f.read().split()[0])
                 except (OSError, ValueError, IndexError):
                     pass
         except OSError:
             pass
         return out
 
-    def max_delta(a, b):
-        return max([b[t] - a[t] for t in b if t in a] or [0])
+    def watch(args, usr1=True):
+        """schedtop ARGS (--batch --json ... -- CMD, CMD printing "ready
+        PID", then waiting for SIGUSR1 before it works if usr1): its
+        intervals from then on, the samples of CMD's threads, and when
+        SIGUSR1 went or "ready" came (monotonic ns)."""
+        # Lines from a thread: select on the pipe missed lines already in
+        # the file object's buffer, read with an earlier one.
+        sp = subprocess.Popen([st] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+        q = queue.Queue()
 
-    cpu, wall = [], []
-    sp = subprocess.Popen([st, "--batch", "--json", "0.25", "--", os.environ["STALL_TARGET"], "3"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tpid = None
-    t0 = None
-    spin = []
-    end = time.time() + 20
-    while time.time() < end:
-        l = readline_within(sp, 5)
-        if not l:
-            break
-        if l.startswith("ready "):
-            tpid = int(l.split()[1])
-            time.sleep(0.3)
-            os.kill(tpid, signal.SIGUSR1)
-            t0 = time.time()
-            continue
-        if not l.startswith("{") or t0 is None:
-            continue
-        o = json.loads(l)
-        if o.get("final") or time.time() - t0 > 2.6:
-            break
-        if time.time() - t0 > 0.6 and o.get("worker"):   # the spin is well under way
-            spin.append(max(w["cpu_pct"] for w in o["worker"]))
-            cpu.append(thread_cpu_ns(tpid))
-            wall.append(time.monotonic())
-    stop(sp)
-    # What the busiest thread really ran, from the kernel's schedstat, read
-    # as each interval's line arrived: on a loaded machine a spinning
-    # worker gets less than a whole CPU (a neighbour's busy loop and the
-    # other tests: 13-48% read, and true), so "~100%" is not the check.
-    # The bug's signature is: 0% while the spin runs, then hundreds at its
-    # switch out. Against the kernel's figure over the intervals after the
-    # first read: the mean within 20 points + 20%, and one low interval
-    # forgiven (a vCPU the host deschedules for 100 ms of a 0.25 s
-    # interval: steal is not the worker's time).
-    real = 0.0
-    if len(cpu) >= 2 and wall[-1] > wall[0]:
-        real = 100.0 * (max_delta(cpu[0], cpu[-1]) / 1e9) / (wall[-1] - wall[0])
-    later = spin[1:]
-    mean = sum(later) / len(later) if later else 0.0
-    print("spinning worker: %s %% CPU per interval; the kernel says %.1f%% (mean read %.1f%%)"
-          % (spin, real, mean))
-    if len(spin) < 4 or max(spin) > 130 or abs(mean - real) > 20 + 0.2 * real or \
-            sum(1 for v in later if v < 0.4 * real) > 1:
-        fail("a worker spinning in one poll read %s %% CPU per interval (the kernel: %.1f%%)"
-             % (spin, real))
-    print("spinning worker, %% CPU per 0.25 s interval: %s" % spin)
+        def pump():
+            for l in iter(sp.stdout.readline, ""):
+                q.put(l)
+            q.put("")
+        samples, pid, done = [], [], threading.Event()
+
+        def sampler():
+            while not done.is_set():
+                if pid:
+                    a = time.monotonic_ns()
+                    c = thread_cpu_ns(pid[0])
+                    samples.append((a, time.monotonic_ns(), c))
+                time.sleep(0.01)
+        threading.Thread(target=pump, daemon=True).start()
+        smp = threading.Thread(target=sampler, daemon=True)
+        smp.start()
+        ivs, t0, final, end = [], None, False, time.time() + 60
+        while time.time() < end:
+            try:
+                l = q.get(timeout=15)
+            except queue.Empty:
+                break
+            if not l:
+                break
+            if l.startswith("ready ") and not pid:
+                pid.append(int(l.split()[1]))
+                if usr1:
+                    time.sleep(0.3)   # sampled before it works too
+                t0 = time.monotonic_ns()
+                if usr1:
+                    os.kill(pid[0], signal.SIGUSR1)
+            elif l.startswith("{") and t0:
+                o = json.loads(l)
+                final = o.get("final")
+                if final:
+                    break
+                ivs.append(o)
+        done.set()
+        smp.join()
+        try:
+            rc = sp.wait(timeout=10) if final else None
+        except subprocess.TimeoutExpired:
+            rc = None
+        stop(sp)
+        if not ivs or rc != 0:
+            fail("%s: rc %s, %d intervals after it was ready: %s"
+                 % (args, rc, len(ivs), sp.stderr.read()[-300:]))
+        return ivs, samples, t0
+
+    def ran_by(samples, tid, x, lag=4e6):
+        """Bounds of what tid had run at monotonic ns x, from the samples."""
+        lo, hi = 0.0, float("inf")
+        for a, b, c in samples:
+            if tid not in c:
+                continue
+            if b <= x:   # read by then: at least that, at most that and the time since
+                lo = max(lo, c[tid] - lag)
+                hi = min(hi, c[tid] + lag + (x - a))
+            if a >= x:   # read after: at most that, at least that less the time to it
+                hi = min(hi, c[tid] + lag)
+                lo = max(lo, c[tid] - lag - (b - x))
+        return lo, hi
+
+    def judged(ivs, samples, usr1, tid):
+        """(schedtop's CPU %, the kernel's least, most) of worker tid in
+        each interval that began after usr1 and ended before the last
+        sample of the thread."""
+        out = []
+        for o in ivs:
+            b = o["ts_ns"]
+            a = b - o["interval_s"] * 1e9
+            row = [w for w in o.get("worker", []) if w["tid"] == tid]
+            if a < usr1 or not row:
+                continue
+            lo_b, hi_b = ran_by(samples, tid, b)
+            lo_a, hi_a = ran_by(samples, tid, a)
+            if hi_b != float("inf") and hi_a != float("inf"):
+                out.append((row[0]["cpu_pct"], 100.0 * (lo_b - hi_a) / (b - a),
+                            100.0 * (hi_b - lo_a) / (b - a)))
+        return out
+
+    def off(js):
+        """The intervals read off the kernel's bounds by more than 10
+        points and a quarter. The bugs read 0 against 100, or hundreds; a
+        snapshot copied, then its clock read after schedtop was preempted,
+        counts a span in progress too long or short; and a worker near
+        100 % reads up to ~20 points under for an interval now and then
+        (e.g. 72 [94-99]), time lost for good, not yet explained."""
+        return [j for j in js if j[0] < j[1] - 10 - j[1] / 4 or j[0] > j[2] + 10 + j[2] / 4]
+
+    def show(js):
+        return ", ".join("%.0f [%.0f-%.0f]" % j for j in js)
+
+    # 4. a worker spinning in one poll reads, in every interval, the CPU
+    #    time it ran (the on-CPU time used to be counted only at its
+    #    switch out: 0% while it spun, then hundreds)
+    # launched by schedtop, which then knows its workers from their start
+    # (attached later, a worker spinning in one poll fires no probe)
+    ivs, samples, usr1 = watch(["--batch", "--json", "0.25", "--",
+                                os.environ["STALL_TARGET"], "3"])
+    # the spinner: the worker that ran most from SIGUSR1 on
+    tids = set(w["tid"] for o in ivs for w in o.get("worker", []))
+    spun = {t: ran_by(samples, t, samples[-1][0])[0] - ran_by(samples, t, usr1)[1] for t in tids}
+    if not spun:
+        fail("spinning worker: no worker in %d intervals" % len(ivs))
+    tid = max(spun, key=spun.get)
+    js = judged(ivs, samples, usr1, tid)
+    print("spinning worker (tid %d), %% CPU per 0.25 s interval [the kernel's bounds]: %s"
+          % (tid, show(js)))
+    # the bug: 0% while the spin runs (the kernel: 100% on a quiet
+    # machine, whatever it gives under load), hundreds at its switch out;
+    # one interval forgiven (a vCPU the host stalls as schedtop reads the
+    # clock after its copy)
+    busy = sum(1 for j in js if j[1] >= 20)
+    if busy < 4 or len(off(js)) > 1:
+        fail("a worker spinning in one poll read %s %% CPU: off the kernel's bounds %s "
+             "(%d intervals of 20%% or more)" % (show(js), show(off(js)), busy))
 
     # 5. 5,000 threads come and go before the runtime starts: its workers
-    #    still get kernel figures (the thread map filled up for good)
-    cp = subprocess.Popen([st, "--batch", "--json", "0.5", "--", rt, "churn", "5000"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    best = 0.0
-    end = time.time() + 25
-    while time.time() < end:
-        l = readline_within(cp, 10)
-        if not l:
-            break
-        if l.startswith("ready "):
-            os.kill(int(l.split()[1]), signal.SIGUSR1)
-            continue
-        if not l.startswith("{"):
-            continue
-        o = json.loads(l)
-        if o.get("worker"):
-            best = max(best, min(w["cpu_pct"] for w in o["worker"]))
-        if o.get("final"):
-            break
-    stop(cp)
-    # the bug reads 0 (no kernel figures at all); 20, not 50: two burning
-    # workers and anything else on two vCPUs read 47% in one run
-    if best < 20:
-        fail("after 5,000 threads churned, burning workers read at most %.1f %% CPU" % best)
-    print("after 5,000 threads churned: both workers at %.1f %% CPU or more" % best)
+    #    still get kernel figures (the thread map filled up for good: 0 %)
     # ... and 10,000 while the workers are parked, before they burn: the
     #     parked workers' thread-map entries, the oldest, were evicted, made
     #     again as other threads', and the burning workers read 0 % CPU
     #     (other_threads 190 %) to the end
-    r = run([st, "--batch", "--json", "0.5", "--", rt, "churnidle", "10000"], timeout=90)
-    objs = [o for o in (json.loads(l) for l in r.stdout.splitlines() if l.startswith("{"))
-            if o.get("worker")]
-    best = max((min(w["cpu_pct"] for w in o["worker"]) for o in objs), default=0.0)
-    if r.returncode != 0 or best < 20:
-        fail("after 10,000 threads churned past the parked workers, burning workers read at "
-             "most %.1f %% CPU (rc %d): %s" % (best, r.returncode, r.stderr[-300:]))
-    print("after 10,000 threads churned past the parked workers: both at %.1f %% CPU or more"
-          % best)
+    for mode, n in (("churn", "5000"), ("churnidle", "10000")):
+        ivs, samples, usr1 = watch(["--batch", "--json", "0.5", "--", rt, mode, n],
+                                   usr1=mode == "churn")
+        tids = set(w["tid"] for o in ivs for w in o.get("worker", []))
+        if len(tids) != 2:
+            fail("%s %s: workers %s" % (mode, n, sorted(tids)))
+        for tid in sorted(tids):
+            # the intervals in which it burned (5 % of one is 25 ms)
+            js = [j for j in judged(ivs, samples, usr1, tid) if j[1] >= 5]
+            print("%s %s: worker %d, %% CPU per 0.5 s interval [the kernel's bounds]: %s"
+                  % (mode, n, tid, show(js)))
+            if len(js) < 2 or len(off(js)) > 1:
+                fail("after %s threads churned (%s), a burning worker read %s %% CPU: off the "
+                     "kernel's bounds %s" % (n, mode, show(js), show(off(js))))
 
     # 6. diff: a crafted trace (timestamps 1e30) ends at once; a
     #    one-interval recording is accepted
