@@ -2722,8 +2722,15 @@ def test_hardening(st, wl_test, wl, lib):
     # 7. a library path with a space, through LD_LIBRARY_PATH
     spaced = os.path.join(tmp, "lib dir")
     os.mkdir(spaced)
-    soname = [f for f in os.listdir(os.path.dirname(lib)) if f.startswith("libweft.so.")][0]
-    shutil.copy(os.path.realpath(lib), os.path.join(spaced, "libweft.so.0"))
+    # the name ld.so looks for: libweft.so.0.1 since the soname took the
+    # minor version before 1.0 (copies named libweft.so.0 were never
+    # found, and 7, 12 and 13 ran on the build's own libweft)
+    m = re.search(r"soname: \[(.+?)\]", subprocess.run(["readelf", "-d", lib],
+                                                       stdout=subprocess.PIPE, text=True).stdout)
+    if not m:
+        fail("no soname in %s (readelf -d)" % lib)
+    soname = m.group(1)
+    shutil.copy(os.path.realpath(lib), os.path.join(spaced, soname))
     env = dict(os.environ, LD_LIBRARY_PATH=spaced)
     fdlist = os.path.join(tmp, "fds.txt")
     rec = os.path.join(tmp, "rec.jsonl")
@@ -2802,7 +2809,31 @@ def test_hardening(st, wl_test, wl, lib):
     #     since it was loaded: both attach to the file the target maps
     #     (before: probes on the host's file of that name, every figure 0;
     #     "...(deleted) has no weft:runtime_create probe")
-    def polls_seen(pid):
+    def wait_mapped(pid, maps):
+        """None once pid maps a file whose path ends with `maps` and runs
+        its 2 workers, else what is missing after 20 s. (A fixed 1 s or
+        0.5 s: under load schedtop could come before the mount, the copy
+        and the exec, to the shell, and the libweft to be deleted go
+        before ld.so had opened it; and a copy under the wrong name, not
+        mapped at all, went unnoticed.)"""
+        end = time.time() + 20
+        while True:
+            try:
+                with open("/proc/%d/maps" % pid) as f:
+                    mapped = any(l.rstrip("\n").endswith(maps) for l in f)
+                threads = len(os.listdir("/proc/%d/task" % pid))
+            except OSError:
+                mapped, threads = False, 0
+            if mapped and threads >= 3:
+                return None
+            if time.time() > end:
+                return "after 20 s, %s mapped: %s, %d threads" % (maps, mapped, threads)
+            time.sleep(0.05)
+
+    def polls_seen(pid, maps):
+        err = wait_mapped(pid, maps)
+        if err:
+            return -1, err
         r = run([st, "-p", str(pid), "--batch", "--json", "-n", "3", "0.3"], timeout=30)
         if r.returncode != 0:
             return -1, r.stderr
@@ -2811,28 +2842,30 @@ def test_hardening(st, wl_test, wl, lib):
 
     nsdir = os.path.join(tmp, "nsl")
     os.mkdir(nsdir)
-    shutil.copy(os.path.realpath(lib), os.path.join(nsdir, "libweft.so.0"))   # the host's copy
+    shutil.copy(os.path.realpath(lib), os.path.join(nsdir, soname))   # the host's copy
     if not shutil.which("unshare"):
         fail("unshare (util-linux) not installed")
     ns = subprocess.Popen(["unshare", "-m", "sh", "-c",
-                           'mount -t tmpfs none "$1" && cp "$2" "$1/libweft.so.0" && '
+                           'mount -t tmpfs none "$1" && cp "$2" "$1/$4" && '
                            'LD_LIBRARY_PATH="$1" exec "$3" 2 100000', "sh", nsdir,
-                           os.path.realpath(lib), wl_test],
+                           os.path.realpath(lib), wl_test, soname],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    n, err = polls_seen(ns.pid)
+    n, err = polls_seen(ns.pid, os.path.join(nsdir, soname))
     stop(ns)
     if n <= 0:
         fail("a target in another mount namespace: polls %d (%s)" % (n, err.strip()))
     print("target in another mount namespace: %d polls seen" % n)
     deldir = os.path.join(tmp, "del")
     os.mkdir(deldir)
-    shutil.copy(os.path.realpath(lib), os.path.join(deldir, "libweft.so.0"))
+    shutil.copy(os.path.realpath(lib), os.path.join(deldir, soname))
     dl = subprocess.Popen([wl_test, "2", "100000"], stdout=subprocess.DEVNULL,
                           env=dict(os.environ, LD_LIBRARY_PATH=deldir))
-    time.sleep(0.5)
-    os.unlink(os.path.join(deldir, "libweft.so.0"))
-    n, err = polls_seen(dl.pid)
+    err = wait_mapped(dl.pid, os.path.join(deldir, soname))
+    if err:
+        stop(dl)
+        fail("a target whose libweft was to be deleted: %s" % err)
+    os.unlink(os.path.join(deldir, soname))
+    n, err = polls_seen(dl.pid, os.path.join(deldir, soname + " (deleted)"))
     stop(dl)
     if n <= 0:
         fail("a target whose libweft was deleted: polls %d (%s)" % (n, err.strip()))
@@ -2847,8 +2880,7 @@ def test_hardening(st, wl_test, wl, lib):
                            'mount -t tmpfs none "$1" && cp "$2" "$1/weft_load" && '
                            'exec "$1/weft_load" 2 100000', "sh", nsdir, wst],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    n, err = polls_seen(ns.pid)
+    n, err = polls_seen(ns.pid, os.path.join(nsdir, "weft_load"))
     stop(ns)
     if n <= 0:
         fail("a static weft program in another mount namespace: polls %d (%s)"
@@ -2857,9 +2889,8 @@ def test_hardening(st, wl_test, wl, lib):
     dexe = os.path.join(deldir, "weft_load_static")
     shutil.copy(wst, dexe)
     dl = subprocess.Popen([dexe, "2", "100000"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
     os.unlink(dexe)
-    n, err = polls_seen(dl.pid)
+    n, err = polls_seen(dl.pid, dexe + " (deleted)")
     stop(dl)
     if n <= 0:
         fail("a static weft program deleted since it started: polls %d (%s)"
