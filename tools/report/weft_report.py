@@ -1339,6 +1339,17 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
     data["sections"].append("steal-matrix")
 
     # ---- park / unpark histograms
+    def per_runtime_hist(key, out, title, color, head):
+        """With several runtimes: one histogram of r[key] per runtime, each
+        under its label and head(values); its buckets in that runtime's
+        data[out], the top-level one None."""
+        for (label, rt, r), d in zip(rts, data["runtimes"]):
+            vals = r[key]
+            svg, d[out] = histogram_svg(title, vals, color=color)
+            svg = both(svg, histogram_svg(title, vals, color=color, width=NARROW)[0]) if vals else svg
+            s.append('<h3>%s: %s</h3>%s' % (esc(label), head(vals), svg))
+        data[out] = None
+
     s.append('<section id="park-histogram"><h2>Park time</h2>')
     if an:
         svg, hb = histogram_svg("park duration", an["park_ns"], color=PALETTE[3])
@@ -1352,14 +1363,10 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
     elif multi:
         s.append('<p class="lead">How long workers slept: <code>park</code> → <code>unpark</code> of the same worker, '
                  'for each runtime.</p>')
-        for (label, rt, r), d in zip(rts, data["runtimes"]):
-            pk = r["park_ns"]
-            svg, d["park_hist"] = histogram_svg("park duration", pk, color=PALETTE[3])
-            svg = both(svg, histogram_svg("park duration", pk, color=PALETTE[3], width=NARROW)[0]) if pk else svg
-            s.append('<h3>%s: %d parks, p50 %s, p90 %s, p99 %s, max %s</h3>%s'
-                     % (esc(label), len(pk), fmt_ns(pct_sorted(pk, 50)), fmt_ns(pct_sorted(pk, 90)),
-                        fmt_ns(pct_sorted(pk, 99)), fmt_ns(pk[-1] if pk else 0), svg))
-        data["park_hist"] = None
+        per_runtime_hist("park_ns", "park_hist", "park duration", PALETTE[3],
+                         lambda pk: '%d parks, p50 %s, p90 %s, p99 %s, max %s'
+                         % (len(pk), fmt_ns(pct_sorted(pk, 50)), fmt_ns(pct_sorted(pk, 90)),
+                            fmt_ns(pct_sorted(pk, 99)), fmt_ns(pk[-1] if pk else 0)))
     else:
         s.append('<p class="missing">Park durations come from schedtop\'s <code>park</code>/<code>unpark</code> probes: '
                  'left out (%s).</p>' % esc(no_bpf))
@@ -1386,14 +1393,10 @@ def build(load, rates, ev, bad_lines, no_bpf, events_path, rt_lat=None, write_tr
     elif multi:
         s.append('<p class="lead">From the first <code>notify</code> aimed at a parked worker to its <code>unpark</code> '
                  '(it is running again), for each runtime.</p>')
-        for (label, rt, r), d in zip(rts, data["runtimes"]):
-            up = r["unpark_ns"]
-            svg, d["unpark_hist"] = histogram_svg("unpark latency", up, color=PALETTE[5])
-            svg = both(svg, histogram_svg("unpark latency", up, color=PALETTE[5], width=NARROW)[0]) if up else svg
-            s.append('<h3>%s: %d wake-ups, p50 %s, p99 %s, max %s</h3>%s'
-                     % (esc(label), len(up), fmt_ns(pct_sorted(up, 50)), fmt_ns(pct_sorted(up, 99)),
-                        fmt_ns(up[-1] if up else 0), svg))
-        data["unpark_hist"] = None
+        per_runtime_hist("unpark_ns", "unpark_hist", "unpark latency", PALETTE[5],
+                         lambda up: '%d wake-ups, p50 %s, p99 %s, max %s'
+                         % (len(up), fmt_ns(pct_sorted(up, 50)), fmt_ns(pct_sorted(up, 99)),
+                            fmt_ns(up[-1] if up else 0)))
     else:
         s.append('<p class="missing">Needs the <code>notify</code> and <code>unpark</code> probes: left out (%s).</p>' % esc(no_bpf))
         left_out.append("unpark-latency histogram")
